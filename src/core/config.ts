@@ -1,0 +1,108 @@
+import { homedir, hostname } from "node:os";
+import { resolve } from "node:path";
+import { z } from "zod";
+
+/**
+ * The one config schema. It is parsed once at start-up from the environment (and, for the
+ * commands that take one, flags and a config file laid over it); nothing else reads process.env.
+ * Seed 000's ADOS_* names are accepted as aliases of the RUNYARD_* ones.
+ */
+export const configSchema = z.object({
+  /** Where runyard keeps its database, artifacts and workspaces. */
+  home: z.string().default(".runyard"),
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
+  /** Milliseconds between SIGTERM and SIGKILL when a step is stopped. */
+  killGraceMs: z.coerce.number().int().nonnegative().default(5000),
+  /** Server URL a runner or a submitting CLI talks to. */
+  serverUrl: z.string().optional(),
+  /** Token for the server: an admin/user token for the CLI, a runner token for a runner. */
+  token: z.string().optional(),
+  /** Admin token to create on first start instead of a random one. */
+  adminToken: z.string().optional(),
+  runnerId: z.string().optional(),
+  workspaceDir: z.string().optional(),
+  mode: z.enum(["chat", "issue", "all"]).default("all"),
+  group: z.string().default("default"),
+  labels: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((label) => label.trim())
+        .filter(Boolean),
+    ),
+  capacity: z.coerce.number().int().positive().default(2),
+  cpus: z.coerce.number().positive().optional(),
+  memory: z.string().optional(),
+  hostname: z.string().default(hostname()),
+  tenantId: z.string().optional(),
+});
+export type Config = z.infer<typeof configSchema>;
+
+/** env name -> config key; the first name found wins. */
+const envNames: Record<keyof Config, string[]> = {
+  home: ["RUNYARD_HOME"],
+  logLevel: ["RUNYARD_LOG_LEVEL"],
+  killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
+  serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL"],
+  token: ["RUNYARD_TOKEN", "ADOS_TOKEN"],
+  adminToken: ["RUNYARD_ADMIN_TOKEN"],
+  runnerId: ["RUNYARD_RUNNER_ID", "ADOS_RUNNER_ID"],
+  workspaceDir: ["RUNYARD_WORKSPACE_DIR", "WORKSPACE_DIR"],
+  mode: ["RUNYARD_MODE", "ADOS_MODE"],
+  group: ["RUNYARD_GROUP", "ADOS_GROUP"],
+  labels: ["RUNYARD_LABELS"],
+  capacity: ["RUNYARD_CAPACITY"],
+  cpus: ["RUNYARD_CPUS", "ADOS_CPUS"],
+  memory: ["RUNYARD_MEMORY", "ADOS_MEMORY"],
+  hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
+  tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads the config from env, with `overrides` (flags, config file) laid on top. */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  overrides: Partial<Record<keyof Config, unknown>> = {},
+): Config {
+  const raw: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  for (const [key, names] of Object.entries(envNames)) {
+    for (const name of names) {
+      const value = env[name];
+      if (value !== undefined && value !== "") {
+        raw[key] = value;
+        source[key] = name;
+        break;
+      }
+    }
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) {
+      raw[key] = value;
+      source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    }
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const key = String(issue.path[0] ?? "");
+        return `${source[key] ?? key}: ${issue.message}`;
+      }),
+    );
+  }
+  return parsed.data;
+}
+
+export function resolveHome(config: Pick<Config, "home">, cwd: string): string {
+  return resolve(cwd, config.home.replace(/^~(?=$|\/)/, homedir()));
+}

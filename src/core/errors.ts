@@ -1,0 +1,96 @@
+import type { ErrorInfo } from "./events.js";
+
+/**
+ * Every error runyard reports across a boundary is declared here once, fastify style:
+ * a stable code, the HTTP status it maps to, and a hint that tells the user what to do.
+ * The code is what runs, events, APIs and exit paths carry (`error.code`).
+ */
+export const errorTable = {
+  INVALID_INPUT: { status: 400, hint: "Fix the input named in the message and try again." },
+  WORKFLOW_INVALID: {
+    status: 400,
+    hint: "Run `runyard validate FILE` to see every problem with its line and column.",
+  },
+  USAGE: { status: 400, hint: "Run `runyard --help` for the commands and their flags." },
+  FILE_NOT_FOUND: { status: 400, hint: "Check the path; it is read relative to the current folder." },
+  STEP_FAILED: { status: 200, hint: "Read the step's output above; its exit code says how it failed." },
+  EXPECT_VARS_MISSING: {
+    status: 200,
+    hint: "Make the step print `BOPS_EXPORT:NAME=value` (with `export_vars: true`) or write NAME=value to $RUNYARD_OUTPUT.",
+  },
+  EXPORT_CONFLICT: {
+    status: 200,
+    hint: "Targets of one step exported different values for the same name; export host-specific names instead.",
+  },
+  SPAWN_FAILED: { status: 200, hint: "Check that the shell or command exists and the cwd is a folder." },
+  TIMEOUT: { status: 200, hint: "Raise `timeout_seconds` or make the step faster." },
+  CANCELED: { status: 200, hint: "The run was canceled on request." },
+  RUNNER_LOST: {
+    status: 200,
+    hint: "The runner stopped heartbeating; check it is up and can reach the server.",
+  },
+  HOST_UNREACHABLE: {
+    status: 200,
+    hint: "Check the host's address and token, and that `runyard agent-server` runs there.",
+  },
+  AGENT_AUTH: { status: 200, hint: "Check the agent's API key or login." },
+  AGENT_RATE_LIMIT: {
+    status: 200,
+    hint: "The model provider limited the rate; retry later or raise the limit.",
+  },
+  AGENT_STALLED: {
+    status: 200,
+    hint: "The agent produced nothing for too long; raise the stall timeout or check the model.",
+  },
+  BUDGET_EXCEEDED: { status: 200, hint: "Raise the run's budget or narrow the task." },
+  QUOTA_EXCEEDED: {
+    status: 429,
+    hint: "Stop or remove something you own, or ask an admin for a larger quota.",
+  },
+  UNAUTHORIZED: {
+    status: 401,
+    hint: "Send `Authorization: Bearer <token>`; `runyard up` prints the admin token.",
+  },
+  FORBIDDEN: { status: 403, hint: "This token may not do that; use a user token, not a runner token." },
+  NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
+  CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
+  INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
+} as const satisfies Record<string, { status: number; hint: string }>;
+
+export type ErrorCode = keyof typeof errorTable;
+
+/** An error with a stable code, an HTTP status and a hint for the user. */
+export class RunyardError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; details?: unknown; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "RunyardError";
+    this.code = code;
+    this.hint = options.hint ?? errorTable[code].hint;
+    this.status = errorTable[code].status;
+    this.details = options.details;
+  }
+
+  toInfo(): ErrorInfo {
+    return { code: this.code, message: this.message, hint: this.hint };
+  }
+}
+
+export function errorInfo(code: ErrorCode, message: string, hint?: string): ErrorInfo {
+  return { code, message, hint: hint ?? errorTable[code].hint };
+}
+
+/** Any thrown value as an ErrorInfo; unknown errors become INTERNAL. */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof RunyardError) return error.toInfo();
+  const message = error instanceof Error ? error.message : String(error);
+  return errorInfo("INTERNAL", message);
+}

@@ -1,0 +1,232 @@
+import { z } from "zod";
+
+/**
+ * The event spine (DESIGN.md section 3). Every producer (engine, executor, runner, server)
+ * and every consumer (store, SSE, CLI, web UI) uses these schemas; nobody invents a format.
+ */
+
+export const runKinds = ["workflow", "agent", "bot"] as const;
+export const RunKind = z.enum(runKinds);
+export type RunKind = z.infer<typeof RunKind>;
+
+export const runStatuses = [
+  "queued",
+  "running",
+  "success",
+  "failed",
+  "canceled",
+  "timeout",
+  "interrupted",
+] as const;
+export const RunStatus = z.enum(runStatuses);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+export const finalRunStatuses: readonly RunStatus[] = [
+  "success",
+  "failed",
+  "canceled",
+  "timeout",
+  "interrupted",
+];
+
+export const stepStatuses = [
+  "pending",
+  "running",
+  "success",
+  "failed",
+  "skipped",
+  "canceled",
+  "timeout",
+] as const;
+export const StepStatus = z.enum(stepStatuses);
+export type StepStatus = z.infer<typeof StepStatus>;
+
+/** A failure's stable code and the words a person reads. */
+export const ErrorInfo = z.object({
+  code: z.string(),
+  message: z.string(),
+  hint: z.string().optional(),
+});
+export type ErrorInfo = z.infer<typeof ErrorInfo>;
+
+/** One step on one host, as summed up at the end of a run. */
+export const StepSummary = z.object({
+  name: z.string(),
+  host: z.string(),
+  status: StepStatus,
+  exit_code: z.number().int().nullable(),
+  attempts: z.number().int(),
+  duration_ms: z.number().optional(),
+  memory_peak_bytes: z.number().optional(),
+  cpu_ms: z.number().optional(),
+  error: ErrorInfo.optional(),
+});
+export type StepSummary = z.infer<typeof StepSummary>;
+
+const base = {
+  run_id: z.string(),
+  seq: z.number().int().positive(),
+  ts: z.string(),
+};
+
+const stepRef = { step: z.string(), host: z.string() };
+
+export const RunQueuedEvent = z.object({
+  ...base,
+  type: z.literal("run.queued"),
+  kind: RunKind,
+  name: z.string().optional(),
+});
+export const RunStartedEvent = z.object({
+  ...base,
+  type: z.literal("run.started"),
+  name: z.string().optional(),
+  runner_id: z.string().optional(),
+});
+export const RunFinishedEvent = z.object({
+  ...base,
+  type: z.literal("run.finished"),
+  status: RunStatus,
+  error: ErrorInfo.optional(),
+  duration_ms: z.number().optional(),
+  vars: z.record(z.string(), z.string()).optional(),
+  steps: z.array(StepSummary).optional(),
+});
+export const StepStartedEvent = z.object({
+  ...base,
+  type: z.literal("step.started"),
+  ...stepRef,
+  attempt: z.number().int().positive(),
+});
+export const StepOutputEvent = z.object({
+  ...base,
+  type: z.literal("step.output"),
+  ...stepRef,
+  stream: z.enum(["stdout", "stderr"]),
+  data: z.string(),
+});
+export const StepRetryingEvent = z.object({
+  ...base,
+  type: z.literal("step.retrying"),
+  ...stepRef,
+  attempt: z.number().int().positive(),
+  exit_code: z.number().int().nullable(),
+  delay_ms: z.number(),
+});
+export const StepFinishedEvent = z.object({
+  ...base,
+  type: z.literal("step.finished"),
+  ...stepRef,
+  status: StepStatus,
+  exit_code: z.number().int().nullable(),
+  attempts: z.number().int(),
+  duration_ms: z.number(),
+  memory_peak_bytes: z.number().optional(),
+  cpu_ms: z.number().optional(),
+  output_path: z.string().optional(),
+  error: ErrorInfo.optional(),
+});
+export const VarsExportedEvent = z.object({
+  ...base,
+  type: z.literal("vars.exported"),
+  ...stepRef,
+  vars: z.record(z.string(), z.string()),
+});
+export const ArtifactCreatedEvent = z.object({
+  ...base,
+  type: z.literal("artifact.created"),
+  name: z.string(),
+  path: z.string(),
+  size: z.number().int(),
+  step: z.string().optional(),
+  host: z.string().optional(),
+});
+export const AgentMessageEvent = z.object({
+  ...base,
+  type: z.literal("agent.message"),
+  role: z.enum(["assistant", "user", "system"]),
+  text: z.string(),
+});
+export const AgentToolCallEvent = z.object({
+  ...base,
+  type: z.literal("agent.tool_call"),
+  call_id: z.string(),
+  tool: z.string(),
+  input: z.unknown(),
+});
+export const AgentToolResultEvent = z.object({
+  ...base,
+  type: z.literal("agent.tool_result"),
+  call_id: z.string(),
+  output: z.string(),
+  is_error: z.boolean().optional(),
+});
+export const AgentUsageEvent = z.object({
+  ...base,
+  type: z.literal("agent.usage"),
+  model: z.string().optional(),
+  input_tokens: z.number().int(),
+  output_tokens: z.number().int(),
+  cost_usd: z.number().optional(),
+});
+export const BotStateEvent = z.object({
+  ...base,
+  type: z.literal("bot.state"),
+  bot_id: z.string(),
+  state: z.string(),
+});
+export const NoticeEvent = z.object({
+  ...base,
+  type: z.literal("notice"),
+  level: z.enum(["info", "warn", "error"]),
+  message: z.string(),
+  step: z.string().optional(),
+  host: z.string().optional(),
+});
+
+export const RunEvent = z.discriminatedUnion("type", [
+  RunQueuedEvent,
+  RunStartedEvent,
+  RunFinishedEvent,
+  StepStartedEvent,
+  StepOutputEvent,
+  StepRetryingEvent,
+  StepFinishedEvent,
+  VarsExportedEvent,
+  ArtifactCreatedEvent,
+  AgentMessageEvent,
+  AgentToolCallEvent,
+  AgentToolResultEvent,
+  AgentUsageEvent,
+  BotStateEvent,
+  NoticeEvent,
+]);
+export type RunEvent = z.infer<typeof RunEvent>;
+export type RunEventType = RunEvent["type"];
+export type EventOf<T extends RunEventType> = Extract<RunEvent, { type: T }>;
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** What a producer hands over: the spine adds run_id, seq and ts. */
+export type EventInput = DistributiveOmit<RunEvent, "run_id" | "seq" | "ts">;
+
+/** Numbers a run's events 1, 2, 3 ... and stamps them; the one place seq is assigned. */
+export class EventSequencer {
+  private seq: number;
+  constructor(
+    readonly runId: string,
+    startAfter = 0,
+  ) {
+    this.seq = startAfter;
+  }
+  next(input: EventInput): RunEvent {
+    this.seq += 1;
+    return { ...input, run_id: this.runId, seq: this.seq, ts: new Date().toISOString() } as RunEvent;
+  }
+  get lastSeq(): number {
+    return this.seq;
+  }
+}
+
+export function isFinalStatus(status: RunStatus): boolean {
+  return finalRunStatuses.includes(status);
+}

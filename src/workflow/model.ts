@@ -1,0 +1,91 @@
+/**
+ * A workflow after parsing and validation: what the step engine runs. The YAML forms
+ * (seed 002 workflows, seed 003 playbooks) both become this.
+ */
+
+export const actions = ["cmd.run", "shell.run"] as const;
+export type Action = (typeof actions)[number];
+
+/** Where a target host's steps run. */
+export type HostSpec =
+  /** `{}`: this process (or, under the server, the runner that took the run). */
+  | { kind: "local" }
+  /** `{address, token}`: a `runyard agent-server` reached directly over HTTP. */
+  | { kind: "agent"; address: string; token?: string }
+  /** `{group, labels}`: any runner of the server that matches. */
+  | { kind: "runner"; group?: string; labels: string[] };
+
+/** A position in the source file, 1-based. */
+export interface SourcePos {
+  line: number;
+  col: number;
+}
+
+/** A parsed `when` / `condition` expression. */
+export type Expr =
+  | { type: "var"; name: string; pos: number }
+  | { type: "string"; value: string; pos: number }
+  | { type: "number"; value: number; raw: string; pos: number }
+  | { type: "bool"; value: boolean; pos: number }
+  | { type: "not"; operand: Expr; pos: number }
+  | { type: "and" | "or"; left: Expr; right: Expr; pos: number }
+  | { type: "compare"; op: "==" | "!=" | ">" | "<" | ">=" | "<="; left: Expr; right: Expr; pos: number };
+
+export interface Step {
+  name: string;
+  /** Host names from the inventory; the step runs on all of them in parallel. */
+  targets: string[];
+  action: Action;
+  /** cmd.run: the lines to run, one command each. shell.run: the script. */
+  script: string;
+  /** The shell that runs each line or the script; default bash. */
+  shell: string;
+  env: Record<string, string>;
+  cwd?: string;
+  exportVars: boolean;
+  maxOutputBytes?: number;
+  outputPath?: string;
+  /** Parsed `when` (or playbook `condition`), with its source text for messages. */
+  when?: { source: string; expr: Expr };
+  expectVars: string[];
+  continueOnError: boolean;
+  timeoutSeconds?: number;
+  retryCount: number;
+  /** First retry waits this long; each next one twice as long. */
+  retryDelaySeconds: number;
+  pos: SourcePos;
+}
+
+export interface NotifySpec {
+  url: string;
+  secret?: string;
+  retry: number;
+  delayMs: number;
+}
+
+export interface Workflow {
+  version?: string;
+  name: string;
+  /** Path the workflow was read from, for messages. */
+  file?: string;
+  /** Workflow-level env, given to every step. */
+  env: Record<string, string>;
+  /** Initial variables (`vars:`), overridden by `--var K=V`. */
+  vars: Record<string, string>;
+  hosts: Record<string, HostSpec>;
+  steps: Step[];
+  notify: NotifySpec[];
+}
+
+/** One problem found while reading a workflow file. */
+export interface Diagnostic {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+  hint?: string;
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  return `${d.file}:${d.line}:${d.col}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ""}`;
+}

@@ -1,0 +1,9 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/** Integration tests run the built CLI, as a user does; build it once if missing. */
+export default function setup(): void {
+  if (!existsSync(new URL("../dist/cli/main.js", import.meta.url))) {
+    execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+  }
+}
