@@ -1,0 +1,47 @@
+import { z } from "zod";
+import { ErrorInfo } from "./events.js";
+
+/**
+ * One attempt of one step on one host: what the engine sends to wherever the host is
+ * (this process, a runner over WebSocket, an agent-server over HTTP) and what comes back.
+ * It crosses process boundaries, so it is a zod schema.
+ */
+export const StepAttemptRequest = z.object({
+  run_id: z.string(),
+  step: z.string(),
+  host: z.string(),
+  attempt: z.number().int().positive(),
+  action: z.enum(["cmd.run", "shell.run"]),
+  /** cmd.run: lines, each run as its own command. shell.run: the whole script. */
+  script: z.string(),
+  shell: z.string().default("bash"),
+  /** Env laid over the host's own environment: workflow env, step env, variables. */
+  env: z.record(z.string(), z.string()),
+  cwd: z.string().optional(),
+  timeout_ms: z.number().int().positive().optional(),
+  export_vars: z.boolean().default(false),
+  max_output_bytes: z.number().int().nonnegative().optional(),
+  /** Folder where the full stdout/stderr are kept, as `<run>-<step>-<host>.stdout|stderr`. */
+  output_path: z.string().optional(),
+  /** Values to mask in everything sent back (besides secret-named env values). */
+  secrets: z.array(z.string()).default([]),
+});
+export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
+export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;
+
+export const StepAttemptResult = z.object({
+  status: z.enum(["success", "failed", "timeout", "canceled"]),
+  exit_code: z.number().int().nullable(),
+  /** Variables exported by BOPS_EXPORT lines and the $RUNYARD_OUTPUT file (unmasked). */
+  exports: z.record(z.string(), z.string()),
+  duration_ms: z.number(),
+  memory_peak_bytes: z.number(),
+  cpu_ms: z.number(),
+  /** Full-output files kept on the host, when output_path was set. */
+  output_files: z.array(z.string()).default([]),
+  error: ErrorInfo.optional(),
+});
+export type StepAttemptResult = z.infer<typeof StepAttemptResult>;
+
+/** Receives a step attempt's output as it happens: already masked and capped. */
+export type StepOutputSink = (stream: "stdout" | "stderr", data: string) => void;
