@@ -39,6 +39,8 @@ export const StepAttemptResult = z.object({
   cpu_ms: z.number(),
   /** Full-output files kept on the host, when output_path was set. */
   output_files: z.array(z.string()).default([]),
+  /** Things the user should know that did not fail the step (an export line that was ignored). */
+  warnings: z.array(z.string()).default([]),
   error: ErrorInfo.optional(),
 });
 export type StepAttemptResult = z.infer<typeof StepAttemptResult>;
