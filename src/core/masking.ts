@@ -43,6 +43,11 @@ export class SecretMasker {
     this.secrets = [...set].sort((a, b) => b.length - a.length);
   }
 
+  /** The values being masked, to hand on to another process. */
+  values(): string[] {
+    return [...this.secrets];
+  }
+
   get size(): number {
     return this.secrets.length;
   }

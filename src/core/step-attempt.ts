@@ -47,3 +47,15 @@ export type StepAttemptResult = z.infer<typeof StepAttemptResult>;
 
 /** Receives a step attempt's output as it happens: already masked and capped. */
 export type StepOutputSink = (stream: "stdout" | "stderr", data: string) => void;
+
+/**
+ * Runs step attempts on one host: this process, an agent-server over HTTP, or a runner via the
+ * server. The engine sees only this; entry points wire the backends.
+ */
+export interface StepRunner {
+  /** Resolves with the attempt's result; step failures are results, never rejections. */
+  runAttempt(
+    request: StepAttemptRequest,
+    io: { onOutput: StepOutputSink; signal: AbortSignal },
+  ): Promise<StepAttemptResult>;
+}

@@ -1,0 +1,133 @@
+import { styleText } from "node:util";
+import type { RunEvent, StepStatus } from "../core/events.js";
+
+type Style = Parameters<typeof styleText>[0];
+
+const statusStyle: Record<StepStatus, Style> = {
+  pending: "gray",
+  running: "cyan",
+  success: "green",
+  failed: "red",
+  skipped: "gray",
+  canceled: "yellow",
+  timeout: "red",
+};
+
+const statusMark: Record<StepStatus, string> = {
+  pending: "·",
+  running: "▶",
+  success: "✔",
+  failed: "✖",
+  skipped: "↷",
+  canceled: "■",
+  timeout: "⏱",
+};
+
+/**
+ * Human output of a run: a line when each step starts and ends on a host, with its state and
+ * elapsed time, and the step's output prefixed by host. Colored only on a TTY without NO_COLOR.
+ */
+export class HumanRenderer {
+  private readonly partial = new Map<string, string>();
+
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly color: boolean,
+    private readonly quiet = false,
+  ) {}
+
+  private paint(style: Style, text: string): string {
+    return this.color ? styleText(style, text) : text;
+  }
+
+  render(event: RunEvent): void {
+    switch (event.type) {
+      case "step.started":
+        if (!this.quiet) {
+          const attempt = event.attempt > 1 ? ` (attempt ${event.attempt})` : "";
+          this.line(
+            `${this.paint("cyan", "▶")} ${event.step} ${this.paint("gray", `[${event.host}]`)} running${attempt}`,
+          );
+        }
+        break;
+      case "step.output":
+        if (!this.quiet) this.output(event.host, event.step, event.stream, event.data);
+        break;
+      case "step.retrying":
+        if (!this.quiet) {
+          this.line(
+            this.paint(
+              "yellow",
+              `↻ ${event.step} [${event.host}] attempt ${event.attempt} failed (exit ${event.exit_code ?? "-"}); retrying in ${seconds(event.delay_ms)}`,
+            ),
+          );
+        }
+        break;
+      case "step.finished": {
+        this.flushOutput(event.host, event.step);
+        if (this.quiet && event.status !== "failed" && event.status !== "timeout") break;
+        const exit =
+          event.exit_code !== null && event.status !== "success" ? ` (exit ${event.exit_code})` : "";
+        const timing = event.status === "skipped" ? "" : ` ${seconds(event.duration_ms)}`;
+        const reason = event.error && event.status !== "success" ? `: ${event.error.message}` : "";
+        this.line(
+          `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${event.step}`)} ${this.paint("gray", `[${event.host}]`)} ${event.status}${exit}${timing}${reason}`,
+        );
+        break;
+      }
+      case "notice":
+        if (event.level !== "info" || !this.quiet) {
+          const style: Style = event.level === "error" ? "red" : event.level === "warn" ? "yellow" : "gray";
+          const where = event.step ? `${event.step}${event.host ? ` [${event.host}]` : ""}: ` : "";
+          if (!(event.level === "info" && event.message.startsWith("skipped"))) {
+            this.line(this.paint(style, `${event.level}: ${where}${event.message}`));
+          }
+        }
+        break;
+      case "run.finished": {
+        const ok = event.status === "success";
+        const failedSteps = (event.steps ?? []).filter(
+          (s) => s.status === "failed" || s.status === "timeout",
+        );
+        const summary = `${ok ? "✔" : "✖"} run ${event.status} in ${seconds(event.duration_ms ?? 0)}`;
+        this.line(this.paint(ok ? "green" : "red", summary));
+        if (event.error) {
+          this.line(this.paint("red", `  ${event.error.code}: ${event.error.message}`));
+          if (event.error.hint) this.line(this.paint("gray", `  hint: ${event.error.hint}`));
+        } else if (failedSteps.length > 0 && !ok) {
+          this.line(
+            this.paint("red", `  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
+          );
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** Output arrives in chunks; print whole lines, prefixed by host, and keep the rest. */
+  private output(host: string, step: string, stream: "stdout" | "stderr", data: string): void {
+    const key = `${step}\u0000${host}`;
+    const text = (this.partial.get(key) ?? "") + data;
+    const lines = text.split("\n");
+    this.partial.set(key, lines.pop() ?? "");
+    const prefix = this.paint(stream === "stderr" ? "yellow" : "gray", `${host} | `);
+    for (const line of lines) this.out.write(`${prefix}${line}\n`);
+  }
+
+  private flushOutput(host: string, step: string): void {
+    const key = `${step}\u0000${host}`;
+    const rest = this.partial.get(key);
+    if (rest) this.out.write(`${this.paint("gray", `${host} | `)}${rest}\n`);
+    this.partial.delete(key);
+  }
+
+  private line(text: string): void {
+    this.out.write(`${text}\n`);
+  }
+}
+
+function seconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(2)}s` : `${(ms / 1000).toFixed(1)}s`;
+}

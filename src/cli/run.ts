@@ -1,0 +1,76 @@
+import { tmpdir } from "node:os";
+import { RunyardError } from "../core/errors.js";
+import { EventSequencer, type RunEvent } from "../core/events.js";
+import { newRunId } from "../core/ids.js";
+import type { StepRunner } from "../core/step-attempt.js";
+import { LocalStepRunner } from "../exec/local-runner.js";
+import { ProcessExecutor } from "../exec/process.js";
+import { runWorkflow } from "../workflow/engine.js";
+import type { HostSpec, Workflow } from "../workflow/model.js";
+import type { CliContext } from "./context.js";
+import { HumanRenderer } from "./render-human.js";
+import { loadWorkflowFile, parseVarFlags } from "./workflow-file.js";
+
+export interface RunFlags {
+  var: string[];
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
+export async function runCommand(file: string, flags: RunFlags, ctx: CliContext): Promise<number> {
+  const workflow = await loadWorkflowFile(file);
+  const vars = parseVarFlags(flags.var);
+  const runnerFor = localRunners(workflow, ctx);
+  const runId = newRunId();
+  const sequencer = new EventSequencer(runId);
+  const render = eventRenderer(flags, ctx);
+
+  const controller = new AbortController();
+  const stop = ctx.onInterrupt(() => controller.abort());
+  try {
+    const outcome = await runWorkflow({
+      workflow,
+      runId,
+      vars,
+      expressionEnv: ctx.env,
+      emit: (input) => render(sequencer.next(input)),
+      runnerFor,
+      signal: controller.signal,
+    });
+    if (outcome.status === "success") return 0;
+    return outcome.status === "canceled" ? 130 : 1;
+  } finally {
+    stop();
+  }
+}
+
+export function eventRenderer(
+  flags: { json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): (event: RunEvent) => void {
+  if (flags.json) return (event) => ctx.stdout.write(`${JSON.stringify(event)}\n`);
+  const human = new HumanRenderer(ctx.stdout, ctx.color, flags.quiet);
+  return (event) => human.render(event);
+}
+
+function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec: HostSpec) => StepRunner {
+  for (const [name, spec] of Object.entries(workflow.hosts)) {
+    if (spec.kind === "runner") {
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `host "${name}" picks runners by group/labels, which needs a server`,
+        { hint: "Submit with `runyard run FILE --server URL`, or make the host `{}` to run it here." },
+      );
+    }
+  }
+  const local = new LocalStepRunner(new ProcessExecutor(), {
+    baseEnv: ctx.env as Record<string, string>,
+    killGraceMs: ctx.config.killGraceMs,
+    tmpDir: tmpdir(),
+  });
+  return (host, spec) => {
+    if (spec.kind === "local") return local;
+    throw new RunyardError("INVALID_INPUT", `host "${host}" (${spec.kind}) cannot be reached from here`);
+  };
+}

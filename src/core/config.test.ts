@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+
+describe("config", () => {
+  it("reads RUNYARD_* variables", () => {
+    const config = loadConfig({ RUNYARD_GROUP: "gpu", RUNYARD_CAPACITY: "4", RUNYARD_LABELS: "a, b" });
+    expect(config.group).toBe("gpu");
+    expect(config.capacity).toBe(4);
+    expect(config.labels).toEqual(["a", "b"]);
+  });
+
+  it("accepts seed 000's ADOS_* names as aliases", () => {
+    const config = loadConfig({
+      ADOS_API_URL: "http://127.0.0.1:8088",
+      ADOS_TOKEN: "t",
+      ADOS_RUNNER_ID: "runner-001",
+      WORKSPACE_DIR: "/workspace",
+      ADOS_MODE: "issue",
+      ADOS_GROUP: "frontend-runners",
+      ADOS_CPUS: "4",
+      ADOS_MEMORY: "8GB",
+      ADOS_HOSTNAME: "server-01",
+      ADOS_TENANT_ID: "acme",
+    });
+    expect(config).toMatchObject({
+      serverUrl: "http://127.0.0.1:8088",
+      token: "t",
+      runnerId: "runner-001",
+      workspaceDir: "/workspace",
+      mode: "issue",
+      group: "frontend-runners",
+      cpus: 4,
+      memory: "8GB",
+      hostname: "server-01",
+      tenantId: "acme",
+    });
+  });
+
+  it("prefers RUNYARD_* over ADOS_* and flags over both", () => {
+    expect(loadConfig({ RUNYARD_GROUP: "a", ADOS_GROUP: "b" }).group).toBe("a");
+    expect(loadConfig({ RUNYARD_GROUP: "a" }, { group: "c" }).group).toBe("c");
+  });
+
+  it("names the variable that holds a bad value", () => {
+    expect(() => loadConfig({ ADOS_MODE: "sometimes" })).toThrowError(ConfigError);
+    expect(() => loadConfig({ ADOS_MODE: "sometimes" })).toThrowError(/ADOS_MODE/);
+  });
+});

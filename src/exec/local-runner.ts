@@ -1,0 +1,27 @@
+import type {
+  StepAttemptRequest,
+  StepAttemptResult,
+  StepOutputSink,
+  StepRunner,
+} from "../core/step-attempt.js";
+import { runStepAttempt } from "./step-attempt.js";
+import type { Executor } from "./types.js";
+
+/** Runs step attempts in this process's machine, with `executor` (process groups by default). */
+export class LocalStepRunner implements StepRunner {
+  constructor(
+    private readonly executor: Executor,
+    private readonly options: { baseEnv: Record<string, string>; killGraceMs: number; tmpDir?: string },
+  ) {}
+
+  runAttempt(
+    request: StepAttemptRequest,
+    io: { onOutput: StepOutputSink; signal: AbortSignal },
+  ): Promise<StepAttemptResult> {
+    return runStepAttempt(this.executor, request, {
+      ...this.options,
+      signal: io.signal,
+      onOutput: io.onOutput,
+    });
+  }
+}
