@@ -1,0 +1,120 @@
+/** `inventory.hosts`: where steps run. */
+import { isMap, isScalar } from "yaml";
+import type { HostSpec } from "./model.js";
+import { describe, type Fields, type YamlReader } from "./yaml-reader.js";
+
+const agentKeys = ["address", "token"];
+const runnerKeys = ["group", "labels"];
+const hostKeys = [...agentKeys, ...runnerKeys];
+
+export interface Inventory {
+  hosts: Record<string, HostSpec>;
+  /** Every host name written, valid or not: a step targeting a broken host is not also "unknown". */
+  names: string[];
+}
+
+export function readInventory(reader: YamlReader, node: unknown): Inventory {
+  const inventory: Inventory = { hosts: {}, names: [] };
+  const map = reader.mapping(node, "inventory");
+  if (!map) return inventory;
+  const hostsField = reader.fields(map, "in inventory", ["hosts"]).get("hosts");
+  if (!hostsField) {
+    reader.report(
+      map,
+      "inventory has no hosts",
+      "add inventory.hosts, or remove inventory to run on this machine",
+    );
+    return inventory;
+  }
+  const hosts = reader.mapping(hostsField.value, "inventory.hosts");
+  if (!hosts) return inventory;
+  if (hosts.items.length === 0) {
+    reader.report(hostsField.key, "inventory.hosts is empty", "add a host such as `local: {}`");
+  }
+  for (const pair of hosts.items) {
+    const key = reader.deref(pair.key);
+    const name = isScalar(key) ? String(key.value ?? "") : "";
+    if (name === "") {
+      reader.report(key, "a host needs a name");
+      continue;
+    }
+    inventory.names.push(name);
+    const spec = readHost(reader, reader.deref(pair.value), name);
+    if (spec) inventory.hosts[name] = spec;
+  }
+  return inventory;
+}
+
+function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | undefined {
+  if (node === null || node === undefined || (isScalar(node) && node.value === null))
+    return { kind: "local" };
+  if (!isMap(node)) {
+    reader.report(
+      node,
+      `host "${name}" must be a mapping, got ${describe(node)}`,
+      "write {} for this machine, {address, token} for an agent-server, or {group, labels} for runners",
+    );
+    return undefined;
+  }
+  const fields = reader.fields(node, `in host "${name}"`, hostKeys);
+  if (!checkOneKind(reader, fields, name)) return undefined;
+  if (fields.has("address")) return readAgent(reader, fields, name);
+  if (fields.has("group") || fields.has("labels")) return readRunner(reader, fields, name);
+  if (fields.has("token")) {
+    reader.report(
+      fields.get("token")!.key,
+      `host "${name}" has a token but no address`,
+      "add address: http://HOST:PORT",
+    );
+    return undefined;
+  }
+  return { kind: "local" };
+}
+
+/** A host is reached one way: directly at an address, or through the server's runners. */
+function checkOneKind(reader: YamlReader, fields: Fields, name: string): boolean {
+  const agent = agentKeys.find((key) => fields.has(key));
+  const runner = runnerKeys.find((key) => fields.has(key));
+  if (!agent || !runner) return true;
+  reader.report(
+    fields.get(runner)!.key,
+    `host "${name}" mixes "${agent}" and "${runner}"`,
+    "a host is either {address, token} (an agent-server) or {group, labels} (runners of the server)",
+  );
+  return false;
+}
+
+function readAgent(reader: YamlReader, fields: Fields, name: string): HostSpec | undefined {
+  const addressNode = fields.get("address")!.value;
+  const address = reader.string(addressNode, `address of host "${name}"`);
+  const tokenField = fields.get("token");
+  const token = tokenField && reader.string(tokenField.value, `token of host "${name}"`);
+  if (address === undefined || (tokenField && token === undefined)) return undefined;
+  if (!isHttpUrl(address)) {
+    reader.report(
+      addressNode,
+      `address of host "${name}" must be an http(s) URL, got ${JSON.stringify(address)}`,
+      'write it like "http://127.0.0.1:7072"',
+    );
+    return undefined;
+  }
+  return token === undefined ? { kind: "agent", address } : { kind: "agent", address, token };
+}
+
+function readRunner(reader: YamlReader, fields: Fields, name: string): HostSpec | undefined {
+  const groupField = fields.get("group");
+  const labelsField = fields.get("labels");
+  const group = groupField && reader.string(groupField.value, `group of host "${name}"`);
+  const labels = labelsField ? reader.stringList(labelsField.value, `labels of host "${name}"`) : [];
+  if ((groupField && group === undefined) || labels === undefined) return undefined;
+  return group === undefined ? { kind: "runner", labels } : { kind: "runner", group, labels };
+}
+
+export function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * `steps:` in both forms: seed 002's `action` + `args`, and seed 003's playbook steps
+ * (`command`, `condition`, `fail_fast`, exec options on the step itself).
+ *
+ * Values that fail to read fall back to defaults here; they never reach a caller, since a
+ * workflow is only returned when no diagnostic was recorded.
+ */
+import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
+import { parseExpression } from "./expression.js";
+import { type Action, actions, type Step } from "./model.js";
+import type { Inventory } from "./parse-hosts.js";
+import { suggestWithList } from "./suggest.js";
+import type { Field, Fields, NumberRule, YamlReader } from "./yaml-reader.js";
+
+const commonKeys = [
+  "name",
+  "description",
+  "targets",
+  "expect_vars",
+  "timeout_seconds",
+  "retry_count",
+  "retry_delay_seconds",
+];
+const workflowStepKeys = [...commonKeys, "action", "args", "when", "continue_on_error"];
+const execKeys = ["shell", "env", "cwd", "export_vars"];
+const playbookStepKeys = [...commonKeys, "command", "condition", "fail_fast", ...execKeys];
+const outputKeys = ["max_output_bytes", "output_path"];
+const argsKeys: Record<Action, string[]> = {
+  "cmd.run": ["cmd", ...execKeys, ...outputKeys],
+  "shell.run": ["script", ...execKeys, ...outputKeys],
+};
+const conditionHint = `a condition uses \${VAR} or NAME, "strings", numbers, true, false, == != > < >= <=, && || ! and parentheses`;
+
+/** Hints for keys that belong to the other step form or to another level. */
+function misplacedKeyHint(key: string, playbook: boolean): string | undefined {
+  if (playbook) {
+    if (key === "when") return 'playbook steps write the condition as "condition"';
+    if (key === "continue_on_error")
+      return "playbook steps write continue_on_error: true as fail_fast: false";
+    if (key === "args" || outputKeys.includes(key)) {
+      return "use the action form (action: cmd.run, args: {cmd, ...}) for args, or put command, env, cwd, shell on the step";
+    }
+    return undefined;
+  }
+  if ([...execKeys, ...outputKeys, "cmd", "script"].includes(key)) return `"${key}" goes under args`;
+  if (key === "condition") return 'steps with an action write the condition as "when"';
+  if (key === "fail_fast") return "steps with an action write fail_fast: false as continue_on_error: true";
+  if (key === "command") return "a step has either action and args, or command (playbook form), not both";
+  return undefined;
+}
+
+function argsKeyHint(key: string, action: Action | undefined): string | undefined {
+  if (key === "cmd" && action === "shell.run") return 'shell.run takes its script as "script"';
+  if (key === "script" && action === "cmd.run") {
+    return 'cmd.run takes its lines as "cmd"; use action: shell.run to run "script" as one script';
+  }
+  return undefined;
+}
+
+function hasKey(map: YAMLMap, key: string): boolean {
+  return map.items.some((pair) => isScalar(pair.key) && pair.key.value === key);
+}
+
+export function readSteps(reader: YamlReader, field: Field, inventory: Inventory | undefined): Step[] {
+  if (!isSeq(field.value)) {
+    reader.mapping(field.value, "steps"); // not a list either: reported as the wrong shape
+    return [];
+  }
+  if (field.value.items.length === 0) {
+    reader.report(field.key, "steps is empty", "add a step with name, action and args");
+    return [];
+  }
+  const steps: Step[] = [];
+  const firstLineOf = new Map<string, number>();
+  field.value.items.forEach((item, index) => {
+    const step = readStep(reader, reader.deref(item), index, inventory);
+    if (!step) return;
+    steps.push(step);
+    if (step.name === "") return; // reported as missing already
+    const first = firstLineOf.get(step.name);
+    if (first === undefined) firstLineOf.set(step.name, step.pos.line);
+    else reader.reportAt(step.pos, `duplicate step name "${step.name}": the first is at line ${first}`);
+  });
+  return steps;
+}
+
+function readStep(reader: YamlReader, node: unknown, index: number, inventory: Inventory | undefined) {
+  if (!isMap(node)) {
+    reader.mapping(node, `step #${index + 1}`);
+    return undefined;
+  }
+  const playbook = hasKey(node, "command") && !hasKey(node, "action");
+  const nameNode = reader.deref(
+    node.items.find((pair) => isScalar(pair.key) && pair.key.value === "name")?.value,
+  );
+  const nameText =
+    isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
+  const label = nameText !== "" ? `step "${nameText}"` : `step #${index + 1}`;
+  const keys = playbook ? playbookStepKeys : workflowStepKeys;
+  const fields = reader.fields(node, `in ${label}`, keys, (key) => misplacedKeyHint(key, playbook));
+  const read = new StepFields(reader, fields, label);
+
+  const nameField = fields.get("name");
+  if (!nameField) reader.report(node, `${label} has no name`, "add name: a short unique name for the step");
+  const name = nameField ? (reader.text(nameField.value, `name of ${label}`) ?? "") : "";
+  if (nameField && name.trim() === "" && isScalar(nameField.value) && nameField.value.value !== null) {
+    reader.report(nameField.value, `name of ${label} is empty`);
+  }
+  read.text("description");
+
+  const body = playbook ? readPlaybookBody(read) : readActionBody(reader, node, read, label);
+  const step: Step = {
+    name,
+    targets: readTargets(reader, node, fields.get("targets"), label, inventory),
+    ...body,
+    expectVars: fields.has("expect_vars")
+      ? (reader.variableNames(fields.get("expect_vars")!.value, `expect_vars of ${label}`) ?? [])
+      : [],
+    continueOnError: playbook
+      ? read.boolean("fail_fast") === false
+      : (read.boolean("continue_on_error") ?? false),
+    retryCount: read.number("retry_count", "non-negative integer") ?? 0,
+    retryDelaySeconds: read.number("retry_delay_seconds", "non-negative number") ?? 1,
+    pos: reader.pos(node),
+  };
+  const timeoutSeconds = read.number("timeout_seconds", "positive number");
+  if (timeoutSeconds !== undefined) step.timeoutSeconds = timeoutSeconds;
+  const when = read.condition(playbook ? "condition" : "when");
+  if (when) step.when = when;
+  return step;
+}
+
+type Body = Pick<
+  Step,
+  "action" | "script" | "shell" | "env" | "cwd" | "exportVars" | "maxOutputBytes" | "outputPath"
+>;
+
+function readPlaybookBody(read: StepFields): Body {
+  return { action: "cmd.run", script: read.script("command") ?? "", ...read.execOptions() };
+}
+
+function readActionBody(reader: YamlReader, step: YAMLMap, read: StepFields, label: string): Body {
+  const actionField = read.fields.get("action");
+  if (!actionField) {
+    reader.report(
+      step,
+      `${label} has no action`,
+      "add action: cmd.run with args.cmd, or write it as command: ...",
+    );
+  }
+  const actionName = actionField && reader.string(actionField.value, `action of ${label}`);
+  const action = actions.find((known) => known === actionName);
+  if (actionName !== undefined && !action) {
+    reader.report(
+      actionField!.value,
+      `unknown action "${actionName}" in ${label}`,
+      suggestWithList(actionName, actions, "valid actions"),
+    );
+  }
+  const scriptKey = action === "shell.run" ? "script" : "cmd";
+  const argsField = read.fields.get("args");
+  const unreadable: Body = {
+    action: action ?? "cmd.run",
+    script: "",
+    shell: "bash",
+    env: {},
+    exportVars: false,
+  };
+  if (!argsField) {
+    if (action) reader.report(actionField!.key, `${label} has no args`, `add args.${scriptKey}`);
+    return unreadable;
+  }
+  const args = reader.mapping(argsField.value, `args of ${label}`);
+  if (!args) return unreadable;
+
+  const validKeys = action ? argsKeys[action] : [...new Set(Object.values(argsKeys).flat())];
+  const argFields = reader.fields(args, `in args of ${label}`, validKeys, (key) => argsKeyHint(key, action));
+  const readArgs = new StepFields(reader, argFields, `args of ${label}`);
+  const otherKey = scriptKey === "cmd" ? "script" : "cmd";
+  // A misnamed script key was already reported above; "missing" would say the same twice.
+  if (action && !argFields.has(scriptKey) && !hasKey(args, otherKey)) {
+    const what = action === "cmd.run" ? "the lines to run" : "the script to run";
+    reader.report(argsField.key, `args of ${label} has no ${scriptKey}`, `add ${scriptKey}: ${what}`);
+  }
+  const body: Body = {
+    action: action ?? "cmd.run",
+    script: readArgs.script(scriptKey) ?? "",
+    ...readArgs.execOptions(),
+  };
+  const maxOutputBytes = readArgs.number("max_output_bytes", "positive integer");
+  if (maxOutputBytes !== undefined) body.maxOutputBytes = maxOutputBytes;
+  const outputPath = readArgs.string("output_path");
+  if (outputPath !== undefined) body.outputPath = outputPath;
+  return body;
+}
+
+function readTargets(
+  reader: YamlReader,
+  step: YAMLMap,
+  field: Field | undefined,
+  label: string,
+  inventory: Inventory | undefined,
+): string[] {
+  const defined = inventory?.names ?? ["local"];
+  if (!field) {
+    if (defined.length === 1) return [...defined];
+    if (defined.length > 1) {
+      reader.report(
+        step,
+        `${label} has no targets and the inventory has ${defined.length} hosts`,
+        `add targets: [${defined.join(", ")}] or the hosts it should run on`,
+      );
+    }
+    return [];
+  }
+  const targets = reader.stringList(field.value, `targets of ${label}`) ?? [];
+  if (isSeq(field.value) && field.value.items.length === 0) {
+    reader.report(
+      field.value,
+      `targets of ${label} is empty`,
+      `name hosts from inventory.hosts: ${defined.join(", ")}`,
+    );
+  }
+  targets.forEach((target, i) => {
+    const node = isSeq(field.value) ? field.value.items[i] : field.value;
+    if (targets.indexOf(target) !== i) {
+      reader.report(node, `${label} lists host "${target}" twice in targets`);
+    } else if (!defined.includes(target)) {
+      const where = inventory ? "which is not in inventory.hosts" : "but the workflow has no inventory";
+      const hint = inventory
+        ? suggestWithList(target, defined, "defined hosts")
+        : 'without inventory the only host is "local"; define other hosts under inventory.hosts';
+      reader.report(node, `${label} targets host "${target}", ${where}`, hint);
+    }
+  });
+  return targets;
+}
+
+/** Reads one mapping's fields, each labelled `KEY of <step>` in messages. */
+class StepFields {
+  constructor(
+    private readonly reader: YamlReader,
+    readonly fields: Fields,
+    private readonly label: string,
+  ) {}
+
+  private value(key: string): unknown {
+    return this.fields.get(key)?.value;
+  }
+
+  text(key: string): string | undefined {
+    return this.fields.has(key) ? this.reader.text(this.value(key), `${key} of ${this.label}`) : undefined;
+  }
+
+  string(key: string): string | undefined {
+    return this.fields.has(key) ? this.reader.string(this.value(key), `${key} of ${this.label}`) : undefined;
+  }
+
+  boolean(key: string): boolean | undefined {
+    return this.fields.has(key) ? this.reader.boolean(this.value(key), `${key} of ${this.label}`) : undefined;
+  }
+
+  number(key: string, rule: NumberRule): number | undefined {
+    return this.fields.has(key)
+      ? this.reader.number(this.value(key), `${key} of ${this.label}`, rule)
+      : undefined;
+  }
+
+  /** A script as one string, or a list of lines joined with newlines. */
+  script(key: string): string | undefined {
+    if (!this.fields.has(key)) return undefined;
+    const node = this.value(key);
+    const lines = this.reader.stringList(node, `${key} of ${this.label}`);
+    if (lines === undefined) return undefined;
+    const script = lines.join("\n");
+    if (script.trim() === "") this.reader.report(node, `${key} of ${this.label} is empty`);
+    return script;
+  }
+
+  execOptions(): Pick<Step, "shell" | "env" | "cwd" | "exportVars"> {
+    const envField = this.fields.get("env");
+    const options: Pick<Step, "shell" | "env" | "cwd" | "exportVars"> = {
+      shell: this.string("shell") ?? "bash",
+      env: envField ? (this.reader.variableMap(envField.value, `env of ${this.label}`) ?? {}) : {},
+      exportVars: this.boolean("export_vars") ?? false,
+    };
+    const cwd = this.string("cwd");
+    if (cwd !== undefined) options.cwd = cwd;
+    return options;
+  }
+
+  /** `when` / `condition`, with a fault pointed at its exact column in the file. */
+  condition(key: "when" | "condition"): Step["when"] {
+    const node = this.value(key);
+    const source = this.text(key);
+    if (source === undefined || !isScalar(node)) return undefined;
+    const parsed = parseExpression(source);
+    if ("expr" in parsed) return { source, expr: parsed.expr };
+    const pos = this.reader.posInScalar(node, parsed.error.offset);
+    this.reader.reportAt(pos, `invalid ${key} in ${this.label}: ${parsed.error.message}`, conditionHint);
+    return undefined;
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Reads typed values out of a parsed YAML document and records a positioned diagnostic for
+ * every value of the wrong shape, then carries on, so one pass reports every problem.
+ * Each reader returns undefined when the value is absent or was reported.
+ */
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  type LineCounter,
+  type Scalar,
+  type YAMLMap,
+} from "yaml";
+import type { Diagnostic, SourcePos } from "./model.js";
+import { suggestionHint } from "./suggest.js";
+
+/** One `key: value` of a mapping, with the key node kept for positions. */
+export interface Field {
+  key: Scalar;
+  value: unknown;
+}
+
+export type Fields = Map<string, Field>;
+
+export type NumberRule =
+  | "positive number"
+  | "non-negative number"
+  | "positive integer"
+  | "non-negative integer";
+
+const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class YamlReader {
+  readonly diagnostics: Diagnostic[] = [];
+
+  constructor(
+    readonly file: string,
+    readonly source: string,
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  posAt(offset: number): SourcePos {
+    return this.lines.linePos(Math.min(offset, this.source.length));
+  }
+
+  /** Where a node starts; nodes without a range (absent values) fall back to the file start. */
+  pos(node: unknown): SourcePos {
+    const range = (node as { range?: [number, number, number] } | null)?.range;
+    return this.posAt(range?.[0] ?? 0);
+  }
+
+  /** Records a problem at the start of `node`. */
+  report(node: unknown, message: string, hint?: string): void {
+    this.reportAt(this.pos(node), message, hint);
+  }
+
+  reportAt({ line, col }: SourcePos, message: string, hint?: string): void {
+    this.diagnostics.push({ file: this.file, line, col, message, ...(hint ? { hint } : {}) });
+  }
+
+  /**
+   * Where the character at `offset` of a scalar's value sits in the file. Quotes, escapes,
+   * block headers and folded line breaks make value and source differ, so the value's
+   * characters are matched in order against the source; the start of the scalar is the
+   * fallback when they cannot be (an escape like `\n` in a double-quoted string).
+   */
+  posInScalar(node: Scalar, offset: number): SourcePos {
+    const [start, end] = (node as Scalar.Parsed).range;
+    const raw = this.source.slice(start, end);
+    const value = typeof node.value === "string" ? node.value : (node.source ?? "");
+    let i = 0;
+    if (node.type === "QUOTE_DOUBLE" || node.type === "QUOTE_SINGLE") i = 1;
+    else if (node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED") i = raw.indexOf("\n") + 1;
+    const fallback = this.posAt(start + i);
+    for (let k = 0; k <= offset && k < value.length; k++) {
+      while (i < raw.length && raw[i] !== value[k]) i++;
+      if (i >= raw.length) return fallback;
+      if (k < offset) i++;
+    }
+    return this.posAt(start + i);
+  }
+
+  /** The node an alias (`*name`) stands for; any other node as it is. */
+  deref(node: unknown): unknown {
+    return isAlias(node) ? (node.resolve(this.doc) ?? null) : node;
+  }
+
+  /**
+   * The mapping's keys that are in `valid`; every other key is reported as unknown, with a
+   * did-you-mean or the list of valid keys (`hintFor` may give a better hint for a key).
+   */
+  fields(
+    map: YAMLMap,
+    where: string,
+    valid: readonly string[],
+    hintFor?: (key: string) => string | undefined,
+  ) {
+    const fields: Fields = new Map();
+    for (const pair of map.items) {
+      const key = this.deref(pair.key);
+      if (!isScalar(key) || key.value === null || typeof key.value === "object") {
+        this.report(key, `a key ${where} must be a plain name`);
+        continue;
+      }
+      const name = String(key.value);
+      if (valid.includes(name)) {
+        fields.set(name, { key, value: this.deref(pair.value) });
+      } else {
+        const hint = hintFor?.(name) ?? suggestionHint(name, valid, "valid keys");
+        this.report(key, `unknown key "${name}" ${where}`, hint);
+      }
+    }
+    return fields;
+  }
+
+  mapping(node: unknown, label: string): YAMLMap | undefined {
+    if (isMap(node)) return node;
+    this.report(node, `${label} must be a mapping, got ${describe(node)}`);
+    return undefined;
+  }
+
+  /** A string, or a number or boolean taken as written (`version: 1.0` is "1.0"). */
+  text(node: unknown, label: string): string | undefined {
+    if (isScalar(node) && node.value !== null && typeof node.value !== "object") {
+      return typeof node.value === "string" ? node.value : (node.source ?? String(node.value));
+    }
+    this.report(node, `${label} must be text, got ${describe(node)}`);
+    return undefined;
+  }
+
+  string(node: unknown, label: string): string | undefined {
+    if (isScalar(node) && typeof node.value === "string") return node.value;
+    this.report(node, `${label} must be a string, got ${describe(node)}`);
+    return undefined;
+  }
+
+  boolean(node: unknown, label: string): boolean | undefined {
+    if (isScalar(node) && typeof node.value === "boolean") return node.value;
+    this.report(node, `${label} must be true or false, got ${describe(node)}`);
+    return undefined;
+  }
+
+  number(node: unknown, label: string, rule: NumberRule): number | undefined {
+    const value = isScalar(node) ? node.value : undefined;
+    if (typeof value === "number" && Number.isFinite(value) && fitsRule(value, rule)) return value;
+    this.report(node, `${label} must be a ${rule}, got ${describe(node)}`);
+    return undefined;
+  }
+
+  /** A list of strings, or one string standing for a list of one. */
+  stringList(node: unknown, label: string): string[] | undefined {
+    if (isScalar(node) && typeof node.value === "string") return [node.value];
+    if (!isSeq(node)) {
+      this.report(node, `${label} must be a list of strings, got ${describe(node)}`);
+      return undefined;
+    }
+    const items = node.items.map((item, i) => this.string(this.deref(item), `${label}[${i}]`));
+    return items.every((item) => item !== undefined) ? (items as string[]) : undefined;
+  }
+
+  variableNames(node: unknown, label: string): string[] | undefined {
+    const names = this.stringList(node, label);
+    if (!names) return undefined;
+    const nodes = isSeq(node) ? node.items : [node];
+    const valid = names.map((name, i) => this.checkVariableName(name, this.deref(nodes[i])));
+    return valid.every(Boolean) ? names : undefined;
+  }
+
+  /** `env:` / `vars:`: variable names to scalars, each taken as text; an empty value is "". */
+  variableMap(node: unknown, label: string): Record<string, string> | undefined {
+    const map = this.mapping(node, label);
+    if (!map) return undefined;
+    const values: Record<string, string> = {};
+    let valid = true;
+    for (const pair of map.items) {
+      const key = this.deref(pair.key);
+      const name = isScalar(key) ? String(key.value) : "";
+      const value = this.deref(pair.value);
+      if (!this.checkVariableName(name, key)) valid = false;
+      else if (value === null || (isScalar(value) && value.value === null)) values[name] = "";
+      else {
+        const text = this.text(value, `${label}.${name}`);
+        if (text === undefined) valid = false;
+        else values[name] = text;
+      }
+    }
+    return valid ? values : undefined;
+  }
+
+  private checkVariableName(name: string, node: unknown): boolean {
+    if (variableName.test(name)) return true;
+    this.report(
+      node,
+      `"${name}" is not a valid variable name`,
+      "names are letters, digits and _, and do not start with a digit",
+    );
+    return false;
+  }
+}
+
+function fitsRule(value: number, rule: NumberRule): boolean {
+  switch (rule) {
+    case "positive number":
+      return value > 0;
+    case "non-negative number":
+      return value >= 0;
+    case "positive integer":
+      return value > 0 && Number.isInteger(value);
+    case "non-negative integer":
+      return value >= 0 && Number.isInteger(value);
+  }
+}
+
+/** How a wrong value reads in a message: strings quoted, other scalars as written. */
+export function describe(node: unknown): string {
+  if (node === null || node === undefined) return "nothing";
+  if (isMap(node)) return "a mapping";
+  if (isSeq(node)) return "a list";
+  if (isScalar(node)) {
+    if (node.value === null) return "nothing";
+    if (typeof node.value === "string") return JSON.stringify(node.value);
+    return node.source ?? String(node.value);
+  }
+  return "an unsupported value";
+}
