@@ -1,0 +1,66 @@
+import type { Kysely, SelectQueryBuilder } from "kysely";
+import type { Database } from "./schema.js";
+
+/**
+ * The few things that differ between SQLite and PostgreSQL. Every query of the store is
+ * shared; where a dialect needs its own SQL, the query asks its `StoreDialect`.
+ */
+export interface StoreDialect {
+  readonly name: "sqlite" | "postgres";
+  /**
+   * Applied to the claim query's candidate subquery. PostgreSQL locks the row and lets other
+   * claimers skip it (`for update skip locked`); SQLite needs nothing, as the claim is one
+   * `update` statement and SQLite runs one writer at a time.
+   */
+  lockClaimCandidate<DB, TB extends keyof DB, O>(
+    query: SelectQueryBuilder<DB, TB, O>,
+  ): SelectQueryBuilder<DB, TB, O>;
+  /** Which constraint a driver error broke, if it is a constraint error the store translates. */
+  constraintViolation(error: unknown): "unique" | "foreign_key" | undefined;
+}
+
+/** What every query function runs with. */
+export interface StoreContext {
+  db: Kysely<Database>;
+  dialect: StoreDialect;
+  /** The store's clock; tests replace it. */
+  now: () => Date;
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
+  return typeof error.code === "string" ? error.code : undefined;
+}
+
+export const sqliteDialect: StoreDialect = {
+  name: "sqlite",
+  lockClaimCandidate: (query) => query,
+  constraintViolation(error) {
+    const code = errorCode(error);
+    if (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE") return "unique";
+    if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key";
+    return undefined;
+  },
+};
+
+/**
+ * For the pg backend (not wired yet). Its claim is the same statement with a locked candidate:
+ *
+ *   update jobs set status = 'assigned', runner_id = $1, lease_expires_at = $2, updated_at = $3
+ *   where status = 'queued' and id = (
+ *     select c.id from jobs c where c.status = 'queued' and <group, tenant, labels match>
+ *     order by c.created_at, c.id limit 1 for update skip locked)
+ *   returning *
+ *
+ * Create the timestamp and id columns with `collate "C"` there, so text order is byte order.
+ */
+export const postgresDialect: StoreDialect = {
+  name: "postgres",
+  lockClaimCandidate: (query) => query.forUpdate().skipLocked(),
+  constraintViolation(error) {
+    const code = errorCode(error);
+    if (code === "23505") return "unique";
+    if (code === "23503") return "foreign_key";
+    return undefined;
+  },
+};

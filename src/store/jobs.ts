@@ -1,0 +1,190 @@
+import type { Selectable, Updateable } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import type { StoreContext } from "./dialect.js";
+import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type JobsTable } from "./schema.js";
+import type {
+  ClaimingRunner,
+  IfStatus,
+  JobPatch,
+  JobRecord,
+  JobRequirements,
+  JobStatus,
+  ListJobsQuery,
+  NewJob,
+} from "./types.js";
+
+const leasedStatuses: readonly JobStatus[] = ["assigned", "running"];
+
+function toJobRecord(row: Selectable<JobsTable>): JobRecord {
+  const requirements: JobRequirements = {
+    labels: decodeJson<string[]>(row.req_labels),
+    tenant_id: row.req_tenant_id,
+  };
+  if (row.req_group !== null) requirements.group = row.req_group;
+  return {
+    id: row.id,
+    run_id: row.run_id,
+    type: row.type,
+    status: row.status,
+    requirements,
+    payload: decodeJson(row.payload),
+    result: row.result === null ? null : decodeJson(row.result),
+    runner_id: row.runner_id,
+    lease_expires_at: row.lease_expires_at,
+    last_event_seq: int(row.last_event_seq),
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+function leaseEnd(ctx: StoreContext, leaseMs: number): string {
+  return isoTime(new Date(ctx.now().getTime() + leaseMs));
+}
+
+export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
+  const id = input.id ?? newId("job");
+  const labels = [...new Set(input.requirements.labels)];
+  const createdAt = isoTime(input.created_at ?? ctx.now());
+  try {
+    const row = await ctx.db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto("jobs")
+        .values({
+          id,
+          run_id: input.run_id,
+          type: input.type ?? "step",
+          status: "queued",
+          req_group: input.requirements.group ?? null,
+          req_tenant_id: input.requirements.tenant_id ?? null,
+          req_labels: encodeJson(labels),
+          payload: encodeJson(input.payload),
+          result: null,
+          runner_id: null,
+          lease_expires_at: null,
+          created_at: createdAt,
+          updated_at: createdAt,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      if (labels.length > 0) {
+        await trx
+          .insertInto("job_labels")
+          .values(labels.map((label) => ({ job_id: id, label })))
+          .execute();
+      }
+      return inserted;
+    });
+    return toJobRecord(row);
+  } catch (error) {
+    const violation = ctx.dialect.constraintViolation(error);
+    if (violation === "unique")
+      throw new RunyardError("CONFLICT", `job ${id} exists already`, { cause: error });
+    if (violation === "foreign_key") {
+      throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to queue a job for`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
+  const row = await ctx.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
+  return row && toJobRecord(row);
+}
+
+export async function updateJob(
+  ctx: StoreContext,
+  id: string,
+  patch: JobPatch,
+  opts: IfStatus<JobStatus> = {},
+): Promise<JobRecord | undefined> {
+  if (opts.ifStatus?.length === 0) return undefined;
+  const set: Updateable<JobsTable> = { updated_at: isoTime(ctx.now()) };
+  if (patch.status !== undefined) set.status = patch.status;
+  if (patch.payload !== undefined) set.payload = encodeJson(patch.payload);
+  if (patch.result !== undefined) set.result = patch.result === null ? null : encodeJson(patch.result);
+  if (patch.runner_id !== undefined) set.runner_id = patch.runner_id;
+  if (patch.lease_expires_at !== undefined) set.lease_expires_at = isoTimeOrNull(patch.lease_expires_at);
+  let update = ctx.db.updateTable("jobs").set(set).where("id", "=", id);
+  if (opts.ifStatus) update = update.where("status", "in", opts.ifStatus);
+  const row = await update.returningAll().executeTakeFirst();
+  return row && toJobRecord(row);
+}
+
+/**
+ * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
+ * returning *`. Only the candidate subquery differs per dialect (see `StoreDialect`).
+ */
+export async function claimJob(
+  ctx: StoreContext,
+  runner: ClaimingRunner,
+  leaseMs: number,
+): Promise<JobRecord | undefined> {
+  const now = isoTime(ctx.now());
+  const candidate = ctx.dialect.lockClaimCandidate(
+    ctx.db
+      .selectFrom("jobs as c")
+      .select("c.id")
+      .where("c.status", "=", "queued")
+      .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", runner.group)]))
+      .where((eb) =>
+        runner.tenant_id === null
+          ? eb("c.req_tenant_id", "is", null)
+          : eb.or([eb("c.req_tenant_id", "is", null), eb("c.req_tenant_id", "=", runner.tenant_id)]),
+      )
+      .where((eb) => {
+        let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
+        if (runner.labels.length > 0) missing = missing.where("l.label", "not in", runner.labels);
+        return eb.not(eb.exists(missing));
+      })
+      .orderBy("c.created_at")
+      .orderBy("c.id")
+      .limit(1),
+  );
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({
+      status: "assigned",
+      runner_id: runner.id,
+      lease_expires_at: leaseEnd(ctx, leaseMs),
+      updated_at: now,
+    })
+    .where("status", "=", "queued")
+    .where("id", "=", candidate)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(row);
+}
+
+export async function renewLeases(ctx: StoreContext, runnerId: string, leaseMs: number): Promise<string[]> {
+  const rows = await ctx.db
+    .updateTable("jobs")
+    .set({ lease_expires_at: leaseEnd(ctx, leaseMs), updated_at: isoTime(ctx.now()) })
+    .where("runner_id", "=", runnerId)
+    .where("status", "in", leasedStatuses)
+    .returning("id")
+    .execute();
+  return rows.map((row) => row.id).sort();
+}
+
+export async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
+  if (query.statuses?.length === 0) return [];
+  let select = ctx.db.selectFrom("jobs").selectAll();
+  if (query.runnerId !== undefined) select = select.where("runner_id", "=", query.runnerId);
+  if (query.runId !== undefined) select = select.where("run_id", "=", query.runId);
+  if (query.statuses) select = select.where("status", "in", query.statuses);
+  const rows = await select.orderBy("created_at").orderBy("id").execute();
+  return rows.map(toJobRecord);
+}
+
+export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
+  const rows = await ctx.db
+    .selectFrom("jobs")
+    .selectAll()
+    .where("status", "in", leasedStatuses)
+    .where("lease_expires_at", "<", isoTime(now ?? ctx.now()))
+    .orderBy("lease_expires_at")
+    .orderBy("id")
+    .execute();
+  return rows.map(toJobRecord);
+}

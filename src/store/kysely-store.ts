@@ -1,0 +1,149 @@
+import type { Kysely } from "kysely";
+import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
+import type { Logger } from "../core/logger.js";
+import type { StoreContext, StoreDialect } from "./dialect.js";
+import * as jobs from "./jobs.js";
+import { migrateToLatest } from "./migrations/index.js";
+import * as runEvents from "./run-events.js";
+import * as runners from "./runners.js";
+import * as runs from "./runs.js";
+import type { Database } from "./schema.js";
+import * as tokens from "./tokens.js";
+import type {
+  AppendEventsOptions,
+  ClaimingRunner,
+  IfStatus,
+  JobPatch,
+  JobStatus,
+  ListEventsQuery,
+  ListJobsQuery,
+  ListRunsQuery,
+  NewJob,
+  NewRun,
+  NewToken,
+  RunnerInput,
+  RunnerStatus,
+  RunPatch,
+  Store,
+  TokenKind,
+} from "./types.js";
+
+/** Options every backend passes through to the shared implementation. */
+export interface KyselyStoreOptions {
+  logger?: Logger;
+  /** The store's clock (timestamps it sets, lease ends); tests replace it. Default: the wall clock. */
+  now?: () => Date;
+}
+
+/**
+ * The store over any Kysely instance: migrates it to the latest schema, then serves `Store`.
+ * The Kysely instance belongs to the store from here on; `close()` destroys it.
+ */
+export async function createKyselyStore(
+  db: Kysely<Database>,
+  dialect: StoreDialect,
+  opts: KyselyStoreOptions = {},
+): Promise<Store> {
+  try {
+    await migrateToLatest(db as Kysely<unknown>, opts.logger);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return new KyselyStore({ db, dialect, now: opts.now ?? (() => new Date()) });
+}
+
+class KyselyStore implements Store {
+  private closed = false;
+
+  constructor(private readonly ctx: StoreContext) {}
+
+  createRun(input: NewRun) {
+    return runs.createRun(this.ctx, input);
+  }
+  updateRun(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>) {
+    return runs.updateRun(this.ctx, id, patch, opts);
+  }
+  getRun(id: string) {
+    return runs.getRun(this.ctx, id);
+  }
+  listRuns(query?: ListRunsQuery) {
+    return runs.listRuns(this.ctx, query);
+  }
+  listRunsByStatus(statuses: readonly RunStatus[]) {
+    return runs.listRunsByStatus(this.ctx, statuses);
+  }
+  markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }) {
+    return runs.markInterruptedRunning(this.ctx, reason, opts);
+  }
+
+  appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions) {
+    return runEvents.appendEvents(this.ctx, events, opts);
+  }
+  listEvents(runId: string, query?: ListEventsQuery) {
+    return runEvents.listEvents(this.ctx, runId, query);
+  }
+  lastSeq(runId: string) {
+    return runEvents.lastSeq(this.ctx, runId);
+  }
+
+  createJob(input: NewJob) {
+    return jobs.createJob(this.ctx, input);
+  }
+  getJob(id: string) {
+    return jobs.getJob(this.ctx, id);
+  }
+  updateJob(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>) {
+    return jobs.updateJob(this.ctx, id, patch, opts);
+  }
+  claimJob(runner: ClaimingRunner, leaseMs: number) {
+    return jobs.claimJob(this.ctx, runner, leaseMs);
+  }
+  renewLeases(runnerId: string, leaseMs: number) {
+    return jobs.renewLeases(this.ctx, runnerId, leaseMs);
+  }
+  listJobs(query?: ListJobsQuery) {
+    return jobs.listJobs(this.ctx, query);
+  }
+  expiredJobs(now?: string) {
+    return jobs.expiredJobs(this.ctx, now);
+  }
+
+  upsertRunner(input: RunnerInput) {
+    return runners.upsertRunner(this.ctx, input);
+  }
+  setRunnerStatus(id: string, status: RunnerStatus, at: string) {
+    return runners.setRunnerStatus(this.ctx, id, status, at);
+  }
+  touchRunner(id: string, at: string) {
+    return runners.touchRunner(this.ctx, id, at);
+  }
+  listRunners(query?: { tenantId?: string | null; status?: RunnerStatus }) {
+    return runners.listRunners(this.ctx, query);
+  }
+  getRunner(id: string) {
+    return runners.getRunner(this.ctx, id);
+  }
+
+  createToken(input: NewToken) {
+    return tokens.createToken(this.ctx, input);
+  }
+  findToken(secret: string) {
+    return tokens.findToken(this.ctx, secret);
+  }
+  listTokens(kind?: TokenKind) {
+    return tokens.listTokens(this.ctx, kind);
+  }
+  revokeToken(id: string) {
+    return tokens.revokeToken(this.ctx, id);
+  }
+  countTokens(kind?: TokenKind) {
+    return tokens.countTokens(this.ctx, kind);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.ctx.db.destroy();
+  }
+}

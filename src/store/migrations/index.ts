@@ -1,0 +1,35 @@
+import { type Kysely, type Migration, Migrator } from "kysely";
+import type { Logger } from "../../core/logger.js";
+import * as initial from "./0001_initial.js";
+
+/**
+ * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
+ * migration must sort after the last one. Never edit one that has shipped; add the next.
+ */
+export const migrations: Readonly<Record<string, Migration>> = {
+  "0001_initial": initial,
+};
+
+/** Applies the migrations not applied yet; throws when the database is newer than this runyard. */
+export async function migrateToLatest(db: Kysely<unknown>, logger?: Logger): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: "runyard_migration",
+    migrationLockTableName: "runyard_migration_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  for (const result of results ?? []) {
+    if (result.status === "Success") logger?.info({ migration: result.migrationName }, "store migrated");
+  }
+  if (error !== undefined) {
+    const message = error instanceof Error ? error.message : String(error);
+    const newer = /previously executed migration (\S+) is missing/.exec(message);
+    throw new Error(
+      newer
+        ? `the database was migrated by a newer runyard (migration ${newer[1]}); upgrade runyard to open it`
+        : `store migration failed: ${message}`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,96 @@
+import type { Selectable, Updateable } from "kysely";
+import type { StoreContext } from "./dialect.js";
+import { decodeJson, encodeJson, isoTime, isoTimeOrNull, type RunnersTable } from "./schema.js";
+import type { RunnerInput, RunnerRecord, RunnerStatus } from "./types.js";
+
+function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
+  return {
+    id: row.id,
+    group: row.group_name,
+    labels: decodeJson<string[]>(row.labels),
+    mode: row.mode,
+    capacity: row.capacity,
+    cpus: row.cpus,
+    memory: row.memory,
+    hostname: row.hostname,
+    tenant_id: row.tenant_id,
+    status: row.status,
+    connected_at: row.connected_at,
+    last_heartbeat_at: row.last_heartbeat_at,
+    version: row.version,
+  };
+}
+
+export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promise<RunnerRecord> {
+  const advertised = {
+    group_name: input.group,
+    labels: encodeJson([...new Set(input.labels)]),
+    mode: input.mode,
+    capacity: input.capacity,
+    cpus: input.cpus ?? null,
+    memory: input.memory ?? null,
+    hostname: input.hostname,
+    tenant_id: input.tenant_id ?? null,
+    version: input.version ?? null,
+  };
+  const state: Updateable<RunnersTable> = {};
+  if (input.status !== undefined) state.status = input.status;
+  if (input.connected_at !== undefined) state.connected_at = isoTimeOrNull(input.connected_at);
+  if (input.last_heartbeat_at !== undefined) state.last_heartbeat_at = isoTimeOrNull(input.last_heartbeat_at);
+  const row = await ctx.db
+    .insertInto("runners")
+    .values({
+      id: input.id,
+      ...advertised,
+      status: "offline",
+      connected_at: null,
+      last_heartbeat_at: null,
+      ...state,
+    })
+    .onConflict((conflict) => conflict.column("id").doUpdateSet({ ...advertised, ...state }))
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toRunnerRecord(row);
+}
+
+export async function setRunnerStatus(
+  ctx: StoreContext,
+  id: string,
+  status: RunnerStatus,
+  at: string,
+): Promise<RunnerRecord | undefined> {
+  const when = isoTime(at);
+  const row = await ctx.db
+    .updateTable("runners")
+    .set(status === "online" ? { status, connected_at: when, last_heartbeat_at: when } : { status })
+    .where("id", "=", id)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toRunnerRecord(row);
+}
+
+export async function touchRunner(ctx: StoreContext, id: string, at: string): Promise<boolean> {
+  const result = await ctx.db
+    .updateTable("runners")
+    .set({ last_heartbeat_at: isoTime(at) })
+    .where("id", "=", id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function listRunners(
+  ctx: StoreContext,
+  query: { tenantId?: string | null; status?: RunnerStatus } = {},
+): Promise<RunnerRecord[]> {
+  let select = ctx.db.selectFrom("runners").selectAll();
+  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+  if (query.status !== undefined) select = select.where("status", "=", query.status);
+  const rows = await select.orderBy("id").execute();
+  return rows.map(toRunnerRecord);
+}
+
+export async function getRunner(ctx: StoreContext, id: string): Promise<RunnerRecord | undefined> {
+  const row = await ctx.db.selectFrom("runners").selectAll().where("id", "=", id).executeTakeFirst();
+  return row && toRunnerRecord(row);
+}

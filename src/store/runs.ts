@@ -1,0 +1,178 @@
+import type { Selectable, Updateable } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import type { ErrorInfo, RunStatus, StepSummary } from "../core/events.js";
+import { newRunId } from "../core/ids.js";
+import type { StoreContext } from "./dialect.js";
+import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
+import type { IfStatus, ListRunsQuery, NewRun, RunPage, RunPatch, RunRecord } from "./types.js";
+
+const defaultPageSize = 50;
+const maxPageSize = 500;
+
+function toRunRecord(row: Selectable<RunsTable>): RunRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    name: row.name,
+    status: row.status,
+    tenant_id: row.tenant_id,
+    created_by: row.created_by,
+    spec: decodeJson(row.spec),
+    vars: decodeJson<Record<string, string>>(row.vars),
+    steps: decodeJson<StepSummary[]>(row.steps),
+    error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
+    created_at: row.created_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
+    last_seq: int(row.last_seq),
+    last_notify_error: row.last_notify_error,
+  };
+}
+
+export async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
+  const record: RunRecord = {
+    id: input.id ?? newRunId(),
+    kind: input.kind,
+    name: input.name,
+    status: input.status ?? "queued",
+    tenant_id: input.tenant_id ?? null,
+    created_by: input.created_by ?? null,
+    spec: input.spec ?? null,
+    vars: input.vars ?? {},
+    steps: [],
+    error: null,
+    created_at: isoTime(input.created_at ?? ctx.now()),
+    started_at: null,
+    finished_at: null,
+    last_seq: 0,
+    last_notify_error: null,
+  };
+  try {
+    await ctx.db
+      .insertInto("runs")
+      .values({
+        ...record,
+        spec: encodeJson(record.spec),
+        vars: encodeJson(record.vars),
+        steps: encodeJson(record.steps),
+        error: null,
+      })
+      .execute();
+  } catch (error) {
+    if (ctx.dialect.constraintViolation(error) === "unique") {
+      throw new RunyardError("CONFLICT", `run ${record.id} exists already`, {
+        hint: "Give a new run id, or none to get a generated one.",
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  return record;
+}
+
+export async function updateRun(
+  ctx: StoreContext,
+  id: string,
+  patch: RunPatch,
+  opts: IfStatus<RunStatus> = {},
+): Promise<RunRecord | undefined> {
+  const set: Updateable<RunsTable> = {};
+  if (patch.name !== undefined) set.name = patch.name;
+  if (patch.status !== undefined) set.status = patch.status;
+  if (patch.started_at !== undefined) set.started_at = isoTimeOrNull(patch.started_at);
+  if (patch.finished_at !== undefined) set.finished_at = isoTimeOrNull(patch.finished_at);
+  if (patch.vars !== undefined) set.vars = encodeJson(patch.vars);
+  if (patch.steps !== undefined) set.steps = encodeJson(patch.steps);
+  if (patch.error !== undefined) set.error = patch.error === null ? null : encodeJson(patch.error);
+  if (patch.last_notify_error !== undefined) set.last_notify_error = patch.last_notify_error;
+  if (opts.ifStatus?.length === 0) return undefined;
+  if (Object.keys(set).length === 0) {
+    const run = await getRun(ctx, id);
+    return run && (!opts.ifStatus || opts.ifStatus.includes(run.status)) ? run : undefined;
+  }
+  let update = ctx.db.updateTable("runs").set(set).where("id", "=", id);
+  if (opts.ifStatus) update = update.where("status", "in", opts.ifStatus);
+  const row = await update.returningAll().executeTakeFirst();
+  return row && toRunRecord(row);
+}
+
+export async function getRun(ctx: StoreContext, id: string): Promise<RunRecord | undefined> {
+  const row = await ctx.db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
+  return row && toRunRecord(row);
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return defaultPageSize;
+  return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
+}
+
+export async function listRuns(ctx: StoreContext, query: ListRunsQuery = {}): Promise<RunPage> {
+  const limit = pageSize(query.limit);
+  const statuses = query.status === undefined ? undefined : [query.status].flat();
+  if (statuses?.length === 0) return { runs: [] };
+  let cursor: { id: string; created_at: string } | undefined;
+  if (query.before !== undefined) {
+    cursor = await ctx.db
+      .selectFrom("runs")
+      .select(["id", "created_at"])
+      .where("id", "=", query.before)
+      .executeTakeFirst();
+    if (!cursor) {
+      throw new RunyardError("INVALID_INPUT", `unknown page cursor: no run ${query.before}`, {
+        hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
+      });
+    }
+  }
+  let select = ctx.db.selectFrom("runs").selectAll();
+  if (statuses) select = select.where("status", "in", statuses);
+  if (query.kind !== undefined) select = select.where("kind", "=", query.kind);
+  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+  if (cursor) {
+    const after = cursor;
+    select = select.where((eb) =>
+      eb.or([
+        eb("created_at", "<", after.created_at),
+        eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
+      ]),
+    );
+  }
+  const rows = await select
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + 1)
+    .execute();
+  const runs = rows.slice(0, limit).map(toRunRecord);
+  const last = runs.at(-1);
+  return rows.length > limit && last ? { runs, next: last.id } : { runs };
+}
+
+export async function listRunsByStatus(
+  ctx: StoreContext,
+  statuses: readonly RunStatus[],
+): Promise<RunRecord[]> {
+  if (statuses.length === 0) return [];
+  const rows = await ctx.db
+    .selectFrom("runs")
+    .selectAll()
+    .where("status", "in", statuses)
+    .orderBy("created_at")
+    .orderBy("id")
+    .execute();
+  return rows.map(toRunRecord);
+}
+
+export async function markInterruptedRunning(
+  ctx: StoreContext,
+  reason: ErrorInfo,
+  opts: { ids?: readonly string[] } = {},
+): Promise<string[]> {
+  if (opts.ids?.length === 0) return [];
+  let update = ctx.db
+    .updateTable("runs")
+    .set({ status: "interrupted", error: encodeJson(reason), finished_at: isoTime(ctx.now()) })
+    .where("status", "=", "running");
+  if (opts.ids) update = update.where("id", "in", opts.ids);
+  const rows = await update.returning("id").execute();
+  return rows.map((row) => row.id).sort();
+}

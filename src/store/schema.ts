@@ -1,0 +1,130 @@
+import type { ColumnType } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import type { RunKind, RunStatus } from "../core/events.js";
+import type { JobStatus, JobType, RunnerStatus, TokenKind } from "./types.js";
+
+/*
+ * Kysely table types, as the migrations create them. Only portable column types are used:
+ * text, integer, bigint, real. JSON is text (`encodeJson`/`decodeJson`), timestamps are
+ * ISO-8601 UTC text (`isoTime`), so the same schema works on SQLite and PostgreSQL.
+ */
+
+/** A bigint column: node-postgres returns int8 as a string, SQLite as a number; read it with `int`. */
+type Int8 = ColumnType<number | string, number | undefined, number>;
+
+export interface RunsTable {
+  id: string;
+  kind: RunKind;
+  name: string;
+  status: RunStatus;
+  tenant_id: string | null;
+  created_by: string | null;
+  spec: string;
+  vars: string;
+  steps: string;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  last_seq: Int8;
+  last_notify_error: string | null;
+}
+
+export interface RunEventsTable {
+  run_id: string;
+  seq: Int8;
+  type: string;
+  ts: string;
+  /** The whole event as JSON. */
+  data: string;
+}
+
+export interface JobsTable {
+  id: string;
+  run_id: string;
+  type: JobType;
+  status: JobStatus;
+  req_group: string | null;
+  req_tenant_id: string | null;
+  /** The required labels as a JSON array, for reading back; `job_labels` is what claims match on. */
+  req_labels: string;
+  payload: string;
+  result: string | null;
+  runner_id: string | null;
+  lease_expires_at: string | null;
+  last_event_seq: Int8;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One row per required label of a job, so the claim query matches labels in plain SQL. */
+export interface JobLabelsTable {
+  job_id: string;
+  label: string;
+}
+
+export interface RunnersTable {
+  id: string;
+  group_name: string;
+  labels: string;
+  mode: string;
+  capacity: number;
+  cpus: number | null;
+  memory: string | null;
+  hostname: string;
+  tenant_id: string | null;
+  status: RunnerStatus;
+  connected_at: string | null;
+  last_heartbeat_at: string | null;
+  version: string | null;
+}
+
+export interface TokensTable {
+  id: string;
+  kind: TokenKind;
+  name: string;
+  group_name: string | null;
+  tenant_id: string | null;
+  /** Hex SHA-256 of the secret; unique. */
+  secret_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface Database {
+  runs: RunsTable;
+  run_events: RunEventsTable;
+  jobs: JobsTable;
+  job_labels: JobLabelsTable;
+  runners: RunnersTable;
+  tokens: TokensTable;
+}
+
+/** JSON text for a value; `undefined` is stored as `null`. */
+export function encodeJson(value: unknown): string {
+  return JSON.stringify(value) ?? "null";
+}
+
+export function decodeJson<T = unknown>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+/** A bigint column's value as a number (seqs stay far below 2^53). */
+export function int(value: number | string | bigint): number {
+  return typeof value === "number" ? value : Number(value);
+}
+
+/** A timestamp in the one stored form, `YYYY-MM-DDTHH:mm:ss.sssZ`, so text order is time order. */
+export function isoTime(value: string | Date): string {
+  const date = typeof value === "string" ? new Date(value) : value;
+  if (Number.isNaN(date.getTime())) {
+    throw new RunyardError("INVALID_INPUT", `not a timestamp: ${String(value)}`, {
+      hint: "Give timestamps as ISO-8601 text, e.g. 2026-01-31T12:00:00.000Z.",
+    });
+  }
+  return date.toISOString();
+}
+
+export function isoTimeOrNull(value: string | null | undefined): string | null {
+  return value === null || value === undefined ? null : isoTime(value);
+}

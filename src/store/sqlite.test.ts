@@ -1,0 +1,123 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inMemoryWarning, openMemoryStore, openSqliteStore } from "./sqlite.js";
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "runyard-store-"));
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("openSqliteStore", () => {
+  it("creates the folder, the file and every table on first open", async () => {
+    const path = join(dir, "nested", "home", "runyard.db");
+    const store = await openSqliteStore(path);
+    await store.close();
+
+    const raw = new BetterSqlite3(path, { readonly: true });
+    const tables = raw
+      .prepare("select name from sqlite_master where type = 'table' order by name")
+      .all()
+      .map((row) => (row as { name: string }).name);
+    const applied = raw.prepare("select name from runyard_migration").all();
+    const journal = raw.pragma("journal_mode", { simple: true });
+    raw.close();
+
+    expect(tables).toEqual(
+      expect.arrayContaining(["job_labels", "jobs", "run_events", "runners", "runs", "tokens"]),
+    );
+    expect(applied).toEqual([{ name: "0001_initial" }]);
+    expect(journal).toBe("wal");
+  });
+
+  it("keeps runs, events, jobs, runners and tokens when the file is opened again", async () => {
+    const path = join(dir, "runyard.db");
+    const first = await openSqliteStore(path);
+    const run = await first.createRun({ kind: "workflow", name: "deploy", vars: { A: "1" } });
+    await first.appendEvents([
+      { run_id: run.id, seq: 1, ts: "2026-01-01T00:00:00.000Z", type: "run.queued", kind: "workflow" },
+    ]);
+    const job = await first.createJob({
+      run_id: run.id,
+      requirements: { labels: ["linux"] },
+      payload: { n: 1 },
+    });
+    await first.upsertRunner({
+      id: "r1",
+      group: "default",
+      labels: [],
+      mode: "all",
+      capacity: 2,
+      hostname: "h",
+    });
+    const { secret } = await first.createToken({ kind: "admin", name: "first admin" });
+    await first.close();
+
+    const second = await openSqliteStore(path);
+    expect(await second.getRun(run.id)).toMatchObject({ name: "deploy", vars: { A: "1" }, last_seq: 1 });
+    expect(await second.listEvents(run.id)).toHaveLength(1);
+    expect(await second.getJob(job.id)).toMatchObject({
+      requirements: { labels: ["linux"] },
+      payload: { n: 1 },
+    });
+    expect(await second.getRunner("r1")).toMatchObject({ hostname: "h" });
+    expect(await second.findToken(secret)).toMatchObject({ kind: "admin", name: "first admin" });
+    await second.close();
+  });
+
+  it("enforces foreign keys", async () => {
+    const store = await openSqliteStore(join(dir, "runyard.db"));
+    await expect(
+      store.createJob({ run_id: "run_missing", requirements: { labels: [] }, payload: null }),
+    ).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+    await store.close();
+  });
+
+  it("refuses a file migrated by a newer runyard", async () => {
+    const path = join(dir, "runyard.db");
+    await (await openSqliteStore(path)).close();
+    const raw = new BetterSqlite3(path);
+    raw.prepare("insert into runyard_migration (name, timestamp) values ('9999_future', 'x')").run();
+    raw.close();
+
+    await expect(openSqliteStore(path)).rejects.toThrow(
+      /migrated by a newer runyard \(migration 9999_future\)/,
+    );
+  });
+
+  it("refuses a file that is not a database", async () => {
+    const path = join(dir, "notes.txt");
+    writeFileSync(path, "this is not sqlite, just some text that is long enough to have a header".repeat(20));
+    await expect(openSqliteStore(path)).rejects.toThrow(/cannot open the store at .*notes\.txt/);
+  });
+
+  it("closes twice without complaint", async () => {
+    const store = await openSqliteStore(join(dir, "runyard.db"));
+    await store.close();
+    await expect(store.close()).resolves.toBeUndefined();
+  });
+});
+
+describe("openMemoryStore", () => {
+  it("warns that nothing persists, then works like the file store", async () => {
+    const warnings: string[] = [];
+    const store = await openMemoryStore({ warn: (message) => warnings.push(message) });
+    expect(warnings).toEqual([
+      "in-memory store: runs, events and tokens are lost when this process exits; use a file (--home) to keep them",
+    ]);
+    expect(inMemoryWarning).toBe(warnings[0]);
+
+    const run = await store.createRun({ kind: "workflow", name: "quick" });
+    expect(await store.getRun(run.id)).toMatchObject({ name: "quick", status: "queued" });
+    await store.close();
+  });
+});

@@ -1,0 +1,90 @@
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
+import type { Logger } from "../core/logger.js";
+import { sqliteDialect } from "./dialect.js";
+import { createKyselyStore } from "./kysely-store.js";
+import type { Database } from "./schema.js";
+import type { Store } from "./types.js";
+
+export interface SqliteStoreOptions {
+  logger?: Logger;
+  /** The store's clock; tests replace it. */
+  now?: () => Date;
+  /** How long a write waits for another process's write to finish. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * `normal` (default): a commit survives a crash of runyard, but the last ones may be lost if
+   * the machine loses power. `full`: an fsync per commit survives that too, at about half the
+   * event rate on a fast disk and far less on a slow one.
+   */
+  synchronous?: "normal" | "full";
+}
+
+export interface MemoryStoreOptions extends Pick<SqliteStoreOptions, "logger" | "now"> {
+  /** Receives the warning that nothing persists. Default: a line on stderr. */
+  warn?: (message: string) => void;
+}
+
+export const inMemoryWarning =
+  "in-memory store: runs, events and tokens are lost when this process exits; use a file (--home) to keep them";
+
+/**
+ * The store in one SQLite file (created with its folder if missing), migrated on open.
+ * WAL lets readers run beside the writer; see `synchronous` for what a commit survives.
+ * Open a file from one process only: the server owns it.
+ */
+export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): Promise<Store> {
+  mkdirSync(dirname(resolve(path)), { recursive: true });
+  return openSqlite(path, opts);
+}
+
+/** The same store in memory, for tests and throwaway runs; warns that nothing persists (seed 002). */
+export async function openMemoryStore(opts: MemoryStoreOptions = {}): Promise<Store> {
+  const warn = opts.warn ?? ((message: string) => process.stderr.write(`runyard: warning: ${message}\n`));
+  warn(inMemoryWarning);
+  return openSqlite(":memory:", opts);
+}
+
+async function openSqlite(filename: string, opts: SqliteStoreOptions): Promise<Store> {
+  let database: BetterSqlite3.Database | undefined;
+  try {
+    database = new BetterSqlite3(filename);
+    database.pragma("journal_mode = WAL");
+    database.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+    database.pragma("foreign_keys = ON");
+    database.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
+  } catch (error) {
+    database?.close();
+    throw new Error(`cannot open the store at ${filename}: ${(error as Error).message}`, { cause: error });
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  return createKyselyStore(db, sqliteDialect, opts);
+}
+
+/**
+ * Kysely prepares every query it runs. The store runs few distinct statements, so keeping the
+ * recent ones prepared makes `appendEvents` about 15% faster. Sharing a statement is safe as
+ * the store only runs them with `all`/`run`, never iterates one.
+ */
+function withStatementCache(database: BetterSqlite3.Database, size = 256): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close() {
+      cache.clear();
+      database.close();
+    },
+    prepare(sql) {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= size) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { createHash } from "node:crypto";
+import type { Selectable } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import { newId, newSecret } from "../core/ids.js";
+import type { StoreContext } from "./dialect.js";
+import { isoTime, type TokensTable } from "./schema.js";
+import type { CreatedToken, NewToken, TokenKind, TokenRecord } from "./types.js";
+
+/** `last_used_at` is written at most this often, so checking a token is not a write per request. */
+const lastUsedResolutionMs = 60_000;
+
+/**
+ * Tokens are looked up by the hash of the secret, so no secret is ever compared byte by byte
+ * (nothing to time) and the database holds nothing that would let a reader authenticate.
+ * The secrets are random, so a plain SHA-256 is enough; there is nothing to brute-force.
+ */
+function hashSecret(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+function toTokenRecord(row: Omit<Selectable<TokensTable>, "secret_hash">): TokenRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    name: row.name,
+    group: row.group_name,
+    tenant_id: row.tenant_id,
+    created_at: row.created_at,
+    last_used_at: row.last_used_at,
+  };
+}
+
+const recordColumns = [
+  "id",
+  "kind",
+  "name",
+  "group_name",
+  "tenant_id",
+  "created_at",
+  "last_used_at",
+] as const;
+
+export async function createToken(ctx: StoreContext, input: NewToken): Promise<CreatedToken> {
+  const secret = input.secret ?? newSecret("ryt");
+  if (secret.length === 0) throw new RunyardError("INVALID_INPUT", "a token secret cannot be empty");
+  const record: TokenRecord = {
+    id: newId("tok"),
+    kind: input.kind,
+    name: input.name,
+    group: input.group ?? null,
+    tenant_id: input.tenant_id ?? null,
+    created_at: isoTime(ctx.now()),
+    last_used_at: null,
+  };
+  try {
+    await ctx.db
+      .insertInto("tokens")
+      .values({
+        id: record.id,
+        kind: record.kind,
+        name: record.name,
+        group_name: record.group,
+        tenant_id: record.tenant_id,
+        secret_hash: hashSecret(secret),
+        created_at: record.created_at,
+        last_used_at: null,
+      })
+      .execute();
+  } catch (error) {
+    if (ctx.dialect.constraintViolation(error) === "unique") {
+      throw new RunyardError("CONFLICT", "a token with this secret exists already", {
+        hint: "Use a different secret, or none to get a generated one.",
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  return { record, secret };
+}
+
+export async function findToken(ctx: StoreContext, secret: string): Promise<TokenRecord | undefined> {
+  if (secret.length === 0) return undefined;
+  const row = await ctx.db
+    .selectFrom("tokens")
+    .select(recordColumns)
+    .where("secret_hash", "=", hashSecret(secret))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const now = ctx.now();
+  const lastUsed = row.last_used_at === null ? 0 : Date.parse(row.last_used_at);
+  if (now.getTime() - lastUsed >= lastUsedResolutionMs) {
+    row.last_used_at = isoTime(now);
+    await ctx.db
+      .updateTable("tokens")
+      .set({ last_used_at: row.last_used_at })
+      .where("id", "=", row.id)
+      .execute();
+  }
+  return toTokenRecord(row);
+}
+
+export async function listTokens(ctx: StoreContext, kind?: TokenKind): Promise<TokenRecord[]> {
+  let select = ctx.db.selectFrom("tokens").select(recordColumns);
+  if (kind !== undefined) select = select.where("kind", "=", kind);
+  const rows = await select.orderBy("created_at").orderBy("id").execute();
+  return rows.map(toTokenRecord);
+}
+
+export async function revokeToken(ctx: StoreContext, id: string): Promise<boolean> {
+  const result = await ctx.db.deleteFrom("tokens").where("id", "=", id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+export async function countTokens(ctx: StoreContext, kind?: TokenKind): Promise<number> {
+  let select = ctx.db.selectFrom("tokens").select((eb) => eb.fn.countAll<number | string>().as("count"));
+  if (kind !== undefined) select = select.where("kind", "=", kind);
+  const row = await select.executeTakeFirstOrThrow();
+  return Number(row.count);
+}

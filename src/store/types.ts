@@ -1,0 +1,330 @@
+import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
+
+/*
+ * The store's public contract (DESIGN.md section 9). The server talks only to `Store`; the
+ * SQLite file, the in-memory database and (later) PostgreSQL are backends behind it.
+ * Field names are snake_case, as in the event spine and the HTTP API, so records pass through
+ * unchanged. Every timestamp is ISO-8601 text in UTC (`Date#toISOString()`); timestamps given
+ * to the store are normalised to that form, which keeps them sortable as text.
+ */
+
+/** One execution of one piece of work (a workflow, an agent task, a bot), as stored. */
+export interface RunRecord {
+  /** Unique; runyard's own ids (`newRunId()`) sort by creation time, caller-given ids need not. */
+  id: string;
+  kind: RunKind;
+  /** The workflow, task or bot name people read. */
+  name: string;
+  status: RunStatus;
+  /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
+  tenant_id: string | null;
+  /** Id of the token that submitted the run (not the secret), or null. */
+  created_by: string | null;
+  /** What was submitted, stored as JSON: the workflow text, vars, options. */
+  spec: unknown;
+  /** Variables exported so far (final ones once the run has finished). */
+  vars: Record<string, string>;
+  /** One summary per step and host; empty until the engine reports them. */
+  steps: StepSummary[];
+  /** Why the run failed or was interrupted; null while it has not. */
+  error: ErrorInfo | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** Highest event seq stored for the run; 0 before the first event. */
+  last_seq: number;
+  /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
+  last_notify_error: string | null;
+}
+
+/** What `createRun` needs; everything else starts empty. */
+export interface NewRun {
+  /** Defaults to a fresh `newRunId()`. A caller-given id that exists already is a CONFLICT. */
+  id?: string;
+  kind: RunKind;
+  name: string;
+  /** Defaults to `queued`. */
+  status?: RunStatus;
+  tenant_id?: string | null;
+  created_by?: string | null;
+  spec?: unknown;
+  vars?: Record<string, string>;
+  /** Defaults to the store clock's now. */
+  created_at?: string;
+}
+
+/** The fields of a run that change while it runs; absent keys are left as they are. */
+export type RunPatch = Partial<
+  Pick<
+    RunRecord,
+    "name" | "status" | "started_at" | "finished_at" | "vars" | "steps" | "error" | "last_notify_error"
+  >
+>;
+
+/** A compare-and-set guard: the update applies only while the record is in one of these states. */
+export interface IfStatus<S extends string> {
+  ifStatus?: readonly S[];
+}
+
+/** Filters and paging for `listRuns`; runs come newest first (`created_at` desc, then `id` desc). */
+export interface ListRunsQuery {
+  status?: RunStatus | readonly RunStatus[];
+  kind?: RunKind;
+  /** A tenant's runs; `null` for runs outside any tenant; absent for all runs. */
+  tenantId?: string | null;
+  /** Page size: default 50, at most 500. */
+  limit?: number;
+  /** Cursor: the `next` of the previous page (a run id); the page starts after that run. */
+  before?: string;
+}
+
+/** One page of runs; `next` is present when there are more, and is the `before` of the next page. */
+export interface RunPage {
+  runs: RunRecord[];
+  next?: string;
+}
+
+/** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
+export interface JobBatchRef {
+  id: string;
+  /** The producer's batch number for this job, increasing from 1 (e.g. the batch's highest event seq). */
+  seq: number;
+}
+
+/** Options of `appendEvents`. */
+export interface AppendEventsOptions {
+  job?: JobBatchRef;
+}
+
+/** What `appendEvents` did. Either way, once it returns, every event of the batch is stored. */
+export interface AppendResult {
+  /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
+  duplicate: boolean;
+  /** Events actually inserted; an event whose `(run_id, seq)` is stored already is skipped. */
+  inserted: number;
+}
+
+/** Which events `listEvents` returns, ascending by seq. */
+export interface ListEventsQuery {
+  /** Only events with a seq above this (SSE `Last-Event-ID`, `?after=`). Default 0. */
+  after?: number;
+  /** Default 1000, at most 10000; page with `after` set to the last seq received. */
+  limit?: number;
+}
+
+export const jobStatuses = ["queued", "assigned", "running", "done", "lost"] as const;
+/** queued -> assigned (claimed, lease running) -> running (runner accepted) -> done | lost. */
+export type JobStatus = (typeof jobStatuses)[number];
+
+/** What a job is; only step attempts for now, agent tasks later. */
+export type JobType = "step";
+
+/** Which runners may take a job. */
+export interface JobRequirements {
+  /** Only runners of this group; absent for any group. */
+  group?: string;
+  /** Every one of these labels must be among the runner's labels. */
+  labels: string[];
+  /** Only runners of this tenant; null or absent for any runner. */
+  tenant_id?: string | null;
+}
+
+/** One unit of work for a runner: one step attempt (later also an agent task). */
+export interface JobRecord {
+  id: string;
+  run_id: string;
+  type: JobType;
+  status: JobStatus;
+  /** As given to `createJob`; `group` is absent and `tenant_id` null when unrestricted. */
+  requirements: JobRequirements;
+  /** What the runner needs to do the job (e.g. a StepAttemptRequest), stored as JSON. */
+  payload: unknown;
+  /** What came back (e.g. a StepAttemptResult), or null. */
+  result: unknown | null;
+  /** The runner the job is assigned to, or null while queued. */
+  runner_id: string | null;
+  /** When the assignment lapses unless renewed by heartbeats; see `expiredJobs`. */
+  lease_expires_at: string | null;
+  /** Highest event batch seq stored for this job (see `appendEvents`); 0 before the first. */
+  last_event_seq: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What `createJob` needs; a new job is `queued`. */
+export interface NewJob {
+  /** Defaults to a fresh `newId("job")`. */
+  id?: string;
+  run_id: string;
+  /** Defaults to `step`. */
+  type?: JobType;
+  requirements: JobRequirements;
+  payload: unknown;
+  created_at?: string;
+}
+
+/** The fields of a job the server changes; absent keys are left as they are. */
+export type JobPatch = Partial<
+  Pick<JobRecord, "status" | "payload" | "result" | "runner_id" | "lease_expires_at">
+>;
+
+/** The runner asking for work, as `claimJob` matches it against job requirements. */
+export interface ClaimingRunner {
+  id: string;
+  group: string;
+  labels: readonly string[];
+  tenant_id: string | null;
+}
+
+/** Filters for `listJobs`; jobs come oldest first. */
+export interface ListJobsQuery {
+  runnerId?: string;
+  runId?: string;
+  statuses?: readonly JobStatus[];
+}
+
+export type RunnerStatus = "online" | "offline";
+
+/** A runner daemon as it advertised itself (seed 000 `GET /api/runners`). */
+export interface RunnerRecord {
+  id: string;
+  group: string;
+  labels: string[];
+  /** What the runner takes on (seed 000 `ADOS_MODE`: chat, issue, all). */
+  mode: string;
+  /** How many jobs it runs at once. */
+  capacity: number;
+  cpus: number | null;
+  /** As advertised, e.g. `8g`. */
+  memory: string | null;
+  hostname: string;
+  tenant_id: string | null;
+  status: RunnerStatus;
+  /** When the current (or last) connection was made. */
+  connected_at: string | null;
+  last_heartbeat_at: string | null;
+  /** The runyard version the runner runs. */
+  version: string | null;
+}
+
+/**
+ * What `upsertRunner` takes. Advertised fields replace the stored ones; `status`,
+ * `connected_at` and `last_heartbeat_at` are changed only when given (a new runner starts offline).
+ */
+export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" | "capacity" | "hostname"> &
+  Partial<
+    Pick<
+      RunnerRecord,
+      "cpus" | "memory" | "tenant_id" | "version" | "status" | "connected_at" | "last_heartbeat_at"
+    >
+  >;
+
+export type TokenKind = "admin" | "user" | "runner";
+
+/** An API token. The secret itself is never stored, only its SHA-256 hash. */
+export interface TokenRecord {
+  id: string;
+  kind: TokenKind;
+  /** What the token is for, as its creator named it. */
+  name: string;
+  /** Runner tokens: the group a runner holding it joins. Null otherwise. */
+  group: string | null;
+  tenant_id: string | null;
+  created_at: string;
+  /** Updated by `findToken`, at most once a minute. */
+  last_used_at: string | null;
+}
+
+/** What `createToken` needs. */
+export interface NewToken {
+  kind: TokenKind;
+  name: string;
+  group?: string | null;
+  tenant_id?: string | null;
+  /** A secret to store (e.g. RUNYARD_ADMIN_TOKEN); defaults to a fresh `newSecret("ryt")`. */
+  secret?: string;
+}
+
+/** A new token and its secret; the only time the secret is seen. */
+export interface CreatedToken {
+  record: TokenRecord;
+  secret: string;
+}
+
+/**
+ * Everything the server keeps: runs, their event logs, jobs for runners, runners and tokens.
+ * One implementation over Kysely (`kysely-store.ts`) serves every backend. Methods that look a
+ * record up return `undefined` when it does not exist; unexpected states throw `RunyardError`
+ * (`CONFLICT` for a taken id, `NOT_FOUND` for events or jobs of a missing run).
+ */
+export interface Store {
+  /** Stores a new run and returns it. */
+  createRun(input: NewRun): Promise<RunRecord>;
+  /** Changes a run; undefined when it does not exist or its status is not in `ifStatus`. */
+  updateRun(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<RunRecord | undefined>;
+  /** One run, or undefined (seed 002 `GET /run-status` answers 404 then). */
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** One page of runs, newest first, filtered. An unknown `before` cursor is INVALID_INPUT. */
+  listRuns(query?: ListRunsQuery): Promise<RunPage>;
+  /** Every run in one of these statuses, oldest first; for reconciliation at start-up. */
+  listRunsByStatus(statuses: readonly RunStatus[]): Promise<RunRecord[]>;
+  /**
+   * Marks `running` runs (all, or those among `ids`) `interrupted` with `reason` as their error
+   * and `finished_at` now, in one statement. Queued runs are left queued. Returns the ids changed.
+   */
+  markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }): Promise<string[]>;
+
+  /**
+   * Stores a batch of events in one transaction and raises `runs.last_seq`. With `job`, the
+   * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
+   * `job.seq` is not above it is a duplicate and writes nothing: a re-sent batch is stored once.
+   * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
+   * Events must be valid `RunEvent`s (the server parses what runners send before this).
+   */
+  appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
+  /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
+  listEvents(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  /** The highest stored event seq of a run (0 before any), or undefined for an unknown run. */
+  lastSeq(runId: string): Promise<number | undefined>;
+
+  /** Queues a job for a run and returns it. */
+  createJob(input: NewJob): Promise<JobRecord>;
+  getJob(id: string): Promise<JobRecord | undefined>;
+  /** Changes a job; undefined when it does not exist or its status is not in `ifStatus`. */
+  updateJob(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>): Promise<JobRecord | undefined>;
+  /**
+   * Atomically takes the oldest queued job this runner may run (group, labels and tenant match),
+   * marks it `assigned` to the runner with a lease of `leaseMs`, and returns it; undefined when
+   * none is waiting. Concurrent claimers never get the same job.
+   */
+  claimJob(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
+  /** Extends the lease of every assigned or running job of a runner; returns their ids. */
+  renewLeases(runnerId: string, leaseMs: number): Promise<string[]>;
+  /** Jobs, oldest first, filtered. */
+  listJobs(query?: ListJobsQuery): Promise<JobRecord[]>;
+  /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
+  expiredJobs(now?: string): Promise<JobRecord[]>;
+
+  /** Stores a runner's advertised info (see `RunnerInput`) and returns the record. */
+  upsertRunner(input: RunnerInput): Promise<RunnerRecord>;
+  /** Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. */
+  setRunnerStatus(id: string, status: RunnerStatus, at: string): Promise<RunnerRecord | undefined>;
+  /** Records a heartbeat; false when the runner is unknown. */
+  touchRunner(id: string, at: string): Promise<boolean>;
+  /** Runners by id; `tenantId` as in `ListRunsQuery`. */
+  listRunners(query?: { tenantId?: string | null; status?: RunnerStatus }): Promise<RunnerRecord[]>;
+  getRunner(id: string): Promise<RunnerRecord | undefined>;
+
+  /** Creates a token and returns its secret; a secret already in use is a CONFLICT. */
+  createToken(input: NewToken): Promise<CreatedToken>;
+  /** The token with this secret, looked up by its hash (no secret comparison to time), or undefined. */
+  findToken(secret: string): Promise<TokenRecord | undefined>;
+  /** Every token, oldest first (no secrets: they are not stored). */
+  listTokens(kind?: TokenKind): Promise<TokenRecord[]>;
+  /** Deletes a token; false when there was none. */
+  revokeToken(id: string): Promise<boolean>;
+  countTokens(kind?: TokenKind): Promise<number>;
+
+  /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
+  close(): Promise<void>;
+}
