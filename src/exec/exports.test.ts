@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { ExportLineReader, parseOutputFile } from "./exports.js";
+
+function readLines(...chunks: string[]): ExportLineReader {
+  const reader = new ExportLineReader();
+  for (const chunk of chunks) reader.push(chunk);
+  reader.end();
+  return reader;
+}
+
+describe("BOPS_EXPORT lines", () => {
+  it("exports KEY=value lines and ignores other output", () => {
+    const reader = readLines("building\nBOPS_EXPORT:VERSION=1.2.3\ndone\nBOPS_EXPORT:OK=true\n");
+    expect(Object.fromEntries(reader.exports)).toEqual({ VERSION: "1.2.3", OK: "true" });
+    expect(reader.warnings).toEqual([]);
+  });
+
+  it("joins a line split across chunks, even inside the prefix", () => {
+    const reader = readLines("log\nBOPS_EX", "PORT:NA", "ME=val", "ue\nnext\n");
+    expect(Object.fromEntries(reader.exports)).toEqual({ NAME: "value" });
+  });
+
+  it("keeps the value literally: shell syntax, = signs and spaces", () => {
+    const reader = readLines("BOPS_EXPORT:CMD=$(touch /tmp/pwned) `id` a=b  \n");
+    expect(reader.exports.get("CMD")).toBe("$(touch /tmp/pwned) `id` a=b  ");
+  });
+
+  it("drops a trailing carriage return", () => {
+    expect(readLines("BOPS_EXPORT:A=1\r\n").exports.get("A")).toBe("1");
+  });
+
+  it("reads a last line without a newline", () => {
+    expect(readLines("BOPS_EXPORT:A=1").exports.get("A")).toBe("1");
+  });
+
+  it("lets a later definition win", () => {
+    expect(readLines("BOPS_EXPORT:A=1\nBOPS_EXPORT:A=2\n").exports.get("A")).toBe("2");
+  });
+
+  it("only reads the prefix at the start of a line", () => {
+    const reader = readLines("echo BOPS_EXPORT:A=1\nxBOPS_EXPORT:B=2\n");
+    expect(reader.exports.size).toBe(0);
+  });
+
+  it("ignores invalid names and lines without = with a warning", () => {
+    const reader = readLines(
+      "BOPS_EXPORT:1BAD=x\nBOPS_EXPORT:A-B=y\nBOPS_EXPORT:NOVALUE\nBOPS_EXPORT:GOOD=z\n",
+    );
+    expect(Object.fromEntries(reader.exports)).toEqual({ GOOD: "z" });
+    expect(reader.warnings).toHaveLength(3);
+    expect(reader.warnings[0]).toContain('"1BAD"');
+    expect(reader.warnings[2]).toContain('without "="');
+  });
+
+  it("accepts an empty value", () => {
+    expect(readLines("BOPS_EXPORT:EMPTY=\n").exports.get("EMPTY")).toBe("");
+  });
+});
+
+describe("the $RUNYARD_OUTPUT file", () => {
+  it("reads KEY=value lines", () => {
+    const { exports, warnings } = parseOutputFile("A=1\nB=two words\n\nC=x=y\n");
+    expect(Object.fromEntries(exports)).toEqual({ A: "1", B: "two words", C: "x=y" });
+    expect(warnings).toEqual([]);
+  });
+
+  it("reads multi-line values between KEY<<DELIMITER and DELIMITER", () => {
+    const { exports } = parseOutputFile("NOTES<<EOF\nline one\n\nline = three\nEOF\nAFTER=1\n");
+    expect(Object.fromEntries(exports)).toEqual({ NOTES: "line one\n\nline = three", AFTER: "1" });
+  });
+
+  it("handles CRLF line ends", () => {
+    const { exports } = parseOutputFile("A=1\r\nM<<END\r\nx\r\nEND\r\n");
+    expect(Object.fromEntries(exports)).toEqual({ A: "1", M: "x" });
+  });
+
+  it("lets a later definition win", () => {
+    expect(parseOutputFile("A=1\nA<<E\n2\nE\n").exports.get("A")).toBe("2");
+  });
+
+  it("warns about malformed lines by number without showing their text", () => {
+    const { exports, warnings } = parseOutputFile("A=1\nthis is not an export s3cr3t\n2X=3\n");
+    expect(Object.fromEntries(exports)).toEqual({ A: "1" });
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain("line 2");
+    expect(warnings[0]).not.toContain("s3cr3t");
+    expect(warnings[1]).toContain('"2X"');
+  });
+
+  it("warns about a multi-line value that is never closed and ignores it", () => {
+    const { exports, warnings } = parseOutputFile("A=1\nM<<EOF\nnever\nclosed\n");
+    expect(Object.fromEntries(exports)).toEqual({ A: "1" });
+    expect(warnings[0]).toContain("line 2");
+  });
+
+  it("keeps a name like __proto__ as an ordinary key", () => {
+    const exported = Object.fromEntries(parseOutputFile("__proto__=x\n").exports);
+    expect(Object.keys(exported)).toEqual(["__proto__"]);
+  });
+});

@@ -1,0 +1,345 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream, statSync, unlinkSync, type WriteStream, writeFileSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { finished } from "node:stream/promises";
+import { errorInfo } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
+import { SecretMasker, type StreamMasker, secretsFromEnv } from "../core/masking.js";
+import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
+import { ExportLineReader, parseOutputFile } from "./exports.js";
+import { OutputCap } from "./output-cap.js";
+import type { ExecResult, Executor, OutputStream } from "./types.js";
+
+export interface StepAttemptOptions {
+  /** The host's own environment; the request's env is laid over it. */
+  baseEnv: Record<string, string>;
+  /** Time between SIGTERM and SIGKILL when the attempt is stopped. */
+  killGraceMs: number;
+  /** Aborting cancels the attempt. */
+  signal?: AbortSignal;
+  /** Receives the output as it happens, masked and capped. */
+  onOutput: StepOutputSink;
+  /** Where the attempt's scratch files ($RUNYARD_OUTPUT, shell.run's script) go; the OS temp folder by default. */
+  tmpDir?: string;
+}
+
+/** One process to run: its argv, and how an error message names it. */
+interface AttemptCommand {
+  argv: string[];
+  name: string;
+}
+
+/**
+ * Runs one attempt of one step on this host: cmd.run line by line (stopping at the first
+ * failure), shell.run as one script. Output is masked, capped and optionally kept in full under
+ * `output_path`; exports are read from the raw output and from `$RUNYARD_OUTPUT`.
+ */
+export async function runStepAttempt(
+  executor: Executor,
+  request: StepAttemptRequest,
+  options: StepAttemptOptions,
+): Promise<StepAttemptResult> {
+  const startedAt = performance.now();
+  // Scratch files sit directly in the temp folder, created exclusively with random names: a
+  // folder per attempt would cost a mkdir and an rmdir, which on ext4 take longer than
+  // starting a small command.
+  const scratch: Scratch = { dir: options.tmpDir ?? tmpdir(), files: [] };
+  const outputFile = scratchPath(scratch.dir, "output");
+  try {
+    writeFileSync(outputFile, "", { flag: "wx", mode: 0o600 });
+  } catch (error) {
+    return notRun(startedAt, `cannot create the $RUNYARD_OUTPUT file: ${(error as Error).message}`);
+  }
+  scratch.files.push(outputFile);
+  try {
+    return await runWithScratch(executor, request, options, scratch, outputFile, startedAt);
+  } finally {
+    await removeScratch(scratch);
+  }
+}
+
+/** Files of one attempt in the temp folder, removed when it ends. */
+interface Scratch {
+  dir: string;
+  files: string[];
+}
+
+function scratchPath(dir: string, kind: "output" | "script"): string {
+  return join(dir, `runyard-${randomBytes(12).toString("hex")}.${kind}`);
+}
+
+async function removeScratch(scratch: Scratch): Promise<void> {
+  for (const file of scratch.files) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // Gone already, or the step put a folder in its place.
+      await rm(file, { recursive: true, force: true });
+    }
+  }
+}
+
+async function runWithScratch(
+  executor: Executor,
+  request: StepAttemptRequest,
+  options: StepAttemptOptions,
+  scratch: Scratch,
+  outputFile: string,
+  startedAt: number,
+): Promise<StepAttemptResult> {
+  const env: Record<string, string> = {
+    ...options.baseEnv,
+    ...request.env,
+    RUNYARD_OUTPUT: outputFile,
+    RUNYARD_RUN_ID: request.run_id,
+    RUNYARD_STEP: request.step,
+    RUNYARD_HOST: request.host,
+  };
+  const masker = new SecretMasker([...request.secrets, ...secretsFromEnv(env)]);
+  const output = new AttemptOutput(masker, new OutputCap(request.max_output_bytes), options.onOutput);
+  const warnings: string[] = [];
+  if (request.output_path !== undefined) {
+    const problem = await output.keepFullOutput(request.output_path, fullOutputBaseName(request));
+    if (problem) warnings.push(problem);
+  }
+  const exportLines = request.export_vars ? new ExportLineReader() : undefined;
+
+  const commands =
+    request.action === "cmd.run"
+      ? commandLines(request.script, request.shell)
+      : [await scriptCommand(request.script, request.shell, scratch)];
+
+  const deadline = request.timeout_ms === undefined ? undefined : startedAt + request.timeout_ms;
+  let last: ExecResult | undefined;
+  let failedCommand: AttemptCommand | undefined;
+  let stopped: "timeout" | "canceled" | undefined;
+  let memoryPeakBytes = 0;
+  let cpuMs = 0;
+  for (const command of commands) {
+    if (options.signal?.aborted) {
+      stopped = "canceled";
+      break;
+    }
+    const timeoutMs = deadline === undefined ? undefined : Math.ceil(deadline - performance.now());
+    if (timeoutMs !== undefined && timeoutMs <= 0) {
+      stopped = "timeout";
+      break;
+    }
+    last = await executor.run({
+      argv: command.argv,
+      env,
+      cwd: request.cwd,
+      timeoutMs,
+      signal: options.signal,
+      killGraceMs: options.killGraceMs,
+      onOutput: (stream, data) => {
+        if (stream === "stdout") exportLines?.push(data);
+        output.write(stream, data);
+      },
+    });
+    exportLines?.end(); // a command's output ending ends its last line
+    memoryPeakBytes = Math.max(memoryPeakBytes, last.memoryPeakBytes);
+    cpuMs += last.cpuMs;
+    if (last.status !== "success") {
+      failedCommand = command;
+      break;
+    }
+  }
+  warnings.push(...(await output.close()));
+
+  const exports = new Map<string, string>();
+  if (exportLines) {
+    for (const [name, value] of exportLines.exports) exports.set(name, value);
+    warnings.push(...exportLines.warnings);
+  }
+  const fromFile = await readOutputFile(outputFile);
+  for (const [name, value] of fromFile.exports) exports.set(name, value);
+  warnings.push(...fromFile.warnings);
+
+  const status = stopped ?? last?.status ?? "success";
+  const error = attemptError(status, last, failedCommand, request.timeout_ms);
+  return {
+    status,
+    exit_code: attemptExitCode(status, last, stopped !== undefined),
+    exports: Object.fromEntries(exports),
+    duration_ms: Math.round(performance.now() - startedAt),
+    memory_peak_bytes: memoryPeakBytes,
+    cpu_ms: cpuMs,
+    output_files: output.files,
+    warnings: warnings.map((warning) => masker.mask(warning)),
+    ...(error ? { error: { ...error, message: masker.mask(error.message) } } : {}),
+  };
+}
+
+/** cmd.run: every line that is not blank or a comment, each in its own shell. */
+function commandLines(script: string, shell: string): AttemptCommand[] {
+  const commands: AttemptCommand[] = [];
+  script.split("\n").forEach((raw, index) => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) return;
+    commands.push({
+      argv: [...shellWords(shell), "-c", line],
+      name: `line ${index + 1} ${quoteCommand(trimmed)}`,
+    });
+  });
+  return commands;
+}
+
+/** shell.run: the script goes to a file, so any size works and `shell: "bash -e"` applies to all of it. */
+async function scriptCommand(script: string, shell: string, scratch: Scratch): Promise<AttemptCommand> {
+  const file = scratchPath(scratch.dir, "script");
+  scratch.files.push(file);
+  await writeFile(file, script, { flag: "wx", mode: 0o600 });
+  return { argv: [...shellWords(shell), file], name: "script" };
+}
+
+function shellWords(shell: string): string[] {
+  const words = shell.trim().split(/\s+/).filter(Boolean);
+  return words.length > 0 ? words : ["bash"];
+}
+
+function quoteCommand(command: string): string {
+  return JSON.stringify(command.length > 80 ? `${command.slice(0, 80)}...` : command);
+}
+
+function attemptExitCode(
+  status: StepAttemptResult["status"],
+  last: ExecResult | undefined,
+  stoppedBetweenLines: boolean,
+): number | null {
+  // Stopped between two lines: no line's exit code says how the attempt ended.
+  if (stoppedBetweenLines) return null;
+  if (last) return last.exitCode;
+  return status === "success" ? 0 : null; // nothing to run
+}
+
+function attemptError(
+  status: StepAttemptResult["status"],
+  last: ExecResult | undefined,
+  failedCommand: AttemptCommand | undefined,
+  timeoutMs: number | undefined,
+): ErrorInfo | undefined {
+  switch (status) {
+    case "success":
+      return undefined;
+    case "timeout":
+      return errorInfo("TIMEOUT", `step timed out after ${(timeoutMs ?? 0) / 1000}s`);
+    case "canceled":
+      return errorInfo("CANCELED", "step was canceled");
+    case "failed": {
+      if (last?.spawnError !== undefined) return errorInfo("SPAWN_FAILED", last.spawnError);
+      const name = failedCommand?.name ?? "step";
+      const how =
+        last?.exitCode !== null && last?.exitCode !== undefined
+          ? `exited with code ${last.exitCode}`
+          : `was killed by ${last?.signal ?? "a signal"}`;
+      return errorInfo("STEP_FAILED", `${name} ${how}`);
+    }
+    default: {
+      const unknown: never = status;
+      throw new Error(`unknown step status ${String(unknown)}`);
+    }
+  }
+}
+
+async function readOutputFile(path: string): Promise<ReturnType<typeof parseOutputFile>> {
+  let text: string;
+  try {
+    // Most steps write nothing there; do not pay for a read through the thread pool then.
+    text = statSync(path).size === 0 ? "" : await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { exports: new Map(), warnings: [] };
+    return { exports: new Map(), warnings: [`cannot read $RUNYARD_OUTPUT: ${(error as Error).message}`] };
+  }
+  return parseOutputFile(text);
+}
+
+/** `<run>-<step>-<host>`, with `.attemptN` for retries, in characters safe for any file system. */
+function fullOutputBaseName(request: StepAttemptRequest): string {
+  const base = [request.run_id, request.step, request.host]
+    .map((part) => part.replace(/[^A-Za-z0-9._-]/g, "_"))
+    .join("-");
+  return request.attempt > 1 ? `${base}.attempt${request.attempt}` : base;
+}
+
+function notRun(startedAt: number, message: string): StepAttemptResult {
+  return {
+    status: "failed",
+    exit_code: null,
+    exports: {},
+    duration_ms: Math.round(performance.now() - startedAt),
+    memory_peak_bytes: 0,
+    cpu_ms: 0,
+    output_files: [],
+    warnings: [],
+    error: errorInfo("SPAWN_FAILED", message),
+  };
+}
+
+/**
+ * Where an attempt's output goes: masked per stream, kept in full in files when asked,
+ * capped on its way to the sink; at the end the maskers are flushed and the cap marker sent.
+ */
+class AttemptOutput {
+  readonly files: string[] = [];
+  private readonly maskers: Record<OutputStream, StreamMasker>;
+  private fileStreams: Record<OutputStream, WriteStream> | undefined;
+  private readonly problems: string[] = [];
+  private stderrAtLineStart = true;
+
+  constructor(
+    masker: SecretMasker,
+    private readonly cap: OutputCap,
+    private readonly sink: StepOutputSink,
+  ) {
+    this.maskers = { stdout: masker.stream(), stderr: masker.stream() };
+  }
+
+  /** Opens `<folder>/<base>.stdout.log` and `.stderr.log`; returns a warning when it cannot. */
+  async keepFullOutput(folder: string, base: string): Promise<string | undefined> {
+    try {
+      await mkdir(folder, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      return `cannot keep the full output in ${folder}: ${(error as Error).message}`;
+    }
+    const open = (stream: OutputStream) => {
+      const path = join(folder, `${base}.${stream}.log`);
+      this.files.push(path);
+      const file = createWriteStream(path, { mode: 0o600 });
+      file.on("error", (error) => this.problems.push(`cannot write ${path}: ${error.message}`));
+      return file;
+    };
+    this.fileStreams = { stdout: open("stdout"), stderr: open("stderr") };
+    return undefined;
+  }
+
+  write(stream: OutputStream, raw: string): void {
+    this.emit(stream, this.maskers[stream].push(raw));
+  }
+
+  /** Flushes, sends the cap marker, closes the files; returns the problems met on the way. */
+  async close(): Promise<string[]> {
+    this.emit("stdout", this.maskers.stdout.flush());
+    this.emit("stderr", this.maskers.stderr.flush());
+    const marker = this.cap.marker(this.files);
+    if (marker) this.sink("stderr", this.stderrAtLineStart ? marker : `\n${marker}`);
+    if (this.fileStreams) {
+      const files = Object.values(this.fileStreams);
+      for (const file of files) file.end();
+      await Promise.all(files.map((file) => finished(file).catch(() => {})));
+    }
+    return this.problems;
+  }
+
+  private emit(stream: OutputStream, masked: string): void {
+    if (!masked) return;
+    this.fileStreams?.[stream].write(masked);
+    const shown = this.cap.admit(masked);
+    if (!shown) return;
+    if (stream === "stderr") this.stderrAtLineStart = shown.endsWith("\n");
+    this.sink(stream, shown);
+  }
+}
