@@ -1,31 +1,60 @@
-import { Command, CommanderError, Option } from "commander";
-import { ConfigError, loadConfig } from "../core/config.js";
+import { Command, CommanderError } from "commander";
+import { type Config, ConfigError, loadConfig } from "../core/config.js";
+import { readConfigFile } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
+import { agentServerCommand } from "./agent-server.js";
 import type { CliContext } from "./context.js";
 import { runCommand } from "./run.js";
+import { runnerCommand } from "./runner.js";
+import { runnersList, runsCancel, runsList, runsLogs, runsShow, submitRun } from "./runs.js";
+import { serverCommand, upCommand } from "./server.js";
+import { tokenCreate } from "./token.js";
 import { validateCommand } from "./validate.js";
+import { version } from "./version.js";
 
-const version = "0.1.0";
+type Overrides = Partial<Record<keyof Config, unknown>>;
+type ContextFor = (overrides?: Overrides, configFile?: string) => CliContext;
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-/** Builds the command tree; each action returns the process exit code. */
-function buildProgram(ctx: () => CliContext, setExit: (code: number) => void): Command {
+/** Flags shared by the commands that talk to a server. */
+function serverFlags(command: Command): Command {
+  return command
+    .option("--server <url>", "server URL (RUNYARD_SERVER_URL; default http://127.0.0.1:8088)")
+    .option("--token <token>", "API token (RUNYARD_TOKEN)");
+}
+
+const apiOverrides = (flags: { server?: string; token?: string }): Overrides => ({
+  serverUrl: flags.server,
+  token: flags.token,
+});
+
+/** Builds the command tree; each action sets the process exit code. */
+function buildProgram(
+  ctx: ContextFor,
+  setExit: (code: number) => void,
+  stderr: (s: string) => void,
+): Command {
   const program = new Command("runyard")
     .description("Self-hosted runner platform: YAML workflows, AI coding agents, long-running bots.")
     .version(version)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => ctx().stderr.write(s), writeOut: (s) => ctx().stdout.write(s) })
+    .configureOutput({ writeErr: stderr })
     .showSuggestionAfterError(true);
 
-  program
+  const run = program
     .command("run")
-    .description("run a workflow file here (exit 0 success, 1 failed, 2 invalid input, 130 canceled)")
+    .description(
+      "run a workflow file here, or on a server with --server (exit 0 success, 1 failed, 2 invalid, 130 canceled)",
+    )
     .argument("<file>", "workflow or playbook YAML")
     .option("--var <NAME=value>", "set a variable (repeatable)", collect, [])
     .option("--json", "print the run's events as JSON lines")
-    .option("-q, --quiet", "print only failures and the result")
-    .action(async (file: string, flags) => setExit(await runCommand(file, flags, ctx())));
+    .option("-q, --quiet", "print only failures and the result");
+  serverFlags(run).action(async (file: string, flags) => {
+    const context = ctx(apiOverrides(flags));
+    setExit(flags.server ? await submitRun(file, flags, context) : await runCommand(file, flags, context));
+  });
 
   program
     .command("validate")
@@ -33,33 +62,144 @@ function buildProgram(ctx: () => CliContext, setExit: (code: number) => void): C
     .argument("<file>", "workflow or playbook YAML")
     .action(async (file: string) => setExit(await validateCommand(file, ctx())));
 
-  program.addOption(new Option("--log-level <level>", "log level").hideHelp());
+  const serveOptions = (command: Command): Command =>
+    command
+      .option("--host <address>", "address to bind (RUNYARD_HOST; default 127.0.0.1)")
+      .option("--port <port>", "port (RUNYARD_PORT; default 8088)")
+      .option("--home <dir>", "data folder (RUNYARD_HOME; default ./.runyard)")
+      .option("--config <file>", "config file (YAML)");
+  serveOptions(
+    program.command("up").description("start the server with a local runner (SQLite under ./.runyard)"),
+  ).action(async (flags) =>
+    setExit(
+      await upCommand(flags, ctx({ host: flags.host, port: flags.port, home: flags.home }, flags.config)),
+    ),
+  );
+  serveOptions(
+    program.command("server").description("start the control plane; runners join with `runyard runner`"),
+  )
+    .option("--memory", "keep everything in memory (nothing persists)")
+    .action(async (flags) =>
+      setExit(
+        await serverCommand(
+          flags,
+          ctx({ host: flags.host, port: flags.port, home: flags.home }, flags.config),
+        ),
+      ),
+    );
+
+  program
+    .command("runner")
+    .description("join a server and run its jobs (RUNYARD_* or ADOS_* env, flags, or --config)")
+    .option("--server <url>", "server URL (RUNYARD_SERVER_URL / ADOS_API_URL)")
+    .option("--token <token>", "runner token (RUNYARD_TOKEN / ADOS_TOKEN)")
+    .option("--id <id>", "runner id (RUNYARD_RUNNER_ID)")
+    .option("--group <group>", "runner group (RUNYARD_GROUP)")
+    .option("--labels <a,b>", "labels (RUNYARD_LABELS)")
+    .option("--capacity <n>", "runs at once (RUNYARD_CAPACITY)")
+    .option("--mode <mode>", "chat, issue or all (RUNYARD_MODE)")
+    .option("--workspace-dir <dir>", "working folder (RUNYARD_WORKSPACE_DIR)")
+    .option("--config <file>", "config file (YAML)")
+    .action(async (flags) =>
+      setExit(
+        await runnerCommand(
+          ctx(
+            {
+              serverUrl: flags.server,
+              token: flags.token,
+              runnerId: flags.id,
+              group: flags.group,
+              labels: flags.labels,
+              capacity: flags.capacity,
+              mode: flags.mode,
+              workspaceDir: flags.workspaceDir,
+            },
+            flags.config,
+          ),
+        ),
+      ),
+    );
+
+  program
+    .command("agent-server")
+    .description("listen for direct dispatch from workflows (inventory hosts with address:)")
+    .requiredOption("--addr <addr>", "address to listen on, e.g. :7072 or 0.0.0.0:7072")
+    .option("--token <token>", "token dispatchers must send (RUNYARD_TOKEN)")
+    .action(async (flags) => setExit(await agentServerCommand(flags, ctx())));
+
+  const token = program.command("token").description("manage tokens");
+  serverFlags(
+    token
+      .command("create")
+      .description("create a token (printed once)")
+      .option("--runner", "a runner token")
+      .option("--user", "a user token")
+      .option("--admin", "an admin token")
+      .option("--group <group>", "bind a runner token to a group")
+      .option("--name <name>", "a name to tell it by")
+      .option("--tenant <id>", "the tenant it belongs to")
+      .option("--home <dir>", "data folder, when not going through a server"),
+  ).action(async (flags) =>
+    setExit(await tokenCreate(flags, ctx({ ...apiOverrides(flags), home: flags.home }))),
+  );
+
+  const runs = program.command("runs").description("look at and control runs on a server");
+  serverFlags(
+    runs
+      .command("list")
+      .description("list runs, newest first")
+      .option("--status <status>", "only runs in this state")
+      .option("--kind <kind>", "workflow, agent or bot")
+      .option("--limit <n>", "how many")
+      .option("--json", "JSON output"),
+  ).action(async (flags) => setExit(await runsList(flags, ctx(apiOverrides(flags)))));
+  serverFlags(
+    runs
+      .command("show")
+      .argument("<run>")
+      .description("one run's state and steps")
+      .option("--json", "JSON output"),
+  ).action(async (id: string, flags) => setExit(await runsShow(id, flags, ctx(apiOverrides(flags)))));
+  serverFlags(
+    runs
+      .command("logs")
+      .argument("<run>")
+      .description("a run's output")
+      .option("-f, --follow", "keep following until the run ends")
+      .option("--json", "events as JSON lines"),
+  ).action(async (id: string, flags) => setExit(await runsLogs(id, flags, ctx(apiOverrides(flags)))));
+  serverFlags(runs.command("cancel").argument("<run>").description("cancel a queued or running run")).action(
+    async (id: string, flags) => setExit(await runsCancel(id, ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    program.command("runners").description("list the server's runners").option("--json", "JSON output"),
+  ).action(async (flags) => setExit(await runnersList(flags, ctx(apiOverrides(flags)))));
   return program;
 }
 
 /** The CLI entry point; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let context: CliContext | undefined;
-  const ctx = (): CliContext => {
-    context ??= processContext();
-    return context;
+  const write = (s: string): void => {
+    process.stderr.write(s);
   };
   let exitCode = 0;
-  const program = buildProgram(ctx, (code) => {
-    exitCode = code;
-  });
+  const program = buildProgram(
+    processContext,
+    (code) => {
+      exitCode = code;
+    },
+    write,
+  );
   try {
     await program.parseAsync(argv);
     return exitCode;
   } catch (error) {
-    return reportError(error, (s) => process.stderr.write(s));
+    return reportError(error, write);
   }
 }
 
 function reportError(error: unknown, write: (s: string) => void): number {
-  if (error instanceof CommanderError) {
-    return error.exitCode === 0 ? 0 : 2;
-  }
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
   if (error instanceof ConfigError) {
     write(`error: ${error.message}\n`);
     return 2;
@@ -67,16 +207,21 @@ function reportError(error: unknown, write: (s: string) => void): number {
   if (error instanceof RunyardError) {
     write(`error: ${error.message}\n`);
     if (error.hint) write(`hint: ${error.hint}\n`);
-    return error.status >= 500 ? 1 : error.status >= 400 ? 2 : 1;
+    if (error.code === "HOST_UNREACHABLE" || error.code === "INTERNAL") return 1;
+    return error.status >= 400 ? 2 : 1;
   }
   write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   return 1;
 }
 
-function processContext(): CliContext {
+function processContext(overrides: Overrides = {}, configFile?: string): CliContext {
   const env = process.env;
+  const file = configFile ? readConfigFile(configFile) : undefined;
+  const merged: Overrides = { ...file?.overrides };
+  for (const [key, value] of Object.entries(overrides))
+    if (value !== undefined) merged[key as keyof Config] = value;
   return {
-    config: loadConfig(env),
+    config: loadConfig(env, merged),
     env,
     cwd: process.cwd(),
     stdout: process.stdout,

@@ -38,6 +38,14 @@ export const configSchema = z.object({
   memory: z.string().optional(),
   hostname: z.string().default(hostname()),
   tenantId: z.string().optional(),
+  /** Server: address to bind; 127.0.0.1 unless told otherwise (DESIGN.md section 10). */
+  host: z.string().default("127.0.0.1"),
+  port: z.coerce.number().int().min(0).max(65535).default(8088),
+  /** Server: how often runners heartbeat, and how long a silent runner keeps its jobs. */
+  heartbeatMs: z.coerce.number().int().positive().default(2000),
+  leaseMs: z.coerce.number().int().positive().default(10_000),
+  /** Server: after a restart, how long runs wait for their runners to come back. */
+  reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -59,6 +67,11 @@ const envNames: Record<keyof Config, string[]> = {
   memory: ["RUNYARD_MEMORY", "ADOS_MEMORY"],
   hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
   tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
+  host: ["RUNYARD_HOST"],
+  port: ["RUNYARD_PORT"],
+  heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],
+  leaseMs: ["RUNYARD_LEASE_MS"],
+  reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
 };
 
 export class ConfigError extends Error {

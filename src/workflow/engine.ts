@@ -1,10 +1,11 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type ErrorCode, errorInfo, toErrorInfo } from "../core/errors.js";
-import type { ErrorInfo, EventInput, RunStatus, StepStatus, StepSummary } from "../core/events.js";
+import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { isSecretName, SecretMasker } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { evaluateExpression } from "./expression.js";
 import type { HostSpec, Step, Workflow } from "./model.js";
+import { type HostProgress, hostKey, priorProgress } from "./resume.js";
 
 /** Everything the engine needs; entry points build it. */
 export interface EngineOptions {
@@ -22,6 +23,13 @@ export interface EngineOptions {
   runnerFor: (host: string, spec: HostSpec) => StepRunner;
   /** Aborting cancels the run: running steps are stopped, the run ends `canceled`. */
   signal?: AbortSignal;
+  /**
+   * Events this run already has (a server restarted mid-run): finished steps are not run
+   * again, and an attempt that was started goes on without a second `step.started`.
+   */
+  resume?: RunEvent[];
+  /** Emit `run.started` at once (default). The server emits it when a runner takes the work. */
+  announceStart?: boolean;
 }
 
 export interface RunOutcome {
@@ -51,8 +59,11 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   masker.add(secretValues(workflow.env));
   masker.add(secretValues(vars));
   const emit = (event: EventInput): void => options.emit(masker.maskDeep(event));
+  const prior = priorProgress(options.resume ?? []);
+  for (const exported of prior.exports) Object.assign(vars, exported);
+  masker.add(secretValues(vars));
 
-  emit({ type: "run.started", name: workflow.name });
+  if (options.announceStart !== false && !prior.started) emit({ type: "run.started", name: workflow.name });
   const summaries: StepSummary[] = [];
   let failure: { status: RunStatus; error: ErrorInfo } | undefined;
 
@@ -62,7 +73,12 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
       for (const host of step.targets) summaries.push(notRun(step, host, status));
       continue;
     }
-    if (step.when && !evaluateExpression(step.when.expr, { ...options.expressionEnv, ...vars })) {
+    const allPrior = step.targets.map((host) => prior.hosts.get(hostKey(step.name, host))?.summary);
+    if (
+      step.when &&
+      allPrior.some((s) => s === undefined) &&
+      !evaluateExpression(step.when.expr, { ...options.expressionEnv, ...vars })
+    ) {
       for (const host of step.targets) {
         emitSkipped(emit, step, host, `when: ${step.when.source}`);
         summaries.push(notRun(step, host, "skipped"));
@@ -78,6 +94,7 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
           masker,
           emit,
           signal,
+          prior: prior.hosts.get(hostKey(step.name, host)),
         }),
       ),
     );
@@ -92,13 +109,13 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
     masker.add(secretValues(vars));
     summaries.push(...outcomes.map((o) => o.summary));
 
-    const failed = outcomes.find((o) => o.summary.status !== "success");
+    const failed = outcomes.find((o) => o.summary.status !== "success" && o.summary.status !== "skipped");
     if (signal.aborted) {
       failure = { status: "canceled", error: errorInfo("CANCELED", "the run was canceled") };
     } else if (failed && !step.continueOnError) {
       const error = failed.summary.error ?? errorInfo("STEP_FAILED", `step "${step.name}" failed`);
       failure = {
-        status: failed.summary.status === "timeout" ? "timeout" : "failed",
+        status: runStatusFor(failed.summary),
         error: {
           ...error,
           message: `step "${step.name}" on ${failed.summary.host}: ${error.message}`,
@@ -134,20 +151,24 @@ interface HostContext {
   masker: SecretMasker;
   emit: (event: EventInput) => void;
   signal: AbortSignal;
+  prior: HostProgress | undefined;
 }
 
 async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<HostOutcome> {
+  if (ctx.prior?.summary) return { summary: ctx.prior.summary, exports: ctx.prior.exports };
   const spec = ctx.options.workflow.hosts[host] ?? { kind: "local" };
   const runner = ctx.options.runnerFor(host, spec);
   const maxAttempts = step.retryCount + 1;
   let result: StepAttemptResult | undefined;
   let error: ErrorInfo | undefined;
-  let attempt = 0;
+  let attempt = ctx.prior ? ctx.prior.attempts - (ctx.prior.inFlight ? 1 : 0) : 0;
+  let reattach = ctx.prior?.inFlight ?? false;
   let elapsed = 0;
 
   while (attempt < maxAttempts) {
     attempt += 1;
-    ctx.emit({ type: "step.started", step: step.name, host, attempt });
+    if (!reattach) ctx.emit({ type: "step.started", step: step.name, host, attempt });
+    reattach = false;
     const request = attemptRequest(step, host, attempt, ctx);
     try {
       result = await runner.runAttempt(request, {
@@ -218,6 +239,12 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
     ...(summary.error ? { error: summary.error } : {}),
   });
   return { summary, exports };
+}
+
+/** A run ends `interrupted` when its work was lost with a runner, `timeout` when a step timed out. */
+function runStatusFor(summary: StepSummary): RunStatus {
+  if (summary.error?.code === "RUNNER_LOST") return "interrupted";
+  return summary.status === "timeout" ? "timeout" : "failed";
 }
 
 function hostStatus(

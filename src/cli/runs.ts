@@ -1,0 +1,212 @@
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { RunyardError } from "../core/errors.js";
+import type { RunEvent, StepSummary } from "../core/events.js";
+import { ApiClient } from "./api-client.js";
+import type { CliContext } from "./context.js";
+import { eventRenderer } from "./run.js";
+import { parseVarFlags } from "./workflow-file.js";
+
+export function apiClient(ctx: CliContext): ApiClient {
+  return new ApiClient(ctx.config.serverUrl ?? "http://127.0.0.1:8088", ctx.config.token);
+}
+
+interface RunView {
+  run_id: string;
+  name: string;
+  kind: string;
+  status: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  steps: StepSummary[];
+  vars: Record<string, string>;
+  error: { code: string; message: string; hint?: string } | null;
+}
+
+function exitCodeFor(status: string | undefined): number {
+  if (status === "success") return 0;
+  return status === "canceled" ? 130 : 1;
+}
+
+/** `runyard run FILE --server URL`: submits the workflow and streams its output like a local run. */
+export async function submitRun(
+  file: string,
+  flags: { var: string[]; json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
+  }
+  const api = apiClient(ctx);
+  const { run_id } = await api.request<{ run_id: string }>("POST", "/api/runs", {
+    kind: "workflow",
+    workflow: text,
+    vars: parseVarFlags(flags.var),
+    file,
+  });
+  if (!flags.json && !flags.quiet) ctx.stderr.write(`run ${run_id} submitted to ${api.baseUrl}\n`);
+  return follow(api, run_id, flags, ctx);
+}
+
+async function follow(
+  api: ApiClient,
+  runId: string,
+  flags: { json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const render = eventRenderer(flags, ctx);
+  let canceling = false;
+  const off = ctx.onInterrupt(() => {
+    if (canceling) return;
+    canceling = true;
+    ctx.stderr.write(`canceling run ${runId}...\n`);
+    void api.request("POST", `/api/runs/${runId}/cancel`).catch(() => undefined);
+  });
+  try {
+    const finished = await api.events(runId, { follow: true, onEvent: render });
+    return exitCodeFor(finished?.type === "run.finished" ? finished.status : undefined);
+  } finally {
+    off();
+  }
+}
+
+function age(iso: string | null): string {
+  if (!iso) return "-";
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds < 90) return `${seconds}s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)}m ago`;
+  return `${Math.round(seconds / 3600)}h ago`;
+}
+
+function duration(run: RunView): string {
+  if (!run.started_at) return "-";
+  const end = run.finished_at ? Date.parse(run.finished_at) : Date.now();
+  return `${((end - Date.parse(run.started_at)) / 1000).toFixed(1)}s`;
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i]?.length ?? 0))) ?? [];
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+export async function runsList(
+  flags: { status?: string; kind?: string; limit?: string; json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const query = new URLSearchParams();
+  if (flags.status) query.set("status", flags.status);
+  if (flags.kind) query.set("kind", flags.kind);
+  if (flags.limit) query.set("limit", flags.limit);
+  const page = await apiClient(ctx).request<{ runs: RunView[]; next: string | null }>(
+    "GET",
+    `/api/runs?${query}`,
+  );
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(page)}\n`);
+    return 0;
+  }
+  if (page.runs.length === 0) {
+    ctx.stdout.write("no runs yet; submit one with `runyard run FILE --server URL`\n");
+    return 0;
+  }
+  const rows = [["RUN", "STATUS", "NAME", "CREATED", "DURATION"]];
+  for (const run of page.runs)
+    rows.push([run.run_id, run.status, run.name, age(run.created_at), duration(run)]);
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const run = await apiClient(ctx).request<RunView>("GET", `/api/runs/${encodeURIComponent(id)}`);
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(run)}\n`);
+    return 0;
+  }
+  ctx.stdout.write(`run ${run.run_id}: ${run.name} (${run.kind}) ${run.status}, ${duration(run)}\n`);
+  if (run.error) ctx.stdout.write(`  ${run.error.code}: ${run.error.message}\n`);
+  if (run.steps.length > 0) {
+    const rows = [["STEP", "HOST", "STATUS", "EXIT", "ATTEMPTS"]];
+    for (const s of run.steps)
+      rows.push([s.name, s.host, s.status, String(s.exit_code ?? "-"), String(s.attempts)]);
+    ctx.stdout.write(`${table(rows)}\n`);
+  }
+  const names = Object.keys(run.vars);
+  if (names.length > 0) ctx.stdout.write(`vars: ${names.map((n) => `${n}=${run.vars[n]}`).join(" ")}\n`);
+  return 0;
+}
+
+export async function runsLogs(
+  id: string,
+  flags: { follow?: boolean; json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const render = eventRenderer(flags, ctx);
+  let last: RunEvent | undefined;
+  await apiClient(ctx).events(id, {
+    follow: Boolean(flags.follow),
+    onEvent: (event) => {
+      last = event;
+      render(event);
+    },
+  });
+  return last?.type === "run.finished" ? exitCodeFor(last.status) : 0;
+}
+
+export async function runsCancel(id: string, ctx: CliContext): Promise<number> {
+  const run = await apiClient(ctx).request<{ run_id: string; status: string }>(
+    "POST",
+    `/api/runs/${encodeURIComponent(id)}/cancel`,
+  );
+  ctx.stdout.write(`run ${run.run_id}: ${run.status}\n`);
+  return 0;
+}
+
+export async function runnersList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const runners = await apiClient(ctx).request<
+    Array<{
+      id: string;
+      group: string;
+      state: string;
+      hostname: string;
+      capacity: number;
+      labels: string[];
+      running_jobs: string[];
+    }>
+  >("GET", "/api/runners");
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(runners)}\n`);
+    return 0;
+  }
+  if (runners.length === 0) {
+    ctx.stdout.write("no runners yet; start one with `runyard runner --server URL --token T`\n");
+    return 0;
+  }
+  const rows = [["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "LABELS"]];
+  for (const r of runners) {
+    rows.push([
+      r.id,
+      r.group,
+      r.state,
+      r.hostname,
+      `${r.running_jobs.length}/${r.capacity}`,
+      r.labels.join(",") || "-",
+    ]);
+  }
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+export function workflowFileName(file: string): string {
+  return basename(file);
+}

@@ -1,0 +1,78 @@
+import { z } from "zod";
+import { StepAttemptRequest, StepAttemptResult } from "../core/step-attempt.js";
+
+/**
+ * The runner protocol (DESIGN.md section 6): JSON messages over one WebSocket that the runner
+ * opens to the server. A job is one step attempt. The runner numbers each job's output batches
+ * 1, 2, 3 ...; the server stores a batch once and acks its number; the runner keeps what is not
+ * acked and sends it again after a reconnect, so nothing is lost and nothing is doubled.
+ */
+
+export const RunnerInfo = z.object({
+  id: z.string().min(1),
+  group: z.string().default("default"),
+  labels: z.array(z.string()).default([]),
+  mode: z.enum(["chat", "issue", "all"]).default("all"),
+  capacity: z.number().int().positive().default(1),
+  cpus: z.number().nullable().default(null),
+  memory: z.string().nullable().default(null),
+  hostname: z.string(),
+  tenant_id: z.string().nullable().default(null),
+  version: z.string().nullable().default(null),
+});
+export type RunnerInfo = z.infer<typeof RunnerInfo>;
+
+export const OutputChunk = z.object({ stream: z.enum(["stdout", "stderr"]), data: z.string() });
+export type OutputChunk = z.infer<typeof OutputChunk>;
+
+/** Runner -> server. */
+export const RunnerMessage = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("hello"),
+    runner: RunnerInfo,
+    /** Jobs this runner still holds from before a reconnect. */
+    jobs: z.array(z.string()).default([]),
+  }),
+  z.object({ type: z.literal("heartbeat") }),
+  z.object({ type: z.literal("accept"), job_id: z.string() }),
+  z.object({
+    type: z.literal("output"),
+    job_id: z.string(),
+    batch: z.number().int().positive(),
+    chunks: z.array(OutputChunk),
+  }),
+  z.object({
+    type: z.literal("finished"),
+    job_id: z.string(),
+    /** The number of the last output batch sent before this; the server checks it has them all. */
+    batches: z.number().int().nonnegative(),
+    result: StepAttemptResult,
+  }),
+]);
+export type RunnerMessage = z.infer<typeof RunnerMessage>;
+
+/** Server -> runner. */
+export const ServerMessage = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("welcome"),
+    runner_id: z.string(),
+    heartbeat_ms: z.number().int().positive(),
+    lease_ms: z.number().int().positive(),
+  }),
+  z.object({ type: z.literal("heartbeat") }),
+  z.object({
+    type: z.literal("assign"),
+    job_id: z.string(),
+    request: StepAttemptRequest,
+    lease_expires_at: z.string(),
+  }),
+  z.object({ type: z.literal("ack"), job_id: z.string(), batch: z.number().int().nonnegative() }),
+  z.object({ type: z.literal("done"), job_id: z.string() }),
+  z.object({ type: z.literal("cancel"), job_id: z.string() }),
+  /** The server no longer wants this job (lease expired, run ended): stop it and forget it. */
+  z.object({ type: z.literal("drop"), job_id: z.string() }),
+  z.object({ type: z.literal("error"), code: z.string(), message: z.string(), hint: z.string().optional() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+export const runnerSocketPath = "/api/runners/connect";

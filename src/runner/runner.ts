@@ -1,0 +1,265 @@
+import WebSocket from "ws";
+import type { Logger } from "../core/logger.js";
+import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
+import {
+  type OutputChunk,
+  type RunnerInfo,
+  type RunnerMessage,
+  runnerSocketPath,
+  ServerMessage,
+} from "./protocol.js";
+
+export interface RunnerDaemonOptions {
+  serverUrl: string;
+  token: string;
+  info: RunnerInfo;
+  /** Runs the attempts this runner is assigned (process groups on this machine). */
+  stepRunner: StepRunner;
+  logger: Logger;
+  /** First reconnect delay; doubles up to `maxBackoffMs`. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Output bytes a job may have in flight before it waits for acks. */
+const maxInFlightBatches = 8;
+const eagerFlushBytes = 64 * 1024;
+
+/** One job this runner holds, from assign until the server says `done`. */
+interface HeldJob {
+  id: string;
+  controller: AbortController;
+  /** Sent (or waiting to be sent) and not yet acked. */
+  unacked: Array<{ batch: number; chunks: OutputChunk[] }>;
+  pending: OutputChunk[];
+  pendingBytes: number;
+  lastBatch: number;
+  result?: StepAttemptResult;
+}
+
+/**
+ * The runner daemon (connect mode): opens a WebSocket to the server, takes jobs, runs them and
+ * streams their output back. Work in hand goes on while the server is unreachable; what the
+ * server has not acked is sent again after the reconnect.
+ */
+export class RunnerDaemon {
+  private socket: WebSocket | undefined;
+  private readonly jobs = new Map<string, HeldJob>();
+  private connected = false;
+  private stopped = false;
+  private backoffMs: number;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private lastHeard = 0;
+  private firstWelcome: { resolve: () => void; reject: (error: Error) => void } | undefined;
+
+  constructor(private readonly options: RunnerDaemonOptions) {
+    this.backoffMs = options.minBackoffMs ?? 200;
+  }
+
+  /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.firstWelcome = { resolve, reject };
+      this.connect();
+    });
+  }
+
+  get runningJobs(): number {
+    return [...this.jobs.values()].filter((job) => !job.result).length;
+  }
+
+  /** Stops taking work, cancels what runs, and closes once the server has its results (or 5 s pass). */
+  async stop(): Promise<void> {
+    for (const job of this.jobs.values()) job.controller.abort();
+    const deadline = Date.now() + 5000;
+    while (this.jobs.size > 0 && this.connected && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    this.socket?.close(1000, "runner stopping");
+  }
+
+  private connect(): void {
+    const url = new URL(runnerSocketPath, this.options.serverUrl.replace(/^http/, "ws"));
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.options.token}` } });
+    this.socket = socket;
+    socket.on("open", () => {
+      this.lastHeard = Date.now();
+      this.send({ type: "hello", runner: this.options.info, jobs: [...this.jobs.keys()] });
+    });
+    socket.on("message", (data) => this.receive(String(data)));
+    socket.on("unexpected-response", (_request, response) => {
+      const refused = response.statusCode === 401 || response.statusCode === 403;
+      const message = refused
+        ? `the server refused the runner token (HTTP ${response.statusCode})`
+        : `the server answered HTTP ${response.statusCode} to the runner connection`;
+      this.options.logger.error({ status: response.statusCode }, message);
+      if (refused && this.firstWelcome) {
+        this.firstWelcome.reject(new Error(message));
+        this.firstWelcome = undefined;
+        this.stopped = true;
+      }
+      socket.terminate();
+    });
+    socket.on("error", (error) => this.options.logger.debug({ err: error.message }, "runner socket error"));
+    socket.on("close", () => this.disconnected());
+  }
+
+  private disconnected(): void {
+    this.connected = false;
+    clearInterval(this.heartbeatTimer);
+    if (this.stopped) return;
+    const wait = this.backoffMs * (0.8 + Math.random() * 0.4);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 5000);
+    this.options.logger.warn({ retryInMs: Math.round(wait) }, "disconnected from server; reconnecting");
+    this.reconnectTimer = setTimeout(() => this.connect(), wait);
+  }
+
+  private receive(raw: string): void {
+    this.lastHeard = Date.now();
+    const parsed = ServerMessage.safeParse(JSON.parse(raw));
+    if (!parsed.success) {
+      this.options.logger.warn(
+        { raw: raw.slice(0, 200) },
+        "ignoring a message the runner does not understand",
+      );
+      return;
+    }
+    const message = parsed.data;
+    switch (message.type) {
+      case "welcome":
+        this.welcomed(message.heartbeat_ms);
+        break;
+      case "heartbeat":
+        break;
+      case "assign":
+        this.assigned(message.job_id, message.request);
+        break;
+      case "ack":
+        this.acked(message.job_id, message.batch);
+        break;
+      case "done":
+        this.jobs.delete(message.job_id);
+        break;
+      case "cancel":
+        this.jobs.get(message.job_id)?.controller.abort();
+        break;
+      case "drop": {
+        const job = this.jobs.get(message.job_id);
+        job?.controller.abort();
+        this.jobs.delete(message.job_id);
+        break;
+      }
+      case "error":
+        this.options.logger.error({ code: message.code, hint: message.hint }, message.message);
+        break;
+      default: {
+        const never: never = message;
+        throw new Error(`unhandled server message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private welcomed(heartbeatMs: number): void {
+    this.connected = true;
+    this.backoffMs = this.options.minBackoffMs ?? 200;
+    this.firstWelcome?.resolve();
+    this.firstWelcome = undefined;
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > heartbeatMs * 3) {
+        this.options.logger.warn("server silent for three heartbeats; reconnecting");
+        this.socket?.terminate();
+        return;
+      }
+      this.send({ type: "heartbeat" });
+    }, heartbeatMs);
+    // Everything the server may have missed while we were apart.
+    for (const job of this.jobs.values()) {
+      for (const batch of job.unacked) this.send({ type: "output", job_id: job.id, ...batch });
+      if (job.result) this.sendFinished(job);
+    }
+  }
+
+  private assigned(jobId: string, request: StepAttemptRequest): void {
+    if (this.jobs.has(jobId)) return;
+    const job: HeldJob = {
+      id: jobId,
+      controller: new AbortController(),
+      unacked: [],
+      pending: [],
+      pendingBytes: 0,
+      lastBatch: 0,
+    };
+    this.jobs.set(jobId, job);
+    this.send({ type: "accept", job_id: jobId });
+    const log = this.options.logger.child({ jobId, runId: request.run_id });
+    log.info({ step: request.step, host: request.host, attempt: request.attempt }, "job started");
+    this.options.stepRunner
+      .runAttempt(request, {
+        signal: job.controller.signal,
+        onOutput: (stream, data) => this.output(job, { stream, data }),
+      })
+      .catch(
+        (error: unknown): StepAttemptResult => ({
+          status: "failed",
+          exit_code: null,
+          exports: {},
+          duration_ms: 0,
+          memory_peak_bytes: 0,
+          cpu_ms: 0,
+          output_files: [],
+          warnings: [],
+          error: { code: "INTERNAL", message: error instanceof Error ? error.message : String(error) },
+        }),
+      )
+      .then((result) => {
+        log.info({ status: result.status }, "job finished");
+        this.flush(job, true);
+        job.result = result;
+        this.sendFinished(job);
+      });
+  }
+
+  private output(job: HeldJob, chunk: OutputChunk): void {
+    job.pending.push(chunk);
+    job.pendingBytes += chunk.data.length;
+    this.flush(job, false);
+  }
+
+  /**
+   * Sends pending output as a new batch when nothing is in flight (lowest latency) or when
+   * enough has piled up (throughput); acks pull the rest.
+   */
+  private flush(job: HeldJob, force: boolean): void {
+    if (job.pending.length === 0) return;
+    const inFlight = job.unacked.length;
+    if (!force && inFlight > 0 && (job.pendingBytes < eagerFlushBytes || inFlight >= maxInFlightBatches))
+      return;
+    job.lastBatch += 1;
+    const batch = { batch: job.lastBatch, chunks: job.pending };
+    job.pending = [];
+    job.pendingBytes = 0;
+    job.unacked.push(batch);
+    if (this.connected) this.send({ type: "output", job_id: job.id, ...batch });
+  }
+
+  private acked(jobId: string, upTo: number): void {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    job.unacked = job.unacked.filter((batch) => batch.batch > upTo);
+    this.flush(job, false);
+  }
+
+  private sendFinished(job: HeldJob): void {
+    if (!job.result || !this.connected) return;
+    this.send({ type: "finished", job_id: job.id, batches: job.lastBatch, result: job.result });
+  }
+
+  private send(message: RunnerMessage): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+}

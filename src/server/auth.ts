@@ -1,0 +1,60 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { RunyardError } from "../core/errors.js";
+import type { Store, TokenRecord } from "../store/types.js";
+
+/** Who is calling: the token's record. */
+export type Principal = TokenRecord;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+/** Routes anyone may call. */
+const publicPaths = new Set(["/health"]);
+
+/**
+ * Every route but `/health` needs `Authorization: Bearer <token>` (SSE may pass
+ * `?access_token=`). Runner tokens only open the runner socket; they cannot call user routes.
+ */
+export function authHook(store: Store) {
+  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const path = request.url.split("?")[0] ?? "";
+    if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
+    const secret = bearer(request);
+    if (!secret) {
+      throw new RunyardError("UNAUTHORIZED", "this route needs a token");
+    }
+    const token = await store.findToken(secret);
+    if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked or mistyped)");
+    if (token.kind === "runner") {
+      throw new RunyardError("FORBIDDEN", "runner tokens can only connect runners", {
+        hint: "Use a user or admin token for the API; `runyard up` prints the admin token.",
+      });
+    }
+    request.principal = token;
+  };
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header?.startsWith("Bearer ")) return header.slice(7).trim() || undefined;
+  const query = request.query as Record<string, unknown> | undefined;
+  const fromQuery = query?.access_token;
+  return typeof fromQuery === "string" && fromQuery !== "" ? fromQuery : undefined;
+}
+
+/** Admin-only routes call this first. */
+export function requireAdmin(request: FastifyRequest): Principal {
+  const principal = request.principal;
+  if (principal?.kind !== "admin") throw new RunyardError("FORBIDDEN", "only an admin token may do this");
+  return principal;
+}
+
+/** The tenant whose records the caller may see: null for admins (all of them). */
+export function tenantScope(request: FastifyRequest): string | null | undefined {
+  const principal = request.principal;
+  if (!principal || principal.kind === "admin") return undefined;
+  return principal.tenant_id;
+}

@@ -1,0 +1,95 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "../core/logger.js";
+import { openMemoryStore, openSqliteStore } from "../store/sqlite.js";
+import type { Store } from "../store/types.js";
+import { buildApp } from "./app.js";
+import { EventBus } from "./event-bus.js";
+import { JobBroker } from "./job-broker.js";
+import { Notifier } from "./notifier.js";
+import { RunManager } from "./run-manager.js";
+import { type HubTimings, RunnerHub } from "./runner-hub.js";
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  /** Folder for the SQLite file and artifacts; undefined means an in-memory store (nothing persists). */
+  home: string | undefined;
+  /** Admin token to ensure exists (RUNYARD_ADMIN_TOKEN); otherwise one is made on first start. */
+  adminToken?: string;
+  timings: HubTimings;
+  /** How long runs left running wait for their runners after a restart. */
+  reconnectGraceMs: number;
+  logger: Logger;
+  version: string;
+  warn: (message: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  app: FastifyInstance;
+  store: Store;
+  hub: RunnerHub;
+  runs: RunManager;
+  /** Set when this start created the admin token: shown once, never stored. */
+  newAdminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts the control plane: store, API, runner hub; carries on runs a previous process left. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { logger } = options;
+  let store: Store;
+  if (options.home) {
+    mkdirSync(options.home, { recursive: true, mode: 0o700 });
+    store = await openSqliteStore(join(options.home, "runyard.db"), { logger });
+  } else {
+    store = await openMemoryStore({ warn: options.warn, logger });
+  }
+  const newAdminToken = await ensureAdminToken(store, options.adminToken);
+
+  const bus = new EventBus();
+  const broker = new JobBroker(store, logger);
+  const runs = new RunManager(store, bus, broker, new Notifier(logger), logger);
+  const hub = new RunnerHub(store, broker, options.timings, logger, (runId, runnerId) =>
+    runs.markStarted(runId, runnerId),
+  );
+  const app = buildApp({ store, bus, runs, hub, logger, version: options.version });
+
+  const resumed = await runs.recover(options.reconnectGraceMs);
+  if (resumed > 0) logger.info({ runs: resumed }, "carrying on runs left by the previous start");
+  await app.listen({ host: options.host, port: options.port });
+  hub.attach(app.server);
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  logger.info({ url }, "server listening");
+
+  return {
+    url,
+    app,
+    store,
+    hub,
+    runs,
+    newAdminToken,
+    async close() {
+      await hub.close();
+      await app.close();
+      await runs.close();
+      await store.close();
+    },
+  };
+}
+
+/** First start: make the admin token (or take RUNYARD_ADMIN_TOKEN); only its hash is stored. */
+async function ensureAdminToken(store: Store, given: string | undefined): Promise<string | undefined> {
+  if (given) {
+    if (!(await store.findToken(given)))
+      await store.createToken({ kind: "admin", name: "admin", secret: given });
+    return undefined;
+  }
+  if ((await store.countTokens("admin")) > 0) return undefined;
+  const { secret } = await store.createToken({ kind: "admin", name: "admin" });
+  return secret;
+}

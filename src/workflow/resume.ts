@@ -1,0 +1,71 @@
+import type { RunEvent, StepSummary } from "../core/events.js";
+
+/** What a resumed run had already done for one step on one host. */
+export interface HostProgress {
+  summary?: StepSummary;
+  exports: Record<string, string>;
+  /** Attempts begun; when `inFlight`, the last one is still running somewhere. */
+  attempts: number;
+  inFlight: boolean;
+}
+
+export function hostKey(step: string, host: string): string {
+  return `${step}\u0000${host}`;
+}
+
+/** Reads back a run's stored events into what the engine needs to carry on. */
+export function priorProgress(events: RunEvent[]): {
+  started: boolean;
+  hosts: Map<string, HostProgress>;
+  exports: Record<string, string>[];
+} {
+  const hosts = new Map<string, HostProgress>();
+  const exports: Record<string, string>[] = [];
+  let started = false;
+  const progress = (step: string, host: string): HostProgress => {
+    const key = hostKey(step, host);
+    let entry = hosts.get(key);
+    if (!entry) {
+      entry = { exports: {}, attempts: 0, inFlight: false };
+      hosts.set(key, entry);
+    }
+    return entry;
+  };
+  for (const event of events) {
+    switch (event.type) {
+      case "run.started":
+        started = true;
+        break;
+      case "step.started":
+        Object.assign(progress(event.step, event.host), { attempts: event.attempt, inFlight: true });
+        break;
+      case "step.retrying":
+        progress(event.step, event.host).inFlight = false;
+        break;
+      case "vars.exported":
+        Object.assign(progress(event.step, event.host).exports, event.vars);
+        break;
+      case "step.finished": {
+        const entry = progress(event.step, event.host);
+        entry.inFlight = false;
+        entry.summary = {
+          name: event.step,
+          host: event.host,
+          status: event.status,
+          exit_code: event.exit_code,
+          attempts: event.attempts,
+          duration_ms: event.duration_ms,
+          ...(event.memory_peak_bytes !== undefined ? { memory_peak_bytes: event.memory_peak_bytes } : {}),
+          ...(event.cpu_ms !== undefined ? { cpu_ms: event.cpu_ms } : {}),
+          ...(event.error ? { error: event.error } : {}),
+        };
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  // Variables a finished step exported are in force; a step cut short re-merges its own.
+  for (const entry of hosts.values()) if (entry.summary) exports.push(entry.exports);
+  return { started, hosts, exports };
+}
