@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RunEvent } from "../../src/core/events.js";
+
+export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+export const cliPath = join(repoRoot, "bin", "runyard.js");
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Called with each stdout chunk; lets a test act when the run reaches a point. */
+  onStdout?: (chunk: string, child: ChildProcess) => void;
+}
+
+/** Runs the built `runyard` CLI as a user would, and waits for it to exit. */
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: options.cwd ?? repoRoot,
+      env: { ...process.env, NO_COLOR: "1", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      options.onStdout?.(chunk, child);
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Parses `--json` output: every line must be a valid spine event. */
+export function parseEvents(stdout: string): RunEvent[] {
+  return stdout
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => RunEvent.parse(JSON.parse(line)));
+}
+
+export function finished(events: RunEvent[]): Extract<RunEvent, { type: "run.finished" }> {
+  const last = events.at(-1);
+  if (last?.type !== "run.finished") throw new Error(`last event is ${last?.type}, not run.finished`);
+  return last;
+}
+
+export function tempDir(prefix = "runyard-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Writes a workflow into a fresh temp folder and returns its path. */
+export function writeWorkflow(yaml: string, dir = tempDir()): string {
+  const path = join(dir, "flow.yaml");
+  writeFileSync(path, yaml);
+  return path;
+}
+
+/** Pids of live processes whose command line contains `marker`. */
+export function processesWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      const state = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]?.[0];
+      if (cmdline.includes(marker) && state !== "Z") pids.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}

@@ -1,0 +1,246 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
+import { RunEvent } from "../../src/core/events.js";
+import { cliPath, repoRoot, tempDir } from "./cli.js";
+
+export const adminToken = "ryt_test_admin_token_0123456789";
+
+/** Timings short enough for tests: a silent runner loses its jobs in 2 s. */
+export const fastTimings = {
+  RUNYARD_HEARTBEAT_MS: "300",
+  RUNYARD_LEASE_MS: "2000",
+  RUNYARD_RECONNECT_GRACE_MS: "4000",
+  RUNYARD_KILL_GRACE_MS: "300",
+};
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves when the output contains `text`. */
+  waitFor: (text: string | RegExp, timeoutMs?: number) => Promise<string>;
+  exited: Promise<number | null>;
+  kill: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/** Starts the built CLI as a long-running process. */
+export function startCli(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: "1", RUNYARD_LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const watchers = new Set<() => void>();
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString("utf8");
+    for (const watcher of watchers) watcher();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const waitFor = (text: string | RegExp, timeoutMs = 20_000): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const match =
+          typeof text === "string" ? (output.includes(text) ? text : null) : output.match(text)?.[0];
+        if (match) {
+          watchers.delete(watcher);
+          clearTimeout(timer);
+          resolve(match);
+          return true;
+        }
+        return false;
+      };
+      const watcher = (): void => {
+        check();
+      };
+      const timer = setTimeout(() => {
+        watchers.delete(watcher);
+        reject(new Error(`timed out waiting for ${String(text)}; output so far:\n${output}`));
+      }, timeoutMs);
+      watchers.add(watcher);
+      check();
+    });
+  return {
+    child,
+    output: () => output,
+    waitFor,
+    exited,
+    kill: (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface TestServer {
+  url: string;
+  home: string;
+  proc: Proc;
+}
+
+/** `runyard server` on a free port with a known admin token. */
+export async function startTestServer(
+  home = tempDir(),
+  env: Record<string, string> = {},
+  port?: number,
+): Promise<TestServer> {
+  const chosen = port ?? (await freePort());
+  const proc = startCli(["server", "--port", String(chosen), "--home", home], {
+    RUNYARD_ADMIN_TOKEN: adminToken,
+    ...fastTimings,
+    ...env,
+  });
+  const line = await proc.waitFor(/listening on http:\/\/[^\s]+/);
+  return { url: line.replace("listening on ", ""), home, proc };
+}
+
+export async function api<T = unknown>(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token = adminToken,
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(new URL(path, url), {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+export async function runnerToken(url: string, group?: string): Promise<string> {
+  const { body } = await api<{ token: string }>(url, "POST", "/api/tokens", {
+    kind: "runner",
+    name: "test runner",
+    ...(group ? { group } : {}),
+  });
+  return body.token;
+}
+
+/** `runyard runner` joined to `serverUrl`; resolves once connected. */
+export async function startRunner(
+  serverUrl: string,
+  token: string,
+  options: { id: string; group?: string; labels?: string; capacity?: number; env?: Record<string, string> },
+): Promise<Proc> {
+  const proc = startCli(
+    [
+      "runner",
+      "--server",
+      serverUrl,
+      "--token",
+      token,
+      "--id",
+      options.id,
+      ...(options.group ? ["--group", options.group] : []),
+      ...(options.labels ? ["--labels", options.labels] : []),
+      "--capacity",
+      String(options.capacity ?? 2),
+    ],
+    { ...fastTimings, RUNYARD_LOG_LEVEL: "error", ...options.env },
+  );
+  await proc.waitFor(`runner ${options.id} connected`);
+  return proc;
+}
+
+export async function submit(
+  url: string,
+  workflow: string,
+  vars: Record<string, string> = {},
+): Promise<string> {
+  const { status, body } = await api<{ run_id: string }>(url, "POST", "/api/runs", {
+    kind: "workflow",
+    workflow,
+    vars,
+  });
+  if (status !== 201) throw new Error(`submit failed: ${status} ${JSON.stringify(body)}`);
+  return body.run_id;
+}
+
+export interface RunView {
+  run_id: string;
+  status: string;
+  steps: Array<{ name: string; host: string; status: string; exit_code: number | null; attempts: number }>;
+  vars: Record<string, string>;
+  error: { code: string; message: string } | null;
+}
+
+/** Polls the run until `predicate` holds (the API has no push for records; events do). */
+export async function waitForRun(
+  url: string,
+  runId: string,
+  predicate: (run: RunView) => boolean,
+  timeoutMs = 30_000,
+): Promise<RunView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await api<RunView>(url, "GET", `/api/runs/${runId}`);
+    if (predicate(body)) return body;
+    if (Date.now() > deadline) throw new Error(`run ${runId} never matched; last: ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export const isFinal = (run: RunView): boolean =>
+  ["success", "failed", "canceled", "timeout", "interrupted"].includes(run.status);
+
+/** Reads a run's whole SSE stream (it ends after run.finished). */
+export async function readEvents(url: string, runId: string, after = 0): Promise<RunEvent[]> {
+  const response = await fetch(
+    new URL(`/api/runs/${runId}/events?after=${after}&access_token=${adminToken}`, url),
+  );
+  const text = await response.text();
+  return text
+    .split("\n\n")
+    .map((block) => block.split("\n").find((line) => line.startsWith("data: ")))
+    .filter((line): line is string => Boolean(line))
+    .map((line) => RunEvent.parse(JSON.parse(line.slice(6))));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/** A TCP proxy on loopback whose connections a test can cut, to drop a runner's link. */
+export async function startProxy(
+  targetPort: number,
+): Promise<{ port: number; cut: () => void; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = new NetSocket();
+    upstream.connect(targetPort, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

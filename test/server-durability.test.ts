@@ -1,0 +1,126 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
+import {
+  adminToken,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startCli,
+  startProxy,
+  startRunner,
+  startTestServer,
+  submit,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/** A step that prints `count` numbered lines, a little apart. */
+const counting = (count: number, extra = ""): string =>
+  `version: v0.1\nname: durable\ninventory:\n  hosts:\n    a: {group: dur}\nsteps:\n  - name: count\n    targets: [a]\n    action: shell.run\n${extra}    args:\n      script: |\n        for i in $(seq 1 ${count}); do echo "line $i"; sleep 0.03; done\n`;
+
+function outputLines(events: Array<{ type: string; data?: string }>): string[] {
+  return events
+    .flatMap((e) => (e.type === "step.output" ? [e.data ?? ""] : []))
+    .join("")
+    .split("\n")
+    .filter(Boolean);
+}
+
+const expected = (count: number): string[] => Array.from({ length: count }, (_, i) => `line ${i + 1}`);
+
+describe("durable runs", () => {
+  const procs: Proc[] = [];
+  const track = <T extends Proc>(proc: T): T => {
+    procs.push(proc);
+    return proc;
+  };
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.kill("SIGKILL")));
+  });
+
+  it("marks a run interrupted (RUNNER_LOST) within 15 s when its runner is SIGKILLed", async () => {
+    const server: TestServer = await startTestServer();
+    track(server.proc);
+    const runner = track(
+      await startRunner(server.url, await runnerToken(server.url, "dur"), { id: "doomed", group: "dur" }),
+    );
+    const runId = await submit(server.url, counting(1000));
+    await waitForRun(server.url, runId, (run) => run.status === "running");
+    await runner.kill("SIGKILL");
+    const killedAt = Date.now();
+    const run = await waitForRun(server.url, runId, isFinal, 15_000);
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    expect(run.status).toBe("interrupted");
+    expect(run.error?.code).toBe("RUNNER_LOST");
+  });
+
+  it("queues the step again on another runner when the workflow allows retries", async () => {
+    const server = await startTestServer();
+    track(server.proc);
+    const token = await runnerToken(server.url, "dur");
+    const first = track(await startRunner(server.url, token, { id: "first", group: "dur" }));
+    const runId = await submit(
+      server.url,
+      counting(60, "    retry_count: 1\n    retry_delay_seconds: 0.1\n"),
+    );
+    await waitForRun(server.url, runId, (run) => run.status === "running");
+    await first.kill("SIGKILL");
+    track(await startRunner(server.url, token, { id: "second", group: "dur" }));
+    const run = await waitForRun(server.url, runId, isFinal, 30_000);
+    expect(run.status).toBe("success");
+    expect(run.steps[0]?.attempts).toBe(2);
+  });
+
+  it("finishes a run across a server SIGKILL and restart; a follower sees every line exactly once", async () => {
+    const home = tempDir();
+    const server = await startTestServer(home);
+    track(server.proc);
+    const port = new URL(server.url).port;
+    track(
+      await startRunner(server.url, await runnerToken(server.url, "dur"), { id: "steady", group: "dur" }),
+    );
+    const runId = await submit(server.url, counting(80));
+    const follower = track(
+      startCli(["runs", "logs", runId, "-f", "--json", "--server", server.url], {
+        RUNYARD_TOKEN: adminToken,
+      }),
+    );
+    await follower.waitFor('"line 10\\n"');
+    await server.proc.kill("SIGKILL");
+    const restarted = await startTestServer(home, {}, Number(port));
+    track(restarted.proc);
+    expect(await follower.exited).toBe(0);
+    const events = follower
+      .output()
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { type: string; seq: number; data?: string; status?: string });
+    expect(outputLines(events)).toEqual(expected(80));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.at(-1)?.status).toBe("success");
+  });
+
+  it("loses and doubles nothing when a runner's connection drops mid-output", async () => {
+    const server = await startTestServer();
+    track(server.proc);
+    const proxy = await startProxy(Number(new URL(server.url).port));
+    try {
+      const token = await runnerToken(server.url, "dur");
+      track(await startRunner(`http://127.0.0.1:${proxy.port}`, token, { id: "flaky-link", group: "dur" }));
+      const runId = await submit(server.url, counting(60));
+      await waitForRun(server.url, runId, (run) => run.status === "running");
+      for (let cut = 0; cut < 3; cut++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        proxy.cut();
+      }
+      const run = await waitForRun(server.url, runId, isFinal, 30_000);
+      expect(run.status).toBe("success");
+      const events = await readEvents(server.url, runId);
+      expect(outputLines(events)).toEqual(expected(60));
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    } finally {
+      await proxy.close();
+    }
+  });
+});
