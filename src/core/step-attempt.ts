@@ -39,6 +39,11 @@ export const StepAttemptResult = z.object({
   cpu_ms: z.number(),
   /** Full-output files kept on the host, when output_path was set. */
   output_files: z.array(z.string()).default([]),
+  /**
+   * Names of exports whose values hold a secret this host masks; the engine masks those
+   * values everywhere too (the secret itself never leaves the host in any other form).
+   */
+  secret_exports: z.array(z.string()).default([]),
   /** Things the user should know that did not fail the step (an export line that was ignored). */
   warnings: z.array(z.string()).default([]),
   error: ErrorInfo.optional(),
@@ -58,4 +63,24 @@ export interface StepRunner {
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult>;
+}
+
+/** The result of an attempt that ended before or without running anything of its own. */
+export function attemptEndedEarly(
+  status: "failed" | "canceled",
+  error: z.infer<typeof ErrorInfo>,
+  durationMs = 0,
+): StepAttemptResult {
+  return {
+    status,
+    exit_code: null,
+    exports: {},
+    secret_exports: [],
+    duration_ms: durationMs,
+    memory_peak_bytes: 0,
+    cpu_ms: 0,
+    output_files: [],
+    warnings: [],
+    error,
+  };
 }

@@ -1,6 +1,11 @@
 import WebSocket from "ws";
 import type { Logger } from "../core/logger.js";
-import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
+import {
+  attemptEndedEarly,
+  type StepAttemptRequest,
+  type StepAttemptResult,
+  type StepRunner,
+} from "../core/step-attempt.js";
 import {
   type OutputChunk,
   type RunnerInfo,
@@ -203,17 +208,10 @@ export class RunnerDaemon {
         signal: job.controller.signal,
         onOutput: (stream, data) => this.output(job, { stream, data }),
       })
-      .catch(
-        (error: unknown): StepAttemptResult => ({
-          status: "failed",
-          exit_code: null,
-          exports: {},
-          duration_ms: 0,
-          memory_peak_bytes: 0,
-          cpu_ms: 0,
-          output_files: [],
-          warnings: [],
-          error: { code: "INTERNAL", message: error instanceof Error ? error.message : String(error) },
+      .catch((error: unknown) =>
+        attemptEndedEarly("failed", {
+          code: "INTERNAL",
+          message: error instanceof Error ? error.message : String(error),
         }),
       )
       .then((result) => {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { errorInfo } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import {
+  attemptEndedEarly,
   type StepAttemptRequest,
   StepAttemptResult,
   type StepOutputSink,
@@ -40,17 +41,7 @@ export function jobIdFor(request: StepAttemptRequest): string {
 }
 
 function failedResult(code: "RUNNER_LOST" | "CANCELED", message: string): StepAttemptResult {
-  return {
-    status: code === "CANCELED" ? "canceled" : "failed",
-    exit_code: null,
-    exports: {},
-    duration_ms: 0,
-    memory_peak_bytes: 0,
-    cpu_ms: 0,
-    output_files: [],
-    warnings: [],
-    error: errorInfo(code, message),
-  };
+  return attemptEndedEarly(code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
 }
 
 /**

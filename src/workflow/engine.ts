@@ -181,6 +181,7 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
     }
     if (result) {
       elapsed += result.duration_ms;
+      ctx.masker.add(result.secret_exports.map((name) => result?.exports[name] ?? ""));
       for (const warning of result.warnings) {
         ctx.emit({ type: "notice", level: "warn", message: warning, step: step.name, host });
       }
