@@ -14,29 +14,25 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof RunyardError) {
-      reply
-        .code(error.status)
-        .send({
-          error: {
-            code: error.code,
-            message: error.message,
-            hint: error.hint,
-            ...(error.details ? { details: error.details } : {}),
-          },
-        });
+      reply.code(error.status).send({
+        error: {
+          code: error.code,
+          message: error.message,
+          hint: error.hint,
+          ...(error.details ? { details: error.details } : {}),
+        },
+      });
       return;
     }
     const status = (error as { statusCode?: number }).statusCode ?? 500;
     if (status < 500) {
-      reply
-        .code(status)
-        .send({
-          error: {
-            code: "INVALID_INPUT",
-            message: (error as Error).message,
-            hint: "Check the request body and parameters.",
-          },
-        });
+      reply.code(status).send({
+        error: {
+          code: "INVALID_INPUT",
+          message: (error as Error).message,
+          hint: "Check the request body and parameters.",
+        },
+      });
       return;
     }
     deps.logger.error({ err: error }, "request failed");

@@ -28,6 +28,8 @@ interface ActiveRun {
   vars: Record<string, string>;
   started: boolean;
   done: Promise<void>;
+  /** Resolves once `run.queued` is stored: what `POST /api/runs` waits for. */
+  queuedStored: Promise<unknown>;
 }
 
 /**
@@ -68,13 +70,20 @@ export class RunManager {
       spec,
       vars: { ...workflow.vars, ...spec.vars },
     });
-    const run = this.activate(record, workflow, []);
-    run.sink.emit({ type: "run.queued", kind: "workflow", name: workflow.name });
-    await run.sink.drain();
+    const run = this.activate(record, workflow, [], (sink) =>
+      sink.emit({ type: "run.queued", kind: "workflow", name: workflow.name }),
+    );
+    await run.queuedStored;
     return record;
   }
 
-  private activate(record: RunRecord, workflow: Workflow, resume: RunEvent[]): ActiveRun {
+  /** Starts the engine for a run; `first` emits what must precede the engine's own events. */
+  private activate(
+    record: RunRecord,
+    workflow: Workflow,
+    resume: RunEvent[],
+    first?: (sink: RunSink) => void,
+  ): ActiveRun {
     const controller = new AbortController();
     const run: ActiveRun = {
       record,
@@ -87,8 +96,13 @@ export class RunManager {
         this.observe(run, events),
       ),
       done: Promise.resolve(),
+      queuedStored: Promise.resolve(),
     };
     this.active.set(record.id, run);
+    if (first) {
+      first(run.sink);
+      run.queuedStored = run.sink.flush();
+    }
     const spec = record.spec as WorkflowRunSpec;
     run.done = runWorkflow({
       workflow,

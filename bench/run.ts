@@ -1,0 +1,20 @@
+import { firstByteLatency, idleRunnerMemory, runThroughput } from "./server.js";
+import { type BenchRow, printTable } from "./table.js";
+import { outputThroughput, stepOverhead } from "./workflow.js";
+
+/** `npm run bench`: each benchmark against a baseline measured in the same process. */
+const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
+  stepOverhead,
+  outputThroughput,
+  firstByteLatency,
+  runThroughput,
+  idleRunnerMemory,
+];
+
+const only = process.argv[2];
+const rows: BenchRow[] = [];
+for (const bench of benches) {
+  if (only && !bench.name.toLowerCase().includes(only.toLowerCase())) continue;
+  rows.push(...[await bench()].flat());
+}
+printTable(rows);
