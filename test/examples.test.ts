@@ -40,3 +40,46 @@ describe("examples", () => {
     expect(steps.map((s) => s.status)).toEqual(["success", "success", "success"]);
   });
 });
+
+describe("multi-agent example", () => {
+  it("dispatches to three agent-servers, polling the long task", async () => {
+    const { startCli } = await import("./helpers/server.js");
+    const agents = [7072, 7073, 7074].map((port) =>
+      startCli(["agent-server", "--addr", `:${port}`, "--token", "runner-token"]),
+    );
+    try {
+      await Promise.all(agents.map((agent) => agent.waitFor("listening on")));
+      const result = await runCli(["run", "examples/multi-agent.yaml", "--token", "runner-token", "--json"]);
+      expect(result.code, result.stderr).toBe(0);
+      const events = parseEvents(result.stdout);
+      const hellos = events.flatMap((e) =>
+        e.type === "step.output" && e.step === "hello" ? [e.data.trim()] : [],
+      );
+      expect(hellos.sort()).toEqual(["hello from agent1", "hello from agent2", "hello from agent3"]);
+      const ticks = events.flatMap((e) =>
+        e.type === "step.output" && e.step === "long-task" ? [e.data] : [],
+      );
+      expect(ticks.join("")).toBe("tick 1\ntick 2\ntick 3\ntick 4\ntick 5\nBOPS_EXPORT:LONG_DONE=yes\n");
+      expect(finished(events).vars?.LONG_DONE).toBe("yes");
+    } finally {
+      await Promise.all(agents.map((agent) => agent.kill()));
+    }
+  });
+
+  it("a wrong token is refused with a hint about matching tokens", async () => {
+    const { startCli } = await import("./helpers/server.js");
+    const agents = [7072, 7073, 7074].map((port) =>
+      startCli(["agent-server", "--addr", `:${port}`, "--token", "runner-token"]),
+    );
+    try {
+      await Promise.all(agents.map((agent) => agent.waitFor("listening on")));
+      const result = await runCli(["run", "examples/multi-agent.yaml", "--token", "wrong", "--json"]);
+      expect(result.code).toBe(1);
+      const error = finished(parseEvents(result.stdout)).error;
+      expect(error?.code).toBe("UNAUTHORIZED");
+      expect(error?.hint).toMatch(/token/);
+    } finally {
+      await Promise.all(agents.map((agent) => agent.kill()));
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { newRunId } from "../core/ids.js";
 import type { StepRunner } from "../core/step-attempt.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { ProcessExecutor } from "../exec/process.js";
+import { AgentServerStepRunner } from "../runner/agent-client.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
 import type { CliContext } from "./context.js";
@@ -69,8 +70,11 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
     killGraceMs: ctx.config.killGraceMs,
     tmpDir: tmpdir(),
   });
-  return (host, spec) => {
-    if (spec.kind === "local") return local;
-    throw new RunyardError("INVALID_INPUT", `host "${host}" (${spec.kind}) cannot be reached from here`);
+  return (_host, spec) => {
+    if (spec.kind === "agent") {
+      const token = spec.token ?? ctx.config.token;
+      return new AgentServerStepRunner({ address: spec.address, ...(token ? { token } : {}) });
+    }
+    return local;
   };
 }

@@ -1,0 +1,254 @@
+import { randomUUID } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
+import { type ErrorCode, errorInfo } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
+import {
+  attemptEndedEarly,
+  type StepAttemptRequest,
+  type StepAttemptResult,
+  type StepOutputSink,
+  type StepRunner,
+} from "../core/step-attempt.js";
+import { ATTEMPT_KEY_HEADER, CancelAnswer, ErrorAnswer, TaskAnswer } from "./agent-api.js";
+
+export interface AgentServerStepRunnerOptions {
+  /** The agent-server's URL, as in `inventory.hosts.NAME.address` (`http://127.0.0.1:7072`). */
+  address: string;
+  /** The agent-server's `--token`; sent as `Authorization: Bearer`, never shown. */
+  token?: string;
+  /** How long one `/status` long-poll may wait for output (10 s). */
+  pollWaitMs?: number;
+  /** How long network errors are retried, with backoff, before the attempt fails (10 s). */
+  retryForMs?: number;
+}
+
+/** How much longer than the server may take to answer a request is waited for before it counts as lost. */
+const ANSWER_GRACE_MS = 30_000;
+const FIRST_RETRY_MS = 200;
+const LONGEST_RETRY_MS = 2_000;
+
+/** A step attempt ended on the client's side: the agent-server could not be used to the end. */
+class AttemptEnded {
+  constructor(readonly result: StepAttemptResult) {}
+}
+
+type Answer = { status: number; body: unknown };
+type Method = "GET" | "POST";
+
+interface CallOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Waited for at most this long (then retried), besides the retry window. */
+  timeoutMs?: number;
+  /** Named in the message when contact is lost while the task runs. */
+  lostTask?: string;
+}
+
+/**
+ * Runs step attempts on a `runyard agent-server` over HTTP (seed 002's direct dispatch):
+ * POST /run, then, when the attempt outlives the server's sync wait, long-polls of /status
+ * from a byte offset, so each piece of output reaches `onOutput` once and in order. Every
+ * `/run` carries a fresh attempt key, so sending it again after a lost answer, or canceling
+ * before its answer came, never runs the step twice. Failures to reach the server are
+ * results (HOST_UNREACHABLE, UNAUTHORIZED), never rejections.
+ */
+export class AgentServerStepRunner implements StepRunner {
+  private readonly address: string;
+  private readonly pollWaitMs: number;
+  private readonly retryForMs: number;
+
+  constructor(private readonly options: AgentServerStepRunnerOptions) {
+    this.address = options.address.replace(/\/+$/, "");
+    this.pollWaitMs = options.pollWaitMs ?? 10_000;
+    this.retryForMs = options.retryForMs ?? 10_000;
+  }
+
+  async runAttempt(
+    request: StepAttemptRequest,
+    io: { onOutput: StepOutputSink; signal: AbortSignal },
+  ): Promise<StepAttemptResult> {
+    const startedAt = performance.now();
+    try {
+      return await this.follow(request, io);
+    } catch (error) {
+      if (error instanceof AttemptEnded) {
+        return { ...error.result, duration_ms: Math.round(performance.now() - startedAt) };
+      }
+      throw error;
+    }
+  }
+
+  private async follow(
+    request: StepAttemptRequest,
+    io: { onOutput: StepOutputSink; signal: AbortSignal },
+  ): Promise<StepAttemptResult> {
+    const key = randomUUID();
+    let answer = await this.call("POST", "/run", {
+      body: request,
+      headers: { [ATTEMPT_KEY_HEADER]: key },
+      abortOn: io.signal,
+    });
+    let canceled = false;
+    if (answer === "aborted") {
+      canceled = true;
+      answer = await this.cancel(`key=${encodeURIComponent(key)}`);
+    }
+    let task = this.taskAnswer(answer, "/run");
+    for (;;) {
+      if (task.dropped_bytes) {
+        io.onOutput(
+          "stderr",
+          `[runyard: ${task.dropped_bytes} bytes of output were dropped by the agent-server]\n`,
+        );
+      }
+      for (const entry of task.output) io.onOutput(entry.stream, entry.data);
+      if (task.state === "done" && !task.more) {
+        if (task.result) return task.result;
+        throw this.ended(
+          "INTERNAL",
+          `agent-server ${this.address} ended task ${task.task_id} without a result`,
+        );
+      }
+
+      if (!canceled && io.signal.aborted) {
+        canceled = true;
+        await this.cancel(`task_id=${encodeURIComponent(task.task_id)}`);
+      }
+      const query = `task_id=${encodeURIComponent(task.task_id)}&offset=${task.offset}&wait_ms=${this.pollWaitMs}`;
+      const polled = await this.call("GET", `/status?${query}`, {
+        abortOn: canceled ? undefined : io.signal,
+        timeoutMs: this.pollWaitMs + ANSWER_GRACE_MS,
+        lostTask: task.task_id,
+      });
+      if (polled === "aborted") {
+        task = { ...task, output: [], dropped_bytes: undefined };
+        continue;
+      }
+      if (polled.status === 404) {
+        throw this.ended(
+          "RUNNER_LOST",
+          `agent-server ${this.address} no longer knows task ${task.task_id}; it may have restarted`,
+          "Check the agent-server's log; a restarted agent-server forgets its tasks and stops their steps.",
+        );
+      }
+      task = this.taskAnswer(polled, "/status");
+    }
+  }
+
+  /** Asks the server to stop the attempt; its end still comes through /status. */
+  private async cancel(query: string): Promise<Answer> {
+    const answer = await this.call("POST", `/cancel?${query}`, {});
+    if (answer.status === 200) {
+      const parsed = CancelAnswer.safeParse(answer.body);
+      if (parsed.success) return { status: 202, body: { task_id: parsed.data.task_id, state: "running" } };
+    }
+    return answer;
+  }
+
+  /** A /run or /status answer, or the attempt's end when the server refused. */
+  private taskAnswer(answer: Answer, route: string): TaskAnswer {
+    if (answer.status === 200 || answer.status === 202) {
+      const parsed = TaskAnswer.safeParse(answer.body);
+      if (parsed.success) return parsed.data;
+      throw this.ended(
+        "INTERNAL",
+        `agent-server ${this.address} sent an answer to ${route} that runyard cannot read`,
+      );
+    }
+    if (answer.status === 401) {
+      throw this.options.token === undefined
+        ? this.ended(
+            "UNAUTHORIZED",
+            `agent-server ${this.address} wants a token, and the host has none`,
+            "Give the host `token:` with the same value as the agent-server's --token.",
+          )
+        : this.ended(
+            "UNAUTHORIZED",
+            `agent-server ${this.address} refused the token`,
+            "Use the same --token on both sides: the host's `token:` must equal the agent-server's --token.",
+          );
+    }
+    const refusal = ErrorAnswer.safeParse(answer.body);
+    const error: ErrorInfo = refusal.success
+      ? {
+          ...refusal.data.error,
+          message: `agent-server ${this.address} refused ${route}: ${refusal.data.error.message}`,
+        }
+      : errorInfo("INTERNAL", `agent-server ${this.address} answered ${route} with HTTP ${answer.status}`);
+    throw new AttemptEnded(attemptEndedEarly("failed", error));
+  }
+
+  /**
+   * One HTTP call; network errors and 502-504 answers are retried with backoff for
+   * `retryForMs`, then end the attempt HOST_UNREACHABLE. Resolves "aborted" when `abortOn`
+   * aborts first.
+   */
+  private call(
+    method: Method,
+    path: string,
+    options: CallOptions & { abortOn: AbortSignal | undefined },
+  ): Promise<Answer | "aborted">;
+  private call(method: Method, path: string, options: CallOptions): Promise<Answer>;
+  private async call(
+    method: Method,
+    path: string,
+    options: CallOptions & { abortOn?: AbortSignal },
+  ): Promise<Answer | "aborted"> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    const giveUpAt = performance.now() + this.retryForMs;
+    let wait = FIRST_RETRY_MS;
+    for (;;) {
+      if (options.abortOn?.aborted) return "aborted";
+      const signals = [AbortSignal.timeout(options.timeoutMs ?? ANSWER_GRACE_MS)];
+      if (options.abortOn) signals.push(options.abortOn);
+      let problem: string;
+      try {
+        const response = await fetch(`${this.address}${path}`, {
+          method,
+          headers,
+          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          signal: AbortSignal.any(signals),
+        });
+        const text = await response.text();
+        if (![502, 503, 504].includes(response.status))
+          return { status: response.status, body: parseJson(text) };
+        problem = `HTTP ${response.status}`;
+      } catch (error) {
+        if (options.abortOn?.aborted) return "aborted";
+        problem = networkProblem(error);
+      }
+      if (performance.now() + wait > giveUpAt) {
+        const message =
+          options.lostTask === undefined
+            ? `cannot reach agent-server ${this.address}: ${problem}`
+            : `lost contact with agent-server ${this.address}: ${problem} (task ${options.lostTask} may still run there)`;
+        throw this.ended("HOST_UNREACHABLE", message);
+      }
+      await delay(wait, undefined, { signal: options.abortOn }).catch(() => {});
+      wait = Math.min(wait * 2, LONGEST_RETRY_MS);
+    }
+  }
+
+  private ended(code: ErrorCode, message: string, hint?: string): AttemptEnded {
+    return new AttemptEnded(attemptEndedEarly("failed", errorInfo(code, message, hint)));
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `ECONNREFUSED`, `ENOTFOUND`, `no answer within 40s`: what a user can look up. */
+function networkProblem(error: unknown): string {
+  if (error instanceof Error && error.name === "TimeoutError") return "no answer in time";
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === "string") return cause.code;
+  if (typeof cause?.message === "string") return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
