@@ -51,7 +51,7 @@ interface HostOutcome {
  * exported by one step reach later ones as environment variables, never as shell text.
  */
 export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
-  const { workflow, runId } = options;
+  const { workflow } = options;
   const signal = options.signal ?? new AbortController().signal;
   const started = Date.now();
   const vars: Record<string, string> = { ...workflow.vars, ...options.vars };
