@@ -92,10 +92,24 @@ const percentile = (values: number[], p: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 };
 
-/** Submit -> first output byte at an SSE client, over 1,000 trivial runs, one idle runner. */
+/**
+ * Submit -> first output byte at an SSE client, over 1,000 trivial runs with one idle runner.
+ * Server, runner and client are three processes, as deployed.
+ */
 export async function firstByteLatency(): Promise<BenchRow[]> {
-  return withServer((server, token) =>
-    withRunner(server.url, token, 1, async () => {
+  const server = await serverProcess();
+  const runner = spawn(
+    process.execPath,
+    [cli, "runner", "--server", server.url, "--token", server.runnerToken, "--capacity", "1"],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  try {
+    await new Promise<void>((resolve) =>
+      runner.stdout?.on("data", (c: Buffer) => String(c).includes("connected") && resolve()),
+    );
+    {
       const latencies: number[] = [];
       for (let i = 0; i < 1000; i++) {
         const start = performance.now();
@@ -121,8 +135,37 @@ export async function firstByteLatency(): Promise<BenchRow[]> {
           target: "<= 10",
         },
       ];
-    }),
-  );
+    }
+  } finally {
+    runner.kill();
+    server.child.kill();
+  }
+}
+
+const cli = fileURLToPath(new URL("../../bin/runyard.js", import.meta.url));
+
+/** `runyard server` as a child process, with a runner token made for it. */
+async function serverProcess(
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string; runnerToken: string }> {
+  const home = mkdtempSync(join(tmpdir(), "runyard-bench-"));
+  const child = spawn(process.execPath, [cli, "server", "--port", "0", "--home", home], {
+    env: { ...process.env, RUNYARD_ADMIN_TOKEN: admin, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      const match = String(chunk).match(/listening on (\S+)/);
+      if (match?.[1]) resolve(match[1]);
+    });
+  });
+  const created = await fetch(`${url}/api/tokens`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ kind: "runner", name: "bench" }),
+  });
+  const { token } = (await created.json()) as { token: string };
+  return { child, url, runnerToken: token };
 }
 
 function spawnDirect(): Promise<void> {
@@ -164,26 +207,9 @@ function rssOf(pid: number): number {
 
 /** Server memory with 500 idle runners connected (simulated clients in this process). */
 export async function idleRunnerMemory(): Promise<BenchRow> {
-  const home = mkdtempSync(join(tmpdir(), "runyard-bench-"));
-  const cli = fileURLToPath(new URL("../../bin/runyard.js", import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [cli, "server", "--port", "0", "--home", home], {
-    env: { ...process.env, RUNYARD_ADMIN_TOKEN: admin, RUNYARD_HEARTBEAT_MS: "5000" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve) => {
-    child.stdout?.on("data", (chunk: Buffer) => {
-      const match = String(chunk).match(/listening on (\S+)/);
-      if (match?.[1]) resolve(match[1]);
-    });
-  });
+  const { child, url, runnerToken: token } = await serverProcess({ RUNYARD_HEARTBEAT_MS: "5000" });
   const pid = child.pid ?? 0;
   try {
-    const created = await fetch(`${url}/api/tokens`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
-      body: JSON.stringify({ kind: "runner", name: "sim" }),
-    });
-    const { token } = (await created.json()) as { token: string };
     await new Promise((resolve) => setTimeout(resolve, 500));
     const idle = rssOf(pid);
     const sockets: WebSocket[] = [];
