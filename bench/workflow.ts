@@ -31,7 +31,8 @@ async function runFlow(yaml: string): Promise<void> {
     emit: (input) => sequencer.next(input),
     runnerFor: () => runner,
   });
-  if (outcome.status !== "success") throw new Error(`bench workflow ${outcome.status}`);
+  if (outcome.status !== "success")
+    throw new Error(`bench workflow ${outcome.status}: ${outcome.error?.message}`);
 }
 
 /**
@@ -60,7 +61,7 @@ export async function stepOverhead(): Promise<BenchRow> {
 /** One step printing 100 MB against `sh -c` writing the same to /dev/null: throughput ratio. */
 export async function outputThroughput(): Promise<BenchRow> {
   const produce = "head -c 104857600 /dev/zero | tr '\\0' 'x' | fold -w 100";
-  const yaml = `name: bench\nsteps:\n  - name: big\n    action: shell.run\n    args:\n      script: "${produce}"\n`;
+  const yaml = `name: bench\nsteps:\n  - name: big\n    action: shell.run\n    args:\n      script: |\n        ${produce}\n`;
   const base = await median(3, () => timed(() => bash(`sh -c "${produce}" > /dev/null`)));
   const ours = await median(3, () => timed(() => runFlow(yaml)));
   const mb = 100;
