@@ -41,14 +41,23 @@ describe("examples", () => {
   });
 });
 
+/** Starts the three agent-servers of examples/multi-agent.yaml around `fn`. */
+async function withAgents(fn: () => Promise<void>): Promise<void> {
+  const { startCli } = await import("./helpers/server.js");
+  const agents = [7072, 7073, 7074].map((port) =>
+    startCli(["agent-server", "--addr", `:${port}`, "--token", "runner-token"]),
+  );
+  try {
+    await Promise.all(agents.map((agent) => agent.waitFor("listening on")));
+    await fn();
+  } finally {
+    await Promise.all(agents.map((agent) => agent.kill()));
+  }
+}
+
 describe("multi-agent example", () => {
-  it("dispatches to three agent-servers, polling the long task", async () => {
-    const { startCli } = await import("./helpers/server.js");
-    const agents = [7072, 7073, 7074].map((port) =>
-      startCli(["agent-server", "--addr", `:${port}`, "--token", "runner-token"]),
-    );
-    try {
-      await Promise.all(agents.map((agent) => agent.waitFor("listening on")));
+  it("dispatches to three agent-servers, polling the long task", () =>
+    withAgents(async () => {
       const result = await runCli(["run", "examples/multi-agent.yaml", "--token", "runner-token", "--json"]);
       expect(result.code, result.stderr).toBe(0);
       const events = parseEvents(result.stdout);
@@ -61,25 +70,14 @@ describe("multi-agent example", () => {
       );
       expect(ticks.join("")).toBe("tick 1\ntick 2\ntick 3\ntick 4\ntick 5\nBOPS_EXPORT:LONG_DONE=yes\n");
       expect(finished(events).vars?.LONG_DONE).toBe("yes");
-    } finally {
-      await Promise.all(agents.map((agent) => agent.kill()));
-    }
-  });
+    }));
 
-  it("a wrong token is refused with a hint about matching tokens", async () => {
-    const { startCli } = await import("./helpers/server.js");
-    const agents = [7072, 7073, 7074].map((port) =>
-      startCli(["agent-server", "--addr", `:${port}`, "--token", "runner-token"]),
-    );
-    try {
-      await Promise.all(agents.map((agent) => agent.waitFor("listening on")));
+  it("a wrong token is refused with a hint about matching tokens", () =>
+    withAgents(async () => {
       const result = await runCli(["run", "examples/multi-agent.yaml", "--token", "wrong", "--json"]);
       expect(result.code).toBe(1);
       const error = finished(parseEvents(result.stdout)).error;
       expect(error?.code).toBe("UNAUTHORIZED");
       expect(error?.hint).toMatch(/token/);
-    } finally {
-      await Promise.all(agents.map((agent) => agent.kill()));
-    }
-  });
+    }));
 });

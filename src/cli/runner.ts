@@ -1,12 +1,46 @@
 import { mkdirSync } from "node:fs";
+import type { Config } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import { createLogger } from "../core/logger.js";
+import { newId } from "../core/ids.js";
+import { createLogger, type Logger } from "../core/logger.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { ProcessExecutor } from "../exec/process.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import type { CliContext } from "./context.js";
-import { defaultRunnerId } from "./server.js";
 import { version } from "./version.js";
+
+export function defaultRunnerId(config: Config): string {
+  return config.runnerId ?? `${config.hostname}-${newId("r").slice(-6)}`;
+}
+
+/** A runner daemon that runs its jobs as process groups on this machine, as `config` describes it. */
+export function localRunnerDaemon(
+  config: Config,
+  env: Record<string, string | undefined>,
+  connection: { serverUrl: string; token: string; id: string; logger: Logger },
+): RunnerDaemon {
+  return new RunnerDaemon({
+    serverUrl: connection.serverUrl,
+    token: connection.token,
+    info: {
+      id: connection.id,
+      group: config.group,
+      labels: config.labels,
+      mode: config.mode,
+      capacity: config.capacity,
+      cpus: config.cpus ?? null,
+      memory: config.memory ?? null,
+      hostname: config.hostname,
+      tenant_id: config.tenantId ?? null,
+      version,
+    },
+    stepRunner: new LocalStepRunner(new ProcessExecutor(), {
+      baseEnv: env as Record<string, string>,
+      killGraceMs: config.killGraceMs,
+    }),
+    logger: connection.logger,
+  });
+}
 
 /** `runyard runner --server URL --token T`: joins a server and runs the jobs it is given. */
 export async function runnerCommand(ctx: CliContext): Promise<number> {
@@ -27,25 +61,10 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   }
   const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel });
   const id = defaultRunnerId(config);
-  const daemon = new RunnerDaemon({
+  const daemon = localRunnerDaemon(config, ctx.env, {
     serverUrl: config.serverUrl,
     token: config.token,
-    info: {
-      id,
-      group: config.group,
-      labels: config.labels,
-      mode: config.mode,
-      capacity: config.capacity,
-      cpus: config.cpus ?? null,
-      memory: config.memory ?? null,
-      hostname: config.hostname,
-      tenant_id: config.tenantId ?? null,
-      version,
-    },
-    stepRunner: new LocalStepRunner(new ProcessExecutor(), {
-      baseEnv: ctx.env as Record<string, string>,
-      killGraceMs: config.killGraceMs,
-    }),
+    id,
     logger,
   });
   const stopped = new Promise<void>((resolve) => {

@@ -1,13 +1,10 @@
 import { hostname } from "node:os";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
-import { newId } from "../core/ids.js";
 import { createLogger } from "../core/logger.js";
-import { LocalStepRunner } from "../exec/local-runner.js";
-import { ProcessExecutor } from "../exec/process.js";
-import { RunnerDaemon } from "../runner/runner.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import type { CliContext } from "./context.js";
+import { localRunnerDaemon } from "./runner.js";
 import { version } from "./version.js";
 
 export interface ServerFlags {
@@ -72,25 +69,10 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
   }
   const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel });
-  const runner = new RunnerDaemon({
+  const runner = localRunnerDaemon(config, ctx.env, {
     serverUrl: server.url,
     token: secret,
-    info: {
-      id: config.runnerId ?? `${config.hostname || hostname()}-local`,
-      group: config.group,
-      labels: config.labels,
-      mode: config.mode,
-      capacity: config.capacity,
-      cpus: config.cpus ?? null,
-      memory: config.memory ?? null,
-      hostname: config.hostname,
-      tenant_id: config.tenantId ?? null,
-      version,
-    },
-    stepRunner: new LocalStepRunner(new ProcessExecutor(), {
-      baseEnv: ctx.env as Record<string, string>,
-      killGraceMs: config.killGraceMs,
-    }),
+    id: config.runnerId ?? `${config.hostname || hostname()}-local`,
     logger: logger.child({ component: "runner" }),
   });
   await runner.start();
@@ -102,8 +84,4 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
   await runner.stop();
   await server.close();
   return 0;
-}
-
-export function defaultRunnerId(config: Config): string {
-  return config.runnerId ?? `${config.hostname}-${newId("r").slice(-6)}`;
 }
