@@ -185,4 +185,32 @@ describe("server features", () => {
     await second.waitFor("listening on");
     expect(second.output()).not.toContain("RUNYARD_TOKEN=");
   });
+
+  it("warns that an in-memory server keeps nothing", async () => {
+    const port = await freePort();
+    const server = startCli(["server", "--memory", "--port", String(port)], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    procs.push(server);
+    await server.waitFor("listening on");
+    expect(server.output()).toContain(
+      "in-memory store: runs, events and tokens are lost when this process exits",
+    );
+  });
+
+  it("dispatches a server run's address host to an agent-server", async () => {
+    const agentPort = await freePort();
+    const agent = startCli(["agent-server", "--addr", `127.0.0.1:${agentPort}`, "--token", "agent-token"]);
+    procs.push(agent);
+    await agent.waitFor("listening on");
+    const server = await startTestServer();
+    procs.push(server.proc);
+    const runId = await submit(
+      server.url,
+      `name: direct\ninventory:\n  hosts:\n    far: {address: "http://127.0.0.1:${agentPort}", token: agent-token}\nsteps:\n  - name: s\n    action: shell.run\n    args:\n      export_vars: true\n      script: echo "BOPS_EXPORT:FROM=$RUNYARD_HOST"\n`,
+    );
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status).toBe("success");
+    expect(run.vars.FROM).toBe("far");
+  });
 });
