@@ -153,6 +153,18 @@ describe("server and runners", () => {
     expect(processesWith(marker)).toEqual([]);
   });
 
+  it("cancels a run still queued for a runner that never comes", async () => {
+    const runId = await submit(
+      server.url,
+      flow("  - name: s\n    action: cmd.run\n    args:\n      cmd: echo never\n", "    x: {group: nobody}\n"),
+    );
+    const cancel = await api<{ status: string }>(server.url, "POST", `/api/runs/${runId}/cancel`);
+    expect(cancel.body.status).toBe("canceled");
+    const again = await api<{ error: { code: string } }>(server.url, "POST", `/api/runs/${runId}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("CONFLICT");
+  });
+
   it("serves seed 002's /run-status snapshot and 404 for an unknown run", async () => {
     const runId = await submit(
       server.url,

@@ -158,9 +158,7 @@ export class JobBroker {
     if (waiter && (this.lastBatch.get(jobId) ?? 0) < batches) return "missing-output";
     await waiter?.sink.drain();
     await this.store.updateJob(jobId, { status: "done", result, lease_expires_at: null });
-    this.waiters.delete(jobId);
-    this.lastBatch.delete(jobId);
-    waiter?.resolve(result);
+    this.settle(jobId, result);
     return "done";
   }
 
@@ -174,9 +172,8 @@ export class JobBroker {
     if (!updated) return;
     this.logger.warn({ jobId: job.id, runnerId: job.runner_id }, "runner lost; job lease expired");
     this.pins.get(job.run_id)?.delete((job.payload as StepAttemptRequest).host);
-    const waiter = this.waiters.get(job.id);
-    this.waiters.delete(job.id);
-    waiter?.resolve(
+    this.settle(
+      job.id,
       failedResult("RUNNER_LOST", `runner ${job.runner_id} stopped heartbeating; its lease expired`),
     );
   }
@@ -184,21 +181,31 @@ export class JobBroker {
   private async cancelJob(jobId: string): Promise<void> {
     const job = await this.store.getJob(jobId);
     if (!job || job.status === "done" || job.status === "lost") return;
-    const stillQueued = job.status === "queued" || !job.runner_id;
-    if (!stillQueued && job.runner_id && this.transport?.cancel(jobId, job.runner_id)) return;
-    // Nobody runs it (queued, or its runner is away): it ends here.
     const result = failedResult("CANCELED", "the run was canceled");
+    if (job.status === "queued") {
+      // Only if no runner claimed it meanwhile; otherwise it is stopped on its runner below.
+      const ended = await this.store.updateJob(
+        jobId,
+        { status: "done", result, lease_expires_at: null },
+        { ifStatus: ["queued"] },
+      );
+      if (ended) return this.settle(jobId, result);
+    }
+    const current = await this.store.getJob(jobId);
+    if (current?.runner_id && this.transport?.cancel(jobId, current.runner_id)) return;
+    // Its runner is away: the attempt ends here; a late report from the runner is dropped.
     await this.store.updateJob(jobId, { status: "done", result, lease_expires_at: null });
+    this.settle(jobId, result);
+  }
+
+  private settle(jobId: string, result: StepAttemptResult): void {
     const waiter = this.waiters.get(jobId);
     this.waiters.delete(jobId);
+    this.lastBatch.delete(jobId);
     waiter?.resolve(result);
   }
 
   isWaited(jobId: string): boolean {
     return this.waiters.has(jobId);
-  }
-
-  runOf(jobId: string): string | undefined {
-    return this.waiters.get(jobId)?.runId;
   }
 }

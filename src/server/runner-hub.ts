@@ -18,8 +18,6 @@ interface Connection {
   info: RunnerInfo;
   socket: WebSocket;
   running: Set<string>;
-  /** Messages of one runner are handled in order. */
-  chain: Promise<void>;
 }
 
 /**
@@ -76,6 +74,7 @@ export class RunnerHub implements JobTransport {
 
   private accept(socket: WebSocket, token: TokenRecord): void {
     let connection: Connection | undefined;
+    // Messages of one runner are handled in order.
     let chain = Promise.resolve();
     socket.on("message", (data) => {
       chain = chain
@@ -123,7 +122,7 @@ export class RunnerHub implements JobTransport {
     if (previous && previous.socket !== socket) previous.socket.close(4000, "replaced by a new connection");
     const now = new Date().toISOString();
     await this.store.upsertRunner({ ...info, status: "online", connected_at: now, last_heartbeat_at: now });
-    const connection: Connection = { info, socket, running: new Set(), chain: Promise.resolve() };
+    const connection: Connection = { info, socket, running: new Set() };
     this.connections.set(info.id, connection);
     send(socket, {
       type: "welcome",
