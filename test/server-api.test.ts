@@ -156,7 +156,10 @@ describe("server and runners", () => {
   it("cancels a run still queued for a runner that never comes", async () => {
     const runId = await submit(
       server.url,
-      flow("  - name: s\n    action: cmd.run\n    args:\n      cmd: echo never\n", "    x: {group: nobody}\n"),
+      flow(
+        "  - name: s\n    action: cmd.run\n    args:\n      cmd: echo never\n",
+        "    x: {group: nobody}\n",
+      ),
     );
     const cancel = await api<{ status: string }>(server.url, "POST", `/api/runs/${runId}/cancel`);
     expect(cancel.body.status).toBe("canceled");
