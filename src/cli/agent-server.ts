@@ -40,7 +40,7 @@ export async function agentServerCommand(flags: AgentServerFlags, ctx: CliContex
     return 2;
   }
 
-  const logger = createLogger({ level: ctx.config.logLevel, name: "agent-server" });
+  const logger = createLogger({ level: ctx.config.logLevel, name: "agent-server", daemon: true });
   const app = createAgentServer({
     token,
     baseEnv: stepEnvironment(ctx.env),

@@ -59,7 +59,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     mkdirSync(config.workspaceDir, { recursive: true });
     process.chdir(config.workspaceDir);
   }
-  const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel });
+  const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
   const id = defaultRunnerId(config);
   const daemon = localRunnerDaemon(config, ctx.env, {
     serverUrl: config.serverUrl,

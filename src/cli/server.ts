@@ -15,7 +15,7 @@ export interface ServerFlags {
 }
 
 async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promise<RunningServer> {
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, daemon: true });
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -68,7 +68,7 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
     if (token.name === "local runner (runyard up)") await server.store.revokeToken(token.id);
   }
   const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, daemon: true });
   const runner = localRunnerDaemon(config, ctx.env, {
     serverUrl: server.url,
     token: secret,
