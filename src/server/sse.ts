@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import type { RunEvent } from "../core/events.js";
+import { isFinalStatus, type RunEvent } from "../core/events.js";
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 
@@ -62,7 +62,7 @@ export async function streamRunEvents(
   if (!follow) end();
   if (!ended) {
     const run = await deps.store.getRun(runId);
-    const finished = run && ["success", "failed", "canceled", "timeout", "interrupted"].includes(run.status);
+    const finished = run && isFinalStatus(run.status);
     if (finished && (await deps.store.lastSeq(runId)) === last) end();
   }
 }

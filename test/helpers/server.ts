@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
-import { RunEvent } from "../../src/core/events.js";
+import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
 
 export const adminToken = "ryt_test_admin_token_0123456789";
@@ -187,8 +187,7 @@ export async function waitForRun(
   }
 }
 
-export const isFinal = (run: RunView): boolean =>
-  ["success", "failed", "canceled", "timeout", "interrupted"].includes(run.status);
+export const isFinal = (run: RunView): boolean => isFinalStatus(run.status as RunStatus);
 
 /** Reads a run's whole SSE stream (it ends after run.finished). */
 export async function readEvents(url: string, runId: string, after = 0): Promise<RunEvent[]> {
