@@ -39,11 +39,16 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext)
       runnerFor,
       signal: controller.signal,
     });
-    if (outcome.status === "success") return 0;
-    return outcome.status === "canceled" ? 130 : 1;
+    return exitCodeFor(outcome.status);
   } finally {
     stop();
   }
+}
+
+/** A finished run's exit code: 0 success, 130 canceled, 1 for every other ending. */
+export function exitCodeFor(status: string | undefined): number {
+  if (status === "success") return 0;
+  return status === "canceled" ? 130 : 1;
 }
 
 export function eventRenderer(

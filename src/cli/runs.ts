@@ -1,10 +1,9 @@
 import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import { ApiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { eventRenderer } from "./run.js";
+import { eventRenderer, exitCodeFor } from "./run.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 export function apiClient(ctx: CliContext): ApiClient {
@@ -22,11 +21,6 @@ interface RunView {
   steps: StepSummary[];
   vars: Record<string, string>;
   error: { code: string; message: string; hint?: string } | null;
-}
-
-function exitCodeFor(status: string | undefined): number {
-  if (status === "success") return 0;
-  return status === "canceled" ? 130 : 1;
 }
 
 /** `runyard run FILE --server URL`: submits the workflow and streams its output like a local run. */
@@ -205,8 +199,4 @@ export async function runnersList(flags: { json?: boolean }, ctx: CliContext): P
   }
   ctx.stdout.write(`${table(rows)}\n`);
   return 0;
-}
-
-export function workflowFileName(file: string): string {
-  return basename(file);
 }
