@@ -126,6 +126,22 @@ describe("runyard run", () => {
     ]);
   });
 
+  it("says why a skipped step did not run", async () => {
+    const file = writeWorkflow(
+      flow(
+        `  - name: later\n    action: cmd.run\n    when: \${COUNT} > 10\n    args:\n      cmd: echo no\n`,
+        "vars:\n  COUNT: 9\n",
+      ),
+    );
+    const result = await runCli(["run", file]);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ${COUNT} is workflow syntax
+    expect(result.stdout).toContain("↷ later [local] skipped (when: ${COUNT} > 10)");
+    const events = parseEvents((await runCli(["run", file, "--json"])).stdout);
+    const skipped = events.find((e) => e.type === "step.finished");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ${COUNT} is workflow syntax
+    expect(skipped?.type === "step.finished" && skipped.reason).toBe("when: ${COUNT} > 10");
+  });
+
   it("fails a step whose expect_vars are missing, unless continue_on_error", async () => {
     const strict = writeWorkflow(
       flow(`  - name: s\n    action: cmd.run\n    expect_vars: [NEEDED]\n    args:\n      cmd: echo none\n`),

@@ -68,7 +68,12 @@ export class HumanRenderer {
         if (this.quiet && event.status !== "failed" && event.status !== "timeout") break;
         const exit =
           event.exit_code !== null && event.status !== "success" ? ` (exit ${event.exit_code})` : "";
-        const timing = event.status === "skipped" ? "" : ` ${seconds(event.duration_ms)}`;
+        const timing =
+          event.status === "skipped"
+            ? event.reason
+              ? ` (${event.reason})`
+              : ""
+            : ` ${seconds(event.duration_ms)}`;
         const reason = event.error && event.status !== "success" ? `: ${event.error.message}` : "";
         this.line(
           `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${event.step}`)} ${this.paint("gray", `[${event.host}]`)} ${event.status}${exit}${timing}${reason}`,
@@ -79,9 +84,7 @@ export class HumanRenderer {
         if (event.level !== "info" || !this.quiet) {
           const style: Style = event.level === "error" ? "red" : event.level === "warn" ? "yellow" : "gray";
           const where = event.step ? `${event.step}${event.host ? ` [${event.host}]` : ""}: ` : "";
-          if (!(event.level === "info" && event.message.startsWith("skipped"))) {
-            this.line(this.paint(style, `${event.level}: ${where}${event.message}`));
-          }
+          this.line(this.paint(style, `${event.level}: ${where}${event.message}`));
         }
         break;
       case "run.finished": {

@@ -124,6 +124,8 @@ export const StepFinishedEvent = z.object({
   memory_peak_bytes: z.number().optional(),
   cpu_ms: z.number().optional(),
   output_path: z.string().optional(),
+  /** Why a `skipped` step did not run, e.g. `when: ${OK} == "true"`. */
+  reason: z.string().optional(),
   error: ErrorInfo.optional(),
 });
 export const VarsExportedEvent = z.object({

@@ -240,8 +240,7 @@ export class RunManager {
     }
     if (!change) return;
     for (const target of run.workflow.notify) {
-      const sent = change;
-      void this.notifier.send(target, sent, (message) => {
+      void this.notifier.send(target, change, (message) => {
         void this.store.updateRun(run.record.id, { last_notify_error: message });
       });
     }

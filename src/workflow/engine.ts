@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { type ErrorCode, errorInfo, toErrorInfo } from "../core/errors.js";
+import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { isSecretName, SecretMasker } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
@@ -292,7 +292,7 @@ function mergeExports(
       const first = seen.get(name);
       if (first && first.value !== value) {
         return errorInfo(
-          "EXPORT_CONFLICT" satisfies ErrorCode,
+          "EXPORT_CONFLICT",
           `step "${step.name}": hosts ${first.host} and ${summary.host} exported different values for ${name}`,
         );
       }
@@ -304,7 +304,6 @@ function mergeExports(
 }
 
 function emitSkipped(emit: (event: EventInput) => void, step: Step, host: string, reason: string): void {
-  emit({ type: "notice", level: "info", message: `skipped (${reason})`, step: step.name, host });
   emit({
     type: "step.finished",
     step: step.name,
@@ -313,6 +312,7 @@ function emitSkipped(emit: (event: EventInput) => void, step: Step, host: string
     exit_code: null,
     attempts: 0,
     duration_ms: 0,
+    reason,
   });
 }
 
