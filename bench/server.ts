@@ -61,7 +61,7 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
   try {
     return await fn();
   } finally {
-    await runner.stop();
+    await runner.stop(0);
   }
 }
 

@@ -10,5 +10,12 @@ export interface CliContext {
   /** Colors on: stdout is a TTY and NO_COLOR is unset. */
   color: boolean;
   /** Calls `handler` on Ctrl-C / SIGTERM; returns the function that stops listening. */
-  onInterrupt: (handler: () => void) => () => void;
+  onInterrupt: (handler: (signal: InterruptSignal) => void) => () => void;
+}
+
+export type InterruptSignal = "SIGINT" | "SIGTERM";
+
+/** What a daemon stopped by a signal exits with, as a shell reports a process the signal killed. */
+export function exitCodeForSignal(signal: InterruptSignal): number {
+  return signal === "SIGTERM" ? 143 : 130;
 }

@@ -3,7 +3,7 @@ import { type Config, ConfigError, loadConfig } from "../core/config.js";
 import { readConfigFile } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import { agentServerCommand } from "./agent-server.js";
-import type { CliContext } from "./context.js";
+import { type CliContext, exitCodeForSignal } from "./context.js";
 import { runCommand } from "./run.js";
 import { runnerCommand } from "./runner.js";
 import { runnersList, runsCancel, runsList, runsLogs, runsShow, submitRun } from "./runs.js";
@@ -28,6 +28,16 @@ const apiOverrides = (flags: { server?: string; token?: string }): Overrides => 
   serverUrl: flags.server,
   token: flags.token,
 });
+
+/** `--shutdown-grace` is in seconds, as people say it; the config keeps milliseconds. */
+function graceMs(seconds: string | undefined): unknown {
+  if (seconds === undefined) return undefined;
+  const value = Number(seconds);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RunyardError("USAGE", `--shutdown-grace ${seconds}: expected a number of seconds, like 30`);
+  }
+  return Math.round(value * 1000);
+}
 
 /** Builds the command tree; each action sets the process exit code. */
 function buildProgram(
@@ -67,12 +77,27 @@ function buildProgram(
       .option("--host <address>", "address to bind (RUNYARD_HOST; default 127.0.0.1)")
       .option("--port <port>", "port (RUNYARD_PORT; default 8088)")
       .option("--home <dir>", "data folder (RUNYARD_HOME; default ./.runyard)")
+      .option(
+        "--shutdown-grace <seconds>",
+        "on SIGTERM, how long running steps may finish (RUNYARD_SHUTDOWN_GRACE_MS; default 30)",
+      )
       .option("--config <file>", "config file (YAML)");
   serveOptions(
     program.command("up").description("start the server with a local runner (SQLite under ./.runyard)"),
   ).action(async (flags) =>
     setExit(
-      await upCommand(flags, ctx({ host: flags.host, port: flags.port, home: flags.home }, flags.config)),
+      await upCommand(
+        flags,
+        ctx(
+          {
+            host: flags.host,
+            port: flags.port,
+            home: flags.home,
+            shutdownGraceMs: graceMs(flags.shutdownGrace),
+          },
+          flags.config,
+        ),
+      ),
     ),
   );
   serveOptions(
@@ -83,7 +108,15 @@ function buildProgram(
       setExit(
         await serverCommand(
           flags,
-          ctx({ host: flags.host, port: flags.port, home: flags.home }, flags.config),
+          ctx(
+            {
+              host: flags.host,
+              port: flags.port,
+              home: flags.home,
+              shutdownGraceMs: graceMs(flags.shutdownGrace),
+            },
+            flags.config,
+          ),
         ),
       ),
     );
@@ -99,6 +132,14 @@ function buildProgram(
     .option("--capacity <n>", "runs at once (RUNYARD_CAPACITY)")
     .option("--mode <mode>", "chat, issue or all (RUNYARD_MODE)")
     .option("--workspace-dir <dir>", "working folder (RUNYARD_WORKSPACE_DIR)")
+    .option(
+      "--home <dir>",
+      "state folder; the runner keeps its journals in <home>/runners/<id> (RUNYARD_HOME)",
+    )
+    .option(
+      "--shutdown-grace <seconds>",
+      "on SIGTERM, how long running steps may finish (RUNYARD_SHUTDOWN_GRACE_MS; default 30)",
+    )
     .option("--config <file>", "config file (YAML)")
     .action(async (flags) =>
       setExit(
@@ -113,6 +154,8 @@ function buildProgram(
               capacity: flags.capacity,
               mode: flags.mode,
               workspaceDir: flags.workspaceDir,
+              home: flags.home,
+              shutdownGraceMs: graceMs(flags.shutdownGrace),
             },
             flags.config,
           ),
@@ -231,8 +274,8 @@ function processContext(overrides: Overrides = {}, configFile?: string): CliCont
       let count = 0;
       const onSignal = (signal: NodeJS.Signals): void => {
         count += 1;
-        if (count > 1) process.exit(signal === "SIGINT" ? 130 : 143);
-        handler();
+        if (count > 1) process.exit(exitCodeForSignal(signal === "SIGTERM" ? "SIGTERM" : "SIGINT"));
+        handler(signal === "SIGTERM" ? "SIGTERM" : "SIGINT");
       };
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);

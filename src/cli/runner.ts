@@ -1,45 +1,87 @@
 import { mkdirSync } from "node:fs";
-import type { Config } from "../core/config.js";
+import { join } from "node:path";
+import { type Config, resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type Logger } from "../core/logger.js";
+import { acquirePidLock } from "../core/pid-lock.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
+import { OrphanGuard } from "../exec/orphan-guard.js";
 import { ProcessExecutor } from "../exec/process.js";
+import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
-import type { CliContext } from "./context.js";
+import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { version } from "./version.js";
 
 export function defaultRunnerId(config: Config): string {
   return config.runnerId ?? `${config.hostname}-${newId("r").slice(-6)}`;
 }
 
-/** A runner daemon that runs its jobs as process groups on this machine, as `config` describes it. */
-export function localRunnerDaemon(
+/** A runner daemon on this machine and what keeps its steps from outliving it. */
+export interface LocalRunner {
+  daemon: RunnerDaemon;
+  /** Process groups an earlier life of this runner left running, killed before the first hello. */
+  killedAtStart: number[];
+  /** Graceful stop (see `RunnerDaemon.stop`), then releases the runner's state folder. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * A runner daemon that runs its jobs as process groups on this machine, as `config` describes
+ * it. Its state folder (`<home>/runners/<id>`) is locked to this process and holds the journals
+ * that let its next start kill what this one leaves behind.
+ */
+export async function localRunnerDaemon(
   config: Config,
   env: Record<string, string | undefined>,
-  connection: { serverUrl: string; token: string; id: string; logger: Logger },
-): RunnerDaemon {
-  return new RunnerDaemon({
-    serverUrl: connection.serverUrl,
-    token: connection.token,
-    info: {
-      id: connection.id,
-      group: config.group,
-      labels: config.labels,
-      mode: config.mode,
-      capacity: config.capacity,
-      cpus: config.cpus ?? null,
-      memory: config.memory ?? null,
-      hostname: config.hostname,
-      tenant_id: config.tenantId ?? null,
-      version,
-    },
-    stepRunner: new LocalStepRunner(new ProcessExecutor(), {
-      baseEnv: env as Record<string, string>,
-      killGraceMs: config.killGraceMs,
-    }),
-    logger: connection.logger,
-  });
+  connection: { serverUrl: string; token: string; id: string; logger: Logger; home: string },
+): Promise<LocalRunner> {
+  const stateDir = join(connection.home, "runners", encodeURIComponent(connection.id));
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const release = acquirePidLock(join(stateDir, "runner.lock"), `runner ${connection.id} (${stateDir})`);
+  try {
+    const { guard, killed } = await OrphanGuard.open(stateDir, config.killGraceMs);
+    if (killed.length > 0) {
+      connection.logger.warn(
+        { processGroups: killed },
+        "killed steps left running by this runner's previous life",
+      );
+    }
+    const daemon = new RunnerDaemon({
+      serverUrl: connection.serverUrl,
+      token: connection.token,
+      info: {
+        id: connection.id,
+        group: config.group,
+        labels: config.labels,
+        mode: config.mode,
+        capacity: config.capacity,
+        cpus: config.cpus ?? null,
+        memory: config.memory ?? null,
+        hostname: config.hostname,
+        tenant_id: config.tenantId ?? null,
+        version,
+      },
+      stepRunner: new LocalStepRunner(new ProcessExecutor(guard), {
+        baseEnv: env as Record<string, string>,
+        killGraceMs: config.killGraceMs,
+      }),
+      logger: connection.logger,
+      journal: new JobJournal(stateDir),
+    });
+    return {
+      daemon,
+      killedAtStart: killed,
+      async stop(graceMs) {
+        await daemon.stop(graceMs);
+        guard.close();
+        release();
+      },
+    };
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 /** `runyard runner --server URL --token T`: joins a server and runs the jobs it is given. */
@@ -55,21 +97,26 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
       hint: "On the server: `runyard token create --runner --group G`; then pass --token or set RUNYARD_TOKEN.",
     });
   }
+  const home = resolveHome(config, ctx.cwd);
   if (config.workspaceDir) {
     mkdirSync(config.workspaceDir, { recursive: true });
     process.chdir(config.workspaceDir);
   }
   const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
   const id = defaultRunnerId(config);
-  const daemon = localRunnerDaemon(config, ctx.env, {
+  const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrl: config.serverUrl,
     token: config.token,
     id,
     logger,
+    home,
   });
+  const daemon = runner.daemon;
+  let signal: InterruptSignal = "SIGINT";
   const stopped = new Promise<void>((resolve) => {
-    const off = ctx.onInterrupt(() => {
+    const off = ctx.onInterrupt((received) => {
       off();
+      signal = received;
       resolve();
     });
   });
@@ -88,8 +135,16 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     },
   );
   const outcome = await Promise.race([connected, stopped.then(() => "stopped" as const)]);
-  if (outcome === false) return 2;
+  if (outcome === false) {
+    await runner.stop(0);
+    return 2;
+  }
   if (outcome !== "stopped") await stopped;
-  await daemon.stop();
-  return 0;
+  if (daemon.runningJobs > 0) {
+    ctx.stderr.write(
+      `stopping: ${daemon.runningJobs} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`,
+    );
+  }
+  await runner.stop(config.shutdownGraceMs);
+  return exitCodeForSignal(signal);
 }

@@ -1,9 +1,12 @@
+import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
 import { createLogger } from "../core/logger.js";
+import { acquirePidLock } from "../core/pid-lock.js";
 import { type RunningServer, startServer } from "../server/server.js";
-import type { CliContext } from "./context.js";
+import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { localRunnerDaemon } from "./runner.js";
 import { version } from "./version.js";
 
@@ -41,26 +44,55 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
   return server;
 }
 
-function untilInterrupted(ctx: CliContext): Promise<void> {
+function untilInterrupted(ctx: CliContext): Promise<InterruptSignal> {
   return new Promise((resolve) => {
-    const stop = ctx.onInterrupt(() => {
+    const stop = ctx.onInterrupt((signal) => {
       stop();
-      resolve();
+      resolve(signal);
     });
   });
 }
 
+/**
+ * One server per home folder: a second one would share the SQLite file and the runner state.
+ * Returns the release; an in-memory server claims nothing.
+ */
+function claimHome(config: Config, ctx: CliContext, flags: ServerFlags): () => void {
+  if (flags.memory) return () => {};
+  const home = resolveHome(config, ctx.cwd);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  return acquirePidLock(join(home, "server.lock"), `the home folder ${home}`);
+}
+
 /** `runyard server`: the control plane alone; runners join with `runyard runner`. */
 export async function serverCommand(flags: ServerFlags, ctx: CliContext): Promise<number> {
-  const server = await start(ctx.config, ctx, flags);
-  await untilInterrupted(ctx);
-  ctx.stdout.write("stopping; running runs go on after the next start\n");
-  await server.close();
-  return 0;
+  const release = claimHome(ctx.config, ctx, flags);
+  try {
+    const server = await start(ctx.config, ctx, flags);
+    const signal = await untilInterrupted(ctx);
+    const grace = ctx.config.shutdownGraceMs;
+    ctx.stdout.write(
+      `stopping: no new work is handed out; running steps get up to ${grace / 1000} s to finish; runs go on after the next start\n`,
+    );
+    await server.drain(grace);
+    await server.close();
+    return exitCodeForSignal(signal);
+  } finally {
+    release();
+  }
 }
 
 /** `runyard up`: server, one local runner and the API in one process, SQLite under ./.runyard. */
 export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<number> {
+  const release = claimHome(ctx.config, ctx, flags);
+  try {
+    return await up(flags, ctx);
+  } finally {
+    release();
+  }
+}
+
+async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const config = ctx.config;
   const server = await start(config, ctx, flags);
   // The local runner gets a fresh runner token each start; earlier ones are revoked.
@@ -69,19 +101,25 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
   }
   const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
-  const runner = localRunnerDaemon(config, ctx.env, {
+  const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrl: server.url,
     token: secret,
     id: config.runnerId ?? `${config.hostname || hostname()}-local`,
     logger: logger.child({ component: "runner" }),
+    home: resolveHome(config, ctx.cwd),
   });
-  await runner.start();
+  await runner.daemon.start();
   ctx.stdout.write(
     `local runner connected (group ${config.group}, capacity ${config.capacity})\ntry: runyard run examples/simple.yaml --server ${server.url}\n`,
   );
-  await untilInterrupted(ctx);
-  ctx.stdout.write("stopping\n");
-  await runner.stop();
+  const signal = await untilInterrupted(ctx);
+  const running = runner.daemon.runningJobs;
+  ctx.stdout.write(
+    running > 0
+      ? `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`
+      : "stopping\n",
+  );
+  await runner.stop(config.shutdownGraceMs);
   await server.close();
-  return 0;
+  return exitCodeForSignal(signal);
 }

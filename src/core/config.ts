@@ -46,6 +46,8 @@ export const configSchema = z.object({
   leaseMs: z.coerce.number().int().positive().default(10_000),
   /** Server: after a restart, how long runs wait for their runners to come back. */
   reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
+  /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */
+  shutdownGraceMs: z.coerce.number().int().nonnegative().default(30_000),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -72,6 +74,7 @@ const envNames: Record<keyof Config, string[]> = {
   heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],
   leaseMs: ["RUNYARD_LEASE_MS"],
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
+  shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
 };
 
 export class ConfigError extends Error {

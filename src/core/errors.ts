@@ -55,6 +55,14 @@ export const errorTable = {
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
   INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
+  RUNNER_ID_TAKEN: {
+    status: 409,
+    hint: "Another runner token registered this runner id; pick another --id (RUNYARD_RUNNER_ID), or revoke the old token to free the id.",
+  },
+  HOME_LOCKED: {
+    status: 409,
+    hint: "Another runyard process uses this home folder; stop it first, or give this one its own --home (RUNYARD_HOME).",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

@@ -3,7 +3,7 @@ import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { GroupUsage, groupIsAlive, sampleGroups, watchGroup } from "./resources.js";
-import type { ExecRequest, ExecResult, Executor, OutputStream } from "./types.js";
+import type { ExecRequest, ExecResult, Executor, OutputStream, ProcessGroupWatch } from "./types.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;
@@ -23,6 +23,9 @@ type Child = ChildProcessByStdio<null, Readable, Readable>;
  * Memory and CPU figures are sampled from /proc (see resources.ts), not exact.
  */
 export class ProcessExecutor implements Executor {
+  /** `watch` hears of each group, so that a runner can stop what survives it (orphan-guard.ts). */
+  constructor(private readonly watch?: ProcessGroupWatch) {}
+
   async run(request: ExecRequest): Promise<ExecResult> {
     const startedAt = performance.now();
     if (request.signal?.aborted) return notStarted(startedAt, "canceled");
@@ -39,7 +42,15 @@ export class ProcessExecutor implements Executor {
     } catch (error) {
       return notStarted(startedAt, "failed", describeSpawnError(request.argv[0]!, error));
     }
-    return new Promise((resolve) => superviseGroup(child, request, startedAt, resolve));
+    const { watch } = this;
+    if (!watch || child.pid === undefined) {
+      return new Promise((resolve) => superviseGroup(child, request, startedAt, resolve));
+    }
+    const pgid = child.pid;
+    watch.started(pgid);
+    return new Promise<ExecResult>((resolve) => superviseGroup(child, request, startedAt, resolve)).finally(
+      () => watch.ended(pgid),
+    );
   }
 }
 

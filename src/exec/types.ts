@@ -36,6 +36,12 @@ export interface ExecResult {
   spawnError?: string;
 }
 
+/** Told of every process group an executor starts and sees end (see orphan-guard.ts). */
+export interface ProcessGroupWatch {
+  started(pgid: number): void;
+  ended(pgid: number): void;
+}
+
 export interface Executor {
   run(request: ExecRequest): Promise<ExecResult>;
 }

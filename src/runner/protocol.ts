@@ -25,15 +25,27 @@ export type RunnerInfo = z.infer<typeof RunnerInfo>;
 export const OutputChunk = z.object({ stream: z.enum(["stdout", "stderr"]), data: z.string() });
 export type OutputChunk = z.infer<typeof OutputChunk>;
 
+export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
+export type HeldJob = z.infer<typeof HeldJob>;
+
 /** Runner -> server. */
 export const RunnerMessage = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("hello"),
     runner: RunnerInfo,
-    /** Jobs this runner still holds from before a reconnect. */
-    jobs: z.array(z.string()).default([]),
+    /**
+     * The runner's inventory: every job it holds, with the number of the last output batch it
+     * made. The server ends at once every job leased to this runner id that is not listed.
+     */
+    jobs: z.array(HeldJob).default([]),
+    /** Jobs of an earlier life of this runner whose processes it found and killed at start. */
+    reaped: z.array(z.string()).default([]),
   }),
   z.object({ type: z.literal("heartbeat") }),
+  /** The runner is shutting down: it finishes what it holds and takes no new work. */
+  z.object({ type: z.literal("draining") }),
+  /** The runner stopped a job without a result (shutdown grace passed); the server ends it as lost. */
+  z.object({ type: z.literal("abandoned"), job_id: z.string(), reason: z.string() }),
   z.object({ type: z.literal("accept"), job_id: z.string() }),
   z.object({
     type: z.literal("output"),

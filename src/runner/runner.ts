@@ -6,6 +6,7 @@ import {
   type StepAttemptResult,
   type StepRunner,
 } from "../core/step-attempt.js";
+import type { JobJournal } from "./job-journal.js";
 import {
   type OutputChunk,
   type RunnerInfo,
@@ -24,6 +25,8 @@ export interface RunnerDaemonOptions {
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Records the jobs held, so the next life of this runner reports those that died with it. */
+  journal?: JobJournal;
 }
 
 /** Output bytes a job may have in flight before it waits for acks. */
@@ -40,6 +43,10 @@ interface HeldJob {
   pendingBytes: number;
   lastBatch: number;
   result?: StepAttemptResult;
+  /** Its processes are gone. */
+  ended?: boolean;
+  /** Given up (shutdown grace passed, or the server dropped it): no result is sent. */
+  abandoned?: boolean;
 }
 
 /**
@@ -57,9 +64,15 @@ export class RunnerDaemon {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private lastHeard = 0;
   private firstWelcome: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  /** Jobs that died with an earlier life of this runner; told to the server until it welcomes us. */
+  private reaped: string[];
+  private draining = false;
+  /** Called whenever a job leaves `jobs`; lets `stop` wait without polling. */
+  private onJobGone: (() => void) | undefined;
 
   constructor(private readonly options: RunnerDaemonOptions) {
     this.backoffMs = options.minBackoffMs ?? 200;
+    this.reaped = options.journal?.previous ?? [];
   }
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
@@ -74,17 +87,60 @@ export class RunnerDaemon {
     return [...this.jobs.values()].filter((job) => !job.result).length;
   }
 
-  /** Stops taking work, cancels what runs, and closes once the server has its results (or 5 s pass). */
-  async stop(): Promise<void> {
-    for (const job of this.jobs.values()) job.controller.abort();
-    const deadline = Date.now() + 5000;
-    while (this.jobs.size > 0 && this.connected && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+  /**
+   * Shuts down gracefully: takes no new work, lets running jobs finish for up to `graceMs`, then
+   * cuts what is left. A cut job is reported as abandoned, never canceled: the server ends it
+   * RUNNER_LOST and the run retries it or ends `interrupted`. Its processes are stopped before
+   * this resolves (SIGTERM, then SIGKILL after the kill grace).
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.send({ type: "draining" });
+    const deadline = Date.now() + graceMs;
+    while (this.runningJobs > 0 && Date.now() < deadline) await this.jobGone(deadline - Date.now());
+    const cut = [...this.jobs.values()].filter((job) => !job.result);
+    for (const job of cut) {
+      job.abandoned = true;
+      this.send({
+        type: "abandoned",
+        job_id: job.id,
+        reason: `it was shutting down and the step ran past the shutdown grace of ${Math.round(graceMs / 1000)} s`,
+      });
+      job.controller.abort();
+    }
+    // Results the server has not confirmed yet get a moment to arrive; cut jobs a moment to die.
+    const settle = Date.now() + 5000;
+    while ([...this.jobs.values()].some((job) => !job.abandoned || !job.ended) && Date.now() < settle) {
+      if (!this.connected && cut.every((job) => job.ended)) break;
+      await this.jobGone(settle - Date.now());
     }
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeatTimer);
     this.socket?.close(1000, "runner stopping");
+  }
+
+  private jobGone(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, timeoutMs));
+      const previous = this.onJobGone;
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.onJobGone = () => {
+        previous?.();
+        done();
+      };
+    });
+  }
+
+  private forget(jobId: string): void {
+    if (!this.jobs.delete(jobId)) return;
+    this.options.journal?.remove(jobId);
+    const waiting = this.onJobGone;
+    this.onJobGone = undefined;
+    waiting?.();
   }
 
   private connect(): void {
@@ -93,7 +149,14 @@ export class RunnerDaemon {
     this.socket = socket;
     socket.on("open", () => {
       this.lastHeard = Date.now();
-      this.send({ type: "hello", runner: this.options.info, jobs: [...this.jobs.keys()] });
+      this.send({
+        type: "hello",
+        runner: this.options.info,
+        jobs: [...this.jobs.values()]
+          .filter((job) => !job.abandoned)
+          .map((job) => ({ id: job.id, batch: job.lastBatch })),
+        reaped: this.reaped,
+      });
     });
     socket.on("message", (data) => this.receive(String(data)));
     socket.on("unexpected-response", (_request, response) => {
@@ -147,15 +210,20 @@ export class RunnerDaemon {
         this.acked(message.job_id, message.batch);
         break;
       case "done":
-        this.jobs.delete(message.job_id);
+        this.forget(message.job_id);
         break;
-      case "cancel":
-        this.jobs.get(message.job_id)?.controller.abort();
+      case "cancel": {
+        const job = this.jobs.get(message.job_id);
+        if (job) job.controller.abort();
+        else this.send({ type: "abandoned", job_id: message.job_id, reason: "this runner does not hold it" });
         break;
+      }
       case "drop": {
         const job = this.jobs.get(message.job_id);
         job?.controller.abort();
-        this.jobs.delete(message.job_id);
+        // A dropped job that still runs stays until its processes are gone (see `assigned`).
+        if (!job || job.ended) this.forget(message.job_id);
+        else job.abandoned = true;
         break;
       }
       case "error":
@@ -170,6 +238,8 @@ export class RunnerDaemon {
 
   private welcomed(heartbeatMs: number): void {
     this.connected = true;
+    this.reaped = [];
+    if (this.draining) this.send({ type: "draining" });
     this.backoffMs = this.options.minBackoffMs ?? 200;
     this.firstWelcome?.resolve();
     this.firstWelcome = undefined;
@@ -191,6 +261,7 @@ export class RunnerDaemon {
 
   private assigned(jobId: string, request: StepAttemptRequest): void {
     if (this.jobs.has(jobId)) return;
+    this.options.journal?.add(jobId);
     const job: HeldJob = {
       id: jobId,
       controller: new AbortController(),
@@ -215,6 +286,12 @@ export class RunnerDaemon {
         }),
       )
       .then((result) => {
+        job.ended = true;
+        if (job.abandoned) {
+          log.info("job cut; its processes are gone");
+          this.forget(jobId);
+          return;
+        }
         log.info({ status: result.status }, "job finished");
         this.flush(job, true);
         job.result = result;

@@ -59,6 +59,8 @@ export class JobBroker {
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
+    /** How long a runner gets to report a canceled job before the server ends it itself. */
+    private readonly cancelDeadlineMs = 15_000,
   ) {}
 
   /** A StepRunner whose attempts become jobs for matching runners. */
@@ -162,20 +164,20 @@ export class JobBroker {
     return "done";
   }
 
-  /** A job whose runner stopped heartbeating past its lease. */
-  async lost(job: JobRecord): Promise<void> {
+  /**
+   * A job whose runner is gone or no longer holds it (lease expired, runner restarted without it,
+   * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
+   */
+  async lost(job: JobRecord, why: string): Promise<void> {
     const updated = await this.store.updateJob(
       job.id,
       { status: "lost", lease_expires_at: null },
       { ifStatus: ["assigned", "running"] },
     );
     if (!updated) return;
-    this.logger.warn({ jobId: job.id, runnerId: job.runner_id }, "runner lost; job lease expired");
+    this.logger.warn({ jobId: job.id, runnerId: job.runner_id }, `job lost: ${why}`);
     this.pins.get(job.run_id)?.delete((job.payload as StepAttemptRequest).host);
-    this.settle(
-      job.id,
-      failedResult("RUNNER_LOST", `runner ${job.runner_id} stopped heartbeating; its lease expired`),
-    );
+    this.settle(job.id, failedResult("RUNNER_LOST", why));
   }
 
   private async cancelJob(jobId: string): Promise<void> {
@@ -192,10 +194,23 @@ export class JobBroker {
       if (ended) return this.settle(jobId, result);
     }
     const current = await this.store.getJob(jobId);
-    if (current?.runner_id && this.transport?.cancel(jobId, current.runner_id)) return;
-    // Its runner is away: the attempt ends here; a late report from the runner is dropped.
-    await this.store.updateJob(jobId, { status: "done", result, lease_expires_at: null });
-    this.settle(jobId, result);
+    if (current?.runner_id && this.transport?.cancel(jobId, current.runner_id)) {
+      // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
+      // should that report never come, the attempt ends here anyway.
+      setTimeout(() => void this.endCanceled(jobId, result), this.cancelDeadlineMs).unref();
+      return;
+    }
+    // No live runner holds it: the attempt ends here; a late report from a runner is refused.
+    await this.endCanceled(jobId, result);
+  }
+
+  private async endCanceled(jobId: string, result: StepAttemptResult): Promise<void> {
+    const ended = await this.store.updateJob(
+      jobId,
+      { status: "done", result, lease_expires_at: null },
+      { ifStatus: ["queued", "assigned", "running"] },
+    );
+    if (ended) this.settle(jobId, result);
   }
 
   private settle(jobId: string, result: StepAttemptResult): void {

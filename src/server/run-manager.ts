@@ -246,8 +246,12 @@ export class RunManager {
     }
   }
 
-  /** Cancels a queued or running run; its processes get SIGTERM, then SIGKILL. */
-  async cancel(runId: string): Promise<RunRecord> {
+  /**
+   * Cancels a queued or running run; its processes get SIGTERM, then SIGKILL. Answers once the
+   * run has ended, or after `answerWithinMs` while a runner is still stopping a step that traps
+   * SIGTERM: the record then still says running, and `run.finished` follows.
+   */
+  async cancel(runId: string, answerWithinMs = 900): Promise<RunRecord> {
     const run = this.active.get(runId);
     if (!run) {
       const record = await this.store.getRun(runId);
@@ -257,7 +261,9 @@ export class RunManager {
       });
     }
     run.controller.abort();
-    await run.done;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([run.done, new Promise((resolve) => (timer = setTimeout(resolve, answerWithinMs)))]);
+    clearTimeout(timer);
     const record = await this.store.getRun(runId);
     if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
     return record;

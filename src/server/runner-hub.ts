@@ -2,8 +2,15 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { type WebSocket, WebSocketServer } from "ws";
+import { errorTable } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { type RunnerInfo, RunnerMessage, runnerSocketPath, type ServerMessage } from "../runner/protocol.js";
+import {
+  type HeldJob,
+  type RunnerInfo,
+  RunnerMessage,
+  runnerSocketPath,
+  type ServerMessage,
+} from "../runner/protocol.js";
 import type { Store, TokenRecord } from "../store/types.js";
 import type { JobBroker, JobTransport } from "./job-broker.js";
 
@@ -17,7 +24,10 @@ export interface HubTimings {
 interface Connection {
   info: RunnerInfo;
   socket: WebSocket;
+  /** Jobs leased to this connection: the only ones it may accept, report on or finish. */
   running: Set<string>;
+  /** The runner is shutting down and takes no new work. */
+  draining: boolean;
 }
 
 /**
@@ -28,6 +38,8 @@ export class RunnerHub implements JobTransport {
   private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   private readonly connections = new Map<string, Connection>();
   private dispatching = false;
+  /** Shutting down: no new work goes out. */
+  private draining = false;
   private dispatchAgain = false;
   private leaseTimer: NodeJS.Timeout | undefined;
 
@@ -86,7 +98,11 @@ export class RunnerHub implements JobTransport {
           }
           const message = parsed.data;
           if (message.type === "hello") {
-            connection = await this.hello(socket, token, message.runner, message.jobs);
+            if (connection) {
+              send(socket, { type: "error", code: "INVALID_INPUT", message: "say hello only once" });
+              return;
+            }
+            connection = await this.hello(socket, token, message.runner, message.jobs, message.reaped);
             return;
           }
           if (!connection) {
@@ -110,41 +126,102 @@ export class RunnerHub implements JobTransport {
     socket: WebSocket,
     token: TokenRecord,
     advertised: RunnerInfo,
-    held: string[],
-  ): Promise<Connection> {
+    held: HeldJob[],
+    reaped: string[],
+  ): Promise<Connection | undefined> {
     // A runner token bound to a group or tenant decides them; the runner cannot claim others.
     const info: RunnerInfo = {
       ...advertised,
       group: token.group ?? advertised.group,
       tenant_id: token.tenant_id ?? advertised.tenant_id,
     };
+    const now = new Date().toISOString();
+    const record = await this.store.upsertRunner({
+      ...info,
+      status: "online",
+      connected_at: now,
+      last_heartbeat_at: now,
+      token_id: token.id,
+    });
+    if (!record) {
+      // Someone else's id: refuse, and leave the rightful runner and its jobs alone.
+      this.logger.warn(
+        { runnerId: info.id, tokenId: token.id },
+        "refused a hello under another token's runner id",
+      );
+      send(socket, {
+        type: "error",
+        code: "RUNNER_ID_TAKEN",
+        message: `runner id "${info.id}" belongs to another runner token`,
+        hint: errorTable.RUNNER_ID_TAKEN.hint,
+      });
+      socket.close(4003, "runner id belongs to another token");
+      return undefined;
+    }
     const previous = this.connections.get(info.id);
     if (previous && previous.socket !== socket) previous.socket.close(4000, "replaced by a new connection");
-    const now = new Date().toISOString();
-    await this.store.upsertRunner({ ...info, status: "online", connected_at: now, last_heartbeat_at: now });
-    const connection: Connection = { info, socket, running: new Set() };
+    const connection: Connection = { info, socket, running: new Set(), draining: false };
     this.connections.set(info.id, connection);
+    await this.takeInventory(connection, held, reaped);
     send(socket, {
       type: "welcome",
       runner_id: info.id,
       heartbeat_ms: this.timings.heartbeatMs,
       lease_ms: this.timings.leaseMs,
     });
-    for (const jobId of held) {
-      const job = await this.store.getJob(jobId);
-      if (job && job.runner_id === info.id && (job.status === "assigned" || job.status === "running")) {
-        connection.running.add(jobId);
-      } else if (job?.status !== "done") {
-        send(socket, { type: "drop", job_id: jobId });
-      }
-    }
-    await this.store.renewLeases(info.id, this.timings.leaseMs);
     this.logger.info(
       { runnerId: info.id, group: info.group, resumed: connection.running.size },
       "runner connected",
     );
     this.dispatch();
     return connection;
+  }
+
+  /**
+   * The runner's list is the truth about what it holds: a job leased to its id that it does not
+   * list died with an earlier life of the runner, and ends now rather than when a lease lapses.
+   */
+  private async takeInventory(connection: Connection, held: HeldJob[], reaped: string[]): Promise<void> {
+    const runnerId = connection.info.id;
+    const listed = new Set(held.map((job) => job.id));
+    for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] })) {
+      if (listed.has(job.id)) {
+        connection.running.add(job.id);
+        continue;
+      }
+      const why = reaped.includes(job.id)
+        ? `runner ${runnerId} restarted and killed what was left of this step from its previous life`
+        : `runner ${runnerId} came back without this job (it restarted or gave the job up)`;
+      await this.broker.lost(job, why);
+    }
+    for (const { id } of held) {
+      if (connection.running.has(id)) continue;
+      const job = await this.store.getJob(id);
+      // A finished job is told `done` when the runner sends its result again.
+      if (job?.status !== "done" || job.runner_id !== runnerId)
+        send(connection.socket, { type: "drop", job_id: id });
+    }
+    await this.store.renewLeases(runnerId, this.timings.leaseMs);
+  }
+
+  /** Whether `connection` may speak for this job: it is the runner's live link and holds the lease. */
+  private async owns(connection: Connection, jobId: string): Promise<boolean> {
+    if (this.connections.get(connection.info.id) !== connection) return false;
+    if (!connection.running.has(jobId)) return false;
+    const job = await this.store.getJob(jobId);
+    return job?.runner_id === connection.info.id;
+  }
+
+  private refuse(connection: Connection, message: { type: string; job_id: string }): void {
+    this.logger.warn(
+      { runnerId: connection.info.id, jobId: message.job_id, message: message.type },
+      "refused a report on a job not leased to this runner",
+    );
+    send(connection.socket, {
+      type: "error",
+      code: "FORBIDDEN",
+      message: `job ${message.job_id} is not leased to runner ${connection.info.id}; its ${message.type} was ignored`,
+    });
   }
 
   private async handle(
@@ -158,7 +235,12 @@ export class RunnerHub implements JobTransport {
         await this.store.renewLeases(runnerId, this.timings.leaseMs);
         send(connection.socket, { type: "heartbeat" });
         break;
+      case "draining":
+        connection.draining = true;
+        this.logger.info({ runnerId }, "runner draining: no new work for it");
+        break;
       case "accept": {
+        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
         const job = await this.store.updateJob(
           message.job_id,
           { status: "running" },
@@ -171,6 +253,7 @@ export class RunnerHub implements JobTransport {
         break;
       }
       case "output": {
+        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
         const outcome = await this.withWaiter(message.job_id, () =>
           this.broker.output(message.job_id, message.batch, message.chunks),
         );
@@ -180,18 +263,30 @@ export class RunnerHub implements JobTransport {
       }
       case "finished": {
         const job = await this.store.getJob(message.job_id);
-        if (job?.status === "done") {
+        if (job?.status === "done" && job.runner_id === runnerId) {
+          // Its result was stored before the runner heard so; say it again.
           send(connection.socket, { type: "done", job_id: message.job_id });
-        } else {
-          const outcome = await this.withWaiter(message.job_id, async () =>
-            (await this.broker.finished(message.job_id, message.batches, message.result)) === "done"
-              ? "stored"
-              : "duplicate",
-          );
-          if (outcome === "stored") send(connection.socket, { type: "done", job_id: message.job_id });
-          if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
+          connection.running.delete(message.job_id);
+          break;
         }
+        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
+        const outcome = await this.withWaiter(message.job_id, async () =>
+          (await this.broker.finished(message.job_id, message.batches, message.result)) === "done"
+            ? "stored"
+            : "duplicate",
+        );
+        if (outcome === "stored") send(connection.socket, { type: "done", job_id: message.job_id });
+        if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         connection.running.delete(message.job_id);
+        this.dispatch();
+        break;
+      }
+      case "abandoned": {
+        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
+        const job = await this.store.getJob(message.job_id);
+        if (job) await this.broker.lost(job, `runner ${runnerId} gave the job up: ${message.reason}`);
+        connection.running.delete(message.job_id);
+        send(connection.socket, { type: "drop", job_id: message.job_id });
         this.dispatch();
         break;
       }
@@ -218,8 +313,17 @@ export class RunnerHub implements JobTransport {
     return this.broker.isWaited(jobId) ? fn() : "unknown";
   }
 
+  /** Hands out no more work, and waits up to `graceMs` for the jobs runners hold to finish. */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const deadline = Date.now() + graceMs;
+    const busy = (): boolean => [...this.connections.values()].some((c) => c.running.size > 0);
+    while (busy() && Date.now() < deadline) await delay(Math.min(100, Math.max(1, deadline - Date.now())));
+  }
+
   /** Hands queued jobs to connected runners with free capacity. */
   dispatch(): void {
+    if (this.draining) return;
     if (this.dispatching) {
       this.dispatchAgain = true;
       return;
@@ -242,6 +346,7 @@ export class RunnerHub implements JobTransport {
   private async fill(connection: Connection): Promise<void> {
     const { info } = connection;
     while (
+      !connection.draining &&
       connection.running.size < info.capacity &&
       connection.socket.readyState === connection.socket.OPEN
     ) {
@@ -267,7 +372,8 @@ export class RunnerHub implements JobTransport {
 
   cancel(jobId: string, runnerId: string): boolean {
     const connection = this.connections.get(runnerId);
-    if (!connection) return false;
+    if (!connection?.running.has(jobId) || connection.socket.readyState !== connection.socket.OPEN)
+      return false;
     send(connection.socket, { type: "cancel", job_id: jobId });
     return true;
   }
@@ -275,7 +381,7 @@ export class RunnerHub implements JobTransport {
   private async expireLeases(): Promise<void> {
     try {
       for (const job of await this.store.expiredJobs(new Date().toISOString())) {
-        await this.broker.lost(job);
+        await this.broker.lost(job, `runner ${job.runner_id} stopped heartbeating; its lease expired`);
         const connection = job.runner_id ? this.connections.get(job.runner_id) : undefined;
         if (connection) {
           connection.running.delete(job.id);

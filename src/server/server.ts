@@ -34,6 +34,8 @@ export interface RunningServer {
   runs: RunManager;
   /** Set when this start created the admin token: shown once, never stored. */
   newAdminToken: string | undefined;
+  /** Hands out no more work, and waits up to `graceMs` for the jobs runners hold to finish. */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     hub,
     runs,
     newAdminToken,
+    drain: (graceMs) => hub.drain(graceMs),
     async close() {
       await hub.close();
       await app.close();

@@ -38,6 +38,7 @@ describe("runners", () => {
       status: "offline",
       connected_at: null,
       last_heartbeat_at: null,
+      token_id: null,
     });
     expect(await store.getRunner("runner-gpu-1")).toMatchObject({ cpus: 16, memory: "64g" });
     expect(await store.getRunner("runner-nope")).toBeUndefined();
@@ -52,6 +53,23 @@ describe("runners", () => {
       cpus: null,
       status: "online",
       connected_at: "2026-01-01T00:00:00.000Z",
+    });
+  });
+
+  it("binds a runner id to the first runner token that registers it, until that token is revoked", async () => {
+    const first = await store.createToken({ kind: "runner", name: "first" });
+    const second = await store.createToken({ kind: "runner", name: "second" });
+    expect(await store.upsertRunner({ ...gpuBox, token_id: first.record.id })).toMatchObject({
+      token_id: first.record.id,
+    });
+    expect(await store.upsertRunner({ ...gpuBox, capacity: 99, token_id: second.record.id })).toBeUndefined();
+    expect(await store.getRunner(gpuBox.id)).toMatchObject({ capacity: 4, token_id: first.record.id });
+    expect(await store.upsertRunner({ ...gpuBox, capacity: 5, token_id: first.record.id })).toMatchObject({
+      capacity: 5,
+    });
+    await store.revokeToken(first.record.id);
+    expect(await store.upsertRunner({ ...gpuBox, token_id: second.record.id })).toMatchObject({
+      token_id: second.record.id,
     });
   });
 

@@ -18,10 +18,11 @@ function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
     connected_at: row.connected_at,
     last_heartbeat_at: row.last_heartbeat_at,
     version: row.version,
+    token_id: row.token_id,
   };
 }
 
-export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promise<RunnerRecord> {
+export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promise<RunnerRecord | undefined> {
   const advertised = {
     group_name: input.group,
     labels: encodeJson([...new Set(input.labels)]),
@@ -37,6 +38,8 @@ export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promi
   if (input.status !== undefined) state.status = input.status;
   if (input.connected_at !== undefined) state.connected_at = isoTimeOrNull(input.connected_at);
   if (input.last_heartbeat_at !== undefined) state.last_heartbeat_at = isoTimeOrNull(input.last_heartbeat_at);
+  if (input.token_id !== undefined) state.token_id = input.token_id;
+  // One statement, so two runners racing for a free id cannot both win it.
   const row = await ctx.db
     .insertInto("runners")
     .values({
@@ -45,12 +48,28 @@ export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promi
       status: "offline",
       connected_at: null,
       last_heartbeat_at: null,
+      token_id: null,
       ...state,
     })
-    .onConflict((conflict) => conflict.column("id").doUpdateSet({ ...advertised, ...state }))
+    .onConflict((conflict) => {
+      const update = conflict.column("id").doUpdateSet({ ...advertised, ...state });
+      if (input.token_id === undefined) return update;
+      const tokenId = input.token_id;
+      return update.where((eb) =>
+        eb.or([
+          eb("runners.token_id", "is", null),
+          eb("runners.token_id", "=", tokenId),
+          eb.not(
+            eb.exists(
+              eb.selectFrom("tokens").select("tokens.id").whereRef("tokens.id", "=", "runners.token_id"),
+            ),
+          ),
+        ]),
+      );
+    })
     .returningAll()
-    .executeTakeFirstOrThrow();
-  return toRunnerRecord(row);
+    .executeTakeFirst();
+  return row && toRunnerRecord(row);
 }
 
 export async function setRunnerStatus(

@@ -77,6 +77,8 @@ export interface RunnersTable {
   connected_at: string | null;
   last_heartbeat_at: string | null;
   version: string | null;
+  /** The runner token that registered this id; null until a runner says hello with it. */
+  token_id: string | null;
 }
 
 export interface TokensTable {

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { migrations } from "./migrations/index.js";
 import { inMemoryWarning, openMemoryStore, openSqliteStore } from "./sqlite.js";
 
 let dir: string;
@@ -33,7 +34,7 @@ describe("openSqliteStore", () => {
     expect(tables).toEqual(
       expect.arrayContaining(["job_labels", "jobs", "run_events", "runners", "runs", "tokens"]),
     );
-    expect(applied).toEqual([{ name: "0001_initial" }]);
+    expect(applied).toEqual(Object.keys(migrations).map((name) => ({ name })));
     expect(journal).toBe("wal");
   });
 

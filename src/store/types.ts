@@ -205,6 +205,8 @@ export interface RunnerRecord {
   last_heartbeat_at: string | null;
   /** The runyard version the runner runs. */
   version: string | null;
+  /** The runner token this id belongs to (see `RunnerInput.token_id`). */
+  token_id: string | null;
 }
 
 /**
@@ -217,7 +219,13 @@ export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" 
       RunnerRecord,
       "cpus" | "memory" | "tenant_id" | "version" | "status" | "connected_at" | "last_heartbeat_at"
     >
-  >;
+  > & {
+    /**
+     * The runner token saying hello. The id is bound to the first token that registers it; while
+     * that token exists, an upsert with another token changes nothing and returns undefined.
+     */
+    token_id?: string;
+  };
 
 export type TokenKind = "admin" | "user" | "runner";
 
@@ -305,8 +313,11 @@ export interface Store {
   /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
   expiredJobs(now?: string): Promise<JobRecord[]>;
 
-  /** Stores a runner's advertised info (see `RunnerInput`) and returns the record. */
-  upsertRunner(input: RunnerInput): Promise<RunnerRecord>;
+  /**
+   * Stores a runner's advertised info (see `RunnerInput`) and returns the record; undefined when
+   * the id belongs to another runner token that still exists.
+   */
+  upsertRunner(input: RunnerInput): Promise<RunnerRecord | undefined>;
   /** Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. */
   setRunnerStatus(id: string, status: RunnerStatus, at: string): Promise<RunnerRecord | undefined>;
   /** Records a heartbeat; false when the runner is unknown. */

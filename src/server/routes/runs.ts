@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import { RunKind, RunStatus } from "../../core/events.js";
+import { isFinalStatus, RunKind, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -98,7 +98,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
     await visible(id, tenantScope(request));
     const run = await deps.runs.cancel(id);
     reply.code(200);
-    return { run_id: run.id, status: run.status };
+    // Still going: a runner is stopping a step (SIGTERM, then SIGKILL after its kill grace).
+    return { run_id: run.id, status: isFinalStatus(run.status) ? run.status : "canceling" };
   });
 
   app.get("/api/runs/:id/events", async (request, reply) => {

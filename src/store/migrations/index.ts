@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, Migrator } from "kysely";
 import type { Logger } from "../../core/logger.js";
 import * as initial from "./0001_initial.js";
+import * as runnerOwner from "./0002_runner_owner.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -8,6 +9,7 @@ import * as initial from "./0001_initial.js";
  */
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": initial,
+  "0002_runner_owner": runnerOwner,
 };
 
 /** Applies the migrations not applied yet; throws when the database is newer than this runyard. */

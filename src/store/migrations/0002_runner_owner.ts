@@ -1,0 +1,13 @@
+import type { Kysely } from "kysely";
+
+/**
+ * A runner id belongs to the runner token that first registered it (DESIGN.md section 6): a
+ * hello under that id from another token is refused. Revoking the token frees the id.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable("runners").addColumn("token_id", "text").execute();
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable("runners").dropColumn("token_id").execute();
+}

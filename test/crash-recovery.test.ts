@@ -1,0 +1,381 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { jobIdFor } from "../src/server/job-broker.js";
+import { tempDir } from "./helpers/cli.js";
+import {
+  adminToken,
+  api,
+  fastTimings,
+  freePort,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startCli,
+  startRunner,
+  startTestServer,
+  submit,
+  waitForRun,
+} from "./helpers/server.js";
+
+/** A step that writes its pid, then runs until `release` exists (or far too long). */
+function holdingStep(dir: string, host: string, extra = ""): string {
+  return `version: v0.1
+name: held
+inventory:
+  hosts:
+    a: ${host}
+steps:
+  - name: hold
+    targets: [a]
+    action: shell.run
+${extra}    args:
+      export_vars: true
+      script: |
+        echo $$ > ${dir}/pid
+        echo started
+        for i in $(seq 1 600); do [ -e ${dir}/release ] && break; sleep 0.05; done
+        [ -e ${dir}/release ] || { sleep 60; touch ${dir}/late; }
+        echo done
+`;
+}
+
+/** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
+async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.[0];
+    return state !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+const stepPid = (dir: string): number => Number(readFileSync(join(dir, "pid"), "utf8").trim());
+
+/** Children of `pid`, by their /proc entries. */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((child) => {
+      try {
+        const stat = readFileSync(`/proc/${child}/stat`, "latin1");
+        return Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    });
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+/** `runyard up` on a fixed port and home, with the test admin token. */
+async function startUp(home: string, port: number, env: Record<string, string> = {}): Promise<Proc> {
+  const proc = startCli(["up", "--port", String(port), "--home", home], {
+    RUNYARD_ADMIN_TOKEN: adminToken,
+    ...fastTimings,
+    ...env,
+  });
+  await proc.waitFor("local runner connected");
+  return proc;
+}
+
+describe("crash recovery", () => {
+  const procs: Proc[] = [];
+  const track = <T extends Proc>(proc: T): T => {
+    procs.push(proc);
+    return proc;
+  };
+  const pids: number[] = [];
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.kill("SIGKILL")));
+    for (const pid of pids.splice(0)) {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  it("ends a run lost in a kill -9 of `runyard up` within 5 s of the restart, and cancel answers at once", async () => {
+    const home = tempDir();
+    const work = tempDir();
+    const port = await freePort();
+    // A long lease: nothing may wait for it.
+    const env = { RUNYARD_LEASE_MS: "60000", RUNYARD_RECONNECT_GRACE_MS: "60000" };
+    const first = track(await startUp(home, port, env));
+    const url = `http://127.0.0.1:${port}`;
+    const runId = await submit(url, holdingStep(work, "{}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    const pid = stepPid(work);
+    pids.push(pid);
+    await first.kill("SIGKILL");
+
+    await until("the step dies with its runner", () => !alive(pid), 5000);
+
+    const second = track(await startUp(home, port, env));
+    const restartedAt = Date.now();
+    const run = await waitForRun(url, runId, isFinal, 5000);
+    expect(Date.now() - restartedAt).toBeLessThan(5000);
+    expect(run.status).toBe("interrupted");
+    expect(run.error?.code).toBe("RUNNER_LOST");
+    expect(run.error?.message).toMatch(/came back without this job|restarted/);
+
+    const asked = Date.now();
+    const cancel = await api(url, "POST", `/api/runs/${runId}/cancel`);
+    expect(Date.now() - asked).toBeLessThan(1000);
+    expect(cancel.status).toBe(409);
+    expect(existsSync(join(work, "late"))).toBe(false);
+    expect(second.output()).not.toContain("Error");
+  });
+
+  it("ends the jobs of a runner restarted under the same id at once, not when a lease lapses", async () => {
+    const server = await startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
+    track(server.proc);
+    const work = tempDir();
+    const home = tempDir();
+    const token = await runnerToken(server.url, "fixed");
+    const runner = track(
+      await startRunner(server.url, token, { id: "fixed", group: "fixed", env: { RUNYARD_HOME: home } }),
+    );
+    const runId = await submit(server.url, holdingStep(work, "{group: fixed}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    pids.push(stepPid(work));
+    await runner.kill("SIGKILL");
+
+    track(await startRunner(server.url, token, { id: "fixed", group: "fixed", env: { RUNYARD_HOME: home } }));
+    const run = await waitForRun(server.url, runId, isFinal, 5000);
+    expect(run.status).toBe("interrupted");
+    expect(run.error?.code).toBe("RUNNER_LOST");
+  });
+
+  it("kills at the next start what survived a runner whose reaper died with it", async () => {
+    const server = await startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
+    track(server.proc);
+    const work = tempDir();
+    const home = tempDir();
+    const token = await runnerToken(server.url, "journal");
+    const runner = track(
+      await startRunner(server.url, token, { id: "j1", group: "journal", env: { RUNYARD_HOME: home } }),
+    );
+    const runId = await submit(server.url, holdingStep(work, "{group: journal}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    const pid = stepPid(work);
+    pids.push(pid);
+    const runnerPid = runner.child.pid ?? 0;
+    const reaper = childrenOf(runnerPid).find((child) => cmdline(child).includes("runyard-reaper"));
+    expect(reaper).toBeDefined();
+    // Both die at once, as in `kill -9 -1` or an OOM kill of the lot: only the journal is left.
+    process.kill(reaper ?? 0, "SIGKILL");
+    await until("the reaper is gone", () => !alive(reaper ?? 0));
+    await runner.kill("SIGKILL");
+    expect(alive(pid)).toBe(true);
+
+    const again = track(
+      startCli(["runner", "--server", server.url, "--token", token, "--id", "j1", "--group", "journal"], {
+        ...fastTimings,
+        RUNYARD_HOME: home,
+        RUNYARD_LOG_LEVEL: "info",
+      }),
+    );
+    await again.waitFor("runner j1 connected");
+    expect(alive(pid)).toBe(false);
+    const run = await waitForRun(server.url, runId, isFinal, 5000);
+    expect(run.status).toBe("interrupted");
+    expect(run.error?.message).toMatch(/killed what was left of this step/);
+    expect(again.output()).toMatch(/killed steps left running by this runner's previous life/);
+  });
+
+  it("refuses reports and hellos from a runner token on another runner's job and id", async () => {
+    const server = await startTestServer();
+    track(server.proc);
+    const work = tempDir();
+    const victimToken = await runnerToken(server.url, "victim");
+    const rogueToken = await runnerToken(server.url, "victim");
+    track(await startRunner(server.url, victimToken, { id: "victim", group: "victim" }));
+    const runId = await submit(server.url, holdingStep(work, "{group: victim}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    const jobId = jobIdFor({ run_id: runId, step: "hold", host: "a", attempt: 1 } as never);
+
+    const rogue = await connectRunner(server.url, rogueToken);
+    rogue.send({ type: "hello", runner: { id: "rogue", hostname: "evil" }, jobs: [] });
+    await rogue.next((m) => m.type === "welcome");
+    rogue.send({ type: "accept", job_id: jobId });
+    rogue.send({
+      type: "output",
+      job_id: jobId,
+      batch: 1000,
+      chunks: [{ stream: "stdout", data: "BOPS_EXPORT:INJECTED=yes\ninjected output\n" }],
+    });
+    rogue.send({
+      type: "finished",
+      job_id: jobId,
+      batches: 0,
+      result: {
+        status: "success",
+        exit_code: 0,
+        exports: { INJECTED: "yes" },
+        secret_exports: [],
+        duration_ms: 1,
+        memory_peak_bytes: 0,
+        cpu_ms: 0,
+        output_files: [],
+        warnings: [],
+      },
+    });
+    const refusals = await rogue.collect((m) => m.type === "error" && m.code === "FORBIDDEN", 3);
+    expect(refusals.map((m) => m.message)).toEqual(
+      expect.arrayContaining([expect.stringContaining(`job ${jobId} is not leased to runner rogue`)]),
+    );
+    rogue.close();
+
+    const impostor = await connectRunner(server.url, rogueToken);
+    impostor.send({ type: "hello", runner: { id: "victim", hostname: "evil" }, jobs: [] });
+    const refused = await impostor.next((m) => m.type === "error");
+    expect(refused).toMatchObject({ code: "RUNNER_ID_TAKEN" });
+    await impostor.closed;
+
+    const { body: runners } = await api<Array<{ id: string; state: string }>>(
+      server.url,
+      "GET",
+      "/api/runners",
+    );
+    expect(runners.find((r) => r.id === "victim")?.state).not.toBe("offline");
+    await import("node:fs").then((fs) => fs.writeFileSync(join(work, "release"), ""));
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status).toBe("success");
+    expect(run.vars.INJECTED).toBeUndefined();
+    const output = (await readEvents(server.url, runId))
+      .flatMap((e) => (e.type === "step.output" ? [e.data] : []))
+      .join("");
+    expect(output).toContain("started");
+    expect(output).toContain("done");
+    expect(output).not.toContain("injected");
+  });
+
+  it("lets running steps finish on SIGTERM, then exits 143", async () => {
+    const server = await startTestServer();
+    track(server.proc);
+    const work = tempDir();
+    const runner = track(
+      await startRunner(server.url, await runnerToken(server.url, "drain"), {
+        id: "drainer",
+        group: "drain",
+      }),
+    );
+    const runId = await submit(server.url, holdingStep(work, "{group: drain}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    runner.child.kill("SIGTERM");
+    await runner.waitFor("get up to 30 s to finish");
+    // A run submitted while draining waits for another runner.
+    const queued = await submit(server.url, holdingStep(tempDir(), "{group: drain}"));
+    await import("node:fs").then((fs) => fs.writeFileSync(join(work, "release"), ""));
+    expect(await runner.exited).toBe(143);
+    expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
+    expect((await api<{ status: string }>(server.url, "GET", `/api/runs/${queued}`)).body.status).toBe(
+      "queued",
+    );
+  });
+
+  it("cuts a step that outlasts the shutdown grace as lost, never as canceled, and leaves no process", async () => {
+    const server = await startTestServer();
+    track(server.proc);
+    const work = tempDir();
+    const runner = track(
+      await startRunner(server.url, await runnerToken(server.url, "cut"), {
+        id: "cutter",
+        group: "cut",
+        env: { RUNYARD_SHUTDOWN_GRACE_MS: "300" },
+      }),
+    );
+    const runId = await submit(server.url, holdingStep(work, "{group: cut}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    const pid = stepPid(work);
+    pids.push(pid);
+    runner.child.kill("SIGTERM");
+    expect(await runner.exited).toBe(143);
+    expect(alive(pid)).toBe(false);
+    const run = await waitForRun(server.url, runId, isFinal, 5000);
+    expect(run.status).toBe("interrupted");
+    expect(run.error?.code).toBe("RUNNER_LOST");
+    expect(run.error?.message).toMatch(/shutdown grace/);
+  });
+
+  it("refuses a second `runyard up` on the same home, and exits 143 on SIGTERM", async () => {
+    const home = tempDir();
+    const first = track(await startUp(home, await freePort()));
+    const second = startCli(["up", "--port", String(await freePort()), "--home", home], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    expect(await second.exited).toBe(2);
+    expect(second.output()).toMatch(/is in use by another runyard process \(pid \d+\)/);
+    expect(second.output()).toMatch(/hint: .*--home/);
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(143);
+    // The lock went with it.
+    const third = track(await startUp(home, await freePort()));
+    expect(third.output()).toContain("local runner connected");
+  });
+});
+
+interface Message {
+  type: string;
+  code?: string;
+  message?: string;
+}
+
+/** A raw runner connection, as a rogue holder of a runner token would open one. */
+async function connectRunner(url: string, token: string) {
+  const socket = new WebSocket(`${url.replace(/^http/, "ws")}/api/runners/connect`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const received: Message[] = [];
+  const waiters = new Set<() => void>();
+  socket.on("message", (data) => {
+    received.push(JSON.parse(String(data)) as Message);
+    for (const waiter of waiters) waiter();
+  });
+  const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", reject);
+  });
+  const collect = (match: (m: Message) => boolean, count: number): Promise<Message[]> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`got ${JSON.stringify(received)}`)), 10_000);
+      const check = (): void => {
+        const found = received.filter(match);
+        if (found.length >= count) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(found);
+        }
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    send: (message: unknown) => socket.send(JSON.stringify(message)),
+    next: async (match: (m: Message) => boolean) => (await collect(match, 1))[0] as Message,
+    collect,
+    close: () => socket.close(),
+    closed,
+  };
+}
