@@ -1,10 +1,11 @@
 import { firstByteLatency, idleRunnerMemory, runThroughput } from "./server.js";
 import { type BenchRow, printTable } from "./table.js";
-import { outputThroughput, stepOverhead } from "./workflow.js";
+import { orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
 /** `npm run bench`: each benchmark against a baseline measured in the same process. */
 const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
   stepOverhead,
+  orphanGuardCost,
   outputThroughput,
   firstByteLatency,
   runThroughput,

@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EventSequencer } from "../src/core/events.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
+import { OrphanGuard } from "../src/exec/orphan-guard.js";
 import { ProcessExecutor } from "../src/exec/process.js";
+import type { Executor } from "../src/exec/types.js";
 import { runWorkflow } from "../src/workflow/engine.js";
 import { parseWorkflow } from "../src/workflow/parse.js";
 import { type BenchRow, median, timed } from "./table.js";
@@ -20,10 +22,10 @@ function bash(script: string, stdout: "ignore" | "pipe" = "ignore"): Promise<voi
   });
 }
 
-async function runFlow(yaml: string): Promise<void> {
+async function runFlow(yaml: string, executor: Executor = new ProcessExecutor()): Promise<void> {
   const { workflow, diagnostics } = parseWorkflow(yaml, "bench.yaml");
   if (!workflow) throw new Error(diagnostics.map((d) => d.message).join("\n"));
-  const runner = new LocalStepRunner(new ProcessExecutor(), { baseEnv: env, killGraceMs: 1000 });
+  const runner = new LocalStepRunner(executor, { baseEnv: env, killGraceMs: 1000 });
   const sequencer = new EventSequencer("run_bench");
   const outcome = await runWorkflow({
     workflow,
@@ -40,9 +42,41 @@ async function runFlow(yaml: string): Promise<void> {
  * are external programs (`/bin/echo`), so both sides start 200 processes: a builtin `echo`
  * would measure bash's parser, not a runner.
  */
-export async function stepOverhead(): Promise<BenchRow> {
-  const commands = Array.from({ length: 200 }, (_, i) => `/bin/echo step-${i}`);
+function trivialSteps(count: number): { commands: string[]; yaml: string } {
+  const commands = Array.from({ length: count }, (_, i) => `/bin/echo step-${i}`);
   const yaml = `name: bench\nsteps:\n${commands.map((c, i) => `  - name: s${i}\n    action: cmd.run\n    args:\n      cmd: ${c}\n`).join("")}`;
+  return { commands, yaml };
+}
+
+/**
+ * What the orphan guard (journal lines and the reaper) costs a runner: 200 trivial steps with it
+ * against the same steps without it, alternating so that drift hits both sides alike.
+ */
+export async function orphanGuardCost(): Promise<BenchRow> {
+  const { yaml } = trivialSteps(200);
+  const { guard } = await OrphanGuard.open(mkdtempSync(join(tmpdir(), "runyard-bench-guard-")), 1000);
+  const guarded = new ProcessExecutor(guard);
+  const bare = new ProcessExecutor();
+  await runFlow(yaml, guarded); // warm-up
+  const with_: number[] = [];
+  const without: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    without.push(await timed(() => runFlow(yaml, bare)));
+    with_.push(await timed(() => runFlow(yaml, guarded)));
+  }
+  guard.close();
+  const mid = (values: number[]): number => values.sort((a, b) => a - b)[2] ?? 0;
+  return {
+    name: "200 steps with the orphan guard vs without",
+    measured: `${mid(with_).toFixed(0)} ms`,
+    baseline: `${mid(without).toFixed(0)} ms`,
+    ratio: mid(with_) / mid(without),
+    target: "<= 1.05",
+  };
+}
+
+export async function stepOverhead(): Promise<BenchRow> {
+  const { commands, yaml } = trivialSteps(200);
   const dir = mkdtempSync(join(tmpdir(), "runyard-bench-"));
   const script = join(dir, "steps.sh");
   writeFileSync(script, `${commands.join("\n")}\n`);

@@ -128,7 +128,16 @@ describe("crash recovery", () => {
     pids.push(pid);
     await first.kill("SIGKILL");
 
-    await until("the step dies with its runner", () => !alive(pid), 5000);
+    await until("the step dies with its runner", () => !alive(pid), 5000).catch((error) => {
+      const journal = readdirSync(join(home, "runners")).map((d) =>
+        readFileSync(join(home, "runners", d, "process-groups.log"), "utf8"),
+      );
+      let stat = "";
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+      } catch {}
+      throw new Error(`${error}; journal ${JSON.stringify(journal)}; stat ${stat}`);
+    });
 
     const second = track(await startUp(home, port, env));
     const restartedAt = Date.now();
@@ -316,6 +325,34 @@ describe("crash recovery", () => {
     expect(run.status).toBe("interrupted");
     expect(run.error?.code).toBe("RUNNER_LOST");
     expect(run.error?.message).toMatch(/shutdown grace/);
+  });
+
+  it("lets a server on SIGTERM wait for the steps its runners hold, then exit 143", async () => {
+    const server = await startTestServer();
+    track(server.proc);
+    const work = tempDir();
+    track(
+      await startRunner(server.url, await runnerToken(server.url, "sdrain"), { id: "sd", group: "sdrain" }),
+    );
+    const runId = await submit(server.url, holdingStep(work, "{group: sdrain}"));
+    await until("the step runs", () => existsSync(join(work, "pid")));
+    server.proc.child.kill("SIGTERM");
+    await server.proc.waitFor("running steps get up to 30 s to finish");
+    const again = startCli(["server", "--port", String(await freePort()), "--home", server.home], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    expect(await again.exited).toBe(2);
+    expect(again.output()).toContain("is in use by another runyard process");
+    await import("node:fs").then((fs) => fs.writeFileSync(join(work, "release"), ""));
+    expect(await server.proc.exited).toBe(143);
+    const restarted = track((await startTestServer(server.home)).proc);
+    expect(restarted.output()).toContain("listening");
+    const { body } = await api<{ status: string }>(
+      (await restarted.waitFor(/http:\/\/[^\s]+/)).trim(),
+      "GET",
+      `/api/runs/${runId}`,
+    );
+    expect(body.status).toBe("success");
   });
 
   it("refuses a second `runyard up` on the same home, and exits 143 on SIGTERM", async () => {

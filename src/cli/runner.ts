@@ -140,11 +140,13 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     return 2;
   }
   if (outcome !== "stopped") await stopped;
-  if (daemon.runningJobs > 0) {
+  const running = daemon.runningJobs;
+  const stopping = runner.stop(config.shutdownGraceMs);
+  if (running > 0) {
     ctx.stderr.write(
-      `stopping: ${daemon.runningJobs} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`,
+      `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`,
     );
   }
-  await runner.stop(config.shutdownGraceMs);
+  await stopping;
   return exitCodeForSignal(signal);
 }

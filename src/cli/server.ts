@@ -114,12 +114,13 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   );
   const signal = await untilInterrupted(ctx);
   const running = runner.daemon.runningJobs;
+  const stopping = runner.stop(config.shutdownGraceMs);
   ctx.stdout.write(
     running > 0
       ? `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`
       : "stopping\n",
   );
-  await runner.stop(config.shutdownGraceMs);
+  await stopping;
   await server.close();
   return exitCodeForSignal(signal);
 }

@@ -261,6 +261,11 @@ export class RunnerDaemon {
 
   private assigned(jobId: string, request: StepAttemptRequest): void {
     if (this.jobs.has(jobId)) return;
+    if (this.draining) {
+      // Handed out before the server heard we drain: give it back untouched.
+      this.send({ type: "abandoned", job_id: jobId, reason: "the runner is shutting down" });
+      return;
+    }
     this.options.journal?.add(jobId);
     const job: HeldJob = {
       id: jobId,

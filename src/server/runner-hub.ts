@@ -283,9 +283,15 @@ export class RunnerHub implements JobTransport {
       }
       case "abandoned": {
         if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
-        const job = await this.store.getJob(message.job_id);
-        if (job) await this.broker.lost(job, `runner ${runnerId} gave the job up: ${message.reason}`);
         connection.running.delete(message.job_id);
+        // Never started: it goes back to the queue for another runner. Started: it is lost.
+        const requeued = await this.store.updateJob(
+          message.job_id,
+          { status: "queued", runner_id: null, lease_expires_at: null },
+          { ifStatus: ["assigned"] },
+        );
+        const job = requeued ? undefined : await this.store.getJob(message.job_id);
+        if (job) await this.broker.lost(job, `runner ${runnerId} gave the job up: ${message.reason}`);
         send(connection.socket, { type: "drop", job_id: message.job_id });
         this.dispatch();
         break;
