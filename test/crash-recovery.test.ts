@@ -260,6 +260,12 @@ describe("crash recovery", () => {
     const refused = await impostor.next((m) => m.type === "error");
     expect(refused).toMatchObject({ code: "RUNNER_ID_TAKEN" });
     await impostor.closed;
+    const cli = startCli(
+      ["runner", "--server", server.url, "--token", rogueToken, "--id", "victim"],
+      fastTimings,
+    );
+    expect(await cli.exited).toBe(2);
+    expect(cli.output()).toMatch(/runner id "victim" belongs to another runner token\nhint: .*--id/);
 
     const { body: runners } = await api<Array<{ id: string; state: string }>>(
       server.url,

@@ -128,9 +128,8 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
       return true;
     },
     (error: Error) => {
-      ctx.stderr.write(
-        `error: ${error.message}\nhint: check the token; make one with \`runyard token create --runner\`\n`,
-      );
+      ctx.stderr.write(`error: ${error.message}\n`);
+      if (error instanceof RunyardError && error.hint) ctx.stderr.write(`hint: ${error.hint}\n`);
       return false;
     },
   );

@@ -1,4 +1,5 @@
 import WebSocket from "ws";
+import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import {
   attemptEndedEarly,
@@ -166,14 +167,26 @@ export class RunnerDaemon {
         : `the server answered HTTP ${response.statusCode} to the runner connection`;
       this.options.logger.error({ status: response.statusCode }, message);
       if (refused && this.firstWelcome) {
-        this.firstWelcome.reject(new Error(message));
-        this.firstWelcome = undefined;
-        this.stopped = true;
+        this.refused(
+          new RunyardError("UNAUTHORIZED", message, {
+            hint: "Check the token; make one with `runyard token create --runner`.",
+          }),
+        );
       }
       socket.terminate();
     });
     socket.on("error", (error) => this.options.logger.debug({ err: error.message }, "runner socket error"));
     socket.on("close", () => this.disconnected());
+  }
+
+  /** The server will not have this runner as it is: stop, and tell whoever waits for the start. */
+  private refused(error: RunyardError): void {
+    this.options.logger.error({ code: error.code, hint: error.hint }, error.message);
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    this.firstWelcome?.reject(error);
+    this.firstWelcome = undefined;
+    this.socket?.close();
   }
 
   private disconnected(): void {
@@ -227,6 +240,11 @@ export class RunnerDaemon {
         break;
       }
       case "error":
+        if (message.code === "RUNNER_ID_TAKEN") {
+          // Retrying cannot help: the id is someone else's until their token is revoked.
+          this.refused(new RunyardError("RUNNER_ID_TAKEN", message.message));
+          break;
+        }
         this.options.logger.error({ code: message.code, hint: message.hint }, message.message);
         break;
       default: {

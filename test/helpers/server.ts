@@ -26,7 +26,8 @@ export interface Proc {
 export function startCli(args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: "1", RUNYARD_LOG_LEVEL: "warn", ...env },
+    // A home of its own unless the test gives one: never state in the repository.
+    env: { ...process.env, NO_COLOR: "1", RUNYARD_LOG_LEVEL: "warn", RUNYARD_HOME: tempDir(), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -143,7 +144,8 @@ export async function startRunner(
       "--capacity",
       String(options.capacity ?? 2),
     ],
-    { ...fastTimings, RUNYARD_LOG_LEVEL: "error", ...options.env },
+    // Each runner keeps its journals in a home of its own, never in the repository.
+    { ...fastTimings, RUNYARD_LOG_LEVEL: "error", RUNYARD_HOME: tempDir(), ...options.env },
   );
   await proc.waitFor(`runner ${options.id} connected`);
   return proc;
