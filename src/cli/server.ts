@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import type { CliContext } from "./context.js";
@@ -26,6 +27,13 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     logger,
     version,
     warn: (message) => ctx.stderr.write(`warning: ${message}\n`),
+  }).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    throw new RunyardError(
+      "ADDRESS_IN_USE",
+      `port ${config.port} on ${config.host} is already in use (another \`runyard up\` or \`runyard server\`?)`,
+      { cause: error },
+    );
   });
   ctx.stdout.write(`runyard ${version} listening on ${server.url}\n`);
   if (server.newAdminToken) {

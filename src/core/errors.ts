@@ -55,6 +55,10 @@ export const errorTable = {
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
   INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
+  ADDRESS_IN_USE: {
+    status: 200,
+    hint: "Stop what holds the port, or choose another with --port N (RUNYARD_PORT).",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;
