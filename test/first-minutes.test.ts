@@ -99,6 +99,27 @@ describe("set-up", () => {
     expect(result.stdout).toMatch(/run success/);
   }, 120_000);
 
+  it("`runyard up` in any folder suggests a first run that works from that folder", async () => {
+    const elsewhere = tempDir("runyard-elsewhere-");
+    const port = await freePort();
+    const up = startCli(
+      ["up", "--port", String(port)],
+      { ...noAuth, RUNYARD_ADMIN_TOKEN: adminToken },
+      elsewhere,
+    );
+    try {
+      const suggestion = (await up.waitFor(/try: runyard .*\n/)).replace("try: runyard", "").trim();
+      const result = await shell(`node ${cliPath} ${suggestion}`, {
+        cwd: elsewhere,
+        env: { RUNYARD_TOKEN: adminToken },
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain("local | hello");
+    } finally {
+      await up.kill();
+    }
+  });
+
   it("every package npm installs accepts the Node.js the README names, so npm warns of no engine", () => {
     const own = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
       engines: { node: string };

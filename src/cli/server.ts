@@ -1,4 +1,6 @@
 import { hostname } from "node:os";
+import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
@@ -84,8 +86,11 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
     logger: logger.child({ component: "runner" }),
   });
   await runner.start();
+  // The example shipped with the package, by a path that works from whatever folder `up` runs in.
+  const shipped = fileURLToPath(new URL("../../examples/simple.yaml", import.meta.url));
+  const example = relative(ctx.cwd, shipped).startsWith("..") ? shipped : relative(ctx.cwd, shipped);
   ctx.stdout.write(
-    `local runner connected (group ${config.group}, capacity ${config.capacity})\ntry: runyard run examples/simple.yaml --server ${server.url}\n`,
+    `local runner connected (group ${config.group}, capacity ${config.capacity})\ntry: runyard run ${example} --server ${server.url}\n`,
   );
   await untilInterrupted(ctx);
   ctx.stdout.write("stopping\n");

@@ -23,9 +23,9 @@ export interface Proc {
 }
 
 /** Starts the built CLI as a long-running process. */
-export function startCli(args: string[], env: Record<string, string> = {}): Proc {
+export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
   const child = spawn(process.execPath, [cliPath, ...args], {
-    cwd: repoRoot,
+    cwd,
     env: { ...process.env, NO_COLOR: "1", RUNYARD_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
