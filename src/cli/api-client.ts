@@ -2,12 +2,21 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
 
-/** The CLI's way to the server's HTTP API: bearer token, errors turned into RunyardError. */
+/**
+ * The CLI's way to the server's HTTP API: bearer token, errors turned into RunyardError with
+ * hints a CLI user can act on (flags and variables, not HTTP headers).
+ */
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
-  ) {}
+  ) {
+    if (!/^https?:\/\//i.test(baseUrl)) {
+      throw new RunyardError("USAGE", `"${baseUrl}" is not a server URL`, {
+        hint: `Did you mean http://${baseUrl.replace(/^\/+/, "")}? (--server / RUNYARD_SERVER_URL)`,
+      });
+    }
+  }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
     return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
@@ -26,7 +35,7 @@ export class ApiClient {
     }
     const text = await response.text();
     const data = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) throw fromErrorBody(response.status, data);
+    if (!response.ok) throw this.cliError(fromErrorBody(response.status, data));
     return data as T;
   }
 
@@ -41,6 +50,7 @@ export class ApiClient {
     let last = options.after ?? 0;
     let finished: RunEvent | undefined;
     let backoff = 100;
+    let reached = false;
     while (!finished && !options.signal?.aborted) {
       try {
         const url = new URL(`/api/runs/${encodeURIComponent(runId)}/events`, this.baseUrl);
@@ -49,8 +59,10 @@ export class ApiClient {
           headers: this.headers({ accept: "text/event-stream", "last-event-id": String(last) }),
           ...(options.signal ? { signal: options.signal } : {}),
         });
-        if (!response.ok) throw fromErrorBody(response.status, await response.json().catch(() => undefined));
+        if (!response.ok)
+          throw this.cliError(fromErrorBody(response.status, await response.json().catch(() => undefined)));
         backoff = 100;
+        reached = true;
         for await (const event of readSse(response)) {
           if (event.seq <= last) continue;
           last = event.seq;
@@ -60,12 +72,28 @@ export class ApiClient {
         if (!options.follow) break;
       } catch (error) {
         if (error instanceof RunyardError || options.signal?.aborted) throw error;
+        // Never reached at all: a wrong URL or no server, not a restart worth waiting for.
+        if (!reached) throw unreachable(this.baseUrl, error);
         // The server went away: wait and pick up after the last event we saw.
         await delay(backoff);
         backoff = Math.min(backoff * 2, 2000);
       }
     }
     return finished;
+  }
+
+  /** Replaces the API's hints (headers, HTTP) with what a CLI user types: flags and variables. */
+  private cliError(error: RunyardError): RunyardError {
+    const hint =
+      error.code === "UNAUTHORIZED"
+        ? this.token
+          ? "The server refused this token; pass the admin token `runyard up` printed with --token or RUNYARD_TOKEN."
+          : "Pass a token with --token or set RUNYARD_TOKEN (`runyard up` prints the admin token on its first start)."
+        : error.code === "FORBIDDEN"
+          ? "This token may not do that; use a user or admin token (--token / RUNYARD_TOKEN), not a runner token."
+          : undefined;
+    if (!hint) return error;
+    return new RunyardError(error.code, error.message, { hint, details: error.details, cause: error });
   }
 }
 
@@ -92,8 +120,9 @@ async function* readSse(response: Response): AsyncGenerator<RunEvent> {
 
 function unreachable(baseUrl: string, error: unknown): RunyardError {
   const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-  return new RunyardError("HOST_UNREACHABLE", `cannot reach the server at ${baseUrl}: ${code}`, {
-    hint: "Start it with `runyard up` (or `runyard server`), or pass --server URL / RUNYARD_SERVER_URL.",
+  const why = code === "ECONNREFUSED" ? "connection refused" : code;
+  return new RunyardError("HOST_UNREACHABLE", `cannot reach the server at ${baseUrl}: ${why}`, {
+    hint: `Is \`runyard up\` running on ${baseUrl}? Start it, or point --server / RUNYARD_SERVER_URL at the server.`,
   });
 }
 

@@ -222,6 +222,11 @@ function buildProgram(
 
 /** The CLI entry point; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // A reader that stops early (`runyard runs logs ID | head`) closes the pipe: end quietly.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
   const write = (s: string): void => {
     process.stderr.write(s);
   };

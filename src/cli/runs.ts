@@ -1,8 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
+import type { RunnerNeed } from "../workflow/model.js";
 import { ApiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
+import { type ListedRunner, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
 import { parseVarFlags } from "./workflow-file.js";
 
@@ -21,6 +23,18 @@ interface RunView {
   steps: StepSummary[];
   vars: Record<string, string>;
   error: { code: string; message: string; hint?: string } | null;
+  /** Only on a queued run: the runners it waits for. */
+  waiting_for?: RunnerNeed[];
+}
+
+/**
+ * A run, and why it waits if it is queued. Runners are read first: a run a runner took meanwhile
+ * reads as started, never as "waiting" because that runner now looks busy.
+ */
+async function runWithWait(api: ApiClient, runId: string): Promise<{ run: RunView; waiting: string[] }> {
+  const runners = await api.request<ListedRunner[]>("GET", "/api/runners");
+  const run = await api.request<RunView>("GET", `/api/runs/${encodeURIComponent(runId)}`);
+  return { run, waiting: run.status === "queued" ? waitingLines(run.waiting_for ?? [], runners) : [] };
 }
 
 /** `runyard run FILE --server URL`: submits the workflow and streams its output like a local run. */
@@ -43,6 +57,9 @@ export async function submitRun(
     file,
   });
   if (!flags.json && !flags.quiet) ctx.stderr.write(`run ${run_id} submitted to ${api.baseUrl}\n`);
+  if (!flags.json) {
+    for (const line of (await runWithWait(api, run_id)).waiting) ctx.stderr.write(`${line}\n`);
+  }
   return follow(api, run_id, flags, ctx);
 }
 
@@ -111,7 +128,12 @@ export async function runsList(
     return 0;
   }
   if (page.runs.length === 0) {
-    ctx.stdout.write("no runs yet; submit one with `runyard run FILE --server URL`\n");
+    const which = [flags.status, flags.kind].filter(Boolean).join(" ");
+    ctx.stdout.write(
+      which
+        ? `no ${which} runs; \`runyard runs list\` shows runs in every state\n`
+        : "no runs yet; submit one with `runyard run FILE --server URL`\n",
+    );
     return 0;
   }
   const rows = [["RUN", "STATUS", "NAME", "CREATED", "DURATION"]];
@@ -122,12 +144,13 @@ export async function runsList(
 }
 
 export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
-  const run = await apiClient(ctx).request<RunView>("GET", `/api/runs/${encodeURIComponent(id)}`);
+  const { run, waiting } = await runWithWait(apiClient(ctx), id);
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(run)}\n`);
     return 0;
   }
   ctx.stdout.write(`run ${run.run_id}: ${run.name} (${run.kind}) ${run.status}, ${duration(run)}\n`);
+  for (const line of waiting) ctx.stdout.write(`  ${line}\n`);
   if (run.error) ctx.stdout.write(`  ${run.error.code}: ${run.error.message}\n`);
   if (run.steps.length > 0) {
     const rows = [["STEP", "HOST", "STATUS", "EXIT", "ATTEMPTS"]];
@@ -167,17 +190,10 @@ export async function runsCancel(id: string, ctx: CliContext): Promise<number> {
 }
 
 export async function runnersList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
-  const runners = await apiClient(ctx).request<
-    Array<{
-      id: string;
-      group: string;
-      state: string;
-      hostname: string;
-      capacity: number;
-      labels: string[];
-      running_jobs: string[];
-    }>
-  >("GET", "/api/runners");
+  const runners = await apiClient(ctx).request<Array<ListedRunner & { hostname: string }>>(
+    "GET",
+    "/api/runners",
+  );
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(runners)}\n`);
     return 0;

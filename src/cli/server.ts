@@ -1,8 +1,10 @@
 import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { type RunningServer, startServer } from "../server/server.js";
@@ -29,6 +31,13 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     logger,
     version,
     warn: (message) => ctx.stderr.write(`warning: ${message}\n`),
+  }).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    throw new RunyardError(
+      "ADDRESS_IN_USE",
+      `port ${config.port} on ${config.host} is already in use (another \`runyard up\` or \`runyard server\`?)`,
+      { cause: error },
+    );
   });
   ctx.stdout.write(`runyard ${version} listening on ${server.url}\n`);
   if (server.newAdminToken) {
@@ -109,8 +118,11 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
     home: resolveHome(config, ctx.cwd),
   });
   await runner.daemon.start();
+  // The example shipped with the package, by a path that works from whatever folder `up` runs in.
+  const shipped = fileURLToPath(new URL("../../examples/simple.yaml", import.meta.url));
+  const example = relative(ctx.cwd, shipped).startsWith("..") ? shipped : relative(ctx.cwd, shipped);
   ctx.stdout.write(
-    `local runner connected (group ${config.group}, capacity ${config.capacity})\ntry: runyard run examples/simple.yaml --server ${server.url}\n`,
+    `local runner connected (group ${config.group}, capacity ${config.capacity})\ntry: runyard run ${example} --server ${server.url}\n`,
   );
   const signal = await untilInterrupted(ctx);
   const running = runner.daemon.runningJobs;

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { openSqliteStore } from "../store/sqlite.js";
@@ -11,11 +13,15 @@ export interface TokenFlags {
   group?: string;
   name?: string;
   tenant?: string;
+  /** Write into this data folder's database instead of asking the server. */
+  home?: string;
 }
 
 /**
- * `runyard token create`: through the API when a server URL and admin token are set, else
- * straight into the local home's database (on the server's machine).
+ * `runyard token create`: through the API when a token is set (to `--server`, RUNYARD_SERVER_URL
+ * or the default URL, like every other command), else straight into the database of `--home` /
+ * RUNYARD_HOME / ./.runyard on the server's machine, which must already exist: a fresh database in
+ * the wrong folder would only make a token no server knows.
  */
 export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<number> {
   const kinds = [flags.runner && "runner", flags.user && "user", flags.admin && "admin"].filter(Boolean);
@@ -33,11 +39,16 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
     ...(flags.tenant ? { tenant_id: flags.tenant } : {}),
   };
   let secret: string;
-  if (ctx.config.serverUrl && ctx.config.token) {
+  if (ctx.config.token && !flags.home) {
     secret = (await apiClient(ctx).request<{ token: string }>("POST", "/api/tokens", input)).token;
   } else {
     const home = resolveHome(ctx.config, ctx.cwd);
-    const store = await openSqliteStore(`${home}/runyard.db`);
+    if (!existsSync(join(home, "runyard.db"))) {
+      throw new RunyardError("USAGE", `no runyard database in ${home}`, {
+        hint: "Set RUNYARD_TOKEN to the admin token `runyard up` printed (and --server URL if not local), or pass --home with the server's data folder.",
+      });
+    }
+    const store = await openSqliteStore(join(home, "runyard.db"));
     try {
       secret = (await store.createToken(input)).secret;
     } finally {

@@ -63,6 +63,10 @@ export const errorTable = {
     status: 409,
     hint: "Another runyard process uses this home folder; stop it first, or give this one its own --home (RUNYARD_HOME).",
   },
+  ADDRESS_IN_USE: {
+    status: 200,
+    hint: "Stop what holds the port, or choose another with --port N (RUNYARD_PORT).",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

@@ -89,3 +89,22 @@ export interface Diagnostic {
 export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}:${d.col}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ""}`;
 }
+
+/** A host the steps target that a server must hand to one of its runners; `group` null is any group. */
+export interface RunnerNeed {
+  host: string;
+  group: string | null;
+  labels: string[];
+}
+
+/** What runners a workflow waits for on a server: every targeted host but direct (`address:`) ones. */
+export function runnerNeeds(workflow: Workflow): RunnerNeed[] {
+  const targeted = new Set(workflow.steps.flatMap((step) => step.targets));
+  const needs: RunnerNeed[] = [];
+  for (const host of targeted) {
+    const spec = workflow.hosts[host];
+    if (spec?.kind === "local") needs.push({ host, group: null, labels: [] });
+    if (spec?.kind === "runner") needs.push({ host, group: spec.group ?? null, labels: spec.labels });
+  }
+  return needs;
+}

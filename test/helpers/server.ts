@@ -23,9 +23,9 @@ export interface Proc {
 }
 
 /** Starts the built CLI as a long-running process. */
-export function startCli(args: string[], env: Record<string, string> = {}): Proc {
+export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
   const child = spawn(process.execPath, [cliPath, ...args], {
-    cwd: repoRoot,
+    cwd,
     // A home of its own unless the test gives one: never state in the repository.
     env: { ...process.env, NO_COLOR: "1", RUNYARD_LOG_LEVEL: "warn", RUNYARD_HOME: tempDir(), ...env },
     stdio: ["ignore", "pipe", "pipe"],

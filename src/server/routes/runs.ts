@@ -3,6 +3,8 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { isFinalStatus, RunKind, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
+import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
+import { parseWorkflow } from "../../workflow/parse.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { streamRunEvents } from "../sse.js";
@@ -34,6 +36,13 @@ const EventsQuery = z.object({
 export function runView(run: RunRecord): Record<string, unknown> {
   const { spec: _spec, ...rest } = run;
   return { run_id: run.id, ...rest };
+}
+
+/** The runners a queued run waits for, so clients can say why it has not started. */
+function waitingFor(run: RunRecord): RunnerNeed[] {
+  const text = (run.spec as { workflow?: unknown } | null)?.workflow;
+  const workflow = typeof text === "string" ? parseWorkflow(text, "workflow.yaml").workflow : undefined;
+  return workflow ? runnerNeeds(workflow) : [];
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
@@ -90,7 +99,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
 
   app.get("/api/runs/:id", async (request) => {
     const { id } = request.params as { id: string };
-    return runView(await visible(id, tenantScope(request)));
+    const run = await visible(id, tenantScope(request));
+    return run.status === "queued" ? { ...runView(run), waiting_for: waitingFor(run) } : runView(run);
   });
 
   app.post("/api/runs/:id/cancel", async (request, reply) => {
