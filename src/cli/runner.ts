@@ -34,9 +34,11 @@ export function localRunnerDaemon(
       tenant_id: config.tenantId ?? null,
       version,
     },
+    // The step-attempt takes runyard's own credentials out of the env and masks them.
     stepRunner: new LocalStepRunner(new ProcessExecutor(), {
       baseEnv: env as Record<string, string>,
       killGraceMs: config.killGraceMs,
+      maskValues: [connection.token],
     }),
     logger: connection.logger,
   });
