@@ -55,6 +55,10 @@ export const errorTable = {
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
   INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
+  SECRET_KEY_MISMATCH: {
+    status: 500,
+    hint: "The database was encrypted with another key: start with the RUNYARD_SECRET_KEY (or the <home>/secret.key file) it was created with.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

@@ -1,12 +1,12 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
-import { SecretMasker } from "../core/masking.js";
+import type { SecretMasker } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { evaluateExpression } from "./expression.js";
 import type { HostSpec, Step, Workflow } from "./model.js";
 import { type HostProgress, hostKey, priorProgress } from "./resume.js";
-import { secretNamesOf, secretValues } from "./secrets.js";
+import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
 
 /** Everything the engine needs; entry points build it. */
 export interface EngineOptions {
@@ -63,10 +63,7 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   // `vars` holds the real values: they reach steps as env. Everything emitted is masked.
   const vars: Record<string, string> = { ...workflow.vars, ...options.vars };
   const secretNames = secretNamesOf(workflow);
-  const masker = new SecretMasker(options.secrets ?? []);
-  masker.add(secretValues(workflow.env, secretNames));
-  for (const step of workflow.steps) masker.add(secretValues(step.env, secretNames));
-  masker.add(secretValues(vars, secretNames));
+  const masker = workflowMasker(workflow, vars, options.secrets ?? []);
   const emit = (event: EventInput): void => options.emit(masker.maskDeep(event));
   const prior = priorProgress(options.resume ?? [], options.resumeExports);
   for (const exported of prior.exports) Object.assign(vars, exported);

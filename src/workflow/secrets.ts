@@ -1,4 +1,4 @@
-import { isSecretName } from "../core/masking.js";
+import { isSecretName, SecretMasker } from "../core/masking.js";
 import type { Workflow } from "./model.js";
 
 /** The names a workflow's `secrets:` list adds to the secret-named ones. */
@@ -16,4 +16,18 @@ export function secretValues(vars: Record<string, string>, listed: ReadonlySet<s
   return Object.entries(vars)
     .filter(([name]) => isSecretVariable(name, listed))
     .map(([, value]) => value);
+}
+
+/** A masker that knows every secret a workflow starts with: in its env, its steps' env, `vars`. */
+export function workflowMasker(
+  workflow: Pick<Workflow, "secrets" | "env" | "steps">,
+  vars: Record<string, string>,
+  extra: Iterable<string> = [],
+): SecretMasker {
+  const listed = secretNamesOf(workflow);
+  const masker = new SecretMasker(extra);
+  masker.add(secretValues(workflow.env, listed));
+  for (const step of workflow.steps) masker.add(secretValues(step.env, listed));
+  masker.add(secretValues(vars, listed));
+  return masker;
 }
