@@ -194,6 +194,40 @@ describe("secrets through the server and a runner", () => {
     expect(mode(join(home, "secret.key"))).toBe("600");
   });
 
+  it("hands a secret exported before a server restart to later steps as its real value", async () => {
+    const home = tempDir();
+    const server = await startTestServer(home);
+    procs.push(server.proc);
+    const port = Number(new URL(server.url).port);
+    procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "s3" }));
+    const minted = secretValue("minted");
+    const gate = join(tempDir(), "go");
+    const runId = await submit(
+      server.url,
+      `name: restarted
+steps:
+  - name: mint
+    command: echo BOPS_EXPORT:SESSION_TOKEN=${minted}
+    export_vars: true
+  - name: wait
+    command: while [ ! -e ${gate} ]; do sleep 0.05; done
+  - name: use
+    command: test "$SESSION_TOKEN" = "${minted}" && echo "got the real value after the restart"
+`,
+    );
+    await waitForRun(server.url, runId, (run) => run.steps.some((s) => s.name === "wait"));
+    await server.proc.kill("SIGKILL");
+    const restarted = await startTestServer(home, {}, port);
+    procs.push(restarted.proc);
+    writeFileSync(gate, "");
+    const run = await waitForRun(restarted.url, runId, isFinal);
+    expect(run.status).toBe("success");
+    const events = await readEvents(restarted.url, runId);
+    const printed = events.map((e) => (e.type === "step.output" ? e.data : "")).join("");
+    expect(printed).toContain("got the real value after the restart");
+    expect(JSON.stringify(events)).not.toContain(minted);
+  });
+
   it("makes an existing home 0700 and database 0600 again, and reads its runs back with the same key", async () => {
     const home = tempDir();
     const first = await startTestServer(home);
