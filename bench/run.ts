@@ -1,3 +1,4 @@
+import { maskingThroughput } from "./masking.js";
 import { firstByteLatency, idleRunnerMemory, runThroughput } from "./server.js";
 import { type BenchRow, printTable } from "./table.js";
 import { orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
@@ -10,6 +11,7 @@ const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
   firstByteLatency,
   runThroughput,
   idleRunnerMemory,
+  maskingThroughput,
 ];
 
 const only = process.argv[2];

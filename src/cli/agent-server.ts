@@ -1,4 +1,5 @@
 import type { AddressInfo } from "node:net";
+import { withoutCredentials } from "../core/config.js";
 import { createLogger } from "../core/logger.js";
 import { createAgentServer } from "../runner/agent-server.js";
 import type { CliContext } from "./context.js";
@@ -15,9 +16,6 @@ export interface ListenAddress {
   port: number;
   hostGiven: boolean;
 }
-
-/** Environment names that carry runyard's own tokens; steps never see them. */
-const tokenNames = ["RUNYARD_TOKEN", "ADOS_TOKEN", "RUNYARD_ADMIN_TOKEN"];
 
 /**
  * `runyard agent-server --addr :7072 --token T`: runs the steps of workflow hosts that name
@@ -43,7 +41,7 @@ export async function agentServerCommand(flags: AgentServerFlags, ctx: CliContex
   const logger = createLogger({ level: ctx.config.logLevel, name: "agent-server", daemon: true });
   const app = createAgentServer({
     token,
-    baseEnv: stepEnvironment(ctx.env),
+    baseEnv: withoutCredentials(ctx.env),
     killGraceMs: ctx.config.killGraceMs,
     logger,
   });
@@ -93,13 +91,4 @@ export function parseListenAddress(addr: string): ListenAddress | undefined {
   if (port > 65535) return undefined;
   const host = (match[1] ?? "").replace(/^\[|\]$/g, "");
   return host === "" ? { host: "127.0.0.1", port, hostGiven: false } : { host, port, hostGiven: true };
-}
-
-/** The agent-server's environment, as the base of every step's, without runyard's own tokens. */
-function stepEnvironment(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && !tokenNames.includes(name)) out[name] = value;
-  }
-  return out;
 }

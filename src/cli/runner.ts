@@ -62,9 +62,11 @@ export async function localRunnerDaemon(
         tenant_id: config.tenantId ?? null,
         version,
       },
+      // The step attempt takes runyard's own credentials out of the env and masks them.
       stepRunner: new LocalStepRunner(new ProcessExecutor(guard), {
         baseEnv: env as Record<string, string>,
         killGraceMs: config.killGraceMs,
+        maskValues: [connection.token],
       }),
       logger: connection.logger,
       journal: new JobJournal(stateDir),

@@ -26,6 +26,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     port: config.port,
     home: flags.memory ? undefined : resolveHome(config, ctx.cwd),
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+    ...(config.secretKey ? { secretKey: config.secretKey } : {}),
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
     logger,

@@ -48,6 +48,11 @@ export const configSchema = z.object({
   reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
   /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */
   shutdownGraceMs: z.coerce.number().int().nonnegative().default(30_000),
+  /**
+   * Server: the key that encrypts job env, exports and run vars at rest (any text of 32 or more
+   * characters, e.g. `openssl rand -base64 32`). Unset: a key generated into `<home>/secret.key`.
+   */
+  secretKey: z.string().min(32, "must be at least 32 characters (try `openssl rand -base64 32`)").optional(),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -75,7 +80,24 @@ const envNames: Record<keyof Config, string[]> = {
   leaseMs: ["RUNYARD_LEASE_MS"],
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
   shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
+  secretKey: ["RUNYARD_SECRET_KEY"],
 };
+
+/** Environment names that carry runyard's own credentials: steps never inherit them. */
+export const credentialEnvNames: readonly string[] = [
+  ...envNames.token,
+  ...envNames.adminToken,
+  ...envNames.secretKey,
+];
+
+/** `env` without runyard's own credentials, as the base of a step's environment. */
+export function withoutCredentials(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && !credentialEnvNames.includes(name)) out[name] = value;
+  }
+  return out;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -67,6 +67,10 @@ export const errorTable = {
     status: 200,
     hint: "Stop what holds the port, or choose another with --port N (RUNYARD_PORT).",
   },
+  SECRET_KEY_MISMATCH: {
+    status: 500,
+    hint: "The database was encrypted with another key: start with the RUNYARD_SECRET_KEY (or the <home>/secret.key file) it was created with.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

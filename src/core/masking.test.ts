@@ -75,4 +75,63 @@ describe("secret masking", () => {
       ),
     );
   });
+
+  it("never lets any of several secrets through, however the output is chunked (property)", () => {
+    const secretText = fc.string({ minLength: 4, maxLength: 10, unit: fc.constantFrom("a", "b", "c", "d") });
+    fc.assert(
+      fc.property(
+        fc.array(secretText, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.string({ maxLength: 6, unit: fc.constantFrom("a", "b", "c", "x") }), { maxLength: 8 }),
+        fc.array(fc.nat(80), { maxLength: 10 }),
+        (secrets, pieces, cuts) => {
+          const text = pieces.map((piece, i) => piece + (secrets[i % secrets.length] ?? "")).join("");
+          const whole = new SecretMasker(secrets).mask(text);
+          for (const secret of secrets) expect(whole).not.toContain(secret);
+          const stream = new SecretMasker(secrets).stream();
+          const bounds = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+          let out = "";
+          let last = 0;
+          for (const cut of bounds) {
+            out += stream.push(text.slice(last, cut));
+            last = cut;
+          }
+          out += stream.push(text.slice(last)) + stream.flush();
+          expect(out).toBe(whole);
+        },
+      ),
+    );
+  });
+
+  it("masks the union of overlapping occurrences with one mask", () => {
+    expect(new SecretMasker(["abcd", "cdef"]).mask("xabcdefx")).toBe(`x${MASK}x`);
+    expect(new SecretMasker(["abab"]).mask("ababab")).toBe(MASK);
+    expect(new SecretMasker(["abcd"]).mask("abcdabcd")).toBe(`${MASK}${MASK}`);
+  });
+
+  it("masks a secret added while the stream holds back its start", () => {
+    const masker = new SecretMasker(["s3cr3t-other"]);
+    const stream = masker.stream();
+    let out = stream.push("token: s3cr");
+    masker.add(["s3cr3t-value"]);
+    out += stream.push("3t-value and s3cr3t-value again\n") + stream.flush();
+    expect(out).toBe(`token: ${MASK} and ${MASK} again\n`);
+  });
+
+  it("masks a 100 KB secret and passes near-miss output through in linear time", () => {
+    const secret = Array.from({ length: 100_000 }, (_, i) =>
+      String.fromCharCode(97 + ((i * 7919) % 26)),
+    ).join("");
+    const nearMiss = secret.slice(0, -1);
+    const stream = new SecretMasker([secret, "short-secret"]).stream();
+    const started = performance.now();
+    let out = "";
+    for (let i = 0; i < 50; i++) out += stream.push(nearMiss);
+    out += stream.push(`\n${secret}\n`);
+    for (let i = 0; i < 60_000; i++) out += stream.push(nearMiss[i]!);
+    out += stream.flush();
+    const elapsedMs = performance.now() - started;
+    expect(out).toBe(`${nearMiss.repeat(50)}\n${MASK}\n${nearMiss.slice(0, 60_000)}`);
+    // About 5 MB; the quadratic masker took minutes here, a linear one takes milliseconds.
+    expect(elapsedMs).toBeLessThan(2000);
+  });
 });

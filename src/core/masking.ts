@@ -1,9 +1,17 @@
 /**
  * Secret masking. Every event and log passes through a masker before it leaves the process
- * that produced it. Streams use `StreamMasker`, which holds back the end of a chunk only while
- * it could be the start of a secret, so a secret split across two chunks is still masked and
+ * that produced it. Streams use `StreamMasker`, which holds back the end of the output only
+ * while it could still be part of a secret, so a secret split across chunks is still masked and
  * ordinary output is not delayed.
+ *
+ * The cost is linear in the output, whatever the secrets' lengths: one Aho-Corasick automaton
+ * over all secrets (see `SecretAutomaton`) is run once over each character at most, and while
+ * no secret is under way whole windows of output that cannot hold one are skipped.
+ *
+ * Where occurrences of secrets overlap, their union is replaced by one mask, so no part of any
+ * secret shows; occurrences that merely touch get one mask each.
  */
+import { SecretAutomaton } from "./secret-automaton.js";
 
 export const MASK = "***";
 
@@ -12,35 +20,48 @@ export const MIN_SECRET_LENGTH = 4;
 
 const secretNamePattern = /(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD)$/i;
 
+/** Whether a variable's name says it holds a secret (`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`). */
 export function isSecretName(name: string): boolean {
   return secretNamePattern.test(name);
 }
 
-/** The values of environment variables whose names say they hold secrets. */
-export function secretsFromEnv(env: Record<string, string | undefined>): string[] {
+/** The values of environment variables whose names say they hold secrets (or are in `names`). */
+export function secretsFromEnv(
+  env: Record<string, string | undefined>,
+  names: ReadonlySet<string> | readonly string[] = [],
+): string[] {
+  const listed = names instanceof Set ? names : new Set(names);
   const values: string[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && isSecretName(name)) values.push(value);
+    if (value !== undefined && (isSecretName(name) || listed.has(name))) values.push(value);
   }
   return values;
 }
 
 export class SecretMasker {
-  private secrets: string[] = [];
+  private readonly secrets = new Set<string>();
+  private compiled: SecretAutomaton | undefined;
+  /** Grows with every new secret; streams compare it to know when to rescan what they hold. */
+  private generation = 0;
 
   constructor(secrets: Iterable<string> = []) {
     this.add(secrets);
   }
 
   add(secrets: Iterable<string>): void {
-    const set = new Set(this.secrets);
+    const before = this.secrets.size;
     for (const secret of secrets) {
-      if (secret.length >= MIN_SECRET_LENGTH) set.add(secret);
+      if (secret.length >= MIN_SECRET_LENGTH) this.secrets.add(secret);
       // A multi-line secret is also masked line by line, since output is often split on lines.
-      for (const line of secret.split(/\r?\n/)) if (line.length >= MIN_SECRET_LENGTH) set.add(line);
+      if (secret.includes("\n")) {
+        for (const line of secret.split(/\r?\n/))
+          if (line.length >= MIN_SECRET_LENGTH) this.secrets.add(line);
+      }
     }
-    // Longest first, so a secret that contains another is replaced whole.
-    this.secrets = [...set].sort((a, b) => b.length - a.length);
+    if (this.secrets.size !== before) {
+      this.compiled = undefined;
+      this.generation += 1;
+    }
   }
 
   /** The values being masked, to hand on to another process. */
@@ -49,41 +70,30 @@ export class SecretMasker {
   }
 
   get size(): number {
-    return this.secrets.length;
+    return this.secrets.size;
   }
 
-  get longest(): number {
-    return this.secrets[0]?.length ?? 0;
+  /** @internal The automaton over the current secrets, built on first use after a change. */
+  automaton(): SecretAutomaton {
+    this.compiled ??= new SecretAutomaton(this.secrets);
+    return this.compiled;
+  }
+
+  /** @internal */
+  get version(): number {
+    return this.generation;
   }
 
   mask(text: string): string {
-    if (this.secrets.length === 0) return text;
-    let out = text;
-    for (const secret of this.secrets) {
-      if (out.includes(secret)) out = out.split(secret).join(MASK);
-    }
-    return out;
+    if (this.secrets.size === 0 || text.length < MIN_SECRET_LENGTH) return text;
+    const stream = this.stream();
+    return stream.push(text) + stream.flush();
   }
 
   /** Masks every string inside a JSON-like value. */
   maskDeep<T>(value: T): T {
-    if (this.secrets.length === 0) return value;
+    if (this.secrets.size === 0) return value;
     return deepMap(value, (s) => this.mask(s)) as T;
-  }
-
-  /** Length of the longest suffix of `text` that is a proper prefix of some secret. */
-  pendingPrefixLength(text: string): number {
-    let best = 0;
-    for (const secret of this.secrets) {
-      const max = Math.min(secret.length - 1, text.length);
-      for (let len = max; len > best; len--) {
-        if (text.endsWith(secret.slice(0, len))) {
-          best = len;
-          break;
-        }
-      }
-    }
-    return best;
   }
 
   stream(): StreamMasker {
@@ -102,28 +112,168 @@ function deepMap(value: unknown, fn: (s: string) => string): unknown {
   return value;
 }
 
-/** Masks a stream of chunks; keep one per stream (stdout and stderr apart). */
+/** An occurrence (or merged overlapping occurrences) of secrets, as absolute positions. */
+interface Span {
+  start: number;
+  end: number;
+}
+
+/**
+ * Masks a stream of chunks; keep one per stream (stdout and stderr apart). Positions are
+ * counted in characters since the stream began; `held` keeps the text from `emitted` on as a
+ * list of pieces, so holding back a long prefix costs nothing per chunk.
+ */
 export class StreamMasker {
-  private held = "";
+  private version = -1;
+  private automaton: SecretAutomaton | undefined;
+  private state = 0;
+  /** Characters consumed so far. */
+  private pos = 0;
+  /** Everything before this is out (as text or as a mask). */
+  private emitted = 0;
+  /** End of the last span whose mask is out; text before it is dropped, spans overlapping it extend it. */
+  private coveredUntil = 0;
+  /** Spans found but not yet out, in order, none overlapping another. */
+  private pending: Span[] = [];
+  private held: string[] = [];
+  /** `held` before this index is out; the array is compacted now and then. */
+  private heldHead = 0;
+  /** Offset into `held[heldHead]` where `emitted` is. */
+  private heldOffset = 0;
 
   constructor(private readonly masker: SecretMasker) {}
 
   push(chunk: string): string {
-    const text = this.held + chunk;
-    if (this.masker.size === 0) {
-      this.held = "";
-      return text;
+    if (this.masker.size === 0 && this.pos === this.emitted) {
+      this.pos += chunk.length;
+      this.emitted = this.pos;
+      return chunk;
     }
-    // Mask whole secrets first, then hold back a tail that may begin one.
-    const masked = this.masker.mask(text);
-    const keep = this.masker.pendingPrefixLength(masked);
-    this.held = masked.slice(masked.length - keep);
-    return masked.slice(0, masked.length - keep);
+    if (this.version !== this.masker.version) this.rescanHeld();
+    if (chunk.length > 0) this.held.push(chunk);
+    this.scan(chunk);
+    return this.release(this.pos - this.depth());
   }
 
   flush(): string {
-    const rest = this.masker.mask(this.held);
-    this.held = "";
-    return rest;
+    if (this.version !== this.masker.version) this.rescanHeld();
+    const out = this.release(this.pos);
+    this.state = 0;
+    return out;
+  }
+
+  private depth(): number {
+    return this.automaton ? this.automaton.depth(this.state) : 0;
+  }
+
+  /**
+   * New secrets were added: restart the automaton at the first character not yet out and run
+   * it over what is held, so a held-back tail is checked against the new secrets too.
+   */
+  private rescanHeld(): void {
+    this.version = this.masker.version;
+    this.automaton = this.masker.size > 0 ? this.masker.automaton() : undefined;
+    this.state = 0;
+    this.pending = [];
+    const end = this.pos;
+    this.pos = this.emitted;
+    const text = this.held.slice(this.heldHead).join("").slice(this.heldOffset);
+    this.scan(text);
+    this.pos = end;
+  }
+
+  /** Runs the automaton over `text`, which follows what was consumed so far. */
+  private scan(text: string): void {
+    const automaton = this.automaton;
+    if (!automaton) {
+      this.pos += text.length;
+      return;
+    }
+    let state = this.state;
+    const base = this.pos;
+    const length = text.length;
+    const window = automaton.window;
+    let i = 0;
+    while (i < length) {
+      if (state === 0 && i + window <= length) {
+        const skip = automaton.skip(text, i + window - 4);
+        if (skip > 0) {
+          i += skip;
+          continue;
+        }
+      }
+      state = automaton.next(state, text.charCodeAt(i));
+      i += 1;
+      const found = automaton.matchLength(state);
+      if (found > 0) this.found(base + i - found, base + i);
+    }
+    this.state = state;
+    this.pos = base + length;
+  }
+
+  private found(start: number, end: number): void {
+    if (start < this.coveredUntil) {
+      // Overlaps a span whose mask is out: it grows, and swallows what was pending after it.
+      this.coveredUntil = Math.max(this.coveredUntil, end);
+      this.pending = [];
+      return;
+    }
+    const pending = this.pending;
+    while (pending.length > 0 && pending[pending.length - 1]!.start >= start) pending.pop();
+    const last = pending[pending.length - 1];
+    if (last && last.end > start) last.end = end;
+    else pending.push({ start, end });
+  }
+
+  /** Sends out everything before `safe` (no secret can start before it any more). */
+  private release(safe: number): string {
+    let out = "";
+    let spanIndex = 0;
+    for (;;) {
+      if (this.coveredUntil > this.emitted) this.drop(Math.min(this.coveredUntil, this.pos) - this.emitted);
+      const span = this.pending[spanIndex];
+      if (span && span.start < safe) {
+        out += this.take(span.start - this.emitted) + MASK;
+        this.coveredUntil = span.end;
+        spanIndex += 1;
+        continue;
+      }
+      const upTo = Math.min(safe, span ? span.start : safe);
+      if (upTo > this.emitted) out += this.take(upTo - this.emitted);
+      break;
+    }
+    if (spanIndex > 0) this.pending = this.pending.slice(spanIndex);
+    return out;
+  }
+
+  /** Removes `count` held characters and returns them. */
+  private take(count: number): string {
+    if (count <= 0) return "";
+    const parts: string[] = [];
+    let left = count;
+    while (left > 0) {
+      const piece = this.held[this.heldHead]!;
+      const available = piece.length - this.heldOffset;
+      if (available <= left) {
+        parts.push(this.heldOffset === 0 ? piece : piece.slice(this.heldOffset));
+        this.heldHead += 1;
+        this.heldOffset = 0;
+        left -= available;
+      } else {
+        parts.push(piece.slice(this.heldOffset, this.heldOffset + left));
+        this.heldOffset += left;
+        left = 0;
+      }
+    }
+    this.emitted += count;
+    if (this.heldHead > 64 && this.heldHead * 2 > this.held.length) {
+      this.held = this.held.slice(this.heldHead);
+      this.heldHead = 0;
+    }
+    return parts.length === 1 ? parts[0]! : parts.join("");
+  }
+
+  private drop(count: number): void {
+    if (count > 0) this.take(count);
   }
 }

@@ -25,6 +25,11 @@ export const StepAttemptRequest = z.object({
   output_path: z.string().optional(),
   /** Values to mask in everything sent back (besides secret-named env values). */
   secrets: z.array(z.string()).default([]),
+  /**
+   * Names that hold secrets besides `*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD` (the workflow's
+   * `secrets:` list): their values in env and in exports are masked from the moment they exist.
+   */
+  secret_names: z.array(z.string()).default([]),
 });
 export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
 export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;
@@ -40,8 +45,8 @@ export const StepAttemptResult = z.object({
   /** Full-output files kept on the host, when output_path was set. */
   output_files: z.array(z.string()).default([]),
   /**
-   * Names of exports whose values hold a secret this host masks; the engine masks those
-   * values everywhere too (the secret itself never leaves the host in any other form).
+   * Names of exports that are secrets: secret-named, or whose values hold a secret this host
+   * masks. The engine masks those values everywhere too, and hands them on only as env.
    */
   secret_exports: z.array(z.string()).default([]),
   /** Things the user should know that did not fail the step (an export line that was ignored). */

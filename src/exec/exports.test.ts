@@ -55,6 +55,24 @@ describe("BOPS_EXPORT lines", () => {
   it("accepts an empty value", () => {
     expect(readLines("BOPS_EXPORT:EMPTY=\n").exports.get("EMPTY")).toBe("");
   });
+
+  it("holds an export line back until it is read, and shows everything in order", () => {
+    const heard: string[] = [];
+    let shown = "";
+    const reader = new ExportLineReader((name) => heard.push(`${name} heard after ${JSON.stringify(shown)}`));
+    for (const chunk of ["log\nBOPS_EX", "PORT:NEW_TO", "KEN=abc", "def\nafter\nBOPS", "_x\nlast"]) {
+      shown += reader.push(chunk);
+    }
+    shown += reader.end();
+    expect(shown).toBe("log\nBOPS_EXPORT:NEW_TOKEN=abcdef\nafter\nBOPS_x\nlast");
+    expect(heard).toEqual(['NEW_TOKEN heard after "log\\n"']);
+  });
+
+  it("does not hold back lines that cannot be export lines", () => {
+    const reader = new ExportLineReader();
+    expect(reader.push("plain output without a newline")).toBe("plain output without a newline");
+    expect(reader.push(" and more\nBOPS")).toBe(" and more\n");
+  });
 });
 
 describe("the $RUNYARD_OUTPUT file", () => {

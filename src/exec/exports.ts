@@ -24,7 +24,9 @@ function invalidNameWarning(where: string, name: string): string {
 
 /**
  * Reads `BOPS_EXPORT:` lines out of stdout as it streams; a line split across chunks is joined
- * first. Only a line that can still become an export line is kept in memory.
+ * first. Only a line that can still become an export line is kept in memory, and it is held
+ * back from the output until it ends: `onExport` hears of the export before any of its line
+ * is shown, so a secret-named export is masked in its own line too.
  */
 export class ExportLineReader {
   readonly exports = new Map<string, string>();
@@ -33,7 +35,11 @@ export class ExportLineReader {
   /** The current line has already shown it is not an export line. */
   private skipping = false;
 
-  push(chunk: string): void {
+  constructor(private readonly onExport: (name: string, value: string) => void = () => {}) {}
+
+  /** Reads a chunk of stdout; returns the part of the output that may be shown now. */
+  push(chunk: string): string {
+    const heldBefore = this.skipping ? "" : this.partial;
     let start = 0;
     for (let newline = chunk.indexOf("\n"); newline >= 0; newline = chunk.indexOf("\n", start)) {
       if (!this.skipping) this.readLine(this.partial + chunk.slice(start, newline));
@@ -41,23 +47,30 @@ export class ExportLineReader {
       this.skipping = false;
       start = newline + 1;
     }
-    if (this.skipping || start === chunk.length) return;
-    this.partial += chunk.slice(start);
-    const couldBeExport =
-      this.partial.length < EXPORT_PREFIX.length
-        ? EXPORT_PREFIX.startsWith(this.partial)
-        : this.partial.startsWith(EXPORT_PREFIX);
-    if (!couldBeExport) {
-      this.partial = "";
-      this.skipping = true;
+    if (!this.skipping && start < chunk.length) {
+      this.partial += chunk.slice(start);
+      const couldBeExport =
+        this.partial.length < EXPORT_PREFIX.length
+          ? EXPORT_PREFIX.startsWith(this.partial)
+          : this.partial.startsWith(EXPORT_PREFIX);
+      if (!couldBeExport) {
+        this.partial = "";
+        this.skipping = true;
+      }
     }
+    const heldAfter = this.skipping ? "" : this.partial;
+    if (heldAfter.length > 0 && heldAfter.length === heldBefore.length + chunk.length) return "";
+    const shown = heldAfter.length === 0 ? chunk : chunk.slice(0, chunk.length - heldAfter.length);
+    return heldBefore + shown;
   }
 
-  /** Reads the last line when the output did not end with a newline. */
-  end(): void {
-    if (!this.skipping && this.partial) this.readLine(this.partial);
+  /** Reads the last line when the output did not end with a newline; returns what was held. */
+  end(): string {
+    const held = this.skipping ? "" : this.partial;
+    if (held) this.readLine(held);
     this.partial = "";
     this.skipping = false;
+    return held;
   }
 
   private readLine(line: string): void {
@@ -75,7 +88,9 @@ export class ExportLineReader {
       this.warnings.push(invalidNameWarning(EXPORT_PREFIX, name));
       return;
     }
-    this.exports.set(name, body.slice(equals + 1));
+    const value = body.slice(equals + 1);
+    this.exports.set(name, value);
+    this.onExport(name, value);
   }
 }
 

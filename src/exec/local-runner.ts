@@ -11,7 +11,13 @@ import type { Executor } from "./types.js";
 export class LocalStepRunner implements StepRunner {
   constructor(
     private readonly executor: Executor,
-    private readonly options: { baseEnv: Record<string, string>; killGraceMs: number; tmpDir?: string },
+    private readonly options: {
+      baseEnv: Record<string, string>;
+      killGraceMs: number;
+      tmpDir?: string;
+      /** Values masked in every attempt (e.g. the runner's own token). */
+      maskValues?: string[];
+    },
   ) {}
 
   runAttempt(

@@ -1,20 +1,34 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream, statSync, unlinkSync, type WriteStream, writeFileSync } from "node:fs";
+import {
+  createWriteStream,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  type WriteStream,
+  writeFileSync,
+} from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
+import { withoutCredentials } from "../core/config.js";
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import { SecretMasker, type StreamMasker, secretsFromEnv } from "../core/masking.js";
+import { isSecretName, SecretMasker, type StreamMasker, secretsFromEnv } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
 import type { ExecResult, Executor, OutputStream } from "./types.js";
 
 export interface StepAttemptOptions {
-  /** The host's own environment; the request's env is laid over it. */
+  /**
+   * The host's own environment; the request's env is laid over it. runyard's own credentials
+   * (`RUNYARD_TOKEN`, `RUNYARD_ADMIN_TOKEN`, `RUNYARD_SECRET_KEY` and aliases) are taken out
+   * of it, and masked should a step find them some other way.
+   */
   baseEnv: Record<string, string>;
+  /** Values masked in every attempt besides the request's (e.g. the runner's own token). */
+  maskValues?: string[];
   /** Time between SIGTERM and SIGKILL when the attempt is stopped. */
   killGraceMs: number;
   /** Aborting cancels the attempt. */
@@ -90,21 +104,34 @@ async function runWithScratch(
   startedAt: number,
 ): Promise<StepAttemptResult> {
   const env: Record<string, string> = {
-    ...options.baseEnv,
+    ...withoutCredentials(options.baseEnv),
     ...request.env,
     RUNYARD_OUTPUT: outputFile,
     RUNYARD_RUN_ID: request.run_id,
     RUNYARD_STEP: request.step,
     RUNYARD_HOST: request.host,
   };
-  const masker = new SecretMasker([...request.secrets, ...secretsFromEnv(env)]);
+  const secretNames = new Set(request.secret_names);
+  const isSecret = (name: string) => isSecretName(name) || secretNames.has(name);
+  const masker = new SecretMasker([
+    ...request.secrets,
+    ...(options.maskValues ?? []),
+    ...secretsFromEnv(options.baseEnv),
+    ...secretsFromEnv(env, secretNames),
+  ]);
+  // A secret exported by this step is masked from the moment it exists: in its own
+  // BOPS_EXPORT line (held back until read), and in all output after a $RUNYARD_OUTPUT write.
+  const learnSecret = (name: string, value: string) => {
+    if (isSecret(name)) masker.add([value]);
+  };
+  const outputFileSecrets = new OutputFileWatcher(outputFile, learnSecret);
   const output = new AttemptOutput(masker, new OutputCap(request.max_output_bytes), options.onOutput);
   const warnings: string[] = [];
   if (request.output_path !== undefined) {
     const problem = await output.keepFullOutput(request.output_path, fullOutputBaseName(request));
     if (problem) warnings.push(problem);
   }
-  const exportLines = request.export_vars ? new ExportLineReader() : undefined;
+  const exportLines = request.export_vars ? new ExportLineReader(learnSecret) : undefined;
 
   const commands =
     request.action === "cmd.run"
@@ -135,11 +162,11 @@ async function runWithScratch(
       signal: options.signal,
       killGraceMs: options.killGraceMs,
       onOutput: (stream, data) => {
-        if (stream === "stdout") exportLines?.push(data);
-        output.write(stream, data);
+        outputFileSecrets.check();
+        output.write(stream, stream === "stdout" && exportLines ? exportLines.push(data) : data);
       },
     });
-    exportLines?.end(); // a command's output ending ends its last line
+    if (exportLines) output.write("stdout", exportLines.end()); // a command's output ending ends its last line
     memoryPeakBytes = Math.max(memoryPeakBytes, last.memoryPeakBytes);
     cpuMs += last.cpuMs;
     if (last.status !== "success") {
@@ -157,6 +184,7 @@ async function runWithScratch(
   const fromFile = await readOutputFile(outputFile);
   for (const [name, value] of fromFile.exports) exports.set(name, value);
   warnings.push(...fromFile.warnings);
+  for (const [name, value] of exports) learnSecret(name, value);
 
   const status = stopped ?? last?.status ?? "success";
   const error = attemptError(status, last, failedCommand, request.timeout_ms);
@@ -164,7 +192,9 @@ async function runWithScratch(
     status,
     exit_code: attemptExitCode(status, last, stopped !== undefined),
     exports: Object.fromEntries(exports),
-    secret_exports: [...exports].filter(([, value]) => masker.mask(value) !== value).map(([name]) => name),
+    secret_exports: [...exports]
+      .filter(([name, value]) => isSecret(name) || masker.mask(value) !== value)
+      .map(([name]) => name),
     duration_ms: Math.round(performance.now() - startedAt),
     memory_peak_bytes: memoryPeakBytes,
     cpu_ms: cpuMs,
@@ -256,6 +286,36 @@ async function readOutputFile(path: string): Promise<ReturnType<typeof parseOutp
     return { exports: new Map(), warnings: [`cannot read $RUNYARD_OUTPUT: ${(error as Error).message}`] };
   }
   return parseOutputFile(text);
+}
+
+/**
+ * Watches the `$RUNYARD_OUTPUT` file while the step runs, so that a secret the step writes
+ * there is masked in everything it prints afterwards. A step writes the file before it prints
+ * what follows, so checking before each chunk of output is handled is enough; the check is one
+ * stat, and the file is read again only when it changed.
+ */
+class OutputFileWatcher {
+  private size = 0;
+  private mtimeMs = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly onExport: (name: string, value: string) => void,
+  ) {}
+
+  check(): void {
+    const stat = statSync(this.path, { throwIfNoEntry: false });
+    if (!stat?.isFile() || (stat.size === this.size && stat.mtimeMs === this.mtimeMs)) return;
+    this.size = stat.size;
+    this.mtimeMs = stat.mtimeMs;
+    let text: string;
+    try {
+      text = readFileSync(this.path, "utf8");
+    } catch {
+      return; // read again at the end of the attempt, where a failure is reported
+    }
+    for (const [name, value] of parseOutputFile(text).exports) this.onExport(name, value);
+  }
 }
 
 /** `<run>-<step>-<host>`, with `.attemptN` for retries, in characters safe for any file system. */

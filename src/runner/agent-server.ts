@@ -65,6 +65,7 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
     new LocalStepRunner(new ProcessExecutor(), {
       baseEnv: options.baseEnv,
       killGraceMs: options.killGraceMs,
+      maskValues: [options.token],
     });
   const tasks = new AgentTaskTable(options.tasks);
   const tokenMatches = tokenChecker(options.token);

@@ -13,6 +13,7 @@ const request: StepAttemptRequest = {
   env: {},
   export_vars: false,
   secrets: [],
+  secret_names: [],
 };
 
 const success: StepAttemptResult = {

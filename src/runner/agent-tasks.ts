@@ -283,6 +283,7 @@ export class AgentTaskTable {
         env: {},
         export_vars: false,
         secrets: [],
+        secret_names: [],
       },
       key,
     );

@@ -1,18 +1,24 @@
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
-import type { StepRunner } from "../core/step-attempt.js";
+import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../core/step-attempt.js";
 import { AgentServerStepRunner } from "../runner/agent-client.js";
 import type { RunRecord, Store } from "../store/types.js";
 import { runWorkflow } from "../workflow/engine.js";
 import { formatDiagnostic, type HostSpec, type Workflow } from "../workflow/model.js";
 import { parseWorkflow } from "../workflow/parse.js";
+import { hostKey } from "../workflow/resume.js";
+import { workflowMasker } from "../workflow/secrets.js";
 import type { EventBus } from "./event-bus.js";
 import type { JobBroker } from "./job-broker.js";
 import type { Notifier, StateChange } from "./notifier.js";
 import { RunSink } from "./run-sink.js";
 
-/** What `POST /api/runs` stores as the run's spec. */
+/**
+ * What `POST /api/runs` stores as the run's spec: the real vars, as the engine needs them after
+ * a restart (the store encrypts specs at rest; the API never shows them). The run record's
+ * `vars` are what users see, masked like the events.
+ */
 export interface WorkflowRunSpec {
   workflow: string;
   vars: Record<string, string>;
@@ -61,6 +67,7 @@ export class RunManager {
         { details: diagnostics },
       );
     }
+    const vars = { ...workflow.vars, ...spec.vars };
     const record = await this.store.createRun({
       kind: "workflow",
       name: workflow.name,
@@ -68,9 +75,9 @@ export class RunManager {
       tenant_id: owner.tenantId,
       created_by: owner.tokenId,
       spec,
-      vars: { ...workflow.vars, ...spec.vars },
+      vars: workflowMasker(workflow, vars).maskDeep(vars),
     });
-    const run = this.activate(record, workflow, [], (sink) =>
+    const run = this.activate(record, workflow, { events: [] }, (sink) =>
       sink.emit({ type: "run.queued", kind: "workflow", name: workflow.name }),
     );
     await run.queuedStored;
@@ -81,7 +88,7 @@ export class RunManager {
   private activate(
     record: RunRecord,
     workflow: Workflow,
-    resume: RunEvent[],
+    resume: { events: RunEvent[]; exports?: Map<string, Record<string, string>> },
     first?: (sink: RunSink) => void,
   ): ActiveRun {
     const controller = new AbortController();
@@ -111,7 +118,8 @@ export class RunManager {
       emit: run.sink.emit,
       runnerFor: (host, hostSpec) => this.runnerFor(run, host, hostSpec),
       signal: controller.signal,
-      resume,
+      resume: resume.events,
+      ...(resume.exports ? { resumeExports: resume.exports } : {}),
       announceStart: false,
     })
       .then(() => run.sink.drain())
@@ -304,10 +312,29 @@ export class RunManager {
         continue;
       }
       await this.broker.restorePins(record.id);
-      this.activate(record, workflow, events);
+      this.activate(record, workflow, { events, exports: await this.realExports(record.id) });
       this.logger.info({ runId: record.id, events: events.length }, "resuming run after restart");
     }
     return runs.length;
+  }
+
+  /**
+   * What each step exported, as the values themselves, from the results of its last finished
+   * job: the events hold secrets masked, and later steps need them real.
+   */
+  private async realExports(runId: string): Promise<Map<string, Record<string, string>>> {
+    const latest = new Map<string, { attempt: number; exports: Record<string, string> }>();
+    for (const job of await this.store.listJobs({ runId })) {
+      const request = StepAttemptRequest.safeParse(job.payload);
+      const result = StepAttemptResult.safeParse(job.result);
+      if (job.status !== "done" || !request.success || !result.success) continue;
+      const key = hostKey(request.data.step, request.data.host);
+      const known = latest.get(key);
+      if (!known || known.attempt < request.data.attempt) {
+        latest.set(key, { attempt: request.data.attempt, exports: result.data.exports });
+      }
+    }
+    return new Map([...latest].map(([key, { exports }]) => [key, exports]));
   }
 
   private async allEvents(runId: string): Promise<RunEvent[]> {

@@ -1,11 +1,10 @@
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "../core/logger.js";
 import { openMemoryStore, openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/types.js";
 import { buildApp } from "./app.js";
 import { EventBus } from "./event-bus.js";
+import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { RunManager } from "./run-manager.js";
@@ -18,6 +17,8 @@ export interface ServerOptions {
   home: string | undefined;
   /** Admin token to ensure exists (RUNYARD_ADMIN_TOKEN); otherwise one is made on first start. */
   adminToken?: string;
+  /** Key that encrypts secrets at rest (RUNYARD_SECRET_KEY); otherwise `<home>/secret.key`. */
+  secretKey?: string;
   timings: HubTimings;
   /** How long runs left running wait for their runners after a restart. */
   reconnectGraceMs: number;
@@ -44,8 +45,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { logger } = options;
   let store: Store;
   if (options.home) {
-    mkdirSync(options.home, { recursive: true, mode: 0o700 });
-    store = await openSqliteStore(join(options.home, "runyard.db"), { logger });
+    const { databasePath } = prepareHome(options.home);
+    const secretKey = secretKeyFor(options.home, options.secretKey);
+    store = await openSqliteStore(databasePath, { logger, secretKey });
+    protectDatabase(options.home);
   } else {
     store = await openMemoryStore({ warn: options.warn, logger });
   }

@@ -1,4 +1,5 @@
 import type { Kysely, SelectQueryBuilder } from "kysely";
+import type { ColumnCipher } from "./column-cipher.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -25,6 +26,8 @@ export interface StoreContext {
   dialect: StoreDialect;
   /** The store's clock; tests replace it. */
   now: () => Date;
+  /** Seals the columns that may hold secrets: runs' spec and vars, jobs' payload and result. */
+  cipher: ColumnCipher;
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -16,7 +16,7 @@ import type {
 
 const leasedStatuses: readonly JobStatus[] = ["assigned", "running"];
 
-function toJobRecord(row: Selectable<JobsTable>): JobRecord {
+function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
   const requirements: JobRequirements = {
     labels: decodeJson<string[]>(row.req_labels),
     tenant_id: row.req_tenant_id,
@@ -28,8 +28,8 @@ function toJobRecord(row: Selectable<JobsTable>): JobRecord {
     type: row.type,
     status: row.status,
     requirements,
-    payload: decodeJson(row.payload),
-    result: row.result === null ? null : decodeJson(row.result),
+    payload: decodeJson(ctx.cipher.open(row.payload)),
+    result: row.result === null ? null : decodeJson(ctx.cipher.open(row.result)),
     runner_id: row.runner_id,
     lease_expires_at: row.lease_expires_at,
     last_event_seq: int(row.last_event_seq),
@@ -58,7 +58,7 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
           req_group: input.requirements.group ?? null,
           req_tenant_id: input.requirements.tenant_id ?? null,
           req_labels: encodeJson(labels),
-          payload: encodeJson(input.payload),
+          payload: ctx.cipher.seal(encodeJson(input.payload)),
           result: null,
           runner_id: null,
           lease_expires_at: null,
@@ -75,7 +75,7 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
       }
       return inserted;
     });
-    return toJobRecord(row);
+    return toJobRecord(ctx, row);
   } catch (error) {
     const violation = ctx.dialect.constraintViolation(error);
     if (violation === "unique")
@@ -89,7 +89,7 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
 
 export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
   const row = await ctx.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toJobRecord(row);
+  return row && toJobRecord(ctx, row);
 }
 
 export async function updateJob(
@@ -101,14 +101,16 @@ export async function updateJob(
   if (opts.ifStatus?.length === 0) return undefined;
   const set: Updateable<JobsTable> = { updated_at: isoTime(ctx.now()) };
   if (patch.status !== undefined) set.status = patch.status;
-  if (patch.payload !== undefined) set.payload = encodeJson(patch.payload);
-  if (patch.result !== undefined) set.result = patch.result === null ? null : encodeJson(patch.result);
+  if (patch.payload !== undefined) set.payload = ctx.cipher.seal(encodeJson(patch.payload));
+  if (patch.result !== undefined) {
+    set.result = patch.result === null ? null : ctx.cipher.seal(encodeJson(patch.result));
+  }
   if (patch.runner_id !== undefined) set.runner_id = patch.runner_id;
   if (patch.lease_expires_at !== undefined) set.lease_expires_at = isoTimeOrNull(patch.lease_expires_at);
   let update = ctx.db.updateTable("jobs").set(set).where("id", "=", id);
   if (opts.ifStatus) update = update.where("status", "in", opts.ifStatus);
   const row = await update.returningAll().executeTakeFirst();
-  return row && toJobRecord(row);
+  return row && toJobRecord(ctx, row);
 }
 
 /**
@@ -153,7 +155,7 @@ export async function claimJob(
     .where("id", "=", candidate)
     .returningAll()
     .executeTakeFirst();
-  return row && toJobRecord(row);
+  return row && toJobRecord(ctx, row);
 }
 
 export async function renewLeases(ctx: StoreContext, runnerId: string, leaseMs: number): Promise<string[]> {
@@ -174,7 +176,7 @@ export async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Pr
   if (query.runId !== undefined) select = select.where("run_id", "=", query.runId);
   if (query.statuses) select = select.where("status", "in", query.statuses);
   const rows = await select.orderBy("created_at").orderBy("id").execute();
-  return rows.map(toJobRecord);
+  return rows.map((row) => toJobRecord(ctx, row));
 }
 
 export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
@@ -186,5 +188,5 @@ export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobR
     .orderBy("lease_expires_at")
     .orderBy("id")
     .execute();
-  return rows.map(toJobRecord);
+  return rows.map((row) => toJobRecord(ctx, row));
 }

@@ -1,6 +1,8 @@
 import type { Kysely } from "kysely";
+import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
+import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import * as jobs from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
@@ -33,6 +35,11 @@ export interface KyselyStoreOptions {
   logger?: Logger;
   /** The store's clock (timestamps it sets, lease ends); tests replace it. Default: the wall clock. */
   now?: () => Date;
+  /**
+   * Encrypts job payloads and results, run specs and vars at rest (AES-256-GCM keyed by this
+   * text's SHA-256). Without it they are stored as they are (the in-memory store).
+   */
+  secretKey?: string;
 }
 
 /**
@@ -44,13 +51,33 @@ export async function createKyselyStore(
   dialect: StoreDialect,
   opts: KyselyStoreOptions = {},
 ): Promise<Store> {
+  const cipher = opts.secretKey === undefined ? plainColumns : aesGcmColumns(opts.secretKey);
   try {
     await migrateToLatest(db as Kysely<unknown>, opts.logger);
+    await checkSecretKey(db, cipher);
   } catch (error) {
     await db.destroy();
     throw error;
   }
-  return new KyselyStore({ db, dialect, now: opts.now ?? (() => new Date()) });
+  return new KyselyStore({ db, dialect, now: opts.now ?? (() => new Date()), cipher });
+}
+
+/** Refuses at once a key that cannot read what is stored, instead of failing on some later read. */
+async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promise<void> {
+  const sealed = await db
+    .selectFrom("runs")
+    .select("spec")
+    .where("spec", "like", "enc1:%")
+    .limit(1)
+    .executeTakeFirst();
+  if (!sealed || !isSealed(sealed.spec)) return;
+  if (cipher === plainColumns) {
+    throw new RunyardError(
+      "SECRET_KEY_MISMATCH",
+      "the database holds encrypted data and no secret key was given",
+    );
+  }
+  cipher.open(sealed.spec);
 }
 
 class KyselyStore implements Store {

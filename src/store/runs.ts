@@ -9,7 +9,7 @@ import type { IfStatus, ListRunsQuery, NewRun, RunPage, RunPatch, RunRecord } fr
 const defaultPageSize = 50;
 const maxPageSize = 500;
 
-function toRunRecord(row: Selectable<RunsTable>): RunRecord {
+function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
   return {
     id: row.id,
     kind: row.kind,
@@ -17,8 +17,8 @@ function toRunRecord(row: Selectable<RunsTable>): RunRecord {
     status: row.status,
     tenant_id: row.tenant_id,
     created_by: row.created_by,
-    spec: decodeJson(row.spec),
-    vars: decodeJson<Record<string, string>>(row.vars),
+    spec: decodeJson(ctx.cipher.open(row.spec)),
+    vars: decodeJson<Record<string, string>>(ctx.cipher.open(row.vars)),
     steps: decodeJson<StepSummary[]>(row.steps),
     error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
     created_at: row.created_at,
@@ -52,8 +52,8 @@ export async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRe
       .insertInto("runs")
       .values({
         ...record,
-        spec: encodeJson(record.spec),
-        vars: encodeJson(record.vars),
+        spec: ctx.cipher.seal(encodeJson(record.spec)),
+        vars: ctx.cipher.seal(encodeJson(record.vars)),
         steps: encodeJson(record.steps),
         error: null,
       })
@@ -81,7 +81,7 @@ export async function updateRun(
   if (patch.status !== undefined) set.status = patch.status;
   if (patch.started_at !== undefined) set.started_at = isoTimeOrNull(patch.started_at);
   if (patch.finished_at !== undefined) set.finished_at = isoTimeOrNull(patch.finished_at);
-  if (patch.vars !== undefined) set.vars = encodeJson(patch.vars);
+  if (patch.vars !== undefined) set.vars = ctx.cipher.seal(encodeJson(patch.vars));
   if (patch.steps !== undefined) set.steps = encodeJson(patch.steps);
   if (patch.error !== undefined) set.error = patch.error === null ? null : encodeJson(patch.error);
   if (patch.last_notify_error !== undefined) set.last_notify_error = patch.last_notify_error;
@@ -93,12 +93,12 @@ export async function updateRun(
   let update = ctx.db.updateTable("runs").set(set).where("id", "=", id);
   if (opts.ifStatus) update = update.where("status", "in", opts.ifStatus);
   const row = await update.returningAll().executeTakeFirst();
-  return row && toRunRecord(row);
+  return row && toRunRecord(ctx, row);
 }
 
 export async function getRun(ctx: StoreContext, id: string): Promise<RunRecord | undefined> {
   const row = await ctx.db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toRunRecord(row);
+  return row && toRunRecord(ctx, row);
 }
 
 function pageSize(limit: number | undefined): number {
@@ -142,7 +142,7 @@ export async function listRuns(ctx: StoreContext, query: ListRunsQuery = {}): Pr
     .orderBy("id", "desc")
     .limit(limit + 1)
     .execute();
-  const runs = rows.slice(0, limit).map(toRunRecord);
+  const runs = rows.slice(0, limit).map((row) => toRunRecord(ctx, row));
   const last = runs.at(-1);
   return rows.length > limit && last ? { runs, next: last.id } : { runs };
 }
@@ -159,7 +159,7 @@ export async function listRunsByStatus(
     .orderBy("created_at")
     .orderBy("id")
     .execute();
-  return rows.map(toRunRecord);
+  return rows.map((row) => toRunRecord(ctx, row));
 }
 
 export async function markInterruptedRunning(

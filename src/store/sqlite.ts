@@ -20,6 +20,8 @@ export interface SqliteStoreOptions {
    * event rate on a fast disk and far less on a slow one.
    */
   synchronous?: "normal" | "full";
+  /** Encrypts what may hold secrets at rest; see `KyselyStoreOptions.secretKey`. */
+  secretKey?: string;
 }
 
 export interface MemoryStoreOptions extends Pick<SqliteStoreOptions, "logger" | "now"> {

@@ -1,11 +1,12 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
-import { isSecretName, SecretMasker } from "../core/masking.js";
+import type { SecretMasker } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { evaluateExpression } from "./expression.js";
 import type { HostSpec, Step, Workflow } from "./model.js";
 import { type HostProgress, hostKey, priorProgress } from "./resume.js";
+import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
 
 /** Everything the engine needs; entry points build it. */
 export interface EngineOptions {
@@ -28,6 +29,11 @@ export interface EngineOptions {
    * again, and an attempt that was started goes on without a second `step.started`.
    */
   resume?: RunEvent[];
+  /**
+   * The real values steps exported before a restart, by `hostKey(step, host)`: the events
+   * only hold them masked. Where one is missing, the value in the events is used.
+   */
+  resumeExports?: Map<string, Record<string, string>>;
   /** Emit `run.started` at once (default). The server emits it when a runner takes the work. */
   announceStart?: boolean;
 }
@@ -54,14 +60,14 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   const { workflow } = options;
   const signal = options.signal ?? new AbortController().signal;
   const started = Date.now();
+  // `vars` holds the real values: they reach steps as env. Everything emitted is masked.
   const vars: Record<string, string> = { ...workflow.vars, ...options.vars };
-  const masker = new SecretMasker(options.secrets ?? []);
-  masker.add(secretValues(workflow.env));
-  masker.add(secretValues(vars));
+  const secretNames = secretNamesOf(workflow);
+  const masker = workflowMasker(workflow, vars, options.secrets ?? []);
   const emit = (event: EventInput): void => options.emit(masker.maskDeep(event));
-  const prior = priorProgress(options.resume ?? []);
+  const prior = priorProgress(options.resume ?? [], options.resumeExports);
   for (const exported of prior.exports) Object.assign(vars, exported);
-  masker.add(secretValues(vars));
+  masker.add(secretValues(vars, secretNames));
 
   if (options.announceStart !== false && !prior.started) emit({ type: "run.started", name: workflow.name });
   const summaries: StepSummary[] = [];
@@ -92,6 +98,7 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
           options,
           vars,
           masker,
+          secretNames,
           emit,
           signal,
           prior: prior.hosts.get(hostKey(step.name, host)),
@@ -106,7 +113,7 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
         outcome.summary.error = conflict;
       }
     }
-    masker.add(secretValues(vars));
+    masker.add(secretValues(vars, secretNames));
     summaries.push(...outcomes.map((o) => o.summary));
 
     const failed = outcomes.find((o) => o.summary.status !== "success" && o.summary.status !== "skipped");
@@ -149,6 +156,8 @@ interface HostContext {
   options: EngineOptions;
   vars: Record<string, string>;
   masker: SecretMasker;
+  /** Names whose values are secrets (`*_TOKEN` and the like are always). */
+  secretNames: ReadonlySet<string>;
   emit: (event: EventInput) => void;
   signal: AbortSignal;
   prior: HostProgress | undefined;
@@ -181,7 +190,10 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
     }
     if (result) {
       elapsed += result.duration_ms;
-      ctx.masker.add(result.secret_exports.map((name) => result?.exports[name] ?? ""));
+      // Before anything about the attempt is emitted, so its secret exports never show.
+      const exported = result.exports;
+      ctx.masker.add(secretValues(exported, ctx.secretNames));
+      ctx.masker.add(result.secret_exports.map((name) => exported[name] ?? ""));
       for (const warning of result.warnings) {
         ctx.emit({ type: "notice", level: "warn", message: warning, step: step.name, host });
       }
@@ -277,6 +289,7 @@ function attemptRequest(step: Step, host: string, attempt: number, ctx: HostCont
     ...(step.maxOutputBytes !== undefined ? { max_output_bytes: step.maxOutputBytes } : {}),
     ...(step.outputPath ? { output_path: step.outputPath } : {}),
     secrets: ctx.masker.values(),
+    secret_names: workflow.secrets,
   };
 }
 
@@ -318,10 +331,4 @@ function emitSkipped(emit: (event: EventInput) => void, step: Step, host: string
 
 function notRun(step: Step, host: string, status: StepStatus): StepSummary {
   return { name: step.name, host, status, exit_code: null, attempts: 0 };
-}
-
-function secretValues(env: Record<string, string>): string[] {
-  return Object.entries(env)
-    .filter(([name]) => isSecretName(name))
-    .map(([, value]) => value);
 }

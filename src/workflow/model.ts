@@ -72,6 +72,11 @@ export interface Workflow {
   env: Record<string, string>;
   /** Initial variables (`vars:`), overridden by `--var K=V`. */
   vars: Record<string, string>;
+  /**
+   * `secrets:`: names of variables that hold secrets besides those named `*_TOKEN`, `*_KEY`,
+   * `*_SECRET`, `*_PASSWORD`; their values are masked wherever they come from.
+   */
+  secrets: string[];
   hosts: Record<string, HostSpec>;
   steps: Step[];
   notify: NotifySpec[];

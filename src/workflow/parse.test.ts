@@ -88,6 +88,7 @@ test("every key of the workflow form lands in the Workflow", () => {
     file: "all-fields.yaml",
     env: { A: "1" },
     vars: { COUNT: "3" },
+    secrets: ["DB_URL"],
     hosts: {
       local: { kind: "local" },
       remote: { kind: "agent", address: "http://127.0.0.1:7072", token: "t" },
@@ -112,7 +113,7 @@ test("every key of the workflow form lands in the Workflow", () => {
         timeoutSeconds: 30,
         retryCount: 2,
         retryDelaySeconds: 1,
-        pos: { line: 17, col: 5 },
+        pos: { line: 18, col: 5 },
       },
       {
         name: "everywhere",
@@ -127,7 +128,7 @@ test("every key of the workflow form lands in the Workflow", () => {
         timeoutSeconds: 0.5,
         retryCount: 0,
         retryDelaySeconds: 1,
-        pos: { line: 36, col: 5 },
+        pos: { line: 37, col: 5 },
       },
     ],
   });
@@ -350,7 +351,7 @@ owner: me
 steps: [{name: s, command: "true"}]
 `),
     ).toEqual([
-      'wf.yaml:2:1: unknown key "owner" at the top level (hint: valid keys: version, name, description, env, vars, inventory, notify, steps)',
+      'wf.yaml:2:1: unknown key "owner" at the top level (hint: valid keys: version, name, description, env, vars, secrets, inventory, notify, steps)',
     ]);
   });
 
@@ -686,4 +687,38 @@ describe("a bad condition points at the exact column of the fault", () => {
 test("a condition may name variables nothing defines", () => {
   const step = valid(oneStep(`    command: make\n    condition: \${NEVER_SET} == ""\n`)).steps[0]!;
   expect(step.when?.source).toBe('${NEVER_SET} == ""');
+});
+
+describe("secrets:", () => {
+  test("lists names of variables that hold secrets", () => {
+    const workflow = valid(`name: w
+secrets: [DB_URL, SESSION]
+steps: [{name: s, command: "true"}]
+`);
+    expect(workflow.secrets).toEqual(["DB_URL", "SESSION"]);
+    expect(valid(`name: w\nsteps: [{name: s, command: "true"}]\n`).secrets).toEqual([]);
+  });
+
+  test("reports a name that is not a variable name, and a value that is not a list, where they are", () => {
+    expect(
+      problems(`name: w
+secrets: [DB_URL, db-url]
+steps: [{name: s, command: "true"}]
+`),
+    ).toEqual([
+      'wf.yaml:2:19: "db-url" is not a valid variable name (hint: names are letters, digits and _, and do not start with a digit)',
+    ]);
+    expect(
+      problems(`name: w
+secrets: {DB_URL: x}
+steps: [{name: s, command: "true"}]
+`),
+    ).toEqual(["wf.yaml:2:10: secrets must be a list of strings, got a mapping"]);
+  });
+
+  test("a misspelt secrets key gets a did-you-mean", () => {
+    expect(problems(`name: w\nsecret: [A]\nsteps: [{name: s, command: "true"}]\n`)[0]).toContain(
+      'unknown key "secret" at the top level',
+    );
+  });
 });

@@ -10,7 +10,17 @@ import { readNotify } from "./parse-notify.js";
 import { readSteps } from "./parse-steps.js";
 import { YamlReader } from "./yaml-reader.js";
 
-const topLevelKeys = ["version", "name", "description", "env", "vars", "inventory", "notify", "steps"];
+const topLevelKeys = [
+  "version",
+  "name",
+  "description",
+  "env",
+  "vars",
+  "secrets",
+  "inventory",
+  "notify",
+  "steps",
+];
 
 /** What to do about the YAML syntax errors people make most. */
 const syntaxHints: Record<string, string> = {
@@ -64,6 +74,7 @@ export function parseWorkflow(
     file,
     env: fields.has("env") ? (reader.variableMap(value("env"), "env") ?? {}) : {},
     vars: fields.has("vars") ? (reader.variableMap(value("vars"), "vars") ?? {}) : {},
+    secrets: fields.has("secrets") ? (reader.variableNames(value("secrets"), "secrets") ?? []) : [],
     hosts: { local: { kind: "local" } },
     steps: [],
     notify: fields.has("notify") ? readNotify(reader, value("notify")) : [],

@@ -13,8 +13,14 @@ export function hostKey(step: string, host: string): string {
   return `${step}\u0000${host}`;
 }
 
-/** Reads back a run's stored events into what the engine needs to carry on. */
-export function priorProgress(events: RunEvent[]): {
+/**
+ * Reads back a run's stored events into what the engine needs to carry on. Events hold
+ * exported values masked; `realExports` (by `hostKey`) gives the values themselves.
+ */
+export function priorProgress(
+  events: RunEvent[],
+  realExports?: Map<string, Record<string, string>>,
+): {
   started: boolean;
   hosts: Map<string, HostProgress>;
   exports: Record<string, string>[];
@@ -64,6 +70,10 @@ export function priorProgress(events: RunEvent[]): {
       default:
         break;
     }
+  }
+  for (const [key, entry] of hosts) {
+    const real = realExports?.get(key);
+    if (real) Object.assign(entry.exports, real);
   }
   // Variables a finished step exported are in force; a step cut short re-merges its own.
   for (const entry of hosts.values()) if (entry.summary) exports.push(entry.exports);

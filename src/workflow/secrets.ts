@@ -1,0 +1,33 @@
+import { isSecretName, SecretMasker } from "../core/masking.js";
+import type { Workflow } from "./model.js";
+
+/** The names a workflow's `secrets:` list adds to the secret-named ones. */
+export function secretNamesOf(workflow: Pick<Workflow, "secrets">): ReadonlySet<string> {
+  return new Set(workflow.secrets);
+}
+
+/** Whether a variable holds a secret: named `*_TOKEN`, `*_KEY`, ... or listed in `secrets:`. */
+export function isSecretVariable(name: string, listed: ReadonlySet<string>): boolean {
+  return isSecretName(name) || listed.has(name);
+}
+
+/** The values of the secret variables among `vars`. */
+export function secretValues(vars: Record<string, string>, listed: ReadonlySet<string>): string[] {
+  return Object.entries(vars)
+    .filter(([name]) => isSecretVariable(name, listed))
+    .map(([, value]) => value);
+}
+
+/** A masker that knows every secret a workflow starts with: in its env, its steps' env, `vars`. */
+export function workflowMasker(
+  workflow: Pick<Workflow, "secrets" | "env" | "steps">,
+  vars: Record<string, string>,
+  extra: Iterable<string> = [],
+): SecretMasker {
+  const listed = secretNamesOf(workflow);
+  const masker = new SecretMasker(extra);
+  masker.add(secretValues(workflow.env, listed));
+  for (const step of workflow.steps) masker.add(secretValues(step.env, listed));
+  masker.add(secretValues(vars, listed));
+  return masker;
+}
