@@ -50,6 +50,8 @@ export class ApiClient {
           ...(options.signal ? { signal: options.signal } : {}),
         });
         if (!response.ok) throw fromErrorBody(response.status, await response.json().catch(() => undefined));
+        // 204: the run has ended and nothing after `last` will ever come.
+        if (response.status === 204) break;
         backoff = 100;
         for await (const event of readSse(response)) {
           if (event.seq <= last) continue;

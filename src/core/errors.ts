@@ -55,6 +55,18 @@ export const errorTable = {
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
   INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
+  BODY_TOO_LARGE: {
+    status: 413,
+    hint: "Send the workflow text and small vars; pass big data to steps as files (or a URL), not in the request.",
+  },
+  EXPORT_TOO_LARGE: {
+    status: 200,
+    hint: "Keep an exported value under 1 MiB: write big data to a file and export its path instead.",
+  },
+  STORE_UNREADABLE: {
+    status: 500,
+    hint: "runyard leaves the file as it is: move it aside (or restore a backup) and start again to get a new database.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;
