@@ -2,6 +2,9 @@ import { homedir, hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 
+/** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
+export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
+
 /**
  * The one config schema. It is parsed once at start-up from the environment (and, for the
  * commands that take one, flags and a config file laid over it); nothing else reads process.env.
@@ -46,6 +49,11 @@ export const configSchema = z.object({
   leaseMs: z.coerce.number().int().positive().default(10_000),
   /** Server: after a restart, how long runs wait for their runners to come back. */
   reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
+  /**
+   * Server: output bytes stored per run (the log `runs logs` and SSE replay); past it output is
+   * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
+   */
+  maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -72,6 +80,7 @@ const envNames: Record<keyof Config, string[]> = {
   heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],
   leaseMs: ["RUNYARD_LEASE_MS"],
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
+  maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
 };
 
 export class ConfigError extends Error {

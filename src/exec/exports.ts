@@ -7,6 +7,14 @@
 
 export const EXPORT_PREFIX = "BOPS_EXPORT:";
 
+/** The largest value one export may have: it travels in env, events and the run record. */
+export const MAX_EXPORT_VALUE_BYTES = 1024 * 1024;
+
+/** The message for a value over the cap; it names the variable, never shows the value. */
+export function exportTooLargeMessage(where: string, name: string): string {
+  return `${where}: the value of ${quoteName(name)} is over the 1 MiB cap of one exported value`;
+}
+
 const namePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Export names are environment variable names: letters, digits and `_`, not starting with a digit. */
@@ -29,8 +37,10 @@ function invalidNameWarning(where: string, name: string): string {
 export class ExportLineReader {
   readonly exports = new Map<string, string>();
   readonly warnings: string[] = [];
+  /** Names whose value was over `MAX_EXPORT_VALUE_BYTES`: not exported, the step fails. */
+  readonly tooLarge: string[] = [];
   private partial = "";
-  /** The current line has already shown it is not an export line. */
+  /** The current line has already shown it is not an export line (or is one too long to keep). */
   private skipping = false;
 
   push(chunk: string): void {
@@ -50,7 +60,33 @@ export class ExportLineReader {
     if (!couldBeExport) {
       this.partial = "";
       this.skipping = true;
+    } else if (this.partial.length > EXPORT_PREFIX.length + MAX_EXPORT_VALUE_BYTES) {
+      this.dropLongLine();
     }
+  }
+
+  /** Characters of an unfinished line held in memory: never much more than the value cap. */
+  get heldChars(): number {
+    return this.partial.length;
+  }
+
+  /** An unfinished export line past the cap: reported now, and the rest of it is skipped. */
+  private dropLongLine(): void {
+    const equals = this.partial.indexOf("=");
+    const value = equals < 0 ? 0 : this.partial.length - equals - 1;
+    if (value > MAX_EXPORT_VALUE_BYTES) {
+      const name = this.partial.slice(EXPORT_PREFIX.length, equals).trim();
+      this.tooLarge.push(name);
+      this.warnings.push(exportTooLargeMessage(`${EXPORT_PREFIX} line`, name));
+    } else if (equals < 0) {
+      this.warnings.push(
+        `${EXPORT_PREFIX} line without "=" in its first ${this.partial.length} characters ignored`,
+      );
+    } else {
+      return; // a long name and a value still under the cap
+    }
+    this.partial = "";
+    this.skipping = true;
   }
 
   /** Reads the last line when the output did not end with a newline. */
@@ -75,14 +111,33 @@ export class ExportLineReader {
       this.warnings.push(invalidNameWarning(EXPORT_PREFIX, name));
       return;
     }
-    this.exports.set(name, body.slice(equals + 1));
+    const value = body.slice(equals + 1);
+    if (Buffer.byteLength(value, "utf8") > MAX_EXPORT_VALUE_BYTES) {
+      this.tooLarge.push(name);
+      this.warnings.push(exportTooLargeMessage(`${EXPORT_PREFIX} line`, name));
+      return;
+    }
+    this.exports.set(name, value);
   }
 }
 
 /** Parses the `$RUNYARD_OUTPUT` file. Warnings name the line, never its value (it may be a secret). */
-export function parseOutputFile(text: string): { exports: Map<string, string>; warnings: string[] } {
+export function parseOutputFile(text: string): {
+  exports: Map<string, string>;
+  warnings: string[];
+  /** Names whose value was over `MAX_EXPORT_VALUE_BYTES`: not exported, the step fails. */
+  tooLarge: string[];
+} {
   const exports = new Map<string, string>();
   const warnings: string[] = [];
+  const tooLarge: string[] = [];
+  const keep = (index: number, name: string, value: string): void => {
+    if (Buffer.byteLength(value, "utf8") <= MAX_EXPORT_VALUE_BYTES) exports.set(name, value);
+    else {
+      tooLarge.push(name);
+      warnings.push(exportTooLargeMessage(where(index), name));
+    }
+  };
   const lines = text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
   // A file ending in a newline splits into one empty last element, which is not a line.
   if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
@@ -105,7 +160,7 @@ export function parseOutputFile(text: string): { exports: Map<string, string>; w
         warnings.push(`${where(index)}: ignored, the value is never closed by a line "${delimiter}"`);
         break;
       }
-      if (isValidExportName(name)) exports.set(name, lines.slice(index + 1, close).join("\n"));
+      if (isValidExportName(name)) keep(index, name, lines.slice(index + 1, close).join("\n"));
       else warnings.push(invalidNameWarning(where(index), name));
       index = close;
       continue;
@@ -115,8 +170,8 @@ export function parseOutputFile(text: string): { exports: Map<string, string>; w
       continue;
     }
     const name = line.slice(0, equals).trim();
-    if (isValidExportName(name)) exports.set(name, line.slice(equals + 1));
+    if (isValidExportName(name)) keep(index, name, line.slice(equals + 1));
     else warnings.push(invalidNameWarning(where(index), name));
   }
-  return { exports, warnings };
+  return { exports, warnings, tooLarge };
 }
