@@ -44,9 +44,11 @@ function idleClient(url: string, runId: string): Promise<Socket> {
 }
 
 /** Times `GET /health`; the server must answer it whatever its SSE clients do. */
-async function healthMs(url: string): Promise<number> {
+async function healthMs(url: string, server?: TestServer): Promise<number> {
   const start = performance.now();
-  const response = await fetch(new URL("/health", url));
+  const response = await fetch(new URL("/health", url)).catch((error: unknown) => {
+    throw new Error(`/health failed: ${String(error)}\n${server?.proc.output() ?? ""}`);
+  });
   await response.text();
   if (!response.ok) throw new Error(`/health answered ${response.status}`);
   return performance.now() - start;
@@ -69,7 +71,7 @@ async function watchServer(
   while (!settled || after < extraSamples) {
     if (settled) after += 1;
     peakRss = Math.max(peakRss, rssOf(pid));
-    slowestHealthMs = Math.max(slowestHealthMs, await healthMs(server.url));
+    slowestHealthMs = Math.max(slowestHealthMs, await healthMs(server.url, server));
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await until;
@@ -96,9 +98,17 @@ describe("bounded memory under slow clients", () => {
   let runner: Proc;
 
   beforeAll(async () => {
-    // The log cap is raised so the whole 200 MB is stored and SSE alone is on trial.
-    server = await startTestServer(tempDir(), { RUNYARD_MAX_RUN_LOG_BYTES: String(300 * 1024 * 1024) });
-    runner = await startRunner(server.url, await runnerToken(server.url), { id: "limits-runner" });
+    // The log cap is raised so the whole 200 MB is stored and SSE alone is on trial. The
+    // default lease: a runner busy shipping 200 MB may miss the tests' 2 s one.
+    const timings = { RUNYARD_HEARTBEAT_MS: "2000", RUNYARD_LEASE_MS: "10000" };
+    server = await startTestServer(tempDir(), {
+      ...timings,
+      RUNYARD_MAX_RUN_LOG_BYTES: String(300 * 1024 * 1024),
+    });
+    runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "limits-runner",
+      env: timings,
+    });
   });
 
   afterAll(async () => {
@@ -117,8 +127,11 @@ describe("bounded memory under slow clients", () => {
     const after = await watchServer(server, Promise.resolve(), 20);
     for (const socket of [...live, ...finished]) socket.destroy();
 
+    console.log(`during the run: ${JSON.stringify(during)}; after: ${JSON.stringify(after)}`);
     const run = await waitForRun(server.url, runId, isFinal);
-    expect(run.status).toBe("success");
+    expect(run.status, `${JSON.stringify(run.error)}\n${server.proc.output()}\n${runner.output()}`).toBe(
+      "success",
+    );
     const growthMb = (Math.max(during.peakRss, after.peakRss) - baseline) / 1048576;
     console.log(
       `server RSS ${(baseline / 1048576).toFixed(0)} MB -> peak +${growthMb.toFixed(0)} MB; slowest /health ${Math.max(during.slowestHealthMs, after.slowestHealthMs).toFixed(0)} ms`,

@@ -147,6 +147,9 @@ export class RunSink {
   private write(events: RunEvent[], job?: { id: string; seq: number }): Promise<unknown> {
     const next = this.chain.then(async () => {
       if (events.length === 0 && !job) return;
+      // The SQLite store answers synchronously: without this, a backlog of batches is stored in
+      // one go of microtasks and `/health` and SSE wait until all of it is done.
+      await new Promise((resolve) => setImmediate(resolve));
       await this.store.appendEvents(events, job ? { job } : {});
       this.bus.publish(events);
       await this.observe(events);
