@@ -1,4 +1,4 @@
-import { firstByteLatency, idleRunnerMemory, runThroughput } from "./server.js";
+import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
 import { type BenchRow, printTable } from "./table.js";
 import { outputThroughput, stepOverhead } from "./workflow.js";
 
@@ -9,6 +9,7 @@ const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
   firstByteLatency,
   runThroughput,
   idleRunnerMemory,
+  idleSseMemory,
 ];
 
 const only = process.argv[2];
