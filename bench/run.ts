@@ -1,5 +1,5 @@
 import { maskingThroughput } from "./masking.js";
-import { firstByteLatency, idleRunnerMemory, runThroughput } from "./server.js";
+import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
 import { type BenchRow, printTable } from "./table.js";
 import { orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
@@ -12,6 +12,7 @@ const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
   runThroughput,
   idleRunnerMemory,
   maskingThroughput,
+  idleSseMemory,
 ];
 
 const only = process.argv[2];

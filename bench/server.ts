@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,11 +66,11 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
   }
 }
 
-async function submit(url: string): Promise<string> {
+async function submit(url: string, workflow = trivial): Promise<string> {
   const response = await fetch(`${url}/api/runs`, {
     method: "POST",
     headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
-    body: JSON.stringify({ workflow: trivial }),
+    body: JSON.stringify({ workflow }),
   });
   return ((await response.json()) as { run_id: string }).run_id;
 }
@@ -98,17 +99,8 @@ const percentile = (values: number[], p: number): number => {
  */
 export async function firstByteLatency(): Promise<BenchRow[]> {
   const server = await serverProcess();
-  const runner = spawn(
-    process.execPath,
-    [cli, "runner", "--server", server.url, "--token", server.runnerToken, "--capacity", "1"],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+  const runner = await runnerProcess(server.url, server.runnerToken);
   try {
-    await new Promise<void>((resolve) =>
-      runner.stdout?.on("data", (c: Buffer) => String(c).includes("connected") && resolve()),
-    );
     {
       const latencies: number[] = [];
       for (let i = 0; i < 1000; i++) {
@@ -144,14 +136,17 @@ export async function firstByteLatency(): Promise<BenchRow[]> {
 
 const cli = fileURLToPath(new URL("../../bin/runyard.js", import.meta.url));
 
+/** Daemons started by benches log nothing: the bench prints only its table. */
+const quiet = { RUNYARD_LOG_LEVEL: "silent" };
+
 /** `runyard server` as a child process, with a runner token made for it. */
 async function serverProcess(
   env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; url: string; runnerToken: string }> {
   const home = mkdtempSync(join(tmpdir(), "runyard-bench-"));
   const child = spawn(process.execPath, [cli, "server", "--port", "0", "--home", home], {
-    env: { ...process.env, RUNYARD_ADMIN_TOKEN: admin, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...quiet, RUNYARD_ADMIN_TOKEN: admin, ...env },
+    stdio: ["ignore", "pipe", "ignore"],
   });
   const url = await new Promise<string>((resolve) => {
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -166,6 +161,26 @@ async function serverProcess(
   });
   const { token } = (await created.json()) as { token: string };
   return { child, url, runnerToken: token };
+}
+
+/** `runyard runner` as a child process; resolves once it is connected. */
+async function runnerProcess(
+  url: string,
+  token: string,
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
+  const runner = spawn(
+    process.execPath,
+    [cli, "runner", "--server", url, "--token", token, "--capacity", "1"],
+    {
+      env: { ...process.env, ...quiet, ...env },
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
+  await new Promise<void>((resolve) =>
+    runner.stdout?.on("data", (c: Buffer) => String(c).includes("connected") && resolve()),
+  );
+  return runner;
 }
 
 function spawnDirect(): Promise<void> {
@@ -240,5 +255,68 @@ export async function idleRunnerMemory(): Promise<BenchRow> {
     };
   } finally {
     child.kill();
+  }
+}
+
+/** An SSE client that sends its request and never reads a byte of the answer. */
+function idleSseClient(url: string, runId: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        `GET /api/runs/${runId}/events HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${admin}\r\n\r\n`,
+      );
+      socket.pause();
+      resolve(socket);
+    });
+    socket.on("error", reject);
+  });
+}
+
+async function runStatus(url: string, runId: string): Promise<string> {
+  const response = await fetch(`${url}/api/runs/${runId}`, { headers: { authorization: `Bearer ${admin}` } });
+  return ((await response.json()) as { status: string }).status;
+}
+
+/**
+ * Server RSS growth with 5 SSE clients that never read, on a run that prints 200 MB: they
+ * follow it live, and 5 more join once it has finished. Server and runner are processes.
+ */
+export async function idleSseMemory(): Promise<BenchRow> {
+  const timings = { RUNYARD_HEARTBEAT_MS: "2000", RUNYARD_LEASE_MS: "10000" };
+  const server = await serverProcess({ ...timings, RUNYARD_MAX_RUN_LOG_BYTES: String(300 * 1024 * 1024) });
+  const runner = await runnerProcess(server.url, server.runnerToken, timings);
+  const pid = server.child.pid ?? 0;
+  const sockets: Socket[] = [];
+  try {
+    const idle = rssOf(pid);
+    let peak = idle;
+    const sample = async (): Promise<void> => {
+      peak = Math.max(peak, rssOf(pid));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    };
+    const big =
+      "name: big\nsteps:\n  - name: print\n    action: shell.run\n    args:\n      script: yes 'runyard-bench-0123456789abcdef0123456789abcdef0123456789abcdef' | head -c 200000000\n";
+    const runId = await submit(server.url, big);
+    for (let i = 0; i < 5; i++) sockets.push(await idleSseClient(server.url, runId));
+    let status = "queued";
+    while (status === "queued" || status === "running") {
+      await sample();
+      status = await runStatus(server.url, runId);
+    }
+    for (let i = 0; i < 5; i++) sockets.push(await idleSseClient(server.url, runId));
+    for (let i = 0; i < 20; i++) await sample();
+    const growth = (peak - idle) / 1048576;
+    return {
+      name: `server RSS growth, 5 idle SSE clients on a 200 MB run (${status})`,
+      measured: `+${growth.toFixed(0)} MB`,
+      baseline: `${(idle / 1048576).toFixed(0)} MB idle`,
+      ratio: growth / 100,
+      target: "<= 1",
+    };
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    runner.kill();
+    server.child.kill();
   }
 }

@@ -61,6 +61,8 @@ export class ApiClient {
         });
         if (!response.ok)
           throw this.cliError(fromErrorBody(response.status, await response.json().catch(() => undefined)));
+        // 204: the run has ended and nothing after `last` will ever come.
+        if (response.status === 204) break;
         backoff = 100;
         reached = true;
         for await (const event of readSse(response)) {

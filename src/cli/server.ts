@@ -29,6 +29,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     ...(config.secretKey ? { secretKey: config.secretKey } : {}),
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
+    maxRunLogBytes: config.maxRunLogBytes,
     logger,
     version,
     warn: (message) => ctx.stderr.write(`warning: ${message}\n`),

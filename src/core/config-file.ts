@@ -30,6 +30,7 @@ const ConfigFile = z
     tenant_id: z.string(),
     host: z.string(),
     port: z.number(),
+    max_run_log_bytes: z.number(),
     repos: z.array(RepoRoute),
   })
   .partial()
@@ -72,6 +73,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     tenantId: file.tenant_id,
     host: file.host,
     port: file.port,
+    maxRunLogBytes: file.max_run_log_bytes,
   };
   return { overrides, repos: file.repos ?? [] };
 }

@@ -2,6 +2,9 @@ import { homedir, hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 
+/** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
+export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
+
 /**
  * The one config schema. It is parsed once at start-up from the environment (and, for the
  * commands that take one, flags and a config file laid over it); nothing else reads process.env.
@@ -53,6 +56,11 @@ export const configSchema = z.object({
    * characters, e.g. `openssl rand -base64 32`). Unset: a key generated into `<home>/secret.key`.
    */
   secretKey: z.string().min(32, "must be at least 32 characters (try `openssl rand -base64 32`)").optional(),
+  /**
+   * Server: output bytes stored per run (the log `runs logs` and SSE replay); past it output is
+   * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
+   */
+  maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -81,6 +89,7 @@ const envNames: Record<keyof Config, string[]> = {
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
   shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
   secretKey: ["RUNYARD_SECRET_KEY"],
+  maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
 };
 
 /** Environment names that carry runyard's own credentials: steps never inherit them. */

@@ -71,6 +71,18 @@ export const errorTable = {
     status: 500,
     hint: "The database was encrypted with another key: start with the RUNYARD_SECRET_KEY (or the <home>/secret.key file) it was created with.",
   },
+  BODY_TOO_LARGE: {
+    status: 413,
+    hint: "Send the workflow text and small vars; pass big data to steps as files (or a URL), not in the request.",
+  },
+  EXPORT_TOO_LARGE: {
+    status: 200,
+    hint: "Keep an exported value under 1 MiB: write big data to a file and export its path instead.",
+  },
+  STORE_UNREADABLE: {
+    status: 500,
+    hint: "runyard leaves the file as it is: move it aside (or restore a backup) and start again to get a new database.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ExportLineReader, parseOutputFile } from "./exports.js";
+import { ExportLineReader, MAX_EXPORT_VALUE_BYTES, parseOutputFile } from "./exports.js";
 
 function readLines(...chunks: string[]): ExportLineReader {
   const reader = new ExportLineReader();
@@ -114,5 +114,44 @@ describe("the $RUNYARD_OUTPUT file", () => {
   it("keeps a name like __proto__ as an ordinary key", () => {
     const exported = Object.fromEntries(parseOutputFile("__proto__=x\n").exports);
     expect(Object.keys(exported)).toEqual(["__proto__"]);
+  });
+});
+
+describe("the 1 MiB cap of one exported value", () => {
+  it("refuses a BOPS_EXPORT value over 1 MiB by name, without holding the line", () => {
+    const reader = new ExportLineReader();
+    reader.push("BOPS_EXPORT:SMALL=ok\nBOPS_EXPORT:HUGE=");
+    const chunk = "v".repeat(64 * 1024);
+    let held = 0;
+    for (let sent = 0; sent < 50 * 1024 * 1024; sent += chunk.length) {
+      reader.push(chunk);
+      held = Math.max(held, reader.heldChars);
+    }
+    reader.push("\nBOPS_EXPORT:AFTER=1\n");
+    reader.end();
+    expect(held).toBeLessThan(MAX_EXPORT_VALUE_BYTES + 2 * chunk.length);
+    expect(Object.fromEntries(reader.exports)).toEqual({ SMALL: "ok", AFTER: "1" });
+    expect(reader.tooLarge).toEqual(["HUGE"]);
+    expect(reader.warnings).toEqual([
+      'BOPS_EXPORT: line: the value of "HUGE" is over the 1 MiB cap of one exported value',
+    ]);
+  });
+
+  it("refuses a value over 1 MiB that arrives in one piece, and keeps one of exactly 1 MiB", () => {
+    const exact = "x".repeat(MAX_EXPORT_VALUE_BYTES);
+    const reader = readLines(`BOPS_EXPORT:EXACT=${exact}\nBOPS_EXPORT:OVER=${exact}é\n`);
+    expect(reader.exports.get("EXACT")).toBe(exact);
+    expect(reader.tooLarge).toEqual(["OVER"]);
+  });
+
+  it("refuses an over-long $RUNYARD_OUTPUT value by name and line", () => {
+    const big = "y".repeat(MAX_EXPORT_VALUE_BYTES + 1);
+    const { exports, tooLarge, warnings } = parseOutputFile(`A=1\nBIG=${big}\nDOC<<EOF\n${big}\nEOF\n`);
+    expect(Object.fromEntries(exports)).toEqual({ A: "1" });
+    expect(tooLarge).toEqual(["BIG", "DOC"]);
+    expect(warnings).toEqual([
+      '$RUNYARD_OUTPUT line 2: the value of "BIG" is over the 1 MiB cap of one exported value',
+      '$RUNYARD_OUTPUT line 3: the value of "DOC" is over the 1 MiB cap of one exported value',
+    ]);
   });
 });

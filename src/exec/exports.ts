@@ -7,6 +7,14 @@
 
 export const EXPORT_PREFIX = "BOPS_EXPORT:";
 
+/** The largest value one export may have: it travels in env, events and the run record. */
+export const MAX_EXPORT_VALUE_BYTES = 1024 * 1024;
+
+/** The message for a value over the cap; it names the variable, never shows the value. */
+export function exportTooLargeMessage(where: string, name: string): string {
+  return `${where}: the value of ${quoteName(name)} is over the 1 MiB cap of one exported value`;
+}
+
 const namePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Export names are environment variable names: letters, digits and `_`, not starting with a digit. */
@@ -26,78 +34,136 @@ function invalidNameWarning(where: string, name: string): string {
  * Reads `BOPS_EXPORT:` lines out of stdout as it streams; a line split across chunks is joined
  * first. Only a line that can still become an export line is kept in memory, and it is held
  * back from the output until it ends: `onExport` hears of the export before any of its line
- * is shown, so a secret-named export is masked in its own line too.
+ * is shown, so a secret-named export is masked in its own line too. An export line whose value
+ * grows past the cap is dropped as it streams: never held whole, and never shown (its value
+ * may be a secret that never got the chance to be learnt).
  */
 export class ExportLineReader {
   readonly exports = new Map<string, string>();
   readonly warnings: string[] = [];
+  /** Names whose value was over `MAX_EXPORT_VALUE_BYTES`: not exported, the step fails. */
+  readonly tooLarge: string[] = [];
   private partial = "";
-  /** The current line has already shown it is not an export line. */
+  /** The current line is shown as it comes: it has already shown it is not an export line. */
   private skipping = false;
+  /** The current line is an export line past the cap: the rest of it is neither kept nor shown. */
+  private discarding = false;
 
   constructor(private readonly onExport: (name: string, value: string) => void = () => {}) {}
 
   /** Reads a chunk of stdout; returns the part of the output that may be shown now. */
   push(chunk: string): string {
-    const heldBefore = this.skipping ? "" : this.partial;
+    let shown = "";
     let start = 0;
     for (let newline = chunk.indexOf("\n"); newline >= 0; newline = chunk.indexOf("\n", start)) {
-      if (!this.skipping) this.readLine(this.partial + chunk.slice(start, newline));
+      const segment = chunk.slice(start, newline + 1);
+      if (this.skipping) shown += segment;
+      else if (!this.discarding) {
+        // The held line is shown only once it has been read, so its export is learnt first.
+        const line = this.partial + segment;
+        if (this.readLine(line.slice(0, -1)) !== "too-large") shown += line;
+      }
       this.partial = "";
       this.skipping = false;
+      this.discarding = false;
       start = newline + 1;
     }
-    if (!this.skipping && start < chunk.length) {
-      this.partial += chunk.slice(start);
-      const couldBeExport =
-        this.partial.length < EXPORT_PREFIX.length
-          ? EXPORT_PREFIX.startsWith(this.partial)
-          : this.partial.startsWith(EXPORT_PREFIX);
-      if (!couldBeExport) {
-        this.partial = "";
-        this.skipping = true;
-      }
+    if (start === chunk.length || this.discarding) return shown;
+    if (this.skipping) return shown + chunk.slice(start);
+    this.partial += chunk.slice(start);
+    const couldBeExport =
+      this.partial.length < EXPORT_PREFIX.length
+        ? EXPORT_PREFIX.startsWith(this.partial)
+        : this.partial.startsWith(EXPORT_PREFIX);
+    if (!couldBeExport) {
+      shown += this.partial;
+      this.partial = "";
+      this.skipping = true;
+    } else if (this.partial.length > EXPORT_PREFIX.length + MAX_EXPORT_VALUE_BYTES) {
+      this.dropLongLine();
     }
-    const heldAfter = this.skipping ? "" : this.partial;
-    if (heldAfter.length > 0 && heldAfter.length === heldBefore.length + chunk.length) return "";
-    const shown = heldAfter.length === 0 ? chunk : chunk.slice(0, chunk.length - heldAfter.length);
-    return heldBefore + shown;
+    return shown;
   }
 
-  /** Reads the last line when the output did not end with a newline; returns what was held. */
+  /** Characters of an unfinished line held in memory: never much more than the value cap. */
+  get heldChars(): number {
+    return this.partial.length;
+  }
+
+  /** An unfinished export line past the cap: reported now, and the rest of it is dropped. */
+  private dropLongLine(): void {
+    const equals = this.partial.indexOf("=");
+    const value = equals < 0 ? 0 : this.partial.length - equals - 1;
+    if (value > MAX_EXPORT_VALUE_BYTES) {
+      const name = this.partial.slice(EXPORT_PREFIX.length, equals).trim();
+      this.tooLarge.push(name);
+      this.warnings.push(exportTooLargeMessage(`${EXPORT_PREFIX} line`, name));
+    } else if (equals < 0) {
+      this.warnings.push(
+        `${EXPORT_PREFIX} line without "=" in its first ${this.partial.length} characters ignored`,
+      );
+    } else {
+      return; // a long name and a value still under the cap
+    }
+    this.partial = "";
+    this.discarding = true;
+  }
+
+  /** Reads the last line when the output did not end with a newline; returns what may be shown of it. */
   end(): string {
-    const held = this.skipping ? "" : this.partial;
-    if (held) this.readLine(held);
+    const held = this.skipping || this.discarding ? "" : this.partial;
+    const shown = held && this.readLine(held) !== "too-large" ? held : "";
     this.partial = "";
     this.skipping = false;
-    return held;
+    this.discarding = false;
+    return shown;
   }
 
-  private readLine(line: string): void {
-    if (!line.startsWith(EXPORT_PREFIX)) return;
+  /** Reads one whole line; "too-large" when it is an export line whose value is over the cap. */
+  private readLine(line: string): "too-large" | undefined {
+    if (!line.startsWith(EXPORT_PREFIX)) return undefined;
     const body = line.endsWith("\r")
       ? line.slice(EXPORT_PREFIX.length, -1)
       : line.slice(EXPORT_PREFIX.length);
     const equals = body.indexOf("=");
     if (equals < 0) {
       this.warnings.push(`${EXPORT_PREFIX} line without "=" ignored (expected ${EXPORT_PREFIX}KEY=value)`);
-      return;
+      return undefined;
     }
     const name = body.slice(0, equals).trim();
     if (!isValidExportName(name)) {
       this.warnings.push(invalidNameWarning(EXPORT_PREFIX, name));
-      return;
+      return undefined;
     }
     const value = body.slice(equals + 1);
+    if (Buffer.byteLength(value, "utf8") > MAX_EXPORT_VALUE_BYTES) {
+      this.tooLarge.push(name);
+      this.warnings.push(exportTooLargeMessage(`${EXPORT_PREFIX} line`, name));
+      return "too-large";
+    }
     this.exports.set(name, value);
     this.onExport(name, value);
+    return undefined;
   }
 }
 
 /** Parses the `$RUNYARD_OUTPUT` file. Warnings name the line, never its value (it may be a secret). */
-export function parseOutputFile(text: string): { exports: Map<string, string>; warnings: string[] } {
+export function parseOutputFile(text: string): {
+  exports: Map<string, string>;
+  warnings: string[];
+  /** Names whose value was over `MAX_EXPORT_VALUE_BYTES`: not exported, the step fails. */
+  tooLarge: string[];
+} {
   const exports = new Map<string, string>();
   const warnings: string[] = [];
+  const tooLarge: string[] = [];
+  const keep = (index: number, name: string, value: string): void => {
+    if (Buffer.byteLength(value, "utf8") <= MAX_EXPORT_VALUE_BYTES) exports.set(name, value);
+    else {
+      tooLarge.push(name);
+      warnings.push(exportTooLargeMessage(where(index), name));
+    }
+  };
   const lines = text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
   // A file ending in a newline splits into one empty last element, which is not a line.
   if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
@@ -120,7 +186,7 @@ export function parseOutputFile(text: string): { exports: Map<string, string>; w
         warnings.push(`${where(index)}: ignored, the value is never closed by a line "${delimiter}"`);
         break;
       }
-      if (isValidExportName(name)) exports.set(name, lines.slice(index + 1, close).join("\n"));
+      if (isValidExportName(name)) keep(index, name, lines.slice(index + 1, close).join("\n"));
       else warnings.push(invalidNameWarning(where(index), name));
       index = close;
       continue;
@@ -130,8 +196,8 @@ export function parseOutputFile(text: string): { exports: Map<string, string>; w
       continue;
     }
     const name = line.slice(0, equals).trim();
-    if (isValidExportName(name)) exports.set(name, line.slice(equals + 1));
+    if (isValidExportName(name)) keep(index, name, line.slice(equals + 1));
     else warnings.push(invalidNameWarning(where(index), name));
   }
-  return { exports, warnings };
+  return { exports, warnings, tooLarge };
 }

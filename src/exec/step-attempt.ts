@@ -185,9 +185,17 @@ async function runWithScratch(
   for (const [name, value] of fromFile.exports) exports.set(name, value);
   warnings.push(...fromFile.warnings);
   for (const [name, value] of exports) learnSecret(name, value);
+  const tooLarge = [...(exportLines?.tooLarge ?? []), ...fromFile.tooLarge];
 
-  const status = stopped ?? last?.status ?? "success";
-  const error = attemptError(status, last, failedCommand, request.timeout_ms);
+  let status = stopped ?? last?.status ?? "success";
+  let error = attemptError(status, last, failedCommand, request.timeout_ms);
+  if (status === "success" && tooLarge.length > 0) {
+    status = "failed";
+    error = errorInfo(
+      "EXPORT_TOO_LARGE",
+      `exported ${[...new Set(tooLarge)].join(", ")}: a value over the 1 MiB cap of one exported value`,
+    );
+  }
   return {
     status,
     exit_code: attemptExitCode(status, last, stopped !== undefined),
@@ -282,8 +290,13 @@ async function readOutputFile(path: string): Promise<ReturnType<typeof parseOutp
     // Most steps write nothing there; do not pay for a read through the thread pool then.
     text = statSync(path).size === 0 ? "" : await readFile(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { exports: new Map(), warnings: [] };
-    return { exports: new Map(), warnings: [`cannot read $RUNYARD_OUTPUT: ${(error as Error).message}`] };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      return { exports: new Map(), warnings: [], tooLarge: [] };
+    return {
+      exports: new Map(),
+      warnings: [`cannot read $RUNYARD_OUTPUT: ${(error as Error).message}`],
+      tooLarge: [],
+    };
   }
   return parseOutputFile(text);
 }

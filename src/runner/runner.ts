@@ -33,6 +33,8 @@ export interface RunnerDaemonOptions {
 /** Output bytes a job may have in flight before it waits for acks. */
 const maxInFlightBatches = 8;
 const eagerFlushBytes = 64 * 1024;
+/** About the most output one batch carries. */
+const maxBatchBytes = 256 * 1024;
 
 /** One job this runner holds, from assign until the server says `done`. */
 interface HeldJob {
@@ -48,6 +50,8 @@ interface HeldJob {
   ended?: boolean;
   /** Given up (shutdown grace passed, or the server dropped it): no result is sent. */
   abandoned?: boolean;
+  /** `finished` went out after the last batch (see `sendFinished`). */
+  finishedSent?: boolean;
 }
 
 /**
@@ -273,7 +277,8 @@ export class RunnerDaemon {
     // Everything the server may have missed while we were apart.
     for (const job of this.jobs.values()) {
       for (const batch of job.unacked) this.send({ type: "output", job_id: job.id, ...batch });
-      if (job.result) this.sendFinished(job);
+      if (job.pending.length > 0) this.flush(job, job.result !== undefined);
+      else if (job.result) this.sendFinished(job);
     }
   }
 
@@ -316,9 +321,8 @@ export class RunnerDaemon {
           return;
         }
         log.info({ status: result.status }, "job finished");
-        this.flush(job, true);
         job.result = result;
-        this.sendFinished(job);
+        this.flush(job, true); // sends `finished` once the last output batch is out
       });
   }
 
@@ -333,27 +337,40 @@ export class RunnerDaemon {
    * enough has piled up (throughput); acks pull the rest.
    */
   private flush(job: HeldJob, force: boolean): void {
-    if (job.pending.length === 0) return;
-    const inFlight = job.unacked.length;
-    if (!force && inFlight > 0 && (job.pendingBytes < eagerFlushBytes || inFlight >= maxInFlightBatches))
-      return;
-    job.lastBatch += 1;
-    const batch = { batch: job.lastBatch, chunks: job.pending };
-    job.pending = [];
-    job.pendingBytes = 0;
-    job.unacked.push(batch);
-    if (this.connected) this.send({ type: "output", job_id: job.id, ...batch });
+    while (job.pending.length > 0) {
+      const inFlight = job.unacked.length;
+      // The window holds even at the end of a job: a step that printed faster than the server
+      // stores must not send the server its whole backlog at once.
+      if (inFlight >= maxInFlightBatches) return;
+      if (!force && inFlight > 0 && job.pendingBytes < eagerFlushBytes) return;
+      // A step that prints faster than the server stores would otherwise pile its output into
+      // one message past the server's message size limit.
+      let count = 0;
+      let bytes = 0;
+      while (count < job.pending.length && (count === 0 || bytes < maxBatchBytes)) {
+        bytes += job.pending[count]?.data.length ?? 0;
+        count += 1;
+      }
+      job.lastBatch += 1;
+      const batch = { batch: job.lastBatch, chunks: job.pending.splice(0, count) };
+      job.pendingBytes -= bytes;
+      job.unacked.push(batch);
+      if (this.connected) this.send({ type: "output", job_id: job.id, ...batch });
+    }
+    if (job.result && !job.finishedSent) this.sendFinished(job);
   }
 
   private acked(jobId: string, upTo: number): void {
     const job = this.jobs.get(jobId);
     if (!job) return;
     job.unacked = job.unacked.filter((batch) => batch.batch > upTo);
-    this.flush(job, false);
+    this.flush(job, job.result !== undefined);
   }
 
+  /** `finished` goes after the job's last output batch, never while output still waits. */
   private sendFinished(job: HeldJob): void {
-    if (!job.result || !this.connected) return;
+    if (!job.result || !this.connected || job.pending.length > 0) return;
+    job.finishedSent = true;
     this.send({ type: "finished", job_id: job.id, batches: job.lastBatch, result: job.result });
   }
 

@@ -6,13 +6,26 @@ import { openApiDocument } from "./openapi.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 
+/**
+ * The largest request body most routes take; `POST /api/runs` takes more (`runBodyLimit`).
+ * Bodies are parsed on the event loop, so the caps keep a few large ones from stalling it.
+ */
+const defaultBodyLimit = 1024 * 1024;
+
 /** The HTTP API; tests drive it with `app.inject()`. */
 export function buildApp(deps: ServerDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
   app.decorateRequest("principal", undefined);
   app.addHook("onRequest", authHook(deps.store));
 
-  app.setErrorHandler((error, _request, reply) => {
+  app.setErrorHandler((error, request, reply) => {
+    if ((error as { code?: string }).code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      const limit = request.routeOptions.bodyLimit ?? defaultBodyLimit;
+      error = new RunyardError(
+        "BODY_TOO_LARGE",
+        `the request body is larger than the ${formatMiB(limit)} that ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]} takes`,
+      );
+    }
     if (error instanceof RunyardError) {
       reply.code(error.status).send({
         error: {
@@ -55,4 +68,9 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   runRoutes(app, deps);
   runnerRoutes(app, deps);
   return app;
+}
+
+function formatMiB(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
 }

@@ -15,15 +15,27 @@ declare module "fastify" {
 const publicPaths = new Set(["/health"]);
 
 /**
- * Every route but `/health` needs `Authorization: Bearer <token>` (SSE may pass
+ * The one route that takes `?access_token=`: EventSource cannot send headers. Tokens in URLs
+ * end up in proxy and access logs, so no other route accepts one.
+ */
+const eventStreamPath = /^\/api\/runs\/[^/]+\/events$/;
+
+/**
+ * Every route but `/health` needs `Authorization: Bearer <token>` (the event stream may pass
  * `?access_token=`). Runner tokens only open the runner socket; they cannot call user routes.
  */
 export function authHook(store: Store) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
-    const secret = bearer(request);
+    const fromUrl = request.method === "GET" && eventStreamPath.test(path);
+    const secret = bearer(request, fromUrl);
     if (!secret) {
+      if (!fromUrl && queryToken(request) !== undefined) {
+        throw new RunyardError("UNAUTHORIZED", "?access_token= is accepted on the event stream only", {
+          hint: "Send the token as `Authorization: Bearer <token>`; only GET /api/runs/:id/events takes ?access_token=.",
+        });
+      }
       throw new RunyardError("UNAUTHORIZED", "this route needs a token");
     }
     const token = await store.findToken(secret);
@@ -37,9 +49,13 @@ export function authHook(store: Store) {
   };
 }
 
-function bearer(request: FastifyRequest): string | undefined {
+function bearer(request: FastifyRequest, fromUrl: boolean): string | undefined {
   const header = request.headers.authorization;
   if (header?.startsWith("Bearer ")) return header.slice(7).trim() || undefined;
+  return fromUrl ? queryToken(request) : undefined;
+}
+
+function queryToken(request: FastifyRequest): string | undefined {
   const query = request.query as Record<string, unknown> | undefined;
   const fromQuery = query?.access_token;
   return typeof fromQuery === "string" && fromQuery !== "" ? fromQuery : undefined;

@@ -56,9 +56,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       "/api/runs/{id}/events": {
         get: {
-          summary: "the run's events as Server-Sent Events; resumes after Last-Event-ID or ?after=",
+          summary:
+            "the run's events as Server-Sent Events (id: seq, event: type); resumes after Last-Event-ID or ?after=; the one route that takes ?access_token=",
           responses: {
             200: { description: "text/event-stream of RunEvent", content: { "text/event-stream": {} } },
+            204: { description: "the run has ended and has no event after the cursor" },
           },
         },
       },

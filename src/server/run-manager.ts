@@ -51,6 +51,7 @@ export class RunManager {
     private readonly broker: JobBroker,
     private readonly notifier: Notifier,
     private readonly logger: Logger,
+    private readonly limits: { maxRunLogBytes: number },
   ) {}
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
@@ -99,8 +100,13 @@ export class RunManager {
       steps: new Map(record.steps.map((s) => [`${s.name}\u0000${s.host}`, s])),
       vars: { ...record.vars },
       started: record.status === "running",
-      sink: new RunSink(record.id, record.last_seq, this.store, this.bus, (events) =>
-        this.observe(run, events),
+      sink: new RunSink(
+        record.id,
+        record.last_seq,
+        this.store,
+        this.bus,
+        (events) => this.observe(run, events),
+        { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resume.events) },
       ),
       done: Promise.resolve(),
       queuedStored: Promise.resolve(),
@@ -354,4 +360,12 @@ export class RunManager {
   get activeRuns(): number {
     return this.active.size;
   }
+}
+
+/** The output bytes among a resumed run's stored events, so its log cap goes on from there. */
+function storedOutputBytes(events: readonly RunEvent[]): number {
+  let bytes = 0;
+  for (const event of events)
+    if (event.type === "step.output") bytes += Buffer.byteLength(event.data, "utf8");
+  return bytes;
 }

@@ -2,6 +2,76 @@ import { type EventInput, EventSequencer, type RunEvent } from "../core/events.j
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 
+/** How much of a run's output the store keeps. */
+export interface RunLogLimit {
+  /** Output bytes (`step.output` data, UTF-8) stored per run at most; 0 means no cap. */
+  maxBytes: number;
+  /** Output bytes the run stored before this sink (a run resumed after a restart). */
+  storedBytes: number;
+}
+
+/**
+ * The run's stored log cap. Past it no `step.output` is stored (the first event that would
+ * cross it neither), so the log is an unbroken beginning; what was cut is counted per step and
+ * said in one notice when the step finishes. Only the store is spared: a step's `output_path`
+ * files on its host keep everything.
+ */
+class RunLogCap {
+  private stored: number;
+  private cutting = false;
+  /** `step\0host` -> bytes not stored. */
+  private readonly cut = new Map<string, { step: string; host: string; bytes: number }>();
+
+  constructor(private readonly limit: RunLogLimit) {
+    this.stored = limit.storedBytes;
+  }
+
+  /** Whether this output is stored. */
+  admit(step: string, host: string, data: string): boolean {
+    if (this.limit.maxBytes <= 0) return true;
+    const bytes = Buffer.byteLength(data, "utf8");
+    if (!this.cutting && this.stored + bytes <= this.limit.maxBytes) {
+      this.stored += bytes;
+      return true;
+    }
+    this.cutting = true;
+    const key = `${step}\u0000${host}`;
+    const entry = this.cut.get(key) ?? { step, host, bytes: 0 };
+    entry.bytes += bytes;
+    this.cut.set(key, entry);
+    return false;
+  }
+
+  /** The notices owed when `input` is emitted: for its step, or for all at the run's end. */
+  noticesBefore(input: EventInput): EventInput[] {
+    if (this.cut.size === 0) return [];
+    let ended: Array<{ step: string; host: string; bytes: number }> = [];
+    let outputPath: string | undefined;
+    if (input.type === "step.finished") {
+      const key = `${input.step}\u0000${input.host}`;
+      const entry = this.cut.get(key);
+      if (entry) ended = [entry];
+      this.cut.delete(key);
+      outputPath = input.output_path;
+    } else if (input.type === "run.finished") {
+      ended = [...this.cut.values()];
+      this.cut.clear();
+    }
+    return ended.map(({ step, host, bytes }) => ({
+      type: "notice",
+      level: "warn",
+      step,
+      host,
+      message:
+        `the run's stored log reached its cap of ${this.limit.maxBytes} bytes: ${bytes} more bytes of output of ` +
+        `step "${step}" on ${host} were not stored; ` +
+        (outputPath
+          ? `the step's output_path files keep everything (${outputPath})`
+          : "set args.output_path to keep a step's full output on its host"),
+    }));
+  }
+}
+
 /**
  * Where a run's events go on the server: numbered here (the one place a server run's seq is
  * assigned), stored, and only then published to followers, so a follower never sees an event
@@ -13,6 +83,7 @@ export class RunSink {
   private buffer: RunEvent[] = [];
   private collecting: RunEvent[] | undefined;
   private flushScheduled = false;
+  private readonly logCap: RunLogCap;
 
   constructor(
     readonly runId: string,
@@ -20,12 +91,19 @@ export class RunSink {
     private readonly store: Store,
     private readonly bus: EventBus,
     private readonly observe: (events: RunEvent[]) => Promise<void> | void,
+    logLimit: RunLogLimit = { maxBytes: 0, storedBytes: 0 },
   ) {
     this.sequencer = new EventSequencer(runId, lastSeq);
+    this.logCap = new RunLogCap(logLimit);
   }
 
-  /** Takes one event; it is stored with the others emitted in the same tick. */
+  /**
+   * Takes one event; it is stored with the others emitted in the same tick. Output past the
+   * run's log cap is dropped before it is given a seq, so the stored log has no gaps.
+   */
   emit = (input: EventInput): void => {
+    if (input.type === "step.output" && !this.logCap.admit(input.step, input.host, input.data)) return;
+    for (const notice of this.logCap.noticesBefore(input)) this.emit(notice);
     const event = this.sequencer.next(input);
     if (this.collecting) {
       this.collecting.push(event);
@@ -69,6 +147,9 @@ export class RunSink {
   private write(events: RunEvent[], job?: { id: string; seq: number }): Promise<unknown> {
     const next = this.chain.then(async () => {
       if (events.length === 0 && !job) return;
+      // The SQLite store answers synchronously: without this, a backlog of batches is stored in
+      // one go of microtasks and `/health` and SSE wait until all of it is done.
+      await new Promise((resolve) => setImmediate(resolve));
       await this.store.appendEvents(events, job ? { job } : {});
       this.bus.publish(events);
       await this.observe(events);

@@ -113,6 +113,8 @@ export class RunnerHub implements JobTransport {
         })
         .catch((error: unknown) => this.logger.error({ err: error }, "runner message failed"));
     });
+    // A message past maxPayload or a broken frame closes this runner's socket, not the server.
+    socket.on("error", (error) => this.logger.warn({ err: error }, "runner socket error"));
     socket.on("close", () => {
       if (connection && this.connections.get(connection.info.id) === connection) {
         this.connections.delete(connection.info.id);

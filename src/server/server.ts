@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { defaultMaxRunLogBytes } from "../core/config.js";
 import type { Logger } from "../core/logger.js";
 import { openMemoryStore, openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/types.js";
@@ -22,6 +23,8 @@ export interface ServerOptions {
   timings: HubTimings;
   /** How long runs left running wait for their runners after a restart. */
   reconnectGraceMs: number;
+  /** Output bytes stored per run; 0 means no cap. Default 100 MiB. */
+  maxRunLogBytes?: number;
   logger: Logger;
   version: string;
   warn: (message: string) => void;
@@ -56,7 +59,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const bus = new EventBus();
   const broker = new JobBroker(store, logger);
-  const runs = new RunManager(store, bus, broker, new Notifier(logger), logger);
+  const runs = new RunManager(store, bus, broker, new Notifier(logger), logger, {
+    maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes,
+  });
   const hub = new RunnerHub(store, broker, options.timings, logger, (runId, runnerId) =>
     runs.markStarted(runId, runnerId),
   );

@@ -4,11 +4,22 @@ import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 
 const keepAliveMs = 15_000;
+/** How long EventSource waits before it reconnects after a dropped stream (`retry:`). */
+export const sseRetryMs = 2000;
+/** About how many bytes of events one client reads from the store at a time. */
+const pageBytes = 1024 * 1024;
+const maxPageEvents = 1000;
 
 /**
- * Streams a run's events as Server-Sent Events: `id:` is the seq, `data:` the event. Stored
- * events after `after` come first, then live ones; a client that reconnects with
- * `Last-Event-ID` gets exactly what it missed. The stream ends after `run.finished`.
+ * Streams a run's events as Server-Sent Events: `id:` is the seq, `event:` the type, `data:`
+ * the event. Stored events after `after` come first, then live ones; a client that reconnects
+ * with `Last-Event-ID` gets exactly what it missed. The stream ends after `run.finished`; a
+ * finished run asked for nothing new answers 204, which tells EventSource to stop.
+ *
+ * A client costs at most a page of events and a socket buffer, however slowly it reads: the
+ * store is read a page at a time, every write waits for the socket to drain, and live events
+ * are not buffered while the client is behind. It catches up from the store instead, and `seq`
+ * says exactly where to resume.
  */
 export async function streamRunEvents(
   reply: FastifyReply,
@@ -17,6 +28,10 @@ export async function streamRunEvents(
   after: number,
   follow = true,
 ): Promise<void> {
+  if (await finishedBefore(deps.store, runId, after)) {
+    reply.code(204).send();
+    return;
+  }
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -25,11 +40,17 @@ export async function streamRunEvents(
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
-  raw.write(": runyard event stream\n\n");
+  raw.write(`: runyard event stream\nretry: ${sseRetryMs}\n\n`);
 
+  /** The highest seq written to this client. */
   let last = after;
+  /** The highest seq known to be stored (from live events the client has not had yet). */
+  let stored = after;
   let ended = false;
-  let live: RunEvent[] | undefined = [];
+  let full = false;
+  let pumping = false;
+  let pageLimit = 64;
+
   const end = (): void => {
     if (ended) return;
     ended = true;
@@ -37,32 +58,79 @@ export async function streamRunEvents(
     clearInterval(keepAlive);
     raw.end();
   };
-  const write = (event: RunEvent): void => {
-    if (ended || event.seq <= last) return;
+  /** Writes one event; returns its size. */
+  const write = (event: RunEvent): number => {
     last = event.seq;
-    raw.write(`id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`);
+    const frame = `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+    if (!raw.write(frame)) full = true;
     if (event.type === "run.finished") end();
+    return frame.length;
   };
+  const drained = (): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        raw.off("drain", done);
+        raw.off("close", done);
+        resolve();
+      };
+      raw.on("drain", done);
+      raw.on("close", done);
+    });
+
+  /** Writes from the store, page by page, until the client has everything stored. */
+  const pump = async (): Promise<void> => {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (!ended) {
+        if (full) await drained();
+        if (ended) break;
+        const limit = pageLimit;
+        const page = await deps.store.listEvents(runId, { after: last, limit });
+        let bytes = 0;
+        for (const event of page) {
+          if (ended) break;
+          if (full) await drained();
+          if (ended || event.seq <= last) continue;
+          bytes += write(event);
+        }
+        if (page.length > 0) {
+          const average = Math.max(1, bytes / page.length);
+          pageLimit = Math.max(1, Math.min(maxPageEvents, Math.floor(pageBytes / average)));
+        }
+        if (page.length < limit && last >= stored) break;
+      }
+    } catch {
+      end(); // the store closed under us (server shutting down)
+    } finally {
+      pumping = false;
+    }
+  };
+
   // Subscribe before reading the store, so nothing stored in between is missed.
   const unsubscribe = deps.bus.subscribe(runId, (event) => {
-    if (live) live.push(event);
+    if (ended || event.seq <= last) return;
+    stored = Math.max(stored, event.seq);
+    // Behind or backed up: drop it; the pump reads it from the store when the client drains.
+    if (pumping || full || event.seq !== last + 1) void pump();
     else write(event);
   });
-  const keepAlive = setInterval(() => raw.write(": keep-alive\n\n"), keepAliveMs);
+  const keepAlive = setInterval(() => {
+    if (!full) raw.write(": keep-alive\n\n");
+  }, keepAliveMs);
+  raw.on("drain", () => {
+    full = false;
+  });
   raw.on("close", end);
 
-  for (;;) {
-    const page = await deps.store.listEvents(runId, { after: last, limit: 1000 });
-    for (const event of page) write(event);
-    if (page.length < 1000 || ended) break;
-  }
-  const buffered = live;
-  live = undefined;
-  for (const event of buffered) write(event);
+  await pump();
   if (!follow) end();
-  if (!ended) {
-    const run = await deps.store.getRun(runId);
-    const finished = run && isFinalStatus(run.status);
-    if (finished && (await deps.store.lastSeq(runId)) === last) end();
-  }
+  if (!ended && (await finishedBefore(deps.store, runId, last))) end();
+}
+
+/** The run has ended and has no event after `seq`: nothing more will ever come. */
+async function finishedBefore(store: Store, runId: string, seq: number): Promise<boolean> {
+  const run = await store.getRun(runId);
+  if (!run || !isFinalStatus(run.status)) return false;
+  return ((await store.lastSeq(runId)) ?? 0) <= seq;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
@@ -95,10 +95,36 @@ describe("openSqliteStore", () => {
     );
   });
 
-  it("refuses a file that is not a database", async () => {
+  it("refuses a file that is not a database, and leaves its bytes alone", async () => {
     const path = join(dir, "notes.txt");
-    writeFileSync(path, "this is not sqlite, just some text that is long enough to have a header".repeat(20));
-    await expect(openSqliteStore(path)).rejects.toThrow(/cannot open the store at .*notes\.txt/);
+    const text = "this is not sqlite, just some text that is long enough to have a header".repeat(20);
+    writeFileSync(path, text);
+    await expect(openSqliteStore(path)).rejects.toMatchObject({
+      code: "STORE_UNREADABLE",
+      message: expect.stringMatching(/notes\.txt is not a SQLite database/),
+      hint: expect.stringMatching(/move it aside/),
+    });
+    expect(readFileSync(path, "utf8")).toBe(text);
+  });
+
+  it("refuses an empty file instead of making a new database in it", async () => {
+    const path = join(dir, "runyard.db");
+    writeFileSync(path, "");
+    await expect(openSqliteStore(path)).rejects.toMatchObject({
+      code: "STORE_UNREADABLE",
+      message: `the database file ${path} is empty (0 bytes)`,
+    });
+    expect(statSync(path).size).toBe(0);
+  });
+
+  it("refuses a database whose pages are damaged", async () => {
+    const path = join(dir, "runyard.db");
+    await (await openSqliteStore(path)).close();
+    const bytes = readFileSync(path);
+    bytes.fill(0x5a, 100, Math.min(bytes.length, 8192));
+    writeFileSync(path, bytes);
+    await expect(openSqliteStore(path)).rejects.toMatchObject({ code: "STORE_UNREADABLE" });
+    expect(readFileSync(path).equals(bytes)).toBe(true);
   });
 
   it("closes twice without complaint", async () => {

@@ -1,7 +1,8 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
+import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { sqliteDialect } from "./dialect.js";
 import { createKyselyStore } from "./kysely-store.js";
@@ -39,7 +40,52 @@ export const inMemoryWarning =
  */
 export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): Promise<Store> {
   mkdirSync(dirname(resolve(path)), { recursive: true });
+  refuseUnreadableFile(path);
   return openSqlite(path, opts);
+}
+
+const sqliteHeader = Buffer.from("SQLite format 3\u0000", "latin1");
+
+/**
+ * An existing file that is empty or not a SQLite database is refused before SQLite opens it:
+ * SQLite would take an empty file for a new database and write one over it, and what was in
+ * the file (a truncated copy, another program's data) would be lost for good.
+ */
+function refuseUnreadableFile(path: string): void {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return; // a first start
+    throw error;
+  }
+  if (size === 0) {
+    throw new RunyardError("STORE_UNREADABLE", `the database file ${path} is empty (0 bytes)`);
+  }
+  const header = Buffer.alloc(sqliteHeader.length);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (!header.equals(sqliteHeader)) {
+    throw new RunyardError("STORE_UNREADABLE", `the database file ${path} is not a SQLite database`);
+  }
+}
+
+/** SQLite's words for a file it cannot read as a database. */
+function isDamaged(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT";
+}
+
+function damaged(filename: string, error: unknown): RunyardError {
+  return new RunyardError(
+    "STORE_UNREADABLE",
+    `the database file ${filename} is damaged: ${(error as Error).message}`,
+    { cause: error },
+  );
 }
 
 /** The same store in memory, for tests and throwaway runs; warns that nothing persists (seed 002). */
@@ -59,10 +105,16 @@ async function openSqlite(filename: string, opts: SqliteStoreOptions): Promise<S
     database.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
   } catch (error) {
     database?.close();
+    if (isDamaged(error)) throw damaged(filename, error);
     throw new Error(`cannot open the store at ${filename}: ${(error as Error).message}`, { cause: error });
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-  return createKyselyStore(db, sqliteDialect, opts);
+  try {
+    return await createKyselyStore(db, sqliteDialect, opts);
+  } catch (error) {
+    if (isDamaged(error)) throw damaged(filename, error);
+    throw error;
+  }
 }
 
 /**

@@ -722,3 +722,28 @@ steps: [{name: s, command: "true"}]
     );
   });
 });
+
+describe("deeply nested YAML is refused with a position, not a stack overflow", () => {
+  test("100,000 unclosed brackets point at the first one too deep", () => {
+    expect(problems(`name: w\nsteps: ${"[".repeat(100_000)}`)).toEqual([
+      "wf.yaml:2:71: YAML nesting is deeper than 64 levels of lists and mappings (hint: a workflow needs a few levels (steps, a step, its args, env); check for unclosed [ or {)",
+    ]);
+  });
+
+  test("thousands of nested mappings name the line where the nesting goes too deep", () => {
+    const text = Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i)}k${i}:`).join("\n");
+    expect(problems(text)).toEqual([
+      expect.stringMatching(/^wf\.yaml:65:65: YAML nesting is deeper than 64/),
+    ]);
+  });
+
+  test("nested flow mappings and block lists are caught too", () => {
+    expect(problems(`x: ${"{a: ".repeat(50_000)}`)[0]).toMatch(/^wf\.yaml:1:\d+: YAML nesting is deeper/);
+    expect(problems("- ".repeat(100_000))[0]).toMatch(/^wf\.yaml:1:\d+: YAML nesting is deeper/);
+  });
+
+  test("64 levels are still read", () => {
+    const { diagnostics } = parseWorkflow(`name: w\nvars: ${"[".repeat(63)}${"]".repeat(63)}\n`, "wf.yaml");
+    expect(diagnostics.map(formatDiagnostic).join("\n")).not.toMatch(/nesting/);
+  });
+});

@@ -3,12 +3,19 @@
  * every problem at once with its line and column. Nothing runs unless this finds no problem.
  */
 import { basename, extname } from "node:path";
-import { isMap, LineCounter, parseDocument, visit, type YAMLError } from "yaml";
+import { CST, isMap, LineCounter, Parser, parseDocument, visit, type YAMLError } from "yaml";
 import type { Diagnostic, Workflow } from "./model.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
 import { readSteps } from "./parse-steps.js";
 import { YamlReader } from "./yaml-reader.js";
+
+/**
+ * How deep lists and mappings may nest. A workflow needs about five levels (steps, a step, its
+ * args, env); the YAML library's composer recurses per level and overflows the stack near a
+ * thousand, so deeper input is refused before it gets there.
+ */
+export const maxNesting = 64;
 
 const topLevelKeys = [
   "version",
@@ -45,6 +52,15 @@ export function parseWorkflow(
   text: string,
   file: string,
 ): { workflow?: Workflow; diagnostics: Diagnostic[] } {
+  const deep = tooDeepAt(text);
+  if (deep !== undefined) {
+    let line = 1;
+    for (let at = text.indexOf("\n"); at >= 0 && at < deep; at = text.indexOf("\n", at + 1)) line++;
+    const col = deep - text.lastIndexOf("\n", deep - 1);
+    const message = `YAML nesting is deeper than ${maxNesting} levels of lists and mappings`;
+    const hint = "a workflow needs a few levels (steps, a step, its args, env); check for unclosed [ or {";
+    return { diagnostics: [{ file, line, col, message, hint }] };
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const reader = new YamlReader(file, text, doc, lineCounter);
@@ -101,6 +117,30 @@ export function parseWorkflow(
 
   const diagnostics = sorted(reader.diagnostics);
   return diagnostics.length === 0 ? { workflow, diagnostics } : { diagnostics };
+}
+
+/**
+ * The offset of the first list or mapping nested deeper than `maxNesting`, if any. The YAML
+ * library's tokenizer works without recursion, so its tokens are walked here with a stack.
+ */
+function tooDeepAt(text: string): number | undefined {
+  let first: number | undefined;
+  const stack: Array<{ token: CST.Token | null | undefined; depth: number }> = [];
+  for (const token of new Parser().parse(text)) stack.push({ token, depth: 0 });
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const { token, depth } = next;
+    if (!token) continue;
+    if (token.type === "document") stack.push({ token: token.value, depth });
+    if (!CST.isCollection(token)) continue;
+    if (depth + 1 > maxNesting) {
+      first = Math.min(first ?? token.offset, token.offset);
+      continue;
+    }
+    for (const item of token.items) {
+      stack.push({ token: item.key, depth: depth + 1 }, { token: item.value, depth: depth + 1 });
+    }
+  }
+  return first;
 }
 
 function reportSyntaxError(reader: YamlReader, error: YAMLError): void {

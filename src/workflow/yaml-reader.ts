@@ -32,6 +32,14 @@ export type NumberRule =
 
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** What a variable name may be, in `vars:`, `env:`, `--var` or the API's `vars`. */
+export const variableNameHint = "names are letters, digits and _, and do not start with a digit";
+
+/** A name that can travel as an environment variable: no `=`, NUL, space or empty name. */
+export function isVariableName(name: string): boolean {
+  return variableName.test(name);
+}
+
 export class YamlReader {
   readonly diagnostics: Diagnostic[] = [];
 
@@ -191,12 +199,8 @@ export class YamlReader {
   }
 
   private checkVariableName(name: string, node: unknown): boolean {
-    if (variableName.test(name)) return true;
-    this.report(
-      node,
-      `"${name}" is not a valid variable name`,
-      "names are letters, digits and _, and do not start with a digit",
-    );
+    if (isVariableName(name)) return true;
+    this.report(node, `"${name}" is not a valid variable name`, variableNameHint);
     return false;
   }
 }

@@ -5,9 +5,13 @@ import { isFinalStatus, RunKind, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
 import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { streamRunEvents } from "../sse.js";
+
+/** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
+export const runBodyLimit = 8 * 1024 * 1024;
 
 export const SubmitRunBody = z.object({
   kind: z.literal("workflow").default("workflow"),
@@ -63,7 +67,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
     return run;
   };
 
-  app.post("/api/runs", async (request, reply) => {
+  app.post("/api/runs", { bodyLimit: runBodyLimit }, async (request, reply) => {
     const body = request.body as Record<string, unknown> | undefined;
     if (body && typeof body === "object" && "input" in body && !("workflow" in body)) {
       throw new RunyardError(
@@ -75,6 +79,13 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
       );
     }
     const input = parse(SubmitRunBody, body ?? {}, "body");
+    const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
+    if (badName !== undefined) {
+      const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
+      throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
+        hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
+      });
+    }
     const principal = request.principal;
     const run = await deps.runs.submitWorkflow(
       { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
@@ -120,6 +131,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
     const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";
     await streamRunEvents(reply, deps, id, fromHeader ?? query.after ?? 0, follow);
+    return reply;
   });
 
   /** Seed 002's run snapshot: 404 for an unknown run id. */
