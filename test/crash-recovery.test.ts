@@ -62,6 +62,10 @@ function alive(pid: number): boolean {
 
 const stepPid = (dir: string): number => Number(readFileSync(join(dir, "pid"), "utf8").trim());
 
+/** The step has written its whole pid line (the file exists a moment before it holds the pid). */
+const stepStarted = (dir: string): boolean =>
+  existsSync(join(dir, "pid")) && readFileSync(join(dir, "pid"), "utf8").endsWith("\n");
+
 /** Children of `pid`, by their /proc entries. */
 function childrenOf(pid: number): number[] {
   return readdirSync("/proc")
@@ -123,21 +127,15 @@ describe("crash recovery", () => {
     const first = track(await startUp(home, port, env));
     const url = `http://127.0.0.1:${port}`;
     const runId = await submit(url, holdingStep(work, "{}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     const pid = stepPid(work);
     pids.push(pid);
+    // The runner journals a step's group right after spawning it; kill it once that is done.
+    const journal = join(home, "runners", readdirSync(join(home, "runners"))[0] ?? "", "process-groups.log");
+    await until("the runner journals the step", () => readFileSync(journal, "utf8").includes(`+ ${pid} `));
     await first.kill("SIGKILL");
 
-    await until("the step dies with its runner", () => !alive(pid), 5000).catch((error) => {
-      const journal = readdirSync(join(home, "runners")).map((d) =>
-        readFileSync(join(home, "runners", d, "process-groups.log"), "utf8"),
-      );
-      let stat = "";
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-      } catch {}
-      throw new Error(`${error}; journal ${JSON.stringify(journal)}; stat ${stat}`);
-    });
+    await until("the step dies with its runner", () => !alive(pid), 5000);
 
     const second = track(await startUp(home, port, env));
     const restartedAt = Date.now();
@@ -165,7 +163,7 @@ describe("crash recovery", () => {
       await startRunner(server.url, token, { id: "fixed", group: "fixed", env: { RUNYARD_HOME: home } }),
     );
     const runId = await submit(server.url, holdingStep(work, "{group: fixed}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     pids.push(stepPid(work));
     await runner.kill("SIGKILL");
 
@@ -185,7 +183,7 @@ describe("crash recovery", () => {
       await startRunner(server.url, token, { id: "j1", group: "journal", env: { RUNYARD_HOME: home } }),
     );
     const runId = await submit(server.url, holdingStep(work, "{group: journal}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     const pid = stepPid(work);
     pids.push(pid);
     const runnerPid = runner.child.pid ?? 0;
@@ -220,7 +218,7 @@ describe("crash recovery", () => {
     const rogueToken = await runnerToken(server.url, "victim");
     track(await startRunner(server.url, victimToken, { id: "victim", group: "victim" }));
     const runId = await submit(server.url, holdingStep(work, "{group: victim}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     const jobId = jobIdFor({ run_id: runId, step: "hold", host: "a", attempt: 1 } as never);
 
     const rogue = await connectRunner(server.url, rogueToken);
@@ -296,7 +294,7 @@ describe("crash recovery", () => {
       }),
     );
     const runId = await submit(server.url, holdingStep(work, "{group: drain}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     runner.child.kill("SIGTERM");
     await runner.waitFor("get up to 30 s to finish");
     // A run submitted while draining waits for another runner.
@@ -321,7 +319,7 @@ describe("crash recovery", () => {
       }),
     );
     const runId = await submit(server.url, holdingStep(work, "{group: cut}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     const pid = stepPid(work);
     pids.push(pid);
     runner.child.kill("SIGTERM");
@@ -341,7 +339,7 @@ describe("crash recovery", () => {
       await startRunner(server.url, await runnerToken(server.url, "sdrain"), { id: "sd", group: "sdrain" }),
     );
     const runId = await submit(server.url, holdingStep(work, "{group: sdrain}"));
-    await until("the step runs", () => existsSync(join(work, "pid")));
+    await until("the step runs", () => stepStarted(work));
     server.proc.child.kill("SIGTERM");
     await server.proc.waitFor("running steps get up to 30 s to finish");
     const again = startCli(["server", "--port", String(await freePort()), "--home", server.home], {
