@@ -39,6 +39,21 @@ function graceMs(seconds: string | undefined): unknown {
   return Math.round(value * 1000);
 }
 
+/** The flags `up` and `server` share, as config overrides. */
+function serveOverrides(flags: {
+  host?: string;
+  port?: string;
+  home?: string;
+  shutdownGrace?: string;
+}): Overrides {
+  return {
+    host: flags.host,
+    port: flags.port,
+    home: flags.home,
+    shutdownGraceMs: graceMs(flags.shutdownGrace),
+  };
+}
+
 /** Builds the command tree; each action sets the process exit code. */
 function buildProgram(
   ctx: ContextFor,
@@ -84,42 +99,12 @@ function buildProgram(
       .option("--config <file>", "config file (YAML)");
   serveOptions(
     program.command("up").description("start the server with a local runner (SQLite under ./.runyard)"),
-  ).action(async (flags) =>
-    setExit(
-      await upCommand(
-        flags,
-        ctx(
-          {
-            host: flags.host,
-            port: flags.port,
-            home: flags.home,
-            shutdownGraceMs: graceMs(flags.shutdownGrace),
-          },
-          flags.config,
-        ),
-      ),
-    ),
-  );
+  ).action(async (flags) => setExit(await upCommand(flags, ctx(serveOverrides(flags), flags.config))));
   serveOptions(
     program.command("server").description("start the control plane; runners join with `runyard runner`"),
   )
     .option("--memory", "keep everything in memory (nothing persists)")
-    .action(async (flags) =>
-      setExit(
-        await serverCommand(
-          flags,
-          ctx(
-            {
-              host: flags.host,
-              port: flags.port,
-              home: flags.home,
-              shutdownGraceMs: graceMs(flags.shutdownGrace),
-            },
-            flags.config,
-          ),
-        ),
-      ),
-    );
+    .action(async (flags) => setExit(await serverCommand(flags, ctx(serveOverrides(flags), flags.config))));
 
   program
     .command("runner")
