@@ -1,3 +1,4 @@
+import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
 import { type BenchRow, printTable } from "./table.js";
@@ -5,6 +6,7 @@ import { orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
 /** `npm run bench`: each benchmark against a baseline measured in the same process. */
 const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
+  cliStart,
   stepOverhead,
   orphanGuardCost,
   outputThroughput,

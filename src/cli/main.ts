@@ -1,19 +1,13 @@
 import { Command, CommanderError } from "commander";
-import { type Config, ConfigError, loadConfig } from "../core/config.js";
-import { readConfigFile } from "../core/config-file.js";
+import type { Config } from "../core/config.js";
+import { ConfigError } from "../core/config-error.js";
 import { RunyardError } from "../core/errors.js";
-import { agentServerCommand } from "./agent-server.js";
-import { type CliContext, exitCodeForSignal } from "./context.js";
-import { runCommand } from "./run.js";
-import { runnerCommand } from "./runner.js";
-import { runnersList, runsCancel, runsList, runsLogs, runsShow, submitRun } from "./runs.js";
-import { serverCommand, upCommand } from "./server.js";
-import { tokenCreate } from "./token.js";
-import { validateCommand } from "./validate.js";
+import type { CliContext } from "./context.js";
 import { version } from "./version.js";
 
 type Overrides = Partial<Record<keyof Config, unknown>>;
-type ContextFor = (overrides?: Overrides, configFile?: string) => CliContext;
+/** Builds a command's context; loads the config schema (zod) only for a command that runs. */
+type ContextFor = (overrides?: Overrides, configFile?: string) => Promise<CliContext>;
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -77,15 +71,21 @@ function buildProgram(
     .option("--json", "print the run's events as JSON lines")
     .option("-q, --quiet", "print only failures and the result");
   serverFlags(run).action(async (file: string, flags) => {
-    const context = ctx(apiOverrides(flags));
-    setExit(flags.server ? await submitRun(file, flags, context) : await runCommand(file, flags, context));
+    const context = await ctx(apiOverrides(flags));
+    setExit(
+      flags.server
+        ? await (await import("./runs.js")).submitRun(file, flags, context)
+        : await (await import("./run.js")).runCommand(file, flags, context),
+    );
   });
 
   program
     .command("validate")
     .description("check a workflow file and report every problem with its line and column")
     .argument("<file>", "workflow or playbook YAML")
-    .action(async (file: string) => setExit(await validateCommand(file, ctx())));
+    .action(async (file: string) =>
+      setExit(await (await import("./validate.js")).validateCommand(file, await ctx())),
+    );
 
   const serveOptions = (command: Command): Command =>
     command
@@ -99,12 +99,23 @@ function buildProgram(
       .option("--config <file>", "config file (YAML)");
   serveOptions(
     program.command("up").description("start the server with a local runner (SQLite under ./.runyard)"),
-  ).action(async (flags) => setExit(await upCommand(flags, ctx(serveOverrides(flags), flags.config))));
+  ).action(async (flags) =>
+    setExit(
+      await (await import("./server.js")).upCommand(flags, await ctx(serveOverrides(flags), flags.config)),
+    ),
+  );
   serveOptions(
     program.command("server").description("start the control plane; runners join with `runyard runner`"),
   )
     .option("--memory", "keep everything in memory (nothing persists)")
-    .action(async (flags) => setExit(await serverCommand(flags, ctx(serveOverrides(flags), flags.config))));
+    .action(async (flags) =>
+      setExit(
+        await (await import("./server.js")).serverCommand(
+          flags,
+          await ctx(serveOverrides(flags), flags.config),
+        ),
+      ),
+    );
 
   program
     .command("runner")
@@ -128,8 +139,8 @@ function buildProgram(
     .option("--config <file>", "config file (YAML)")
     .action(async (flags) =>
       setExit(
-        await runnerCommand(
-          ctx(
+        await (await import("./runner.js")).runnerCommand(
+          await ctx(
             {
               serverUrl: flags.server,
               token: flags.token,
@@ -153,7 +164,9 @@ function buildProgram(
     .description("listen for direct dispatch from workflows (inventory hosts with address:)")
     .requiredOption("--addr <addr>", "address to listen on, e.g. :7072 or 0.0.0.0:7072")
     .option("--token <token>", "token dispatchers must send (RUNYARD_TOKEN)")
-    .action(async (flags) => setExit(await agentServerCommand(flags, ctx())));
+    .action(async (flags) =>
+      setExit(await (await import("./agent-server.js")).agentServerCommand(flags, await ctx())),
+    );
 
   const token = program.command("token").description("manage tokens");
   serverFlags(
@@ -168,7 +181,12 @@ function buildProgram(
       .option("--tenant <id>", "the tenant it belongs to")
       .option("--home <dir>", "data folder, when not going through a server"),
   ).action(async (flags) =>
-    setExit(await tokenCreate(flags, ctx({ ...apiOverrides(flags), home: flags.home }))),
+    setExit(
+      await (await import("./token.js")).tokenCreate(
+        flags,
+        await ctx({ ...apiOverrides(flags), home: flags.home }),
+      ),
+    ),
   );
 
   const runs = program.command("runs").description("look at and control runs on a server");
@@ -180,14 +198,18 @@ function buildProgram(
       .option("--kind <kind>", "workflow, agent or bot")
       .option("--limit <n>", "how many")
       .option("--json", "JSON output"),
-  ).action(async (flags) => setExit(await runsList(flags, ctx(apiOverrides(flags)))));
+  ).action(async (flags) =>
+    setExit(await (await import("./runs.js")).runsList(flags, await ctx(apiOverrides(flags)))),
+  );
   serverFlags(
     runs
       .command("show")
       .argument("<run>")
       .description("one run's state and steps")
       .option("--json", "JSON output"),
-  ).action(async (id: string, flags) => setExit(await runsShow(id, flags, ctx(apiOverrides(flags)))));
+  ).action(async (id: string, flags) =>
+    setExit(await (await import("./runs.js")).runsShow(id, flags, await ctx(apiOverrides(flags)))),
+  );
   serverFlags(
     runs
       .command("logs")
@@ -195,13 +217,18 @@ function buildProgram(
       .description("a run's output")
       .option("-f, --follow", "keep following until the run ends")
       .option("--json", "events as JSON lines"),
-  ).action(async (id: string, flags) => setExit(await runsLogs(id, flags, ctx(apiOverrides(flags)))));
+  ).action(async (id: string, flags) =>
+    setExit(await (await import("./runs.js")).runsLogs(id, flags, await ctx(apiOverrides(flags)))),
+  );
   serverFlags(runs.command("cancel").argument("<run>").description("cancel a queued or running run")).action(
-    async (id: string, flags) => setExit(await runsCancel(id, ctx(apiOverrides(flags)))),
+    async (id: string, flags) =>
+      setExit(await (await import("./runs.js")).runsCancel(id, await ctx(apiOverrides(flags)))),
   );
   serverFlags(
     program.command("runners").description("list the server's runners").option("--json", "JSON output"),
-  ).action(async (flags) => setExit(await runnersList(flags, ctx(apiOverrides(flags)))));
+  ).action(async (flags) =>
+    setExit(await (await import("./runs.js")).runnersList(flags, await ctx(apiOverrides(flags)))),
+  );
   return program;
 }
 
@@ -217,7 +244,8 @@ export async function main(argv: string[]): Promise<number> {
   };
   let exitCode = 0;
   const program = buildProgram(
-    processContext,
+    async (overrides, configFile) =>
+      (await import("./process-context.js")).processContext(overrides, configFile),
     (code) => {
       exitCode = code;
     },
@@ -245,34 +273,4 @@ function reportError(error: unknown, write: (s: string) => void): number {
   }
   write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   return 1;
-}
-
-function processContext(overrides: Overrides = {}, configFile?: string): CliContext {
-  const env = process.env;
-  const file = configFile ? readConfigFile(configFile) : undefined;
-  const merged: Overrides = { ...file?.overrides };
-  for (const [key, value] of Object.entries(overrides))
-    if (value !== undefined) merged[key as keyof Config] = value;
-  return {
-    config: loadConfig(env, merged),
-    env,
-    cwd: process.cwd(),
-    stdout: process.stdout,
-    stderr: process.stderr,
-    color: Boolean(process.stdout.isTTY) && !env.NO_COLOR,
-    onInterrupt(handler) {
-      let count = 0;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        count += 1;
-        if (count > 1) process.exit(exitCodeForSignal(signal === "SIGTERM" ? "SIGTERM" : "SIGINT"));
-        handler(signal === "SIGTERM" ? "SIGTERM" : "SIGINT");
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
-      return () => {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-      };
-    },
-  };
 }

@@ -1,6 +1,7 @@
 import { homedir, hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { ConfigError } from "./config-error.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -108,12 +109,7 @@ export function withoutCredentials(env: Record<string, string | undefined>): Rec
   return out;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError } from "./config-error.js";
 
 /** Reads the config from env, with `overrides` (flags, config file) laid on top. */
 export function loadConfig(
