@@ -94,44 +94,60 @@ const percentile = (values: number[], p: number): number => {
 };
 
 /**
- * Submit -> first output byte at an SSE client, over 1,000 trivial runs with one idle runner.
- * Server, runner and client are three processes, as deployed.
+ * Submit -> first output byte at an SSE client, over 1,000 trivial runs with one idle runner,
+ * against spawning the command directly and reading its first byte. Server, runner and client
+ * are three processes, as deployed.
  */
 export async function firstByteLatency(): Promise<BenchRow[]> {
+  const direct: number[] = [];
+  for (let i = 0; i < 1000; i++) direct.push(await directFirstByte());
+  const directP50 = percentile(direct, 50);
   const server = await serverProcess();
   const runner = await runnerProcess(server.url, server.runnerToken);
   try {
-    {
-      const latencies: number[] = [];
-      for (let i = 0; i < 1000; i++) {
-        const start = performance.now();
-        const runId = await submit(server.url);
-        const { firstOutput } = await follow(server.url, runId);
-        latencies.push(firstOutput - start);
-      }
-      const p50 = percentile(latencies, 50);
-      const p99 = percentile(latencies, 99);
-      return [
-        {
-          name: "submit -> first output byte, p50 (1,000 runs)",
-          measured: `${p50.toFixed(1)} ms`,
-          baseline: "10 ms target",
-          ratio: p50 / 10,
-          target: "<= 1",
-        },
-        {
-          name: "submit -> first output byte, p99",
-          measured: `${p99.toFixed(1)} ms`,
-          baseline: "-",
-          ratio: p99 / p50,
-          target: "<= 10",
-        },
-      ];
+    const latencies: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const start = performance.now();
+      const runId = await submit(server.url);
+      const { firstOutput } = await follow(server.url, runId);
+      latencies.push(firstOutput - start);
     }
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+    return [
+      {
+        name: "submit -> first output byte at an SSE client, p50 (1,000 runs)",
+        measured: `${p50.toFixed(1)} ms`,
+        baseline: `${directP50.toFixed(1)} ms direct spawn`,
+        ratio: p50 / directP50,
+        target: "<= 2",
+      },
+      {
+        name: "submit -> first output byte, p99 vs p50",
+        measured: `${p99.toFixed(1)} ms`,
+        baseline: `${p50.toFixed(1)} ms`,
+        ratio: p99 / p50,
+        target: "<= 10",
+      },
+    ];
   } finally {
     runner.kill();
     server.child.kill();
   }
+}
+
+/** Spawning `/bin/echo hi` and reading its first byte: the floor of any first byte. */
+function directFirstByte(): Promise<number> {
+  return new Promise((resolve) => {
+    const start = performance.now();
+    let first = 0;
+    const child = spawn("/bin/echo", ["hi"], { stdio: ["ignore", "pipe", "ignore"] });
+    child.stdout.once("data", () => {
+      first = performance.now() - start;
+    });
+    child.stdout.resume();
+    child.on("close", () => resolve(first));
+  });
 }
 
 const cli = fileURLToPath(new URL("../../bin/runyard.js", import.meta.url));
@@ -211,7 +227,7 @@ export async function runThroughput(): Promise<BenchRow> {
     measured: `${rate.toFixed(0)} runs/s`,
     baseline: `${directRate.toFixed(0)} spawns/s`,
     ratio: rate / directRate,
-    target: ">= 0.1",
+    target: ">= 0.5",
   };
 }
 
