@@ -1,3 +1,4 @@
+import { type ClientRequest, get } from "node:http";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { adminToken, makeToken, startInProcessServer } from "../../test/helpers/in-process.js";
 import type { RunEvent } from "../core/events.js";
@@ -6,6 +7,16 @@ import type { Store } from "../store/types.js";
 import { EventBus } from "./event-bus.js";
 import { ServerMetrics } from "./metrics.js";
 import type { RunningServer } from "./server.js";
+
+/** Opens an event stream and resolves once its head has arrived. */
+function follow(url: URL): Promise<{ request: ClientRequest; status: number | undefined }> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { headers: { authorization: `Bearer ${adminToken}` } }, (response) =>
+      resolve({ request, status: response.statusCode }),
+    );
+    request.on("error", reject);
+  });
+}
 
 /** The value of one sample line (`name{labels} value`), or undefined when it is absent. */
 function sample(text: string, series: string): number | undefined {
@@ -149,14 +160,10 @@ describe("GET /metrics", () => {
     expect(sample(before, 'runyard_runs{kind="workflow",status="queued"}')).toBeGreaterThanOrEqual(1);
     expect(sample(before, "runyard_sse_clients")).toBe(0);
 
-    const controller = new AbortController();
-    const stream = await fetch(new URL(`/api/runs/${runId}/events`, server.url), {
-      headers: { authorization: `Bearer ${adminToken}` },
-      signal: controller.signal,
-    });
-    expect(stream.status).toBe(200);
+    const { request, status } = await follow(new URL(`/api/runs/${runId}/events`, server.url));
+    expect(status).toBe(200);
     expect(sample((await scrape(adminToken)).body, "runyard_sse_clients")).toBe(1);
-    controller.abort();
+    request.destroy();
     await expect.poll(async () => sample((await scrape(adminToken)).body, "runyard_sse_clients")).toBe(0);
   });
 });
