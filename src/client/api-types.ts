@@ -559,7 +559,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -635,7 +635,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -693,7 +693,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -755,7 +755,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -843,7 +843,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -924,7 +924,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -980,7 +980,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1057,7 +1057,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1113,7 +1113,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the token may not do this (a runner token, or not an admin) */
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -5,10 +5,6 @@ import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { apiSchemas } from "./api-schemas.js";
 
-/** One thing wrong with a request: the field (a dotted path) and what is wrong with it. */
-export const FieldProblem = z.object({ path: z.string(), message: z.string() });
-apiSchemas.add(FieldProblem, { id: "FieldProblem" });
-
 const errorCodes = Object.keys(errorTable) as [ErrorCode, ...ErrorCode[]];
 
 /** Every error the API answers: a stable code (src/core/errors.ts), a message and a hint. */
@@ -21,7 +17,7 @@ export const ErrorBody = z.object({
       .unknown()
       .optional()
       .describe(
-        "More about the error: a FieldProblem list for INVALID_INPUT from request validation, positioned diagnostics for WORKFLOW_INVALID.",
+        "More about the error: `[{path, message}]` for INVALID_INPUT from request validation, `[{file, line, col, message, hint}]` for WORKFLOW_INVALID.",
       ),
   }),
 });
@@ -30,7 +26,7 @@ apiSchemas.add(ErrorBody, { id: "Error" });
 const errorStatuses = {
   400: "invalid request: the message names the field (details lists each problem)",
   401: "no token, or not a valid one; the hint says how to send one",
-  403: "the token may not do this (a runner token, or not an admin)",
+  403: "the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route)",
   404: "no such run (or not one of this tenant's)",
   409: "the object is not in a state that allows this",
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
