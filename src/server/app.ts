@@ -1,8 +1,12 @@
+import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance } from "fastify";
-import { RunyardError } from "../core/errors.js";
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
 import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
-import { openApiDocument } from "./openapi.js";
+import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
+import { metricsRoutes, ServerMetrics } from "./metrics.js";
+import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 
@@ -12,65 +16,48 @@ import { runRoutes } from "./routes/runs.js";
  */
 const defaultBodyLimit = 1024 * 1024;
 
-/** The HTTP API; tests drive it with `app.inject()`. */
+const Health = z.object({ ok: z.literal(true), version: z.string() });
+
+/**
+ * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
+ * request, serialize its responses and describe it in `/openapi.json`.
+ */
 export function buildApp(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
   app.addHook("onRequest", authHook(deps.store));
+  app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
+  app.setNotFoundHandler(notFoundHandler);
 
-  app.setErrorHandler((error, request, reply) => {
-    if ((error as { code?: string }).code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-      const limit = request.routeOptions.bodyLimit ?? defaultBodyLimit;
-      error = new RunyardError(
-        "BODY_TOO_LARGE",
-        `the request body is larger than the ${formatMiB(limit)} that ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]} takes`,
-      );
-    }
-    if (error instanceof RunyardError) {
-      reply.code(error.status).send({
-        error: {
-          code: error.code,
-          message: error.message,
-          hint: error.hint,
-          ...(error.details ? { details: error.details } : {}),
+  const metrics = new ServerMetrics(deps.store, deps.bus);
+  app.addHook("onClose", async () => metrics.close());
+
+  // Routes are registered after the OpenAPI plugin, which sees each of them as it is added.
+  app.register(fastifySwagger, openApiOptions(deps.version));
+  app.register(async (api) => {
+    openApiRoute(api);
+    api.withTypeProvider<ZodTypeProvider>().get(
+      "/health",
+      {
+        schema: {
+          operationId: "getHealth",
+          summary: "Liveness",
+          description: "No token needed.",
+          tags: ["server"],
+          security: publicRoute,
+          response: {
+            200: { description: "the server is up", content: { "application/json": { schema: Health } } },
+            ...errorResponses(),
+          },
         },
-      });
-      return;
-    }
-    const status = (error as { statusCode?: number }).statusCode ?? 500;
-    if (status < 500) {
-      reply.code(status).send({
-        error: {
-          code: "INVALID_INPUT",
-          message: (error as Error).message,
-          hint: "Check the request body and parameters.",
-        },
-      });
-      return;
-    }
-    deps.logger.error({ err: error }, "request failed");
-    reply
-      .code(500)
-      .send({ error: { code: "INTERNAL", message: "internal error", hint: "See the server log." } });
-  });
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({
-      error: {
-        code: "NOT_FOUND",
-        message: `no route ${request.method} ${request.url.split("?")[0]}`,
-        hint: "See /openapi.json for the routes.",
       },
-    });
+      async () => ({ ok: true as const, version: deps.version }),
+    );
+    runRoutes(api, deps, metrics.streams);
+    runnerRoutes(api, deps);
+    metricsRoutes(api, metrics);
   });
-
-  app.get("/health", async () => ({ ok: true, version: deps.version }));
-  app.get("/openapi.json", async () => openApiDocument(deps.version));
-  runRoutes(app, deps);
-  runnerRoutes(app, deps);
   return app;
-}
-
-function formatMiB(bytes: number): string {
-  const mib = bytes / (1024 * 1024);
-  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
 }

@@ -11,8 +11,8 @@ declare module "fastify" {
   }
 }
 
-/** Routes anyone may call. */
-const publicPaths = new Set(["/health"]);
+/** Routes anyone may call: liveness and the API's own description. */
+const publicPaths = new Set(["/health", "/openapi.json"]);
 
 /**
  * The one route that takes `?access_token=`: EventSource cannot send headers. Tokens in URLs
@@ -21,7 +21,7 @@ const publicPaths = new Set(["/health"]);
 const eventStreamPath = /^\/api\/runs\/[^/]+\/events$/;
 
 /**
- * Every route but `/health` needs `Authorization: Bearer <token>` (the event stream may pass
+ * Every route but `/health` and `/openapi.json` needs `Authorization: Bearer <token>` (the event stream may pass
  * `?access_token=`). Runner tokens only open the runner socket; they cannot call user routes.
  */
 export function authHook(store: Store) {
@@ -73,4 +73,18 @@ export function tenantScope(request: FastifyRequest): string | null | undefined 
   const principal = request.principal;
   if (!principal || principal.kind === "admin") return undefined;
   return principal.tenant_id;
+}
+
+/**
+ * Routes whose answer spans every tenant (metrics) take an admin token or a user token outside
+ * any tenant; a tenant's token would learn about other tenants' work.
+ */
+export function requireServerWide(request: FastifyRequest): Principal {
+  const principal = request.principal;
+  if (!principal || principal.tenant_id !== null) {
+    throw new RunyardError("FORBIDDEN", "this route spans every tenant; a tenant's token may not read it", {
+      hint: 'Use an admin token, or a user token outside any tenant: POST /api/tokens {"kind":"user","name":"prometheus"}.',
+    });
+  }
+  return principal;
 }

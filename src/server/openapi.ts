@@ -1,82 +1,121 @@
+import type { FastifyDynamicSwaggerOptions } from "@fastify/swagger";
+import type { FastifyInstance } from "fastify";
+import {
+  createJsonSchemaTransform,
+  createJsonSchemaTransformObject,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
 import { z } from "zod";
-import { RunEvent } from "../core/events.js";
-import { CreateTokenBody } from "./routes/runners.js";
-import { ListRunsQuery, SubmitRunBody } from "./routes/runs.js";
+import { apiSchemas } from "./api-schemas.js";
+import { errorResponses } from "./error-responses.js";
 
-const ErrorBody = z.object({
-  error: z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }),
-});
+type Security = { [scheme: string]: string[] }[];
+/** `security` of a route anyone may call. */
+export const publicRoute: Security = [];
+/** `security` of the event stream: the header, or `?access_token=` for EventSource. */
+export const bearerOrQueryToken: Security = [{ bearer: [] }, { accessToken: [] }];
 
-const json = (schema: z.ZodType) => ({
-  "application/json": { schema: z.toJSONSchema(schema, { io: "input" }) },
-});
-const errors = { "4XX": { description: "error with code, message and hint", content: json(ErrorBody) } };
-
-/** The OpenAPI document, generated from the same zod schemas the routes validate with. */
-export function openApiDocument(version: string): Record<string, unknown> {
-  const queryParams = Object.entries(ListRunsQuery.shape).map(([name, schema]) => ({
-    name,
-    in: "query",
-    required: false,
-    schema: z.toJSONSchema(schema as z.ZodType, { io: "input" }),
-  }));
+/**
+ * `@fastify/swagger` options: the routes registered after it describe themselves. Their zod
+ * schemas (params, query, body, every response) validate requests, serialize responses and
+ * make the document, so the document cannot drift from what the server does.
+ */
+export function openApiOptions(version: string): FastifyDynamicSwaggerOptions {
+  const withComponents = createJsonSchemaTransformObject({ schemaRegistry: apiSchemas });
   return {
-    openapi: "3.1.0",
-    info: { title: "runyard", version, description: "Self-hosted runner platform API." },
-    components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
-      schemas: { RunEvent: z.toJSONSchema(RunEvent), Error: z.toJSONSchema(ErrorBody) },
-    },
-    security: [{ bearer: [] }],
-    paths: {
-      "/health": {
-        get: {
-          summary: "liveness; no token needed",
-          security: [],
-          responses: { 200: { description: "ok" } },
-        },
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "runyard",
+        version,
+        description:
+          "Self-hosted runner platform API. Errors are `{error: {code, message, hint}}`; `hint` says what to do.",
+        license: { name: "MIT", identifier: "MIT" },
       },
-      "/api/runs": {
-        post: {
-          summary: "submit a workflow run",
-          requestBody: { content: json(SubmitRunBody) },
-          responses: { 201: { description: "{run_id}" }, ...errors },
-        },
-        get: {
-          summary: "list runs, newest first",
-          parameters: queryParams,
-          responses: { 200: { description: "{runs, next}" } },
-        },
-      },
-      "/api/runs/{id}": {
-        get: { summary: "one run", responses: { 200: { description: "the run" }, ...errors } },
-      },
-      "/api/runs/{id}/cancel": {
-        post: { summary: "cancel a run", responses: { 200: { description: "{run_id, status}" } } },
-      },
-      "/api/runs/{id}/events": {
-        get: {
-          summary:
-            "the run's events as Server-Sent Events (id: seq, event: type); resumes after Last-Event-ID or ?after=; the one route that takes ?access_token=",
-          responses: {
-            200: { description: "text/event-stream of RunEvent", content: { "text/event-stream": {} } },
-            204: { description: "the run has ended and has no event after the cursor" },
+      servers: [{ url: "/", description: "the server that serves this document" }],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: "http",
+            scheme: "bearer",
+            description:
+              "A user or admin token: `Authorization: Bearer <token>`. `runyard up` prints the admin token.",
+          },
+          accessToken: {
+            type: "apiKey",
+            in: "query",
+            name: "access_token",
+            description:
+              "The token in the URL, for EventSource, which cannot send headers. Accepted on the event stream only.",
           },
         },
       },
-      "/run-status": {
-        get: { summary: "seed 002 run snapshot (?run_id=)", responses: { 200: { description: "snapshot" } } },
-      },
-      "/api/runners": {
-        get: { summary: "connected and known runners", responses: { 200: { description: "runners" } } },
-      },
-      "/api/tokens": {
-        post: {
-          summary: "create a token (admin)",
-          requestBody: { content: json(CreateTokenBody) },
-          responses: { 201: { description: "token" } },
+      security: [{ bearer: [] }],
+      tags: [
+        { name: "runs", description: "Submit, list, follow and cancel runs." },
+        { name: "runners", description: "Runners and the tokens that connect them." },
+        { name: "server", description: "Health, metrics and this document." },
+      ],
+    },
+    transform: createJsonSchemaTransform({ schemaRegistry: apiSchemas }),
+    // Every registered schema yields an input and an output component; keep the ones in use.
+    transformObject: (document) => withoutUnusedComponents(withComponents(document)),
+  };
+}
+
+/** `GET /openapi.json`: the document, public like `/health`. */
+export function openApiRoute(app: FastifyInstance): void {
+  let document: Record<string, unknown> | undefined;
+  app.withTypeProvider<ZodTypeProvider>().get(
+    "/openapi.json",
+    {
+      schema: {
+        operationId: "getOpenApi",
+        summary: "This document",
+        description: "The OpenAPI 3.1 description of this API; no token needed.",
+        tags: ["server"],
+        security: publicRoute,
+        response: {
+          200: {
+            description: "the OpenAPI document",
+            content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+          },
+          ...errorResponses(),
         },
       },
     },
+    async () => {
+      document ??= { ...app.swagger() };
+      return document;
+    },
+  );
+}
+
+interface ComponentsOf {
+  paths?: unknown;
+  components?: { schemas?: Record<string, unknown> };
+}
+
+/** Drops the components no operation refers to, directly or through another component. */
+function withoutUnusedComponents<D extends ComponentsOf>(document: D): D {
+  const schemas = document.components?.schemas;
+  if (!schemas) return document;
+  const used = new Set<string>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) for (const item of value) visit(item);
+    else if (value !== null && typeof value === "object") {
+      for (const [key, child] of Object.entries(value)) {
+        if (key === "$ref" && typeof child === "string") {
+          const id = child.replace("#/components/schemas/", "");
+          if (!used.has(id)) {
+            used.add(id);
+            visit(schemas[id]);
+          }
+        } else visit(child);
+      }
+    }
   };
+  visit(document.paths);
+  const kept = Object.fromEntries(Object.entries(schemas).filter(([id]) => used.has(id)));
+  return { ...document, components: { ...document.components, schemas: kept } };
 }

@@ -10,6 +10,12 @@ export const sseRetryMs = 2000;
 const pageBytes = 1024 * 1024;
 const maxPageEvents = 1000;
 
+/** Counts open event streams (the `runyard_sse_clients` metric). */
+export interface StreamGauge {
+  inc(): void;
+  dec(): void;
+}
+
 /**
  * Streams a run's events as Server-Sent Events: `id:` is the seq, `event:` the type, `data:`
  * the event. Stored events after `after` come first, then live ones; a client that reconnects
@@ -23,7 +29,7 @@ const maxPageEvents = 1000;
  */
 export async function streamRunEvents(
   reply: FastifyReply,
-  deps: { store: Store; bus: EventBus },
+  deps: { store: Store; bus: EventBus; streams?: StreamGauge },
   runId: string,
   after: number,
   follow = true,
@@ -33,6 +39,7 @@ export async function streamRunEvents(
     return;
   }
   reply.hijack();
+  deps.streams?.inc();
   const raw = reply.raw;
   raw.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
@@ -54,6 +61,7 @@ export async function streamRunEvents(
   const end = (): void => {
     if (ended) return;
     ended = true;
+    deps.streams?.dec();
     unsubscribe();
     clearInterval(keepAlive);
     raw.end();

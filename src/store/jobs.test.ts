@@ -247,3 +247,14 @@ describe("updateJob and listJobs", () => {
     expect(await ids({ statuses: [] })).toEqual([]);
   });
 });
+
+describe("jobQueue", () => {
+  it("counts queued jobs and gives the oldest one's creation time", async () => {
+    expect(await store.jobQueue()).toEqual({ queued: 0, oldest_created_at: null });
+    const first = await queue({ labels: [] });
+    await queue({ labels: [] });
+    const claimed = await queue({ labels: [] }, "claimed-later");
+    await store.updateJob(claimed.id, { status: "assigned", runner_id: plain.id });
+    expect(await store.jobQueue()).toEqual({ queued: 2, oldest_created_at: first.created_at });
+  });
+});

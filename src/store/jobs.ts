@@ -7,6 +7,7 @@ import type {
   ClaimingRunner,
   IfStatus,
   JobPatch,
+  JobQueue,
   JobRecord,
   JobRequirements,
   JobStatus,
@@ -189,4 +190,13 @@ export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobR
     .orderBy("id")
     .execute();
   return rows.map((row) => toJobRecord(ctx, row));
+}
+
+export async function jobQueue(ctx: StoreContext): Promise<JobQueue> {
+  const row = await ctx.db
+    .selectFrom("jobs")
+    .select((eb) => [eb.fn.countAll<number | string>().as("queued"), eb.fn.min("created_at").as("oldest")])
+    .where("status", "=", "queued")
+    .executeTakeFirstOrThrow();
+  return { queued: Number(row.queued), oldest_created_at: row.oldest ?? null };
 }

@@ -103,6 +103,9 @@ class KyselyStore implements Store {
   markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }) {
     return runs.markInterruptedRunning(this.ctx, reason, opts);
   }
+  countRuns() {
+    return runs.countRuns(this.ctx);
+  }
 
   appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions) {
     return runEvents.appendEvents(this.ctx, events, opts);
@@ -131,6 +134,9 @@ class KyselyStore implements Store {
   }
   listJobs(query?: ListJobsQuery) {
     return jobs.listJobs(this.ctx, query);
+  }
+  jobQueue() {
+    return jobs.jobQueue(this.ctx);
   }
   expiredJobs(now?: string) {
     return jobs.expiredJobs(this.ctx, now);

@@ -247,3 +247,19 @@ describe("markInterruptedRunning", () => {
     expect(await store.listRunsByStatus([])).toEqual([]);
   });
 });
+
+describe("countRuns", () => {
+  it("counts runs by kind and status, leaving out pairs with none", async () => {
+    expect(await store.countRuns()).toEqual([]);
+    await store.createRun({ kind: "workflow", name: "a" });
+    await store.createRun({ kind: "workflow", name: "b" });
+    const done = await store.createRun({ kind: "workflow", name: "c" });
+    await store.updateRun(done.id, { status: "success" });
+    await store.createRun({ kind: "bot", name: "d", status: "running" });
+    expect(await store.countRuns()).toEqual([
+      { kind: "bot", status: "running", count: 1 },
+      { kind: "workflow", status: "queued", count: 2 },
+      { kind: "workflow", status: "success", count: 1 },
+    ]);
+  });
+});

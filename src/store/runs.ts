@@ -4,7 +4,7 @@ import type { ErrorInfo, RunStatus, StepSummary } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
-import type { IfStatus, ListRunsQuery, NewRun, RunPage, RunPatch, RunRecord } from "./types.js";
+import type { IfStatus, ListRunsQuery, NewRun, RunCount, RunPage, RunPatch, RunRecord } from "./types.js";
 
 const defaultPageSize = 50;
 const maxPageSize = 500;
@@ -175,4 +175,15 @@ export async function markInterruptedRunning(
   if (opts.ids) update = update.where("id", "in", opts.ids);
   const rows = await update.returning("id").execute();
   return rows.map((row) => row.id).sort();
+}
+
+export async function countRuns(ctx: StoreContext): Promise<RunCount[]> {
+  const rows = await ctx.db
+    .selectFrom("runs")
+    .select(["kind", "status", (eb) => eb.fn.countAll<number | string>().as("count")])
+    .groupBy(["kind", "status"])
+    .orderBy("kind")
+    .orderBy("status")
+    .execute();
+  return rows.map((row) => ({ kind: row.kind, status: row.status, count: Number(row.count) }));
 }

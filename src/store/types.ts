@@ -84,6 +84,13 @@ export interface RunPage {
   next?: string;
 }
 
+/** How many runs of one kind are in one status (`countRuns`). */
+export interface RunCount {
+  kind: RunKind;
+  status: RunStatus;
+  count: number;
+}
+
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {
   id: string;
@@ -149,6 +156,12 @@ export interface JobRecord {
   last_event_seq: number;
   created_at: string;
   updated_at: string;
+}
+
+/** The jobs waiting for a runner (`jobQueue`). */
+export interface JobQueue {
+  queued: number;
+  oldest_created_at: string | null;
 }
 
 /** What `createJob` needs; a new job is `queued`. */
@@ -281,6 +294,8 @@ export interface Store {
    * and `finished_at` now, in one statement. Queued runs are left queued. Returns the ids changed.
    */
   markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }): Promise<string[]>;
+  /** How many runs there are of each kind and status; pairs with no run are left out. */
+  countRuns(): Promise<RunCount[]>;
 
   /**
    * Stores a batch of events in one transaction and raises `runs.last_seq`. With `job`, the
@@ -310,6 +325,8 @@ export interface Store {
   renewLeases(runnerId: string, leaseMs: number): Promise<string[]>;
   /** Jobs, oldest first, filtered. */
   listJobs(query?: ListJobsQuery): Promise<JobRecord[]>;
+  /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
+  jobQueue(): Promise<JobQueue>;
   /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
   expiredJobs(now?: string): Promise<JobRecord[]>;
 

@@ -1,55 +1,126 @@
 import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { RunyardError } from "../../core/errors.js";
+import { apiSchemas } from "../api-schemas.js";
 import { requireAdmin, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
+import { protectedErrorResponses } from "../error-responses.js";
 
 export const CreateTokenBody = z.object({
   kind: z.enum(["runner", "user", "admin"]),
-  name: z.string().min(1).default("token"),
-  group: z.string().min(1).optional(),
-  tenant_id: z.string().min(1).optional(),
+  name: z.string().min(1).default("token").describe("what the token is for"),
+  group: z.string().min(1).optional().describe("runner tokens: the group a runner holding it joins"),
+  tenant_id: z.string().min(1).optional().describe("the tenant whose runs and runners the token sees"),
+});
+
+/** Seed 000's runner list entry (id, group, status, hostname, cpus, memory, connected_at) and more. */
+const RunnerView = z.object({
+  id: z.string(),
+  group: z.string(),
+  status: z.enum(["connected", "offline"]),
+  state: z.enum(["idle", "busy", "offline"]),
+  hostname: z.string(),
+  cpus: z.number().nullable(),
+  memory: z.string().nullable().describe("as advertised, e.g. `8g`"),
+  connected_at: z.string().nullable(),
+  labels: z.array(z.string()),
+  mode: z.string(),
+  capacity: z.number().int().describe("jobs it runs at once"),
+  tenant_id: z.string().nullable(),
+  running_jobs: z.array(z.string()),
+  last_heartbeat_at: z.string().nullable(),
+  version: z.string().nullable().describe("the runyard version the runner runs"),
+});
+apiSchemas.add(RunnerView, { id: "Runner" });
+
+const CreatedToken = z.object({
+  id: z.string(),
+  kind: z.enum(["runner", "user", "admin"]),
+  name: z.string(),
+  group: z.string().nullable(),
+  tenant_id: z.string().nullable(),
+  created_at: z.string(),
+  last_used_at: z.string().nullable(),
+  token: z.string().describe("the secret: shown this once, never stored"),
 });
 
 export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
-  /** Seed 000's runner list: id, group, status, hostname, cpus, memory, connected_at, and more. */
-  app.get("/api/runners", async (request) => {
-    const tenant = tenantScope(request);
-    const runners = await deps.store.listRunners(tenant !== undefined ? { tenantId: tenant } : {});
-    return runners.map((runner) => {
-      const running = deps.hub.runningJobs(runner.id);
-      return {
-        id: runner.id,
-        group: runner.group,
-        status: runner.status === "online" ? "connected" : "offline",
-        state: runner.status === "online" ? (running.length > 0 ? "busy" : "idle") : "offline",
-        hostname: runner.hostname,
-        cpus: runner.cpus,
-        memory: runner.memory,
-        connected_at: runner.connected_at,
-        labels: runner.labels,
-        mode: runner.mode,
-        capacity: runner.capacity,
-        tenant_id: runner.tenant_id,
-        running_jobs: running,
-        last_heartbeat_at: runner.last_heartbeat_at,
-        version: runner.version,
-      };
-    });
-  });
+  const api = app.withTypeProvider<ZodTypeProvider>();
 
-  /** Admins make tokens: runner tokens (optionally bound to a group) and user tokens. */
-  app.post("/api/tokens", async (request, reply) => {
-    requireAdmin(request);
-    const parsed = CreateTokenBody.safeParse(request.body ?? {});
-    if (!parsed.success) {
-      throw new RunyardError(
-        "INVALID_INPUT",
-        parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-      );
-    }
-    const { record, secret } = await deps.store.createToken(parsed.data);
-    reply.code(201);
-    return { ...record, token: secret };
-  });
+  api.get(
+    "/api/runners",
+    {
+      schema: {
+        operationId: "listRunners",
+        summary: "Connected and known runners",
+        description: "A tenant's token sees its tenant's runners only.",
+        tags: ["runners"],
+        response: {
+          200: {
+            description: "the runners",
+            content: { "application/json": { schema: z.array(RunnerView) } },
+          },
+          ...protectedErrorResponses(),
+        },
+      },
+    },
+    async (request) => {
+      const tenant = tenantScope(request);
+      const runners = await deps.store.listRunners(tenant !== undefined ? { tenantId: tenant } : {});
+      return runners.map((runner) => {
+        const running = deps.hub.runningJobs(runner.id);
+        return {
+          id: runner.id,
+          group: runner.group,
+          status: runner.status === "online" ? ("connected" as const) : ("offline" as const),
+          state:
+            runner.status === "online"
+              ? running.length > 0
+                ? ("busy" as const)
+                : ("idle" as const)
+              : ("offline" as const),
+          hostname: runner.hostname,
+          cpus: runner.cpus,
+          memory: runner.memory,
+          connected_at: runner.connected_at,
+          labels: runner.labels,
+          mode: runner.mode,
+          capacity: runner.capacity,
+          tenant_id: runner.tenant_id,
+          running_jobs: running,
+          last_heartbeat_at: runner.last_heartbeat_at,
+          version: runner.version,
+        };
+      });
+    },
+  );
+
+  api.post(
+    "/api/tokens",
+    {
+      schema: {
+        operationId: "createToken",
+        summary: "Create a token (admin only)",
+        description:
+          'Runner tokens (optionally bound to a group) and user tokens, e.g. `{"kind":"runner","group":"linux"}`.',
+        tags: ["runners"],
+        body: CreateTokenBody,
+        response: {
+          201: {
+            description: "the token, with its secret shown once",
+            content: { "application/json": { schema: CreatedToken } },
+          },
+          ...protectedErrorResponses(400, 413),
+        },
+      },
+      // Who asks comes before what is asked: a non-admin learns nothing about the body.
+      preValidation: async (request) => {
+        requireAdmin(request);
+      },
+    },
+    async (request, reply) => {
+      const { record, secret } = await deps.store.createToken(request.body);
+      return reply.code(201).send({ ...record, token: secret });
+    },
+  );
 }

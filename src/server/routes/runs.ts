@@ -1,43 +1,126 @@
 import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import { isFinalStatus, RunKind, RunStatus } from "../../core/events.js";
+import {
+  ErrorInfo,
+  isFinalStatus,
+  RunEvent,
+  RunKind,
+  RunStatus,
+  runStatuses,
+  StepSummary,
+} from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
 import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
+import { apiSchemas } from "../api-schemas.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { streamRunEvents } from "../sse.js";
+import { protectedErrorResponses } from "../error-responses.js";
+import { bearerOrQueryToken } from "../openapi.js";
+import { type StreamGauge, streamRunEvents } from "../sse.js";
 
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
 
 export const SubmitRunBody = z.object({
   kind: z.literal("workflow").default("workflow"),
-  /** The workflow YAML text, as `runyard run FILE` would read it. */
-  workflow: z.string().min(1, "workflow is empty: send the YAML text of a workflow"),
-  vars: z.record(z.string(), z.coerce.string()).default({}),
-  /** The file name shown in validation messages. */
-  file: z.string().optional(),
+  workflow: z
+    .string()
+    .min(1, "workflow is empty: send the YAML text of a workflow")
+    .describe("the workflow YAML text, as `runyard run FILE` would read it"),
+  vars: z
+    .record(z.string(), z.coerce.string())
+    .default({})
+    .describe("variables over the workflow's `vars:`; values are taken as strings"),
+  file: z.string().optional().describe("the file name shown in validation messages"),
 });
 
 export const ListRunsQuery = z.object({
   status: RunStatus.optional(),
   kind: RunKind.optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  before: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50).describe("page size"),
+  before: z.string().optional().describe("the `next` of the previous page"),
 });
 
+const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
+
 const EventsQuery = z.object({
-  after: z.coerce.number().int().nonnegative().optional(),
+  after: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe("resume after this seq (as Last-Event-ID)"),
   access_token: z.string().optional(),
-  /** `follow=0`: send what is stored and end, instead of waiting for more. */
-  follow: z.enum(["0", "1", "false", "true"]).optional(),
+  follow: z
+    .enum(["0", "1", "false", "true"])
+    .optional()
+    .describe("`0`: send what is stored and end, instead of waiting for more"),
+});
+
+const RunStatusQuery = z.object({
+  run_id: z
+    .string({ error: "run_id is required: GET /run-status?run_id=<id>" })
+    .min(1)
+    .describe("the run id"),
+});
+
+const RunnerNeedView = z.object({
+  host: z.string(),
+  group: z.string().nullable().describe("null: any group"),
+  labels: z.array(z.string()),
+});
+
+/** A run as the API shows it: the stored record without the submitted text. */
+export const RunView = z.object({
+  run_id: z.string(),
+  id: z.string(),
+  kind: RunKind,
+  name: z.string(),
+  status: RunStatus,
+  tenant_id: z.string().nullable(),
+  created_by: z.string().nullable().describe("the id (not the secret) of the token that submitted it"),
+  vars: z.record(z.string(), z.string()).describe("exported variables, secrets masked"),
+  steps: z.array(StepSummary),
+  error: ErrorInfo.nullable(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  last_seq: z.number().int().describe("the highest event seq stored"),
+  last_notify_error: z.string().nullable(),
+  waiting_for: z.array(RunnerNeedView).optional().describe("while queued: the runners the run waits for"),
+});
+apiSchemas.add(RunView, { id: "Run" });
+
+const RunList = z.object({
+  runs: z.array(RunView),
+  next: z.string().nullable().describe("the `before` of the next page; null on the last page"),
+});
+const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
+const CancelAnswer = z.object({
+  run_id: z.string(),
+  status: z.enum([...runStatuses, "canceling"]).describe("`canceling` while a runner stops a step"),
+});
+
+/** Seed 002's run snapshot. */
+const RunStatusSnapshot = z.object({
+  run_id: z.string(),
+  workflow_name: z.string(),
+  status: RunStatus,
+  steps: z.array(StepSummary),
+  vars: z.record(z.string(), z.string()),
+  error: ErrorInfo.nullable(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  last_notify_error: z.string().nullable(),
 });
 
 /** A run as the API shows it: the record without the submitted text. */
-export function runView(run: RunRecord): Record<string, unknown> {
+export function runView(run: RunRecord): z.output<typeof RunView> {
   const { spec: _spec, ...rest } = run;
   return { run_id: run.id, ...rest };
 }
@@ -49,16 +132,8 @@ function waitingFor(run: RunRecord): RunnerNeed[] {
   return workflow ? runnerNeeds(workflow) : [];
 }
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${i.path.join(".") || where}: ${i.message}`);
-  throw new RunyardError("INVALID_INPUT", `invalid ${where}: ${problems.join("; ")}`, {
-    details: result.error.issues,
-  });
-}
-
-export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
+export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: StreamGauge): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
   const visible = async (id: string, tenant: string | null | undefined): Promise<RunRecord> => {
     const run = await deps.store.getRun(id);
     if (!run || (tenant !== undefined && run.tenant_id !== tenant)) {
@@ -67,90 +142,202 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps): void {
     return run;
   };
 
-  app.post("/api/runs", { bodyLimit: runBodyLimit }, async (request, reply) => {
-    const body = request.body as Record<string, unknown> | undefined;
-    if (body && typeof body === "object" && "input" in body && !("workflow" in body)) {
-      throw new RunyardError(
-        "INVALID_INPUT",
-        "agent runs ({input, metadata}) are not enabled on this server yet",
-        {
-          hint: 'Submit a workflow: {"kind":"workflow","workflow":"<yaml>"}.',
+  api.post(
+    "/api/runs",
+    {
+      bodyLimit: runBodyLimit,
+      schema: {
+        operationId: "submitRun",
+        summary: "Submit a workflow run",
+        description:
+          "Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413.",
+        tags: ["runs"],
+        body: SubmitRunBody,
+        response: {
+          201: {
+            description: "the run is queued",
+            content: { "application/json": { schema: RunSubmitted } },
+          },
+          ...protectedErrorResponses(400, 413),
         },
+      },
+      // Seed 004's agent runs ({input, metadata}) get a word of their own, not a schema error.
+      preValidation: async (request) => {
+        const body = request.body as Record<string, unknown> | undefined;
+        if (body && typeof body === "object" && "input" in body && !("workflow" in body)) {
+          throw new RunyardError(
+            "INVALID_INPUT",
+            "agent runs ({input, metadata}) are not enabled on this server yet",
+            { hint: 'Submit a workflow: {"kind":"workflow","workflow":"<yaml>"}.' },
+          );
+        }
+      },
+    },
+    async (request, reply) => {
+      const input = request.body;
+      const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
+      if (badName !== undefined) {
+        const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
+        throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
+          hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
+        });
+      }
+      const principal = request.principal;
+      const run = await deps.runs.submitWorkflow(
+        { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
+        { tenantId: principal?.tenant_id ?? null, tokenId: principal?.id ?? null },
       );
-    }
-    const input = parse(SubmitRunBody, body ?? {}, "body");
-    const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
-    if (badName !== undefined) {
-      const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-      throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-        hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
+      return reply.code(201).send({ run_id: run.id, status: run.status });
+    },
+  );
+
+  api.get(
+    "/api/runs",
+    {
+      schema: {
+        operationId: "listRuns",
+        summary: "List runs, newest first",
+        description: "A tenant's token sees its tenant's runs only.",
+        tags: ["runs"],
+        querystring: ListRunsQuery,
+        response: {
+          200: { description: "one page of runs", content: { "application/json": { schema: RunList } } },
+          ...protectedErrorResponses(400),
+        },
+      },
+    },
+    async (request) => {
+      const query = request.query;
+      const tenant = tenantScope(request);
+      const page = await deps.store.listRuns({
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.kind ? { kind: query.kind } : {}),
+        ...(tenant !== undefined ? { tenantId: tenant } : {}),
+        limit: query.limit,
+        ...(query.before ? { before: query.before } : {}),
       });
-    }
-    const principal = request.principal;
-    const run = await deps.runs.submitWorkflow(
-      { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
-      { tenantId: principal?.tenant_id ?? null, tokenId: principal?.id ?? null },
-    );
-    reply.code(201);
-    return { run_id: run.id, status: run.status };
-  });
+      return { runs: page.runs.map(runView), next: page.next ?? null };
+    },
+  );
 
-  app.get("/api/runs", async (request) => {
-    const query = parse(ListRunsQuery, request.query, "query");
-    const tenant = tenantScope(request);
-    const page = await deps.store.listRuns({
-      ...(query.status ? { status: query.status } : {}),
-      ...(query.kind ? { kind: query.kind } : {}),
-      ...(tenant !== undefined ? { tenantId: tenant } : {}),
-      limit: query.limit,
-      ...(query.before ? { before: query.before } : {}),
-    });
-    return { runs: page.runs.map(runView), next: page.next ?? null };
-  });
+  api.get(
+    "/api/runs/:id",
+    {
+      schema: {
+        operationId: "getRun",
+        summary: "One run",
+        description: "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`.",
+        tags: ["runs"],
+        params: RunParams,
+        response: {
+          200: { description: "the run", content: { "application/json": { schema: RunView } } },
+          ...protectedErrorResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const run = await visible(request.params.id, tenantScope(request));
+      return run.status === "queued" ? { ...runView(run), waiting_for: waitingFor(run) } : runView(run);
+    },
+  );
 
-  app.get("/api/runs/:id", async (request) => {
-    const { id } = request.params as { id: string };
-    const run = await visible(id, tenantScope(request));
-    return run.status === "queued" ? { ...runView(run), waiting_for: waitingFor(run) } : runView(run);
-  });
+  api.post(
+    "/api/runs/:id/cancel",
+    {
+      schema: {
+        operationId: "cancelRun",
+        summary: "Cancel a run",
+        description:
+          "A running step gets SIGTERM, then SIGKILL after its kill grace; the answer may come before it has stopped (`canceling`).",
+        tags: ["runs"],
+        params: RunParams,
+        response: {
+          200: {
+            description: "the run's status after the request",
+            content: { "application/json": { schema: CancelAnswer } },
+          },
+          ...protectedErrorResponses(404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      await visible(id, tenantScope(request));
+      const run = await deps.runs.cancel(id);
+      // Still going: a runner is stopping a step (SIGTERM, then SIGKILL after its kill grace).
+      return { run_id: run.id, status: isFinalStatus(run.status) ? run.status : ("canceling" as const) };
+    },
+  );
 
-  app.post("/api/runs/:id/cancel", async (request, reply) => {
-    const { id } = request.params as { id: string };
-    await visible(id, tenantScope(request));
-    const run = await deps.runs.cancel(id);
-    reply.code(200);
-    // Still going: a runner is stopping a step (SIGTERM, then SIGKILL after its kill grace).
-    return { run_id: run.id, status: isFinalStatus(run.status) ? run.status : "canceling" };
-  });
+  api.get(
+    "/api/runs/:id/events",
+    {
+      schema: {
+        operationId: "streamRunEvents",
+        summary: "Follow a run's events (Server-Sent Events)",
+        description:
+          "Each event is `id: <seq>`, `event: <type>`, `data: <RunEvent as JSON>`; the stream starts with `retry:` and ends after `run.finished`. Resumes after `Last-Event-ID` or `?after=`. The one route that takes `?access_token=`.",
+        tags: ["runs"],
+        security: bearerOrQueryToken,
+        params: RunParams,
+        querystring: EventsQuery,
+        headers: z.looseObject({
+          "last-event-id": z.string().optional().describe("resume after this seq"),
+        }),
+        response: {
+          200: {
+            description: "a text/event-stream whose data lines are RunEvents",
+            content: { "text/event-stream": { schema: RunEvent } },
+          },
+          204: z.undefined().describe("the run has ended and has no event after the cursor"),
+          ...protectedErrorResponses(400, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const query = request.query;
+      await visible(id, tenantScope(request));
+      const header = request.headers["last-event-id"];
+      const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
+      const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";
+      await streamRunEvents(reply, { ...deps, streams }, id, fromHeader ?? query.after ?? 0, follow);
+      return reply;
+    },
+  );
 
-  app.get("/api/runs/:id/events", async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const query = parse(EventsQuery, request.query, "query");
-    await visible(id, tenantScope(request));
-    const header = request.headers["last-event-id"];
-    const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
-    const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";
-    await streamRunEvents(reply, deps, id, fromHeader ?? query.after ?? 0, follow);
-    return reply;
-  });
-
-  /** Seed 002's run snapshot: 404 for an unknown run id. */
-  app.get("/run-status", async (request) => {
-    const runId = (request.query as { run_id?: string }).run_id;
-    if (!runId)
-      throw new RunyardError("INVALID_INPUT", "run_id is required", { hint: "GET /run-status?run_id=<id>" });
-    const run = await visible(runId, tenantScope(request));
-    return {
-      run_id: run.id,
-      workflow_name: run.name,
-      status: run.status,
-      steps: run.steps,
-      vars: run.vars,
-      error: run.error,
-      created_at: run.created_at,
-      started_at: run.started_at,
-      finished_at: run.finished_at,
-      last_notify_error: run.last_notify_error,
-    };
-  });
+  api.get(
+    "/run-status",
+    {
+      schema: {
+        operationId: "getRunStatus",
+        summary: "Seed 002's run snapshot",
+        description: "The run snapshot of the original runner; 404 for an unknown run id.",
+        tags: ["runs"],
+        querystring: RunStatusQuery,
+        response: {
+          200: {
+            description: "the run snapshot",
+            content: { "application/json": { schema: RunStatusSnapshot } },
+          },
+          ...protectedErrorResponses(400, 404),
+        },
+      },
+    },
+    async (request) => {
+      const run = await visible(request.query.run_id, tenantScope(request));
+      return {
+        run_id: run.id,
+        workflow_name: run.name,
+        status: run.status,
+        steps: run.steps,
+        vars: run.vars,
+        error: run.error,
+        created_at: run.created_at,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        last_notify_error: run.last_notify_error,
+      };
+    },
+  );
 }

@@ -1,0 +1,142 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { apiSchemas } from "./api-schemas.js";
+
+const errorCodes = Object.keys(errorTable) as [ErrorCode, ...ErrorCode[]];
+
+/** Every error the API answers: a stable code (src/core/errors.ts), a message and a hint. */
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.enum(errorCodes),
+    message: z.string(),
+    hint: z.string().describe("What to do about it."),
+    details: z
+      .unknown()
+      .optional()
+      .describe(
+        "More about the error: `[{path, message}]` for INVALID_INPUT from request validation, `[{file, line, col, message, hint}]` for WORKFLOW_INVALID.",
+      ),
+  }),
+});
+apiSchemas.add(ErrorBody, { id: "Error" });
+
+const errorStatuses = {
+  400: "invalid request: the message names the field (details lists each problem)",
+  401: "no token, or not a valid one; the hint says how to send one",
+  403: "the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route)",
+  404: "no such run (or not one of this tenant's)",
+  409: "the object is not in a state that allows this",
+  413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
+  500: "a bug in runyard; the server log has the details",
+} as const;
+type ErrorStatus = keyof typeof errorStatuses;
+
+interface ErrorResponse {
+  description: string;
+  content: { "application/json": { schema: typeof ErrorBody } };
+}
+
+/** The error responses of a route: `{error: {code, message, hint}}` under each status, and 500. */
+export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S | 500, ErrorResponse> {
+  const all = [...new Set<S | 500>([...statuses, 500])];
+  const response = (status: ErrorStatus): ErrorResponse => ({
+    description: errorStatuses[status],
+    content: { "application/json": { schema: ErrorBody } },
+  });
+  return Object.fromEntries(all.map((status) => [status, response(status)])) as Record<
+    S | 500,
+    ErrorResponse
+  >;
+}
+
+/** The error responses of a route that needs a token: 401 and 403 too. */
+export function protectedErrorResponses<S extends ErrorStatus>(...statuses: S[]) {
+  return errorResponses<S | 401 | 403>(401, 403, ...statuses);
+}
+
+type ErrorReply = { status: number; error: z.infer<typeof ErrorBody>["error"] };
+
+/** Turns anything a route throws into the error body, with its status. */
+export function errorHandler(logger: Logger, defaultBodyLimit: number) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const known = errorReply(error, request, defaultBodyLimit);
+    if (known) {
+      reply.code(known.status).send({ error: known.error });
+      return;
+    }
+    logger.error({ err: error }, "request failed");
+    reply
+      .code(500)
+      .send({ error: { code: "INTERNAL", message: "internal error", hint: errorTable.INTERNAL.hint } });
+  };
+}
+
+function errorReply(
+  error: FastifyError,
+  request: FastifyRequest,
+  defaultBodyLimit: number,
+): ErrorReply | undefined {
+  if (error instanceof RunyardError) return fromRunyardError(error);
+  if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    const limit = request.routeOptions.bodyLimit ?? defaultBodyLimit;
+    return fromRunyardError(
+      new RunyardError(
+        "BODY_TOO_LARGE",
+        `the request body is larger than the ${formatMiB(limit)} that ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]} takes`,
+      ),
+    );
+  }
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const where =
+      error.validationContext === "querystring" ? "query" : (error.validationContext ?? "request");
+    const problems = error.validation.map((issue) => ({
+      path: issue.instancePath.slice(1).replaceAll("/", ".") || where,
+      message: issue.message,
+    }));
+    return fromRunyardError(
+      new RunyardError(
+        "INVALID_INPUT",
+        `invalid ${where}: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
+        { details: problems },
+      ),
+    );
+  }
+  // Fastify's own client errors (unparsable JSON, unsupported media type) keep their status.
+  const status = error.statusCode ?? 500;
+  if (status >= 500) return undefined;
+  return {
+    status,
+    error: { code: "INVALID_INPUT", message: error.message, hint: "Check the request body and parameters." },
+  };
+}
+
+function fromRunyardError(error: RunyardError): ErrorReply {
+  return {
+    status: error.status,
+    error: {
+      code: error.code,
+      message: error.message,
+      hint: error.hint,
+      ...(error.details ? { details: error.details } : {}),
+    },
+  };
+}
+
+/** Any unknown path: 404 with the error body. */
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
+  reply.code(404).send({
+    error: {
+      code: "NOT_FOUND",
+      message: `no route ${request.method} ${request.url.split("?")[0]}`,
+      hint: "See /openapi.json for the routes.",
+    },
+  });
+}
+
+function formatMiB(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
+}

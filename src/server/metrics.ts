@@ -1,0 +1,170 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { z } from "zod";
+import { type RunEvent, type RunKind, runKinds, runStatuses } from "../core/events.js";
+import type { Store } from "../store/types.js";
+import { requireServerWide } from "./auth.js";
+import { protectedErrorResponses } from "./error-responses.js";
+import type { EventBus } from "./event-bus.js";
+import type { StreamGauge } from "./sse.js";
+
+/** Process figures (CPU, memory, event loop lag), collected once however many apps a process builds. */
+let processRegistry: Registry | undefined;
+
+/**
+ * The server's Prometheus metrics. Counts that the store holds (runs, the job queue, runners
+ * online) are read from it at each scrape, so they are right after a restart; durations and
+ * lags are observed from the events as the spine stores them.
+ */
+export class ServerMetrics {
+  private readonly registry = new Registry();
+  private readonly stepDuration: Histogram<"status">;
+  private readonly queueWait: Histogram<"kind">;
+  private readonly storeLag: Histogram;
+  /** Open event streams. */
+  readonly streams: StreamGauge;
+  /** When each queued run was queued, until it starts or ends. */
+  private readonly queuedAt = new Map<string, { kind: RunKind; at: number }>();
+  private readonly unsubscribe: () => void;
+
+  constructor(store: Store, bus: EventBus) {
+    const registers = [this.registry];
+    new Gauge({
+      name: "runyard_runs",
+      help: "Runs by kind and status.",
+      labelNames: ["kind", "status"],
+      registers,
+      async collect() {
+        for (const kind of runKinds) for (const status of runStatuses) this.set({ kind, status }, 0);
+        for (const { kind, status, count } of await store.countRuns()) this.set({ kind, status }, count);
+      },
+    });
+    new Gauge({
+      name: "runyard_jobs_queued",
+      help: "Jobs (step attempts) waiting for a runner.",
+      registers,
+      async collect() {
+        this.set((await store.jobQueue()).queued);
+      },
+    });
+    new Gauge({
+      name: "runyard_job_queue_oldest_seconds",
+      help: "How long the oldest queued job has waited for a runner; 0 when none waits.",
+      registers,
+      async collect() {
+        const { oldest_created_at: oldest } = await store.jobQueue();
+        this.set(oldest ? Math.max(0, (Date.now() - Date.parse(oldest)) / 1000) : 0);
+      },
+    });
+    new Gauge({
+      name: "runyard_runners_online",
+      help: "Runners connected now, by group.",
+      labelNames: ["group"],
+      registers,
+      async collect() {
+        this.reset();
+        for (const runner of await store.listRunners({ status: "online" })) this.inc({ group: runner.group });
+      },
+    });
+    const sseClients = new Gauge({
+      name: "runyard_sse_clients",
+      help: "Clients following a run's event stream now.",
+      registers,
+    });
+    this.streams = { inc: () => sseClients.inc(), dec: () => sseClients.dec() };
+    this.queueWait = new Histogram({
+      name: "runyard_run_queue_wait_seconds",
+      help: "From a run's run.queued to its run.started: how long it waited for a runner.",
+      labelNames: ["kind"],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+      registers,
+    });
+    this.stepDuration = new Histogram({
+      name: "runyard_step_duration_seconds",
+      help: "Duration of finished steps (all attempts), by final step status.",
+      labelNames: ["status"],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+      registers,
+    });
+    this.storeLag = new Histogram({
+      name: "runyard_event_store_lag_seconds",
+      help: "From an event's timestamp (when the spine numbered it) to when its batch was stored and published to followers.",
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.unsubscribe = bus.subscribeAll((events) => this.observe(events));
+  }
+
+  private observe(events: readonly RunEvent[]): void {
+    const now = Date.now();
+    const first = events[0];
+    if (first) this.storeLag.observe(Math.max(0, (now - Date.parse(first.ts)) / 1000));
+    for (const event of events) {
+      switch (event.type) {
+        case "run.queued":
+          this.queuedAt.set(event.run_id, { kind: event.kind, at: Date.parse(event.ts) });
+          break;
+        case "run.started": {
+          const queued = this.queuedAt.get(event.run_id);
+          if (queued)
+            this.queueWait.observe({ kind: queued.kind }, (Date.parse(event.ts) - queued.at) / 1000);
+          this.queuedAt.delete(event.run_id);
+          break;
+        }
+        case "run.finished":
+          this.queuedAt.delete(event.run_id);
+          break;
+        case "step.finished":
+          this.stepDuration.observe({ status: event.status }, event.duration_ms / 1000);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /** The exposition text: these metrics and the process's. */
+  async text(): Promise<string> {
+    if (!processRegistry) {
+      processRegistry = new Registry();
+      collectDefaultMetrics({ register: processRegistry });
+    }
+    return `${await this.registry.metrics()}\n${await processRegistry.metrics()}`;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
+
+/** `GET /metrics`: Prometheus text; an admin token or a user token outside any tenant. */
+export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    "/metrics",
+    {
+      schema: {
+        operationId: "getMetrics",
+        summary: "Prometheus metrics",
+        description:
+          "Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant).",
+        tags: ["server"],
+        response: {
+          200: {
+            description: "the metrics in Prometheus text format 0.0.4",
+            content: { "text/plain": { schema: z.string() } },
+          },
+          ...protectedErrorResponses(),
+        },
+      },
+      preValidation: async (request) => {
+        requireServerWide(request);
+      },
+    },
+    async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()),
+  );
+}

@@ -1,0 +1,32 @@
+import { silentLogger } from "../../src/core/logger.js";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+
+export const adminToken = "ryt_in_process_admin_token_0123456789";
+
+/**
+ * The whole control plane in this process (in-memory store, port 0 on 127.0.0.1), wired as
+ * `runyard server` wires it; tests call `server.app.inject()` or its `url`.
+ */
+export async function startInProcessServer(): Promise<RunningServer> {
+  return startServer({
+    host: "127.0.0.1",
+    port: 0,
+    home: undefined,
+    adminToken,
+    timings: { heartbeatMs: 1000, leaseMs: 5000 },
+    reconnectGraceMs: 1000,
+    logger: silentLogger,
+    version: "0.0.0-test",
+    warn: () => {},
+  });
+}
+
+/** A token of another kind, made straight in the store; returns its secret. */
+export async function makeToken(
+  server: RunningServer,
+  kind: "user" | "runner" | "admin",
+  options: { tenant_id?: string; group?: string } = {},
+): Promise<string> {
+  const { secret } = await server.store.createToken({ kind, name: `${kind}-test`, ...options });
+  return secret;
+}
