@@ -2,7 +2,7 @@ import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
 import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../core/step-attempt.js";
-import { AgentServerStepRunner } from "../runner/agent-client.js";
+import { DirectStepRunner } from "../runner/direct-client.js";
 import type { RunRecord, Store } from "../store/types.js";
 import { runWorkflow } from "../workflow/engine.js";
 import { formatDiagnostic, type HostSpec, type Workflow } from "../workflow/model.js";
@@ -138,8 +138,8 @@ export class RunManager {
   }
 
   private runnerFor(run: ActiveRun, host: string, spec: HostSpec): StepRunner {
-    if (spec.kind === "agent") {
-      const direct = new AgentServerStepRunner({
+    if (spec.kind === "direct") {
+      const direct = new DirectStepRunner({
         address: spec.address,
         ...(spec.token ? { token: spec.token } : {}),
       });
