@@ -29,7 +29,9 @@ async function server(): Promise<RunningServer> {
     port: 0,
     home: undefined,
     adminToken,
-    timings: { heartbeatMs: 300, leaseMs: 2000 },
+    // Leases long enough that a loaded machine stalling this process never expires one: these
+    // tests end jobs by what runners say, not by silence.
+    timings: { heartbeatMs: 500, leaseMs: 30_000 },
     reconnectGraceMs: 2000,
     logger: silentLogger,
     version: "test",

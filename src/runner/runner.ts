@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
-import type { Job, JobResult } from "../core/jobs/index.js";
+import { type Job, type JobResult, jobLogFields } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import { type RunnerInfo, type RunnerMessage, runnerSocketPath, ServerMessage } from "../core/protocol.js";
 import type { JobHandlers, JobIo } from "./handlers/types.js";
@@ -297,7 +297,7 @@ export class RunnerDaemon {
     this.jobs.set(jobId, job);
     this.send({ type: "accept", job_id: jobId });
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
-    log.info("job started");
+    log.info(jobLogFields(assignment), "job started");
     const io: JobIo = { signal: job.controller.signal, emit: (event) => this.report(job, event) };
     this.runJob(assignment, io).then(
       (result) => {

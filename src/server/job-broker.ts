@@ -204,9 +204,17 @@ export class JobBroker {
   }
 
   /** The runner's result; stored before the engine goes on. */
-  async finished(jobId: string, batches: number, result: JobResult): Promise<"done" | "missing-events"> {
+  async finished(jobId: string, batches: number, reported: JobResult): Promise<"done" | "missing-events"> {
     const waiter = this.waiters.get(jobId);
     if (waiter && (this.lastBatch.get(jobId) ?? 0) < batches) return "missing-events";
+    // A result of another kind than the job's cannot be read as the job's result.
+    const result =
+      waiter && reported.kind !== waiter.job.kind
+        ? jobEndedEarly(waiter.job.kind, "failed", {
+            code: "INTERNAL",
+            message: `the runner sent a ${reported.kind} result for a ${waiter.job.kind} job`,
+          })
+        : reported;
     await waiter?.sink.drain();
     await this.store.updateJob(jobId, { status: "done", result, lease_expires_at: null });
     this.settle(jobId, result);

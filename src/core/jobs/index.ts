@@ -28,6 +28,18 @@ export function jobMaySend(job: Job, event: EventInput): boolean {
   }
 }
 
+/** What a log line about a job names besides its id: the run, and where in it the job is. */
+export function jobLogFields(job: Job): Record<string, string | number> {
+  switch (job.kind) {
+    case "step": {
+      const { run_id, step, host, attempt } = job.payload;
+      return { runId: run_id, step, host, attempt };
+    }
+    default:
+      return assertExhaustive(job.kind, "job kind");
+  }
+}
+
 /** The result of a job that ended without its runner's word: lost with it, or canceled first. */
 export function jobEndedEarly(kind: JobKind, status: "failed" | "canceled", error: ErrorInfo): JobResult {
   switch (kind) {
