@@ -87,7 +87,11 @@ export class JobBroker {
     private readonly cancelDeadlineMs = 15_000,
   ) {}
 
-  /** A StepRunner whose attempts become `step` jobs for matching runners. */
+  /**
+   * A StepRunner whose attempts become `step` jobs for matching runners. Their output never
+   * passes `io.onOutput`: the runner masks it and reports it as `step.output` events, which
+   * `events` stores as they are.
+   */
   stepRunner(runId: string, sink: RunSink, placement: HostPlacement, tenantId: string | null): StepRunner {
     return {
       runAttempt: async (request, io) => {
