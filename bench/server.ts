@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { silentLogger } from "../src/core/logger.js";
+import { runnerSocketPath } from "../src/core/protocol.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { ProcessExecutor } from "../src/exec/process.js";
-import { runnerSocketPath } from "../src/runner/protocol.js";
+import { StepJobHandler } from "../src/runner/handlers/step.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
 import type { BenchRow } from "./table.js";
@@ -52,10 +53,14 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
       tenant_id: null,
       version: null,
     },
-    stepRunner: new LocalStepRunner(new ProcessExecutor(), {
-      baseEnv: process.env as Record<string, string>,
-      killGraceMs: 1000,
-    }),
+    handlers: {
+      step: new StepJobHandler(
+        new LocalStepRunner(new ProcessExecutor(), {
+          baseEnv: process.env as Record<string, string>,
+          killGraceMs: 1000,
+        }),
+      ),
+    },
     logger: silentLogger,
   });
   await runner.start();

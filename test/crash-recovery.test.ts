@@ -226,16 +226,25 @@ describe("crash recovery", () => {
     await rogue.next((m) => m.type === "welcome");
     rogue.send({ type: "accept", job_id: jobId });
     rogue.send({
-      type: "output",
+      type: "events",
       job_id: jobId,
       batch: 1000,
-      chunks: [{ stream: "stdout", data: "BOPS_EXPORT:INJECTED=yes\ninjected output\n" }],
+      events: [
+        {
+          type: "step.output",
+          step: "hold",
+          host: "a",
+          stream: "stdout",
+          data: "BOPS_EXPORT:INJECTED=yes\ninjected output\n",
+        },
+      ],
     });
     rogue.send({
       type: "finished",
       job_id: jobId,
       batches: 0,
       result: {
+        kind: "step",
         status: "success",
         exit_code: 0,
         exports: { INJECTED: "yes" },

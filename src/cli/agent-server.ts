@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { withoutCredentials } from "../core/config.js";
 import { createLogger } from "../core/logger.js";
-import { createAgentServer } from "../runner/agent-server.js";
+import { createDirectServer } from "../runner/direct-server.js";
 import type { CliContext } from "./context.js";
 
 export interface AgentServerFlags {
@@ -39,7 +39,7 @@ export async function agentServerCommand(flags: AgentServerFlags, ctx: CliContex
   }
 
   const logger = createLogger({ level: ctx.config.logLevel, name: "agent-server", daemon: true });
-  const app = createAgentServer({
+  const app = createDirectServer({
     token,
     baseEnv: withoutCredentials(ctx.env),
     killGraceMs: ctx.config.killGraceMs,

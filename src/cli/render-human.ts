@@ -1,5 +1,6 @@
 import { styleText } from "node:util";
 import type { RunEvent, StepStatus } from "../core/events.js";
+import { assertExhaustive } from "../core/exhaustive.js";
 
 type Style = Parameters<typeof styleText>[0];
 
@@ -104,8 +105,19 @@ export class HumanRenderer {
         }
         break;
       }
-      default:
+      case "run.queued":
+      case "run.started":
+      case "vars.exported":
+      case "artifact.created":
+      case "agent.message":
+      case "agent.tool_call":
+      case "agent.tool_result":
+      case "agent.usage":
+      case "bot.state":
+        // Nothing a person reading a workflow run's terminal needs line by line.
         break;
+      default:
+        assertExhaustive(event, "event");
     }
   }
 

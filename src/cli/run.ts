@@ -5,7 +5,7 @@ import { newRunId } from "../core/ids.js";
 import type { StepRunner } from "../core/step-attempt.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { ProcessExecutor } from "../exec/process.js";
-import { AgentServerStepRunner } from "../runner/agent-client.js";
+import { DirectStepRunner } from "../runner/direct-client.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
 import type { CliContext } from "./context.js";
@@ -76,9 +76,9 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
     tmpDir: tmpdir(),
   });
   return (_host, spec) => {
-    if (spec.kind === "agent") {
+    if (spec.kind === "direct") {
       const token = spec.token ?? ctx.config.token;
-      return new AgentServerStepRunner({ address: spec.address, ...(token ? { token } : {}) });
+      return new DirectStepRunner({ address: spec.address, ...(token ? { token } : {}) });
     }
     return local;
   };

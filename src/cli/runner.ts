@@ -8,6 +8,7 @@ import { acquirePidLock } from "../core/pid-lock.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import { ProcessExecutor } from "../exec/process.js";
+import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
@@ -63,11 +64,15 @@ export async function localRunnerDaemon(
         version,
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
-      stepRunner: new LocalStepRunner(new ProcessExecutor(guard), {
-        baseEnv: env as Record<string, string>,
-        killGraceMs: config.killGraceMs,
-        maskValues: [connection.token],
-      }),
+      handlers: {
+        step: new StepJobHandler(
+          new LocalStepRunner(new ProcessExecutor(guard), {
+            baseEnv: env as Record<string, string>,
+            killGraceMs: config.killGraceMs,
+            maskValues: [connection.token],
+          }),
+        ),
+      },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
     });

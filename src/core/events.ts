@@ -204,6 +204,29 @@ export const RunEvent = z.discriminatedUnion("type", [
   NoticeEvent,
 ]);
 export type RunEvent = z.infer<typeof RunEvent>;
+
+const stamp = { run_id: true, seq: true, ts: true } as const;
+/**
+ * An event as a producer hands it over, before the spine gives it run_id, seq and ts: what a
+ * runner sends in its `events` batches.
+ */
+export const EventInputSchema = z.discriminatedUnion("type", [
+  RunQueuedEvent.omit(stamp),
+  RunStartedEvent.omit(stamp),
+  RunFinishedEvent.omit(stamp),
+  StepStartedEvent.omit(stamp),
+  StepOutputEvent.omit(stamp),
+  StepRetryingEvent.omit(stamp),
+  StepFinishedEvent.omit(stamp),
+  VarsExportedEvent.omit(stamp),
+  ArtifactCreatedEvent.omit(stamp),
+  AgentMessageEvent.omit(stamp),
+  AgentToolCallEvent.omit(stamp),
+  AgentToolResultEvent.omit(stamp),
+  AgentUsageEvent.omit(stamp),
+  BotStateEvent.omit(stamp),
+  NoticeEvent.omit(stamp),
+]);
 export type RunEventType = RunEvent["type"];
 export type EventOf<T extends RunEventType> = Extract<RunEvent, { type: T }>;
 
@@ -227,6 +250,24 @@ export class EventSequencer {
   get lastSeq(): number {
     return this.seq;
   }
+}
+
+/**
+ * A finished step's summary, as the run record and a resumed engine both read it from the
+ * `step.finished` event: one function, so they never disagree on what is kept.
+ */
+export function stepSummaryOf(event: EventOf<"step.finished">): StepSummary {
+  return {
+    name: event.step,
+    host: event.host,
+    status: event.status,
+    exit_code: event.exit_code,
+    attempts: event.attempts,
+    duration_ms: event.duration_ms,
+    ...(event.memory_peak_bytes !== undefined ? { memory_peak_bytes: event.memory_peak_bytes } : {}),
+    ...(event.cpu_ms !== undefined ? { cpu_ms: event.cpu_ms } : {}),
+    ...(event.error ? { error: event.error } : {}),
+  };
 }
 
 export function isFinalStatus(status: RunStatus): boolean {

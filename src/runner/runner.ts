@@ -1,27 +1,19 @@
 import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
+import type { EventInput } from "../core/events.js";
+import { assertExhaustive } from "../core/exhaustive.js";
+import { type Job, type JobResult, jobLogFields } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
-import {
-  attemptEndedEarly,
-  type StepAttemptRequest,
-  type StepAttemptResult,
-  type StepRunner,
-} from "../core/step-attempt.js";
+import { type RunnerInfo, type RunnerMessage, runnerSocketPath, ServerMessage } from "../core/protocol.js";
+import type { JobHandlers, JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
-import {
-  type OutputChunk,
-  type RunnerInfo,
-  type RunnerMessage,
-  runnerSocketPath,
-  ServerMessage,
-} from "./protocol.js";
 
 export interface RunnerDaemonOptions {
   serverUrl: string;
   token: string;
   info: RunnerInfo;
-  /** Runs the attempts this runner is assigned (process groups on this machine). */
-  stepRunner: StepRunner;
+  /** One handler per job kind: what this runner does with the jobs it is assigned. */
+  handlers: JobHandlers;
   logger: Logger;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
@@ -30,22 +22,27 @@ export interface RunnerDaemonOptions {
   journal?: JobJournal;
 }
 
-/** Output bytes a job may have in flight before it waits for acks. */
+/** Event batches a job may have in flight before it waits for acks. */
 const maxInFlightBatches = 8;
 const eagerFlushBytes = 64 * 1024;
-/** About the most output one batch carries. */
+/** About the most one batch carries. */
 const maxBatchBytes = 256 * 1024;
+
+/** What an event weighs against the batch cap: output by its text, anything else by its JSON. */
+function eventBytes(event: EventInput): number {
+  return event.type === "step.output" ? event.data.length : JSON.stringify(event).length;
+}
 
 /** One job this runner holds, from assign until the server says `done`. */
 interface HeldJob {
   id: string;
   controller: AbortController;
   /** Sent (or waiting to be sent) and not yet acked. */
-  unacked: Array<{ batch: number; chunks: OutputChunk[] }>;
-  pending: OutputChunk[];
+  unacked: Array<{ batch: number; events: EventInput[] }>;
+  pending: EventInput[];
   pendingBytes: number;
   lastBatch: number;
-  result?: StepAttemptResult;
+  result?: JobResult;
   /** Its processes are gone. */
   ended?: boolean;
   /** Given up (shutdown grace passed, or the server dropped it): no result is sent. */
@@ -55,8 +52,8 @@ interface HeldJob {
 }
 
 /**
- * The runner daemon (connect mode): opens a WebSocket to the server, takes jobs, runs them and
- * streams their output back. Work in hand goes on while the server is unreachable; what the
+ * The runner daemon (connect mode): opens a WebSocket to the server, takes jobs, hands each to
+ * the handler of its kind and streams the events it reports back. Work in hand goes on while the server is unreachable; what the
  * server has not acked is sent again after the reconnect.
  */
 export class RunnerDaemon {
@@ -221,7 +218,7 @@ export class RunnerDaemon {
       case "heartbeat":
         break;
       case "assign":
-        this.assigned(message.job_id, message.request);
+        this.assigned(message.job);
         break;
       case "ack":
         this.acked(message.job_id, message.batch);
@@ -251,10 +248,8 @@ export class RunnerDaemon {
         }
         this.options.logger.error({ code: message.code, hint: message.hint }, message.message);
         break;
-      default: {
-        const never: never = message;
-        throw new Error(`unhandled server message ${JSON.stringify(never)}`);
-      }
+      default:
+        assertExhaustive(message, "server message");
     }
   }
 
@@ -276,13 +271,14 @@ export class RunnerDaemon {
     }, heartbeatMs);
     // Everything the server may have missed while we were apart.
     for (const job of this.jobs.values()) {
-      for (const batch of job.unacked) this.send({ type: "output", job_id: job.id, ...batch });
+      for (const batch of job.unacked) this.send({ type: "events", job_id: job.id, ...batch });
       if (job.pending.length > 0) this.flush(job, job.result !== undefined);
       else if (job.result) this.sendFinished(job);
     }
   }
 
-  private assigned(jobId: string, request: StepAttemptRequest): void {
+  private assigned(assignment: Job): void {
+    const jobId = assignment.job_id;
     if (this.jobs.has(jobId)) return;
     if (this.draining) {
       // Handed out before the server heard we drain: give it back untouched.
@@ -300,20 +296,11 @@ export class RunnerDaemon {
     };
     this.jobs.set(jobId, job);
     this.send({ type: "accept", job_id: jobId });
-    const log = this.options.logger.child({ jobId, runId: request.run_id });
-    log.info({ step: request.step, host: request.host, attempt: request.attempt }, "job started");
-    this.options.stepRunner
-      .runAttempt(request, {
-        signal: job.controller.signal,
-        onOutput: (stream, data) => this.output(job, { stream, data }),
-      })
-      .catch((error: unknown) =>
-        attemptEndedEarly("failed", {
-          code: "INTERNAL",
-          message: error instanceof Error ? error.message : String(error),
-        }),
-      )
-      .then((result) => {
+    const log = this.options.logger.child({ jobId, kind: assignment.kind });
+    log.info(jobLogFields(assignment), "job started");
+    const io: JobIo = { signal: job.controller.signal, emit: (event) => this.report(job, event) };
+    this.runJob(assignment, io).then(
+      (result) => {
         job.ended = true;
         if (job.abandoned) {
           log.info("job cut; its processes are gone");
@@ -322,18 +309,39 @@ export class RunnerDaemon {
         }
         log.info({ status: result.status }, "job finished");
         job.result = result;
-        this.flush(job, true); // sends `finished` once the last output batch is out
-      });
+        this.flush(job, true); // sends `finished` once the last batch is out
+      },
+      (error: unknown) => {
+        // A handler turns failures of the work into results; this is a fault of the runner.
+        job.ended = true;
+        log.error({ err: error }, "job handler failed");
+        if (!job.abandoned) {
+          job.abandoned = true;
+          this.send({ type: "abandoned", job_id: jobId, reason: `the runner failed: ${String(error)}` });
+        }
+        this.forget(jobId);
+      },
+    );
   }
 
-  private output(job: HeldJob, chunk: OutputChunk): void {
-    job.pending.push(chunk);
-    job.pendingBytes += chunk.data.length;
+  /** Hands the job to the handler of its kind. */
+  private runJob(job: Job, io: JobIo): Promise<JobResult> {
+    switch (job.kind) {
+      case "step":
+        return this.options.handlers.step.run(job, io);
+      default:
+        return assertExhaustive(job.kind, "job kind");
+    }
+  }
+
+  private report(job: HeldJob, event: EventInput): void {
+    job.pending.push(event);
+    job.pendingBytes += eventBytes(event);
     this.flush(job, false);
   }
 
   /**
-   * Sends pending output as a new batch when nothing is in flight (lowest latency) or when
+   * Sends pending events as a new batch when nothing is in flight (lowest latency) or when
    * enough has piled up (throughput); acks pull the rest.
    */
   private flush(job: HeldJob, force: boolean): void {
@@ -348,14 +356,15 @@ export class RunnerDaemon {
       let count = 0;
       let bytes = 0;
       while (count < job.pending.length && (count === 0 || bytes < maxBatchBytes)) {
-        bytes += job.pending[count]?.data.length ?? 0;
+        const event = job.pending[count];
+        bytes += event ? eventBytes(event) : 0;
         count += 1;
       }
       job.lastBatch += 1;
-      const batch = { batch: job.lastBatch, chunks: job.pending.splice(0, count) };
+      const batch = { batch: job.lastBatch, events: job.pending.splice(0, count) };
       job.pendingBytes -= bytes;
       job.unacked.push(batch);
-      if (this.connected) this.send({ type: "output", job_id: job.id, ...batch });
+      if (this.connected) this.send({ type: "events", job_id: job.id, ...batch });
     }
     if (job.result && !job.finishedSent) this.sendFinished(job);
   }
@@ -367,7 +376,7 @@ export class RunnerDaemon {
     this.flush(job, job.result !== undefined);
   }
 
-  /** `finished` goes after the job's last output batch, never while output still waits. */
+  /** `finished` goes after the job's last event batch, never while events still wait. */
   private sendFinished(job: HeldJob): void {
     if (!job.result || !this.connected || job.pending.length > 0) return;
     job.finishedSent = true;

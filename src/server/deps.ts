@@ -1,14 +1,14 @@
 import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
-import type { RunManager } from "./run-manager.js";
 import type { RunnerHub } from "./runner-hub.js";
+import type { RunService } from "./runs/run-service.js";
 
 /** What the routes need, built once in `startServer`. */
 export interface ServerDeps {
   store: Store;
   bus: EventBus;
-  runs: RunManager;
+  runs: RunService;
   hub: RunnerHub;
   logger: Logger;
   version: string;

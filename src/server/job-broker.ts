@@ -1,14 +1,11 @@
 import { createHash } from "node:crypto";
 import { errorInfo } from "../core/errors.js";
+import type { EventInput } from "../core/events.js";
+import { assertExhaustive } from "../core/exhaustive.js";
+import { Job, JobResult, jobEndedEarly, jobMaySend } from "../core/jobs/index.js";
+import type { StepJobResult } from "../core/jobs/step.js";
 import type { Logger } from "../core/logger.js";
-import {
-  attemptEndedEarly,
-  type StepAttemptRequest,
-  StepAttemptResult,
-  type StepOutputSink,
-  type StepRunner,
-} from "../core/step-attempt.js";
-import type { OutputChunk } from "../runner/protocol.js";
+import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import type { JobRecord, JobRequirements, Store } from "../store/types.js";
 import type { RunSink } from "./run-sink.js";
 
@@ -22,10 +19,37 @@ export interface JobTransport {
 
 /** An engine waiting for one job's result. */
 interface Waiter {
-  runId: string;
+  job: Job;
   sink: RunSink;
-  onOutput: StepOutputSink;
-  resolve: (result: StepAttemptResult) => void;
+  resolve: (result: JobResult) => void;
+}
+
+/** A stored job read back as the typed job it was made from; undefined when it no longer parses. */
+export function readJob(record: JobRecord): Job | undefined {
+  const parsed = Job.safeParse({ job_id: record.id, kind: record.type, payload: record.payload });
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** Where a job runs, for pinning a run's host to one runner. */
+function hostOf(job: Job): string {
+  switch (job.kind) {
+    case "step":
+      return job.payload.host;
+    default:
+      return assertExhaustive(job.kind, "job kind");
+  }
+}
+
+/** A step attempt's result from a job result, as the engine's StepRunner gives it. */
+function stepResult(result: JobResult): StepAttemptResult {
+  switch (result.kind) {
+    case "step": {
+      const { kind: _kind, ...attempt } = result satisfies StepJobResult;
+      return attempt;
+    }
+    default:
+      return assertExhaustive(result.kind, "job kind");
+  }
 }
 
 /** Runs by host on a runner; `{}` and `{group, labels}` hosts stick to the runner that took them first. */
@@ -40,13 +64,13 @@ export function jobIdFor(request: StepAttemptRequest): string {
   return `job_${request.run_id}_${hash}_${request.attempt}`;
 }
 
-function failedResult(code: "RUNNER_LOST" | "CANCELED", message: string): StepAttemptResult {
-  return attemptEndedEarly(code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
+function endedEarly(job: Job, code: "RUNNER_LOST" | "CANCELED", message: string): JobResult {
+  return jobEndedEarly(job.kind, code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
 }
 
 /**
- * Turns the engine's step attempts into jobs for runners, and runners' reports back into the
- * run's events and the attempt's result. Batches of output are stored exactly once.
+ * Turns the engine's work into jobs for runners, and runners' reports back into the run's events
+ * and the job's result. Batches of events are stored exactly once.
  */
 export class JobBroker {
   private readonly waiters = new Map<string, Waiter>();
@@ -54,46 +78,69 @@ export class JobBroker {
   private readonly lastBatch = new Map<string, number>();
   /** run id -> host -> runner id: where a run's host landed first. */
   private readonly pins = new Map<string, Map<string, string>>();
-  transport: JobTransport | undefined;
 
   constructor(
     private readonly store: Store,
+    private readonly transport: JobTransport,
     private readonly logger: Logger,
     /** How long a runner gets to report a canceled job before the server ends it itself. */
     private readonly cancelDeadlineMs = 15_000,
   ) {}
 
-  /** A StepRunner whose attempts become jobs for matching runners. */
+  /**
+   * A StepRunner whose attempts become `step` jobs for matching runners. Their output never
+   * passes `io.onOutput`: the runner masks it and reports it as `step.output` events, which
+   * `events` stores as they are.
+   */
   stepRunner(runId: string, sink: RunSink, placement: HostPlacement, tenantId: string | null): StepRunner {
     return {
-      runAttempt: (request, io) =>
-        new Promise<StepAttemptResult>((resolve, reject) => {
-          this.startJob(runId, sink, placement, tenantId, request, io.onOutput, resolve).catch(reject);
-          io.signal.addEventListener("abort", () => void this.cancelJob(jobIdFor(request)), { once: true });
-        }),
+      runAttempt: async (request, io) => {
+        const job: Job = { job_id: jobIdFor(request), kind: "step", payload: request };
+        return stepResult(await this.runJob(job, { runId, sink, tenantId }, placement, io.signal));
+      },
     };
   }
 
+  /**
+   * Runs one job of any kind on a matching runner; resolves with its result (a lost or canceled
+   * job resolves too, with its error). Aborting `signal` cancels it.
+   */
+  runJob(
+    job: Job,
+    run: { runId: string; sink: RunSink; tenantId: string | null },
+    placement: HostPlacement,
+    signal: AbortSignal,
+  ): Promise<JobResult> {
+    return new Promise<JobResult>((resolve, reject) => {
+      this.startJob(job, run.runId, run.sink, placement, run.tenantId, resolve).catch(reject);
+      signal.addEventListener("abort", () => void this.cancelJob(job.job_id), { once: true });
+    });
+  }
+
   private async startJob(
+    job: Job,
     runId: string,
     sink: RunSink,
     placement: HostPlacement,
     tenantId: string | null,
-    request: StepAttemptRequest,
-    onOutput: StepOutputSink,
-    resolve: (result: StepAttemptResult) => void,
+    resolve: (result: JobResult) => void,
   ): Promise<void> {
-    const id = jobIdFor(request);
+    const id = job.job_id;
     const existing = await this.store.getJob(id);
     if (existing?.status === "done") {
-      resolve(StepAttemptResult.parse(existing.result));
+      const stored = JobResult.safeParse(existing.result);
+      resolve(
+        stored.success
+          ? stored.data
+          : endedEarly(job, "RUNNER_LOST", "the stored result of this job is unreadable"),
+      );
       return;
     }
     if (existing?.status === "lost") {
-      resolve(failedResult("RUNNER_LOST", `runner ${existing.runner_id} stopped heartbeating`));
+      resolve(endedEarly(job, "RUNNER_LOST", `runner ${existing.runner_id} stopped heartbeating`));
       return;
     }
-    this.waiters.set(id, { runId, sink, onOutput, resolve });
+    this.waiters.set(id, { job, sink, resolve });
     if (existing) {
       this.lastBatch.set(id, existing.last_event_seq);
     } else {
@@ -102,24 +149,26 @@ export class JobBroker {
       await this.store.createJob({
         id,
         run_id: runId,
-        type: "step",
+        type: job.kind,
         requirements: { ...placement.requirements, labels, tenant_id: tenantId },
-        payload: request,
+        payload: job.payload,
       });
       this.lastBatch.set(id, 0);
     }
-    this.transport?.dispatch();
+    this.transport.dispatch();
   }
 
   /** Remembers where a run's host landed, so its later steps go to the same runner. */
-  pin(job: JobRecord, runnerId: string): void {
-    const request = job.payload as StepAttemptRequest;
-    let hosts = this.pins.get(job.run_id);
+  pin(record: JobRecord, runnerId: string): void {
+    const job = readJob(record);
+    if (!job) return;
+    let hosts = this.pins.get(record.run_id);
     if (!hosts) {
       hosts = new Map();
-      this.pins.set(job.run_id, hosts);
+      this.pins.set(record.run_id, hosts);
     }
-    if (!hosts.has(request.host)) hosts.set(request.host, runnerId);
+    const host = hostOf(job);
+    if (!hosts.has(host)) hosts.set(host, runnerId);
   }
 
   /** Restores pins of a run from its stored jobs (server restart). */
@@ -133,31 +182,43 @@ export class JobBroker {
     this.pins.delete(runId);
   }
 
-  /** A batch of output from the runner; resolves once stored (then the hub acks it). */
-  async output(
+  /**
+   * A batch of events from the runner; resolves once stored (then the hub acks it). Events a job
+   * of its kind may not report (another step's output, a `run.finished`) are left out.
+   */
+  async events(
     jobId: string,
     batch: number,
-    chunks: OutputChunk[],
+    events: EventInput[],
   ): Promise<"stored" | "duplicate" | "unknown"> {
     const waiter = this.waiters.get(jobId);
     if (!waiter) return "unknown";
     const last = this.lastBatch.get(jobId) ?? 0;
     if (batch <= last) return "duplicate";
     this.lastBatch.set(jobId, batch);
-    await waiter.sink.jobBatch(jobId, batch, () => {
-      for (const chunk of chunks) waiter.onOutput(chunk.stream, chunk.data);
-    });
+    const allowed = events.filter((event) => jobMaySend(waiter.job, event));
+    if (allowed.length < events.length) {
+      this.logger.warn(
+        { jobId, refused: events.length - allowed.length },
+        "left out events a job of this kind may not report",
+      );
+    }
+    await waiter.sink.jobBatch(jobId, batch, allowed);
     return "stored";
   }
 
   /** The runner's result; stored before the engine goes on. */
-  async finished(
-    jobId: string,
-    batches: number,
-    result: StepAttemptResult,
-  ): Promise<"done" | "missing-output"> {
+  async finished(jobId: string, batches: number, reported: JobResult): Promise<"done" | "missing-events"> {
     const waiter = this.waiters.get(jobId);
-    if (waiter && (this.lastBatch.get(jobId) ?? 0) < batches) return "missing-output";
+    if (waiter && (this.lastBatch.get(jobId) ?? 0) < batches) return "missing-events";
+    // A result of another kind than the job's cannot be read as the job's result.
+    const result =
+      waiter && reported.kind !== waiter.job.kind
+        ? jobEndedEarly(waiter.job.kind, "failed", {
+            code: "INTERNAL",
+            message: `the runner sent a ${reported.kind} result for a ${waiter.job.kind} job`,
+          })
+        : reported;
     await waiter?.sink.drain();
     await this.store.updateJob(jobId, { status: "done", result, lease_expires_at: null });
     this.settle(jobId, result);
@@ -168,23 +229,27 @@ export class JobBroker {
    * A job whose runner is gone or no longer holds it (lease expired, runner restarted without it,
    * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
    */
-  async lost(job: JobRecord, why: string): Promise<void> {
+  async lost(record: JobRecord, why: string): Promise<void> {
     const updated = await this.store.updateJob(
-      job.id,
+      record.id,
       { status: "lost", lease_expires_at: null },
       { ifStatus: ["assigned", "running"] },
     );
     if (!updated) return;
-    this.logger.warn({ jobId: job.id, runnerId: job.runner_id }, `job lost: ${why}`);
-    this.pins.get(job.run_id)?.delete((job.payload as StepAttemptRequest).host);
-    this.settle(job.id, failedResult("RUNNER_LOST", why));
+    this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
+    const job = readJob(record);
+    if (!job) return this.settle(record.id, undefined);
+    this.pins.get(record.run_id)?.delete(hostOf(job));
+    this.settle(record.id, endedEarly(job, "RUNNER_LOST", why));
   }
 
   private async cancelJob(jobId: string): Promise<void> {
-    const job = await this.store.getJob(jobId);
-    if (!job || job.status === "done" || job.status === "lost") return;
-    const result = failedResult("CANCELED", "the run was canceled");
-    if (job.status === "queued") {
+    const record = await this.store.getJob(jobId);
+    if (!record || record.status === "done" || record.status === "lost") return;
+    const job = readJob(record);
+    if (!job) return;
+    const result = endedEarly(job, "CANCELED", "the run was canceled");
+    if (record.status === "queued") {
       // Only if no runner claimed it meanwhile; otherwise it is stopped on its runner below.
       const ended = await this.store.updateJob(
         jobId,
@@ -194,7 +259,7 @@ export class JobBroker {
       if (ended) return this.settle(jobId, result);
     }
     const current = await this.store.getJob(jobId);
-    if (current?.runner_id && this.transport?.cancel(jobId, current.runner_id)) {
+    if (current?.runner_id && this.transport.cancel(jobId, current.runner_id)) {
       // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
       // should that report never come, the attempt ends here anyway.
       setTimeout(() => void this.endCanceled(jobId, result), this.cancelDeadlineMs).unref();
@@ -204,7 +269,7 @@ export class JobBroker {
     await this.endCanceled(jobId, result);
   }
 
-  private async endCanceled(jobId: string, result: StepAttemptResult): Promise<void> {
+  private async endCanceled(jobId: string, result: JobResult): Promise<void> {
     const ended = await this.store.updateJob(
       jobId,
       { status: "done", result, lease_expires_at: null },
@@ -213,11 +278,12 @@ export class JobBroker {
     if (ended) this.settle(jobId, result);
   }
 
-  private settle(jobId: string, result: StepAttemptResult): void {
+  private settle(jobId: string, result: JobResult | undefined): void {
     const waiter = this.waiters.get(jobId);
     this.waiters.delete(jobId);
     this.lastBatch.delete(jobId);
-    waiter?.resolve(result);
+    if (!waiter) return;
+    waiter.resolve(result ?? endedEarly(waiter.job, "RUNNER_LOST", "the job's stored record is unreadable"));
   }
 
   isWaited(jobId: string): boolean {

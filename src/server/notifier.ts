@@ -1,7 +1,11 @@
 import { createHmac } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
+import type { RunEvent } from "../core/events.js";
+import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
+import type { Store } from "../store/types.js";
 import type { NotifySpec } from "../workflow/model.js";
+import type { EventBus } from "./event-bus.js";
 
 /** What a webhook receives on every state change (seed 002 section 13.2). */
 export interface StateChange {
@@ -23,16 +27,74 @@ export function signBody(secret: string, body: string): string {
   return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 }
 
+/** The state change an event is, if it is one a webhook is told of. */
+export function stateChangeOf(event: RunEvent, workflowName: string): StateChange | undefined {
+  const base = { run_id: event.run_id, workflow_name: workflowName, timestamp: event.ts, version: event.seq };
+  switch (event.type) {
+    case "run.queued":
+      return { ...base, status: "queued", step: null, host: null, error: null };
+    case "run.started":
+      return { ...base, status: "running", step: null, host: null, error: null };
+    case "run.finished":
+      return { ...base, status: event.status, step: null, host: null, error: event.error?.message ?? null };
+    case "step.started":
+      return { ...base, status: "running", step: event.step, host: event.host, error: null };
+    case "step.finished":
+      return {
+        ...base,
+        status: event.status,
+        step: event.step,
+        host: event.host,
+        error: event.error?.message ?? null,
+      };
+    case "step.output":
+    case "step.retrying":
+    case "vars.exported":
+    case "artifact.created":
+    case "agent.message":
+    case "agent.tool_call":
+    case "agent.tool_result":
+    case "agent.usage":
+    case "bot.state":
+    case "notice":
+      return undefined;
+    default:
+      return assertExhaustive(event, "event");
+  }
+}
+
 /**
  * Posts state changes to a workflow's webhooks, `retry` more times `delayMs` apart when one
- * fails. It never throws: a failure is reported to `onError` (stored as `last_notify_error`)
- * and never changes the run.
+ * fails. It never throws: a failure is stored as the run's `last_notify_error` and never
+ * changes the run.
  */
 export class Notifier {
   constructor(
+    private readonly bus: EventBus,
+    private readonly store: Store,
     private readonly logger: Logger,
     private readonly timeoutMs = 5000,
   ) {}
+
+  /**
+   * Tells `targets` of every state change of a run, from its stored events on the bus, until the
+   * run finishes; returns the unsubscribe.
+   */
+  follow(runId: string, workflowName: string, targets: readonly NotifySpec[]): () => void {
+    if (targets.length === 0) return () => undefined;
+    const unsubscribe = this.bus.subscribe(runId, (event) => {
+      const change = stateChangeOf(event, workflowName);
+      if (change) {
+        for (const target of targets) {
+          void this.send(target, change, (message) => {
+            void this.store.updateRun(runId, { last_notify_error: message });
+          });
+        }
+      }
+      if (event.type === "run.finished") unsubscribe();
+    });
+    return unsubscribe;
+  }
 
   async send(target: NotifySpec, change: StateChange, onError: (message: string) => void): Promise<boolean> {
     const body = JSON.stringify(change);

@@ -128,16 +128,16 @@ export class RunSink {
   }
 
   /**
-   * Runs `produce`, which emits events synchronously, and stores them in one transaction with
-   * the runner's batch number, so the store records which batches it has. The caller skips
+   * Stores a runner's batch of events in one transaction with the batch number, so the store
+   * records which batches it has; they pass the log cap like any event. The caller skips
    * batches it has seen before calling, so no seq is spent on a duplicate.
    */
-  jobBatch(jobId: string, batch: number, produce: () => void): Promise<unknown> {
+  jobBatch(jobId: string, batch: number, inputs: readonly EventInput[]): Promise<unknown> {
     void this.flush();
     const events: RunEvent[] = [];
     this.collecting = events;
     try {
-      produce();
+      for (const input of inputs) this.emit(input);
     } finally {
       this.collecting = undefined;
     }

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { type WebSocket, WebSocketServer } from "ws";
 import { errorTable } from "../core/errors.js";
+import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import {
   type HeldJob,
@@ -10,9 +11,9 @@ import {
   RunnerMessage,
   runnerSocketPath,
   type ServerMessage,
-} from "../runner/protocol.js";
+} from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/types.js";
-import type { JobBroker, JobTransport } from "./job-broker.js";
+import { type JobBroker, type JobTransport, readJob } from "./job-broker.js";
 
 export interface HubTimings {
   /** How often runners heartbeat. */
@@ -32,7 +33,7 @@ interface Connection {
 
 /**
  * The server's end of the runner protocol (DESIGN.md section 6): runners connect here, get
- * jobs up to their capacity, heartbeat to keep their leases, and report output and results.
+ * jobs up to their capacity, heartbeat to keep their leases, and report events and results.
  */
 export class RunnerHub implements JobTransport {
   private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
@@ -49,9 +50,7 @@ export class RunnerHub implements JobTransport {
     private readonly timings: HubTimings,
     private readonly logger: Logger,
     private readonly onJobAccepted: (runId: string, runnerId: string) => void,
-  ) {
-    broker.transport = this;
-  }
+  ) {}
 
   /** Takes WebSocket upgrades on the runner path of `server`; checks the runner token first. */
   attach(server: Server): void {
@@ -254,10 +253,10 @@ export class RunnerHub implements JobTransport {
         }
         break;
       }
-      case "output": {
+      case "events": {
         if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
         const outcome = await this.withWaiter(message.job_id, () =>
-          this.broker.output(message.job_id, message.batch, message.chunks),
+          this.broker.events(message.job_id, message.batch, message.events),
         );
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         else send(connection.socket, { type: "ack", job_id: message.job_id, batch: message.batch });
@@ -298,10 +297,8 @@ export class RunnerHub implements JobTransport {
         this.dispatch();
         break;
       }
-      default: {
-        const never: never = message;
-        throw new Error(`unhandled runner message ${JSON.stringify(never)}`);
-      }
+      default:
+        assertExhaustive(message, "runner message");
     }
   }
 
@@ -368,11 +365,15 @@ export class RunnerHub implements JobTransport {
         this.timings.leaseMs,
       );
       if (!job) return;
+      const assignment = readJob(job);
+      if (!assignment) {
+        await this.broker.lost(job, "its stored payload no longer matches its kind");
+        continue;
+      }
       connection.running.add(job.id);
       send(connection.socket, {
         type: "assign",
-        job_id: job.id,
-        request: job.payload as never,
+        job: assignment,
         lease_expires_at: job.lease_expires_at ?? new Date(Date.now() + this.timings.leaseMs).toISOString(),
       });
     }

@@ -8,8 +8,9 @@ import { EventBus } from "./event-bus.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
-import { RunManager } from "./run-manager.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
+import { RunService } from "./runs/run-service.js";
+import { WorkflowRuns } from "./runs/workflow-runs.js";
 
 export interface ServerOptions {
   host: string;
@@ -34,8 +35,10 @@ export interface RunningServer {
   url: string;
   app: FastifyInstance;
   store: Store;
+  /** Stored events as they land, per run (what SSE followers see). */
+  bus: EventBus;
   hub: RunnerHub;
-  runs: RunManager;
+  runs: RunService;
   /** Set when this start created the admin token: shown once, never stored. */
   newAdminToken: string | undefined;
   /** Hands out no more work, and waits up to `graceMs` for the jobs runners hold to finish. */
@@ -58,11 +61,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
 
   const bus = new EventBus();
-  const broker = new JobBroker(store, logger);
-  const runs = new RunManager(store, bus, broker, new Notifier(logger), logger, {
+  // The broker and the hub need each other: the broker reaches runners through the hub, which
+  // exists a line later.
+  const transport = {
+    dispatch: () => hub.dispatch(),
+    cancel: (jobId: string, runnerId: string) => hub.cancel(jobId, runnerId),
+  };
+  const broker = new JobBroker(store, transport, logger);
+  const workflows = new WorkflowRuns(store, broker, new Notifier(bus, store, logger));
+  const runs = new RunService(store, bus, { workflow: workflows }, logger, {
     maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes,
   });
-  const hub = new RunnerHub(store, broker, options.timings, logger, (runId, runnerId) =>
+  const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, (runId, runnerId) =>
     runs.markStarted(runId, runnerId),
   );
   const app = buildApp({ store, bus, runs, hub, logger, version: options.version });
@@ -80,6 +90,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url,
     app,
     store,
+    bus,
     hub,
     runs,
     newAdminToken,

@@ -1,4 +1,5 @@
 import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
+import type { JobKind } from "../core/jobs/index.js";
 
 /*
  * The store's public contract (DESIGN.md section 9). The server talks only to `Store`; the
@@ -124,7 +125,7 @@ export const jobStatuses = ["queued", "assigned", "running", "done", "lost"] as 
 export type JobStatus = (typeof jobStatuses)[number];
 
 /** What a job is; only step attempts for now, agent tasks later. */
-export type JobType = "step";
+export type JobType = JobKind;
 
 /** Which runners may take a job. */
 export interface JobRequirements {

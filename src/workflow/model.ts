@@ -11,7 +11,7 @@ export type HostSpec =
   /** `{}`: this process (or, under the server, the runner that took the run). */
   | { kind: "local" }
   /** `{address, token}`: a `runyard agent-server` reached directly over HTTP. */
-  | { kind: "agent"; address: string; token?: string }
+  | { kind: "direct"; address: string; token?: string }
   /** `{group, labels}`: any runner of the server that matches. */
   | { kind: "runner"; group?: string; labels: string[] };
 

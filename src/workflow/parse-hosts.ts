@@ -3,9 +3,9 @@ import { isMap, isScalar } from "yaml";
 import type { HostSpec } from "./model.js";
 import { describe, type Fields, type YamlReader } from "./yaml-reader.js";
 
-const agentKeys = ["address", "token"];
+const directKeys = ["address", "token"];
 const runnerKeys = ["group", "labels"];
-const hostKeys = [...agentKeys, ...runnerKeys];
+const hostKeys = [...directKeys, ...runnerKeys];
 
 export interface Inventory {
   hosts: Record<string, HostSpec>;
@@ -58,7 +58,7 @@ function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | u
   }
   const fields = reader.fields(node, `in host "${name}"`, hostKeys);
   if (!checkOneKind(reader, fields, name)) return undefined;
-  if (fields.has("address")) return readAgent(reader, fields, name);
+  if (fields.has("address")) return readDirect(reader, fields, name);
   if (fields.has("group") || fields.has("labels")) return readRunner(reader, fields, name);
   if (fields.has("token")) {
     reader.report(
@@ -73,7 +73,7 @@ function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | u
 
 /** A host is reached one way: directly at an address, or through the server's runners. */
 function checkOneKind(reader: YamlReader, fields: Fields, name: string): boolean {
-  const agent = agentKeys.find((key) => fields.has(key));
+  const agent = directKeys.find((key) => fields.has(key));
   const runner = runnerKeys.find((key) => fields.has(key));
   if (!agent || !runner) return true;
   reader.report(
@@ -84,7 +84,7 @@ function checkOneKind(reader: YamlReader, fields: Fields, name: string): boolean
   return false;
 }
 
-function readAgent(reader: YamlReader, fields: Fields, name: string): HostSpec | undefined {
+function readDirect(reader: YamlReader, fields: Fields, name: string): HostSpec | undefined {
   const addressNode = fields.get("address")!.value;
   const address = reader.string(addressNode, `address of host "${name}"`);
   const tokenField = fields.get("token");
@@ -98,7 +98,7 @@ function readAgent(reader: YamlReader, fields: Fields, name: string): HostSpec |
     );
     return undefined;
   }
-  return token === undefined ? { kind: "agent", address } : { kind: "agent", address, token };
+  return token === undefined ? { kind: "direct", address } : { kind: "direct", address, token };
 }
 
 function readRunner(reader: YamlReader, fields: Fields, name: string): HostSpec | undefined {

@@ -31,7 +31,7 @@ describe("the seeds' own files", () => {
   test("seed 002's basic structure loads: a host with an address is an agent-server", () => {
     const workflow = valid(fixture("seed-002-structure.yaml"));
     expect(workflow.version).toBe("v0.1");
-    expect(workflow.hosts).toEqual({ local: { kind: "agent", address: "http://127.0.0.1:7072" } });
+    expect(workflow.hosts).toEqual({ local: { kind: "direct", address: "http://127.0.0.1:7072" } });
     expect(workflow.steps[0]).toMatchObject({
       name: "hello",
       targets: ["local"],
@@ -91,7 +91,7 @@ test("every key of the workflow form lands in the Workflow", () => {
     secrets: ["DB_URL"],
     hosts: {
       local: { kind: "local" },
-      remote: { kind: "agent", address: "http://127.0.0.1:7072", token: "t" },
+      remote: { kind: "direct", address: "http://127.0.0.1:7072", token: "t" },
       builders: { kind: "runner", group: "linux", labels: ["docker"] },
     },
     notify: [{ url: "http://127.0.0.1:9000/hook", secret: "s", retry: 3, delayMs: 2000 }],

@@ -1,4 +1,4 @@
-import type { RunEvent, StepSummary } from "../core/events.js";
+import { type RunEvent, type StepSummary, stepSummaryOf } from "../core/events.js";
 
 /** What a resumed run had already done for one step on one host. */
 export interface HostProgress {
@@ -54,17 +54,7 @@ export function priorProgress(
       case "step.finished": {
         const entry = progress(event.step, event.host);
         entry.inFlight = false;
-        entry.summary = {
-          name: event.step,
-          host: event.host,
-          status: event.status,
-          exit_code: event.exit_code,
-          attempts: event.attempts,
-          duration_ms: event.duration_ms,
-          ...(event.memory_peak_bytes !== undefined ? { memory_peak_bytes: event.memory_peak_bytes } : {}),
-          ...(event.cpu_ms !== undefined ? { cpu_ms: event.cpu_ms } : {}),
-          ...(event.error ? { error: event.error } : {}),
-        };
+        entry.summary = stepSummaryOf(event);
         break;
       }
       default:

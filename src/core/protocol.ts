@@ -1,11 +1,13 @@
 import { z } from "zod";
-import { StepAttemptRequest, StepAttemptResult } from "../core/step-attempt.js";
+import { EventInputSchema } from "./events.js";
+import { Job, JobResult } from "./jobs/index.js";
 
 /**
  * The runner protocol (DESIGN.md section 6): JSON messages over one WebSocket that the runner
- * opens to the server. A job is one step attempt. The runner numbers each job's output batches
- * 1, 2, 3 ...; the server stores a batch once and acks its number; the runner keeps what is not
- * acked and sends it again after a reconnect, so nothing is lost and nothing is doubled.
+ * opens to the server. A job has a kind (`jobs/`) with its own payload and result. The runner
+ * reports spine events in numbered batches 1, 2, 3 ...; the server stores a batch once and acks
+ * its number; the runner keeps what is not acked and sends it again after a reconnect, so
+ * nothing is lost and nothing is doubled.
  */
 
 export const RunnerInfo = z.object({
@@ -22,9 +24,6 @@ export const RunnerInfo = z.object({
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
 
-export const OutputChunk = z.object({ stream: z.enum(["stdout", "stderr"]), data: z.string() });
-export type OutputChunk = z.infer<typeof OutputChunk>;
-
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;
 
@@ -34,7 +33,7 @@ export const RunnerMessage = z.discriminatedUnion("type", [
     type: z.literal("hello"),
     runner: RunnerInfo,
     /**
-     * The runner's inventory: every job it holds, with the number of the last output batch it
+     * The runner's inventory: every job it holds, with the number of the last event batch it
      * made. The server ends at once every job leased to this runner id that is not listed.
      */
     jobs: z.array(HeldJob).default([]),
@@ -47,18 +46,19 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   /** The runner stopped a job without a result (shutdown grace passed); the server ends it as lost. */
   z.object({ type: z.literal("abandoned"), job_id: z.string(), reason: z.string() }),
   z.object({ type: z.literal("accept"), job_id: z.string() }),
+  /** Spine events of one job (`step.output` ...), without run_id, seq and ts: the server gives those. */
   z.object({
-    type: z.literal("output"),
+    type: z.literal("events"),
     job_id: z.string(),
     batch: z.number().int().positive(),
-    chunks: z.array(OutputChunk),
+    events: z.array(EventInputSchema),
   }),
   z.object({
     type: z.literal("finished"),
     job_id: z.string(),
-    /** The number of the last output batch sent before this; the server checks it has them all. */
+    /** The number of the last event batch sent before this; the server checks it has them all. */
     batches: z.number().int().nonnegative(),
-    result: StepAttemptResult,
+    result: JobResult,
   }),
 ]);
 export type RunnerMessage = z.infer<typeof RunnerMessage>;
@@ -74,8 +74,8 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("heartbeat") }),
   z.object({
     type: z.literal("assign"),
-    job_id: z.string(),
-    request: StepAttemptRequest,
+    /** `{job_id, kind, payload}`, the payload typed by the kind. */
+    job: Job,
     lease_expires_at: z.string(),
   }),
   z.object({ type: z.literal("ack"), job_id: z.string(), batch: z.number().int().nonnegative() }),

@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { StepAttemptRequestInput } from "../src/core/step-attempt.js";
 import { StepAttemptRequest } from "../src/core/step-attempt.js";
-import { AgentServerStepRunner } from "../src/runner/agent-client.js";
+import { DirectStepRunner } from "../src/runner/direct-client.js";
 import { cliPath, processesWith, repoRoot, runCli } from "./helpers/cli.js";
 
 const token = "runner-token-for-tests";
@@ -250,8 +250,8 @@ describe.concurrent("runyard agent-server over HTTP", () => {
     expect((await json(response)).output).toEqual([{ stream: "stdout", data: "token is ***\n" }]);
   });
 
-  describe("AgentServerStepRunner", () => {
-    const client = (): AgentServerStepRunner => new AgentServerStepRunner({ address: server.url, token });
+  describe("DirectStepRunner", () => {
+    const client = (): DirectStepRunner => new DirectStepRunner({ address: server.url, token });
 
     function collect(): {
       entries: { stream: string; data: string }[];
@@ -319,7 +319,7 @@ describe.concurrent("runyard agent-server over HTTP", () => {
     });
 
     test("a wrong token ends the attempt UNAUTHORIZED without showing any token", async ({ expect }) => {
-      const runner = new AgentServerStepRunner({ address: server.url, token: "wrong-token-value" });
+      const runner = new DirectStepRunner({ address: server.url, token: "wrong-token-value" });
       const request = StepAttemptRequest.parse(attemptBody());
       const result = await runner.runAttempt(request, {
         onOutput: () => {},
@@ -339,7 +339,7 @@ describe.concurrent("runyard agent-server over HTTP", () => {
 describe.concurrent("runyard agent-server start and stop", () => {
   test("a closed port ends the attempt HOST_UNREACHABLE", async ({ expect }) => {
     const address = `http://127.0.0.1:${await freePort()}`;
-    const runner = new AgentServerStepRunner({ address, token, retryForMs: 1000 });
+    const runner = new DirectStepRunner({ address, token, retryForMs: 1000 });
     const request = StepAttemptRequest.parse(attemptBody());
     const result = await runner.runAttempt(request, {
       onOutput: () => {},

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
-import { AgentTaskTable, TaskOutputLog } from "./agent-tasks.js";
+import { DirectTaskTable, TaskOutputLog } from "./direct-tasks.js";
 
 const request: StepAttemptRequest = {
   run_id: "run-1",
@@ -39,10 +39,10 @@ function manualRunner(): StepRunner & { finish: () => void } {
   };
 }
 
-describe("AgentTaskTable", () => {
+describe("DirectTaskTable", () => {
   test("finished tasks are forgotten an hour after they end; running ones are kept", async () => {
     let now = 0;
-    const table = new AgentTaskTable({ now: () => now });
+    const table = new DirectTaskTable({ now: () => now });
     const runner = manualRunner();
     const finished = table.start(request, runner);
     runner.finish();
@@ -57,7 +57,7 @@ describe("AgentTaskTable", () => {
   });
 
   test("only the newest finished tasks are kept, up to the count", async () => {
-    const table = new AgentTaskTable({ keepFinishedCount: 2 });
+    const table = new DirectTaskTable({ keepFinishedCount: 2 });
     const runner = manualRunner();
     const tasks = [table.start(request, runner), table.start(request, runner), table.start(request, runner)];
     runner.finish();
@@ -67,7 +67,7 @@ describe("AgentTaskTable", () => {
 
   test("a forgotten task's attempt key can be used again", async () => {
     let now = 0;
-    const table = new AgentTaskTable({ now: () => now, keepFinishedMs: 10 });
+    const table = new DirectTaskTable({ now: () => now, keepFinishedMs: 10 });
     const runner = manualRunner();
     const first = table.start(request, runner, "key");
     runner.finish();

@@ -7,10 +7,10 @@ import {
   type StepAttemptResult,
   type StepRunner,
 } from "../core/step-attempt.js";
-import type { OutputEntry } from "./agent-api.js";
+import type { OutputEntry } from "./direct-api.js";
 
 /** What an agent-server remembers and for how long. */
-export interface AgentTaskTableOptions {
+export interface DirectTaskTableOptions {
   /** Finished tasks are forgotten this long after they end (1 hour). */
   keepFinishedMs?: number;
   /** At most this many finished tasks are kept, the newest (1000). */
@@ -121,7 +121,7 @@ export class TaskOutputLog {
 }
 
 /** One step attempt that an agent-server runs. */
-export class AgentTask {
+export class DirectTask {
   state: "running" | "done" = "running";
   result: StepAttemptResult | undefined;
   finishedAt: number | undefined;
@@ -218,8 +218,8 @@ export class AgentTask {
  * The tasks of one agent-server: running ones, and finished ones for an hour (or the newest
  * thousand) so that a client can still fetch the end of the output and the result.
  */
-export class AgentTaskTable {
-  private readonly tasks = new Map<string, AgentTask>();
+export class DirectTaskTable {
+  private readonly tasks = new Map<string, DirectTask>();
   /** Attempt key -> task id: a `/run` sent again returns the task it started the first time. */
   private readonly keys = new Map<string, string>();
   private readonly keyOf = new Map<string, string>();
@@ -230,7 +230,7 @@ export class AgentTaskTable {
   private readonly keptOutputBytes: number;
   private readonly now: () => number;
 
-  constructor(options: AgentTaskTableOptions = {}) {
+  constructor(options: DirectTaskTableOptions = {}) {
     this.keepFinishedMs = options.keepFinishedMs ?? 60 * 60 * 1000;
     this.keepFinishedCount = options.keepFinishedCount ?? 1000;
     this.keptOutputBytes = options.keptOutputBytes ?? 8 * 1024 * 1024;
@@ -238,7 +238,7 @@ export class AgentTaskTable {
   }
 
   /** Starts `request` on `runner` as a new task, or returns the task started earlier under `key`. */
-  start(request: StepAttemptRequest, runner: StepRunner, key?: string): AgentTask {
+  start(request: StepAttemptRequest, runner: StepRunner, key?: string): DirectTask {
     this.prune();
     const known = key === undefined ? undefined : this.byKey(key);
     if (known) return known;
@@ -263,7 +263,7 @@ export class AgentTaskTable {
    * Cancels the task started under `key`; when none was (its `/run` is still on the way, or
    * never came), records it as canceled so that a late `/run` with that key does not start.
    */
-  cancelKey(key: string): AgentTask {
+  cancelKey(key: string): DirectTask {
     this.prune();
     const known = this.byKey(key);
     if (known) {
@@ -295,22 +295,22 @@ export class AgentTaskTable {
     return task;
   }
 
-  get(id: string): AgentTask | undefined {
+  get(id: string): DirectTask | undefined {
     this.prune();
     return this.tasks.get(id);
   }
 
-  byKey(key: string): AgentTask | undefined {
+  byKey(key: string): DirectTask | undefined {
     const id = this.keys.get(key);
     return id === undefined ? undefined : this.tasks.get(id);
   }
 
-  forRun(runId: string): AgentTask[] {
+  forRun(runId: string): DirectTask[] {
     this.prune();
     return [...this.tasks.values()].filter((task) => task.request.run_id === runId);
   }
 
-  running(): AgentTask[] {
+  running(): DirectTask[] {
     return [...this.tasks.values()].filter((task) => task.state === "running");
   }
 
@@ -332,8 +332,8 @@ export class AgentTaskTable {
     }
   }
 
-  private add(request: StepAttemptRequest, key: string | undefined): AgentTask {
-    const task = new AgentTask(
+  private add(request: StepAttemptRequest, key: string | undefined): DirectTask {
+    const task = new DirectTask(
       newTaskId(),
       request,
       new TaskOutputLog(this.keptOutputBytes),
@@ -348,7 +348,7 @@ export class AgentTaskTable {
     return task;
   }
 
-  private settle(task: AgentTask, result: StepAttemptResult): void {
+  private settle(task: DirectTask, result: StepAttemptResult): void {
     task.finish(result);
     this.finished.push(task.id);
     this.prune();
@@ -386,11 +386,11 @@ export interface RunSnapshot {
 /**
  * Sums up the tasks of one run. The latest attempt of each step on each host counts; a run
  * with a task still running is running, else the worst ending wins: canceled, timeout, failed.
- * This agent does not see `continue_on_error`, so a failed step it ran reads as a failed run.
+ * This server does not see `continue_on_error`, so a failed step it ran reads as a failed run.
  */
-export function runSnapshot(runId: string, tasks: AgentTask[]): RunSnapshot {
+export function runSnapshot(runId: string, tasks: DirectTask[]): RunSnapshot {
   const ordered = [...tasks].sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));
-  const latest = new Map<string, AgentTask>();
+  const latest = new Map<string, DirectTask>();
   for (const task of ordered) {
     const where = JSON.stringify([task.request.step, task.request.host]);
     const seen = latest.get(where);

@@ -7,10 +7,15 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { StepAttemptRequest, type StepRunner } from "../core/step-attempt.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { ProcessExecutor } from "../exec/process.js";
-import { ATTEMPT_KEY_HEADER, type CancelAnswer, MAX_STATUS_WAIT_MS, type TaskAnswer } from "./agent-api.js";
-import { type AgentTask, AgentTaskTable, type AgentTaskTableOptions, runSnapshot } from "./agent-tasks.js";
+import { ATTEMPT_KEY_HEADER, type CancelAnswer, MAX_STATUS_WAIT_MS, type TaskAnswer } from "./direct-api.js";
+import {
+  type DirectTask,
+  DirectTaskTable,
+  type DirectTaskTableOptions,
+  runSnapshot,
+} from "./direct-tasks.js";
 
-export interface AgentServerOptions {
+export interface DirectServerOptions {
   /** Every caller but `/health` must send it (`Authorization: Bearer` or `X-Runyard-Token`). */
   token: string;
   /** How long `/run` waits for the attempt to end before answering 202 with a task id (seed 002: 4 s). */
@@ -23,7 +28,7 @@ export interface AgentServerOptions {
   /** Where the attempts run; this machine's process groups by default. */
   runner?: StepRunner;
   /** How long finished tasks are remembered. */
-  tasks?: AgentTaskTableOptions;
+  tasks?: DirectTaskTableOptions;
 }
 
 /** A `/status` answer carries at most about this much output; the client asks again for more. */
@@ -57,7 +62,7 @@ const RunStatusQuery = z.object({ run_id: z.string().min(1) });
  * `/run` that ends within `syncWaitMs` is answered with its result; a longer one becomes a task
  * that clients follow with `/status` long-polls from a byte offset and stop with `/cancel`.
  */
-export function createAgentServer(options: AgentServerOptions): FastifyInstance {
+export function createDirectServer(options: DirectServerOptions): FastifyInstance {
   const logger = options.logger ?? silentLogger;
   const syncWaitMs = options.syncWaitMs ?? 4000;
   const runner =
@@ -67,7 +72,7 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
       killGraceMs: options.killGraceMs,
       maskValues: [options.token],
     });
-  const tasks = new AgentTaskTable(options.tasks);
+  const tasks = new DirectTaskTable(options.tasks);
   const tokenMatches = tokenChecker(options.token);
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
 
@@ -155,7 +160,7 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
 
   app.post("/cancel", async (request): Promise<CancelAnswer> => {
     const query = parseInput(CancelQuery, request.query, "cancel query");
-    let task: AgentTask;
+    let task: DirectTask;
     if (query.task_id !== undefined) {
       task = knownTask(tasks, query.task_id);
       task.cancel();
@@ -212,7 +217,7 @@ function attemptKey(header: string | string[] | undefined): string | undefined {
   return header;
 }
 
-function knownTask(tasks: AgentTaskTable, id: string): AgentTask {
+function knownTask(tasks: DirectTaskTable, id: string): DirectTask {
   const task = tasks.get(id);
   if (task) return task;
   throw new RunyardError("NOT_FOUND", `no task ${JSON.stringify(id)} on this agent-server`, {
@@ -221,7 +226,7 @@ function knownTask(tasks: AgentTaskTable, id: string): AgentTask {
 }
 
 /** The task's state and its output from `offset`; `text` joins the output for curl users. */
-function taskAnswer(task: AgentTask, offset: number): TaskAnswer & { text: string } {
+function taskAnswer(task: DirectTask, offset: number): TaskAnswer & { text: string } {
   const page = task.log.read(offset, PAGE_BYTES);
   return {
     task_id: task.id,
@@ -235,7 +240,7 @@ function taskAnswer(task: AgentTask, offset: number): TaskAnswer & { text: strin
   };
 }
 
-function logTask(task: AgentTask, logger: Logger): void {
+function logTask(task: DirectTask, logger: Logger): void {
   const { run_id, step, host, attempt } = task.request;
   const log = logger.child({ task_id: task.id, run_id, step, host, attempt });
   log.info("task started");

@@ -7,7 +7,7 @@ import type {
   StepOutputSink,
   StepRunner,
 } from "../core/step-attempt.js";
-import { createAgentServer } from "./agent-server.js";
+import { createDirectServer } from "./direct-server.js";
 
 const token = "agent-secret-token";
 const auth = { authorization: `Bearer ${token}` };
@@ -85,9 +85,9 @@ function attemptBody(overrides: Partial<StepAttemptRequestInput> = {}): StepAtte
 
 let app: FastifyInstance | undefined;
 
-function agentServer(syncWaitMs = 2000): { app: FastifyInstance; runner: ScriptedRunner } {
+function directServer(syncWaitMs = 2000): { app: FastifyInstance; runner: ScriptedRunner } {
   const runner = new ScriptedRunner();
-  app = createAgentServer({ token, syncWaitMs, baseEnv: {}, killGraceMs: 100, runner });
+  app = createDirectServer({ token, syncWaitMs, baseEnv: {}, killGraceMs: 100, runner });
   return { app, runner };
 }
 
@@ -110,14 +110,14 @@ async function runningTask(
 
 describe("tokens", () => {
   test("/health answers without a token, for load balancers", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({ method: "GET", url: "/health" });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ ok: true });
   });
 
   test("/heartbeat answers the right token, sent as a bearer or as X-Runyard-Token", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     for (const headers of [auth, { "x-runyard-token": token }]) {
       const response = await app.inject({ method: "GET", url: "/heartbeat", headers });
       expect(response.statusCode).toBe(200);
@@ -130,14 +130,14 @@ describe("tokens", () => {
   });
 
   test("/heartbeat counts the running tasks", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     await runningTask(app, runner);
     const response = await app.inject({ method: "GET", url: "/heartbeat", headers: auth });
     expect(response.json().tasks_running).toBe(1);
   });
 
   test("a wrong token is refused with 401 and a hint to use the agent-server's --token", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({
       method: "GET",
       url: "/heartbeat",
@@ -152,7 +152,7 @@ describe("tokens", () => {
   });
 
   test("a request without a token is refused with 401", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({ method: "GET", url: "/heartbeat" });
     expect(response.statusCode).toBe(401);
     expect(response.json().error).toMatchObject({
@@ -162,7 +162,7 @@ describe("tokens", () => {
   });
 
   test("a /run with a wrong token runs nothing", async () => {
-    const { app, runner } = agentServer();
+    const { app, runner } = directServer();
     const response = await app.inject({
       method: "POST",
       url: "/run",
@@ -176,7 +176,7 @@ describe("tokens", () => {
 
 describe("POST /run", () => {
   test("a step that ends within the sync wait is answered 200 with its result and output", async () => {
-    const { app, runner } = agentServer();
+    const { app, runner } = directServer();
     const answer = app.inject({ method: "POST", url: "/run", headers: auth, payload: attemptBody() });
     const attempt = await runner.attempt(0);
     attempt.onOutput("stdout", "hello\n");
@@ -198,7 +198,7 @@ describe("POST /run", () => {
   });
 
   test("a step that outlives the sync wait is answered 202 with a task id", async () => {
-    const { app, runner } = agentServer(20);
+    const { app, runner } = directServer(20);
     const response = await app.inject({ method: "POST", url: "/run", headers: auth, payload: attemptBody() });
     expect(response.statusCode).toBe(202);
     expect(response.json()).toEqual({ task_id: expect.stringMatching(/^task_/), state: "running" });
@@ -210,7 +210,7 @@ describe("POST /run", () => {
   });
 
   test("an invalid step attempt is refused with 400 naming each bad field", async () => {
-    const { app, runner } = agentServer();
+    const { app, runner } = directServer();
     const response = await app.inject({
       method: "POST",
       url: "/run",
@@ -230,7 +230,7 @@ describe("POST /run", () => {
   });
 
   test("a body that is not JSON is refused with 400 INVALID_INPUT", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({
       method: "POST",
       url: "/run",
@@ -242,7 +242,7 @@ describe("POST /run", () => {
   });
 
   test("a /run sent again with the same attempt key returns the first task instead of running twice", async () => {
-    const { app, runner } = agentServer(20);
+    const { app, runner } = directServer(20);
     const headers = { ...auth, "x-runyard-attempt-key": "key-1" };
     const first = await app.inject({ method: "POST", url: "/run", headers, payload: attemptBody() });
     const again = await app.inject({ method: "POST", url: "/run", headers, payload: attemptBody() });
@@ -251,7 +251,7 @@ describe("POST /run", () => {
   });
 
   test("the step's output is masked with the agent-server's token among its secrets", async () => {
-    const { app, runner } = agentServer();
+    const { app, runner } = directServer();
     const answer = app.inject({
       method: "POST",
       url: "/run",
@@ -267,7 +267,7 @@ describe("POST /run", () => {
 
 describe("GET /status", () => {
   test("output comes in pages by UTF-8 byte offset, never repeating a byte", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { taskId, attempt } = await runningTask(app, runner);
     attempt.onOutput("stdout", "héllo\n");
     const first = (await app.inject({ url: `/status?task_id=${taskId}&offset=0`, headers: auth })).json();
@@ -287,7 +287,7 @@ describe("GET /status", () => {
   });
 
   test("a long-poll answers as soon as new output arrives", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { taskId, attempt } = await runningTask(app, runner);
     const poll = app.inject({ url: `/status?task_id=${taskId}&offset=0&wait_ms=30000`, headers: auth });
     attempt.onOutput("stdout", "tick\n");
@@ -296,7 +296,7 @@ describe("GET /status", () => {
   });
 
   test("a long-poll answers when the task ends", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { taskId, attempt } = await runningTask(app, runner);
     const poll = app.inject({ url: `/status?task_id=${taskId}&offset=0&wait_ms=30000`, headers: auth });
     attempt.finish();
@@ -304,7 +304,7 @@ describe("GET /status", () => {
   });
 
   test("a long-poll with nothing new answers after wait_ms, at the same offset", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { taskId, attempt } = await runningTask(app, runner);
     attempt.onOutput("stdout", "once\n");
     const started = performance.now();
@@ -316,7 +316,7 @@ describe("GET /status", () => {
   });
 
   test("an unknown task is 404 NOT_FOUND", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({ url: "/status?task_id=task_nope", headers: auth });
     expect(response.statusCode).toBe(404);
     expect(response.json().error).toMatchObject({
@@ -326,7 +326,7 @@ describe("GET /status", () => {
   });
 
   test("a missing task_id or an offset past the end is refused with 400", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const missing = await app.inject({ url: "/status", headers: auth });
     expect(missing.statusCode).toBe(400);
     expect(missing.json().error.details).toEqual([{ path: "task_id", message: expect.any(String) }]);
@@ -340,7 +340,7 @@ describe("GET /status", () => {
 
 describe("POST /cancel", () => {
   test("canceling a running task aborts its attempt; the task ends canceled", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { taskId, attempt } = await runningTask(app, runner);
     const response = await app.inject({ method: "POST", url: `/cancel?task_id=${taskId}`, headers: auth });
     expect(response.json()).toEqual({ task_id: taskId, state: "canceling" });
@@ -352,7 +352,7 @@ describe("POST /cancel", () => {
   });
 
   test("canceling a finished task answers done", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { taskId, attempt } = await runningTask(app, runner);
     attempt.finish();
     await app.inject({ url: `/status?task_id=${taskId}&wait_ms=5000`, headers: auth });
@@ -361,14 +361,14 @@ describe("POST /cancel", () => {
   });
 
   test("canceling an unknown task is 404", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({ method: "POST", url: "/cancel?task_id=task_nope", headers: auth });
     expect(response.statusCode).toBe(404);
     expect(response.json().error.code).toBe("NOT_FOUND");
   });
 
   test("canceling by attempt key before its /run arrives makes that /run end canceled without running", async () => {
-    const { app, runner } = agentServer();
+    const { app, runner } = directServer();
     const cancel = await app.inject({ method: "POST", url: "/cancel?key=key-7", headers: auth });
     expect(cancel.json()).toMatchObject({ state: "done" });
     const run = await app.inject({
@@ -383,7 +383,7 @@ describe("POST /cancel", () => {
   });
 
   test("closing the agent-server cancels its running tasks", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const { attempt } = await runningTask(app, runner);
     await app.close();
     expect(attempt.signal.aborted).toBe(true);
@@ -392,7 +392,7 @@ describe("POST /cancel", () => {
 
 describe("GET /run-status", () => {
   test("an unknown run is 404 NOT_FOUND", async () => {
-    const { app } = agentServer();
+    const { app } = directServer();
     const response = await app.inject({ url: "/run-status?run_id=run-unknown", headers: auth });
     expect(response.statusCode).toBe(404);
     expect(response.json().error).toMatchObject({
@@ -402,7 +402,7 @@ describe("GET /run-status", () => {
   });
 
   test("a run is running while one of its tasks runs, then takes the worst ending of each step's last attempt", async () => {
-    const { app, runner } = agentServer(10);
+    const { app, runner } = directServer(10);
     const web = await runningTask(app, runner, attemptBody({ host: "web" }));
     const db = await runningTask(app, runner, attemptBody({ host: "db" }));
     web.attempt.finish();
@@ -453,7 +453,7 @@ describe("GET /run-status", () => {
   });
 
   test("a run whose last attempt failed is failed", async () => {
-    const { app, runner } = agentServer();
+    const { app, runner } = directServer();
     const answer = app.inject({ method: "POST", url: "/run", headers: auth, payload: attemptBody() });
     (await runner.attempt(0)).finish({ status: "failed", exit_code: 1 });
     await answer;
@@ -463,7 +463,7 @@ describe("GET /run-status", () => {
 });
 
 test("an unknown route is a 404 NOT_FOUND that lists the routes", async () => {
-  const { app } = agentServer();
+  const { app } = directServer();
   const response = await app.inject({ url: "/tasks", headers: auth });
   expect(response.statusCode).toBe(404);
   expect(response.json().error).toMatchObject({ code: "NOT_FOUND", message: "no route GET /tasks" });

@@ -9,9 +9,9 @@ import {
   type StepOutputSink,
   type StepRunner,
 } from "../core/step-attempt.js";
-import { ATTEMPT_KEY_HEADER, CancelAnswer, ErrorAnswer, TaskAnswer } from "./agent-api.js";
+import { ATTEMPT_KEY_HEADER, CancelAnswer, ErrorAnswer, TaskAnswer } from "./direct-api.js";
 
-export interface AgentServerStepRunnerOptions {
+export interface DirectStepRunnerOptions {
   /** The agent-server's URL, as in `inventory.hosts.NAME.address` (`http://127.0.0.1:7072`). */
   address: string;
   /** The agent-server's `--token`; sent as `Authorization: Bearer`, never shown. */
@@ -52,12 +52,12 @@ interface CallOptions {
  * before its answer came, never runs the step twice. Failures to reach the server are
  * results (HOST_UNREACHABLE, UNAUTHORIZED), never rejections.
  */
-export class AgentServerStepRunner implements StepRunner {
+export class DirectStepRunner implements StepRunner {
   private readonly address: string;
   private readonly pollWaitMs: number;
   private readonly retryForMs: number;
 
-  constructor(private readonly options: AgentServerStepRunnerOptions) {
+  constructor(private readonly options: DirectStepRunnerOptions) {
     this.address = options.address.replace(/\/+$/, "");
     this.pollWaitMs = options.pollWaitMs ?? 10_000;
     this.retryForMs = options.retryForMs ?? 10_000;

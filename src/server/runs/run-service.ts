@@ -1,0 +1,194 @@
+import { RunyardError, toErrorInfo } from "../../core/errors.js";
+import type { RunEvent, RunKind } from "../../core/events.js";
+import type { Logger } from "../../core/logger.js";
+import type { RunRecord, Store } from "../../store/types.js";
+import type { EventBus } from "../event-bus.js";
+import { RunSink } from "../run-sink.js";
+import { finishedPatch, RunProjection } from "./projection.js";
+import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
+import type { WorkflowRunSpec, WorkflowRuns } from "./workflow-runs.js";
+
+/** The modules of the kinds this server runs; a kind without one is refused at submit and recovery. */
+export interface RunKinds {
+  workflow: WorkflowRuns;
+  agent?: RunKindModule;
+  bot?: RunKindModule;
+}
+
+/** Who submits a run. */
+export interface RunOwner {
+  tenantId: string | null;
+  tokenId: string | null;
+}
+
+interface LiveRun extends ActiveRun {
+  controller: AbortController;
+  started: boolean;
+  done: Promise<void>;
+}
+
+/**
+ * The life of server runs of any kind: submitted and queued, carried out by their kind's module,
+ * projected into their records, canceled, and carried on after a server restart.
+ */
+export class RunService {
+  private readonly active = new Map<string, LiveRun>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly bus: EventBus,
+    private readonly kinds: RunKinds,
+    private readonly logger: Logger,
+    private readonly limits: { maxRunLogBytes: number },
+  ) {}
+
+  /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
+  submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner): Promise<RunRecord> {
+    return this.submit("workflow", this.kinds.workflow.prepare(spec), owner);
+  }
+
+  /** Queues a checked run of `kind`; resolves with its record once `run.queued` is stored. */
+  async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner): Promise<RunRecord> {
+    this.moduleFor(kind);
+    const record = await this.store.createRun({
+      kind,
+      name: prepared.name,
+      status: "queued",
+      tenant_id: owner.tenantId,
+      created_by: owner.tokenId,
+      spec: prepared.spec,
+      vars: prepared.vars,
+    });
+    const run = this.activate(record, []);
+    await run.sink.flush();
+    return record;
+  }
+
+  private moduleFor(kind: RunKind): RunKindModule {
+    const module = this.kinds[kind];
+    if (!module) {
+      throw new RunyardError("INVALID_INPUT", `this server does not run ${kind} runs yet`);
+    }
+    return module;
+  }
+
+  /** Starts the work of a run: a new one (`run.queued` first) or one carried on from `resumed`. */
+  private activate(record: RunRecord, resumed: RunEvent[]): LiveRun {
+    const controller = new AbortController();
+    const projection = new RunProjection(this.store, record);
+    const run: LiveRun = {
+      record,
+      resumed,
+      controller,
+      signal: controller.signal,
+      started: record.status === "running",
+      sink: new RunSink(record.id, record.last_seq, this.store, this.bus, projection.apply, {
+        maxBytes: this.limits.maxRunLogBytes,
+        storedBytes: storedOutputBytes(resumed),
+      }),
+      markStarted: (runnerId) => this.markStarted(record.id, runnerId),
+      done: Promise.resolve(),
+    };
+    this.active.set(record.id, run);
+    if (resumed.length === 0) run.sink.emit({ type: "run.queued", kind: record.kind, name: record.name });
+    run.done = this.moduleFor(record.kind)
+      .start(run)
+      .then(() => run.sink.drain())
+      .catch(async (error: unknown) => {
+        this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
+        await run.sink.drain().catch(() => undefined);
+        await this.store.markInterruptedRunning(toErrorInfo(error), { ids: [record.id] });
+      })
+      .finally(() => this.active.delete(record.id));
+    return run;
+  }
+
+  /** The first time a runner takes work of a queued run, the run is running. */
+  markStarted(runId: string, runnerId: string): void {
+    const run = this.active.get(runId);
+    if (!run || run.started) return;
+    run.started = true;
+    run.sink.emit({ type: "run.started", name: run.record.name, runner_id: runnerId });
+  }
+
+  /**
+   * Cancels a queued or running run; its processes get SIGTERM, then SIGKILL. Answers once the
+   * run has ended, or after `answerWithinMs` while a runner is still stopping a step that traps
+   * SIGTERM: the record then still says running, and `run.finished` follows.
+   */
+  async cancel(runId: string, answerWithinMs = 900): Promise<RunRecord> {
+    const run = this.active.get(runId);
+    if (!run) {
+      const record = await this.store.getRun(runId);
+      if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
+      throw new RunyardError("CONFLICT", `run ${runId} has already ended (${record.status})`, {
+        hint: "Only queued or running runs can be canceled.",
+      });
+    }
+    run.controller.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([run.done, new Promise((resolve) => (timer = setTimeout(resolve, answerWithinMs)))]);
+    clearTimeout(timer);
+    const record = await this.store.getRun(runId);
+    if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
+    return record;
+  }
+
+  /**
+   * After a restart: runs left queued or running go on from their stored events. Their jobs'
+   * leases get `graceMs` for the runners to come back; runs whose runner does not return end
+   * `interrupted` (RUNNER_LOST) when the leases lapse, or retry where the run allows.
+   */
+  async recover(graceMs: number): Promise<number> {
+    const runs = await this.store.listRunsByStatus(["queued", "running"]);
+    const lease = new Date(Date.now() + graceMs).toISOString();
+    for (const job of await this.store.listJobs({ statuses: ["assigned", "running"] })) {
+      await this.store.updateJob(job.id, { lease_expires_at: lease });
+    }
+    for (const record of runs) {
+      const events = await this.allEvents(record.id);
+      const finished = events.find((e) => e.type === "run.finished");
+      if (finished?.type === "run.finished") {
+        // It ended, but the server stopped before the record said so.
+        await this.store.updateRun(record.id, finishedPatch(finished, record.steps, record.vars));
+        continue;
+      }
+      if (!this.kinds[record.kind]) {
+        await this.store.markInterruptedRunning(
+          { code: "INVALID_INPUT", message: `this server does not run ${record.kind} runs` },
+          { ids: [record.id] },
+        );
+        continue;
+      }
+      this.activate(record, events);
+      this.logger.info({ runId: record.id, events: events.length }, "resuming run after restart");
+    }
+    return runs.length;
+  }
+
+  private async allEvents(runId: string): Promise<RunEvent[]> {
+    const events: RunEvent[] = [];
+    for (;;) {
+      const page = await this.store.listEvents(runId, { after: events.at(-1)?.seq ?? 0, limit: 10_000 });
+      events.push(...page);
+      if (page.length < 10_000) return events;
+    }
+  }
+
+  /** Cancels nothing: runs stay as they are for `recover` on the next start. */
+  async close(): Promise<void> {
+    for (const run of this.active.values()) await run.sink.drain();
+  }
+
+  get activeRuns(): number {
+    return this.active.size;
+  }
+}
+
+/** The output bytes among a resumed run's stored events, so its log cap goes on from there. */
+function storedOutputBytes(events: readonly RunEvent[]): number {
+  let bytes = 0;
+  for (const event of events)
+    if (event.type === "step.output") bytes += Buffer.byteLength(event.data, "utf8");
+  return bytes;
+}

@@ -1,0 +1,125 @@
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../core/step-attempt.js";
+import { DirectStepRunner } from "../../runner/direct-client.js";
+import type { Store } from "../../store/types.js";
+import { runWorkflow } from "../../workflow/engine.js";
+import { formatDiagnostic, type HostSpec, type Workflow } from "../../workflow/model.js";
+import { parseWorkflow } from "../../workflow/parse.js";
+import { hostKey } from "../../workflow/resume.js";
+import { workflowMasker } from "../../workflow/secrets.js";
+import type { JobBroker } from "../job-broker.js";
+import type { Notifier } from "../notifier.js";
+import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
+
+/**
+ * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them
+ * after a restart (the store encrypts specs at rest; the API never shows them). The run record's
+ * `vars` are what users see, masked like the events.
+ */
+export const WorkflowRunSpec = z.object({
+  workflow: z.string(),
+  vars: z.record(z.string(), z.string()),
+  file: z.string().optional(),
+});
+export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
+
+function parsed(spec: WorkflowRunSpec): Workflow {
+  const file = spec.file ?? "workflow.yaml";
+  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file);
+  if (workflow) return workflow;
+  throw new RunyardError(
+    "WORKFLOW_INVALID",
+    `${diagnostics.length} problem${diagnostics.length === 1 ? "" : "s"} in ${file}:\n${diagnostics.map(formatDiagnostic).join("\n")}`,
+    { details: diagnostics },
+  );
+}
+
+/**
+ * Workflow runs on the server: the engine, with each host's steps placed on runners through the
+ * broker or sent to an agent-server directly. The only server code that knows `Workflow`.
+ */
+export class WorkflowRuns implements RunKindModule {
+  constructor(
+    private readonly store: Store,
+    private readonly broker: JobBroker,
+    private readonly notifier: Notifier,
+  ) {}
+
+  /** Checks a submitted workflow; reports every problem at once. */
+  prepare(spec: WorkflowRunSpec): PreparedRun {
+    const workflow = parsed(spec);
+    const vars = { ...workflow.vars, ...spec.vars };
+    return { name: workflow.name, spec, vars: workflowMasker(workflow, vars).maskDeep(vars) };
+  }
+
+  async start(run: ActiveRun): Promise<void> {
+    const stored = WorkflowRunSpec.safeParse(run.record.spec);
+    if (!stored.success)
+      throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
+    let workflow: Workflow;
+    try {
+      workflow = parsed(stored.data);
+    } catch {
+      throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
+    }
+    const runId = run.record.id;
+    this.notifier.follow(runId, workflow.name, workflow.notify);
+    const resuming = run.resumed.length > 0;
+    try {
+      if (resuming) await this.broker.restorePins(runId);
+      await runWorkflow({
+        workflow,
+        runId,
+        vars: stored.data.vars,
+        emit: run.sink.emit,
+        runnerFor: (host, spec) => this.runnerFor(run, host, spec),
+        signal: run.signal,
+        resume: [...run.resumed],
+        ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
+        announceStart: false,
+      });
+    } finally {
+      this.broker.forgetRun(runId);
+    }
+  }
+
+  private runnerFor(run: ActiveRun, host: string, spec: HostSpec): StepRunner {
+    if (spec.kind === "direct") {
+      const direct = new DirectStepRunner({
+        address: spec.address,
+        ...(spec.token ? { token: spec.token } : {}),
+      });
+      return {
+        runAttempt: (request, io) => {
+          run.markStarted(`agent-server ${spec.address}`);
+          return direct.runAttempt(request, io);
+        },
+      };
+    }
+    const requirements =
+      spec.kind === "runner"
+        ? { ...(spec.group ? { group: spec.group } : {}), labels: spec.labels }
+        : { labels: [] };
+    return this.broker.stepRunner(run.record.id, run.sink, { host, requirements }, run.record.tenant_id);
+  }
+
+  /**
+   * What each step exported, as the values themselves, from the results of its last finished
+   * job: the events hold secrets masked, and later steps need them real.
+   */
+  private async realExports(runId: string): Promise<Map<string, Record<string, string>>> {
+    const latest = new Map<string, { attempt: number; exports: Record<string, string> }>();
+    for (const job of await this.store.listJobs({ runId })) {
+      const request = StepAttemptRequest.safeParse(job.payload);
+      const result = StepAttemptResult.safeParse(job.result);
+      if (job.status !== "done" || !request.success || !result.success) continue;
+      const key = hostKey(request.data.step, request.data.host);
+      const known = latest.get(key);
+      if (!known || known.attempt < request.data.attempt) {
+        latest.set(key, { attempt: request.data.attempt, exports: result.data.exports });
+      }
+    }
+    return new Map([...latest].map(([key, { exports }]) => [key, exports]));
+  }
+}
