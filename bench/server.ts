@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { silentLogger } from "../src/core/logger.js";
+import { createExecutor } from "../src/exec/create-executor.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
-import { ProcessExecutor } from "../src/exec/process.js";
 import { runnerSocketPath } from "../src/runner/protocol.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
@@ -52,8 +52,7 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
       tenant_id: null,
       version: null,
     },
-    stepRunner: new LocalStepRunner(new ProcessExecutor(), {
-      baseEnv: process.env as Record<string, string>,
+    stepRunner: new LocalStepRunner(createExecutor({ baseEnv: process.env }), {
       killGraceMs: 1000,
     }),
     logger: silentLogger,

@@ -3,15 +3,16 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EventSequencer } from "../src/core/events.js";
+import { createExecutor } from "../src/exec/create-executor.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { OrphanGuard } from "../src/exec/orphan-guard.js";
-import { ProcessExecutor } from "../src/exec/process.js";
 import type { Executor } from "../src/exec/types.js";
 import { runWorkflow } from "../src/workflow/engine.js";
 import { parseWorkflow } from "../src/workflow/parse.js";
 import { type BenchRow, median, timed } from "./table.js";
 
 const env = process.env as Record<string, string>;
+const defaultExecutor = createExecutor({ baseEnv: env });
 
 function bash(script: string, stdout: "ignore" | "pipe" = "ignore"): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -22,10 +23,10 @@ function bash(script: string, stdout: "ignore" | "pipe" = "ignore"): Promise<voi
   });
 }
 
-async function runFlow(yaml: string, executor: Executor = new ProcessExecutor()): Promise<void> {
+async function runFlow(yaml: string, executor: Executor = defaultExecutor): Promise<void> {
   const { workflow, diagnostics } = parseWorkflow(yaml, "bench.yaml");
   if (!workflow) throw new Error(diagnostics.map((d) => d.message).join("\n"));
-  const runner = new LocalStepRunner(executor, { baseEnv: env, killGraceMs: 1000 });
+  const runner = new LocalStepRunner(executor, { killGraceMs: 1000 });
   const sequencer = new EventSequencer("run_bench");
   const outcome = await runWorkflow({
     workflow,
@@ -55,8 +56,8 @@ function trivialSteps(count: number): { commands: string[]; yaml: string } {
 export async function orphanGuardCost(): Promise<BenchRow> {
   const { yaml } = trivialSteps(200);
   const { guard } = await OrphanGuard.open(mkdtempSync(join(tmpdir(), "runyard-bench-guard-")), 1000);
-  const guarded = new ProcessExecutor(guard);
-  const bare = new ProcessExecutor();
+  const guarded = createExecutor({ baseEnv: env, watch: guard });
+  const bare = createExecutor({ baseEnv: env });
   await runFlow(yaml, guarded); // warm-up
   const with_: number[] = [];
   const without: number[] = [];
@@ -64,6 +65,8 @@ export async function orphanGuardCost(): Promise<BenchRow> {
     without.push(await timed(() => runFlow(yaml, bare)));
     with_.push(await timed(() => runFlow(yaml, guarded)));
   }
+  guarded.close();
+  bare.close();
   guard.close();
   const mid = (values: number[]): number => values.sort((a, b) => a - b)[2] ?? 0;
   return {

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ProcessExecutor } from "../src/exec/process.js";
+import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
 import type { ExecRequest, ExecResult, OutputStream } from "../src/exec/types.js";
 
-const executor = new ProcessExecutor();
+const executor = new SpawnLauncher();
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
 interface Run {

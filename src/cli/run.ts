@@ -1,10 +1,9 @@
-import { tmpdir } from "node:os";
 import { RunyardError } from "../core/errors.js";
 import { EventSequencer, type RunEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StepRunner } from "../core/step-attempt.js";
+import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
-import { ProcessExecutor } from "../exec/process.js";
 import { AgentServerStepRunner } from "../runner/agent-client.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
@@ -70,10 +69,8 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
       );
     }
   }
-  const local = new LocalStepRunner(new ProcessExecutor(), {
-    baseEnv: ctx.env as Record<string, string>,
+  const local = new LocalStepRunner(createExecutor({ baseEnv: ctx.env }), {
     killGraceMs: ctx.config.killGraceMs,
-    tmpDir: tmpdir(),
   });
   return (_host, spec) => {
     if (spec.kind === "agent") {

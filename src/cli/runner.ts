@@ -5,9 +5,9 @@ import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
-import { ProcessExecutor } from "../exec/process.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
@@ -47,6 +47,7 @@ export async function localRunnerDaemon(
         "killed steps left running by this runner's previous life",
       );
     }
+    const executor = createExecutor({ baseEnv: env, watch: guard });
     const daemon = new RunnerDaemon({
       serverUrl: connection.serverUrl,
       token: connection.token,
@@ -63,8 +64,7 @@ export async function localRunnerDaemon(
         version,
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
-      stepRunner: new LocalStepRunner(new ProcessExecutor(guard), {
-        baseEnv: env as Record<string, string>,
+      stepRunner: new LocalStepRunner(executor, {
         killGraceMs: config.killGraceMs,
         maskValues: [connection.token],
       }),
@@ -76,6 +76,7 @@ export async function localRunnerDaemon(
       killedAtStart: killed,
       async stop(graceMs) {
         await daemon.stop(graceMs);
+        executor.close();
         guard.close();
         release();
       },
