@@ -69,9 +69,12 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
       );
     }
   }
-  const local = new LocalStepRunner(createExecutor({ baseEnv: ctx.env }), {
-    killGraceMs: ctx.config.killGraceMs,
-  });
+  const local = new LocalStepRunner(
+    createExecutor({ baseEnv: ctx.env, killGraceMs: ctx.config.killGraceMs }),
+    {
+      killGraceMs: ctx.config.killGraceMs,
+    },
+  );
   return (_host, spec) => {
     if (spec.kind === "agent") {
       const token = spec.token ?? ctx.config.token;

@@ -47,7 +47,7 @@ export async function localRunnerDaemon(
         "killed steps left running by this runner's previous life",
       );
     }
-    const executor = createExecutor({ baseEnv: env, watch: guard });
+    const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
     const daemon = new RunnerDaemon({
       serverUrl: connection.serverUrl,
       token: connection.token,

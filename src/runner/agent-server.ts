@@ -55,7 +55,7 @@ const RunStatusQuery = z.object({ run_id: z.string().min(1) });
 
 /** The agent-server's own executor, closed with it, when no runner is given. */
 function localStepRunner(options: AgentServerOptions): { runner: StepRunner; executor: Executor } {
-  const executor = createExecutor({ baseEnv: options.baseEnv });
+  const executor = createExecutor({ baseEnv: options.baseEnv, killGraceMs: options.killGraceMs });
   const runner = new LocalStepRunner(executor, {
     killGraceMs: options.killGraceMs,
     maskValues: [options.token],
