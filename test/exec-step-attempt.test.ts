@@ -67,6 +67,19 @@ describe("cmd.run", () => {
     expect(stdout).toBe(`unset ${scratch}\n`);
   });
 
+  it("runs a plain line without a shell, in the step's folder, with PWD naming it", async () => {
+    const { result, stdout } = await attempt({ script: "env", cwd: scratch });
+    expect(result.status).toBe("success");
+    expect(stdout).toContain(`PWD=${scratch}\n`);
+  });
+
+  it("reports a plain line whose program is missing as the shell does", async () => {
+    const { result, stderr } = await attempt({ script: "no-such-program-xyz --version" });
+    expect(result).toMatchObject({ status: "failed", exit_code: 127 });
+    expect(result.error?.code).toBe("STEP_FAILED");
+    expect(stderr).toContain("no-such-program-xyz: command not found");
+  });
+
   it("succeeds with exit code 0 when every line does", async () => {
     const { result } = await attempt({ script: "true\necho ok" });
     expect(result).toMatchObject({ status: "success", exit_code: 0 });

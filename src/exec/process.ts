@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { withoutCredentials } from "../core/config.js";
 import { secretsFromEnv } from "../core/masking.js";
 import type {
@@ -69,7 +69,14 @@ export class ProcessExecutor implements Executor {
       }
       files[name] = path;
     }
-    const env = { ...this.baseEnv, ...setup.env, RUNYARD_OUTPUT: `${prefix}.output` };
+    // PWD names the folder the commands start in, as a shell would set it: a command run
+    // without a shell (simple-command.ts) must not see the runner's own.
+    const env = {
+      ...this.baseEnv,
+      PWD: resolve(setup.cwd ?? process.cwd()),
+      ...setup.env,
+      RUNYARD_OUTPUT: `${prefix}.output`,
+    };
     return new ProcessAttempt(this.launcher, setup, env, files);
   }
 

@@ -8,7 +8,8 @@ import { isSecretName, SecretMasker, type StreamMasker, secretsFromEnv } from ".
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
-import type { ExecAttempt, ExecResult, Executor, OutputStream } from "./types.js";
+import { plainCommandWords } from "./simple-command.js";
+import type { ExecAttempt, ExecResult, Executor, OutputHandler, OutputStream } from "./types.js";
 
 export interface StepAttemptOptions {
   /** Values masked in every attempt besides the request's (e.g. the runner's own token). */
@@ -24,6 +25,8 @@ export interface StepAttemptOptions {
 /** One process to run: its argv, and how an error message names it. */
 interface AttemptStep {
   argv: string[];
+  /** The same command without its shell, tried first (simple-command.ts). */
+  plain?: string[];
   name: string;
 }
 
@@ -124,14 +127,14 @@ async function runCommands(
       stopped = "timeout";
       break;
     }
-    last = await attempt.run({
-      argv: command.argv,
-      timeoutMs,
-      onOutput: (stream, data) => {
-        checkOutputFile();
-        output.write(stream, stream === "stdout" && exportLines ? exportLines.push(data) : data);
-      },
-    });
+    const onOutput: OutputHandler = (stream, data) => {
+      checkOutputFile();
+      output.write(stream, stream === "stdout" && exportLines ? exportLines.push(data) : data);
+    };
+    last = command.plain ? await attempt.run({ argv: command.plain, timeoutMs, onOutput }) : undefined;
+    // A plain command that cannot start goes to the shell, which says why in its own words.
+    if (!last || last.spawnError !== undefined)
+      last = await attempt.run({ argv: command.argv, timeoutMs, onOutput });
     if (exportLines) output.write("stdout", exportLines.end()); // a command's output ending ends its last line
     memoryPeakBytes = Math.max(memoryPeakBytes, last.memoryPeakBytes);
     cpuMs += last.cpuMs;
@@ -185,8 +188,10 @@ function commandLines(script: string, shell: string[]): AttemptStep[] {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const trimmed = line.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return;
+    const plain = plainCommandWords(line, shell);
     commands.push({
       argv: [...shell, "-c", line],
+      ...(plain ? { plain } : {}),
       name: `line ${index + 1} ${quoteCommand(trimmed)}`,
     });
   });
