@@ -182,16 +182,31 @@ describe("crash recovery", () => {
     const runner = track(
       await startRunner(server.url, token, { id: "j1", group: "journal", env: { RUNYARD_HOME: home } }),
     );
-    const runId = await submit(server.url, holdingStep(work, "{group: journal}"));
+    // The step's shell dies with the fork-server (its parent-death signal); what it started in
+    // the background is what only the journal can stop.
+    const runId = await submit(
+      server.url,
+      holdingStep(work, "{group: journal}").replace(
+        /script: \|\n([\s\S]*)$/,
+        (_all, body: string) =>
+          `script: |\n        (\n${body.replace("$$", "$BASHPID")}        ) &\n        wait\n`,
+      ),
+    );
     await until("the step runs", () => stepStarted(work));
     const pid = stepPid(work);
     pids.push(pid);
     const runnerPid = runner.child.pid ?? 0;
     const reaper = childrenOf(runnerPid).find((child) => cmdline(child).includes("runyard-reaper"));
     expect(reaper).toBeDefined();
-    // Both die at once, as in `kill -9 -1` or an OOM kill of the lot: only the journal is left.
+    const forkServer = childrenOf(runnerPid).find((child) => cmdline(child).includes("fork-server"));
+    expect(forkServer).toBeDefined();
+    // All die at once, as in `kill -9 -1` or an OOM kill of the lot: only the journal is left.
     process.kill(reaper ?? 0, "SIGKILL");
-    await until("the reaper is gone", () => !alive(reaper ?? 0));
+    process.kill(forkServer ?? 0, "SIGKILL");
+    await until(
+      "the reaper and the fork-server are gone",
+      () => !alive(reaper ?? 0) && !alive(forkServer ?? 0),
+    );
     await runner.kill("SIGKILL");
     expect(alive(pid)).toBe(true);
 
