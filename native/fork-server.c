@@ -16,7 +16,7 @@
  *   's'        started: i32 pid (also the process group id: each step is a session leader)
  *   'f'        could not start: i32 errno, then the failing call's name
  *   'x'        the leader exited: i32 wait status
- *   'd'        done (leader reaped, both pipes at their end): i32 wait status, i64 CPU
+ *   'd'        done (leader reaped, both pipes at their end, group empty): i32 wait status, i64 CPU
  *              microseconds (user + system), i64 peak RSS in KiB, from wait4 of the leader
  *              and of every orphan of its group reaped here before.
  *
@@ -37,7 +37,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -62,6 +64,7 @@ static struct slot slots[MAX_SLOTS];
 static char chunk[CHUNK];
 static int sigfd;
 static sigset_t original_mask;
+static int spliced;
 
 static void die(const char *what) {
   fprintf(stderr, "runyard fork-server: %s: %s\n", what, strerror(errno));
@@ -95,6 +98,15 @@ static void send_event(uint32_t slot, char type, const void *data, uint32_t leng
   write_all(iov, length ? 2 : 1);
 }
 
+static void send_header(uint32_t slot, char type, uint32_t length) {
+  unsigned char header[12] = {0};
+  memcpy(header, &slot, 4);
+  header[4] = (unsigned char)type;
+  memcpy(header + 8, &length, 4);
+  struct iovec iov[1] = {{header, 12}};
+  write_all(iov, 1);
+}
+
 static struct slot *find_slot(uint32_t id) {
   for (int i = 0; i < MAX_SLOTS; i++)
     if (slots[i].used && slots[i].id == id) return &slots[i];
@@ -113,8 +125,15 @@ static void add_usage(struct slot *s, const struct rusage *ru) {
   if (ru->ru_maxrss > s->maxrss_kb) s->maxrss_kb = ru->ru_maxrss;
 }
 
-static void finish_if_done(struct slot *s) {
+/*
+ * A slot is done when its leader is reaped, its pipes are at their end and its group is empty:
+ * an orphan of the group may close the pipes a moment before its exit is reported, and its
+ * usage must be in. `force` (the runner's close request) skips the last check: the runner saw
+ * the group gone but for zombies nobody here can reap.
+ */
+static void finish_if_done(struct slot *s, int force) {
   if (!s->reaped || s->fd[0] >= 0 || s->fd[1] >= 0) return;
+  if (!force && kill(-s->pid, 0) == 0) return;
   unsigned char body[20];
   int32_t status = s->status;
   memcpy(body, &status, 4);
@@ -148,9 +167,10 @@ static void reap(void) {
       add_usage(s, &ru);
       int32_t st = status;
       send_event(s->id, 'x', &st, 4);
-      finish_if_done(s);
+      finish_if_done(s, 0);
     } else if (pgid > 0 && (s = slot_of_group(pgid)) != NULL) {
       add_usage(s, &ru);
+      finish_if_done(s, 0);
     }
   }
 }
@@ -279,7 +299,7 @@ static int read_requests(void) {
         if (s) {
           close_pipe(s, 0);
           close_pipe(s, 1);
-          finish_if_done(s);
+          finish_if_done(s, 1);
         }
       }
     }
@@ -308,6 +328,9 @@ int main(int argc, char **argv) {
   signal(SIGHUP, SIG_IGN);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   fcntl(1, F_SETPIPE_SZ, 1 << 20);
+  /* Output is spliced where stdout is a pipe (always, from Node), copied otherwise. */
+  struct stat out_stat;
+  spliced = fstat(1, &out_stat) == 0 && S_ISFIFO(out_stat.st_mode);
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -347,12 +370,24 @@ int main(int argc, char **argv) {
       if (!fds[i].revents) continue;
       struct slot *s = owner[i];
       if (!s->used || s->fd[which[i]] != fds[i].fd) continue;
+      int available = 0;
+      if (spliced && ioctl(fds[i].fd, FIONREAD, &available) == 0 && available > 0) {
+        /* The bytes move from pipe to pipe inside the kernel: no copy through this process. */
+        if (available > 1 << 20) available = 1 << 20;
+        send_header(s->id, which[i] ? 'e' : 'o', (uint32_t)available);
+        while (available > 0) {
+          ssize_t moved = splice(fds[i].fd, NULL, 1, NULL, (size_t)available, SPLICE_F_MOVE);
+          if (moved <= 0 && errno != EINTR) exit(0); /* the runner is gone */
+          if (moved > 0) available -= (int)moved;
+        }
+        continue;
+      }
       ssize_t got = read(fds[i].fd, chunk, CHUNK);
       if (got > 0) {
         send_event(s->id, which[i] ? 'e' : 'o', chunk, (uint32_t)got);
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
         close_pipe(s, which[i]);
-        finish_if_done(s);
+        finish_if_done(s, 0);
       }
     }
     if (fds[0].revents && !read_requests()) {

@@ -101,6 +101,7 @@ export class ForkServerLauncher implements ProcessLauncher {
   event(id: number, type: string, body: Buffer): void {
     const command = this.commands.get(id);
     if (!command) return;
+    command.flushOutput();
     if (type === "s") {
       const pgid = body.readInt32LE(0);
       this.watch?.started(pgid);
@@ -116,8 +117,20 @@ export class ForkServerLauncher implements ProcessLauncher {
 
   /** @internal for EventParser */
   output(id: number, stream: OutputStream, data: Buffer): void {
-    this.commands.get(id)?.output(stream, data);
+    const command = this.commands.get(id);
+    if (!command) return;
+    command.output(stream, data);
+    this.withOutput.add(command);
   }
+
+  /** @internal for EventParser: the end of one chunk read from the helper. */
+  flushOutput(): void {
+    for (const command of this.withOutput) command.flushOutput();
+    this.withOutput.clear();
+  }
+
+  /** Commands holding output pieces of the chunk being parsed. */
+  private readonly withOutput = new Set<Command>();
 
   /** Keeps Node alive while a command runs through the helper, and only then. */
   private refresh(): void {
@@ -168,11 +181,28 @@ class Command {
     if (this.stopReason) this.terminateGroup();
   }
 
+  /**
+   * The helper relays output as the step writes it, often 4 KiB at a time; the pieces that
+   * arrive in one read of its pipe (up to 64 KiB) are decoded and handed on together, so the
+   * masker, the cap and the event stream see a few large chunks, not many small ones.
+   */
   output(stream: OutputStream, data: Buffer): void {
     this.receivedSinceDrainCheck = true;
-    const text = this.decoders[stream].write(data);
-    if (text) this.request.onOutput(stream, text);
+    this.pieces[stream].push(data);
   }
+
+  flushOutput(): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const pieces = this.pieces[stream];
+      if (pieces.length === 0) continue;
+      const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      this.pieces[stream] = [];
+      const text = this.decoders[stream].write(data);
+      if (text) this.request.onOutput(stream, text);
+    }
+  }
+
+  private pieces: Record<OutputStream, Buffer[]> = { stdout: [], stderr: [] };
 
   failedToStart(errno: number, stage: string): void {
     const code = errnoNames.get(errno) ?? `errno ${errno}`;
@@ -303,7 +333,7 @@ class EventParser {
         chunk.copy(this.header, this.headerFilled, at, at + take);
         this.headerFilled += take;
         at += take;
-        if (this.headerFilled < HEADER_BYTES) return;
+        if (this.headerFilled < HEADER_BYTES) break;
         this.id = this.header.readUInt32LE(0);
         this.type = String.fromCharCode(this.header[4]!);
         this.remaining = this.header.readUInt32LE(8);
@@ -322,6 +352,7 @@ class EventParser {
       }
       if (this.remaining === 0) this.complete();
     }
+    this.launcher.flushOutput();
   }
 
   private complete(): void {
