@@ -7,13 +7,10 @@ import { type BenchRow, median, timed } from "./table.js";
 const megabytes = 100;
 
 /** A step printing 100 MB of log lines, its output received the way the engine receives it. */
+const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+
 async function printLog(env: Record<string, string>): Promise<void> {
-  const runner = new LocalStepRunner(
-    createExecutor({ baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" } }),
-    {
-      killGraceMs: 1000,
-    },
-  );
+  const runner = new LocalStepRunner(executor, { killGraceMs: 1000 });
   const request: StepAttemptRequest = {
     run_id: "run_bench",
     step: "log",

@@ -37,6 +37,7 @@ async function withServer<T>(fn: (server: RunningServer, runnerToken: string) =>
 }
 
 async function withRunner<T>(url: string, token: string, capacity: number, fn: () => Promise<T>): Promise<T> {
+  const executor = createExecutor({ baseEnv: process.env });
   const runner = new RunnerDaemon({
     serverUrl: url,
     token,
@@ -52,7 +53,7 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
       tenant_id: null,
       version: null,
     },
-    stepRunner: new LocalStepRunner(createExecutor({ baseEnv: process.env }), {
+    stepRunner: new LocalStepRunner(executor, {
       killGraceMs: 1000,
     }),
     logger: silentLogger,
@@ -62,6 +63,7 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
     return await fn();
   } finally {
     await runner.stop(0);
+    executor.close();
   }
 }
 
