@@ -22,9 +22,12 @@
  *
  * The helper is a child subreaper, so orphans of a step (`sleep 100 &` after the leader
  * exits) become its children: it reaps them (no zombies) and counts their usage. When its
- * stdin ends (the runner is gone, SIGKILL included), it stops every group it started:
- * SIGTERM, then SIGKILL after the grace given as argv[1] (ms). Each leader also gets
- * PR_SET_PDEATHSIG(SIGKILL), should the helper itself be killed.
+ * runner is gone (SIGKILL included: its stdin ends, and its parent-death signal, SIGUSR1,
+ * arrives), it stops every group it started: SIGTERM, then SIGKILL after the grace given as
+ * argv[1] (ms). The steps get no death signal of their own: one on the leader would kill it
+ * alone, leaving the rest of its group and taking away the leader the runner's journal
+ * (orphan-guard.ts) recognises the group by; should the helper die alone, the runner stops
+ * the groups itself.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -203,13 +206,10 @@ static void start(uint32_t id, const char *body, uint32_t length) {
   if (!failure[0]) {
     /* Larger pipes: fewer, larger chunks for a step that prints a lot. */
     fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
-    pid_t parent = getpid();
     pid = fork();
     if (pid == 0) {
       int32_t why[2];
       setsid();
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);
       int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) {
         why[0] = errno, why[1] = 0;
@@ -334,9 +334,16 @@ int main(int argc, char **argv) {
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
+  sigaddset(&chld, SIGUSR1);
   sigprocmask(SIG_BLOCK, &chld, &original_mask);
   sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) die("signalfd");
+  pid_t runner = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGUSR1);
+  if (getppid() != runner || runner == 1) {
+    stop_all_groups(0);
+    return 0;
+  }
   /* Tells the runner the helper is ready: an event for slot 0 with no body. */
   send_event(0, 'r', NULL, 0);
 
@@ -362,9 +369,14 @@ int main(int argc, char **argv) {
     }
     if (fds[1].revents) {
       struct signalfd_siginfo info;
-      while (read(sigfd, &info, sizeof info) > 0) {
-      }
+      int runner_gone = 0;
+      while (read(sigfd, &info, sizeof info) > 0)
+        if (info.ssi_signo == SIGUSR1) runner_gone = 1;
       reap();
+      if (runner_gone) {
+        stop_all_groups(grace_ms);
+        return 0;
+      }
     }
     for (int i = 2; i < n; i++) {
       if (!fds[i].revents) continue;

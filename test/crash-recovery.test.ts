@@ -182,16 +182,7 @@ describe("crash recovery", () => {
     const runner = track(
       await startRunner(server.url, token, { id: "j1", group: "journal", env: { RUNYARD_HOME: home } }),
     );
-    // The step's shell dies with the fork-server (its parent-death signal); what it started in
-    // the background is what only the journal can stop.
-    const runId = await submit(
-      server.url,
-      holdingStep(work, "{group: journal}").replace(
-        /script: \|\n([\s\S]*)$/,
-        (_all, body: string) =>
-          `script: |\n        (\n${body.replace("$$", "$BASHPID")}        ) &\n        wait\n`,
-      ),
-    );
+    const runId = await submit(server.url, holdingStep(work, "{group: journal}"));
     await until("the step runs", () => stepStarted(work));
     const pid = stepPid(work);
     pids.push(pid);
@@ -201,6 +192,8 @@ describe("crash recovery", () => {
     const forkServer = childrenOf(runnerPid).find((child) => cmdline(child).includes("fork-server"));
     expect(forkServer).toBeDefined();
     // All die at once, as in `kill -9 -1` or an OOM kill of the lot: only the journal is left.
+    // The runner is stopped first, so that it cannot act on the others' deaths.
+    process.kill(runnerPid, "SIGSTOP");
     process.kill(reaper ?? 0, "SIGKILL");
     process.kill(forkServer ?? 0, "SIGKILL");
     await until(

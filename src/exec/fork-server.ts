@@ -22,7 +22,8 @@ type Helper = ChildProcessByStdio<Writable, Readable, null>;
  * Starts step processes through the fork-server (native/fork-server.c), a small resident C
  * process: Node's own spawn forks the whole Node process (~2.6 ms a step on a 2-core machine,
  * most of a trivial step's cost), the helper's fork costs ~0.1 ms. The helper starts each
- * command as a session and process group leader with a parent-death signal, relays its output
+ * command as a session and process group leader, stops its groups when this process dies
+ * (its stdin ends; it also has a parent-death signal), relays the output
  * in large chunks over one pipe, and reports the exit with exact figures from wait4 (CPU, peak
  * RSS), so nothing is sampled from /proc. Timeouts, cancel and the group's survivors are handled
  * here, as in spawn-launcher.ts: SIGTERM to the group, SIGKILL after the grace.
@@ -34,6 +35,7 @@ export class ForkServerLauncher implements ProcessLauncher {
   private readonly helper: Helper;
   private readonly commands = new Map<number, Command>();
   private readonly parser: EventParser;
+  private readonly watch: ProcessGroupWatch | undefined;
   private nextId = 1;
   private broken = false;
 
@@ -63,8 +65,6 @@ export class ForkServerLauncher implements ProcessLauncher {
     this.helper.unref();
     this.refresh();
   }
-
-  private readonly watch: ProcessGroupWatch | undefined;
 
   run(request: ExecRequest): Promise<ExecResult> {
     if (this.broken) return this.fallback.run(request);
@@ -255,7 +255,7 @@ class Command {
       fallback.run(this.request).then(this.resolve);
       return;
     }
-    // Its process got the parent-death signal; its group, if any, is stopped here.
+    // Nothing supervises its group now: stop it.
     this.terminateGroup();
     this.end({ ...notStarted(this.startedAt, "failed"), spawnError: reason });
   }
