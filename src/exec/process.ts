@@ -70,7 +70,7 @@ export class ProcessExecutor implements Executor {
       files[name] = path;
     }
     // PWD names the folder the commands start in, as a shell would set it: a command run
-    // without a shell (simple-command.ts) must not see the runner's own.
+    // without a shell (plain-command.ts) must not see the runner's own.
     const env = {
       ...this.baseEnv,
       PWD: resolve(setup.cwd ?? process.cwd()),

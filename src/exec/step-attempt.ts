@@ -8,7 +8,7 @@ import { isSecretName, SecretMasker, type StreamMasker, secretsFromEnv } from ".
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
-import { plainCommandWords } from "./simple-command.js";
+import { plainCommandWords } from "./plain-command.js";
 import type { ExecAttempt, ExecResult, Executor, OutputHandler, OutputStream } from "./types.js";
 
 export interface StepAttemptOptions {
@@ -25,7 +25,7 @@ export interface StepAttemptOptions {
 /** One process to run: its argv, and how an error message names it. */
 interface AttemptStep {
   argv: string[];
-  /** The same command without its shell, tried first (simple-command.ts). */
+  /** The same command without its shell, tried first (plain-command.ts). */
   plain?: string[];
   name: string;
 }

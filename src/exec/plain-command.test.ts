@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { plainCommandWords } from "./simple-command.js";
+import { plainCommandWords } from "./plain-command.js";
 
 describe("plainCommandWords", () => {
   it("splits a plain command into its argv", () => {
