@@ -121,13 +121,20 @@ export class ForkServerLauncher implements ProcessLauncher {
     if (!command) return;
     command.output(stream, data);
     this.withOutput.add(command);
+    this.flushScheduled ??= setImmediate(() => this.flushOutput());
   }
 
-  /** @internal for EventParser: the end of one chunk read from the helper. */
-  flushOutput(): void {
+  /**
+   * Hands on the output gathered in this turn of the event loop: libuv reads a pipe up to 32
+   * times 64 KiB in one turn, so a step printing fast is handed on in chunks of up to 2 MiB.
+   */
+  private flushOutput(): void {
+    this.flushScheduled = undefined;
     for (const command of this.withOutput) command.flushOutput();
     this.withOutput.clear();
   }
+
+  private flushScheduled: NodeJS.Immediate | undefined;
 
   /** Commands holding output pieces of the chunk being parsed. */
   private readonly withOutput = new Set<Command>();
@@ -183,8 +190,8 @@ class Command {
 
   /**
    * The helper relays output as the step writes it, often 4 KiB at a time; the pieces that
-   * arrive in one read of its pipe (up to 64 KiB) are decoded and handed on together, so the
-   * masker, the cap and the event stream see a few large chunks, not many small ones.
+   * arrive in one turn of the event loop are decoded and handed on together, so the masker, the
+   * cap and the event stream see a few large chunks, not many small ones.
    */
   output(stream: OutputStream, data: Buffer): void {
     this.receivedSinceDrainCheck = true;
@@ -333,7 +340,7 @@ class EventParser {
         chunk.copy(this.header, this.headerFilled, at, at + take);
         this.headerFilled += take;
         at += take;
-        if (this.headerFilled < HEADER_BYTES) break;
+        if (this.headerFilled < HEADER_BYTES) return;
         this.id = this.header.readUInt32LE(0);
         this.type = String.fromCharCode(this.header[4]!);
         this.remaining = this.header.readUInt32LE(8);
@@ -352,7 +359,6 @@ class EventParser {
       }
       if (this.remaining === 0) this.complete();
     }
-    this.launcher.flushOutput();
   }
 
   private complete(): void {
