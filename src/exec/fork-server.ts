@@ -15,6 +15,12 @@ const GROUP_POLL_MS = 50;
  */
 const PIPE_DRAIN_MS = 250;
 const HEADER_BYTES = 12;
+/**
+ * The largest chunk of output handed on at once. Larger chunks cost less per byte here, but
+ * every chunk becomes one event, and a runner's events are held (and a server's stored and
+ * sent) whole: 64 KiB keeps those buffers as they were with Node's own pipe reads.
+ */
+const MAX_CHUNK_BYTES = 64 * 1024;
 
 type Helper = ChildProcessByStdio<Writable, Readable, null>;
 
@@ -119,15 +125,15 @@ export class ForkServerLauncher implements ProcessLauncher {
   output(id: number, stream: OutputStream, data: Buffer): void {
     const command = this.commands.get(id);
     if (!command) return;
-    command.output(stream, data);
+    if (command.output(stream, data) >= MAX_CHUNK_BYTES) {
+      command.flushOutput();
+      return;
+    }
     this.withOutput.add(command);
     this.flushScheduled ??= setImmediate(() => this.flushOutput());
   }
 
-  /**
-   * Hands on the output gathered in this turn of the event loop: libuv reads a pipe up to 32
-   * times 64 KiB in one turn, so a step printing fast is handed on in chunks of up to 2 MiB.
-   */
+  /** Hands on the output gathered in this turn of the event loop. */
   private flushOutput(): void {
     this.flushScheduled = undefined;
     for (const command of this.withOutput) command.flushOutput();
@@ -193,9 +199,12 @@ class Command {
    * arrive in one turn of the event loop are decoded and handed on together, so the masker, the
    * cap and the event stream see a few large chunks, not many small ones.
    */
-  output(stream: OutputStream, data: Buffer): void {
+  /** Keeps a piece of output; returns how many bytes of `stream` are kept. */
+  output(stream: OutputStream, data: Buffer): number {
     this.receivedSinceDrainCheck = true;
     this.pieces[stream].push(data);
+    this.pendingBytes[stream] += data.length;
+    return this.pendingBytes[stream];
   }
 
   flushOutput(): void {
@@ -204,12 +213,14 @@ class Command {
       if (pieces.length === 0) continue;
       const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
       this.pieces[stream] = [];
+      this.pendingBytes[stream] = 0;
       const text = this.decoders[stream].write(data);
       if (text) this.request.onOutput(stream, text);
     }
   }
 
   private pieces: Record<OutputStream, Buffer[]> = { stdout: [], stderr: [] };
+  private readonly pendingBytes: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
 
   failedToStart(errno: number, stage: string): void {
     const code = errnoNames.get(errno) ?? `errno ${errno}`;
