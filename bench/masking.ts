@@ -1,17 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { StepAttemptRequest } from "../src/core/step-attempt.js";
+import { createExecutor } from "../src/exec/create-executor.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
-import { ProcessExecutor } from "../src/exec/process.js";
 import { type BenchRow, median, timed } from "./table.js";
 
 const megabytes = 100;
 
 /** A step printing 100 MB of log lines, its output received the way the engine receives it. */
+const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+
 async function printLog(env: Record<string, string>): Promise<void> {
-  const runner = new LocalStepRunner(new ProcessExecutor(), {
-    baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    killGraceMs: 1000,
-  });
+  const runner = new LocalStepRunner(executor, { killGraceMs: 1000 });
   const request: StepAttemptRequest = {
     run_id: "run_bench",
     step: "log",

@@ -2,12 +2,13 @@ import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
 import { type BenchRow, printTable } from "./table.js";
-import { orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
+import { forkServerGain, orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
 /** `npm run bench`: each benchmark against a baseline measured in the same process. */
 const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
   cliStart,
   stepOverhead,
+  forkServerGain,
   orphanGuardCost,
   outputThroughput,
   firstByteLatency,

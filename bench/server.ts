@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { silentLogger } from "../src/core/logger.js";
 import { runnerSocketPath } from "../src/core/protocol.js";
+import { createExecutor } from "../src/exec/create-executor.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
-import { ProcessExecutor } from "../src/exec/process.js";
 import { StepJobHandler } from "../src/runner/handlers/step.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
@@ -38,6 +38,7 @@ async function withServer<T>(fn: (server: RunningServer, runnerToken: string) =>
 }
 
 async function withRunner<T>(url: string, token: string, capacity: number, fn: () => Promise<T>): Promise<T> {
+  const executor = createExecutor({ baseEnv: process.env });
   const runner = new RunnerDaemon({
     serverUrl: url,
     token,
@@ -55,8 +56,7 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
     },
     handlers: {
       step: new StepJobHandler(
-        new LocalStepRunner(new ProcessExecutor(), {
-          baseEnv: process.env as Record<string, string>,
+        new LocalStepRunner(executor, {
           killGraceMs: 1000,
         }),
       ),
@@ -68,6 +68,7 @@ async function withRunner<T>(url: string, token: string, capacity: number, fn: (
     return await fn();
   } finally {
     await runner.stop(0);
+    executor.close();
   }
 }
 

@@ -189,9 +189,17 @@ describe("crash recovery", () => {
     const runnerPid = runner.child.pid ?? 0;
     const reaper = childrenOf(runnerPid).find((child) => cmdline(child).includes("runyard-reaper"));
     expect(reaper).toBeDefined();
-    // Both die at once, as in `kill -9 -1` or an OOM kill of the lot: only the journal is left.
+    const forkServer = childrenOf(runnerPid).find((child) => cmdline(child).includes("fork-server"));
+    expect(forkServer).toBeDefined();
+    // All die at once, as in `kill -9 -1` or an OOM kill of the lot: only the journal is left.
+    // The runner is stopped first, so that it cannot act on the others' deaths.
+    process.kill(runnerPid, "SIGSTOP");
     process.kill(reaper ?? 0, "SIGKILL");
-    await until("the reaper is gone", () => !alive(reaper ?? 0));
+    process.kill(forkServer ?? 0, "SIGKILL");
+    await until(
+      "the reaper and the fork-server are gone",
+      () => !alive(reaper ?? 0) && !alive(forkServer ?? 0),
+    );
     await runner.kill("SIGKILL");
     expect(alive(pid)).toBe(true);
 

@@ -1,10 +1,20 @@
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
-import { ProcessExecutor } from "../src/exec/process.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createExecutor } from "../src/exec/create-executor.js";
 import type { ExecRequest, ExecResult, OutputStream } from "../src/exec/types.js";
 
-const executor = new ProcessExecutor();
+const noWarning = (message: string) => {
+  throw new Error(`unexpected warning: ${message}`);
+};
+/** The contract holds for both launchers: the fork-server and plain spawn, its fallback. */
+const launchers = {
+  "fork-server": createExecutor({ baseEnv: {}, onWarning: noWarning }),
+  spawn: createExecutor({ baseEnv: {}, launcher: "spawn" }),
+};
+afterAll(() => {
+  for (const launcher of Object.values(launchers)) launcher.close();
+});
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
 interface Run {
@@ -13,6 +23,8 @@ interface Run {
   stderr: string;
   chunks: string[];
 }
+
+let executor: (typeof launchers)["spawn"] = launchers.spawn;
 
 async function run(argv: string[], options: Partial<ExecRequest> = {}): Promise<Run> {
   const out: Record<OutputStream, string> = { stdout: "", stderr: "" };
@@ -69,161 +81,172 @@ function leaderWithGrandchild(marker: string): string[] {
   return ["bash", "-c", `bash -c 'echo ready; sleep 100; :' ${marker} & wait`];
 }
 
-describe("ProcessExecutor", () => {
-  it("reports success and exit code 0", async () => {
-    const { result, stdout } = await run(["bash", "-c", "echo hello"]);
-    expect(result).toMatchObject({ status: "success", exitCode: 0, signal: null });
-    expect(stdout).toBe("hello\n");
-  });
-
-  it("reports a non-zero exit code as failed", async () => {
-    const { result, stderr } = await run(["bash", "-c", "echo oops >&2; exit 3"]);
-    expect(result).toMatchObject({ status: "failed", exitCode: 3, signal: null });
-    expect(stderr).toBe("oops\n");
-  });
-
-  it("reports a process killed by a signal with a null exit code and the signal", async () => {
-    const { result } = await run(["bash", "-c", "kill -KILL $$"]);
-    expect(result).toMatchObject({ status: "failed", exitCode: null, signal: "SIGKILL" });
-  });
-
-  it("passes exactly the given environment and cwd", async () => {
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax
-    const { stdout } = await run(["bash", "-c", 'echo "$ONLY_THIS:${HOME:-no home}:$(pwd)"'], {
-      env: { ...env, ONLY_THIS: "yes" },
-      cwd: "/tmp",
+describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
+  "ProcessExecutor through %s",
+  (name) => {
+    beforeAll(() => {
+      executor = launchers[name];
     });
-    expect(stdout).toBe("yes:no home:/tmp\n");
-  });
 
-  it("on timeout stops the whole group, the backgrounded grandchild included", async () => {
-    const marker = `runyard-test-${randomUUID()}`;
-    let grandchild: ProcessInfo | undefined;
-    const { result, stdout } = await run(leaderWithGrandchild(marker), {
-      timeoutMs: 1500,
-      onOutput: (_stream, data) => {
-        if (data.includes("ready")) grandchild = grandchildWith(marker);
-      },
+    it("reports success and exit code 0", async () => {
+      const { result, stdout } = await run(["bash", "-c", "echo hello"]);
+      expect(result).toMatchObject({ status: "success", exitCode: 0, signal: null });
+      expect(stdout).toBe("hello\n");
     });
-    expect(stdout).toBe("ready\n");
-    expect(grandchild).toBeDefined();
-    expect(result.status).toBe("timeout");
-    expect(inGroup(grandchild!.pgrp)).toEqual([]);
-    expect(withMarker(marker)).toEqual([]);
-  });
 
-  it("on abort stops the whole group and reports canceled", async () => {
-    const marker = `runyard-test-${randomUUID()}`;
-    const controller = new AbortController();
-    let grandchild: ProcessInfo | undefined;
-    const { result } = await run(leaderWithGrandchild(marker), {
-      signal: controller.signal,
-      onOutput: (_stream, data) => {
-        if (!data.includes("ready")) return;
-        grandchild = grandchildWith(marker);
-        controller.abort();
-      },
+    it("reports a non-zero exit code as failed", async () => {
+      const { result, stderr } = await run(["bash", "-c", "echo oops >&2; exit 3"]);
+      expect(result).toMatchObject({ status: "failed", exitCode: 3, signal: null });
+      expect(stderr).toBe("oops\n");
     });
-    expect(grandchild).toBeDefined();
-    expect(result.status).toBe("canceled");
-    expect(result.durationMs).toBeLessThan(2000);
-    expect(inGroup(grandchild!.pgrp)).toEqual([]);
-    expect(withMarker(marker)).toEqual([]);
-  });
 
-  it("does not start anything when the signal is already aborted", async () => {
-    const { result, stdout } = await run(["bash", "-c", "echo started"], { signal: AbortSignal.abort() });
-    expect(result).toMatchObject({ status: "canceled", exitCode: null });
-    expect(stdout).toBe("");
-  });
+    it("reports a process killed by a signal with a null exit code and the signal", async () => {
+      const { result } = await run(["bash", "-c", "kill -KILL $$"]);
+      expect(result).toMatchObject({ status: "failed", exitCode: null, signal: "SIGKILL" });
+    });
 
-  it("finishes when the leader exits although a grandchild keeps stdout open, and stops the grandchild", async () => {
-    const marker = `runyard-test-${randomUUID()}`;
-    const { result, stdout } = await run(
-      ["bash", "-c", `bash -c 'sleep 100; :' ${marker} & echo leader done`],
-      {
-        killGraceMs: 20_000,
-      },
-    );
-    expect(result).toMatchObject({ status: "success", exitCode: 0 });
-    expect(stdout).toBe("leader done\n");
-    // SIGTERM was enough: neither the grandchild's 100 s nor the 20 s grace were waited for.
-    expect(result.durationMs).toBeLessThan(10_000);
-    expect(withMarker(marker)).toEqual([]);
-  });
+    it("passes exactly the given environment and cwd", async () => {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax
+      const { stdout } = await run(["bash", "-c", 'echo "$ONLY_THIS:${HOME:-no home}:$(pwd)"'], {
+        env: { ...env, ONLY_THIS: "yes" },
+        cwd: "/tmp",
+      });
+      expect(stdout).toBe("yes:no home:/tmp\n");
+    });
 
-  it("finishes soon after the group is gone although a process that left the group holds stdout", async () => {
-    const marker = `runyard-test-${randomUUID()}`;
-    try {
-      const { result, stdout } = await run([
-        "bash",
-        "-c",
-        `setsid bash -c 'sleep 100; :' ${marker} & echo leader done`,
-      ]);
+    it("on timeout stops the whole group, the backgrounded grandchild included", async () => {
+      const marker = `runyard-test-${randomUUID()}`;
+      let grandchild: ProcessInfo | undefined;
+      const { result, stdout } = await run(leaderWithGrandchild(marker), {
+        timeoutMs: 1500,
+        onOutput: (_stream, data) => {
+          if (data.includes("ready")) grandchild = grandchildWith(marker);
+        },
+      });
+      expect(stdout).toBe("ready\n");
+      expect(grandchild).toBeDefined();
+      expect(result.status).toBe("timeout");
+      expect(inGroup(grandchild!.pgrp)).toEqual([]);
+      expect(withMarker(marker)).toEqual([]);
+    });
+
+    it("on abort stops the whole group and reports canceled", async () => {
+      const marker = `runyard-test-${randomUUID()}`;
+      const controller = new AbortController();
+      let grandchild: ProcessInfo | undefined;
+      const { result } = await run(leaderWithGrandchild(marker), {
+        signal: controller.signal,
+        onOutput: (_stream, data) => {
+          if (!data.includes("ready")) return;
+          grandchild = grandchildWith(marker);
+          controller.abort();
+        },
+      });
+      expect(grandchild).toBeDefined();
+      expect(result.status).toBe("canceled");
+      expect(result.durationMs).toBeLessThan(2000);
+      expect(inGroup(grandchild!.pgrp)).toEqual([]);
+      expect(withMarker(marker)).toEqual([]);
+    });
+
+    it("does not start anything when the signal is already aborted", async () => {
+      const { result, stdout } = await run(["bash", "-c", "echo started"], { signal: AbortSignal.abort() });
+      expect(result).toMatchObject({ status: "canceled", exitCode: null });
+      expect(stdout).toBe("");
+    });
+
+    it("finishes when the leader exits although a grandchild keeps stdout open, and stops the grandchild", async () => {
+      const marker = `runyard-test-${randomUUID()}`;
+      const { result, stdout } = await run(
+        ["bash", "-c", `bash -c 'sleep 100; :' ${marker} & echo leader done`],
+        {
+          killGraceMs: 20_000,
+        },
+      );
       expect(result).toMatchObject({ status: "success", exitCode: 0 });
       expect(stdout).toBe("leader done\n");
-      expect(result.durationMs).toBeLessThan(5000);
-    } finally {
-      // It escaped the group (only a cgroup could hold it), so the test stops it itself.
-      for (const escaped of withMarker(marker)) process.kill(-escaped.pgrp, "SIGKILL");
-    }
-  });
-
-  it("sends SIGKILL after the grace to a group that ignores SIGTERM", async () => {
-    const controller = new AbortController();
-    const { result } = await run(["bash", "-c", 'trap "" TERM; echo ready; sleep 100; :'], {
-      signal: controller.signal,
-      killGraceMs: 300,
-      onOutput: (_stream, data) => {
-        if (data.includes("ready")) controller.abort();
-      },
+      // SIGTERM was enough: neither the grandchild's 100 s nor the 20 s grace were waited for.
+      expect(result.durationMs).toBeLessThan(10_000);
+      expect(withMarker(marker)).toEqual([]);
     });
-    expect(result).toMatchObject({ status: "canceled", exitCode: null, signal: "SIGKILL" });
-    expect(result.durationMs).toBeGreaterThanOrEqual(300);
-  });
 
-  it("resolves with a clear error when the program is not in PATH", async () => {
-    const { result } = await run(["bashx", "-c", "true"]);
-    expect(result).toMatchObject({
-      status: "failed",
-      exitCode: null,
-      spawnError: 'cannot start "bashx": not found in PATH',
+    it("finishes soon after the group is gone although a process that left the group holds stdout", async () => {
+      const marker = `runyard-test-${randomUUID()}`;
+      try {
+        const { result, stdout } = await run([
+          "bash",
+          "-c",
+          `setsid bash -c 'sleep 100; :' ${marker} & echo leader done`,
+        ]);
+        expect(result).toMatchObject({ status: "success", exitCode: 0 });
+        expect(stdout).toBe("leader done\n");
+        expect(result.durationMs).toBeLessThan(5000);
+      } finally {
+        // It escaped the group (only a cgroup could hold it), so the test stops it itself.
+        for (const escaped of withMarker(marker)) process.kill(-escaped.pgrp, "SIGKILL");
+      }
     });
-  });
 
-  it("resolves with a clear error when the program path does not exist", async () => {
-    const { result } = await run(["/nope/bash"]);
-    expect(result.spawnError).toBe('cannot start "/nope/bash": no such file');
-  });
-
-  it("resolves with a clear error when the cwd does not exist", async () => {
-    const { result } = await run(["bash", "-c", "true"], { cwd: "/nope" });
-    expect(result).toMatchObject({
-      status: "failed",
-      exitCode: null,
-      spawnError: 'cwd "/nope" does not exist',
+    it("sends SIGKILL after the grace to a group that ignores SIGTERM", async () => {
+      const controller = new AbortController();
+      const { result } = await run(["bash", "-c", 'trap "" TERM; echo ready; sleep 100; :'], {
+        signal: controller.signal,
+        killGraceMs: 300,
+        onOutput: (_stream, data) => {
+          if (data.includes("ready")) controller.abort();
+        },
+      });
+      expect(result).toMatchObject({ status: "canceled", exitCode: null, signal: "SIGKILL" });
+      expect(result.durationMs).toBeGreaterThanOrEqual(300);
     });
-  });
 
-  it("keeps a UTF-8 character whole when it arrives in two chunks", async () => {
-    const { stdout, chunks } = await run(["bash", "-c", "printf '\\xe2\\x82'; sleep 0.2; printf '\\xac\\n'"]);
-    expect(stdout).toBe("€\n");
-    expect(chunks.join("")).not.toContain("\uFFFD");
-  });
+    it("resolves with a clear error when the program is not in PATH", async () => {
+      const { result } = await run(["bashx", "-c", "true"]);
+      expect(result).toMatchObject({
+        status: "failed",
+        exitCode: null,
+        spawnError: 'cannot start "bashx": not found in PATH',
+      });
+    });
 
-  it("reports the CPU time of the group, a child's included", async () => {
-    const burn = "import time\nwhile time.process_time() < 0.5: pass";
-    const { result } = await run(["bash", "-c", `python3 -c '${burn}'; :`]);
-    expect(result.status).toBe("success");
-    expect(result.cpuMs).toBeGreaterThan(200);
-    expect(result.cpuMs).toBeLessThan(5000);
-  });
+    it("resolves with a clear error when the program path does not exist", async () => {
+      const { result } = await run(["/nope/bash"]);
+      expect(result.spawnError).toBe('cannot start "/nope/bash": no such file');
+    });
 
-  it("reports the peak memory of the group", async () => {
-    const hold = "b = bytearray(100 * 1024 * 1024); import time; time.sleep(0.5)";
-    const { result } = await run(["python3", "-c", hold]);
-    expect(result.status).toBe("success");
-    expect(result.memoryPeakBytes).toBeGreaterThan(80 * 1024 * 1024);
-    expect(result.memoryPeakBytes).toBeLessThan(1024 * 1024 * 1024);
-  });
-});
+    it("resolves with a clear error when the cwd does not exist", async () => {
+      const { result } = await run(["bash", "-c", "true"], { cwd: "/nope" });
+      expect(result).toMatchObject({
+        status: "failed",
+        exitCode: null,
+        spawnError: 'cwd "/nope" does not exist',
+      });
+    });
+
+    it("keeps a UTF-8 character whole when it arrives in two chunks", async () => {
+      const { stdout, chunks } = await run([
+        "bash",
+        "-c",
+        "printf '\\xe2\\x82'; sleep 0.2; printf '\\xac\\n'",
+      ]);
+      expect(stdout).toBe("€\n");
+      expect(chunks.join("")).not.toContain("\uFFFD");
+    });
+
+    it("reports the CPU time of the group, a child's included", async () => {
+      const burn = "import time\nwhile time.process_time() < 0.5: pass";
+      const { result } = await run(["bash", "-c", `python3 -c '${burn}'; :`]);
+      expect(result.status).toBe("success");
+      expect(result.cpuMs).toBeGreaterThan(200);
+      expect(result.cpuMs).toBeLessThan(5000);
+    });
+
+    it("reports the peak memory of the group", async () => {
+      const hold = "b = bytearray(100 * 1024 * 1024); import time; time.sleep(0.5)";
+      const { result } = await run(["python3", "-c", hold]);
+      expect(result.status).toBe("success");
+      expect(result.memoryPeakBytes).toBeGreaterThan(80 * 1024 * 1024);
+      expect(result.memoryPeakBytes).toBeLessThan(1024 * 1024 * 1024);
+    });
+  },
+);

@@ -4,17 +4,21 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { StepAttemptRequest, type StepAttemptRequestInput } from "../src/core/step-attempt.js";
-import { ProcessExecutor } from "../src/exec/process.js";
+import { createExecutor, type ExecutorConfig } from "../src/exec/create-executor.js";
 import { runStepAttempt, type StepAttemptOptions } from "../src/exec/step-attempt.js";
 
-const executor = new ProcessExecutor();
 const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+const executor = createExecutor({ baseEnv });
+afterAll(() => executor.close());
 const scratch = mkdtempSync(join(tmpdir(), "runyard-step-attempt-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const requestBase = { run_id: "run1", step: "build", host: "local", attempt: 1, env: {} };
 
 async function attempt(
   input: Partial<StepAttemptRequestInput> & Pick<StepAttemptRequestInput, "script">,
   options: Partial<StepAttemptOptions> = {},
+  withExecutor: Partial<ExecutorConfig> = {},
 ) {
   const request = StepAttemptRequest.parse({
     run_id: "run1",
@@ -26,8 +30,8 @@ async function attempt(
     ...input,
   });
   const out = { stdout: "", stderr: "", chunks: [] as string[] };
-  const result = await runStepAttempt(executor, request, {
-    baseEnv,
+  const own = Object.keys(withExecutor).length > 0 ? createExecutor({ baseEnv, ...withExecutor }) : undefined;
+  const result = await runStepAttempt(own ?? executor, request, {
     killGraceMs: 1000,
     ...options,
     onOutput: (stream, data) => {
@@ -36,6 +40,7 @@ async function attempt(
       options.onOutput?.(stream, data);
     },
   });
+  own?.close();
   return { result, ...out };
 }
 
@@ -60,6 +65,19 @@ describe("cmd.run", () => {
     const { result, stdout } = await attempt({ script: "X=1; cd /\necho ${X:-unset} $(pwd)", cwd: scratch });
     expect(result.status).toBe("success");
     expect(stdout).toBe(`unset ${scratch}\n`);
+  });
+
+  it("runs a plain line without a shell, in the step's folder, with PWD naming it", async () => {
+    const { result, stdout } = await attempt({ script: "env", cwd: scratch });
+    expect(result.status).toBe("success");
+    expect(stdout).toContain(`PWD=${scratch}\n`);
+  });
+
+  it("reports a plain line whose program is missing as the shell does", async () => {
+    const { result, stderr } = await attempt({ script: "no-such-program-xyz --version" });
+    expect(result).toMatchObject({ status: "failed", exit_code: 127 });
+    expect(result.error?.code).toBe("STEP_FAILED");
+    expect(stderr).toContain("no-such-program-xyz: command not found");
   });
 
   it("succeeds with exit code 0 when every line does", async () => {
@@ -146,21 +164,47 @@ describe("environment", () => {
         script: 'echo "$FROM_BASE $FROM_STEP $RUNYARD_RUN_ID $RUNYARD_STEP $RUNYARD_HOST"',
         env: { FROM_STEP: "step", OVERRIDDEN: "step" },
       },
+      {},
       { baseEnv: { ...baseEnv, FROM_BASE: "base", OVERRIDDEN: "base" } },
     );
     expect(stdout).toBe("base step run1 build local\n");
   });
 
-  it("gives each attempt a fresh empty $RUNYARD_OUTPUT in tmpDir and removes it afterwards", async () => {
+  it("gives each attempt its own $RUNYARD_OUTPUT in a private folder, made only when the step writes it", async () => {
     const tmpDir = mkdtempSync(join(scratch, "tmp-"));
-    const script = 'echo "$RUNYARD_OUTPUT"; test -f "$RUNYARD_OUTPUT" && test ! -s "$RUNYARD_OUTPUT"';
-    const first = await attempt({ action: "shell.run", script }, { tmpDir });
-    const second = await attempt({ action: "shell.run", script }, { tmpDir });
-    expect(first.result.status).toBe("success");
-    expect(second.result.status).toBe("success");
-    expect(dirname(first.stdout.trim())).toBe(tmpDir);
-    expect(second.stdout).not.toBe(first.stdout);
+    const own = createExecutor({ baseEnv, tmpDir });
+    const run = async (script: string) => {
+      const request = StepAttemptRequest.parse({ ...requestBase, action: "shell.run", script });
+      let stdout = "";
+      const result = await runStepAttempt(own, request, {
+        killGraceMs: 1000,
+        onOutput: (stream, data) => {
+          if (stream === "stdout") stdout += data;
+        },
+      });
+      return { result, path: stdout.trim() };
+    };
+    const untouched = await run('echo "$RUNYARD_OUTPUT"; test ! -e "$RUNYARD_OUTPUT"');
+    const written = await run('echo "$RUNYARD_OUTPUT"; echo A=1 >> "$RUNYARD_OUTPUT"');
+    expect(untouched.result.status).toBe("success");
+    expect(written.result.exports).toEqual({ A: "1" });
+    expect(written.path).not.toBe(untouched.path);
+    const folder = dirname(written.path);
+    expect(dirname(folder)).toBe(tmpDir);
+    expect(statSync(folder).mode & 0o777).toBe(0o700);
+    expect(readdirSync(folder)).toEqual([]);
+    own.close();
     expect(readdirSync(tmpDir)).toEqual([]);
+  });
+
+  it("runs a small shell.run script without writing it to a file", async () => {
+    const tmpDir = mkdtempSync(join(scratch, "tmp-"));
+    const { stdout } = await attempt(
+      { action: "shell.run", script: 'ls "$(dirname "$RUNYARD_OUTPUT")" | wc -l' },
+      {},
+      { tmpDir },
+    );
+    expect(stdout.trim()).toBe("0");
   });
 });
 

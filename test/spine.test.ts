@@ -3,8 +3,8 @@ import WebSocket from "ws";
 import type { RunEvent } from "../src/core/events.js";
 import { silentLogger } from "../src/core/logger.js";
 import { runnerSocketPath, ServerMessage } from "../src/core/protocol.js";
+import { createExecutor } from "../src/exec/create-executor.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
-import { ProcessExecutor } from "../src/exec/process.js";
 import { StepJobHandler } from "../src/runner/handlers/step.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
@@ -43,6 +43,8 @@ async function server(): Promise<RunningServer> {
 
 async function runner(running: RunningServer, id = "inproc"): Promise<RunnerDaemon> {
   const { secret } = await running.store.createToken({ kind: "runner", name: id });
+  const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "" }, killGraceMs: 300 });
+  cleanups.push(async () => executor.close());
   const daemon = new RunnerDaemon({
     serverUrl: running.url,
     token: secret,
@@ -60,8 +62,7 @@ async function runner(running: RunningServer, id = "inproc"): Promise<RunnerDaem
     },
     handlers: {
       step: new StepJobHandler(
-        new LocalStepRunner(new ProcessExecutor(), {
-          baseEnv: { PATH: process.env.PATH ?? "" },
+        new LocalStepRunner(executor, {
           killGraceMs: 300,
         }),
       ),

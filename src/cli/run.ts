@@ -1,10 +1,9 @@
-import { tmpdir } from "node:os";
 import { RunyardError } from "../core/errors.js";
 import { EventSequencer, type RunEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StepRunner } from "../core/step-attempt.js";
+import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
-import { ProcessExecutor } from "../exec/process.js";
 import { DirectStepRunner } from "../runner/direct-client.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
@@ -70,11 +69,12 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
       );
     }
   }
-  const local = new LocalStepRunner(new ProcessExecutor(), {
-    baseEnv: ctx.env as Record<string, string>,
-    killGraceMs: ctx.config.killGraceMs,
-    tmpDir: tmpdir(),
-  });
+  const local = new LocalStepRunner(
+    createExecutor({ baseEnv: ctx.env, killGraceMs: ctx.config.killGraceMs }),
+    {
+      killGraceMs: ctx.config.killGraceMs,
+    },
+  );
   return (_host, spec) => {
     if (spec.kind === "direct") {
       const token = spec.token ?? ctx.config.token;

@@ -5,9 +5,9 @@ import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
-import { ProcessExecutor } from "../exec/process.js";
 import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
@@ -48,6 +48,7 @@ export async function localRunnerDaemon(
         "killed steps left running by this runner's previous life",
       );
     }
+    const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
     const daemon = new RunnerDaemon({
       serverUrl: connection.serverUrl,
       token: connection.token,
@@ -66,8 +67,7 @@ export async function localRunnerDaemon(
       // The step attempt takes runyard's own credentials out of the env and masks them.
       handlers: {
         step: new StepJobHandler(
-          new LocalStepRunner(new ProcessExecutor(guard), {
-            baseEnv: env as Record<string, string>,
+          new LocalStepRunner(executor, {
             killGraceMs: config.killGraceMs,
             maskValues: [connection.token],
           }),
@@ -81,6 +81,7 @@ export async function localRunnerDaemon(
       killedAtStart: killed,
       async stop(graceMs) {
         await daemon.stop(graceMs);
+        executor.close();
         guard.close();
         release();
       },

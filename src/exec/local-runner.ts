@@ -7,14 +7,12 @@ import type {
 import { runStepAttempt } from "./step-attempt.js";
 import type { Executor } from "./types.js";
 
-/** Runs step attempts in this process's machine, with `executor` (process groups by default). */
+/** Runs step attempts on this machine with `executor` (see createExecutor). */
 export class LocalStepRunner implements StepRunner {
   constructor(
     private readonly executor: Executor,
     private readonly options: {
-      baseEnv: Record<string, string>;
       killGraceMs: number;
-      tmpDir?: string;
       /** Values masked in every attempt (e.g. the runner's own token). */
       maskValues?: string[];
     },

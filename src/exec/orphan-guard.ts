@@ -29,8 +29,11 @@ import type { ProcessGroupWatch } from "./types.js";
  *   their runner, not at its next start. The reaper costs one process per runner and nothing
  *   per step.
  *
- * `PR_SET_PDEATHSIG` was the other candidate; it reaches only a direct child, not the rest of a
- * step's group (`sleep 100 &`), and Node cannot set it without a native helper.
+ * The fork-server (fork-server.ts) also stops its groups when the runner goes (its stdin ends,
+ * and it has a parent-death signal); that does not hold when the helper dies with the runner,
+ * nor for steps started by plain spawn, so the journal stays the guarantee. `PR_SET_PDEATHSIG`
+ * on a step's leader would reach the leader alone, and kill the process the journal recognises
+ * its group by.
  */
 export class OrphanGuard implements ProcessGroupWatch {
   private readonly live = new Set<number>();

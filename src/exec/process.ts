@@ -1,223 +1,175 @@
-import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { statSync } from "node:fs";
-import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
-import { GroupUsage, groupIsAlive, sampleGroups, watchGroup } from "./resources.js";
-import type { ExecRequest, ExecResult, Executor, OutputStream, ProcessGroupWatch } from "./types.js";
+import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { withoutCredentials } from "../core/config.js";
+import { secretsFromEnv } from "../core/masking.js";
+import type {
+  AttemptCommand,
+  AttemptSetup,
+  ExecAttempt,
+  ExecRequest,
+  ExecResult,
+  Executor,
+  OutputFileContents,
+  ProcessLauncher,
+} from "./types.js";
 
-/** How often the group is checked for survivors while it gets its SIGTERM grace. */
-const GROUP_POLL_MS = 50;
+export interface ProcessExecutorOptions {
+  /** The host's environment; runyard's own credentials are taken out of it (and masked). */
+  baseEnv: Record<string, string | undefined>;
+  /** Where the executor's private scratch folder goes; the OS temp folder by default. */
+  tmpDir?: string;
+}
+
 /**
- * Once the group is gone, how long the output pipes may stay quiet before they are closed
- * anyway: a process that left the group (setsid) may still hold them, and nobody waits for it.
- */
-const PIPE_DRAIN_MS = 250;
-
-type Child = ChildProcessByStdio<null, Readable, Readable>;
-
-/**
- * Runs each request as a child process in a process group of its own, so that a timeout,
- * a cancel or the end of the leader stops everything the command started (`sleep 100 &`
- * included): SIGTERM to the group, SIGKILL after `killGraceMs` to whatever is left.
- * A process that leaves the group (setsid) escapes this; only a cgroup could hold it.
- * Memory and CPU figures are sampled from /proc (see resources.ts), not exact.
+ * Runs attempts as process groups on this machine, through a launcher (the fork-server, or
+ * plain spawn where it cannot start).
+ *
+ * Scratch files live in one private folder (0700) per executor, made at the first attempt:
+ * an attempt gets a `$RUNYARD_OUTPUT` path there that nothing creates unless the step writes
+ * to it, so a step that exports nothing costs no file at all (a create, stat and unlink per
+ * attempt were a measurable part of a trivial step). The folder being private is what makes
+ * a path the step creates itself safe.
  */
 export class ProcessExecutor implements Executor {
-  /** `watch` hears of each group, so that a runner can stop what survives it (orphan-guard.ts). */
-  constructor(private readonly watch?: ProcessGroupWatch) {}
+  readonly hostSecrets: readonly string[];
+  private readonly baseEnv: Record<string, string>;
+  private scratchDir: string | undefined;
+  private attempts = 0;
 
-  async run(request: ExecRequest): Promise<ExecResult> {
-    const startedAt = performance.now();
-    if (request.signal?.aborted) return notStarted(startedAt, "canceled");
-    const problem = startProblem(request);
-    if (problem) return notStarted(startedAt, "failed", problem);
-    let child: Child;
+  constructor(
+    private readonly launcher: ProcessLauncher,
+    private readonly options: ProcessExecutorOptions,
+  ) {
+    this.baseEnv = withoutCredentials(options.baseEnv);
+    this.hostSecrets = secretsFromEnv(options.baseEnv);
+  }
+
+  /** Runs one process outside any attempt: the launcher's contract, as tests and benchmarks use it. */
+  run(request: ExecRequest): Promise<ExecResult> {
+    return this.launcher.run(request);
+  }
+
+  async startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string }> {
+    let dir: string;
     try {
-      child = spawn(request.argv[0]!, request.argv.slice(1), {
-        detached: true,
-        env: request.env,
-        cwd: request.cwd,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      dir = this.privateFolder();
     } catch (error) {
-      return notStarted(startedAt, "failed", describeSpawnError(request.argv[0]!, error));
+      return { problem: `cannot create the scratch folder: ${(error as Error).message}` };
     }
-    const { watch } = this;
-    if (!watch || child.pid === undefined) {
-      return new Promise((resolve) => superviseGroup(child, request, startedAt, resolve));
+    const prefix = join(dir, String(++this.attempts));
+    const files: Record<string, string> = {};
+    for (const [name, content] of Object.entries(setup.files ?? {})) {
+      const path = `${prefix}.${name}`;
+      try {
+        await writeFile(path, content, { flag: "wx", mode: 0o600 });
+      } catch (error) {
+        return { problem: `cannot write the step's ${name} file: ${(error as Error).message}` };
+      }
+      files[name] = path;
     }
-    const pgid = child.pid;
-    watch.started(pgid);
-    return new Promise<ExecResult>((resolve) => superviseGroup(child, request, startedAt, resolve)).finally(
-      () => watch.ended(pgid),
-    );
-  }
-}
-
-function superviseGroup(
-  child: Child,
-  request: ExecRequest,
-  startedAt: number,
-  resolve: (result: ExecResult) => void,
-): void {
-  const pgid = child.pid;
-  if (pgid === undefined) {
-    // spawn reports a missing program or cwd through 'error', on the next tick.
-    child.once("error", (error) =>
-      resolve(notStarted(startedAt, "failed", describeSpawnError(request.argv[0]!, error))),
-    );
-    return;
-  }
-  child.on("error", () => {}); // only spawn failures are reported this way, and they are handled above
-
-  const usage = new GroupUsage(pgid);
-  usage.sampleLeader();
-  const unwatch = watchGroup(usage);
-
-  let stopReason: "timeout" | "canceled" | undefined;
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  let sigtermSent = false;
-  let killTimer: NodeJS.Timeout | undefined;
-  let pollTimer: NodeJS.Timeout | undefined;
-  let drainTimer: NodeJS.Timeout | undefined;
-  let receivedSinceDrainCheck = false;
-
-  const readStream = (stream: Readable, name: OutputStream) => {
-    const decoder = new StringDecoder("utf8");
-    stream.on("data", (chunk: Buffer) => {
-      receivedSinceDrainCheck = true;
-      const text = decoder.write(chunk);
-      if (text) request.onOutput(name, text);
-    });
-    stream.on("end", () => {
-      const rest = decoder.end();
-      if (rest) request.onOutput(name, rest);
-      // The leader closing its output usually means it is exiting; its times are final now.
-      if (!exit) usage.sampleLeader();
-    });
-    stream.on("error", () => {});
-  };
-  readStream(child.stdout, "stdout");
-  readStream(child.stderr, "stderr");
-
-  const terminateGroup = () => {
-    if (sigtermSent) return;
-    sigtermSent = true;
-    signalGroup(pgid, "SIGTERM");
-    killTimer = setTimeout(() => {
-      signalGroup(pgid, "SIGKILL");
-      if (exit) {
-        clearInterval(pollTimer);
-        drainPipes();
-      }
-    }, request.killGraceMs);
-  };
-
-  const stop = (reason: "timeout" | "canceled") => {
-    if (exit || stopReason) return;
-    stopReason = reason;
-    terminateGroup();
-  };
-  const timeoutTimer =
-    request.timeoutMs === undefined ? undefined : setTimeout(() => stop("timeout"), request.timeoutMs);
-  const onAbort = () => stop("canceled");
-  request.signal?.addEventListener("abort", onAbort, { once: true });
-
-  // Waits for the pipes to report their end; closes them if they stay open and quiet.
-  const drainPipes = () => {
-    if (drainTimer) return;
-    const check = () => {
-      if (receivedSinceDrainCheck) {
-        receivedSinceDrainCheck = false;
-        drainTimer = setTimeout(check, PIPE_DRAIN_MS);
-        return;
-      }
-      child.stdout.destroy();
-      child.stderr.destroy();
+    // PWD names the folder the commands start in, as a shell would set it: a command run
+    // without a shell (plain-command.ts) must not see the runner's own.
+    const env = {
+      ...this.baseEnv,
+      PWD: resolve(setup.cwd ?? process.cwd()),
+      ...setup.env,
+      RUNYARD_OUTPUT: `${prefix}.output`,
     };
-    receivedSinceDrainCheck = false;
-    drainTimer = setTimeout(check, PIPE_DRAIN_MS);
-  };
+    return new ProcessAttempt(this.launcher, setup, env, files);
+  }
 
-  child.once("exit", (code, signal) => {
-    exit = { code, signal };
-    clearTimeout(timeoutTimer);
-    request.signal?.removeEventListener("abort", onAbort);
-    if (!groupIsAlive(pgid)) {
-      clearTimeout(killTimer);
-      drainPipes();
-      return;
-    }
-    // The leader is gone but something it started is not: sample it once, then stop it.
-    sampleGroups([usage]);
-    terminateGroup();
-    pollTimer = setInterval(() => {
-      if (groupIsAlive(pgid)) return;
-      clearInterval(pollTimer);
-      clearTimeout(killTimer);
-      drainPipes();
-    }, GROUP_POLL_MS);
-  });
+  close(): void {
+    this.launcher.close();
+    if (this.scratchDir) removeFolder(this.scratchDir);
+    this.scratchDir = undefined;
+  }
 
-  child.once("close", () => {
-    clearTimeout(timeoutTimer);
-    clearTimeout(killTimer);
-    clearInterval(pollTimer);
-    clearTimeout(drainTimer);
-    request.signal?.removeEventListener("abort", onAbort);
-    unwatch();
-    const code = exit?.code ?? null;
-    resolve({
-      status: stopReason ?? (code === 0 ? "success" : "failed"),
-      exitCode: code,
-      signal: exit?.signal ?? null,
-      durationMs: Math.round(performance.now() - startedAt),
-      memoryPeakBytes: usage.memoryPeakBytes,
-      cpuMs: usage.cpuMs,
+  private privateFolder(): string {
+    if (this.scratchDir) return this.scratchDir;
+    const dir = mkdtempSync(join(this.options.tmpDir ?? tmpdir(), "runyard-"));
+    scratchFolders.add(dir);
+    this.scratchDir = dir;
+    return dir;
+  }
+}
+
+class ProcessAttempt implements ExecAttempt {
+  private seenSize = 0;
+  private seenMtimeMs = 0;
+  private readonly outputFile: string;
+
+  constructor(
+    private readonly launcher: ProcessLauncher,
+    private readonly setup: AttemptSetup,
+    readonly env: Record<string, string>,
+    readonly files: Record<string, string>,
+  ) {
+    this.outputFile = env.RUNYARD_OUTPUT!;
+  }
+
+  run(command: AttemptCommand): Promise<ExecResult> {
+    return this.launcher.run({
+      argv: command.argv,
+      env: this.env,
+      cwd: this.setup.cwd,
+      timeoutMs: command.timeoutMs,
+      signal: this.setup.signal,
+      killGraceMs: this.setup.limits.killGraceMs,
+      onOutput: command.onOutput,
     });
-  });
+  }
+
+  outputFileChanged(): string | undefined {
+    // One failing stat while the step has not written the file: the common case.
+    const stat = statSync(this.outputFile, { throwIfNoEntry: false });
+    if (!stat?.isFile() || (stat.size === this.seenSize && stat.mtimeMs === this.seenMtimeMs))
+      return undefined;
+    this.seenSize = stat.size;
+    this.seenMtimeMs = stat.mtimeMs;
+    try {
+      return readFileSync(this.outputFile, "utf8");
+    } catch {
+      return undefined; // read again at the end of the attempt, where a failure is reported
+    }
+  }
+
+  async readOutputFile(): Promise<OutputFileContents> {
+    try {
+      // Most steps write nothing there; do not pay for a read through the thread pool then.
+      const stat = statSync(this.outputFile, { throwIfNoEntry: false });
+      if (!stat || stat.size === 0) return { text: "" };
+      return { text: await readFile(this.outputFile, "utf8") };
+    } catch (error) {
+      return { problem: `cannot read $RUNYARD_OUTPUT: ${(error as Error).message}` };
+    }
+  }
+
+  async dispose(): Promise<void> {
+    for (const file of [this.outputFile, ...Object.values(this.files)]) {
+      try {
+        unlinkSync(file);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+        // The step put a folder in its place.
+        await rm(file, { recursive: true, force: true });
+      }
+    }
+  }
 }
 
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+/** Scratch folders of executors not closed yet: removed when the process exits, whichever way it ends cleanly. */
+const scratchFolders = new Set<string>();
+process.on("exit", () => {
+  for (const dir of scratchFolders) removeFolder(dir);
+});
+
+function removeFolder(dir: string): void {
+  scratchFolders.delete(dir);
   try {
-    process.kill(-pgid, signal);
+    rmSync(dir, { recursive: true, force: true });
   } catch {
-    // ESRCH: nothing left to signal. EPERM: a member changed its user; nothing more we can do.
+    // A step left something we may not remove; the OS temp folder is cleaned some day.
   }
-}
-
-function notStarted(startedAt: number, status: "failed" | "canceled", spawnError?: string): ExecResult {
-  return {
-    status,
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...(spawnError === undefined ? {} : { spawnError }),
-  };
-}
-
-/** Problems spawn would report only as an ambiguous ENOENT. */
-function startProblem(request: ExecRequest): string | undefined {
-  if (request.argv.length === 0 || !request.argv[0]) return "no command given";
-  if (request.cwd === undefined) return undefined;
-  try {
-    if (!statSync(request.cwd).isDirectory()) return `cwd "${request.cwd}" is not a folder`;
-  } catch {
-    return `cwd "${request.cwd}" does not exist`;
-  }
-  return undefined;
-}
-
-function describeSpawnError(program: string, error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") {
-    return program.includes("/")
-      ? `cannot start "${program}": no such file`
-      : `cannot start "${program}": not found in PATH`;
-  }
-  if (code === "EACCES") return `cannot start "${program}": permission denied`;
-  if (code === "ENOEXEC") return `cannot start "${program}": not an executable`;
-  return `cannot start "${program}": ${error instanceof Error ? error.message : String(error)}`;
 }

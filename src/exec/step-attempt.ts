@@ -1,32 +1,17 @@
-import { randomBytes } from "node:crypto";
-import {
-  createWriteStream,
-  readFileSync,
-  statSync,
-  unlinkSync,
-  type WriteStream,
-  writeFileSync,
-} from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
-import { withoutCredentials } from "../core/config.js";
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { isSecretName, SecretMasker, type StreamMasker, secretsFromEnv } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
-import type { ExecResult, Executor, OutputStream } from "./types.js";
+import { plainCommandWords } from "./plain-command.js";
+import type { ExecAttempt, ExecResult, Executor, OutputHandler, OutputStream } from "./types.js";
 
 export interface StepAttemptOptions {
-  /**
-   * The host's own environment; the request's env is laid over it. runyard's own credentials
-   * (`RUNYARD_TOKEN`, `RUNYARD_ADMIN_TOKEN`, `RUNYARD_SECRET_KEY` and aliases) are taken out
-   * of it, and masked should a step find them some other way.
-   */
-  baseEnv: Record<string, string>;
   /** Values masked in every attempt besides the request's (e.g. the runner's own token). */
   maskValues?: string[];
   /** Time between SIGTERM and SIGKILL when the attempt is stopped. */
@@ -35,18 +20,18 @@ export interface StepAttemptOptions {
   signal?: AbortSignal;
   /** Receives the output as it happens, masked and capped. */
   onOutput: StepOutputSink;
-  /** Where the attempt's scratch files ($RUNYARD_OUTPUT, shell.run's script) go; the OS temp folder by default. */
-  tmpDir?: string;
 }
 
 /** One process to run: its argv, and how an error message names it. */
-interface AttemptCommand {
+interface AttemptStep {
   argv: string[];
+  /** The same command without its shell, tried first (plain-command.ts). */
+  plain?: string[];
   name: string;
 }
 
 /**
- * Runs one attempt of one step on this host: cmd.run line by line (stopping at the first
+ * Runs one attempt of one step with `executor`: cmd.run line by line (stopping at the first
  * failure), shell.run as one script. Output is masked, capped and optionally kept in full under
  * `output_path`; exports are read from the raw output and from `$RUNYARD_OUTPUT`.
  */
@@ -56,75 +41,68 @@ export async function runStepAttempt(
   options: StepAttemptOptions,
 ): Promise<StepAttemptResult> {
   const startedAt = performance.now();
-  // Scratch files sit directly in the temp folder, created exclusively with random names: a
-  // folder per attempt would cost a mkdir and an rmdir, which on ext4 take longer than
-  // starting a small command.
-  const scratch: Scratch = { dir: options.tmpDir ?? tmpdir(), files: [] };
-  const outputFile = scratchPath(scratch.dir, "output");
+  const shell = shellWords(request.shell);
+  const scriptInline = request.action === "shell.run" && canRunInline(shell, request.script);
+  const attempt = await executor.startAttempt({
+    env: {
+      ...request.env,
+      RUNYARD_RUN_ID: request.run_id,
+      RUNYARD_STEP: request.step,
+      RUNYARD_HOST: request.host,
+    },
+    cwd: request.cwd,
+    files: request.action === "shell.run" && !scriptInline ? { script: request.script } : {},
+    limits: { killGraceMs: options.killGraceMs },
+    signal: options.signal,
+  });
+  if ("problem" in attempt) return notRun(startedAt, attempt.problem);
   try {
-    writeFileSync(outputFile, "", { flag: "wx", mode: 0o600 });
-  } catch (error) {
-    return notRun(startedAt, `cannot create the $RUNYARD_OUTPUT file: ${(error as Error).message}`);
-  }
-  scratch.files.push(outputFile);
-  try {
-    return await runWithScratch(executor, request, options, scratch, outputFile, startedAt);
+    const commands: AttemptStep[] =
+      request.action === "cmd.run"
+        ? commandLines(request.script, shell)
+        : [
+            {
+              // "script" is $0, the name the shell's error messages start with ("script: line 3: ...").
+              argv: scriptInline
+                ? [...shell, "-c", request.script, "script"]
+                : [...shell, attempt.files.script!],
+              name: "script",
+            },
+          ];
+    return await runCommands(executor, attempt, commands, request, options, startedAt);
   } finally {
-    await removeScratch(scratch);
+    await attempt.dispose();
   }
 }
 
-/** Files of one attempt in the temp folder, removed when it ends. */
-interface Scratch {
-  dir: string;
-  files: string[];
-}
-
-function scratchPath(dir: string, kind: "output" | "script"): string {
-  return join(dir, `runyard-${randomBytes(12).toString("hex")}.${kind}`);
-}
-
-async function removeScratch(scratch: Scratch): Promise<void> {
-  for (const file of scratch.files) {
-    try {
-      unlinkSync(file);
-    } catch {
-      // Gone already, or the step put a folder in its place.
-      await rm(file, { recursive: true, force: true });
-    }
-  }
-}
-
-async function runWithScratch(
+async function runCommands(
   executor: Executor,
+  attempt: ExecAttempt,
+  commands: AttemptStep[],
   request: StepAttemptRequest,
   options: StepAttemptOptions,
-  scratch: Scratch,
-  outputFile: string,
   startedAt: number,
 ): Promise<StepAttemptResult> {
-  const env: Record<string, string> = {
-    ...withoutCredentials(options.baseEnv),
-    ...request.env,
-    RUNYARD_OUTPUT: outputFile,
-    RUNYARD_RUN_ID: request.run_id,
-    RUNYARD_STEP: request.step,
-    RUNYARD_HOST: request.host,
-  };
   const secretNames = new Set(request.secret_names);
   const isSecret = (name: string) => isSecretName(name) || secretNames.has(name);
   const masker = new SecretMasker([
     ...request.secrets,
     ...(options.maskValues ?? []),
-    ...secretsFromEnv(options.baseEnv),
-    ...secretsFromEnv(env, secretNames),
+    ...executor.hostSecrets,
+    ...secretsFromEnv(attempt.env, secretNames),
   ]);
   // A secret exported by this step is masked from the moment it exists: in its own
   // BOPS_EXPORT line (held back until read), and in all output after a $RUNYARD_OUTPUT write.
+  // A step writes the file before it prints what follows, so checking it before each chunk of
+  // output is handled is enough.
   const learnSecret = (name: string, value: string) => {
     if (isSecret(name)) masker.add([value]);
   };
-  const outputFileSecrets = new OutputFileWatcher(outputFile, learnSecret);
+  const checkOutputFile = () => {
+    const text = attempt.outputFileChanged();
+    if (text === undefined) return;
+    for (const [name, value] of parseOutputFile(text).exports) learnSecret(name, value);
+  };
   const output = new AttemptOutput(masker, new OutputCap(request.max_output_bytes), options.onOutput);
   const warnings: string[] = [];
   if (request.output_path !== undefined) {
@@ -133,14 +111,9 @@ async function runWithScratch(
   }
   const exportLines = request.export_vars ? new ExportLineReader(learnSecret) : undefined;
 
-  const commands =
-    request.action === "cmd.run"
-      ? commandLines(request.script, request.shell)
-      : [await scriptCommand(request.script, request.shell, scratch)];
-
   const deadline = request.timeout_ms === undefined ? undefined : startedAt + request.timeout_ms;
   let last: ExecResult | undefined;
-  let failedCommand: AttemptCommand | undefined;
+  let failedCommand: AttemptStep | undefined;
   let stopped: "timeout" | "canceled" | undefined;
   let memoryPeakBytes = 0;
   let cpuMs = 0;
@@ -154,18 +127,14 @@ async function runWithScratch(
       stopped = "timeout";
       break;
     }
-    last = await executor.run({
-      argv: command.argv,
-      env,
-      cwd: request.cwd,
-      timeoutMs,
-      signal: options.signal,
-      killGraceMs: options.killGraceMs,
-      onOutput: (stream, data) => {
-        outputFileSecrets.check();
-        output.write(stream, stream === "stdout" && exportLines ? exportLines.push(data) : data);
-      },
-    });
+    const onOutput: OutputHandler = (stream, data) => {
+      checkOutputFile();
+      output.write(stream, stream === "stdout" && exportLines ? exportLines.push(data) : data);
+    };
+    last = command.plain ? await attempt.run({ argv: command.plain, timeoutMs, onOutput }) : undefined;
+    // A plain command that cannot start goes to the shell, which says why in its own words.
+    if (!last || last.spawnError !== undefined)
+      last = await attempt.run({ argv: command.argv, timeoutMs, onOutput });
     if (exportLines) output.write("stdout", exportLines.end()); // a command's output ending ends its last line
     memoryPeakBytes = Math.max(memoryPeakBytes, last.memoryPeakBytes);
     cpuMs += last.cpuMs;
@@ -181,7 +150,7 @@ async function runWithScratch(
     for (const [name, value] of exportLines.exports) exports.set(name, value);
     warnings.push(...exportLines.warnings);
   }
-  const fromFile = await readOutputFile(outputFile);
+  const fromFile = await readOutputFile(attempt);
   for (const [name, value] of fromFile.exports) exports.set(name, value);
   warnings.push(...fromFile.warnings);
   for (const [name, value] of exports) learnSecret(name, value);
@@ -213,27 +182,35 @@ async function runWithScratch(
 }
 
 /** cmd.run: every line that is not blank or a comment, each in its own shell. */
-function commandLines(script: string, shell: string): AttemptCommand[] {
-  const commands: AttemptCommand[] = [];
+function commandLines(script: string, shell: string[]): AttemptStep[] {
+  const commands: AttemptStep[] = [];
   script.split("\n").forEach((raw, index) => {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const trimmed = line.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return;
+    const plain = plainCommandWords(line, shell);
     commands.push({
-      argv: [...shellWords(shell), "-c", line],
+      argv: [...shell, "-c", line],
+      ...(plain ? { plain } : {}),
       name: `line ${index + 1} ${quoteCommand(trimmed)}`,
     });
   });
   return commands;
 }
 
-/** shell.run: the script goes to a file, so any size works and `shell: "bash -e"` applies to all of it. */
-async function scriptCommand(script: string, shell: string, scratch: Scratch): Promise<AttemptCommand> {
-  const file = scratchPath(scratch.dir, "script");
-  scratch.files.push(file);
-  await writeFile(file, script, { flag: "wx", mode: 0o600 });
-  return { argv: [...shellWords(shell), file], name: "script" };
+/**
+ * shell.run runs the script with `-c` where the shell is one known to take it that way: no file
+ * to write, read and remove. A script too long for one argument (the kernel caps each at 128
+ * KiB) goes to a file, and so does any script for another interpreter (`node -c` checks syntax).
+ */
+function canRunInline(shell: string[], script: string): boolean {
+  const program = shell[0]?.split("/").pop() ?? "";
+  return INLINE_SHELLS.has(program) && script.length <= MAX_INLINE_SCRIPT && !script.includes("\0");
 }
+
+const INLINE_SHELLS = new Set(["bash", "sh", "dash", "zsh", "ksh", "ash"]);
+/** In UTF-16 code units, so at most 3 bytes each: under the 128 KiB per argument. */
+const MAX_INLINE_SCRIPT = 40_000;
 
 function shellWords(shell: string): string[] {
   const words = shell.trim().split(/\s+/).filter(Boolean);
@@ -258,7 +235,7 @@ function attemptExitCode(
 function attemptError(
   status: StepAttemptResult["status"],
   last: ExecResult | undefined,
-  failedCommand: AttemptCommand | undefined,
+  failedCommand: AttemptStep | undefined,
   timeoutMs: number | undefined,
 ): ErrorInfo | undefined {
   switch (status) {
@@ -284,51 +261,10 @@ function attemptError(
   }
 }
 
-async function readOutputFile(path: string): Promise<ReturnType<typeof parseOutputFile>> {
-  let text: string;
-  try {
-    // Most steps write nothing there; do not pay for a read through the thread pool then.
-    text = statSync(path).size === 0 ? "" : await readFile(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT")
-      return { exports: new Map(), warnings: [], tooLarge: [] };
-    return {
-      exports: new Map(),
-      warnings: [`cannot read $RUNYARD_OUTPUT: ${(error as Error).message}`],
-      tooLarge: [],
-    };
-  }
-  return parseOutputFile(text);
-}
-
-/**
- * Watches the `$RUNYARD_OUTPUT` file while the step runs, so that a secret the step writes
- * there is masked in everything it prints afterwards. A step writes the file before it prints
- * what follows, so checking before each chunk of output is handled is enough; the check is one
- * stat, and the file is read again only when it changed.
- */
-class OutputFileWatcher {
-  private size = 0;
-  private mtimeMs = 0;
-
-  constructor(
-    private readonly path: string,
-    private readonly onExport: (name: string, value: string) => void,
-  ) {}
-
-  check(): void {
-    const stat = statSync(this.path, { throwIfNoEntry: false });
-    if (!stat?.isFile() || (stat.size === this.size && stat.mtimeMs === this.mtimeMs)) return;
-    this.size = stat.size;
-    this.mtimeMs = stat.mtimeMs;
-    let text: string;
-    try {
-      text = readFileSync(this.path, "utf8");
-    } catch {
-      return; // read again at the end of the attempt, where a failure is reported
-    }
-    for (const [name, value] of parseOutputFile(text).exports) this.onExport(name, value);
-  }
+async function readOutputFile(attempt: ExecAttempt): Promise<ReturnType<typeof parseOutputFile>> {
+  const contents = await attempt.readOutputFile();
+  if ("problem" in contents) return { exports: new Map(), warnings: [contents.problem], tooLarge: [] };
+  return parseOutputFile(contents.text);
 }
 
 /** `<run>-<step>-<host>`, with `.attemptN` for retries, in characters safe for any file system. */

@@ -1,10 +1,72 @@
 /**
- * The executor contract: how a runner runs one process. One file per backend
- * (`process.ts` now; docker and kubernetes later) implements `Executor`.
+ * The executor contract: where a step attempt's processes run. An executor owns an attempt:
+ * the environment the processes see, their scratch files and `$RUNYARD_OUTPUT`, so that a
+ * container executor can bind-mount them where a process executor hands out host paths.
+ * `createExecutor` (create-executor.ts) is the only place one is built; one file per backend
+ * (`process.ts` now; docker and kubernetes later).
  */
 
 export type OutputStream = "stdout" | "stderr";
 
+/** Receives raw output as it arrives, decoded as UTF-8 (a character split across chunks is kept whole). */
+export type OutputHandler = (stream: OutputStream, data: string) => void;
+
+/** What one attempt asks of its executor before its first command runs. */
+export interface AttemptSetup {
+  /** The step's own variables (request env, RUNYARD_ ones); the executor lays them over its base env. */
+  env: Record<string, string>;
+  cwd?: string;
+  /** Files the commands read (shell.run's script), by name; their paths come back in `ExecAttempt.files`. */
+  files?: Record<string, string>;
+  limits: {
+    /** Time between SIGTERM and SIGKILL when a command is stopped. */
+    killGraceMs: number;
+  };
+  /** Aborting stops the running command; its result's status is "canceled". */
+  signal?: AbortSignal;
+}
+
+/** One command of an attempt. */
+export interface AttemptCommand {
+  /** argv; argv[0] is looked up in the attempt env's PATH. */
+  argv: string[];
+  /** Stops the process group after this long; the result's status is "timeout". */
+  timeoutMs?: number;
+  onOutput: OutputHandler;
+}
+
+/** What the step left in `$RUNYARD_OUTPUT`: its text ("" when it wrote nothing), or why it cannot be read. */
+export type OutputFileContents = { text: string } | { problem: string };
+
+/** An attempt in progress: the commands of one step attempt share its env and files. */
+export interface ExecAttempt {
+  /** The whole environment of every command, `$RUNYARD_OUTPUT` included. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Paths of `AttemptSetup.files` as the commands see them. */
+  readonly files: Readonly<Record<string, string>>;
+  run(command: AttemptCommand): Promise<ExecResult>;
+  /**
+   * The `$RUNYARD_OUTPUT` contents if they changed since the last call (undefined otherwise):
+   * cheap enough to call before each chunk of output, so a secret written there is masked
+   * from then on.
+   */
+  outputFileChanged(): string | undefined;
+  /** Everything the step wrote to `$RUNYARD_OUTPUT`. */
+  readOutputFile(): Promise<OutputFileContents>;
+  /** Removes what the attempt created; nothing of it is used afterwards. */
+  dispose(): Promise<void>;
+}
+
+export interface Executor {
+  /** Values to mask in every attempt: the credentials of the base env, kept from the steps. */
+  readonly hostSecrets: readonly string[];
+  /** Resolves with an error message in place of an attempt when it cannot be prepared. */
+  startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string }>;
+  /** Stops the executor's helpers and removes its scratch folder; running attempts are not waited for. */
+  close(): void;
+}
+
+/** One process to run, as a process launcher (spawn-launcher.ts, fork-server.ts) sees it. */
 export interface ExecRequest {
   /** argv; argv[0] is looked up in PATH. For a shell: ["bash", "-c", script]. */
   argv: string[];
@@ -17,8 +79,7 @@ export interface ExecRequest {
   signal?: AbortSignal;
   /** Time between SIGTERM and SIGKILL. */
   killGraceMs: number;
-  /** Raw output as it arrives, decoded as UTF-8 (a character split across chunks is kept whole). */
-  onOutput: (stream: OutputStream, data: string) => void;
+  onOutput: OutputHandler;
 }
 
 export interface ExecResult {
@@ -28,7 +89,10 @@ export interface ExecResult {
   /** The signal that ended the process, if any. */
   signal: string | null;
   durationMs: number;
-  /** Peak resident memory of the process group (sum of members' high-water marks), sampled. */
+  /**
+   * Peak resident memory: exact from wait4 (the largest process of the group the launcher
+   * reaped) with the fork-server; sampled from /proc with plain spawn.
+   */
   memoryPeakBytes: number;
   /** User + system CPU time of the process group. */
   cpuMs: number;
@@ -36,12 +100,15 @@ export interface ExecResult {
   spawnError?: string;
 }
 
+/** Starts one process group and supervises it to its end (timeouts, cancel, the group's survivors). */
+export interface ProcessLauncher {
+  run(request: ExecRequest): Promise<ExecResult>;
+  /** Stops the launcher's helper process, if it has one. */
+  close(): void;
+}
+
 /** Told of every process group an executor starts and sees end (see orphan-guard.ts). */
 export interface ProcessGroupWatch {
   started(pgid: number): void;
   ended(pgid: number): void;
-}
-
-export interface Executor {
-  run(request: ExecRequest): Promise<ExecResult>;
 }

@@ -5,8 +5,9 @@ import { z } from "zod";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { StepAttemptRequest, type StepRunner } from "../core/step-attempt.js";
+import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
-import { ProcessExecutor } from "../exec/process.js";
+import type { Executor } from "../exec/types.js";
 import { ATTEMPT_KEY_HEADER, type CancelAnswer, MAX_STATUS_WAIT_MS, type TaskAnswer } from "./direct-api.js";
 import {
   type DirectTask,
@@ -57,6 +58,16 @@ const CancelQuery = z
 
 const RunStatusQuery = z.object({ run_id: z.string().min(1) });
 
+/** The agent-server's own executor, closed with it, when no runner is given. */
+function localStepRunner(options: DirectServerOptions): { runner: StepRunner; executor: Executor } {
+  const executor = createExecutor({ baseEnv: options.baseEnv, killGraceMs: options.killGraceMs });
+  const runner = new LocalStepRunner(executor, {
+    killGraceMs: options.killGraceMs,
+    maskValues: [options.token],
+  });
+  return { runner, executor };
+}
+
 /**
  * `runyard agent-server`: runs step attempts sent over HTTP (seed 002's direct dispatch). A
  * `/run` that ends within `syncWaitMs` is answered with its result; a longer one becomes a task
@@ -65,13 +76,9 @@ const RunStatusQuery = z.object({ run_id: z.string().min(1) });
 export function createDirectServer(options: DirectServerOptions): FastifyInstance {
   const logger = options.logger ?? silentLogger;
   const syncWaitMs = options.syncWaitMs ?? 4000;
-  const runner =
-    options.runner ??
-    new LocalStepRunner(new ProcessExecutor(), {
-      baseEnv: options.baseEnv,
-      killGraceMs: options.killGraceMs,
-      maskValues: [options.token],
-    });
+  const { runner, executor } = options.runner
+    ? { runner: options.runner, executor: undefined }
+    : localStepRunner(options);
   const tasks = new DirectTaskTable(options.tasks);
   const tokenMatches = tokenChecker(options.token);
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
@@ -117,6 +124,7 @@ export function createDirectServer(options: DirectServerOptions): FastifyInstanc
 
   app.addHook("preClose", async () => {
     await tasks.cancelAll();
+    executor?.close();
   });
 
   app.get("/health", async () => ({ ok: true }));

@@ -1,0 +1,410 @@
+/*
+ * runyard's fork-server: starts step processes for a Node runner, so that Node never forks
+ * itself. fork() copies the page tables of the calling process: ~2.6 ms for a large Node
+ * process, ~0.1 ms for this one. See docs/runners.md ("How steps are started") and
+ * src/exec/fork-server.ts, which speaks its protocol.
+ *
+ * Requests arrive on stdin, each `u32 length` then the body (little-endian, host order):
+ *   u32 slot, u8 op, ...
+ *   op 'S' (start): u32 argc, u32 envc, then cwd, argv..., env... as NUL-terminated strings
+ *                   (an empty cwd means the helper's own).
+ *   op 'C' (close): stop relaying the slot's output pipes (a process that left the group
+ *                   still holds them) and finish the slot.
+ * Events leave on stdout, each a 12-byte header `u32 slot, u8 type, 3 pad, u32 length` and
+ * `length` bytes:
+ *   'o' / 'e'  stdout / stderr bytes of the step
+ *   's'        started: i32 pid (also the process group id: each step is a session leader)
+ *   'f'        could not start: i32 errno, then the failing call's name
+ *   'x'        the leader exited: i32 wait status
+ *   'd'        done (leader reaped, both pipes at their end, group empty): i32 wait status, i64 CPU
+ *              microseconds (user + system), i64 peak RSS in KiB, from wait4 of the leader
+ *              and of every orphan of its group reaped here before.
+ *
+ * The helper is a child subreaper, so orphans of a step (`sleep 100 &` after the leader
+ * exits) become its children: it reaps them (no zombies) and counts their usage. When its
+ * runner is gone (SIGKILL included: its stdin ends, and its parent-death signal, SIGUSR1,
+ * arrives), it stops every group it started: SIGTERM, then SIGKILL after the grace given as
+ * argv[1] (ms). The steps get no death signal of their own: one on the leader would kill it
+ * alone, leaving the rest of its group and taking away the leader the runner's journal
+ * (orphan-guard.ts) recognises the group by; should the helper die alone, the runner stops
+ * the groups itself.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SLOTS 1024
+#define CHUNK (256 * 1024)
+
+struct slot {
+  int used;
+  uint32_t id;
+  pid_t pid;
+  int fd[2]; /* stdout, stderr read ends; -1 once at their end */
+  int reaped;
+  int status;
+  int64_t cpu_us;
+  int64_t maxrss_kb;
+};
+
+static struct slot slots[MAX_SLOTS];
+static char chunk[CHUNK];
+static int sigfd;
+static sigset_t original_mask;
+static int spliced;
+
+static void die(const char *what) {
+  fprintf(stderr, "runyard fork-server: %s: %s\n", what, strerror(errno));
+  exit(70);
+}
+
+static void write_all(const struct iovec *iov, int count) {
+  struct iovec v[4];
+  memcpy(v, iov, sizeof(struct iovec) * (size_t)count);
+  int at = 0;
+  while (at < count) {
+    ssize_t n = writev(1, v + at, count - at);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      exit(0); /* the runner is gone */
+    }
+    while (at < count && (size_t)n >= v[at].iov_len) n -= (ssize_t)v[at++].iov_len;
+    if (at < count) {
+      v[at].iov_base = (char *)v[at].iov_base + n;
+      v[at].iov_len -= (size_t)n;
+    }
+  }
+}
+
+static void send_event(uint32_t slot, char type, const void *data, uint32_t length) {
+  unsigned char header[12] = {0};
+  memcpy(header, &slot, 4);
+  header[4] = (unsigned char)type;
+  memcpy(header + 8, &length, 4);
+  struct iovec iov[2] = {{header, 12}, {(void *)data, length}};
+  write_all(iov, length ? 2 : 1);
+}
+
+static void send_header(uint32_t slot, char type, uint32_t length) {
+  unsigned char header[12] = {0};
+  memcpy(header, &slot, 4);
+  header[4] = (unsigned char)type;
+  memcpy(header + 8, &length, 4);
+  struct iovec iov[1] = {{header, 12}};
+  write_all(iov, 1);
+}
+
+static struct slot *find_slot(uint32_t id) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && slots[i].id == id) return &slots[i];
+  return NULL;
+}
+
+static struct slot *slot_of_group(pid_t pgid) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && slots[i].pid == pgid) return &slots[i];
+  return NULL;
+}
+
+static void add_usage(struct slot *s, const struct rusage *ru) {
+  s->cpu_us += (int64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
+               (int64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
+  if (ru->ru_maxrss > s->maxrss_kb) s->maxrss_kb = ru->ru_maxrss;
+}
+
+/*
+ * A slot is done when its leader is reaped, its pipes are at their end and its group is empty:
+ * an orphan of the group may close the pipes a moment before its exit is reported, and its
+ * usage must be in. `force` (the runner's close request) skips the last check: the runner saw
+ * the group gone but for zombies nobody here can reap.
+ */
+static void finish_if_done(struct slot *s, int force) {
+  if (!s->reaped || s->fd[0] >= 0 || s->fd[1] >= 0) return;
+  if (!force && kill(-s->pid, 0) == 0) return;
+  unsigned char body[20];
+  int32_t status = s->status;
+  memcpy(body, &status, 4);
+  memcpy(body + 4, &s->cpu_us, 8);
+  memcpy(body + 12, &s->maxrss_kb, 8);
+  send_event(s->id, 'd', body, sizeof body);
+  s->used = 0;
+}
+
+static void close_pipe(struct slot *s, int which) {
+  if (s->fd[which] < 0) return;
+  close(s->fd[which]);
+  s->fd[which] = -1;
+}
+
+/* Reaps every child that has ended: leaders end their slot's process, orphans add their usage. */
+static void reap(void) {
+  for (;;) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0) return;
+    pid_t pid = info.si_pid;
+    pid_t pgid = getpgid(pid); /* still answers for a zombie */
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0) continue;
+    struct slot *s = slot_of_group(pid);
+    if (s && !s->reaped) {
+      s->reaped = 1;
+      s->status = status;
+      add_usage(s, &ru);
+      int32_t st = status;
+      send_event(s->id, 'x', &st, 4);
+      finish_if_done(s, 0);
+    } else if (pgid > 0 && (s = slot_of_group(pgid)) != NULL) {
+      add_usage(s, &ru);
+      finish_if_done(s, 0);
+    }
+  }
+}
+
+static void start(uint32_t id, const char *body, uint32_t length) {
+  if (length < 8) return;
+  uint32_t argc, envc;
+  memcpy(&argc, body, 4);
+  memcpy(&envc, body + 4, 4);
+  const char *p = body + 8, *end = body + length;
+  char **argv = calloc(argc + 1, sizeof(char *));
+  char **envp = calloc(envc + 1, sizeof(char *));
+  const char *cwd = p;
+  p += strnlen(p, (size_t)(end - p)) + 1;
+  for (uint32_t i = 0; i < argc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) argv[i] = (char *)p;
+  for (uint32_t i = 0; i < envc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) envp[i] = (char *)p;
+
+  struct slot *s = NULL;
+  for (int i = 0; i < MAX_SLOTS && !s; i++)
+    if (!slots[i].used) s = &slots[i];
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
+  int32_t failure[2] = {0, 0};
+  const char *stage = "pipe";
+  if (!s || !argv[0]) {
+    failure[0] = s ? EINVAL : EAGAIN;
+  } else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+    failure[0] = errno;
+  }
+  pid_t pid = -1;
+  if (!failure[0]) {
+    /* Larger pipes: fewer, larger chunks for a step that prints a lot. */
+    fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+    pid = fork();
+    if (pid == 0) {
+      int32_t why[2];
+      setsid();
+      int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) {
+        why[0] = errno, why[1] = 0;
+      } else if (*cwd && chdir(cwd) < 0) {
+        why[0] = errno, why[1] = 1;
+      } else {
+        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &original_mask, NULL);
+        environ = envp;
+        execvp(argv[0], argv);
+        why[0] = errno, why[1] = 2;
+      }
+      if (write(report[1], why, sizeof why) < 0) _exit(127);
+      _exit(127);
+    }
+    if (pid < 0) failure[0] = errno, stage = "fork";
+  }
+  if (report[1] >= 0) close(report[1]);
+  if (out[1] >= 0) close(out[1]);
+  if (err[1] >= 0) close(err[1]);
+  if (pid > 0) {
+    /* exec closes the report pipe; a failing child writes why. */
+    ssize_t n;
+    do n = read(report[0], failure, sizeof failure);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof failure) {
+      static const char *stages[] = {"dup2", "chdir", "exec"};
+      stage = stages[failure[1] % 3];
+      int status;
+      waitpid(pid, &status, 0);
+    } else {
+      failure[0] = 0;
+    }
+  }
+  if (report[0] >= 0) close(report[0]);
+  free(argv);
+  free(envp);
+  if (failure[0]) {
+    if (out[0] >= 0) close(out[0]);
+    if (err[0] >= 0) close(err[0]);
+    char body_out[64];
+    int32_t code = failure[0];
+    memcpy(body_out, &code, 4);
+    size_t n = strlen(stage);
+    memcpy(body_out + 4, stage, n);
+    send_event(id, 'f', body_out, (uint32_t)(4 + n));
+    return;
+  }
+  memset(s, 0, sizeof *s);
+  s->used = 1;
+  s->id = id;
+  s->pid = pid;
+  s->fd[0] = out[0];
+  s->fd[1] = err[0];
+  int32_t p32 = pid;
+  send_event(id, 's', &p32, 4);
+}
+
+static char *request;
+static size_t request_len, request_cap;
+
+/* Reads what stdin has; returns 0 once it has ended. */
+static int read_requests(void) {
+  if (request_cap - request_len < 65536) {
+    request_cap = request_cap * 2 + 65536;
+    request = realloc(request, request_cap);
+    if (!request) die("realloc");
+  }
+  ssize_t n = read(0, request + request_len, request_cap - request_len);
+  if (n < 0) return errno == EINTR || errno == EAGAIN;
+  if (n == 0) return 0;
+  request_len += (size_t)n;
+  size_t at = 0;
+  while (request_len - at >= 4) {
+    uint32_t length;
+    memcpy(&length, request + at, 4);
+    if (request_len - at - 4 < length) break;
+    const char *body = request + at + 4;
+    if (length >= 5) {
+      uint32_t id;
+      memcpy(&id, body, 4);
+      char op = body[4];
+      if (op == 'S') {
+        start(id, body + 5, length - 5);
+      } else if (op == 'C') {
+        struct slot *s = find_slot(id);
+        if (s) {
+          close_pipe(s, 0);
+          close_pipe(s, 1);
+          finish_if_done(s, 1);
+        }
+      }
+    }
+    at += 4 + length;
+  }
+  memmove(request, request + at, request_len - at);
+  request_len -= at;
+  return 1;
+}
+
+static void stop_all_groups(long grace_ms) {
+  int any = 0;
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && kill(-slots[i].pid, SIGTERM) == 0) any = 1;
+  if (!any) return;
+  struct timespec grace = {grace_ms / 1000, (grace_ms % 1000) * 1000000L};
+  nanosleep(&grace, NULL);
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used) kill(-slots[i].pid, SIGKILL);
+}
+
+int main(int argc, char **argv) {
+  long grace_ms = argc > 1 ? atol(argv[1]) : 5000;
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  fcntl(1, F_SETPIPE_SZ, 1 << 20);
+  /* Output is spliced where stdout is a pipe (always, from Node), copied otherwise. */
+  struct stat out_stat;
+  spliced = fstat(1, &out_stat) == 0 && S_ISFIFO(out_stat.st_mode);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigaddset(&chld, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &chld, &original_mask);
+  sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0) die("signalfd");
+  pid_t runner = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGUSR1);
+  if (getppid() != runner || runner == 1) {
+    stop_all_groups(0);
+    return 0;
+  }
+  /* Tells the runner the helper is ready: an event for slot 0 with no body. */
+  send_event(0, 'r', NULL, 0);
+
+  struct pollfd fds[2 + 2 * MAX_SLOTS];
+  struct slot *owner[2 + 2 * MAX_SLOTS];
+  int which[2 + 2 * MAX_SLOTS];
+  for (;;) {
+    int n = 0;
+    fds[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+    fds[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+    for (int i = 0; i < MAX_SLOTS; i++) {
+      if (!slots[i].used) continue;
+      for (int k = 0; k < 2; k++) {
+        if (slots[i].fd[k] < 0) continue;
+        owner[n] = &slots[i];
+        which[n] = k;
+        fds[n++] = (struct pollfd){.fd = slots[i].fd[k], .events = POLLIN};
+      }
+    }
+    if (poll(fds, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    if (fds[1].revents) {
+      struct signalfd_siginfo info;
+      int runner_gone = 0;
+      while (read(sigfd, &info, sizeof info) > 0)
+        if (info.ssi_signo == SIGUSR1) runner_gone = 1;
+      reap();
+      if (runner_gone) {
+        stop_all_groups(grace_ms);
+        return 0;
+      }
+    }
+    for (int i = 2; i < n; i++) {
+      if (!fds[i].revents) continue;
+      struct slot *s = owner[i];
+      if (!s->used || s->fd[which[i]] != fds[i].fd) continue;
+      int available = 0;
+      if (spliced && ioctl(fds[i].fd, FIONREAD, &available) == 0 && available > 0) {
+        /* The bytes move from pipe to pipe inside the kernel: no copy through this process. */
+        if (available > 1 << 20) available = 1 << 20;
+        send_header(s->id, which[i] ? 'e' : 'o', (uint32_t)available);
+        while (available > 0) {
+          ssize_t moved = splice(fds[i].fd, NULL, 1, NULL, (size_t)available, SPLICE_F_MOVE);
+          if (moved <= 0 && errno != EINTR) exit(0); /* the runner is gone */
+          if (moved > 0) available -= (int)moved;
+        }
+        continue;
+      }
+      ssize_t got = read(fds[i].fd, chunk, CHUNK);
+      if (got > 0) {
+        send_event(s->id, which[i] ? 'e' : 'o', chunk, (uint32_t)got);
+      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close_pipe(s, which[i]);
+        finish_if_done(s, 0);
+      }
+    }
+    if (fds[0].revents && !read_requests()) {
+      stop_all_groups(grace_ms);
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { accessSync, constants, existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { ForkServerLauncher } from "./fork-server.js";
+import { ProcessExecutor } from "./process.js";
+import { SpawnLauncher } from "./spawn-launcher.js";
+import type { ProcessGroupWatch, ProcessLauncher } from "./types.js";
+
+export interface ExecutorConfig {
+  /** The host's environment; runyard's own credentials are taken out of it and masked. */
+  baseEnv: Record<string, string | undefined>;
+  /** Where the private scratch folder goes; the OS temp folder by default. */
+  tmpDir?: string;
+  /** Hears of every process group started and ended (the runner's orphan guard). */
+  watch?: ProcessGroupWatch;
+  /** How long the fork-server gives steps between SIGTERM and SIGKILL when its runner dies. */
+  killGraceMs?: number;
+  /**
+   * How processes start: "auto" (the default) uses the fork-server where it was built and
+   * falls back to Node's spawn, with a warning once; "spawn" always uses Node's spawn.
+   */
+  launcher?: "auto" | "spawn";
+  /** The fork-server binary; native/build/fork-server of this package by default. */
+  forkServerPath?: string;
+  /** Where the warning about a missing or broken fork-server goes; stderr by default. */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Compiled by `npm install` (native/build.sh) into the package root: two folders up from
+ * src/exec and dist/exec, three from the benchmarks' dist-bench/src/exec.
+ */
+function defaultForkServerPath(): string {
+  const candidates = ["../../native/build/fork-server", "../../../native/build/fork-server"].map((relative) =>
+    fileURLToPath(new URL(relative, import.meta.url)),
+  );
+  return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
+}
+
+let warned = false;
+function warnOnce(message: string): void {
+  if (warned) return;
+  warned = true;
+  process.stderr.write(`runyard: ${message}\n`);
+}
+
+/** The one place an executor is built: process groups on this machine. */
+export function createExecutor(config: ExecutorConfig): ProcessExecutor {
+  return new ProcessExecutor(createLauncher(config), config);
+}
+
+function createLauncher(config: ExecutorConfig): ProcessLauncher {
+  const spawnLauncher = new SpawnLauncher(config.watch);
+  if (config.launcher === "spawn") return spawnLauncher;
+  const warn = config.onWarning ?? warnOnce;
+  const path = config.forkServerPath ?? defaultForkServerPath();
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    warn(
+      `no fork-server at ${path} (npm install compiles it with cc); starting steps with Node's spawn, which is slower`,
+    );
+    return spawnLauncher;
+  }
+  return new ForkServerLauncher(path, spawnLauncher, {
+    killGraceMs: config.killGraceMs ?? 5000,
+    ...(config.watch ? { watch: config.watch } : {}),
+    onBroken: (reason) => warn(`${reason}; starting steps with Node's spawn from now on`),
+  });
+}

@@ -1,0 +1,112 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createExecutor } from "../src/exec/create-executor.js";
+import type { ExecRequest } from "../src/exec/types.js";
+import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
+
+const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+const request = (argv: string[]): ExecRequest => ({ argv, env, killGraceMs: 1000, onOutput: () => {} });
+const MiB = 1024 * 1024;
+
+/** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
+async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+const started: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of started.splice(0)) child.kill("SIGKILL");
+});
+
+describe("the fork-server", () => {
+  it("reports the exact peak memory and CPU of a short-lived child that allocates 200 MB", async () => {
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    // The child lives far less than one /proc sampling interval; wait4 still sees it whole.
+    const allocate = "x = bytearray(200 * 1024 * 1024)";
+    const result = await executor.run(request(["bash", "-c", `python3 -c '${allocate}'; true`]));
+    executor.close();
+    expect(result.status).toBe("success");
+    expect(result.memoryPeakBytes).toBeGreaterThanOrEqual(200 * MiB);
+    expect(result.memoryPeakBytes).toBeLessThan(260 * MiB);
+    expect(result.cpuMs).toBeGreaterThan(0);
+  });
+
+  it("counts the CPU of an orphan of the step, which nobody in the step waited for", async () => {
+    const executor = createExecutor({ baseEnv: {} });
+    const burn = "import time\nwhile time.process_time() < 0.3: pass";
+    // The subshell exits at once: python is an orphan, reaped by the helper; cat ends with it.
+    const result = await executor.run(request(["bash", "-c", `(python3 -c '${burn}' &) | cat`]));
+    executor.close();
+    expect(result.status).toBe("success");
+    expect(result.cpuMs).toBeGreaterThanOrEqual(300);
+  });
+
+  it("falls back to plain spawn, warning once, when the helper is missing", async () => {
+    const warnings: string[] = [];
+    const executor = createExecutor({
+      baseEnv: {},
+      forkServerPath: "/nonexistent/fork-server",
+      onWarning: (message) => warnings.push(message),
+    });
+    const result = await executor.run({ ...request(["bash", "-c", "echo $$"]) });
+    executor.close();
+    expect(result).toMatchObject({ status: "success", exitCode: 0 });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("no fork-server at /nonexistent/fork-server");
+  });
+
+  it("runs the commands it had not started through plain spawn when the helper dies at once", async () => {
+    const warnings: string[] = [];
+    const executor = createExecutor({
+      baseEnv: {},
+      forkServerPath: "/bin/false",
+      onWarning: (message) => warnings.push(message),
+    });
+    let output = "";
+    const result = await executor.run({
+      ...request(["bash", "-c", "echo still runs"]),
+      onOutput: (_stream, data) => {
+        output += data;
+      },
+    });
+    expect(result).toMatchObject({ status: "success", exitCode: 0 });
+    expect(output).toBe("still runs\n");
+    expect(warnings[0]).toContain("the fork-server exited");
+    expect((await executor.run(request(["true"]))).status).toBe("success");
+    executor.close();
+  });
+
+  it("stops a step's grandchild when `runyard run` is killed with SIGKILL", async () => {
+    const dir = tempDir();
+    const workflow = join(dir, "hold.yaml");
+    writeFileSync(
+      workflow,
+      `name: hold\nsteps:\n  - name: hold\n    action: shell.run\n    args:\n      script: |\n        sleep 300 &\n        echo $! > ${dir}/pid.tmp && mv ${dir}/pid.tmp ${dir}/pid\n        wait\n`,
+    );
+    const cli = spawn(process.execPath, [cliPath, "run", workflow], {
+      cwd: repoRoot,
+      env: { ...process.env, NO_COLOR: "1", RUNYARD_KILL_GRACE_MS: "500" },
+      stdio: "ignore",
+    });
+    started.push(cli);
+    await until("the step started its grandchild", () => existsSync(join(dir, "pid")));
+    const grandchild = Number(readFileSync(join(dir, "pid"), "utf8").trim());
+    expect(alive(grandchild)).toBe(true);
+    cli.kill("SIGKILL");
+    await until("the grandchild is gone", () => !alive(grandchild));
+  });
+});
