@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -105,9 +105,7 @@ const percentile = (values: number[], p: number): number => {
  * are three processes, as deployed.
  */
 export async function firstByteLatency(): Promise<BenchRow[]> {
-  const direct: number[] = [];
-  for (let i = 0; i < 1000; i++) direct.push(await directFirstByte());
-  const directP50 = percentile(direct, 50);
+  const directP50 = directSpawns(1000).firstByteP50;
   const server = await serverProcess();
   const runner = await runnerProcess(server.url, server.runnerToken);
   try {
@@ -142,18 +140,32 @@ export async function firstByteLatency(): Promise<BenchRow[]> {
   }
 }
 
-/** Spawning `/bin/echo hi` and reading its first byte: the floor of any first byte. */
-function directFirstByte(): Promise<number> {
-  return new Promise((resolve) => {
-    const start = performance.now();
-    let first = 0;
-    const child = spawn("/bin/echo", ["hi"], { stdio: ["ignore", "pipe", "ignore"] });
-    child.stdout.once("data", () => {
-      first = performance.now() - start;
+/**
+ * The floor: a fresh Node process spawning `/bin/echo hi` `count` times, one after another,
+ * reading each first byte. Fresh, because a process whose heap the other benches have grown
+ * forks slower, and the baseline would then depend on the order of the benches.
+ */
+function directSpawns(count: number): { firstByteP50: number; perSecond: number } {
+  const script = `
+    const { spawn } = require("node:child_process");
+    const firsts = [];
+    const once = () => new Promise((resolve) => {
+      const start = performance.now();
+      const child = spawn("/bin/echo", ["hi"], { stdio: ["ignore", "pipe", "ignore"] });
+      child.stdout.once("data", () => firsts.push(performance.now() - start));
+      child.stdout.resume();
+      child.on("close", resolve);
     });
-    child.stdout.resume();
-    child.on("close", () => resolve(first));
-  });
+    (async () => {
+      const start = performance.now();
+      for (let i = 0; i < ${count}; i++) await once();
+      const seconds = (performance.now() - start) / 1000;
+      firsts.sort((a, b) => a - b);
+      console.log(JSON.stringify({ firstByteP50: firsts[Math.floor(firsts.length / 2)], perSecond: ${count} / seconds }));
+    })();
+  `;
+  const result = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+  return JSON.parse(result.stdout) as { firstByteP50: number; perSecond: number };
 }
 
 const cli = fileURLToPath(new URL("../../bin/runyard.js", import.meta.url));
@@ -205,20 +217,10 @@ async function runnerProcess(
   return runner;
 }
 
-function spawnDirect(): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn("/bin/echo", ["hi"], { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.resume();
-    child.on("close", () => resolve());
-  });
-}
-
 /** Trivial runs per second through server and runner, against spawning the command directly. */
 export async function runThroughput(): Promise<BenchRow> {
   const count = 300;
-  const direct = performance.now();
-  for (let i = 0; i < count; i++) await spawnDirect();
-  const directRate = count / ((performance.now() - direct) / 1000);
+  const directRate = directSpawns(count).perSecond;
   const rate = await withServer((server, token) =>
     withRunner(server.url, token, 4, async () => {
       const start = performance.now();
