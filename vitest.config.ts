@@ -8,6 +8,7 @@ export default defineConfig({
           name: "unit",
           include: ["src/**/*.test.ts"],
           testTimeout: 10_000,
+          globalSetup: ["test/helpers/postgres-setup.ts"],
         },
       },
       {
