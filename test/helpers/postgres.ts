@@ -104,20 +104,20 @@ export async function startTestPostgres(): Promise<TestPostgres> {
 }
 
 function withDatabases(adminUrl: string, port: number, stopCluster: () => Promise<void>): TestPostgres {
-  const admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
-  return {
-    adminUrl,
-    port,
-    async createDatabase() {
-      const name = `runyard_test_${randomBytes(6).toString("hex")}`;
-      await admin.query(`create database ${name} template template0`);
-      const url = new URL(adminUrl);
-      url.pathname = `/${name}`;
-      return url.toString();
-    },
-    async stop() {
-      await admin.end();
-      await stopCluster();
-    },
-  };
+  return { adminUrl, port, createDatabase: () => createTestDatabase(adminUrl), stop: stopCluster };
+}
+
+/** A new empty database on the cluster at `adminUrl`, from template0 (milliseconds); its URL. */
+export async function createTestDatabase(adminUrl: string): Promise<string> {
+  const name = `runyard_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name} template template0`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
