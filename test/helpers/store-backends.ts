@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { inject } from "vitest";
 import { openPostgresStore } from "../../src/store/postgres.js";
 import { openSqliteStore } from "../../src/store/sqlite.js";
@@ -19,6 +20,8 @@ export interface StoreBackend {
 export interface TestStore {
   store: Store;
   reopen(opts?: { now?: () => Date; secretKey?: string }): Promise<Store>;
+  /** Every byte the backend stored: SQLite's files, or each row of PostgreSQL's tables as text. */
+  storedBytes(): Promise<Buffer>;
   /** Closes what `open` made and removes its files or database. */
   dispose(): Promise<void>;
 }
@@ -33,6 +36,7 @@ const sqlite: StoreBackend = {
     return {
       store,
       reopen: (again = opts) => openSqliteStore(path, again),
+      storedBytes: async () => Buffer.concat(readdirSync(dir).map((name) => readFileSync(join(dir, name)))),
       async dispose() {
         await store.close();
         rmSync(dir, { recursive: true, force: true });
@@ -50,10 +54,34 @@ const postgres: StoreBackend = {
     return {
       store,
       reopen: (again = opts) => openPostgresStore(url, { ...again, poolSize: 4 }),
+      storedBytes: () => postgresRowsAsText(url),
       dispose: () => store.close(),
     };
   },
 };
 
-/** Both backends, for `describe.each(storeBackends)`; the unavailable one skips (never in CI). */
-export const storeBackends: readonly StoreBackend[] = [sqlite, postgres];
+async function postgresRowsAsText(url: string): Promise<Buffer> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const tables = await client.query<{ name: string }>(
+      "select table_name as name from information_schema.tables where table_schema = 'public'",
+    );
+    const texts: string[] = [];
+    for (const { name } of tables.rows) {
+      const rows = await client.query<{ row: string }>(`select t::text as row from "${name}" t`);
+      texts.push(...rows.rows.map((r) => r.row));
+    }
+    return Buffer.from(texts.join("\n"));
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The backends that can run here, for `describe.each(storeBackends)("on $name", ...)`. Outside
+ * CI PostgreSQL may be missing (the global setup says so); in CI the setup fails instead.
+ */
+export const storeBackends: readonly StoreBackend[] = [sqlite, postgres].filter(
+  (backend) => backend.available,
+);
