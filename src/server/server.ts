@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { defaultMaxRunLogBytes } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createStore } from "../store/create-store.js";
 import type { Store } from "../store/types.js";
@@ -52,6 +53,16 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
   const { databaseUrl, home } = options;
+  if (databaseUrl && !home && options.secretKey === undefined) {
+    // Without a home there is no secret.key file; a shared database must not get plain secrets.
+    throw new RunyardError(
+      "USAGE",
+      "a PostgreSQL store needs a secret key: set RUNYARD_SECRET_KEY or give --home",
+      {
+        hint: "Set RUNYARD_SECRET_KEY (e.g. `openssl rand -base64 32`), or drop --memory so <home>/secret.key is used.",
+      },
+    );
+  }
   // The home folder holds the secret key file and artifacts on PostgreSQL too.
   const sqlitePath = home ? prepareHome(home).databasePath : undefined;
   const store = await createStore({
