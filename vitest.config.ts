@@ -8,6 +8,7 @@ export default defineConfig({
           name: "unit",
           include: ["src/**/*.test.ts"],
           testTimeout: 10_000,
+          globalSetup: ["test/helpers/postgres-setup.ts"],
         },
       },
       {
@@ -16,7 +17,7 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
-          globalSetup: ["test/global-setup.ts"],
+          globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts"],
         },
       },
     ],

@@ -27,6 +27,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     home: flags.memory ? undefined : resolveHome(config, ctx.cwd),
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     ...(config.secretKey ? { secretKey: config.secretKey } : {}),
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
     maxRunLogBytes: config.maxRunLogBytes,

@@ -58,6 +58,14 @@ export const configSchema = z.object({
    */
   secretKey: z.string().min(32, "must be at least 32 characters (try `openssl rand -base64 32`)").optional(),
   /**
+   * Server: a PostgreSQL database (`postgres://user:password@host:5432/runyard`) instead of the
+   * SQLite file in the home folder; several servers may share one.
+   */
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  /**
    * Server: output bytes stored per run (the log `runs logs` and SSE replay); past it output is
    * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
    */
@@ -90,6 +98,7 @@ const envNames: Record<keyof Config, string[]> = {
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
   shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
   secretKey: ["RUNYARD_SECRET_KEY"],
+  databaseUrl: ["RUNYARD_DATABASE_URL"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
 };
 
@@ -98,6 +107,7 @@ export const credentialEnvNames: readonly string[] = [
   ...envNames.token,
   ...envNames.adminToken,
   ...envNames.secretKey,
+  ...envNames.databaseUrl,
 ];
 
 /** `env` without runyard's own credentials, as the base of a step's environment. */

@@ -83,6 +83,14 @@ export const errorTable = {
     status: 500,
     hint: "runyard leaves the file as it is: move it aside (or restore a backup) and start again to get a new database.",
   },
+  STORE_UNREACHABLE: {
+    status: 500,
+    hint: "Check that PostgreSQL runs at that host and port, that this machine may connect to it, and the user, password and database name in RUNYARD_DATABASE_URL.",
+  },
+  STORE_TOO_NEW: {
+    status: 500,
+    hint: "A newer runyard migrated this database: run that version (or newer) here too; runyard never downgrades a schema.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

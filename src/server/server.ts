@@ -1,7 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { defaultMaxRunLogBytes } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { openMemoryStore, openSqliteStore } from "../store/sqlite.js";
+import { createStore } from "../store/create-store.js";
 import type { Store } from "../store/types.js";
 import { buildApp } from "./app.js";
 import { EventBus } from "./event-bus.js";
@@ -19,6 +20,8 @@ export interface ServerOptions {
   home: string | undefined;
   /** Admin token to ensure exists (RUNYARD_ADMIN_TOKEN); otherwise one is made on first start. */
   adminToken?: string;
+  /** A PostgreSQL URL (RUNYARD_DATABASE_URL): the store lives there instead of `<home>`'s SQLite file. */
+  databaseUrl?: string;
   /** Key that encrypts secrets at rest (RUNYARD_SECRET_KEY); otherwise `<home>/secret.key`. */
   secretKey?: string;
   timings: HubTimings;
@@ -49,15 +52,27 @@ export interface RunningServer {
 /** Starts the control plane: store, API, runner hub; carries on runs a previous process left. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
-  let store: Store;
-  if (options.home) {
-    const { databasePath } = prepareHome(options.home);
-    const secretKey = secretKeyFor(options.home, options.secretKey);
-    store = await openSqliteStore(databasePath, { logger, secretKey });
-    protectDatabase(options.home);
-  } else {
-    store = await openMemoryStore({ warn: options.warn, logger });
+  const { databaseUrl, home } = options;
+  if (databaseUrl && !home && options.secretKey === undefined) {
+    // Without a home there is no secret.key file; a shared database must not get plain secrets.
+    throw new RunyardError(
+      "USAGE",
+      "a PostgreSQL store needs a secret key: set RUNYARD_SECRET_KEY or give --home",
+      {
+        hint: "Set RUNYARD_SECRET_KEY (e.g. `openssl rand -base64 32`), or drop --memory so <home>/secret.key is used.",
+      },
+    );
   }
+  // The home folder holds the secret key file and artifacts on PostgreSQL too.
+  const sqlitePath = home ? prepareHome(home).databasePath : undefined;
+  const store = await createStore({
+    databaseUrl,
+    sqlitePath,
+    secretKey: home ? secretKeyFor(home, options.secretKey) : options.secretKey,
+    logger,
+    warn: options.warn,
+  });
+  if (home && !databaseUrl) protectDatabase(home);
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
 
   const bus = new EventBus();

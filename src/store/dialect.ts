@@ -47,7 +47,7 @@ export const sqliteDialect: StoreDialect = {
 };
 
 /**
- * For the pg backend (not wired yet). Its claim is the same statement with a locked candidate:
+ * PostgreSQL (`openPostgresStore`). Its claim is the same statement with a locked candidate:
  *
  *   update jobs set status = 'assigned', runner_id = $1, lease_expires_at = $2, updated_at = $3
  *   where status = 'queued' and id = (
@@ -55,7 +55,7 @@ export const sqliteDialect: StoreDialect = {
  *     order by c.created_at, c.id limit 1 for update skip locked)
  *   returning *
  *
- * Create the timestamp and id columns with `collate "C"` there, so text order is byte order.
+ * Its text columns are `collate "C"` (migrations/column-types.ts), so text order is byte order.
  */
 export const postgresDialect: StoreDialect = {
   name: "postgres",

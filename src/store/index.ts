@@ -2,8 +2,10 @@
  * The store's public surface: the `Store` interface and its records, and the constructors of
  * each backend. The server imports from here only.
  */
+export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
+export { openPostgresStore, type PostgresStoreOptions, redactDatabaseUrl } from "./postgres.js";
 export type { Database } from "./schema.js";
 export {
   inMemoryWarning,

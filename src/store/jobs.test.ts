@@ -1,260 +1,255 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openSqliteStore } from "./sqlite.js";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { ClaimingRunner, JobRecord, JobRequirements, Store } from "./types.js";
 
-let dir: string;
-let path: string;
 let store: Store;
 let clock: Date;
 let runId: string;
 let order: number;
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-store-"));
-  path = join(dir, "runyard.db");
-  clock = new Date("2026-01-01T00:00:00.000Z");
-  order = 0;
-  store = await openSqliteStore(path, { now: () => clock });
-  runId = (await store.createRun({ kind: "workflow", name: "deploy" })).id;
-});
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
 
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const plain: ClaimingRunner = { id: "runner-plain", group: "default", labels: [], tenant_id: null };
-
-function runner(overrides: Partial<ClaimingRunner>): ClaimingRunner {
-  return { ...plain, ...overrides };
-}
-
-async function queue(requirements: JobRequirements, name = `job-${order}`): Promise<JobRecord> {
-  order += 1;
-  return store.createJob({
-    id: name,
-    run_id: runId,
-    requirements,
-    payload: { step: name },
-    created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, order)).toISOString(),
+  beforeEach(async () => {
+    clock = new Date("2026-01-01T00:00:00.000Z");
+    order = 0;
+    opened = await backend.open({ now: () => clock });
+    store = opened.store;
+    runId = (await store.createRun({ kind: "workflow", name: "deploy" })).id;
   });
-}
 
-describe("createJob", () => {
-  it("queues a step job with its requirements and payload", async () => {
-    const job = await store.createJob({
+  afterEach(() => opened.dispose());
+
+  const plain: ClaimingRunner = { id: "runner-plain", group: "default", labels: [], tenant_id: null };
+
+  function runner(overrides: Partial<ClaimingRunner>): ClaimingRunner {
+    return { ...plain, ...overrides };
+  }
+
+  async function queue(requirements: JobRequirements, name = `job-${order}`): Promise<JobRecord> {
+    order += 1;
+    return store.createJob({
+      id: name,
       run_id: runId,
-      requirements: { group: "gpu", labels: ["cuda", "linux", "cuda"], tenant_id: "acme" },
-      payload: { script: "nvidia-smi" },
+      requirements,
+      payload: { step: name },
+      created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, order)).toISOString(),
     });
-    expect(job).toEqual({
-      id: expect.stringMatching(/^job_/),
-      run_id: runId,
-      type: "step",
-      status: "queued",
-      requirements: { group: "gpu", labels: ["cuda", "linux"], tenant_id: "acme" },
-      payload: { script: "nvidia-smi" },
-      result: null,
-      runner_id: null,
-      lease_expires_at: null,
-      last_event_seq: 0,
-      created_at: "2026-01-01T00:00:00.000Z",
-      updated_at: "2026-01-01T00:00:00.000Z",
+  }
+
+  describe("createJob", () => {
+    it("queues a step job with its requirements and payload", async () => {
+      const job = await store.createJob({
+        run_id: runId,
+        requirements: { group: "gpu", labels: ["cuda", "linux", "cuda"], tenant_id: "acme" },
+        payload: { script: "nvidia-smi" },
+      });
+      expect(job).toEqual({
+        id: expect.stringMatching(/^job_/),
+        run_id: runId,
+        type: "step",
+        status: "queued",
+        requirements: { group: "gpu", labels: ["cuda", "linux"], tenant_id: "acme" },
+        payload: { script: "nvidia-smi" },
+        result: null,
+        runner_id: null,
+        lease_expires_at: null,
+        last_event_seq: 0,
+        created_at: "2026-01-01T00:00:00.000Z",
+        updated_at: "2026-01-01T00:00:00.000Z",
+      });
+      expect(await store.getJob(job.id)).toEqual(job);
     });
-    expect(await store.getJob(job.id)).toEqual(job);
-  });
 
-  it("answers CONFLICT for a job id that is taken", async () => {
-    await queue({ labels: [] }, "same");
-    await expect(queue({ labels: [] }, "same")).rejects.toMatchObject({ code: "CONFLICT" });
-  });
-});
-
-describe("claimJob", () => {
-  it("assigns the oldest queued job to the runner with a lease", async () => {
-    const first = await queue({ labels: [] });
-    await queue({ labels: [] });
-    const claimed = await store.claimJob(plain, 30_000);
-    expect(claimed).toMatchObject({
-      id: first.id,
-      status: "assigned",
-      runner_id: "runner-plain",
-      lease_expires_at: "2026-01-01T00:00:30.000Z",
+    it("answers CONFLICT for a job id that is taken", async () => {
+      await queue({ labels: [] }, "same");
+      await expect(queue({ labels: [] }, "same")).rejects.toMatchObject({ code: "CONFLICT" });
     });
-    expect(await store.getJob(first.id)).toEqual(claimed);
   });
 
-  it("gives each job out once, then nothing", async () => {
-    await queue({ labels: [] });
-    await queue({ labels: [] });
-    const a = await store.claimJob(plain, 1000);
-    const b = await store.claimJob(plain, 1000);
-    expect(a?.id).not.toBe(b?.id);
-    expect(await store.claimJob(plain, 1000)).toBeUndefined();
-  });
+  describe("claimJob", () => {
+    it("assigns the oldest queued job to the runner with a lease", async () => {
+      const first = await queue({ labels: [] });
+      await queue({ labels: [] });
+      const claimed = await store.claimJob(plain, 30_000);
+      expect(claimed).toMatchObject({
+        id: first.id,
+        status: "assigned",
+        runner_id: "runner-plain",
+        lease_expires_at: "2026-01-01T00:00:30.000Z",
+      });
+      expect(await store.getJob(first.id)).toEqual(claimed);
+    });
 
-  it("routes by group: a job of a group goes only to that group's runners", async () => {
-    const gpu = await queue({ group: "gpu", labels: [] });
-    expect(await store.claimJob(runner({ group: "default" }), 1000)).toBeUndefined();
-    expect((await store.claimJob(runner({ group: "gpu" }), 1000))?.id).toBe(gpu.id);
-    const anyGroup = await queue({ labels: [] });
-    expect((await store.claimJob(runner({ group: "gpu" }), 1000))?.id).toBe(anyGroup.id);
-  });
+    it("gives each job out once, then nothing", async () => {
+      await queue({ labels: [] });
+      await queue({ labels: [] });
+      const a = await store.claimJob(plain, 1000);
+      const b = await store.claimJob(plain, 1000);
+      expect(a?.id).not.toBe(b?.id);
+      expect(await store.claimJob(plain, 1000)).toBeUndefined();
+    });
 
-  it("routes by labels: the runner must have every label of the job", async () => {
-    const job = await queue({ labels: ["linux", "docker"] });
-    expect(await store.claimJob(runner({ labels: [] }), 1000)).toBeUndefined();
-    expect(await store.claimJob(runner({ labels: ["linux"] }), 1000)).toBeUndefined();
-    expect(await store.claimJob(runner({ labels: ["docker", "arm64"] }), 1000)).toBeUndefined();
-    expect((await store.claimJob(runner({ labels: ["arm64", "docker", "linux"] }), 1000))?.id).toBe(job.id);
-  });
+    it("routes by group: a job of a group goes only to that group's runners", async () => {
+      const gpu = await queue({ group: "gpu", labels: [] });
+      expect(await store.claimJob(runner({ group: "default" }), 1000)).toBeUndefined();
+      expect((await store.claimJob(runner({ group: "gpu" }), 1000))?.id).toBe(gpu.id);
+      const anyGroup = await queue({ labels: [] });
+      expect((await store.claimJob(runner({ group: "gpu" }), 1000))?.id).toBe(anyGroup.id);
+    });
 
-  it("routes by tenant: a tenant's job goes only to that tenant's runners, a shared job to any", async () => {
-    const acmeJob = await queue({ labels: [], tenant_id: "acme" });
-    expect(await store.claimJob(runner({ tenant_id: null }), 1000)).toBeUndefined();
-    expect(await store.claimJob(runner({ tenant_id: "globex" }), 1000)).toBeUndefined();
-    expect((await store.claimJob(runner({ tenant_id: "acme" }), 1000))?.id).toBe(acmeJob.id);
-    const shared = await queue({ labels: [] });
-    expect((await store.claimJob(runner({ tenant_id: "globex" }), 1000))?.id).toBe(shared.id);
-  });
+    it("routes by labels: the runner must have every label of the job", async () => {
+      const job = await queue({ labels: ["linux", "docker"] });
+      expect(await store.claimJob(runner({ labels: [] }), 1000)).toBeUndefined();
+      expect(await store.claimJob(runner({ labels: ["linux"] }), 1000)).toBeUndefined();
+      expect(await store.claimJob(runner({ labels: ["docker", "arm64"] }), 1000)).toBeUndefined();
+      expect((await store.claimJob(runner({ labels: ["arm64", "docker", "linux"] }), 1000))?.id).toBe(job.id);
+    });
 
-  it("passes over older jobs the runner cannot take", async () => {
-    await queue({ labels: ["windows"] });
-    await queue({ group: "gpu", labels: [] });
-    const fits = await queue({ labels: ["linux"] });
-    expect((await store.claimJob(runner({ labels: ["linux"] }), 1000))?.id).toBe(fits.id);
-  });
+    it("routes by tenant: a tenant's job goes only to that tenant's runners, a shared job to any", async () => {
+      const acmeJob = await queue({ labels: [], tenant_id: "acme" });
+      expect(await store.claimJob(runner({ tenant_id: null }), 1000)).toBeUndefined();
+      expect(await store.claimJob(runner({ tenant_id: "globex" }), 1000)).toBeUndefined();
+      expect((await store.claimJob(runner({ tenant_id: "acme" }), 1000))?.id).toBe(acmeJob.id);
+      const shared = await queue({ labels: [] });
+      expect((await store.claimJob(runner({ tenant_id: "globex" }), 1000))?.id).toBe(shared.id);
+    });
 
-  it("never takes a job that is not queued", async () => {
-    const job = await queue({ labels: [] });
-    await store.updateJob(job.id, { status: "done" });
-    expect(await store.claimJob(plain, 1000)).toBeUndefined();
-  });
+    it("passes over older jobs the runner cannot take", async () => {
+      await queue({ labels: ["windows"] });
+      await queue({ group: "gpu", labels: [] });
+      const fits = await queue({ labels: ["linux"] });
+      expect((await store.claimJob(runner({ labels: ["linux"] }), 1000))?.id).toBe(fits.id);
+    });
 
-  it("never gives one job to two claimers using two store instances on the same file", async () => {
-    const other = await openSqliteStore(path);
-    try {
-      for (let i = 0; i < 40; i++) await queue({ labels: [] });
-      const claims: Promise<JobRecord | undefined>[] = [];
-      for (let i = 0; i < 30; i++) {
-        claims.push(store.claimJob(runner({ id: "runner-a" }), 60_000));
-        claims.push(other.claimJob(runner({ id: "runner-b" }), 60_000));
+    it("never takes a job that is not queued", async () => {
+      const job = await queue({ labels: [] });
+      await store.updateJob(job.id, { status: "done" });
+      expect(await store.claimJob(plain, 1000)).toBeUndefined();
+    });
+
+    it("never gives one job to two claimers using two store instances on the same database", async () => {
+      const other = await opened.reopen({});
+      try {
+        for (let i = 0; i < 40; i++) await queue({ labels: [] });
+        const claims: Promise<JobRecord | undefined>[] = [];
+        for (let i = 0; i < 30; i++) {
+          claims.push(store.claimJob(runner({ id: "runner-a" }), 60_000));
+          claims.push(other.claimJob(runner({ id: "runner-b" }), 60_000));
+        }
+        const claimed = (await Promise.all(claims)).filter((job) => job !== undefined);
+
+        const ids = claimed.map((job) => job.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(ids).toHaveLength(40);
+        expect(claimed.some((job) => job.runner_id === "runner-a")).toBe(true);
+        expect(claimed.some((job) => job.runner_id === "runner-b")).toBe(true);
+        for (const job of claimed) expect((await other.getJob(job.id))?.runner_id).toBe(job.runner_id);
+      } finally {
+        await other.close();
       }
-      const claimed = (await Promise.all(claims)).filter((job) => job !== undefined);
-
-      const ids = claimed.map((job) => job.id);
-      expect(new Set(ids).size).toBe(ids.length);
-      expect(ids).toHaveLength(40);
-      expect(claimed.some((job) => job.runner_id === "runner-a")).toBe(true);
-      expect(claimed.some((job) => job.runner_id === "runner-b")).toBe(true);
-      for (const job of claimed) expect((await other.getJob(job.id))?.runner_id).toBe(job.runner_id);
-    } finally {
-      await other.close();
-    }
-  });
-});
-
-describe("leases", () => {
-  it("renews the leases of a runner's assigned and running jobs only", async () => {
-    const assigned = await queue({ labels: [] });
-    const running = await queue({ labels: [] });
-    const done = await queue({ labels: [] });
-    const others = await queue({ labels: [] });
-    for (let i = 0; i < 3; i++) await store.claimJob(runner({ id: "r1" }), 10_000);
-    await store.claimJob(runner({ id: "r2" }), 10_000);
-    await store.updateJob(running.id, { status: "running" });
-    await store.updateJob(done.id, { status: "done" });
-
-    clock = new Date("2026-01-01T00:00:05.000Z");
-    expect(await store.renewLeases("r1", 10_000)).toEqual([assigned.id, running.id].sort());
-    expect((await store.getJob(assigned.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
-    expect((await store.getJob(running.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
-    expect((await store.getJob(done.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
-    expect((await store.getJob(others.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
-  });
-
-  it("lists the assigned and running jobs whose lease has ended", async () => {
-    const early = await queue({ labels: [] });
-    const late = await queue({ labels: [] });
-    await store.claimJob(runner({ id: "r1" }), 5_000);
-    await store.claimJob(runner({ id: "r1" }), 20_000);
-    await store.updateJob(late.id, { status: "running" });
-
-    expect(await store.expiredJobs("2026-01-01T00:00:04.999Z")).toEqual([]);
-    expect((await store.expiredJobs("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
-    clock = new Date("2026-01-01T00:01:00.000Z");
-    expect((await store.expiredJobs()).map((job) => job.id)).toEqual([early.id, late.id]);
-    await store.updateJob(early.id, { status: "lost" });
-    expect((await store.expiredJobs()).map((job) => job.id)).toEqual([late.id]);
-  });
-
-  it("lets a job whose lease ended be queued again and claimed by another runner", async () => {
-    const job = await queue({ labels: [] });
-    await store.claimJob(runner({ id: "r1" }), 1000);
-    clock = new Date("2026-01-01T00:00:02.000Z");
-    const [expired] = await store.expiredJobs();
-    expect(expired?.id).toBe(job.id);
-    await store.updateJob(
-      job.id,
-      { status: "queued", runner_id: null, lease_expires_at: null },
-      { ifStatus: ["assigned", "running"] },
-    );
-    expect(await store.expiredJobs()).toEqual([]);
-    expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
-  });
-});
-
-describe("updateJob and listJobs", () => {
-  it("stores the result and the new status, and only while ifStatus holds", async () => {
-    const job = await queue({ labels: [] });
-    expect(await store.updateJob(job.id, { status: "done" }, { ifStatus: ["running"] })).toBeUndefined();
-    clock = new Date("2026-01-01T00:10:00.000Z");
-    const done = await store.updateJob(
-      job.id,
-      { status: "done", result: { status: "success", exit_code: 0 } },
-      { ifStatus: ["queued", "running"] },
-    );
-    expect(done).toMatchObject({
-      status: "done",
-      result: { status: "success", exit_code: 0 },
-      updated_at: "2026-01-01T00:10:00.000Z",
     });
-    expect(await store.updateJob("job_nope", { status: "done" })).toBeUndefined();
   });
 
-  it("filters jobs by runner, run and status, oldest first", async () => {
-    const otherRun = (await store.createRun({ kind: "workflow", name: "other" })).id;
-    const a = await queue({ labels: [] });
-    const b = await queue({ labels: [] });
-    const c = await store.createJob({
-      run_id: otherRun,
-      requirements: { labels: [] },
-      payload: null,
-      created_at: "2026-01-02T00:00:00.000Z",
+  describe("leases", () => {
+    it("renews the leases of a runner's assigned and running jobs only", async () => {
+      const assigned = await queue({ labels: [] });
+      const running = await queue({ labels: [] });
+      const done = await queue({ labels: [] });
+      const others = await queue({ labels: [] });
+      for (let i = 0; i < 3; i++) await store.claimJob(runner({ id: "r1" }), 10_000);
+      await store.claimJob(runner({ id: "r2" }), 10_000);
+      await store.updateJob(running.id, { status: "running" });
+      await store.updateJob(done.id, { status: "done" });
+
+      clock = new Date("2026-01-01T00:00:05.000Z");
+      expect(await store.renewLeases("r1", 10_000)).toEqual([assigned.id, running.id].sort());
+      expect((await store.getJob(assigned.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
+      expect((await store.getJob(running.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
+      expect((await store.getJob(done.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+      expect((await store.getJob(others.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
     });
-    await store.claimJob(runner({ id: "r1" }), 1000);
 
-    const ids = async (query: Parameters<Store["listJobs"]>[0]) =>
-      (await store.listJobs(query)).map((job) => job.id);
-    expect(await ids({})).toEqual([a.id, b.id, c.id]);
-    expect(await ids({ runnerId: "r1" })).toEqual([a.id]);
-    expect(await ids({ runId })).toEqual([a.id, b.id]);
-    expect(await ids({ statuses: ["queued"] })).toEqual([b.id, c.id]);
-    expect(await ids({ runId, statuses: ["queued"] })).toEqual([b.id]);
-    expect(await ids({ statuses: [] })).toEqual([]);
+    it("lists the assigned and running jobs whose lease has ended", async () => {
+      const early = await queue({ labels: [] });
+      const late = await queue({ labels: [] });
+      await store.claimJob(runner({ id: "r1" }), 5_000);
+      await store.claimJob(runner({ id: "r1" }), 20_000);
+      await store.updateJob(late.id, { status: "running" });
+
+      expect(await store.expiredJobs("2026-01-01T00:00:04.999Z")).toEqual([]);
+      expect((await store.expiredJobs("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
+      clock = new Date("2026-01-01T00:01:00.000Z");
+      expect((await store.expiredJobs()).map((job) => job.id)).toEqual([early.id, late.id]);
+      await store.updateJob(early.id, { status: "lost" });
+      expect((await store.expiredJobs()).map((job) => job.id)).toEqual([late.id]);
+    });
+
+    it("lets a job whose lease ended be queued again and claimed by another runner", async () => {
+      const job = await queue({ labels: [] });
+      await store.claimJob(runner({ id: "r1" }), 1000);
+      clock = new Date("2026-01-01T00:00:02.000Z");
+      const [expired] = await store.expiredJobs();
+      expect(expired?.id).toBe(job.id);
+      await store.updateJob(
+        job.id,
+        { status: "queued", runner_id: null, lease_expires_at: null },
+        { ifStatus: ["assigned", "running"] },
+      );
+      expect(await store.expiredJobs()).toEqual([]);
+      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
+    });
   });
-});
 
-describe("jobQueue", () => {
-  it("counts queued jobs and gives the oldest one's creation time", async () => {
-    expect(await store.jobQueue()).toEqual({ queued: 0, oldest_created_at: null });
-    const first = await queue({ labels: [] });
-    await queue({ labels: [] });
-    const claimed = await queue({ labels: [] }, "claimed-later");
-    await store.updateJob(claimed.id, { status: "assigned", runner_id: plain.id });
-    expect(await store.jobQueue()).toEqual({ queued: 2, oldest_created_at: first.created_at });
+  describe("updateJob and listJobs", () => {
+    it("stores the result and the new status, and only while ifStatus holds", async () => {
+      const job = await queue({ labels: [] });
+      expect(await store.updateJob(job.id, { status: "done" }, { ifStatus: ["running"] })).toBeUndefined();
+      clock = new Date("2026-01-01T00:10:00.000Z");
+      const done = await store.updateJob(
+        job.id,
+        { status: "done", result: { status: "success", exit_code: 0 } },
+        { ifStatus: ["queued", "running"] },
+      );
+      expect(done).toMatchObject({
+        status: "done",
+        result: { status: "success", exit_code: 0 },
+        updated_at: "2026-01-01T00:10:00.000Z",
+      });
+      expect(await store.updateJob("job_nope", { status: "done" })).toBeUndefined();
+    });
+
+    it("filters jobs by runner, run and status, oldest first", async () => {
+      const otherRun = (await store.createRun({ kind: "workflow", name: "other" })).id;
+      const a = await queue({ labels: [] });
+      const b = await queue({ labels: [] });
+      const c = await store.createJob({
+        run_id: otherRun,
+        requirements: { labels: [] },
+        payload: null,
+        created_at: "2026-01-02T00:00:00.000Z",
+      });
+      await store.claimJob(runner({ id: "r1" }), 1000);
+
+      const ids = async (query: Parameters<Store["listJobs"]>[0]) =>
+        (await store.listJobs(query)).map((job) => job.id);
+      expect(await ids({})).toEqual([a.id, b.id, c.id]);
+      expect(await ids({ runnerId: "r1" })).toEqual([a.id]);
+      expect(await ids({ runId })).toEqual([a.id, b.id]);
+      expect(await ids({ statuses: ["queued"] })).toEqual([b.id, c.id]);
+      expect(await ids({ runId, statuses: ["queued"] })).toEqual([b.id]);
+      expect(await ids({ statuses: [] })).toEqual([]);
+    });
+  });
+
+  describe("jobQueue", () => {
+    it("counts queued jobs and gives the oldest one's creation time", async () => {
+      expect(await store.jobQueue()).toEqual({ queued: 0, oldest_created_at: null });
+      const first = await queue({ labels: [] });
+      await queue({ labels: [] });
+      const claimed = await queue({ labels: [] }, "claimed-later");
+      await store.updateJob(claimed.id, { status: "assigned", runner_id: plain.id });
+      expect(await store.jobQueue()).toEqual({ queued: 2, oldest_created_at: first.created_at });
+    });
   });
 });

@@ -1,202 +1,199 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { RunEvent } from "../core/events.js";
-import { openSqliteStore } from "./sqlite.js";
 import type { Store } from "./types.js";
 
-let dir: string;
 let store: Store;
 let runId: string;
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-store-"));
-  store = await openSqliteStore(join(dir, "runyard.db"));
-  runId = (await store.createRun({ kind: "workflow", name: "deploy" })).id;
-});
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
 
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function output(seq: number, data = `line ${seq}\n`, run = runId): RunEvent {
-  return {
-    run_id: run,
-    seq,
-    ts: "2026-01-01T00:00:00.000Z",
-    type: "step.output",
-    step: "build",
-    host: "local",
-    stream: "stdout",
-    data,
-  };
-}
-
-function outputs(from: number, to: number): RunEvent[] {
-  const events: RunEvent[] = [];
-  for (let seq = from; seq <= to; seq++) events.push(output(seq));
-  return events;
-}
-
-async function storedSeqs(): Promise<number[]> {
-  return (await store.listEvents(runId, { limit: 10_000 })).map((event) => event.seq);
-}
-
-describe("appendEvents", () => {
-  it("stores events as given and gives them back parsed, in seq order", async () => {
-    const events: RunEvent[] = [
-      {
-        run_id: runId,
-        seq: 1,
-        ts: "2026-01-01T00:00:00.000Z",
-        type: "run.queued",
-        kind: "workflow",
-        name: "deploy",
-      },
-      {
-        run_id: runId,
-        seq: 3,
-        ts: "2026-01-01T00:00:02.000Z",
-        type: "vars.exported",
-        step: "b",
-        host: "h",
-        vars: { A: "1" },
-      },
-      {
-        run_id: runId,
-        seq: 2,
-        ts: "2026-01-01T00:00:01.000Z",
-        type: "step.started",
-        step: "b",
-        host: "h",
-        attempt: 1,
-      },
-    ];
-    expect(await store.appendEvents(events)).toEqual({ duplicate: false, inserted: 3 });
-    expect(await store.listEvents(runId)).toEqual([events[0], events[2], events[1]]);
-    expect(await store.lastSeq(runId)).toBe(3);
-    expect((await store.getRun(runId))?.last_seq).toBe(3);
+  beforeEach(async () => {
+    opened = await backend.open();
+    store = opened.store;
+    runId = (await store.createRun({ kind: "workflow", name: "deploy" })).id;
   });
 
-  it("stores a batch sent twice for the same job once, and says the second was a duplicate", async () => {
-    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
-    const batch = outputs(1, 5);
+  afterEach(() => opened.dispose());
 
-    expect(await store.appendEvents(batch, { job: { id: job.id, seq: 5 } })).toEqual({
-      duplicate: false,
-      inserted: 5,
-    });
-    expect(await store.appendEvents(batch, { job: { id: job.id, seq: 5 } })).toEqual({
-      duplicate: true,
-      inserted: 0,
+  function output(seq: number, data = `line ${seq}\n`, run = runId): RunEvent {
+    return {
+      run_id: run,
+      seq,
+      ts: "2026-01-01T00:00:00.000Z",
+      type: "step.output",
+      step: "build",
+      host: "local",
+      stream: "stdout",
+      data,
+    };
+  }
+
+  function outputs(from: number, to: number): RunEvent[] {
+    const events: RunEvent[] = [];
+    for (let seq = from; seq <= to; seq++) events.push(output(seq));
+    return events;
+  }
+
+  async function storedSeqs(): Promise<number[]> {
+    return (await store.listEvents(runId, { limit: 10_000 })).map((event) => event.seq);
+  }
+
+  describe("appendEvents", () => {
+    it("stores events as given and gives them back parsed, in seq order", async () => {
+      const events: RunEvent[] = [
+        {
+          run_id: runId,
+          seq: 1,
+          ts: "2026-01-01T00:00:00.000Z",
+          type: "run.queued",
+          kind: "workflow",
+          name: "deploy",
+        },
+        {
+          run_id: runId,
+          seq: 3,
+          ts: "2026-01-01T00:00:02.000Z",
+          type: "vars.exported",
+          step: "b",
+          host: "h",
+          vars: { A: "1" },
+        },
+        {
+          run_id: runId,
+          seq: 2,
+          ts: "2026-01-01T00:00:01.000Z",
+          type: "step.started",
+          step: "b",
+          host: "h",
+          attempt: 1,
+        },
+      ];
+      expect(await store.appendEvents(events)).toEqual({ duplicate: false, inserted: 3 });
+      expect(await store.listEvents(runId)).toEqual([events[0], events[2], events[1]]);
+      expect(await store.lastSeq(runId)).toBe(3);
+      expect((await store.getRun(runId))?.last_seq).toBe(3);
     });
 
-    expect(await storedSeqs()).toEqual([1, 2, 3, 4, 5]);
-    expect((await store.getJob(job.id))?.last_event_seq).toBe(5);
-  });
+    it("stores a batch sent twice for the same job once, and says the second was a duplicate", async () => {
+      const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+      const batch = outputs(1, 5);
 
-  it("writes nothing for a batch older than the job's last stored one, even with new event seqs", async () => {
-    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
-    await store.appendEvents(outputs(1, 2), { job: { id: job.id, seq: 2 } });
-    expect(await store.appendEvents(outputs(3, 4), { job: { id: job.id, seq: 1 } })).toEqual({
-      duplicate: true,
-      inserted: 0,
+      expect(await store.appendEvents(batch, { job: { id: job.id, seq: 5 } })).toEqual({
+        duplicate: false,
+        inserted: 5,
+      });
+      expect(await store.appendEvents(batch, { job: { id: job.id, seq: 5 } })).toEqual({
+        duplicate: true,
+        inserted: 0,
+      });
+
+      expect(await storedSeqs()).toEqual([1, 2, 3, 4, 5]);
+      expect((await store.getJob(job.id))?.last_event_seq).toBe(5);
     });
-    expect(await storedSeqs()).toEqual([1, 2]);
-    expect(await store.appendEvents(outputs(3, 4), { job: { id: job.id, seq: 4 } })).toMatchObject({
-      inserted: 2,
+
+    it("writes nothing for a batch older than the job's last stored one, even with new event seqs", async () => {
+      const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+      await store.appendEvents(outputs(1, 2), { job: { id: job.id, seq: 2 } });
+      expect(await store.appendEvents(outputs(3, 4), { job: { id: job.id, seq: 1 } })).toEqual({
+        duplicate: true,
+        inserted: 0,
+      });
+      expect(await storedSeqs()).toEqual([1, 2]);
+      expect(await store.appendEvents(outputs(3, 4), { job: { id: job.id, seq: 4 } })).toMatchObject({
+        inserted: 2,
+      });
+      expect(await storedSeqs()).toEqual([1, 2, 3, 4]);
     });
-    expect(await storedSeqs()).toEqual([1, 2, 3, 4]);
-  });
 
-  it("never stores one (run_id, seq) twice, keeping the first event", async () => {
-    await store.appendEvents([output(1, "first"), output(2)]);
-    expect(await store.appendEvents([output(2, "again"), output(1, "second"), output(3)])).toEqual({
-      duplicate: false,
-      inserted: 1,
+    it("never stores one (run_id, seq) twice, keeping the first event", async () => {
+      await store.appendEvents([output(1, "first"), output(2)]);
+      expect(await store.appendEvents([output(2, "again"), output(1, "second"), output(3)])).toEqual({
+        duplicate: false,
+        inserted: 1,
+      });
+      const events = await store.listEvents(runId);
+      expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+      expect(events[0]).toMatchObject({ data: "first" });
     });
-    const events = await store.listEvents(runId);
-    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
-    expect(events[0]).toMatchObject({ data: "first" });
-  });
 
-  it("stores nothing and leaves the job's seq alone when one event of the batch cannot be stored", async () => {
-    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
-    const batch = [...outputs(1, 150), output(151, "x", "run_missing")];
-    await expect(store.appendEvents(batch, { job: { id: job.id, seq: 1 } })).rejects.toMatchObject({
-      code: "NOT_FOUND",
+    it("stores nothing and leaves the job's seq alone when one event of the batch cannot be stored", async () => {
+      const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+      const batch = [...outputs(1, 150), output(151, "x", "run_missing")];
+      await expect(store.appendEvents(batch, { job: { id: job.id, seq: 1 } })).rejects.toMatchObject({
+        code: "NOT_FOUND",
+      });
+      expect(await storedSeqs()).toEqual([]);
+      expect((await store.getJob(job.id))?.last_event_seq).toBe(0);
+      expect(await store.lastSeq(runId)).toBe(0);
+      expect(await store.appendEvents(outputs(1, 150), { job: { id: job.id, seq: 1 } })).toMatchObject({
+        inserted: 150,
+      });
     });
-    expect(await storedSeqs()).toEqual([]);
-    expect((await store.getJob(job.id))?.last_event_seq).toBe(0);
-    expect(await store.lastSeq(runId)).toBe(0);
-    expect(await store.appendEvents(outputs(1, 150), { job: { id: job.id, seq: 1 } })).toMatchObject({
-      inserted: 150,
+
+    it("answers NOT_FOUND for a batch of a job that does not exist", async () => {
+      await expect(
+        store.appendEvents(outputs(1, 1), { job: { id: "job_nope", seq: 1 } }),
+      ).rejects.toMatchObject({
+        code: "NOT_FOUND",
+      });
+      expect(await storedSeqs()).toEqual([]);
+    });
+
+    it("never lowers a run's last seq", async () => {
+      await store.appendEvents(outputs(5, 6));
+      await store.appendEvents(outputs(1, 2));
+      expect(await store.lastSeq(runId)).toBe(6);
+    });
+
+    it("keeps each run's last seq when one batch carries events of two runs", async () => {
+      const other = (await store.createRun({ kind: "workflow", name: "other" })).id;
+      await store.appendEvents([output(1), output(1, "o", other), output(2, "o", other), output(2)]);
+      expect(await store.lastSeq(runId)).toBe(2);
+      expect(await store.lastSeq(other)).toBe(2);
+      expect(await store.lastSeq("run_unknown")).toBeUndefined();
+    });
+
+    it("stores 10,000 small events in batches of 100 quickly (the hot path)", async () => {
+      const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+      const batches: RunEvent[][] = [];
+      for (let b = 0; b < 100; b++) batches.push(outputs(b * 100 + 1, b * 100 + 100));
+      const started = performance.now();
+      for (const [b, batch] of batches.entries())
+        await store.appendEvents(batch, { job: { id: job.id, seq: b + 1 } });
+      const seconds = (performance.now() - started) / 1000;
+      const rate = Math.round(10_000 / seconds);
+      console.log(
+        `appendEvents: 10,000 events in batches of 100: ${(seconds * 1000).toFixed(0)} ms, ${rate} events/s`,
+      );
+      expect(await store.lastSeq(runId)).toBe(10_000);
+      expect(rate).toBeGreaterThan(5_000);
     });
   });
 
-  it("answers NOT_FOUND for a batch of a job that does not exist", async () => {
-    await expect(
-      store.appendEvents(outputs(1, 1), { job: { id: "job_nope", seq: 1 } }),
-    ).rejects.toMatchObject({
-      code: "NOT_FOUND",
+  describe("listEvents", () => {
+    it("returns only the events after a seq, as a client resuming with ?after= needs", async () => {
+      await store.appendEvents(outputs(1, 10));
+      expect((await store.listEvents(runId, { after: 7 })).map((event) => event.seq)).toEqual([8, 9, 10]);
+      expect(await store.listEvents(runId, { after: 10 })).toEqual([]);
     });
-    expect(await storedSeqs()).toEqual([]);
-  });
 
-  it("never lowers a run's last seq", async () => {
-    await store.appendEvents(outputs(5, 6));
-    await store.appendEvents(outputs(1, 2));
-    expect(await store.lastSeq(runId)).toBe(6);
-  });
+    it("pages with limit and after", async () => {
+      await store.appendEvents(outputs(1, 10));
+      const first = await store.listEvents(runId, { limit: 4 });
+      const second = await store.listEvents(runId, { after: first.at(-1)?.seq, limit: 4 });
+      expect(first.map((event) => event.seq)).toEqual([1, 2, 3, 4]);
+      expect(second.map((event) => event.seq)).toEqual([5, 6, 7, 8]);
+    });
 
-  it("keeps each run's last seq when one batch carries events of two runs", async () => {
-    const other = (await store.createRun({ kind: "workflow", name: "other" })).id;
-    await store.appendEvents([output(1), output(1, "o", other), output(2, "o", other), output(2)]);
-    expect(await store.lastSeq(runId)).toBe(2);
-    expect(await store.lastSeq(other)).toBe(2);
-    expect(await store.lastSeq("run_unknown")).toBeUndefined();
-  });
+    it("returns at most 1000 events by default", async () => {
+      await store.appendEvents(outputs(1, 1001));
+      expect(await store.listEvents(runId)).toHaveLength(1000);
+    });
 
-  it("stores 10,000 small events in batches of 100 quickly (the hot path)", async () => {
-    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
-    const batches: RunEvent[][] = [];
-    for (let b = 0; b < 100; b++) batches.push(outputs(b * 100 + 1, b * 100 + 100));
-    const started = performance.now();
-    for (const [b, batch] of batches.entries())
-      await store.appendEvents(batch, { job: { id: job.id, seq: b + 1 } });
-    const seconds = (performance.now() - started) / 1000;
-    const rate = Math.round(10_000 / seconds);
-    console.log(
-      `appendEvents: 10,000 events in batches of 100: ${(seconds * 1000).toFixed(0)} ms, ${rate} events/s`,
-    );
-    expect(await store.lastSeq(runId)).toBe(10_000);
-    expect(rate).toBeGreaterThan(5_000);
-  });
-});
-
-describe("listEvents", () => {
-  it("returns only the events after a seq, as a client resuming with ?after= needs", async () => {
-    await store.appendEvents(outputs(1, 10));
-    expect((await store.listEvents(runId, { after: 7 })).map((event) => event.seq)).toEqual([8, 9, 10]);
-    expect(await store.listEvents(runId, { after: 10 })).toEqual([]);
-  });
-
-  it("pages with limit and after", async () => {
-    await store.appendEvents(outputs(1, 10));
-    const first = await store.listEvents(runId, { limit: 4 });
-    const second = await store.listEvents(runId, { after: first.at(-1)?.seq, limit: 4 });
-    expect(first.map((event) => event.seq)).toEqual([1, 2, 3, 4]);
-    expect(second.map((event) => event.seq)).toEqual([5, 6, 7, 8]);
-  });
-
-  it("returns at most 1000 events by default", async () => {
-    await store.appendEvents(outputs(1, 1001));
-    expect(await store.listEvents(runId)).toHaveLength(1000);
-  });
-
-  it("returns nothing for a run without events", async () => {
-    expect(await store.listEvents("run_unknown")).toEqual([]);
+    it("returns nothing for a run without events", async () => {
+      expect(await store.listEvents("run_unknown")).toEqual([]);
+    });
   });
 });

@@ -1,104 +1,103 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openSqliteStore } from "./sqlite.js";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { RunnerInput, Store } from "./types.js";
 
-let dir: string;
 let store: Store;
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-store-"));
-  store = await openSqliteStore(join(dir, "runyard.db"));
-});
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
 
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const gpuBox: RunnerInput = {
-  id: "runner-gpu-1",
-  group: "gpu",
-  labels: ["linux", "cuda"],
-  mode: "all",
-  capacity: 4,
-  cpus: 16,
-  memory: "64g",
-  hostname: "gpu-1.internal",
-  tenant_id: "acme",
-  version: "0.1.0",
-};
-
-describe("runners", () => {
-  it("stores a new runner offline with what it advertised", async () => {
-    expect(await store.upsertRunner(gpuBox)).toEqual({
-      ...gpuBox,
-      status: "offline",
-      connected_at: null,
-      last_heartbeat_at: null,
-      token_id: null,
-    });
-    expect(await store.getRunner("runner-gpu-1")).toMatchObject({ cpus: 16, memory: "64g" });
-    expect(await store.getRunner("runner-nope")).toBeUndefined();
+  beforeEach(async () => {
+    opened = await backend.open();
+    store = opened.store;
   });
 
-  it("replaces what a runner advertises when it says hello again, keeping its connection state", async () => {
-    await store.upsertRunner({ ...gpuBox, status: "online", connected_at: "2026-01-01T00:00:00Z" });
-    const again = await store.upsertRunner({ ...gpuBox, labels: ["linux"], capacity: 8, cpus: undefined });
-    expect(again).toMatchObject({
-      labels: ["linux"],
-      capacity: 8,
-      cpus: null,
-      status: "online",
-      connected_at: "2026-01-01T00:00:00.000Z",
-    });
-  });
+  afterEach(() => opened.dispose());
 
-  it("binds a runner id to the first runner token that registers it, until that token is revoked", async () => {
-    const first = await store.createToken({ kind: "runner", name: "first" });
-    const second = await store.createToken({ kind: "runner", name: "second" });
-    expect(await store.upsertRunner({ ...gpuBox, token_id: first.record.id })).toMatchObject({
-      token_id: first.record.id,
-    });
-    expect(await store.upsertRunner({ ...gpuBox, capacity: 99, token_id: second.record.id })).toBeUndefined();
-    expect(await store.getRunner(gpuBox.id)).toMatchObject({ capacity: 4, token_id: first.record.id });
-    expect(await store.upsertRunner({ ...gpuBox, capacity: 5, token_id: first.record.id })).toMatchObject({
-      capacity: 5,
-    });
-    await store.revokeToken(first.record.id);
-    expect(await store.upsertRunner({ ...gpuBox, token_id: second.record.id })).toMatchObject({
-      token_id: second.record.id,
-    });
-  });
+  const gpuBox: RunnerInput = {
+    id: "runner-gpu-1",
+    group: "gpu",
+    labels: ["linux", "cuda"],
+    mode: "all",
+    capacity: 4,
+    cpus: 16,
+    memory: "64g",
+    hostname: "gpu-1.internal",
+    tenant_id: "acme",
+    version: "0.1.0",
+  };
 
-  it("goes online with connection and heartbeat times, and offline keeping them", async () => {
-    await store.upsertRunner(gpuBox);
-    expect(await store.setRunnerStatus(gpuBox.id, "online", "2026-01-01T10:00:00Z")).toMatchObject({
-      status: "online",
-      connected_at: "2026-01-01T10:00:00.000Z",
-      last_heartbeat_at: "2026-01-01T10:00:00.000Z",
+  describe("runners", () => {
+    it("stores a new runner offline with what it advertised", async () => {
+      expect(await store.upsertRunner(gpuBox)).toEqual({
+        ...gpuBox,
+        status: "offline",
+        connected_at: null,
+        last_heartbeat_at: null,
+        token_id: null,
+      });
+      expect(await store.getRunner("runner-gpu-1")).toMatchObject({ cpus: 16, memory: "64g" });
+      expect(await store.getRunner("runner-nope")).toBeUndefined();
     });
-    expect(await store.touchRunner(gpuBox.id, "2026-01-01T10:00:05Z")).toBe(true);
-    expect(await store.setRunnerStatus(gpuBox.id, "offline", "2026-01-01T10:01:00Z")).toMatchObject({
-      status: "offline",
-      connected_at: "2026-01-01T10:00:00.000Z",
-      last_heartbeat_at: "2026-01-01T10:00:05.000Z",
-    });
-    expect(await store.setRunnerStatus("runner-nope", "online", "2026-01-01T10:00:00Z")).toBeUndefined();
-    expect(await store.touchRunner("runner-nope", "2026-01-01T10:00:00Z")).toBe(false);
-  });
 
-  it("lists runners by id, per tenant and status", async () => {
-    await store.upsertRunner(gpuBox);
-    await store.upsertRunner({ ...gpuBox, id: "runner-a", tenant_id: null, status: "online" });
-    await store.upsertRunner({ ...gpuBox, id: "runner-z", tenant_id: "globex" });
-    const ids = async (query?: Parameters<Store["listRunners"]>[0]) =>
-      (await store.listRunners(query)).map((runner) => runner.id);
-    expect(await ids()).toEqual(["runner-a", "runner-gpu-1", "runner-z"]);
-    expect(await ids({ tenantId: "acme" })).toEqual(["runner-gpu-1"]);
-    expect(await ids({ tenantId: null })).toEqual(["runner-a"]);
-    expect(await ids({ status: "online" })).toEqual(["runner-a"]);
+    it("replaces what a runner advertises when it says hello again, keeping its connection state", async () => {
+      await store.upsertRunner({ ...gpuBox, status: "online", connected_at: "2026-01-01T00:00:00Z" });
+      const again = await store.upsertRunner({ ...gpuBox, labels: ["linux"], capacity: 8, cpus: undefined });
+      expect(again).toMatchObject({
+        labels: ["linux"],
+        capacity: 8,
+        cpus: null,
+        status: "online",
+        connected_at: "2026-01-01T00:00:00.000Z",
+      });
+    });
+
+    it("binds a runner id to the first runner token that registers it, until that token is revoked", async () => {
+      const first = await store.createToken({ kind: "runner", name: "first" });
+      const second = await store.createToken({ kind: "runner", name: "second" });
+      expect(await store.upsertRunner({ ...gpuBox, token_id: first.record.id })).toMatchObject({
+        token_id: first.record.id,
+      });
+      expect(
+        await store.upsertRunner({ ...gpuBox, capacity: 99, token_id: second.record.id }),
+      ).toBeUndefined();
+      expect(await store.getRunner(gpuBox.id)).toMatchObject({ capacity: 4, token_id: first.record.id });
+      expect(await store.upsertRunner({ ...gpuBox, capacity: 5, token_id: first.record.id })).toMatchObject({
+        capacity: 5,
+      });
+      await store.revokeToken(first.record.id);
+      expect(await store.upsertRunner({ ...gpuBox, token_id: second.record.id })).toMatchObject({
+        token_id: second.record.id,
+      });
+    });
+
+    it("goes online with connection and heartbeat times, and offline keeping them", async () => {
+      await store.upsertRunner(gpuBox);
+      expect(await store.setRunnerStatus(gpuBox.id, "online", "2026-01-01T10:00:00Z")).toMatchObject({
+        status: "online",
+        connected_at: "2026-01-01T10:00:00.000Z",
+        last_heartbeat_at: "2026-01-01T10:00:00.000Z",
+      });
+      expect(await store.touchRunner(gpuBox.id, "2026-01-01T10:00:05Z")).toBe(true);
+      expect(await store.setRunnerStatus(gpuBox.id, "offline", "2026-01-01T10:01:00Z")).toMatchObject({
+        status: "offline",
+        connected_at: "2026-01-01T10:00:00.000Z",
+        last_heartbeat_at: "2026-01-01T10:00:05.000Z",
+      });
+      expect(await store.setRunnerStatus("runner-nope", "online", "2026-01-01T10:00:00Z")).toBeUndefined();
+      expect(await store.touchRunner("runner-nope", "2026-01-01T10:00:00Z")).toBe(false);
+    });
+
+    it("lists runners by id, per tenant and status", async () => {
+      await store.upsertRunner(gpuBox);
+      await store.upsertRunner({ ...gpuBox, id: "runner-a", tenant_id: null, status: "online" });
+      await store.upsertRunner({ ...gpuBox, id: "runner-z", tenant_id: "globex" });
+      const ids = async (query?: Parameters<Store["listRunners"]>[0]) =>
+        (await store.listRunners(query)).map((runner) => runner.id);
+      expect(await ids()).toEqual(["runner-a", "runner-gpu-1", "runner-z"]);
+      expect(await ids({ tenantId: "acme" })).toEqual(["runner-gpu-1"]);
+      expect(await ids({ tenantId: null })).toEqual(["runner-a"]);
+      expect(await ids({ status: "online" })).toEqual(["runner-a"]);
+    });
   });
 });

@@ -1,265 +1,266 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import { errorInfo } from "../core/errors.js";
-import { openSqliteStore } from "./sqlite.js";
 import type { Store } from "./types.js";
 
-let dir: string;
 let store: Store;
 let clock: Date;
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-store-"));
-  clock = new Date("2026-01-01T00:00:00.000Z");
-  store = await openSqliteStore(join(dir, "runyard.db"), { now: () => clock });
-});
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
 
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function minute(n: number): string {
-  return new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString();
-}
-
-describe("runs", () => {
-  it("creates a queued run with empty vars, steps and error", async () => {
-    const run = await store.createRun({
-      kind: "workflow",
-      name: "deploy",
-      spec: { text: "steps: []", vars: { A: "1" } },
-      tenant_id: "t1",
-      created_by: "tok_1",
-    });
-    expect(run.id).toMatch(/^run_/);
-    expect(await store.getRun(run.id)).toEqual({
-      id: run.id,
-      kind: "workflow",
-      name: "deploy",
-      status: "queued",
-      tenant_id: "t1",
-      created_by: "tok_1",
-      spec: { text: "steps: []", vars: { A: "1" } },
-      vars: {},
-      steps: [],
-      error: null,
-      created_at: "2026-01-01T00:00:00.000Z",
-      started_at: null,
-      finished_at: null,
-      last_seq: 0,
-      last_notify_error: null,
-    });
+  beforeEach(async () => {
+    clock = new Date("2026-01-01T00:00:00.000Z");
+    opened = await backend.open({ now: () => clock });
+    store = opened.store;
   });
 
-  it("takes a caller's run id once and answers CONFLICT the second time", async () => {
-    await store.createRun({ id: "run-20260212-001", kind: "workflow", name: "a" });
-    await expect(
-      store.createRun({ id: "run-20260212-001", kind: "workflow", name: "b" }),
-    ).rejects.toMatchObject({
-      code: "CONFLICT",
-    });
-    expect(await store.getRun("run-20260212-001")).toMatchObject({ name: "a" });
-  });
+  afterEach(() => opened.dispose());
 
-  it("returns undefined for an unknown run", async () => {
-    expect(await store.getRun("run_nope")).toBeUndefined();
-    expect(await store.updateRun("run_nope", { status: "running" })).toBeUndefined();
-  });
-
-  it("updates status, timestamps, vars, steps, error and last_notify_error, and nothing else", async () => {
-    const run = await store.createRun({ kind: "workflow", name: "deploy", spec: { keep: true } });
-    const updated = await store.updateRun(run.id, {
-      status: "failed",
-      started_at: "2026-01-01T00:00:01Z",
-      finished_at: "2026-01-01T00:00:05.5Z",
-      vars: { OUT: "x" },
-      steps: [{ name: "build", host: "local", status: "failed", exit_code: 2, attempts: 1 }],
-      error: errorInfo("STEP_FAILED", "build failed"),
-      last_notify_error: "POST http://hook: 502",
-    });
-    expect(updated).toEqual({
-      ...run,
-      status: "failed",
-      started_at: "2026-01-01T00:00:01.000Z",
-      finished_at: "2026-01-01T00:00:05.500Z",
-      vars: { OUT: "x" },
-      steps: [{ name: "build", host: "local", status: "failed", exit_code: 2, attempts: 1 }],
-      error: errorInfo("STEP_FAILED", "build failed"),
-      last_notify_error: "POST http://hook: 502",
-    });
-    expect(await store.getRun(run.id)).toEqual(updated);
-  });
-
-  it("updates only while the status is one of ifStatus", async () => {
-    const run = await store.createRun({ kind: "workflow", name: "deploy", status: "running" });
-    expect(await store.updateRun(run.id, { status: "canceled" }, { ifStatus: ["queued"] })).toBeUndefined();
-    expect((await store.getRun(run.id))?.status).toBe("running");
-    expect(await store.updateRun(run.id, { status: "success" }, { ifStatus: ["running"] })).toMatchObject({
-      status: "success",
-    });
-  });
-
-  it("rejects a timestamp that is not one", async () => {
-    const run = await store.createRun({ kind: "workflow", name: "deploy" });
-    await expect(store.updateRun(run.id, { started_at: "yesterday" })).rejects.toMatchObject({
-      code: "INVALID_INPUT",
-    });
-  });
-});
-
-describe("listRuns", () => {
-  async function seed(): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < 7; i++) {
-      const run = await store.createRun({
-        id: `run-${i}`,
-        kind: i % 3 === 0 ? "agent" : "workflow",
-        name: `run ${i}`,
-        status: i % 2 === 0 ? "success" : "failed",
-        tenant_id: i < 4 ? "acme" : null,
-        created_at: minute(i),
-      });
-      ids.push(run.id);
-    }
-    return ids;
+  function minute(n: number): string {
+    return new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString();
   }
 
-  it("lists newest first in pages that follow each other without gaps or repeats", async () => {
-    const ids = await seed();
-    const first = await store.listRuns({ limit: 3 });
-    expect(first.runs.map((run) => run.id)).toEqual(["run-6", "run-5", "run-4"]);
-    expect(first.next).toBe("run-4");
-    const second = await store.listRuns({ limit: 3, before: first.next });
-    expect(second.runs.map((run) => run.id)).toEqual(["run-3", "run-2", "run-1"]);
-    const third = await store.listRuns({ limit: 3, before: second.next });
-    expect(third.runs.map((run) => run.id)).toEqual(["run-0"]);
-    expect(third.next).toBeUndefined();
-    expect([...first.runs, ...second.runs, ...third.runs].map((run) => run.id)).toEqual([...ids].reverse());
+  describe("runs", () => {
+    it("creates a queued run with empty vars, steps and error", async () => {
+      const run = await store.createRun({
+        kind: "workflow",
+        name: "deploy",
+        spec: { text: "steps: []", vars: { A: "1" } },
+        tenant_id: "t1",
+        created_by: "tok_1",
+      });
+      expect(run.id).toMatch(/^run_/);
+      expect(await store.getRun(run.id)).toEqual({
+        id: run.id,
+        kind: "workflow",
+        name: "deploy",
+        status: "queued",
+        tenant_id: "t1",
+        created_by: "tok_1",
+        spec: { text: "steps: []", vars: { A: "1" } },
+        vars: {},
+        steps: [],
+        error: null,
+        created_at: "2026-01-01T00:00:00.000Z",
+        started_at: null,
+        finished_at: null,
+        last_seq: 0,
+        last_notify_error: null,
+      });
+    });
+
+    it("takes a caller's run id once and answers CONFLICT the second time", async () => {
+      await store.createRun({ id: "run-20260212-001", kind: "workflow", name: "a" });
+      await expect(
+        store.createRun({ id: "run-20260212-001", kind: "workflow", name: "b" }),
+      ).rejects.toMatchObject({
+        code: "CONFLICT",
+      });
+      expect(await store.getRun("run-20260212-001")).toMatchObject({ name: "a" });
+    });
+
+    it("returns undefined for an unknown run", async () => {
+      expect(await store.getRun("run_nope")).toBeUndefined();
+      expect(await store.updateRun("run_nope", { status: "running" })).toBeUndefined();
+    });
+
+    it("updates status, timestamps, vars, steps, error and last_notify_error, and nothing else", async () => {
+      const run = await store.createRun({ kind: "workflow", name: "deploy", spec: { keep: true } });
+      const updated = await store.updateRun(run.id, {
+        status: "failed",
+        started_at: "2026-01-01T00:00:01Z",
+        finished_at: "2026-01-01T00:00:05.5Z",
+        vars: { OUT: "x" },
+        steps: [{ name: "build", host: "local", status: "failed", exit_code: 2, attempts: 1 }],
+        error: errorInfo("STEP_FAILED", "build failed"),
+        last_notify_error: "POST http://hook: 502",
+      });
+      expect(updated).toEqual({
+        ...run,
+        status: "failed",
+        started_at: "2026-01-01T00:00:01.000Z",
+        finished_at: "2026-01-01T00:00:05.500Z",
+        vars: { OUT: "x" },
+        steps: [{ name: "build", host: "local", status: "failed", exit_code: 2, attempts: 1 }],
+        error: errorInfo("STEP_FAILED", "build failed"),
+        last_notify_error: "POST http://hook: 502",
+      });
+      expect(await store.getRun(run.id)).toEqual(updated);
+    });
+
+    it("updates only while the status is one of ifStatus", async () => {
+      const run = await store.createRun({ kind: "workflow", name: "deploy", status: "running" });
+      expect(await store.updateRun(run.id, { status: "canceled" }, { ifStatus: ["queued"] })).toBeUndefined();
+      expect((await store.getRun(run.id))?.status).toBe("running");
+      expect(await store.updateRun(run.id, { status: "success" }, { ifStatus: ["running"] })).toMatchObject({
+        status: "success",
+      });
+    });
+
+    it("rejects a timestamp that is not one", async () => {
+      const run = await store.createRun({ kind: "workflow", name: "deploy" });
+      await expect(store.updateRun(run.id, { started_at: "yesterday" })).rejects.toMatchObject({
+        code: "INVALID_INPUT",
+      });
+    });
   });
 
-  it("breaks ties of created_at by id, also across pages", async () => {
-    for (const id of ["run-b", "run-d", "run-a", "run-c"]) {
-      await store.createRun({ id, kind: "workflow", name: id, created_at: minute(0) });
+  describe("listRuns", () => {
+    async function seed(): Promise<string[]> {
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const run = await store.createRun({
+          id: `run-${i}`,
+          kind: i % 3 === 0 ? "agent" : "workflow",
+          name: `run ${i}`,
+          status: i % 2 === 0 ? "success" : "failed",
+          tenant_id: i < 4 ? "acme" : null,
+          created_at: minute(i),
+        });
+        ids.push(run.id);
+      }
+      return ids;
     }
-    const first = await store.listRuns({ limit: 2 });
-    const second = await store.listRuns({ limit: 2, before: first.next });
-    expect([...first.runs, ...second.runs].map((run) => run.id)).toEqual([
-      "run-d",
-      "run-c",
-      "run-b",
-      "run-a",
-    ]);
-    expect(second.next).toBeUndefined();
-  });
 
-  it("filters by status, kind and tenant together", async () => {
-    await seed();
-    const ids = async (query: Parameters<Store["listRuns"]>[0]) =>
-      (await store.listRuns(query)).runs.map((run) => run.id);
-    expect(await ids({ status: "success" })).toEqual(["run-6", "run-4", "run-2", "run-0"]);
-    expect(await ids({ status: ["failed", "queued"] })).toEqual(["run-5", "run-3", "run-1"]);
-    expect(await ids({ kind: "agent" })).toEqual(["run-6", "run-3", "run-0"]);
-    expect(await ids({ tenantId: "acme" })).toEqual(["run-3", "run-2", "run-1", "run-0"]);
-    expect(await ids({ tenantId: null })).toEqual(["run-6", "run-5", "run-4"]);
-    expect(await ids({ tenantId: "acme", status: "success", kind: "workflow" })).toEqual(["run-2"]);
-    expect(await ids({ tenantId: "other" })).toEqual([]);
-  });
-
-  it("pages within a filter", async () => {
-    await seed();
-    const first = await store.listRuns({ status: "success", limit: 2 });
-    const second = await store.listRuns({ status: "success", limit: 2, before: first.next });
-    expect(first.runs.map((run) => run.id)).toEqual(["run-6", "run-4"]);
-    expect(second.runs.map((run) => run.id)).toEqual(["run-2", "run-0"]);
-    expect(second.next).toBeUndefined();
-  });
-
-  it("defaults to 50 runs a page and never returns more than 500", async () => {
-    for (let i = 0; i < 501; i++) await store.createRun({ kind: "workflow", name: `r${i}` });
-    expect((await store.listRuns()).runs).toHaveLength(50);
-    const big = await store.listRuns({ limit: 10_000 });
-    expect(big.runs).toHaveLength(500);
-    expect(big.next).toBeDefined();
-    expect((await store.listRuns({ limit: 0 })).runs).toHaveLength(1);
-  });
-
-  it("answers INVALID_INPUT for a cursor that names no run", async () => {
-    await expect(store.listRuns({ before: "run_nope" })).rejects.toMatchObject({ code: "INVALID_INPUT" });
-  });
-});
-
-describe("markInterruptedRunning", () => {
-  it("interrupts running runs only, with the reason and a finish time", async () => {
-    const running = await store.createRun({ kind: "workflow", name: "a", status: "running" });
-    const queued = await store.createRun({ kind: "workflow", name: "b", status: "queued" });
-    const done = await store.createRun({ kind: "workflow", name: "c", status: "success" });
-    clock = new Date("2026-01-01T01:00:00.000Z");
-    const reason = errorInfo("RUNNER_LOST", "the server restarted and the runner never came back");
-
-    expect(await store.markInterruptedRunning(reason)).toEqual([running.id]);
-
-    expect(await store.getRun(running.id)).toMatchObject({
-      status: "interrupted",
-      error: reason,
-      finished_at: "2026-01-01T01:00:00.000Z",
+    it("lists newest first in pages that follow each other without gaps or repeats", async () => {
+      const ids = await seed();
+      const first = await store.listRuns({ limit: 3 });
+      expect(first.runs.map((run) => run.id)).toEqual(["run-6", "run-5", "run-4"]);
+      expect(first.next).toBe("run-4");
+      const second = await store.listRuns({ limit: 3, before: first.next });
+      expect(second.runs.map((run) => run.id)).toEqual(["run-3", "run-2", "run-1"]);
+      const third = await store.listRuns({ limit: 3, before: second.next });
+      expect(third.runs.map((run) => run.id)).toEqual(["run-0"]);
+      expect(third.next).toBeUndefined();
+      expect([...first.runs, ...second.runs, ...third.runs].map((run) => run.id)).toEqual([...ids].reverse());
     });
-    expect(await store.getRun(queued.id)).toMatchObject({ status: "queued", error: null, finished_at: null });
-    expect(await store.getRun(done.id)).toMatchObject({ status: "success", error: null });
-    expect(await store.markInterruptedRunning(reason)).toEqual([]);
+
+    it("breaks ties of created_at by id, also across pages", async () => {
+      for (const id of ["run-b", "run-d", "run-a", "run-c"]) {
+        await store.createRun({ id, kind: "workflow", name: id, created_at: minute(0) });
+      }
+      const first = await store.listRuns({ limit: 2 });
+      const second = await store.listRuns({ limit: 2, before: first.next });
+      expect([...first.runs, ...second.runs].map((run) => run.id)).toEqual([
+        "run-d",
+        "run-c",
+        "run-b",
+        "run-a",
+      ]);
+      expect(second.next).toBeUndefined();
+    });
+
+    it("filters by status, kind and tenant together", async () => {
+      await seed();
+      const ids = async (query: Parameters<Store["listRuns"]>[0]) =>
+        (await store.listRuns(query)).runs.map((run) => run.id);
+      expect(await ids({ status: "success" })).toEqual(["run-6", "run-4", "run-2", "run-0"]);
+      expect(await ids({ status: ["failed", "queued"] })).toEqual(["run-5", "run-3", "run-1"]);
+      expect(await ids({ kind: "agent" })).toEqual(["run-6", "run-3", "run-0"]);
+      expect(await ids({ tenantId: "acme" })).toEqual(["run-3", "run-2", "run-1", "run-0"]);
+      expect(await ids({ tenantId: null })).toEqual(["run-6", "run-5", "run-4"]);
+      expect(await ids({ tenantId: "acme", status: "success", kind: "workflow" })).toEqual(["run-2"]);
+      expect(await ids({ tenantId: "other" })).toEqual([]);
+    });
+
+    it("pages within a filter", async () => {
+      await seed();
+      const first = await store.listRuns({ status: "success", limit: 2 });
+      const second = await store.listRuns({ status: "success", limit: 2, before: first.next });
+      expect(first.runs.map((run) => run.id)).toEqual(["run-6", "run-4"]);
+      expect(second.runs.map((run) => run.id)).toEqual(["run-2", "run-0"]);
+      expect(second.next).toBeUndefined();
+    });
+
+    it("defaults to 50 runs a page and never returns more than 500", async () => {
+      for (let i = 0; i < 501; i++) await store.createRun({ kind: "workflow", name: `r${i}` });
+      expect((await store.listRuns()).runs).toHaveLength(50);
+      const big = await store.listRuns({ limit: 10_000 });
+      expect(big.runs).toHaveLength(500);
+      expect(big.next).toBeDefined();
+      expect((await store.listRuns({ limit: 0 })).runs).toHaveLength(1);
+    });
+
+    it("answers INVALID_INPUT for a cursor that names no run", async () => {
+      await expect(store.listRuns({ before: "run_nope" })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    });
   });
 
-  it("limits itself to the given ids", async () => {
-    const a = await store.createRun({ kind: "workflow", name: "a", status: "running" });
-    const b = await store.createRun({ kind: "workflow", name: "b", status: "running" });
-    const reason = errorInfo("RUNNER_LOST", "lease expired");
-    expect(await store.markInterruptedRunning(reason, { ids: [b.id, "run_unknown"] })).toEqual([b.id]);
-    expect(await store.markInterruptedRunning(reason, { ids: [] })).toEqual([]);
-    expect((await store.getRun(a.id))?.status).toBe("running");
+  describe("markInterruptedRunning", () => {
+    it("interrupts running runs only, with the reason and a finish time", async () => {
+      const running = await store.createRun({ kind: "workflow", name: "a", status: "running" });
+      const queued = await store.createRun({ kind: "workflow", name: "b", status: "queued" });
+      const done = await store.createRun({ kind: "workflow", name: "c", status: "success" });
+      clock = new Date("2026-01-01T01:00:00.000Z");
+      const reason = errorInfo("RUNNER_LOST", "the server restarted and the runner never came back");
+
+      expect(await store.markInterruptedRunning(reason)).toEqual([running.id]);
+
+      expect(await store.getRun(running.id)).toMatchObject({
+        status: "interrupted",
+        error: reason,
+        finished_at: "2026-01-01T01:00:00.000Z",
+      });
+      expect(await store.getRun(queued.id)).toMatchObject({
+        status: "queued",
+        error: null,
+        finished_at: null,
+      });
+      expect(await store.getRun(done.id)).toMatchObject({ status: "success", error: null });
+      expect(await store.markInterruptedRunning(reason)).toEqual([]);
+    });
+
+    it("limits itself to the given ids", async () => {
+      const a = await store.createRun({ kind: "workflow", name: "a", status: "running" });
+      const b = await store.createRun({ kind: "workflow", name: "b", status: "running" });
+      const reason = errorInfo("RUNNER_LOST", "lease expired");
+      expect(await store.markInterruptedRunning(reason, { ids: [b.id, "run_unknown"] })).toEqual([b.id]);
+      expect(await store.markInterruptedRunning(reason, { ids: [] })).toEqual([]);
+      expect((await store.getRun(a.id))?.status).toBe("running");
+    });
+
+    it("lists runs by status oldest first, for reconciliation", async () => {
+      await store.createRun({
+        id: "run-new",
+        kind: "workflow",
+        name: "n",
+        status: "running",
+        created_at: minute(5),
+      });
+      await store.createRun({
+        id: "run-old",
+        kind: "workflow",
+        name: "o",
+        status: "queued",
+        created_at: minute(1),
+      });
+      await store.createRun({
+        id: "run-ok",
+        kind: "workflow",
+        name: "k",
+        status: "success",
+        created_at: minute(0),
+      });
+      const runs = await store.listRunsByStatus(["queued", "running"]);
+      expect(runs.map((run) => run.id)).toEqual(["run-old", "run-new"]);
+      expect(await store.listRunsByStatus([])).toEqual([]);
+    });
   });
 
-  it("lists runs by status oldest first, for reconciliation", async () => {
-    await store.createRun({
-      id: "run-new",
-      kind: "workflow",
-      name: "n",
-      status: "running",
-      created_at: minute(5),
+  describe("countRuns", () => {
+    it("counts runs by kind and status, leaving out pairs with none", async () => {
+      expect(await store.countRuns()).toEqual([]);
+      await store.createRun({ kind: "workflow", name: "a" });
+      await store.createRun({ kind: "workflow", name: "b" });
+      const done = await store.createRun({ kind: "workflow", name: "c" });
+      await store.updateRun(done.id, { status: "success" });
+      await store.createRun({ kind: "bot", name: "d", status: "running" });
+      expect(await store.countRuns()).toEqual([
+        { kind: "bot", status: "running", count: 1 },
+        { kind: "workflow", status: "queued", count: 2 },
+        { kind: "workflow", status: "success", count: 1 },
+      ]);
     });
-    await store.createRun({
-      id: "run-old",
-      kind: "workflow",
-      name: "o",
-      status: "queued",
-      created_at: minute(1),
-    });
-    await store.createRun({
-      id: "run-ok",
-      kind: "workflow",
-      name: "k",
-      status: "success",
-      created_at: minute(0),
-    });
-    const runs = await store.listRunsByStatus(["queued", "running"]);
-    expect(runs.map((run) => run.id)).toEqual(["run-old", "run-new"]);
-    expect(await store.listRunsByStatus([])).toEqual([]);
-  });
-});
-
-describe("countRuns", () => {
-  it("counts runs by kind and status, leaving out pairs with none", async () => {
-    expect(await store.countRuns()).toEqual([]);
-    await store.createRun({ kind: "workflow", name: "a" });
-    await store.createRun({ kind: "workflow", name: "b" });
-    const done = await store.createRun({ kind: "workflow", name: "c" });
-    await store.updateRun(done.id, { status: "success" });
-    await store.createRun({ kind: "bot", name: "d", status: "running" });
-    expect(await store.countRuns()).toEqual([
-      { kind: "bot", status: "running", count: 1 },
-      { kind: "workflow", status: "queued", count: 2 },
-      { kind: "workflow", status: "success", count: 1 },
-    ]);
   });
 });

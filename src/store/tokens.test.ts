@@ -1,113 +1,105 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openSqliteStore } from "./sqlite.js";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { Store } from "./types.js";
 
-let dir: string;
 let store: Store;
 let clock: Date;
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-store-"));
-  clock = new Date("2026-01-01T00:00:00.000Z");
-  store = await openSqliteStore(join(dir, "runyard.db"), { now: () => clock });
-});
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
 
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+  beforeEach(async () => {
+    clock = new Date("2026-01-01T00:00:00.000Z");
+    opened = await backend.open({ now: () => clock });
+    store = opened.store;
+  });
 
-/** Every byte SQLite has written: the database file, its WAL and shared-memory files. */
-function databaseBytes(): Buffer {
-  return Buffer.concat(readdirSync(dir).map((name) => readFileSync(join(dir, name))));
-}
+  afterEach(() => opened.dispose());
 
-describe("tokens", () => {
-  it("creates a token with a fresh ryt_ secret and finds it by that secret", async () => {
-    const { record, secret } = await store.createToken({ kind: "user", name: "ci", tenant_id: "acme" });
-    expect(secret).toMatch(/^ryt_[A-Za-z0-9_-]{43}$/);
-    expect(record).toEqual({
-      id: expect.stringMatching(/^tok_/),
-      kind: "user",
-      name: "ci",
-      group: null,
-      tenant_id: "acme",
-      created_at: "2026-01-01T00:00:00.000Z",
-      last_used_at: null,
+  describe("tokens", () => {
+    it("creates a token with a fresh ryt_ secret and finds it by that secret", async () => {
+      const { record, secret } = await store.createToken({ kind: "user", name: "ci", tenant_id: "acme" });
+      expect(secret).toMatch(/^ryt_[A-Za-z0-9_-]{43}$/);
+      expect(record).toEqual({
+        id: expect.stringMatching(/^tok_/),
+        kind: "user",
+        name: "ci",
+        group: null,
+        tenant_id: "acme",
+        created_at: "2026-01-01T00:00:00.000Z",
+        last_used_at: null,
+      });
+      expect(await store.findToken(secret)).toEqual({ ...record, last_used_at: "2026-01-01T00:00:00.000Z" });
     });
-    expect(await store.findToken(secret)).toEqual({ ...record, last_used_at: "2026-01-01T00:00:00.000Z" });
-  });
 
-  it("finds nothing for a wrong, truncated or empty secret", async () => {
-    const { secret } = await store.createToken({ kind: "admin", name: "admin" });
-    expect(await store.findToken(`${secret}x`)).toBeUndefined();
-    expect(await store.findToken(secret.slice(0, -1))).toBeUndefined();
-    expect(await store.findToken("")).toBeUndefined();
-  });
-
-  it("keeps only a SHA-256 hash: the secret's bytes are nowhere in the database files", async () => {
-    const { secret } = await store.createToken({
-      kind: "admin",
-      name: "admin",
-      secret: "ryt_given-admin-secret-0123456789",
+    it("finds nothing for a wrong, truncated or empty secret", async () => {
+      const { secret } = await store.createToken({ kind: "admin", name: "admin" });
+      expect(await store.findToken(`${secret}x`)).toBeUndefined();
+      expect(await store.findToken(secret.slice(0, -1))).toBeUndefined();
+      expect(await store.findToken("")).toBeUndefined();
     });
-    const hash = createHash("sha256").update(secret).digest("hex");
 
-    const whileOpen = databaseBytes();
-    expect(whileOpen.includes(hash)).toBe(true);
-    expect(whileOpen.includes(secret)).toBe(false);
-    expect(whileOpen.includes("given-admin-secret")).toBe(false);
+    it("keeps only a SHA-256 hash: the secret's bytes are nowhere in the database files", async () => {
+      const { secret } = await store.createToken({
+        kind: "admin",
+        name: "admin",
+        secret: "ryt_given-admin-secret-0123456789",
+      });
+      const hash = createHash("sha256").update(secret).digest("hex");
 
-    await store.close();
-    const afterClose = databaseBytes();
-    expect(afterClose.includes(hash)).toBe(true);
-    expect(afterClose.includes("given-admin-secret")).toBe(false);
-  });
+      const whileOpen = await opened.storedBytes();
+      expect(whileOpen.includes(hash)).toBe(true);
+      expect(whileOpen.includes(secret)).toBe(false);
+      expect(whileOpen.includes("given-admin-secret")).toBe(false);
 
-  it("takes a given secret (RUNYARD_ADMIN_TOKEN), once", async () => {
-    await store.createToken({ kind: "admin", name: "admin", secret: "s3cret-from-env" });
-    expect(await store.findToken("s3cret-from-env")).toMatchObject({ kind: "admin" });
-    await expect(
-      store.createToken({ kind: "user", name: "copy", secret: "s3cret-from-env" }),
-    ).rejects.toMatchObject({
-      code: "CONFLICT",
+      await store.close();
+      const afterClose = await opened.storedBytes();
+      expect(afterClose.includes(hash)).toBe(true);
+      expect(afterClose.includes("given-admin-secret")).toBe(false);
     });
-    await expect(store.createToken({ kind: "user", name: "empty", secret: "" })).rejects.toMatchObject({
-      code: "INVALID_INPUT",
+
+    it("takes a given secret (RUNYARD_ADMIN_TOKEN), once", async () => {
+      await store.createToken({ kind: "admin", name: "admin", secret: "s3cret-from-env" });
+      expect(await store.findToken("s3cret-from-env")).toMatchObject({ kind: "admin" });
+      await expect(
+        store.createToken({ kind: "user", name: "copy", secret: "s3cret-from-env" }),
+      ).rejects.toMatchObject({
+        code: "CONFLICT",
+      });
+      await expect(store.createToken({ kind: "user", name: "empty", secret: "" })).rejects.toMatchObject({
+        code: "INVALID_INPUT",
+      });
     });
-  });
 
-  it("records use at most once a minute", async () => {
-    const { record, secret } = await store.createToken({ kind: "user", name: "ci" });
-    await store.findToken(secret);
-    clock = new Date("2026-01-01T00:00:59.000Z");
-    expect((await store.findToken(secret))?.last_used_at).toBe("2026-01-01T00:00:00.000Z");
-    clock = new Date("2026-01-01T00:01:00.000Z");
-    expect((await store.findToken(secret))?.last_used_at).toBe("2026-01-01T00:01:00.000Z");
-    expect((await store.listTokens()).find((token) => token.id === record.id)?.last_used_at).toBe(
-      "2026-01-01T00:01:00.000Z",
-    );
-  });
+    it("records use at most once a minute", async () => {
+      const { record, secret } = await store.createToken({ kind: "user", name: "ci" });
+      await store.findToken(secret);
+      clock = new Date("2026-01-01T00:00:59.000Z");
+      expect((await store.findToken(secret))?.last_used_at).toBe("2026-01-01T00:00:00.000Z");
+      clock = new Date("2026-01-01T00:01:00.000Z");
+      expect((await store.findToken(secret))?.last_used_at).toBe("2026-01-01T00:01:00.000Z");
+      expect((await store.listTokens()).find((token) => token.id === record.id)?.last_used_at).toBe(
+        "2026-01-01T00:01:00.000Z",
+      );
+    });
 
-  it("lists and counts tokens by kind, and a revoked token no longer authenticates", async () => {
-    expect(await store.countTokens()).toBe(0);
-    const admin = await store.createToken({ kind: "admin", name: "admin" });
-    const runner = await store.createToken({ kind: "runner", name: "gpu box", group: "gpu" });
-    expect(await store.countTokens()).toBe(2);
-    expect(await store.countTokens("admin")).toBe(1);
-    expect(await store.countTokens("user")).toBe(0);
-    expect((await store.listTokens("runner")).map((token) => [token.name, token.group])).toEqual([
-      ["gpu box", "gpu"],
-    ]);
-    expect(JSON.stringify(await store.listTokens())).not.toContain(admin.secret);
+    it("lists and counts tokens by kind, and a revoked token no longer authenticates", async () => {
+      expect(await store.countTokens()).toBe(0);
+      const admin = await store.createToken({ kind: "admin", name: "admin" });
+      const runner = await store.createToken({ kind: "runner", name: "gpu box", group: "gpu" });
+      expect(await store.countTokens()).toBe(2);
+      expect(await store.countTokens("admin")).toBe(1);
+      expect(await store.countTokens("user")).toBe(0);
+      expect((await store.listTokens("runner")).map((token) => [token.name, token.group])).toEqual([
+        ["gpu box", "gpu"],
+      ]);
+      expect(JSON.stringify(await store.listTokens())).not.toContain(admin.secret);
 
-    expect(await store.revokeToken(runner.record.id)).toBe(true);
-    expect(await store.revokeToken(runner.record.id)).toBe(false);
-    expect(await store.findToken(runner.secret)).toBeUndefined();
-    expect(await store.countTokens()).toBe(1);
+      expect(await store.revokeToken(runner.record.id)).toBe(true);
+      expect(await store.revokeToken(runner.record.id)).toBe(false);
+      expect(await store.findToken(runner.secret)).toBeUndefined();
+      expect(await store.countTokens()).toBe(1);
+    });
   });
 });

@@ -1,11 +1,12 @@
 import type { Kysely } from "kysely";
+import { columnTypes } from "./column-types.js";
 
 /**
  * A runner id belongs to the runner token that first registered it (DESIGN.md section 6): a
  * hello under that id from another token is refused. Revoking the token frees the id.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable("runners").addColumn("token_id", "text").execute();
+  await db.schema.alterTable("runners").addColumn("token_id", columnTypes(db).text).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

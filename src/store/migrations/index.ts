@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, Migrator } from "kysely";
+import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import * as initial from "./0001_initial.js";
 import * as runnerOwner from "./0002_runner_owner.js";
@@ -12,7 +13,11 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0002_runner_owner": runnerOwner,
 };
 
-/** Applies the migrations not applied yet; throws when the database is newer than this runyard. */
+/**
+ * Applies the migrations not applied yet; throws when the database is newer than this runyard.
+ * On PostgreSQL the migrator holds `pg_advisory_lock` while it runs, so servers starting
+ * together on one empty database apply each migration once.
+ */
 export async function migrateToLatest(db: Kysely<unknown>, logger?: Logger): Promise<void> {
   const migrator = new Migrator({
     db,
@@ -27,11 +32,13 @@ export async function migrateToLatest(db: Kysely<unknown>, logger?: Logger): Pro
   if (error !== undefined) {
     const message = error instanceof Error ? error.message : String(error);
     const newer = /previously executed migration (\S+) is missing/.exec(message);
-    throw new Error(
-      newer
-        ? `the database was migrated by a newer runyard (migration ${newer[1]}); upgrade runyard to open it`
-        : `store migration failed: ${message}`,
-      { cause: error },
-    );
+    if (newer) {
+      throw new RunyardError(
+        "STORE_TOO_NEW",
+        `the database was migrated by a newer runyard (migration ${newer[1]}); upgrade runyard to open it`,
+        { cause: error },
+      );
+    }
+    throw new Error(`store migration failed: ${message}`, { cause: error });
   }
 }

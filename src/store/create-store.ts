@@ -1,0 +1,34 @@
+import type { Logger } from "../core/logger.js";
+import { openPostgresStore } from "./postgres.js";
+import { openMemoryStore, openSqliteStore } from "./sqlite.js";
+import type { Store } from "./types.js";
+
+/** Where the store lives and how to open it. */
+export interface StoreConfig {
+  /** `postgres://...` (RUNYARD_DATABASE_URL): PostgreSQL. Unset: SQLite. */
+  databaseUrl?: string | undefined;
+  /** The SQLite file when there is no database URL; unset as well: in memory, nothing persists. */
+  sqlitePath?: string | undefined;
+  /** Encrypts what may hold secrets at rest. */
+  secretKey?: string | undefined;
+  logger?: Logger;
+  /** The store's clock; tests replace it. */
+  now?: () => Date;
+  /** Receives the in-memory store's warning. */
+  warn?: (message: string) => void;
+}
+
+/** True for the URLs the PostgreSQL store takes. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** The one place a backend is chosen: PostgreSQL by URL, else the SQLite file, else memory. */
+export async function createStore(config: StoreConfig): Promise<Store> {
+  const { logger, now, secretKey } = config;
+  const common = { ...(logger ? { logger } : {}), ...(now ? { now } : {}) };
+  const keyed = { ...common, ...(secretKey === undefined ? {} : { secretKey }) };
+  if (config.databaseUrl) return openPostgresStore(config.databaseUrl, keyed);
+  if (config.sqlitePath) return openSqliteStore(config.sqlitePath, keyed);
+  return openMemoryStore({ ...common, ...(config.warn ? { warn: config.warn } : {}) });
+}

@@ -1,0 +1,70 @@
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { RunyardError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { postgresDialect } from "./dialect.js";
+import { createKyselyStore } from "./kysely-store.js";
+import type { Database } from "./schema.js";
+import type { Store } from "./types.js";
+
+export interface PostgresStoreOptions {
+  logger?: Logger;
+  /** The store's clock; tests replace it. */
+  now?: () => Date;
+  /** Encrypts what may hold secrets at rest; see `KyselyStoreOptions.secretKey`. */
+  secretKey?: string;
+  /** Connections this process keeps open at most. Default 10. */
+  poolSize?: number;
+  /** How long a first connection may take before start-up gives up. Default 10000 ms. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The store in a PostgreSQL database (`postgres://user:password@host:port/db`), migrated on
+ * open. Any number of processes may open the same database: migrations run under an advisory
+ * lock (Kysely's migrator holds `pg_advisory_lock`), and claims lock their row.
+ */
+export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<Store> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolSize ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+  });
+  // An idle client whose server went away emits `error` on the pool; without a listener that
+  // would end the process. The next query gets a fresh connection (or fails with the reason).
+  pool.on("error", (error) => opts.logger?.warn({ err: error }, "postgres connection lost"));
+  try {
+    const client = await pool.connect();
+    client.release();
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw unreachable(url, error);
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return createKyselyStore(db, postgresDialect, opts);
+}
+
+/** The URL without its password, for messages and logs. */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(a database URL that does not parse)";
+  }
+}
+
+function unreachable(url: string, error: unknown): RunyardError {
+  let host = "(unknown host)";
+  try {
+    const parsed = new URL(url);
+    host = `${parsed.hostname}:${parsed.port || "5432"}`;
+  } catch {}
+  const reason = error instanceof Error ? error.message : String(error);
+  return new RunyardError(
+    "STORE_UNREACHABLE",
+    `cannot reach the PostgreSQL database at ${host} (${redactDatabaseUrl(url)}): ${reason}`,
+    { cause: error },
+  );
+}
