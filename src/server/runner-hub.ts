@@ -206,11 +206,10 @@ export class RunnerHub implements JobTransport {
   }
 
   /** Whether `connection` may speak for this job: it is the runner's live link and holds the lease. */
-  private async owns(connection: Connection, jobId: string): Promise<boolean> {
-    if (this.connections.get(connection.info.id) !== connection) return false;
-    if (!connection.running.has(jobId)) return false;
-    const job = await this.store.getJob(jobId);
-    return job?.runner_id === connection.info.id;
+  private owns(connection: Connection, jobId: string): boolean {
+    // `running` holds exactly the jobs leased to this connection: filled by claims and the
+    // hello inventory, emptied when a job ends, expires or is given back. No store read per batch.
+    return this.connections.get(connection.info.id) === connection && connection.running.has(jobId);
   }
 
   private refuse(connection: Connection, message: { type: string; job_id: string }): void {
@@ -241,7 +240,7 @@ export class RunnerHub implements JobTransport {
         this.logger.info({ runnerId }, "runner draining: no new work for it");
         break;
       case "accept": {
-        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
         const job = await this.store.updateJob(
           message.job_id,
           { status: "running" },
@@ -254,7 +253,7 @@ export class RunnerHub implements JobTransport {
         break;
       }
       case "events": {
-        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
         const outcome = await this.withWaiter(message.job_id, () =>
           this.broker.events(message.job_id, message.batch, message.events),
         );
@@ -270,7 +269,7 @@ export class RunnerHub implements JobTransport {
           connection.running.delete(message.job_id);
           break;
         }
-        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
         const outcome = await this.withWaiter(message.job_id, async () =>
           (await this.broker.finished(message.job_id, message.batches, message.result)) === "done"
             ? "stored"
@@ -283,7 +282,7 @@ export class RunnerHub implements JobTransport {
         break;
       }
       case "abandoned": {
-        if (!(await this.owns(connection, message.job_id))) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
         connection.running.delete(message.job_id);
         // Never started: it goes back to the queue for another runner. Started: it is lost.
         const requeued = await this.store.updateJob(
