@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { jobIdFor } from "../src/server/job-broker.js";
 import { tempDir } from "./helpers/cli.js";
+import { alive, until } from "./helpers/processes.js";
 import {
   adminToken,
   api,
@@ -40,24 +41,6 @@ ${extra}    args:
         [ -e ${dir}/release ] || { sleep 60; touch ${dir}/late; }
         echo done
 `;
-}
-
-/** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
-async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.[0];
-    return state !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 const stepPid = (dir: string): number => Number(readFileSync(join(dir, "pid"), "utf8").trim());

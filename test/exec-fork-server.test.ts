@@ -5,27 +5,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
+import { alive, until } from "./helpers/processes.js";
 
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 const request = (argv: string[]): ExecRequest => ({ argv, env, killGraceMs: 1000, onOutput: () => {} });
 const MiB = 1024 * 1024;
-
-/** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
-async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 const started: ChildProcess[] = [];
 afterEach(() => {
