@@ -137,6 +137,18 @@ describe("the 1 MiB cap of one exported value", () => {
     ]);
   });
 
+  it("never shows an over-cap export line, streamed or in one piece: its value may be a secret", () => {
+    const value = "s".repeat(MAX_EXPORT_VALUE_BYTES + 10);
+    const streamed = new ExportLineReader();
+    let shown = streamed.push("before\nBOPS_EXPORT:BIG_TOKEN=");
+    for (let at = 0; at < value.length; at += 64 * 1024)
+      shown += streamed.push(value.slice(at, at + 64 * 1024));
+    shown += streamed.push("\nafter\n") + streamed.end();
+    expect(shown).toBe("before\nafter\n");
+    const whole = new ExportLineReader();
+    expect(whole.push(`BOPS_EXPORT:BIG_TOKEN=${value}\nafter\n`) + whole.end()).toBe("after\n");
+  });
+
   it("refuses a value over 1 MiB that arrives in one piece, and keeps one of exactly 1 MiB", () => {
     const exact = "x".repeat(MAX_EXPORT_VALUE_BYTES);
     const reader = readLines(`BOPS_EXPORT:EXACT=${exact}\nBOPS_EXPORT:OVER=${exact}é\n`);
