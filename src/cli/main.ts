@@ -39,11 +39,13 @@ function serveOverrides(flags: {
   port?: string;
   home?: string;
   shutdownGrace?: string;
+  database?: string;
 }): Overrides {
   return {
     host: flags.host,
     port: flags.port,
     home: flags.home,
+    databaseUrl: flags.database,
     shutdownGraceMs: graceMs(flags.shutdownGrace),
   };
 }
@@ -92,6 +94,10 @@ function buildProgram(
       .option("--host <address>", "address to bind (RUNYARD_HOST; default 127.0.0.1)")
       .option("--port <port>", "port (RUNYARD_PORT; default 8088)")
       .option("--home <dir>", "data folder (RUNYARD_HOME; default ./.runyard)")
+      .option(
+        "--database <url>",
+        "a PostgreSQL database instead of <home>/runyard.db (RUNYARD_DATABASE_URL); several servers may share one",
+      )
       .option(
         "--shutdown-grace <seconds>",
         "on SIGTERM, how long running steps may finish (RUNYARD_SHUTDOWN_GRACE_MS; default 30)",

@@ -8,6 +8,7 @@ import { RunyardError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { type RunningServer, startServer } from "../server/server.js";
+import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { localRunnerDaemon } from "./runner.js";
 import { version } from "./version.js";
@@ -30,6 +31,13 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
+    replicaTimings: { heartbeatMs: config.replicaHeartbeatMs, leaseMs: config.replicaLeaseMs },
+    onFenced: () => {
+      ctx.stderr.write(
+        "error: the other replicas presumed this server dead (no heartbeat for RUNYARD_REPLICA_LEASE_MS) and took over its runs; exiting\n",
+      );
+      process.exit(1);
+    },
     maxRunLogBytes: config.maxRunLogBytes,
     logger,
     version,
@@ -43,6 +51,11 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     );
   });
   ctx.stdout.write(`runyard ${version} listening on ${server.url}\n`);
+  if (config.databaseUrl) {
+    ctx.stdout.write(
+      `replica ${server.replica.id} on PostgreSQL (${redactDatabaseUrl(config.databaseUrl)})${server.replica.isLeader ? ", leading the fleet" : ""}\n`,
+    );
+  }
   if (server.newAdminToken) {
     ctx.stdout.write(
       `admin token (shown once; only its hash is stored):\n  export RUNYARD_TOKEN=${server.newAdminToken}\n`,

@@ -415,6 +415,7 @@ export interface components {
             running_jobs: string[];
             last_heartbeat_at: string | null;
             version: string | null;
+            replica: string | null;
         };
         Run: {
             run_id: string;
@@ -501,6 +502,10 @@ export interface operations {
                         /** @enum {boolean} */
                         ok: true;
                         version: string;
+                        replica: string;
+                        leader: boolean;
+                        /** @enum {string} */
+                        database: "ok" | "unreachable";
                     };
                 };
             };

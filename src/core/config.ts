@@ -48,6 +48,12 @@ export const configSchema = z.object({
   /** Server: how often runners heartbeat, and how long a silent runner keeps its jobs. */
   heartbeatMs: z.coerce.number().int().positive().default(2000),
   leaseMs: z.coerce.number().int().positive().default(10_000),
+  /**
+   * Server replicas on one database: how often each says it is alive, and how long the fleet
+   * waits for a silent one before its runs are adopted by another.
+   */
+  replicaHeartbeatMs: z.coerce.number().int().positive().default(1000),
+  replicaLeaseMs: z.coerce.number().int().positive().default(10_000),
   /** Server: after a restart, how long runs wait for their runners to come back. */
   reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
   /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */
@@ -96,6 +102,8 @@ const envNames: Record<keyof Config, string[]> = {
   heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],
   leaseMs: ["RUNYARD_LEASE_MS"],
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
+  replicaHeartbeatMs: ["RUNYARD_REPLICA_HEARTBEAT_MS"],
+  replicaLeaseMs: ["RUNYARD_REPLICA_LEASE_MS"],
   shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],

@@ -105,7 +105,13 @@ describe("auth", () => {
   it("answers /health and /openapi.json without a token", async () => {
     const health = await call({ method: "GET", url: "/health", token: null });
     expect(health.statusCode).toBe(200);
-    expect(health.json()).toEqual({ ok: true, version: "0.0.0-test" });
+    expect(health.json()).toEqual({
+      ok: true,
+      version: "0.0.0-test",
+      replica: expect.any(String),
+      leader: true,
+      database: "ok",
+    });
     expect((await call({ method: "GET", url: "/openapi.json", token: null })).statusCode).toBe(200);
   });
 });

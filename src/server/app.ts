@@ -16,7 +16,13 @@ import { runRoutes } from "./routes/runs.js";
  */
 const defaultBodyLimit = 1024 * 1024;
 
-const Health = z.object({ ok: z.literal(true), version: z.string() });
+const Health = z.object({
+  ok: z.literal(true),
+  version: z.string(),
+  replica: z.string().describe("the server replica that answered"),
+  leader: z.boolean().describe("whether it leads the fleet (lease expiry, adopting runs of dead replicas)"),
+  database: z.enum(["ok", "unreachable"]).describe("whether this replica reaches its database"),
+});
 
 /**
  * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
@@ -53,11 +59,32 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
           },
         },
       },
-      async () => ({ ok: true as const, version: deps.version }),
+      async () => ({
+        ok: true as const,
+        version: deps.version,
+        replica: deps.replica.id,
+        leader: deps.replica.isLeader,
+        database: await databaseState(deps),
+      }),
     );
     runRoutes(api, deps, metrics.streams);
     runnerRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   return app;
+}
+
+/** Whether the store answers a trivial read within a second. */
+async function databaseState(deps: ServerDeps): Promise<"ok" | "unreachable"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"unreachable">((resolve) => {
+    timer = setTimeout(() => resolve("unreachable"), 1000);
+  });
+  try {
+    return await Promise.race([deps.store.lastSeq("health-check").then(() => "ok" as const), timeout]);
+  } catch {
+    return "unreachable";
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -10,6 +10,8 @@ export interface ServerDeps {
   bus: EventBus;
   runs: RunService;
   hub: RunnerHub;
+  /** This server among the replicas sharing its database (`/health` says which answered). */
+  replica: { id: string; isLeader: boolean };
   logger: Logger;
   version: string;
 }

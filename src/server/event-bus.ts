@@ -1,12 +1,15 @@
 import type { RunEvent } from "../core/events.js";
 
 type Listener = (event: RunEvent) => void;
+/** Told that a run's events are stored up to `seq` by another replica: read them from the store. */
+type StoredListener = (seq: number) => void;
 type BatchListener = (events: readonly RunEvent[]) => void;
 
 /** Live fan-out of stored events to followers (SSE clients), per run, and to watchers of every run. */
 export class EventBus {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly watchers = new Set<BatchListener>();
+  private readonly storedListeners = new Map<string, Set<StoredListener>>();
 
   /** Every stored batch of every run (metrics); returns the unsubscribe. */
   subscribeAll(listener: BatchListener): () => void {
@@ -27,6 +30,36 @@ export class EventBus {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(runId);
     };
+  }
+
+  /** Follows what other replicas store for a run (events this one stores come by `subscribe`). */
+  subscribeStored(runId: string, listener: StoredListener): () => void {
+    let set = this.storedListeners.get(runId);
+    if (!set) {
+      set = new Set();
+      this.storedListeners.set(runId, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.storedListeners.delete(runId);
+    };
+  }
+
+  /** Another replica stored events of `runId` up to `seq`. */
+  storedElsewhere(runId: string, seq: number): void {
+    const set = this.storedListeners.get(runId);
+    if (set) for (const listener of set) listener(seq);
+  }
+
+  /** The runs someone here follows. */
+  followedRuns(): string[] {
+    return [...new Set([...this.listeners.keys(), ...this.storedListeners.keys()])];
+  }
+
+  /** Whether anyone here follows the run (so another replica's events matter here). */
+  isFollowed(runId: string): boolean {
+    return this.listeners.has(runId) || this.storedListeners.has(runId);
   }
 
   publish(events: readonly RunEvent[]): void {

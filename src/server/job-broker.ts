@@ -6,15 +6,17 @@ import { Job, JobResult, jobEndedEarly, jobMaySend } from "../core/jobs/index.js
 import type { StepJobResult } from "../core/jobs/step.js";
 import type { Logger } from "../core/logger.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
-import type { JobRecord, JobRequirements, Store } from "../store/types.js";
+import type { JobRecord, JobReport, JobReportKind, JobRequirements, Store } from "../store/types.js";
 import type { RunSink } from "./run-sink.js";
 
-/** How the broker reaches runners; the runner hub implements it. */
+/** How the broker reaches runners: through the runner hub, and other replicas' hubs. */
 export interface JobTransport {
-  /** Offer queued jobs to idle runners now. */
+  /** Offer queued jobs to idle runners now, on every replica. */
   dispatch(): void;
-  /** Ask the runner holding the job to stop it; false when that runner is not connected. */
-  cancel(jobId: string, runnerId: string): boolean;
+  /** Ask the runner holding the job to stop it; false when that runner is connected nowhere. */
+  cancel(jobId: string, runnerId: string): boolean | Promise<boolean>;
+  /** Tell the replica carrying `runId` that reports on `jobId` wait in the store. */
+  reported(runId: string, jobId: string): void;
 }
 
 /** An engine waiting for one job's result. */
@@ -71,9 +73,18 @@ function endedEarly(job: Job, code: "RUNNER_LOST" | "CANCELED", message: string)
 /**
  * Turns the engine's work into jobs for runners, and runners' reports back into the run's events
  * and the job's result. Batches of events are stored exactly once.
+ *
+ * A report on a job this replica's engine waits for is applied at once. Any other report (the
+ * run's engine lives on another replica, or has not asked for the job again after a restart or
+ * an adoption) is stored as a job report and applied, in arrival order, by the engine that waits
+ * for the job. Each job's reports are applied one at a time, stored ones first.
  */
 export class JobBroker {
   private readonly waiters = new Map<string, Waiter>();
+  /** Per job: the chain its reports are applied on, one at a time. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  /** Waited jobs that may have stored reports to apply before anything else. */
+  private readonly unread = new Set<string>();
   /** Highest output batch seen per job; checked before an event seq is spent. */
   private readonly lastBatch = new Map<string, number>();
   /** run id -> host -> runner id: where a run's host landed first. */
@@ -83,6 +94,8 @@ export class JobBroker {
     private readonly store: Store,
     private readonly transport: JobTransport,
     private readonly logger: Logger,
+    /** A runner took up a job of a run this replica carries: the run has started. */
+    private readonly onAccepted: (runId: string, runnerId: string) => void = () => undefined,
     /** How long a runner gets to report a canceled job before the server ends it itself. */
     private readonly cancelDeadlineMs = 15_000,
   ) {}
@@ -143,6 +156,9 @@ export class JobBroker {
     this.waiters.set(id, { job, sink, resolve });
     if (existing) {
       this.lastBatch.set(id, existing.last_event_seq);
+      // Its runner may have reported while no engine here waited for it.
+      this.unread.add(id);
+      void this.inOrder(id, async () => undefined);
     } else {
       const pinned = this.pins.get(runId)?.get(placement.host);
       const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
@@ -183,10 +199,21 @@ export class JobBroker {
   }
 
   /**
-   * A batch of events from the runner; resolves once stored (then the hub acks it). Events a job
-   * of its kind may not report (another step's output, a `run.finished`) are left out.
+   * A batch of events from the runner; resolves once stored (then the hub acks it): as the run's
+   * events when this replica's engine waits for the job, else as a job report for the engine
+   * that will. "unknown": the job has ended or does not exist.
    */
   async events(
+    jobId: string,
+    batch: number,
+    events: EventInput[],
+    runnerId: string,
+  ): Promise<"stored" | "duplicate" | "unknown"> {
+    if (!this.waiters.has(jobId)) return this.keepReport(jobId, runnerId, "events", batch, events);
+    return this.inOrder(jobId, () => this.applyEvents(jobId, batch, events));
+  }
+
+  private async applyEvents(
     jobId: string,
     batch: number,
     events: EventInput[],
@@ -207,8 +234,25 @@ export class JobBroker {
     return "stored";
   }
 
-  /** The runner's result; stored before the engine goes on. */
-  async finished(jobId: string, batches: number, reported: JobResult): Promise<"done" | "missing-events"> {
+  /** The runner's result; stored before the engine goes on (or kept for the engine that will). */
+  async finished(
+    jobId: string,
+    batches: number,
+    reported: JobResult,
+    runnerId: string,
+  ): Promise<"done" | "missing-events" | "unknown"> {
+    if (!this.waiters.has(jobId)) {
+      const outcome = await this.keepReport(jobId, runnerId, "finished", batches, reported);
+      return outcome === "unknown" ? "unknown" : "done";
+    }
+    return this.inOrder(jobId, () => this.applyFinished(jobId, batches, reported));
+  }
+
+  private async applyFinished(
+    jobId: string,
+    batches: number,
+    reported: JobResult,
+  ): Promise<"done" | "missing-events"> {
     const waiter = this.waiters.get(jobId);
     if (waiter && (this.lastBatch.get(jobId) ?? 0) < batches) return "missing-events";
     // A result of another kind than the job's cannot be read as the job's result.
@@ -225,11 +269,130 @@ export class JobBroker {
     return "done";
   }
 
+  /** A runner took up the job (the hub stored it `running`): pin its host, start its run. */
+  async accepted(record: JobRecord, runnerId: string): Promise<void> {
+    if (!this.waiters.has(record.id)) {
+      await this.keepReport(record.id, runnerId, "accepted", 0, {});
+      return;
+    }
+    await this.inOrder(record.id, async () => this.applyAccepted(record, runnerId));
+  }
+
+  private applyAccepted(record: JobRecord, runnerId: string): void {
+    this.pin(record, runnerId);
+    this.onAccepted(record.run_id, runnerId);
+  }
+
+  /** Keeps a report for the engine of the job's run; "unknown" when the job has ended. */
+  private async keepReport(
+    jobId: string,
+    runnerId: string,
+    kind: JobReportKind,
+    batch: number,
+    body: unknown,
+  ): Promise<"stored" | "unknown"> {
+    const job = await this.store.getJob(jobId);
+    if (!job || job.status === "done" || job.status === "lost") return "unknown";
+    await this.store.addJobReport({
+      job_id: jobId,
+      run_id: job.run_id,
+      kind,
+      batch,
+      runner_id: runnerId,
+      body,
+    });
+    // An engine here may have begun to wait meanwhile; else tell the replica carrying the run.
+    this.unread.add(jobId);
+    if (this.waiters.has(jobId)) void this.inOrder(jobId, async () => undefined);
+    else this.transport.reported(job.run_id, jobId);
+    return "stored";
+  }
+
+  /** Stored reports on `jobIds` may wait: apply them before the next report on each. */
+  mayHaveReports(jobIds: readonly string[]): void {
+    for (const jobId of jobIds) {
+      if (!this.waiters.has(jobId)) continue;
+      this.unread.add(jobId);
+      void this.inOrder(jobId, async () => undefined);
+    }
+  }
+
+  /** The jobs this replica's engines wait for. */
+  waitedJobs(): string[] {
+    return [...this.waiters.keys()];
+  }
+
+  /** Runs `fn` on the job's chain, after the stored reports it may have. */
+  private inOrder<T>(jobId: string, fn: () => Promise<T> | T): Promise<T> {
+    const next = (this.chains.get(jobId) ?? Promise.resolve()).then(async () => {
+      if (this.unread.has(jobId)) await this.applyStored(jobId);
+      return fn();
+    });
+    const settled = next.catch(() => undefined);
+    this.chains.set(jobId, settled);
+    void settled.then(() => {
+      if (this.chains.get(jobId) === settled) this.chains.delete(jobId);
+    });
+    return next;
+  }
+
+  /** Applies the job's stored reports in arrival order and deletes them. */
+  private async applyStored(jobId: string): Promise<void> {
+    this.unread.delete(jobId);
+    const reports = await this.store.listJobReports({ jobIds: [jobId] });
+    const applied: number[] = [];
+    for (const report of reports) {
+      if (!this.waiters.has(jobId)) break;
+      if (!(await this.applyReport(jobId, report))) break;
+      applied.push(report.id);
+    }
+    await this.store.deleteJobReports(applied);
+  }
+
+  /** One stored report; false when it cannot be applied yet (its events have not all come). */
+  private async applyReport(jobId: string, report: JobReport): Promise<boolean> {
+    switch (report.kind) {
+      case "events": {
+        const events = Array.isArray(report.body) ? (report.body as EventInput[]) : [];
+        await this.applyEvents(jobId, report.batch, events);
+        return true;
+      }
+      case "finished": {
+        const result = JobResult.safeParse(report.body);
+        if (!result.success) {
+          const waiter = this.waiters.get(jobId);
+          if (waiter) this.settle(jobId, undefined);
+          return true;
+        }
+        return (await this.applyFinished(jobId, report.batch, result.data)) === "done";
+      }
+      case "accepted": {
+        const record = await this.store.getJob(jobId);
+        if (record && report.runner_id) this.applyAccepted(record, report.runner_id);
+        return true;
+      }
+      case "lost": {
+        const waiter = this.waiters.get(jobId);
+        const why = typeof report.body === "string" ? report.body : "its runner was lost";
+        if (waiter) {
+          this.pins.get(report.run_id)?.delete(hostOf(waiter.job));
+          this.settle(jobId, endedEarly(waiter.job, "RUNNER_LOST", why));
+        }
+        return true;
+      }
+      default:
+        return assertExhaustive(report.kind, "job report kind");
+    }
+  }
+
   /**
    * A job whose runner is gone or no longer holds it (lease expired, runner restarted without it,
    * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
    */
   async lost(record: JobRecord, why: string): Promise<void> {
+    // A result it reported through a replica is waiting to be applied: it finished, it is not lost.
+    const reports = await this.store.listJobReports({ jobIds: [record.id] });
+    if (reports.some((report) => report.kind === "finished")) return;
     const updated = await this.store.updateJob(
       record.id,
       { status: "lost", lease_expires_at: null },
@@ -237,6 +400,19 @@ export class JobBroker {
     );
     if (!updated) return;
     this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
+    if (!this.waiters.has(record.id)) {
+      // The engine waiting for it is elsewhere (or not yet back): it learns from the report.
+      await this.store.addJobReport({
+        job_id: record.id,
+        run_id: record.run_id,
+        kind: "lost",
+        batch: 0,
+        runner_id: record.runner_id,
+        body: why,
+      });
+      this.transport.reported(record.run_id, record.id);
+      return;
+    }
     const job = readJob(record);
     if (!job) return this.settle(record.id, undefined);
     this.pins.get(record.run_id)?.delete(hostOf(job));
@@ -259,7 +435,7 @@ export class JobBroker {
       if (ended) return this.settle(jobId, result);
     }
     const current = await this.store.getJob(jobId);
-    if (current?.runner_id && this.transport.cancel(jobId, current.runner_id)) {
+    if (current?.runner_id && (await this.transport.cancel(jobId, current.runner_id))) {
       // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
       // should that report never come, the attempt ends here anyway.
       setTimeout(() => void this.endCanceled(jobId, result), this.cancelDeadlineMs).unref();
@@ -282,6 +458,7 @@ export class JobBroker {
     const waiter = this.waiters.get(jobId);
     this.waiters.delete(jobId);
     this.lastBatch.delete(jobId);
+    this.unread.delete(jobId);
     if (!waiter) return;
     waiter.resolve(result ?? endedEarly(waiter.job, "RUNNER_LOST", "the job's stored record is unreadable"));
   }

@@ -13,7 +13,7 @@ import {
   type ServerMessage,
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/types.js";
-import { type JobBroker, type JobTransport, readJob } from "./job-broker.js";
+import { type JobBroker, readJob } from "./job-broker.js";
 
 export interface HubTimings {
   /** How often runners heartbeat. */
@@ -35,7 +35,7 @@ interface Connection {
  * The server's end of the runner protocol (DESIGN.md section 6): runners connect here, get
  * jobs up to their capacity, heartbeat to keep their leases, and report events and results.
  */
-export class RunnerHub implements JobTransport {
+export class RunnerHub {
   private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   private readonly connections = new Map<string, Connection>();
   private dispatching = false;
@@ -43,13 +43,15 @@ export class RunnerHub implements JobTransport {
   private draining = false;
   private dispatchAgain = false;
   private leaseTimer: NodeJS.Timeout | undefined;
+  private dispatchTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly broker: JobBroker,
     private readonly timings: HubTimings,
     private readonly logger: Logger,
-    private readonly onJobAccepted: (runId: string, runnerId: string) => void,
+    /** This server among the replicas: runners are recorded as connected to it; only the leader expires leases. */
+    private readonly replica: { id: string; isLeader(): boolean },
   ) {}
 
   /** Takes WebSocket upgrades on the runner path of `server`; checks the runner token first. */
@@ -74,7 +76,15 @@ export class RunnerHub implements JobTransport {
         this.sockets.handleUpgrade(request, socket, head, (ws) => this.accept(ws, token));
       });
     });
-    this.leaseTimer = setInterval(() => void this.expireLeases(), Math.min(500, this.timings.leaseMs / 4));
+    this.leaseTimer = setInterval(
+      () => {
+        if (this.replica.isLeader()) void this.expireLeases();
+      },
+      Math.min(500, this.timings.leaseMs / 4),
+    );
+    // Jobs queued by other replicas are announced; should an announcement be lost, this finds them.
+    this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
+    this.dispatchTimer.unref();
   }
 
   private async authenticate(request: IncomingMessage): Promise<TokenRecord | undefined> {
@@ -143,6 +153,7 @@ export class RunnerHub implements JobTransport {
       connected_at: now,
       last_heartbeat_at: now,
       token_id: token.id,
+      replica_id: this.replica.id,
     });
     if (!record) {
       // Someone else's id: refuse, and leave the rightful runner and its jobs alone.
@@ -164,6 +175,8 @@ export class RunnerHub implements JobTransport {
     const connection: Connection = { info, socket, running: new Set(), draining: false };
     this.connections.set(info.id, connection);
     await this.takeInventory(connection, held, reaped);
+    // What it reported through another replica before moving here is applied before what it says now.
+    this.broker.mayHaveReports([...connection.running]);
     send(socket, {
       type: "welcome",
       runner_id: info.id,
@@ -246,17 +259,12 @@ export class RunnerHub implements JobTransport {
           { status: "running" },
           { ifStatus: ["assigned"] },
         );
-        if (job) {
-          this.broker.pin(job, runnerId);
-          this.onJobAccepted(job.run_id, runnerId);
-        }
+        if (job) await this.broker.accepted(job, runnerId);
         break;
       }
       case "events": {
         if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
-        const outcome = await this.withWaiter(message.job_id, () =>
-          this.broker.events(message.job_id, message.batch, message.events),
-        );
+        const outcome = await this.broker.events(message.job_id, message.batch, message.events, runnerId);
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         else send(connection.socket, { type: "ack", job_id: message.job_id, batch: message.batch });
         break;
@@ -270,12 +278,8 @@ export class RunnerHub implements JobTransport {
           break;
         }
         if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
-        const outcome = await this.withWaiter(message.job_id, async () =>
-          (await this.broker.finished(message.job_id, message.batches, message.result)) === "done"
-            ? "stored"
-            : "duplicate",
-        );
-        if (outcome === "stored") send(connection.socket, { type: "done", job_id: message.job_id });
+        const outcome = await this.broker.finished(message.job_id, message.batches, message.result, runnerId);
+        if (outcome === "done") send(connection.socket, { type: "done", job_id: message.job_id });
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         connection.running.delete(message.job_id);
         this.dispatch();
@@ -299,22 +303,6 @@ export class RunnerHub implements JobTransport {
       default:
         assertExhaustive(message, "runner message");
     }
-  }
-
-  /**
-   * Runs `fn` once an engine waits for the job. Right after a server restart a runner can report
-   * before the resumed engine has asked for its job again; give it a moment.
-   */
-  private async withWaiter(
-    jobId: string,
-    fn: () => Promise<"stored" | "duplicate" | "unknown">,
-  ): Promise<"stored" | "duplicate" | "unknown"> {
-    for (let waited = 0; !this.broker.isWaited(jobId) && waited < 5000; waited += 25) {
-      const job = await this.store.getJob(jobId);
-      if (!job || job.status === "done" || job.status === "lost") return "unknown";
-      await delay(25);
-    }
-    return this.broker.isWaited(jobId) ? fn() : "unknown";
   }
 
   /** Hands out no more work, and waits up to `graceMs` for the jobs runners hold to finish. */
@@ -412,6 +400,7 @@ export class RunnerHub implements JobTransport {
 
   async close(): Promise<void> {
     clearInterval(this.leaseTimer);
+    clearInterval(this.dispatchTimer);
     for (const connection of this.connections.values()) connection.socket.close(1001, "server stopping");
     this.connections.clear();
     await new Promise<void>((resolve) => this.sockets.close(() => resolve()));

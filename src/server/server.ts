@@ -1,11 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import { defaultMaxRunLogBytes } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
+import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
-import { createStore } from "../store/create-store.js";
+import { createFleetLink, createStore } from "../store/create-store.js";
+import type { FleetEnvelope } from "../store/fleet-link.js";
 import type { Store } from "../store/types.js";
 import { buildApp } from "./app.js";
 import { EventBus } from "./event-bus.js";
+import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
@@ -29,6 +32,10 @@ export interface ServerOptions {
   reconnectGraceMs: number;
   /** Output bytes stored per run; 0 means no cap. Default 100 MiB. */
   maxRunLogBytes?: number;
+  /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
+  replicaTimings?: ReplicaTimings;
+  /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
+  onFenced?: () => void;
   logger: Logger;
   version: string;
   warn: (message: string) => void;
@@ -42,6 +49,8 @@ export interface RunningServer {
   bus: EventBus;
   hub: RunnerHub;
   runs: RunService;
+  /** This server among the replicas sharing its database. */
+  replica: Replica;
   /** Set when this start created the admin token: shown once, never stored. */
   newAdminToken: string | undefined;
   /** Hands out no more work, and waits up to `graceMs` for the jobs runners hold to finish. */
@@ -76,30 +85,141 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
 
   const bus = new EventBus();
-  // The broker and the hub need each other: the broker reaches runners through the hub, which
-  // exists a line later.
+  let url: string | null = null;
+  const replica = new Replica(
+    replicaIdFor(home),
+    store,
+    createFleetLink({ databaseUrl, logger }),
+    options.replicaTimings ?? defaultReplicaTimings,
+    logger,
+    () => (options.onFenced ?? (() => void close()))(),
+    () => ({ url, version: options.version }),
+  );
+  // The broker and the hub need each other: the broker reaches runners through the hub (and
+  // other replicas' hubs), which exists a line later.
   const transport = {
-    dispatch: () => hub.dispatch(),
-    cancel: (jobId: string, runnerId: string) => hub.cancel(jobId, runnerId),
+    dispatch: () => {
+      hub.dispatch();
+      replica.tell({ type: "jobs" });
+    },
+    cancel: async (jobId: string, runnerId: string) => {
+      if (hub.cancel(jobId, runnerId)) return true;
+      const runner = await store.getRunner(runnerId);
+      if (runner?.status !== "online" || !runner.replica_id || runner.replica_id === replica.id) return false;
+      replica.tell({ type: "cancel-job", job_id: jobId, runner_id: runnerId });
+      return true;
+    },
+    reported: (runId: string, jobId: string) =>
+      replica.tell({ type: "reports", run_id: runId, job_id: jobId }),
   };
-  const broker = new JobBroker(store, transport, logger);
-  const workflows = new WorkflowRuns(store, broker, new Notifier(bus, store, logger));
-  const runs = new RunService(store, bus, { workflow: workflows }, logger, {
-    maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes,
-  });
-  const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, (runId, runnerId) =>
+  const broker = new JobBroker(store, transport, logger, (runId, runnerId) =>
     runs.markStarted(runId, runnerId),
   );
-  const app = buildApp({ store, bus, runs, hub, logger, version: options.version });
+  const workflows = new WorkflowRuns(store, broker, new Notifier(bus, store, logger));
+  const runs = new RunService(
+    store,
+    bus,
+    { workflow: workflows },
+    logger,
+    { maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes },
+    { id: replica.id, askCancel: (runId) => replica.tell({ type: "cancel-run", run_id: runId }) },
+  );
+  const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, {
+    id: replica.id,
+    isLeader: () => replica.isLeader,
+  });
+  const stopListening = replica.listen((message) => onFleetMessage(message));
+  const onFleetMessage = (message: FleetEnvelope): void => {
+    const fromHere = message.from === replica.id;
+    switch (message.type) {
+      case "events":
+        if (!fromHere) bus.storedElsewhere(message.run_id, message.seq);
+        break;
+      case "reports":
+        broker.mayHaveReports([message.job_id]);
+        break;
+      case "jobs":
+        if (!fromHere) hub.dispatch();
+        break;
+      case "cancel-job":
+        if (!fromHere) hub.cancel(message.job_id, message.runner_id);
+        break;
+      case "cancel-run":
+        runs.cancelRequested(message.run_id);
+        break;
+      default:
+        assertExhaustive(message, "fleet message");
+    }
+  };
+  // Followers here of runs carried elsewhere learn of new events by message; the announcement
+  // of each stored batch goes out once per run and tick, and a sweep covers lost messages.
+  const announced = new Map<string, number>();
+  let announcing = false;
+  const stopAnnouncing = bus.subscribeAll((events) => {
+    for (const event of events)
+      announced.set(event.run_id, Math.max(announced.get(event.run_id) ?? 0, event.seq));
+    if (announcing) return;
+    announcing = true;
+    setImmediate(() => {
+      announcing = false;
+      for (const [runId, seq] of announced) replica.tell({ type: "events", run_id: runId, seq });
+      announced.clear();
+    });
+  });
+  const followerSweep = setInterval(() => {
+    void (async () => {
+      for (const runId of bus.followedRuns()) {
+        if (runs.carries(runId)) continue;
+        const seq = await store.lastSeq(runId).catch(() => undefined);
+        if (seq !== undefined) bus.storedElsewhere(runId, seq);
+      }
+      broker.mayHaveReports(await reportedJobs());
+    })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
+  }, 2000);
+  followerSweep.unref();
+  /** Jobs waited for here that have stored reports (a lost `reports` message). */
+  const reportedJobs = async (): Promise<string[]> => {
+    const waited = broker.waitedJobs();
+    if (waited.length === 0) return [];
+    const reports = await store.listJobReports({ jobIds: waited.slice(0, 500) });
+    return [...new Set(reports.map((report) => report.job_id))];
+  };
+  let pruned = 0;
+  replica.whenLeading(async () => {
+    await runs.adoptOrphans();
+    if (Date.now() - pruned > 60_000) {
+      pruned = Date.now();
+      await store.pruneJobReports();
+    }
+  });
+
+  await replica.join(!databaseUrl);
+  const app = buildApp({ store, bus, runs, hub, replica, logger, version: options.version });
 
   const resumed = await runs.recover(options.reconnectGraceMs);
   if (resumed > 0) logger.info({ runs: resumed }, "carrying on runs left by the previous start");
   await app.listen({ host: options.host, port: options.port });
   hub.attach(app.server);
+  replica.start();
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
-  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  logger.info({ url }, "server listening");
+  url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  logger.info({ url, replica: replica.id, leader: replica.isLeader }, "server listening");
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(followerSweep);
+      stopAnnouncing();
+      stopListening();
+      await hub.close();
+      await app.close();
+      await runs.close();
+      await replica.stop(true);
+      await store.close();
+    })();
+    return closing;
+  };
 
   return {
     url,
@@ -108,22 +228,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     bus,
     hub,
     runs,
+    replica,
     newAdminToken,
     drain: (graceMs) => hub.drain(graceMs),
-    async close() {
-      await hub.close();
-      await app.close();
-      await runs.close();
-      await store.close();
-    },
+    close,
   };
 }
 
 /** First start: make the admin token (or take RUNYARD_ADMIN_TOKEN); only its hash is stored. */
 async function ensureAdminToken(store: Store, given: string | undefined): Promise<string | undefined> {
   if (given) {
-    if (!(await store.findToken(given)))
-      await store.createToken({ kind: "admin", name: "admin", secret: given });
+    if (!(await store.findToken(given))) {
+      // Replicas starting together may both make it; one insert wins, which is all that matters.
+      await store.createToken({ kind: "admin", name: "admin", secret: given }).catch((error: unknown) => {
+        if (!(error instanceof RunyardError && error.code === "CONFLICT")) throw error;
+      });
+    }
     return undefined;
   }
   if ((await store.countTokens("admin")) > 0) return undefined;

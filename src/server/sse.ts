@@ -63,6 +63,7 @@ export async function streamRunEvents(
     ended = true;
     deps.streams?.dec();
     unsubscribe();
+    unsubscribeStored();
     clearInterval(keepAlive);
     raw.end();
   };
@@ -122,6 +123,12 @@ export async function streamRunEvents(
     // Behind or backed up: drop it; the pump reads it from the store when the client drains.
     if (pumping || full || event.seq !== last + 1) void pump();
     else write(event);
+  });
+  // Events another replica stores (the run's engine lives there) come as a seq to read up to.
+  const unsubscribeStored = deps.bus.subscribeStored(runId, (seq) => {
+    if (ended || seq <= last) return;
+    stored = Math.max(stored, seq);
+    void pump();
   });
   const keepAlive = setInterval(() => {
     if (!full) raw.write(": keep-alive\n\n");

@@ -1,5 +1,7 @@
 import type { Logger } from "../core/logger.js";
+import { type FleetLink, localLink } from "./fleet-link.js";
 import { openPostgresStore } from "./postgres.js";
+import { postgresLink } from "./postgres-link.js";
 import { openMemoryStore, openSqliteStore } from "./sqlite.js";
 import type { Store } from "./types.js";
 
@@ -31,4 +33,9 @@ export async function createStore(config: StoreConfig): Promise<Store> {
   if (config.databaseUrl) return openPostgresStore(config.databaseUrl, keyed);
   if (config.sqlitePath) return openSqliteStore(config.sqlitePath, keyed);
   return openMemoryStore({ ...common, ...(config.warn ? { warn: config.warn } : {}) });
+}
+
+/** How the replicas of this store reach each other: LISTEN/NOTIFY on PostgreSQL, in-process otherwise. */
+export function createFleetLink(config: Pick<StoreConfig, "databaseUrl" | "logger">): FleetLink {
+  return config.databaseUrl ? postgresLink(config.databaseUrl, config.logger) : localLink();
 }

@@ -4,6 +4,8 @@ import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
+import * as fleet from "./fleet.js";
+import * as jobReports from "./job-reports.js";
 import * as jobs from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
 import * as runEvents from "./run-events.js";
@@ -21,8 +23,10 @@ import type {
   ListJobsQuery,
   ListRunsQuery,
   NewJob,
+  NewJobReport,
   NewRun,
   NewToken,
+  ReplicaInput,
   RunnerInput,
   RunnerStatus,
   RunPatch,
@@ -172,6 +176,41 @@ class KyselyStore implements Store {
   }
   countTokens(kind?: TokenKind) {
     return tokens.countTokens(this.ctx, kind);
+  }
+
+  heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }) {
+    return fleet.heartbeatReplica(this.ctx, input, opts);
+  }
+  listReplicas() {
+    return fleet.listReplicas(this.ctx);
+  }
+  removeReplicas(opts: { seenBefore?: string; except?: string; only?: string }) {
+    return fleet.removeReplicas(this.ctx, opts);
+  }
+  adoptRuns(replicaId: string, opts?: { own?: boolean }) {
+    return fleet.adoptRuns(this.ctx, replicaId, opts);
+  }
+  runReplica(runId: string) {
+    return fleet.runReplica(this.ctx, runId);
+  }
+  requestRunCancel(runId: string) {
+    return fleet.requestRunCancel(this.ctx, runId);
+  }
+  cancelRequested(runId: string) {
+    return fleet.cancelRequested(this.ctx, runId);
+  }
+
+  addJobReport(input: NewJobReport) {
+    return jobReports.addJobReport(this.ctx, input);
+  }
+  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string }) {
+    return jobReports.listJobReports(this.ctx, query);
+  }
+  deleteJobReports(ids: readonly number[]) {
+    return jobReports.deleteJobReports(this.ctx, ids);
+  }
+  pruneJobReports() {
+    return jobReports.pruneJobReports(this.ctx);
   }
 
   async close(): Promise<void> {

@@ -35,6 +35,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         connected_at: null,
         last_heartbeat_at: null,
         token_id: null,
+        replica_id: null,
       });
       expect(await store.getRunner("runner-gpu-1")).toMatchObject({ cpus: 16, memory: "64g" });
       expect(await store.getRunner("runner-nope")).toBeUndefined();

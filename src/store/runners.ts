@@ -19,6 +19,7 @@ function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
     last_heartbeat_at: row.last_heartbeat_at,
     version: row.version,
     token_id: row.token_id,
+    replica_id: row.replica_id,
   };
 }
 
@@ -39,6 +40,7 @@ export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promi
   if (input.connected_at !== undefined) state.connected_at = isoTimeOrNull(input.connected_at);
   if (input.last_heartbeat_at !== undefined) state.last_heartbeat_at = isoTimeOrNull(input.last_heartbeat_at);
   if (input.token_id !== undefined) state.token_id = input.token_id;
+  if (input.replica_id !== undefined) state.replica_id = input.replica_id;
   // One statement, so two runners racing for a free id cannot both win it.
   const row = await ctx.db
     .insertInto("runners")
@@ -49,6 +51,7 @@ export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promi
       connected_at: null,
       last_heartbeat_at: null,
       token_id: null,
+      replica_id: null,
       ...state,
     })
     .onConflict((conflict) => {

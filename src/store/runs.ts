@@ -9,7 +9,7 @@ import type { IfStatus, ListRunsQuery, NewRun, RunCount, RunPage, RunPatch, RunR
 const defaultPageSize = 50;
 const maxPageSize = 500;
 
-function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
+export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
   return {
     id: row.id,
     kind: row.kind,
@@ -56,6 +56,7 @@ export async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRe
         vars: ctx.cipher.seal(encodeJson(record.vars)),
         steps: encodeJson(record.steps),
         error: null,
+        replica_id: input.replica_id ?? null,
       })
       .execute();
   } catch (error) {

@@ -1,4 +1,4 @@
-import type { ColumnType } from "kysely";
+import type { ColumnType, Generated } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
 import type { JobStatus, JobType, RunnerStatus, TokenKind } from "./types.js";
@@ -28,6 +28,10 @@ export interface RunsTable {
   finished_at: string | null;
   last_seq: Int8;
   last_notify_error: string | null;
+  /** The replica whose engine carries the run (several servers on one database); null when none. */
+  replica_id: string | null;
+  /** When someone asked to cancel the run; the replica carrying it (or adopting it) stops it. */
+  cancel_requested_at: string | null;
 }
 
 export interface RunEventsTable {
@@ -79,6 +83,31 @@ export interface RunnersTable {
   version: string | null;
   /** The runner token that registered this id; null until a runner says hello with it. */
   token_id: string | null;
+  /** The server replica the runner is connected to (or was, while offline). */
+  replica_id: string | null;
+}
+
+/** One server process on the database; it heartbeats `seen_at`. */
+export interface ReplicasTable {
+  id: string;
+  hostname: string;
+  url: string | null;
+  version: string;
+  started_at: string;
+  seen_at: string;
+}
+
+/** A runner's report on a job whose engine is not where the runner is connected; applied in `id` order. */
+export interface JobReportsTable {
+  /** node-postgres returns it as a string: read it with `int`. */
+  id: Generated<number>;
+  job_id: string;
+  run_id: string;
+  kind: string;
+  batch: Int8;
+  runner_id: string | null;
+  body: string;
+  created_at: string;
 }
 
 export interface TokensTable {
@@ -100,6 +129,8 @@ export interface Database {
   job_labels: JobLabelsTable;
   runners: RunnersTable;
   tokens: TokensTable;
+  replicas: ReplicasTable;
+  job_reports: JobReportsTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -52,6 +52,8 @@ export interface NewRun {
   vars?: Record<string, string>;
   /** Defaults to the store clock's now. */
   created_at?: string;
+  /** The replica whose engine carries the run (see `Store.adoptRuns`); not part of the record. */
+  replica_id?: string;
 }
 
 /** The fields of a run that change while it runs; absent keys are left as they are. */
@@ -221,6 +223,8 @@ export interface RunnerRecord {
   version: string | null;
   /** The runner token this id belongs to (see `RunnerInput.token_id`). */
   token_id: string | null;
+  /** The server replica it is connected to (or was last); null before its first hello. */
+  replica_id: string | null;
 }
 
 /**
@@ -231,7 +235,14 @@ export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" 
   Partial<
     Pick<
       RunnerRecord,
-      "cpus" | "memory" | "tenant_id" | "version" | "status" | "connected_at" | "last_heartbeat_at"
+      | "cpus"
+      | "memory"
+      | "tenant_id"
+      | "version"
+      | "status"
+      | "connected_at"
+      | "last_heartbeat_at"
+      | "replica_id"
     >
   > & {
     /**
@@ -272,6 +283,42 @@ export interface CreatedToken {
   record: TokenRecord;
   secret: string;
 }
+
+/** A server process on the database; several replicas share one PostgreSQL database. */
+export interface ReplicaRecord {
+  /** Stable per home folder (`<home>/replica-id`), else new at each start. */
+  id: string;
+  hostname: string;
+  /** Where the replica's API listens, as it says itself. */
+  url: string | null;
+  version: string;
+  started_at: string;
+  /** Its last heartbeat; a replica not seen for the replica lease is presumed dead. */
+  seen_at: string;
+}
+
+/** What a replica says of itself at start and in each heartbeat. */
+export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "version">;
+
+/** What a runner reported on a job whose engine was not where the runner is connected. */
+export type JobReportKind = "accepted" | "events" | "finished" | "lost";
+
+/** One stored report (`Store.addJobReport`). */
+export interface JobReport {
+  /** Arrival order. */
+  id: number;
+  job_id: string;
+  run_id: string;
+  kind: JobReportKind;
+  /** The event batch number (`events`), the batch count (`finished`), else 0. */
+  batch: number;
+  runner_id: string | null;
+  /** The report itself, as JSON (events, a result, a reason); sealed at rest. */
+  body: unknown;
+  created_at: string;
+}
+
+export type NewJobReport = Omit<JobReport, "id" | "created_at">;
 
 /**
  * Everything the server keeps: runs, their event logs, jobs for runners, runners and tokens.
@@ -353,6 +400,33 @@ export interface Store {
   /** Deletes a token; false when there was none. */
   revokeToken(id: string): Promise<boolean>;
   countTokens(kind?: TokenKind): Promise<number>;
+
+  /**
+   * Inserts or refreshes a replica's row, `seen_at` now. With `ifPresent` only refreshes, and
+   * answers false when the row is gone (the fleet presumed the replica dead).
+   */
+  heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
+  listReplicas(): Promise<ReplicaRecord[]>;
+  /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
+  removeReplicas(opts: { seenBefore?: string; except?: string; only?: string }): Promise<string[]>;
+  /**
+   * Takes the queued and running runs no live replica carries (and with `own`, those named for
+   * `replicaId` already) for `replicaId`; returns them oldest first. Two adopters never get the same run.
+   */
+  adoptRuns(replicaId: string, opts?: { own?: boolean }): Promise<RunRecord[]>;
+  /** The replica carrying a run (null: none), or undefined for an unknown run. */
+  runReplica(runId: string): Promise<string | null | undefined>;
+  /** Records a cancel request for a queued or running run; false when it has ended or is unknown. */
+  requestRunCancel(runId: string): Promise<boolean>;
+  cancelRequested(runId: string): Promise<boolean>;
+
+  /** Stores a runner's report for the job's engine; false when the same report is stored already. */
+  addJobReport(input: NewJobReport): Promise<boolean>;
+  /** Reports in arrival order, of these jobs or of the runs `replicaId` carries. */
+  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string }): Promise<JobReport[]>;
+  deleteJobReports(ids: readonly number[]): Promise<void>;
+  /** Deletes the reports of ended runs; returns how many. */
+  pruneJobReports(): Promise<number>;
 
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;

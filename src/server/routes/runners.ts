@@ -30,6 +30,7 @@ const RunnerView = z.object({
   running_jobs: z.array(z.string()),
   last_heartbeat_at: z.string().nullable(),
   version: z.string().nullable().describe("the runyard version the runner runs"),
+  replica: z.string().nullable().describe("the server replica the runner is connected to (or was last)"),
 });
 apiSchemas.add(RunnerView, { id: "Runner" });
 
@@ -67,8 +68,14 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const tenant = tenantScope(request);
       const runners = await deps.store.listRunners(tenant !== undefined ? { tenantId: tenant } : {});
+      // The fleet's jobs, whichever replica their runner is connected to.
+      const held = new Map<string, string[]>();
+      for (const job of await deps.store.listJobs({ statuses: ["assigned", "running"] })) {
+        if (!job.runner_id) continue;
+        held.set(job.runner_id, [...(held.get(job.runner_id) ?? []), job.id]);
+      }
       return runners.map((runner) => {
-        const running = deps.hub.runningJobs(runner.id);
+        const running = runner.status === "online" ? (held.get(runner.id) ?? []) : [];
         return {
           id: runner.id,
           group: runner.group,
@@ -90,6 +97,7 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
           running_jobs: running,
           last_heartbeat_at: runner.last_heartbeat_at,
           version: runner.version,
+          replica: runner.replica_id,
         };
       });
     },

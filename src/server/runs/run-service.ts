@@ -1,5 +1,6 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError, toErrorInfo } from "../../core/errors.js";
-import type { RunEvent, RunKind } from "../../core/events.js";
+import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
 import type { RunRecord, Store } from "../../store/types.js";
 import type { EventBus } from "../event-bus.js";
@@ -21,6 +22,13 @@ export interface RunOwner {
   tokenId: string | null;
 }
 
+/** This server among the replicas, as the run service needs it. */
+export interface RunReplica {
+  id: string;
+  /** Asks the replica carrying a run to cancel it. */
+  askCancel(runId: string): void;
+}
+
 interface LiveRun extends ActiveRun {
   controller: AbortController;
   started: boolean;
@@ -40,6 +48,7 @@ export class RunService {
     private readonly kinds: RunKinds,
     private readonly logger: Logger,
     private readonly limits: { maxRunLogBytes: number },
+    private readonly replica: RunReplica = { id: "local", askCancel: () => undefined },
   ) {}
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
@@ -58,6 +67,7 @@ export class RunService {
       created_by: owner.tokenId,
       spec: prepared.spec,
       vars: prepared.vars,
+      replica_id: this.replica.id,
     });
     const run = this.activate(record, []);
     await run.sink.flush();
@@ -118,13 +128,7 @@ export class RunService {
    */
   async cancel(runId: string, answerWithinMs = 900): Promise<RunRecord> {
     const run = this.active.get(runId);
-    if (!run) {
-      const record = await this.store.getRun(runId);
-      if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
-      throw new RunyardError("CONFLICT", `run ${runId} has already ended (${record.status})`, {
-        hint: "Only queued or running runs can be canceled.",
-      });
-    }
+    if (!run) return this.cancelElsewhere(runId, answerWithinMs);
     run.controller.abort();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([run.done, new Promise((resolve) => (timer = setTimeout(resolve, answerWithinMs)))]);
@@ -135,17 +139,59 @@ export class RunService {
   }
 
   /**
-   * After a restart: runs left queued or running go on from their stored events. Their jobs'
-   * leases get `graceMs` for the runners to come back; runs whose runner does not return end
-   * `interrupted` (RUNNER_LOST) when the leases lapse, or retry where the run allows.
+   * A run another replica carries (or one to be adopted): the request is stored, so the replica
+   * that carries it, now or after adopting it, stops it; then answers as `cancel` does.
+   */
+  private async cancelElsewhere(runId: string, answerWithinMs: number): Promise<RunRecord> {
+    if (!(await this.store.requestRunCancel(runId))) {
+      const record = await this.store.getRun(runId);
+      if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
+      throw new RunyardError("CONFLICT", `run ${runId} has already ended (${record.status})`, {
+        hint: "Only queued or running runs can be canceled.",
+      });
+    }
+    this.replica.askCancel(runId);
+    const deadline = Date.now() + answerWithinMs;
+    for (;;) {
+      const record = await this.store.getRun(runId);
+      if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
+      if (isFinalStatus(record.status) || Date.now() >= deadline) return record;
+      await delay(Math.min(50, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /** Another replica asked to cancel a run; it is stopped if it is carried here. */
+  cancelRequested(runId: string): void {
+    this.active.get(runId)?.controller.abort();
+  }
+
+  /**
+   * After a restart: runs this replica carried, and runs no live replica carries, go on from
+   * their stored events. Their jobs' leases get `graceMs` for the runners to come back; runs
+   * whose runner does not return end `interrupted` (RUNNER_LOST) when the leases lapse, or retry
+   * where the run allows.
    */
   async recover(graceMs: number): Promise<number> {
-    const runs = await this.store.listRunsByStatus(["queued", "running"]);
+    const runs = await this.store.adoptRuns(this.replica.id, { own: true });
     const lease = new Date(Date.now() + graceMs).toISOString();
+    const ids = new Set(runs.map((run) => run.id));
     for (const job of await this.store.listJobs({ statuses: ["assigned", "running"] })) {
-      await this.store.updateJob(job.id, { lease_expires_at: lease });
+      if (ids.has(job.run_id)) await this.store.updateJob(job.id, { lease_expires_at: lease });
     }
+    await this.carryOn(runs, "resuming run after restart");
+    return runs.length;
+  }
+
+  /** The leader's round: runs whose replica died go on here from their stored events. */
+  async adoptOrphans(): Promise<number> {
+    const runs = await this.store.adoptRuns(this.replica.id);
+    await this.carryOn(runs, "adopting a run whose replica stopped");
+    return runs.length;
+  }
+
+  private async carryOn(runs: readonly RunRecord[], why: string): Promise<void> {
     for (const record of runs) {
+      if (this.active.has(record.id)) continue;
       const events = await this.allEvents(record.id);
       const finished = events.find((e) => e.type === "run.finished");
       if (finished?.type === "run.finished") {
@@ -160,10 +206,10 @@ export class RunService {
         );
         continue;
       }
-      this.activate(record, events);
-      this.logger.info({ runId: record.id, events: events.length }, "resuming run after restart");
+      const run = this.activate(record, events);
+      this.logger.info({ runId: record.id, events: events.length }, why);
+      if (await this.store.cancelRequested(record.id)) run.controller.abort();
     }
-    return runs.length;
   }
 
   private async allEvents(runId: string): Promise<RunEvent[]> {
@@ -178,6 +224,11 @@ export class RunService {
   /** Cancels nothing: runs stay as they are for `recover` on the next start. */
   async close(): Promise<void> {
     for (const run of this.active.values()) await run.sink.drain();
+  }
+
+  /** Whether this replica carries the run (its engine is here). */
+  carries(runId: string): boolean {
+    return this.active.has(runId);
   }
 
   get activeRuns(): number {

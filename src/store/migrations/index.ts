@@ -3,6 +3,7 @@ import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import * as initial from "./0001_initial.js";
 import * as runnerOwner from "./0002_runner_owner.js";
+import * as replicas from "./0003_replicas.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -11,6 +12,7 @@ import * as runnerOwner from "./0002_runner_owner.js";
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": initial,
   "0002_runner_owner": runnerOwner,
+  "0003_replicas": replicas,
 };
 
 /**

@@ -1,0 +1,135 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "../../core/logger.js";
+import type { FleetEnvelope, FleetLink, FleetMessage } from "../../store/fleet-link.js";
+import type { Store } from "../../store/types.js";
+
+export interface ReplicaTimings {
+  /** How often the replica says it is alive, and the leader does its rounds. */
+  heartbeatMs: number;
+  /** A replica silent this long is presumed dead: its runs are adopted, its runners go offline. */
+  leaseMs: number;
+}
+
+export const defaultReplicaTimings: ReplicaTimings = { heartbeatMs: 1000, leaseMs: 10_000 };
+
+/** The replica id of a home folder: kept in `<home>/replica-id`, so a restart is the same replica. */
+export function replicaIdFor(home: string | undefined): string {
+  const fresh = `${hostname()
+    .replace(/[^A-Za-z0-9.-]/g, "-")
+    .slice(0, 40)}-${randomBytes(3).toString("hex")}`;
+  if (!home) return fresh;
+  const file = join(home, "replica-id");
+  if (existsSync(file)) {
+    const stored = readFileSync(file, "utf8").trim();
+    if (stored) return stored;
+  }
+  writeFileSync(file, `${fresh}\n`, { mode: 0o644 });
+  return fresh;
+}
+
+/** What the leader does each round, once for the whole fleet. */
+export type LeaderRound = () => Promise<void>;
+
+/**
+ * This server as one replica of the fleet: it heartbeats its row, sends and receives fleet
+ * messages, and competes for leadership. The leader's rounds (lease expiry, adopting the runs
+ * of dead replicas, pruning) run on one replica at a time; when the leader dies, another takes
+ * over within a heartbeat or two of PostgreSQL freeing its lock.
+ */
+export class Replica {
+  private leading = false;
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> = Promise.resolve();
+  private readonly rounds: LeaderRound[] = [];
+
+  constructor(
+    readonly id: string,
+    private readonly store: Store,
+    private readonly link: FleetLink,
+    private readonly timings: ReplicaTimings,
+    private readonly logger: Logger,
+    /** The fleet presumed this replica dead and gave its runs to others: it must stop at once. */
+    private readonly onFenced: () => void,
+    private readonly describe: () => { url: string | null; version: string },
+  ) {}
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** Sends a message to the other replicas (and this one). */
+  tell(message: FleetMessage): void {
+    this.link.notify({ ...message, from: this.id });
+  }
+
+  /** Receives the fleet's messages, those this replica sent included. */
+  listen(handler: (message: FleetEnvelope) => void): () => void {
+    return this.link.onMessage(handler);
+  }
+
+  /** Something the leader does each round. */
+  whenLeading(round: LeaderRound): void {
+    this.rounds.push(round);
+  }
+
+  /** Writes this replica's row; `alone` (SQLite) forgets every other replica of earlier starts. */
+  async join(alone: boolean): Promise<void> {
+    await this.store.heartbeatReplica({ id: this.id, hostname: hostname(), ...this.describe() });
+    if (alone) await this.store.removeReplicas({ except: this.id });
+    this.leading = await this.link.lead();
+    if (this.leading) this.logger.info({ replica: this.id }, "leading the fleet");
+  }
+
+  /** Starts the heartbeat and the leader's rounds. */
+  start(): void {
+    this.timer = setInterval(() => {
+      this.round = this.round
+        .then(() => this.beat())
+        .catch((error: unknown) => this.logger.error({ err: error }, "replica round failed"));
+    }, this.timings.heartbeatMs);
+  }
+
+  private async beat(): Promise<void> {
+    const alive = await this.store.heartbeatReplica(
+      { id: this.id, hostname: hostname(), ...this.describe() },
+      { ifPresent: true },
+    );
+    if (!alive) {
+      this.logger.error(
+        { replica: this.id },
+        "the fleet presumed this replica dead (no heartbeat within the replica lease) and adopted its runs; stopping so that no run has two engines",
+      );
+      this.stopTimer();
+      this.onFenced();
+      return;
+    }
+    const was = this.leading;
+    this.leading = await this.link.lead();
+    if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
+    if (!this.leading) return;
+    const dead = await this.store.removeReplicas({
+      seenBefore: new Date(Date.now() - this.timings.leaseMs).toISOString(),
+      except: this.id,
+    });
+    if (dead.length > 0)
+      this.logger.warn({ replicas: dead }, "replicas stopped heartbeating; adopting their runs");
+    for (const round of this.rounds) await round();
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Stops; `leave` also deletes its row, so other replicas adopt its runs at once. */
+  async stop(leave: boolean): Promise<void> {
+    this.stopTimer();
+    await this.round;
+    if (leave) await this.store.removeReplicas({ only: this.id }).catch(() => undefined);
+    this.leading = false;
+    await this.link.close();
+  }
+}

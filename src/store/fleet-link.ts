@@ -1,0 +1,49 @@
+/**
+ * How server replicas on one database reach each other: short messages to every replica, and
+ * one leader at a time. On PostgreSQL that is `LISTEN/NOTIFY` and a session advisory lock
+ * (`postgres-link.ts`); on SQLite there is one server, so it is in-process (`localLink`).
+ * A message may be lost (a dropped connection): every receiver also sweeps the store now and
+ * then, so a lost message costs latency, never data.
+ */
+export type FleetMessage =
+  /** Events of a run are stored up to `seq`: followers elsewhere read them from the store. */
+  | { type: "events"; run_id: string; seq: number }
+  /** Reports on a job wait in the store for the engine of its run. */
+  | { type: "reports"; run_id: string; job_id: string }
+  /** A job was queued: replicas with idle runners offer it. */
+  | { type: "jobs" }
+  /** Stop a job on the runner holding it, wherever that runner is connected. */
+  | { type: "cancel-job"; job_id: string; runner_id: string }
+  /** Cancel a run; the replica carrying it stops it. */
+  | { type: "cancel-run"; run_id: string };
+
+/** A message and the replica that sent it. */
+export type FleetEnvelope = FleetMessage & { from: string };
+
+export interface FleetLink {
+  /** Sends to every replica, this one included; never throws (a failed send is a lost message). */
+  notify(message: FleetEnvelope): void;
+  /** Receives every message; returns the unsubscribe. */
+  onMessage(handler: (message: FleetEnvelope) => void): () => void;
+  /** Tries to become the fleet's leader, or checks it still is; true while it is. */
+  lead(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The link of a single server (SQLite, memory): messages stay in the process; it always leads. */
+export function localLink(): FleetLink {
+  const handlers = new Set<(message: FleetEnvelope) => void>();
+  return {
+    notify(message) {
+      queueMicrotask(() => {
+        for (const handler of handlers) handler(message);
+      });
+    },
+    onMessage(handler) {
+      handlers.add(handler);
+      return () => handlers.delete(handler);
+    },
+    lead: async () => true,
+    close: async () => handlers.clear(),
+  };
+}

@@ -1,0 +1,126 @@
+import type { Selectable } from "kysely";
+import type { StoreContext } from "./dialect.js";
+import { toRunRecord } from "./runs.js";
+import { isoTime, type ReplicasTable } from "./schema.js";
+import type { ReplicaInput, ReplicaRecord, RunRecord } from "./types.js";
+
+/*
+ * Several server replicas on one database: who is alive, and which replica carries which run.
+ */
+
+function toReplicaRecord(row: Selectable<ReplicasTable>): ReplicaRecord {
+  return { ...row };
+}
+
+/** Inserts or refreshes a replica's row with `seen_at` now; false when `ifPresent` and it was gone. */
+export async function heartbeatReplica(
+  ctx: StoreContext,
+  input: ReplicaInput,
+  opts: { ifPresent?: boolean } = {},
+): Promise<boolean> {
+  const now = isoTime(ctx.now());
+  if (opts.ifPresent) {
+    const result = await ctx.db
+      .updateTable("replicas")
+      .set({ seen_at: now, url: input.url })
+      .where("id", "=", input.id)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+  const row = { ...input, started_at: now, seen_at: now };
+  await ctx.db
+    .insertInto("replicas")
+    .values(row)
+    .onConflict((conflict) => conflict.column("id").doUpdateSet(row))
+    .execute();
+  return true;
+}
+
+export async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> {
+  const rows = await ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
+  return rows.map(toReplicaRecord);
+}
+
+/**
+ * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one), marks
+ * their runners offline, and returns their ids.
+ */
+export async function removeReplicas(
+  ctx: StoreContext,
+  opts: { seenBefore?: string; except?: string; only?: string },
+): Promise<string[]> {
+  let remove = ctx.db.deleteFrom("replicas");
+  if (opts.only !== undefined) remove = remove.where("id", "=", opts.only);
+  if (opts.seenBefore !== undefined) remove = remove.where("seen_at", "<", isoTime(opts.seenBefore));
+  if (opts.except !== undefined) remove = remove.where("id", "!=", opts.except);
+  const gone = (await remove.returning("id").execute()).map((row) => row.id);
+  if (gone.length > 0) {
+    await ctx.db
+      .updateTable("runners")
+      .set({ status: "offline" })
+      .where("replica_id", "in", gone)
+      .where("status", "=", "online")
+      .execute();
+  }
+  return gone.sort();
+}
+
+/**
+ * Marks queued and running runs as carried by `replicaId` and returns them, oldest first: those
+ * no live replica carries (their replica has no row, or none is named), and with `own` also those
+ * already named for `replicaId` (a restart of the same replica). One statement per run, guarded
+ * by what it read, so two adopters never take the same run.
+ */
+export async function adoptRuns(
+  ctx: StoreContext,
+  replicaId: string,
+  opts: { own?: boolean; limit?: number } = {},
+): Promise<RunRecord[]> {
+  const rows = await ctx.db
+    .updateTable("runs")
+    .set({ replica_id: replicaId })
+    .where("status", "in", ["queued", "running"])
+    .where((eb) => {
+      const orphan = eb.or([
+        eb("replica_id", "is", null),
+        eb.not(
+          eb.exists(
+            eb.selectFrom("replicas").select("replicas.id").whereRef("replicas.id", "=", "runs.replica_id"),
+          ),
+        ),
+      ]);
+      return opts.own ? eb.or([orphan, eb("replica_id", "=", replicaId)]) : orphan;
+    })
+    .returningAll()
+    .execute();
+  return rows
+    .map((row) => toRunRecord(ctx, row))
+    .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+}
+
+/** The replica carrying a run, or null; undefined for an unknown run. */
+export async function runReplica(ctx: StoreContext, runId: string): Promise<string | null | undefined> {
+  const row = await ctx.db.selectFrom("runs").select("replica_id").where("id", "=", runId).executeTakeFirst();
+  return row ? row.replica_id : undefined;
+}
+
+/** Records that a queued or running run is to be canceled; false when it has ended or is unknown. */
+export async function requestRunCancel(ctx: StoreContext, runId: string): Promise<boolean> {
+  const result = await ctx.db
+    .updateTable("runs")
+    .set({ cancel_requested_at: isoTime(ctx.now()) })
+    .where("id", "=", runId)
+    .where("status", "in", ["queued", "running"])
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Whether someone asked to cancel the run. */
+export async function cancelRequested(ctx: StoreContext, runId: string): Promise<boolean> {
+  const row = await ctx.db
+    .selectFrom("runs")
+    .select("cancel_requested_at")
+    .where("id", "=", runId)
+    .executeTakeFirst();
+  return Boolean(row?.cancel_requested_at);
+}

@@ -1,0 +1,81 @@
+import type { Selectable } from "kysely";
+import type { StoreContext } from "./dialect.js";
+import { decodeJson, encodeJson, int, isoTime, type JobReportsTable } from "./schema.js";
+import type { JobReport, NewJobReport } from "./types.js";
+
+/*
+ * A runner's reports on a job whose engine lives on another replica (or is not running yet):
+ * they wait here, in arrival order, until that engine applies and deletes them.
+ */
+
+function toJobReport(ctx: StoreContext, row: Selectable<JobReportsTable>): JobReport {
+  return {
+    id: int(row.id),
+    job_id: row.job_id,
+    run_id: row.run_id,
+    kind: row.kind as JobReport["kind"],
+    batch: int(row.batch),
+    runner_id: row.runner_id,
+    body: decodeJson(ctx.cipher.open(row.body)),
+    created_at: row.created_at,
+  };
+}
+
+/** Stores a report; false when one of the same job, kind and batch is stored already. */
+export async function addJobReport(ctx: StoreContext, input: NewJobReport): Promise<boolean> {
+  const result = await ctx.db
+    .insertInto("job_reports")
+    .values({
+      job_id: input.job_id,
+      run_id: input.run_id,
+      kind: input.kind,
+      batch: input.batch,
+      runner_id: input.runner_id,
+      body: ctx.cipher.seal(encodeJson(input.body)),
+      created_at: isoTime(ctx.now()),
+    })
+    .onConflict((conflict) => conflict.columns(["job_id", "kind", "batch"]).doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+}
+
+/** Reports in arrival order: of these jobs, or of the runs `replicaId` carries. */
+export async function listJobReports(
+  ctx: StoreContext,
+  query: { jobIds?: readonly string[]; replicaId?: string },
+): Promise<JobReport[]> {
+  let select = ctx.db.selectFrom("job_reports").selectAll("job_reports");
+  if (query.jobIds) {
+    if (query.jobIds.length === 0) return [];
+    select = select.where("job_reports.job_id", "in", query.jobIds);
+  }
+  if (query.replicaId !== undefined) {
+    select = select
+      .innerJoin("runs", "runs.id", "job_reports.run_id")
+      .where("runs.replica_id", "=", query.replicaId);
+  }
+  const rows = await select.orderBy("job_reports.id").limit(10_000).execute();
+  return rows.map((row) => toJobReport(ctx, row));
+}
+
+export async function deleteJobReports(ctx: StoreContext, ids: readonly number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await ctx.db.deleteFrom("job_reports").where("id", "in", ids).execute();
+}
+
+/** Deletes reports no engine will apply: those of ended runs. Returns how many. */
+export async function pruneJobReports(ctx: StoreContext): Promise<number> {
+  const result = await ctx.db
+    .deleteFrom("job_reports")
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom("runs")
+          .select("runs.id")
+          .whereRef("runs.id", "=", "job_reports.run_id")
+          .where("runs.status", "not in", ["queued", "running"]),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,100 @@
+import pg from "pg";
+import type { Logger } from "../core/logger.js";
+import type { FleetEnvelope, FleetLink } from "./fleet-link.js";
+
+const channel = "runyard_fleet";
+/** The advisory lock key the leader holds (the migrator's lock is a different key). */
+const leaderLockKey = 0x72796c64; // "ryld"
+const reconnectMs = 1000;
+
+/**
+ * The fleet link on PostgreSQL: one dedicated connection per replica that LISTENs on one
+ * channel, sends with `pg_notify`, and holds the leader's session advisory lock. When the
+ * connection drops, the replica stops leading at once (the lock went with the session) and
+ * reconnects; when a leader's process dies, PostgreSQL frees its lock and another takes it.
+ */
+export function postgresLink(url: string, logger?: Logger): FleetLink {
+  const handlers = new Set<(message: FleetEnvelope) => void>();
+  let client: pg.Client | undefined;
+  let connecting: Promise<pg.Client | undefined> | undefined;
+  let leading = false;
+  let closed = false;
+
+  const connect = (): Promise<pg.Client | undefined> => {
+    if (client) return Promise.resolve(client);
+    if (closed) return Promise.resolve(undefined);
+    connecting ??= (async () => {
+      const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+      const lost = (error?: Error): void => {
+        if (client !== next) return;
+        client = undefined;
+        if (leading) logger?.warn({ err: error }, "lost the fleet connection: no longer the leader");
+        leading = false;
+        next.end().catch(() => {});
+      };
+      next.on("error", lost);
+      next.on("end", () => lost());
+      next.on("notification", (notification) => {
+        if (notification.channel !== channel || !notification.payload) return;
+        let message: FleetEnvelope;
+        try {
+          message = JSON.parse(notification.payload) as FleetEnvelope;
+        } catch {
+          return;
+        }
+        for (const handler of handlers) handler(message);
+      });
+      try {
+        await next.connect();
+        await next.query(`listen ${channel}`);
+        client = next;
+        return next;
+      } catch (error) {
+        logger?.warn({ err: error }, "cannot open the fleet connection; retrying");
+        await next.end().catch(() => {});
+        await new Promise((resolve) => setTimeout(resolve, reconnectMs).unref());
+        return undefined;
+      } finally {
+        connecting = undefined;
+      }
+    })();
+    return connecting;
+  };
+
+  return {
+    notify(message) {
+      void connect().then((link) =>
+        link
+          ?.query("select pg_notify($1, $2)", [channel, JSON.stringify(message)])
+          .catch((error: unknown) => logger?.debug({ err: error }, "a fleet message was not sent")),
+      );
+    },
+    onMessage(handler) {
+      handlers.add(handler);
+      void connect();
+      return () => handlers.delete(handler);
+    },
+    async lead() {
+      const link = await connect();
+      if (!link) return false;
+      if (leading) return true;
+      try {
+        const { rows } = await link.query<{ locked: boolean }>("select pg_try_advisory_lock($1) as locked", [
+          leaderLockKey,
+        ]);
+        leading = client === link && rows[0]?.locked === true;
+      } catch {
+        leading = false;
+      }
+      return leading;
+    },
+    async close() {
+      closed = true;
+      handlers.clear();
+      const link = client ?? (await connecting);
+      client = undefined;
+      leading = false;
+      await link?.end().catch(() => {});
+    },
+  };
+}

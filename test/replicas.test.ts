@@ -1,0 +1,289 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import type { RunEvent } from "../src/core/events.js";
+import { tempDir } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
+import {
+  adminToken,
+  api,
+  freePort,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startCli,
+  startRunner,
+  startTestServer,
+  submit,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+const adminUrl = inject("postgresAdminUrl");
+const secretKey = "replica-test-secret-key-0123456789abcdef";
+/** Replicas presume one another dead after 2 s of silence, so a test sees adoption quickly. */
+const replicaTimings = { RUNYARD_REPLICA_HEARTBEAT_MS: "300", RUNYARD_REPLICA_LEASE_MS: "2000" };
+
+const started: Proc[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
+});
+
+async function replica(databaseUrl: string, port?: number): Promise<TestServer> {
+  const server = await startTestServer(
+    tempDir(),
+    { RUNYARD_DATABASE_URL: databaseUrl, RUNYARD_SECRET_KEY: secretKey, ...replicaTimings },
+    port,
+  );
+  started.push(server.proc);
+  return server;
+}
+
+async function runner(urls: string, token: string, id: string, capacity = 4): Promise<Proc> {
+  const proc = await startRunner(urls, token, { id, capacity });
+  started.push(proc);
+  return proc;
+}
+
+async function health(url: string): Promise<{ replica: string; leader: boolean; database: string }> {
+  return (await api<{ replica: string; leader: boolean; database: string }>(url, "GET", "/health")).body;
+}
+
+/** A run's events as an SSE client sees them, read while the run goes on. */
+function follow(url: string, runId: string): Promise<RunEvent[]> {
+  return readEvents(url, runId);
+}
+
+/** Waits until `count` runs have stored output (their steps run on the runners). */
+async function untilOutput(databaseUrl: string, count: number): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const { rows } = await client.query<{ runs: string }>(
+        "select count(distinct run_id) as runs from run_events where type = 'step.output'",
+      );
+      if (Number(rows[0]?.runs) >= count) return;
+      if (Date.now() > deadline) throw new Error(`only ${rows[0]?.runs} of ${count} runs have output`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+function lines(events: readonly RunEvent[]): string {
+  return events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+}
+
+function expectInOrderOnce(events: readonly RunEvent[]): void {
+  expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
+  expect(events.at(-1)?.type).toBe("run.finished");
+}
+
+const counting = (lineCount: number, pause: string) => `
+version: v0.1
+name: counting
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: count
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: for i in $(seq 1 ${lineCount}); do echo "line $i"; sleep ${pause}; done
+`;
+
+describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database", () => {
+  it("runs a run submitted to A on a runner of B, followed on both: every line once and in order", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const [aInfo, bInfo] = [await health(a.url), await health(b.url)];
+    expect(aInfo.replica).not.toBe(bInfo.replica);
+    expect([aInfo.leader, bInfo.leader].filter(Boolean)).toHaveLength(1);
+    expect(aInfo.database).toBe("ok");
+
+    await runner(b.url, await runnerToken(a.url), "on-b");
+    const runId = await submit(a.url, counting(20, "0.05"));
+    const [onA, onB] = await Promise.all([follow(a.url, runId), follow(b.url, runId)]);
+    const done = await waitForRun(b.url, runId, isFinal);
+    expect(done.status).toBe("success");
+    const expected = Array.from({ length: 20 }, (_, i) => `line ${i + 1}\n`).join("");
+    for (const events of [onA, onB]) {
+      expectInOrderOnce(events);
+      expect(lines(events)).toBe(expected);
+    }
+    expect(onB).toEqual(onA);
+
+    // The fleet's runners, with the replica each is on, from either replica.
+    for (const url of [a.url, b.url]) {
+      const { body } = await api<Array<{ id: string; replica: string; status: string }>>(
+        url,
+        "GET",
+        "/api/runners",
+      );
+      expect(body).toEqual([
+        expect.objectContaining({ id: "on-b", replica: bInfo.replica, status: "connected" }),
+      ]);
+    }
+  });
+
+  it("runs 200 runs through two replicas with runners on each, none twice", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const token = await runnerToken(a.url);
+    await runner(a.url, token, "runner-a", 8);
+    await runner(b.url, token, "runner-b", 8);
+    const ledger = join(tempDir(), "ledger");
+    const workflow = `
+version: v0.1
+name: once
+vars:
+  N: ""
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: note
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: echo "{{ .vars.N }}" >> ${ledger}
+`;
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const { status, body } = await api<{ run_id: string }>(i % 2 ? b.url : a.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow,
+        vars: { N: String(i) },
+      });
+      expect(status).toBe(201);
+      ids.push(body.run_id);
+    }
+    for (const [index, id] of ids.entries()) {
+      const run = await waitForRun(index % 2 ? a.url : b.url, id, isFinal, 120_000);
+      expect(run.status, id).toBe("success");
+    }
+    const written = readFileSync(ledger, "utf8").trim().split("\n").map(Number);
+    expect(written).toHaveLength(200);
+    expect(new Set(written).size).toBe(200);
+    // Both runners took work: the claim spreads over the fleet.
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ runner_id: string; jobs: string }>(
+        "select runner_id, count(*) as jobs from jobs group by runner_id order by runner_id",
+      );
+      expect(rows.map((row) => row.runner_id)).toEqual(["runner-a", "runner-b"]);
+    } finally {
+      await client.end();
+    }
+  }, 240_000);
+
+  it("loses no line and ends no run when a replica is killed -9 while 10 runs stream", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const aPort = await freePort();
+    const a = await replica(databaseUrl, aPort);
+    const b = await replica(databaseUrl);
+    const token = await runnerToken(a.url);
+    // Each runner knows both replicas, its own first.
+    const onA = await runner(`${a.url},${b.url}`, token, "first-on-a", 6);
+    await runner(`${b.url},${a.url}`, token, "first-on-b", 6);
+    const runs: string[] = [];
+    for (let i = 0; i < 10; i++) runs.push(await submit(a.url, counting(30, "0.1")));
+    // Followers on B, of runs whose engine is on A.
+    const streams = runs.map((id) => follow(b.url, id));
+    await untilOutput(databaseUrl, runs.length);
+    const killedAt = Date.now();
+    await a.proc.kill("SIGKILL");
+
+    // The runner that was on A moves to B within seconds.
+    await onA.waitFor(`connected to ${b.url}`, 10_000);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+
+    const expected = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
+    for (const [index, id] of runs.entries()) {
+      const done = await waitForRun(b.url, id, isFinal, 60_000);
+      expect(done.status, id).toBe("success");
+      const events = await (streams[index] as Promise<RunEvent[]>);
+      expectInOrderOnce(events);
+      expect(lines(events), id).toBe(expected);
+    }
+    // B adopted A's runs and leads now.
+    expect((await health(b.url)).leader).toBe(true);
+  }, 120_000);
+
+  it("still expires leases and ends a lost runner's run within 15 s of the leader's kill -9", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    expect((await health(a.url)).leader).toBe(true);
+    const doomed = await runner(b.url, await runnerToken(a.url), "doomed");
+    const runId = await submit(b.url, counting(1000, "0.1"));
+    await waitForRun(b.url, runId, (run) => run.status === "running");
+    await a.proc.kill("SIGKILL");
+    await doomed.kill("SIGKILL");
+    const killedAt = Date.now();
+    const done = await waitForRun(b.url, runId, isFinal, 15_000);
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    expect(done.status).toBe("interrupted");
+    expect(done.error?.code).toBe("RUNNER_LOST");
+    expect((await health(b.url)).leader).toBe(true);
+  }, 60_000);
+
+  it("applies the migrations once when two replicas start at the same moment on an empty database", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const [a, b] = await Promise.all([replica(databaseUrl), replica(databaseUrl)]);
+    expect((await health(a.url)).database).toBe("ok");
+    expect((await health(b.url)).database).toBe("ok");
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ name: string }>(
+        "select name from runyard_migration order by name",
+      );
+      expect(rows.map((row) => row.name)).toEqual(["0001_initial", "0002_runner_owner", "0003_replicas"]);
+      const admins = await client.query("select id from tokens where kind = 'admin'");
+      expect(admins.rowCount).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("cancels from one replica a run whose engine lives on the other", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.1"));
+    await waitForRun(b.url, runId, (run) => run.status === "running");
+    const { status } = await api(b.url, "POST", `/api/runs/${runId}/cancel`);
+    expect(status).toBe(200);
+    const done = await waitForRun(b.url, runId, isFinal, 10_000);
+    expect(done.status).toBe("canceled");
+  });
+});
+
+describe("a replica's database", () => {
+  it("names the host it cannot reach, without a stack", async () => {
+    const port = await freePort();
+    const proc = startCli(
+      ["server", "--port", "0", "--database", `postgres://runyard:pw@127.0.0.1:${port}/runyard`],
+      {
+        RUNYARD_SECRET_KEY: secretKey,
+        RUNYARD_ADMIN_TOKEN: adminToken,
+      },
+    );
+    started.push(proc);
+    expect(await proc.exited).not.toBe(0);
+    expect(proc.output()).toContain(`cannot reach the PostgreSQL database at 127.0.0.1:${port}`);
+    expect(proc.output()).not.toContain("pw@");
+    expect(proc.output()).not.toMatch(/\n\s+at /);
+  });
+});
