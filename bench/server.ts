@@ -40,7 +40,7 @@ async function withServer<T>(fn: (server: RunningServer, runnerToken: string) =>
 async function withRunner<T>(url: string, token: string, capacity: number, fn: () => Promise<T>): Promise<T> {
   const executor = createExecutor({ baseEnv: process.env });
   const runner = new RunnerDaemon({
-    serverUrl: url,
+    serverUrls: [url],
     token,
     info: {
       id: "bench-runner",

@@ -46,7 +46,7 @@ async function runner(running: RunningServer, id = "inproc"): Promise<RunnerDaem
   const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "" }, killGraceMs: 300 });
   cleanups.push(async () => executor.close());
   const daemon = new RunnerDaemon({
-    serverUrl: running.url,
+    serverUrls: [running.url],
     token: secret,
     info: {
       id,

@@ -2,20 +2,30 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
 
+/** Connection errors that mean a request never reached the server: another one may take it. */
+const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH"]);
+
+const errorCode = (error: unknown): string | undefined =>
+  (error as { cause?: { code?: string } }).cause?.code;
+
 /**
  * The CLI's way to the server's HTTP API: bearer token, errors turned into RunyardError with
- * hints a CLI user can act on (flags and variables, not HTTP headers).
+ * hints a CLI user can act on (flags and variables, not HTTP headers). Given several servers
+ * (replicas of one control plane), it uses the first, and the next while one refuses connections.
  */
 export class ApiClient {
+  private current = 0;
+
   constructor(
-    readonly baseUrl: string,
+    private readonly serverUrls: readonly string[],
     private readonly token: string | undefined,
   ) {
-    if (!/^https?:\/\//i.test(baseUrl)) {
-      throw new RunyardError("USAGE", `"${baseUrl}" is not a server URL`, {
-        hint: `Did you mean http://${baseUrl.replace(/^\/+/, "")}? (--server / RUNYARD_SERVER_URL)`,
-      });
-    }
+    if (serverUrls.length === 0) throw new Error("an API client needs at least one server URL");
+  }
+
+  /** The server this client talks to: the first of the list that accepted a connection. */
+  get baseUrl(): string {
+    return this.serverUrls[this.current] ?? "";
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -25,13 +35,13 @@ export class ApiClient {
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
-      response = await fetch(new URL(path, this.baseUrl), {
+      response = await this.fetchFromServer(path, {
         method,
         headers: this.headers(body === undefined ? {} : { "content-type": "application/json" }),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (error) {
-      throw unreachable(this.baseUrl, error);
+      throw unreachable(this.serverUrls, error);
     }
     const text = await response.text();
     const data = text ? (JSON.parse(text) as unknown) : undefined;
@@ -53,9 +63,8 @@ export class ApiClient {
     let reached = false;
     while (!finished && !options.signal?.aborted) {
       try {
-        const url = new URL(`/api/runs/${encodeURIComponent(runId)}/events`, this.baseUrl);
-        if (!options.follow) url.searchParams.set("follow", "0");
-        const response = await fetch(url, {
+        const path = `/api/runs/${encodeURIComponent(runId)}/events${options.follow ? "" : "?follow=0"}`;
+        const response = await this.fetchFromServer(path, {
           headers: this.headers({ accept: "text/event-stream", "last-event-id": String(last) }),
           ...(options.signal ? { signal: options.signal } : {}),
         });
@@ -75,13 +84,29 @@ export class ApiClient {
       } catch (error) {
         if (error instanceof RunyardError || options.signal?.aborted) throw error;
         // Never reached at all: a wrong URL or no server, not a restart worth waiting for.
-        if (!reached) throw unreachable(this.baseUrl, error);
+        if (!reached) throw unreachable(this.serverUrls, error);
         // The server went away: wait and pick up after the last event we saw.
         await delay(backoff);
         backoff = Math.min(backoff * 2, 2000);
       }
     }
     return finished;
+  }
+
+  /**
+   * Fetches from the current server; while one refuses the connection, from the next. Only a
+   * request that never reached a server is sent again, so even a POST is never made twice.
+   */
+  private async fetchFromServer(path: string, init: RequestInit): Promise<Response> {
+    for (let tried = 1; ; tried += 1) {
+      try {
+        return await fetch(new URL(path, this.baseUrl), init);
+      } catch (error) {
+        const code = errorCode(error);
+        if (tried >= this.serverUrls.length || code === undefined || !neverConnected.has(code)) throw error;
+        this.current = (this.current + 1) % this.serverUrls.length;
+      }
+    }
   }
 
   /** Replaces the API's hints (headers, HTTP) with what a CLI user types: flags and variables. */
@@ -120,11 +145,16 @@ async function* readSse(response: Response): AsyncGenerator<RunEvent> {
   }
 }
 
-function unreachable(baseUrl: string, error: unknown): RunyardError {
-  const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+function unreachable(serverUrls: readonly string[], error: unknown): RunyardError {
+  const code = errorCode(error) ?? (error as Error).message;
   const why = code === "ECONNREFUSED" ? "connection refused" : code;
-  return new RunyardError("HOST_UNREACHABLE", `cannot reach the server at ${baseUrl}: ${why}`, {
-    hint: `Is \`runyard up\` running on ${baseUrl}? Start it, or point --server / RUNYARD_SERVER_URL at the server.`,
+  const where =
+    serverUrls.length === 1
+      ? `the server at ${serverUrls[0]}`
+      : `any of the servers ${serverUrls.join(", ")}`;
+  const on = serverUrls.length === 1 ? serverUrls[0] : serverUrls.join(" or ");
+  return new RunyardError("HOST_UNREACHABLE", `cannot reach ${where}: ${why}`, {
+    hint: `Is \`runyard up\` running on ${on}? Start it, or point --server / RUNYARD_SERVER_URL at the server.`,
   });
 }
 

@@ -14,7 +14,10 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 /** Flags shared by the commands that talk to a server. */
 function serverFlags(command: Command): Command {
   return command
-    .option("--server <url>", "server URL (RUNYARD_SERVER_URL; default http://127.0.0.1:8088)")
+    .option(
+      "--server <url>",
+      "server URL; replicas comma-separated, the first that accepts a connection is used (RUNYARD_SERVER_URL; default http://127.0.0.1:8088)",
+    )
     .option("--token <token>", "API token (RUNYARD_TOKEN)");
 }
 
@@ -126,7 +129,10 @@ function buildProgram(
   program
     .command("runner")
     .description("join a server and run its jobs (RUNYARD_* or ADOS_* env, flags, or --config)")
-    .option("--server <url>", "server URL (RUNYARD_SERVER_URL / ADOS_API_URL)")
+    .option(
+      "--server <url,...>",
+      "server URL, or several replicas comma-separated to fail over between (RUNYARD_SERVER_URL / ADOS_API_URL)",
+    )
     .option("--token <token>", "runner token (RUNYARD_TOKEN / ADOS_TOKEN)")
     .option("--id <id>", "runner id (RUNYARD_RUNNER_ID)")
     .option("--group <group>", "runner group (RUNYARD_GROUP)")

@@ -5,6 +5,7 @@ import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { parseServerUrls } from "../core/server-urls.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
@@ -35,7 +36,14 @@ export interface LocalRunner {
 export async function localRunnerDaemon(
   config: Config,
   env: Record<string, string | undefined>,
-  connection: { serverUrl: string; token: string; id: string; logger: Logger; home: string },
+  connection: {
+    serverUrls: string[];
+    token: string;
+    id: string;
+    logger: Logger;
+    home: string;
+    onConnected?: (serverUrl: string) => void;
+  },
 ): Promise<LocalRunner> {
   const stateDir = join(connection.home, "runners", encodeURIComponent(connection.id));
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -50,7 +58,7 @@ export async function localRunnerDaemon(
     }
     const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
     const daemon = new RunnerDaemon({
-      serverUrl: connection.serverUrl,
+      serverUrls: connection.serverUrls,
       token: connection.token,
       info: {
         id: connection.id,
@@ -75,6 +83,7 @@ export async function localRunnerDaemon(
       },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
+      ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),
     });
     return {
       daemon,
@@ -92,12 +101,16 @@ export async function localRunnerDaemon(
   }
 }
 
-/** `runyard runner --server URL --token T`: joins a server and runs the jobs it is given. */
+/**
+ * `runyard runner --server URL[,URL...] --token T`: joins a server and runs the jobs it is given;
+ * with several URLs (replicas of one control plane), fails over between them.
+ */
 export async function runnerCommand(ctx: CliContext): Promise<number> {
   const config = ctx.config;
-  if (!config.serverUrl) {
+  const serverUrls = parseServerUrls(config.serverUrl ?? "");
+  if (serverUrls.length === 0) {
     throw new RunyardError("USAGE", "the runner needs the server's URL", {
-      hint: "Pass --server http://HOST:8088 or set RUNYARD_SERVER_URL (ADOS_API_URL).",
+      hint: "Pass --server http://HOST:8088 (several replicas: --server http://a:8088,http://b:8088) or set RUNYARD_SERVER_URL (ADOS_API_URL).",
     });
   }
   if (!config.token) {
@@ -112,12 +125,21 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   }
   const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
   const id = defaultRunnerId(config);
+  let connections = 0;
   const runner = await localRunnerDaemon(config, ctx.env, {
-    serverUrl: config.serverUrl,
+    serverUrls,
     token: config.token,
     id,
     logger,
     home,
+    onConnected(serverUrl) {
+      connections += 1;
+      ctx.stdout.write(
+        connections === 1
+          ? `runner ${id} connected to ${serverUrl} (group ${config.group}, capacity ${config.capacity})\n`
+          : `runner ${id} connected to ${serverUrl}\n`,
+      );
+    },
   });
   const daemon = runner.daemon;
   let signal: InterruptSignal = "SIGINT";
@@ -129,12 +151,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     });
   });
   const connected = daemon.start().then(
-    () => {
-      ctx.stdout.write(
-        `runner ${id} connected to ${config.serverUrl} (group ${config.group}, capacity ${config.capacity})\n`,
-      );
-      return true;
-    },
+    () => true,
     (error: Error) => {
       ctx.stderr.write(`error: ${error.message}\n`);
       if (error instanceof RunyardError && error.hint) ctx.stderr.write(`hint: ${error.hint}\n`);

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
+import { defaultServerUrl, parseServerUrls } from "../core/server-urls.js";
 import type { RunnerNeed } from "../workflow/model.js";
 import { ApiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
@@ -8,8 +9,10 @@ import { type ListedRunner, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
 import { parseVarFlags } from "./workflow-file.js";
 
+/** A client of the servers of `--server` / RUNYARD_SERVER_URL, or of the local default. */
 export function apiClient(ctx: CliContext): ApiClient {
-  return new ApiClient(ctx.config.serverUrl ?? "http://127.0.0.1:8088", ctx.config.token);
+  const servers = parseServerUrls(ctx.config.serverUrl ?? "");
+  return new ApiClient(servers.length > 0 ? servers : [defaultServerUrl], ctx.config.token);
 }
 
 interface RunView {

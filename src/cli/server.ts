@@ -127,7 +127,7 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
   const runner = await localRunnerDaemon(config, ctx.env, {
-    serverUrl: server.url,
+    serverUrls: [server.url],
     token: secret,
     id: config.runnerId ?? `${config.hostname || hostname()}-local`,
     logger: logger.child({ component: "runner" }),

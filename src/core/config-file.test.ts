@@ -23,6 +23,15 @@ describe("config file", () => {
     expect(groupForRepo(loaded.repos, "unknown")).toBeUndefined();
   });
 
+  it("reads server_url as a comma-separated list or a YAML list of replicas", () => {
+    expect(readConfigFile(file("server_url: http://a:8088, http://b:8088\n")).overrides.serverUrl).toBe(
+      "http://a:8088, http://b:8088",
+    );
+    expect(
+      readConfigFile(file("server_url:\n  - http://a:8088\n  - http://b:8088\n")).overrides.serverUrl,
+    ).toBe("http://a:8088,http://b:8088");
+  });
+
   it("names unknown keys and the fix", () => {
     expect(() => readConfigFile(file("gruop: x\n"))).toThrowError(/gruop/);
   });

@@ -16,7 +16,8 @@ const ConfigFile = z
   .object({
     home: z.string(),
     log_level: z.string(),
-    server_url: z.string(),
+    /** One URL, or replicas: comma-separated or a YAML list. */
+    server_url: z.union([z.string(), z.array(z.string())]),
     token: z.string(),
     runner_id: z.string(),
     workspace_dir: z.string(),
@@ -59,7 +60,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   const overrides: Partial<Record<keyof Config, unknown>> = {
     home: file.home,
     logLevel: file.log_level,
-    serverUrl: file.server_url,
+    serverUrl: Array.isArray(file.server_url) ? file.server_url.join(",") : file.server_url,
     token: file.token,
     runnerId: file.runner_id,
     workspaceDir: file.workspace_dir,

@@ -18,7 +18,10 @@ export const configSchema = z.object({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
   /** Milliseconds between SIGTERM and SIGKILL when a step is stopped. */
   killGraceMs: z.coerce.number().int().nonnegative().default(5000),
-  /** Server URL a runner or a submitting CLI talks to. */
+  /**
+   * Server URL a runner or a submitting CLI talks to; several replicas comma-separated. Kept as
+   * written here and read with `parseServerUrls` (server-urls.ts) by the commands that use it.
+   */
   serverUrl: z.string().optional(),
   /** Token for the server: an admin/user token for the CLI, a runner token for a runner. */
   token: z.string().optional(),

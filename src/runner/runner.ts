@@ -9,7 +9,12 @@ import type { JobHandlers, JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
 
 export interface RunnerDaemonOptions {
-  serverUrl: string;
+  /**
+   * The server, or several replicas of one control plane. The runner connects to the first; when
+   * a connection fails or drops it goes on to the next at once, and waits out the backoff only
+   * after every URL of a round has failed.
+   */
+  serverUrls: string[];
   token: string;
   info: RunnerInfo;
   /** One handler per job kind: what this runner does with the jobs it is assigned. */
@@ -20,11 +25,19 @@ export interface RunnerDaemonOptions {
   maxBackoffMs?: number;
   /** Records the jobs held, so the next life of this runner reports those that died with it. */
   journal?: JobJournal;
+  /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
+  onConnected?: (serverUrl: string) => void;
 }
 
 /** Event batches a job may have in flight before it waits for acks. */
 const maxInFlightBatches = 8;
 const eagerFlushBytes = 64 * 1024;
+/**
+ * With several servers, how long an opening handshake may take before the runner tries the next:
+ * a server behind a dropped route would otherwise hold it for the kernel's connect timeout (about
+ * two minutes). A single server keeps the old behaviour, as there is nowhere else to go.
+ */
+const failoverHandshakeTimeoutMs = 10_000;
 /**
  * About the most one batch carries. Kept under V8's large-object size (128 KiB): a batch's
  * message, its parsed text and its stored JSON then die young in the server's heap instead of
@@ -69,6 +82,12 @@ export class RunnerDaemon {
   private backoffMs: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Index in `serverUrls` of the server this runner connects (or is connected) to. */
+  private serverIndex = 0;
+  /** The server of the last welcome; a welcome from another one is a move. */
+  private welcomedBy: string | undefined;
+  /** Connections that ended since the last welcome or the last backoff: a full round waits. */
+  private failedInRound = 0;
   private lastHeard = 0;
   private firstWelcome: { resolve: () => void; reject: (error: Error) => void } | undefined;
   /** Jobs that died with an earlier life of this runner; told to the server until it welcomes us. */
@@ -78,6 +97,7 @@ export class RunnerDaemon {
   private onJobGone: (() => void) | undefined;
 
   constructor(private readonly options: RunnerDaemonOptions) {
+    if (options.serverUrls.length === 0) throw new Error("a runner needs at least one server URL");
     this.backoffMs = options.minBackoffMs ?? 200;
     this.reaped = options.journal?.previous ?? [];
   }
@@ -150,9 +170,17 @@ export class RunnerDaemon {
     waiting?.();
   }
 
+  /** The server this runner connects, or is connected, to. */
+  get serverUrl(): string {
+    return this.options.serverUrls[this.serverIndex] ?? "";
+  }
+
   private connect(): void {
-    const url = new URL(runnerSocketPath, this.options.serverUrl.replace(/^http/, "ws"));
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.options.token}` } });
+    const url = new URL(runnerSocketPath, this.serverUrl.replace(/^http/, "ws"));
+    const socket = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.options.token}` },
+      ...(this.options.serverUrls.length > 1 ? { handshakeTimeout: failoverHandshakeTimeoutMs } : {}),
+    });
     this.socket = socket;
     socket.on("open", () => {
       this.lastHeard = Date.now();
@@ -181,7 +209,9 @@ export class RunnerDaemon {
       }
       socket.terminate();
     });
-    socket.on("error", (error) => this.options.logger.debug({ err: error.message }, "runner socket error"));
+    socket.on("error", (error) =>
+      this.options.logger.debug({ err: error.message, server: this.serverUrl }, "runner socket error"),
+    );
     socket.on("close", () => this.disconnected());
   }
 
@@ -195,13 +225,33 @@ export class RunnerDaemon {
     this.socket?.close();
   }
 
+  /**
+   * A connection failed or dropped: the next server is tried at once, and the backoff applies
+   * only once every server of the round has failed. With one server, every attempt is a round.
+   */
   private disconnected(): void {
     this.connected = false;
     clearInterval(this.heartbeatTimer);
     if (this.stopped) return;
+    const servers = this.options.serverUrls;
+    const left = this.serverUrl;
+    this.serverIndex = (this.serverIndex + 1) % servers.length;
+    this.failedInRound += 1;
+    if (this.failedInRound < servers.length) {
+      this.options.logger.warn(
+        { server: left, next: this.serverUrl },
+        "disconnected from server; trying the next",
+      );
+      this.connect();
+      return;
+    }
+    this.failedInRound = 0;
     const wait = this.backoffMs * (0.8 + Math.random() * 0.4);
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 5000);
-    this.options.logger.warn({ retryInMs: Math.round(wait) }, "disconnected from server; reconnecting");
+    this.options.logger.warn(
+      { retryInMs: Math.round(wait), ...(servers.length > 1 ? { next: this.serverUrl } : {}) },
+      "disconnected from server; reconnecting",
+    );
     this.reconnectTimer = setTimeout(() => this.connect(), wait);
   }
 
@@ -263,6 +313,15 @@ export class RunnerDaemon {
     this.reaped = [];
     if (this.draining) this.send({ type: "draining" });
     this.backoffMs = this.options.minBackoffMs ?? 200;
+    this.failedInRound = 0;
+    if (this.welcomedBy !== undefined && this.welcomedBy !== this.serverUrl) {
+      this.options.logger.warn(
+        { from: this.welcomedBy, server: this.serverUrl, jobs: this.jobs.size },
+        `moved to server ${this.serverUrl}`,
+      );
+    }
+    this.welcomedBy = this.serverUrl;
+    this.options.onConnected?.(this.serverUrl);
     this.firstWelcome?.resolve();
     this.firstWelcome = undefined;
     clearInterval(this.heartbeatTimer);
