@@ -154,7 +154,7 @@ steps:
     targets: [worker]
     action: cmd.run
     args:
-      cmd: echo "{{ .vars.N }}" >> ${ledger}
+      cmd: echo "$N" >> ${ledger}
 `;
     const ids: string[] = [];
     for (let i = 0; i < 200; i++) {
