@@ -216,7 +216,12 @@ function sameLocation(a: DatabaseLocation, b: DatabaseLocation): boolean {
 
 /** Refuses, before anything is written, a target with a row in any data table. */
 async function refuseNonEmpty(target: OpenedDatabase, name: string): Promise<void> {
-  for (const table of await listTables(raw(target), target.dialect)) {
+  const tables = await listTables(raw(target), target.dialect);
+  const inCopyOrder = [
+    ...copiedTables.filter((t) => tables.includes(t)),
+    ...tables.filter((t) => !copiedTables.includes(t)),
+  ];
+  for (const table of inCopyOrder) {
     if (tablesNotCopied.includes(table)) continue;
     const rows = await countRows(raw(target), table);
     if (rows > 0) {
