@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
@@ -170,6 +170,20 @@ describe.skipIf(!adminUrl)("runyard db copy", () => {
     expect(again.stderr).toContain("hint: Use an empty database; drop and recreate it with createdb");
     expect(again.stderr).not.toMatch(/^\s+at /m);
     expect(await counts((query) => postgresRows(url, query))).toEqual(copied);
+  });
+
+  it("refuses to copy a home while a server runs on it", async () => {
+    const home = tempDir();
+    const server = await startTestServer(home);
+    try {
+      const target = join(tempDir(), "copy.db");
+      const result = await runCli(["db", "copy", "--from", home, "--to", target]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`error: the home folder ${home} is in use by another runyard process`);
+      expect(existsSync(target)).toBe(false);
+    } finally {
+      await server.proc.kill();
+    }
   });
 
   it("stops naming the host:port it cannot reach, with a hint, no password and no stack", async () => {

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
@@ -36,11 +37,17 @@ export async function dbCopy(flags: DbCopyFlags, ctx: CliContext): Promise<numbe
     );
   }
   // No server may write to either home while the copy runs; a running one makes this fail.
-  const releases = [from, to].flatMap((location) =>
-    location.dialect === "sqlite" && location.home
-      ? [acquirePidLock(join(location.home, "server.lock"), `the home folder ${location.home}`)]
-      : [],
-  );
+  const releases: Array<() => void> = [];
+  try {
+    for (const location of [from, to]) {
+      if (location.dialect === "sqlite" && location.home && existsSync(location.home)) {
+        releases.push(acquirePidLock(join(location.home, "server.lock"), `the home folder ${location.home}`));
+      }
+    }
+  } catch (error) {
+    for (const release of releases) release();
+    throw error;
+  }
   let report: CopyReport;
   try {
     report = await copyStore(from, to, {
@@ -118,14 +125,11 @@ function renderCopyReport(report: CopyReport, from: DatabaseLocation, to: Databa
     "Run specs and vars and job payloads and results were copied as stored: encrypted with the",
     "source's secret key. Servers on the target must use that same key:",
   );
-  if (from.dialect === "sqlite" && from.home) {
-    out.push(`  export RUNYARD_SECRET_KEY="$(cat ${shellQuote(join(from.home, "secret.key"))})"`);
-  } else if (from.dialect === "sqlite") {
-    out.push(
-      `  export RUNYARD_SECRET_KEY="$(cat HOME/secret.key)"   # HOME: the folder the server of ${shellQuote(dirname(from.path))} ran with`,
-    );
+  const keyFile = from.dialect === "sqlite" && from.home ? join(from.home, "secret.key") : undefined;
+  if (keyFile && existsSync(keyFile)) {
+    out.push(`  export RUNYARD_SECRET_KEY="$(cat ${shellQuote(keyFile)})"`);
   } else {
-    out.push("  export RUNYARD_SECRET_KEY=...   # the RUNYARD_SECRET_KEY the source's servers run with");
+    out.push("  export RUNYARD_SECRET_KEY=...   # the RUNYARD_SECRET_KEY the source's servers ran with");
   }
   if (to.dialect === "postgres") {
     out.push(`  export RUNYARD_DATABASE_URL=${shellQuote(report.target)}   # with the real password for ***`);

@@ -14,7 +14,7 @@ export type DatabaseLocation =
       dialect: "sqlite";
       /** The SQLite file (absolute). */
       path: string;
-      /** The home folder holding the file, when it looks like one (it has `secret.key`). */
+      /** The home folder holding the file, when the file is a home's `runyard.db`. */
       home?: string;
     };
 
@@ -58,9 +58,7 @@ export function parseDatabaseLocation(text: string, cwd: string, mustExist: bool
 }
 
 function sqliteLocation(path: string): DatabaseLocation {
-  const folder = dirname(path);
-  const isHome = basename(path) === databaseFileName && existsSync(join(folder, "secret.key"));
-  return { dialect: "sqlite", path, ...(isHome ? { home: folder } : {}) };
+  return { dialect: "sqlite", path, ...(basename(path) === databaseFileName ? { home: dirname(path) } : {}) };
 }
 
 /** The location as messages print it: the URL without its password, or the file's path. */

@@ -143,16 +143,13 @@ describe("parseDatabaseLocation", () => {
     expect((error as Error).message).not.toContain("hunter2");
   });
 
-  it("finds runyard.db in a home folder and knows it for a home by its secret.key", () => {
+  it("finds runyard.db in a home folder, and knows the folder for the home", () => {
     const home = join(cwd, "home");
     mkdirSync(home);
     writeFileSync(join(home, "runyard.db"), "");
-    writeFileSync(join(home, "secret.key"), "k");
-    expect(parseDatabaseLocation("home", cwd, true)).toEqual({
-      dialect: "sqlite",
-      path: join(home, "runyard.db"),
-      home,
-    });
+    const expected = { dialect: "sqlite", path: join(home, "runyard.db"), home };
+    expect(parseDatabaseLocation("home", cwd, true)).toEqual(expected);
+    expect(parseDatabaseLocation("home/runyard.db", cwd, true)).toEqual(expected);
   });
 
   it("says FILE_NOT_FOUND for a source that is not there, or a folder without runyard.db", () => {
@@ -171,6 +168,7 @@ describe("parseDatabaseLocation", () => {
     expect(parseDatabaseLocation("newhome/", cwd, false)).toEqual({
       dialect: "sqlite",
       path: join(cwd, "newhome", "runyard.db"),
+      home: join(cwd, "newhome"),
     });
   });
 });
