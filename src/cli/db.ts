@@ -72,8 +72,8 @@ export async function dbCopy(flags: DbCopyFlags, ctx: CliContext): Promise<numbe
 }
 
 /**
- * Per-table progress on stderr: a line rewritten in place on a terminal, else plain lines, at
- * most one a second per table plus the line that ends it.
+ * Progress on stderr: a line rewritten in place on a terminal (at most five a second), else plain
+ * lines (at most one a second), plus the line that ends each table.
  */
 function progressLines(
   stderr: NodeJS.WritableStream,

@@ -160,6 +160,13 @@ describe("the lists of copied and not copied tables", () => {
       const forgotten = tables.filter((t) => !copiedTables.includes(t) && !tablesNotCopied.includes(t));
       expect(forgotten, "add each table to copiedTables or tablesNotCopied in copy.ts").toEqual([]);
       expect(tables).toEqual(expect.arrayContaining([...copiedTables]));
+      const eventColumns = await listColumns(opened.db as Kysely<unknown>, opened.dialect, "run_events");
+      expect(eventColumns.filter((c) => c.primaryKey > 0).map((c) => [c.name, c.primaryKey, c.kind])).toEqual(
+        [
+          ["run_id", 1, "text"],
+          ["seq", 2, "integer"],
+        ],
+      );
     } finally {
       await opened.close();
     }

@@ -130,20 +130,7 @@ export async function copyStore(
     await migrateToLatest(raw(target));
 
     const sourceTables = await listTables(raw(source), source.dialect);
-    const plan: Array<{ name: string; columns: ColumnInfo[]; columnsLeftOut: string[] }> = [];
-    for (const name of copiedTables) {
-      if (!sourceTables.includes(name)) continue;
-      const sourceColumns = await listColumns(raw(source), source.dialect, name);
-      const targetColumns = await listColumns(raw(target), target.dialect, name);
-      const shared = targetColumns.filter((column) => sourceColumns.some((s) => s.name === column.name));
-      plan.push({
-        name,
-        columns: shared,
-        columnsLeftOut: sourceColumns
-          .filter((s) => !shared.some((c) => c.name === s.name))
-          .map((s) => s.name),
-      });
-    }
+    const plan = await planCopy(source, target, sourceTables);
 
     const writer = target;
     let current: CopyProgress | undefined;
@@ -195,6 +182,34 @@ function protectSqliteFile(path: string): void {
   for (const file of [path, `${path}-wal`, `${path}-shm`]) {
     if (existsSync(file)) chmodSync(file, 0o600);
   }
+}
+
+interface TablePlan {
+  name: string;
+  /** The columns both sides have, in the target's order, with the target's kinds and key. */
+  columns: ColumnInfo[];
+  columnsLeftOut: string[];
+}
+
+/** Each copied table the source has, with the columns both sides share (found by introspection). */
+async function planCopy(
+  source: OpenedDatabase,
+  target: OpenedDatabase,
+  sourceTables: readonly string[],
+): Promise<TablePlan[]> {
+  const plan: TablePlan[] = [];
+  for (const name of copiedTables) {
+    if (!sourceTables.includes(name)) continue;
+    const sourceColumns = await listColumns(raw(source), source.dialect, name);
+    const targetColumns = await listColumns(raw(target), target.dialect, name);
+    const shared = targetColumns.filter((column) => sourceColumns.some((s) => s.name === column.name));
+    plan.push({
+      name,
+      columns: shared,
+      columnsLeftOut: sourceColumns.filter((s) => !shared.some((c) => c.name === s.name)).map((s) => s.name),
+    });
+  }
+  return plan;
 }
 
 function raw(opened: OpenedDatabase): Kysely<unknown> {
