@@ -79,7 +79,18 @@ export async function openDatabase(
       ? await connectPostgres(location.url, {
           poolSize: 2,
           ...(opts.connectTimeoutMs ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+        }).catch((error: unknown) => {
+          throw withUrlHint(error);
         })
       : openSqliteDatabase(location.path, { readonly: opts.readonly });
   return { db, dialect: location.dialect, close: () => db.destroy() };
+}
+
+/** The URL came from the command line here, not from RUNYARD_DATABASE_URL as the stock hint says. */
+function withUrlHint(error: unknown): unknown {
+  if (!(error instanceof RunyardError) || error.code !== "STORE_UNREACHABLE") return error;
+  return new RunyardError(error.code, error.message, {
+    hint: "Check that PostgreSQL runs at that host and port, that this machine may connect to it, and the user, password and database name in the URL (create the database first: createdb NAME).",
+    cause: error.cause,
+  });
 }
