@@ -25,6 +25,17 @@ export interface PostgresStoreOptions {
  * lock (Kysely's migrator holds `pg_advisory_lock`), and claims lock their row.
  */
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<Store> {
+  return createKyselyStore(await connectPostgres(url, opts), postgresDialect, opts);
+}
+
+/**
+ * A Kysely instance over a pool on `url`, once one connection has been made (STORE_UNREACHABLE
+ * otherwise), not migrated: the store's opening path, and what `db copy` and `db status` read with.
+ */
+export async function connectPostgres(
+  url: string,
+  opts: Pick<PostgresStoreOptions, "logger" | "poolSize" | "connectTimeoutMs"> = {},
+): Promise<Kysely<Database>> {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize ?? 10,
@@ -40,8 +51,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     await pool.end().catch(() => {});
     throw unreachable(url, error);
   }
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return createKyselyStore(db, postgresDialect, opts);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /** The URL without its password, for messages and logs. */

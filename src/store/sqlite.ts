@@ -96,10 +96,37 @@ export async function openMemoryStore(opts: MemoryStoreOptions = {}): Promise<St
 }
 
 async function openSqlite(filename: string, opts: SqliteStoreOptions): Promise<Store> {
+  const db = sqliteKysely(filename, opts);
+  try {
+    return await createKyselyStore(db, sqliteDialect, opts);
+  } catch (error) {
+    if (isDamaged(error)) throw damaged(filename, error);
+    throw error;
+  }
+}
+
+/**
+ * A Kysely instance over the SQLite file at `path`, not migrated: the store's opening path, and
+ * what `db copy` and `db status` read with. `readonly` opens an existing file without writing to
+ * it (no WAL switch, no file created).
+ */
+export function openSqliteDatabase(
+  path: string,
+  opts: Pick<SqliteStoreOptions, "busyTimeoutMs" | "synchronous"> & { readonly?: boolean } = {},
+): Kysely<Database> {
+  if (!opts.readonly) mkdirSync(dirname(resolve(path)), { recursive: true });
+  refuseUnreadableFile(path);
+  return sqliteKysely(path, opts);
+}
+
+function sqliteKysely(
+  filename: string,
+  opts: Pick<SqliteStoreOptions, "busyTimeoutMs" | "synchronous"> & { readonly?: boolean },
+): Kysely<Database> {
   let database: BetterSqlite3.Database | undefined;
   try {
-    database = new BetterSqlite3(filename);
-    database.pragma("journal_mode = WAL");
+    database = new BetterSqlite3(filename, opts.readonly ? { readonly: true, fileMustExist: true } : {});
+    if (!opts.readonly) database.pragma("journal_mode = WAL");
     database.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
     database.pragma("foreign_keys = ON");
     database.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
@@ -108,13 +135,7 @@ async function openSqlite(filename: string, opts: SqliteStoreOptions): Promise<S
     if (isDamaged(error)) throw damaged(filename, error);
     throw new Error(`cannot open the store at ${filename}: ${(error as Error).message}`, { cause: error });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-  try {
-    return await createKyselyStore(db, sqliteDialect, opts);
-  } catch (error) {
-    if (isDamaged(error)) throw damaged(filename, error);
-    throw error;
-  }
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
 }
 
 /**

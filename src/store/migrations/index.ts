@@ -15,6 +15,10 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0003_replicas": replicas,
 };
 
+/** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
+export const migrationTableName = "runyard_migration";
+export const migrationLockTableName = "runyard_migration_lock";
+
 /**
  * Applies the migrations not applied yet; throws when the database is newer than this runyard.
  * On PostgreSQL the migrator holds `pg_advisory_lock` while it runs, so servers starting
@@ -24,8 +28,8 @@ export async function migrateToLatest(db: Kysely<unknown>, logger?: Logger): Pro
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
-    migrationTableName: "runyard_migration",
-    migrationLockTableName: "runyard_migration_lock",
+    migrationTableName,
+    migrationLockTableName,
   });
   const { error, results } = await migrator.migrateToLatest();
   for (const result of results ?? []) {

@@ -1,0 +1,89 @@
+import { existsSync } from "node:fs";
+import { type Kysely, sql } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import { type DatabaseLocation, describeLocation, openDatabase } from "./database-location.js";
+import { countRows, type DialectName, listTables } from "./introspect.js";
+import { migrationLockTableName, migrations, migrationTableName } from "./migrations/index.js";
+
+/** Which of this runyard's migrations a database has, read without applying any. */
+export interface SchemaStatus {
+  /** Every migration recorded in the database, in name order. */
+  applied: string[];
+  /** The last applied migration: the schema version. Undefined for a database never migrated. */
+  version: string | undefined;
+  /** Migrations this runyard knows that the database does not have yet; a server applies them on start. */
+  pending: string[];
+  /** Applied migrations this runyard does not know: a newer runyard migrated the database. */
+  newer: string[];
+}
+
+/** What `runyard db status` reports. */
+export interface StoreStatus extends SchemaStatus {
+  /** The URL with its password replaced by `***`, or the SQLite file's path. */
+  database: string;
+  dialect: DialectName;
+  /** False for a SQLite file that is not there yet (a server creates it on its first start). */
+  exists: boolean;
+  /** Rows per table, migration bookkeeping left out. */
+  tables: Array<{ name: string; rows: number }>;
+}
+
+/** The migration bookkeeping tables: part of the schema, not of the data. */
+export const migrationTables: readonly string[] = [migrationTableName, migrationLockTableName];
+
+/** Reads the migration table as it is; never creates it or applies anything. */
+export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName): Promise<SchemaStatus> {
+  const tables = await listTables(db, dialect);
+  const applied = tables.includes(migrationTableName)
+    ? (
+        await sql<{ name: string }>`select name from ${sql.table(migrationTableName)} order by name`.execute(
+          db,
+        )
+      ).rows.map((row) => row.name)
+    : [];
+  const known = Object.keys(migrations).sort();
+  return {
+    applied,
+    version: applied.at(-1),
+    pending: known.filter((name) => !applied.includes(name)),
+    newer: applied.filter((name) => !known.includes(name)),
+  };
+}
+
+/** The database's schema version, pending migrations and row counts, without changing it. */
+export async function readStoreStatus(location: DatabaseLocation): Promise<StoreStatus> {
+  const database = describeLocation(location);
+  if (location.dialect === "sqlite" && !existsSync(location.path)) {
+    return {
+      database,
+      dialect: "sqlite",
+      exists: false,
+      ...emptySchema(),
+      tables: [],
+    };
+  }
+  const opened = await openDatabase(location, { readonly: true });
+  try {
+    const db = opened.db as Kysely<unknown>;
+    const schema = await readSchemaStatus(db, opened.dialect);
+    const tables: StoreStatus["tables"] = [];
+    for (const name of await listTables(db, opened.dialect)) {
+      if (!migrationTables.includes(name)) tables.push({ name, rows: await countRows(db, name) });
+    }
+    return { database, dialect: opened.dialect, exists: true, ...schema, tables };
+  } finally {
+    await opened.close();
+  }
+}
+
+function emptySchema(): SchemaStatus {
+  return { applied: [], version: undefined, pending: Object.keys(migrations).sort(), newer: [] };
+}
+
+/** The error for a database a newer runyard migrated, naming its newest migration. */
+export function storeTooNew(database: string, schema: SchemaStatus): RunyardError {
+  return new RunyardError(
+    "STORE_TOO_NEW",
+    `${database} was migrated by a newer runyard (migration ${schema.newer.at(-1)}); upgrade runyard to use it`,
+  );
+}
