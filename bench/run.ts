@@ -1,11 +1,12 @@
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
+import { postgresVsSqlite } from "./postgres.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
-import { type BenchRow, printTable } from "./table.js";
+import { type BenchResult, printTable } from "./table.js";
 import { forkServerGain, orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
 /** `npm run bench`: each benchmark against a baseline measured in the same process. */
-const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
+const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   cliStart,
   stepOverhead,
   forkServerGain,
@@ -16,10 +17,12 @@ const benches: Array<() => Promise<BenchRow | BenchRow[]>> = [
   idleRunnerMemory,
   maskingThroughput,
   idleSseMemory,
+  // Starts its own PostgreSQL cluster; a skipped line when the binaries are missing.
+  postgresVsSqlite,
 ];
 
 const only = process.argv[2];
-const rows: BenchRow[] = [];
+const rows: BenchResult[] = [];
 for (const bench of benches) {
   if (only && !bench.name.toLowerCase().includes(only.toLowerCase())) continue;
   rows.push(...[await bench()].flat());

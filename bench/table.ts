@@ -6,6 +6,19 @@ export interface BenchRow {
   ratio: number;
   /** "<= 1.5" means lower is better; ">= 0.5" means higher is better. */
   target: string;
+  /** How it was measured, printed once under the table and referred to by number. */
+  note?: string;
+}
+
+/** A benchmark that could not run here, and why: printed under the table instead of rows. */
+export interface BenchSkip {
+  skipped: string;
+}
+
+export type BenchResult = BenchRow | BenchSkip;
+
+export function isSkip(result: BenchResult): result is BenchSkip {
+  return "skipped" in result;
 }
 
 export function meets(row: BenchRow): boolean {
@@ -14,10 +27,12 @@ export function meets(row: BenchRow): boolean {
   return op === "<=" ? row.ratio <= limit : row.ratio >= limit;
 }
 
-export function printTable(rows: BenchRow[]): void {
+export function printTable(results: BenchResult[]): void {
+  const rows = results.filter((r): r is BenchRow => !isSkip(r));
+  const notes = [...new Set(rows.flatMap((r) => (r.note ? [r.note] : [])))];
   const header = ["benchmark", "runyard", "baseline", "ratio", "target", "ok"];
   const body = rows.map((r) => [
-    r.name,
+    r.note ? `${r.name} [${notes.indexOf(r.note) + 1}]` : r.name,
     r.measured,
     r.baseline,
     r.ratio.toFixed(2),
@@ -29,6 +44,8 @@ export function printTable(rows: BenchRow[]): void {
   console.log(line(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const row of body) console.log(line(row));
+  for (const [i, note] of notes.entries()) console.log(`[${i + 1}] ${note}`);
+  for (const result of results) if (isSkip(result)) console.log(`skipped: ${result.skipped}`);
 }
 
 export async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -1,0 +1,166 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import pg from "pg";
+
+/**
+ * A throwaway PostgreSQL cluster: `initdb` and `pg_ctl` run as the `postgres` user (initdb
+ * refuses root; a non-root user runs them as itself) in a fresh temp folder, on a free
+ * 127.0.0.1 port, with fsync off. Shared by the tests (`postgres.ts`) and `npm run bench`, so
+ * this module must not import vitest nor read test-only settings.
+ */
+export interface PostgresCluster {
+  /** postgres://postgres@127.0.0.1:PORT/postgres */
+  readonly adminUrl: string;
+  readonly port: number;
+  /** The server log (`-l`); what `settings` such as `log_min_duration_statement` write goes here. */
+  readonly logPath: string;
+  /** `postgres --version` of the binaries used. */
+  readonly version: string;
+  /** A new, empty database; returns its URL. */
+  createDatabase(): Promise<string>;
+  /** Stops the cluster and removes its folder; synchronous, so it also works in an `exit` handler. Idempotent. */
+  stopSync(): void;
+  stop(): Promise<void>;
+}
+
+export interface PostgresClusterOptions {
+  /** More `-c name=value` server settings, after (so over) the defaults. */
+  settings?: Record<string, string | number>;
+}
+
+/** The settings every throwaway cluster runs with: durability off, it is thrown away. */
+export const throwawaySettings = {
+  fsync: "off",
+  synchronous_commit: "off",
+  full_page_writes: "off",
+} as const;
+
+/** Where the PostgreSQL server binaries are: PATH, /usr/local/bin, or Debian's versioned folder. */
+export function findPostgresBin(): string | undefined {
+  const candidates = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/bin", ...debianBinFolders()];
+  return candidates.find((dir) => dir && existsSync(join(dir, "initdb")) && existsSync(join(dir, "pg_ctl")));
+}
+
+function debianBinFolders(): string[] {
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .sort((a, b) => Number(b) - Number(a))
+    .map((version) => join(root, version, "bin"));
+}
+
+/** Why a cluster cannot be started here, or undefined when it can. */
+export function postgresBinariesMissing(): string | undefined {
+  if (!findPostgresBin()) return "initdb/pg_ctl not found (PATH, /usr/local/bin, /usr/lib/postgresql/*/bin)";
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function asPostgres(bin: string, args: string[]): string {
+  const asRoot = process.getuid?.() === 0;
+  const command = asRoot ? "runuser" : bin;
+  const argv = asRoot ? ["-u", "postgres", "--", bin, ...args] : args;
+  const result = spawnSync(command, argv, { encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`${bin} ${args.join(" ")} failed: ${result.stderr || result.stdout || result.error}`);
+  }
+  return result.stdout;
+}
+
+/** initdb + pg_ctl start in a new temp folder; throws when the binaries are missing or a step fails. */
+export async function startPostgresCluster(options: PostgresClusterOptions = {}): Promise<PostgresCluster> {
+  const bin = findPostgresBin();
+  if (!bin) throw new Error(postgresBinariesMissing());
+  const root = mkdtempSync(join(tmpdir(), "runyard-pg-"));
+  chmodSync(root, 0o755);
+  const dataDir = join(root, "data");
+  const logPath = join(root, "log");
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
+    chownSync(root, uid, gid);
+  }
+  let started = false;
+  let stopped = false;
+  const stopSync = (): void => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      if (started) asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  };
+  try {
+    asPostgres(join(bin, "initdb"), [
+      "-D",
+      dataDir,
+      "-U",
+      "postgres",
+      "--auth=trust",
+      "-E",
+      "UTF8",
+      "--no-sync",
+    ]);
+    const port = await freePort();
+    const settings: Record<string, string | number> = {
+      ...throwawaySettings,
+      listen_addresses: "127.0.0.1",
+      port,
+      unix_socket_directories: root,
+      max_connections: 200,
+      ...options.settings,
+    };
+    const flags = Object.entries(settings)
+      .map(([name, value]) => `-c ${name}=${value}`)
+      .join(" ");
+    started = true; // from here a failed start may still have left a postmaster running
+    asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-o", flags, "-l", logPath, "-w", "start"]);
+    const version = asPostgres(join(bin, "postgres"), ["--version"]).trim();
+    const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    return {
+      adminUrl,
+      port,
+      logPath,
+      version,
+      createDatabase: () => createDatabase(adminUrl),
+      stopSync,
+      stop: async () => stopSync(),
+    };
+  } catch (error) {
+    try {
+      stopSync();
+    } catch {}
+    throw error;
+  }
+}
+
+/** A new empty database on the cluster at `adminUrl`, from template0 (milliseconds); its URL. */
+export async function createDatabase(adminUrl: string, prefix = "runyard_test"): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name} template template0`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
