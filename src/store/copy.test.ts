@@ -41,7 +41,7 @@ async function openStore(location: DatabaseLocation, key = secretKey): Promise<S
 }
 
 /** A used store: tokens, runs with encrypted vars, events over two runs, jobs with labels, a runner. */
-async function seed(location: DatabaseLocation): Promise<{ runId: string }> {
+async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId: string }> {
   const store = await openStore(location);
   await store.createToken({ kind: "admin", name: "admin" });
   const runnerToken = await store.createToken({ kind: "runner", name: "r", group: "linux" });
@@ -81,6 +81,15 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string }> {
     payload: { env: { API: secretValue } },
   });
   await store.updateJob(job.id, { status: "done", result: { exit_code: 0 } });
+  // A report a runner left for an engine that had not applied it yet (a serial id column).
+  await store.addJobReport({
+    job_id: job.id,
+    run_id: run.id,
+    kind: "events",
+    batch: 1,
+    runner_id: "runner-1",
+    body: [{ type: "notice", level: "info", message: "kept" }],
+  });
   await store.upsertRunner({
     id: "runner-1",
     group: "linux",
@@ -93,7 +102,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string }> {
     token_id: runnerToken.record.id,
   });
   await store.close();
-  return { runId: run.id };
+  return { runId: run.id, jobId: job.id };
 }
 
 /** Every row of every copied table, in primary-key order, as the driver gives them back. */
@@ -212,7 +221,7 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
   it("copies encrypted columns as ciphertext: the target opens with the source's key only", async () => {
     const source = await newLocation(from);
     const target = await newLocation(to);
-    const { runId } = await seed(source);
+    const { runId, jobId: job } = await seed(source);
     await copyStore(source, target);
 
     expect(JSON.stringify(await dump(target))).not.toContain(secretValue);
@@ -222,6 +231,20 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
       Array.from({ length: 23 }, (_, i) => i + 1),
     );
     expect(await store.countTokens()).toBe(2);
+    // The copied report is there, and a new one gets an id after it (serial sequences moved on).
+    const [copied] = await store.listJobReports({ jobIds: [job] });
+    expect(copied?.body).toEqual([{ type: "notice", level: "info", message: "kept" }]);
+    await store.addJobReport({
+      job_id: job,
+      run_id: runId,
+      kind: "events",
+      batch: 2,
+      runner_id: null,
+      body: [],
+    });
+    const after = await store.listJobReports({ jobIds: [job] });
+    expect(after.map((report) => report.batch)).toEqual([1, 2]);
+    expect(after[1]?.id).toBeGreaterThan(after[0]?.id ?? 0);
     await store.close();
     await expect(openStore(target, otherKey)).rejects.toMatchObject({ code: "SECRET_KEY_MISMATCH" });
   });

@@ -22,6 +22,7 @@ export const copiedTables: readonly string[] = [
   "run_events",
   "jobs",
   "job_labels",
+  "job_reports",
   "runners",
   "tokens",
 ];
@@ -151,6 +152,8 @@ export async function copyStore(
       });
     });
 
+    if (target.dialect === "postgres") await advanceSequences(writer, plan);
+
     const tables: CopiedTable[] = [];
     for (const table of plan) {
       tables.push({
@@ -174,6 +177,24 @@ export async function copyStore(
     await source.close();
     await target?.close();
     if (target && to.dialect === "sqlite") protectSqliteFile(to.path);
+  }
+}
+
+/**
+ * Serial columns (`job_reports.id`) were written with the source's values: their sequences move
+ * past the highest copied value, so the next insert does not collide with a copied row.
+ */
+async function advanceSequences(target: OpenedDatabase, plan: readonly TablePlan[]): Promise<void> {
+  for (const table of plan) {
+    for (const column of table.columns) {
+      const { rows } = await sql<{ sequence: string | null }>`
+        select pg_get_serial_sequence(${table.name}, ${column.name}) as sequence`.execute(raw(target));
+      const sequence = rows[0]?.sequence;
+      if (!sequence) continue;
+      await sql`select setval(${sequence}, (select coalesce(max(${sql.id(column.name)}), 0) + 1 from ${sql.table(table.name)}), false)`.execute(
+        raw(target),
+      );
+    }
   }
 }
 
