@@ -37,7 +37,12 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);
 
-  const metrics = new ServerMetrics(deps.store, deps.bus);
+  const metrics = new ServerMetrics(deps.store, deps.bus, {
+    id: deps.replica.id,
+    isLeader: () => deps.replica.isLeader,
+    runsCarried: () => deps.runs.activeRuns,
+    runnersConnected: () => deps.hub.connectedRunners,
+  });
   app.addHook("onClose", async () => metrics.close());
 
   // Routes are registered after the OpenAPI plugin, which sees each of them as it is added.

@@ -18,9 +18,18 @@ function follow(url: URL): Promise<{ request: ClientRequest; status: number | un
   });
 }
 
+function withoutReplica(text: string): string {
+  return text.replace(/\{replica="[^"]*"\}/g, "").replace(/,replica="[^"]*"|replica="[^"]*",/g, "");
+}
+
 /** The value of one sample line (`name{labels} value`), or undefined when it is absent. */
 function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  const line =
+    text.split("\n").find((l) => l.startsWith(`${series} `)) ??
+    // A server's series also carry its replica label; match them without it.
+    withoutReplica(text)
+      .split("\n")
+      .find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
@@ -42,6 +51,31 @@ describe("ServerMetrics", () => {
 
   const at = (ms: number): string => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
   const base = (seq: number, ms: number) => ({ run_id: "run_1", seq, ts: at(ms) });
+
+  it("labels every series with the replica and gives what this replica alone knows", async () => {
+    await store.heartbeatReplica({ id: "replica-a", hostname: "a", url: null, version: "0" });
+    await store.heartbeatReplica({ id: "replica-b", hostname: "b", url: null, version: "0" });
+    let leading = true;
+    const labelled = new ServerMetrics(store, bus, {
+      id: "replica-a",
+      isLeader: () => leading,
+      runsCarried: () => 3,
+      runnersConnected: () => 2,
+    });
+    try {
+      let text = await labelled.text();
+      expect(sample(text, 'runyard_replica_leader{replica="replica-a"}')).toBe(1);
+      expect(sample(text, 'runyard_replica_runs_carried{replica="replica-a"}')).toBe(3);
+      expect(sample(text, 'runyard_replica_runners_connected{replica="replica-a"}')).toBe(2);
+      expect(sample(text, 'runyard_replicas{replica="replica-a"}')).toBe(2);
+      expect(sample(text, 'runyard_jobs_queued{replica="replica-a"}')).toBe(0);
+      leading = false;
+      text = await labelled.text();
+      expect(sample(text, 'runyard_replica_leader{replica="replica-a"}')).toBe(0);
+    } finally {
+      labelled.close();
+    }
+  });
 
   it("counts runs by kind and status from the store, zero for the pairs with none", async () => {
     await store.createRun({ kind: "workflow", name: "a" });

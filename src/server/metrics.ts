@@ -12,6 +12,16 @@ import type { StreamGauge } from "./sse.js";
 /** Process figures (CPU, memory, event loop lag), collected once however many apps a process builds. */
 let processRegistry: Registry | undefined;
 
+/** What this replica alone knows of itself (the store's counts are the fleet's). */
+export interface ReplicaFigures {
+  id: string;
+  isLeader(): boolean;
+  /** Runs whose engine is on this replica. */
+  runsCarried(): number;
+  /** Runners connected to this replica. */
+  runnersConnected(): number;
+}
+
 /**
  * The server's Prometheus metrics. Counts that the store holds (runs, the job queue, runners
  * online) are read from it at each scrape, so they are right after a restart; durations and
@@ -28,8 +38,9 @@ export class ServerMetrics {
   private readonly queuedAt = new Map<string, { kind: RunKind; at: number }>();
   private readonly unsubscribe: () => void;
 
-  constructor(store: Store, bus: EventBus) {
+  constructor(store: Store, bus: EventBus, replica?: ReplicaFigures) {
     const registers = [this.registry];
+    if (replica) this.replicaGauges(store, replica);
     new Gauge({
       name: "runyard_runs",
       help: "Runs by kind and status.",
@@ -139,6 +150,47 @@ export class ServerMetrics {
 
   close(): void {
     this.unsubscribe();
+  }
+
+  /**
+   * Every series carries a `replica` label, so a scrape of each replica behind one Service stays
+   * apart; the counts read from the store are the fleet's and equal on every replica.
+   */
+  private replicaGauges(store: Store, replica: ReplicaFigures): void {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ replica: replica.id });
+    new Gauge({
+      name: "runyard_replica_leader",
+      help: "1 while this replica leads the fleet (lease expiry, adopting the runs of dead replicas).",
+      registers,
+      collect() {
+        this.set(replica.isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "runyard_replica_runs_carried",
+      help: "Runs whose engine lives on this replica.",
+      registers,
+      collect() {
+        this.set(replica.runsCarried());
+      },
+    });
+    new Gauge({
+      name: "runyard_replica_runners_connected",
+      help: "Runners connected to this replica.",
+      registers,
+      collect() {
+        this.set(replica.runnersConnected());
+      },
+    });
+    new Gauge({
+      name: "runyard_replicas",
+      help: "Server replicas heartbeating on the database.",
+      registers,
+      async collect() {
+        this.set((await store.listReplicas()).length);
+      },
+    });
   }
 }
 
