@@ -56,6 +56,38 @@ function follow(url: string, runId: string): Promise<RunEvent[]> {
   return readEvents(url, runId);
 }
 
+/**
+ * Reads a run's SSE stream from `url` until it ends or its server goes away, resuming after
+ * `lastEventId` when given; returns what it read.
+ */
+async function readUntilDropped(url: string, runId: string, lastEventId?: number): Promise<RunEvent[]> {
+  const events: RunEvent[] = [];
+  try {
+    const response = await fetch(new URL(`/api/runs/${runId}/events?access_token=${adminToken}`, url), {
+      headers: lastEventId === undefined ? {} : { "last-event-id": String(lastEventId) },
+    });
+    if (!response.body) return events;
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end = buffer.indexOf("\n\n");
+      while (end >= 0) {
+        const data = buffer
+          .slice(0, end)
+          .split("\n")
+          .find((line) => line.startsWith("data: "));
+        if (data) events.push(JSON.parse(data.slice(6)) as RunEvent);
+        buffer = buffer.slice(end + 2);
+        end = buffer.indexOf("\n\n");
+      }
+    }
+  } catch {
+    // The server went away mid-stream: the caller resumes elsewhere.
+  }
+  return events;
+}
+
 /** Waits until `count` runs have stored output (their steps run on the runners). */
 async function untilOutput(databaseUrl: string, count: number): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -197,8 +229,9 @@ steps:
     await runner(`${b.url},${a.url}`, token, "first-on-b", 6);
     const runs: string[] = [];
     for (let i = 0; i < 10; i++) runs.push(await submit(a.url, counting(30, "0.1")));
-    // Followers on B, of runs whose engine is on A.
+    // Followers on B, of runs whose engine is on A; and one on A, which will lose its server.
     const streams = runs.map((id) => follow(b.url, id));
+    const onDoomed = readUntilDropped(a.url, runs[0] as string);
     await untilOutput(databaseUrl, runs.length);
     const killedAt = Date.now();
     await a.proc.kill("SIGKILL");
@@ -215,6 +248,13 @@ steps:
       expectInOrderOnce(events);
       expect(lines(events), id).toBe(expected);
     }
+    // The follower that was on A resumes on B with Last-Event-ID: every event once, in order.
+    const before = await onDoomed;
+    expect(before.length).toBeGreaterThan(0);
+    expect(before.at(-1)?.type).not.toBe("run.finished");
+    const after = await readUntilDropped(b.url, runs[0] as string, before.at(-1)?.seq);
+    expectInOrderOnce([...before, ...after]);
+    expect(lines([...before, ...after])).toBe(expected);
     // B adopted A's runs and leads now.
     expect((await health(b.url)).leader).toBe(true);
   }, 120_000);
