@@ -1,13 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { defaultMaxRunLogBytes } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
-import type { FleetEnvelope } from "../store/fleet-link.js";
 import type { Store } from "../store/types.js";
 import { buildApp } from "./app.js";
 import { EventBus } from "./event-bus.js";
+import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { JobBroker } from "./job-broker.js";
@@ -128,62 +127,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     id: replica.id,
     isLeader: () => replica.isLeader,
   });
-  const stopListening = replica.listen((message) => onFleetMessage(message));
-  const onFleetMessage = (message: FleetEnvelope): void => {
-    const fromHere = message.from === replica.id;
-    switch (message.type) {
-      case "events":
-        if (!fromHere) bus.storedElsewhere(message.run_id, message.seq);
-        break;
-      case "reports":
-        broker.mayHaveReports([message.job_id]);
-        break;
-      case "jobs":
-        if (!fromHere) hub.dispatch();
-        break;
-      case "cancel-job":
-        if (!fromHere) hub.cancel(message.job_id, message.runner_id);
-        break;
-      case "cancel-run":
-        runs.cancelRequested(message.run_id);
-        break;
-      default:
-        assertExhaustive(message, "fleet message");
-    }
-  };
-  // Followers here of runs carried elsewhere learn of new events by message; the announcement
-  // of each stored batch goes out once per run and tick, and a sweep covers lost messages.
-  const announced = new Map<string, number>();
-  let announcing = false;
-  const stopAnnouncing = bus.subscribeAll((events) => {
-    for (const event of events)
-      announced.set(event.run_id, Math.max(announced.get(event.run_id) ?? 0, event.seq));
-    if (announcing) return;
-    announcing = true;
-    setImmediate(() => {
-      announcing = false;
-      for (const [runId, seq] of announced) replica.tell({ type: "events", run_id: runId, seq });
-      announced.clear();
-    });
+  const stopRelay = relayFleet({
+    replica,
+    store,
+    bus,
+    broker,
+    hub,
+    runs,
+    logger,
+    shared: Boolean(databaseUrl),
   });
-  const followerSweep = setInterval(() => {
-    void (async () => {
-      for (const runId of bus.followedRuns()) {
-        if (runs.carries(runId)) continue;
-        const seq = await store.lastSeq(runId).catch(() => undefined);
-        if (seq !== undefined) bus.storedElsewhere(runId, seq);
-      }
-      broker.mayHaveReports(await reportedJobs());
-    })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
-  }, 2000);
-  followerSweep.unref();
-  /** Jobs waited for here that have stored reports (a lost `reports` message). */
-  const reportedJobs = async (): Promise<string[]> => {
-    const waited = broker.waitedJobs();
-    if (waited.length === 0) return [];
-    const reports = await store.listJobReports({ jobIds: waited.slice(0, 500) });
-    return [...new Set(reports.map((report) => report.job_id))];
-  };
   let pruned = 0;
   replica.whenLeading(async () => {
     await runs.adoptOrphans();
@@ -209,9 +162,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      clearInterval(followerSweep);
-      stopAnnouncing();
-      stopListening();
+      stopRelay();
       await hub.close();
       await app.close();
       await runs.close();

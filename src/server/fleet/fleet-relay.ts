@@ -1,0 +1,102 @@
+import { assertExhaustive } from "../../core/exhaustive.js";
+import type { Logger } from "../../core/logger.js";
+import type { FleetEnvelope } from "../../store/fleet-link.js";
+import type { Store } from "../../store/types.js";
+import type { EventBus } from "../event-bus.js";
+import type { JobBroker } from "../job-broker.js";
+import type { RunnerHub } from "../runner-hub.js";
+import type { RunService } from "../runs/run-service.js";
+import type { Replica } from "./replica.js";
+
+export interface FleetRelayDeps {
+  replica: Replica;
+  store: Store;
+  bus: EventBus;
+  broker: JobBroker;
+  hub: RunnerHub;
+  runs: RunService;
+  logger: Logger;
+  /** Other replicas may share the database (PostgreSQL): announce stored events to them. */
+  shared: boolean;
+}
+
+/**
+ * What one replica hears from and tells the others: stored events (for followers elsewhere),
+ * reports waiting for an engine, queued jobs, cancels. A lost message costs latency only: a
+ * sweep every 2 s reads what it would have said from the store. Returns the stop.
+ */
+export function relayFleet({
+  replica,
+  store,
+  bus,
+  broker,
+  hub,
+  runs,
+  logger,
+  shared,
+}: FleetRelayDeps): () => void {
+  const stopListening = replica.listen((message) => onFleetMessage(message));
+  const onFleetMessage = (message: FleetEnvelope): void => {
+    const fromHere = message.from === replica.id;
+    switch (message.type) {
+      case "events":
+        if (!fromHere) bus.storedElsewhere(message.run_id, message.seq);
+        break;
+      case "reports":
+        broker.mayHaveReports([message.job_id]);
+        break;
+      case "jobs":
+        if (!fromHere) hub.dispatch();
+        break;
+      case "cancel-job":
+        if (!fromHere) hub.cancel(message.job_id, message.runner_id);
+        break;
+      case "cancel-run":
+        runs.cancelRequested(message.run_id);
+        break;
+      default:
+        assertExhaustive(message, "fleet message");
+    }
+  };
+  // Followers here of runs carried elsewhere learn of new events by message; the announcement
+  // of each stored batch goes out once per run and tick, and a sweep covers lost messages.
+  const announced = new Map<string, number>();
+  let announcing = false;
+  // A single server (SQLite) has no other replica to tell.
+  const stopAnnouncing = !shared
+    ? () => undefined
+    : bus.subscribeAll((events) => {
+        for (const event of events)
+          announced.set(event.run_id, Math.max(announced.get(event.run_id) ?? 0, event.seq));
+        if (announcing) return;
+        announcing = true;
+        setImmediate(() => {
+          announcing = false;
+          for (const [runId, seq] of announced) replica.tell({ type: "events", run_id: runId, seq });
+          announced.clear();
+        });
+      });
+  const followerSweep = setInterval(() => {
+    void (async () => {
+      for (const runId of bus.followedRuns()) {
+        if (runs.carries(runId)) continue;
+        const seq = await store.lastSeq(runId).catch(() => undefined);
+        if (seq !== undefined) bus.storedElsewhere(runId, seq);
+      }
+      broker.mayHaveReports(await reportedJobs());
+    })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
+  }, 2000);
+  followerSweep.unref();
+  /** Jobs waited for here that have stored reports (a lost `reports` message). */
+  const reportedJobs = async (): Promise<string[]> => {
+    const waited = broker.waitedJobs();
+    if (waited.length === 0) return [];
+    const reports = await store.listJobReports({ jobIds: waited.slice(0, 500) });
+    return [...new Set(reports.map((report) => report.job_id))];
+  };
+  return () => {
+    clearInterval(followerSweep);
+    stopAnnouncing();
+    stopListening();
+  };
+}
