@@ -20,30 +20,12 @@ export class EventBus {
   }
 
   subscribe(runId: string, listener: Listener): () => void {
-    let set = this.listeners.get(runId);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(runId, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.listeners.delete(runId);
-    };
+    return addPerRun(this.listeners, runId, listener);
   }
 
   /** Follows what other replicas store for a run (events this one stores come by `subscribe`). */
   subscribeStored(runId: string, listener: StoredListener): () => void {
-    let set = this.storedListeners.get(runId);
-    if (!set) {
-      set = new Set();
-      this.storedListeners.set(runId, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.storedListeners.delete(runId);
-    };
+    return addPerRun(this.storedListeners, runId, listener);
   }
 
   /** Another replica stored events of `runId` up to `seq`. */
@@ -55,11 +37,6 @@ export class EventBus {
   /** The runs someone here follows. */
   followedRuns(): string[] {
     return [...new Set([...this.listeners.keys(), ...this.storedListeners.keys()])];
-  }
-
-  /** Whether anyone here follows the run (so another replica's events matter here). */
-  isFollowed(runId: string): boolean {
-    return this.listeners.has(runId) || this.storedListeners.has(runId);
   }
 
   publish(events: readonly RunEvent[]): void {
@@ -75,4 +52,18 @@ export class EventBus {
     for (const set of this.listeners.values()) count += set.size;
     return count;
   }
+}
+
+/** Adds a listener to a run's set; returns its removal, which drops the set once empty. */
+function addPerRun<L>(sets: Map<string, Set<L>>, runId: string, listener: L): () => void {
+  let set = sets.get(runId);
+  if (!set) {
+    set = new Set();
+    sets.set(runId, set);
+  }
+  set.add(listener);
+  return () => {
+    set.delete(listener);
+    if (set.size === 0) sets.delete(runId);
+  };
 }
