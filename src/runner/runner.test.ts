@@ -115,7 +115,8 @@ describe("RunnerDaemon with several servers", () => {
     // first -> second at once; then the backoff (1000 ms, +-20 %) before the next round.
     expect(secondTry - firstTry).toBeLessThan(500);
     expect(secondRound - secondTry).toBeGreaterThanOrEqual(750);
-    expect(second.arrivals.length).toBe(1);
+    // Within the first round the second server was tried once (the next round may have begun).
+    expect(second.arrivals.filter((at) => at < secondRound)).toHaveLength(1);
   });
 
   it("moves to the next server when its server goes away", async () => {
