@@ -153,6 +153,14 @@ describe("PUT, GET and DELETE /api/secrets", () => {
     expect((await remove("ADMIN_SET", adminToken, "?tenant=acme")).statusCode).toBe(200);
   });
 
+  it("shares the secrets outside any tenant between admin tokens and user tokens outside any tenant", async () => {
+    expect((await put("OUTSIDE_KEY", { value: value("outside") }, outsider)).statusCode).toBe(201);
+    expect(await names(adminToken)).toEqual(["OUTSIDE_KEY"]);
+    expect(await names(acme)).toEqual([]);
+    expect((await remove("OUTSIDE_KEY", acme)).statusCode).toBe(404);
+    expect((await remove("OUTSIDE_KEY", adminToken)).statusCode).toBe(200);
+  });
+
   it("needs a user or admin token", async () => {
     expect((await list(null)).statusCode).toBe(401);
     expect((await put("ANY_KEY", { value: value("anon") }, null)).statusCode).toBe(401);
