@@ -258,35 +258,47 @@ describe("stored secrets through the CLI, the server and a runner", () => {
     await acme.set("DEPLOY_KEY", v2);
     expect(hashPrinted((await acme.run(["run", flow])).stdout)).toBe(sha256(v2));
 
-    // Rotated while a run waits, then the server restarts: the resumed run reads the new value.
+    // Two runs wait; one's secret is rotated, the other's removed; then the server restarts. The
+    // resumed runs read the store again: the first gets the new value, the second stops and fails.
     const gate = join(tempDir(), "go");
-    const waiting = writeWorkflow(
-      deployFlow("", `  - name: wait\n    command: while [ ! -e ${gate} ]; do sleep 0.05; done\n`),
+    const waitStep = (file: string) =>
+      `  - name: wait\n    command: while [ ! -e ${file} ]; do sleep 0.05; done\n`;
+    const submitWaiting = async (workflow: string): Promise<string> => {
+      const { body } = await api<{ run_id: string }>(first.url, "POST", "/api/runs", { workflow }, acmeToken);
+      await waitForRun(first.url, body.run_id, (run) => run.steps.some((s) => s.name === "wait"));
+      return body.run_id;
+    };
+    await acme.set("DROPPED_KEY", secretValue("dropped"));
+    const rotated = await submitWaiting(deployFlow("", waitStep(gate)));
+    const dropped = await submitWaiting(
+      deployFlow("", waitStep(join(tempDir(), "never"))).replace(
+        "secrets: [DEPLOY_KEY]",
+        "secrets: [DEPLOY_KEY, DROPPED_KEY]",
+      ),
     );
-    const submitted = await api<{ run_id: string }>(
-      first.url,
-      "POST",
-      "/api/runs",
-      { workflow: readFileSync(waiting, "utf8") },
-      acmeToken,
-    );
-    const runId = submitted.body.run_id;
-    await waitForRun(first.url, runId, (run) => run.steps.some((s) => s.name === "wait"));
     await acme.set("DEPLOY_KEY", v3);
+    expect((await acme.run(["secret", "rm", "DROPPED_KEY"])).code).toBe(0);
     await first.proc.kill("SIGKILL");
     const restarted = await server(home, port);
     writeFileSync(gate, "");
-    const done = await waitForRun(restarted.url, runId, isFinal);
+    const done = await waitForRun(restarted.url, rotated, isFinal);
     expect(done.status).toBe("success");
-    const output = (await readEvents(restarted.url, runId))
+    const output = (await readEvents(restarted.url, rotated))
       .map((e) => (e.type === "step.output" ? e.data : ""))
       .join("");
     expect(hashPrinted(output)).toBe(sha256(v3));
+    const failed = await waitForRun(restarted.url, dropped, isFinal);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatchObject({
+      code: "SECRET_MISSING",
+      message: "secrets: DROPPED_KEY is not stored for tenant acme, nor given as a variable",
+    });
+    expect(failed.steps.find((s) => s.name === "wait")?.status).toBe("canceled");
 
     const again = cli(restarted.url, acmeToken);
     expect((await again.run(["secret", "rm", "DEPLOY_KEY"])).code).toBe(0);
     const refused = await again.run(["run", flow]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("secrets: DEPLOY_KEY is not stored for tenant acme");
-  });
+  }, 120_000);
 });

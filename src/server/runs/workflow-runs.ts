@@ -88,15 +88,16 @@ export class WorkflowRuns implements RunKindModule {
     const tenantId = run.record.tenant_id;
     const given = { ...workflow.vars, ...stored.data.vars };
     const secrets = await resolveStoredSecrets(this.store, tenantId, storedSecretNames(workflow, given));
-    if (secrets.missing.length > 0) {
-      // Removed since the run was submitted (or before it was resumed): it cannot go on as written.
-      run.sink.emit({
-        type: "run.finished",
-        status: "failed",
-        error: secretsMissing(secrets.missing, tenantId).toInfo(),
-      });
-      return;
-    }
+    // A secret removed since the run was submitted (or before it was resumed): the run stops as a
+    // cancel stops it (steps still running are ended on their runners) and fails, saying why.
+    const missing =
+      secrets.missing.length > 0 ? secretsMissing(secrets.missing, tenantId).toInfo() : undefined;
+    const emit: typeof run.sink.emit = missing
+      ? (event) =>
+          run.sink.emit(
+            event.type === "run.finished" ? { ...event, status: "failed", error: missing } : event,
+          )
+      : run.sink.emit;
     const resuming = run.resumed.length > 0;
     try {
       if (resuming) await this.broker.restorePins(runId);
@@ -105,9 +106,9 @@ export class WorkflowRuns implements RunKindModule {
         runId,
         vars: { ...stored.data.vars, ...secrets.values },
         secrets: Object.values(secrets.values),
-        emit: run.sink.emit,
+        emit,
         runnerFor: (host, spec) => this.runnerFor(run, host, spec),
-        signal: run.signal,
+        signal: missing ? AbortSignal.abort() : run.signal,
         resume: [...run.resumed],
         ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
         announceStart: false,
