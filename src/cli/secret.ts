@@ -30,7 +30,7 @@ const whose = (tenant: string | null): string =>
  * The value piped to stdin. One trailing newline of a one-line value goes (`echo token |` adds
  * it); a multi-line value (a key file) is kept byte for byte.
  */
-async function readValue(stdin: CliContext["stdin"]): Promise<string> {
+export async function readValue(stdin: CliContext["stdin"]): Promise<string> {
   if (stdin.isTTY) {
     throw new RunyardError(
       "USAGE",
