@@ -5,6 +5,8 @@ export interface CliContext {
   config: Config;
   env: Record<string, string | undefined>;
   cwd: string;
+  /** What is piped in; `isTTY` when a person types at it (no value can be piped then). */
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   /** Colors on: stdout is a TTY and NO_COLOR is unset. */

@@ -87,6 +87,10 @@ export const errorTable = {
     status: 500,
     hint: "Check that PostgreSQL runs at that host and port, that this machine may connect to it, and the user, password and database name in RUNYARD_DATABASE_URL.",
   },
+  SECRET_MISSING: {
+    status: 400,
+    hint: "Store it for the run's tenant with `runyard secret set NAME` (the value on stdin), or give it as a variable.",
+  },
   STORE_TOO_NEW: {
     status: 500,
     hint: "A newer runyard migrated this database: run that version (or newer) here too; runyard never downgrades a schema.",

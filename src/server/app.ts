@@ -9,6 +9,7 @@ import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
+import { secretRoutes } from "./routes/secrets.js";
 
 /**
  * The largest request body most routes take; `POST /api/runs` takes more (`runBodyLimit`).
@@ -74,6 +75,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     );
     runRoutes(api, deps, metrics.streams);
     runnerRoutes(api, deps);
+    secretRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   return app;

@@ -27,7 +27,7 @@ const errorStatuses = {
   400: "invalid request: the message names the field (details lists each problem)",
   401: "no token, or not a valid one; the hint says how to send one",
   403: "the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route)",
-  404: "no such run (or not one of this tenant's)",
+  404: "no such run or secret (or not one of this tenant's)",
   409: "the object is not in a state that allows this",
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
   500: "a bug in runyard; the server log has the details",

@@ -25,6 +25,7 @@ export const copiedTables: readonly string[] = [
   "job_reports",
   "runners",
   "tokens",
+  "secrets",
 ];
 
 /**

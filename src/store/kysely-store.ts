@@ -12,6 +12,7 @@ import * as runEvents from "./run-events.js";
 import * as runners from "./runners.js";
 import * as runs from "./runs.js";
 import type { Database } from "./schema.js";
+import * as secrets from "./secrets.js";
 import * as tokens from "./tokens.js";
 import type {
   AppendEventsOptions,
@@ -25,6 +26,7 @@ import type {
   NewJob,
   NewJobReport,
   NewRun,
+  NewSecret,
   NewToken,
   ReplicaInput,
   RunnerInput,
@@ -68,20 +70,25 @@ export async function createKyselyStore(
 
 /** Refuses at once a key that cannot read what is stored, instead of failing on some later read. */
 async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promise<void> {
-  const sealed = await db
-    .selectFrom("runs")
-    .select("spec")
-    .where("spec", "like", "enc1:%")
-    .limit(1)
-    .executeTakeFirst();
-  if (!sealed || !isSealed(sealed.spec)) return;
+  const sealed =
+    (await db.selectFrom("runs").select("spec").where("spec", "like", "enc1:%").limit(1).executeTakeFirst())
+      ?.spec ??
+    (
+      await db
+        .selectFrom("secrets")
+        .select("value")
+        .where("value", "like", "enc1:%")
+        .limit(1)
+        .executeTakeFirst()
+    )?.value;
+  if (sealed === undefined || !isSealed(sealed)) return;
   if (cipher === plainColumns) {
     throw new RunyardError(
       "SECRET_KEY_MISMATCH",
       "the database holds encrypted data and no secret key was given",
     );
   }
-  cipher.open(sealed.spec);
+  cipher.open(sealed);
 }
 
 class KyselyStore implements Store {
@@ -176,6 +183,19 @@ class KyselyStore implements Store {
   }
   countTokens(kind?: TokenKind) {
     return tokens.countTokens(this.ctx, kind);
+  }
+
+  setSecret(input: NewSecret) {
+    return secrets.setSecret(this.ctx, input);
+  }
+  listSecrets(tenantId: string | null) {
+    return secrets.listSecrets(this.ctx, tenantId);
+  }
+  secretValues(tenantId: string | null, names: readonly string[]) {
+    return secrets.secretValues(this.ctx, tenantId, names);
+  }
+  removeSecret(tenantId: string | null, name: string) {
+    return secrets.removeSecret(this.ctx, tenantId, name);
   }
 
   heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }) {

@@ -122,6 +122,17 @@ export interface TokensTable {
   last_used_at: string | null;
 }
 
+/** A stored secret; `tenant_id` is `""` outside any tenant, `value` sealed with the store's key. */
+export interface SecretsTable {
+  tenant_id: string;
+  name: string;
+  value: string;
+  created_at: string;
+  updated_at: string;
+  /** The id of the token that set it last. */
+  updated_by: string | null;
+}
+
 export interface Database {
   runs: RunsTable;
   run_events: RunEventsTable;
@@ -131,6 +142,7 @@ export interface Database {
   tokens: TokensTable;
   replicas: ReplicasTable;
   job_reports: JobReportsTable;
+  secrets: SecretsTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -284,6 +284,25 @@ export interface CreatedToken {
   secret: string;
 }
 
+/** A stored secret as anyone may see it: its name and when it changed, never its value. */
+export interface SecretInfo {
+  name: string;
+  /** The tenant it belongs to; null outside any tenant. */
+  tenant_id: string | null;
+  created_at: string;
+  updated_at: string;
+  /** The id (not the secret) of the token that set it last. */
+  updated_by: string | null;
+}
+
+/** What `setSecret` stores: the value is sealed with the store's key before it is written. */
+export interface NewSecret {
+  tenant_id: string | null;
+  name: string;
+  value: string;
+  updated_by?: string | null;
+}
+
 /** A server process on the database; several replicas share one PostgreSQL database. */
 export interface ReplicaRecord {
   /** Stable per home folder (`<home>/replica-id`), else new at each start. */
@@ -400,6 +419,18 @@ export interface Store {
   /** Deletes a token; false when there was none. */
   revokeToken(id: string): Promise<boolean>;
   countTokens(kind?: TokenKind): Promise<number>;
+
+  /** Stores a secret of a tenant, or replaces its value; `created` says which. */
+  setSecret(input: NewSecret): Promise<{ secret: SecretInfo; created: boolean }>;
+  /** A tenant's secrets by name, without values (`null`: those outside any tenant). */
+  listSecrets(tenantId: string | null): Promise<SecretInfo[]>;
+  /**
+   * The values of those of `names` the tenant has stored; names it has not are left out. For the
+   * server's own use (starting a run): no API answer ever holds a value.
+   */
+  secretValues(tenantId: string | null, names: readonly string[]): Promise<Record<string, string>>;
+  /** Deletes a tenant's secret; false when there was none. */
+  removeSecret(tenantId: string | null, name: string): Promise<boolean>;
 
   /**
    * Inserts or refreshes a replica's row, `seen_at` now. With `ifPresent` only refreshes, and

@@ -52,8 +52,8 @@ export class RunService {
   ) {}
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
-  submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner): Promise<RunRecord> {
-    return this.submit("workflow", this.kinds.workflow.prepare(spec), owner);
+  async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner): Promise<RunRecord> {
+    return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner.tenantId), owner);
   }
 
   /** Queues a checked run of `kind`; resolves with its record once `run.queued` is stored. */

@@ -11,11 +11,13 @@ import { workflowMasker } from "../../workflow/secrets.js";
 import type { JobBroker } from "../job-broker.js";
 import type { Notifier } from "../notifier.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
+import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 
 /**
  * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them
  * after a restart (the store encrypts specs at rest; the API never shows them). The run record's
- * `vars` are what users see, masked like the events.
+ * `vars` are what users see, masked like the events. Stored secrets are not in it: they are read
+ * from the secrets store each time the run starts or resumes.
  */
 export const WorkflowRunSpec = z.object({
   workflow: z.string(),
@@ -23,6 +25,19 @@ export const WorkflowRunSpec = z.object({
   file: z.string().optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
+
+/**
+ * The names of a workflow's `secrets:` that runs take from the secrets store: those no variable,
+ * `env:` of the workflow or a step, or step's `expect_vars` (a step exports it) already gives.
+ */
+export function storedSecretNames(workflow: Workflow, vars: Record<string, string>): string[] {
+  const given = new Set([
+    ...Object.keys(vars),
+    ...Object.keys(workflow.env),
+    ...workflow.steps.flatMap((step) => [...Object.keys(step.env), ...step.expectVars]),
+  ]);
+  return [...new Set(workflow.secrets)].filter((name) => !given.has(name));
+}
 
 function parsed(spec: WorkflowRunSpec): Workflow {
   const file = spec.file ?? "workflow.yaml";
@@ -46,10 +61,15 @@ export class WorkflowRuns implements RunKindModule {
     private readonly notifier: Notifier,
   ) {}
 
-  /** Checks a submitted workflow; reports every problem at once. */
-  prepare(spec: WorkflowRunSpec): PreparedRun {
+  /**
+   * Checks a submitted workflow; reports every problem at once, then every secret of its
+   * `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
+   */
+  async prepare(spec: WorkflowRunSpec, tenantId: string | null): Promise<PreparedRun> {
     const workflow = parsed(spec);
     const vars = { ...workflow.vars, ...spec.vars };
+    const { missing } = await resolveStoredSecrets(this.store, tenantId, storedSecretNames(workflow, vars));
+    if (missing.length > 0) throw secretsMissing(missing, tenantId);
     return { name: workflow.name, spec, vars: workflowMasker(workflow, vars).maskDeep(vars) };
   }
 
@@ -65,16 +85,30 @@ export class WorkflowRuns implements RunKindModule {
     }
     const runId = run.record.id;
     this.notifier.follow(runId, workflow.name, workflow.notify);
+    const tenantId = run.record.tenant_id;
+    const given = { ...workflow.vars, ...stored.data.vars };
+    const secrets = await resolveStoredSecrets(this.store, tenantId, storedSecretNames(workflow, given));
+    // A secret removed since the run was submitted (or before it was resumed): the run stops as a
+    // cancel stops it (steps still running are ended on their runners) and fails, saying why.
+    const missing =
+      secrets.missing.length > 0 ? secretsMissing(secrets.missing, tenantId).toInfo() : undefined;
+    const emit: typeof run.sink.emit = missing
+      ? (event) =>
+          run.sink.emit(
+            event.type === "run.finished" ? { ...event, status: "failed", error: missing } : event,
+          )
+      : run.sink.emit;
     const resuming = run.resumed.length > 0;
     try {
       if (resuming) await this.broker.restorePins(runId);
       await runWorkflow({
         workflow,
         runId,
-        vars: stored.data.vars,
-        emit: run.sink.emit,
+        vars: { ...stored.data.vars, ...secrets.values },
+        secrets: Object.values(secrets.values),
+        emit,
         runnerFor: (host, spec) => this.runnerFor(run, host, spec),
-        signal: run.signal,
+        signal: missing ? AbortSignal.abort() : run.signal,
         resume: [...run.resumed],
         ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
         announceStart: false,

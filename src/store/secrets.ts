@@ -1,0 +1,96 @@
+import type { Selectable } from "kysely";
+import type { StoreContext } from "./dialect.js";
+import { isoTime, type SecretsTable } from "./schema.js";
+import type { NewSecret, SecretInfo } from "./types.js";
+
+/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
+const noTenant = "";
+
+const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
+
+const infoColumns = ["tenant_id", "name", "created_at", "updated_at", "updated_by"] as const;
+
+function toSecretInfo(row: Omit<Selectable<SecretsTable>, "value">): SecretInfo {
+  return {
+    name: row.name,
+    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    updated_by: row.updated_by,
+  };
+}
+
+export async function setSecret(
+  ctx: StoreContext,
+  input: NewSecret,
+): Promise<{ secret: SecretInfo; created: boolean }> {
+  const tenant = tenantKey(input.tenant_id);
+  const now = isoTime(ctx.now());
+  const changes = {
+    value: ctx.cipher.seal(input.value),
+    updated_at: now,
+    updated_by: input.updated_by ?? null,
+  };
+  const replace = () =>
+    ctx.db
+      .updateTable("secrets")
+      .set(changes)
+      .where("tenant_id", "=", tenant)
+      .where("name", "=", input.name)
+      .returning(infoColumns)
+      .executeTakeFirst();
+  const replaced = await replace();
+  if (replaced) return { secret: toSecretInfo(replaced), created: false };
+  try {
+    const row = await ctx.db
+      .insertInto("secrets")
+      .values({ tenant_id: tenant, name: input.name, created_at: now, ...changes })
+      .returning(infoColumns)
+      .executeTakeFirstOrThrow();
+    return { secret: toSecretInfo(row), created: true };
+  } catch (error) {
+    // Another writer stored the same name between the two statements: this value replaces it.
+    if (ctx.dialect.constraintViolation(error) !== "unique") throw error;
+    const row = await replace();
+    if (!row) throw error;
+    return { secret: toSecretInfo(row), created: false };
+  }
+}
+
+export async function listSecrets(ctx: StoreContext, tenantId: string | null): Promise<SecretInfo[]> {
+  const rows = await ctx.db
+    .selectFrom("secrets")
+    .select(infoColumns)
+    .where("tenant_id", "=", tenantKey(tenantId))
+    .orderBy("name")
+    .execute();
+  return rows.map(toSecretInfo);
+}
+
+export async function secretValues(
+  ctx: StoreContext,
+  tenantId: string | null,
+  names: readonly string[],
+): Promise<Record<string, string>> {
+  if (names.length === 0) return {};
+  const rows = await ctx.db
+    .selectFrom("secrets")
+    .select(["name", "value"])
+    .where("tenant_id", "=", tenantKey(tenantId))
+    .where("name", "in", [...new Set(names)])
+    .execute();
+  return Object.fromEntries(rows.map((row) => [row.name, ctx.cipher.open(row.value)]));
+}
+
+export async function removeSecret(
+  ctx: StoreContext,
+  tenantId: string | null,
+  name: string,
+): Promise<boolean> {
+  const result = await ctx.db
+    .deleteFrom("secrets")
+    .where("tenant_id", "=", tenantKey(tenantId))
+    .where("name", "=", name)
+    .executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
