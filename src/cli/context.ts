@@ -5,6 +5,8 @@ export interface CliContext {
   config: Config;
   env: Record<string, string | undefined>;
   cwd: string;
+  /** What `--password-stdin` reads; absent where a command has no input. */
+  stdin?: NodeJS.ReadableStream;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   /** Colors on: stdout is a TTY and NO_COLOR is unset. */

@@ -15,6 +15,7 @@ export function processContext(overrides: Overrides = {}, configFile?: string): 
     config: loadConfig(env, merged),
     env,
     cwd: process.cwd(),
+    stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
     color: Boolean(process.stdout.isTTY) && !env.NO_COLOR,

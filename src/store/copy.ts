@@ -24,7 +24,10 @@ export const copiedTables: readonly string[] = [
   "job_labels",
   "job_reports",
   "runners",
+  "users",
   "tokens",
+  "revoked_sessions",
+  "server_keys",
 ];
 
 /**

@@ -22,10 +22,12 @@ import type {
   ListEventsQuery,
   ListJobsQuery,
   ListRunsQuery,
+  ListTokensQuery,
   NewJob,
   NewJobReport,
   NewRun,
   NewToken,
+  NewUser,
   ReplicaInput,
   RunnerInput,
   RunnerStatus,
@@ -33,6 +35,7 @@ import type {
   Store,
   TokenKind,
 } from "./types.js";
+import * as users from "./users.js";
 
 /** Options every backend passes through to the shared implementation. */
 export interface KyselyStoreOptions {
@@ -168,14 +171,45 @@ class KyselyStore implements Store {
   findToken(secret: string) {
     return tokens.findToken(this.ctx, secret);
   }
-  listTokens(kind?: TokenKind) {
-    return tokens.listTokens(this.ctx, kind);
+  getToken(id: string) {
+    return tokens.getToken(this.ctx, id);
+  }
+  listTokens(query?: TokenKind | ListTokensQuery) {
+    return tokens.listTokens(this.ctx, query);
   }
   revokeToken(id: string) {
     return tokens.revokeToken(this.ctx, id);
   }
   countTokens(kind?: TokenKind) {
     return tokens.countTokens(this.ctx, kind);
+  }
+
+  createUser(input: NewUser) {
+    return users.createUser(this.ctx, input);
+  }
+  getUser(id: string) {
+    return users.getUser(this.ctx, id);
+  }
+  findUserByName(username: string) {
+    return users.findUserByName(this.ctx, username);
+  }
+  listUsers(query?: { tenantId?: string | null }) {
+    return users.listUsers(this.ctx, query);
+  }
+  setUserPassword(id: string, passwordHash: string) {
+    return users.setUserPassword(this.ctx, id, passwordHash);
+  }
+  removeUser(id: string) {
+    return users.removeUser(this.ctx, id);
+  }
+  revokeSession(sessionId: string, userId: string, expiresAt: string) {
+    return users.revokeSession(this.ctx, sessionId, userId, expiresAt);
+  }
+  sessionRevoked(sessionId: string) {
+    return users.sessionRevoked(this.ctx, sessionId);
+  }
+  serverKey(name: string) {
+    return users.serverKey(this.ctx, name);
   }
 
   heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }) {
