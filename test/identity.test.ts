@@ -407,3 +407,75 @@ describe("who may manage users and tokens", () => {
     expect(answer.body.error.message).toContain("tenant");
   });
 });
+
+describe("tenant admins and outsiders", () => {
+  it("a tenant's admin sees that tenant's runs and tokens only, and makes tokens of that tenant only", async () => {
+    const acmeAdmin = await addUser("acme-admin", "admin", "acme");
+    const ana = await addUser("ana", "member", "acme");
+    const bo = await addUser("bo", "member", "beta");
+    const anaToken = await session("ana", ana.password);
+    const boToken = await session("bo", bo.password);
+    const acmeRun = await submitAs(anaToken);
+    const betaRun = await submitAs(boToken);
+    const bos = await call("POST", "/api/tokens", {
+      token: boToken,
+      body: { kind: "user", name: "bo laptop" },
+    });
+    const token = await session("acme-admin", acmeAdmin.password);
+
+    const runs = await call("GET", "/api/runs", { token });
+    expect(runs.body.runs.map((r: { run_id: string }) => r.run_id)).toEqual([acmeRun]);
+    expect((await call("GET", `/api/runs/${betaRun}`, { token })).status).toBe(404);
+    expect((await call("POST", `/api/runs/${betaRun}/stream-token`, { token })).status).toBe(404);
+    expect((await call("POST", `/api/runs/${acmeRun}/stream-token`, { token })).status).toBe(201);
+
+    const tokens = await call("GET", "/api/tokens", { token });
+    expect(tokens.body.map((t: { name: string }) => t.name)).not.toContain("bo laptop");
+    expect((await call("DELETE", `/api/tokens/${bos.body.id}`, { token })).status).toBe(404);
+
+    const runner = await call("POST", "/api/tokens", { token, body: { kind: "runner", name: "acme box" } });
+    expect(runner.status).toBe(201);
+    expect(runner.body.tenant_id).toBe("acme");
+    const foreign = await call("POST", "/api/tokens", {
+      token,
+      body: { kind: "runner", name: "beta box", tenant_id: "beta" },
+    });
+    expect(foreign.status).toBe(403);
+  });
+
+  it("a platform admin's session sees every tenant's runs and may ask for any run's stream token", async () => {
+    const root = await addUser("root", "admin");
+    const bo = await addUser("bo", "member", "beta");
+    const betaRun = await submitAs(await session("bo", bo.password));
+    const token = await session("root", root.password);
+    expect((await call("GET", `/api/runs/${betaRun}`, { token })).status).toBe(200);
+    expect((await call("POST", `/api/runs/${betaRun}/stream-token`, { token })).status).toBe(201);
+    const me = await call("GET", "/api/auth/whoami", { token });
+    expect(me.body).toMatchObject({ kind: "admin", role: "admin", tenant_id: null, username: "root" });
+  });
+
+  it("every identity route but login answers 401 without a token", async () => {
+    const run = await submitAs(adminToken);
+    for (const [method, url] of [
+      ["POST", "/api/auth/logout"],
+      ["GET", "/api/auth/whoami"],
+      ["GET", "/api/users"],
+      ["POST", "/api/users"],
+      ["DELETE", "/api/users/ana"],
+      ["POST", "/api/users/ana/password"],
+      ["GET", "/api/tokens"],
+      ["POST", "/api/tokens"],
+      ["DELETE", "/api/tokens/tok_x"],
+      ["POST", `/api/runs/${run}/stream-token`],
+    ] as const) {
+      const answer = await call(method, url, method === "GET" || method === "DELETE" ? {} : { body: {} });
+      expect(answer.status, `${method} ${url}`).toBe(401);
+    }
+  });
+
+  it("logout refuses an API token: those are revoked, not logged out", async () => {
+    const answer = await call("POST", "/api/auth/logout", { token: adminToken });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.hint).toContain("token revoke");
+  });
+});
