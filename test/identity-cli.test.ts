@@ -107,6 +107,11 @@ describe("runyard user (through the API with an admin token)", () => {
   it("adds a user straight into the database of --home, and the running server logs them in", async () => {
     server = await startTestServer();
     started.push(server.proc);
+    // A run first: the database then holds sealed data, which --home opens with the server's key.
+    const submitted = await api(server.url, "POST", "/api/runs", {
+      workflow: "name: queued\nsteps:\n  - name: a\n    action: cmd.run\n    args:\n      cmd: echo a\n",
+    });
+    expect(submitted.status).toBe(201);
     const result = await runyard(
       ["user", "add", "admin", "--role", "admin", "--password-stdin", "--home", server.home],
       {},

@@ -158,6 +158,13 @@ describe("login rate limit", () => {
     expect((await login("ana", ana.password)).status).toBe(429);
   });
 
+  it("holds a burst of parallel guesses to the same 5", async () => {
+    await addUser("ana", "member", "acme");
+    const answers = await Promise.all(Array.from({ length: 10 }, () => login("ana", "wrong-password")));
+    expect(answers.filter((a) => a.status === 401)).toHaveLength(5);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(5);
+  });
+
   it("limits one address to 20 failures a minute across usernames; other addresses still log in", async () => {
     const bo = await addUser("bo", "member", "beta");
     for (let attempt = 1; attempt <= 20; attempt++) {

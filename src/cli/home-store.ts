@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
+import { secretKeyFor } from "../server/home.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/types.js";
 import type { CliContext } from "./context.js";
@@ -25,7 +26,10 @@ export async function withHomeStore<T>(ctx: CliContext, use: (store: Store) => P
       hint: "Set RUNYARD_TOKEN to the admin token `runyard up` printed (and --server URL if not local), or pass --home with the server's data folder.",
     });
   }
-  const store = await openSqliteStore(join(home, "runyard.db"));
+  // The server's key, so a database that holds sealed data (runs, the session key) opens.
+  const store = await openSqliteStore(join(home, "runyard.db"), {
+    secretKey: secretKeyFor(home, ctx.config.secretKey),
+  });
   try {
     return await use(store);
   } finally {

@@ -26,8 +26,17 @@ export class LoginLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Throws RATE_LIMITED (429) while the username or the address has used up its failures. */
-  check(username: string, address: string): void {
+  /**
+   * Call before checking a password: throws RATE_LIMITED (429) while the username or the address
+   * has used up its failures, else counts this attempt as a failure until `succeeded` says it was
+   * not, so a burst of parallel guesses is held to the limit too.
+   */
+  attempt(username: string, address: string): void {
+    this.check(username, address);
+    this.failed(username, address);
+  }
+
+  private check(username: string, address: string): void {
     const now = this.now();
     const waits = [
       this.wait(userKey(username), this.limits.perUser, now),
@@ -45,7 +54,7 @@ export class LoginLimiter {
     );
   }
 
-  failed(username: string, address: string): void {
+  private failed(username: string, address: string): void {
     const now = this.now();
     for (const key of [userKey(username), addressKey(address)]) {
       const times = this.recent(key, now);
@@ -60,8 +69,10 @@ export class LoginLimiter {
     }
   }
 
-  succeeded(username: string): void {
+  /** The attempt was right: the username's failures are cleared, and the address's count loses this one. */
+  succeeded(username: string, address: string): void {
     this.failures.delete(userKey(username));
+    this.failures.get(addressKey(address))?.pop();
   }
 
   private recent(key: string, now: number): number[] {

@@ -62,16 +62,15 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const { username, password } = request.body;
-      deps.loginLimiter.check(username, request.ip);
+      deps.loginLimiter.attempt(username, request.ip);
       const user = await deps.store.findUserByName(username);
       if (!(await passwordMatches(user?.password_hash, password)) || !user) {
-        deps.loginLimiter.failed(username, request.ip);
         deps.logger.warn({ username, address: request.ip }, "login failed");
         throw new RunyardError("UNAUTHORIZED", wrongCredentials, {
           hint: "Check the username and password; an admin can set a new password with `runyard user passwd NAME`.",
         });
       }
-      deps.loginLimiter.succeeded(username);
+      deps.loginLimiter.succeeded(username, request.ip);
       const session = await deps.sessions.issueSession(user);
       deps.logger.info({ username, userId: user.id, address: request.ip }, "logged in");
       return {
