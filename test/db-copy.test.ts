@@ -5,6 +5,7 @@ import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { copiedTables } from "../src/store/copy.js";
+import { migrations } from "../src/store/migrations/index.js";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
@@ -235,7 +236,7 @@ describe.skipIf(!adminUrl)("runyard db status", () => {
       dialect: "postgres",
       state: "empty",
       version: null,
-      pending: ["0001_initial", "0002_runner_owner"],
+      pending: Object.keys(migrations).sort(),
     });
 
     const { home } = await usedHome();

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
+import { migrations } from "../src/store/migrations/index.js";
 import { tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
@@ -288,7 +289,7 @@ steps:
       const { rows } = await client.query<{ name: string }>(
         "select name from runyard_migration order by name",
       );
-      expect(rows.map((row) => row.name)).toEqual(["0001_initial", "0002_runner_owner", "0003_replicas"]);
+      expect(rows.map((row) => row.name)).toEqual(Object.keys(migrations).sort());
       const admins = await client.query("select id from tokens where kind = 'admin'");
       expect(admins.rowCount).toBe(1);
     } finally {
