@@ -236,7 +236,7 @@ describe.skipIf(!adminUrl)("runyard db status", () => {
       dialect: "postgres",
       state: "empty",
       version: null,
-      pending: Object.keys(migrations),
+      pending: Object.keys(migrations).sort(),
     });
 
     const { home } = await usedHome();

@@ -289,7 +289,7 @@ steps:
       const { rows } = await client.query<{ name: string }>(
         "select name from runyard_migration order by name",
       );
-      expect(rows.map((row) => row.name)).toEqual(Object.keys(migrations));
+      expect(rows.map((row) => row.name)).toEqual(Object.keys(migrations).sort());
       const admins = await client.query("select id from tokens where kind = 'admin'");
       expect(admins.rowCount).toBe(1);
     } finally {

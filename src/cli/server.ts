@@ -31,6 +31,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
+    sessionTtlMs: config.sessionTtlMs,
     replicaTimings: { heartbeatMs: config.replicaHeartbeatMs, leaseMs: config.replicaLeaseMs },
     onFenced: () => {
       ctx.stderr.write(

@@ -1,10 +1,8 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import { openSqliteStore } from "../store/sqlite.js";
+import type { TokenRecord } from "../store/types.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
+import { throughApi, withHomeStore } from "./home-store.js";
+import { apiClient, table } from "./runs.js";
 
 export interface TokenFlags {
   runner?: boolean;
@@ -13,6 +11,8 @@ export interface TokenFlags {
   group?: string;
   name?: string;
   tenant?: string;
+  /** When the token stops working (ISO-8601). */
+  expiresAt?: string;
   /** Write into this data folder's database instead of asking the server. */
   home?: string;
 }
@@ -20,8 +20,8 @@ export interface TokenFlags {
 /**
  * `runyard token create`: through the API when a token is set (to `--server`, RUNYARD_SERVER_URL
  * or the default URL, like every other command), else straight into the database of `--home` /
- * RUNYARD_HOME / ./.runyard on the server's machine, which must already exist: a fresh database in
- * the wrong folder would only make a token no server knows.
+ * RUNYARD_HOME / ./.runyard on the server's machine. Through the API, `--user` asked by a
+ * logged-in user (or with their personal token) makes a personal token of theirs.
  */
 export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<number> {
   const kinds = [flags.runner && "runner", flags.user && "user", flags.admin && "admin"].filter(Boolean);
@@ -32,34 +32,68 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
   }
   const kind = kinds[0] as "runner" | "user" | "admin";
   if (flags.group && kind !== "runner") throw new RunyardError("USAGE", "--group is only for runner tokens");
+  if (flags.expiresAt !== undefined && Number.isNaN(Date.parse(flags.expiresAt))) {
+    throw new RunyardError("USAGE", `--expires-at ${flags.expiresAt}: not a date`, {
+      hint: "Give an ISO-8601 time, e.g. 2027-01-31T00:00:00Z.",
+    });
+  }
   const input = {
     kind,
     name: flags.name ?? `${kind} token`,
     ...(flags.group ? { group: flags.group } : {}),
     ...(flags.tenant ? { tenant_id: flags.tenant } : {}),
+    ...(flags.expiresAt ? { expires_at: new Date(flags.expiresAt).toISOString() } : {}),
   };
-  let secret: string;
-  if (ctx.config.token && !flags.home) {
-    secret = (await apiClient(ctx).request<{ token: string }>("POST", "/api/tokens", input)).token;
-  } else {
-    const home = resolveHome(ctx.config, ctx.cwd);
-    if (!existsSync(join(home, "runyard.db"))) {
-      throw new RunyardError("USAGE", `no runyard database in ${home}`, {
-        hint: "Set RUNYARD_TOKEN to the admin token `runyard up` printed (and --server URL if not local), or pass --home with the server's data folder.",
-      });
-    }
-    const store = await openSqliteStore(join(home, "runyard.db"));
-    try {
-      secret = (await store.createToken(input)).secret;
-    } finally {
-      await store.close();
-    }
-  }
+  const secret = throughApi(ctx, flags.home)
+    ? (await apiClient(ctx).request<{ token: string }>("POST", "/api/tokens", input)).token
+    : await withHomeStore(ctx, async (store) => (await store.createToken(input)).secret);
   ctx.stdout.write(`${secret}\n`);
   ctx.stderr.write(
     kind === "runner"
       ? `runner token created${flags.group ? ` for group ${flags.group}` : ""}; start a runner with:\n  runyard runner --server URL --token ${secret}\n`
       : `${kind} token created; use it as RUNYARD_TOKEN\n`,
   );
+  return 0;
+}
+
+/** `runyard token list`: an admin sees every token, anyone else their own. */
+export async function tokenList(flags: { json?: boolean; home?: string }, ctx: CliContext): Promise<number> {
+  const tokens = throughApi(ctx, flags.home)
+    ? await apiClient(ctx).request<TokenRecord[]>("GET", "/api/tokens")
+    : await withHomeStore(ctx, (store) => store.listTokens());
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(tokens, null, 2)}\n`);
+    return 0;
+  }
+  if (tokens.length === 0) {
+    ctx.stdout.write("no tokens\n");
+    return 0;
+  }
+  const rows = [["ID", "KIND", "NAME", "TENANT", "OWNER", "LAST USED", "EXPIRES"]];
+  for (const token of tokens) {
+    rows.push([
+      token.id,
+      token.kind,
+      token.name,
+      token.tenant_id ?? "-",
+      token.user_id ?? "-",
+      token.last_used_at ?? "never",
+      token.expires_at ?? "never",
+    ]);
+  }
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+/** `runyard token revoke ID`: the token stops working at once. */
+export async function tokenRevoke(id: string, flags: { home?: string }, ctx: CliContext): Promise<number> {
+  if (throughApi(ctx, flags.home)) {
+    await apiClient(ctx).request("DELETE", `/api/tokens/${encodeURIComponent(id)}`);
+  } else if (!(await withHomeStore(ctx, (store) => store.revokeToken(id)))) {
+    throw new RunyardError("NOT_FOUND", `token ${id} does not exist`, {
+      hint: "`runyard token list` shows the tokens.",
+    });
+  }
+  ctx.stderr.write(`token ${id} revoked\n`);
   return 0;
 }

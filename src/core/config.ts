@@ -61,6 +61,12 @@ export const configSchema = z.object({
   reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
   /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */
   shutdownGraceMs: z.coerce.number().int().nonnegative().default(30_000),
+  /** Server: how long a login session (`POST /api/auth/login`) lasts; default 12 hours. */
+  sessionTtlMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(12 * 60 * 60 * 1000),
   /**
    * Server: the key that encrypts job env, exports and run vars at rest (any text of 32 or more
    * characters, e.g. `openssl rand -base64 32`). Unset: a key generated into `<home>/secret.key`.
@@ -108,6 +114,7 @@ const envNames: Record<keyof Config, string[]> = {
   replicaHeartbeatMs: ["RUNYARD_REPLICA_HEARTBEAT_MS"],
   replicaLeaseMs: ["RUNYARD_REPLICA_LEASE_MS"],
   shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
+  sessionTtlMs: ["RUNYARD_SESSION_TTL_MS"],
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],

@@ -51,6 +51,10 @@ export const errorTable = {
     status: 401,
     hint: "Send `Authorization: Bearer <token>`; `runyard up` prints the admin token.",
   },
+  RATE_LIMITED: {
+    status: 429,
+    hint: "Wait for the time in the Retry-After header, then try again; an admin can reset a forgotten password with `runyard user passwd NAME`.",
+  },
   FORBIDDEN: { status: 403, hint: "This token may not do that; use a user token, not a runner token." },
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
@@ -58,6 +62,10 @@ export const errorTable = {
   RUNNER_ID_TAKEN: {
     status: 409,
     hint: "Another runner token registered this runner id; pick another --id (RUNYARD_RUNNER_ID), or revoke the old token to free the id.",
+  },
+  RUNNER_TENANT_MISMATCH: {
+    status: 403,
+    hint: "The runner token decides the tenant: unset RUNYARD_TENANT_ID (ADOS_TENANT_ID) on the runner, set it to the token's tenant, or use a token of the tenant you meant.",
   },
   HOME_LOCKED: {
     status: 409,

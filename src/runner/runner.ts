@@ -296,9 +296,10 @@ export class RunnerDaemon {
         break;
       }
       case "error":
-        if (message.code === "RUNNER_ID_TAKEN") {
-          // Retrying cannot help: the id is someone else's until their token is revoked.
-          this.refused(new RunyardError("RUNNER_ID_TAKEN", message.message));
+        if (message.code === "RUNNER_ID_TAKEN" || message.code === "RUNNER_TENANT_MISMATCH") {
+          // Retrying cannot help: the id is someone else's until their token is revoked, and a
+          // token's tenant does not change.
+          this.refused(new RunyardError(message.code, message.message));
           break;
         }
         this.options.logger.error({ code: message.code, hint: message.hint }, message.message);

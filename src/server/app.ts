@@ -7,9 +7,12 @@ import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
+import { authRoutes } from "./routes/auth.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 import { secretRoutes } from "./routes/secrets.js";
+import { tokenRoutes } from "./routes/tokens.js";
+import { userRoutes } from "./routes/users.js";
 
 /**
  * The largest request body most routes take; `POST /api/runs` takes more (`runBodyLimit`).
@@ -34,7 +37,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
-  app.addHook("onRequest", authHook(deps.store));
+  app.addHook("onRequest", authHook(deps.store, deps.sessions));
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);
 
@@ -76,6 +79,9 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     runRoutes(api, deps, metrics.streams);
     runnerRoutes(api, deps);
     secretRoutes(api, deps);
+    authRoutes(api, deps);
+    userRoutes(api, deps);
+    tokenRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   return app;

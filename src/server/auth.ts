@@ -1,9 +1,33 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
-import type { Store, TokenRecord } from "../store/types.js";
+import type { Store, TokenRecord, UserRecord, UserRole } from "../store/types.js";
+import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
 
-/** Who is calling: the token's record. */
-export type Principal = TokenRecord;
+/**
+ * Who is calling, whatever credential they showed (an API token, a session JWT, a stream token).
+ * Role and tenant come from the user record at each request, never from the token, so changing
+ * or removing a user takes effect at once.
+ */
+export interface Principal {
+  /**
+   * `admin`: an admin token or a user with role admin; `user`: a member or a user token;
+   * `runner`: a runner token (refused on the API); `stream`: a stream token (one run's events).
+   */
+  kind: "admin" | "user" | "runner" | "stream";
+  role: UserRole;
+  /** Null: outside every tenant (a platform admin sees every tenant). */
+  tenant_id: string | null;
+  user_id: string | null;
+  username: string | null;
+  /** The API token shown (or that asked for the stream token); null for sessions. */
+  token_id: string | null;
+  /** The session JWT's id (`ses_...`) shown, or that asked for the stream token. */
+  session_id: string | null;
+  /** When the session shown ends; null for other credentials. */
+  session_expires_at: string | null;
+  /** Stream tokens: the one run whose events they open. */
+  run_id: string | null;
+}
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -11,24 +35,26 @@ declare module "fastify" {
   }
 }
 
-/** Routes anyone may call: liveness and the API's own description. */
-const publicPaths = new Set(["/health", "/openapi.json"]);
+/** Routes anyone may call: liveness, the API's own description, and logging in. */
+const publicPaths = new Set(["/health", "/openapi.json", "/api/auth/login"]);
 
 /**
  * The one route that takes `?access_token=`: EventSource cannot send headers. Tokens in URLs
  * end up in proxy and access logs, so no other route accepts one.
  */
-const eventStreamPath = /^\/api\/runs\/[^/]+\/events$/;
+const eventStreamPath = /^\/api\/runs\/([^/]+)\/events$/;
 
 /**
- * Every route but `/health` and `/openapi.json` needs `Authorization: Bearer <token>` (the event stream may pass
- * `?access_token=`). Runner tokens only open the runner socket; they cannot call user routes.
+ * Every route but `/health`, `/openapi.json` and login needs `Authorization: Bearer <token>` (the
+ * event stream may pass `?access_token=`). Runner tokens only open the runner socket; stream
+ * tokens only their run's event stream.
  */
-export function authHook(store: Store) {
+export function authHook(store: Store, sessions: SessionTokens) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
-    const fromUrl = request.method === "GET" && eventStreamPath.test(path);
+    const streamRun = request.method === "GET" ? eventStreamPath.exec(path)?.[1] : undefined;
+    const fromUrl = streamRun !== undefined;
     const secret = bearer(request, fromUrl);
     if (!secret) {
       if (!fromUrl && queryToken(request) !== undefined) {
@@ -38,15 +64,119 @@ export function authHook(store: Store) {
       }
       throw new RunyardError("UNAUTHORIZED", "this route needs a token");
     }
-    const token = await store.findToken(secret);
-    if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked or mistyped)");
-    if (token.kind === "runner") {
+    const principal = await resolvePrincipal(store, sessions, secret);
+    if (principal.kind === "runner") {
       throw new RunyardError("FORBIDDEN", "runner tokens can only connect runners", {
         hint: "Use a user or admin token for the API; `runyard up` prints the admin token.",
       });
     }
-    request.principal = token;
+    if (
+      principal.kind === "stream" &&
+      (streamRun === undefined || safeDecode(streamRun) !== principal.run_id)
+    ) {
+      throw new RunyardError(
+        "UNAUTHORIZED",
+        `a stream token opens only GET /api/runs/${principal.run_id}/events`,
+        { hint: "Use your session or API token for other routes." },
+      );
+    }
+    request.principal = principal;
   };
+}
+
+/** Any credential to its principal; a credential that is not (or no longer) valid is a 401 saying why. */
+export async function resolvePrincipal(
+  store: Store,
+  sessions: SessionTokens,
+  secret: string,
+): Promise<Principal> {
+  if (looksLikeJwt(secret)) {
+    const claims = await sessions.verify(secret);
+    if (claims.type === "session") {
+      const user = await liveSessionUser(store, claims.user_id, claims.session_id, claims.issued_at_ms);
+      return {
+        ...userPrincipal(user),
+        session_id: claims.session_id,
+        session_expires_at: claims.expires_at,
+      };
+    }
+    const source = claims.source.startsWith("ses_")
+      ? {
+          ...userPrincipal(
+            await liveSessionUser(store, claims.user_id ?? "", claims.source, claims.issued_at_ms),
+          ),
+          session_id: claims.source,
+        }
+      : await tokenPrincipal(store, await store.getToken(claims.source), true);
+    return { ...source, kind: "stream", run_id: claims.run_id };
+  }
+  const token = await store.findToken(secret);
+  if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked, expired or mistyped)");
+  return tokenPrincipal(store, token, false);
+}
+
+async function liveSessionUser(
+  store: Store,
+  userId: string,
+  sessionId: string,
+  issuedAtMs: number,
+): Promise<UserRecord> {
+  const user = await store.getUser(userId);
+  if (!user) throw new RunyardError("UNAUTHORIZED", "the user of this session no longer exists");
+  if (issuedAtMs < Date.parse(user.sessions_valid_after)) {
+    throw new RunyardError("UNAUTHORIZED", "the session was ended by a password change; log in again");
+  }
+  if (await store.sessionRevoked(sessionId)) {
+    throw new RunyardError("UNAUTHORIZED", "the session was logged out; log in again");
+  }
+  return user;
+}
+
+async function tokenPrincipal(
+  store: Store,
+  token: TokenRecord | undefined,
+  checkExpiry: boolean,
+): Promise<Principal> {
+  const expired = token?.expires_at != null && Date.parse(token.expires_at) <= Date.now();
+  if (!token || (checkExpiry && expired)) {
+    throw new RunyardError("UNAUTHORIZED", "the token that asked for this stream token was revoked");
+  }
+  const base = { token_id: token.id, session_id: null, session_expires_at: null, run_id: null };
+  if (token.user_id !== null) {
+    const user = await store.getUser(token.user_id);
+    if (!user) throw new RunyardError("UNAUTHORIZED", "the owner of this token no longer exists");
+    return { ...userPrincipal(user), ...base };
+  }
+  return {
+    ...base,
+    kind: token.kind,
+    role: token.kind === "admin" ? "admin" : "member",
+    tenant_id: token.tenant_id,
+    user_id: null,
+    username: null,
+  };
+}
+
+function userPrincipal(user: UserRecord): Principal {
+  return {
+    kind: user.role === "admin" ? "admin" : "user",
+    role: user.role,
+    tenant_id: user.tenant_id,
+    user_id: user.id,
+    username: user.username,
+    token_id: null,
+    session_id: null,
+    session_expires_at: null,
+    run_id: null,
+  };
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 function bearer(request: FastifyRequest, fromUrl: boolean): string | undefined {
@@ -61,17 +191,29 @@ function queryToken(request: FastifyRequest): string | undefined {
   return typeof fromQuery === "string" && fromQuery !== "" ? fromQuery : undefined;
 }
 
-/** Admin-only routes call this first. */
-export function requireAdmin(request: FastifyRequest): Principal {
+/** The principal of a route that runs after the hook (every route but the public ones). */
+export function callerOf(request: FastifyRequest): Principal {
   const principal = request.principal;
-  if (principal?.kind !== "admin") throw new RunyardError("FORBIDDEN", "only an admin token may do this");
+  if (!principal) throw new RunyardError("UNAUTHORIZED", "this route needs a token");
   return principal;
 }
 
-/** The tenant whose records the caller may see: null for admins (all of them). */
+/** Admin-only routes call this first: an admin token, or a user with role admin. */
+export function requireAdmin(request: FastifyRequest): Principal {
+  const principal = request.principal;
+  if (principal?.role !== "admin" || principal.kind === "stream") {
+    throw new RunyardError("FORBIDDEN", "only an admin may do this");
+  }
+  return principal;
+}
+
+/**
+ * The tenant whose records the caller may see: undefined for admins outside any tenant (all of
+ * them); a tenant's admin sees that tenant only, like its members.
+ */
 export function tenantScope(request: FastifyRequest): string | null | undefined {
   const principal = request.principal;
-  if (!principal || principal.kind === "admin") return undefined;
+  if (!principal || (principal.role === "admin" && principal.tenant_id === null)) return undefined;
   return principal.tenant_id;
 }
 
@@ -81,10 +223,15 @@ export function tenantScope(request: FastifyRequest): string | null | undefined 
  */
 export function requireServerWide(request: FastifyRequest): Principal {
   const principal = request.principal;
-  if (!principal || principal.tenant_id !== null) {
+  if (!principal || principal.tenant_id !== null || principal.kind === "stream") {
     throw new RunyardError("FORBIDDEN", "this route spans every tenant; a tenant's token may not read it", {
       hint: 'Use an admin token, or a user token outside any tenant: POST /api/tokens {"kind":"user","name":"prometheus"}.',
     });
   }
   return principal;
+}
+
+/** What a run records as its submitter: the API token's id, else the user's. */
+export function submitterId(principal: Principal | undefined): string | null {
+  return principal?.token_id ?? principal?.user_id ?? null;
 }

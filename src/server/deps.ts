@@ -1,6 +1,8 @@
 import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
+import type { LoginLimiter } from "./identity/login-limiter.js";
+import type { SessionTokens } from "./identity/session-tokens.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
 
@@ -12,6 +14,10 @@ export interface ServerDeps {
   hub: RunnerHub;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };
+  /** Signs and checks session and stream JWTs. */
+  sessions: SessionTokens;
+  /** Failed logins per username and address, in this replica's memory. */
+  loginLimiter: LoginLimiter;
   logger: Logger;
   version: string;
 }

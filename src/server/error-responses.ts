@@ -30,6 +30,7 @@ const errorStatuses = {
   404: "no such run or secret (or not one of this tenant's)",
   409: "the object is not in a state that allows this",
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
+  429: "too many failed attempts (RATE_LIMITED); the Retry-After header says how many seconds to wait",
   500: "a bug in runyard; the server log has the details",
 } as const;
 type ErrorStatus = keyof typeof errorStatuses;
@@ -64,6 +65,8 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
     const known = errorReply(error, request, defaultBodyLimit);
     if (known) {
+      const retryAfter = retryAfterSeconds(error);
+      if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
       reply.code(known.status).send({ error: known.error });
       return;
     }
@@ -72,6 +75,13 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
       .code(500)
       .send({ error: { code: "INTERNAL", message: "internal error", hint: errorTable.INTERNAL.hint } });
   };
+}
+
+/** RATE_LIMITED errors carry the wait in their details; it goes out as `Retry-After` too. */
+function retryAfterSeconds(error: unknown): number | undefined {
+  if (!(error instanceof RunyardError) || error.code !== "RATE_LIMITED") return undefined;
+  const details = error.details as { retry_after_seconds?: unknown } | undefined;
+  return typeof details?.retry_after_seconds === "number" ? details.retry_after_seconds : undefined;
 }
 
 function errorReply(

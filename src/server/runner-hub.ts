@@ -140,6 +140,31 @@ export class RunnerHub {
     held: HeldJob[],
     reaped: string[],
   ): Promise<Connection | undefined> {
+    // A runner token bound to a tenant decides it: a runner saying otherwise is refused, not
+    // quietly moved, so an operator who meant another tenant finds out at once.
+    if (
+      token.tenant_id !== null &&
+      advertised.tenant_id != null &&
+      advertised.tenant_id !== token.tenant_id
+    ) {
+      this.logger.warn(
+        {
+          runnerId: advertised.id,
+          tokenId: token.id,
+          advertised: advertised.tenant_id,
+          tenant: token.tenant_id,
+        },
+        "refused a runner whose tenant disagrees with its token's",
+      );
+      send(socket, {
+        type: "error",
+        code: "RUNNER_TENANT_MISMATCH",
+        message: `runner "${advertised.id}" says tenant "${advertised.tenant_id}" (RUNYARD_TENANT_ID / ADOS_TENANT_ID), but its token belongs to tenant "${token.tenant_id}"`,
+        hint: errorTable.RUNNER_TENANT_MISMATCH.hint,
+      });
+      socket.close(4003, "tenant disagrees with the runner token");
+      return undefined;
+    }
     // A runner token bound to a group or tenant decides them; the runner cannot claim others.
     const info: RunnerInfo = {
       ...advertised,

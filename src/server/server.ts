@@ -9,6 +9,8 @@ import { EventBus } from "./event-bus.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
+import { LoginLimiter } from "./identity/login-limiter.js";
+import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
@@ -31,6 +33,8 @@ export interface ServerOptions {
   reconnectGraceMs: number;
   /** Output bytes stored per run; 0 means no cap. Default 100 MiB. */
   maxRunLogBytes?: number;
+  /** How long a login session lasts (RUNYARD_SESSION_TTL_MS); default 12 hours. */
+  sessionTtlMs?: number;
   /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
   replicaTimings?: ReplicaTimings;
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
@@ -147,7 +151,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   await replica.join(!databaseUrl);
-  const app = buildApp({ store, bus, runs, hub, replica, logger, version: options.version });
+  const app = buildApp({
+    store,
+    bus,
+    runs,
+    hub,
+    replica,
+    sessions: await SessionTokens.open(store, options.sessionTtlMs),
+    loginLimiter: new LoginLimiter(),
+    logger,
+    version: options.version,
+  });
 
   const resumed = await runs.recover(options.reconnectGraceMs);
   if (resumed > 0) logger.info({ runs: resumed }, "carrying on runs left by the previous start");

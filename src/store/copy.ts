@@ -24,8 +24,11 @@ export const copiedTables: readonly string[] = [
   "job_labels",
   "job_reports",
   "runners",
+  "users",
   "tokens",
   "secrets",
+  "revoked_sessions",
+  "server_keys",
 ];
 
 /**

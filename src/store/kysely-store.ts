@@ -23,11 +23,13 @@ import type {
   ListEventsQuery,
   ListJobsQuery,
   ListRunsQuery,
+  ListTokensQuery,
   NewJob,
   NewJobReport,
   NewRun,
   NewSecret,
   NewToken,
+  NewUser,
   ReplicaInput,
   RunnerInput,
   RunnerStatus,
@@ -35,6 +37,7 @@ import type {
   Store,
   TokenKind,
 } from "./types.js";
+import * as users from "./users.js";
 
 /** Options every backend passes through to the shared implementation. */
 export interface KyselyStoreOptions {
@@ -175,8 +178,11 @@ class KyselyStore implements Store {
   findToken(secret: string) {
     return tokens.findToken(this.ctx, secret);
   }
-  listTokens(kind?: TokenKind) {
-    return tokens.listTokens(this.ctx, kind);
+  getToken(id: string) {
+    return tokens.getToken(this.ctx, id);
+  }
+  listTokens(query?: TokenKind | ListTokensQuery) {
+    return tokens.listTokens(this.ctx, query);
   }
   revokeToken(id: string) {
     return tokens.revokeToken(this.ctx, id);
@@ -196,6 +202,33 @@ class KyselyStore implements Store {
   }
   removeSecret(tenantId: string | null, name: string) {
     return secrets.removeSecret(this.ctx, tenantId, name);
+  }
+  createUser(input: NewUser) {
+    return users.createUser(this.ctx, input);
+  }
+  getUser(id: string) {
+    return users.getUser(this.ctx, id);
+  }
+  findUserByName(username: string) {
+    return users.findUserByName(this.ctx, username);
+  }
+  listUsers(query?: { tenantId?: string | null }) {
+    return users.listUsers(this.ctx, query);
+  }
+  setUserPassword(id: string, passwordHash: string) {
+    return users.setUserPassword(this.ctx, id, passwordHash);
+  }
+  removeUser(id: string) {
+    return users.removeUser(this.ctx, id);
+  }
+  revokeSession(sessionId: string, userId: string, expiresAt: string) {
+    return users.revokeSession(this.ctx, sessionId, userId, expiresAt);
+  }
+  sessionRevoked(sessionId: string) {
+    return users.sessionRevoked(this.ctx, sessionId);
+  }
+  serverKey(name: string) {
+    return users.serverKey(this.ctx, name);
   }
 
   heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }) {

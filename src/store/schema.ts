@@ -1,7 +1,7 @@
 import type { ColumnType, Generated } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
-import type { JobStatus, JobType, RunnerStatus, TokenKind } from "./types.js";
+import type { JobStatus, JobType, RunnerStatus, TokenKind, UserRole } from "./types.js";
 
 /*
  * Kysely table types, as the migrations create them. Only portable column types are used:
@@ -120,6 +120,38 @@ export interface TokensTable {
   secret_hash: string;
   created_at: string;
   last_used_at: string | null;
+  /** Personal API tokens: the user who owns it (removed with the user); null for others. */
+  user_id: string | null;
+  /** When the token stops working; null: never. */
+  expires_at: string | null;
+}
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  /** Null: a platform admin (role admin) outside every tenant. */
+  tenant_id: string | null;
+  role: UserRole;
+  /** argon2id, PHC string (`$argon2id$v=19$m=...`). */
+  password_hash: string;
+  created_at: string;
+  password_changed_at: string;
+  /** Sessions issued before this instant are refused (moved forward by passwd and remove). */
+  sessions_valid_after: string;
+}
+
+/** Keys the server generates once and every replica shares; `value` sealed with the store's cipher. */
+export interface ServerKeysTable {
+  name: string;
+  value: string;
+  created_at: string;
+}
+
+/** Sessions logged out before their expiry (the JWT's `jti`); rows past `expires_at` are pruned. */
+export interface RevokedSessionsTable {
+  id: string;
+  user_id: string;
+  expires_at: string;
 }
 
 /** A stored secret; `tenant_id` is `""` outside any tenant, `value` sealed with the store's key. */
@@ -143,6 +175,9 @@ export interface Database {
   replicas: ReplicasTable;
   job_reports: JobReportsTable;
   secrets: SecretsTable;
+  users: UsersTable;
+  server_keys: ServerKeysTable;
+  revoked_sessions: RevokedSessionsTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

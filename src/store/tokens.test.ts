@@ -29,6 +29,8 @@ describe.each(storeBackends)("on $name", (backend) => {
         tenant_id: "acme",
         created_at: "2026-01-01T00:00:00.000Z",
         last_used_at: null,
+        user_id: null,
+        expires_at: null,
       });
       expect(await store.findToken(secret)).toEqual({ ...record, last_used_at: "2026-01-01T00:00:00.000Z" });
     });

@@ -4,7 +4,7 @@ import { RunyardError } from "../core/errors.js";
 import { newId, newSecret } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { isoTime, type TokensTable } from "./schema.js";
-import type { CreatedToken, NewToken, TokenKind, TokenRecord } from "./types.js";
+import type { CreatedToken, ListTokensQuery, NewToken, TokenKind, TokenRecord } from "./types.js";
 
 /** `last_used_at` is written at most this often, so checking a token is not a write per request. */
 const lastUsedResolutionMs = 60_000;
@@ -27,6 +27,8 @@ function toTokenRecord(row: Omit<Selectable<TokensTable>, "secret_hash">): Token
     tenant_id: row.tenant_id,
     created_at: row.created_at,
     last_used_at: row.last_used_at,
+    user_id: row.user_id,
+    expires_at: row.expires_at,
   };
 }
 
@@ -38,6 +40,8 @@ const recordColumns = [
   "tenant_id",
   "created_at",
   "last_used_at",
+  "user_id",
+  "expires_at",
 ] as const;
 
 export async function createToken(ctx: StoreContext, input: NewToken): Promise<CreatedToken> {
@@ -51,6 +55,8 @@ export async function createToken(ctx: StoreContext, input: NewToken): Promise<C
     tenant_id: input.tenant_id ?? null,
     created_at: isoTime(ctx.now()),
     last_used_at: null,
+    user_id: input.user_id ?? null,
+    expires_at: input.expires_at ? isoTime(input.expires_at) : null,
   };
   try {
     await ctx.db
@@ -64,6 +70,8 @@ export async function createToken(ctx: StoreContext, input: NewToken): Promise<C
         secret_hash: hashSecret(secret),
         created_at: record.created_at,
         last_used_at: null,
+        user_id: record.user_id,
+        expires_at: record.expires_at,
       })
       .execute();
   } catch (error) {
@@ -87,6 +95,7 @@ export async function findToken(ctx: StoreContext, secret: string): Promise<Toke
     .executeTakeFirst();
   if (!row) return undefined;
   const now = ctx.now();
+  if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return undefined;
   const lastUsed = row.last_used_at === null ? 0 : Date.parse(row.last_used_at);
   if (now.getTime() - lastUsed >= lastUsedResolutionMs) {
     row.last_used_at = isoTime(now);
@@ -99,9 +108,21 @@ export async function findToken(ctx: StoreContext, secret: string): Promise<Toke
   return toTokenRecord(row);
 }
 
-export async function listTokens(ctx: StoreContext, kind?: TokenKind): Promise<TokenRecord[]> {
+export async function getToken(ctx: StoreContext, id: string): Promise<TokenRecord | undefined> {
+  const row = await ctx.db.selectFrom("tokens").select(recordColumns).where("id", "=", id).executeTakeFirst();
+  return row ? toTokenRecord(row) : undefined;
+}
+
+export async function listTokens(
+  ctx: StoreContext,
+  query: TokenKind | ListTokensQuery = {},
+): Promise<TokenRecord[]> {
+  const { kind, userId, tenantId } = typeof query === "string" ? { kind: query } : query;
   let select = ctx.db.selectFrom("tokens").select(recordColumns);
   if (kind !== undefined) select = select.where("kind", "=", kind);
+  if (userId !== undefined) select = select.where("user_id", "=", userId);
+  if (tenantId === null) select = select.where("tenant_id", "is", null);
+  else if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantId);
   const rows = await select.orderBy("created_at").orderBy("id").execute();
   return rows.map(toTokenRecord);
 }

@@ -266,6 +266,48 @@ export interface TokenRecord {
   created_at: string;
   /** Updated by `findToken`, at most once a minute. */
   last_used_at: string | null;
+  /** A personal API token: the user who owns it and whose role and tenant it acts with. */
+  user_id: string | null;
+  /** When it stops working (`findToken` no longer finds it); null: never. */
+  expires_at: string | null;
+}
+
+/** Filters for `listTokens`; tokens come oldest first. */
+export interface ListTokensQuery {
+  kind?: TokenKind;
+  /** Only the tokens this user owns. */
+  userId?: string;
+  /** Only the tokens of this tenant (`null`: outside any tenant). */
+  tenantId?: string | null;
+}
+
+export type UserRole = "admin" | "member";
+
+/** Someone who logs in. The password hash is never part of the record (`findUserByName` has it). */
+export interface UserRecord {
+  id: string;
+  /** Unique, as typed at `user add`; logins match it exactly. */
+  username: string;
+  /** Null only for platform admins (role admin outside any tenant). */
+  tenant_id: string | null;
+  role: UserRole;
+  created_at: string;
+  password_changed_at: string;
+  /** Sessions issued before this instant are refused; `setUserPassword` moves it to now. */
+  sessions_valid_after: string;
+}
+
+/** A user with the argon2id hash to check a password against. */
+export interface UserWithHash extends UserRecord {
+  password_hash: string;
+}
+
+/** What `createUser` needs; the caller hashes the password. */
+export interface NewUser {
+  username: string;
+  tenant_id?: string | null;
+  role: UserRole;
+  password_hash: string;
 }
 
 /** What `createToken` needs. */
@@ -274,6 +316,10 @@ export interface NewToken {
   name: string;
   group?: string | null;
   tenant_id?: string | null;
+  /** The user who owns a personal token. */
+  user_id?: string | null;
+  /** When it stops working; absent or null: never. */
+  expires_at?: string | null;
   /** A secret to store (e.g. RUNYARD_ADMIN_TOKEN); defaults to a fresh `newSecret("ryt")`. */
   secret?: string;
 }
@@ -414,8 +460,10 @@ export interface Store {
   createToken(input: NewToken): Promise<CreatedToken>;
   /** The token with this secret, looked up by its hash (no secret comparison to time), or undefined. */
   findToken(secret: string): Promise<TokenRecord | undefined>;
-  /** Every token, oldest first (no secrets: they are not stored). */
-  listTokens(kind?: TokenKind): Promise<TokenRecord[]>;
+  /** The token with this id (expired or not), or undefined. */
+  getToken(id: string): Promise<TokenRecord | undefined>;
+  /** Tokens of a kind (or filtered), oldest first (no secrets: they are not stored). */
+  listTokens(query?: TokenKind | ListTokensQuery): Promise<TokenRecord[]>;
   /** Deletes a token; false when there was none. */
   revokeToken(id: string): Promise<boolean>;
   countTokens(kind?: TokenKind): Promise<number>;
@@ -431,6 +479,28 @@ export interface Store {
   secretValues(tenantId: string | null, names: readonly string[]): Promise<Record<string, string>>;
   /** Deletes a tenant's secret; false when there was none. */
   removeSecret(tenantId: string | null, name: string): Promise<boolean>;
+  /** Stores a user; a username in use is a CONFLICT. */
+  createUser(input: NewUser): Promise<UserRecord>;
+  getUser(id: string): Promise<UserRecord | undefined>;
+  /** The user with this exact username, with its password hash (for login), or undefined. */
+  findUserByName(username: string): Promise<UserWithHash | undefined>;
+  /** Users by username; `tenantId` as in `ListRunsQuery`. */
+  listUsers(query?: { tenantId?: string | null }): Promise<UserRecord[]>;
+  /**
+   * Replaces a user's password hash and moves `password_changed_at` and `sessions_valid_after`
+   * to now, which ends every session issued before; undefined for an unknown user.
+   */
+  setUserPassword(id: string, passwordHash: string): Promise<UserRecord | undefined>;
+  /** Deletes a user with its personal tokens and revoked-session rows; false when there was none. */
+  removeUser(id: string): Promise<boolean>;
+  /** Records a logged-out session until it would have expired anyway; prunes the expired ones. */
+  revokeSession(sessionId: string, userId: string, expiresAt: string): Promise<void>;
+  sessionRevoked(sessionId: string): Promise<boolean>;
+  /**
+   * The server key of this name, generated (32 random bytes, base64url) by the first replica that
+   * asks and stored sealed with the store's cipher; every replica gets the same one.
+   */
+  serverKey(name: string): Promise<string>;
 
   /**
    * Inserts or refreshes a replica's row, `seen_at` now. With `ifPresent` only refreshes, and

@@ -2,16 +2,9 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { apiSchemas } from "../api-schemas.js";
-import { requireAdmin, tenantScope } from "../auth.js";
+import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
-
-export const CreateTokenBody = z.object({
-  kind: z.enum(["runner", "user", "admin"]),
-  name: z.string().min(1).default("token").describe("what the token is for"),
-  group: z.string().min(1).optional().describe("runner tokens: the group a runner holding it joins"),
-  tenant_id: z.string().min(1).optional().describe("the tenant whose runs and runners the token sees"),
-});
 
 /** Seed 000's runner list entry (id, group, status, hostname, cpus, memory, connected_at) and more. */
 const RunnerView = z.object({
@@ -33,17 +26,6 @@ const RunnerView = z.object({
   replica: z.string().nullable().describe("the server replica the runner is connected to (or was last)"),
 });
 apiSchemas.add(RunnerView, { id: "Runner" });
-
-const CreatedToken = z.object({
-  id: z.string(),
-  kind: z.enum(["runner", "user", "admin"]),
-  name: z.string(),
-  group: z.string().nullable(),
-  tenant_id: z.string().nullable(),
-  created_at: z.string(),
-  last_used_at: z.string().nullable(),
-  token: z.string().describe("the secret: shown this once, never stored"),
-});
 
 export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -100,35 +82,6 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
           replica: runner.replica_id,
         };
       });
-    },
-  );
-
-  api.post(
-    "/api/tokens",
-    {
-      schema: {
-        operationId: "createToken",
-        summary: "Create a token (admin only)",
-        description:
-          'Runner tokens (optionally bound to a group) and user tokens, e.g. `{"kind":"runner","group":"linux"}`.',
-        tags: ["runners"],
-        body: CreateTokenBody,
-        response: {
-          201: {
-            description: "the token, with its secret shown once",
-            content: { "application/json": { schema: CreatedToken } },
-          },
-          ...protectedErrorResponses(400, 413),
-        },
-      },
-      // Who asks comes before what is asked: a non-admin learns nothing about the body.
-      preValidation: async (request) => {
-        requireAdmin(request);
-      },
-    },
-    async (request, reply) => {
-      const { record, secret } = await deps.store.createToken(request.body);
-      return reply.code(201).send({ ...record, token: secret });
     },
   );
 }

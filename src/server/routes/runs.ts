@@ -16,7 +16,7 @@ import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas } from "../api-schemas.js";
-import { tenantScope } from "../auth.js";
+import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
@@ -82,7 +82,10 @@ export const RunView = z.object({
   name: z.string(),
   status: RunStatus,
   tenant_id: z.string().nullable(),
-  created_by: z.string().nullable().describe("the id (not the secret) of the token that submitted it"),
+  created_by: z
+    .string()
+    .nullable()
+    .describe("who submitted it: the id (not the secret) of the API token, or the user id of a session"),
   vars: z.record(z.string(), z.string()).describe("exported variables, secrets masked"),
   steps: z.array(StepSummary),
   error: ErrorInfo.nullable(),
@@ -103,6 +106,14 @@ const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
 const CancelAnswer = z.object({
   run_id: z.string(),
   status: z.enum([...runStatuses, "canceling"]).describe("`canceling` while a runner stops a step"),
+});
+
+const StreamToken = z.object({
+  token: z
+    .string()
+    .describe("a JWT accepted only as `?access_token=` (or Bearer) on this run's event stream"),
+  expires_at: z.string(),
+  url: z.string().describe("the event stream's path with the token, for `new EventSource(url)`"),
 });
 
 /** Seed 002's run snapshot. */
@@ -185,7 +196,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const principal = request.principal;
       const run = await deps.runs.submitWorkflow(
         { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
-        { tenantId: principal?.tenant_id ?? null, tokenId: principal?.id ?? null },
+        { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
       );
       return reply.code(201).send({ run_id: run.id, status: run.status });
     },
@@ -266,6 +277,38 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const run = await deps.runs.cancel(id);
       // Still going: a runner is stopping a step (SIGTERM, then SIGKILL after its kill grace).
       return { run_id: run.id, status: isFinalStatus(run.status) ? run.status : ("canceling" as const) };
+    },
+  );
+
+  api.post(
+    "/api/runs/:id/stream-token",
+    {
+      schema: {
+        operationId: "createStreamToken",
+        summary: "A short-lived token for one run's event stream",
+        description:
+          "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes, and nothing else. It stops working as soon as the credential that asked for it is revoked.",
+        tags: ["runs"],
+        params: RunParams,
+        response: {
+          201: { description: "the stream token", content: { "application/json": { schema: StreamToken } } },
+          ...protectedErrorResponses(404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await visible(id, tenantScope(request));
+      const caller = callerOf(request);
+      const source = caller.session_id ?? caller.token_id;
+      if (source === null)
+        throw new RunyardError("FORBIDDEN", "this credential cannot ask for a stream token");
+      const { token, expires_at } = await deps.sessions.issueStream(id, source, caller.user_id);
+      return reply.code(201).send({
+        token,
+        expires_at,
+        url: `/api/runs/${encodeURIComponent(id)}/events?access_token=${token}`,
+      });
     },
   );
 

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { apiSchemas } from "../api-schemas.js";
-import { tenantScope } from "../auth.js";
+import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 
@@ -126,7 +126,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tenant_id: secretsTenant(request, request.query.tenant),
         name,
         value: request.body.value,
-        updated_by: request.principal?.id ?? null,
+        updated_by: submitterId(request.principal),
       });
       return reply.code(created ? 201 : 200).send(secret);
     },

@@ -4,6 +4,7 @@ import type { Logger } from "../../core/logger.js";
 import * as initial from "./0001_initial.js";
 import * as runnerOwner from "./0002_runner_owner.js";
 import * as replicas from "./0003_replicas.js";
+import * as identity from "./0004_identity.js";
 import * as secrets from "./0005_secrets.js";
 
 /**
@@ -14,6 +15,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": initial,
   "0002_runner_owner": runnerOwner,
   "0003_replicas": replicas,
+  "0004_identity": identity,
   "0005_secrets": secrets,
 };
 

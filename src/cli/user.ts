@@ -1,0 +1,162 @@
+import { RunyardError } from "../core/errors.js";
+import { hashPassword, newPassword } from "../server/identity/passwords.js";
+import { usernamePattern } from "../server/identity/usernames.js";
+import type { UserRecord } from "../store/types.js";
+import type { CliContext } from "./context.js";
+import { readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
+import { apiClient, table } from "./runs.js";
+
+/** Below this a password is taken, with a warning: the operator chose it. */
+const shortPassword = 12;
+
+interface UserAnswer {
+  user: UserRecord;
+  password?: string;
+}
+
+interface WhereFlags {
+  home?: string;
+}
+
+/**
+ * `runyard user add NAME --role admin|member --tenant T`: the password comes from stdin
+ * (`--password-stdin`) or is made at random and printed once. There is no default password.
+ */
+export async function userAdd(
+  name: string,
+  flags: WhereFlags & { role?: string; tenant?: string; passwordStdin?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  checkUsername(name);
+  const role = flags.role;
+  if (role !== "admin" && role !== "member") {
+    throw new RunyardError("USAGE", "say the user's role: --role admin or --role member", {
+      hint: "runyard user add NAME --tenant T --role member; an admin without --tenant is a platform admin.",
+    });
+  }
+  if (role === "member" && !flags.tenant) {
+    throw new RunyardError("USAGE", "a member belongs to a tenant: give --tenant T");
+  }
+  const given = flags.passwordStdin ? await readStdinSecret(ctx, "password") : undefined;
+  if (given !== undefined) warnIfShort(given, ctx);
+  const body = { username: name, role, ...(flags.tenant ? { tenant_id: flags.tenant } : {}) };
+  let answer: UserAnswer;
+  if (throughApi(ctx, flags.home)) {
+    answer = await apiClient(ctx).request<UserAnswer>("POST", "/api/users", {
+      ...body,
+      ...(given !== undefined ? { password: given } : {}),
+    });
+  } else {
+    const password = given ?? newPassword();
+    const passwordHash = await hashPassword(password);
+    const user = await withHomeStore(ctx, (store) =>
+      store.createUser({
+        username: name,
+        role,
+        tenant_id: flags.tenant ?? null,
+        password_hash: passwordHash,
+      }),
+    );
+    answer = { user, ...(given === undefined ? { password } : {}) };
+  }
+  const where = answer.user.tenant_id ? ` in tenant ${answer.user.tenant_id}` : " (platform admin)";
+  ctx.stderr.write(`user ${answer.user.username} added as ${answer.user.role}${where}\n`);
+  printPassword(answer, ctx);
+  return 0;
+}
+
+export async function userList(flags: WhereFlags & { json?: boolean }, ctx: CliContext): Promise<number> {
+  const users = throughApi(ctx, flags.home)
+    ? await apiClient(ctx).request<UserRecord[]>("GET", "/api/users")
+    : await withHomeStore(ctx, (store) => store.listUsers());
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(users, null, 2)}\n`);
+    return 0;
+  }
+  if (users.length === 0) {
+    ctx.stdout.write("no users (add one: runyard user add NAME --role admin)\n");
+    return 0;
+  }
+  const rows = [["USERNAME", "ROLE", "TENANT", "CREATED", "PASSWORD CHANGED"]];
+  for (const user of users) {
+    rows.push([user.username, user.role, user.tenant_id ?? "-", user.created_at, user.password_changed_at]);
+  }
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+/** `runyard user remove NAME`: sessions end at once, personal tokens are deleted. */
+export async function userRemove(name: string, flags: WhereFlags, ctx: CliContext): Promise<number> {
+  checkUsername(name);
+  if (throughApi(ctx, flags.home)) {
+    await apiClient(ctx).request("DELETE", `/api/users/${encodeURIComponent(name)}`);
+  } else {
+    await withHomeStore(ctx, async (store) => {
+      const user = await store.findUserByName(name);
+      if (!user) throw unknownUser(name);
+      await store.removeUser(user.id);
+    });
+  }
+  ctx.stderr.write(`user ${name} removed; their sessions and personal tokens no longer work\n`);
+  return 0;
+}
+
+/** `runyard user passwd NAME`: a new password (stdin or random); every session of the user ends. */
+export async function userPasswd(
+  name: string,
+  flags: WhereFlags & { passwordStdin?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  checkUsername(name);
+  const given = flags.passwordStdin ? await readStdinSecret(ctx, "password") : undefined;
+  if (given !== undefined) warnIfShort(given, ctx);
+  let answer: UserAnswer;
+  if (throughApi(ctx, flags.home)) {
+    answer = await apiClient(ctx).request<UserAnswer>(
+      "POST",
+      `/api/users/${encodeURIComponent(name)}/password`,
+      given !== undefined ? { password: given } : {},
+    );
+  } else {
+    const password = given ?? newPassword();
+    const passwordHash = await hashPassword(password);
+    const user = await withHomeStore(ctx, async (store) => {
+      const found = await store.findUserByName(name);
+      const updated = found && (await store.setUserPassword(found.id, passwordHash));
+      if (!updated) throw unknownUser(name);
+      return updated;
+    });
+    answer = { user, ...(given === undefined ? { password } : {}) };
+  }
+  ctx.stderr.write(`password of ${answer.user.username} changed; their sessions have ended\n`);
+  printPassword(answer, ctx);
+  return 0;
+}
+
+function printPassword(answer: UserAnswer, ctx: CliContext): void {
+  if (answer.password === undefined) return;
+  ctx.stderr.write("password (shown once; only its argon2id hash is stored):\n");
+  ctx.stdout.write(`${answer.password}\n`);
+}
+
+function warnIfShort(password: string, ctx: CliContext): void {
+  if (password.length < shortPassword) {
+    ctx.stderr.write(
+      `warning: the password is shorter than ${shortPassword} characters; logins are rate-limited, but a longer one is safer\n`,
+    );
+  }
+}
+
+function checkUsername(name: string): void {
+  if (!usernamePattern.test(name)) {
+    throw new RunyardError("USAGE", `${JSON.stringify(name)} is not a valid username`, {
+      hint: "Use 1 to 64 letters, digits and . _ @ -, starting with a letter or digit.",
+    });
+  }
+}
+
+function unknownUser(name: string): RunyardError {
+  return new RunyardError("NOT_FOUND", `user ${name} does not exist`, {
+    hint: "`runyard user list` shows the users.",
+  });
+}

@@ -1,0 +1,137 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { callerOf } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import { passwordMatches } from "../identity/passwords.js";
+import { publicRoute } from "../openapi.js";
+
+/** Seed 004's login body, exactly: `{"username": "...", "password": "..."}`. */
+const LoginBody = z.strictObject({
+  username: z.string().min(1, "username is empty").max(200),
+  password: z.string().min(1, "password is empty").max(4096),
+});
+
+const Session = z.object({
+  token: z.string().describe("a session JWT: send it as `Authorization: Bearer <token>`"),
+  expires_at: z.string(),
+  token_type: z.literal("Bearer"),
+  user: z.object({
+    id: z.string(),
+    username: z.string(),
+    role: z.enum(["admin", "member"]),
+    tenant_id: z.string().nullable(),
+  }),
+});
+
+const Caller = z.object({
+  kind: z.enum(["admin", "user", "runner", "stream"]),
+  role: z.enum(["admin", "member"]),
+  tenant_id: z.string().nullable(),
+  user_id: z.string().nullable(),
+  username: z.string().nullable(),
+  token_id: z.string().nullable(),
+  session_id: z.string().nullable(),
+  session_expires_at: z.string().nullable(),
+});
+
+/** The same words for an unknown user and a wrong password: a login says nothing of who exists. */
+const wrongCredentials = "the username or password is wrong";
+
+export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.post(
+    "/api/auth/login",
+    {
+      schema: {
+        operationId: "login",
+        summary: "Log in for a session token",
+        description:
+          "Seed 004's login. Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.",
+        tags: ["auth"],
+        security: publicRoute,
+        body: LoginBody,
+        response: {
+          200: { description: "the session", content: { "application/json": { schema: Session } } },
+          ...errorResponses(400, 401, 429),
+        },
+      },
+    },
+    async (request) => {
+      const { username, password } = request.body;
+      deps.loginLimiter.attempt(username, request.ip);
+      const user = await deps.store.findUserByName(username);
+      if (!(await passwordMatches(user?.password_hash, password)) || !user) {
+        deps.logger.warn({ username, address: request.ip }, "login failed");
+        throw new RunyardError("UNAUTHORIZED", wrongCredentials, {
+          hint: "Check the username and password; an admin can set a new password with `runyard user passwd NAME`.",
+        });
+      }
+      deps.loginLimiter.succeeded(username, request.ip);
+      const session = await deps.sessions.issueSession(user);
+      deps.logger.info({ username, userId: user.id, address: request.ip }, "logged in");
+      return {
+        token: session.token,
+        expires_at: session.expires_at,
+        token_type: "Bearer" as const,
+        user: { id: user.id, username: user.username, role: user.role, tenant_id: user.tenant_id },
+      };
+    },
+  );
+
+  api.post(
+    "/api/auth/logout",
+    {
+      schema: {
+        operationId: "logout",
+        summary: "End this session",
+        description:
+          "The session token shown stops working at once, on every replica. API tokens are revoked with DELETE /api/tokens/:id instead.",
+        tags: ["auth"],
+        response: {
+          200: {
+            description: "the session has ended",
+            content: { "application/json": { schema: z.object({ logged_out: z.literal(true) }) } },
+          },
+          ...protectedErrorResponses(400),
+        },
+      },
+    },
+    async (request) => {
+      const caller = callerOf(request);
+      if (caller.session_id === null || caller.user_id === null || caller.kind === "stream") {
+        throw new RunyardError("INVALID_INPUT", "logout ends a session, and this is not a session token", {
+          hint: "Revoke an API token with `runyard token revoke ID` (DELETE /api/tokens/:id).",
+        });
+      }
+      await deps.store.revokeSession(
+        caller.session_id,
+        caller.user_id,
+        caller.session_expires_at ?? new Date(Date.now() + deps.sessions.sessionTtlMs).toISOString(),
+      );
+      return { logged_out: true as const };
+    },
+  );
+
+  api.get(
+    "/api/auth/whoami",
+    {
+      schema: {
+        operationId: "whoami",
+        summary: "Who the credential shown belongs to",
+        tags: ["auth"],
+        response: {
+          200: { description: "the caller", content: { "application/json": { schema: Caller } } },
+          ...protectedErrorResponses(),
+        },
+      },
+    },
+    async (request) => {
+      const { run_id: _run, ...caller } = callerOf(request);
+      return caller;
+    },
+  );
+}

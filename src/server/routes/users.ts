@@ -1,0 +1,209 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import type { UserRecord } from "../../store/types.js";
+import { apiSchemas } from "../api-schemas.js";
+import { type Principal, requireAdmin } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { protectedErrorResponses } from "../error-responses.js";
+import { hashPassword, newPassword } from "../identity/passwords.js";
+import { usernamePattern, usernameRule } from "../identity/usernames.js";
+
+const Username = z.string().regex(usernamePattern, usernameRule);
+
+const Password = z.string().min(1, "the password is empty").max(1024);
+
+export const CreateUserBody = z.strictObject({
+  username: Username,
+  role: z.enum(["admin", "member"]),
+  tenant_id: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("the tenant the user belongs to; members need one, an admin without one is a platform admin"),
+  password: Password.optional().describe("absent: a random one is made and answered once"),
+});
+
+const PasswordBody = z.strictObject({
+  password: Password.optional().describe("absent: a random one is made and answered once"),
+});
+
+const UserParams = z.object({ username: Username });
+
+const UserView = z.object({
+  id: z.string(),
+  username: z.string(),
+  role: z.enum(["admin", "member"]),
+  tenant_id: z.string().nullable().describe("null: a platform admin"),
+  created_at: z.string(),
+  password_changed_at: z.string(),
+});
+apiSchemas.add(UserView, { id: "User" });
+
+const UserWithPassword = z.object({
+  user: UserView,
+  password: z
+    .string()
+    .optional()
+    .describe("the generated password: shown this once, only its hash is stored"),
+});
+
+function userView(user: UserRecord): z.output<typeof UserView> {
+  return {
+    id: user.id,
+    username: user.username,
+    role: user.role,
+    tenant_id: user.tenant_id,
+    created_at: user.created_at,
+    password_changed_at: user.password_changed_at,
+  };
+}
+
+/** The tenant an admin manages: undefined for a platform admin (every tenant). */
+function managedTenant(admin: Principal): string | undefined {
+  return admin.tenant_id === null ? undefined : admin.tenant_id;
+}
+
+export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  const adminFirst = { preValidation: async (request: FastifyRequest) => void requireAdmin(request) };
+
+  /** A user this admin manages; any other answers 404, as if it did not exist. */
+  const managedUser = async (request: FastifyRequest, username: string): Promise<UserRecord> => {
+    const tenant = managedTenant(requireAdmin(request));
+    const user = await deps.store.findUserByName(username);
+    if (!user || (tenant !== undefined && user.tenant_id !== tenant)) {
+      throw new RunyardError("NOT_FOUND", `user ${username} does not exist`, {
+        hint: "`runyard user list` shows the users.",
+      });
+    }
+    return user;
+  };
+
+  api.get(
+    "/api/users",
+    {
+      ...adminFirst,
+      schema: {
+        operationId: "listUsers",
+        summary: "Users (admin only)",
+        description: "A tenant's admin sees that tenant's users.",
+        tags: ["users"],
+        response: {
+          200: { description: "the users", content: { "application/json": { schema: z.array(UserView) } } },
+          ...protectedErrorResponses(),
+        },
+      },
+    },
+    async (request) => {
+      const tenant = managedTenant(requireAdmin(request));
+      const users = await deps.store.listUsers(tenant !== undefined ? { tenantId: tenant } : {});
+      return users.map(userView);
+    },
+  );
+
+  api.post(
+    "/api/users",
+    {
+      ...adminFirst,
+      schema: {
+        operationId: "createUser",
+        summary: "Add a user (admin only)",
+        description:
+          'E.g. `{"username":"ana","role":"member","tenant_id":"acme"}`; without `password` a random one is answered once.',
+        tags: ["users"],
+        body: CreateUserBody,
+        response: {
+          201: {
+            description: "the user (and the generated password)",
+            content: { "application/json": { schema: UserWithPassword } },
+          },
+          ...protectedErrorResponses(400, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      const tenant = managedTenant(requireAdmin(request));
+      const input = request.body;
+      const tenantId = input.tenant_id ?? tenant ?? null;
+      if (tenant !== undefined && tenantId !== tenant) {
+        throw new RunyardError("FORBIDDEN", `an admin of tenant ${tenant} adds users to that tenant only`);
+      }
+      if (input.role === "member" && tenantId === null) {
+        throw new RunyardError("INVALID_INPUT", "a member belongs to a tenant: give tenant_id", {
+          hint: "runyard user add NAME --tenant T --role member; only admins may be outside every tenant.",
+        });
+      }
+      const password = input.password ?? newPassword();
+      const user = await deps.store.createUser({
+        username: input.username,
+        role: input.role,
+        tenant_id: tenantId,
+        password_hash: await hashPassword(password),
+      });
+      deps.logger.info({ username: user.username, by: request.principal?.username }, "user added");
+      return reply
+        .code(201)
+        .send({ user: userView(user), ...(input.password === undefined ? { password } : {}) });
+    },
+  );
+
+  api.delete(
+    "/api/users/:username",
+    {
+      ...adminFirst,
+      schema: {
+        operationId: "removeUser",
+        summary: "Remove a user (admin only)",
+        description: "Their sessions end at once and their personal API tokens are deleted.",
+        tags: ["users"],
+        params: UserParams,
+        response: {
+          200: {
+            description: "the user is gone",
+            content: { "application/json": { schema: z.object({ removed: UserView }) } },
+          },
+          ...protectedErrorResponses(400, 404),
+        },
+      },
+    },
+    async (request) => {
+      const user = await managedUser(request, request.params.username);
+      await deps.store.removeUser(user.id);
+      deps.logger.info({ username: user.username, by: request.principal?.username }, "user removed");
+      return { removed: userView(user) };
+    },
+  );
+
+  api.post(
+    "/api/users/:username/password",
+    {
+      ...adminFirst,
+      schema: {
+        operationId: "setUserPassword",
+        summary: "Set a user's password (admin only)",
+        description:
+          "Every session of the user ends at once; personal API tokens stay (revoke them apart). Without `password` a random one is answered once.",
+        tags: ["users"],
+        params: UserParams,
+        body: PasswordBody,
+        response: {
+          200: {
+            description: "the user (and the generated password)",
+            content: { "application/json": { schema: UserWithPassword } },
+          },
+          ...protectedErrorResponses(400, 404),
+        },
+      },
+    },
+    async (request) => {
+      const user = await managedUser(request, request.params.username);
+      const password = request.body?.password ?? newPassword();
+      const updated = await deps.store.setUserPassword(user.id, await hashPassword(password));
+      if (!updated) throw new RunyardError("NOT_FOUND", `user ${user.username} does not exist`);
+      deps.logger.info({ username: user.username, by: request.principal?.username }, "password changed");
+      return { user: userView(updated), ...(request.body?.password === undefined ? { password } : {}) };
+    },
+  );
+}
