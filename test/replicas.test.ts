@@ -98,6 +98,17 @@ steps:
       cmd: for i in $(seq 1 ${lineCount}); do echo "line $i"; sleep ${pause}; done
 `;
 
+/** Runs a query on the test database. */
+async function sql(databaseUrl: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
 describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database", () => {
   it("runs a run submitted to A on a runner of B, followed on both: every line once and in order", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
@@ -266,6 +277,23 @@ steps:
     const { status } = await api(b.url, "POST", `/api/runs/${runId}/cancel`);
     expect(status).toBe(200);
     const done = await waitForRun(b.url, runId, isFinal, 10_000);
+    expect(done.status).toBe("canceled");
+  });
+
+  it("cancels a run whose replica missed the cancel-run message (the stored request is swept)", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.1"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    // What POST /api/runs/:id/cancel on another replica stores, with its NOTIFY lost (the
+    // carrying replica's fleet connection was reconnecting when it was sent).
+    await sql(databaseUrl, "update runs set cancel_requested_at = $1 where id = $2", [
+      new Date().toISOString(),
+      runId,
+    ]);
+    const done = await waitForRun(a.url, runId, isFinal, 10_000);
     expect(done.status).toBe("canceled");
   });
 });

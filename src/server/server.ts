@@ -174,6 +174,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         if (seq !== undefined) bus.storedElsewhere(runId, seq);
       }
       broker.mayHaveReports(await reportedJobs());
+      // A lost `cancel-run` message: the request is stored, so the run still stops here.
+      if (databaseUrl && runs.activeRuns > 0)
+        for (const runId of await store.cancelRequestedRuns(replica.id)) runs.cancelRequested(runId);
     })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
   }, 2000);
   followerSweep.unref();

@@ -124,3 +124,15 @@ export async function cancelRequested(ctx: StoreContext, runId: string): Promise
     .executeTakeFirst();
   return Boolean(row?.cancel_requested_at);
 }
+
+/** The queued and running runs `replicaId` carries with a cancel request: the sweep for lost messages. */
+export async function cancelRequestedRuns(ctx: StoreContext, replicaId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom("runs")
+    .select("id")
+    .where("replica_id", "=", replicaId)
+    .where("status", "in", ["queued", "running"])
+    .where("cancel_requested_at", "is not", null)
+    .execute();
+  return rows.map((row) => row.id);
+}

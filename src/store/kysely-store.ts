@@ -199,6 +199,9 @@ class KyselyStore implements Store {
   cancelRequested(runId: string) {
     return fleet.cancelRequested(this.ctx, runId);
   }
+  cancelRequestedRuns(replicaId: string) {
+    return fleet.cancelRequestedRuns(this.ctx, replicaId);
+  }
 
   addJobReport(input: NewJobReport) {
     return jobReports.addJobReport(this.ctx, input);

@@ -419,6 +419,8 @@ export interface Store {
   /** Records a cancel request for a queued or running run; false when it has ended or is unknown. */
   requestRunCancel(runId: string): Promise<boolean>;
   cancelRequested(runId: string): Promise<boolean>;
+  /** Queued and running runs `replicaId` carries that someone asked to cancel (a lost `cancel-run`). */
+  cancelRequestedRuns(replicaId: string): Promise<string[]>;
 
   /** Stores a runner's report for the job's engine; false when the same report is stored already. */
   addJobReport(input: NewJobReport): Promise<boolean>;
