@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
@@ -97,6 +98,51 @@ steps:
     args:
       cmd: for i in $(seq 1 ${lineCount}); do echo "line $i"; sleep ${pause}; done
 `;
+
+/**
+ * A TCP proxy to a replica that can freeze: it then forwards nothing either way and keeps both
+ * ends open, as a dropped route does; `release` closes the replica's end (the route comes back
+ * and the replica hears the runner is gone).
+ */
+async function freezableProxy(targetPort: number): Promise<{
+  url: string;
+  freeze: () => void;
+  release: () => void;
+  close: () => Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    const upstream = netConnect(targetPort, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+    }
+    client.on("data", (data) => frozen || upstream.write(data));
+    upstream.on("data", (data) => frozen || client.write(data));
+    client.on("close", () => frozen || upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const release = (): void => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    freeze: () => {
+      frozen = true;
+    },
+    release,
+    close: () =>
+      new Promise((resolve) => {
+        release();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 /** Runs a query on the test database. */
 async function sql(databaseUrl: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
@@ -296,6 +342,60 @@ steps:
     const done = await waitForRun(a.url, runId, isFinal, 10_000);
     expect(done.status).toBe("canceled");
   });
+
+  it("keeps a runner online, and its jobs cancelable, when the replica it left hears of it late", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const proxy = await freezableProxy(Number(new URL(a.url).port));
+    try {
+      const dir = tempDir();
+      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
+      const runId = await submit(
+        a.url,
+        `
+version: v0.1
+name: silent
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: wait
+    targets: [worker]
+    action: shell.run
+    args:
+      script: |
+        touch ${dir}/started
+        sleep 6
+        touch ${dir}/survived
+`,
+      );
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(join(dir, "started")) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      // The route to A drops: the runner hears nothing for three heartbeats and moves to B.
+      proxy.freeze();
+      await mover.waitFor(`connected to ${b.url}`, 10_000);
+      // The route comes back: A hears only now that its socket to the runner closed.
+      proxy.release();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const { body } = await api<Array<{ id: string; status: string; replica: string }>>(
+        b.url,
+        "GET",
+        "/api/runners",
+      );
+      expect(body.find((r) => r.id === "mover")).toEqual(
+        expect.objectContaining({ status: "connected", replica: (await health(b.url)).replica }),
+      );
+      // The engine is on A; the runner on B must get the cancel and stop the step.
+      expect((await api(a.url, "POST", `/api/runs/${runId}/cancel`)).status).toBe(200);
+      expect((await waitForRun(a.url, runId, isFinal, 20_000)).status).toBe("canceled");
+      await new Promise((resolve) => setTimeout(resolve, 7000));
+      expect(existsSync(join(dir, "survived"))).toBe(false);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
 });
 
 describe("a replica's database", () => {

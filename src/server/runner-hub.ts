@@ -127,7 +127,10 @@ export class RunnerHub {
     socket.on("close", () => {
       if (connection && this.connections.get(connection.info.id) === connection) {
         this.connections.delete(connection.info.id);
-        void this.store.setRunnerStatus(connection.info.id, "offline", new Date().toISOString());
+        // Only if it has not said hello to another replica meanwhile (a route that came back late).
+        void this.store.setRunnerStatus(connection.info.id, "offline", new Date().toISOString(), {
+          replicaId: this.replica.id,
+        });
         this.logger.info({ runnerId: connection.info.id }, "runner disconnected");
       }
     });

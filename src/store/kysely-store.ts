@@ -149,8 +149,8 @@ class KyselyStore implements Store {
   upsertRunner(input: RunnerInput) {
     return runners.upsertRunner(this.ctx, input);
   }
-  setRunnerStatus(id: string, status: RunnerStatus, at: string) {
-    return runners.setRunnerStatus(this.ctx, id, status, at);
+  setRunnerStatus(id: string, status: RunnerStatus, at: string, opts?: { replicaId?: string }) {
+    return runners.setRunnerStatus(this.ctx, id, status, at, opts);
   }
   touchRunner(id: string, at: string) {
     return runners.touchRunner(this.ctx, id, at);

@@ -383,8 +383,17 @@ export interface Store {
    * the id belongs to another runner token that still exists.
    */
   upsertRunner(input: RunnerInput): Promise<RunnerRecord | undefined>;
-  /** Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. */
-  setRunnerStatus(id: string, status: RunnerStatus, at: string): Promise<RunnerRecord | undefined>;
+  /**
+   * Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. With
+   * `replicaId`, only while the runner is recorded as connected to that replica (it may have
+   * moved to another one since).
+   */
+  setRunnerStatus(
+    id: string,
+    status: RunnerStatus,
+    at: string,
+    opts?: { replicaId?: string },
+  ): Promise<RunnerRecord | undefined>;
   /** Records a heartbeat; false when the runner is unknown. */
   touchRunner(id: string, at: string): Promise<boolean>;
   /** Runners by id; `tenantId` as in `ListRunsQuery`. */
