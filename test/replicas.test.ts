@@ -155,6 +155,20 @@ async function sql(databaseUrl: string, text: string, values: unknown[] = []): P
   }
 }
 
+const quick = `
+version: v0.1
+name: quick
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: hello
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: echo hello
+`;
+
 describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database", () => {
   it("runs a run submitted to A on a runner of B, followed on both: every line once and in order", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
@@ -392,6 +406,27 @@ steps:
       expect((await waitForRun(a.url, runId, isFinal, 20_000)).status).toBe("canceled");
       await new Promise((resolve) => setTimeout(resolve, 7000));
       expect(existsSync(join(dir, "survived"))).toBe(false);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const proxy = await freezableProxy(Number(new URL(a.url).port));
+    try {
+      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
+      proxy.freeze();
+      await mover.waitFor(`connected to ${b.url}`, 10_000);
+      // A's socket to the runner is half-open: A still counts the runner as its own.
+      const runs: string[] = [];
+      for (let i = 0; i < 4; i++) runs.push(await submit(a.url, quick));
+      for (const id of runs) {
+        const done = await waitForRun(b.url, id, isFinal, 20_000);
+        expect(done.status, id).toBe("success");
+      }
     } finally {
       await proxy.close();
     }

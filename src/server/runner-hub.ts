@@ -218,7 +218,7 @@ export class RunnerHub {
       if (job?.status !== "done" || job.runner_id !== runnerId)
         send(connection.socket, { type: "drop", job_id: id });
     }
-    await this.store.renewLeases(runnerId, this.timings.leaseMs);
+    await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running]);
   }
 
   /** Whether `connection` may speak for this job: it is the runner's live link and holds the lease. */
@@ -248,7 +248,9 @@ export class RunnerHub {
     switch (message.type) {
       case "heartbeat":
         await this.store.touchRunner(runnerId, new Date().toISOString());
-        await this.store.renewLeases(runnerId, this.timings.leaseMs);
+        // Only the jobs this connection holds: a job another replica handed to this runner over
+        // a socket that no longer reaches it must not be kept alive by these heartbeats.
+        await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running]);
         send(connection.socket, { type: "heartbeat" });
         break;
       case "draining":
@@ -351,6 +353,7 @@ export class RunnerHub {
           group: info.group,
           labels: [...info.labels, `runner:${info.id}`],
           tenant_id: info.tenant_id,
+          replica_id: this.replica.id,
         },
         this.timings.leaseMs,
       );

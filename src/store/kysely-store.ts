@@ -133,8 +133,8 @@ class KyselyStore implements Store {
   claimJob(runner: ClaimingRunner, leaseMs: number) {
     return jobs.claimJob(this.ctx, runner, leaseMs);
   }
-  renewLeases(runnerId: string, leaseMs: number) {
-    return jobs.renewLeases(this.ctx, runnerId, leaseMs);
+  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]) {
+    return jobs.renewLeases(this.ctx, runnerId, leaseMs, jobIds);
   }
   listJobs(query?: ListJobsQuery) {
     return jobs.listJobs(this.ctx, query);

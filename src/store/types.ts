@@ -190,6 +190,11 @@ export interface ClaimingRunner {
   group: string;
   labels: readonly string[];
   tenant_id: string | null;
+  /**
+   * The replica claiming for the runner: it claims only while the runner is recorded as connected
+   * to it (a replica with a half-open socket to a runner that moved on claims nothing).
+   */
+  replica_id?: string;
 }
 
 /** Filters for `listJobs`; jobs come oldest first. */
@@ -369,8 +374,11 @@ export interface Store {
    * none is waiting. Concurrent claimers never get the same job.
    */
   claimJob(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
-  /** Extends the lease of every assigned or running job of a runner; returns their ids. */
-  renewLeases(runnerId: string, leaseMs: number): Promise<string[]>;
+  /**
+   * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
+   * only: the ones it holds); returns their ids.
+   */
+  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
   /** Jobs, oldest first, filtered. */
   listJobs(query?: ListJobsQuery): Promise<JobRecord[]>;
   /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
