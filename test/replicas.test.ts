@@ -411,6 +411,21 @@ steps:
     }
   }, 60_000);
 
+  it("adopts every run of a killed replica when one of them cannot be carried on", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    await runner(`${a.url},${b.url}`, await runnerToken(a.url), "both", 4);
+    // The older run's stored events no longer read back; the newer one is fine.
+    const broken = await submit(a.url, counting(100, "0.1"));
+    const healthy = await submit(a.url, counting(30, "0.1"));
+    await untilOutput(databaseUrl, 2);
+    await sql(databaseUrl, "update run_events set data = '{}' where run_id = $1 and seq = 1", [broken]);
+    await a.proc.kill("SIGKILL");
+    expect((await waitForRun(b.url, healthy, isFinal, 30_000)).status).toBe("success");
+    expect((await waitForRun(b.url, broken, isFinal, 5_000)).status).toBe("interrupted");
+  }, 60_000);
+
   it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     const a = await replica(databaseUrl);
