@@ -301,10 +301,12 @@ export class JobBroker {
       runner_id: runnerId,
       body,
     });
-    // An engine here may have begun to wait meanwhile; else tell the replica carrying the run.
-    this.unread.add(jobId);
-    if (this.waiters.has(jobId)) void this.inOrder(jobId, async () => undefined);
-    else this.transport.reported(job.run_id, jobId);
+    // An engine here may have begun to wait meanwhile; else tell the replica carrying the run
+    // (an engine that begins to wait here later reads the stored reports itself, in startJob).
+    if (this.waiters.has(jobId)) {
+      this.unread.add(jobId);
+      void this.inOrder(jobId, async () => undefined);
+    } else this.transport.reported(job.run_id, jobId);
     return "stored";
   }
 
