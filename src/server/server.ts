@@ -183,9 +183,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   /** Jobs waited for here that have stored reports (a lost `reports` message). */
   const reportedJobs = async (): Promise<string[]> => {
     const waited = broker.waitedJobs();
-    if (waited.length === 0) return [];
-    const reports = await store.listJobReports({ jobIds: waited.slice(0, 500) });
-    return [...new Set(reports.map((report) => report.job_id))];
+    return waited.length === 0 ? [] : store.jobsWithReports(waited);
   };
   let pruned = 0;
   replica.whenLeading(async () => {

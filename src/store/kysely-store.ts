@@ -18,6 +18,7 @@ import type {
   ClaimingRunner,
   IfStatus,
   JobPatch,
+  JobReportKind,
   JobStatus,
   ListEventsQuery,
   ListJobsQuery,
@@ -206,8 +207,11 @@ class KyselyStore implements Store {
   addJobReport(input: NewJobReport) {
     return jobReports.addJobReport(this.ctx, input);
   }
-  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string }) {
+  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string; limit?: number }) {
     return jobReports.listJobReports(this.ctx, query);
+  }
+  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind) {
+    return jobReports.jobsWithReports(this.ctx, jobIds, kind);
   }
   deleteJobReports(ids: readonly number[]) {
     return jobReports.deleteJobReports(this.ctx, ids);

@@ -442,7 +442,14 @@ export interface Store {
   /** Stores a runner's report for the job's engine; false when the same report is stored already. */
   addJobReport(input: NewJobReport): Promise<boolean>;
   /** Reports in arrival order, of these jobs or of the runs `replicaId` carries. */
-  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string }): Promise<JobReport[]>;
+  listJobReports(query: {
+    jobIds?: readonly string[];
+    replicaId?: string;
+    /** At most this many (default and cap 10,000): reports carry whole batches. */
+    limit?: number;
+  }): Promise<JobReport[]>;
+  /** Which of these jobs have stored reports (of `kind`, when given); reads no report body. */
+  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind): Promise<string[]>;
   deleteJobReports(ids: readonly number[]): Promise<void>;
   /** Deletes the reports of ended runs; returns how many. */
   pruneJobReports(): Promise<number>;
