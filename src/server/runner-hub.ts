@@ -51,7 +51,7 @@ export class RunnerHub {
     private readonly timings: HubTimings,
     private readonly logger: Logger,
     /** This server among the replicas: runners are recorded as connected to it; only the leader expires leases. */
-    private readonly replica: { id: string; isLeader(): boolean },
+    private readonly replica: { id: string; isLeader(): boolean; alone?: boolean },
   ) {}
 
   /** Takes WebSocket upgrades on the runner path of `server`; checks the runner token first. */
@@ -82,9 +82,12 @@ export class RunnerHub {
       },
       Math.min(500, this.timings.leaseMs / 4),
     );
-    // Jobs queued by other replicas are announced; should an announcement be lost, this finds them.
-    this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
-    this.dispatchTimer.unref();
+    // Jobs queued by other replicas are announced; should an announcement be lost, this finds
+    // them. A server alone on its database queues every job itself and dispatches it then.
+    if (!this.replica.alone) {
+      this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
+      this.dispatchTimer.unref();
+    }
   }
 
   private async authenticate(request: IncomingMessage): Promise<TokenRecord | undefined> {

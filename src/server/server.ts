@@ -127,6 +127,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,
+    alone: !databaseUrl,
   });
   const stopListening = replica.listen((message) => onFleetMessage(message));
   const onFleetMessage = (message: FleetEnvelope): void => {
@@ -166,20 +167,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       announced.clear();
     });
   });
-  const followerSweep = setInterval(() => {
-    void (async () => {
-      for (const runId of bus.followedRuns()) {
-        if (runs.carries(runId)) continue;
-        const seq = await store.lastSeq(runId).catch(() => undefined);
-        if (seq !== undefined) bus.storedElsewhere(runId, seq);
-      }
-      broker.mayHaveReports(await reportedJobs());
-      // A lost `cancel-run` message: the request is stored, so the run still stops here.
-      if (databaseUrl && runs.activeRuns > 0)
-        for (const runId of await store.cancelRequestedRuns(replica.id)) runs.cancelRequested(runId);
-    })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
-  }, 2000);
-  followerSweep.unref();
+  // Alone on SQLite, messages stay in the process and are never lost: nothing to sweep.
+  const followerSweep = databaseUrl
+    ? setInterval(() => {
+        void (async () => {
+          for (const runId of bus.followedRuns()) {
+            if (runs.carries(runId)) continue;
+            const seq = await store.lastSeq(runId).catch(() => undefined);
+            if (seq !== undefined) bus.storedElsewhere(runId, seq);
+          }
+          broker.mayHaveReports(await reportedJobs());
+          // A lost `cancel-run` message: the request is stored, so the run still stops here.
+          if (runs.activeRuns > 0)
+            for (const runId of await store.cancelRequestedRuns(replica.id)) runs.cancelRequested(runId);
+        })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
+      }, 2000)
+    : undefined;
+  followerSweep?.unref();
   /** Jobs waited for here that have stored reports (a lost `reports` message). */
   const reportedJobs = async (): Promise<string[]> => {
     const waited = broker.waitedJobs();
