@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
@@ -424,6 +424,56 @@ steps:
     await a.proc.kill("SIGKILL");
     expect((await waitForRun(b.url, healthy, isFinal, 30_000)).status).toBe("success");
     expect((await waitForRun(b.url, broken, isFinal, 5_000)).status).toBe("interrupted");
+  }, 60_000);
+
+  it("keeps a replica whose clock is behind the leader's, and adopts from one whose clock is ahead", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    expect((await health(a.url)).leader).toBe(true);
+    // B's clock runs 5 s behind A's, C's 60 s ahead (more than the replica lease of 2 s).
+    const skew = (ms: number): Record<string, string> => {
+      const file = join(tempDir(), "skew.cjs");
+      writeFileSync(
+        file,
+        `const Real = Date;
+class Skewed extends Real {
+  constructor(...args) { if (args.length === 0) super(Real.now() + ${ms}); else super(...args); }
+  static now() { return Real.now() + ${ms}; }
+}
+globalThis.Date = Skewed;
+`,
+      );
+      return { NODE_OPTIONS: `--require ${file}` };
+    };
+    const start = async (ms: number): Promise<TestServer> => {
+      const server = await startTestServer(tempDir(), {
+        RUNYARD_DATABASE_URL: databaseUrl,
+        RUNYARD_SECRET_KEY: secretKey,
+        ...replicaTimings,
+        ...skew(ms),
+      });
+      started.push(server.proc);
+      return server;
+    };
+    const b = await start(-5000);
+    const c = await start(60_000);
+    await runner(a.url, await runnerToken(a.url), "on-a");
+    const runId = await submit(c.url, counting(1000, "0.1"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    // B is alive: it must not be presumed dead (and exit) for its clock.
+    expect(b.proc.output()).not.toContain("presumed this server dead");
+    expect((await health(b.url)).database).toBe("ok");
+    // C dies: its run is adopted within a few leases, not when C's clock says so.
+    await c.proc.kill("SIGKILL");
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { rows } = await sql(databaseUrl, "select replica_id from runs where id = $1", [runId]);
+      const holder = rows[0]?.replica_id;
+      if (holder === (await health(a.url)).replica || holder === (await health(b.url)).replica) break;
+      if (Date.now() > deadline) throw new Error(`run ${runId} still carried by ${holder}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }, 60_000);
 
   it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {

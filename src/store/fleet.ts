@@ -42,15 +42,16 @@ export async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> 
 }
 
 /**
- * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one), marks
- * their runners offline, and returns their ids.
+ * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
+ * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
  */
 export async function removeReplicas(
   ctx: StoreContext,
-  opts: { seenBefore?: string; except?: string; only?: string },
+  opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string },
 ): Promise<string[]> {
   let remove = ctx.db.deleteFrom("replicas");
   if (opts.only !== undefined) remove = remove.where("id", "=", opts.only);
+  if (opts.seenAt !== undefined) remove = remove.where("seen_at", "=", opts.seenAt);
   if (opts.seenBefore !== undefined) remove = remove.where("seen_at", "<", isoTime(opts.seenBefore));
   if (opts.except !== undefined) remove = remove.where("id", "!=", opts.except);
   const gone = (await remove.returning("id").execute()).map((row) => row.id);

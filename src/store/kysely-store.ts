@@ -185,7 +185,7 @@ class KyselyStore implements Store {
   listReplicas() {
     return fleet.listReplicas(this.ctx);
   }
-  removeReplicas(opts: { seenBefore?: string; except?: string; only?: string }) {
+  removeReplicas(opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string }) {
     return fleet.removeReplicas(this.ctx, opts);
   }
   adoptRuns(replicaId: string, opts?: { own?: boolean }) {

@@ -425,7 +425,12 @@ export interface Store {
   heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
   listReplicas(): Promise<ReplicaRecord[]>;
   /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
-  removeReplicas(opts: { seenBefore?: string; except?: string; only?: string }): Promise<string[]>;
+  removeReplicas(opts: {
+    seenBefore?: string;
+    seenAt?: string;
+    except?: string;
+    only?: string;
+  }): Promise<string[]>;
   /**
    * Takes the queued and running runs no live replica carries (and with `own`, those named for
    * `replicaId` already) for `replicaId`; returns them oldest first. Two adopters never get the same run.
