@@ -476,6 +476,29 @@ globalThis.Date = Skewed;
     }
   }, 60_000);
 
+  it("takes the lead from a leader whose host vanished without closing its database sessions", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    // A reaches PostgreSQL through a route that can drop; B directly.
+    const route = await freezableProxy(Number(new URL(databaseUrl).port));
+    try {
+      const viaRoute = new URL(databaseUrl);
+      viaRoute.port = new URL(route.url).port;
+      const a = await replica(viaRoute.toString());
+      const b = await replica(databaseUrl);
+      expect((await health(a.url)).leader).toBe(true);
+      // A's host is gone (power cut, partition): its sessions stay open on the database side.
+      route.freeze();
+      await a.proc.kill("SIGKILL");
+      const deadline = Date.now() + 20_000;
+      while (!(await health(b.url)).leader) {
+        if (Date.now() > deadline) throw new Error("B never took the lead");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      await route.close();
+    }
+  }, 60_000);
+
   it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     const a = await replica(databaseUrl);

@@ -86,10 +86,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const bus = new EventBus();
   let url: string | null = null;
+  const replicaId = replicaIdFor(home);
   const replica = new Replica(
-    replicaIdFor(home),
+    replicaId,
     store,
-    createFleetLink({ databaseUrl, logger }),
+    createFleetLink({ databaseUrl, logger, replicaId }),
     options.replicaTimings ?? defaultReplicaTimings,
     logger,
     () => (options.onFenced ?? (() => void close()))(),

@@ -112,7 +112,7 @@ export class Replica {
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
     if (!this.leading) {
-      this.observed.clear();
+      await this.checkLeader();
       return;
     }
     const dead = await this.removeSilent();
@@ -146,6 +146,38 @@ export class Replica {
       this.observed.delete(id);
     }
     return dead;
+  }
+
+  /**
+   * Another replica leads: if its replica has stopped heartbeating for a replica lease (by this
+   * clock) while its session still holds the lead, that session outlived its host (a power cut or
+   * a partition leaves PostgreSQL's side open until TCP keepalive, hours by default); end it, so
+   * that the fleet has a leader again. A session of this very replica's earlier connection ends
+   * at once.
+   */
+  private async checkLeader(): Promise<void> {
+    const holder = await this.link.leader?.();
+    if (!holder) return;
+    const now = Date.now();
+    const row =
+      holder.replica === this.id
+        ? undefined
+        : (await this.store.listReplicas()).find((r) => r.id === holder.replica);
+    const seenAt = row?.seen_at ?? "";
+    const known = this.observed.get(holder.replica);
+    if (holder.replica !== this.id) {
+      if (known?.seenAt !== seenAt) {
+        this.observed.set(holder.replica, { seenAt, since: now });
+        return;
+      }
+      if (now - known.since < this.timings.leaseMs) return;
+    }
+    this.logger.warn(
+      { leader: holder.replica, session: holder.session },
+      "the leader's replica is silent but its database session holds the lead; ending that session",
+    );
+    this.observed.delete(holder.replica);
+    await this.link.depose?.(holder.session);
   }
 
   private stopTimer(): void {
