@@ -499,6 +499,19 @@ globalThis.Date = Skewed;
     }
   }, 60_000);
 
+  it("cancels no run for a cancel-run message that any database session can send", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.1"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    // NOTIFY needs no privilege: a session of any role that may connect can send this.
+    const forged = JSON.stringify({ type: "cancel-run", run_id: runId, from: "forger" });
+    await sql(databaseUrl, "select pg_notify('runyard_fleet', $1)", [forged]);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await api<{ status: string }>(a.url, "GET", `/api/runs/${runId}`)).body.status).toBe("running");
+  });
+
   it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     const a = await replica(databaseUrl);

@@ -147,7 +147,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         if (!fromHere) hub.cancel(message.job_id, message.runner_id);
         break;
       case "cancel-run":
-        runs.cancelRequested(message.run_id);
+        // Any session that may connect to the database can NOTIFY: act on the stored request only.
+        if (runs.carries(message.run_id)) {
+          void store
+            .cancelRequested(message.run_id)
+            .then((asked) => asked && runs.cancelRequested(message.run_id))
+            .catch((error: unknown) => logger.warn({ err: error }, "cannot read a cancel request"));
+        }
         break;
       default:
         assertExhaustive(message, "fleet message");
