@@ -512,6 +512,44 @@ globalThis.Date = Skewed;
     expect((await api<{ status: string }>(a.url, "GET", `/api/runs/${runId}`)).body.status).toBe("running");
   });
 
+  it("reads no more from the store for an events message naming a seq that is not stored", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.5"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    // A follower on B, which does not carry the run.
+    const controller = new AbortController();
+    const response = await fetch(new URL(`/api/runs/${runId}/events?access_token=${adminToken}`, b.url), {
+      signal: controller.signal,
+    });
+    void response.body?.pipeTo(new WritableStream()).catch(() => undefined);
+    const transactions = async (): Promise<number> =>
+      Number(
+        (
+          await sql(
+            databaseUrl,
+            "select xact_commit from pg_stat_database where datname = current_database()",
+          )
+        ).rows[0]?.xact_commit,
+      );
+    const during = async (ms: number): Promise<number> => {
+      const before = await transactions();
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return (await transactions()) - before;
+    };
+    try {
+      const quiet = await during(2000);
+      const forged = JSON.stringify({ type: "events", run_id: runId, seq: 1_000_000_000, from: "forger" });
+      await sql(databaseUrl, "select pg_notify('runyard_fleet', $1)", [forged]);
+      const after = await during(2000);
+      expect(after).toBeLessThan(quiet * 3 + 100);
+    } finally {
+      controller.abort();
+    }
+  });
+
   it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     const a = await replica(databaseUrl);
