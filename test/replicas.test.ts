@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
@@ -129,6 +130,76 @@ steps:
     action: cmd.run
     args:
       cmd: for i in $(seq 1 ${lineCount}); do echo "line $i"; sleep ${pause}; done
+`;
+
+/**
+ * A TCP proxy to a replica that can freeze: it then forwards nothing either way and keeps both
+ * ends open, as a dropped route does; `release` closes the replica's end (the route comes back
+ * and the replica hears the runner is gone).
+ */
+async function freezableProxy(targetPort: number): Promise<{
+  url: string;
+  freeze: () => void;
+  release: () => void;
+  close: () => Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    const upstream = netConnect(targetPort, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+    }
+    client.on("data", (data) => frozen || upstream.write(data));
+    upstream.on("data", (data) => frozen || client.write(data));
+    client.on("close", () => frozen || upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const release = (): void => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    freeze: () => {
+      frozen = true;
+    },
+    release,
+    close: () =>
+      new Promise((resolve) => {
+        release();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Runs a query on the test database. */
+async function sql(databaseUrl: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
+const quick = `
+version: v0.1
+name: quick
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: hello
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: echo hello
 `;
 
 describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database", () => {
@@ -314,6 +385,237 @@ steps:
     expect(done.status).toBe("canceled");
     expect(done.steps[0]?.status).toBe("canceled");
   });
+
+  it("cancels a run whose replica missed the cancel-run message (the stored request is swept)", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.1"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    // What POST /api/runs/:id/cancel on another replica stores, with its NOTIFY lost (the
+    // carrying replica's fleet connection was reconnecting when it was sent).
+    await sql(databaseUrl, "update runs set cancel_requested_at = $1 where id = $2", [
+      new Date().toISOString(),
+      runId,
+    ]);
+    const done = await waitForRun(a.url, runId, isFinal, 10_000);
+    expect(done.status).toBe("canceled");
+  });
+
+  it("keeps a runner online, and its jobs cancelable, when the replica it left hears of it late", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const proxy = await freezableProxy(Number(new URL(a.url).port));
+    try {
+      const dir = tempDir();
+      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
+      const runId = await submit(
+        a.url,
+        `
+version: v0.1
+name: silent
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: wait
+    targets: [worker]
+    action: shell.run
+    args:
+      script: |
+        touch ${dir}/started
+        sleep 6
+        touch ${dir}/survived
+`,
+      );
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(join(dir, "started")) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      // The route to A drops: the runner hears nothing for three heartbeats and moves to B.
+      proxy.freeze();
+      await mover.waitFor(`connected to ${b.url}`, 10_000);
+      // The route comes back: A hears only now that its socket to the runner closed.
+      proxy.release();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const { body } = await api<Array<{ id: string; status: string; replica: string }>>(
+        b.url,
+        "GET",
+        "/api/runners",
+      );
+      expect(body.find((r) => r.id === "mover")).toEqual(
+        expect.objectContaining({ status: "connected", replica: (await health(b.url)).replica }),
+      );
+      // The engine is on A; the runner on B must get the cancel and stop the step.
+      expect((await api(a.url, "POST", `/api/runs/${runId}/cancel`)).status).toBe(200);
+      expect((await waitForRun(a.url, runId, isFinal, 20_000)).status).toBe("canceled");
+      await new Promise((resolve) => setTimeout(resolve, 7000));
+      expect(existsSync(join(dir, "survived"))).toBe(false);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("adopts every run of a killed replica when one of them cannot be carried on", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    await runner(`${a.url},${b.url}`, await runnerToken(a.url), "both", 4);
+    // The older run's stored events no longer read back; the newer one is fine.
+    const broken = await submit(a.url, counting(100, "0.1"));
+    const healthy = await submit(a.url, counting(30, "0.1"));
+    await untilOutput(databaseUrl, 2);
+    await sql(databaseUrl, "update run_events set data = '{}' where run_id = $1 and seq = 1", [broken]);
+    await a.proc.kill("SIGKILL");
+    expect((await waitForRun(b.url, healthy, isFinal, 30_000)).status).toBe("success");
+    expect((await waitForRun(b.url, broken, isFinal, 5_000)).status).toBe("interrupted");
+  }, 60_000);
+
+  it("keeps a replica whose clock is behind the leader's, and adopts from one whose clock is ahead", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    expect((await health(a.url)).leader).toBe(true);
+    // B's clock runs 5 s behind A's, C's 60 s ahead (more than the replica lease of 2 s).
+    const skew = (ms: number): Record<string, string> => {
+      const file = join(tempDir(), "skew.cjs");
+      writeFileSync(
+        file,
+        `const Real = Date;
+class Skewed extends Real {
+  constructor(...args) { if (args.length === 0) super(Real.now() + ${ms}); else super(...args); }
+  static now() { return Real.now() + ${ms}; }
+}
+globalThis.Date = Skewed;
+`,
+      );
+      return { NODE_OPTIONS: `--require ${file}` };
+    };
+    const start = async (ms: number): Promise<TestServer> => {
+      const server = await startTestServer(tempDir(), {
+        RUNYARD_DATABASE_URL: databaseUrl,
+        RUNYARD_SECRET_KEY: secretKey,
+        ...replicaTimings,
+        ...skew(ms),
+      });
+      started.push(server.proc);
+      return server;
+    };
+    const b = await start(-5000);
+    const c = await start(60_000);
+    await runner(a.url, await runnerToken(a.url), "on-a");
+    const runId = await submit(c.url, counting(1000, "0.1"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    // B is alive: it must not be presumed dead (and exit) for its clock.
+    expect(b.proc.output()).not.toContain("presumed this server dead");
+    expect((await health(b.url)).database).toBe("ok");
+    // C dies: its run is adopted within a few leases, not when C's clock says so.
+    await c.proc.kill("SIGKILL");
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { rows } = await sql(databaseUrl, "select replica_id from runs where id = $1", [runId]);
+      const holder = rows[0]?.replica_id;
+      if (holder === (await health(a.url)).replica || holder === (await health(b.url)).replica) break;
+      if (Date.now() > deadline) throw new Error(`run ${runId} still carried by ${holder}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, 60_000);
+
+  it("takes the lead from a leader whose host vanished without closing its database sessions", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    // A reaches PostgreSQL through a route that can drop; B directly.
+    const route = await freezableProxy(Number(new URL(databaseUrl).port));
+    try {
+      const viaRoute = new URL(databaseUrl);
+      viaRoute.port = new URL(route.url).port;
+      const a = await replica(viaRoute.toString());
+      const b = await replica(databaseUrl);
+      expect((await health(a.url)).leader).toBe(true);
+      // A's host is gone (power cut, partition): its sessions stay open on the database side.
+      route.freeze();
+      await a.proc.kill("SIGKILL");
+      const deadline = Date.now() + 20_000;
+      while (!(await health(b.url)).leader) {
+        if (Date.now() > deadline) throw new Error("B never took the lead");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      await route.close();
+    }
+  }, 60_000);
+
+  it("cancels no run for a cancel-run message that any database session can send", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.1"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    // NOTIFY needs no privilege: a session of any role that may connect can send this.
+    const forged = JSON.stringify({ type: "cancel-run", run_id: runId, from: "forger" });
+    await sql(databaseUrl, "select pg_notify('runyard_fleet', $1)", [forged]);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await api<{ status: string }>(a.url, "GET", `/api/runs/${runId}`)).body.status).toBe("running");
+  });
+
+  it("reads no more from the store for an events message naming a seq that is not stored", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    await runner(a.url, await runnerToken(a.url), "holder");
+    const runId = await submit(a.url, counting(1000, "0.5"));
+    await waitForRun(a.url, runId, (run) => run.status === "running");
+    // A follower on B, which does not carry the run.
+    const controller = new AbortController();
+    const response = await fetch(new URL(`/api/runs/${runId}/events?access_token=${adminToken}`, b.url), {
+      signal: controller.signal,
+    });
+    void response.body?.pipeTo(new WritableStream()).catch(() => undefined);
+    const transactions = async (): Promise<number> =>
+      Number(
+        (
+          await sql(
+            databaseUrl,
+            "select xact_commit from pg_stat_database where datname = current_database()",
+          )
+        ).rows[0]?.xact_commit,
+      );
+    const during = async (ms: number): Promise<number> => {
+      const before = await transactions();
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return (await transactions()) - before;
+    };
+    try {
+      const quiet = await during(2000);
+      const forged = JSON.stringify({ type: "events", run_id: runId, seq: 1_000_000_000, from: "forger" });
+      await sql(databaseUrl, "select pg_notify('runyard_fleet', $1)", [forged]);
+      const after = await during(2000);
+      expect(after).toBeLessThan(quiet * 3 + 100);
+    } finally {
+      controller.abort();
+    }
+  });
+
+  it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const proxy = await freezableProxy(Number(new URL(a.url).port));
+    try {
+      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
+      proxy.freeze();
+      await mover.waitFor(`connected to ${b.url}`, 10_000);
+      // A's socket to the runner is half-open: A still counts the runner as its own.
+      const runs: string[] = [];
+      for (let i = 0; i < 4; i++) runs.push(await submit(a.url, quick));
+      for (const id of runs) {
+        const done = await waitForRun(b.url, id, isFinal, 20_000);
+        expect(done.status, id).toBe("success");
+      }
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
 });
 
 describe("a replica's database", () => {

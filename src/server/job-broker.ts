@@ -66,6 +66,9 @@ export function jobIdFor(request: StepAttemptRequest): string {
   return `job_${request.run_id}_${hash}_${request.attempt}`;
 }
 
+/** Stored reports read at once when applying them (each holds up to a whole batch of events). */
+const storedReportsPage = 100;
+
 function endedEarly(job: Job, code: "RUNNER_LOST" | "CANCELED", message: string): JobResult {
   return jobEndedEarly(job.kind, code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
 }
@@ -301,10 +304,12 @@ export class JobBroker {
       runner_id: runnerId,
       body,
     });
-    // An engine here may have begun to wait meanwhile; else tell the replica carrying the run.
-    this.unread.add(jobId);
-    if (this.waiters.has(jobId)) void this.inOrder(jobId, async () => undefined);
-    else this.transport.reported(job.run_id, jobId);
+    // An engine here may have begun to wait meanwhile; else tell the replica carrying the run
+    // (an engine that begins to wait here later reads the stored reports itself, in startJob).
+    if (this.waiters.has(jobId)) {
+      this.unread.add(jobId);
+      void this.inOrder(jobId, async () => undefined);
+    } else this.transport.reported(job.run_id, jobId);
     return "stored";
   }
 
@@ -336,17 +341,23 @@ export class JobBroker {
     return next;
   }
 
-  /** Applies the job's stored reports in arrival order and deletes them. */
+  /**
+   * Applies the job's stored reports in arrival order and deletes them, a page at a time: a
+   * runner on another replica is acked as soon as its batch is stored, so a backlog can be long.
+   */
   private async applyStored(jobId: string): Promise<void> {
     this.unread.delete(jobId);
-    const reports = await this.store.listJobReports({ jobIds: [jobId] });
-    const applied: number[] = [];
-    for (const report of reports) {
-      if (!this.waiters.has(jobId)) break;
-      if (!(await this.applyReport(jobId, report))) break;
-      applied.push(report.id);
+    for (;;) {
+      const reports = await this.store.listJobReports({ jobIds: [jobId], limit: storedReportsPage });
+      const applied: number[] = [];
+      for (const report of reports) {
+        if (!this.waiters.has(jobId)) break;
+        if (!(await this.applyReport(jobId, report))) break;
+        applied.push(report.id);
+      }
+      await this.store.deleteJobReports(applied);
+      if (reports.length < storedReportsPage || applied.length < reports.length) return;
     }
-    await this.store.deleteJobReports(applied);
   }
 
   /** One stored report; false when it cannot be applied yet (its events have not all come). */
@@ -391,8 +402,7 @@ export class JobBroker {
    */
   async lost(record: JobRecord, why: string): Promise<void> {
     // A result it reported through a replica is waiting to be applied: it finished, it is not lost.
-    const reports = await this.store.listJobReports({ jobIds: [record.id] });
-    if (reports.some((report) => report.kind === "finished")) return;
+    if ((await this.store.jobsWithReports([record.id], "finished")).length > 0) return;
     const updated = await this.store.updateJob(
       record.id,
       { status: "lost", lease_expires_at: null },

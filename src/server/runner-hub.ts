@@ -51,7 +51,7 @@ export class RunnerHub {
     private readonly timings: HubTimings,
     private readonly logger: Logger,
     /** This server among the replicas: runners are recorded as connected to it; only the leader expires leases. */
-    private readonly replica: { id: string; isLeader(): boolean },
+    private readonly replica: { id: string; isLeader(): boolean; alone?: boolean },
   ) {}
 
   /** Takes WebSocket upgrades on the runner path of `server`; checks the runner token first. */
@@ -82,9 +82,12 @@ export class RunnerHub {
       },
       Math.min(500, this.timings.leaseMs / 4),
     );
-    // Jobs queued by other replicas are announced; should an announcement be lost, this finds them.
-    this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
-    this.dispatchTimer.unref();
+    // Jobs queued by other replicas are announced; should an announcement be lost, this finds
+    // them. A server alone on its database queues every job itself and dispatches it then.
+    if (!this.replica.alone) {
+      this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
+      this.dispatchTimer.unref();
+    }
   }
 
   private async authenticate(request: IncomingMessage): Promise<TokenRecord | undefined> {
@@ -127,7 +130,10 @@ export class RunnerHub {
     socket.on("close", () => {
       if (connection && this.connections.get(connection.info.id) === connection) {
         this.connections.delete(connection.info.id);
-        void this.store.setRunnerStatus(connection.info.id, "offline", new Date().toISOString());
+        // Only if it has not said hello to another replica meanwhile (a route that came back late).
+        void this.store.setRunnerStatus(connection.info.id, "offline", new Date().toISOString(), {
+          replicaId: this.replica.id,
+        });
         this.logger.info({ runnerId: connection.info.id }, "runner disconnected");
       }
     });
@@ -240,7 +246,7 @@ export class RunnerHub {
       if (job?.status !== "done" || job.runner_id !== runnerId)
         send(connection.socket, { type: "drop", job_id: id });
     }
-    await this.store.renewLeases(runnerId, this.timings.leaseMs);
+    await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running]);
   }
 
   /** Whether `connection` may speak for this job: it is the runner's live link and holds the lease. */
@@ -270,7 +276,9 @@ export class RunnerHub {
     switch (message.type) {
       case "heartbeat":
         await this.store.touchRunner(runnerId, new Date().toISOString());
-        await this.store.renewLeases(runnerId, this.timings.leaseMs);
+        // Only the jobs this connection holds: a job another replica handed to this runner over
+        // a socket that no longer reaches it must not be kept alive by these heartbeats.
+        await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running]);
         send(connection.socket, { type: "heartbeat" });
         break;
       case "draining":
@@ -373,6 +381,7 @@ export class RunnerHub {
           group: info.group,
           labels: [...info.labels, `runner:${info.id}`],
           tenant_id: info.tenant_id,
+          replica_id: this.replica.id,
         },
         this.timings.leaseMs,
       );

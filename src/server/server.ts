@@ -89,10 +89,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const bus = new EventBus();
   let url: string | null = null;
+  const replicaId = replicaIdFor(home);
   const replica = new Replica(
-    replicaIdFor(home),
+    replicaId,
     store,
-    createFleetLink({ databaseUrl, logger }),
+    createFleetLink({ databaseUrl, logger, replicaId }),
     options.replicaTimings ?? defaultReplicaTimings,
     logger,
     () => (options.onFenced ?? (() => void close()))(),
@@ -130,6 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,
+    alone: !databaseUrl,
   });
   const stopRelay = relayFleet({
     replica,

@@ -95,6 +95,7 @@ export async function streamRunEvents(
         if (full) await drained();
         if (ended) break;
         const limit = pageLimit;
+        const told = stored;
         const page = await deps.store.listEvents(runId, { after: last, limit });
         let bytes = 0;
         for (const event of page) {
@@ -108,6 +109,9 @@ export async function streamRunEvents(
           pageLimit = Math.max(1, Math.min(maxPageEvents, Math.floor(pageBytes / average)));
         }
         if (page.length < limit && last >= stored) break;
+        // Nothing after `last`, though told of more before the read began: that seq is not stored
+        // (a stray message). Stop rather than read in a loop; the next event wakes the pump.
+        if (page.length === 0 && stored === told) break;
       }
     } catch {
       end(); // the store closed under us (server shutting down)

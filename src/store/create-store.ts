@@ -36,6 +36,8 @@ export async function createStore(config: StoreConfig): Promise<Store> {
 }
 
 /** How the replicas of this store reach each other: LISTEN/NOTIFY on PostgreSQL, in-process otherwise. */
-export function createFleetLink(config: Pick<StoreConfig, "databaseUrl" | "logger">): FleetLink {
-  return config.databaseUrl ? postgresLink(config.databaseUrl, config.logger) : localLink();
+export function createFleetLink(
+  config: Pick<StoreConfig, "databaseUrl" | "logger"> & { replicaId?: string },
+): FleetLink {
+  return config.databaseUrl ? postgresLink(config.databaseUrl, config.logger, config.replicaId) : localLink();
 }

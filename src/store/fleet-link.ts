@@ -27,6 +27,10 @@ export interface FleetLink {
   onMessage(handler: (message: FleetEnvelope) => void): () => void;
   /** Tries to become the fleet's leader, or checks it still is; true while it is. */
   lead(): Promise<boolean>;
+  /** Who holds the lead (a replica id and the session holding it), when another does. */
+  leader?(): Promise<{ replica: string; session: number } | undefined>;
+  /** Ends a leader's session that outlived its replica, so that another can lead. */
+  depose?(session: number): Promise<void>;
   close(): Promise<void>;
 }
 

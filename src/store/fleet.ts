@@ -42,15 +42,16 @@ export async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> 
 }
 
 /**
- * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one), marks
- * their runners offline, and returns their ids.
+ * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
+ * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
  */
 export async function removeReplicas(
   ctx: StoreContext,
-  opts: { seenBefore?: string; except?: string; only?: string },
+  opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string },
 ): Promise<string[]> {
   let remove = ctx.db.deleteFrom("replicas");
   if (opts.only !== undefined) remove = remove.where("id", "=", opts.only);
+  if (opts.seenAt !== undefined) remove = remove.where("seen_at", "=", opts.seenAt);
   if (opts.seenBefore !== undefined) remove = remove.where("seen_at", "<", isoTime(opts.seenBefore));
   if (opts.except !== undefined) remove = remove.where("id", "!=", opts.except);
   const gone = (await remove.returning("id").execute()).map((row) => row.id);
@@ -123,4 +124,16 @@ export async function cancelRequested(ctx: StoreContext, runId: string): Promise
     .where("id", "=", runId)
     .executeTakeFirst();
   return Boolean(row?.cancel_requested_at);
+}
+
+/** The queued and running runs `replicaId` carries with a cancel request: the sweep for lost messages. */
+export async function cancelRequestedRuns(ctx: StoreContext, replicaId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom("runs")
+    .select("id")
+    .where("replica_id", "=", replicaId)
+    .where("status", "in", ["queued", "running"])
+    .where("cancel_requested_at", "is not", null)
+    .execute();
+  return rows.map((row) => row.id);
 }

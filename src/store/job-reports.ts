@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, type JobReportsTable } from "./schema.js";
-import type { JobReport, NewJobReport } from "./types.js";
+import type { JobReport, JobReportKind, NewJobReport } from "./types.js";
 
 /*
  * A runner's reports on a job whose engine lives on another replica (or is not running yet):
@@ -42,7 +42,7 @@ export async function addJobReport(ctx: StoreContext, input: NewJobReport): Prom
 /** Reports in arrival order: of these jobs, or of the runs `replicaId` carries. */
 export async function listJobReports(
   ctx: StoreContext,
-  query: { jobIds?: readonly string[]; replicaId?: string },
+  query: { jobIds?: readonly string[]; replicaId?: string; limit?: number },
 ): Promise<JobReport[]> {
   let select = ctx.db.selectFrom("job_reports").selectAll("job_reports");
   if (query.jobIds) {
@@ -54,8 +54,28 @@ export async function listJobReports(
       .innerJoin("runs", "runs.id", "job_reports.run_id")
       .where("runs.replica_id", "=", query.replicaId);
   }
-  const rows = await select.orderBy("job_reports.id").limit(10_000).execute();
+  const limit = Math.min(10_000, Math.max(1, query.limit ?? 10_000));
+  const rows = await select.orderBy("job_reports.id").limit(limit).execute();
   return rows.map((row) => toJobReport(ctx, row));
+}
+
+/** Which of these jobs have stored reports (of `kind`, when given), without reading a body. */
+export async function jobsWithReports(
+  ctx: StoreContext,
+  jobIds: readonly string[],
+  kind?: JobReportKind,
+): Promise<string[]> {
+  const found = new Set<string>();
+  for (let start = 0; start < jobIds.length; start += 500) {
+    let select = ctx.db
+      .selectFrom("job_reports")
+      .select("job_id")
+      .distinct()
+      .where("job_id", "in", jobIds.slice(start, start + 500));
+    if (kind !== undefined) select = select.where("kind", "=", kind);
+    for (const row of await select.execute()) found.add(row.job_id);
+  }
+  return [...found].sort();
 }
 
 export async function deleteJobReports(ctx: StoreContext, ids: readonly number[]): Promise<void> {

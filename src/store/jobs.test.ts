@@ -149,9 +149,28 @@ describe.each(storeBackends)("on $name", (backend) => {
         await other.close();
       }
     });
+    it("claims for a replica only while the runner is recorded as connected to it", async () => {
+      const job = await queue({ labels: [] });
+      const mover = { id: "runner-mover", group: "default", labels: [], mode: "all", capacity: 1 };
+      await store.upsertRunner({ ...mover, tenant_id: null, hostname: "h", version: "0", replica_id: "b" });
+      expect(await store.claimJob(runner({ id: "runner-mover", replica_id: "a" }), 1000)).toBeUndefined();
+      expect((await store.getJob(job.id))?.status).toBe("queued");
+      expect((await store.claimJob(runner({ id: "runner-mover", replica_id: "b" }), 1000))?.id).toBe(job.id);
+    });
   });
 
   describe("leases", () => {
+    it("renews only the listed jobs when given, and nothing for an empty list", async () => {
+      const held = await queue({ labels: [] });
+      const phantom = await queue({ labels: [] });
+      for (let i = 0; i < 2; i++) await store.claimJob(runner({ id: "r1" }), 10_000);
+      clock = new Date("2026-01-01T00:00:05.000Z");
+      expect(await store.renewLeases("r1", 10_000, [])).toEqual([]);
+      expect(await store.renewLeases("r1", 10_000, [held.id])).toEqual([held.id]);
+      expect((await store.getJob(held.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
+      expect((await store.getJob(phantom.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+    });
+
     it("renews the leases of a runner's assigned and running jobs only", async () => {
       const assigned = await queue({ labels: [] });
       const running = await queue({ labels: [] });

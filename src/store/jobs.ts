@@ -144,7 +144,7 @@ export async function claimJob(
       .orderBy("c.id")
       .limit(1),
   );
-  const row = await ctx.db
+  let claim = ctx.db
     .updateTable("jobs")
     .set({
       status: "assigned",
@@ -153,20 +153,37 @@ export async function claimJob(
       updated_at: now,
     })
     .where("status", "=", "queued")
-    .where("id", "=", candidate)
-    .returningAll()
-    .executeTakeFirst();
+    .where("id", "=", candidate);
+  const replicaId = runner.replica_id;
+  if (replicaId !== undefined) {
+    claim = claim.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom("runners as r")
+          .select("r.id")
+          .where("r.id", "=", runner.id)
+          .where("r.replica_id", "=", replicaId),
+      ),
+    );
+  }
+  const row = await claim.returningAll().executeTakeFirst();
   return row && toJobRecord(ctx, row);
 }
 
-export async function renewLeases(ctx: StoreContext, runnerId: string, leaseMs: number): Promise<string[]> {
-  const rows = await ctx.db
+export async function renewLeases(
+  ctx: StoreContext,
+  runnerId: string,
+  leaseMs: number,
+  jobIds?: readonly string[],
+): Promise<string[]> {
+  if (jobIds?.length === 0) return [];
+  let update = ctx.db
     .updateTable("jobs")
     .set({ lease_expires_at: leaseEnd(ctx, leaseMs), updated_at: isoTime(ctx.now()) })
     .where("runner_id", "=", runnerId)
-    .where("status", "in", leasedStatuses)
-    .returning("id")
-    .execute();
+    .where("status", "in", leasedStatuses);
+  if (jobIds) update = update.where("id", "in", jobIds);
+  const rows = await update.returning("id").execute();
   return rows.map((row) => row.id).sort();
 }
 

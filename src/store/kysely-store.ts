@@ -19,6 +19,7 @@ import type {
   ClaimingRunner,
   IfStatus,
   JobPatch,
+  JobReportKind,
   JobStatus,
   ListEventsQuery,
   ListJobsQuery,
@@ -143,8 +144,8 @@ class KyselyStore implements Store {
   claimJob(runner: ClaimingRunner, leaseMs: number) {
     return jobs.claimJob(this.ctx, runner, leaseMs);
   }
-  renewLeases(runnerId: string, leaseMs: number) {
-    return jobs.renewLeases(this.ctx, runnerId, leaseMs);
+  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]) {
+    return jobs.renewLeases(this.ctx, runnerId, leaseMs, jobIds);
   }
   listJobs(query?: ListJobsQuery) {
     return jobs.listJobs(this.ctx, query);
@@ -159,8 +160,8 @@ class KyselyStore implements Store {
   upsertRunner(input: RunnerInput) {
     return runners.upsertRunner(this.ctx, input);
   }
-  setRunnerStatus(id: string, status: RunnerStatus, at: string) {
-    return runners.setRunnerStatus(this.ctx, id, status, at);
+  setRunnerStatus(id: string, status: RunnerStatus, at: string, opts?: { replicaId?: string }) {
+    return runners.setRunnerStatus(this.ctx, id, status, at, opts);
   }
   touchRunner(id: string, at: string) {
     return runners.touchRunner(this.ctx, id, at);
@@ -237,7 +238,7 @@ class KyselyStore implements Store {
   listReplicas() {
     return fleet.listReplicas(this.ctx);
   }
-  removeReplicas(opts: { seenBefore?: string; except?: string; only?: string }) {
+  removeReplicas(opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string }) {
     return fleet.removeReplicas(this.ctx, opts);
   }
   adoptRuns(replicaId: string, opts?: { own?: boolean }) {
@@ -252,12 +253,18 @@ class KyselyStore implements Store {
   cancelRequested(runId: string) {
     return fleet.cancelRequested(this.ctx, runId);
   }
+  cancelRequestedRuns(replicaId: string) {
+    return fleet.cancelRequestedRuns(this.ctx, replicaId);
+  }
 
   addJobReport(input: NewJobReport) {
     return jobReports.addJobReport(this.ctx, input);
   }
-  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string }) {
+  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string; limit?: number }) {
     return jobReports.listJobReports(this.ctx, query);
+  }
+  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind) {
+    return jobReports.jobsWithReports(this.ctx, jobIds, kind);
   }
   deleteJobReports(ids: readonly number[]) {
     return jobReports.deleteJobReports(this.ctx, ids);

@@ -6,6 +6,7 @@ const channel = "runyard_fleet";
 /** The advisory lock key the leader holds (the migrator's lock is a different key). */
 const leaderLockKey = 0x72796c64; // "ryld"
 const reconnectMs = 1000;
+const sessionPrefix = "runyard-fleet:";
 
 /**
  * The fleet link on PostgreSQL: one dedicated connection per replica that LISTENs on one
@@ -13,18 +14,28 @@ const reconnectMs = 1000;
  * connection drops, the replica stops leading at once (the lock went with the session) and
  * reconnects; when a leader's process dies, PostgreSQL frees its lock and another takes it.
  */
-export function postgresLink(url: string, logger?: Logger): FleetLink {
+export function postgresLink(url: string, logger?: Logger, replicaId?: string): FleetLink {
+  // The session says whose it is, so that a leader's session that outlived its replica (a host
+  // gone without closing its connections) can be told apart and ended by the others.
+  const applicationName = `${sessionPrefix}${replicaId ?? "unnamed"}`.slice(0, 63);
   const handlers = new Set<(message: FleetEnvelope) => void>();
   let client: pg.Client | undefined;
   let connecting: Promise<pg.Client | undefined> | undefined;
   let leading = false;
   let closed = false;
+  /** The backend pid of this replica's fleet session. */
+  let session: number | undefined;
 
   const connect = (): Promise<pg.Client | undefined> => {
     if (client) return Promise.resolve(client);
     if (closed) return Promise.resolve(undefined);
     connecting ??= (async () => {
-      const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+      const next = new pg.Client({
+        connectionString: url,
+        connectionTimeoutMillis: 5000,
+        application_name: applicationName,
+        keepAlive: true,
+      });
       const lost = (error?: Error): void => {
         if (client !== next) return;
         client = undefined;
@@ -47,6 +58,8 @@ export function postgresLink(url: string, logger?: Logger): FleetLink {
       try {
         await next.connect();
         await next.query(`listen ${channel}`);
+        const { rows } = await next.query<{ pid: number }>("select pg_backend_pid() as pid");
+        session = rows[0]?.pid;
         client = next;
         return next;
       } catch (error) {
@@ -87,6 +100,27 @@ export function postgresLink(url: string, logger?: Logger): FleetLink {
         leading = false;
       }
       return leading;
+    },
+    async leader() {
+      const link = await connect();
+      if (!link) return undefined;
+      const { rows } = await link.query<{ pid: number; application_name: string | null }>(
+        `select a.pid, a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.granted and l.classid = 0 and l.objid = $1 and l.objsubid = 1
+            and l.database = (select oid from pg_database where datname = current_database())`,
+        [leaderLockKey],
+      );
+      const holder = rows[0];
+      if (!holder || holder.pid === session) return undefined;
+      const name = holder.application_name ?? "";
+      return {
+        replica: name.startsWith(sessionPrefix) ? name.slice(sessionPrefix.length) : name,
+        session: holder.pid,
+      };
+    },
+    async depose(pid) {
+      const link = await connect();
+      await link?.query("select pg_terminate_backend($1)", [pid]);
     },
     async close() {
       closed = true;

@@ -80,14 +80,15 @@ export async function setRunnerStatus(
   id: string,
   status: RunnerStatus,
   at: string,
+  opts: { replicaId?: string } = {},
 ): Promise<RunnerRecord | undefined> {
   const when = isoTime(at);
-  const row = await ctx.db
+  let update = ctx.db
     .updateTable("runners")
     .set(status === "online" ? { status, connected_at: when, last_heartbeat_at: when } : { status })
-    .where("id", "=", id)
-    .returningAll()
-    .executeTakeFirst();
+    .where("id", "=", id);
+  if (opts.replicaId !== undefined) update = update.where("replica_id", "=", opts.replicaId);
+  const row = await update.returningAll().executeTakeFirst();
   return row && toRunnerRecord(row);
 }
 

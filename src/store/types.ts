@@ -190,6 +190,11 @@ export interface ClaimingRunner {
   group: string;
   labels: readonly string[];
   tenant_id: string | null;
+  /**
+   * The replica claiming for the runner: it claims only while the runner is recorded as connected
+   * to it (a replica with a half-open socket to a runner that moved on claims nothing).
+   */
+  replica_id?: string;
 }
 
 /** Filters for `listJobs`; jobs come oldest first. */
@@ -434,8 +439,11 @@ export interface Store {
    * none is waiting. Concurrent claimers never get the same job.
    */
   claimJob(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
-  /** Extends the lease of every assigned or running job of a runner; returns their ids. */
-  renewLeases(runnerId: string, leaseMs: number): Promise<string[]>;
+  /**
+   * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
+   * only: the ones it holds); returns their ids.
+   */
+  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
   /** Jobs, oldest first, filtered. */
   listJobs(query?: ListJobsQuery): Promise<JobRecord[]>;
   /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
@@ -448,8 +456,17 @@ export interface Store {
    * the id belongs to another runner token that still exists.
    */
   upsertRunner(input: RunnerInput): Promise<RunnerRecord | undefined>;
-  /** Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. */
-  setRunnerStatus(id: string, status: RunnerStatus, at: string): Promise<RunnerRecord | undefined>;
+  /**
+   * Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. With
+   * `replicaId`, only while the runner is recorded as connected to that replica (it may have
+   * moved to another one since).
+   */
+  setRunnerStatus(
+    id: string,
+    status: RunnerStatus,
+    at: string,
+    opts?: { replicaId?: string },
+  ): Promise<RunnerRecord | undefined>;
   /** Records a heartbeat; false when the runner is unknown. */
   touchRunner(id: string, at: string): Promise<boolean>;
   /** Runners by id; `tenantId` as in `ListRunsQuery`. */
@@ -509,7 +526,12 @@ export interface Store {
   heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
   listReplicas(): Promise<ReplicaRecord[]>;
   /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
-  removeReplicas(opts: { seenBefore?: string; except?: string; only?: string }): Promise<string[]>;
+  removeReplicas(opts: {
+    seenBefore?: string;
+    seenAt?: string;
+    except?: string;
+    only?: string;
+  }): Promise<string[]>;
   /**
    * Takes the queued and running runs no live replica carries (and with `own`, those named for
    * `replicaId` already) for `replicaId`; returns them oldest first. Two adopters never get the same run.
@@ -520,11 +542,20 @@ export interface Store {
   /** Records a cancel request for a queued or running run; false when it has ended or is unknown. */
   requestRunCancel(runId: string): Promise<boolean>;
   cancelRequested(runId: string): Promise<boolean>;
+  /** Queued and running runs `replicaId` carries that someone asked to cancel (a lost `cancel-run`). */
+  cancelRequestedRuns(replicaId: string): Promise<string[]>;
 
   /** Stores a runner's report for the job's engine; false when the same report is stored already. */
   addJobReport(input: NewJobReport): Promise<boolean>;
   /** Reports in arrival order, of these jobs or of the runs `replicaId` carries. */
-  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string }): Promise<JobReport[]>;
+  listJobReports(query: {
+    jobIds?: readonly string[];
+    replicaId?: string;
+    /** At most this many (default and cap 10,000): reports carry whole batches. */
+    limit?: number;
+  }): Promise<JobReport[]>;
+  /** Which of these jobs have stored reports (of `kind`, when given); reads no report body. */
+  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind): Promise<string[]>;
   deleteJobReports(ids: readonly number[]): Promise<void>;
   /** Deletes the reports of ended runs; returns how many. */
   pruneJobReports(): Promise<number>;

@@ -52,7 +52,13 @@ export function relayFleet({
         if (!fromHere) hub.cancel(message.job_id, message.runner_id);
         break;
       case "cancel-run":
-        runs.cancelRequested(message.run_id);
+        // Any session that may connect to the database can NOTIFY: act on the stored request only.
+        if (runs.carries(message.run_id)) {
+          void store
+            .cancelRequested(message.run_id)
+            .then((asked) => asked && runs.cancelRequested(message.run_id))
+            .catch((error: unknown) => logger.warn({ err: error }, "cannot read a cancel request"));
+        }
         break;
       default:
         assertExhaustive(message, "fleet message");
@@ -76,23 +82,27 @@ export function relayFleet({
           announced.clear();
         });
       });
-  const followerSweep = setInterval(() => {
-    void (async () => {
-      for (const runId of bus.followedRuns()) {
-        if (runs.carries(runId)) continue;
-        const seq = await store.lastSeq(runId).catch(() => undefined);
-        if (seq !== undefined) bus.storedElsewhere(runId, seq);
-      }
-      broker.mayHaveReports(await reportedJobs());
-    })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
-  }, 2000);
-  followerSweep.unref();
+  // Alone on SQLite, messages stay in the process and are never lost: nothing to sweep.
+  const followerSweep = shared
+    ? setInterval(() => {
+        void (async () => {
+          for (const runId of bus.followedRuns()) {
+            if (runs.carries(runId)) continue;
+            const seq = await store.lastSeq(runId).catch(() => undefined);
+            if (seq !== undefined) bus.storedElsewhere(runId, seq);
+          }
+          broker.mayHaveReports(await reportedJobs());
+          // A lost `cancel-run` message: the request is stored, so the run still stops here.
+          if (runs.activeRuns > 0)
+            for (const runId of await store.cancelRequestedRuns(replica.id)) runs.cancelRequested(runId);
+        })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
+      }, 2000)
+    : undefined;
+  followerSweep?.unref();
   /** Jobs waited for here that have stored reports (a lost `reports` message). */
   const reportedJobs = async (): Promise<string[]> => {
     const waited = broker.waitedJobs();
-    if (waited.length === 0) return [];
-    const reports = await store.listJobReports({ jobIds: waited.slice(0, 500) });
-    return [...new Set(reports.map((report) => report.job_id))];
+    return waited.length === 0 ? [] : store.jobsWithReports(waited);
   };
   return () => {
     clearInterval(followerSweep);

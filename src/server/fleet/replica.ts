@@ -44,6 +44,8 @@ export class Replica {
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> = Promise.resolve();
   private readonly rounds: LeaderRound[] = [];
+  /** Leader only: each other replica's last `seen_at`, and when (by this clock) it last changed. */
+  private readonly observed = new Map<string, { seenAt: string; since: number }>();
 
   constructor(
     readonly id: string,
@@ -109,14 +111,73 @@ export class Replica {
     const was = this.leading;
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
-    if (!this.leading) return;
-    const dead = await this.store.removeReplicas({
-      seenBefore: new Date(Date.now() - this.timings.leaseMs).toISOString(),
-      except: this.id,
-    });
+    if (!this.leading) {
+      await this.checkLeader();
+      return;
+    }
+    const dead = await this.removeSilent();
     if (dead.length > 0)
       this.logger.warn({ replicas: dead }, "replicas stopped heartbeating; adopting their runs");
     for (const round of this.rounds) await round();
+  }
+
+  /**
+   * Removes the replicas whose row has not changed for a replica lease, timed by this replica's
+   * clock alone: a `seen_at` is the clock of the machine that wrote it, so it is only ever
+   * compared with itself (a replica whose clock lags would be presumed dead at every round, and
+   * one whose clock runs ahead would be mourned only when its clock says so).
+   */
+  private async removeSilent(): Promise<string[]> {
+    const now = Date.now();
+    const present = new Set<string>();
+    const silent: Array<{ id: string; seenAt: string }> = [];
+    for (const row of await this.store.listReplicas()) {
+      if (row.id === this.id) continue;
+      present.add(row.id);
+      const known = this.observed.get(row.id);
+      if (known?.seenAt !== row.seen_at) this.observed.set(row.id, { seenAt: row.seen_at, since: now });
+      else if (now - known.since >= this.timings.leaseMs) silent.push({ id: row.id, seenAt: row.seen_at });
+    }
+    for (const id of this.observed.keys()) if (!present.has(id)) this.observed.delete(id);
+    const dead: string[] = [];
+    for (const { id, seenAt } of silent) {
+      // Only if it has not beaten since it was read.
+      dead.push(...(await this.store.removeReplicas({ only: id, seenAt })));
+      this.observed.delete(id);
+    }
+    return dead;
+  }
+
+  /**
+   * Another replica leads: if its replica has stopped heartbeating for a replica lease (by this
+   * clock) while its session still holds the lead, that session outlived its host (a power cut or
+   * a partition leaves PostgreSQL's side open until TCP keepalive, hours by default); end it, so
+   * that the fleet has a leader again. A session of this very replica's earlier connection ends
+   * at once.
+   */
+  private async checkLeader(): Promise<void> {
+    const holder = await this.link.leader?.();
+    if (!holder) return;
+    const now = Date.now();
+    const row =
+      holder.replica === this.id
+        ? undefined
+        : (await this.store.listReplicas()).find((r) => r.id === holder.replica);
+    const seenAt = row?.seen_at ?? "";
+    const known = this.observed.get(holder.replica);
+    if (holder.replica !== this.id) {
+      if (known?.seenAt !== seenAt) {
+        this.observed.set(holder.replica, { seenAt, since: now });
+        return;
+      }
+      if (now - known.since < this.timings.leaseMs) return;
+    }
+    this.logger.warn(
+      { leader: holder.replica, session: holder.session },
+      "the leader's replica is silent but its database session holds the lead; ending that session",
+    );
+    this.observed.delete(holder.replica);
+    await this.link.depose?.(holder.session);
   }
 
   private stopTimer(): void {

@@ -191,25 +191,44 @@ export class RunService {
 
   private async carryOn(runs: readonly RunRecord[], why: string): Promise<void> {
     for (const record of runs) {
-      if (this.active.has(record.id)) continue;
-      const events = await this.allEvents(record.id);
-      const finished = events.find((e) => e.type === "run.finished");
-      if (finished?.type === "run.finished") {
-        // It ended, but the server stopped before the record said so.
-        await this.store.updateRun(record.id, finishedPatch(finished, record.steps, record.vars));
-        continue;
-      }
-      if (!this.kinds[record.kind]) {
-        await this.store.markInterruptedRunning(
-          { code: "INVALID_INPUT", message: `this server does not run ${record.kind} runs` },
-          { ids: [record.id] },
-        );
-        continue;
-      }
-      const run = this.activate(record, events);
-      this.logger.info({ runId: record.id, events: events.length }, why);
-      if (await this.store.cancelRequested(record.id)) run.controller.abort();
+      // The runs are ours already (adoptRuns): one that cannot go on must neither leave the
+      // rest with no engine nor stay named for this replica with none of its own.
+      await this.carryOnOne(record, why).catch(async (error: unknown) => {
+        this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
+        if (this.active.has(record.id)) return;
+        const patch = {
+          status: "interrupted" as const,
+          error: toErrorInfo(error),
+          finished_at: new Date().toISOString(),
+        };
+        await this.store
+          .updateRun(record.id, patch, { ifStatus: ["queued", "running"] })
+          .catch((cause: unknown) =>
+            this.logger.error({ err: cause, runId: record.id }, "cannot end the run"),
+          );
+      });
     }
+  }
+
+  private async carryOnOne(record: RunRecord, why: string): Promise<void> {
+    if (this.active.has(record.id)) return;
+    const events = await this.allEvents(record.id);
+    const finished = events.find((e) => e.type === "run.finished");
+    if (finished?.type === "run.finished") {
+      // It ended, but the server stopped before the record said so.
+      await this.store.updateRun(record.id, finishedPatch(finished, record.steps, record.vars));
+      return;
+    }
+    if (!this.kinds[record.kind]) {
+      await this.store.markInterruptedRunning(
+        { code: "INVALID_INPUT", message: `this server does not run ${record.kind} runs` },
+        { ids: [record.id] },
+      );
+      return;
+    }
+    const run = this.activate(record, events);
+    this.logger.info({ runId: record.id, events: events.length }, why);
+    if (await this.store.cancelRequested(record.id)) run.controller.abort();
   }
 
   private async allEvents(runId: string): Promise<RunEvent[]> {
