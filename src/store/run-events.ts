@@ -11,6 +11,8 @@ import type { AppendEventsOptions, AppendResult, ListEventsQuery } from "./types
  * parameter limits (SQLite 32766, PostgreSQL 65535).
  */
 const insertChunk = 100;
+/** Events `appendEvents` stores in one statement on PostgreSQL at most (5 parameters each). */
+const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
@@ -22,7 +24,9 @@ export async function appendEvents(
   const { job } = opts;
   if (events.length === 0 && !job) return { duplicate: false, inserted: 0 };
   try {
-    if (ctx.dialect.name === "postgres") return await appendInOneStatement(ctx, events, opts);
+    if (ctx.dialect.name === "postgres" && events.length > 0 && events.length <= oneStatementMax) {
+      return await appendInOneStatement(ctx, events, opts);
+    }
     return await ctx.db.transaction().execute(async (trx) => {
       if (job) {
         // The compare-and-set comes first: it takes the write lock before anything is read,
@@ -97,13 +101,14 @@ function lastSeqsOf(events: readonly RunEvent[]): Map<string, number> {
  *
  *   with guard as (update jobs set last_event_seq = $n ... where id = $j and last_event_seq < $n
  *                  returning id),
- *        ins as (insert into run_events select ... from unnest($run_ids, $seqs, ...)
+ *        ins as (insert into run_events select ... from (values ...) e
  *                where exists (select from guard) on conflict do nothing returning 1),
- *        raised as (update runs set last_seq = r.seq from unnest(...) r
+ *        raised as (update runs set last_seq = r.seq from (values ...) r
  *                   where runs.id = r.id and runs.last_seq < r.seq and exists (select from guard))
  *   select (select count(*) from guard), (select count(*) from ins), exists (job $j)
  *
- * The events travel as five arrays, so the statement has the same text for a batch of any size.
+ * A batch of more than `oneStatementMax` events (5 parameters each, PostgreSQL takes 65535) takes
+ * the transaction instead.
  * Every part takes the same row locks as the transaction did, and under read committed an
  * `update` that waited on another re-checks its `where` on the row it then sees.
  */
@@ -129,21 +134,19 @@ async function appendInOneStatement(
     ins as (
       insert into run_events (run_id, seq, type, ts, data)
       select e.run_id, e.seq, e.type, e.ts, e.data
-      from unnest(
-        ${events.map((event) => event.run_id)}::text[],
-        ${events.map((event) => event.seq)}::bigint[],
-        ${events.map((event) => event.type)}::text[],
-        ${events.map((event) => event.ts)}::text[],
-        ${events.map((event) => JSON.stringify(event))}::text[]
-      ) with ordinality as e(run_id, seq, type, ts, data, n)
+      from (values ${sql.join(
+        events.map(
+          (event) =>
+            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
+        ),
+      )}) as e(run_id, seq, type, ts, data)
       where ${gate}
-      order by e.n
       on conflict (run_id, seq) do nothing
       returning 1
     ),
     raised as (
       update runs set last_seq = r.seq
-      from unnest(${[...lastSeqs.keys()]}::text[], ${[...lastSeqs.values()]}::bigint[]) as r(id, seq)
+      from (values ${sql.join([...lastSeqs].map(([id, seq]) => sql`(${id}, ${seq}::bigint)`))}) as r(id, seq)
       where runs.id = r.id and runs.last_seq < r.seq and ${gate}
       returning 1
     )
