@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import type { Store, TokenRecord } from "../store/types.js";
@@ -21,10 +22,47 @@ const publicPaths = new Set(["/health", "/openapi.json"]);
 const eventStreamPath = /^\/api\/runs\/[^/]+\/events$/;
 
 /**
+ * How long a user or admin token, once found, is taken on this replica's word without asking the
+ * database again. A token removed from the database (revoked) may go on working here for at most
+ * this long (docs/security.md); a new token works at once, as misses are never kept.
+ */
+export const tokenCacheMs = 2000;
+/** Tokens kept at most; past it the cache starts over (a flood of distinct valid tokens). */
+const tokenCacheSize = 1000;
+
+/**
+ * Token lookups of the last `tokenCacheMs`: every API request and event stream asks for its
+ * token, and on PostgreSQL each lookup is a round trip. Only found user and admin tokens are kept
+ * (runner tokens are refused here anyway), keyed by the secret's SHA-256, never the secret.
+ */
+export class TokenCache {
+  private readonly entries = new Map<string, { token: TokenRecord; until: number }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs = tokenCacheMs,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  async find(secret: string): Promise<TokenRecord | undefined> {
+    const key = createHash("sha256").update(secret, "utf8").digest("hex");
+    const hit = this.entries.get(key);
+    if (hit && hit.until > this.now()) return hit.token;
+    if (hit) this.entries.delete(key);
+    const token = await this.store.findToken(secret);
+    if (token && token.kind !== "runner" && this.ttlMs > 0) {
+      if (this.entries.size >= tokenCacheSize) this.entries.clear();
+      this.entries.set(key, { token, until: this.now() + this.ttlMs });
+    }
+    return token;
+  }
+}
+
+/**
  * Every route but `/health` and `/openapi.json` needs `Authorization: Bearer <token>` (the event stream may pass
  * `?access_token=`). Runner tokens only open the runner socket; they cannot call user routes.
  */
-export function authHook(store: Store) {
+export function authHook(store: Store, tokens = new TokenCache(store)) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
@@ -38,7 +76,7 @@ export function authHook(store: Store) {
       }
       throw new RunyardError("UNAUTHORIZED", "this route needs a token");
     }
-    const token = await store.findToken(secret);
+    const token = await tokens.find(secret);
     if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked or mistyped)");
     if (token.kind === "runner") {
       throw new RunyardError("FORBIDDEN", "runner tokens can only connect runners", {
