@@ -129,8 +129,12 @@ async function appendInOneStatement(
     : sql``;
   const known = job ? sql`exists (select 1 from jobs where id = ${job.id})` : sql`true`;
   const advanced = job ? sql`(select count(*) from guard)` : sql`1`;
-  const result = await sql<{ advanced: string | number; inserted: string | number; known: boolean }>`
-    with ${guard}
+  // The comment names the statement on its first line, where statement logs and profiles look.
+  const result = await sql<{
+    advanced: string | number;
+    inserted: string | number;
+    known: boolean;
+  }>`/* appendEvents: job batch, events, runs.last_seq */ with ${guard}
     ins as (
       insert into run_events (run_id, seq, type, ts, data)
       select e.run_id, e.seq, e.type, e.ts, e.data
