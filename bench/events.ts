@@ -6,7 +6,8 @@ import { silentLogger } from "../src/core/logger.js";
 import { EventBus } from "../src/server/event-bus.js";
 import { RunSink } from "../src/server/run-sink.js";
 import { createStore } from "../src/store/create-store.js";
-import type { BenchStore } from "./server.js";
+import type { Store } from "../src/store/types.js";
+import { type BenchStore, benchSecretKey } from "./server.js";
 
 export interface AppendShape {
   /** Runs appending at once, each through its own sink (a server with that many busy runs). */
@@ -23,23 +24,36 @@ const line = `${"runyard-bench-output-".padEnd(79, "x")}\n`;
  * Run events stored per second by one server's store, without a runner: each run's job batches
  * go through `RunSink.jobBatch` (numbered, stored with the batch's compare-and-set on the job,
  * then published), as the server does with a runner's `events` message. The store is opened as
- * the server opens it: the SQLite file in a fresh folder, or the PostgreSQL database.
+ * the server opens it: the SQLite file in a fresh folder, or the PostgreSQL database. With
+ * `replicas`, that many stores on the database append at once, each `shape.runs` runs; the figure
+ * is then per replica.
  */
-export async function measureEventAppends(choice: BenchStore, shape: AppendShape): Promise<number> {
-  const store = await createStore({
-    ...(choice.kind === "postgres"
-      ? { databaseUrl: choice.databaseUrl }
-      : { sqlitePath: join(mkdtempSync(join(tmpdir(), "runyard-bench-")), "runyard.db") }),
-    secretKey: "runyard-bench-secret-key-0123456789abcdef",
-    logger: silentLogger,
-  });
+export async function measureEventAppends(
+  choice: BenchStore,
+  shape: AppendShape,
+  replicas = 1,
+): Promise<number> {
+  const stores: Store[] = [];
   try {
+    // Replicas on PostgreSQL: one store (pool) each on the same database, appending at once.
+    const sqlitePath = join(mkdtempSync(join(tmpdir(), "runyard-bench-")), "runyard.db");
+    for (let i = 0; i < replicas; i++) {
+      stores.push(
+        await createStore({
+          ...(choice.kind === "postgres" ? { databaseUrl: choice.databaseUrl } : { sqlitePath }),
+          secretKey: benchSecretKey,
+          logger: silentLogger,
+        }),
+      );
+    }
     const bus = new EventBus();
     const sinks: Array<{ sink: RunSink; jobId: string }> = [];
-    for (let i = 0; i < shape.runs; i++) {
-      const run = await store.createRun({ kind: "workflow", name: `append-${i}`, spec: {} });
-      const job = await store.createJob({ run_id: run.id, requirements: { labels: [] }, payload: {} });
-      sinks.push({ sink: new RunSink(run.id, 0, store, bus, () => undefined), jobId: job.id });
+    for (const store of stores) {
+      for (let i = 0; i < shape.runs; i++) {
+        const run = await store.createRun({ kind: "workflow", name: `append-${i}`, spec: {} });
+        const job = await store.createJob({ run_id: run.id, requirements: { labels: [] }, payload: {} });
+        sinks.push({ sink: new RunSink(run.id, 0, store, bus, () => undefined), jobId: job.id });
+      }
     }
     const inputs: EventInput[] = Array.from({ length: shape.perBatch }, () => ({
       type: "step.output",
@@ -55,8 +69,9 @@ export async function measureEventAppends(choice: BenchStore, shape: AppendShape
       }),
     );
     const seconds = (performance.now() - start) / 1000;
+    // Per replica: each stored its own runs' events in the same time.
     return (shape.runs * shape.batches * shape.perBatch) / seconds;
   } finally {
-    await store.close();
+    for (const store of stores) await store.close();
   }
 }

@@ -26,6 +26,9 @@ export type BenchStore = { kind: "sqlite" } | { kind: "postgres"; databaseUrl: s
 
 export const sqliteStore: BenchStore = { kind: "sqlite" };
 
+/** The secret key of every PostgreSQL bench server, so that replicas read each other's jobs. */
+export const benchSecretKey = "runyard-bench-secret-key-0123456789abcdef";
+
 /** An in-process server on `store`; its home is a fresh temp folder either way (secret.key). */
 export async function startBenchServer(store: BenchStore): Promise<RunningServer> {
   return startServer({
@@ -33,7 +36,8 @@ export async function startBenchServer(store: BenchStore): Promise<RunningServer
     port: 0,
     home: mkdtempSync(join(tmpdir(), "runyard-bench-")),
     adminToken: admin,
-    ...(store.kind === "postgres" ? { databaseUrl: store.databaseUrl } : {}),
+    // Replicas on one database must share the key (docs/scale.md): each fresh home would make its own.
+    ...(store.kind === "postgres" ? { databaseUrl: store.databaseUrl, secretKey: benchSecretKey } : {}),
     timings: { heartbeatMs: 2000, leaseMs: 10_000 },
     reconnectGraceMs: 1000,
     logger: silentLogger,

@@ -2,7 +2,7 @@ import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { authHook } from "./auth.js";
+import { authHook, TokenCache } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
@@ -32,12 +32,21 @@ const Health = z.object({
  * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
  * request, serialize its responses and describe it in `/openapi.json`.
  */
+/** Routes that revoke or change credentials (token revoke, user remove, password, logout). */
+const credentialRoute = /^\/api\/(tokens|users|auth\/logout)(\/|\?|$)/;
+
 export function buildApp(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
-  app.addHook("onRequest", authHook(deps.store, deps.sessions));
+  const tokens = new TokenCache(deps.store);
+  app.addHook("onRequest", authHook(deps.store, deps.sessions, tokens));
+  // A token or user changed here takes effect here at once; other replicas' caches lapse in 2 s.
+  app.addHook("onResponse", async (request, reply) => {
+    if (request.method !== "GET" && reply.statusCode < 300 && credentialRoute.test(request.url))
+      tokens.forget();
+  });
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);
 

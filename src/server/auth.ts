@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import type { Store, TokenRecord, UserRecord, UserRole } from "../store/types.js";
@@ -45,11 +46,53 @@ const publicPaths = new Set(["/health", "/openapi.json", "/api/auth/login"]);
 const eventStreamPath = /^\/api\/runs\/([^/]+)\/events$/;
 
 /**
+ * How long a user or admin token, once found, is taken on this replica's word without asking the
+ * database again. A token removed from the database (revoked) may go on working here for at most
+ * this long (docs/security.md); a new token works at once, as misses are never kept.
+ */
+export const tokenCacheMs = 2000;
+/** Tokens kept at most; past it the cache starts over (a flood of distinct valid tokens). */
+const tokenCacheSize = 1000;
+
+/**
+ * Token lookups of the last `tokenCacheMs`: every API request and event stream asks for its
+ * token, and on PostgreSQL each lookup is a round trip. Only found user and admin tokens are kept
+ * (runner tokens are refused here anyway), keyed by the secret's SHA-256, never the secret.
+ */
+export class TokenCache {
+  private readonly entries = new Map<string, { token: TokenRecord; until: number }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs = tokenCacheMs,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Forgets every kept token (a token or user was changed on this replica). */
+  forget(): void {
+    this.entries.clear();
+  }
+
+  async find(secret: string): Promise<TokenRecord | undefined> {
+    const key = createHash("sha256").update(secret, "utf8").digest("hex");
+    const hit = this.entries.get(key);
+    if (hit && hit.until > this.now()) return hit.token;
+    if (hit) this.entries.delete(key);
+    const token = await this.store.findToken(secret);
+    if (token && token.kind !== "runner" && this.ttlMs > 0) {
+      if (this.entries.size >= tokenCacheSize) this.entries.clear();
+      this.entries.set(key, { token, until: this.now() + this.ttlMs });
+    }
+    return token;
+  }
+}
+
+/**
  * Every route but `/health`, `/openapi.json` and login needs `Authorization: Bearer <token>` (the
  * event stream may pass `?access_token=`). Runner tokens only open the runner socket; stream
  * tokens only their run's event stream.
  */
-export function authHook(store: Store, sessions: SessionTokens) {
+export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store)) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
@@ -64,7 +107,7 @@ export function authHook(store: Store, sessions: SessionTokens) {
       }
       throw new RunyardError("UNAUTHORIZED", "this route needs a token");
     }
-    const principal = await resolvePrincipal(store, sessions, secret);
+    const principal = await resolvePrincipal(store, sessions, secret, tokens);
     if (principal.kind === "runner") {
       throw new RunyardError("FORBIDDEN", "runner tokens can only connect runners", {
         hint: "Use a user or admin token for the API; `runyard up` prints the admin token.",
@@ -89,6 +132,7 @@ export async function resolvePrincipal(
   store: Store,
   sessions: SessionTokens,
   secret: string,
+  tokens?: TokenCache,
 ): Promise<Principal> {
   if (looksLikeJwt(secret)) {
     const claims = await sessions.verify(secret);
@@ -110,7 +154,7 @@ export async function resolvePrincipal(
       : await tokenPrincipal(store, await store.getToken(claims.source), true);
     return { ...source, kind: "stream", run_id: claims.run_id };
   }
-  const token = await store.findToken(secret);
+  const token = await (tokens ? tokens.find(secret) : store.findToken(secret));
   if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked, expired or mistyped)");
   return tokenPrincipal(store, token, false);
 }

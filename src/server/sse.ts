@@ -1,6 +1,6 @@
 import type { FastifyReply } from "fastify";
 import { isFinalStatus, type RunEvent } from "../core/events.js";
-import type { Store } from "../store/types.js";
+import type { RunRecord, Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 
 const keepAliveMs = 15_000;
@@ -33,8 +33,10 @@ export async function streamRunEvents(
   runId: string,
   after: number,
   follow = true,
+  /** The run's record if the caller has just read it, so it is not read again. */
+  run?: RunRecord,
 ): Promise<void> {
-  if (await finishedBefore(deps.store, runId, after)) {
+  if (finishedAt(run ?? (await deps.store.getRun(runId)), after)) {
     reply.code(204).send();
     return;
   }
@@ -144,12 +146,14 @@ export async function streamRunEvents(
 
   await pump();
   if (!follow) end();
-  if (!ended && (await finishedBefore(deps.store, runId, last))) end();
+  if (!ended && finishedAt(await deps.store.getRun(runId), last)) end();
 }
 
-/** The run has ended and has no event after `seq`: nothing more will ever come. */
-async function finishedBefore(store: Store, runId: string, seq: number): Promise<boolean> {
-  const run = await store.getRun(runId);
+/**
+ * The run has ended and has no event after `seq`: nothing more will ever come. The record's
+ * `last_seq` is read with its status (a run's events are stored before its record says it ended).
+ */
+function finishedAt(run: RunRecord | undefined, seq: number): boolean {
   if (!run || !isFinalStatus(run.status)) return false;
-  return ((await store.lastSeq(runId)) ?? 0) <= seq;
+  return run.last_seq <= seq;
 }

@@ -340,11 +340,11 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     async (request, reply) => {
       const { id } = request.params;
       const query = request.query;
-      await visible(id, tenantScope(request));
+      const run = await visible(id, tenantScope(request));
       const header = request.headers["last-event-id"];
       const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
       const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";
-      await streamRunEvents(reply, { ...deps, streams }, id, fromHeader ?? query.after ?? 0, follow);
+      await streamRunEvents(reply, { ...deps, streams }, id, fromHeader ?? query.after ?? 0, follow, run);
       return reply;
     },
   );
