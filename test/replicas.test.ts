@@ -349,6 +349,20 @@ steps:
     expect((await health(b.url)).leader).toBe(true);
   }, 60_000);
 
+  it("refuses to start a replica whose secret key differs from the fleet's", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    await replica(databaseUrl);
+    const stranger = startCli(["server", "--port", "0", "--home", tempDir()], {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "another-secret-key-of-enough-length-0123",
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    started.push(stranger);
+    expect(await stranger.exited).not.toBe(0);
+    expect(stranger.output()).toMatch(/SECRET_KEY_MISMATCH|secret key/i);
+    expect(stranger.output()).not.toContain("listening on");
+  });
+
   it("applies the migrations once when two replicas start at the same moment on an empty database", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     const [a, b] = await Promise.all([replica(databaseUrl), replica(databaseUrl)]);

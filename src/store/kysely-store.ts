@@ -84,6 +84,16 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
         .where("value", "like", "enc1:%")
         .limit(1)
         .executeTakeFirst()
+    )?.value ??
+    // Sealed by the first server on the database: a replica started with another key is refused
+    // here, before it claims a job whose payload it could not read.
+    (
+      await db
+        .selectFrom("server_keys")
+        .select("value")
+        .where("value", "like", "enc1:%")
+        .limit(1)
+        .executeTakeFirst()
     )?.value;
   if (sealed === undefined || !isSealed(sealed)) return;
   if (cipher === plainColumns) {

@@ -129,17 +129,11 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect((await opened.storedBytes()).toString("latin1")).not.toContain(key);
     });
 
-    it("cannot be read with another secret key", async () => {
+    it("cannot be read with another secret key: the store refuses to open with it", async () => {
       await store.serverKey("session-hs256");
-      const wrong = await opened.reopen({
-        now: () => clock,
-        secretKey: "another-key-0123456789abcdef0123456789",
-      });
-      try {
-        await expect(wrong.serverKey("session-hs256")).rejects.toMatchObject({ code: "SECRET_KEY_MISMATCH" });
-      } finally {
-        await wrong.close();
-      }
+      await expect(
+        opened.reopen({ now: () => clock, secretKey: "another-key-0123456789abcdef0123456789" }),
+      ).rejects.toMatchObject({ code: "SECRET_KEY_MISMATCH" });
     });
   });
 });
