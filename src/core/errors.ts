@@ -99,6 +99,10 @@ export const errorTable = {
     status: 400,
     hint: "Store it for the run's tenant with `runyard secret set NAME` (the value on stdin), or give it as a variable.",
   },
+  REPLICA_FENCED: {
+    status: 409,
+    hint: "Another server replica adopted this run after this one was presumed dead; this replica stops and leaves the run to it.",
+  },
   STORE_TOO_NEW: {
     status: 500,
     hint: "A newer runyard migrated this database: run that version (or newer) here too; runyard never downgrades a schema.",

@@ -1,3 +1,4 @@
+import { RunyardError } from "../core/errors.js";
 import { type EventInput, EventSequencer, type RunEvent } from "../core/events.js";
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
@@ -92,6 +93,8 @@ export class RunSink {
     private readonly bus: EventBus,
     private readonly observe: (events: RunEvent[]) => Promise<void> | void,
     logLimit: RunLogLimit = { maxBytes: 0, storedBytes: 0 },
+    /** The replica carrying the run: events are stored only while it still does (see `fenced`). */
+    private readonly carrier?: { id: string; fenced: () => void },
   ) {
     this.sequencer = new EventSequencer(runId, lastSeq);
     this.logCap = new RunLogCap(logLimit);
@@ -150,7 +153,16 @@ export class RunSink {
       // The SQLite store answers synchronously: without this, a backlog of batches is stored in
       // one go of microtasks and `/health` and SSE wait until all of it is done.
       await new Promise((resolve) => setImmediate(resolve));
-      await this.store.appendEvents(events, job ? { job } : {});
+      try {
+        await this.store.appendEvents(events, {
+          ...(job ? { job } : {}),
+          ...(this.carrier ? { carrier: this.carrier.id } : {}),
+        });
+      } catch (error) {
+        // Another replica adopted the run: nothing more is written from here.
+        if (error instanceof RunyardError && error.code === "REPLICA_FENCED") this.carrier?.fenced();
+        throw error;
+      }
       this.bus.publish(events);
       await this.observe(events);
     });

@@ -126,7 +126,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { workflow: workflows },
     logger,
     { maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes },
-    { id: replica.id, askCancel: (runId) => replica.tell({ type: "cancel-run", run_id: runId }) },
+    {
+      id: replica.id,
+      askCancel: (runId) => replica.tell({ type: "cancel-run", run_id: runId }),
+      fenced: () => replica.fence(),
+    },
   );
   const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, {
     id: replica.id,

@@ -41,6 +41,30 @@ describe.each(storeBackends)("on $name", (backend) => {
   }
 
   describe("appendEvents", () => {
+    it("stores nothing for a replica that no longer carries the run (REPLICA_FENCED)", async () => {
+      const carried = (await store.createRun({ kind: "workflow", name: "fenced", replica_id: "replica-a" }))
+        .id;
+      const job = await store.createJob({ run_id: carried, requirements: { labels: [] }, payload: {} });
+      await store.appendEvents([output(1, "a\n", carried)], { carrier: "replica-a" });
+      // Replica B adopts the run; A's engine, still going, tries to store more.
+      expect((await store.adoptRuns("replica-b", { own: true })).map((run) => run.id)).toContain(carried);
+      for (const opts of [{ carrier: "replica-a" }, { carrier: "replica-a", job: { id: job.id, seq: 1 } }]) {
+        await expect(store.appendEvents([output(2, "b\n", carried)], opts)).rejects.toMatchObject({
+          code: "REPLICA_FENCED",
+        });
+      }
+      // Many events take the transaction on PostgreSQL: fenced there too.
+      const many = Array.from({ length: 10_001 }, (_, i) => output(i + 2, "x\n", carried));
+      await expect(store.appendEvents(many, { carrier: "replica-a" })).rejects.toMatchObject({
+        code: "REPLICA_FENCED",
+      });
+      expect((await store.listEvents(carried)).map((event) => event.seq)).toEqual([1]);
+      expect((await store.getRun(carried))?.last_seq).toBe(1);
+      expect((await store.getJob(job.id))?.last_event_seq).toBe(0);
+      await store.appendEvents([output(2, "b\n", carried)], { carrier: "replica-b" });
+      expect((await store.listEvents(carried)).map((event) => event.seq)).toEqual([1, 2]);
+    });
+
     it("stores events as given and gives them back parsed, in seq order", async () => {
       const events: RunEvent[] = [
         {

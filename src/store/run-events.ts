@@ -28,6 +28,18 @@ export async function appendEvents(
       return await appendInOneStatement(ctx, events, opts);
     }
     return await ctx.db.transaction().execute(async (trx) => {
+      if (opts.carrier !== undefined) {
+        const runId = events[0]?.run_id;
+        const carried = runId
+          ? await trx
+              .selectFrom("runs")
+              .select("id")
+              .where("id", "=", runId)
+              .where("replica_id", "=", opts.carrier)
+              .executeTakeFirst()
+          : { id: "" };
+        if (!carried) throw fenced(runId ?? "", opts.carrier);
+      }
       if (job) {
         // The compare-and-set comes first: it takes the write lock before anything is read,
         // and a batch that lost the race (or was sent before) writes nothing.
@@ -84,6 +96,13 @@ export async function appendEvents(
   }
 }
 
+function fenced(runId: string, replicaId: string): RunyardError {
+  return new RunyardError(
+    "REPLICA_FENCED",
+    `run ${runId} is no longer carried by replica ${replicaId}: its events were not stored`,
+  );
+}
+
 /** Each run's highest seq among `events`. */
 function lastSeqsOf(events: readonly RunEvent[]): Map<string, number> {
   const lastSeqs = new Map<string, number>();
@@ -117,13 +136,18 @@ async function appendInOneStatement(
   events: readonly RunEvent[],
   opts: AppendEventsOptions,
 ): Promise<AppendResult> {
-  const { job } = opts;
+  const { job, carrier } = opts;
   const lastSeqs = lastSeqsOf(events);
-  const gate = job ? sql`exists (select 1 from guard)` : sql`true`;
+  const runId = events[0]?.run_id ?? "";
+  const carried =
+    carrier === undefined
+      ? sql`true`
+      : sql`exists (select 1 from runs where id = ${runId} and replica_id = ${carrier})`;
+  const gate = job ? sql`exists (select 1 from guard) and ${carried}` : carried;
   const guard = job
     ? sql`guard as (
         update jobs set last_event_seq = ${job.seq}, updated_at = ${isoTime(ctx.now())}
-        where id = ${job.id} and last_event_seq < ${job.seq}
+        where id = ${job.id} and last_event_seq < ${job.seq} and ${carried}
         returning id
       ),`
     : sql``;
@@ -134,6 +158,7 @@ async function appendInOneStatement(
     advanced: string | number;
     inserted: string | number;
     known: boolean;
+    carried: boolean;
   }>`/* appendEvents: job batch, events, runs.last_seq */ with ${guard}
     ins as (
       insert into run_events (run_id, seq, type, ts, data)
@@ -154,10 +179,12 @@ async function appendInOneStatement(
       where runs.id = r.id and runs.last_seq < r.seq and ${gate}
       returning 1
     )
-    select ${advanced} as advanced, (select count(*) from ins) as inserted, ${known} as known
+    select ${advanced} as advanced, (select count(*) from ins) as inserted, ${known} as known,
+      ${carried} as carried
   `.execute(ctx.db);
   const row = result.rows[0];
   if (!row) throw new RunyardError("INTERNAL", "appending events answered no row");
+  if (!row.carried) throw fenced(runId, carrier ?? "");
   if (Number(row.advanced) === 0) {
     if (!row.known) throw new RunyardError("NOT_FOUND", `no job ${job?.id}`);
     return { duplicate: true, inserted: 0 };

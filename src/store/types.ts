@@ -104,6 +104,12 @@ export interface JobBatchRef {
 /** Options of `appendEvents`. */
 export interface AppendEventsOptions {
   job?: JobBatchRef;
+  /**
+   * The replica that numbered the events: they are stored only while the run is carried by it
+   * (`runs.replica_id`), else nothing is written and REPLICA_FENCED is thrown. A replica the
+   * fleet presumed dead can thus never add events to a run another replica adopted.
+   */
+  carrier?: string;
 }
 
 /** What `appendEvents` did. Either way, once it returns, every event of the batch is stored. */

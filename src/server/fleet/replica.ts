@@ -41,6 +41,7 @@ export type LeaderRound = () => Promise<void>;
  */
 export class Replica {
   private leading = false;
+  private fenced = false;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> = Promise.resolve();
   private readonly rounds: LeaderRound[] = [];
@@ -99,15 +100,7 @@ export class Replica {
       { id: this.id, hostname: hostname(), ...this.describe() },
       { ifPresent: true },
     );
-    if (!alive) {
-      this.logger.error(
-        { replica: this.id },
-        "the fleet presumed this replica dead (no heartbeat within the replica lease) and adopted its runs; stopping so that no run has two engines",
-      );
-      this.stopTimer();
-      this.onFenced();
-      return;
-    }
+    if (!alive) return this.fence();
     const was = this.leading;
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
@@ -178,6 +171,21 @@ export class Replica {
     );
     this.observed.delete(holder.replica);
     await this.link.depose?.(holder.session);
+  }
+
+  /**
+   * The fleet presumed this replica dead and adopted its runs (its row is gone, or a store write
+   * for one of its runs was refused): it stops, once, so that no run has two engines.
+   */
+  fence(): void {
+    if (this.fenced) return;
+    this.fenced = true;
+    this.logger.error(
+      { replica: this.id },
+      "the fleet presumed this replica dead (no heartbeat within the replica lease) and adopted its runs; stopping so that no run has two engines",
+    );
+    this.stopTimer();
+    this.onFenced();
   }
 
   private stopTimer(): void {

@@ -27,6 +27,8 @@ export interface RunReplica {
   id: string;
   /** Asks the replica carrying a run to cancel it. */
   askCancel(runId: string): void;
+  /** A run of this replica's was adopted by another: the replica must stop at once. */
+  fenced(): void;
 }
 
 interface LiveRun extends ActiveRun {
@@ -48,7 +50,11 @@ export class RunService {
     private readonly kinds: RunKinds,
     private readonly logger: Logger,
     private readonly limits: { maxRunLogBytes: number },
-    private readonly replica: RunReplica = { id: "local", askCancel: () => undefined },
+    private readonly replica: RunReplica = {
+      id: "local",
+      askCancel: () => undefined,
+      fenced: () => undefined,
+    },
   ) {}
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
@@ -92,10 +98,15 @@ export class RunService {
       controller,
       signal: controller.signal,
       started: record.status === "running",
-      sink: new RunSink(record.id, record.last_seq, this.store, this.bus, projection.apply, {
-        maxBytes: this.limits.maxRunLogBytes,
-        storedBytes: storedOutputBytes(resumed),
-      }),
+      sink: new RunSink(
+        record.id,
+        record.last_seq,
+        this.store,
+        this.bus,
+        projection.apply,
+        { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) },
+        { id: this.replica.id, fenced: () => this.replica.fenced() },
+      ),
       markStarted: (runnerId) => this.markStarted(record.id, runnerId),
       done: Promise.resolve(),
     };
@@ -107,7 +118,10 @@ export class RunService {
       .catch(async (error: unknown) => {
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         await run.sink.drain().catch(() => undefined);
-        await this.store.markInterruptedRunning(toErrorInfo(error), { ids: [record.id] });
+        // A run another replica adopted meanwhile is that replica's to end, not this one's.
+        const carrier = await this.store.runReplica(record.id).catch(() => undefined);
+        if (carrier === this.replica.id || carrier === null)
+          await this.store.markInterruptedRunning(toErrorInfo(error), { ids: [record.id] });
       })
       .finally(() => this.active.delete(record.id));
     return run;
