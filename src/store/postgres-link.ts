@@ -74,12 +74,22 @@ export function postgresLink(url: string, logger?: Logger, replicaId?: string): 
     return connecting;
   };
 
+  // One query at a time on the fleet connection (node-postgres queues them, but deprecates
+  // handing it a query while another runs).
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(query: () => Promise<T>): Promise<T> => {
+    const next = queue.then(query, query);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+
   return {
     notify(message) {
       void connect().then((link) =>
-        link
-          ?.query("select pg_notify($1, $2)", [channel, JSON.stringify(message)])
-          .catch((error: unknown) => logger?.debug({ err: error }, "a fleet message was not sent")),
+        (link
+          ? serial(() => link.query("select pg_notify($1, $2)", [channel, JSON.stringify(message)]))
+          : Promise.resolve()
+        ).catch((error: unknown) => logger?.debug({ err: error }, "a fleet message was not sent")),
       );
     },
     onMessage(handler) {
@@ -92,9 +102,9 @@ export function postgresLink(url: string, logger?: Logger, replicaId?: string): 
       if (!link) return false;
       if (leading) return true;
       try {
-        const { rows } = await link.query<{ locked: boolean }>("select pg_try_advisory_lock($1) as locked", [
-          leaderLockKey,
-        ]);
+        const { rows } = await serial(() =>
+          link.query<{ locked: boolean }>("select pg_try_advisory_lock($1) as locked", [leaderLockKey]),
+        );
         leading = client === link && rows[0]?.locked === true;
       } catch {
         leading = false;
@@ -104,11 +114,13 @@ export function postgresLink(url: string, logger?: Logger, replicaId?: string): 
     async leader() {
       const link = await connect();
       if (!link) return undefined;
-      const { rows } = await link.query<{ pid: number; application_name: string | null }>(
-        `select a.pid, a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      const { rows } = await serial(() =>
+        link.query<{ pid: number; application_name: string | null }>(
+          `select a.pid, a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid
           where l.locktype = 'advisory' and l.granted and l.classid = 0 and l.objid = $1 and l.objsubid = 1
             and l.database = (select oid from pg_database where datname = current_database())`,
-        [leaderLockKey],
+          [leaderLockKey],
+        ),
       );
       const holder = rows[0];
       if (!holder || holder.pid === session) return undefined;
@@ -120,7 +132,7 @@ export function postgresLink(url: string, logger?: Logger, replicaId?: string): 
     },
     async depose(pid) {
       const link = await connect();
-      await link?.query("select pg_terminate_backend($1)", [pid]);
+      if (link) await serial(() => link.query("select pg_terminate_backend($1)", [pid]));
     },
     async close() {
       closed = true;
