@@ -397,6 +397,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log, newest first (admin only)
+         * @description Logins (and refused ones), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.
+         */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -604,6 +624,26 @@ export interface components {
                 message: string;
                 hint: string;
                 details?: unknown;
+            };
+        };
+        AuditEvent: {
+            id: string;
+            at: string;
+            actor: {
+                kind: string | null;
+                user_id: string | null;
+                token_id: string | null;
+                username: string | null;
+            };
+            tenant_id: string | null;
+            address: string | null;
+            /** @enum {string} */
+            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel";
+            target: string | null;
+            /** @enum {string} */
+            outcome: "ok" | "denied" | "failed";
+            details: {
+                [key: string]: unknown;
             };
         };
         Runner: {
@@ -2163,6 +2203,71 @@ export interface operations {
             };
             /** @description no such run or secret (or not one of this tenant's) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel";
+                tenant?: string;
+                since?: string;
+                limit?: number;
+                before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of entries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        events: components["schemas"]["AuditEvent"][];
+                        next: string | null;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

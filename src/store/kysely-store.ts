@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
+import * as audit from "./audit.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import * as fleet from "./fleet.js";
@@ -21,10 +22,12 @@ import type {
   JobPatch,
   JobReportKind,
   JobStatus,
+  ListAuditQuery,
   ListEventsQuery,
   ListJobsQuery,
   ListRunsQuery,
   ListTokensQuery,
+  NewAuditEvent,
   NewJob,
   NewJobReport,
   NewRun,
@@ -281,6 +284,13 @@ class KyselyStore implements Store {
   }
   pruneJobReports() {
     return jobReports.pruneJobReports(this.ctx);
+  }
+
+  appendAudit(input: NewAuditEvent) {
+    return audit.appendAudit(this.ctx, input);
+  }
+  listAudit(query?: ListAuditQuery) {
+    return audit.listAudit(this.ctx, query);
   }
 
   async close(): Promise<void> {

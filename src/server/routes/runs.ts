@@ -16,6 +16,7 @@ import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas } from "../api-schemas.js";
+import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -273,8 +274,14 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     },
     async (request) => {
       const { id } = request.params;
-      await visible(id, tenantScope(request));
+      const shown = await visible(id, tenantScope(request));
       const run = await deps.runs.cancel(id);
+      await audit(deps, request, {
+        action: "run.cancel",
+        target: run.id,
+        tenant_id: shown.tenant_id,
+        details: { status: run.status },
+      });
       // Still going: a runner is stopping a step (SIGTERM, then SIGKILL after its kill grace).
       return { run_id: run.id, status: isFinalStatus(run.status) ? run.status : ("canceling" as const) };
     },
