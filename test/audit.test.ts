@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { RunningServer } from "../src/server/server.js";
 import type { AuditEvent } from "../src/store/types.js";
+import { cliPath, repoRoot } from "./helpers/cli.js";
 import { adminToken, startInProcessServer } from "./helpers/in-process.js";
 
 /*
@@ -236,5 +238,61 @@ describe("audit log", () => {
     expect(page.body.events).toHaveLength(2);
     const next = await call("GET", `/api/audit?limit=2&before=${page.body.next}`, { token: adminToken });
     expect(next.body.events[0].id).not.toBe(page.body.events[0].id);
+  });
+});
+
+/** The built CLI against the in-process server, with no credentials from the environment. */
+function runyard(
+  args: string[],
+  token: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: repoRoot,
+      env: {
+        ...process.env,
+        NO_COLOR: "1",
+        ADOS_TOKEN: "",
+        ADOS_API_URL: "",
+        RUNYARD_SERVER_URL: server.url,
+        RUNYARD_TOKEN: token,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("runyard audit", () => {
+  it("lists entries through the API, filtered, as a table or JSON; a member is refused", async () => {
+    await addUser("cat", "member", "acme", "cat-password-1234");
+    await session("cat", "cat-password-1234");
+    await call("POST", "/api/auth/login", { body: { username: "cat", password: "wrong-password-1" } });
+
+    const json = await runyard(["audit", "--json", "--action", "login", "--limit", "1"], adminToken);
+    expect(json.code, json.stderr).toBe(0);
+    const events = JSON.parse(json.stdout) as AuditEvent[];
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ action: "login", outcome: "denied", actor: { username: "cat" } });
+
+    const human = await runyard(["audit"], adminToken);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^AT\s+ACTION\s+OUTCOME\s+ACTOR/);
+    expect(human.stdout).toMatch(/login\s+denied\s+cat/);
+    expect(human.stdout).toMatch(/user\.add\s+ok/);
+
+    const member = await server.store.createToken({ kind: "user", name: "m", tenant_id: "acme" });
+    const refused = await runyard(["audit"], member.secret);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("only an admin may do this");
   });
 });
