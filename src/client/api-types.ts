@@ -59,7 +59,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a workflow run
-         * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413.
+         * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.
          */
         post: operations["submitRun"];
         delete?: never;
@@ -618,6 +618,8 @@ export interface components {
             hint?: string;
         };
         Error: {
+            /** @constant */
+            status?: "failure";
             error: {
                 /** @enum {string} */
                 code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_STALLED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW";
@@ -928,6 +930,15 @@ export interface operations {
             };
             /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1617,7 +1628,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED); the Retry-After header says how many seconds to wait */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -16,6 +16,7 @@ import type { Database } from "./schema.js";
 import * as secrets from "./secrets.js";
 import * as tokens from "./tokens.js";
 import type {
+  ActiveRunsQuery,
   AppendEventsOptions,
   ClaimingRunner,
   IfStatus,
@@ -286,6 +287,9 @@ class KyselyStore implements Store {
     return jobReports.pruneJobReports(this.ctx);
   }
 
+  countActiveRuns(query?: ActiveRunsQuery) {
+    return runs.countActiveRuns(this.ctx, query);
+  }
   appendAudit(input: NewAuditEvent) {
     return audit.appendAudit(this.ctx, input);
   }

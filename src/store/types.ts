@@ -94,6 +94,20 @@ export interface RunCount {
   count: number;
 }
 
+/** Whose queued and running runs `countActiveRuns` counts; absent keys do not filter. */
+export interface ActiveRunsQuery {
+  /** One tenant's runs; `null` for runs outside any tenant. */
+  tenantId?: string | null;
+  /** Runs whose `created_by` is one of these (a user's id and their personal tokens' ids). */
+  createdBy?: readonly string[];
+}
+
+/** How many runs wait and how many run (quotas count these, from the store, on every replica). */
+export interface ActiveRunCount {
+  queued: number;
+  running: number;
+}
+
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {
   id: string;
@@ -624,6 +638,9 @@ export interface Store {
   deleteJobReports(ids: readonly number[]): Promise<void>;
   /** Deletes the reports of ended runs; returns how many. */
   pruneJobReports(): Promise<number>;
+
+  /** Queued and running runs of a tenant and/or of some submitters (quotas). */
+  countActiveRuns(query?: ActiveRunsQuery): Promise<ActiveRunCount>;
 
   /** Adds an entry to the audit log and returns it. */
   appendAudit(input: NewAuditEvent): Promise<AuditEvent>;

@@ -162,7 +162,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         operationId: "submitRun",
         summary: "Submit a workflow run",
         description:
-          "Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413.",
+          'Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.',
         tags: ["runs"],
         body: SubmitRunBody,
         response: {
@@ -170,7 +170,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
             description: "the run is queued",
             content: { "application/json": { schema: RunSubmitted } },
           },
-          ...protectedErrorResponses(400, 413),
+          ...protectedErrorResponses(400, 413, 429),
         },
       },
       // Seed 004's agent runs ({input, metadata}) get a word of their own, not a schema error.
@@ -195,6 +195,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         });
       }
       const principal = request.principal;
+      // Before anything is stored: a refused submit leaves no run, job or event behind.
+      await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitWorkflow(
         { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
         { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
