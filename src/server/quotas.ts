@@ -14,16 +14,21 @@ export interface QuotaSettings {
 
 type RunLimit = "max_concurrent_runs" | "max_queued_runs";
 
-const limitWords: Record<RunLimit, { noun: string; count: "running" | "queued"; defaultKey: string }> = {
+const limitWords: Record<
+  RunLimit,
+  { noun: string; count: "running" | "queued"; defaultKey: string; env: string }
+> = {
   max_concurrent_runs: {
     noun: "concurrent runs",
     count: "running",
-    defaultKey: "quotas.default_max_concurrent_runs (RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS)",
+    defaultKey: "quotas.default_max_concurrent_runs",
+    env: "RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS",
   },
   max_queued_runs: {
     noun: "queued runs",
     count: "queued",
-    defaultKey: "quotas.default_max_queued_runs (RUNYARD_DEFAULT_MAX_QUEUED_RUNS)",
+    defaultKey: "quotas.default_max_queued_runs",
+    env: "RUNYARD_DEFAULT_MAX_QUEUED_RUNS",
   },
 };
 
@@ -94,10 +99,19 @@ export class Quotas {
       const current = counts[words.count];
       if (current < max) continue;
       const key = `${ownKey}.${limit}`;
-      const raise = fromDefault ? `${key} (unset: the default ${words.defaultKey} applies)` : key;
+      const applies = fromDefault
+        ? ` (unset now, so the default ${words.defaultKey}, or ${words.env}, applies to it)`
+        : "";
       throw new RunyardError("QUOTA_EXCEEDED", `${who} has ${current} of ${max} ${words.noun}`, {
-        hint: `Wait for a run to finish or cancel one (runyard runs cancel ID); an admin raises the limit with ${raise} in the server's config file.`,
-        details: { limit, scope: who, current, max, config_key: fromDefault ? words.defaultKey : key },
+        hint: `Wait for a run to finish or cancel one (runyard runs cancel ID); an admin raises the limit with ${key} in the server's config file${applies}.`,
+        details: {
+          limit,
+          scope: who,
+          current,
+          max,
+          config_key: key,
+          ...(fromDefault ? { default_key: words.defaultKey } : {}),
+        },
       });
     }
   }
