@@ -1,8 +1,10 @@
 import { spawn } from "node:child_process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../src/core/logger.js";
 import type { RunningServer } from "../src/server/server.js";
+import { startServer } from "../src/server/server.js";
 import type { AuditEvent } from "../src/store/types.js";
-import { cliPath, repoRoot } from "./helpers/cli.js";
+import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
 import { adminToken, startInProcessServer } from "./helpers/in-process.js";
 
 /*
@@ -294,5 +296,51 @@ describe("runyard audit", () => {
     const refused = await runyard(["audit"], member.secret);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain("only an admin may do this");
+  });
+});
+
+describe("changes made straight in the home's database (runyard user/token --home)", () => {
+  it("are recorded too, with the actor local and no password or token secret", async () => {
+    await server.close();
+    const home = tempDir("runyard-audit-home-");
+    server = await startServer({
+      host: "127.0.0.1",
+      port: 0,
+      home,
+      adminToken,
+      timings: { heartbeatMs: 1000, leaseMs: 5000 },
+      reconnectGraceMs: 1000,
+      logger: silentLogger,
+      version: "0.0.0-test",
+      warn: () => {},
+    });
+    const added = await runyard(
+      ["user", "add", "dee", "--role", "member", "--tenant", "acme", "--home", home],
+      "",
+    );
+    expect(added.code, added.stderr).toBe(0);
+    const password = /\S{12,}/.exec(added.stdout)?.[0] ?? "";
+    expect(password).not.toBe("");
+    const token = await runyard(["token", "create", "--runner", "--group", "g", "--home", home], "");
+    expect(token.code, token.stderr).toBe(0);
+    const tokenSecret = token.stdout.trim();
+    const tokenId = (await server.store.findToken(tokenSecret))?.id ?? "";
+    const revoked = await runyard(["token", "revoke", tokenId, "--home", home], "");
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const removed = await runyard(["user", "remove", "dee", "--home", home], "");
+    expect(removed.code, removed.stderr).toBe(0);
+
+    const seen = await call("GET", "/api/audit", { token: adminToken });
+    expect(seen.status).toBe(200);
+    const local = { kind: "local", user_id: null, token_id: null, username: null };
+    expect(seen.body.events.map((e: Json) => [e.action, e.target, e.actor, e.details.via])).toEqual([
+      ["user.remove", "dee", local, "home"],
+      ["token.revoke", tokenId, local, "home"],
+      ["token.create", tokenId, local, "home"],
+      ["user.add", "dee", local, "home"],
+    ]);
+    const text = JSON.stringify(seen.body);
+    expect(text).not.toContain(password);
+    expect(text).not.toContain(tokenSecret);
   });
 });
