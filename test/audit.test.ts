@@ -206,6 +206,27 @@ describe("audit log", () => {
     }
   });
 
+  it("records a rate-limited login as denied, once per attempt", async () => {
+    await addUser("eve", "member", "acme", "eve-password-1234");
+    const answers: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      answers.push(
+        (
+          await call("POST", "/api/auth/login", {
+            body: { username: "eve", password: `wrong-${i}-password` },
+          })
+        ).status,
+      );
+    }
+    expect(answers).toEqual([401, 401, 401, 401, 401, 429]);
+    const logins = await entriesOf("login");
+    expect(logins).toHaveLength(6);
+    expect(logins.every((e) => e.outcome === "denied" && e.actor.username === "eve")).toBe(true);
+    expect(logins[0]?.details).toEqual({ reason: "rate_limited" });
+    expect(logins.slice(1).map((e) => e.details.reason)).toEqual(Array(5).fill("wrong_credentials"));
+    expect(JSON.stringify(logins)).not.toMatch(/wrong-\d-password/);
+  });
+
   it("admins only: a member is refused, a tenant's admin sees their tenant's entries only", async () => {
     await addUser("amy", "member", "acme", "amy-password-1234");
     await addUser("bob", "member", "globex", "bob-password-1234");

@@ -61,6 +61,12 @@ describe.each(storeBackends)("on $name", (backend) => {
       });
     });
 
+    it("lists entries of the same instant in the order they were made, newest first", async () => {
+      for (let i = 0; i < 20; i += 1) await store.appendAudit(entry({ target: `S${i}` }));
+      const { events } = await store.listAudit();
+      expect(events.map((e) => e.target)).toEqual(Array.from({ length: 20 }, (_, i) => `S${19 - i}`));
+    });
+
     it("filters by action, tenant (null: outside any) and since", async () => {
       await store.appendAudit(entry({ action: "login", tenant_id: "acme" }));
       tick();

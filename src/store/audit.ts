@@ -13,6 +13,19 @@ function pageSize(limit: number | undefined): number {
   return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
 }
 
+let lastId = "";
+
+/**
+ * A time-ordered id that also sorts after every id this process made before, so entries made in
+ * the same millisecond still list in the order they happened (`at`, then `id`).
+ */
+function nextAuditId(): string {
+  let id = newId("aud");
+  if (id <= lastId) id = `${lastId}0`;
+  lastId = id;
+  return id;
+}
+
 function toAuditEvent(row: Selectable<AuditEventsTable>): AuditEvent {
   return {
     id: row.id,
@@ -34,7 +47,7 @@ function toAuditEvent(row: Selectable<AuditEventsTable>): AuditEvent {
 
 export async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
   const row: Selectable<AuditEventsTable> = {
-    id: newId("aud"),
+    id: nextAuditId(),
     at: isoTime(input.at ?? ctx.now()),
     actor_kind: input.actor.kind,
     actor_user_id: input.actor.user_id,
