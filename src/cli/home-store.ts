@@ -4,7 +4,7 @@ import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { secretKeyFor } from "../server/home.js";
 import { openSqliteStore } from "../store/sqlite.js";
-import type { Store } from "../store/types.js";
+import type { AuditAction, Store } from "../store/types.js";
 import type { CliContext } from "./context.js";
 
 /**
@@ -35,6 +35,26 @@ export async function withHomeStore<T>(ctx: CliContext, use: (store: Store) => P
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Records a change made straight in the home's database (no server, no token) in the audit log,
+ * as the server records the same change made through the API. The actor is `local`: whoever may
+ * open the server's data folder on this machine. Never a password or a token's secret.
+ */
+export async function auditLocal(
+  store: Store,
+  entry: { action: AuditAction; target: string; tenant_id: string | null; details?: Record<string, unknown> },
+): Promise<void> {
+  await store.appendAudit({
+    actor: { kind: "local", user_id: null, token_id: null, username: null },
+    tenant_id: entry.tenant_id,
+    address: null,
+    action: entry.action,
+    target: entry.target,
+    outcome: "ok",
+    details: { via: "home", ...entry.details },
+  });
 }
 
 /** All of stdin, without the one line ending `echo` or a here-string adds. */

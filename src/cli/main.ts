@@ -304,6 +304,19 @@ function buildProgram(
     setExit(await (await import("./secret.js")).secretRemove(name, flags, await ctx(apiOverrides(flags)))),
   );
 
+  serverFlags(
+    program
+      .command("audit")
+      .description("the audit log, newest first: logins, token, user and secret changes, cancels (admins)")
+      .option("--action <action>", "only this action, e.g. login, token.create, secret.set, run.cancel")
+      .option("--limit <n>", "how many entries (default 50, at most 500)")
+      .option("--tenant <id>", "platform admins: one tenant's entries")
+      .option("--since <time>", "only entries at or after this ISO-8601 time")
+      .option("--json", "JSON output"),
+  ).action(async (flags) =>
+    setExit(await (await import("./audit.js")).auditList(flags, await ctx(apiOverrides(flags)))),
+  );
+
   const db = program.command("db").description("move and inspect the store (SQLite file or PostgreSQL)");
   db.command("copy")
     .description(

@@ -40,6 +40,12 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
       process.exit(1);
     },
     maxRunLogBytes: config.maxRunLogBytes,
+    quotas: {
+      defaultMaxConcurrentRuns: config.defaultMaxConcurrentRuns,
+      defaultMaxQueuedRuns: config.defaultMaxQueuedRuns,
+      maxBotsPerUser: config.maxBotsPerUser,
+      quotas: config.quotas,
+    },
     logger,
     version,
     warn: (message) => ctx.stderr.write(`warning: ${message}\n`),

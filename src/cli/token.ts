@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import type { TokenRecord } from "../store/types.js";
 import type { CliContext } from "./context.js";
-import { throughApi, withHomeStore } from "./home-store.js";
+import { auditLocal, throughApi, withHomeStore } from "./home-store.js";
 import { apiClient, table } from "./runs.js";
 
 export interface TokenFlags {
@@ -46,7 +46,16 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
   };
   const secret = throughApi(ctx, flags.home)
     ? (await apiClient(ctx).request<{ token: string }>("POST", "/api/tokens", input)).token
-    : await withHomeStore(ctx, async (store) => (await store.createToken(input)).secret);
+    : await withHomeStore(ctx, async (store) => {
+        const { record, secret: made } = await store.createToken(input);
+        await auditLocal(store, {
+          action: "token.create",
+          target: record.id,
+          tenant_id: record.tenant_id,
+          details: { kind: record.kind, name: record.name, group: record.group, user_id: record.user_id },
+        });
+        return made;
+      });
   ctx.stdout.write(`${secret}\n`);
   ctx.stderr.write(
     kind === "runner"
@@ -89,7 +98,19 @@ export async function tokenList(flags: { json?: boolean; home?: string }, ctx: C
 export async function tokenRevoke(id: string, flags: { home?: string }, ctx: CliContext): Promise<number> {
   if (throughApi(ctx, flags.home)) {
     await apiClient(ctx).request("DELETE", `/api/tokens/${encodeURIComponent(id)}`);
-  } else if (!(await withHomeStore(ctx, (store) => store.revokeToken(id)))) {
+  } else if (
+    !(await withHomeStore(ctx, async (store) => {
+      const token = await store.getToken(id);
+      if (!token || !(await store.revokeToken(id))) return false;
+      await auditLocal(store, {
+        action: "token.revoke",
+        target: token.id,
+        tenant_id: token.tenant_id,
+        details: { kind: token.kind, name: token.name, user_id: token.user_id },
+      });
+      return true;
+    }))
+  ) {
     throw new RunyardError("NOT_FOUND", `token ${id} does not exist`, {
       hint: "`runyard token list` shows the tokens.",
     });

@@ -3,7 +3,7 @@ import { hashPassword, newPassword } from "../server/identity/passwords.js";
 import { usernamePattern } from "../server/identity/usernames.js";
 import type { UserRecord } from "../store/types.js";
 import type { CliContext } from "./context.js";
-import { readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
+import { auditLocal, readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
 import { apiClient, table } from "./runs.js";
 
 /** Below this a password is taken, with a warning: the operator chose it. */
@@ -49,14 +49,21 @@ export async function userAdd(
   } else {
     const password = given ?? newPassword();
     const passwordHash = await hashPassword(password);
-    const user = await withHomeStore(ctx, (store) =>
-      store.createUser({
+    const user = await withHomeStore(ctx, async (store) => {
+      const created = await store.createUser({
         username: name,
         role,
         tenant_id: flags.tenant ?? null,
         password_hash: passwordHash,
-      }),
-    );
+      });
+      await auditLocal(store, {
+        action: "user.add",
+        target: created.username,
+        tenant_id: created.tenant_id,
+        details: { user_id: created.id, role: created.role, password_generated: given === undefined },
+      });
+      return created;
+    });
     answer = { user, ...(given === undefined ? { password } : {}) };
   }
   const where = answer.user.tenant_id ? ` in tenant ${answer.user.tenant_id}` : " (platform admin)";
@@ -95,6 +102,12 @@ export async function userRemove(name: string, flags: WhereFlags, ctx: CliContex
       const user = await store.findUserByName(name);
       if (!user) throw unknownUser(name);
       await store.removeUser(user.id);
+      await auditLocal(store, {
+        action: "user.remove",
+        target: user.username,
+        tenant_id: user.tenant_id,
+        details: { user_id: user.id, role: user.role },
+      });
     });
   }
   ctx.stderr.write(`user ${name} removed; their sessions and personal tokens no longer work\n`);
@@ -124,6 +137,12 @@ export async function userPasswd(
       const found = await store.findUserByName(name);
       const updated = found && (await store.setUserPassword(found.id, passwordHash));
       if (!updated) throw unknownUser(name);
+      await auditLocal(store, {
+        action: "user.passwd",
+        target: updated.username,
+        tenant_id: updated.tenant_id,
+        details: { user_id: updated.id, password_generated: given === undefined },
+      });
       return updated;
     });
     answer = { user, ...(given === undefined ? { password } : {}) };

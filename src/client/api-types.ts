@@ -59,7 +59,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a workflow run
-         * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413.
+         * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.
          */
         post: operations["submitRun"];
         delete?: never;
@@ -397,6 +397,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log, newest first (admin only)
+         * @description Logins (and refused ones), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.
+         */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -598,12 +618,34 @@ export interface components {
             hint?: string;
         };
         Error: {
+            /** @constant */
+            status?: "failure";
             error: {
                 /** @enum {string} */
                 code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_STALLED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW";
                 message: string;
                 hint: string;
                 details?: unknown;
+            };
+        };
+        AuditEvent: {
+            id: string;
+            at: string;
+            actor: {
+                kind: string | null;
+                user_id: string | null;
+                token_id: string | null;
+                username: string | null;
+            };
+            tenant_id: string | null;
+            address: string | null;
+            /** @enum {string} */
+            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel";
+            target: string | null;
+            /** @enum {string} */
+            outcome: "ok" | "denied" | "failed";
+            details: {
+                [key: string]: unknown;
             };
         };
         Runner: {
@@ -888,6 +930,15 @@ export interface operations {
             };
             /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1577,7 +1628,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED); the Retry-After header says how many seconds to wait */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2163,6 +2214,71 @@ export interface operations {
             };
             /** @description no such run or secret (or not one of this tenant's) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel";
+                tenant?: string;
+                since?: string;
+                limit?: number;
+                before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one page of entries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        events: components["schemas"]["AuditEvent"][];
+                        next: string | null;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

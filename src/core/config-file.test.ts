@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
 import { groupForRepo, readConfigFile } from "./config-file.js";
 
 function file(text: string): string {
@@ -30,6 +31,39 @@ describe("config file", () => {
     expect(
       readConfigFile(file("server_url:\n  - http://a:8088\n  - http://b:8088\n")).overrides.serverUrl,
     ).toBe("http://a:8088,http://b:8088");
+  });
+
+  it("reads quotas: defaults, per-tenant and per-user limits; env sets the defaults too", () => {
+    const loaded = readConfigFile(
+      file(
+        "quotas:\n  default_max_concurrent_runs: 4\n  default_max_queued_runs: 20\n  max_bots_per_user: 2\n  tenants:\n    acme: { max_concurrent_runs: 5, max_queued_runs: 50 }\n  users:\n    ana: { max_queued_runs: 3, max_bots: 1 }\n",
+      ),
+    );
+    const config = loadConfig({}, loaded.overrides);
+    expect(config).toMatchObject({
+      defaultMaxConcurrentRuns: 4,
+      defaultMaxQueuedRuns: 20,
+      maxBotsPerUser: 2,
+      quotas: {
+        tenants: { acme: { max_concurrent_runs: 5, max_queued_runs: 50 } },
+        users: { ana: { max_queued_runs: 3, max_bots: 1 } },
+      },
+    });
+    const fromEnv = loadConfig({
+      RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS: "7",
+      RUNYARD_DEFAULT_MAX_QUEUED_RUNS: "9",
+      MAX_BOTS_PER_USER: "5",
+    });
+    expect(fromEnv).toMatchObject({
+      defaultMaxConcurrentRuns: 7,
+      defaultMaxQueuedRuns: 9,
+      maxBotsPerUser: 5,
+    });
+    expect(loadConfig({})).toMatchObject({ maxBotsPerUser: 3, quotas: {} });
+    expect(loadConfig({}).defaultMaxQueuedRuns).toBeUndefined();
+    expect(() => readConfigFile(file("quotas:\n  tenants:\n    acme: { max_runs: 5 }\n"))).toThrowError(
+      /max_runs/,
+    );
   });
 
   it("names unknown keys and the fix", () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
-import type { Config } from "./config.js";
+import { type Config, QuotaOverrides } from "./config.js";
 import { RunyardError } from "./errors.js";
 
 /** Seed 000: which runner group works on which repository. */
@@ -33,6 +33,14 @@ const ConfigFile = z
     port: z.number(),
     max_run_log_bytes: z.number(),
     repos: z.array(RepoRoute),
+    /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
+    quotas: QuotaOverrides.extend({
+      default_max_concurrent_runs: z.number().int().nonnegative(),
+      default_max_queued_runs: z.number().int().nonnegative(),
+      max_bots_per_user: z.number().int().nonnegative(),
+    })
+      .partial()
+      .strict(),
   })
   .partial()
   .strict();
@@ -53,7 +61,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...) and repos.",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos and quotas (docs/security.md).",
     });
   }
   const file = parsed.data;
@@ -75,6 +83,16 @@ export function readConfigFile(path: string): LoadedConfigFile {
     host: file.host,
     port: file.port,
     maxRunLogBytes: file.max_run_log_bytes,
+    defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
+    defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
+    maxBotsPerUser: file.quotas?.max_bots_per_user,
+    quotas:
+      file.quotas?.tenants || file.quotas?.users
+        ? {
+            ...(file.quotas.tenants ? { tenants: file.quotas.tenants } : {}),
+            ...(file.quotas.users ? { users: file.quotas.users } : {}),
+          }
+        : undefined,
   };
   return { overrides, repos: file.repos ?? [] };
 }

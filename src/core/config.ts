@@ -11,6 +11,30 @@ export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
  * commands that take one, flags and a config file laid over it); nothing else reads process.env.
  * Seed 000's ADOS_* names are accepted as aliases of the RUNYARD_* ones.
  */
+/** One tenant's or user's limits (`quotas.tenants.<id>`, `quotas.users.<name>`); absent: the default. */
+export const QuotaLimits = z
+  .object({
+    /** Runs running at once; a submit while this many run is refused (QUOTA_EXCEEDED). */
+    max_concurrent_runs: z.number().int().nonnegative(),
+    /** Runs waiting for a runner at once; a submit while this many wait is refused. */
+    max_queued_runs: z.number().int().nonnegative(),
+    /** Bots alive at once (seed 001: 3 per user); enforced once bots exist. Users only. */
+    max_bots: z.number().int().nonnegative(),
+  })
+  .partial()
+  .strict();
+export type QuotaLimits = z.infer<typeof QuotaLimits>;
+
+/** The per-tenant and per-user limits of the config file's `quotas:` section. */
+export const QuotaOverrides = z
+  .object({
+    tenants: z.record(z.string().min(1), QuotaLimits.omit({ max_bots: true })),
+    users: z.record(z.string().min(1), QuotaLimits),
+  })
+  .partial()
+  .strict();
+export type QuotaOverrides = z.infer<typeof QuotaOverrides>;
+
 export const configSchema = z.object({
   /** Where runyard keeps its database, artifacts and workspaces. */
   home: z.string().default(".runyard"),
@@ -85,6 +109,16 @@ export const configSchema = z.object({
    * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
    */
   maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
+  /**
+   * Server quotas (docs/security.md "Quotas"): the limits of every tenant and every user that
+   * `quotas.tenants` / `quotas.users` in the config file do not name. Unset: no limit.
+   */
+  defaultMaxConcurrentRuns: z.coerce.number().int().nonnegative().optional(),
+  defaultMaxQueuedRuns: z.coerce.number().int().nonnegative().optional(),
+  /** Bots alive at once per user (seed 001's MAX_BOTS_PER_USER); enforced once bots exist. */
+  maxBotsPerUser: z.coerce.number().int().nonnegative().default(3),
+  /** Per-tenant and per-user quotas; only the config file sets them. */
+  quotas: QuotaOverrides.default({}),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -118,6 +152,10 @@ const envNames: Record<keyof Config, string[]> = {
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
+  defaultMaxConcurrentRuns: ["RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS"],
+  defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
+  maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],
+  quotas: [],
 };
 
 /** Environment names that carry runyard's own credentials: steps never inherit them. */

@@ -7,6 +7,7 @@ import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
+import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
@@ -91,6 +92,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     authRoutes(api, deps);
     userRoutes(api, deps);
     tokenRoutes(api, deps);
+    auditRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   return app;

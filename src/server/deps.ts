@@ -3,6 +3,7 @@ import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
+import type { Quotas } from "./quotas.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
 
@@ -18,6 +19,8 @@ export interface ServerDeps {
   sessions: SessionTokens;
   /** Failed logins per username and address, in this replica's memory. */
   loginLimiter: LoginLimiter;
+  /** Run limits per tenant and user (QUOTA_EXCEEDED), counted from the store. */
+  quotas: Quotas;
   logger: Logger;
   version: string;
 }

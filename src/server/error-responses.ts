@@ -9,6 +9,10 @@ const errorCodes = Object.keys(errorTable) as [ErrorCode, ...ErrorCode[]];
 
 /** Every error the API answers: a stable code (src/core/errors.ts), a message and a hint. */
 export const ErrorBody = z.object({
+  status: z
+    .literal("failure")
+    .optional()
+    .describe("QUOTA_EXCEEDED answers carry it: seed 001's `{status: failure, error}` shape"),
   error: z.object({
     code: z.enum(errorCodes),
     message: z.string(),
@@ -30,7 +34,7 @@ const errorStatuses = {
   404: "no such run or secret (or not one of this tenant's)",
   409: "the object is not in a state that allows this",
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
-  429: "too many failed attempts (RATE_LIMITED); the Retry-After header says how many seconds to wait",
+  429: "too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored)",
   500: "a bug in runyard; the server log has the details",
 } as const;
 type ErrorStatus = keyof typeof errorStatuses;
@@ -67,7 +71,9 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
     if (known) {
       const retryAfter = retryAfterSeconds(error);
       if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
-      reply.code(known.status).send({ error: known.error });
+      // Seed 001's shape for a quota: `{"status":"failure","error":{...}}`.
+      const failure = known.error.code === "QUOTA_EXCEEDED" ? { status: "failure" as const } : {};
+      reply.code(known.status).send({ ...failure, error: known.error });
       return;
     }
     logger.error({ err: error }, "request failed");

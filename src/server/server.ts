@@ -13,6 +13,7 @@ import { LoginLimiter } from "./identity/login-limiter.js";
 import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
+import { type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { RunService } from "./runs/run-service.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
@@ -37,6 +38,8 @@ export interface ServerOptions {
   sessionTtlMs?: number;
   /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
   replicaTimings?: ReplicaTimings;
+  /** Run limits per tenant and user (config `quotas:`); default: none. */
+  quotas?: QuotaSettings;
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;
@@ -165,6 +168,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     replica,
     sessions: await SessionTokens.open(store, options.sessionTtlMs),
     loginLimiter: new LoginLimiter(),
+    quotas: new Quotas(store, options.quotas),
     logger,
     version: options.version,
   });

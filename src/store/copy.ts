@@ -29,6 +29,7 @@ export const copiedTables: readonly string[] = [
   "secrets",
   "revoked_sessions",
   "server_keys",
+  "audit_events",
 ];
 
 /**

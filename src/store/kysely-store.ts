@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
+import * as audit from "./audit.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import * as fleet from "./fleet.js";
@@ -15,16 +16,19 @@ import type { Database } from "./schema.js";
 import * as secrets from "./secrets.js";
 import * as tokens from "./tokens.js";
 import type {
+  ActiveRunsQuery,
   AppendEventsOptions,
   ClaimingRunner,
   IfStatus,
   JobPatch,
   JobReportKind,
   JobStatus,
+  ListAuditQuery,
   ListEventsQuery,
   ListJobsQuery,
   ListRunsQuery,
   ListTokensQuery,
+  NewAuditEvent,
   NewJob,
   NewJobReport,
   NewRun,
@@ -281,6 +285,16 @@ class KyselyStore implements Store {
   }
   pruneJobReports() {
     return jobReports.pruneJobReports(this.ctx);
+  }
+
+  countActiveRuns(query?: ActiveRunsQuery) {
+    return runs.countActiveRuns(this.ctx, query);
+  }
+  appendAudit(input: NewAuditEvent) {
+    return audit.appendAudit(this.ctx, input);
+  }
+  listAudit(query?: ListAuditQuery) {
+    return audit.listAudit(this.ctx, query);
   }
 
   async close(): Promise<void> {

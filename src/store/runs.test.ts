@@ -106,6 +106,29 @@ describe.each(storeBackends)("on $name", (backend) => {
     });
   });
 
+  describe("countActiveRuns", () => {
+    it("counts queued and running runs by tenant and by submitter, and nothing that has ended", async () => {
+      const add = (status: "queued" | "running" | "success", tenant: string | null, by: string | null) =>
+        store.createRun({ kind: "workflow", name: "w", status, tenant_id: tenant, created_by: by });
+      await add("queued", "acme", "usr_a");
+      await add("queued", "acme", "tok_a");
+      await add("running", "acme", "usr_a");
+      await add("success", "acme", "usr_a");
+      await add("running", "other", "usr_b");
+      await add("queued", null, null);
+      expect(await store.countActiveRuns()).toEqual({ queued: 3, running: 2 });
+      expect(await store.countActiveRuns({ tenantId: "acme" })).toEqual({ queued: 2, running: 1 });
+      expect(await store.countActiveRuns({ tenantId: null })).toEqual({ queued: 1, running: 0 });
+      expect(await store.countActiveRuns({ createdBy: ["usr_a", "tok_a"] })).toEqual({
+        queued: 2,
+        running: 1,
+      });
+      expect(await store.countActiveRuns({ createdBy: ["usr_b"] })).toEqual({ queued: 0, running: 1 });
+      expect(await store.countActiveRuns({ createdBy: [] })).toEqual({ queued: 0, running: 0 });
+      expect(await store.countActiveRuns({ tenantId: "zzz" })).toEqual({ queued: 0, running: 0 });
+    });
+  });
+
   describe("listRuns", () => {
     async function seed(): Promise<string[]> {
       const ids: string[] = [];

@@ -4,7 +4,17 @@ import type { ErrorInfo, RunStatus, StepSummary } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
-import type { IfStatus, ListRunsQuery, NewRun, RunCount, RunPage, RunPatch, RunRecord } from "./types.js";
+import type {
+  ActiveRunCount,
+  ActiveRunsQuery,
+  IfStatus,
+  ListRunsQuery,
+  NewRun,
+  RunCount,
+  RunPage,
+  RunPatch,
+  RunRecord,
+} from "./types.js";
 
 const defaultPageSize = 50;
 const maxPageSize = 500;
@@ -176,6 +186,23 @@ export async function markInterruptedRunning(
   if (opts.ids) update = update.where("id", "in", opts.ids);
   const rows = await update.returning("id").execute();
   return rows.map((row) => row.id).sort();
+}
+
+export async function countActiveRuns(
+  ctx: StoreContext,
+  query: ActiveRunsQuery = {},
+): Promise<ActiveRunCount> {
+  if (query.createdBy?.length === 0) return { queued: 0, running: 0 };
+  let select = ctx.db
+    .selectFrom("runs")
+    .select(["status", (eb) => eb.fn.countAll<number | string>().as("count")])
+    .where("status", "in", ["queued", "running"]);
+  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+  if (query.createdBy !== undefined) select = select.where("created_by", "in", [...query.createdBy]);
+  const rows = await select.groupBy("status").execute();
+  const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
+  return { queued: count("queued"), running: count("running") };
 }
 
 export async function countRuns(ctx: StoreContext): Promise<RunCount[]> {

@@ -165,6 +165,22 @@ export interface SecretsTable {
   updated_by: string | null;
 }
 
+/** One audited action (`GET /api/audit`); `details` is JSON without any secret. */
+export interface AuditEventsTable {
+  id: string;
+  at: string;
+  actor_kind: string | null;
+  actor_user_id: string | null;
+  actor_token_id: string | null;
+  actor_username: string | null;
+  tenant_id: string | null;
+  address: string | null;
+  action: string;
+  target: string | null;
+  outcome: "ok" | "denied" | "failed";
+  details: string;
+}
+
 export interface Database {
   runs: RunsTable;
   run_events: RunEventsTable;
@@ -178,6 +194,7 @@ export interface Database {
   users: UsersTable;
   server_keys: ServerKeysTable;
   revoked_sessions: RevokedSessionsTable;
+  audit_events: AuditEventsTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -94,6 +94,20 @@ export interface RunCount {
   count: number;
 }
 
+/** Whose queued and running runs `countActiveRuns` counts; absent keys do not filter. */
+export interface ActiveRunsQuery {
+  /** One tenant's runs; `null` for runs outside any tenant. */
+  tenantId?: string | null;
+  /** Runs whose `created_by` is one of these (a user's id and their personal tokens' ids). */
+  createdBy?: readonly string[];
+}
+
+/** How many runs wait and how many run (quotas count these, from the store, on every replica). */
+export interface ActiveRunCount {
+  queued: number;
+  running: number;
+}
+
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {
   id: string;
@@ -402,6 +416,65 @@ export type NewJobReport = Omit<JobReport, "id" | "created_at">;
  * record up return `undefined` when it does not exist; unexpected states throw `RunyardError`
  * (`CONFLICT` for a taken id, `NOT_FOUND` for events or jobs of a missing run).
  */
+/** What the audit log records: logins, token, user and secret changes, cancels. */
+export type AuditAction =
+  | "login"
+  | "logout"
+  | "token.create"
+  | "token.revoke"
+  | "user.add"
+  | "user.remove"
+  | "user.passwd"
+  | "secret.set"
+  | "secret.rm"
+  | "run.cancel";
+
+export type AuditOutcome = "ok" | "denied" | "failed";
+
+/** Who did it: the principal's kind and ids (null when unknown, e.g. a failed login). */
+export interface AuditActor {
+  kind: string | null;
+  user_id: string | null;
+  token_id: string | null;
+  username: string | null;
+}
+
+/** One entry of the audit log; `details` never holds a password, token secret or secret value. */
+export interface AuditEvent {
+  id: string;
+  at: string;
+  actor: AuditActor;
+  /** The tenant the action was in (the target's, else the actor's); null: outside any tenant. */
+  tenant_id: string | null;
+  /** The client address the request came from. */
+  address: string | null;
+  action: AuditAction;
+  /** What it was done to: a username, token id, secret name or run id. */
+  target: string | null;
+  outcome: AuditOutcome;
+  details: Record<string, unknown>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, "id" | "at"> & { at?: string };
+
+/** Filters and paging for `listAudit`; entries come newest first (`at` desc, then `id` desc). */
+export interface ListAuditQuery {
+  action?: AuditAction;
+  /** One tenant's entries; `null` for those outside any tenant; absent for all. */
+  tenantId?: string | null;
+  /** Only entries at or after this instant. */
+  since?: string;
+  /** Page size: default 50, at most 500. */
+  limit?: number;
+  /** Cursor: the `next` of the previous page (an entry id). */
+  before?: string;
+}
+
+export interface AuditPage {
+  events: AuditEvent[];
+  next?: string;
+}
+
 export interface Store {
   /** Stores a new run and returns it. */
   createRun(input: NewRun): Promise<RunRecord>;
@@ -565,6 +638,14 @@ export interface Store {
   deleteJobReports(ids: readonly number[]): Promise<void>;
   /** Deletes the reports of ended runs; returns how many. */
   pruneJobReports(): Promise<number>;
+
+  /** Queued and running runs of a tenant and/or of some submitters (quotas). */
+  countActiveRuns(query?: ActiveRunsQuery): Promise<ActiveRunCount>;
+
+  /** Adds an entry to the audit log and returns it. */
+  appendAudit(input: NewAuditEvent): Promise<AuditEvent>;
+  /** Audit entries, newest first, filtered and paged. */
+  listAudit(query?: ListAuditQuery): Promise<AuditPage>;
 
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;

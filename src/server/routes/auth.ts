@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
+import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
@@ -62,10 +63,31 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const { username, password } = request.body;
-      deps.loginLimiter.attempt(username, request.ip);
+      const tried = { kind: null, user_id: null, token_id: null, username };
+      try {
+        deps.loginLimiter.attempt(username, request.ip);
+      } catch (error) {
+        await audit(deps, request, {
+          action: "login",
+          target: username,
+          outcome: "denied",
+          actor: tried,
+          tenant_id: null,
+          details: { reason: "rate_limited" },
+        });
+        throw error;
+      }
       const user = await deps.store.findUserByName(username);
       if (!(await passwordMatches(user?.password_hash, password)) || !user) {
         deps.logger.warn({ username, address: request.ip }, "login failed");
+        await audit(deps, request, {
+          action: "login",
+          target: username,
+          outcome: "denied",
+          actor: user ? { ...tried, user_id: user.id } : tried,
+          tenant_id: user?.tenant_id ?? null,
+          details: { reason: "wrong_credentials" },
+        });
         throw new RunyardError("UNAUTHORIZED", wrongCredentials, {
           hint: "Check the username and password; an admin can set a new password with `runyard user passwd NAME`.",
         });
@@ -73,6 +95,18 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
       deps.loginLimiter.succeeded(username, request.ip);
       const session = await deps.sessions.issueSession(user);
       deps.logger.info({ username, userId: user.id, address: request.ip }, "logged in");
+      await audit(deps, request, {
+        action: "login",
+        target: user.username,
+        actor: {
+          kind: user.role === "admin" ? "admin" : "user",
+          user_id: user.id,
+          token_id: null,
+          username: user.username,
+        },
+        tenant_id: user.tenant_id,
+        details: { session_id: session.session_id },
+      });
       return {
         token: session.token,
         expires_at: session.expires_at,
@@ -112,6 +146,11 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
         caller.user_id,
         caller.session_expires_at ?? new Date(Date.now() + deps.sessions.sessionTtlMs).toISOString(),
       );
+      await audit(deps, request, {
+        action: "logout",
+        target: caller.username,
+        details: { session_id: caller.session_id },
+      });
       return { logged_out: true as const };
     },
   );

@@ -16,6 +16,7 @@ import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas } from "../api-schemas.js";
+import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -161,7 +162,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         operationId: "submitRun",
         summary: "Submit a workflow run",
         description:
-          "Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413.",
+          'Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.',
         tags: ["runs"],
         body: SubmitRunBody,
         response: {
@@ -169,7 +170,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
             description: "the run is queued",
             content: { "application/json": { schema: RunSubmitted } },
           },
-          ...protectedErrorResponses(400, 413),
+          ...protectedErrorResponses(400, 413, 429),
         },
       },
       // Seed 004's agent runs ({input, metadata}) get a word of their own, not a schema error.
@@ -194,6 +195,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         });
       }
       const principal = request.principal;
+      // Before anything is stored: a refused submit leaves no run, job or event behind.
+      await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitWorkflow(
         { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
         { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
@@ -273,8 +276,14 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     },
     async (request) => {
       const { id } = request.params;
-      await visible(id, tenantScope(request));
+      const shown = await visible(id, tenantScope(request));
       const run = await deps.runs.cancel(id);
+      await audit(deps, request, {
+        action: "run.cancel",
+        target: run.id,
+        tenant_id: shown.tenant_id,
+        details: { status: run.status },
+      });
       // Still going: a runner is stopping a step (SIGTERM, then SIGKILL after its kill grace).
       return { run_id: run.id, status: isFinalStatus(run.status) ? run.status : ("canceling" as const) };
     },

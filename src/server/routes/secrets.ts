@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { apiSchemas } from "../api-schemas.js";
+import { audit } from "../audit.js";
 import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -128,6 +129,12 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         value: request.body.value,
         updated_by: submitterId(request.principal),
       });
+      await audit(deps, request, {
+        action: "secret.set",
+        target: secret.name,
+        tenant_id: secret.tenant_id,
+        details: { created },
+      });
       return reply.code(created ? 201 : 200).send(secret);
     },
   );
@@ -184,6 +191,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
           },
         );
       }
+      await audit(deps, request, { action: "secret.rm", target: name, tenant_id: tenant });
       return { name, tenant_id: tenant, removed: true as const };
     },
   );

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { NewToken, TokenRecord } from "../../store/types.js";
 import { apiSchemas } from "../api-schemas.js";
+import { audit } from "../audit.js";
 import { callerOf, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -116,6 +117,12 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request, reply) => {
       const { record, secret } = await deps.store.createToken(tokenToCreate(callerOf(request), request.body));
+      await audit(deps, request, {
+        action: "token.create",
+        target: record.id,
+        tenant_id: record.tenant_id,
+        details: { kind: record.kind, name: record.name, group: record.group, user_id: record.user_id },
+      });
       deps.logger.info(
         { tokenId: record.id, kind: record.kind, by: request.principal?.username },
         "token created",
@@ -178,6 +185,12 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const token = await deps.store.getToken(request.params.id);
       if (!token || !mayManage(caller, token)) throw notFound(request.params.id);
       await deps.store.revokeToken(token.id);
+      await audit(deps, request, {
+        action: "token.revoke",
+        target: token.id,
+        tenant_id: token.tenant_id,
+        details: { kind: token.kind, name: token.name, user_id: token.user_id },
+      });
       deps.logger.info({ tokenId: token.id, by: caller.username ?? caller.token_id }, "token revoked");
       return { revoked: token };
     },

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { UserRecord } from "../../store/types.js";
 import { apiSchemas } from "../api-schemas.js";
+import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -143,6 +144,12 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         password_hash: await hashPassword(password),
       });
       deps.logger.info({ username: user.username, by: request.principal?.username }, "user added");
+      await audit(deps, request, {
+        action: "user.add",
+        target: user.username,
+        tenant_id: user.tenant_id,
+        details: { user_id: user.id, role: user.role, password_generated: input.password === undefined },
+      });
       return reply
         .code(201)
         .send({ user: userView(user), ...(input.password === undefined ? { password } : {}) });
@@ -172,6 +179,12 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const user = await managedUser(request, request.params.username);
       await deps.store.removeUser(user.id);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "user removed");
+      await audit(deps, request, {
+        action: "user.remove",
+        target: user.username,
+        tenant_id: user.tenant_id,
+        details: { user_id: user.id, role: user.role },
+      });
       return { removed: userView(user) };
     },
   );
@@ -203,6 +216,12 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const updated = await deps.store.setUserPassword(user.id, await hashPassword(password));
       if (!updated) throw new RunyardError("NOT_FOUND", `user ${user.username} does not exist`);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "password changed");
+      await audit(deps, request, {
+        action: "user.passwd",
+        target: user.username,
+        tenant_id: user.tenant_id,
+        details: { user_id: user.id, password_generated: request.body?.password === undefined },
+      });
       return { user: userView(updated), ...(request.body?.password === undefined ? { password } : {}) };
     },
   );

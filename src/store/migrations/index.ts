@@ -6,6 +6,7 @@ import * as runnerOwner from "./0002_runner_owner.js";
 import * as replicas from "./0003_replicas.js";
 import * as identity from "./0004_identity.js";
 import * as secrets from "./0005_secrets.js";
+import * as audit from "./0006_audit.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -17,6 +18,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0003_replicas": replicas,
   "0004_identity": identity,
   "0005_secrets": secrets,
+  "0006_audit": audit,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -1,0 +1,118 @@
+import type { QuotaOverrides } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
+import type { Store } from "../store/types.js";
+import type { Principal } from "./auth.js";
+
+/** The server's quotas, from the config (docs/security.md "Quotas"); unset limits are no limit. */
+export interface QuotaSettings {
+  defaultMaxConcurrentRuns?: number | undefined;
+  defaultMaxQueuedRuns?: number | undefined;
+  /** Seed 001: 3 per user. Enforced once bots exist; kept here so the setting is read today. */
+  maxBotsPerUser?: number | undefined;
+  quotas?: QuotaOverrides | undefined;
+}
+
+type RunLimit = "max_concurrent_runs" | "max_queued_runs";
+
+const limitWords: Record<
+  RunLimit,
+  { noun: string; count: "running" | "queued"; defaultKey: string; env: string }
+> = {
+  max_concurrent_runs: {
+    noun: "concurrent runs",
+    count: "running",
+    defaultKey: "quotas.default_max_concurrent_runs",
+    env: "RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS",
+  },
+  max_queued_runs: {
+    noun: "queued runs",
+    count: "queued",
+    defaultKey: "quotas.default_max_queued_runs",
+    env: "RUNYARD_DEFAULT_MAX_QUEUED_RUNS",
+  },
+};
+
+/**
+ * Checks a submit against the caller's tenant's and the caller's own limits, counting from the
+ * store (so every replica sees the same counts). Two submits on two replicas at the same instant
+ * may both pass the last free slot: a limit can be overshot by one run per concurrent submitter.
+ */
+export class Quotas {
+  constructor(
+    private readonly store: Store,
+    private readonly settings: QuotaSettings = {},
+  ) {}
+
+  /** Bots a user may keep alive at once (seed 001's MAX_BOTS_PER_USER). */
+  maxBots(username: string | null): number {
+    const own = username === null ? undefined : this.settings.quotas?.users?.[username]?.max_bots;
+    return own ?? this.settings.maxBotsPerUser ?? 3;
+  }
+
+  /** Throws QUOTA_EXCEEDED (429) when one more run would go past a limit; stores nothing. */
+  async checkSubmit(principal: Principal | undefined): Promise<void> {
+    const tenant = principal?.tenant_id ?? null;
+    if (tenant !== null) {
+      const limits = this.settings.quotas?.tenants?.[tenant];
+      await this.checkRuns(
+        `tenant ${tenant}`,
+        `quotas.tenants.${tenant}`,
+        (limit) => limits?.[limit],
+        () => this.store.countActiveRuns({ tenantId: tenant }),
+      );
+    }
+    if (principal?.user_id != null && principal.username !== null) {
+      const { user_id: userId, username } = principal;
+      const limits = this.settings.quotas?.users?.[username];
+      await this.checkRuns(
+        `user ${username}`,
+        `quotas.users.${username}`,
+        (limit) => limits?.[limit],
+        async () => {
+          const tokens = await this.store.listTokens({ userId });
+          return this.store.countActiveRuns({ createdBy: [userId, ...tokens.map((token) => token.id)] });
+        },
+      );
+    }
+  }
+
+  private async checkRuns(
+    who: string,
+    ownKey: string,
+    own: (limit: RunLimit) => number | undefined,
+    count: () => Promise<{ queued: number; running: number }>,
+  ): Promise<void> {
+    const limits: Array<{ limit: RunLimit; max: number; fromDefault: boolean }> = [];
+    for (const limit of ["max_concurrent_runs", "max_queued_runs"] as const) {
+      const value = own(limit);
+      const fallback =
+        limit === "max_concurrent_runs"
+          ? this.settings.defaultMaxConcurrentRuns
+          : this.settings.defaultMaxQueuedRuns;
+      if (value !== undefined) limits.push({ limit, max: value, fromDefault: false });
+      else if (fallback !== undefined) limits.push({ limit, max: fallback, fromDefault: true });
+    }
+    if (limits.length === 0) return;
+    const counts = await count();
+    for (const { limit, max, fromDefault } of limits) {
+      const words = limitWords[limit];
+      const current = counts[words.count];
+      if (current < max) continue;
+      const key = `${ownKey}.${limit}`;
+      const applies = fromDefault
+        ? ` (unset now, so the default ${words.defaultKey}, or ${words.env}, applies to it)`
+        : "";
+      throw new RunyardError("QUOTA_EXCEEDED", `${who} has ${current} of ${max} ${words.noun}`, {
+        hint: `Wait for a run to finish or cancel one (runyard runs cancel ID); an admin raises the limit with ${key} in the server's config file${applies}.`,
+        details: {
+          limit,
+          scope: who,
+          current,
+          max,
+          config_key: key,
+          ...(fromDefault ? { default_key: words.defaultKey } : {}),
+        },
+      });
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import type { NewAuditEvent, Store } from "./types.js";
+
+const actor = { kind: "user", user_id: "usr_1", token_id: null, username: "ann" };
+
+function entry(over: Partial<NewAuditEvent> = {}): NewAuditEvent {
+  return {
+    actor,
+    tenant_id: "acme",
+    address: "10.0.0.1",
+    action: "secret.set",
+    target: "DEPLOY_KEY",
+    outcome: "ok",
+    details: { created: true },
+    ...over,
+  };
+}
+
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
+  let store: Store;
+  let clock: Date;
+
+  beforeEach(async () => {
+    clock = new Date("2026-01-01T00:00:00.000Z");
+    opened = await backend.open({ now: () => clock });
+    store = opened.store;
+  });
+
+  afterEach(() => opened.dispose());
+
+  const tick = () => {
+    clock = new Date(clock.getTime() + 1000);
+  };
+
+  describe("audit log", () => {
+    it("stores an entry as given and reads it back", async () => {
+      const stored = await store.appendAudit(entry());
+      expect(stored).toMatchObject({ ...entry(), at: "2026-01-01T00:00:00.000Z" });
+      expect(stored.id).toMatch(/^aud_/);
+      expect((await store.listAudit()).events).toEqual([stored]);
+    });
+
+    it("lists newest first and pages with the cursor", async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        ids.push((await store.appendAudit(entry({ target: `S${i}` }))).id);
+        tick();
+      }
+      const first = await store.listAudit({ limit: 2 });
+      expect(first.events.map((e) => e.target)).toEqual(["S4", "S3"]);
+      expect(first.next).toBe(ids[3]);
+      const second = await store.listAudit({ limit: 2, ...(first.next ? { before: first.next } : {}) });
+      expect(second.events.map((e) => e.target)).toEqual(["S2", "S1"]);
+      const third = await store.listAudit({ limit: 2, ...(second.next ? { before: second.next } : {}) });
+      expect(third.events.map((e) => e.target)).toEqual(["S0"]);
+      expect(third.next).toBeUndefined();
+      await expect(store.listAudit({ before: "aud_unknown" })).rejects.toMatchObject({
+        code: "INVALID_INPUT",
+      });
+    });
+
+    it("lists entries of the same instant in the order they were made, newest first", async () => {
+      for (let i = 0; i < 20; i += 1) await store.appendAudit(entry({ target: `S${i}` }));
+      const { events } = await store.listAudit();
+      expect(events.map((e) => e.target)).toEqual(Array.from({ length: 20 }, (_, i) => `S${19 - i}`));
+    });
+
+    it("filters by action, tenant (null: outside any) and since", async () => {
+      await store.appendAudit(entry({ action: "login", tenant_id: "acme" }));
+      tick();
+      await store.appendAudit(entry({ action: "logout", tenant_id: "other" }));
+      tick();
+      await store.appendAudit(entry({ action: "login", tenant_id: null }));
+      expect((await store.listAudit({ action: "login" })).events.map((e) => e.tenant_id)).toEqual([
+        null,
+        "acme",
+      ]);
+      expect((await store.listAudit({ tenantId: "other" })).events.map((e) => e.action)).toEqual(["logout"]);
+      expect((await store.listAudit({ tenantId: null })).events).toHaveLength(1);
+      const since = await store.listAudit({ since: "2026-01-01T00:00:01.000Z" });
+      expect(since.events.map((e) => e.action)).toEqual(["login", "logout"]);
+    });
+  });
+});

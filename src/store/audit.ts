@@ -1,0 +1,101 @@
+import type { Selectable } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import type { StoreContext } from "./dialect.js";
+import { type AuditEventsTable, decodeJson, encodeJson, isoTime } from "./schema.js";
+import type { AuditAction, AuditEvent, AuditPage, ListAuditQuery, NewAuditEvent } from "./types.js";
+
+const defaultPageSize = 50;
+const maxPageSize = 500;
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return defaultPageSize;
+  return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
+}
+
+let lastId = "";
+
+/**
+ * A time-ordered id that also sorts after every id this process made before, so entries made in
+ * the same millisecond still list in the order they happened (`at`, then `id`).
+ */
+function nextAuditId(): string {
+  let id = newId("aud");
+  if (id <= lastId) id = `${lastId}0`;
+  lastId = id;
+  return id;
+}
+
+function toAuditEvent(row: Selectable<AuditEventsTable>): AuditEvent {
+  return {
+    id: row.id,
+    at: row.at,
+    actor: {
+      kind: row.actor_kind,
+      user_id: row.actor_user_id,
+      token_id: row.actor_token_id,
+      username: row.actor_username,
+    },
+    tenant_id: row.tenant_id,
+    address: row.address,
+    action: row.action as AuditAction,
+    target: row.target,
+    outcome: row.outcome,
+    details: decodeJson<Record<string, unknown>>(row.details),
+  };
+}
+
+export async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
+  const row: Selectable<AuditEventsTable> = {
+    id: nextAuditId(),
+    at: isoTime(input.at ?? ctx.now()),
+    actor_kind: input.actor.kind,
+    actor_user_id: input.actor.user_id,
+    actor_token_id: input.actor.token_id,
+    actor_username: input.actor.username,
+    tenant_id: input.tenant_id,
+    address: input.address,
+    action: input.action,
+    target: input.target,
+    outcome: input.outcome,
+    details: encodeJson(input.details ?? {}),
+  };
+  await ctx.db.insertInto("audit_events").values(row).execute();
+  return toAuditEvent(row);
+}
+
+export async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): Promise<AuditPage> {
+  const limit = pageSize(query.limit);
+  let cursor: { id: string; at: string } | undefined;
+  if (query.before !== undefined) {
+    cursor = await ctx.db
+      .selectFrom("audit_events")
+      .select(["id", "at"])
+      .where("id", "=", query.before)
+      .executeTakeFirst();
+    if (!cursor) {
+      throw new RunyardError("INVALID_INPUT", `unknown page cursor: no audit entry ${query.before}`, {
+        hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
+      });
+    }
+  }
+  let select = ctx.db.selectFrom("audit_events").selectAll();
+  if (query.action !== undefined) select = select.where("action", "=", query.action);
+  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+  if (query.since !== undefined) select = select.where("at", ">=", isoTime(query.since));
+  if (cursor) {
+    const after = cursor;
+    select = select.where((eb) =>
+      eb.or([eb("at", "<", after.at), eb.and([eb("at", "=", after.at), eb("id", "<", after.id)])]),
+    );
+  }
+  const rows = await select
+    .orderBy("at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + 1)
+    .execute();
+  const events = rows.slice(0, limit).map(toAuditEvent);
+  const last = events.at(-1);
+  return rows.length > limit && last ? { events, next: last.id } : { events };
+}
