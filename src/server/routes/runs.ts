@@ -15,7 +15,7 @@ import type { RunRecord } from "../../store/types.js";
 import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -25,7 +25,7 @@ import { type StreamGauge, streamRunEvents } from "../sse.js";
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
 
-export const SubmitRunBody = z.object({
+export const SubmitRunBody = z.strictObject({
   kind: z.literal("workflow").default("workflow"),
   workflow: z
     .string()
@@ -38,7 +38,7 @@ export const SubmitRunBody = z.object({
   file: z.string().optional().describe("the file name shown in validation messages"),
 });
 
-export const ListRunsQuery = z.object({
+export const ListRunsQuery = z.strictObject({
   status: RunStatus.optional(),
   kind: RunKind.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50).describe("page size"),
@@ -255,6 +255,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
   api.post(
     "/api/runs/:id/cancel",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "cancelRun",
         summary: "Cancel a run",
@@ -283,6 +284,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
   api.post(
     "/api/runs/:id/stream-token",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "createStreamToken",
         summary: "A short-lived token for one run's event stream",

@@ -15,7 +15,7 @@ export const maxSecretBytes = 64 * 1024;
 export const minSecretLength = 4;
 
 const SecretParams = z.object({ name: z.string().describe("the secret's name, e.g. `DEPLOY_KEY`") });
-const TenantQuery = z.object({
+const TenantQuery = z.strictObject({
   tenant: z
     .string()
     .min(1)

@@ -8,7 +8,7 @@ import { callerOf, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 
-export const CreateTokenBody = z.object({
+export const CreateTokenBody = z.strictObject({
   kind: z.enum(["runner", "user", "admin"]),
   name: z.string().min(1).default("token").describe("what the token is for"),
   group: z.string().min(1).optional().describe("runner tokens: the group a runner holding it joins"),
