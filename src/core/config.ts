@@ -2,6 +2,7 @@ import { homedir, hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config-error.js";
+import { corsOriginProblem } from "./cors-origins.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -85,6 +86,22 @@ export const configSchema = z.object({
    * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
    */
   maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
+  /**
+   * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
+   * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
+   */
+  corsOrigins: z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(",")).map((origin) => origin.trim()).filter(Boolean),
+    )
+    .superRefine((origins, ctx) => {
+      for (const origin of origins) {
+        const problem = corsOriginProblem(origin);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+    }),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -118,6 +135,7 @@ const envNames: Record<keyof Config, string[]> = {
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
+  corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 
 /** Environment names that carry runyard's own credentials: steps never inherit them. */

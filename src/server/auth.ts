@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import type { Store, TokenRecord, UserRecord, UserRole } from "../store/types.js";
+import { isPreflight } from "./http-headers.js";
 import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
 
 /**
@@ -96,6 +97,9 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
+    // Browsers send a CORS preflight without credentials; a listed origin's is answered before
+    // this hook (http-headers.ts), any other reaches no route (404, no CORS header).
+    if (isPreflight(request)) return;
     const streamRun = request.method === "GET" ? eventStreamPath.exec(path)?.[1] : undefined;
     const fromUrl = streamRun !== undefined;
     const secret = bearer(request, fromUrl);

@@ -18,6 +18,8 @@ export interface ServerDeps {
   sessions: SessionTokens;
   /** Failed logins per username and address, in this replica's memory. */
   loginLimiter: LoginLimiter;
+  /** Exact origins whose browser scripts may call the API (CORS); empty: none. */
+  corsOrigins: readonly string[];
   logger: Logger;
   version: string;
 }
