@@ -241,6 +241,30 @@ const rows: Row[] = [
     what: "sets a secret of the caller's own tenant",
     request: async () => ({ url: `/api/secrets/${fresh("NEW_SECRET_")}`, body: { value: "a-secret-value" } }),
     expect: anyUser(201),
+    check: (caller, body) =>
+      expect(body.tenant_id, caller).toBe(
+        { memberA: "A", memberB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+      ),
+  },
+  {
+    route: "PUT /api/secrets/{name}",
+    what: "A's secret's name, from tenant B: sets B's own, A's stays",
+    request: async () => ({ url: "/api/secrets/SECRET_A", body: { value: "b-secret-value" } }),
+    expect: byCaller({ memberA: 200, memberB: 201, adminA: 200, platform: 201, outside: 200 }),
+    check: (caller, body) =>
+      expect(body.tenant_id, caller).toBe(
+        { memberA: "A", memberB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+      ),
+  },
+  {
+    route: "DELETE /api/secrets/{name}",
+    what: "tenant A's secret, with ?tenant=A",
+    request: async () => {
+      const name = fresh("GONE_A_");
+      await ok("PUT", `/api/secrets/${name}`, credentials.memberA, { value: "a-secret-value" });
+      return { url: `/api/secrets/${name}?tenant=A` };
+    },
+    expect: byCaller({ memberA: 200, memberB: 403, adminA: 200, platform: 200, outside: 403 }),
   },
   {
     route: "DELETE /api/secrets/{name}",
@@ -259,6 +283,9 @@ const rows: Row[] = [
     sees: {
       find: (body, tenant) => body.some((token: Json) => token.id === items.tokens[tenant]),
       who: { memberA: "A", memberB: "B", adminA: "A", platform: "AB", outside: "" },
+    },
+    check: (caller, body) => {
+      if (caller === "outside") expect(body.length, "outside sees the token shown only").toBe(1);
     },
   },
   {
