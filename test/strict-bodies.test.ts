@@ -59,10 +59,11 @@ afterAll(async () => {
 });
 
 interface Case {
-  method: "POST" | "PUT" | "GET";
+  method: "POST" | "PUT" | "GET" | "DELETE";
   /** The route as /openapi.json names it. */
   route: string;
-  url: () => string;
+  /** Called once per case: the same object gets the request with `bogus`, then without. */
+  url: () => string | Promise<string>;
   token: () => string | undefined;
   /** A body the route takes; `bogus` is added to it. Undefined: the case is about the query. */
   body?: Record<string, unknown>;
@@ -139,7 +140,38 @@ const cases: Case[] = [
     token: () => adminToken,
     body: { value: "s3cret-value" },
   },
+  {
+    method: "DELETE",
+    route: "/api/tokens/{id}",
+    url: async () =>
+      `/api/tokens/${(await call("POST", "/api/tokens", adminToken, { kind: "runner" })).body.id}`,
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "DELETE",
+    route: "/api/users/{username}",
+    url: async () => {
+      await call("POST", "/api/users", adminToken, { username: "gone", role: "member", tenant_id: "acme" });
+      return "/api/users/gone";
+    },
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "DELETE",
+    route: "/api/secrets/{name}",
+    url: async () => {
+      await call("PUT", "/api/secrets/GONE", adminToken, { value: "gone-value" });
+      return "/api/secrets/GONE";
+    },
+    token: () => adminToken,
+    body: {},
+  },
   { method: "GET", route: "/api/runs", url: () => "/api/runs?limit=5", token: () => adminToken },
+  { method: "GET", route: "/api/runners", url: () => "/api/runners", token: () => adminToken },
+  { method: "GET", route: "/api/tokens", url: () => "/api/tokens", token: () => adminToken },
+  { method: "GET", route: "/api/users", url: () => "/api/users", token: () => adminToken },
   { method: "GET", route: "/api/secrets", url: () => "/api/secrets?tenant=acme", token: () => adminToken },
 ];
 
@@ -154,25 +186,27 @@ describe("strict request bodies", () => {
             })
           ).body.token
         : entry.token();
+    const url = await entry.url();
     const withBogus =
       entry.body === undefined
-        ? await call(entry.method, `${entry.url()}&bogus=1`, token)
-        : await call(entry.method, entry.url(), token, { ...entry.body, bogus: 1 });
+        ? await call(entry.method, `${url}${url.includes("?") ? "&" : "?"}bogus=1`, token)
+        : await call(entry.method, url, token, { ...entry.body, bogus: 1 });
     expect(withBogus.status, JSON.stringify(withBogus.body)).toBe(400);
     expect(withBogus.body.error.code).toBe("INVALID_INPUT");
     expect(withBogus.body.error.message).toContain("bogus");
     expect(withBogus.body.error.hint).toContain('"bogus"');
     // The same request without the unknown field is taken: only `bogus` was wrong.
-    const without = await call(entry.method, entry.url(), token, entry.body);
+    const without = await call(entry.method, url, token, entry.body);
     expect(without.status, JSON.stringify(without.body)).toBeLessThan(300);
   });
 
-  it("covers every POST, PUT and PATCH route of /openapi.json", async () => {
+  it("covers every POST, PUT, PATCH and DELETE route of /openapi.json", async () => {
     const spec = (await call("GET", "/openapi.json", undefined)).body;
     const withBody: string[] = [];
     for (const [path, operations] of Object.entries<Json>(spec.paths)) {
       for (const method of Object.keys(operations)) {
-        if (["post", "put", "patch"].includes(method)) withBody.push(`${method.toUpperCase()} ${path}`);
+        if (["post", "put", "patch", "delete"].includes(method))
+          withBody.push(`${method.toUpperCase()} ${path}`);
       }
     }
     const covered = cases.filter((entry) => entry.body !== undefined).map((e) => `${e.method} ${e.route}`);

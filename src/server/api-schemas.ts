@@ -13,6 +13,9 @@ apiSchemas.add(RunEvent, { id: "RunEvent" });
 apiSchemas.add(StepSummary, { id: "StepSummary" });
 apiSchemas.add(ErrorInfo, { id: "ErrorInfo" });
 
+/** The query of a route that takes no parameters: any is refused by name, like unknown body fields. */
+export const NoQuery = z.strictObject({});
+
 /**
  * For a POST that takes no fields (cancel, stream token, logout): no body, or `{}`. Any field is
  * refused by name, as on every other route, rather than silently dropped. A hook, not a body

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -155,6 +155,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/secrets/:name",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "removeSecret",
         summary: "Remove a secret",
