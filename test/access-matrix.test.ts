@@ -50,7 +50,8 @@ async function call(
     },
     ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
   });
-  const json = String(response.headers["content-type"]).startsWith("application/json");
+  const json =
+    String(response.headers["content-type"]).startsWith("application/json") && response.body !== "";
   return { status: response.statusCode, body: json ? JSON.parse(response.body) : response.body };
 }
 
@@ -516,6 +517,13 @@ describe("attacks on every route", () => {
         expect(answer.status, `${route} with ${what}: ${JSON.stringify(answer.body)}`).toBe(401);
         expect(answer.body.error.code).toBe("UNAUTHORIZED");
         checked++;
+      }
+      // Fastify answers HEAD for every GET route: the same rule holds there.
+      if (method === "GET") {
+        for (const [what, token] of Object.entries(bad)) {
+          const answer = await call("HEAD", url, token);
+          expect(answer.status, `HEAD ${path} with ${what}`).toBe(401);
+        }
       }
       // The event stream takes ?access_token= too: the same credentials there open nothing either.
       if (path === "/api/runs/{id}/events") {

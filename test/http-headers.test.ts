@@ -143,8 +143,8 @@ describe("security headers", () => {
     expect(answers.unauthorized.statusCode).toBe(401);
   });
 
-  it("leave the event stream working, with its own Cache-Control", async () => {
-    server = await startInProcessServer();
+  it("leave the event stream working, with its own Cache-Control, readable by a listed origin", async () => {
+    server = await startInProcessServer({ corsOrigins: [listed] });
     const bearer = { authorization: `Bearer ${adminToken}` };
     const run = await server.app.inject({
       method: "POST",
@@ -155,13 +155,14 @@ describe("security headers", () => {
     const runId = JSON.parse(run.body).run_id as string;
     const controller = new AbortController();
     const response = await fetch(new URL(`/api/runs/${runId}/events`, server.url), {
-      headers: bearer,
+      headers: { ...bearer, origin: listed },
       signal: controller.signal,
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
     expect(response.headers.get("cache-control")).toBe("no-cache, no-transform");
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(response.headers.get("access-control-allow-origin")).toBe(listed);
     const reader = response.body?.getReader();
     const first = await reader?.read();
     expect(new TextDecoder().decode(first?.value)).toContain("retry:");
