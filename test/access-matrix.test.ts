@@ -452,6 +452,45 @@ describe("who may do what (docs/security.md)", () => {
   });
 });
 
+describe("stream tokens end with the credential that asked for them", () => {
+  it("a stream token asked with a session ends when the session does, not 5 minutes later", async () => {
+    const short = await startInProcessServer({ sessionTtlMs: 1500 });
+    try {
+      const inject = async (method: "GET" | "POST", url: string, token?: string, body?: unknown) => {
+        const response = await short.app.inject({
+          method,
+          url,
+          headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(body ? { "content-type": "application/json" } : {}),
+          },
+          ...(body ? { payload: JSON.stringify(body) } : {}),
+        });
+        const json = String(response.headers["content-type"]).startsWith("application/json");
+        return { status: response.statusCode, body: json ? JSON.parse(response.body) : response.body };
+      };
+      await inject("POST", "/api/users", adminToken, {
+        username: "eve",
+        role: "member",
+        tenant_id: "A",
+        password,
+      });
+      const session = (await inject("POST", "/api/auth/login", undefined, { username: "eve", password }))
+        .body;
+      const run = (await inject("POST", "/api/runs", session.token, { workflow })).body.run_id;
+      const stream = (await inject("POST", `/api/runs/${run}/stream-token`, session.token)).body;
+      expect(Date.parse(stream.expires_at)).toBeLessThanOrEqual(Date.parse(session.expires_at));
+      const events = `/api/runs/${run}/events?follow=0&access_token=${stream.token}`;
+      expect((await inject("GET", events)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect((await inject("GET", "/api/auth/whoami", session.token)).status).toBe(401);
+      expect((await inject("GET", events)).status).toBe(401);
+    } finally {
+      await short.close();
+    }
+  });
+});
+
 describe("attacks on every route", () => {
   /** Credentials that must open nothing, each made as an attacker (or time) would. */
   async function badCredentials(): Promise<Record<string, string | undefined>> {

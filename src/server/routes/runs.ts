@@ -289,7 +289,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         operationId: "createStreamToken",
         summary: "A short-lived token for one run's event stream",
         description:
-          "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes, and nothing else. It stops working as soon as the credential that asked for it is revoked.",
+          "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes (never past the end of the session that asked for it), and nothing else. It stops working as soon as the credential that asked for it is revoked.",
         tags: ["runs"],
         params: RunParams,
         response: {
@@ -305,7 +305,15 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const source = caller.session_id ?? caller.token_id;
       if (source === null)
         throw new RunyardError("FORBIDDEN", "this credential cannot ask for a stream token");
-      const { token, expires_at } = await deps.sessions.issueStream(id, source, caller.user_id);
+      // A session's stream token ends with the session (API tokens are checked at each use).
+      const sessionEnd = caller.session_expires_at ? Date.parse(caller.session_expires_at) : undefined;
+      const { token, expires_at } = await deps.sessions.issueStream(
+        id,
+        source,
+        caller.user_id,
+        Date.now(),
+        sessionEnd,
+      );
       return reply.code(201).send({
         token,
         expires_at,
