@@ -20,6 +20,7 @@ const callers = [
   "streamOther",
   "memberA",
   "memberB",
+  "tokenB",
   "adminA",
   "platform",
   "outside",
@@ -85,6 +86,7 @@ beforeAll(async () => {
   credentials.runner = await makeToken(server, "runner", { tenant_id: "A", group: "linux" });
   credentials.memberA = await login(await addUser("member", "A", "ana"));
   credentials.memberB = await login(await addUser("member", "B", "bob"));
+  credentials.tokenB = await makeToken(server, "user", { tenant_id: "B" });
   credentials.adminA = await login(await addUser("admin", "A", "alice"));
   credentials.platform = adminToken;
   credentials.outside = await makeToken(server, "user");
@@ -123,11 +125,17 @@ const everyone = (status: number): Expect => ({
   streamOther: status,
   memberA: status,
   memberB: status,
+  tokenB: status,
   adminA: status,
   platform: status,
   outside: status,
 });
-const byCaller = (rest: Omit<Expect, keyof typeof refused>): Expect => ({ ...refused, ...rest });
+/** A user token of tenant B (no user behind it) gets what B's member gets unless told otherwise. */
+const byCaller = (rest: Omit<Expect, keyof typeof refused | "tokenB"> & { tokenB?: number }): Expect => ({
+  ...refused,
+  ...rest,
+  tokenB: rest.tokenB ?? rest.memberB,
+});
 /** Tenant A's object: A's member and admin and the platform admin see it; others get 404. */
 const ofTenantA = (status: number): Expect =>
   byCaller({ memberA: status, memberB: 404, adminA: status, platform: status, outside: 404 });
@@ -165,7 +173,7 @@ const rows: Row[] = [
     route: "POST /api/auth/logout",
     what: "ends the session shown; API tokens are not sessions (400)",
     request: async () => ({ url: "/api/auth/logout" }),
-    expect: byCaller({ memberA: 200, memberB: 200, adminA: 200, platform: 400, outside: 400 }),
+    expect: byCaller({ memberA: 200, memberB: 200, tokenB: 400, adminA: 200, platform: 400, outside: 400 }),
     freshSession: true,
   },
   { route: "GET /api/auth/whoami", request: async () => ({ url: "/api/auth/whoami" }), expect: anyUser(200) },
@@ -244,17 +252,17 @@ const rows: Row[] = [
     expect: anyUser(201),
     check: (caller, body) =>
       expect(body.tenant_id, caller).toBe(
-        { memberA: "A", memberB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+        { memberA: "A", memberB: "B", tokenB: "B", adminA: "A" }[caller as "memberA"] ?? null,
       ),
   },
   {
     route: "PUT /api/secrets/{name}",
     what: "A's secret's name, from tenant B: sets B's own, A's stays",
     request: async () => ({ url: "/api/secrets/SECRET_A", body: { value: "b-secret-value" } }),
-    expect: byCaller({ memberA: 200, memberB: 201, adminA: 200, platform: 201, outside: 200 }),
+    expect: byCaller({ memberA: 200, memberB: 201, tokenB: 200, adminA: 200, platform: 201, outside: 200 }),
     check: (caller, body) =>
       expect(body.tenant_id, caller).toBe(
-        { memberA: "A", memberB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+        { memberA: "A", memberB: "B", tokenB: "B", adminA: "A" }[caller as "memberA"] ?? null,
       ),
   },
   {
@@ -283,17 +291,18 @@ const rows: Row[] = [
     expect: anyUser(200),
     sees: {
       find: (body, tenant) => body.some((token: Json) => token.id === items.tokens[tenant]),
-      who: { memberA: "A", memberB: "B", adminA: "A", platform: "AB", outside: "" },
+      who: { memberA: "A", memberB: "B", tokenB: "", adminA: "A", platform: "AB", outside: "" },
     },
     check: (caller, body) => {
-      if (caller === "outside") expect(body.length, "outside sees the token shown only").toBe(1);
+      if (caller === "outside" || caller === "tokenB")
+        expect(body.length, `${caller} sees itself only`).toBe(1);
     },
   },
   {
     route: "POST /api/tokens",
     what: '{"kind":"user"}: a personal token of a logged-in user, or any admin',
     request: async () => ({ url: "/api/tokens", body: { kind: "user" } }),
-    expect: byCaller({ memberA: 201, memberB: 201, adminA: 201, platform: 201, outside: 403 }),
+    expect: byCaller({ memberA: 201, memberB: 201, tokenB: 403, adminA: 201, platform: 201, outside: 403 }),
   },
   {
     route: "POST /api/tokens",
@@ -428,7 +437,7 @@ describe("who may do what (docs/security.md)", () => {
         // Another tenant's object is absent, never forbidden.
         if (row.expect[caller] === 404) expect(answer.body.error.code).toBe("NOT_FOUND");
       }
-      const seen = row.sees?.who[caller];
+      const seen = row.sees?.who[caller] ?? (caller === "tokenB" ? row.sees?.who.memberB : undefined);
       if (row.sees && answer.status === 200 && seen !== undefined) {
         for (const tenant of ["A", "B"] as const) {
           expect(row.sees.find(answer.body, tenant), `${caller} sees tenant ${tenant}'s item`).toBe(
