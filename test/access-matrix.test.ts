@@ -500,6 +500,20 @@ describe("stream tokens end with the credential that asked for them", () => {
   });
 });
 
+describe("API tokens end when they expire", () => {
+  it("an API token that has just been used is refused once its expires_at has passed", async () => {
+    const soon = await ok("POST", "/api/tokens", adminToken, {
+      kind: "user",
+      tenant_id: "A",
+      expires_at: new Date(Date.now() + 1000).toISOString(),
+    });
+    expect((await call("GET", "/api/runs", soon.token)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const answer = await call("GET", "/api/runs", soon.token);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(401);
+  });
+});
+
 describe("attacks on every route", () => {
   /** Credentials that must open nothing, each made as an attacker (or time) would. */
   async function badCredentials(): Promise<Record<string, string | undefined>> {

@@ -77,7 +77,7 @@ export class TokenCache {
   async find(secret: string): Promise<TokenRecord | undefined> {
     const key = createHash("sha256").update(secret, "utf8").digest("hex");
     const hit = this.entries.get(key);
-    if (hit && hit.until > this.now()) return hit.token;
+    if (hit && hit.until > this.now() && !hasExpired(hit.token)) return hit.token;
     if (hit) this.entries.delete(key);
     const token = await this.store.findToken(secret);
     if (token && token.kind !== "runner" && this.ttlMs > 0) {
@@ -160,6 +160,8 @@ export async function resolvePrincipal(
   }
   const token = await (tokens ? tokens.find(secret) : store.findToken(secret));
   if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked, expired or mistyped)");
+  // A token found in the cache may have expired since: expiry holds to the second, on every replica.
+  if (hasExpired(token)) throw new RunyardError("UNAUTHORIZED", `the token expired at ${token.expires_at}`);
   return tokenPrincipal(store, token, false);
 }
 
@@ -185,8 +187,7 @@ async function tokenPrincipal(
   token: TokenRecord | undefined,
   checkExpiry: boolean,
 ): Promise<Principal> {
-  const expired = token?.expires_at != null && Date.parse(token.expires_at) <= Date.now();
-  if (!token || (checkExpiry && expired)) {
+  if (!token || (checkExpiry && hasExpired(token))) {
     throw new RunyardError("UNAUTHORIZED", "the token that asked for this stream token was revoked");
   }
   const base = { token_id: token.id, session_id: null, session_expires_at: null, run_id: null };
@@ -203,6 +204,11 @@ async function tokenPrincipal(
     user_id: null,
     username: null,
   };
+}
+
+/** Whether an API token's `expires_at` has passed. */
+function hasExpired(token: TokenRecord): boolean {
+  return token.expires_at != null && Date.parse(token.expires_at) <= Date.now();
 }
 
 function userPrincipal(user: UserRecord): Principal {
