@@ -32,6 +32,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
     sessionTtlMs: config.sessionTtlMs,
+    corsOrigins: config.corsOrigins,
     replicaTimings: { heartbeatMs: config.replicaHeartbeatMs, leaseMs: config.replicaLeaseMs },
     onFenced: () => {
       ctx.stderr.write(

@@ -119,7 +119,7 @@ export interface paths {
         put?: never;
         /**
          * A short-lived token for one run's event stream
-         * @description For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes, and nothing else. It stops working as soon as the credential that asked for it is revoked.
+         * @description For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes (never past the end of the session that asked for it), and nothing else. It stops working as soon as the credential that asked for it is revoked.
          */
         post: operations["createStreamToken"];
         delete?: never;

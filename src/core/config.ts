@@ -2,6 +2,7 @@ import { homedir, hostname } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config-error.js";
+import { corsOriginProblem } from "./cors-origins.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -119,6 +120,22 @@ export const configSchema = z.object({
   maxBotsPerUser: z.coerce.number().int().nonnegative().default(3),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
+  /**
+   * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
+   * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
+   */
+  corsOrigins: z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(",")).map((origin) => origin.trim()).filter(Boolean),
+    )
+    .superRefine((origins, ctx) => {
+      for (const origin of origins) {
+        const problem = corsOriginProblem(origin);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+    }),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -156,6 +173,7 @@ const envNames: Record<keyof Config, string[]> = {
   defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
   maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],
   quotas: [],
+  corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 
 /** Environment names that carry runyard's own credentials: steps never inherit them. */

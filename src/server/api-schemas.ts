@@ -1,4 +1,6 @@
+import type { FastifyRequest } from "fastify";
 import { z } from "zod";
+import { RunyardError } from "../core/errors.js";
 import { ErrorInfo, RunEvent, StepSummary } from "../core/events.js";
 
 /**
@@ -10,3 +12,30 @@ export const apiSchemas = z.registry<{ id: string }>();
 apiSchemas.add(RunEvent, { id: "RunEvent" });
 apiSchemas.add(StepSummary, { id: "StepSummary" });
 apiSchemas.add(ErrorInfo, { id: "ErrorInfo" });
+
+/** The query of a route that takes no parameters: any is refused by name, like unknown body fields. */
+export const NoQuery = z.strictObject({});
+
+/**
+ * For a POST that takes no fields (cancel, stream token, logout): no body, or `{}`. Any field is
+ * refused by name, as on every other route, rather than silently dropped. A hook, not a body
+ * schema, so /openapi.json and clients built from it keep the body optional.
+ */
+export async function refuseBodyFields(request: FastifyRequest): Promise<void> {
+  const body = request.body;
+  if (body === undefined || body === null) return;
+  const fields = typeof body === "object" && !Array.isArray(body) ? Object.keys(body) : undefined;
+  if (fields?.length === 0) return;
+  const route = `${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]}`;
+  const named = fields?.map((key) => JSON.stringify(key)).join(", ");
+  throw new RunyardError(
+    "INVALID_INPUT",
+    fields
+      ? `invalid body: Unrecognized key${fields.length > 1 ? "s" : ""}: ${named}`
+      : "invalid body: expected no body, or {}",
+    {
+      hint: `${route} takes no fields: send no body, or {}${named ? `; remove ${named}` : ""}.`,
+      details: fields ? fields.map((key) => ({ path: key, message: "unrecognized key" })) : [],
+    },
+  );
+}

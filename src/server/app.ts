@@ -5,6 +5,7 @@ import { z } from "zod";
 import { authHook, TokenCache } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
+import { httpHeadersHook } from "./http-headers.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { auditRoutes } from "./routes/audit.js";
@@ -42,6 +43,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
   const tokens = new TokenCache(deps.store);
+  // First: security headers on every answer, and CORS preflights answered before any token check.
+  app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
   app.addHook("onRequest", authHook(deps.store, deps.sessions, tokens));
   // A token or user changed here takes effect here at once; other replicas' caches lapse in 2 s.
   app.addHook("onResponse", async (request, reply) => {

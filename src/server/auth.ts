@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import type { Store, TokenRecord, UserRecord, UserRole } from "../store/types.js";
+import { isPreflight } from "./http-headers.js";
 import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
 
 /**
@@ -76,7 +77,7 @@ export class TokenCache {
   async find(secret: string): Promise<TokenRecord | undefined> {
     const key = createHash("sha256").update(secret, "utf8").digest("hex");
     const hit = this.entries.get(key);
-    if (hit && hit.until > this.now()) return hit.token;
+    if (hit && hit.until > this.now() && !hasExpired(hit.token)) return hit.token;
     if (hit) this.entries.delete(key);
     const token = await this.store.findToken(secret);
     if (token && token.kind !== "runner" && this.ttlMs > 0) {
@@ -96,6 +97,9 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
+    // Browsers send a CORS preflight without credentials; a listed origin's is answered before
+    // this hook (http-headers.ts), any other reaches no route (404, no CORS header).
+    if (isPreflight(request)) return;
     const streamRun = request.method === "GET" ? eventStreamPath.exec(path)?.[1] : undefined;
     const fromUrl = streamRun !== undefined;
     const secret = bearer(request, fromUrl);
@@ -156,6 +160,8 @@ export async function resolvePrincipal(
   }
   const token = await (tokens ? tokens.find(secret) : store.findToken(secret));
   if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked, expired or mistyped)");
+  // A token found in the cache may have expired since: expiry holds to the second, on every replica.
+  if (hasExpired(token)) throw new RunyardError("UNAUTHORIZED", `the token expired at ${token.expires_at}`);
   return tokenPrincipal(store, token, false);
 }
 
@@ -181,8 +187,7 @@ async function tokenPrincipal(
   token: TokenRecord | undefined,
   checkExpiry: boolean,
 ): Promise<Principal> {
-  const expired = token?.expires_at != null && Date.parse(token.expires_at) <= Date.now();
-  if (!token || (checkExpiry && expired)) {
+  if (!token || (checkExpiry && hasExpired(token))) {
     throw new RunyardError("UNAUTHORIZED", "the token that asked for this stream token was revoked");
   }
   const base = { token_id: token.id, session_id: null, session_expires_at: null, run_id: null };
@@ -199,6 +204,11 @@ async function tokenPrincipal(
     user_id: null,
     username: null,
   };
+}
+
+/** Whether an API token's `expires_at` has passed. */
+function hasExpired(token: TokenRecord): boolean {
+  return token.expires_at != null && Date.parse(token.expires_at) <= Date.now();
 }
 
 function userPrincipal(user: UserRecord): Principal {

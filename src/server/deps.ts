@@ -21,6 +21,8 @@ export interface ServerDeps {
   loginLimiter: LoginLimiter;
   /** Run limits per tenant and user (QUOTA_EXCEEDED), counted from the store. */
   quotas: Quotas;
+  /** Exact origins whose browser scripts may call the API (CORS); empty: none. */
+  corsOrigins: readonly string[];
   logger: Logger;
   version: string;
 }

@@ -112,11 +112,22 @@ function errorReply(
       path: issue.instancePath.slice(1).replaceAll("/", ".") || where,
       message: issue.message,
     }));
+    // Unknown fields are refused by name (a misspelt field would otherwise be dropped unseen).
+    const unknown = error.validation.flatMap((issue) =>
+      issue.keyword === "unrecognized_keys" ? unknownKeys(issue.params) : [],
+    );
     return fromRunyardError(
       new RunyardError(
         "INVALID_INPUT",
         `invalid ${where}: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
-        { details: problems },
+        {
+          details: problems,
+          ...(unknown.length > 0
+            ? {
+                hint: `Remove ${unknown.map((key) => JSON.stringify(key)).join(", ")} (or check the spelling): ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]} takes only the fields /openapi.json lists.`,
+              }
+            : {}),
+        },
       ),
     );
   }
@@ -127,6 +138,11 @@ function errorReply(
     status,
     error: { code: "INVALID_INPUT", message: error.message, hint: "Check the request body and parameters." },
   };
+}
+
+function unknownKeys(params: unknown): string[] {
+  const keys = (params as { keys?: unknown } | undefined)?.keys;
+  return Array.isArray(keys) ? keys.map(String) : [];
 }
 
 function fromRunyardError(error: RunyardError): ErrorReply {

@@ -36,6 +36,8 @@ export interface ServerOptions {
   maxRunLogBytes?: number;
   /** How long a login session lasts (RUNYARD_SESSION_TTL_MS); default 12 hours. */
   sessionTtlMs?: number;
+  /** Exact origins whose browser scripts may call the API (RUNYARD_CORS_ORIGINS); default none. */
+  corsOrigins?: readonly string[];
   /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
   replicaTimings?: ReplicaTimings;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
@@ -169,6 +171,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sessions: await SessionTokens.open(store, options.sessionTtlMs),
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas),
+    corsOrigins: options.corsOrigins ?? [],
     logger,
     version: options.version,
   });

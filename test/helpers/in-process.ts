@@ -1,5 +1,5 @@
 import { silentLogger } from "../../src/core/logger.js";
-import { type RunningServer, startServer } from "../../src/server/server.js";
+import { type RunningServer, type ServerOptions, startServer } from "../../src/server/server.js";
 
 export const adminToken = "ryt_in_process_admin_token_0123456789";
 
@@ -7,7 +7,7 @@ export const adminToken = "ryt_in_process_admin_token_0123456789";
  * The whole control plane in this process (in-memory store, port 0 on 127.0.0.1), wired as
  * `runyard server` wires it; tests call `server.app.inject()` or its `url`.
  */
-export async function startInProcessServer(): Promise<RunningServer> {
+export async function startInProcessServer(extra: Partial<ServerOptions> = {}): Promise<RunningServer> {
   return startServer({
     host: "127.0.0.1",
     port: 0,
@@ -18,6 +18,7 @@ export async function startInProcessServer(): Promise<RunningServer> {
     logger: silentLogger,
     version: "0.0.0-test",
     warn: () => {},
+    ...extra,
   });
 }
 

@@ -82,21 +82,27 @@ export class SessionTokens {
     return { ...claims, token };
   }
 
+  /**
+   * A stream token for one run, for 5 minutes but never past `notAfterMs`: the end of the session
+   * that asks for it (a session's stream token would otherwise outlive it by up to 5 minutes).
+   */
   async issueStream(
     runId: string,
     source: string,
     userId: string | null,
     now = Date.now(),
+    notAfterMs?: number,
   ): Promise<{ token: string; expires_at: string }> {
+    const expiresMs = Math.min(now + streamTokenTtlMs, notAfterMs ?? Number.POSITIVE_INFINITY);
     const token = await new SignJWT({ iat_ms: now, run: runId, src: source })
       .setProtectedHeader({ alg: algorithm, typ: "JWT" })
       .setIssuer(issuer)
       .setAudience(streamAudience)
       .setSubject(userId ?? source)
       .setIssuedAt(Math.floor(now / 1000))
-      .setExpirationTime(Math.floor((now + streamTokenTtlMs) / 1000))
+      .setExpirationTime(Math.floor(expiresMs / 1000))
       .sign(this.key);
-    return { token, expires_at: new Date(now + streamTokenTtlMs).toISOString() };
+    return { token, expires_at: new Date(Math.floor(expiresMs / 1000) * 1000).toISOString() };
   }
 
   /** Checks signature, algorithm, issuer, audience and expiry; each failure is a 401 that says which. */

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
+import { refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -119,6 +120,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.post(
     "/api/auth/logout",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "logout",
         summary: "End this session",

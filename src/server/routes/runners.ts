@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -38,6 +38,7 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Connected and known runners",
         description: "A tenant's token sees its tenant's runners only.",
         tags: ["runners"],
+        querystring: NoQuery,
         response: {
           200: {
             description: "the runners",

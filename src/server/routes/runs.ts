@@ -15,7 +15,7 @@ import type { RunRecord } from "../../store/types.js";
 import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -26,7 +26,7 @@ import { type StreamGauge, streamRunEvents } from "../sse.js";
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
 
-export const SubmitRunBody = z.object({
+export const SubmitRunBody = z.strictObject({
   kind: z.literal("workflow").default("workflow"),
   workflow: z
     .string()
@@ -39,7 +39,7 @@ export const SubmitRunBody = z.object({
   file: z.string().optional().describe("the file name shown in validation messages"),
 });
 
-export const ListRunsQuery = z.object({
+export const ListRunsQuery = z.strictObject({
   status: RunStatus.optional(),
   kind: RunKind.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50).describe("page size"),
@@ -258,6 +258,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
   api.post(
     "/api/runs/:id/cancel",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "cancelRun",
         summary: "Cancel a run",
@@ -292,11 +293,12 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
   api.post(
     "/api/runs/:id/stream-token",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "createStreamToken",
         summary: "A short-lived token for one run's event stream",
         description:
-          "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes, and nothing else. It stops working as soon as the credential that asked for it is revoked.",
+          "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes (never past the end of the session that asked for it), and nothing else. It stops working as soon as the credential that asked for it is revoked.",
         tags: ["runs"],
         params: RunParams,
         response: {
@@ -312,7 +314,15 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const source = caller.session_id ?? caller.token_id;
       if (source === null)
         throw new RunyardError("FORBIDDEN", "this credential cannot ask for a stream token");
-      const { token, expires_at } = await deps.sessions.issueStream(id, source, caller.user_id);
+      // A session's stream token ends with the session (API tokens are checked at each use).
+      const sessionEnd = caller.session_expires_at ? Date.parse(caller.session_expires_at) : undefined;
+      const { token, expires_at } = await deps.sessions.issueStream(
+        id,
+        source,
+        caller.user_id,
+        Date.now(),
+        sessionEnd,
+      );
       return reply.code(201).send({
         token,
         expires_at,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -16,7 +16,7 @@ export const maxSecretBytes = 64 * 1024;
 export const minSecretLength = 4;
 
 const SecretParams = z.object({ name: z.string().describe("the secret's name, e.g. `DEPLOY_KEY`") });
-const TenantQuery = z.object({
+const TenantQuery = z.strictObject({
   tenant: z
     .string()
     .min(1)
@@ -162,6 +162,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/secrets/:name",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "removeSecret",
         summary: "Remove a secret",

@@ -3,13 +3,13 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { NewToken, TokenRecord } from "../../store/types.js";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 
-export const CreateTokenBody = z.object({
+export const CreateTokenBody = z.strictObject({
   kind: z.enum(["runner", "user", "admin"]),
   name: z.string().min(1).default("token").describe("what the token is for"),
   group: z.string().min(1).optional().describe("runner tokens: the group a runner holding it joins"),
@@ -139,6 +139,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Tokens you may manage",
         description: "Admins see every token (a tenant's admin that tenant's); a user sees their own.",
         tags: ["tokens"],
+        querystring: NoQuery,
         response: {
           200: { description: "the tokens", content: { "application/json": { schema: z.array(TokenView) } } },
           ...protectedErrorResponses(),
@@ -165,6 +166,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/tokens/:id",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "revokeToken",
         summary: "Revoke a token",

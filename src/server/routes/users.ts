@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { UserRecord } from "../../store/types.js";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -91,6 +91,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Users (admin only)",
         description: "A tenant's admin sees that tenant's users.",
         tags: ["users"],
+        querystring: NoQuery,
         response: {
           200: { description: "the users", content: { "application/json": { schema: z.array(UserView) } } },
           ...protectedErrorResponses(),
@@ -159,7 +160,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/users/:username",
     {
-      ...adminFirst,
+      preValidation: [adminFirst.preValidation, refuseBodyFields],
       schema: {
         operationId: "removeUser",
         summary: "Remove a user (admin only)",

@@ -1,0 +1,608 @@
+import { decodeJwt, SignJWT, UnsecuredJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../src/server/server.js";
+import { adminToken, makeToken, startInProcessServer } from "./helpers/in-process.js";
+
+/*
+ * docs/security.md's "Who may do what", as one table: every route of /openapi.json has a row (a
+ * route added later fails here until it has one), and each row says what each kind of caller gets.
+ * Then every non-public route is attacked with no token and with expired, revoked and tampered
+ * credentials. A whole server in this process, real SQLite in memory, no mocks.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field, as a client would
+type Json = any;
+
+/** The callers of the table's columns. */
+const callers = [
+  "none",
+  "runner",
+  "streamOther",
+  "memberA",
+  "memberB",
+  "tokenB",
+  "adminA",
+  "platform",
+  "outside",
+] as const;
+type Caller = (typeof callers)[number];
+
+let server: RunningServer;
+const credentials = {} as Record<Caller, string | undefined>;
+const password = "matrix-password-123";
+const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";
+/** Items of tenant A and of tenant B, by list. */
+const items = { runs: { A: "", B: "" }, tokens: { A: "", B: "" } };
+let counter = 0;
+const fresh = (prefix: string) => `${prefix}${++counter}`;
+
+async function call(
+  method: string,
+  url: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<{ status: number; body: Json }> {
+  const response = await server.app.inject({
+    method: method as "GET",
+    url,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
+    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+  });
+  const json =
+    String(response.headers["content-type"]).startsWith("application/json") && response.body !== "";
+  return { status: response.statusCode, body: json ? JSON.parse(response.body) : response.body };
+}
+
+async function ok(method: string, url: string, token: string | undefined, body?: unknown): Promise<Json> {
+  const answer = await call(method, url, token, body);
+  expect(answer.status, `${method} ${url}: ${JSON.stringify(answer.body)}`).toBeLessThan(300);
+  return answer.body;
+}
+
+async function addUser(role: "admin" | "member", tenant: string | null, name = fresh("user")) {
+  await ok("POST", "/api/users", adminToken, {
+    username: name,
+    role,
+    password,
+    ...(tenant ? { tenant_id: tenant } : {}),
+  });
+  return name;
+}
+
+async function login(username: string): Promise<string> {
+  return (await ok("POST", "/api/auth/login", undefined, { username, password })).token;
+}
+
+async function runOf(caller: Caller): Promise<string> {
+  return (await ok("POST", "/api/runs", credentials[caller], { workflow })).run_id;
+}
+
+beforeAll(async () => {
+  server = await startInProcessServer();
+  credentials.none = undefined;
+  credentials.runner = await makeToken(server, "runner", { tenant_id: "A", group: "linux" });
+  credentials.memberA = await login(await addUser("member", "A", "ana"));
+  credentials.memberB = await login(await addUser("member", "B", "bob"));
+  credentials.tokenB = await makeToken(server, "user", { tenant_id: "B" });
+  credentials.adminA = await login(await addUser("admin", "A", "alice"));
+  credentials.platform = adminToken;
+  credentials.outside = await makeToken(server, "user");
+  const other = await runOf("platform");
+  credentials.streamOther = (await ok("POST", `/api/runs/${other}/stream-token`, adminToken)).token;
+
+  items.runs.A = await runOf("memberA");
+  items.runs.B = await runOf("memberB");
+  items.tokens.A = (await ok("POST", "/api/tokens", credentials.memberA, { kind: "user" })).id;
+  items.tokens.B = (await ok("POST", "/api/tokens", credentials.memberB, { kind: "user" })).id;
+  await ok("PUT", "/api/secrets/SECRET_A", credentials.memberA, { value: "value-of-a" });
+  await ok("PUT", "/api/secrets/SECRET_B", credentials.memberB, { value: "value-of-b" });
+  for (const tenant of ["A", "B"]) {
+    await server.store.upsertRunner({
+      id: `runner-${tenant}`,
+      group: "linux",
+      labels: [],
+      mode: "all",
+      capacity: 1,
+      hostname: `host-${tenant}`,
+      tenant_id: tenant,
+    });
+  }
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+type Expect = Record<Caller, number>;
+/** Refused before the route: no token 401, runner token 403, a stream token of another run 401. */
+const refused = { none: 401, runner: 403, streamOther: 401 } as const;
+const everyone = (status: number): Expect => ({
+  none: status,
+  runner: status,
+  streamOther: status,
+  memberA: status,
+  memberB: status,
+  tokenB: status,
+  adminA: status,
+  platform: status,
+  outside: status,
+});
+/** A user token of tenant B (no user behind it) gets what B's member gets unless told otherwise. */
+const byCaller = (rest: Omit<Expect, keyof typeof refused | "tokenB"> & { tokenB?: number }): Expect => ({
+  ...refused,
+  ...rest,
+  tokenB: rest.tokenB ?? rest.memberB,
+});
+/** Tenant A's object: A's member and admin and the platform admin see it; others get 404. */
+const ofTenantA = (status: number): Expect =>
+  byCaller({ memberA: status, memberB: 404, adminA: status, platform: status, outside: 404 });
+/** Every caller with a user or admin credential. */
+const anyUser = (status: number): Expect =>
+  byCaller({ memberA: status, memberB: status, adminA: status, platform: status, outside: status });
+/** Admins only: members and user tokens 403. */
+const adminOnly = (status: number, adminA = status): Expect =>
+  byCaller({ memberA: 403, memberB: 403, adminA, platform: status, outside: 403 });
+
+interface Row {
+  /** The route as /openapi.json names it, and what this row checks. */
+  route: string;
+  what?: string;
+  /** The request; called again for each caller, so each gets a fresh object to act on. */
+  request: (caller: Caller) => Promise<{ url: string; body?: unknown }>;
+  expect: Expect;
+  /** For lists: which of tenant A's and B's items each caller that may list sees. */
+  sees?: { find: (body: Json, tenant: "A" | "B") => boolean; who: Partial<Record<Caller, string>> };
+  /** Logout ends the session shown: each caller shows a fresh one. */
+  freshSession?: boolean;
+  /** More about a successful answer. */
+  check?: (caller: Caller, body: Json) => void;
+}
+
+const rows: Row[] = [
+  { route: "GET /health", request: async () => ({ url: "/health" }), expect: everyone(200) },
+  { route: "GET /openapi.json", request: async () => ({ url: "/openapi.json" }), expect: everyone(200) },
+  {
+    route: "POST /api/auth/login",
+    request: async () => ({ url: "/api/auth/login", body: { username: "ana", password } }),
+    expect: everyone(200),
+  },
+  {
+    route: "POST /api/auth/logout",
+    what: "ends the session shown; API tokens are not sessions (400)",
+    request: async () => ({ url: "/api/auth/logout" }),
+    expect: byCaller({ memberA: 200, memberB: 200, tokenB: 400, adminA: 200, platform: 400, outside: 400 }),
+    freshSession: true,
+  },
+  { route: "GET /api/auth/whoami", request: async () => ({ url: "/api/auth/whoami" }), expect: anyUser(200) },
+  {
+    route: "GET /api/runs",
+    request: async () => ({ url: "/api/runs?limit=500" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.runs.some((run: Json) => run.id === items.runs[tenant]),
+      who: { memberA: "A", memberB: "B", adminA: "A", platform: "AB", outside: "" },
+    },
+  },
+  {
+    route: "POST /api/runs",
+    request: async () => ({ url: "/api/runs", body: { workflow } }),
+    expect: anyUser(201),
+  },
+  {
+    route: "GET /api/runs/{id}",
+    request: async () => ({ url: `/api/runs/${items.runs.A}` }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "POST /api/runs/{id}/cancel",
+    request: async () => ({ url: `/api/runs/${await runOf("memberA")}/cancel` }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "POST /api/runs/{id}/stream-token",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/stream-token` }),
+    expect: ofTenantA(201),
+  },
+  {
+    route: "GET /api/runs/{id}/events",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/events?follow=0` }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "GET /run-status",
+    request: async () => ({ url: `/run-status?run_id=${items.runs.A}` }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "GET /api/runners",
+    request: async () => ({ url: "/api/runners" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.some((runner: Json) => runner.id === `runner-${tenant}`),
+      who: { memberA: "A", memberB: "B", adminA: "A", platform: "AB", outside: "" },
+    },
+  },
+  {
+    route: "GET /api/secrets",
+    what: "the caller's tenant's secrets (an admin token: those outside any tenant)",
+    request: async () => ({ url: "/api/secrets" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.secrets.some((secret: Json) => secret.name === `SECRET_${tenant}`),
+      who: { memberA: "A", memberB: "B", adminA: "A", platform: "", outside: "" },
+    },
+  },
+  {
+    route: "GET /api/secrets",
+    what: "?tenant=A: an admin token, or a caller of tenant A",
+    request: async () => ({ url: "/api/secrets?tenant=A" }),
+    expect: byCaller({ memberA: 200, memberB: 403, adminA: 200, platform: 200, outside: 403 }),
+    sees: {
+      find: (body, tenant) => body.secrets.some((secret: Json) => secret.name === `SECRET_${tenant}`),
+      who: { memberA: "A", adminA: "A", platform: "A" },
+    },
+  },
+  {
+    route: "PUT /api/secrets/{name}",
+    what: "sets a secret of the caller's own tenant",
+    request: async () => ({ url: `/api/secrets/${fresh("NEW_SECRET_")}`, body: { value: "a-secret-value" } }),
+    expect: anyUser(201),
+    check: (caller, body) =>
+      expect(body.tenant_id, caller).toBe(
+        { memberA: "A", memberB: "B", tokenB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+      ),
+  },
+  {
+    route: "PUT /api/secrets/{name}",
+    what: "A's secret's name, from tenant B: sets B's own, A's stays",
+    request: async () => ({ url: "/api/secrets/SECRET_A", body: { value: "b-secret-value" } }),
+    expect: byCaller({ memberA: 200, memberB: 201, tokenB: 200, adminA: 200, platform: 201, outside: 200 }),
+    check: (caller, body) =>
+      expect(body.tenant_id, caller).toBe(
+        { memberA: "A", memberB: "B", tokenB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+      ),
+  },
+  {
+    route: "DELETE /api/secrets/{name}",
+    what: "tenant A's secret, with ?tenant=A",
+    request: async () => {
+      const name = fresh("GONE_A_");
+      await ok("PUT", `/api/secrets/${name}`, credentials.memberA, { value: "a-secret-value" });
+      return { url: `/api/secrets/${name}?tenant=A` };
+    },
+    expect: byCaller({ memberA: 200, memberB: 403, adminA: 200, platform: 200, outside: 403 }),
+  },
+  {
+    route: "DELETE /api/secrets/{name}",
+    what: "tenant A's secret, without ?tenant=",
+    request: async () => {
+      const name = fresh("GONE_A_");
+      await ok("PUT", `/api/secrets/${name}`, credentials.memberA, { value: "a-secret-value" });
+      return { url: `/api/secrets/${name}` };
+    },
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/tokens",
+    request: async () => ({ url: "/api/tokens" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.some((token: Json) => token.id === items.tokens[tenant]),
+      who: { memberA: "A", memberB: "B", tokenB: "", adminA: "A", platform: "AB", outside: "" },
+    },
+    check: (caller, body) => {
+      if (caller === "outside" || caller === "tokenB")
+        expect(body.length, `${caller} sees itself only`).toBe(1);
+    },
+  },
+  {
+    route: "POST /api/tokens",
+    what: '{"kind":"user"}: a personal token of a logged-in user, or any admin',
+    request: async () => ({ url: "/api/tokens", body: { kind: "user" } }),
+    expect: byCaller({ memberA: 201, memberB: 201, tokenB: 403, adminA: 201, platform: 201, outside: 403 }),
+  },
+  {
+    route: "POST /api/tokens",
+    what: '{"kind":"runner"}: admins only',
+    request: async () => ({ url: "/api/tokens", body: { kind: "runner", group: "linux" } }),
+    expect: adminOnly(201),
+  },
+  {
+    route: "POST /api/tokens",
+    what: '{"kind":"admin","tenant_id":"B"}: the platform admin only',
+    request: async () => ({ url: "/api/tokens", body: { kind: "admin", tenant_id: "B" } }),
+    expect: adminOnly(201, 403),
+  },
+  {
+    route: "DELETE /api/tokens/{id}",
+    what: "a personal token of a member of A",
+    request: async () => ({
+      url: `/api/tokens/${(await ok("POST", "/api/tokens", credentials.memberA, { kind: "user" })).id}`,
+    }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "GET /api/users",
+    request: async () => ({ url: "/api/users" }),
+    expect: adminOnly(200),
+    sees: {
+      find: (body, tenant) => body.some((user: Json) => user.username === (tenant === "A" ? "ana" : "bob")),
+      who: { adminA: "A", platform: "AB" },
+    },
+  },
+  {
+    route: "POST /api/users",
+    what: "a member of tenant A",
+    request: async () => ({
+      url: "/api/users",
+      body: { username: fresh("new"), role: "member", tenant_id: "A", password },
+    }),
+    expect: adminOnly(201),
+  },
+  {
+    route: "POST /api/users",
+    what: "an admin without tenant_id: a platform admin, or A's admin's own tenant's admin",
+    request: async () => ({ url: "/api/users", body: { username: fresh("root"), role: "admin", password } }),
+    expect: adminOnly(201),
+    check: (caller, body) => expect(body.user.tenant_id, caller).toBe(caller === "adminA" ? "A" : null),
+  },
+  {
+    route: "POST /api/users",
+    what: "a member of tenant B",
+    request: async () => ({
+      url: "/api/users",
+      body: { username: fresh("new"), role: "member", tenant_id: "B", password },
+    }),
+    expect: adminOnly(201, 403),
+  },
+  {
+    route: "DELETE /api/users/{username}",
+    what: "a member of tenant A",
+    request: async () => ({ url: `/api/users/${await addUser("member", "A")}` }),
+    expect: adminOnly(200),
+  },
+  {
+    route: "DELETE /api/users/{username}",
+    what: "a member of tenant B: invisible to A's admin",
+    request: async () => ({ url: `/api/users/${await addUser("member", "B")}` }),
+    expect: adminOnly(200, 404),
+  },
+  {
+    route: "POST /api/users/{username}/password",
+    what: "a member of tenant A",
+    request: async () => ({
+      url: `/api/users/${await addUser("member", "A")}/password`,
+      body: { password: "another-password-123" },
+    }),
+    expect: adminOnly(200),
+  },
+  {
+    route: "POST /api/users/{username}/password",
+    what: "the platform admin's own user: invisible to A's admin",
+    request: async () => ({
+      url: `/api/users/${await addUser("admin", null)}/password`,
+      body: { password: "another-password-123" },
+    }),
+    expect: adminOnly(200, 404),
+  },
+  {
+    route: "GET /metrics",
+    what: "spans every tenant: an admin token or a user token outside any tenant",
+    request: async () => ({ url: "/metrics" }),
+    expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 200, outside: 200 }),
+  },
+];
+
+/** Each route of /openapi.json, as `METHOD /path`, and whether it is public (`security: []`). */
+async function apiRoutes(): Promise<{ route: string; public: boolean }[]> {
+  const spec = (await call("GET", "/openapi.json", undefined)).body;
+  const routes: { route: string; public: boolean }[] = [];
+  for (const [path, operations] of Object.entries<Json>(spec.paths)) {
+    for (const [method, operation] of Object.entries<Json>(operations)) {
+      const security = operation.security ?? spec.security;
+      routes.push({
+        route: `${method.toUpperCase()} ${path}`,
+        public: Array.isArray(security) && security.length === 0,
+      });
+    }
+  }
+  return routes;
+}
+
+describe("who may do what (docs/security.md)", () => {
+  it("has a row for every route of /openapi.json", async () => {
+    const documented = new Set(rows.map((row) => row.route));
+    const missing = (await apiRoutes()).map((r) => r.route).filter((route) => !documented.has(route));
+    expect(missing).toEqual([]);
+  });
+
+  it.each(rows.map((row) => ({ what: "", ...row })))("$route $what", async (row) => {
+    const [method] = row.route.split(" ");
+    const answers: string[] = [];
+    for (const caller of callers) {
+      const token =
+        row.freshSession && ["memberA", "memberB", "adminA"].includes(caller)
+          ? await login({ memberA: "ana", memberB: "bob", adminA: "alice" }[caller as "memberA"])
+          : credentials[caller];
+      const { url, body } = await row.request(caller);
+      const answer = await call(method ?? "GET", url, token, body);
+      answers.push(`${caller}: ${answer.status}`);
+      expect(answer.status, `${caller}: ${JSON.stringify(answer.body)}`).toBe(row.expect[caller]);
+      if (answer.status < 300) row.check?.(caller, answer.body);
+      if (answer.status >= 400) {
+        expect(answer.body.error.code, caller).toEqual(expect.any(String));
+        // Another tenant's object is absent, never forbidden.
+        if (row.expect[caller] === 404) expect(answer.body.error.code).toBe("NOT_FOUND");
+      }
+      const seen = row.sees?.who[caller] ?? (caller === "tokenB" ? row.sees?.who.memberB : undefined);
+      if (row.sees && answer.status === 200 && seen !== undefined) {
+        for (const tenant of ["A", "B"] as const) {
+          expect(row.sees.find(answer.body, tenant), `${caller} sees tenant ${tenant}'s item`).toBe(
+            seen.includes(tenant),
+          );
+        }
+      }
+    }
+    expect(answers.length).toBe(callers.length);
+  });
+
+  it("a stream token opens its own run's events and nothing else", async () => {
+    const stream = (await ok("POST", `/api/runs/${items.runs.A}/stream-token`, credentials.memberA)).token;
+    expect(
+      (await call("GET", `/api/runs/${items.runs.A}/events?follow=0&access_token=${stream}`, undefined))
+        .status,
+    ).toBe(200);
+    expect((await call("GET", `/api/runs/${items.runs.A}/events?follow=0`, stream)).status).toBe(200);
+    expect((await call("GET", `/api/runs/${items.runs.B}/events?follow=0`, stream)).status).toBe(401);
+    expect((await call("GET", `/api/runs/${items.runs.A}`, stream)).status).toBe(401);
+  });
+});
+
+describe("stream tokens end with the credential that asked for them", () => {
+  it("a stream token asked with a session ends when the session does, not 5 minutes later", async () => {
+    const short = await startInProcessServer({ sessionTtlMs: 1500 });
+    try {
+      const inject = async (method: "GET" | "POST", url: string, token?: string, body?: unknown) => {
+        const response = await short.app.inject({
+          method,
+          url,
+          headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(body ? { "content-type": "application/json" } : {}),
+          },
+          ...(body ? { payload: JSON.stringify(body) } : {}),
+        });
+        const json = String(response.headers["content-type"]).startsWith("application/json");
+        return { status: response.statusCode, body: json ? JSON.parse(response.body) : response.body };
+      };
+      await inject("POST", "/api/users", adminToken, {
+        username: "eve",
+        role: "member",
+        tenant_id: "A",
+        password,
+      });
+      const session = (await inject("POST", "/api/auth/login", undefined, { username: "eve", password }))
+        .body;
+      const run = (await inject("POST", "/api/runs", session.token, { workflow })).body.run_id;
+      const stream = (await inject("POST", `/api/runs/${run}/stream-token`, session.token)).body;
+      expect(Date.parse(stream.expires_at)).toBeLessThanOrEqual(Date.parse(session.expires_at));
+      const events = `/api/runs/${run}/events?follow=0&access_token=${stream.token}`;
+      expect((await inject("GET", events)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect((await inject("GET", "/api/auth/whoami", session.token)).status).toBe(401);
+      expect((await inject("GET", events)).status).toBe(401);
+    } finally {
+      await short.close();
+    }
+  });
+});
+
+describe("API tokens end when they expire", () => {
+  it("an API token that has just been used is refused once its expires_at has passed", async () => {
+    const soon = await ok("POST", "/api/tokens", adminToken, {
+      kind: "user",
+      tenant_id: "A",
+      expires_at: new Date(Date.now() + 1000).toISOString(),
+    });
+    expect((await call("GET", "/api/runs", soon.token)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const answer = await call("GET", "/api/runs", soon.token);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(401);
+  });
+});
+
+describe("attacks on every route", () => {
+  /** Credentials that must open nothing, each made as an attacker (or time) would. */
+  async function badCredentials(): Promise<Record<string, string | undefined>> {
+    const key = Buffer.from(await server.store.serverKey("session-hs256"), "base64url");
+    const valid = await login("ana");
+    const claims = decodeJwt(valid);
+    const sign = (payload: Record<string, unknown>, secret: Uint8Array = key) =>
+      new SignJWT(payload).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(secret);
+    const [head, , signature] = valid.split(".");
+    const bob = (await ok("GET", "/api/auth/whoami", credentials.memberB)).user_id;
+    const changedPayload = Buffer.from(JSON.stringify({ ...claims, sub: bob })).toString("base64url");
+    const loggedOut = await login("ana");
+    await ok("POST", "/api/auth/logout", loggedOut);
+    const removedUser = await addUser("admin", null);
+    const removedSession = await login(removedUser);
+    await ok("DELETE", `/api/users/${removedUser}`, adminToken);
+    const revokedToken = await ok("POST", "/api/tokens", adminToken, { kind: "admin" });
+    await ok("DELETE", `/api/tokens/${revokedToken.id}`, adminToken);
+    const { secret: expiredToken } = await server.store.createToken({
+      kind: "admin",
+      name: "expired",
+      expires_at: new Date(Date.now() - 60_000).toISOString(),
+    });
+    const now = Math.floor(Date.now() / 1000);
+    return {
+      "no token": undefined,
+      "empty bearer": "",
+      "expired session": await sign({ ...claims, iat: now - 7200, exp: now - 60 }),
+      "logged-out session": loggedOut,
+      "session of a removed user": removedSession,
+      "changed payload": `${head}.${changedPayload}.${signature}`,
+      "alg none": new UnsecuredJWT(claims).encode(),
+      "wrong key": await sign(claims, new Uint8Array(32).fill(7)),
+      "revoked API token": revokedToken.token,
+      "expired API token": expiredToken,
+      "made-up API token": "ryt_0000000000000000000000000000000000",
+    };
+  }
+
+  it("no non-public route answers anything but 401 to a missing, expired, revoked or tampered credential", async () => {
+    const routes = await apiRoutes();
+    const bad = await badCredentials();
+    const params: Record<string, string> = {
+      "{id}": items.runs.A,
+      "{name}": "SECRET_A",
+      "{username}": "ana",
+    };
+    const bodies: Record<string, unknown> = {
+      "POST /api/runs": { workflow },
+      "POST /api/tokens": { kind: "admin" },
+      "POST /api/users": { username: "mallory", role: "admin", password },
+      "PUT /api/secrets/{name}": { value: "overwritten" },
+      "POST /api/users/{username}/password": { password: "taken-over-123" },
+    };
+    let checked = 0;
+    for (const { route, public: isPublic } of routes) {
+      if (isPublic) continue;
+      const [method, path] = route.split(" ") as [string, string];
+      let url = path.replace(/\{\w+\}/g, (name) => params[name] ?? "x");
+      if (path === "/run-status") url += `?run_id=${items.runs.A}`;
+      for (const [what, token] of Object.entries(bad)) {
+        const answer = await call(method, url, token, bodies[route]);
+        expect(answer.status, `${route} with ${what}: ${JSON.stringify(answer.body)}`).toBe(401);
+        expect(answer.body.error.code).toBe("UNAUTHORIZED");
+        checked++;
+      }
+      // Fastify answers HEAD for every GET route: the same rule holds there.
+      if (method === "GET") {
+        for (const [what, token] of Object.entries(bad)) {
+          const answer = await call("HEAD", url, token);
+          expect(answer.status, `HEAD ${path} with ${what}`).toBe(401);
+        }
+      }
+      // The event stream takes ?access_token= too: the same credentials there open nothing either.
+      if (path === "/api/runs/{id}/events") {
+        for (const [what, token] of Object.entries(bad)) {
+          if (!token) continue;
+          const answer = await call(method, `${url}?follow=0&access_token=${token}`, undefined);
+          expect(answer.status, `${route}?access_token= with ${what}`).toBe(401);
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20 * Object.keys(bad).length);
+    // Nothing the attacks sent took effect.
+    expect((await call("POST", "/api/auth/login", undefined, { username: "ana", password })).status).toBe(
+      200,
+    );
+    expect((await call("GET", "/api/users", adminToken)).body.map((u: Json) => u.username)).not.toContain(
+      "mallory",
+    );
+  });
+});

@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../src/server/server.js";
+import { adminToken, startInProcessServer } from "./helpers/in-process.js";
+
+/*
+ * Every request body (and the queries that take fields) refuses an unknown field by name, with the
+ * API's error body: a misspelt field is an error, never silently dropped. Real server, real SQLite.
+ */
+
+let server: RunningServer;
+let runId: string;
+let sessionToken: string;
+
+const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field, as a client would
+type Json = any;
+
+async function call(
+  method: string,
+  url: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<{ status: number; body: Json }> {
+  const response = await server.app.inject({
+    method: method as "GET",
+    url,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
+    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+  });
+  const text = response.body;
+  return { status: response.statusCode, body: text ? JSON.parse(text) : undefined };
+}
+
+beforeAll(async () => {
+  server = await startInProcessServer();
+  const user = await call("POST", "/api/users", adminToken, {
+    username: "ana",
+    role: "member",
+    tenant_id: "acme",
+    password: "ana-password-123",
+  });
+  expect(user.status).toBe(201);
+  const login = await call("POST", "/api/auth/login", undefined, {
+    username: "ana",
+    password: "ana-password-123",
+  });
+  sessionToken = login.body.token;
+  const run = await call("POST", "/api/runs", sessionToken, { workflow });
+  expect(run.status).toBe(201);
+  runId = run.body.run_id;
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+interface Case {
+  method: "POST" | "PUT" | "GET" | "DELETE";
+  /** The route as /openapi.json names it. */
+  route: string;
+  /** Called once per case: the same object gets the request with `bogus`, then without. */
+  url: () => string | Promise<string>;
+  token: () => string | undefined;
+  /** A body the route takes; `bogus` is added to it. Undefined: the case is about the query. */
+  body?: Record<string, unknown>;
+}
+
+const cases: Case[] = [
+  {
+    method: "POST",
+    route: "/api/runs",
+    url: () => "/api/runs",
+    token: () => adminToken,
+    // What `runyard run` sends (src/cli/runs.ts), README's and seed clients' fields.
+    body: { kind: "workflow", workflow, vars: { WHO: "world" }, file: "hello.yaml" },
+  },
+  {
+    method: "POST",
+    route: "/api/runs/{id}/cancel",
+    url: () => `/api/runs/${runId}/cancel`,
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "POST",
+    route: "/api/runs/{id}/stream-token",
+    url: () => `/api/runs/${runId}/stream-token`,
+    token: () => sessionToken,
+    body: {},
+  },
+  {
+    method: "POST",
+    route: "/api/auth/login",
+    url: () => "/api/auth/login",
+    token: () => undefined,
+    body: { username: "ana", password: "ana-password-123" },
+  },
+  {
+    method: "POST",
+    route: "/api/auth/logout",
+    url: () => "/api/auth/logout",
+    token: () => undefined, // a fresh session, made in the test: logging out ends it
+    body: {},
+  },
+  {
+    method: "POST",
+    route: "/api/tokens",
+    url: () => "/api/tokens",
+    token: () => adminToken,
+    body: {
+      kind: "runner",
+      name: "r1",
+      group: "linux",
+      tenant_id: "acme",
+      expires_at: "2099-01-01T00:00:00Z",
+    },
+  },
+  {
+    method: "POST",
+    route: "/api/users",
+    url: () => "/api/users",
+    token: () => adminToken,
+    body: { username: "bo", role: "member", tenant_id: "acme", password: "bo-password-123" },
+  },
+  {
+    method: "POST",
+    route: "/api/users/{username}/password",
+    url: () => "/api/users/ana/password",
+    token: () => adminToken,
+    body: { password: "ana-password-123" },
+  },
+  {
+    method: "PUT",
+    route: "/api/secrets/{name}",
+    url: () => "/api/secrets/DEPLOY_KEY",
+    token: () => adminToken,
+    body: { value: "s3cret-value" },
+  },
+  {
+    method: "DELETE",
+    route: "/api/tokens/{id}",
+    url: async () =>
+      `/api/tokens/${(await call("POST", "/api/tokens", adminToken, { kind: "runner" })).body.id}`,
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "DELETE",
+    route: "/api/users/{username}",
+    url: async () => {
+      await call("POST", "/api/users", adminToken, { username: "gone", role: "member", tenant_id: "acme" });
+      return "/api/users/gone";
+    },
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "DELETE",
+    route: "/api/secrets/{name}",
+    url: async () => {
+      await call("PUT", "/api/secrets/GONE", adminToken, { value: "gone-value" });
+      return "/api/secrets/GONE";
+    },
+    token: () => adminToken,
+    body: {},
+  },
+  { method: "GET", route: "/api/runs", url: () => "/api/runs?limit=5", token: () => adminToken },
+  { method: "GET", route: "/api/runners", url: () => "/api/runners", token: () => adminToken },
+  { method: "GET", route: "/api/tokens", url: () => "/api/tokens", token: () => adminToken },
+  { method: "GET", route: "/api/users", url: () => "/api/users", token: () => adminToken },
+  { method: "GET", route: "/api/secrets", url: () => "/api/secrets?tenant=acme", token: () => adminToken },
+];
+
+describe("strict request bodies", () => {
+  it.each(cases)("$method $route refuses an unknown field by name", async (entry) => {
+    const token =
+      entry.route === "/api/auth/logout"
+        ? (
+            await call("POST", "/api/auth/login", undefined, {
+              username: "ana",
+              password: "ana-password-123",
+            })
+          ).body.token
+        : entry.token();
+    const url = await entry.url();
+    const withBogus =
+      entry.body === undefined
+        ? await call(entry.method, `${url}${url.includes("?") ? "&" : "?"}bogus=1`, token)
+        : await call(entry.method, url, token, { ...entry.body, bogus: 1 });
+    expect(withBogus.status, JSON.stringify(withBogus.body)).toBe(400);
+    expect(withBogus.body.error.code).toBe("INVALID_INPUT");
+    expect(withBogus.body.error.message).toContain("bogus");
+    expect(withBogus.body.error.hint).toContain('"bogus"');
+    // The same request without the unknown field is taken: only `bogus` was wrong.
+    const without = await call(entry.method, url, token, entry.body);
+    expect(without.status, JSON.stringify(without.body)).toBeLessThan(300);
+  });
+
+  it("covers every POST, PUT, PATCH and DELETE route of /openapi.json", async () => {
+    const spec = (await call("GET", "/openapi.json", undefined)).body;
+    const withBody: string[] = [];
+    for (const [path, operations] of Object.entries<Json>(spec.paths)) {
+      for (const method of Object.keys(operations)) {
+        if (["post", "put", "patch", "delete"].includes(method))
+          withBody.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    const covered = cases.filter((entry) => entry.body !== undefined).map((e) => `${e.method} ${e.route}`);
+    expect(withBody.sort()).toEqual(covered.sort());
+  });
+
+  it("keeps seed 002's /run-status and a body-less cancel working", async () => {
+    const status = await call("GET", `/run-status?run_id=${runId}`, adminToken);
+    expect(status.status).toBe(200);
+    const run = await call("POST", "/api/runs", adminToken, { workflow });
+    const cancel = await call("POST", `/api/runs/${run.body.run_id}/cancel`, adminToken);
+    expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
+  });
+});
