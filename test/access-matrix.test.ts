@@ -389,6 +389,17 @@ const rows: Row[] = [
     expect: adminOnly(200, 404),
   },
   {
+    route: "GET /api/audit",
+    what: "admins only; a tenant admin reads its own tenant's entries",
+    request: async () => ({ url: "/api/audit" }),
+    expect: adminOnly(200),
+    check: (caller, body) => {
+      if (caller !== "adminA") return;
+      const entries: Json[] = Array.isArray(body) ? body : (body.events ?? body.entries ?? []);
+      for (const entry of entries) expect(entry.tenant_id, "a tenant admin sees its tenant only").toBe("A");
+    },
+  },
+  {
     route: "GET /metrics",
     what: "spans every tenant: an admin token or a user token outside any tenant",
     request: async () => ({ url: "/metrics" }),
