@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/core/logger.js";
 import type { RunningServer } from "../src/server/server.js";
 import { startServer } from "../src/server/server.js";
 import type { AuditEvent } from "../src/store/types.js";
-import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
+import { type CliResult, runCli, tempDir } from "./helpers/cli.js";
 import { adminToken, startInProcessServer } from "./helpers/in-process.js";
 
 /*
@@ -265,33 +264,9 @@ describe("audit log", () => {
 });
 
 /** The built CLI against the in-process server, with no credentials from the environment. */
-function runyard(
-  args: string[],
-  token: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        NO_COLOR: "1",
-        ADOS_TOKEN: "",
-        ADOS_API_URL: "",
-        RUNYARD_SERVER_URL: server.url,
-        RUNYARD_TOKEN: token,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function runyard(args: string[], token: string): Promise<CliResult> {
+  return runCli(args, {
+    env: { ADOS_TOKEN: "", ADOS_API_URL: "", RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: token },
   });
 }
 

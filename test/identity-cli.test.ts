@@ -1,6 +1,5 @@
-import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
+import { type CliResult, runCli, tempDir } from "./helpers/cli.js";
 import {
   api,
   freePort,
@@ -15,29 +14,8 @@ import {
 const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
 
 /** The built CLI with `input` on its stdin, as `echo pw | runyard user add ...` runs it. */
-function runyard(
-  args: string[],
-  env: Record<string, string>,
-  input?: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, NO_COLOR: "1", ...noAuth, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
+function runyard(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+  return runCli(args, { env: { ...noAuth, ...env }, input: input ?? "" });
 }
 
 async function login(url: string, username: string, password: string) {
