@@ -1,7 +1,7 @@
 import { decodeJwt, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../src/server/server.js";
-import { adminToken, makeToken, startInProcessServer } from "./helpers/in-process.js";
+import { adminToken, injectJson, makeToken, startInProcessServer } from "./helpers/in-process.js";
 
 /*
  * docs/security.md's "Who may do what", as one table: every route of /openapi.json has a row (a
@@ -36,24 +36,8 @@ const items = { runs: { A: "", B: "" }, tokens: { A: "", B: "" } };
 let counter = 0;
 const fresh = (prefix: string) => `${prefix}${++counter}`;
 
-async function call(
-  method: string,
-  url: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<{ status: number; body: Json }> {
-  const response = await server.app.inject({
-    method: method as "GET",
-    url,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
-  });
-  const json =
-    String(response.headers["content-type"]).startsWith("application/json") && response.body !== "";
-  return { status: response.statusCode, body: json ? JSON.parse(response.body) : response.body };
+async function call(method: string, url: string, token: string | undefined, body?: unknown) {
+  return injectJson(server.app, method, url, { token, body });
 }
 
 async function ok(method: string, url: string, token: string | undefined, body?: unknown): Promise<Json> {

@@ -4,7 +4,7 @@ import type { RunningServer } from "../src/server/server.js";
 import { startServer } from "../src/server/server.js";
 import type { AuditEvent } from "../src/store/types.js";
 import { type CliResult, runCli, tempDir } from "./helpers/cli.js";
-import { adminToken, startInProcessServer } from "./helpers/in-process.js";
+import { adminToken, injectJson, startInProcessServer } from "./helpers/in-process.js";
 
 /*
  * The audit log through the API of a whole server in this process (real SQLite, no mocks):
@@ -29,18 +29,8 @@ async function call(
   method: "GET" | "POST" | "PUT" | "DELETE",
   url: string,
   options: { token?: string; body?: unknown; address?: string } = {},
-): Promise<{ status: number; body: Json }> {
-  const response = await server.app.inject({
-    method,
-    url,
-    headers: {
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...(options.body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(options.body !== undefined ? { payload: JSON.stringify(options.body) } : {}),
-    ...(options.address ? { remoteAddress: options.address } : {}),
-  });
-  return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : undefined };
+) {
+  return injectJson(server.app, method, url, options);
 }
 
 async function allEntries(): Promise<AuditEvent[]> {

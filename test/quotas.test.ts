@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/core/logger.js";
 import type { QuotaSettings } from "../src/server/quotas.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
-import { adminToken, makeToken } from "./helpers/in-process.js";
+import { adminToken, injectJson, makeToken } from "./helpers/in-process.js";
 
 /*
  * Quotas through the API of a whole server in this process (real SQLite in memory, no mocks):
@@ -31,25 +31,8 @@ async function start(quotas: QuotaSettings): Promise<void> {
   });
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field, as a client would
-type Json = any;
-
-async function call(
-  method: "GET" | "POST",
-  url: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<{ status: number; body: Json }> {
-  const response = await server.app.inject({
-    method,
-    url,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
-  });
-  return { status: response.statusCode, body: JSON.parse(response.body) };
+async function call(method: string, url: string, token: string | undefined, body?: unknown) {
+  return injectJson(server.app, method, url, { token, body });
 }
 
 const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";

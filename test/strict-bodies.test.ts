@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../src/server/server.js";
-import { adminToken, startInProcessServer } from "./helpers/in-process.js";
+import { adminToken, injectJson, startInProcessServer } from "./helpers/in-process.js";
 
 /*
  * Every request body (and the queries that take fields) refuses an unknown field by name, with the
@@ -16,23 +16,8 @@ const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    ar
 // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field, as a client would
 type Json = any;
 
-async function call(
-  method: string,
-  url: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<{ status: number; body: Json }> {
-  const response = await server.app.inject({
-    method: method as "GET",
-    url,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
-  });
-  const text = response.body;
-  return { status: response.statusCode, body: text ? JSON.parse(text) : undefined };
+async function call(method: string, url: string, token: string | undefined, body?: unknown) {
+  return injectJson(server.app, method, url, { token, body });
 }
 
 beforeAll(async () => {

@@ -31,3 +31,31 @@ export async function makeToken(
   const { secret } = await server.store.createToken({ kind, name: `${kind}-test`, ...options });
   return secret;
 }
+
+/**
+ * One request to an in-process server, as a client sends it (`Authorization: Bearer`, a JSON
+ * body); the answer's JSON parsed, other text as it is, an empty body as undefined.
+ */
+export async function injectJson(
+  app: RunningServer["app"],
+  method: string,
+  url: string,
+  options: { token?: string | undefined; body?: unknown; address?: string } = {},
+  // biome-ignore lint/suspicious/noExplicitAny: tests read answers of many shapes
+): Promise<{ status: number; body: any }> {
+  const { token, body, address } = options;
+  const response = await app.inject({
+    method: method as "GET",
+    url,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
+    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+    ...(address ? { remoteAddress: address } : {}),
+  });
+  const text = response.body;
+  if (text === "") return { status: response.statusCode, body: undefined };
+  const json = String(response.headers["content-type"]).startsWith("application/json");
+  return { status: response.statusCode, body: json ? JSON.parse(text) : text };
+}
