@@ -1,0 +1,129 @@
+import type { ErrorInfo } from "../core/events.js";
+import type { ProcessLauncher } from "../exec/types.js";
+
+/**
+ * The agent adapter contract (DESIGN.md section 7): one file per agent in `src/agents/`, each
+ * turning one coding-agent CLI (or the built-in loop) into spine events, usage and typed
+ * failures. The task pipeline (`src/runner/handlers/agent.ts`) sees only this.
+ */
+
+/** Every agent runyard knows; adding one is a file and a line in `registry.ts`. */
+export const agentNames = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"] as const;
+export type AgentName = (typeof agentNames)[number];
+
+/** Typed failure codes of agent runs (DESIGN.md section 4). */
+export type AgentErrorCode =
+  | "AGENT_AUTH"
+  | "AGENT_RATE_LIMIT"
+  | "AGENT_STALLED"
+  | "AGENT_TURN_LIMIT"
+  | "AGENT_CRASHED"
+  | "AGENT_NOT_INSTALLED"
+  | "BUDGET_EXCEEDED"
+  | "TIMEOUT"
+  | "CANCELED";
+
+/** One turn of an agent: what to do, where, with what. */
+export interface AgentInvocation {
+  prompt: string;
+  /** The workspace: the agent's working directory; its tools stay inside it. */
+  cwd: string;
+  model?: string;
+  /** Passed to the CLI after runyard's own arguments. */
+  extraArgs: readonly string[];
+  /**
+   * Credentials and provider settings for this run (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,
+   * OPENAI_API_KEY, OPENAI_BASE_URL, ...), laid over the runner's environment with runyard's
+   * own credentials taken out.
+   */
+  env: Readonly<Record<string, string>>;
+  /** Continue this session of the same agent (a follow-up turn). */
+  sessionId?: string;
+  /** A private folder (0700) for the adapter's files (config, usage file); removed after the turn. */
+  scratchDir: string;
+}
+
+/** Token counts: each `usage` output adds to the run's totals. */
+export interface AgentUsage {
+  model?: string;
+  inputTokens: number;
+  outputTokens: number;
+  /** As the CLI reported it; else computed from `prices.ts` when the model is known. */
+  costUsd?: number;
+}
+
+/** What the agent did, as adapters report it; the pipeline turns each into a spine event. */
+export type AgentOutput =
+  | { type: "message"; role: "assistant" | "user" | "system"; text: string }
+  | { type: "tool_call"; callId: string; tool: string; input: unknown }
+  | { type: "tool_result"; callId: string; output: string; isError?: boolean }
+  | ({ type: "usage" } & AgentUsage)
+  /** The CLI's session id, for follow-up turns. */
+  | { type: "session"; sessionId: string }
+  /** A failure the CLI reported in its stream (auth, rate limit, turn limit ...). */
+  | { type: "failure"; error: ErrorInfo & { code: AgentErrorCode } };
+
+/** Where an adapter's outputs go while it runs. */
+export interface AgentIo {
+  emit(output: AgentOutput): void;
+  /** Any sign of life (a byte of output, a streamed token): resets the stall watch. */
+  alive(): void;
+  /** Aborted on cancel, timeout, stall or budget; the adapter stops its process tree at once. */
+  signal: AbortSignal;
+  /** Starts processes in their own group, killed as a whole on abort. */
+  launcher: ProcessLauncher;
+}
+
+/** How one turn ended, before the supervisor's own verdict (stall, timeout, budget). */
+export interface AgentTurnEnd {
+  status: "success" | "failed" | "canceled";
+  error?: ErrorInfo;
+  exitCode: number | null;
+  durationMs: number;
+  memoryPeakBytes: number;
+  cpuMs: number;
+}
+
+/** An agent CLI found on this machine. */
+export interface InstalledAgent {
+  path: string;
+  version: string | null;
+}
+
+/** What `runyard agents install` puts into runyard's home. */
+export interface AgentPackage {
+  /** npm package name and the pinned, known-good version that runs on Node 20. */
+  name: string;
+  version: string;
+  /** The command it installs. */
+  bin: string;
+}
+
+export interface AgentAdapter {
+  readonly name: AgentName;
+  /** Absent for the built-in loop, which needs no CLI. */
+  readonly package?: AgentPackage;
+  /** Env names holding its credentials; any one of them is enough. Never printed. */
+  readonly credentialEnv: readonly string[];
+  /** Runs one turn with `bin` (the CLI's path; "" for the built-in loop). */
+  run(invocation: AgentInvocation, bin: string, io: AgentIo): Promise<AgentTurnEnd>;
+}
+
+/**
+ * Reads one CLI's structured output (`cli-agent.ts` feeds it): each stdout line as it comes,
+ * then the exit. Pure: no I/O but reading files the adapter asked the CLI to write.
+ */
+export interface CliStreamParser {
+  /** One line of stdout (without its newline). */
+  line(line: string): AgentOutput[];
+  /** Every stderr chunk, for adapters that find failures only there. */
+  stderr?(chunk: string): AgentOutput[];
+  /**
+   * After the process ended: outputs it left behind (a usage file), and the failure its exit
+   * means, if the stream did not already say (a `failure` output wins over this).
+   */
+  end(exit: { exitCode: number | null; stderrTail: string }): Promise<{
+    outputs: AgentOutput[];
+    error?: ErrorInfo;
+  }>;
+}

@@ -1,0 +1,64 @@
+/**
+ * Workspaces (DESIGN.md section 7, seed 003's repo pool): a cached bare mirror per repo URL under
+ * the runner's workspace folder, and one git worktree per agent run on its own branch, cut from
+ * the freshly fetched base. Git is the CLI with argument arrays; a token reaches git only through
+ * GIT_ASKPASS, never a URL, an argument, a log line or an event.
+ */
+
+export interface GitCredentials {
+  /** Given to git by GIT_ASKPASS as the password (username `x-access-token` unless set). */
+  token: string;
+  username?: string;
+}
+
+export interface AllocateRequest {
+  /** A URL git can fetch (https, ssh, file path of a bare repo). Never holds credentials. */
+  repoUrl: string;
+  /** Branch to start from; the remote's default branch when absent. */
+  base?: string;
+  /** The new branch the run works on (refused if it exists on the remote, unless `reuse`). */
+  branch: string;
+  /**
+   * The worktree's stable key (a run id, or a conversation id shared by follow-up turns): the
+   * worktree path is `<root>/worktrees/<key>`, so an agent's session, which some CLIs key on the
+   * working directory, finds it again.
+   */
+  key: string;
+  /** Check out `branch` as it is in the mirror (a follow-up turn) instead of cutting it anew. */
+  reuse?: boolean;
+  credentials?: GitCredentials;
+  /** Commit author and committer. */
+  author?: { name: string; email: string };
+  signal?: AbortSignal;
+  /** Progress lines for the run's log ("fetching https://... (attempt 2 of 4)"). */
+  onProgress?: (line: string) => void;
+}
+
+export interface DiffStats {
+  files: number;
+  insertions: number;
+  deletions: number;
+}
+
+export interface Workspace {
+  readonly path: string;
+  readonly branch: string;
+  readonly base: string;
+  /** The commit the branch was cut from. */
+  readonly baseCommit: string;
+  /** Stages everything and commits; null when nothing changed. */
+  commitAll(message: string): Promise<{ commit: string } | null>;
+  /** The branch against its base commit, committed or not: a patch and its stats. */
+  diff(): Promise<{ patch: string; stats: DiffStats }>;
+  /** Pushes the branch to the repo's remote (retried with backoff). */
+  push(): Promise<void>;
+  /** Removes the worktree (the branch stays in the mirror for a follow-up turn). Idempotent. */
+  release(): Promise<void>;
+}
+
+/** Retry counts of seed 003's config (`git_retry_count`, `network_retry_count`). */
+export interface RetryPolicy {
+  gitRetries: number;
+  /** First delay; doubles each attempt (with jitter), capped at 30 s. */
+  baseDelayMs: number;
+}
