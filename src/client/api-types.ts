@@ -58,7 +58,7 @@ export interface paths {
         get: operations["listRuns"];
         put?: never;
         /**
-         * Submit a workflow run
+         * Submit a workflow run or an agent task
          * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.
          */
         post: operations["submitRun"];
@@ -472,6 +472,34 @@ export interface components {
                 [key: string]: string;
             };
             steps?: components["schemas"]["StepSummary"][];
+            agents?: {
+                agent: string;
+                /** @enum {string} */
+                status: "success" | "failed" | "canceled" | "timeout";
+                error?: components["schemas"]["ErrorInfo"];
+                model?: string;
+                session_id?: string;
+                branch?: string;
+                commit?: string;
+                pushed: boolean;
+                diff_stats?: {
+                    files: number;
+                    insertions: number;
+                    deletions: number;
+                };
+                tests?: {
+                    status: string;
+                    exit_code: number | null;
+                };
+                input_tokens: number;
+                output_tokens: number;
+                cost_usd?: number;
+                duration_ms: number;
+                memory_peak_bytes: number;
+                cpu_ms: number;
+                final_text?: string;
+                artifacts: string[];
+            }[];
         } | {
             run_id: string;
             seq: number;
@@ -549,6 +577,7 @@ export interface components {
             ts: string;
             /** @constant */
             type: "agent.message";
+            agent?: string;
             /** @enum {string} */
             role: "assistant" | "user" | "system";
             text: string;
@@ -558,6 +587,7 @@ export interface components {
             ts: string;
             /** @constant */
             type: "agent.tool_call";
+            agent?: string;
             call_id: string;
             tool: string;
             input: unknown;
@@ -567,6 +597,7 @@ export interface components {
             ts: string;
             /** @constant */
             type: "agent.tool_result";
+            agent?: string;
             call_id: string;
             output: string;
             is_error?: boolean;
@@ -576,6 +607,7 @@ export interface components {
             ts: string;
             /** @constant */
             type: "agent.usage";
+            agent?: string;
             model?: string;
             input_tokens: number;
             output_tokens: number;
@@ -622,7 +654,7 @@ export interface components {
             status?: "failure";
             error: {
                 /** @enum {string} */
-                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_STALLED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -873,17 +905,56 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /**
-                     * @default workflow
-                     * @enum {string}
-                     */
-                    kind?: "workflow";
+                    /** @enum {string} */
+                    kind: "workflow";
                     workflow: string;
                     /** @default {} */
                     vars?: {
                         [key: string]: string;
                     };
                     file?: string;
+                } | {
+                    /** @enum {string} */
+                    kind: "agent";
+                    agent?: string;
+                    agents?: string[];
+                    prompt?: string;
+                    title?: string;
+                    description?: string;
+                    /** @default [] */
+                    acceptance_criteria?: string[];
+                    model?: string;
+                    /** @default [] */
+                    extra_args?: string[];
+                    /** @default {} */
+                    env?: {
+                        [key: string]: string;
+                    };
+                    /** @default [] */
+                    secrets?: string[];
+                    cwd?: string;
+                    repo?: {
+                        url: string;
+                        base?: string;
+                        branch?: string;
+                        /** @default true */
+                        push?: boolean;
+                    };
+                    tests?: {
+                        command?: string;
+                        playbook?: string;
+                    };
+                    /** @default 300 */
+                    timeout_secs?: number;
+                    /** @default 120 */
+                    stall_secs?: number;
+                    budget?: {
+                        tokens?: number;
+                        usd?: number;
+                    };
+                    group?: string;
+                    /** @default [] */
+                    labels?: string[];
                 };
             };
         };

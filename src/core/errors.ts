@@ -42,6 +42,22 @@ export const errorTable = {
     status: 200,
     hint: "The agent produced nothing for too long; raise the stall timeout or check the model.",
   },
+  AGENT_TURN_LIMIT: {
+    status: 200,
+    hint: "The agent used all its turns; raise the limit (extra_args) or split the task.",
+  },
+  AGENT_CRASHED: {
+    status: 200,
+    hint: "The agent CLI exited with an error; its last output is in the run's events and the transcript artifact.",
+  },
+  AGENT_NOT_INSTALLED: {
+    status: 200,
+    hint: "Install it on the runner with `runyard agents install NAME`; `runyard agents` shows what is there.",
+  },
+  AGENT_TESTS_FAILED: {
+    status: 200,
+    hint: "The agent's change did not pass the tests; read the test step's output and the diff artifact.",
+  },
   BUDGET_EXCEEDED: { status: 200, hint: "Raise the run's budget or narrow the task." },
   QUOTA_EXCEEDED: {
     status: 429,

@@ -63,6 +63,29 @@ export const StepSummary = z.object({
 });
 export type StepSummary = z.infer<typeof StepSummary>;
 
+/** One agent of an agent run as summed up at its end: a fan-out run has one per agent, compared. */
+export const AgentSummary = z.object({
+  agent: z.string(),
+  status: z.enum(["success", "failed", "canceled", "timeout"]),
+  error: ErrorInfo.optional(),
+  model: z.string().optional(),
+  session_id: z.string().optional(),
+  branch: z.string().optional(),
+  commit: z.string().optional(),
+  pushed: z.boolean(),
+  diff_stats: z.object({ files: z.number(), insertions: z.number(), deletions: z.number() }).optional(),
+  tests: z.object({ status: z.string(), exit_code: z.number().int().nullable() }).optional(),
+  input_tokens: z.number().int(),
+  output_tokens: z.number().int(),
+  cost_usd: z.number().optional(),
+  duration_ms: z.number(),
+  memory_peak_bytes: z.number(),
+  cpu_ms: z.number(),
+  final_text: z.string().optional(),
+  artifacts: z.array(z.string()),
+});
+export type AgentSummary = z.infer<typeof AgentSummary>;
+
 const base = {
   run_id: z.string(),
   seq: z.number().int().positive(),
@@ -91,6 +114,8 @@ export const RunFinishedEvent = z.object({
   duration_ms: z.number().optional(),
   vars: z.record(z.string(), z.string()).optional(),
   steps: z.array(StepSummary).optional(),
+  /** Agent runs: each agent's result (seed 003's result fields), side by side. */
+  agents: z.array(AgentSummary).optional(),
 });
 export const StepStartedEvent = z.object({
   ...base,
@@ -146,12 +171,16 @@ export const ArtifactCreatedEvent = z.object({
 export const AgentMessageEvent = z.object({
   ...base,
   type: z.literal("agent.message"),
+  /** The agent that said it: a fan-out run has several. */
+  agent: z.string().optional(),
   role: z.enum(["assistant", "user", "system"]),
   text: z.string(),
 });
 export const AgentToolCallEvent = z.object({
   ...base,
   type: z.literal("agent.tool_call"),
+  /** The agent that said it: a fan-out run has several. */
+  agent: z.string().optional(),
   call_id: z.string(),
   tool: z.string(),
   input: z.unknown(),
@@ -159,6 +188,8 @@ export const AgentToolCallEvent = z.object({
 export const AgentToolResultEvent = z.object({
   ...base,
   type: z.literal("agent.tool_result"),
+  /** The agent that said it: a fan-out run has several. */
+  agent: z.string().optional(),
   call_id: z.string(),
   output: z.string(),
   is_error: z.boolean().optional(),
@@ -166,6 +197,8 @@ export const AgentToolResultEvent = z.object({
 export const AgentUsageEvent = z.object({
   ...base,
   type: z.literal("agent.usage"),
+  /** The agent that said it: a fan-out run has several. */
+  agent: z.string().optional(),
   model: z.string().optional(),
   input_tokens: z.number().int(),
   output_tokens: z.number().int(),

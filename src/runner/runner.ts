@@ -394,8 +394,13 @@ export class RunnerDaemon {
     switch (job.kind) {
       case "step":
         return this.options.handlers.step.run(job, io);
+      case "agent": {
+        const handler = this.options.handlers.agent;
+        if (!handler) return Promise.reject(new Error("this runner has no agent handler"));
+        return handler.run(job, io);
+      }
       default:
-        return assertExhaustive(job.kind, "job kind");
+        return assertExhaustive(job, "job kind");
     }
   }
 

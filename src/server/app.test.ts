@@ -156,10 +156,33 @@ describe("validation", () => {
     expect(response.json<ErrorReply>().error.hint).toContain("letters, digits and _");
   });
 
-  it("answers seed 004's agent runs with a word of their own", async () => {
-    const response = await call({ method: "POST", url: "/api/runs", payload: { input: { text: "hi" } } });
+  it("queues seed 004's body as an agent run with the seed's defaults", async () => {
+    const response = await call({
+      method: "POST",
+      url: "/api/runs",
+      payload: { input: { text: "create hello.py" }, metadata: { agent_type: "codex", cwd: "/tmp/test" } },
+    });
+    expect(response.statusCode).toBe(201);
+    const run = await call({ method: "GET", url: `/api/runs/${response.json<{ run_id: string }>().run_id}` });
+    expect(run.json()).toMatchObject({ kind: "agent", name: "create hello.py", status: "queued" });
+  });
+
+  it("names the field of a bad seed 004 body and shows the seed's form", async () => {
+    const response = await call({ method: "POST", url: "/api/runs", payload: { input: { text: "" } } });
     expect(response.statusCode).toBe(400);
-    expect(response.json<ErrorReply>().error.message).toContain("agent runs");
+    const { error } = response.json<ErrorReply>();
+    expect(error.message).toContain("input.text");
+    expect(error.hint).toContain("agent_type");
+  });
+
+  it("refuses an agent nobody knows, suggesting the nearest", async () => {
+    const response = await call({
+      method: "POST",
+      url: "/api/runs",
+      payload: { kind: "agent", agent: "claude", prompt: "hi" },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json<ErrorReply>().error.hint).toContain("claude_code");
   });
 
   it("answers 400 WORKFLOW_INVALID with positioned diagnostics", async () => {

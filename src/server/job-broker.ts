@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { errorInfo } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
-import { Job, JobResult, jobEndedEarly, jobMaySend } from "../core/jobs/index.js";
+import { Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
 import type { StepJobResult } from "../core/jobs/step.js";
 import type { Logger } from "../core/logger.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
@@ -32,16 +32,6 @@ export function readJob(record: JobRecord): Job | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** Where a job runs, for pinning a run's host to one runner. */
-function hostOf(job: Job): string {
-  switch (job.kind) {
-    case "step":
-      return job.payload.host;
-    default:
-      return assertExhaustive(job.kind, "job kind");
-  }
-}
-
 /** A step attempt's result from a job result, as the engine's StepRunner gives it. */
 function stepResult(result: JobResult): StepAttemptResult {
   switch (result.kind) {
@@ -49,8 +39,10 @@ function stepResult(result: JobResult): StepAttemptResult {
       const { kind: _kind, ...attempt } = result satisfies StepJobResult;
       return attempt;
     }
+    case "agent":
+      throw new Error("an agent job's result came back for a step attempt");
     default:
-      return assertExhaustive(result.kind, "job kind");
+      return assertExhaustive(result, "job kind");
   }
 }
 
@@ -70,7 +62,7 @@ export function jobIdFor(request: StepAttemptRequest): string {
 const storedReportsPage = 100;
 
 function endedEarly(job: Job, code: "RUNNER_LOST" | "CANCELED", message: string): JobResult {
-  return jobEndedEarly(job.kind, code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
+  return jobEndedEarly(job, code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
 }
 
 /**
@@ -186,7 +178,7 @@ export class JobBroker {
       hosts = new Map();
       this.pins.set(record.run_id, hosts);
     }
-    const host = hostOf(job);
+    const host = jobHost(job);
     if (!hosts.has(host)) hosts.set(host, runnerId);
   }
 
@@ -261,7 +253,7 @@ export class JobBroker {
     // A result of another kind than the job's cannot be read as the job's result.
     const result =
       waiter && reported.kind !== waiter.job.kind
-        ? jobEndedEarly(waiter.job.kind, "failed", {
+        ? jobEndedEarly(waiter.job, "failed", {
             code: "INTERNAL",
             message: `the runner sent a ${reported.kind} result for a ${waiter.job.kind} job`,
           })
@@ -386,7 +378,7 @@ export class JobBroker {
         const waiter = this.waiters.get(jobId);
         const why = typeof report.body === "string" ? report.body : "its runner was lost";
         if (waiter) {
-          this.pins.get(report.run_id)?.delete(hostOf(waiter.job));
+          this.pins.get(report.run_id)?.delete(jobHost(waiter.job));
           this.settle(jobId, endedEarly(waiter.job, "RUNNER_LOST", why));
         }
         return true;
@@ -425,7 +417,7 @@ export class JobBroker {
     }
     const job = readJob(record);
     if (!job) return this.settle(record.id, undefined);
-    this.pins.get(record.run_id)?.delete(hostOf(job));
+    this.pins.get(record.run_id)?.delete(jobHost(job));
     this.settle(record.id, endedEarly(job, "RUNNER_LOST", why));
   }
 

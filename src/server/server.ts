@@ -15,6 +15,7 @@ import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
+import { AgentRuns, type RepoRoute } from "./runs/agent-runs.js";
 import { RunService } from "./runs/run-service.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
@@ -42,6 +43,8 @@ export interface ServerOptions {
   replicaTimings?: ReplicaTimings;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
+  /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
+  repoRoutes?: readonly RepoRoute[];
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;
@@ -125,10 +128,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     runs.markStarted(runId, runnerId),
   );
   const workflows = new WorkflowRuns(store, broker, new Notifier(bus, store, logger));
+  const agents = new AgentRuns(store, broker, options.repoRoutes ?? []);
   const runs = new RunService(
     store,
     bus,
-    { workflow: workflows },
+    { workflow: workflows, agent: agents },
     logger,
     { maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes },
     {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ErrorInfo, EventInput } from "../events.js";
 import { assertExhaustive } from "../exhaustive.js";
 import { attemptEndedEarly } from "../step-attempt.js";
+import { AgentJob, AgentJobResult, agentEndedEarly, agentJobMaySend } from "./agent.js";
 import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";
 
 /**
@@ -9,11 +10,11 @@ import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";
  * a kind: a file beside `step.ts`, one member in each union below, one case in each switch, and
  * a handler in `src/runner/handlers/`. The compiler points at every place that needs it.
  */
-export const Job = z.discriminatedUnion("kind", [StepJob]);
+export const Job = z.discriminatedUnion("kind", [StepJob, AgentJob]);
 export type Job = z.infer<typeof Job>;
 export type JobKind = Job["kind"];
 
-export const JobResult = z.discriminatedUnion("kind", [StepJobResult]);
+export const JobResult = z.discriminatedUnion("kind", [StepJobResult, AgentJobResult]);
 export type JobResult = z.infer<typeof JobResult>;
 export type JobResultOf<K extends JobKind> = Extract<JobResult, { kind: K }>;
 export type JobOf<K extends JobKind> = Extract<Job, { kind: K }>;
@@ -23,8 +24,10 @@ export function jobMaySend(job: Job, event: EventInput): boolean {
   switch (job.kind) {
     case "step":
       return stepJobMaySend(job, event);
+    case "agent":
+      return agentJobMaySend(job, event);
     default:
-      return assertExhaustive(job.kind, "job kind");
+      return assertExhaustive(job, "job kind");
   }
 }
 
@@ -35,17 +38,35 @@ export function jobLogFields(job: Job): Record<string, string | number> {
       const { run_id, step, host, attempt } = job.payload;
       return { runId: run_id, step, host, attempt };
     }
+    case "agent": {
+      const { run_id, agent, turn } = job.payload;
+      return { runId: run_id, agent, turn };
+    }
     default:
-      return assertExhaustive(job.kind, "job kind");
+      return assertExhaustive(job, "job kind");
+  }
+}
+
+/** Where a job runs in its run: the host of its steps (a workflow host, or the agent). */
+export function jobHost(job: Job): string {
+  switch (job.kind) {
+    case "step":
+      return job.payload.host;
+    case "agent":
+      return job.payload.agent;
+    default:
+      return assertExhaustive(job, "job kind");
   }
 }
 
 /** The result of a job that ended without its runner's word: lost with it, or canceled first. */
-export function jobEndedEarly(kind: JobKind, status: "failed" | "canceled", error: ErrorInfo): JobResult {
-  switch (kind) {
+export function jobEndedEarly(job: Job, status: "failed" | "canceled", error: ErrorInfo): JobResult {
+  switch (job.kind) {
     case "step":
-      return { kind, ...attemptEndedEarly(status, error) };
+      return { kind: "step", ...attemptEndedEarly(status, error) };
+    case "agent":
+      return agentEndedEarly(job.payload.agent, status, error);
     default:
-      return assertExhaustive(kind, "job kind");
+      return assertExhaustive(job, "job kind");
   }
 }

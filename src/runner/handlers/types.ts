@@ -14,5 +14,8 @@ export interface JobHandler<K extends JobKind> {
   run(job: JobOf<K>, io: JobIo): Promise<JobResultOf<K>>;
 }
 
-/** One handler per job kind: a runner without one for a kind does not compile. */
-export type JobHandlers = { [K in JobKind]: JobHandler<K> };
+/**
+ * One handler per job kind. Every runner runs steps; a runner without an agent handler (tests,
+ * benchmarks) advertises no agents, so it is never offered an agent job.
+ */
+export type JobHandlers = { step: JobHandler<"step"> } & { [K in Exclude<JobKind, "step">]?: JobHandler<K> };

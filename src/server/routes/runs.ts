@@ -21,13 +21,14 @@ import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
+import { fromSeed004, Seed004RunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
 
-export const SubmitRunBody = z.strictObject({
-  kind: z.literal("workflow").default("workflow"),
+export const SubmitWorkflowRunBody = z.strictObject({
+  kind: z.literal("workflow"),
   workflow: z
     .string()
     .min(1, "workflow is empty: send the YAML text of a workflow")
@@ -38,6 +39,9 @@ export const SubmitRunBody = z.strictObject({
     .describe("variables over the workflow's `vars:`; values are taken as strings"),
   file: z.string().optional().describe("the file name shown in validation messages"),
 });
+
+/** A workflow (the default when `kind` is absent) or an agent task; seed 004's form is turned into the latter. */
+export const SubmitRunBody = z.discriminatedUnion("kind", [SubmitWorkflowRunBody, SubmitAgentRunBody]);
 
 export const ListRunsQuery = z.strictObject({
   status: RunStatus.optional(),
@@ -160,7 +164,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       bodyLimit: runBodyLimit,
       schema: {
         operationId: "submitRun",
-        summary: "Submit a workflow run",
+        summary: "Submit a workflow run or an agent task",
         description:
           'Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.',
         tags: ["runs"],
@@ -173,20 +177,38 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           ...protectedErrorResponses(400, 413, 429),
         },
       },
-      // Seed 004's agent runs ({input, metadata}) get a word of their own, not a schema error.
+      // Seed 004's agent body ({input, metadata}) becomes the native one; a body without a kind
+      // is a workflow, as before agents existed.
       preValidation: async (request) => {
         const body = request.body as Record<string, unknown> | undefined;
-        if (body && typeof body === "object" && "input" in body && !("workflow" in body)) {
-          throw new RunyardError(
-            "INVALID_INPUT",
-            "agent runs ({input, metadata}) are not enabled on this server yet",
-            { hint: 'Submit a workflow: {"kind":"workflow","workflow":"<yaml>"}.' },
-          );
+        if (!body || typeof body !== "object" || Array.isArray(body) || "kind" in body) return;
+        if ("input" in body && !("workflow" in body)) {
+          const seed = Seed004RunBody.safeParse(body);
+          if (!seed.success) {
+            const issue = seed.error.issues[0];
+            throw new RunyardError(
+              "INVALID_INPUT",
+              `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`,
+              {
+                hint: 'Seed 004\'s form: {"input":{"text":"create hello.py"},"metadata":{"agent_type":"claude_code","cwd":"/tmp/test"}}.',
+              },
+            );
+          }
+          (request as { body: unknown }).body = fromSeed004(seed.data);
+          return;
         }
+        (request as { body: unknown }).body = { kind: "workflow", ...body };
       },
     },
     async (request, reply) => {
       const input = request.body;
+      const principal = request.principal;
+      const owner = { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) };
+      if (input.kind === "agent") {
+        await deps.quotas.checkSubmit(principal);
+        const run = await deps.runs.submitAgent(input, owner);
+        return reply.code(201).send({ run_id: run.id, status: run.status });
+      }
       const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
       if (badName !== undefined) {
         const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
@@ -194,12 +216,11 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
         });
       }
-      const principal = request.principal;
       // Before anything is stored: a refused submit leaves no run, job or event behind.
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitWorkflow(
         { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
-        { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
+        owner,
       );
       return reply.code(201).send({ run_id: run.id, status: run.status });
     },

@@ -5,6 +5,8 @@ import type { Logger } from "../../core/logger.js";
 import type { RunRecord, Store } from "../../store/types.js";
 import type { EventBus } from "../event-bus.js";
 import { RunSink } from "../run-sink.js";
+import type { AgentRuns } from "./agent-runs.js";
+import type { SubmitAgentRunBody } from "./agent-spec.js";
 import { finishedPatch, RunProjection } from "./projection.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import type { WorkflowRunSpec, WorkflowRuns } from "./workflow-runs.js";
@@ -12,7 +14,7 @@ import type { WorkflowRunSpec, WorkflowRuns } from "./workflow-runs.js";
 /** The modules of the kinds this server runs; a kind without one is refused at submit and recovery. */
 export interface RunKinds {
   workflow: WorkflowRuns;
-  agent?: RunKindModule;
+  agent?: AgentRuns;
   bot?: RunKindModule;
 }
 
@@ -60,6 +62,21 @@ export class RunService {
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
   async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner): Promise<RunRecord> {
     return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner.tenantId), owner);
+  }
+
+  /** Validates and queues an agent run (one agent, or a fan-out). */
+  async submitAgent(body: SubmitAgentRunBody, owner: RunOwner): Promise<RunRecord> {
+    return this.submit("agent", await this.agents().prepare(body, owner.tenantId), owner);
+  }
+
+  /** Queues the next turn of a finished agent run: its agents resume their sessions. */
+  async submitFollowUp(parentId: string, text: string, owner: RunOwner): Promise<RunRecord> {
+    return this.submit("agent", await this.agents().prepareFollowUp(parentId, text), owner);
+  }
+
+  private agents(): AgentRuns {
+    if (!this.kinds.agent) throw new RunyardError("INVALID_INPUT", "this server does not run agent runs");
+    return this.kinds.agent;
   }
 
   /** Queues a checked run of `kind`; resolves with its record once `run.queued` is stored. */

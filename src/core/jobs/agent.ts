@@ -1,0 +1,146 @@
+import { z } from "zod";
+import { ErrorInfo, type EventInput } from "../events.js";
+
+/**
+ * Job kind `agent`: one turn of one coding agent on one runner, the whole task pipeline
+ * (DESIGN.md section 7): workspace -> agent -> tests -> commit -> push -> artifacts. The runner
+ * reports pipeline steps as `step.*` events whose host is the agent (so a fan-out run shows its
+ * agents side by side), the agent's transcript as `agent.*` events, and artifacts it uploaded.
+ */
+
+export const AgentBudget = z
+  .object({
+    tokens: z.number().int().positive().optional(),
+    usd: z.number().positive().optional(),
+  })
+  .strict();
+export type AgentBudget = z.infer<typeof AgentBudget>;
+
+/** The repo an agent task works on, and what becomes of its branch. */
+export const AgentRepo = z.object({
+  url: z.string().min(1),
+  base: z.string().optional(),
+  branch: z.string().min(1),
+  push: z.boolean(),
+  /** The worktree's key: the conversation id, shared by follow-up turns. */
+  key: z.string(),
+  /** Check out `branch` as the previous turn left it (a follow-up) instead of cutting it. */
+  reuse: z.boolean().default(false),
+});
+export type AgentRepo = z.infer<typeof AgentRepo>;
+
+/** Tests run after the agent: a command, or playbook steps (seed 003), by the workflow engine. */
+export const AgentTests = z.object({
+  command: z.string().optional(),
+  playbook: z.string().optional(),
+});
+export type AgentTests = z.infer<typeof AgentTests>;
+
+export const AgentTask = z.object({
+  run_id: z.string(),
+  /** The agent adapter (`src/agents/registry.ts`); also the host of this job's steps. */
+  agent: z.string(),
+  /** The whole prompt: the task's title, description and acceptance criteria composed. */
+  prompt: z.string(),
+  /** Names the task in commits and the branch. */
+  title: z.string(),
+  model: z.string().optional(),
+  extra_args: z.array(z.string()).default([]),
+  /** Credentials and provider settings for the agent, git token excluded. */
+  env: z.record(z.string(), z.string()).default({}),
+  /** Work in this folder of the runner instead of a repo worktree (seed 004's `cwd`). */
+  cwd: z.string().optional(),
+  repo: AgentRepo.optional(),
+  /** Reaches git through GIT_ASKPASS only. */
+  git_token: z.string().optional(),
+  tests: AgentTests.optional(),
+  timeout_ms: z.number().int().positive(),
+  stall_ms: z.number().int().positive(),
+  budget: AgentBudget.optional(),
+  /** Continue this session of the agent (a follow-up turn). */
+  session_id: z.string().optional(),
+  /** The turn's number in its conversation, from 1. */
+  turn: z.number().int().positive().default(1),
+  /** Values to mask in everything sent back (besides secret-named env values). */
+  secrets: z.array(z.string()).default([]),
+});
+export type AgentTask = z.infer<typeof AgentTask>;
+export type AgentTaskInput = z.input<typeof AgentTask>;
+
+export const AgentJob = z.object({
+  job_id: z.string(),
+  kind: z.literal("agent"),
+  payload: AgentTask,
+});
+export type AgentJob = z.infer<typeof AgentJob>;
+
+export const AgentTokenUsage = z.object({
+  input_tokens: z.number().int().nonnegative(),
+  output_tokens: z.number().int().nonnegative(),
+  cost_usd: z.number().nonnegative().optional(),
+});
+export type AgentTokenUsage = z.infer<typeof AgentTokenUsage>;
+
+/** Seed 003's result fields, per agent: success, branch, commit, diff stats, tokens, cost, model, metrics. */
+export const AgentJobResult = z.object({
+  kind: z.literal("agent"),
+  status: z.enum(["success", "failed", "canceled", "timeout"]),
+  error: ErrorInfo.optional(),
+  agent: z.string(),
+  session_id: z.string().optional(),
+  model: z.string().optional(),
+  branch: z.string().optional(),
+  commit: z.string().optional(),
+  pushed: z.boolean().default(false),
+  diff_stats: z
+    .object({ files: z.number().int(), insertions: z.number().int(), deletions: z.number().int() })
+    .optional(),
+  tests: z.object({ status: z.string(), exit_code: z.number().int().nullable() }).optional(),
+  usage: AgentTokenUsage,
+  duration_ms: z.number(),
+  memory_peak_bytes: z.number(),
+  cpu_ms: z.number(),
+  /** The agent's last message: its answer (chat) or its summary of the change. */
+  final_text: z.string().optional(),
+  artifacts: z.array(z.string()).default([]),
+});
+export type AgentJobResult = z.infer<typeof AgentJobResult>;
+
+const agentEventTypes = new Set<EventInput["type"]>([
+  "agent.message",
+  "agent.tool_call",
+  "agent.tool_result",
+  "agent.usage",
+  "artifact.created",
+  "step.started",
+  "step.output",
+  "step.retrying",
+  "step.finished",
+  "notice",
+]);
+
+/** Whether a runner may report `event` for this agent job: its transcript, and steps of its own agent. */
+export function agentJobMaySend(job: AgentJob, event: EventInput): boolean {
+  if (!agentEventTypes.has(event.type)) return false;
+  if ("host" in event && event.host !== undefined) return event.host === job.payload.agent;
+  return true;
+}
+
+export function agentEndedEarly(
+  agent: string,
+  status: "failed" | "canceled",
+  error: ErrorInfo,
+): AgentJobResult {
+  return {
+    kind: "agent",
+    status,
+    error,
+    agent,
+    pushed: false,
+    usage: { input_tokens: 0, output_tokens: 0 },
+    duration_ms: 0,
+    memory_peak_bytes: 0,
+    cpu_ms: 0,
+    artifacts: [],
+  };
+}

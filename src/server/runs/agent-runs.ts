@@ -1,0 +1,280 @@
+import { agentNames } from "../../agents/types.js";
+import { RunyardError } from "../../core/errors.js";
+import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
+import { type AgentJob, AgentJobResult, type AgentTask } from "../../core/jobs/agent.js";
+import { isSecretName } from "../../core/masking.js";
+import type { Store } from "../../store/types.js";
+import { suggestionHint } from "../../workflow/suggest.js";
+import type { JobBroker } from "../job-broker.js";
+import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
+import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
+import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
+
+/** Names a stored secret or env entry may have to be the git token (seed 000, seed 003). */
+const gitTokenNames = ["GIT_TOKEN", "GITHUB_TOKEN"] as const;
+
+/** Routes a repo to a runner group (seed 000's `repos:` with `work_runner_group`). */
+export interface RepoRoute {
+  name: string;
+  url?: string;
+  group: string;
+}
+
+/** The job id an agent of a run always gets, so a resumed engine finds its job again. */
+export function agentJobId(runId: string, agent: string): string {
+  return `job_${runId}_${agent}`;
+}
+
+function repoName(url: string): string {
+  return (url.replace(/\/+$/, "").split(/[/:]/).pop() ?? url).replace(/\.git$/, "");
+}
+
+/**
+ * Agent runs on the server: each agent of the run (one, or several in a fan-out) becomes an
+ * `agent` job for a runner that has that agent and takes that kind of work (mode `issue` for a
+ * repo task, `chat` otherwise); the run ends with every agent's result side by side.
+ */
+export class AgentRuns implements RunKindModule {
+  constructor(
+    private readonly store: Store,
+    private readonly broker: JobBroker,
+    private readonly repoRoutes: readonly RepoRoute[] = [],
+  ) {}
+
+  /** Checks a submitted agent run; refuses unknown agents and secrets the tenant has not stored. */
+  async prepare(body: SubmitAgentRunBody, tenantId: string | null): Promise<PreparedRun> {
+    const agents = body.agents ?? [body.agent ?? "claude_code"];
+    if (body.agents && body.agent) {
+      throw new RunyardError("INVALID_INPUT", "give either agent or agents, not both", {
+        hint: 'One agent: "agent":"codex"; a fan-out: "agents":["claude_code","codex"].',
+      });
+    }
+    for (const agent of agents) {
+      if (!(agentNames as readonly string[]).includes(agent)) {
+        throw new RunyardError("INVALID_INPUT", `agent ${JSON.stringify(agent)} is not one runyard knows`, {
+          hint: suggestionHint(agent, agentNames, "agents"),
+        });
+      }
+    }
+    if (new Set(agents).size !== agents.length) {
+      throw new RunyardError("INVALID_INPUT", "agents lists the same agent twice", {
+        hint: "A fan-out runs each agent once; list each name once.",
+      });
+    }
+    if (!body.prompt && !body.title && !body.description) {
+      throw new RunyardError("INVALID_INPUT", "the task is empty: give prompt, or title and description", {
+        hint: 'E.g. {"kind":"agent","agent":"claude_code","prompt":"add a README"}.',
+      });
+    }
+    if (body.cwd && body.repo) {
+      throw new RunyardError("INVALID_INPUT", "give either cwd or repo, not both", {
+        hint: "repo: the agent works in a fresh worktree of it; cwd: in a folder of the runner as it is.",
+      });
+    }
+    const { missing } = await resolveStoredSecrets(this.store, tenantId, body.secrets);
+    if (missing.length > 0) throw secretsMissing(missing, tenantId);
+    const { title, prompt } = composePrompt(body);
+    const spec: AgentRunSpec = {
+      agents,
+      prompt,
+      title,
+      ...(body.model ? { model: body.model } : {}),
+      extra_args: body.extra_args,
+      env: body.env,
+      secrets: body.secrets,
+      ...(body.cwd ? { cwd: body.cwd } : {}),
+      ...(body.repo ? { repo: body.repo } : {}),
+      ...(body.tests ? { tests: body.tests } : {}),
+      timeout_secs: body.timeout_secs,
+      stall_secs: body.stall_secs,
+      ...(body.budget ? { budget: body.budget } : {}),
+      ...(body.group ? { group: body.group } : {}),
+      labels: body.labels,
+    };
+    return { name: title, spec, vars: {} };
+  }
+
+  /**
+   * A follow-up turn of a finished agent run: the same task settings, the new text as the
+   * prompt, each agent resuming its session in the same workspace on the same runner.
+   */
+  async prepareFollowUp(parentId: string, text: string): Promise<PreparedRun> {
+    const parent = await this.store.getRun(parentId);
+    if (!parent) throw new RunyardError("NOT_FOUND", `run ${parentId} does not exist`);
+    if (parent.kind !== "agent") {
+      throw new RunyardError("INVALID_INPUT", `run ${parentId} is a ${parent.kind} run, not an agent run`, {
+        hint: "Follow-up messages continue agent runs only.",
+      });
+    }
+    if (parent.status === "queued" || parent.status === "running") {
+      throw new RunyardError("CONFLICT", `run ${parentId} is still ${parent.status}`, {
+        hint: "Wait for its run.finished event, then send the message.",
+      });
+    }
+    const spec = AgentRunSpec.parse(parent.spec);
+    const agents: AgentFollowUp["agents"] = {};
+    for (const job of await this.store.listJobs({ runId: parentId })) {
+      const result = AgentJobResult.safeParse(job.result);
+      if (!result.success || !result.data.session_id) continue;
+      agents[result.data.agent] = {
+        session_id: result.data.session_id,
+        ...(result.data.branch ? { branch: result.data.branch } : {}),
+        ...(job.runner_id ? { runner_id: job.runner_id } : {}),
+      };
+    }
+    const resumable = spec.agents.filter((agent) => agents[agent]);
+    if (resumable.length === 0) {
+      throw new RunyardError("CONFLICT", `no agent of run ${parentId} left a session to continue`, {
+        hint: "The agent failed before it started a session; submit a new run instead.",
+      });
+    }
+    const followUp: AgentFollowUp = {
+      parent_run_id: parentId,
+      conversation: spec.follow_up?.conversation ?? parentId,
+      turn: (spec.follow_up?.turn ?? 1) + 1,
+      agents,
+    };
+    const next: AgentRunSpec = { ...spec, agents: resumable, prompt: text, follow_up: followUp };
+    return { name: spec.title, spec: next, vars: {} };
+  }
+
+  async start(run: ActiveRun): Promise<void> {
+    const parsed = AgentRunSpec.safeParse(run.record.spec);
+    if (!parsed.success) throw new RunyardError("INVALID_INPUT", "the stored agent run spec is unreadable");
+    const spec = parsed.data;
+    const started = Date.now();
+    const secrets = await resolveStoredSecrets(this.store, run.record.tenant_id, spec.secrets);
+    if (secrets.missing.length > 0) {
+      const error = secretsMissing(secrets.missing, run.record.tenant_id).toInfo();
+      run.sink.emit({ type: "run.finished", status: "failed", error, duration_ms: 0 });
+      return;
+    }
+    const results = await Promise.all(
+      spec.agents.map((agent) => this.runAgent(run, spec, agent, secrets.values)),
+    );
+    const summaries = results.map(summaryOf);
+    const { status, error } = overall(results, run.signal.aborted);
+    run.sink.emit({
+      type: "run.finished",
+      status,
+      ...(error ? { error } : {}),
+      duration_ms: Date.now() - started,
+      agents: summaries,
+    });
+  }
+
+  private async runAgent(
+    run: ActiveRun,
+    spec: AgentRunSpec,
+    agent: string,
+    secretValues: Record<string, string>,
+  ): Promise<AgentJobResult> {
+    const runId = run.record.id;
+    const env = { ...spec.env, ...secretValues };
+    const gitToken = gitTokenNames.map((name) => env[name]).find((value) => value);
+    for (const name of gitTokenNames) delete env[name];
+    const earlier = spec.follow_up?.agents[agent];
+    const task: AgentTask = {
+      run_id: runId,
+      agent,
+      prompt: spec.prompt,
+      title: spec.title,
+      ...(spec.model ? { model: spec.model } : {}),
+      extra_args: spec.extra_args,
+      env,
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      ...(spec.repo
+        ? {
+            repo: {
+              url: spec.repo.url,
+              ...(spec.repo.base ? { base: spec.repo.base } : {}),
+              branch: earlier?.branch ?? spec.repo.branch ?? `runyard/${runId}-${agent}`,
+              push: spec.repo.push,
+              key: `${spec.follow_up?.conversation ?? runId}-${agent}`,
+              reuse: earlier?.branch !== undefined,
+            },
+          }
+        : {}),
+      ...(gitToken ? { git_token: gitToken } : {}),
+      ...(spec.tests ? { tests: spec.tests } : {}),
+      timeout_ms: spec.timeout_secs * 1000,
+      stall_ms: spec.stall_secs * 1000,
+      ...(spec.budget ? { budget: spec.budget } : {}),
+      ...(earlier ? { session_id: earlier.session_id } : {}),
+      turn: spec.follow_up?.turn ?? 1,
+      secrets: [
+        ...Object.values(secretValues),
+        ...Object.entries(spec.env)
+          .filter(([name]) => isSecretName(name))
+          .map(([, value]) => value),
+        ...(gitToken ? [gitToken] : []),
+      ],
+    };
+    const job: AgentJob = { job_id: agentJobId(runId, agent), kind: "agent", payload: task };
+    const group = spec.group ?? this.routeGroup(spec.repo?.url);
+    const labels = [
+      ...spec.labels,
+      `agent:${agent}`,
+      spec.repo ? "mode:issue" : "mode:chat",
+      ...(earlier?.runner_id ? [`runner:${earlier.runner_id}`] : []),
+    ];
+    const result = await this.broker.runJob(
+      job,
+      { runId, sink: run.sink, tenantId: run.record.tenant_id },
+      { host: agent, requirements: { ...(group ? { group } : {}), labels } },
+      run.signal,
+    );
+    if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
+    return result;
+  }
+
+  /** The runner group of a repo from the config file's `repos:` (by URL, else by name). */
+  private routeGroup(url: string | undefined): string | undefined {
+    if (!url) return undefined;
+    const byUrl = this.repoRoutes.find((route) => route.url === url);
+    if (byUrl) return byUrl.group;
+    return this.repoRoutes.find((route) => !route.url && route.name === repoName(url))?.group;
+  }
+}
+
+function summaryOf(result: AgentJobResult): AgentSummary {
+  return {
+    agent: result.agent,
+    status: result.status,
+    ...(result.error ? { error: result.error } : {}),
+    ...(result.model ? { model: result.model } : {}),
+    ...(result.session_id ? { session_id: result.session_id } : {}),
+    ...(result.branch ? { branch: result.branch } : {}),
+    ...(result.commit ? { commit: result.commit } : {}),
+    pushed: result.pushed,
+    ...(result.diff_stats ? { diff_stats: result.diff_stats } : {}),
+    ...(result.tests ? { tests: result.tests } : {}),
+    input_tokens: result.usage.input_tokens,
+    output_tokens: result.usage.output_tokens,
+    ...(result.usage.cost_usd !== undefined ? { cost_usd: result.usage.cost_usd } : {}),
+    duration_ms: result.duration_ms,
+    memory_peak_bytes: result.memory_peak_bytes,
+    cpu_ms: result.cpu_ms,
+    ...(result.final_text ? { final_text: result.final_text } : {}),
+    artifacts: result.artifacts,
+  };
+}
+
+/** A run succeeds when every agent did; else it takes the first failure, naming how many failed. */
+function overall(results: AgentJobResult[], canceled: boolean): { status: RunStatus; error?: ErrorInfo } {
+  if (canceled) return { status: "canceled", error: { code: "CANCELED", message: "the run was canceled" } };
+  const failed = results.filter((result) => result.status !== "success");
+  const first = failed[0];
+  if (!first) return { status: "success" };
+  const status: RunStatus =
+    first.status === "timeout" ? "timeout" : first.status === "canceled" ? "canceled" : "failed";
+  const error = first.error ?? { code: "AGENT_CRASHED", message: `${first.agent} ${first.status}` };
+  if (results.length === 1) return { status, error };
+  return {
+    status,
+    error: {
+      ...error,
+      message: `${failed.length} of ${results.length} agents failed (${failed.map((r) => `${r.agent}: ${r.error?.code ?? r.status}`).join(", ")}); first: ${error.message}`,
+    },
+  };
+}

@@ -1,0 +1,165 @@
+import { z } from "zod";
+import { AgentBudget, AgentTests } from "../../core/jobs/agent.js";
+
+/**
+ * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, seed 004's
+ * `{input, metadata}`, `runyard agent run`), and stored encrypted as the run's spec.
+ */
+
+const agentName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,39}$/, "an agent name is lower-case letters, digits and _ (e.g. claude_code)");
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+
+export const AgentRepoInput = z.strictObject({
+  url: z
+    .string()
+    .min(1)
+    .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(url), {
+      message:
+        "the repo URL holds a password or token; give the token as a secret (GITHUB_TOKEN or GIT_TOKEN) instead: it reaches git through GIT_ASKPASS, never a URL",
+    })
+    .describe("what git clones: https, ssh or a path of a bare repo; never with credentials in it"),
+  base: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("the branch to start from; the remote's default branch when absent"),
+  branch: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]{1,200}$/, "a branch name of letters, digits and . _ / -")
+    .optional()
+    .describe("the new branch; `runyard/<run id>-<agent>` when absent"),
+  push: z.boolean().default(true).describe("push the branch when the agent and the tests succeed"),
+});
+
+/** The native body of an agent run. */
+export const SubmitAgentRunBody = z.strictObject({
+  kind: z.literal("agent"),
+  agent: agentName.optional().describe("one agent (default claude_code)"),
+  agents: z
+    .array(agentName)
+    .min(1)
+    .max(8)
+    .optional()
+    .describe("fan-out: the same task to each agent at once, each in its own worktree and branch"),
+  prompt: z.string().min(1).optional().describe("what to do; or give title and description"),
+  title: z.string().min(1).max(200).optional(),
+  description: z.string().optional(),
+  acceptance_criteria: z.array(z.string()).default([]),
+  model: z.string().min(1).optional(),
+  extra_args: z.array(z.string()).default([]).describe("appended to the agent CLI's arguments"),
+  env: z.record(envName, z.string()).default({}).describe("given to the agent (provider URL, keys)"),
+  secrets: z
+    .array(envName)
+    .default([])
+    .describe(
+      "names of stored secrets given to the agent as env (GITHUB_TOKEN or GIT_TOKEN is the git token)",
+    ),
+  cwd: z.string().min(1).optional().describe("work in this folder of the runner instead of a repo worktree"),
+  repo: AgentRepoInput.optional(),
+  tests: AgentTests.strict().optional().describe("run after the agent: a shell command or a playbook's YAML"),
+  timeout_secs: z.number().int().positive().max(86_400).default(300),
+  stall_secs: z
+    .number()
+    .int()
+    .positive()
+    .max(86_400)
+    .default(120)
+    .describe("fail with AGENT_STALLED after this long without a sign of life"),
+  budget: AgentBudget.optional().describe("stop with BUDGET_EXCEEDED past this many tokens or dollars"),
+  group: z.string().min(1).optional().describe("runner group; else the config file's repo routing"),
+  labels: z.array(z.string()).default([]),
+});
+export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
+
+/** Seed 004's body: `{"input":{"text"},"metadata":{"agent_type","cwd","timeout_secs","model","extra_args"}}`. */
+export const Seed004RunBody = z.object({
+  input: z.object({ text: z.string().min(1, "input.text is empty: say what the agent should do") }),
+  metadata: z
+    .object({
+      agent_type: agentName.optional(),
+      cwd: z.string().optional(),
+      working_dir: z.string().optional(),
+      timeout_secs: z.number().int().positive().optional(),
+      model: z.string().optional(),
+      extra_args: z.array(z.string()).optional(),
+    })
+    .default({}),
+});
+
+/** Seed 004's body as the native one. */
+export function fromSeed004(body: z.infer<typeof Seed004RunBody>): Record<string, unknown> {
+  const meta = body.metadata;
+  const cwd = meta.cwd ?? meta.working_dir;
+  return {
+    kind: "agent",
+    agent: meta.agent_type ?? "claude_code",
+    prompt: body.input.text,
+    ...(cwd ? { cwd } : {}),
+    ...(meta.timeout_secs ? { timeout_secs: meta.timeout_secs } : {}),
+    ...(meta.model ? { model: meta.model } : {}),
+    ...(meta.extra_args ? { extra_args: meta.extra_args } : {}),
+  };
+}
+
+/** A follow-up turn: which run it continues, and the sessions it resumes. */
+export const AgentFollowUp = z.object({
+  parent_run_id: z.string(),
+  /** The first run of the conversation: the worktrees' key. */
+  conversation: z.string(),
+  turn: z.number().int().positive(),
+  /** Per agent: its session id, branch, and the runner whose workspace and session store hold it. */
+  agents: z.record(
+    z.string(),
+    z.object({ session_id: z.string(), branch: z.string().optional(), runner_id: z.string().optional() }),
+  ),
+});
+export type AgentFollowUp = z.infer<typeof AgentFollowUp>;
+
+/** The stored spec of an agent run. */
+export const AgentRunSpec = z.object({
+  agents: z.array(z.string()).min(1),
+  prompt: z.string(),
+  title: z.string(),
+  model: z.string().optional(),
+  extra_args: z.array(z.string()),
+  env: z.record(z.string(), z.string()),
+  secrets: z.array(z.string()),
+  cwd: z.string().optional(),
+  repo: z
+    .object({
+      url: z.string(),
+      base: z.string().optional(),
+      branch: z.string().optional(),
+      push: z.boolean(),
+    })
+    .optional(),
+  tests: AgentTests.optional(),
+  timeout_secs: z.number(),
+  stall_secs: z.number(),
+  budget: AgentBudget.optional(),
+  group: z.string().optional(),
+  labels: z.array(z.string()),
+  follow_up: AgentFollowUp.optional(),
+});
+export type AgentRunSpec = z.infer<typeof AgentRunSpec>;
+
+/** The prompt an agent gets: seed 003's task context composed into words. */
+export function composePrompt(body: SubmitAgentRunBody): { title: string; prompt: string } {
+  const title = body.title ?? firstLine(body.prompt ?? body.description ?? "agent task");
+  const parts: string[] = [];
+  if (body.prompt) parts.push(body.prompt);
+  if (body.title && !body.prompt) parts.push(`Task: ${body.title}`);
+  if (body.description) parts.push(body.description);
+  if (body.acceptance_criteria.length > 0) {
+    parts.push(`Acceptance criteria:\n${body.acceptance_criteria.map((c) => `- ${c}`).join("\n")}`);
+  }
+  return { title, prompt: parts.join("\n\n") };
+}
+
+function firstLine(text: string): string {
+  const line = text.split("\n", 1)[0]?.trim() ?? "";
+  return line.length > 72 ? `${line.slice(0, 69)}...` : line || "agent task";
+}
