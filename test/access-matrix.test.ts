@@ -147,6 +147,24 @@ interface Row {
 
 const rows: Row[] = [
   { route: "GET /health", request: async () => ({ url: "/health" }), expect: everyone(200) },
+  {
+    route: "GET /health/agents",
+    what: "public, as seed 004's; it never shows a credential",
+    request: async () => ({ url: "/health/agents" }),
+    expect: everyone(200),
+  },
+  {
+    route: "POST /api/runs/{id}/messages",
+    what: "tenant A's (workflow) run: seen by A's callers (400, not an agent run), absent for others",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/messages`, body: { text: "and now the tests" } }),
+    expect: ofTenantA(400),
+  },
+  {
+    route: "POST /api/chat",
+    what: "any user (an empty message is refused after the credential is checked)",
+    request: async () => ({ url: "/api/chat", body: { message: "" } }),
+    expect: anyUser(400),
+  },
   { route: "GET /openapi.json", request: async () => ({ url: "/openapi.json" }), expect: everyone(200) },
   {
     route: "POST /api/auth/login",

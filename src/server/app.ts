@@ -8,6 +8,7 @@ import { errorHandler, errorResponses, notFoundHandler } from "./error-responses
 import { httpHeadersHook } from "./http-headers.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
+import { agentRoutes } from "./routes/agents.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { runnerRoutes } from "./routes/runners.js";
@@ -96,6 +97,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     userRoutes(api, deps);
     tokenRoutes(api, deps);
     auditRoutes(api, deps);
+    agentRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   return app;

@@ -38,7 +38,7 @@ declare module "fastify" {
 }
 
 /** Routes anyone may call: liveness, the API's own description, and logging in. */
-const publicPaths = new Set(["/health", "/openapi.json", "/api/auth/login"]);
+const publicPaths = new Set(["/health", "/health/agents", "/openapi.json", "/api/auth/login"]);
 
 /**
  * The one route that takes `?access_token=`: EventSource cannot send headers. Tokens in URLs

@@ -14,6 +14,7 @@ import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
+import type { AgentHealth } from "./routes/agents.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns, type RepoRoute } from "./runs/agent-runs.js";
 import { RunService } from "./runs/run-service.js";
@@ -43,6 +44,8 @@ export interface ServerOptions {
   replicaTimings?: ReplicaTimings;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
+  /** Agents on this machine for `GET /health/agents`; default: none known. */
+  agentsHealth?: () => Promise<AgentHealth[]>;
   /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
   repoRoutes?: readonly RepoRoute[];
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
@@ -176,6 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas),
     corsOrigins: options.corsOrigins ?? [],
+    agentsHealth: options.agentsHealth ?? (async () => []),
     logger,
     version: options.version,
   });

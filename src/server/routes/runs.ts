@@ -28,7 +28,7 @@ import { type StreamGauge, streamRunEvents } from "../sse.js";
 export const runBodyLimit = 8 * 1024 * 1024;
 
 export const SubmitWorkflowRunBody = z.strictObject({
-  kind: z.literal("workflow"),
+  kind: z.literal("workflow").default("workflow"),
   workflow: z
     .string()
     .min(1, "workflow is empty: send the YAML text of a workflow")

@@ -1,0 +1,251 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
+import type { RunRecord } from "../../store/types.js";
+import { submitterId, tenantScope } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import { publicRoute } from "../openapi.js";
+
+const RunParams = z.object({ id: z.string().min(1).describe("the agent run to continue") });
+
+const MessageBody = z.strictObject({
+  text: z.string().min(1, "text is empty: say what the agent should do next"),
+});
+
+const FollowUpAnswer = z.object({
+  run_id: z.string().describe("the new turn's run"),
+  parent_run_id: z.string(),
+  status: RunStatus,
+});
+
+const ChatBody = z.strictObject({
+  message: z.string().min(1, "message is empty"),
+  model: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("an agent (claude_code, codex, ...), a family (claude, gpt, gemini) or a model name"),
+  agent: z.string().min(1).optional().describe("the agent that answers; else chosen from model"),
+  timeout_secs: z.number().int().positive().max(3600).default(300),
+});
+
+const ChatAnswer = z.object({
+  run_id: z.string(),
+  status: RunStatus,
+  message: z.string().describe("the agent's answer; empty when it failed"),
+  agent: z.string(),
+  model: z.string().nullable(),
+  usage: z.object({
+    input_tokens: z.number().int(),
+    output_tokens: z.number().int(),
+    cost_usd: z.number().nullable(),
+  }),
+  error: ErrorInfo.nullable(),
+});
+
+const AgentHealth = z.object({
+  name: z.string(),
+  installed: z.boolean(),
+  path: z.string().optional(),
+  version: z.string().optional(),
+  pinned_version: z.string().optional(),
+  credentials: z.boolean().describe("whether a credential is set (never the credential)"),
+  usable: z.boolean(),
+  problem: z.string().optional(),
+});
+export type AgentHealth = z.infer<typeof AgentHealth>;
+
+const AgentsHealth = z.object({
+  ok: z.boolean().describe("at least one agent is usable here or on a connected runner"),
+  agents: z
+    .array(AgentHealth)
+    .describe("agents on the server's own machine (the local runner of `runyard up`)"),
+  runners: z
+    .array(z.object({ id: z.string(), agents: z.array(z.string()) }))
+    .describe("connected runners and the agents they advertise"),
+});
+
+/** Seed 004's `model` to an agent: an agent's name, a model family, or the default agent. */
+export function agentForModel(model: string | undefined): { agent: string; model?: string } {
+  if (!model) return { agent: "claude_code" };
+  const known = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"];
+  if (known.includes(model)) return { agent: model };
+  if (model === "claude") return { agent: "claude_code" };
+  if (/^claude-/.test(model)) return { agent: "claude_code", model };
+  if (/^gemini/.test(model)) return { agent: "gemini", ...(model === "gemini" ? {} : { model }) };
+  if (/^(gpt|o\d)/.test(model)) return { agent: "codex", model };
+  return { agent: "openai", model };
+}
+
+/**
+ * Resolves with the run once it has ended, or as it is after `timeoutMs`. Woken by this
+ * replica's events and other replicas' notices, with a slow poll in case a notice is lost.
+ */
+async function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<RunRecord | undefined> {
+  let wake: () => void = () => undefined;
+  const unsubscribe = [
+    deps.bus.subscribe(runId, (event) => event.type === "run.finished" && wake()),
+    deps.bus.subscribeStored(runId, () => wake()),
+  ];
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const run = await deps.store.getRun(runId);
+      if (!run || isFinalStatus(run.status) || Date.now() >= deadline) return run;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(1000, Math.max(1, deadline - Date.now())));
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    for (const stop of unsubscribe) stop();
+  }
+}
+
+export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.post(
+    "/api/runs/:id/messages",
+    {
+      schema: {
+        operationId: "sendRunMessage",
+        summary: "Continue an agent run with a follow-up message",
+        description:
+          "Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner. The run must have ended; 409 while it runs.",
+        tags: ["agents"],
+        params: RunParams,
+        body: MessageBody,
+        response: {
+          201: {
+            description: "the next turn is queued",
+            content: { "application/json": { schema: FollowUpAnswer } },
+          },
+          ...protectedErrorResponses(400, 404, 409, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const parent = await deps.store.getRun(request.params.id);
+      const tenant = tenantScope(request);
+      if (!parent || (tenant !== undefined && parent.tenant_id !== tenant)) {
+        throw new RunyardError("NOT_FOUND", `run ${request.params.id} does not exist`);
+      }
+      const principal = request.principal;
+      await deps.quotas.checkSubmit(principal);
+      const run = await deps.runs.submitFollowUp(parent.id, request.body.text, {
+        tenantId: parent.tenant_id,
+        tokenId: submitterId(principal),
+      });
+      return reply.code(201).send({ run_id: run.id, parent_run_id: parent.id, status: run.status });
+    },
+  );
+
+  api.post(
+    "/api/chat",
+    {
+      schema: {
+        operationId: "chat",
+        summary: "Ask an agent and wait for its answer (no stream)",
+        description:
+          "Seed 004's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.",
+        tags: ["agents"],
+        body: ChatBody,
+        response: {
+          200: { description: "the agent's answer", content: { "application/json": { schema: ChatAnswer } } },
+          ...protectedErrorResponses(400, 429),
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const chosen = body.agent
+        ? { agent: body.agent, ...(body.model ? { model: body.model } : {}) }
+        : agentForModel(body.model);
+      const principal = request.principal;
+      await deps.quotas.checkSubmit(principal);
+      const submitted = await deps.runs.submitAgent(
+        {
+          kind: "agent",
+          agent: chosen.agent,
+          prompt: body.message,
+          ...(chosen.model ? { model: chosen.model } : {}),
+          acceptance_criteria: [],
+          extra_args: [],
+          env: {},
+          secrets: [],
+          timeout_secs: body.timeout_secs,
+          stall_secs: Math.min(120, body.timeout_secs),
+          labels: [],
+        },
+        { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
+      );
+      const run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 5000)) ?? submitted;
+      const summary = await lastSummary(deps, run);
+      return {
+        run_id: run.id,
+        status: run.status,
+        message: summary?.final_text ?? "",
+        agent: chosen.agent,
+        model: summary?.model ?? chosen.model ?? null,
+        usage: {
+          input_tokens: summary?.input_tokens ?? 0,
+          output_tokens: summary?.output_tokens ?? 0,
+          cost_usd: summary?.cost_usd ?? null,
+        },
+        error: run.error,
+      };
+    },
+  );
+
+  api.get(
+    "/health/agents",
+    {
+      schema: {
+        operationId: "getAgentsHealth",
+        summary: "Which agents can run",
+        description:
+          "No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and the agents each connected runner advertises. Never shows a credential.",
+        tags: ["server"],
+        security: publicRoute,
+        response: {
+          200: {
+            description: "agent availability",
+            content: { "application/json": { schema: AgentsHealth } },
+          },
+          ...errorResponses(),
+        },
+      },
+    },
+    async () => {
+      const [agents, runners] = await Promise.all([
+        deps.agentsHealth(),
+        deps.store.listRunners({ status: "online" }),
+      ]);
+      const advertised = runners.map((runner) => ({
+        id: runner.id,
+        agents: runner.labels.filter((l) => l.startsWith("agent:")).map((l) => l.slice("agent:".length)),
+      }));
+      return {
+        ok: agents.some((a) => a.usable) || advertised.some((r) => r.agents.length > 0),
+        agents,
+        runners: advertised,
+      };
+    },
+  );
+}
+
+/** The agent summary `run.finished` gave, from the stored event. */
+async function lastSummary(deps: ServerDeps, run: RunRecord): Promise<AgentSummary | undefined> {
+  if (!isFinalStatus(run.status)) return undefined;
+  const events = await deps.store.listEvents(run.id, { after: Math.max(0, run.last_seq - 1) });
+  const finished = events.find((event) => event.type === "run.finished");
+  if (finished?.type !== "run.finished") return undefined;
+  return finished.agents?.[0] ? AgentSummary.parse(finished.agents[0]) : undefined;
+}
