@@ -48,6 +48,8 @@ export const AgentTask = z.object({
   extra_args: z.array(z.string()).default([]),
   /** Credentials and provider settings for the agent, git token excluded. */
   env: z.record(z.string(), z.string()).default({}),
+  /** The conversation's key (shared by follow-up turns): names the scratch folder of a task without repo or cwd. */
+  key: z.string(),
   /** Work in this folder of the runner instead of a repo worktree (seed 004's `cwd`). */
   cwd: z.string().optional(),
   repo: AgentRepo.optional(),

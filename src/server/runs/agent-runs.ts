@@ -179,6 +179,7 @@ export class AgentRuns implements RunKindModule {
       agent,
       prompt: spec.prompt,
       title: spec.title,
+      key: `${spec.follow_up?.conversation ?? runId}-${agent}`,
       ...(spec.model ? { model: spec.model } : {}),
       extra_args: spec.extra_args,
       env,

@@ -1,0 +1,321 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { AgentOutput } from "../../agents/types.js";
+import type { ErrorInfo, EventInput } from "../../core/events.js";
+import type { AgentJob, AgentJobResult, AgentTask } from "../../core/jobs/agent.js";
+import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
+import type { StepRunner } from "../../core/step-attempt.js";
+import type { AllocateRequest, Workspace } from "../../workspace/types.js";
+import { errorOf, PipelineSteps } from "./agent-steps.js";
+import { runAgentTests, type TestsOutcome } from "./agent-tests.js";
+import type { JobHandler, JobIo } from "./types.js";
+
+/** How one supervised agent turn ended (see `src/runner/agent-turns.ts`). */
+export interface TurnOutcome {
+  status: "success" | "failed" | "canceled" | "timeout";
+  error?: ErrorInfo;
+  sessionId?: string;
+  model?: string;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd?: number;
+  finalText?: string;
+  durationMs: number;
+  memoryPeakBytes: number;
+  cpuMs: number;
+}
+
+/** Runs one turn of the task's agent in `cwd`, enforcing its timeout, stall limit and budget. */
+export interface AgentTurns {
+  run(
+    task: AgentTask,
+    cwd: string,
+    io: { emit(output: AgentOutput): void; signal: AbortSignal },
+  ): Promise<TurnOutcome>;
+}
+
+export interface AgentHandlerDeps {
+  workspaces: { allocate(request: AllocateRequest): Promise<Workspace> };
+  turns: AgentTurns;
+  /** Stores an artifact of the job's run on the server; resolves with where it can be read. */
+  upload(
+    jobId: string,
+    name: string,
+    contentType: string,
+    content: string,
+  ): Promise<{ path: string; size: number }>;
+  /** Runs the tests' steps on this machine. */
+  stepRunner: StepRunner;
+  /** Where tasks without a repo or cwd get a folder of their own (`<root>/chats/<key>`). */
+  scratchRoot: string;
+}
+
+/**
+ * Runs `agent` jobs: the task pipeline (DESIGN.md section 7) on this runner. prepare (a worktree
+ * on a new branch, or the given folder) -> agent -> test -> commit -> push, each a step on the
+ * agent's host; then the diff, the transcript and the test output as artifacts; the worktree is
+ * released however the task ends.
+ */
+export class AgentJobHandler implements JobHandler<"agent"> {
+  constructor(private readonly deps: AgentHandlerDeps) {}
+
+  async run(job: AgentJob, io: JobIo): Promise<AgentJobResult> {
+    const task = job.payload;
+    const agent = task.agent;
+    const masker = new SecretMasker([
+      ...task.secrets,
+      ...secretsFromEnv(task.env),
+      ...(task.git_token ? [task.git_token] : []),
+    ]);
+    const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
+    const steps = new PipelineSteps(agent, emit);
+    const transcript: string[] = [];
+    const started = Date.now();
+    const result: AgentJobResult = {
+      kind: "agent",
+      status: "failed",
+      agent,
+      pushed: false,
+      usage: { input_tokens: 0, output_tokens: 0 },
+      duration_ms: 0,
+      memory_peak_bytes: 0,
+      cpu_ms: 0,
+      artifacts: [],
+    };
+    let workspace: Workspace | undefined;
+    let tests: TestsOutcome | undefined;
+    try {
+      const cwd = await steps.run("prepare", async (say) => {
+        workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
+        const dir = workspace?.path ?? task.cwd ?? join(this.deps.scratchRoot, "chats", task.key);
+        if (!workspace) {
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          say(`working in ${dir}`);
+        }
+        return { value: dir, end: { status: "success" } };
+      });
+      if (workspace) result.branch = workspace.branch;
+
+      const turn = await steps.run("agent", async () => {
+        const outcome = await this.deps.turns.run(task, cwd, {
+          signal: io.signal,
+          emit: (output) => {
+            transcript.push(JSON.stringify(masker.maskDeep({ ts: new Date().toISOString(), ...output })));
+            const event = eventOf(output, agent);
+            if (event) emit(event);
+          },
+        });
+        return {
+          value: outcome,
+          end: {
+            status: outcome.status,
+            exitCode: outcome.status === "success" ? 0 : null,
+            ...(outcome.error ? { error: outcome.error } : {}),
+            memoryPeakBytes: outcome.memoryPeakBytes,
+            cpuMs: outcome.cpuMs,
+          },
+        };
+      });
+      Object.assign(result, {
+        ...(turn.sessionId ? { session_id: turn.sessionId } : {}),
+        ...(turn.model ? { model: turn.model } : {}),
+        ...(turn.finalText ? { final_text: masker.mask(turn.finalText) } : {}),
+        usage: {
+          input_tokens: turn.inputTokens,
+          output_tokens: turn.outputTokens,
+          ...(turn.costUsd !== undefined ? { cost_usd: turn.costUsd } : {}),
+        },
+        memory_peak_bytes: turn.memoryPeakBytes,
+        cpu_ms: turn.cpuMs,
+      });
+      if (turn.status !== "success") {
+        for (const name of ["test", "commit", "push"]) steps.skipped(name, `the agent ${turn.status}`);
+        result.status = turn.status;
+        if (turn.error) result.error = turn.error;
+        return result;
+      }
+
+      if (task.tests) {
+        tests = await runAgentTests({
+          tests: task.tests,
+          runId: task.run_id,
+          agent,
+          cwd,
+          timeoutMs: task.timeout_ms,
+          secrets: masker.values(),
+          stepRunner: this.deps.stepRunner,
+          emit,
+          signal: io.signal,
+        });
+        result.tests = { status: tests.status, exit_code: tests.exitCode };
+      } else {
+        steps.skipped("test", "the task names no tests");
+      }
+      const testsPassed = !tests || tests.status === "success";
+
+      if (workspace) {
+        const ws = workspace;
+        const commit = await steps.run("commit", async (say) => {
+          const made = await ws.commitAll(commitMessage(task));
+          say(
+            made
+              ? `committed ${made.commit.slice(0, 12)} on ${ws.branch}`
+              : "nothing to commit: the agent changed no file",
+          );
+          return { value: made, end: { status: "success" } };
+        });
+        if (commit) result.commit = commit.commit;
+        if (!task.repo?.push) steps.skipped("push", "the task does not push");
+        else if (!testsPassed) steps.skipped("push", "the tests failed");
+        else if (!commit) steps.skipped("push", "nothing was committed");
+        else {
+          await steps.run("push", async (say) => {
+            await ws.push();
+            say(`pushed ${ws.branch}`);
+            return { value: undefined, end: { status: "success" } };
+          });
+          result.pushed = true;
+        }
+      } else {
+        steps.skipped("commit", "the task has no repo");
+        steps.skipped("push", "the task has no repo");
+      }
+
+      if (!testsPassed && tests) {
+        result.status =
+          tests.status === "canceled" ? "canceled" : tests.status === "timeout" ? "timeout" : "failed";
+        result.error = {
+          code: tests.status === "canceled" ? "CANCELED" : "AGENT_TESTS_FAILED",
+          message: tests.message ?? `the tests ${tests.status} (exit code ${tests.exitCode ?? "none"})`,
+        };
+        return result;
+      }
+      result.status = "success";
+      return result;
+    } catch (error) {
+      result.status = io.signal.aborted ? "canceled" : "failed";
+      result.error = io.signal.aborted
+        ? { code: "CANCELED", message: "the run was canceled" }
+        : errorOf(error);
+      return result;
+    } finally {
+      await this.keepArtifacts(job, workspace, transcript, tests, masker, result, emit);
+      await workspace?.release().catch(() => undefined);
+      result.duration_ms = Date.now() - started;
+    }
+  }
+
+  private allocate(task: AgentTask, say: (line: string) => void, signal: AbortSignal): Promise<Workspace> {
+    const repo = task.repo;
+    if (!repo) throw new Error("no repo");
+    return this.deps.workspaces.allocate({
+      repoUrl: repo.url,
+      ...(repo.base ? { base: repo.base } : {}),
+      branch: repo.branch,
+      key: repo.key,
+      reuse: repo.reuse,
+      ...(task.git_token ? { credentials: { token: task.git_token } } : {}),
+      signal,
+      onProgress: say,
+    });
+  }
+
+  /** The diff, the transcript and the test output, uploaded and announced; a failed upload is a notice. */
+  private async keepArtifacts(
+    job: AgentJob,
+    workspace: Workspace | undefined,
+    transcript: string[],
+    tests: TestsOutcome | undefined,
+    masker: SecretMasker,
+    result: AgentJobResult,
+    emit: (event: EventInput) => void,
+  ): Promise<void> {
+    const agent = job.payload.agent;
+    const files: Array<{ name: string; type: string; content: () => Promise<string> }> = [];
+    if (workspace) {
+      const ws = workspace;
+      files.push({
+        name: `${agent}.diff`,
+        type: "text/x-diff",
+        content: async () => (await ws.diff()).patch,
+      });
+    }
+    if (transcript.length > 0) {
+      files.push({
+        name: `${agent}-transcript.jsonl`,
+        type: "application/x-ndjson",
+        content: async () => `${transcript.join("\n")}\n`,
+      });
+    }
+    if (tests)
+      files.push({ name: `${agent}-tests.log`, type: "text/plain", content: async () => tests.output });
+    for (const file of files) {
+      try {
+        const content = masker.mask(await file.content());
+        if (file.name.endsWith(".diff") && workspace) {
+          const { stats } = await workspace.diff();
+          result.diff_stats = stats;
+        }
+        const stored = await this.deps.upload(job.job_id, file.name, file.type, content);
+        result.artifacts.push(file.name);
+        emit({
+          type: "artifact.created",
+          name: file.name,
+          path: stored.path,
+          size: stored.size,
+          host: agent,
+        });
+      } catch (error) {
+        emit({
+          type: "notice",
+          level: "warn",
+          message: `artifact ${file.name} was not kept: ${errorOf(error).message}`,
+          host: agent,
+        });
+      }
+    }
+  }
+}
+
+/** The commit names the task, the run and the agent. */
+function commitMessage(task: AgentTask): string {
+  return `${task.title}\n\nMade by ${task.agent} in runyard run ${task.run_id} (turn ${task.turn}).\n`;
+}
+
+/** An adapter's output as a spine event; usage and session ids are summed up by the turn, not sent. */
+function eventOf(output: AgentOutput, agent: string): EventInput | undefined {
+  switch (output.type) {
+    case "message":
+      return { type: "agent.message", agent, role: output.role, text: output.text };
+    case "tool_call":
+      return {
+        type: "agent.tool_call",
+        agent,
+        call_id: output.callId,
+        tool: output.tool,
+        input: output.input,
+      };
+    case "tool_result":
+      return {
+        type: "agent.tool_result",
+        agent,
+        call_id: output.callId,
+        output: output.output,
+        ...(output.isError !== undefined ? { is_error: output.isError } : {}),
+      };
+    case "usage":
+      return {
+        type: "agent.usage",
+        agent,
+        ...(output.model ? { model: output.model } : {}),
+        input_tokens: output.inputTokens,
+        output_tokens: output.outputTokens,
+        ...(output.costUsd !== undefined ? { cost_usd: output.costUsd } : {}),
+      };
+    case "session":
+    case "failure":
+      return undefined;
+    default:
+      return undefined;
+  }
+}
