@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { type ModelServer, type Script, startModelServer } from "./server.js";
+import { type ModelServer, type Script, startModelServer, type Turn } from "./server.js";
 
 const bin = process.env.RUNYARD_CLAUDE_BIN;
 let server: ModelServer | undefined;
@@ -32,7 +32,8 @@ function runClaude(
   prompt: string,
   cwd: string,
   extraEnv: Record<string, string> = {},
-): Promise<{ code: number | null; lines: Array<Record<string, unknown>>; stderr: string }> {
+  killAfterMs = 50_000,
+): Promise<{ code: number | null; killed: boolean; lines: Array<Record<string, unknown>>; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       bin!,
@@ -60,7 +61,11 @@ function runClaude(
     child.stderr.on("data", (c: Buffer) => {
       stderr += c.toString("utf8");
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, killAfterMs);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
@@ -74,7 +79,7 @@ function runClaude(
             return { unparsed: l };
           }
         });
-      resolve({ code, lines, stderr });
+      resolve({ code, killed, lines, stderr });
     });
   });
 }
@@ -128,5 +133,84 @@ describe.skipIf(!bin)("real Claude Code CLI against the scripted model server", 
       messages: Array<{ role: string; content: unknown }>;
     };
     expect(JSON.stringify(last.messages.at(-1))).toContain("tool_result");
+  });
+});
+
+describe.skipIf(!bin)("real Claude Code CLI: scripted failures", () => {
+  const main = (turn: Turn): Script => ({
+    conversations: [{ match: withTools, turns: [turn] }, { turns: [{ text: "ok" }] }],
+  });
+  const cwd = () => mkdtempSync(join(tmpdir(), "runyard-cc-"));
+
+  it("401 with x-should-retry: false: one attempt, exit 1, is_error with api_error_status 401", async () => {
+    server = await startModelServer(
+      main({ fail: { kind: "status", status: 401, message: "invalid x-api-key", shouldRetry: false } }),
+    );
+    const { code, lines } = await runClaude("say hi", cwd(), { CLAUDE_CODE_MAX_RETRIES: "2" });
+    const result = lines.find((l) => l.type === "result");
+    // subtype stays "success" on errors: is_error is what tells.
+    expect({ code, result }).toMatchObject({
+      code: 1,
+      result: { subtype: "success", is_error: true, api_error_status: 401 },
+    });
+    expect(server.requests.filter(withTools)).toHaveLength(1);
+  });
+
+  it("401 without x-should-retry: retried CLAUDE_CODE_MAX_RETRIES times", async () => {
+    server = await startModelServer(main({ fail: { kind: "status", status: 401 } }));
+    const { code, lines } = await runClaude("say hi", cwd(), { CLAUDE_CODE_MAX_RETRIES: "2" });
+    expect({ code, result: lines.find((l) => l.type === "result") }).toMatchObject({
+      code: 1,
+      result: { is_error: true, api_error_status: 401 },
+    });
+    expect(server.requests.filter(withTools)).toHaveLength(3);
+  });
+
+  it("429 with retry-after: 1, twice, then answers", async () => {
+    server = await startModelServer(
+      main({
+        text: "after the rate limit",
+        failFirst: [
+          { kind: "status", status: 429, retryAfterSecs: 1 },
+          { kind: "status", status: 429, retryAfterSecs: 1 },
+        ],
+      }),
+    );
+    const t0 = Date.now();
+    const { code, lines } = await runClaude("say hi", cwd());
+    expect({ code, result: lines.find((l) => l.type === "result") }).toMatchObject({
+      code: 0,
+      result: { is_error: false, result: "after the rate limit" },
+    });
+    expect(server.requests.filter(withTools)).toHaveLength(3);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000); // it honoured retry-after
+  });
+
+  it("a stall before headers: API_TIMEOUT_MS per attempt, then 'Request timed out' with is_error", async () => {
+    server = await startModelServer(main({ fail: { kind: "stall" } }));
+    const { code, lines } = await runClaude("say hi", cwd(), {
+      API_TIMEOUT_MS: "2000",
+      CLAUDE_CODE_MAX_RETRIES: "1",
+    });
+    expect({ code, result: lines.find((l) => l.type === "result") }).toMatchObject({
+      code: 1,
+      result: { is_error: true, result: "Request timed out" },
+    });
+    expect(server.requests.filter(withTools)).toHaveLength(2);
+  });
+
+  it("a stall mid-stream hangs it: API_TIMEOUT_MS does not apply once headers came (runyard must kill it)", async () => {
+    server = await startModelServer(
+      main({ text: "partial", fail: { kind: "stall-mid-stream", afterEvents: 4 } }),
+    );
+    const { killed, lines } = await runClaude(
+      "say hi",
+      cwd(),
+      { API_TIMEOUT_MS: "2000", CLAUDE_CODE_MAX_RETRIES: "1" },
+      10_000,
+    );
+    expect(killed).toBe(true);
+    expect(lines.find((l) => l.type === "result")).toBeUndefined();
+    expect(server.requests.filter(withTools)).toHaveLength(1);
   });
 });

@@ -20,7 +20,14 @@ import type { AddressInfo } from "node:net";
 /** A failure served instead of an answer. */
 export type Failure =
   /** An HTTP error with the provider's error body (401 auth, 429 rate limit, 500 api, 529 overloaded). */
-  | { kind: "status"; status: number; retryAfterSecs?: number; message?: string }
+  | {
+      kind: "status";
+      status: number;
+      retryAfterSecs?: number;
+      message?: string;
+      /** Send `x-should-retry: true|false` (the SDKs obey it over their own status rules). */
+      shouldRetry?: boolean;
+    }
   /** Accept the request and never send headers. */
   | { kind: "stall" }
   /** Send headers and the first `afterEvents` SSE events (default 1), then hang without ending. */
@@ -305,7 +312,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     if (failure?.kind === "status") {
       const headers: Record<string, string> = {};
       if (failure.retryAfterSecs !== undefined) headers["retry-after"] = String(failure.retryAfterSecs);
-      if (failure.status === 401) headers["x-should-retry"] = "false";
+      if (failure.shouldRetry !== undefined) headers["x-should-retry"] = String(failure.shouldRetry);
       sendError(res, failure.status, failure.message ?? `model server: scripted ${failure.status}`, headers);
       return;
     }
