@@ -69,6 +69,8 @@ function runClaude(
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
+      const log = process.env.RUNYARD_MODEL_SERVER_LOG;
+      if (log) writeFileSync(`${log}.stdout.jsonl`, out);
       const lines = out
         .split("\n")
         .filter((l) => l.trim())
