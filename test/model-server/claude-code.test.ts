@@ -201,6 +201,18 @@ describe.skipIf(!bin)("real Claude Code CLI: scripted failures", () => {
     expect(server.requests.filter(withTools)).toHaveLength(2);
   });
 
+  it("an in-stream overloaded_error after message_start: retried, then answers", async () => {
+    server = await startModelServer(
+      main({ text: "after the error", failFirst: [{ kind: "stream-error", afterEvents: 1 }] }),
+    );
+    const { code, lines } = await runClaude("say hi", cwd(), { CLAUDE_CODE_MAX_RETRIES: "2" });
+    expect({ code, result: lines.find((l) => l.type === "result") }).toMatchObject({
+      code: 0,
+      result: { is_error: false, result: "after the error" },
+    });
+    expect(server.requests.filter(withTools)).toHaveLength(2);
+  });
+
   it("a stall mid-stream hangs it: API_TIMEOUT_MS does not apply once headers came (runyard must kill it)", async () => {
     server = await startModelServer(
       main({ text: "partial", fail: { kind: "stall-mid-stream", afterEvents: 4 } }),

@@ -193,6 +193,18 @@ describe("scripted model server: Anthropic Messages API", () => {
     server = undefined;
   });
 
+  it("ends a stream with an in-stream error event", async () => {
+    server = await startModelServer(turns({ text: "x", fail: { kind: "stream-error", afterEvents: 1 } }));
+    const res = await post("/v1/messages", { stream: true, messages: [{ role: "user", content: "x" }] });
+    expect(res.status).toBe(200);
+    const events = parseSse(await res.text());
+    expect(events.map((e) => e.event)).toEqual(["message_start", "error"]);
+    expect(events[1]!.data).toEqual({
+      type: "error",
+      error: { type: "overloaded_error", message: "Overloaded" },
+    });
+  });
+
   it("answers count_tokens and records unknown routes as 404", async () => {
     server = await startModelServer(turns());
     const r = await post("/v1/messages/count_tokens", {

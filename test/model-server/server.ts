@@ -31,7 +31,9 @@ export type Failure =
   /** Accept the request and never send headers. */
   | { kind: "stall" }
   /** Send headers and the first `afterEvents` SSE events (default 1), then hang without ending. */
-  | { kind: "stall-mid-stream"; afterEvents?: number };
+  | { kind: "stall-mid-stream"; afterEvents?: number }
+  /** Status 200, the first `afterEvents` SSE events (default 1), then an `error` event; the stream ends. */
+  | { kind: "stream-error"; afterEvents?: number; errorType?: string; message?: string };
 
 /** One assistant turn: text, tool calls (one or more, in one message), or a failure. */
 export interface Turn {
@@ -319,6 +321,10 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     if (failure?.kind === "stall") return; // never answer; stop() destroys the socket
 
     if (!body.stream) {
+      if (failure?.kind === "stream-error") {
+        sendError(res, 529, failure.message ?? "Overloaded");
+        return;
+      }
       if (failure?.kind === "stall-mid-stream") {
         res.writeHead(200, { "content-type": "application/json" });
         res.write('{"id":');
@@ -345,6 +351,15 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     const events = messageEvents(model, blocks, stopReason, usage);
     if (failure?.kind === "stall-mid-stream") {
       for (const e of events.slice(0, failure.afterEvents ?? 1)) res.write(sse(e));
+      return;
+    }
+    if (failure?.kind === "stream-error") {
+      for (const e of events.slice(0, failure.afterEvents ?? 1)) res.write(sse(e));
+      const error = {
+        type: failure.errorType ?? "overloaded_error",
+        message: failure.message ?? "Overloaded",
+      };
+      res.end(sse({ event: "error", data: { type: "error", error } }));
       return;
     }
     for (const e of events) res.write(sse(e));
