@@ -212,7 +212,7 @@ describe("scripted model server: Anthropic Messages API", () => {
       messages: [{ role: "user", content: "hi" }],
     });
     expect(await r.json()).toEqual({ input_tokens: expect.any(Number) });
-    const nf = await fetch(`${server.url}/v1/models`);
+    const nf = await fetch(`${server.url}/v1/complete`);
     expect(nf.status).toBe(404);
     expect(server.requests.map((q) => q.outcome)).toEqual(["count_tokens", "not found"]);
   });
