@@ -1,7 +1,14 @@
 import { withoutCredentials } from "../core/config.js";
 import { errorTable } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import type { AgentErrorCode, AgentIo, AgentOutput, AgentTurnEnd, CliStreamParser } from "./types.js";
+import type {
+  AgentErrorCode,
+  AgentIo,
+  AgentName,
+  AgentOutput,
+  AgentTurnEnd,
+  CliStreamParser,
+} from "./types.js";
 
 /** Between SIGTERM and SIGKILL when a turn is stopped: CLIs save their session on SIGTERM. */
 const KILL_GRACE_MS = 3000;
@@ -44,6 +51,8 @@ export interface CliAgentArgs {
   cwd: string;
   parser: CliStreamParser;
   io: AgentIo;
+  /** The agent's name, for the install hint when the CLI is missing. */
+  agent?: AgentName;
 }
 
 /**
@@ -116,7 +125,7 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
         ? agentError(
             "AGENT_NOT_INSTALLED",
             `${result.spawnError}`,
-            `Install it with \`runyard agents install ${agentNameHint(name)}\`, or put \`${name}\` on PATH.`,
+            `Install it with \`runyard agents install ${args.agent ?? name}\`, or put \`${name}\` on PATH.`,
           )
         : agentError("AGENT_CRASHED", result.spawnError, "Check that the workspace folder exists."),
       ...figures,
@@ -149,12 +158,6 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
     error: ended.error ?? agentError("AGENT_CRASHED", tail ? `${how}: ${tail}` : how),
     ...figures,
   };
-}
-
-/** The agent name `runyard agents install` takes for a CLI command name. */
-function agentNameHint(bin: string): string {
-  const byBin: Record<string, string> = { claude: "claude_code" };
-  return byBin[bin] ?? bin;
 }
 
 /**

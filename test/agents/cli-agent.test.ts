@@ -116,6 +116,7 @@ describe.each(["spawn", "auto"] as const)("runCliAgent with the %s launcher", (l
     await withIo(async (io) => {
       const end = await runCliAgent({
         argv: ["/nowhere/bin/claude", "-p", "hi"],
+        agent: "claude_code",
         env,
         cwd: tempDir(),
         parser: jsonParser(),
