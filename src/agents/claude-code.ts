@@ -1,0 +1,295 @@
+import { agentError, runCliAgent } from "./cli-agent.js";
+import { costFor } from "./prices.js";
+import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from "./types.js";
+
+/**
+ * Claude Code (`@anthropic-ai/claude-code`) in print mode with its stream-json output.
+ *
+ * Facts of 2.1.197 (recorded in test/fixtures/agents/claude_code/, see test/model-server/README.md):
+ * - one `assistant` line per content block, several lines sharing one `message.id`;
+ * - the `usage` of an `assistant` line is the snapshot of the stream's start: its input tokens
+ *   are final, its output tokens a placeholder (1); `result.modelUsage` (per model, with
+ *   `costUSD`) and `result.total_cost_usd` hold the true totals;
+ * - `result.subtype` stays "success" on API errors: `is_error` and `api_error_status` tell;
+ *   an error turns into a `<synthetic>` assistant message with an `error` field;
+ * - it retries 401 and 429 itself (`CLAUDE_CODE_MAX_RETRIES`, default 10) and reports each retry
+ *   as `system/api_retry`; it waits forever on a stream that went quiet (the supervisor's stall
+ *   watch stops it).
+ */
+export const claudeCodeAgent: AgentAdapter = {
+  name: "claude_code",
+  package: { name: "@anthropic-ai/claude-code", version: "2.1.197", bin: "claude" },
+  credentialEnv: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"],
+  run(invocation, bin, io) {
+    const argv = [
+      bin,
+      "-p",
+      "--output-format",
+      "stream-json",
+      "--verbose",
+      "--dangerously-skip-permissions",
+      ...(invocation.model ? ["--model", invocation.model] : []),
+      ...(invocation.sessionId ? ["--resume", invocation.sessionId] : []),
+      ...invocation.extraArgs,
+      // After `--`, a prompt that starts with a dash is not read as a flag.
+      "--",
+      invocation.prompt,
+    ];
+    return runCliAgent({
+      agent: "claude_code",
+      argv,
+      env: {
+        // It refuses --dangerously-skip-permissions as root unless it is told it is sandboxed;
+        // runyard's workspace is its sandbox.
+        IS_SANDBOX: "1",
+        // No telemetry, update checks or side calls: a run talks to its model and nothing else.
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+        DISABLE_AUTOUPDATER: "1",
+        ...invocation.env,
+      },
+      cwd: invocation.cwd,
+      parser: claudeCodeParser(),
+      io,
+    });
+  },
+};
+
+interface ContentBlock {
+  type?: string;
+  text?: string;
+  id?: string;
+  name?: string;
+  input?: unknown;
+  tool_use_id?: string;
+  content?: unknown;
+  is_error?: boolean;
+}
+
+interface TokenCounts {
+  input_tokens?: number;
+  output_tokens?: number;
+  cache_creation_input_tokens?: number;
+  cache_read_input_tokens?: number;
+}
+
+interface StreamLine {
+  type?: string;
+  subtype?: string;
+  session_id?: string;
+  model?: string;
+  message?: { id?: string; model?: string; content?: unknown; usage?: TokenCounts };
+  error?: string;
+  is_error?: boolean;
+  api_error_status?: number | null;
+  result?: string;
+  errors?: string[];
+  total_cost_usd?: number;
+  usage?: TokenCounts;
+  modelUsage?: Record<string, ModelUsage>;
+  attempt?: number;
+  max_retries?: number;
+  retry_delay_ms?: number;
+  error_status?: number | null;
+}
+
+interface ModelUsage {
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheReadInputTokens?: number;
+  cacheCreationInputTokens?: number;
+  costUSD?: number;
+}
+
+/**
+ * Reads stream-json. Usage is counted in two parts that add up to the CLI's own totals:
+ * each model request's input tokens as soon as its first line arrives (so a token or USD
+ * budget can stop a turn that runs away, and a turn killed before its end still shows what it
+ * used), priced from prices.ts; then, from the `result` line, the rest per model: its output
+ * tokens, and the CLI's reported cost less what was already counted. Input tokens include cache
+ * reads and writes: all of them were sent to the model.
+ */
+export function claudeCodeParser(): CliStreamParser {
+  const countedMessages = new Set<string>();
+  /** Per model (as the result names it, without a "[1m]" context suffix): what was counted live. */
+  const counted = new Map<string, { inputTokens: number; costUsd: number }>();
+  let mainModel: string | undefined;
+  let resultSeen = false;
+  let syntheticError: string | undefined;
+
+  const assistant = (line: StreamLine): AgentOutput[] => {
+    const message = line.message ?? {};
+    if (message.model === "<synthetic>") {
+      // The CLI's own text for an API error; the `result` line reports it as the failure.
+      syntheticError = line.error;
+      return [];
+    }
+    const outputs: AgentOutput[] = [];
+    if (message.id && message.usage && !countedMessages.has(message.id)) {
+      countedMessages.add(message.id);
+      const model = modelName(message.model ?? mainModel ?? "");
+      const inputTokens = promptTokens(message.usage);
+      const costUsd = costFor(model, inputTokens, 0) ?? 0;
+      const sum = counted.get(model) ?? { inputTokens: 0, costUsd: 0 };
+      counted.set(model, { inputTokens: sum.inputTokens + inputTokens, costUsd: sum.costUsd + costUsd });
+      outputs.push({ type: "usage", ...(model ? { model } : {}), inputTokens, outputTokens: 0, costUsd });
+    }
+    for (const block of blocks(message.content)) {
+      if (block.type === "text" && block.text) {
+        outputs.push({ type: "message", role: "assistant", text: block.text });
+      } else if (block.type === "tool_use") {
+        outputs.push({
+          type: "tool_call",
+          callId: block.id ?? "",
+          tool: block.name ?? "",
+          input: block.input ?? {},
+        });
+      }
+    }
+    return outputs;
+  };
+
+  const result = (line: StreamLine): AgentOutput[] => {
+    resultSeen = true;
+    const outputs = restOfUsage(line, counted, mainModel);
+    if (line.is_error || (line.subtype !== undefined && line.subtype !== "success")) {
+      outputs.push({ type: "failure", error: resultFailure(line, syntheticError) });
+    }
+    return outputs;
+  };
+
+  return {
+    line(text) {
+      const line = parseLine(text);
+      if (!line) return [];
+      if (line.type === "system" && line.subtype === "init") {
+        mainModel = line.model;
+        return line.session_id ? [{ type: "session", sessionId: line.session_id }] : [];
+      }
+      if (line.type === "system" && line.subtype === "api_retry") {
+        const why = line.error_status ? `HTTP ${line.error_status}` : (line.error ?? "an error");
+        const delay = Math.round(line.retry_delay_ms ?? 0);
+        return [
+          {
+            type: "message",
+            role: "system",
+            text: `model API retry ${line.attempt ?? "?"} of ${line.max_retries ?? "?"} after ${why}, in ${delay} ms`,
+          },
+        ];
+      }
+      if (line.type === "assistant") return assistant(line);
+      if (line.type === "user") return toolResults(line);
+      if (line.type === "result") return result(line);
+      return [];
+    },
+    async end({ exitCode, stderrTail }) {
+      if (resultSeen || exitCode === 0) return { outputs: [] };
+      const how = exitCode === null ? "it was killed" : `exit code ${exitCode}`;
+      return {
+        outputs: [],
+        error: agentError(
+          "AGENT_CRASHED",
+          `Claude Code ended without a result (${how})${stderrTail ? `: ${stderrTail}` : ""}`,
+        ),
+      };
+    },
+  };
+}
+
+function toolResults(line: StreamLine): AgentOutput[] {
+  const outputs: AgentOutput[] = [];
+  for (const block of blocks(line.message?.content)) {
+    if (block.type !== "tool_result") continue;
+    outputs.push({
+      type: "tool_result",
+      callId: block.tool_use_id ?? "",
+      output: resultText(block.content),
+      ...(block.is_error ? { isError: true } : {}),
+    });
+  }
+  return outputs;
+}
+
+/** The usage the `result` line adds to what was counted live, per model. */
+function restOfUsage(
+  line: StreamLine,
+  counted: Map<string, { inputTokens: number; costUsd: number }>,
+  mainModel: string | undefined,
+): AgentOutput[] {
+  const perModel = Object.entries(line.modelUsage ?? {}).map(([name, usage]) => ({
+    model: modelName(name),
+    inputTokens:
+      (usage.inputTokens ?? 0) + (usage.cacheReadInputTokens ?? 0) + (usage.cacheCreationInputTokens ?? 0),
+    outputTokens: usage.outputTokens ?? 0,
+    costUsd: usage.costUSD,
+  }));
+  if (perModel.length === 0 && line.usage) {
+    perModel.push({
+      model: modelName(mainModel ?? ""),
+      inputTokens: promptTokens(line.usage),
+      outputTokens: line.usage.output_tokens ?? 0,
+      costUsd: line.total_cost_usd,
+    });
+  }
+  const outputs: AgentOutput[] = [];
+  for (const total of perModel) {
+    const live = counted.get(total.model) ?? { inputTokens: 0, costUsd: 0 };
+    // Never below zero: a table price above the CLI's (a cache discount) must not make a negative cost.
+    const inputTokens = Math.max(0, total.inputTokens - live.inputTokens);
+    const costUsd = total.costUsd === undefined ? undefined : Math.max(0, total.costUsd - live.costUsd);
+    if (inputTokens === 0 && total.outputTokens === 0 && !costUsd) continue;
+    outputs.push({
+      type: "usage",
+      ...(total.model ? { model: total.model } : {}),
+      inputTokens,
+      outputTokens: total.outputTokens,
+      ...(costUsd === undefined ? {} : { costUsd }),
+    });
+  }
+  return outputs;
+}
+
+function resultFailure(line: StreamLine, syntheticError: string | undefined) {
+  const text = line.errors?.join("; ") || line.result || `Claude Code failed (${line.subtype ?? "error"})`;
+  const status = line.api_error_status ?? undefined;
+  let code: AgentErrorCode = "AGENT_CRASHED";
+  if (line.subtype === "error_max_turns") code = "AGENT_TURN_LIMIT";
+  else if (status === 401 || status === 403 || syntheticError === "authentication_failed")
+    code = "AGENT_AUTH";
+  else if (status === 429 || syntheticError === "rate_limit") code = "AGENT_RATE_LIMIT";
+  return agentError(code, status ? `${text} (HTTP ${status})` : text);
+}
+
+function parseLine(text: string): StreamLine | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" ? (value as StreamLine) : undefined;
+  } catch {
+    // Not every line is ours to read (a warning printed to stdout): skip it.
+    return undefined;
+  }
+}
+
+function blocks(content: unknown): ContentBlock[] {
+  if (typeof content === "string") return [{ type: "text", text: content }];
+  return Array.isArray(content) ? (content as ContentBlock[]) : [];
+}
+
+function resultText(content: unknown): string {
+  if (typeof content === "string") return content;
+  return blocks(content)
+    .map((block) => (block.type === "text" ? (block.text ?? "") : `[${block.type ?? "content"}]`))
+    .join("\n");
+}
+
+function promptTokens(usage: TokenCounts): number {
+  return (
+    (usage.input_tokens ?? 0) +
+    (usage.cache_creation_input_tokens ?? 0) +
+    (usage.cache_read_input_tokens ?? 0)
+  );
+}
+
+/** `claude-opus-4-8[1m]` (a context-window variant) is priced and reported as `claude-opus-4-8`. */
+function modelName(name: string): string {
+  return name.replace(/\[[^\]]*\]$/, "");
+}

@@ -1,0 +1,210 @@
+import { withoutCredentials } from "../core/config.js";
+import { errorTable } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
+import type {
+  AgentErrorCode,
+  AgentIo,
+  AgentName,
+  AgentOutput,
+  AgentTurnEnd,
+  CliStreamParser,
+} from "./types.js";
+
+/** Between SIGTERM and SIGKILL when a turn is stopped: CLIs save their session on SIGTERM. */
+const KILL_GRACE_MS = 3000;
+/**
+ * The longest stdout line handed to a parser. A CLI prints one JSON object a line, and a tool
+ * result (a file read whole) can be large, but a line without end must not grow the runner's
+ * memory without bound: a longer line is dropped.
+ */
+export const MAX_LINE_CHARS = 8 * 1024 * 1024;
+/** How much of stderr is kept for the failure message of a crash. */
+const STDERR_TAIL_CHARS = 4096;
+
+/** Hints for the agent codes the shared error table does not list. */
+const agentHints: Partial<Record<AgentErrorCode, string>> = {
+  AGENT_TURN_LIMIT: "The agent used all its turns; raise its turn limit or narrow the task.",
+  AGENT_CRASHED: "The agent CLI failed; its output above says why.",
+  AGENT_NOT_INSTALLED: "Install it with `runyard agents install`, or put it on PATH.",
+};
+
+/** An agent failure with the hint a user can act on. */
+export function agentError(
+  code: AgentErrorCode,
+  message: string,
+  hint?: string,
+): ErrorInfo & {
+  code: AgentErrorCode;
+} {
+  const tableHint = (errorTable as Record<string, { hint: string } | undefined>)[code]?.hint;
+  return { code, message, hint: hint ?? agentHints[code] ?? tableHint ?? "" };
+}
+
+export interface CliAgentArgs {
+  /** argv[0] is the CLI's path. */
+  argv: string[];
+  /**
+   * The turn's environment as the adapter built it (the invocation's env and the adapter's own
+   * settings), laid over the runner's environment without runyard's own credentials.
+   */
+  env: Record<string, string>;
+  cwd: string;
+  parser: CliStreamParser;
+  io: AgentIo;
+  /** The agent's name, for the install hint when the CLI is missing. */
+  agent?: AgentName;
+}
+
+/**
+ * Runs one turn of a coding-agent CLI: starts it in a process group of its own through the
+ * runner's launcher (aborting `io.signal` stops the whole group), feeds its stdout line by line
+ * to the adapter's parser, and turns how it ended into an `AgentTurnEnd`. Every CLI adapter
+ * calls this; only argument building and stream parsing differ between them.
+ */
+export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
+  const { parser, io } = args;
+  const program = args.argv[0] ?? "";
+  const name = program.split("/").at(-1) ?? program;
+  let failure: ErrorInfo | undefined;
+  let parserProblem: string | undefined;
+
+  const emitAll = (outputs: AgentOutput[]) => {
+    for (const output of outputs) {
+      if (output.type === "failure" && !failure) failure = output.error;
+      io.emit(output);
+    }
+  };
+  // A parser bug must not throw inside the launcher's stream handlers (that would take the
+  // runner down); it fails the turn instead.
+  const guarded = (read: () => AgentOutput[]) => {
+    if (parserProblem) return;
+    try {
+      emitAll(read());
+    } catch (error) {
+      parserProblem = error instanceof Error ? error.message : String(error);
+    }
+  };
+
+  const lines = new LineSplitter((line) => {
+    if (line.trim()) guarded(() => parser.line(line));
+  });
+  let stderrTail = "";
+
+  const result = await io.launcher.run({
+    argv: args.argv,
+    // The runner's env (in place of the host's for a CLI that reads, say, HOME or PATH), without
+    // runyard's own server token and keys: a CLI is code runyard does not control.
+    env: { ...withoutCredentials(process.env), ...args.env },
+    cwd: args.cwd,
+    signal: io.signal,
+    killGraceMs: KILL_GRACE_MS,
+    onOutput: (stream, data) => {
+      io.alive();
+      if (stream === "stdout") {
+        lines.push(data);
+        return;
+      }
+      stderrTail = (stderrTail + data).slice(-STDERR_TAIL_CHARS);
+      const { stderr } = parser;
+      if (stderr) guarded(() => stderr.call(parser, data));
+    },
+  });
+  lines.end();
+
+  const figures = {
+    exitCode: result.exitCode,
+    durationMs: result.durationMs,
+    memoryPeakBytes: result.memoryPeakBytes,
+    cpuMs: result.cpuMs,
+  };
+  if (result.spawnError !== undefined) {
+    const missing = result.spawnError.startsWith("cannot start");
+    return {
+      status: io.signal.aborted ? "canceled" : "failed",
+      error: missing
+        ? agentError(
+            "AGENT_NOT_INSTALLED",
+            `${result.spawnError}`,
+            `Install it with \`runyard agents install ${args.agent ?? name}\`, or put \`${name}\` on PATH.`,
+          )
+        : agentError("AGENT_CRASHED", result.spawnError, "Check that the workspace folder exists."),
+      ...figures,
+    };
+  }
+
+  let ended: Awaited<ReturnType<CliStreamParser["end"]>> = { outputs: [] };
+  try {
+    ended = await parser.end({ exitCode: result.exitCode, stderrTail: stderrTail.trim() });
+  } catch (error) {
+    parserProblem ??= error instanceof Error ? error.message : String(error);
+  }
+  emitAll(ended.outputs);
+
+  if (result.status === "canceled" || io.signal.aborted) return { status: "canceled", ...figures };
+  if (failure) return { status: "failed", error: failure, ...figures };
+  if (parserProblem) {
+    return {
+      status: "failed",
+      error: agentError("AGENT_CRASHED", `cannot read the output of ${name}: ${parserProblem}`),
+      ...figures,
+    };
+  }
+  if (result.exitCode === 0) return { status: "success", ...figures };
+  const how =
+    result.exitCode === null ? `killed by ${result.signal ?? "a signal"}` : `exit code ${result.exitCode}`;
+  const tail = stderrTail.trim();
+  return {
+    status: "failed",
+    error: ended.error ?? agentError("AGENT_CRASHED", tail ? `${how}: ${tail}` : how),
+    ...figures,
+  };
+}
+
+/**
+ * Cuts a stream into lines: a line split across chunks stays whole, a `\r\n` ends a line like
+ * `\n`, and a line longer than `MAX_LINE_CHARS` is dropped rather than held.
+ */
+export class LineSplitter {
+  private pending = "";
+  private overlong = false;
+
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly maxChars = MAX_LINE_CHARS,
+  ) {}
+
+  push(data: string): void {
+    let start = 0;
+    for (;;) {
+      const newline = data.indexOf("\n", start);
+      if (newline === -1) break;
+      this.finish(data.slice(start, newline));
+      start = newline + 1;
+    }
+    if (start < data.length) this.hold(data.slice(start));
+  }
+
+  /** The last line, if the stream did not end with a newline. */
+  end(): void {
+    if (this.pending || this.overlong) this.finish("");
+  }
+
+  private hold(piece: string): void {
+    if (this.overlong) return;
+    if (this.pending.length + piece.length > this.maxChars) {
+      this.overlong = true;
+      this.pending = "";
+      return;
+    }
+    this.pending += piece;
+  }
+
+  private finish(lastPiece: string): void {
+    const overlong = this.overlong || this.pending.length + lastPiece.length > this.maxChars;
+    const line = overlong ? "" : this.pending + lastPiece;
+    this.pending = "";
+    this.overlong = false;
+    if (overlong) return;
+    this.onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The claude_code adapter with the real Claude Code CLI, under the runner's supervisor, against
+ * the scripted model server. Skips locally when the CLI cannot be installed; fails under CI.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { claudeCodeAgent } from "../../src/agents/claude-code.js";
+import { superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentInvocation, AgentOutput } from "../../src/agents/types.js";
+import { createExecutor } from "../../src/exec/create-executor.js";
+import { groupIsAlive } from "../../src/exec/resources.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { tempDir } from "../helpers/cli.js";
+import { type ModelServer, type Script, startModelServer, type Turn } from "../model-server/server.js";
+
+const pkg = claudeCodeAgent.package!;
+const bin = agentCli("claude_code", pkg.name, pkg.version, pkg.bin);
+
+let server: ModelServer | undefined;
+const launchers: Array<{ close(): void }> = [];
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  for (const launcher of launchers.splice(0)) launcher.close();
+});
+
+/** Main-conversation requests carry tools; a side call (none seen in 2.1.197) would not. */
+const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
+const script = (...turns: Turn[]): Script => ({
+  conversations: [{ match: withTools, turns }, { turns: [{ text: "ok" }] }],
+});
+const mainRequests = () => server!.requests.filter(withTools);
+
+async function turn(
+  prompt: string,
+  options: {
+    cwd?: string;
+    home?: string;
+    env?: Record<string, string>;
+    sessionId?: string;
+    limits?: TurnLimits;
+  } = {},
+) {
+  const cwd = options.cwd ?? tempDir("runyard-cc-ws-");
+  const invocation: AgentInvocation = {
+    prompt,
+    cwd,
+    extraArgs: [],
+    env: {
+      ANTHROPIC_BASE_URL: server!.url,
+      ANTHROPIC_API_KEY: "sk-ant-test-key",
+      // Claude Code keeps its sessions under HOME: a follow-up turn must see the same one.
+      HOME: options.home ?? cwd,
+      ...options.env,
+    },
+    ...(options.sessionId ? { sessionId: options.sessionId } : {}),
+    scratchDir: tempDir("runyard-cc-scratch-"),
+  };
+  const groups: number[] = [];
+  const launcher = createExecutor({
+    baseEnv: {},
+    watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
+  });
+  launchers.push(launcher);
+  const outputs: AgentOutput[] = [];
+  const result = await superviseTurn(
+    claudeCodeAgent,
+    invocation,
+    bin!,
+    options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 },
+    { emit: (output) => outputs.push(output), launcher, signal: new AbortController().signal },
+  );
+  return { result, outputs, groups, cwd };
+}
+
+describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
+  it("runs a scripted Write task: the file is written, and tokens and cost are the script's", async () => {
+    const cwd = tempDir("runyard-cc-ws-");
+    const file = join(cwd, "hello.txt");
+    server = await startModelServer(
+      script(
+        {
+          text: "Writing.",
+          toolCalls: [{ name: "Write", input: { file_path: file, content: "hello\n" } }],
+          usage: { input_tokens: 1000, output_tokens: 50 },
+        },
+        { text: "done", usage: { input_tokens: 1100, output_tokens: 7 } },
+      ),
+    );
+    const { result, outputs } = await turn("write hello.txt", { cwd });
+    expect(result).toMatchObject({ status: "success", exitCode: 0, lastMessage: "done" });
+    expect(readFileSync(file, "utf8")).toBe("hello\n");
+    expect(result.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(outputs.filter((o) => o.type !== "usage")).toEqual([
+      { type: "session", sessionId: result.sessionId },
+      { type: "message", role: "assistant", text: "Writing." },
+      {
+        type: "tool_call",
+        callId: expect.any(String),
+        tool: "Write",
+        input: { file_path: file, content: "hello\n" },
+      },
+      { type: "tool_result", callId: expect.any(String), output: expect.stringContaining("hello.txt") },
+      { type: "message", role: "assistant", text: "done" },
+    ]);
+    // The CLI's default model (claude-opus-4-8 in 2.1.197) is priced at $5 / $25 per million tokens.
+    expect(result.totals).toEqual({
+      inputTokens: 2100,
+      outputTokens: 57,
+      costUsd: expect.closeTo((2100 * 5 + 57 * 25) / 1e6, 9),
+      model: expect.stringMatching(/^claude-/),
+    });
+    expect(result.memoryPeakBytes).toBeGreaterThan(0);
+  });
+
+  it("passes --model, and a prompt that starts with a dash as the prompt", async () => {
+    server = await startModelServer(script({ text: "fine" }));
+    const { result } = await turn("-v is not a flag here", { env: {} });
+    expect(result.status).toBe("success");
+    const body = mainRequests()[0]!.body as { messages: Array<{ content: unknown }> };
+    expect(JSON.stringify(body.messages)).toContain("-v is not a flag here");
+    server.requests.length = 0;
+    const withModel = await (async () => {
+      const cwd = tempDir("runyard-cc-ws-");
+      const invocation: AgentInvocation = {
+        prompt: "hi",
+        cwd,
+        model: "claude-sonnet-4-5",
+        extraArgs: [],
+        env: { ANTHROPIC_BASE_URL: server!.url, ANTHROPIC_API_KEY: "k", HOME: cwd },
+        scratchDir: tempDir(),
+      };
+      const launcher = createExecutor({ baseEnv: {} });
+      launchers.push(launcher);
+      return superviseTurn(
+        claudeCodeAgent,
+        invocation,
+        bin!,
+        { timeoutMs: 50_000, stallMs: 20_000 },
+        {
+          emit: () => {},
+          launcher,
+          signal: new AbortController().signal,
+        },
+      );
+    })();
+    expect(withModel.status).toBe("success");
+    expect((mainRequests()[0]!.body as { model: string }).model).toBe("claude-sonnet-4-5");
+  });
+
+  it("fails a 401 with AGENT_AUTH", async () => {
+    server = await startModelServer(
+      script({ fail: { kind: "status", status: 401, message: "invalid x-api-key", shouldRetry: false } }),
+    );
+    const { result } = await turn("say hi", { env: { CLAUDE_CODE_MAX_RETRIES: "1" } });
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_AUTH" } });
+    expect(result.error?.message).toContain("401");
+  });
+
+  it("waits out a 429 with retry-after twice, then succeeds", async () => {
+    server = await startModelServer(
+      script({
+        text: "after the rate limit",
+        failFirst: [
+          { kind: "status", status: 429, retryAfterSecs: 1 },
+          { kind: "status", status: 429, retryAfterSecs: 1 },
+        ],
+      }),
+    );
+    const { result, outputs } = await turn("say hi");
+    expect(result).toMatchObject({ status: "success", lastMessage: "after the rate limit" });
+    expect(mainRequests()).toHaveLength(3);
+    expect(outputs.filter((o) => o.type === "message" && o.role === "system")).toHaveLength(2);
+  });
+
+  it("fails a 429 that never ends with AGENT_RATE_LIMIT once the CLI's retries are spent", async () => {
+    server = await startModelServer(script({ fail: { kind: "status", status: 429, retryAfterSecs: 0 } }));
+    const { result } = await turn("say hi", { env: { CLAUDE_CODE_MAX_RETRIES: "2" } });
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_RATE_LIMIT" } });
+    expect(mainRequests()).toHaveLength(3);
+  });
+
+  it("stops a stream that stalls mid-way with AGENT_STALLED within stallMs, leaving no process behind", async () => {
+    server = await startModelServer(
+      script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 4 } }),
+    );
+    const startedAt = Date.now();
+    const { result, groups } = await turn("say hi", { limits: { timeoutMs: 50_000, stallMs: 3000 } });
+    const took = Date.now() - startedAt;
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
+    expect(result.error?.message).toMatch(/silent for \d+(\.\d)? s \(its stall limit is 3 s\)/);
+    // The stall limit, the CLI's start-up, and its SIGTERM grace at most.
+    expect(took).toBeLessThan(3000 + 10_000);
+    expect(groups).toHaveLength(1);
+    expect(groupIsAlive(groups[0]!)).toBe(false);
+  });
+
+  it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
+    const home = tempDir("runyard-cc-home-");
+    const cwd = tempDir("runyard-cc-ws-");
+    server = await startModelServer(script({ text: "the first answer" }));
+    const first = await turn("remember the word pelican", { cwd, home });
+    expect(first.result.status).toBe("success");
+    const sessionId = first.result.sessionId!;
+    server.setScript(
+      // The follow-up's history holds one assistant message already: it gets turn 1.
+      script({ text: "unused" }, { text: "the word was pelican" }),
+    );
+    const second = await turn("what was the word?", { cwd, home, sessionId });
+    expect(second.result).toMatchObject({ status: "success", lastMessage: "the word was pelican" });
+    expect(second.result.sessionId).toBeDefined();
+    const history = JSON.stringify((mainRequests().at(-1)!.body as { messages: unknown[] }).messages);
+    expect(history).toContain("remember the word pelican");
+    expect(history).toContain("the first answer");
+    expect(history).toContain("what was the word?");
+  });
+
+  it("reports a missing CLI as AGENT_NOT_INSTALLED", async () => {
+    server = await startModelServer(script({ text: "never" }));
+    const launcher = createExecutor({ baseEnv: {} });
+    launchers.push(launcher);
+    const cwd = tempDir();
+    const result = await superviseTurn(
+      claudeCodeAgent,
+      { prompt: "hi", cwd, extraArgs: [], env: {}, scratchDir: cwd },
+      join(cwd, "no-claude-here"),
+      { timeoutMs: 10_000, stallMs: 10_000 },
+      { emit: () => {}, launcher, signal: new AbortController().signal },
+    );
+    expect(result).toMatchObject({
+      status: "failed",
+      error: {
+        code: "AGENT_NOT_INSTALLED",
+        hint: expect.stringContaining("runyard agents install claude_code"),
+      },
+    });
+    expect(existsSync(join(cwd, "no-claude-here"))).toBe(false);
+  });
+});
