@@ -340,6 +340,50 @@ function buildProgram(
       setExit(await (await import("./db.js")).dbStatus(flags, await ctx({ home: flags.home }))),
     );
 
+  const agent = program.command("agent").description("run AI coding agents on the server's runners");
+  serverFlags(
+    agent
+      .command("run")
+      .argument("<prompt>", "what the agent should do")
+      .description("submit an agent task (exit 0 success, 1 failed, 130 canceled with --follow)")
+      .option("--agent <name>", "claude_code (default), codex, opencode, gemini, copilot or openai")
+      .option("--agents <a,b,...>", "fan-out: the same task to each agent, compared side by side")
+      .option("--model <model>", "the model the agent uses")
+      .option("--repo <url>", "work in a fresh worktree of this repo on a new branch")
+      .option("--base <branch>", "the branch to start from (default: the remote's default)")
+      .option("--branch <name>", "the new branch (default runyard/<run>-<agent>)")
+      .option("--push", "push the branch when the agent and the tests succeed")
+      .option("--cwd <dir>", "work in this folder of the runner instead of a repo")
+      .option("--test <command>", "run this shell command after the agent; failing it fails the task")
+      .option("--playbook <file>", "run this playbook's steps as the tests (seed 003)")
+      .option("--timeout <seconds>", "the whole turn (default 300)")
+      .option("--stall <seconds>", "fail with AGENT_STALLED after this long without output (default 120)")
+      .option("--budget-tokens <n>", "stop with BUDGET_EXCEEDED past this many tokens")
+      .option("--budget-usd <usd>", "stop with BUDGET_EXCEEDED past this cost")
+      .option("--secret <NAME>", "a stored secret given to the agent as env (repeatable)", collect, [])
+      .option("--env <NAME=value>", "env for the agent (repeatable)", collect, [])
+      .option("--arg <arg>", "an extra argument for the agent CLI (repeatable)", collect, [])
+      .option("--group <group>", "runner group")
+      .option("--label <label>", "runner label (repeatable)", collect, [])
+      .option("-f, --follow", "stream the run until it ends, like `runyard run`")
+      .option("--json", "JSON output")
+      .option("-q, --quiet", "print only failures and the result"),
+  ).action(async (prompt: string, flags) =>
+    setExit(await (await import("./agent.js")).agentRun(prompt, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    agent
+      .command("send")
+      .argument("<run>", "a finished agent run")
+      .argument("<text>", "the follow-up message")
+      .description("continue an agent run: its agents resume their sessions in the same workspace")
+      .option("-f, --follow", "stream the new turn until it ends")
+      .option("--json", "JSON output")
+      .option("-q, --quiet", "print only failures and the result"),
+  ).action(async (run: string, text: string, flags) =>
+    setExit(await (await import("./agent.js")).agentSend(run, text, flags, await ctx(apiOverrides(flags)))),
+  );
+
   const runs = program.command("runs").description("look at and control runs on a server");
   serverFlags(
     runs

@@ -1,5 +1,5 @@
 import { styleText } from "node:util";
-import type { RunEvent, StepStatus } from "../core/events.js";
+import type { AgentSummary, RunEvent, StepStatus } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 
 type Style = Parameters<typeof styleText>[0];
@@ -103,22 +103,75 @@ export class HumanRenderer {
             this.paint("red", `  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
           );
         }
+        if (event.agents && event.agents.length > 0) this.compare(event.agents);
         break;
       }
+      case "agent.message":
+        if (!this.quiet && event.role === "assistant") {
+          for (const line of event.text.trimEnd().split("\n")) {
+            this.line(`${this.paint("magenta", `${event.agent ?? "agent"} ›`)} ${line}`);
+          }
+        }
+        break;
+      case "agent.tool_call":
+        if (!this.quiet) {
+          this.line(
+            this.paint(
+              "gray",
+              `${event.agent ?? "agent"} ⚙ ${event.tool} ${brief(JSON.stringify(event.input))}`,
+            ),
+          );
+        }
+        break;
+      case "agent.tool_result":
+        if (!this.quiet && event.is_error) {
+          this.line(this.paint("yellow", `${event.agent ?? "agent"} ⚠ ${brief(event.output)}`));
+        }
+        break;
+      case "agent.usage":
+        break;
+      case "artifact.created":
+        if (!this.quiet)
+          this.line(this.paint("gray", `artifact ${event.name} (${event.size} bytes): ${event.path}`));
+        break;
       case "run.queued":
       case "run.started":
       case "vars.exported":
-      case "artifact.created":
-      case "agent.message":
-      case "agent.tool_call":
-      case "agent.tool_result":
-      case "agent.usage":
       case "bot.state":
-        // Nothing a person reading a workflow run's terminal needs line by line.
+        // Nothing a person reading a run's terminal needs line by line.
         break;
       default:
         assertExhaustive(event, "event");
     }
+  }
+
+  /** An agent run's result: one row per agent, side by side. */
+  private compare(agents: AgentSummary[]): void {
+    const rows = [
+      ["agent", "status", "tests", "diff", "tokens in/out", "cost", "time", "branch"],
+      ...agents.map((a) => [
+        a.agent,
+        a.error ? `${a.status} (${a.error.code})` : a.status,
+        a.tests ? a.tests.status : "-",
+        a.diff_stats
+          ? `${a.diff_stats.files} files +${a.diff_stats.insertions} -${a.diff_stats.deletions}`
+          : "-",
+        `${a.input_tokens}/${a.output_tokens}`,
+        a.cost_usd !== undefined ? `$${a.cost_usd.toFixed(4)}` : "-",
+        seconds(a.duration_ms),
+        a.branch ? `${a.branch}${a.pushed ? " (pushed)" : ""}` : "-",
+      ]),
+    ];
+    const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length))) ?? [];
+    for (const row of rows)
+      this.line(
+        `  ${row
+          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+          .join("  ")
+          .trimEnd()}`,
+      );
+    const answer = agents.length === 1 ? agents[0]?.final_text : undefined;
+    if (answer && this.quiet) this.line(answer);
   }
 
   /** Output arrives in chunks; print whole lines, prefixed by host, and keep the rest. */
@@ -141,6 +194,12 @@ export class HumanRenderer {
   private line(text: string): void {
     this.out.write(`${text}\n`);
   }
+}
+
+/** One line of at most 120 characters. */
+function brief(text: string): string {
+  const line = text.replace(/\s+/g, " ");
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
 }
 
 function seconds(ms: number): string {

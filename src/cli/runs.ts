@@ -66,7 +66,7 @@ export async function submitRun(
   return follow(api, run_id, flags, ctx);
 }
 
-async function follow(
+export async function follow(
   api: ApiClient,
   runId: string,
   flags: { json?: boolean; quiet?: boolean },

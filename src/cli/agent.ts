@@ -1,0 +1,150 @@
+import { readFile } from "node:fs/promises";
+import { RunyardError } from "../core/errors.js";
+import type { CliContext } from "./context.js";
+import { apiClient, follow } from "./runs.js";
+
+export interface AgentRunFlags {
+  agent?: string;
+  agents?: string;
+  model?: string;
+  repo?: string;
+  base?: string;
+  branch?: string;
+  push?: boolean;
+  cwd?: string;
+  test?: string;
+  playbook?: string;
+  timeout?: string;
+  stall?: string;
+  budgetTokens?: string;
+  budgetUsd?: string;
+  secret: string[];
+  env: string[];
+  arg: string[];
+  group?: string;
+  label: string[];
+  follow?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function positive(flag: string, value: string | undefined, integer = true): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new RunyardError("USAGE", `${flag} ${value}: expected a positive ${integer ? "whole " : ""}number`);
+  }
+  return n;
+}
+
+function envPairs(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new RunyardError("USAGE", `--env ${pair}: expected NAME=value`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
+/** The native agent run body from the command line. */
+export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promise<Record<string, unknown>> {
+  if (flags.agent && flags.agents) {
+    throw new RunyardError("USAGE", "give --agent or --agents, not both", {
+      hint: "One agent: --agent codex; a fan-out: --agents claude_code,codex,opencode.",
+    });
+  }
+  if (flags.push && !flags.repo) {
+    throw new RunyardError("USAGE", "--push needs --repo URL", {
+      hint: "The branch is pushed to the repo's remote.",
+    });
+  }
+  const timeout = positive("--timeout", flags.timeout);
+  const stall = positive("--stall", flags.stall);
+  const tokens = positive("--budget-tokens", flags.budgetTokens);
+  const usd = positive("--budget-usd", flags.budgetUsd, false);
+  let playbook: string | undefined;
+  if (flags.playbook) {
+    try {
+      playbook = await readFile(flags.playbook, "utf8");
+    } catch {
+      throw new RunyardError("FILE_NOT_FOUND", `playbook file "${flags.playbook}" does not exist`);
+    }
+  }
+  return {
+    kind: "agent",
+    ...(flags.agents
+      ? {
+          agents: flags.agents
+            .split(",")
+            .map((a) => a.trim())
+            .filter(Boolean),
+        }
+      : { agent: flags.agent ?? "claude_code" }),
+    prompt,
+    ...(flags.model ? { model: flags.model } : {}),
+    ...(flags.repo
+      ? {
+          repo: {
+            url: flags.repo,
+            ...(flags.base ? { base: flags.base } : {}),
+            ...(flags.branch ? { branch: flags.branch } : {}),
+            push: Boolean(flags.push),
+          },
+        }
+      : {}),
+    ...(flags.cwd ? { cwd: flags.cwd } : {}),
+    ...(flags.test || playbook
+      ? { tests: { ...(flags.test ? { command: flags.test } : {}), ...(playbook ? { playbook } : {}) } }
+      : {}),
+    ...(timeout ? { timeout_secs: timeout } : {}),
+    ...(stall ? { stall_secs: stall } : {}),
+    ...(tokens || usd ? { budget: { ...(tokens ? { tokens } : {}), ...(usd ? { usd } : {}) } } : {}),
+    secrets: flags.secret,
+    env: envPairs(flags.env),
+    extra_args: flags.arg,
+    ...(flags.group ? { group: flags.group } : {}),
+    labels: flags.label,
+  };
+}
+
+/** `runyard agent run "PROMPT"`: submits an agent task and, with --follow, streams it like `runyard run`. */
+export async function agentRun(prompt: string, flags: AgentRunFlags, ctx: CliContext): Promise<number> {
+  const api = apiClient(ctx);
+  const { run_id } = await api.request<{ run_id: string }>(
+    "POST",
+    "/api/runs",
+    await agentRunBody(prompt, flags),
+  );
+  return submitted(run_id, api.baseUrl, flags, ctx);
+}
+
+/** `runyard agent send RUN "TEXT"`: the next turn of a finished agent run. */
+export async function agentSend(
+  runId: string,
+  text: string,
+  flags: { follow?: boolean; json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const api = apiClient(ctx);
+  const { run_id } = await api.request<{ run_id: string }>(
+    "POST",
+    `/api/runs/${encodeURIComponent(runId)}/messages`,
+    { text },
+  );
+  return submitted(run_id, api.baseUrl, flags, ctx);
+}
+
+async function submitted(
+  runId: string,
+  server: string,
+  flags: { follow?: boolean; json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  if (!flags.follow) {
+    ctx.stdout.write(flags.json ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);
+    return 0;
+  }
+  if (!flags.json && !flags.quiet) ctx.stderr.write(`agent run ${runId} submitted to ${server}\n`);
+  return follow(apiClient(ctx), runId, flags, ctx);
+}

@@ -1,0 +1,104 @@
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { findAgent } from "../agents/availability.js";
+import { adapterFor } from "../agents/registry.js";
+import { superviseTurn } from "../agents/supervise.js";
+import type { AgentOutput } from "../agents/types.js";
+import type { AgentTask } from "../core/jobs/agent.js";
+import type { ProcessLauncher } from "../exec/types.js";
+import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
+
+export interface AgentTurnsOptions {
+  /** `<runyard home>/agents`, where `runyard agents install` puts the CLIs. */
+  agentsHome: string;
+  /** The runner's environment: PATH to find CLIs, credentials the agents may use. */
+  env: Readonly<Record<string, string | undefined>>;
+  launcher: ProcessLauncher;
+  /**
+   * The runner's agent state: per agent a folder that outlives turns (codex's CODEX_HOME, the
+   * built-in loop's sessions), so a follow-up turn finds the session the last one left.
+   */
+  stateRoot: string;
+}
+
+/** Runs agent turns on this runner: finds the CLI, gives it a private scratch folder, supervises it. */
+export class SupervisedAgentTurns implements AgentTurns {
+  constructor(private readonly options: AgentTurnsOptions) {}
+
+  async run(
+    task: AgentTask,
+    cwd: string,
+    io: { emit(output: AgentOutput): void; signal: AbortSignal },
+  ): Promise<TurnOutcome> {
+    const adapter = adapterFor(task.agent);
+    const found = adapter ? await findAgent(task.agent, this.options) : undefined;
+    if (!adapter || !found) {
+      return notInstalled(
+        task.agent,
+        adapter
+          ? `${task.agent} is not installed on this runner`
+          : `this runner has no adapter for ${task.agent}`,
+      );
+    }
+    const state = join(this.options.stateRoot, task.agent);
+    await mkdir(state, { recursive: true, mode: 0o700 });
+    await mkdir(this.options.stateRoot, { recursive: true, mode: 0o700 });
+    const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
+    try {
+      const result = await superviseTurn(
+        adapter,
+        {
+          prompt: task.prompt,
+          cwd,
+          ...(task.model ? { model: task.model } : {}),
+          extraArgs: task.extra_args,
+          env: {
+            CODEX_HOME: join(this.options.stateRoot, "codex"),
+            RUNYARD_AGENT_STATE_DIR: state,
+            ...task.env,
+          },
+          ...(task.session_id ? { sessionId: task.session_id } : {}),
+          scratchDir,
+        },
+        found.path,
+        {
+          timeoutMs: task.timeout_ms,
+          stallMs: task.stall_ms,
+          ...(task.budget ? { budget: task.budget } : {}),
+        },
+        { emit: io.emit, launcher: this.options.launcher, signal: io.signal },
+      );
+      return {
+        status: result.status,
+        ...(result.error ? { error: result.error } : {}),
+        ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+        ...(result.totals.model ? { model: result.totals.model } : task.model ? { model: task.model } : {}),
+        inputTokens: result.totals.inputTokens,
+        outputTokens: result.totals.outputTokens,
+        ...(result.totals.costUsd !== undefined ? { costUsd: result.totals.costUsd } : {}),
+        ...(result.lastMessage ? { finalText: result.lastMessage } : {}),
+        durationMs: result.durationMs,
+        memoryPeakBytes: result.memoryPeakBytes,
+        cpuMs: result.cpuMs,
+      };
+    } finally {
+      await rm(scratchDir, { recursive: true, force: true });
+    }
+  }
+}
+
+function notInstalled(agent: string, message: string): TurnOutcome {
+  return {
+    status: "failed",
+    error: {
+      code: "AGENT_NOT_INSTALLED",
+      message,
+      hint: `Install it on the runner with \`runyard agents install ${agent}\`; \`runyard agents\` shows what is there.`,
+    },
+    inputTokens: 0,
+    outputTokens: 0,
+    durationMs: 0,
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+  };
+}
