@@ -66,8 +66,16 @@ export class Workspaces {
       onProgress: request.onProgress,
     };
     try {
-      const cut = await withMirrorLock(mirror.path, signal, () =>
-        this.addWorktree(mirror, path, request, remote),
+      const cut = await withMirrorLock(
+        mirror.path,
+        {
+          signal,
+          onWaiting: (pid) =>
+            request.onProgress?.(
+              `waiting for the mirror of ${displayUrl(repoUrl)}: process ${pid} is fetching into it`,
+            ),
+        },
+        () => this.addWorktree(mirror, path, request, remote),
       );
       const workspace = new GitWorktree({
         mirror,
@@ -114,7 +122,7 @@ export class Workspaces {
     for (const name of await readdir(mirrors).catch(() => [])) {
       if (!name.endsWith(".git")) continue;
       const path = join(mirrors, name);
-      await withMirrorLock(path, undefined, () => runGit(this.env, ["--git-dir", path, "worktree", "prune"]));
+      await withMirrorLock(path, {}, () => runGit(this.env, ["--git-dir", path, "worktree", "prune"]));
     }
     if (removed.length > 0) this.logger.info({ removed }, "removed worktrees left by an earlier runner");
     return removed;
@@ -184,7 +192,7 @@ export class Workspaces {
     await rm(path, { recursive: true, force: true });
     const prune = () => mirror.git(["worktree", "prune"], { allowFailure: true });
     if (options.locked) await prune();
-    else await withMirrorLock(mirror.path, undefined, prune);
+    else await withMirrorLock(mirror.path, {}, prune);
   }
 
   private async check(request: AllocateRequest): Promise<void> {

@@ -107,9 +107,7 @@ export class GitWorktree implements Workspace {
     });
     if (removed.code !== 0 || existsSync(this.path)) {
       await rm(this.path, { recursive: true, force: true });
-      await withMirrorLock(mirror.path, undefined, () =>
-        mirror.git(["worktree", "prune"], { allowFailure: true }),
-      );
+      await withMirrorLock(mirror.path, {}, () => mirror.git(["worktree", "prune"], { allowFailure: true }));
     }
     this.released = true;
     this.setup.onReleased();
@@ -129,7 +127,7 @@ export class GitWorktree implements Workspace {
     if (result.code !== 0 && !call.allowFailure) {
       throw new RunyardError(
         "WORKSPACE_GIT_FAILED",
-        `git ${subcommand(args)} failed in ${this.path}: ${maskGitOutput(result.stderr, [])}`,
+        `git ${subcommand(args)} failed in ${this.path}: ${maskGitOutput(result.stderr || result.stdout, [])}`,
       );
     }
     return result;

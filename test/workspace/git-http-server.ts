@@ -15,6 +15,11 @@ export interface GitHttpServer {
   readonly requests: { method: string; path: string; authorized: boolean; authorization?: string }[];
   /** Answers the next `count` requests with `status` (503 by default) before serving again. */
   failNext(count: number, status?: number): void;
+  /**
+   * Leaves the next request unanswered (a server that hangs); resolves when it arrives, with a
+   * promise of its connection closing (the client gave up or was killed).
+   */
+  hangNext(): Promise<{ closed: Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -28,6 +33,7 @@ export interface GitHttpServerOptions {
 export async function startGitHttpServer(options: GitHttpServerOptions): Promise<GitHttpServer> {
   const requests: GitHttpServer["requests"] = [];
   let failures: { count: number; status: number } = { count: 0, status: 503 };
+  let hang: ((closed: Promise<void>) => void) | undefined;
   const expected = `Basic ${Buffer.from(`${options.username}:${options.password}`).toString("base64")}`;
 
   const server = createServer((request, response) => {
@@ -35,6 +41,12 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
     const authorization = request.headers.authorization;
     const authorized = authorization === expected;
     requests.push({ method: request.method ?? "GET", path: url.pathname, authorized, authorization });
+    if (hang) {
+      const arrived = hang;
+      hang = undefined;
+      arrived(once(request.socket, "close").then(() => undefined));
+      return;
+    }
     if (failures.count > 0) {
       failures.count--;
       request.resume();
@@ -59,6 +71,11 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
     requests,
     failNext(count, status = 503) {
       failures = { count, status };
+    },
+    hangNext() {
+      return new Promise((resolve) => {
+        hang = (closed) => resolve({ closed });
+      });
     },
     async close() {
       server.closeAllConnections();

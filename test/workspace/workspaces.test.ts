@@ -1,4 +1,5 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import {
   existsSync,
   mkdirSync,
@@ -12,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunyardError } from "../../src/core/errors.js";
+import { processStartTime } from "../../src/core/pid-lock.js";
 import type { AllocateRequest } from "../../src/workspace/types.js";
 import { Workspaces } from "../../src/workspace/workspaces.js";
 import { type GitHttpServer, startGitHttpServer } from "./git-http-server.js";
@@ -251,6 +253,87 @@ describe("workspaces on a local bare remote", () => {
     await again.release();
   });
 
+  it("a push the remote refuses as not a fast-forward is WORKSPACE_PUSH_REJECTED, without retries", async () => {
+    const bare = seedRemote();
+    const progress: string[] = [];
+    const ws = await newWorkspaces().allocate(
+      request(bare, { key: "race", branch: "race", onProgress: (line) => progress.push(line) }),
+    );
+    writeFileSync(join(ws.path, "mine.txt"), "mine\n");
+    await ws.commitAll("Mine");
+    // Meanwhile someone else pushes to the same branch.
+    const other = mkdtempSync(join(dir, "other-"));
+    git(["clone", "--quiet", bare, other]);
+    git(
+      ["-c", "user.name=o", "-c", "user.email=o@test", "commit", "--quiet", "--allow-empty", "-m", "Theirs"],
+      other,
+    );
+    git(["push", "--quiet", "origin", "HEAD:refs/heads/race"], other);
+
+    const error = await caught(ws.push());
+    expect(error.code).toBe("WORKSPACE_PUSH_REJECTED");
+    expect(error.message).toMatch(/rejected/);
+    expect(progress.filter((line) => line.startsWith("pushing"))).toEqual([
+      `pushing to ${bare} (attempt 1 of 4)`,
+    ]);
+    await ws.release();
+  });
+
+  it("runyard's own commit runs none of the repo's hooks", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const ws = await workspaces.allocate(request(bare, { key: "hooks" }));
+    // What a repo's `npm install` (husky) does: point the shared config at a hook folder.
+    const hooks = join(dir, "hooks-of-the-repo");
+    mkdirSync(hooks, { recursive: true });
+    for (const hook of ["pre-commit", "commit-msg", "post-commit", "pre-push"]) {
+      writeFileSync(join(hooks, hook), `#!/bin/sh\ntouch ${join(hooks, `${hook}.ran`)}\nexit 1\n`, {
+        mode: 0o755,
+      });
+    }
+    git(["config", "core.hooksPath", hooks], ws.path);
+    writeFileSync(join(ws.path, "x.txt"), "x\n");
+    expect(await ws.commitAll("No hooks")).not.toBeNull();
+    await ws.push();
+    expect(readdirSync(hooks).filter((name) => name.endsWith(".ran"))).toEqual([]);
+    await ws.release();
+  });
+
+  it("while another process holds the mirror the allocation waits, says so, and goes on once it is gone", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const holder = spawn("sleep", ["60"]);
+    await once(holder, "spawn");
+    const lock = `${workspaces.mirrorFor(bare)}.lock`;
+    mkdirSync(join(lock, ".."), { recursive: true });
+    writeFileSync(lock, `${holder.pid} ${processStartTime(holder.pid!)}`);
+
+    let waiting = () => {};
+    const saidWaiting = new Promise<void>((resolve) => {
+      waiting = resolve;
+    });
+    const progress: string[] = [];
+    const allocation = workspaces.allocate(
+      request(bare, {
+        key: "waits",
+        onProgress: (line) => {
+          progress.push(line);
+          if (line.startsWith("waiting")) waiting();
+        },
+      }),
+    );
+    await saidWaiting;
+    expect(progress).toEqual([
+      `waiting for the mirror of ${bare}: process ${holder.pid} is fetching into it`,
+    ]);
+    holder.kill("SIGKILL");
+    await once(holder, "exit");
+    const ws = await allocation;
+    expect(progress[1]).toBe(`fetching ${bare} (attempt 1 of 4)`);
+    expect(existsSync(lock)).toBe(false);
+    await ws.release();
+  });
+
   it("a mirror lock left by a dead process is taken over", async () => {
     const bare = seedRemote();
     const workspaces = newWorkspaces();
@@ -335,6 +418,36 @@ describe("workspaces on an https-style remote with a token", () => {
     expect(progress).toEqual([`fetching ${url} (attempt 1 of 4)`]);
     // The server saw the token, so git did send it: once without credentials, once with.
     expect(server.requests.slice(before).map((r) => r.authorization !== undefined)).toEqual([false, true]);
+  });
+
+  it("a remote that needs a token and gets none is WORKSPACE_AUTH", async () => {
+    const url = servedRepo();
+    const error = await caught(newWorkspaces().allocate(request(url, { key: "no-token" })));
+    expect(error.code).toBe("WORKSPACE_AUTH");
+    expect(error.hint).toMatch(/token/);
+  });
+
+  it("canceling an allocation stops git at once: CANCELED, its connection dropped, no worktree left", async () => {
+    const url = servedRepo();
+    const workspaces = newWorkspaces();
+    const controller = new AbortController();
+    const hung = server.hangNext();
+    const allocation = caught(
+      workspaces.allocate(
+        request(url, { key: "canceled", credentials: { token }, signal: controller.signal }),
+      ),
+    );
+    const { closed } = await hung;
+    controller.abort();
+    const error = await allocation;
+    expect(error.code).toBe("CANCELED");
+    await closed;
+    const root = join(workspaces.mirrorFor(url), "..", "..");
+    expect(readdirSync(join(root, "mirrors")).filter((name) => name.endsWith(".lock"))).toEqual([]);
+    expect(existsSync(join(root, "worktrees", "canceled"))).toBe(false);
+    // The mirror is usable by the next run.
+    const ws = await workspaces.allocate(request(url, { key: "after-cancel", credentials: { token } }));
+    await ws.release();
   });
 
   it("a server that answers 503 twice is retried with backoff, and the progress says the attempt", async () => {
