@@ -65,6 +65,17 @@ export class Mirror {
     await runGit(this.env, ["init", "--quiet", "--bare", this.path]);
     await this.git(["config", "remote.origin.url", this.url]);
     await this.git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"]);
+    // The agents' own git commands share this config: none of them may start a gc that packs
+    // refs while another run fetches. The runner collects garbage at start (`collectGarbage`).
+    await this.git(["config", "gc.auto", "0"]);
+    await this.git(["config", "maintenance.auto", "false"]);
+  }
+
+  /** A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror. */
+  async collectGarbage(): Promise<void> {
+    await this.git(["-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], {
+      allowFailure: true,
+    });
   }
 
   /** Brings the remote's branches (and their tags) into `refs/remotes/origin/*`. */

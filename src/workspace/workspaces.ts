@@ -108,7 +108,8 @@ export class Workspaces {
 
   /**
    * Removes every worktree under `<root>/worktrees/` (at runner start none is live: they are a
-   * crashed runner's) and prunes each mirror's record of them. Returns the folders removed.
+   * crashed runner's), prunes each mirror's record of them and collects its garbage if due.
+   * Returns the folders removed.
    */
   async cleanLeftovers(): Promise<string[]> {
     const removed: string[] = [];
@@ -122,7 +123,13 @@ export class Workspaces {
     for (const name of await readdir(mirrors).catch(() => [])) {
       if (!name.endsWith(".git")) continue;
       const path = join(mirrors, name);
-      await withMirrorLock(path, {}, () => runGit(this.env, ["--git-dir", path, "worktree", "prune"]));
+      // Only local git runs on it here: its folder name stands in for the URL in messages.
+      const mirror = new Mirror(path, name, this.env);
+      await withMirrorLock(path, {}, async () => {
+        await mirror.git(["worktree", "prune"], { allowFailure: true });
+        // No run is live at start: the one moment a gc cannot race another run's fetch.
+        await mirror.collectGarbage();
+      });
     }
     if (removed.length > 0) this.logger.info({ removed }, "removed worktrees left by an earlier runner");
     return removed;
