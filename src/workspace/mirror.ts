@@ -8,6 +8,9 @@ import { maskGitOutput } from "./git-failure.js";
 import { runNetworkGit } from "./network-git.js";
 import type { GitCredentials, RetryPolicy } from "./types.js";
 
+/** Mirrors this process has made or checked: the check costs a git process per run otherwise. */
+const prepared = new Set<string>();
+
 /** Where the mirror of a repo URL lives: one bare repo per URL, named by its hash. */
 export function mirrorPath(root: string, repoUrl: string): string {
   const hash = createHash("sha256").update(repoUrl).digest("hex").slice(0, 16);
@@ -49,9 +52,13 @@ export class Mirror {
 
   /** Makes the bare repo if it is not there (or a crash left it half made). */
   async prepare(): Promise<void> {
+    if (prepared.has(this.path) && existsSync(join(this.path, "config"))) return;
     if (existsSync(join(this.path, "config"))) {
       const configured = await this.git(["config", "--get", "remote.origin.url"], { allowFailure: true });
-      if (configured.stdout.trim() === this.url) return;
+      if (configured.stdout.trim() === this.url) {
+        prepared.add(this.path);
+        return;
+      }
       if (configured.code === 0) {
         throw new RunyardError(
           "WORKSPACE_GIT_FAILED",
@@ -69,6 +76,7 @@ export class Mirror {
     // refs while another run fetches. The runner collects garbage at start (`collectGarbage`).
     await this.git(["config", "gc.auto", "0"]);
     await this.git(["config", "maintenance.auto", "false"]);
+    prepared.add(this.path);
   }
 
   /** A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror. */
@@ -97,6 +105,7 @@ export class Mirror {
       action: "reading the default branch of",
       url: this.url,
       ...call,
+      quietFirstAttempt: true,
     });
     const match = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(result.stdout);
     return match?.[1];
@@ -108,11 +117,15 @@ export class Mirror {
     return result.stdout.split("\n").filter((name) => name !== "" && name !== "HEAD");
   }
 
-  /** The commit a ref names, or undefined when there is no such ref. */
-  async commitOf(ref: string): Promise<string | undefined> {
-    const result = await this.git(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], {
-      allowFailure: true,
-    });
-    return result.code === 0 ? result.stdout.trim() : undefined;
+  /** The commits of these refs (exact names) that exist, in one git call. */
+  async commitsOf(refs: readonly string[]): Promise<Map<string, string>> {
+    const result = await this.git(["for-each-ref", "--format=%(objectname) %(refname)", ...refs]);
+    const commits = new Map<string, string>();
+    for (const line of result.stdout.split("\n")) {
+      const [commit, ref] = line.split(" ");
+      // A pattern also matches the refs below it (refs/heads/a matches refs/heads/a/b).
+      if (commit && ref && refs.includes(ref)) commits.set(ref, commit);
+    }
+    return commits;
   }
 }

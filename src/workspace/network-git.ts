@@ -18,6 +18,8 @@ export interface NetworkGitCall {
   retry: RetryPolicy;
   signal?: AbortSignal;
   onProgress?: (line: string) => void;
+  /** Say nothing of the first attempt (a side step of another that is announced); retries still show. */
+  quietFirstAttempt?: boolean;
 }
 
 /**
@@ -39,7 +41,9 @@ export async function runNetworkGit(call: NetworkGitCall): Promise<GitResult> {
   const url = displayUrl(call.url);
   const secrets = call.credentials ? [call.credentials.token] : [];
   for (let attempt = 1; ; attempt++) {
-    call.onProgress?.(`${call.action} ${url} (attempt ${attempt} of ${attempts})`);
+    if (attempt > 1 || !call.quietFirstAttempt) {
+      call.onProgress?.(`${call.action} ${url} (attempt ${attempt} of ${attempts})`);
+    }
     const result = await withAskpass(call.credentials, (askpassEnv) =>
       runGit(call.env, call.args, { cwd: call.cwd, env: askpassEnv, signal: call.signal }),
     );

@@ -139,12 +139,22 @@ export class Workspaces {
   private async addWorktree(mirror: Mirror, path: string, request: AllocateRequest, remote: RemoteCall) {
     const { branch } = request;
     await mirror.prepare();
-    await mirror.fetch(remote);
+    // The default branch is read beside the fetch: both are a round trip to the remote.
+    const [fetched, defaultBranch] = await Promise.allSettled([
+      mirror.fetch(remote),
+      request.base === undefined ? mirror.defaultBranch(remote) : Promise.resolve(request.base),
+    ]);
+    if (fetched.status === "rejected") throw fetched.reason;
+    if (defaultBranch.status === "rejected") throw defaultBranch.reason;
     // A worktree left at this key by a run that never released it (a turn of the same
     // conversation ended by a crash) is in the way; this instance does not hold it.
     await this.removeWorktree(mirror, path, { locked: true });
-    const base = request.base ?? (await mirror.defaultBranch(remote));
-    const baseCommit = base ? await mirror.commitOf(`refs/remotes/origin/${base}`) : undefined;
+    const base = defaultBranch.value;
+    const baseRef = `refs/remotes/origin/${base}`;
+    const localRef = `refs/heads/${branch}`;
+    const remoteRef = `refs/remotes/origin/${branch}`;
+    const commits = base ? await mirror.commitsOf([baseRef, localRef, remoteRef]) : new Map<string, string>();
+    const baseCommit = commits.get(baseRef);
     if (!base || !baseCommit) {
       const branches = await mirror.remoteBranches();
       const there = branches.length > 0 ? `it has ${branches.join(", ")}` : "it has no branches yet";
@@ -156,8 +166,8 @@ export class Workspaces {
         { details: { branches } },
       );
     }
-    const local = await mirror.commitOf(`refs/heads/${branch}`);
-    const onRemote = await mirror.commitOf(`refs/remotes/origin/${branch}`);
+    const local = commits.get(localRef);
+    const onRemote = commits.get(remoteRef);
     let add: string[];
     if (request.reuse && local) {
       add = [path, branch];

@@ -378,6 +378,8 @@ describe("workspaces on an https-style remote with a token", () => {
     const url = servedRepo();
     const root = join(dir, "token-root");
     const progress: string[] = [];
+    const askpassDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith("runyard-askpass-"));
+    const askpassBefore = askpassDirs();
     const ws = await newWorkspaces(root).allocate(
       request(url, { key: "with-token", credentials: { token }, onProgress: (line) => progress.push(line) }),
     );
@@ -392,6 +394,8 @@ describe("workspaces on an https-style remote with a token", () => {
     expect(progress).toContain(`pushing to ${url} (attempt 1 of 4)`);
     expect(progress.join("\n")).not.toContain(token);
     expect(filesHolding(root, token)).toEqual([]);
+    // The askpass script's private folders are gone with the git commands they served.
+    expect(askpassDirs()).toEqual(askpassBefore);
     expect(filesHolding(projectRoot, token)).toEqual([]);
     expect(
       readFileSync(join(root, "mirrors", readdirSync(join(root, "mirrors"))[0]!, "config"), "utf8"),
@@ -407,6 +411,7 @@ describe("workspaces on an https-style remote with a token", () => {
       newWorkspaces().allocate(
         request(url, {
           key: "wrong-token",
+          base: "main",
           credentials: { token: wrong },
           onProgress: (line) => progress.push(line),
         }),
@@ -455,7 +460,12 @@ describe("workspaces on an https-style remote with a token", () => {
     const progress: string[] = [];
     server.failNext(2);
     const ws = await newWorkspaces().allocate(
-      request(url, { key: "flaky", credentials: { token }, onProgress: (line) => progress.push(line) }),
+      request(url, {
+        key: "flaky",
+        base: "main",
+        credentials: { token },
+        onProgress: (line) => progress.push(line),
+      }),
     );
     expect(progress.filter((line) => line.startsWith("fetching"))).toEqual([
       `fetching ${url} (attempt 1 of 4)`,
@@ -473,7 +483,12 @@ describe("workspaces on an https-style remote with a token", () => {
     server.failNext(4, 502);
     const error = await caught(
       newWorkspaces().allocate(
-        request(url, { key: "down", credentials: { token }, onProgress: (line) => progress.push(line) }),
+        request(url, {
+          key: "down",
+          base: "main",
+          credentials: { token },
+          onProgress: (line) => progress.push(line),
+        }),
       ),
     );
     expect(error.code).toBe("WORKSPACE_UNREACHABLE");
