@@ -123,6 +123,34 @@ export const errorTable = {
     status: 500,
     hint: "A newer runyard migrated this database: run that version (or newer) here too; runyard never downgrades a schema.",
   },
+  WORKSPACE_BRANCH_EXISTS: {
+    status: 409,
+    hint: "The branch is already on the remote: pick another branch name, or continue it as a follow-up turn (reuse).",
+  },
+  WORKSPACE_BASE_MISSING: {
+    status: 400,
+    hint: "Name a base branch the remote has (the message lists them), or leave it out to start from the default branch.",
+  },
+  WORKSPACE_AUTH: {
+    status: 200,
+    hint: "Check the git token (or SSH key) for this repo: it must exist, be unexpired and may read and push to it.",
+  },
+  WORKSPACE_PUSH_REJECTED: {
+    status: 200,
+    hint: "The remote branch moved on (not a fast-forward) or a rule refused the push: push to a new branch, or fetch and rebase first.",
+  },
+  WORKSPACE_UNREACHABLE: {
+    status: 200,
+    hint: "git could not reach the repo after every retry: check the URL, the network and the git server, then retry the run.",
+  },
+  WORKSPACE_GIT_FAILED: {
+    status: 200,
+    hint: "A git command failed: read its output in the message (the repo URL, a branch name or the disk are the usual causes).",
+  },
+  WORKSPACE_IN_USE: {
+    status: 409,
+    hint: "Another live run holds this worktree or branch: wait for it to end, or use another key and branch.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

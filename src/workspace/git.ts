@@ -1,0 +1,136 @@
+import { spawn } from "node:child_process";
+import { RunyardError } from "../core/errors.js";
+
+/** What one git process did. */
+export interface GitResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface GitCall {
+  /** The folder git runs in (a worktree), or the mirror given as `--git-dir` in `args`. */
+  cwd?: string;
+  /** Laid over the clean environment for this one process (askpass, author, temporary index). */
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/**
+ * The only variables of the runner's environment git gets: what it needs to find programs,
+ * the user's SSH agent and proxies. Anything else (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE of a
+ * runner started from a hook, the runner's own tokens) would point git elsewhere or leak.
+ */
+const passedThrough = [
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "TMPDIR",
+  "SSH_AUTH_SOCK",
+  "GIT_SSH_COMMAND",
+  "GIT_SSL_CAINFO",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "all_proxy",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "ALL_PROXY",
+];
+
+/** The environment every git process starts from. */
+export function cleanGitEnv(from: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of passedThrough) {
+    const value = from[name];
+    if (value !== undefined) env[name] = value;
+  }
+  // A prompt nobody can answer hangs a headless run; English messages are what failures are read by.
+  env.GIT_TERMINAL_PROMPT = "0";
+  env.LC_ALL = "C";
+  env.GIT_SSH_COMMAND ??= "ssh -o BatchMode=yes";
+  return env;
+}
+
+/**
+ * Settings laid over the user's git config for every call: no credential helper may store the
+ * token a run gives (`credential.helper=` empties the list), no gc runs in the middle of another
+ * run's worktree add, and a sluggish server counts as a timeout instead of a hang.
+ */
+export const baseConfig = [
+  "-c",
+  "credential.helper=",
+  "-c",
+  "gc.auto=0",
+  "-c",
+  "maintenance.auto=false",
+  "-c",
+  "http.lowSpeedLimit=1",
+  "-c",
+  "http.lowSpeedTime=60",
+];
+
+/** How long git may take to clean up after SIGTERM before it is killed. */
+const KILL_GRACE_MS = 1000;
+
+/**
+ * Runs git once with an argument array (no shell). Aborting kills git's whole process group
+ * (git-remote-https, ssh, index-pack are its children) and rejects with CANCELED.
+ */
+export function runGit(env: Record<string, string>, args: readonly string[], call: GitCall = {}) {
+  return new Promise<GitResult>((resolve, reject) => {
+    if (call.signal?.aborted) {
+      reject(new RunyardError("CANCELED", "canceled before git started"));
+      return;
+    }
+    const child = spawn("git", [...baseConfig, ...args], {
+      cwd: call.cwd,
+      env: { ...env, ...call.env },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (data: string) => {
+      stdout += data;
+    });
+    child.stderr.setEncoding("utf8").on("data", (data: string) => {
+      stderr += data;
+    });
+    let aborted = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      aborted = true;
+      // SIGTERM first: git removes its lock files on it, so a canceled fetch does not leave the
+      // mirror locked for the next run; SIGKILL for whatever ignores it.
+      signalGroup(child.pid, "SIGTERM");
+      killTimer = setTimeout(() => signalGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
+    };
+    call.signal?.addEventListener("abort", onAbort, { once: true });
+    child.on("error", (error) => {
+      call.signal?.removeEventListener("abort", onAbort);
+      reject(
+        new RunyardError("WORKSPACE_GIT_FAILED", `cannot start git: ${error.message}`, { cause: error }),
+      );
+    });
+    child.on("close", (code, signal) => {
+      call.signal?.removeEventListener("abort", onAbort);
+      clearTimeout(killTimer);
+      if (aborted) reject(new RunyardError("CANCELED", "canceled while git ran"));
+      else resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
+}
+
+function signalGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
+  if (pgid === undefined) return;
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,131 @@
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { RunyardError } from "../core/errors.js";
+import { type GitCall, type GitResult, runGit } from "./git.js";
+import { maskGitOutput } from "./git-failure.js";
+import { runNetworkGit } from "./network-git.js";
+import type { GitCredentials, RetryPolicy } from "./types.js";
+
+/** Mirrors this process has made or checked: the check costs a git process per run otherwise. */
+const prepared = new Set<string>();
+
+/** Where the mirror of a repo URL lives: one bare repo per URL, named by its hash. */
+export function mirrorPath(root: string, repoUrl: string): string {
+  const hash = createHash("sha256").update(repoUrl).digest("hex").slice(0, 16);
+  return join(root, "mirrors", `${hash}.git`);
+}
+
+export interface RemoteCall {
+  credentials?: GitCredentials;
+  retry: RetryPolicy;
+  signal?: AbortSignal;
+  onProgress?: (line: string) => void;
+}
+
+/**
+ * A bare repo that caches one remote. Not a `clone --mirror`: that maps the remote's branches
+ * onto the mirror's own, so each fetch would overwrite (and `--prune` delete) the branches runs
+ * work on. Here the remote's branches land in `refs/remotes/origin/*` and the runs' branches are
+ * the mirror's `refs/heads/*`, which worktrees check out and follow-up turns find again.
+ * Callers hold the mirror lock for `prepare` and `fetch`.
+ */
+export class Mirror {
+  constructor(
+    readonly path: string,
+    readonly url: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  /** Runs git on the mirror; a non-zero exit is an error unless `allowFailure`. */
+  async git(args: readonly string[], call: GitCall & { allowFailure?: boolean } = {}): Promise<GitResult> {
+    const result = await runGit(this.env, ["--git-dir", this.path, ...args], call);
+    if (result.code !== 0 && !call.allowFailure) {
+      throw new RunyardError(
+        "WORKSPACE_GIT_FAILED",
+        `git ${args.join(" ")} failed in the mirror of ${this.url}: ${maskGitOutput(result.stderr, [])}`,
+      );
+    }
+    return result;
+  }
+
+  /** Makes the bare repo if it is not there (or a crash left it half made). */
+  async prepare(): Promise<void> {
+    if (prepared.has(this.path) && existsSync(join(this.path, "config"))) return;
+    if (existsSync(join(this.path, "config"))) {
+      const configured = await this.git(["config", "--get", "remote.origin.url"], { allowFailure: true });
+      if (configured.stdout.trim() === this.url) {
+        prepared.add(this.path);
+        return;
+      }
+      if (configured.code === 0) {
+        throw new RunyardError(
+          "WORKSPACE_GIT_FAILED",
+          `the mirror ${this.path} caches ${configured.stdout.trim()}, not ${this.url}`,
+          { hint: "Two repo URLs share a mirror name; move the mirror folder aside and run again." },
+        );
+      }
+    }
+    await rm(this.path, { recursive: true, force: true });
+    await mkdir(dirname(this.path), { recursive: true });
+    await runGit(this.env, ["init", "--quiet", "--bare", this.path]);
+    await this.git(["config", "remote.origin.url", this.url]);
+    await this.git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"]);
+    // The agents' own git commands share this config: none of them may start a gc that packs
+    // refs while another run fetches. The runner collects garbage at start (`collectGarbage`).
+    await this.git(["config", "gc.auto", "0"]);
+    await this.git(["config", "maintenance.auto", "false"]);
+    prepared.add(this.path);
+  }
+
+  /** A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror. */
+  async collectGarbage(): Promise<void> {
+    await this.git(["-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], {
+      allowFailure: true,
+    });
+  }
+
+  /** Brings the remote's branches (and their tags) into `refs/remotes/origin/*`. */
+  async fetch(call: RemoteCall): Promise<void> {
+    await runNetworkGit({
+      env: this.env,
+      args: ["--git-dir", this.path, "fetch", "--quiet", "--prune", "origin"],
+      action: "fetching",
+      url: this.url,
+      ...call,
+    });
+  }
+
+  /** The remote's default branch (what its HEAD points to), or undefined for an empty remote. */
+  async defaultBranch(call: RemoteCall): Promise<string | undefined> {
+    const result = await runNetworkGit({
+      env: this.env,
+      args: ["--git-dir", this.path, "ls-remote", "--symref", "origin", "HEAD"],
+      action: "reading the default branch of",
+      url: this.url,
+      ...call,
+      quietFirstAttempt: true,
+    });
+    const match = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(result.stdout);
+    return match?.[1];
+  }
+
+  /** The remote's branches as of the last fetch. */
+  async remoteBranches(): Promise<string[]> {
+    const result = await this.git(["for-each-ref", "--format=%(refname:strip=3)", "refs/remotes/origin/"]);
+    return result.stdout.split("\n").filter((name) => name !== "" && name !== "HEAD");
+  }
+
+  /** The commits of these refs (exact names) that exist, in one git call. */
+  async commitsOf(refs: readonly string[]): Promise<Map<string, string>> {
+    const result = await this.git(["for-each-ref", "--format=%(objectname) %(refname)", ...refs]);
+    const commits = new Map<string, string>();
+    for (const line of result.stdout.split("\n")) {
+      const [commit, ref] = line.split(" ");
+      // A pattern also matches the refs below it (refs/heads/a matches refs/heads/a/b).
+      if (commit && ref && refs.includes(ref)) commits.set(ref, commit);
+    }
+    return commits;
+  }
+}

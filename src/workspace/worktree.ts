@@ -1,0 +1,153 @@
+import { existsSync } from "node:fs";
+import { copyFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { RunyardError } from "../core/errors.js";
+import { type GitResult, runGit } from "./git.js";
+import { maskGitOutput } from "./git-failure.js";
+import type { Mirror, RemoteCall } from "./mirror.js";
+import { withMirrorLock } from "./mirror-lock.js";
+import { runNetworkGit } from "./network-git.js";
+import type { DiffStats, Workspace } from "./types.js";
+
+/**
+ * Runyard's own commits and pushes run no hooks of the repo: a hook path a repo's `npm install`
+ * set (husky) would run its linters, or fail the push, with the agent's environment. The task's
+ * tests are the pipeline's own step. Nor may a user's global `commit.gpgsign` prompt for a key.
+ */
+const noHooks = ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false"];
+
+export interface WorktreeSetup {
+  mirror: Mirror;
+  env: Record<string, string>;
+  path: string;
+  branch: string;
+  base: string;
+  baseCommit: string;
+  author: { name: string; email: string };
+  remote: RemoteCall;
+  /** Told once the worktree is gone, so its key may be allocated again. */
+  onReleased: () => void;
+}
+
+/** One run's git worktree on its own branch, with the mirror's objects. */
+export class GitWorktree implements Workspace {
+  readonly path: string;
+  readonly branch: string;
+  readonly base: string;
+  readonly baseCommit: string;
+  private released = false;
+
+  constructor(private readonly setup: WorktreeSetup) {
+    this.path = setup.path;
+    this.branch = setup.branch;
+    this.base = setup.base;
+    this.baseCommit = setup.baseCommit;
+  }
+
+  async commitAll(message: string): Promise<{ commit: string } | null> {
+    await this.git(["add", "--all"]);
+    const staged = await this.git(["diff", "--cached", "--quiet"], { allowFailure: true });
+    if (staged.code === 0) return null;
+    const { name, email } = this.setup.author;
+    await this.git([...noHooks, "commit", "--quiet", "--no-verify", "--message", message], {
+      env: {
+        GIT_AUTHOR_NAME: name,
+        GIT_AUTHOR_EMAIL: email,
+        GIT_COMMITTER_NAME: name,
+        GIT_COMMITTER_EMAIL: email,
+      },
+    });
+    const head = await this.git(["rev-parse", "HEAD"]);
+    return { commit: head.stdout.trim() };
+  }
+
+  /**
+   * The branch against its base commit, committed or not, new files included. A private copy of
+   * the index takes the uncommitted changes, so the worktree's own index (and with it what the
+   * agent staged) is left as it was.
+   */
+  async diff(): Promise<{ patch: string; stats: DiffStats }> {
+    const gitDir = (await this.git(["rev-parse", "--absolute-git-dir"])).stdout.trim();
+    const index = join(gitDir, "runyard-diff-index");
+    try {
+      if (existsSync(join(gitDir, "index"))) await copyFile(join(gitDir, "index"), index);
+      const env = { GIT_INDEX_FILE: index };
+      if (!existsSync(index)) await this.git(["read-tree", "HEAD"], { env });
+      await this.git(["add", "--all"], { env });
+      const patch = await this.git(["diff", "--cached", "--binary", this.baseCommit, "--"], { env });
+      const numstat = await this.git(["diff", "--cached", "--numstat", this.baseCommit, "--"], { env });
+      return { patch: patch.stdout, stats: statsOf(numstat.stdout) };
+    } finally {
+      await rm(index, { force: true });
+    }
+  }
+
+  async push(): Promise<void> {
+    const ref = `refs/heads/${this.branch}`;
+    await runNetworkGit({
+      env: this.setup.env,
+      cwd: this.path,
+      args: [...noHooks, "push", "--quiet", "--no-verify", this.setup.mirror.url, `${ref}:${ref}`],
+      action: "pushing to",
+      url: this.setup.mirror.url,
+      ...this.setup.remote,
+    });
+  }
+
+  /**
+   * Removes the worktree; its branch stays in the mirror for a follow-up turn. Removing touches
+   * only this worktree's own folders, so it needs no mirror lock; the fallback (delete the
+   * folder, then prune the mirror's record of it) does.
+   */
+  async release(): Promise<void> {
+    if (this.released) return;
+    const { mirror } = this.setup;
+    const removed = await mirror.git(["worktree", "remove", "--force", "--force", this.path], {
+      allowFailure: true,
+    });
+    if (removed.code !== 0 || existsSync(this.path)) {
+      await rm(this.path, { recursive: true, force: true });
+      await withMirrorLock(mirror.path, {}, () => mirror.git(["worktree", "prune"], { allowFailure: true }));
+    }
+    this.released = true;
+    this.setup.onReleased();
+  }
+
+  private async git(
+    args: readonly string[],
+    call: { env?: Record<string, string>; allowFailure?: boolean } = {},
+  ) {
+    if (this.released)
+      throw new RunyardError("WORKSPACE_GIT_FAILED", `the worktree ${this.path} was released`);
+    const result: GitResult = await runGit(this.setup.env, args, {
+      cwd: this.path,
+      env: call.env,
+      signal: this.setup.remote.signal,
+    });
+    if (result.code !== 0 && !call.allowFailure) {
+      throw new RunyardError(
+        "WORKSPACE_GIT_FAILED",
+        `git ${subcommand(args)} failed in ${this.path}: ${maskGitOutput(result.stderr || result.stdout, [])}`,
+      );
+    }
+    return result;
+  }
+}
+
+/** Stats of `git diff --numstat`: a binary file counts as a file, with no lines. */
+export function statsOf(numstat: string): DiffStats {
+  const stats: DiffStats = { files: 0, insertions: 0, deletions: 0 };
+  for (const line of numstat.split("\n")) {
+    const [added, deleted] = line.split("\t");
+    if (line === "" || added === undefined || deleted === undefined) continue;
+    stats.files++;
+    if (added !== "-") stats.insertions += Number(added);
+    if (deleted !== "-") stats.deletions += Number(deleted);
+  }
+  return stats;
+}
+
+/** The git command of an argument list, for a message (never the arguments: a commit message could be long). */
+function subcommand(args: readonly string[]): string {
+  return args.find((arg, i) => !arg.startsWith("-") && args[i - 1] !== "-c") ?? "";
+}

@@ -1,0 +1,498 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunyardError } from "../../src/core/errors.js";
+import { processStartTime } from "../../src/core/pid-lock.js";
+import type { AllocateRequest } from "../../src/workspace/types.js";
+import { Workspaces } from "../../src/workspace/workspaces.js";
+import { type GitHttpServer, startGitHttpServer } from "./git-http-server.js";
+
+const dir = mkdtempSync(join(tmpdir(), "runyard-workspaces-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const retry = { gitRetries: 3, baseDelayMs: 5 };
+const gitEnv = {
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  HOME: dir,
+  GIT_CONFIG_NOSYSTEM: "1",
+  LC_ALL: "C",
+};
+
+function git(args: string[], cwd?: string): string {
+  return execFileSync("git", args, { cwd, env: gitEnv, encoding: "utf8" }).trim();
+}
+
+let remotes = 0;
+/** A bare remote whose `main` has one commit: a text file and a binary one. */
+function seedRemote(parent = dir): string {
+  const name = `remote-${++remotes}.git`;
+  const bare = join(parent, name);
+  git(["init", "--quiet", "--bare", "--initial-branch=main", bare]);
+  const seed = mkdtempSync(join(dir, "seed-"));
+  git(["init", "--quiet", "--initial-branch=main", seed]);
+  writeFileSync(join(seed, "README.md"), "# demo\n\nline two\nline three\n");
+  writeFileSync(join(seed, "logo.bin"), Buffer.from([0, 1, 2, 3, 0, 255]));
+  git(["add", "."], seed);
+  git(["-c", "user.name=seed", "-c", "user.email=seed@test", "commit", "--quiet", "-m", "seed"], seed);
+  git(["push", "--quiet", bare, "main"], seed);
+  rmSync(seed, { recursive: true, force: true });
+  return bare;
+}
+
+let roots = 0;
+function newWorkspaces(root = join(dir, `root-${++roots}`)): Workspaces {
+  return new Workspaces({ root, retry, env: gitEnv });
+}
+
+function request(repoUrl: string, fields: Partial<AllocateRequest> & { key: string }): AllocateRequest {
+  return { repoUrl, branch: `runyard/${fields.key}`, ...fields };
+}
+
+async function caught(promise: Promise<unknown>): Promise<RunyardError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof RunyardError) return error;
+    throw error;
+  }
+  throw new Error("expected a RunyardError, got none");
+}
+
+function worktreeList(mirror: string): string[] {
+  return git(["--git-dir", mirror, "worktree", "list", "--porcelain"])
+    .split("\n")
+    .filter((line) => line.startsWith("worktree "));
+}
+
+describe("workspaces on a local bare remote", () => {
+  it("a change committed in the worktree and pushed is on the remote's branch", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const progress: string[] = [];
+    const ws = await workspaces.allocate(
+      request(bare, {
+        key: "run-1",
+        author: { name: "Ada", email: "ada@example.com" },
+        onProgress: (line) => progress.push(line),
+      }),
+    );
+    expect(ws.base).toBe("main");
+    expect(ws.baseCommit).toBe(git(["--git-dir", bare, "rev-parse", "main"]));
+    expect(ws.path).toBe(join(workspaces.mirrorFor(bare), "..", "..", "worktrees", "run-1"));
+    expect(progress[0]).toBe(`fetching ${bare} (attempt 1 of 4)`);
+
+    expect(await ws.commitAll("nothing yet")).toBeNull();
+    writeFileSync(join(ws.path, "hello.txt"), "hello\n");
+    const committed = await ws.commitAll("Add hello");
+    expect(committed?.commit).toMatch(/^[0-9a-f]{40}$/);
+    await ws.push();
+
+    expect(git(["--git-dir", bare, "log", "--format=%H %an <%ae> %s", "runyard/run-1"]).split("\n")).toEqual([
+      `${committed?.commit} Ada <ada@example.com> Add hello`,
+      expect.stringMatching(/ seed <seed@test> seed$/),
+    ]);
+    await ws.release();
+    expect(existsSync(ws.path)).toBe(false);
+    await ws.release(); // idempotent
+  });
+
+  it("the diff covers committed, uncommitted and new files, binary ones included, and matches the remote", async () => {
+    const bare = seedRemote();
+    const ws = await newWorkspaces().allocate(request(bare, { key: "diff" }));
+    writeFileSync(join(ws.path, "README.md"), "# demo\n\nline two changed\nline three\nline four\n");
+    await ws.commitAll("Edit the readme");
+    writeFileSync(join(ws.path, "logo.bin"), Buffer.from([9, 0, 8, 7]));
+    writeFileSync(join(ws.path, "new.txt"), "a\nb\n");
+    mkdirSync(join(ws.path, "src"));
+    writeFileSync(join(ws.path, "src", "main.ts"), "export {};\n");
+
+    const { patch, stats } = await ws.diff();
+    expect(stats).toEqual({ files: 4, insertions: 5, deletions: 1 });
+    expect(patch).toContain("+line two changed");
+    expect(patch).toContain("GIT binary patch");
+    expect(patch).toContain("+++ b/src/main.ts");
+    // Taking the diff left the worktree's own index alone: the new files are still untracked.
+    expect(git(["status", "--porcelain"], ws.path)).toContain("?? new.txt");
+
+    await ws.commitAll("The rest");
+    await ws.push();
+    expect(git(["--git-dir", bare, "diff", "--numstat", ws.baseCommit, ws.branch])).toBe(
+      git(["diff", "--numstat", ws.baseCommit, "HEAD"], ws.path),
+    );
+    const remote = git(["--git-dir", bare, "diff", "--numstat", ws.baseCommit, ws.branch]).split("\n");
+    expect(remote).toHaveLength(stats.files);
+    expect(await ws.diff()).toEqual({ patch, stats });
+    await ws.release();
+  });
+
+  it("two allocations on one repo at once get separate worktrees on their own branches", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const [a, b] = await Promise.all([
+      workspaces.allocate(request(bare, { key: "a" })),
+      workspaces.allocate(request(bare, { key: "b" })),
+    ]);
+    expect(a?.path).not.toBe(b?.path);
+    writeFileSync(join(a!.path, "only-a.txt"), "a\n");
+    expect(existsSync(join(b!.path, "only-a.txt"))).toBe(false);
+    expect(git(["branch", "--show-current"], a!.path)).toBe("runyard/a");
+    expect(git(["branch", "--show-current"], b!.path)).toBe("runyard/b");
+    await Promise.all([a!.release(), b!.release()]);
+  });
+
+  it("8 allocations at once on one repo all succeed, and releasing them leaves only the mirror", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const keys = Array.from({ length: 8 }, (_, i) => `many-${i}`);
+    const all = await Promise.all(keys.map((key) => workspaces.allocate(request(bare, { key }))));
+    expect(new Set(all.map((ws) => ws.path)).size).toBe(8);
+    const mirror = workspaces.mirrorFor(bare);
+    expect(worktreeList(mirror)).toHaveLength(9);
+    await Promise.all(
+      all.map(async (ws, i) => {
+        writeFileSync(join(ws.path, `file-${i}.txt`), `${i}\n`);
+        await ws.commitAll(`Change ${i}`);
+        await ws.push();
+      }),
+    );
+    await Promise.all(all.map((ws) => ws.release()));
+    expect(worktreeList(mirror)).toEqual([`worktree ${mirror}`]);
+    expect(readdirSync(join(mirror, "..", "..", "worktrees"))).toEqual([]);
+    for (const key of keys)
+      expect(git(["--git-dir", bare, "rev-parse", "--verify", `runyard/${key}`])).toBeTruthy();
+    expect(git(["--git-dir", mirror, "fsck", "--no-progress"])).toBe("");
+  });
+
+  it("a follow-up turn with reuse continues the branch where the last turn left it", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const first = await workspaces.allocate(request(bare, { key: "conv-1", branch: "feature" }));
+    writeFileSync(join(first.path, "turn1.txt"), "one\n");
+    const turn1 = await first.commitAll("Turn 1");
+    await first.release();
+
+    const second = await workspaces.allocate(
+      request(bare, { key: "conv-1", branch: "feature", reuse: true }),
+    );
+    expect(second.path).toBe(first.path);
+    expect(readFileSync(join(second.path, "turn1.txt"), "utf8")).toBe("one\n");
+    expect(git(["rev-parse", "HEAD"], second.path)).toBe(turn1?.commit);
+    expect(second.baseCommit).toBe(first.baseCommit);
+    writeFileSync(join(second.path, "turn2.txt"), "two\n");
+    await second.commitAll("Turn 2");
+    await second.push();
+    expect(git(["--git-dir", bare, "log", "--format=%s", "feature"]).split("\n")).toEqual([
+      "Turn 2",
+      "Turn 1",
+      "seed",
+    ]);
+    expect((await second.diff()).stats.files).toBe(2);
+    await second.release();
+  });
+
+  it("a branch already on the remote is refused unless the allocation reuses it", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const error = await caught(workspaces.allocate(request(bare, { key: "taken", branch: "main" })));
+    expect(error.code).toBe("WORKSPACE_BRANCH_EXISTS");
+    expect(error.hint).toMatch(/another branch name/);
+    expect(existsSync(join(workspaces.mirrorFor(bare), "..", "..", "worktrees", "taken"))).toBe(false);
+    // The refused key is free again.
+    const ws = await workspaces.allocate(request(bare, { key: "taken", branch: "main", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], ws.path)).toBe(git(["--git-dir", bare, "rev-parse", "main"]));
+    await ws.release();
+  });
+
+  it("a base the remote does not have is WORKSPACE_BASE_MISSING, naming the branches it has", async () => {
+    const bare = seedRemote();
+    const error = await caught(newWorkspaces().allocate(request(bare, { key: "nobase", base: "develop" })));
+    expect(error.code).toBe("WORKSPACE_BASE_MISSING");
+    expect(error.message).toBe(`the base branch develop is not on ${bare}; it has main`);
+  });
+
+  it("a key held by a live workspace is refused with WORKSPACE_IN_USE", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const ws = await workspaces.allocate(request(bare, { key: "busy" }));
+    const error = await caught(workspaces.allocate(request(bare, { key: "busy", branch: "other" })));
+    expect(error.code).toBe("WORKSPACE_IN_USE");
+    await ws.release();
+  });
+
+  it("cleanLeftovers removes the worktrees a crashed runner left and prunes the mirror", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "crashed-root");
+    const crashed = newWorkspaces(root);
+    const left = await crashed.allocate(request(bare, { key: "left-behind" }));
+    await crashed.allocate(request(bare, { key: "left-too" }));
+    writeFileSync(join(left.path, "unsaved.txt"), "lost\n");
+    // The runner process died here: nothing released its workspaces.
+
+    const next = newWorkspaces(root);
+    expect(await next.cleanLeftovers()).toEqual([
+      join(root, "worktrees", "left-behind"),
+      join(root, "worktrees", "left-too"),
+    ]);
+    const mirror = next.mirrorFor(bare);
+    expect(worktreeList(mirror)).toEqual([`worktree ${mirror}`]);
+    expect(await next.cleanLeftovers()).toEqual([]);
+    // The key is usable again, and the branch of the lost run can be cut anew.
+    const again = await next.allocate(request(bare, { key: "left-behind" }));
+    expect(existsSync(join(again.path, "unsaved.txt"))).toBe(false);
+    await again.release();
+  });
+
+  it("a push the remote refuses as not a fast-forward is WORKSPACE_PUSH_REJECTED, without retries", async () => {
+    const bare = seedRemote();
+    const progress: string[] = [];
+    const ws = await newWorkspaces().allocate(
+      request(bare, { key: "race", branch: "race", onProgress: (line) => progress.push(line) }),
+    );
+    writeFileSync(join(ws.path, "mine.txt"), "mine\n");
+    await ws.commitAll("Mine");
+    // Meanwhile someone else pushes to the same branch.
+    const other = mkdtempSync(join(dir, "other-"));
+    git(["clone", "--quiet", bare, other]);
+    git(
+      ["-c", "user.name=o", "-c", "user.email=o@test", "commit", "--quiet", "--allow-empty", "-m", "Theirs"],
+      other,
+    );
+    git(["push", "--quiet", "origin", "HEAD:refs/heads/race"], other);
+
+    const error = await caught(ws.push());
+    expect(error.code).toBe("WORKSPACE_PUSH_REJECTED");
+    expect(error.message).toMatch(/rejected/);
+    expect(progress.filter((line) => line.startsWith("pushing"))).toEqual([
+      `pushing to ${bare} (attempt 1 of 4)`,
+    ]);
+    await ws.release();
+  });
+
+  it("runyard's own commit runs none of the repo's hooks", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const ws = await workspaces.allocate(request(bare, { key: "hooks" }));
+    // What a repo's `npm install` (husky) does: point the shared config at a hook folder.
+    const hooks = join(dir, "hooks-of-the-repo");
+    mkdirSync(hooks, { recursive: true });
+    for (const hook of ["pre-commit", "commit-msg", "post-commit", "pre-push"]) {
+      writeFileSync(join(hooks, hook), `#!/bin/sh\ntouch ${join(hooks, `${hook}.ran`)}\nexit 1\n`, {
+        mode: 0o755,
+      });
+    }
+    git(["config", "core.hooksPath", hooks], ws.path);
+    writeFileSync(join(ws.path, "x.txt"), "x\n");
+    expect(await ws.commitAll("No hooks")).not.toBeNull();
+    await ws.push();
+    expect(readdirSync(hooks).filter((name) => name.endsWith(".ran"))).toEqual([]);
+    await ws.release();
+  });
+
+  it("while another process holds the mirror the allocation waits, says so, and goes on once it is gone", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const holder = spawn("sleep", ["60"]);
+    await once(holder, "spawn");
+    const lock = `${workspaces.mirrorFor(bare)}.lock`;
+    mkdirSync(join(lock, ".."), { recursive: true });
+    writeFileSync(lock, `${holder.pid} ${processStartTime(holder.pid!)}`);
+
+    let waiting = () => {};
+    const saidWaiting = new Promise<void>((resolve) => {
+      waiting = resolve;
+    });
+    const progress: string[] = [];
+    const allocation = workspaces.allocate(
+      request(bare, {
+        key: "waits",
+        onProgress: (line) => {
+          progress.push(line);
+          if (line.startsWith("waiting")) waiting();
+        },
+      }),
+    );
+    await saidWaiting;
+    expect(progress).toEqual([
+      `waiting for the mirror of ${bare}: process ${holder.pid} is fetching into it`,
+    ]);
+    holder.kill("SIGKILL");
+    await once(holder, "exit");
+    const ws = await allocation;
+    expect(progress[1]).toBe(`fetching ${bare} (attempt 1 of 4)`);
+    expect(existsSync(lock)).toBe(false);
+    await ws.release();
+  });
+
+  it("a mirror lock left by a dead process is taken over", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const dead = spawnSync("true").pid;
+    const lock = `${workspaces.mirrorFor(bare)}.lock`;
+    mkdirSync(join(lock, ".."), { recursive: true });
+    writeFileSync(lock, `${dead} 12345`);
+    const ws = await workspaces.allocate(request(bare, { key: "stale-lock" }));
+    expect(existsSync(lock)).toBe(false);
+    await ws.release();
+  });
+});
+
+describe("workspaces on an https-style remote with a token", () => {
+  const token = `ghp_${"0123456789abcdef".repeat(2)}Zq`;
+  let server: GitHttpServer;
+  let projectRoot: string;
+  beforeAll(async () => {
+    projectRoot = join(dir, "served");
+    mkdirSync(projectRoot);
+    server = await startGitHttpServer({ projectRoot, username: "x-access-token", password: token });
+  });
+  afterAll(() => server.close());
+
+  function servedRepo(): string {
+    const bare = seedRemote(projectRoot);
+    return server.url(bare.slice(projectRoot.length + 1));
+  }
+
+  /** Every file under `folder` whose bytes hold `secret`. */
+  function filesHolding(folder: string, secret: string): string[] {
+    const found: string[] = [];
+    for (const entry of readdirSync(folder, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const path = join(entry.parentPath, entry.name);
+      if (readFileSync(path).includes(secret)) found.push(path);
+    }
+    return found;
+  }
+
+  it("the token reaches git only through askpass: the push lands, and the token is in no file, line or URL", async () => {
+    const url = servedRepo();
+    const root = join(dir, "token-root");
+    const progress: string[] = [];
+    const askpassDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith("runyard-askpass-"));
+    const askpassBefore = askpassDirs();
+    const ws = await newWorkspaces(root).allocate(
+      request(url, { key: "with-token", credentials: { token }, onProgress: (line) => progress.push(line) }),
+    );
+    writeFileSync(join(ws.path, "pushed.txt"), "over http\n");
+    const committed = await ws.commitAll("Over HTTP");
+    await ws.push();
+    await ws.release();
+
+    const bare = join(projectRoot, url.split("/").pop()!);
+    expect(git(["--git-dir", bare, "rev-parse", "runyard/with-token"])).toBe(committed?.commit);
+    expect(server.requests.some((r) => r.authorized && r.path.endsWith("git-receive-pack"))).toBe(true);
+    expect(progress).toContain(`pushing to ${url} (attempt 1 of 4)`);
+    expect(progress.join("\n")).not.toContain(token);
+    expect(filesHolding(root, token)).toEqual([]);
+    // The askpass script's private folders are gone with the git commands they served.
+    expect(askpassDirs()).toEqual(askpassBefore);
+    expect(filesHolding(projectRoot, token)).toEqual([]);
+    expect(
+      readFileSync(join(root, "mirrors", readdirSync(join(root, "mirrors"))[0]!, "config"), "utf8"),
+    ).toContain(`url = ${url}\n`);
+  });
+
+  it("a wrong token is WORKSPACE_AUTH at once, without retries, and the error does not show it", async () => {
+    const url = servedRepo();
+    const wrong = "ghp_wrongwrongwrongwrong1234";
+    const progress: string[] = [];
+    const before = server.requests.length;
+    const error = await caught(
+      newWorkspaces().allocate(
+        request(url, {
+          key: "wrong-token",
+          base: "main",
+          credentials: { token: wrong },
+          onProgress: (line) => progress.push(line),
+        }),
+      ),
+    );
+    expect(error.code).toBe("WORKSPACE_AUTH");
+    expect(error.message).toContain("Authentication failed");
+    expect(`${error.message} ${error.hint}`).not.toContain(wrong);
+    expect(progress).toEqual([`fetching ${url} (attempt 1 of 4)`]);
+    // The server saw the token, so git did send it: once without credentials, once with.
+    expect(server.requests.slice(before).map((r) => r.authorization !== undefined)).toEqual([false, true]);
+  });
+
+  it("a remote that needs a token and gets none is WORKSPACE_AUTH", async () => {
+    const url = servedRepo();
+    const error = await caught(newWorkspaces().allocate(request(url, { key: "no-token" })));
+    expect(error.code).toBe("WORKSPACE_AUTH");
+    expect(error.hint).toMatch(/token/);
+  });
+
+  it("canceling an allocation stops git at once: CANCELED, its connection dropped, no worktree left", async () => {
+    const url = servedRepo();
+    const workspaces = newWorkspaces();
+    const controller = new AbortController();
+    const hung = server.hangNext();
+    const allocation = caught(
+      workspaces.allocate(
+        request(url, { key: "canceled", credentials: { token }, signal: controller.signal }),
+      ),
+    );
+    const { closed } = await hung;
+    controller.abort();
+    const error = await allocation;
+    expect(error.code).toBe("CANCELED");
+    await closed;
+    const root = join(workspaces.mirrorFor(url), "..", "..");
+    expect(readdirSync(join(root, "mirrors")).filter((name) => name.endsWith(".lock"))).toEqual([]);
+    expect(existsSync(join(root, "worktrees", "canceled"))).toBe(false);
+    // The mirror is usable by the next run.
+    const ws = await workspaces.allocate(request(url, { key: "after-cancel", credentials: { token } }));
+    await ws.release();
+  });
+
+  it("a server that answers 503 twice is retried with backoff, and the progress says the attempt", async () => {
+    const url = servedRepo();
+    const progress: string[] = [];
+    server.failNext(2);
+    const ws = await newWorkspaces().allocate(
+      request(url, {
+        key: "flaky",
+        base: "main",
+        credentials: { token },
+        onProgress: (line) => progress.push(line),
+      }),
+    );
+    expect(progress.filter((line) => line.startsWith("fetching"))).toEqual([
+      `fetching ${url} (attempt 1 of 4)`,
+      expect.stringMatching(/^fetching .* failed \(.*503.*\); retrying in \d+ ms$/),
+      `fetching ${url} (attempt 2 of 4)`,
+      expect.stringMatching(/^fetching .* failed \(.*503.*\); retrying in \d+ ms$/),
+      `fetching ${url} (attempt 3 of 4)`,
+    ]);
+    await ws.release();
+  });
+
+  it("a server that keeps failing ends in WORKSPACE_UNREACHABLE after every attempt", async () => {
+    const url = servedRepo();
+    const progress: string[] = [];
+    server.failNext(4, 502);
+    const error = await caught(
+      newWorkspaces().allocate(
+        request(url, {
+          key: "down",
+          base: "main",
+          credentials: { token },
+          onProgress: (line) => progress.push(line),
+        }),
+      ),
+    );
+    expect(error.code).toBe("WORKSPACE_UNREACHABLE");
+    expect(error.message).toContain("failed 4 times");
+    expect(progress).toContain(`fetching ${url} (attempt 4 of 4)`);
+  });
+});
