@@ -8,6 +8,7 @@ import { errorHandler, errorResponses, notFoundHandler } from "./error-responses
 import { httpHeadersHook } from "./http-headers.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
+import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { runnerRoutes } from "./routes/runners.js";
@@ -90,6 +91,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
       }),
     );
     runRoutes(api, deps, metrics.streams);
+    artifactRoutes(api, deps);
     runnerRoutes(api, deps);
     secretRoutes(api, deps);
     authRoutes(api, deps);

@@ -4,6 +4,7 @@ import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
+import type { ArtifactLimits } from "./routes/artifacts.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
 
@@ -23,6 +24,8 @@ export interface ServerDeps {
   quotas: Quotas;
   /** Exact origins whose browser scripts may call the API (CORS); empty: none. */
   corsOrigins: readonly string[];
+  /** How big one artifact and one run's artifacts may be. */
+  artifactLimits: ArtifactLimits;
   logger: Logger;
   version: string;
 }

@@ -1,5 +1,9 @@
 import type { FastifyInstance } from "fastify";
-import { defaultMaxRunLogBytes } from "../core/config.js";
+import {
+  defaultMaxArtifactBytes,
+  defaultMaxRunArtifactBytes,
+  defaultMaxRunLogBytes,
+} from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
@@ -14,6 +18,7 @@ import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
+import type { ArtifactLimits } from "./routes/artifacts.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { RunService } from "./runs/run-service.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
@@ -34,6 +39,8 @@ export interface ServerOptions {
   reconnectGraceMs: number;
   /** Output bytes stored per run; 0 means no cap. Default 100 MiB. */
   maxRunLogBytes?: number;
+  /** How big one artifact (default 16 MiB) and one run's artifacts (default 64 MiB) may be. */
+  artifactLimits?: Partial<ArtifactLimits>;
   /** How long a login session lasts (RUNYARD_SESSION_TTL_MS); default 12 hours. */
   sessionTtlMs?: number;
   /** Exact origins whose browser scripts may call the API (RUNYARD_CORS_ORIGINS); default none. */
@@ -172,6 +179,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas),
     corsOrigins: options.corsOrigins ?? [],
+    artifactLimits: {
+      maxArtifactBytes: options.artifactLimits?.maxArtifactBytes ?? defaultMaxArtifactBytes,
+      maxRunArtifactBytes: options.artifactLimits?.maxRunArtifactBytes ?? defaultMaxRunArtifactBytes,
+    },
     logger,
     version: options.version,
   });
