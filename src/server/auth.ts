@@ -96,7 +96,8 @@ export class TokenCache {
 
 /**
  * Every route but `/health`, `/openapi.json` and login needs `Authorization: Bearer <token>` (the
- * event stream may pass `?access_token=`). Runner tokens only open the runner socket; stream
+ * event stream may pass `?access_token=`). Runner tokens only open the runner socket and the
+ * artifact upload (whose route checks the job is leased to their runner); stream
  * tokens only their run's event stream.
  */
 export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store)) {
