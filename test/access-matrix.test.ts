@@ -36,8 +36,14 @@ const items = { runs: { A: "", B: "" }, tokens: { A: "", B: "" } };
 let counter = 0;
 const fresh = (prefix: string) => `${prefix}${++counter}`;
 
-async function call(method: string, url: string, token: string | undefined, body?: unknown) {
-  return injectJson(server.app, method, url, { token, body });
+async function call(
+  method: string,
+  url: string,
+  token: string | undefined,
+  body?: unknown,
+  raw?: { contentType: string; payload: string },
+) {
+  return injectJson(server.app, method, url, { token, body, ...(raw ? { raw } : {}) });
 }
 
 async function ok(method: string, url: string, token: string | undefined, body?: unknown): Promise<Json> {
@@ -83,6 +89,12 @@ beforeAll(async () => {
   items.tokens.B = (await ok("POST", "/api/tokens", credentials.memberB, { kind: "user" })).id;
   await ok("PUT", "/api/secrets/SECRET_A", credentials.memberA, { value: "value-of-a" });
   await ok("PUT", "/api/secrets/SECRET_B", credentials.memberB, { value: "value-of-b" });
+  await server.store.putArtifact({
+    run_id: items.runs.A,
+    name: "diff.patch",
+    content_type: "text/x-diff",
+    content: "+a change of A\n",
+  });
   for (const tenant of ["A", "B"]) {
     await server.store.upsertRunner({
       id: `runner-${tenant}`,
@@ -99,6 +111,41 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+
+/**
+ * A job of tenant A leased to the runner of the `runner` caller's token, as the store leases one:
+ * its run is carried by this server, so no replica adopts it.
+ */
+async function jobLeasedToRunner(): Promise<string> {
+  const token = await server.store.findToken(credentials.runner ?? "");
+  await server.store.upsertRunner({
+    id: "artifact-runner",
+    group: "linux",
+    labels: [],
+    mode: "all",
+    capacity: 1,
+    hostname: "host-A",
+    tenant_id: "A",
+    ...(token ? { token_id: token.id } : {}),
+  });
+  const run = await server.store.createRun({
+    kind: "workflow",
+    name: "leased",
+    tenant_id: "A",
+    replica_id: server.replica.id,
+  });
+  const job = await server.store.createJob({
+    run_id: run.id,
+    requirements: { group: "nowhere", labels: [] },
+    payload: {},
+  });
+  await server.store.updateJob(job.id, {
+    status: "running",
+    runner_id: "artifact-runner",
+    lease_expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+  });
+  return job.id;
+}
 
 type Expect = Record<Caller, number>;
 /** Refused before the route: no token 401, runner token 403, a stream token of another run 401. */
@@ -135,7 +182,9 @@ interface Row {
   route: string;
   what?: string;
   /** The request; called again for each caller, so each gets a fresh object to act on. */
-  request: (caller: Caller) => Promise<{ url: string; body?: unknown }>;
+  request: (
+    caller: Caller,
+  ) => Promise<{ url: string; body?: unknown; raw?: { contentType: string; payload: string } }>;
   expect: Expect;
   /** For lists: which of tenant A's and B's items each caller that may list sees. */
   sees?: { find: (body: Json, tenant: "A" | "B") => boolean; who: Partial<Record<Caller, string>> };
@@ -217,6 +266,34 @@ const rows: Row[] = [
     route: "GET /run-status",
     request: async () => ({ url: `/run-status?run_id=${items.runs.A}` }),
     expect: ofTenantA(200),
+  },
+  {
+    route: "PUT /api/jobs/{job_id}/artifacts/{name}",
+    what: "runner tokens only, for a job leased to their runner",
+    request: async () => ({
+      url: `/api/jobs/${await jobLeasedToRunner()}/artifacts/test-output.txt`,
+      raw: { contentType: "text/plain", payload: "1 passed\n" },
+    }),
+    expect: {
+      ...byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 403, outside: 403 }),
+      runner: 201,
+    },
+  },
+  {
+    route: "GET /api/runs/{id}/artifacts",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/artifacts` }),
+    expect: ofTenantA(200),
+    check: (caller, body) =>
+      expect(
+        body.artifacts.map((artifact: Json) => artifact.name),
+        caller,
+      ).toEqual(["diff.patch"]),
+  },
+  {
+    route: "GET /api/runs/{id}/artifacts/{name}",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/artifacts/diff.patch` }),
+    expect: ofTenantA(200),
+    check: (caller, body) => expect(body, caller).toBe("+a change of A\n"),
   },
   {
     route: "GET /api/runners",
@@ -440,8 +517,8 @@ describe("who may do what (docs/security.md)", () => {
         row.freshSession && ["memberA", "memberB", "adminA"].includes(caller)
           ? await login({ memberA: "ana", memberB: "bob", adminA: "alice" }[caller as "memberA"])
           : credentials[caller];
-      const { url, body } = await row.request(caller);
-      const answer = await call(method ?? "GET", url, token, body);
+      const { url, body, raw } = await row.request(caller);
+      const answer = await call(method ?? "GET", url, token, body, raw);
       answers.push(`${caller}: ${answer.status}`);
       expect(answer.status, `${caller}: ${JSON.stringify(answer.body)}`).toBe(row.expect[caller]);
       if (answer.status < 300) row.check?.(caller, answer.body);
@@ -571,6 +648,7 @@ describe("attacks on every route", () => {
     const bad = await badCredentials();
     const params: Record<string, string> = {
       "{id}": items.runs.A,
+      "{job_id}": await jobLeasedToRunner(),
       "{name}": "SECRET_A",
       "{username}": "ana",
     };

@@ -41,6 +41,10 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
       process.exit(1);
     },
     maxRunLogBytes: config.maxRunLogBytes,
+    artifactLimits: {
+      maxArtifactBytes: config.maxArtifactBytes,
+      maxRunArtifactBytes: config.maxRunArtifactBytes,
+    },
     quotas: {
       defaultMaxConcurrentRuns: config.defaultMaxConcurrentRuns,
       defaultMaxQueuedRuns: config.defaultMaxQueuedRuns,

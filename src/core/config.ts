@@ -6,6 +6,10 @@ import { corsOriginProblem } from "./cors-origins.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
+/** 16 MiB: the largest artifact a runner may upload unless `maxArtifactBytes` says otherwise. */
+export const defaultMaxArtifactBytes = 16 * 1024 * 1024;
+/** 64 MiB: what the artifacts of one run hold together unless `maxRunArtifactBytes` says otherwise. */
+export const defaultMaxRunArtifactBytes = 64 * 1024 * 1024;
 
 /**
  * The one config schema. It is parsed once at start-up from the environment (and, for the
@@ -111,6 +115,14 @@ export const configSchema = z.object({
    */
   maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
   /**
+   * Server: the largest artifact (diff, transcript, test output, log) a runner may upload; a
+   * larger one is refused (413) and nothing is stored. Artifacts live in the database, so this
+   * bounds the rows every replica reads. See docs/artifacts.md.
+   */
+  maxArtifactBytes: z.coerce.number().int().positive().default(defaultMaxArtifactBytes),
+  /** Server: the artifacts of one run together; an upload past it is refused (413). */
+  maxRunArtifactBytes: z.coerce.number().int().positive().default(defaultMaxRunArtifactBytes),
+  /**
    * Server quotas (docs/security.md "Quotas"): the limits of every tenant and every user that
    * `quotas.tenants` / `quotas.users` in the config file do not name. Unset: no limit.
    */
@@ -169,6 +181,8 @@ const envNames: Record<keyof Config, string[]> = {
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
+  maxArtifactBytes: ["RUNYARD_MAX_ARTIFACT_BYTES"],
+  maxRunArtifactBytes: ["RUNYARD_MAX_RUN_ARTIFACT_BYTES"],
   defaultMaxConcurrentRuns: ["RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS"],
   defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
   maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],

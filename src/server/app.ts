@@ -9,6 +9,7 @@ import { httpHeadersHook } from "./http-headers.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { agentRoutes } from "./routes/agents.js";
+import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { runnerRoutes } from "./routes/runners.js";
@@ -91,6 +92,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
       }),
     );
     runRoutes(api, deps, metrics.streams);
+    artifactRoutes(api, deps);
     runnerRoutes(api, deps);
     secretRoutes(api, deps);
     authRoutes(api, deps);

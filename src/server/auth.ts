@@ -47,6 +47,12 @@ const publicPaths = new Set(["/health", "/health/agents", "/openapi.json", "/api
 const eventStreamPath = /^\/api\/runs\/([^/]+)\/events$/;
 
 /**
+ * The one route a runner token opens besides the runner socket: a runner uploads the artifacts of
+ * the jobs leased to it (the route checks the lease). Everything else stays closed to it.
+ */
+const artifactUploadPath = /^\/api\/jobs\/[^/]+\/artifacts\/[^/]+$/;
+
+/**
  * How long a user or admin token, once found, is taken on this replica's word without asking the
  * database again. A token removed from the database (revoked) may go on working here for at most
  * this long (docs/security.md); a new token works at once, as misses are never kept.
@@ -90,7 +96,8 @@ export class TokenCache {
 
 /**
  * Every route but `/health`, `/openapi.json` and login needs `Authorization: Bearer <token>` (the
- * event stream may pass `?access_token=`). Runner tokens only open the runner socket; stream
+ * event stream may pass `?access_token=`). Runner tokens only open the runner socket and the
+ * artifact upload (whose route checks the job is leased to their runner); stream
  * tokens only their run's event stream.
  */
 export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store)) {
@@ -112,7 +119,7 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
       throw new RunyardError("UNAUTHORIZED", "this route needs a token");
     }
     const principal = await resolvePrincipal(store, sessions, secret, tokens);
-    if (principal.kind === "runner") {
+    if (principal.kind === "runner" && !(request.method === "PUT" && artifactUploadPath.test(path))) {
       throw new RunyardError("FORBIDDEN", "runner tokens can only connect runners", {
         hint: "Use a user or admin token for the API; `runyard up` prints the admin token.",
       });

@@ -5,6 +5,7 @@ import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
 import type { AgentHealth } from "./routes/agents.js";
+import type { ArtifactLimits } from "./routes/artifacts.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
 
@@ -26,6 +27,8 @@ export interface ServerDeps {
   corsOrigins: readonly string[];
   /** Agents on this server's machine (`GET /health/agents`); never a credential. */
   agentsHealth: () => Promise<AgentHealth[]>;
+  /** How big one artifact and one run's artifacts may be. */
+  artifactLimits: ArtifactLimits;
   logger: Logger;
   version: string;
 }

@@ -1,5 +1,9 @@
 import type { FastifyInstance } from "fastify";
-import { defaultMaxRunLogBytes } from "../core/config.js";
+import {
+  defaultMaxArtifactBytes,
+  defaultMaxRunArtifactBytes,
+  defaultMaxRunLogBytes,
+} from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
@@ -15,6 +19,7 @@ import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
 import type { AgentHealth } from "./routes/agents.js";
+import type { ArtifactLimits } from "./routes/artifacts.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns, type RepoRoute } from "./runs/agent-runs.js";
 import { RunService } from "./runs/run-service.js";
@@ -36,6 +41,8 @@ export interface ServerOptions {
   reconnectGraceMs: number;
   /** Output bytes stored per run; 0 means no cap. Default 100 MiB. */
   maxRunLogBytes?: number;
+  /** How big one artifact (default 16 MiB) and one run's artifacts (default 64 MiB) may be. */
+  artifactLimits?: Partial<ArtifactLimits>;
   /** How long a login session lasts (RUNYARD_SESSION_TTL_MS); default 12 hours. */
   sessionTtlMs?: number;
   /** Exact origins whose browser scripts may call the API (RUNYARD_CORS_ORIGINS); default none. */
@@ -180,6 +187,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     quotas: new Quotas(store, options.quotas),
     corsOrigins: options.corsOrigins ?? [],
     agentsHealth: options.agentsHealth ?? (async () => []),
+    artifactLimits: {
+      maxArtifactBytes: options.artifactLimits?.maxArtifactBytes ?? defaultMaxArtifactBytes,
+      maxRunArtifactBytes: options.artifactLimits?.maxRunArtifactBytes ?? defaultMaxRunArtifactBytes,
+    },
     logger,
     version: options.version,
   });

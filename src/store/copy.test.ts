@@ -81,6 +81,13 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     payload: { env: { API: secretValue } },
   });
   await store.updateJob(job.id, { status: "done", result: { exit_code: 0 } });
+  await store.putArtifact({
+    run_id: run.id,
+    name: "diff.patch",
+    job_id: job.id,
+    content_type: "text/x-diff",
+    content: `+API=${secretValue}\n`,
+  });
   // A report a runner left for an engine that had not applied it yet (a serial id column).
   await store.addJobReport({
     job_id: job.id,

@@ -20,6 +20,7 @@ import { migrationTables, readSchemaStatus, storeTooNew } from "./store-status.j
 export const copiedTables: readonly string[] = [
   "runs",
   "run_events",
+  "artifacts",
   "jobs",
   "job_labels",
   "job_reports",

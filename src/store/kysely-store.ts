@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
+import * as artifacts from "./artifacts.js";
 import * as audit from "./audit.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
@@ -28,6 +29,7 @@ import type {
   ListJobsQuery,
   ListRunsQuery,
   ListTokensQuery,
+  NewArtifact,
   NewAuditEvent,
   NewJob,
   NewJobReport,
@@ -98,7 +100,15 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
         .where("value", "like", "enc1:%")
         .limit(1)
         .executeTakeFirst()
-    )?.value;
+    )?.value ??
+    (
+      await db
+        .selectFrom("artifacts")
+        .select("content")
+        .where("content", "like", "enc1:%")
+        .limit(1)
+        .executeTakeFirst()
+    )?.content;
   if (sealed === undefined || !isSealed(sealed)) return;
   if (cipher === plainColumns) {
     throw new RunyardError(
@@ -185,6 +195,16 @@ class KyselyStore implements Store {
   }
   getRunner(id: string) {
     return runners.getRunner(this.ctx, id);
+  }
+
+  putArtifact(input: NewArtifact) {
+    return artifacts.putArtifact(this.ctx, input);
+  }
+  listArtifacts(runId: string) {
+    return artifacts.listArtifacts(this.ctx, runId);
+  }
+  getArtifact(runId: string, name: string) {
+    return artifacts.getArtifact(this.ctx, runId, name);
   }
 
   createToken(input: NewToken) {

@@ -181,9 +181,24 @@ export interface AuditEventsTable {
   details: string;
 }
 
+/** A run's artifact; `content` is UTF-8 text sealed with the store's key, `size` its UTF-8 bytes. */
+export interface ArtifactsTable {
+  run_id: string;
+  name: string;
+  /** The job whose runner uploaded it; null when the server stored it itself. */
+  job_id: string | null;
+  size: Int8;
+  content_type: string;
+  content: string;
+  /** Hex SHA-256 of the content's UTF-8 bytes. */
+  sha256: string;
+  created_at: string;
+}
+
 export interface Database {
   runs: RunsTable;
   run_events: RunEventsTable;
+  artifacts: ArtifactsTable;
   jobs: JobsTable;
   job_labels: JobLabelsTable;
   runners: RunnersTable;

@@ -475,6 +475,37 @@ export interface AuditPage {
   next?: string;
 }
 
+/** A stored artifact of a run, without its content (`listArtifacts`). */
+export interface ArtifactInfo {
+  /** Unique within the run: an upload under a name the run has replaces it. */
+  name: string;
+  /** Bytes of the content as UTF-8. */
+  size: number;
+  /** As uploaded, e.g. `text/x-diff`, `application/x-ndjson`. */
+  content_type: string;
+  /** Hex SHA-256 of the content's UTF-8 bytes. */
+  sha256: string;
+  /** The job whose runner uploaded it; null when the server stored it itself. */
+  job_id: string | null;
+  /** When this content was stored (a replaced artifact gets the time of the replacement). */
+  created_at: string;
+}
+
+/** An artifact with its content (`getArtifact`). */
+export interface Artifact extends ArtifactInfo {
+  /** UTF-8 text: agent artifacts are diffs, JSONL transcripts, test output and logs. */
+  content: string;
+}
+
+/** What `putArtifact` takes; size, hash and time are the store's. */
+export interface NewArtifact {
+  run_id: string;
+  name: string;
+  job_id?: string | null;
+  content_type: string;
+  content: string;
+}
+
 export interface Store {
   /** Stores a new run and returns it. */
   createRun(input: NewRun): Promise<RunRecord>;
@@ -551,6 +582,17 @@ export interface Store {
   /** Runners by id; `tenantId` as in `ListRunsQuery`. */
   listRunners(query?: { tenantId?: string | null; status?: RunnerStatus }): Promise<RunnerRecord[]>;
   getRunner(id: string): Promise<RunnerRecord | undefined>;
+
+  /**
+   * Stores an artifact of a run, sealed, replacing the one of the same name (an agent turn may
+   * rewrite its transcript). NOT_FOUND for an unknown run; INVALID_INPUT for content that is not
+   * well-formed Unicode text (a lone surrogate cannot be stored as UTF-8).
+   */
+  putArtifact(input: NewArtifact): Promise<ArtifactInfo>;
+  /** A run's artifacts by name, without content; empty for an unknown run. */
+  listArtifacts(runId: string): Promise<ArtifactInfo[]>;
+  /** One artifact with its content, or undefined. */
+  getArtifact(runId: string, name: string): Promise<Artifact | undefined>;
 
   /** Creates a token and returns its secret; a secret already in use is a CONFLICT. */
   createToken(input: NewToken): Promise<CreatedToken>;

@@ -34,24 +34,32 @@ export async function makeToken(
 
 /**
  * One request to an in-process server, as a client sends it (`Authorization: Bearer`, a JSON
- * body); the answer's JSON parsed, other text as it is, an empty body as undefined.
+ * body, or a raw one with its content type); the answer's JSON parsed, other text as it is, an
+ * empty body as undefined.
  */
 export async function injectJson(
   app: RunningServer["app"],
   method: string,
   url: string,
-  options: { token?: string | undefined; body?: unknown; address?: string } = {},
+  options: {
+    token?: string | undefined;
+    body?: unknown;
+    raw?: { contentType: string; payload: string };
+    address?: string;
+  } = {},
   // biome-ignore lint/suspicious/noExplicitAny: tests read answers of many shapes
 ): Promise<{ status: number; body: any }> {
-  const { token, body, address } = options;
+  const { token, body, raw, address } = options;
   const response = await app.inject({
     method: method as "GET",
     url,
     headers: {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(raw ? { "content-type": raw.contentType } : {}),
     },
     ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+    ...(raw ? { payload: raw.payload } : {}),
     ...(address ? { remoteAddress: address } : {}),
   });
   const text = response.body;

@@ -7,6 +7,7 @@ import * as replicas from "./0003_replicas.js";
 import * as identity from "./0004_identity.js";
 import * as secrets from "./0005_secrets.js";
 import * as audit from "./0006_audit.js";
+import * as artifacts from "./0007_artifacts.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -19,6 +20,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0004_identity": identity,
   "0005_secrets": secrets,
   "0006_audit": audit,
+  "0007_artifacts": artifacts,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
