@@ -1,5 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { findAgent } from "../agents/availability.js";
+import { agentNames } from "../agents/types.js";
 import { type Config, resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
@@ -9,11 +11,73 @@ import { parseServerUrls } from "../core/server-urls.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
+import type { ProcessExecutor } from "../exec/process.js";
+import { SupervisedAgentTurns } from "../runner/agent-turns.js";
+import { uploadArtifact } from "../runner/artifact-upload.js";
+import { AgentJobHandler } from "../runner/handlers/agent.js";
 import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
+import { Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { version } from "./version.js";
+
+/**
+ * The runner's agent task handler, and the labels that route agent work to it: `agent:<name>`
+ * for each agent installed here, and `mode:chat` / `mode:issue` as its mode takes (seed 000).
+ * Worktrees a crashed earlier life of this runner left are removed first.
+ */
+async function agentHandler(
+  config: Config,
+  env: Record<string, string | undefined>,
+  connection: { serverUrls: string[]; token: string; id: string; logger: Logger; home: string },
+  stateDir: string,
+  executor: ProcessExecutor,
+  stepRunner: LocalStepRunner,
+): Promise<{ handler: AgentJobHandler; labels: string[] }> {
+  const agentsHome = join(connection.home, "agents");
+  const root = join(
+    config.workspaceDir ?? join(connection.home, "workspaces"),
+    encodeURIComponent(connection.id),
+  );
+  const workspaces = new Workspaces({
+    root,
+    retry: { gitRetries: config.gitRetryCount, baseDelayMs: 1000 },
+    logger: connection.logger,
+    env,
+  });
+  const removed = await workspaces.cleanLeftovers();
+  if (removed.length > 0)
+    connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
+  const installed = await Promise.all(
+    agentNames.map(async (name) => ((await findAgent(name, { agentsHome, env })) ? name : undefined)),
+  );
+  const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
+  const handler = new AgentJobHandler({
+    workspaces,
+    turns: new SupervisedAgentTurns({
+      agentsHome,
+      env,
+      launcher: { run: (request) => executor.run(request), close: () => undefined },
+      stateRoot: join(stateDir, "agents"),
+    }),
+    upload: (jobId, name, contentType, content) =>
+      uploadArtifact({
+        serverUrls: connection.serverUrls,
+        token: connection.token,
+        jobId,
+        name,
+        contentType,
+        content,
+      }),
+    stepRunner,
+    scratchRoot: root,
+  });
+  return {
+    handler,
+    labels: [...modes, ...installed.filter((n) => n !== undefined).map((n) => `agent:${n}`)],
+  };
+}
 
 export function defaultRunnerId(config: Config): string {
   return config.runnerId ?? `${config.hostname}-${newId("r").slice(-6)}`;
@@ -57,13 +121,18 @@ export async function localRunnerDaemon(
       );
     }
     const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
+    const stepRunner = new LocalStepRunner(executor, {
+      killGraceMs: config.killGraceMs,
+      maskValues: [connection.token],
+    });
+    const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner);
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,
       token: connection.token,
       info: {
         id: connection.id,
         group: config.group,
-        labels: config.labels,
+        labels: [...config.labels, ...agents.labels],
         mode: config.mode,
         capacity: config.capacity,
         cpus: config.cpus ?? null,
@@ -73,14 +142,7 @@ export async function localRunnerDaemon(
         version,
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
-      handlers: {
-        step: new StepJobHandler(
-          new LocalStepRunner(executor, {
-            killGraceMs: config.killGraceMs,
-            maskValues: [connection.token],
-          }),
-        ),
-      },
+      handlers: { step: new StepJobHandler(stepRunner), agent: agents.handler },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
       ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),

@@ -2,6 +2,8 @@ import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { agentStatus } from "../agents/availability.js";
+import { agentNames } from "../agents/types.js";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
@@ -41,6 +43,8 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
       process.exit(1);
     },
     maxRunLogBytes: config.maxRunLogBytes,
+    repoRoutes: config.repos,
+    agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {
       maxArtifactBytes: config.maxArtifactBytes,
       maxRunArtifactBytes: config.maxRunArtifactBytes,
@@ -163,4 +167,9 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   await stopping;
   await server.close();
   return exitCodeForSignal(signal);
+}
+
+/** Every agent's availability on this machine, for `GET /health/agents`: never a credential. */
+function agentsHealth(agentsHome: string, env: Record<string, string | undefined>) {
+  return Promise.all(agentNames.map((name) => agentStatus(name, { agentsHome, env })));
 }

@@ -93,6 +93,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
             ...(file.quotas.users ? { users: file.quotas.users } : {}),
           }
         : undefined,
+    repos: file.repos,
   };
   return { overrides, repos: file.repos ?? [] };
 }

@@ -58,6 +58,8 @@ export const configSchema = z.object({
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),
   workspaceDir: z.string().optional(),
+  /** Retries of git fetches and pushes, with exponential backoff (seed 003's `git_retry_count`). */
+  gitRetryCount: z.coerce.number().int().min(0).max(20).default(3),
   mode: z.enum(["chat", "issue", "all"]).default("all"),
   group: z.string().default("default"),
   labels: z
@@ -132,6 +134,8 @@ export const configSchema = z.object({
   maxBotsPerUser: z.coerce.number().int().nonnegative().default(3),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
+  /** Seed 000's `repos:` (config file only): which runner group works on which repository. */
+  repos: z.array(z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) })).default([]),
   /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
@@ -161,6 +165,7 @@ const envNames: Record<keyof Config, string[]> = {
   adminToken: ["RUNYARD_ADMIN_TOKEN"],
   runnerId: ["RUNYARD_RUNNER_ID", "ADOS_RUNNER_ID"],
   workspaceDir: ["RUNYARD_WORKSPACE_DIR", "WORKSPACE_DIR"],
+  gitRetryCount: ["RUNYARD_GIT_RETRY_COUNT"],
   mode: ["RUNYARD_MODE", "ADOS_MODE"],
   group: ["RUNYARD_GROUP", "ADOS_GROUP"],
   labels: ["RUNYARD_LABELS"],
@@ -187,6 +192,7 @@ const envNames: Record<keyof Config, string[]> = {
   defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
   maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],
   quotas: [],
+  repos: [],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 

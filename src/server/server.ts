@@ -4,6 +4,7 @@ import {
   defaultMaxRunArtifactBytes,
   defaultMaxRunLogBytes,
 } from "../core/config.js";
+import type { RepoRoute } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
@@ -21,7 +22,7 @@ import { type QuotaSettings, Quotas } from "./quotas.js";
 import type { AgentHealth } from "./routes/agents.js";
 import type { ArtifactLimits } from "./routes/artifacts.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
-import { AgentRuns, type RepoRoute } from "./runs/agent-runs.js";
+import { AgentRuns } from "./runs/agent-runs.js";
 import { RunService } from "./runs/run-service.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
@@ -54,7 +55,7 @@ export interface ServerOptions {
   /** Agents on this machine for `GET /health/agents`; default: none known. */
   agentsHealth?: () => Promise<AgentHealth[]>;
   /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
-  repoRoutes?: readonly RepoRoute[];
+  repoRoutes?: RepoRoute[];
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;

@@ -1,4 +1,5 @@
 import { agentNames } from "../../agents/types.js";
+import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
 import { type AgentJob, AgentJobResult, type AgentTask } from "../../core/jobs/agent.js";
@@ -13,20 +14,9 @@ import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 /** Names a stored secret or env entry may have to be the git token (seed 000, seed 003). */
 const gitTokenNames = ["GIT_TOKEN", "GITHUB_TOKEN"] as const;
 
-/** Routes a repo to a runner group (seed 000's `repos:` with `work_runner_group`). */
-export interface RepoRoute {
-  name: string;
-  url?: string;
-  group: string;
-}
-
 /** The job id an agent of a run always gets, so a resumed engine finds its job again. */
 export function agentJobId(runId: string, agent: string): string {
   return `job_${runId}_${agent}`;
-}
-
-function repoName(url: string): string {
-  return (url.replace(/\/+$/, "").split(/[/:]/).pop() ?? url).replace(/\.git$/, "");
 }
 
 /**
@@ -38,7 +28,7 @@ export class AgentRuns implements RunKindModule {
   constructor(
     private readonly store: Store,
     private readonly broker: JobBroker,
-    private readonly repoRoutes: readonly RepoRoute[] = [],
+    private readonly repoRoutes: RepoRoute[] = [],
   ) {}
 
   /** Checks a submitted agent run; refuses unknown agents and secrets the tenant has not stored. */
@@ -229,12 +219,9 @@ export class AgentRuns implements RunKindModule {
     return result;
   }
 
-  /** The runner group of a repo from the config file's `repos:` (by URL, else by name). */
+  /** The runner group of a repo from the config file's `repos:` (by name or URL). */
   private routeGroup(url: string | undefined): string | undefined {
-    if (!url) return undefined;
-    const byUrl = this.repoRoutes.find((route) => route.url === url);
-    if (byUrl) return byUrl.group;
-    return this.repoRoutes.find((route) => !route.url && route.name === repoName(url))?.group;
+    return url ? groupForRepo(this.repoRoutes, url) : undefined;
   }
 }
 

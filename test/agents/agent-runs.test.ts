@@ -1,0 +1,237 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunEvent } from "../../src/core/events.js";
+import { tempDir } from "../helpers/cli.js";
+import {
+  adminToken,
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import { type ModelServer, startModelServer, type Turn, turns } from "../model-server/server.js";
+import { type GitHttpServer, startGitHttpServer } from "../workspace/git-http-server.js";
+
+/**
+ * Agent runs end to end: a real server and runner process, the built-in `openai` agent against
+ * the scripted model server, and a repo served by real git over HTTP that wants a token.
+ */
+
+const gitToken = "ghp_test_token_7f3a9c1e5b";
+const apiKey = "sk-test-key-4d2b8e6f0a";
+
+let server: TestServer;
+let runner: Proc;
+let git: GitHttpServer;
+let projects: string;
+let workspaces: string;
+
+function gitIn(cwd: string, ...args: string[]): string {
+  return execFileSync("git", args, {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
+  });
+}
+
+/** A bare repo `<name>.git` with one commit on main, served by the git HTTP server. */
+function bareRepo(name: string): string {
+  const bare = join(projects, `${name}.git`);
+  execFileSync("git", ["init", "--bare", "-q", "-b", "main", bare]);
+  const work = tempDir("runyard-seed-");
+  gitIn(work, "init", "-q", "-b", "main");
+  gitIn(work, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start");
+  execFileSync("git", [
+    "-C",
+    work,
+    "-c",
+    "user.name=t",
+    "-c",
+    "user.email=t@t",
+    "commit",
+    "-q",
+    "--allow-empty",
+    "-m",
+    "base",
+  ]);
+  gitIn(work, "push", "-q", bare, "main");
+  return bare;
+}
+
+const writeTurn: Turn = {
+  toolCalls: [{ name: "write_file", input: { path: "hello.py", content: 'print("hello")\n' }, id: "call_1" }],
+  usage: { input_tokens: 120, output_tokens: 30 },
+};
+const doneTurn: Turn = { text: "Added hello.py.", usage: { input_tokens: 200, output_tokens: 8 } };
+
+async function submitAgent(body: Record<string, unknown>): Promise<string> {
+  const answer = await api<{ run_id: string }>(server.url, "POST", "/api/runs", { kind: "agent", ...body });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return answer.body.run_id;
+}
+
+function finishedOf(events: RunEvent[]) {
+  const last = events.at(-1);
+  if (last?.type !== "run.finished")
+    throw new Error(`the stream did not end with run.finished: ${last?.type}`);
+  return last;
+}
+
+/** Every file under `dir`, read as bytes: where a secret must not be. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stat = statSync(path);
+    if (stat.isDirectory()) out.push(...filesUnder(path));
+    else if (stat.isFile()) out.push(path);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  projects = tempDir("runyard-git-");
+  mkdirSync(projects, { recursive: true });
+  git = await startGitHttpServer({ projectRoot: projects, username: "x-access-token", password: gitToken });
+  server = await startTestServer();
+  workspaces = tempDir("runyard-workspaces-");
+  runner = await startRunner(server.url, await runnerToken(server.url), {
+    id: "agent-runner",
+    capacity: 4,
+    env: { RUNYARD_WORKSPACE_DIR: workspaces },
+  });
+  await api(server.url, "PUT", "/api/secrets/GITHUB_TOKEN", { value: gitToken });
+}, 60_000);
+
+afterAll(async () => {
+  await runner?.kill();
+  await server?.proc.kill();
+  await git?.close();
+});
+
+describe("an agent task on a repo", () => {
+  let model: ModelServer;
+  let runId: string;
+  let events: RunEvent[];
+  let bare: string;
+
+  beforeAll(async () => {
+    model = await startModelServer(turns(writeTurn, doneTurn));
+    bare = bareRepo("hello");
+    runId = await submitAgent({
+      agent: "openai",
+      title: "Add hello.py",
+      description: "Create hello.py that prints hello.",
+      repo: { url: git.url("hello.git"), push: true },
+      env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+      secrets: ["GITHUB_TOKEN"],
+      tests: { command: "python3 hello.py | grep -q hello" },
+    });
+    await waitForRun(server.url, runId, isFinal, 60_000);
+    events = await readEvents(server.url, runId);
+  }, 90_000);
+
+  afterAll(async () => {
+    await model.stop();
+  });
+
+  it("ends with the branch pushed, holding the change in a commit that names the task", () => {
+    const finished = finishedOf(events);
+    expect(finished.status, JSON.stringify(finished.error)).toBe("success");
+    const [summary] = finished.agents ?? [];
+    expect(summary).toMatchObject({
+      agent: "openai",
+      status: "success",
+      pushed: true,
+      tests: { status: "success" },
+    });
+    const branch = summary?.branch ?? "";
+    expect(branch).toBe(`runyard/${runId}-openai`);
+    expect(gitIn(bare, "show", `${branch}:hello.py`)).toBe('print("hello")\n');
+    const message = gitIn(bare, "log", "-1", "--format=%B", branch);
+    expect(message).toContain("Add hello.py");
+    expect(message).toContain(runId);
+    expect(gitIn(bare, "rev-parse", branch).trim()).toBe(summary?.commit);
+  });
+
+  it("reports each pipeline step on the agent's host, and the transcript as agent events", () => {
+    const steps = events
+      .filter((e) => e.type === "step.finished")
+      .map((e) => e.type === "step.finished" && `${e.step}:${e.status}`);
+    expect(steps).toEqual([
+      "prepare:success",
+      "agent:success",
+      "test:success",
+      "commit:success",
+      "push:success",
+    ]);
+    const call = events.find((e) => e.type === "agent.tool_call");
+    expect(call).toMatchObject({ agent: "openai", tool: "write_file", call_id: "call_1" });
+    expect(events.find((e) => e.type === "agent.message")).toMatchObject({
+      role: "assistant",
+      text: "Added hello.py.",
+    });
+  });
+
+  it("counts exactly the script's tokens", () => {
+    const usage = events.filter((e) => e.type === "agent.usage");
+    const sum = (key: "input_tokens" | "output_tokens") =>
+      usage.reduce((total, e) => total + (e.type === "agent.usage" ? e[key] : 0), 0);
+    expect(sum("input_tokens")).toBe(320);
+    expect(sum("output_tokens")).toBe(38);
+    expect(finishedOf(events).agents?.[0]).toMatchObject({ input_tokens: 320, output_tokens: 38 });
+  });
+
+  it("keeps a diff artifact equal to what the remote holds", async () => {
+    const listed = await api<{ artifacts: Array<{ name: string }> }>(
+      server.url,
+      "GET",
+      `/api/runs/${runId}/artifacts`,
+    );
+    expect(listed.body.artifacts.map((a) => a.name).sort()).toEqual([
+      "openai-tests.log",
+      "openai-transcript.jsonl",
+      "openai.diff",
+    ]);
+    const response = await fetch(new URL(`/api/runs/${runId}/artifacts/openai.diff`, server.url), {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const diff = await response.text();
+    const branch = finishedOf(events).agents?.[0]?.branch ?? "";
+    expect(diff).toBe(gitIn(bare, "diff", "main", branch));
+    expect(finishedOf(events).agents?.[0]?.diff_stats).toEqual({ files: 1, insertions: 1, deletions: 0 });
+  });
+
+  it("never lets the git token or the API key out: not in events, artifacts, the database nor the runner's files", async () => {
+    const everything = [JSON.stringify(events)];
+    for (const name of ["openai.diff", "openai-transcript.jsonl", "openai-tests.log"]) {
+      const response = await fetch(new URL(`/api/runs/${runId}/artifacts/${name}`, server.url), {
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+      everything.push(await response.text());
+    }
+    for (const file of filesUnder(server.home)) everything.push(readFileSync(file).toString("latin1"));
+    const joined = everything.join("\n");
+    expect(joined).not.toContain(gitToken);
+    expect(joined).not.toContain(apiKey);
+    // The token reached git (the server saw the right credentials), never in a URL.
+    expect(git.requests.some((r) => r.authorized)).toBe(true);
+    expect(git.requests.every((r) => !r.path.includes(gitToken))).toBe(true);
+  });
+
+  it("leaves no worktree behind, and keeps the mirror for the next run", () => {
+    const root = join(workspaces, "agent-runner");
+    expect(readdirSync(join(root, "worktrees"))).toEqual([]);
+    const [mirror] = readdirSync(join(root, "mirrors")).filter((name) => name.endsWith(".git"));
+    expect(mirror).toBeDefined();
+    const list = gitIn(join(root, "mirrors", mirror ?? ""), "worktree", "list");
+    expect(list.trim().split("\n")).toHaveLength(1);
+  });
+});
