@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
-import { tempDir } from "../helpers/cli.js";
+import { processesWith, tempDir } from "../helpers/cli.js";
 import {
   adminToken,
   api,
@@ -233,5 +233,129 @@ describe("an agent task on a repo", () => {
     expect(mirror).toBeDefined();
     const list = gitIn(join(root, "mirrors", mirror ?? ""), "worktree", "list");
     expect(list.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("an agent that fails, stalls or is canceled", () => {
+  const models: ModelServer[] = [];
+  afterAll(async () => {
+    for (const model of models) await model.stop();
+  });
+
+  async function runWith(
+    script: Turn[],
+    extra: Record<string, unknown> = {},
+  ): Promise<{ runId: string; model: ModelServer }> {
+    const model = await startModelServer(turns(...script));
+    models.push(model);
+    const runId = await submitAgent({
+      agent: "openai",
+      prompt: "do the thing",
+      env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+      ...extra,
+    });
+    return { runId, model };
+  }
+
+  it("maps a 401 to AGENT_AUTH", async () => {
+    const { runId } = await runWith([{ fail: { kind: "status", status: 401, message: "bad key" } }]);
+    const run = await waitForRun(server.url, runId, isFinal, 60_000);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code).toBe("AGENT_AUTH");
+  });
+
+  it("stops a model that goes quiet mid-stream with AGENT_STALLED within stall_secs", async () => {
+    const { runId } = await runWith(
+      [{ text: "thinking", fail: { kind: "stall-mid-stream", afterEvents: 1 } }],
+      {
+        stall_secs: 2,
+      },
+    );
+    const started = Date.now();
+    const run = await waitForRun(server.url, runId, isFinal, 30_000);
+    expect(run.error?.code).toBe("AGENT_STALLED");
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it("cancel stops the agent's command and removes its worktree", async () => {
+    const bare = bareRepo("cancel-me");
+    const marker = `runyard-cancel-${Date.now()}`;
+    const { runId } = await runWith(
+      [{ toolCalls: [{ name: "run_command", input: { command: `sleep 600; echo ${marker}` }, id: "call_s" }] }],
+      { repo: { url: git.url("cancel-me.git"), push: true }, secrets: ["GITHUB_TOKEN"] },
+    );
+    await waitForRun(server.url, runId, () => processesWith(marker).length > 0, 30_000);
+    const answer = await api<{ status: string }>(server.url, "POST", `/api/runs/${runId}/cancel`);
+    expect(answer.status).toBe(200);
+    const run = await waitForRun(server.url, runId, isFinal, 30_000);
+    expect(run.status).toBe("canceled");
+    expect(processesWith(marker)).toEqual([]);
+    expect(readdirSync(join(workspaces, "agent-runner", "worktrees"))).toEqual([]);
+    expect(gitIn(bare, "branch", "--list").trim()).toBe("* main");
+  });
+});
+
+describe("follow-ups", () => {
+  it("a message continues the same session in the same workspace, on the branch the last turn left", async () => {
+    const bare = bareRepo("chat");
+    const model = await startModelServer(
+      turns(
+        writeTurn,
+        doneTurn,
+        {
+          toolCalls: [
+            { name: "write_file", input: { path: "bye.py", content: 'print("bye")\n' }, id: "call_2" },
+          ],
+          usage: { input_tokens: 300, output_tokens: 20 },
+        },
+        { text: "Added bye.py too.", usage: { input_tokens: 350, output_tokens: 6 } },
+      ),
+    );
+    try {
+      const first = await submitAgent({
+        agent: "openai",
+        prompt: "add hello.py",
+        repo: { url: git.url("chat.git"), push: true },
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+        secrets: ["GITHUB_TOKEN"],
+      });
+      const done = await waitForRun(server.url, first, isFinal, 60_000);
+      expect(done.status).toBe("success");
+      const next = await api<{ run_id: string; parent_run_id: string }>(
+        server.url,
+        "POST",
+        `/api/runs/${first}/messages`,
+        { text: "now add bye.py" },
+      );
+      expect(next.status).toBe(201);
+      expect(next.body.parent_run_id).toBe(first);
+      const second = await waitForRun(server.url, next.body.run_id, isFinal, 60_000);
+      expect(second.status, JSON.stringify(second.error)).toBe("success");
+      // The model saw the first turn's conversation before the new message.
+      const last = model.requests.at(-1)?.rawBody ?? "";
+      expect(last).toContain("add hello.py");
+      expect(last).toContain("now add bye.py");
+      const branch = `runyard/${first}-openai`;
+      expect(gitIn(bare, "show", `${branch}:hello.py`)).toBe('print("hello")\n');
+      expect(gitIn(bare, "show", `${branch}:bye.py`)).toBe('print("bye")\n');
+      expect(gitIn(bare, "rev-list", "--count", `main..${branch}`).trim()).toBe("2");
+    } finally {
+      await model.stop();
+    }
+  });
+
+  it("refuses a message to a run still running, and to a workflow run", async () => {
+    const workflow = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+      workflow: "name: w\nsteps:\n  - name: s\n    command: echo hi\n",
+    });
+    await waitForRun(server.url, workflow.body.run_id, isFinal, 30_000);
+    const answer = await api<{ error: { code: string; hint: string } }>(
+      server.url,
+      "POST",
+      `/api/runs/${workflow.body.run_id}/messages`,
+      { text: "hello" },
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.hint).toContain("agent runs");
   });
 });
