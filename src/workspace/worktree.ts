@@ -7,6 +7,7 @@ import { maskGitOutput } from "./git-failure.js";
 import type { Mirror, RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
 import { runNetworkGit } from "./network-git.js";
+import { removeFolder } from "./remove-folder.js";
 import type { DiffStats, Workspace } from "./types.js";
 
 /**
@@ -106,7 +107,7 @@ export class GitWorktree implements Workspace {
       allowFailure: true,
     });
     if (removed.code !== 0 || existsSync(this.path)) {
-      await rm(this.path, { recursive: true, force: true });
+      await removeFolder(this.path);
       await withMirrorLock(mirror.path, {}, () => mirror.git(["worktree", "prune"], { allowFailure: true }));
     }
     this.released = true;
