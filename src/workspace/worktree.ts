@@ -120,11 +120,8 @@ export class GitWorktree implements Workspace {
   ) {
     if (this.released)
       throw new RunyardError("WORKSPACE_GIT_FAILED", `the worktree ${this.path} was released`);
-    const result: GitResult = await runGit(this.setup.env, args, {
-      cwd: this.path,
-      env: call.env,
-      signal: this.setup.remote.signal,
-    });
+    // Local steps ignore the run's signal: a canceled run may still want its diff as an artifact.
+    const result: GitResult = await runGit(this.setup.env, args, { cwd: this.path, env: call.env });
     if (result.code !== 0 && !call.allowFailure) {
       throw new RunyardError(
         "WORKSPACE_GIT_FAILED",
