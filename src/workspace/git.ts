@@ -61,7 +61,7 @@ export function cleanGitEnv(from: Record<string, string | undefined>): Record<st
  * token a run gives (`credential.helper=` empties the list), no gc runs in the middle of another
  * run's worktree add, and a sluggish server counts as a timeout instead of a hang.
  */
-export const baseConfig = [
+const baseConfig = [
   "-c",
   "credential.helper=",
   "-c",

@@ -78,11 +78,11 @@ async function holdFileLock<T>(path: string, wait: MirrorLockWait, use: () => Pr
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
     const holder = await lockHolder(path);
-    if (holder === "stale") {
-      await unlink(path).catch(() => undefined);
+    if (holder?.stale !== undefined) {
+      await removeStale(path, holder.stale);
       continue;
     }
-    if (!told && holder !== undefined) wait.onWaiting?.(holder);
+    if (!told && holder !== undefined) wait.onWaiting?.(holder.pid);
     told ||= holder !== undefined;
     // Another runner process fetches into this mirror: it is done within a fetch's time.
     await new Promise((resolve) => setTimeout(resolve, delay));
@@ -98,8 +98,13 @@ async function holdFileLock<T>(path: string, wait: MirrorLockWait, use: () => Pr
   }
 }
 
-/** The live pid holding the lock, "stale" when its owner is gone, undefined when unknown yet. */
-async function lockHolder(path: string): Promise<number | "stale" | undefined> {
+/**
+ * Who holds the lock: a live pid, or `stale` (the file's text) when its owner is gone;
+ * undefined when that cannot be told yet (the file is gone, or its owner has not written it).
+ */
+async function lockHolder(
+  path: string,
+): Promise<{ pid: number; stale?: undefined } | { stale: string } | undefined> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -109,11 +114,26 @@ async function lockHolder(path: string): Promise<number | "stale" | undefined> {
   const [pid, startTime] = text.trim().split(" ");
   if (!pid) {
     const info = await stat(path).catch(() => undefined);
-    return info !== undefined && Date.now() - info.mtimeMs > EMPTY_LOCK_GRACE_MS ? "stale" : undefined;
+    return info !== undefined && Date.now() - info.mtimeMs > EMPTY_LOCK_GRACE_MS
+      ? { stale: text }
+      : undefined;
   }
   const started = processStartTime(Number(pid));
-  if (started === undefined) return isAlive(Number(pid)) ? Number(pid) : "stale";
-  return startTime !== "?" && started !== startTime ? "stale" : Number(pid);
+  const dead = started === undefined ? !isAlive(Number(pid)) : startTime !== "?" && started !== startTime;
+  return dead ? { stale: text } : { pid: Number(pid) };
+}
+
+/**
+ * Removes a stale lock, unless another process took it over meanwhile: two processes that both
+ * found it stale must not both remove it, the second removing the first one's new lock. The
+ * text is read again right before the unlink, which leaves that race a window of one syscall.
+ */
+async function removeStale(path: string, staleText: string): Promise<void> {
+  try {
+    if ((await readFile(path, "utf8")) === staleText) await unlink(path);
+  } catch {
+    // gone already: the next attempt creates it
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
@@ -7,6 +7,7 @@ import { cleanGitEnv, runGit } from "./git.js";
 import { displayUrl, maskGitOutput } from "./git-failure.js";
 import { Mirror, mirrorPath, type RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
+import { removeFolder } from "./remove-folder.js";
 import type { AllocateRequest, RetryPolicy, Workspace } from "./types.js";
 import { GitWorktree } from "./worktree.js";
 
@@ -116,7 +117,7 @@ export class Workspaces {
     const worktrees = join(this.options.root, "worktrees");
     for (const name of await readdir(worktrees).catch(() => [])) {
       if (this.held.has(name)) continue;
-      await rm(join(worktrees, name), { recursive: true, force: true });
+      await removeFolder(join(worktrees, name));
       removed.push(join(worktrees, name));
     }
     const mirrors = join(this.options.root, "mirrors");
@@ -206,7 +207,7 @@ export class Workspaces {
   private async removeWorktree(mirror: Mirror, path: string, options: { locked?: boolean } = {}) {
     if (!existsSync(path)) return;
     await mirror.git(["worktree", "remove", "--force", "--force", path], { allowFailure: true });
-    await rm(path, { recursive: true, force: true });
+    await removeFolder(path);
     const prune = () => mirror.git(["worktree", "prune"], { allowFailure: true });
     if (options.locked) await prune();
     else await withMirrorLock(mirror.path, {}, prune);

@@ -7,6 +7,7 @@ import { maskGitOutput } from "./git-failure.js";
 import type { Mirror, RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
 import { runNetworkGit } from "./network-git.js";
+import { removeFolder } from "./remove-folder.js";
 import type { DiffStats, Workspace } from "./types.js";
 
 /**
@@ -106,7 +107,7 @@ export class GitWorktree implements Workspace {
       allowFailure: true,
     });
     if (removed.code !== 0 || existsSync(this.path)) {
-      await rm(this.path, { recursive: true, force: true });
+      await removeFolder(this.path);
       await withMirrorLock(mirror.path, {}, () => mirror.git(["worktree", "prune"], { allowFailure: true }));
     }
     this.released = true;
@@ -119,11 +120,8 @@ export class GitWorktree implements Workspace {
   ) {
     if (this.released)
       throw new RunyardError("WORKSPACE_GIT_FAILED", `the worktree ${this.path} was released`);
-    const result: GitResult = await runGit(this.setup.env, args, {
-      cwd: this.path,
-      env: call.env,
-      signal: this.setup.remote.signal,
-    });
+    // Local steps ignore the run's signal: a canceled run may still want its diff as an artifact.
+    const result: GitResult = await runGit(this.setup.env, args, { cwd: this.path, env: call.env });
     if (result.code !== 0 && !call.allowFailure) {
       throw new RunyardError(
         "WORKSPACE_GIT_FAILED",

@@ -1,6 +1,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -228,6 +229,18 @@ describe("workspaces on a local bare remote", () => {
     const error = await caught(workspaces.allocate(request(bare, { key: "busy", branch: "other" })));
     expect(error.code).toBe("WORKSPACE_IN_USE");
     await ws.release();
+  });
+
+  it("release removes a worktree in which the agent left read-only folders (a Go module cache)", async () => {
+    const bare = seedRemote();
+    const ws = await newWorkspaces().allocate(request(bare, { key: "read-only" }));
+    const cache = join(ws.path, "gomod", "example.com", "m@v1.0.0");
+    mkdirSync(cache, { recursive: true });
+    writeFileSync(join(cache, "go.mod"), "module m\n");
+    chmodSync(cache, 0o555);
+    chmodSync(join(ws.path, "gomod"), 0o555);
+    await ws.release();
+    expect(existsSync(ws.path)).toBe(false);
   });
 
   it("cleanLeftovers removes the worktrees a crashed runner left and prunes the mirror", async () => {
