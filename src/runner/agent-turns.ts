@@ -53,6 +53,11 @@ export class SupervisedAgentTurns implements AgentTurns {
           ...(task.model ? { model: task.model } : {}),
           extraArgs: task.extra_args,
           env: {
+            // An agent that commits on its own (Claude Code often does) needs an identity.
+            GIT_AUTHOR_NAME: "runyard",
+            GIT_AUTHOR_EMAIL: "runyard@localhost",
+            GIT_COMMITTER_NAME: "runyard",
+            GIT_COMMITTER_EMAIL: "runyard@localhost",
             CODEX_HOME: join(this.options.stateRoot, "codex"),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
