@@ -1,3 +1,4 @@
+import { agentRunOverhead, agentRunsAtOnce } from "./agents.js";
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
 import { postgresVsSqlite } from "./postgres.js";
@@ -19,6 +20,8 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   idleSseMemory,
   // Starts its own PostgreSQL cluster; a skipped line when the binaries are missing.
   postgresVsSqlite,
+  agentRunOverhead,
+  agentRunsAtOnce,
 ];
 
 const only = process.argv[2];
