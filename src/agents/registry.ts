@@ -1,4 +1,7 @@
 import { claudeCodeAgent } from "./claude-code.js";
+import { codexAgent } from "./codex.js";
+import { copilotAgent } from "./copilot.js";
+import { geminiAgent } from "./gemini.js";
 import { openaiAgent } from "./openai.js";
 import type { AgentAdapter, AgentName } from "./types.js";
 
@@ -9,6 +12,9 @@ import type { AgentAdapter, AgentName } from "./types.js";
  */
 export const adapters: Partial<Record<AgentName, AgentAdapter>> = {
   claude_code: claudeCodeAgent,
+  codex: codexAgent,
+  gemini: geminiAgent,
+  copilot: copilotAgent,
   openai: openaiAgent,
 };
 

@@ -317,6 +317,34 @@ function buildProgram(
     setExit(await (await import("./audit.js")).auditList(flags, await ctx(apiOverrides(flags)))),
   );
 
+  const agents = program
+    .command("agents")
+    .description("the coding agents: installed (path, version), credentials present, usable")
+    .option("--home <dir>", "data folder (RUNYARD_HOME; default ./.runyard); CLIs are under <home>/agents")
+    .option("--json", "JSON output")
+    .action(async (flags) =>
+      setExit(await (await import("./agents.js")).agentsList(flags, await ctx({ home: flags.home }))),
+    );
+  agents
+    .command("install")
+    .description("install the pinned agent CLIs into <home>/agents with npm (all when none is named)")
+    .argument("[names...]", "claude_code, codex, opencode, gemini, copilot")
+    .option("--claude-code", "install Claude Code")
+    .option("--codex", "install Codex")
+    .option("--opencode", "install OpenCode")
+    .option("--gemini", "install Gemini CLI")
+    .option("--copilot", "install GitHub Copilot CLI")
+    // `--home` is the parent's option (commander reads it on either side of `install`).
+    .action(async (names: string[], flags) =>
+      setExit(
+        await (await import("./agents.js")).agentsInstall(
+          names,
+          flags,
+          await ctx({ home: agents.opts().home }),
+        ),
+      ),
+    );
+
   const db = program.command("db").description("move and inspect the store (SQLite file or PostgreSQL)");
   db.command("copy")
     .description(

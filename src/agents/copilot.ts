@@ -1,0 +1,176 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { agentError, runCliAgent } from "./cli-agent.js";
+import type { AgentAdapter, AgentErrorCode, AgentOutput, AgentUsage, CliStreamParser } from "./types.js";
+
+/**
+ * GitHub Copilot CLI (`@github/copilot`) in prompt mode with its JSONL output.
+ *
+ * Facts of 1.0.102 on Node 20 (a native binary from an optional dependency; recorded in
+ * test/fixtures/agents/copilot/ against the scripted model server's Chat Completions):
+ * - with `COPILOT_PROVIDER_BASE_URL` (BYOK, OpenAI Chat Completions by default) and
+ *   `COPILOT_OFFLINE=true` it needs no GitHub login and makes no other call;
+ * - lines are session events `{type, data, ephemeral?}`: `assistant.message` (content and
+ *   `toolRequests`), `tool.execution_complete` (toolCallId, success, result.content),
+ *   `assistant.turn_retry` (reason), `session.error` (errorType, statusCode, message), then
+ *   `result` (sessionId, exitCode: 0 even when it was killed, so the process's own code counts);
+ *   `*_delta` events are ephemeral pieces of what the full events repeat;
+ * - tokens are only in the `--usage-output-file` JSON (`modelMetrics` per model), no USD cost;
+ * - it retries 401 twice and 429 five times (honouring retry-after) on its own.
+ */
+export const copilotAgent: AgentAdapter = {
+  name: "copilot",
+  package: { name: "@github/copilot", version: "1.0.102", bin: "copilot" },
+  credentialEnv: [
+    "COPILOT_GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITHUB_TOKEN",
+    "COPILOT_PROVIDER_API_KEY",
+    "COPILOT_PROVIDER_BEARER_TOKEN",
+  ],
+  run(invocation, bin, io) {
+    const usageFile = join(invocation.scratchDir, "copilot-usage.json");
+    const argv = [
+      bin,
+      // `--prompt=` keeps a prompt that starts with a dash a prompt.
+      `--prompt=${invocation.prompt}`,
+      "--allow-all",
+      "--no-ask-user",
+      "--output-format",
+      "json",
+      "--no-auto-update",
+      "--no-color",
+      "--usage-output-file",
+      usageFile,
+      ...(invocation.model ? ["--model", invocation.model] : []),
+      ...(invocation.sessionId ? [`--resume=${invocation.sessionId}`] : []),
+      ...invocation.extraArgs,
+    ];
+    // A model provider of one's own needs no GitHub: offline keeps it from calling GitHub at all.
+    const offline: Record<string, string> = invocation.env.COPILOT_PROVIDER_BASE_URL
+      ? { COPILOT_OFFLINE: "true" }
+      : {};
+    return runCliAgent({
+      agent: "copilot",
+      argv,
+      env: { ...offline, ...invocation.env },
+      cwd: invocation.cwd,
+      parser: copilotParser(usageFile),
+      io,
+    });
+  },
+};
+
+interface CopilotLine {
+  type?: string;
+  ephemeral?: boolean;
+  sessionId?: string;
+  data?: {
+    content?: string;
+    toolRequests?: Array<{ toolCallId?: string; name?: string; arguments?: unknown }>;
+    toolCallId?: string;
+    success?: boolean;
+    result?: { content?: string };
+    error?: { message?: string } | string;
+    reason?: string;
+    errorType?: string;
+    statusCode?: number;
+    message?: string;
+  };
+}
+
+interface UsageFile {
+  modelMetrics?: Record<string, { usage?: { inputTokens?: number; outputTokens?: number } }>;
+}
+
+/** Reads the JSONL events, then the usage file the CLI wrote at its end. */
+export function copilotParser(usageFile: string): CliStreamParser {
+  return {
+    line(raw) {
+      const line = parseLine(raw);
+      if (!line) return [];
+      const data = line.data ?? {};
+      switch (line.type) {
+        case "assistant.message": {
+          const outputs: AgentOutput[] = [];
+          if (data.content) outputs.push({ type: "message", role: "assistant", text: data.content });
+          for (const request of data.toolRequests ?? []) {
+            outputs.push({
+              type: "tool_call",
+              callId: request.toolCallId ?? "",
+              tool: request.name ?? "",
+              input: request.arguments ?? {},
+            });
+          }
+          return outputs;
+        }
+        case "tool.execution_complete": {
+          const failed = data.success === false;
+          const error = typeof data.error === "string" ? data.error : data.error?.message;
+          return [
+            {
+              type: "tool_result",
+              callId: data.toolCallId ?? "",
+              output: (failed ? error : undefined) ?? data.result?.content ?? "",
+              ...(failed ? { isError: true } : {}),
+            },
+          ];
+        }
+        case "assistant.turn_retry":
+          return [
+            { type: "message", role: "system", text: `model API retry after ${data.reason ?? "an error"}` },
+          ];
+        case "session.error": {
+          const message = data.message ?? "Copilot failed";
+          return [
+            { type: "failure", error: agentError(failureCode(data.errorType, data.statusCode), message) },
+          ];
+        }
+        case "result":
+          return line.sessionId ? [{ type: "session", sessionId: line.sessionId }] : [];
+        default:
+          return [];
+      }
+    },
+    async end() {
+      return { outputs: await usageFrom(usageFile) };
+    },
+  };
+}
+
+async function usageFrom(path: string): Promise<AgentOutput[]> {
+  let file: UsageFile;
+  try {
+    file = JSON.parse(await readFile(path, "utf8")) as UsageFile;
+  } catch {
+    // Killed before its end, it wrote none: its tokens are unknown.
+    return [];
+  }
+  // Cache reads and writes are reported beside inputTokens; their overlap with it differs by
+  // provider, so only inputTokens and outputTokens are counted.
+  return Object.entries(file.modelMetrics ?? {})
+    .map(
+      ([model, metrics]): AgentUsage => ({
+        model,
+        inputTokens: metrics.usage?.inputTokens ?? 0,
+        outputTokens: metrics.usage?.outputTokens ?? 0,
+      }),
+    )
+    .filter((usage) => usage.inputTokens + usage.outputTokens > 0)
+    .map((usage) => ({ type: "usage", ...usage }));
+}
+
+function failureCode(errorType: string | undefined, status: number | undefined): AgentErrorCode {
+  if (errorType === "authentication" || status === 401 || status === 403) return "AGENT_AUTH";
+  if (errorType === "rate_limit" || status === 429) return "AGENT_RATE_LIMIT";
+  return "AGENT_CRASHED";
+}
+
+function parseLine(text: string): CopilotLine | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" ? (value as CopilotLine) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,141 @@
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { withoutCredentials } from "../core/config.js";
+import { cliVersion } from "./availability.js";
+import { adapterFor } from "./registry.js";
+import type { AgentPackage } from "./types.js";
+
+export interface InstallOptions {
+  /** `<runyard home>/agents`: each agent gets `<agentsHome>/<name>`. */
+  agentsHome: string;
+  /** The environment npm runs in (its PATH, proxy and registry settings). */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Each line of progress: what runyard does, and npm's own output. */
+  onProgress: (line: string) => void;
+}
+
+export type InstallResult =
+  | { name: string; ok: true; path: string; version: string }
+  | { name: string; ok: false; error: string; hint: string };
+
+/**
+ * `runyard agents install`: each agent's pinned, known-good CLI from npm into runyard's home,
+ * one npm prefix per agent, so versions never clash and removing one is removing a folder.
+ * The CLIs are not dependencies of runyard's own package: together they weigh over 1.5 GB.
+ * Goes on after a failure, so one unreachable package does not hold the others back.
+ */
+export async function installAgents(
+  names: readonly string[],
+  options: InstallOptions,
+): Promise<InstallResult[]> {
+  const results: InstallResult[] = [];
+  for (const name of names) {
+    const pkg = adapterFor(name)?.package;
+    if (!pkg) {
+      results.push({
+        name,
+        ok: false,
+        error: `${name} is not an agent CLI runyard installs`,
+        hint: "Run `runyard agents` for the agents runyard knows.",
+      });
+      continue;
+    }
+    results.push(await installPackage(name, pkg, options));
+  }
+  return results;
+}
+
+/** Installs one package into `<agentsHome>/<name>` and checks that its command runs. */
+export async function installPackage(
+  name: string,
+  pkg: AgentPackage,
+  options: InstallOptions,
+): Promise<InstallResult> {
+  const prefix = join(options.agentsHome, name);
+  const spec = `${pkg.name}@${pkg.version}`;
+  options.onProgress(`${name}: installing ${spec} into ${prefix}`);
+  mkdirSync(prefix, { recursive: true });
+  const npm = await runNpm(
+    ["install", "--prefix", prefix, "--no-audit", "--no-fund", "--no-save", "--loglevel=http", spec],
+    options,
+    (line) => options.onProgress(`${name}: ${line}`),
+  );
+  if (npm.spawnError) {
+    return {
+      name,
+      ok: false,
+      error: `cannot run npm: ${npm.spawnError}`,
+      hint: "Install Node.js with npm (https://nodejs.org), or put npm on PATH.",
+    };
+  }
+  if (npm.exitCode !== 0) {
+    const unreachable =
+      /E(NOTFOUND|CONNREFUSED|CONNRESET|TIMEDOUT|AI_AGAIN|NETUNREACH|HOSTUNREACH)|network/i.test(npm.output);
+    const last = npm.output.trim().split("\n").slice(-3).join(" | ");
+    return {
+      name,
+      ok: false,
+      error: `npm install ${spec} failed (exit code ${npm.exitCode}): ${last}`,
+      hint: unreachable
+        ? "The npm registry is unreachable: check the network, or point npm at a mirror (npm config set registry URL, or NPM_CONFIG_REGISTRY)."
+        : "Read npm's output above; `npm install` of the same package by hand shows the same error.",
+    };
+  }
+  const path = join(prefix, "node_modules", ".bin", pkg.bin);
+  const version = await cliVersion(path, options.env);
+  if (version === null) {
+    return {
+      name,
+      ok: false,
+      error: `${spec} was installed, but \`${path} --version\` does not run`,
+      hint: "The CLI may need a newer Node.js or a platform package npm skipped; run it by hand to see why.",
+    };
+  }
+  options.onProgress(`${name}: ${pkg.bin} ${version} ready at ${path}`);
+  return { name, ok: true, path, version };
+}
+
+interface NpmOutcome {
+  exitCode: number | null;
+  spawnError?: string;
+  /** The tail of npm's output, for the error message. */
+  output: string;
+}
+
+function runNpm(
+  args: string[],
+  options: InstallOptions,
+  onLine: (line: string) => void,
+): Promise<NpmOutcome> {
+  return new Promise((resolve) => {
+    // runyard's own credentials stay out of npm's lifecycle scripts.
+    const child = spawn("npm", args, {
+      env: withoutCredentials(options.env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    let pending = "";
+    const onData = (chunk: Buffer) => {
+      const text = pending + chunk.toString("utf8");
+      const lines = text.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        const trimmed = line.trimEnd();
+        if (!trimmed) continue;
+        output = `${output}${trimmed}\n`.slice(-8192);
+        onLine(trimmed);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("error", (error) => resolve({ exitCode: null, spawnError: error.message, output }));
+    child.on("close", (exitCode) => {
+      if (pending.trim()) {
+        output += pending;
+        onLine(pending.trimEnd());
+      }
+      resolve({ exitCode, output });
+    });
+  });
+}

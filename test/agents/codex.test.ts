@@ -1,0 +1,171 @@
+/**
+ * The codex adapter with the real Codex CLI (installed once by agentCli) against the scripted model
+ * server's Responses API, in a real git repository, started through the real spawn launcher.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { codexAgent } from "../../src/agents/codex.js";
+import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
+import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { until } from "../helpers/processes.js";
+import { type ModelServer, type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
+
+const pkg = codexAgent.package!;
+const bin = agentCli("codex", pkg.name, pkg.version, pkg.bin);
+let server: ModelServer | undefined;
+let dir: string;
+const launcher = new SpawnLauncher();
+afterAll(() => launcher.close());
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "runyard-codex-"));
+  execFileSync("git", ["init", "-q", join(dir, "repo")]);
+});
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function run(
+  script: Script,
+  more: Partial<AgentInvocation> = {},
+  signal: AbortSignal = new AbortController().signal,
+): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[] }> {
+  server ??= await startModelServer(script);
+  const outputs: AgentOutput[] = [];
+  const end = await codexAgent.run(
+    {
+      prompt: "add hello.txt",
+      cwd: join(dir, "repo"),
+      extraArgs: [],
+      env: {
+        OPENAI_BASE_URL: `${server.url}/v1`,
+        OPENAI_API_KEY: "sk-test-key",
+        CODEX_HOME: join(dir, "codex-home"),
+      },
+      scratchDir: join(dir, "scratch"),
+      model: "gpt-5.5",
+      ...more,
+    },
+    bin!,
+    { emit: (o) => outputs.push(o), alive: () => {}, signal, launcher },
+  );
+  return { end, outputs };
+}
+
+const patch = "*** Begin Patch\n*** Add File: hello.txt\n+hello from the script\n*** End Patch\n";
+const patchTurn: Turn = {
+  text: "I will add the file.",
+  toolCalls: [{ name: "apply_patch", input: { input: patch } }],
+  usage: { input_tokens: 1000, output_tokens: 50 },
+};
+const catTurn: Turn = {
+  toolCalls: [{ name: "exec_command", input: { cmd: "cat hello.txt" } }],
+  usage: { input_tokens: 1200, output_tokens: 20 },
+};
+const doneTurn: Turn = { text: "Added hello.txt.", usage: { input_tokens: 1300, output_tokens: 7 } };
+
+describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () => {
+  it("writes the scripted file and reports messages, tools and exactly the scripted usage", async () => {
+    const { end, outputs } = await run(turns(patchTurn, catTurn, doneTurn));
+    expect(end).toMatchObject({ status: "success", exitCode: 0 });
+    expect(readFileSync(join(dir, "repo", "hello.txt"), "utf8")).toBe("hello from the script\n");
+    expect(outputs.map((o) => o.type)).toEqual([
+      "session",
+      "message",
+      "tool_call",
+      "tool_result",
+      "tool_call",
+      "tool_result",
+      "message",
+      "usage",
+    ]);
+    expect(outputs).toContainEqual(expect.objectContaining({ type: "tool_call", tool: "apply_patch" }));
+    expect(outputs).toContainEqual(
+      expect.objectContaining({ type: "tool_result", output: "hello from the script\n" }),
+    );
+    expect(outputs.at(-1)).toEqual({
+      type: "usage",
+      model: "gpt-5.5",
+      inputTokens: 3500,
+      outputTokens: 77,
+      costUsd: (3500 * 1.25 + 77 * 10) / 1e6,
+    });
+    const request = server!.requests[0]!;
+    expect(request.headers.authorization).toBe("Bearer sk-test-key");
+    expect(request.body).toMatchObject({ model: "gpt-5.5", stream: true, store: false });
+  });
+
+  it("fails with AGENT_AUTH on a 401, after its three retries", async () => {
+    const started = Date.now();
+    const { end } = await run(turns({ text: "never", fail: { kind: "status", status: 401 } }));
+    expect(end.status).toBe("failed");
+    expect(end.error).toMatchObject({
+      code: "AGENT_AUTH",
+      message: expect.stringContaining("401 Unauthorized"),
+    });
+    expect(server!.requests.filter((r) => r.path === "/v1/responses")).toHaveLength(4);
+    console.log(`codex: 401 with 3 retries took ${Date.now() - started} ms`);
+  });
+
+  it("waits out two 429s with retry-after and then answers", async () => {
+    const limited = { kind: "status", status: 429, retryAfterSecs: 1 } as const;
+    const started = Date.now();
+    const { end, outputs } = await run(turns({ ...doneTurn, failFirst: [limited, limited] }));
+    expect(end.status).toBe("success");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Added hello.txt." });
+  });
+
+  it("fails with AGENT_RATE_LIMIT when the 429s outlast its retries", async () => {
+    const started = Date.now();
+    const { end } = await run(
+      turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }),
+    );
+    expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
+    expect(server!.requests.filter((r) => r.path === "/v1/responses")).toHaveLength(4);
+    console.log(`codex: 429 forever with 3 retries took ${Date.now() - started} ms`);
+  });
+
+  it("continues a session: the follow-up turn sends the earlier history and counts only its own tokens", async () => {
+    const second: Turn = { text: "Second answer.", usage: { input_tokens: 1400, output_tokens: 3 } };
+    const first = await run(turns(patchTurn, catTurn, doneTurn, second));
+    const session = first.outputs.find((o) => o.type === "session") as { sessionId: string };
+    const next = await run(turns(), { prompt: "now say more", sessionId: session.sessionId });
+    expect(next.end.status).toBe("success");
+    expect(next.outputs).toContainEqual({ type: "session", sessionId: session.sessionId });
+    expect(next.outputs).toContainEqual({ type: "message", role: "assistant", text: "Second answer." });
+    expect(next.outputs.filter((o) => o.type === "usage")).toEqual([
+      expect.objectContaining({ inputTokens: 1400, outputTokens: 3 }),
+    ]);
+    const input = (server!.requests.at(-1)!.body as { input: Array<{ type: string; role?: string }> }).input;
+    const texts = JSON.stringify(input);
+    expect(texts).toContain("add hello.txt");
+    expect(texts).toContain("Added hello.txt.");
+    expect(input.at(-1)).toMatchObject({ type: "message", role: "user" });
+    expect(JSON.stringify(input.at(-1))).toContain("now say more");
+  });
+
+  it("is canceled while the model's stream has stalled, leaving no codex process", async () => {
+    const prompt = `stall ${Date.now()}`;
+    const stop = new AbortController();
+    const running = run(
+      turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }),
+      { prompt },
+      stop.signal,
+    );
+    await until("codex asked the model", () => (server?.requests.length ?? 0) > 0, 30_000);
+    stop.abort();
+    const { end } = await running;
+    expect(end.status).toBe("canceled");
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes(prompt));
+    expect(left).toEqual([]);
+  });
+});

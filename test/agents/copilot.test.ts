@@ -1,0 +1,148 @@
+/**
+ * The copilot adapter with the real Copilot CLI, under the runner's supervisor, against the
+ * scripted model server's Chat Completions (BYOK, offline). Skips locally when the CLI cannot
+ * be installed; fails under CI.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { copilotAgent } from "../../src/agents/copilot.js";
+import { superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentInvocation, AgentOutput } from "../../src/agents/types.js";
+import { createExecutor } from "../../src/exec/create-executor.js";
+import { groupIsAlive } from "../../src/exec/resources.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { tempDir } from "../helpers/cli.js";
+import { type ModelServer, type Script, startModelServer, type Turn } from "../model-server/server.js";
+
+const pkg = copilotAgent.package!;
+const bin = agentCli("copilot", pkg.name, pkg.version, pkg.bin);
+
+let server: ModelServer | undefined;
+const launchers: Array<{ close(): void }> = [];
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  for (const launcher of launchers.splice(0)) launcher.close();
+});
+
+const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
+const script = (...turns: Turn[]): Script => ({
+  conversations: [{ match: withTools, turns }, { turns: [{ text: "ok" }] }],
+});
+const mainRequests = () => server!.requests.filter(withTools);
+
+async function turn(
+  prompt: string,
+  options: { cwd?: string; home?: string; sessionId?: string; limits?: TurnLimits } = {},
+) {
+  const cwd = options.cwd ?? tempDir("runyard-copilot-ws-");
+  const invocation: AgentInvocation = {
+    prompt,
+    cwd,
+    model: "gpt-4.1",
+    extraArgs: [],
+    env: {
+      COPILOT_PROVIDER_BASE_URL: `${server!.url}/v1`,
+      COPILOT_PROVIDER_API_KEY: "sk-copilot-test-key",
+      // Copilot keeps its sessions under HOME/.copilot: a follow-up turn must see the same one.
+      HOME: options.home ?? cwd,
+    },
+    ...(options.sessionId ? { sessionId: options.sessionId } : {}),
+    scratchDir: tempDir("runyard-copilot-scratch-"),
+  };
+  const groups: number[] = [];
+  const launcher = createExecutor({
+    baseEnv: {},
+    watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
+  });
+  launchers.push(launcher);
+  const outputs: AgentOutput[] = [];
+  const result = await superviseTurn(
+    copilotAgent,
+    invocation,
+    bin!,
+    options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 },
+    { emit: (output) => outputs.push(output), launcher, signal: new AbortController().signal },
+  );
+  return { result, outputs, groups };
+}
+
+describe.skipIf(!bin)("the copilot adapter with the real CLI", () => {
+  it("runs a scripted create task: the file is written, and the tokens are the script's", async () => {
+    const cwd = tempDir("runyard-copilot-ws-");
+    const file = join(cwd, "hello.txt");
+    server = await startModelServer(
+      script(
+        {
+          text: "Writing.",
+          toolCalls: [{ name: "create", input: { path: file, file_text: "hello\n" } }],
+          usage: { input_tokens: 1000, output_tokens: 50 },
+        },
+        { text: "done", usage: { input_tokens: 1100, output_tokens: 7 } },
+      ),
+    );
+    const { result, outputs } = await turn("-create hello.txt", { cwd });
+    expect(result).toMatchObject({ status: "success", exitCode: 0, lastMessage: "done" });
+    expect(readFileSync(file, "utf8")).toBe("hello\n");
+    expect(outputs.filter((o) => o.type === "tool_call" || o.type === "tool_result")).toEqual([
+      {
+        type: "tool_call",
+        callId: expect.any(String),
+        tool: "create",
+        input: { path: file, file_text: "hello\n" },
+      },
+      { type: "tool_result", callId: expect.any(String), output: expect.stringContaining("Created file") },
+    ]);
+    // No USD from the CLI: gpt-4.1's list price ($2 / $8 per million tokens).
+    expect(result.totals).toEqual({
+      inputTokens: 2100,
+      outputTokens: 57,
+      costUsd: expect.closeTo((2100 * 2 + 57 * 8) / 1e6, 9),
+      model: "gpt-4.1",
+    });
+    // The prompt that starts with a dash reached the model as the prompt.
+    expect(JSON.stringify(mainRequests()[0]!.body)).toContain("-create hello.txt");
+  });
+
+  it("fails a 401 with AGENT_AUTH", async () => {
+    server = await startModelServer(
+      script({ fail: { kind: "status", status: 401, message: "invalid api key" } }),
+    );
+    const { result } = await turn("say hi");
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_AUTH" } });
+  });
+
+  it("fails a 429 that never ends with AGENT_RATE_LIMIT after its own retries", async () => {
+    server = await startModelServer(script({ fail: { kind: "status", status: 429, retryAfterSecs: 1 } }));
+    const { result, outputs } = await turn("say hi");
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_RATE_LIMIT" } });
+    expect(outputs.filter((o) => o.type === "message" && o.role === "system").length).toBeGreaterThan(0);
+  });
+
+  it("stops a stream that stalls mid-way with AGENT_STALLED, leaving no process behind", async () => {
+    server = await startModelServer(
+      script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 2 } }),
+    );
+    const { result, groups } = await turn("say hi", { limits: { timeoutMs: 50_000, stallMs: 3000 } });
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
+    expect(groups).toHaveLength(1);
+    expect(groupIsAlive(groups[0]!)).toBe(false);
+  });
+
+  it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
+    const home = tempDir("runyard-copilot-home-");
+    const cwd = tempDir("runyard-copilot-ws-");
+    server = await startModelServer(script({ text: "the first answer" }));
+    const first = await turn("remember the word pelican", { cwd, home });
+    expect(first.result.status).toBe("success");
+    const sessionId = first.result.sessionId!;
+    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    server.setScript(script({ text: "unused" }, { text: "the word was pelican" }));
+    const second = await turn("what was the word?", { cwd, home, sessionId });
+    expect(second.result).toMatchObject({ status: "success", lastMessage: "the word was pelican" });
+    const history = JSON.stringify((mainRequests().at(-1)!.body as { messages: unknown[] }).messages);
+    expect(history).toContain("remember the word pelican");
+    expect(history).toContain("the first answer");
+  });
+});
