@@ -166,11 +166,14 @@ describe("artifacts (docs/artifacts.md)", () => {
     ]);
   });
 
-  it("refuses another runner's token (403) and a user's token (403), and stores nothing", async () => {
+  it("refuses another runner's token (403) and a user's token (403), before reading the body; nothing is stored", async () => {
     const other = await put(live.jobId, "stolen.txt", "not mine", tokens.otherRunner);
     expect(other.status).toBe(403);
     expect(other.body.error.code).toBe("FORBIDDEN");
     expect(other.body.error.message).toContain(live.jobId);
+    // Refused before its body is read: a large one gets the same answer, not 413.
+    const large = await put(live.jobId, "stolen.txt", "z".repeat(8 * 1024 * 1024), tokens.otherRunner);
+    expect(large.status).toBe(403);
     const user = await put(live.jobId, "stolen.txt", "not mine", tokens.acme);
     expect(user.status).toBe(403);
     expect(user.body.error.hint).toContain("GET /api/runs/:id/artifacts");
