@@ -2,12 +2,13 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { RunyardError } from "../src/core/errors.js";
 import { uploadArtifact } from "../src/runner/artifact-upload.js";
 import type { RunningServer } from "../src/server/server.js";
 import { tempDir } from "./helpers/cli.js";
 import { injectJson, makeToken, startInProcessServer } from "./helpers/in-process.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import { freePort, type Proc, startRunner } from "./helpers/server.js";
 
 /*
@@ -151,19 +152,28 @@ describe("artifacts (docs/artifacts.md)", () => {
       live.jobId,
       "transcript.jsonl",
       '{"turn":1}\n{"turn":2}\n',
-      "application/x-ndjson",
+      "application/x-ndjson; charset=utf-8",
     );
     const entries = (await list(live.runId, tokens.acme)).body.artifacts.filter(
       (artifact: { name: string }) => artifact.name === "transcript.jsonl",
     );
-    expect(entries).toEqual([expect.objectContaining({ size: second.size, sha256: second.sha256 })]);
+    expect(entries).toEqual([
+      expect.objectContaining({
+        size: second.size,
+        sha256: second.sha256,
+        content_type: "application/x-ndjson",
+      }),
+    ]);
   });
 
-  it("refuses another runner's token (403) and a user's token (403), and stores nothing", async () => {
+  it("refuses another runner's token (403) and a user's token (403), before reading the body; nothing is stored", async () => {
     const other = await put(live.jobId, "stolen.txt", "not mine", tokens.otherRunner);
     expect(other.status).toBe(403);
     expect(other.body.error.code).toBe("FORBIDDEN");
     expect(other.body.error.message).toContain(live.jobId);
+    // Refused before its body is read: a large one gets the same answer, not 413.
+    const large = await put(live.jobId, "stolen.txt", "z".repeat(8 * 1024 * 1024), tokens.otherRunner);
+    expect(large.status).toBe(403);
     const user = await put(live.jobId, "stolen.txt", "not mine", tokens.acme);
     expect(user.status).toBe(403);
     expect(user.body.error.hint).toContain("GET /api/runs/:id/artifacts");
@@ -282,6 +292,58 @@ describe("artifacts (docs/artifacts.md)", () => {
     });
     expect(read.body).toBe(`step 1\n${marker}\nstep 2\n`);
   });
+});
+
+describe("artifacts across server replicas (PostgreSQL)", () => {
+  const adminUrl = inject("postgresAdminUrl");
+
+  it.skipIf(adminUrl === "")(
+    "an artifact uploaded through one replica is listed and read through another",
+    async () => {
+      const databaseUrl = await createTestDatabase(adminUrl);
+      const secretKey = "artifacts-replicas-secret-key-0123456789";
+      const first = await startInProcessServer({ databaseUrl, secretKey });
+      const second = await startInProcessServer({ databaseUrl, secretKey });
+      let replicaRunner: Proc | undefined;
+      const gate = join(tempDir(), "open");
+      try {
+        const user = await makeToken(first, "user", { tenant_id: "acme" });
+        const runnerToken = await makeToken(first, "runner", { tenant_id: "acme" });
+        // The runner is connected to the first replica only.
+        replicaRunner = await startRunner(first.url, runnerToken, { id: "replica-runner", capacity: 1 });
+        const submitted = await injectJson(first.app, "POST", "/api/runs", {
+          token: user,
+          body: { workflow: gatedWorkflow, vars: { GATE: gate } },
+        });
+        const runId: string = submitted.body.run_id;
+        const job = await until("the runner to accept the job", async () =>
+          (await first.store.listJobs({ runId })).find((j) => j.status === "running"),
+        );
+        // It uploads to the second one, as a runner whose first server is unreachable would.
+        const stored = await uploadArtifact({
+          serverUrls: [second.url],
+          token: runnerToken,
+          jobId: job.id,
+          name: "diff.patch",
+          contentType: "text/x-diff",
+          content: "+shared through the database\n",
+        });
+        for (const replica of [first, second]) {
+          const listed = await injectJson(replica.app, "GET", `/api/runs/${runId}/artifacts`, {
+            token: user,
+          });
+          expect(listed.body.artifacts.map((a: { name: string }) => a.name)).toEqual(["diff.patch"]);
+          const read = await injectJson(replica.app, "GET", stored.path, { token: user });
+          expect(read.body).toBe("+shared through the database\n");
+        }
+      } finally {
+        writeFileSync(gate, "");
+        await replicaRunner?.kill("SIGKILL");
+        await second.close();
+        await first.close();
+      }
+    },
+  );
 });
 
 describe("uploadArtifact, the runner's client", () => {

@@ -2,9 +2,9 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:
 import { RunyardError } from "../core/errors.js";
 
 /**
- * Encrypts the columns that may hold secrets (job payloads and results, run specs and vars)
- * with AES-256-GCM. A sealed value is `enc1:` and the base64 of IV, tag and ciphertext; a value
- * without the prefix was stored before encryption and is read as it is.
+ * Encrypts the columns that may hold secrets (job payloads and results, run specs and vars,
+ * artifacts' content) with AES-256-GCM. A sealed value is `enc1:` and the base64 of IV, tag and
+ * ciphertext; a value without the prefix was stored before encryption and is read as it is.
  */
 export interface ColumnCipher {
   seal(text: string): string;

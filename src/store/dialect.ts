@@ -26,7 +26,10 @@ export interface StoreContext {
   dialect: StoreDialect;
   /** The store's clock; tests replace it. */
   now: () => Date;
-  /** Seals the columns that may hold secrets: runs' spec and vars, jobs' payload and result. */
+  /**
+   * Seals the columns that may hold secrets: runs' spec and vars, jobs' payload and result,
+   * artifacts' content.
+   */
   cipher: ColumnCipher;
 }
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import type { ArtifactInfo, RunRecord } from "../../store/types.js";
+import type { ArtifactInfo, JobRecord, RunRecord } from "../../store/types.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -147,13 +147,57 @@ export function artifactRoutes(app: FastifyInstance, deps: ServerDeps): void {
   readRoutes(app, deps);
 }
 
+/**
+ * The job an upload is for, when the caller may upload for it: a runner token, of the runner the
+ * job is leased to (the rule of the runner socket's reports), while the job has not finished.
+ */
+async function uploadableJob(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  jobId: string,
+  name: string,
+): Promise<JobRecord> {
+  checkName(name);
+  const caller = callerOf(request);
+  if (caller.kind !== "runner") {
+    throw new RunyardError("FORBIDDEN", "only runner tokens upload artifacts", {
+      hint: "Runners upload the artifacts of the jobs leased to them; read them with GET /api/runs/:id/artifacts.",
+    });
+  }
+  const job = await deps.store.getJob(jobId);
+  if (!job) {
+    throw new RunyardError("NOT_FOUND", `job ${jobId} does not exist`, {
+      hint: "Upload with the job id of an assign message this runner accepted.",
+    });
+  }
+  const runner = job.runner_id ? await deps.store.getRunner(job.runner_id) : undefined;
+  if (!runner || runner.token_id !== caller.token_id) {
+    deps.logger.warn(
+      { jobId, runnerId: job.runner_id, tokenId: caller.token_id, artifact: name },
+      "refused an artifact upload for a job not leased to this runner",
+    );
+    throw new RunyardError("FORBIDDEN", `job ${jobId} is not leased to a runner of this token`, {
+      hint: "A runner uploads artifacts only for the jobs leased to it, with the token it connected with.",
+    });
+  }
+  if (job.status === "done" || job.status === "lost") {
+    throw new RunyardError("CONFLICT", `job ${jobId} has finished; its run's artifacts no longer change`, {
+      hint: "Upload a job's artifacts before it sends `finished`.",
+    });
+  }
+  return job;
+}
+
 function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLimits): void {
   app.withTypeProvider<ZodTypeProvider>().put(
     "/api/jobs/:job_id/artifacts/:name",
     {
       bodyLimit: limits.maxArtifactBytes,
-      // Before the body is read: a declared size past the cap is refused without reading it.
+      // Before the body is read: a caller that may not upload here, or a declared size past the
+      // cap, is refused without reading a byte of it.
       preParsing: async (request) => {
+        const { job_id: jobId, name } = UploadParams.parse(request.params);
+        await uploadableJob(deps, request, jobId, name);
         const declared = Number(request.headers["content-length"]);
         if (Number.isFinite(declared) && declared > limits.maxArtifactBytes) {
           throw bodyTooLarge(declared, limits);
@@ -186,38 +230,8 @@ function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLim
     },
     async (request, reply) => {
       const { job_id: jobId, name } = request.params;
-      checkName(name);
-      const caller = callerOf(request);
-      if (caller.kind !== "runner") {
-        throw new RunyardError("FORBIDDEN", "only runner tokens upload artifacts", {
-          hint: "Runners upload the artifacts of the jobs leased to them; read them with GET /api/runs/:id/artifacts.",
-        });
-      }
-      const job = await deps.store.getJob(jobId);
-      if (!job) {
-        throw new RunyardError("NOT_FOUND", `job ${jobId} does not exist`, {
-          hint: "Upload with the job id of an assign message this runner accepted.",
-        });
-      }
-      const runner = job.runner_id ? await deps.store.getRunner(job.runner_id) : undefined;
-      if (!runner || runner.token_id !== caller.token_id) {
-        deps.logger.warn(
-          { jobId, runnerId: job.runner_id, tokenId: caller.token_id, artifact: name },
-          "refused an artifact upload for a job not leased to this runner",
-        );
-        throw new RunyardError("FORBIDDEN", `job ${jobId} is not leased to a runner of this token`, {
-          hint: "A runner uploads artifacts only for the jobs leased to it, with the token it connected with.",
-        });
-      }
-      if (job.status === "done" || job.status === "lost") {
-        throw new RunyardError(
-          "CONFLICT",
-          `job ${jobId} has finished; its run's artifacts no longer change`,
-          {
-            hint: "Upload a job's artifacts before it sends `finished`.",
-          },
-        );
-      }
+      // Again, now that the body is in: the job may have finished during a long upload.
+      const job = await uploadableJob(deps, request, jobId, name);
       const content = request.body;
       const size = Buffer.byteLength(content, "utf8");
       if (size > limits.maxArtifactBytes) throw bodyTooLarge(size, limits);
