@@ -80,7 +80,13 @@ describe("server and runners", () => {
     ]) {
       expect(a).toHaveProperty(key);
     }
-    expect(body.find((r) => r.id === "runner-b")?.labels).toEqual(["gpu"]);
+    // Its own labels, then what routes agent work to it: its mode's and its agents' (docs/agents.md).
+    expect(body.find((r) => r.id === "runner-b")?.labels).toEqual([
+      "gpu",
+      "mode:chat",
+      "mode:issue",
+      "agent:openai",
+    ]);
   });
 
   it("rejects an invalid workflow with the same positioned messages as validate", async () => {

@@ -100,7 +100,7 @@ describe("GET /openapi.json", () => {
       }
       const isPublic = op.security?.length === 0;
       expect(isPublic, name).toBe(
-        ["GET /health", "GET /openapi.json", "POST /api/auth/login"].includes(name),
+        ["GET /health", "GET /health/agents", "GET /openapi.json", "POST /api/auth/login"].includes(name),
       );
       if (!isPublic) {
         expect(Object.keys(op.responses), name).toEqual(expect.arrayContaining(["401", "403"]));

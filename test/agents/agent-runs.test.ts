@@ -281,7 +281,11 @@ describe("an agent that fails, stalls or is canceled", () => {
     const bare = bareRepo("cancel-me");
     const marker = `runyard-cancel-${Date.now()}`;
     const { runId } = await runWith(
-      [{ toolCalls: [{ name: "run_command", input: { command: `sleep 600; echo ${marker}` }, id: "call_s" }] }],
+      [
+        {
+          toolCalls: [{ name: "run_command", input: { command: `sleep 600; echo ${marker}` }, id: "call_s" }],
+        },
+      ],
       { repo: { url: git.url("cancel-me.git"), push: true }, secrets: ["GITHUB_TOKEN"] },
     );
     await waitForRun(server.url, runId, () => processesWith(marker).length > 0, 30_000);

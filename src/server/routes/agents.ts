@@ -1,13 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { RunyardError } from "../../core/errors.js";
 import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
-import { submitterId, tenantScope } from "../auth.js";
+import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
 import { publicRoute } from "../openapi.js";
+import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run to continue") });
 
@@ -132,11 +132,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request, reply) => {
-      const parent = await deps.store.getRun(request.params.id);
-      const tenant = tenantScope(request);
-      if (!parent || (tenant !== undefined && parent.tenant_id !== tenant)) {
-        throw new RunyardError("NOT_FOUND", `run ${request.params.id} does not exist`);
-      }
+      const parent = await visibleRun(deps, request, request.params.id);
       const principal = request.principal;
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitFollowUp(parent.id, request.body.text, {

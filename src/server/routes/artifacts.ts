@@ -2,11 +2,12 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import type { ArtifactInfo, JobRecord, RunRecord } from "../../store/types.js";
+import type { ArtifactInfo, JobRecord } from "../../store/types.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
-import { callerOf, tenantScope } from "../auth.js";
+import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { visibleRun } from "./visible-run.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 export interface ArtifactLimits {
@@ -107,18 +108,6 @@ function bodyTooLarge(bytes: number | undefined, limits: ArtifactLimits): Runyar
       hint: "Upload less (the tail of a log, a diff without generated files), or have the operator raise RUNYARD_MAX_ARTIFACT_BYTES.",
     },
   );
-}
-
-/** The run, when the caller may see it: the same rule as `GET /api/runs/:id` (another tenant's is absent). */
-async function visibleRun(deps: ServerDeps, request: FastifyRequest, id: string): Promise<RunRecord> {
-  const run = await deps.store.getRun(id);
-  const tenant = tenantScope(request);
-  if (!run || (tenant !== undefined && run.tenant_id !== tenant)) {
-    throw new RunyardError("NOT_FOUND", `run ${id} does not exist`, {
-      hint: "Check the run id; `runyard runs list` shows the runs your token may see.",
-    });
-  }
-  return run;
 }
 
 /**

@@ -23,6 +23,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { fromSeed004, Seed004RunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
+import { visibleRun } from "./visible-run.js";
 
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
@@ -150,13 +151,6 @@ function waitingFor(run: RunRecord): RunnerNeed[] {
 
 export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: StreamGauge): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-  const visible = async (id: string, tenant: string | null | undefined): Promise<RunRecord> => {
-    const run = await deps.store.getRun(id);
-    if (!run || (tenant !== undefined && run.tenant_id !== tenant)) {
-      throw new RunyardError("NOT_FOUND", `run ${id} does not exist`);
-    }
-    return run;
-  };
 
   api.post(
     "/api/runs",
@@ -271,7 +265,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       },
     },
     async (request) => {
-      const run = await visible(request.params.id, tenantScope(request));
+      const run = await visibleRun(deps, request, request.params.id);
       return run.status === "queued" ? { ...runView(run), waiting_for: waitingFor(run) } : runView(run);
     },
   );
@@ -298,7 +292,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     },
     async (request) => {
       const { id } = request.params;
-      const shown = await visible(id, tenantScope(request));
+      const shown = await visibleRun(deps, request, id);
       const run = await deps.runs.cancel(id);
       await audit(deps, request, {
         action: "run.cancel",
@@ -330,7 +324,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     },
     async (request, reply) => {
       const { id } = request.params;
-      await visible(id, tenantScope(request));
+      await visibleRun(deps, request, id);
       const caller = callerOf(request);
       const source = caller.session_id ?? caller.token_id;
       if (source === null)
@@ -380,7 +374,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     async (request, reply) => {
       const { id } = request.params;
       const query = request.query;
-      const run = await visible(id, tenantScope(request));
+      const run = await visibleRun(deps, request, id);
       const header = request.headers["last-event-id"];
       const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
       const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";
@@ -408,7 +402,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       },
     },
     async (request) => {
-      const run = await visible(request.query.run_id, tenantScope(request));
+      const run = await visibleRun(deps, request, request.query.run_id);
       return {
         run_id: run.id,
         workflow_name: run.name,

@@ -1,0 +1,24 @@
+import type { FastifyRequest } from "fastify";
+import { RunyardError } from "../../core/errors.js";
+import type { RunRecord } from "../../store/types.js";
+import { tenantScope } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+
+/**
+ * The run `id` as the caller may see it: another tenant's run is absent (NOT_FOUND), never
+ * forbidden, so its existence does not leak.
+ */
+export async function visibleRun(
+  deps: Pick<ServerDeps, "store">,
+  request: FastifyRequest,
+  id: string,
+): Promise<RunRecord> {
+  const run = await deps.store.getRun(id);
+  const tenant = tenantScope(request);
+  if (!run || (tenant !== undefined && run.tenant_id !== tenant)) {
+    throw new RunyardError("NOT_FOUND", `run ${id} does not exist`, {
+      hint: "Check the run id; `runyard runs list` shows the runs your token may see.",
+    });
+  }
+  return run;
+}
