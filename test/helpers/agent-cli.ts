@@ -8,10 +8,17 @@ import { join } from "node:path";
  * `$RUNYARD_AGENTS_DIR` (default /tmp/runyard-agent-clis) under `<name>@<version>`, so a pin
  * change installs the new version beside the old one instead of reusing it.
  *
+ * `$RUNYARD_TEST_AGENTS_HOME` (`<home>/agents` of `runyard agents install`) is looked in first.
+ *
  * Returns undefined when it cannot be installed (no registry, no npm), so a test may skip
  * locally; under CI=true that throws instead, because CI must run the real CLI.
  */
 export function agentCli(name: string, pkg: string, version: string, bin: string): string | undefined {
+  // CI installs the pinned CLIs the way users do (`runyard agents install`, see .ci/run).
+  const installed = process.env.RUNYARD_TEST_AGENTS_HOME;
+  if (installed && existsSync(join(installed, name, "node_modules", ".bin", bin))) {
+    return join(installed, name, "node_modules", ".bin", bin);
+  }
   const root = process.env.RUNYARD_AGENTS_DIR ?? join(tmpdir(), "runyard-agent-clis");
   const prefix = join(root, `${name}@${version}`);
   const path = join(prefix, "node_modules", ".bin", bin);
