@@ -5,7 +5,8 @@
  * without a tool call or uses up its turns.
  *
  * Settings from the invocation's env: `OPENAI_BASE_URL` (default https://api.openai.com/v1),
- * `OPENAI_API_KEY`; model default gpt-4o-mini. `extraArgs`: `--max-turns N` (model calls per
+ * `OPENAI_API_KEY`, `RUNYARD_LLM_RETRY_COUNT` (retries of a model call, default 3; seed 003's
+ * `llm_retry_count`, which the runner passes); model default gpt-4o-mini. `extraArgs`: `--max-turns N` (model calls per
  * turn, default 50). A session is the conversation, kept as JSON under
  * `RUNYARD_AGENT_STATE_DIR` (the scratch folder when unset, which a follow-up turn cannot find:
  * the runner passes a folder that outlives the turn).
@@ -65,6 +66,9 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
   const apiKey = env.OPENAI_API_KEY ?? "";
   const baseUrl = env.OPENAI_BASE_URL || DEFAULT_BASE_URL;
   const stateDir = join(env.RUNYARD_AGENT_STATE_DIR || invocation.scratchDir, "openai-sessions");
+  const retries = parseRetryCount(env.RUNYARD_LLM_RETRY_COUNT);
+  if (typeof retries === "string") return fail(agentError("AGENT_CRASHED", retries));
+  const retryPolicy = { ...defaultRetryPolicy, retries };
 
   let sessionId = invocation.sessionId;
   let state: SessionState;
@@ -108,7 +112,7 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
           signal: io.signal,
           alive: () => io.alive(),
         },
-        defaultRetryPolicy,
+        retryPolicy,
       );
       state.messages.push(completion.message);
       await save();
@@ -156,22 +160,28 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
     );
   } catch (error) {
     if (io.signal.aborted) return end("canceled");
-    if (error instanceof ChatApiError) return fail(apiFailure(error, baseUrl));
+    if (error instanceof ChatApiError) return fail(apiFailure(error, baseUrl, retries));
     return fail(agentError("AGENT_CRASHED", `the openai agent failed: ${(error as Error).message ?? error}`));
   }
 }
 
-function apiFailure(error: ChatApiError, baseUrl: string) {
+function apiFailure(error: ChatApiError, baseUrl: string, retries: number) {
   if (error.status === 401 || error.status === 403) {
     return agentError("AGENT_AUTH", `${baseUrl} refused the API key: ${error.message}`);
   }
   if (error.status === 429) {
-    return agentError(
-      "AGENT_RATE_LIMIT",
-      `still rate-limited after ${defaultRetryPolicy.retries} retries: ${error.message}`,
-    );
+    return agentError("AGENT_RATE_LIMIT", `still rate-limited after ${retries} retries: ${error.message}`);
   }
   return agentError("AGENT_CRASHED", `the model API failed: ${error.message}`);
+}
+
+function parseRetryCount(value: string | undefined): number | string {
+  if (value === undefined || value === "") return defaultRetryPolicy.retries;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 20) {
+    return `RUNYARD_LLM_RETRY_COUNT needs a whole number from 0 to 20, not ${value}`;
+  }
+  return n;
 }
 
 function parseMaxTurns(extraArgs: readonly string[]): number | string {

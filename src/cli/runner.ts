@@ -3,10 +3,12 @@ import { join } from "node:path";
 import { findAgent } from "../agents/availability.js";
 import { agentNames } from "../agents/types.js";
 import { type Config, resolveHome } from "../core/config.js";
+import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
@@ -73,6 +75,18 @@ async function agentHandler(
     stepRunner,
     scratchRoot: root,
   });
+  // Seed 003's settings runyard accepts but does otherwise: said once, at start.
+  for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);
+  // The runner's settings shape each task before the handler builds its masker from it, so a
+  // credential filled in from the runner's env is masked like one the task brought.
+  const runTask = handler.run.bind(handler);
+  handler.run = (job, io) => {
+    const applied = applyRunnerSettings(job.payload, config, env);
+    for (const message of applied.notices) {
+      io.emit({ type: "notice", level: "warn", message, host: job.payload.agent });
+    }
+    return runTask({ ...job, payload: applied.task }, io);
+  };
   return {
     handler,
     labels: [...modes, ...installed.filter((n) => n !== undefined).map((n) => `agent:${n}`)],

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "./config.js";
-import { groupForRepo, readConfigFile } from "./config-file.js";
+import { groupForRepo, readConfigFile, runnerNotices } from "./config-file.js";
 
 function file(text: string): string {
   const path = join(tmpdir(), `runyard-config-${Math.random().toString(36).slice(2)}.yaml`);
@@ -64,6 +64,190 @@ describe("config file", () => {
     expect(() => readConfigFile(file("quotas:\n  tenants:\n    acme: { max_runs: 5 }\n"))).toThrowError(
       /max_runs/,
     );
+  });
+
+  describe("seed 003's config.yaml", () => {
+    // Seed 003's three example files, as the seed shows them.
+    const configYaml = `# 基本設定
+execution_mode: local-process
+default_timeout_seconds: 1800
+log_level: INFO
+
+# 外部サービス
+task_registry_url: http://localhost:8001
+repo_pool_url: http://localhost:8002
+artifact_store_url: http://localhost:8003
+
+# LLM設定
+llm:
+  model: gpt-4
+  timeout_seconds: 120
+
+# リトライ設定
+git_retry_count: 3
+network_retry_count: 3
+llm_retry_count: 3
+
+# リソース制限
+max_memory_mb: 2048
+max_cpu_percent: 80
+`;
+    const dockerYaml = `execution_mode: docker
+docker_image: necrocode/agent-runner:latest
+docker_volumes:
+  /var/necrocode/workspaces: /workspaces
+
+# 外部サービス（Dockerネットワーク内）
+task_registry_url: http://task-registry:8001
+repo_pool_url: http://repo-pool:8002
+artifact_store_url: http://artifact-store:8003
+
+llm:
+  model: gpt-4
+  timeout_seconds: 120
+`;
+    const k8sYaml = `execution_mode: kubernetes
+k8s_namespace: necrocode
+k8s_image: necrocode/agent-runner:latest
+k8s_secrets:
+  - git-token
+  - openai-api-key
+
+# 外部サービス（Kubernetes内）
+task_registry_url: http://task-registry.necrocode.svc.cluster.local:8001
+repo_pool_url: http://repo-pool.necrocode.svc.cluster.local:8002
+artifact_store_url: http://artifact-store.necrocode.svc.cluster.local:8003
+
+llm:
+  model: gpt-4
+  timeout_seconds: 120
+
+# リソース制限
+max_memory_mb: 4096
+max_cpu_percent: 200
+`;
+
+    it("config.yaml: every key lands in Config or in a one-line notice of what runyard does instead", () => {
+      const config = loadConfig({}, readConfigFile(file(configYaml)).overrides);
+      expect(config).toMatchObject({
+        logLevel: "info",
+        maxTurnSecs: 1800,
+        gitRetryCount: 3,
+        networkRetryCount: 3,
+        llmRetryCount: 3,
+        llmModel: "gpt-4",
+        taskRegistryUrl: "http://localhost:8001",
+        repoPoolUrl: "http://localhost:8002",
+        artifactStoreUrl: "http://localhost:8003",
+      });
+      const notices = runnerNotices(config, {});
+      expect(notices).toEqual([
+        expect.stringMatching(/^llm\.timeout_seconds is ignored: .*stall limit/),
+        expect.stringMatching(/^max_memory_mb is not enforced yet/),
+        expect.stringMatching(/^max_cpu_percent is not enforced yet/),
+        expect.stringMatching(
+          /^task_registry_url, repo_pool_url, artifact_store_url ignored: the runyard server/,
+        ),
+      ]);
+      for (const notice of notices) expect(notice).not.toContain("\n");
+    });
+
+    it("config.docker.yaml and config.k8s.yaml: only execution_mode is refused, with the way out", () => {
+      expect(() => readConfigFile(file(dockerYaml))).toThrowError(
+        expect.objectContaining({
+          message: expect.stringMatching(/execution_mode docker: runyard has no Docker executor yet[^;]*$/),
+          hint: expect.stringContaining("execution_mode: local-process"),
+        }),
+      );
+      expect(() => readConfigFile(file(k8sYaml))).toThrowError(
+        expect.objectContaining({
+          message: expect.stringMatching(
+            /execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs$/,
+          ),
+          hint: expect.stringContaining("execution_mode: local-process"),
+        }),
+      );
+      // The rest of each file is accepted: as local-process, its executor keys are said to be unused.
+      const docker = loadConfig(
+        {},
+        readConfigFile(file(dockerYaml.replace("execution_mode: docker", "execution_mode: local-process")))
+          .overrides,
+      );
+      expect(docker).toMatchObject({ llmModel: "gpt-4", taskRegistryUrl: "http://task-registry:8001" });
+      expect(runnerNotices(docker, {})).toContain(
+        "docker_image, docker_volumes unused: agents run as local processes (execution_mode local-process)",
+      );
+      const k8s = loadConfig(
+        {},
+        readConfigFile(file(k8sYaml.replace("execution_mode: kubernetes", ""))).overrides,
+      );
+      expect(k8s.artifactStoreUrl).toBe("http://artifact-store.necrocode.svc.cluster.local:8003");
+      expect(runnerNotices(k8s, {})).toContain(
+        "k8s_namespace, k8s_image, k8s_secrets unused: agents run as local processes (execution_mode local-process)",
+      );
+    });
+
+    it("maps the RunnerConfig and LLMConfig fields the examples leave out", () => {
+      const config = loadConfig(
+        {},
+        readConfigFile(
+          file(
+            "llm:\n  endpoint: http://127.0.0.1:11434/v1\n  model: llama3\nllm_retry_count: 5\ngit_retry_count: 6\ngit_token_env_var: MY_GIT_TOKEN\nllm_api_key_env_var: MY_LLM_KEY\nmask_secrets: true\nstructured_logging: true\nlog_level: WARNING\n",
+          ),
+        ).overrides,
+      );
+      expect(config).toMatchObject({
+        llmEndpoint: "http://127.0.0.1:11434/v1",
+        llmModel: "llama3",
+        llmRetryCount: 5,
+        gitRetryCount: 6,
+        gitTokenEnvVar: "MY_GIT_TOKEN",
+        llmApiKeyEnvVar: "MY_LLM_KEY",
+        logLevel: "warn",
+      });
+      expect(runnerNotices(config, { MY_GIT_TOKEN: "t", MY_LLM_KEY: "k" })).toEqual([]);
+      expect(runnerNotices(config, {})).toEqual([
+        "git_token_env_var names MY_GIT_TOKEN, which is not set: tasks that give no git token get none",
+        "llm_api_key_env_var names MY_LLM_KEY, which is not set: agents get no OPENAI_API_KEY from it",
+      ]);
+      const quiet = readConfigFile(file("structured_logging: false\nnetwork_retry_count: 5\n"));
+      expect(runnerNotices(loadConfig({}, quiet.overrides), {})).toEqual([
+        "structured_logging: false is ignored: runyard always logs JSON lines",
+        "network_retry_count 5 is not used yet: artifact uploads retry 3 times; git fetches and pushes follow git_retry_count",
+      ]);
+    });
+
+    it("reads seed 003's environment variables", () => {
+      const config = loadConfig({
+        RUNNER_LOG_LEVEL: "DEBUG",
+        RUNNER_TIMEOUT: "3600",
+        TASK_REGISTRY_URL: "http://localhost:8001",
+        REPO_POOL_URL: "http://localhost:8002",
+        ARTIFACT_STORE_URL: "http://localhost:8003",
+      });
+      expect(config).toMatchObject({ logLevel: "debug", maxTurnSecs: 3600 });
+      expect(runnerNotices(config, {})).toEqual([
+        expect.stringMatching(/^task_registry_url, repo_pool_url, artifact_store_url ignored/),
+      ]);
+      expect(loadConfig({}).maxTurnSecs).toBeUndefined();
+      expect(() => loadConfig({ RUNNER_LOG_LEVEL: "LOUD" })).toThrowError(/RUNNER_LOG_LEVEL/);
+    });
+
+    it("refuses an API key in the file and unmasked secrets, each with the way out", () => {
+      expect(() => readConfigFile(file("llm:\n  api_key: sk-in-a-file\n  model: gpt-4\n"))).toThrowError(
+        expect.objectContaining({
+          message: expect.stringContaining("llm.api_key: API keys do not belong in a config file"),
+          hint: expect.stringMatching(/OPENAI_API_KEY.*runyard secret set/),
+        }),
+      );
+      expect(() => readConfigFile(file("mask_secrets: false\n"))).toThrowError(
+        expect.objectContaining({
+          message: expect.stringContaining("mask_secrets: false: masking cannot be turned off"),
+          hint: expect.stringContaining("always masks"),
+        }),
+      );
+      expect(() => readConfigFile(file("llm:\n  api_key: sk-x\n"))).not.toThrowError(/sk-x/);
+    });
   });
 
   it("names unknown keys and the fix", () => {

@@ -9,11 +9,50 @@ export const RepoRoute = z.object({ name: z.string().min(1), work_runner_group: 
 export type RepoRoute = z.infer<typeof RepoRoute>;
 
 /**
+ * Seed 003's runner settings (its `config.yaml`, `config.docker.yaml` and `config.k8s.yaml`).
+ * Every key is accepted; what runyard does with each is in docs/agents.md ("Seed 003's
+ * config.yaml"). A few are refused after parsing: a key in a file, unmasked secrets, and the
+ * executors runyard does not have yet.
+ */
+const Seed003Keys = {
+  execution_mode: z.enum(["local-process", "docker", "kubernetes"]),
+  default_timeout_seconds: z.number().int().positive(),
+  task_registry_url: z.string(),
+  repo_pool_url: z.string(),
+  artifact_store_url: z.string(),
+  llm: z
+    .object({
+      model: z.string().min(1),
+      timeout_seconds: z.number().positive(),
+      endpoint: z.string().url().nullable(),
+      api_key: z.string().nullable(),
+    })
+    .partial()
+    .strict(),
+  git_retry_count: z.number().int().nonnegative(),
+  network_retry_count: z.number().int().nonnegative(),
+  llm_retry_count: z.number().int().nonnegative(),
+  max_memory_mb: z.number().positive().nullable(),
+  max_cpu_percent: z.number().positive().nullable(),
+  structured_logging: z.boolean(),
+  git_token_env_var: z.string().min(1),
+  llm_api_key_env_var: z.string().min(1),
+  mask_secrets: z.boolean(),
+  docker_image: z.string(),
+  docker_volumes: z.record(z.string(), z.string()),
+  k8s_namespace: z.string(),
+  k8s_image: z.string(),
+  k8s_secrets: z.array(z.string()),
+};
+
+/**
  * The config file (`--config runyard.yaml`): the same settings as the RUNYARD_* variables in
- * snake_case, plus seed 000's `repos:` routing. Flags win over the file, the file over env.
+ * snake_case, plus seed 000's `repos:` routing and seed 003's runner settings. Flags win over
+ * the file, the file over env.
  */
 const ConfigFile = z
   .object({
+    ...Seed003Keys,
     home: z.string(),
     log_level: z.string(),
     /** One URL, or replicas: comma-separated or a YAML list. */
@@ -61,10 +100,18 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos and quotas (docs/security.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos and quotas (docs/security.md), and seed 003's runner settings (docs/agents.md).",
     });
   }
   const file = parsed.data;
+  const refused = seed003Refusals(file);
+  if (refused.length > 0) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `config file ${path}: ${refused.map((r) => r.problem).join("; ")}`,
+      { hint: refused.map((r) => r.hint).join(" ") },
+    );
+  }
   const overrides: Partial<Record<keyof Config, unknown>> = {
     home: file.home,
     logLevel: file.log_level,
@@ -94,8 +141,121 @@ export function readConfigFile(path: string): LoadedConfigFile {
           }
         : undefined,
     repos: file.repos,
+    maxTurnSecs: file.default_timeout_seconds,
+    gitRetryCount: file.git_retry_count,
+    networkRetryCount: file.network_retry_count,
+    llmRetryCount: file.llm_retry_count,
+    llmModel: file.llm?.model,
+    llmEndpoint: file.llm?.endpoint ?? undefined,
+    gitTokenEnvVar: file.git_token_env_var,
+    llmApiKeyEnvVar: file.llm_api_key_env_var,
+    taskRegistryUrl: file.task_registry_url,
+    repoPoolUrl: file.repo_pool_url,
+    artifactStoreUrl: file.artifact_store_url,
+    configFileNotices: seed003Notices(file),
   };
   return { overrides, repos: file.repos ?? [] };
+}
+
+type ParsedFile = z.infer<typeof ConfigFile>;
+
+/** Seed 003 settings runyard will not take silently: each with what to do instead. */
+function seed003Refusals(file: ParsedFile): { problem: string; hint: string }[] {
+  const refused: { problem: string; hint: string }[] = [];
+  if (file.execution_mode === "docker") {
+    refused.push({
+      problem:
+        "execution_mode docker: runyard has no Docker executor yet (it comes with the bots/Docker work)",
+      hint: "Use execution_mode: local-process (the default): agents run as process groups on the runner's machine.",
+    });
+  } else if (file.execution_mode === "kubernetes") {
+    refused.push({
+      problem: "execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs",
+      hint: "Use execution_mode: local-process (the default), e.g. with the runner itself in a pod.",
+    });
+  }
+  if (file.llm?.api_key) {
+    refused.push({
+      problem: "llm.api_key: API keys do not belong in a config file",
+      hint: "Set OPENAI_API_KEY in the runner's environment (or name another variable with llm_api_key_env_var), or store it with `runyard secret set OPENAI_API_KEY` and give it to runs with --secret OPENAI_API_KEY.",
+    });
+  }
+  if (file.mask_secrets === false) {
+    refused.push({
+      problem: "mask_secrets: false: masking cannot be turned off",
+      hint: "Remove mask_secrets (or set it to true): runyard always masks credentials in events, logs and artifacts.",
+    });
+  }
+  return refused;
+}
+
+/** One line per seed 003 setting runyard accepts from a file but does otherwise. */
+function seed003Notices(file: ParsedFile): string[] {
+  const notices: string[] = [];
+  if (file.llm?.timeout_seconds !== undefined) {
+    notices.push(
+      "llm.timeout_seconds is ignored: a model call that goes quiet is cut by the task's stall limit (stall_secs, default 120 s), the whole turn by its timeout",
+    );
+  }
+  for (const [key, value] of [
+    ["max_memory_mb", file.max_memory_mb],
+    ["max_cpu_percent", file.max_cpu_percent],
+  ] as const) {
+    if (value !== undefined && value !== null) {
+      notices.push(
+        `${key} is not enforced yet: each agent's memory peak and CPU time are measured and reported in its result, not capped`,
+      );
+    }
+  }
+  if (file.structured_logging === false) {
+    notices.push("structured_logging: false is ignored: runyard always logs JSON lines");
+  }
+  const executorKeys = [
+    "docker_image",
+    "docker_volumes",
+    "k8s_namespace",
+    "k8s_image",
+    "k8s_secrets",
+  ] as const;
+  const unused = executorKeys.filter((key) => file[key] !== undefined);
+  if (unused.length > 0) {
+    notices.push(`${unused.join(", ")} unused: agents run as local processes (execution_mode local-process)`);
+  }
+  return notices;
+}
+
+/**
+ * What a runner warns about once at start: the config file's notices, and the seed 003 settings
+ * from any source (env too) that runyard accepts but does otherwise.
+ */
+export function runnerNotices(config: Config, env: Record<string, string | undefined>): string[] {
+  const notices = [...config.configFileNotices];
+  const services = [
+    ["task_registry_url", config.taskRegistryUrl],
+    ["repo_pool_url", config.repoPoolUrl],
+    ["artifact_store_url", config.artifactStoreUrl],
+  ].filter(([, url]) => url !== undefined);
+  if (services.length > 0) {
+    notices.push(
+      `${services.map(([key]) => key).join(", ")} ignored: the runyard server keeps runs, events and artifacts, and the runner its own git worktrees`,
+    );
+  }
+  if (config.networkRetryCount !== 3) {
+    notices.push(
+      `network_retry_count ${config.networkRetryCount} is not used yet: artifact uploads retry 3 times; git fetches and pushes follow git_retry_count`,
+    );
+  }
+  if (config.gitTokenEnvVar && !env[config.gitTokenEnvVar]) {
+    notices.push(
+      `git_token_env_var names ${config.gitTokenEnvVar}, which is not set: tasks that give no git token get none`,
+    );
+  }
+  if (config.llmApiKeyEnvVar && !env[config.llmApiKeyEnvVar]) {
+    notices.push(
+      `llm_api_key_env_var names ${config.llmApiKeyEnvVar}, which is not set: agents get no OPENAI_API_KEY from it`,
+    );
+  }
+  return notices;
 }
 
 /** The runner group a repository's work goes to, per `repos:`; undefined when unrouted. */

@@ -40,11 +40,24 @@ export const QuotaOverrides = z
   .strict();
 export type QuotaOverrides = z.infer<typeof QuotaOverrides>;
 
+/** Python's level names (seed 003's `INFO`, `WARNING`) as pino's; other text as written, lowercased. */
+function logLevelOf(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  const level = value.trim().toLowerCase();
+  return level === "warning" ? "warn" : level === "critical" ? "fatal" : level;
+}
+
 export const configSchema = z.object({
   /** Where runyard keeps its database, artifacts and workspaces. */
   home: z.string().default(".runyard"),
-  /** pino level: fatal, error, warn, info, debug, trace or silent. */
-  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
+  /**
+   * pino level: fatal, error, warn, info, debug, trace or silent. Any case, and Python's names
+   * as seed 003 writes them (`INFO`, `WARNING`, `CRITICAL`).
+   */
+  logLevel: z.preprocess(
+    logLevelOf,
+    z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
+  ),
   /** Milliseconds between SIGTERM and SIGKILL when a step is stopped. */
   killGraceMs: z.coerce.number().int().nonnegative().default(5000),
   /**
@@ -60,6 +73,32 @@ export const configSchema = z.object({
   workspaceDir: z.string().optional(),
   /** Retries of git fetches and pushes, with exponential backoff (seed 003's `git_retry_count`). */
   gitRetryCount: z.coerce.number().int().min(0).max(20).default(3),
+  /**
+   * Seed 003's `network_retry_count`. runyard's network calls retry on their own counts (artifact
+   * uploads 3 times, the runner's socket reconnects forever); a runner warns when this differs.
+   */
+  networkRetryCount: z.coerce.number().int().min(0).max(20).default(3),
+  /** Retries of a model call of the built-in `openai` loop on 429, 5xx and network errors (seed 003's `llm_retry_count`). */
+  llmRetryCount: z.coerce.number().int().min(0).max(20).default(3),
+  /** Runner: the longest agent turn it runs; a task asking longer is cut to it (seed 003's `default_timeout_seconds`). */
+  maxTurnSecs: z.coerce.number().int().positive().optional(),
+  /** Runner: the model of the built-in `openai` loop when a task names none (seed 003's `llm.model`). */
+  llmModel: z.string().min(1).optional(),
+  /** Runner: the built-in `openai` loop's OPENAI_BASE_URL when a task gives none (seed 003's `llm.endpoint`). */
+  llmEndpoint: z.string().url().optional(),
+  /** Runner: the variable of its env whose value is the git token of tasks that give none (seed 003). */
+  gitTokenEnvVar: z.string().min(1).optional(),
+  /** Runner: the variable of its env whose value agents get as OPENAI_API_KEY; unset: OPENAI_API_KEY itself. */
+  llmApiKeyEnvVar: z.string().min(1).optional(),
+  /**
+   * Seed 003's external services. runyard has none: the server keeps runs, events and artifacts
+   * and the runner its own worktrees, so these are read only to warn that they are ignored.
+   */
+  taskRegistryUrl: z.string().optional(),
+  repoPoolUrl: z.string().optional(),
+  artifactStoreUrl: z.string().optional(),
+  /** One-line warnings about config file settings runyard accepts but does otherwise (config file only). */
+  configFileNotices: z.array(z.string()).default([]),
   mode: z.enum(["chat", "issue", "all"]).default("all"),
   group: z.string().default("default"),
   labels: z
@@ -158,7 +197,7 @@ export type Config = z.infer<typeof configSchema>;
 /** env name -> config key; the first name found wins. */
 const envNames: Record<keyof Config, string[]> = {
   home: ["RUNYARD_HOME"],
-  logLevel: ["RUNYARD_LOG_LEVEL"],
+  logLevel: ["RUNYARD_LOG_LEVEL", "RUNNER_LOG_LEVEL"],
   killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
   serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL"],
   token: ["RUNYARD_TOKEN", "ADOS_TOKEN"],
@@ -166,6 +205,17 @@ const envNames: Record<keyof Config, string[]> = {
   runnerId: ["RUNYARD_RUNNER_ID", "ADOS_RUNNER_ID"],
   workspaceDir: ["RUNYARD_WORKSPACE_DIR", "WORKSPACE_DIR"],
   gitRetryCount: ["RUNYARD_GIT_RETRY_COUNT"],
+  networkRetryCount: ["RUNYARD_NETWORK_RETRY_COUNT"],
+  llmRetryCount: ["RUNYARD_LLM_RETRY_COUNT"],
+  maxTurnSecs: ["RUNYARD_MAX_TURN_SECS", "RUNNER_TIMEOUT"],
+  llmModel: ["RUNYARD_LLM_MODEL"],
+  llmEndpoint: [],
+  gitTokenEnvVar: [],
+  llmApiKeyEnvVar: [],
+  taskRegistryUrl: ["TASK_REGISTRY_URL"],
+  repoPoolUrl: ["REPO_POOL_URL"],
+  artifactStoreUrl: ["ARTIFACT_STORE_URL"],
+  configFileNotices: [],
   mode: ["RUNYARD_MODE", "ADOS_MODE"],
   group: ["RUNYARD_GROUP", "ADOS_GROUP"],
   labels: ["RUNYARD_LABELS"],

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+import { type AgentTask, AgentTask as AgentTaskSchema } from "./jobs/agent.js";
+import { applyRunnerSettings } from "./runner-task-settings.js";
+
+function task(more: Partial<AgentTask> = {}): AgentTask {
+  return AgentTaskSchema.parse({
+    run_id: "run_1",
+    agent: "openai",
+    prompt: "p",
+    title: "t",
+    key: "run_1-openai",
+    timeout_ms: 3_600_000,
+    stall_ms: 120_000,
+    ...more,
+  });
+}
+
+const seed003 = loadConfig(
+  {},
+  {
+    maxTurnSecs: 1800,
+    llmRetryCount: 5,
+    llmModel: "gpt-4",
+    llmEndpoint: "http://127.0.0.1:11434/v1",
+    gitTokenEnvVar: "MY_GIT_TOKEN",
+    llmApiKeyEnvVar: "MY_LLM_KEY",
+  },
+);
+const runnerEnv = { MY_GIT_TOKEN: "ghp_runner", MY_LLM_KEY: "sk-runner", OPENAI_API_KEY: "sk-plain" };
+
+describe("a runner's seed 003 settings on an agent task", () => {
+  it("cuts a longer turn to default_timeout_seconds and says so; a shorter one is left alone", () => {
+    const cut = applyRunnerSettings(task(), seed003, runnerEnv);
+    expect(cut.task.timeout_ms).toBe(1_800_000);
+    expect(cut.notices).toEqual([
+      "this runner cuts agent turns at 1800 s (default_timeout_seconds); the task asked for 3600 s",
+    ]);
+    const short = applyRunnerSettings(task({ timeout_ms: 300_000 }), seed003, runnerEnv);
+    expect(short.task.timeout_ms).toBe(300_000);
+    expect(short.notices).toEqual([]);
+    expect(applyRunnerSettings(task(), loadConfig({}), {}).task.timeout_ms).toBe(3_600_000);
+  });
+
+  it("gives the built-in loop the model, endpoint, retries and key the task leaves unset", () => {
+    const { task: applied } = applyRunnerSettings(task(), seed003, runnerEnv);
+    expect(applied.model).toBe("gpt-4");
+    expect(applied.env).toEqual({
+      OPENAI_API_KEY: "sk-runner",
+      OPENAI_BASE_URL: "http://127.0.0.1:11434/v1",
+      RUNYARD_LLM_RETRY_COUNT: "5",
+    });
+    expect(applied.git_token).toBe("ghp_runner");
+  });
+
+  it("lets the task's own values win, and a follow-up keep its session's model", () => {
+    const own = task({
+      model: "gpt-4o",
+      env: { OPENAI_API_KEY: "sk-task", OPENAI_BASE_URL: "http://model:8080/v1" },
+      git_token: "ghp_task",
+    });
+    const { task: applied } = applyRunnerSettings(own, seed003, runnerEnv);
+    expect(applied).toMatchObject({
+      model: "gpt-4o",
+      git_token: "ghp_task",
+      env: { OPENAI_API_KEY: "sk-task", OPENAI_BASE_URL: "http://model:8080/v1" },
+    });
+    expect(own.env).toEqual({ OPENAI_API_KEY: "sk-task", OPENAI_BASE_URL: "http://model:8080/v1" });
+    expect(applyRunnerSettings(task({ session_id: "s" }), seed003, runnerEnv).task.model).toBeUndefined();
+  });
+
+  it("gives other agents only the key: the llm settings are the built-in loop's", () => {
+    const { task: applied } = applyRunnerSettings(task({ agent: "codex" }), seed003, runnerEnv);
+    expect(applied.model).toBeUndefined();
+    expect(applied.env).toEqual({ OPENAI_API_KEY: "sk-runner" });
+  });
+
+  it("without llm_api_key_env_var reads OPENAI_API_KEY; without git_token_env_var gives no git token", () => {
+    const { task: applied } = applyRunnerSettings(task(), loadConfig({}), runnerEnv);
+    expect(applied.env.OPENAI_API_KEY).toBe("sk-plain");
+    expect(applied.git_token).toBeUndefined();
+    expect(applyRunnerSettings(task(), loadConfig({}), { OPENAI_API_KEY: "" }).task.env).toEqual({
+      RUNYARD_LLM_RETRY_COUNT: "3",
+    });
+  });
+
+  it("never hands a task runyard's own credentials, whatever the settings name", () => {
+    const config = loadConfig(
+      {},
+      { gitTokenEnvVar: "RUNYARD_TOKEN", llmApiKeyEnvVar: "RUNYARD_ADMIN_TOKEN" },
+    );
+    const { task: applied } = applyRunnerSettings(task(), config, {
+      RUNYARD_TOKEN: "runner-token",
+      RUNYARD_ADMIN_TOKEN: "admin-token",
+    });
+    expect(applied.git_token).toBeUndefined();
+    expect(applied.env.OPENAI_API_KEY).toBeUndefined();
+  });
+});

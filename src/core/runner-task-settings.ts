@@ -1,0 +1,48 @@
+import { type Config, credentialEnvNames } from "./config.js";
+import type { AgentTask } from "./jobs/agent.js";
+
+/** The runner's settings that shape the agent tasks it runs (seed 003's config.yaml). */
+export type RunnerTaskSettings = Pick<
+  Config,
+  "maxTurnSecs" | "llmRetryCount" | "llmModel" | "llmEndpoint" | "gitTokenEnvVar" | "llmApiKeyEnvVar"
+>;
+
+/**
+ * An agent task as this runner runs it: its turn cut to the runner's longest, and what the task
+ * leaves unset filled from the runner's settings and env. The task's own values always win.
+ * Applied before the task's handler builds its masker, so filled-in credentials are masked too.
+ * `notices`: what the task should be told (a cut timeout).
+ */
+export function applyRunnerSettings(
+  task: AgentTask,
+  settings: RunnerTaskSettings,
+  env: Readonly<Record<string, string | undefined>>,
+): { task: AgentTask; notices: string[] } {
+  const notices: string[] = [];
+  const out: AgentTask = { ...task, env: { ...task.env } };
+  const maxMs = settings.maxTurnSecs === undefined ? undefined : settings.maxTurnSecs * 1000;
+  if (maxMs !== undefined && task.timeout_ms > maxMs) {
+    out.timeout_ms = maxMs;
+    notices.push(
+      `this runner cuts agent turns at ${settings.maxTurnSecs} s (default_timeout_seconds); the task asked for ${task.timeout_ms / 1000} s`,
+    );
+  }
+  // A setting naming one of runyard's own credentials gets nothing: those never reach a task.
+  const runnerEnv = (name: string) => (credentialEnvNames.includes(name) ? undefined : env[name]);
+  const fill = (name: string, value: string | undefined) => {
+    if (value && !out.env[name]) out.env[name] = value;
+  };
+  // The built-in loop reads its key from the task's env only; CLI agents also see the runner's env.
+  fill("OPENAI_API_KEY", runnerEnv(settings.llmApiKeyEnvVar ?? "OPENAI_API_KEY"));
+  if (task.agent === "openai") {
+    fill("OPENAI_BASE_URL", settings.llmEndpoint);
+    fill("RUNYARD_LLM_RETRY_COUNT", String(settings.llmRetryCount));
+    // A follow-up keeps the model its session started with.
+    if (!task.model && !task.session_id && settings.llmModel) out.model = settings.llmModel;
+  }
+  if (!task.git_token && settings.gitTokenEnvVar) {
+    const token = runnerEnv(settings.gitTokenEnvVar);
+    if (token) out.git_token = token;
+  }
+  return { task: out, notices };
+}
