@@ -1,9 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
 import { processesWith, tempDir } from "../helpers/cli.js";
+import { git as gitIn, seedBareRepo } from "../helpers/git-repos.js";
 import {
   adminToken,
   api,
@@ -33,36 +33,9 @@ let git: GitHttpServer;
 let projects: string;
 let workspaces: string;
 
-function gitIn(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd,
-    encoding: "utf8",
-    env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
-  });
-}
-
 /** A bare repo `<name>.git` with one commit on main, served by the git HTTP server. */
 function bareRepo(name: string): string {
-  const bare = join(projects, `${name}.git`);
-  execFileSync("git", ["init", "--bare", "-q", "-b", "main", bare]);
-  const work = tempDir("runyard-seed-");
-  gitIn(work, "init", "-q", "-b", "main");
-  gitIn(work, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start");
-  execFileSync("git", [
-    "-C",
-    work,
-    "-c",
-    "user.name=t",
-    "-c",
-    "user.email=t@t",
-    "commit",
-    "-q",
-    "--allow-empty",
-    "-m",
-    "base",
-  ]);
-  gitIn(work, "push", "-q", bare, "main");
-  return bare;
+  return seedBareRepo(join(projects, `${name}.git`));
 }
 
 const writeTurn: Turn = {

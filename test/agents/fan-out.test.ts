@@ -12,6 +12,7 @@ import type { AgentAdapter } from "../../src/agents/types.js";
 import type { RunEvent } from "../../src/core/events.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { tempDir } from "../helpers/cli.js";
+import { seedBareRepo } from "../helpers/git-repos.js";
 import {
   api,
   isFinal,
@@ -44,24 +45,7 @@ let runId: string;
 describe.skipIf(!claude || !codex)("fan-out of one task to three agents", () => {
   beforeAll(async () => {
     const root = tempDir("runyard-fanout-");
-    bare = join(root, "app.git");
-    execFileSync("git", ["init", "--bare", "-q", "-b", "main", bare]);
-    const work = join(root, "seed");
-    execFileSync("git", ["init", "-q", "-b", "main", work]);
-    execFileSync("git", [
-      "-C",
-      work,
-      "-c",
-      "user.name=t",
-      "-c",
-      "user.email=t@t",
-      "commit",
-      "-q",
-      "--allow-empty",
-      "-m",
-      "start",
-    ]);
-    execFileSync("git", ["-C", work, "push", "-q", bare, "main"]);
+    bare = seedBareRepo(join(root, "app.git"));
 
     model = await startModelServer({
       conversations: [

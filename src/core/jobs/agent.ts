@@ -128,15 +128,11 @@ export function agentJobMaySend(job: AgentJob, event: EventInput): boolean {
   return true;
 }
 
-export function agentEndedEarly(
-  agent: string,
-  status: "failed" | "canceled",
-  error: ErrorInfo,
-): AgentJobResult {
+/** A result with nothing done yet: the pipeline fills it in as it goes. */
+export function emptyAgentResult(agent: string): AgentJobResult {
   return {
     kind: "agent",
-    status,
-    error,
+    status: "failed",
     agent,
     pushed: false,
     usage: { input_tokens: 0, output_tokens: 0 },
@@ -145,4 +141,12 @@ export function agentEndedEarly(
     cpu_ms: 0,
     artifacts: [],
   };
+}
+
+export function agentEndedEarly(
+  agent: string,
+  status: "failed" | "canceled",
+  error: ErrorInfo,
+): AgentJobResult {
+  return { ...emptyAgentResult(agent), status, error };
 }

@@ -2,7 +2,12 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentOutput } from "../../agents/types.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";
-import type { AgentJob, AgentJobResult, AgentTask } from "../../core/jobs/agent.js";
+import {
+  type AgentJob,
+  type AgentJobResult,
+  type AgentTask,
+  emptyAgentResult,
+} from "../../core/jobs/agent.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import type { StepRunner } from "../../core/step-attempt.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
@@ -71,17 +76,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     const steps = new PipelineSteps(agent, emit);
     const transcript: string[] = [];
     const started = Date.now();
-    const result: AgentJobResult = {
-      kind: "agent",
-      status: "failed",
-      agent,
-      pushed: false,
-      usage: { input_tokens: 0, output_tokens: 0 },
-      duration_ms: 0,
-      memory_peak_bytes: 0,
-      cpu_ms: 0,
-      artifacts: [],
-    };
+    const result = emptyAgentResult(agent);
     let workspace: Workspace | undefined;
     let tests: TestsOutcome | undefined;
     try {
