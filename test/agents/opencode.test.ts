@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { opencodeAgent } from "../../src/agents/opencode.js";
+import { superviseTurn } from "../../src/agents/supervise.js";
 import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
 import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
 import { agentCli } from "../helpers/agent-cli.js";
@@ -183,6 +184,38 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
     stop.abort();
     const { end } = await running;
     expect(end.status).toBe("canceled");
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes(prompt));
+    expect(left).toEqual([]);
+  });
+
+  it("ends with AGENT_STALLED under the supervisor when the stream stalls mid-way", async () => {
+    // OpenCode has no timeout of its own here; it also prints nothing for its first seconds, so
+    // stallMs must cover its start-up (about 4 to 9 s here).
+    server = await startModelServer({
+      conversations: [
+        { match: isTitleCall, turns: [{ text: "A title" }] },
+        { turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }] },
+      ],
+    });
+    const prompt = `stall ${Date.now()}`;
+    const result = await superviseTurn(
+      opencodeAgent,
+      {
+        prompt,
+        cwd: repo,
+        model: "gpt-4o-mini",
+        extraArgs: [],
+        env: { OPENAI_BASE_URL: `${server.url}/v1`, OPENAI_API_KEY: "k" },
+        scratchDir: join(dir, "scratch"),
+      },
+      bin!,
+      { timeoutMs: 60_000, stallMs: 15_000 },
+      { emit: () => {}, launcher, signal: new AbortController().signal },
+    );
+    expect(result.error?.code).toBe("AGENT_STALLED");
+    expect(agentCalls()).toHaveLength(1);
     const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
       .split("\n")
       .filter((l) => l.includes(prompt));
