@@ -208,7 +208,8 @@ function failureCode(type: string | undefined, message: string): AgentErrorCode 
   if (/"code":\s*40[13]\b|UNAUTHENTICATED|PERMISSION_DENIED|API key not valid/.test(message))
     return "AGENT_AUTH";
   // After its retries a 429 reads "[API Error: Resource has been exhausted (e.g. check quota).]".
-  if (/"code":\s*429\b|RESOURCE_EXHAUSTED|Resource has been exhausted/.test(message)) return "AGENT_RATE_LIMIT";
+  if (/"code":\s*429\b|RESOURCE_EXHAUSTED|Resource has been exhausted/.test(message))
+    return "AGENT_RATE_LIMIT";
   return "AGENT_CRASHED";
 }
 
