@@ -200,4 +200,11 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       .filter((l) => l.includes(prompt));
     expect(left).toEqual([]);
   });
+
+  it("passes a prompt that starts with a dash as the prompt", async () => {
+    const { end } = await run(turns(doneTurn), { prompt: "-say hi" });
+    expect(end.status).toBe("success");
+    const input = (server!.requests[0]!.body as { input: unknown[] }).input;
+    expect(JSON.stringify(input.at(-1))).toContain('"text":"-say hi"');
+  });
 });

@@ -221,4 +221,11 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
       .filter((l) => l.includes(prompt));
     expect(left).toEqual([]);
   });
+
+  it("passes a prompt that starts with a dash as the prompt", async () => {
+    const { end } = await run([doneTurn], { prompt: "-say hi" });
+    expect(end.status).toBe("success");
+    const messages = (agentCalls()[0]!.body as { messages: unknown[] }).messages;
+    expect(JSON.stringify(messages.at(-1))).toContain("-say hi");
+  });
 });
