@@ -49,7 +49,7 @@ describe("agentStatus of a name runyard does not know", () => {
       installed: false,
       credentials: false,
       usable: false,
-      problem: "runyard has no adapter for aider yet",
+      problem: "runyard knows no agent aider",
     });
   });
 });

@@ -51,7 +51,7 @@ export async function agentStatus(name: string, lookup: AgentLookup): Promise<Ag
       installed: false,
       credentials: false,
       usable: false,
-      problem: `runyard has no adapter for ${name} yet`,
+      problem: `runyard knows no agent ${name}`,
     };
   }
   const credentials = adapter.credentialEnv.some((variable) => Boolean(lookup.env[variable]));

@@ -31,8 +31,13 @@ export const codexAgent: AgentAdapter = {
   async run(invocation, bin, io) {
     const env = invocation.env;
     // Resume finds its session in CODEX_HOME, so a follow-up turn needs the same folder: the
-    // runner passes one that outlives the turn; the scratch folder only serves single turns.
-    const codexHome = env.CODEX_HOME || join(invocation.scratchDir, "codex-home");
+    // run's CODEX_HOME, else `codex` in the runner's RUNYARD_AGENT_STATE_DIR (a folder that
+    // outlives the turn); the scratch folder only serves single turns.
+    const codexHome =
+      env.CODEX_HOME ||
+      (env.RUNYARD_AGENT_STATE_DIR
+        ? join(env.RUNYARD_AGENT_STATE_DIR, "codex")
+        : join(invocation.scratchDir, "codex"));
     await mkdir(codexHome, { recursive: true, mode: 0o700 });
     const before = invocation.sessionId ? await sessionTotals(codexHome, invocation.sessionId) : undefined;
     const argv = [

@@ -57,6 +57,13 @@ describe("geminiParser", () => {
     expect(outputs.some((o) => o.type === "usage")).toBe(false);
   });
 
+  it("reports a 429 after its ten retries as AGENT_RATE_LIMIT", async () => {
+    const { outputs } = await parse("rate-limit-429", 173);
+    expect(outputs.find((o) => o.type === "failure")).toMatchObject({
+      error: { code: "AGENT_RATE_LIMIT", message: expect.stringContaining("Resource has been exhausted") },
+    });
+  });
+
   it("reads the session a resumed turn continues", async () => {
     const { outputs } = await parse("resume");
     expect(outputs[0]).toEqual({ type: "session", sessionId: "7ee66a71-e865-48b2-8d6a-9ba8cdfd9190" });

@@ -16,8 +16,8 @@ import type { AgentAdapter, AgentErrorCode, AgentInvocation, AgentOutput, CliStr
  *   selected" without), read from `$GEMINI_CLI_HOME/.gemini/settings.json`; a system settings
  *   file under /tmp is refused as insecure;
  * - an API error ends the process with the HTTP status mod 256 (401 → 145, 429 → 173), a fatal
- *   auth error with 41, the turn limit with 53; it retries 429 with backoff for minutes, printing
- *   each attempt to stderr only, and has no request timeout (the stall watch applies);
+ *   auth error with 41, the turn limit with 53; it retries 429 ten times with backoff (3.5 min),
+ *   printing each attempt to stderr only, and has no request timeout (the stall watch applies);
  * - sessions live under `$GEMINI_CLI_HOME/.gemini/tmp/<project>/chats`; `--resume ID` takes the
  *   session id of `init`.
  */
@@ -207,7 +207,9 @@ function failureCode(type: string | undefined, message: string): AgentErrorCode 
   // API errors arrive as `[API Error: {"error":{"code":401,...,"status":"UNAUTHENTICATED"}}]`.
   if (/"code":\s*40[13]\b|UNAUTHENTICATED|PERMISSION_DENIED|API key not valid/.test(message))
     return "AGENT_AUTH";
-  if (/"code":\s*429\b|RESOURCE_EXHAUSTED/.test(message)) return "AGENT_RATE_LIMIT";
+  // After its retries a 429 reads "[API Error: Resource has been exhausted (e.g. check quota).]".
+  if (/"code":\s*429\b|RESOURCE_EXHAUSTED|Resource has been exhausted/.test(message))
+    return "AGENT_RATE_LIMIT";
   return "AGENT_CRASHED";
 }
 

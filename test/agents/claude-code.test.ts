@@ -196,6 +196,30 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
     expect(groupIsAlive(groups[0]!)).toBe(false);
   });
 
+  it("stops a turn that passes its token budget mid-way with BUDGET_EXCEEDED, before the tool runs", async () => {
+    const cwd = tempDir("runyard-cc-ws-");
+    const file = join(cwd, "never.txt");
+    server = await startModelServer(
+      script({
+        text: "Writing.",
+        toolCalls: [
+          { name: "Bash", input: { command: `sleep 30; echo x > ${file}`, description: "slow write" } },
+        ],
+        usage: { input_tokens: 5000, output_tokens: 50 },
+      }),
+    );
+    const { result, groups } = await turn("write never.txt", {
+      cwd,
+      limits: { timeoutMs: 50_000, stallMs: 20_000, budget: { tokens: 1000 } },
+    });
+    expect(result).toMatchObject({
+      status: "failed",
+      error: { code: "BUDGET_EXCEEDED", message: "the agent used 5000 tokens, over its budget of 1000" },
+    });
+    expect(groupIsAlive(groups[0]!)).toBe(false);
+    expect(existsSync(file)).toBe(false);
+  });
+
   it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
     const home = tempDir("runyard-cc-home-");
     const cwd = tempDir("runyard-cc-ws-");

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { codexAgent } from "../../src/agents/codex.js";
+import { superviseTurn } from "../../src/agents/supervise.js";
 import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
 import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
 import { agentCli } from "../helpers/agent-cli.js";
@@ -167,5 +168,43 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       .split("\n")
       .filter((l) => l.includes(prompt));
     expect(left).toEqual([]);
+  });
+
+  it("ends with AGENT_STALLED within stallMs under the supervisor when the stream stalls mid-way", async () => {
+    // Codex itself would wait stream_idle_timeout_ms (300 s) per attempt.
+    server = await startModelServer(turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }));
+    const prompt = `stall ${Date.now()}`;
+    const started = Date.now();
+    const result = await superviseTurn(
+      codexAgent,
+      {
+        prompt,
+        cwd: join(dir, "repo"),
+        model: "gpt-5.5",
+        extraArgs: [],
+        env: {
+          OPENAI_BASE_URL: `${server.url}/v1`,
+          OPENAI_API_KEY: "k",
+          CODEX_HOME: join(dir, "codex-home"),
+        },
+        scratchDir: join(dir, "scratch"),
+      },
+      bin!,
+      { timeoutMs: 60_000, stallMs: 3000 },
+      { emit: () => {}, launcher, signal: new AbortController().signal },
+    );
+    expect(result.error?.code).toBe("AGENT_STALLED");
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes(prompt));
+    expect(left).toEqual([]);
+  });
+
+  it("passes a prompt that starts with a dash as the prompt", async () => {
+    const { end } = await run(turns(doneTurn), { prompt: "-say hi" });
+    expect(end.status).toBe("success");
+    const input = (server!.requests[0]!.body as { input: unknown[] }).input;
+    expect(JSON.stringify(input.at(-1))).toContain('"text":"-say hi"');
   });
 });

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openaiAgent } from "../../src/agents/openai.js";
+import { superviseTurn } from "../../src/agents/supervise.js";
 import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
 import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
 import { type ModelServer, type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
@@ -202,6 +203,27 @@ describe("openai agent (built-in loop)", () => {
       },
     );
     expect(end.status).toBe("canceled");
+  });
+
+  it("ends with AGENT_STALLED within stallMs under the supervisor when the stream stalls mid-way", async () => {
+    server = await startModelServer(turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 2 } }));
+    const started = Date.now();
+    const result = await superviseTurn(
+      openaiAgent,
+      {
+        prompt: "hi",
+        cwd: join(dir, "repo"),
+        extraArgs: [],
+        env: { OPENAI_BASE_URL: `${server.url}/v1`, OPENAI_API_KEY: "k" },
+        scratchDir: join(dir, "scratch"),
+      },
+      "",
+      { timeoutMs: 30_000, stallMs: 1000 },
+      { emit: () => {}, launcher, signal: new AbortController().signal },
+    );
+    expect(result.status).toBe("failed");
+    expect(result.error?.code).toBe("AGENT_STALLED");
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

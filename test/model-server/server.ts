@@ -3,7 +3,8 @@
  *
  * It listens on a free 127.0.0.1 port and answers in the providers' real wire formats, so the
  * real CLIs run against it unchanged: the Anthropic Messages API (anthropic.ts), the OpenAI
- * Responses API (openai-responses.ts) and Chat Completions (openai-chat.ts), and `GET /v1/models`.
+ * Responses API (openai-responses.ts) and Chat Completions (openai-chat.ts), `GET /v1/models`, and
+ * the Gemini API (gemini.ts).
  *
  * A script is a list of conversations; a request belongs to the first conversation whose `match`
  * accepts it (no `match`: accepts all). Within a conversation the turn to answer is the number of
@@ -17,6 +18,7 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { anthropic } from "./anthropic.js";
+import { gemini } from "./gemini.js";
 import { openAiChat } from "./openai-chat.js";
 import { openAiResponses } from "./openai-responses.js";
 import type { RecordedRequest, Script } from "./script.js";
@@ -34,7 +36,7 @@ export interface ModelServer {
   stop(): Promise<void>;
 }
 
-const formats: WireFormat[] = [anthropic, openAiResponses, openAiChat];
+const formats: WireFormat[] = [anthropic, openAiResponses, openAiChat, gemini];
 
 export async function startModelServer(script: Script): Promise<ModelServer> {
   let current = script;
@@ -128,7 +130,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
       input: c.input,
     }));
     const reply: Reply = {
-      model: format.model(body) ?? current.model ?? "scripted-model",
+      model: format.model(body, rec) ?? current.model ?? "scripted-model",
       ...(turn.text !== undefined ? { text: turn.text } : {}),
       toolCalls,
       usage: {
@@ -149,7 +151,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     }
     if (failure?.kind === "stall") return; // never answer; stop() destroys the socket
 
-    if (!format.streaming(body)) {
+    if (!format.streaming(body, rec)) {
       if (failure?.kind === "stream-error") {
         const { status } = format.streamError(failure);
         sendJson(res, status, format.errorBody(status, failure.message ?? "Overloaded"));

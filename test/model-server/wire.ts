@@ -22,9 +22,9 @@ export interface WireFormat {
   direct?(rec: RecordedRequest, model: string): { status: number; body: unknown } | undefined;
   /** The turn a request asks for: the assistant turns already in its history; a string is a 400 message. */
   turnIndex(body: unknown): number | string;
-  streaming(body: unknown): boolean;
-  /** The model the request names, if any. */
-  model(body: unknown): string | undefined;
+  streaming(body: unknown, rec: RecordedRequest): boolean;
+  /** The model the request names, if any (in its body, or its path for Gemini). */
+  model(body: unknown, rec: RecordedRequest): string | undefined;
   /** A tool call id in this provider's style, for calls the script names none for. */
   callId(): string;
   errorBody(status: number, message: string): unknown;

@@ -1,0 +1,219 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { agentError, runCliAgent } from "./cli-agent.js";
+import { costFor } from "./prices.js";
+import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from "./types.js";
+
+/**
+ * OpenCode (`opencode-ai`) in `opencode run --format json` mode.
+ *
+ * Facts of 1.18.33 (node 20; recorded in test/fixtures/agents/opencode/):
+ * - a provider comes from `OPENCODE_CONFIG_CONTENT`; `@ai-sdk/openai-compatible` is built in
+ *   (nothing is installed for it); `--pure` skips external plugins, and with it the npm lookups
+ *   of `@opencode-ai/plugin` it makes at start otherwise; `OPENCODE_DISABLE_MODELS_FETCH=1`
+ *   keeps it from fetching the models.dev list. Offline like this a turn starts in about 4 s;
+ * - it takes its project folder from `$PWD`, not from its working directory: a stale PWD
+ *   inherited from the runner would put the session (and relative paths) elsewhere;
+ * - before the first answer of a new session it asks the model for a title, a request without
+ *   tools whose tokens are in no event;
+ * - events: `step_start`, `text` (a whole text part), `tool_use` (one event per call, when it
+ *   ended: `state` has input, output or error), `step_finish` (tokens of that model call and a
+ *   cost, 0 for a model it has no price for), `error` (`APIError` with `statusCode`);
+ * - it retries 429 and 5xx itself (5 retries, honouring retry-after), never 401.
+ */
+export const opencodeAgent: AgentAdapter = {
+  name: "opencode",
+  package: { name: "opencode-ai", version: "1.18.33", bin: "opencode" },
+  credentialEnv: ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENCODE_API_KEY"],
+  async run(invocation, bin, io) {
+    const env = invocation.env;
+    // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
+    // a folder that outlives the turn; the scratch folder only serves single turns.
+    const root = env.RUNYARD_AGENT_STATE_DIR
+      ? join(env.RUNYARD_AGENT_STATE_DIR, "opencode")
+      : join(invocation.scratchDir, "opencode");
+    const xdg = {
+      XDG_CONFIG_HOME: join(root, "config"),
+      XDG_DATA_HOME: join(root, "data"),
+      XDG_CACHE_HOME: join(root, "cache"),
+      XDG_STATE_HOME: join(root, "state"),
+    };
+    await Promise.all(Object.values(xdg).map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
+    const { config, model } = providerConfig(env, invocation.model);
+    const argv = [
+      bin,
+      "run",
+      "--format",
+      "json",
+      "--pure",
+      "--auto",
+      "--dir",
+      invocation.cwd,
+      ...(model ? ["-m", model] : []),
+      ...(invocation.sessionId ? ["--session", invocation.sessionId] : []),
+      ...invocation.extraArgs,
+      "--",
+      invocation.prompt,
+    ];
+    return runCliAgent({
+      agent: "opencode",
+      argv,
+      env: {
+        OPENCODE_DISABLE_MODELS_FETCH: "1",
+        OPENCODE_DISABLE_AUTOUPDATE: "1",
+        ...xdg,
+        ...env,
+        ...(config ? { OPENCODE_CONFIG_CONTENT: config } : {}),
+        PWD: invocation.cwd,
+      },
+      cwd: invocation.cwd,
+      parser: opencodeParser(model),
+      io,
+    });
+  },
+};
+
+const DEFAULT_MODEL = "gpt-4o-mini";
+
+/**
+ * With `OPENAI_BASE_URL`, a provider `runyard` for that OpenAI-compatible server (its key read
+ * from `OPENAI_API_KEY` by OpenCode itself, so it is not written into the config), laid over any
+ * `OPENCODE_CONFIG_CONTENT` the run brings. Without it, OpenCode's own providers and the
+ * model as given (`provider/model`).
+ */
+export function providerConfig(
+  env: Readonly<Record<string, string>>,
+  model: string | undefined,
+): { config?: string; model?: string } {
+  if (!env.OPENAI_BASE_URL) return model ? { model } : {};
+  const name = (model ?? DEFAULT_MODEL).replace(/^runyard\//, "");
+  let base: Record<string, unknown> = {};
+  if (env.OPENCODE_CONFIG_CONTENT) {
+    try {
+      base = JSON.parse(env.OPENCODE_CONFIG_CONTENT) as Record<string, unknown>;
+    } catch {
+      // not JSON: OpenCode would refuse it too; ours replaces it
+    }
+  }
+  const providers = (base.provider ?? {}) as Record<string, unknown>;
+  const config = {
+    ...base,
+    autoupdate: false,
+    share: "disabled",
+    provider: {
+      ...providers,
+      runyard: {
+        npm: "@ai-sdk/openai-compatible",
+        name: "runyard",
+        options: { baseURL: env.OPENAI_BASE_URL, apiKey: "{env:OPENAI_API_KEY}" },
+        models: { [name]: { name } },
+      },
+    },
+  };
+  return { config: JSON.stringify(config), model: `runyard/${name}` };
+}
+
+interface ToolState {
+  status?: string;
+  input?: unknown;
+  output?: string;
+  error?: string;
+}
+
+interface OpencodeEvent {
+  type?: string;
+  sessionID?: string;
+  part?: {
+    text?: string;
+    tool?: string;
+    callID?: string;
+    state?: ToolState;
+    tokens?: {
+      input?: number;
+      output?: number;
+      reasoning?: number;
+      cache?: { read?: number; write?: number };
+    };
+    cost?: number;
+  };
+  error?: { name?: string; data?: { message?: string; statusCode?: number } };
+}
+
+/** Reads `opencode run --format json`; `model` (provider/model) prices usage it reports no cost for. */
+export function opencodeParser(model?: string): CliStreamParser {
+  let session: string | undefined;
+  let failed = false;
+  return {
+    line(text) {
+      let event: OpencodeEvent;
+      try {
+        event = JSON.parse(text) as OpencodeEvent;
+      } catch {
+        return [];
+      }
+      const outputs: AgentOutput[] = [];
+      if (event.sessionID && event.sessionID !== session) {
+        session = event.sessionID;
+        outputs.push({ type: "session", sessionId: session });
+      }
+      const part = event.part ?? {};
+      switch (event.type) {
+        case "text":
+          if (part.text) outputs.push({ type: "message", role: "assistant", text: part.text });
+          break;
+        case "tool_use": {
+          const callId = part.callID ?? "";
+          const state = part.state ?? {};
+          outputs.push({ type: "tool_call", callId, tool: part.tool ?? "", input: state.input ?? {} });
+          if (state.status === "error") {
+            outputs.push({ type: "tool_result", callId, output: state.error ?? "", isError: true });
+          } else if (state.status === "completed") {
+            outputs.push({ type: "tool_result", callId, output: state.output ?? "" });
+          }
+          break;
+        }
+        case "step_finish": {
+          const tokens = part.tokens ?? {};
+          // Its `input` leaves out cached prompt tokens, its `output` the reasoning: put both back.
+          const inputTokens = (tokens.input ?? 0) + (tokens.cache?.read ?? 0) + (tokens.cache?.write ?? 0);
+          const outputTokens = (tokens.output ?? 0) + (tokens.reasoning ?? 0);
+          // 0 means it has no price for the model, not that the call was free.
+          const costUsd = part.cost
+            ? part.cost
+            : model
+              ? costFor(model, inputTokens, outputTokens)
+              : undefined;
+          outputs.push({
+            type: "usage",
+            ...(model ? { model } : {}),
+            inputTokens,
+            outputTokens,
+            ...(costUsd !== undefined ? { costUsd } : {}),
+          });
+          break;
+        }
+        case "error": {
+          const message = event.error?.data?.message ?? event.error?.name ?? "opencode reported an error";
+          failed = true;
+          outputs.push({
+            type: "failure",
+            error: agentError(codeOf(event.error?.name, event.error?.data?.statusCode, message), message),
+          });
+          break;
+        }
+      }
+      return outputs;
+    },
+    async end({ exitCode, stderrTail }) {
+      if (exitCode === 0 || failed) return { outputs: [] };
+      const message = stderrTail || `opencode exited with ${exitCode ?? "a signal"}`;
+      return { outputs: [], error: agentError("AGENT_CRASHED", message) };
+    },
+  };
+}
+
+function codeOf(name: string | undefined, status: number | undefined, message: string): AgentErrorCode {
+  if (name === "ProviderAuthError" || status === 401 || status === 403) return "AGENT_AUTH";
+  if (status === 429 || /rate.?limit|too many requests/i.test(message)) return "AGENT_RATE_LIMIT";
+  return "AGENT_CRASHED";
+}

@@ -1,0 +1,155 @@
+/**
+ * The gemini adapter with the real Gemini CLI, under the runner's supervisor, against the
+ * scripted model server's Gemini API. Skips locally when the CLI cannot be installed; fails
+ * under CI.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { geminiAgent } from "../../src/agents/gemini.js";
+import { superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentInvocation, AgentOutput } from "../../src/agents/types.js";
+import { createExecutor } from "../../src/exec/create-executor.js";
+import { groupIsAlive } from "../../src/exec/resources.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { tempDir } from "../helpers/cli.js";
+import { type ModelServer, type Script, startModelServer, type Turn } from "../model-server/server.js";
+
+const pkg = geminiAgent.package!;
+const bin = agentCli("gemini", pkg.name, pkg.version, pkg.bin);
+
+let server: ModelServer | undefined;
+const launchers: Array<{ close(): void }> = [];
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  for (const launcher of launchers.splice(0)) launcher.close();
+});
+
+/** The agent's requests carry its tools; a side call (a next-speaker check) would not. */
+const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
+const script = (...turns: Turn[]): Script => ({
+  conversations: [
+    { match: withTools, turns },
+    { turns: [{ text: '{"next_speaker":"user","reasoning":"done"}' }] },
+  ],
+});
+const mainRequests = () => server!.requests.filter(withTools);
+
+async function turn(
+  prompt: string,
+  options: { cwd?: string; stateDir?: string; sessionId?: string; limits?: TurnLimits } = {},
+) {
+  const cwd = options.cwd ?? tempDir("runyard-gemini-ws-");
+  const scratchDir = tempDir("runyard-gemini-scratch-");
+  const invocation: AgentInvocation = {
+    prompt,
+    cwd,
+    model: "gemini-2.5-pro",
+    extraArgs: [],
+    env: {
+      GOOGLE_GEMINI_BASE_URL: server!.url,
+      GEMINI_API_KEY: "gemini-test-key",
+      HOME: cwd,
+      // Sessions live in the CLI's home: a follow-up turn must find the same one.
+      ...(options.stateDir ? { RUNYARD_AGENT_STATE_DIR: options.stateDir } : {}),
+    },
+    ...(options.sessionId ? { sessionId: options.sessionId } : {}),
+    scratchDir,
+  };
+  const groups: number[] = [];
+  const launcher = createExecutor({
+    baseEnv: {},
+    watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
+  });
+  launchers.push(launcher);
+  const outputs: AgentOutput[] = [];
+  const result = await superviseTurn(
+    geminiAgent,
+    invocation,
+    bin!,
+    options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 },
+    { emit: (output) => outputs.push(output), launcher, signal: new AbortController().signal },
+  );
+  return { result, outputs, groups, scratchDir };
+}
+
+describe.skipIf(!bin)("the gemini adapter with the real CLI", () => {
+  it("runs a scripted write_file task: the file is written, and the tokens are the script's", async () => {
+    const cwd = tempDir("runyard-gemini-ws-");
+    const file = join(cwd, "hello.txt");
+    server = await startModelServer(
+      script(
+        {
+          text: "Writing.",
+          toolCalls: [{ name: "write_file", input: { file_path: file, content: "hello\n" } }],
+          usage: { input_tokens: 1000, output_tokens: 50 },
+        },
+        { text: "done", usage: { input_tokens: 1100, output_tokens: 7 } },
+      ),
+    );
+    const { result, outputs, scratchDir } = await turn("-write hello.txt", { cwd });
+    expect(result).toMatchObject({ status: "success", exitCode: 0, lastMessage: "done" });
+    expect(readFileSync(file, "utf8")).toBe("hello\n");
+    expect(outputs.filter((o) => o.type !== "usage")).toEqual([
+      { type: "session", sessionId: result.sessionId },
+      { type: "message", role: "assistant", text: "Writing." },
+      {
+        type: "tool_call",
+        callId: expect.any(String),
+        tool: "write_file",
+        input: { file_path: file, content: "hello\n" },
+      },
+      { type: "tool_result", callId: expect.any(String), output: expect.any(String) },
+      { type: "message", role: "assistant", text: "done" },
+    ]);
+    // No USD from the CLI: gemini-2.5-pro's list price ($1.25 / $10 per million tokens).
+    expect(result.totals).toEqual({
+      inputTokens: 2100,
+      outputTokens: 57,
+      costUsd: expect.closeTo((2100 * 1.25 + 57 * 10) / 1e6, 9),
+      model: "gemini-2.5-pro",
+    });
+    const first = mainRequests()[0]!;
+    expect(first.path).toBe("/v1beta/models/gemini-2.5-pro:streamGenerateContent");
+    expect(first.headers["x-goog-api-key"]).toBe("gemini-test-key");
+    expect(JSON.stringify(first.body)).toContain("-write hello.txt");
+    const settings = JSON.parse(readFileSync(join(scratchDir, ".gemini", "settings.json"), "utf8"));
+    expect(settings.security.auth.selectedType).toBe("gemini-api-key");
+  });
+
+  it("fails a 401 with AGENT_AUTH", async () => {
+    server = await startModelServer(
+      script({ fail: { kind: "status", status: 401, message: "API key not valid." } }),
+    );
+    const { result } = await turn("say hi");
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_AUTH" } });
+  });
+
+  it("stops a stream that stalls mid-way with AGENT_STALLED, leaving no process behind", async () => {
+    server = await startModelServer(
+      script({
+        text: "a partial answer, long enough for two chunks",
+        fail: { kind: "stall-mid-stream", afterEvents: 1 },
+      }),
+    );
+    const { result, groups } = await turn("say hi", { limits: { timeoutMs: 50_000, stallMs: 4000 } });
+    expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
+    expect(groups).toHaveLength(1);
+    expect(groupIsAlive(groups[0]!)).toBe(false);
+  });
+
+  it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
+    const stateDir = tempDir("runyard-gemini-state-");
+    const cwd = tempDir("runyard-gemini-ws-");
+    server = await startModelServer(script({ text: "the first answer" }));
+    const first = await turn("remember the word pelican", { cwd, stateDir });
+    expect(first.result.status).toBe("success");
+    server.setScript(script({ text: "unused" }, { text: "the word was pelican" }));
+    const second = await turn("what was the word?", { cwd, stateDir, sessionId: first.result.sessionId! });
+    expect(second.result).toMatchObject({ status: "success", lastMessage: "the word was pelican" });
+    const history = JSON.stringify((mainRequests().at(-1)!.body as { contents: unknown[] }).contents);
+    expect(history).toContain("remember the word pelican");
+    expect(history).toContain("the first answer");
+  });
+});

@@ -1,0 +1,231 @@
+/**
+ * The opencode adapter with the real OpenCode CLI (installed once by agentCli) against the scripted
+ * model server's Chat Completions API, in a real git repository, started through the real spawn
+ * launcher. OpenCode asks for a session title in a request without tools: the first conversation
+ * of every script answers those.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { opencodeAgent } from "../../src/agents/opencode.js";
+import { superviseTurn } from "../../src/agents/supervise.js";
+import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
+import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { until } from "../helpers/processes.js";
+import {
+  type ModelServer,
+  type RecordedRequest,
+  startModelServer,
+  type Turn,
+} from "../model-server/server.js";
+
+const pkg = opencodeAgent.package!;
+const bin = agentCli("opencode", pkg.name, pkg.version, pkg.bin);
+let server: ModelServer | undefined;
+let dir: string;
+let repo: string;
+const launcher = new SpawnLauncher();
+afterAll(() => launcher.close());
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "runyard-opencode-"));
+  repo = join(dir, "repo");
+  execFileSync("git", ["init", "-q", repo]);
+});
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const isTitleCall = (r: RecordedRequest) => !(r.body as { tools?: unknown[] }).tools?.length;
+const agentCalls = () => server!.requests.filter((r) => r.path === "/v1/chat/completions" && !isTitleCall(r));
+
+async function run(
+  agentTurns: Turn[],
+  more: Partial<AgentInvocation> = {},
+  signal: AbortSignal = new AbortController().signal,
+): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[] }> {
+  server ??= await startModelServer({
+    conversations: [
+      { match: isTitleCall, turns: [{ text: "A title", usage: { input_tokens: 5, output_tokens: 2 } }] },
+      { turns: agentTurns },
+    ],
+  });
+  const outputs: AgentOutput[] = [];
+  const end = await opencodeAgent.run(
+    {
+      prompt: "add hello.txt",
+      cwd: repo,
+      extraArgs: [],
+      env: {
+        OPENAI_BASE_URL: `${server.url}/v1`,
+        OPENAI_API_KEY: "sk-test-key",
+        RUNYARD_AGENT_STATE_DIR: join(dir, "state"),
+      },
+      scratchDir: join(dir, "scratch"),
+      model: "gpt-4o-mini",
+      ...more,
+    },
+    bin!,
+    { emit: (o) => outputs.push(o), alive: () => {}, signal, launcher },
+  );
+  return { end, outputs };
+}
+
+const writeTurn = (): Turn => ({
+  text: "I will add the file.",
+  toolCalls: [
+    { name: "write", input: { filePath: join(repo, "hello.txt"), content: "hello from the script\n" } },
+  ],
+  usage: { input_tokens: 1000, output_tokens: 50 },
+});
+const bashTurn: Turn = {
+  toolCalls: [{ name: "bash", input: { command: "cat hello.txt", description: "Show the file" } }],
+  usage: { input_tokens: 1200, output_tokens: 20 },
+};
+const doneTurn: Turn = { text: "Added hello.txt.", usage: { input_tokens: 1300, output_tokens: 7 } };
+
+describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () => {
+  it("writes the scripted file and reports messages, tools and exactly the scripted usage", async () => {
+    const { end, outputs } = await run([writeTurn(), bashTurn, doneTurn]);
+    expect(end).toMatchObject({ status: "success", exitCode: 0 });
+    expect(readFileSync(join(repo, "hello.txt"), "utf8")).toBe("hello from the script\n");
+    expect(outputs.map((o) => o.type)).toEqual([
+      "session",
+      "message",
+      "tool_call",
+      "tool_result",
+      "usage",
+      "tool_call",
+      "tool_result",
+      "usage",
+      "message",
+      "usage",
+    ]);
+    expect(outputs).toContainEqual(expect.objectContaining({ type: "tool_call", tool: "write" }));
+    expect(outputs).toContainEqual(
+      expect.objectContaining({ type: "tool_result", output: "hello from the script\n" }),
+    );
+    const usage = outputs.filter((o) => o.type === "usage");
+    expect(usage.map((u) => [u.inputTokens, u.outputTokens])).toEqual([
+      [1000, 50],
+      [1200, 20],
+      [1300, 7],
+    ]);
+    const request = agentCalls()[0]!;
+    expect(request.headers.authorization).toBe("Bearer sk-test-key");
+    expect(request.body).toMatchObject({ model: "gpt-4o-mini", stream: true });
+  });
+
+  it("fails with AGENT_AUTH on a 401 without retrying", async () => {
+    const { end } = await run([{ text: "never", fail: { kind: "status", status: 401 } }]);
+    expect(end.status).toBe("failed");
+    expect(end.error?.code).toBe("AGENT_AUTH");
+    expect(agentCalls()).toHaveLength(1);
+  });
+
+  it("waits out two 429s with retry-after and then answers", async () => {
+    const limited = { kind: "status", status: 429, retryAfterSecs: 1 } as const;
+    const started = Date.now();
+    const { end, outputs } = await run([{ ...doneTurn, failFirst: [limited, limited] }]);
+    expect(end.status).toBe("success");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Added hello.txt." });
+  });
+
+  it("fails with AGENT_RATE_LIMIT when the 429s outlast its five retries", async () => {
+    const started = Date.now();
+    const { end } = await run([{ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }]);
+    expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
+    expect(agentCalls()).toHaveLength(6);
+    console.log(`opencode: 429 forever took ${Date.now() - started} ms`);
+  });
+
+  it("continues a session: the follow-up turn sends the earlier history", async () => {
+    const second: Turn = { text: "Second answer.", usage: { input_tokens: 1400, output_tokens: 3 } };
+    const first = await run([writeTurn(), bashTurn, doneTurn, second]);
+    const session = first.outputs.find((o) => o.type === "session") as { sessionId: string };
+    const next = await run([], { prompt: "now say more", sessionId: session.sessionId });
+    expect(next.end.status).toBe("success");
+    expect(next.outputs).toEqual([
+      { type: "session", sessionId: session.sessionId },
+      { type: "message", role: "assistant", text: "Second answer." },
+      expect.objectContaining({ type: "usage", inputTokens: 1400, outputTokens: 3 }),
+    ]);
+    const messages = (agentCalls().at(-1)!.body as { messages: Array<{ role: string; content: unknown }> })
+      .messages;
+    expect(messages.map((m) => m.role)).toEqual([
+      "system",
+      "user",
+      "assistant",
+      "tool",
+      "assistant",
+      "tool",
+      "assistant",
+      "user",
+    ]);
+    expect(JSON.stringify(messages[1])).toContain("add hello.txt");
+    expect(JSON.stringify(messages.at(-1))).toContain("now say more");
+  });
+
+  it("is canceled while the model's stream has stalled, leaving no opencode process", async () => {
+    const prompt = `stall ${Date.now()}`;
+    const stop = new AbortController();
+    const running = run(
+      [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }],
+      { prompt },
+      stop.signal,
+    );
+    await until("opencode asked the model", () => (server ? agentCalls().length > 0 : false), 30_000);
+    stop.abort();
+    const { end } = await running;
+    expect(end.status).toBe("canceled");
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes(prompt));
+    expect(left).toEqual([]);
+  });
+
+  it("ends with AGENT_STALLED under the supervisor when the stream stalls mid-way", async () => {
+    // OpenCode has no timeout of its own here; it also prints nothing for its first seconds, so
+    // stallMs must cover its start-up (about 4 to 9 s here).
+    server = await startModelServer({
+      conversations: [
+        { match: isTitleCall, turns: [{ text: "A title" }] },
+        { turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }] },
+      ],
+    });
+    const prompt = `stall ${Date.now()}`;
+    const result = await superviseTurn(
+      opencodeAgent,
+      {
+        prompt,
+        cwd: repo,
+        model: "gpt-4o-mini",
+        extraArgs: [],
+        env: { OPENAI_BASE_URL: `${server.url}/v1`, OPENAI_API_KEY: "k" },
+        scratchDir: join(dir, "scratch"),
+      },
+      bin!,
+      { timeoutMs: 60_000, stallMs: 15_000 },
+      { emit: () => {}, launcher, signal: new AbortController().signal },
+    );
+    expect(result.error?.code).toBe("AGENT_STALLED");
+    expect(agentCalls()).toHaveLength(1);
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes(prompt));
+    expect(left).toEqual([]);
+  });
+
+  it("passes a prompt that starts with a dash as the prompt", async () => {
+    const { end } = await run([doneTurn], { prompt: "-say hi" });
+    expect(end.status).toBe("success");
+    const messages = (agentCalls()[0]!.body as { messages: unknown[] }).messages;
+    expect(JSON.stringify(messages.at(-1))).toContain("-say hi");
+  });
+});
