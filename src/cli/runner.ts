@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { findAgent } from "../agents/availability.js";
-import { agentNames } from "../agents/types.js";
+import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
@@ -55,7 +55,18 @@ async function agentHandler(
     agentNames.map(async (name) => ((await findAgent(name, { agentsHome, env })) ? name : undefined)),
   );
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
-  const handler = new AgentJobHandler({
+  // The runner's settings (seed 003) shape each task before the handler builds its masker from
+  // it, so a credential filled in from the runner's env is masked like one the task brought.
+  class RunnerAgentJobHandler extends AgentJobHandler {
+    override run(...[job, io]: Parameters<AgentJobHandler["run"]>): ReturnType<AgentJobHandler["run"]> {
+      const applied = applyRunnerSettings(job.payload, config, env);
+      for (const message of applied.notices) {
+        io.emit({ type: "notice", level: "warn", message, host: job.payload.agent });
+      }
+      return super.run({ ...job, payload: applied.task }, io);
+    }
+  }
+  const handler = new RunnerAgentJobHandler({
     workspaces,
     turns: new SupervisedAgentTurns({
       agentsHome,
@@ -77,16 +88,6 @@ async function agentHandler(
   });
   // Seed 003's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);
-  // The runner's settings shape each task before the handler builds its masker from it, so a
-  // credential filled in from the runner's env is masked like one the task brought.
-  const runTask = handler.run.bind(handler);
-  handler.run = (job, io) => {
-    const applied = applyRunnerSettings(job.payload, config, env);
-    for (const message of applied.notices) {
-      io.emit({ type: "notice", level: "warn", message, host: job.payload.agent });
-    }
-    return runTask({ ...job, payload: applied.task }, io);
-  };
   return {
     handler,
     labels: [...modes, ...installed.filter((n) => n !== undefined).map((n) => `agent:${n}`)],
