@@ -1,14 +1,7 @@
 import { withoutCredentials } from "../core/config.js";
 import { errorTable } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import type {
-  AgentErrorCode,
-  AgentIo,
-  AgentName,
-  AgentOutput,
-  AgentTurnEnd,
-  CliStreamParser,
-} from "./types.js";
+import type { AgentErrorCode, AgentIo, AgentOutput, AgentTurnEnd, CliStreamParser } from "./types.js";
 
 /** Between SIGTERM and SIGKILL when a turn is stopped: CLIs save their session on SIGTERM. */
 const KILL_GRACE_MS = 3000;
@@ -52,7 +45,7 @@ export interface CliAgentArgs {
   parser: CliStreamParser;
   io: AgentIo;
   /** The agent's name, for the install hint when the CLI is missing. */
-  agent?: AgentName;
+  agent?: string;
 }
 
 /**

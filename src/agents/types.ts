@@ -7,10 +7,6 @@ import type { ProcessLauncher } from "../exec/types.js";
  * failures. The task pipeline (`src/runner/handlers/agent.ts`) sees only this.
  */
 
-/** Every agent runyard knows; adding one is a file and a line in `registry.ts`. */
-export const agentNames = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"] as const;
-export type AgentName = (typeof agentNames)[number];
-
 /** Typed failure codes of agent runs (DESIGN.md section 4). */
 export type AgentErrorCode =
   | "AGENT_AUTH"
@@ -100,7 +96,8 @@ export interface AgentPackage {
 }
 
 export interface AgentAdapter {
-  readonly name: AgentName;
+  /** Its name on the wire and in `runyard agents`: lower-case letters, digits and `_`. */
+  readonly name: string;
   /** Absent for the built-in loop, which needs no CLI. */
   readonly package?: AgentPackage;
   /** Env names holding its credentials; any one of them is enough. Never printed. */

@@ -1,8 +1,7 @@
 import { join } from "node:path";
 import { type AgentStatus, agentStatus } from "../agents/availability.js";
 import { installAgents } from "../agents/install.js";
-import { adapterFor, cliAdapters } from "../agents/registry.js";
-import { agentNames } from "../agents/types.js";
+import { adapterFor, agentNames, cliAdapters } from "../agents/registry.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";

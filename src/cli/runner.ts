@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { findAgent } from "../agents/availability.js";
-import { agentNames } from "../agents/types.js";
+import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";

@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { agentStatus } from "../agents/availability.js";
-import { agentNames } from "../agents/types.js";
+import { agentNames } from "../agents/registry.js";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";

@@ -1,4 +1,4 @@
-import { agentNames } from "../../agents/types.js";
+import { agentNames } from "../../agents/registry.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
