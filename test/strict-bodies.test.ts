@@ -10,6 +10,7 @@ import { adminToken, injectJson, startInProcessServer } from "./helpers/in-proce
 let server: RunningServer;
 let runId: string;
 let sessionToken: string;
+let agentRunId: string;
 
 const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";
 
@@ -37,6 +38,44 @@ beforeAll(async () => {
   const run = await call("POST", "/api/runs", sessionToken, { workflow });
   expect(run.status).toBe(201);
   runId = run.body.run_id;
+  // A finished agent run whose agent left a session: what a follow-up message continues.
+  const agentRun = await server.store.createRun({
+    kind: "agent",
+    name: "task",
+    status: "success",
+    spec: {
+      agents: ["openai"],
+      prompt: "task",
+      title: "task",
+      extra_args: [],
+      env: {},
+      secrets: [],
+      timeout_secs: 300,
+      stall_secs: 120,
+      labels: [],
+    },
+  });
+  agentRunId = agentRun.id;
+  await server.store.createJob({
+    id: `job_${agentRunId}_openai`,
+    run_id: agentRunId,
+    type: "agent",
+    requirements: { labels: [] },
+    payload: {},
+  });
+  await server.store.updateJob(`job_${agentRunId}_openai`, {
+    status: "done",
+    result: {
+      kind: "agent",
+      status: "success",
+      agent: "openai",
+      session_id: "s1",
+      usage: { input_tokens: 1, output_tokens: 1 },
+      duration_ms: 1,
+      memory_peak_bytes: 0,
+      cpu_ms: 0,
+    },
+  });
   await server.store.putArtifact({
     run_id: runId,
     name: "log.txt",
@@ -68,6 +107,21 @@ const cases: Case[] = [
     token: () => adminToken,
     // What `runyard run` sends (src/cli/runs.ts), README's and seed clients' fields.
     body: { kind: "workflow", workflow, vars: { WHO: "world" }, file: "hello.yaml" },
+  },
+  {
+    method: "POST",
+    route: "/api/runs/{id}/messages",
+    url: () => `/api/runs/${agentRunId}/messages`,
+    token: () => adminToken,
+    body: { text: "and now the docs" },
+  },
+  {
+    method: "POST",
+    route: "/api/chat",
+    url: () => "/api/chat",
+    token: () => adminToken,
+    // No runner here: it answers with the run still queued once timeout_secs has passed.
+    body: { message: "hello", model: "claude", timeout_secs: 1 },
   },
   {
     method: "POST",

@@ -182,7 +182,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         },
         { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
       );
-      const run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 5000)) ?? submitted;
+      const run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 2000)) ?? submitted;
       const summary = await lastSummary(deps, run);
       return {
         run_id: run.id,
