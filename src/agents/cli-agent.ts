@@ -87,7 +87,8 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
     argv: args.argv,
     // The runner's env (in place of the host's for a CLI that reads, say, HOME or PATH), without
     // runyard's own server token and keys: a CLI is code runyard does not control.
-    env: { ...withoutCredentials(process.env), ...args.env },
+    // PWD too: a CLI that reads its project folder from it (OpenCode does) must see the workspace.
+    env: { ...withoutCredentials(io.env ?? process.env), PWD: args.cwd, ...args.env },
     cwd: args.cwd,
     signal: io.signal,
     killGraceMs: KILL_GRACE_MS,

@@ -89,7 +89,7 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
   const save = () => saveSession(stateDir, sessionId, state);
 
   // Commands see the runner's env and the run's, but not the key the loop itself uses.
-  const { OPENAI_API_KEY: _key, ...commandEnv } = { ...withoutCredentials(process.env), ...env };
+  const { OPENAI_API_KEY: _key, ...commandEnv } = { ...withoutCredentials(io.env ?? process.env), ...env };
   const toolContext = {
     workspace: invocation.cwd,
     launcher: io.launcher,

@@ -50,7 +50,12 @@ export async function superviseTurn(
   invocation: AgentInvocation,
   bin: string,
   limits: TurnLimits,
-  io: { emit(output: AgentOutput): void; launcher: ProcessLauncher; signal: AbortSignal },
+  io: {
+    emit(output: AgentOutput): void;
+    launcher: ProcessLauncher;
+    signal: AbortSignal;
+    env?: Readonly<Record<string, string | undefined>>;
+  },
 ): Promise<AgentTurnResult> {
   const stop = new AbortController();
   let verdict: Verdict | undefined;
@@ -105,7 +110,13 @@ export async function superviseTurn(
 
   let end: AgentTurnEnd;
   try {
-    end = await adapter.run(invocation, bin, { emit, alive, signal: stop.signal, launcher: io.launcher });
+    end = await adapter.run(invocation, bin, {
+      emit,
+      alive,
+      signal: stop.signal,
+      launcher: io.launcher,
+      ...(io.env ? { env: io.env } : {}),
+    });
   } finally {
     clearTimeout(timeout);
     clearTimeout(stall);

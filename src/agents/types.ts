@@ -68,6 +68,12 @@ export interface AgentIo {
   signal: AbortSignal;
   /** Starts processes in their own group, killed as a whole on abort. */
   launcher: ProcessLauncher;
+  /**
+   * The runner's environment (PATH, HOME, the credentials it holds for agents), which a CLI
+   * starts from; runyard's own credentials are taken out before any process sees it. The
+   * process's own environment when absent (tests).
+   */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** How one turn ended, before the supervisor's own verdict (stall, timeout, budget). */

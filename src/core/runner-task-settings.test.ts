@@ -69,15 +69,29 @@ describe("a runner's seed 003 settings on an agent task", () => {
     expect(applyRunnerSettings(task({ session_id: "s" }), seed003, runnerEnv).task.model).toBeUndefined();
   });
 
-  it("gives other agents only the key: the llm settings are the built-in loop's", () => {
-    const { task: applied } = applyRunnerSettings(task({ agent: "codex" }), seed003, runnerEnv);
-    expect(applied.model).toBeUndefined();
-    expect(applied.env).toEqual({ OPENAI_API_KEY: "sk-runner" });
+  it("does not send a task's own key to the runner's endpoint", () => {
+    const { task: applied } = applyRunnerSettings(
+      task({ env: { OPENAI_API_KEY: "sk-task" } }),
+      seed003,
+      runnerEnv,
+    );
+    expect(applied.env).toEqual({ OPENAI_API_KEY: "sk-task", RUNYARD_LLM_RETRY_COUNT: "5" });
   });
 
-  it("without llm_api_key_env_var reads OPENAI_API_KEY; without git_token_env_var gives no git token", () => {
-    const { task: applied } = applyRunnerSettings(task(), loadConfig({}), runnerEnv);
-    expect(applied.env.OPENAI_API_KEY).toBe("sk-plain");
+  it("gives a CLI agent the key under its other name with the runner's OPENAI_BASE_URL, and no llm setting", () => {
+    const env = { ...runnerEnv, OPENAI_BASE_URL: "http://proxy:4000/v1" };
+    const { task: applied } = applyRunnerSettings(task({ agent: "codex" }), seed003, env);
+    expect(applied.model).toBeUndefined();
+    expect(applied.env).toEqual({ OPENAI_API_KEY: "sk-runner", OPENAI_BASE_URL: "http://proxy:4000/v1" });
+    // Without llm_api_key_env_var a CLI agent's env is left as it was: it inherits the runner's.
+    expect(applyRunnerSettings(task({ agent: "codex" }), loadConfig({}), env).task.env).toEqual({});
+  });
+
+  it("without llm settings gives the built-in loop the runner's OPENAI_API_KEY and OPENAI_BASE_URL", () => {
+    const env = { OPENAI_API_KEY: "sk-plain", OPENAI_BASE_URL: "http://127.0.0.1:8000/v1" };
+    const { task: applied } = applyRunnerSettings(task(), loadConfig({}), env);
+    expect(applied.env).toEqual({ ...env, RUNYARD_LLM_RETRY_COUNT: "3" });
+    expect(applied.model).toBeUndefined();
     expect(applied.git_token).toBeUndefined();
     expect(applyRunnerSettings(task(), loadConfig({}), { OPENAI_API_KEY: "" }).task.env).toEqual({
       RUNYARD_LLM_RETRY_COUNT: "3",

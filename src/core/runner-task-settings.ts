@@ -32,13 +32,24 @@ export function applyRunnerSettings(
   const fill = (name: string, value: string | undefined) => {
     if (value && !out.env[name]) out.env[name] = value;
   };
-  // The built-in loop reads its key from the task's env only; CLI agents also see the runner's env.
-  fill("OPENAI_API_KEY", runnerEnv(settings.llmApiKeyEnvVar ?? "OPENAI_API_KEY"));
+  const keyName = settings.llmApiKeyEnvVar ?? "OPENAI_API_KEY";
+  // The runner's key and endpoint go together: a task that brings its own key is not sent to the
+  // runner's endpoint unless it names it.
+  const fillKeyAndEndpoint = (endpoint: string | undefined) => {
+    if (out.env.OPENAI_API_KEY) return;
+    fill("OPENAI_API_KEY", runnerEnv(keyName));
+    fill("OPENAI_BASE_URL", endpoint);
+  };
   if (task.agent === "openai") {
-    fill("OPENAI_BASE_URL", settings.llmEndpoint);
+    // The built-in loop reads only the task's env, where CLI agents inherit the runner's.
+    fillKeyAndEndpoint(settings.llmEndpoint ?? env.OPENAI_BASE_URL);
     fill("RUNYARD_LLM_RETRY_COUNT", String(settings.llmRetryCount));
     // A follow-up keeps the model its session started with.
     if (!task.model && !task.session_id && settings.llmModel) out.model = settings.llmModel;
+  } else if (keyName !== "OPENAI_API_KEY") {
+    // A CLI agent inherits OPENAI_API_KEY; a key kept under another name is given to it as that,
+    // with the runner's OPENAI_BASE_URL (Codex takes a task's key and URL as one provider).
+    fillKeyAndEndpoint(env.OPENAI_BASE_URL);
   }
   if (!task.git_token && settings.gitTokenEnvVar) {
     const token = runnerEnv(settings.gitTokenEnvVar);

@@ -71,7 +71,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           stallMs: task.stall_ms,
           ...(task.budget ? { budget: task.budget } : {}),
         },
-        { emit: io.emit, launcher: this.options.launcher, signal: io.signal },
+        { emit: io.emit, launcher: this.options.launcher, signal: io.signal, env: this.options.env },
       );
       return {
         status: result.status,
