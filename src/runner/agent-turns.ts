@@ -5,6 +5,7 @@ import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
 import type { AgentTask } from "../core/jobs/agent.js";
+import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ProcessLauncher } from "../exec/types.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
 
@@ -44,6 +45,9 @@ export class SupervisedAgentTurns implements AgentTurns {
     await mkdir(state, { recursive: true, mode: 0o700 });
     await mkdir(this.options.stateRoot, { recursive: true, mode: 0o700 });
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
+    // Whatever the agent started, in its group or out of it, ends with the turn.
+    const tag = newProcessTag();
+    const env = { ...this.options.env, [processTagVariable]: tag };
     try {
       const result = await superviseTurn(
         adapter,
@@ -71,7 +75,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           stallMs: task.stall_ms,
           ...(task.budget ? { budget: task.budget } : {}),
         },
-        { emit: io.emit, launcher: this.options.launcher, signal: io.signal, env: this.options.env },
+        { emit: io.emit, launcher: this.options.launcher, signal: io.signal, env },
       );
       return {
         status: result.status,
@@ -87,6 +91,7 @@ export class SupervisedAgentTurns implements AgentTurns {
         cpuMs: result.cpuMs,
       };
     } finally {
+      killTagged(tag);
       await rm(scratchDir, { recursive: true, force: true });
     }
   }
