@@ -1,13 +1,20 @@
+import type { AgentStatus } from "../agents/availability.js";
 import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
-import type { AgentHealth } from "./routes/agents.js";
-import type { ArtifactLimits } from "./routes/artifacts.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
+
+/** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
+export interface ArtifactLimits {
+  /** One upload's body, in bytes. */
+  maxArtifactBytes: number;
+  /** All the artifacts of one run together, in bytes. */
+  maxRunArtifactBytes: number;
+}
 
 /** What the routes need, built once in `startServer`. */
 export interface ServerDeps {
@@ -26,7 +33,7 @@ export interface ServerDeps {
   /** Exact origins whose browser scripts may call the API (CORS); empty: none. */
   corsOrigins: readonly string[];
   /** Agents on this server's machine (`GET /health/agents`); never a credential. */
-  agentsHealth: () => Promise<AgentHealth[]>;
+  agentsHealth: () => Promise<AgentStatus[]>;
   /** How big one artifact and one run's artifacts may be. */
   artifactLimits: ArtifactLimits;
   logger: Logger;

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import type { AgentStatus } from "../agents/availability.js";
 import {
   defaultMaxArtifactBytes,
   defaultMaxRunArtifactBytes,
@@ -10,6 +11,7 @@ import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
 import type { Store } from "../store/types.js";
 import { buildApp } from "./app.js";
+import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
@@ -19,8 +21,6 @@ import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
-import type { AgentHealth } from "./routes/agents.js";
-import type { ArtifactLimits } from "./routes/artifacts.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
 import { RunService } from "./runs/run-service.js";
@@ -53,7 +53,7 @@ export interface ServerOptions {
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
   /** Agents on this machine for `GET /health/agents`; default: none known. */
-  agentsHealth?: () => Promise<AgentHealth[]>;
+  agentsHealth?: () => Promise<AgentStatus[]>;
   /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
   repoRoutes?: RepoRoute[];
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */

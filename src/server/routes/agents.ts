@@ -56,7 +56,6 @@ const AgentHealth = z.object({
   usable: z.boolean(),
   problem: z.string().optional(),
 });
-export type AgentHealth = z.infer<typeof AgentHealth>;
 
 const AgentsHealth = z.object({
   ok: z.boolean().describe("at least one agent is usable here or on a connected runner"),

@@ -5,17 +5,11 @@ import { RunyardError } from "../../core/errors.js";
 import type { ArtifactInfo, JobRecord } from "../../store/types.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf } from "../auth.js";
-import type { ServerDeps } from "../deps.js";
+import type { ArtifactLimits, ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { visibleRun } from "./visible-run.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
-export interface ArtifactLimits {
-  /** One upload's body, in bytes. */
-  maxArtifactBytes: number;
-  /** All the artifacts of one run together, in bytes. */
-  maxRunArtifactBytes: number;
-}
 
 /**
  * The media types an upload may have. Agent artifacts are text (a diff, a JSONL transcript, test
