@@ -42,6 +42,16 @@ export async function findAgent(name: string, lookup: AgentLookup): Promise<Inst
   return path === undefined ? undefined : { path, version: await cliVersion(path, lookup.env) };
 }
 
+/**
+ * Where an agent's CLI is, without asking it its version (a CLI may take seconds to answer
+ * `--version`): "" for the built-in loop, undefined when it is nowhere.
+ */
+export function agentPath(name: string, lookup: AgentLookup): string | undefined {
+  const adapter = adapterFor(name);
+  if (!adapter) return undefined;
+  return adapter.package ? locate(adapter, lookup) : "";
+}
+
 /** Installed, with credentials, usable: what a runner can tell about an agent before a run. */
 export async function agentStatus(name: string, lookup: AgentLookup): Promise<AgentStatus> {
   const adapter = adapterFor(name);

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { findAgent } from "../agents/availability.js";
+import { agentPath } from "../agents/availability.js";
 import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
@@ -51,9 +51,7 @@ async function agentHandler(
   const removed = await workspaces.cleanLeftovers();
   if (removed.length > 0)
     connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
-  const installed = await Promise.all(
-    agentNames.map(async (name) => ((await findAgent(name, { agentsHome, env })) ? name : undefined)),
-  );
+  const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
   // The runner's settings (seed 003) shape each task before the handler builds its masker from
   // it, so a credential filled in from the runner's env is masked like one the task brought.
@@ -90,7 +88,7 @@ async function agentHandler(
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);
   return {
     handler,
-    labels: [...modes, ...installed.filter((n) => n !== undefined).map((n) => `agent:${n}`)],
+    labels: [...modes, ...installed.map((name) => `agent:${name}`)],
   };
 }
 

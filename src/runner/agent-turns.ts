@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { findAgent } from "../agents/availability.js";
+import { agentPath } from "../agents/availability.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
@@ -32,8 +32,8 @@ export class SupervisedAgentTurns implements AgentTurns {
     io: { emit(output: AgentOutput): void; signal: AbortSignal },
   ): Promise<TurnOutcome> {
     const adapter = adapterFor(task.agent);
-    const found = adapter ? await findAgent(task.agent, this.options) : undefined;
-    if (!adapter || !found) {
+    const path = adapter ? agentPath(task.agent, this.options) : undefined;
+    if (!adapter || path === undefined) {
       return notInstalled(
         task.agent,
         adapter
@@ -69,7 +69,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           ...(task.session_id ? { sessionId: task.session_id } : {}),
           scratchDir,
         },
-        found.path,
+        path,
         {
           timeoutMs: task.timeout_ms,
           stallMs: task.stall_ms,
