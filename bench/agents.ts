@@ -95,6 +95,7 @@ async function withAgentRunner<T>(
         env,
         launcher: { run: (request) => executor.run(request), close: () => undefined },
         stateRoot: join(home, "state", "agents"),
+        tagPrefix: `bench-${id}`,
       }),
       upload: (jobId, name, contentType, content) =>
         uploadArtifact({ serverUrls: [server.url], token: secret, jobId, name, contentType, content }),

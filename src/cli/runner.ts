@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { agentPath } from "../agents/availability.js";
@@ -53,25 +54,25 @@ async function agentHandler(
     connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
   const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
-  // The runner's settings (seed 003) shape each task before the handler builds its masker from
-  // it, so a credential filled in from the runner's env is masked like one the task brought.
-  class RunnerAgentJobHandler extends AgentJobHandler {
-    override run(...[job, io]: Parameters<AgentJobHandler["run"]>): ReturnType<AgentJobHandler["run"]> {
-      const applied = applyRunnerSettings(job.payload, config, env);
-      for (const message of applied.notices) {
-        io.emit({ type: "notice", level: "warn", message, host: job.payload.agent });
-      }
-      return super.run({ ...job, payload: applied.task }, io);
-    }
-  }
-  const handler = new RunnerAgentJobHandler({
+  const turns = new SupervisedAgentTurns({
+    agentsHome,
+    env,
+    launcher: { run: (request) => executor.run(request), close: () => undefined },
+    stateRoot: join(stateDir, "agents"),
+    tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
+  });
+  const killed = turns.killLeftovers();
+  if (killed.length > 0)
+    connection.logger.warn(
+      { pids: killed },
+      "killed agent tool processes left by this runner's previous life",
+    );
+  const handler = new AgentJobHandler({
     workspaces,
-    turns: new SupervisedAgentTurns({
-      agentsHome,
-      env,
-      launcher: { run: (request) => executor.run(request), close: () => undefined },
-      stateRoot: join(stateDir, "agents"),
-    }),
+    turns,
+    // The runner's settings (seed 003) shape each task before the handler builds its masker from
+    // it, so a credential filled in from the runner's env is masked like one the task brought.
+    prepareTask: (task) => applyRunnerSettings(task, config, env),
     upload: (jobId, name, contentType, content) =>
       uploadArtifact({
         serverUrls: connection.serverUrls,
@@ -80,6 +81,7 @@ async function agentHandler(
         name,
         contentType,
         content,
+        retries: config.networkRetryCount,
       }),
     stepRunner,
     scratchRoot: root,

@@ -211,10 +211,11 @@ max_cpu_percent: 200
         "llm_api_key_env_var names MY_LLM_KEY, which is not set: agents get no OPENAI_API_KEY from it",
       ]);
       const quiet = readConfigFile(file("structured_logging: false\nnetwork_retry_count: 5\n"));
-      expect(runnerNotices(loadConfig({}, quiet.overrides), {})).toEqual([
+      const loaded = loadConfig({}, quiet.overrides);
+      expect(runnerNotices(loaded, {})).toEqual([
         "structured_logging: false is ignored: runyard always logs JSON lines",
-        "network_retry_count 5 is not used yet: artifact uploads retry 3 times; git fetches and pushes follow git_retry_count",
       ]);
+      expect(loaded.networkRetryCount).toBe(5);
     });
 
     it("reads seed 003's environment variables", () => {

@@ -240,11 +240,6 @@ export function runnerNotices(config: Config, env: Record<string, string | undef
       `${services.map(([key]) => key).join(", ")} ignored: the runyard server keeps runs, events and artifacts, and the runner its own git worktrees`,
     );
   }
-  if (config.networkRetryCount !== 3) {
-    notices.push(
-      `network_retry_count ${config.networkRetryCount} is not used yet: artifact uploads retry 3 times; git fetches and pushes follow git_retry_count`,
-    );
-  }
   if (config.gitTokenEnvVar && !env[config.gitTokenEnvVar]) {
     notices.push(
       `git_token_env_var names ${config.gitTokenEnvVar}, which is not set: tasks that give no git token get none`,

@@ -74,8 +74,8 @@ export const configSchema = z.object({
   /** Retries of git fetches and pushes, with exponential backoff (seed 003's `git_retry_count`). */
   gitRetryCount: z.coerce.number().int().min(0).max(20).default(3),
   /**
-   * Seed 003's `network_retry_count`. runyard's network calls retry on their own counts (artifact
-   * uploads 3 times, the runner's socket reconnects forever); a runner warns when this differs.
+   * Seed 003's `network_retry_count`: how often an agent job's artifact upload is retried on a
+   * server error or no reachable server (the runner's socket reconnects forever regardless).
    */
   networkRetryCount: z.coerce.number().int().min(0).max(20).default(3),
   /** Retries of a model call of the built-in `openai` loop on 429, 5xx and network errors (seed 003's `llm_retry_count`). */

@@ -10,13 +10,17 @@ import { readdirSync, readFileSync } from "node:fs";
  */
 export const processTagVariable = "RUNYARD_PROCESS_TAG";
 
-export function newProcessTag(): string {
-  return randomUUID();
+/** A new tag under `prefix` (e.g. a runner's), so a later life of the runner can find all of its tags. */
+export function newProcessTag(prefix: string): string {
+  return `${prefix}.${randomUUID()}`;
 }
 
-/** Pids of the live processes whose environment carries `tag` (Linux /proc; none elsewhere). */
-export function taggedProcesses(tag: string): number[] {
-  const needle = Buffer.from(`${processTagVariable}=${tag}\0`);
+/**
+ * Pids of the live processes whose environment carries `tag` (Linux /proc; none elsewhere).
+ * `{ prefix: true }`: every tag that starts with `tag`.
+ */
+export function taggedProcesses(tag: string, options: { prefix?: boolean } = {}): number[] {
+  const needle = Buffer.from(`${processTagVariable}=${tag}${options.prefix ? "" : "\0"}`);
   let entries: string[];
   try {
     entries = readdirSync("/proc");
@@ -36,8 +40,8 @@ export function taggedProcesses(tag: string): number[] {
 }
 
 /** Kills every process carrying `tag` (SIGKILL: the work they belonged to has ended). Returns their pids. */
-export function killTagged(tag: string): number[] {
-  const pids = taggedProcesses(tag);
+export function killTagged(tag: string, options: { prefix?: boolean } = {}): number[] {
+  const pids = taggedProcesses(tag, options);
   for (const pid of pids) {
     try {
       process.kill(pid, "SIGKILL");

@@ -20,11 +20,21 @@ export interface AgentTurnsOptions {
    * built-in loop's sessions), so a follow-up turn finds the session the last one left.
    */
   stateRoot: string;
+  /** Begins every process tag of this runner's turns (see `killLeftovers`). */
+  tagPrefix: string;
 }
 
 /** Runs agent turns on this runner: finds the CLI, gives it a private scratch folder, supervises it. */
 export class SupervisedAgentTurns implements AgentTurns {
   constructor(private readonly options: AgentTurnsOptions) {}
+
+  /**
+   * Kills what the turns of this runner's earlier life left running (the runner died mid-turn,
+   * and the agent's tools had left its process groups). Call at start, before taking work.
+   */
+  killLeftovers(): number[] {
+    return killTagged(`${this.options.tagPrefix}.`, { prefix: true });
+  }
 
   async run(
     task: AgentTask,
@@ -46,7 +56,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     await mkdir(this.options.stateRoot, { recursive: true, mode: 0o700 });
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
     // Whatever the agent started, in its group or out of it, ends with the turn.
-    const tag = newProcessTag();
+    const tag = newProcessTag(this.options.tagPrefix);
     const env = { ...this.options.env, [processTagVariable]: tag };
     try {
       const result = await superviseTurn(

@@ -19,6 +19,8 @@ export interface ArtifactUpload {
   /** UTF-8 text: a diff, a JSONL transcript, test output, a log. */
   content: string;
   signal?: AbortSignal;
+  /** Tries after the first, for a server error or no server reachable (seed 003's `network_retry_count`); default 3. */
+  retries?: number;
 }
 
 /** Where the server stored it, and what it stored. */
@@ -34,7 +36,7 @@ export interface UploadedArtifact {
 const Stored = z.object({ name: z.string(), size: z.number(), sha256: z.string(), path: z.string() });
 
 /** Tries after the first, for a server error or no server reachable; the waits double from the first. */
-const retries = 3;
+const defaultRetries = 3;
 const firstRetryMs = 250;
 
 /**
@@ -55,6 +57,7 @@ export async function uploadArtifact(upload: ArtifactUpload): Promise<UploadedAr
   };
   let current = 0;
   let failure: RunyardError | undefined;
+  const retries = upload.retries ?? defaultRetries;
   for (let attempt = 0; attempt <= retries; attempt += 1) {
     if (attempt > 0) await delay(firstRetryMs * 2 ** (attempt - 1), undefined, { signal: upload.signal });
     let response: Response | undefined;

@@ -53,6 +53,11 @@ export interface AgentHandlerDeps {
   stepRunner: StepRunner;
   /** Where tasks without a repo or cwd get a folder of their own (`<root>/chats/<key>`). */
   scratchRoot: string;
+  /**
+   * The runner's own settings laid on a task before anything runs (seed 003's config: a turn
+   * cap, a default model, keys from the runner's env), with what the run should be told.
+   */
+  prepareTask?: (task: AgentTask) => { task: AgentTask; notices: string[] };
 }
 
 /**
@@ -64,7 +69,9 @@ export interface AgentHandlerDeps {
 export class AgentJobHandler implements JobHandler<"agent"> {
   constructor(private readonly deps: AgentHandlerDeps) {}
 
-  async run(job: AgentJob, io: JobIo): Promise<AgentJobResult> {
+  async run(given: AgentJob, io: JobIo): Promise<AgentJobResult> {
+    const prepared = this.deps.prepareTask?.(given.payload) ?? { task: given.payload, notices: [] };
+    const job: AgentJob = { ...given, payload: prepared.task };
     const task = job.payload;
     const agent = task.agent;
     const masker = new SecretMasker([
@@ -73,6 +80,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       ...(task.git_token ? [task.git_token] : []),
     ]);
     const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
+    for (const message of prepared.notices) emit({ type: "notice", level: "warn", message, host: agent });
     const steps = new PipelineSteps(agent, emit);
     const transcript: string[] = [];
     const started = Date.now();
