@@ -60,6 +60,7 @@ async function agentHandler(
     launcher: { run: (request) => executor.run(request), close: () => undefined },
     stateRoot: join(stateDir, "agents"),
     tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
+    ...(config.gitTokenEnvVar ? { gitTokenVariable: config.gitTokenEnvVar } : {}),
   });
   const killed = turns.killLeftovers();
   if (killed.length > 0)
@@ -73,6 +74,12 @@ async function agentHandler(
     // The runner's settings (seed 003) shape each task before the handler builds its masker from
     // it, so a credential filled in from the runner's env is masked like one the task brought.
     prepareTask: (task) => applyRunnerSettings(task, config, env),
+    hostSecrets: [
+      ...executor.hostSecrets,
+      ...[config.gitTokenEnvVar, config.llmApiKeyEnvVar].flatMap((name) =>
+        name && env[name] ? [env[name]] : [],
+      ),
+    ],
     upload: (jobId, name, contentType, content) =>
       uploadArtifact({
         serverUrls: connection.serverUrls,

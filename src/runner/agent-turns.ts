@@ -5,6 +5,7 @@ import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
 import type { AgentTask } from "../core/jobs/agent.js";
+import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ProcessLauncher } from "../exec/types.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
@@ -22,6 +23,8 @@ export interface AgentTurnsOptions {
   stateRoot: string;
   /** Begins every process tag of this runner's turns (see `killLeftovers`). */
   tagPrefix: string;
+  /** The runner variable its config names as the git token (seed 003's `git_token_env_var`). */
+  gitTokenVariable?: string;
 }
 
 /** Runs agent turns on this runner: finds the CLI, gives it a private scratch folder, supervises it. */
@@ -39,7 +42,7 @@ export class SupervisedAgentTurns implements AgentTurns {
   async run(
     task: AgentTask,
     cwd: string,
-    io: { emit(output: AgentOutput): void; signal: AbortSignal },
+    io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
   ): Promise<TurnOutcome> {
     const adapter = adapterFor(task.agent);
     const path = adapter ? agentPath(task.agent, this.options) : undefined;
@@ -57,7 +60,10 @@ export class SupervisedAgentTurns implements AgentTurns {
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
-    const env = { ...this.options.env, [processTagVariable]: tag };
+    const env = {
+      ...agentEnv(this.options.env, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
+      [processTagVariable]: tag,
+    };
     try {
       const result = await superviseTurn(
         adapter,
@@ -105,6 +111,29 @@ export class SupervisedAgentTurns implements AgentTurns {
       await rm(scratchDir, { recursive: true, force: true });
     }
   }
+}
+
+/** Names a git token goes by on a runner (seed 000, seed 003); it is git's, never an agent's. */
+const gitTokenNames = new Set(["GIT_TOKEN", "GITHUB_TOKEN"]);
+
+/**
+ * The runner's environment as an agent starts from it. The git token stays with git. A task that
+ * points its agent at an endpoint of its own (`ownEndpoint`: a `*_BASE_URL` in the env it was
+ * submitted with) gets none of the runner's credentials: they would go to whatever server the
+ * submitter named. It brings its own keys.
+ */
+export function agentEnv(
+  runner: Readonly<Record<string, string | undefined>>,
+  ownEndpoint: boolean,
+  gitTokenVariable?: string,
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(runner)) {
+    if (gitTokenNames.has(name) || name === gitTokenVariable) continue;
+    if (ownEndpoint && isSecretName(name)) continue;
+    env[name] = value;
+  }
+  return env;
 }
 
 function notInstalled(agent: string, message: string): TurnOutcome {

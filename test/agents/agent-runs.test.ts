@@ -26,6 +26,9 @@ import { type GitHttpServer, startGitHttpServer } from "../workspace/git-http-se
 
 const gitToken = "ghp_test_token_7f3a9c1e5b";
 const apiKey = "sk-test-key-4d2b8e6f0a";
+/** The runner's own credentials, as seed 000 sets them on a runner. */
+const runnerKey = "sk-ant-runner-own-31337";
+const runnerGitToken = "ghp_runner_own_token_31337";
 
 let server: TestServer;
 let runner: Proc;
@@ -78,7 +81,7 @@ beforeAll(async () => {
   runner = await startRunner(server.url, await runnerToken(server.url), {
     id: "agent-runner",
     capacity: 4,
-    env: { RUNYARD_WORKSPACE_DIR: workspaces },
+    env: { RUNYARD_WORKSPACE_DIR: workspaces, ANTHROPIC_API_KEY: runnerKey, GITHUB_TOKEN: runnerGitToken },
   });
   await api(server.url, "PUT", "/api/secrets/GITHUB_TOKEN", { value: gitToken });
 }, 60_000);
@@ -230,11 +233,30 @@ describe("an agent that fails, stalls or is canceled", () => {
     return { runId, model };
   }
 
-  it("maps a 401 to AGENT_AUTH", async () => {
-    const { runId } = await runWith([{ fail: { kind: "status", status: 401, message: "bad key" } }]);
+  it("maps a 401 to AGENT_AUTH, and masks the key the provider quoted back", async () => {
+    const { runId } = await runWith([
+      { fail: { kind: "status", status: 401, message: `bad key ${apiKey}` } },
+    ]);
     const run = await waitForRun(server.url, runId, isFinal, 60_000);
     expect(run.status).toBe("failed");
     expect(run.error?.code).toBe("AGENT_AUTH");
+    expect(JSON.stringify(run)).not.toContain(apiKey);
+    expect(JSON.stringify(await readEvents(server.url, runId))).not.toContain(apiKey);
+  });
+
+  it("keeps the runner's own credentials from an agent sent to the submitter's endpoint, and masks them", async () => {
+    const { runId } = await runWith([
+      { toolCalls: [{ name: "run_command", input: { command: "env" }, id: "call_env" }] },
+      { text: "done" },
+    ]);
+    const run = await waitForRun(server.url, runId, isFinal, 60_000);
+    expect(run.status).toBe("success");
+    const events = JSON.stringify(await readEvents(server.url, runId));
+    expect(events).toContain("OPENAI_BASE_URL");
+    expect(events).not.toContain("ANTHROPIC_API_KEY=");
+    expect(events).not.toContain("GITHUB_TOKEN=");
+    expect(events).not.toContain(runnerKey);
+    expect(events).not.toContain(runnerGitToken);
   });
 
   it("stops a model that goes quiet mid-stream with AGENT_STALLED within stall_secs", async () => {

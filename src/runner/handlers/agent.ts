@@ -35,7 +35,12 @@ export interface AgentTurns {
   run(
     task: AgentTask,
     cwd: string,
-    io: { emit(output: AgentOutput): void; signal: AbortSignal },
+    io: {
+      emit(output: AgentOutput): void;
+      signal: AbortSignal;
+      /** The task was submitted with an endpoint of its own (`*_BASE_URL`): no runner credential goes to it. */
+      ownEndpoint?: boolean;
+    },
   ): Promise<TurnOutcome>;
 }
 
@@ -58,6 +63,11 @@ export interface AgentHandlerDeps {
    * cap, a default model, keys from the runner's env), with what the run should be told.
    */
   prepareTask?: (task: AgentTask) => { task: AgentTask; notices: string[] };
+  /**
+   * The credentials of the runner's own environment (its ANTHROPIC_API_KEY, GITHUB_TOKEN ...):
+   * masked in everything a task sends back, as a workflow step's are.
+   */
+  hostSecrets?: readonly string[];
 }
 
 /**
@@ -73,14 +83,27 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     const prepared = this.deps.prepareTask?.(given.payload) ?? { task: given.payload, notices: [] };
     const job: AgentJob = { ...given, payload: prepared.task };
     const task = job.payload;
-    const agent = task.agent;
     const masker = new SecretMasker([
+      ...(this.deps.hostSecrets ?? []),
       ...task.secrets,
       ...secretsFromEnv(task.env),
       ...(task.git_token ? [task.git_token] : []),
     ]);
+    // The result reaches the run record and run.finished: an error may quote a CLI's stderr.
+    const ownEndpoint = Object.keys(given.payload.env).some((name) => name.endsWith("_BASE_URL"));
+    return masker.maskDeep(await this.runTask(job, io, masker, { notices: prepared.notices, ownEndpoint }));
+  }
+
+  private async runTask(
+    job: AgentJob,
+    io: JobIo,
+    masker: SecretMasker,
+    given: { notices: string[]; ownEndpoint: boolean },
+  ): Promise<AgentJobResult> {
+    const task = job.payload;
+    const agent = task.agent;
     const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
-    for (const message of prepared.notices) emit({ type: "notice", level: "warn", message, host: agent });
+    for (const message of given.notices) emit({ type: "notice", level: "warn", message, host: agent });
     const steps = new PipelineSteps(agent, emit);
     const transcript: string[] = [];
     const started = Date.now();
@@ -102,6 +125,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       const turn = await steps.run("agent", async () => {
         const outcome = await this.deps.turns.run(task, cwd, {
           signal: io.signal,
+          ownEndpoint: given.ownEndpoint,
           emit: (output) => {
             transcript.push(JSON.stringify(masker.maskDeep({ ts: new Date().toISOString(), ...output })));
             const event = eventOf(output, agent);
