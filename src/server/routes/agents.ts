@@ -181,7 +181,17 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         },
         { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
       );
-      const run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 2000)) ?? submitted;
+      let run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 2000)) ?? submitted;
+      let error = run.error;
+      if (!isFinalStatus(run.status)) {
+        // Nobody waits for the answer any more: the run stops rather than go on unseen.
+        run = await deps.runs.cancel(run.id).catch(() => run);
+        error = {
+          code: "TIMEOUT",
+          message: `no answer within ${body.timeout_secs} s (the run was ${submitted.status === "queued" ? "still waiting or working" : "working"}); it was canceled`,
+          hint: "Raise timeout_secs, or check GET /health/agents for a runner that has the agent.",
+        };
+      }
       const summary = await lastSummary(deps, run);
       return {
         run_id: run.id,
@@ -194,7 +204,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
           output_tokens: summary?.output_tokens ?? 0,
           cost_usd: summary?.cost_usd ?? null,
         },
-        error: run.error,
+        error,
       };
     },
   );

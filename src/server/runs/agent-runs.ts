@@ -2,7 +2,7 @@ import { agentNames } from "../../agents/registry.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
-import { type AgentJob, AgentJobResult, type AgentTask } from "../../core/jobs/agent.js";
+import { type AgentJob, AgentJobResult, type AgentTask, agentEndedEarly } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
 import type { Store } from "../../store/types.js";
 import { suggestionHint } from "../../workflow/suggest.js";
@@ -113,6 +113,19 @@ export class AgentRuns implements RunKindModule {
       };
     }
     const resumable = spec.agents.filter((agent) => agents[agent]);
+    for (const agent of resumable) {
+      const runnerId = agents[agent]?.runner_id;
+      const runner = runnerId ? await this.store.getRunner(runnerId) : undefined;
+      if (runnerId && runner?.status !== "online") {
+        throw new RunyardError(
+          "CONFLICT",
+          `runner ${runnerId}, which holds ${agent}'s session and workspace, is ${runner ? "offline" : "gone"}`,
+          {
+            hint: "Start that runner again (with the same --id), or submit a new run instead of a follow-up.",
+          },
+        );
+      }
+    }
     if (resumable.length === 0) {
       throw new RunyardError("CONFLICT", `no agent of run ${parentId} left a session to continue`, {
         hint: "The agent failed before it started a session; submit a new run instead.",
@@ -209,14 +222,49 @@ export class AgentRuns implements RunKindModule {
       spec.repo ? "mode:issue" : "mode:chat",
       ...(earlier?.runner_id ? [`runner:${earlier.runner_id}`] : []),
     ];
+    const requirements = { ...(group ? { group } : {}), labels };
+    // A task no runner could ever take would wait in the queue for good, saying nothing.
+    const nobody = await this.noRunnerFor(requirements, run.record.tenant_id, agent);
+    if (nobody) return agentEndedEarly(agent, "failed", nobody);
     const result = await this.broker.runJob(
       job,
       { runId, sink: run.sink, tenantId: run.record.tenant_id },
-      { host: agent, requirements: { ...(group ? { group } : {}), labels } },
+      { host: agent, requirements },
       run.signal,
     );
     if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
     return result;
+  }
+
+  /**
+   * Why no runner registered here could take a job of these requirements, or undefined when one
+   * could (online or not: a runner that restarts comes back under its id).
+   */
+  private async noRunnerFor(
+    requirements: { group?: string; labels: string[] },
+    tenantId: string | null,
+    agent: string,
+  ): Promise<ErrorInfo | undefined> {
+    const runners = await this.store.listRunners(tenantId === null ? {} : { tenantId });
+    const fits = runners.some(
+      (runner) =>
+        (!requirements.group || runner.group === requirements.group) &&
+        requirements.labels.every(
+          (label) => runner.labels.includes(label) || label === `runner:${runner.id}`,
+        ),
+    );
+    if (fits) return undefined;
+    const where = [
+      requirements.group ? `in group ${requirements.group}` : "",
+      ...requirements.labels.filter((l) => !l.startsWith("agent:")).map((l) => `with ${l}`),
+    ]
+      .filter(Boolean)
+      .join(" ");
+    return {
+      code: "AGENT_NOT_INSTALLED",
+      message: `no runner ${where ? `${where} ` : ""}has ${agent}`,
+      hint: `Install it on a runner with \`runyard agents install ${agent}\` (a runner advertises the agents it finds when it starts), or choose an agent a runner has: GET /health/agents.`,
+    };
   }
 
   /** The runner group of a repo from the config file's `repos:` (by name or URL). */
