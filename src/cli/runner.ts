@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { agentNames } from "../agents/registry.js";
@@ -101,8 +101,22 @@ async function agentHandler(
   };
 }
 
-export function defaultRunnerId(config: Config): string {
-  return config.runnerId ?? `${config.hostname}-${newId("r").slice(-6)}`;
+/**
+ * The runner's id: as configured, else the one this home gave it before (`<home>/runner-id`),
+ * else a new one kept there. A runner that restarts comes back under its id, so the work pinned
+ * to it (a follow-up's session and workspace) and its leftovers find it again.
+ */
+export function runnerIdFor(config: Config, home: string): string {
+  if (config.runnerId) return config.runnerId;
+  const file = join(home, "runner-id");
+  try {
+    const kept = readFileSync(file, "utf8").trim();
+    if (kept) return kept;
+  } catch {}
+  const id = `${config.hostname}-${newId("r").slice(-6)}`;
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  return id;
 }
 
 /** A runner daemon on this machine and what keeps its steps from outliving it. */
@@ -208,7 +222,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     process.chdir(config.workspaceDir);
   }
   const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
-  const id = defaultRunnerId(config);
+  const id = runnerIdFor(config, home);
   let connections = 0;
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls,
