@@ -506,7 +506,7 @@ export interface paths {
         };
         /**
          * Which agents can run
-         * @description No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and the agents each connected runner advertises. Never shows a credential.
+         * @description No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.
          */
         get: operations["getAgentsHealth"];
         put?: never;
@@ -2843,17 +2843,13 @@ export interface operations {
                         agents: {
                             name: string;
                             installed: boolean;
-                            path?: string;
                             version?: string;
                             pinned_version?: string;
                             credentials: boolean;
                             usable: boolean;
                             problem?: string;
                         }[];
-                        runners: {
-                            id: string;
-                            agents: string[];
-                        }[];
+                        on_runners: string[];
                     };
                 };
             };

@@ -72,6 +72,14 @@ const baseConfig = [
   "http.lowSpeedLimit=1",
   "-c",
   "http.lowSpeedTime=60",
+  // Only the transports a repo is reached by: a machine's gitconfig that allows `ext::` (a
+  // command run as the runner) does not reach runyard's git.
+  "-c",
+  "protocol.allow=never",
+  ...["https", "http", "ssh", "git", "file"].flatMap((protocol) => [
+    "-c",
+    `protocol.${protocol}.allow=always`,
+  ]),
 ];
 
 /** How long git may take to clean up after SIGTERM before it is killed. */

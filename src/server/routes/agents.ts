@@ -49,7 +49,6 @@ const ChatAnswer = z.object({
 const AgentHealth = z.object({
   name: z.string(),
   installed: z.boolean(),
-  path: z.string().optional(),
   version: z.string().optional(),
   pinned_version: z.string().optional(),
   credentials: z.boolean().describe("whether a credential is set (never the credential)"),
@@ -62,9 +61,9 @@ const AgentsHealth = z.object({
   agents: z
     .array(AgentHealth)
     .describe("agents on the server's own machine (the local runner of `runyard up`)"),
-  runners: z
-    .array(z.object({ id: z.string(), agents: z.array(z.string()) }))
-    .describe("connected runners and the agents they advertise"),
+  on_runners: z
+    .array(z.string())
+    .describe("the agents connected runners advertise (which runners is for a token: GET /api/runners)"),
 });
 
 /** Seed 004's `model` to an agent: an agent's name, a model family, or the default agent. */
@@ -216,7 +215,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "getAgentsHealth",
         summary: "Which agents can run",
         description:
-          "No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and the agents each connected runner advertises. Never shows a credential.",
+          "No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.",
         tags: ["server"],
         security: publicRoute,
         response: {
@@ -233,14 +232,19 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         deps.agentsHealth(),
         deps.store.listRunners({ status: "online" }),
       ]);
-      const advertised = runners.map((runner) => ({
-        id: runner.id,
-        agents: runner.labels.filter((l) => l.startsWith("agent:")).map((l) => l.slice("agent:".length)),
-      }));
+      // No token here: which runners exist (and whose) is for GET /api/runners.
+      const advertised = [
+        ...new Set(
+          runners.flatMap((runner) =>
+            runner.labels.filter((l) => l.startsWith("agent:")).map((l) => l.slice("agent:".length)),
+          ),
+        ),
+      ].sort();
       return {
-        ok: agents.some((a) => a.usable) || advertised.some((r) => r.agents.length > 0),
-        agents,
-        runners: advertised,
+        ok: agents.some((a) => a.usable) || advertised.length > 0,
+        // Where a CLI is installed is for `runyard agents` on the machine, not for anyone asking.
+        agents: agents.map(({ path: _path, ...rest }) => rest),
+        on_runners: advertised,
       };
     },
   );

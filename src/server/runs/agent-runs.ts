@@ -192,7 +192,14 @@ export class AgentRuns implements RunKindModule {
             repo: {
               url: spec.repo.url,
               ...(spec.repo.base ? { base: spec.repo.base } : {}),
-              branch: earlier?.branch ?? spec.repo.branch ?? `runyard/${runId}-${agent}`,
+              // A fan-out gives each agent a branch of its own, a branch name given or not.
+              branch:
+                earlier?.branch ??
+                (spec.repo.branch
+                  ? spec.agents.length > 1
+                    ? `${spec.repo.branch}-${agent}`
+                    : spec.repo.branch
+                  : `runyard/${runId}-${agent}`),
               push: spec.repo.push,
               key: `${spec.follow_up?.conversation ?? runId}-${agent}`,
               reuse: earlier?.branch !== undefined,

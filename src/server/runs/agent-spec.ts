@@ -16,9 +16,9 @@ export const AgentRepoInput = z.strictObject({
   url: z
     .string()
     .min(1)
-    .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(url), {
+    .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*@/i.test(url) || /^ssh:\/\/[^/:@]+@/i.test(url), {
       message:
-        "the repo URL holds a password or token; give the token as a secret (GITHUB_TOKEN or GIT_TOKEN) instead: it reaches git through GIT_ASKPASS, never a URL",
+        "the repo URL holds a user or token; give the token as a secret (GITHUB_TOKEN or GIT_TOKEN) instead: it reaches git through GIT_ASKPASS, never a URL",
     })
     .describe("what git clones: https, ssh or a path of a bare repo; never with credentials in it"),
   base: z
@@ -30,7 +30,7 @@ export const AgentRepoInput = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9._/-]{1,200}$/, "a branch name of letters, digits and . _ / -")
     .optional()
-    .describe("the new branch; `runyard/<run id>-<agent>` when absent"),
+    .describe("the new branch (`<branch>-<agent>` in a fan-out); `runyard/<run id>-<agent>` when absent"),
   push: z.boolean().default(true).describe("push the branch when the agent and the tests succeed"),
 });
 
