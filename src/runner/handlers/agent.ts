@@ -156,7 +156,16 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         cpu_ms: turn.cpuMs,
       });
       if (turn.status !== "success") {
-        for (const name of ["test", "commit", "push"]) steps.skipped(name, `the agent ${turn.status}`);
+        steps.skipped("test", `the agent ${turn.status}`);
+        // What the agent did so far is kept on the branch, never pushed: a follow-up turn resumes
+        // a session that remembers it, and must find it in the worktree.
+        if (workspace) {
+          const made = await this.commit(steps, workspace, task, `WIP (${turn.status}): ${task.title}`);
+          if (made) result.commit = made.commit;
+        } else {
+          steps.skipped("commit", "the task has no repo");
+        }
+        steps.skipped("push", `the agent ${turn.status}`);
         result.status = turn.status;
         if (turn.error) result.error = turn.error;
         return result;
@@ -182,15 +191,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
 
       if (workspace) {
         const ws = workspace;
-        const commit = await steps.run("commit", async (say) => {
-          const made = await ws.commitAll(commitMessage(task));
-          say(
-            made
-              ? `committed ${made.commit.slice(0, 12)} on ${ws.branch}`
-              : "nothing to commit: the agent changed no file",
-          );
-          return { value: made, end: { status: "success" } };
-        });
+        const commit = await this.commit(steps, ws, task, task.title);
         if (commit) result.commit = commit.commit;
         if (!task.repo?.push) steps.skipped("push", "the task does not push");
         else if (!testsPassed) steps.skipped("push", "the tests failed");
@@ -230,6 +231,24 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       await workspace?.release().catch(() => undefined);
       result.duration_ms = Date.now() - started;
     }
+  }
+
+  /** The `commit` step: everything the agent left, committed on the task's branch; null when nothing changed. */
+  private commit(
+    steps: PipelineSteps,
+    workspace: Workspace,
+    task: AgentTask,
+    title: string,
+  ): Promise<{ commit: string } | null> {
+    return steps.run("commit", async (say) => {
+      const made = await workspace.commitAll(commitMessage(task, title));
+      say(
+        made
+          ? `committed ${made.commit.slice(0, 12)} on ${workspace.branch}`
+          : "nothing to commit: the agent changed no file",
+      );
+      return { value: made, end: { status: "success" } };
+    });
   }
 
   private allocate(task: AgentTask, say: (line: string) => void, signal: AbortSignal): Promise<Workspace> {
@@ -305,8 +324,8 @@ export class AgentJobHandler implements JobHandler<"agent"> {
 }
 
 /** The commit names the task, the run and the agent. */
-function commitMessage(task: AgentTask): string {
-  return `${task.title}\n\nMade by ${task.agent} in runyard run ${task.run_id} (turn ${task.turn}).\n`;
+function commitMessage(task: AgentTask, title: string): string {
+  return `${title}\n\nMade by ${task.agent} in runyard run ${task.run_id} (turn ${task.turn}).\n`;
 }
 
 /** An adapter's output as a spine event; usage and session ids are summed up by the turn, not sent. */
