@@ -72,7 +72,13 @@ const cases: Case[] = [
         toolCalls: [
           {
             name: "exec_command",
-            input: { cmd: `printf '${printHello.replaceAll('"', '\\"').trimEnd()}\\n' > hello.py` },
+            // No login shell (a machine's profile is not the test's business), and Codex hands back
+            // a command still running after yield_time_ms (default 10 s): wait up to its 30 s.
+            input: {
+              cmd: `printf '${printHello.replaceAll('"', '\\"').trimEnd()}\\n' > hello.py`,
+              login: false,
+              yield_time_ms: 30000,
+            },
           },
         ],
         usage: { input_tokens: 1000, output_tokens: 30 },
@@ -83,7 +89,7 @@ const cases: Case[] = [
     model: "gpt-5.5",
     env: (model) => ({ OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey }),
     longCall: (marker) => ({
-      toolCalls: [{ name: "exec_command", input: { cmd: `sleep 600; echo ${marker}` } }],
+      toolCalls: [{ name: "exec_command", input: { cmd: `sleep 600; echo ${marker}`, login: false } }],
     }),
   },
   {

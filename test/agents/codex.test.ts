@@ -66,7 +66,7 @@ const patchTurn: Turn = {
   usage: { input_tokens: 1000, output_tokens: 50 },
 };
 const catTurn: Turn = {
-  toolCalls: [{ name: "exec_command", input: { cmd: "cat hello.txt" } }],
+  toolCalls: [{ name: "exec_command", input: { cmd: "cat hello.txt", login: false, yield_time_ms: 30000 } }],
   usage: { input_tokens: 1200, output_tokens: 20 },
 };
 const doneTurn: Turn = { text: "Added hello.txt.", usage: { input_tokens: 1300, output_tokens: 7 } };

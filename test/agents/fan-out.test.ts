@@ -64,7 +64,12 @@ describe.skipIf(!claude || !codex)("fan-out of one task to three agents", () => 
           turns: [
             {
               // Codex's change does not pass the tests: the comparison has to show it.
-              toolCalls: [{ name: "exec_command", input: { cmd: "printf 'print(1/0)\\n' > hello.py" } }],
+              toolCalls: [
+                {
+                  name: "exec_command",
+                  input: { cmd: "printf 'print(1/0)\\n' > hello.py", login: false, yield_time_ms: 30000 },
+                },
+              ],
               usage: { input_tokens: 1000, output_tokens: 30 },
             },
             { text: "Codex wrote hello.py.", usage: { input_tokens: 1100, output_tokens: 5 } },
