@@ -4,6 +4,7 @@ import type { StepRunner } from "../../core/step-attempt.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import { formatDiagnostic } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { BoundedText } from "./bounded-text.js";
 
 export interface TestsOutcome {
   status: "success" | "failed" | "canceled" | "timeout";
@@ -40,7 +41,7 @@ export async function runAgentTests(options: {
       message: `the tests playbook does not parse:\n${diagnostics.map(formatDiagnostic).join("\n")}`,
     };
   }
-  const output: string[] = [];
+  const output = new BoundedText(8 * 1024 * 1024);
   let lastExit: number | null = null;
   const outcome = await runWorkflow({
     workflow,
@@ -72,7 +73,7 @@ export async function runAgentTests(options: {
   return {
     status,
     exitCode: lastExit,
-    output: output.join(""),
+    output: output.text(),
     ...(outcome.error ? { message: outcome.error.message } : {}),
   };
 }

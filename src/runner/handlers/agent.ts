@@ -13,6 +13,7 @@ import type { StepRunner } from "../../core/step-attempt.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
 import { errorOf, PipelineSteps } from "./agent-steps.js";
 import { runAgentTests, type TestsOutcome } from "./agent-tests.js";
+import { BoundedText, clipped } from "./bounded-text.js";
 import type { JobHandler, JobIo } from "./types.js";
 
 /** How one supervised agent turn ended (see `src/runner/agent-turns.ts`). */
@@ -105,7 +106,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
     for (const message of given.notices) emit({ type: "notice", level: "warn", message, host: agent });
     const steps = new PipelineSteps(agent, emit);
-    const transcript: string[] = [];
+    const transcript = new BoundedText(maxArtifactChars);
     const started = Date.now();
     const result = emptyAgentResult(agent);
     let workspace: Workspace | undefined;
@@ -127,7 +128,9 @@ export class AgentJobHandler implements JobHandler<"agent"> {
           signal: io.signal,
           ownEndpoint: given.ownEndpoint,
           emit: (output) => {
-            transcript.push(JSON.stringify(masker.maskDeep({ ts: new Date().toISOString(), ...output })));
+            transcript.push(
+              `${JSON.stringify(masker.maskDeep({ ts: new Date().toISOString(), ...output }))}\n`,
+            );
             const event = eventOf(output, agent);
             if (event) emit(event);
           },
@@ -270,7 +273,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
   private async keepArtifacts(
     job: AgentJob,
     workspace: Workspace | undefined,
-    transcript: string[],
+    transcript: BoundedText,
     tests: TestsOutcome | undefined,
     masker: SecretMasker,
     result: AgentJobResult,
@@ -286,11 +289,11 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         content: async () => (await ws.diff()).patch,
       });
     }
-    if (transcript.length > 0) {
+    if (!transcript.empty) {
       files.push({
         name: `${agent}-transcript.jsonl`,
         type: "application/x-ndjson",
-        content: async () => `${transcript.join("\n")}\n`,
+        content: async () => transcript.text(),
       });
     }
     if (tests)
@@ -323,6 +326,14 @@ export class AgentJobHandler implements JobHandler<"agent"> {
   }
 }
 
+/**
+ * The most of one message or tool result an event carries (the transcript artifact has more), and
+ * of an artifact the runner keeps in memory: an agent printing without end costs neither the
+ * runner's memory nor the run's log beyond these.
+ */
+const maxEventChars = 64 * 1024;
+const maxArtifactChars = 8 * 1024 * 1024;
+
 /** The commit names the task, the run and the agent. */
 function commitMessage(task: AgentTask, title: string): string {
   return `${title}\n\nMade by ${task.agent} in runyard run ${task.run_id} (turn ${task.turn}).\n`;
@@ -332,7 +343,7 @@ function commitMessage(task: AgentTask, title: string): string {
 function eventOf(output: AgentOutput, agent: string): EventInput | undefined {
   switch (output.type) {
     case "message":
-      return { type: "agent.message", agent, role: output.role, text: output.text };
+      return { type: "agent.message", agent, role: output.role, text: clipped(output.text, maxEventChars) };
     case "tool_call":
       return {
         type: "agent.tool_call",
@@ -346,7 +357,7 @@ function eventOf(output: AgentOutput, agent: string): EventInput | undefined {
         type: "agent.tool_result",
         agent,
         call_id: output.callId,
-        output: output.output,
+        output: clipped(output.output, maxEventChars),
         ...(output.isError !== undefined ? { is_error: output.isError } : {}),
       };
     case "usage":
