@@ -334,6 +334,12 @@ export class AgentJobHandler implements JobHandler<"agent"> {
 const maxEventChars = 64 * 1024;
 const maxArtifactChars = 8 * 1024 * 1024;
 
+/** A tool call's input as an event carries it: as it is, or its JSON cut when that is too long. */
+function clippedInput(input: unknown): unknown {
+  const json = JSON.stringify(input) ?? "";
+  return json.length <= maxEventChars ? input : { clipped: clipped(json, maxEventChars) };
+}
+
 /** The commit names the task, the run and the agent. */
 function commitMessage(task: AgentTask, title: string): string {
   return `${title}\n\nMade by ${task.agent} in runyard run ${task.run_id} (turn ${task.turn}).\n`;
@@ -350,7 +356,7 @@ function eventOf(output: AgentOutput, agent: string): EventInput | undefined {
         agent,
         call_id: output.callId,
         tool: output.tool,
-        input: output.input,
+        input: clippedInput(output.input),
       };
     case "tool_result":
       return {
