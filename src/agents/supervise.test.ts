@@ -178,6 +178,19 @@ describe("superviseTurn", () => {
     });
   });
 
+  it("says once that a USD budget cannot hold for a model without a price, and goes on", async () => {
+    const adapter = fakeAdapter(async (io) => {
+      io.emit({ type: "usage", model: "some-local-model", inputTokens: 10, outputTokens: 1 });
+      io.emit({ type: "usage", model: "some-local-model", inputTokens: 10, outputTokens: 1 });
+      return "success";
+    });
+    const { emitted, result } = supervise(adapter, { ...roomy, budget: { usd: 1 } });
+    expect((await result).status).toBe("success");
+    const said = emitted.filter((o) => o.type === "message" && o.role === "system");
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatchObject({ text: expect.stringContaining("cannot be enforced") });
+  });
+
   it("cancels the agent when the outer signal aborts, and its report of a crash does not override that", async () => {
     const outer = new AbortController();
     const adapter = fakeAdapter(async (io) => {

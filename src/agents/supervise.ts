@@ -94,10 +94,20 @@ export async function superviseTurn(
   const totals: UsageTotals = { inputTokens: 0, outputTokens: 0, costUsd: 0 };
   let sessionId: string | undefined;
   let lastMessage: string | undefined;
+  let unpricedSaid = false;
   const emit = (output: AgentOutput) => {
     alive();
     if (output.type === "usage") {
       addUsage(totals, output);
+      if (limits.budget?.usd !== undefined && totals.costUsd === undefined && !unpricedSaid) {
+        // Said once, not guessed: the token budget still holds, the dollar one cannot.
+        unpricedSaid = true;
+        io.emit({
+          type: "message",
+          role: "system",
+          text: `the cost of model ${output.model ?? "(unnamed)"} is unknown (the CLI reports none and runyard has no list price for it): the budget of $${limits.budget.usd} cannot be enforced; use a token budget`,
+        });
+      }
       const over = overBudget(totals, limits.budget);
       if (over) abortWith("failed", agentError("BUDGET_EXCEEDED", over));
     } else if (output.type === "session") {
