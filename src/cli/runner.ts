@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { agentNames } from "../agents/registry.js";
@@ -49,7 +50,10 @@ async function agentHandler(
     logger: connection.logger,
     env,
   });
-  const removed = await workspaces.cleanLeftovers();
+  const removed = [
+    ...(await workspaces.cleanLeftovers()),
+    ...(await pruneChats(join(root, "chats"), chatKeepMs)),
+  ];
   if (removed.length > 0)
     connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
   const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
@@ -99,6 +103,23 @@ async function agentHandler(
     handler,
     labels: [...modes, ...installed.map((name) => `agent:${name}`)],
   };
+}
+
+/** How long a chat task's folder is kept for follow-ups after it was last used. */
+const chatKeepMs = 7 * 24 * 3600 * 1000;
+
+/** Removes the chat folders untouched for `keepMs`; returns their paths. */
+async function pruneChats(dir: string, keepMs: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir).catch(() => [])) {
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isDirectory() && Date.now() - info.mtimeMs > keepMs) {
+      await rm(path, { recursive: true, force: true });
+      removed.push(path);
+    }
+  }
+  return removed;
 }
 
 /**
