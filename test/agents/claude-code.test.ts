@@ -4,33 +4,21 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { claudeCodeAgent } from "../../src/agents/claude-code.js";
-import { superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
-import type { AgentInvocation, AgentOutput } from "../../src/agents/types.js";
-import { createExecutor } from "../../src/exec/create-executor.js";
+import type { TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
-import { agentCli } from "../helpers/agent-cli.js";
+import { agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { type ModelServer, type Script, startModelServer, type Turn } from "../model-server/server.js";
+import { startModelServer, type Turn } from "../model-server/server.js";
 
-const pkg = claudeCodeAgent.package!;
-const bin = agentCli("claude_code", pkg.name, pkg.version, pkg.bin);
+const bin = pinnedCli(claudeCodeAgent);
+const bed = agentTestBed();
 
-let server: ModelServer | undefined;
-const launchers: Array<{ close(): void }> = [];
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  for (const launcher of launchers.splice(0)) launcher.close();
-});
-
-/** Main-conversation requests carry tools; a side call (none seen in 2.1.197) would not. */
-const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
-const script = (...turns: Turn[]): Script => ({
-  conversations: [{ match: withTools, turns }, { turns: [{ text: "ok" }] }],
-});
-const mainRequests = () => server!.requests.filter(withTools);
+/** A side call, without tools (none seen in 2.1.197), would get "ok". */
+const script = (...turns: Turn[]) => mainScript({ text: "ok" }, turns);
+const mainRequests = () => bed.server!.requests.filter(withTools);
 
 async function turn(
   prompt: string,
@@ -48,7 +36,7 @@ async function turn(
     cwd,
     extraArgs: [],
     env: {
-      ANTHROPIC_BASE_URL: server!.url,
+      ANTHROPIC_BASE_URL: bed.server!.url,
       ANTHROPIC_API_KEY: "sk-ant-test-key",
       // Claude Code keeps its sessions under HOME: a follow-up turn must see the same one.
       HOME: options.home ?? cwd,
@@ -57,28 +45,15 @@ async function turn(
     ...(options.sessionId ? { sessionId: options.sessionId } : {}),
     scratchDir: tempDir("runyard-cc-scratch-"),
   };
-  const groups: number[] = [];
-  const launcher = createExecutor({
-    baseEnv: {},
-    watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
-  });
-  launchers.push(launcher);
-  const outputs: AgentOutput[] = [];
-  const result = await superviseTurn(
-    claudeCodeAgent,
-    invocation,
-    bin!,
-    options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 },
-    { emit: (output) => outputs.push(output), launcher, signal: new AbortController().signal },
-  );
-  return { result, outputs, groups, cwd };
+  const limits = options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 };
+  return { ...(await bed.supervise(claudeCodeAgent, invocation, bin!, limits)), cwd };
 }
 
 describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   it("runs a scripted Write task: the file is written, and tokens and cost are the script's", async () => {
     const cwd = tempDir("runyard-cc-ws-");
     const file = join(cwd, "hello.txt");
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script(
         {
           text: "Writing.",
@@ -115,42 +90,32 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   });
 
   it("passes --model, and a prompt that starts with a dash as the prompt", async () => {
-    server = await startModelServer(script({ text: "fine" }));
+    bed.server = await startModelServer(script({ text: "fine" }));
     const { result } = await turn("-v is not a flag here", { env: {} });
     expect(result.status).toBe("success");
     const body = mainRequests()[0]!.body as { messages: Array<{ content: unknown }> };
     expect(JSON.stringify(body.messages)).toContain("-v is not a flag here");
-    server.requests.length = 0;
-    const withModel = await (async () => {
-      const cwd = tempDir("runyard-cc-ws-");
-      const invocation: AgentInvocation = {
+    bed.server.requests.length = 0;
+    const cwd = tempDir("runyard-cc-ws-");
+    const { result: withModel } = await bed.supervise(
+      claudeCodeAgent,
+      {
         prompt: "hi",
         cwd,
         model: "claude-sonnet-4-5",
         extraArgs: [],
-        env: { ANTHROPIC_BASE_URL: server!.url, ANTHROPIC_API_KEY: "k", HOME: cwd },
+        env: { ANTHROPIC_BASE_URL: bed.server.url, ANTHROPIC_API_KEY: "k", HOME: cwd },
         scratchDir: tempDir(),
-      };
-      const launcher = createExecutor({ baseEnv: {} });
-      launchers.push(launcher);
-      return superviseTurn(
-        claudeCodeAgent,
-        invocation,
-        bin!,
-        { timeoutMs: 50_000, stallMs: 20_000 },
-        {
-          emit: () => {},
-          launcher,
-          signal: new AbortController().signal,
-        },
-      );
-    })();
+      },
+      bin!,
+      { timeoutMs: 50_000, stallMs: 20_000 },
+    );
     expect(withModel.status).toBe("success");
     expect((mainRequests()[0]!.body as { model: string }).model).toBe("claude-sonnet-4-5");
   });
 
   it("fails a 401 with AGENT_AUTH", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({ fail: { kind: "status", status: 401, message: "invalid x-api-key", shouldRetry: false } }),
     );
     const { result } = await turn("say hi", { env: { CLAUDE_CODE_MAX_RETRIES: "1" } });
@@ -159,7 +124,7 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   });
 
   it("waits out a 429 with retry-after twice, then succeeds", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({
         text: "after the rate limit",
         failFirst: [
@@ -175,14 +140,14 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   });
 
   it("fails a 429 that never ends with AGENT_RATE_LIMIT once the CLI's retries are spent", async () => {
-    server = await startModelServer(script({ fail: { kind: "status", status: 429, retryAfterSecs: 0 } }));
+    bed.server = await startModelServer(script({ fail: { kind: "status", status: 429, retryAfterSecs: 0 } }));
     const { result } = await turn("say hi", { env: { CLAUDE_CODE_MAX_RETRIES: "2" } });
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_RATE_LIMIT" } });
     expect(mainRequests()).toHaveLength(3);
   });
 
   it("stops a stream that stalls mid-way with AGENT_STALLED within stallMs, leaving no process behind", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 4 } }),
     );
     const startedAt = Date.now();
@@ -199,7 +164,7 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   it("stops a turn that passes its token budget mid-way with BUDGET_EXCEEDED, before the tool runs", async () => {
     const cwd = tempDir("runyard-cc-ws-");
     const file = join(cwd, "never.txt");
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({
         text: "Writing.",
         toolCalls: [
@@ -223,11 +188,11 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
     const home = tempDir("runyard-cc-home-");
     const cwd = tempDir("runyard-cc-ws-");
-    server = await startModelServer(script({ text: "the first answer" }));
+    bed.server = await startModelServer(script({ text: "the first answer" }));
     const first = await turn("remember the word pelican", { cwd, home });
     expect(first.result.status).toBe("success");
     const sessionId = first.result.sessionId!;
-    server.setScript(
+    bed.server.setScript(
       // The follow-up's history holds one assistant message already: it gets turn 1.
       script({ text: "unused" }, { text: "the word was pelican" }),
     );
@@ -241,16 +206,13 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   });
 
   it("reports a missing CLI as AGENT_NOT_INSTALLED", async () => {
-    server = await startModelServer(script({ text: "never" }));
-    const launcher = createExecutor({ baseEnv: {} });
-    launchers.push(launcher);
+    bed.server = await startModelServer(script({ text: "never" }));
     const cwd = tempDir();
-    const result = await superviseTurn(
+    const { result } = await bed.supervise(
       claudeCodeAgent,
       { prompt: "hi", cwd, extraArgs: [], env: {}, scratchDir: cwd },
       join(cwd, "no-claude-here"),
       { timeoutMs: 10_000, stallMs: 10_000 },
-      { emit: () => {}, launcher, signal: new AbortController().signal },
     );
     expect(result).toMatchObject({
       status: "failed",

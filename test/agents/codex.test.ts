@@ -2,61 +2,36 @@
  * The codex adapter with the real Codex CLI (installed once by agentCli) against the scripted model
  * server's Responses API, in a real git repository, started through the real spawn launcher.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { codexAgent } from "../../src/agents/codex.js";
-import { superviseTurn } from "../../src/agents/supervise.js";
-import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
-import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
-import { agentCli } from "../helpers/agent-cli.js";
-import { until } from "../helpers/processes.js";
-import { type ModelServer, type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
+import { agentTestBed, cancelOnce, pinnedCli, processesWith } from "../helpers/agent-turn.js";
+import { type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
 
 const pkg = codexAgent.package!;
-const bin = agentCli("codex", pkg.name, pkg.version, pkg.bin);
-let server: ModelServer | undefined;
-let dir: string;
-const launcher = new SpawnLauncher();
-afterAll(() => launcher.close());
+const bin = pinnedCli(codexAgent);
+const bed = agentTestBed({ repoPrefix: "runyard-codex-", launcher: "spawn" });
 
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-codex-"));
-  execFileSync("git", ["init", "-q", join(dir, "repo")]);
-});
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  rmSync(dir, { recursive: true, force: true });
+/** A turn in the test's repository against the test's model server, changed by `more`. */
+const invocation = (more: Partial<AgentInvocation> = {}): AgentInvocation => ({
+  prompt: "add hello.txt",
+  cwd: bed.repo,
+  extraArgs: [],
+  env: {
+    OPENAI_BASE_URL: `${bed.server!.url}/v1`,
+    OPENAI_API_KEY: "sk-test-key",
+    CODEX_HOME: join(bed.dir, "codex-home"),
+  },
+  scratchDir: join(bed.dir, "scratch"),
+  model: "gpt-5.5",
+  ...more,
 });
 
-async function run(
-  script: Script,
-  more: Partial<AgentInvocation> = {},
-  signal: AbortSignal = new AbortController().signal,
-): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[] }> {
-  server ??= await startModelServer(script);
-  const outputs: AgentOutput[] = [];
-  const end = await codexAgent.run(
-    {
-      prompt: "add hello.txt",
-      cwd: join(dir, "repo"),
-      extraArgs: [],
-      env: {
-        OPENAI_BASE_URL: `${server.url}/v1`,
-        OPENAI_API_KEY: "sk-test-key",
-        CODEX_HOME: join(dir, "codex-home"),
-      },
-      scratchDir: join(dir, "scratch"),
-      model: "gpt-5.5",
-      ...more,
-    },
-    bin!,
-    { emit: (o) => outputs.push(o), alive: () => {}, signal, launcher },
-  );
-  return { end, outputs };
+async function run(script: Script, more: Partial<AgentInvocation> = {}, signal?: AbortSignal) {
+  bed.server ??= await startModelServer(script);
+  return bed.run(codexAgent, invocation(more), bin!, signal ? { signal } : {});
 }
 
 const patch = "*** Begin Patch\n*** Add File: hello.txt\n+hello from the script\n*** End Patch\n";
@@ -75,7 +50,7 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
   it("writes the scripted file and reports messages, tools and exactly the scripted usage", async () => {
     const { end, outputs } = await run(turns(patchTurn, catTurn, doneTurn));
     expect(end).toMatchObject({ status: "success", exitCode: 0 });
-    expect(readFileSync(join(dir, "repo", "hello.txt"), "utf8")).toBe("hello from the script\n");
+    expect(readFileSync(join(bed.repo, "hello.txt"), "utf8")).toBe("hello from the script\n");
     expect(outputs.map((o) => o.type)).toEqual([
       "session",
       "message",
@@ -97,7 +72,7 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       outputTokens: 77,
       costUsd: (3500 * 1.25 + 77 * 10) / 1e6,
     });
-    const request = server!.requests[0]!;
+    const request = bed.server!.requests[0]!;
     expect(request.headers.authorization).toBe("Bearer sk-test-key");
     expect(request.body).toMatchObject({ model: "gpt-5.5", stream: true, store: false });
   });
@@ -110,7 +85,7 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       code: "AGENT_AUTH",
       message: expect.stringContaining("401 Unauthorized"),
     });
-    expect(server!.requests.filter((r) => r.path === "/v1/responses")).toHaveLength(4);
+    expect(bed.server!.requests.filter((r) => r.path === "/v1/responses")).toHaveLength(4);
     console.log(`codex: 401 with 3 retries took ${Date.now() - started} ms`);
   });
 
@@ -129,7 +104,7 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }),
     );
     expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
-    expect(server!.requests.filter((r) => r.path === "/v1/responses")).toHaveLength(4);
+    expect(bed.server!.requests.filter((r) => r.path === "/v1/responses")).toHaveLength(4);
     console.log(`codex: 429 forever with 3 retries took ${Date.now() - started} ms`);
   });
 
@@ -144,7 +119,8 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
     expect(next.outputs.filter((o) => o.type === "usage")).toEqual([
       expect.objectContaining({ inputTokens: 1400, outputTokens: 3 }),
     ]);
-    const input = (server!.requests.at(-1)!.body as { input: Array<{ type: string; role?: string }> }).input;
+    const input = (bed.server!.requests.at(-1)!.body as { input: Array<{ type: string; role?: string }> })
+      .input;
     const texts = JSON.stringify(input);
     expect(texts).toContain("add hello.txt");
     expect(texts).toContain("Added hello.txt.");
@@ -154,57 +130,38 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
 
   it("is canceled while the model's stream has stalled, leaving no codex process", async () => {
     const prompt = `stall ${Date.now()}`;
-    const stop = new AbortController();
-    const running = run(
-      turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }),
-      { prompt },
-      stop.signal,
+    const { end } = await cancelOnce(
+      "codex asked the model",
+      () => (bed.server?.requests.length ?? 0) > 0,
+      (signal) =>
+        run(turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }), { prompt }, signal),
     );
-    await until("codex asked the model", () => (server?.requests.length ?? 0) > 0, 30_000);
-    stop.abort();
-    const { end } = await running;
     expect(end.status).toBe("canceled");
-    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
-      .split("\n")
-      .filter((l) => l.includes(prompt));
+    const left = processesWith(prompt);
     expect(left).toEqual([]);
   });
 
   it("ends with AGENT_STALLED within stallMs under the supervisor when the stream stalls mid-way", async () => {
     // Codex itself would wait stream_idle_timeout_ms (300 s) per attempt.
-    server = await startModelServer(turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }));
+    bed.server = await startModelServer(
+      turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }),
+    );
     const prompt = `stall ${Date.now()}`;
     const started = Date.now();
-    const result = await superviseTurn(
-      codexAgent,
-      {
-        prompt,
-        cwd: join(dir, "repo"),
-        model: "gpt-5.5",
-        extraArgs: [],
-        env: {
-          OPENAI_BASE_URL: `${server.url}/v1`,
-          OPENAI_API_KEY: "k",
-          CODEX_HOME: join(dir, "codex-home"),
-        },
-        scratchDir: join(dir, "scratch"),
-      },
-      bin!,
-      { timeoutMs: 60_000, stallMs: 3000 },
-      { emit: () => {}, launcher, signal: new AbortController().signal },
-    );
+    const { result } = await bed.supervise(codexAgent, invocation({ prompt }), bin!, {
+      timeoutMs: 60_000,
+      stallMs: 3000,
+    });
     expect(result.error?.code).toBe("AGENT_STALLED");
     expect(Date.now() - started).toBeLessThan(15_000);
-    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
-      .split("\n")
-      .filter((l) => l.includes(prompt));
+    const left = processesWith(prompt);
     expect(left).toEqual([]);
   });
 
   it("passes a prompt that starts with a dash as the prompt", async () => {
     const { end } = await run(turns(doneTurn), { prompt: "-say hi" });
     expect(end.status).toBe("success");
-    const input = (server!.requests[0]!.body as { input: unknown[] }).input;
+    const input = (bed.server!.requests[0]!.body as { input: unknown[] }).input;
     expect(JSON.stringify(input.at(-1))).toContain('"text":"-say hi"');
   });
 });

@@ -5,32 +5,20 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { copilotAgent } from "../../src/agents/copilot.js";
-import { superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
-import type { AgentInvocation, AgentOutput } from "../../src/agents/types.js";
-import { createExecutor } from "../../src/exec/create-executor.js";
+import type { TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
-import { agentCli } from "../helpers/agent-cli.js";
+import { agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { type ModelServer, type Script, startModelServer, type Turn } from "../model-server/server.js";
+import { startModelServer, type Turn } from "../model-server/server.js";
 
-const pkg = copilotAgent.package!;
-const bin = agentCli("copilot", pkg.name, pkg.version, pkg.bin);
+const bin = pinnedCli(copilotAgent);
+const bed = agentTestBed();
 
-let server: ModelServer | undefined;
-const launchers: Array<{ close(): void }> = [];
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  for (const launcher of launchers.splice(0)) launcher.close();
-});
-
-const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
-const script = (...turns: Turn[]): Script => ({
-  conversations: [{ match: withTools, turns }, { turns: [{ text: "ok" }] }],
-});
-const mainRequests = () => server!.requests.filter(withTools);
+const script = (...turns: Turn[]) => mainScript({ text: "ok" }, turns);
+const mainRequests = () => bed.server!.requests.filter(withTools);
 
 async function turn(
   prompt: string,
@@ -43,7 +31,7 @@ async function turn(
     model: "gpt-4.1",
     extraArgs: [],
     env: {
-      COPILOT_PROVIDER_BASE_URL: `${server!.url}/v1`,
+      COPILOT_PROVIDER_BASE_URL: `${bed.server!.url}/v1`,
       COPILOT_PROVIDER_API_KEY: "sk-copilot-test-key",
       // Copilot keeps its sessions under HOME/.copilot: a follow-up turn must see the same one.
       HOME: options.home ?? cwd,
@@ -51,28 +39,19 @@ async function turn(
     ...(options.sessionId ? { sessionId: options.sessionId } : {}),
     scratchDir: tempDir("runyard-copilot-scratch-"),
   };
-  const groups: number[] = [];
-  const launcher = createExecutor({
-    baseEnv: {},
-    watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
-  });
-  launchers.push(launcher);
-  const outputs: AgentOutput[] = [];
-  const result = await superviseTurn(
+  return bed.supervise(
     copilotAgent,
     invocation,
     bin!,
     options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 },
-    { emit: (output) => outputs.push(output), launcher, signal: new AbortController().signal },
   );
-  return { result, outputs, groups };
 }
 
 describe.skipIf(!bin)("the copilot adapter with the real CLI", () => {
   it("runs a scripted create task: the file is written, and the tokens are the script's", async () => {
     const cwd = tempDir("runyard-copilot-ws-");
     const file = join(cwd, "hello.txt");
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script(
         {
           text: "Writing.",
@@ -106,7 +85,7 @@ describe.skipIf(!bin)("the copilot adapter with the real CLI", () => {
   });
 
   it("fails a 401 with AGENT_AUTH", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({ fail: { kind: "status", status: 401, message: "invalid api key" } }),
     );
     const { result } = await turn("say hi");
@@ -114,14 +93,14 @@ describe.skipIf(!bin)("the copilot adapter with the real CLI", () => {
   });
 
   it("fails a 429 that never ends with AGENT_RATE_LIMIT after its own retries", async () => {
-    server = await startModelServer(script({ fail: { kind: "status", status: 429, retryAfterSecs: 1 } }));
+    bed.server = await startModelServer(script({ fail: { kind: "status", status: 429, retryAfterSecs: 1 } }));
     const { result, outputs } = await turn("say hi");
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_RATE_LIMIT" } });
     expect(outputs.filter((o) => o.type === "message" && o.role === "system").length).toBeGreaterThan(0);
   });
 
   it("stops a stream that stalls mid-way with AGENT_STALLED, leaving no process behind", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 2 } }),
     );
     const { result, groups } = await turn("say hi", { limits: { timeoutMs: 50_000, stallMs: 3000 } });
@@ -133,12 +112,12 @@ describe.skipIf(!bin)("the copilot adapter with the real CLI", () => {
   it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
     const home = tempDir("runyard-copilot-home-");
     const cwd = tempDir("runyard-copilot-ws-");
-    server = await startModelServer(script({ text: "the first answer" }));
+    bed.server = await startModelServer(script({ text: "the first answer" }));
     const first = await turn("remember the word pelican", { cwd, home });
     expect(first.result.status).toBe("success");
     const sessionId = first.result.sessionId!;
     expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
-    server.setScript(script({ text: "unused" }, { text: "the word was pelican" }));
+    bed.server.setScript(script({ text: "unused" }, { text: "the word was pelican" }));
     const second = await turn("what was the word?", { cwd, home, sessionId });
     expect(second.result).toMatchObject({ status: "success", lastMessage: "the word was pelican" });
     const history = JSON.stringify((mainRequests().at(-1)!.body as { messages: unknown[] }).messages);

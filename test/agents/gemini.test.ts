@@ -5,36 +5,22 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { geminiAgent } from "../../src/agents/gemini.js";
-import { superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
-import type { AgentInvocation, AgentOutput } from "../../src/agents/types.js";
-import { createExecutor } from "../../src/exec/create-executor.js";
+import type { TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
-import { agentCli } from "../helpers/agent-cli.js";
+import { agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { type ModelServer, type Script, startModelServer, type Turn } from "../model-server/server.js";
+import { startModelServer, type Turn } from "../model-server/server.js";
 
-const pkg = geminiAgent.package!;
-const bin = agentCli("gemini", pkg.name, pkg.version, pkg.bin);
+const bin = pinnedCli(geminiAgent);
+const bed = agentTestBed();
 
-let server: ModelServer | undefined;
-const launchers: Array<{ close(): void }> = [];
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  for (const launcher of launchers.splice(0)) launcher.close();
-});
-
-/** The agent's requests carry its tools; a side call (a next-speaker check) would not. */
-const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
-const script = (...turns: Turn[]): Script => ({
-  conversations: [
-    { match: withTools, turns },
-    { turns: [{ text: '{"next_speaker":"user","reasoning":"done"}' }] },
-  ],
-});
-const mainRequests = () => server!.requests.filter(withTools);
+/** A side call, without tools, is a next-speaker check. */
+const script = (...turns: Turn[]) =>
+  mainScript({ text: '{"next_speaker":"user","reasoning":"done"}' }, turns);
+const mainRequests = () => bed.server!.requests.filter(withTools);
 
 async function turn(
   prompt: string,
@@ -48,7 +34,7 @@ async function turn(
     model: "gemini-2.5-pro",
     extraArgs: [],
     env: {
-      GOOGLE_GEMINI_BASE_URL: server!.url,
+      GOOGLE_GEMINI_BASE_URL: bed.server!.url,
       GEMINI_API_KEY: "gemini-test-key",
       HOME: cwd,
       // Sessions live in the CLI's home: a follow-up turn must find the same one.
@@ -57,28 +43,15 @@ async function turn(
     ...(options.sessionId ? { sessionId: options.sessionId } : {}),
     scratchDir,
   };
-  const groups: number[] = [];
-  const launcher = createExecutor({
-    baseEnv: {},
-    watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
-  });
-  launchers.push(launcher);
-  const outputs: AgentOutput[] = [];
-  const result = await superviseTurn(
-    geminiAgent,
-    invocation,
-    bin!,
-    options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 },
-    { emit: (output) => outputs.push(output), launcher, signal: new AbortController().signal },
-  );
-  return { result, outputs, groups, scratchDir };
+  const limits = options.limits ?? { timeoutMs: 50_000, stallMs: 20_000 };
+  return { ...(await bed.supervise(geminiAgent, invocation, bin!, limits)), scratchDir };
 }
 
 describe.skipIf(!bin)("the gemini adapter with the real CLI", () => {
   it("runs a scripted write_file task: the file is written, and the tokens are the script's", async () => {
     const cwd = tempDir("runyard-gemini-ws-");
     const file = join(cwd, "hello.txt");
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script(
         {
           text: "Writing.",
@@ -119,7 +92,7 @@ describe.skipIf(!bin)("the gemini adapter with the real CLI", () => {
   });
 
   it("fails a 401 with AGENT_AUTH", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({ fail: { kind: "status", status: 401, message: "API key not valid." } }),
     );
     const { result } = await turn("say hi");
@@ -127,7 +100,7 @@ describe.skipIf(!bin)("the gemini adapter with the real CLI", () => {
   });
 
   it("stops a stream that stalls mid-way with AGENT_STALLED, leaving no process behind", async () => {
-    server = await startModelServer(
+    bed.server = await startModelServer(
       script({
         text: "a partial answer, long enough for two chunks",
         fail: { kind: "stall-mid-stream", afterEvents: 1 },
@@ -142,10 +115,10 @@ describe.skipIf(!bin)("the gemini adapter with the real CLI", () => {
   it("continues a session: a follow-up with the session id sends the earlier turn's history", async () => {
     const stateDir = tempDir("runyard-gemini-state-");
     const cwd = tempDir("runyard-gemini-ws-");
-    server = await startModelServer(script({ text: "the first answer" }));
+    bed.server = await startModelServer(script({ text: "the first answer" }));
     const first = await turn("remember the word pelican", { cwd, stateDir });
     expect(first.result.status).toBe("success");
-    server.setScript(script({ text: "unused" }, { text: "the word was pelican" }));
+    bed.server.setScript(script({ text: "unused" }, { text: "the word was pelican" }));
     const second = await turn("what was the word?", { cwd, stateDir, sessionId: first.result.sessionId! });
     expect(second.result).toMatchObject({ status: "success", lastMessage: "the word was pelican" });
     const history = JSON.stringify((mainRequests().at(-1)!.body as { contents: unknown[] }).contents);

@@ -2,50 +2,33 @@
  * The built-in `openai` loop's retries of a model call follow `RUNYARD_LLM_RETRY_COUNT`, which a
  * runner passes from seed 003's `llm_retry_count`; against the scripted model server.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openaiAgent } from "../../src/agents/openai.js";
 import type { AgentTurnEnd } from "../../src/agents/types.js";
-import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
-import { type ModelServer, startModelServer, turns } from "../model-server/server.js";
+import { agentTestBed } from "../helpers/agent-turn.js";
+import { startModelServer, turns } from "../model-server/server.js";
 
-let server: ModelServer | undefined;
-let dir: string;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-openai-retries-"));
-  execFileSync("git", ["init", "-q", join(dir, "repo")]);
-});
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  rmSync(dir, { recursive: true, force: true });
-});
+const bed = agentTestBed({ repoPrefix: "runyard-openai-retries-", launcher: "spawn" });
 
 /** One turn against a model that is always rate-limited (retry-after 0: no waiting). */
 async function rateLimitedTurn(retryCount: string): Promise<AgentTurnEnd> {
-  server = await startModelServer(
+  bed.server = await startModelServer(
     turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 0 } }),
   );
-  return openaiAgent.run(
-    {
-      prompt: "write hello.txt",
-      cwd: join(dir, "repo"),
-      extraArgs: [],
-      env: {
-        OPENAI_BASE_URL: `${server.url}/v1`,
-        OPENAI_API_KEY: "sk-test-key",
-        RUNYARD_AGENT_STATE_DIR: join(dir, "state"),
-        RUNYARD_LLM_RETRY_COUNT: retryCount,
-      },
-      scratchDir: join(dir, "scratch"),
+  const invocation = {
+    prompt: "write hello.txt",
+    cwd: bed.repo,
+    extraArgs: [],
+    env: {
+      OPENAI_BASE_URL: `${bed.server.url}/v1`,
+      OPENAI_API_KEY: "sk-test-key",
+      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
+      RUNYARD_LLM_RETRY_COUNT: retryCount,
     },
-    "",
-    { emit: () => {}, alive: () => {}, signal: new AbortController().signal, launcher: new SpawnLauncher() },
-  );
+    scratchDir: join(bed.dir, "scratch"),
+  };
+  return (await bed.run(openaiAgent, invocation, "")).end;
 }
 
 describe("openai agent: RUNYARD_LLM_RETRY_COUNT", () => {
@@ -55,13 +38,13 @@ describe("openai agent: RUNYARD_LLM_RETRY_COUNT", () => {
       code: "AGENT_RATE_LIMIT",
       message: expect.stringContaining("after 1 retries"),
     });
-    expect(server!.requests).toHaveLength(2);
+    expect(bed.server!.requests).toHaveLength(2);
   });
 
   it("with 0 does not retry at all", async () => {
     const end = await rateLimitedTurn("0");
     expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
-    expect(server!.requests).toHaveLength(1);
+    expect(bed.server!.requests).toHaveLength(1);
   });
 
   it("refuses a count that is not a whole number from 0 to 20 before calling the model", async () => {
@@ -70,6 +53,6 @@ describe("openai agent: RUNYARD_LLM_RETRY_COUNT", () => {
       code: "AGENT_CRASHED",
       message: "RUNYARD_LLM_RETRY_COUNT needs a whole number from 0 to 20, not many",
     });
-    expect(server!.requests).toHaveLength(0);
+    expect(bed.server!.requests).toHaveLength(0);
   });
 });

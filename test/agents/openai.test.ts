@@ -2,57 +2,37 @@
  * The built-in `openai` loop against the scripted model server (Chat Completions), in a real git
  * repository, running commands through the real spawn launcher.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openaiAgent } from "../../src/agents/openai.js";
-import { superviseTurn } from "../../src/agents/supervise.js";
-import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
-import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
-import { type ModelServer, type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
+import { agentTestBed } from "../helpers/agent-turn.js";
+import { type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
 
-let server: ModelServer | undefined;
-let dir: string;
-const launcher = new SpawnLauncher();
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-openai-agent-"));
-  execFileSync("git", ["init", "-q", join(dir, "repo")]);
-});
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  rmSync(dir, { recursive: true, force: true });
-});
+const bed = agentTestBed({ repoPrefix: "runyard-openai-agent-", launcher: "spawn" });
 
 async function run(
   script: Script,
   more: Partial<AgentInvocation> = {},
   signal: AbortSignal = new AbortController().signal,
   onAlive: () => void = () => {},
-): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[] }> {
-  server ??= await startModelServer(script);
-  const outputs: AgentOutput[] = [];
-  const end = await openaiAgent.run(
-    {
-      prompt: "write hello.txt",
-      cwd: join(dir, "repo"),
-      extraArgs: [],
-      env: {
-        OPENAI_BASE_URL: `${server.url}/v1`,
-        OPENAI_API_KEY: "sk-test-key",
-        RUNYARD_AGENT_STATE_DIR: join(dir, "state"),
-      },
-      scratchDir: join(dir, "scratch"),
-      model: "gpt-4o-mini",
-      ...more,
+) {
+  bed.server ??= await startModelServer(script);
+  const invocation: AgentInvocation = {
+    prompt: "write hello.txt",
+    cwd: bed.repo,
+    extraArgs: [],
+    env: {
+      OPENAI_BASE_URL: `${bed.server.url}/v1`,
+      OPENAI_API_KEY: "sk-test-key",
+      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
     },
-    "",
-    { emit: (o) => outputs.push(o), alive: onAlive, signal, launcher },
-  );
-  return { end, outputs };
+    scratchDir: join(bed.dir, "scratch"),
+    model: "gpt-4o-mini",
+    ...more,
+  };
+  return bed.run(openaiAgent, invocation, "", { signal, alive: onAlive });
 }
 
 const writeTurn: Turn = {
@@ -72,7 +52,7 @@ describe("openai agent (built-in loop)", () => {
   it("writes the scripted file, runs a command and reports messages, tools and exactly the scripted usage", async () => {
     const { end, outputs } = await run(turns(writeTurn, checkTurn, doneTurn));
     expect(end).toMatchObject({ status: "success", exitCode: 0 });
-    expect(readFileSync(join(dir, "repo", "hello.txt"), "utf8")).toBe("hello from the script\n");
+    expect(readFileSync(join(bed.repo, "hello.txt"), "utf8")).toBe("hello from the script\n");
     const seen = outputs.filter((o) => o.type !== "session" && o.type !== "usage");
     expect(seen).toEqual([
       { type: "message", role: "assistant", text: "I will write the file." },
@@ -95,7 +75,7 @@ describe("openai agent (built-in loop)", () => {
     ]);
     // gpt-4o-mini list price: 0.15 / 0.6 USD per million tokens
     expect(usage[0]).toMatchObject({ model: "gpt-4o-mini", costUsd: (1000 * 0.15 + 50 * 0.6) / 1e6 });
-    const request = server!.requests[0]!;
+    const request = bed.server!.requests[0]!;
     expect(request.headers.authorization).toBe("Bearer sk-test-key");
     const body = request.body as { stream: boolean; tools: Array<{ function: { name: string } }> };
     expect(body.stream).toBe(true);
@@ -113,7 +93,7 @@ describe("openai agent (built-in loop)", () => {
     expect(end.status).toBe("failed");
     expect(end.error?.code).toBe("AGENT_AUTH");
     expect(outputs.at(-1)).toMatchObject({ type: "failure", error: { code: "AGENT_AUTH" } });
-    expect(server!.requests).toHaveLength(1);
+    expect(bed.server!.requests).toHaveLength(1);
   });
 
   it("waits out two 429s with retry-after and then answers", async () => {
@@ -122,7 +102,7 @@ describe("openai agent (built-in loop)", () => {
     const { end, outputs } = await run(turns({ ...doneTurn, failFirst: [limited, limited] }));
     expect(end.status).toBe("success");
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
-    expect(server!.requests).toHaveLength(3);
+    expect(bed.server!.requests).toHaveLength(3);
     expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Wrote hello.txt." });
   });
 
@@ -131,7 +111,7 @@ describe("openai agent (built-in loop)", () => {
       turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }),
     );
     expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
-    expect(server!.requests).toHaveLength(4);
+    expect(bed.server!.requests).toHaveLength(4);
   });
 
   it("continues a session: the follow-up turn sends the earlier conversation", async () => {
@@ -146,7 +126,7 @@ describe("openai agent (built-in loop)", () => {
     expect(second.outputs).toContainEqual({ type: "session", sessionId });
     expect(second.outputs).toContainEqual({ type: "message", role: "assistant", text: "Second answer." });
     const messages = (
-      server!.requests.at(-1)!.body as { messages: Array<{ role: string; content: unknown }> }
+      bed.server!.requests.at(-1)!.body as { messages: Array<{ role: string; content: unknown }> }
     ).messages;
     expect(messages.map((m) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant", "user"]);
     expect(messages[1]!.content).toBe("write hello.txt");
@@ -158,7 +138,7 @@ describe("openai agent (built-in loop)", () => {
     const again: Turn = { toolCalls: [{ name: "list_files", input: {} }] };
     const { end } = await run(turns(again, again, again), { extraArgs: ["--max-turns", "2"] });
     expect(end.error?.code).toBe("AGENT_TURN_LIMIT");
-    expect(server!.requests).toHaveLength(2);
+    expect(bed.server!.requests).toHaveLength(2);
   });
 
   it("refuses a path outside the workspace and tells the model", async () => {
@@ -176,7 +156,7 @@ describe("openai agent (built-in loop)", () => {
   });
 
   it("is canceled at once while its command runs, and the command's process group is gone", async () => {
-    const pidFile = join(dir, "repo", "pid");
+    const pidFile = join(bed.repo, "pid");
     const slow: Turn = {
       toolCalls: [{ name: "run_command", input: { command: `echo $$ > pid; echo started; sleep 30` } }],
     };
@@ -206,20 +186,21 @@ describe("openai agent (built-in loop)", () => {
   });
 
   it("ends with AGENT_STALLED within stallMs under the supervisor when the stream stalls mid-way", async () => {
-    server = await startModelServer(turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 2 } }));
+    bed.server = await startModelServer(
+      turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 2 } }),
+    );
     const started = Date.now();
-    const result = await superviseTurn(
+    const { result } = await bed.supervise(
       openaiAgent,
       {
         prompt: "hi",
-        cwd: join(dir, "repo"),
+        cwd: bed.repo,
         extraArgs: [],
-        env: { OPENAI_BASE_URL: `${server.url}/v1`, OPENAI_API_KEY: "k" },
-        scratchDir: join(dir, "scratch"),
+        env: { OPENAI_BASE_URL: `${bed.server.url}/v1`, OPENAI_API_KEY: "k" },
+        scratchDir: join(bed.dir, "scratch"),
       },
       "",
       { timeoutMs: 30_000, stallMs: 1000 },
-      { emit: () => {}, launcher, signal: new AbortController().signal },
     );
     expect(result.status).toBe("failed");
     expect(result.error?.code).toBe("AGENT_STALLED");

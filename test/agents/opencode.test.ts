@@ -4,82 +4,49 @@
  * launcher. OpenCode asks for a session title in a request without tools: the first conversation
  * of every script answers those.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { opencodeAgent } from "../../src/agents/opencode.js";
-import { superviseTurn } from "../../src/agents/supervise.js";
-import type { AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
-import { SpawnLauncher } from "../../src/exec/spawn-launcher.js";
-import { agentCli } from "../helpers/agent-cli.js";
-import { until } from "../helpers/processes.js";
-import {
-  type ModelServer,
-  type RecordedRequest,
-  startModelServer,
-  type Turn,
-} from "../model-server/server.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
+import { agentTestBed, cancelOnce, pinnedCli, processesWith } from "../helpers/agent-turn.js";
+import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
 
 const pkg = opencodeAgent.package!;
-const bin = agentCli("opencode", pkg.name, pkg.version, pkg.bin);
-let server: ModelServer | undefined;
-let dir: string;
-let repo: string;
-const launcher = new SpawnLauncher();
-afterAll(() => launcher.close());
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "runyard-opencode-"));
-  repo = join(dir, "repo");
-  execFileSync("git", ["init", "-q", repo]);
-});
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-  rmSync(dir, { recursive: true, force: true });
-});
+const bin = pinnedCli(opencodeAgent);
+const bed = agentTestBed({ repoPrefix: "runyard-opencode-", launcher: "spawn" });
 
 const isTitleCall = (r: RecordedRequest) => !(r.body as { tools?: unknown[] }).tools?.length;
-const agentCalls = () => server!.requests.filter((r) => r.path === "/v1/chat/completions" && !isTitleCall(r));
+const agentCalls = () =>
+  bed.server!.requests.filter((r) => r.path === "/v1/chat/completions" && !isTitleCall(r));
 
-async function run(
-  agentTurns: Turn[],
-  more: Partial<AgentInvocation> = {},
-  signal: AbortSignal = new AbortController().signal,
-): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[] }> {
-  server ??= await startModelServer({
+async function run(agentTurns: Turn[], more: Partial<AgentInvocation> = {}, signal?: AbortSignal) {
+  bed.server ??= await startModelServer({
     conversations: [
       { match: isTitleCall, turns: [{ text: "A title", usage: { input_tokens: 5, output_tokens: 2 } }] },
       { turns: agentTurns },
     ],
   });
-  const outputs: AgentOutput[] = [];
-  const end = await opencodeAgent.run(
-    {
-      prompt: "add hello.txt",
-      cwd: repo,
-      extraArgs: [],
-      env: {
-        OPENAI_BASE_URL: `${server.url}/v1`,
-        OPENAI_API_KEY: "sk-test-key",
-        RUNYARD_AGENT_STATE_DIR: join(dir, "state"),
-      },
-      scratchDir: join(dir, "scratch"),
-      model: "gpt-4o-mini",
-      ...more,
+  const invocation: AgentInvocation = {
+    prompt: "add hello.txt",
+    cwd: bed.repo,
+    extraArgs: [],
+    env: {
+      OPENAI_BASE_URL: `${bed.server.url}/v1`,
+      OPENAI_API_KEY: "sk-test-key",
+      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
     },
-    bin!,
-    { emit: (o) => outputs.push(o), alive: () => {}, signal, launcher },
-  );
-  return { end, outputs };
+    scratchDir: join(bed.dir, "scratch"),
+    model: "gpt-4o-mini",
+    ...more,
+  };
+  return bed.run(opencodeAgent, invocation, bin!, signal ? { signal } : {});
 }
 
 const writeTurn = (): Turn => ({
   text: "I will add the file.",
   toolCalls: [
-    { name: "write", input: { filePath: join(repo, "hello.txt"), content: "hello from the script\n" } },
+    { name: "write", input: { filePath: join(bed.repo, "hello.txt"), content: "hello from the script\n" } },
   ],
   usage: { input_tokens: 1000, output_tokens: 50 },
 });
@@ -93,7 +60,7 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
   it("writes the scripted file and reports messages, tools and exactly the scripted usage", async () => {
     const { end, outputs } = await run([writeTurn(), bashTurn, doneTurn]);
     expect(end).toMatchObject({ status: "success", exitCode: 0 });
-    expect(readFileSync(join(repo, "hello.txt"), "utf8")).toBe("hello from the script\n");
+    expect(readFileSync(join(bed.repo, "hello.txt"), "utf8")).toBe("hello from the script\n");
     expect(outputs.map((o) => o.type)).toEqual([
       "session",
       "message",
@@ -174,51 +141,43 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
 
   it("is canceled while the model's stream has stalled, leaving no opencode process", async () => {
     const prompt = `stall ${Date.now()}`;
-    const stop = new AbortController();
-    const running = run(
-      [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }],
-      { prompt },
-      stop.signal,
+    const { end } = await cancelOnce(
+      "opencode asked the model",
+      () => (bed.server ? agentCalls().length > 0 : false),
+      (signal) =>
+        run([{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }], { prompt }, signal),
     );
-    await until("opencode asked the model", () => (server ? agentCalls().length > 0 : false), 30_000);
-    stop.abort();
-    const { end } = await running;
     expect(end.status).toBe("canceled");
-    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
-      .split("\n")
-      .filter((l) => l.includes(prompt));
+    const left = processesWith(prompt);
     expect(left).toEqual([]);
   });
 
   it("ends with AGENT_STALLED under the supervisor when the stream stalls mid-way", async () => {
     // OpenCode has no timeout of its own here; it also prints nothing for its first seconds, so
     // stallMs must cover its start-up (about 4 to 9 s here).
-    server = await startModelServer({
+    bed.server = await startModelServer({
       conversations: [
         { match: isTitleCall, turns: [{ text: "A title" }] },
         { turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }] },
       ],
     });
     const prompt = `stall ${Date.now()}`;
-    const result = await superviseTurn(
+    const { result } = await bed.supervise(
       opencodeAgent,
       {
         prompt,
-        cwd: repo,
+        cwd: bed.repo,
         model: "gpt-4o-mini",
         extraArgs: [],
-        env: { OPENAI_BASE_URL: `${server.url}/v1`, OPENAI_API_KEY: "k" },
-        scratchDir: join(dir, "scratch"),
+        env: { OPENAI_BASE_URL: `${bed.server.url}/v1`, OPENAI_API_KEY: "k" },
+        scratchDir: join(bed.dir, "scratch"),
       },
       bin!,
       { timeoutMs: 60_000, stallMs: 15_000 },
-      { emit: () => {}, launcher, signal: new AbortController().signal },
     );
     expect(result.error?.code).toBe("AGENT_STALLED");
     expect(agentCalls()).toHaveLength(1);
-    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
-      .split("\n")
-      .filter((l) => l.includes(prompt));
+    const left = processesWith(prompt);
     expect(left).toEqual([]);
   });
 

@@ -1,0 +1,142 @@
+/**
+ * What the agent adapter tests under test/agents/ share: a scripted model server stopped after
+ * each test, a fresh git repository per test, and one turn of an adapter (by itself or under the
+ * runner's supervisor) with what it emitted and the process groups it started.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach } from "vitest";
+import { type AgentTurnResult, superviseTurn, type TurnLimits } from "../../src/agents/supervise.js";
+import type { AgentAdapter, AgentInvocation, AgentOutput, AgentTurnEnd } from "../../src/agents/types.js";
+import { createExecutor } from "../../src/exec/create-executor.js";
+import type { ModelServer, RecordedRequest, Script, Turn } from "../model-server/server.js";
+import { agentCli } from "./agent-cli.js";
+import { until } from "./processes.js";
+
+/** The adapter's pinned CLI, installed once per machine; undefined when it cannot be (see agentCli). */
+export function pinnedCli(agent: AgentAdapter): string | undefined {
+  const pkg = agent.package!;
+  return agentCli(agent.name, pkg.name, pkg.version, pkg.bin);
+}
+
+export interface AgentTestBed {
+  /** The test's scripted model server: a test starts it; it is stopped after the test. */
+  server: ModelServer | undefined;
+  /** With `repoPrefix`: the test's own folder, removed after it. */
+  readonly dir: string;
+  /** With `repoPrefix`: a git repository in `dir`, the workspace of the test's turns. */
+  readonly repo: string;
+  /** One turn under the runner's supervisor, as a runner runs it. */
+  supervise(
+    agent: AgentAdapter,
+    invocation: AgentInvocation,
+    bin: string,
+    limits: TurnLimits,
+  ): Promise<{ result: AgentTurnResult; outputs: AgentOutput[]; groups: number[] }>;
+  /** One turn of the adapter by itself: no time, stall or budget watch but the CLI's own. */
+  run(
+    agent: AgentAdapter,
+    invocation: AgentInvocation,
+    bin: string,
+    io?: { signal?: AbortSignal; alive?: () => void },
+  ): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[]; groups: number[] }>;
+}
+
+/**
+ * Call once at the top of a test file (it adds the file's beforeEach and afterEach). Each turn
+ * gets a launcher of its own that records the process groups it starts; launchers are closed
+ * only after the test, so a test sees what a turn left behind, not what closing cleaned up.
+ * `launcher: "spawn"` starts processes with Node's spawn instead of the fork-server.
+ */
+export function agentTestBed(
+  options: { repoPrefix?: string; launcher?: "auto" | "spawn" } = {},
+): AgentTestBed {
+  const launchers: Array<{ close(): void }> = [];
+  let dir: string | undefined;
+  const recordingLauncher = () => {
+    const groups: number[] = [];
+    const launcher = createExecutor({
+      baseEnv: {},
+      ...(options.launcher ? { launcher: options.launcher } : {}),
+      watch: { started: (pgid) => groups.push(pgid), ended: () => {} },
+    });
+    launchers.push(launcher);
+    return { launcher, groups };
+  };
+  const bed: AgentTestBed = {
+    server: undefined,
+    get dir() {
+      if (!dir) throw new Error("agentTestBed: no repoPrefix, so no folder per test");
+      return dir;
+    },
+    get repo() {
+      return join(bed.dir, "repo");
+    },
+    async supervise(agent, invocation, bin, limits) {
+      const { launcher, groups } = recordingLauncher();
+      const outputs: AgentOutput[] = [];
+      const result = await superviseTurn(agent, invocation, bin, limits, {
+        emit: (output) => outputs.push(output),
+        launcher,
+        signal: new AbortController().signal,
+      });
+      return { result, outputs, groups };
+    },
+    async run(agent, invocation, bin, io = {}) {
+      const { launcher, groups } = recordingLauncher();
+      const outputs: AgentOutput[] = [];
+      const end = await agent.run(invocation, bin, {
+        emit: (output) => outputs.push(output),
+        alive: io.alive ?? (() => {}),
+        signal: io.signal ?? new AbortController().signal,
+        launcher,
+      });
+      return { end, outputs, groups };
+    },
+  };
+  if (options.repoPrefix) {
+    const prefix = options.repoPrefix;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), prefix));
+      execFileSync("git", ["init", "-q", join(dir, "repo")]);
+    });
+  }
+  afterEach(async () => {
+    await bed.server?.stop();
+    bed.server = undefined;
+    for (const launcher of launchers.splice(0)) launcher.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  return bed;
+}
+
+/** The agent's own requests carry its tools; a side call (a title, a next-speaker check) does not. */
+export const withTools = (r: RecordedRequest) => Array.isArray((r.body as { tools?: unknown })?.tools);
+
+/** A script that plays `turns` to the agent's own requests and answers every side call with `side`. */
+export function mainScript(side: Turn, turns: Turn[]): Script {
+  return { conversations: [{ match: withTools, turns }, { turns: [side] }] };
+}
+
+/** Starts a turn with a signal of its own, and cancels it once `ready` holds; its end. */
+export async function cancelOnce<T>(
+  what: string,
+  ready: () => boolean,
+  start: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  const running = start(stop.signal);
+  await until(what, ready, 30_000);
+  stop.abort();
+  return running;
+}
+
+/** The command lines of this machine's processes that contain `text` (a turn's unique prompt). */
+export function processesWith(text: string): string[] {
+  return execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+    .split("\n")
+    .filter((line) => line.includes(text));
+}
