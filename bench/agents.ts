@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { findAgent } from "../src/agents/availability.js";
-import { claudeCodeAgent } from "../src/agents/claude-code.js";
+import { claudeCodeAgent, claudeCodeCommand } from "../src/agents/claude-code.js";
 import type { RunEvent } from "../src/core/events.js";
 import { silentLogger } from "../src/core/logger.js";
 import { createExecutor } from "../src/exec/create-executor.js";
@@ -187,30 +187,19 @@ const claudePrompt = "Write hello.txt containing hello.";
  */
 function byHand(bin: string, modelUrl: string, cwd: string): Promise<Timing> {
   const start = performance.now();
-  const child = spawn(
-    bin,
-    [
-      "-p",
-      "--output-format",
-      "stream-json",
-      "--verbose",
-      "--dangerously-skip-permissions",
-      "--",
-      claudePrompt,
-    ],
+  const { argv, env } = claudeCodeCommand(
     {
-      cwd,
-      env: {
-        ...process.env,
-        IS_SANDBOX: "1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-        DISABLE_AUTOUPDATER: "1",
-        ANTHROPIC_BASE_URL: modelUrl,
-        ANTHROPIC_API_KEY: anthropicKey,
-      },
-      stdio: ["ignore", "pipe", "ignore"],
+      prompt: claudePrompt,
+      extraArgs: [],
+      env: { ANTHROPIC_BASE_URL: modelUrl, ANTHROPIC_API_KEY: anthropicKey },
     },
+    bin,
   );
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "ignore"],
+  });
   let firstAgent = 0;
   let sawResult = false;
   createInterface({ input: child.stdout }).on("line", (line) => {

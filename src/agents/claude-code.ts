@@ -1,6 +1,6 @@
 import { agentError, runCliAgent } from "./cli-agent.js";
 import { costFor } from "./prices.js";
-import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from "./types.js";
+import type { AgentAdapter, AgentErrorCode, AgentInvocation, AgentOutput, CliStreamParser } from "./types.js";
 
 /**
  * Claude Code (`@anthropic-ai/claude-code`) in print mode with its stream-json output.
@@ -21,38 +21,49 @@ export const claudeCodeAgent: AgentAdapter = {
   package: { name: "@anthropic-ai/claude-code", version: "2.1.197", bin: "claude" },
   credentialEnv: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"],
   run(invocation, bin, io) {
-    const argv = [
-      bin,
-      "-p",
-      "--output-format",
-      "stream-json",
-      "--verbose",
-      "--dangerously-skip-permissions",
-      ...(invocation.model ? ["--model", invocation.model] : []),
-      ...(invocation.sessionId ? ["--resume", invocation.sessionId] : []),
-      ...invocation.extraArgs,
-      // After `--`, a prompt that starts with a dash is not read as a flag.
-      "--",
-      invocation.prompt,
-    ];
     return runCliAgent({
       agent: "claude_code",
-      argv,
-      env: {
-        // It refuses --dangerously-skip-permissions as root unless it is told it is sandboxed;
-        // runyard's workspace is its sandbox.
-        IS_SANDBOX: "1",
-        // No telemetry, update checks or side calls: a run talks to its model and nothing else.
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-        DISABLE_AUTOUPDATER: "1",
-        ...invocation.env,
-      },
+      ...claudeCodeCommand(invocation, bin),
       cwd: invocation.cwd,
       parser: claudeCodeParser(),
       io,
     });
   },
 };
+
+/**
+ * How the adapter starts the CLI: its argv, and the environment laid over the runner's. Also
+ * what the benchmark starts by hand, so the two cannot drift apart.
+ */
+export function claudeCodeCommand(
+  invocation: Pick<AgentInvocation, "prompt" | "model" | "sessionId" | "extraArgs" | "env">,
+  bin: string,
+): { argv: string[]; env: Record<string, string> } {
+  const argv = [
+    bin,
+    "-p",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--dangerously-skip-permissions",
+    ...(invocation.model ? ["--model", invocation.model] : []),
+    ...(invocation.sessionId ? ["--resume", invocation.sessionId] : []),
+    ...invocation.extraArgs,
+    // After `--`, a prompt that starts with a dash is not read as a flag.
+    "--",
+    invocation.prompt,
+  ];
+  const env = {
+    // It refuses --dangerously-skip-permissions as root unless it is told it is sandboxed;
+    // runyard's workspace is its sandbox.
+    IS_SANDBOX: "1",
+    // No telemetry, update checks or side calls: a run talks to its model and nothing else.
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    DISABLE_AUTOUPDATER: "1",
+    ...invocation.env,
+  };
+  return { argv, env };
+}
 
 interface ContentBlock {
   type?: string;
