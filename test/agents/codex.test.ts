@@ -7,7 +7,13 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { codexAgent } from "../../src/agents/codex.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
-import { agentTestBed, cancelOnce, pinnedCli, processesWith } from "../helpers/agent-turn.js";
+import {
+  agentTestBed,
+  cancelOnce,
+  openaiInvocation,
+  pinnedCli,
+  processesWith,
+} from "../helpers/agent-turn.js";
 import { type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
 
 const pkg = codexAgent.package!;
@@ -15,19 +21,12 @@ const bin = pinnedCli(codexAgent);
 const bed = agentTestBed({ repoPrefix: "runyard-codex-", launcher: "spawn" });
 
 /** A turn in the test's repository against the test's model server, changed by `more`. */
-const invocation = (more: Partial<AgentInvocation> = {}): AgentInvocation => ({
-  prompt: "add hello.txt",
-  cwd: bed.repo,
-  extraArgs: [],
-  env: {
-    OPENAI_BASE_URL: `${bed.server!.url}/v1`,
-    OPENAI_API_KEY: "sk-test-key",
-    CODEX_HOME: join(bed.dir, "codex-home"),
-  },
-  scratchDir: join(bed.dir, "scratch"),
-  model: "gpt-5.5",
-  ...more,
-});
+const invocation = (more: Partial<AgentInvocation> = {}): AgentInvocation =>
+  openaiInvocation(
+    bed,
+    { prompt: "add hello.txt", model: "gpt-5.5", env: { CODEX_HOME: join(bed.dir, "codex-home") } },
+    more,
+  );
 
 async function run(script: Script, more: Partial<AgentInvocation> = {}, signal?: AbortSignal) {
   bed.server ??= await startModelServer(script);

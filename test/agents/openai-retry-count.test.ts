@@ -2,11 +2,10 @@
  * The built-in `openai` loop's retries of a model call follow `RUNYARD_LLM_RETRY_COUNT`, which a
  * runner passes from seed 003's `llm_retry_count`; against the scripted model server.
  */
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openaiAgent } from "../../src/agents/openai.js";
 import type { AgentTurnEnd } from "../../src/agents/types.js";
-import { agentTestBed } from "../helpers/agent-turn.js";
+import { agentTestBed, openaiInvocation } from "../helpers/agent-turn.js";
 import { startModelServer, turns } from "../model-server/server.js";
 
 const bed = agentTestBed({ repoPrefix: "runyard-openai-retries-", launcher: "spawn" });
@@ -16,18 +15,10 @@ async function rateLimitedTurn(retryCount: string): Promise<AgentTurnEnd> {
   bed.server = await startModelServer(
     turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 0 } }),
   );
-  const invocation = {
+  const invocation = openaiInvocation(bed, {
     prompt: "write hello.txt",
-    cwd: bed.repo,
-    extraArgs: [],
-    env: {
-      OPENAI_BASE_URL: `${bed.server.url}/v1`,
-      OPENAI_API_KEY: "sk-test-key",
-      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
-      RUNYARD_LLM_RETRY_COUNT: retryCount,
-    },
-    scratchDir: join(bed.dir, "scratch"),
-  };
+    env: { RUNYARD_LLM_RETRY_COUNT: retryCount },
+  });
   return (await bed.run(openaiAgent, invocation, "")).end;
 }
 

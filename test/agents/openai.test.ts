@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openaiAgent } from "../../src/agents/openai.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
-import { agentTestBed } from "../helpers/agent-turn.js";
+import { agentTestBed, openaiInvocation } from "../helpers/agent-turn.js";
 import { type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
 
 const bed = agentTestBed({ repoPrefix: "runyard-openai-agent-", launcher: "spawn" });
@@ -19,19 +19,7 @@ async function run(
   onAlive: () => void = () => {},
 ) {
   bed.server ??= await startModelServer(script);
-  const invocation: AgentInvocation = {
-    prompt: "write hello.txt",
-    cwd: bed.repo,
-    extraArgs: [],
-    env: {
-      OPENAI_BASE_URL: `${bed.server.url}/v1`,
-      OPENAI_API_KEY: "sk-test-key",
-      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
-    },
-    scratchDir: join(bed.dir, "scratch"),
-    model: "gpt-4o-mini",
-    ...more,
-  };
+  const invocation = openaiInvocation(bed, { prompt: "write hello.txt", model: "gpt-4o-mini" }, more);
   return bed.run(openaiAgent, invocation, "", { signal, alive: onAlive });
 }
 
@@ -190,18 +178,10 @@ describe("openai agent (built-in loop)", () => {
       turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 2 } }),
     );
     const started = Date.now();
-    const { result } = await bed.supervise(
-      openaiAgent,
-      {
-        prompt: "hi",
-        cwd: bed.repo,
-        extraArgs: [],
-        env: { OPENAI_BASE_URL: `${bed.server.url}/v1`, OPENAI_API_KEY: "k" },
-        scratchDir: join(bed.dir, "scratch"),
-      },
-      "",
-      { timeoutMs: 30_000, stallMs: 1000 },
-    );
+    const { result } = await bed.supervise(openaiAgent, openaiInvocation(bed, { prompt: "hi" }), "", {
+      timeoutMs: 30_000,
+      stallMs: 1000,
+    });
     expect(result.status).toBe("failed");
     expect(result.error?.code).toBe("AGENT_STALLED");
     expect(Date.now() - started).toBeLessThan(5000);

@@ -9,7 +9,13 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { opencodeAgent } from "../../src/agents/opencode.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
-import { agentTestBed, cancelOnce, pinnedCli, processesWith } from "../helpers/agent-turn.js";
+import {
+  agentTestBed,
+  cancelOnce,
+  openaiInvocation,
+  pinnedCli,
+  processesWith,
+} from "../helpers/agent-turn.js";
 import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
 
 const pkg = opencodeAgent.package!;
@@ -27,19 +33,7 @@ async function run(agentTurns: Turn[], more: Partial<AgentInvocation> = {}, sign
       { turns: agentTurns },
     ],
   });
-  const invocation: AgentInvocation = {
-    prompt: "add hello.txt",
-    cwd: bed.repo,
-    extraArgs: [],
-    env: {
-      OPENAI_BASE_URL: `${bed.server.url}/v1`,
-      OPENAI_API_KEY: "sk-test-key",
-      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
-    },
-    scratchDir: join(bed.dir, "scratch"),
-    model: "gpt-4o-mini",
-    ...more,
-  };
+  const invocation = openaiInvocation(bed, { prompt: "add hello.txt", model: "gpt-4o-mini" }, more);
   return bed.run(opencodeAgent, invocation, bin!, signal ? { signal } : {});
 }
 
@@ -164,14 +158,7 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
     const prompt = `stall ${Date.now()}`;
     const { result } = await bed.supervise(
       opencodeAgent,
-      {
-        prompt,
-        cwd: bed.repo,
-        model: "gpt-4o-mini",
-        extraArgs: [],
-        env: { OPENAI_BASE_URL: `${bed.server.url}/v1`, OPENAI_API_KEY: "k" },
-        scratchDir: join(bed.dir, "scratch"),
-      },
+      openaiInvocation(bed, { prompt, model: "gpt-4o-mini" }),
       bin!,
       { timeoutMs: 60_000, stallMs: 15_000 },
     );

@@ -113,6 +113,32 @@ export function agentTestBed(
   return bed;
 }
 
+/**
+ * A turn in the test's repository for an agent that speaks the OpenAI API to the test's model
+ * server (key sk-test-key), its state in the test's folder; `env` adds to that environment and
+ * `more` sets any other field.
+ */
+export function openaiInvocation(
+  bed: AgentTestBed,
+  fields: { prompt: string; model?: string; env?: Record<string, string> },
+  more: Partial<AgentInvocation> = {},
+): AgentInvocation {
+  return {
+    prompt: fields.prompt,
+    cwd: bed.repo,
+    extraArgs: [],
+    env: {
+      OPENAI_BASE_URL: `${bed.server!.url}/v1`,
+      OPENAI_API_KEY: "sk-test-key",
+      RUNYARD_AGENT_STATE_DIR: join(bed.dir, "state"),
+      ...fields.env,
+    },
+    scratchDir: join(bed.dir, "scratch"),
+    ...(fields.model ? { model: fields.model } : {}),
+    ...more,
+  };
+}
+
 /** The agent's own requests carry its tools; a side call (a title, a next-speaker check) does not. */
 export const withTools = (r: RecordedRequest) => Array.isArray((r.body as { tools?: unknown })?.tools);
 
