@@ -1,0 +1,46 @@
+/**
+ * Bots (DESIGN.md section 8, seed 001): users' long-running programs in hardened containers.
+ * The contracts between the archive checks, the image builds and the container lifecycle.
+ */
+
+/** What an archive may hold, checked before anything is extracted (seed 001: path-traversal-safe). */
+export interface ArchiveLimits {
+  /** Entries of any kind. */
+  maxEntries: number;
+  /** Sum of the entries' uncompressed sizes, in bytes. */
+  maxTotalBytes: number;
+  /** Uncompressed over compressed size, for the whole archive (a zip bomb is far above it). */
+  maxRatio: number;
+  /** Folder depth of any entry's path. */
+  maxDepth: number;
+}
+
+/** One entry as listed from the archive, before extraction. */
+export interface ArchiveEntry {
+  /** The path as stored (never trusted). */
+  path: string;
+  type: "file" | "directory" | "symlink" | "hardlink" | "other";
+  size: number;
+  /** For links: the target as stored. */
+  linkTarget?: string;
+}
+
+/** The limits of a bot's container (seed 001's defaults; configurable per tenant). */
+export interface ContainerLimits {
+  memoryBytes: number;
+  /** CPUs, e.g. 0.5. */
+  cpus: number;
+  pids: number;
+}
+
+/** Who a container belongs to, recorded in its labels (`runyard.*`) so it can be reconciled. */
+export interface BotOwnership {
+  botId: string;
+  tenantId: string | null;
+  owner: string;
+  /** ISO time after which the bot ends `timeout` (its lifetime, 24 h by default). */
+  expiresAt: string;
+}
+
+/** Seed 001's states, plus `removed`. */
+export type BotState = "building" | "pulling" | "running" | "stopped" | "crashed" | "timeout" | "removed";
