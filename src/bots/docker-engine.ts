@@ -1,0 +1,323 @@
+import { readdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+import Docker, { type ContainerCreateOptions } from "dockerode";
+import { create as createTar } from "tar";
+import { managedLabel } from "./container-spec.js";
+
+/** A build that Docker refused or that failed in a step; carries the build's last output lines. */
+export class ImageBuildError extends Error {
+  readonly code = "RUNYARD_ERR_IMAGE_BUILD";
+  constructor(
+    readonly tag: string,
+    readonly reason: string,
+    readonly lastLines: string[],
+  ) {
+    super(`building image ${tag} failed: ${reason}`);
+    this.name = "ImageBuildError";
+  }
+}
+
+export type ContainerStatus =
+  | "created"
+  | "running"
+  | "paused"
+  | "restarting"
+  | "removing"
+  | "exited"
+  | "dead";
+
+/** What runyard needs from `docker inspect` to tell running, stopped, crashed and OOM apart. */
+export interface ContainerInspection {
+  id: string;
+  state: ContainerStatus;
+  exitCode: number;
+  oomKilled: boolean;
+  /** ISO times; Docker reports year 1 for "never", given here as null. */
+  startedAt: string | null;
+  finishedAt: string | null;
+  restartCount: number;
+  labels: Record<string, string>;
+}
+
+export interface LogLine {
+  stream: "stdout" | "stderr";
+  line: string;
+}
+
+export interface LogOptions {
+  /** Only the last N lines. */
+  tail?: number;
+  /** Unix seconds: only lines after it. */
+  since?: number;
+  /** Keep reading until the container ends (or the iteration is left). */
+  follow?: boolean;
+}
+
+export interface ContainerStats {
+  memoryBytes: number;
+  /** Of one CPU: 50 means half a core. */
+  cpuPercent: number;
+}
+
+export interface ContainerEvent {
+  action: "start" | "die" | "oom";
+  containerId: string;
+  /** `die` only. */
+  exitCode?: number;
+  labels: Record<string, string>;
+  /** Unix nanoseconds, as Docker orders them. */
+  timeNano: number;
+}
+
+export interface ManagedContainer {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  labels: Record<string, string>;
+}
+
+/** How many of a build's output lines a failed build keeps for its error. */
+const buildTailLines = 20;
+
+/**
+ * The Docker engine as bots use it: a thin layer over dockerode that gives typed answers, plain
+ * lines and async iterables instead of Docker's multiplexed and JSON-lines streams. It keeps no
+ * state of its own, so a new instance after a restart sees everything (labels are the record).
+ */
+export class DockerEngine {
+  readonly docker: Docker;
+
+  constructor(options: Docker.DockerOptions = { socketPath: "/var/run/docker.sock" }) {
+    this.docker = new Docker(options);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.docker.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Builds `contextDir` (holding a Dockerfile) as `tag`. No build args are accepted: secrets
+   * given to a build end up in the image's history, so they only ever reach the container's env.
+   */
+  async build(
+    contextDir: string,
+    tag: string,
+    onProgress: (line: string) => void = () => {},
+    labels: Record<string, string> = {},
+  ): Promise<void> {
+    const context = createTar({ cwd: contextDir, portable: true }, readdirSync(contextDir));
+    const stream = (await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
+      t: tag,
+      labels,
+      rm: true,
+      forcerm: true,
+    })) as Readable;
+    const last: string[] = [];
+    const keep = (line: string) => {
+      last.push(line);
+      if (last.length > buildTailLines) last.shift();
+      onProgress(line);
+    };
+    for await (const message of jsonLines(stream)) {
+      const record = message as {
+        stream?: string;
+        status?: string;
+        error?: string;
+        errorDetail?: { message?: string };
+      };
+      if (record.error !== undefined) {
+        throw new ImageBuildError(tag, record.errorDetail?.message ?? record.error, last);
+      }
+      const text = record.stream ?? record.status;
+      if (text === undefined) continue;
+      for (const line of text.split("\n")) if (line.trim() !== "") keep(line.trimEnd());
+    }
+  }
+
+  /** Creates and starts a container; answers its id. */
+  async run(spec: ContainerCreateOptions): Promise<string> {
+    const container = await this.docker.createContainer(spec);
+    await container.start();
+    return container.id;
+  }
+
+  async create(spec: ContainerCreateOptions): Promise<string> {
+    return (await this.docker.createContainer(spec)).id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.docker.getContainer(id).start();
+  }
+
+  /** SIGTERM, then SIGKILL after `graceSecs`. Stopping a stopped container is not an error. */
+  async stop(id: string, graceSecs = 10): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: graceSecs });
+    } catch (error) {
+      if (statusOf(error) !== 304) throw error;
+    }
+  }
+
+  /** Removes the container (killing it if it runs). A missing container is not an error. */
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+  }
+
+  async inspect(id: string): Promise<ContainerInspection> {
+    const info = await this.docker.getContainer(id).inspect();
+    return {
+      id: info.Id,
+      state: info.State.Status as ContainerStatus,
+      exitCode: info.State.ExitCode,
+      oomKilled: info.State.OOMKilled,
+      startedAt: dockerTime(info.State.StartedAt),
+      finishedAt: dockerTime(info.State.FinishedAt),
+      restartCount: info.RestartCount,
+      labels: info.Config.Labels ?? {},
+    };
+  }
+
+  /** The container's output as lines, stdout and stderr told apart; readable after it exited. */
+  async *logs(id: string, options: LogOptions = {}): AsyncGenerator<LogLine> {
+    const container = this.docker.getContainer(id);
+    const base = {
+      stdout: true,
+      stderr: true,
+      ...(options.tail !== undefined ? { tail: options.tail } : {}),
+      ...(options.since !== undefined ? { since: options.since } : {}),
+    };
+    if (options.follow) {
+      const stream = (await container.logs({ ...base, follow: true })) as unknown as Readable;
+      try {
+        yield* demultiplex(stream);
+      } finally {
+        stream.destroy();
+      }
+      return;
+    }
+    const buffer = await container.logs({ ...base, follow: false });
+    yield* demultiplex([buffer]);
+  }
+
+  /** One sample of memory use and CPU, as `docker stats --no-stream` shows them. */
+  async stats(id: string): Promise<ContainerStats> {
+    const s = await this.docker.getContainer(id).stats({ stream: false });
+    const cache = (s.memory_stats.stats as Record<string, number> | undefined)?.total_inactive_file ?? 0;
+    const memoryBytes = Math.max(0, (s.memory_stats.usage ?? 0) - cache);
+    const cpuDelta = s.cpu_stats.cpu_usage.total_usage - (s.precpu_stats.cpu_usage?.total_usage ?? 0);
+    const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
+    const cpus = s.cpu_stats.online_cpus ?? s.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
+    const cpuPercent = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0;
+    return { memoryBytes, cpuPercent };
+  }
+
+  /**
+   * Container start, die and oom events of containers carrying `label` (`key` or `key=value`),
+   * from now on (or from `since`, Unix seconds, replaying what Docker kept: a watcher that opens
+   * after a container started misses nothing), until the iteration is left or `signal` aborts.
+   */
+  async *events(options: {
+    label: string;
+    since?: number;
+    signal?: AbortSignal;
+  }): AsyncGenerator<ContainerEvent> {
+    const stream = (await this.docker.getEvents({
+      ...(options.since !== undefined ? { since: options.since } : {}),
+      filters: { type: ["container"], event: ["start", "die", "oom"], label: [options.label] },
+    })) as unknown as Readable;
+    const abort = () => stream.destroy();
+    options.signal?.addEventListener("abort", abort, { once: true });
+    try {
+      for await (const message of jsonLines(stream)) {
+        const event = message as {
+          Action: string;
+          Actor: { ID: string; Attributes: Record<string, string> };
+          timeNano: number;
+        };
+        if (event.Action !== "start" && event.Action !== "die" && event.Action !== "oom") continue;
+        const { exitCode, ...labels } = event.Actor.Attributes;
+        delete labels.image;
+        delete labels.name;
+        yield {
+          action: event.Action,
+          containerId: event.Actor.ID,
+          ...(event.Action === "die" && exitCode !== undefined ? { exitCode: Number(exitCode) } : {}),
+          labels,
+          timeNano: event.timeNano,
+        };
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", abort);
+      stream.destroy();
+    }
+  }
+
+  /** Every container runyard manages, running or not: the basis of reconciliation. */
+  async listManaged(): Promise<ManagedContainer[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${managedLabel}=1`] } });
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? "").replace(/^\//, ""),
+      image: c.Image,
+      state: c.State,
+      labels: c.Labels,
+    }));
+  }
+}
+
+/** JSON objects of a newline-delimited JSON stream (Docker's build and event streams). */
+async function* jsonLines(stream: Readable): AsyncGenerator<unknown> {
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  try {
+    for await (const line of lines) {
+      if (line.trim() !== "") yield JSON.parse(line);
+    }
+  } finally {
+    lines.close();
+  }
+}
+
+/**
+ * Docker's multiplexed log format (no TTY): frames of an 8-byte header (stream 1 or 2, then a
+ * big-endian length) and the payload; frames split lines anywhere, so each stream keeps its own
+ * unfinished line until the next newline or the end.
+ */
+async function* demultiplex(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<LogLine> {
+  let pending: Buffer = Buffer.alloc(0);
+  const partial = { stdout: "", stderr: "" };
+  for await (const chunk of chunks) {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const stream = pending[0] === 2 ? "stderr" : "stdout";
+      const text = partial[stream] + pending.subarray(8, 8 + size).toString("utf8");
+      pending = pending.subarray(8 + size);
+      const lines = text.split("\n");
+      partial[stream] = lines.pop() ?? "";
+      for (const line of lines) yield { stream, line };
+    }
+  }
+  for (const stream of ["stdout", "stderr"] as const) {
+    if (partial[stream] !== "") yield { stream, line: partial[stream] };
+  }
+}
+
+function dockerTime(value: string): string | null {
+  return !value || value.startsWith("0001-") ? null : value;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}

@@ -1,0 +1,83 @@
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DockerEngine } from "../../src/bots/docker-engine.js";
+
+/** The label of everything a test creates; afterAll hooks remove by it. */
+export const testLabel = "runyard.test";
+
+/** Whether a Docker engine answers on the default socket. */
+export async function dockerAvailable(): Promise<boolean> {
+  return new DockerEngine().ping();
+}
+
+/**
+ * For tests that need the engine: false when none answers, so a test may skip locally; under
+ * CI=true that throws instead, because CI must test against the real engine (.ci/run starts one).
+ */
+export async function requireDocker(): Promise<boolean> {
+  if (await dockerAvailable()) return true;
+  const message = "no Docker engine answers on /var/run/docker.sock";
+  if (process.env.CI === "true") throw new Error(`${message}; CI must run the Docker tests`);
+  process.stderr.write(`${message}; skipping the Docker tests\n`);
+  return false;
+}
+
+const built = new Map<string, Promise<string>>();
+
+/**
+ * A busybox image built from the host's busybox-static (nothing can be pulled): `FROM scratch`,
+ * busybox and its applet links in /bin, labelled `runyard.test=1`. Built once per tag.
+ */
+export function busyboxImage(tag = "runyard-test-busybox:1"): Promise<string> {
+  let image = built.get(tag);
+  if (!image) {
+    image = buildBusybox(tag);
+    built.set(tag, image);
+  }
+  return image;
+}
+
+async function buildBusybox(tag: string): Promise<string> {
+  const engine = new DockerEngine();
+  try {
+    await engine.docker.getImage(tag).inspect();
+    return tag;
+  } catch {
+    // Not built yet.
+  }
+  const context = mkdtempSync(join(tmpdir(), "runyard-busybox-"));
+  try {
+    copyFileSync("/usr/bin/busybox", join(context, "busybox"));
+    writeFileSync(
+      join(context, "Dockerfile"),
+      'FROM scratch\nLABEL runyard.test=1\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\n',
+    );
+    await engine.build(context, tag, () => {}, { [testLabel]: "1" });
+    return tag;
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+}
+
+/** Removes every container, then every image, labelled `runyard.test=1`. */
+export async function removeTestObjects(): Promise<void> {
+  const engine = new DockerEngine();
+  const containers = await engine.docker.listContainers({
+    all: true,
+    filters: { label: [`${testLabel}=1`] },
+  });
+  await Promise.all(containers.map((c) => engine.remove(c.Id)));
+  // Intermediate layers carry the label too (a Dockerfile's LABEL comes first); newest first, so
+  // children go before their parents. One already gone with its child is not an error.
+  const images = await engine.docker.listImages({ all: true, filters: { label: [`${testLabel}=1`] } });
+  images.sort((a, b) => b.Created - a.Created);
+  for (const image of images) {
+    await engine.docker
+      .getImage(image.Id)
+      .remove({ force: true })
+      .catch((error: { statusCode?: number }) => {
+        if (error.statusCode !== 404 && error.statusCode !== 409) throw error;
+      });
+  }
+}
