@@ -4,10 +4,13 @@ import type { Readable } from "node:stream";
 import Docker, { type ContainerCreateOptions } from "dockerode";
 import { create as createTar } from "tar";
 import { managedLabel } from "./container-spec.js";
+import { demultiplex, type LogLine } from "./log-frames.js";
+
+export type { LogLine } from "./log-frames.js";
 
 /** A build that Docker refused or that failed in a step; carries the build's last output lines. */
 export class ImageBuildError extends Error {
-  readonly code = "RUNYARD_ERR_IMAGE_BUILD";
+  readonly code = "BOT_BUILD_FAILED";
   constructor(
     readonly tag: string,
     readonly reason: string,
@@ -38,11 +41,6 @@ export interface ContainerInspection {
   finishedAt: string | null;
   restartCount: number;
   labels: Record<string, string>;
-}
-
-export interface LogLine {
-  stream: "stdout" | "stderr";
-  line: string;
 }
 
 export interface LogOptions {
@@ -213,7 +211,9 @@ export class DockerEngine {
   /** One sample of memory use and CPU, as `docker stats --no-stream` shows them. */
   async stats(id: string): Promise<ContainerStats> {
     const s = await this.docker.getContainer(id).stats({ stream: false });
-    const cache = (s.memory_stats.stats as Record<string, number> | undefined)?.total_inactive_file ?? 0;
+    // What `docker stats` shows: usage less the inactive page cache (cgroup v1 and v2 names).
+    const memory = (s.memory_stats.stats ?? {}) as Record<string, number | undefined>;
+    const cache = memory.total_inactive_file ?? memory.inactive_file ?? 0;
     const memoryBytes = Math.max(0, (s.memory_stats.usage ?? 0) - cache);
     const cpuDelta = s.cpu_stats.cpu_usage.total_usage - (s.precpu_stats.cpu_usage?.total_usage ?? 0);
     const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
@@ -285,32 +285,6 @@ async function* jsonLines(stream: Readable): AsyncGenerator<unknown> {
     }
   } finally {
     lines.close();
-  }
-}
-
-/**
- * Docker's multiplexed log format (no TTY): frames of an 8-byte header (stream 1 or 2, then a
- * big-endian length) and the payload; frames split lines anywhere, so each stream keeps its own
- * unfinished line until the next newline or the end.
- */
-async function* demultiplex(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<LogLine> {
-  let pending: Buffer = Buffer.alloc(0);
-  const partial = { stdout: "", stderr: "" };
-  for await (const chunk of chunks) {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    while (pending.length >= 8) {
-      const size = pending.readUInt32BE(4);
-      if (pending.length < 8 + size) break;
-      const stream = pending[0] === 2 ? "stderr" : "stdout";
-      const text = partial[stream] + pending.subarray(8, 8 + size).toString("utf8");
-      pending = pending.subarray(8 + size);
-      const lines = text.split("\n");
-      partial[stream] = lines.pop() ?? "";
-      for (const line of lines) yield { stream, line };
-    }
-  }
-  for (const stream of ["stdout", "stderr"] as const) {
-    if (partial[stream] !== "") yield { stream, line: partial[stream] };
   }
 }
 

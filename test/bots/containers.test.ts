@@ -99,13 +99,23 @@ describe.skipIf(!haveDocker)("hardened bot containers on the real engine", () =>
     expect(out).toContain("NoNewPrivs:\t1");
   });
 
-  it("a process going past 256 MiB is OOM-killed and inspect says so", async () => {
+  it("a process going past 256 MiB is OOM-killed: inspect says so, and oom then die arrive as events", async () => {
     // busybox tail keeps a line until its newline: 400 MiB of zeros is one line held in memory.
-    const id = await engine.run(spec(image, ["sh", "-c", "head -c 400m /dev/zero | tail -n 1 | wc -c"]));
+    const specOf = spec(image, ["sh", "-c", "head -c 400m /dev/zero | tail -n 1 | wc -c"]);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = await engine.run(specOf);
     await waitExit(engine, id);
     const state = await engine.inspect(id);
     expect(state.oomKilled).toBe(true);
     expect(state.state).toBe("exited");
+    const actions: string[] = [];
+    const label = `runyard.bot=${specOf.Labels?.["runyard.bot"]}`;
+    for await (const event of engine.events({ label, since })) {
+      actions.push(event.action);
+      if (event.action === "die") break;
+    }
+    // The kernel may OOM-kill more than once before the container ends (one event each).
+    expect(actions.filter((action, i) => action !== actions[i - 1])).toEqual(["start", "oom", "die"]);
   }, 60_000);
 
   it("a container exiting 1 reports exit code 1, its last lines stay readable, and die arrives as an event", async () => {
