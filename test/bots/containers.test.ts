@@ -156,6 +156,16 @@ describe.skipIf(!haveDocker)("hardened bot containers on the real engine", () =>
     ]);
   });
 
+  it("following a container's logs yields its lines as they come and ends when it exits; since filters by time", async () => {
+    const id = await engine.run(
+      spec(image, ["sh", "-c", "echo one; sleep 1; echo two; sleep 1; echo three"]),
+    );
+    const followed = await collect(engine.logs(id, { follow: true }));
+    expect(followed.map((l) => l.line)).toEqual(["one", "two", "three"]);
+    expect((await engine.inspect(id)).state).toBe("exited");
+    expect(await collect(engine.logs(id, { since: Math.floor(Date.now() / 1000) + 3600 }))).toEqual([]);
+  }, 30_000);
+
   it("a secret given in env is in the container only: not in the image's history nor its config", async () => {
     const secret = `tok-${run}-Zq9`;
     const id = await engine.run(
