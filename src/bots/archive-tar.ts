@@ -1,0 +1,148 @@
+import { createReadStream } from "node:fs";
+import { Parser, type ReadEntry, Unpack } from "tar";
+import { RunyardError } from "../core/errors.js";
+import { pathSegments } from "./archive-check.js";
+import type { ArchiveEntry, ArchiveLimits } from "./types.js";
+
+function entryType(type: ReadEntry["type"]): ArchiveEntry["type"] {
+  switch (type) {
+    case "File":
+    case "OldFile":
+    case "ContiguousFile":
+      return "file";
+    case "Directory":
+      return "directory";
+    case "SymbolicLink":
+      return "symlink";
+    case "Link":
+      return "hardlink";
+    default:
+      return "other";
+  }
+}
+
+function listed(entry: ReadEntry): ArchiveEntry {
+  const item: ArchiveEntry = { path: entry.path, type: entryType(entry.type), size: entry.size ?? 0 };
+  if (entry.linkpath) item.linkTarget = entry.linkpath;
+  return item;
+}
+
+function tarError(archive: string, error: unknown): RunyardError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new RunyardError("ARCHIVE_REJECTED", `archive ${archive} is not a valid tar: ${reason}`, {
+    cause: error,
+  });
+}
+
+/**
+ * Lists a tar (gzip is detected by node-tar itself) without writing anything. It stops reading
+ * once it holds one entry more than `stopAfter`, so a gzip of millions of headers costs little.
+ */
+export function listTar(archive: string, stopAfter: number): Promise<ArchiveEntry[]> {
+  return new Promise((resolve, reject) => {
+    const entries: ArchiveEntry[] = [];
+    const input = createReadStream(archive);
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      input.destroy();
+      if (error === undefined) resolve(entries);
+      else reject(tarError(archive, error));
+    };
+    const parser = new Parser({
+      strict: true,
+      onReadEntry: (entry) => {
+        entries.push(listed(entry));
+        entry.resume();
+        if (entries.length > stopAfter) finish();
+      },
+    });
+    parser.on("error", finish);
+    parser.on("warn", (_code: string, message: string | Error) => finish(message));
+    parser.on("end", () => finish());
+    input.on("error", finish);
+    input.pipe(parser);
+  });
+}
+
+/**
+ * Extracts a listed and checked tar into `dest` with node-tar (strict, no absolute paths, no
+ * owners). Every entry must be the one listed, in order, and no entry may carry more bytes than
+ * listed: the file could have changed since it was listed.
+ */
+export function extractTar(
+  archive: string,
+  dest: string,
+  listing: ArchiveEntry[],
+  limits: ArchiveLimits,
+): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const written: string[] = [];
+    let index = 0;
+    let failed: RunyardError | null = null;
+    const input = createReadStream(archive);
+    const unpack = new Unpack({
+      cwd: dest,
+      strict: true,
+      preservePaths: false,
+      preserveOwner: false,
+      noMtime: true,
+      maxDepth: limits.maxDepth + 1,
+      filter: (_path, entry) => {
+        if (!("type" in entry) || failed !== null) return false;
+        const expected = listing[index++];
+        const got = listed(entry);
+        if (
+          expected === undefined ||
+          expected.path !== got.path ||
+          expected.type !== got.type ||
+          expected.size !== got.size ||
+          expected.linkTarget !== got.linkTarget
+        ) {
+          fail(`archive entry ${JSON.stringify(got.path)} differs from the listing: the archive changed`);
+          return false;
+        }
+        // Only the executable bit survives: the folder is the bot's, not the uploader's.
+        if (entry.mode !== undefined) {
+          entry.mode = got.type === "directory" ? 0o700 : entry.mode & 0o111 ? 0o700 : 0o600;
+        }
+        let bytes = 0;
+        entry.on("data", (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (bytes > expected.size)
+            fail(`archive entry ${JSON.stringify(got.path)} holds more bytes than listed`);
+        });
+        const segments = pathSegments(got.path);
+        if (typeof segments !== "string" && segments.length > 0) written.push(segments.join("/"));
+        return true;
+      },
+    });
+    let settled = false;
+    function fail(message: string) {
+      if (failed !== null) return;
+      failed = new RunyardError("ARCHIVE_REJECTED", message);
+      input.destroy();
+      unpack.abort(failed);
+      settle();
+    }
+    function settle() {
+      if (settled) return;
+      settled = true;
+      if (failed !== null) reject(failed);
+      else if (index !== listing.length) {
+        reject(new RunyardError("ARCHIVE_REJECTED", `archive ${archive} changed: fewer entries than listed`));
+      } else resolve(written);
+    }
+    unpack.on("error", (error: unknown) => {
+      fail(error instanceof Error ? error.message : String(error));
+    });
+    unpack.on("warn", (_code: string, message: string | Error) => {
+      fail(`archive ${archive}: ${message instanceof Error ? message.message : message}`);
+    });
+    // Unpack emits "end" once every file it opened is written and closed.
+    unpack.on("end", () => settle());
+    input.on("error", (error) => fail(error.message));
+    input.pipe(unpack);
+  });
+}
