@@ -1,4 +1,6 @@
 import { createReadStream } from "node:fs";
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
 import { Parser, type ReadEntry, Unpack } from "tar";
 import { RunyardError } from "../core/errors.js";
 import { pathSegments } from "./archive-check.js";
@@ -67,9 +69,25 @@ export function listTar(archive: string, stopAfter: number): Promise<ArchiveEntr
 }
 
 /**
+ * Tar frames each entry's data by its header's size, so an entry cannot carry more bytes than
+ * listed; what was written is still compared with the listing, the check a lying zip needs.
+ */
+async function verifySizes(dest: string, listing: ArchiveEntry[]): Promise<string | null> {
+  for (const entry of listing) {
+    if (entry.type !== "file") continue;
+    const segments = pathSegments(entry.path);
+    if (typeof segments === "string" || segments.length === 0) continue;
+    const written = await lstat(join(dest, ...segments));
+    if (!written.isFile() || written.size !== entry.size) {
+      return `archive entry ${JSON.stringify(entry.path)} was written with ${written.size} bytes, not the ${entry.size} listed`;
+    }
+  }
+  return null;
+}
+
+/**
  * Extracts a listed and checked tar into `dest` with node-tar (strict, no absolute paths, no
- * owners). Every entry must be the one listed, in order, and no entry may carry more bytes than
- * listed: the file could have changed since it was listed.
+ * owners). Every entry must be the one listed, in order: the file could have changed since.
  */
 export function extractTar(
   archive: string,
@@ -107,12 +125,6 @@ export function extractTar(
         if (entry.mode !== undefined) {
           entry.mode = got.type === "directory" ? 0o700 : entry.mode & 0o111 ? 0o700 : 0o600;
         }
-        let bytes = 0;
-        entry.on("data", (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > expected.size)
-            fail(`archive entry ${JSON.stringify(got.path)} holds more bytes than listed`);
-        });
         const segments = pathSegments(got.path);
         if (typeof segments !== "string" && segments.length > 0) written.push(segments.join("/"));
         return true;
@@ -141,7 +153,15 @@ export function extractTar(
       fail(`archive ${archive}: ${message instanceof Error ? message.message : message}`);
     });
     // Unpack emits "end" once every file it opened is written and closed.
-    unpack.on("end", () => settle());
+    unpack.on("end", () => {
+      verifySizes(dest, listing).then(
+        (problem) => {
+          if (problem !== null) fail(problem);
+          else settle();
+        },
+        (error: unknown) => fail(error instanceof Error ? error.message : String(error)),
+      );
+    });
     input.on("error", (error) => fail(error.message));
     input.pipe(unpack);
   });

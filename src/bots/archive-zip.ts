@@ -157,11 +157,23 @@ export async function extractZip(archive: string, dest: string, listing: Archive
       } else if (got.type === "file") {
         await mkdir(parent, { recursive: true, mode: 0o700 });
         const mode = unixMode(entry) & 0o111 ? 0o700 : 0o600;
-        await pipeline(
-          await zip.openReadStreamPromise(entry),
-          byteCap(got.path, got.size),
-          createWriteStream(target, { flags: "wx", mode }),
-        );
+        try {
+          await pipeline(
+            await zip.openReadStreamPromise(entry),
+            byteCap(got.path, got.size),
+            createWriteStream(target, { flags: "wx", mode }),
+          );
+        } catch (error) {
+          if (error instanceof RunyardError) throw error;
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new RunyardError(
+            "ARCHIVE_REJECTED",
+            `archive entry ${JSON.stringify(got.path)} failed while extracting: ${reason}`,
+            {
+              cause: error,
+            },
+          );
+        }
       } else {
         throw new RunyardError(
           "ARCHIVE_REJECTED",
