@@ -55,8 +55,10 @@ export function listTar(archive: string, stopAfter: number): Promise<ArchiveEntr
     const parser = new Parser({
       strict: true,
       onReadEntry: (entry) => {
-        entries.push(listed(entry));
         entry.resume();
+        // The parser may still hold headers from a chunk already read when listing stopped.
+        if (done) return;
+        entries.push(listed(entry));
         if (entries.length > stopAfter) finish();
       },
     });
