@@ -108,6 +108,9 @@ export function extractTar(
       preservePaths: false,
       preserveOwner: false,
       noMtime: true,
+      // Folders the archive only implies get the same modes as listed ones.
+      dmode: 0o700,
+      fmode: 0o600,
       maxDepth: limits.maxDepth + 1,
       filter: (_path, entry) => {
         if (!("type" in entry) || failed !== null) return false;

@@ -180,6 +180,16 @@ describe("extractArchive with good archives", () => {
     await extractArchive(archive, dest);
     expectSameTree(src, dest);
   });
+  it("creates the folders an archive only implies 0700, in tars and zips", async () => {
+    for (const kind of ["tar", "zip"] as const) {
+      const archive = build(kind, [{ name: "a/b/file.txt", data: "content" }], `implied.${kind}`);
+      const out = join(root, `out-${kind}`);
+      expect(await extractArchive(archive, out)).toEqual(["a/b/file.txt"]);
+      expect(readFileSync(join(out, "a", "b", "file.txt"), "utf8")).toBe("content");
+      expect(statSync(join(out, "a")).mode & 0o777).toBe(0o700);
+      expect(statSync(join(out, "a", "b")).mode & 0o777).toBe(0o700);
+    }
+  });
 });
 
 describe("extractArchive refuses malicious archives, writing nothing", () => {
