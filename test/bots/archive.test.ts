@@ -180,6 +180,7 @@ describe("extractArchive with good archives", () => {
     await extractArchive(archive, dest);
     expectSameTree(src, dest);
   });
+
   it("creates the folders an archive only implies 0700, in tars and zips", async () => {
     for (const kind of ["tar", "zip"] as const) {
       const archive = build(kind, [{ name: "a/b/file.txt", data: "content" }], `implied.${kind}`);
