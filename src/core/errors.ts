@@ -151,6 +151,10 @@ export const errorTable = {
     status: 409,
     hint: "Another live run holds this worktree or branch: wait for it to end, or use another key and branch.",
   },
+  ARCHIVE_REJECTED: {
+    status: 400,
+    hint: "Rebuild the archive with relative paths inside one folder, no links pointing out, no devices, within the size and entry limits; nothing of it was extracted.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;
