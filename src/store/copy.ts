@@ -31,6 +31,7 @@ export const copiedTables: readonly string[] = [
   "revoked_sessions",
   "server_keys",
   "audit_events",
+  "bots",
 ];
 
 /**

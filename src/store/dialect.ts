@@ -28,7 +28,7 @@ export interface StoreContext {
   now: () => Date;
   /**
    * Seals the columns that may hold secrets: runs' spec and vars, jobs' payload and result,
-   * artifacts' content.
+   * artifacts' content, bots' spec and last logs.
    */
   cipher: ColumnCipher;
 }

@@ -4,6 +4,7 @@ import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
 import * as artifacts from "./artifacts.js";
 import * as audit from "./audit.js";
+import * as bots from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import * as fleet from "./fleet.js";
@@ -19,18 +20,22 @@ import * as tokens from "./tokens.js";
 import type {
   ActiveRunsQuery,
   AppendEventsOptions,
+  BotPatch,
   ClaimingRunner,
+  IfBotState,
   IfStatus,
   JobPatch,
   JobReportKind,
   JobStatus,
   ListAuditQuery,
+  ListBotsQuery,
   ListEventsQuery,
   ListJobsQuery,
   ListRunsQuery,
   ListTokensQuery,
   NewArtifact,
   NewAuditEvent,
+  NewBot,
   NewJob,
   NewJobReport,
   NewRun,
@@ -108,7 +113,9 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
         .where("content", "like", "enc1:%")
         .limit(1)
         .executeTakeFirst()
-    )?.content;
+    )?.content ??
+    (await db.selectFrom("bots").select("spec").where("spec", "like", "enc1:%").limit(1).executeTakeFirst())
+      ?.spec;
   if (sealed === undefined || !isSealed(sealed)) return;
   if (cipher === plainColumns) {
     throw new RunyardError(
@@ -315,6 +322,28 @@ class KyselyStore implements Store {
   }
   listAudit(query?: ListAuditQuery) {
     return audit.listAudit(this.ctx, query);
+  }
+
+  createBot(input: NewBot) {
+    return bots.createBot(this.ctx, input);
+  }
+  getBot(id: string) {
+    return bots.getBot(this.ctx, id);
+  }
+  findBot(tenantId: string | null, owner: string, name: string) {
+    return bots.findBot(this.ctx, tenantId, owner, name);
+  }
+  listBots(query?: ListBotsQuery) {
+    return bots.listBots(this.ctx, query);
+  }
+  updateBot(id: string, patch: BotPatch, opts?: IfBotState) {
+    return bots.updateBot(this.ctx, id, patch, opts);
+  }
+  countLiveBots(tenantId: string | null, owner: string) {
+    return bots.countLiveBots(this.ctx, tenantId, owner);
+  }
+  expiredBots(now?: string) {
+    return bots.expiredBots(this.ctx, now);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { ColumnType, Generated } from "kysely";
+import type { BotMode, BotState } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
 import type { JobStatus, JobType, RunnerStatus, TokenKind, UserRole } from "./types.js";
@@ -195,7 +196,35 @@ export interface ArtifactsTable {
   created_at: string;
 }
 
+/** A bot; `spec` (JSON) and `last_logs` sealed with the store's key, `error` JSON ErrorInfo. */
+export interface BotsTable {
+  id: string;
+  tenant_id: string | null;
+  /** The user id, or the token id, that made the bot. */
+  owner: string;
+  name: string;
+  mode: BotMode;
+  spec: string;
+  state: BotState;
+  runner_id: string | null;
+  container_id: string | null;
+  image: string | null;
+  restarts: ColumnType<number, number | undefined, number>;
+  restart_policy: ColumnType<string, string | undefined, string>;
+  exit_code: number | null;
+  /** 0 or 1. */
+  oom_killed: ColumnType<number, number | undefined, number>;
+  last_logs: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  expires_at: string;
+}
+
 export interface Database {
+  bots: BotsTable;
   runs: RunsTable;
   run_events: RunEventsTable;
   artifacts: ArtifactsTable;

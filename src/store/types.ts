@@ -1,3 +1,4 @@
+import type { BotMode, BotState } from "../core/bot-states.js";
 import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import type { JobKind } from "../core/jobs/index.js";
 
@@ -506,6 +507,88 @@ export interface NewArtifact {
   content: string;
 }
 
+/** A bot as stored (`spec` and `last_logs` opened: the store seals them at rest). */
+export interface BotRecord {
+  id: string;
+  tenant_id: string | null;
+  /** The user id, or the token id, that made the bot; the per-user quota counts by it. */
+  owner: string;
+  /** Unique per tenant and owner among bots that are not `removed`. */
+  name: string;
+  mode: BotMode;
+  /** What the bot is made of (files, env with secrets, registry credentials), as JSON. */
+  spec: unknown;
+  state: BotState;
+  runner_id: string | null;
+  container_id: string | null;
+  image: string | null;
+  /** How many times its container was restarted. */
+  restarts: number;
+  /** Docker's restart policy, e.g. `no`, `on-failure:3`. */
+  restart_policy: string;
+  exit_code: number | null;
+  oom_killed: boolean;
+  /** The previous container's last lines of output (for `logs --previous`). */
+  last_logs: string | null;
+  error: ErrorInfo | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** When its lifetime ends: a bot still running then ends `timeout`. */
+  expires_at: string;
+}
+
+/** What `createBot` needs; the rest starts empty. */
+export interface NewBot {
+  /** Defaults to a fresh `newId("bot")`. */
+  id?: string;
+  tenant_id?: string | null;
+  owner: string;
+  name: string;
+  mode: BotMode;
+  spec: unknown;
+  /** Defaults to `building`. */
+  state?: BotState;
+  image?: string | null;
+  /** Defaults to `no`. */
+  restart_policy?: string;
+  expires_at: string;
+}
+
+/** The fields of a bot that change over its life; absent keys are left as they are. */
+export type BotPatch = Partial<
+  Pick<
+    BotRecord,
+    | "state"
+    | "runner_id"
+    | "container_id"
+    | "image"
+    | "restarts"
+    | "restart_policy"
+    | "exit_code"
+    | "oom_killed"
+    | "last_logs"
+    | "error"
+    | "started_at"
+    | "finished_at"
+    | "expires_at"
+  >
+>;
+
+/** Filters of `listBots`; absent keys do not filter. */
+export interface ListBotsQuery {
+  /** One tenant's bots; `null` for bots outside any tenant. */
+  tenantId?: string | null;
+  owner?: string;
+  states?: readonly BotState[];
+}
+
+/** A compare-and-set guard on a bot's state (like `IfStatus`). */
+export interface IfBotState {
+  ifState?: readonly BotState[];
+}
+
 export interface Store {
   /** Stores a new run and returns it. */
   createRun(input: NewRun): Promise<RunRecord>;
@@ -688,6 +771,20 @@ export interface Store {
   appendAudit(input: NewAuditEvent): Promise<AuditEvent>;
   /** Audit entries, newest first, filtered and paged. */
   listAudit(query?: ListAuditQuery): Promise<AuditPage>;
+
+  /** Stores a new bot; a name the owner has for a bot not `removed` is a CONFLICT. */
+  createBot(input: NewBot): Promise<BotRecord>;
+  getBot(id: string): Promise<BotRecord | undefined>;
+  /** The owner's bot of this name that is not `removed`, or undefined. */
+  findBot(tenantId: string | null, owner: string, name: string): Promise<BotRecord | undefined>;
+  /** Bots oldest first, filtered. */
+  listBots(query?: ListBotsQuery): Promise<BotRecord[]>;
+  /** Changes a bot; undefined when it does not exist or its state is not in `ifState`. */
+  updateBot(id: string, patch: BotPatch, opts?: IfBotState): Promise<BotRecord | undefined>;
+  /** The owner's bots being built, pulled or running (what the per-user quota counts). */
+  countLiveBots(tenantId: string | null, owner: string): Promise<number>;
+  /** Running bots whose `expires_at` is not after `now` (default: the store clock's now). */
+  expiredBots(now?: string): Promise<BotRecord[]>;
 
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;

@@ -8,6 +8,7 @@ import * as identity from "./0004_identity.js";
 import * as secrets from "./0005_secrets.js";
 import * as audit from "./0006_audit.js";
 import * as artifacts from "./0007_artifacts.js";
+import * as bots from "./0008_bots.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -21,6 +22,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0005_secrets": secrets,
   "0006_audit": audit,
   "0007_artifacts": artifacts,
+  "0008_bots": bots,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

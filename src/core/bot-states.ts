@@ -1,0 +1,23 @@
+/**
+ * A bot's lifecycle states (seed 001, plus `removed`). In core because both the store (which
+ * keeps them) and the bots module (which moves them) need them, and the store imports only core.
+ */
+export const botStates = [
+  "building",
+  "pulling",
+  "running",
+  "stopped",
+  "crashed",
+  "timeout",
+  "removed",
+] as const;
+
+export type BotState = (typeof botStates)[number];
+
+/** The states that hold a slot of the per-user quota: the bot is being made or is up. */
+export const liveBotStates = ["building", "pulling", "running"] as const satisfies readonly BotState[];
+
+/** How a bot's container is made: a runtime with the user's files, a Dockerfile, or an image. */
+export const botModes = ["simple", "custom", "image"] as const;
+
+export type BotMode = (typeof botModes)[number];

@@ -1,0 +1,209 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import type { NewBot, Store } from "./types.js";
+
+const secretKey = "bots-test-key-0123456789abcdefghijklmn";
+const specMarker = "spec-marker-never-in-clear-7f3a";
+const logsMarker = "logs-marker-never-in-clear-91bd";
+
+const bot = (over: Partial<NewBot> = {}): NewBot => ({
+  tenant_id: "acme",
+  owner: "user_1",
+  name: "echo",
+  mode: "simple",
+  spec: { runtime: "node", env: { TOKEN: specMarker } },
+  expires_at: "2026-01-02T00:00:00.000Z",
+  ...over,
+});
+
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
+  let store: Store;
+  let clock: Date;
+
+  beforeEach(async () => {
+    clock = new Date("2026-01-01T00:00:00.000Z");
+    opened = await backend.open({ now: () => clock, secretKey });
+    store = opened.store;
+  });
+
+  afterEach(() => opened.dispose());
+
+  describe("bots", () => {
+    it("creates a bot building, with defaults, and gives it back by id and by name", async () => {
+      const created = await store.createBot(bot({ image: "node:20" }));
+      expect(created).toEqual({
+        id: expect.stringMatching(/^bot_/),
+        tenant_id: "acme",
+        owner: "user_1",
+        name: "echo",
+        mode: "simple",
+        spec: { runtime: "node", env: { TOKEN: specMarker } },
+        state: "building",
+        runner_id: null,
+        container_id: null,
+        image: "node:20",
+        restarts: 0,
+        restart_policy: "no",
+        exit_code: null,
+        oom_killed: false,
+        last_logs: null,
+        error: null,
+        created_at: "2026-01-01T00:00:00.000Z",
+        updated_at: "2026-01-01T00:00:00.000Z",
+        started_at: null,
+        finished_at: null,
+        expires_at: "2026-01-02T00:00:00.000Z",
+      });
+      expect(await store.getBot(created.id)).toEqual(created);
+      expect(await store.findBot("acme", "user_1", "echo")).toEqual(created);
+      expect(await store.findBot(null, "user_1", "echo")).toBeUndefined();
+      expect(await store.findBot("acme", "user_2", "echo")).toBeUndefined();
+      expect(await store.getBot("bot_missing")).toBeUndefined();
+    });
+
+    it("lists bots oldest first by tenant, owner and state", async () => {
+      const a = await store.createBot(bot({ name: "a" }));
+      clock = new Date("2026-01-01T00:00:01.000Z");
+      const b = await store.createBot(bot({ name: "b", owner: "user_2" }));
+      clock = new Date("2026-01-01T00:00:02.000Z");
+      const c = await store.createBot(bot({ name: "c", tenant_id: null }));
+      await store.updateBot(b.id, { state: "running" });
+      const ids = (list: { id: string }[]) => list.map((x) => x.id);
+      expect(ids(await store.listBots())).toEqual([a.id, b.id, c.id]);
+      expect(ids(await store.listBots({ tenantId: "acme" }))).toEqual([a.id, b.id]);
+      expect(ids(await store.listBots({ tenantId: null }))).toEqual([c.id]);
+      expect(ids(await store.listBots({ owner: "user_1" }))).toEqual([a.id, c.id]);
+      expect(ids(await store.listBots({ tenantId: "acme", states: ["running"] }))).toEqual([b.id]);
+      expect(await store.listBots({ states: [] })).toEqual([]);
+    });
+
+    it("refuses a live bot's name to the same owner, and takes it again once the bot is removed", async () => {
+      const first = await store.createBot(bot());
+      await expect(store.createBot(bot())).rejects.toMatchObject({
+        code: "CONFLICT",
+        hint: expect.stringContaining("remove"),
+      });
+      // Outside any tenant is one tenant key too: null does not escape the uniqueness.
+      await store.createBot(bot({ tenant_id: null }));
+      await expect(store.createBot(bot({ tenant_id: null }))).rejects.toMatchObject({ code: "CONFLICT" });
+      // Another owner or another tenant may use the name.
+      await store.createBot(bot({ owner: "user_2" }));
+      await store.createBot(bot({ tenant_id: "other" }));
+
+      await store.updateBot(first.id, { state: "removed" });
+      expect(await store.findBot("acme", "user_1", "echo")).toBeUndefined();
+      const again = await store.createBot(bot());
+      expect(again.id).not.toBe(first.id);
+      expect(await store.findBot("acme", "user_1", "echo")).toEqual(again);
+      // The removed row stays, and cannot come back to life while the name is taken.
+      expect((await store.getBot(first.id))?.state).toBe("removed");
+      await expect(store.updateBot(first.id, { state: "stopped" })).rejects.toMatchObject({
+        code: "CONFLICT",
+      });
+    });
+
+    it("updates only while the state is one of ifState, and stamps updated_at", async () => {
+      const created = await store.createBot(bot());
+      clock = new Date("2026-01-01T00:01:00.000Z");
+      expect(
+        await store.updateBot(created.id, { state: "running" }, { ifState: ["pulling"] }),
+      ).toBeUndefined();
+      expect(await store.updateBot(created.id, { state: "running" }, { ifState: [] })).toBeUndefined();
+      expect((await store.getBot(created.id))?.state).toBe("building");
+      const running = await store.updateBot(
+        created.id,
+        {
+          state: "running",
+          runner_id: "runner-1",
+          container_id: "c0ffee",
+          started_at: "2026-01-01T00:01:00Z",
+        },
+        { ifState: ["building", "pulling"] },
+      );
+      expect(running).toMatchObject({
+        state: "running",
+        runner_id: "runner-1",
+        container_id: "c0ffee",
+        started_at: "2026-01-01T00:01:00.000Z",
+        updated_at: "2026-01-01T00:01:00.000Z",
+      });
+      const crashed = await store.updateBot(
+        created.id,
+        {
+          state: "crashed",
+          exit_code: 137,
+          oom_killed: true,
+          restarts: 2,
+          last_logs: `out of memory ${logsMarker}\n`,
+          error: { code: "BOT_CRASHED", message: "killed: out of memory" },
+          finished_at: "2026-01-01T00:02:00.000Z",
+        },
+        { ifState: ["running"] },
+      );
+      expect(crashed).toMatchObject({
+        state: "crashed",
+        exit_code: 137,
+        oom_killed: true,
+        restarts: 2,
+        last_logs: `out of memory ${logsMarker}\n`,
+        error: { code: "BOT_CRASHED", message: "killed: out of memory" },
+      });
+      expect(await store.getBot(created.id)).toEqual(crashed);
+      expect(await store.updateBot("bot_missing", { state: "stopped" })).toBeUndefined();
+    });
+
+    it("counts an owner's bots being built, pulled or running, per tenant", async () => {
+      const states = ["building", "pulling", "running", "stopped", "crashed", "timeout", "removed"] as const;
+      for (const state of states) await store.createBot(bot({ name: state, state }));
+      await store.createBot(bot({ name: "other-owner", owner: "user_2" }));
+      await store.createBot(bot({ name: "no-tenant", tenant_id: null }));
+      expect(await store.countLiveBots("acme", "user_1")).toBe(3);
+      expect(await store.countLiveBots("acme", "user_2")).toBe(1);
+      expect(await store.countLiveBots(null, "user_1")).toBe(1);
+      expect(await store.countLiveBots("acme", "nobody")).toBe(0);
+    });
+
+    it("finds the running bots whose lifetime has ended", async () => {
+      const due = await store.createBot(
+        bot({ name: "due", state: "running", expires_at: "2026-01-01T01:00:00Z" }),
+      );
+      const later = await store.createBot(
+        bot({ name: "later", state: "running", expires_at: "2026-01-01T03:00:00Z" }),
+      );
+      await store.createBot(bot({ name: "stopped", state: "stopped", expires_at: "2026-01-01T00:30:00Z" }));
+      expect(await store.expiredBots()).toEqual([]);
+      clock = new Date("2026-01-01T01:00:00.000Z");
+      expect((await store.expiredBots()).map((b) => b.id)).toEqual([due.id]);
+      expect((await store.expiredBots("2026-01-01T05:00:00Z")).map((b) => b.id)).toEqual([due.id, later.id]);
+    });
+
+    it("keeps the spec and the last logs sealed at rest", async () => {
+      const created = await store.createBot(bot());
+      await store.updateBot(created.id, { last_logs: `bye ${logsMarker}` });
+      await store.close();
+      const bytes = await opened.storedBytes();
+      expect(bytes.includes(created.id)).toBe(true);
+      expect(bytes.includes(specMarker)).toBe(false);
+      expect(bytes.includes(logsMarker)).toBe(false);
+      const again = await opened.reopen({ secretKey });
+      try {
+        const read = await again.getBot(created.id);
+        expect(read?.spec).toEqual({ runtime: "node", env: { TOKEN: specMarker } });
+        expect(read?.last_logs).toBe(`bye ${logsMarker}`);
+      } finally {
+        await again.close();
+      }
+    });
+
+    it("refuses a key that cannot open a stored bot's spec", async () => {
+      await store.createBot(bot());
+      await store.close();
+      await expect(
+        opened.reopen({ secretKey: "another-key-0123456789abcdefghijklmnop" }),
+      ).rejects.toMatchObject({
+        code: "SECRET_KEY_MISMATCH",
+      });
+    });
+  });
+});
