@@ -108,6 +108,22 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     hostname: "build-1",
     token_id: runnerToken.record.id,
   });
+  // A bot that crashed: sealed spec and last logs, integer and 0/1 columns, a partial unique index.
+  const bot = await store.createBot({
+    tenant_id: null,
+    owner: "user_1",
+    name: "echo",
+    mode: "simple",
+    spec: { env: { API: secretValue } },
+    expires_at: "2026-01-02T00:00:00.000Z",
+  });
+  await store.updateBot(bot.id, {
+    state: "crashed",
+    exit_code: 137,
+    oom_killed: true,
+    restarts: 3,
+    last_logs: `API=${secretValue}\n`,
+  });
   await store.close();
   return { runId: run.id, jobId: job.id };
 }
@@ -238,6 +254,14 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
       Array.from({ length: 23 }, (_, i) => i + 1),
     );
     expect(await store.countTokens()).toBe(2);
+    expect(await store.listBots()).toMatchObject([
+      {
+        spec: { env: { API: secretValue } },
+        last_logs: `API=${secretValue}\n`,
+        oom_killed: true,
+        exit_code: 137,
+      },
+    ]);
     // The copied report is there, and a new one gets an id after it (serial sequences moved on).
     const [copied] = await store.listJobReports({ jobIds: [job] });
     expect(copied?.body).toEqual([{ type: "notice", level: "info", message: "kept" }]);
