@@ -42,5 +42,5 @@ export interface BotOwnership {
   expiresAt: string;
 }
 
-/** Seed 001's states, plus `removed`. */
-export type BotState = "building" | "pulling" | "running" | "stopped" | "crashed" | "timeout" | "removed";
+/** Seed 001's states, plus `removed` (defined in core: the store keeps them too). */
+export type { BotState } from "../core/bot-states.js";
