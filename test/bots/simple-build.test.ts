@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { defaultContainerLimits, hardenedContainer } from "../../src/bots/container-spec.js";
-import { DockerEngine } from "../../src/bots/docker-engine.js";
+import { DockerEngine, ImageBuildError } from "../../src/bots/docker-engine.js";
 import { type SimpleBotSource, simpleBuildContext } from "../../src/bots/simple-build.js";
 import { RunyardError } from "../../src/core/errors.js";
 import { nodeBaseImage, pythonBaseImage } from "../helpers/base-images.js";
@@ -131,6 +131,21 @@ describe.skipIf(!haveDocker)("simple-mode bots on the real engine", () => {
     expect(JSON.stringify(info.Config)).not.toContain(greeting);
     expect(info.Config.User).toBe("65534:65534");
     expect(info.Config.Cmd).toEqual(["python3", "-u", "bot.py"]);
+  }, 60_000);
+
+  it("a failing requirements install ends the build with BOT_BUILD_FAILED and the step's last lines", async () => {
+    // The offline base has no pip: the install step fails as a bad requirement would.
+    const dir = tempDir();
+    simpleBuildContext({ files: { "bot.py": pythonBot }, requirements: ["aiogram>=3.0"], baseImages }, dir);
+    const tag = `runyard-test-simple-bot:${run}-failing`;
+    const error = await engine
+      .build(dir, tag, () => {}, { [runLabel]: run })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ImageBuildError);
+    expect((error as ImageBuildError).code).toBe("BOT_BUILD_FAILED");
+    const last = (error as ImageBuildError).lastLines.join("\n");
+    expect(last).toContain("RUN pip install --no-cache-dir -r requirements.txt");
+    expect(last).toMatch(/pip: not found/);
   }, 60_000);
 
   it("refuses an entrypoint of unknown language with INVALID_INPUT and a hint, writing nothing", () => {
