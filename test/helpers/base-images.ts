@@ -1,0 +1,100 @@
+import { execFileSync } from "node:child_process";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { DockerEngine } from "../../src/bots/docker-engine.js";
+
+/**
+ * The label of the local base images. Not the test label on purpose: `removeTestObjects` of
+ * another test file running at the same time would remove a base image under a build using it.
+ * They are cached by tag across runs instead (nothing can be pulled, so building is the only way).
+ */
+export const baseImageLabel = "runyard.test.base";
+
+export const testPythonImage = "runyard-test-python:1";
+export const testNodeImage = "runyard-test-node:1";
+
+/** Stdlib folders no bot of a test needs; left out to keep the image small. */
+const skippedStdlib = new Set(["test", "__pycache__", "idlelib", "tkinter", "ensurepip"]);
+
+const built = new Map<string, Promise<string>>();
+
+/** `FROM scratch` with the host's Debian python3.11, its libraries, its stdlib and busybox as /bin/sh. */
+export function pythonBaseImage(): Promise<string> {
+  return once(testPythonImage, (rootfs) => {
+    copyWithLibraries("/usr/bin/python3.11", rootfs);
+    cpSync("/usr/lib/python3.11", join(rootfs, "usr/lib/python3.11"), {
+      recursive: true,
+      // Debian links sitecustomize.py into /etc: copy what links point at.
+      dereference: true,
+      filter: (source) => !skippedStdlib.has(basename(source)),
+    });
+    symlinkSync("python3.11", join(rootfs, "usr/bin/python3"));
+  });
+}
+
+/** `FROM scratch` with the host's node, its libraries and busybox as /bin/sh. */
+export function nodeBaseImage(): Promise<string> {
+  return once(testNodeImage, (rootfs) => {
+    copyWithLibraries("/usr/bin/node", rootfs);
+  });
+}
+
+function once(tag: string, fill: (rootfs: string) => void): Promise<string> {
+  let image = built.get(tag);
+  if (!image) {
+    image = buildBase(tag, fill);
+    built.set(tag, image);
+    // A failed build may be retried by the next caller.
+    image.catch(() => built.delete(tag));
+  }
+  return image;
+}
+
+async function buildBase(tag: string, fill: (rootfs: string) => void): Promise<string> {
+  const engine = new DockerEngine();
+  try {
+    await engine.docker.getImage(tag).inspect();
+    return tag;
+  } catch {
+    // Not built yet.
+  }
+  const context = mkdtempSync(join(tmpdir(), "runyard-base-"));
+  try {
+    const rootfs = join(context, "rootfs");
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    copyFileSync("/usr/bin/busybox", join(rootfs, "bin/busybox"));
+    fill(rootfs);
+    writeFileSync(
+      join(context, "Dockerfile"),
+      [
+        "FROM scratch",
+        "COPY rootfs/ /",
+        // busybox's applets give the image a /bin/sh, so a Dockerfile's shell-form RUN works.
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin",
+        "",
+      ].join("\n"),
+    );
+    await engine.build(context, tag, () => {}, { [baseImageLabel]: "1" });
+    return tag;
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+}
+
+/** Copies a binary and every shared library `ldd` lists for it, each at its own path. */
+function copyWithLibraries(binary: string, rootfs: string): void {
+  const paths = [binary];
+  for (const line of execFileSync("ldd", [binary], { encoding: "utf8" }).split("\n")) {
+    // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or `/lib64/ld-linux-x86-64.so.2 (0x...)`
+    const match = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (match?.[1]) paths.push(match[1]);
+  }
+  for (const path of paths) {
+    const target = join(rootfs, path);
+    mkdirSync(dirname(target), { recursive: true });
+    // copyFileSync follows links, so /lib64 (a link on usrmerged Debian) becomes a real folder.
+    copyFileSync(path, target);
+  }
+}
