@@ -5,6 +5,7 @@ import Docker, { type ContainerCreateOptions } from "dockerode";
 import { create as createTar } from "tar";
 import { managedLabel } from "./container-spec.js";
 import { demultiplex, type LogLine } from "./log-frames.js";
+import { pullError, registryOf } from "./pull-error.js";
 
 export type { LogLine } from "./log-frames.js";
 
@@ -76,6 +77,20 @@ export interface ManagedContainer {
   labels: Record<string, string>;
 }
 
+/** Credentials for a private registry; the password never reaches a log line, progress line or error. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** The registry's host[:port]; defaults to the one in the image reference. */
+  serveraddress?: string;
+}
+
+export interface PullOptions {
+  auth?: RegistryAuth;
+  /** One line per progress message: `pulling <ref>: <status> <id>`. */
+  onProgress?: (line: string) => void;
+}
+
 /** How many of a build's output lines a failed build keeps for its error. */
 const buildTailLines = 20;
 
@@ -136,6 +151,44 @@ export class DockerEngine {
       const text = record.stream ?? record.status;
       if (text === undefined) continue;
       for (const line of text.split("\n")) if (line.trim() !== "") keep(line.trimEnd());
+    }
+  }
+
+  /**
+   * Pulls `ref` (with registry credentials when given). Failures come back as RunyardErrors:
+   * BOT_IMAGE_NOT_FOUND, BOT_REGISTRY_AUTH or BOT_REGISTRY_UNREACHABLE, with the password masked
+   * in every message, since Docker and registries may echo what they were sent.
+   */
+  async pull(ref: string, options: PullOptions = {}): Promise<void> {
+    const { auth } = options;
+    const mask = (text: string) => (auth?.password ? text.split(auth.password).join("***") : text);
+    const onProgress = options.onProgress ?? (() => {});
+    try {
+      const stream = (await this.docker.pull(ref, {
+        ...(auth
+          ? {
+              authconfig: {
+                username: auth.username,
+                password: auth.password,
+                serveraddress: auth.serveraddress ?? registryOf(ref),
+              },
+            }
+          : {}),
+      })) as Readable;
+      for await (const message of jsonLines(stream)) {
+        const record = message as {
+          status?: string;
+          id?: string;
+          error?: string;
+          errorDetail?: { message?: string };
+        };
+        // An error line: the answer was 200 but the pull failed later (a layer, a refused blob).
+        if (record.error !== undefined) throw new Error(record.errorDetail?.message ?? record.error);
+        if (record.status === undefined) continue;
+        onProgress(mask(`pulling ${ref}: ${record.status}${record.id ? ` ${record.id}` : ""}`));
+      }
+    } catch (error) {
+      throw pullError(ref, error, mask);
     }
   }
 

@@ -155,6 +155,22 @@ export const errorTable = {
     status: 400,
     hint: "Rebuild the archive with relative paths inside one folder, no links pointing out, no devices, within the size and entry limits; nothing of it was extracted.",
   },
+  BOT_BUILD_FAILED: {
+    status: 200,
+    hint: "Read the build's last lines in the message: a failing RUN step or a missing file in the context are the usual causes.",
+  },
+  BOT_IMAGE_NOT_FOUND: {
+    status: 400,
+    hint: "Check the image name and tag: the registry does not have them (push the image first, or fix the reference).",
+  },
+  BOT_REGISTRY_AUTH: {
+    status: 200,
+    hint: "The registry refused the credentials: check the registry username and password (or token) stored for this bot.",
+  },
+  BOT_REGISTRY_UNREACHABLE: {
+    status: 200,
+    hint: "Docker could not reach the registry: check its host and port, that it runs, and that the Docker host may connect to it.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;
