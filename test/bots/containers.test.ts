@@ -9,7 +9,13 @@ import {
   ImageBuildError,
   type LogLine,
 } from "../../src/bots/docker-engine.js";
-import { busyboxImage, removeTestObjects, requireDocker, testLabel } from "../helpers/docker.js";
+import {
+  busyboxImage,
+  removeTestObjects,
+  requireDocker,
+  testLabel,
+  testRunLabel,
+} from "../helpers/docker.js";
 
 const haveDocker = await requireDocker();
 const run = `${process.pid}-${Date.now().toString(36)}`;
@@ -27,7 +33,7 @@ function spec(image: string, cmd: string[], env: Record<string, string> = {}) {
     limits: defaultContainerLimits,
     ownership: { botId, tenantId: "acme", owner: "alice", expiresAt: "2026-11-23T15:00:00.000Z" },
     network: "none",
-    labels: { [testLabel]: "1", "runyard.test.run": run },
+    labels: { [testLabel]: "1", [testRunLabel]: run },
   });
 }
 
@@ -51,7 +57,7 @@ describe.skipIf(!haveDocker)("hardened bot containers on the real engine", () =>
   }, 120_000);
 
   afterAll(async () => {
-    await removeTestObjects();
+    await removeTestObjects(run);
   }, 60_000);
 
   it("runs the busybox image hardened, and its stdout and stderr come back as lines", async () => {
@@ -218,11 +224,14 @@ describe.skipIf(!haveDocker)("hardened bot containers on the real engine", () =>
     try {
       writeFileSync(
         join(context, "Dockerfile"),
-        `FROM ${image}\nLABEL ${testLabel}=1\nRUN echo building-step\nRUN sh -c 'echo about-to-fail; exit 3'\n`,
+        `FROM ${image}\nLABEL ${testLabel}=1 ${testRunLabel}=${run}\nRUN echo building-step\nRUN sh -c 'echo about-to-fail; exit 3'\n`,
       );
       const progress: string[] = [];
       const failure = await engine
-        .build(context, `runyard-test-fail:${run}`, (line) => progress.push(line), { [testLabel]: "1" })
+        .build(context, `runyard-test-fail:${run}`, (line) => progress.push(line), {
+          [testLabel]: "1",
+          [testRunLabel]: run,
+        })
         .catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(ImageBuildError);
       const error = failure as ImageBuildError;

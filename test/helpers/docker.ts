@@ -60,17 +60,23 @@ async function buildBusybox(tag: string): Promise<string> {
   }
 }
 
-/** Removes every container, then every image, labelled `runyard.test=1`. */
-export async function removeTestObjects(): Promise<void> {
+/** The label a test file puts on what it makes, so its cleanup touches nothing of another file's. */
+export const testRunLabel = "runyard.test.run";
+
+/**
+ * Removes the containers, then the images, that one test file made (labelled
+ * `runyard.test.run=<run>`). Test files run at once against one engine: a cleanup of everything
+ * labelled `runyard.test` would kill another file's containers mid-test. The shared busybox image
+ * stays, reused by the next run.
+ */
+export async function removeTestObjects(run: string): Promise<void> {
   const engine = new DockerEngine();
-  const containers = await engine.docker.listContainers({
-    all: true,
-    filters: { label: [`${testLabel}=1`] },
-  });
+  const filters = { label: [`${testRunLabel}=${run}`] };
+  const containers = await engine.docker.listContainers({ all: true, filters });
   await Promise.all(containers.map((c) => engine.remove(c.Id)));
   // Intermediate layers carry the label too (a Dockerfile's LABEL comes first); newest first, so
   // children go before their parents. One already gone with its child is not an error.
-  const images = await engine.docker.listImages({ all: true, filters: { label: [`${testLabel}=1`] } });
+  const images = await engine.docker.listImages({ all: true, filters });
   images.sort((a, b) => b.Created - a.Created);
   for (const image of images) {
     await engine.docker
