@@ -57,6 +57,8 @@ export interface ReconciledContainers {
 
 export const restartLoopCode = "BOT_RESTART_LOOP";
 export const startFailedCode = "BOT_START_FAILED";
+/** The container could no longer be watched or read (e.g. removed behind runyard's back). */
+export const containerLostCode = "BOT_CONTAINER_LOST";
 export const maxBackoffMs = 5 * 60_000;
 /** How many lines of an ended container are kept (issue 10: the previous container's last logs). */
 export const lastLogLineCount = 100;
@@ -223,8 +225,10 @@ export class BotSupervisor {
     this.emit({ state: "running", ...previous });
     void this.watchExit(id, since, generation).catch((error: unknown) => {
       if (generation !== this.generation) return;
+      this.containerId = null;
+      this.startedAt = null;
       this.clearTimers();
-      this.finish("crashed", { error: { code: startFailedCode, message: messageOf(error) } });
+      this.finish("crashed", { error: { code: containerLostCode, message: messageOf(error) } });
     });
   }
 
