@@ -1,0 +1,405 @@
+import type { BotState } from "../core/bot-states.js";
+import { hardenedContainer } from "./container-spec.js";
+import type { DockerEngine } from "./docker-engine.js";
+import type { BotOwnership, ContainerLimits } from "./types.js";
+
+/** When runyard starts a bot's container again (Docker never does: see hardenedContainer). */
+export interface RestartPolicy {
+  kind: "no" | "on-failure" | "always";
+  /** Crashes in a row restarted before the bot ends `crashed` with BOT_RESTART_LOOP (5). */
+  maxRestarts?: number;
+  /** The first delay before a restart, doubling with each one, capped at 5 minutes (1 s). */
+  backoffMs?: number;
+}
+
+/** One bot as its supervisor runs it, from an image that already exists. */
+export interface SupervisedBot {
+  id: string;
+  image: string;
+  /** Secrets included: they reach the container's env only. */
+  env: Record<string, string>;
+  cmd?: string[];
+  limits: ContainerLimits;
+  ownership: BotOwnership;
+  network: string;
+  restartPolicy?: RestartPolicy;
+  /** Extra container labels (e.g. `runyard.test=1`). */
+  labels?: Record<string, string>;
+}
+
+/** What changed, as the store and the user see it. */
+export interface BotStateChange {
+  state: BotState;
+  exitCode?: number | null;
+  oomKilled?: boolean;
+  restarts: number;
+  error?: { code: string; message: string };
+  /** The last lines of the container that just ended (a restart reports its predecessor's). */
+  lastLogs?: string[];
+}
+
+export interface BotStatus {
+  state: BotState;
+  /** Of the current container; 0 when none runs. */
+  uptimeMs: number;
+  restarts: number;
+  exitCode: number | null;
+  /** From the engine while a container runs, else null. */
+  memoryBytes: number | null;
+  cpuPercent: number | null;
+}
+
+export interface ReconciledContainers {
+  adopted: { botId: string; containerId: string; running: boolean }[];
+  /** Managed containers of bots the caller no longer knows: the caller removes them. */
+  orphans: string[];
+}
+
+export const restartLoopCode = "BOT_RESTART_LOOP";
+export const startFailedCode = "BOT_START_FAILED";
+/** The container could no longer be watched or read (e.g. removed behind runyard's back). */
+export const containerLostCode = "BOT_CONTAINER_LOST";
+export const maxBackoffMs = 5 * 60_000;
+/** How many lines of an ended container are kept (issue 10: the previous container's last logs). */
+export const lastLogLineCount = 100;
+/** SIGTERM, then SIGKILL after this many seconds. */
+export const stopGraceSecs = 10;
+/** A container that ran this long was healthy: the crash count and the backoff start over. */
+const stableRunMs = maxBackoffMs;
+/** setTimeout's limit; a longer lifetime is waited for in steps. */
+const maxTimerMs = 2 ** 31 - 1;
+
+interface Exit {
+  exitCode: number | null;
+  oomKilled: boolean;
+  lastLogs: string[];
+}
+
+/**
+ * The runner-side life of one bot's container: starts it hardened, sees it end through Docker's
+ * events, restarts it per policy with backoff (each restart a new container, so every crash is
+ * seen and its logs kept), ends it at its lifetime, and says every change through `onState`.
+ * Ended containers are removed once their last lines are kept, so nothing is left behind.
+ */
+export class BotSupervisor {
+  private readonly engine: DockerEngine;
+  private readonly bot: SupervisedBot;
+  private readonly onState: (change: BotStateChange) => void;
+  private readonly policy: Required<RestartPolicy>;
+  /** Before start, a bot reads as stopped. */
+  private state: BotState = "stopped";
+  private containerId: string | null = null;
+  private startedAt: number | null = null;
+  private restarts = 0;
+  private crashesInRow = 0;
+  private exitsInRow = 0;
+  private exitCode: number | null = null;
+  /** Bumped whenever the supervisor itself ends or replaces a container: stale watchers stop. */
+  private generation = 0;
+  private watch: AbortController | null = null;
+  private backoffTimer: NodeJS.Timeout | null = null;
+  private lifetimeTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: {
+    engine: DockerEngine;
+    bot: SupervisedBot;
+    onState: (change: BotStateChange) => void;
+  }) {
+    this.engine = options.engine;
+    this.bot = options.bot;
+    this.onState = options.onState;
+    this.policy = {
+      kind: options.bot.restartPolicy?.kind ?? "no",
+      maxRestarts: options.bot.restartPolicy?.maxRestarts ?? 5,
+      backoffMs: options.bot.restartPolicy?.backoffMs ?? 1000,
+    };
+  }
+
+  get containerName(): string {
+    return `runyard-bot-${this.bot.id}`;
+  }
+
+  /** Starts the container and reports `running`; a bot past its lifetime ends `timeout` at once. */
+  async start(): Promise<void> {
+    if (this.state === "running") throw new Error(`bot ${this.bot.id} is already running`);
+    if (this.state === "removed") throw new Error(`bot ${this.bot.id} was removed`);
+    this.restarts = 0;
+    this.crashesInRow = 0;
+    this.exitsInRow = 0;
+    this.exitCode = null;
+    if (Date.parse(this.bot.ownership.expiresAt) <= Date.now()) {
+      this.finish("timeout", {});
+      return;
+    }
+    this.state = "running";
+    this.armLifetime();
+    try {
+      await this.launch({});
+    } catch (error) {
+      this.clearTimers();
+      this.finish("crashed", { error: { code: startFailedCode, message: messageOf(error) } });
+      throw error;
+    }
+  }
+
+  /** Stops the container (SIGTERM, then SIGKILL after the grace), removes it: `stopped`. */
+  async stop(): Promise<void> {
+    if (this.state !== "running") {
+      await this.endContainer();
+      return;
+    }
+    await this.endContainer();
+    this.finish("stopped", {});
+  }
+
+  /** Ends the container if it runs and forgets it: `removed`. */
+  async remove(): Promise<void> {
+    await this.endContainer();
+    this.finish("removed", {});
+  }
+
+  async status(): Promise<BotStatus> {
+    const id = this.containerId;
+    let memoryBytes: number | null = null;
+    let cpuPercent: number | null = null;
+    if (id !== null && this.state === "running") {
+      try {
+        ({ memoryBytes, cpuPercent } = await this.engine.stats(id));
+      } catch {
+        // The container ended between the two calls; its watcher reports that.
+      }
+    }
+    return {
+      state: this.state,
+      uptimeMs: this.startedAt === null ? 0 : Date.now() - this.startedAt,
+      restarts: this.restarts,
+      exitCode: this.exitCode,
+      memoryBytes,
+      cpuPercent,
+    };
+  }
+
+  /**
+   * After a server or runner restart Docker's labels are the only record: the managed containers
+   * of known bots are adopted, the others are orphans.
+   */
+  static async reconcile(engine: DockerEngine, knownBotIds: Iterable<string>): Promise<ReconciledContainers> {
+    const known = new Set(knownBotIds);
+    const result: ReconciledContainers = { adopted: [], orphans: [] };
+    for (const container of await engine.listManaged()) {
+      const botId = container.labels["runyard.bot"];
+      if (botId !== undefined && known.has(botId)) {
+        result.adopted.push({ botId, containerId: container.id, running: container.state === "running" });
+      } else {
+        result.orphans.push(container.id);
+      }
+    }
+    return result;
+  }
+
+  /** Starts a new container and watches it; `previous` is what the last one ended with. */
+  private async launch(previous: Partial<Exit>): Promise<void> {
+    const generation = ++this.generation;
+    // A container of an earlier life holds the name (e.g. a runner that died mid-restart).
+    await this.engine.remove(this.containerName);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = await this.engine.run(
+      hardenedContainer({
+        image: this.bot.image,
+        name: this.containerName,
+        env: this.bot.env,
+        ...(this.bot.cmd ? { cmd: this.bot.cmd } : {}),
+        limits: this.bot.limits,
+        ownership: this.bot.ownership,
+        network: this.bot.network,
+        ...(this.bot.labels ? { labels: this.bot.labels } : {}),
+      }),
+    );
+    if (generation !== this.generation) {
+      // Stopped or removed while it was being made.
+      await this.engine.remove(id);
+      return;
+    }
+    this.containerId = id;
+    this.startedAt = Date.now();
+    this.emit({ state: "running", ...previous });
+    void this.watchExit(id, since, generation).catch((error: unknown) => {
+      if (generation !== this.generation) return;
+      this.containerId = null;
+      this.startedAt = null;
+      this.clearTimers();
+      this.finish("crashed", { error: { code: containerLostCode, message: messageOf(error) } });
+    });
+  }
+
+  /**
+   * Waits for the container's `die` event (replayed from `since`, so none is missed between the
+   * start and the subscription); an event stream that breaks is reopened after asking inspect.
+   */
+  private async watchExit(id: string, since: number, generation: number): Promise<void> {
+    const controller = new AbortController();
+    this.watch = controller;
+    let from = since;
+    for (;;) {
+      let died = false;
+      try {
+        for await (const event of this.engine.events({
+          label: `runyard.bot=${this.bot.id}`,
+          since: from,
+          signal: controller.signal,
+        })) {
+          if (event.containerId === id && event.action === "die") {
+            died = true;
+            break;
+          }
+        }
+      } catch (error) {
+        if (!controller.signal.aborted)
+          process.emitWarning(`bot ${this.bot.id}: events broke: ${messageOf(error)}`);
+      }
+      if (controller.signal.aborted || generation !== this.generation) return;
+      if (died || (await this.engine.inspect(id)).state !== "running") break;
+      from = Math.floor(Date.now() / 1000) - 1;
+    }
+    controller.abort();
+    await this.onExit(id, generation);
+  }
+
+  private async onExit(id: string, generation: number): Promise<void> {
+    const info = await this.engine.inspect(id);
+    const lastLogs = await this.lastLines(id);
+    if (generation !== this.generation) return;
+    await this.engine.remove(id);
+    if (generation !== this.generation) return;
+    const ranMs = this.startedAt === null ? 0 : Date.now() - this.startedAt;
+    this.containerId = null;
+    this.startedAt = null;
+    this.exitCode = info.exitCode;
+    const exit: Exit = { exitCode: info.exitCode, oomKilled: info.oomKilled, lastLogs };
+    const failed = info.exitCode !== 0 || info.oomKilled;
+    if (ranMs >= stableRunMs) {
+      this.crashesInRow = 0;
+      this.exitsInRow = 0;
+    }
+    if (!failed) this.crashesInRow = 0;
+    else this.crashesInRow += 1;
+    const restart = failed ? this.policy.kind !== "no" : this.policy.kind === "always";
+    if (!restart) {
+      this.clearTimers();
+      this.finish(failed ? "crashed" : "stopped", exit);
+      return;
+    }
+    if (failed && this.crashesInRow > this.policy.maxRestarts) {
+      this.clearTimers();
+      this.finish("crashed", {
+        ...exit,
+        error: {
+          code: restartLoopCode,
+          message: `bot ${this.bot.id} crashed ${this.crashesInRow} times in a row (${this.restarts} restarts); not restarted again`,
+        },
+      });
+      return;
+    }
+    this.exitsInRow += 1;
+    const delay = Math.min(this.policy.backoffMs * 2 ** (this.exitsInRow - 1), maxBackoffMs);
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = null;
+      if (generation !== this.generation) return;
+      this.restarts += 1;
+      this.launch(exit).catch((error: unknown) => {
+        if (generation + 1 < this.generation) return;
+        this.clearTimers();
+        this.finish("crashed", { ...exit, error: { code: startFailedCode, message: messageOf(error) } });
+      });
+    }, delay);
+  }
+
+  /** Ends the bot at `ownership.expiresAt`: stopped with the grace, last lines kept, `timeout`. */
+  private armLifetime(): void {
+    const left = Date.parse(this.bot.ownership.expiresAt) - Date.now();
+    this.lifetimeTimer = setTimeout(
+      () => {
+        this.lifetimeTimer = null;
+        if (this.state !== "running") return;
+        if (Date.parse(this.bot.ownership.expiresAt) > Date.now()) {
+          this.armLifetime();
+          return;
+        }
+        void this.expire();
+      },
+      Math.max(0, Math.min(left, maxTimerMs)),
+    );
+  }
+
+  private async expire(): Promise<void> {
+    const id = this.containerId;
+    let exit: Partial<Exit> = {};
+    try {
+      await this.endContainer(async (stopped) => {
+        const info = await this.engine.inspect(stopped);
+        exit = {
+          exitCode: info.exitCode,
+          oomKilled: info.oomKilled,
+          lastLogs: await this.lastLines(stopped),
+        };
+      });
+    } catch (error) {
+      process.emitWarning(
+        `bot ${this.bot.id}: ending container ${id} at its lifetime failed: ${messageOf(error)}`,
+      );
+    }
+    this.finish("timeout", exit);
+  }
+
+  /**
+   * Stops the watchers and timers, then the container (with the grace) and removes it;
+   * `beforeRemove` reads what it needs of the stopped container first.
+   */
+  private async endContainer(beforeRemove?: (id: string) => Promise<void>): Promise<void> {
+    this.generation += 1;
+    this.watch?.abort();
+    this.watch = null;
+    this.clearTimers();
+    const id = this.containerId;
+    this.containerId = null;
+    this.startedAt = null;
+    if (id === null) {
+      await this.engine.remove(this.containerName);
+      return;
+    }
+    try {
+      await this.engine.stop(id, stopGraceSecs);
+      await beforeRemove?.(id);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
+    await this.engine.remove(id);
+  }
+
+  private clearTimers(): void {
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    this.backoffTimer = null;
+    this.lifetimeTimer = null;
+  }
+
+  private async lastLines(id: string): Promise<string[]> {
+    const lines: string[] = [];
+    for await (const entry of this.engine.logs(id, { tail: lastLogLineCount })) lines.push(entry.line);
+    return lines;
+  }
+
+  private finish(state: BotState, detail: Partial<Exit> & { error?: BotStateChange["error"] }): void {
+    if (detail.exitCode !== undefined) this.exitCode = detail.exitCode;
+    this.emit({ state, ...detail });
+  }
+
+  private emit(change: Omit<BotStateChange, "restarts">): void {
+    this.state = change.state;
+    this.onState({ ...change, restarts: this.restarts });
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
