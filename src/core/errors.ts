@@ -167,6 +167,18 @@ export const errorTable = {
     status: 200,
     hint: "The registry refused the credentials: check the registry username and password (or token) stored for this bot.",
   },
+  BOT_RESTART_LOOP: {
+    status: 200,
+    hint: "The bot crashed again after each restart: read its last logs (kept from the previous container) and fix the cause before starting it again.",
+  },
+  BOT_START_FAILED: {
+    status: 200,
+    hint: "Docker could not start the bot's container: read the message; the image's command or user may not fit the hardened settings.",
+  },
+  BOT_CONTAINER_LOST: {
+    status: 200,
+    hint: "The bot's container went away outside runyard (removed by hand?); start the bot again.",
+  },
   BOT_REGISTRY_UNREACHABLE: {
     status: 200,
     hint: "Docker could not reach the registry: check its host and port, that it runs, and that the Docker host may connect to it.",

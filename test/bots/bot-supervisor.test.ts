@@ -8,7 +8,13 @@ import {
 import { defaultContainerLimits } from "../../src/bots/container-spec.js";
 import { DockerEngine } from "../../src/bots/docker-engine.js";
 import type { BotState } from "../../src/core/bot-states.js";
-import { busyboxImage, removeTestObjects, requireDocker, testLabel } from "../helpers/docker.js";
+import {
+  busyboxImage,
+  removeTestObjects,
+  requireDocker,
+  testLabel,
+  testRunLabel,
+} from "../helpers/docker.js";
 
 const haveDocker = await requireDocker();
 const run = `${process.pid}-${Date.now().toString(36)}`;
@@ -46,7 +52,7 @@ function supervise(
       },
       network: "none",
       ...(options.restartPolicy ? { restartPolicy: options.restartPolicy } : {}),
-      labels: { [testLabel]: "1", "runyard.test.run": run },
+      labels: { [testLabel]: "1", [testRunLabel]: run },
     },
     onState: (change) => {
       changes.push(change);
@@ -79,7 +85,7 @@ describe.skipIf(!haveDocker)("a bot's supervisor on the real engine", () => {
   }, 120_000);
 
   afterAll(async () => {
-    await removeTestObjects();
+    await removeTestObjects(run);
   }, 60_000);
 
   it("a bot that keeps running reports running with stats; stop ends it stopped with no container left", async () => {
