@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
@@ -83,39 +83,31 @@ export async function createKyselyStore(
   return new KyselyStore({ db, dialect, now: opts.now ?? (() => new Date()), cipher });
 }
 
+/**
+ * Sealed columns a key check samples, first hit wins. `server_keys` is sealed by the first
+ * server on the database: a replica started with another key is refused before it claims a job
+ * whose payload it could not read.
+ */
+const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
+  ["runs", "spec"],
+  ["secrets", "value"],
+  ["server_keys", "value"],
+  ["artifacts", "content"],
+  ["bots", "spec"],
+];
+
 /** Refuses at once a key that cannot read what is stored, instead of failing on some later read. */
 async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promise<void> {
-  const sealed =
-    (await db.selectFrom("runs").select("spec").where("spec", "like", "enc1:%").limit(1).executeTakeFirst())
-      ?.spec ??
-    (
-      await db
-        .selectFrom("secrets")
-        .select("value")
-        .where("value", "like", "enc1:%")
-        .limit(1)
-        .executeTakeFirst()
-    )?.value ??
-    // Sealed by the first server on the database: a replica started with another key is refused
-    // here, before it claims a job whose payload it could not read.
-    (
-      await db
-        .selectFrom("server_keys")
-        .select("value")
-        .where("value", "like", "enc1:%")
-        .limit(1)
-        .executeTakeFirst()
-    )?.value ??
-    (
-      await db
-        .selectFrom("artifacts")
-        .select("content")
-        .where("content", "like", "enc1:%")
-        .limit(1)
-        .executeTakeFirst()
-    )?.content ??
-    (await db.selectFrom("bots").select("spec").where("spec", "like", "enc1:%").limit(1).executeTakeFirst())
-      ?.spec;
+  let sealed: string | undefined;
+  for (const [table, column] of sealedColumns) {
+    const row = await sql<{
+      value: string;
+    }>`select ${sql.ref(column)} as value from ${sql.table(table)} where ${sql.ref(column)} like 'enc1:%' limit 1`.execute(
+      db,
+    );
+    sealed = row.rows[0]?.value;
+    if (sealed !== undefined) break;
+  }
   if (sealed === undefined || !isSealed(sealed)) return;
   if (cipher === plainColumns) {
     throw new RunyardError(
