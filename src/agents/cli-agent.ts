@@ -15,12 +15,6 @@ export const MAX_LINE_CHARS = 8 * 1024 * 1024;
 const STDERR_TAIL_CHARS = 4096;
 
 /** Hints for the agent codes the shared error table does not list. */
-const agentHints: Partial<Record<AgentErrorCode, string>> = {
-  AGENT_TURN_LIMIT: "The agent used all its turns; raise its turn limit or narrow the task.",
-  AGENT_CRASHED: "The agent CLI failed; its output above says why.",
-  AGENT_NOT_INSTALLED: "Install it with `runyard agents install`, or put it on PATH.",
-};
-
 /** An agent failure with the hint a user can act on. */
 export function agentError(
   code: AgentErrorCode,
@@ -29,8 +23,7 @@ export function agentError(
 ): ErrorInfo & {
   code: AgentErrorCode;
 } {
-  const tableHint = (errorTable as Record<string, { hint: string } | undefined>)[code]?.hint;
-  return { code, message, hint: hint ?? agentHints[code] ?? tableHint ?? "" };
+  return { code, message, hint: hint ?? errorTable[code].hint };
 }
 
 export interface CliAgentArgs {
