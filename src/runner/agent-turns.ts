@@ -4,7 +4,7 @@ import { agentPath } from "../agents/availability.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
-import type { AgentTask } from "../core/jobs/agent.js";
+import { type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ProcessLauncher } from "../exec/types.js";
@@ -113,9 +113,6 @@ export class SupervisedAgentTurns implements AgentTurns {
   }
 }
 
-/** Names a git token goes by on a runner (seed 000, seed 003); it is git's, never an agent's. */
-const gitTokenNames = new Set(["GIT_TOKEN", "GITHUB_TOKEN"]);
-
 /**
  * The runner's environment as an agent starts from it. The git token stays with git. A task that
  * points its agent at an endpoint of its own (`ownEndpoint`: a `*_BASE_URL` in the env it was
@@ -129,7 +126,7 @@ export function agentEnv(
 ): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(runner)) {
-    if (gitTokenNames.has(name) || name === gitTokenVariable) continue;
+    if (gitTokenNames.includes(name) || name === gitTokenVariable) continue;
     if (ownEndpoint && isSecretName(name)) continue;
     env[name] = value;
   }

@@ -36,6 +36,9 @@ export const AgentTests = z.object({
 });
 export type AgentTests = z.infer<typeof AgentTests>;
 
+/** Names the git token goes by (seed 000, seed 003): it is git's alone, never an agent's env. */
+export const gitTokenNames: readonly string[] = ["GIT_TOKEN", "GITHUB_TOKEN"];
+
 export const AgentTask = z.object({
   run_id: z.string(),
   /** The agent adapter (`src/agents/registry.ts`); also the host of this job's steps. */

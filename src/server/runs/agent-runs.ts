@@ -2,7 +2,13 @@ import { agentNames } from "../../agents/registry.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
-import { type AgentJob, AgentJobResult, type AgentTask, agentEndedEarly } from "../../core/jobs/agent.js";
+import {
+  type AgentJob,
+  AgentJobResult,
+  type AgentTask,
+  agentEndedEarly,
+  gitTokenNames,
+} from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
 import type { Store } from "../../store/types.js";
 import { suggestionHint } from "../../workflow/suggest.js";
@@ -10,9 +16,6 @@ import type { JobBroker } from "../job-broker.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
-
-/** Names a stored secret or env entry may have to be the git token (seed 000, seed 003). */
-const gitTokenNames = ["GIT_TOKEN", "GITHUB_TOKEN"] as const;
 
 /** The job id an agent of a run always gets, so a resumed engine finds its job again. */
 export function agentJobId(runId: string, agent: string): string {
