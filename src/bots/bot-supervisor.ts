@@ -1,7 +1,8 @@
 import type { BotState } from "../core/bot-states.js";
-import { hardenedContainer } from "./container-spec.js";
-import type { DockerEngine } from "./docker-engine.js";
-import type { BotOwnership, ContainerLimits } from "./types.js";
+import type { ContainerLimits } from "../exec/container-spec.js";
+import type { DockerEngine } from "../exec/docker-engine.js";
+import { botContainer } from "./container-spec.js";
+import type { BotOwnership } from "./types.js";
 
 /** When runyard starts a bot's container again (Docker never does: see hardenedContainer). */
 export interface RestartPolicy {
@@ -204,7 +205,7 @@ export class BotSupervisor {
     await this.engine.remove(this.containerName);
     const since = Math.floor(Date.now() / 1000) - 1;
     const id = await this.engine.run(
-      hardenedContainer({
+      botContainer({
         image: this.bot.image,
         name: this.containerName,
         env: this.bot.env,

@@ -25,14 +25,6 @@ export interface ArchiveEntry {
   linkTarget?: string;
 }
 
-/** The limits of a bot's container (seed 001's defaults; configurable per tenant). */
-export interface ContainerLimits {
-  memoryBytes: number;
-  /** CPUs, e.g. 0.5. */
-  cpus: number;
-  pids: number;
-}
-
 /** Who a container belongs to, recorded in its labels (`runyard.*`) so it can be reconciled. */
 export interface BotOwnership {
   botId: string;

@@ -5,9 +5,9 @@ import {
   type RestartPolicy,
   restartLoopCode,
 } from "../../src/bots/bot-supervisor.js";
-import { defaultContainerLimits } from "../../src/bots/container-spec.js";
-import { DockerEngine } from "../../src/bots/docker-engine.js";
 import type { BotState } from "../../src/core/bot-states.js";
+import { defaultContainerLimits } from "../../src/exec/container-spec.js";
+import { DockerEngine } from "../../src/exec/docker-engine.js";
 import {
   busyboxImage,
   removeTestObjects,

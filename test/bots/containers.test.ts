@@ -2,13 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultContainerLimits, hardenedContainer } from "../../src/bots/container-spec.js";
+import { botContainer } from "../../src/bots/container-spec.js";
+import { defaultContainerLimits } from "../../src/exec/container-spec.js";
 import {
   type ContainerEvent,
   DockerEngine,
   ImageBuildError,
   type LogLine,
-} from "../../src/bots/docker-engine.js";
+} from "../../src/exec/docker-engine.js";
 import {
   busyboxImage,
   removeTestObjects,
@@ -25,7 +26,7 @@ let serial = 0;
 function spec(image: string, cmd: string[], env: Record<string, string> = {}) {
   serial += 1;
   const botId = `bot-${run}-${serial}`;
-  return hardenedContainer({
+  return botContainer({
     image,
     name: `runyard-test-${botId}`,
     env,

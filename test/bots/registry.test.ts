@@ -1,8 +1,9 @@
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultContainerLimits, hardenedContainer } from "../../src/bots/container-spec.js";
-import { DockerEngine, type LogLine } from "../../src/bots/docker-engine.js";
+import { botContainer } from "../../src/bots/container-spec.js";
 import { RunyardError } from "../../src/core/errors.js";
+import { defaultContainerLimits } from "../../src/exec/container-spec.js";
+import { DockerEngine, type LogLine } from "../../src/exec/docker-engine.js";
 import { busyboxImage, requireDocker, testLabel } from "../helpers/docker.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -82,7 +83,7 @@ describe.skipIf(!haveDocker)("pulling a bot's image from a private registry", ()
 
     const botId = `bot-${run}`;
     const id = await engine.run(
-      hardenedContainer({
+      botContainer({
         image: ref,
         name: `runyard-test-${botId}`,
         env: {},

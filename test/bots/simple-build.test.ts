@@ -2,10 +2,11 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { defaultContainerLimits, hardenedContainer } from "../../src/bots/container-spec.js";
-import { DockerEngine, ImageBuildError } from "../../src/bots/docker-engine.js";
+import { botContainer } from "../../src/bots/container-spec.js";
 import { type SimpleBotSource, simpleBuildContext } from "../../src/bots/simple-build.js";
 import { RunyardError } from "../../src/core/errors.js";
+import { defaultContainerLimits } from "../../src/exec/container-spec.js";
+import { DockerEngine, ImageBuildError } from "../../src/exec/docker-engine.js";
 import { nodeBaseImage, pythonBaseImage } from "../helpers/base-images.js";
 import { requireDocker } from "../helpers/docker.js";
 
@@ -86,7 +87,7 @@ describe.skipIf(!haveDocker)("simple-mode bots on the real engine", () => {
   async function firstLines(image: string, count: number): Promise<string[]> {
     const botId = `simple-${run}-${serial}`;
     const id = await engine.run(
-      hardenedContainer({
+      botContainer({
         image,
         name: `runyard-test-${botId}`,
         env: { GREETING: greeting },

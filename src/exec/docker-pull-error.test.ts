@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pullError, registryOf } from "./pull-error.js";
+import { pullError, registryOf } from "./docker-pull-error.js";
 
 /** An error as dockerode builds it from a non-2xx answer of /images/create. */
 function modemError(statusCode: number, words: string): Error {

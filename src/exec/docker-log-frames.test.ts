@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { demultiplex, type LogLine } from "./log-frames.js";
+import { demultiplex, type LogLine } from "./docker-log-frames.js";
 
 function frame(stream: 1 | 2, text: string | Buffer): Buffer {
   const payload = typeof text === "string" ? Buffer.from(text, "utf8") : text;

@@ -4,10 +4,10 @@ import type { Readable } from "node:stream";
 import Docker, { type ContainerCreateOptions } from "dockerode";
 import { create as createTar } from "tar";
 import { managedLabel } from "./container-spec.js";
-import { demultiplex, type LogLine } from "./log-frames.js";
-import { pullError, registryOf } from "./pull-error.js";
+import { demultiplex, type LogLine } from "./docker-log-frames.js";
+import { pullError, registryOf } from "./docker-pull-error.js";
 
-export type { LogLine } from "./log-frames.js";
+export type { LogLine } from "./docker-log-frames.js";
 
 /** A build that Docker refused or that failed in a step; carries the build's last output lines. */
 export class ImageBuildError extends Error {
