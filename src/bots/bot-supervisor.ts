@@ -37,6 +37,8 @@ export interface BotStateChange {
   error?: { code: string; message: string };
   /** The last lines of the container that just ended (a restart reports its predecessor's). */
   lastLogs?: string[];
+  /** With `running`: the container now running, so its output can be followed. */
+  containerId?: string;
 }
 
 export interface BotStatus {
@@ -143,6 +145,40 @@ export class BotSupervisor {
     }
   }
 
+  /**
+   * Takes over the bot's container left by an earlier life of this runner (found by its name):
+   * one still running is watched on, keeping its uptime; one that ended meanwhile is handled as
+   * any exit (crashed or stopped, restarted per policy). Without a container it starts anew.
+   */
+  async adopt(): Promise<void> {
+    if (this.state === "running") throw new Error(`bot ${this.bot.id} is already running`);
+    let found: Awaited<ReturnType<DockerEngine["inspect"]>> | undefined;
+    try {
+      found = await this.engine.inspect(this.containerName);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
+    if (!found || found.labels["runyard.bot"] !== this.bot.id) {
+      await this.start();
+      return;
+    }
+    this.restarts = 0;
+    this.crashesInRow = 0;
+    this.exitsInRow = 0;
+    this.state = "running";
+    this.armLifetime();
+    const generation = ++this.generation;
+    this.containerId = found.id;
+    this.startedAt = found.startedAt === null ? Date.now() : Date.parse(found.startedAt);
+    this.emit({ state: "running", containerId: found.id });
+    const since = Math.floor(Date.now() / 1000) - 1;
+    if (found.state !== "running") {
+      await this.onExit(found.id, generation);
+      return;
+    }
+    this.follow(found.id, since, generation);
+  }
+
   /** Stops the container (SIGTERM, then SIGKILL after the grace), removes it: `stopped`. */
   async stop(): Promise<void> {
     if (this.state !== "running") {
@@ -223,7 +259,12 @@ export class BotSupervisor {
     }
     this.containerId = id;
     this.startedAt = Date.now();
-    this.emit({ state: "running", ...previous });
+    this.emit({ state: "running", ...previous, containerId: id });
+    this.follow(id, since, generation);
+  }
+
+  /** Watches the container until it ends; a watch that breaks ends the bot with BOT_CONTAINER_LOST. */
+  private follow(id: string, since: number, generation: number): void {
     void this.watchExit(id, since, generation).catch((error: unknown) => {
       if (generation !== this.generation) return;
       this.containerId = null;

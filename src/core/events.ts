@@ -209,6 +209,16 @@ export const BotStateEvent = z.object({
   type: z.literal("bot.state"),
   bot_id: z.string(),
   state: z.string(),
+  /** Of the container that just ended (a crash, a restart's predecessor). */
+  exit_code: z.number().int().nullable().optional(),
+  oom_killed: z.boolean().optional(),
+  restarts: z.number().int().nonnegative().optional(),
+  error: ErrorInfo.optional(),
+  /** The last lines of the container that just ended, masked. */
+  last_logs: z.array(z.string()).optional(),
+  image: z.string().optional(),
+  container_id: z.string().optional(),
+  runner_id: z.string().optional(),
 });
 export const NoticeEvent = z.object({
   ...base,

@@ -49,8 +49,9 @@ export interface LogOptions {
   tail?: number;
   /** Unix seconds: only lines after it. */
   since?: number;
-  /** Keep reading until the container ends (or the iteration is left). */
+  /** Keep reading until the container ends (or the iteration is left, or `signal` aborts). */
   follow?: boolean;
+  signal?: AbortSignal;
 }
 
 export interface ContainerStats {
@@ -250,9 +251,13 @@ export class DockerEngine {
     };
     if (options.follow) {
       const stream = (await container.logs({ ...base, follow: true })) as unknown as Readable;
+      const stop = () => stream.destroy();
+      options.signal?.addEventListener("abort", stop, { once: true });
+      if (options.signal?.aborted) stop();
       try {
         yield* demultiplex(stream);
       } finally {
+        options.signal?.removeEventListener("abort", stop);
         stream.destroy();
       }
       return;

@@ -2,10 +2,10 @@ import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
-import { type Job, type JobResult, jobLogFields } from "../core/jobs/index.js";
+import { type Job, type JobKind, type JobResult, jobLogFields } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import { type RunnerInfo, type RunnerMessage, runnerSocketPath, ServerMessage } from "../core/protocol.js";
-import type { JobHandlers, JobIo } from "./handlers/types.js";
+import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
 
 export interface RunnerDaemonOptions {
@@ -54,6 +54,7 @@ function eventBytes(event: EventInput): number {
 /** One job this runner holds, from assign until the server says `done`. */
 interface HeldJob {
   id: string;
+  kind: JobKind;
   controller: AbortController;
   /** Sent (or waiting to be sent) and not yet acked. */
   unacked: Array<{ batch: number; events: EventInput[] }>;
@@ -123,6 +124,18 @@ export class RunnerDaemon {
   async stop(graceMs: number): Promise<void> {
     this.draining = true;
     this.send({ type: "draining" });
+    // A bot outlives its runner: its container keeps running and the runner's next life adopts
+    // it, so a bot job is let go at once instead of holding the shutdown for the grace.
+    for (const job of this.jobs.values()) {
+      if (job.kind !== "bot" || job.result || job.abandoned) continue;
+      job.abandoned = true;
+      this.send({
+        type: "abandoned",
+        job_id: job.id,
+        reason: "its runner is restarting; the bot's container keeps running and is adopted when the runner is back",
+      });
+      job.controller.abort(detachReason);
+    }
     const deadline = Date.now() + graceMs;
     while (this.runningJobs > 0 && Date.now() < deadline) await this.jobGone(deadline - Date.now());
     const cut = [...this.jobs.values()].filter((job) => !job.result);
@@ -353,6 +366,7 @@ export class RunnerDaemon {
     this.options.journal?.add(jobId);
     const job: HeldJob = {
       id: jobId,
+      kind: assignment.kind,
       controller: new AbortController(),
       unacked: [],
       pending: [],
@@ -397,6 +411,11 @@ export class RunnerDaemon {
       case "agent": {
         const handler = this.options.handlers.agent;
         if (!handler) return Promise.reject(new Error("this runner has no agent handler"));
+        return handler.run(job, io);
+      }
+      case "bot": {
+        const handler = this.options.handlers.bot;
+        if (!handler) return Promise.reject(new Error("this runner has no bot handler"));
         return handler.run(job, io);
       }
       default:

@@ -54,6 +54,10 @@ describe.each(storeBackends)("on $name", (backend) => {
         started_at: null,
         finished_at: null,
         expires_at: "2026-01-02T00:00:00.000Z",
+        run_id: null,
+        memory_bytes: null,
+        cpu_percent: null,
+        stats_at: null,
       });
       expect(await store.getBot(created.id)).toEqual(created);
       expect(await store.findBot("acme", "user_1", "echo")).toEqual(created);
@@ -162,6 +166,28 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.countLiveBots("acme", "user_2")).toBe(1);
       expect(await store.countLiveBots(null, "user_1")).toBe(1);
       expect(await store.countLiveBots("acme", "nobody")).toBe(0);
+    });
+
+    it("createBot with a quota lets exactly the cap through when starts race, and refuses the rest", async () => {
+      const quota = { maxLive: 3, setting: "quotas.default_max_bots_per_user" };
+      const results = await Promise.allSettled(
+        ["a", "b", "c", "d", "e"].map((name) => store.createBot(bot({ name }), quota)),
+      );
+      const refused = results.filter((r) => r.status === "rejected");
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(3);
+      expect(refused).toHaveLength(2);
+      for (const r of refused) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({
+          code: "QUOTA_EXCEEDED",
+          message: expect.stringContaining("Maximum 3 bots"),
+        });
+      }
+      expect(await store.countLiveBots("acme", "user_1")).toBe(3);
+      // Another owner has a quota of their own; a stopped bot frees a slot.
+      await store.createBot(bot({ name: "x", owner: "user_2" }), quota);
+      const [first] = await store.listBots({ owner: "user_1" });
+      await store.updateBot(first!.id, { state: "stopped" });
+      await store.createBot(bot({ name: "f" }), quota);
     });
 
     it("finds the running bots whose lifetime has ended", async () => {

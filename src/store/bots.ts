@@ -1,11 +1,11 @@
-import type { Selectable, Updateable } from "kysely";
+import type { Kysely, Selectable, Updateable } from "kysely";
 import { liveBotStates } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { newId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
-import { type BotsTable, decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./schema.js";
-import type { BotPatch, BotRecord, IfBotState, ListBotsQuery, NewBot } from "./types.js";
+import { type BotsTable, type Database, decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./schema.js";
+import type { BotPatch, BotQuota, BotRecord, IfBotState, ListBotsQuery, NewBot } from "./types.js";
 
 function toBotRecord(ctx: StoreContext, row: Selectable<BotsTable>): BotRecord {
   return {
@@ -30,6 +30,10 @@ function toBotRecord(ctx: StoreContext, row: Selectable<BotsTable>): BotRecord {
     started_at: row.started_at,
     finished_at: row.finished_at,
     expires_at: row.expires_at,
+    run_id: row.run_id,
+    memory_bytes: row.memory_bytes === null ? null : Number(row.memory_bytes),
+    cpu_percent: row.cpu_percent === null ? null : Number(row.cpu_percent),
+    stats_at: row.stats_at,
   };
 }
 
@@ -40,34 +44,50 @@ function duplicateName(input: Pick<NewBot, "name">, cause: unknown): RunyardErro
   });
 }
 
-export async function createBot(ctx: StoreContext, input: NewBot): Promise<BotRecord> {
+export async function createBot(ctx: StoreContext, input: NewBot, quota?: BotQuota): Promise<BotRecord> {
   const now = isoTime(ctx.now());
+  const values = {
+    id: input.id ?? newId("bot"),
+    tenant_id: input.tenant_id ?? null,
+    owner: input.owner,
+    name: input.name,
+    mode: input.mode,
+    spec: ctx.cipher.seal(encodeJson(input.spec)),
+    state: input.state ?? "building",
+    runner_id: null,
+    container_id: null,
+    image: input.image ?? null,
+    restart_policy: input.restart_policy ?? "no",
+    exit_code: null,
+    last_logs: null,
+    error: null,
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    finished_at: null,
+    expires_at: isoTime(input.expires_at),
+    run_id: null,
+    memory_bytes: null,
+    cpu_percent: null,
+    stats_at: null,
+  };
   try {
-    const row = await ctx.db
-      .insertInto("bots")
-      .values({
-        id: input.id ?? newId("bot"),
-        tenant_id: input.tenant_id ?? null,
-        owner: input.owner,
-        name: input.name,
-        mode: input.mode,
-        spec: ctx.cipher.seal(encodeJson(input.spec)),
-        state: input.state ?? "building",
-        runner_id: null,
-        container_id: null,
-        image: input.image ?? null,
-        restart_policy: input.restart_policy ?? "no",
-        exit_code: null,
-        last_logs: null,
-        error: null,
-        created_at: now,
-        updated_at: now,
-        started_at: null,
-        finished_at: null,
-        expires_at: isoTime(input.expires_at),
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await ctx.db.transaction().execute(async (trx) => {
+      if (quota) {
+        await ctx.dialect.lockUntilCommit(trx, `bots:${values.tenant_id ?? ""}:${values.owner}`);
+        const live = await countLive(trx, values.tenant_id, values.owner);
+        if (live >= quota.maxLive) {
+          throw new RunyardError(
+            "QUOTA_EXCEEDED",
+            `Maximum ${quota.maxLive} bots: ${live} of yours are building or running`,
+            {
+              hint: `Stop one first (\`runyard bot stop NAME\`; \`runyard bot list\` shows them), or ask an admin to raise ${quota.setting}.`,
+            },
+          );
+        }
+      }
+      return trx.insertInto("bots").values(values).returningAll().executeTakeFirstOrThrow();
+    });
     return toBotRecord(ctx, row);
   } catch (error) {
     if (ctx.dialect.constraintViolation(error) === "unique") throw duplicateName(input, error);
@@ -132,6 +152,10 @@ export async function updateBot(
   if (patch.started_at !== undefined) set.started_at = isoTimeOrNull(patch.started_at);
   if (patch.finished_at !== undefined) set.finished_at = isoTimeOrNull(patch.finished_at);
   if (patch.expires_at !== undefined) set.expires_at = isoTime(patch.expires_at);
+  if (patch.run_id !== undefined) set.run_id = patch.run_id;
+  if (patch.memory_bytes !== undefined) set.memory_bytes = patch.memory_bytes;
+  if (patch.cpu_percent !== undefined) set.cpu_percent = patch.cpu_percent;
+  if (patch.stats_at !== undefined) set.stats_at = isoTimeOrNull(patch.stats_at);
   let update = ctx.db.updateTable("bots").set(set).where("id", "=", id);
   if (opts.ifState) update = update.where("state", "in", opts.ifState);
   try {
@@ -147,12 +171,12 @@ export async function updateBot(
   }
 }
 
-export async function countLiveBots(
-  ctx: StoreContext,
-  tenantId: string | null,
-  owner: string,
-): Promise<number> {
-  const row = await ctx.db
+export function countLiveBots(ctx: StoreContext, tenantId: string | null, owner: string): Promise<number> {
+  return countLive(ctx.db, tenantId, owner);
+}
+
+async function countLive(db: Kysely<Database>, tenantId: string | null, owner: string): Promise<number> {
+  const row = await db
     .selectFrom("bots")
     .select((eb) => eb.fn.countAll<number | string>().as("count"))
     .where("tenant_id", tenantId === null ? "is" : "=", tenantId)

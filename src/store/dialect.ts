@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Kysely, SelectQueryBuilder } from "kysely";
 import type { ColumnCipher } from "./column-cipher.js";
 import type { Database } from "./schema.js";
@@ -18,6 +19,12 @@ export interface StoreDialect {
   ): SelectQueryBuilder<DB, TB, O>;
   /** Which constraint a driver error broke, if it is a constraint error the store translates. */
   constraintViolation(error: unknown): "unique" | "foreign_key" | undefined;
+  /**
+   * Holds a lock named `key` until the transaction `trx` ends, so read-then-write checks (a
+   * quota) of concurrent transactions run one after the other. PostgreSQL takes a transaction
+   * advisory lock; SQLite needs none, as it runs one write transaction at a time.
+   */
+  lockUntilCommit(trx: Kysely<Database>, key: string): Promise<void>;
 }
 
 /** What every query function runs with. */
@@ -41,6 +48,7 @@ function errorCode(error: unknown): string | undefined {
 export const sqliteDialect: StoreDialect = {
   name: "sqlite",
   lockClaimCandidate: (query) => query,
+  lockUntilCommit: async () => undefined,
   constraintViolation(error) {
     const code = errorCode(error);
     if (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE") return "unique";
@@ -63,6 +71,9 @@ export const sqliteDialect: StoreDialect = {
 export const postgresDialect: StoreDialect = {
   name: "postgres",
   lockClaimCandidate: (query) => query.forUpdate().skipLocked(),
+  async lockUntilCommit(trx, key) {
+    await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(trx);
+  },
   constraintViolation(error) {
     const code = errorCode(error);
     if (code === "23505") return "unique";

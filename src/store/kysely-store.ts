@@ -36,6 +36,7 @@ import type {
   NewArtifact,
   NewAuditEvent,
   NewBot,
+  BotQuota,
   NewJob,
   NewJobReport,
   NewRun,
@@ -316,8 +317,8 @@ class KyselyStore implements Store {
     return audit.listAudit(this.ctx, query);
   }
 
-  createBot(input: NewBot) {
-    return bots.createBot(this.ctx, input);
+  createBot(input: NewBot, quota?: BotQuota) {
+    return bots.createBot(this.ctx, input, quota);
   }
   getBot(id: string) {
     return bots.getBot(this.ctx, id);

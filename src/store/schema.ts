@@ -221,6 +221,10 @@ export interface BotsTable {
   started_at: string | null;
   finished_at: string | null;
   expires_at: string;
+  run_id: string | null;
+  memory_bytes: number | null;
+  cpu_percent: number | null;
+  stats_at: string | null;
 }
 
 export interface Database {

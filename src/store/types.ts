@@ -537,6 +537,12 @@ export interface BotRecord {
   finished_at: string | null;
   /** When its lifetime ends: a bot still running then ends `timeout`. */
   expires_at: string;
+  /** The run of its current (or last) life. */
+  run_id: string | null;
+  /** What its container used at `stats_at` (the runner's last heartbeat), null when unknown. */
+  memory_bytes: number | null;
+  cpu_percent: number | null;
+  stats_at: string | null;
 }
 
 /** What `createBot` needs; the rest starts empty. */
@@ -556,6 +562,14 @@ export interface NewBot {
   expires_at: string;
 }
 
+/** The per-owner cap `createBot` checks in the same transaction as the insert. */
+export interface BotQuota {
+  /** Live bots (building, pulling, running) the owner may have; the new one is refused past it. */
+  maxLive: number;
+  /** Named in the QUOTA_EXCEEDED message and hint. */
+  setting: string;
+}
+
 /** The fields of a bot that change over its life; absent keys are left as they are. */
 export type BotPatch = Partial<
   Pick<
@@ -573,6 +587,10 @@ export type BotPatch = Partial<
     | "started_at"
     | "finished_at"
     | "expires_at"
+    | "run_id"
+    | "memory_bytes"
+    | "cpu_percent"
+    | "stats_at"
   >
 >;
 
@@ -773,7 +791,11 @@ export interface Store {
   listAudit(query?: ListAuditQuery): Promise<AuditPage>;
 
   /** Stores a new bot; a name the owner has for a bot not `removed` is a CONFLICT. */
-  createBot(input: NewBot): Promise<BotRecord>;
+  /**
+   * Stores a new bot. With `quota`, the owner's live bots are counted and the bot inserted in
+   * one transaction under a per-owner lock: concurrent starts never pass the cap together.
+   */
+  createBot(input: NewBot, quota?: BotQuota): Promise<BotRecord>;
   getBot(id: string): Promise<BotRecord | undefined>;
   /** The owner's bot of this name that is not `removed`, or undefined. */
   findBot(tenantId: string | null, owner: string, name: string): Promise<BotRecord | undefined>;

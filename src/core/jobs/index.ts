@@ -3,6 +3,7 @@ import type { ErrorInfo, EventInput } from "../events.js";
 import { assertExhaustive } from "../exhaustive.js";
 import { attemptEndedEarly } from "../step-attempt.js";
 import { AgentJob, AgentJobResult, agentEndedEarly, agentJobMaySend } from "./agent.js";
+import { BotJob, BotJobResult, botEndedEarly, botJobMaySend } from "./bot.js";
 import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";
 
 /**
@@ -10,11 +11,11 @@ import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";
  * a kind: a file beside `step.ts`, one member in each union below, one case in each switch, and
  * a handler in `src/runner/handlers/`. The compiler points at every place that needs it.
  */
-export const Job = z.discriminatedUnion("kind", [StepJob, AgentJob]);
+export const Job = z.discriminatedUnion("kind", [StepJob, AgentJob, BotJob]);
 export type Job = z.infer<typeof Job>;
 export type JobKind = Job["kind"];
 
-export const JobResult = z.discriminatedUnion("kind", [StepJobResult, AgentJobResult]);
+export const JobResult = z.discriminatedUnion("kind", [StepJobResult, AgentJobResult, BotJobResult]);
 export type JobResult = z.infer<typeof JobResult>;
 export type JobResultOf<K extends JobKind> = Extract<JobResult, { kind: K }>;
 export type JobOf<K extends JobKind> = Extract<Job, { kind: K }>;
@@ -26,6 +27,8 @@ export function jobMaySend(job: Job, event: EventInput): boolean {
       return stepJobMaySend(job, event);
     case "agent":
       return agentJobMaySend(job, event);
+    case "bot":
+      return botJobMaySend(job, event);
     default:
       return assertExhaustive(job, "job kind");
   }
@@ -42,6 +45,10 @@ export function jobLogFields(job: Job): Record<string, string | number> {
       const { run_id, agent, turn } = job.payload;
       return { runId: run_id, agent, turn };
     }
+    case "bot": {
+      const { run_id, bot_id, name } = job.payload;
+      return { runId: run_id, botId: bot_id, bot: name };
+    }
     default:
       return assertExhaustive(job, "job kind");
   }
@@ -54,6 +61,8 @@ export function jobHost(job: Job): string {
       return job.payload.host;
     case "agent":
       return job.payload.agent;
+    case "bot":
+      return job.payload.name;
     default:
       return assertExhaustive(job, "job kind");
   }
@@ -66,6 +75,8 @@ export function jobEndedEarly(job: Job, status: "failed" | "canceled", error: Er
       return { kind: "step", ...attemptEndedEarly(status, error) };
     case "agent":
       return agentEndedEarly(job.payload.agent, status, error);
+    case "bot":
+      return botEndedEarly(job.payload.bot_id, status, error);
     default:
       return assertExhaustive(job, "job kind");
   }

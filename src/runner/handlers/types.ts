@@ -9,6 +9,12 @@ export interface JobIo {
   signal: AbortSignal;
 }
 
+/**
+ * The abort reason a job's signal carries when its runner stops and lets the job go without
+ * ending its work (a bot's container runs on); any other abort means stop the work.
+ */
+export const detachReason = "runner-detached";
+
 /** Does the jobs of one kind on a runner. Failures of the work are results, never rejections. */
 export interface JobHandler<K extends JobKind> {
   run(job: JobOf<K>, io: JobIo): Promise<JobResultOf<K>>;

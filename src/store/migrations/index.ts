@@ -9,6 +9,7 @@ import * as secrets from "./0005_secrets.js";
 import * as audit from "./0006_audit.js";
 import * as artifacts from "./0007_artifacts.js";
 import * as bots from "./0008_bots.js";
+import * as botRuns from "./0009_bot_runs.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -23,6 +24,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0006_audit": audit,
   "0007_artifacts": artifacts,
   "0008_bots": bots,
+  "0009_bot_runs": botRuns,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -1,0 +1,131 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { extractArchive } from "../../bots/archive.js";
+import { type BotBaseImages, simpleBuildContext } from "../../bots/simple-build.js";
+import type { ArchiveLimits } from "../../bots/types.js";
+import { RunyardError } from "../../core/errors.js";
+import type { BotTask } from "../../core/jobs/bot.js";
+import { managedLabel } from "../../exec/container-spec.js";
+import type { DockerEngine } from "../../exec/docker-engine.js";
+import { cleanGitEnv, runGit } from "../../workspace/git.js";
+import { displayUrl } from "../../workspace/git-failure.js";
+
+export interface BotImageDeps {
+  engine: DockerEngine;
+  baseImages: BotBaseImages;
+  /** Where build contexts are made (and removed after the build). */
+  workDir: string;
+  archiveLimits?: ArchiveLimits;
+  /** The runner's environment: git gets only what it needs of it (cleanGitEnv). */
+  env: Record<string, string | undefined>;
+}
+
+/** The tag a built bot image gets: one per bot, so a new build replaces the last one's tag. */
+export function botImageTag(botId: string): string {
+  return `runyard-bot-${botId.toLowerCase().replace(/[^a-z0-9_.-]/g, "-")}:latest`;
+}
+
+/**
+ * Makes the image a bot runs (seed 001's modes): `simple` builds runyard's Dockerfile around
+ * the user's files, `custom` builds the user's Dockerfile from an archive (checked before a byte
+ * is extracted) or a shallow git clone (no submodules; git's transports limited to https, http,
+ * ssh, git and file, so never `ext::`), `image` pulls the reference unless it is here already
+ * (as `docker run` does). Progress goes to `onLine`; the image's name is the answer.
+ */
+export async function prepareBotImage(
+  deps: BotImageDeps,
+  task: BotTask,
+  onLine: (line: string) => void,
+  signal: AbortSignal,
+): Promise<string> {
+  const { source } = task;
+  if (source.mode === "image") {
+    if (!(await hasImage(deps.engine, source.image))) {
+      await deps.engine.pull(source.image, {
+        ...(source.registry_auth ? { auth: source.registry_auth } : {}),
+        onProgress: onLine,
+      });
+    } else {
+      onLine(`image ${source.image} is present on this runner; not pulled`);
+    }
+    return source.image;
+  }
+  const dir = await mkdtemp(join(deps.workDir, "bot-build-"));
+  try {
+    const context = join(dir, "context");
+    if (source.mode === "simple") {
+      simpleBuildContext(
+        {
+          files: source.files,
+          entrypoint: source.entrypoint,
+          requirements: source.requirements,
+          baseImages: deps.baseImages,
+        },
+        await mkdirOf(context),
+      );
+    } else if (source.archive !== undefined) {
+      const archive = join(dir, "upload");
+      await writeFile(archive, Buffer.from(source.archive, "base64"), { mode: 0o600 });
+      await extractArchive(archive, context, deps.archiveLimits);
+    } else if (source.git !== undefined) {
+      await cloneShallow(deps, source.git, context, onLine, signal);
+    } else {
+      throw new RunyardError("INVALID_INPUT", "a custom bot needs an archive or a git URL");
+    }
+    if (!existsSync(join(context, "Dockerfile"))) {
+      throw new RunyardError("BOT_BUILD_FAILED", "the custom bot's files have no Dockerfile at their top", {
+        hint: "Put a Dockerfile in the folder's (or repository's) top level; runyard builds it as it is.",
+      });
+    }
+    const tag = botImageTag(task.bot_id);
+    await deps.engine.build(context, tag, onLine, { [managedLabel]: "1", "runyard.bot": task.bot_id });
+    return tag;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function mkdirOf(path: string): Promise<string> {
+  await mkdir(path, { mode: 0o700 });
+  return path;
+}
+
+async function hasImage(engine: DockerEngine, ref: string): Promise<boolean> {
+  try {
+    await engine.docker.getImage(ref).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function cloneShallow(
+  deps: BotImageDeps,
+  git: { url: string; ref?: string | undefined },
+  dest: string,
+  onLine: (line: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  onLine(`cloning ${displayUrl(git.url)}${git.ref ? ` at ${git.ref}` : ""} (shallow, no submodules)`);
+  const args = [
+    "clone",
+    "--depth=1",
+    "--no-recurse-submodules",
+    "--single-branch",
+    ...(git.ref ? ["--branch", git.ref] : []),
+    "--",
+    git.url,
+    dest,
+  ];
+  const result = await runGit(cleanGitEnv(deps.env), args, { signal });
+  if (result.code !== 0) {
+    throw new RunyardError(
+      "BOT_BUILD_FAILED",
+      `cloning ${displayUrl(git.url)} failed: ${result.stderr.trim()}`,
+      {
+        hint: "Check the URL and branch, and that this runner can reach the repository (https, ssh, git or file URLs only).",
+      },
+    );
+  }
+}

@@ -1,0 +1,268 @@
+import { type BotStateChange, BotSupervisor } from "../../bots/bot-supervisor.js";
+import { botLabels } from "../../bots/container-spec.js";
+import type { BotState } from "../../core/bot-states.js";
+import { type ErrorCode, errorInfo, errorTable, toErrorInfo } from "../../core/errors.js";
+import type { ErrorInfo, EventInput } from "../../core/events.js";
+import { type BotJob, type BotJobResult, type BotTask, botSteps } from "../../core/jobs/bot.js";
+import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
+import { type DockerEngine, ImageBuildError } from "../../exec/docker-engine.js";
+import { type BotImageDeps, prepareBotImage } from "./bot-image.js";
+import { detachReason, type JobHandler, type JobIo } from "./types.js";
+
+export interface BotHandlerDeps extends BotImageDeps {
+  engine: DockerEngine;
+  /** Extra labels on every bot container (tests mark theirs). */
+  labels?: Record<string, string>;
+}
+
+/** One bot a runner holds now, for its heartbeats' stats. */
+export interface HeldBot {
+  botId: string;
+  supervisor: BotSupervisor;
+}
+
+const finalStates: ReadonlySet<BotState> = new Set(["stopped", "crashed", "timeout", "removed"]);
+
+/**
+ * Runs `bot` jobs (core/jobs/bot.ts): makes the image, then hands the container to a
+ * BotSupervisor for the bot's whole life, reporting each state and each container's output.
+ * Canceling the job stops the bot; a runner that stops lets the job go (detach) and leaves the
+ * container running, for its next life to adopt.
+ */
+export class BotJobHandler implements JobHandler<"bot"> {
+  /** Bot id -> the bot held now. */
+  readonly held = new Map<string, HeldBot>();
+
+  constructor(private readonly deps: BotHandlerDeps) {}
+
+  async run(job: BotJob, io: JobIo): Promise<BotJobResult> {
+    const task = job.payload;
+    const masker = new SecretMasker([...task.secrets, ...secretsFromEnv(task.env)]);
+    const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
+    const result = await this.live(task, io, emit, masker);
+    return masker.maskDeep(result);
+  }
+
+  private async live(
+    task: BotTask,
+    io: JobIo,
+    emit: (event: EventInput) => void,
+    masker: SecretMasker,
+  ): Promise<BotJobResult> {
+    const base = { kind: "bot" as const, bot_id: task.bot_id, mode: task.source.mode };
+    const image = await this.image(task, io, emit);
+    if ("error" in image) {
+      return {
+        ...base,
+        status: io.signal.aborted ? "canceled" : "failed",
+        state: "crashed",
+        error: image.error,
+        exit_code: null,
+        oom_killed: false,
+        restarts: 0,
+      };
+    }
+    const output = new ContainerOutput(this.deps.engine, task.name, emit);
+    let last: BotStateChange = { state: "stopped", restarts: 0 };
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    const supervisor = new BotSupervisor({
+      engine: this.deps.engine,
+      bot: {
+        id: task.bot_id,
+        image: image.name,
+        env: task.env,
+        limits: { memoryBytes: task.limits.memory_bytes, cpus: task.limits.cpus, pids: task.limits.pids },
+        ownership: {
+          botId: task.bot_id,
+          tenantId: task.tenant_id,
+          owner: task.owner,
+          expiresAt: task.expires_at,
+        },
+        network: task.network,
+        restartPolicy: {
+          kind: task.restart.policy,
+          maxRestarts: task.restart.max_restarts,
+          backoffMs: task.restart.backoff_ms,
+        },
+        ...(this.deps.labels ? { labels: this.deps.labels } : {}),
+      },
+      onState: (change) => {
+        last = change;
+        output.changed(change);
+        emit({
+          type: "bot.state",
+          bot_id: task.bot_id,
+          state: change.state,
+          restarts: change.restarts,
+          ...(change.exitCode !== undefined ? { exit_code: change.exitCode } : {}),
+          ...(change.oomKilled !== undefined ? { oom_killed: change.oomKilled } : {}),
+          ...(change.error ? { error: supervisorError(change.error) } : {}),
+          ...(change.lastLogs ? { last_logs: change.lastLogs.map((line) => masker.mask(line)) } : {}),
+          ...(change.containerId ? { container_id: change.containerId } : {}),
+          image: image.name,
+        });
+        if (finalStates.has(change.state)) ended();
+      },
+    });
+    this.held.set(task.bot_id, { botId: task.bot_id, supervisor });
+    let detached = false;
+    const onAbort = () => {
+      if (io.signal.reason === detachReason) {
+        detached = true;
+        ended();
+        return;
+      }
+      void supervisor.stop().catch(() => ended());
+    };
+    io.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (io.signal.aborted) onAbort();
+      else if (task.adopt) await supervisor.adopt();
+      else await supervisor.start();
+    } catch {
+      // The supervisor reported the failed start as `crashed` with BOT_START_FAILED.
+    }
+    await done;
+    io.signal.removeEventListener("abort", onAbort);
+    this.held.delete(task.bot_id);
+    await output.close(detached);
+    const final = last;
+    const status: BotJobResult["status"] =
+      final.state === "timeout"
+        ? "timeout"
+        : final.state === "crashed"
+          ? "failed"
+          : io.signal.aborted && !detached
+            ? "canceled"
+            : "success";
+    return {
+      ...base,
+      status,
+      state: detached ? "running" : final.state,
+      image: image.name,
+      exit_code: final.exitCode ?? null,
+      oom_killed: final.oomKilled ?? false,
+      restarts: final.restarts,
+      ...(final.error ? { error: supervisorError(final.error) } : {}),
+    };
+  }
+
+  /** Builds or pulls the bot's image as step `build` or `pull`; an adopted bot's image is here already. */
+  private async image(
+    task: BotTask,
+    io: JobIo,
+    emit: (event: EventInput) => void,
+  ): Promise<{ name: string } | { error: ErrorInfo }> {
+    const step = task.source.mode === "image" ? botSteps.pull : botSteps.build;
+    const ref = { step, host: task.name };
+    const started = Date.now();
+    emit({ type: "bot.state", bot_id: task.bot_id, state: step === "pull" ? "pulling" : "building" });
+    emit({ type: "step.started", ...ref, attempt: 1 });
+    try {
+      const name = await prepareBotImage(
+        this.deps,
+        task,
+        (line) => emit({ type: "step.output", ...ref, stream: "stdout", data: `${line}\n` }),
+        io.signal,
+      );
+      emit({
+        type: "step.finished",
+        ...ref,
+        status: "success",
+        exit_code: 0,
+        attempts: 1,
+        duration_ms: Date.now() - started,
+      });
+      return { name };
+    } catch (cause) {
+      const error =
+        cause instanceof ImageBuildError
+          ? errorInfo("BOT_BUILD_FAILED", `${cause.message}\n${cause.lastLines.join("\n")}`)
+          : toErrorInfo(cause);
+      const canceled = io.signal.aborted;
+      emit({
+        type: "step.finished",
+        ...ref,
+        status: canceled ? "canceled" : "failed",
+        exit_code: null,
+        attempts: 1,
+        duration_ms: Date.now() - started,
+        error,
+      });
+      emit({ type: "bot.state", bot_id: task.bot_id, state: canceled ? "stopped" : "crashed", error });
+      return { error };
+    }
+  }
+}
+
+/** A supervisor's error (its codes are in the error table) with its hint. */
+function supervisorError(error: { code: string; message: string }): ErrorInfo {
+  const code = (error.code in errorTable ? error.code : "INTERNAL") as ErrorCode;
+  return errorInfo(code, error.message);
+}
+
+/**
+ * Each container of a bot is an attempt of its step `run`: its output is followed into
+ * `step.output` events from its start, and the attempt ends when the next state says how.
+ */
+class ContainerOutput {
+  private attempt = 0;
+  private startedAt = 0;
+  private follow: AbortController | null = null;
+  private reading: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly engine: DockerEngine,
+    private readonly host: string,
+    private readonly emit: (event: EventInput) => void,
+  ) {}
+
+  changed(change: BotStateChange): void {
+    if (this.attempt > 0 && this.follow) this.endAttempt(change);
+    if (change.state === "running" && change.containerId) this.startAttempt(change.containerId);
+  }
+
+  private startAttempt(containerId: string): void {
+    this.attempt += 1;
+    this.startedAt = Date.now();
+    const ref = { step: botSteps.run, host: this.host };
+    this.emit({ type: "step.started", ...ref, attempt: this.attempt });
+    const follow = new AbortController();
+    this.follow = follow;
+    this.reading = (async () => {
+      try {
+        for await (const line of this.engine.logs(containerId, { follow: true, signal: follow.signal })) {
+          this.emit({ type: "step.output", ...ref, stream: line.stream, data: `${line.line}\n` });
+        }
+      } catch {
+        // The container was removed while its output was read: its last lines are in bot.state.
+      }
+    })();
+  }
+
+  private endAttempt(change: BotStateChange): void {
+    const exitCode = change.exitCode ?? null;
+    const status =
+      change.state === "timeout"
+        ? "timeout"
+        : change.state === "stopped" || exitCode === 0
+          ? "success"
+          : "failed";
+    this.follow = null;
+    this.emit({
+      type: "step.finished",
+      step: botSteps.run,
+      host: this.host,
+      status: change.state === "removed" ? "canceled" : status,
+      exit_code: exitCode,
+      attempts: this.attempt,
+      duration_ms: Date.now() - this.startedAt,
+    });
+  }
+
+  async close(detached: boolean): Promise<void> {
+    if (detached) this.follow?.abort();
+    await this.reading;
+  }
+}
