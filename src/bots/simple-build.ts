@@ -162,6 +162,21 @@ function checkImage(image: string): void {
 }
 
 /**
+ * Checks a simple-mode bot as `simpleBuildContext` would, writing nothing: the server refuses a
+ * bad one at submit, before any runner builds. Answers the entrypoint and its language.
+ */
+export function checkSimpleSource(source: Omit<SimpleBotSource, "baseImages">): {
+  entrypoint: string;
+  language: SimpleBotLanguage;
+} {
+  const names = checkFiles(source.files);
+  const entrypoint = chooseEntrypoint(names, source.entrypoint);
+  const language = languageOf(entrypoint, names);
+  checkRequirements(source.requirements.map((spec) => spec.trim()));
+  return { entrypoint, language };
+}
+
+/**
  * Writes a simple-mode bot's build context into `dir` (seed 001: files as text, requirements,
  * an entrypoint whose extension says Python or Node): the user's files under `app/`, the
  * requirements (Python) and a generated Dockerfile beside them. Every name is checked before

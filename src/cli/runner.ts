@@ -24,6 +24,7 @@ import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import { Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { runnerBots } from "./runner-bots.js";
 import { version } from "./version.js";
 
 /**
@@ -183,13 +184,14 @@ export async function localRunnerDaemon(
       maskValues: [connection.token],
     });
     const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner);
+    const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,
       token: connection.token,
       info: {
         id: connection.id,
         group: config.group,
-        labels: [...config.labels, ...agents.labels],
+        labels: [...config.labels, ...agents.labels, ...bots.labels],
         mode: config.mode,
         capacity: config.capacity,
         cpus: config.cpus ?? null,
@@ -199,7 +201,12 @@ export async function localRunnerDaemon(
         version,
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
-      handlers: { step: new StepJobHandler(stepRunner), agent: agents.handler },
+      handlers: {
+        step: new StepJobHandler(stepRunner),
+        agent: agents.handler,
+        ...(bots.handler ? { bot: bots.handler } : {}),
+      },
+      bots: { found: bots.found, remove: (botId) => bots.remove(botId) },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
       ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),

@@ -49,6 +49,14 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
       maxArtifactBytes: config.maxArtifactBytes,
       maxRunArtifactBytes: config.maxRunArtifactBytes,
     },
+    bots: {
+      lifetimeSecs: config.botLifetimeSecs,
+      memoryMb: config.botMemoryMb,
+      cpus: config.botCpus,
+      pids: config.botPids,
+      network: config.botNetwork,
+      maxUploadBytes: config.maxBotUploadBytes,
+    },
     quotas: {
       defaultMaxConcurrentRuns: config.defaultMaxConcurrentRuns,
       defaultMaxQueuedRuns: config.defaultMaxQueuedRuns,

@@ -23,8 +23,12 @@ export const QuotaLimits = z
     max_concurrent_runs: z.number().int().nonnegative(),
     /** Runs waiting for a runner at once; a submit while this many wait is refused. */
     max_queued_runs: z.number().int().nonnegative(),
-    /** Bots alive at once (seed 001: 3 per user); enforced once bots exist. Users only. */
+    /** Bots alive at once (seed 001: 3 per user). Users only. */
     max_bots: z.number().int().nonnegative(),
+    /** A bot container's memory in MiB (seed 001: 256), CPUs (0.5) and processes (100). */
+    bot_memory_mb: z.number().int().positive(),
+    bot_cpus: z.number().positive(),
+    bot_pids: z.number().int().positive(),
   })
   .partial()
   .strict();
@@ -169,8 +173,25 @@ export const configSchema = z.object({
    */
   defaultMaxConcurrentRuns: z.coerce.number().int().nonnegative().optional(),
   defaultMaxQueuedRuns: z.coerce.number().int().nonnegative().optional(),
-  /** Bots alive at once per user (seed 001's MAX_BOTS_PER_USER); enforced once bots exist. */
+  /** Bots alive at once per user (seed 001's MAX_BOTS_PER_USER). */
   maxBotsPerUser: z.coerce.number().int().nonnegative().default(3),
+  /** Server: a bot's lifetime in seconds (seed 001: 24 h); past it the bot ends `timeout`. */
+  botLifetimeSecs: z.coerce.number().int().positive().default(86_400),
+  /** Server: a bot container's limits unless a tenant's or user's quota says otherwise (seed 001). */
+  botMemoryMb: z.coerce.number().int().positive().default(256),
+  botCpus: z.coerce.number().positive().default(0.5),
+  botPids: z.coerce.number().int().positive().default(100),
+  /**
+   * Server: the Docker network bots join (seed 001's DOCKER_NETWORK): a network the runners'
+   * Docker has, `none` (no network at all) or `host`. Docker's default bridge when unset.
+   */
+  botNetwork: z.string().min(1).default("bridge"),
+  /** Server: the largest custom-mode archive a bot start may upload, in bytes. */
+  maxBotUploadBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(32 * 1024 * 1024),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
   /** Seed 000's `repos:` (config file only): which runner group works on which repository. */
@@ -241,6 +262,12 @@ const envNames: Record<keyof Config, string[]> = {
   defaultMaxConcurrentRuns: ["RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS"],
   defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
   maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],
+  botLifetimeSecs: ["RUNYARD_BOT_LIFETIME_SECS"],
+  botMemoryMb: ["RUNYARD_BOT_MEMORY_MB"],
+  botCpus: ["RUNYARD_BOT_CPUS"],
+  botPids: ["RUNYARD_BOT_PIDS"],
+  botNetwork: ["RUNYARD_BOT_NETWORK", "DOCKER_NETWORK"],
+  maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
   quotas: [],
   repos: [],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],

@@ -39,6 +39,11 @@ export const RunnerMessage = z.discriminatedUnion("type", [
     jobs: z.array(HeldJob).default([]),
     /** Jobs of an earlier life of this runner whose processes it found and killed at start. */
     reaped: z.array(z.string()).default([]),
+    /**
+     * Bots whose containers this runner found on its Docker at start (by label). The server tells
+     * it to remove those it no longer wants (`remove_bot`); the others come back as bot jobs to adopt.
+     */
+    bots: z.array(z.string()).default([]),
   }),
   z.object({ type: z.literal("heartbeat") }),
   /** The runner is shutting down: it finishes what it holds and takes no new work. */
@@ -81,6 +86,8 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ack"), job_id: z.string(), batch: z.number().int().nonnegative() }),
   z.object({ type: z.literal("done"), job_id: z.string() }),
   z.object({ type: z.literal("cancel"), job_id: z.string() }),
+  /** A bot container the runner reported at hello belongs to no live bot of its: remove it. */
+  z.object({ type: z.literal("remove_bot"), bot_id: z.string() }),
   /** The server no longer wants this job (lease expired, run ended): stop it and forget it. */
   z.object({ type: z.literal("drop"), job_id: z.string() }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string(), hint: z.string().optional() }),

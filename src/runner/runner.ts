@@ -27,6 +27,8 @@ export interface RunnerDaemonOptions {
   journal?: JobJournal;
   /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
   onConnected?: (serverUrl: string) => void;
+  /** Bot containers found on this runner's Docker at start, and how to remove one the server disowns. */
+  bots?: { found: string[]; remove(botId: string): Promise<void> };
 }
 
 /** Event batches a job may have in flight before it waits for acks. */
@@ -93,6 +95,8 @@ export class RunnerDaemon {
   private firstWelcome: { resolve: () => void; reject: (error: Error) => void } | undefined;
   /** Jobs that died with an earlier life of this runner; told to the server until it welcomes us. */
   private reaped: string[];
+  /** Bot containers found at start; told to the server until it welcomes us. */
+  private foundBots: string[];
   private draining = false;
   /** Called whenever a job leaves `jobs`; lets `stop` wait without polling. */
   private onJobGone: (() => void) | undefined;
@@ -101,6 +105,7 @@ export class RunnerDaemon {
     if (options.serverUrls.length === 0) throw new Error("a runner needs at least one server URL");
     this.backoffMs = options.minBackoffMs ?? 200;
     this.reaped = options.journal?.previous ?? [];
+    this.foundBots = options.bots?.found ?? [];
   }
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
@@ -132,7 +137,8 @@ export class RunnerDaemon {
       this.send({
         type: "abandoned",
         job_id: job.id,
-        reason: "its runner is restarting; the bot's container keeps running and is adopted when the runner is back",
+        reason:
+          "its runner is restarting; the bot's container keeps running and is adopted when the runner is back",
       });
       job.controller.abort(detachReason);
     }
@@ -204,6 +210,7 @@ export class RunnerDaemon {
           .filter((job) => !job.abandoned)
           .map((job) => ({ id: job.id, batch: job.lastBatch })),
         reaped: this.reaped,
+        bots: this.foundBots,
       });
     });
     socket.on("message", (data) => this.receive(String(data)));
@@ -308,6 +315,22 @@ export class RunnerDaemon {
         else job.abandoned = true;
         break;
       }
+      case "remove_bot":
+        if (this.options.bots) {
+          void this.options.bots.remove(message.bot_id).then(
+            () =>
+              this.options.logger.info(
+                { botId: message.bot_id },
+                "removed a bot container the server no longer wants",
+              ),
+            (error: unknown) =>
+              this.options.logger.warn(
+                { err: error, botId: message.bot_id },
+                "cannot remove a disowned bot container",
+              ),
+          );
+        }
+        break;
       case "error":
         if (message.code === "RUNNER_ID_TAKEN" || message.code === "RUNNER_TENANT_MISMATCH") {
           // Retrying cannot help: the id is someone else's until their token is revoked, and a
@@ -325,6 +348,7 @@ export class RunnerDaemon {
   private welcomed(heartbeatMs: number): void {
     this.connected = true;
     this.reaped = [];
+    this.foundBots = [];
     if (this.draining) this.send({ type: "draining" });
     this.backoffMs = this.options.minBackoffMs ?? 200;
     this.failedInRound = 0;

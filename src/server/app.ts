@@ -12,9 +12,11 @@ import { agentRoutes } from "./routes/agents.js";
 import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
+import { botRoutes } from "./routes/bots.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 import { secretRoutes } from "./routes/secrets.js";
+import { seed001JobRoutes } from "./routes/seed001-jobs.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
 
@@ -100,6 +102,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     tokenRoutes(api, deps);
     auditRoutes(api, deps);
     agentRoutes(api, deps);
+    botRoutes(api, deps);
+    seed001JobRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   return app;

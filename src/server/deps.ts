@@ -36,6 +36,8 @@ export interface ServerDeps {
   agentsHealth: () => Promise<AgentStatus[]>;
   /** How big one artifact and one run's artifacts may be. */
   artifactLimits: ArtifactLimits;
+  /** The largest custom-mode archive a bot start may upload (RUNYARD_MAX_BOT_UPLOAD_BYTES). */
+  botUploadBytes: number;
   logger: Logger;
   version: string;
 }

@@ -40,7 +40,8 @@ function stepResult(result: JobResult): StepAttemptResult {
       return attempt;
     }
     case "agent":
-      throw new Error("an agent job's result came back for a step attempt");
+    case "bot":
+      throw new Error(`a ${result.kind} job's result came back for a step attempt`);
     default:
       return assertExhaustive(result, "job kind");
   }

@@ -2,12 +2,13 @@ import type { QuotaOverrides } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { Store } from "../store/types.js";
 import type { Principal } from "./auth.js";
+import { type BotDefaults, type BotStarter, defaultBotSettings } from "./runs/bot-runs.js";
 
 /** The server's quotas, from the config (docs/security.md "Quotas"); unset limits are no limit. */
 export interface QuotaSettings {
   defaultMaxConcurrentRuns?: number | undefined;
   defaultMaxQueuedRuns?: number | undefined;
-  /** Seed 001: 3 per user. Enforced once bots exist; kept here so the setting is read today. */
+  /** Seed 001: 3 per user. */
   maxBotsPerUser?: number | undefined;
   quotas?: QuotaOverrides | undefined;
 }
@@ -41,7 +42,33 @@ export class Quotas {
   constructor(
     private readonly store: Store,
     private readonly settings: QuotaSettings = {},
+    private readonly bots: Pick<BotDefaults, "memoryMb" | "cpus" | "pids"> = defaultBotSettings,
   ) {}
+
+  /**
+   * Who starts a bot and what they may: the owner the per-user quota counts (the user, else the
+   * token), how many live bots, and the container limits (user's, else tenant's, else the server's).
+   */
+  botStarter(principal: Principal | undefined): BotStarter {
+    const username = principal?.username ?? null;
+    const user = username === null ? undefined : this.settings.quotas?.users?.[username];
+    const tenantId = principal?.tenant_id ?? null;
+    const tenant = tenantId === null ? undefined : this.settings.quotas?.tenants?.[tenantId];
+    return {
+      tenantId,
+      owner: principal?.user_id ?? principal?.token_id ?? "local",
+      maxBots: this.maxBots(username),
+      quotaSetting:
+        user?.max_bots !== undefined
+          ? `quotas.users.${username}.max_bots`
+          : "RUNYARD_MAX_BOTS_PER_USER (MAX_BOTS_PER_USER)",
+      limits: {
+        memoryMb: user?.bot_memory_mb ?? tenant?.bot_memory_mb ?? this.bots.memoryMb,
+        cpus: user?.bot_cpus ?? tenant?.bot_cpus ?? this.bots.cpus,
+        pids: user?.bot_pids ?? tenant?.bot_pids ?? this.bots.pids,
+      },
+    };
+  }
 
   /** Bots a user may keep alive at once (seed 001's MAX_BOTS_PER_USER). */
   maxBots(username: string | null): number {

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { type WebSocket, WebSocketServer } from "ws";
+import { liveBotStates } from "../core/bot-states.js";
 import { errorTable } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
@@ -26,10 +27,14 @@ interface Connection {
   info: RunnerInfo;
   socket: WebSocket;
   /** Jobs leased to this connection: the only ones it may accept, report on or finish. */
-  running: Set<string>;
+  /** Job id -> kind, of the jobs leased to this connection. */
+  running: Map<string, string>;
   /** The runner is shutting down and takes no new work. */
   draining: boolean;
 }
+
+/** Bots one runner runs at once, besides its capacity of other work. */
+const maxBotsPerRunner = 50;
 
 /**
  * The server's end of the runner protocol (DESIGN.md section 6): runners connect here, get
@@ -114,7 +119,14 @@ export class RunnerHub {
               send(socket, { type: "error", code: "INVALID_INPUT", message: "say hello only once" });
               return;
             }
-            connection = await this.hello(socket, token, message.runner, message.jobs, message.reaped);
+            connection = await this.hello(
+              socket,
+              token,
+              message.runner,
+              message.jobs,
+              message.reaped,
+              message.bots,
+            );
             return;
           }
           if (!connection) {
@@ -145,6 +157,7 @@ export class RunnerHub {
     advertised: RunnerInfo,
     held: HeldJob[],
     reaped: string[],
+    bots: string[],
   ): Promise<Connection | undefined> {
     // A runner token bound to a tenant decides it: a runner saying otherwise is refused, not
     // quietly moved, so an operator who meant another tenant finds out at once.
@@ -203,11 +216,12 @@ export class RunnerHub {
     }
     const previous = this.connections.get(info.id);
     if (previous && previous.socket !== socket) previous.socket.close(4000, "replaced by a new connection");
-    const connection: Connection = { info, socket, running: new Set(), draining: false };
+    const connection: Connection = { info, socket, running: new Map(), draining: false };
     this.connections.set(info.id, connection);
     await this.takeInventory(connection, held, reaped);
+    await this.disownBots(connection, bots);
     // What it reported through another replica before moving here is applied before what it says now.
-    this.broker.mayHaveReports([...connection.running]);
+    this.broker.mayHaveReports([...connection.running.keys()]);
     send(socket, {
       type: "welcome",
       runner_id: info.id,
@@ -231,7 +245,7 @@ export class RunnerHub {
     const listed = new Set(held.map((job) => job.id));
     for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] })) {
       if (listed.has(job.id)) {
-        connection.running.add(job.id);
+        connection.running.set(job.id, job.type);
         continue;
       }
       const why = reaped.includes(job.id)
@@ -246,7 +260,25 @@ export class RunnerHub {
       if (job?.status !== "done" || job.runner_id !== runnerId)
         send(connection.socket, { type: "drop", job_id: id });
     }
-    await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running]);
+    await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
+  }
+
+  /**
+   * Bot containers a runner found at start: those of its live bots stay (their jobs come back to
+   * it to adopt them); any other (a bot stopped or removed while the runner was away, another
+   * runner's or tenant's) is removed, so nothing is left orphaned.
+   */
+  private async disownBots(connection: Connection, botIds: string[]): Promise<void> {
+    const { id: runnerId, tenant_id: tenantId } = connection.info;
+    for (const botId of botIds) {
+      const bot = await this.store.getBot(botId);
+      const wanted =
+        bot !== undefined &&
+        (liveBotStates as readonly string[]).includes(bot.state) &&
+        (bot.runner_id === null || bot.runner_id === runnerId) &&
+        (tenantId === null || bot.tenant_id === tenantId);
+      if (!wanted) send(connection.socket, { type: "remove_bot", bot_id: botId });
+    }
   }
 
   /** Whether `connection` may speak for this job: it is the runner's live link and holds the lease. */
@@ -278,7 +310,7 @@ export class RunnerHub {
         await this.store.touchRunner(runnerId, new Date().toISOString());
         // Only the jobs this connection holds: a job another replica handed to this runner over
         // a socket that no longer reaches it must not be kept alive by these heartbeats.
-        await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running]);
+        await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
         send(connection.socket, { type: "heartbeat" });
         break;
       case "draining":
@@ -342,7 +374,9 @@ export class RunnerHub {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     const deadline = Date.now() + graceMs;
-    const busy = (): boolean => [...this.connections.values()].some((c) => c.running.size > 0);
+    // Bots never finish on their own: their containers run on, and their jobs come back after.
+    const busy = (): boolean =>
+      [...this.connections.values()].some((c) => [...c.running.values()].some((kind) => kind !== "bot"));
     while (busy() && Date.now() < deadline) await delay(Math.min(100, Math.max(1, deadline - Date.now())));
   }
 
@@ -368,13 +402,18 @@ export class RunnerHub {
     })();
   }
 
+  /**
+   * Hands a runner jobs while it has room: `capacity` counts its work (steps, agent turns); bots,
+   * mostly idle containers that live for hours, have slots of their own (maxBotsPerRunner).
+   */
   private async fill(connection: Connection): Promise<void> {
     const { info } = connection;
-    while (
-      !connection.draining &&
-      connection.running.size < info.capacity &&
-      connection.socket.readyState === connection.socket.OPEN
-    ) {
+    while (!connection.draining && connection.socket.readyState === connection.socket.OPEN) {
+      const kinds = [...connection.running.values()];
+      const bots = kinds.filter((kind) => kind === "bot").length;
+      const workRoom = kinds.length - bots < info.capacity;
+      const botRoom = bots < maxBotsPerRunner;
+      if (!workRoom && !botRoom) return;
       const job = await this.store.claimJob(
         {
           id: info.id,
@@ -382,6 +421,7 @@ export class RunnerHub {
           labels: [...info.labels, `runner:${info.id}`],
           tenant_id: info.tenant_id,
           replica_id: this.replica.id,
+          ...(workRoom && botRoom ? {} : workRoom ? { notTypes: ["bot"] } : { onlyTypes: ["bot"] }),
         },
         this.timings.leaseMs,
       );
@@ -391,7 +431,7 @@ export class RunnerHub {
         await this.broker.lost(job, "its stored payload no longer matches its kind");
         continue;
       }
-      connection.running.add(job.id);
+      connection.running.set(job.id, job.type);
       send(connection.socket, {
         type: "assign",
         job: assignment,
@@ -425,7 +465,7 @@ export class RunnerHub {
 
   /** Runs each runner holds right now, for `GET /api/runners`. */
   runningJobs(runnerId: string): string[] {
-    return [...(this.connections.get(runnerId)?.running ?? [])];
+    return [...(this.connections.get(runnerId)?.running.keys() ?? [])];
   }
 
   get connectedRunners(): number {

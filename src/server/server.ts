@@ -23,6 +23,7 @@ import { Notifier } from "./notifier.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
+import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
 import { RunService } from "./runs/run-service.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
@@ -52,6 +53,8 @@ export interface ServerOptions {
   replicaTimings?: ReplicaTimings;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
+  /** Bots' lifetime, container limits, network and upload size; default: seed 001's. */
+  bots?: Partial<BotDefaults>;
   /** Agents on this machine for `GET /health/agents`; default: none known. */
   agentsHealth?: () => Promise<AgentStatus[]>;
   /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
@@ -140,10 +143,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   const workflows = new WorkflowRuns(store, broker, new Notifier(bus, store, logger));
   const agents = new AgentRuns(store, broker, options.repoRoutes ?? []);
+  const bots = new BotRuns(store, broker, { ...defaultBotSettings, ...options.bots });
   const runs = new RunService(
     store,
     bus,
-    { workflow: workflows, agent: agents },
+    { workflow: workflows, agent: agents, bot: bots },
     logger,
     { maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes },
     {
@@ -185,7 +189,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     replica,
     sessions: await SessionTokens.open(store, options.sessionTtlMs),
     loginLimiter: new LoginLimiter(),
-    quotas: new Quotas(store, options.quotas),
+    quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
+    botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,
     corsOrigins: options.corsOrigins ?? [],
     agentsHealth: options.agentsHealth ?? (async () => []),
     artifactLimits: {

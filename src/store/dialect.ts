@@ -1,5 +1,5 @@
-import { sql } from "kysely";
 import type { Kysely, SelectQueryBuilder } from "kysely";
+import { sql } from "kysely";
 import type { ColumnCipher } from "./column-cipher.js";
 import type { Database } from "./schema.js";
 

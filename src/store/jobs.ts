@@ -146,6 +146,8 @@ export async function claimJob(
           ? eb("c.req_tenant_id", "is", null)
           : eb.or([eb("c.req_tenant_id", "is", null), eb("c.req_tenant_id", "=", runner.tenant_id)]),
       )
+      .$if(runner.onlyTypes !== undefined, (q) => q.where("c.type", "in", [...(runner.onlyTypes ?? [])]))
+      .$if(runner.notTypes !== undefined, (q) => q.where("c.type", "not in", [...(runner.notTypes ?? [])]))
       .where((eb) => {
         let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
         if (runner.labels.length > 0) missing = missing.where("l.label", "not in", runner.labels);

@@ -196,7 +196,9 @@ export async function countActiveRuns(
   let select = ctx.db
     .selectFrom("runs")
     .select(["status", (eb) => eb.fn.countAll<number | string>().as("count")])
-    .where("status", "in", ["queued", "running"]);
+    .where("status", "in", ["queued", "running"])
+    // A bot's run lasts its whole life; bots have a quota of their own (max_bots).
+    .where("kind", "<>", "bot");
   if (query.tenantId === null) select = select.where("tenant_id", "is", null);
   else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
   if (query.createdBy !== undefined) select = select.where("created_by", "in", [...query.createdBy]);

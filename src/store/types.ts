@@ -95,7 +95,7 @@ export interface RunCount {
   count: number;
 }
 
-/** Whose queued and running runs `countActiveRuns` counts; absent keys do not filter. */
+/** Whose queued and running runs `countActiveRuns` counts (never bot runs: bots have their own quota); absent keys do not filter. */
 export interface ActiveRunsQuery {
   /** One tenant's runs; `null` for runs outside any tenant. */
   tenantId?: string | null;
@@ -216,6 +216,10 @@ export interface ClaimingRunner {
    * to it (a replica with a half-open socket to a runner that moved on claims nothing).
    */
   replica_id?: string;
+  /** Claim only jobs of these kinds (a runner whose capacity is full but has bot slots). */
+  onlyTypes?: readonly JobKind[];
+  /** Claim no jobs of these kinds (a runner whose bot slots are full). */
+  notTypes?: readonly JobKind[];
 }
 
 /** Filters for `listJobs`; jobs come oldest first. */
@@ -428,7 +432,10 @@ export type AuditAction =
   | "user.passwd"
   | "secret.set"
   | "secret.rm"
-  | "run.cancel";
+  | "run.cancel"
+  | "bot.start"
+  | "bot.stop"
+  | "bot.rm";
 
 export type AuditOutcome = "ok" | "denied" | "failed";
 

@@ -1,5 +1,4 @@
 import { type BotStateChange, BotSupervisor } from "../../bots/bot-supervisor.js";
-import { botLabels } from "../../bots/container-spec.js";
 import type { BotState } from "../../core/bot-states.js";
 import { type ErrorCode, errorInfo, errorTable, toErrorInfo } from "../../core/errors.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";

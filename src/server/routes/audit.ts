@@ -19,6 +19,9 @@ export const auditActions = [
   "secret.set",
   "secret.rm",
   "run.cancel",
+  "bot.start",
+  "bot.stop",
+  "bot.rm",
 ] as const satisfies readonly AuditAction[];
 
 const AuditQuery = z.object({

@@ -1,6 +1,8 @@
+import { botStates } from "../../core/bot-states.js";
 import { type EventOf, type RunEvent, type StepSummary, stepSummaryOf } from "../../core/events.js";
 import { assertExhaustive } from "../../core/exhaustive.js";
 import type { RunPatch, RunRecord, Store } from "../../store/types.js";
+import { botPatchOf } from "./bot-projection.js";
 
 /** The record fields a run's last event decides, for a run of any kind. */
 export function finishedPatch(
@@ -24,6 +26,7 @@ export function finishedPatch(
 export class RunProjection {
   private readonly steps: Map<string, StepSummary>;
   private readonly vars: Record<string, string>;
+  private botStarted = false;
 
   constructor(
     private readonly store: Store,
@@ -45,6 +48,7 @@ export class RunProjection {
             { status: "running", started_at: event.ts },
             { ifStatus: ["queued"] },
           );
+          if (this.record.kind === "bot" && event.runner_id) await this.botRunner(event.runner_id);
           break;
         case "step.started":
           this.steps.set(`${event.step}\u0000${event.host}`, {
@@ -68,6 +72,17 @@ export class RunProjection {
           await this.store.updateRun(id, finishedPatch(event, [...this.steps.values()], this.vars));
           stepsChanged = false;
           break;
+        case "bot.state": {
+          const patch = botPatchOf(event);
+          // The first running state of a life is when it started; a restart keeps it.
+          if (event.state === "running" && !this.botStarted) {
+            this.botStarted = true;
+            patch.started_at = event.ts;
+          }
+          // A removed bot stays removed, whatever its last life still reports.
+          await this.store.updateBot(event.bot_id, patch, { ifState: nonRemoved });
+          break;
+        }
         case "run.queued":
         case "step.output":
         case "step.retrying":
@@ -76,7 +91,6 @@ export class RunProjection {
         case "agent.tool_call":
         case "agent.tool_result":
         case "agent.usage":
-        case "bot.state":
         case "notice":
           // The record does not hold these; the event log does.
           break;
@@ -86,4 +100,13 @@ export class RunProjection {
     }
     if (stepsChanged) await this.store.updateRun(id, { steps: [...this.steps.values()] });
   };
+
+  /** A bot run's runner is the bot's: where its container runs. */
+  private async botRunner(runnerId: string): Promise<void> {
+    const botId = (this.record.spec as { bot_id?: unknown } | null)?.bot_id;
+    if (typeof botId === "string")
+      await this.store.updateBot(botId, { runner_id: runnerId }, { ifState: nonRemoved });
+  }
 }
+
+const nonRemoved = botStates.filter((state) => state !== "removed");

@@ -2,11 +2,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError, toErrorInfo } from "../../core/errors.js";
 import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
-import type { RunRecord, Store } from "../../store/types.js";
+import type { BotRecord, RunRecord, Store } from "../../store/types.js";
 import type { EventBus } from "../event-bus.js";
 import { RunSink } from "../run-sink.js";
 import type { AgentRuns } from "./agent-runs.js";
 import type { SubmitAgentRunBody } from "./agent-spec.js";
+import type { BotRuns, BotStarter } from "./bot-runs.js";
+import type { StartBotBody } from "./bot-spec.js";
 import { finishedPatch, RunProjection } from "./projection.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import type { WorkflowRunSpec, WorkflowRuns } from "./workflow-runs.js";
@@ -15,7 +17,7 @@ import type { WorkflowRunSpec, WorkflowRuns } from "./workflow-runs.js";
 export interface RunKinds {
   workflow: WorkflowRuns;
   agent?: AgentRuns;
-  bot?: RunKindModule;
+  bot?: BotRuns;
 }
 
 /** Who submits a run. */
@@ -72,6 +74,27 @@ export class RunService {
   /** Queues the next turn of a finished agent run: its agents resume their sessions. */
   async submitFollowUp(parentId: string, text: string, owner: RunOwner): Promise<RunRecord> {
     return this.submit("agent", await this.agents().prepareFollowUp(parentId, text), owner);
+  }
+
+  /**
+   * Stores a bot (its quota checked in the same transaction) and queues the run of its life;
+   * answers both. A run that cannot be queued leaves no bot behind.
+   */
+  async submitBot(
+    body: StartBotBody,
+    starter: BotStarter,
+    owner: RunOwner,
+  ): Promise<{ run: RunRecord; bot: BotRecord }> {
+    if (!this.kinds.bot) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
+    const { prepared, bot } = await this.kinds.bot.prepare(body, starter);
+    try {
+      const run = await this.submit("bot", prepared, owner);
+      const linked = await this.store.updateBot(bot.id, { run_id: run.id });
+      return { run, bot: linked ?? bot };
+    } catch (error) {
+      await this.store.updateBot(bot.id, { state: "removed" }).catch(() => undefined);
+      throw error;
+    }
   }
 
   private agents(): AgentRuns {

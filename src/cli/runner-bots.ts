@@ -1,0 +1,62 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { botBaseImagesFromEnv } from "../bots/simple-build.js";
+import type { Logger } from "../core/logger.js";
+import { DockerEngine } from "../exec/docker-engine.js";
+import { BotJobHandler } from "../runner/handlers/bot.js";
+
+/** The label naming the runner whose bot a container is. */
+const runnerLabel = "runyard.runner";
+
+/** What a runner with Docker adds for bots: its handler, its label, and the containers it found. */
+export interface RunnerBots {
+  handler: BotJobHandler | undefined;
+  labels: string[];
+  found: string[];
+  remove(botId: string): Promise<void>;
+}
+
+/**
+ * Bots run on runners that reach a Docker engine (`/var/run/docker.sock`): such a runner
+ * advertises the label `docker` and reports the bot containers it finds at start, so the server
+ * can hand it back the live ones to adopt and tell it to remove the rest.
+ */
+export async function runnerBots(
+  env: Record<string, string | undefined>,
+  stateDir: string,
+  runnerId: string,
+  logger: Logger,
+): Promise<RunnerBots> {
+  const engine = new DockerEngine();
+  if (!(await engine.ping())) {
+    logger.info("no Docker engine at /var/run/docker.sock: this runner takes no bots");
+    return { handler: undefined, labels: [], found: [], remove: async () => undefined };
+  }
+  const workDir = join(stateDir, "bot-builds");
+  mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  // Runners may share one Docker engine: each knows its own bots' containers by this label.
+  const mine = { [runnerLabel]: runnerId };
+  const handler = new BotJobHandler({
+    engine,
+    baseImages: botBaseImagesFromEnv(env),
+    workDir,
+    env,
+    labels: mine,
+  });
+  const own = async () =>
+    (await engine.listManaged()).filter((container) => container.labels[runnerLabel] === runnerId);
+  const found = (await own())
+    .map((container) => container.labels["runyard.bot"])
+    .filter((botId): botId is string => botId !== undefined && botId !== "");
+  return {
+    handler,
+    labels: ["docker"],
+    found: [...new Set(found)],
+    async remove(botId) {
+      if (handler.held.has(botId)) return;
+      for (const container of await own()) {
+        if (container.labels["runyard.bot"] === botId) await engine.remove(container.id);
+      }
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { z } from "zod";
+import { BotRestart, BotSource } from "../../core/jobs/bot.js";
+
+/**
+ * What a bot start asks for, as submitted (`POST /api/bots`, seed 001's `POST /jobs`
+ * `{"blueprint":"bot_runner"}`, `runyard bot start`), and the spec its run stores sealed.
+ */
+
+const envName = z
+  .string()
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_]*$/,
+    "an environment variable name: letters, digits and _, not starting with a digit",
+  );
+
+export const botName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+    "a bot name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. echo-bot)",
+  );
+
+/** A git source: https, http, ssh, git or file; never `ext::` (a command) or an option. */
+const gitUrl = z
+  .string()
+  .min(1)
+  .refine((url) => !url.startsWith("-"), { message: "a git URL cannot start with '-'" })
+  .refine((url) => !/^[a-z][a-z0-9+.-]*::/i.test(url), {
+    message: "a git URL with a transport helper (ext::, fd::, ...) is refused: it would run a command",
+  })
+  .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*@/i.test(url) || /^ssh:\/\/[^/:@]+@/i.test(url), {
+    message: "the git URL holds credentials; clone a public URL or use an image instead",
+  });
+
+/** The native body of a bot start. The mode is the one source given: files/code, archive/git, or image. */
+export const StartBotBody = z.strictObject({
+  name: botName,
+  mode: z.enum(["simple", "custom", "image"]).optional().describe("else told by the source given"),
+  files: z
+    .record(z.string().min(1), z.string())
+    .optional()
+    .describe("simple: file name -> text (seed 001's --simple FILES)"),
+  code: z
+    .string()
+    .optional()
+    .describe("simple: one file's text (seed 001's `code`), saved as the entrypoint"),
+  entrypoint: z.string().min(1).optional().describe("simple: the file to run; .py runs Python, .js Node"),
+  requirements: z.array(z.string()).default([]).describe("simple: pip (Python) or npm (Node) package specs"),
+  archive: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("custom: a tar, tar.gz or zip with a Dockerfile at its top, base64"),
+  git: z
+    .strictObject({
+      url: gitUrl,
+      ref: z
+        .string()
+        .regex(/^[A-Za-z0-9._/-]{1,200}$/)
+        .optional(),
+    })
+    .optional()
+    .describe("custom: a repository with a Dockerfile at its top, cloned shallow without submodules"),
+  image: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, "an image reference such as ghcr.io/user/bot:v1")
+    .optional()
+    .describe("image: the reference to run"),
+  registry: z
+    .strictObject({
+      username: z.string().min(1),
+      password: z.string().min(1),
+      server: z.string().min(1).optional(),
+    })
+    .optional()
+    .describe("image: credentials of a private registry (stored sealed; never in a log)"),
+  env: z.record(envName, z.string()).default({}).describe("the container's environment (seed 001's -e K=V)"),
+  secrets: z.array(envName).default([]).describe("names of stored secrets given to the container as env"),
+  restart: BotRestart.shape.policy.describe("restart on a crash (on-failure), always, or never (no)"),
+  max_restarts: z.number().int().nonnegative().max(100).default(5),
+  lifetime_secs: z.number().int().positive().optional().describe("at most the server's bot lifetime (24 h)"),
+  group: z.string().min(1).optional().describe("the runner group whose Docker runs it"),
+  labels: z.array(z.string()).default([]),
+});
+export type StartBotBody = z.infer<typeof StartBotBody>;
+
+/** A bot run's stored spec (sealed): the bot and everything its job needs but stored secrets. */
+export const BotRunSpec = z.object({
+  bot_id: z.string(),
+  name: z.string(),
+  owner: z.string(),
+  source: BotSource,
+  env: z.record(z.string(), z.string()),
+  secrets: z.array(z.string()),
+  limits: z.object({ memory_bytes: z.number(), cpus: z.number(), pids: z.number() }),
+  network: z.string(),
+  restart: BotRestart,
+  expires_at: z.string(),
+  group: z.string().optional(),
+  labels: z.array(z.string()),
+});
+export type BotRunSpec = z.infer<typeof BotRunSpec>;
