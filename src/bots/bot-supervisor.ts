@@ -136,9 +136,13 @@ export class BotSupervisor {
     }
     this.state = "running";
     this.armLifetime();
+    // The generation `launch` takes: a stop or remove meanwhile moves it on.
+    const launching = this.generation + 1;
     try {
       await this.launch({});
     } catch (error) {
+      // Stopped or removed while its container was being made: that is how it ended, not a crash.
+      if (this.generation !== launching) return;
       this.clearTimers();
       this.finish("crashed", { error: { code: startFailedCode, message: messageOf(error) } });
       throw error;

@@ -91,7 +91,9 @@ describe.skipIf(!haveDocker)("a bot's supervisor on the real engine", () => {
   it("a bot that keeps running reports running with stats; stop ends it stopped with no container left", async () => {
     const bot = supervise(engine, image, `${untilTerm}; echo up; ${forever}`);
     await bot.supervisor.start();
-    expect(bot.changes).toEqual([{ state: "running", restarts: 0 }]);
+    expect(bot.changes).toEqual([
+      { state: "running", restarts: 0, containerId: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    ]);
     const [container] = await containersOf(engine, bot.botId);
     expect(container).toMatchObject({ name: `runyard-bot-${bot.botId}`, state: "running" });
     const status = await bot.supervisor.status();

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { extractArchive } from "../../bots/archive.js";
 import { type BotBaseImages, simpleBuildContext } from "../../bots/simple-build.js";
@@ -68,6 +68,7 @@ export async function prepareBotImage(
       const archive = join(dir, "upload");
       await writeFile(archive, Buffer.from(source.archive, "base64"), { mode: 0o600 });
       await extractArchive(archive, context, deps.archiveLimits);
+      await readableByAll(context);
     } else if (source.git !== undefined) {
       await cloneShallow(deps, source.git, context, onLine, signal);
     } else {
@@ -83,6 +84,21 @@ export async function prepareBotImage(
     return tag;
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Extraction writes owner-only modes (nothing of an upload is ever setuid or group-writable);
+ * Docker's COPY keeps modes, and the bot runs as nobody, so the build context is opened to read:
+ * folders 0755, files 0644, or 0755 where the archive made them executable. It sits in a 0700
+ * folder of the runner's meanwhile.
+ */
+async function readableByAll(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await readableByAll(path);
+    else if (entry.isFile()) await chmod(path, (await stat(path)).mode & 0o100 ? 0o755 : 0o644);
   }
 }
 

@@ -66,6 +66,18 @@ function failure(deps: ServerDeps, reply: FastifyReply, error: unknown) {
 /** The native body of a seed 001 start; what seed 001 names differently is translated here. */
 function startBody(data: SeedData, name: string): StartBotBody {
   const mode = data.deployment_mode;
+  const needs = {
+    simple: ["code", "files"],
+    custom: ["archive", "git_url"],
+    image: ["docker_image"],
+  } as const;
+  if (mode && !needs[mode].some((field) => data[field] !== undefined)) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `data.${needs[mode].join(" or data.")} is required in ${mode} mode`,
+      { hint: hintFor(mode) },
+    );
+  }
   const parsed = StartBotBody.safeParse({
     name,
     ...(data.files ? { files: data.files } : {}),

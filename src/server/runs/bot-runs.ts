@@ -45,6 +45,9 @@ export interface BotStarter {
   limits: { memoryMb: number; cpus: number; pids: number };
 }
 
+/** How long past a bot's expiry the server waits for its runner to end it before ending it itself. */
+const serverExpiryGraceMs = 60_000;
+
 /** The job id of a bot run's n-th job (a new one each time its runner was lost). */
 export function botJobId(runId: string, attempt: number): string {
   return `job_${runId}_bot_${attempt}`;
@@ -164,10 +167,11 @@ export class BotRuns implements RunKindModule {
       ],
     };
     // Expiry while no runner holds the bot (its runner is away): the run ends `timeout` itself.
+    // A runner that holds it ends it first, with its last logs (SIGTERM, 10 s, SIGKILL).
     const expiry = new AbortController();
     const expiryTimer = setTimeout(
       () => expiry.abort(),
-      Math.max(0, Math.min(Date.parse(spec.expires_at) - Date.now() + 5000, 2 ** 31 - 1)),
+      Math.max(0, Math.min(Date.parse(spec.expires_at) - Date.now() + serverExpiryGraceMs, 2 ** 31 - 1)),
     );
     const signal = AbortSignal.any([run.signal, expiry.signal]);
     try {
