@@ -327,4 +327,43 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
     expect(run.steps).toEqual([expect.objectContaining({ name: "long", status: "canceled" })]);
     expect(await containersOf(runId)).toEqual([]);
   });
+
+  it("a runner killed mid-step removes that step's container when it starts again", async () => {
+    const id = `docker-crash-${process.pid}`;
+    const home = tempDir();
+    const token = await runnerToken(server.url, "crashers");
+    const first = await startRunner(server.url, token, {
+      id,
+      group: "crashers",
+      env: { RUNYARD_HOME: home },
+    });
+    const runId = await submit(
+      server.url,
+      dockerFlow(
+        `  - name: long
+    action: shell.run
+    args:
+      shell: sh
+      script: sleep 300
+`,
+        "      group: crashers\n",
+      ),
+    );
+    runIds.add(runId);
+    await containerRunning(runId);
+    await first.kill("SIGKILL");
+    // Nothing of the dead runner stopped it: the container outlives its runner until the restart.
+    expect((await containersOf(runId)).map((c) => c.State)).toEqual(["running"]);
+    const second = await startRunner(server.url, token, {
+      id,
+      group: "crashers",
+      env: { RUNYARD_HOME: home },
+    });
+    try {
+      expect(await containersOf(runId)).toEqual([]);
+    } finally {
+      await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+      await second.kill();
+    }
+  });
 });
