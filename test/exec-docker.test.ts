@@ -17,6 +17,7 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+import { startModelServer, turns } from "./model-server/server.js";
 
 const haveDocker = await requireDocker();
 const engine = new DockerEngine();
@@ -365,5 +366,63 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
       await api(server.url, "POST", `/api/runs/${runId}/cancel`);
       await second.kill();
     }
+  });
+
+  it("an agent task's test command runs in a container when its tests name an executor", async () => {
+    const { dir } = workspace();
+    const model = await startModelServer(
+      turns(
+        {
+          toolCalls: [{ name: "write_file", input: { path: "hello.txt", content: "hello\n" }, id: "call_1" }],
+        },
+        { text: "Wrote hello.txt." },
+      ),
+    );
+    try {
+      const answer = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "Create hello.txt saying hello.",
+        cwd: dir,
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: "sk-test-docker-tests" },
+        tests: {
+          command: "grep -qx hello hello.txt && echo \"pid 1 is $(cat /proc/1/cmdline | tr '\\0' ' ')\"",
+          executor: { image, memory: "64m" },
+        },
+      });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      const runId = answer.body.run_id;
+      runIds.add(runId);
+      const run = await waitForRun(server.url, runId, isFinal, 60_000);
+      const events = await readEvents(server.url, runId);
+      expect(run.status, JSON.stringify(events.at(-1))).toBe("success");
+      // docker-init is PID 1 of a step's container only: on the runner, PID 1 is its own init.
+      expect(outputOf(events, "test", "stdout")).toBe(
+        "pid 1 is /sbin/docker-init -- sh -c grep -qx hello hello.txt && echo \"pid 1 is $(cat /proc/1/cmdline | tr '\\0' ' ')\" \n",
+      );
+      expect(await containersOf(runId)).toEqual([]);
+    } finally {
+      await model.stop();
+    }
+  });
+
+  it("an agent task's tests executor is checked at submit", async () => {
+    const answer = await api<{ error: { code: string; message: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "agent",
+        agent: "openai",
+        prompt: "x",
+        tests: { command: "true", executor: { image, memory: "lots" } },
+      },
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatchObject({
+      code: "INVALID_INPUT",
+      message: 'tests.executor: memory must be a size like 256m, got "lots"',
+      hint: expect.stringContaining("512m"),
+    });
   });
 });
