@@ -18,10 +18,7 @@ export const executorKeys = ["executor", ...containerKeys];
  */
 const defaults = { memoryBytes: 256 * 1024 * 1024, cpus: 0.5, pids: 100, network: "none" };
 
-/**
- * The container a host's steps run in: undefined for the process executor (the default), null
- * when something was reported. `where` says what the host is in messages.
- */
+/** The container a host's steps run in: undefined for the process executor (the default), null when something was reported. */
 export function readContainer(
   reader: YamlReader,
   fields: Fields,
