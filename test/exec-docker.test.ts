@@ -406,6 +406,37 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
     }
   });
 
+  it("an agent task's tests playbook runs in a container where its host says executor docker", async () => {
+    const { dir } = workspace();
+    const model = await startModelServer(turns({ text: "Nothing to change." }));
+    try {
+      const playbook = `name: checks
+inventory: {hosts: {box: {executor: docker, image: ${image}}}}
+steps:
+  - name: init
+    shell: sh
+    command: cat /proc/1/cmdline | tr '\\0' ' '
+`;
+      const answer = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "Look around.",
+        cwd: dir,
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: "sk-test-docker-tests" },
+        tests: { playbook },
+      });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      const runId = answer.body.run_id;
+      runIds.add(runId);
+      const run = await waitForRun(server.url, runId, isFinal, 60_000);
+      const events = await readEvents(server.url, runId);
+      expect(run.status, JSON.stringify(events.at(-1))).toBe("success");
+      expect(outputOf(events, "test: init", "stdout")).toMatch(/^\/sbin\/docker-init -- /);
+    } finally {
+      await model.stop();
+    }
+  });
+
   it("an agent task's tests executor is checked at submit", async () => {
     const answer = await api<{ error: { code: string; message: string; hint: string } }>(
       server.url,

@@ -237,7 +237,7 @@ export class AgentRuns implements RunKindModule {
       spec.repo ? "mode:issue" : "mode:chat",
       ...(earlier?.runner_id ? [`runner:${earlier.runner_id}`] : []),
       // Tests in a container need a runner that can reach Docker.
-      ...(spec.tests?.executor ? [dockerRunnerLabel] : []),
+      ...(spec.tests && testsNeedDocker(spec.tests) ? [dockerRunnerLabel] : []),
     ];
     const requirements = { ...(group ? { group } : {}), labels };
     // A task no runner could ever take would wait in the queue for good, saying nothing.
@@ -355,4 +355,12 @@ function checkTests(tests: AgentTests): void {
         "Fix tests.executor: image, memory (like 512m), cpus, pids, network.",
     },
   );
+}
+
+/** Whether the tests run in containers: a command with an executor, or a playbook host with one. */
+function testsNeedDocker(tests: AgentTests): boolean {
+  if (tests.executor) return true;
+  if (tests.playbook === undefined) return false;
+  const hosts = parseWorkflow(tests.playbook, "tests.yaml").workflow?.hosts ?? {};
+  return Object.values(hosts).some((host) => host.kind !== "direct" && host.container !== undefined);
 }
