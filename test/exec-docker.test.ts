@@ -149,6 +149,9 @@ describe.skipIf(!haveDocker)("the docker executor with runyard run", () => {
     );
     const result = await runCli(["run", file, "--json"], {
       onStdout: (chunk) => {
+        // Known at once, so that afterAll clears the container even when this test fails midway.
+        const seen = runIdOf(chunk);
+        if (seen) runIds.add(seen);
         if (!chunk.includes('"data":"waiting\\n"') || inspected || problem) return;
         void (async () => {
           const runId = runIdOf(chunk) ?? "";
