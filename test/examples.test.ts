@@ -1,6 +1,10 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { DockerEngine } from "../src/exec/docker-engine.js";
 import { finished, parseEvents, repoRoot, runCli } from "./helpers/cli.js";
+import { busyboxImage, requireDocker } from "./helpers/docker.js";
+
+const haveDocker = await requireDocker();
 
 /** Every example in examples/ runs as its header comment says. */
 describe("examples", () => {
@@ -38,6 +42,27 @@ describe("examples", () => {
     expect(result.code, result.stderr).toBe(0);
     const steps = finished(parseEvents(result.stdout)).steps ?? [];
     expect(steps.map((s) => s.status)).toEqual(["success", "success", "success"]);
+  });
+});
+
+describe.skipIf(!haveDocker)("docker executor example", () => {
+  it("docker-executor.yaml runs its steps in a read-only, network-less container and exports from it", async () => {
+    // The example names its image; the test's busybox gets that name for the run, and loses it after.
+    const engine = new DockerEngine();
+    const exampleImage = "runyard-example-busybox:1";
+    await engine.docker.getImage(await busyboxImage()).tag({ repo: "runyard-example-busybox", tag: "1" });
+    try {
+      const result = await runCli(["run", "examples/docker-executor.yaml", "--json"]);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      const events = parseEvents(result.stdout);
+      const output = events.flatMap((e) => (e.type === "step.output" ? [e.data] : [])).join("");
+      expect(output).toContain("root file system read-only: yes\n");
+      expect(output).toContain("network interfaces: lo \n");
+      expect(output).toContain(`exported from the container: ARCH=${finished(events).vars?.ARCH}\n`);
+      expect(finished(events).vars?.ARCH).toMatch(/\S/);
+    } finally {
+      await engine.docker.getImage(exampleImage).remove({ noprune: true });
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processesWith } from "./helpers/cli.js";
+import { dockerAvailable } from "./helpers/docker.js";
 import {
   api,
   isFinal,
@@ -80,12 +81,14 @@ describe("server and runners", () => {
     ]) {
       expect(a).toHaveProperty(key);
     }
-    // Its own labels, then what routes agent work to it: its mode's and its agents' (docs/agents.md).
+    // Its own labels, then what routes agent work to it: its mode's and its agents' (docs/agents.md),
+    // then `docker` where it reaches a Docker engine (docs/runners.md).
     expect(body.find((r) => r.id === "runner-b")?.labels).toEqual([
       "gpu",
       "mode:chat",
       "mode:issue",
       "agent:openai",
+      ...((await dockerAvailable()) ? ["docker"] : []),
     ]);
   });
 

@@ -2,7 +2,8 @@ import { RunyardError } from "../core/errors.js";
 import { EventSequencer, type RunEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StepRunner } from "../core/step-attempt.js";
-import { createExecutor } from "../exec/create-executor.js";
+import { createDockerExecutors, createExecutor } from "../exec/create-executor.js";
+import { DockerEngine } from "../exec/docker-engine.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { DirectStepRunner } from "../runner/direct-client.js";
 import { runWorkflow } from "../workflow/engine.js";
@@ -69,10 +70,13 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
       );
     }
   }
+  // Docker is asked for only when a host runs in containers: a plain workflow never needs it.
+  const needsDocker = Object.values(workflow.hosts).some((spec) => spec.kind === "local" && spec.container);
   const local = new LocalStepRunner(
     createExecutor({ baseEnv: ctx.env, killGraceMs: ctx.config.killGraceMs }),
     {
       killGraceMs: ctx.config.killGraceMs,
+      ...(needsDocker ? { containers: createDockerExecutors({ engine: new DockerEngine() }) } : {}),
     },
   );
   return (_host, spec) => {

@@ -12,8 +12,10 @@ import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
-import { createExecutor } from "../exec/create-executor.js";
-import { LocalStepRunner } from "../exec/local-runner.js";
+import { createDockerExecutors, createExecutor } from "../exec/create-executor.js";
+import { DockerEngine } from "../exec/docker-engine.js";
+import { removeLeftoverStepContainers } from "../exec/docker-executor.js";
+import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
@@ -22,6 +24,7 @@ import { AgentJobHandler } from "../runner/handlers/agent.js";
 import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunnerDaemon } from "../runner/runner.js";
+import { dockerRunnerLabel } from "../workflow/model.js";
 import { Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
@@ -151,6 +154,36 @@ export interface LocalRunner {
 }
 
 /**
+ * Steps of hosts with `executor: docker`: where the Docker engine answers (asked once, at start),
+ * the runner runs them in containers and says so with the `docker` label, which such hosts
+ * require. Containers of steps a crashed earlier life of this runner left are removed first.
+ */
+async function dockerSteps(connection: {
+  id: string;
+  logger: Logger;
+}): Promise<{ containers?: ContainerExecutors; labels: string[] }> {
+  const engine = new DockerEngine();
+  if (!(await engine.ping())) return { labels: [] };
+  const removed = await removeLeftoverStepContainers(engine, connection.id).catch((error: unknown) => {
+    connection.logger.warn(
+      { error: String(error) },
+      "could not list step containers left by a previous life",
+    );
+    return [];
+  });
+  if (removed.length > 0) {
+    connection.logger.warn(
+      { containers: removed },
+      "removed step containers left by this runner's previous life",
+    );
+  }
+  return {
+    containers: createDockerExecutors({ engine, runnerId: connection.id }),
+    labels: [dockerRunnerLabel],
+  };
+}
+
+/**
  * A runner daemon that runs its jobs as process groups on this machine, as `config` describes
  * it. Its state folder (`<home>/runners/<id>`) is locked to this process and holds the journals
  * that let its next start kill what this one leaves behind.
@@ -179,9 +212,11 @@ export async function localRunnerDaemon(
       );
     }
     const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
+    const docker = await dockerSteps(connection);
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
       maskValues: [connection.token],
+      ...(docker.containers ? { containers: docker.containers } : {}),
     });
     const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner);
     const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
@@ -191,7 +226,8 @@ export async function localRunnerDaemon(
       info: {
         id: connection.id,
         group: config.group,
-        labels: [...config.labels, ...agents.labels, ...bots.labels],
+        // Steps in containers and bots both need Docker: one `docker` label says so.
+        labels: [...new Set([...config.labels, ...agents.labels, ...docker.labels, ...bots.labels])],
         mode: config.mode,
         capacity: config.capacity,
         cpus: config.cpus ?? null,

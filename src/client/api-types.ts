@@ -1202,6 +1202,13 @@ export interface operations {
                     tests?: {
                         command?: string;
                         playbook?: string;
+                        executor?: {
+                            image: string;
+                            memory?: string | number;
+                            cpus?: number;
+                            pids?: number;
+                            network?: string;
+                        };
                     };
                     /** @default 300 */
                     timeout_secs?: number;

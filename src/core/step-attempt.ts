@@ -2,6 +2,21 @@ import { z } from "zod";
 import { ErrorInfo } from "./events.js";
 
 /**
+ * A step's container when its host says `executor: docker`: the runner runs each command of the
+ * attempt in a hardened container of this image (exec/docker-executor.ts). Limits are resolved
+ * by the parser (seed 001's defaults filled in), so a runner applies exactly what it is sent.
+ */
+export const StepContainer = z.object({
+  image: z.string().min(1),
+  memory_bytes: z.number().int().positive(),
+  cpus: z.number().positive(),
+  pids: z.number().int().positive(),
+  /** `none`, `host` or a Docker network name. */
+  network: z.string().min(1),
+});
+export type StepContainer = z.infer<typeof StepContainer>;
+
+/**
  * One attempt of one step on one host: what the engine sends to wherever the host is
  * (this process, a runner over WebSocket, an agent-server over HTTP) and what comes back.
  * It crosses process boundaries, so it is a zod schema.
@@ -30,6 +45,8 @@ export const StepAttemptRequest = z.object({
    * `secrets:` list): their values in env and in exports are masked from the moment they exist.
    */
   secret_names: z.array(z.string()).default([]),
+  /** Run in a container (a host with `executor: docker`); absent: processes on the host. */
+  container: StepContainer.optional(),
 });
 export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
 export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;

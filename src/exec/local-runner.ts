@@ -1,11 +1,20 @@
-import type {
-  StepAttemptRequest,
-  StepAttemptResult,
-  StepOutputSink,
-  StepRunner,
+import { errorInfo } from "../core/errors.js";
+import {
+  attemptEndedEarly,
+  type StepAttemptRequest,
+  type StepAttemptResult,
+  type StepContainer,
+  type StepOutputSink,
+  type StepRunner,
 } from "../core/step-attempt.js";
 import { runStepAttempt } from "./step-attempt.js";
 import type { Executor } from "./types.js";
+
+/** Builds the executor of one attempt that runs in a container (see createDockerExecutors). */
+export type ContainerExecutors = (
+  container: StepContainer,
+  attempt: { runId: string; step: string; host: string },
+) => Executor;
 
 /** Runs step attempts on this machine with `executor` (see createExecutor). */
 export class LocalStepRunner implements StepRunner {
@@ -15,17 +24,37 @@ export class LocalStepRunner implements StepRunner {
       killGraceMs: number;
       /** Values masked in every attempt (e.g. the runner's own token). */
       maskValues?: string[];
+      /** For attempts with a `container` (hosts with `executor: docker`); absent where Docker is not. */
+      containers?: ContainerExecutors;
     },
   ) {}
 
-  runAttempt(
+  async runAttempt(
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult> {
-    return runStepAttempt(this.executor, request, {
-      ...this.options,
-      signal: io.signal,
-      onOutput: io.onOutput,
+    const { containers, ...options } = this.options;
+    const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
+    if (!request.container) return runStepAttempt(this.executor, request, attemptOptions);
+    if (!containers) {
+      return attemptEndedEarly(
+        "failed",
+        errorInfo(
+          "SPAWN_FAILED",
+          `host "${request.host}" runs its steps in containers (executor: docker), and this machine has no Docker engine runyard can reach`,
+          "Start Docker where the step runs (and let runyard use /var/run/docker.sock), or remove `executor: docker` from the host.",
+        ),
+      );
+    }
+    const executor = containers(request.container, {
+      runId: request.run_id,
+      step: request.step,
+      host: request.host,
     });
+    try {
+      return await runStepAttempt(executor, request, attemptOptions);
+    } finally {
+      executor.close();
+    }
   }
 }

@@ -55,11 +55,11 @@ export async function runStepAttempt(
     limits: { killGraceMs: options.killGraceMs },
     signal: options.signal,
   });
-  if ("problem" in attempt) return notRun(startedAt, attempt.problem);
+  if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint);
   try {
     const commands: AttemptStep[] =
       request.action === "cmd.run"
-        ? commandLines(request.script, shell)
+        ? commandLines(request.script, shell, executor.plainCommands !== false)
         : [
             {
               // "script" is $0, the name the shell's error messages start with ("script: line 3: ...").
@@ -182,13 +182,13 @@ async function runCommands(
 }
 
 /** cmd.run: every line that is not blank or a comment, each in its own shell. */
-function commandLines(script: string, shell: string[]): AttemptStep[] {
+function commandLines(script: string, shell: string[], plainCommands: boolean): AttemptStep[] {
   const commands: AttemptStep[] = [];
   script.split("\n").forEach((raw, index) => {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const trimmed = line.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return;
-    const plain = plainCommandWords(line, shell);
+    const plain = plainCommands ? plainCommandWords(line, shell) : undefined;
     commands.push({
       argv: [...shell, "-c", line],
       ...(plain ? { plain } : {}),
@@ -275,7 +275,7 @@ function fullOutputBaseName(request: StepAttemptRequest): string {
   return request.attempt > 1 ? `${base}.attempt${request.attempt}` : base;
 }
 
-function notRun(startedAt: number, message: string): StepAttemptResult {
+function notRun(startedAt: number, message: string, hint?: string): StepAttemptResult {
   return {
     status: "failed",
     exit_code: null,
@@ -286,7 +286,7 @@ function notRun(startedAt: number, message: string): StepAttemptResult {
     cpu_ms: 0,
     output_files: [],
     warnings: [],
-    error: errorInfo("SPAWN_FAILED", message),
+    error: errorInfo("SPAWN_FAILED", message, hint),
   };
 }
 

@@ -3,7 +3,7 @@
  * the environment the processes see, their scratch files and `$RUNYARD_OUTPUT`, so that a
  * container executor can bind-mount them where a process executor hands out host paths.
  * `createExecutor` (create-executor.ts) is the only place one is built; one file per backend
- * (`process.ts` now; docker and kubernetes later).
+ * (`process.ts`, `docker-executor.ts`; kubernetes later).
  */
 
 export type OutputStream = "stdout" | "stderr";
@@ -60,8 +60,13 @@ export interface ExecAttempt {
 export interface Executor {
   /** Values to mask in every attempt: the credentials of the base env, kept from the steps. */
   readonly hostSecrets: readonly string[];
-  /** Resolves with an error message in place of an attempt when it cannot be prepared. */
-  startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string }>;
+  /**
+   * Whether a cmd.run line that is one plain command may skip its shell (plain-command.ts):
+   * only where a program that cannot start comes back as a `spawnError`. True when absent.
+   */
+  readonly plainCommands?: boolean;
+  /** Resolves with an error message (and how to fix it) in place of an attempt when it cannot be prepared. */
+  startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string; hint?: string }>;
   /** Stops the executor's helpers and removes its scratch folder; running attempts are not waited for. */
   close(): void;
 }

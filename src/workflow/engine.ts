@@ -178,7 +178,7 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
     attempt += 1;
     if (!reattach) ctx.emit({ type: "step.started", step: step.name, host, attempt });
     reattach = false;
-    const request = attemptRequest(step, host, attempt, ctx);
+    const request = attemptRequest(step, host, attempt, ctx, spec);
     try {
       result = await runner.runAttempt(request, {
         signal: ctx.signal,
@@ -271,7 +271,13 @@ function hostStatus(
   return result.status;
 }
 
-function attemptRequest(step: Step, host: string, attempt: number, ctx: HostContext): StepAttemptRequest {
+function attemptRequest(
+  step: Step,
+  host: string,
+  attempt: number,
+  ctx: HostContext,
+  spec: HostSpec,
+): StepAttemptRequest {
   const { workflow, runId } = ctx.options;
   return {
     run_id: runId,
@@ -290,6 +296,8 @@ function attemptRequest(step: Step, host: string, attempt: number, ctx: HostCont
     ...(step.outputPath ? { output_path: step.outputPath } : {}),
     secrets: ctx.masker.values(),
     secret_names: workflow.secrets,
+    // The container travels with each attempt, so whichever runner takes it knows to use Docker.
+    ...(spec.kind !== "direct" && spec.container ? { container: spec.container } : {}),
   };
 }
 

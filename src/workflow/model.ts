@@ -3,17 +3,22 @@
  * (seed 002 workflows, seed 003 playbooks) both become this.
  */
 
+import type { StepContainer } from "../core/step-attempt.js";
+
 export const actions = ["cmd.run", "shell.run"] as const;
 export type Action = (typeof actions)[number];
 
 /** Where a target host's steps run. */
 export type HostSpec =
   /** `{}`: this process (or, under the server, the runner that took the run). */
-  | { kind: "local" }
+  | { kind: "local"; container?: StepContainer }
   /** `{address, token}`: a `runyard agent-server` reached directly over HTTP. */
   | { kind: "direct"; address: string; token?: string }
   /** `{group, labels}`: any runner of the server that matches. */
-  | { kind: "runner"; group?: string; labels: string[] };
+  | { kind: "runner"; group?: string; labels: string[]; container?: StepContainer };
+
+/** The label a runner advertises when it can reach a Docker engine: docker hosts need it. */
+export const dockerRunnerLabel = "docker";
 
 /** A position in the source file, 1-based. */
 export interface SourcePos {
@@ -108,8 +113,20 @@ export function runnerNeeds(workflow: Workflow): RunnerNeed[] {
   const needs: RunnerNeed[] = [];
   for (const host of targeted) {
     const spec = workflow.hosts[host];
-    if (spec?.kind === "local") needs.push({ host, group: null, labels: [] });
-    if (spec?.kind === "runner") needs.push({ host, group: spec.group ?? null, labels: spec.labels });
+    if (spec && spec.kind !== "direct") needs.push({ host, ...runnerRequirements(spec) });
   }
   return needs;
+}
+
+/**
+ * The runners that may take a host's steps: its group and labels, plus the `docker` label when
+ * its steps run in containers, so they never land on a runner without an engine.
+ */
+export function runnerRequirements(spec: Exclude<HostSpec, { kind: "direct" }>): {
+  group: string | null;
+  labels: string[];
+} {
+  const labels = spec.kind === "runner" ? [...spec.labels] : [];
+  if (spec.container && !labels.includes(dockerRunnerLabel)) labels.push(dockerRunnerLabel);
+  return { group: spec.kind === "runner" ? (spec.group ?? null) : null, labels };
 }

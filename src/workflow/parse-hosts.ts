@@ -1,11 +1,12 @@
 /** `inventory.hosts`: where steps run. */
 import { isMap, isScalar } from "yaml";
 import type { HostSpec } from "./model.js";
+import { executorKeys, readContainer } from "./parse-container.js";
 import { describe, type Fields, type YamlReader } from "./yaml-reader.js";
 
 const directKeys = ["address", "token"];
 const runnerKeys = ["group", "labels"];
-const hostKeys = [...directKeys, ...runnerKeys];
+const hostKeys = [...directKeys, ...runnerKeys, ...executorKeys];
 
 export interface Inventory {
   hosts: Record<string, HostSpec>;
@@ -58,8 +59,25 @@ function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | u
   }
   const fields = reader.fields(node, `in host "${name}"`, hostKeys);
   if (!checkOneKind(reader, fields, name)) return undefined;
-  if (fields.has("address")) return readDirect(reader, fields, name);
-  if (fields.has("group") || fields.has("labels")) return readRunner(reader, fields, name);
+  const container = readContainer(reader, fields, name);
+  if (container === null) return undefined;
+  if (fields.has("address")) {
+    if (container) {
+      // An agent-server runs what it is sent as processes on its machine; it has no engine.
+      reader.report(
+        fields.get("executor")!.key,
+        `host "${name}" has an address, and direct hosts cannot use executor docker`,
+        "remove address to run on the server's runners with the docker label (add group/labels to choose them), or remove the executor settings",
+      );
+      return undefined;
+    }
+    return readDirect(reader, fields, name);
+  }
+  const withContainer = container ? { container } : {};
+  if (fields.has("group") || fields.has("labels")) {
+    const runner = readRunner(reader, fields, name);
+    return runner && { ...runner, ...withContainer };
+  }
   if (fields.has("token")) {
     reader.report(
       fields.get("token")!.key,
@@ -68,7 +86,7 @@ function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | u
     );
     return undefined;
   }
-  return { kind: "local" };
+  return { kind: "local", ...withContainer };
 }
 
 /** A host is reached one way: directly at an address, or through the server's runners. */

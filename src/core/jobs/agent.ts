@@ -29,10 +29,25 @@ export const AgentRepo = z.object({
 });
 export type AgentRepo = z.infer<typeof AgentRepo>;
 
+/**
+ * Where a test command runs: in a hardened container of `image`, as a workflow host with
+ * `executor: docker` (docs/workflows.md), with its limits written the same way (`memory: 512m`).
+ */
+export const AgentTestsExecutor = z.strictObject({
+  image: z.string().min(1),
+  memory: z.union([z.string().min(1), z.number().positive()]).optional(),
+  cpus: z.number().positive().optional(),
+  pids: z.number().int().positive().optional(),
+  network: z.string().min(1).optional(),
+});
+export type AgentTestsExecutor = z.infer<typeof AgentTestsExecutor>;
+
 /** Tests run after the agent: a command, or playbook steps (seed 003), by the workflow engine. */
 export const AgentTests = z.object({
   command: z.string().optional(),
   playbook: z.string().optional(),
+  /** Run `command` in a container (a playbook says so in its own inventory); needs a runner with docker. */
+  executor: AgentTestsExecutor.optional(),
 });
 export type AgentTests = z.infer<typeof AgentTests>;
 

@@ -31,8 +31,7 @@ export async function runAgentTests(options: {
   signal: AbortSignal;
 }): Promise<TestsOutcome> {
   const { tests, agent, cwd } = options;
-  const playbook = tests.playbook ?? (tests.command ? commandPlaybook(tests.command, options.timeoutMs) : "");
-  const { workflow, diagnostics } = parseWorkflow(playbook, "tests.yaml");
+  const { workflow, diagnostics } = parseWorkflow(testsPlaybook(tests, options.timeoutMs), "tests.yaml");
   if (!workflow) {
     return {
       status: "failed",
@@ -78,7 +77,14 @@ export async function runAgentTests(options: {
   };
 }
 
-/** A test command as a one-step playbook, so both forms run the same way. */
-function commandPlaybook(command: string, timeoutMs: number): string {
-  return `name: tests\nsteps:\n  - name: test\n    command: ${JSON.stringify(command)}\n    timeout_seconds: ${Math.max(1, Math.ceil(timeoutMs / 1000))}\n`;
+/** The tests as a playbook: the given one, or the command as a one-step playbook, so both run the same way. */
+export function testsPlaybook(tests: AgentTests, timeoutMs: number): string {
+  if (tests.playbook !== undefined) return tests.playbook;
+  if (!tests.command) return "";
+  // In a container the image's sh runs the command: slim images (busybox, alpine) have no bash.
+  const host = tests.executor
+    ? `inventory: {hosts: {tests: ${JSON.stringify({ executor: "docker", ...tests.executor })}}}\n`
+    : "";
+  const shell = tests.executor ? "    shell: sh\n" : "";
+  return `name: tests\n${host}steps:\n  - name: test\n    command: ${JSON.stringify(tests.command)}\n${shell}    timeout_seconds: ${Math.max(1, Math.ceil(timeoutMs / 1000))}\n`;
 }

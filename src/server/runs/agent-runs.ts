@@ -6,11 +6,15 @@ import {
   type AgentJob,
   AgentJobResult,
   type AgentTask,
+  type AgentTests,
   agentEndedEarly,
   gitTokenNames,
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
+import { testsPlaybook } from "../../runner/handlers/agent-tests.js";
 import type { Store } from "../../store/types.js";
+import { dockerRunnerLabel } from "../../workflow/model.js";
+import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
 import type { JobBroker } from "../job-broker.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
@@ -64,6 +68,7 @@ export class AgentRuns implements RunKindModule {
         hint: "repo: the agent works in a fresh worktree of it; cwd: in a folder of the runner as it is.",
       });
     }
+    if (body.tests) checkTests(body.tests);
     const { missing } = await resolveStoredSecrets(this.store, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     const { title, prompt } = composePrompt(body);
@@ -231,6 +236,8 @@ export class AgentRuns implements RunKindModule {
       `agent:${agent}`,
       spec.repo ? "mode:issue" : "mode:chat",
       ...(earlier?.runner_id ? [`runner:${earlier.runner_id}`] : []),
+      // Tests in a container need a runner that can reach Docker.
+      ...(spec.tests && testsNeedDocker(spec.tests) ? [dockerRunnerLabel] : []),
     ];
     const requirements = { ...(group ? { group } : {}), labels };
     // A task no runner could ever take would wait in the queue for good, saying nothing.
@@ -323,4 +330,37 @@ function overall(results: AgentJobResult[], canceled: boolean): { status: RunSta
       message: `${failed.length} of ${results.length} agents failed (${failed.map((r) => `${r.agent}: ${r.error?.code ?? r.status}`).join(", ")}); first: ${error.message}`,
     },
   };
+}
+
+/**
+ * The tests' settings checked at submit as the runner will read them (the command becomes a
+ * playbook, its executor that playbook's host), so a bad image or memory is refused at once, not
+ * after the agent's work.
+ */
+function checkTests(tests: AgentTests): void {
+  if (tests.executor && tests.command === undefined) {
+    throw new RunyardError("INVALID_INPUT", "tests.executor goes with tests.command", {
+      hint: "A playbook runs in containers through its own inventory: give its host `executor: docker` and `image`.",
+    });
+  }
+  if (!tests.executor) return;
+  const { diagnostics } = parseWorkflow(testsPlaybook(tests, 1000), "tests.executor");
+  if (diagnostics.length === 0) return;
+  throw new RunyardError(
+    "INVALID_INPUT",
+    `tests.executor: ${diagnostics.map((d) => d.message.replace('of host "tests" ', "")).join("; ")}`,
+    {
+      hint:
+        diagnostics.find((d) => d.hint)?.hint ??
+        "Fix tests.executor: image, memory (like 512m), cpus, pids, network.",
+    },
+  );
+}
+
+/** Whether the tests run in containers: a command with an executor, or a playbook host with one. */
+function testsNeedDocker(tests: AgentTests): boolean {
+  if (tests.executor) return true;
+  if (tests.playbook === undefined) return false;
+  const hosts = parseWorkflow(tests.playbook, "tests.yaml").workflow?.hosts ?? {};
+  return Object.values(hosts).some((host) => host.kind !== "direct" && host.container !== undefined);
 }

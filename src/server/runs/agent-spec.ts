@@ -59,7 +59,11 @@ export const SubmitAgentRunBody = z.strictObject({
     ),
   cwd: z.string().min(1).optional().describe("work in this folder of the runner instead of a repo worktree"),
   repo: AgentRepoInput.optional(),
-  tests: AgentTests.strict().optional().describe("run after the agent: a shell command or a playbook's YAML"),
+  tests: AgentTests.strict()
+    .optional()
+    .describe(
+      "run after the agent: a shell command or a playbook's YAML; `executor: {image, memory, cpus, pids, network}` runs the command in a hardened container on a runner with docker",
+    ),
   timeout_secs: z.number().int().positive().max(86_400).default(300),
   stall_secs: z
     .number()

@@ -4,7 +4,7 @@ import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../co
 import { DirectStepRunner } from "../../runner/direct-client.js";
 import type { Store } from "../../store/types.js";
 import { runWorkflow } from "../../workflow/engine.js";
-import { formatDiagnostic, type HostSpec, type Workflow } from "../../workflow/model.js";
+import { formatDiagnostic, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
 import { workflowMasker } from "../../workflow/secrets.js";
@@ -131,10 +131,8 @@ export class WorkflowRuns implements RunKindModule {
         },
       };
     }
-    const requirements =
-      spec.kind === "runner"
-        ? { ...(spec.group ? { group: spec.group } : {}), labels: spec.labels }
-        : { labels: [] };
+    const { group, labels } = runnerRequirements(spec);
+    const requirements = { ...(group !== null ? { group } : {}), labels };
     return this.broker.stepRunner(run.record.id, run.sink, { host, requirements }, run.record.tenant_id);
   }
 

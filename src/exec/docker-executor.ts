@@ -1,0 +1,412 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import type { StepContainer } from "../core/step-attempt.js";
+import {
+  type ContainerMount,
+  defaultContainerUser,
+  hardenedContainer,
+  managedLabel,
+} from "./container-spec.js";
+import type { DockerEngine } from "./docker-engine.js";
+import { frames } from "./docker-log-frames.js";
+import type {
+  AttemptCommand,
+  AttemptSetup,
+  ExecAttempt,
+  ExecResult,
+  Executor,
+  OutputFileContents,
+} from "./types.js";
+
+/** The label of a step's container; with `runyard.run` it says which attempt a container served. */
+export const stepLabel = "runyard.step";
+export const runLabel = "runyard.run";
+export const hostLabel = "runyard.host";
+/** The runner that started a step's container: its next start removes what a crash left. */
+export const runnerLabel = "runyard.runner";
+
+export interface DockerExecutorOptions {
+  engine: DockerEngine;
+  container: StepContainer;
+  /** Labels that say whose the containers are: run, step, host, and the runner's own. */
+  labels: Record<string, string>;
+  /** Where the attempt's scratch folder goes; the OS temp folder by default. */
+  tmpDir?: string;
+}
+
+/**
+ * Runs one attempt's commands in hardened containers of the host's image (container-spec.ts:
+ * no capabilities, no privilege gain, a non-root user, memory, CPU and pids limits, a read-only
+ * root), one container per command, as a process executor runs one process group per command.
+ * The step's cwd and the attempt's scratch folder (its files and `$RUNYARD_OUTPUT`) are
+ * bind-mounted at their host paths, so the paths the step is given mean the same on both sides.
+ *
+ * One executor serves one attempt (its image and labels are the attempt's); it is cheap, all
+ * state is in Docker and the scratch folder. Nothing of the runner's own environment goes into
+ * the container: the image brings its PATH, the step brings its variables.
+ */
+export class DockerExecutor implements Executor {
+  /** The runner's env never enters the container, so no value of it needs masking here. */
+  readonly hostSecrets: readonly string[] = [];
+  /**
+   * Every cmd.run line goes through the image's shell: a plain command that does not exist in
+   * the image cannot be told from one that ran and failed (docker-init reports both as an exit).
+   */
+  readonly plainCommands = false;
+  private readonly attempts = new Set<DockerAttempt>();
+
+  constructor(private readonly options: DockerExecutorOptions) {}
+
+  async startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string; hint?: string }> {
+    const { engine, container } = this.options;
+    const missing = await imageProblem(engine, container.image);
+    if (missing) return missing;
+    let cwd: string | undefined;
+    if (setup.cwd !== undefined) {
+      cwd = resolve(setup.cwd);
+      // Docker would refuse a missing bind source with a message about mounts; say it in step terms.
+      if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
+        return { problem: `the step's cwd ${cwd} is not a folder on the runner` };
+      }
+    }
+    let scratch: string;
+    try {
+      scratch = scratchFolder(this.options.tmpDir ?? tmpdir());
+    } catch (error) {
+      return { problem: `cannot create the scratch folder: ${(error as Error).message}` };
+    }
+    const files: Record<string, string> = {};
+    try {
+      for (const [name, content] of Object.entries(setup.files ?? {})) {
+        const path = join(scratch, name);
+        // Readable by the container's user, who is not the runner's; the folder above is private.
+        await writeFile(path, content, { flag: "wx", mode: 0o644 });
+        files[name] = path;
+      }
+    } catch (error) {
+      removeScratch(scratch);
+      return { problem: `cannot write the step's files: ${(error as Error).message}` };
+    }
+    const env: Record<string, string> = {
+      // Tools that write under $HOME have somewhere to: the user has no home in most images.
+      HOME: "/tmp",
+      ...(cwd ? { PWD: cwd } : {}),
+      ...setup.env,
+      RUNYARD_OUTPUT: join(scratch, "output"),
+    };
+    const attempt = new DockerAttempt(this.options, setup, env, files, scratch, cwd, containerUser(cwd), () =>
+      this.attempts.delete(attempt),
+    );
+    this.attempts.add(attempt);
+    return attempt;
+  }
+
+  /** Removes the containers of attempts still running (the runner is stopping). */
+  close(): void {
+    for (const attempt of this.attempts) void attempt.dispose();
+  }
+}
+
+/** The image must be on the runner already: runyard does not pull for steps (see docs/workflows.md). */
+async function imageProblem(
+  engine: DockerEngine,
+  image: string,
+): Promise<{ problem: string; hint: string } | undefined> {
+  try {
+    await engine.docker.getImage(image).inspect();
+    return undefined;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) {
+      return {
+        problem: `image ${image} is not on this runner's Docker engine`,
+        hint: `Make it available on the runner: \`docker pull ${image}\`, or \`docker build -t ${image} .\` where its Dockerfile is; runyard does not pull images for steps.`,
+      };
+    }
+    return {
+      problem: `cannot reach the Docker engine to run the step in ${image}: ${(error as Error).message}`,
+      hint: "Check that Docker runs on the runner and that the runner may use its socket (/var/run/docker.sock).",
+    };
+  }
+}
+
+/**
+ * The attempt's scratch folder: a private folder (0700) of the runner holding one world-writable
+ * folder, the one mounted into the container. The container's user is not the runner's, so it
+ * needs the write bit to create `$RUNYARD_OUTPUT`; no other user of the host can reach it
+ * through the private parent, and the container sees nothing but it.
+ */
+function scratchFolder(tmp: string): string {
+  const parent = mkdtempSync(join(tmp, "runyard-docker-"));
+  const folder = join(parent, "attempt");
+  try {
+    mkdirSync(folder);
+    chmodSync(folder, 0o777); // after: the umask would take the write bits off at mkdir
+    return folder;
+  } catch (error) {
+    rmSync(parent, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function removeScratch(scratch: string): void {
+  try {
+    rmSync(join(scratch, ".."), { recursive: true, force: true });
+  } catch {
+    // A file the step made that the runner may not remove; the OS temp folder is cleaned some day.
+  }
+}
+
+/**
+ * Who the commands run as, never root: the runner's own user when it is not root (files the step
+ * writes are then the runner's); under a root runner, the owner of the step's cwd when that is not
+ * root, so the step can write its workspace; else nobody (65534), who can write only the scratch
+ * folder and what is writable to all.
+ */
+function containerUser(cwd: string | undefined): string {
+  const uid = process.getuid?.() ?? 0;
+  if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
+  const owner = cwd ? statSync(cwd, { throwIfNoEntry: false }) : undefined;
+  if (owner && owner.uid !== 0 && owner.gid !== 0) return `${owner.uid}:${owner.gid}`;
+  return defaultContainerUser;
+}
+
+class DockerAttempt implements ExecAttempt {
+  private seenSize = 0;
+  private seenMtimeMs = 0;
+  private readonly outputFile: string;
+  private readonly running = new Set<string>();
+  private disposed = false;
+
+  constructor(
+    private readonly options: DockerExecutorOptions,
+    private readonly setup: AttemptSetup,
+    readonly env: Record<string, string>,
+    readonly files: Record<string, string>,
+    private readonly scratch: string,
+    private readonly cwd: string | undefined,
+    private readonly user: string,
+    private readonly onDisposed: () => void,
+  ) {
+    this.outputFile = env.RUNYARD_OUTPUT!;
+  }
+
+  async run(command: AttemptCommand): Promise<ExecResult> {
+    const startedAt = performance.now();
+    const { engine, container } = this.options;
+    const signal = this.setup.signal;
+    if (signal?.aborted) return stoppedBeforeStart("canceled", startedAt);
+    const mounts: ContainerMount[] = [{ source: this.scratch, target: this.scratch }];
+    if (this.cwd) mounts.push({ source: this.cwd, target: this.cwd });
+    const spec = hardenedContainer({
+      image: container.image,
+      name: `runyard-step-${randomBytes(6).toString("hex")}`,
+      env: this.env,
+      cmd: command.argv,
+      limits: { memoryBytes: container.memory_bytes, cpus: container.cpus, pids: container.pids },
+      network: container.network,
+      user: this.user,
+      ownerLabels: this.options.labels,
+      mounts,
+      ...(this.cwd ? { workingDir: this.cwd } : {}),
+    });
+    // The step's argv is the whole command, as with a process: an image's ENTRYPOINT would
+    // otherwise be put in front of it ([""] is how the Docker API clears it).
+    spec.Entrypoint = [""];
+    // docker-init as PID 1: a shell as PID 1 ignores SIGTERM (the kernel gives PID 1 no default
+    // handlers), so a stop would always wait out the grace; docker-init passes it on and reaps.
+    spec.HostConfig = { ...spec.HostConfig, Init: true };
+    spec.AttachStdout = true;
+    spec.AttachStderr = true;
+
+    let id: string;
+    try {
+      id = await engine.create(spec);
+    } catch (error) {
+      return notStarted(`cannot create the step's container: ${(error as Error).message}`, startedAt);
+    }
+    this.running.add(id);
+    try {
+      const handle = engine.docker.getContainer(id);
+      const stream = (await handle.attach({
+        stream: true,
+        stdout: true,
+        stderr: true,
+      })) as unknown as Readable;
+      const output = pumpOutput(stream, command.onOutput);
+      try {
+        await handle.start();
+      } catch (error) {
+        stream.destroy();
+        await output;
+        return notStarted(`cannot start the step's container: ${(error as Error).message}`, startedAt);
+      }
+      const stopper = new ContainerStopper(engine, id, this.setup.limits.killGraceMs);
+      const onAbort = () => stopper.stop("canceled");
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const timer =
+        command.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => stopper.stop("timeout"), command.timeoutMs);
+      // Aborted between the check above and the listener: stop it now.
+      if (signal?.aborted) onAbort();
+      let exitCode: number;
+      try {
+        const [waited] = await Promise.all([handle.wait() as Promise<{ StatusCode: number }>, output]);
+        exitCode = waited.StatusCode;
+      } finally {
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        stopper.done();
+      }
+      const durationMs = performance.now() - startedAt;
+      if (stopper.reason) {
+        return {
+          ...baseResult(durationMs),
+          status: stopper.reason,
+          exitCode: null,
+          signal: stopper.lastSignal,
+        };
+      }
+      if (exitCode === 137 && (await engine.inspect(id).catch(() => undefined))?.oomKilled) {
+        command.onOutput(
+          "stderr",
+          `runyard: the container went over its memory limit of ${Math.round(container.memory_bytes / 1024 / 1024)}m and was killed; raise the host's memory\n`,
+        );
+      }
+      return {
+        ...baseResult(durationMs),
+        status: exitCode === 0 ? "success" : "failed",
+        exitCode,
+        signal: null,
+      };
+    } finally {
+      this.running.delete(id);
+      await engine.remove(id).catch(() => {});
+    }
+  }
+
+  outputFileChanged(): string | undefined {
+    const stat = statSync(this.outputFile, { throwIfNoEntry: false });
+    if (!stat?.isFile() || (stat.size === this.seenSize && stat.mtimeMs === this.seenMtimeMs))
+      return undefined;
+    this.seenSize = stat.size;
+    this.seenMtimeMs = stat.mtimeMs;
+    try {
+      return readFileSync(this.outputFile, "utf8");
+    } catch {
+      return undefined; // read again at the end of the attempt, where a failure is reported
+    }
+  }
+
+  async readOutputFile(): Promise<OutputFileContents> {
+    try {
+      const stat = statSync(this.outputFile, { throwIfNoEntry: false });
+      if (!stat || stat.size === 0) return { text: "" };
+      return { text: await readFile(this.outputFile, "utf8") };
+    } catch (error) {
+      return { problem: `cannot read $RUNYARD_OUTPUT: ${(error as Error).message}` };
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all([...this.running].map((id) => this.options.engine.remove(id).catch(() => {})));
+    removeScratch(this.scratch);
+    this.onDisposed();
+  }
+}
+
+/**
+ * Stops a container the way the process executor stops a process group: SIGTERM, then SIGKILL
+ * after the grace. Docker's own `stop` takes whole seconds; steps are given milliseconds.
+ */
+class ContainerStopper {
+  reason: "canceled" | "timeout" | undefined;
+  lastSignal: string | null = null;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly engine: DockerEngine,
+    private readonly id: string,
+    private readonly graceMs: number,
+  ) {}
+
+  stop(reason: "canceled" | "timeout"): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.send("SIGTERM");
+    this.killTimer = setTimeout(() => this.send("SIGKILL"), this.graceMs);
+  }
+
+  done(): void {
+    if (this.killTimer) clearTimeout(this.killTimer);
+  }
+
+  private send(signal: "SIGTERM" | "SIGKILL"): void {
+    this.lastSignal = signal;
+    // A container that ended meanwhile answers 409; the wait sees its end either way.
+    this.engine.docker
+      .getContainer(this.id)
+      .kill({ signal })
+      .catch(() => {});
+  }
+}
+
+/** Hands the container's output on as it comes, stdout and stderr apart, each decoded on its own. */
+async function pumpOutput(stream: Readable, onOutput: AttemptCommand["onOutput"]): Promise<void> {
+  const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+  try {
+    for await (const { stream: name, data } of frames(stream)) {
+      const text = decoders[name].write(data);
+      if (text) onOutput(name, text);
+    }
+  } catch {
+    // The connection closed under us (the container was removed): what came before is delivered.
+  }
+  for (const name of ["stdout", "stderr"] as const) {
+    const rest = decoders[name].end();
+    if (rest) onOutput(name, rest);
+  }
+}
+
+function baseResult(durationMs: number): Pick<ExecResult, "durationMs" | "memoryPeakBytes" | "cpuMs"> {
+  // Docker's stats end with the container, and sampling them while it runs costs a request per
+  // sample for a number the limits already bound; a container step reports no memory peak or CPU.
+  return { durationMs: Math.round(durationMs), memoryPeakBytes: 0, cpuMs: 0 };
+}
+
+function notStarted(message: string, startedAt: number): ExecResult {
+  return {
+    ...baseResult(performance.now() - startedAt),
+    status: "failed",
+    exitCode: null,
+    signal: null,
+    spawnError: message,
+  };
+}
+
+function stoppedBeforeStart(status: "canceled", startedAt: number): ExecResult {
+  return { ...baseResult(performance.now() - startedAt), status, exitCode: null, signal: null };
+}
+
+/**
+ * Removes the step containers a previous life of this runner left (it crashed, or was killed,
+ * with steps running): they carry its runner label. Bots' containers are left alone.
+ */
+export async function removeLeftoverStepContainers(
+  engine: DockerEngine,
+  runnerId: string,
+): Promise<string[]> {
+  const list = await engine.docker.listContainers({
+    all: true,
+    filters: { label: [`${managedLabel}=1`, `${runnerLabel}=${runnerId}`, stepLabel] },
+  });
+  await Promise.all(list.map((container) => engine.remove(container.Id)));
+  return list.map((container) => container.Id);
+}

@@ -1,0 +1,462 @@
+import { chownSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunEvent } from "../src/core/events.js";
+import { DockerEngine } from "../src/exec/docker-engine.js";
+import { finished, parseEvents, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
+import { busyboxImage, requireDocker } from "./helpers/docker.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  submit,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+import { startModelServer, turns } from "./model-server/server.js";
+
+const haveDocker = await requireDocker();
+const engine = new DockerEngine();
+let image = "";
+/** Every run a test started: its containers (labelled `runyard.run=<id>`) are this file's alone. */
+const runIds = new Set<string>();
+
+beforeAll(async () => {
+  if (haveDocker) image = await busyboxImage();
+});
+
+afterAll(async () => {
+  if (!haveDocker) return;
+  // The executor removes its containers; this only clears up after a test that failed midway.
+  for (const runId of runIds) {
+    for (const container of await containersOf(runId)) await engine.remove(container.Id);
+  }
+});
+
+/**
+ * A workspace for a step. Under a root runner (as in CI) the container runs as the workspace's
+ * owner, so it is given to an ordinary uid; under another user the container runs as that user.
+ */
+function workspace(): { dir: string; uid: number } {
+  const dir = tempDir();
+  const uid = process.getuid?.() ?? 0;
+  if (uid !== 0) return { dir, uid };
+  chownSync(dir, 1234, 1234);
+  return { dir, uid: 1234 };
+}
+
+function containersOf(runId: string) {
+  return engine.docker.listContainers({ all: true, filters: { label: [`runyard.run=${runId}`] } });
+}
+
+/** Resolves once a container of the run is running (Docker has no push for that short of events). */
+async function containerRunning(runId: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await containersOf(runId);
+    if (list.some((c) => c.State === "running")) return;
+    if (Date.now() > deadline) throw new Error(`no container of run ${runId} ran within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A workflow whose one host runs its steps in the busybox image; `host` adds settings. */
+function dockerFlow(steps: string, host = "", hostImage = image): string {
+  return `name: docker-steps
+inventory:
+  hosts:
+    box:
+      executor: docker
+      image: ${hostImage}
+${host}steps:
+${steps}`;
+}
+
+function runIdOf(stdout: string): string | undefined {
+  const first = stdout.split("\n")[0];
+  if (!first) return undefined;
+  try {
+    return (JSON.parse(first) as RunEvent).run_id;
+  } catch {
+    return undefined;
+  }
+}
+
+function outputOf(events: RunEvent[], step: string, stream: "stdout" | "stderr"): string {
+  return events
+    .flatMap((e) => (e.type === "step.output" && e.step === step && e.stream === stream ? [e.data] : []))
+    .join("");
+}
+
+describe.skipIf(!haveDocker)("the docker executor with runyard run", () => {
+  it("runs a step in the image, streams its stdout and stderr, and hands an export to the next step", async () => {
+    const { dir, uid } = workspace();
+    writeFileSync(join(dir, "input.txt"), "from the workspace\n");
+    const file = writeWorkflow(
+      dockerFlow(`  - name: produce
+    action: cmd.run
+    args:
+      shell: sh
+      cwd: ${dir}
+      cmd: |
+        cat input.txt
+        echo "running as $(id -u)" >&2
+        echo made > made.txt
+        echo "GREETING=hello from a container" >> "$RUNYARD_OUTPUT"
+  - name: consume
+    action: shell.run
+    args:
+      shell: sh
+      script: echo "got $GREETING"
+`),
+    );
+    const result = await runCli(["run", file, "--json"]);
+    const events = parseEvents(result.stdout);
+    runIds.add(events[0]!.run_id);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(outputOf(events, "produce", "stdout")).toBe("from the workspace\n");
+    expect(outputOf(events, "produce", "stderr")).toBe(`running as ${uid}\n`);
+    expect(readFileSync(join(dir, "made.txt"), "utf8")).toBe("made\n");
+    expect(statSync(join(dir, "made.txt")).uid).toBe(uid);
+    expect(outputOf(events, "consume", "stdout")).toBe("got hello from a container\n");
+    expect(finished(events).vars).toMatchObject({ GREETING: "hello from a container" });
+    expect(await containersOf(events[0]!.run_id)).toEqual([]);
+  });
+
+  it("runs the container hardened, with the host's limits and the run's labels", async () => {
+    const { dir, uid } = workspace();
+    let inspected: Awaited<ReturnType<ReturnType<typeof engine.docker.getContainer>["inspect"]>> | undefined;
+    let problem: unknown;
+    const file = writeWorkflow(
+      dockerFlow(
+        `  - name: wait
+    action: shell.run
+    timeout_seconds: 30
+    args:
+      shell: sh
+      cwd: ${dir}
+      script: |
+        echo waiting
+        until [ -e go ]; do sleep 0.05; done
+        echo done
+`,
+        "      memory: 128m\n      cpus: 0.25\n      pids: 50\n",
+      ),
+    );
+    const result = await runCli(["run", file, "--json"], {
+      onStdout: (chunk) => {
+        // Known at once, so that afterAll clears the container even when this test fails midway.
+        const seen = runIdOf(chunk);
+        if (seen) runIds.add(seen);
+        if (!chunk.includes('"data":"waiting\\n"') || inspected || problem) return;
+        void (async () => {
+          const runId = runIdOf(chunk) ?? "";
+          const [container] = await containersOf(runId);
+          inspected = await engine.docker.getContainer(container!.Id).inspect();
+        })()
+          .catch((error: unknown) => {
+            problem = error;
+          })
+          .finally(() => writeFileSync(join(dir, "go"), ""));
+      },
+    });
+    expect(problem).toBeUndefined();
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    const runId = parseEvents(result.stdout)[0]!.run_id;
+    runIds.add(runId);
+    const host = inspected!.HostConfig;
+    expect(host.CapDrop).toEqual(["ALL"]);
+    expect(host.SecurityOpt).toEqual(["no-new-privileges"]);
+    expect(host.Privileged).toBe(false);
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(host.Memory).toBe(128 * 1024 * 1024);
+    expect(host.MemorySwap).toBe(128 * 1024 * 1024);
+    expect(host.NanoCpus).toBe(250_000_000);
+    expect(host.PidsLimit).toBe(50);
+    expect(host.NetworkMode).toBe("none");
+    expect(inspected!.Config.User).toBe(`${uid}:${uid}`);
+    expect(inspected!.Config.Labels).toMatchObject({
+      "runyard.managed": "1",
+      "runyard.run": runId,
+      "runyard.step": "wait",
+      "runyard.host": "box",
+    });
+    expect(inspected!.Mounts.map((m) => m.Destination)).toContain(dir);
+    expect(inspected!.Mounts.some((m) => m.Source.includes("docker.sock"))).toBe(false);
+    expect(await containersOf(runId)).toEqual([]);
+  });
+
+  it("cancel (Ctrl-C) ends the step canceled and removes its container", async () => {
+    const file = writeWorkflow(
+      dockerFlow(`  - name: long
+    action: shell.run
+    args:
+      shell: sh
+      script: |
+        echo waiting
+        sleep 300
+`),
+    );
+    let runId: string | undefined;
+    const result = await runCli(["run", file, "--json"], {
+      env: { RUNYARD_KILL_GRACE_MS: "300" },
+      onStdout: (chunk, child) => {
+        runId ??= runIdOf(chunk);
+        if (chunk.includes('"data":"waiting\\n"')) child.kill("SIGINT");
+      },
+    });
+    runIds.add(runId!);
+    expect(result.code, result.stderr + result.stdout).toBe(130);
+    const end = finished(parseEvents(result.stdout));
+    expect(end.status).toBe("canceled");
+    expect(end.steps).toEqual([expect.objectContaining({ name: "long", status: "canceled" })]);
+    expect(await containersOf(runId!)).toEqual([]);
+  });
+
+  it("a step past its timeout ends timeout and its container is removed", async () => {
+    const file = writeWorkflow(
+      dockerFlow(`  - name: slow
+    action: shell.run
+    timeout_seconds: 1
+    args:
+      shell: sh
+      script: sleep 300
+`),
+    );
+    const result = await runCli(["run", file, "--json"], { env: { RUNYARD_KILL_GRACE_MS: "300" } });
+    const events = parseEvents(result.stdout);
+    runIds.add(events[0]!.run_id);
+    expect(result.code).toBe(1);
+    const end = finished(events);
+    expect(end.status).toBe("timeout");
+    expect(end.steps).toEqual([expect.objectContaining({ name: "slow", status: "timeout" })]);
+    expect(await containersOf(events[0]!.run_id)).toEqual([]);
+  });
+
+  it("an image missing on the machine fails the step at once, with a hint to pull or build it", async () => {
+    const file = writeWorkflow(
+      dockerFlow(
+        `  - name: nothing
+    action: cmd.run
+    args:
+      cmd: echo never
+`,
+        "",
+        "runyard-test-not-built:1",
+      ),
+    );
+    const result = await runCli(["run", file, "--json"]);
+    const events = parseEvents(result.stdout);
+    runIds.add(events[0]!.run_id);
+    expect(result.code).toBe(1);
+    const step = events.find((e) => e.type === "step.finished");
+    expect(step).toMatchObject({
+      status: "failed",
+      error: {
+        message: expect.stringContaining("image runyard-test-not-built:1 is not on this runner"),
+        hint: expect.stringContaining("docker pull runyard-test-not-built:1"),
+      },
+    });
+  });
+});
+
+describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
+  let server: TestServer;
+  let runner: Proc;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    runner = await startRunner(server.url, await runnerToken(server.url), { id: `docker-${process.pid}` });
+  });
+
+  afterAll(async () => {
+    await runner?.kill();
+    await server?.proc.kill();
+  });
+
+  it("runs a docker host's steps in containers on a runner with the docker label, output as step.output", async () => {
+    const { body: runners } = await api<Array<{ id: string; labels: string[] }>>(
+      server.url,
+      "GET",
+      "/api/runners",
+    );
+    expect(runners.find((r) => r.id === `docker-${process.pid}`)?.labels).toContain("docker");
+    const runId = await submit(
+      server.url,
+      dockerFlow(`  - name: produce
+    action: cmd.run
+    args:
+      shell: sh
+      cmd: |
+        echo out
+        echo err >&2
+        echo "VALUE=42" >> "$RUNYARD_OUTPUT"
+  - name: consume
+    action: cmd.run
+    args:
+      shell: sh
+      cmd: echo "value is $VALUE"
+`),
+    );
+    runIds.add(runId);
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status, JSON.stringify(run)).toBe("success");
+    const events = await readEvents(server.url, runId);
+    expect(outputOf(events, "produce", "stdout")).toBe("out\n");
+    expect(outputOf(events, "produce", "stderr")).toBe("err\n");
+    expect(outputOf(events, "consume", "stdout")).toBe("value is 42\n");
+    expect(await containersOf(runId)).toEqual([]);
+  });
+
+  it("cancelling the run stops the step's container and removes it", async () => {
+    const runId = await submit(
+      server.url,
+      dockerFlow(`  - name: long
+    action: shell.run
+    args:
+      shell: sh
+      script: sleep 300
+`),
+    );
+    runIds.add(runId);
+    await containerRunning(runId);
+    const cancel = await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+    expect(cancel.status).toBeLessThan(300);
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status).toBe("canceled");
+    expect(run.steps).toEqual([expect.objectContaining({ name: "long", status: "canceled" })]);
+    expect(await containersOf(runId)).toEqual([]);
+  });
+
+  it("a runner killed mid-step removes that step's container when it starts again", async () => {
+    const id = `docker-crash-${process.pid}`;
+    const home = tempDir();
+    const token = await runnerToken(server.url, "crashers");
+    const first = await startRunner(server.url, token, {
+      id,
+      group: "crashers",
+      env: { RUNYARD_HOME: home },
+    });
+    const runId = await submit(
+      server.url,
+      dockerFlow(
+        `  - name: long
+    action: shell.run
+    args:
+      shell: sh
+      script: sleep 300
+`,
+        "      group: crashers\n",
+      ),
+    );
+    runIds.add(runId);
+    await containerRunning(runId);
+    await first.kill("SIGKILL");
+    // Nothing of the dead runner stopped it: the container outlives its runner until the restart.
+    expect((await containersOf(runId)).map((c) => c.State)).toEqual(["running"]);
+    const second = await startRunner(server.url, token, {
+      id,
+      group: "crashers",
+      env: { RUNYARD_HOME: home },
+    });
+    try {
+      expect(await containersOf(runId)).toEqual([]);
+    } finally {
+      await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+      await second.kill();
+    }
+  });
+
+  it("an agent task's test command runs in a container when its tests name an executor", async () => {
+    const { dir } = workspace();
+    const model = await startModelServer(
+      turns(
+        {
+          toolCalls: [{ name: "write_file", input: { path: "hello.txt", content: "hello\n" }, id: "call_1" }],
+        },
+        { text: "Wrote hello.txt." },
+      ),
+    );
+    try {
+      const answer = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "Create hello.txt saying hello.",
+        cwd: dir,
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: "sk-test-docker-tests" },
+        tests: {
+          command: "grep -qx hello hello.txt && echo \"pid 1 is $(cat /proc/1/cmdline | tr '\\0' ' ')\"",
+          executor: { image, memory: "64m" },
+        },
+      });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      const runId = answer.body.run_id;
+      runIds.add(runId);
+      const run = await waitForRun(server.url, runId, isFinal, 60_000);
+      const events = await readEvents(server.url, runId);
+      expect(run.status, JSON.stringify(events.at(-1))).toBe("success");
+      // docker-init is PID 1 of a step's container only: on the runner, PID 1 is its own init.
+      expect(outputOf(events, "test", "stdout")).toBe(
+        "pid 1 is /sbin/docker-init -- sh -c grep -qx hello hello.txt && echo \"pid 1 is $(cat /proc/1/cmdline | tr '\\0' ' ')\" \n",
+      );
+      expect(await containersOf(runId)).toEqual([]);
+    } finally {
+      await model.stop();
+    }
+  });
+
+  it("an agent task's tests playbook runs in a container where its host says executor docker", async () => {
+    const { dir } = workspace();
+    const model = await startModelServer(turns({ text: "Nothing to change." }));
+    try {
+      const playbook = `name: checks
+inventory: {hosts: {box: {executor: docker, image: ${image}}}}
+steps:
+  - name: init
+    shell: sh
+    command: cat /proc/1/cmdline | tr '\\0' ' '
+`;
+      const answer = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "Look around.",
+        cwd: dir,
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: "sk-test-docker-tests" },
+        tests: { playbook },
+      });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      const runId = answer.body.run_id;
+      runIds.add(runId);
+      const run = await waitForRun(server.url, runId, isFinal, 60_000);
+      const events = await readEvents(server.url, runId);
+      expect(run.status, JSON.stringify(events.at(-1))).toBe("success");
+      expect(outputOf(events, "test: init", "stdout")).toMatch(/^\/sbin\/docker-init -- /);
+    } finally {
+      await model.stop();
+    }
+  });
+
+  it("an agent task's tests executor is checked at submit", async () => {
+    const answer = await api<{ error: { code: string; message: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "agent",
+        agent: "openai",
+        prompt: "x",
+        tests: { command: "true", executor: { image, memory: "lots" } },
+      },
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatchObject({
+      code: "INVALID_INPUT",
+      message: 'tests.executor: memory must be a size like 256m, got "lots"',
+      hint: expect.stringContaining("512m"),
+    });
+  });
+});
