@@ -28,9 +28,11 @@ RUN apt-get update \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The dependencies in a layer of their own, so that a change under src/ does not download them
-# again. Their install scripts run below, once the sources they need are there.
+# again. Their install scripts run below, once the sources they need are there. `npm install`
+# with the lockfile installs the locked versions; `npm ci` refuses this lockfile, which lacks the
+# other platforms' optional packages of @biomejs/biome (a dev tool).
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+RUN npm install --ignore-scripts --no-audit --no-fund
 COPY . .
 # npm's install scripts (better-sqlite3's binding, then runyard's own `install`, which compiles
 # the fork-server), tsc into dist/, then only the production dependencies are kept.
