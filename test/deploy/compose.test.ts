@@ -49,7 +49,7 @@ async function tools(): Promise<boolean> {
   return false;
 }
 
-/** Runs the compose file of the repository with the test's override, as its own project. */
+/** Runs the shipped compose file, put on the host's network, as a project of its own. */
 async function composeRun(args: string[], env: Record<string, string> = {}): Promise<string> {
   const [command, ...prefix] = compose!;
   // The project folder is the checkout, as for the shipped file: `build: .` means the repository.
