@@ -13,6 +13,7 @@ export const baseImageLabel = "runyard.test.base";
 
 export const testPythonImage = "runyard-test-python:1";
 export const testNodeImage = "runyard-test-node:1";
+export const testNodeRuntimeImage = "runyard-test-node-runtime:1";
 
 /** Stdlib folders no bot of a test needs; left out to keep the image small. */
 const skippedStdlib = new Set(["test", "__pycache__", "idlelib", "tkinter", "ensurepip"]);
@@ -37,6 +38,32 @@ export function pythonBaseImage(): Promise<string> {
 export function nodeBaseImage(): Promise<string> {
   return once(testNodeImage, (rootfs) => {
     copyWithLibraries("/usr/bin/node", rootfs);
+  });
+}
+
+/**
+ * What runyard's Dockerfile installs on `node:20-bookworm-slim` for its runtime stage, from the
+ * host's files: node, bash (steps and the orphan reaper), tini (PID 1) at Debian's paths, the
+ * official image's `node` user (uid 1000) and /usr/bin/env for the CLI's shebang; x86-64 Debian
+ * paths, as the CI machines have. No git: the steps of the compose test fetch nothing.
+ */
+export function nodeRuntimeBaseImage(): Promise<string> {
+  return once(testNodeRuntimeImage, (rootfs) => {
+    for (const binary of ["/usr/bin/node", "/usr/bin/bash", "/usr/bin/tini"]) {
+      copyWithLibraries(binary, rootfs);
+    }
+    // The rest of libc6 that native modules link and node itself does not (argon2's librt).
+    for (const library of ["/lib/x86_64-linux-gnu/librt.so.1", "/lib/x86_64-linux-gnu/libresolv.so.2"]) {
+      copyFileSync(library, join(rootfs, library));
+    }
+    mkdirSync(join(rootfs, "etc"));
+    writeFileSync(
+      join(rootfs, "etc/passwd"),
+      "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n",
+    );
+    writeFileSync(join(rootfs, "etc/group"), "root:x:0:\nnode:x:1000:\n");
+    symlinkSync("/bin/busybox", join(rootfs, "usr/bin/env"));
+    mkdirSync(join(rootfs, "usr/local/bin"), { recursive: true });
   });
 }
 
@@ -72,6 +99,8 @@ async function buildBase(tag: string, fill: (rootfs: string) => void): Promise<s
         "COPY rootfs/ /",
         // busybox's applets give the image a /bin/sh, so a Dockerfile's shell-form RUN works.
         'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+        // A /tmp anyone may write to, as Debian's (the context's tar drops the sticky mode).
+        'RUN ["/bin/busybox", "sh", "-c", "mkdir -p /tmp && chmod 1777 /tmp"]',
         "ENV PATH=/usr/local/bin:/usr/bin:/bin",
         "",
       ].join("\n"),
