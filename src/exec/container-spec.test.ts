@@ -30,6 +30,7 @@ describe("hardenedContainer", () => {
     expect(host?.Tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,size=64m" });
     expect(host?.NetworkMode).toBe("none");
     expect(host?.RestartPolicy).toEqual({ Name: "no" });
+    expect(host?.Init).toBe(true);
     expect(host?.Binds).toEqual([]);
     expect(host?.Mounts).toEqual([]);
   });

@@ -97,6 +97,10 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
       Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
       NetworkMode: input.network,
       RestartPolicy: { Name: "no" },
+      // docker-init as PID 1: a program as PID 1 gets no default signal handlers from the kernel,
+      // so SIGTERM would be ignored and every stop would wait out the grace; docker-init passes
+      // signals on and reaps zombies.
+      Init: true,
       Binds: [],
       Mounts: mounts.map((mount) => ({
         Type: "bind" as const,

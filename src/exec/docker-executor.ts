@@ -217,9 +217,6 @@ class DockerAttempt implements ExecAttempt {
     // The step's argv is the whole command, as with a process: an image's ENTRYPOINT would
     // otherwise be put in front of it ([""] is how the Docker API clears it).
     spec.Entrypoint = [""];
-    // docker-init as PID 1: a shell as PID 1 ignores SIGTERM (the kernel gives PID 1 no default
-    // handlers), so a stop would always wait out the grace; docker-init passes it on and reaps.
-    spec.HostConfig = { ...spec.HostConfig, Init: true };
     spec.AttachStdout = true;
     spec.AttachStderr = true;
 
