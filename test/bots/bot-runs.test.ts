@@ -47,6 +47,8 @@ interface BotView {
   oom_killed: boolean;
   error: { code: string; message: string; hint: string } | null;
   uptime_secs: number | null;
+  memory_bytes: number | null;
+  cpu_percent: number | null;
   last_logs?: string[];
 }
 
@@ -182,6 +184,11 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect(running.runner_id).toBe(`bot-runner-${run}`);
     expect(running.uptime_secs).not.toBeNull();
     const lines = await waitLogs("echo-bot", "echo bot up");
+    // What it uses now, sampled by its runner and carried by the heartbeats.
+    const sampled = await waitBot("echo-bot", (b) => b.memory_bytes !== null, 20_000);
+    expect(sampled.memory_bytes).toBeGreaterThan(100_000);
+    expect(sampled.memory_bytes).toBeLessThan(64 * 1024 * 1024);
+    expect(sampled.cpu_percent).toBeGreaterThanOrEqual(0);
     // The token reached the container's env, and never runyard's logs: they are masked.
     expect(lines.find((line) => line.includes("echo bot up"))).toBe("echo bot up, token ***");
     const build = await logs("echo-bot", "?build=true");
