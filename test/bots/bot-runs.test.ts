@@ -456,7 +456,7 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect(invalid.body.error?.hint).toContain("docker_image");
     const unknown = await job({ action: "status", bot_id: "nope" });
     expect(unknown.status).toBe(404);
-    expect(unknown.body).toMatchObject({ status: "failure", error: { code: "BOT_NOT_FOUND" } });
+    expect(unknown.body).toMatchObject({ status: "failure", error: { code: "NOT_FOUND" } });
     const blueprint = await api<{ status: string }>(server.url, "POST", "/jobs", {
       blueprint: "other",
       data: {},

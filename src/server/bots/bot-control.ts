@@ -105,10 +105,14 @@ export class BotControl {
     return { bot, runId: run.id };
   }
 
-  /** The caller's bot of that name (a removed one is gone); BOT_NOT_FOUND otherwise. */
+  /** The caller's bot of that name (a removed one is gone); NOT_FOUND otherwise. */
   async find(principal: Principal | undefined, name: string): Promise<BotRecord> {
     const bot = await this.deps.store.findBot(principal?.tenant_id ?? null, botOwner(principal), name);
-    if (!bot) throw new RunyardError("BOT_NOT_FOUND", `you have no bot named ${name}`);
+    if (!bot) {
+      throw new RunyardError("NOT_FOUND", `you have no bot named ${name}`, {
+        hint: "`runyard bot list` shows your bots by name (a removed bot is gone).",
+      });
+    }
     return bot;
   }
 
