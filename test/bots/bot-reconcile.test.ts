@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { type BotView, botLogs, waitBot as waitBotIn } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
@@ -32,15 +33,6 @@ const run = `reconcile-${process.pid}-${Date.now().toString(36)}`;
 const engine = new DockerEngine();
 const runnerId = `reconcile-runner-${run}`;
 
-interface BotView {
-  id: string;
-  state: string;
-  restarts: number;
-  exit_code: number | null;
-  runner_id: string | null;
-  last_logs?: string[];
-}
-
 let server: TestServer;
 let serverHome: string;
 let port: number;
@@ -57,25 +49,9 @@ async function startOurRunner(): Promise<Proc> {
   return runner;
 }
 
-async function status(name: string): Promise<BotView> {
-  const answer = await api<BotView>(server.url, "GET", `/api/bots/${name}`);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return answer.body;
-}
-
-async function waitBot(
-  name: string,
-  predicate: (bot: BotView) => boolean,
-  timeoutMs = 30_000,
-): Promise<BotView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const bot = await status(name);
-    if (predicate(bot)) return bot;
-    if (Date.now() > deadline) throw new Error(`bot ${name} never matched; last: ${JSON.stringify(bot)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const waitBot = (name: string, predicate: (bot: BotView) => boolean) =>
+  waitBotIn(server.url, name, predicate);
+const lines = (name: string) => botLogs(server.url, name);
 
 async function containerOf(botId: string): Promise<{ Id: string; State: string } | undefined> {
   const [container] = await engine.docker.listContainers({
@@ -93,11 +69,6 @@ async function startBot(name: string): Promise<{ id: string; containerId: string
   const container = await containerOf(answer.body.bot.id);
   expect(container?.State).toBe("running");
   return { id: answer.body.bot.id, containerId: container!.Id };
-}
-
-async function lines(name: string): Promise<string[]> {
-  const answer = await api<{ lines: { text: string }[] }>(server.url, "GET", `/api/bots/${name}/logs`);
-  return answer.body.lines.map((line) => line.text);
 }
 
 describe.skipIf(!haveDocker)("bots across server and runner restarts", () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { pythonBaseImage } from "../helpers/base-images.js";
+import { type BotView, botLogs, botStatus, waitBot as waitBotIn, waitBotLogs } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
@@ -35,23 +36,6 @@ const run = `bots-${process.pid}-${Date.now().toString(36)}`;
 const engine = new DockerEngine();
 const botToken = `123456:ABC-secret-${run}`;
 
-interface BotView {
-  id: string;
-  name: string;
-  state: string;
-  image: string | null;
-  runner_id: string | null;
-  run_id: string | null;
-  restarts: number;
-  exit_code: number | null;
-  oom_killed: boolean;
-  error: { code: string; message: string; hint: string } | null;
-  uptime_secs: number | null;
-  memory_bytes: number | null;
-  cpu_percent: number | null;
-  last_logs?: string[];
-}
-
 let server: TestServer;
 let runner: Proc;
 let botImage: string;
@@ -64,46 +48,11 @@ async function startBot(body: Record<string, unknown>): Promise<{ bot: BotView; 
   return answer.body;
 }
 
-async function status(name: string): Promise<BotView> {
-  const answer = await api<BotView>(server.url, "GET", `/api/bots/${name}`);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return answer.body;
-}
-
-/** Polls the bot until `predicate` holds; its record follows its events. */
-async function waitBot(
-  name: string,
-  predicate: (bot: BotView) => boolean,
-  timeoutMs = 60_000,
-): Promise<BotView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const bot = await status(name);
-    if (predicate(bot)) return bot;
-    if (Date.now() > deadline) throw new Error(`bot ${name} never matched; last: ${JSON.stringify(bot)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function logs(name: string, query = ""): Promise<string[]> {
-  const answer = await api<{ lines: { text: string }[] }>(
-    server.url,
-    "GET",
-    `/api/bots/${name}/logs${query}`,
-  );
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return answer.body.lines.map((line) => line.text);
-}
-
-async function waitLogs(name: string, text: string): Promise<string[]> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const lines = await logs(name);
-    if (lines.some((line) => line.includes(text))) return lines;
-    if (Date.now() > deadline) throw new Error(`bot ${name} never printed ${text}; got ${lines.join("|")}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const status = (name: string) => botStatus(server.url, name);
+const waitBot = (name: string, predicate: (bot: BotView) => boolean, timeoutMs?: number) =>
+  waitBotIn(server.url, name, predicate, timeoutMs);
+const logs = (name: string, query = "") => botLogs(server.url, name, query);
+const waitLogs = (name: string, text: string) => waitBotLogs(server.url, name, text);
 
 async function stopAndRemove(name: string): Promise<void> {
   const current = await status(name);

@@ -7,6 +7,7 @@ import type { BotRecord } from "../../store/types.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
+import { watchRun } from "../run-watch.js";
 import type { StartBotBody } from "../runs/bot-spec.js";
 
 /**
@@ -163,27 +164,10 @@ export class BotControl {
    * woken by its run's events, with a slow poll in case a notice from another replica is lost.
    */
   async settled(bot: BotRecord, timeoutMs: number): Promise<BotRecord> {
-    const runId = bot.run_id;
-    let wake: () => void = () => undefined;
-    const unsubscribe = runId
-      ? [this.deps.bus.subscribe(runId, () => wake()), this.deps.bus.subscribeStored(runId, () => wake())]
-      : [];
-    const deadline = Date.now() + timeoutMs;
-    try {
-      for (;;) {
-        const now = (await this.deps.store.getBot(bot.id)) ?? bot;
-        if ((now.state !== "building" && now.state !== "pulling") || Date.now() >= deadline) return now;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(1000, Math.max(1, deadline - Date.now())));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-    } finally {
-      for (const stop of unsubscribe) stop();
-    }
+    const read = async () => (await this.deps.store.getBot(bot.id)) ?? bot;
+    const settled = (now: BotRecord) => now.state !== "building" && now.state !== "pulling";
+    if (!bot.run_id) return read();
+    return watchRun(this.deps, bot.run_id, timeoutMs, read, settled, (event) => event.type === "bot.state");
   }
 
   /** The container's (or the build's) output of the bot's current life, from its run's events. */
