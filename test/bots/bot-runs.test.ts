@@ -35,6 +35,8 @@ const haveDocker = await requireDocker();
 const run = `bots-${process.pid}-${Date.now().toString(36)}`;
 const engine = new DockerEngine();
 const botToken = `123456:ABC-secret-${run}`;
+/** The server's cap on a bot's stored output: its newest bytes are kept. */
+const logCap = 32 * 1024;
 
 let server: TestServer;
 let runner: Proc;
@@ -91,7 +93,11 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
       `runyard-test-bot-${run}:1`,
       'trap "exit 0" TERM; echo "bot up as $(id -u)"; while true; do sleep 1 & wait $!; done',
     );
-    server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64" });
+    server = await startTestServer(tempDir(), {
+      RUNYARD_BOT_NETWORK: "none",
+      RUNYARD_BOT_MEMORY_MB: "64",
+      RUNYARD_MAX_BOT_LOG_BYTES: String(logCap),
+    });
     runner = await startRunner(server.url, await runnerToken(server.url), {
       id: `bot-runner-${run}`,
       env: {
@@ -182,6 +188,22 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect(removed.body.state).toBe("removed");
     expect((await api(server.url, "GET", "/api/bots/echo-bot")).status).toBe(404);
   }, 180_000);
+
+  it("keeps a chatty bot's newest output within the log cap, dropping the oldest", async () => {
+    // 3000 numbered lines of about 100 bytes: ten times the cap.
+    const chatty = await commandImage(
+      `runyard-test-chatty-${run}:1`,
+      `trap "exit 0" TERM; i=0; while [ $i -lt 3000 ]; do echo "line-$i ${"x".repeat(90)}"; i=$((i+1)); done; echo done-printing; while true; do sleep 1 & wait $!; done`,
+    );
+    await startBot({ name: "chatty", image: chatty });
+    const lines = await waitLogs("chatty", "done-printing");
+    const bytes = lines.reduce((sum, line) => sum + line.length + 1, 0);
+    expect(bytes).toBeLessThanOrEqual(logCap);
+    expect(lines.at(-2)).toMatch(/^line-2999 /);
+    const first = Number(/^line-(\d+) /.exec(lines[0] ?? "")?.[1]);
+    expect(first).toBeGreaterThan(2000);
+    await stopAndRemove("chatty");
+  }, 60_000);
 
   it("a bot that exits 1 ends crashed with its exit code and its last lines kept", async () => {
     await startBot({
