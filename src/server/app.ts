@@ -13,6 +13,7 @@ import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botRoutes } from "./routes/bots.js";
+import { webUiRoutes } from "./web-ui.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 import { secretRoutes } from "./routes/secrets.js";
@@ -106,6 +107,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     seed001JobRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
+  app.register(webUiRoutes);
   return app;
 }
 
