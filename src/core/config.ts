@@ -190,7 +190,11 @@ export const configSchema = z.object({
    * Server: a bot's stored output (build and containers), its newest bytes kept: past it the
    * oldest lines are deleted, so `bot logs` always has the latest. 0: no cap.
    */
-  maxBotLogBytes: z.coerce.number().int().nonnegative().default(8 * 1024 * 1024),
+  maxBotLogBytes: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(8 * 1024 * 1024),
   /** Server: the largest custom-mode archive a bot start may upload, in bytes. */
   maxBotUploadBytes: z.coerce
     .number()

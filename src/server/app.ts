@@ -13,13 +13,13 @@ import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botRoutes } from "./routes/bots.js";
-import { webUiRoutes } from "./web-ui.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 import { secretRoutes } from "./routes/secrets.js";
 import { seed001JobRoutes } from "./routes/seed001-jobs.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
+import { webUiRoutes } from "./web-ui.js";
 
 /**
  * The largest request body most routes take; `POST /api/runs` takes more (`runBodyLimit`).
