@@ -136,7 +136,6 @@ export class BotJobHandler implements JobHandler<"bot"> {
       },
       onState: (change) => {
         last = change;
-        output.changed(change);
         emit({
           type: "bot.state",
           bot_id: task.bot_id,
@@ -149,6 +148,8 @@ export class BotJobHandler implements JobHandler<"bot"> {
           ...(change.containerId ? { container_id: change.containerId } : {}),
           image: image.name,
         });
+        // After the state: `running` is what a start waits for; the output steps follow it.
+        output.changed(change);
         if (finalStates.has(change.state)) ended();
       },
     });
