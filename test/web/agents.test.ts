@@ -97,7 +97,7 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     await logIn(page, up.url);
     await page.goto(`${up.url}#/agents`);
     await page.getByRole("form", { name: "Start an agent task" }).waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(page, "agents-phone");
     await page.close();
