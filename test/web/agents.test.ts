@@ -1,6 +1,8 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
+import { tempDir } from "../helpers/cli.js";
+import { git, seedBareRepo } from "../helpers/git-repos.js";
 import { api } from "../helpers/server.js";
 import { type ModelServer, startModelServer, type Turn, turns } from "../model-server/server.js";
 
@@ -28,6 +30,22 @@ async function fill(page: Page, label: string | RegExp, value: string): Promise<
   await page.getByLabel(label, { exact: true }).fill(value);
 }
 
+/** The task form with these agents, the prompt and the model server's URL and key as env. */
+async function fillTask(page: Page, agents: string[], prompt: string): Promise<void> {
+  await page.goto(`${up.url}#/agents`);
+  const group = page.getByRole("group", { name: /^Agents/ });
+  await group.getByRole("checkbox", { name: "openai" }).waitFor();
+  for (const box of await group.getByRole("checkbox").all()) await box.uncheck();
+  for (const agent of agents) await group.getByRole("checkbox", { name: agent }).check();
+  await fill(page, "Prompt", prompt);
+  await page.getByRole("button", { name: "Add variable" }).click();
+  await fill(page, "Variable 1 name", "OPENAI_BASE_URL");
+  await fill(page, "Variable 1 value", `${model.url}/v1`);
+  await page.getByRole("button", { name: "Add variable" }).click();
+  await fill(page, "Variable 2 name", "OPENAI_API_KEY");
+  await fill(page, "Variable 2 value", apiKey);
+}
+
 describe.skipIf(!haveBrowser)("the agents pages", () => {
   beforeAll(async () => {
     model = await startModelServer(turns(writeTurn, doneTurn, followTurn));
@@ -43,19 +61,8 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
   it("starts an openai task from the form and follows its transcript, tokens and result live", async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, up.url);
-    await page.goto(`${up.url}#/agents`);
     // The local runner advertises the built-in agent: the form offers it.
-    const agents = page.getByRole("group", { name: /^Agents/ });
-    await agents.getByRole("checkbox", { name: "openai" }).waitFor();
-    for (const box of await agents.getByRole("checkbox").all()) await box.uncheck();
-    await agents.getByRole("checkbox", { name: "openai" }).check();
-    await fill(page, "Prompt", "Create hello.py that prints hello.");
-    await page.getByRole("button", { name: "Add variable" }).click();
-    await fill(page, "Variable 1 name", "OPENAI_BASE_URL");
-    await fill(page, "Variable 1 value", `${model.url}/v1`);
-    await page.getByRole("button", { name: "Add variable" }).click();
-    await fill(page, "Variable 2 name", "OPENAI_API_KEY");
-    await fill(page, "Variable 2 value", apiKey);
+    await fillTask(page, ["openai"], "Create hello.py that prints hello.");
     await screenshot(page, "agents-start");
     await page.getByRole("button", { name: "Start", exact: true }).click();
 
@@ -91,6 +98,36 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
       .waitFor({ timeout: 60_000 });
     await page.close();
   }, 180_000);
+
+  it("shows a fan-out's agents side by side, each with its result, and the diff of the one that worked", async () => {
+    const bare = seedBareRepo(`${tempDir("runyard-web-git-")}/hello.git`);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    // gemini's CLI is not installed here: it fails at once, openai does the task.
+    await fillTask(page, ["openai", "gemini"], "Create hello.py that prints hello.");
+    await fill(page, "Repository URL", bare);
+    await page.getByRole("button", { name: "Start", exact: true }).click();
+    await page.waitForURL(/#\/agents\/run_/);
+    const openai = page.getByRole("region", { name: "Agent openai" });
+    const gemini = page.getByRole("region", { name: "Agent gemini" });
+    const openaiResult = openai.getByRole("region", { name: "Result of openai" });
+    await openaiResult.getByText("success").first().waitFor({ timeout: 60_000 });
+    await gemini
+      .getByRole("region", { name: "Result of gemini" })
+      .getByText(/AGENT_NOT_INSTALLED/)
+      .waitFor();
+    // Side by side: both columns start at the same height.
+    const [a, b] = await Promise.all([openai.boundingBox(), gemini.boundingBox()]);
+    expect(a!.y).toBe(b!.y);
+    expect(a!.x).toBeLessThan(b!.x);
+    // The diff artifact, as the pushed branch holds it.
+    const branch = (await openaiResult.getByText(/^branch /).textContent())!.replace("branch ", "");
+    expect(git(bare, "show", `${branch}:hello.py`)).toBe('print("hello")\n');
+    await openaiResult.locator("pre.diff").getByText('+print("hello")').waitFor();
+    await openaiResult.getByText("1 files, +1 −0").waitFor();
+    await screenshot(page, "agents-fan-out");
+    await page.close();
+  }, 120_000);
 
   it("shows the agents page on a phone without horizontal overflow of the page", async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
