@@ -84,7 +84,8 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
     const shown = (await logs.textContent()) ?? "";
     const ticks = [...shown.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
     const next = Math.max(0, ...ticks) + 2;
-    await logs.getByText(new RegExp(`^tick ${next}$`, "m")).waitFor({ timeout: 30_000 });
+    const lines = async () => ((await logs.textContent()) ?? "").split("\n");
+    await expect.poll(lines, { timeout: 30_000 }).toContain(`tick ${next}`);
     await screenshot(page, "bots-page");
 
     await page.getByRole("tab", { name: "Build output" }).click();
@@ -107,4 +108,23 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
     expect(removed.status).toBe(404);
     await page.close();
   }, 180_000);
+
+  it("says what is wrong with a start the server refuses, and fits a phone", async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}#/bots`);
+    const form = page.getByRole("form", { name: "Start a bot" });
+    await form.getByLabel("Name", { exact: true }).fill("bad name!");
+    await form.getByLabel("Content").fill('print("hi")\n');
+    await form.getByRole("button", { name: "Start bot" }).click();
+    await form
+      .getByRole("alert")
+      .getByText(/bot name/)
+      .waitFor();
+    const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
+    expect(overflow).toBeLessThanOrEqual(0);
+    await screenshot(page, "bots-phone");
+    expect((await api<{ bots: unknown[] }>(up.url, "GET", "/api/bots")).body.bots).toEqual([]);
+    await page.close();
+  });
 });
