@@ -23,7 +23,12 @@ const writeTurn: Turn = {
   toolCalls: [{ name: "write_file", input: { path: "hello.py", content: 'print("hello")\n' }, id: "call_1" }],
   usage: { input_tokens: 120, output_tokens: 30 },
 };
-const doneTurn: Turn = { text: "Added hello.py.", usage: { input_tokens: 200, output_tokens: 8 } };
+/** Answered after a 429 with retry-after: the run is still going when the tool call shows. */
+const doneTurn: Turn = {
+  text: "Added hello.py.",
+  usage: { input_tokens: 200, output_tokens: 8 },
+  failFirst: [{ kind: "status", status: 429, retryAfterSecs: 3 }],
+};
 const followTurn: Turn = { text: "Nothing else to change.", usage: { input_tokens: 300, output_tokens: 5 } };
 
 async function fill(page: Page, label: string | RegExp, value: string): Promise<void> {
@@ -71,6 +76,10 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     const column = page.getByRole("region", { name: "Agent openai" });
     const transcript = column.getByRole("list", { name: "Transcript" });
     await transcript.getByText("write_file").waitFor({ timeout: 60_000 });
+    // Live: the tool call is on the page while the model has not answered yet.
+    await page.getByTestId("run-status").getByText("running").waitFor({ timeout: 2_000 });
+    expect(await transcript.getByText("Added hello.py.").count()).toBe(0);
+    await screenshot(page, "agents-run-live");
     await transcript.getByText("Added hello.py.").waitFor({ timeout: 60_000 });
     await page.getByTestId("run-status").getByText("success").waitFor({ timeout: 60_000 });
     // The script's tokens, summed from the run's agent.usage events.

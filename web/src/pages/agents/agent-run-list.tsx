@@ -55,7 +55,7 @@ export function AgentRunList() {
             <th>Run</th>
             <th>Task</th>
             <th>Status</th>
-            <th>Started</th>
+            <th>Submitted</th>
             <th>Duration</th>
           </tr>
         </thead>
