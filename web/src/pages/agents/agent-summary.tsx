@@ -102,7 +102,7 @@ function Diff(props: { runId: string; name: string }) {
   useEffect(() => {
     artifactText(props.runId, props.name).then(setText, (caught) => setError(String(caught)));
   }, [props.runId, props.name]);
-  const limit = 200_000;
+  const lines = text === null ? [] : text.split("\n");
   return (
     <details open>
       <summary>Diff ({props.name})</summary>
@@ -110,11 +110,30 @@ function Diff(props: { runId: string; name: string }) {
       {text === null && !error ? <p className="loading">Loading…</p> : null}
       {text !== null ? (
         <pre className="diff">
-          {text.length > limit
-            ? `${text.slice(0, limit)}\n… (download for the rest)`
-            : text || "(no changes)"}
+          {text === "" ? "(no changes)" : null}
+          {lines.slice(0, maxDiffLines).map((line, index) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: the lines of one fixed text
+            <span key={index} className={diffClass(line)}>
+              {line}
+              {"\n"}
+            </span>
+          ))}
+          {lines.length > maxDiffLines
+            ? `… ${lines.length - maxDiffLines} more lines: download the artifact`
+            : null}
         </pre>
       ) : null}
     </details>
   );
+}
+
+/** A diff longer than this shows its start: the page stays quick, the artifact has it all. */
+const maxDiffLines = 5000;
+
+function diffClass(line: string): string | undefined {
+  if (line.startsWith("+++") || line.startsWith("---")) return "diff-file";
+  if (line.startsWith("+")) return "diff-add";
+  if (line.startsWith("-")) return "diff-del";
+  if (line.startsWith("@@")) return "diff-hunk";
+  return undefined;
 }
