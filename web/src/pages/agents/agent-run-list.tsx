@@ -1,0 +1,78 @@
+import { useEffect, useState } from "react";
+import { api } from "../../api.js";
+import { ErrorNote } from "./error-note.js";
+
+export interface RunRow {
+  run_id: string;
+  name: string;
+  status: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: { code: string; message: string; hint?: string } | null;
+  last_seq: number;
+}
+
+/** How long a run took (or has taken so far). */
+export function duration(run: Pick<RunRow, "started_at" | "finished_at">): string {
+  if (!run.started_at) return "";
+  const end = run.finished_at ? Date.parse(run.finished_at) : Date.now();
+  const secs = Math.max(0, Math.round((end - Date.parse(run.started_at)) / 1000));
+  return secs < 60 ? `${secs} s` : `${Math.floor(secs / 60)} min ${secs % 60} s`;
+}
+
+/** The agent runs, newest first, polled while the page is open. */
+export function AgentRunList() {
+  const [runs, setRuns] = useState<RunRow[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+
+  useEffect(() => {
+    let alive = true;
+    const load = () =>
+      api<{ runs: RunRow[] }>("GET", "/api/runs?kind=agent&limit=50").then(
+        (page) => {
+          if (!alive) return;
+          setRuns(page.runs);
+          setError(null);
+        },
+        (caught) => alive && setError(caught),
+      );
+    void load();
+    const timer = setInterval(load, 3000);
+    return () => {
+      alive = false;
+      clearInterval(timer);
+    };
+  }, []);
+
+  if (runs === null) return error ? <ErrorNote error={error} /> : <p className="loading">Loading…</p>;
+  if (runs.length === 0) return <p className="meta">No agent runs yet.</p>;
+  return (
+    <div className="table-wrap">
+      <table aria-label="Agent runs">
+        <thead>
+          <tr>
+            <th>Run</th>
+            <th>Task</th>
+            <th>Status</th>
+            <th>Submitted</th>
+            <th>Duration</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((run) => (
+            <tr key={run.run_id}>
+              <td>
+                <a href={`#/agents/${encodeURIComponent(run.run_id)}`}>{run.run_id}</a>
+              </td>
+              <td>{run.name}</td>
+              <td className={`status-${run.status}`}>{run.status}</td>
+              <td>{new Date(run.created_at).toLocaleString()}</td>
+              <td>{duration(run)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -1,0 +1,43 @@
+import type { StreamEvent } from "./follow-run.js";
+
+/** One agent's column of a run: what it said and did, and what it cost. */
+export interface AgentColumn {
+  agent: string;
+  items: StreamEvent[];
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
+  model: string | null;
+}
+
+/** The name shown for events without `agent` (a one-agent run of an older runner). */
+export const soleAgent = "agent";
+
+/** The agent.* events of a run, one column per agent, in the order the agents first spoke. */
+export function agentColumns(events: StreamEvent[]): AgentColumn[] {
+  const columns = new Map<string, AgentColumn>();
+  for (const event of events) {
+    if (!event.type.startsWith("agent.")) continue;
+    const agent = typeof event.agent === "string" ? event.agent : soleAgent;
+    let column = columns.get(agent);
+    if (!column) {
+      column = { agent, items: [], inputTokens: 0, outputTokens: 0, costUsd: null, model: null };
+      columns.set(agent, column);
+    }
+    if (event.type === "agent.usage") {
+      column.inputTokens += Number(event.input_tokens ?? 0);
+      column.outputTokens += Number(event.output_tokens ?? 0);
+      if (typeof event.cost_usd === "number") column.costUsd = (column.costUsd ?? 0) + event.cost_usd;
+      if (typeof event.model === "string") column.model = event.model;
+    } else {
+      column.items.push(event);
+    }
+  }
+  return [...columns.values()];
+}
+
+/** A tool call's input as text: JSON, shortened when long. */
+export function toolInput(input: unknown): string {
+  const text = typeof input === "string" ? input : JSON.stringify(input, null, 1);
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+}

@@ -1,0 +1,77 @@
+import { useEffect, useRef, useState } from "react";
+import { api } from "../../api.js";
+import { ErrorNote } from "../agents/error-note.js";
+import { followRun } from "../agents/follow-run.js";
+
+/** At most this many lines are kept on the page: a chatty bot must not freeze the browser. */
+const maxLines = 2000;
+
+interface LogsAnswer {
+  run_id: string | null;
+  lines: Array<{ text: string; stream: string; step: string }>;
+  last_seq: number;
+}
+
+/**
+ * A bot's output live: what is stored (GET /api/bots/:name/logs), then the run's `step.output`
+ * events from `last_seq` on; `build` shows the build's (or pull's) output instead.
+ */
+export function BotLogs(props: { name: string; runId: string | null; build: boolean }) {
+  const [lines, setLines] = useState<string[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const view = useRef<HTMLPreElement>(null);
+  const stick = useRef(true);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new life of the bot (a new run) starts its logs afresh
+  useEffect(() => {
+    setLines([]);
+    setError(null);
+    let stop: (() => void) | undefined;
+    let alive = true;
+    const steps = props.build ? ["build", "pull"] : ["run"];
+    const add = (more: string[]) => setLines((old) => [...old, ...more].slice(-maxLines));
+    const query = `tail=${maxLines}${props.build ? "&build=true" : ""}`;
+    api<LogsAnswer>("GET", `/api/bots/${encodeURIComponent(props.name)}/logs?${query}`).then(
+      (answer) => {
+        if (!alive) return;
+        add(answer.lines.map((line) => line.text));
+        if (!answer.run_id) return;
+        stop = followRun(answer.run_id, answer.last_seq, (event) => {
+          if (event.type !== "step.output" || !steps.includes(String(event.step))) return;
+          add(String(event.data).replace(/\n$/, "").split("\n"));
+        });
+      },
+      (caught) => alive && setError(caught),
+    );
+    return () => {
+      alive = false;
+      stop?.();
+    };
+  }, [props.name, props.runId, props.build]);
+
+  // Follow the end unless the reader scrolled up to read.
+  useEffect(() => {
+    const pre = view.current;
+    if (pre && stick.current && lines.length > 0) pre.scrollTop = pre.scrollHeight;
+  }, [lines]);
+
+  return (
+    <>
+      <ErrorNote error={error} />
+      <pre
+        ref={view}
+        className="log-view"
+        role="log"
+        aria-label={props.build ? "Build output" : "Logs"}
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: the log scrolls, so it takes the keyboard
+        tabIndex={0}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+        }}
+      >
+        {lines.length > 0 ? lines.join("\n") : props.build ? "(no build output)" : "(no output yet)"}
+      </pre>
+    </>
+  );
+}
