@@ -53,10 +53,15 @@ async function paste(page: Page, text: string): Promise<void> {
   const content = page.locator(".cm-content");
   await content.click();
   await content.evaluate((element, pasted) => {
-    const data = new DataTransfer();
+    // Runs in the page; the tests' TypeScript has no DOM library, so its constructors are named here.
+    const dom = globalThis as unknown as {
+      DataTransfer: new () => { setData: (type: string, value: string) => void };
+      ClipboardEvent: new (type: string, init: object) => Event;
+    };
+    const data = new dom.DataTransfer();
     data.setData("text/plain", pasted);
     element.dispatchEvent(
-      new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }),
+      new dom.ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }),
     );
   }, text);
 }
@@ -107,9 +112,9 @@ describe.skipIf(!haveBrowser)("the Run a workflow page", () => {
     await expect.poll(() => line.textContent()).toBe("step:");
     const listed = page.getByRole("list", { name: "Problems" }).getByText(`line ${stepsLine}, col 1`);
     await listed.waitFor();
-    expect(await page.getByRole("list", { name: "Problems" }).innerText()).toMatch(/unknown key "step"/);
+    expect(await page.getByRole("list", { name: "Problems" }).textContent()).toMatch(/unknown key "step"/);
     await line.locator(".cm-lintRange-error").waitFor();
-    expect(await line.locator(".cm-lintRange-error").innerText()).toBe("step");
+    expect(await line.locator(".cm-lintRange-error").textContent()).toBe("step");
     expect(await run.isDisabled()).toBe(true);
     await screenshot(page, "web-run-workflow-invalid");
 

@@ -42,7 +42,7 @@ export function RunnerTable(props: { runners: Runner[] }) {
               <td>
                 <time dateTime={runner.connected_at ?? undefined}>{when(runner.connected_at)}</time>
               </td>
-              <td>
+              <td className="labels">
                 {runner.labels.length === 0
                   ? "—"
                   : runner.labels.map((label) => (
