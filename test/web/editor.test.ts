@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
-import { api, isFinal, waitForRun } from "../helpers/server.js";
+import { isFinal, waitForRun } from "../helpers/server.js";
 
 /**
  * Seed 002's page in a real browser against a real `runyard up`: paste the hello workflow, see the
@@ -132,7 +132,7 @@ describe.skipIf(!haveBrowser)("the Run a workflow page", () => {
     await page.close();
   }, 120_000);
 
-  it("offers the workflow's vars defaults, and submits the values typed", async () => {
+  it("offers the workflow's vars defaults, runs with the values typed on Ctrl-Enter from a field, and runs on the Run button", async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     await logIn(page, up.url);
     await page.goto(`${up.url}/#/run`);
@@ -148,14 +148,21 @@ describe.skipIf(!haveBrowser)("the Run a workflow page", () => {
     await expect.poll(() => name.inputValue()).toBe("WHO");
     await page.getByLabel("Value of WHO").fill("browser");
     await screenshot(page, "web-run-workflow-phone");
-    await page.getByRole("button", { name: "Run", exact: true }).click();
+    // Ctrl-Enter from a variable's field runs too.
+    await page.getByLabel("Value of WHO").press("Control+Enter");
     await page.waitForURL(/#\/runs\/run_/);
     const runId = decodeURIComponent(new URL(page.url()).hash.split("/").pop()!);
     const finished = await waitForRun(up.url, runId, isFinal, 60_000);
     expect(finished.status).toBe("success");
     expect(finished.vars).toMatchObject({ WHO: "browser" });
-    const { body } = await api<{ vars: Record<string, string> }>(up.url, "GET", `/api/runs/${runId}`);
-    expect(body.vars.WHO).toBe("browser");
+
+    // Back on the page, it starts from seed 002's hello workflow again; the Run button runs it.
+    await page.goto(`${up.url}/#/run`);
+    await page.getByText("✓ Valid: demo").waitFor();
+    await page.getByRole("button", { name: "Run", exact: true }).click();
+    await page.waitForURL((url) => /#\/runs\/run_/.test(url.hash) && !url.hash.endsWith(runId));
+    const second = decodeURIComponent(new URL(page.url()).hash.split("/").pop()!);
+    expect((await waitForRun(up.url, second, isFinal, 60_000)).status).toBe("success");
     await page.close();
   }, 120_000);
 });
