@@ -313,6 +313,12 @@ const rows: Row[] = [
     expect: anyUser(201),
   },
   {
+    route: "POST /api/workflows/validate",
+    what: "any user; stores and runs nothing",
+    request: async () => ({ url: "/api/workflows/validate", body: { workflow } }),
+    expect: anyUser(200),
+  },
+  {
     route: "GET /api/runs/{id}",
     request: async () => ({ url: `/api/runs/${items.runs.A}` }),
     expect: ofTenantA(200),

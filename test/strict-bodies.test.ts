@@ -128,6 +128,13 @@ const cases: Case[] = [
   },
   {
     method: "POST",
+    route: "/api/workflows/validate",
+    url: () => "/api/workflows/validate",
+    token: () => sessionToken,
+    body: { workflow },
+  },
+  {
+    method: "POST",
     route: "/api/runs/{id}/messages",
     url: () => `/api/runs/${agentRunId}/messages`,
     token: () => adminToken,

@@ -19,6 +19,7 @@ import { secretRoutes } from "./routes/secrets.js";
 import { seed001JobRoutes } from "./routes/seed001-jobs.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
+import { validateRoutes } from "./routes/validate.js";
 import { webUiRoutes } from "./web-ui.js";
 
 /**
@@ -105,6 +106,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     agentRoutes(api, deps);
     botRoutes(api, deps);
     seed001JobRoutes(api, deps);
+    validateRoutes(api);
     metricsRoutes(api, metrics);
   });
   app.register(webUiRoutes);
