@@ -118,8 +118,10 @@ async function watchStart(
     } else if (event.type === "bot.state") {
       if (event.state === "running") {
         if (running && event.restarts) {
+          const how = event.exit_code === 0 && !event.oom_killed ? "exited" : "crashed";
+          const oom = event.oom_killed ? ", OOM-killed" : "";
           ctx.stderr.write(
-            `bot ${name} crashed (exit ${event.exit_code ?? "-"}) and was restarted (restart ${event.restarts})\n`,
+            `bot ${name} ${how} (exit ${event.exit_code ?? "-"}${oom}) and was restarted (restart ${event.restarts})\n`,
           );
         }
         running = {
@@ -358,6 +360,24 @@ export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext
   }
   if (flags.since !== undefined) query.set("since", sinceTime(flags.since));
   if (flags.build) query.set("build", "true");
+  // Listening before the first request: a Ctrl-C at any point ends the watching cleanly.
+  const abort = new AbortController();
+  const off = flags.follow ? ctx.onInterrupt(() => abort.abort()) : () => undefined;
+  try {
+    return await printLogs(api, name, query, flags, abort.signal, ctx);
+  } finally {
+    off();
+  }
+}
+
+async function printLogs(
+  api: ApiClient,
+  name: string,
+  query: URLSearchParams,
+  flags: BotLogsFlags,
+  signal: AbortSignal,
+  ctx: CliContext,
+): Promise<number> {
   const answer = await api.request<{ run_id: string | null; lines: LogLine[]; last_seq: number }>(
     "GET",
     botPath(name, `/logs${query.size > 0 ? `?${query}` : ""}`),
@@ -371,13 +391,12 @@ export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext
   const steps = flags.build ? ["build", "pull"] : ["run"];
   // Which container a followed line is of: the last listed, then one more per restart.
   let attempt = answer.lines.at(-1)?.attempt ?? 1;
-  const abort = new AbortController();
-  const off = ctx.onInterrupt(() => abort.abort());
+  if (signal.aborted) return 0;
   try {
     await api.events(answer.run_id, {
       after: answer.last_seq,
       follow: true,
-      signal: abort.signal,
+      signal,
       onEvent: (event) => {
         if (event.type === "step.started" && steps.includes(event.step)) attempt = event.attempt;
         if (event.type !== "step.output" || !steps.includes(event.step)) return;
@@ -386,9 +405,7 @@ export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext
       },
     });
   } catch (error) {
-    if (!abort.signal.aborted) throw error;
-  } finally {
-    off();
+    if (!signal.aborted) throw error;
   }
   return 0;
 }

@@ -37,6 +37,7 @@ const botToken = `123456:ABC-cli-${run}`;
 let server: TestServer;
 let runner: Proc;
 const botIds = new Set<string>();
+const runnerId = `bot-cli-runner-${run}`;
 let cliEnv: Record<string, string>;
 
 function bot(
@@ -82,10 +83,27 @@ async function commandImage(tag: string, script: string): Promise<string> {
 
 /** Ends and forgets the bot with the CLI: `rm` stops a live one first. */
 async function remove(name: string): Promise<void> {
-  await status(name);
+  const { id } = await status(name);
   const removed = await bot(["rm", name]);
   expect(removed.stderr).toBe("");
   expect(removed.stdout).toBe(`bot ${name} removed\n`);
+  // Its container is gone with it.
+  expect(
+    await engine.docker.listContainers({ all: true, filters: { label: [`runyard.bot=${id}`] } }),
+  ).toEqual([]);
+}
+
+/**
+ * SIGTERM, then SIGKILL if it has not exited in 20 s. A server or runner told to stop while a bot
+ * lives (a test that failed before removing it) lets the bot go on, as it should, but its process
+ * may stay up on the bot's timers; the cleanup must not hang on it.
+ */
+async function stopProcess(proc: Proc): Promise<void> {
+  const exited = await Promise.race([
+    proc.kill().then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
+  ]);
+  if (!exited) await proc.kill("SIGKILL");
 }
 
 const foreverShell = 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done';
@@ -96,27 +114,32 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
     server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none" });
     cliEnv = { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken };
     runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: `bot-cli-runner-${run}`,
+      id: runnerId,
       env: { RUNYARD_BOT_BASE_IMAGE_PYTHON: python },
     });
   }, 240_000);
 
   afterAll(async () => {
-    await runner?.kill();
-    await server?.proc.kill();
+    if (runner) await stopProcess(runner);
+    if (server) await stopProcess(server.proc);
+    // Every container this file's runner made (a runner that shuts down leaves its bots' containers
+    // for the next one to adopt), then each bot's image.
+    const containers = await engine.docker.listContainers({
+      all: true,
+      filters: { label: [`runyard.runner=${runnerId}`] },
+    });
+    for (const c of containers) {
+      if (c.Labels["runyard.bot"]) botIds.add(c.Labels["runyard.bot"]);
+      await engine.remove(c.Id);
+    }
     for (const id of botIds) {
-      const containers = await engine.docker.listContainers({
-        all: true,
-        filters: { label: [`runyard.bot=${id}`] },
-      });
-      for (const c of containers) await engine.remove(c.Id);
       await engine.docker
         .getImage(`runyard-bot-${id}:latest`)
         .remove({ force: true })
         .catch(() => undefined);
     }
     await removeTestObjects(run);
-  }, 60_000);
+  }, 120_000);
 
   it("seed 001's quick start: the echo bot from a file with -e, then list, logs and stop", async () => {
     const dir = tempDir("runyard-echo-bot-");
@@ -231,7 +254,7 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
       exit_code: null,
       oom_killed: false,
       error: null,
-      runner_id: `bot-cli-runner-${run}`,
+      runner_id: runnerId,
     });
     expect(view.uptime_secs).toEqual(expect.any(Number));
     const expires = Date.parse(view.expires_at as string) - Date.now();
