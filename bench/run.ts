@@ -1,4 +1,5 @@
 import { agentRunOverhead, agentRunsAtOnce } from "./agents.js";
+import { botsSimpleBuild, botsStartToRunning } from "./bots.js";
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
 import { postgresVsSqlite } from "./postgres.js";
@@ -22,6 +23,9 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   postgresVsSqlite,
   agentRunOverhead,
   agentRunsAtOnce,
+  // Need the Docker engine and the docker CLI; skipped lines without them.
+  botsStartToRunning,
+  botsSimpleBuild,
 ];
 
 const only = process.argv[2];

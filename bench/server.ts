@@ -234,7 +234,7 @@ const quiet = { RUNYARD_LOG_LEVEL: "silent" };
  * `runyard server` as a child process on `store`, with a runner token made for it. Rejects when
  * the process ends before it listens (e.g. `dist/` not built: run `npm run build` first).
  */
-async function serverProcess(
+export async function serverProcess(
   env: Record<string, string> = {},
   store: BenchStore = sqliteStore,
 ): Promise<{ child: ChildProcess; url: string; runnerToken: string }> {
@@ -269,15 +269,16 @@ async function serverProcess(
   return { child, url, runnerToken: token };
 }
 
-/** `runyard runner` as a child process; resolves once it is connected. */
-async function runnerProcess(
+/** `runyard runner` as a child process; resolves once it is connected. `args` go after the defaults. */
+export async function runnerProcess(
   url: string,
   token: string,
   env: Record<string, string> = {},
+  args: string[] = [],
 ): Promise<ChildProcess> {
   const runner = spawn(
     process.execPath,
-    [cli, "runner", "--server", url, "--token", token, "--capacity", "1"],
+    [cli, "runner", "--server", url, "--token", token, "--capacity", "1", ...args],
     {
       env: { ...process.env, ...quiet, ...env },
       stdio: ["ignore", "pipe", "ignore"],

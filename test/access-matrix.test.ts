@@ -32,7 +32,7 @@ const credentials = {} as Record<Caller, string | undefined>;
 const password = "matrix-password-123";
 const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";
 /** Items of tenant A and of tenant B, by list. */
-const items = { runs: { A: "", B: "" }, tokens: { A: "", B: "" } };
+const items = { runs: { A: "", B: "" }, tokens: { A: "", B: "" }, bots: { A: "", B: "" } };
 let counter = 0;
 const fresh = (prefix: string) => `${prefix}${++counter}`;
 
@@ -95,6 +95,12 @@ beforeAll(async () => {
     content_type: "text/x-diff",
     content: "+a change of A\n",
   });
+  for (const [tenant, caller] of [
+    ["A", "memberA"],
+    ["B", "memberB"],
+  ] as const) {
+    items.bots[tenant] = await botOf(caller, tenant, `bot-${tenant.toLowerCase()}`);
+  }
   for (const tenant of ["A", "B"]) {
     await server.store.upsertRunner({
       id: `runner-${tenant}`,
@@ -111,6 +117,21 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+
+/** A stopped bot of the caller's (bots are their owner's), stored as the bot routes store one. */
+async function botOf(caller: Caller, tenant: string, name: string): Promise<string> {
+  const owner = (await ok("GET", "/api/auth/whoami", credentials[caller])).user_id;
+  await server.store.createBot({
+    tenant_id: tenant,
+    owner,
+    name,
+    mode: "image",
+    spec: {},
+    state: "stopped",
+    expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+  });
+  return name;
+}
 
 /**
  * A job of tenant A leased to the runner of the `runner` caller's token, as the store leases one:
@@ -213,6 +234,55 @@ const rows: Row[] = [
     what: "any user (an empty message is refused after the credential is checked)",
     request: async () => ({ url: "/api/chat", body: { message: "" } }),
     expect: anyUser(400),
+  },
+  {
+    route: "POST /api/bots",
+    what: "any user (a start without a source is refused after the credential is checked)",
+    request: async () => ({ url: "/api/bots", body: { name: "nothing" } }),
+    expect: anyUser(400),
+  },
+  {
+    route: "GET /api/bots",
+    what: "a caller's own bots only",
+    request: async () => ({ url: "/api/bots" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.bots.some((bot: Json) => bot.name === `bot-${tenant.toLowerCase()}`),
+      who: { memberA: "A", memberB: "B", tokenB: "", adminA: "", platform: "", outside: "" },
+    },
+  },
+  {
+    route: "GET /api/bots/{name}",
+    what: "ana's bot: hers alone; anyone else has no bot of that name (404)",
+    request: async () => ({ url: `/api/bots/${items.bots.A}` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/logs",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/logs` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "POST /api/bots/{name}/stop",
+    what: "ana's stopped bot: 409 for her (not running), 404 for others",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/stop` }),
+    expect: byCaller({ memberA: 409, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "DELETE /api/bots/{name}",
+    what: "a fresh bot of ana's each time: removed by her only",
+    request: async () => ({ url: `/api/bots/${await botOf("memberA", "A", fresh("gone-"))}` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "POST /jobs",
+    what: "seed 001's bot_runner: any user; list shows the caller's own bots",
+    request: async () => ({ url: "/jobs", body: { blueprint: "bot_runner", data: { action: "list" } } }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.data.bots.some((bot: Json) => bot.name === `bot-${tenant.toLowerCase()}`),
+      who: { memberA: "A", memberB: "B", tokenB: "", adminA: "", platform: "", outside: "" },
+    },
   },
   { route: "GET /openapi.json", request: async () => ({ url: "/openapi.json" }), expect: everyone(200) },
   {

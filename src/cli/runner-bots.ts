@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { botBaseImagesFromEnv } from "../bots/simple-build.js";
 import type { Logger } from "../core/logger.js";
+import type { BotStats } from "../core/protocol.js";
 import { DockerEngine } from "../exec/docker-engine.js";
 import { BotJobHandler } from "../runner/handlers/bot.js";
 
@@ -14,6 +15,7 @@ export interface RunnerBots {
   labels: string[];
   found: string[];
   remove(botId: string): Promise<void>;
+  stats(): BotStats[];
 }
 
 /**
@@ -30,7 +32,7 @@ export async function runnerBots(
   const engine = new DockerEngine();
   if (!(await engine.ping())) {
     logger.info("no Docker engine at /var/run/docker.sock: this runner takes no bots");
-    return { handler: undefined, labels: [], found: [], remove: async () => undefined };
+    return { handler: undefined, labels: [], found: [], remove: async () => undefined, stats: () => [] };
   }
   const workDir = join(stateDir, "bot-builds");
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
@@ -52,6 +54,7 @@ export async function runnerBots(
     handler,
     labels: ["docker"],
     found: [...new Set(found)],
+    stats: () => handler.takeStats(),
     async remove(botId) {
       if (handler.held.has(botId)) return;
       for (const container of await own()) {

@@ -242,7 +242,7 @@ export async function localRunnerDaemon(
         agent: agents.handler,
         ...(bots.handler ? { bot: bots.handler } : {}),
       },
-      bots: { found: bots.found, remove: (botId) => bots.remove(botId) },
+      bots: { found: bots.found, remove: (botId) => bots.remove(botId), stats: () => bots.stats() },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
       ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),

@@ -43,6 +43,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
       process.exit(1);
     },
     maxRunLogBytes: config.maxRunLogBytes,
+    maxBotLogBytes: config.maxBotLogBytes,
     repoRoutes: config.repos,
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {

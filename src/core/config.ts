@@ -187,6 +187,15 @@ export const configSchema = z.object({
    * Docker has, `none` (no network at all) or `host`. Docker's default bridge when unset.
    */
   botNetwork: z.string().min(1).default("bridge"),
+  /**
+   * Server: a bot's stored output (build and containers), its newest bytes kept: past it the
+   * oldest lines are deleted, so `bot logs` always has the latest. 0: no cap.
+   */
+  maxBotLogBytes: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(8 * 1024 * 1024),
   /** Server: the largest custom-mode archive a bot start may upload, in bytes. */
   maxBotUploadBytes: z.coerce
     .number()
@@ -270,6 +279,7 @@ const envNames: Record<keyof Config, string[]> = {
   botPids: ["RUNYARD_BOT_PIDS"],
   botNetwork: ["RUNYARD_BOT_NETWORK", "DOCKER_NETWORK"],
   maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
+  maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
   quotas: [],
   repos: [],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],

@@ -183,10 +183,6 @@ export const errorTable = {
     status: 503,
     hint: "Start a runner on a host with Docker (`runyard runner` advertises the docker label when it can reach the engine), in the bot's group if it names one.",
   },
-  BOT_NOT_FOUND: {
-    status: 404,
-    hint: "`runyard bot list` shows your bots by name.",
-  },
   BOT_REGISTRY_UNREACHABLE: {
     status: 200,
     hint: "Docker could not reach the registry: check its host and port, that it runs, and that the Docker host may connect to it.",

@@ -24,6 +24,15 @@ export const RunnerInfo = z.object({
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
 
+/** One sample of a bot container's use, taken by its runner. */
+export const BotStats = z.object({
+  bot_id: z.string(),
+  memory_bytes: z.number().nonnegative(),
+  cpu_percent: z.number().nonnegative(),
+  at: z.string(),
+});
+export type BotStats = z.infer<typeof BotStats>;
+
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;
 
@@ -45,7 +54,11 @@ export const RunnerMessage = z.discriminatedUnion("type", [
      */
     bots: z.array(z.string()).default([]),
   }),
-  z.object({ type: z.literal("heartbeat") }),
+  z.object({
+    type: z.literal("heartbeat"),
+    /** What the containers of the bots it holds used at their last sample (only new samples). */
+    bots: z.array(BotStats).default([]),
+  }),
   /** The runner is shutting down: it finishes what it holds and takes no new work. */
   z.object({ type: z.literal("draining") }),
   /** The runner stopped a job without a result (shutdown grace passed); the server ends it as lost. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
@@ -14,6 +14,7 @@ import {
 } from "./container-spec.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { frames } from "./docker-log-frames.js";
+import { OutputFileWatch } from "./output-file.js";
 import type {
   AttemptCommand,
   AttemptSetup,
@@ -176,9 +177,8 @@ function containerUser(cwd: string | undefined): string {
 }
 
 class DockerAttempt implements ExecAttempt {
-  private seenSize = 0;
-  private seenMtimeMs = 0;
   private readonly outputFile: string;
+  private readonly outputWatch: OutputFileWatch;
   private readonly running = new Set<string>();
   private disposed = false;
 
@@ -193,6 +193,7 @@ class DockerAttempt implements ExecAttempt {
     private readonly onDisposed: () => void,
   ) {
     this.outputFile = env.RUNYARD_OUTPUT!;
+    this.outputWatch = new OutputFileWatch(this.outputFile);
   }
 
   async run(command: AttemptCommand): Promise<ExecResult> {
@@ -288,26 +289,11 @@ class DockerAttempt implements ExecAttempt {
   }
 
   outputFileChanged(): string | undefined {
-    const stat = statSync(this.outputFile, { throwIfNoEntry: false });
-    if (!stat?.isFile() || (stat.size === this.seenSize && stat.mtimeMs === this.seenMtimeMs))
-      return undefined;
-    this.seenSize = stat.size;
-    this.seenMtimeMs = stat.mtimeMs;
-    try {
-      return readFileSync(this.outputFile, "utf8");
-    } catch {
-      return undefined; // read again at the end of the attempt, where a failure is reported
-    }
+    return this.outputWatch.changed();
   }
 
-  async readOutputFile(): Promise<OutputFileContents> {
-    try {
-      const stat = statSync(this.outputFile, { throwIfNoEntry: false });
-      if (!stat || stat.size === 0) return { text: "" };
-      return { text: await readFile(this.outputFile, "utf8") };
-    } catch (error) {
-      return { problem: `cannot read $RUNYARD_OUTPUT: ${(error as Error).message}` };
-    }
+  readOutputFile(): Promise<OutputFileContents> {
+    return this.outputWatch.read();
   }
 
   async dispose(): Promise<void> {

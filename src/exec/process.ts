@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { withoutCredentials } from "../core/config.js";
 import { secretsFromEnv } from "../core/masking.js";
+import { OutputFileWatch } from "./output-file.js";
 import type {
   AttemptCommand,
   AttemptSetup,
@@ -96,9 +97,8 @@ export class ProcessExecutor implements Executor {
 }
 
 class ProcessAttempt implements ExecAttempt {
-  private seenSize = 0;
-  private seenMtimeMs = 0;
   private readonly outputFile: string;
+  private readonly outputWatch: OutputFileWatch;
 
   constructor(
     private readonly launcher: ProcessLauncher,
@@ -107,6 +107,7 @@ class ProcessAttempt implements ExecAttempt {
     readonly files: Record<string, string>,
   ) {
     this.outputFile = env.RUNYARD_OUTPUT!;
+    this.outputWatch = new OutputFileWatch(this.outputFile);
   }
 
   run(command: AttemptCommand): Promise<ExecResult> {
@@ -122,28 +123,11 @@ class ProcessAttempt implements ExecAttempt {
   }
 
   outputFileChanged(): string | undefined {
-    // One failing stat while the step has not written the file: the common case.
-    const stat = statSync(this.outputFile, { throwIfNoEntry: false });
-    if (!stat?.isFile() || (stat.size === this.seenSize && stat.mtimeMs === this.seenMtimeMs))
-      return undefined;
-    this.seenSize = stat.size;
-    this.seenMtimeMs = stat.mtimeMs;
-    try {
-      return readFileSync(this.outputFile, "utf8");
-    } catch {
-      return undefined; // read again at the end of the attempt, where a failure is reported
-    }
+    return this.outputWatch.changed();
   }
 
-  async readOutputFile(): Promise<OutputFileContents> {
-    try {
-      // Most steps write nothing there; do not pay for a read through the thread pool then.
-      const stat = statSync(this.outputFile, { throwIfNoEntry: false });
-      if (!stat || stat.size === 0) return { text: "" };
-      return { text: await readFile(this.outputFile, "utf8") };
-    } catch (error) {
-      return { problem: `cannot read $RUNYARD_OUTPUT: ${(error as Error).message}` };
-    }
+  readOutputFile(): Promise<OutputFileContents> {
+    return this.outputWatch.read();
   }
 
   async dispose(): Promise<void> {

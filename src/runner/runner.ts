@@ -4,7 +4,13 @@ import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, type JobKind, type JobResult, jobLogFields } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
-import { type RunnerInfo, type RunnerMessage, runnerSocketPath, ServerMessage } from "../core/protocol.js";
+import {
+  type BotStats,
+  type RunnerInfo,
+  type RunnerMessage,
+  runnerSocketPath,
+  ServerMessage,
+} from "../core/protocol.js";
 import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
 
@@ -28,7 +34,12 @@ export interface RunnerDaemonOptions {
   /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
   onConnected?: (serverUrl: string) => void;
   /** Bot containers found on this runner's Docker at start, and how to remove one the server disowns. */
-  bots?: { found: string[]; remove(botId: string): Promise<void> };
+  bots?: {
+    found: string[];
+    remove(botId: string): Promise<void>;
+    /** New samples of the held bots' use since the last call, sent with the next heartbeat. */
+    stats?(): BotStats[];
+  };
 }
 
 /** Event batches a job may have in flight before it waits for acks. */
@@ -369,7 +380,7 @@ export class RunnerDaemon {
         this.socket?.terminate();
         return;
       }
-      this.send({ type: "heartbeat" });
+      this.send({ type: "heartbeat", bots: this.options.bots?.stats?.() ?? [] });
     }, heartbeatMs);
     // Everything the server may have missed while we were apart.
     for (const job of this.jobs.values()) {

@@ -19,6 +19,7 @@ import { secretRoutes } from "./routes/secrets.js";
 import { seed001JobRoutes } from "./routes/seed001-jobs.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
+import { webUiRoutes } from "./web-ui.js";
 
 /**
  * The largest request body most routes take; `POST /api/runs` takes more (`runBodyLimit`).
@@ -106,6 +107,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     seed001JobRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
+  app.register(webUiRoutes);
   return app;
 }
 

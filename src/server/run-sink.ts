@@ -9,6 +9,11 @@ export interface RunLogLimit {
   maxBytes: number;
   /** Output bytes the run stored before this sink (a run resumed after a restart). */
   storedBytes: number;
+  /**
+   * Keep the newest output instead of the first (a bot's run, which lasts its whole life and
+   * whose latest lines are what `bot logs` is for): past the cap the oldest output is deleted.
+   */
+  rolling?: boolean;
 }
 
 /**
@@ -31,6 +36,10 @@ class RunLogCap {
   admit(step: string, host: string, data: string): boolean {
     if (this.limit.maxBytes <= 0) return true;
     const bytes = Buffer.byteLength(data, "utf8");
+    if (this.limit.rolling) {
+      this.stored += bytes;
+      return true;
+    }
     if (!this.cutting && this.stored + bytes <= this.limit.maxBytes) {
       this.stored += bytes;
       return true;
@@ -41,6 +50,20 @@ class RunLogCap {
     entry.bytes += bytes;
     this.cut.set(key, entry);
     return false;
+  }
+
+  /**
+   * For a rolling log past its cap: how many bytes of the oldest output to delete, bringing the
+   * log down to three quarters of the cap so deletes stay rare.
+   */
+  overflow(): number {
+    if (!this.limit.rolling || this.limit.maxBytes <= 0 || this.stored <= this.limit.maxBytes) return 0;
+    return this.stored - Math.floor(this.limit.maxBytes * 0.75);
+  }
+
+  /** Output deleted from the store: no longer counted. */
+  dropped(bytes: number): void {
+    this.stored = Math.max(0, this.stored - bytes);
   }
 
   /** The notices owed when `input` is emitted: for its step, or for all at the run's end. */
@@ -165,6 +188,8 @@ export class RunSink {
       }
       this.bus.publish(events);
       await this.observe(events);
+      const overflow = this.logCap.overflow();
+      if (overflow > 0) this.logCap.dropped(await this.store.dropOldestOutput(this.runId, overflow));
     });
     this.chain = next.catch(() => undefined);
     return next;

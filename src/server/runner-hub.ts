@@ -7,6 +7,7 @@ import { errorTable } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import {
+  type BotStats,
   type HeldJob,
   type RunnerInfo,
   RunnerMessage,
@@ -15,6 +16,7 @@ import {
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/types.js";
 import { type JobBroker, readJob } from "./job-broker.js";
+import { botJobPrefix } from "./runs/bot-runs.js";
 
 export interface HubTimings {
   /** How often runners heartbeat. */
@@ -281,6 +283,25 @@ export class RunnerHub {
     }
   }
 
+  /**
+   * Keeps what a runner's bots use now on their records, for status and list on any replica. A
+   * runner speaks only for bots whose jobs it holds.
+   */
+  private async botStats(connection: Connection, samples: BotStats[]): Promise<void> {
+    const held = [...connection.running.keys()];
+    for (const sample of samples) {
+      const bot = await this.store.getBot(sample.bot_id);
+      if (!bot?.run_id || bot.state !== "running") continue;
+      const prefix = botJobPrefix(bot.run_id);
+      if (!held.some((jobId) => jobId.startsWith(prefix))) continue;
+      await this.store.updateBot(
+        bot.id,
+        { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
+        { ifState: ["running"] },
+      );
+    }
+  }
+
   /** Whether `connection` may speak for this job: it is the runner's live link and holds the lease. */
   private owns(connection: Connection, jobId: string): boolean {
     // `running` holds exactly the jobs leased to this connection: filled by claims and the
@@ -312,6 +333,7 @@ export class RunnerHub {
         // a socket that no longer reaches it must not be kept alive by these heartbeats.
         await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
         send(connection.socket, { type: "heartbeat" });
+        if (message.bots.length > 0) await this.botStats(connection, message.bots);
         break;
       case "draining":
         connection.draining = true;

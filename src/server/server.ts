@@ -43,6 +43,8 @@ export interface ServerOptions {
   reconnectGraceMs: number;
   /** Output bytes stored per run; 0 means no cap. Default 100 MiB. */
   maxRunLogBytes?: number;
+  /** A bot's stored output, its newest bytes kept (RUNYARD_MAX_BOT_LOG_BYTES); default 8 MiB. */
+  maxBotLogBytes?: number;
   /** How big one artifact (default 16 MiB) and one run's artifacts (default 64 MiB) may be. */
   artifactLimits?: Partial<ArtifactLimits>;
   /** How long a login session lasts (RUNYARD_SESSION_TTL_MS); default 12 hours. */
@@ -149,7 +151,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     bus,
     { workflow: workflows, agent: agents, bot: bots },
     logger,
-    { maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes },
+    {
+      maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes,
+      ...(options.maxBotLogBytes !== undefined ? { maxBotLogBytes: options.maxBotLogBytes } : {}),
+    },
     {
       id: replica.id,
       askCancel: (runId) => replica.tell({ type: "cancel-run", run_id: runId }),

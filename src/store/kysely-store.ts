@@ -152,6 +152,10 @@ class KyselyStore implements Store {
   listEvents(runId: string, query?: ListEventsQuery) {
     return runEvents.listEvents(this.ctx, runId, query);
   }
+
+  dropOldestOutput(runId: string, bytes: number) {
+    return runEvents.dropOldestOutput(this.ctx, runId, bytes);
+  }
   lastSeq(runId: string) {
     return runEvents.lastSeq(this.ctx, runId);
   }

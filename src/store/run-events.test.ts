@@ -40,6 +40,32 @@ describe.each(storeBackends)("on $name", (backend) => {
     return (await store.listEvents(runId, { limit: 10_000 })).map((event) => event.seq);
   }
 
+  describe("dropOldestOutput", () => {
+    it("deletes whole output events, oldest first, until at least the bytes asked for; keeps other events", async () => {
+      const notice: RunEvent = {
+        run_id: runId,
+        seq: 3,
+        ts: "2026-01-01T00:00:00.000Z",
+        type: "notice",
+        level: "info",
+        message: "kept",
+      };
+      await store.appendEvents([
+        output(1, "aaaa\n"),
+        output(2, "bbbb\n"),
+        notice,
+        output(4, "cccc\n"),
+        output(5, "dddd\n"),
+      ]);
+      // 6 bytes asked: the first event (5) is not enough, the second makes 10.
+      expect(await store.dropOldestOutput(runId, 6)).toBe(10);
+      expect(await storedSeqs()).toEqual([3, 4, 5]);
+      expect(await store.dropOldestOutput(runId, 1000)).toBe(10);
+      expect(await storedSeqs()).toEqual([3]);
+      expect(await store.dropOldestOutput(runId, 10)).toBe(0);
+    });
+  });
+
   describe("appendEvents", () => {
     it("stores nothing for a replica that no longer carries the run (REPLICA_FENCED)", async () => {
       const carried = (await store.createRun({ kind: "workflow", name: "fenced", replica_id: "replica-a" }))

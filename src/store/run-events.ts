@@ -228,3 +228,37 @@ export async function lastSeq(ctx: StoreContext, runId: string): Promise<number 
   const row = await ctx.db.selectFrom("runs").select("last_seq").where("id", "=", runId).executeTakeFirst();
   return row && int(row.last_seq);
 }
+
+export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: number): Promise<number> {
+  let dropped = 0;
+  let upTo = 0;
+  let after = 0;
+  while (dropped < bytes) {
+    const rows = await ctx.db
+      .selectFrom("run_events")
+      .select(["seq", "data"])
+      .where("run_id", "=", runId)
+      .where("type", "=", "step.output")
+      .where("seq", ">", after)
+      .orderBy("seq")
+      .limit(1000)
+      .execute();
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      const event = JSON.parse(row.data) as { data?: string };
+      dropped += Buffer.byteLength(event.data ?? "", "utf8");
+      upTo = int(row.seq);
+      if (dropped >= bytes) break;
+    }
+    after = upTo;
+  }
+  if (upTo > 0) {
+    await ctx.db
+      .deleteFrom("run_events")
+      .where("run_id", "=", runId)
+      .where("type", "=", "step.output")
+      .where("seq", "<=", upTo)
+      .execute();
+  }
+  return dropped;
+}

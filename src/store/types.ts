@@ -643,6 +643,11 @@ export interface Store {
   appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   listEvents(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  /**
+   * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
+   * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
+   */
+  dropOldestOutput(runId: string, bytes: number): Promise<number>;
   /** The highest stored event seq of a run (0 before any), or undefined for an unknown run. */
   lastSeq(runId: string): Promise<number | undefined>;
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { pythonBaseImage } from "../helpers/base-images.js";
+import { type BotView, botLogs, botStatus, waitBot as waitBotIn, waitBotLogs } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
@@ -34,21 +35,8 @@ const haveDocker = await requireDocker();
 const run = `bots-${process.pid}-${Date.now().toString(36)}`;
 const engine = new DockerEngine();
 const botToken = `123456:ABC-secret-${run}`;
-
-interface BotView {
-  id: string;
-  name: string;
-  state: string;
-  image: string | null;
-  runner_id: string | null;
-  run_id: string | null;
-  restarts: number;
-  exit_code: number | null;
-  oom_killed: boolean;
-  error: { code: string; message: string; hint: string } | null;
-  uptime_secs: number | null;
-  last_logs?: string[];
-}
+/** The server's cap on a bot's stored output: its newest bytes are kept. */
+const logCap = 32 * 1024;
 
 let server: TestServer;
 let runner: Proc;
@@ -62,46 +50,11 @@ async function startBot(body: Record<string, unknown>): Promise<{ bot: BotView; 
   return answer.body;
 }
 
-async function status(name: string): Promise<BotView> {
-  const answer = await api<BotView>(server.url, "GET", `/api/bots/${name}`);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return answer.body;
-}
-
-/** Polls the bot until `predicate` holds; its record follows its events. */
-async function waitBot(
-  name: string,
-  predicate: (bot: BotView) => boolean,
-  timeoutMs = 60_000,
-): Promise<BotView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const bot = await status(name);
-    if (predicate(bot)) return bot;
-    if (Date.now() > deadline) throw new Error(`bot ${name} never matched; last: ${JSON.stringify(bot)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function logs(name: string, query = ""): Promise<string[]> {
-  const answer = await api<{ lines: { text: string }[] }>(
-    server.url,
-    "GET",
-    `/api/bots/${name}/logs${query}`,
-  );
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return answer.body.lines.map((line) => line.text);
-}
-
-async function waitLogs(name: string, text: string): Promise<string[]> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const lines = await logs(name);
-    if (lines.some((line) => line.includes(text))) return lines;
-    if (Date.now() > deadline) throw new Error(`bot ${name} never printed ${text}; got ${lines.join("|")}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const status = (name: string) => botStatus(server.url, name);
+const waitBot = (name: string, predicate: (bot: BotView) => boolean, timeoutMs?: number) =>
+  waitBotIn(server.url, name, predicate, timeoutMs);
+const logs = (name: string, query = "") => botLogs(server.url, name, query);
+const waitLogs = (name: string, text: string) => waitBotLogs(server.url, name, text);
 
 async function stopAndRemove(name: string): Promise<void> {
   const current = await status(name);
@@ -140,7 +93,11 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
       `runyard-test-bot-${run}:1`,
       'trap "exit 0" TERM; echo "bot up as $(id -u)"; while true; do sleep 1 & wait $!; done',
     );
-    server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64" });
+    server = await startTestServer(tempDir(), {
+      RUNYARD_BOT_NETWORK: "none",
+      RUNYARD_BOT_MEMORY_MB: "64",
+      RUNYARD_MAX_BOT_LOG_BYTES: String(logCap),
+    });
     runner = await startRunner(server.url, await runnerToken(server.url), {
       id: `bot-runner-${run}`,
       env: {
@@ -182,6 +139,11 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect(running.runner_id).toBe(`bot-runner-${run}`);
     expect(running.uptime_secs).not.toBeNull();
     const lines = await waitLogs("echo-bot", "echo bot up");
+    // What it uses now, sampled by its runner and carried by the heartbeats.
+    const sampled = await waitBot("echo-bot", (b) => b.memory_bytes !== null, 20_000);
+    expect(sampled.memory_bytes).toBeGreaterThan(100_000);
+    expect(sampled.memory_bytes).toBeLessThan(64 * 1024 * 1024);
+    expect(sampled.cpu_percent).toBeGreaterThanOrEqual(0);
     // The token reached the container's env, and never runyard's logs: they are masked.
     expect(lines.find((line) => line.includes("echo bot up"))).toBe("echo bot up, token ***");
     const build = await logs("echo-bot", "?build=true");
@@ -226,6 +188,22 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect(removed.body.state).toBe("removed");
     expect((await api(server.url, "GET", "/api/bots/echo-bot")).status).toBe(404);
   }, 180_000);
+
+  it("keeps a chatty bot's newest output within the log cap, dropping the oldest", async () => {
+    // 3000 numbered lines of about 100 bytes: ten times the cap.
+    const chatty = await commandImage(
+      `runyard-test-chatty-${run}:1`,
+      `trap "exit 0" TERM; i=0; while [ $i -lt 3000 ]; do echo "line-$i ${"x".repeat(90)}"; i=$((i+1)); done; echo done-printing; while true; do sleep 1 & wait $!; done`,
+    );
+    await startBot({ name: "chatty", image: chatty });
+    const lines = await waitLogs("chatty", "done-printing");
+    const bytes = lines.reduce((sum, line) => sum + line.length + 1, 0);
+    expect(bytes).toBeLessThanOrEqual(logCap);
+    expect(lines.at(-2)).toMatch(/^line-2999 /);
+    const first = Number(/^line-(\d+) /.exec(lines[0] ?? "")?.[1]);
+    expect(first).toBeGreaterThan(2000);
+    await stopAndRemove("chatty");
+  }, 60_000);
 
   it("a bot that exits 1 ends crashed with its exit code and its last lines kept", async () => {
     await startBot({
@@ -449,7 +427,7 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect(invalid.body.error?.hint).toContain("docker_image");
     const unknown = await job({ action: "status", bot_id: "nope" });
     expect(unknown.status).toBe(404);
-    expect(unknown.body).toMatchObject({ status: "failure", error: { code: "BOT_NOT_FOUND" } });
+    expect(unknown.body).toMatchObject({ status: "failure", error: { code: "NOT_FOUND" } });
     const blueprint = await api<{ status: string }>(server.url, "POST", "/jobs", {
       blueprint: "other",
       data: {},

@@ -4,6 +4,7 @@ import { type ErrorCode, errorInfo, errorTable, toErrorInfo } from "../../core/e
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import { type BotJob, type BotJobResult, type BotTask, botSteps } from "../../core/jobs/bot.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
+import type { BotStats } from "../../core/protocol.js";
 import { type DockerEngine, ImageBuildError } from "../../exec/docker-engine.js";
 import { type BotImageDeps, prepareBotImage } from "./bot-image.js";
 import { detachReason, type JobHandler, type JobIo } from "./types.js";
@@ -20,6 +21,9 @@ export interface HeldBot {
   supervisor: BotSupervisor;
 }
 
+/** How often the held bots' containers are sampled for status's memory and CPU. */
+const statsIntervalMs = 5000;
+
 const finalStates: ReadonlySet<BotState> = new Set(["stopped", "crashed", "timeout", "removed"]);
 
 /**
@@ -31,8 +35,52 @@ const finalStates: ReadonlySet<BotState> = new Set(["stopped", "crashed", "timeo
 export class BotJobHandler implements JobHandler<"bot"> {
   /** Bot id -> the bot held now. */
   readonly held = new Map<string, HeldBot>();
+  /** Bot id -> its newest sample not yet sent. */
+  private readonly samples = new Map<string, BotStats>();
+  private sampler: NodeJS.Timeout | undefined;
+  private sampling = false;
 
   constructor(private readonly deps: BotHandlerDeps) {}
+
+  /** The samples taken since the last call (they ride on the runner's next heartbeat). */
+  takeStats(): BotStats[] {
+    const taken = [...this.samples.values()];
+    this.samples.clear();
+    return taken;
+  }
+
+  /**
+   * Samples each held bot's container every few seconds while any is held (one `docker stats`
+   * sample takes about a second, so never per heartbeat, and one bot after another).
+   */
+  private sample(): void {
+    if (this.sampler || this.held.size === 0) return;
+    const tick = async () => {
+      if (this.sampling) return;
+      this.sampling = true;
+      try {
+        for (const { botId, supervisor } of this.held.values()) {
+          const status = await supervisor.status().catch(() => undefined);
+          if (status?.memoryBytes == null || status.cpuPercent == null) continue;
+          this.samples.set(botId, {
+            bot_id: botId,
+            memory_bytes: status.memoryBytes,
+            cpu_percent: Math.round(status.cpuPercent * 100) / 100,
+            at: new Date().toISOString(),
+          });
+        }
+      } finally {
+        this.sampling = false;
+        if (this.held.size === 0 && this.sampler) {
+          clearInterval(this.sampler);
+          this.sampler = undefined;
+        }
+      }
+    };
+    this.sampler = setInterval(() => void tick(), statsIntervalMs);
+    this.sampler.unref();
+    void tick();
+  }
 
   async run(job: BotJob, io: JobIo): Promise<BotJobResult> {
     const task = job.payload;
@@ -88,7 +136,6 @@ export class BotJobHandler implements JobHandler<"bot"> {
       },
       onState: (change) => {
         last = change;
-        output.changed(change);
         emit({
           type: "bot.state",
           bot_id: task.bot_id,
@@ -101,10 +148,13 @@ export class BotJobHandler implements JobHandler<"bot"> {
           ...(change.containerId ? { container_id: change.containerId } : {}),
           image: image.name,
         });
+        // After the state: `running` is what a start waits for; the output steps follow it.
+        output.changed(change);
         if (finalStates.has(change.state)) ended();
       },
     });
     this.held.set(task.bot_id, { botId: task.bot_id, supervisor });
+    this.sample();
     let detached = false;
     const onAbort = () => {
       if (io.signal.reason === detachReason) {
@@ -125,6 +175,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
     await done;
     io.signal.removeEventListener("abort", onAbort);
     this.held.delete(task.bot_id);
+    this.samples.delete(task.bot_id);
     await output.close(detached);
     const final = last;
     const status: BotJobResult["status"] =

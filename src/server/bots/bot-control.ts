@@ -7,6 +7,7 @@ import type { BotRecord } from "../../store/types.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
+import { watchRun } from "../run-watch.js";
 import type { StartBotBody } from "../runs/bot-spec.js";
 
 /**
@@ -105,10 +106,14 @@ export class BotControl {
     return { bot, runId: run.id };
   }
 
-  /** The caller's bot of that name (a removed one is gone); BOT_NOT_FOUND otherwise. */
+  /** The caller's bot of that name (a removed one is gone); NOT_FOUND otherwise. */
   async find(principal: Principal | undefined, name: string): Promise<BotRecord> {
     const bot = await this.deps.store.findBot(principal?.tenant_id ?? null, botOwner(principal), name);
-    if (!bot) throw new RunyardError("BOT_NOT_FOUND", `you have no bot named ${name}`);
+    if (!bot) {
+      throw new RunyardError("NOT_FOUND", `you have no bot named ${name}`, {
+        hint: "`runyard bot list` shows your bots by name (a removed bot is gone).",
+      });
+    }
     return bot;
   }
 
@@ -159,27 +164,10 @@ export class BotControl {
    * woken by its run's events, with a slow poll in case a notice from another replica is lost.
    */
   async settled(bot: BotRecord, timeoutMs: number): Promise<BotRecord> {
-    const runId = bot.run_id;
-    let wake: () => void = () => undefined;
-    const unsubscribe = runId
-      ? [this.deps.bus.subscribe(runId, () => wake()), this.deps.bus.subscribeStored(runId, () => wake())]
-      : [];
-    const deadline = Date.now() + timeoutMs;
-    try {
-      for (;;) {
-        const now = (await this.deps.store.getBot(bot.id)) ?? bot;
-        if ((now.state !== "building" && now.state !== "pulling") || Date.now() >= deadline) return now;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(1000, Math.max(1, deadline - Date.now())));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-    } finally {
-      for (const stop of unsubscribe) stop();
-    }
+    const read = async () => (await this.deps.store.getBot(bot.id)) ?? bot;
+    const settled = (now: BotRecord) => now.state !== "building" && now.state !== "pulling";
+    if (!bot.run_id) return read();
+    return watchRun(this.deps, bot.run_id, timeoutMs, read, settled, (event) => event.type === "bot.state");
   }
 
   /** The container's (or the build's) output of the bot's current life, from its run's events. */

@@ -7,6 +7,7 @@ import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
 import { publicRoute } from "../openapi.js";
+import { watchRun } from "../run-watch.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run to continue") });
@@ -78,32 +79,16 @@ export function agentForModel(model: string | undefined): { agent: string; model
   return { agent: "openai", model };
 }
 
-/**
- * Resolves with the run once it has ended, or as it is after `timeoutMs`. Woken by this
- * replica's events and other replicas' notices, with a slow poll in case a notice is lost.
- */
-async function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<RunRecord | undefined> {
-  let wake: () => void = () => undefined;
-  const unsubscribe = [
-    deps.bus.subscribe(runId, (event) => event.type === "run.finished" && wake()),
-    deps.bus.subscribeStored(runId, () => wake()),
-  ];
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (;;) {
-      const run = await deps.store.getRun(runId);
-      if (!run || isFinalStatus(run.status) || Date.now() >= deadline) return run;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(1000, Math.max(1, deadline - Date.now())));
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  } finally {
-    for (const stop of unsubscribe) stop();
-  }
+/** The run once it has ended, or as it is after `timeoutMs`. */
+function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<RunRecord | undefined> {
+  return watchRun(
+    deps,
+    runId,
+    timeoutMs,
+    () => deps.store.getRun(runId),
+    (run) => !run || isFinalStatus(run.status),
+    (event) => event.type === "run.finished",
+  );
 }
 
 export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { apiSchemas } from "../api-schemas.js";
+import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
 import type { ServerDeps } from "../deps.js";
@@ -147,6 +147,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.post(
     "/api/bots/:name/stop",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "stopBot",
         summary: "Stop a bot: SIGTERM, SIGKILL after 10 s, container removed",
@@ -168,6 +169,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/bots/:name",
     {
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "removeBot",
         summary: "Remove a bot (stopping it first): its name is free again",

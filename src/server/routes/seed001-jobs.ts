@@ -19,12 +19,12 @@ import { botBodyLimit } from "./bots.js";
 
 const actions = ["start", "stop", "logs", "list", "status"] as const;
 
-const Seed001Body = z.object({
+const Seed001Body = z.strictObject({
   blueprint: z.string(),
   data: z.record(z.string(), z.unknown()).default({}),
 });
 
-const SeedData = z.object({
+const SeedData = z.strictObject({
   action: z.enum(actions, { message: `action is one of ${actions.join(", ")}` }),
   bot_id: z.string().optional(),
   deployment_mode: z.enum(["simple", "custom", "image"]).optional(),

@@ -50,7 +50,12 @@ const serverExpiryGraceMs = 60_000;
 
 /** The job id of a bot run's n-th job (a new one each time its runner was lost). */
 export function botJobId(runId: string, attempt: number): string {
-  return `job_${runId}_bot_${attempt}`;
+  return `${botJobPrefix(runId)}${attempt}`;
+}
+
+/** What every job id of a bot run starts with. */
+export function botJobPrefix(runId: string): string {
+  return `job_${runId}_bot_`;
 }
 
 /**

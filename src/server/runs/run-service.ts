@@ -13,6 +13,9 @@ import { finishedPatch, RunProjection } from "./projection.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import type { WorkflowRunSpec, WorkflowRuns } from "./workflow-runs.js";
 
+/** A bot's stored output (its build's and its containers'): the newest 8 MiB. */
+export const defaultMaxBotLogBytes = 8 * 1024 * 1024;
+
 /** The modules of the kinds this server runs; a kind without one is refused at submit and recovery. */
 export interface RunKinds {
   workflow: WorkflowRuns;
@@ -53,7 +56,8 @@ export class RunService {
     private readonly bus: EventBus,
     private readonly kinds: RunKinds,
     private readonly logger: Logger,
-    private readonly limits: { maxRunLogBytes: number },
+    /** Output stored per run; a bot's run keeps its newest `maxBotLogBytes` instead (rolling). */
+    private readonly limits: { maxRunLogBytes: number; maxBotLogBytes?: number },
     private readonly replica: RunReplica = {
       id: "local",
       askCancel: () => undefined,
@@ -144,7 +148,13 @@ export class RunService {
         this.store,
         this.bus,
         projection.apply,
-        { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) },
+        record.kind === "bot"
+          ? {
+              maxBytes: this.limits.maxBotLogBytes ?? defaultMaxBotLogBytes,
+              storedBytes: storedOutputBytes(resumed),
+              rolling: true,
+            }
+          : { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) },
         { id: this.replica.id, fenced: () => this.replica.fenced() },
       ),
       markStarted: (runnerId) => this.markStarted(record.id, runnerId),

@@ -1,0 +1,69 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { repoRoot, tempDir } from "./cli.js";
+import { adminToken, freePort, type Proc, startCli } from "./server.js";
+
+/** Debian's chromium (`.ci/run` installs it); Playwright drives it, nothing is downloaded. */
+export const chromiumPath = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) =>
+  existsSync(path),
+);
+
+/**
+ * For tests that need the browser: false when there is none, so a test may skip locally; under
+ * CI=true that throws instead, because CI must test the UI in a real browser.
+ */
+export function requireBrowser(): boolean {
+  if (chromiumPath) return true;
+  const message = "no chromium at /usr/bin/chromium";
+  if (process.env.CI === "true")
+    throw new Error(`${message}; CI must run the web UI tests (.ci/run installs it)`);
+  process.stderr.write(`${message}; skipping the web UI tests\n`);
+  return false;
+}
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: chromiumPath!,
+    // Tests run as root, where chromium's sandbox cannot start; /dev/shm is small in containers.
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+}
+
+/** Where screenshots go: kept by CI as artifacts of the run. */
+export const screenshotDir = join(repoRoot, "test-artifacts", "screenshots");
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(screenshotDir, { recursive: true });
+  const path = join(screenshotDir, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+export interface Up {
+  url: string;
+  proc: Proc;
+  home: string;
+}
+
+/** A real `runyard up` (server and its local runner, SQLite) on a free port, with a known admin token. */
+export async function startUp(env: Record<string, string> = {}): Promise<Up> {
+  const home = tempDir("runyard-up-");
+  const port = await freePort();
+  const proc = startCli(["up", "--port", String(port), "--home", home], {
+    RUNYARD_ADMIN_TOKEN: adminToken,
+    RUNYARD_HEARTBEAT_MS: "300",
+    ...env,
+  });
+  const line = await proc.waitFor(/listening on http:\/\/[^\s]+/, 30_000);
+  return { url: line.replace("listening on ", ""), proc, home };
+}
+
+/** Opens the UI and logs in with a pasted API token (the admin token by default). */
+export async function logIn(page: Page, url: string, token = adminToken): Promise<void> {
+  await page.goto(url);
+  await page.getByRole("tab", { name: "API token" }).click();
+  await page.getByLabel(/Token/).fill(token);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("navigation", { name: "Sections" }).waitFor();
+}

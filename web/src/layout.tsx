@@ -1,0 +1,49 @@
+import type { ReactNode } from "react";
+import { api, setToken } from "./api.js";
+import type { Caller } from "./app.js";
+
+const sections = [
+  ["run", "Run"],
+  ["runs", "Runs"],
+  ["agents", "Agents"],
+  ["bots", "Bots"],
+  ["runners", "Runners"],
+] as const;
+
+export function Layout(props: {
+  caller: Caller;
+  current: string;
+  onLogout: () => void;
+  children: ReactNode;
+}) {
+  const logout = async () => {
+    // A session ends on the server too; an API token is not a session (400), and stays valid.
+    await api("POST", "/api/auth/logout").catch(() => undefined);
+    setToken(null);
+    props.onLogout();
+  };
+  return (
+    <div className="shell">
+      <header className="top">
+        <a className="brand" href="#/runs">
+          runyard
+        </a>
+        <nav aria-label="Sections">
+          {sections.map(([path, label]) => (
+            <a key={path} href={`#/${path}`} aria-current={props.current === path ? "page" : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+        <span className="who">
+          {props.caller.username ?? props.caller.kind}
+          {props.caller.tenant_id ? ` · ${props.caller.tenant_id}` : ""}
+        </span>
+        <button type="button" onClick={logout}>
+          Log out
+        </button>
+      </header>
+      <main>{props.children}</main>
+    </div>
+  );
+}
