@@ -16,9 +16,9 @@ function serverFlags(command: Command): Command {
   return command
     .option(
       "--server <url>",
-      "server URL; replicas comma-separated, the first that accepts a connection is used (RUNYARD_SERVER_URL; default http://127.0.0.1:8088)",
+      "server URL; replicas comma-separated, the first that accepts a connection is used (RUNYARD_SERVER_URL or AVTOMATIKA_URL; default http://127.0.0.1:8088)",
     )
-    .option("--token <token>", "API token (RUNYARD_TOKEN)");
+    .option("--token <token>", "API token (RUNYARD_TOKEN or AVTOMATIKA_TOKEN)");
 }
 
 const apiOverrides = (flags: { server?: string; token?: string }): Overrides => ({
@@ -410,6 +410,91 @@ function buildProgram(
       .option("-q, --quiet", "print only failures and the result"),
   ).action(async (run: string, text: string, flags) =>
     setExit(await (await import("./agent.js")).agentSend(run, text, flags, await ctx(apiOverrides(flags)))),
+  );
+
+  const bot = program
+    .command("bot")
+    .description("long-running bots in hardened Docker containers (seed 001's avtomatika-bot)");
+  serverFlags(
+    bot
+      .command("start")
+      .argument("<name>", "the bot's name, e.g. echo-bot")
+      .description("build (or pull) and start a bot; shows the progress until it runs, exit 1 if it crashes")
+      .option(
+        "--simple <files...>",
+        "simple: your code files (sent by base name); runyard writes the Dockerfile",
+      )
+      .option(
+        "--entrypoint <file>",
+        "simple: the file to run (default: the only file, main.py, bot.py or index.js)",
+      )
+      .option(
+        "-r, --requirement <spec>",
+        "simple: a pip (or npm) package, or a requirements .txt file (repeatable)",
+        collect,
+        [],
+      )
+      .option(
+        "--custom <dir|archive|git-url>",
+        "custom: a folder, .tar/.tar.gz/.zip or git URL with a Dockerfile at its top",
+      )
+      .option("--ref <ref>", "custom git: the branch or tag")
+      .option("--image <ref>", "image: a ready image, e.g. ghcr.io/user/bot:v1")
+      .option("--registry-user <user>", "image: the private registry's username")
+      .option("--registry-password-stdin", "image: read the registry password (or token) from stdin")
+      .option("--registry-server <host>", "image: the registry's host, when not the image's")
+      .option(
+        "-e, --env <NAME=value>",
+        "container env; NAME alone passes this shell's value (repeatable)",
+        collect,
+        [],
+      )
+      .option("--secret <NAME>", "a stored secret given to the container as env (repeatable)", collect, [])
+      .option("--restart <policy>", "no (default), on-failure or always")
+      .option("--max-restarts <n>", "crashes in a row before it stays crashed (default 5)")
+      .option("--lifetime <seconds>", "stop it (timeout) after this long; at most the server's 24 h")
+      .option("--group <group>", "the runner group whose Docker runs it")
+      .option("--label <label>", "a runner label it needs (repeatable)", collect, [])
+      .option("--check <seconds>", "once running, watch this long for an immediate crash (default 3)")
+      .option("-d, --detach", "return once submitted, without watching")
+      .option("--json", "JSON output: the start answer, then the bot"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot.js")).botStart(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    bot.command("stop").argument("<name>").description("stop a bot: SIGTERM, SIGKILL after 10 s"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot.js")).botStop(name, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    bot
+      .command("logs")
+      .argument("<name>")
+      .description("a bot's output: every container of its current life")
+      .option("--tail <n>", "the last N lines")
+      .option("--since <when>", "lines since 10m, 2h, 1d or an ISO time")
+      .option("-f, --follow", "keep printing new lines until the bot ends (Ctrl-C to stop watching)")
+      .option("--build", "the build's (or pull's) output instead")
+      .option("--previous", "the last lines of the container that ended (kept after a crash)")
+      .option("--json", "one JSON object per line"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot.js")).botLogs(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(bot.command("list").description("your bots").option("--json", "JSON output")).action(
+    async (flags) => setExit(await (await import("./bot.js")).botList(flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    bot
+      .command("status")
+      .argument("<name>")
+      .description("state, uptime, restarts, exit code, OOM, memory and CPU now, error and hint")
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot.js")).botStatus(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(bot.command("rm").argument("<name>").description("remove a bot (stopping it first)")).action(
+    async (name: string, flags) =>
+      setExit(await (await import("./bot.js")).botRemove(name, await ctx(apiOverrides(flags)))),
   );
 
   const runs = program.command("runs").description("look at and control runs on a server");

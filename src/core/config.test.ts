@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, withoutCredentials } from "./config.js";
 
 describe("config", () => {
   it("reads RUNYARD_* variables", () => {
@@ -33,6 +33,17 @@ describe("config", () => {
       memory: "8GB",
       hostname: "server-01",
       tenantId: "acme",
+    });
+  });
+
+  it("accepts seed 001's AVTOMATIKA_URL and AVTOMATIKA_TOKEN after runyard's own names; steps never inherit the token", () => {
+    expect(loadConfig({ AVTOMATIKA_URL: "http://bots:8000", AVTOMATIKA_TOKEN: "t1" })).toMatchObject({
+      serverUrl: "http://bots:8000",
+      token: "t1",
+    });
+    expect(loadConfig({ RUNYARD_TOKEN: "mine", AVTOMATIKA_TOKEN: "t1" }).token).toBe("mine");
+    expect(withoutCredentials({ AVTOMATIKA_TOKEN: "t1", AVTOMATIKA_URL: "u" })).toEqual({
+      AVTOMATIKA_URL: "u",
     });
   });
 

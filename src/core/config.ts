@@ -14,7 +14,8 @@ export const defaultMaxRunArtifactBytes = 64 * 1024 * 1024;
 /**
  * The one config schema. It is parsed once at start-up from the environment (and, for the
  * commands that take one, flags and a config file laid over it); nothing else reads process.env.
- * Seed 000's ADOS_* names are accepted as aliases of the RUNYARD_* ones.
+ * Seed 000's ADOS_* names (and seed 001's AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are accepted as
+ * aliases of the RUNYARD_* ones.
  */
 /** One tenant's or user's limits (`quotas.tenants.<id>`, `quotas.users.<name>`); absent: the default. */
 export const QuotaLimits = z
@@ -229,8 +230,9 @@ const envNames: Record<keyof Config, string[]> = {
   home: ["RUNYARD_HOME"],
   logLevel: ["RUNYARD_LOG_LEVEL", "RUNNER_LOG_LEVEL"],
   killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
-  serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL"],
-  token: ["RUNYARD_TOKEN", "ADOS_TOKEN"],
+  // Seed 001's CLI names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.
+  serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL", "AVTOMATIKA_URL"],
+  token: ["RUNYARD_TOKEN", "ADOS_TOKEN", "AVTOMATIKA_TOKEN"],
   adminToken: ["RUNYARD_ADMIN_TOKEN"],
   runnerId: ["RUNYARD_RUNNER_ID", "ADOS_RUNNER_ID"],
   workspaceDir: ["RUNYARD_WORKSPACE_DIR", "WORKSPACE_DIR"],
