@@ -193,6 +193,17 @@ export class BotSupervisor {
     this.finish("stopped", {});
   }
 
+  /**
+   * Lets the bot go without touching its container (its runner is stopping): the watchers and
+   * timers end, nothing is reported, and the runner's next life adopts the container.
+   */
+  detach(): void {
+    this.generation += 1;
+    this.watch?.abort();
+    this.watch = null;
+    this.clearTimers();
+  }
+
   /** Ends the container if it runs and forgets it: `removed`. */
   async remove(): Promise<void> {
     await this.endContainer();

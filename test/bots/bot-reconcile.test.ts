@@ -143,6 +143,23 @@ describe.skipIf(!haveDocker)("bots across server and runner restarts", () => {
     await api(server.url, "DELETE", "/api/bots/adopted");
   }, 120_000);
 
+  it("SIGTERM stops a runner and a server at once while a bot lives; the bot runs on and is adopted", async () => {
+    const { id, containerId } = await startBot("graceful");
+    // 143: the exit code of a graceful stop on SIGTERM (128 + 15), as for any runyard daemon.
+    expect(await runner!.kill("SIGTERM")).toBe(143);
+    expect(await server.proc.kill("SIGTERM")).toBe(143);
+    expect((await containerOf(id))?.State).toBe("running");
+    server = await startTestServer(serverHome, serverEnv, port);
+    await startOurRunner();
+    const after = await waitBot("graceful", (bot) => bot.state === "running" && bot.runner_id === runnerId);
+    expect(after.restarts).toBe(0);
+    expect((await containerOf(id))?.Id).toBe(containerId);
+    await ping("graceful", containerId, 0);
+    const stopped = await api<BotView>(server.url, "POST", "/api/bots/graceful/stop");
+    expect(stopped.body.state).toBe("stopped");
+    await api(server.url, "DELETE", "/api/bots/graceful");
+  }, 120_000);
+
   it("a bot stopped while its runner was away has its container removed when the runner comes back", async () => {
     const { id } = await startBot("orphan");
     await runner!.kill("SIGKILL");

@@ -159,6 +159,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
     const onAbort = () => {
       if (io.signal.reason === detachReason) {
         detached = true;
+        supervisor.detach();
         ended();
         return;
       }

@@ -178,6 +178,8 @@ export class BotRuns implements RunKindModule {
       () => expiry.abort(),
       Math.max(0, Math.min(Date.parse(spec.expires_at) - Date.now() + serverExpiryGraceMs, 2 ** 31 - 1)),
     );
+    // A bot may wait a day for its expiry: that must not keep a stopping server alive.
+    expiryTimer.unref();
     const signal = AbortSignal.any([run.signal, expiry.signal]);
     try {
       // Jobs of an earlier life of this server go on where they are.
