@@ -41,7 +41,20 @@ export async function prepareBotImage(
 ): Promise<string> {
   const { source } = task;
   if (source.mode === "image") {
-    if (!(await hasImage(deps.engine, source.image))) {
+    const local = await localImage(deps.engine, source.image);
+    // A built bot's image holds its owner's code: another bot (another user's) never runs it,
+    // whatever name (tag, id, digest) it is given by.
+    const builtFor = local?.labels["runyard.bot"];
+    if (builtFor !== undefined && builtFor !== task.bot_id) {
+      throw new RunyardError(
+        "BOT_IMAGE_NOT_FOUND",
+        `image ${source.image} is not in any registry this runner pulls from`,
+        {
+          hint: "Push the bot's image to a registry and give its reference (e.g. ghcr.io/user/bot:v1), or start it in simple or custom mode.",
+        },
+      );
+    }
+    if (!local) {
       await deps.engine.pull(source.image, {
         ...(source.registry_auth ? { auth: source.registry_auth } : {}),
         onProgress: onLine,
@@ -107,12 +120,16 @@ async function mkdirOf(path: string): Promise<string> {
   return path;
 }
 
-async function hasImage(engine: DockerEngine, ref: string): Promise<boolean> {
+/** The image of that reference on this runner's engine, with its labels; undefined when absent. */
+async function localImage(
+  engine: DockerEngine,
+  ref: string,
+): Promise<{ labels: Record<string, string> } | undefined> {
   try {
-    await engine.docker.getImage(ref).inspect();
-    return true;
+    const info = await engine.docker.getImage(ref).inspect();
+    return { labels: info.Config?.Labels ?? {} };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
