@@ -216,6 +216,103 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     await api(server.url, "POST", "/api/bots/alice-bot/stop", undefined, acme);
   }, 180_000);
 
+  it("archives that escape are refused through the API with the entry's name, and nothing is stored", async () => {
+    const dir = tempDir("runyard-evil-archives-");
+    // Each archive also holds a Dockerfile, so only the bad entry can be why it is refused.
+    const script = `
+import io, sys, tarfile, zipfile, gzip
+out = sys.argv[1]
+def tar(name, add, mode="w"):
+    with tarfile.open(f"{out}/{name}", mode) as t:
+        d = tarfile.TarInfo("Dockerfile"); body = b"FROM scratch\\n"; d.size = len(body); t.addfile(d, io.BytesIO(body))
+        add(t)
+def file(path, body=b"x"):
+    def add(t):
+        i = tarfile.TarInfo(path); i.size = len(body); t.addfile(i, io.BytesIO(body))
+    return add
+def link(path, target, kind):
+    def add(t):
+        i = tarfile.TarInfo(path); i.type = kind; i.linkname = target; t.addfile(i)
+    return add
+def device(t):
+    i = tarfile.TarInfo("dev"); i.type = tarfile.CHRTYPE; i.devmajor = 1; i.devminor = 3; t.addfile(i)
+tar("slip.tar", file("../../escaped.txt"))
+tar("absolute.tar", file("/tmp/runyard-absolute.txt"))
+tar("symlink.tar", lambda t: (link("out", "/etc", tarfile.SYMTYPE)(t), file("out/passwd")(t)))
+tar("symlink-up.tar", link("up", "../../..", tarfile.SYMTYPE))
+tar("hardlink.tar", link("shadow", "/etc/shadow", tarfile.LNKTYPE))
+tar("device.tar", device)
+tar("bomb.tar.gz", file("zeros", b"\\0" * (300 * 1024 * 1024)), "w:gz")
+with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
+    z.writestr("Dockerfile", "FROM scratch\\n"); z.writestr("../../zip-escaped.txt", "x")
+`;
+    execFileSync("python3", ["-c", script, dir]);
+    const cases: [string, RegExp][] = [
+      ["slip.tar", /escaped\.txt/],
+      ["absolute.tar", /runyard-absolute\.txt/],
+      ["symlink.tar", /"out/],
+      ["symlink-up.tar", /"up"/],
+      ["hardlink.tar", /"shadow"/],
+      ["device.tar", /"dev"/],
+      ["bomb.tar.gz", /zeros|expands|ratio/],
+      ["slip.zip", /zip-escaped\.txt/],
+    ];
+    for (const [file, entry] of cases) {
+      const answer = await api<{ error: { code: string; message: string; hint: string } }>(
+        server.url,
+        "POST",
+        "/api/bots",
+        { name: "evil", archive: readFileSync(join(dir, file)).toString("base64") },
+        acme,
+      );
+      expect(answer.status, `${file}: ${JSON.stringify(answer.body)}`).toBe(400);
+      expect(answer.body.error.code, file).toBe("ARCHIVE_REJECTED");
+      expect(answer.body.error.message, file).toMatch(entry);
+    }
+    // Past the body limit (32 MB of archive, as base64): refused before it is read, 413.
+    const huge = await api<{ error: { code: string } }>(
+      server.url,
+      "POST",
+      "/api/bots",
+      { name: "evil", archive: "A".repeat(50 * 1024 * 1024) },
+      acme,
+    );
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe("BODY_TOO_LARGE");
+    expect((await api(server.url, "GET", "/api/bots/evil", undefined, acme)).status).toBe(404);
+  }, 120_000);
+
+  it("concurrent starts past the quota: exactly the quota's worth are taken", async () => {
+    const names = Array.from({ length: 8 }, (_, i) => `rush-${i}`);
+    const answers = await Promise.all(
+      names.map((name) =>
+        api<{ bot?: BotView; error?: { code: string } }>(
+          server.url,
+          "POST",
+          "/api/bots",
+          { name, image },
+          acmeBob,
+        ),
+      ),
+    );
+    const taken = answers.filter((answer) => answer.status === 202);
+    for (const answer of taken) botIds.push(answer.body.bot!.id);
+    expect(taken.length, JSON.stringify(answers.map((a) => a.status))).toBe(3);
+    for (const answer of answers.filter((a) => a.status !== 202))
+      expect(answer.body.error?.code).toBe("QUOTA_EXCEEDED");
+    for (const answer of taken) {
+      await waitBot(acmeBob, answer.body.bot!.name, (b) => b.state === "running");
+      const stopped = await api<BotView>(
+        server.url,
+        "POST",
+        `/api/bots/${answer.body.bot!.name}/stop`,
+        undefined,
+        acmeBob,
+      );
+      expect(stopped.body.state).toBe("stopped");
+    }
+  }, 120_000);
+
   // Last: it freezes globex's runner.
   it("a stop while the bot's runner has gone quiet ends it stopped (not crashed), and its container goes when the runner is back", async () => {
     const { bot } = await startBot(globex, { name: "frozen", image });
