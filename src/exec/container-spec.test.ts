@@ -53,6 +53,16 @@ describe("hardenedContainer", () => {
     expect(() => hardenedContainer({ ...base, env: { "A=B": "x" } })).toThrow(/environment/);
   });
 
+  it("refuses a NUL in an env value without saying the value: Docker's start error would echo it", () => {
+    const make = () => hardenedContainer({ ...base, env: { BOT_TOKEN: "123\u0000ABC" } });
+    expect(make).toThrow(/BOT_TOKEN.*NUL/);
+    try {
+      make();
+    } catch (error) {
+      expect(String(error)).not.toContain("123");
+    }
+  });
+
   it("mounts only the folders asked for, and never the Docker socket", () => {
     const spec = hardenedContainer({
       ...base,

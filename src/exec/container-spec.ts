@@ -65,8 +65,10 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
   if (!(memoryBytes > 0 && cpus > 0 && pids > 0)) {
     throw new Error(`container limits must be positive: ${JSON.stringify(input.limits)}`);
   }
-  for (const key of Object.keys(input.env)) {
+  for (const [key, value] of Object.entries(input.env)) {
     if (key === "" || key.includes("=")) throw new Error(`invalid environment variable name "${key}"`);
+    // runc refuses it only at start, quoting `KEY=value` escaped, which no masker recognises.
+    if (value.includes("\0")) throw new Error(`environment variable ${key}'s value holds a NUL byte`);
   }
   const mounts = input.mounts ?? [];
   for (const mount of mounts) {
