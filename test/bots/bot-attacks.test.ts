@@ -11,6 +11,7 @@ import {
   testLabel,
   testRunLabel,
 } from "../helpers/docker.js";
+import { seedBareRepo } from "../helpers/git-repos.js";
 import {
   api,
   type Proc,
@@ -312,6 +313,21 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
       expect(stopped.body.state).toBe("stopped");
     }
   }, 120_000);
+
+  it("a git source on the runner's own disk (a path or file://, e.g. its workspace mirrors) is not cloned", async () => {
+    const bare = seedBareRepo(join(tempDir("runyard-private-mirror-"), "private.git"));
+    const sources: [string, string][] = [
+      ["local-path", bare],
+      ["local-file", `file://${bare}`],
+    ];
+    for (const [name, url] of sources) {
+      await startBot(acme, { name, git: { url } });
+      const ended = await waitBot(acme, name, (b) => b.state !== "building");
+      expect(ended.state, name).toBe("crashed");
+      expect(ended.error?.code, name).toBe("BOT_BUILD_FAILED");
+      expect(ended.error?.message, name).toMatch(/runner's own disk/);
+    }
+  }, 60_000);
 
   // Last: it freezes globex's runner.
   it("a stop while the bot's runner has gone quiet ends it stopped (not crashed), and its container goes when the runner is back", async () => {

@@ -19,6 +19,19 @@ export interface BotImageDeps {
   archiveLimits?: ArchiveLimits;
   /** The runner's environment: git gets only what it needs of it (cleanGitEnv). */
   env: Record<string, string | undefined>;
+  /**
+   * Whether a git source may be a path or file:// URL on the runner's own disk (off unless the
+   * operator says RUNYARD_BOT_GIT_LOCAL=1): else any bot could build from the repositories the
+   * runner keeps for others (its workspace mirrors) and print them.
+   */
+  allowLocalGit?: boolean;
+}
+
+/** A git URL git reads from the local disk: file://, or a path (not a URL, not ssh's host:path). */
+export function isLocalGitUrl(url: string): boolean {
+  if (/^file:/i.test(url)) return true;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return false;
+  return !/^[^/]+:/.test(url);
 }
 
 /** The tag a built bot image gets: one per bot, so a new build replaces the last one's tag. */
@@ -140,6 +153,11 @@ async function cloneShallow(
   onLine: (line: string) => void,
   signal: AbortSignal,
 ): Promise<void> {
+  if (isLocalGitUrl(git.url) && !deps.allowLocalGit) {
+    throw new RunyardError("BOT_BUILD_FAILED", `${displayUrl(git.url)} is on the runner's own disk`, {
+      hint: "Give the repository's https, ssh or git URL; an operator who wants local repositories cloned sets RUNYARD_BOT_GIT_LOCAL=1 on the runner.",
+    });
+  }
   onLine(`cloning ${displayUrl(git.url)}${git.ref ? ` at ${git.ref}` : ""} (shallow, no submodules)`);
   const args = [
     "clone",
