@@ -53,6 +53,13 @@ describe("hardenedContainer", () => {
     expect(() => hardenedContainer({ ...base, env: { "A=B": "x" } })).toThrow(/environment/);
   });
 
+  it("rotates the container's output on the runner's disk: a bot that floods stdout cannot fill it", () => {
+    expect(hardenedContainer(base).HostConfig?.LogConfig).toEqual({
+      Type: "json-file",
+      Config: { "max-size": "10m", "max-file": "2" },
+    });
+  });
+
   it("refuses a NUL in an env value without saying the value: Docker's start error would echo it", () => {
     const make = () => hardenedContainer({ ...base, env: { BOT_TOKEN: "123\u0000ABC" } });
     expect(make).toThrow(/BOT_TOKEN.*NUL/);

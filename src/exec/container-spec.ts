@@ -99,6 +99,9 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
       Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
       NetworkMode: input.network,
       RestartPolicy: { Name: "no" },
+      // Docker keeps a container's output on the runner's disk; unrotated, a bot that prints
+      // without pause for its 24 h fills the disk. runyard keeps the output in its events.
+      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
       // docker-init as PID 1: a program as PID 1 gets no default signal handlers from the kernel,
       // so SIGTERM would be ignored and every stop would wait out the grace; docker-init passes
       // signals on and reaps zombies.

@@ -163,6 +163,13 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     expect(list.body.bots).toEqual([]);
     // Untouched: still running, for its owner.
     expect((await waitBot(acme, "shared-name", () => true)).state).toBe("running");
+    // Its output on the runner's disk is rotated: a flood cannot fill the disk.
+    const [container] = await engine.docker.listContainers({ filters: { label: [`runyard.bot=${bot.id}`] } });
+    const info = await engine.docker.getContainer(container!.Id).inspect();
+    expect(info.HostConfig.LogConfig).toEqual({
+      Type: "json-file",
+      Config: { "max-size": "10m", "max-file": "2" },
+    });
     const stopped = await api<BotView>(server.url, "POST", "/api/bots/shared-name/stop", undefined, acme);
     expect(stopped.body.state).toBe("stopped");
     expect((await api(server.url, "DELETE", "/api/bots/shared-name", undefined, acme)).status).toBe(200);
