@@ -27,6 +27,26 @@ export interface BotImageDeps {
   allowLocalGit?: boolean;
 }
 
+/**
+ * Git's environment for a bot's clone: anonymous. Not the runner's HOME (its ~/.gitconfig may
+ * carry an http.extraHeader token or url rewrites), not its ssh agent nor its keys: a bot's
+ * source is the user's, reached with nothing of the runner's.
+ */
+export function anonymousGitEnv(
+  env: Record<string, string | undefined>,
+  home: string,
+): Record<string, string> {
+  const { SSH_AUTH_SOCK: _agent, ...clean } = cleanGitEnv(env);
+  return {
+    ...clean,
+    HOME: home,
+    XDG_CONFIG_HOME: home,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_SSH_COMMAND:
+      "ssh -o BatchMode=yes -F /dev/null -o IdentitiesOnly=yes -o IdentityFile=/dev/null -o IdentityAgent=none",
+  };
+}
+
 /** A git URL git reads from the local disk: file://, or a path (not a URL, not ssh's host:path). */
 export function isLocalGitUrl(url: string): boolean {
   if (/^file:/i.test(url)) return true;
@@ -96,7 +116,7 @@ export async function prepareBotImage(
       await extractArchive(archive, context, deps.archiveLimits);
       await readableByAll(context);
     } else if (source.git !== undefined) {
-      await cloneShallow(deps, source.git, context, onLine, signal);
+      await cloneShallow(deps, source.git, context, await mkdirOf(join(dir, "home")), onLine, signal);
     } else {
       throw new RunyardError("INVALID_INPUT", "a custom bot needs an archive or a git URL");
     }
@@ -150,6 +170,7 @@ async function cloneShallow(
   deps: BotImageDeps,
   git: { url: string; ref?: string | undefined },
   dest: string,
+  home: string,
   onLine: (line: string) => void,
   signal: AbortSignal,
 ): Promise<void> {
@@ -169,7 +190,7 @@ async function cloneShallow(
     git.url,
     dest,
   ];
-  const result = await runGit(cleanGitEnv(deps.env), args, { signal });
+  const result = await runGit(anonymousGitEnv(deps.env, home), args, { signal });
   if (result.code !== 0) {
     throw new RunyardError(
       "BOT_BUILD_FAILED",
