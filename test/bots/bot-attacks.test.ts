@@ -115,8 +115,10 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
   }, 240_000);
 
   afterAll(async () => {
-    for (const runner of runners) await runner.kill();
-    await server?.proc.kill();
+    // SIGKILL: a runner left holding the orphaned bot job of the known bug below does not stop
+    // on SIGTERM in time; its containers are removed by label here anyway.
+    for (const runner of runners) await runner.kill("SIGKILL");
+    await server?.proc.kill("SIGKILL");
     for (const id of botIds) {
       for (const c of await engine.docker.listContainers({
         all: true,
@@ -361,4 +363,38 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }, 90_000);
+
+  // After the frozen runner: it restarts the server.
+  // KNOWN BUG, for the owner of src/server/runner-hub.ts (it.fails until fixed, then make it `it`):
+  // a stop that comes before the runner is back ends the job on the server (`done`); the runner
+  // then comes back still holding it, and takeInventory sends nothing for a `done` job of this
+  // runner ("told done when the runner sends its result again"), which a bot never sends: its
+  // container runs on until its lifetime. Fix: send `cancel` for such a job (a no-op on a runner
+  // that already has its result): `else send(connection.socket, { type: "cancel", job_id: id })`.
+  it.fails("a server killed and started again keeps a running bot (same container) and can still stop it", async () => {
+    const { bot } = await startBot(acme, { name: "survivor", image });
+    await waitBot(acme, "survivor", (b) => b.state === "running");
+    const containers = () =>
+      engine.docker.listContainers({ all: true, filters: { label: [`runyard.bot=${bot.id}`] } });
+    const [before] = await containers();
+    await server.proc.kill("SIGKILL");
+    server = await startTestServer(
+      server.home,
+      { RUNYARD_BOT_NETWORK: "none" },
+      Number(new URL(server.url).port),
+    );
+    const after = await waitBot(acme, "survivor", (b) => b.state === "running");
+    expect(after.error).toBeNull();
+    expect((await containers()).map((c) => c.Id)).toEqual([before!.Id]);
+    const stopped = await api<BotView>(server.url, "POST", "/api/bots/survivor/stop", undefined, acme);
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
+    expect(stopped.body.state).toBe("stopped");
+    // The runner may not be back yet when the stop comes: its container goes when it is.
+    const deadline = Date.now() + 30_000;
+    while ((await containers()).length > 0) {
+      if (Date.now() > deadline)
+        throw new Error(`the stopped bot's container still runs:\n${runners[0]!.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }, 120_000);
 });
