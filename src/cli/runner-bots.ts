@@ -43,6 +43,7 @@ export async function runnerBots(
     baseImages: botBaseImagesFromEnv(env),
     workDir,
     env,
+    allowLocalGit: env.RUNYARD_BOT_GIT_LOCAL === "1",
     labels: mine,
   });
   const own = async () =>

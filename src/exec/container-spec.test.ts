@@ -53,6 +53,23 @@ describe("hardenedContainer", () => {
     expect(() => hardenedContainer({ ...base, env: { "A=B": "x" } })).toThrow(/environment/);
   });
 
+  it("rotates the container's output on the runner's disk: a bot that floods stdout cannot fill it", () => {
+    expect(hardenedContainer(base).HostConfig?.LogConfig).toEqual({
+      Type: "json-file",
+      Config: { "max-size": "10m", "max-file": "2" },
+    });
+  });
+
+  it("refuses a NUL in an env value without saying the value: Docker's start error would echo it", () => {
+    const make = () => hardenedContainer({ ...base, env: { BOT_TOKEN: "123\u0000ABC" } });
+    expect(make).toThrow(/BOT_TOKEN.*NUL/);
+    try {
+      make();
+    } catch (error) {
+      expect(String(error)).not.toContain("123");
+    }
+  });
+
   it("mounts only the folders asked for, and never the Docker socket", () => {
     const spec = hardenedContainer({
       ...base,

@@ -65,8 +65,10 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
   if (!(memoryBytes > 0 && cpus > 0 && pids > 0)) {
     throw new Error(`container limits must be positive: ${JSON.stringify(input.limits)}`);
   }
-  for (const key of Object.keys(input.env)) {
+  for (const [key, value] of Object.entries(input.env)) {
     if (key === "" || key.includes("=")) throw new Error(`invalid environment variable name "${key}"`);
+    // runc refuses it only at start, quoting `KEY=value` escaped, which no masker recognises.
+    if (value.includes("\0")) throw new Error(`environment variable ${key}'s value holds a NUL byte`);
   }
   const mounts = input.mounts ?? [];
   for (const mount of mounts) {
@@ -97,6 +99,9 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
       Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
       NetworkMode: input.network,
       RestartPolicy: { Name: "no" },
+      // Docker keeps a container's output on the runner's disk; unrotated, a bot that prints
+      // without pause for its 24 h fills the disk. runyard keeps the output in its events.
+      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
       // docker-init as PID 1: a program as PID 1 gets no default signal handlers from the kernel,
       // so SIGTERM would be ignored and every stop would wait out the grace; docker-init passes
       // signals on and reaps zombies.

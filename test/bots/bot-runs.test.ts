@@ -102,6 +102,8 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
       id: `bot-runner-${run}`,
       env: {
         RUNYARD_BOT_BASE_IMAGE_PYTHON: python,
+        // Its git-mode bot clones a repository in a temp folder.
+        RUNYARD_BOT_GIT_LOCAL: "1",
         RUNYARD_LOG_LEVEL: process.env.DEBUG_RUNNER ? "info" : "error",
       },
     });

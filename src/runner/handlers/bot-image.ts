@@ -19,6 +19,39 @@ export interface BotImageDeps {
   archiveLimits?: ArchiveLimits;
   /** The runner's environment: git gets only what it needs of it (cleanGitEnv). */
   env: Record<string, string | undefined>;
+  /**
+   * Whether a git source may be a path or file:// URL on the runner's own disk (off unless the
+   * operator says RUNYARD_BOT_GIT_LOCAL=1): else any bot could build from the repositories the
+   * runner keeps for others (its workspace mirrors) and print them.
+   */
+  allowLocalGit?: boolean;
+}
+
+/**
+ * Git's environment for a bot's clone: anonymous. Not the runner's HOME (its ~/.gitconfig may
+ * carry an http.extraHeader token or url rewrites), not its ssh agent nor its keys: a bot's
+ * source is the user's, reached with nothing of the runner's.
+ */
+export function anonymousGitEnv(
+  env: Record<string, string | undefined>,
+  home: string,
+): Record<string, string> {
+  const { SSH_AUTH_SOCK: _agent, ...clean } = cleanGitEnv(env);
+  return {
+    ...clean,
+    HOME: home,
+    XDG_CONFIG_HOME: home,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_SSH_COMMAND:
+      "ssh -o BatchMode=yes -F /dev/null -o IdentitiesOnly=yes -o IdentityFile=/dev/null -o IdentityAgent=none",
+  };
+}
+
+/** A git URL git reads from the local disk: file://, or a path (not a URL, not ssh's host:path). */
+export function isLocalGitUrl(url: string): boolean {
+  if (/^file:/i.test(url)) return true;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return false;
+  return !/^[^/]+:/.test(url);
 }
 
 /** The tag a built bot image gets: one per bot, so a new build replaces the last one's tag. */
@@ -41,7 +74,20 @@ export async function prepareBotImage(
 ): Promise<string> {
   const { source } = task;
   if (source.mode === "image") {
-    if (!(await hasImage(deps.engine, source.image))) {
+    const local = await localImage(deps.engine, source.image);
+    // A built bot's image holds its owner's code: another bot (another user's) never runs it,
+    // whatever name (tag, id, digest) it is given by.
+    const builtFor = local?.labels["runyard.bot"];
+    if (builtFor !== undefined && builtFor !== task.bot_id) {
+      throw new RunyardError(
+        "BOT_IMAGE_NOT_FOUND",
+        `image ${source.image} is not in any registry this runner pulls from`,
+        {
+          hint: "Push the bot's image to a registry and give its reference (e.g. ghcr.io/user/bot:v1), or start it in simple or custom mode.",
+        },
+      );
+    }
+    if (!local) {
       await deps.engine.pull(source.image, {
         ...(source.registry_auth ? { auth: source.registry_auth } : {}),
         onProgress: onLine,
@@ -70,7 +116,7 @@ export async function prepareBotImage(
       await extractArchive(archive, context, deps.archiveLimits);
       await readableByAll(context);
     } else if (source.git !== undefined) {
-      await cloneShallow(deps, source.git, context, onLine, signal);
+      await cloneShallow(deps, source.git, context, await mkdirOf(join(dir, "home")), onLine, signal);
     } else {
       throw new RunyardError("INVALID_INPUT", "a custom bot needs an archive or a git URL");
     }
@@ -107,12 +153,16 @@ async function mkdirOf(path: string): Promise<string> {
   return path;
 }
 
-async function hasImage(engine: DockerEngine, ref: string): Promise<boolean> {
+/** The image of that reference on this runner's engine, with its labels; undefined when absent. */
+async function localImage(
+  engine: DockerEngine,
+  ref: string,
+): Promise<{ labels: Record<string, string> } | undefined> {
   try {
-    await engine.docker.getImage(ref).inspect();
-    return true;
+    const info = await engine.docker.getImage(ref).inspect();
+    return { labels: info.Config?.Labels ?? {} };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -120,9 +170,15 @@ async function cloneShallow(
   deps: BotImageDeps,
   git: { url: string; ref?: string | undefined },
   dest: string,
+  home: string,
   onLine: (line: string) => void,
   signal: AbortSignal,
 ): Promise<void> {
+  if (isLocalGitUrl(git.url) && !deps.allowLocalGit) {
+    throw new RunyardError("BOT_BUILD_FAILED", `${displayUrl(git.url)} is on the runner's own disk`, {
+      hint: "Give the repository's https, ssh or git URL; an operator who wants local repositories cloned sets RUNYARD_BOT_GIT_LOCAL=1 on the runner.",
+    });
+  }
   onLine(`cloning ${displayUrl(git.url)}${git.ref ? ` at ${git.ref}` : ""} (shallow, no submodules)`);
   const args = [
     "clone",
@@ -134,7 +190,7 @@ async function cloneShallow(
     git.url,
     dest,
   ];
-  const result = await runGit(cleanGitEnv(deps.env), args, { signal });
+  const result = await runGit(anonymousGitEnv(deps.env, home), args, { signal });
   if (result.code !== 0) {
     throw new RunyardError(
       "BOT_BUILD_FAILED",

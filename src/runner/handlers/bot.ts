@@ -109,6 +109,21 @@ export class BotJobHandler implements JobHandler<"bot"> {
         restarts: 0,
       };
     }
+    // Stopped (or let go) while the image was made: no container is started at all. A supervisor
+    // that never started has nothing to stop and would never say it ended.
+    if (io.signal.aborted) {
+      const detached = io.signal.reason === detachReason;
+      if (!detached) emit({ type: "bot.state", bot_id: task.bot_id, state: "stopped", restarts: 0 });
+      return {
+        ...base,
+        status: detached ? "success" : "canceled",
+        state: detached ? "running" : "stopped",
+        image: image.name,
+        exit_code: null,
+        oom_killed: false,
+        restarts: 0,
+      };
+    }
     const output = new ContainerOutput(this.deps.engine, task.name, emit);
     let last: BotStateChange = { state: "stopped", restarts: 0 };
     let ended!: () => void;

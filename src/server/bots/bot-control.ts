@@ -141,8 +141,10 @@ export class BotControl {
       throw error;
     });
     if (run && !isFinalStatus(run.status)) {
+      // CONFLICT, not TIMEOUT: a TIMEOUT is a run's outcome (status 200), which no route can
+      // answer as an error (Fastify failed to serialize it: a 500).
       throw new RunyardError(
-        "TIMEOUT",
+        "CONFLICT",
         `bot ${bot.name} is still stopping after ${Math.round(waitMs / 1000)} s`,
         {
           hint: "Its runner may be offline: `runyard bot status` shows where it is; the stop goes through when the runner is back.",

@@ -225,6 +225,12 @@ export class BotRuns implements RunKindModule {
           );
           return;
         }
+        if (run.signal.aborted && result.error?.code === "RUNNER_LOST") {
+          // Stopped while its runner was away: the user's stop is how it ended, not a crash. The
+          // container, if it still runs there, goes when the runner is back (remove_bot at hello).
+          this.finish(run, spec, "stopped", "canceled", undefined, started, { ...result, state: "stopped" });
+          return;
+        }
         const state: BotState = run.signal.aborted && result.state !== "crashed" ? "stopped" : result.state;
         this.finish(run, spec, state, statusOf(result, run.signal.aborted), result.error, started, result);
         return;

@@ -74,7 +74,15 @@ export const StartBotBody = z.strictObject({
     })
     .optional()
     .describe("image: credentials of a private registry (stored sealed; never in a log)"),
-  env: z.record(envName, z.string()).default({}).describe("the container's environment (seed 001's -e K=V)"),
+  env: z
+    .record(
+      envName,
+      z
+        .string()
+        .refine((value) => !value.includes("\0"), "an environment variable's value cannot hold a NUL byte"),
+    )
+    .default({})
+    .describe("the container's environment (seed 001's -e K=V)"),
   secrets: z.array(envName).default([]).describe("names of stored secrets given to the container as env"),
   restart: BotRestart.shape.policy.describe("restart on a crash (on-failure), always, or never (no)"),
   max_restarts: z.number().int().nonnegative().max(100).default(5),

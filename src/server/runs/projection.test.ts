@@ -82,4 +82,41 @@ describe("RunProjection", () => {
       error: { code: "STEP_FAILED", message: "step build failed" },
     });
   });
+
+  it("moves only its own run's bot: a bot.state naming another bot (another tenant's) changes nothing", async () => {
+    const expires_at = new Date(Date.now() + 60_000).toISOString();
+    const mine = await store.createBot({
+      tenant_id: "acme",
+      owner: "u1",
+      name: "mine",
+      mode: "image",
+      spec: {},
+      state: "pulling",
+      expires_at,
+    });
+    const theirs = await store.createBot({
+      tenant_id: "globex",
+      owner: "u2",
+      name: "theirs",
+      mode: "image",
+      spec: {},
+      state: "running",
+      expires_at,
+    });
+    const botRun = await store.createRun({ kind: "bot", name: "bot mine", spec: { bot_id: mine.id } });
+    const sequencer = new EventSequencer(botRun.id);
+    // What a runner holding `mine`'s job (or any job) could report.
+    await new RunProjection(store, botRun).apply([
+      sequencer.next({ type: "bot.state", bot_id: theirs.id, state: "crashed", last_logs: ["forged"] }),
+      sequencer.next({ type: "bot.state", bot_id: mine.id, state: "running" }),
+    ]);
+    expect(await store.getBot(theirs.id)).toMatchObject({ state: "running", last_logs: null });
+    expect((await store.getBot(mine.id))?.state).toBe("running");
+    // Nor can a workflow's job speak for a bot.
+    const workflowRun = new EventSequencer(record.id);
+    await new RunProjection(store, record).apply([
+      workflowRun.next({ type: "bot.state", bot_id: theirs.id, state: "stopped" }),
+    ]);
+    expect((await store.getBot(theirs.id))?.state).toBe("running");
+  });
 });

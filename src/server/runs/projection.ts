@@ -73,6 +73,9 @@ export class RunProjection {
           stepsChanged = false;
           break;
         case "bot.state": {
+          // A runner reports for its own job only: a bot.state naming any bot but this run's
+          // (another tenant's, say) is kept in the log and changes no record.
+          if (event.bot_id !== this.botId()) break;
           const patch = botPatchOf(event);
           // The first running state of a life is when it started; a restart keeps it.
           if (event.state === "running" && !this.botStarted) {
@@ -101,11 +104,17 @@ export class RunProjection {
     if (stepsChanged) await this.store.updateRun(id, { steps: [...this.steps.values()] });
   };
 
+  /** The bot whose life this run is (its spec says); none for other kinds. */
+  private botId(): string | undefined {
+    if (this.record.kind !== "bot") return undefined;
+    const botId = (this.record.spec as { bot_id?: unknown } | null)?.bot_id;
+    return typeof botId === "string" ? botId : undefined;
+  }
+
   /** A bot run's runner is the bot's: where its container runs. */
   private async botRunner(runnerId: string): Promise<void> {
-    const botId = (this.record.spec as { bot_id?: unknown } | null)?.bot_id;
-    if (typeof botId === "string")
-      await this.store.updateBot(botId, { runner_id: runnerId }, { ifState: nonRemoved });
+    const botId = this.botId();
+    if (botId) await this.store.updateBot(botId, { runner_id: runnerId }, { ifState: nonRemoved });
   }
 }
 

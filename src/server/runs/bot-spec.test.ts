@@ -1,0 +1,11 @@
+import { describe, expect, it } from "vitest";
+import { StartBotBody } from "./bot-spec.js";
+
+describe("StartBotBody", () => {
+  it("refuses a NUL in an env value, naming the variable and not the value", () => {
+    const parsed = StartBotBody.safeParse({ name: "echo", image: "bot:1", env: { BOT_TOKEN: "12\u000034" } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]).toMatchObject({ path: ["env", "BOT_TOKEN"], message: /NUL/ });
+    expect(JSON.stringify(parsed.error?.issues)).not.toContain("12");
+  });
+});

@@ -1,0 +1,400 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { tempDir } from "../helpers/cli.js";
+import {
+  busyboxImage,
+  removeTestObjects,
+  requireDocker,
+  testLabel,
+  testRunLabel,
+} from "../helpers/docker.js";
+import { seedBareRepo } from "../helpers/git-repos.js";
+import {
+  api,
+  type Proc,
+  readEvents,
+  startRunner,
+  startTestServer,
+  type TestServer,
+} from "../helpers/server.js";
+
+/**
+ * Bots attacked from outside (issue 10's review): another tenant's or user's member reaching a
+ * bot that is not theirs, a stop that comes while the image is still building, and a bot that
+ * runs another bot's image. A real server and runners, the real Docker engine.
+ */
+
+const haveDocker = await requireDocker();
+const run = `bot-attacks-${process.pid}-${Date.now().toString(36)}`;
+const engine = new DockerEngine();
+
+interface BotView {
+  id: string;
+  name: string;
+  state: string;
+  run_id: string | null;
+  error: { code: string; message: string } | null;
+}
+
+let server: TestServer;
+const runners: Proc[] = [];
+const botIds: string[] = [];
+let acme: string;
+let acmeBob: string;
+let globex: string;
+let image: string;
+
+async function token(body: Record<string, string>): Promise<string> {
+  const answer = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return answer.body.token;
+}
+
+async function startBot(
+  bearer: string,
+  body: Record<string, unknown>,
+): Promise<{ bot: BotView; run_id: string }> {
+  const answer = await api<{ bot: BotView; run_id: string }>(server.url, "POST", "/api/bots", body, bearer);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+  botIds.push(answer.body.bot.id);
+  return answer.body;
+}
+
+async function waitBot(
+  bearer: string,
+  name: string,
+  predicate: (bot: BotView) => boolean,
+  timeoutMs = 60_000,
+): Promise<BotView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await api<BotView>(server.url, "GET", `/api/bots/${name}`, undefined, bearer);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    if (predicate(answer.body)) return answer.body;
+    if (Date.now() > deadline)
+      throw new Error(`bot ${name} never matched; last: ${JSON.stringify(answer.body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A custom bot's archive: a Dockerfile FROM the busybox test image, its build slowed by `RUN`. */
+async function archiveOf(dockerfileTail: string): Promise<string> {
+  const project = tempDir("runyard-attack-bot-");
+  writeFileSync(join(project, "Dockerfile"), `FROM ${await busyboxImage()}\n${dockerfileTail}`);
+  const archive = join(tempDir(), "bot.tar.gz");
+  execFileSync("tar", ["-czf", archive, "-C", project, "."]);
+  return readFileSync(archive).toString("base64");
+}
+
+describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
+  beforeAll(async () => {
+    const base = await busyboxImage();
+    const dir = tempDir("runyard-attack-image-");
+    writeFileSync(
+      join(dir, "Dockerfile"),
+      `FROM ${base}\nCMD ["sh", "-c", "trap 'exit 0' TERM; echo up; while true; do sleep 1 & wait $!; done"]\n`,
+    );
+    image = `runyard-test-attack-${run}:1`;
+    await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
+    server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none" });
+    acme = await token({ kind: "user", name: "alice", tenant_id: "acme" });
+    acmeBob = await token({ kind: "user", name: "bob", tenant_id: "acme" });
+    globex = await token({ kind: "user", name: "mallory", tenant_id: "globex" });
+    for (const tenant of ["acme", "globex"]) {
+      const runnerToken = await token({ kind: "runner", name: `${tenant} runner`, tenant_id: tenant });
+      runners.push(
+        await startRunner(server.url, runnerToken, {
+          id: `${tenant}-${run}`,
+          env: { RUNYARD_LOG_LEVEL: process.env.DEBUG_RUNNER ? "info" : "error" },
+        }),
+      );
+    }
+  }, 240_000);
+
+  afterAll(async () => {
+    // SIGKILL: a runner left holding the orphaned bot job of the known bug below does not stop
+    // on SIGTERM in time; its containers are removed by label here anyway.
+    for (const runner of runners) await runner.kill("SIGKILL");
+    await server?.proc.kill("SIGKILL");
+    for (const id of botIds) {
+      for (const c of await engine.docker.listContainers({
+        all: true,
+        filters: { label: [`runyard.bot=${id}`] },
+      }))
+        await engine.remove(c.Id);
+      await engine.docker
+        .getImage(`runyard-bot-${id}:latest`)
+        .remove({ force: true })
+        .catch(() => undefined);
+    }
+    await removeTestObjects(run);
+  }, 60_000);
+
+  it("another tenant's member reaches none of a bot: not by name, run id, events, cancel or seed 001's POST /jobs", async () => {
+    const { bot, run_id } = await startBot(acme, { name: "shared-name", image });
+    await waitBot(acme, "shared-name", (b) => b.state === "running");
+    for (const [method, path] of [
+      ["GET", "/api/bots/shared-name"],
+      ["GET", "/api/bots/shared-name/logs"],
+      ["POST", "/api/bots/shared-name/stop"],
+      ["DELETE", "/api/bots/shared-name"],
+      ["GET", `/api/runs/${run_id}`],
+      ["GET", `/api/runs/${run_id}/events`],
+      ["POST", `/api/runs/${run_id}/cancel`],
+    ] as const) {
+      const answer = await api(server.url, method, path, undefined, globex);
+      expect(answer.status, `${method} ${path}: ${JSON.stringify(answer.body)}`).toBe(404);
+    }
+    // The same name in the same tenant is bob's own namespace: alice's bot is not his either.
+    expect((await api(server.url, "GET", "/api/bots/shared-name", undefined, acmeBob)).status).toBe(404);
+    for (const action of ["status", "stop", "logs"]) {
+      const answer = await api<{ status: string; error?: { code: string } }>(
+        server.url,
+        "POST",
+        "/jobs",
+        { blueprint: "bot_runner", data: { action, bot_id: "shared-name" } },
+        globex,
+      );
+      expect(answer.body.status, `${action}: ${JSON.stringify(answer.body)}`).toBe("failure");
+      expect(answer.body.error?.code).toBe("BOT_NOT_FOUND");
+    }
+    const list = await api<{ bots: BotView[] }>(server.url, "GET", "/api/bots", undefined, globex);
+    expect(list.body.bots).toEqual([]);
+    // Untouched: still running, for its owner.
+    expect((await waitBot(acme, "shared-name", () => true)).state).toBe("running");
+    // Its output on the runner's disk is rotated: a flood cannot fill the disk.
+    const [container] = await engine.docker.listContainers({ filters: { label: [`runyard.bot=${bot.id}`] } });
+    const info = await engine.docker.getContainer(container!.Id).inspect();
+    expect(info.HostConfig.LogConfig).toEqual({
+      Type: "json-file",
+      Config: { "max-size": "10m", "max-file": "2" },
+    });
+    const stopped = await api<BotView>(server.url, "POST", "/api/bots/shared-name/stop", undefined, acme);
+    expect(stopped.body.state).toBe("stopped");
+    expect((await api(server.url, "DELETE", "/api/bots/shared-name", undefined, acme)).status).toBe(200);
+    expect(bot.id).toMatch(/^bot_/);
+  }, 120_000);
+
+  it("a stop while the image still builds ends the bot stopped, and frees its slot", async () => {
+    const archive = await archiveOf('RUN echo building-now && sleep 4\nCMD ["sh", "-c", "sleep 1000"]\n');
+    const { run_id } = await startBot(acme, { name: "slow-build", archive });
+    // The build is under way (its output is in the run's events) when the stop comes.
+    const deadline = Date.now() + 60_000;
+    const buildLog = () => api(server.url, "GET", "/api/bots/slow-build/logs?build=1", undefined, acme);
+    while (!JSON.stringify((await buildLog()).body).includes("building-now")) {
+      if (Date.now() > deadline) throw new Error("the build never started");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const stopped = await api<BotView>(server.url, "POST", "/api/bots/slow-build/stop", undefined, acme);
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
+    expect(stopped.body.state).toBe("stopped");
+    const events = await readEvents(server.url, run_id);
+    expect(events.at(-1)).toMatchObject({ type: "run.finished", status: "canceled" });
+    expect(
+      await engine.docker.listContainers({
+        all: true,
+        filters: { label: [`runyard.bot=${stopped.body.id}`] },
+      }),
+    ).toEqual([]);
+  }, 120_000);
+
+  it("a bot cannot run another bot's built image (its code) by naming its tag", async () => {
+    const archive = await archiveOf(
+      'RUN echo alice-private-code > /code.txt\nCMD ["sh", "-c", "sleep 1000"]\n',
+    );
+    const { bot } = await startBot(acme, { name: "alice-bot", archive });
+    await waitBot(acme, "alice-bot", (b) => b.state === "running");
+    const theirs = `runyard-bot-${bot.id}:latest`;
+    const answer = await api<{ bot?: BotView; error?: { code: string } }>(
+      server.url,
+      "POST",
+      "/api/bots",
+      { name: "bob-bot", image: theirs },
+      acmeBob,
+    );
+    if (answer.status === 202) {
+      botIds.push(answer.body.bot!.id);
+      const ended = await waitBot(acmeBob, "bob-bot", (b) => b.state !== "pulling");
+      expect(ended.state, "bob runs alice's image").toBe("crashed");
+      expect(ended.error?.code).toBe("BOT_IMAGE_NOT_FOUND");
+    } else {
+      expect(answer.status).toBe(400);
+    }
+    await api(server.url, "POST", "/api/bots/alice-bot/stop", undefined, acme);
+  }, 180_000);
+
+  it("archives that escape are refused through the API with the entry's name, and nothing is stored", async () => {
+    const dir = tempDir("runyard-evil-archives-");
+    // Each archive also holds a Dockerfile, so only the bad entry can be why it is refused.
+    const script = `
+import io, sys, tarfile, zipfile, gzip
+out = sys.argv[1]
+def tar(name, add, mode="w"):
+    with tarfile.open(f"{out}/{name}", mode) as t:
+        d = tarfile.TarInfo("Dockerfile"); body = b"FROM scratch\\n"; d.size = len(body); t.addfile(d, io.BytesIO(body))
+        add(t)
+def file(path, body=b"x"):
+    def add(t):
+        i = tarfile.TarInfo(path); i.size = len(body); t.addfile(i, io.BytesIO(body))
+    return add
+def link(path, target, kind):
+    def add(t):
+        i = tarfile.TarInfo(path); i.type = kind; i.linkname = target; t.addfile(i)
+    return add
+def device(t):
+    i = tarfile.TarInfo("dev"); i.type = tarfile.CHRTYPE; i.devmajor = 1; i.devminor = 3; t.addfile(i)
+tar("slip.tar", file("../../escaped.txt"))
+tar("absolute.tar", file("/tmp/runyard-absolute.txt"))
+tar("symlink.tar", lambda t: (link("out", "/etc", tarfile.SYMTYPE)(t), file("out/passwd")(t)))
+tar("symlink-up.tar", link("up", "../../..", tarfile.SYMTYPE))
+tar("hardlink.tar", link("shadow", "/etc/shadow", tarfile.LNKTYPE))
+tar("device.tar", device)
+tar("bomb.tar.gz", file("zeros", b"\\0" * (300 * 1024 * 1024)), "w:gz")
+with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
+    z.writestr("Dockerfile", "FROM scratch\\n"); z.writestr("../../zip-escaped.txt", "x")
+`;
+    execFileSync("python3", ["-c", script, dir]);
+    const cases: [string, RegExp][] = [
+      ["slip.tar", /escaped\.txt/],
+      ["absolute.tar", /runyard-absolute\.txt/],
+      ["symlink.tar", /"out/],
+      ["symlink-up.tar", /"up"/],
+      ["hardlink.tar", /"shadow"/],
+      ["device.tar", /"dev"/],
+      ["bomb.tar.gz", /zeros|expands|ratio/],
+      ["slip.zip", /zip-escaped\.txt/],
+    ];
+    for (const [file, entry] of cases) {
+      const answer = await api<{ error: { code: string; message: string; hint: string } }>(
+        server.url,
+        "POST",
+        "/api/bots",
+        { name: "evil", archive: readFileSync(join(dir, file)).toString("base64") },
+        acme,
+      );
+      expect(answer.status, `${file}: ${JSON.stringify(answer.body)}`).toBe(400);
+      expect(answer.body.error.code, file).toBe("ARCHIVE_REJECTED");
+      expect(answer.body.error.message, file).toMatch(entry);
+    }
+    // Past the body limit (32 MB of archive, as base64): refused before it is read, 413.
+    const huge = await api<{ error: { code: string } }>(
+      server.url,
+      "POST",
+      "/api/bots",
+      { name: "evil", archive: "A".repeat(50 * 1024 * 1024) },
+      acme,
+    );
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe("BODY_TOO_LARGE");
+    expect((await api(server.url, "GET", "/api/bots/evil", undefined, acme)).status).toBe(404);
+  }, 120_000);
+
+  it("concurrent starts past the quota: exactly the quota's worth are taken", async () => {
+    const names = Array.from({ length: 8 }, (_, i) => `rush-${i}`);
+    const answers = await Promise.all(
+      names.map((name) =>
+        api<{ bot?: BotView; error?: { code: string } }>(
+          server.url,
+          "POST",
+          "/api/bots",
+          { name, image },
+          acmeBob,
+        ),
+      ),
+    );
+    const taken = answers.filter((answer) => answer.status === 202);
+    for (const answer of taken) botIds.push(answer.body.bot!.id);
+    expect(taken.length, JSON.stringify(answers.map((a) => a.status))).toBe(3);
+    for (const answer of answers.filter((a) => a.status !== 202))
+      expect(answer.body.error?.code).toBe("QUOTA_EXCEEDED");
+    for (const answer of taken) {
+      await waitBot(acmeBob, answer.body.bot!.name, (b) => b.state === "running");
+      const stopped = await api<BotView>(
+        server.url,
+        "POST",
+        `/api/bots/${answer.body.bot!.name}/stop`,
+        undefined,
+        acmeBob,
+      );
+      expect(stopped.body.state).toBe("stopped");
+    }
+  }, 120_000);
+
+  it("a git source on the runner's own disk (a path or file://, e.g. its workspace mirrors) is not cloned", async () => {
+    const bare = seedBareRepo(join(tempDir("runyard-private-mirror-"), "private.git"));
+    const sources: [string, string][] = [
+      ["local-path", bare],
+      ["local-file", `file://${bare}`],
+    ];
+    for (const [name, url] of sources) {
+      await startBot(acme, { name, git: { url } });
+      const ended = await waitBot(acme, name, (b) => b.state !== "building");
+      expect(ended.state, name).toBe("crashed");
+      expect(ended.error?.code, name).toBe("BOT_BUILD_FAILED");
+      expect(ended.error?.message, name).toMatch(/runner's own disk/);
+    }
+  }, 60_000);
+
+  // Last: it freezes globex's runner.
+  it("a stop while the bot's runner has gone quiet ends it stopped (not crashed), and its container goes when the runner is back", async () => {
+    const { bot } = await startBot(globex, { name: "frozen", image });
+    await waitBot(globex, "frozen", (b) => b.state === "running");
+    const globexRunner = runners[1]!;
+    // Frozen, its socket still open: its lease lapses while the stop waits.
+    globexRunner.child.kill("SIGSTOP");
+    let answer: { status: number; body: BotView };
+    try {
+      answer = await api<BotView>(server.url, "POST", "/api/bots/frozen/stop", undefined, globex);
+    } finally {
+      globexRunner.child.kill("SIGCONT");
+    }
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.state, JSON.stringify(answer.body)).toBe("stopped");
+    expect(answer.body.error).toBeNull();
+    const deadline = Date.now() + 30_000;
+    const containers = () =>
+      engine.docker.listContainers({ all: true, filters: { label: [`runyard.bot=${bot.id}`] } });
+    while ((await containers()).length > 0) {
+      if (Date.now() > deadline)
+        throw new Error(`the stopped bot's container still runs:\n${globexRunner.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }, 90_000);
+
+  // After the frozen runner: it restarts the server.
+  // KNOWN BUG, for the owner of src/server/runner-hub.ts (it.fails until fixed, then make it `it`):
+  // a stop that comes before the runner is back ends the job on the server (`done`); the runner
+  // then comes back still holding it, and takeInventory sends nothing for a `done` job of this
+  // runner ("told done when the runner sends its result again"), which a bot never sends: its
+  // container runs on until its lifetime. Fix: send `cancel` for such a job (a no-op on a runner
+  // that already has its result): `else send(connection.socket, { type: "cancel", job_id: id })`.
+  it.fails("a server killed and started again keeps a running bot (same container) and can still stop it", async () => {
+    const { bot } = await startBot(acme, { name: "survivor", image });
+    await waitBot(acme, "survivor", (b) => b.state === "running");
+    const containers = () =>
+      engine.docker.listContainers({ all: true, filters: { label: [`runyard.bot=${bot.id}`] } });
+    const [before] = await containers();
+    await server.proc.kill("SIGKILL");
+    server = await startTestServer(
+      server.home,
+      { RUNYARD_BOT_NETWORK: "none" },
+      Number(new URL(server.url).port),
+    );
+    const after = await waitBot(acme, "survivor", (b) => b.state === "running");
+    expect(after.error).toBeNull();
+    expect((await containers()).map((c) => c.Id)).toEqual([before!.Id]);
+    const stopped = await api<BotView>(server.url, "POST", "/api/bots/survivor/stop", undefined, acme);
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
+    expect(stopped.body.state).toBe("stopped");
+    // The runner may not be back yet when the stop comes: its container goes when it is.
+    const deadline = Date.now() + 30_000;
+    while ((await containers()).length > 0) {
+      if (Date.now() > deadline)
+        throw new Error(`the stopped bot's container still runs:\n${runners[0]!.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }, 120_000);
+});
