@@ -320,6 +320,9 @@ export class RunnerDaemon {
       }
       case "drop": {
         const job = this.jobs.get(message.job_id);
+        // A dropped bot job stops its container too: the server may have dropped it because the
+        // bot was stopped while this runner was silent. One that is still wanted comes back as
+        // the bot's next job and starts it again.
         job?.controller.abort();
         // A dropped job that still runs stays until its processes are gone (see `assigned`).
         if (!job || job.ended) this.forget(message.job_id);

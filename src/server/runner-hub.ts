@@ -258,9 +258,14 @@ export class RunnerHub {
     for (const { id } of held) {
       if (connection.running.has(id)) continue;
       const job = await this.store.getJob(id);
-      // A finished job is told `done` when the runner sends its result again.
-      if (job?.status !== "done" || job.runner_id !== runnerId)
+      if (job?.status !== "done" || job.runner_id !== runnerId) {
         send(connection.socket, { type: "drop", job_id: id });
+        continue;
+      }
+      // A finished job is told `done` when the runner sends its result again. One the server
+      // ended while its runner was away (a bot stopped meanwhile) still runs there: canceled, so
+      // it stops; a runner that has the result already ignores the cancel.
+      send(connection.socket, { type: "cancel", job_id: id });
     }
     await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
   }

@@ -159,7 +159,7 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
         globex,
       );
       expect(answer.body.status, `${action}: ${JSON.stringify(answer.body)}`).toBe("failure");
-      expect(answer.body.error?.code).toBe("BOT_NOT_FOUND");
+      expect(answer.body.error?.code).toBe("NOT_FOUND");
     }
     const list = await api<{ bots: BotView[] }>(server.url, "GET", "/api/bots", undefined, globex);
     expect(list.body.bots).toEqual([]);
@@ -364,14 +364,10 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
     }
   }, 90_000);
 
-  // After the frozen runner: it restarts the server.
-  // KNOWN BUG, for the owner of src/server/runner-hub.ts (it.fails until fixed, then make it `it`):
-  // a stop that comes before the runner is back ends the job on the server (`done`); the runner
-  // then comes back still holding it, and takeInventory sends nothing for a `done` job of this
-  // runner ("told done when the runner sends its result again"), which a bot never sends: its
-  // container runs on until its lifetime. Fix: send `cancel` for such a job (a no-op on a runner
-  // that already has its result): `else send(connection.socket, { type: "cancel", job_id: id })`.
-  it.fails("a server killed and started again keeps a running bot (same container) and can still stop it", async () => {
+  // After the frozen runner: it restarts the server. A stop that comes before the runner is back
+  // ends the job on the server (`done`); the runner comes back still holding it and is told to
+  // cancel it (takeInventory), so the container stops instead of running on to its lifetime.
+  it("a server killed and started again keeps a running bot (same container) and can still stop it", async () => {
     const { bot } = await startBot(acme, { name: "survivor", image });
     await waitBot(acme, "survivor", (b) => b.state === "running");
     const containers = () =>
