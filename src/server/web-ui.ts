@@ -43,10 +43,12 @@ export async function webUiRoutes(app: FastifyInstance): Promise<void> {
     prefix: "/ui/",
     index: false,
     wildcard: true,
+    // Ours below: @fastify/static's would replace it.
+    cacheControl: false,
     // Hashed file names: a new build has new names, so the old ones may be kept for good.
     setHeaders: (res, path) => {
-      res.header("content-security-policy", uiPolicy);
-      res.header(
+      res.setHeader("content-security-policy", uiPolicy);
+      res.setHeader(
         "cache-control",
         path.includes("/assets/") ? "public, max-age=31536000, immutable" : "no-cache",
       );
