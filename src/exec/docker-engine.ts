@@ -125,11 +125,14 @@ export class DockerEngine {
     tag: string,
     onProgress: (line: string) => void = () => {},
     labels: Record<string, string> = {},
+    /** The network of the build's RUN steps; the engine's default when absent. */
+    network?: string,
   ): Promise<void> {
     const context = createTar({ cwd: contextDir, portable: true }, readdirSync(contextDir));
     const stream = (await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
       t: tag,
       labels,
+      ...(network ? { networkmode: network } : {}),
       rm: true,
       forcerm: true,
     })) as Readable;

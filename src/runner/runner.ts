@@ -58,6 +58,8 @@ const failoverHandshakeTimeoutMs = 10_000;
  * +80 MB at 96 KiB).
  */
 const maxBatchBytes = 96 * 1024;
+/** A job's events the runner keeps while they cannot be sent (the server unreachable). */
+const maxPendingBytes = 32 * 1024 * 1024;
 
 /** What an event weighs against the batch cap: output by its text, anything else by its JSON. */
 function eventBytes(event: EventInput): number {
@@ -73,6 +75,9 @@ interface HeldJob {
   unacked: Array<{ batch: number; events: EventInput[] }>;
   pending: EventInput[];
   pendingBytes: number;
+  /** Output dropped since the pending events reached their cap, not yet said in a notice. */
+  droppedBytes?: number;
+  droppedFrom?: { step: string; host: string };
   lastBatch: number;
   result?: JobResult;
   /** Its processes are gone. */
@@ -462,6 +467,25 @@ export class RunnerDaemon {
   }
 
   private report(job: HeldJob, event: EventInput): void {
+    // While the server is unreachable output piles up here: past the cap it is dropped (a bot
+    // may print for hours), counted, and said in a notice once there is room again.
+    if (event.type === "step.output" && job.pendingBytes >= maxPendingBytes) {
+      job.droppedBytes = (job.droppedBytes ?? 0) + event.data.length;
+      job.droppedFrom = { step: event.step, host: event.host };
+      return;
+    }
+    if (job.droppedBytes && job.droppedFrom) {
+      // On the step whose output was dropped: a job may only speak of its own steps.
+      const notice: EventInput = {
+        type: "notice",
+        level: "warn",
+        ...job.droppedFrom,
+        message: `${job.droppedBytes} characters of output were dropped: the server was unreachable and the runner holds at most ${maxPendingBytes / (1024 * 1024)} MiB of a job's output meanwhile`,
+      };
+      job.droppedBytes = 0;
+      job.pending.push(notice);
+      job.pendingBytes += eventBytes(notice);
+    }
     job.pending.push(event);
     job.pendingBytes += eventBytes(event);
     this.flush(job, false);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { anonymousGitEnv, isLocalGitUrl } from "./bot-image.js";
+import { anonymousGitEnv, fromRegistry, isLocalGitUrl } from "./bot-image.js";
 
 describe("isLocalGitUrl", () => {
   it("tells the runner's own disk (file://, paths) from remote repositories (URLs, ssh's host:path)", () => {
@@ -39,5 +39,19 @@ describe("anonymousGitEnv", () => {
     expect(env.GIT_SSH_COMMAND).toMatch(/IdentityAgent=none/);
     expect(JSON.stringify(env)).not.toContain("/home/runner");
     expect(env.PATH).toBe("/usr/bin");
+  });
+});
+
+describe("fromRegistry", () => {
+  it("tells references of a registry host (always pulled, with the starter's credentials) from local names", () => {
+    for (const ref of [
+      "ghcr.io/user/bot:v1",
+      "127.0.0.1:5000/bots/echo:1",
+      "localhost/bot",
+      "registry.local/x",
+    ])
+      expect(fromRegistry(ref), ref).toBe(true);
+    for (const ref of ["mybot:1", "user/bot:v1", "python:3.12-slim", "runyard-test-bot:1"])
+      expect(fromRegistry(ref), ref).toBe(false);
   });
 });

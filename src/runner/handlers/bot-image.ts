@@ -87,7 +87,9 @@ export async function prepareBotImage(
         },
       );
     }
-    if (!local) {
+    // An image of a registry is pulled every time, with the starter's own credentials: one pulled
+    // privately for another user must not run for someone the registry would refuse.
+    if (!local || fromRegistry(source.image)) {
       await deps.engine.pull(source.image, {
         ...(source.registry_auth ? { auth: source.registry_auth } : {}),
         onProgress: onLine,
@@ -126,7 +128,14 @@ export async function prepareBotImage(
       });
     }
     const tag = botImageTag(task.bot_id);
-    await deps.engine.build(context, tag, onLine, { [managedLabel]: "1", "runyard.bot": task.bot_id });
+    // The build's RUN steps get the network the bot gets, not the engine's default.
+    await deps.engine.build(
+      context,
+      tag,
+      onLine,
+      { [managedLabel]: "1", "runyard.bot": task.bot_id },
+      task.network,
+    );
     return tag;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -146,6 +155,15 @@ async function readableByAll(dir: string): Promise<void> {
     if (entry.isDirectory()) await readableByAll(path);
     else if (entry.isFile()) await chmod(path, (await stat(path)).mode & 0o100 ? 0o755 : 0o644);
   }
+}
+
+/**
+ * Whether a reference names a registry host (`ghcr.io/user/bot`, `127.0.0.1:5000/bot`,
+ * `localhost/bot`), as Docker reads it: the first part has a dot or a port, or is localhost.
+ */
+export function fromRegistry(ref: string): boolean {
+  const first = ref.split("/")[0] ?? "";
+  return ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
 }
 
 async function mkdirOf(path: string): Promise<string> {

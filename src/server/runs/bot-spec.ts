@@ -64,6 +64,9 @@ export const StartBotBody = z.strictObject({
   image: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, "an image reference such as ghcr.io/user/bot:v1")
+    .refine((ref) => !/^(sha256:)?[0-9a-f]{12,64}$/.test(ref), {
+      message: "an image id is not a reference: give the image's name (e.g. ghcr.io/user/bot:v1)",
+    })
     .optional()
     .describe("image: the reference to run"),
   registry: z
