@@ -3,13 +3,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { type BotView, waitBot as waitBotIn } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
+  commandImage,
+  removeBotObjects,
   removeTestObjects,
   requireDocker,
-  testLabel,
-  testRunLabel,
 } from "../helpers/docker.js";
 import { seedBareRepo } from "../helpers/git-repos.js";
 import {
@@ -30,14 +31,6 @@ import {
 const haveDocker = await requireDocker();
 const run = `bot-attacks-${process.pid}-${Date.now().toString(36)}`;
 const engine = new DockerEngine();
-
-interface BotView {
-  id: string;
-  name: string;
-  state: string;
-  run_id: string | null;
-  error: { code: string; message: string } | null;
-}
 
 let server: TestServer;
 const runners: Proc[] = [];
@@ -63,22 +56,8 @@ async function startBot(
   return answer.body;
 }
 
-async function waitBot(
-  bearer: string,
-  name: string,
-  predicate: (bot: BotView) => boolean,
-  timeoutMs = 60_000,
-): Promise<BotView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await api<BotView>(server.url, "GET", `/api/bots/${name}`, undefined, bearer);
-    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-    if (predicate(answer.body)) return answer.body;
-    if (Date.now() > deadline)
-      throw new Error(`bot ${name} never matched; last: ${JSON.stringify(answer.body)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const waitBot = (bearer: string, name: string, predicate: (bot: BotView) => boolean, timeoutMs?: number) =>
+  waitBotIn(server.url, name, predicate, timeoutMs, bearer);
 
 /** A custom bot's archive: a Dockerfile FROM the busybox test image, its build slowed by `RUN`. */
 async function archiveOf(dockerfileTail: string): Promise<string> {
@@ -91,14 +70,11 @@ async function archiveOf(dockerfileTail: string): Promise<string> {
 
 describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
   beforeAll(async () => {
-    const base = await busyboxImage();
-    const dir = tempDir("runyard-attack-image-");
-    writeFileSync(
-      join(dir, "Dockerfile"),
-      `FROM ${base}\nCMD ["sh", "-c", "trap 'exit 0' TERM; echo up; while true; do sleep 1 & wait $!; done"]\n`,
+    image = await commandImage(
+      `runyard-test-attack-${run}:1`,
+      "trap 'exit 0' TERM; echo up; while true; do sleep 1 & wait $!; done",
+      run,
     );
-    image = `runyard-test-attack-${run}:1`;
-    await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
     server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none" });
     acme = await token({ kind: "user", name: "alice", tenant_id: "acme" });
     acmeBob = await token({ kind: "user", name: "bob", tenant_id: "acme" });
@@ -115,21 +91,11 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
   }, 240_000);
 
   afterAll(async () => {
-    // SIGKILL: a runner left holding the orphaned bot job of the known bug below does not stop
-    // on SIGTERM in time; its containers are removed by label here anyway.
+    // SIGKILL: quick, and a failed test may leave a runner in any state; the bots' containers
+    // are removed by label anyway.
     for (const runner of runners) await runner.kill("SIGKILL");
     await server?.proc.kill("SIGKILL");
-    for (const id of botIds) {
-      for (const c of await engine.docker.listContainers({
-        all: true,
-        filters: { label: [`runyard.bot=${id}`] },
-      }))
-        await engine.remove(c.Id);
-      await engine.docker
-        .getImage(`runyard-bot-${id}:latest`)
-        .remove({ force: true })
-        .catch(() => undefined);
-    }
+    await removeBotObjects(botIds);
     await removeTestObjects(run);
   }, 60_000);
 

@@ -7,10 +7,10 @@ import { pythonBaseImage } from "../helpers/base-images.js";
 import { type CliResult, runCli, tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
+  commandImage as commandImageOf,
+  removeBotObjects,
   removeTestObjects,
   requireDocker,
-  testLabel,
-  testRunLabel,
 } from "../helpers/docker.js";
 import {
   adminToken,
@@ -71,15 +71,7 @@ async function containerOf(name: string): Promise<string> {
 }
 
 /** A test image `FROM` the busybox test image with a command: seed 001's image mode. */
-async function commandImage(tag: string, script: string): Promise<string> {
-  const dir = tempDir("runyard-bot-cli-image-");
-  writeFileSync(
-    join(dir, "Dockerfile"),
-    `FROM ${await busyboxImage()}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`,
-  );
-  await engine.build(dir, tag, () => {}, { [testLabel]: "1", [testRunLabel]: run });
-  return tag;
-}
+const commandImage = (tag: string, script: string) => commandImageOf(tag, script, run);
 
 /** Ends and forgets the bot with the CLI: `rm` stops a live one first. */
 async function remove(name: string): Promise<void> {
@@ -132,12 +124,7 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
       if (c.Labels["runyard.bot"]) botIds.add(c.Labels["runyard.bot"]);
       await engine.remove(c.Id);
     }
-    for (const id of botIds) {
-      await engine.docker
-        .getImage(`runyard-bot-${id}:latest`)
-        .remove({ force: true })
-        .catch(() => undefined);
-    }
+    await removeBotObjects(botIds);
     await removeTestObjects(run);
   }, 120_000);
 

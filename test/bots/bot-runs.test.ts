@@ -8,10 +8,10 @@ import { type BotView, botLogs, botStatus, waitBot as waitBotIn, waitBotLogs } f
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
+  commandImage as commandImageOf,
+  removeBotObjects,
   removeTestObjects,
   requireDocker,
-  testLabel,
-  testRunLabel,
 } from "../helpers/docker.js";
 import { git as gitIn, seedBareRepo } from "../helpers/git-repos.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -76,14 +76,7 @@ async function containersOf(botId: string) {
   return engine.docker.listContainers({ all: true, filters: { label: [`runyard.bot=${botId}`] } });
 }
 
-/** A test image `FROM` the busybox test image with a command: seed 001's image mode. */
-async function commandImage(tag: string, script: string): Promise<string> {
-  const base = await busyboxImage();
-  const dir = tempDir("runyard-bot-image-");
-  writeFileSync(join(dir, "Dockerfile"), `FROM ${base}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`);
-  await engine.build(dir, tag, () => {}, { [testLabel]: "1", [testRunLabel]: run });
-  return tag;
-}
+const commandImage = (tag: string, script: string) => commandImageOf(tag, script, run);
 
 describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", () => {
   beforeAll(async () => {
@@ -112,13 +105,7 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
   afterAll(async () => {
     await runner?.kill();
     await server?.proc.kill();
-    for (const id of botIds) for (const c of await containersOf(id)) await engine.remove(c.Id);
-    for (const id of botIds) {
-      await engine.docker
-        .getImage(`runyard-bot-${id}:latest`)
-        .remove({ force: true })
-        .catch(() => undefined);
-    }
+    await removeBotObjects(botIds);
     await removeTestObjects(run);
   }, 60_000);
 

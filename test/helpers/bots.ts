@@ -19,8 +19,8 @@ export interface BotView {
   last_logs?: string[];
 }
 
-export async function botStatus(url: string, name: string): Promise<BotView> {
-  const answer = await api<BotView>(url, "GET", `/api/bots/${name}`);
+export async function botStatus(url: string, name: string, token?: string): Promise<BotView> {
+  const answer = await api<BotView>(url, "GET", `/api/bots/${name}`, undefined, token);
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   return answer.body;
 }
@@ -31,10 +31,11 @@ export async function waitBot(
   name: string,
   predicate: (bot: BotView) => boolean,
   timeoutMs = 60_000,
+  token?: string,
 ): Promise<BotView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const bot = await botStatus(url, name);
+    const bot = await botStatus(url, name, token);
     if (predicate(bot)) return bot;
     if (Date.now() > deadline) throw new Error(`bot ${name} never matched; last: ${JSON.stringify(bot)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -87,3 +87,37 @@ export async function removeTestObjects(run: string): Promise<void> {
       });
   }
 }
+
+/**
+ * A test image `FROM` the busybox test image whose command is `script` (a bot of seed 001's
+ * image mode), labelled with the test file's `run` so its cleanup removes it.
+ */
+export async function commandImage(tag: string, script: string, run: string): Promise<string> {
+  const context = mkdtempSync(join(tmpdir(), "runyard-command-image-"));
+  try {
+    writeFileSync(
+      join(context, "Dockerfile"),
+      `FROM ${await busyboxImage()}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`,
+    );
+    await new DockerEngine().build(context, tag, () => {}, { [testLabel]: "1", [testRunLabel]: run });
+    return tag;
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+}
+
+/** Removes the containers of these bots (by their label) and the images built for them. */
+export async function removeBotObjects(botIds: Iterable<string>): Promise<void> {
+  const engine = new DockerEngine();
+  for (const id of botIds) {
+    const containers = await engine.docker.listContainers({
+      all: true,
+      filters: { label: [`runyard.bot=${id}`] },
+    });
+    for (const container of containers) await engine.remove(container.Id);
+    await engine.docker
+      .getImage(`runyard-bot-${id}:latest`)
+      .remove({ force: true })
+      .catch(() => undefined);
+  }
+}
