@@ -113,21 +113,31 @@ export class OutputWindow {
       this.onReset();
       return false;
     }
-    this.events = [...older, ...this.events];
-    // The window keeps its size: the newest output leaves it, and live output waits.
+    // The window keeps its size and moves back: up to half of it from the older page (newest
+    // first), the rest from the start of what it showed; the newest output leaves it and live
+    // output waits until the window follows it again.
     let lines = 0;
     let bytes = 0;
+    let from = older.length;
+    while (from > 0) {
+      const data = older[from - 1]!.data ?? "";
+      if (from < older.length && (lines + linesOf(data) > maxLines / 2 || bytes + data.length > maxBytes / 2))
+        break;
+      lines += linesOf(data);
+      bytes += data.length;
+      from--;
+    }
     let keep = 0;
     for (const event of this.events) {
-      lines += linesOf(event.data ?? "");
-      bytes += event.data?.length ?? 0;
-      if (keep > 0 && (lines > maxLines || bytes > maxBytes)) break;
+      const data = event.data ?? "";
+      if (lines + linesOf(data) > maxLines || bytes + data.length > maxBytes) break;
+      lines += linesOf(data);
+      bytes += data.length;
       keep++;
     }
-    if (keep < this.events.length) {
-      this.events = this.events.slice(0, keep);
-      this.atLive = false;
-    }
+    if (from > 0) this.moreBefore = true;
+    if (keep < this.events.length) this.atLive = false;
+    this.events = [...older.slice(from), ...this.events.slice(0, keep)];
     this.onReset();
     return true;
   }

@@ -54,17 +54,25 @@ export function RunPage({ id }: { id: string }) {
   const output = useMemo(() => new OutputWindow(id), [id]);
   const refreshing = useRef<Promise<void> | null>(null);
 
-  const refresh = useCallback(async () => {
-    if (refreshing.current) return refreshing.current;
+  // One request at a time; a change told meanwhile asks once more after it, so the last answer
+  // is never older than the last event.
+  const again = useRef(false);
+  const refresh = useCallback(async (): Promise<void> => {
+    if (refreshing.current) {
+      again.current = true;
+      return refreshing.current;
+    }
     refreshing.current = (async () => {
-      try {
-        setRun(await api<Run>("GET", path));
-        setArtifacts((await api<{ artifacts: Artifact[] }>("GET", `${path}/artifacts`)).artifacts);
-      } catch (caught) {
-        setError(asApiError(caught));
-      } finally {
-        refreshing.current = null;
-      }
+      do {
+        again.current = false;
+        try {
+          setRun(await api<Run>("GET", path));
+          setArtifacts((await api<{ artifacts: Artifact[] }>("GET", `${path}/artifacts`)).artifacts);
+        } catch (caught) {
+          setError(asApiError(caught));
+        }
+      } while (again.current);
+      refreshing.current = null;
     })();
     return refreshing.current;
   }, [path]);

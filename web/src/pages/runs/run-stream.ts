@@ -16,7 +16,7 @@ export class RunStream {
   private pending: RunEvent[] = [];
   private flushing = false;
   private stopped = false;
-  /** Connections opened so far: more than one means it reconnected. */
+  /** Connections that opened so far: more than one means it reconnected. */
   connects = 0;
 
   constructor(
@@ -50,9 +50,9 @@ export class RunStream {
       return;
     }
     if (this.stopped) return;
-    this.connects++;
     const source = new EventSource(url);
     this.source = source;
+    source.onopen = () => this.connects++;
     source.onmessage = (message) => this.received(message);
     // Every event type arrives under its own name (`event: step.output`).
     for (const type of eventTypes)
