@@ -343,6 +343,11 @@ const rows: Row[] = [
     expect: ofTenantA(200),
   },
   {
+    route: "POST /api/runs/{id}/rerun",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/rerun` }),
+    expect: ofTenantA(201),
+  },
+  {
     route: "GET /run-status",
     request: async () => ({ url: `/run-status?run_id=${items.runs.A}` }),
     expect: ofTenantA(200),

@@ -121,9 +121,15 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     expect(green).toBe(2);
     await page.getByRole("cell", { name: "main", exact: true }).waitFor();
     await screenshot(page, "run-page");
-    // The list shows it finished (it asks again every 2 s while visible).
+    // Re-run: the same workflow again, as a new run, on its own page.
+    await page.getByRole("button", { name: "Re-run" }).click();
+    await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(runId));
+    await terminalShows(page, "green-line");
+    await headerStatus(page).getByText("success").waitFor();
     await page.getByRole("link", { name: "← Runs" }).click();
-    await page.getByRole("row").filter({ hasText: "live-output" }).getByText("success").waitFor();
+    await expect.poll(() => page.getByRole("row").filter({ hasText: "live-output" }).count()).toBe(2);
+    // The list shows it finished (it asks again every 2 s while visible).
+    await page.getByRole("row").filter({ hasText: "live-output" }).getByText("success").first().waitFor();
     // Filters live in the hash query.
     await page.getByLabel("Status").selectOption("failed");
     expect(page.url()).toContain("status=failed");

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, api } from "../../api.js";
+import { navigate } from "../../router.js";
 import { formatBytes, formatDuration, formatTime, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunStream } from "./run-stream.js";
@@ -153,6 +154,15 @@ export function RunPage({ id }: { id: string }) {
     }
   };
 
+  const rerun = async () => {
+    try {
+      const next = await api<{ run_id: string }>("POST", `${path}/rerun`);
+      navigate(`/runs/${encodeURIComponent(next.run_id)}`);
+    } catch (caught) {
+      setError(asApiError(caught));
+    }
+  };
+
   if (!run) {
     return error ? (
       <p role="alert" className="error">
@@ -218,6 +228,11 @@ export function RunPage({ id }: { id: string }) {
           {live && (
             <button type="button" onClick={cancel} disabled={canceling}>
               {canceling ? "Canceling…" : "Cancel"}
+            </button>
+          )}
+          {run.kind === "workflow" && (
+            <button type="button" onClick={rerun}>
+              Re-run
             </button>
           )}
           {logUrl && (
