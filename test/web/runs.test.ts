@@ -91,10 +91,7 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
   it("lists runs live and shows a run's output in its terminal as it is printed", async () => {
     const runId = await submit(
       up.url,
-      workflow(
-        "live-output",
-        `echo first-line\n${waitFor("live-go")}\nprintf '\\033[32mgreen-line\\033[0m\\n'`,
-      ),
+      `${workflow("live-output", `echo first-line\n${waitFor("live-go")}\nprintf '\\033[32mgreen-line\\033[0m\\n'`)}  - name: second\n    action: cmd.run\n    args:\n      cmd: echo second-step-line\n`,
     );
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, up.url);
@@ -119,8 +116,14 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
       return -1;
     });
     expect(green).toBe(2);
-    await page.getByRole("cell", { name: "main", exact: true }).waitFor();
+    await terminalShows(page, "second-step-line");
+    await page.getByRole("cell", { name: "second", exact: true }).waitFor();
     await screenshot(page, "run-page");
+    // One step's output alone.
+    await page.getByLabel("Show").selectOption("main@local");
+    await terminalShows(page, "green-line");
+    expect(await terminalLines(page)).not.toContain("second-step-line");
+    await page.getByLabel("Show").selectOption("all");
     // Re-run: the same workflow again, as a new run, on its own page.
     await page.getByRole("button", { name: "Re-run" }).click();
     await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(runId));
