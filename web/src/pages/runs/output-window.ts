@@ -15,7 +15,7 @@ const maxBytes = 4 * 1024 * 1024;
 const pageEvents = 50;
 const firstPages = 4;
 
-const linesOf = (text: string): number => {
+export const linesOf = (text: string): number => {
   let lines = 0;
   for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
   return lines;
@@ -32,8 +32,12 @@ export class OutputWindow {
   lastSeq = 0;
   /** Live events that came while the tail was being read: applied after it. */
   private held: RunEvent[] | undefined;
-  /** Told after the window changed other than by appending: the terminal rewrites it whole. */
-  onReset: () => void = () => {};
+  /**
+   * Told after the window changed other than by appending: the terminal rewrites it whole.
+   * `anchor`: the seq of the output the reader was at (the window's old start, after paging
+   * back), to keep in view instead of jumping to the end.
+   */
+  onReset: (anchor?: number) => void = () => {};
   /** Told of live output appended to the window. */
   onAppend: (events: RunEvent[]) => void = () => {};
 
@@ -138,7 +142,7 @@ export class OutputWindow {
     if (from > 0) this.moreBefore = true;
     if (keep < this.events.length) this.atLive = false;
     this.events = [...older.slice(from), ...this.events.slice(0, keep)];
-    this.onReset();
+    this.onReset(first);
     return true;
   }
 

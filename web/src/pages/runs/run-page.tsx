@@ -105,6 +105,7 @@ export function RunPage({ id }: { id: string }) {
           () => void refresh(),
         );
         stream.start();
+        // Tests (and devtools) read how often it connected: a reconnect shows as 2.
         (window as Window & { runyardStream?: RunStream }).runyardStream = stream;
       } catch (caught) {
         if (!stopped) setError(asApiError(caught));

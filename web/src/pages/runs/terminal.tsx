@@ -2,7 +2,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import { useEffect, useRef, useState } from "react";
-import { maxLines, type OutputWindow } from "./output-window.js";
+import { linesOf, maxLines, type OutputWindow } from "./output-window.js";
 import type { RunEvent } from "./types.js";
 
 /** `all`, or one step on one host (`step@host`). */
@@ -55,12 +55,21 @@ export function RunTerminal({
         if (text) term.write(text);
       });
     };
-    output.onReset = () => {
+    output.onReset = (anchor) => {
       cancelAnimationFrame(frame);
       frame = 0;
       pending = [];
       term.reset();
-      write(output.events.filter(shown).map((event) => event.data ?? ""));
+      const events = output.events.filter(shown);
+      if (anchor === undefined) write(events.map((event) => event.data ?? ""));
+      else {
+        // Paged back: show where the older output meets what was shown, not the window's end.
+        const above = events.filter((event) => event.seq < anchor);
+        const lines = above.reduce((sum, event) => sum + linesOf(event.data ?? ""), 0);
+        term.write(events.map((event) => event.data ?? "").join(""), () =>
+          term.scrollToLine(Math.max(0, lines - Math.floor(term.rows / 2))),
+        );
+      }
       setVersion((version) => version + 1);
     };
     output.onAppend = (events) => write(events.filter(shown).map((event) => event.data ?? ""));
