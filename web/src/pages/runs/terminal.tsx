@@ -116,7 +116,13 @@ export function RunTerminal({
           </button>
         )}
       </div>
-      <div ref={host} className="run-terminal-screen" data-testid="terminal" />
+      <div
+        ref={host}
+        className="run-terminal-screen"
+        data-testid="terminal"
+        role="region"
+        aria-label="Run output"
+      />
     </div>
   );
 }
