@@ -23,7 +23,7 @@ export function RunTerminal({
   filter: StepFilter;
   live: boolean;
 }) {
-  const host = useRef<HTMLDivElement>(null);
+  const host = useRef<HTMLElement>(null);
   const [, setVersion] = useState(0);
   const [busy, setBusy] = useState(false);
 
@@ -41,7 +41,7 @@ export function RunTerminal({
     term.open(element);
     fit.fit();
     // Tests (and devtools) read what the terminal holds through its element.
-    (element as HTMLDivElement & { terminal?: Terminal }).terminal = term;
+    (element as HTMLElement & { terminal?: Terminal }).terminal = term;
     const shown = (event: RunEvent) => filter === "all" || stepKey(event) === filter;
     let pending: string[] = [];
     let frame = 0;
@@ -116,13 +116,7 @@ export function RunTerminal({
           </button>
         )}
       </div>
-      <div
-        ref={host}
-        className="run-terminal-screen"
-        data-testid="terminal"
-        role="region"
-        aria-label="Run output"
-      />
+      <section ref={host} className="run-terminal-screen" data-testid="terminal" aria-label="Run output" />
     </div>
   );
 }
