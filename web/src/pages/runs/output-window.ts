@@ -11,9 +11,13 @@ import type { EventPage, RunEvent } from "./types.js";
 export const maxLines = 5000;
 /** Bytes of output the window holds at most, whatever their lines. */
 const maxBytes = 4 * 1024 * 1024;
-/** Events asked per page, and pages read at most to fill the window at first. */
+/** Events asked per page when paging back. */
 const pageEvents = 50;
-const firstPages = 4;
+/**
+ * The pages read at most to fill the window at first, growing: an event holds up to 64 KiB of
+ * output, so a busy log's tail is in the first few events and a quiet one takes more of them.
+ */
+const firstPageSizes = [5, 20, 50, 100];
 
 export const linesOf = (text: string): number => {
   let lines = 0;
@@ -68,9 +72,9 @@ export class OutputWindow {
     let more = false;
     let lines = 0;
     let bytes = 0;
-    for (let read = 0; read < firstPages; read++) {
+    for (const [read, size] of firstPageSizes.entries()) {
       const cursor = first ?? before;
-      const page = await this.page(`limit=${pageEvents}${cursor ? `&before=${cursor}` : ""}`);
+      const page = await this.page(`limit=${size}${cursor ? `&before=${cursor}` : ""}`);
       if (read === 0) this.lastSeq = page.last_seq;
       all.unshift(...page.events);
       first = page.first_seq;

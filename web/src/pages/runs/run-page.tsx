@@ -84,12 +84,11 @@ export function RunPage({ id }: { id: string }) {
     const known = new Map<string, StepState>();
     (async () => {
       try {
-        const first = await api<Run>("GET", path);
+        // Both at once: the run's record and its output's tail.
+        const [first, events] = await Promise.all([api<Run>("GET", path), output.loadTail()]);
         if (stopped) return;
         setRun(first);
         void refresh();
-        const events = await output.loadTail();
-        if (stopped) return;
         stepStates(events, known);
         setSteps(new Map(known));
         if (finalStatuses.has(first.status)) return;
