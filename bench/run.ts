@@ -5,6 +5,7 @@ import { maskingThroughput } from "./masking.js";
 import { postgresVsSqlite } from "./postgres.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
+import { webHugeLog } from "./web.js";
 import { forkServerGain, orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
 /** `npm run bench`: each benchmark against a baseline measured in the same process. */
@@ -26,6 +27,8 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   // Need the Docker engine and the docker CLI; skipped lines without them.
   botsStartToRunning,
   botsSimpleBuild,
+  // Needs Debian's chromium and a built dist/web; skipped lines without them.
+  webHugeLog,
 ];
 
 const only = process.argv[2];

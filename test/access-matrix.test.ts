@@ -339,6 +339,21 @@ const rows: Row[] = [
     expect: ofTenantA(200),
   },
   {
+    route: "GET /api/runs/{id}/events/page",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/events/page?limit=5` }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "GET /api/runs/{id}/log",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/log` }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "POST /api/runs/{id}/rerun",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/rerun` }),
+    expect: ofTenantA(201),
+  },
+  {
     route: "GET /run-status",
     request: async () => ({ url: `/run-status?run_id=${items.runs.A}` }),
     expect: ofTenantA(200),
@@ -624,6 +639,14 @@ describe("who may do what (docs/security.md)", () => {
     expect((await call("GET", `/api/runs/${items.runs.A}/events?follow=0`, stream)).status).toBe(200);
     expect((await call("GET", `/api/runs/${items.runs.B}/events?follow=0`, stream)).status).toBe(401);
     expect((await call("GET", `/api/runs/${items.runs.A}`, stream)).status).toBe(401);
+    // A raw log download link carries one too; another run's log stays closed.
+    expect(
+      (await call("GET", `/api/runs/${items.runs.A}/log?access_token=${stream}`, undefined)).status,
+    ).toBe(200);
+    expect(
+      (await call("GET", `/api/runs/${items.runs.B}/log?access_token=${stream}`, undefined)).status,
+    ).toBe(401);
+    expect((await call("GET", `/api/runs/${items.runs.A}/events/page`, stream)).status).toBe(401);
   });
 });
 

@@ -157,6 +157,13 @@ const cases: Case[] = [
   },
   {
     method: "POST",
+    route: "/api/runs/{id}/rerun",
+    url: () => `/api/runs/${runId}/rerun`,
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "POST",
     route: "/api/runs/{id}/stream-token",
     url: () => `/api/runs/${runId}/stream-token`,
     token: () => sessionToken,

@@ -13,6 +13,8 @@ import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botRoutes } from "./routes/bots.js";
+import { rerunRoutes } from "./routes/rerun.js";
+import { runLogRoutes } from "./routes/run-log.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 import { secretRoutes } from "./routes/secrets.js";
@@ -96,6 +98,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
       }),
     );
     runRoutes(api, deps, metrics.streams);
+    runLogRoutes(api, deps);
+    rerunRoutes(api, deps);
     artifactRoutes(api, deps);
     runnerRoutes(api, deps);
     secretRoutes(api, deps);

@@ -41,10 +41,11 @@ declare module "fastify" {
 const publicPaths = new Set(["/health", "/health/agents", "/openapi.json", "/api/auth/login"]);
 
 /**
- * The one route that takes `?access_token=`: EventSource cannot send headers. Tokens in URLs
- * end up in proxy and access logs, so no other route accepts one.
+ * The routes that take `?access_token=`: EventSource cannot send headers, nor can a download
+ * link (a run's raw log). Tokens in URLs end up in proxy and access logs, so no other route
+ * accepts one.
  */
-const eventStreamPath = /^\/api\/runs\/([^/]+)\/events$/;
+const eventStreamPath = /^\/api\/runs\/([^/]+)\/(?:events|log)$/;
 
 /**
  * The one route a runner token opens besides the runner socket: a runner uploads the artifacts of
@@ -112,9 +113,13 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
     const secret = bearer(request, fromUrl);
     if (!secret) {
       if (!fromUrl && queryToken(request) !== undefined) {
-        throw new RunyardError("UNAUTHORIZED", "?access_token= is accepted on the event stream only", {
-          hint: "Send the token as `Authorization: Bearer <token>`; only GET /api/runs/:id/events takes ?access_token=.",
-        });
+        throw new RunyardError(
+          "UNAUTHORIZED",
+          "?access_token= is accepted on the event stream and log only",
+          {
+            hint: "Send the token as `Authorization: Bearer <token>`; only GET /api/runs/:id/events and /log take ?access_token=.",
+          },
+        );
       }
       throw new RunyardError("UNAUTHORIZED", "this route needs a token");
     }
@@ -130,7 +135,7 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
     ) {
       throw new RunyardError(
         "UNAUTHORIZED",
-        `a stream token opens only GET /api/runs/${principal.run_id}/events`,
+        `a stream token opens only GET /api/runs/${principal.run_id}/events (and /log)`,
         { hint: "Use your session or API token for other routes." },
       );
     }

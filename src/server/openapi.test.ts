@@ -111,14 +111,17 @@ describe("GET /openapi.json", () => {
     }
   });
 
-  it("names both auth schemes, and ?access_token= on the event stream only", () => {
+  it("names both auth schemes, and ?access_token= on the event stream and raw log only", () => {
     expect(document.components.securitySchemes).toEqual({
       bearer: expect.objectContaining({ type: "http", scheme: "bearer" }),
       accessToken: expect.objectContaining({ type: "apiKey", in: "query", name: "access_token" }),
     });
     expect(document.security).toEqual([{ bearer: [] }]);
     const withQueryToken = operations().filter(([, op]) => op.security?.some((s) => "accessToken" in s));
-    expect(withQueryToken.map(([name]) => name)).toEqual(["GET /api/runs/{id}/events"]);
+    expect(withQueryToken.map(([name]) => name).sort()).toEqual([
+      "GET /api/runs/{id}/events",
+      "GET /api/runs/{id}/log",
+    ]);
     const events = document.paths["/api/runs/{id}/events"]?.get;
     expect(events?.responses["200"]?.content?.["text/event-stream"]?.schema).toEqual({
       $ref: "#/components/schemas/RunEvent",

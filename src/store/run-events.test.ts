@@ -237,6 +237,21 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(second.map((event) => event.seq)).toEqual([5, 6, 7, 8]);
     });
 
+    it("pages backwards with before: the newest events below it, in seq order, as a log's tail is shown first", async () => {
+      await store.appendEvents(outputs(1, 10));
+      const tail = await store.listEvents(runId, { before: 11, limit: 4 });
+      expect(tail.map((event) => event.seq)).toEqual([7, 8, 9, 10]);
+      const older = await store.listEvents(runId, { before: tail[0]?.seq, limit: 4 });
+      expect(older.map((event) => event.seq)).toEqual([3, 4, 5, 6]);
+      const oldest = await store.listEvents(runId, { before: older[0]?.seq, limit: 4 });
+      expect(oldest.map((event) => event.seq)).toEqual([1, 2]);
+      expect(await store.listEvents(runId, { before: 1 })).toEqual([]);
+      // With after too: the window between them.
+      expect((await store.listEvents(runId, { after: 2, before: 6, limit: 2 })).map((e) => e.seq)).toEqual([
+        4, 5,
+      ]);
+    });
+
     it("returns at most 1000 events by default", async () => {
       await store.appendEvents(outputs(1, 1001));
       expect(await store.listEvents(runId)).toHaveLength(1000);

@@ -201,14 +201,17 @@ export async function listEvents(
     ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
     : defaultListLimit;
   const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const rows = await ctx.db
+  const select = ctx.db
     .selectFrom("run_events")
     .select(["seq", "data"])
     .where("run_id", "=", runId)
-    .where("seq", ">", after)
-    .orderBy("seq")
-    .limit(limit)
-    .execute();
+    .where("seq", ">", after);
+  const before = Number.isFinite(query.before) ? query.before : undefined;
+  // With `before`, the newest page below it: read backwards from it, then put it in seq order.
+  const rows =
+    before === undefined
+      ? await select.orderBy("seq").limit(limit).execute()
+      : (await select.where("seq", "<", before).orderBy("seq", "desc").limit(limit).execute()).reverse();
   return rows.map((row) => {
     const parsed = RunEvent.safeParse(JSON.parse(row.data));
     if (!parsed.success) {

@@ -141,6 +141,11 @@ export interface ListEventsQuery {
   after?: number;
   /** Default 1000, at most 10000; page with `after` set to the last seq received. */
   limit?: number;
+  /**
+   * Only events with a seq below this: the `limit` newest of them, still in seq order. A browser
+   * shows a huge log's tail first and pages back with `before` set to the first seq it has.
+   */
+  before?: number;
 }
 
 export const jobStatuses = ["queued", "assigned", "running", "done", "lost"] as const;

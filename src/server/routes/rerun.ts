@@ -1,0 +1,64 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { RunStatus } from "../../core/events.js";
+import { refuseBodyFields } from "../api-schemas.js";
+import { submitterId } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { protectedErrorResponses } from "../error-responses.js";
+import { WorkflowRunSpec } from "../runs/workflow-runs.js";
+import { visibleRun } from "./visible-run.js";
+
+const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
+const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
+
+/**
+ * Re-run (issue 11's run page): the server submits a workflow run's stored workflow and vars
+ * again. The API never gives the submitted text back (its vars may hold values a teammate should
+ * not read), so the browser cannot resubmit it itself.
+ */
+export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
+    "/api/runs/:id/rerun",
+    {
+      preValidation: refuseBodyFields,
+      schema: {
+        operationId: "rerunRun",
+        summary: "Run a workflow run's workflow again",
+        description:
+          "Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400.",
+        tags: ["runs"],
+        params: RunParams,
+        response: {
+          201: {
+            description: "the new run is queued",
+            content: { "application/json": { schema: RunSubmitted } },
+          },
+          ...protectedErrorResponses(400, 404, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const run = await visibleRun(deps, request, request.params.id);
+      const spec = run.kind === "workflow" ? WorkflowRunSpec.safeParse(run.spec) : undefined;
+      if (!spec?.success) {
+        throw new RunyardError(
+          "INVALID_INPUT",
+          `run ${run.id} is a ${run.kind} run: only workflow runs re-run`,
+          {
+            hint: "Start agent tasks and bots again with POST /api/runs or the bots API.",
+          },
+        );
+      }
+      const principal = request.principal;
+      await deps.quotas.checkSubmit(principal);
+      const next = await deps.runs.submitWorkflow(spec.data, {
+        tenantId: principal?.tenant_id ?? null,
+        tokenId: submitterId(principal),
+      });
+      return reply.code(201).send({ run_id: next.id, status: next.status });
+    },
+  );
+}
