@@ -81,7 +81,7 @@ describe("auth", () => {
     expect(made.json()).toMatchObject({ kind: "runner", group: "gpu", token: expect.any(String) });
   });
 
-  it("takes ?access_token= on the event stream only", async () => {
+  it("takes ?access_token= on the event stream and the raw log only", async () => {
     const runId = await submit(flow("nobody"));
     await call({ method: "POST", url: `/api/runs/${runId}/cancel` });
     const stream = await call({
@@ -98,7 +98,7 @@ describe("auth", () => {
     });
     expect(elsewhere.statusCode).toBe(401);
     expect(elsewhere.json<ErrorReply>().error.hint).toContain(
-      "only GET /api/runs/:id/events takes ?access_token=",
+      "only GET /api/runs/:id/events and /log take ?access_token=",
     );
   });
 
