@@ -468,8 +468,9 @@ export class RunnerDaemon {
 
   private report(job: HeldJob, event: EventInput): void {
     // While the server is unreachable output piles up here: past the cap it is dropped (a bot
-    // may print for hours), counted, and said in a notice once there is room again.
-    if (event.type === "step.output" && job.pendingBytes >= maxPendingBytes) {
+    // may print for hours), counted, and said in a notice once there is room again. A connected
+    // server that is only slower than the output gets all of it.
+    if (event.type === "step.output" && !this.connected && job.pendingBytes >= maxPendingBytes) {
       job.droppedBytes = (job.droppedBytes ?? 0) + event.data.length;
       job.droppedFrom = { step: event.step, host: event.host };
       return;

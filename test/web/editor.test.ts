@@ -133,7 +133,7 @@ describe.skipIf(!haveBrowser)("the Run a workflow page", () => {
   }, 120_000);
 
   it("offers the workflow's vars defaults, runs with the values typed on Ctrl-Enter from a field, and runs on the Run button", async () => {
-    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    let page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     await logIn(page, up.url);
     await page.goto(`${up.url}/#/run`);
     await page.locator(".cm-content").click();
@@ -156,7 +156,10 @@ describe.skipIf(!haveBrowser)("the Run a workflow page", () => {
     expect(finished.status).toBe("success");
     expect(finished.vars).toMatchObject({ WHO: "browser" });
 
-    // Back on the page, it starts from seed 002's hello workflow again; the Run button runs it.
+    // A new visit starts from seed 002's hello workflow again; the Run button runs it.
+    await page.close();
+    page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await logIn(page, up.url);
     await page.goto(`${up.url}/#/run`);
     await page.getByText("✓ Valid: demo").waitFor();
     await page.getByRole("button", { name: "Run", exact: true }).click();
