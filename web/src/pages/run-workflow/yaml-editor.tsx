@@ -1,3 +1,4 @@
+import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { yaml } from "@codemirror/lang-yaml";
 import { defaultHighlightStyle, indentUnit, syntaxHighlighting } from "@codemirror/language";
 import { type Diagnostic, linter, lintGutter } from "@codemirror/lint";
@@ -88,6 +89,10 @@ export function YamlEditor(props: YamlEditorProps) {
               newlineKeepingIndent,
             ]),
           ),
+          // Undo and redo (Mod-Z, Mod-Shift-Z / Mod-Y) and the usual editing keys. Tab is left
+          // to move focus on, so the page stays usable with the keyboard alone.
+          history(),
+          keymap.of([...defaultKeymap, ...historyKeymap]),
           EditorView.updateListener.of((update) => {
             if (update.docChanged) latest.current.onChange(update.state.doc.toString());
           }),
