@@ -1,16 +1,9 @@
 import { lazy, Suspense, useEffect, useState } from "react";
 import { api, currentToken, setToken, whenUnauthorized } from "./api.js";
+import type { Caller } from "./caller.js";
 import { Layout } from "./layout.js";
 import { LoginPage } from "./pages/login.js";
 import { useRoute } from "./router.js";
-
-/** Who is logged in, as `GET /api/auth/whoami` says. */
-export interface Caller {
-  kind: string;
-  role: string;
-  username: string | null;
-  tenant_id: string | null;
-}
 
 // Each page loads when opened: the first page stays small (issue 11: under 200 KB gzipped).
 const pages: Record<string, React.LazyExoticComponent<(props: { route: string[] }) => React.ReactElement>> = {

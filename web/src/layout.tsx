@@ -1,6 +1,6 @@
 import type { ReactNode } from "react";
 import { api, setToken } from "./api.js";
-import type { Caller } from "./app.js";
+import type { Caller } from "./caller.js";
 
 const sections = [
   ["run", "Run"],

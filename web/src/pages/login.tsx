@@ -1,6 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { ApiError, api, setToken } from "../api.js";
-import type { Caller } from "../app.js";
+import type { Caller } from "../caller.js";
 
 /** Log in with a user's name and password, or paste an API token (the admin token of `runyard up`). */
 export function LoginPage(props: { onLogin: (caller: Caller) => void }) {
