@@ -1,23 +1,5 @@
 import { api } from "../../api.js";
-
-/** The event types a run's stream names (`event:` of src/core/events.ts): EventSource needs each. */
-const eventTypes = [
-  "run.queued",
-  "run.started",
-  "run.finished",
-  "step.started",
-  "step.output",
-  "step.retrying",
-  "step.finished",
-  "vars.exported",
-  "artifact.created",
-  "agent.message",
-  "agent.tool_call",
-  "agent.tool_result",
-  "agent.usage",
-  "bot.state",
-  "notice",
-];
+import { runEventTypes } from "../../event-types.js";
 
 /** A run event as the stream sends it: `type` and `seq` always, the rest by type. */
 export interface StreamEvent {
@@ -60,7 +42,7 @@ export function followRun(runId: string, after: number, onEvent: (event: StreamE
       onEvent(event);
       if (event.type === "run.finished") stop();
     };
-    for (const type of eventTypes) source.addEventListener(type, receive as EventListener);
+    for (const type of runEventTypes) source.addEventListener(type, receive as EventListener);
     source.onerror = () => {
       source?.close();
       // A finished run with nothing new answers 204: the stream is over, not broken.

@@ -1,4 +1,5 @@
 import { api } from "../../api.js";
+import { runEventTypes } from "../../event-types.js";
 import type { RunEvent } from "./types.js";
 
 /** How long to wait before reconnecting after the stream broke (the network, a server restart). */
@@ -55,7 +56,7 @@ export class RunStream {
     source.onopen = () => this.connects++;
     source.onmessage = (message) => this.received(message);
     // Every event type arrives under its own name (`event: step.output`).
-    for (const type of eventTypes)
+    for (const type of runEventTypes)
       source.addEventListener(type, (message) => this.received(message as MessageEvent));
     source.onerror = () => {
       source.close();
@@ -102,21 +103,3 @@ export class RunStream {
     this.onEvents(batch);
   }
 }
-
-const eventTypes = [
-  "run.queued",
-  "run.started",
-  "run.finished",
-  "step.started",
-  "step.output",
-  "step.retrying",
-  "step.finished",
-  "vars.exported",
-  "artifact.created",
-  "notice",
-  "agent.message",
-  "agent.tool_call",
-  "agent.tool_result",
-  "agent.usage",
-  "bot.state",
-];
