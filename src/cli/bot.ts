@@ -1,3 +1,4 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent } from "../core/events.js";
 import type { ApiClient } from "./api-client.js";
@@ -5,29 +6,8 @@ import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
 import { apiClient, table } from "./runs.js";
 
-/** A bot as the API answers it (server/bots/bot-control.ts `BotView`). */
-interface BotView {
-  id: string;
-  name: string;
-  mode: string;
-  state: string;
-  image: string | null;
-  runner_id: string | null;
-  run_id: string | null;
-  restarts: number;
-  restart_policy: string;
-  exit_code: number | null;
-  oom_killed: boolean;
-  error: ErrorInfo | null;
-  uptime_secs: number | null;
-  memory_bytes: number | null;
-  cpu_percent: number | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  expires_at: string;
-  last_logs?: string[];
-}
+/** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */
+type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };
 
 interface LogLine {
   ts: string;

@@ -915,7 +915,8 @@ export interface components {
             /** @constant */
             type: "bot.state";
             bot_id: string;
-            state: string;
+            /** @enum {string} */
+            state: "building" | "pulling" | "running" | "stopped" | "crashed" | "timeout" | "removed";
             exit_code?: number | null;
             oom_killed?: boolean;
             restarts?: number;

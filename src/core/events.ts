@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { botStates } from "./bot-states.js";
 
 /**
  * The event spine (DESIGN.md section 3). Every producer (engine, executor, runner, server)
@@ -208,7 +209,7 @@ export const BotStateEvent = z.object({
   ...base,
   type: z.literal("bot.state"),
   bot_id: z.string(),
-  state: z.string(),
+  state: z.enum(botStates),
   /** Of the container that just ended (a crash, a restart's predecessor). */
   exit_code: z.number().int().nullable().optional(),
   oom_killed: z.boolean().optional(),

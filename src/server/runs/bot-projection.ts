@@ -1,4 +1,3 @@
-import type { BotState } from "../../core/bot-states.js";
 import type { EventOf } from "../../core/events.js";
 import type { BotPatch } from "../../store/types.js";
 
@@ -6,7 +5,7 @@ const finalStates: ReadonlySet<string> = new Set(["stopped", "crashed", "timeout
 
 /** What a `bot.state` event changes on the bot's record; never more than the event says. */
 export function botPatchOf(event: EventOf<"bot.state">): BotPatch {
-  const patch: BotPatch = { state: event.state as BotState };
+  const patch: BotPatch = { state: event.state };
   if (event.state === "running") {
     patch.finished_at = null;
     patch.error = null;
