@@ -116,6 +116,8 @@ async function withAgentRunner<T>(
         hostname: "bench",
         tenant_id: null,
         version: null,
+        shared: false,
+        isolation: "none",
       },
       handlers: { step: new StepJobHandler(stepRunner), agent },
       logger: silentLogger,

@@ -82,6 +82,8 @@ export async function withRunner<T>(
       hostname: "bench",
       tenant_id: null,
       version: null,
+      shared: false,
+      isolation: "none",
     },
     handlers: {
       step: new StepJobHandler(

@@ -59,6 +59,8 @@ async function runner(running: RunningServer, id = "inproc"): Promise<RunnerDaem
       hostname: "test",
       tenant_id: null,
       version: null,
+      shared: false,
+      isolation: "none",
     },
     handlers: {
       step: new StepJobHandler(

@@ -235,6 +235,10 @@ export async function localRunnerDaemon(
         hostname: config.hostname,
         tenant_id: config.tenantId ?? null,
         version,
+        // Placement and isolation are decided in their own change (issue: boundaries); until then
+        // a runner says it is neither shared nor isolating.
+        shared: false,
+        isolation: "none",
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
       handlers: {

@@ -21,6 +21,17 @@ export const RunnerInfo = z.object({
   hostname: z.string(),
   tenant_id: z.string().nullable().default(null),
   version: z.string().nullable().default(null),
+  /**
+   * The operator marked this runner shared (`runyard runner --shared`, as GitLab's instance
+   * runners): it may take runs of any tenant, but only while it isolates them (`isolation`).
+   */
+  shared: z.boolean().default(false),
+  /**
+   * How this runner keeps each run from the others and from itself: `sandbox` (bubblewrap: a
+   * private mount and pid namespace per step and agent turn), `docker` (every step in a
+   * container), or `none` (steps run as the runner's own user and see what it sees).
+   */
+  isolation: z.enum(["sandbox", "docker", "none"]).default("none"),
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
 

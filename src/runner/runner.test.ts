@@ -82,6 +82,8 @@ function daemon(serverUrls: string[], options: { minBackoffMs?: number } = {}) {
       hostname: "test",
       tenant_id: null,
       version: null,
+      shared: false,
+      isolation: "none",
     },
     handlers: { step: new StepJobHandler(new LocalStepRunner(executor, { killGraceMs: 300 })) },
     logger: silentLogger,
