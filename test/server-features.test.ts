@@ -186,6 +186,44 @@ describe("server features", () => {
     expect(second.output()).not.toContain("RUNYARD_TOKEN=");
   });
 
+  it("shows the admin token on the first start that listens, after a first try on a busy port", async () => {
+    const home = tempDir();
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const address = busy.address();
+    const busyPort = typeof address === "object" && address ? address.port : 0;
+    const failed = await runCli(["server", "--port", String(busyPort), "--home", home]);
+    busy.close();
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain("already in use");
+    expect(failed.stdout).not.toContain("RUNYARD_TOKEN=");
+    const port = await freePort();
+    const second = startCli(["server", "--port", String(port), "--home", home]);
+    procs.push(second);
+    const line = await second.waitFor(/RUNYARD_TOKEN=\S+/);
+    const token = line.split("=")[1] ?? "";
+    expect((await api(`http://127.0.0.1:${port}`, "GET", "/api/runs", undefined, token)).status).toBe(200);
+  });
+
+  it("tells a later start how to recover a lost admin token, and the recovery works", async () => {
+    const home = tempDir();
+    const port = await freePort();
+    const first = startCli(["server", "--port", String(port), "--home", home]);
+    await first.waitFor(/RUNYARD_TOKEN=\S+/);
+    await first.kill();
+    const second = startCli(["server", "--port", String(port), "--home", home]);
+    await second.waitFor("admin token:");
+    expect(second.output()).toContain(`runyard token create --admin --home ${home}`);
+    await second.kill();
+    const made = await runCli(["token", "create", "--admin", "--home", home], { env: { RUNYARD_TOKEN: "" } });
+    expect(made.code).toBe(0);
+    const recovered = made.stdout.trim();
+    const third = startCli(["server", "--port", String(port), "--home", home]);
+    procs.push(third);
+    await third.waitFor("listening on");
+    expect((await api(`http://127.0.0.1:${port}`, "GET", "/api/users", undefined, recovered)).status).toBe(200);
+  });
+
   it("warns that an in-memory server keeps nothing", async () => {
     const port = await freePort();
     const server = startCli(["server", "--memory", "--port", String(port)], {

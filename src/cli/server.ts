@@ -86,7 +86,10 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
       `admin token (shown once; only its hash is stored):\n  export RUNYARD_TOKEN=${server.newAdminToken}\n`,
     );
   } else if (!config.adminToken) {
-    ctx.stdout.write("admin token: made on first start (set RUNYARD_ADMIN_TOKEN to choose one)\n");
+    const recover = flags.memory
+      ? "set RUNYARD_ADMIN_TOKEN to choose one"
+      : `lost it? stop the server and run \`runyard token create --admin --home ${resolveHome(config, ctx.cwd)}\``;
+    ctx.stdout.write(`admin token: made on first start and shown then (${recover})\n`);
   }
   if (!config.host.startsWith("127.") && config.host !== "localhost" && config.host !== "::1") {
     ctx.stderr.write(`warning: the API is reachable from other machines on ${config.host}\n`);

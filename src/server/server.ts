@@ -109,7 +109,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     warn: options.warn,
   });
   if (home && !databaseUrl) protectDatabase(home);
-  const newAdminToken = await ensureAdminToken(store, options.adminToken);
 
   const bus = new EventBus();
   let url: string | null = null;
@@ -209,6 +208,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const resumed = await runs.recover(options.reconnectGraceMs);
   if (resumed > 0) logger.info({ runs: resumed }, "carrying on runs left by the previous start");
   await app.listen({ host: options.host, port: options.port });
+  // Made only once the server listens: a first start that fails (a busy port) must not make a
+  // token nobody was shown, which every later start would then refuse to make again.
+  const newAdminToken = await ensureAdminToken(store, options.adminToken);
   hub.attach(app.server);
   replica.start();
   const address = app.server.address();
