@@ -44,9 +44,23 @@ export class ApiClient {
       throw unreachable(this.serverUrls, error);
     }
     const text = await response.text();
-    const data = text ? (JSON.parse(text) as unknown) : undefined;
+    const data = text ? this.parseAnswer(response, text) : undefined;
     if (!response.ok) throw this.cliError(fromErrorBody(response.status, data));
     return data as T;
+  }
+
+  /** A runyard server answers JSON; anything else is another program on that URL. */
+  private parseAnswer(response: Response, text: string): unknown {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      const type = response.headers.get("content-type") ?? "no content type";
+      throw new RunyardError(
+        "HOST_UNREACHABLE",
+        `${this.baseUrl} is not a runyard server: it answered HTTP ${response.status} with ${type.split(";")[0]}, not runyard's JSON`,
+        { hint: "Point --server / RUNYARD_SERVER_URL at the URL `runyard up` or `runyard server` printed." },
+      );
+    }
   }
 
   /**

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import type { Config } from "../core/config.js";
 import { ConfigError } from "../core/config-error.js";
 import { RunyardError } from "../core/errors.js";
+import { outputClosed } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 import { version } from "./version.js";
 
@@ -69,7 +70,7 @@ function buildProgram(
   const run = program
     .command("run")
     .description(
-      "run a workflow file here, or on a server with --server (exit 0 success, 1 failed, 2 invalid, 130 canceled)",
+      "run a workflow file here, or on a server with --server or RUNYARD_SERVER_URL (exit 0 success, 1 failed, 2 invalid, 130 canceled)",
     )
     .argument("<file>", "workflow or playbook YAML")
     .option("--var <NAME=value>", "set a variable (repeatable)", collect, [])
@@ -77,8 +78,9 @@ function buildProgram(
     .option("-q, --quiet", "print only failures and the result");
   serverFlags(run).action(async (file: string, flags) => {
     const context = await ctx(apiOverrides(flags));
+    // A server named by --server or RUNYARD_SERVER_URL (as the flag's help says) takes the run.
     setExit(
-      flags.server
+      context.config.serverUrl
         ? await (await import("./runs.js")).submitRun(file, flags, context)
         : await (await import("./run.js")).runCommand(file, flags, context),
     );
@@ -542,14 +544,17 @@ function buildProgram(
 
 /** The CLI entry point; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  // A reader that stops early (`runyard runs logs ID | head`) closes the pipe: end quietly.
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(0);
-    throw error;
-  });
   const write = (s: string): void => {
     process.stderr.write(s);
   };
+  // A reader that stops early (`runyard runs logs ID | head`) closes the pipe (closed-output.ts).
+  let closed = false;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    if (closed) return;
+    closed = true;
+    outputClosed(write);
+  });
   let exitCode = 0;
   const program = buildProgram(
     async (overrides, configFile) =>

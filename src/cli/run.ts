@@ -8,6 +8,8 @@ import { LocalStepRunner } from "../exec/local-runner.js";
 import { DirectStepRunner } from "../runner/direct-client.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
+import { secretsNotGiven } from "../workflow/secrets.js";
+import { finishWhenOutputCloses } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 import { HumanRenderer } from "./render-human.js";
 import { loadWorkflowFile, parseVarFlags } from "./workflow-file.js";
@@ -21,7 +23,21 @@ export interface RunFlags {
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
 export async function runCommand(file: string, flags: RunFlags, ctx: CliContext): Promise<number> {
   const workflow = await loadWorkflowFile(file);
+  finishWhenOutputCloses();
   const vars = parseVarFlags(flags.var);
+  // As a server refuses a run whose secrets it does not hold, a local run refuses one whose
+  // secrets are neither variables nor in the environment it was started in.
+  const fromEnv = secretsNotGiven(workflow, { ...workflow.vars, ...vars });
+  const missing = fromEnv.filter((name) => ctx.env[name] === undefined);
+  if (missing.length > 0) {
+    throw new RunyardError(
+      "SECRET_MISSING",
+      `secrets: ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not set: neither a variable nor in this shell's environment`,
+      {
+        hint: `Export ${missing.length === 1 ? "it" : "each"} before the run (export ${missing[0]}=...), or give --var ${missing[0]}=...; a name a step exports goes in that step's expect_vars.`,
+      },
+    );
+  }
   const runnerFor = localRunners(workflow, ctx);
   const runId = newRunId();
   const sequencer = new EventSequencer(runId);
@@ -34,6 +50,8 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext)
       workflow,
       runId,
       vars,
+      // Secrets the environment gives are masked as stored ones are on a server.
+      secrets: fromEnv.map((name) => ctx.env[name] ?? ""),
       expressionEnv: ctx.env,
       emit: (input) => render(sequencer.next(input)),
       runnerFor,

@@ -31,3 +31,20 @@ export function workflowMasker(
   masker.add(secretValues(vars, listed));
   return masker;
 }
+
+/**
+ * The names of a workflow's `secrets:` that no variable, `env:` of the workflow or a step, or
+ * step's `expect_vars` (a step exports it) gives: a server takes them from its secrets store, a
+ * local run from the environment it was started in.
+ */
+export function secretsNotGiven(
+  workflow: Pick<Workflow, "secrets" | "env" | "steps">,
+  vars: Record<string, string>,
+): string[] {
+  const given = new Set([
+    ...Object.keys(vars),
+    ...Object.keys(workflow.env),
+    ...workflow.steps.flatMap((step) => [...Object.keys(step.env), ...step.expectVars]),
+  ]);
+  return [...new Set(workflow.secrets)].filter((name) => !given.has(name));
+}

@@ -7,7 +7,7 @@ import { runWorkflow } from "../../workflow/engine.js";
 import { formatDiagnostic, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
-import { workflowMasker } from "../../workflow/secrets.js";
+import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
 import type { JobBroker } from "../job-broker.js";
 import type { Notifier } from "../notifier.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -25,19 +25,6 @@ export const WorkflowRunSpec = z.object({
   file: z.string().optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
-
-/**
- * The names of a workflow's `secrets:` that runs take from the secrets store: those no variable,
- * `env:` of the workflow or a step, or step's `expect_vars` (a step exports it) already gives.
- */
-export function storedSecretNames(workflow: Workflow, vars: Record<string, string>): string[] {
-  const given = new Set([
-    ...Object.keys(vars),
-    ...Object.keys(workflow.env),
-    ...workflow.steps.flatMap((step) => [...Object.keys(step.env), ...step.expectVars]),
-  ]);
-  return [...new Set(workflow.secrets)].filter((name) => !given.has(name));
-}
 
 function parsed(spec: WorkflowRunSpec): Workflow {
   const file = spec.file ?? "workflow.yaml";
@@ -68,7 +55,7 @@ export class WorkflowRuns implements RunKindModule {
   async prepare(spec: WorkflowRunSpec, tenantId: string | null): Promise<PreparedRun> {
     const workflow = parsed(spec);
     const vars = { ...workflow.vars, ...spec.vars };
-    const { missing } = await resolveStoredSecrets(this.store, tenantId, storedSecretNames(workflow, vars));
+    const { missing } = await resolveStoredSecrets(this.store, tenantId, secretsNotGiven(workflow, vars));
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     return { name: workflow.name, spec, vars: workflowMasker(workflow, vars).maskDeep(vars) };
   }
@@ -87,7 +74,7 @@ export class WorkflowRuns implements RunKindModule {
     this.notifier.follow(runId, workflow.name, workflow.notify);
     const tenantId = run.record.tenant_id;
     const given = { ...workflow.vars, ...stored.data.vars };
-    const secrets = await resolveStoredSecrets(this.store, tenantId, storedSecretNames(workflow, given));
+    const secrets = await resolveStoredSecrets(this.store, tenantId, secretsNotGiven(workflow, given));
     // A secret removed since the run was submitted (or before it was resumed): the run stops as a
     // cancel stops it (steps still running are ended on their runners) and fails, saying why.
     const missing =

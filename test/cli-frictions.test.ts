@@ -1,0 +1,88 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { cliPath, repoRoot, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
+import { adminToken, freePort, type Proc, startCli } from "./helpers/server.js";
+
+/** Runs a shell pipeline as a user's terminal would; resolves with what it printed. */
+function pipeline(command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", command], { cwd: repoRoot, env: { ...process.env, NO_COLOR: "1" } });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", () => resolve(out));
+  });
+}
+
+describe("the CLI in a user's shell", () => {
+  const procs: Proc[] = [];
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((proc) => proc.kill()));
+  });
+
+  it("`runyard run ... | head -2` lets the run finish and exits with the run's code", async () => {
+    const marker = join(tempDir(), "finished");
+    const file = writeWorkflow(
+      `name: piped\nsteps:\n  - name: chatty\n    action: shell.run\n    args:\n      script: |\n        for i in $(seq 1 50); do echo line $i; done\n        sleep 0.3\n        for i in $(seq 1 50); do echo more $i; done\n        touch ${marker}\n  - name: fails\n    action: cmd.run\n    args:\n      cmd: exit 3\n`,
+    );
+    const out = await pipeline(`node ${cliPath} run ${file} | head -2; echo "exit=\${PIPESTATUS[0]}"`);
+    expect(out.split("\n").filter((line) => line.startsWith("exit="))).toEqual(["exit=1"]);
+    expect(existsSync(marker)).toBe(true);
+  });
+
+  it("a --server that is not runyard gets a clear error, not a parser's stack trace", async () => {
+    const other = createServer((_request, response) => {
+      response.writeHead(404, { "content-type": "text/html" }).end("<html>not here</html>");
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const result = await runCli(["runs", "list", "--server", url, "--token", "ryt_x"]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`${url} is not a runyard server: it answered HTTP 404 with text/html`);
+      expect(result.stderr).toContain("hint:");
+      expect(result.stderr).not.toContain("SyntaxError");
+    } finally {
+      other.close();
+    }
+  });
+
+  it("`runyard run` submits to the server RUNYARD_SERVER_URL names, as its help says", async () => {
+    const port = await freePort();
+    const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    procs.push(up);
+    await up.waitFor("local runner connected");
+    const server = { url: `http://127.0.0.1:${port}` };
+    const file = writeWorkflow(
+      "name: env-url\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: echo hi\n",
+    );
+    const result = await runCli(["run", file], {
+      env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(result.stderr).toContain(`submitted to ${server.url}`);
+    expect(result.stdout).toContain("hi");
+    expect(result.code).toBe(0);
+  });
+
+  it("a local run refuses a secret it cannot find, and masks one the environment gives", async () => {
+    const file = writeWorkflow(
+      'name: sec\nsecrets: [DEPLOY_SECRET]\nsteps:\n  - name: s\n    action: shell.run\n    args:\n      script: echo "value=$DEPLOY_SECRET"\n',
+    );
+    const refused = await runCli(["run", file], { env: { DEPLOY_SECRET: undefined as unknown as string } });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("secrets: DEPLOY_SECRET is not set");
+    expect(refused.stderr).toContain("hint:");
+    const given = await runCli(["run", file], { env: { DEPLOY_SECRET: "s3cr3t-from-env" } });
+    expect(given.code).toBe(0);
+    expect(given.stdout).toContain("value=***");
+    expect(given.stdout).not.toContain("s3cr3t-from-env");
+  });
+});
