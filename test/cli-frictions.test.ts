@@ -53,7 +53,7 @@ describe("the CLI in a user's shell", () => {
     }
   });
 
-  it("`runyard run` submits to the server RUNYARD_SERVER_URL names, as its help says", async () => {
+  it("`runyard run` submits to the server RUNYARD_SERVER_URL names, as its help says, and token create names that server", async () => {
     const port = await freePort();
     const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
       RUNYARD_ADMIN_TOKEN: adminToken,
@@ -70,6 +70,13 @@ describe("the CLI in a user's shell", () => {
     expect(result.stderr).toContain(`submitted to ${server.url}`);
     expect(result.stdout).toContain("hi");
     expect(result.code).toBe(0);
+    // The runner token's start line names the server it was made on, ready to paste.
+    const made = await runCli(["token", "create", "--runner", "--group", "linux"], {
+      env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(made.stderr).toContain(
+      `runyard runner --server ${server.url} --token ${made.stdout.trim()} --group linux`,
+    );
   });
 
   it("a local run refuses a secret it cannot find, and masks one the environment gives", async () => {

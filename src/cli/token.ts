@@ -44,7 +44,10 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
     ...(flags.tenant ? { tenant_id: flags.tenant } : {}),
     ...(flags.expiresAt ? { expires_at: new Date(flags.expiresAt).toISOString() } : {}),
   };
-  const secret = throughApi(ctx, flags.home)
+  const viaApi = throughApi(ctx, flags.home);
+  // The URL runners reach this server at: the one asked, or the one a local server listens on.
+  const serverUrl = viaApi ? apiClient(ctx).baseUrl : `http://${ctx.config.host}:${ctx.config.port}`;
+  const secret = viaApi
     ? (await apiClient(ctx).request<{ token: string }>("POST", "/api/tokens", input)).token
     : await withHomeStore(ctx, async (store) => {
         const { record, secret: made } = await store.createToken(input);
@@ -59,7 +62,7 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
   ctx.stdout.write(`${secret}\n`);
   ctx.stderr.write(
     kind === "runner"
-      ? `runner token created${flags.group ? ` for group ${flags.group}` : ""}; start a runner with:\n  runyard runner --server URL --token ${secret}\n`
+      ? `runner token created${flags.group ? ` for group ${flags.group}` : ""}; start a runner with:\n  runyard runner --server ${serverUrl} --token ${secret}${flags.group ? ` --group ${flags.group}` : ""}\n`
       : `${kind} token created; use it as RUNYARD_TOKEN\n`,
   );
   return 0;
