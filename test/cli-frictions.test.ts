@@ -93,3 +93,39 @@ describe("the CLI in a user's shell", () => {
     expect(given.stdout).not.toContain("s3cr3t-from-env");
   });
 });
+
+describe("runyard up's readiness", () => {
+  it("answers /health 200 only once its local runner is connected, and 503 with what it waits for before", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    try {
+      const deadline = Date.now() + 30_000;
+      const seen: number[] = [];
+      for (;;) {
+        if (Date.now() > deadline) throw new Error(`no healthy answer in 30 s; saw ${seen.join(",")}`);
+        const health = await fetch(new URL("/health", url)).catch(() => undefined);
+        if (!health) continue;
+        seen.push(health.status);
+        const body = (await health.json()) as { ok: boolean; waiting_for?: string };
+        if (health.status === 503) {
+          expect(body).toMatchObject({ ok: false, waiting_for: "the local runner to connect" });
+          continue;
+        }
+        expect(health.status).toBe(200);
+        break;
+      }
+      const runners = await fetch(new URL("/api/runners", url), {
+        headers: { authorization: `Bearer ${adminToken}` },
+      }).then((response) => response.json() as Promise<unknown>);
+      const list = (Array.isArray(runners) ? runners : (runners as { runners: unknown[] }).runners) as {
+        status: string;
+      }[];
+      expect(list.filter((runner) => runner.status === "connected")).toHaveLength(1);
+    } finally {
+      await up.kill();
+    }
+  });
+});

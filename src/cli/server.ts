@@ -22,11 +22,17 @@ export interface ServerFlags {
   memory?: boolean;
 }
 
-async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promise<RunningServer> {
+async function start(
+  config: Config,
+  ctx: CliContext,
+  flags: ServerFlags,
+  waitingFor?: () => string | undefined,
+): Promise<RunningServer> {
   const logger = createLogger({ level: config.logLevel, daemon: true });
   const server = await startServer({
     host: config.host,
     port: config.port,
+    ...(waitingFor ? { waitingFor } : {}),
     home: flags.memory ? undefined : resolveHome(config, ctx.cwd),
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     ...(config.secretKey ? { secretKey: config.secretKey } : {}),
@@ -147,7 +153,10 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
 
 async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const config = ctx.config;
-  const server = await start(config, ctx, flags);
+  // Until its local runner is connected, `up` takes no work: /health says so (503), so a script
+  // that waits for health never submits into the gap.
+  let waiting: string | undefined = "the local runner to connect";
+  const server = await start(config, ctx, flags, () => waiting);
   // The local runner gets a fresh runner token each start; earlier ones are revoked.
   for (const token of await server.store.listTokens("runner")) {
     if (token.name === "local runner (runyard up)") await server.store.revokeToken(token.id);
@@ -162,6 +171,7 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
     home: resolveHome(config, ctx.cwd),
   });
   await runner.daemon.start();
+  waiting = undefined;
   // The example shipped with the package, by a path that works from whatever folder `up` runs in.
   const shipped = fileURLToPath(new URL("../../examples/simple.yaml", import.meta.url));
   const example = relative(ctx.cwd, shipped).startsWith("..") ? shipped : relative(ctx.cwd, shipped);

@@ -1179,6 +1179,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the server is starting: it says what it waits for */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        ok: false;
+                        version: string;
+                        replica: string;
+                        leader: boolean;
+                        /** @enum {string} */
+                        database: "ok" | "unreachable";
+                        waiting_for: string;
+                    };
+                };
+            };
         };
     };
     listRuns: {

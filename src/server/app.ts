@@ -38,6 +38,11 @@ const Health = z.object({
   database: z.enum(["ok", "unreachable"]).describe("whether this replica reaches its database"),
 });
 
+const Starting = Health.extend({
+  ok: z.literal(false),
+  waiting_for: z.string().describe("what the server waits for before it takes work, e.g. its local runner"),
+});
+
 /**
  * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
  * request, serialize its responses and describe it in `/openapi.json`.
@@ -85,17 +90,25 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
           security: publicRoute,
           response: {
             200: { description: "the server is up", content: { "application/json": { schema: Health } } },
+            503: {
+              description: "the server is starting: it says what it waits for",
+              content: { "application/json": { schema: Starting } },
+            },
             ...errorResponses(),
           },
         },
       },
-      async () => ({
-        ok: true as const,
-        version: deps.version,
-        replica: deps.replica.id,
-        leader: deps.replica.isLeader,
-        database: await databaseState(deps),
-      }),
+      async (_request, reply) => {
+        const health = {
+          version: deps.version,
+          replica: deps.replica.id,
+          leader: deps.replica.isLeader,
+          database: await databaseState(deps),
+        };
+        const waiting = deps.waitingFor?.();
+        if (waiting) return reply.code(503).send({ ...health, ok: false as const, waiting_for: waiting });
+        return { ...health, ok: true as const };
+      },
     );
     runRoutes(api, deps, metrics.streams);
     runLogRoutes(api, deps);

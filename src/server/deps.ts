@@ -40,4 +40,9 @@ export interface ServerDeps {
   botUploadBytes: number;
   logger: Logger;
   version: string;
+  /**
+   * What the server still waits for before it can do work (`runyard up`: its local runner);
+   * undefined once ready. `/health` answers 503 with it until then.
+   */
+  waitingFor?: () => string | undefined;
 }

@@ -30,6 +30,8 @@ import { WorkflowRuns } from "./runs/workflow-runs.js";
 export interface ServerOptions {
   host: string;
   port: number;
+  /** What the server waits for before it takes work; `/health` answers 503 with it until undefined. */
+  waitingFor?: () => string | undefined;
   /** Folder for the SQLite file and artifacts; undefined means an in-memory store (nothing persists). */
   home: string | undefined;
   /** Admin token to ensure exists (RUNYARD_ADMIN_TOKEN); otherwise one is made on first start. */
@@ -203,6 +205,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     logger,
     version: options.version,
+    ...(options.waitingFor ? { waitingFor: options.waitingFor } : {}),
   });
 
   const resumed = await runs.recover(options.reconnectGraceMs);
