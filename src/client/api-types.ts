@@ -363,7 +363,7 @@ export interface paths {
         put?: never;
         /**
          * End this session
-         * @description The session token shown stops working at once, on every replica. API tokens are revoked with DELETE /api/tokens/:id instead.
+         * @description The session token shown stops working at once, on every replica. With an API token it changes nothing and says so (`logged_out: false`): API tokens are revoked with DELETE /api/tokens/:id instead.
          */
         post: operations["logout"];
         delete?: never;
@@ -1047,7 +1047,11 @@ export interface components {
             status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
             tenant_id: string | null;
             created_by: string | null;
+            created_by_name: string | null;
             vars: {
+                [key: string]: string;
+            };
+            inputs?: {
                 [key: string]: string;
             };
             steps: components["schemas"]["StepSummary"][];
@@ -2469,25 +2473,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the session has ended */
+            /** @description the session has ended, or (an API token) nothing changed */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        /** @enum {boolean} */
-                        logged_out: true;
+                        logged_out: boolean;
+                        message: string;
+                        hint?: string;
                     };
-                };
-            };
-            /** @description invalid request: the message names the field (details lists each problem) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description no token, or not a valid one; the hint says how to send one */
@@ -2543,6 +2539,7 @@ export interface operations {
                         user_id: string | null;
                         username: string | null;
                         token_id: string | null;
+                        token_name: string | null;
                         session_id: string | null;
                         session_expires_at: string | null;
                     };

@@ -37,8 +37,14 @@ declare module "fastify" {
   }
 }
 
-/** Routes anyone may call: liveness, the API's own description, and logging in. */
-const publicPaths = new Set(["/health", "/health/agents", "/openapi.json", "/api/auth/login"]);
+/** Routes anyone may call: liveness, the API's own description, logging in, and the UI's icon. */
+const publicPaths = new Set([
+  "/health",
+  "/health/agents",
+  "/openapi.json",
+  "/api/auth/login",
+  "/favicon.ico",
+]);
 
 /**
  * The routes that take `?access_token=`: EventSource cannot send headers, nor can a download
@@ -105,6 +111,9 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
+    // A path no route serves is a 404 with or without a token: the routes are public
+    // (/openapi.json), so saying one does not exist tells nothing a token would hide.
+    if (request.is404) return;
     // Browsers send a CORS preflight without credentials; a listed origin's is answered before
     // this hook (http-headers.ts), any other reaches no route (404, no CORS header).
     if (isPreflight(request)) return;

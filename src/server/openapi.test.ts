@@ -27,9 +27,9 @@ const routes: string[] = [];
 beforeAll(async () => {
   server = await startInProcessServer();
   document = (await server.app.inject({ method: "GET", url: "/openapi.json" })).json();
-  // The web UI's page and files (src/server/web-ui.ts: `/`, `/ui/*`, which Fastify's table prints
-  // as `/*` under its prefix) are not API: hidden from the document.
-  const webUi = new Set(["GET /", "GET /*", "GET /ui/*"]);
+  // The web UI's page, files and icon (src/server/web-ui.ts: `/`, `/ui/*`, which Fastify's table
+  // prints as `/*` under its prefix, `/favicon.ico`) are not API: hidden from the document.
+  const webUi = new Set(["GET /", "GET /*", "GET /ui/*", "GET /favicon.ico"]);
   routes.push(...registeredRoutes(server.app).filter((route) => !webUi.has(route)));
 });
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 
 /**
  * The web UI (issue 11, `web/`): `npm run build` puts it in dist/web; the server answers `/` with
- * its index.html and `/ui/*` with its files. A CSP of its own lets the page run its own scripts
+ * its index.html, `/ui/*` with its files and `/favicon.ico` with its icon. A CSP of its own lets the page run its own scripts
  * and call this origin's API, nothing else.
  */
 const uiPolicy =
@@ -54,6 +54,12 @@ export async function webUiRoutes(app: FastifyInstance): Promise<void> {
       );
     },
   });
+  // Browsers ask for /favicon.ico on their own, without a token: the UI's icon, public.
+  const favicon = existsSync(`${root}/favicon.ico`) ? readFileSync(`${root}/favicon.ico`) : undefined;
+  if (favicon)
+    app.get("/favicon.ico", { schema: { hide: true } }, async (_request, reply) =>
+      reply.header("cache-control", "public, max-age=86400").type("image/x-icon").send(favicon),
+    );
   app.get("/", { schema: { hide: true } }, async (_request, reply) =>
     reply
       .header("content-security-policy", uiPolicy)

@@ -33,11 +33,26 @@ export function launchBrowser(): Promise<Browser> {
 /** Where screenshots go: kept by CI as artifacts of the run. */
 export const screenshotDir = join(repoRoot, "test-artifacts", "screenshots");
 
-export async function screenshot(page: Page, name: string): Promise<string> {
+/** The whole page, or (`viewport`) only what the window shows: what a reader sees without scrolling. */
+export async function screenshot(
+  page: Page,
+  name: string,
+  only: "page" | "viewport" = "page",
+): Promise<string> {
   mkdirSync(screenshotDir, { recursive: true });
   const path = join(screenshotDir, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage: only === "page" });
   return path;
+}
+
+/** Console errors and uncaught exceptions of a page, gathered from now on. */
+export function consoleErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`${message.text()} (${message.location().url})`);
+  });
+  page.on("pageerror", (error) => errors.push(error.message));
+  return errors;
 }
 
 export interface Up {

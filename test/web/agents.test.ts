@@ -115,6 +115,10 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     // gemini's CLI is not installed here: it fails at once, openai does the task.
     await fillTask(page, ["openai", "gemini"], "Create hello.py that prints hello.");
     await fill(page, "Repository URL", bare);
+    // Pushing is asked for, as with `runyard agent --push`: the box starts unchecked.
+    const push = page.getByLabel("Push the branch");
+    expect(await push.isChecked()).toBe(false);
+    await push.check();
     await page.getByRole("button", { name: "Start", exact: true }).click();
     await page.waitForURL(/#\/agents\/run_/);
     const openai = page.getByRole("region", { name: "Agent openai" });

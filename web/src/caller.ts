@@ -3,5 +3,7 @@ export interface Caller {
   kind: string;
   role: string;
   username: string | null;
+  /** The API token's name, when one was shown. */
+  token_name: string | null;
   tenant_id: string | null;
 }

@@ -17,7 +17,8 @@ export function Layout(props: {
   children: ReactNode;
 }) {
   const logout = async () => {
-    // A session ends on the server too; an API token is not a session (400), and stays valid.
+    // A session ends on the server too; an API token is not a session: the server leaves it
+    // valid (and says so), the tab forgets it.
     await api("POST", "/api/auth/logout").catch(() => undefined);
     setToken(null);
     props.onLogout();
@@ -36,7 +37,7 @@ export function Layout(props: {
           ))}
         </nav>
         <span className="who">
-          {props.caller.username ?? props.caller.kind}
+          {props.caller.username ?? props.caller.token_name ?? props.caller.kind}
           {props.caller.tenant_id ? ` · ${props.caller.tenant_id}` : ""}
         </span>
         <button type="button" onClick={logout}>

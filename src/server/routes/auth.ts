@@ -28,6 +28,12 @@ const Session = z.object({
   }),
 });
 
+const LogoutAnswer = z.object({
+  logged_out: z.boolean().describe("true: the session shown has ended; false: an API token, left valid"),
+  message: z.string(),
+  hint: z.string().optional(),
+});
+
 const Caller = z.object({
   kind: z.enum(["admin", "user", "runner", "stream"]),
   role: z.enum(["admin", "member"]),
@@ -35,6 +41,10 @@ const Caller = z.object({
   user_id: z.string().nullable(),
   username: z.string().nullable(),
   token_id: z.string().nullable(),
+  token_name: z
+    .string()
+    .nullable()
+    .describe("the name the API token shown was given (what the web UI shows when no user owns it)"),
   session_id: z.string().nullable(),
   session_expires_at: z.string().nullable(),
 });
@@ -125,23 +135,27 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "logout",
         summary: "End this session",
         description:
-          "The session token shown stops working at once, on every replica. API tokens are revoked with DELETE /api/tokens/:id instead.",
+          "The session token shown stops working at once, on every replica. With an API token it changes nothing and says so (`logged_out: false`): API tokens are revoked with DELETE /api/tokens/:id instead.",
         tags: ["auth"],
         response: {
           200: {
-            description: "the session has ended",
-            content: { "application/json": { schema: z.object({ logged_out: z.literal(true) }) } },
+            description: "the session has ended, or (an API token) nothing changed",
+            content: { "application/json": { schema: LogoutAnswer } },
           },
-          ...protectedErrorResponses(400),
+          ...protectedErrorResponses(),
         },
       },
     },
     async (request) => {
       const caller = callerOf(request);
+      // A browser logged in with a pasted API token logs out by forgetting it; the token is not
+      // a session, so it stays valid, and the answer says so instead of refusing.
       if (caller.session_id === null || caller.user_id === null || caller.kind === "stream") {
-        throw new RunyardError("INVALID_INPUT", "logout ends a session, and this is not a session token", {
+        return {
+          logged_out: false as const,
+          message: "an API token is not a session: it stays valid until it is revoked",
           hint: "Revoke an API token with `runyard token revoke ID` (DELETE /api/tokens/:id).",
-        });
+        };
       }
       await deps.store.revokeSession(
         caller.session_id,
@@ -153,7 +167,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
         target: caller.username,
         details: { session_id: caller.session_id },
       });
-      return { logged_out: true as const };
+      return { logged_out: true as const, message: "the session has ended" };
     },
   );
 
@@ -172,7 +186,8 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const { run_id: _run, ...caller } = callerOf(request);
-      return caller;
+      const token = caller.token_id ? await deps.store.getToken(caller.token_id) : undefined;
+      return { ...caller, token_name: token?.name ?? null };
     },
   );
 }

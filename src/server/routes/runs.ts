@@ -23,6 +23,8 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { fromSeed004, Seed004RunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
+import { workflowInputs } from "./run-inputs.js";
+import { submitterNames } from "./run-submitters.js";
 import { visibleRun } from "./visible-run.js";
 
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
@@ -92,7 +94,23 @@ export const RunView = z.object({
     .string()
     .nullable()
     .describe("who submitted it: the id (not the secret) of the API token, or the user id of a session"),
-  vars: z.record(z.string(), z.string()).describe("exported variables, secrets masked"),
+  created_by_name: z
+    .string()
+    .nullable()
+    .describe(
+      "who submitted it, by name: the user (of a session or a personal token), else the token's name; null when neither exists any more",
+    ),
+  vars: z
+    .record(z.string(), z.string())
+    .describe(
+      "the run's variables: those it started with, then what its steps exported over them; secrets masked",
+    ),
+  inputs: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      "GET /api/runs/:id of a workflow run: the variables it started with (the workflow's `vars:` under those submitted), secrets masked",
+    ),
   steps: z.array(StepSummary),
   error: ErrorInfo.nullable(),
   created_at: z.string(),
@@ -137,9 +155,13 @@ const RunStatusSnapshot = z.object({
 });
 
 /** A run as the API shows it: the record without the submitted text. */
-export function runView(run: RunRecord): z.output<typeof RunView> {
+export function runView(run: RunRecord, names: Map<string, string>): z.output<typeof RunView> {
   const { spec: _spec, ...rest } = run;
-  return { run_id: run.id, ...rest };
+  return {
+    run_id: run.id,
+    ...rest,
+    created_by_name: run.created_by === null ? null : (names.get(run.created_by) ?? null),
+  };
 }
 
 /** The runners a queued run waits for, so clients can say why it has not started. */
@@ -245,7 +267,11 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         limit: query.limit,
         ...(query.before ? { before: query.before } : {}),
       });
-      return { runs: page.runs.map(runView), next: page.next ?? null };
+      const names = await submitterNames(
+        deps.store,
+        page.runs.map((run) => run.created_by),
+      );
+      return { runs: page.runs.map((run) => runView(run, names)), next: page.next ?? null };
     },
   );
 
@@ -266,7 +292,12 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     },
     async (request) => {
       const run = await visibleRun(deps, request, request.params.id);
-      return run.status === "queued" ? { ...runView(run), waiting_for: waitingFor(run) } : runView(run);
+      const inputs = workflowInputs(run);
+      const view = {
+        ...runView(run, await submitterNames(deps.store, [run.created_by])),
+        ...(inputs ? { inputs } : {}),
+      };
+      return run.status === "queued" ? { ...view, waiting_for: waitingFor(run) } : view;
     },
   );
 

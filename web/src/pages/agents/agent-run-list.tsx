@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { api } from "../../api.js";
+import { formatDate } from "../../dates.js";
 import { ErrorNote } from "./error-note.js";
 
 export interface RunRow {
@@ -67,7 +68,7 @@ export function AgentRunList() {
               </td>
               <td>{run.name}</td>
               <td className={`status-${run.status}`}>{run.status}</td>
-              <td>{new Date(run.created_at).toLocaleString()}</td>
+              <td>{formatDate(run.created_at)}</td>
               <td>{duration(run)}</td>
             </tr>
           ))}

@@ -19,7 +19,8 @@ export function StartAgentForm() {
   const [repoUrl, setRepoUrl] = useState("");
   const [base, setBase] = useState("");
   const [branch, setBranch] = useState("");
-  const [push, setPush] = useState(true);
+  // Off, as `runyard agent` without `--push`: a push leaves the machine, so it is asked for.
+  const [push, setPush] = useState(false);
   const [prompt, setPrompt] = useState("");
   const [title, setTitle] = useState("");
   const [model, setModel] = useState("");

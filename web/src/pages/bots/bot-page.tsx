@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { api } from "../../api.js";
+import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { BotActions } from "./bot-actions.js";
@@ -40,7 +41,7 @@ export function BotPage(props: { name: string }) {
             <Item label="CPU" value={cpu(bot.cpu_percent)} />
             <Item label="Mode" value={bot.mode} />
             <Item label="Image" value={bot.image ?? ""} />
-            <Item label="Expires" value={new Date(bot.expires_at).toLocaleString()} />
+            <Item label="Expires" value={formatDate(bot.expires_at)} />
           </dl>
           {bot.error ? (
             <p className="error">

@@ -1,7 +1,8 @@
+import { formatDate } from "../../dates.js";
 import type { Runner } from "./use-runners.js";
 
 function when(iso: string | null): string {
-  return iso ? new Date(iso).toLocaleString() : "—";
+  return formatDate(iso) || "—";
 }
 
 /** Seed 000's list: id, group, status, hostname, cpus, memory, connected_at, labels, running jobs. */

@@ -1,4 +1,4 @@
-/** How times and sizes read on the runs pages. */
+/** How durations and sizes read on the runs pages (dates: `dates.ts`). */
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
@@ -17,11 +17,6 @@ export function runDuration(
   if (!run.started_at) return "";
   const end = run.finished_at ? Date.parse(run.finished_at) : now;
   return formatDuration(end - Date.parse(run.started_at));
-}
-
-export function formatTime(iso: string | null): string {
-  if (!iso) return "";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
 }
 
 export function formatBytes(bytes: number): string {

@@ -1,7 +1,8 @@
 import { useEffect, useState } from "react";
 import { ApiError, api } from "../../api.js";
+import { formatDate } from "../../dates.js";
 import { navigate, routeQuery } from "../../router.js";
-import { formatTime, runDuration } from "./format.js";
+import { runDuration } from "./format.js";
 import type { RunList } from "./types.js";
 
 const statuses = ["queued", "running", "success", "failed", "canceled", "timeout", "interrupted"];
@@ -154,8 +155,8 @@ export function RunListPage() {
                   <td>
                     <a href={`#/runs/${encodeURIComponent(run.id)}`}>{run.name || run.id}</a>
                   </td>
-                  <td>{run.created_by ?? ""}</td>
-                  <td>{formatTime(run.started_at ?? run.created_at)}</td>
+                  <td>{run.created_by_name ?? run.created_by ?? ""}</td>
+                  <td>{formatDate(run.started_at ?? run.created_at)}</td>
                   <td>{runDuration(run, now)}</td>
                 </tr>
               ))}

@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, api } from "../../api.js";
+import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
-import { formatBytes, formatDuration, formatTime, runDuration } from "./format.js";
+import { formatBytes, formatDuration, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunStream } from "./run-stream.js";
 import { RunTerminal, stepKey } from "./terminal.js";
@@ -23,6 +24,36 @@ const asApiError = (caught: unknown): ApiError =>
   caught instanceof ApiError ? caught : new ApiError(0, "NETWORK", String(caught), undefined, undefined);
 
 type StepState = Pick<StepSummary, "name" | "host" | "status">;
+
+/**
+ * A run that succeeded with a failed step let that step fail (`continue_on_error`): the table
+ * says so rather than show a bare "failed" under "success".
+ */
+function stepStatusText(step: StepState, run: Run): string {
+  return run.status === "success" && step.status === "failed" ? "failed (allowed)" : step.status;
+}
+
+/** A variable's row: its name and (masked) value. */
+function VariableTable({ label, vars }: { label: string; vars: Array<[string, string]> }) {
+  return (
+    <div className="table-wrap">
+      <table aria-label={label}>
+        <tbody>
+          {vars.map(([name, value]) => (
+            <tr key={name}>
+              <th scope="row">
+                <code>{name}</code>
+              </th>
+              <td>
+                <code>{value}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
 
 /** Step states as the events tell them, for steps the run record does not sum up yet. */
 function stepStates(events: RunEvent[], into: Map<string, StepState>): void {
@@ -178,7 +209,11 @@ export function RunPage({ id }: { id: string }) {
   const summed = new Map(run.steps.map((step) => [stepKey({ step: step.name, host: step.host }), step]));
   const allSteps: Array<StepState & Partial<StepSummary>> = [...summed.values()];
   for (const [key, step] of steps) if (!summed.has(key)) allSteps.push(step);
-  const vars = Object.entries(run.vars);
+  // What the run started with, apart from what its steps exported (a new name, or a new value).
+  const inputs = Object.entries(run.inputs ?? {});
+  const exported = Object.entries(run.vars).filter(
+    ([name, value]) => run.inputs === undefined || run.inputs[name] !== value,
+  );
 
   return (
     <section className="run-page">
@@ -197,13 +232,13 @@ export function RunPage({ id }: { id: string }) {
           <dt>Kind</dt>
           <dd>{run.kind}</dd>
           <dt>Started</dt>
-          <dd>{formatTime(run.started_at) || "not yet"}</dd>
+          <dd>{formatDate(run.started_at) || "not yet"}</dd>
           <dt>Duration</dt>
           <dd>{runDuration(run, now) || "—"}</dd>
           {run.created_by && (
             <>
               <dt>Who</dt>
-              <dd>{run.created_by}</dd>
+              <dd title={run.created_by}>{run.created_by_name ?? run.created_by}</dd>
             </>
           )}
         </dl>
@@ -249,6 +284,22 @@ export function RunPage({ id }: { id: string }) {
         )}
       </header>
 
+      <div className="run-output-head">
+        <h2>Output</h2>
+        <label className="run-step-filter">
+          Show{" "}
+          <select value={filter} onChange={(event) => setFilter(event.target.value)}>
+            <option value="all">all steps</option>
+            {allSteps.map((step) => (
+              <option key={`${step.name}@${step.host}`} value={`${step.name}@${step.host}`}>
+                {step.name} on {step.host}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <RunTerminal output={output} filter={filter} live={live} />
+
       <h2>Steps</h2>
       {allSteps.length === 0 ? (
         <p className="hint">No step has started yet.</p>
@@ -269,7 +320,16 @@ export function RunPage({ id }: { id: string }) {
                 <tr key={`${step.name}@${step.host}`}>
                   <td>{step.name}</td>
                   <td>{step.host}</td>
-                  <td className={`status-${step.status}`}>{step.status}</td>
+                  <td
+                    className={`status-${step.status}`}
+                    title={
+                      stepStatusText(step, run) === step.status
+                        ? undefined
+                        : "this step may fail (continue_on_error): the run went on"
+                    }
+                  >
+                    {stepStatusText(step, run)}
+                  </td>
                   <td>{step.exit_code ?? ""}</td>
                   <td>{step.duration_ms !== undefined ? formatDuration(step.duration_ms) : ""}</td>
                 </tr>
@@ -279,39 +339,17 @@ export function RunPage({ id }: { id: string }) {
         </div>
       )}
 
-      <h2>Output</h2>
-      <label className="run-step-filter">
-        Show{" "}
-        <select value={filter} onChange={(event) => setFilter(event.target.value)}>
-          <option value="all">all steps</option>
-          {allSteps.map((step) => (
-            <option key={`${step.name}@${step.host}`} value={`${step.name}@${step.host}`}>
-              {step.name} on {step.host}
-            </option>
-          ))}
-        </select>
-      </label>
-      <RunTerminal output={output} filter={filter} live={live} />
+      {inputs.length > 0 && (
+        <>
+          <h2>Variables</h2>
+          <VariableTable label="Variables" vars={inputs} />
+        </>
+      )}
 
-      {vars.length > 0 && (
+      {exported.length > 0 && (
         <>
           <h2>Exported variables</h2>
-          <div className="table-wrap">
-            <table>
-              <tbody>
-                {vars.map(([name, value]) => (
-                  <tr key={name}>
-                    <th scope="row">
-                      <code>{name}</code>
-                    </th>
-                    <td>
-                      <code>{value}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <VariableTable label="Exported variables" vars={exported} />
         </>
       )}
 

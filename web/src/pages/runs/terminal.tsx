@@ -9,6 +9,43 @@ import type { RunEvent } from "./types.js";
 export type StepFilter = string;
 export const stepKey = (event: { step?: string; host?: string }): string => `${event.step}@${event.host}`;
 
+const bold = "\x1b[1m";
+const cyan = "\x1b[36m";
+const red = "\x1b[31m";
+const plain = "\x1b[0m";
+/** The terminal never gets shorter than this: below it, the page scrolls to it instead. */
+const minHeightPx = 240;
+/** Room left under the terminal, inside the window. */
+const bottomGapPx = 8;
+
+/**
+ * Turns output events into terminal text: in the all-steps view a header line wherever another
+ * step's output starts (steps on several hosts interleave), and stderr in red in every view.
+ */
+export class OutputPainter {
+  private lastKey: string | undefined;
+  private atLineStart = true;
+
+  constructor(private readonly headers: boolean) {}
+
+  paint(events: RunEvent[]): string {
+    let text = "";
+    for (const event of events) {
+      const data = event.data ?? "";
+      if (!data) continue;
+      const key = stepKey(event);
+      if (this.headers && key !== this.lastKey) {
+        if (!this.atLineStart) text += "\n";
+        text += `${bold}${cyan}── ${event.step} on ${event.host} ──${plain}\n`;
+        this.lastKey = key;
+      }
+      text += event.stream === "stderr" ? `${red}${data}${plain}` : data;
+      this.atLineStart = data.endsWith("\n");
+    }
+    return text;
+  }
+}
+
 /**
  * The run's output in xterm.js (ANSI colours as the step printed them). Writes are gathered
  * and handed to xterm once per animation frame, so output arriving fast costs one write per
@@ -43,6 +80,7 @@ export function RunTerminal({
     // Tests (and devtools) read what the terminal holds through its element.
     (element as HTMLElement & { terminal?: Terminal }).terminal = term;
     const shown = (event: RunEvent) => filter === "all" || stepKey(event) === filter;
+    let painter = new OutputPainter(filter === "all");
     let pending: string[] = [];
     let frame = 0;
     const write = (texts: string[]) => {
@@ -60,23 +98,44 @@ export function RunTerminal({
       frame = 0;
       pending = [];
       term.reset();
+      painter = new OutputPainter(filter === "all");
       const events = output.events.filter(shown);
-      if (anchor === undefined) write(events.map((event) => event.data ?? ""));
+      if (anchor === undefined) write([painter.paint(events)]);
       else {
         // Paged back: show where the older output meets what was shown, not the window's end.
-        const above = events.filter((event) => event.seq < anchor);
-        const lines = above.reduce((sum, event) => sum + linesOf(event.data ?? ""), 0);
-        term.write(events.map((event) => event.data ?? "").join(""), () =>
-          term.scrollToLine(Math.max(0, lines - Math.floor(term.rows / 2))),
+        const above = painter.paint(events.filter((event) => event.seq < anchor));
+        const below = painter.paint(events.filter((event) => event.seq >= anchor));
+        term.write(above + below, () =>
+          term.scrollToLine(Math.max(0, linesOf(above) - Math.floor(term.rows / 2))),
         );
       }
       setVersion((version) => version + 1);
     };
-    output.onAppend = (events) => write(events.filter(shown).map((event) => event.data ?? ""));
+    output.onAppend = (events) => write([painter.paint(events.filter(shown))]);
     output.onReset();
-    const resized = () => fit.fit();
+    // The terminal takes the window's height under what is above it, so its last line is in
+    // view without scrolling; where too little is left, the page scrolls to bring it in (once
+    // on open, and whenever what is above changes while the reader has not scrolled past it).
+    const place = () => {
+      const top = element.getBoundingClientRect().top + window.scrollY;
+      const height = Math.max(minHeightPx, Math.floor(window.innerHeight - top - bottomGapPx));
+      if (Math.abs(element.offsetHeight - height) > 1) {
+        element.style.height = `${height}px`;
+        fit.fit();
+      }
+      const box = element.getBoundingClientRect();
+      if (box.bottom > window.innerHeight && box.top >= 0) element.scrollIntoView({ block: "end" });
+    };
+    place();
+    const above = new ResizeObserver(() => place());
+    above.observe(document.body);
+    const resized = () => {
+      place();
+      fit.fit();
+    };
     window.addEventListener("resize", resized);
     return () => {
+      above.disconnect();
       window.removeEventListener("resize", resized);
       cancelAnimationFrame(frame);
       output.onReset = () => {};

@@ -24,7 +24,12 @@ export interface Run {
   name: string;
   status: RunStatus;
   created_by: string | null;
+  /** The user (or, with no user, the token's name) behind `created_by`. */
+  created_by_name: string | null;
+  /** Its variables: those it started with, then what steps exported over them. */
   vars: Record<string, string>;
+  /** A workflow run's variables as it started (on `GET /api/runs/:id` only). */
+  inputs?: Record<string, string>;
   steps: StepSummary[];
   error: ErrorInfo | null;
   created_at: string;

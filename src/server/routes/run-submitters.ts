@@ -1,0 +1,32 @@
+import type { Store } from "../../store/types.js";
+
+/**
+ * The names behind runs' `created_by` (an API token's id, or a session user's id), so people see
+ * who started a run instead of an id: a personal token or a session reads as its user's name, a
+ * token that no user owns as the name it was given. An id found nowhere (a removed token or user)
+ * has no name.
+ */
+export async function submitterNames(
+  store: Pick<Store, "getToken" | "getUser">,
+  ids: Iterable<string | null>,
+): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const id of new Set(ids)) {
+    if (id === null) continue;
+    const name = await submitterName(store, id);
+    if (name !== undefined) names.set(id, name);
+  }
+  return names;
+}
+
+async function submitterName(
+  store: Pick<Store, "getToken" | "getUser">,
+  id: string,
+): Promise<string | undefined> {
+  const token = await store.getToken(id);
+  if (token) {
+    const owner = token.user_id ? await store.getUser(token.user_id) : undefined;
+    return owner?.username ?? token.name;
+  }
+  return (await store.getUser(id))?.username;
+}
