@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:http";
@@ -127,5 +128,18 @@ describe("runyard up's readiness", () => {
     } finally {
       await up.kill();
     }
+  });
+});
+
+describe("runyard validate", () => {
+  it("warns about a ${NAME} no source defines, with the close name, and still says valid", async () => {
+    const file = writeWorkflow(
+      "name: typo\nvars:\n  TOPIC: news\nsteps:\n  - name: post\n    action: shell.run\n    args:\n      script: echo ${TOPIK}\n",
+    );
+    const result = await runCli(["validate", file]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("valid");
+    expect(result.stderr).toContain('warning: step "post" uses ${TOPIK}');
+    expect(result.stderr).toContain("did you mean ${TOPIC}?");
   });
 });

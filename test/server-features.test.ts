@@ -221,7 +221,9 @@ describe("server features", () => {
     const third = startCli(["server", "--port", String(port), "--home", home]);
     procs.push(third);
     await third.waitFor("listening on");
-    expect((await api(`http://127.0.0.1:${port}`, "GET", "/api/users", undefined, recovered)).status).toBe(200);
+    expect((await api(`http://127.0.0.1:${port}`, "GET", "/api/users", undefined, recovered)).status).toBe(
+      200,
+    );
   });
 
   it("warns that an in-memory server keeps nothing", async () => {

@@ -9,6 +9,7 @@ import { DirectStepRunner } from "../runner/direct-client.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
 import { secretsNotGiven } from "../workflow/secrets.js";
+import { formatUndefinedVariable, undefinedVariables } from "../workflow/undefined-vars.js";
 import { finishWhenOutputCloses } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 import { HumanRenderer } from "./render-human.js";
@@ -37,6 +38,11 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext)
         hint: `Export ${missing.length === 1 ? "it" : "each"} before the run (export ${missing[0]}=...), or give --var ${missing[0]}=...; a name a step exports goes in that step's expect_vars.`,
       },
     );
+  }
+  if (!flags.json) {
+    for (const variable of undefinedVariables(workflow, vars, ctx.env)) {
+      ctx.stderr.write(`${formatUndefinedVariable(file, variable)}\n`);
+    }
   }
   const runnerFor = localRunners(workflow, ctx);
   const runId = newRunId();
