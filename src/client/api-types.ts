@@ -3315,6 +3315,7 @@ export interface operations {
                             credentials: boolean;
                             usable: boolean;
                             problem?: string;
+                            runners: number;
                         }[];
                         on_runners: string[];
                     };

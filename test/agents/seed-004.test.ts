@@ -97,6 +97,11 @@ describe.skipIf(!claude)("seed 004's API with curl", () => {
 
     const agents = JSON.parse(await curl("curl http://localhost:8090/health/agents"));
     expect(agents.on_runners).toContain("claude_code");
+    // Each agent's entry agrees with on_runners: not usable on the server's machine may still run on a runner.
+    const claude = (agents.agents as { name: string; runners: number }[]).find(
+      (a) => a.name === "claude_code",
+    );
+    expect(claude?.runners).toBeGreaterThan(0);
     expect(JSON.stringify(agents)).not.toContain("seed-004");
     expect(JSON.stringify(agents)).not.toContain("sk-ant-seed-004");
 

@@ -53,8 +53,14 @@ const AgentHealth = z.object({
   version: z.string().optional(),
   pinned_version: z.string().optional(),
   credentials: z.boolean().describe("whether a credential is set (never the credential)"),
-  usable: z.boolean(),
-  problem: z.string().optional(),
+  usable: z.boolean().describe("whether it can run on the server's own machine"),
+  problem: z.string().optional().describe("why it cannot run on the server's own machine"),
+  runners: z
+    .number()
+    .int()
+    .describe(
+      "connected runners that advertise it: a task for it runs there even when it is not usable here",
+    ),
 });
 
 const AgentsHealth = z.object({
@@ -228,7 +234,10 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
       return {
         ok: agents.some((a) => a.usable) || advertised.length > 0,
         // Where a CLI is installed is for `runyard agents` on the machine, not for anyone asking.
-        agents: agents.map(({ path: _path, ...rest }) => rest),
+        agents: agents.map(({ path: _path, ...rest }) => ({
+          ...rest,
+          runners: runners.filter((runner) => runner.labels.includes(`agent:${rest.name}`)).length,
+        })),
         on_runners: advertised,
       };
     },
