@@ -96,12 +96,12 @@ describe("claudeCodeParser", () => {
     expect(usageTotals(outputs)).toEqual({ inputTokens: 0, outputTokens: 0, costUsd: 0 });
   });
 
-  it("reports a 429 after its retries as AGENT_RATE_LIMIT, and each retry as a system message", async () => {
+  it("reports a 429 after its retries as AGENT_RATE_LIMIT, and each retry as a notice", async () => {
     const { outputs } = await parse("rate-limit-429", 1);
     expect(outputs).toContainEqual({
-      type: "message",
-      role: "system",
-      text: "model API retry 1 of 1 after HTTP 429, in 539 ms",
+      type: "notice",
+      level: "warn",
+      text: "model API retry 1/1 after HTTP 429, in 539 ms",
     });
     expect(outputs.find((o) => o.type === "failure")).toMatchObject({ error: { code: "AGENT_RATE_LIMIT" } });
   });

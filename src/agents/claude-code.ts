@@ -1,6 +1,18 @@
-import { agentError, runCliAgent } from "./cli-agent.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { costFor } from "./prices.js";
-import type { AgentAdapter, AgentErrorCode, AgentInvocation, AgentOutput, CliStreamParser } from "./types.js";
+import { DEFAULT_LLM_RETRIES, llmRetryCount } from "./retry-count.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentInvocation,
+  AgentOutput,
+  AgentSetting,
+  AgentSetup,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * Claude Code (`@anthropic-ai/claude-code`) in print mode with its stream-json output.
@@ -12,18 +24,23 @@ import type { AgentAdapter, AgentErrorCode, AgentInvocation, AgentOutput, CliStr
  *   `costUSD`) and `result.total_cost_usd` hold the true totals;
  * - `result.subtype` stays "success" on API errors: `is_error` and `api_error_status` tell;
  *   an error turns into a `<synthetic>` assistant message with an `error` field;
- * - it retries 401 and 429 itself (`CLAUDE_CODE_MAX_RETRIES`, default 10) and reports each retry
- *   as `system/api_retry`; it waits forever on a stream that went quiet (the supervisor's stall
+ * - it retries 401 and 429 itself (`CLAUDE_CODE_MAX_RETRIES`, default 10: ~178 s for a bad key
+ *   without `x-should-retry: false`; 3 retries take ~5 s) and reports each retry as
+ *   `system/api_retry` (`error_status` 401, `error` "authentication_failed"); it waits forever on a stream that went quiet (the supervisor's stall
  *   watch stops it).
  */
 export const claudeCodeAgent: AgentAdapter = {
   name: "claude_code",
   package: { name: "@anthropic-ai/claude-code", version: "2.1.197", bin: "claude" },
   credentialEnv: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"],
+  setup: claudeCodeSetup,
   run(invocation, bin, io) {
+    const retries = llmRetryCount(invocation.env, io.env ?? process.env);
+    if (typeof retries === "string")
+      return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
     return runCliAgent({
       agent: "claude_code",
-      ...claudeCodeCommand(invocation, bin),
+      ...claudeCodeCommand(invocation, bin, retries),
       cwd: invocation.cwd,
       parser: claudeCodeParser(),
       io,
@@ -38,6 +55,7 @@ export const claudeCodeAgent: AgentAdapter = {
 export function claudeCodeCommand(
   invocation: Pick<AgentInvocation, "prompt" | "model" | "sessionId" | "extraArgs" | "env">,
   bin: string,
+  retries: number = DEFAULT_LLM_RETRIES,
 ): { argv: string[]; env: Record<string, string> } {
   const argv = [
     bin,
@@ -60,9 +78,57 @@ export function claudeCodeCommand(
     // No telemetry, update checks or side calls: a run talks to its model and nothing else.
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     DISABLE_AUTOUPDATER: "1",
+    // Its own default is 10 retries, a 401 included (about 3 minutes for a bad key): the run's
+    // llm_retry_count caps it, unless the run's env names a count of its own.
+    CLAUDE_CODE_MAX_RETRIES: String(retries),
     ...invocation.env,
   };
   return { argv, env };
+}
+
+/**
+ * Which endpoint and model Claude Code uses, first found wins: the run's env, the runner's env,
+ * the `env` (and `model`) of the user's `~/.claude/settings.json` (`$CLAUDE_CONFIG_DIR` when set),
+ * Anthropic's default. The CLI reads all of these itself; runyard reads them to show them.
+ */
+export function claudeCodeSetup(context: SetupContext): AgentSetup {
+  const { run, runner } = context;
+  const dir =
+    run.CLAUDE_CONFIG_DIR ||
+    runner.CLAUDE_CONFIG_DIR ||
+    (run.HOME || runner.HOME ? join(run.HOME || runner.HOME || "", ".claude") : undefined);
+  const shown =
+    run.CLAUDE_CONFIG_DIR || runner.CLAUDE_CONFIG_DIR ? `${dir}/settings.json` : "~/.claude/settings.json";
+  const settings = dir ? readSettings(join(dir, "settings.json")) : {};
+  const pick = (name: string, fromFile: string | undefined, fallback: string): AgentSetting =>
+    run[name]
+      ? { value: run[name], source: "run env" }
+      : runner[name]
+        ? { value: runner[name] ?? "", source: "runner env" }
+        : fromFile
+          ? { value: fromFile, source: shown }
+          : { value: fallback, source: "default" };
+  const model = context.model
+    ? { value: context.model, source: "run" }
+    : pick("ANTHROPIC_MODEL", settings.env?.ANTHROPIC_MODEL ?? settings.model, "(Claude Code's default)");
+  return {
+    endpoint: pick("ANTHROPIC_BASE_URL", settings.env?.ANTHROPIC_BASE_URL, "https://api.anthropic.com"),
+    model,
+  };
+}
+
+interface ClaudeSettings {
+  model?: string;
+  env?: Record<string, string>;
+}
+
+function readSettings(path: string): ClaudeSettings {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
+    return value !== null && typeof value === "object" ? (value as ClaudeSettings) : {};
+  } catch {
+    return {};
+  }
 }
 
 interface ContentBlock {
@@ -177,13 +243,14 @@ export function claudeCodeParser(): CliStreamParser {
         return line.session_id ? [{ type: "session", sessionId: line.session_id }] : [];
       }
       if (line.type === "system" && line.subtype === "api_retry") {
+        // A retry is shown, but is no sign of life: a CLI that only retries is stuck.
         const why = line.error_status ? `HTTP ${line.error_status}` : (line.error ?? "an error");
         const delay = Math.round(line.retry_delay_ms ?? 0);
         return [
           {
-            type: "message",
-            role: "system",
-            text: `model API retry ${line.attempt ?? "?"} of ${line.max_retries ?? "?"} after ${why}, in ${delay} ms`,
+            type: "notice",
+            level: "warn",
+            text: `model API retry ${line.attempt ?? "?"}/${line.max_retries ?? "?"} after ${why}, in ${delay} ms`,
           },
         ];
       }

@@ -14,7 +14,6 @@ export const MAX_LINE_CHARS = 8 * 1024 * 1024;
 /** How much of stderr is kept for the failure message of a crash. */
 const STDERR_TAIL_CHARS = 4096;
 
-/** Hints for the agent codes the shared error table does not list. */
 /** An agent failure with the hint a user can act on. */
 export function agentError(
   code: AgentErrorCode,
@@ -24,6 +23,11 @@ export function agentError(
   code: AgentErrorCode;
 } {
   return { code, message, hint: hint ?? errorTable[code].hint };
+}
+
+/** A turn refused before its CLI started (a setting it cannot use). */
+export function refusedTurn(error: ErrorInfo): AgentTurnEnd {
+  return { status: "failed", error, exitCode: null, durationMs: 0, memoryPeakBytes: 0, cpuMs: 0 };
 }
 
 export interface CliAgentArgs {
@@ -85,8 +89,9 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
     cwd: args.cwd,
     signal: io.signal,
     killGraceMs: KILL_GRACE_MS,
+    // Raw bytes are no sign of life: a CLI that prints only its retries is stuck. What the
+    // parser turns into outputs the user sees resets the stall watch (see superviseTurn).
     onOutput: (stream, data) => {
-      io.alive();
       if (stream === "stdout") {
         lines.push(data);
         return;

@@ -1,14 +1,28 @@
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { agentError, runCliAgent } from "./cli-agent.js";
+import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { type CodexUserConfig, codexHomeOf, readCodexConfig } from "./codex-config.js";
 import { costFor } from "./prices.js";
-import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from "./types.js";
+import { llmRetryCount } from "./retry-count.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentOutput,
+  AgentSetting,
+  AgentSetup,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * Codex (`@openai/codex`) in `codex exec --json` mode.
  *
  * Facts of 0.169.0 (node 20; recorded in test/fixtures/agents/codex/):
- * - `OPENAI_BASE_URL` is ignored: a provider defined with `-c model_providers.runyard={...}`
+ * - it reads `$CODEX_HOME/config.toml` (`~/.codex/config.toml` when CODEX_HOME is unset), and
+ *   `-c key=value` overrides lay over it key by key (`-c model_providers.corp.stream_max_retries=1`
+ *   keeps the rest of the user's `[model_providers.corp]`);
+ * - `OPENAI_BASE_URL` is ignored (it talks to OpenAI, or prints "Reconnecting... waiting for
+ *   network" at growing intervals without end when that is unreachable): a provider defined with `-c model_providers.runyard={...}`
  *   (`wire_api="responses"`, `env_key` naming the key's variable) points it at a server;
  * - it knows a fixed list of models (`gpt-5.5`, ...): any other name works but prints an `error`
  *   item "Model metadata for `X` not found" and gets fewer tools (no `apply_patch`);
@@ -20,7 +34,7 @@ import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from 
  * - it retries every failed request, 401 included (`stream_max_retries`, default 5, each logged
  *   as an `error` event "Reconnecting... n/m (...)"), honours `retry-after`, then ends with
  *   `turn.failed` and exit 1; a stream that goes quiet fails only after `stream_idle_timeout_ms`
- *   (default 300 s) per attempt;
+ *   (default 300 s) per attempt; a refused connection is retried without end;
  * - `CODEX_HOME` holds its sessions (and sqlite state); under /tmp it warns that it cannot
  *   create helper binaries and carries on.
  */
@@ -28,17 +42,27 @@ export const codexAgent: AgentAdapter = {
   name: "codex",
   package: { name: "@openai/codex", version: "0.169.0", bin: "codex" },
   credentialEnv: ["OPENAI_API_KEY", "CODEX_API_KEY"],
+  setup: (context) => codexSetup(context).setup,
   async run(invocation, bin, io) {
     const env = invocation.env;
-    // Resume finds its session in CODEX_HOME, so a follow-up turn needs the same folder: the
-    // run's CODEX_HOME, else `codex` in the runner's RUNYARD_AGENT_STATE_DIR (a folder that
-    // outlives the turn); the scratch folder only serves single turns.
+    const runner = io.env ?? process.env;
+    const retries = llmRetryCount(env, runner);
+    if (typeof retries === "string") return refusedTurn(agentError("AGENT_CRASHED", retries));
+    const resolved = codexSetup({
+      run: env,
+      runner,
+      ...(invocation.model ? { model: invocation.model } : {}),
+    });
+    // Codex's own home (the user's ~/.codex, or the CODEX_HOME they set) holds their config, login
+    // and sessions, so a follow-up turn resumes there too. Only a runner without HOME uses a
+    // folder of runyard's that outlives the turn.
     const codexHome =
-      env.CODEX_HOME ||
+      resolved.home?.home ??
       (env.RUNYARD_AGENT_STATE_DIR
         ? join(env.RUNYARD_AGENT_STATE_DIR, "codex")
         : join(invocation.scratchDir, "codex"));
-    await mkdir(codexHome, { recursive: true, mode: 0o700 });
+    const ownHome = !resolved.home || resolved.home.set;
+    if (ownHome) await mkdir(codexHome, { recursive: true, mode: 0o700 });
     const before = invocation.sessionId ? await sessionTotals(codexHome, invocation.sessionId) : undefined;
     const argv = [
       bin,
@@ -51,7 +75,7 @@ export const codexAgent: AgentAdapter = {
       "plugins",
       "-c",
       "analytics.enabled=false",
-      ...providerArgs(env),
+      ...providerArgs(resolved, env, retries),
       ...(invocation.model ? ["-m", invocation.model] : []),
       ...invocation.extraArgs,
       ...(invocation.sessionId ? ["resume", invocation.sessionId] : []),
@@ -62,7 +86,7 @@ export const codexAgent: AgentAdapter = {
     return runCliAgent({
       agent: "codex",
       argv,
-      env: { ...env, CODEX_HOME: codexHome },
+      env: { ...env, ...(ownHome ? { CODEX_HOME: codexHome } : {}) },
       cwd: invocation.cwd,
       parser: codexParser({
         ...(invocation.model ? { model: invocation.model } : {}),
@@ -73,25 +97,73 @@ export const codexAgent: AgentAdapter = {
   },
 };
 
-/** seed 003's count of retries, in place of Codex's 5. */
-const MAX_RETRIES = 3;
+const OPENAI_URL = "https://api.openai.com/v1";
+
+interface CodexResolved {
+  setup: AgentSetup;
+  home: ReturnType<typeof codexHomeOf>;
+  config: CodexUserConfig | undefined;
+}
 
 /**
- * A provider of our own whenever the run names a server or a key, so neither a login stored in
- * CODEX_HOME nor OpenAI's default URL is used by accident; without either, Codex uses its login.
+ * Which endpoint and model a turn uses, first found wins: the run's env (`OPENAI_BASE_URL`), the
+ * runner's env, the user's Codex config, Codex's default. Codex itself ignores `OPENAI_BASE_URL`,
+ * so an endpoint from either env becomes a provider of runyard's (`providerArgs`).
  */
-function providerArgs(env: Readonly<Record<string, string>>): string[] {
-  if (!env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) return [];
-  const baseUrl = env.OPENAI_BASE_URL || "https://api.openai.com/v1";
-  const provider = [
-    `name="runyard"`,
-    `base_url=${JSON.stringify(baseUrl)}`,
-    `env_key="OPENAI_API_KEY"`,
-    `wire_api="responses"`,
-    `stream_max_retries=${MAX_RETRIES}`,
-    `request_max_retries=${MAX_RETRIES}`,
-  ].join(",");
-  return ["-c", "model_provider=runyard", "-c", `model_providers.runyard={${provider}}`];
+function codexSetup(context: SetupContext): CodexResolved {
+  const { run, runner } = context;
+  const home = codexHomeOf(run, runner);
+  const config = home ? readCodexConfig(home.home) : undefined;
+  const file = home?.set ? join(home.home, "config.toml") : "~/.codex/config.toml";
+  const endpoint: AgentSetting = run.OPENAI_BASE_URL
+    ? { value: run.OPENAI_BASE_URL, source: "run env" }
+    : runner.OPENAI_BASE_URL
+      ? { value: runner.OPENAI_BASE_URL, source: "runner env" }
+      : config?.baseUrl
+        ? { value: config.baseUrl, source: file }
+        : { value: OPENAI_URL, source: "default" };
+  const model: AgentSetting = context.model
+    ? { value: context.model, source: "run" }
+    : config?.model
+      ? { value: config.model, source: file }
+      : { value: "(Codex's default)", source: "default" };
+  return { setup: { endpoint, model }, home, config };
+}
+
+/**
+ * The `-c` overrides laid over the user's config. An endpoint from the run's or the runner's env,
+ * or a key the run brought, gets a provider of runyard's (so neither a login stored in the home
+ * nor OpenAI's URL is used by accident); a provider of the user's config keeps everything but its
+ * retries, capped at the run's count; without any, Codex runs as its user set it up.
+ */
+function providerArgs(
+  resolved: CodexResolved,
+  run: Readonly<Record<string, string>>,
+  retries: number,
+): string[] {
+  const { endpoint } = resolved.setup;
+  const fromEnv = endpoint.source === "run env" || endpoint.source === "runner env";
+  if (fromEnv || (endpoint.source === "default" && run.OPENAI_API_KEY)) {
+    const provider = [
+      `name="runyard"`,
+      `base_url=${JSON.stringify(endpoint.value)}`,
+      `env_key="OPENAI_API_KEY"`,
+      `wire_api="responses"`,
+      `stream_max_retries=${retries}`,
+      `request_max_retries=${retries}`,
+    ].join(",");
+    return ["-c", "model_provider=runyard", "-c", `model_providers.runyard={${provider}}`];
+  }
+  const own = resolved.config?.providerInFile ? resolved.config.provider : undefined;
+  if (own && /^[A-Za-z0-9_-]+$/.test(own)) {
+    return [
+      "-c",
+      `model_providers.${own}.stream_max_retries=${retries}`,
+      "-c",
+      `model_providers.${own}.request_max_retries=${retries}`,
+    ];
+  }
+  return [];
 }
 
 /** Token totals of a session so far, from its rollout file; zero when none is found. */
@@ -286,8 +358,11 @@ export function codexParser(options: { model?: string; before?: TokenTotals } = 
           return failed ? [] : [failure(line.error?.message ?? lastError ?? "the turn failed")];
         case "error": {
           const message = line.message ?? "";
-          // "Reconnecting... 2/3 (...)": a retry under way, not the end.
-          if (!message.startsWith("Reconnecting...")) lastError = message;
+          // "Reconnecting... 2/3 (...)", "Reconnecting... waiting for network (...)": a retry
+          // under way, not the end; shown, but no sign of life.
+          if (message.startsWith("Reconnecting..."))
+            return [{ type: "notice", level: "warn", text: message }];
+          lastError = message;
           return [];
         }
         default:

@@ -20,6 +20,7 @@ import { agentError } from "./cli-agent.js";
 import { ChatApiError, type ChatMessage, chatWithRetries, defaultRetryPolicy } from "./openai-chat.js";
 import { runTool, toolDefinitions } from "./openai-tools.js";
 import { costFor } from "./prices.js";
+import { llmRetryCount } from "./retry-count.js";
 import type { AgentAdapter, AgentInvocation, AgentIo, AgentTurnEnd } from "./types.js";
 
 const DEFAULT_BASE_URL = "https://api.openai.com/v1";
@@ -66,7 +67,7 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
   const apiKey = env.OPENAI_API_KEY ?? "";
   const baseUrl = env.OPENAI_BASE_URL || DEFAULT_BASE_URL;
   const stateDir = join(env.RUNYARD_AGENT_STATE_DIR || invocation.scratchDir, "openai-sessions");
-  const retries = parseRetryCount(env.RUNYARD_LLM_RETRY_COUNT);
+  const retries = llmRetryCount(env);
   if (typeof retries === "string") return fail(agentError("AGENT_CRASHED", retries));
   const retryPolicy = { ...defaultRetryPolicy, retries };
 
@@ -173,15 +174,6 @@ function apiFailure(error: ChatApiError, baseUrl: string, retries: number) {
     return agentError("AGENT_RATE_LIMIT", `still rate-limited after ${retries} retries: ${error.message}`);
   }
   return agentError("AGENT_CRASHED", `the model API failed: ${error.message}`);
-}
-
-function parseRetryCount(value: string | undefined): number | string {
-  if (value === undefined || value === "") return defaultRetryPolicy.retries;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 20) {
-    return `RUNYARD_LLM_RETRY_COUNT needs a whole number from 0 to 20, not ${value}`;
-  }
-  return n;
 }
 
 function parseMaxTurns(extraArgs: readonly string[]): number | string {

@@ -96,7 +96,8 @@ export async function superviseTurn(
   let lastMessage: string | undefined;
   let unpricedSaid = false;
   const emit = (output: AgentOutput) => {
-    alive();
+    // A retry or reconnect is shown, but a CLI that does nothing else is stalled.
+    if (output.type !== "notice") alive();
     if (output.type === "usage") {
       addUsage(totals, output);
       if (limits.budget?.usd !== undefined && totals.costUsd === undefined && !unpricedSaid) {

@@ -57,12 +57,21 @@ export type AgentOutput =
   /** The CLI's session id, for follow-up turns. */
   | { type: "session"; sessionId: string }
   /** A failure the CLI reported in its stream (auth, rate limit, turn limit ...). */
-  | { type: "failure"; error: ErrorInfo & { code: AgentErrorCode } };
+  | { type: "failure"; error: ErrorInfo & { code: AgentErrorCode } }
+  /**
+   * What the CLI says about itself rather than the work (a retry, a reconnect): shown to the
+   * user as a `notice`, but no sign of life for the stall watch, since a CLI that only retries
+   * is stuck.
+   */
+  | { type: "notice"; level: "info" | "warn"; text: string };
 
 /** Where an adapter's outputs go while it runs. */
 export interface AgentIo {
   emit(output: AgentOutput): void;
-  /** Any sign of life (a byte of output, a streamed token): resets the stall watch. */
+  /**
+   * A sign of life the user can see coming (a streamed token of the model's answer, a tool's
+   * output): resets the stall watch. Every emitted output but a `notice` does so too.
+   */
   alive(): void;
   /** Aborted on cancel, timeout, stall or budget; the adapter stops its process tree at once. */
   signal: AbortSignal;
@@ -101,6 +110,26 @@ export interface AgentPackage {
   bin: string;
 }
 
+/** One setting an agent will use, and where it came from. */
+export interface AgentSetting {
+  value: string;
+  /** "run" (the task's own field), "run env", "runner env", a config file (`~/.codex/config.toml`), or "default". */
+  source: string;
+}
+
+/** The endpoint and model an agent will use on this machine, each with its source. */
+export interface AgentSetup {
+  endpoint: AgentSetting;
+  model: AgentSetting;
+}
+
+/** What an adapter reads its setup from: the run's env over the runner's, and the run's model. */
+export interface SetupContext {
+  run: Readonly<Record<string, string>>;
+  runner: Readonly<Record<string, string | undefined>>;
+  model?: string;
+}
+
 export interface AgentAdapter {
   /** Its name on the wire and in `runyard agents`: lower-case letters, digits and `_`. */
   readonly name: string;
@@ -108,6 +137,11 @@ export interface AgentAdapter {
   readonly package?: AgentPackage;
   /** Env names holding its credentials; any one of them is enough. Never printed. */
   readonly credentialEnv: readonly string[];
+  /**
+   * The endpoint and model a turn would use, as the adapter itself decides them (so what
+   * `runyard agents` shows is what runs). Absent: the adapter reads only the env.
+   */
+  setup?(context: SetupContext): AgentSetup;
   /** Runs one turn with `bin` (the CLI's path; "" for the built-in loop). */
   run(invocation: AgentInvocation, bin: string, io: AgentIo): Promise<AgentTurnEnd>;
 }

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { type AgentStatus, agentStatus } from "../agents/availability.js";
 import { installAgents } from "../agents/install.js";
 import { adapterFor, agentNames, cliAdapters } from "../agents/registry.js";
+import type { AgentSetting, AgentSetup } from "../agents/types.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";
@@ -29,24 +30,36 @@ function agentsHome(ctx: CliContext): string {
   return join(resolveHome(ctx.config, ctx.cwd), "agents");
 }
 
-/** `runyard agents`: each agent installed or not (path, version), credentials present, usable. */
+/**
+ * `runyard agents`: each agent installed or not (path, version), credentials present, usable, and
+ * the endpoint and model a run without settings of its own would use here, with their sources.
+ */
 export async function agentsList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const lookup = { agentsHome: agentsHome(ctx), env: ctx.env };
-  const statuses = await Promise.all(agentNames.map((name) => agentStatus(name, lookup)));
+  const statuses = await Promise.all(
+    agentNames.map(async (name) => {
+      const setup = adapterFor(name)?.setup?.({ run: {}, runner: ctx.env });
+      return { ...(await agentStatus(name, lookup)), ...setup };
+    }),
+  );
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(statuses)}\n`);
     return 0;
   }
   const yesNo = (value: boolean) => (value ? "yes" : "no");
+  const shown = (setting: AgentSetting | undefined) =>
+    setting ? `${setting.value} (${setting.source})` : "-";
   const rows = [
-    ["NAME", "INSTALLED", "VERSION", "PATH", "CREDENTIALS", "USABLE"],
-    ...statuses.map((s: AgentStatus) => [
+    ["NAME", "INSTALLED", "VERSION", "PATH", "CREDENTIALS", "USABLE", "ENDPOINT", "MODEL"],
+    ...statuses.map((s: AgentStatus & Partial<AgentSetup>) => [
       s.name,
       yesNo(s.installed),
       s.version ?? "-",
       s.path || (s.installed ? "(built in)" : "-"),
       yesNo(s.credentials),
       yesNo(s.usable),
+      shown(s.endpoint),
+      shown(s.model),
     ]),
   ];
   ctx.stdout.write(`${table(rows)}\n`);

@@ -78,13 +78,19 @@ describe("a runner's seed 003 settings on an agent task", () => {
     expect(applied.env).toEqual({ OPENAI_API_KEY: "sk-task", RUNYARD_LLM_RETRY_COUNT: "5" });
   });
 
-  it("gives a CLI agent the key under its other name with the runner's OPENAI_BASE_URL, and no llm setting", () => {
+  it("gives a CLI agent the key under its other name with the runner's OPENAI_BASE_URL, and its retry count", () => {
     const env = { ...runnerEnv, OPENAI_BASE_URL: "http://proxy:4000/v1" };
     const { task: applied } = applyRunnerSettings(task({ agent: "codex" }), seed003, env);
     expect(applied.model).toBeUndefined();
-    expect(applied.env).toEqual({ OPENAI_API_KEY: "sk-runner", OPENAI_BASE_URL: "http://proxy:4000/v1" });
-    // Without llm_api_key_env_var a CLI agent's env is left as it was: it inherits the runner's.
-    expect(applyRunnerSettings(task({ agent: "codex" }), loadConfig({}), env).task.env).toEqual({});
+    expect(applied.env).toEqual({
+      OPENAI_API_KEY: "sk-runner",
+      OPENAI_BASE_URL: "http://proxy:4000/v1",
+      RUNYARD_LLM_RETRY_COUNT: "5",
+    });
+    // Without llm_api_key_env_var a CLI agent inherits the runner's env; only its retries are set.
+    expect(applyRunnerSettings(task({ agent: "codex" }), loadConfig({}), env).task.env).toEqual({
+      RUNYARD_LLM_RETRY_COUNT: "3",
+    });
   });
 
   it("without llm settings gives the built-in loop the runner's OPENAI_API_KEY and OPENAI_BASE_URL", () => {

@@ -43,7 +43,6 @@ export function applyRunnerSettings(
   if (task.agent === "openai") {
     // The built-in loop reads only the task's env, where CLI agents inherit the runner's.
     fillKeyAndEndpoint(settings.llmEndpoint ?? env.OPENAI_BASE_URL);
-    fill("RUNYARD_LLM_RETRY_COUNT", String(settings.llmRetryCount));
     // A follow-up keeps the model its session started with.
     if (!task.model && !task.session_id && settings.llmModel) out.model = settings.llmModel;
   } else if (keyName !== "OPENAI_API_KEY") {
@@ -51,6 +50,9 @@ export function applyRunnerSettings(
     // with the runner's OPENAI_BASE_URL (Codex takes a task's key and URL as one provider).
     fillKeyAndEndpoint(env.OPENAI_BASE_URL);
   }
+  // Every agent caps its model retries with it: a CLI's own default (Claude Code's 10) lets a
+  // refused key hold a run for minutes.
+  fill("RUNYARD_LLM_RETRY_COUNT", String(settings.llmRetryCount));
   if (!task.git_token && settings.gitTokenEnvVar) {
     const token = runnerEnv(settings.gitTokenEnvVar);
     if (token) out.git_token = token;

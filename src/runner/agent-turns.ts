@@ -17,7 +17,7 @@ export interface AgentTurnsOptions {
   env: Readonly<Record<string, string | undefined>>;
   launcher: ProcessLauncher;
   /**
-   * The runner's agent state: per agent a folder that outlives turns (codex's CODEX_HOME, the
+   * The runner's agent state: per agent a folder that outlives turns (the
    * built-in loop's sessions), so a follow-up turn finds the session the last one left.
    */
   stateRoot: string;
@@ -78,7 +78,6 @@ export class SupervisedAgentTurns implements AgentTurns {
             GIT_AUTHOR_EMAIL: "runyard@localhost",
             GIT_COMMITTER_NAME: "runyard",
             GIT_COMMITTER_EMAIL: "runyard@localhost",
-            CODEX_HOME: join(this.options.stateRoot, "codex"),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
           },

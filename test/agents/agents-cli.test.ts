@@ -23,6 +23,12 @@ const cleanEnv = {
   ANTHROPIC_AUTH_TOKEN: "",
   OPENAI_API_KEY: "",
   OPENAI_BASE_URL: "",
+  ANTHROPIC_BASE_URL: "",
+  ANTHROPIC_MODEL: "",
+  CODEX_HOME: "",
+  CLAUDE_CONFIG_DIR: "",
+  // No CLI's own config from the machine's home either.
+  HOME: tempDir(),
 };
 
 describe("runyard agents", () => {
@@ -50,6 +56,8 @@ describe("runyard agents", () => {
       pinned_version: "2.1.197",
       credentials: true,
       usable: true,
+      endpoint: { value: "https://api.anthropic.com", source: "default" },
+      model: { value: "(Claude Code's default)", source: "default" },
     });
     expect(statuses.at(-1)).toMatchObject({ name: "openai", installed: true, usable: false });
   });
@@ -59,11 +67,63 @@ describe("runyard agents", () => {
     const result = await runCli(["agents", "--home", home], { env: cleanEnv });
     expect(result.code).toBe(0);
     const lines = result.stdout.split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+INSTALLED\s+VERSION\s+PATH\s+CREDENTIALS\s+USABLE$/);
-    expect(lines[1]).toMatch(/^claude_code\s+yes\s+2\.1\.197\s+\S+\/claude\s+no\s+no$/);
-    expect(lines.find((line) => line.startsWith("openai "))).toMatch(/\(built in\)\s+no\s+no$/);
+    expect(lines[0]).toMatch(/^NAME\s+INSTALLED\s+VERSION\s+PATH\s+CREDENTIALS\s+USABLE\s+ENDPOINT\s+MODEL$/);
+    expect(lines[1]).toMatch(
+      /^claude_code\s+yes\s+2\.1\.197\s+\S+\/claude\s+no\s+no\s+https:\/\/api\.anthropic\.com \(default\)\s+\(Claude Code's default\) \(default\)$/,
+    );
+    expect(lines.find((line) => line.startsWith("openai "))).toMatch(/\(built in\)\s+no\s+no\s+-\s+-$/);
     expect(result.stdout).toContain(
       "claude_code: no credentials: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_AUTH_TOKEN",
+    );
+  });
+});
+
+describe("runyard agents: which endpoint and model", () => {
+  it("shows the endpoint and model of the user's ~/.codex/config.toml, and the runner env's OPENAI_BASE_URL over it", async () => {
+    const home = tempDir();
+    mkdirSync(join(home, ".codex"));
+    writeFileSync(
+      join(home, ".codex", "config.toml"),
+      [
+        'model = "gpt-5.5"',
+        'model_provider = "corp"',
+        "",
+        "[model_providers.corp]",
+        'name = "Corp gateway"',
+        'base_url = "http://gateway.corp.example/v1" # the company gateway',
+        'env_key = "CORP_KEY"',
+        "",
+      ].join("\n"),
+    );
+    const ask = async (env: Record<string, string>) => {
+      const result = await runCli(["agents", "--json", "--home", tempDir()], {
+        env: { ...cleanEnv, HOME: home, ...env },
+      });
+      expect(result.code).toBe(0);
+      return (JSON.parse(result.stdout) as Array<{ name: string; endpoint?: unknown; model?: unknown }>).find(
+        (s) => s.name === "codex",
+      );
+    };
+    expect(await ask({})).toMatchObject({
+      endpoint: { value: "http://gateway.corp.example/v1", source: "~/.codex/config.toml" },
+      model: { value: "gpt-5.5", source: "~/.codex/config.toml" },
+    });
+    expect(await ask({ OPENAI_BASE_URL: "http://127.0.0.1:4000/v1" })).toMatchObject({
+      endpoint: { value: "http://127.0.0.1:4000/v1", source: "runner env" },
+      model: { value: "gpt-5.5", source: "~/.codex/config.toml" },
+    });
+  });
+
+  it("shows Claude Code's endpoint from the env of ~/.claude/settings.json", async () => {
+    const home = tempDir();
+    mkdirSync(join(home, ".claude"));
+    writeFileSync(
+      join(home, ".claude", "settings.json"),
+      JSON.stringify({ model: "claude-sonnet-4-5", env: { ANTHROPIC_BASE_URL: "http://llm.corp.example" } }),
+    );
+    const result = await runCli(["agents", "--home", tempDir()], { env: { ...cleanEnv, HOME: home } });
+    expect(result.stdout.split("\n").find((line) => line.startsWith("claude_code"))).toMatch(
+      /http:\/\/llm\.corp\.example \(~\/\.claude\/settings\.json\)\s+claude-sonnet-4-5 \(~\/\.claude\/settings\.json\)$/,
     );
   });
 });

@@ -136,7 +136,8 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
     const { result, outputs } = await turn("say hi");
     expect(result).toMatchObject({ status: "success", lastMessage: "after the rate limit" });
     expect(mainRequests()).toHaveLength(3);
-    expect(outputs.filter((o) => o.type === "message" && o.role === "system")).toHaveLength(2);
+    // Each retry is shown as a notice, not as the agent's message.
+    expect(outputs.filter((o) => o.type === "notice")).toHaveLength(2);
   });
 
   it("fails a 429 that never ends with AGENT_RATE_LIMIT once the CLI's retries are spent", async () => {

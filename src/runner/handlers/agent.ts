@@ -375,6 +375,14 @@ function eventOf(output: AgentOutput, agent: string): EventInput | undefined {
         output_tokens: output.outputTokens,
         ...(output.costUsd !== undefined ? { cost_usd: output.costUsd } : {}),
       };
+    case "notice":
+      // A retry or reconnect of the CLI, in the user's sight.
+      return {
+        type: "notice",
+        level: output.level,
+        message: clipped(output.text, maxEventChars),
+        host: agent,
+      };
     case "session":
     case "failure":
       return undefined;

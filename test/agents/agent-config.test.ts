@@ -1,0 +1,222 @@
+/**
+ * Agents set up the way their users set them up: a runner whose HOME holds the CLI's own config
+ * (`~/.codex/config.toml`), or whose environment names the endpoint, and tasks that bring no
+ * settings of their own. Real server, real runner, real CLIs, the scripted model server.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { claudeCodeAgent } from "../../src/agents/claude-code.js";
+import { codexAgent } from "../../src/agents/codex.js";
+import type { RunEvent } from "../../src/core/events.js";
+import { pinnedCli } from "../helpers/agent-turn.js";
+import { tempDir } from "../helpers/cli.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import { type ModelServer, startModelServer, turns } from "../model-server/server.js";
+
+const codex = pinnedCli(codexAgent);
+const claude = pinnedCli(claudeCodeAgent);
+
+let server: TestServer;
+const runners: Proc[] = [];
+const models: ModelServer[] = [];
+
+beforeAll(async () => {
+  server = await startTestServer();
+}, 60_000);
+
+afterEach(async () => {
+  for (const runner of runners.splice(0)) await runner.kill();
+  for (const model of models.splice(0)) await model.stop();
+});
+
+afterAll(async () => {
+  await server?.proc.kill();
+});
+
+/**
+ * A runner of its own (its own group, so only it takes the task) with `env` and a fresh HOME,
+ * where `files` are written first (paths relative to that HOME).
+ */
+async function runnerWith(
+  bin: string,
+  env: Record<string, string>,
+  files: Record<string, string> = {},
+): Promise<string> {
+  const home = tempDir("runyard-agent-home-");
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(home, path)), { recursive: true });
+    writeFileSync(join(home, path), text);
+  }
+  const group = `cfg-${runners.length}-${Date.now()}`;
+  runners.push(
+    await startRunner(server.url, await runnerToken(server.url, group), {
+      id: group,
+      group,
+      env: {
+        HOME: home,
+        PATH: `${dirname(bin)}:${process.env.PATH}`,
+        // Nothing of the machine running the tests: only what the test sets up.
+        OPENAI_API_KEY: "",
+        OPENAI_BASE_URL: "",
+        CODEX_HOME: "",
+        ANTHROPIC_API_KEY: "",
+        ANTHROPIC_BASE_URL: "",
+        CLAUDE_CODE_MAX_RETRIES: "",
+        CLAUDE_CONFIG_DIR: "",
+        ...env,
+      },
+    }),
+  );
+  return group;
+}
+
+async function model(script: Parameters<typeof startModelServer>[0]): Promise<ModelServer> {
+  const started = await startModelServer(script);
+  models.push(started);
+  return started;
+}
+
+/** Submits a task with no env of its own to the runner group, and waits for its end. */
+async function runTask(
+  agent: string,
+  group: string,
+  more: Record<string, unknown> = {},
+): Promise<{ status: string; error: { code: string; message: string } | null; events: RunEvent[] }> {
+  const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+    kind: "agent",
+    agent,
+    prompt: "say hello",
+    cwd: tempDir("runyard-agent-cwd-"),
+    group,
+    ...more,
+  });
+  expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+  const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+  return { status: run.status, error: run.error, events: await readEvents(server.url, run.run_id) };
+}
+
+const codexConfig = (url: string) =>
+  [
+    'model = "gpt-5.5"',
+    'model_provider = "corp"',
+    "",
+    "[model_providers.corp]",
+    'name = "Corp gateway"',
+    `base_url = "${url}/v1"`,
+    'env_key = "CORP_KEY"',
+    'wire_api = "responses"',
+    "",
+  ].join("\n");
+
+describe.skipIf(!codex)("codex as its user configured it", () => {
+  it("with only ~/.codex/config.toml (no run env) talks to the provider that file names", async () => {
+    const gateway = await model(turns({ text: "Hello from the gateway." }));
+    const group = await runnerWith(
+      codex!,
+      { CORP_KEY: "sk-corp-key" },
+      {
+        ".codex/config.toml": codexConfig(gateway.url),
+      },
+    );
+    const run = await runTask("codex", group);
+    expect(run.status, JSON.stringify(run.error)).toBe("success");
+    const asked = gateway.requests.filter((r) => r.path === "/v1/responses");
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked[0]!.headers.authorization).toBe("Bearer sk-corp-key");
+    expect(asked[0]!.body).toMatchObject({ model: "gpt-5.5" });
+    expect(run.events).toContainEqual(
+      expect.objectContaining({ type: "agent.message", text: "Hello from the gateway." }),
+    );
+  }, 150_000);
+
+  it("with only OPENAI_BASE_URL in the runner's env talks to that endpoint", async () => {
+    const gateway = await model(turns({ text: "Hello from the runner's endpoint." }));
+    const group = await runnerWith(codex!, {
+      OPENAI_BASE_URL: `${gateway.url}/v1`,
+      OPENAI_API_KEY: "sk-runner-key",
+    });
+    const run = await runTask("codex", group, { model: "gpt-5.5" });
+    expect(run.status, JSON.stringify(run.error)).toBe("success");
+    const asked = gateway.requests.filter((r) => r.path === "/v1/responses");
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked[0]!.headers.authorization).toBe("Bearer sk-runner-key");
+  }, 150_000);
+
+  it("whose endpoint refuses every connection ends with AGENT_STALLED within the stall window, its reconnects shown as notices", async () => {
+    // A port nothing listens on: Codex reconnects "waiting for network" at growing intervals, forever.
+    const gone = await startModelServer(turns());
+    const url = gone.url;
+    await gone.stop();
+    const group = await runnerWith(
+      codex!,
+      { CORP_KEY: "sk-corp-key" },
+      { ".codex/config.toml": codexConfig(url) },
+    );
+    const stallSecs = 8;
+    const run = await runTask("codex", group, { stall_secs: stallSecs, timeout_secs: 120 });
+    expect(run.status).toBe("failed");
+    expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_STALLED");
+    const notices = run.events.filter(
+      (e): e is Extract<RunEvent, { type: "notice" }> =>
+        e.type === "notice" && e.message.startsWith("Reconnecting..."),
+    );
+    expect(notices.length).toBeGreaterThan(0);
+    // From the agent step's start to its end: the stall window and Codex's start, not the
+    // reconnects that kept coming.
+    const started = run.events.find((e) => e.type === "step.started" && e.step === "agent");
+    const finished = run.events.find((e) => e.type === "step.finished" && e.step === "agent");
+    const tookMs = Date.parse(finished!.ts) - Date.parse(started!.ts);
+    console.log(`codex: refused endpoint, stall ${stallSecs} s: agent step took ${tookMs} ms`);
+    expect(tookMs).toBeLessThan((stallSecs + 4) * 1000);
+  }, 150_000);
+});
+
+describe.skipIf(!claude)("claude code and a refused key", () => {
+  it("ends with AGENT_AUTH within 15 s on a 401 that does not say x-should-retry: false", async () => {
+    const anthropic = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
+    const group = await runnerWith(claude!, {
+      ANTHROPIC_BASE_URL: anthropic.url,
+      ANTHROPIC_API_KEY: "sk-ant-refused",
+    });
+    const started = Date.now();
+    const run = await runTask("claude_code", group);
+    const tookMs = Date.now() - started;
+    console.log(`claude code: 401 without x-should-retry: run took ${tookMs} ms`);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code).toBe("AGENT_AUTH");
+    expect(tookMs).toBeLessThan(15_000);
+    // llm_retry_count's default of 3: four attempts, each retry shown.
+    expect(anthropic.requests.filter((r) => r.path === "/v1/messages")).toHaveLength(4);
+    expect(run.events).toContainEqual(
+      expect.objectContaining({
+        type: "notice",
+        message: expect.stringMatching(/^model API retry 3\/3 after HTTP 401/),
+      }),
+    );
+  }, 60_000);
+
+  it("ends with AGENT_AUTH after one attempt on a 401 with x-should-retry: false", async () => {
+    const anthropic = await model(
+      turns({ text: "never", fail: { kind: "status", status: 401, shouldRetry: false } }),
+    );
+    const group = await runnerWith(claude!, {
+      ANTHROPIC_BASE_URL: anthropic.url,
+      ANTHROPIC_API_KEY: "sk-ant-refused",
+    });
+    const run = await runTask("claude_code", group);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code).toBe("AGENT_AUTH");
+    expect(anthropic.requests.filter((r) => r.path === "/v1/messages")).toHaveLength(1);
+  }, 60_000);
+});
