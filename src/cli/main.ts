@@ -17,9 +17,9 @@ function serverFlags(command: Command): Command {
   return command
     .option(
       "--server <url>",
-      "server URL; replicas comma-separated, the first that accepts a connection is used (RUNYARD_SERVER_URL or AVTOMATIKA_URL; default http://127.0.0.1:8088)",
+      "server URL; replicas comma-separated, the first that accepts a connection is used (RUNYARD_SERVER_URL; default http://127.0.0.1:8088)",
     )
-    .option("--token <token>", "API token (RUNYARD_TOKEN or AVTOMATIKA_TOKEN)");
+    .option("--token <token>", "API token (RUNYARD_TOKEN)");
 }
 
 const apiOverrides = (flags: { server?: string; token?: string }): Overrides => ({
@@ -385,7 +385,10 @@ function buildProgram(
       .option("--push", "push the branch when the agent and the tests succeed")
       .option("--cwd <dir>", "work in this folder of the runner instead of a repo")
       .option("--test <command>", "run this shell command after the agent; failing it fails the task")
-      .option("--playbook <file>", "run this playbook's steps as the tests (seed 003)")
+      .option(
+        "--playbook <file>",
+        "run this playbook's steps as the tests (the playbook format of docs/workflows.md)",
+      )
       .option("--timeout <seconds>", "the whole turn (default 300)")
       .option("--stall <seconds>", "fail with AGENT_STALLED after this long without output (default 120)")
       .option("--budget-tokens <n>", "stop with BUDGET_EXCEEDED past this many tokens")
@@ -416,7 +419,9 @@ function buildProgram(
 
   const bot = program
     .command("bot")
-    .description("long-running bots in hardened Docker containers (seed 001's avtomatika-bot)");
+    .description(
+      "long-running bots in hardened Docker containers, with the avtomatika-bot CLI's flags (AVTOMATIKA_URL and AVTOMATIKA_TOKEN work as RUNYARD_SERVER_URL and RUNYARD_TOKEN)",
+    );
   serverFlags(
     bot
       .command("start")
