@@ -116,8 +116,8 @@ export class DirectStepRunner implements StepRunner {
     if (ended.result.error?.code === "DESTINATION_NOT_ALLOWED") return ended.result;
     const message =
       ended.httpStatus !== undefined && ended.httpStatus !== 200 && ended.httpStatus !== 202
-        ? `agent-server ${this.address} answered HTTP ${ended.httpStatus}`
-        : `could not use agent-server ${this.address}`;
+        ? `the agent-server answered HTTP ${ended.httpStatus}`
+        : "could not use the agent-server: no usable answer";
     return attemptEndedEarly("failed", errorInfo("DIRECT_HOST_FAILED", message));
   }
 
@@ -254,7 +254,7 @@ export class DirectStepRunner implements StepRunner {
       const timeoutMs = options.timeoutMs ?? ANSWER_GRACE_MS;
       const signals = [
         AbortSignal.timeout(
-          clampToWindow ? Math.max(1, Math.min(timeoutMs, giveUpAt - performance.now())) : timeoutMs,
+          clampToWindow ? Math.max(1, Math.ceil(Math.min(timeoutMs, giveUpAt - performance.now()))) : timeoutMs,
         ),
       ];
       if (options.abortOn) signals.push(options.abortOn);
