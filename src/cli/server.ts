@@ -51,6 +51,7 @@ async function start(
     maxRunLogBytes: config.maxRunLogBytes,
     maxBotLogBytes: config.maxBotLogBytes,
     repoRoutes: config.repos,
+    outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {
       maxArtifactBytes: config.maxArtifactBytes,

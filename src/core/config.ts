@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
+import { destinationEntryProblem } from "./outbound/destination-list.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -207,6 +208,14 @@ export const configSchema = z.object({
   /** Seed 000's `repos:` (config file only): which runner group works on which repository. */
   repos: z.array(z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) })).default([]),
   /**
+   * Server (config file only): the internal destinations (loopback, link-local, private ranges)
+   * that members' workflows may name as a direct host's `address:`; public addresses need no
+   * entry. Grammar in core/outbound/destination-list.ts and docs/runners.md.
+   */
+  directHosts: destinationList(),
+  /** Server (config file only): the same for `notify:` URLs. */
+  notifyHosts: destinationList(),
+  /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */
@@ -224,6 +233,18 @@ export const configSchema = z.object({
     }),
 });
 export type Config = z.infer<typeof configSchema>;
+
+function destinationList() {
+  return z
+    .array(z.string())
+    .default([])
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        const problem = destinationEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+    });
+}
 
 /** env name -> config key; the first name found wins. */
 const envNames: Record<keyof Config, string[]> = {
@@ -282,6 +303,8 @@ const envNames: Record<keyof Config, string[]> = {
   maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
   quotas: [],
   repos: [],
+  directHosts: [],
+  notifyHosts: [],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 

@@ -33,6 +33,18 @@ export const errorTable = {
     status: 200,
     hint: "Check the host's address and token, and that `runyard agent-server` runs there.",
   },
+  DESTINATION_NOT_ALLOWED: {
+    status: 400,
+    hint: "The server calls addresses inside its own machine or network (loopback, link-local, private ranges) only where its operator lists them: ask for the destination in the server's config file, under `direct_hosts:` for a host's address or `notify_hosts:` for a notify URL.",
+  },
+  DIRECT_HOST_FAILED: {
+    status: 200,
+    hint: "Check the host's address and token (the agent-server's --token), and that `runyard agent-server` runs there; the server's log has the details.",
+  },
+  NOTIFY_FAILED: {
+    status: 200,
+    hint: "Check that the notify URL is right and that its receiver answers 2xx; the server's log has the details.",
+  },
   AGENT_AUTH: { status: 200, hint: "Check the agent's API key or login." },
   AGENT_RATE_LIMIT: {
     status: 200,

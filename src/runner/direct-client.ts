@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { type ErrorCode, errorInfo } from "../core/errors.js";
+import { type ErrorCode, errorInfo, RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import {
   attemptEndedEarly,
@@ -20,7 +20,28 @@ export interface DirectStepRunnerOptions {
   pollWaitMs?: number;
   /** How long network errors are retried, with backoff, before the attempt fails (10 s). */
   retryForMs?: number;
+  /** Makes the HTTP calls; `fetch` unless given (the server gives one that checks destinations). */
+  transport?: DirectTransport;
+  /**
+   * For a destination a member chose: a failure shows only a typed error (DIRECT_HOST_FAILED with
+   * the HTTP status at most), never the remote's words, and no sooner than `failureFloorMs` after
+   * the attempt began, so neither the message nor the time tells a closed port from an open one.
+   * `report` receives the full story, for the operator's log.
+   */
+  sealed?: { failureFloorMs: number; report: (detail: string) => void };
 }
+
+/** One HTTP call to an agent-server; rejects on network errors as `fetch` does. */
+export type DirectTransport = (call: {
+  method: Method;
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+}) => Promise<{ status: number; text: string }>;
+
+/** How long a sealed attempt's failure is held back at least: past the whole retry window. */
+export const sealedFailureFloorMs = 12_000;
 
 /** How much longer than the server may take to answer a request is waited for before it counts as lost. */
 const ANSWER_GRACE_MS = 30_000;
@@ -29,7 +50,11 @@ const LONGEST_RETRY_MS = 2_000;
 
 /** A step attempt ended on the client's side: the agent-server could not be used to the end. */
 class AttemptEnded {
-  constructor(readonly result: StepAttemptResult) {}
+  constructor(
+    readonly result: StepAttemptResult,
+    /** The agent-server's HTTP status that ended the attempt, when an answer did. */
+    readonly httpStatus?: number,
+  ) {}
 }
 
 type Answer = { status: number; body: unknown };
@@ -56,9 +81,11 @@ export class DirectStepRunner implements StepRunner {
   private readonly address: string;
   private readonly pollWaitMs: number;
   private readonly retryForMs: number;
+  private readonly transport: DirectTransport;
 
   constructor(private readonly options: DirectStepRunnerOptions) {
     this.address = options.address.replace(/\/+$/, "");
+    this.transport = options.transport ?? fetchTransport;
     this.pollWaitMs = options.pollWaitMs ?? 10_000;
     this.retryForMs = options.retryForMs ?? 10_000;
   }
@@ -71,11 +98,27 @@ export class DirectStepRunner implements StepRunner {
     try {
       return await this.follow(request, io);
     } catch (error) {
-      if (error instanceof AttemptEnded) {
-        return { ...error.result, duration_ms: Math.round(performance.now() - startedAt) };
+      if (!(error instanceof AttemptEnded)) throw error;
+      const sealed = this.options.sealed;
+      if (!sealed) return { ...error.result, duration_ms: Math.round(performance.now() - startedAt) };
+      sealed.report(error.result.error?.message ?? "the attempt ended");
+      const result = this.sealedResult(error);
+      const wait = startedAt + sealed.failureFloorMs - performance.now();
+      if (wait > 0 && !io.signal.aborted) {
+        await delay(wait, undefined, { signal: io.signal }).catch(() => {});
       }
-      throw error;
+      return { ...result, duration_ms: Math.round(performance.now() - startedAt) };
     }
+  }
+
+  /** The end of a sealed attempt: runyard's own refusal as it is, anything else as one typed error. */
+  private sealedResult(ended: AttemptEnded): StepAttemptResult {
+    if (ended.result.error?.code === "DESTINATION_NOT_ALLOWED") return ended.result;
+    const message =
+      ended.httpStatus !== undefined && ended.httpStatus !== 200 && ended.httpStatus !== 202
+        ? `the agent-server answered HTTP ${ended.httpStatus}`
+        : "could not use the agent-server: no usable answer";
+    return attemptEndedEarly("failed", errorInfo("DIRECT_HOST_FAILED", message));
   }
 
   private async follow(
@@ -129,6 +172,7 @@ export class DirectStepRunner implements StepRunner {
           "RUNNER_LOST",
           `agent-server ${this.address} no longer knows task ${task.task_id}; it may have restarted`,
           "Check the agent-server's log; a restarted agent-server forgets its tasks and stops their steps.",
+          404,
         );
       }
       task = this.taskAnswer(polled, "/status");
@@ -161,11 +205,13 @@ export class DirectStepRunner implements StepRunner {
             "UNAUTHORIZED",
             `agent-server ${this.address} wants a token, and the host has none`,
             "Give the host `token:` with the same value as the agent-server's --token.",
+            401,
           )
         : this.ended(
             "UNAUTHORIZED",
             `agent-server ${this.address} refused the token`,
             "Use the same --token on both sides: the host's `token:` must equal the agent-server's --token.",
+            401,
           );
     }
     const refusal = ErrorAnswer.safeParse(answer.body);
@@ -175,7 +221,7 @@ export class DirectStepRunner implements StepRunner {
           message: `agent-server ${this.address} refused ${route}: ${refusal.data.error.message}`,
         }
       : errorInfo("INTERNAL", `agent-server ${this.address} answered ${route} with HTTP ${answer.status}`);
-    throw new AttemptEnded(attemptEndedEarly("failed", error));
+    throw new AttemptEnded(attemptEndedEarly("failed", error), answer.status);
   }
 
   /**
@@ -198,43 +244,67 @@ export class DirectStepRunner implements StepRunner {
     if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
     const giveUpAt = performance.now() + this.retryForMs;
+    // Sealed, reaching the server at all ends within the retry window, so the failure floor
+    // covers every way it can fail; following a task that runs may take as long as it needs.
+    const clampToWindow = this.options.sealed !== undefined && options.lostTask === undefined;
     let wait = FIRST_RETRY_MS;
+    let lastStatus: number | undefined;
     for (;;) {
       if (options.abortOn?.aborted) return "aborted";
-      const signals = [AbortSignal.timeout(options.timeoutMs ?? ANSWER_GRACE_MS)];
+      const timeoutMs = options.timeoutMs ?? ANSWER_GRACE_MS;
+      const signals = [
+        AbortSignal.timeout(
+          clampToWindow ? Math.max(1, Math.ceil(Math.min(timeoutMs, giveUpAt - performance.now()))) : timeoutMs,
+        ),
+      ];
       if (options.abortOn) signals.push(options.abortOn);
       let problem: string;
       try {
-        const response = await fetch(`${this.address}${path}`, {
+        const response = await this.transport({
           method,
+          url: `${this.address}${path}`,
           headers,
-          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
           signal: AbortSignal.any(signals),
         });
-        const text = await response.text();
         if (![502, 503, 504].includes(response.status))
-          return { status: response.status, body: parseJson(text) };
+          return { status: response.status, body: parseJson(response.text) };
         problem = `HTTP ${response.status}`;
+        lastStatus = response.status;
       } catch (error) {
         if (options.abortOn?.aborted) return "aborted";
+        if (error instanceof RunyardError)
+          throw new AttemptEnded(attemptEndedEarly("failed", error.toInfo()));
         problem = networkProblem(error);
+        lastStatus = undefined;
       }
       if (performance.now() + wait > giveUpAt) {
         const message =
           options.lostTask === undefined
             ? `cannot reach agent-server ${this.address}: ${problem}`
             : `lost contact with agent-server ${this.address}: ${problem} (task ${options.lostTask} may still run there)`;
-        throw this.ended("HOST_UNREACHABLE", message);
+        throw this.ended("HOST_UNREACHABLE", message, undefined, lastStatus);
       }
       await delay(wait, undefined, { signal: options.abortOn }).catch(() => {});
       wait = Math.min(wait * 2, LONGEST_RETRY_MS);
     }
   }
 
-  private ended(code: ErrorCode, message: string, hint?: string): AttemptEnded {
-    return new AttemptEnded(attemptEndedEarly("failed", errorInfo(code, message, hint)));
+  private ended(code: ErrorCode, message: string, hint?: string, httpStatus?: number): AttemptEnded {
+    return new AttemptEnded(attemptEndedEarly("failed", errorInfo(code, message, hint)), httpStatus);
   }
 }
+
+/** `fetch`, as a transport: what the CLI and runners use to call agent-servers. */
+const fetchTransport: DirectTransport = async (call) => {
+  const response = await fetch(call.url, {
+    method: call.method,
+    headers: call.headers,
+    ...(call.body === undefined ? {} : { body: call.body }),
+    signal: call.signal,
+  });
+  return { status: response.status, text: await response.text() };
+};
 
 function parseJson(text: string): unknown {
   try {

@@ -306,6 +306,14 @@ export function requireServerWide(request: FastifyRequest): Principal {
   return principal;
 }
 
+/**
+ * A platform admin (an admin outside any tenant, or the admin token): the operator's side, whose
+ * runs the server calls any destination for. A tenant's admin is not one.
+ */
+export function isPlatformAdmin(principal: Principal | undefined): boolean {
+  return principal?.role === "admin" && principal.tenant_id === null && principal.kind !== "stream";
+}
+
 /** What a run records as its submitter: the API token's id, else the user's. */
 export function submitterId(principal: Principal | undefined): string | null {
   return principal?.token_id ?? principal?.user_id ?? null;

@@ -84,7 +84,7 @@ describe("Notifier.follow", () => {
     const bus = new EventBus();
     const notifier = new Notifier(bus, store, silentLogger);
     const run = await store.createRun({ kind: "workflow", name: "deploy" });
-    notifier.follow(run.id, "deploy", [{ url, secret: "s3cret", retry: 0, delayMs: 0 }]);
+    notifier.follow(run.id, "deploy", [{ url, secret: "s3cret", retry: 0, delayMs: 0 }], true);
     const events = stamped(
       run.id,
       { type: "run.started", name: "deploy" },
@@ -100,7 +100,7 @@ describe("Notifier.follow", () => {
 
   it("stores a webhook that keeps failing as the run's last_notify_error", async () => {
     const bus = new EventBus();
-    const notifier = new Notifier(bus, store, silentLogger, 1000);
+    const notifier = new Notifier(bus, store, silentLogger, { timeoutMs: 1000 });
     const run = await store.createRun({ kind: "workflow", name: "deploy" });
     await new Promise((resolve) => receiver.close(resolve));
     const stored = new Promise<void>((resolve) => {
@@ -110,7 +110,7 @@ describe("Notifier.follow", () => {
       };
       void check();
     });
-    notifier.follow(run.id, "deploy", [{ url, retry: 0, delayMs: 0 }]);
+    notifier.follow(run.id, "deploy", [{ url, retry: 0, delayMs: 0 }], true);
     bus.publish(stamped(run.id, { type: "run.started", name: "deploy" }));
     await stored;
     expect((await store.getRun(run.id))?.last_notify_error).toMatch(/^notify failed after 1 attempt: /);

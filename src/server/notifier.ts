@@ -1,11 +1,14 @@
 import { createHmac } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
+import { RunyardError } from "../core/errors.js";
 import type { RunEvent } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/types.js";
 import type { NotifySpec } from "../workflow/model.js";
 import type { EventBus } from "./event-bus.js";
+import { guardedRequest } from "./outbound/guarded-http.js";
+import { OutboundPolicy } from "./outbound/outbound-policy.js";
 
 /** What a webhook receives on every state change (seed 002 section 13.2). */
 export interface StateChange {
@@ -69,26 +72,45 @@ export function stateChangeOf(event: RunEvent, workflowName: string): StateChang
  * changes the run.
  */
 export class Notifier {
+  private readonly allowed: OutboundPolicy;
+  private readonly timeoutMs: number;
+
   constructor(
     private readonly bus: EventBus,
     private readonly store: Store,
     private readonly logger: Logger,
-    private readonly timeoutMs = 5000,
-  ) {}
+    /** `allowed`: the server's `notify_hosts:` (none: only public addresses); `timeoutMs`: per POST (5 s). */
+    options: { allowed?: OutboundPolicy; timeoutMs?: number } = {},
+  ) {
+    this.allowed = options.allowed ?? new OutboundPolicy("notify_hosts", []);
+    this.timeoutMs = options.timeoutMs ?? 5000;
+  }
+
+  /** Why a member's run may not notify `url`, when that is known before any DNS lookup. */
+  refusalOf(url: string): RunyardError | undefined {
+    return this.allowed.refusalOf(url);
+  }
 
   /**
    * Tells `targets` of every state change of a run, from its stored events on the bus, until the
-   * run finishes; returns the unsubscribe.
+   * run finishes; returns the unsubscribe. Unless `unrestricted` (a platform admin's run), only
+   * destinations `notify_hosts:` allows are called, and a failure shows as a typed error alone.
    */
-  follow(runId: string, workflowName: string, targets: readonly NotifySpec[]): () => void {
+  follow(
+    runId: string,
+    workflowName: string,
+    targets: readonly NotifySpec[],
+    unrestricted: boolean,
+  ): () => void {
     if (targets.length === 0) return () => undefined;
     const unsubscribe = this.bus.subscribe(runId, (event) => {
       const change = stateChangeOf(event, workflowName);
       if (change) {
         for (const target of targets) {
-          void this.send(target, change, (message) => {
+          const onError = (message: string): void => {
             void this.store.updateRun(runId, { last_notify_error: message });
-          });
+          };
+          void (unrestricted ? this.send(target, change, onError) : this.sendSealed(target, change, onError));
         }
       }
       if (event.type === "run.finished") unsubscribe();
@@ -97,12 +119,7 @@ export class Notifier {
   }
 
   async send(target: NotifySpec, change: StateChange, onError: (message: string) => void): Promise<boolean> {
-    const body = JSON.stringify(change);
-    const headers: Record<string, string> = {
-      "content-type": "application/json",
-      "user-agent": "runyard-notifier",
-    };
-    if (target.secret) headers[signatureHeader] = signBody(target.secret, body);
+    const { body, headers } = notification(target, change);
     let lastError = "";
     for (let attempt = 0; attempt <= target.retry; attempt++) {
       if (attempt > 0) await delay(target.delayMs);
@@ -126,4 +143,70 @@ export class Notifier {
     onError(message);
     return false;
   }
+
+  /**
+   * `send` for a member's run: through the `notify_hosts:` policy, and a failure is recorded as
+   * `NOTIFY_FAILED` with the HTTP status at most (the receiver's words go to the server's log
+   * only), never sooner than the slowest possible failure would be, so the time does not tell a
+   * closed port from an open one either.
+   */
+  async sendSealed(
+    target: NotifySpec,
+    change: StateChange,
+    onError: (message: string) => void,
+  ): Promise<boolean> {
+    const startedAt = performance.now();
+    const floorMs = (target.retry + 1) * this.timeoutMs + target.retry * target.delayMs;
+    const { body, headers } = notification(target, change);
+    let detail = "";
+    let status: number | undefined;
+    let refusal: RunyardError | undefined;
+    for (let attempt = 0; attempt <= target.retry; attempt++) {
+      if (attempt > 0) await delay(target.delayMs);
+      try {
+        const answer = await guardedRequest(this.allowed, {
+          method: "POST",
+          url: target.url,
+          headers,
+          body,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+        if (answer.status >= 200 && answer.status < 300) return true;
+        status = answer.status;
+        detail = `HTTP ${answer.status}: ${answer.text.slice(0, 500)}`;
+      } catch (error) {
+        if (error instanceof RunyardError) {
+          refusal = error;
+          detail = error.message;
+          break;
+        }
+        status = undefined;
+        const cause = (error as { cause?: { code?: string } }).cause?.code;
+        detail = cause ?? (error instanceof Error ? error.message : String(error));
+      }
+    }
+    this.logger.warn({ runId: change.run_id, url: target.url }, `notify failed: ${detail}`);
+    const attempts = `${target.retry + 1} attempt${target.retry === 0 ? "" : "s"}`;
+    const message = refusal
+      ? `${refusal.code}: ${refusal.message}`
+      : `NOTIFY_FAILED: notify failed after ${attempts}: ${status === undefined ? "could not reach the receiver" : `the receiver answered HTTP ${status}`}`;
+    const wait = startedAt + floorMs - performance.now();
+    if (wait > 0) await delay(wait);
+    onError(message);
+    return false;
+  }
+}
+
+/** A state change as the body every receiver gets, signed when the target has a secret. */
+function notification(
+  target: NotifySpec,
+  change: StateChange,
+): { body: string; headers: Record<string, string> } {
+  const body = JSON.stringify(change);
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "user-agent": "runyard-notifier",
+  };
+  if (target.secret) headers[signatureHeader] = signBody(target.secret, body);
+  return { body, headers };
 }

@@ -20,6 +20,7 @@ import { LoginLimiter } from "./identity/login-limiter.js";
 import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
+import { OutboundPolicy } from "./outbound/outbound-policy.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
@@ -63,6 +64,11 @@ export interface ServerOptions {
   agentsHealth?: () => Promise<AgentStatus[]>;
   /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
   repoRoutes?: RepoRoute[];
+  /**
+   * Internal destinations (config `direct_hosts:` / `notify_hosts:`) members' direct hosts and
+   * notify URLs may reach; default: none, only public addresses.
+   */
+  outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[] };
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;
@@ -144,7 +150,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const broker = new JobBroker(store, transport, logger, (runId, runnerId) =>
     runs.markStarted(runId, runnerId),
   );
-  const workflows = new WorkflowRuns(store, broker, new Notifier(bus, store, logger));
+  const notifier = new Notifier(bus, store, logger, {
+    allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
+  });
+  const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
+  const workflows = new WorkflowRuns(store, broker, notifier, directHosts, logger);
   const agents = new AgentRuns(store, broker, options.repoRoutes ?? []);
   const bots = new BotRuns(store, broker, { ...defaultBotSettings, ...options.bots });
   const runs = new RunService(

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import { refuseBodyFields } from "../api-schemas.js";
-import { submitterId } from "../auth.js";
+import { isPlatformAdmin, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
@@ -57,6 +57,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const next = await deps.runs.submitWorkflow(spec.data, {
         tenantId: principal?.tenant_id ?? null,
         tokenId: submitterId(principal),
+        unrestrictedOutbound: isPlatformAdmin(principal),
       });
       return reply.code(201).send({ run_id: next.id, status: next.status });
     },

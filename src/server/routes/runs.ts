@@ -17,7 +17,7 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { callerOf, submitterId, tenantScope } from "../auth.js";
+import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
@@ -219,7 +219,11 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     async (request, reply) => {
       const input = request.body;
       const principal = request.principal;
-      const owner = { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) };
+      const owner = {
+        tenantId: principal?.tenant_id ?? null,
+        tokenId: submitterId(principal),
+        unrestrictedOutbound: isPlatformAdmin(principal),
+      };
       if (input.kind === "agent") {
         await deps.quotas.checkSubmit(principal);
         const run = await deps.runs.submitAgent(input, owner);

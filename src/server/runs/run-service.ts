@@ -27,6 +27,8 @@ export interface RunKinds {
 export interface RunOwner {
   tenantId: string | null;
   tokenId: string | null;
+  /** A platform admin's run: its direct hosts and notify URLs may be any destination. */
+  unrestrictedOutbound?: boolean;
 }
 
 /** This server among the replicas, as the run service needs it. */
@@ -67,7 +69,7 @@ export class RunService {
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
   async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner): Promise<RunRecord> {
-    return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner.tenantId), owner);
+    return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner), owner);
   }
 
   /** Validates and queues an agent run (one agent, or a fan-out). */

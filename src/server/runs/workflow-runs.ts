@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../core/step-attempt.js";
-import { DirectStepRunner } from "../../runner/direct-client.js";
+import { DirectStepRunner, sealedFailureFloorMs } from "../../runner/direct-client.js";
 import type { Store } from "../../store/types.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import { formatDiagnostic, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
@@ -10,6 +11,8 @@ import { hostKey } from "../../workflow/resume.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
 import type { JobBroker } from "../job-broker.js";
 import type { Notifier } from "../notifier.js";
+import { guardedRequest } from "../outbound/guarded-http.js";
+import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 
@@ -23,6 +26,11 @@ export const WorkflowRunSpec = z.object({
   workflow: z.string(),
   vars: z.record(z.string(), z.string()),
   file: z.string().optional(),
+  /**
+   * Set when a platform admin submitted the run: its direct hosts and notify URLs may be any
+   * destination. Absent, the server's `direct_hosts:` and `notify_hosts:` apply.
+   */
+  unrestricted_outbound: z.literal(true).optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
@@ -46,18 +54,44 @@ export class WorkflowRuns implements RunKindModule {
     private readonly store: Store,
     private readonly broker: JobBroker,
     private readonly notifier: Notifier,
+    private readonly directHosts: OutboundPolicy,
+    private readonly logger: Logger,
   ) {}
 
   /**
-   * Checks a submitted workflow; reports every problem at once, then every secret of its
-   * `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
+   * Checks a submitted workflow; reports every problem at once, then (unless `unrestricted`) a
+   * direct host or notify URL the server may not call (DESTINATION_NOT_ALLOWED), then every
+   * secret of its `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
    */
-  async prepare(spec: WorkflowRunSpec, tenantId: string | null): Promise<PreparedRun> {
-    const workflow = parsed(spec);
+  async prepare(
+    spec: WorkflowRunSpec,
+    owner: { tenantId: string | null; unrestrictedOutbound?: boolean },
+  ): Promise<PreparedRun> {
+    const { unrestricted_outbound: _asked, ...given } = spec;
+    const workflow = parsed(given);
+    if (!owner.unrestrictedOutbound) this.checkDestinations(workflow);
     const vars = { ...workflow.vars, ...spec.vars };
+    const tenantId = owner.tenantId;
     const { missing } = await resolveStoredSecrets(this.store, tenantId, secretsNotGiven(workflow, vars));
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
-    return { name: workflow.name, spec, vars: workflowMasker(workflow, vars).maskDeep(vars) };
+    return {
+      name: workflow.name,
+      spec: owner.unrestrictedOutbound ? { ...given, unrestricted_outbound: true } : given,
+      vars: workflowMasker(workflow, vars).maskDeep(vars),
+    };
+  }
+
+  /** Refuses what is known to be off limits before any DNS lookup; names are checked at connect time. */
+  private checkDestinations(workflow: Workflow): void {
+    for (const spec of Object.values(workflow.hosts)) {
+      if (spec.kind !== "direct") continue;
+      const refusal = this.directHosts.refusalOf(spec.address);
+      if (refusal) throw refusal;
+    }
+    for (const target of workflow.notify) {
+      const refusal = this.notifier.refusalOf(target.url);
+      if (refusal) throw refusal;
+    }
   }
 
   async start(run: ActiveRun): Promise<void> {
@@ -71,7 +105,8 @@ export class WorkflowRuns implements RunKindModule {
       throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
     }
     const runId = run.record.id;
-    this.notifier.follow(runId, workflow.name, workflow.notify);
+    const unrestricted = stored.data.unrestricted_outbound === true;
+    this.notifier.follow(runId, workflow.name, workflow.notify, unrestricted);
     const tenantId = run.record.tenant_id;
     const given = { ...workflow.vars, ...stored.data.vars };
     const secrets = await resolveStoredSecrets(this.store, tenantId, secretsNotGiven(workflow, given));
@@ -94,7 +129,7 @@ export class WorkflowRuns implements RunKindModule {
         vars: { ...stored.data.vars, ...secrets.values },
         secrets: Object.values(secrets.values),
         emit,
-        runnerFor: (host, spec) => this.runnerFor(run, host, spec),
+        runnerFor: (host, spec) => this.runnerFor(run, host, spec, unrestricted),
         signal: missing ? AbortSignal.abort() : run.signal,
         resume: [...run.resumed],
         ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
@@ -105,11 +140,26 @@ export class WorkflowRuns implements RunKindModule {
     }
   }
 
-  private runnerFor(run: ActiveRun, host: string, spec: HostSpec): StepRunner {
+  private runnerFor(run: ActiveRun, host: string, spec: HostSpec, unrestricted: boolean): StepRunner {
     if (spec.kind === "direct") {
+      const policy = this.directHosts;
+      const logger = this.logger;
       const direct = new DirectStepRunner({
         address: spec.address,
         ...(spec.token ? { token: spec.token } : {}),
+        ...(unrestricted
+          ? {}
+          : {
+              transport: (call) => guardedRequest(policy, call),
+              sealed: {
+                failureFloorMs: sealedFailureFloorMs,
+                report: (detail) =>
+                  logger.warn(
+                    { runId: run.record.id, host, address: spec.address },
+                    `direct host: ${detail}`,
+                  ),
+              },
+            }),
       });
       return {
         runAttempt: (request, io) => {
