@@ -10,7 +10,7 @@ import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
 import type { CliContext } from "./context.js";
 import { HumanRenderer } from "./render-human.js";
-import { loadWorkflowFile, parseVarFlags } from "./workflow-file.js";
+import { loadWorkflowFile, parseVarFlags, workflowLimitsOf } from "./workflow-file.js";
 
 export interface RunFlags {
   var: string[];
@@ -20,7 +20,7 @@ export interface RunFlags {
 
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
 export async function runCommand(file: string, flags: RunFlags, ctx: CliContext): Promise<number> {
-  const workflow = await loadWorkflowFile(file);
+  const workflow = await loadWorkflowFile(file, workflowLimitsOf(ctx.config));
   const vars = parseVarFlags(flags.var);
   const runnerFor = localRunners(workflow, ctx);
   const runId = newRunId();

@@ -71,6 +71,7 @@ const ConfigFile = z
     host: z.string(),
     port: z.number(),
     max_run_log_bytes: z.number(),
+    max_workflow_bytes: z.number(),
     repos: z.array(RepoRoute),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
@@ -130,6 +131,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     host: file.host,
     port: file.port,
     maxRunLogBytes: file.max_run_log_bytes,
+    maxWorkflowBytes: file.max_workflow_bytes,
     defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
     defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
     maxBotsPerUser: file.quotas?.max_bots_per_user,

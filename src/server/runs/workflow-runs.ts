@@ -4,14 +4,21 @@ import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../co
 import { DirectStepRunner } from "../../runner/direct-client.js";
 import type { Store } from "../../store/types.js";
 import { runWorkflow } from "../../workflow/engine.js";
-import { formatDiagnostic, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
+import {
+  type HostSpec,
+  runnerRequirements,
+  type Workflow,
+  workflowProblemsError,
+} from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
 import { workflowMasker } from "../../workflow/secrets.js";
+import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import type { JobBroker } from "../job-broker.js";
 import type { Notifier } from "../notifier.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
+import type { WorkflowParser } from "./workflow-parser.js";
 
 /**
  * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them
@@ -39,15 +46,11 @@ export function storedSecretNames(workflow: Workflow, vars: Record<string, strin
   return [...new Set(workflow.secrets)].filter((name) => !given.has(name));
 }
 
-function parsed(spec: WorkflowRunSpec): Workflow {
+function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
   const file = spec.file ?? "workflow.yaml";
-  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file);
+  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file, limits);
   if (workflow) return workflow;
-  throw new RunyardError(
-    "WORKFLOW_INVALID",
-    `${diagnostics.length} problem${diagnostics.length === 1 ? "" : "s"} in ${file}:\n${diagnostics.map(formatDiagnostic).join("\n")}`,
-    { details: diagnostics },
-  );
+  throw workflowProblemsError(file, diagnostics);
 }
 
 /**
@@ -59,6 +62,7 @@ export class WorkflowRuns implements RunKindModule {
     private readonly store: Store,
     private readonly broker: JobBroker,
     private readonly notifier: Notifier,
+    private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
   ) {}
 
   /**
@@ -66,7 +70,9 @@ export class WorkflowRuns implements RunKindModule {
    * `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
    */
   async prepare(spec: WorkflowRunSpec, tenantId: string | null): Promise<PreparedRun> {
-    const workflow = parsed(spec);
+    const file = spec.file ?? "workflow.yaml";
+    const { workflow, diagnostics } = await this.parsing.parse(spec.workflow, file, this.parsing.limits);
+    if (!workflow) throw workflowProblemsError(file, diagnostics);
     const vars = { ...workflow.vars, ...spec.vars };
     const { missing } = await resolveStoredSecrets(this.store, tenantId, storedSecretNames(workflow, vars));
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
@@ -79,7 +85,7 @@ export class WorkflowRuns implements RunKindModule {
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
     let workflow: Workflow;
     try {
-      workflow = parsed(stored.data);
+      workflow = parsed(stored.data, this.parsing.limits);
     } catch {
       throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
     }
