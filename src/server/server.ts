@@ -238,6 +238,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await runs.close();
       await replica.stop(true);
       await store.close();
+      await parseWorkflow.close?.();
     })();
     return closing;
   };

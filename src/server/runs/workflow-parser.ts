@@ -16,7 +16,14 @@ export interface ParsedWorkflow {
 }
 
 /** Parses a workflow's text as `parseWorkflow` does, without holding the caller's thread. */
-export type WorkflowParser = (text: string, file: string, limits: WorkflowLimits) => Promise<ParsedWorkflow>;
+export type WorkflowParser = ((
+  text: string,
+  file: string,
+  limits: WorkflowLimits,
+) => Promise<ParsedWorkflow>) & {
+  /** Ends the thread, if there is one: a parsing thread keeps the process alive. */
+  close?: () => Promise<void>;
+};
 
 export interface ParseRequest {
   id: number;
@@ -33,7 +40,7 @@ export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
 
 /**
  * One parsing thread, started on first use and again after it dies; requests queue on it in
- * order. The thread never keeps the process alive.
+ * order. `close` ends it (the server's close does).
  */
 export function parseOnWorkerThread(): WorkflowParser & { close: () => Promise<void> } {
   let worker: Worker | undefined;
@@ -49,7 +56,6 @@ export function parseOnWorkerThread(): WorkflowParser & { close: () => Promise<v
     const thread = new Worker(new URL("./workflow-parse-thread.js", import.meta.url), {
       resourceLimits: { maxOldGenerationSizeMb: 512 },
     });
-    thread.unref();
     thread.on("message", (answer: ParseAnswer) => {
       const waiting = pending.get(answer.id);
       pending.delete(answer.id);
