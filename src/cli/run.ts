@@ -13,7 +13,7 @@ import { formatUndefinedVariable, undefinedVariables } from "../workflow/undefin
 import { finishWhenOutputCloses } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 import { HumanRenderer } from "./render-human.js";
-import { loadWorkflowFile, parseVarFlags } from "./workflow-file.js";
+import { loadWorkflowFile, parseVarFlags, workflowLimitsOf } from "./workflow-file.js";
 
 export interface RunFlags {
   var: string[];
@@ -23,7 +23,7 @@ export interface RunFlags {
 
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
 export async function runCommand(file: string, flags: RunFlags, ctx: CliContext): Promise<number> {
-  const workflow = await loadWorkflowFile(file);
+  const workflow = await loadWorkflowFile(file, workflowLimitsOf(ctx.config));
   finishWhenOutputCloses();
   const vars = parseVarFlags(flags.var);
   // As a server refuses a run whose secrets it does not hold, a local run refuses one whose

@@ -9,6 +9,7 @@ import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
@@ -49,6 +50,8 @@ async function start(
       process.exit(1);
     },
     maxRunLogBytes: config.maxRunLogBytes,
+    workflowLimits: { maxBytes: config.maxWorkflowBytes },
+    parseWorkflow: parseOnWorkerThread(),
     maxBotLogBytes: config.maxBotLogBytes,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },

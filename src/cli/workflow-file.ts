@@ -1,10 +1,12 @@
 import { readFile } from "node:fs/promises";
+import type { Config } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import { formatDiagnostic, type Workflow } from "../workflow/model.js";
+import { type Workflow, workflowProblemsError } from "../workflow/model.js";
 import { parseWorkflow } from "../workflow/parse.js";
+import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 
 /** Reads and validates a workflow file; every problem at once, as `file:line:col: message`. */
-export async function loadWorkflowFile(path: string): Promise<Workflow> {
+export async function loadWorkflowFile(path: string, limits: WorkflowLimits): Promise<Workflow> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -15,14 +17,8 @@ export async function loadWorkflowFile(path: string): Promise<Workflow> {
       code === "ENOENT" ? `workflow file "${path}" does not exist` : `cannot read "${path}": ${code}`,
     );
   }
-  const { workflow, diagnostics } = parseWorkflow(text, path);
-  if (!workflow || diagnostics.length > 0) {
-    throw new RunyardError(
-      "WORKFLOW_INVALID",
-      `${diagnostics.length} problem${diagnostics.length === 1 ? "" : "s"} in ${path}:\n${diagnostics.map(formatDiagnostic).join("\n")}`,
-      { details: diagnostics },
-    );
-  }
+  const { workflow, diagnostics } = parseWorkflow(text, path, limits);
+  if (!workflow || diagnostics.length > 0) throw workflowProblemsError(path, diagnostics);
   return workflow;
 }
 
@@ -40,4 +36,9 @@ export function parseVarFlags(flags: string[]): Record<string, string> {
     vars[name] = flag.slice(eq + 1);
   }
   return vars;
+}
+
+/** The workflow limits of the config (`max_workflow_bytes`), as the server applies them. */
+export function workflowLimitsOf(config: Pick<Config, "maxWorkflowBytes">): WorkflowLimits {
+  return { ...defaultWorkflowLimits, maxBytes: config.maxWorkflowBytes };
 }

@@ -71,6 +71,7 @@ const ConfigFile = z
     host: z.string(),
     port: z.number(),
     max_run_log_bytes: z.number(),
+    max_workflow_bytes: z.number(),
     repos: z.array(RepoRoute),
     /** Internal destinations members' direct hosts and notify URLs may reach (docs/runners.md). */
     direct_hosts: z.array(z.string()),
@@ -133,6 +134,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     host: file.host,
     port: file.port,
     maxRunLogBytes: file.max_run_log_bytes,
+    maxWorkflowBytes: file.max_workflow_bytes,
     defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
     defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
     maxBotsPerUser: file.quotas?.max_bots_per_user,

@@ -162,6 +162,15 @@ export const configSchema = z.object({
    */
   maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
   /**
+   * Server, `runyard run` and `runyard validate`: the largest workflow, in bytes of its text and
+   * of its form with every YAML alias expanded; a larger one is refused (WORKFLOW_TOO_LARGE).
+   */
+  maxWorkflowBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  /**
    * Server: the largest artifact (diff, transcript, test output, log) a runner may upload; a
    * larger one is refused (413) and nothing is stored. Artifacts live in the database, so this
    * bounds the rows every replica reads. See docs/artifacts.md.
@@ -289,6 +298,7 @@ const envNames: Record<keyof Config, string[]> = {
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
+  maxWorkflowBytes: ["RUNYARD_MAX_WORKFLOW_BYTES"],
   maxArtifactBytes: ["RUNYARD_MAX_ARTIFACT_BYTES"],
   maxRunArtifactBytes: ["RUNYARD_MAX_RUN_ARTIFACT_BYTES"],
   defaultMaxConcurrentRuns: ["RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS"],

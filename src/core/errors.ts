@@ -11,6 +11,10 @@ export const errorTable = {
     status: 400,
     hint: "Run `runyard validate FILE` to see every problem with its line and column.",
   },
+  WORKFLOW_TOO_LARGE: {
+    status: 400,
+    hint: "Keep a workflow (with its aliases expanded) under the limit: pass big data to steps as files, share values with a few anchors or `vars:`; an operator can raise max_workflow_bytes (RUNYARD_MAX_WORKFLOW_BYTES).",
+  },
   USAGE: { status: 400, hint: "Run `runyard --help` for the commands and their flags." },
   FILE_NOT_FOUND: { status: 400, hint: "Check the path; it is read relative to the current folder." },
   STEP_FAILED: { status: 200, hint: "Read the step's output above; its exit code says how it failed." },

@@ -277,3 +277,25 @@ export class StreamMasker {
     if (count > 0) this.take(count);
   }
 }
+
+/**
+ * Exports whose name holds a secret (`L_${DEPLOY_KEY}=1`) are dropped: a name is shown and
+ * stored as it is everywhere (run vars, events, lists), and masking it would leave a variable
+ * no step can name. Each refusal is a warning that names the export in its masked form.
+ */
+export function withoutSecretNames(
+  exports: Record<string, string>,
+  masker: SecretMasker,
+): { kept: Record<string, string>; refused: string[] } {
+  const kept: Record<string, string> = {};
+  const refused: string[] = [];
+  for (const [name, value] of Object.entries(exports)) {
+    const masked = masker.mask(name);
+    if (masked === name) kept[name] = value;
+    else
+      refused.push(
+        `export ${masked} was refused: its name holds a secret's value; export the value under a fixed name instead`,
+      );
+  }
+  return { kept, refused };
+}

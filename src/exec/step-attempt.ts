@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import { isSecretName, SecretMasker, type StreamMasker, secretsFromEnv } from "../core/masking.js";
+import {
+  isSecretName,
+  SecretMasker,
+  type StreamMasker,
+  secretsFromEnv,
+  withoutSecretNames,
+} from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
@@ -154,6 +160,11 @@ async function runCommands(
   for (const [name, value] of fromFile.exports) exports.set(name, value);
   warnings.push(...fromFile.warnings);
   for (const [name, value] of exports) learnSecret(name, value);
+  // Names are never masked where they are shown, so one that holds a secret is not kept at all.
+  const named = withoutSecretNames(Object.fromEntries(exports), masker);
+  warnings.push(...named.refused);
+  exports.clear();
+  for (const [name, value] of Object.entries(named.kept)) exports.set(name, value);
   const tooLarge = [...(exportLines?.tooLarge ?? []), ...fromFile.tooLarge];
 
   let status = stopped ?? last?.status ?? "success";

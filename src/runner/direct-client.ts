@@ -254,7 +254,9 @@ export class DirectStepRunner implements StepRunner {
       const timeoutMs = options.timeoutMs ?? ANSWER_GRACE_MS;
       const signals = [
         AbortSignal.timeout(
-          clampToWindow ? Math.max(1, Math.ceil(Math.min(timeoutMs, giveUpAt - performance.now()))) : timeoutMs,
+          clampToWindow
+            ? Math.max(1, Math.ceil(Math.min(timeoutMs, giveUpAt - performance.now())))
+            : timeoutMs,
         ),
       ];
       if (options.abortOn) signals.push(options.abortOn);

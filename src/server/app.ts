@@ -123,7 +123,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     agentRoutes(api, deps);
     botRoutes(api, deps);
     seed001JobRoutes(api, deps);
-    validateRoutes(api);
+    validateRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   app.register(webUiRoutes);

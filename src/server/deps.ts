@@ -1,12 +1,14 @@
 import type { AgentStatus } from "../agents/availability.js";
 import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/types.js";
+import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
+import type { WorkflowParser } from "./runs/workflow-parser.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 export interface ArtifactLimits {
@@ -34,6 +36,10 @@ export interface ServerDeps {
   corsOrigins: readonly string[];
   /** Agents on this server's machine (`GET /health/agents`); never a credential. */
   agentsHealth: () => Promise<AgentStatus[]>;
+  /** How large a submitted or validated workflow may be, and how many aliases it may use. */
+  workflowLimits: WorkflowLimits;
+  /** Parses a submitted or validated workflow off the event loop (in `runyard server` and `up`). */
+  parseWorkflow: WorkflowParser;
   /** How big one artifact and one run's artifacts may be. */
   artifactLimits: ArtifactLimits;
   /** The largest custom-mode archive a bot start may upload (RUNYARD_MAX_BOT_UPLOAD_BYTES). */

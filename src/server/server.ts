@@ -10,6 +10,7 @@ import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
 import type { Store } from "../store/types.js";
+import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { buildApp } from "./app.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
@@ -26,6 +27,7 @@ import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
 import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
 import { RunService } from "./runs/run-service.js";
+import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
 export interface ServerOptions {
@@ -48,6 +50,10 @@ export interface ServerOptions {
   maxRunLogBytes?: number;
   /** A bot's stored output, its newest bytes kept (RUNYARD_MAX_BOT_LOG_BYTES); default 8 MiB. */
   maxBotLogBytes?: number;
+  /** How large a workflow may be (RUNYARD_MAX_WORKFLOW_BYTES) and how many aliases it may use. */
+  workflowLimits?: Partial<WorkflowLimits>;
+  /** How submitted and validated workflows are parsed; default: on the server's own thread. */
+  parseWorkflow?: WorkflowParser;
   /** How big one artifact (default 16 MiB) and one run's artifacts (default 64 MiB) may be. */
   artifactLimits?: Partial<ArtifactLimits>;
   /** How long a login session lasts (RUNYARD_SESSION_TTL_MS); default 12 hours. */
@@ -154,7 +160,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
   });
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
-  const workflows = new WorkflowRuns(store, broker, notifier, directHosts, logger);
+  const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
+  const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
+  const workflows = new WorkflowRuns(store, broker, notifier, directHosts, logger, {
+    limits: workflowLimits,
+    parse: parseWorkflow,
+  });
   const agents = new AgentRuns(store, broker, options.repoRoutes ?? []);
   const bots = new BotRuns(store, broker, { ...defaultBotSettings, ...options.bots });
   const runs = new RunService(
@@ -208,6 +219,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,
     corsOrigins: options.corsOrigins ?? [],
+    workflowLimits,
+    parseWorkflow,
     agentsHealth: options.agentsHealth ?? (async () => []),
     artifactLimits: {
       maxArtifactBytes: options.artifactLimits?.maxArtifactBytes ?? defaultMaxArtifactBytes,
@@ -240,6 +253,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await runs.close();
       await replica.stop(true);
       await store.close();
+      await parseWorkflow.close?.();
     })();
     return closing;
   };

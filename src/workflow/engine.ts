@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
-import type { SecretMasker } from "../core/masking.js";
+import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { evaluateExpression } from "./expression.js";
 import type { HostSpec, Step, Workflow } from "./model.js";
@@ -194,6 +194,9 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
       const exported = result.exports;
       ctx.masker.add(secretValues(exported, ctx.secretNames));
       ctx.masker.add(result.secret_exports.map((name) => exported[name] ?? ""));
+      // A runner drops these itself; an older runner or agent-server may not.
+      const named = withoutSecretNames(exported, ctx.masker);
+      result = { ...result, exports: named.kept, warnings: [...result.warnings, ...named.refused] };
       for (const warning of result.warnings) {
         ctx.emit({ type: "notice", level: "warn", message: warning, step: step.name, host });
       }

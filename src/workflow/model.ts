@@ -3,6 +3,7 @@
  * (seed 002 workflows, seed 003 playbooks) both become this.
  */
 
+import { RunyardError } from "../core/errors.js";
 import type { StepContainer } from "../core/step-attempt.js";
 
 export const actions = ["cmd.run", "shell.run"] as const;
@@ -94,6 +95,8 @@ export interface Diagnostic {
   col: number;
   message: string;
   hint?: string;
+  /** A limit on the workflow's size was passed (WORKFLOW_TOO_LARGE), not a mistake in its content. */
+  limit?: true;
 }
 
 export function formatDiagnostic(d: Diagnostic): string {
@@ -129,4 +132,16 @@ export function runnerRequirements(spec: Exclude<HostSpec, { kind: "direct" }>):
   const labels = spec.kind === "runner" ? [...spec.labels] : [];
   if (spec.container && !labels.includes(dockerRunnerLabel)) labels.push(dockerRunnerLabel);
   return { group: spec.kind === "runner" ? (spec.group ?? null) : null, labels };
+}
+
+/**
+ * The error for a workflow with problems: WORKFLOW_TOO_LARGE when it passed a size limit
+ * (nothing else of it was read), else WORKFLOW_INVALID with every problem.
+ */
+export function workflowProblemsError(file: string, diagnostics: Diagnostic[]): RunyardError {
+  const code = diagnostics.some((d) => d.limit) ? "WORKFLOW_TOO_LARGE" : "WORKFLOW_INVALID";
+  const count = `${diagnostics.length} problem${diagnostics.length === 1 ? "" : "s"}`;
+  return new RunyardError(code, `${count} in ${file}:\n${diagnostics.map(formatDiagnostic).join("\n")}`, {
+    details: diagnostics,
+  });
 }

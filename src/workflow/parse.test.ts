@@ -731,8 +731,10 @@ describe("deeply nested YAML is refused with a position, not a stack overflow", 
   });
 
   test("thousands of nested mappings name the line where the nesting goes too deep", () => {
+    // 4.3 MiB of indentation: over the default size limit, so a larger one is given here.
     const text = Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i)}k${i}:`).join("\n");
-    expect(problems(text)).toEqual([
+    const limits = { maxBytes: 8 * 1024 * 1024, maxAliases: 100 };
+    expect(parseWorkflow(text, "wf.yaml", limits).diagnostics.map(formatDiagnostic)).toEqual([
       expect.stringMatching(/^wf\.yaml:65:65: YAML nesting is deeper than 64/),
     ]);
   });
@@ -745,5 +747,91 @@ describe("deeply nested YAML is refused with a position, not a stack overflow", 
   test("64 levels are still read", () => {
     const { diagnostics } = parseWorkflow(`name: w\nvars: ${"[".repeat(63)}${"]".repeat(63)}\n`, "wf.yaml");
     expect(diagnostics.map(formatDiagnostic).join("\n")).not.toMatch(/nesting/);
+  });
+});
+
+describe("YAML aliases and size are bounded before anything reads the workflow", () => {
+  const small = { maxBytes: 4096, maxAliases: 5 };
+
+  test("a few aliases within the limits still share values", () => {
+    const { workflow, diagnostics } = parseWorkflow(
+      `name: w\nvars: {A: &a "one", B: *a, C: *a}\nsteps: [{name: s, command: "true"}]\n`,
+      "wf.yaml",
+      small,
+    );
+    expect(diagnostics).toEqual([]);
+    expect(workflow?.vars).toEqual({ A: "one", B: "one", C: "one" });
+  });
+
+  test("more aliases than the limit are refused at the first alias past it", () => {
+    const aliases = Array.from({ length: 7 }, (_, i) => `  V${i}: *a`).join("\n");
+    const { workflow, diagnostics } = parseWorkflow(
+      `name: w\nvars:\n  A: &a x\n${aliases}\nsteps: [{name: s, command: "true"}]\n`,
+      "wf.yaml",
+      small,
+    );
+    expect(workflow).toBeUndefined();
+    expect(diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:9:7: the workflow uses 7 aliases \(\*name\), more than the limit of 5 \(hint: /,
+      ),
+    ]);
+    expect(diagnostics[0]?.limit).toBe(true);
+  });
+
+  test("aliases that expand past the size limit are refused at the alias that passes it", () => {
+    const big = "x".repeat(1500);
+    const { workflow, diagnostics } = parseWorkflow(
+      `name: w\nvars:\n  A: &a "${big}"\n  B: *a\n  C: *a\nsteps: [{name: s, command: "true"}]\n`,
+      "wf.yaml",
+      small,
+    );
+    expect(workflow).toBeUndefined();
+    expect(diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:5:6: with its aliases expanded the workflow passes 4 KiB at alias \*a /,
+      ),
+    ]);
+  });
+
+  test("nested aliases (a billion laughs) are refused without expanding them", () => {
+    const levels = ['a0: &a0 "lol"'];
+    for (let i = 1; i <= 9; i++)
+      levels.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(", ")}]`,
+      );
+    const started = performance.now();
+    const { workflow, diagnostics } = parseWorkflow(
+      `name: w\nx:\n${levels.map((l) => `  ${l}`).join("\n")}\nsteps: [{name: s, command: "true"}]\n`,
+      "wf.yaml",
+      { maxBytes: 1024 * 1024, maxAliases: 100 },
+    );
+    expect(workflow).toBeUndefined();
+    expect(diagnostics[0]?.message).toMatch(
+      /with its aliases expanded the workflow passes 1 MiB at alias \*a/,
+    );
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  test("an alias inside the node it names is refused, not followed forever", () => {
+    const { diagnostics } = parseWorkflow(
+      `name: w\nvars: &v {A: *v}\nsteps: [{name: s, command: "true"}]\n`,
+      "wf.yaml",
+      small,
+    );
+    expect(diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(/^wf\.yaml:2:14: alias \*v stands for a node that contains it/),
+    ]);
+  });
+
+  test("a text larger than the limit is refused at the line where it passes it", () => {
+    const text = `name: w\nsteps: [{name: s, command: "true"}]\n${"# padding\n".repeat(500)}`;
+    const { diagnostics } = parseWorkflow(text, "wf.yaml", small);
+    expect(diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(/^wf\.yaml:\d+:\d+: the workflow is 4\.9 KiB, more than the limit of 4 KiB/),
+    ]);
+    expect(diagnostics[0]?.limit).toBe(true);
   });
 });

@@ -3,19 +3,30 @@
  * every problem at once with its line and column. Nothing runs unless this finds no problem.
  */
 import { basename, extname } from "node:path";
-import { CST, isMap, LineCounter, Parser, parseDocument, visit, type YAMLError } from "yaml";
+import {
+  Composer,
+  type CST,
+  type Document,
+  isMap,
+  LineCounter,
+  Parser,
+  visit,
+  type YAMLError,
+  YAMLParseError,
+} from "yaml";
 import type { Diagnostic, Workflow } from "./model.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
 import { readSteps } from "./parse-steps.js";
+import {
+  defaultWorkflowLimits,
+  expandAliases,
+  type LimitPassed,
+  textTooLarge,
+  tokensPassLimit,
+  type WorkflowLimits,
+} from "./yaml-limits.js";
 import { YamlReader } from "./yaml-reader.js";
-
-/**
- * How deep lists and mappings may nest. A workflow needs about five levels (steps, a step, its
- * args, env); the YAML library's composer recurses per level and overflows the stack near a
- * thousand, so deeper input is refused before it gets there.
- */
-export const maxNesting = 64;
 
 const topLevelKeys = [
   "version",
@@ -51,23 +62,22 @@ function syntaxHint(error: YAMLError): string | undefined {
 export function parseWorkflow(
   text: string,
   file: string,
+  limits: WorkflowLimits = defaultWorkflowLimits,
 ): { workflow?: Workflow; diagnostics: Diagnostic[] } {
-  const deep = tooDeepAt(text);
-  if (deep !== undefined) {
-    let line = 1;
-    for (let at = text.indexOf("\n"); at >= 0 && at < deep; at = text.indexOf("\n", at + 1)) line++;
-    const col = deep - text.lastIndexOf("\n", deep - 1);
-    const message = `YAML nesting is deeper than ${maxNesting} levels of lists and mappings`;
-    const hint = "a workflow needs a few levels (steps, a step, its args, env); check for unclosed [ or {";
-    return { diagnostics: [{ file, line, col, message, hint }] };
-  }
+  const tooLarge = textTooLarge(text, limits);
+  if (tooLarge) return { diagnostics: [limitDiagnostic(text, file, tooLarge)] };
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const reader = new YamlReader(file, text, doc, lineCounter);
+  const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
+  const passedOnTokens = tokensPassLimit(tokens, limits);
+  if (passedOnTokens) return { diagnostics: [limitDiagnostic(text, file, passedOnTokens)] };
+  const doc = composeDocument(tokens, text);
+  const expanded = expandAliases(doc, limits);
+  if (expanded.passed) return { diagnostics: [limitDiagnostic(text, file, expanded.passed)] };
+  const reader = new YamlReader(file, text, doc, lineCounter, expanded.targets);
   for (const error of doc.errors) reportSyntaxError(reader, error);
   visit(doc, {
     Alias(_, alias) {
-      if (alias.resolve(doc)) return;
+      if (expanded.targets.has(alias)) return;
       reader.report(alias, `alias *${alias.source} has no anchor &${alias.source} before it`);
     },
   });
@@ -120,27 +130,41 @@ export function parseWorkflow(
 }
 
 /**
- * The offset of the first list or mapping nested deeper than `maxNesting`, if any. The YAML
- * library's tokenizer works without recursion, so its tokens are walked here with a stack.
+ * The first document of the tokens, as the YAML library's `parseDocument` builds it from the
+ * text (the tokens are made once, for the limits and for this). A second document is an error.
  */
-function tooDeepAt(text: string): number | undefined {
-  let first: number | undefined;
-  const stack: Array<{ token: CST.Token | null | undefined; depth: number }> = [];
-  for (const token of new Parser().parse(text)) stack.push({ token, depth: 0 });
-  for (let next = stack.pop(); next; next = stack.pop()) {
-    const { token, depth } = next;
-    if (!token) continue;
-    if (token.type === "document") stack.push({ token: token.value, depth });
-    if (!CST.isCollection(token)) continue;
-    if (depth + 1 > maxNesting) {
-      first = Math.min(first ?? token.offset, token.offset);
+function composeDocument(tokens: CST.Token[], text: string): Document.Parsed {
+  let doc: Document.Parsed | undefined;
+  for (const next of new Composer({ prettyErrors: false, uniqueKeys: true }).compose(
+    tokens,
+    true,
+    text.length,
+  )) {
+    if (!doc) {
+      doc = next;
       continue;
     }
-    for (const item of token.items) {
-      stack.push({ token: item.key, depth: depth + 1 }, { token: item.value, depth: depth + 1 });
-    }
+    const message = "Source contains multiple documents; please use YAML.parseAllDocuments()";
+    doc.errors.push(new YAMLParseError([next.range[0], next.range[1]], "MULTIPLE_DOCS", message));
+    break;
   }
-  return first;
+  // compose(..., true) always ends with a document, empty for an empty text.
+  return doc as Document.Parsed;
+}
+
+/** A limit passed, as a diagnostic at its line and column. */
+function limitDiagnostic(text: string, file: string, passed: LimitPassed): Diagnostic {
+  let line = 1;
+  for (let at = text.indexOf("\n"); at >= 0 && at < passed.offset; at = text.indexOf("\n", at + 1)) line++;
+  const col = passed.offset - text.lastIndexOf("\n", passed.offset - 1);
+  return {
+    file,
+    line,
+    col,
+    message: passed.message,
+    hint: passed.hint,
+    ...(passed.size ? { limit: true } : {}),
+  };
 }
 
 function reportSyntaxError(reader: YamlReader, error: YAMLError): void {

@@ -48,6 +48,8 @@ export class YamlReader {
     readonly source: string,
     private readonly doc: Document,
     private readonly lines: LineCounter,
+    /** Where each alias points, found once for the whole document (see yaml-limits.ts). */
+    private readonly aliasTargets?: ReadonlyMap<unknown, unknown>,
   ) {}
 
   posAt(offset: number): SourcePos {
@@ -93,7 +95,8 @@ export class YamlReader {
 
   /** The node an alias (`*name`) stands for; any other node as it is. */
   deref(node: unknown): unknown {
-    return isAlias(node) ? (node.resolve(this.doc) ?? null) : node;
+    if (!isAlias(node)) return node;
+    return this.aliasTargets ? (this.aliasTargets.get(node) ?? null) : (node.resolve(this.doc) ?? null);
   }
 
   /**

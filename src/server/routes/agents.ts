@@ -1,9 +1,10 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
 import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
-import { submitterId } from "../auth.js";
+import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
 import { publicRoute } from "../openapi.js";
@@ -97,6 +98,32 @@ function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<Run
   );
 }
 
+/**
+ * A follow-up turn runs with its run's task settings: the env, secrets and keys its submitter
+ * gave. So only that submitter (by the same user, through any of their tokens or sessions, or the
+ * same token) and admins may send one; a teammate who may see the run may not spend its keys.
+ */
+async function refuseOthersFollowUp(
+  deps: ServerDeps,
+  principal: Principal,
+  parent: RunRecord,
+): Promise<void> {
+  if (principal.role === "admin") return;
+  const by = parent.created_by;
+  if (by !== null && (by === principal.token_id || by === principal.user_id)) return;
+  if (by !== null && principal.user_id !== null) {
+    const token = await deps.store.getToken(by);
+    if (token?.user_id === principal.user_id) return;
+  }
+  throw new RunyardError(
+    "FORBIDDEN",
+    `run ${parent.id} was submitted by someone else; only they may continue it`,
+    {
+      hint: "A follow-up runs with the first submitter's env, secrets and agent keys: ask them (or an admin) to send it, or submit a new run of your own.",
+    },
+  );
+}
+
 export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
@@ -107,7 +134,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "sendRunMessage",
         summary: "Continue an agent run with a follow-up message",
         description:
-          "Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner. The run must have ended; 409 while it runs.",
+          "Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner, with the task settings (env, secrets) of the run. The run must have ended; 409 while it runs. Only the run's submitter and admins may send one; anyone else gets 403 FORBIDDEN.",
         tags: ["agents"],
         params: RunParams,
         body: MessageBody,
@@ -122,7 +149,8 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request, reply) => {
       const parent = await visibleRun(deps, request, request.params.id);
-      const principal = request.principal;
+      const principal = callerOf(request);
+      await refuseOthersFollowUp(deps, principal, parent);
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitFollowUp(parent.id, request.body.text, {
         tenantId: parent.tenant_id,

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { parseWorkflow } from "../../workflow/parse.js";
+import { workflowProblemsError } from "../../workflow/model.js";
 import { apiSchemas } from "../api-schemas.js";
+import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { runBodyLimit } from "./runs.js";
 
@@ -34,7 +35,10 @@ apiSchemas.add(WorkflowValidation, { id: "WorkflowValidation" });
  * The editor of the web UI checks a workflow as it is typed, with the very parser that runs check
  * before queueing one (so the page and `POST /api/runs` never disagree). Nothing is stored or run.
  */
-export function validateRoutes(app: FastifyInstance): void {
+export function validateRoutes(
+  app: FastifyInstance,
+  deps: Pick<ServerDeps, "workflowLimits" | "parseWorkflow">,
+): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.post(
@@ -45,12 +49,13 @@ export function validateRoutes(app: FastifyInstance): void {
         operationId: "validateWorkflow",
         summary: "Check a workflow without running it",
         description:
-          "Parses and checks the workflow as `POST /api/runs` does and answers every problem with its line and column; stores and runs nothing. Secrets of `secrets:` are not looked up.",
+          "Parses and checks the workflow as `POST /api/runs` does and answers every problem with its line and column; stores and runs nothing. Secrets of `secrets:` are not looked up. A workflow over the size limits (its text or its form with YAML aliases expanded past `max_workflow_bytes`, or more than 100 aliases) is refused with 400 WORKFLOW_TOO_LARGE, as `POST /api/runs` refuses it.",
         tags: ["runs"],
         body: ValidateWorkflowBody,
         response: {
           200: {
-            description: "the verdict (a workflow with problems is still a 200)",
+            description:
+              "the verdict (a workflow with problems is still a 200, unless it passes a size limit)",
             content: { "application/json": { schema: WorkflowValidation } },
           },
           ...protectedErrorResponses(400, 413),
@@ -58,7 +63,13 @@ export function validateRoutes(app: FastifyInstance): void {
       },
     },
     async (request) => {
-      const { workflow, diagnostics } = parseWorkflow(request.body.workflow, "workflow.yaml");
+      const { workflow, diagnostics } = await deps.parseWorkflow(
+        request.body.workflow,
+        "workflow.yaml",
+        deps.workflowLimits,
+      );
+      // Past a limit nothing else was read: the request is refused as a submit would be.
+      if (diagnostics.some((d) => d.limit)) throw workflowProblemsError("workflow.yaml", diagnostics);
       const errors = diagnostics.map(({ line, col, message, hint }) => ({
         line,
         col,

@@ -5,16 +5,23 @@ import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../co
 import { DirectStepRunner, sealedFailureFloorMs } from "../../runner/direct-client.js";
 import type { Store } from "../../store/types.js";
 import { runWorkflow } from "../../workflow/engine.js";
-import { formatDiagnostic, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
+import {
+  type HostSpec,
+  runnerRequirements,
+  type Workflow,
+  workflowProblemsError,
+} from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
+import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import type { JobBroker } from "../job-broker.js";
 import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
+import type { WorkflowParser } from "./workflow-parser.js";
 
 /**
  * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them
@@ -34,15 +41,11 @@ export const WorkflowRunSpec = z.object({
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
-function parsed(spec: WorkflowRunSpec): Workflow {
+function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
   const file = spec.file ?? "workflow.yaml";
-  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file);
+  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file, limits);
   if (workflow) return workflow;
-  throw new RunyardError(
-    "WORKFLOW_INVALID",
-    `${diagnostics.length} problem${diagnostics.length === 1 ? "" : "s"} in ${file}:\n${diagnostics.map(formatDiagnostic).join("\n")}`,
-    { details: diagnostics },
-  );
+  throw workflowProblemsError(file, diagnostics);
 }
 
 /**
@@ -56,6 +59,7 @@ export class WorkflowRuns implements RunKindModule {
     private readonly notifier: Notifier,
     private readonly directHosts: OutboundPolicy,
     private readonly logger: Logger,
+    private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
   ) {}
 
   /**
@@ -68,7 +72,9 @@ export class WorkflowRuns implements RunKindModule {
     owner: { tenantId: string | null; unrestrictedOutbound?: boolean },
   ): Promise<PreparedRun> {
     const { unrestricted_outbound: _asked, ...given } = spec;
-    const workflow = parsed(given);
+    const file = given.file ?? "workflow.yaml";
+    const { workflow, diagnostics } = await this.parsing.parse(given.workflow, file, this.parsing.limits);
+    if (!workflow) throw workflowProblemsError(file, diagnostics);
     if (!owner.unrestrictedOutbound) this.checkDestinations(workflow);
     const vars = { ...workflow.vars, ...spec.vars };
     const tenantId = owner.tenantId;
@@ -100,7 +106,7 @@ export class WorkflowRuns implements RunKindModule {
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
     let workflow: Workflow;
     try {
-      workflow = parsed(stored.data);
+      workflow = parsed(stored.data, this.parsing.limits);
     } catch {
       throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
     }

@@ -1,0 +1,91 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${DEPLOY_KEY} in these strings is shell, not a template.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { runCli, tempDir } from "./helpers/cli.js";
+import {
+  adminToken,
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  submit,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/** A stored secret of letters, digits and _ (as a GitHub token is): it fits inside a variable name. */
+const deployKey = "ghp_Zq7XvK2mN9pR4tW8yB3cF6hJ1lD5sG0a";
+
+/** Raw bytes of the database file and its WAL, as someone with the disk would read them. */
+function databaseBytes(home: string): string {
+  return readdirSync(home)
+    .filter((name) => name.startsWith("runyard.db"))
+    .map((name) => readFileSync(join(home, name)).toString("latin1"))
+    .join("");
+}
+
+let server: TestServer;
+let runner: Proc;
+
+beforeAll(async () => {
+  server = await startTestServer(tempDir());
+  runner = await startRunner(server.url, await runnerToken(server.url), { id: "exports-runner" });
+  const stored = await runCli(
+    ["secret", "set", "DEPLOY_KEY", "--server", server.url, "--token", adminToken],
+    {
+      input: deployKey,
+    },
+  );
+  expect(stored.code, stored.stderr).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  await runner?.kill();
+  await server?.proc.kill();
+});
+
+describe("an export whose name holds a secret", () => {
+  test("is refused with a masked notice, and the secret is in no API answer, event, list, run-status or database byte", async () => {
+    const workflow = `name: leak
+secrets: [DEPLOY_KEY]
+steps:
+  - name: export
+    action: shell.run
+    args:
+      export_vars: true
+      script: |
+        echo "L_\${DEPLOY_KEY}=1" >> "$RUNYARD_OUTPUT"
+        echo "BOPS_EXPORT:M_\${DEPLOY_KEY}=1"
+        echo "PLAIN=kept" >> "$RUNYARD_OUTPUT"
+`;
+    const runId = await submit(server.url, workflow);
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status, JSON.stringify(run.error)).toBe("success");
+    expect(run.vars).toEqual({ DEPLOY_KEY: "***", PLAIN: "kept" });
+
+    const sse = await readEvents(server.url, runId);
+    const notices = sse.filter((event) => event.type === "notice").map((event) => JSON.stringify(event));
+    expect(notices.join("\n")).toContain("export L_*** was refused: its name holds a secret's value");
+    expect(notices.join("\n")).toContain("export M_*** was refused");
+    expect(sse.filter((event) => event.type === "vars.exported")).toEqual([
+      expect.objectContaining({ vars: { PLAIN: "kept" } }),
+    ]);
+
+    const answers = [
+      await api(server.url, "GET", `/api/runs/${runId}`),
+      await api(server.url, "GET", `/api/runs/${runId}/events/page?limit=1000`),
+      await api(server.url, "GET", "/api/runs"),
+      await api(server.url, "GET", `/run-status?run_id=${runId}`),
+    ];
+    for (const { status, body } of answers) {
+      expect(status).toBe(200);
+      expect(JSON.stringify(body)).not.toContain(deployKey);
+    }
+    expect(JSON.stringify(sse)).not.toContain(deployKey);
+    expect(databaseBytes(server.home)).not.toContain(deployKey);
+  });
+});
