@@ -140,7 +140,7 @@ function buildProgram(
     .option("--capacity <n>", "runs at once (RUNYARD_CAPACITY)")
     .option(
       "--shared",
-      "take runs of every tenant, each isolated in a bubblewrap sandbox; needs a runner token without a tenant (RUNYARD_SHARED=1)",
+      "take runs of every tenant too, not only runs outside any tenant; needs a working bubblewrap (bwrap) and a runner token made without --tenant (RUNYARD_SHARED=1)",
     )
     .option("--mode <mode>", "chat, issue or all (RUNYARD_MODE)")
     .option("--workspace-dir <dir>", "working folder (RUNYARD_WORKSPACE_DIR)")
