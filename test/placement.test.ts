@@ -121,7 +121,9 @@ describe("a tenant's runner and the platform's runs", () => {
 
     // The platform admin's runs, outside every tenant, with a secret stored outside every tenant.
     const secret = `platform-key-${randomBytes(9).toString("hex")}`;
-    expect((await api(server.url, "PUT", "/api/secrets/DEPLOY_KEY", { value: secret })).status).toBeLessThan(300);
+    expect((await api(server.url, "PUT", "/api/secrets/DEPLOY_KEY", { value: secret })).status).toBeLessThan(
+      300,
+    );
     const deploy = `printf 'hash=%s\\n' "$(printf %s "$DEPLOY_KEY" | sha256sum | cut -d' ' -f1)"`;
     const withSecret = "secrets: [DEPLOY_KEY]\n";
     const grouped = await submitAs(
@@ -194,6 +196,28 @@ describe("runyard up", () => {
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/SHARED\s+ISOLATION/);
     expect(listed.stdout).toMatch(/-local .*\s-\s+yes\s+sandbox\s/);
+  });
+});
+
+describe("runyard up without bubblewrap", () => {
+  it("says once that tenants' runs wait for their own runners, why, and how to fix it; its runner is not shared", async () => {
+    const port = await freePort();
+    // Node is started by its full path; up's PATH has no bwrap.
+    const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+      PATH: tempDir(),
+    });
+    started.push(up);
+    await up.waitFor("local runner connected");
+    expect(up.output()).toContain(
+      "the local runner takes runs outside any tenant only; tenants' runs wait for their own runners, because bubblewrap (bwrap) is not installed (hint: install it (Debian/Ubuntu: apt-get install bubblewrap)",
+    );
+    const { body: runners } = await api<Array<{ id: string; shared: boolean; isolation: string }>>(
+      `http://127.0.0.1:${port}`,
+      "GET",
+      "/api/runners",
+    );
+    expect(runners).toEqual([expect.objectContaining({ shared: false, isolation: "none" })]);
   });
 });
 
