@@ -46,7 +46,7 @@ describe("waitReason", () => {
   it("counts a shared runner that isolates as one that may take a tenant's run, and says what it lacks", () => {
     const shared = runner({ shared: true, isolation: "sandbox" });
     expect(waitReason(linuxDocker, "acme", [shared])).toBe(
-      "waiting for a runner of tenant acme in group linux with labels [docker]: 1 runner online, 1 of tenant acme or shared, none of them in group linux with labels [docker] (start one with a runner token of tenant acme and --group linux --labels docker)",
+      "waiting for a runner of tenant acme in group linux with labels [docker]: 1 runner online, 1 of tenant acme or shared, none of them in group linux with labels [docker] (start one with --group linux --labels docker and a runner token of tenant acme)",
     );
     expect(waitReason(linuxDocker, "acme", [{ ...shared, labels: ["docker"] }])).toBeNull();
     // Marked shared but isolating nothing: it takes no tenant's run.

@@ -55,7 +55,7 @@ export function waitReason(need: QueuedNeed, tenantId: string | null, online: On
       need.labels.length > 0 ? `--labels ${need.labels.join(",")}` : "",
     ].filter(Boolean);
     const which = tenantId === null ? "outside any tenant" : `of tenant ${tenantId} or shared`;
-    return `${head}: ${count} online, ${allowed.length} ${which}, none of them ${where}${labels} (start one with ${token}${flags.length > 0 ? ` and ${flags.join(" ")}` : ""})`;
+    return `${head}: ${count} online, ${allowed.length} ${which}, none of them ${where}${labels} (start one with ${flags.length > 0 ? `${flags.join(" ")} and ` : ""}${token})`;
   }
   return `${head}: ${plural(matching.length, "matching runner")} online, all busy`;
 }
