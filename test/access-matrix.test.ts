@@ -1,5 +1,7 @@
 import { decodeJwt, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { runnerSocketPath } from "../src/core/protocol.js";
 import type { RunningServer } from "../src/server/server.js";
 import { adminToken, injectJson, makeToken, startInProcessServer } from "./helpers/in-process.js";
 
@@ -647,6 +649,156 @@ describe("who may do what (docs/security.md)", () => {
       (await call("GET", `/api/runs/${items.runs.B}/log?access_token=${stream}`, undefined)).status,
     ).toBe(401);
     expect((await call("GET", `/api/runs/${items.runs.A}/events/page`, stream)).status).toBe(401);
+  });
+});
+
+/** What a runner socket answered: the HTTP status of a refused upgrade, or the first message and the close. */
+interface SocketAnswer {
+  status?: number;
+  message?: Json;
+  closeCode?: number;
+}
+
+/**
+ * Connects to the runner socket as a runner (or an attacker) would, says `hello` when given one,
+ * and reads the answer: a refused upgrade's status, or the first message and, for an error, the
+ * close that follows it.
+ */
+function runnerSocket(token: string | undefined, hello?: Record<string, unknown>): Promise<SocketAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    const timer = setTimeout(() => {
+      socket.terminate();
+      reject(new Error("the runner socket answered nothing within 10 s"));
+    }, 10_000);
+    const done = (answer: SocketAnswer) => {
+      clearTimeout(timer);
+      resolve(answer);
+    };
+    let first: Json;
+    socket.on("unexpected-response", (_request, response) => {
+      done({ status: response.statusCode ?? 0 });
+      socket.terminate();
+    });
+    socket.on("error", () => undefined);
+    socket.on("open", () => {
+      if (hello) socket.send(JSON.stringify({ type: "hello", jobs: [], ...hello }));
+      else done({ status: 101 });
+    });
+    socket.on("message", (data) => {
+      first ??= JSON.parse(String(data));
+      if (first.type !== "error") {
+        done({ message: first });
+        socket.close();
+      }
+    });
+    socket.on("close", (code) => done({ message: first, closeCode: code }));
+  });
+}
+
+const runnerInfo = (id: string, more: Record<string, unknown> = {}) => ({
+  runner: { id, hostname: "matrix", group: "linux", ...more },
+});
+
+describe("who may use the runner socket (docs/security.md)", () => {
+  const tokens = { A: "", B: "", platform: "", revoked: "" };
+  beforeAll(async () => {
+    tokens.A = await makeToken(server, "runner", { tenant_id: "A" });
+    tokens.B = await makeToken(server, "runner", { tenant_id: "B" });
+    tokens.platform = await makeToken(server, "runner");
+    const revoked = await ok("POST", "/api/tokens", adminToken, { kind: "runner", name: "revoked" });
+    await ok("DELETE", `/api/tokens/${revoked.id}`, adminToken);
+    tokens.revoked = revoked.token;
+    // A's runner registers its id, which then belongs to A's token.
+    expect((await runnerSocket(tokens.A, runnerInfo("socket-A"))).message?.type).toBe("welcome");
+  });
+
+  const socketRows: {
+    what: string;
+    answer: () => Promise<SocketAnswer>;
+    expect: { status?: number; welcome?: true; code?: string };
+  }[] = [
+    { what: "no token: 401", answer: () => runnerSocket(undefined), expect: { status: 401 } },
+    { what: "a user token: 403", answer: () => runnerSocket(credentials.tokenB), expect: { status: 403 } },
+    {
+      what: "a member's session (not a runner token, nor any API token): 401",
+      answer: () => runnerSocket(credentials.memberA),
+      expect: { status: 401 },
+    },
+    { what: "an admin token: 403", answer: () => runnerSocket(adminToken), expect: { status: 403 } },
+    {
+      what: "a revoked runner token: 401",
+      answer: () => runnerSocket(tokens.revoked),
+      expect: { status: 401 },
+    },
+    {
+      what: "tenant B's runner token saying it is tenant A's: refused",
+      answer: () => runnerSocket(tokens.B, runnerInfo("b-as-a", { tenant_id: "A" })),
+      expect: { code: "RUNNER_TENANT_MISMATCH" },
+    },
+    {
+      what: "tenant B's runner token saying hello under tenant A's runner id: refused",
+      answer: () => runnerSocket(tokens.B, runnerInfo("socket-A")),
+      expect: { code: "RUNNER_ID_TAKEN" },
+    },
+    {
+      what: "tenant B's runner token saying it is shared: refused",
+      answer: () => runnerSocket(tokens.B, runnerInfo("b-shared", { shared: true, isolation: "sandbox" })),
+      expect: { code: "RUNNER_SHARED_TENANT" },
+    },
+    {
+      what: "a runner token outside any tenant saying shared while isolating nothing: refused",
+      answer: () =>
+        runnerSocket(tokens.platform, runnerInfo("open-shared", { shared: true, isolation: "none" })),
+      expect: { code: "RUNNER_CANNOT_ISOLATE" },
+    },
+    {
+      what: "a runner token outside any tenant saying shared and isolating: welcome",
+      answer: () =>
+        runnerSocket(tokens.platform, runnerInfo("sandboxed", { shared: true, isolation: "sandbox" })),
+      expect: { welcome: true },
+    },
+    {
+      what: "tenant B's runner token saying hello as itself: welcome",
+      answer: () => runnerSocket(tokens.B, runnerInfo("socket-B")),
+      expect: { welcome: true },
+    },
+  ];
+
+  it.each(socketRows)("$what", async (row) => {
+    const answer = await row.answer();
+    if (row.expect.status !== undefined) {
+      expect(answer.status, JSON.stringify(answer)).toBe(row.expect.status);
+      return;
+    }
+    if (row.expect.welcome) {
+      expect(answer.message, JSON.stringify(answer)).toMatchObject({ type: "welcome" });
+      return;
+    }
+    expect(answer.message, JSON.stringify(answer)).toMatchObject({
+      type: "error",
+      code: row.expect.code,
+      hint: expect.any(String),
+    });
+    expect(answer.closeCode).toBe(4003);
+  });
+
+  it("a refused shared runner is not recorded; an accepted one is listed as shared with its isolation", async () => {
+    const runners: Json[] = await ok("GET", "/api/runners", adminToken);
+    const ids = runners.map((runner) => runner.id);
+    expect(ids).not.toContain("b-shared");
+    expect(ids).not.toContain("open-shared");
+    expect(runners.find((runner) => runner.id === "sandboxed")).toMatchObject({
+      tenant_id: null,
+      shared: true,
+      isolation: "sandbox",
+    });
+    expect(runners.find((runner) => runner.id === "socket-B")).toMatchObject({
+      tenant_id: "B",
+      shared: false,
+    });
   });
 });
 

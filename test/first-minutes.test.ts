@@ -169,7 +169,7 @@ describe("a server with one runner", () => {
   const gpuFlow =
     "name: needs-gpu\ninventory:\n  hosts:\n    trainer: {group: gpu, labels: [cuda]}\nsteps:\n  - name: train\n    targets: [trainer]\n    action: cmd.run\n    args:\n      cmd: echo trained\n";
   const waiting =
-    "queued: waiting for a runner in group gpu with labels [cuda] (1 runner online, none matching)";
+    "queued: waiting for a runner outside any tenant in group gpu with labels [cuda]: 1 runner online, 1 outside any tenant, none of them in group gpu with labels [cuda] (start one with --group gpu --labels cuda and a runner token made without --tenant)";
 
   beforeAll(async () => {
     server = await startTestServer();

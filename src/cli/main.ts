@@ -140,6 +140,10 @@ function buildProgram(
     .option("--group <group>", "runner group (RUNYARD_GROUP)")
     .option("--labels <a,b>", "labels (RUNYARD_LABELS)")
     .option("--capacity <n>", "runs at once (RUNYARD_CAPACITY)")
+    .option(
+      "--shared",
+      "take runs of every tenant too, not only runs outside any tenant; needs a working bubblewrap (bwrap) and a runner token made without --tenant (RUNYARD_SHARED=1)",
+    )
     .option("--mode <mode>", "chat, issue or all (RUNYARD_MODE)")
     .option("--workspace-dir <dir>", "working folder (RUNYARD_WORKSPACE_DIR)")
     .option(
@@ -162,6 +166,7 @@ function buildProgram(
               group: flags.group,
               labels: flags.labels,
               capacity: flags.capacity,
+              shared: flags.shared,
               mode: flags.mode,
               workspaceDir: flags.workspaceDir,
               home: flags.home,

@@ -10,6 +10,7 @@ import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createDockerExecutors, createExecutor } from "../exec/create-executor.js";
@@ -18,6 +19,7 @@ import { removeLeftoverStepContainers } from "../exec/docker-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
+import { probeSandbox } from "../exec/sandbox.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
 import { uploadArtifact } from "../runner/artifact-upload.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
@@ -184,6 +186,25 @@ async function dockerSteps(connection: {
 }
 
 /**
+ * How this runner isolates runs (bubblewrap, asked once at start) and whether it is shared. A
+ * runner asked to be shared that cannot isolate refuses to start: it would hand one tenant's
+ * steps the files and environment of another's.
+ */
+export async function runnerPlacement(shared: boolean): Promise<Pick<RunnerInfo, "shared" | "isolation">> {
+  const probe = await probeSandbox();
+  if (shared && probe.isolation === "none") {
+    throw new RunyardError(
+      "RUNNER_CANNOT_ISOLATE",
+      `a shared runner must isolate each run, but ${probe.problem}`,
+      {
+        hint: `${probe.hint}; or start the runner without --shared (RUNYARD_SHARED)`,
+      },
+    );
+  }
+  return { shared, isolation: probe.isolation };
+}
+
+/**
  * A runner daemon that runs its jobs as process groups on this machine, as `config` describes
  * it. Its state folder (`<home>/runners/<id>`) is locked to this process and holds the journals
  * that let its next start kill what this one leaves behind.
@@ -197,6 +218,8 @@ export async function localRunnerDaemon(
     id: string;
     logger: Logger;
     home: string;
+    /** Whether it is offered to every tenant, and how it isolates runs (see `runnerPlacement`). */
+    placement: Pick<RunnerInfo, "shared" | "isolation">;
     onConnected?: (serverUrl: string) => void;
   },
 ): Promise<LocalRunner> {
@@ -235,10 +258,8 @@ export async function localRunnerDaemon(
         hostname: config.hostname,
         tenant_id: config.tenantId ?? null,
         version,
-        // Placement and isolation are decided in their own change (issue: boundaries); until then
-        // a runner says it is neither shared nor isolating.
-        shared: false,
-        isolation: "none",
+        shared: connection.placement.shared,
+        isolation: connection.placement.isolation,
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
       handlers: {
@@ -291,6 +312,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   }
   const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
   const id = runnerIdFor(config, home);
+  const placement = await runnerPlacement(config.shared);
   let connections = 0;
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls,
@@ -298,6 +320,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     id,
     logger,
     home,
+    placement,
     onConnected(serverUrl) {
       connections += 1;
       ctx.stdout.write(

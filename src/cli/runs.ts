@@ -2,10 +2,9 @@ import { readFile } from "node:fs/promises";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import { defaultServerUrl, parseServerUrls } from "../core/server-urls.js";
-import type { RunnerNeed } from "../workflow/model.js";
 import { ApiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { type ListedRunner, waitingLines } from "./queue-wait.js";
+import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
 import { parseVarFlags } from "./workflow-file.js";
 
@@ -26,18 +25,14 @@ interface RunView {
   steps: StepSummary[];
   vars: Record<string, string>;
   error: { code: string; message: string; hint?: string } | null;
-  /** Only on a queued run: the runners it waits for. */
+  /** Only on a queued run: the runners it waits for, and why none takes it yet. */
   waiting_for?: RunnerNeed[];
 }
 
-/**
- * A run, and why it waits if it is queued. Runners are read first: a run a runner took meanwhile
- * reads as started, never as "waiting" because that runner now looks busy.
- */
+/** A run, and why it waits if it is queued (the server says, knowing every runner). */
 async function runWithWait(api: ApiClient, runId: string): Promise<{ run: RunView; waiting: string[] }> {
-  const runners = await api.request<ListedRunner[]>("GET", "/api/runners");
   const run = await api.request<RunView>("GET", `/api/runs/${encodeURIComponent(runId)}`);
-  return { run, waiting: run.status === "queued" ? waitingLines(run.waiting_for ?? [], runners) : [] };
+  return { run, waiting: run.status === "queued" ? waitingLines(run.waiting_for ?? []) : [] };
 }
 
 /** `runyard run FILE --server URL`: submits the workflow and streams its output like a local run. */
@@ -193,10 +188,7 @@ export async function runsCancel(id: string, ctx: CliContext): Promise<number> {
 }
 
 export async function runnersList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
-  const runners = await apiClient(ctx).request<Array<ListedRunner & { hostname: string }>>(
-    "GET",
-    "/api/runners",
-  );
+  const runners = await apiClient(ctx).request<Array<ListedRunner>>("GET", "/api/runners");
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(runners)}\n`);
     return 0;
@@ -205,7 +197,7 @@ export async function runnersList(flags: { json?: boolean }, ctx: CliContext): P
     ctx.stdout.write("no runners yet; start one with `runyard runner --server URL --token T`\n");
     return 0;
   }
-  const rows = [["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "LABELS"]];
+  const rows = [["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "TENANT", "SHARED", "ISOLATION", "LABELS"]];
   for (const r of runners) {
     rows.push([
       r.id,
@@ -213,6 +205,9 @@ export async function runnersList(flags: { json?: boolean }, ctx: CliContext): P
       r.state,
       r.hostname,
       `${r.running_jobs.length}/${r.capacity}`,
+      r.tenant_id ?? "-",
+      r.shared ? "yes" : "no",
+      r.isolation,
       r.labels.join(",") || "-",
     ]);
   }

@@ -9,6 +9,7 @@ import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { probeSandbox } from "../exec/sandbox.js";
 import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
@@ -167,12 +168,21 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   }
   const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
+  // The local runner serves tenants' runs too when it can isolate them; else only runs outside
+  // any tenant, and it says so rather than leaving tenants to wonder why their runs wait.
+  const probe = await probeSandbox();
+  if (probe.isolation === "none") {
+    ctx.stdout.write(
+      `the local runner takes runs outside any tenant only; tenants' runs wait for their own runners, because ${probe.problem} (hint: ${probe.hint})\n`,
+    );
+  }
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
     id: config.runnerId ?? `${config.hostname || hostname()}-local`,
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
+    placement: { shared: probe.isolation !== "none", isolation: probe.isolation },
   });
   await runner.daemon.start();
   waiting = undefined;

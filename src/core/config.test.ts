@@ -9,6 +9,15 @@ describe("config", () => {
     expect(config.labels).toEqual(["a", "b"]);
   });
 
+  it("reads RUNYARD_SHARED as a yes or no, off unless set, and names it when it is neither", () => {
+    expect(loadConfig({}).shared).toBe(false);
+    expect(loadConfig({ RUNYARD_SHARED: "1" }).shared).toBe(true);
+    expect(loadConfig({ RUNYARD_SHARED: "true" }).shared).toBe(true);
+    expect(loadConfig({ RUNYARD_SHARED: "0" }).shared).toBe(false);
+    expect(loadConfig({ RUNYARD_SHARED: "0" }, { shared: true }).shared).toBe(true);
+    expect(() => loadConfig({ RUNYARD_SHARED: "maybe" })).toThrowError(/RUNYARD_SHARED: must be 1 or 0/);
+  });
+
   it("accepts seed 000's ADOS_* names as aliases", () => {
     const config = loadConfig({
       ADOS_API_URL: "http://127.0.0.1:8088",

@@ -53,6 +53,15 @@ function logLevelOf(value: unknown): unknown {
   return level === "warning" ? "warn" : level === "critical" ? "fatal" : level;
 }
 
+/** A yes/no setting as env or a config file writes it (`1`, `true`, `yes`; `0`, `false`, `no`). */
+function switchOf(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  const word = value.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(word)) return true;
+  if (["0", "false", "no", "off"].includes(word)) return false;
+  return value;
+}
+
 export const configSchema = z.object({
   /** Where runyard keeps its database, artifacts and workspaces. */
   home: z.string().default(".runyard"),
@@ -121,6 +130,11 @@ export const configSchema = z.object({
   memory: z.string().optional(),
   hostname: z.string().default(hostname()),
   tenantId: z.string().optional(),
+  /**
+   * Runner: offered to every tenant (`runyard runner --shared`), not only to runs outside any
+   * tenant. It must isolate each run (bubblewrap); a runner that cannot refuses to start.
+   */
+  shared: z.preprocess(switchOf, z.boolean({ error: "must be 1 or 0 (true or false)" }).default(false)),
   /** Server: address to bind; 127.0.0.1 unless told otherwise (DESIGN.md section 10). */
   host: z.string().default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(8088),
@@ -286,6 +300,7 @@ const envNames: Record<keyof Config, string[]> = {
   memory: ["RUNYARD_MEMORY", "ADOS_MEMORY"],
   hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
   tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
+  shared: ["RUNYARD_SHARED"],
   host: ["RUNYARD_HOST"],
   port: ["RUNYARD_PORT"],
   heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],

@@ -99,6 +99,14 @@ export const errorTable = {
     status: 403,
     hint: "The runner token decides the tenant: unset RUNYARD_TENANT_ID (ADOS_TENANT_ID) on the runner, set it to the token's tenant, or use a token of the tenant you meant.",
   },
+  RUNNER_SHARED_TENANT: {
+    status: 403,
+    hint: "A runner of a tenant serves that tenant alone and cannot be shared: drop --shared (RUNYARD_SHARED), or start the shared runner with a runner token made without --tenant.",
+  },
+  RUNNER_CANNOT_ISOLATE: {
+    status: 400,
+    hint: "A shared runner must keep each run from the others: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) where the runner runs and check that `bwrap` works there, or start it without --shared (RUNYARD_SHARED).",
+  },
   HOME_LOCKED: {
     status: 409,
     hint: "Another runyard process uses this home folder; stop it first, or give this one its own --home (RUNYARD_HOME).",

@@ -43,6 +43,16 @@ export interface RunnerDaemonOptions {
 }
 
 /** Event batches a job may have in flight before it waits for acks. */
+/** What the server refuses a hello with for good: the runner stops instead of retrying. */
+const refusalCodes = [
+  "RUNNER_ID_TAKEN",
+  "RUNNER_TENANT_MISMATCH",
+  "RUNNER_SHARED_TENANT",
+  "RUNNER_CANNOT_ISOLATE",
+] as const;
+const isRefusal = (code: string): code is (typeof refusalCodes)[number] =>
+  (refusalCodes as readonly string[]).includes(code);
+
 const maxInFlightBatches = 8;
 const eagerFlushBytes = 64 * 1024;
 /**
@@ -351,10 +361,11 @@ export class RunnerDaemon {
         }
         break;
       case "error":
-        if (message.code === "RUNNER_ID_TAKEN" || message.code === "RUNNER_TENANT_MISMATCH") {
-          // Retrying cannot help: the id is someone else's until their token is revoked, and a
-          // token's tenant does not change.
-          this.refused(new RunyardError(message.code, message.message));
+        if (isRefusal(message.code)) {
+          // Retrying cannot help: the id is someone else's until their token is revoked, a
+          // token's tenant does not change, and a runner refused as shared stays refused.
+          const hint = message.hint ? { hint: message.hint } : {};
+          this.refused(new RunyardError(message.code, message.message, hint));
           break;
         }
         this.options.logger.error({ code: message.code, hint: message.hint }, message.message);

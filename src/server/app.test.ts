@@ -255,7 +255,16 @@ describe("runs", () => {
       kind: "workflow",
       name: "routes",
     });
-    expect(run.waiting_for).toEqual([{ host: "x", group: "gamma", labels: [] }]);
+    expect(run.waiting_for).toEqual([
+      {
+        host: "x",
+        group: "gamma",
+        labels: [],
+        tenant_id: null,
+        reason:
+          "waiting for a runner outside any tenant in group gamma: no runners online (start one with a runner token made without --tenant)",
+      },
+    ]);
     expect(run).not.toHaveProperty("spec");
     const list = await call({ method: "GET", url: "/api/runs?limit=1" });
     expect(list.json()).toMatchObject({ runs: [{ run_id: expect.any(String) }], next: expect.any(String) });

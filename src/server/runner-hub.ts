@@ -192,6 +192,16 @@ export class RunnerHub {
       group: token.group ?? advertised.group,
       tenant_id: token.tenant_id ?? advertised.tenant_id,
     };
+    const unshareable = sharingRefusal(info, token);
+    if (unshareable) {
+      this.logger.warn(
+        { runnerId: info.id, tokenId: token.id, tenant: info.tenant_id, isolation: info.isolation },
+        "refused a shared runner",
+      );
+      send(socket, { type: "error", ...unshareable, hint: errorTable[unshareable.code].hint });
+      socket.close(4003, "the runner cannot be shared");
+      return undefined;
+    }
     const now = new Date().toISOString();
     const record = await this.store.upsertRunner({
       ...info,
@@ -447,6 +457,8 @@ export class RunnerHub {
           group: info.group,
           labels: [...info.labels, `runner:${info.id}`],
           tenant_id: info.tenant_id,
+          shared: info.shared,
+          isolation: info.isolation,
           replica_id: this.replica.id,
           ...(workRoom && botRoom ? {} : workRoom ? { notTypes: ["bot"] } : { onlyTypes: ["bot"] }),
         },
@@ -506,6 +518,35 @@ export class RunnerHub {
     this.connections.clear();
     await new Promise<void>((resolve) => this.sockets.close(() => resolve()));
   }
+}
+
+/**
+ * Why a runner saying it is shared may not be (DESIGN.md section 10): a tenant's runner serves
+ * that tenant alone, and a runner that does not isolate would let one tenant's steps read
+ * another's. Undefined when it is not shared or may be.
+ */
+function sharingRefusal(
+  info: RunnerInfo,
+  token: TokenRecord,
+): { code: "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE"; message: string } | undefined {
+  if (!info.shared) return undefined;
+  if (info.tenant_id !== null) {
+    const why =
+      token.tenant_id !== null
+        ? `its runner token belongs to tenant "${token.tenant_id}"`
+        : `it says tenant "${info.tenant_id}" (RUNYARD_TENANT_ID / ADOS_TENANT_ID)`;
+    return {
+      code: "RUNNER_SHARED_TENANT",
+      message: `runner "${info.id}" asks to be shared, but ${why}: a tenant's runner serves that tenant alone`,
+    };
+  }
+  if (info.isolation === "none") {
+    return {
+      code: "RUNNER_CANNOT_ISOLATE",
+      message: `runner "${info.id}" asks to be shared but isolates nothing (isolation "none"): its steps could read each other's files and environment`,
+    };
+  }
+  return undefined;
 }
 
 function send(socket: WebSocket, message: ServerMessage): void {

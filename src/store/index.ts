@@ -5,6 +5,7 @@
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
+export { servesEveryTenant, servesTenant } from "./placement.js";
 export { openPostgresStore, type PostgresStoreOptions, redactDatabaseUrl } from "./postgres.js";
 export type { Database } from "./schema.js";
 export {

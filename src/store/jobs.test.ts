@@ -20,7 +20,14 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   afterEach(() => opened.dispose());
 
-  const plain: ClaimingRunner = { id: "runner-plain", group: "default", labels: [], tenant_id: null };
+  const plain: ClaimingRunner = {
+    id: "runner-plain",
+    group: "default",
+    labels: [],
+    tenant_id: null,
+    shared: false,
+    isolation: "none",
+  };
 
   function runner(overrides: Partial<ClaimingRunner>): ClaimingRunner {
     return { ...plain, ...overrides };
@@ -106,13 +113,43 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect((await store.claimJob(runner({ labels: ["arm64", "docker", "linux"] }), 1000))?.id).toBe(job.id);
     });
 
-    it("routes by tenant: a tenant's job goes only to that tenant's runners, a shared job to any", async () => {
+    it("a runner of a tenant takes that tenant's jobs only, never one outside every tenant", async () => {
+      const platformJob = await queue({ labels: [] });
       const acmeJob = await queue({ labels: [], tenant_id: "acme" });
-      expect(await store.claimJob(runner({ tenant_id: null }), 1000)).toBeUndefined();
+      const acme = runner({ tenant_id: "acme" });
       expect(await store.claimJob(runner({ tenant_id: "globex" }), 1000)).toBeUndefined();
-      expect((await store.claimJob(runner({ tenant_id: "acme" }), 1000))?.id).toBe(acmeJob.id);
-      const shared = await queue({ labels: [] });
-      expect((await store.claimJob(runner({ tenant_id: "globex" }), 1000))?.id).toBe(shared.id);
+      expect((await store.claimJob(acme, 1000))?.id).toBe(acmeJob.id);
+      expect(await store.claimJob(acme, 1000)).toBeUndefined();
+      // Neither a shared flag nor isolation lets a tenant's runner take the platform's job.
+      expect(
+        await store.claimJob(runner({ tenant_id: "acme", shared: true, isolation: "sandbox" }), 1000),
+      ).toBeUndefined();
+      expect((await store.getJob(platformJob.id))?.status).toBe("queued");
+    });
+
+    it("a runner outside every tenant that is not shared takes only jobs outside every tenant", async () => {
+      await queue({ labels: [], tenant_id: "acme" });
+      const platformJob = await queue({ labels: [] });
+      const isolating = runner({ isolation: "sandbox" });
+      expect((await store.claimJob(isolating, 1000))?.id).toBe(platformJob.id);
+      expect(await store.claimJob(isolating, 1000)).toBeUndefined();
+    });
+
+    it("a shared runner that isolates takes jobs outside every tenant and of any tenant", async () => {
+      const acmeJob = await queue({ labels: [], tenant_id: "acme" });
+      const platformJob = await queue({ labels: [] });
+      const globexJob = await queue({ labels: [], tenant_id: "globex" });
+      const shared = runner({ shared: true, isolation: "sandbox" });
+      expect((await store.claimJob(shared, 1000))?.id).toBe(acmeJob.id);
+      expect((await store.claimJob(shared, 1000))?.id).toBe(platformJob.id);
+      expect((await store.claimJob(runner({ shared: true, isolation: "docker" }), 1000))?.id).toBe(
+        globexJob.id,
+      );
+    });
+
+    it("a runner marked shared that does not isolate takes no tenant's job", async () => {
+      await queue({ labels: [], tenant_id: "acme" });
+      expect(await store.claimJob(runner({ shared: true, isolation: "none" }), 1000)).toBeUndefined();
     });
 
     it("passes over older jobs the runner cannot take", async () => {

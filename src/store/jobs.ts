@@ -2,6 +2,7 @@ import type { Kysely, Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
+import { servesEveryTenant } from "./placement.js";
 import {
   type Database,
   decodeJson,
@@ -141,11 +142,13 @@ export async function claimJob(
       .select("c.id")
       .where("c.status", "=", "queued")
       .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", runner.group)]))
-      .where((eb) =>
-        runner.tenant_id === null
-          ? eb("c.req_tenant_id", "is", null)
-          : eb.or([eb("c.req_tenant_id", "is", null), eb("c.req_tenant_id", "=", runner.tenant_id)]),
-      )
+      // Placement (placement.ts): the tenant's own jobs; outside every tenant, those of none, and
+      // every tenant's too for a shared runner that isolates.
+      .$call((q) => {
+        const tenant = runner.tenant_id;
+        if (tenant !== null) return q.where("c.req_tenant_id", "=", tenant);
+        return servesEveryTenant(runner) ? q : q.where("c.req_tenant_id", "is", null);
+      })
       .$if(runner.onlyTypes !== undefined, (q) => q.where("c.type", "in", [...(runner.onlyTypes ?? [])]))
       .$if(runner.notTypes !== undefined, (q) => q.where("c.type", "not in", [...(runner.notTypes ?? [])]))
       .where((eb) => {

@@ -36,9 +36,19 @@ describe.each(storeBackends)("on $name", (backend) => {
         last_heartbeat_at: null,
         token_id: null,
         replica_id: null,
+        shared: false,
+        isolation: "none",
       });
       expect(await store.getRunner("runner-gpu-1")).toMatchObject({ cpus: 16, memory: "64g" });
       expect(await store.getRunner("runner-nope")).toBeUndefined();
+    });
+
+    it("keeps whether a runner is shared and how it isolates, as its latest hello said", async () => {
+      const shared = { ...gpuBox, tenant_id: null, shared: true, isolation: "sandbox" as const };
+      expect(await store.upsertRunner(shared)).toMatchObject({ shared: true, isolation: "sandbox" });
+      expect(await store.getRunner(gpuBox.id)).toMatchObject({ shared: true, isolation: "sandbox" });
+      await store.upsertRunner({ ...shared, shared: false, isolation: "none" });
+      expect(await store.listRunners()).toMatchObject([{ shared: false, isolation: "none" }]);
     });
 
     it("replaces what a runner advertises when it says hello again, keeping its connection state", async () => {

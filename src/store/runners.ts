@@ -20,6 +20,8 @@ function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
     version: row.version,
     token_id: row.token_id,
     replica_id: row.replica_id,
+    shared: row.shared === 1,
+    isolation: row.isolation,
   };
 }
 
@@ -34,6 +36,8 @@ export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promi
     hostname: input.hostname,
     tenant_id: input.tenant_id ?? null,
     version: input.version ?? null,
+    shared: input.shared ? 1 : 0,
+    isolation: input.isolation ?? "none",
   };
   const state: Updateable<RunnersTable> = {};
   if (input.status !== undefined) state.status = input.status;

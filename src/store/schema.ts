@@ -2,7 +2,7 @@ import type { ColumnType, Generated } from "kysely";
 import type { BotMode, BotState } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
-import type { JobStatus, JobType, RunnerStatus, TokenKind, UserRole } from "./types.js";
+import type { JobStatus, JobType, RunnerIsolation, RunnerStatus, TokenKind, UserRole } from "./types.js";
 
 /*
  * Kysely table types, as the migrations create them. Only portable column types are used:
@@ -86,6 +86,9 @@ export interface RunnersTable {
   token_id: string | null;
   /** The server replica the runner is connected to (or was, while offline). */
   replica_id: string | null;
+  /** 1: the operator marked it shared (`runyard runner --shared`); 0: not. */
+  shared: number;
+  isolation: RunnerIsolation;
 }
 
 /** One server process on the database; it heartbeats `seen_at`. */

@@ -1,6 +1,7 @@
 import type { BotMode, BotState } from "../core/bot-states.js";
 import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import type { JobKind } from "../core/jobs/index.js";
+import type { RunnerInfo } from "../core/protocol.js";
 
 /*
  * The store's public contract (DESIGN.md section 9). The server talks only to `Store`; the
@@ -215,7 +216,14 @@ export interface ClaimingRunner {
   id: string;
   group: string;
   labels: readonly string[];
+  /** A runner of a tenant takes only that tenant's jobs. */
   tenant_id: string | null;
+  /**
+   * Outside any tenant: takes jobs of every tenant too, besides those of none, but only while
+   * `isolation` is not `none` (a shared runner must keep each run from the others).
+   */
+  shared: boolean;
+  isolation: RunnerIsolation;
   /**
    * The replica claiming for the runner: it claims only while the runner is recorded as connected
    * to it (a replica with a half-open socket to a runner that moved on claims nothing).
@@ -235,6 +243,9 @@ export interface ListJobsQuery {
 }
 
 export type RunnerStatus = "online" | "offline";
+
+/** How a runner keeps each run from the others and from itself (see `RunnerInfo.isolation`). */
+export type RunnerIsolation = RunnerInfo["isolation"];
 
 /** A runner daemon as it advertised itself (seed 000 `GET /api/runners`). */
 export interface RunnerRecord {
@@ -260,6 +271,9 @@ export interface RunnerRecord {
   token_id: string | null;
   /** The server replica it is connected to (or was last); null before its first hello. */
   replica_id: string | null;
+  /** The operator marked it shared (`runyard runner --shared`): it may take any tenant's runs. */
+  shared: boolean;
+  isolation: RunnerIsolation;
 }
 
 /**
@@ -278,6 +292,8 @@ export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" 
       | "connected_at"
       | "last_heartbeat_at"
       | "replica_id"
+      | "shared"
+      | "isolation"
     >
   > & {
     /**

@@ -20,6 +20,12 @@ const RunnerView = z.object({
   mode: z.string(),
   capacity: z.number().int().describe("jobs it runs at once"),
   tenant_id: z.string().nullable(),
+  shared: z
+    .boolean()
+    .describe("the operator marked it shared (`runyard runner --shared`): it takes runs of every tenant"),
+  isolation: z
+    .enum(["sandbox", "docker", "none"])
+    .describe("how it keeps each run from the others: a bubblewrap sandbox, a container, or none"),
   running_jobs: z.array(z.string()),
   last_heartbeat_at: z.string().nullable(),
   version: z.string().nullable().describe("the runyard version the runner runs"),
@@ -77,6 +83,8 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
           mode: runner.mode,
           capacity: runner.capacity,
           tenant_id: runner.tenant_id,
+          shared: runner.shared,
+          isolation: runner.isolation,
           running_jobs: running,
           last_heartbeat_at: runner.last_heartbeat_at,
           version: runner.version,

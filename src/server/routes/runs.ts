@@ -12,7 +12,7 @@ import {
   StepSummary,
 } from "../../core/events.js";
 import type { RunRecord } from "../../store/types.js";
-import { type RunnerNeed, runnerNeeds } from "../../workflow/model.js";
+import { runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
@@ -22,6 +22,7 @@ import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { fromSeed004, Seed004RunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
+import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 import { workflowInputs } from "./run-inputs.js";
 import { submitterNames } from "./run-submitters.js";
@@ -77,9 +78,19 @@ const RunStatusQuery = z.object({
 });
 
 const RunnerNeedView = z.object({
-  host: z.string(),
+  host: z.string().describe("the host its steps target (an agent or bot run: the job kind)"),
   group: z.string().nullable().describe("null: any group"),
   labels: z.array(z.string()),
+  tenant_id: z
+    .string()
+    .nullable()
+    .describe("the tenant whose runners (or shared ones) may take it; null: runners outside any tenant"),
+  reason: z
+    .string()
+    .nullable()
+    .describe(
+      "why no runner takes it now and what would (tenant, group, labels, runners online); null when one with room may take it",
+    ),
 });
 
 /** A run as the API shows it: the stored record without the submitted text. */
@@ -164,11 +175,47 @@ export function runView(run: RunRecord, names: Map<string, string>): z.output<ty
   };
 }
 
-/** The runners a queued run waits for, so clients can say why it has not started. */
-function waitingFor(run: RunRecord): RunnerNeed[] {
+/**
+ * What a queued run waits for: a workflow's targeted hosts, else (an agent or bot run) its
+ * queued jobs' requirements.
+ */
+async function queuedNeeds(deps: ServerDeps, run: RunRecord): Promise<QueuedNeed[]> {
   const text = (run.spec as { workflow?: unknown } | null)?.workflow;
   const workflow = typeof text === "string" ? parseWorkflow(text, "workflow.yaml").workflow : undefined;
-  return workflow ? runnerNeeds(workflow) : [];
+  if (workflow) return runnerNeeds(workflow);
+  const jobs = await deps.store.listJobs({ runId: run.id, statuses: ["queued"] });
+  return jobs.map((job) => ({
+    host: job.type,
+    group: job.requirements.group ?? null,
+    labels: job.requirements.labels,
+  }));
+}
+
+/**
+ * The runners a queued run waits for and why each is not served yet, so clients can say why it
+ * has not started. Runners are read before the run is read again: a run a runner took meanwhile
+ * reads as started, never as waiting because that runner now looks busy.
+ */
+async function withWaitingFor(deps: ServerDeps, run: RunRecord, names: Map<string, string>) {
+  const needs = await queuedNeeds(deps, run);
+  const held = new Map<string, number>();
+  for (const job of await deps.store.listJobs({ statuses: ["assigned", "running"] })) {
+    if (job.runner_id) held.set(job.runner_id, (held.get(job.runner_id) ?? 0) + 1);
+  }
+  const online = (await deps.store.listRunners({ status: "online" })).map((runner) => ({
+    ...runner,
+    held: held.get(runner.id) ?? 0,
+  }));
+  const now = (await deps.store.getRun(run.id)) ?? run;
+  if (now.status !== "queued") return runView(now, names);
+  return {
+    ...runView(now, names),
+    waiting_for: needs.map((need) => ({
+      ...need,
+      tenant_id: now.tenant_id,
+      reason: waitReason(need, now.tenant_id, online),
+    })),
+  };
 }
 
 export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: StreamGauge): void {
@@ -297,11 +344,9 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     async (request) => {
       const run = await visibleRun(deps, request, request.params.id);
       const inputs = workflowInputs(run);
-      const view = {
-        ...runView(run, await submitterNames(deps.store, [run.created_by])),
-        ...(inputs ? { inputs } : {}),
-      };
-      return run.status === "queued" ? { ...view, waiting_for: waitingFor(run) } : view;
+      const names = await submitterNames(deps.store, [run.created_by]);
+      const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
+      return inputs ? { ...view, inputs } : view;
     },
   );
 

@@ -12,6 +12,7 @@ import {
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
 import { testsPlaybook } from "../../runner/handlers/agent-tests.js";
+import { servesTenant } from "../../store/placement.js";
 import type { Store } from "../../store/types.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
@@ -262,9 +263,10 @@ export class AgentRuns implements RunKindModule {
     tenantId: string | null,
     agent: string,
   ): Promise<ErrorInfo | undefined> {
-    const runners = await this.store.listRunners(tenantId === null ? {} : { tenantId });
+    const runners = await this.store.listRunners();
     const fits = runners.some(
       (runner) =>
+        servesTenant(runner, tenantId) &&
         (!requirements.group || runner.group === requirements.group) &&
         requirements.labels.every(
           (label) => runner.labels.includes(label) || label === `runner:${runner.id}`,
