@@ -353,4 +353,24 @@ describe.skipIf(!haveBrowser)("the web UI where users hit frictions", () => {
     expect(await push.isChecked()).toBe(false);
     await page.close();
   });
+
+  it("says in words why a queued run waits: tenant, group, labels and what would serve it, inside a phone's window", async () => {
+    const runId = await submit(
+      up.url,
+      "name: nowhere\ninventory:\n  hosts:\n    far: {group: nowhere, labels: [gpu]}\nsteps:\n  - name: s\n    targets: [far]\n    action: cmd.run\n    args:\n      cmd: echo hi\n",
+    );
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}/#/runs/${runId}`);
+    const reason = page.locator(".waiting-for li").first();
+    await reason.waitFor();
+    const text = (await reason.textContent()) ?? "";
+    expect(text).toContain("group nowhere");
+    expect(text).toContain("gpu");
+    expect(text).toMatch(/runner/);
+    const box = await reason.boundingBox();
+    expect(box && box.x >= 0 && box.x + box.width <= 390 && box.y + box.height <= 844).toBe(true);
+    await api(up.url, "POST", `/api/runs/${runId}/cancel`);
+    await page.close();
+  });
 });

@@ -249,15 +249,14 @@ export function RunPage({ id }: { id: string }) {
           </div>
         )}
         {run.status === "queued" && run.waiting_for && run.waiting_for.length > 0 && (
-          <p className="hint">
-            Waiting for a runner:{" "}
-            {run.waiting_for
-              .map(
-                (need) =>
-                  `${need.host}${need.group ? ` (group ${need.group})` : ""}${need.labels.length ? ` [${need.labels.join(", ")}]` : ""}`,
-              )
-              .join("; ")}
-          </p>
+          <ul className="hint waiting-for">
+            {run.waiting_for.map((need) => (
+              <li key={need.host}>
+                {need.reason ??
+                  `Waiting for a runner: ${need.host}${need.group ? ` (group ${need.group})` : ""}${need.labels.length ? ` [${need.labels.join(", ")}]` : ""}`}
+              </li>
+            ))}
+          </ul>
         )}
         <div className="run-actions">
           {live && (

@@ -36,7 +36,14 @@ export interface Run {
   started_at: string | null;
   finished_at: string | null;
   last_seq: number;
-  waiting_for?: Array<{ host: string; group: string | null; labels: string[] }>;
+  /** What a queued run waits for; `reason` says it in words (tenant, group, labels, what would serve it). */
+  waiting_for?: Array<{
+    host: string;
+    group: string | null;
+    labels: string[];
+    tenant_id?: string | null;
+    reason?: string;
+  }>;
 }
 
 export interface RunList {
