@@ -78,6 +78,8 @@ export interface ExecRequest {
   /** The whole environment of the process (nothing is inherited implicitly). */
   env: Record<string, string>;
   cwd?: string;
+  /** Folders the process writes besides its cwd (its scratch files): a sandbox shows them read-write. */
+  writable?: string[];
   /** Stops the process group after this long; the result's status is "timeout". */
   timeoutMs?: number;
   /** Aborting stops the process group; the result's status is "canceled". */
