@@ -28,6 +28,7 @@ import { dockerRunnerLabel } from "../workflow/model.js";
 import { Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
+import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
 
 /**
@@ -44,10 +45,7 @@ async function agentHandler(
   stepRunner: LocalStepRunner,
 ): Promise<{ handler: AgentJobHandler; labels: string[] }> {
   const agentsHome = join(connection.home, "agents");
-  const root = join(
-    config.workspaceDir ?? join(connection.home, "workspaces"),
-    encodeURIComponent(connection.id),
-  );
+  const root = agentWorkspaceRoot(config, connection);
   const workspaces = new Workspaces({
     root,
     retry: { gitRetries: config.gitRetryCount, baseDelayMs: 1000 },
@@ -183,6 +181,11 @@ async function dockerSteps(connection: {
   };
 }
 
+/** Where the runner makes its agents' mirrors, worktrees and chat folders. */
+function agentWorkspaceRoot(config: Config, connection: { id: string; home: string }): string {
+  return join(config.workspaceDir ?? join(connection.home, "workspaces"), encodeURIComponent(connection.id));
+}
+
 /**
  * A runner daemon that runs its jobs as process groups on this machine, as `config` describes
  * it. Its state folder (`<home>/runners/<id>`) is locked to this process and holds the journals
@@ -198,6 +201,8 @@ export async function localRunnerDaemon(
     logger: Logger;
     home: string;
     onConnected?: (serverUrl: string) => void;
+    /** Sandbox steps even if the runner serves one principal, hiding these folders too (`runyard up`). */
+    sandbox?: { always: boolean; hide: string[] };
   },
 ): Promise<LocalRunner> {
   const stateDir = join(connection.home, "runners", encodeURIComponent(connection.id));
@@ -211,7 +216,22 @@ export async function localRunnerDaemon(
         "killed steps left running by this runner's previous life",
       );
     }
-    const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
+    const workRoot = agentWorkspaceRoot(config, connection);
+    const sandbox = await runnerSandbox(
+      config,
+      {
+        always: connection.sandbox?.always ?? false,
+        hide: [connection.home, workRoot, ...(connection.sandbox?.hide ?? [])],
+        workRoots: [join(workRoot, "worktrees"), join(workRoot, "chats")],
+      },
+      connection.logger,
+    );
+    const executor = createExecutor({
+      baseEnv: env,
+      watch: guard,
+      killGraceMs: config.killGraceMs,
+      ...(sandbox ? { sandbox } : {}),
+    });
     const docker = await dockerSteps(connection);
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,

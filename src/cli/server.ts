@@ -157,6 +157,8 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
     id: config.runnerId ?? `${config.hostname || hostname()}-local`,
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
+    // One machine, one user, yet a step must still not reach the server's home nor its env.
+    sandbox: { always: true, hide: [resolveHome(config, ctx.cwd)] },
   });
   await runner.daemon.start();
   // The example shipped with the package, by a path that works from whatever folder `up` runs in.

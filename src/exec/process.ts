@@ -134,7 +134,7 @@ class ProcessAttempt implements ExecAttempt {
       argv: command.argv,
       env: this.env,
       cwd: this.setup.cwd,
-      ...(this.attemptDir ? { writable: [this.attemptDir] } : {}),
+      ...(this.attemptDir ? { exposure: { writable: [this.attemptDir] } } : {}),
       timeoutMs: command.timeoutMs,
       signal: this.setup.signal,
       killGraceMs: this.setup.limits.killGraceMs,

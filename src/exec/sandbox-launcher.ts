@@ -23,7 +23,7 @@ export class SandboxLauncher implements ProcessLauncher {
     const program = request.argv[0];
     if (!program) return this.launcher.run(request);
     const cwd = resolve(request.cwd ?? process.cwd());
-    const exposure = { cwd, writable: request.writable ?? [], home: request.env.HOME };
+    const exposure = { ...request.exposure, cwd, home: request.env.HOME };
     const refusal = this.sandbox.refusal(exposure);
     if (refusal) return Promise.resolve(notStarted(startedAt, "failed", refusal));
     const missing = missingProgram(program, request.env.PATH, cwd);

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { dirname, resolve, sep } from "node:path";
+import type { ExecExposure } from "./types.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
 export type SandboxProbe =
@@ -56,15 +57,20 @@ export interface SandboxOptions {
    * server's home, the workspace root): an empty tmpfs takes their place.
    */
   hide: string[];
+  /**
+   * Folders inside hidden ones where the runner makes a folder per piece of work (agents'
+   * worktrees): hidden themselves, but a runner-made cwd strictly inside one is shown, its
+   * siblings staying hidden.
+   */
+  workRoots?: string[];
   /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
   uid?: number;
   gid?: number;
 }
 
-/** What one command sees besides the system: its cwd and the scratch folders it writes, read-write. */
-export interface SandboxExposure {
+/** What one command sees besides the system: its cwd and scratch folders read-write, and `readable`. */
+export interface SandboxExposure extends ExecExposure {
   cwd: string;
-  writable: readonly string[];
   /** `$HOME` of the command: an empty private tmpfs there, so tools that write under it work. */
   home?: string | undefined;
 }
@@ -101,6 +107,7 @@ export class Sandbox {
   private readonly prefix: string[];
   private readonly visibleRoots: string[];
   private readonly hidden: string[];
+  private readonly workRoots: string[];
 
   constructor(readonly options: SandboxOptions) {
     const uid = options.uid ?? defaultUid();
@@ -142,7 +149,8 @@ export class Sandbox {
       if (MACHINE_SECRETS.includes(file)) args.push("--ro-bind", "/dev/null", file);
       else args.push("--ro-bind", file, file);
     }
-    this.hidden = options.hide.map((path) => resolve(path));
+    this.workRoots = (options.workRoots ?? []).map((path) => resolve(path));
+    this.hidden = [...new Set([...options.hide.map((path) => resolve(path)), ...this.workRoots])];
     this.prefix = [options.bwrap, ...args];
   }
 
@@ -154,7 +162,10 @@ export class Sandbox {
     const cwd = resolve(exposure.cwd);
     if (cwd === "/") return "a sandboxed step cannot run in / (it would see the whole machine)";
     const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden));
-    if (hiding !== undefined) return `cwd "${cwd}" is inside ${hiding}, which sandboxed steps cannot see`;
+    const madeForIt =
+      exposure.runnerMadeCwd === true && this.workRoots.some((root) => cwd !== root && isWithin(cwd, root));
+    if (hiding !== undefined && !madeForIt)
+      return `cwd "${cwd}" is inside ${hiding}, which sandboxed steps cannot see`;
     return undefined;
   }
 
@@ -162,9 +173,13 @@ export class Sandbox {
   command(argv: readonly string[], exposure: SandboxExposure): string[] {
     const cwd = resolve(exposure.cwd);
     const mounts: Mount[] = [{ path: cwd, args: ["--bind", cwd, cwd], order: 1 }];
-    for (const folder of exposure.writable) {
+    for (const folder of exposure.writable ?? []) {
       const path = resolve(folder);
       mounts.push({ path, args: ["--bind", path, path], order: 1 });
+    }
+    for (const folder of exposure.readable ?? []) {
+      const path = resolve(folder);
+      mounts.push({ path, args: ["--ro-bind", path, path], order: 1 });
     }
     const home = exposure.home === undefined ? undefined : resolve(exposure.home);
     if (home !== undefined && home !== "/" && !isWithin(home, cwd) && !this.isSystem(home)) {
