@@ -88,6 +88,11 @@ describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
       expect(failed.stderr).toBe("oops\n");
     });
 
+    it("reports a command killed by a signal as exit code 128 + the signal, as a shell does", async () => {
+      const { result } = await run(["bash", "-c", "kill -KILL $$"]);
+      expect(result).toMatchObject({ status: "failed", exitCode: 137, signal: null });
+    });
+
     it("reports a program that is not in PATH as the unsandboxed launchers do", async () => {
       const { result } = await run(["bashx", "-c", "true"]);
       expect(result).toMatchObject({

@@ -15,6 +15,7 @@ import {
   startCli,
   waitForRun,
 } from "./helpers/server.js";
+import { startModelServer, turns } from "./model-server/server.js";
 
 /**
  * What a step of an ordinary user can reach on `runyard up`'s local runner: the attack of the
@@ -41,7 +42,7 @@ beforeEach(async () => {
   const port = await freePort();
   const proc = startCli(
     ["up", "--port", String(port), "--home", home],
-    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken },
+    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, RUNYARD_SANDBOX: "auto" },
     work,
   );
   await proc.waitFor("local runner connected");
@@ -132,7 +133,6 @@ describe("a step of a user outside any tenant on `runyard up`", () => {
   });
 
   it("cannot find a concurrent run's secret in any process's environment nor read that run's folder", async () => {
-    const sync = tempDir();
     const folderA = join(up.work, "run-a");
     const folderB = join(up.work, "run-b");
     mkdirSync(folderA);
@@ -178,5 +178,51 @@ describe("a step of a user outside any tenant on `runyard up`", () => {
     expect(outputB).toContain("no-listing\n");
     expect(viewA.status).toBe("success");
     expect(await outputOf(runA)).toContain("a-released");
+  });
+
+  it("cannot reach the home or the server's environment from an agent's commands either", async () => {
+    const attack = [
+      `cat ${join(up.home, "secret.key")} >/dev/null 2>&1 && echo "LE""AK-secret-key" || echo "no""-secret-key"`,
+      `for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < "$f"; done 2>/dev/null | grep -q '^RUNYARD_ADMIN_TOKEN=' && echo "LE""AK-admin-token" || echo "no""-admin-token"`,
+      // The runner's own state: its journal of process groups (its turn folders lie beneath).
+      `cat ${join(up.home, "runners")}/*/process-groups.log >/dev/null 2>&1 && echo "LE""AK-runner-state" || echo "no""-runner-state"`,
+      'echo "agent""-done"',
+    ].join("; ");
+    const model = await startModelServer(
+      turns(
+        { toolCalls: [{ name: "run_command", input: { command: attack }, id: "call_attack" }] },
+        { text: "done" },
+      ),
+    );
+    try {
+      const { status, body } = await api<{ run_id: string }>(
+        up.url,
+        "POST",
+        "/api/runs",
+        {
+          kind: "agent",
+          agent: "openai",
+          prompt: "look around",
+          env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: "sk-test-isolation" },
+        },
+        up.userToken,
+      );
+      expect(status, JSON.stringify(body)).toBe(201);
+      const run = await waitForRun(
+        up.url,
+        body.run_id,
+        (view) => view.status === "success" || view.status === "failed",
+        60_000,
+      );
+      const events = JSON.stringify(await readEvents(up.url, body.run_id));
+      expect(run.status, events).toBe("success");
+      expect(events).toContain("agent-done");
+      // The command itself is in the events too: its markers are spelled in pieces there.
+      expect(events).not.toContain("LEAK-");
+      for (const blocked of ["secret-key", "admin-token", "runner-state"])
+        expect(events).toContain(`no-${blocked}`);
+    } finally {
+      await model.stop();
+    }
   });
 });

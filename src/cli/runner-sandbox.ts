@@ -15,8 +15,8 @@ export interface RunnerSandboxOptions {
 /**
  * The sandbox a runner's steps and agent turns run in, or none. A runner that serves more than
  * one principal (any runner outside a tenant: it takes the runs of every user outside tenants)
- * sandboxes every process it starts where bubblewrap works; one that cannot says why, once,
- * and runs them as plain process groups.
+ * sandboxes every process it starts where bubblewrap works; one that cannot, or whose operator
+ * turned the sandbox off, says so once and runs them as plain process groups.
  */
 export async function runnerSandbox(
   config: Config,
@@ -25,6 +25,12 @@ export async function runnerSandbox(
 ): Promise<Sandbox | undefined> {
   const manyPrincipals = config.tenantId === undefined;
   if (!options.always && !manyPrincipals) return undefined;
+  if (config.sandbox === "off") {
+    logger.warn(
+      "steps run without a sandbox (RUNYARD_SANDBOX=off): they can read what this runner's user can read, its home and other runs included",
+    );
+    return undefined;
+  }
   const probe = await probeSandbox();
   if (probe.isolation === "none") {
     logger.warn(

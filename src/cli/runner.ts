@@ -96,7 +96,8 @@ async function agentHandler(
         content,
         retries: config.networkRetryCount,
       }),
-    stepRunner,
+    // A task's tests run in the worktree the runner made for it, which a sandbox may show.
+    stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
   });
   // Seed 003's settings runyard accepts but does otherwise: said once, at start.

@@ -120,6 +120,11 @@ export const configSchema = z.object({
   memory: z.string().optional(),
   hostname: z.string().default(hostname()),
   tenantId: z.string().optional(),
+  /**
+   * Runner: `auto` sandboxes steps and agent turns with bubblewrap where it works, on a runner
+   * that serves more than one principal and on `runyard up`'s; `off` never does.
+   */
+  sandbox: z.enum(["auto", "off"]).default("auto"),
   /** Server: address to bind; 127.0.0.1 unless told otherwise (DESIGN.md section 10). */
   host: z.string().default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(8088),
@@ -256,6 +261,7 @@ const envNames: Record<keyof Config, string[]> = {
   memory: ["RUNYARD_MEMORY", "ADOS_MEMORY"],
   hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
   tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
+  sandbox: ["RUNYARD_SANDBOX"],
   host: ["RUNYARD_HOST"],
   port: ["RUNYARD_PORT"],
   heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],

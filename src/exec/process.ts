@@ -134,7 +134,14 @@ class ProcessAttempt implements ExecAttempt {
       argv: command.argv,
       env: this.env,
       cwd: this.setup.cwd,
-      ...(this.attemptDir ? { exposure: { writable: [this.attemptDir] } } : {}),
+      ...(this.attemptDir
+        ? {
+            exposure: {
+              ...this.setup.exposure,
+              writable: [this.attemptDir, ...(this.setup.exposure?.writable ?? [])],
+            },
+          }
+        : {}),
       timeoutMs: command.timeoutMs,
       signal: this.setup.signal,
       killGraceMs: this.setup.limits.killGraceMs,

@@ -165,7 +165,7 @@ export class Sandbox {
     const madeForIt =
       exposure.runnerMadeCwd === true && this.workRoots.some((root) => cwd !== root && isWithin(cwd, root));
     if (hiding !== undefined && !madeForIt)
-      return `cwd "${cwd}" is inside ${hiding}, which sandboxed steps cannot see`;
+      return `cwd "${cwd}" is inside ${hiding}, which sandboxed commands cannot see`;
     return undefined;
   }
 

@@ -16,6 +16,8 @@ export interface AttemptSetup {
   /** The step's own variables (request env, RUNYARD_ ones); the executor lays them over its base env. */
   env: Record<string, string>;
   cwd?: string;
+  /** What a sandbox shows the commands besides their cwd and scratch files (see `ExecExposure`). */
+  exposure?: ExecExposure;
   /** Files the commands read (shell.run's script), by name; their paths come back in `ExecAttempt.files`. */
   files?: Record<string, string>;
   limits: {
