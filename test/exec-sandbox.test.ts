@@ -1,5 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -163,6 +171,18 @@ describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
       expect(result.cpuMs).toBeGreaterThan(200);
       expect(result.memoryPeakBytes).toBeGreaterThan(80 * 1024 * 1024);
       expect(result.memoryPeakBytes).toBeLessThan(1024 * 1024 * 1024);
+    });
+
+    it("refuses a cwd inside a hidden folder, reached through a link too", async () => {
+      const link = join(workdir, `to-home-${name}`);
+      symlinkSync(hiddenHome, link);
+      for (const cwd of [hiddenHome, link]) {
+        const { result, stdout } = await run(["cat", "secret.key"], { cwd });
+        expect(stdout).toBe("");
+        expect(result.spawnError).toBe(
+          `cwd "${hiddenHome}" is inside ${hiddenHome}, which sandboxed commands cannot see`,
+        );
+      }
     });
 
     it("sees no other process: only its own in a fresh /proc", async () => {

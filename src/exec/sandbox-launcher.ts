@@ -1,6 +1,6 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
-import type { Sandbox } from "./sandbox.js";
+import { realPath, type Sandbox } from "./sandbox.js";
 import { notStarted } from "./spawn-launcher.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
 
@@ -22,7 +22,8 @@ export class SandboxLauncher implements ProcessLauncher {
     const startedAt = performance.now();
     const program = request.argv[0];
     if (!program) return this.launcher.run(request);
-    const cwd = resolve(request.cwd ?? process.cwd());
+    // Judged and bound by where it leads: a step could make a link to a hidden folder and name it as the cwd of the next.
+    const cwd = realPath(request.cwd ?? process.cwd());
     const exposure = { ...request.exposure, cwd, home: request.env.HOME };
     const refusal = this.sandbox.refusal(exposure);
     if (refusal) return Promise.resolve(notStarted(startedAt, "failed", refusal));

@@ -149,8 +149,8 @@ export class Sandbox {
       if (MACHINE_SECRETS.includes(file)) args.push("--ro-bind", "/dev/null", file);
       else args.push("--ro-bind", file, file);
     }
-    this.workRoots = (options.workRoots ?? []).map((path) => resolve(path));
-    this.hidden = [...new Set([...options.hide.map((path) => resolve(path)), ...this.workRoots])];
+    this.workRoots = (options.workRoots ?? []).map(realPath);
+    this.hidden = [...new Set([...options.hide.map(realPath), ...this.workRoots])];
     this.prefix = [options.bwrap, ...args];
   }
 
@@ -187,8 +187,9 @@ export class Sandbox {
     }
     const shown = [...this.visibleRoots, ...mounts.map((mount) => mount.path)];
     for (const hidden of this.hidden) {
-      // A hidden folder only needs covering where something shown contains it.
-      if (shown.some((root) => isWithin(hidden, root)))
+      // A hidden folder only needs covering where something shown contains it, and where it
+      // exists: bwrap would make it, on the host inside a read-write bind.
+      if (shown.some((root) => isWithin(hidden, root)) && existsSync(hidden))
         mounts.push({ path: hidden, args: ["--tmpfs", hidden], order: 2 });
     }
     // A mount covers what an earlier one put under its path: outer folders first, and at the
@@ -207,6 +208,19 @@ interface Mount {
   args: string[];
   /** Among mounts of the same depth: the home tmpfs, then binds, then what hides. */
   order: number;
+}
+
+/**
+ * `path` with its links resolved (as far as it exists): bwrap follows links when it binds, so a
+ * link to a hidden folder must be judged by where it leads.
+ */
+export function realPath(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return realpathSync(absolute);
+  } catch {
+    return absolute;
+  }
 }
 
 function defaultUid(): number {
