@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -10,10 +11,12 @@ import {
 } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StepAttemptRequest } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { runStepAttempt } from "../src/exec/step-attempt.js";
 import type { ExecRequest, ExecResult, OutputStream } from "../src/exec/types.js";
 
 /**
@@ -225,3 +228,32 @@ describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
     });
   },
 );
+
+describe("a sandboxed step attempt", () => {
+  it("writes exports to $RUNYARD_OUTPUT, runs a script too long to inline from its file, and leaves no scratch file", async () => {
+    const request = StepAttemptRequest.parse({
+      run_id: "run1",
+      step: "build",
+      host: "local",
+      attempt: 1,
+      action: "shell.run",
+      env: {},
+      cwd: workdir,
+      // Over the inline limit: the script goes to the attempt's scratch folder.
+      script: `# ${"x".repeat(50_000)}\necho "VERSION=1.2.3" >> "$RUNYARD_OUTPUT"\nls "$(dirname "$RUNYARD_OUTPUT")/.." | wc -l\necho "$RUNYARD_OUTPUT"\n`,
+    });
+    let stdout = "";
+    const result = await runStepAttempt(launchers["fork-server"], request, {
+      killGraceMs: 1000,
+      onOutput: (stream, data) => {
+        if (stream === "stdout") stdout += data;
+      },
+    });
+    expect(result.status, JSON.stringify(result.error)).toBe("success");
+    expect(result.exports).toEqual({ VERSION: "1.2.3" });
+    // The scratch folder shows this attempt's own folder alone, which is gone afterwards.
+    const [count, output] = stdout.trim().split("\n");
+    expect(count).toBe("1");
+    expect(existsSync(dirname(output!))).toBe(false);
+  });
+});
