@@ -3,6 +3,7 @@ import { botsSimpleBuild, botsStartToRunning } from "./bots.js";
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
 import { postgresVsSqlite } from "./postgres.js";
+import { sandboxStepCost } from "./sandbox.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
 import { webHugeLog } from "./web.js";
@@ -14,6 +15,7 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   stepOverhead,
   forkServerGain,
   orphanGuardCost,
+  sandboxStepCost,
   outputThroughput,
   firstByteLatency,
   runThroughput,

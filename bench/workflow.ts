@@ -23,7 +23,7 @@ function bash(script: string, stdout: "ignore" | "pipe" = "ignore"): Promise<voi
   });
 }
 
-async function runFlow(yaml: string, executor: Executor = defaultExecutor): Promise<void> {
+export async function runFlow(yaml: string, executor: Executor = defaultExecutor): Promise<void> {
   const { workflow, diagnostics } = parseWorkflow(yaml, "bench.yaml");
   if (!workflow) throw new Error(diagnostics.map((d) => d.message).join("\n"));
   const runner = new LocalStepRunner(executor, { killGraceMs: 1000 });
@@ -43,14 +43,14 @@ async function runFlow(yaml: string, executor: Executor = defaultExecutor): Prom
  * are external programs (`/bin/echo`), so both sides start 200 processes: a builtin `echo`
  * would measure bash's parser, not a runner.
  */
-function trivialSteps(count: number): { commands: string[]; yaml: string } {
+export function trivialSteps(count: number): { commands: string[]; yaml: string } {
   const commands = Array.from({ length: count }, (_, i) => `/bin/echo step-${i}`);
   const yaml = `name: bench\nsteps:\n${commands.map((c, i) => `  - name: s${i}\n    action: cmd.run\n    args:\n      cmd: ${c}\n`).join("")}`;
   return { commands, yaml };
 }
 
 /** Medians of `a` and `b` run in turns, so that the load of a shared machine hits both alike. */
-async function alternating(
+export async function alternating(
   runs: number,
   a: () => Promise<unknown>,
   b: () => Promise<unknown>,

@@ -30,6 +30,7 @@ import { dockerRunnerLabel } from "../workflow/model.js";
 import { Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
+import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
 
 /**
@@ -46,10 +47,7 @@ async function agentHandler(
   stepRunner: LocalStepRunner,
 ): Promise<{ handler: AgentJobHandler; labels: string[] }> {
   const agentsHome = join(connection.home, "agents");
-  const root = join(
-    config.workspaceDir ?? join(connection.home, "workspaces"),
-    encodeURIComponent(connection.id),
-  );
+  const root = agentWorkspaceRoot(config, connection);
   const workspaces = new Workspaces({
     root,
     retry: { gitRetries: config.gitRetryCount, baseDelayMs: 1000 },
@@ -100,7 +98,8 @@ async function agentHandler(
         content,
         retries: config.networkRetryCount,
       }),
-    stepRunner,
+    // A task's tests run in the worktree the runner made for it, which a sandbox may show.
+    stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
   });
   // Seed 003's settings runyard accepts but does otherwise: said once, at start.
@@ -149,6 +148,8 @@ export function runnerIdFor(config: Config, home: string): string {
 /** A runner daemon on this machine and what keeps its steps from outliving it. */
 export interface LocalRunner {
   daemon: RunnerDaemon;
+  /** How its steps and agent turns are kept from each other and from it (RunnerInfo.isolation). */
+  isolation: RunnerInfo["isolation"];
   /** Process groups an earlier life of this runner left running, killed before the first hello. */
   killedAtStart: number[];
   /** Graceful stop (see `RunnerDaemon.stop`), then releases the runner's state folder. */
@@ -185,23 +186,9 @@ async function dockerSteps(connection: {
   };
 }
 
-/**
- * How this runner isolates runs (bubblewrap, asked once at start) and whether it is shared. A
- * runner asked to be shared that cannot isolate refuses to start: it would hand one tenant's
- * steps the files and environment of another's.
- */
-export async function runnerPlacement(shared: boolean): Promise<Pick<RunnerInfo, "shared" | "isolation">> {
-  const probe = await probeSandbox();
-  if (shared && probe.isolation === "none") {
-    throw new RunyardError(
-      "RUNNER_CANNOT_ISOLATE",
-      `a shared runner must isolate each run, but ${probe.problem}`,
-      {
-        hint: `${probe.hint}; or start the runner without --shared (RUNYARD_SHARED)`,
-      },
-    );
-  }
-  return { shared, isolation: probe.isolation };
+/** Where the runner makes its agents' mirrors, worktrees and chat folders. */
+function agentWorkspaceRoot(config: Config, connection: { id: string; home: string }): string {
+  return join(config.workspaceDir ?? join(connection.home, "workspaces"), encodeURIComponent(connection.id));
 }
 
 /**
@@ -218,9 +205,14 @@ export async function localRunnerDaemon(
     id: string;
     logger: Logger;
     home: string;
-    /** Whether it is offered to every tenant, and how it isolates runs (see `runnerPlacement`). */
-    placement: Pick<RunnerInfo, "shared" | "isolation">;
+    /**
+     * Whether it is offered to every tenant: `true` (`--shared`) refuses to start where it cannot
+     * sandbox each run; `if-isolated` (`runyard up`) is shared exactly when it sandboxes.
+     */
+    shared: boolean | "if-isolated";
     onConnected?: (serverUrl: string) => void;
+    /** Sandbox steps even if the runner serves one principal, hiding these folders too (`runyard up`). */
+    sandbox?: { always: boolean; hide: string[] };
   },
 ): Promise<LocalRunner> {
   const stateDir = join(connection.home, "runners", encodeURIComponent(connection.id));
@@ -234,7 +226,37 @@ export async function localRunnerDaemon(
         "killed steps left running by this runner's previous life",
       );
     }
-    const executor = createExecutor({ baseEnv: env, watch: guard, killGraceMs: config.killGraceMs });
+    const workRoot = agentWorkspaceRoot(config, connection);
+    const sandbox = await runnerSandbox(
+      config,
+      {
+        always: (connection.sandbox?.always ?? false) || connection.shared !== false,
+        hide: [connection.home, workRoot, ...(connection.sandbox?.hide ?? [])],
+        workRoots: [join(workRoot, "worktrees"), join(workRoot, "chats")],
+      },
+      connection.logger,
+    );
+    // Shared work goes only where each run is sandboxed: one tenant's steps would otherwise
+    // read another's files and environment.
+    const isolation: RunnerInfo["isolation"] = sandbox ? "sandbox" : "none";
+    if (connection.shared === true && !sandbox) {
+      const probe = await probeSandbox();
+      throw new RunyardError(
+        "RUNNER_CANNOT_ISOLATE",
+        `a shared runner must isolate each run, but ${config.sandbox === "off" ? "RUNYARD_SANDBOX is off" : probe.isolation === "none" ? probe.problem : "it cannot sandbox its steps"}`,
+        {
+          hint: `${config.sandbox === "off" ? "Unset RUNYARD_SANDBOX" : probe.isolation === "none" ? probe.hint : "See the runner's log"}; or start the runner without --shared (RUNYARD_SHARED)`,
+        },
+      );
+    }
+    const shared =
+      connection.shared === true || (connection.shared === "if-isolated" && sandbox !== undefined);
+    const executor = createExecutor({
+      baseEnv: env,
+      watch: guard,
+      killGraceMs: config.killGraceMs,
+      ...(sandbox ? { sandbox } : {}),
+    });
     const docker = await dockerSteps(connection);
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
@@ -258,8 +280,8 @@ export async function localRunnerDaemon(
         hostname: config.hostname,
         tenant_id: config.tenantId ?? null,
         version,
-        shared: connection.placement.shared,
-        isolation: connection.placement.isolation,
+        shared,
+        isolation,
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
       handlers: {
@@ -274,6 +296,7 @@ export async function localRunnerDaemon(
     });
     return {
       daemon,
+      isolation,
       killedAtStart: killed,
       async stop(graceMs) {
         await daemon.stop(graceMs);
@@ -312,7 +335,6 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   }
   const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
   const id = runnerIdFor(config, home);
-  const placement = await runnerPlacement(config.shared);
   let connections = 0;
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls,
@@ -320,7 +342,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     id,
     logger,
     home,
-    placement,
+    shared: config.shared,
     onConnected(serverUrl) {
       connections += 1;
       ctx.stdout.write(

@@ -168,22 +168,31 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   }
   const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
-  // The local runner serves tenants' runs too when it can isolate them; else only runs outside
-  // any tenant, and it says so rather than leaving tenants to wonder why their runs wait.
-  const probe = await probeSandbox();
-  if (probe.isolation === "none") {
-    ctx.stdout.write(
-      `the local runner takes runs outside any tenant only; tenants' runs wait for their own runners, because ${probe.problem} (hint: ${probe.hint})\n`,
-    );
-  }
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
     id: config.runnerId ?? `${config.hostname || hostname()}-local`,
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
-    placement: { shared: probe.isolation !== "none", isolation: probe.isolation },
+    // One machine, yet a step must still not reach the server's home nor its env; shared with
+    // tenants exactly when it can sandbox their runs.
+    shared: "if-isolated",
+    sandbox: { always: true, hide: [resolveHome(config, ctx.cwd)] },
   });
+  // Tenants' runs too when it sandboxes them; else only runs outside any tenant, and it says so
+  // rather than leaving tenants to wonder why their runs wait.
+  if (runner.isolation === "none") {
+    const probe = await probeSandbox();
+    const why =
+      config.sandbox === "off"
+        ? "RUNYARD_SANDBOX is off (hint: unset it)"
+        : probe.isolation === "none"
+          ? `${probe.problem} (hint: ${probe.hint})`
+          : "its steps cannot be sandboxed (see the log)";
+    ctx.stdout.write(
+      `the local runner takes runs outside any tenant only; tenants' runs wait for their own runners, because ${why}\n`,
+    );
+  }
   await runner.daemon.start();
   waiting = undefined;
   // The example shipped with the package, by a path that works from whatever folder `up` runs in.

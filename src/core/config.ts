@@ -135,6 +135,11 @@ export const configSchema = z.object({
    * tenant. It must isolate each run (bubblewrap); a runner that cannot refuses to start.
    */
   shared: z.preprocess(switchOf, z.boolean({ error: "must be 1 or 0 (true or false)" }).default(false)),
+  /**
+   * Runner: `auto` sandboxes steps and agent turns with bubblewrap where it works, on a runner
+   * that serves more than one principal and on `runyard up`'s; `off` never does.
+   */
+  sandbox: z.enum(["auto", "off"]).default("auto"),
   /** Server: address to bind; 127.0.0.1 unless told otherwise (DESIGN.md section 10). */
   host: z.string().default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(8088),
@@ -301,6 +306,7 @@ const envNames: Record<keyof Config, string[]> = {
   hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
   tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
   shared: ["RUNYARD_SHARED"],
+  sandbox: ["RUNYARD_SANDBOX"],
   host: ["RUNYARD_HOST"],
   port: ["RUNYARD_PORT"],
   heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],

@@ -5,6 +5,7 @@ import { DockerExecutor, hostLabel, runLabel, runnerLabel, stepLabel } from "./d
 import { ForkServerLauncher } from "./fork-server.js";
 import type { ContainerExecutors } from "./local-runner.js";
 import { ProcessExecutor } from "./process.js";
+import type { Sandbox } from "./sandbox.js";
 import { SpawnLauncher } from "./spawn-launcher.js";
 import type { ProcessGroupWatch, ProcessLauncher } from "./types.js";
 
@@ -26,6 +27,8 @@ export interface ExecutorConfig {
   forkServerPath?: string;
   /** Where the warning about a missing or broken fork-server goes; stderr by default. */
   onWarning?: (message: string) => void;
+  /** Runs every command of every attempt inside this sandbox (bubblewrap); none by default. */
+  sandbox?: Sandbox;
 }
 
 /**

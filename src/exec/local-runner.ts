@@ -8,7 +8,7 @@ import {
   type StepRunner,
 } from "../core/step-attempt.js";
 import { runStepAttempt } from "./step-attempt.js";
-import type { Executor } from "./types.js";
+import type { ExecExposure, Executor } from "./types.js";
 
 /** Builds the executor of one attempt that runs in a container (see createDockerExecutors). */
 export type ContainerExecutors = (
@@ -26,8 +26,15 @@ export class LocalStepRunner implements StepRunner {
       maskValues?: string[];
       /** For attempts with a `container` (hosts with `executor: docker`); absent where Docker is not. */
       containers?: ContainerExecutors;
+      /** What a sandbox shows every attempt besides its cwd (see `ExecExposure`). */
+      exposure?: ExecExposure;
     },
   ) {}
+
+  /** The same runner, its attempts shown `exposure` by a sandbox. */
+  withExposure(exposure: ExecExposure): LocalStepRunner {
+    return new LocalStepRunner(this.executor, { ...this.options, exposure });
+  }
 
   async runAttempt(
     request: StepAttemptRequest,

@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { withoutCredentials } from "../core/config.js";
 import { secretsFromEnv } from "../core/masking.js";
 import { OutputFileWatch } from "./output-file.js";
+import type { Sandbox } from "./sandbox.js";
+import { SandboxLauncher } from "./sandbox-launcher.js";
 import type {
   AttemptCommand,
   AttemptSetup,
@@ -21,6 +23,8 @@ export interface ProcessExecutorOptions {
   baseEnv: Record<string, string | undefined>;
   /** Where the executor's private scratch folder goes; the OS temp folder by default. */
   tmpDir?: string;
+  /** Runs every command inside this sandbox (sandbox.ts); none by default. */
+  sandbox?: Sandbox;
 }
 
 /**
@@ -32,17 +36,22 @@ export interface ProcessExecutorOptions {
  * to it, so a step that exports nothing costs no file at all (a create, stat and unlink per
  * attempt were a measurable part of a trivial step). The folder being private is what makes
  * a path the step creates itself safe.
+ *
+ * Sandboxed, an attempt's scratch files sit in a folder of its own, the only part of the
+ * scratch folder its commands see (read-write); it costs a mkdir and a rmdir per attempt.
  */
 export class ProcessExecutor implements Executor {
   readonly hostSecrets: readonly string[];
   private readonly baseEnv: Record<string, string>;
+  private readonly launcher: ProcessLauncher;
   private scratchDir: string | undefined;
   private attempts = 0;
 
   constructor(
-    private readonly launcher: ProcessLauncher,
+    launcher: ProcessLauncher,
     private readonly options: ProcessExecutorOptions,
   ) {
+    this.launcher = options.sandbox ? new SandboxLauncher(launcher, options.sandbox) : launcher;
     this.baseEnv = withoutCredentials(options.baseEnv);
     this.hostSecrets = secretsFromEnv(options.baseEnv);
   }
@@ -59,7 +68,15 @@ export class ProcessExecutor implements Executor {
     } catch (error) {
       return { problem: `cannot create the scratch folder: ${(error as Error).message}` };
     }
-    const prefix = join(dir, String(++this.attempts));
+    const attemptDir = this.options.sandbox ? join(dir, String(++this.attempts)) : undefined;
+    if (attemptDir) {
+      try {
+        await mkdir(attemptDir, { mode: 0o700 });
+      } catch (error) {
+        return { problem: `cannot create the attempt's scratch folder: ${(error as Error).message}` };
+      }
+    }
+    const prefix = attemptDir ? join(attemptDir, "step") : join(dir, String(++this.attempts));
     const files: Record<string, string> = {};
     for (const [name, content] of Object.entries(setup.files ?? {})) {
       const path = `${prefix}.${name}`;
@@ -78,7 +95,7 @@ export class ProcessExecutor implements Executor {
       ...setup.env,
       RUNYARD_OUTPUT: `${prefix}.output`,
     };
-    return new ProcessAttempt(this.launcher, setup, env, files);
+    return new ProcessAttempt(this.launcher, setup, env, files, attemptDir);
   }
 
   close(): void {
@@ -105,6 +122,8 @@ class ProcessAttempt implements ExecAttempt {
     private readonly setup: AttemptSetup,
     readonly env: Record<string, string>,
     readonly files: Record<string, string>,
+    /** The attempt's own scratch folder, when sandboxed. */
+    private readonly attemptDir: string | undefined,
   ) {
     this.outputFile = env.RUNYARD_OUTPUT!;
     this.outputWatch = new OutputFileWatch(this.outputFile);
@@ -115,6 +134,14 @@ class ProcessAttempt implements ExecAttempt {
       argv: command.argv,
       env: this.env,
       cwd: this.setup.cwd,
+      ...(this.attemptDir
+        ? {
+            exposure: {
+              ...this.setup.exposure,
+              writable: [this.attemptDir, ...(this.setup.exposure?.writable ?? [])],
+            },
+          }
+        : {}),
       timeoutMs: command.timeoutMs,
       signal: this.setup.signal,
       killGraceMs: this.setup.limits.killGraceMs,
@@ -131,6 +158,10 @@ class ProcessAttempt implements ExecAttempt {
   }
 
   async dispose(): Promise<void> {
+    if (this.attemptDir) {
+      await rm(this.attemptDir, { recursive: true, force: true });
+      return;
+    }
     for (const file of [this.outputFile, ...Object.values(this.files)]) {
       try {
         unlinkSync(file);

@@ -1,4 +1,7 @@
 import { execFile } from "node:child_process";
+import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { dirname, resolve, sep } from "node:path";
+import type { ExecExposure } from "./types.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
 export type SandboxProbe =
@@ -6,13 +9,14 @@ export type SandboxProbe =
   | { isolation: "none"; problem: string; hint: string };
 
 /**
- * Whether bubblewrap can give a process a private mount and pid namespace on this machine:
- * it must be installed and user namespaces (or its setuid bit) must work. Asked once per
- * runner start, by running bwrap itself, since a binary that is present may still be refused
- * by the kernel.
+ * Whether bubblewrap can give a process a private user, mount and pid namespace on this
+ * machine: it must be installed and user namespaces (or its setuid bit) must work. Asked once
+ * per runner start, by running bwrap itself, since a binary that is present may still be
+ * refused by the kernel.
  */
 export function probeSandbox(bwrap = "bwrap"): Promise<SandboxProbe> {
   const args = [
+    "--unshare-user",
     "--unshare-pid",
     "--unshare-ipc",
     "--ro-bind",
@@ -42,4 +46,216 @@ export function probeSandbox(bwrap = "bwrap"): Promise<SandboxProbe> {
       });
     });
   });
+}
+
+/** What a sandbox is built from: the bwrap a probe found, and what no sandboxed process may see. */
+export interface SandboxOptions {
+  /** The bwrap binary (`SandboxProbe.bwrap`). */
+  bwrap: string;
+  /**
+   * Folders hidden even where they lie inside a folder a process sees (the runner's home, the
+   * server's home, the workspace root): an empty tmpfs takes their place.
+   */
+  hide: string[];
+  /**
+   * Folders inside hidden ones where the runner makes a folder per piece of work (agents'
+   * worktrees): hidden themselves, but a runner-made cwd strictly inside one is shown, its
+   * siblings staying hidden.
+   */
+  workRoots?: string[];
+  /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
+  uid?: number;
+  gid?: number;
+}
+
+/** What one command sees besides the system: its cwd and scratch folders read-write, and `readable`. */
+export interface SandboxExposure extends ExecExposure {
+  cwd: string;
+  /** `$HOME` of the command: an empty private tmpfs there, so tools that write under it work. */
+  home?: string | undefined;
+}
+
+/**
+ * The folders of the system every sandboxed process sees read-only. An allowlist rather than
+ * `/` with holes: whatever a runner's machine keeps elsewhere (/root, /home, /var, /srv, /work,
+ * other checkouts) stays out without anyone having to list it.
+ */
+const SYSTEM_FOLDERS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"];
+
+/**
+ * Files of /etc that hold the machine's own secrets: readable by a runner that runs as root,
+ * so a sandboxed process sees /dev/null in their place.
+ */
+const MACHINE_SECRETS = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
+
+/**
+ * Builds the bubblewrap command line that runs one command in a sandbox: a private user
+ * namespace (no capabilities, a uid that is not root), a pid namespace with its own /proc (no
+ * other process, nor its environment, is visible), a private IPC namespace, a minimal /dev,
+ * empty private /tmp and /run (no unix socket of the host, such as /var/run/docker.sock, is
+ * reachable), the system folders read-only, and the command's cwd and scratch folders
+ * read-write. The network namespace stays the host's: steps fetch, push and call services.
+ *
+ * The command stays in the process group its launcher made (no `--new-session`): the runner
+ * stops a step by signalling that group, and the group has no terminal to inject input into.
+ * Nor `--die-with-parent`: the runner signals the whole group, bwrap's own process included,
+ * and that option would turn its SIGTERM into an immediate SIGKILL of the step, taking away
+ * the grace a step gets to clean up. When the command exits, bwrap's init (pid 1 of the
+ * namespace) exits and the kernel kills whatever the command left running.
+ */
+export class Sandbox {
+  private readonly prefix: string[];
+  private readonly visibleRoots: string[];
+  private readonly hidden: string[];
+  private readonly workRoots: string[];
+
+  constructor(readonly options: SandboxOptions) {
+    const uid = options.uid ?? defaultUid();
+    const gid = options.gid ?? (uid === 65534 ? 65534 : (process.getgid?.() ?? uid));
+    const args = [
+      "--unshare-user",
+      "--uid",
+      String(uid),
+      "--gid",
+      String(gid),
+      "--unshare-pid",
+      "--unshare-ipc",
+      "--proc",
+      "/proc",
+      "--dev",
+      "/dev",
+      "--tmpfs",
+      "/tmp",
+      "--tmpfs",
+      "/run",
+    ];
+    this.visibleRoots = [];
+    for (const folder of [...SYSTEM_FOLDERS, ...nodeInstallFolder()]) {
+      let isLink: boolean;
+      try {
+        isLink = lstatSync(folder).isSymbolicLink();
+      } catch {
+        continue;
+      }
+      // Merged-/usr systems: /bin -> usr/bin stays a link, so paths resolve as on the host.
+      if (isLink) args.push("--symlink", readlinkSync(folder), folder);
+      else args.push("--ro-bind", folder, folder);
+      this.visibleRoots.push(folder);
+    }
+    for (const file of [
+      ...resolverFiles(this.visibleRoots),
+      ...MACHINE_SECRETS.filter((f) => existsSync(f)),
+    ]) {
+      if (MACHINE_SECRETS.includes(file)) args.push("--ro-bind", "/dev/null", file);
+      else args.push("--ro-bind", file, file);
+    }
+    this.workRoots = (options.workRoots ?? []).map(realPath);
+    this.hidden = [...new Set([...options.hide.map(realPath), ...this.workRoots])];
+    this.prefix = [options.bwrap, ...args];
+  }
+
+  /**
+   * Why `exposure` cannot be granted, if it cannot: a cwd of `/` would show the whole machine,
+   * and one inside a hidden folder would show part of what the sandbox hides.
+   */
+  refusal(exposure: SandboxExposure): string | undefined {
+    const cwd = resolve(exposure.cwd);
+    if (cwd === "/") return "a sandboxed step cannot run in / (it would see the whole machine)";
+    const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden));
+    const madeForIt =
+      exposure.runnerMadeCwd === true && this.workRoots.some((root) => cwd !== root && isWithin(cwd, root));
+    if (hiding !== undefined && !madeForIt)
+      return `cwd "${cwd}" is inside ${hiding}, which sandboxed commands cannot see`;
+    return undefined;
+  }
+
+  /** The argv that runs `argv` sandboxed with `exposure` (see `refusal` first). */
+  command(argv: readonly string[], exposure: SandboxExposure): string[] {
+    const cwd = resolve(exposure.cwd);
+    const mounts: Mount[] = [{ path: cwd, args: ["--bind", cwd, cwd], order: 1 }];
+    for (const folder of exposure.writable ?? []) {
+      const path = resolve(folder);
+      mounts.push({ path, args: ["--bind", path, path], order: 1 });
+    }
+    for (const folder of exposure.readable ?? []) {
+      const path = resolve(folder);
+      mounts.push({ path, args: ["--ro-bind", path, path], order: 1 });
+    }
+    const home = exposure.home === undefined ? undefined : resolve(exposure.home);
+    if (home !== undefined && home !== "/" && !isWithin(home, cwd) && !this.isSystem(home)) {
+      mounts.push({ path: home, args: ["--tmpfs", home], order: 0 });
+    }
+    const shown = [...this.visibleRoots, ...mounts.map((mount) => mount.path)];
+    for (const hidden of this.hidden) {
+      // A hidden folder only needs covering where something shown contains it, and where it
+      // exists: bwrap would make it, on the host inside a read-write bind.
+      if (shown.some((root) => isWithin(hidden, root)) && existsSync(hidden))
+        mounts.push({ path: hidden, args: ["--tmpfs", hidden], order: 2 });
+    }
+    // A mount covers what an earlier one put under its path: outer folders first, and at the
+    // same depth the hiding tmpfs last, so it wins.
+    mounts.sort((a, b) => depth(a.path) - depth(b.path) || a.order - b.order);
+    return [...this.prefix, ...mounts.flatMap((mount) => mount.args), "--chdir", cwd, "--", ...argv];
+  }
+
+  private isSystem(path: string): boolean {
+    return this.visibleRoots.some((root) => isWithin(path, root) || isWithin(root, path));
+  }
+}
+
+interface Mount {
+  path: string;
+  args: string[];
+  /** Among mounts of the same depth: the home tmpfs, then binds, then what hides. */
+  order: number;
+}
+
+/**
+ * `path` with its links resolved (as far as it exists): bwrap follows links when it binds, so a
+ * link to a hidden folder must be judged by where it leads.
+ */
+export function realPath(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return realpathSync(absolute);
+  } catch {
+    return absolute;
+  }
+}
+
+function defaultUid(): number {
+  const uid = process.getuid?.() ?? 65534;
+  return uid === 0 ? 65534 : uid;
+}
+
+function depth(path: string): number {
+  return path === "/" ? 0 : path.split(sep).length;
+}
+
+/** Whether `path` is `folder` or lies inside it. */
+function isWithin(path: string, folder: string): boolean {
+  return path === folder || folder === "/" || path.startsWith(`${folder}${sep}`);
+}
+
+/** Node's install folder (`<prefix>` of `<prefix>/bin/node`), where it is not a system folder. */
+function nodeInstallFolder(): string[] {
+  try {
+    const prefix = dirname(dirname(realpathSync(process.execPath)));
+    return SYSTEM_FOLDERS.some((folder) => isWithin(prefix, folder)) || prefix === "/" ? [] : [prefix];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * /etc/resolv.conf is often a link into /run (systemd-resolved), which the sandbox replaces:
+ * its target is shown read-only so that name resolution keeps working.
+ */
+function resolverFiles(visibleRoots: readonly string[]): string[] {
+  try {
+    const target = realpathSync("/etc/resolv.conf");
+    return visibleRoots.some((root) => isWithin(target, root)) ? [] : [target];
+  } catch {
+    return [];
+  }
 }

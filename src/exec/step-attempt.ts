@@ -15,7 +15,14 @@ import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../c
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
 import { plainCommandWords } from "./plain-command.js";
-import type { ExecAttempt, ExecResult, Executor, OutputHandler, OutputStream } from "./types.js";
+import type {
+  ExecAttempt,
+  ExecExposure,
+  ExecResult,
+  Executor,
+  OutputHandler,
+  OutputStream,
+} from "./types.js";
 
 export interface StepAttemptOptions {
   /** Values masked in every attempt besides the request's (e.g. the runner's own token). */
@@ -26,6 +33,8 @@ export interface StepAttemptOptions {
   signal?: AbortSignal;
   /** Receives the output as it happens, masked and capped. */
   onOutput: StepOutputSink;
+  /** What a sandbox shows the attempt besides its cwd (an agent's tests: their worktree is runner-made). */
+  exposure?: ExecExposure;
 }
 
 /** One process to run: its argv, and how an error message names it. */
@@ -60,6 +69,7 @@ export async function runStepAttempt(
     files: request.action === "shell.run" && !scriptInline ? { script: request.script } : {},
     limits: { killGraceMs: options.killGraceMs },
     signal: options.signal,
+    ...(options.exposure ? { exposure: options.exposure } : {}),
   });
   if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint);
   try {

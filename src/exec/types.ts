@@ -16,6 +16,8 @@ export interface AttemptSetup {
   /** The step's own variables (request env, RUNYARD_ ones); the executor lays them over its base env. */
   env: Record<string, string>;
   cwd?: string;
+  /** What a sandbox shows the commands besides their cwd and scratch files (see `ExecExposure`). */
+  exposure?: ExecExposure;
   /** Files the commands read (shell.run's script), by name; their paths come back in `ExecAttempt.files`. */
   files?: Record<string, string>;
   limits: {
@@ -78,6 +80,8 @@ export interface ExecRequest {
   /** The whole environment of the process (nothing is inherited implicitly). */
   env: Record<string, string>;
   cwd?: string;
+  /** What a sandboxed process sees besides the system and its cwd; ignored where there is no sandbox. */
+  exposure?: ExecExposure;
   /** Stops the process group after this long; the result's status is "timeout". */
   timeoutMs?: number;
   /** Aborting stops the process group; the result's status is "canceled". */
@@ -85,6 +89,19 @@ export interface ExecRequest {
   /** Time between SIGTERM and SIGKILL. */
   killGraceMs: number;
   onOutput: OutputHandler;
+}
+
+/** Folders a sandboxed process sees besides the system folders and its cwd (see sandbox.ts). */
+export interface ExecExposure {
+  /** Shown read-write: scratch files, an agent's state. */
+  writable?: string[];
+  /** Shown read-only: an agent's install folder. */
+  readable?: string[];
+  /**
+   * The cwd is a folder the runner made for this work (an agent's worktree): it may lie inside
+   * one of the sandbox's work roots although those are hidden.
+   */
+  runnerMadeCwd?: boolean;
 }
 
 export interface ExecResult {

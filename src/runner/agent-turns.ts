@@ -1,5 +1,7 @@
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
@@ -7,7 +9,7 @@ import type { AgentOutput } from "../agents/types.js";
 import { type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
-import type { ProcessLauncher } from "../exec/types.js";
+import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
 
 export interface AgentTurnsOptions {
@@ -55,9 +57,22 @@ export class SupervisedAgentTurns implements AgentTurns {
       );
     }
     const state = join(this.options.stateRoot, task.agent);
+    // Codex's own home (CODEX_HOME, else ~/.codex) holds the user's config and login: named
+    // outright, so a sandbox's private HOME does not hide it, and shown to the turn read-write.
+    const userCodexHome = this.options.env.CODEX_HOME ?? join(this.options.env.HOME ?? homedir(), ".codex");
+    const codexHome = existsSync(userCodexHome) ? userCodexHome : undefined;
     await mkdir(state, { recursive: true, mode: 0o700 });
-    await mkdir(this.options.stateRoot, { recursive: true, mode: 0o700 });
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
+    // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only.
+    const exposure: ExecExposure = {
+      writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...(await gitFolders(cwd))],
+      readable: [this.options.agentsHome, dirname(path)].filter((folder) => existsSync(folder)),
+      runnerMadeCwd: true,
+    };
+    const launcher: ProcessLauncher = {
+      run: (request) => this.options.launcher.run({ ...request, exposure }),
+      close: () => undefined,
+    };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
     const env = {
@@ -78,6 +93,7 @@ export class SupervisedAgentTurns implements AgentTurns {
             GIT_AUTHOR_EMAIL: "runyard@localhost",
             GIT_COMMITTER_NAME: "runyard",
             GIT_COMMITTER_EMAIL: "runyard@localhost",
+            ...(codexHome ? { CODEX_HOME: codexHome } : {}),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
           },
@@ -90,7 +106,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           stallMs: task.stall_ms,
           ...(task.budget ? { budget: task.budget } : {}),
         },
-        { emit: io.emit, launcher: this.options.launcher, signal: io.signal, env },
+        { emit: io.emit, launcher, signal: io.signal, env },
       );
       return {
         status: result.status,
@@ -109,6 +125,22 @@ export class SupervisedAgentTurns implements AgentTurns {
       killTagged(tag);
       await rm(scratchDir, { recursive: true, force: true });
     }
+  }
+}
+
+/**
+ * The git folders a worktree's commits go to, which lie outside it: `.git` there is a file that
+ * names the mirror's folder for this worktree, whose `commondir` names the mirror itself.
+ */
+async function gitFolders(cwd: string): Promise<string[]> {
+  try {
+    const pointer = /^gitdir: (.+)$/m.exec(await readFile(join(cwd, ".git"), "utf8"))?.[1];
+    if (!pointer) return [];
+    const gitDir = resolve(cwd, pointer.trim());
+    const common = (await readFile(join(gitDir, "commondir"), "utf8").catch(() => "")).trim();
+    return [common ? resolve(gitDir, common) : gitDir];
+  } catch {
+    return []; // not a worktree (a chat folder, a plain repository): nothing outside it
   }
 }
 

@@ -1,0 +1,43 @@
+import type { Config } from "../core/config.js";
+import type { Logger } from "../core/logger.js";
+import { probeSandbox, Sandbox } from "../exec/sandbox.js";
+
+/** What a runner hides from its steps and where it makes folders of work (see SandboxOptions). */
+export interface RunnerSandboxOptions {
+  /** Sandbox even a runner that serves one principal (`runyard up`'s local runner). */
+  always: boolean;
+  /** The runner's home, the server's home: never shown to a step. */
+  hide: string[];
+  /** Where the runner makes a folder per agent task: hidden but for each task's own. */
+  workRoots: string[];
+}
+
+/**
+ * The sandbox a runner's steps and agent turns run in, or none. A runner that serves more than
+ * one principal (any runner outside a tenant: it takes the runs of every user outside tenants)
+ * sandboxes every process it starts where bubblewrap works; one that cannot, or whose operator
+ * turned the sandbox off, says so once and runs them as plain process groups.
+ */
+export async function runnerSandbox(
+  config: Config,
+  options: RunnerSandboxOptions,
+  logger: Logger,
+): Promise<Sandbox | undefined> {
+  const manyPrincipals = config.tenantId === undefined;
+  if (!options.always && !manyPrincipals) return undefined;
+  if (config.sandbox === "off") {
+    logger.warn(
+      "steps run without a sandbox (RUNYARD_SANDBOX=off): they can read what this runner's user can read, its home and other runs included",
+    );
+    return undefined;
+  }
+  const probe = await probeSandbox();
+  if (probe.isolation === "none") {
+    logger.warn(
+      { problem: probe.problem, hint: probe.hint },
+      "steps run without a sandbox: they can read what this runner's user can read",
+    );
+    return undefined;
+  }
+  return new Sandbox({ bwrap: probe.bwrap, hide: options.hide, workRoots: options.workRoots });
+}

@@ -1,0 +1,57 @@
+import { accessSync, constants, statSync } from "node:fs";
+import { delimiter, join, resolve } from "node:path";
+import { realPath, type Sandbox } from "./sandbox.js";
+import { notStarted } from "./spawn-launcher.js";
+import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
+
+/**
+ * Starts every command through `launcher` inside `sandbox`: the sandbox is only a prefix of
+ * the argv, so both launchers (the fork-server and plain spawn) keep their process groups,
+ * timeouts, cancel and exact figures; the group's leader is bwrap.
+ *
+ * A program that is not found is reported before bwrap starts, as the launchers report it
+ * (a `spawnError`), so that a plain cmd.run line falls back to its shell as it does unsandboxed.
+ */
+export class SandboxLauncher implements ProcessLauncher {
+  constructor(
+    private readonly launcher: ProcessLauncher,
+    private readonly sandbox: Sandbox,
+  ) {}
+
+  run(request: ExecRequest): Promise<ExecResult> {
+    const startedAt = performance.now();
+    const program = request.argv[0];
+    if (!program) return this.launcher.run(request);
+    // Judged and bound by where it leads: a step could make a link to a hidden folder and name it as the cwd of the next.
+    const cwd = realPath(request.cwd ?? process.cwd());
+    const exposure = { ...request.exposure, cwd, home: request.env.HOME };
+    const refusal = this.sandbox.refusal(exposure);
+    if (refusal) return Promise.resolve(notStarted(startedAt, "failed", refusal));
+    const missing = missingProgram(program, request.env.PATH, cwd);
+    if (missing) return Promise.resolve(notStarted(startedAt, "failed", missing));
+    return this.launcher.run({ ...request, cwd, argv: this.sandbox.command(request.argv, exposure) });
+  }
+
+  close(): void {
+    this.launcher.close();
+  }
+}
+
+/** Why `program` cannot start, looked up as execvp would (PATH, or a path from `cwd`). */
+function missingProgram(program: string, path: string | undefined, cwd: string): string | undefined {
+  if (program.includes("/")) {
+    return isExecutable(resolve(cwd, program)) ? undefined : `cannot start "${program}": no such file`;
+  }
+  const folders = (path ?? "/usr/local/bin:/usr/bin:/bin").split(delimiter);
+  if (folders.some((folder) => isExecutable(join(resolve(cwd, folder || "."), program)))) return undefined;
+  return `cannot start "${program}": not found in PATH`;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
