@@ -171,6 +171,8 @@ describe("runyard up", () => {
     const port = await freePort();
     const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
       RUNYARD_ADMIN_TOKEN: adminToken,
+      // As users have it: the sandbox on (the test helpers turn it off for tests that write outside their folders).
+      RUNYARD_SANDBOX: "auto",
     });
     started.push(up);
     await up.waitFor("local runner connected");
@@ -205,6 +207,8 @@ describe("runyard up without bubblewrap", () => {
     // Node is started by its full path; up's PATH has no bwrap.
     const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
       RUNYARD_ADMIN_TOKEN: adminToken,
+      // As users have it: the sandbox on (the test helpers turn it off for tests that write outside their folders).
+      RUNYARD_SANDBOX: "auto",
       PATH: tempDir(),
     });
     started.push(up);
@@ -273,7 +277,7 @@ describe("runyard runner --shared", () => {
     });
     const runner = startCli(
       ["runner", "--server", server.url, "--token", body.token, "--id", "acme-shared", "--shared"],
-      { RUNYARD_LOG_LEVEL: "error" },
+      { RUNYARD_LOG_LEVEL: "error", RUNYARD_SANDBOX: "auto" },
     );
     started.push(runner);
     expect(await runner.exited).toBe(2);
@@ -302,7 +306,7 @@ describe("runyard runner --shared", () => {
         "nobwrap",
         "--shared",
       ],
-      { PATH: tempDir(), RUNYARD_LOG_LEVEL: "error" },
+      { PATH: tempDir(), RUNYARD_LOG_LEVEL: "error", RUNYARD_SANDBOX: "auto" },
     );
     started.push(runner);
     expect(await runner.exited).toBe(2);
@@ -310,5 +314,29 @@ describe("runyard runner --shared", () => {
       "error: a shared runner must isolate each run, but bubblewrap (bwrap) is not installed",
     );
     expect(runner.output()).toContain("hint: install it (Debian/Ubuntu: apt-get install bubblewrap)");
+  });
+
+  it("exits 2 when its operator turned the sandbox off: shared work needs it", async () => {
+    const server = await startTestServer();
+    started.push(server.proc);
+    const runner = startCli(
+      [
+        "runner",
+        "--server",
+        server.url,
+        "--token",
+        await runnerToken(server.url),
+        "--id",
+        "nosandbox",
+        "--shared",
+      ],
+      { RUNYARD_LOG_LEVEL: "error", RUNYARD_SANDBOX: "off" },
+    );
+    started.push(runner);
+    expect(await runner.exited).toBe(2);
+    expect(runner.output()).toContain(
+      "error: a shared runner must isolate each run, but RUNYARD_SANDBOX is off",
+    );
+    expect(runner.output()).toContain("hint: Unset RUNYARD_SANDBOX");
   });
 });
