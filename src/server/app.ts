@@ -2,7 +2,7 @@ import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { authHook, TokenCache } from "./auth.js";
+import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { httpHeadersHook } from "./http-headers.js";
@@ -42,23 +42,14 @@ const Health = z.object({
  * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
  * request, serialize its responses and describe it in `/openapi.json`.
  */
-/** Routes that revoke or change credentials (token revoke, user remove, password, logout). */
-const credentialRoute = /^\/api\/(tokens|users|auth\/logout)(\/|\?|$)/;
-
 export function buildApp(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
-  const tokens = new TokenCache(deps.store);
   // First: security headers on every answer, and CORS preflights answered before any token check.
   app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
-  app.addHook("onRequest", authHook(deps.store, deps.sessions, tokens));
-  // A token or user changed here takes effect here at once; other replicas' caches lapse in 2 s.
-  app.addHook("onResponse", async (request, reply) => {
-    if (request.method !== "GET" && reply.statusCode < 300 && credentialRoute.test(request.url))
-      tokens.forget();
-  });
+  app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);
 

@@ -17,6 +17,7 @@ import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { LoginLimiter } from "./identity/login-limiter.js";
+import { Revocations } from "./identity/revocations.js";
 import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
@@ -166,6 +167,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     isLeader: () => replica.isLeader,
     alone: !databaseUrl,
   });
+  const revocations = new Revocations({
+    store,
+    hub,
+    lost: (job, why) => broker.lost(job, why),
+    tell: (revoked) => replica.tell({ type: "revoked", ...revoked }),
+    logger,
+  });
   const stopRelay = relayFleet({
     replica,
     store,
@@ -173,6 +181,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     broker,
     hub,
     runs,
+    revocations,
     logger,
     shared: Boolean(databaseUrl),
   });
@@ -193,6 +202,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     hub,
     replica,
     sessions: await SessionTokens.open(store, options.sessionTtlMs),
+    revocations,
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,

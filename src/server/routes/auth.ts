@@ -148,6 +148,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
         caller.user_id,
         caller.session_expires_at ?? new Date(Date.now() + deps.sessions.sessionTtlMs).toISOString(),
       );
+      await deps.revocations.sessionEnded(caller.session_id);
       await audit(deps, request, {
         action: "logout",
         target: caller.username,

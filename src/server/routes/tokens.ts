@@ -187,6 +187,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const token = await deps.store.getToken(request.params.id);
       if (!token || !mayManage(caller, token)) throw notFound(request.params.id);
       await deps.store.revokeToken(token.id);
+      await deps.revocations.tokenRevoked(token);
       await audit(deps, request, {
         action: "token.revoke",
         target: token.id,
