@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import { alive, until } from "./helpers/processes.js";
 import {
   adminToken,
@@ -226,5 +227,56 @@ describe("removing a user or revoking a user token", () => {
     expect(revoke.code, revoke.stderr).toBe(0);
     expect(await settlesWithin(stream.ended, 1000)).toBe(true);
     expect((await api(server.url, "GET", "/api/runs", undefined, made.body.token)).status).toBe(401);
+  });
+});
+
+const postgresAdminUrl = inject("postgresAdminUrl");
+
+describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of several", () => {
+  it("closes the runner's socket on the replica it is connected to within a second", async () => {
+    const databaseUrl = await createTestDatabase(postgresAdminUrl);
+    const shared = {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "revocation-test-secret-key-0123456789abcdef",
+      RUNYARD_REPLICA_HEARTBEAT_MS: "300",
+      RUNYARD_REPLICA_LEASE_MS: "2000",
+    };
+    const first = await startTestServer(tempDir(), shared);
+    started.push(first.proc);
+    const second = await startTestServer(tempDir(), shared);
+    started.push(second.proc);
+    const token = await createRunnerToken(first.url);
+    // The runner is connected to the second replica; the token is revoked through the first.
+    const runner = await startRunner(second.url, token.token, { id: "revoked-elsewhere" });
+    started.push(runner);
+    const dir = tempDir();
+    const held = await submit(first.url, heldFlow(dir));
+    await until("the held step runs", () => existsSync(join(dir, "started")));
+    const stepPid = Number(readFileSync(join(dir, "started"), "utf8").trim());
+
+    const revoke = await runCli(["token", "revoke", token.id], {
+      env: { RUNYARD_SERVER_URL: first.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(revoke.code, revoke.stderr).toBe(0);
+    const revokedAt = Date.now();
+    await runner.waitFor("the server closed the connection: runner token revoked", 1000);
+    await eventually(
+      "the runner is offline",
+      async () => (await runnerStatus(first.url, "revoked-elsewhere")) === "offline",
+      1000,
+    );
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    const ended = await waitForRun(first.url, held, isFinal, 5000);
+    expect(ended.error?.code).toBe("RUNNER_LOST");
+    await until("the step's process is gone", () => !alive(stepPid), 5000);
+
+    const marker = join(tempDir(), "marker");
+    const queued = await submit(second.url, markerFlow(marker));
+    const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
+    const before = refusals();
+    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 15_000);
+    expect(existsSync(marker)).toBe(false);
+    const run = await api<{ status: string }>(first.url, "GET", `/api/runs/${queued}`);
+    expect(run.body.status).toBe("queued");
   });
 });
