@@ -44,6 +44,7 @@ async function start(config: Config, ctx: CliContext, flags: ServerFlags): Promi
     },
     maxRunLogBytes: config.maxRunLogBytes,
     maxBotLogBytes: config.maxBotLogBytes,
+    auditRetentionDays: config.auditRetentionDays,
     repoRoutes: config.repos,
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {

@@ -506,7 +506,7 @@ export interface paths {
         };
         /**
          * The audit log, newest first (admin only)
-         * @description Logins (and refused ones), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.
+         * @description Logins (refused ones counted in one entry per client address, minute and reason: `details.count`), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.
          */
         get: operations["listAudit"];
         put?: never;

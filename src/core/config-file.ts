@@ -72,6 +72,8 @@ const ConfigFile = z
     port: z.number(),
     max_run_log_bytes: z.number(),
     repos: z.array(RepoRoute),
+    /** The audit log: how many days its entries are kept. */
+    audit: z.object({ retention_days: z.number().int().positive() }).partial().strict(),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -100,7 +102,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos and quotas (docs/security.md), and seed 003's runner settings (docs/agents.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), and seed 003's runner settings (docs/agents.md).",
     });
   }
   const file = parsed.data;
@@ -130,6 +132,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     host: file.host,
     port: file.port,
     maxRunLogBytes: file.max_run_log_bytes,
+    auditRetentionDays: file.audit?.retention_days,
     defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
     defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
     maxBotsPerUser: file.quotas?.max_bots_per_user,

@@ -6,6 +6,7 @@ import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { httpHeadersHook } from "./http-headers.js";
+import { RefusedLogins } from "./identity/refused-logins.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { agentRoutes } from "./routes/agents.js";
@@ -60,6 +61,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     runnersConnected: () => deps.hub.connectedRunners,
   });
   app.addHook("onClose", async () => metrics.close());
+  const refusedLogins = new RefusedLogins(deps.store, deps.logger, metrics.loginRefused);
+  app.addHook("onClose", async () => refusedLogins.close());
 
   // Routes are registered after the OpenAPI plugin, which sees each of them as it is added.
   app.register(fastifySwagger, openApiOptions(deps.version));
@@ -94,10 +97,10 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     artifactRoutes(api, deps);
     runnerRoutes(api, deps);
     secretRoutes(api, deps);
-    authRoutes(api, deps);
+    authRoutes(api, deps, refusedLogins);
     userRoutes(api, deps);
     tokenRoutes(api, deps);
-    auditRoutes(api, deps);
+    auditRoutes(api, deps, refusedLogins);
     agentRoutes(api, deps);
     botRoutes(api, deps);
     seed001JobRoutes(api, deps);

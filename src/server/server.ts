@@ -28,6 +28,9 @@ import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.j
 import { RunService } from "./runs/run-service.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
+/** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
+export const defaultAuditRetentionDays = 90;
+
 export interface ServerOptions {
   host: string;
   port: number;
@@ -54,6 +57,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
   replicaTimings?: ReplicaTimings;
+  /** Audit entries older than this many days are deleted by the fleet's leader; default 90. */
+  auditRetentionDays?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
   /** Bots' lifetime, container limits, network and upload size; default: seed 001's. */
@@ -186,11 +191,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     shared: Boolean(databaseUrl),
   });
   let pruned = 0;
+  let auditPruned = 0;
+  const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
   replica.whenLeading(async () => {
     await runs.adoptOrphans();
     if (Date.now() - pruned > 60_000) {
       pruned = Date.now();
       await store.pruneJobReports();
+    }
+    // At the first round a replica leads, then hourly: the log is read by the day, not the second.
+    if (Date.now() - auditPruned > 3_600_000) {
+      auditPruned = Date.now();
+      const removed = await store.pruneAudit(new Date(Date.now() - auditRetentionMs).toISOString());
+      if (removed > 0)
+        logger.info({ removed, retentionDays: auditRetentionMs / 86_400_000 }, "audit entries pruned");
     }
   });
 
