@@ -489,7 +489,7 @@ export interface paths {
         post?: never;
         /**
          * Revoke a token
-         * @description It stops working at once. Another user's token answers 404, as if it did not exist.
+         * @description It stops working at once, on every replica: a runner token's connected runners are disconnected and their jobs end as lost, and event streams opened with the token end. Another user's token answers 404, as if it did not exist.
          */
         delete: operations["revokeToken"];
         options?: never;

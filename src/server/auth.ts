@@ -55,8 +55,9 @@ const artifactUploadPath = /^\/api\/jobs\/[^/]+\/artifacts\/[^/]+$/;
 
 /**
  * How long a user or admin token, once found, is taken on this replica's word without asking the
- * database again. A token removed from the database (revoked) may go on working here for at most
- * this long (docs/security.md); a new token works at once, as misses are never kept.
+ * database again. Every revocation this replica hears of empties the cache; only a lost fleet
+ * message lets a revoked token work here this long (docs/security.md). A new token works at once,
+ * as misses are never kept.
  */
 export const tokenCacheMs = 2000;
 /** Tokens kept at most; past it the cache starts over (a flood of distinct valid tokens). */
