@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
@@ -278,5 +279,33 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
     expect(existsSync(marker)).toBe(false);
     const run = await api<{ status: string }>(first.url, "GET", `/api/runs/${queued}`);
     expect(run.body.status).toBe("queued");
+  });
+
+  it("ends nothing for a revoked message any database session can send while the token exists", async () => {
+    const databaseUrl = await createTestDatabase(postgresAdminUrl);
+    const server = await startTestServer(tempDir(), {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "revocation-test-secret-key-0123456789abcdef",
+    });
+    started.push(server.proc);
+    const token = await createRunnerToken(server.url);
+    const runner = await startRunner(server.url, token.token, { id: "not-revoked" });
+    started.push(runner);
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      await client.query("select pg_notify('runyard_fleet', $1)", [
+        JSON.stringify({ type: "revoked", credential: "token", id: token.id, from: "forged" }),
+      ]);
+    } finally {
+      await client.end();
+    }
+    // After the message, the runner still takes and runs work, and was never closed.
+    const marker = join(tempDir(), "marker");
+    const run = await waitForRun(server.url, await submit(server.url, markerFlow(marker)), isFinal);
+    expect(run.status).toBe("success");
+    expect(existsSync(marker)).toBe(true);
+    expect(runner.output()).not.toContain("runner token revoked");
+    expect(await runnerStatus(server.url, "not-revoked")).toBe("connected");
   });
 });
