@@ -6,7 +6,7 @@ import type { AgentSetting, AgentSetup } from "../agents/types.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";
-import { table } from "./runs.js";
+import { table } from "./table.js";
 
 /** Seed 004's `install-agents.sh --claude-code` style flags, by commander's camelCase name. */
 export interface InstallFlags {

@@ -1,6 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";
-import { apiClient, table } from "./runs.js";
+import { apiClient } from "./runs.js";
+import { table } from "./table.js";
 
 interface AuditEventView {
   id: string;

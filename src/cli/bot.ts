@@ -4,7 +4,8 @@ import type { ErrorInfo, RunEvent } from "../core/events.js";
 import type { ApiClient } from "./api-client.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
-import { apiClient, table } from "./runs.js";
+import { apiClient } from "./runs.js";
+import { printable, table } from "./table.js";
 
 /** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */
 type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };
@@ -266,8 +267,8 @@ export async function botStatus(name: string, flags: { json?: boolean }, ctx: Cl
     if (bot.error.hint) rows.push(["hint", bot.error.hint]);
   }
   const width = Math.max(...rows.map(([key]) => key.length));
-  ctx.stdout.write(`bot ${bot.name}\n`);
-  for (const [key, value] of rows) ctx.stdout.write(`  ${`${key}:`.padEnd(width + 2)}${value}\n`);
+  ctx.stdout.write(`bot ${printable(bot.name)}\n`);
+  for (const [key, value] of rows) ctx.stdout.write(`  ${`${key}:`.padEnd(width + 2)}${printable(value)}\n`);
   if (bot.last_logs && bot.last_logs.length > 0) {
     ctx.stdout.write("  last logs of the previous container:\n");
     for (const line of bot.last_logs) ctx.stdout.write(`    ${line}\n`);

@@ -1,6 +1,7 @@
 import { styleText } from "node:util";
 import type { AgentSummary, RunEvent, StepStatus } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
+import { printable, table } from "./table.js";
 
 type Style = Parameters<typeof styleText>[0];
 
@@ -47,7 +48,7 @@ export class HumanRenderer {
         if (!this.quiet) {
           const attempt = event.attempt > 1 ? ` (attempt ${event.attempt})` : "";
           this.line(
-            `${this.paint("cyan", "▶")} ${event.step} ${this.paint("gray", `[${event.host}]`)} running${attempt}`,
+            `${this.paint("cyan", "▶")} ${printable(event.step)} ${this.paint("gray", `[${printable(event.host)}]`)} running${attempt}`,
           );
         }
         break;
@@ -59,7 +60,7 @@ export class HumanRenderer {
           this.line(
             this.paint(
               "yellow",
-              `↻ ${event.step} [${event.host}] attempt ${event.attempt} failed (exit ${event.exit_code ?? "-"}); retrying in ${seconds(event.delay_ms)}`,
+              `↻ ${printable(event.step)} [${printable(event.host)}] attempt ${event.attempt} failed (exit ${event.exit_code ?? "-"}); retrying in ${seconds(event.delay_ms)}`,
             ),
           );
         }
@@ -77,7 +78,7 @@ export class HumanRenderer {
             : ` ${seconds(event.duration_ms)}`;
         const reason = event.error && event.status !== "success" ? `: ${event.error.message}` : "";
         this.line(
-          `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${event.step}`)} ${this.paint("gray", `[${event.host}]`)} ${event.status}${exit}${timing}${reason}`,
+          `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${printable(event.step)}`)} ${this.paint("gray", `[${printable(event.host)}]`)} ${event.status}${exit}${timing}${reason}`,
         );
         break;
       }
@@ -162,14 +163,7 @@ export class HumanRenderer {
         a.branch ? `${a.branch}${a.pushed ? " (pushed)" : ""}` : "-",
       ]),
     ];
-    const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length))) ?? [];
-    for (const row of rows)
-      this.line(
-        `  ${row
-          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-          .join("  ")
-          .trimEnd()}`,
-      );
+    for (const line of table(rows).split("\n")) this.line(`  ${line}`);
     const answer = agents.length === 1 ? agents[0]?.final_text : undefined;
     if (answer && this.quiet) this.line(answer);
   }

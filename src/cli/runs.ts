@@ -6,6 +6,7 @@ import { ApiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
+import { printable, table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 /** A client of the servers of `--server` / RUNYARD_SERVER_URL, or of the local default. */
@@ -97,18 +98,6 @@ function duration(run: RunView): string {
   return `${((end - Date.parse(run.started_at)) / 1000).toFixed(1)}s`;
 }
 
-export function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i]?.length ?? 0))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
-
 export async function runsList(
   flags: { status?: string; kind?: string; limit?: string; json?: boolean },
   ctx: CliContext,
@@ -147,7 +136,9 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
     ctx.stdout.write(`${JSON.stringify(run)}\n`);
     return 0;
   }
-  ctx.stdout.write(`run ${run.run_id}: ${run.name} (${run.kind}) ${run.status}, ${duration(run)}\n`);
+  ctx.stdout.write(
+    `run ${run.run_id}: ${printable(run.name)} (${run.kind}) ${run.status}, ${duration(run)}\n`,
+  );
   for (const line of waiting) ctx.stdout.write(`  ${line}\n`);
   if (run.error) ctx.stdout.write(`  ${run.error.code}: ${run.error.message}\n`);
   if (run.steps.length > 0) {

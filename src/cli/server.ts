@@ -54,6 +54,7 @@ async function start(
     workflowLimits: { maxBytes: config.maxWorkflowBytes },
     parseWorkflow: parseOnWorkerThread(),
     maxBotLogBytes: config.maxBotLogBytes,
+    auditRetentionDays: config.auditRetentionDays,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),

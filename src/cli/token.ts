@@ -2,7 +2,8 @@ import { RunyardError } from "../core/errors.js";
 import type { TokenRecord } from "../store/types.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, throughApi, withHomeStore } from "./home-store.js";
-import { apiClient, table } from "./runs.js";
+import { apiClient } from "./runs.js";
+import { table } from "./table.js";
 
 export interface TokenFlags {
   runner?: boolean;

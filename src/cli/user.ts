@@ -4,7 +4,8 @@ import { usernamePattern } from "../server/identity/usernames.js";
 import type { UserRecord } from "../store/types.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
-import { apiClient, table } from "./runs.js";
+import { apiClient } from "./runs.js";
+import { table } from "./table.js";
 
 /** Below this a password is taken, with a warning: the operator chose it. */
 const shortPassword = 12;

@@ -489,7 +489,7 @@ export interface paths {
         post?: never;
         /**
          * Revoke a token
-         * @description It stops working at once. Another user's token answers 404, as if it did not exist.
+         * @description It stops working at once, on every replica: a runner token's connected runners are disconnected and their jobs end as lost, and event streams opened with the token end. Another user's token answers 404, as if it did not exist.
          */
         delete: operations["revokeToken"];
         options?: never;
@@ -506,7 +506,7 @@ export interface paths {
         };
         /**
          * The audit log, newest first (admin only)
-         * @description Logins (and refused ones), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.
+         * @description Logins (refused ones counted in one entry per client address, minute and reason: `details.count`), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.
          */
         get: operations["listAudit"];
         put?: never;
@@ -959,7 +959,7 @@ export interface components {
             status?: "failure";
             error: {
                 /** @enum {string} */
-                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "BOT_REGISTRY_UNREACHABLE";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "BOT_REGISTRY_UNREACHABLE";
                 message: string;
                 hint: string;
                 details?: unknown;

@@ -76,6 +76,8 @@ const ConfigFile = z
     /** Internal destinations members' direct hosts and notify URLs may reach (docs/runners.md). */
     direct_hosts: z.array(z.string()),
     notify_hosts: z.array(z.string()),
+    /** The audit log: how many days its entries are kept. */
+    audit: z.object({ retention_days: z.number().int().positive() }).partial().strict(),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -104,7 +106,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), and seed 003's runner settings (docs/agents.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), and the agent runner's config.yaml keys (docs/agents.md).",
     });
   }
   const file = parsed.data;
@@ -135,6 +137,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     port: file.port,
     maxRunLogBytes: file.max_run_log_bytes,
     maxWorkflowBytes: file.max_workflow_bytes,
+    auditRetentionDays: file.audit?.retention_days,
     defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
     defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
     maxBotsPerUser: file.quotas?.max_bots_per_user,

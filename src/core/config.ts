@@ -231,6 +231,11 @@ export const configSchema = z.object({
     .int()
     .positive()
     .default(32 * 1024 * 1024),
+  /**
+   * Server: audit entries older than this many days are deleted (config file `audit.retention_days`);
+   * the fleet's leader prunes them hourly. See docs/security.md "Audit log".
+   */
+  auditRetentionDays: z.coerce.number().int().positive().default(90),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
   /** Seed 000's `repos:` (config file only): which runner group works on which repository. */
@@ -332,6 +337,7 @@ const envNames: Record<keyof Config, string[]> = {
   botNetwork: ["RUNYARD_BOT_NETWORK", "DOCKER_NETWORK"],
   maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
   maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
+  auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
   quotas: [],
   repos: [],
   directHosts: [],

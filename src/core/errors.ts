@@ -91,6 +91,10 @@ export const errorTable = {
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
   INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
+  USERNAME_TAKEN: {
+    status: 409,
+    hint: "Usernames are unique across the whole server, whatever the tenant (a login names no tenant): pick another name.",
+  },
   RUNNER_ID_TAKEN: {
     status: 409,
     hint: "Another runner token registered this runner id; pick another --id (RUNYARD_RUNNER_ID), or revoke the old token to free the id.",

@@ -119,3 +119,5 @@ export const ServerMessage = z.discriminatedUnion("type", [
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
 export const runnerSocketPath = "/api/runners/connect";
+/** The WebSocket close code of a runner whose token was revoked. */
+export const revokedCloseCode = 4001;

@@ -8,6 +8,7 @@ import {
   type BotStats,
   type RunnerInfo,
   type RunnerMessage,
+  revokedCloseCode,
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
@@ -258,7 +259,12 @@ export class RunnerDaemon {
     socket.on("error", (error) =>
       this.options.logger.debug({ err: error.message, server: this.serverUrl }, "runner socket error"),
     );
-    socket.on("close", () => this.disconnected());
+    socket.on("close", (code, reason) => {
+      // The token was revoked: say so, as every reconnect will be refused until it is replaced.
+      if (code === revokedCloseCode)
+        this.options.logger.error({ code }, `the server closed the connection: ${String(reason)}`);
+      this.disconnected();
+    });
   }
 
   /** The server will not have this runner as it is: stop, and tell whoever waits for the start. */

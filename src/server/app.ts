@@ -2,10 +2,11 @@ import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { authHook, TokenCache } from "./auth.js";
+import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { httpHeadersHook } from "./http-headers.js";
+import { RefusedLogins } from "./identity/refused-logins.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { agentRoutes } from "./routes/agents.js";
@@ -47,23 +48,14 @@ const Starting = Health.extend({
  * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
  * request, serialize its responses and describe it in `/openapi.json`.
  */
-/** Routes that revoke or change credentials (token revoke, user remove, password, logout). */
-const credentialRoute = /^\/api\/(tokens|users|auth\/logout)(\/|\?|$)/;
-
 export function buildApp(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
-  const tokens = new TokenCache(deps.store);
   // First: security headers on every answer, and CORS preflights answered before any token check.
   app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
-  app.addHook("onRequest", authHook(deps.store, deps.sessions, tokens));
-  // A token or user changed here takes effect here at once; other replicas' caches lapse in 2 s.
-  app.addHook("onResponse", async (request, reply) => {
-    if (request.method !== "GET" && reply.statusCode < 300 && credentialRoute.test(request.url))
-      tokens.forget();
-  });
+  app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);
 
@@ -74,6 +66,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     runnersConnected: () => deps.hub.connectedRunners,
   });
   app.addHook("onClose", async () => metrics.close());
+  const refusedLogins = new RefusedLogins(deps.store, deps.logger, metrics.loginRefused);
+  app.addHook("onClose", async () => refusedLogins.close());
 
   // Routes are registered after the OpenAPI plugin, which sees each of them as it is added.
   app.register(fastifySwagger, openApiOptions(deps.version));
@@ -116,10 +110,10 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     artifactRoutes(api, deps);
     runnerRoutes(api, deps);
     secretRoutes(api, deps);
-    authRoutes(api, deps);
+    authRoutes(api, deps, refusedLogins);
     userRoutes(api, deps);
     tokenRoutes(api, deps);
-    auditRoutes(api, deps);
+    auditRoutes(api, deps, refusedLogins);
     agentRoutes(api, deps);
     botRoutes(api, deps);
     seed001JobRoutes(api, deps);

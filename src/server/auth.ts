@@ -61,8 +61,9 @@ const artifactUploadPath = /^\/api\/jobs\/[^/]+\/artifacts\/[^/]+$/;
 
 /**
  * How long a user or admin token, once found, is taken on this replica's word without asking the
- * database again. A token removed from the database (revoked) may go on working here for at most
- * this long (docs/security.md); a new token works at once, as misses are never kept.
+ * database again. Every revocation this replica hears of empties the cache; only a lost fleet
+ * message lets a revoked token work here this long (docs/security.md). A new token works at once,
+ * as misses are never kept.
  */
 export const tokenCacheMs = 2000;
 /** Tokens kept at most; past it the cache starts over (a flood of distinct valid tokens). */
@@ -225,6 +226,30 @@ async function tokenPrincipal(
     user_id: null,
     username: null,
   };
+}
+
+/**
+ * Whether the credential behind `principal` still lives, read from the store: its API token not
+ * revoked or expired, its user not removed, its session not logged out, expired or ended by a
+ * password change since `openedAtMs`. A stream token answers for the credential that asked for it
+ * (its own 5 minutes only bound when it may open a stream). An open event stream asks this.
+ */
+export async function credentialLives(
+  store: Store,
+  principal: Principal,
+  openedAtMs: number,
+): Promise<boolean> {
+  if (principal.token_id !== null) {
+    const token = await store.getToken(principal.token_id);
+    if (!token || hasExpired(token)) return false;
+  }
+  if (principal.session_expires_at !== null && Date.parse(principal.session_expires_at) <= Date.now())
+    return false;
+  if (principal.session_id !== null && (await store.sessionRevoked(principal.session_id))) return false;
+  if (principal.user_id === null) return true;
+  const user = await store.getUser(principal.user_id);
+  if (!user) return false;
+  return principal.session_id === null || Date.parse(user.sessions_valid_after) <= openedAtMs;
 }
 
 /** Whether an API token's `expires_at` has passed. */

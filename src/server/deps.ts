@@ -4,6 +4,7 @@ import type { Store } from "../store/types.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
+import type { Revocations } from "./identity/revocations.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
 import type { RunnerHub } from "./runner-hub.js";
@@ -28,6 +29,8 @@ export interface ServerDeps {
   replica: { id: string; isLeader: boolean };
   /** Signs and checks session and stream JWTs. */
   sessions: SessionTokens;
+  /** Ends what a revoked credential holds open (runner sockets, event streams), on every replica. */
+  revocations: Revocations;
   /** Failed logins per username and address, in this replica's memory. */
   loginLimiter: LoginLimiter;
   /** Run limits per tenant and user (QUOTA_EXCEEDED), counted from the store. */

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { z } from "zod";
 import { type RunEvent, type RunKind, runKinds, runStatuses } from "../core/events.js";
 import type { Store } from "../store/types.js";
 import { requireServerWide } from "./auth.js";
 import { protectedErrorResponses } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
+import type { LoginRefusal } from "./identity/refused-logins.js";
 import type { StreamGauge } from "./sse.js";
 
 /** Process figures (CPU, memory, event loop lag), collected once however many apps a process builds. */
@@ -34,6 +35,8 @@ export class ServerMetrics {
   private readonly storeLag: Histogram;
   /** Open event streams. */
   readonly streams: StreamGauge;
+  /** Counts a refused login by reason. */
+  readonly loginRefused: (reason: LoginRefusal) => void;
   /** When each queued run was queued, until it starts or ends. */
   private readonly queuedAt = new Map<string, { kind: RunKind; at: number }>();
   private readonly unsubscribe: () => void;
@@ -84,6 +87,14 @@ export class ServerMetrics {
       registers,
     });
     this.streams = { inc: () => sseClients.inc(), dec: () => sseClients.dec() };
+    const refusedLogins = new Counter({
+      name: "runyard_login_refused_total",
+      help: "Refused logins since this replica started, by reason: wrong_credentials or rate_limited.",
+      labelNames: ["reason"],
+      registers,
+    });
+    for (const reason of ["wrong_credentials", "rate_limited"] as const) refusedLogins.inc({ reason }, 0);
+    this.loginRefused = (reason) => refusedLogins.inc({ reason });
     this.queueWait = new Histogram({
       name: "runyard_run_queue_wait_seconds",
       help: "From a run's run.queued to its run.started: how long it waited for a runner.",

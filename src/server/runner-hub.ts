@@ -11,6 +11,7 @@ import {
   type HeldJob,
   type RunnerInfo,
   RunnerMessage,
+  revokedCloseCode,
   runnerSocketPath,
   type ServerMessage,
 } from "../core/protocol.js";
@@ -45,6 +46,8 @@ const maxBotsPerRunner = 50;
 export class RunnerHub {
   private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   private readonly connections = new Map<string, Connection>();
+  /** The runner token each open socket showed, so that revoking a token closes its sockets. */
+  private readonly socketTokens = new Map<WebSocket, string>();
   private dispatching = false;
   /** Shutting down: no new work goes out. */
   private draining = false;
@@ -105,6 +108,7 @@ export class RunnerHub {
 
   private accept(socket: WebSocket, token: TokenRecord): void {
     let connection: Connection | undefined;
+    this.socketTokens.set(socket, token.id);
     // Messages of one runner are handled in order.
     let chain = Promise.resolve();
     socket.on("message", (data) => {
@@ -142,6 +146,7 @@ export class RunnerHub {
     // A message past maxPayload or a broken frame closes this runner's socket, not the server.
     socket.on("error", (error) => this.logger.warn({ err: error }, "runner socket error"));
     socket.on("close", () => {
+      this.socketTokens.delete(socket);
       if (connection && this.connections.get(connection.info.id) === connection) {
         this.connections.delete(connection.info.id);
         // Only if it has not said hello to another replica meanwhile (a route that came back late).
@@ -500,6 +505,41 @@ export class RunnerHub {
     } catch (error) {
       this.logger.error({ err: error }, "lease check failed");
     }
+  }
+
+  /**
+   * A runner token was revoked: every socket opened with it here closes now (code 4001). Its
+   * runners are told to drop their jobs, which end as lost (retried or interrupted as their runs
+   * say), and the runners go offline. A runner of the token still saying hello is closed too.
+   */
+  async revokeToken(tokenId: string): Promise<string[]> {
+    const ended: string[] = [];
+    for (const [socket, id] of this.socketTokens) {
+      if (id !== tokenId) continue;
+      this.socketTokens.delete(socket);
+      const connection = [...this.connections.values()].find((c) => c.socket === socket);
+      if (connection) {
+        this.connections.delete(connection.info.id);
+        for (const jobId of connection.running.keys()) send(socket, { type: "drop", job_id: jobId });
+      }
+      socket.close(revokedCloseCode, "runner token revoked");
+      if (!connection) continue;
+      const runnerId = connection.info.id;
+      ended.push(runnerId);
+      await this.store.setRunnerStatus(runnerId, "offline", new Date().toISOString(), {
+        replicaId: this.replica.id,
+      });
+      for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] }))
+        await this.broker.lost(job, `runner ${runnerId}'s token was revoked`);
+      this.logger.warn({ runnerId, tokenId }, "runner disconnected: its token was revoked");
+    }
+    if (ended.length > 0) this.dispatch();
+    return ended;
+  }
+
+  /** The runner tokens of the sockets open here. */
+  connectedTokens(): string[] {
+    return [...new Set(this.socketTokens.values())];
   }
 
   /** Runs each runner holds right now, for `GET /api/runners`. */

@@ -18,6 +18,7 @@ import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { LoginLimiter } from "./identity/login-limiter.js";
+import { Revocations } from "./identity/revocations.js";
 import { SessionTokens } from "./identity/session-tokens.js";
 import { JobBroker } from "./job-broker.js";
 import { Notifier } from "./notifier.js";
@@ -29,6 +30,9 @@ import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.j
 import { RunService } from "./runs/run-service.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
+
+/** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
+export const defaultAuditRetentionDays = 90;
 
 export interface ServerOptions {
   host: string;
@@ -62,6 +66,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
   replicaTimings?: ReplicaTimings;
+  /** Audit entries older than this many days are deleted by the fleet's leader; default 90. */
+  auditRetentionDays?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
   /** Bots' lifetime, container limits, network and upload size; default: seed 001's. */
@@ -188,6 +194,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     isLeader: () => replica.isLeader,
     alone: !databaseUrl,
   });
+  const revocations = new Revocations({
+    store,
+    hub,
+    lost: (job, why) => broker.lost(job, why),
+    tell: (revoked) => replica.tell({ type: "revoked", ...revoked }),
+    logger,
+  });
   const stopRelay = relayFleet({
     replica,
     store,
@@ -195,15 +208,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     broker,
     hub,
     runs,
+    revocations,
     logger,
     shared: Boolean(databaseUrl),
   });
   let pruned = 0;
+  let auditPruned = 0;
+  const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
   replica.whenLeading(async () => {
     await runs.adoptOrphans();
     if (Date.now() - pruned > 60_000) {
       pruned = Date.now();
       await store.pruneJobReports();
+    }
+    // At the first round a replica leads, then hourly: the log is read by the day, not the second.
+    if (Date.now() - auditPruned > 3_600_000) {
+      auditPruned = Date.now();
+      const removed = await store.pruneAudit(new Date(Date.now() - auditRetentionMs).toISOString());
+      if (removed > 0)
+        logger.info({ removed, retentionDays: auditRetentionMs / 86_400_000 }, "audit entries pruned");
     }
   });
 
@@ -215,6 +238,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     hub,
     replica,
     sessions: await SessionTokens.open(store, options.sessionTtlMs),
+    revocations,
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,

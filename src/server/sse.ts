@@ -16,6 +16,14 @@ export interface StreamGauge {
   dec(): void;
 }
 
+/** The credential that opened a stream: the stream ends when it is revoked. */
+export interface StreamCredential {
+  /** Registers the stream's end, called when the credential is revoked; returns the release. */
+  hold(end: () => void): () => void;
+  /** Whether the credential still lives (asked at each keep-alive, in case a revocation was missed). */
+  lives(): Promise<boolean>;
+}
+
 /**
  * Streams a run's events as Server-Sent Events: `id:` is the seq, `event:` the type, `data:`
  * the event. Stored events after `after` come first, then live ones; a client that reconnects
@@ -29,7 +37,7 @@ export interface StreamGauge {
  */
 export async function streamRunEvents(
   reply: FastifyReply,
-  deps: { store: Store; bus: EventBus; streams?: StreamGauge },
+  deps: { store: Store; bus: EventBus; streams?: StreamGauge; credential?: StreamCredential },
   runId: string,
   after: number,
   follow = true,
@@ -66,6 +74,7 @@ export async function streamRunEvents(
     deps.streams?.dec();
     unsubscribe();
     unsubscribeStored();
+    release();
     clearInterval(keepAlive);
     raw.end();
   };
@@ -136,8 +145,16 @@ export async function streamRunEvents(
     stored = Math.max(stored, seq);
     void pump();
   });
+  // A revoked credential ends its streams at once; should that word be lost, the next keep-alive does.
+  const release = deps.credential?.hold(end) ?? (() => undefined);
   const keepAlive = setInterval(() => {
-    if (!full) raw.write(": keep-alive\n\n");
+    void (deps.credential?.lives() ?? Promise.resolve(true)).then(
+      (lives) => {
+        if (!lives) end();
+        else if (!full && !ended) raw.write(": keep-alive\n\n");
+      },
+      () => undefined,
+    );
   }, keepAliveMs);
   raw.on("drain", () => {
     full = false;

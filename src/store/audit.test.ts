@@ -35,6 +35,27 @@ describe.each(storeBackends)("on $name", (backend) => {
   };
 
   describe("audit log", () => {
+    it("keeps one row per tally id, its details replaced by each write", async () => {
+      const refused = entry({ action: "login", outcome: "denied", details: { count: 1 } });
+      await store.tallyAudit("aud_tally_1", refused);
+      tick();
+      await store.tallyAudit("aud_tally_1", { ...refused, details: { count: 2 } });
+      const { events } = await store.listAudit();
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        id: "aud_tally_1",
+        at: "2026-01-01T00:00:00.000Z",
+        details: { count: 2 },
+      });
+    });
+
+    it("prunes the entries older than a given instant only", async () => {
+      await store.appendAudit(entry({ target: "OLD", at: "2025-09-01T00:00:00.000Z" }));
+      await store.appendAudit(entry({ target: "RECENT", at: "2025-12-20T00:00:00.000Z" }));
+      expect(await store.pruneAudit("2025-10-01T00:00:00.000Z")).toBe(1);
+      expect((await store.listAudit()).events.map((e) => e.target)).toEqual(["RECENT"]);
+    });
+
     it("stores an entry as given and reads it back", async () => {
       const stored = await store.appendAudit(entry());
       expect(stored).toMatchObject({ ...entry(), at: "2026-01-01T00:00:00.000Z" });

@@ -45,9 +45,9 @@ function toAuditEvent(row: Selectable<AuditEventsTable>): AuditEvent {
   };
 }
 
-export async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
-  const row: Selectable<AuditEventsTable> = {
-    id: nextAuditId(),
+function auditRow(ctx: StoreContext, id: string, input: NewAuditEvent): Selectable<AuditEventsTable> {
+  return {
+    id,
     at: isoTime(input.at ?? ctx.now()),
     actor_kind: input.actor.kind,
     actor_user_id: input.actor.user_id,
@@ -60,8 +60,27 @@ export async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Prom
     outcome: input.outcome,
     details: encodeJson(input.details ?? {}),
   };
+}
+
+export async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
+  const row = auditRow(ctx, nextAuditId(), input);
   await ctx.db.insertInto("audit_events").values(row).execute();
   return toAuditEvent(row);
+}
+
+/** One statement per dialect: insert the tally, or replace the details (its count) of the stored one. */
+export async function tallyAudit(ctx: StoreContext, id: string, input: NewAuditEvent): Promise<void> {
+  const row = auditRow(ctx, id, input);
+  await ctx.db
+    .insertInto("audit_events")
+    .values(row)
+    .onConflict((oc) => oc.column("id").doUpdateSet({ details: row.details }))
+    .execute();
+}
+
+export async function pruneAudit(ctx: StoreContext, before: string): Promise<number> {
+  const result = await ctx.db.deleteFrom("audit_events").where("at", "<", isoTime(before)).executeTakeFirst();
+  return Number(result.numDeletedRows);
 }
 
 export async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): Promise<AuditPage> {

@@ -15,7 +15,15 @@ export type FleetMessage =
   /** Stop a job on the runner holding it, wherever that runner is connected. */
   | { type: "cancel-job"; job_id: string; runner_id: string }
   /** Cancel a run; the replica carrying it stops it. */
-  | { type: "cancel-run"; run_id: string };
+  | { type: "cancel-run"; run_id: string }
+  /** A credential was revoked: every replica ends what it holds open with it. */
+  | ({ type: "revoked" } & RevokedCredential);
+
+/** A revoked token (by id), a removed user or one whose password changed, a logged-out session. */
+export interface RevokedCredential {
+  credential: "token" | "user" | "session";
+  id: string;
+}
 
 /** A message and the replica that sent it. */
 export type FleetEnvelope = FleetMessage & { from: string };

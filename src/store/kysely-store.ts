@@ -317,6 +317,12 @@ class KyselyStore implements Store {
   appendAudit(input: NewAuditEvent) {
     return audit.appendAudit(this.ctx, input);
   }
+  tallyAudit(id: string, input: NewAuditEvent) {
+    return audit.tallyAudit(this.ctx, id, input);
+  }
+  pruneAudit(before: string) {
+    return audit.pruneAudit(this.ctx, before);
+  }
   listAudit(query?: ListAuditQuery) {
     return audit.listAudit(this.ctx, query);
   }

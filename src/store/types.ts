@@ -820,6 +820,13 @@ export interface Store {
 
   /** Adds an entry to the audit log and returns it. */
   appendAudit(input: NewAuditEvent): Promise<AuditEvent>;
+  /**
+   * Writes an entry that counts repeats (refused logins of one client in one minute): the first
+   * call with `id` inserts it, each later one replaces its `details` (the count) in place.
+   */
+  tallyAudit(id: string, input: NewAuditEvent): Promise<void>;
+  /** Deletes the entries older than `before` (`audit.retention_days`); returns how many. */
+  pruneAudit(before: string): Promise<number>;
   /** Audit entries, newest first, filtered and paged. */
   listAudit(query?: ListAuditQuery): Promise<AuditPage>;
 

@@ -40,7 +40,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.findUserByName("ANA")).toBeUndefined();
       await expect(
         store.createUser({ username: "ana", role: "admin", password_hash: "x" }),
-      ).rejects.toMatchObject({ code: "CONFLICT" });
+      ).rejects.toMatchObject({ code: "USERNAME_TAKEN", message: "the username ana is taken" });
     });
 
     it("lists users by tenant, platform admins under null", async () => {

@@ -46,8 +46,8 @@ export async function createUser(ctx: StoreContext, input: NewUser): Promise<Use
       .execute();
   } catch (error) {
     if (ctx.dialect.constraintViolation(error) === "unique") {
-      throw new RunyardError("CONFLICT", `user ${input.username} exists already`, {
-        hint: "Pick another name, or change that user's password with `runyard user passwd NAME`.",
+      // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
+      throw new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, {
         cause: error,
       });
     }

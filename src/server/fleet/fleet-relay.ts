@@ -3,6 +3,7 @@ import type { Logger } from "../../core/logger.js";
 import type { FleetEnvelope } from "../../store/fleet-link.js";
 import type { Store } from "../../store/types.js";
 import type { EventBus } from "../event-bus.js";
+import type { Revocations } from "../identity/revocations.js";
 import type { JobBroker } from "../job-broker.js";
 import type { RunnerHub } from "../runner-hub.js";
 import type { RunService } from "../runs/run-service.js";
@@ -15,6 +16,7 @@ export interface FleetRelayDeps {
   broker: JobBroker;
   hub: RunnerHub;
   runs: RunService;
+  revocations: Revocations;
   logger: Logger;
   /** Other replicas may share the database (PostgreSQL): announce stored events to them. */
   shared: boolean;
@@ -32,6 +34,7 @@ export function relayFleet({
   broker,
   hub,
   runs,
+  revocations,
   logger,
   shared,
 }: FleetRelayDeps): () => void {
@@ -59,6 +62,13 @@ export function relayFleet({
             .then((asked) => asked && runs.cancelRequested(message.run_id))
             .catch((error: unknown) => logger.warn({ err: error }, "cannot read a cancel request"));
         }
+        break;
+      case "revoked":
+        // The replica that revoked it has acted already; the others check the store first.
+        if (!fromHere)
+          void revocations
+            .revoked({ credential: message.credential, id: message.id })
+            .catch((error: unknown) => logger.warn({ err: error }, "cannot act on a revocation"));
         break;
       default:
         assertExhaustive(message, "fleet message");
@@ -92,6 +102,8 @@ export function relayFleet({
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
           broker.mayHaveReports(await reportedJobs());
+          // A lost `revoked` message: a runner token gone from the store still closes its sockets.
+          await revocations.sweep();
           // A lost `cancel-run` message: the request is stored, so the run still stops here.
           if (runs.activeRuns > 0)
             for (const runId of await store.cancelRequestedRuns(replica.id)) runs.cancelRequested(runId);

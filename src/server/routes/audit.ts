@@ -7,6 +7,7 @@ import { apiSchemas } from "../api-schemas.js";
 import { requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import type { RefusedLogins } from "../identity/refused-logins.js";
 
 export const auditActions = [
   "login",
@@ -75,7 +76,7 @@ function auditTenant(request: FastifyRequest, asked: string | undefined): string
   return admin.tenant_id;
 }
 
-export function auditRoutes(app: FastifyInstance, deps: ServerDeps): void {
+export function auditRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins: RefusedLogins): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.get(
@@ -86,7 +87,7 @@ export function auditRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "listAudit",
         summary: "The audit log, newest first (admin only)",
         description:
-          "Logins (and refused ones), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.",
+          "Logins (refused ones counted in one entry per client address, minute and reason: `details.count`), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.",
         tags: ["audit"],
         querystring: AuditQuery,
         response: {
@@ -98,6 +99,8 @@ export function auditRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const query = request.query;
       const tenant = auditTenant(request, query.tenant);
+      // This replica's latest counts of refused logins first, so the page shows them.
+      await refusedLogins.flush();
       const page = await deps.store.listAudit({
         ...(query.action ? { action: query.action } : {}),
         ...(tenant !== undefined ? { tenantId: tenant } : {}),

@@ -8,6 +8,7 @@ import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
 import { passwordMatches } from "../identity/passwords.js";
+import type { RefusedLogins } from "../identity/refused-logins.js";
 import { publicRoute } from "../openapi.js";
 
 /** Seed 004's login body, exactly: `{"username": "...", "password": "..."}`. */
@@ -52,7 +53,7 @@ const Caller = z.object({
 /** The same words for an unknown user and a wrong password: a login says nothing of who exists. */
 const wrongCredentials = "the username or password is wrong";
 
-export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
+export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins: RefusedLogins): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.post(
@@ -74,31 +75,21 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const { username, password } = request.body;
-      const tried = { kind: null, user_id: null, token_id: null, username };
       try {
         deps.loginLimiter.attempt(username, request.ip);
       } catch (error) {
-        await audit(deps, request, {
-          action: "login",
-          target: username,
-          outcome: "denied",
-          actor: tried,
-          tenant_id: null,
-          details: { reason: "rate_limited" },
+        await refusedLogins.refused({
+          address: request.ip,
+          username,
+          user: undefined,
+          reason: "rate_limited",
         });
         throw error;
       }
       const user = await deps.store.findUserByName(username);
       if (!(await passwordMatches(user?.password_hash, password)) || !user) {
         deps.logger.warn({ username, address: request.ip }, "login failed");
-        await audit(deps, request, {
-          action: "login",
-          target: username,
-          outcome: "denied",
-          actor: user ? { ...tried, user_id: user.id } : tried,
-          tenant_id: user?.tenant_id ?? null,
-          details: { reason: "wrong_credentials" },
-        });
+        await refusedLogins.refused({ address: request.ip, username, user, reason: "wrong_credentials" });
         throw new RunyardError("UNAUTHORIZED", wrongCredentials, {
           hint: "Check the username and password; an admin can set a new password with `runyard user passwd NAME`.",
         });
@@ -162,6 +153,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps): void {
         caller.user_id,
         caller.session_expires_at ?? new Date(Date.now() + deps.sessions.sessionTtlMs).toISOString(),
       );
+      await deps.revocations.sessionEnded(caller.session_id);
       await audit(deps, request, {
         action: "logout",
         target: caller.username,

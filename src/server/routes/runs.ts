@@ -458,7 +458,15 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const header = request.headers["last-event-id"];
       const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
       const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";
-      await streamRunEvents(reply, { ...deps, streams }, id, fromHeader ?? query.after ?? 0, follow, run);
+      const credential = deps.revocations.streamCredential(callerOf(request));
+      await streamRunEvents(
+        reply,
+        { ...deps, streams, credential },
+        id,
+        fromHeader ?? query.after ?? 0,
+        follow,
+        run,
+      );
       return reply;
     },
   );

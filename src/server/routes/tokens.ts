@@ -170,7 +170,8 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
       schema: {
         operationId: "revokeToken",
         summary: "Revoke a token",
-        description: "It stops working at once. Another user's token answers 404, as if it did not exist.",
+        description:
+          "It stops working at once, on every replica: a runner token's connected runners are disconnected and their jobs end as lost, and event streams opened with the token end. Another user's token answers 404, as if it did not exist.",
         tags: ["tokens"],
         params: TokenParams,
         response: {
@@ -187,6 +188,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const token = await deps.store.getToken(request.params.id);
       if (!token || !mayManage(caller, token)) throw notFound(request.params.id);
       await deps.store.revokeToken(token.id);
+      await deps.revocations.tokenRevoked(token);
       await audit(deps, request, {
         action: "token.revoke",
         target: token.id,

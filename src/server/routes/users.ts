@@ -179,6 +179,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const user = await managedUser(request, request.params.username);
       await deps.store.removeUser(user.id);
+      await deps.revocations.userChanged(user.id);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "user removed");
       await audit(deps, request, {
         action: "user.remove",
@@ -216,6 +217,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const password = request.body?.password ?? newPassword();
       const updated = await deps.store.setUserPassword(user.id, await hashPassword(password));
       if (!updated) throw new RunyardError("NOT_FOUND", `user ${user.username} does not exist`);
+      await deps.revocations.userChanged(user.id);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "password changed");
       await audit(deps, request, {
         action: "user.passwd",

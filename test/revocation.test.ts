@@ -1,0 +1,311 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { runCli, tempDir } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
+import { alive, until } from "./helpers/processes.js";
+import {
+  adminToken,
+  api,
+  isFinal,
+  type Proc,
+  startRunner,
+  startTestServer,
+  submit,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/** A step that marks it started (with its pid), then waits for `release` (at most 20 s). */
+const heldFlow = (dir: string): string => `version: v0.1
+name: held
+inventory:
+  hosts:
+    a: {group: default}
+steps:
+  - name: hold
+    targets: [a]
+    action: shell.run
+    args:
+      script: |
+        echo $$ > ${dir}/started
+        for i in $(seq 1 400); do [ -e ${dir}/release ] && break; sleep 0.05; done
+        echo done
+`;
+
+/** A step whose only effect is the marker file it writes. */
+const markerFlow = (marker: string): string => `version: v0.1
+name: marker
+inventory:
+  hosts:
+    a: {group: default}
+steps:
+  - name: mark
+    targets: [a]
+    action: cmd.run
+    args:
+      cmd: touch ${marker}
+`;
+
+async function createRunnerToken(url: string): Promise<{ id: string; token: string }> {
+  const { status, body } = await api<{ id: string; token: string }>(url, "POST", "/api/tokens", {
+    kind: "runner",
+    name: "to revoke",
+  });
+  expect(status).toBe(201);
+  return body;
+}
+
+async function runnerStatus(url: string, id: string): Promise<string | undefined> {
+  const { body } = await api<Array<{ id: string; status: string }>>(url, "GET", "/api/runners");
+  return body.find((runner) => runner.id === id)?.status;
+}
+
+/** Resolves once `check` answers true, asking every 20 ms; fails after `timeoutMs`. */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const started: Proc[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
+});
+
+describe("revoking a runner token", () => {
+  let server: TestServer;
+
+  it("closes its runner's socket within a second, ends its running job, and gives it no new run", async () => {
+    server = await startTestServer();
+    started.push(server.proc);
+    const token = await createRunnerToken(server.url);
+    const runner = await startRunner(server.url, token.token, { id: "revoked-runner" });
+    started.push(runner);
+    const dir = tempDir();
+    const held = await submit(server.url, heldFlow(dir));
+    await until("the held step runs", () => existsSync(join(dir, "started")));
+    const stepPid = Number(readFileSync(join(dir, "started"), "utf8").trim());
+    expect(alive(stepPid)).toBe(true);
+
+    const revoke = await runCli(["token", "revoke", token.id], {
+      env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(revoke.code, revoke.stderr).toBe(0);
+    // Within a second of the CLI's answer (its own start-up is not the server's doing).
+    const revokedAt = Date.now();
+    await runner.waitFor("the server closed the connection: runner token revoked", 1000);
+    await eventually(
+      "the runner is offline",
+      async () => (await runnerStatus(server.url, "revoked-runner")) === "offline",
+      1000,
+    );
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+
+    // The job it was running ends at once (no retry: the run is interrupted) and its process stops.
+    const ended = await waitForRun(server.url, held, isFinal, 5000);
+    expect(ended.error?.code).toBe("RUNNER_LOST");
+    expect(ended.error?.message).toContain("token was revoked");
+    await until("the step's process is gone", () => !alive(stepPid), 5000);
+
+    // A run submitted now stays queued: the runner keeps knocking and is refused each time.
+    const marker = join(tempDir(), "marker");
+    const queued = await submit(server.url, markerFlow(marker));
+    const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
+    const before = refusals();
+    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 15_000);
+    expect(existsSync(marker)).toBe(false);
+    const run = await api<{ status: string; waiting_for: unknown[] }>(
+      server.url,
+      "GET",
+      `/api/runs/${queued}`,
+    );
+    expect(run.body.status).toBe("queued");
+    expect(run.body.waiting_for).toEqual([{ host: "a", group: "default", labels: [] }]);
+  });
+});
+
+/** An open SSE stream of a run; `ended` resolves when the server ends it (the body closes). */
+async function openStream(url: string, runId: string, token: string): Promise<{ ended: Promise<void> }> {
+  const response = await fetch(new URL(`/api/runs/${runId}/events`, url), {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  expect(response.status).toBe(200);
+  const body = response.body;
+  if (!body) throw new Error("the stream has no body");
+  const ended = (async () => {
+    for await (const _chunk of body) {
+      // Events and keep-alives: read until the server ends the stream.
+    }
+  })();
+  return { ended };
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("removing a user or revoking a user token", () => {
+  it("ends the user's open event streams and their token answers 401 within a second", async () => {
+    const server = await startTestServer();
+    started.push(server.proc);
+    const admin = { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken };
+    const added = await runCli(["user", "add", "ana", "--tenant", "acme", "--role", "member"], {
+      env: admin,
+    });
+    expect(added.code, added.stderr).toBe(0);
+    const password = added.stdout.trim();
+    const session = await api<{ token: string }>(
+      server.url,
+      "POST",
+      "/api/auth/login",
+      { username: "ana", password },
+      "",
+    );
+    expect(session.status).toBe(200);
+    const personal = await api<{ token: string }>(
+      server.url,
+      "POST",
+      "/api/tokens",
+      { kind: "user", name: "laptop" },
+      session.body.token,
+    );
+    expect(personal.status).toBe(201);
+    // No runner of tenant acme: the run stays queued and its stream stays open.
+    const submitted = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      { kind: "workflow", workflow: markerFlow(join(tempDir(), "never")) },
+      personal.body.token,
+    );
+    expect(submitted.status).toBe(201);
+    const runId = submitted.body.run_id;
+    const byToken = await openStream(server.url, runId, personal.body.token);
+    const bySession = await openStream(server.url, runId, session.body.token);
+    expect(await settlesWithin(byToken.ended, 300)).toBe(false);
+
+    const removed = await runCli(["user", "remove", "ana"], { env: admin });
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(await settlesWithin(byToken.ended, 1000)).toBe(true);
+    expect(await settlesWithin(bySession.ended, 1000)).toBe(true);
+    expect((await api(server.url, "GET", "/api/runs", undefined, personal.body.token)).status).toBe(401);
+    expect((await api(server.url, "GET", "/api/runs", undefined, session.body.token)).status).toBe(401);
+  });
+
+  it("ends an event stream opened with a revoked admin-made user token", async () => {
+    const server = await startTestServer();
+    started.push(server.proc);
+    const made = await api<{ id: string; token: string }>(server.url, "POST", "/api/tokens", {
+      kind: "user",
+      name: "dashboard",
+    });
+    const runId = await submit(server.url, markerFlow(join(tempDir(), "never")));
+    const stream = await openStream(server.url, runId, made.body.token);
+    expect(await settlesWithin(stream.ended, 300)).toBe(false);
+
+    const revoke = await runCli(["token", "revoke", made.body.id], {
+      env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(revoke.code, revoke.stderr).toBe(0);
+    expect(await settlesWithin(stream.ended, 1000)).toBe(true);
+    expect((await api(server.url, "GET", "/api/runs", undefined, made.body.token)).status).toBe(401);
+  });
+});
+
+const postgresAdminUrl = inject("postgresAdminUrl");
+
+describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of several", () => {
+  it("closes the runner's socket on the replica it is connected to within a second", async () => {
+    const databaseUrl = await createTestDatabase(postgresAdminUrl);
+    const shared = {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "revocation-test-secret-key-0123456789abcdef",
+      RUNYARD_REPLICA_HEARTBEAT_MS: "300",
+      RUNYARD_REPLICA_LEASE_MS: "2000",
+    };
+    const first = await startTestServer(tempDir(), shared);
+    started.push(first.proc);
+    const second = await startTestServer(tempDir(), shared);
+    started.push(second.proc);
+    const token = await createRunnerToken(first.url);
+    // The runner is connected to the second replica; the token is revoked through the first.
+    const runner = await startRunner(second.url, token.token, { id: "revoked-elsewhere" });
+    started.push(runner);
+    const dir = tempDir();
+    const held = await submit(first.url, heldFlow(dir));
+    await until("the held step runs", () => existsSync(join(dir, "started")));
+    const stepPid = Number(readFileSync(join(dir, "started"), "utf8").trim());
+
+    const revoke = await runCli(["token", "revoke", token.id], {
+      env: { RUNYARD_SERVER_URL: first.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(revoke.code, revoke.stderr).toBe(0);
+    const revokedAt = Date.now();
+    await runner.waitFor("the server closed the connection: runner token revoked", 1000);
+    await eventually(
+      "the runner is offline",
+      async () => (await runnerStatus(first.url, "revoked-elsewhere")) === "offline",
+      1000,
+    );
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    const ended = await waitForRun(first.url, held, isFinal, 5000);
+    expect(ended.error?.code).toBe("RUNNER_LOST");
+    await until("the step's process is gone", () => !alive(stepPid), 5000);
+
+    const marker = join(tempDir(), "marker");
+    const queued = await submit(second.url, markerFlow(marker));
+    const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
+    const before = refusals();
+    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 15_000);
+    expect(existsSync(marker)).toBe(false);
+    const run = await api<{ status: string }>(first.url, "GET", `/api/runs/${queued}`);
+    expect(run.body.status).toBe("queued");
+  });
+
+  it("ends nothing for a revoked message any database session can send while the token exists", async () => {
+    const databaseUrl = await createTestDatabase(postgresAdminUrl);
+    const server = await startTestServer(tempDir(), {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "revocation-test-secret-key-0123456789abcdef",
+    });
+    started.push(server.proc);
+    const token = await createRunnerToken(server.url);
+    const runner = await startRunner(server.url, token.token, { id: "not-revoked" });
+    started.push(runner);
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      await client.query("select pg_notify('runyard_fleet', $1)", [
+        JSON.stringify({ type: "revoked", credential: "token", id: token.id, from: "forged" }),
+      ]);
+    } finally {
+      await client.end();
+    }
+    // After the message, the runner still takes and runs work, and was never closed.
+    const marker = join(tempDir(), "marker");
+    const run = await waitForRun(server.url, await submit(server.url, markerFlow(marker)), isFinal);
+    expect(run.status).toBe("success");
+    expect(existsSync(marker)).toBe(true);
+    expect(runner.output()).not.toContain("runner token revoked");
+    expect(await runnerStatus(server.url, "not-revoked")).toBe("connected");
+  });
+});
