@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
@@ -44,10 +44,8 @@ async function agentHandler(
   stepRunner: LocalStepRunner,
 ): Promise<{ handler: AgentJobHandler; labels: string[] }> {
   const agentsHome = join(connection.home, "agents");
-  const root = join(
-    config.workspaceDir ?? join(connection.home, "workspaces"),
-    encodeURIComponent(connection.id),
-  );
+  const workspaceDir = resolve(config.workspaceDir ?? join(connection.home, "workspaces"));
+  const root = join(workspaceDir, encodeURIComponent(connection.id));
   const workspaces = new Workspaces({
     root,
     retry: { gitRetries: config.gitRetryCount, baseDelayMs: 1000 },
@@ -100,6 +98,7 @@ async function agentHandler(
       }),
     stepRunner,
     scratchRoot: root,
+    cwdRoots: [workspaceDir, ...config.agentCwdRoots],
   });
   // Seed 003's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);

@@ -55,6 +55,7 @@ async function start(
     maxBotLogBytes: config.maxBotLogBytes,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
+    agentCwdRoots: config.agentCwdRoots,
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {
       maxArtifactBytes: config.maxArtifactBytes,

@@ -76,6 +76,8 @@ const ConfigFile = z
     /** Internal destinations members' direct hosts and notify URLs may reach (docs/runners.md). */
     direct_hosts: z.array(z.string()),
     notify_hosts: z.array(z.string()),
+    /** Folders members' agent tasks may work in (docs/agents.md, "Where an agent may work"). */
+    agent_cwd_roots: z.array(z.string()),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -104,7 +106,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), and seed 003's runner settings (docs/agents.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots (docs/agents.md), and seed 003's runner settings (docs/agents.md).",
     });
   }
   const file = parsed.data;
@@ -148,6 +150,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     repos: file.repos,
     directHosts: file.direct_hosts,
     notifyHosts: file.notify_hosts,
+    agentCwdRoots: file.agent_cwd_roots,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,
     networkRetryCount: file.network_retry_count,
