@@ -101,6 +101,7 @@ async function withAgentRunner<T>(
         uploadArtifact({ serverUrls: [server.url], token: secret, jobId, name, contentType, content }),
       stepRunner,
       scratchRoot: root,
+      cwdRoots: [join(home, "workspaces")],
     });
     const runner = new RunnerDaemon({
       serverUrls: [server.url],

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
@@ -47,6 +47,7 @@ async function agentHandler(
   stepRunner: LocalStepRunner,
 ): Promise<{ handler: AgentJobHandler; labels: string[] }> {
   const agentsHome = join(connection.home, "agents");
+  const workspaceDir = resolve(config.workspaceDir ?? join(connection.home, "workspaces"));
   const root = agentWorkspaceRoot(config, connection);
   const workspaces = new Workspaces({
     root,
@@ -101,6 +102,7 @@ async function agentHandler(
     // A task's tests run in the worktree the runner made for it, which a sandbox may show.
     stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
+    cwdRoots: [workspaceDir, ...config.agentCwdRoots],
   });
   // Seed 003's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);
@@ -188,7 +190,10 @@ async function dockerSteps(connection: {
 
 /** Where the runner makes its agents' mirrors, worktrees and chat folders. */
 function agentWorkspaceRoot(config: Config, connection: { id: string; home: string }): string {
-  return join(config.workspaceDir ?? join(connection.home, "workspaces"), encodeURIComponent(connection.id));
+  return join(
+    resolve(config.workspaceDir ?? join(connection.home, "workspaces")),
+    encodeURIComponent(connection.id),
+  );
 }
 
 /**

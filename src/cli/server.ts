@@ -57,6 +57,7 @@ async function start(
     auditRetentionDays: config.auditRetentionDays,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
+    agentCwdRoots: config.agentCwdRoots,
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {
       maxArtifactBytes: config.maxArtifactBytes,

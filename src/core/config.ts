@@ -1,6 +1,7 @@
 import { homedir, hostname } from "node:os";
-import { resolve } from "node:path";
+import { normalize, resolve } from "node:path";
 import { z } from "zod";
+import { agentCwdRootProblem } from "./agent-cwd.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
@@ -249,6 +250,25 @@ export const configSchema = z.object({
   /** Server (config file only): the same for `notify:` URLs. */
   notifyHosts: destinationList(),
   /**
+   * Server and runner: the folders (absolute paths) under which the agent tasks of anyone but a
+   * platform admin may name a `cwd`; a YAML list in the config file, colon-separated in the
+   * environment. The server refuses any other cwd at submit; a runner also allows its workspace
+   * folder, and checks the real path (symbolic links resolved) before the agent starts.
+   */
+  agentCwdRoots: z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(":")).map((root) => root.trim()).filter(Boolean),
+    )
+    .superRefine((roots, ctx) => {
+      for (const root of roots) {
+        const problem = agentCwdRootProblem(root);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+    })
+    .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, ""))),
+  /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */
@@ -342,6 +362,7 @@ const envNames: Record<keyof Config, string[]> = {
   repos: [],
   directHosts: [],
   notifyHosts: [],
+  agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 

@@ -70,6 +70,10 @@ export const errorTable = {
     status: 200,
     hint: "Install it on the runner with `runyard agents install NAME`; `runyard agents` shows what is there.",
   },
+  AGENT_CWD_NOT_ALLOWED: {
+    status: 400,
+    hint: "An agent task of anyone but a platform admin works only in a folder under the roots the operator lists as `agent_cwd_roots:` (the server's config file; a runner allows its own list and its workspace folder): give an absolute cwd under one of them, without `..` and without a symbolic link leading out, or give `repo` to work in a fresh worktree instead.",
+  },
   AGENT_TESTS_FAILED: {
     status: 200,
     hint: "The agent's change did not pass the tests; read the test step's output and the diff artifact.",

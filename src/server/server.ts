@@ -81,6 +81,11 @@ export interface ServerOptions {
    * notify URLs may reach; default: none, only public addresses.
    */
   outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[] };
+  /**
+   * Folders (config `agent_cwd_roots:`) under which the agent tasks of anyone but a platform
+   * admin may name a cwd; default: none, so only admins' tasks may name one.
+   */
+  agentCwdRoots?: readonly string[];
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;
@@ -172,7 +177,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     limits: workflowLimits,
     parse: parseWorkflow,
   });
-  const agents = new AgentRuns(store, broker, options.repoRoutes ?? []);
+  const agents = new AgentRuns(store, broker, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
   const bots = new BotRuns(store, broker, { ...defaultBotSettings, ...options.bots });
   const runs = new RunService(
     store,

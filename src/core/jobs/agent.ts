@@ -70,6 +70,12 @@ export const AgentTask = z.object({
   key: z.string(),
   /** Work in this folder of the runner instead of a repo worktree (seed 004's `cwd`). */
   cwd: z.string().optional(),
+  /**
+   * Whether `cwd` must lie under the runner's allowed folders (its workspace folder and
+   * `agent_cwd_roots`), symbolic links resolved: every task but a platform admin's. Absent (a
+   * job of an older server): confined.
+   */
+  cwd_confined: z.boolean().default(true),
   repo: AgentRepo.optional(),
   /** Reaches git through GIT_ASKPASS only. */
   git_token: z.string().optional(),

@@ -11,6 +11,7 @@ import {
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import type { StepRunner } from "../../core/step-attempt.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
+import { confinedAgentCwd } from "./agent-cwd.js";
 import { errorOf, PipelineSteps } from "./agent-steps.js";
 import { runAgentTests, type TestsOutcome } from "./agent-tests.js";
 import { BoundedText, clipped } from "./bounded-text.js";
@@ -59,6 +60,11 @@ export interface AgentHandlerDeps {
   stepRunner: StepRunner;
   /** Where tasks without a repo or cwd get a folder of their own (`<root>/chats/<key>`). */
   scratchRoot: string;
+  /**
+   * Where a confined task (anyone's but a platform admin's) may name a cwd: the runner's
+   * workspace folder and its `agent_cwd_roots`, absolute.
+   */
+  cwdRoots: readonly string[];
   /**
    * The runner's own settings laid on a task before anything runs (seed 003's config: a turn
    * cap, a default model, keys from the runner's env), with what the run should be told.
@@ -114,7 +120,10 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     try {
       const cwd = await steps.run("prepare", async (say) => {
         workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
-        const dir = workspace?.path ?? task.cwd ?? join(this.deps.scratchRoot, "chats", task.key);
+        const dir =
+          workspace?.path ??
+          (task.cwd && task.cwd_confined ? await confinedAgentCwd(task.cwd, this.deps.cwdRoots) : task.cwd) ??
+          join(this.deps.scratchRoot, "chats", task.key);
         if (!workspace) {
           await mkdir(dir, { recursive: true, mode: 0o700 });
           say(`working in ${dir}`);

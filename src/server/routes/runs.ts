@@ -270,6 +270,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         tenantId: principal?.tenant_id ?? null,
         tokenId: submitterId(principal),
         unrestrictedOutbound: isPlatformAdmin(principal),
+        unconfinedCwd: isPlatformAdmin(principal),
       };
       if (input.kind === "agent") {
         await deps.quotas.checkSubmit(principal);

@@ -1,4 +1,5 @@
 import { agentNames } from "../../agents/registry.js";
+import { agentCwdRefusal } from "../../core/agent-cwd.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
@@ -37,10 +38,19 @@ export class AgentRuns implements RunKindModule {
     private readonly store: Store,
     private readonly broker: JobBroker,
     private readonly repoRoutes: RepoRoute[] = [],
+    /** `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd. */
+    private readonly cwdRoots: readonly string[] = [],
   ) {}
 
-  /** Checks a submitted agent run; refuses unknown agents and secrets the tenant has not stored. */
-  async prepare(body: SubmitAgentRunBody, tenantId: string | null): Promise<PreparedRun> {
+  /**
+   * Checks a submitted agent run; refuses unknown agents, a cwd outside the allowed roots (unless
+   * `unconfinedCwd`, a platform admin's run) and secrets the tenant has not stored.
+   */
+  async prepare(
+    body: SubmitAgentRunBody,
+    owner: { tenantId: string | null; unconfinedCwd?: boolean },
+  ): Promise<PreparedRun> {
+    const tenantId = owner.tenantId;
     const agents = body.agents ?? [body.agent ?? "claude_code"];
     if (body.agents && body.agent) {
       throw new RunyardError("INVALID_INPUT", "give either agent or agents, not both", {
@@ -69,6 +79,10 @@ export class AgentRuns implements RunKindModule {
         hint: "repo: the agent works in a fresh worktree of it; cwd: in a folder of the runner as it is.",
       });
     }
+    if (body.cwd && !owner.unconfinedCwd) {
+      const refusal = agentCwdRefusal(body.cwd, this.cwdRoots);
+      if (refusal) throw refusal;
+    }
     if (body.tests) checkTests(body.tests);
     const { missing } = await resolveStoredSecrets(this.store, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
@@ -82,6 +96,7 @@ export class AgentRuns implements RunKindModule {
       env: body.env,
       secrets: body.secrets,
       ...(body.cwd ? { cwd: body.cwd } : {}),
+      cwd_confined: !owner.unconfinedCwd,
       ...(body.repo ? { repo: body.repo } : {}),
       ...(body.tests ? { tests: body.tests } : {}),
       timeout_secs: body.timeout_secs,
@@ -196,6 +211,7 @@ export class AgentRuns implements RunKindModule {
       extra_args: spec.extra_args,
       env,
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      cwd_confined: spec.cwd_confined,
       ...(spec.repo
         ? {
             repo: {

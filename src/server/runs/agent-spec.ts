@@ -57,7 +57,13 @@ export const SubmitAgentRunBody = z.strictObject({
     .describe(
       "names of stored secrets given to the agent as env (GITHUB_TOKEN or GIT_TOKEN is the git token)",
     ),
-  cwd: z.string().min(1).optional().describe("work in this folder of the runner instead of a repo worktree"),
+  cwd: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "work in this folder of the runner instead of a repo worktree; for anyone but a platform admin an absolute path under the operator's agent_cwd_roots (else 400 AGENT_CWD_NOT_ALLOWED)",
+    ),
   repo: AgentRepoInput.optional(),
   tests: AgentTests.strict()
     .optional()
@@ -132,6 +138,8 @@ export const AgentRunSpec = z.object({
   env: z.record(z.string(), z.string()),
   secrets: z.array(z.string()),
   cwd: z.string().optional(),
+  /** Whether the runner confines `cwd` to its allowed folders: all but a platform admin's runs (absent: confined). */
+  cwd_confined: z.boolean().default(true),
   repo: z
     .object({
       url: z.string(),

@@ -29,6 +29,8 @@ export interface RunOwner {
   tokenId: string | null;
   /** A platform admin's run: its direct hosts and notify URLs may be any destination. */
   unrestrictedOutbound?: boolean;
+  /** A platform admin's run: its agent tasks' cwd may be any folder of the runner. */
+  unconfinedCwd?: boolean;
 }
 
 /** This server among the replicas, as the run service needs it. */
@@ -74,7 +76,7 @@ export class RunService {
 
   /** Validates and queues an agent run (one agent, or a fan-out). */
   async submitAgent(body: SubmitAgentRunBody, owner: RunOwner): Promise<RunRecord> {
-    return this.submit("agent", await this.agents().prepare(body, owner.tenantId), owner);
+    return this.submit("agent", await this.agents().prepare(body, owner), owner);
   }
 
   /** Queues the next turn of a finished agent run: its agents resume their sessions. */
