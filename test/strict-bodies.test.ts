@@ -337,6 +337,23 @@ describe("strict request bodies", () => {
     expect(withBody.sort()).toEqual(covered.sort());
   });
 
+  it("refuses an unknown field of the OpenRunner-style agent body by name, at every level", async () => {
+    for (const [body, named] of [
+      [
+        { input: { text: "hi" }, metadata: { agent_type: "openai", stall_secs: 5 } },
+        'metadata: unknown field "stall_secs"',
+      ],
+      [{ input: { text: "hi", lang: "en" } }, 'input: unknown field "lang"'],
+      [{ input: { text: "hi" }, priority: 1 }, 'body: unknown field "priority"'],
+    ] as const) {
+      const answer = await call("POST", "/api/runs", adminToken, body);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.error.code).toBe("INVALID_INPUT");
+      expect(answer.body.error.message).toBe(named);
+      expect(answer.body.error.hint).toContain("native agent body");
+    }
+  });
+
   it("keeps seed 002's /run-status and a body-less cancel working", async () => {
     const status = await call("GET", `/run-status?run_id=${runId}`, adminToken);
     expect(status.status).toBe(200);

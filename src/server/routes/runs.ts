@@ -249,11 +249,26 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           const seed = Seed004RunBody.safeParse(body);
           if (!seed.success) {
             const issue = seed.error.issues[0];
+            const where = issue?.path.join(".") || "body";
+            const unknown = issue?.code === "unrecognized_keys" ? issue.keys : [];
             throw new RunyardError(
               "INVALID_INPUT",
-              `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`,
+              unknown.length > 0
+                ? `${where}: unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => JSON.stringify(key)).join(", ")}`
+                : `${where}: ${issue?.message ?? "invalid"}`,
               {
-                hint: 'Seed 004\'s form: {"input":{"text":"create hello.py"},"metadata":{"agent_type":"claude_code","cwd":"/tmp/test"}}.',
+                hint:
+                  unknown.length > 0
+                    ? `The OpenRunner-style body takes input.text and metadata.agent_type, cwd (or working_dir), timeout_secs, model and extra_args; for more (stall_secs, budget, env) use the native agent body, {"kind":"agent",...} (docs/agents.md).`
+                    : 'The OpenRunner-style form: {"input":{"text":"create hello.py"},"metadata":{"agent_type":"claude_code","cwd":"/tmp/test"}}.',
+                ...(unknown.length > 0
+                  ? {
+                      details: unknown.map((key) => ({
+                        path: where === "body" ? key : `${where}.${key}`,
+                        message: "unrecognized key",
+                      })),
+                    }
+                  : {}),
               },
             );
           }

@@ -84,11 +84,15 @@ export const SubmitAgentRunBody = z.strictObject({
 });
 export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
 
-/** Seed 004's body: `{"input":{"text"},"metadata":{"agent_type","cwd","timeout_secs","model","extra_args"}}`. */
-export const Seed004RunBody = z.object({
-  input: z.object({ text: z.string().min(1, "input.text is empty: say what the agent should do") }),
+/**
+ * Seed 004's body: `{"input":{"text"},"metadata":{"agent_type","cwd","timeout_secs","model","extra_args"}}`.
+ * Strict at every level, as every native body is: a typo (`metadata.stall_secs`) is refused by
+ * name instead of being dropped.
+ */
+export const Seed004RunBody = z.strictObject({
+  input: z.strictObject({ text: z.string().min(1, "input.text is empty: say what the agent should do") }),
   metadata: z
-    .object({
+    .strictObject({
       agent_type: agentName.optional(),
       cwd: z.string().optional(),
       working_dir: z.string().optional(),
