@@ -1,3 +1,5 @@
+import stringWidth from "string-width";
+
 /**
  * What a terminal would act on rather than print: ESC sequences (CSI such as `ESC[2J`, OSC such
  * as a window title `ESC]0;...BEL`, DCS/SOS/PM/APC strings, two-byte escapes), their 8-bit C1
@@ -31,11 +33,12 @@ export function printable(text: string): string {
  */
 export function table(rows: string[][]): string {
   const safe = rows.map((row) => row.map(printable));
-  const widths = safe[0]?.map((_, i) => Math.max(...safe.map((row) => row[i]?.length ?? 0))) ?? [];
+  // Columns line up by what a terminal draws: CJK and most emoji take two cells, combining marks none.
+  const widths = safe[0]?.map((_, i) => Math.max(...safe.map((row) => stringWidth(row[i] ?? "")))) ?? [];
   return safe
     .map((row) =>
       row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .map((cell, i) => cell + " ".repeat(Math.max(0, (widths[i] ?? 0) - stringWidth(cell))))
         .join("  ")
         .trimEnd(),
     )
