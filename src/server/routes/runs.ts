@@ -253,7 +253,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
               "INVALID_INPUT",
               `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`,
               {
-                hint: 'Seed 004\'s form: {"input":{"text":"create hello.py"},"metadata":{"agent_type":"claude_code","cwd":"/tmp/test"}}.',
+                hint: 'The OpenRunner-style form: {"input":{"text":"create hello.py"},"metadata":{"agent_type":"claude_code","cwd":"/tmp/test"}}.',
               },
             );
           }
@@ -477,7 +477,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     {
       schema: {
         operationId: "getRunStatus",
-        summary: "Seed 002's run snapshot",
+        summary: "A run's snapshot in the workflow runner's shape",
         description: "The run snapshot of the original runner; 404 for an unknown run id.",
         tags: ["runs"],
         querystring: RunStatusQuery,
