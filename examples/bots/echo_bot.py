@@ -1,4 +1,4 @@
-# Seed 001's echo bot: answers every message with what it said.
+# The avtomatika-bot CLI's echo bot: answers every message with what it said.
 #   runyard bot start echo-bot --simple examples/bots/echo_bot.py -r "aiogram>=3.0" -e BOT_TOKEN
 import asyncio
 import os

@@ -424,6 +424,7 @@ function buildProgram(
 
   const bot = program
     .command("bot")
+    .summary("long-running bots in hardened Docker containers, with the avtomatika-bot CLI's flags")
     .description(
       "long-running bots in hardened Docker containers, with the avtomatika-bot CLI's flags (AVTOMATIKA_URL and AVTOMATIKA_TOKEN work as RUNYARD_SERVER_URL and RUNYARD_TOKEN)",
     );

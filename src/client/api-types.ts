@@ -156,7 +156,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Seed 002's run snapshot
+         * A run's snapshot in the workflow runner's shape
          * @description The run snapshot of the original runner; 404 for an unknown run id.
          */
         get: operations["getRunStatus"];
@@ -343,7 +343,7 @@ export interface paths {
         put?: never;
         /**
          * Log in for a session token
-         * @description Seed 004's login. Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.
+         * @description Log in (the OpenRunner-style API's login). Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.
          */
         post: operations["login"];
         delete?: never;
@@ -548,7 +548,7 @@ export interface paths {
         put?: never;
         /**
          * Ask an agent and wait for its answer (no stream)
-         * @description Seed 004's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.
+         * @description The OpenRunner-style API's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.
          */
         post: operations["chat"];
         delete?: never;
@@ -566,7 +566,7 @@ export interface paths {
         };
         /**
          * Which agents can run
-         * @description No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.
+         * @description No token needed (as in the OpenRunner-style API). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.
          */
         get: operations["getAgentsHealth"];
         put?: never;
@@ -663,8 +663,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Seed 001's bot_runner blueprint: start, stop, logs, list, status
-         * @description Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error's HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as seed 001's worker answered after starting the container.
+         * The orchestrator API's bot_runner blueprint: start, stop, logs, list, status
+         * @description Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error's HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator's worker answers after starting the container.
          */
         post: operations["botRunnerJob"];
         delete?: never;

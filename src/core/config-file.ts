@@ -10,7 +10,7 @@ export type RepoRoute = z.infer<typeof RepoRoute>;
 
 /**
  * Seed 003's runner settings (its `config.yaml`, `config.docker.yaml` and `config.k8s.yaml`).
- * Every key is accepted; what runyard does with each is in docs/agents.md ("Seed 003's
+ * Every key is accepted; what runyard does with each is in docs/agents.md ("The agent runner's
  * config.yaml"). A few are refused after parsing: a key in a file, unmasked secrets, and the
  * executors runyard does not have yet.
  */

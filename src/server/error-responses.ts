@@ -12,7 +12,9 @@ export const ErrorBody = z.object({
   status: z
     .literal("failure")
     .optional()
-    .describe("QUOTA_EXCEEDED answers carry it: seed 001's `{status: failure, error}` shape"),
+    .describe(
+      "QUOTA_EXCEEDED answers carry it: the `POST /jobs` orchestrator API's `{status: failure, error}` shape",
+    ),
   error: z.object({
     code: z.enum(errorCodes),
     message: z.string(),

@@ -1,4 +1,4 @@
-# A bot in three files (seed 001's FAQ):
+# A bot in three files, as in the avtomatika-bot CLI's FAQ:
 #   cd examples/bots/multi_file_bot
 #   runyard bot start my-bot --simple bot.py handlers.py utils.py --entrypoint bot.py \
 #     -r "aiogram>=3.0" -e BOT_TOKEN

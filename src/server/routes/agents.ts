@@ -167,7 +167,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "chat",
         summary: "Ask an agent and wait for its answer (no stream)",
         description:
-          "Seed 004's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.",
+          "The OpenRunner-style API's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.",
         tags: ["agents"],
         body: ChatBody,
         response: {
@@ -234,7 +234,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "getAgentsHealth",
         summary: "Which agents can run",
         description:
-          "No token needed (seed 004). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.",
+          "No token needed (as in the OpenRunner-style API). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.",
         tags: ["server"],
         security: publicRoute,
         response: {

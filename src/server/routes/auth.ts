@@ -63,7 +63,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         operationId: "login",
         summary: "Log in for a session token",
         description:
-          "Seed 004's login. Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.",
+          "Log in (the OpenRunner-style API's login). Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.",
         tags: ["auth"],
         security: publicRoute,
         body: LoginBody,

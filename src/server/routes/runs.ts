@@ -492,7 +492,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     {
       schema: {
         operationId: "getRunStatus",
-        summary: "Seed 002's run snapshot",
+        summary: "A run's snapshot in the workflow runner's shape",
         description: "The run snapshot of the original runner; 404 for an unknown run id.",
         tags: ["runs"],
         querystring: RunStatusQuery,

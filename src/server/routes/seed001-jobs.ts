@@ -57,7 +57,7 @@ const SeedAnswer = z.object({
 
 function failure(deps: ServerDeps, reply: FastifyReply, error: unknown) {
   if (!(error instanceof RunyardError)) {
-    deps.logger.error({ err: error }, "seed 001 job failed");
+    deps.logger.error({ err: error }, "POST /jobs request failed");
     return reply.code(500).send({ status: "failure", error: errorInfo("INTERNAL", "internal error") });
   }
   return reply.code(Math.max(error.status, 400)).send({ status: "failure", error: error.toInfo() });
@@ -124,9 +124,9 @@ export function seed001JobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       bodyLimit: botBodyLimit(deps.botUploadBytes),
       schema: {
         operationId: "botRunnerJob",
-        summary: "Seed 001's bot_runner blueprint: start, stop, logs, list, status",
+        summary: "The orchestrator API's bot_runner blueprint: start, stop, logs, list, status",
         description:
-          'Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error\'s HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as seed 001\'s worker answered after starting the container.',
+          'Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error\'s HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator\'s worker answers after starting the container.',
         tags: ["bots"],
         body: Seed001Body,
         response: {

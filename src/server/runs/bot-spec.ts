@@ -39,11 +39,13 @@ export const StartBotBody = z.strictObject({
   files: z
     .record(z.string().min(1), z.string())
     .optional()
-    .describe("simple: file name -> text (seed 001's --simple FILES)"),
+    .describe("simple: file name -> text (the avtomatika-bot CLI's --simple FILES)"),
   code: z
     .string()
     .optional()
-    .describe("simple: one file's text (seed 001's `code`), saved as the entrypoint"),
+    .describe(
+      "simple: one file's text (the `code` of the `POST /jobs` orchestrator API), saved as the entrypoint",
+    ),
   entrypoint: z.string().min(1).optional().describe("simple: the file to run; .py runs Python, .js Node"),
   requirements: z.array(z.string()).default([]).describe("simple: pip (Python) or npm (Node) package specs"),
   archive: z
@@ -85,7 +87,7 @@ export const StartBotBody = z.strictObject({
         .refine((value) => !value.includes("\0"), "an environment variable's value cannot hold a NUL byte"),
     )
     .default({})
-    .describe("the container's environment (seed 001's -e K=V)"),
+    .describe("the container's environment (the avtomatika-bot CLI's -e K=V)"),
   secrets: z.array(envName).default([]).describe("names of stored secrets given to the container as env"),
   restart: BotRestart.shape.policy.describe("restart on a crash (on-failure), always, or never (no)"),
   max_restarts: z.number().int().nonnegative().max(100).default(5),

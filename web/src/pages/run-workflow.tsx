@@ -9,7 +9,7 @@ import { YamlEditor } from "./run-workflow/yaml-editor.js";
 import "./run-workflow/run-workflow.css";
 
 /**
- * Seed 002's page: paste a workflow, see the server's validation at its line and column as you
+ * The Run workflow page: paste a workflow, see the server's validation at its line and column as you
  * type, set variables, Run (Ctrl/Cmd-Enter), then watch it on the run's page.
  */
 export function RunWorkflowPage(_props: { route: string[] }) {

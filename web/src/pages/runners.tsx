@@ -2,7 +2,7 @@ import { RunnerTable } from "./runners/runner-table.js";
 import { pollMs, useRunners } from "./runners/use-runners.js";
 import "./runners/runners.css";
 
-/** Seed 000's Settings -> Runners: every runner this server knows, live. */
+/** Settings -> Runners, as in the ADOS runner's UI: every runner this server knows, live. */
 export function RunnersPage(_props: { route: string[] }) {
   const { runners, error } = useRunners();
   const server = window.location.origin;

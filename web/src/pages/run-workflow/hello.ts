@@ -1,5 +1,5 @@
 /**
- * Seed 002's hello workflow (section 4 of its guide), what the editor starts with. Its host
+ * The workflow format's hello workflow, what the editor starts with. Its host
  * `local` there has the address of an agent-server; here it has none, so the step runs on a
  * runner of this server, such as the one `runyard up` starts.
  */

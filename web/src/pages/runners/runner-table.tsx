@@ -5,7 +5,7 @@ function when(iso: string | null): string {
   return formatDate(iso) || "—";
 }
 
-/** Seed 000's list: id, group, status, hostname, cpus, memory, connected_at, labels, running jobs. */
+/** The ADOS runners list's columns: id, group, status, hostname, cpus, memory, connected_at, labels, running jobs. */
 export function RunnerTable(props: { runners: Runner[] }) {
   return (
     <div className="table-wrap">

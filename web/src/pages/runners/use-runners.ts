@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { api } from "../../api.js";
 
-/** A runner as `GET /api/runners` answers it (seed 000's fields and more). */
+/** A runner as `GET /api/runners` answers it (the ADOS runners list's fields and more). */
 export interface Runner {
   id: string;
   group: string;
