@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, resolve, sep } from "node:path";
 import type { ExecExposure } from "./types.js";
 
@@ -89,6 +90,21 @@ const SYSTEM_FOLDERS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/l
 const MACHINE_SECRETS = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 
 /**
+ * Folders a sandbox makes its own (/proc, /dev, /run) or keeps out (/sys): a cwd inside one would
+ * bind the host's over the sandbox's, and with it every host process's command line, the host's
+ * devices and its unix sockets (/run/docker.sock).
+ */
+const RUNTIME_FOLDERS = ["/proc", "/sys", "/dev", "/run"];
+
+/**
+ * The host's temp folders, whose own listing a sandbox replaces with an empty /tmp: as a cwd they
+ * would show every other command's scratch folder and socket there. Folders inside them are fine.
+ */
+function hostTempFolders(): string[] {
+  return [...new Set(["/tmp", realPath(tmpdir())])];
+}
+
+/**
  * Builds the bubblewrap command line that runs one command in a sandbox: a private user
  * namespace (no capabilities, a uid that is not root), a pid namespace with its own /proc (no
  * other process, nor its environment, is visible), a private IPC namespace, a minimal /dev,
@@ -161,6 +177,11 @@ export class Sandbox {
   refusal(exposure: SandboxExposure): string | undefined {
     const cwd = resolve(exposure.cwd);
     if (cwd === "/") return "a sandboxed step cannot run in / (it would see the whole machine)";
+    const runtime =
+      RUNTIME_FOLDERS.find((folder) => isWithin(cwd, folder)) ??
+      hostTempFolders().find((folder) => cwd === folder);
+    if (runtime !== undefined)
+      return `cwd "${cwd}" is ${cwd === runtime ? "" : "inside "}${runtime}, which a sandbox replaces with its own (the host's would show its processes, devices or sockets): name a folder of the run's own as cwd`;
     const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden));
     const madeForIt =
       exposure.runnerMadeCwd === true && this.workRoots.some((root) => cwd !== root && isWithin(cwd, root));

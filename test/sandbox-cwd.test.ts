@@ -1,0 +1,130 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runCli, tempDir } from "./helpers/cli.js";
+import {
+  adminToken,
+  api,
+  fastTimings,
+  freePort,
+  type Proc,
+  type RunView,
+  readEvents,
+  startCli,
+  waitForRun,
+} from "./helpers/server.js";
+
+/**
+ * A member names the `cwd` of their step: on `runyard up`'s sandboxing runner, a cwd that is one
+ * of the folders the sandbox makes its own (/proc, /dev, /run, /tmp) or the kernel's /sys would
+ * put the host's in their place, and with them every process's environment and every socket.
+ */
+const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
+
+let up: { proc: Proc; url: string; home: string; userToken: string };
+
+beforeEach(async () => {
+  const home = tempDir();
+  const port = await freePort();
+  const proc = startCli(
+    ["up", "--port", String(port), "--home", home],
+    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, RUNYARD_SANDBOX: "auto" },
+    tempDir(),
+  );
+  await proc.waitFor("local runner connected");
+  const url = `http://127.0.0.1:${port}`;
+  const created = await runCli(["token", "create", "--user", "--name", "mallory"], {
+    env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },
+  });
+  expect(created.code, created.stderr).toBe(0);
+  up = { proc, url, home, userToken: created.stdout.trim() };
+});
+
+afterEach(async () => {
+  await up?.proc.kill();
+});
+
+function workflow(cwd: string, script: string): string {
+  return [
+    "version: v0.1",
+    "name: cwd-probe",
+    "inventory:",
+    "  hosts:",
+    "    local: {}",
+    "steps:",
+    "  - name: probe",
+    "    targets: [local]",
+    "    action: shell.run",
+    "    args:",
+    `      cwd: ${cwd}`,
+    "      script: |",
+    ...script.split("\n").map((line) => `        ${line}`),
+    "",
+  ].join("\n");
+}
+
+async function probe(cwd: string, script: string): Promise<{ run: RunView; text: string }> {
+  const { status, body } = await api<{ run_id: string }>(
+    up.url,
+    "POST",
+    "/api/runs",
+    { kind: "workflow", workflow: workflow(cwd, script), vars: {} },
+    up.userToken,
+  );
+  expect(status, JSON.stringify(body)).toBe(201);
+  const run = await waitForRun(
+    up.url,
+    body.run_id,
+    (view) => view.status === "success" || view.status === "failed",
+  );
+  return { run, text: JSON.stringify(await readEvents(up.url, body.run_id)) };
+}
+
+describe("a member's step that names a folder of the machine's runtime as its cwd", () => {
+  it("is refused for /run and /var/run, so the host's Docker socket stays out of reach", async () => {
+    // Docker's API on the host's socket answers whoever may open it: root on the host.
+    const script = [
+      `python3 -c "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/docker.sock'); s.send(b'GET /version HTTP/1.0\\r\\n\\r\\n'); print(s.recv(99))" 2>/dev/null | grep -q 'HTTP/1' && echo "LE""AK-docker" || echo "no""-docker"`,
+      `ls /run | grep -q . && echo "LE""AK-run" || echo "no""-run"`,
+    ].join("\n");
+    for (const cwd of ["/run", "/var/run"]) {
+      const { run, text } = await probe(cwd, script);
+      expect(text, cwd).not.toContain("LEAK-");
+      expect(run.status, cwd).toBe("failed");
+      expect(text, cwd).toContain("which a sandbox replaces with its own");
+      expect(text, cwd).toContain("SPAWN_FAILED");
+    }
+  });
+
+  it("is refused for /proc, so the host's processes and their command lines stay out of sight", async () => {
+    const upPid = up.proc.child.pid!;
+    const { run, text } = await probe(
+      "/proc",
+      `tr '\\0' ' ' < /proc/${upPid}/cmdline | grep -q up && echo "LE""AK-proc" || echo "no""-proc"`,
+    );
+    expect(text).not.toContain("LEAK-");
+    expect(run.status).toBe("failed");
+    expect(text).toContain("which a sandbox replaces with its own");
+  });
+
+  it("is refused for /dev, /sys and the host's /tmp", async () => {
+    const host = tempDir("runyard-host-marker-");
+    const cases: Array<[string, string]> = [
+      // The host's /dev has a hundred entries (its disks, kmsg, every tty); a sandbox's, fifteen.
+      ["/dev", `[ "$(ls /dev | wc -l)" -gt 40 ] && echo "LE""AK-dev" || echo "no""-dev"`],
+      ["/sys", `ls /sys/class >/dev/null 2>&1 && echo "LE""AK-sys" || echo "no""-sys"`],
+      ["/tmp", `ls -d ${host} >/dev/null 2>&1 && echo "LE""AK-tmp" || echo "no""-tmp"`],
+    ];
+    for (const [cwd, script] of cases) {
+      const { run, text } = await probe(cwd, script);
+      expect(text, cwd).not.toContain("LEAK-");
+      expect(run.status, cwd).toBe("failed");
+      expect(text, cwd).toContain("which a sandbox replaces with its own");
+    }
+  });
+
+  it("still runs in a folder of its own under /tmp", async () => {
+    const own = tempDir("runyard-own-cwd-");
+    const { run, text } = await probe(own, `pwd; echo "own""-ok"`);
+    expect(run.status, text).toBe("success");
+    expect(text).toContain("own-ok");
+  });
+});
