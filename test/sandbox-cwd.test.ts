@@ -1,3 +1,5 @@
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import {
@@ -19,15 +21,24 @@ import {
  */
 const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
 
-let up: { proc: Proc; url: string; home: string; userToken: string };
+let up: { proc: Proc; url: string; home: string; userToken: string; work: string; listed: string };
 
 beforeEach(async () => {
   const home = tempDir();
   const port = await freePort();
+  // `up` runs in a folder of its own (its runner's working folder) and lists one more root.
+  const work = tempDir("runyard-work-");
+  const listed = tempDir("runyard-listed-");
   const proc = startCli(
     ["up", "--port", String(port), "--home", home],
-    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, RUNYARD_SANDBOX: "auto" },
-    tempDir(),
+    {
+      ...noAuth,
+      ...fastTimings,
+      RUNYARD_ADMIN_TOKEN: adminToken,
+      RUNYARD_SANDBOX: "auto",
+      RUNYARD_STEP_CWD_ROOTS: listed,
+    },
+    work,
   );
   await proc.waitFor("local runner connected");
   const url = `http://127.0.0.1:${port}`;
@@ -35,7 +46,7 @@ beforeEach(async () => {
     env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },
   });
   expect(created.code, created.stderr).toBe(0);
-  up = { proc, url, home, userToken: created.stdout.trim() };
+  up = { proc, url, home, userToken: created.stdout.trim(), work, listed };
 });
 
 afterEach(async () => {
@@ -121,10 +132,25 @@ describe("a member's step that names a folder of the machine's runtime as its cw
     }
   });
 
-  it("still runs in a folder of its own under /tmp", async () => {
-    const own = tempDir("runyard-own-cwd-");
-    const { run, text } = await probe(own, `pwd; echo "own""-ok"`);
-    expect(run.status, text).toBe("success");
-    expect(text).toContain("own-ok");
+  it("runs in a folder under the runner's working folder and in one step_cwd_roots lists", async () => {
+    for (const folder of [join(up.work, "project"), join(up.listed, "app")]) {
+      mkdirSync(folder, { recursive: true });
+      const { run, text } = await probe(folder, `pwd; echo "own""-ok"`);
+      expect(run.status, text).toBe("success");
+      expect(text).toContain("own-ok");
+    }
+  });
+
+  it("is refused anywhere else: another folder of the machine, through a link too", async () => {
+    const elsewhere = tempDir("runyard-elsewhere-");
+    writeFileSync(join(elsewhere, "private.txt"), "LEAK-elsewhere");
+    symlinkSync(elsewhere, join(up.work, "link"));
+    for (const cwd of [elsewhere, join(up.work, "link"), "/root", "/var/lib"]) {
+      const { run, text } = await probe(cwd, "cat private.txt 2>/dev/null; ls -a");
+      expect(text, cwd).not.toContain("LEAK-elsewhere");
+      expect(run.status, cwd).toBe("failed");
+      expect(text, cwd).toContain("is outside the folders a sandboxed step may work in");
+      expect(text, cwd).toContain("step_cwd_roots");
+    }
   });
 });

@@ -39,5 +39,12 @@ export async function runnerSandbox(
     );
     return undefined;
   }
-  return new Sandbox({ bwrap: probe.bwrap, hide: options.hide, workRoots: options.workRoots });
+  return new Sandbox({
+    bwrap: probe.bwrap,
+    hide: options.hide,
+    workRoots: options.workRoots,
+    // Where the runner works (its default cwd for steps), and what the operator lists for steps
+    // and agent tasks (an agent's cwd was checked against agent_cwd_roots before it starts).
+    cwdRoots: [process.cwd(), ...config.stepCwdRoots, ...config.agentCwdRoots],
+  });
 }

@@ -80,6 +80,8 @@ const ConfigFile = z
     audit: z.object({ retention_days: z.number().int().positive() }).partial().strict(),
     /** Folders members' agent tasks may work in (docs/agents.md, "Where an agent may work"). */
     agent_cwd_roots: z.array(z.string()),
+    /** Folders where sandboxed steps may work besides the runner's working folder (docs/security.md). */
+    step_cwd_roots: z.array(z.string()),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -108,7 +110,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots (docs/security.md).",
     });
   }
   const file = parsed.data;
@@ -154,6 +156,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     directHosts: file.direct_hosts,
     notifyHosts: file.notify_hosts,
     agentCwdRoots: file.agent_cwd_roots,
+    stepCwdRoots: file.step_cwd_roots,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,
     networkRetryCount: file.network_retry_count,

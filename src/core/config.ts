@@ -269,6 +269,24 @@ export const configSchema = z.object({
     })
     .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, ""))),
   /**
+   * Runner: folders (absolute paths) where a sandboxed step may work besides the runner's working
+   * folder and folders under /tmp; a YAML list in the config file, colon-separated in the
+   * environment. A sandboxed step whose cwd (symbolic links resolved) lies elsewhere is refused.
+   */
+  stepCwdRoots: z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(":")).map((root) => root.trim()).filter(Boolean),
+    )
+    .superRefine((roots, ctx) => {
+      for (const root of roots) {
+        const problem = agentCwdRootProblem(root);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+    })
+    .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, ""))),
+  /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */
@@ -363,6 +381,7 @@ const envNames: Record<keyof Config, string[]> = {
   directHosts: [],
   notifyHosts: [],
   agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
+  stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 

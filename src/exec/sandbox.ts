@@ -64,6 +64,12 @@ export interface SandboxOptions {
    * siblings staying hidden.
    */
   workRoots?: string[];
+  /**
+   * Where a step's cwd may lie (real paths, links resolved): the runner's working folder and the
+   * operator's `step_cwd_roots`; runner-made folders (agents' worktrees) always may.
+   * Undefined: anywhere but what `refusal` names.
+   */
+  cwdRoots?: string[];
   /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
   uid?: number;
   gid?: number;
@@ -182,11 +188,16 @@ export class Sandbox {
       hostTempFolders().find((folder) => cwd === folder);
     if (runtime !== undefined)
       return `cwd "${cwd}" is ${cwd === runtime ? "" : "inside "}${runtime}, which a sandbox replaces with its own (the host's would show its processes, devices or sockets): name a folder of the run's own as cwd`;
-    const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden));
+    // The folder bwrap binds is the link's target: judge that, so a link cannot lead elsewhere.
+    const real = realPath(cwd);
+    const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden) || isWithin(real, hidden));
     const madeForIt =
-      exposure.runnerMadeCwd === true && this.workRoots.some((root) => cwd !== root && isWithin(cwd, root));
+      exposure.runnerMadeCwd === true && this.workRoots.some((root) => real !== root && isWithin(real, root));
     if (hiding !== undefined && !madeForIt)
       return `cwd "${cwd}" is inside ${hiding}, which sandboxed commands cannot see`;
+    const roots = this.options.cwdRoots?.map(realPath);
+    if (roots && !madeForIt && !roots.some((root) => isWithin(real, root)))
+      return `cwd "${cwd}"${real === cwd ? "" : ` (really ${real})`} is outside the folders a sandboxed step may work in (the runner's working folder and its step_cwd_roots: ${roots.join(", ")}); the runner's operator can list more with step_cwd_roots (RUNYARD_STEP_CWD_ROOTS)`;
     return undefined;
   }
 
