@@ -94,9 +94,11 @@ export async function startTestServer(
   home = tempDir(),
   env: Record<string, string> = {},
   port?: number,
+  /** More arguments of `runyard server`, such as `--config FILE`. */
+  args: string[] = [],
 ): Promise<TestServer> {
   const chosen = port ?? (await freePort());
-  const proc = startCli(["server", "--port", String(chosen), "--home", home], {
+  const proc = startCli(["server", "--port", String(chosen), "--home", home, ...args], {
     RUNYARD_ADMIN_TOKEN: adminToken,
     ...fastTimings,
     ...env,
