@@ -14,7 +14,7 @@ import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createDockerExecutors, createExecutor } from "../exec/create-executor.js";
-import { DockerEngine } from "../exec/docker-engine.js";
+import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
 import { removeLeftoverStepContainers } from "../exec/docker-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
@@ -163,11 +163,11 @@ export interface LocalRunner {
  * the runner runs them in containers and says so with the `docker` label, which such hosts
  * require. Containers of steps a crashed earlier life of this runner left are removed first.
  */
-async function dockerSteps(connection: {
-  id: string;
-  logger: Logger;
-}): Promise<{ containers?: ContainerExecutors; labels: string[] }> {
-  const engine = new DockerEngine();
+async function dockerSteps(
+  env: Record<string, string | undefined>,
+  connection: { id: string; logger: Logger },
+): Promise<{ containers?: ContainerExecutors; labels: string[] }> {
+  const engine = new DockerEngine(dockerEndpoint(env.DOCKER_HOST).options);
   if (!(await engine.ping())) return { labels: [] };
   const removed = await removeLeftoverStepContainers(engine, connection.id).catch((error: unknown) => {
     connection.logger.warn(
@@ -186,6 +186,41 @@ async function dockerSteps(connection: {
     containers: createDockerExecutors({ engine, runnerId: connection.id }),
     labels: [dockerRunnerLabel],
   };
+}
+
+/**
+ * The labels a runner advertises: what its handlers back (`docker` with a reachable engine,
+ * `agent:<name>` per installed agent, its modes) and the operator's own. A capability label the
+ * operator gave that nothing here backs is dropped with a warning: advertised, it would draw
+ * work the runner can only refuse.
+ */
+export function runnerLabels(
+  given: readonly string[],
+  backed: readonly string[],
+  context: { logger: Logger; dockerHost: string | undefined },
+): string[] {
+  const labels: string[] = [];
+  for (const label of given) {
+    const why = capabilityMissing(label, backed, context.dockerHost);
+    if (why === undefined) labels.push(label);
+    else context.logger.warn({ label }, `dropped label ${label}: ${why}`);
+  }
+  return [...new Set([...labels, ...backed])];
+}
+
+/** Why a label of the operator's claims what this runner cannot do; undefined when it may keep it. */
+function capabilityMissing(label: string, backed: readonly string[], dockerHost: string | undefined) {
+  if (backed.includes(label)) return undefined;
+  if (label === dockerRunnerLabel) {
+    return `no Docker engine answers at ${dockerEndpoint(dockerHost).where}, so this runner can run neither bots nor \`executor: docker\` steps (start Docker or point DOCKER_HOST at it and restart the runner, or leave docker out of --labels / RUNYARD_LABELS)`;
+  }
+  if (label.startsWith("agent:")) {
+    const name = label.slice("agent:".length);
+    return (agentNames as readonly string[]).includes(name)
+      ? `the ${name} agent is not installed here, so this runner cannot run its tasks (\`runyard agents install ${name}\` with this runner's --home, or put its CLI on PATH, and restart the runner; or leave ${label} out of --labels / RUNYARD_LABELS)`
+      : `runyard knows no agent named ${name} (known: ${agentNames.join(", ")}); leave ${label} out of --labels / RUNYARD_LABELS`;
+  }
+  return undefined;
 }
 
 /** Where the runner makes its agents' mirrors, worktrees and chat folders. */
@@ -262,7 +297,7 @@ export async function localRunnerDaemon(
       killGraceMs: config.killGraceMs,
       ...(sandbox ? { sandbox } : {}),
     });
-    const docker = await dockerSteps(connection);
+    const docker = await dockerSteps(env, connection);
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
       maskValues: [connection.token],
@@ -277,7 +312,10 @@ export async function localRunnerDaemon(
         id: connection.id,
         group: config.group,
         // Steps in containers and bots both need Docker: one `docker` label says so.
-        labels: [...new Set([...config.labels, ...agents.labels, ...docker.labels, ...bots.labels])],
+        labels: runnerLabels(config.labels, [...agents.labels, ...docker.labels, ...bots.labels], {
+          logger: connection.logger,
+          dockerHost: env.DOCKER_HOST,
+        }),
         mode: config.mode,
         capacity: config.capacity,
         cpus: config.cpus ?? null,
@@ -294,6 +332,7 @@ export async function localRunnerDaemon(
         agent: agents.handler,
         ...(bots.handler ? { bot: bots.handler } : {}),
       },
+      ...(bots.missing ? { missing: { bot: bots.missing } } : {}),
       bots: { found: bots.found, remove: (botId) => bots.remove(botId), stats: () => bots.stats() },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
