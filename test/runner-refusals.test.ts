@@ -113,6 +113,9 @@ describe("a runner claims only the jobs it can run", () => {
     procs.push(runner);
     expect(runner.output()).toContain(`dropped label docker: no Docker engine answers at ${deadSocket}`);
     expect(runner.output()).toContain("leave docker out of --labels");
+    // Not on a terminal: every line it writes, status and log alike, is one JSON object.
+    for (const line of runner.output().split("\n").filter(Boolean))
+      expect(() => JSON.parse(line)).not.toThrow();
     const { body: runners } = await api<Array<{ id: string; labels: string[] }>>(
       server.url,
       "GET",
@@ -148,6 +151,24 @@ describe("a runner claims only the jobs it can run", () => {
     expect(runner.output()).not.toContain("refused a bot job");
     await api(server.url, "POST", "/api/bots/waits-for-docker/stop");
   }, 120_000);
+});
+
+describe("the runner's output", () => {
+  it("is plain lines with RUNYARD_LOG_FORMAT=text, and says which agent label it dropped", async () => {
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "plain-lines",
+      labels: "agent:nosuch",
+      env: { RUNYARD_LOG_FORMAT: "text", RUNYARD_LOG_LEVEL: "warn" },
+    });
+    procs.push(runner);
+    expect(runner.output()).toMatch(
+      /^\S+Z WARN {2}dropped label agent:nosuch: runyard knows no agent named nosuch \(known: [^)]+\); leave agent:nosuch out of --labels/m,
+    );
+    expect(runner.output()).toContain(
+      `runner plain-lines connected to ${server.url} (group default, capacity 2)\n`,
+    );
+    expect(runner.output()).not.toMatch(/^\{/m);
+  }, 60_000);
 });
 
 describe("a job its runners refuse", () => {

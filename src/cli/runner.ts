@@ -8,7 +8,7 @@ import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import { createLogger, type Logger } from "../core/logger.js";
+import { createLogger, type LogFormat, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
@@ -356,6 +356,29 @@ export async function localRunnerDaemon(
 }
 
 /**
+ * The runner's output format: as configured (`--json`, RUNYARD_LOG_FORMAT), else plain lines on a
+ * terminal and JSON lines for a service manager, a pipe or a file, as log collectors expect.
+ */
+function logFormatFor(configured: Config["logFormat"], stderr: NodeJS.WritableStream): LogFormat {
+  if (configured !== "auto") return configured;
+  return (stderr as { isTTY?: boolean }).isTTY ? "text" : "json";
+}
+
+/**
+ * The runner's own status lines (connected, stopping) in its log's format: a plain line, or one
+ * JSON object a line shaped like the log's (`level` 30, `time`, `msg`, fields).
+ */
+function sayer(format: LogFormat) {
+  return (stream: NodeJS.WritableStream, message: string, fields: Record<string, unknown>): void => {
+    stream.write(
+      format === "json"
+        ? `${JSON.stringify({ level: 30, time: Date.now(), msg: message, ...fields })}\n`
+        : `${message}\n`,
+    );
+  };
+}
+
+/**
  * `runyard runner --server URL[,URL...] --token T`: joins a server and runs the jobs it is given;
  * with several URLs (replicas of one control plane), fails over between them.
  */
@@ -377,7 +400,13 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     mkdirSync(config.workspaceDir, { recursive: true });
     process.chdir(config.workspaceDir);
   }
-  const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
+  const format = logFormatFor(config.logFormat, ctx.stderr);
+  const logger = createLogger({
+    level: config.logLevel === "warn" ? "info" : config.logLevel,
+    daemon: true,
+    format,
+  });
+  const say = sayer(format);
   const id = runnerIdFor(config, home);
   let connections = 0;
   const runner = await localRunnerDaemon(config, ctx.env, {
@@ -389,10 +418,12 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     shared: config.shared,
     onConnected(serverUrl) {
       connections += 1;
-      ctx.stdout.write(
+      say(
+        ctx.stdout,
         connections === 1
-          ? `runner ${id} connected to ${serverUrl} (group ${config.group}, capacity ${config.capacity})\n`
-          : `runner ${id} connected to ${serverUrl}\n`,
+          ? `runner ${id} connected to ${serverUrl} (group ${config.group}, capacity ${config.capacity})`
+          : `runner ${id} connected to ${serverUrl}`,
+        { runnerId: id, server: serverUrl },
       );
     },
   });
@@ -408,6 +439,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   const connected = daemon.start().then(
     () => true,
     (error: Error) => {
+      // Said as every command's error is, whatever the format: the log has it as JSON already.
       ctx.stderr.write(`error: ${error.message}\n`);
       if (error instanceof RunyardError && error.hint) ctx.stderr.write(`hint: ${error.hint}\n`);
       return false;
@@ -422,8 +454,10 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   const running = daemon.runningJobs;
   const stopping = runner.stop(config.shutdownGraceMs);
   if (running > 0) {
-    ctx.stderr.write(
-      `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`,
+    say(
+      ctx.stderr,
+      `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish`,
+      { running },
     );
   }
   await stopping;
