@@ -142,7 +142,7 @@ describe("runner fail-over between servers", () => {
       await startRunner(`${a.url},${b.url}`, sharedRunnerToken, {
         id: "mover",
         group: "movers",
-        env: { RUNYARD_LOG_LEVEL: "warn" },
+        env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
       }),
     );
     expect(runner.output()).toContain(`runner mover connected to ${a.url} (group movers, capacity 2)`);
@@ -177,7 +177,7 @@ describe("runner fail-over between servers", () => {
     const runner = track(
       await startRunner(`${a.url},${b.url}`, sharedRunnerToken, {
         id: "hushed",
-        env: { RUNYARD_LOG_LEVEL: "warn" },
+        env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
       }),
     );
 
@@ -197,7 +197,7 @@ describe("runner fail-over between servers", () => {
       await startRunner(`${viaProxy},${server.url}`, await runnerToken(server.url), {
         id: "holder",
         group: "holders",
-        env: { RUNYARD_LOG_LEVEL: "warn" },
+        env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
       }),
     );
     expect(runner.output()).toContain(`runner holder connected to ${viaProxy}`);

@@ -155,6 +155,10 @@ function buildProgram(
       "on SIGTERM, how long running steps may finish (RUNYARD_SHUTDOWN_GRACE_MS; default 30)",
     )
     .option("--config <file>", "config file (YAML)")
+    .option(
+      "--json",
+      "log and status lines as JSON, one object a line (RUNYARD_LOG_FORMAT=json; default: plain lines on a terminal, JSON otherwise)",
+    )
     .action(async (flags) =>
       setExit(
         await (await import("./runner.js")).runnerCommand(
@@ -171,6 +175,7 @@ function buildProgram(
               workspaceDir: flags.workspaceDir,
               home: flags.home,
               shutdownGraceMs: graceMs(flags.shutdownGrace),
+              ...(flags.json ? { logFormat: "json" } : {}),
             },
             flags.config,
           ),

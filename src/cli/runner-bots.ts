@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { botBaseImagesFromEnv } from "../bots/simple-build.js";
 import type { Logger } from "../core/logger.js";
 import type { BotStats } from "../core/protocol.js";
-import { DockerEngine } from "../exec/docker-engine.js";
+import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
 import { BotJobHandler } from "../runner/handlers/bot.js";
 
 /** The label naming the runner whose bot a container is. */
@@ -12,6 +12,8 @@ const runnerLabel = "runyard.runner";
 /** What a runner with Docker adds for bots: its handler, its label, and the containers it found. */
 export interface RunnerBots {
   handler: BotJobHandler | undefined;
+  /** Why there is no handler (no engine answered, and where it was asked); undefined with one. */
+  missing?: string;
   labels: string[];
   found: string[];
   remove(botId: string): Promise<void>;
@@ -19,7 +21,7 @@ export interface RunnerBots {
 }
 
 /**
- * Bots run on runners that reach a Docker engine (`/var/run/docker.sock`): such a runner
+ * Bots run on runners that reach a Docker engine (DOCKER_HOST, else `/var/run/docker.sock`): such a runner
  * advertises the label `docker` and reports the bot containers it finds at start, so the server
  * can hand it back the live ones to adopt and tell it to remove the rest.
  */
@@ -29,10 +31,19 @@ export async function runnerBots(
   runnerId: string,
   logger: Logger,
 ): Promise<RunnerBots> {
-  const engine = new DockerEngine();
+  const endpoint = dockerEndpoint(env.DOCKER_HOST);
+  const engine = new DockerEngine(endpoint.options);
   if (!(await engine.ping())) {
-    logger.info("no Docker engine at /var/run/docker.sock: this runner takes no bots");
-    return { handler: undefined, labels: [], found: [], remove: async () => undefined, stats: () => [] };
+    const missing = `no Docker engine answers at ${endpoint.where}`;
+    logger.info(`${missing}: this runner takes no bots`);
+    return {
+      handler: undefined,
+      missing,
+      labels: [],
+      found: [],
+      remove: async () => undefined,
+      stats: () => [],
+    };
   }
   const workDir = join(stateDir, "bot-builds");
   mkdirSync(workDir, { recursive: true, mode: 0o700 });

@@ -8,13 +8,13 @@ import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import { createLogger, type Logger } from "../core/logger.js";
+import { createLogger, type LogFormat, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createDockerExecutors, createExecutor } from "../exec/create-executor.js";
-import { DockerEngine } from "../exec/docker-engine.js";
+import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
 import { removeLeftoverStepContainers } from "../exec/docker-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
@@ -163,11 +163,11 @@ export interface LocalRunner {
  * the runner runs them in containers and says so with the `docker` label, which such hosts
  * require. Containers of steps a crashed earlier life of this runner left are removed first.
  */
-async function dockerSteps(connection: {
-  id: string;
-  logger: Logger;
-}): Promise<{ containers?: ContainerExecutors; labels: string[] }> {
-  const engine = new DockerEngine();
+async function dockerSteps(
+  env: Record<string, string | undefined>,
+  connection: { id: string; logger: Logger },
+): Promise<{ containers?: ContainerExecutors; labels: string[] }> {
+  const engine = new DockerEngine(dockerEndpoint(env.DOCKER_HOST).options);
   if (!(await engine.ping())) return { labels: [] };
   const removed = await removeLeftoverStepContainers(engine, connection.id).catch((error: unknown) => {
     connection.logger.warn(
@@ -186,6 +186,41 @@ async function dockerSteps(connection: {
     containers: createDockerExecutors({ engine, runnerId: connection.id }),
     labels: [dockerRunnerLabel],
   };
+}
+
+/**
+ * The labels a runner advertises: what its handlers back (`docker` with a reachable engine,
+ * `agent:<name>` per installed agent, its modes) and the operator's own. A capability label the
+ * operator gave that nothing here backs is dropped with a warning: advertised, it would draw
+ * work the runner can only refuse.
+ */
+export function runnerLabels(
+  given: readonly string[],
+  backed: readonly string[],
+  context: { logger: Logger; dockerHost: string | undefined },
+): string[] {
+  const labels: string[] = [];
+  for (const label of given) {
+    const why = capabilityMissing(label, backed, context.dockerHost);
+    if (why === undefined) labels.push(label);
+    else context.logger.warn({ label }, `dropped label ${label}: ${why}`);
+  }
+  return [...new Set([...labels, ...backed])];
+}
+
+/** Why a label of the operator's claims what this runner cannot do; undefined when it may keep it. */
+function capabilityMissing(label: string, backed: readonly string[], dockerHost: string | undefined) {
+  if (backed.includes(label)) return undefined;
+  if (label === dockerRunnerLabel) {
+    return `no Docker engine answers at ${dockerEndpoint(dockerHost).where}, so this runner can run neither bots nor \`executor: docker\` steps (start Docker or point DOCKER_HOST at it and restart the runner, or leave docker out of --labels / RUNYARD_LABELS)`;
+  }
+  if (label.startsWith("agent:")) {
+    const name = label.slice("agent:".length);
+    return (agentNames as readonly string[]).includes(name)
+      ? `the ${name} agent is not installed here, so this runner cannot run its tasks (\`runyard agents install ${name}\` with this runner's --home, or put its CLI on PATH, and restart the runner; or leave ${label} out of --labels / RUNYARD_LABELS)`
+      : `runyard knows no agent named ${name} (known: ${agentNames.join(", ")}); leave ${label} out of --labels / RUNYARD_LABELS`;
+  }
+  return undefined;
 }
 
 /** Where the runner makes its agents' mirrors, worktrees and chat folders. */
@@ -262,7 +297,7 @@ export async function localRunnerDaemon(
       killGraceMs: config.killGraceMs,
       ...(sandbox ? { sandbox } : {}),
     });
-    const docker = await dockerSteps(connection);
+    const docker = await dockerSteps(env, connection);
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
       maskValues: [connection.token],
@@ -277,7 +312,10 @@ export async function localRunnerDaemon(
         id: connection.id,
         group: config.group,
         // Steps in containers and bots both need Docker: one `docker` label says so.
-        labels: [...new Set([...config.labels, ...agents.labels, ...docker.labels, ...bots.labels])],
+        labels: runnerLabels(config.labels, [...agents.labels, ...docker.labels, ...bots.labels], {
+          logger: connection.logger,
+          dockerHost: env.DOCKER_HOST,
+        }),
         mode: config.mode,
         capacity: config.capacity,
         cpus: config.cpus ?? null,
@@ -294,6 +332,7 @@ export async function localRunnerDaemon(
         agent: agents.handler,
         ...(bots.handler ? { bot: bots.handler } : {}),
       },
+      ...(bots.missing ? { missing: { bot: bots.missing } } : {}),
       bots: { found: bots.found, remove: (botId) => bots.remove(botId), stats: () => bots.stats() },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
@@ -314,6 +353,29 @@ export async function localRunnerDaemon(
     release();
     throw error;
   }
+}
+
+/**
+ * The runner's output format: as configured (`--json`, RUNYARD_LOG_FORMAT), else plain lines on a
+ * terminal and JSON lines for a service manager, a pipe or a file, as log collectors expect.
+ */
+function logFormatFor(configured: Config["logFormat"], stderr: NodeJS.WritableStream): LogFormat {
+  if (configured !== "auto") return configured;
+  return (stderr as { isTTY?: boolean }).isTTY ? "text" : "json";
+}
+
+/**
+ * The runner's own status lines (connected, stopping) in its log's format: a plain line, or one
+ * JSON object a line shaped like the log's (`level` 30, `time`, `msg`, fields).
+ */
+function sayer(format: LogFormat) {
+  return (stream: NodeJS.WritableStream, message: string, fields: Record<string, unknown>): void => {
+    stream.write(
+      format === "json"
+        ? `${JSON.stringify({ level: 30, time: Date.now(), msg: message, ...fields })}\n`
+        : `${message}\n`,
+    );
+  };
 }
 
 /**
@@ -338,7 +400,13 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     mkdirSync(config.workspaceDir, { recursive: true });
     process.chdir(config.workspaceDir);
   }
-  const logger = createLogger({ level: config.logLevel === "warn" ? "info" : config.logLevel, daemon: true });
+  const format = logFormatFor(config.logFormat, ctx.stderr);
+  const logger = createLogger({
+    level: config.logLevel === "warn" ? "info" : config.logLevel,
+    daemon: true,
+    format,
+  });
+  const say = sayer(format);
   const id = runnerIdFor(config, home);
   let connections = 0;
   const runner = await localRunnerDaemon(config, ctx.env, {
@@ -350,10 +418,12 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     shared: config.shared,
     onConnected(serverUrl) {
       connections += 1;
-      ctx.stdout.write(
+      say(
+        ctx.stdout,
         connections === 1
-          ? `runner ${id} connected to ${serverUrl} (group ${config.group}, capacity ${config.capacity})\n`
-          : `runner ${id} connected to ${serverUrl}\n`,
+          ? `runner ${id} connected to ${serverUrl} (group ${config.group}, capacity ${config.capacity})`
+          : `runner ${id} connected to ${serverUrl}`,
+        { runnerId: id, server: serverUrl },
       );
     },
   });
@@ -369,6 +439,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   const connected = daemon.start().then(
     () => true,
     (error: Error) => {
+      // Said as every command's error is, whatever the format: the log has it as JSON already.
       ctx.stderr.write(`error: ${error.message}\n`);
       if (error instanceof RunyardError && error.hint) ctx.stderr.write(`hint: ${error.hint}\n`);
       return false;
@@ -383,8 +454,10 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
   const running = daemon.runningJobs;
   const stopping = runner.stop(config.shutdownGraceMs);
   if (running > 0) {
-    ctx.stderr.write(
-      `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish\n`,
+    say(
+      ctx.stderr,
+      `stopping: ${running} running job(s) get up to ${config.shutdownGraceMs / 1000} s to finish`,
+      { running },
     );
   }
   await stopping;

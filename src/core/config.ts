@@ -74,6 +74,11 @@ export const configSchema = z.object({
     logLevelOf,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
   ),
+  /**
+   * How a daemon writes its log and status lines: `text` (plain lines), `json` (one JSON object
+   * a line), or `auto`: text on a terminal, JSON otherwise (a service manager, a pipe, a file).
+   */
+  logFormat: z.enum(["auto", "text", "json"]).default("auto"),
   /** Milliseconds between SIGTERM and SIGKILL when a step is stopped. */
   killGraceMs: z.coerce.number().int().nonnegative().default(5000),
   /**
@@ -321,6 +326,7 @@ function destinationList() {
 const envNames: Record<keyof Config, string[]> = {
   home: ["RUNYARD_HOME"],
   logLevel: ["RUNYARD_LOG_LEVEL", "RUNNER_LOG_LEVEL"],
+  logFormat: ["RUNYARD_LOG_FORMAT"],
   killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
   // Seed 001's CLI names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.
   serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL", "AVTOMATIKA_URL"],

@@ -215,6 +215,10 @@ export const errorTable = {
     status: 503,
     hint: "Start a runner on a host with Docker (`runyard runner` advertises the docker label when it can reach the engine), in the bot's group if it names one.",
   },
+  JOB_REFUSED: {
+    status: 200,
+    hint: "Every runner offered the job refused it (the message names each and why): start a runner that has what the job needs (Docker for bots and `executor: docker` hosts, the named agent installed for agent tasks), or change the job's group and labels to match one that does.",
+  },
   BOT_REGISTRY_UNREACHABLE: {
     status: 200,
     hint: "Docker could not reach the registry: check its host and port, that it runs, and that the Docker host may connect to it.",

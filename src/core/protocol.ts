@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { EventInputSchema } from "./events.js";
-import { Job, JobResult } from "./jobs/index.js";
+import { Job, JobResult, jobKinds } from "./jobs/index.js";
 
 /**
  * The runner protocol (DESIGN.md section 6): JSON messages over one WebSocket that the runner
@@ -32,6 +32,11 @@ export const RunnerInfo = z.object({
    * container), or `none` (steps run as the runner's own user and see what it sees).
    */
   isolation: z.enum(["sandbox", "docker", "none"]).default("none"),
+  /**
+   * The job kinds this runner has a handler for; the server offers it no other. A runner that
+   * predates this field says nothing and is taken to handle every kind.
+   */
+  kinds: z.array(z.enum(jobKinds)).default([...jobKinds]),
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
 
@@ -75,6 +80,12 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   /** The runner stopped a job without a result (shutdown grace passed); the server ends it as lost. */
   z.object({ type: z.literal("abandoned"), job_id: z.string(), reason: z.string() }),
   z.object({ type: z.literal("accept"), job_id: z.string() }),
+  /**
+   * Instead of `accept`: the runner cannot run this job (no handler for its kind, or it lacks
+   * what the job needs). The server offers it again after a growing back-off and fails it
+   * (JOB_REFUSED) after a few refusals.
+   */
+  z.object({ type: z.literal("refuse"), job_id: z.string(), reason: z.string().max(2000) }),
   /** Spine events of one job (`step.output` ...), without run_id, seq and ts: the server gives those. */
   z.object({
     type: z.literal("events"),

@@ -9,6 +9,30 @@ import { pullError, registryOf } from "./docker-pull-error.js";
 
 export type { LogLine } from "./docker-log-frames.js";
 
+/** Where the Docker engine listens when DOCKER_HOST does not say. */
+const defaultDockerSocket = "/var/run/docker.sock";
+
+/**
+ * The engine's endpoint from DOCKER_HOST, as the docker CLI reads it: `unix:///path` or
+ * `tcp://host:port` (plain HTTP); unset or empty, the default socket.
+ */
+export function dockerEndpoint(dockerHost: string | undefined): {
+  options: Docker.DockerOptions;
+  /** How messages name it: the socket path or the URL. */
+  where: string;
+} {
+  if (!dockerHost) return { options: { socketPath: defaultDockerSocket }, where: defaultDockerSocket };
+  if (dockerHost.startsWith("unix://")) {
+    const socketPath = dockerHost.slice("unix://".length);
+    return { options: { socketPath }, where: socketPath };
+  }
+  const url = new URL(dockerHost);
+  return {
+    options: { host: url.hostname, port: url.port || "2375", protocol: "http" },
+    where: dockerHost,
+  };
+}
+
 /** A build that Docker refused or that failed in a step; carries the build's last output lines. */
 export class ImageBuildError extends Error {
   readonly code = "BOT_BUILD_FAILED";
@@ -103,7 +127,7 @@ const buildTailLines = 20;
 export class DockerEngine {
   readonly docker: Docker;
 
-  constructor(options: Docker.DockerOptions = { socketPath: "/var/run/docker.sock" }) {
+  constructor(options: Docker.DockerOptions = { socketPath: defaultDockerSocket }) {
     this.docker = new Docker(options);
   }
 

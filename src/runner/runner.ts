@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
-import { type Job, type JobKind, type JobResult, jobLogFields } from "../core/jobs/index.js";
+import { type Job, type JobKind, type JobResult, jobKinds, jobLogFields } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import {
   type BotStats,
@@ -23,9 +23,15 @@ export interface RunnerDaemonOptions {
    */
   serverUrls: string[];
   token: string;
-  info: RunnerInfo;
+  /** What the runner says of itself at hello; the job kinds it handles follow from `handlers`. */
+  info: Omit<RunnerInfo, "kinds">;
   /** One handler per job kind: what this runner does with the jobs it is assigned. */
   handlers: JobHandlers;
+  /**
+   * Why this runner lacks the handler of a kind (`bot`: "no Docker engine reachable at ..."),
+   * said in the refusal of a job of that kind should one reach it anyway.
+   */
+  missing?: Partial<Record<JobKind, string>>;
   logger: Logger;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
@@ -232,7 +238,7 @@ export class RunnerDaemon {
       this.lastHeard = Date.now();
       this.send({
         type: "hello",
-        runner: this.options.info,
+        runner: { ...this.options.info, kinds: this.kinds },
         jobs: [...this.jobs.values()]
           .filter((job) => !job.abandoned)
           .map((job) => ({ id: job.id, batch: job.lastBatch })),
@@ -423,6 +429,21 @@ export class RunnerDaemon {
       this.send({ type: "abandoned", job_id: jobId, reason: "the runner is shutting down" });
       return;
     }
+    if (!this.kinds.includes(assignment.kind)) {
+      // Given back unstarted, not abandoned: the server offers it elsewhere after a back-off
+      // and fails it with the reasons once runners have refused it a few times.
+      const why = this.options.missing?.[assignment.kind] ?? `it has no ${assignment.kind} handler`;
+      this.options.logger.warn(
+        { jobId, kind: assignment.kind },
+        `refused a ${assignment.kind} job: this runner cannot run it (${why})`,
+      );
+      this.send({
+        type: "refuse",
+        job_id: jobId,
+        reason: `runner ${this.options.info.id} cannot run ${assignment.kind} jobs: ${why}`,
+      });
+      return;
+    }
     this.options.journal?.add(jobId);
     const job: HeldJob = {
       id: jobId,
@@ -461,6 +482,12 @@ export class RunnerDaemon {
         this.forget(jobId);
       },
     );
+  }
+
+  /** The job kinds this runner has a handler for: the only ones the server offers it. */
+  get kinds(): JobKind[] {
+    const { handlers } = this.options;
+    return jobKinds.filter((kind) => kind === "step" || handlers[kind] !== undefined);
   }
 
   /** Hands the job to the handler of its kind. */

@@ -1,12 +1,19 @@
 import { createHash } from "node:crypto";
 import { errorInfo } from "../core/errors.js";
-import type { EventInput } from "../core/events.js";
+import type { ErrorInfo, EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import { Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
 import type { StepJobResult } from "../core/jobs/step.js";
 import type { Logger } from "../core/logger.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
-import type { JobRecord, JobReport, JobReportKind, JobRequirements, Store } from "../store/types.js";
+import type {
+  JobRecord,
+  JobRefusal,
+  JobReport,
+  JobReportKind,
+  JobRequirements,
+  Store,
+} from "../store/types.js";
 import type { RunSink } from "./run-sink.js";
 
 /** How the broker reaches runners: through the runner hub, and other replicas' hubs. */
@@ -47,6 +54,33 @@ function stepResult(result: JobResult): StepAttemptResult {
   }
 }
 
+/**
+ * JOB_REFUSED for a job every offer of which was refused: who refused it and why, and what kind
+ * of runner would take it.
+ */
+function refusedError(record: JobRecord, refusals: readonly JobRefusal[]): ErrorInfo {
+  const said = new Map<string, number>();
+  for (const { runner_id, reason } of refusals) {
+    const line = `runner ${runner_id}: ${reason}`;
+    said.set(line, (said.get(line) ?? 0) + 1);
+  }
+  const who = [...said].map(([line, times]) => (times > 1 ? `${line} (${times} times)` : line));
+  const { group, labels } = record.requirements;
+  const wanted = labels.filter((label) => !label.startsWith("runner:"));
+  const serves = [
+    `a runner that runs ${record.type} jobs`,
+    group ? `in group ${group}` : "",
+    wanted.length > 0 ? `with labels [${wanted.join(",")}]` : "",
+  ]
+    .filter(Boolean)
+    .join(" ");
+  return errorInfo(
+    "JOB_REFUSED",
+    `the ${record.type} job was refused ${refusals.length} times and given up: ${who.join("; ")}`,
+    `Start ${serves} that has what the job needs (a reachable Docker engine for bots and \`executor: docker\` hosts, the named agent installed for agent tasks), or change the job's group and labels to match one that does; \`runyard runners\` shows each runner's labels.`,
+  );
+}
+
 /** Runs by host on a runner; `{}` and `{group, labels}` hosts stick to the runner that took them first. */
 export interface HostPlacement {
   requirements: JobRequirements;
@@ -58,6 +92,11 @@ export function jobIdFor(request: StepAttemptRequest): string {
   const hash = createHash("sha256").update(`${request.step}\u0000${request.host}`).digest("hex").slice(0, 12);
   return `job_${request.run_id}_${hash}_${request.attempt}`;
 }
+
+/** Refusals after which a job fails with JOB_REFUSED instead of being offered again. */
+export const maxJobRefusals = 3;
+/** The back-off after a job's first refusal; it doubles with each refusal after. */
+const refusalBackoffMs = 1000;
 
 /** Stored reports read at once when applying them (each holds up to a whole batch of events). */
 const storedReportsPage = 100;
@@ -387,6 +426,62 @@ export class JobBroker {
       default:
         return assertExhaustive(report.kind, "job report kind");
     }
+  }
+
+  /**
+   * A runner gave the job back unstarted because it cannot run it: it is offered again once its
+   * back-off (1 s, 2 s, ...) has passed, and fails with JOB_REFUSED, every refusal named, at the
+   * `maxJobRefusals`-th. A job the runner had accepted is not refused but lost. Returns when to
+   * offer it again, "failed", or "unknown" when the runner no longer held it.
+   */
+  async refused(
+    jobId: string,
+    runnerId: string,
+    reason: string,
+  ): Promise<{ retryInMs: number } | "failed" | "unknown"> {
+    const record = await this.store.getJob(jobId);
+    if (!record || record.runner_id !== runnerId) return "unknown";
+    if (record.status === "running") {
+      await this.lost(record, `runner ${runnerId} gave the job up after accepting it: ${reason}`);
+      return "failed";
+    }
+    if (record.status !== "assigned") return "unknown";
+    const refusals = [...record.refusals, { runner_id: runnerId, reason }];
+    this.logger.warn({ jobId, runnerId, refusals: refusals.length, reason }, "runner refused a job");
+    const job = readJob(record);
+    if (refusals.length < maxJobRefusals && job) {
+      const retryInMs = refusalBackoffMs * 2 ** (refusals.length - 1);
+      const requeued = await this.store.refuseJob(
+        jobId,
+        runnerId,
+        refusals,
+        new Date(Date.now() + retryInMs),
+      );
+      return requeued ? { retryInMs } : "unknown";
+    }
+    const error = job
+      ? refusedError(record, refusals)
+      : errorInfo("RUNNER_LOST", "its stored payload no longer matches its kind");
+    const result = job ? jobEndedEarly(job, "failed", error) : null;
+    const ended = await this.store.updateJob(
+      jobId,
+      { status: "done", result, lease_expires_at: null },
+      { ifStatus: ["assigned"] },
+    );
+    if (!ended) return "unknown";
+    if (!this.waiters.has(jobId) && result) {
+      // The engine waiting for it is on another replica (or not yet back): it learns from the report.
+      await this.store.addJobReport({
+        job_id: jobId,
+        run_id: record.run_id,
+        kind: "finished",
+        batch: 0,
+        runner_id: runnerId,
+        body: result,
+      });
+      this.transport.reported(record.run_id, jobId);
+    } else this.settle(jobId, result ?? undefined);
+    return "failed";
   }
 
   /**

@@ -329,7 +329,7 @@ export class RunnerHub {
     return this.connections.get(connection.info.id) === connection && connection.running.has(jobId);
   }
 
-  private refuse(connection: Connection, message: { type: string; job_id: string }): void {
+  private ignoreReport(connection: Connection, message: { type: string; job_id: string }): void {
     this.logger.warn(
       { runnerId: connection.info.id, jobId: message.job_id, message: message.type },
       "refused a report on a job not leased to this runner",
@@ -360,7 +360,7 @@ export class RunnerHub {
         this.logger.info({ runnerId }, "runner draining: no new work for it");
         break;
       case "accept": {
-        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         const job = await this.store.updateJob(
           message.job_id,
           { status: "running" },
@@ -370,7 +370,7 @@ export class RunnerHub {
         break;
       }
       case "events": {
-        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         const outcome = await this.broker.events(message.job_id, message.batch, message.events, runnerId);
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         else send(connection.socket, { type: "ack", job_id: message.job_id, batch: message.batch });
@@ -384,7 +384,7 @@ export class RunnerHub {
           connection.running.delete(message.job_id);
           break;
         }
-        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         const outcome = await this.broker.finished(message.job_id, message.batches, message.result, runnerId);
         if (outcome === "done") send(connection.socket, { type: "done", job_id: message.job_id });
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
@@ -392,8 +392,17 @@ export class RunnerHub {
         this.dispatch();
         break;
       }
+      case "refuse": {
+        if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
+        connection.running.delete(message.job_id);
+        const outcome = await this.broker.refused(message.job_id, runnerId, message.reason);
+        // Offered again once its back-off has passed: nothing else would wake a server alone.
+        if (typeof outcome === "object") setTimeout(() => this.dispatch(), outcome.retryInMs + 20).unref();
+        this.dispatch();
+        break;
+      }
       case "abandoned": {
-        if (!this.owns(connection, message.job_id)) return this.refuse(connection, message);
+        if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         connection.running.delete(message.job_id);
         // Never started: it goes back to the queue for another runner. Started: it is lost.
         const requeued = await this.store.updateJob(
@@ -451,11 +460,13 @@ export class RunnerHub {
   private async fill(connection: Connection): Promise<void> {
     const { info } = connection;
     while (!connection.draining && connection.socket.readyState === connection.socket.OPEN) {
-      const kinds = [...connection.running.values()];
-      const bots = kinds.filter((kind) => kind === "bot").length;
-      const workRoom = kinds.length - bots < info.capacity;
+      const held = [...connection.running.values()];
+      const bots = held.filter((kind) => kind === "bot").length;
+      const workRoom = held.length - bots < info.capacity;
       const botRoom = bots < maxBotsPerRunner;
-      if (!workRoom && !botRoom) return;
+      // Only the kinds it has a handler for: a runner offered a job it cannot run would refuse it.
+      const kinds = info.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
+      if (kinds.length === 0) return;
       const job = await this.store.claimJob(
         {
           id: info.id,
@@ -465,7 +476,7 @@ export class RunnerHub {
           shared: info.shared,
           isolation: info.isolation,
           replica_id: this.replica.id,
-          ...(workRoom && botRoom ? {} : workRoom ? { notTypes: ["bot"] } : { onlyTypes: ["bot"] }),
+          onlyTypes: kinds,
         },
         this.timings.leaseMs,
       );

@@ -62,6 +62,8 @@ describe.each(storeBackends)("on $name", (backend) => {
         runner_id: null,
         lease_expires_at: null,
         last_event_seq: 0,
+        refusals: [],
+        not_before: null,
         created_at: "2026-01-01T00:00:00.000Z",
         updated_at: "2026-01-01T00:00:00.000Z",
       });
@@ -193,6 +195,57 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.claimJob(runner({ id: "runner-mover", replica_id: "a" }), 1000)).toBeUndefined();
       expect((await store.getJob(job.id))?.status).toBe("queued");
       expect((await store.claimJob(runner({ id: "runner-mover", replica_id: "b" }), 1000))?.id).toBe(job.id);
+    });
+  });
+
+  describe("refuseJob", () => {
+    it("queues a refused job again, held back from every runner until its back-off ends", async () => {
+      const job = await queue({ labels: [] });
+      await store.claimJob(runner({ id: "r1" }), 30_000);
+      const refused = await store.refuseJob(
+        job.id,
+        "r1",
+        [{ runner_id: "r1", reason: "cannot run bot jobs" }],
+        new Date("2026-01-01T00:00:02.000Z"),
+      );
+      expect(refused).toMatchObject({
+        status: "queued",
+        runner_id: null,
+        lease_expires_at: null,
+        refusals: [{ runner_id: "r1", reason: "cannot run bot jobs" }],
+        not_before: "2026-01-01T00:00:02.000Z",
+      });
+      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toBeUndefined();
+      clock = new Date("2026-01-01T00:00:02.000Z");
+      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
+    });
+
+    it("refuses nothing for a runner the job is not assigned to, or once it was accepted", async () => {
+      const job = await queue({ labels: [] });
+      const refusal = [{ runner_id: "r2", reason: "no" }];
+      expect(await store.refuseJob(job.id, "r2", refusal, clock)).toBeUndefined();
+      await store.claimJob(runner({ id: "r1" }), 30_000);
+      expect(await store.refuseJob(job.id, "r2", refusal, clock)).toBeUndefined();
+      await store.updateJob(job.id, { status: "running" });
+      expect(await store.refuseJob(job.id, "r1", refusal, clock)).toBeUndefined();
+      expect(await store.getJob(job.id)).toMatchObject({ status: "running", refusals: [] });
+    });
+
+    it("offers a runner only the kinds it handles", async () => {
+      const step = await queue({ labels: [] });
+      const bot = await store.createJob({
+        id: "bot-job",
+        run_id: runId,
+        type: "bot",
+        requirements: { labels: [] },
+        payload: null,
+        created_at: "2025-12-31T00:00:00.000Z",
+      });
+      expect(await store.claimJob(runner({ onlyTypes: ["step", "agent"] }), 1000)).toMatchObject({
+        id: step.id,
+      });
+      expect(await store.claimJob(runner({ onlyTypes: ["step", "agent"] }), 1000)).toBeUndefined();
+      expect(await store.claimJob(runner({ onlyTypes: ["bot"] }), 1000)).toMatchObject({ id: bot.id });
     });
   });
 

@@ -18,6 +18,7 @@ import type {
   JobPatch,
   JobQueue,
   JobRecord,
+  JobRefusal,
   JobRequirements,
   JobStatus,
   ListJobsQuery,
@@ -43,6 +44,8 @@ function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
     runner_id: row.runner_id,
     lease_expires_at: row.lease_expires_at,
     last_event_seq: int(row.last_event_seq),
+    refusals: row.refusals === null ? [] : decodeJson<JobRefusal[]>(row.refusals),
+    not_before: row.not_before,
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -71,6 +74,8 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
         result: null,
         runner_id: null,
         lease_expires_at: null,
+        refusals: null,
+        not_before: null,
         created_at: createdAt,
         updated_at: createdAt,
       })
@@ -141,6 +146,8 @@ export async function claimJob(
       .selectFrom("jobs as c")
       .select("c.id")
       .where("c.status", "=", "queued")
+      // A refused job waits out its back-off (refuseJob).
+      .where((eb) => eb.or([eb("c.not_before", "is", null), eb("c.not_before", "<=", now)]))
       .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", runner.group)]))
       // Placement (placement.ts): the tenant's own jobs; outside every tenant, those of none, and
       // every tenant's too for a shared runner that isolates.
@@ -150,7 +157,6 @@ export async function claimJob(
         return servesEveryTenant(runner) ? q : q.where("c.req_tenant_id", "is", null);
       })
       .$if(runner.onlyTypes !== undefined, (q) => q.where("c.type", "in", [...(runner.onlyTypes ?? [])]))
-      .$if(runner.notTypes !== undefined, (q) => q.where("c.type", "not in", [...(runner.notTypes ?? [])]))
       .where((eb) => {
         let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
         if (runner.labels.length > 0) missing = missing.where("l.label", "not in", runner.labels);
@@ -183,6 +189,36 @@ export async function claimJob(
     );
   }
   const row = await claim.returningAll().executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: a runner gave back a job it could not run, unstarted. Only while it is still
+ * assigned to that runner (a job it accepted is not refused: it runs, or is lost); the caller
+ * passes the whole list of refusals, read from the job it holds.
+ */
+export async function refuseJob(
+  ctx: StoreContext,
+  id: string,
+  runnerId: string,
+  refusals: readonly JobRefusal[],
+  notBefore: Date,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({
+      status: "queued",
+      runner_id: null,
+      lease_expires_at: null,
+      refusals: encodeJson(refusals),
+      not_before: isoTime(notBefore),
+      updated_at: isoTime(ctx.now()),
+    })
+    .where("id", "=", id)
+    .where("status", "=", "assigned")
+    .where("runner_id", "=", runnerId)
+    .returningAll()
+    .executeTakeFirst();
   return row && toJobRecord(ctx, row);
 }
 

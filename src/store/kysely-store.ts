@@ -26,6 +26,7 @@ import type {
   IfBotState,
   IfStatus,
   JobPatch,
+  JobRefusal,
   JobReportKind,
   JobStatus,
   ListAuditQuery,
@@ -171,6 +172,9 @@ class KyselyStore implements Store {
   }
   claimJob(runner: ClaimingRunner, leaseMs: number) {
     return jobs.claimJob(this.ctx, runner, leaseMs);
+  }
+  refuseJob(id: string, runnerId: string, refusals: readonly JobRefusal[], notBefore: Date) {
+    return jobs.refuseJob(this.ctx, id, runnerId, refusals, notBefore);
   }
   renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]) {
     return jobs.renewLeases(this.ctx, runnerId, leaseMs, jobIds);

@@ -58,6 +58,10 @@ export interface JobsTable {
   runner_id: string | null;
   lease_expires_at: string | null;
   last_event_seq: Int8;
+  /** Each refusal of the job by a runner, as a JSON array of `JobRefusal`; null before the first. */
+  refusals: string | null;
+  /** No runner claims the job before this time (the back-off after a refusal); null: at once. */
+  not_before: string | null;
   created_at: string;
   updated_at: string;
 }

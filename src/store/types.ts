@@ -184,8 +184,18 @@ export interface JobRecord {
   lease_expires_at: string | null;
   /** Highest event batch seq stored for this job (see `appendEvents`); 0 before the first. */
   last_event_seq: number;
+  /** The runners that refused the job so far and why, oldest first (see `refuseJob`). */
+  refusals: JobRefusal[];
+  /** No runner claims the job before this time (back-off after a refusal); null: at once. */
+  not_before: string | null;
   created_at: string;
   updated_at: string;
+}
+
+/** A runner gave a job back unstarted because it cannot run it (see `refuseJob`). */
+export interface JobRefusal {
+  runner_id: string;
+  reason: string;
 }
 
 /** The jobs waiting for a runner (`jobQueue`). */
@@ -229,10 +239,11 @@ export interface ClaimingRunner {
    * to it (a replica with a half-open socket to a runner that moved on claims nothing).
    */
   replica_id?: string;
-  /** Claim only jobs of these kinds (a runner whose capacity is full but has bot slots). */
+  /**
+   * Claim only jobs of these kinds: those the runner has a handler for and room for (a runner
+   * whose capacity is full may still have bot slots).
+   */
   onlyTypes?: readonly JobKind[];
-  /** Claim no jobs of these kinds (a runner whose bot slots are full). */
-  notTypes?: readonly JobKind[];
 }
 
 /** Filters for `listJobs`; jobs come oldest first. */
@@ -683,6 +694,17 @@ export interface Store {
    * none is waiting. Concurrent claimers never get the same job.
    */
   claimJob(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
+  /**
+   * A job assigned to `runnerId` that the runner refused unstarted goes back to the queue with
+   * `refusals` as its whole list and no claim before `notBefore`; undefined when it is no longer
+   * assigned to that runner.
+   */
+  refuseJob(
+    id: string,
+    runnerId: string,
+    refusals: readonly JobRefusal[],
+    notBefore: Date,
+  ): Promise<JobRecord | undefined>;
   /**
    * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
    * only: the ones it holds); returns their ids.

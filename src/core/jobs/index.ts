@@ -14,6 +14,11 @@ import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";
 export const Job = z.discriminatedUnion("kind", [StepJob, AgentJob, BotJob]);
 export type Job = z.infer<typeof Job>;
 export type JobKind = Job["kind"];
+/** Every job kind, for runners to say which they handle (RunnerInfo.kinds). */
+export const jobKinds = ["step", "agent", "bot"] as const satisfies readonly JobKind[];
+// A kind added to the union but not to the list fails here.
+const everyKindListed: Exclude<JobKind, (typeof jobKinds)[number]> extends never ? true : never = true;
+void everyKindListed;
 
 export const JobResult = z.discriminatedUnion("kind", [StepJobResult, AgentJobResult, BotJobResult]);
 export type JobResult = z.infer<typeof JobResult>;

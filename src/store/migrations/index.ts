@@ -11,6 +11,7 @@ import * as artifacts from "./0007_artifacts.js";
 import * as bots from "./0008_bots.js";
 import * as botRuns from "./0009_bot_runs.js";
 import * as runnerPlacement from "./0010_runner_placement.js";
+import * as jobRefusals from "./0011_job_refusals.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -27,6 +28,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0008_bots": bots,
   "0009_bot_runs": botRuns,
   "0010_runner_placement": runnerPlacement,
+  "0011_job_refusals": jobRefusals,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
