@@ -118,13 +118,14 @@ describe("revoking a runner token", () => {
     const before = refusals();
     await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 15_000);
     expect(existsSync(marker)).toBe(false);
-    const run = await api<{ status: string; waiting_for: unknown[] }>(
+    const run = await api<{ status: string; waiting_for: { reason?: string }[] }>(
       server.url,
       "GET",
       `/api/runs/${queued}`,
     );
     expect(run.body.status).toBe("queued");
-    expect(run.body.waiting_for).toEqual([{ host: "a", group: "default", labels: [] }]);
+    expect(run.body.waiting_for).toMatchObject([{ host: "a", group: "default", labels: [] }]);
+    expect(run.body.waiting_for?.[0]?.reason).toContain("no runners online");
   });
 });
 
