@@ -103,9 +103,13 @@ export class DirectStepRunner implements StepRunner {
       if (!sealed) return { ...error.result, duration_ms: Math.round(performance.now() - startedAt) };
       sealed.report(error.result.error?.message ?? "the attempt ended");
       const result = this.sealedResult(error);
-      const wait = startedAt + sealed.failureFloorMs - performance.now();
-      if (wait > 0 && !io.signal.aborted) {
-        await delay(wait, undefined, { signal: io.signal }).catch(() => {});
+      // Timers may fire a little early: wait until the floor has really passed.
+      for (
+        let wait = startedAt + sealed.failureFloorMs - performance.now();
+        wait > 0 && !io.signal.aborted;
+        wait = startedAt + sealed.failureFloorMs - performance.now()
+      ) {
+        await delay(Math.ceil(wait), undefined, { signal: io.signal }).catch(() => {});
       }
       return { ...result, duration_ms: Math.round(performance.now() - startedAt) };
     }
