@@ -260,37 +260,13 @@ export const configSchema = z.object({
    * environment. The server refuses any other cwd at submit; a runner also allows its workspace
    * folder, and checks the real path (symbolic links resolved) before the agent starts.
    */
-  agentCwdRoots: z
-    .union([z.string(), z.array(z.string())])
-    .default([])
-    .transform((value) =>
-      (Array.isArray(value) ? value : value.split(":")).map((root) => root.trim()).filter(Boolean),
-    )
-    .superRefine((roots, ctx) => {
-      for (const root of roots) {
-        const problem = agentCwdRootProblem(root);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
-      }
-    })
-    .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, ""))),
+  agentCwdRoots: folderList(),
   /**
    * Runner: folders (absolute paths) where a sandboxed step may work besides the runner's working
-   * folder and folders under /tmp; a YAML list in the config file, colon-separated in the
+   * folder; a YAML list in the config file, colon-separated in the
    * environment. A sandboxed step whose cwd (symbolic links resolved) lies elsewhere is refused.
    */
-  stepCwdRoots: z
-    .union([z.string(), z.array(z.string())])
-    .default([])
-    .transform((value) =>
-      (Array.isArray(value) ? value : value.split(":")).map((root) => root.trim()).filter(Boolean),
-    )
-    .superRefine((roots, ctx) => {
-      for (const root of roots) {
-        const problem = agentCwdRootProblem(root);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
-      }
-    })
-    .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, ""))),
+  stepCwdRoots: folderList(),
   /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
@@ -309,6 +285,23 @@ export const configSchema = z.object({
     }),
 });
 export type Config = z.infer<typeof configSchema>;
+
+/** Absolute folders: a YAML list in the config file, colon-separated in the environment. */
+function folderList() {
+  return z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(":")).map((root) => root.trim()).filter(Boolean),
+    )
+    .superRefine((roots, ctx) => {
+      for (const root of roots) {
+        const problem = agentCwdRootProblem(root);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+    })
+    .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, "")));
+}
 
 function destinationList() {
   return z
