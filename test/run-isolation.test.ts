@@ -2,19 +2,10 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "./helpers/cli.js";
+import { tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
-import {
-  adminToken,
-  api,
-  fastTimings,
-  freePort,
-  type Proc,
-  type RunView,
-  readEvents,
-  startCli,
-  waitForRun,
-} from "./helpers/server.js";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { api, type RunView, readEvents, waitForRun } from "./helpers/server.js";
 import { startModelServer, turns } from "./model-server/server.js";
 
 /**
@@ -23,36 +14,11 @@ import { startModelServer, turns } from "./model-server/server.js";
  * rewrite the SQLite file) and a concurrent run's env and folder, each tried by the step's own
  * shell code.
  */
-const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
-
-interface Up {
-  proc: Proc;
-  url: string;
-  home: string;
-  work: string;
-  userToken: string;
-}
-
-let up: Up;
+let up: SandboxedUp;
 const sockets: Server[] = [];
 
 beforeEach(async () => {
-  const home = tempDir();
-  const work = tempDir();
-  const port = await freePort();
-  const proc = startCli(
-    ["up", "--port", String(port), "--home", home],
-    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, RUNYARD_SANDBOX: "auto" },
-    work,
-  );
-  await proc.waitFor("local runner connected");
-  const url = `http://127.0.0.1:${port}`;
-  // A user token of no tenant, as an operator hands one out.
-  const created = await runCli(["token", "create", "--user", "--name", "mallory"], {
-    env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },
-  });
-  expect(created.code, created.stderr).toBe(0);
-  up = { proc, url, home, work, userToken: created.stdout.trim() };
+  up = await startSandboxedUp();
 });
 
 afterEach(async () => {

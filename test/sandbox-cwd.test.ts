@@ -1,52 +1,21 @@
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "./helpers/cli.js";
-import {
-  adminToken,
-  api,
-  fastTimings,
-  freePort,
-  type Proc,
-  type RunView,
-  readEvents,
-  startCli,
-  waitForRun,
-} from "./helpers/server.js";
+import { tempDir } from "./helpers/cli.js";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { api, type RunView, readEvents, waitForRun } from "./helpers/server.js";
 
 /**
  * A member names the `cwd` of their step: on `runyard up`'s sandboxing runner, a cwd that is one
  * of the folders the sandbox makes its own (/proc, /dev, /run, /tmp) or the kernel's /sys would
  * put the host's in their place, and with them every process's environment and every socket.
  */
-const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
-
-let up: { proc: Proc; url: string; home: string; userToken: string; work: string; listed: string };
+let up: SandboxedUp & { listed: string };
 
 beforeEach(async () => {
-  const home = tempDir();
-  const port = await freePort();
   // `up` runs in a folder of its own (its runner's working folder) and lists one more root.
-  const work = tempDir("runyard-work-");
   const listed = tempDir("runyard-listed-");
-  const proc = startCli(
-    ["up", "--port", String(port), "--home", home],
-    {
-      ...noAuth,
-      ...fastTimings,
-      RUNYARD_ADMIN_TOKEN: adminToken,
-      RUNYARD_SANDBOX: "auto",
-      RUNYARD_STEP_CWD_ROOTS: listed,
-    },
-    work,
-  );
-  await proc.waitFor("local runner connected");
-  const url = `http://127.0.0.1:${port}`;
-  const created = await runCli(["token", "create", "--user", "--name", "mallory"], {
-    env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },
-  });
-  expect(created.code, created.stderr).toBe(0);
-  up = { proc, url, home, userToken: created.stdout.trim(), work, listed };
+  up = { ...(await startSandboxedUp({ RUNYARD_STEP_CWD_ROOTS: listed })), listed };
 });
 
 afterEach(async () => {

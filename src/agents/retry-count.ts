@@ -1,4 +1,4 @@
-/** Retries of a model call when neither the run nor the runner names a count (seed 003's default). */
+/** Retries of a model call when neither the run nor the runner names a count (the agent runner's config.yaml default). */
 export const DEFAULT_LLM_RETRIES = 3;
 
 /**

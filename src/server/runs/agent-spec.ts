@@ -85,7 +85,7 @@ export const SubmitAgentRunBody = z.strictObject({
 export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
 
 /**
- * Seed 004's body: `{"input":{"text"},"metadata":{"agent_type","cwd","timeout_secs","model","extra_args"}}`.
+ * The OpenRunner-style body: `{"input":{"text"},"metadata":{"agent_type","cwd","timeout_secs","model","extra_args"}}`.
  * Strict at every level, as every native body is: a typo (`metadata.stall_secs`) is refused by
  * name instead of being dropped.
  */

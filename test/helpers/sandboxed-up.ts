@@ -1,0 +1,37 @@
+import { runCli, tempDir } from "./cli.js";
+import { adminToken, fastTimings, freePort, type Proc, startCli } from "./server.js";
+
+/** Credentials a test's own shell may hold, kept from the `up` under test and its CLI calls. */
+export const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
+
+export interface SandboxedUp {
+  proc: Proc;
+  url: string;
+  home: string;
+  /** The folder `up` runs in: its runner's working folder. */
+  work: string;
+  /** A user token of no tenant, as an operator hands one out (`runyard token create --user`). */
+  userToken: string;
+}
+
+/**
+ * A real `runyard up` as users have it, its sandbox on (the test helpers turn it off by default),
+ * in a working folder of its own, and an ordinary user's token to attack it with.
+ */
+export async function startSandboxedUp(env: Record<string, string> = {}): Promise<SandboxedUp> {
+  const home = tempDir();
+  const work = tempDir("runyard-work-");
+  const port = await freePort();
+  const proc = startCli(
+    ["up", "--port", String(port), "--home", home],
+    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, RUNYARD_SANDBOX: "auto", ...env },
+    work,
+  );
+  await proc.waitFor("local runner connected");
+  const url = `http://127.0.0.1:${port}`;
+  const created = await runCli(["token", "create", "--user", "--name", "mallory"], {
+    env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },
+  });
+  if (created.code !== 0) throw new Error(`token create failed: ${created.stderr}`);
+  return { proc, url, home, work, userToken: created.stdout.trim() };
+}
