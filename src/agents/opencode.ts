@@ -19,7 +19,9 @@ import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from 
  * - events: `step_start`, `text` (a whole text part), `tool_use` (one event per call, when it
  *   ended: `state` has input, output or error), `step_finish` (tokens of that model call and a
  *   cost, 0 for a model it has no price for), `error` (`APIError` with `statusCode`);
- * - it retries 429 and 5xx itself (5 retries, honouring retry-after), never 401.
+ * - it retries 429 and 5xx itself (5 retries, honouring retry-after), never 401;
+ * - its own config is `$XDG_CONFIG_HOME/opencode/opencode.json` (`provider`, `model`), with
+ *   `OPENCODE_CONFIG_CONTENT` merged over it.
  */
 export const opencodeAgent: AgentAdapter = {
   name: "opencode",
@@ -32,13 +34,23 @@ export const opencodeAgent: AgentAdapter = {
     const root = env.RUNYARD_AGENT_STATE_DIR
       ? join(env.RUNYARD_AGENT_STATE_DIR, "opencode")
       : join(invocation.scratchDir, "opencode");
+    // Its config folder stays the user's (`~/.config/opencode/opencode.json`: their providers
+    // and model); runyard's provider, when the run names an endpoint, goes on top of it through
+    // OPENCODE_CONFIG_CONTENT. Only without any HOME does it get a private one.
+    const runner = io.env ?? process.env;
+    const configHome =
+      env.XDG_CONFIG_HOME ||
+      runner.XDG_CONFIG_HOME ||
+      (env.HOME || runner.HOME ? join(env.HOME || runner.HOME || "", ".config") : join(root, "config"));
     const xdg = {
-      XDG_CONFIG_HOME: join(root, "config"),
+      XDG_CONFIG_HOME: configHome,
       XDG_DATA_HOME: join(root, "data"),
       XDG_CACHE_HOME: join(root, "cache"),
       XDG_STATE_HOME: join(root, "state"),
     };
-    await Promise.all(Object.values(xdg).map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
+    const own = [xdg.XDG_DATA_HOME, xdg.XDG_CACHE_HOME, xdg.XDG_STATE_HOME];
+    if (xdg.XDG_CONFIG_HOME.startsWith(root)) own.push(xdg.XDG_CONFIG_HOME);
+    await Promise.all(own.map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
     const { config, model } = providerConfig(env, invocation.model);
     const argv = [
       bin,
