@@ -2,7 +2,15 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { llmRetryCount } from "./retry-count.js";
-import type { AgentAdapter, AgentErrorCode, AgentInvocation, AgentOutput, CliStreamParser } from "./types.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentInvocation,
+  AgentOutput,
+  AgentSetup,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * Gemini CLI (`@google/gemini-cli`) in headless mode with its stream-json output.
@@ -26,6 +34,7 @@ export const geminiAgent: AgentAdapter = {
   name: "gemini",
   package: { name: "@google/gemini-cli", version: "0.61.0", bin: "gemini" },
   credentialEnv: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+  setup: geminiSetup,
   run(invocation, bin, io) {
     const runner = io.env ?? process.env;
     const retries = llmRetryCount(invocation.env, runner);
@@ -81,6 +90,31 @@ function geminiHome(
 }
 
 type Json = Record<string, unknown>;
+
+/**
+ * Which endpoint and model Gemini CLI uses, first found wins: for the endpoint
+ * `GOOGLE_GEMINI_BASE_URL` of the run's env, then the runner's, then Google's; for the model the
+ * run's, then `model.name` of the user's `~/.gemini/settings.json`, then the CLI's default.
+ */
+export function geminiSetup(context: SetupContext): AgentSetup {
+  const { run, runner } = context;
+  const home = run.HOME || runner.HOME;
+  const settings = home ? readJson(join(home, ".gemini", "settings.json")) : {};
+  const model = settings.model as { name?: unknown } | undefined;
+  const fromFile = typeof model?.name === "string" ? model.name : undefined;
+  return {
+    endpoint: run.GOOGLE_GEMINI_BASE_URL
+      ? { value: run.GOOGLE_GEMINI_BASE_URL, source: "run env" }
+      : runner.GOOGLE_GEMINI_BASE_URL
+        ? { value: runner.GOOGLE_GEMINI_BASE_URL, source: "runner env" }
+        : { value: "https://generativelanguage.googleapis.com", source: "default" },
+    model: context.model
+      ? { value: context.model, source: "run" }
+      : fromFile
+        ? { value: fromFile, source: "~/.gemini/settings.json" }
+        : { value: "(Gemini CLI's default)", source: "default" },
+  };
+}
 
 /**
  * The user's settings with runyard's on top: an API key as the way to log in unless the user

@@ -1,8 +1,17 @@
+import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { agentError, runCliAgent } from "./cli-agent.js";
 import { costFor } from "./prices.js";
-import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from "./types.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentOutput,
+  AgentSetting,
+  AgentSetup,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * OpenCode (`opencode-ai`) in `opencode run --format json` mode.
@@ -27,6 +36,7 @@ export const opencodeAgent: AgentAdapter = {
   name: "opencode",
   package: { name: "opencode-ai", version: "1.18.33", bin: "opencode" },
   credentialEnv: ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENCODE_API_KEY"],
+  setup: opencodeSetup,
   async run(invocation, bin, io) {
     const env = invocation.env;
     // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
@@ -86,6 +96,60 @@ export const opencodeAgent: AgentAdapter = {
 };
 
 const DEFAULT_MODEL = "gpt-4o-mini";
+
+/**
+ * Which endpoint and model OpenCode uses: with `OPENAI_BASE_URL` in the run's env, runyard's
+ * provider for it; else the `model` (`provider/model`) of the user's
+ * `$XDG_CONFIG_HOME/opencode/opencode.json` (`~/.config/...`) and that provider's `baseURL`;
+ * else OpenCode's own defaults.
+ */
+export function opencodeSetup(context: SetupContext): AgentSetup {
+  const { run, runner } = context;
+  if (run.OPENAI_BASE_URL) {
+    return {
+      endpoint: { value: run.OPENAI_BASE_URL, source: "run env" },
+      model: {
+        value: context.model ?? `runyard/${DEFAULT_MODEL}`,
+        source: context.model ? "run" : "default",
+      },
+    };
+  }
+  const home = run.HOME || runner.HOME;
+  const configHome =
+    run.XDG_CONFIG_HOME || runner.XDG_CONFIG_HOME || (home ? join(home, ".config") : undefined);
+  const shown =
+    run.XDG_CONFIG_HOME || runner.XDG_CONFIG_HOME
+      ? `${configHome}/opencode/opencode.json`
+      : "~/.config/opencode/opencode.json";
+  const config = configHome ? readConfig(join(configHome, "opencode", "opencode.json")) : {};
+  const fromFile = typeof config.model === "string" ? config.model : undefined;
+  const model: AgentSetting = context.model
+    ? { value: context.model, source: "run" }
+    : fromFile
+      ? { value: fromFile, source: shown }
+      : { value: "(OpenCode's default)", source: "default" };
+  const provider = model.value.includes("/") ? model.value.split("/")[0] : undefined;
+  const options = provider ? config.provider?.[provider]?.options : undefined;
+  const endpoint: AgentSetting =
+    typeof options?.baseURL === "string"
+      ? { value: options.baseURL, source: shown }
+      : { value: "(the provider's default)", source: "default" };
+  return { endpoint, model };
+}
+
+interface OpencodeConfig {
+  model?: unknown;
+  provider?: Record<string, { options?: { baseURL?: unknown } } | undefined>;
+}
+
+function readConfig(path: string): OpencodeConfig {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
+    return value !== null && typeof value === "object" ? (value as OpencodeConfig) : {};
+  } catch {
+    return {};
+  }
+}
 
 /**
  * With `OPENAI_BASE_URL`, a provider `runyard` for that OpenAI-compatible server (its key read
