@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { geminiParser } from "./gemini.js";
+import { geminiParser, geminiSettings } from "./gemini.js";
 import type { AgentOutput } from "./types.js";
 
 /** Lines Gemini CLI 0.61.0 printed against a loopback Gemini API (see the fixtures' folder). */
@@ -101,5 +101,30 @@ describe("geminiParser", () => {
         message: '[API Error: {"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}]',
       }),
     ).toMatchObject([{ type: "failure", error: { code: "AGENT_RATE_LIMIT" } }]);
+  });
+});
+
+describe("geminiSettings", () => {
+  it("keeps the user's settings and lays runyard's retries and privacy on top", () => {
+    const users = {
+      model: { name: "gemini-corp" },
+      security: { auth: { selectedType: "vertex-ai" } },
+      general: { vimMode: true, maxAttempts: 10 },
+      privacy: { usageStatisticsEnabled: true },
+    };
+    expect(geminiSettings(users, 3)).toEqual({
+      model: { name: "gemini-corp" },
+      security: { auth: { selectedType: "vertex-ai" } },
+      general: { vimMode: true, maxAttempts: 4 },
+      privacy: { usageStatisticsEnabled: false },
+    });
+  });
+
+  it("logs in with an API key when the user named no way, and never asks for more than 10 attempts", () => {
+    expect(geminiSettings({}, 20)).toEqual({
+      security: { auth: { selectedType: "gemini-api-key" } },
+      privacy: { usageStatisticsEnabled: false },
+      general: { maxAttempts: 10 },
+    });
   });
 });

@@ -1,7 +1,16 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { agentError, runCliAgent } from "./cli-agent.js";
-import type { AgentAdapter, AgentErrorCode, AgentInvocation, AgentOutput, CliStreamParser } from "./types.js";
+import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { llmRetryCount } from "./retry-count.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentInvocation,
+  AgentOutput,
+  AgentSetup,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * Gemini CLI (`@google/gemini-cli`) in headless mode with its stream-json output.
@@ -25,8 +34,13 @@ export const geminiAgent: AgentAdapter = {
   name: "gemini",
   package: { name: "@google/gemini-cli", version: "0.61.0", bin: "gemini" },
   credentialEnv: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+  setup: geminiSetup,
   run(invocation, bin, io) {
-    const home = geminiHome(invocation);
+    const runner = io.env ?? process.env;
+    const retries = llmRetryCount(invocation.env, runner);
+    if (typeof retries === "string")
+      return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
+    const home = geminiHome(invocation, runner, retries);
     const argv = [
       bin,
       // `--prompt=` keeps a prompt that starts with a dash a prompt.
@@ -53,25 +67,83 @@ export const geminiAgent: AgentAdapter = {
 /**
  * The folder Gemini CLI takes for its home: the caller's GEMINI_CLI_HOME as it is, else the
  * runner's state folder for agents (a follow-up turn finds its session there), else the
- * turn's scratch folder; runyard's settings are written there unless settings exist.
+ * turn's scratch folder. Its settings.json is written anew each turn: the user's own
+ * `~/.gemini/settings.json` (HOME of the run, else of the runner), with runyard's settings on
+ * top (see geminiSettings).
  */
-function geminiHome(invocation: AgentInvocation): string {
-  const own = invocation.env.GEMINI_CLI_HOME;
+function geminiHome(
+  invocation: AgentInvocation,
+  runner: Readonly<Record<string, string | undefined>>,
+  retries: number,
+): string {
+  const own = invocation.env.GEMINI_CLI_HOME || runner.GEMINI_CLI_HOME;
   if (own) return own;
   const home = invocation.env.RUNYARD_AGENT_STATE_DIR
     ? join(invocation.env.RUNYARD_AGENT_STATE_DIR, "gemini")
     : invocation.scratchDir;
+  const userHome = invocation.env.HOME || runner.HOME;
+  const users = userHome ? readJson(join(userHome, ".gemini", "settings.json")) : {};
+  mkdirSync(join(home, ".gemini"), { recursive: true, mode: 0o700 });
   const settings = join(home, ".gemini", "settings.json");
-  if (!existsSync(settings)) {
-    mkdirSync(join(home, ".gemini"), { recursive: true, mode: 0o700 });
-    const content = {
-      security: { auth: { selectedType: "gemini-api-key" } },
-      // A run talks to its model and nothing else.
-      privacy: { usageStatisticsEnabled: false },
-    };
-    writeFileSync(settings, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
-  }
+  writeFileSync(settings, `${JSON.stringify(geminiSettings(users, retries), null, 2)}\n`, { mode: 0o600 });
   return home;
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Which endpoint and model Gemini CLI uses, first found wins: for the endpoint
+ * `GOOGLE_GEMINI_BASE_URL` of the run's env, then the runner's, then Google's; for the model the
+ * run's, then `model.name` of the user's `~/.gemini/settings.json`, then the CLI's default.
+ */
+export function geminiSetup(context: SetupContext): AgentSetup {
+  const { run, runner } = context;
+  const home = run.HOME || runner.HOME;
+  const settings = home ? readJson(join(home, ".gemini", "settings.json")) : {};
+  const model = settings.model as { name?: unknown } | undefined;
+  const fromFile = typeof model?.name === "string" ? model.name : undefined;
+  return {
+    endpoint: run.GOOGLE_GEMINI_BASE_URL
+      ? { value: run.GOOGLE_GEMINI_BASE_URL, source: "run env" }
+      : runner.GOOGLE_GEMINI_BASE_URL
+        ? { value: runner.GOOGLE_GEMINI_BASE_URL, source: "runner env" }
+        : { value: "https://generativelanguage.googleapis.com", source: "default" },
+    model: context.model
+      ? { value: context.model, source: "run" }
+      : fromFile
+        ? { value: fromFile, source: "~/.gemini/settings.json" }
+        : { value: "(Gemini CLI's default)", source: "default" },
+  };
+}
+
+/**
+ * The user's settings with runyard's on top: an API key as the way to log in unless the user
+ * chose another, no usage statistics (a run talks to its model and nothing else), and at most
+ * `retries` retries of a model call (`general.maxAttempts` counts the first attempt too; the
+ * CLI allows at most 10 attempts).
+ */
+export function geminiSettings(users: Json, retries: number): Json {
+  const section = (name: string): Json => {
+    const value = users[name];
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : {};
+  };
+  const security = section("security");
+  const auth = security.auth !== null && typeof security.auth === "object" ? (security.auth as Json) : {};
+  return {
+    ...users,
+    security: { ...security, auth: { selectedType: "gemini-api-key", ...auth } },
+    privacy: { ...section("privacy"), usageStatisticsEnabled: false },
+    general: { ...section("general"), maxAttempts: Math.min(10, retries + 1) },
+  };
+}
+
+function readJson(path: string): Json {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : {};
+  } catch {
+    return {};
+  }
 }
 
 interface GeminiLine {

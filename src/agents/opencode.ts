@@ -1,8 +1,17 @@
+import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { agentError, runCliAgent } from "./cli-agent.js";
 import { costFor } from "./prices.js";
-import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from "./types.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentOutput,
+  AgentSetting,
+  AgentSetup,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * OpenCode (`opencode-ai`) in `opencode run --format json` mode.
@@ -19,12 +28,15 @@ import type { AgentAdapter, AgentErrorCode, AgentOutput, CliStreamParser } from 
  * - events: `step_start`, `text` (a whole text part), `tool_use` (one event per call, when it
  *   ended: `state` has input, output or error), `step_finish` (tokens of that model call and a
  *   cost, 0 for a model it has no price for), `error` (`APIError` with `statusCode`);
- * - it retries 429 and 5xx itself (5 retries, honouring retry-after), never 401.
+ * - it retries 429 and 5xx itself (5 retries, honouring retry-after), never 401;
+ * - its own config is `$XDG_CONFIG_HOME/opencode/opencode.json` (`provider`, `model`), with
+ *   `OPENCODE_CONFIG_CONTENT` merged over it.
  */
 export const opencodeAgent: AgentAdapter = {
   name: "opencode",
   package: { name: "opencode-ai", version: "1.18.33", bin: "opencode" },
   credentialEnv: ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENCODE_API_KEY"],
+  setup: opencodeSetup,
   async run(invocation, bin, io) {
     const env = invocation.env;
     // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
@@ -32,13 +44,23 @@ export const opencodeAgent: AgentAdapter = {
     const root = env.RUNYARD_AGENT_STATE_DIR
       ? join(env.RUNYARD_AGENT_STATE_DIR, "opencode")
       : join(invocation.scratchDir, "opencode");
+    // Its config folder stays the user's (`~/.config/opencode/opencode.json`: their providers
+    // and model); runyard's provider, when the run names an endpoint, goes on top of it through
+    // OPENCODE_CONFIG_CONTENT. Only without any HOME does it get a private one.
+    const runner = io.env ?? process.env;
+    const configHome =
+      env.XDG_CONFIG_HOME ||
+      runner.XDG_CONFIG_HOME ||
+      (env.HOME || runner.HOME ? join(env.HOME || runner.HOME || "", ".config") : join(root, "config"));
     const xdg = {
-      XDG_CONFIG_HOME: join(root, "config"),
+      XDG_CONFIG_HOME: configHome,
       XDG_DATA_HOME: join(root, "data"),
       XDG_CACHE_HOME: join(root, "cache"),
       XDG_STATE_HOME: join(root, "state"),
     };
-    await Promise.all(Object.values(xdg).map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
+    const own = [xdg.XDG_DATA_HOME, xdg.XDG_CACHE_HOME, xdg.XDG_STATE_HOME];
+    if (xdg.XDG_CONFIG_HOME.startsWith(root)) own.push(xdg.XDG_CONFIG_HOME);
+    await Promise.all(own.map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
     const { config, model } = providerConfig(env, invocation.model);
     const argv = [
       bin,
@@ -74,6 +96,60 @@ export const opencodeAgent: AgentAdapter = {
 };
 
 const DEFAULT_MODEL = "gpt-4o-mini";
+
+/**
+ * Which endpoint and model OpenCode uses: with `OPENAI_BASE_URL` in the run's env, runyard's
+ * provider for it; else the `model` (`provider/model`) of the user's
+ * `$XDG_CONFIG_HOME/opencode/opencode.json` (`~/.config/...`) and that provider's `baseURL`;
+ * else OpenCode's own defaults.
+ */
+export function opencodeSetup(context: SetupContext): AgentSetup {
+  const { run, runner } = context;
+  if (run.OPENAI_BASE_URL) {
+    return {
+      endpoint: { value: run.OPENAI_BASE_URL, source: "run env" },
+      model: {
+        value: context.model ?? `runyard/${DEFAULT_MODEL}`,
+        source: context.model ? "run" : "default",
+      },
+    };
+  }
+  const home = run.HOME || runner.HOME;
+  const configHome =
+    run.XDG_CONFIG_HOME || runner.XDG_CONFIG_HOME || (home ? join(home, ".config") : undefined);
+  const shown =
+    run.XDG_CONFIG_HOME || runner.XDG_CONFIG_HOME
+      ? `${configHome}/opencode/opencode.json`
+      : "~/.config/opencode/opencode.json";
+  const config = configHome ? readConfig(join(configHome, "opencode", "opencode.json")) : {};
+  const fromFile = typeof config.model === "string" ? config.model : undefined;
+  const model: AgentSetting = context.model
+    ? { value: context.model, source: "run" }
+    : fromFile
+      ? { value: fromFile, source: shown }
+      : { value: "(OpenCode's default)", source: "default" };
+  const provider = model.value.includes("/") ? model.value.split("/")[0] : undefined;
+  const options = provider ? config.provider?.[provider]?.options : undefined;
+  const endpoint: AgentSetting =
+    typeof options?.baseURL === "string"
+      ? { value: options.baseURL, source: shown }
+      : { value: "(the provider's default)", source: "default" };
+  return { endpoint, model };
+}
+
+interface OpencodeConfig {
+  model?: unknown;
+  provider?: Record<string, { options?: { baseURL?: unknown } } | undefined>;
+}
+
+function readConfig(path: string): OpencodeConfig {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
+    return value !== null && typeof value === "object" ? (value as OpencodeConfig) : {};
+  } catch {
+    return {};
+  }
+}
 
 /**
  * With `OPENAI_BASE_URL`, a provider `runyard` for that OpenAI-compatible server (its key read

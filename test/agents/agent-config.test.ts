@@ -8,6 +8,9 @@ import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { claudeCodeAgent } from "../../src/agents/claude-code.js";
 import { codexAgent } from "../../src/agents/codex.js";
+import { copilotAgent } from "../../src/agents/copilot.js";
+import { geminiAgent } from "../../src/agents/gemini.js";
+import { opencodeAgent } from "../../src/agents/opencode.js";
 import type { RunEvent } from "../../src/core/events.js";
 import { pinnedCli } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
@@ -26,6 +29,9 @@ import { type ModelServer, startModelServer, turns } from "../model-server/serve
 
 const codex = pinnedCli(codexAgent);
 const claude = pinnedCli(claudeCodeAgent);
+const opencode = pinnedCli(opencodeAgent);
+const gemini = pinnedCli(geminiAgent);
+const copilot = pinnedCli(copilotAgent);
 
 let server: TestServer;
 const runners: Proc[] = [];
@@ -74,6 +80,18 @@ async function runnerWith(
         ANTHROPIC_BASE_URL: "",
         CLAUDE_CODE_MAX_RETRIES: "",
         CLAUDE_CONFIG_DIR: "",
+        XDG_CONFIG_HOME: "",
+        OPENCODE_CONFIG: "",
+        OPENCODE_CONFIG_CONTENT: "",
+        GEMINI_API_KEY: "",
+        GOOGLE_API_KEY: "",
+        GOOGLE_GEMINI_BASE_URL: "",
+        GEMINI_CLI_HOME: "",
+        GEMINI_MODEL: "",
+        COPILOT_PROVIDER_BASE_URL: "",
+        COPILOT_PROVIDER_API_KEY: "",
+        COPILOT_OFFLINE: "",
+        COPILOT_MODEL: "",
         ...env,
       },
     }),
@@ -218,5 +236,89 @@ describe.skipIf(!claude)("claude code and a refused key", () => {
     expect(run.status).toBe("failed");
     expect(run.error?.code).toBe("AGENT_AUTH");
     expect(anthropic.requests.filter((r) => r.path === "/v1/messages")).toHaveLength(1);
+  }, 60_000);
+});
+
+/** How long a refused key may take to end a run, start-up of the CLI and the runner included. */
+const AUTH_DEADLINE_MS = 15_000;
+
+async function refusedRun(agent: string, group: string, more: Record<string, unknown> = {}) {
+  const started = Date.now();
+  const run = await runTask(agent, group, more);
+  const tookMs = Date.now() - started;
+  console.log(`${agent}: 401 from its model: run took ${tookMs} ms`);
+  return { ...run, tookMs };
+}
+
+describe.skipIf(!opencode)("opencode as its user configured it", () => {
+  it("with only ~/.config/opencode/opencode.json talks to that provider and model, and a 401 ends it with AGENT_AUTH within 15 s", async () => {
+    const gateway = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
+    const group = await runnerWith(
+      opencode!,
+      { CORP_KEY: "sk-corp-key" },
+      {
+        ".config/opencode/opencode.json": JSON.stringify({
+          model: "corp/corp-coder",
+          provider: {
+            corp: {
+              npm: "@ai-sdk/openai-compatible",
+              name: "Corp gateway",
+              options: { baseURL: `${gateway.url}/v1`, apiKey: "{env:CORP_KEY}" },
+              models: { "corp-coder": { name: "corp-coder" } },
+            },
+          },
+        }),
+      },
+    );
+    const run = await refusedRun("opencode", group);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_AUTH");
+    expect(run.tookMs).toBeLessThan(AUTH_DEADLINE_MS);
+    const asked = gateway.requests.filter((r) => r.path === "/v1/chat/completions");
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked[0]!.headers.authorization).toBe("Bearer sk-corp-key");
+    expect(asked[0]!.body).toMatchObject({ model: "corp-coder" });
+  }, 60_000);
+});
+
+describe.skipIf(!gemini)("gemini as its user configured it", () => {
+  it("with ~/.gemini/settings.json naming the model and the endpoint in the runner's env, a 401 ends it with AGENT_AUTH within 15 s", async () => {
+    const google = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
+    const group = await runnerWith(
+      gemini!,
+      { GOOGLE_GEMINI_BASE_URL: google.url, GEMINI_API_KEY: "gemini-refused-key" },
+      {
+        ".gemini/settings.json": JSON.stringify({
+          security: { auth: { selectedType: "gemini-api-key" } },
+          model: { name: "gemini-corp-model" },
+        }),
+      },
+    );
+    const run = await refusedRun("gemini", group);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_AUTH");
+    expect(run.tookMs).toBeLessThan(AUTH_DEADLINE_MS);
+    const asked = google.requests.filter((r) => r.path.includes(":streamGenerateContent"));
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked[0]!.path).toContain("/models/gemini-corp-model:");
+  }, 60_000);
+});
+
+describe.skipIf(!copilot)("copilot as its user configured it", () => {
+  it("with its own provider in the runner's env, a 401 ends it with AGENT_AUTH within 15 s", async () => {
+    const gateway = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
+    const group = await runnerWith(copilot!, {
+      COPILOT_PROVIDER_BASE_URL: `${gateway.url}/v1`,
+      COPILOT_PROVIDER_API_KEY: "sk-refused",
+      COPILOT_MODEL: "gpt-4.1",
+    });
+    const run = await refusedRun("copilot", group);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_AUTH");
+    expect(run.tookMs).toBeLessThan(AUTH_DEADLINE_MS);
+    const asked = gateway.requests.filter((r) => r.path.endsWith("/chat/completions"));
+    expect(asked.length).toBeGreaterThan(0);
+    // Only the model endpoint: nothing of GitHub's was asked for on the way.
+    expect(gateway.requests.every((r) => r.path.startsWith("/v1/"))).toBe(true);
   }, 60_000);
 });

@@ -27,6 +27,8 @@ const cleanEnv = {
   ANTHROPIC_MODEL: "",
   CODEX_HOME: "",
   CLAUDE_CONFIG_DIR: "",
+  XDG_CONFIG_HOME: "",
+  GOOGLE_GEMINI_BASE_URL: "",
   // No CLI's own config from the machine's home either.
   HOME: tempDir(),
 };
@@ -125,6 +127,37 @@ describe("runyard agents: which endpoint and model", () => {
     expect(result.stdout.split("\n").find((line) => line.startsWith("claude_code"))).toMatch(
       /http:\/\/llm\.corp\.example \(~\/\.claude\/settings\.json\)\s+claude-sonnet-4-5 \(~\/\.claude\/settings\.json\)$/,
     );
+  });
+});
+
+describe("runyard agents, OpenCode and Gemini CLI as their users configured them", () => {
+  it("shows OpenCode's provider endpoint and model from ~/.config/opencode/opencode.json, and Gemini's model from ~/.gemini/settings.json", async () => {
+    const home = tempDir();
+    mkdirSync(join(home, ".config", "opencode"), { recursive: true });
+    writeFileSync(
+      join(home, ".config", "opencode", "opencode.json"),
+      JSON.stringify({
+        model: "corp/corp-coder",
+        provider: {
+          corp: { npm: "@ai-sdk/openai-compatible", options: { baseURL: "http://gw.corp.example/v1" } },
+        },
+      }),
+    );
+    mkdirSync(join(home, ".gemini"));
+    writeFileSync(join(home, ".gemini", "settings.json"), JSON.stringify({ model: { name: "gemini-corp" } }));
+    const result = await runCli(["agents", "--json", "--home", tempDir()], {
+      env: { ...cleanEnv, HOME: home, GOOGLE_GEMINI_BASE_URL: "http://127.0.0.1:4100" },
+    });
+    expect(result.code).toBe(0);
+    const shown = JSON.parse(result.stdout) as Array<{ name: string; endpoint?: unknown; model?: unknown }>;
+    expect(shown.find((s) => s.name === "opencode")).toMatchObject({
+      endpoint: { value: "http://gw.corp.example/v1", source: "~/.config/opencode/opencode.json" },
+      model: { value: "corp/corp-coder", source: "~/.config/opencode/opencode.json" },
+    });
+    expect(shown.find((s) => s.name === "gemini")).toMatchObject({
+      endpoint: { value: "http://127.0.0.1:4100", source: "runner env" },
+      model: { value: "gemini-corp", source: "~/.gemini/settings.json" },
+    });
   });
 });
 
