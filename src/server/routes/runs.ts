@@ -21,7 +21,7 @@ import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js"
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
-import { fromSeed004, Seed004RunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
+import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 import { workflowInputs } from "./run-inputs.js";
@@ -246,7 +246,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         const body = request.body as Record<string, unknown> | undefined;
         if (!body || typeof body !== "object" || Array.isArray(body) || "kind" in body) return;
         if ("input" in body && !("workflow" in body)) {
-          const seed = Seed004RunBody.safeParse(body);
+          const seed = OpenRunnerRunBody.safeParse(body);
           if (!seed.success) {
             const issue = seed.error.issues[0];
             const where = issue?.path.join(".") || "body";
@@ -272,7 +272,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
               },
             );
           }
-          (request as { body: unknown }).body = fromSeed004(seed.data);
+          (request as { body: unknown }).body = fromOpenRunnerBody(seed.data);
           return;
         }
         (request as { body: unknown }).body = { kind: "workflow", ...body };

@@ -89,7 +89,7 @@ export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
  * Strict at every level, as every native body is: a typo (`metadata.stall_secs`) is refused by
  * name instead of being dropped.
  */
-export const Seed004RunBody = z.strictObject({
+export const OpenRunnerRunBody = z.strictObject({
   input: z.strictObject({ text: z.string().min(1, "input.text is empty: say what the agent should do") }),
   metadata: z
     .strictObject({
@@ -104,7 +104,7 @@ export const Seed004RunBody = z.strictObject({
 });
 
 /** Seed 004's body as the native one. */
-export function fromSeed004(body: z.infer<typeof Seed004RunBody>): Record<string, unknown> {
+export function fromOpenRunnerBody(body: z.infer<typeof OpenRunnerRunBody>): Record<string, unknown> {
   const meta = body.metadata;
   const cwd = meta.cwd ?? meta.working_dir;
   return {
