@@ -291,32 +291,21 @@ describe("runyard runner --shared", () => {
     expect(runners.map((r) => r.id)).not.toContain("acme-shared");
   });
 
-  it("exits 2 with the hint where bubblewrap is missing", async () => {
-    const server = await startTestServer();
-    started.push(server.proc);
-    // Node is started by its full path; the runner's PATH has no bwrap.
-    const runner = startCli(
-      [
-        "runner",
-        "--server",
-        server.url,
-        "--token",
-        await runnerToken(server.url),
-        "--id",
-        "nobwrap",
-        "--shared",
-      ],
-      { PATH: tempDir(), RUNYARD_LOG_LEVEL: "error", RUNYARD_SANDBOX: "auto" },
-    );
-    started.push(runner);
-    expect(await runner.exited).toBe(2);
-    expect(runner.output()).toContain(
-      "error: a shared runner must isolate each run, but bubblewrap (bwrap) is not installed",
-    );
-    expect(runner.output()).toContain("hint: install it (Debian/Ubuntu: apt-get install bubblewrap)");
-  });
-
-  it("exits 2 when its operator turned the sandbox off: shared work needs it", async () => {
+  it.each([
+    {
+      why: "where bubblewrap is missing",
+      // Node is started by its full path; the runner's PATH has no bwrap.
+      env: () => ({ PATH: tempDir(), RUNYARD_SANDBOX: "auto" }),
+      error: "error: a shared runner must isolate each run, but bubblewrap (bwrap) is not installed",
+      hint: "hint: install it (Debian/Ubuntu: apt-get install bubblewrap)",
+    },
+    {
+      why: "when its operator turned the sandbox off",
+      env: () => ({ RUNYARD_SANDBOX: "off" }),
+      error: "error: a shared runner must isolate each run, but RUNYARD_SANDBOX is off",
+      hint: "hint: Unset RUNYARD_SANDBOX",
+    },
+  ])("exits 2 with the hint $why", async ({ env, error, hint }) => {
     const server = await startTestServer();
     started.push(server.proc);
     const runner = startCli(
@@ -327,16 +316,14 @@ describe("runyard runner --shared", () => {
         "--token",
         await runnerToken(server.url),
         "--id",
-        "nosandbox",
+        "unshareable",
         "--shared",
       ],
-      { RUNYARD_LOG_LEVEL: "error", RUNYARD_SANDBOX: "off" },
+      { RUNYARD_LOG_LEVEL: "error", ...env() },
     );
     started.push(runner);
     expect(await runner.exited).toBe(2);
-    expect(runner.output()).toContain(
-      "error: a shared runner must isolate each run, but RUNYARD_SANDBOX is off",
-    );
-    expect(runner.output()).toContain("hint: Unset RUNYARD_SANDBOX");
+    expect(runner.output()).toContain(error);
+    expect(runner.output()).toContain(hint);
   });
 });
