@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { StepAttemptRequestInput } from "../src/core/step-attempt.js";
 import { StepAttemptRequest } from "../src/core/step-attempt.js";
-import { DirectStepRunner } from "../src/runner/direct-client.js";
+import { DirectStepRunner } from "../src/direct/client.js";
 import { cliPath, processesWith, repoRoot, runCli } from "./helpers/cli.js";
 
 const token = "runner-token-for-tests";

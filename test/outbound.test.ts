@@ -7,7 +7,7 @@ import { RunEvent } from "../src/core/events.js";
 import { tempDir } from "./helpers/cli.js";
 import { adminToken, api, freePort, isFinal, type Proc, type RunView, startCli } from "./helpers/server.js";
 
-/** What the direct-host client holds a failure back for at least (src/runner/direct-client.ts). */
+/** What the direct-host client holds a failure back for at least (src/direct/client.ts). */
 const failureFloorMs = 12_000;
 
 interface Recorder {

@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { withoutCredentials } from "../core/config.js";
 import { createLogger } from "../core/logger.js";
-import { createDirectServer } from "../runner/direct-server.js";
+import { createDirectServer } from "../direct/server.js";
 import type { CliContext } from "./context.js";
 
 export interface AgentServerFlags {

@@ -4,6 +4,7 @@ import type { StepRunner } from "../../core/step-attempt.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import { formatDiagnostic } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { testsPlaybook } from "../../workflow/tests-playbook.js";
 import { BoundedText } from "./bounded-text.js";
 
 export interface TestsOutcome {
@@ -75,16 +76,4 @@ export async function runAgentTests(options: {
     output: output.text(),
     ...(outcome.error ? { message: outcome.error.message } : {}),
   };
-}
-
-/** The tests as a playbook: the given one, or the command as a one-step playbook, so both run the same way. */
-export function testsPlaybook(tests: AgentTests, timeoutMs: number): string {
-  if (tests.playbook !== undefined) return tests.playbook;
-  if (!tests.command) return "";
-  // In a container the image's sh runs the command: slim images (busybox, alpine) have no bash.
-  const host = tests.executor
-    ? `inventory: {hosts: {tests: ${JSON.stringify({ executor: "docker", ...tests.executor })}}}\n`
-    : "";
-  const shell = tests.executor ? "    shell: sh\n" : "";
-  return `name: tests\n${host}steps:\n  - name: test\n    command: ${JSON.stringify(tests.command)}\n${shell}    timeout_seconds: ${Math.max(1, Math.ceil(timeoutMs / 1000))}\n`;
 }

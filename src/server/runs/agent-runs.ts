@@ -12,12 +12,12 @@ import {
   gitTokenNames,
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
-import { testsPlaybook } from "../../runner/handlers/agent-tests.js";
 import { servesTenant } from "../../store/placement.js";
 import type { Store } from "../../store/types.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
+import { testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { JobBroker } from "../job-broker.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";

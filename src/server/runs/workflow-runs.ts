@@ -2,7 +2,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../core/step-attempt.js";
-import { DirectStepRunner, sealedFailureFloorMs } from "../../runner/direct-client.js";
+import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
 import type { Store } from "../../store/types.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import {

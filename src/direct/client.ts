@@ -9,7 +9,7 @@ import {
   type StepOutputSink,
   type StepRunner,
 } from "../core/step-attempt.js";
-import { ATTEMPT_KEY_HEADER, CancelAnswer, ErrorAnswer, TaskAnswer } from "./direct-api.js";
+import { ATTEMPT_KEY_HEADER, CancelAnswer, ErrorAnswer, TaskAnswer } from "./api.js";
 
 export interface DirectStepRunnerOptions {
   /** The agent-server's URL, as in `inventory.hosts.NAME.address` (`http://127.0.0.1:7072`). */

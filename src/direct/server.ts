@@ -8,13 +8,8 @@ import { StepAttemptRequest, type StepRunner } from "../core/step-attempt.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import type { Executor } from "../exec/types.js";
-import { ATTEMPT_KEY_HEADER, type CancelAnswer, MAX_STATUS_WAIT_MS, type TaskAnswer } from "./direct-api.js";
-import {
-  type DirectTask,
-  DirectTaskTable,
-  type DirectTaskTableOptions,
-  runSnapshot,
-} from "./direct-tasks.js";
+import { ATTEMPT_KEY_HEADER, type CancelAnswer, MAX_STATUS_WAIT_MS, type TaskAnswer } from "./api.js";
+import { type DirectTask, DirectTaskTable, type DirectTaskTableOptions, runSnapshot } from "./tasks.js";
 
 export interface DirectServerOptions {
   /** Every caller but `/health` must send it (`Authorization: Bearer` or `X-Runyard-Token`). */

@@ -7,7 +7,7 @@ import {
   type StepAttemptResult,
   type StepRunner,
 } from "../core/step-attempt.js";
-import type { OutputEntry } from "./direct-api.js";
+import type { OutputEntry } from "./api.js";
 
 /** What an agent-server remembers and for how long. */
 export interface DirectTaskTableOptions {

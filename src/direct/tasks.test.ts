@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
-import { DirectTaskTable, TaskOutputLog } from "./direct-tasks.js";
+import { DirectTaskTable, TaskOutputLog } from "./tasks.js";
 
 const request: StepAttemptRequest = {
   run_id: "run-1",

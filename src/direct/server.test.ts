@@ -7,7 +7,7 @@ import type {
   StepOutputSink,
   StepRunner,
 } from "../core/step-attempt.js";
-import { createDirectServer } from "./direct-server.js";
+import { createDirectServer } from "./server.js";
 
 const token = "agent-secret-token";
 const auth = { authorization: `Bearer ${token}` };
