@@ -1,5 +1,6 @@
 import { runEventTypes } from "../../../../src/core/event-types.js";
 import type { RunEvent } from "../../../../src/core/events.js";
+import { finalRunStatuses } from "../../../../src/core/run-states.js";
 import { answer, api } from "../../api.js";
 import { parseStreamEvent } from "../../stream-event.js";
 
@@ -40,7 +41,7 @@ export function followRun(runId: string, after: number, onEvent: (event: RunEven
       source?.close();
       // A finished run with nothing new answers 204: the stream is over, not broken.
       answer(api.GET("/api/runs/{id}", { params: { path: { id: runId } } })).then((run) => {
-        const final = !["queued", "running"].includes(run.status);
+        const final = finalRunStatuses.includes(run.status);
         if (!(final && run.last_seq <= last)) schedule();
       }, schedule);
     };
