@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "web/*.test.ts"],
           testTimeout: 10_000,
           globalSetup: ["test/helpers/postgres-setup.ts"],
         },

@@ -1,34 +1,21 @@
 import { z } from "zod";
 import { botStates } from "./bot-states.js";
+import type { runEventTypes } from "./event-types.js";
+import { finalRunStatuses, runKinds, runStatuses } from "./run-states.js";
+
+export { runEventTypes } from "./event-types.js";
+export { finalRunStatuses, runKinds, runStatuses };
 
 /**
  * The event spine (DESIGN.md section 3). Every producer (engine, executor, runner, server)
  * and every consumer (store, SSE, CLI, web UI) uses these schemas; nobody invents a format.
  */
 
-export const runKinds = ["workflow", "agent", "bot"] as const;
 export const RunKind = z.enum(runKinds);
 export type RunKind = z.infer<typeof RunKind>;
 
-export const runStatuses = [
-  "queued",
-  "running",
-  "success",
-  "failed",
-  "canceled",
-  "timeout",
-  "interrupted",
-] as const;
 export const RunStatus = z.enum(runStatuses);
 export type RunStatus = z.infer<typeof RunStatus>;
-
-export const finalRunStatuses: readonly RunStatus[] = [
-  "success",
-  "failed",
-  "canceled",
-  "timeout",
-  "interrupted",
-];
 
 export const stepStatuses = [
   "pending",
@@ -272,6 +259,11 @@ export const EventInputSchema = z.discriminatedUnion("type", [
   NoticeEvent.omit(stamp),
 ]);
 export type RunEventType = RunEvent["type"];
+
+type SameUnion<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Fails to compile when a type is in the union but not in `runEventTypes`, or the other way. */
+const everyTypeListed: SameUnion<RunEventType, (typeof runEventTypes)[number]> = true;
+void everyTypeListed;
 export type EventOf<T extends RunEventType> = Extract<RunEvent, { type: T }>;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

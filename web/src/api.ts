@@ -1,6 +1,10 @@
+import { type components, createRunyardClient, type operations } from "../../src/client/index.js";
+
 /**
- * The browser's way to the API: the session token (from login, or a pasted API token) kept in
- * sessionStorage, sent as a Bearer header; errors carry the API's code, message and hint.
+ * The browser's way to the API: the typed client of src/client (paths, parameters, bodies and
+ * answers from the server's OpenAPI document), with the session token (from login, or a pasted
+ * API token) kept in sessionStorage and sent as a Bearer header; errors carry the API's code,
+ * message and hint.
  */
 
 const tokenKey = "runyard.token";
@@ -27,6 +31,33 @@ export class ApiError extends Error {
   }
 }
 
+/** A failure as the pages show it: the API's error as it is, anything else (the network) as `NETWORK`. */
+export function asApiError(caught: unknown): ApiError {
+  return caught instanceof ApiError
+    ? caught
+    : new ApiError(0, "NETWORK", String(caught), undefined, undefined);
+}
+
+/** A schema of the API's OpenAPI document by name: `Schema<"Run">`. */
+export type Schema<Name extends keyof components["schemas"]> = components["schemas"][Name];
+
+/** The JSON body an operation answers with (by its operationId), for a status: `AnswerOf<"whoami">`. */
+export type AnswerOf<
+  Operation extends keyof operations,
+  Status extends number = 200,
+> = operations[Operation]["responses"] extends {
+  [S in Status]: { content: { "application/json": infer Body } };
+}
+  ? Body
+  : never;
+
+/** The JSON body an operation takes (by its operationId): `BodyOf<"startBot">`. */
+export type BodyOf<Operation extends keyof operations> = operations[Operation] extends {
+  requestBody?: { content: { "application/json": infer Body } };
+}
+  ? Body
+  : never;
+
 /** Listeners told when the API answers 401: the session ended, the app shows the login page. */
 const onUnauthorized = new Set<() => void>();
 export function whenUnauthorized(listener: () => void): () => void {
@@ -34,39 +65,46 @@ export function whenUnauthorized(listener: () => void): () => void {
   return () => onUnauthorized.delete(listener);
 }
 
-export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const token = currentToken();
-  const response = await fetch(path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  const parsed = text ? safeJson(text) : undefined;
-  if (!response.ok) {
-    const error = (
-      parsed as { error?: { code?: string; message?: string; hint?: string; details?: unknown } }
-    )?.error;
-    if (response.status === 401 && path !== "/api/auth/login")
-      for (const listener of onUnauthorized) listener();
-    throw new ApiError(
-      response.status,
-      error?.code ?? "HTTP_ERROR",
-      error?.message ?? `${method} ${path} answered ${response.status}`,
-      error?.hint,
-      error?.details,
-    );
-  }
-  return parsed as T;
-}
+/** The API, typed: `api.GET("/api/runs/{id}", { params: { path: { id } } })`; pass the call to `answer`. */
+export const api = createRunyardClient(window.location.origin);
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
+api.use({
+  // Read at each request: logging in or out changes the token without a new client.
+  onRequest({ request }) {
+    const token = currentToken();
+    if (token) request.headers.set("authorization", `Bearer ${token}`);
+    return request;
+  },
+  onResponse({ response, schemaPath }) {
+    // A wrong password is not the end of a session.
+    if (response.status === 401 && schemaPath !== "/api/auth/login")
+      for (const listener of onUnauthorized) listener();
+    return response;
+  },
+});
+
+/**
+ * The body of an error answer: the API's `Error` schema, or the text of whatever else answered
+ * (a proxy's page), or nothing.
+ */
+type ErrorBody = components["schemas"]["Error"] | string | undefined;
+
+/** The answer of a call of `api`: its typed body, or an ApiError with the API's code, message and hint. */
+export async function answer<Data>(
+  call: Promise<{ data?: Data; error?: ErrorBody; response: Response }>,
+): Promise<Data> {
+  const { data, error, response } = await call;
+  if (response.ok && data !== undefined) return data;
+  const body = error && typeof error === "object" ? error.error : undefined;
+  const where = response.url ? new URL(response.url).pathname : "the API";
+  throw new ApiError(
+    response.status,
+    body?.code ?? "HTTP_ERROR",
+    body?.message ??
+      (response.ok
+        ? `${where} answered ${response.status} with no body`
+        : `${where} answered ${response.status}`),
+    body?.hint,
+    body?.details,
+  );
 }

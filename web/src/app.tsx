@@ -1,5 +1,5 @@
 import { lazy, Suspense, useEffect, useState } from "react";
-import { api, currentToken, setToken, whenUnauthorized } from "./api.js";
+import { answer, api, currentToken, setToken, whenUnauthorized } from "./api.js";
 import type { Caller } from "./caller.js";
 import { Layout } from "./layout.js";
 import { LoginPage } from "./pages/login.js";
@@ -25,7 +25,7 @@ export function App() {
     };
     const stop = whenUnauthorized(logout);
     if (!currentToken()) setCaller(null);
-    else api<Caller>("GET", "/api/auth/whoami").then(setCaller, logout);
+    else answer(api.GET("/api/auth/whoami")).then(setCaller, logout);
     return stop;
   }, []);
 

@@ -1,9 +1,4 @@
+import type { AnswerOf } from "./api.js";
+
 /** Who is logged in, as `GET /api/auth/whoami` says. */
-export interface Caller {
-  kind: string;
-  role: string;
-  username: string | null;
-  /** The API token's name, when one was shown. */
-  token_name: string | null;
-  tenant_id: string | null;
-}
+export type Caller = AnswerOf<"whoami">;

@@ -1,5 +1,5 @@
 import type { ReactNode } from "react";
-import { api, setToken } from "./api.js";
+import { answer, api, setToken } from "./api.js";
 import type { Caller } from "./caller.js";
 
 const sections = [
@@ -19,7 +19,7 @@ export function Layout(props: {
   const logout = async () => {
     // A session ends on the server too; an API token is not a session: the server leaves it
     // valid (and says so), the tab forgets it.
-    await api("POST", "/api/auth/logout").catch(() => undefined);
+    await answer(api.POST("/api/auth/logout")).catch(() => undefined);
     setToken(null);
     props.onLogout();
   };

@@ -1,12 +1,11 @@
 import "./agents/agents.css";
-import { api } from "../api.js";
+import { answer, api } from "../api.js";
 import { BotList } from "./bots/bot-list.js";
 import { BotPage } from "./bots/bot-page.js";
-import type { Bot } from "./bots/bot-view.js";
 import { StartBotForm } from "./bots/start-bot-form.js";
 import { usePoll } from "./bots/use-poll.js";
 
-const loadBots = () => api<{ bots: Bot[] }>("GET", "/api/bots").then((answer) => answer.bots);
+const loadBots = () => answer(api.GET("/api/bots")).then((list) => list.bots);
 
 /** Bots (issue 11): `#/bots` lists (live) and starts them; `#/bots/<name>` shows one and its logs. */
 export function BotsPage(props: { route: string[] }) {

@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, setToken } from "../api.js";
+import { type ApiError, answer, api, asApiError, setToken } from "../api.js";
 import type { Caller } from "../caller.js";
 
 /** Log in with a user's name and password, or paste an API token (the admin token of `runyard up`). */
@@ -17,19 +17,15 @@ export function LoginPage(props: { onLogin: (caller: Caller) => void }) {
     setError(null);
     try {
       if (mode === "password") {
-        const session = await api<{ token: string }>("POST", "/api/auth/login", { username, password });
+        const session = await answer(api.POST("/api/auth/login", { body: { username, password } }));
         setToken(session.token);
       } else {
         setToken(token.trim());
       }
-      props.onLogin(await api<Caller>("GET", "/api/auth/whoami"));
+      props.onLogin(await answer(api.GET("/api/auth/whoami")));
     } catch (caught) {
       setToken(null);
-      setError(
-        caught instanceof ApiError
-          ? caught
-          : new ApiError(0, "NETWORK", String(caught), undefined, undefined),
-      );
+      setError(asApiError(caught));
     } finally {
       setBusy(false);
     }

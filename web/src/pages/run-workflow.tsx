@@ -1,5 +1,5 @@
 import { useCallback, useRef, useState } from "react";
-import { ApiError, api } from "../api.js";
+import { type ApiError, answer, api, asApiError } from "../api.js";
 import { navigate } from "../router.js";
 import { helloWorkflow } from "./run-workflow/hello.js";
 import { ProblemList, type Verdict } from "./run-workflow/problem-list.js";
@@ -49,18 +49,14 @@ export function RunWorkflowPage(_props: { route: string[] }) {
     setSubmitting(true);
     setRunError(null);
     try {
-      const submitted = await api<{ run_id: string }>("POST", "/api/runs", {
-        kind: "workflow",
-        workflow: text.current,
-        vars: varsOf(rowsRef.current),
-      });
+      const submitted = await answer(
+        api.POST("/api/runs", {
+          body: { kind: "workflow", workflow: text.current, vars: varsOf(rowsRef.current) },
+        }),
+      );
       navigate(`/runs/${encodeURIComponent(submitted.run_id)}`);
     } catch (caught) {
-      setRunError(
-        caught instanceof ApiError
-          ? caught
-          : new ApiError(0, "NETWORK", String(caught), undefined, undefined),
-      );
+      setRunError(asApiError(caught));
       setSubmitting(false);
     }
   }, []);

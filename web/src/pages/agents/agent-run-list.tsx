@@ -1,21 +1,12 @@
 import { useEffect, useState } from "react";
-import { api } from "../../api.js";
+import { answer, api, type Schema } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { ErrorNote } from "./error-note.js";
 
-export interface RunRow {
-  run_id: string;
-  name: string;
-  status: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  error: { code: string; message: string; hint?: string } | null;
-  last_seq: number;
-}
+type Run = Schema<"Run">;
 
 /** How long a run took (or has taken so far). */
-export function duration(run: Pick<RunRow, "started_at" | "finished_at">): string {
+export function duration(run: Pick<Run, "started_at" | "finished_at">): string {
   if (!run.started_at) return "";
   const end = run.finished_at ? Date.parse(run.finished_at) : Date.now();
   const secs = Math.max(0, Math.round((end - Date.parse(run.started_at)) / 1000));
@@ -24,13 +15,13 @@ export function duration(run: Pick<RunRow, "started_at" | "finished_at">): strin
 
 /** The agent runs, newest first, polled while the page is open. */
 export function AgentRunList() {
-  const [runs, setRuns] = useState<RunRow[] | null>(null);
+  const [runs, setRuns] = useState<Run[] | null>(null);
   const [error, setError] = useState<unknown>(null);
 
   useEffect(() => {
     let alive = true;
     const load = () =>
-      api<{ runs: RunRow[] }>("GET", "/api/runs?kind=agent&limit=50").then(
+      answer(api.GET("/api/runs", { params: { query: { kind: "agent", limit: 50 } } })).then(
         (page) => {
           if (!alive) return;
           setRuns(page.runs);

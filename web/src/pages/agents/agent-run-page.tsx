@@ -1,37 +1,38 @@
 import { type FormEvent, useEffect, useMemo, useState } from "react";
-import { api } from "../../api.js";
+import type { EventOf, RunEvent } from "../../../../src/core/events.js";
+import { answer, api, type Schema } from "../../api.js";
 import { navigate } from "../../router.js";
-import type { RunRow } from "./agent-run-list.js";
 import { duration } from "./agent-run-list.js";
-import { AgentResult, type AgentSummary } from "./agent-summary.js";
+import { AgentResult } from "./agent-summary.js";
 import { ErrorNote } from "./error-note.js";
-import { followRun, type StreamEvent } from "./follow-run.js";
-import { type AgentColumn, agentColumns, soleAgent, toolInput } from "./transcript.js";
+import { followRun } from "./follow-run.js";
+import { type AgentColumn, agentColumns, soleAgent, type TranscriptItem, toolInput } from "./transcript.js";
 
 /** One agent run live: the transcript per agent (side by side in a fan-out), tokens, results, diff. */
 export function AgentRunPage(props: { runId: string }) {
-  const [run, setRun] = useState<RunRow | null>(null);
-  const [events, setEvents] = useState<StreamEvent[]>([]);
+  const [run, setRun] = useState<Schema<"Run"> | null>(null);
+  const [events, setEvents] = useState<RunEvent[]>([]);
   const [error, setError] = useState<unknown>(null);
 
   useEffect(() => {
-    api<RunRow>("GET", `/api/runs/${encodeURIComponent(props.runId)}`).then(setRun, setError);
+    const loadRun = () => answer(api.GET("/api/runs/{id}", { params: { path: { id: props.runId } } }));
+    loadRun().then(setRun, setError);
     // Step output (test logs) is for the artifacts; the transcript is the agent's events.
     return followRun(props.runId, 0, (event) => {
       if (event.type === "step.output") return;
       setEvents((old) => [...old, event]);
       if (event.type === "run.finished" || event.type === "run.started")
-        api<RunRow>("GET", `/api/runs/${encodeURIComponent(props.runId)}`).then(setRun, () => undefined);
+        loadRun().then(setRun, () => undefined);
     });
   }, [props.runId]);
 
   const columns = useMemo(() => agentColumns(events), [events]);
   const finished = events.find((e) => e.type === "run.finished");
-  const summaries = (finished?.agents as AgentSummary[] | undefined) ?? [];
+  const summaries = finished?.agents ?? [];
   const steps = events.filter((e) => e.type === "step.finished" || e.type === "step.started");
   const notices = events.filter((e) => e.type === "notice");
-  const status = (finished?.status as string | undefined) ?? run?.status ?? "…";
-  const runError = (finished?.error as RunRow["error"] | undefined) ?? run?.error ?? null;
+  const status = finished?.status ?? run?.status ?? "…";
+  const runError = finished?.error ?? run?.error ?? null;
   // Every agent the run has: from the transcript, and from the results (one that never spoke).
   const shown: AgentColumn[] = [...columns];
   for (const s of summaries)
@@ -75,7 +76,7 @@ export function AgentRunPage(props: { runId: string }) {
       {steps.length > 0 ? <Pipeline steps={steps} /> : null}
       {notices.map((n) => (
         <p key={n.seq} className={n.level === "error" ? "error" : "meta"}>
-          {String(n.message)}
+          {n.message}
         </p>
       ))}
       <div className="columns">
@@ -104,16 +105,16 @@ export function AgentRunPage(props: { runId: string }) {
 }
 
 /** The pipeline's steps (prepare, agent, test, commit, push) as their latest state. */
-function Pipeline(props: { steps: StreamEvent[] }) {
-  const latest = new Map<string, StreamEvent>();
+function Pipeline(props: { steps: Array<EventOf<"step.started" | "step.finished">> }) {
+  const latest = new Map<string, EventOf<"step.started" | "step.finished">>();
   for (const event of props.steps) latest.set(`${event.step}@${event.host}`, event);
   return (
     <ol className="stats" aria-label="Steps">
       {[...latest.entries()].map(([key, event]) => {
-        const state = event.type === "step.started" ? "running" : String(event.status);
+        const state = event.type === "step.started" ? "running" : event.status;
         return (
           <li key={key}>
-            {String(event.step)} <span className={`status-${state}`}>{state}</span>
+            {event.step} <span className={`status-${state}`}>{state}</span>
           </li>
         );
       })}
@@ -121,22 +122,22 @@ function Pipeline(props: { steps: StreamEvent[] }) {
   );
 }
 
-function Transcript(props: { items: StreamEvent[] }) {
+function Transcript(props: { items: TranscriptItem[] }) {
   if (props.items.length === 0) return <p className="meta">No messages yet.</p>;
   return (
     <ol className="transcript" aria-label="Transcript">
       {props.items.map((item) => {
         if (item.type === "agent.message")
           return (
-            <li key={item.seq} className={`msg-${String(item.role)}`}>
-              <span className="meta">{String(item.role)}</span>
-              <div>{String(item.text)}</div>
+            <li key={item.seq} className={`msg-${item.role}`}>
+              <span className="meta">{item.role}</span>
+              <div>{item.text}</div>
             </li>
           );
         if (item.type === "agent.tool_call")
           return (
             <li key={item.seq} className="tool-call">
-              <span className="meta">tool call</span> <strong>{String(item.tool)}</strong>
+              <span className="meta">tool call</span> <strong>{item.tool}</strong>
               <pre>{toolInput(item.input)}</pre>
             </li>
           );
@@ -161,10 +162,8 @@ function FollowUp(props: { runId: string }) {
     setBusy(true);
     setError(null);
     try {
-      const next = await api<{ run_id: string }>(
-        "POST",
-        `/api/runs/${encodeURIComponent(props.runId)}/messages`,
-        { text },
+      const next = await answer(
+        api.POST("/api/runs/{id}/messages", { params: { path: { id: props.runId } }, body: { text } }),
       );
       navigate(`/agents/${encodeURIComponent(next.run_id)}`);
     } catch (caught) {

@@ -1,24 +1,6 @@
 import { useEffect, useState } from "react";
-import { currentToken } from "../../api.js";
-
-/** One agent's result as `run.finished` sums it up (AgentSummary of src/core/events.ts). */
-export interface AgentSummary {
-  agent: string;
-  status: string;
-  error?: { code: string; message: string; hint?: string };
-  model?: string;
-  branch?: string;
-  commit?: string;
-  pushed: boolean;
-  diff_stats?: { files: number; insertions: number; deletions: number };
-  tests?: { status: string; exit_code: number | null };
-  input_tokens: number;
-  output_tokens: number;
-  cost_usd?: number;
-  duration_ms: number;
-  final_text?: string;
-  artifacts: string[];
-}
+import type { AgentSummary } from "../../../../src/core/events.js";
+import { answer, api } from "../../api.js";
 
 /** An agent's result: branch, commit, push, diff stats, tests, and the diff itself. */
 export function AgentResult(props: { runId: string; summary: AgentSummary }) {
@@ -65,16 +47,10 @@ export function AgentResult(props: { runId: string; summary: AgentSummary }) {
   );
 }
 
-function artifactPath(runId: string, name: string): string {
-  return `/api/runs/${encodeURIComponent(runId)}/artifacts/${encodeURIComponent(name)}`;
-}
-
-async function artifactText(runId: string, name: string): Promise<string> {
-  const response = await fetch(artifactPath(runId, name), {
-    headers: { authorization: `Bearer ${currentToken() ?? ""}` },
-  });
-  if (!response.ok) throw new Error(`${name}: ${response.status}`);
-  return response.text();
+function artifactText(runId: string, name: string): Promise<string> {
+  return answer(
+    api.GET("/api/runs/{id}/artifacts/{name}", { params: { path: { id: runId, name } }, parseAs: "text" }),
+  );
 }
 
 /** A download needs the Bearer header, so the link fetches the artifact and saves it. */

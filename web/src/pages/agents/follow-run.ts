@@ -1,20 +1,15 @@
-import { api } from "../../api.js";
-import { runEventTypes } from "../../event-types.js";
-
-/** A run event as the stream sends it: `type` and `seq` always, the rest by type. */
-export interface StreamEvent {
-  type: string;
-  seq: number;
-  ts: string;
-  [key: string]: unknown;
-}
+import { runEventTypes } from "../../../../src/core/event-types.js";
+import type { RunEvent } from "../../../../src/core/events.js";
+import { finalRunStatuses } from "../../../../src/core/run-states.js";
+import { answer, api } from "../../api.js";
+import { parseStreamEvent } from "../../stream-event.js";
 
 /**
  * Follows a run's events from `after` on: EventSource cannot send a header, so each connection
  * takes a short-lived stream token first, and a dropped one resumes from the last seq seen with a
  * fresh token. Returns the function that stops following.
  */
-export function followRun(runId: string, after: number, onEvent: (event: StreamEvent) => void): () => void {
+export function followRun(runId: string, after: number, onEvent: (event: RunEvent) => void): () => void {
   let last = after;
   let stopped = false;
   let source: EventSource | undefined;
@@ -23,9 +18,8 @@ export function followRun(runId: string, after: number, onEvent: (event: StreamE
   const connect = async (): Promise<void> => {
     if (stopped) return;
     try {
-      const { token } = await api<{ token: string }>(
-        "POST",
-        `/api/runs/${encodeURIComponent(runId)}/stream-token`,
+      const { token } = await answer(
+        api.POST("/api/runs/{id}/stream-token", { params: { path: { id: runId } } }),
       );
       if (stopped) return;
       source = new EventSource(
@@ -35,24 +29,21 @@ export function followRun(runId: string, after: number, onEvent: (event: StreamE
       schedule();
       return;
     }
-    const receive = (message: MessageEvent<string>) => {
-      const event = JSON.parse(message.data) as StreamEvent;
-      if (event.seq <= last) return;
+    const receive = (message: MessageEvent) => {
+      const event = parseStreamEvent(message.data);
+      if (!event || event.seq <= last) return;
       last = event.seq;
       onEvent(event);
       if (event.type === "run.finished") stop();
     };
-    for (const type of runEventTypes) source.addEventListener(type, receive as EventListener);
+    for (const type of runEventTypes) source.addEventListener(type, receive);
     source.onerror = () => {
       source?.close();
       // A finished run with nothing new answers 204: the stream is over, not broken.
-      api<{ status: string; last_seq: number }>("GET", `/api/runs/${encodeURIComponent(runId)}`).then(
-        (run) => {
-          const final = !["queued", "running"].includes(run.status);
-          if (!(final && run.last_seq <= last)) schedule();
-        },
-        schedule,
-      );
+      answer(api.GET("/api/runs/{id}", { params: { path: { id: runId } } })).then((run) => {
+        const final = finalRunStatuses.includes(run.status);
+        if (!(final && run.last_seq <= last)) schedule();
+      }, schedule);
     };
   };
   const schedule = () => {

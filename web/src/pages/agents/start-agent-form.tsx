@@ -1,16 +1,11 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { api } from "../../api.js";
+import { answer, api, type BodyOf } from "../../api.js";
 import { navigate } from "../../router.js";
 import { type EnvRow, EnvRows, envRecord } from "./env-rows.js";
 import { ErrorNote } from "./error-note.js";
 
 /** The agents runyard knows (routes/agents.ts), offered when GET /health/agents says nothing. */
 const knownAgents = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"];
-
-interface AgentsHealth {
-  agents: Array<{ name: string; usable: boolean }>;
-  on_runners: string[];
-}
 
 /** Start an agent task: POST /api/runs {kind:"agent"} (src/server/runs/agent-spec.ts), then its page. */
 export function StartAgentForm() {
@@ -32,7 +27,7 @@ export function StartAgentForm() {
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    api<AgentsHealth>("GET", "/health/agents").then(
+    answer(api.GET("/health/agents")).then(
       (health) => {
         // Usable ones first: those a run can get now, here or on a connected runner.
         const usable = new Set([
@@ -58,7 +53,7 @@ export function StartAgentForm() {
       ...(tokens ? { tokens: Number(tokens) } : {}),
       ...(usd ? { usd: Number(usd) } : {}),
     };
-    const body = {
+    const body: BodyOf<"submitRun"> = {
       kind: "agent",
       ...(picked.length === 1 ? { agent: picked[0] } : picked.length > 1 ? { agents: picked } : {}),
       ...(prompt.trim() ? { prompt } : {}),
@@ -79,7 +74,7 @@ export function StartAgentForm() {
       env: envRecord(env),
     };
     try {
-      const run = await api<{ run_id: string }>("POST", "/api/runs", body);
+      const run = await answer(api.POST("/api/runs", { body }));
       navigate(`/agents/${encodeURIComponent(run.run_id)}`);
     } catch (caught) {
       setError(caught);

@@ -1,9 +1,12 @@
-import type { StreamEvent } from "./follow-run.js";
+import type { EventOf, RunEvent } from "../../../../src/core/events.js";
+
+/** What an agent said and did: its messages, tool calls and their results. */
+export type TranscriptItem = EventOf<"agent.message" | "agent.tool_call" | "agent.tool_result">;
 
 /** One agent's column of a run: what it said and did, and what it cost. */
 export interface AgentColumn {
   agent: string;
-  items: StreamEvent[];
+  items: TranscriptItem[];
   inputTokens: number;
   outputTokens: number;
   costUsd: number | null;
@@ -14,21 +17,27 @@ export interface AgentColumn {
 export const soleAgent = "agent";
 
 /** The agent.* events of a run, one column per agent, in the order the agents first spoke. */
-export function agentColumns(events: StreamEvent[]): AgentColumn[] {
+export function agentColumns(events: RunEvent[]): AgentColumn[] {
   const columns = new Map<string, AgentColumn>();
   for (const event of events) {
-    if (!event.type.startsWith("agent.")) continue;
-    const agent = typeof event.agent === "string" ? event.agent : soleAgent;
+    if (
+      event.type !== "agent.message" &&
+      event.type !== "agent.tool_call" &&
+      event.type !== "agent.tool_result" &&
+      event.type !== "agent.usage"
+    )
+      continue;
+    const agent = event.agent ?? soleAgent;
     let column = columns.get(agent);
     if (!column) {
       column = { agent, items: [], inputTokens: 0, outputTokens: 0, costUsd: null, model: null };
       columns.set(agent, column);
     }
     if (event.type === "agent.usage") {
-      column.inputTokens += Number(event.input_tokens ?? 0);
-      column.outputTokens += Number(event.output_tokens ?? 0);
-      if (typeof event.cost_usd === "number") column.costUsd = (column.costUsd ?? 0) + event.cost_usd;
-      if (typeof event.model === "string") column.model = event.model;
+      column.inputTokens += event.input_tokens;
+      column.outputTokens += event.output_tokens;
+      if (event.cost_usd !== undefined) column.costUsd = (column.costUsd ?? 0) + event.cost_usd;
+      if (event.model !== undefined) column.model = event.model;
     } else {
       column.items.push(event);
     }

@@ -1,19 +1,24 @@
 import { useState } from "react";
-import { api } from "../../api.js";
+import { answer, api } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
-import { type Bot, liveStates } from "./bot-view.js";
+import { type Bot, isLive } from "./bot-view.js";
 
 /** Stop (while it has a container) and remove; `onDone` reloads whoever shows the bot, `onRemoved` leaves its page. */
-export function BotActions(props: { bot: Bot; onDone: () => void; onRemoved?: () => void }) {
+export function BotActions(props: {
+  bot: Pick<Bot, "name" | "state">;
+  onDone: () => void;
+  onRemoved?: () => void;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const path = `/api/bots/${encodeURIComponent(props.bot.name)}`;
-  const act = async (method: string, url: string) => {
+  const params = { path: { name: props.bot.name } };
+  const act = async (action: "stop" | "remove") => {
     setBusy(true);
     setError(null);
     try {
-      await api(method, url);
-      if (method === "DELETE" && props.onRemoved) props.onRemoved();
+      if (action === "stop") await answer(api.POST("/api/bots/{name}/stop", { params }));
+      else await answer(api.DELETE("/api/bots/{name}", { params }));
+      if (action === "remove" && props.onRemoved) props.onRemoved();
       else props.onDone();
     } catch (caught) {
       setError(caught);
@@ -21,14 +26,14 @@ export function BotActions(props: { bot: Bot; onDone: () => void; onRemoved?: ()
       setBusy(false);
     }
   };
-  const live = liveStates.includes(props.bot.state);
+  const live = isLive(props.bot.state);
   return (
     <span className="actions">
       {live ? (
         <button
           type="button"
           disabled={busy}
-          onClick={() => act("POST", `${path}/stop`)}
+          onClick={() => act("stop")}
           aria-label={`Stop ${props.bot.name}`}
         >
           Stop
@@ -38,7 +43,7 @@ export function BotActions(props: { bot: Bot; onDone: () => void; onRemoved?: ()
         type="button"
         disabled={busy}
         onClick={() => {
-          if (window.confirm(`Remove bot ${props.bot.name}?`)) void act("DELETE", path);
+          if (window.confirm(`Remove bot ${props.bot.name}?`)) void act("remove");
         }}
         aria-label={`Remove ${props.bot.name}`}
       >

@@ -1,16 +1,10 @@
 import { useEffect, useRef, useState } from "react";
-import { api } from "../../api.js";
+import { answer, api } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { followRun } from "../agents/follow-run.js";
 
 /** At most this many lines are kept on the page: a chatty bot must not freeze the browser. */
 const maxLines = 2000;
-
-interface LogsAnswer {
-  run_id: string | null;
-  lines: Array<{ text: string; stream: string; step: string }>;
-  last_seq: number;
-}
 
 /**
  * A bot's output live: what is stored (GET /api/bots/:name/logs), then the run's `step.output`
@@ -30,15 +24,15 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
     let alive = true;
     const steps = props.build ? ["build", "pull"] : ["run"];
     const add = (more: string[]) => setLines((old) => [...old, ...more].slice(-maxLines));
-    const query = `tail=${maxLines}${props.build ? "&build=true" : ""}`;
-    api<LogsAnswer>("GET", `/api/bots/${encodeURIComponent(props.name)}/logs?${query}`).then(
-      (answer) => {
+    const query = { tail: maxLines, ...(props.build ? { build: "true" as const } : {}) };
+    answer(api.GET("/api/bots/{name}/logs", { params: { path: { name: props.name }, query } })).then(
+      (logs) => {
         if (!alive) return;
-        add(answer.lines.map((line) => line.text));
-        if (!answer.run_id) return;
-        stop = followRun(answer.run_id, answer.last_seq, (event) => {
-          if (event.type !== "step.output" || !steps.includes(String(event.step))) return;
-          add(String(event.data).replace(/\n$/, "").split("\n"));
+        add(logs.lines.map((line) => line.text));
+        if (!logs.run_id) return;
+        stop = followRun(logs.run_id, logs.last_seq, (event) => {
+          if (event.type !== "step.output" || !steps.includes(event.step)) return;
+          add(event.data.replace(/\n$/, "").split("\n"));
         });
       },
       (caught) => alive && setError(caught),

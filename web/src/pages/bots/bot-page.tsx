@@ -1,11 +1,11 @@
 import { useState } from "react";
-import { api } from "../../api.js";
+import { answer, api } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { BotActions } from "./bot-actions.js";
 import { BotLogs } from "./bot-logs.js";
-import { type Bot, cpu, memory, uptime } from "./bot-view.js";
+import { cpu, memory, uptime } from "./bot-view.js";
 import { usePoll } from "./use-poll.js";
 
 /** One bot: its status (polled), its logs live, its build output, stop and remove. */
@@ -14,7 +14,7 @@ export function BotPage(props: { name: string }) {
     data: bot,
     error,
     reload,
-  } = usePoll(() => api<Bot>("GET", `/api/bots/${encodeURIComponent(props.name)}`), 2500);
+  } = usePoll(() => answer(api.GET("/api/bots/{name}", { params: { path: { name: props.name } } })), 2500);
   const [build, setBuild] = useState(false);
 
   return (
@@ -50,7 +50,7 @@ export function BotPage(props: { name: string }) {
             </p>
           ) : null}
           <BotActions bot={bot} onDone={reload} onRemoved={() => navigate("/bots")} />
-          {bot.last_logs && bot.last_logs.length > 0 ? (
+          {bot.last_logs.length > 0 ? (
             <details className="section">
               <summary>Last lines of the previous container</summary>
               <pre className="log-view">{bot.last_logs.join("\n")}</pre>

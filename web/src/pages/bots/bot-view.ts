@@ -1,28 +1,13 @@
-/** A bot as the API shows it (BotView of src/server/bots/bot-control.ts). */
-export interface Bot {
-  id: string;
-  name: string;
-  mode: "simple" | "custom" | "image";
-  state: string;
-  image: string | null;
-  run_id: string | null;
-  restarts: number;
-  restart_policy: string;
-  exit_code: number | null;
-  oom_killed: boolean;
-  error: { code: string; message: string; hint?: string } | null;
-  uptime_secs: number | null;
-  memory_bytes: number | null;
-  cpu_percent: number | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  expires_at: string;
-  last_logs?: string[];
-}
+import { type BotState, liveBotStates } from "../../../../src/core/bot-states.js";
+import type { Schema } from "../../api.js";
 
-/** States in which a bot still has (or is getting) a container: stop applies. */
-export const liveStates = ["building", "pulling", "running"];
+/** A bot as the API lists it. */
+export type Bot = Schema<"Bot">;
+
+/** Whether the bot still has (or is getting) a container: stop applies. */
+export function isLive(state: BotState): boolean {
+  return liveBotStates.some((live) => live === state);
+}
 
 export function uptime(secs: number | null): string {
   if (secs === null) return "";

@@ -1,9 +1,24 @@
 import { type FormEvent, useState } from "react";
-import { api } from "../../api.js";
+import { type BotMode, botModes } from "../../../../src/core/bot-states.js";
+import { answer, api, type BodyOf } from "../../api.js";
 import { type EnvRow, EnvRows, envRecord } from "../agents/env-rows.js";
 import { ErrorNote } from "../agents/error-note.js";
 
-type Mode = "simple" | "custom" | "image";
+type StartBot = BodyOf<"startBot">;
+type RestartPolicy = NonNullable<StartBot["restart"]>;
+
+/** The restart policies, as the form offers them. */
+const restartPolicies: ReadonlyArray<[RestartPolicy, string]> = [
+  ["on-failure", "on a crash"],
+  ["always", "always"],
+  ["no", "never"],
+];
+
+const modeLabels: Record<BotMode, string> = {
+  simple: "Simple (files)",
+  custom: "Custom (Dockerfile)",
+  image: "Image",
+};
 
 interface SourceFile {
   name: string;
@@ -12,7 +27,7 @@ interface SourceFile {
 
 /** Start a bot in one of its three modes: POST /api/bots (src/server/runs/bot-spec.ts). */
 export function StartBotForm(props: { onStarted: () => void }) {
-  const [mode, setMode] = useState<Mode>("simple");
+  const [mode, setMode] = useState<BotMode>("simple");
   const [name, setName] = useState("");
   const [files, setFiles] = useState<SourceFile[]>([{ name: "bot.py", text: "" }]);
   const [entrypoint, setEntrypoint] = useState("bot.py");
@@ -23,12 +38,12 @@ export function StartBotForm(props: { onStarted: () => void }) {
   const [image, setImage] = useState("");
   const [user, setUser] = useState("");
   const [password, setPassword] = useState("");
-  const [restart, setRestart] = useState("on-failure");
+  const [restart, setRestart] = useState<RestartPolicy>("on-failure");
   const [env, setEnv] = useState<EnvRow[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
-  const source = (): Record<string, unknown> => {
+  const source = (): Omit<StartBot, "name" | "mode" | "restart" | "env"> => {
     if (mode === "simple")
       return {
         files: Object.fromEntries(files.filter((f) => f.name.trim()).map((f) => [f.name.trim(), f.text])),
@@ -53,7 +68,11 @@ export function StartBotForm(props: { onStarted: () => void }) {
     setBusy(true);
     setError(null);
     try {
-      await api("POST", "/api/bots", { name: name.trim(), mode, ...source(), restart, env: envRecord(env) });
+      await answer(
+        api.POST("/api/bots", {
+          body: { name: name.trim(), mode, ...source(), restart, env: envRecord(env) },
+        }),
+      );
       props.onStarted();
     } catch (caught) {
       setError(caught);
@@ -84,10 +103,10 @@ export function StartBotForm(props: { onStarted: () => void }) {
   return (
     <form className="form-grid" onSubmit={submit} aria-label="Start a bot">
       <div className="wide tabs" role="radiogroup" aria-label="Mode">
-        {(["simple", "custom", "image"] as const).map((m) => (
+        {botModes.map((m) => (
           <label key={m} className="check">
             <input type="radio" name="bot-mode" checked={mode === m} onChange={() => setMode(m)} />{" "}
-            {m === "simple" ? "Simple (files)" : m === "custom" ? "Custom (Dockerfile)" : "Image"}
+            {modeLabels[m]}
           </label>
         ))}
       </div>
@@ -97,10 +116,18 @@ export function StartBotForm(props: { onStarted: () => void }) {
       </label>
       <label>
         Restart
-        <select value={restart} onChange={(e) => setRestart(e.target.value)}>
-          <option value="on-failure">on a crash</option>
-          <option value="always">always</option>
-          <option value="no">never</option>
+        <select
+          value={restart}
+          onChange={(e) => {
+            const picked = restartPolicies.find(([policy]) => policy === e.target.value);
+            if (picked) setRestart(picked[0]);
+          }}
+        >
+          {restartPolicies.map(([policy, label]) => (
+            <option key={policy} value={policy}>
+              {label}
+            </option>
+          ))}
         </select>
       </label>
       {mode === "simple" ? (

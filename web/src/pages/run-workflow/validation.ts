@@ -1,21 +1,11 @@
-import { api } from "../../api.js";
+import { answer, api, type Schema } from "../../api.js";
+
+export type WorkflowValidation = Schema<"WorkflowValidation">;
 
 /** One problem `POST /api/workflows/validate` found, at its 1-based line and column. */
-export interface WorkflowProblem {
-  line: number;
-  col: number;
-  message: string;
-  hint?: string;
-}
-
-export interface WorkflowValidation {
-  ok: boolean;
-  errors: WorkflowProblem[];
-  name?: string;
-  vars?: Record<string, string>;
-}
+export type WorkflowProblem = WorkflowValidation["errors"][number];
 
 /** The server's own parser checks the text: the page and `POST /api/runs` never disagree. */
 export function validateWorkflow(workflow: string): Promise<WorkflowValidation> {
-  return api<WorkflowValidation>("POST", "/api/workflows/validate", { workflow });
+  return answer(api.POST("/api/workflows/validate", { body: { workflow } }));
 }

@@ -1,24 +1,8 @@
 import { useEffect, useState } from "react";
-import { api } from "../../api.js";
+import { answer, api, type Schema } from "../../api.js";
 
 /** A runner as `GET /api/runners` answers it (the ADOS runners list's fields and more). */
-export interface Runner {
-  id: string;
-  group: string;
-  status: "connected" | "offline";
-  state: "idle" | "busy" | "offline";
-  hostname: string;
-  cpus: number | null;
-  memory: string | null;
-  connected_at: string | null;
-  labels: string[];
-  mode: string;
-  capacity: number;
-  tenant_id: string | null;
-  running_jobs: string[];
-  last_heartbeat_at: string | null;
-  version: string | null;
-}
+export type Runner = Schema<"Runner">;
 
 /** How often the list is asked for while the page is visible: runners come and go in seconds. */
 export const pollMs = 2000;
@@ -37,9 +21,9 @@ export function useRunners(): { runners: Runner[] | undefined; error: string | n
     const poll = async () => {
       timer = undefined;
       try {
-        const answer = await api<Runner[]>("GET", "/api/runners");
+        const list = await answer(api.GET("/api/runners"));
         if (stopped) return;
-        setRunners(answer);
+        setRunners(list);
         setError(null);
       } catch (caught) {
         if (stopped) return;

@@ -1,3 +1,5 @@
+import type { Schema } from "../../api.js";
+
 /** How durations and sizes read on the runs pages (dates: `dates.ts`). */
 
 export function formatDuration(ms: number): string {
@@ -11,7 +13,7 @@ export function formatDuration(ms: number): string {
 
 /** From start to finish, or to now while it runs; empty before it starts. */
 export function runDuration(
-  run: { started_at: string | null; finished_at: string | null },
+  run: Pick<Schema<"Run">, "started_at" | "finished_at">,
   now = Date.now(),
 ): string {
   if (!run.started_at) return "";

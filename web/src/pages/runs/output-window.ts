@@ -1,5 +1,7 @@
-import { api } from "../../api.js";
-import type { EventPage, RunEvent } from "./types.js";
+import type { EventOf, RunEvent } from "../../../../src/core/events.js";
+import { type AnswerOf, answer, api } from "../../api.js";
+
+type OutputEvent = EventOf<"step.output">;
 
 /**
  * The part of a run's output the terminal holds: a window of whole `step.output` events, at
@@ -27,7 +29,7 @@ export const linesOf = (text: string): number => {
 
 export class OutputWindow {
   /** `step.output` events, in seq order. */
-  events: RunEvent[] = [];
+  events: OutputEvent[] = [];
   /** Whether output older than the window exists. */
   moreBefore = false;
   /** Whether the window ends at the newest output (and follows live output). */
@@ -43,12 +45,12 @@ export class OutputWindow {
    */
   onReset: (anchor?: number) => void = () => {};
   /** Told of live output appended to the window. */
-  onAppend: (events: RunEvent[]) => void = () => {};
+  onAppend: (events: OutputEvent[]) => void = () => {};
 
   constructor(private readonly runId: string) {}
 
-  private page(query: string): Promise<EventPage> {
-    return api<EventPage>("GET", `/api/runs/${encodeURIComponent(this.runId)}/events/page?${query}`);
+  private page(query: { limit: number; before?: number }): Promise<AnswerOf<"listRunEventPage">> {
+    return answer(api.GET("/api/runs/{id}/events/page", { params: { path: { id: this.runId }, query } }));
   }
 
   /**
@@ -74,15 +76,15 @@ export class OutputWindow {
     let bytes = 0;
     for (const [read, size] of firstPageSizes.entries()) {
       const cursor = first ?? before;
-      const page = await this.page(`limit=${size}${cursor ? `&before=${cursor}` : ""}`);
+      const page = await this.page({ limit: size, ...(cursor ? { before: cursor } : {}) });
       if (read === 0) this.lastSeq = page.last_seq;
       all.unshift(...page.events);
       first = page.first_seq;
       more = page.more_before;
       for (const event of page.events) {
         if (event.type !== "step.output") continue;
-        lines += linesOf(event.data ?? "");
-        bytes += event.data?.length ?? 0;
+        lines += linesOf(event.data);
+        bytes += event.data.length;
       }
       if (!more || lines >= maxLines || bytes >= maxBytes) break;
     }
@@ -114,7 +116,7 @@ export class OutputWindow {
   async loadOlder(): Promise<boolean> {
     const first = this.events[0]?.seq;
     if (first === undefined) return false;
-    const page = await this.page(`limit=${pageEvents}&before=${first}`);
+    const page = await this.page({ limit: pageEvents, before: first });
     const older = page.events.filter((event) => event.type === "step.output");
     this.moreBefore = page.more_before;
     if (older.length === 0) {
@@ -128,7 +130,7 @@ export class OutputWindow {
     let bytes = 0;
     let from = older.length;
     while (from > 0) {
-      const data = older[from - 1]!.data ?? "";
+      const data = older[from - 1]!.data;
       if (from < older.length && (lines + linesOf(data) > maxLines / 2 || bytes + data.length > maxBytes / 2))
         break;
       lines += linesOf(data);
@@ -137,7 +139,7 @@ export class OutputWindow {
     }
     let keep = 0;
     for (const event of this.events) {
-      const data = event.data ?? "";
+      const data = event.data;
       if (lines + linesOf(data) > maxLines || bytes + data.length > maxBytes) break;
       lines += linesOf(data);
       bytes += data.length;
@@ -156,7 +158,7 @@ export class OutputWindow {
     let bytes = 0;
     let from = this.events.length;
     while (from > 0) {
-      const data = this.events[from - 1]!.data ?? "";
+      const data = this.events[from - 1]!.data;
       lines += linesOf(data);
       bytes += data.length;
       if (from < this.events.length && (lines > maxLines || bytes > maxBytes)) break;

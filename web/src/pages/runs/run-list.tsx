@@ -1,12 +1,14 @@
 import { useEffect, useState } from "react";
-import { ApiError, api } from "../../api.js";
+import { runKinds, runStatuses } from "../../../../src/core/run-states.js";
+import { type AnswerOf, type ApiError, answer, api, asApiError } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { navigate, routeQuery } from "../../router.js";
 import { runDuration } from "./format.js";
-import type { RunList } from "./types.js";
 
-const statuses = ["queued", "running", "success", "failed", "canceled", "timeout", "interrupted"];
-const kinds = ["workflow", "agent", "bot"];
+/** A value of the hash query that names one of `known`, or undefined (as "any"). */
+function oneOf<Known extends string>(known: readonly Known[], value: string | null): Known | undefined {
+  return known.find((item) => item === value);
+}
 /** How often the list asks again while the tab is visible: a run's status changes show within it. */
 const pollMs = 2000;
 
@@ -28,34 +30,31 @@ function useHashQuery(): URLSearchParams {
 
 export function RunListPage() {
   const query = useHashQuery();
-  const status = query.get("status") ?? "";
-  const kind = query.get("kind") ?? "";
+  const status = oneOf(runStatuses, query.get("status"));
+  const kind = oneOf(runKinds, query.get("kind"));
   const before = query.get("before") ?? "";
-  const [list, setList] = useState<RunList | null>(null);
+  const [list, setList] = useState<AnswerOf<"listRuns"> | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [now, setNow] = useState(Date.now());
 
   useEffect(() => {
-    const params = new URLSearchParams({ limit: "50" });
-    if (status) params.set("status", status);
-    if (kind) params.set("kind", kind);
-    if (before) params.set("before", before);
+    const filters = {
+      limit: 50,
+      ...(status ? { status } : {}),
+      ...(kind ? { kind } : {}),
+      ...(before ? { before } : {}),
+    };
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const load = async () => {
       try {
-        const page = await api<RunList>("GET", `/api/runs?${params}`);
+        const page = await answer(api.GET("/api/runs", { params: { query: filters } }));
         if (stopped) return;
         setList(page);
         setError(null);
         setNow(Date.now());
       } catch (caught) {
-        if (!stopped)
-          setError(
-            caught instanceof ApiError
-              ? caught
-              : new ApiError(0, "NETWORK", String(caught), undefined, undefined),
-          );
+        if (!stopped) setError(asApiError(caught));
       }
       // A hidden tab stops asking; it asks again when shown.
       if (!stopped && document.visibilityState === "visible") timer = setTimeout(load, pollMs);
@@ -104,18 +103,18 @@ export function RunListPage() {
       <div className="runs-filters">
         <label>
           Status{" "}
-          <select value={status} onChange={(event) => setFilter("status", event.target.value)}>
+          <select value={status ?? ""} onChange={(event) => setFilter("status", event.target.value)}>
             <option value="">any</option>
-            {statuses.map((value) => (
+            {runStatuses.map((value) => (
               <option key={value}>{value}</option>
             ))}
           </select>
         </label>
         <label>
           Kind{" "}
-          <select value={kind} onChange={(event) => setFilter("kind", event.target.value)}>
+          <select value={kind ?? ""} onChange={(event) => setFilter("kind", event.target.value)}>
             <option value="">any</option>
-            {kinds.map((value) => (
+            {runKinds.map((value) => (
               <option key={value}>{value}</option>
             ))}
           </select>

@@ -1,15 +1,20 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, api } from "../../api.js";
+import type { RunEvent, RunEventType } from "../../../../src/core/events.js";
+import { finalRunStatuses } from "../../../../src/core/run-states.js";
+import { type ApiError, answer, api, asApiError, type Schema } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { formatBytes, formatDuration, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunStream } from "./run-stream.js";
 import { RunTerminal, stepKey } from "./terminal.js";
-import { type Artifact, finalStatuses, type Run, type RunEvent, type StepSummary } from "./types.js";
+
+type Run = Schema<"Run">;
+type Artifact = Schema<"Artifact">;
+type StepSummary = Schema<"StepSummary">;
 
 /** Events after which the run record (status, steps, vars) has changed. */
-const changesRun = new Set([
+const changesRun = new Set<RunEventType>([
   "run.started",
   "step.started",
   "step.finished",
@@ -20,10 +25,10 @@ const changesRun = new Set([
 /** A stream token lasts 5 minutes: the download link gets a fresh one well before. */
 const linkRefreshMs = 4 * 60 * 1000;
 
-const asApiError = (caught: unknown): ApiError =>
-  caught instanceof ApiError ? caught : new ApiError(0, "NETWORK", String(caught), undefined, undefined);
+/** A step as the table shows it: the events tell a step's retries, which no summary keeps. */
+type StepState = Pick<StepSummary, "name" | "host"> & { status: StepSummary["status"] | "retrying" };
 
-type StepState = Pick<StepSummary, "name" | "host" | "status">;
+const isFinal = (run: Run): boolean => finalRunStatuses.includes(run.status);
 
 /**
  * A run that succeeded with a failed step let that step fail (`continue_on_error`): the table
@@ -58,23 +63,20 @@ function VariableTable({ label, vars }: { label: string; vars: Array<[string, st
 /** Step states as the events tell them, for steps the run record does not sum up yet. */
 function stepStates(events: RunEvent[], into: Map<string, StepState>): void {
   for (const event of events) {
-    if (event.type === "step.started" && event.step)
-      into.set(stepKey(event), { name: event.step, host: event.host ?? "", status: "running" });
-    else if (event.type === "step.retrying" && event.step)
-      into.set(stepKey(event), { name: event.step, host: event.host ?? "", status: "retrying" });
-    else if (event.type === "step.finished" && event.step)
-      into.set(stepKey(event), {
-        name: event.step,
-        host: event.host ?? "",
-        status: event.status ?? "finished",
-      });
-    else if (event.type === "step.output" && event.step && !into.has(stepKey(event)))
-      into.set(stepKey(event), { name: event.step, host: event.host ?? "", status: "running" });
+    if (event.type === "step.started")
+      into.set(stepKey(event), { name: event.step, host: event.host, status: "running" });
+    else if (event.type === "step.retrying")
+      into.set(stepKey(event), { name: event.step, host: event.host, status: "retrying" });
+    else if (event.type === "step.finished")
+      into.set(stepKey(event), { name: event.step, host: event.host, status: event.status });
+    else if (event.type === "step.output" && !into.has(stepKey(event)))
+      into.set(stepKey(event), { name: event.step, host: event.host, status: "running" });
   }
 }
 
 export function RunPage({ id }: { id: string }) {
   const path = `/api/runs/${encodeURIComponent(id)}`;
+  const params = useMemo(() => ({ path: { id } }), [id]);
   const [run, setRun] = useState<Run | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [artifacts, setArtifacts] = useState<Artifact[]>([]);
@@ -98,8 +100,8 @@ export function RunPage({ id }: { id: string }) {
       do {
         again.current = false;
         try {
-          setRun(await api<Run>("GET", path));
-          setArtifacts((await api<{ artifacts: Artifact[] }>("GET", `${path}/artifacts`)).artifacts);
+          setRun(await answer(api.GET("/api/runs/{id}", { params })));
+          setArtifacts((await answer(api.GET("/api/runs/{id}/artifacts", { params }))).artifacts);
         } catch (caught) {
           setError(asApiError(caught));
         }
@@ -107,7 +109,7 @@ export function RunPage({ id }: { id: string }) {
       refreshing.current = null;
     })();
     return refreshing.current;
-  }, [path]);
+  }, [params]);
 
   useEffect(() => {
     let stream: RunStream | undefined;
@@ -116,13 +118,16 @@ export function RunPage({ id }: { id: string }) {
     (async () => {
       try {
         // Both at once: the run's record and its output's tail.
-        const [first, events] = await Promise.all([api<Run>("GET", path), output.loadTail()]);
+        const [first, events] = await Promise.all([
+          answer(api.GET("/api/runs/{id}", { params })),
+          output.loadTail(),
+        ]);
         if (stopped) return;
         setRun(first);
         void refresh();
         stepStates(events, known);
         setSteps(new Map(known));
-        if (finalStatuses.has(first.status)) return;
+        if (isFinal(first)) return;
         stream = new RunStream(
           id,
           output.lastSeq,
@@ -136,7 +141,7 @@ export function RunPage({ id }: { id: string }) {
         );
         stream.start();
         // Tests (and devtools) read how often it connected: a reconnect shows as 2.
-        (window as Window & { runyardStream?: RunStream }).runyardStream = stream;
+        Object.assign(window, { runyardStream: stream });
       } catch (caught) {
         if (!stopped) setError(asApiError(caught));
       }
@@ -145,15 +150,15 @@ export function RunPage({ id }: { id: string }) {
       stopped = true;
       stream?.stop();
     };
-  }, [id, path, output, refresh]);
+  }, [id, params, output, refresh]);
 
   // The raw download is a plain link: it carries a stream token, renewed before it expires.
   useEffect(() => {
     let stopped = false;
     const renew = async () => {
       try {
-        const answer = await api<{ token: string }>("POST", `${path}/stream-token`);
-        if (!stopped) setLogUrl(`${path}/log?access_token=${answer.token}`);
+        const token = await answer(api.POST("/api/runs/{id}/stream-token", { params }));
+        if (!stopped) setLogUrl(`${path}/log?access_token=${token.token}`);
       } catch {
         if (!stopped) setLogUrl(null);
       }
@@ -164,9 +169,9 @@ export function RunPage({ id }: { id: string }) {
       stopped = true;
       clearInterval(timer);
     };
-  }, [path]);
+  }, [path, params]);
 
-  const live = run !== null && !finalStatuses.has(run.status);
+  const live = run !== null && !isFinal(run);
   useEffect(() => {
     if (!live) return;
     const timer = setInterval(() => setNow(Date.now()), 1000);
@@ -176,7 +181,7 @@ export function RunPage({ id }: { id: string }) {
   const cancel = async () => {
     setCanceling(true);
     try {
-      await api("POST", `${path}/cancel`);
+      await answer(api.POST("/api/runs/{id}/cancel", { params }));
       await refresh();
     } catch (caught) {
       setError(asApiError(caught));
@@ -187,7 +192,7 @@ export function RunPage({ id }: { id: string }) {
 
   const rerun = async () => {
     try {
-      const next = await api<{ run_id: string }>("POST", `${path}/rerun`);
+      const next = await answer(api.POST("/api/runs/{id}/rerun", { params }));
       navigate(`/runs/${encodeURIComponent(next.run_id)}`);
     } catch (caught) {
       setError(asApiError(caught));
@@ -207,7 +212,7 @@ export function RunPage({ id }: { id: string }) {
 
   // The record's steps once summed up; before that, what the events told.
   const summed = new Map(run.steps.map((step) => [stepKey({ step: step.name, host: step.host }), step]));
-  const allSteps: Array<StepState & Partial<StepSummary>> = [...summed.values()];
+  const allSteps: Array<StepState & Partial<Omit<StepSummary, "status">>> = [...summed.values()];
   for (const [key, step] of steps) if (!summed.has(key)) allSteps.push(step);
   // What the run started with, apart from what its steps exported (a new name, or a new value).
   const inputs = Object.entries(run.inputs ?? {});
@@ -358,7 +363,7 @@ export function RunPage({ id }: { id: string }) {
           <ul className="run-artifacts">
             {artifacts.map((artifact) => (
               <li key={artifact.name}>
-                <ArtifactLink artifact={artifact} />{" "}
+                <ArtifactLink runId={run.id} artifact={artifact} />{" "}
                 <span className="hint">{formatBytes(artifact.size)}</span>
               </li>
             ))}
@@ -370,13 +375,14 @@ export function RunPage({ id }: { id: string }) {
 }
 
 /** Artifacts need the Bearer header: fetched on click, then saved from a blob (they are small). */
-function ArtifactLink({ artifact }: { artifact: Artifact }) {
+function ArtifactLink({ runId, artifact }: { runId: string; artifact: Artifact }) {
   const download = async () => {
-    const token = sessionStorage.getItem("runyard.token");
-    const response = await fetch(artifact.url, {
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-    });
-    const blob = await response.blob();
+    const blob = await answer(
+      api.GET("/api/runs/{id}/artifacts/{name}", {
+        params: { path: { id: runId, name: artifact.name } },
+        parseAs: "blob",
+      }),
+    );
     const url = URL.createObjectURL(blob);
     const link = document.createElement("a");
     link.href = url;

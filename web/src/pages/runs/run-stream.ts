@@ -1,6 +1,7 @@
-import { api } from "../../api.js";
-import { runEventTypes } from "../../event-types.js";
-import type { RunEvent } from "./types.js";
+import { runEventTypes } from "../../../../src/core/event-types.js";
+import type { RunEvent } from "../../../../src/core/events.js";
+import { answer, api } from "../../api.js";
+import { parseStreamEvent } from "../../stream-event.js";
 
 /** How long to wait before reconnecting after the stream broke (the network, a server restart). */
 const retryMs = 1000;
@@ -41,11 +42,10 @@ export class RunStream {
     if (this.stopped) return;
     let url: string;
     try {
-      const answer = await api<{ url: string }>(
-        "POST",
-        `/api/runs/${encodeURIComponent(this.runId)}/stream-token`,
+      const token = await answer(
+        api.POST("/api/runs/{id}/stream-token", { params: { path: { id: this.runId } } }),
       );
-      url = `${answer.url}&after=${this.lastSeq}`;
+      url = `${token.url}&after=${this.lastSeq}`;
     } catch {
       this.retry();
       return;
@@ -56,8 +56,7 @@ export class RunStream {
     source.onopen = () => this.connects++;
     source.onmessage = (message) => this.received(message);
     // Every event type arrives under its own name (`event: step.output`).
-    for (const type of runEventTypes)
-      source.addEventListener(type, (message) => this.received(message as MessageEvent));
+    for (const type of runEventTypes) source.addEventListener(type, (message) => this.received(message));
     source.onerror = () => {
       source.close();
       if (this.source === source) this.retry();
@@ -71,14 +70,9 @@ export class RunStream {
   }
 
   private received(message: MessageEvent): void {
-    let event: RunEvent;
-    try {
-      event = JSON.parse(message.data as string) as RunEvent;
-    } catch {
-      return;
-    }
+    const event = parseStreamEvent(message.data);
     // A resumed stream starts after lastSeq; anything at or below it was seen already.
-    if (event.seq <= this.lastSeq) return;
+    if (!event || event.seq <= this.lastSeq) return;
     this.lastSeq = event.seq;
     this.pending.push(event);
     if (event.type === "run.finished") {

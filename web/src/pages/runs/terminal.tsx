@@ -2,8 +2,8 @@ import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import { useEffect, useRef, useState } from "react";
+import type { EventOf } from "../../../../src/core/events.js";
 import { linesOf, maxLines, type OutputWindow } from "./output-window.js";
-import type { RunEvent } from "./types.js";
 
 /** `all`, or one step on one host (`step@host`). */
 export type StepFilter = string;
@@ -28,10 +28,10 @@ export class OutputPainter {
 
   constructor(private readonly headers: boolean) {}
 
-  paint(events: RunEvent[]): string {
+  paint(events: EventOf<"step.output">[]): string {
     let text = "";
     for (const event of events) {
-      const data = event.data ?? "";
+      const data = event.data;
       if (!data) continue;
       const key = stepKey(event);
       if (this.headers && key !== this.lastKey) {
@@ -78,8 +78,8 @@ export function RunTerminal({
     term.open(element);
     fit.fit();
     // Tests (and devtools) read what the terminal holds through its element.
-    (element as HTMLElement & { terminal?: Terminal }).terminal = term;
-    const shown = (event: RunEvent) => filter === "all" || stepKey(event) === filter;
+    Object.assign(element, { terminal: term });
+    const shown = (event: EventOf<"step.output">) => filter === "all" || stepKey(event) === filter;
     let painter = new OutputPainter(filter === "all");
     let pending: string[] = [];
     let frame = 0;

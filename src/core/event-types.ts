@@ -1,6 +1,7 @@
 /**
- * Every event type a run's stream names (`event:` lines; the schemas are src/core/events.ts).
- * An EventSource hears only the types it listens to, so every live page listens to all of them.
+ * Every event type of the spine, as a plain list (no zod): what a client that listens by name
+ * (an EventSource hears only the types it names) listens to. events.ts checks at compile time
+ * that this list and its `RunEvent` union name the same types, so neither can gain one alone.
  */
 export const runEventTypes = [
   "run.queued",
