@@ -107,12 +107,15 @@ export async function orphanGuardCost(): Promise<BenchRow> {
   };
 }
 
-/** `runyard run` as a user's shell starts it: locally, never submitted to a server the shell names. */
-function runyardRun(file: string): () => Promise<number> {
+/**
+ * `runyard run` as a user's shell starts it: locally, never submitted to a server the shell
+ * names; `-q` unless the row is about the output it prints.
+ */
+function runyardRun(file: string, quiet = true): () => Promise<number> {
   const env = { ...process.env };
   delete env.RUNYARD_SERVER_URL;
   delete env.AVTOMATIKA_URL;
-  return () => processMs(process.execPath, [cli, "run", file, "-q"], env);
+  return () => processMs(process.execPath, [cli, "run", file, ...(quiet ? ["-q"] : [])], env);
 }
 
 /**
@@ -164,13 +167,16 @@ export async function stepOverhead(): Promise<BenchRow> {
 export const produce100MB = "head -c 104857600 /dev/zero | tr '\\0' 'x' | fold -w 100";
 
 /**
- * One step printing 100 MB through `runyard run` (its stdout to /dev/null) against `sh -c` of
+ * One step printing 100 MB through `runyard run` (every line printed, prefixed by its host, to
+ * /dev/null) against `sh -c` of
  * the same pipeline to /dev/null: throughput ratio of whole processes, taken in turns.
  */
 export async function outputThroughput(): Promise<BenchRow> {
   const yaml = `name: bench\nsteps:\n  - name: big\n    action: shell.run\n    args:\n      script: |\n        ${produce100MB}\n`;
   const file = benchFile("big.yaml", yaml);
-  const { a, b, ratio } = await paired(3, runyardRun(file), () => processMs("sh", ["-c", produce100MB]));
+  const { a, b, ratio } = await paired(3, runyardRun(file, false), () =>
+    processMs("sh", ["-c", produce100MB]),
+  );
   const inProcess = await medianOf(3, () => timed(() => runFlow(yaml)));
   const mbps = (ms: number): string => `${(100 / (ms / 1000)).toFixed(0)} MB/s`;
   return {
