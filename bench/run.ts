@@ -2,28 +2,38 @@ import { agentRunOverhead, agentRunsAtOnce } from "./agents.js";
 import { botsSimpleBuild, botsStartToRunning } from "./bots.js";
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
+import { peersFirstByte } from "./peers.js";
 import { postgresVsSqlite } from "./postgres.js";
 import { sandboxStepCost } from "./sandbox.js";
-import { firstByteLatency, idleRunnerMemory, idleSseMemory, runThroughput } from "./server.js";
+import { firstByteLatency, idleRunnerMemory, idleSseMemory } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
+import { outputToSseClient, queuedRunsMemory, runThroughput } from "./up.js";
 import { webHugeLog } from "./web.js";
-import { forkServerGain, orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
+import { forkServerGain, oneStepRun, orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
 
-/** `npm run bench`: each benchmark against a baseline measured in the same process. */
+/**
+ * `npm run bench`: each benchmark against a baseline measured in the same run. `npm run bench --
+ * NAME` runs those whose function name contains NAME (e.g. `peers`, `oneStepRun`).
+ */
 const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   cliStart,
+  oneStepRun,
   stepOverhead,
   forkServerGain,
   orphanGuardCost,
   sandboxStepCost,
   outputThroughput,
+  outputToSseClient,
   firstByteLatency,
   runThroughput,
+  queuedRunsMemory,
   idleRunnerMemory,
   maskingThroughput,
   idleSseMemory,
   // Starts its own PostgreSQL cluster; a skipped line when the binaries are missing.
   postgresVsSqlite,
+  // Installs graphile-worker with npm (once, under .bench-cache/peers) and starts PostgreSQL.
+  peersFirstByte,
   agentRunOverhead,
   agentRunsAtOnce,
   // Need the Docker engine and the docker CLI; skipped lines without them.

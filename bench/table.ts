@@ -4,6 +4,11 @@ export interface BenchRow {
   measured: string;
   baseline: string;
   ratio: number;
+  /**
+   * The same scenario measured inside the bench process (no process start, no CLI), where one
+   * exists: printed beside the whole-process figure, so a gap between them shows start-up cost.
+   */
+  inProcess?: string;
   /** "<= 1.5" means lower is better; ">= 0.5" means higher is better. */
   target: string;
   /** How it was measured, printed once under the table and referred to by number. */
@@ -30,10 +35,11 @@ export function meets(row: BenchRow): boolean {
 export function printTable(results: BenchResult[]): void {
   const rows = results.filter((r): r is BenchRow => !isSkip(r));
   const notes = [...new Set(rows.flatMap((r) => (r.note ? [r.note] : [])))];
-  const header = ["benchmark", "runyard", "baseline", "ratio", "target", "ok"];
+  const header = ["benchmark", "runyard", "in-process", "baseline", "ratio", "target", "ok"];
   const body = rows.map((r) => [
     r.note ? `${r.name} [${notes.indexOf(r.note) + 1}]` : r.name,
     r.measured,
+    r.inProcess ?? "",
     r.baseline,
     r.ratio.toFixed(2),
     r.target,

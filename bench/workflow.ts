@@ -1,27 +1,18 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EventSequencer } from "../src/core/events.js";
+import { EventSequencer } from "../src/core/event-sequencer.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { OrphanGuard } from "../src/exec/orphan-guard.js";
 import type { Executor } from "../src/exec/types.js";
 import { runWorkflow } from "../src/workflow/engine.js";
 import { parseWorkflow } from "../src/workflow/parse.js";
+import { benchFile, cli, median, paired, processMs } from "./processes.js";
 import { type BenchRow, timed } from "./table.js";
 
 const env = process.env as Record<string, string>;
 const defaultExecutor = createExecutor({ baseEnv: env });
-
-function bash(script: string, stdout: "ignore" | "pipe" = "ignore"): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", script], { stdio: ["ignore", stdout, "inherit"] });
-    child.stdout?.resume();
-    child.on("error", reject);
-    child.on("exit", () => resolve());
-  });
-}
 
 export async function runFlow(yaml: string, executor: Executor = defaultExecutor): Promise<void> {
   const { workflow, diagnostics } = parseWorkflow(yaml, "bench.yaml");
@@ -116,41 +107,90 @@ export async function orphanGuardCost(): Promise<BenchRow> {
   };
 }
 
-export async function stepOverhead(): Promise<BenchRow> {
-  const { commands, yaml } = trivialSteps(200);
-  const dir = mkdtempSync(join(tmpdir(), "runyard-bench-"));
-  const script = join(dir, "steps.sh");
-  writeFileSync(script, `${commands.join("\n")}\n`);
+/**
+ * `runyard run` as a user's shell starts it: locally, never submitted to a server the shell
+ * names; `-q` unless the row is about the output it prints.
+ */
+function runyardRun(file: string, quiet = true): () => Promise<number> {
+  const env = { ...process.env };
+  delete env.RUNYARD_SERVER_URL;
+  delete env.AVTOMATIKA_URL;
+  return () => processMs(process.execPath, [cli, "run", file, ...(quiet ? ["-q"] : [])], env);
+}
+
+/**
+ * `runyard run` of a one-step workflow against `node -e 0`: both whole processes, taken in turns.
+ * Beside it, the same workflow run inside this process (no Node start, no module loading).
+ */
+export async function oneStepRun(): Promise<BenchRow> {
+  const yaml = "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n";
+  const file = benchFile("one.yaml", yaml);
+  const { a, b, ratio } = await paired(15, runyardRun(file), () => processMs(process.execPath, ["-e", "0"]));
   await runFlow(yaml); // warm-up
-  const [ours, base] = await alternating(
-    5,
-    () => runFlow(yaml),
-    () => bash(`bash ${script}`, "pipe"),
-  );
+  const inProcess = await medianOf(15, () => timed(() => runFlow(yaml)));
   return {
-    name: "200 trivial cmd.run steps vs bash script",
-    measured: `${ours.toFixed(0)} ms`,
-    baseline: `${base.toFixed(0)} ms`,
-    ratio: ours / base,
+    name: "runyard run, one trivial step vs node -e 0",
+    measured: `${a.toFixed(0)} ms`,
+    inProcess: `${inProcess.toFixed(1)} ms`,
+    baseline: `${b.toFixed(0)} ms`,
+    ratio,
+    target: "<= 2",
+  };
+}
+
+/**
+ * 200 steps `true` (each run as `bash -c true`, as the line is a shell builtin) through
+ * `runyard run` against a shell starting `bash -c true` 200 times: both whole processes.
+ */
+export async function stepOverhead(): Promise<BenchRow> {
+  const steps = Array.from(
+    { length: 200 },
+    (_, i) => `  - name: s${i}\n    action: cmd.run\n    args:\n      cmd: "true"\n`,
+  );
+  const yaml = `name: bench\nsteps:\n${steps.join("")}`;
+  const file = benchFile("steps.yaml", yaml);
+  const loop = "i=0; while [ $i -lt 200 ]; do bash -c true; i=$((i+1)); done";
+  const { a, b, ratio } = await paired(5, runyardRun(file), () => processMs("sh", ["-c", loop]));
+  await runFlow(yaml); // warm-up
+  const inProcess = await medianOf(5, () => timed(() => runFlow(yaml)));
+  return {
+    name: "runyard run, 200 trivial steps vs 200 x bash -c true",
+    measured: `${a.toFixed(0)} ms`,
+    inProcess: `${inProcess.toFixed(0)} ms`,
+    baseline: `${b.toFixed(0)} ms`,
+    ratio,
     target: "<= 1.5",
   };
 }
 
-/** One step printing 100 MB against `sh -c` writing the same to /dev/null: throughput ratio. */
+/** The producer of the 100 MB rows: 100-byte lines, no shell builtin in the hot path. */
+export const produce100MB = "head -c 104857600 /dev/zero | tr '\\0' 'x' | fold -w 100";
+
+/**
+ * One step printing 100 MB through `runyard run` (every line printed, prefixed by its host, to
+ * /dev/null) against `sh -c` of
+ * the same pipeline to /dev/null: throughput ratio of whole processes, taken in turns.
+ */
 export async function outputThroughput(): Promise<BenchRow> {
-  const produce = "head -c 104857600 /dev/zero | tr '\\0' 'x' | fold -w 100";
-  const yaml = `name: bench\nsteps:\n  - name: big\n    action: shell.run\n    args:\n      script: |\n        ${produce}\n`;
-  const [ours, base] = await alternating(
-    3,
-    () => runFlow(yaml),
-    () => bash(`sh -c "${produce}" > /dev/null`),
+  const yaml = `name: bench\nsteps:\n  - name: big\n    action: shell.run\n    args:\n      script: |\n        ${produce100MB}\n`;
+  const file = benchFile("big.yaml", yaml);
+  const { a, b, ratio } = await paired(3, runyardRun(file, false), () =>
+    processMs("sh", ["-c", produce100MB]),
   );
-  const mb = 100;
+  const inProcess = await medianOf(3, () => timed(() => runFlow(yaml)));
+  const mbps = (ms: number): string => `${(100 / (ms / 1000)).toFixed(0)} MB/s`;
   return {
-    name: "one step printing 100 MB vs sh -c > /dev/null",
-    measured: `${(mb / (ours / 1000)).toFixed(0)} MB/s`,
-    baseline: `${(mb / (base / 1000)).toFixed(0)} MB/s`,
-    ratio: base / ours,
+    name: "runyard run, one step printing 100 MB vs sh > /dev/null",
+    measured: mbps(a),
+    inProcess: mbps(inProcess),
+    baseline: mbps(b),
+    ratio: 1 / ratio,
     target: ">= 0.8",
   };
+}
+
+async function medianOf(runs: number, fn: () => Promise<number>): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < runs; i++) values.push(await fn());
+  return median(values);
 }

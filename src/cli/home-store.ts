@@ -2,8 +2,6 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import { secretKeyFor } from "../server/home.js";
-import { openSqliteStore } from "../store/sqlite.js";
 import type { AuditAction, Store } from "../store/types.js";
 import type { CliContext } from "./context.js";
 
@@ -26,6 +24,11 @@ export async function withHomeStore<T>(ctx: CliContext, use: (store: Store) => P
       hint: "Set RUNYARD_TOKEN to the admin token `runyard up` printed (and --server URL if not local), or pass --home with the server's data folder.",
     });
   }
+  // Loaded here, not at start: a command that goes through a server never opens a store.
+  const [{ secretKeyFor }, { openSqliteStore }] = await Promise.all([
+    import("../server/home.js"),
+    import("../store/sqlite.js"),
+  ]);
   // The server's key, so a database that holds sealed data (runs, the session key) opens.
   const store = await openSqliteStore(join(home, "runyard.db"), {
     secretKey: secretKeyFor(home, ctx.config.secretKey),

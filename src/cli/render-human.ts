@@ -168,14 +168,19 @@ export class HumanRenderer {
     if (answer && this.quiet) this.line(answer);
   }
 
-  /** Output arrives in chunks; print whole lines, prefixed by host, and keep the rest. */
+  /**
+   * Output arrives in chunks; print whole lines, prefixed by host, and keep the rest. A chunk's
+   * lines go out in one write: a write per line costs a system call per line, which is most of
+   * the time of a step that prints a lot.
+   */
   private output(host: string, step: string, stream: "stdout" | "stderr", data: string): void {
     const key = `${step}\u0000${host}`;
     const text = (this.partial.get(key) ?? "") + data;
-    const lines = text.split("\n");
-    this.partial.set(key, lines.pop() ?? "");
+    const end = text.lastIndexOf("\n");
+    this.partial.set(key, text.slice(end + 1));
+    if (end < 0) return;
     const prefix = this.paint(stream === "stderr" ? "yellow" : "gray", `${host} | `);
-    for (const line of lines) this.out.write(`${prefix}${line}\n`);
+    this.out.write(`${prefix}${text.slice(0, end).replaceAll("\n", `\n${prefix}`)}\n`);
   }
 
   private flushOutput(host: string, step: string): void {

@@ -1,11 +1,10 @@
 import { RunyardError } from "../core/errors.js";
-import { EventSequencer, type RunEvent } from "../core/events.js";
+import { EventSequencer } from "../core/event-sequencer.js";
+import type { RunEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StepRunner } from "../core/step-attempt.js";
-import { DirectStepRunner } from "../direct/client.js";
-import { createDockerExecutors, createExecutor } from "../exec/create-executor.js";
-import { DockerEngine } from "../exec/docker-engine.js";
-import { LocalStepRunner } from "../exec/local-runner.js";
+import { createExecutor } from "../exec/create-executor.js";
+import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
 import { secretsNotGiven } from "../workflow/secrets.js";
@@ -44,7 +43,7 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext)
       ctx.stderr.write(`${formatUndefinedVariable(file, variable)}\n`);
     }
   }
-  const runnerFor = localRunners(workflow, ctx);
+  const runnerFor = await localRunners(workflow, ctx);
   const runId = newRunId();
   const sequencer = new EventSequencer(runId);
   const render = eventRenderer(flags, ctx);
@@ -84,8 +83,16 @@ export function eventRenderer(
   return (event) => human.render(event);
 }
 
-function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec: HostSpec) => StepRunner {
-  for (const [name, spec] of Object.entries(workflow.hosts)) {
+/**
+ * The step runners of a local run. Docker (dockerode) and the direct client are loaded only for a
+ * workflow with a host that needs them: a plain workflow starts without their modules.
+ */
+async function localRunners(
+  workflow: Workflow,
+  ctx: CliContext,
+): Promise<(host: string, spec: HostSpec) => StepRunner> {
+  const hosts = Object.entries(workflow.hosts);
+  for (const [name, spec] of hosts) {
     if (spec.kind === "runner") {
       throw new RunyardError(
         "INVALID_INPUT",
@@ -94,20 +101,30 @@ function localRunners(workflow: Workflow, ctx: CliContext): (host: string, spec:
       );
     }
   }
-  // Docker is asked for only when a host runs in containers: a plain workflow never needs it.
-  const needsDocker = Object.values(workflow.hosts).some((spec) => spec.kind === "local" && spec.container);
+  const needsDocker = hosts.some(([, spec]) => spec.kind === "local" && spec.container);
   const local = new LocalStepRunner(
     createExecutor({ baseEnv: ctx.env, killGraceMs: ctx.config.killGraceMs }),
     {
       killGraceMs: ctx.config.killGraceMs,
-      ...(needsDocker ? { containers: createDockerExecutors({ engine: new DockerEngine() }) } : {}),
+      ...(needsDocker ? { containers: await dockerExecutors() } : {}),
     },
   );
+  const direct = hosts.some(([, spec]) => spec.kind === "direct")
+    ? (await import("../direct/client.js")).DirectStepRunner
+    : undefined;
   return (_host, spec) => {
-    if (spec.kind === "direct") {
+    if (spec.kind === "direct" && direct) {
       const token = spec.token ?? ctx.config.token;
-      return new DirectStepRunner({ address: spec.address, ...(token ? { token } : {}) });
+      return new direct({ address: spec.address, ...(token ? { token } : {}) });
     }
     return local;
   };
+}
+
+async function dockerExecutors(): Promise<ContainerExecutors> {
+  const [{ createDockerExecutors }, { DockerEngine }] = await Promise.all([
+    import("../exec/create-docker-executors.js"),
+    import("../exec/docker-engine.js"),
+  ]);
+  return createDockerExecutors({ engine: new DockerEngine() });
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { EventSequencer, RunEvent } from "./events.js";
+import { EventSequencer } from "./event-sequencer.js";
+import { RunEvent } from "./events.js";
 
 describe("event spine", () => {
   it("numbers a run's events 1, 2, 3 and stamps them", () => {

@@ -270,42 +270,6 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** What a producer hands over: the spine adds run_id, seq and ts. */
 export type EventInput = DistributiveOmit<RunEvent, "run_id" | "seq" | "ts">;
 
-/** Numbers a run's events 1, 2, 3 ... and stamps them; the one place seq is assigned. */
-export class EventSequencer {
-  private seq: number;
-  constructor(
-    readonly runId: string,
-    startAfter = 0,
-  ) {
-    this.seq = startAfter;
-  }
-  next(input: EventInput): RunEvent {
-    this.seq += 1;
-    return { ...input, run_id: this.runId, seq: this.seq, ts: new Date().toISOString() } as RunEvent;
-  }
-  get lastSeq(): number {
-    return this.seq;
-  }
-}
-
-/**
- * A finished step's summary, as the run record and a resumed engine both read it from the
- * `step.finished` event: one function, so they never disagree on what is kept.
- */
-export function stepSummaryOf(event: EventOf<"step.finished">): StepSummary {
-  return {
-    name: event.step,
-    host: event.host,
-    status: event.status,
-    exit_code: event.exit_code,
-    attempts: event.attempts,
-    duration_ms: event.duration_ms,
-    ...(event.memory_peak_bytes !== undefined ? { memory_peak_bytes: event.memory_peak_bytes } : {}),
-    ...(event.cpu_ms !== undefined ? { cpu_ms: event.cpu_ms } : {}),
-    ...(event.error ? { error: event.error } : {}),
-  };
-}
-
 export function isFinalStatus(status: RunStatus): boolean {
   return finalRunStatuses.includes(status);
 }

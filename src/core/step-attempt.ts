@@ -86,23 +86,3 @@ export interface StepRunner {
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult>;
 }
-
-/** The result of an attempt that ended before or without running anything of its own. */
-export function attemptEndedEarly(
-  status: "failed" | "canceled",
-  error: z.infer<typeof ErrorInfo>,
-  durationMs = 0,
-): StepAttemptResult {
-  return {
-    status,
-    exit_code: null,
-    exports: {},
-    secret_exports: [],
-    duration_ms: durationMs,
-    memory_peak_bytes: 0,
-    cpu_ms: 0,
-    output_files: [],
-    warnings: [],
-    error,
-  };
-}

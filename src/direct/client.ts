@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
+import { attemptEndedEarly } from "../core/attempt-ended-early.js";
 import { type ErrorCode, errorInfo, RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import {
-  attemptEndedEarly,
-  type StepAttemptRequest,
-  type StepAttemptResult,
-  type StepOutputSink,
-  type StepRunner,
+import type {
+  StepAttemptRequest,
+  StepAttemptResult,
+  StepOutputSink,
+  StepRunner,
 } from "../core/step-attempt.js";
 import { ATTEMPT_KEY_HEADER, CancelAnswer, ErrorAnswer, TaskAnswer } from "./api.js";
 

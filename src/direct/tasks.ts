@@ -1,12 +1,8 @@
+import { attemptEndedEarly } from "../core/attempt-ended-early.js";
 import { errorInfo } from "../core/errors.js";
 import type { RunStatus } from "../core/events.js";
 import { newTaskId } from "../core/ids.js";
-import {
-  attemptEndedEarly,
-  type StepAttemptRequest,
-  type StepAttemptResult,
-  type StepRunner,
-} from "../core/step-attempt.js";
+import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import type { OutputEntry } from "./api.js";
 
 /** What an agent-server remembers and for how long. */

@@ -1,9 +1,6 @@
 import { accessSync, constants, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { DockerEngine } from "./docker-engine.js";
-import { DockerExecutor, hostLabel, runLabel, runnerLabel, stepLabel } from "./docker-executor.js";
 import { ForkServerLauncher } from "./fork-server.js";
-import type { ContainerExecutors } from "./local-runner.js";
 import { ProcessExecutor } from "./process.js";
 import type { Sandbox } from "./sandbox.js";
 import { SpawnLauncher } from "./spawn-launcher.js";
@@ -72,27 +69,4 @@ function createLauncher(config: ExecutorConfig): ProcessLauncher {
     ...(config.watch ? { watch: config.watch } : {}),
     onBroken: (reason) => warn(`${reason}; starting steps with Node's spawn from now on`),
   });
-}
-
-export interface DockerExecutorsConfig {
-  engine: DockerEngine;
-  /** The runner's id, put on every container so its next start can remove what a crash left. */
-  runnerId?: string;
-  tmpDir?: string;
-}
-
-/** The one place container executors are built: one per attempt of a host with `executor: docker`. */
-export function createDockerExecutors(config: DockerExecutorsConfig): ContainerExecutors {
-  return (container, attempt) =>
-    new DockerExecutor({
-      engine: config.engine,
-      container,
-      labels: {
-        [runLabel]: attempt.runId,
-        [stepLabel]: attempt.step,
-        [hostLabel]: attempt.host,
-        ...(config.runnerId !== undefined ? { [runnerLabel]: config.runnerId } : {}),
-      },
-      ...(config.tmpDir !== undefined ? { tmpDir: config.tmpDir } : {}),
-    });
 }

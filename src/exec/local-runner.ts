@@ -1,11 +1,11 @@
+import { attemptEndedEarly } from "../core/attempt-ended-early.js";
 import { errorInfo } from "../core/errors.js";
-import {
-  attemptEndedEarly,
-  type StepAttemptRequest,
-  type StepAttemptResult,
-  type StepContainer,
-  type StepOutputSink,
-  type StepRunner,
+import type {
+  StepAttemptRequest,
+  StepAttemptResult,
+  StepContainer,
+  StepOutputSink,
+  StepRunner,
 } from "../core/step-attempt.js";
 import { runStepAttempt } from "./step-attempt.js";
 import type { ExecExposure, Executor } from "./types.js";

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type EventInput, EventSequencer, type RunEvent } from "../core/events.js";
+import { EventSequencer } from "../core/event-sequencer.js";
+import type { EventInput, RunEvent } from "../core/events.js";
 import { silentLogger } from "../core/logger.js";
 import { openMemoryStore } from "../store/sqlite.js";
 import type { Store } from "../store/types.js";

@@ -1,5 +1,6 @@
 import { RunyardError } from "../core/errors.js";
-import { type EventInput, EventSequencer, type RunEvent } from "../core/events.js";
+import { EventSequencer } from "../core/event-sequencer.js";
+import type { EventInput, RunEvent } from "../core/events.js";
 import type { Store } from "../store/types.js";
 import type { EventBus } from "./event-bus.js";
 

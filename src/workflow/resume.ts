@@ -1,4 +1,5 @@
-import { type RunEvent, type StepSummary, stepSummaryOf } from "../core/events.js";
+import { stepSummaryOf } from "../core/event-sequencer.js";
+import type { RunEvent, StepSummary } from "../core/events.js";
 
 /** What a resumed run had already done for one step on one host. */
 export interface HostProgress {

@@ -1,7 +1,7 @@
 import { z } from "zod";
+import { attemptEndedEarly } from "../attempt-ended-early.js";
 import type { ErrorInfo, EventInput } from "../events.js";
 import { assertExhaustive } from "../exhaustive.js";
-import { attemptEndedEarly } from "../step-attempt.js";
 import { AgentJob, AgentJobResult, agentEndedEarly, agentJobMaySend } from "./agent.js";
 import { BotJob, BotJobResult, botEndedEarly, botJobMaySend } from "./bot.js";
 import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";

@@ -1,5 +1,6 @@
+import { attemptEndedEarly } from "../../core/attempt-ended-early.js";
 import type { StepJob, StepJobResult } from "../../core/jobs/step.js";
-import { attemptEndedEarly, type StepRunner } from "../../core/step-attempt.js";
+import type { StepRunner } from "../../core/step-attempt.js";
 import type { JobHandler, JobIo } from "./types.js";
 
 /** Runs `step` jobs: one step attempt on this machine, its output sent as `step.output` events. */

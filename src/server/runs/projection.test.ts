@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type EventInput, EventSequencer, type RunEvent } from "../../core/events.js";
+import { EventSequencer } from "../../core/event-sequencer.js";
+import type { EventInput, RunEvent } from "../../core/events.js";
 import { openMemoryStore } from "../../store/sqlite.js";
 import type { RunRecord, Store } from "../../store/types.js";
 import { RunProjection } from "./projection.js";

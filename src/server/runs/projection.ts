@@ -1,5 +1,6 @@
 import { botStates } from "../../core/bot-states.js";
-import { type EventOf, type RunEvent, type StepSummary, stepSummaryOf } from "../../core/events.js";
+import { stepSummaryOf } from "../../core/event-sequencer.js";
+import type { EventOf, RunEvent, StepSummary } from "../../core/events.js";
 import { assertExhaustive } from "../../core/exhaustive.js";
 import type { RunPatch, RunRecord, Store } from "../../store/types.js";
 import { botPatchOf } from "./bot-projection.js";

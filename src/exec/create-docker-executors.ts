@@ -1,0 +1,26 @@
+import type { DockerEngine } from "./docker-engine.js";
+import { DockerExecutor, hostLabel, runLabel, runnerLabel, stepLabel } from "./docker-executor.js";
+import type { ContainerExecutors } from "./local-runner.js";
+
+export interface DockerExecutorsConfig {
+  engine: DockerEngine;
+  /** The runner's id, put on every container so its next start can remove what a crash left. */
+  runnerId?: string;
+  tmpDir?: string;
+}
+
+/** The one place container executors are built: one per attempt of a host with `executor: docker`. */
+export function createDockerExecutors(config: DockerExecutorsConfig): ContainerExecutors {
+  return (container, attempt) =>
+    new DockerExecutor({
+      engine: config.engine,
+      container,
+      labels: {
+        [runLabel]: attempt.runId,
+        [stepLabel]: attempt.step,
+        [hostLabel]: attempt.host,
+        ...(config.runnerId !== undefined ? { [runnerLabel]: config.runnerId } : {}),
+      },
+      ...(config.tmpDir !== undefined ? { tmpDir: config.tmpDir } : {}),
+    });
+}
