@@ -84,8 +84,10 @@ export const copilotAgent: AgentAdapter = {
  * Which endpoint and model Copilot CLI uses, as its own help (`copilot help providers`,
  * `copilot help config`) tells users to set them: a provider of one's own in
  * `COPILOT_PROVIDER_BASE_URL` (run env, then runner env), else GitHub Copilot's own models; the
- * model from the run, else `COPILOT_MODEL`, else `model` in `$COPILOT_HOME/settings.json`
- * (default `~/.copilot/settings.json`, what `copilot config model NAME` writes).
+ * model from the run, else `COPILOT_MODEL` (or, with a provider of one's own,
+ * `COPILOT_PROVIDER_MODEL_ID`), else, with GitHub's models only, `model` in
+ * `$COPILOT_HOME/settings.json` (default `~/.copilot/settings.json`, what `copilot config model
+ * NAME` writes): 1.0.102 refuses to start a provider of one's own without an explicit model.
  */
 export function copilotSetup(context: SetupContext): AgentSetup {
   const { run, runner } = context;
@@ -94,6 +96,18 @@ export function copilotSetup(context: SetupContext): AgentSetup {
     const value = runner[name];
     return value ? { value, source: "runner env" } : undefined;
   };
+  const provider = fromEnv("COPILOT_PROVIDER_BASE_URL");
+  const endpoint = provider ?? { value: "(GitHub Copilot's models)", source: "default" };
+  if (context.model) return { endpoint, model: { value: context.model, source: "run" } };
+  const fromEnvModel =
+    fromEnv("COPILOT_MODEL") ?? (provider ? fromEnv("COPILOT_PROVIDER_MODEL_ID") : undefined);
+  if (fromEnvModel) return { endpoint, model: fromEnvModel };
+  if (provider) {
+    return {
+      endpoint,
+      model: { value: "(none: its own provider needs COPILOT_MODEL or the run's model)", source: "missing" },
+    };
+  }
   const copilotHome = run.COPILOT_HOME || runner.COPILOT_HOME;
   const home = run.HOME || runner.HOME;
   const file = copilotHome
@@ -103,16 +117,10 @@ export function copilotSetup(context: SetupContext): AgentSetup {
       : undefined;
   const fromFile = file ? settingsModel(file) : undefined;
   return {
-    endpoint: fromEnv("COPILOT_PROVIDER_BASE_URL") ?? {
-      value: "(GitHub Copilot's models)",
-      source: "default",
-    },
-    model: context.model
-      ? { value: context.model, source: "run" }
-      : (fromEnv("COPILOT_MODEL") ??
-        (fromFile
-          ? { value: fromFile, source: copilotHome ? `${file}` : "~/.copilot/settings.json" }
-          : { value: "(Copilot CLI's default)", source: "default" })),
+    endpoint,
+    model: fromFile
+      ? { value: fromFile, source: copilotHome ? `${file}` : "~/.copilot/settings.json" }
+      : { value: "(Copilot CLI's default)", source: "default" },
   };
 }
 

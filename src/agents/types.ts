@@ -114,7 +114,10 @@ export interface AgentPackage {
 /** One setting an agent will use, and where it came from. */
 export interface AgentSetting {
   value: string;
-  /** "run" (the task's own field), "run env", "runner env", a config file (`~/.codex/config.toml`), or "default". */
+  /**
+   * "run" (the task's own field), "run env", "runner env", a config file (`~/.codex/config.toml`),
+   * "default", or "missing" (the CLI needs it set and nothing sets it).
+   */
   source: string;
 }
 

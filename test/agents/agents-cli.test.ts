@@ -165,7 +165,7 @@ describe("runyard agents, OpenCode and Gemini CLI as their users configured them
 });
 
 describe("runyard agents, Copilot CLI as its users configured it", () => {
-  it("shows Copilot's provider from the runner env and its model from ~/.copilot/settings.json, COPILOT_MODEL over it", async () => {
+  it("shows Copilot's model from ~/.copilot/settings.json, and its own provider and COPILOT_MODEL from the runner env", async () => {
     const home = tempDir();
     mkdirSync(join(home, ".copilot"));
     // What `copilot config model gpt-4.1` writes.
@@ -191,6 +191,10 @@ describe("runyard agents, Copilot CLI as its users configured it", () => {
     ).toMatchObject({
       endpoint: { value: "http://127.0.0.1:11434/v1", source: "runner env" },
       model: { value: "qwen2.5-coder", source: "runner env" },
+    });
+    // With a provider of its own, Copilot CLI takes no model from its settings file: it needs one named.
+    expect(await ask({ COPILOT_PROVIDER_BASE_URL: "http://127.0.0.1:11434/v1" })).toMatchObject({
+      model: { value: "(none: its own provider needs COPILOT_MODEL or the run's model)", source: "missing" },
     });
   });
 });
