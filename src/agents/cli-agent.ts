@@ -75,8 +75,24 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
     }
   };
 
+  // Aborted with the turn's signal, or by runCliAgent itself once the CLI went past the run's
+  // retry cap (a CLI with no setting for it would go on retrying).
+  const stop = new AbortController();
+  const abortWithTurn = () => stop.abort();
+  if (io.signal.aborted) stop.abort();
+  else io.signal.addEventListener("abort", abortWithTurn, { once: true });
+  let overCap: (ErrorInfo & { code: AgentErrorCode }) | undefined;
+  const watchRetryCap = () => {
+    if (overCap || !parser.overRetryCap) return;
+    overCap = parser.overRetryCap();
+    if (!overCap) return;
+    emitAll([{ type: "failure", error: overCap }]);
+    stop.abort();
+  };
+
   const lines = new LineSplitter((line) => {
     if (line.trim()) guarded(() => parser.line(line));
+    watchRetryCap();
   });
   let stderrTail = "";
 
@@ -87,7 +103,7 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
     // PWD too: a CLI that reads its project folder from it (OpenCode does) must see the workspace.
     env: { ...withoutCredentials(io.env ?? process.env), PWD: args.cwd, ...args.env },
     cwd: args.cwd,
-    signal: io.signal,
+    signal: stop.signal,
     killGraceMs: KILL_GRACE_MS,
     // Raw bytes are no sign of life: a CLI that prints only its retries is stuck. What the
     // parser turns into outputs the user sees resets the stall watch (see superviseTurn).
@@ -99,9 +115,11 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
       stderrTail = (stderrTail + data).slice(-STDERR_TAIL_CHARS);
       const { stderr } = parser;
       if (stderr) guarded(() => stderr.call(parser, data));
+      watchRetryCap();
     },
   });
   lines.end();
+  io.signal.removeEventListener("abort", abortWithTurn);
 
   const figures = {
     exitCode: result.exitCode,
@@ -132,7 +150,8 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
   }
   emitAll(ended.outputs);
 
-  if (result.status === "canceled" || io.signal.aborted) return { status: "canceled", ...figures };
+  if (io.signal.aborted || (result.status === "canceled" && !overCap))
+    return { status: "canceled", ...figures };
   if (failure) return { status: "failed", error: failure, ...figures };
   if (parserProblem) {
     return {

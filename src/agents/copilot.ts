@@ -1,7 +1,19 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { agentError, runCliAgent } from "./cli-agent.js";
-import type { AgentAdapter, AgentErrorCode, AgentOutput, AgentUsage, CliStreamParser } from "./types.js";
+import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { type RetriedFailure, RetryCap } from "./retry-cap.js";
+import { llmRetryCount } from "./retry-count.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentOutput,
+  AgentSetting,
+  AgentSetup,
+  AgentUsage,
+  CliStreamParser,
+  SetupContext,
+} from "./types.js";
 
 /**
  * GitHub Copilot CLI (`@github/copilot`) in prompt mode with its JSONL output.
@@ -16,7 +28,10 @@ import type { AgentAdapter, AgentErrorCode, AgentOutput, AgentUsage, CliStreamPa
  *   `result` (sessionId, exitCode: 0 even when it was killed, so the process's own code counts);
  *   `*_delta` events are ephemeral pieces of what the full events repeat;
  * - tokens are only in the `--usage-output-file` JSON (`modelMetrics` per model), no USD cost;
- * - it retries 401 twice and 429 five times (honouring retry-after) on its own.
+ * - it retries 401 twice and 429 and 5xx five times or more (honouring retry-after, else 6 s and
+ *   growing) on its own, with no setting for how often: each failed attempt is a
+ *   `model.call_failure` (statusCode, retryAttempt from 0), so the adapter keeps the run's
+ *   `llm_retry_count` itself and stops the CLI after that many retries (`RetryCap`).
  */
 export const copilotAgent: AgentAdapter = {
   name: "copilot",
@@ -28,7 +43,11 @@ export const copilotAgent: AgentAdapter = {
     "COPILOT_PROVIDER_API_KEY",
     "COPILOT_PROVIDER_BEARER_TOKEN",
   ],
+  setup: copilotSetup,
   run(invocation, bin, io) {
+    const retries = llmRetryCount(invocation.env, io.env ?? process.env);
+    if (typeof retries === "string")
+      return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
     const usageFile = join(invocation.scratchDir, "copilot-usage.json");
     const argv = [
       bin,
@@ -55,11 +74,66 @@ export const copilotAgent: AgentAdapter = {
       argv,
       env: { ...offline, ...invocation.env },
       cwd: invocation.cwd,
-      parser: copilotParser(usageFile),
+      parser: copilotParser(usageFile, new RetryCap(retries)),
       io,
     });
   },
 };
+
+/**
+ * Which endpoint and model Copilot CLI uses, as its own help (`copilot help providers`,
+ * `copilot help config`) tells users to set them: a provider of one's own in
+ * `COPILOT_PROVIDER_BASE_URL` (run env, then runner env), else GitHub Copilot's own models; the
+ * model from the run, else `COPILOT_MODEL` (or, with a provider of one's own,
+ * `COPILOT_PROVIDER_MODEL_ID`), else, with GitHub's models only, `model` in
+ * `$COPILOT_HOME/settings.json` (default `~/.copilot/settings.json`, what `copilot config model
+ * NAME` writes): 1.0.102 refuses to start a provider of one's own without an explicit model.
+ */
+export function copilotSetup(context: SetupContext): AgentSetup {
+  const { run, runner } = context;
+  const fromEnv = (name: string): AgentSetting | undefined => {
+    if (run[name]) return { value: run[name], source: "run env" };
+    const value = runner[name];
+    return value ? { value, source: "runner env" } : undefined;
+  };
+  const provider = fromEnv("COPILOT_PROVIDER_BASE_URL");
+  const endpoint = provider ?? { value: "(GitHub Copilot's models)", source: "default" };
+  if (context.model) return { endpoint, model: { value: context.model, source: "run" } };
+  const fromEnvModel =
+    fromEnv("COPILOT_MODEL") ?? (provider ? fromEnv("COPILOT_PROVIDER_MODEL_ID") : undefined);
+  if (fromEnvModel) return { endpoint, model: fromEnvModel };
+  if (provider) {
+    return {
+      endpoint,
+      model: { value: "(none: its own provider needs COPILOT_MODEL or the run's model)", source: "missing" },
+    };
+  }
+  const copilotHome = run.COPILOT_HOME || runner.COPILOT_HOME;
+  const home = run.HOME || runner.HOME;
+  const file = copilotHome
+    ? join(copilotHome, "settings.json")
+    : home
+      ? join(home, ".copilot", "settings.json")
+      : undefined;
+  const fromFile = file ? settingsModel(file) : undefined;
+  return {
+    endpoint,
+    model: fromFile
+      ? { value: fromFile, source: copilotHome ? `${file}` : "~/.copilot/settings.json" }
+      : { value: "(Copilot CLI's default)", source: "default" },
+  };
+}
+
+function settingsModel(path: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
+    const model =
+      value !== null && typeof value === "object" ? (value as { model?: unknown }).model : undefined;
+    return typeof model === "string" && model ? model : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 interface CopilotLine {
   type?: string;
@@ -76,6 +150,8 @@ interface CopilotLine {
     errorType?: string;
     statusCode?: number;
     message?: string;
+    outcome?: string;
+    retryAttempt?: number;
   };
 }
 
@@ -83,9 +159,13 @@ interface UsageFile {
   modelMetrics?: Record<string, { usage?: { inputTokens?: number; outputTokens?: number } }>;
 }
 
-/** Reads the JSONL events, then the usage file the CLI wrote at its end. */
-export function copilotParser(usageFile: string): CliStreamParser {
+/**
+ * Reads the JSONL events, then the usage file the CLI wrote at its end; `cap` counts the failed
+ * attempts of each model call against the run's retry cap.
+ */
+export function copilotParser(usageFile: string, cap?: RetryCap): CliStreamParser {
   return {
+    overRetryCap: () => cap?.exceeded,
     line(raw) {
       const line = parseLine(raw);
       if (!line) return [];
@@ -116,6 +196,17 @@ export function copilotParser(usageFile: string): CliStreamParser {
             },
           ];
         }
+        case "model.call_failure": {
+          const failure = retriedFailure(data.statusCode);
+          if (failure) {
+            const status = data.statusCode ? `HTTP ${data.statusCode}` : "no answer";
+            cap?.attemptFailed(failure, `the model API failed with ${status}`);
+          }
+          return [];
+        }
+        case "model.call_finished":
+          if (data.outcome !== "error") cap?.callSucceeded();
+          return [];
         case "assistant.turn_retry":
           return [
             { type: "message", role: "system", text: `model API retry after ${data.reason ?? "an error"}` },
@@ -158,6 +249,14 @@ async function usageFrom(path: string): Promise<AgentOutput[]> {
     )
     .filter((usage) => usage.inputTokens + usage.outputTokens > 0)
     .map((usage) => ({ type: "usage", ...usage }));
+}
+
+/** The failures Copilot CLI retries, by what they mean; others end it by itself. */
+function retriedFailure(status: number | undefined): RetriedFailure | undefined {
+  if (status === 429) return "AGENT_RATE_LIMIT";
+  if (status === 401 || status === 403) return "AGENT_AUTH";
+  if (status === undefined || status >= 500) return "AGENT_UNAVAILABLE";
+  return undefined;
 }
 
 function failureCode(errorType: string | undefined, status: number | undefined): AgentErrorCode {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { opencodeParser, providerConfig } from "./opencode.js";
+import { failedAttempt, opencodeParser, providerConfig } from "./opencode.js";
 import type { AgentOutput, CliStreamParser } from "./types.js";
 
 /** stdout of the real `opencode run --format json` 1.18.33 against the scripted model server. */
@@ -140,5 +140,28 @@ describe("opencode provider config", () => {
     expect(providerConfig({ ANTHROPIC_API_KEY: "k" }, "anthropic/claude-sonnet-4-5")).toEqual({
       model: "anthropic/claude-sonnet-4-5",
     });
+  });
+});
+
+describe("opencode's log of a failed model call", () => {
+  /** A stderr line of `opencode run --print-logs --log-level ERROR` 1.18.33, as it prints it. */
+  const logLine = (small: boolean, error: string) =>
+    `timestamp=2026-11-23T07:35:14.867Z level=ERROR run=fae5d11e message="stream error" providerID=runyard modelID=gpt-4o-mini session.id=ses_1 small=${small} agent=build mode=primary error.error="${error}"`;
+
+  it("counts the session's own calls by what their message says, not its title request", () => {
+    expect(failedAttempt(logLine(false, "AI_APICallError: model server: scripted 429"))).toEqual({
+      code: "AGENT_RATE_LIMIT",
+      message: "model server: scripted 429",
+    });
+    expect(failedAttempt(logLine(false, "AI_APICallError: Service Unavailable"))?.code).toBe(
+      "AGENT_UNAVAILABLE",
+    );
+    expect(failedAttempt(logLine(false, "AI_APICallError: Incorrect API key provided"))?.code).toBe(
+      "AGENT_AUTH",
+    );
+    expect(
+      failedAttempt(logLine(true, "AI_RetryError: Failed after 3 attempts. Last error: 429")),
+    ).toBeUndefined();
+    expect(failedAttempt(logLine(false, "AI_APICallError: context length exceeded"))).toBeUndefined();
   });
 });

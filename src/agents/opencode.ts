@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { agentError, runCliAgent } from "./cli-agent.js";
+import { agentError, LineSplitter, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { costFor } from "./prices.js";
+import { type RetriedFailure, RetryCap } from "./retry-cap.js";
+import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
@@ -28,7 +30,12 @@ import type {
  * - events: `step_start`, `text` (a whole text part), `tool_use` (one event per call, when it
  *   ended: `state` has input, output or error), `step_finish` (tokens of that model call and a
  *   cost, 0 for a model it has no price for), `error` (`APIError` with `statusCode`);
- * - it retries 429 and 5xx itself (5 retries, honouring retry-after), never 401;
+ * - it retries 429, 5xx and network errors itself (5 retries, a constant with no setting;
+ *   honouring retry-after, else 2 s doubling), never 401, and prints nothing of it on stdout.
+ *   With `--print-logs --log-level ERROR` each failed attempt is a stderr line
+ *   `level=ERROR ... message="stream error" ... small=false ... error.error="<message>"`
+ *   (`small=true` is its title request, which the AI SDK retries twice by itself), so the
+ *   adapter keeps the run's `llm_retry_count` there and stops it after that many retries;
  * - its own config is `$XDG_CONFIG_HOME/opencode/opencode.json` (`provider`, `model`), with
  *   `OPENCODE_CONFIG_CONTENT` merged over it.
  */
@@ -39,6 +46,8 @@ export const opencodeAgent: AgentAdapter = {
   setup: opencodeSetup,
   async run(invocation, bin, io) {
     const env = invocation.env;
+    const retries = llmRetryCount(env, io.env ?? process.env);
+    if (typeof retries === "string") return refusedTurn(agentError("AGENT_CRASHED", retries));
     // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
     // a folder that outlives the turn; the scratch folder only serves single turns.
     const root = env.RUNYARD_AGENT_STATE_DIR
@@ -69,6 +78,10 @@ export const opencodeAgent: AgentAdapter = {
       "json",
       "--pure",
       "--auto",
+      // Its failed model calls, on stderr, for the retry cap (see above).
+      "--print-logs",
+      "--log-level",
+      "ERROR",
       "--dir",
       invocation.cwd,
       ...(model ? ["-m", model] : []),
@@ -89,7 +102,7 @@ export const opencodeAgent: AgentAdapter = {
         PWD: invocation.cwd,
       },
       cwd: invocation.cwd,
-      parser: opencodeParser(model),
+      parser: opencodeParser(model, new RetryCap(retries)),
       io,
     });
   },
@@ -215,11 +228,23 @@ interface OpencodeEvent {
   error?: { name?: string; data?: { message?: string; statusCode?: number } };
 }
 
-/** Reads `opencode run --format json`; `model` (provider/model) prices usage it reports no cost for. */
-export function opencodeParser(model?: string): CliStreamParser {
+/**
+ * Reads `opencode run --format json`; `model` (provider/model) prices usage it reports no cost
+ * for; `cap` counts the failed attempts of each model call its stderr log reports.
+ */
+export function opencodeParser(model?: string, cap?: RetryCap): CliStreamParser {
   let session: string | undefined;
   let failed = false;
+  const logLines = new LineSplitter((line) => {
+    const attempt = failedAttempt(line);
+    if (attempt) cap?.attemptFailed(attempt.code, attempt.message);
+  });
   return {
+    overRetryCap: () => cap?.exceeded,
+    stderr(chunk) {
+      logLines.push(chunk);
+      return [];
+    },
     line(text) {
       let event: OpencodeEvent;
       try {
@@ -249,6 +274,7 @@ export function opencodeParser(model?: string): CliStreamParser {
           break;
         }
         case "step_finish": {
+          cap?.callSucceeded();
           const tokens = part.tokens ?? {};
           // Its `input` leaves out cached prompt tokens, its `output` the reasoning: put both back.
           const inputTokens = (tokens.input ?? 0) + (tokens.cache?.read ?? 0) + (tokens.cache?.write ?? 0);
@@ -286,6 +312,34 @@ export function opencodeParser(model?: string): CliStreamParser {
       return { outputs: [], error: agentError("AGENT_CRASHED", message) };
     },
   };
+}
+
+/** OpenCode's log line of a failed attempt of the session's own model call (not its title's). */
+const STREAM_ERROR =
+  /\blevel=ERROR\b.*\bmessage="stream error".*\bsmall=false\b.*\berror\.error="((?:[^"\\]|\\.)*)"/;
+
+/**
+ * A failed model call OpenCode retries, by what its message says (OpenCode's own rules: 429 and
+ * rate limits, 5xx, overload and network errors); a refused key ends it by itself.
+ */
+export function failedAttempt(line: string): { code: RetriedFailure; message: string } | undefined {
+  const found = STREAM_ERROR.exec(line);
+  if (!found) return undefined;
+  const message = (found[1] ?? "").replace(/\\(.)/g, "$1").replace(/^AI_\w+: /, "");
+  if (/\b40[13]\b|unauthori[sz]ed|forbidden|(invalid|incorrect|wrong).{0,20}(api.?key|token)|authentication/i.test(message)) {
+    return { code: "AGENT_AUTH", message };
+  }
+  if (/\b429\b|rate.?limit|too many requests|resource.?exhausted|quota/i.test(message)) {
+    return { code: "AGENT_RATE_LIMIT", message };
+  }
+  if (
+    /\b5\d\d\b|overloaded|unavailable|internal.?(server.?)?error|server.?error|terminated|fetch failed|network|connection|socket|econn|etimedout|timed? ?out|try again/i.test(
+      message,
+    )
+  ) {
+    return { code: "AGENT_UNAVAILABLE", message };
+  }
+  return undefined;
 }
 
 function codeOf(name: string | undefined, status: number | undefined, message: string): AgentErrorCode {

@@ -11,6 +11,7 @@ import type { ProcessLauncher } from "../exec/types.js";
 export type AgentErrorCode =
   | "AGENT_AUTH"
   | "AGENT_RATE_LIMIT"
+  | "AGENT_UNAVAILABLE"
   | "AGENT_STALLED"
   | "AGENT_TURN_LIMIT"
   | "AGENT_CRASHED"
@@ -113,7 +114,10 @@ export interface AgentPackage {
 /** One setting an agent will use, and where it came from. */
 export interface AgentSetting {
   value: string;
-  /** "run" (the task's own field), "run env", "runner env", a config file (`~/.codex/config.toml`), or "default". */
+  /**
+   * "run" (the task's own field), "run env", "runner env", a config file (`~/.codex/config.toml`),
+   * "default", or "missing" (the CLI needs it set and nothing sets it).
+   */
   source: string;
 }
 
@@ -155,6 +159,12 @@ export interface CliStreamParser {
   line(line: string): AgentOutput[];
   /** Every stderr chunk, for adapters that find failures only there. */
   stderr?(chunk: string): AgentOutput[];
+  /**
+   * For a CLI with no setting of its own for the run's `llm_retry_count`: the failure once the
+   * attempts of one model call it made went past that cap (see `RetryCap`). Asked after every
+   * line and stderr chunk; once it answers, the CLI is stopped and the turn fails with it.
+   */
+  overRetryCap?(): (ErrorInfo & { code: AgentErrorCode }) | undefined;
   /**
    * After the process ended: outputs it left behind (a usage file), and the failure its exit
    * means, if the stream did not already say (a `failure` output wins over this).

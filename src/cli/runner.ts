@@ -26,6 +26,7 @@ import { uploadArtifact } from "../runner/artifact-upload.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
 import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
+import { RunTmpFolders } from "../runner/run-tmp.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import { dockerRunnerLabel } from "../workflow/model.js";
 import { Workspaces } from "../workspace/workspaces.js";
@@ -304,6 +305,16 @@ export async function localRunnerDaemon(
       maskValues: [connection.token],
       ...(docker.containers ? { containers: docker.containers } : {}),
     });
+    // Sandboxed, each run's steps share a /tmp of the run's own; unsandboxed they see the host's.
+    const runTmp = sandbox
+      ? new RunTmpFolders(join(stateDir, "tmp"), config.runTmpKeepSecs * 1000)
+      : undefined;
+    const leftTmp = (await runTmp?.cleanLeftovers()) ?? [];
+    if (leftTmp.length > 0)
+      connection.logger.warn(
+        { folders: leftTmp },
+        "removed run /tmp folders left by this runner's previous life",
+      );
     const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner);
     const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
     const daemon = new RunnerDaemon({
@@ -329,7 +340,10 @@ export async function localRunnerDaemon(
       },
       // The step attempt takes runyard's own credentials out of the env and masks them.
       handlers: {
-        step: new StepJobHandler(stepRunner),
+        step: new StepJobHandler(
+          stepRunner,
+          runTmp && { folders: runTmp, runnerWith: (tmp) => stepRunner.withExposure({ tmp }) },
+        ),
         agent: agents.handler,
         ...(bots.handler ? { bot: bots.handler } : {}),
       },
@@ -345,6 +359,7 @@ export async function localRunnerDaemon(
       killedAtStart: killed,
       async stop(graceMs) {
         await daemon.stop(graceMs);
+        await runTmp?.close();
         executor.close();
         guard.close();
         release();

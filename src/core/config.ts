@@ -82,6 +82,11 @@ export const configSchema = z.object({
   /** Milliseconds between SIGTERM and SIGKILL when a step is stopped. */
   killGraceMs: z.coerce.number().int().nonnegative().default(5000),
   /**
+   * A sandboxed runner keeps a run's own /tmp (shared by the run's steps on it) this many seconds
+   * after the run's last job on it ended, then removes it.
+   */
+  runTmpKeepSecs: z.coerce.number().int().min(0).max(86_400).default(600),
+  /**
    * Server URL a runner or a submitting CLI talks to; several replicas comma-separated. Kept as
    * written here and read with `parseServerUrls` (server-urls.ts) by the commands that use it.
    */
@@ -321,6 +326,7 @@ const envNames: Record<keyof Config, string[]> = {
   logLevel: ["RUNYARD_LOG_LEVEL", "RUNNER_LOG_LEVEL"],
   logFormat: ["RUNYARD_LOG_FORMAT"],
   killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
+  runTmpKeepSecs: ["RUNYARD_RUN_TMP_KEEP_SECS"],
   // Seed 001's CLI names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.
   serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL", "AVTOMATIKA_URL"],
   token: ["RUNYARD_TOKEN", "ADOS_TOKEN", "AVTOMATIKA_TOKEN"],

@@ -54,6 +54,10 @@ export const errorTable = {
     status: 200,
     hint: "The model provider limited the rate; retry later or raise the limit.",
   },
+  AGENT_UNAVAILABLE: {
+    status: 200,
+    hint: "The model endpoint kept failing (5xx, overloaded or unreachable) through the run's llm_retry_count retries; check the endpoint, or raise llm_retry_count (a task's env RUNYARD_LLM_RETRY_COUNT).",
+  },
   AGENT_STALLED: {
     status: 200,
     hint: "The agent produced nothing for too long; raise the stall timeout or check the model.",

@@ -114,7 +114,7 @@ function hostTempFolders(): string[] {
  * Builds the bubblewrap command line that runs one command in a sandbox: a private user
  * namespace (no capabilities, a uid that is not root), a pid namespace with its own /proc (no
  * other process, nor its environment, is visible), a private IPC namespace, a minimal /dev,
- * empty private /tmp and /run (no unix socket of the host, such as /var/run/docker.sock, is
+ * a private /tmp (the run's own, shared by its steps, or an empty one) and an empty /run (no unix socket of the host, such as /var/run/docker.sock, is
  * reachable), the system folders read-only, and the command's cwd and scratch folders
  * read-write. The network namespace stays the host's: steps fetch, push and call services.
  *
@@ -146,8 +146,6 @@ export class Sandbox {
       "/proc",
       "--dev",
       "/dev",
-      "--tmpfs",
-      "/tmp",
       "--tmpfs",
       "/run",
     ];
@@ -224,6 +222,14 @@ export class Sandbox {
       if (shown.some((root) => isWithin(hidden, root)) && existsSync(hidden))
         mounts.push({ path: hidden, args: ["--tmpfs", hidden], order: 2 });
     }
+    // The run's /tmp, or an empty one: never the host's, whose listing shows every other
+    // command's scratch folders and sockets. Not among what is shown above: nothing of the host
+    // lies under it.
+    mounts.push({
+      path: "/tmp",
+      args: exposure.tmp === undefined ? ["--tmpfs", "/tmp"] : ["--bind", resolve(exposure.tmp), "/tmp"],
+      order: 0,
+    });
     // A mount covers what an earlier one put under its path: outer folders first, and at the
     // same depth the hiding tmpfs last, so it wins.
     mounts.sort((a, b) => depth(a.path) - depth(b.path) || a.order - b.order);

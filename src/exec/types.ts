@@ -102,6 +102,11 @@ export interface ExecExposure {
    * one of the sandbox's work roots although those are hidden.
    */
   runnerMadeCwd?: boolean;
+  /**
+   * A folder of the run's own (see the runner's RunTmpFolders) shown as /tmp, so the steps of one
+   * run share their /tmp; absent: an empty /tmp of the command's own.
+   */
+  tmp?: string;
 }
 
 export interface ExecResult {

@@ -12,7 +12,7 @@ import { copilotAgent } from "../../src/agents/copilot.js";
 import { geminiAgent } from "../../src/agents/gemini.js";
 import { opencodeAgent } from "../../src/agents/opencode.js";
 import type { RunEvent } from "../../src/core/events.js";
-import { pinnedCli } from "../helpers/agent-turn.js";
+import { mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   api,
@@ -321,4 +321,60 @@ describe.skipIf(!copilot)("copilot as its user configured it", () => {
     // Only the model endpoint: nothing of GitHub's was asked for on the way.
     expect(gateway.requests.every((r) => r.path.startsWith("/v1/"))).toBe(true);
   }, 60_000);
+});
+
+/**
+ * Copilot CLI and OpenCode have no setting for how often they retry a model call; the runner's
+ * `llm_retry_count` (here 1, as the runner's RUNYARD_LLM_RETRY_COUNT) caps them all the same: a
+ * model that answers 429 (or 500) forever sees exactly two attempts of the call, and the run
+ * ends with a typed error in seconds.
+ */
+describe.skipIf(!copilot)("copilot and llm_retry_count", () => {
+  for (const [status, code] of [
+    [429, "AGENT_RATE_LIMIT"],
+    [500, "AGENT_UNAVAILABLE"],
+  ] as const) {
+    it(`a model answering ${status} forever gets llm_retry_count + 1 requests, then the run ends with ${code}`, async () => {
+      const gateway = await model(turns({ text: "never", fail: { kind: "status", status } }));
+      const group = await runnerWith(copilot!, {
+        COPILOT_PROVIDER_BASE_URL: `${gateway.url}/v1`,
+        COPILOT_PROVIDER_API_KEY: "sk-limited",
+        COPILOT_MODEL: "gpt-4.1",
+        RUNYARD_LLM_RETRY_COUNT: "1",
+      });
+      const started = Date.now();
+      const run = await runTask("copilot", group);
+      const tookMs = Date.now() - started;
+      console.log(`copilot: ${status} forever, llm_retry_count 1: run took ${tookMs} ms`);
+      expect(run.status).toBe("failed");
+      expect(run.error?.code, JSON.stringify(run.error)).toBe(code);
+      expect(run.error?.message).toContain("llm_retry_count is 1");
+      expect(gateway.requests.filter((r) => r.path.endsWith("/chat/completions"))).toHaveLength(2);
+      expect(tookMs).toBeLessThan(40_000);
+    }, 90_000);
+  }
+});
+
+describe.skipIf(!opencode)("opencode and llm_retry_count", () => {
+  for (const [status, code] of [
+    [429, "AGENT_RATE_LIMIT"],
+    [500, "AGENT_UNAVAILABLE"],
+  ] as const) {
+    it(`a model answering ${status} forever gets llm_retry_count + 1 requests, then the run ends with ${code}`, async () => {
+      // Its title request (no tools) is answered; every request of the session's own call fails.
+      const gateway = await model(mainScript({ text: "A title" }, [{ fail: { kind: "status", status } }]));
+      const group = await runnerWith(opencode!, { RUNYARD_LLM_RETRY_COUNT: "1" });
+      const started = Date.now();
+      const run = await runTask("opencode", group, {
+        env: { OPENAI_BASE_URL: `${gateway.url}/v1`, OPENAI_API_KEY: "sk-limited" },
+      });
+      const tookMs = Date.now() - started;
+      console.log(`opencode: ${status} forever, llm_retry_count 1: run took ${tookMs} ms`);
+      expect(run.status).toBe("failed");
+      expect(run.error?.code, JSON.stringify(run.error)).toBe(code);
+      expect(run.error?.message).toContain("llm_retry_count is 1");
+      expect(gateway.requests.filter(withTools)).toHaveLength(2);
+      expect(tookMs).toBeLessThan(40_000);
+    }, 90_000);
+  }
 });

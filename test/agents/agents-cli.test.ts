@@ -29,6 +29,9 @@ const cleanEnv = {
   CLAUDE_CONFIG_DIR: "",
   XDG_CONFIG_HOME: "",
   GOOGLE_GEMINI_BASE_URL: "",
+  COPILOT_PROVIDER_BASE_URL: "",
+  COPILOT_MODEL: "",
+  COPILOT_HOME: "",
   // No CLI's own config from the machine's home either.
   HOME: tempDir(),
 };
@@ -157,6 +160,41 @@ describe("runyard agents, OpenCode and Gemini CLI as their users configured them
     expect(shown.find((s) => s.name === "gemini")).toMatchObject({
       endpoint: { value: "http://127.0.0.1:4100", source: "runner env" },
       model: { value: "gemini-corp", source: "~/.gemini/settings.json" },
+    });
+  });
+});
+
+describe("runyard agents, Copilot CLI as its users configured it", () => {
+  it("shows Copilot's model from ~/.copilot/settings.json, and its own provider and COPILOT_MODEL from the runner env", async () => {
+    const home = tempDir();
+    mkdirSync(join(home, ".copilot"));
+    // What `copilot config model gpt-4.1` writes.
+    writeFileSync(
+      join(home, ".copilot", "settings.json"),
+      `${JSON.stringify({ model: "gpt-4.1" }, null, 2)}\n`,
+    );
+    const ask = async (env: Record<string, string>) => {
+      const result = await runCli(["agents", "--json", "--home", tempDir()], {
+        env: { ...cleanEnv, HOME: home, ...env },
+      });
+      expect(result.code).toBe(0);
+      return (JSON.parse(result.stdout) as Array<{ name: string; endpoint?: unknown; model?: unknown }>).find(
+        (s) => s.name === "copilot",
+      );
+    };
+    expect(await ask({})).toMatchObject({
+      endpoint: { value: "(GitHub Copilot's models)", source: "default" },
+      model: { value: "gpt-4.1", source: "~/.copilot/settings.json" },
+    });
+    expect(
+      await ask({ COPILOT_PROVIDER_BASE_URL: "http://127.0.0.1:11434/v1", COPILOT_MODEL: "qwen2.5-coder" }),
+    ).toMatchObject({
+      endpoint: { value: "http://127.0.0.1:11434/v1", source: "runner env" },
+      model: { value: "qwen2.5-coder", source: "runner env" },
+    });
+    // With a provider of its own, Copilot CLI takes no model from its settings file: it needs one named.
+    expect(await ask({ COPILOT_PROVIDER_BASE_URL: "http://127.0.0.1:11434/v1" })).toMatchObject({
+      model: { value: "(none: its own provider needs COPILOT_MODEL or the run's model)", source: "missing" },
     });
   });
 });

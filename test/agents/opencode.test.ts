@@ -98,11 +98,14 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
     expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Added hello.txt." });
   });
 
-  it("fails with AGENT_RATE_LIMIT when the 429s outlast its five retries", async () => {
+  it("fails with AGENT_RATE_LIMIT when the 429s outlast llm_retry_count (3 by default), not its own five retries", async () => {
     const started = Date.now();
     const { end } = await run([{ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }]);
-    expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
-    expect(agentCalls()).toHaveLength(6);
+    expect(end.error).toMatchObject({
+      code: "AGENT_RATE_LIMIT",
+      message: expect.stringContaining("llm_retry_count is 3"),
+    });
+    expect(agentCalls()).toHaveLength(4);
     console.log(`opencode: 429 forever took ${Date.now() - started} ms`);
   });
 
