@@ -111,14 +111,16 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
         next = Date.now() + parameters.killEveryMs;
         const pid = victim.proc().child.pid;
         const { killedAt, left } = await victim.kill();
-        kills.push({ member: victim.name, kind: victim.kind, at: killedAt });
+        const kill: Kill = { member: victim.name, kind: victim.kind, at: killedAt };
+        kills.push(kill);
         note(`kill -9 ${victim.name} (pid ${pid}) at ${new Date(killedAt).toISOString()}`);
         if (left.length > 0) {
           anomalies.push(
             `${victim.name} killed -9 at ${new Date(killedAt).toISOString()}: ${left.length} process(es) it had started still ran 10 s later: ${left.map((each) => `${each.pid} ${each.command}`).join("; ")}`,
           );
         }
-        if (!(await restart(victim, note, anomalies))) chaosOn = false;
+        if (await restart(victim, note, anomalies)) kill.backAt = Date.now();
+        else chaosOn = false;
       }
     })();
 
@@ -368,6 +370,7 @@ export function formatSoakReport(report: SoakReport): string {
     `  kills -9: ${report.kills.replica + report.kills.runner} (${report.kills.replica} replica, ${report.kills.runner} runner)`,
     `  duration: ${(report.durationMs / 1000).toFixed(1)} s; ${report.runsPerSecond.toFixed(2)} runs/s`,
     `  step attempts: ${report.verdict.attempts} (${report.verdict.cutShort} cut short by a kill); output lines stored: ${report.verdict.linesStored}`,
+    `  jobs handed to a runner already killed: ${report.verdict.handedToDead.jobs} (at most ${report.verdict.handedToDead.maxAfterKillMs} ms after its kill)`,
     `  anomalies: ${report.anomalies.length}`,
     ...report.anomalies.slice(0, 50).map((anomaly) => `    - ${anomaly}`),
     ...(report.anomalies.length > 50 ? [`    ... ${report.anomalies.length - 50} more`] : []),
