@@ -19,7 +19,7 @@ const timeoutMs = 300_000 + runs * 2_000;
 
 describe.skipIf(!adminUrl)("chaos soak: replicas and runners killed -9 while runs go through", () => {
   it(
-    `ends each of ${runs} runs once in a true state and stores every line once, with a kill -9 every ${killEveryMs / 1000} s (seed ${seed})`,
+    `ends each of ${runs} runs once in a true state and stores every line once, with a kill -9 every ${killEveryMs / 1000} s`,
     async () => {
       const report = await runChaosSoak({
         runs,

@@ -67,7 +67,7 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
   };
   const anomalies: string[] = [];
   log(
-    `chaos soak: seed ${parameters.seed} (RUNYARD_SOAK_SEED=${parameters.seed} replays it), ${parameters.runs} runs, a kill -9 every ${parameters.killEveryMs / 1000} s; folder ${root}`,
+    `chaos soak RUNYARD_SOAK_SEED=${parameters.seed} (set it to replay this soak's victims and runs), ${parameters.runs} runs, a kill -9 every ${parameters.killEveryMs / 1000} s; folder ${root}`,
   );
 
   const databaseUrl = await createDatabase(parameters.adminUrl, "runyard_soak");
@@ -365,7 +365,7 @@ export function formatSoakReport(report: SoakReport): string {
     .map(([outcome, count]) => `${count} ${outcome}`)
     .join(", ");
   return [
-    `chaos soak, seed ${report.seed}:`,
+    `chaos soak RUNYARD_SOAK_SEED=${report.seed}:`,
     `  runs: ${report.runs} (${outcomes})`,
     `  kills -9: ${report.kills.replica + report.kills.runner} (${report.kills.replica} replica, ${report.kills.runner} runner)`,
     `  duration: ${(report.durationMs / 1000).toFixed(1)} s; ${report.runsPerSecond.toFixed(2)} runs/s`,

@@ -105,7 +105,19 @@ export function judgeSoak(input: VerdictInput): Verdict {
       const ofStep = attempts
         .filter((attempt) => attempt.step === step)
         .sort((a, b) => a.beganAt - b.beganAt);
-      linesStored += checkOutput(step, events, ofStep, finishedAt, killedAfter, say);
+      const stored = checkOutput(step, events, ofStep, finishedAt, killedAfter, say);
+      linesStored += [...stored.values()].reduce((sum, numbers) => sum + numbers.length, 0);
+      // A step that succeeded stored its last attempt's every line: its step.finished follows them.
+      const succeeded = ofStep.filter((attempt) => attempt.end?.code === 0).at(-1);
+      if (
+        run.status === "success" &&
+        succeeded &&
+        (stored.get(succeeded.token)?.length ?? 0) !== succeeded.printed
+      ) {
+        say(
+          `succeeded, but step ${step}'s successful attempt ${succeeded.token} printed ${succeeded.printed} lines and ${stored.get(succeeded.token)?.length ?? 0} are stored`,
+        );
+      }
       checkAttempts(step, shape, ofStep, input.kills, finishedAt, say);
     }
     const jobs = input.jobs.filter((job) => job.runId === run.id);
@@ -161,7 +173,7 @@ function checkSpine(
  * The step's stored output, read as its attempts printed it: each line `soak TOKEN N` belongs to
  * the attempt whose ledger is TOKEN; an attempt's numbers must run 1, 2, 3 ... (none twice, none
  * skipped), no further than it wrote down, and to the end when it ended and its runner was not
- * killed before the run finished. Returns the lines read.
+ * killed before the run finished. Returns the numbers stored, by attempt.
  */
 function checkOutput(
   step: string,
@@ -170,7 +182,7 @@ function checkOutput(
   finishedAt: number,
   killedAfter: (runner: string, from: number, to: number) => boolean,
   say: (what: string) => void,
-): number {
+): Map<string, number[]> {
   const text = events
     .flatMap((event) => (event.type === "step.output" && event.step === step ? [event.data] : []))
     .join("");
@@ -211,7 +223,7 @@ function checkOutput(
       );
     }
   }
-  return lines.length;
+  return stored;
 }
 
 /** No more attempts than the policy allows, never two at once, none cut short unless its runner was killed. */
