@@ -3,15 +3,17 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { type ErrorInfo, finalRunStatuses, RunEvent } from "../../src/core/events.js";
+import { finalRunStatuses } from "../../src/core/events.js";
 import { tempDir } from "../helpers/cli.js";
 import { createDatabase } from "../helpers/postgres-cluster.js";
 import { api, runnerToken } from "../helpers/server.js";
+import { startKillSchedule } from "./kill-schedule.js";
 import { processesWithEnv } from "./process-tree.js";
 import { seededRandom } from "./seeded-random.js";
-import { type Fleet, type Member, startFleet } from "./soak-fleet.js";
+import { type Fleet, startFleet } from "./soak-fleet.js";
 import { readLedger } from "./soak-ledger.js";
-import { judgeSoak, type Kill, type StoredJob, type StoredRun, type Verdict } from "./soak-verdict.js";
+import { keepRunsNamed, storedEvents, storedJobs, storedRuns } from "./soak-store.js";
+import { judgeSoak, type Verdict } from "./soak-verdict.js";
 import { drawShape, soakWorkflow } from "./soak-workflows.js";
 
 /** What a soak is asked to do; the CI test and `npm run soak` differ only in these. */
@@ -73,7 +75,6 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
   const databaseUrl = await createDatabase(parameters.adminUrl, "runyard_soak");
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   let fleet: Fleet | undefined;
-  const kills: Kill[] = [];
   let firstSubmitAt = 0;
   let lastFinishAt = 0;
   try {
@@ -90,6 +91,15 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
       `fleet up: ${live.members.map((member) => `${member.name} pid ${member.proc().child.pid}`).join(", ")}`,
     );
 
+    const schedule = startKillSchedule({
+      members: live.members,
+      seed: parameters.seed,
+      everyMs: parameters.killEveryMs,
+      note,
+      anomalies,
+    });
+    const kills = schedule.kills;
+
     const progress = async (): Promise<{ total: number; done: number }> => {
       const { rows } = await db.query<{ total: string; done: string }>(
         "select count(*) as total, count(*) filter (where status = any($1)) as done from runs",
@@ -97,32 +107,6 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
       );
       return { total: Number(rows[0]?.total), done: Number(rows[0]?.done) };
     };
-
-    let chaosOn = true;
-    const victims = seededRandom(parameters.seed, 2);
-    const chaos = (async () => {
-      let next = Date.now() + parameters.killEveryMs;
-      while (chaosOn) {
-        if (Date.now() < next) {
-          await sleep(Math.min(100, next - Date.now()));
-          continue;
-        }
-        const victim = victims.pick(live.members);
-        next = Date.now() + parameters.killEveryMs;
-        const pid = victim.proc().child.pid;
-        const { killedAt, left } = await victim.kill();
-        const kill: Kill = { member: victim.name, kind: victim.kind, at: killedAt };
-        kills.push(kill);
-        note(`kill -9 ${victim.name} (pid ${pid}) at ${new Date(killedAt).toISOString()}`);
-        if (left.length > 0) {
-          anomalies.push(
-            `${victim.name} killed -9 at ${new Date(killedAt).toISOString()}: ${left.length} process(es) it had started still ran 10 s later: ${left.map((each) => `${each.pid} ${each.command}`).join("; ")}`,
-          );
-        }
-        if (await restart(victim, note, anomalies)) kill.backAt = Date.now();
-        else chaosOn = false;
-      }
-    })();
 
     // Submit through the HTTP API, keeping at most `window` runs unfinished, each to a replica
     // in turn (the other one when it is down).
@@ -168,8 +152,7 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
       );
       note("stalled: chaos stops");
     }
-    chaosOn = false;
-    await chaos;
+    await schedule.stop();
     note("chaos over; every member is up");
 
     // Stuck runs: once nothing is killed any more, every run must end within a few leases.
@@ -208,18 +191,7 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
       kills,
     });
     anomalies.push(...verdict.anomalies);
-    // The stored events of every run an anomaly names, for the reader of the report.
-    mkdirSync(join(root, "runs"));
-    for (const run of runs) {
-      if (!verdict.anomalies.some((anomaly) => anomaly.includes(run.id))) continue;
-      const lines = (events.get(run.id) ?? []).map((event) => JSON.stringify(event));
-      const { rows: jobs } = await db.query(
-        "select id, status, runner_id, result, created_at, updated_at from jobs where run_id = $1 order by created_at",
-        [run.id],
-      );
-      lines.push(...jobs.map((job) => JSON.stringify({ job })));
-      writeFileSync(join(root, "runs", `${run.id}.jsonl`), `${lines.join("\n")}\n`);
-    }
+    await keepRunsNamed(db, join(root, "runs"), runs, events, verdict.anomalies);
 
     // The end: everything is killed -9 once more, and nothing it started may stay.
     for (const member of live.members) {
@@ -258,28 +230,6 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
   }
 }
 
-/**
- * Starts a killed member again; a start that fails is tried again, up to five times. False when
- * it never came back (reported; the chaos then stops).
- */
-async function restart(member: Member, note: (what: string) => void, anomalies: string[]): Promise<boolean> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await member.start();
-      note(`${member.name} started again (pid ${member.proc().child.pid})`);
-      return true;
-    } catch (error) {
-      note(`${member.name} failed to start: ${(error as Error).message.slice(0, 500)}`);
-      if (attempt === 5) {
-        anomalies.push(
-          `${member.name} did not start again in 5 tries: ${(error as Error).message.slice(0, 500)}`,
-        );
-        return false;
-      }
-    }
-  }
-}
-
 async function submitRun(
   fleet: Fleet,
   index: number,
@@ -312,52 +262,6 @@ async function submitRun(
   }
 }
 
-async function storedRuns(db: pg.Pool, url: string): Promise<StoredRun[]> {
-  const { rows } = await db.query<{
-    id: string;
-    name: string;
-    status: string;
-    error: string | null;
-    last_seq: string;
-  }>("select id, name, status, error, last_seq from runs order by created_at");
-  const runs: StoredRun[] = [];
-  for (const row of rows) {
-    const { body } = await api<{ status: string }>(url, "GET", `/api/runs/${row.id}`);
-    runs.push({
-      id: row.id,
-      name: row.name,
-      status: row.status,
-      error: row.error === null ? null : (JSON.parse(row.error) as ErrorInfo | null),
-      lastSeq: Number(row.last_seq),
-      apiStatus: body.status,
-    });
-  }
-  return runs;
-}
-
-async function storedJobs(db: pg.Pool): Promise<StoredJob[]> {
-  const { rows } = await db.query<{ run_id: string; runner_id: string | null; created_at: string }>(
-    "select run_id, runner_id, created_at from jobs order by created_at",
-  );
-  return rows.map((row) => ({
-    runId: row.run_id,
-    runnerId: row.runner_id,
-    createdAt: Date.parse(row.created_at),
-  }));
-}
-
-async function storedEvents(db: pg.Pool): Promise<Map<string, RunEvent[]>> {
-  const { rows } = await db.query<{ run_id: string; data: string }>(
-    "select run_id, data from run_events order by run_id, seq",
-  );
-  const events = new Map<string, RunEvent[]>();
-  for (const row of rows) {
-    const event = RunEvent.parse(JSON.parse(row.data));
-    events.set(row.run_id, [...(events.get(row.run_id) ?? []), event]);
-  }
-  return events;
-}
-
 /** The figures, one per line, for the test's output and `npm run soak`. */
 export function formatSoakReport(report: SoakReport): string {
   const outcomes = Object.entries(report.verdict.outcomes)
@@ -370,7 +274,6 @@ export function formatSoakReport(report: SoakReport): string {
     `  kills -9: ${report.kills.replica + report.kills.runner} (${report.kills.replica} replica, ${report.kills.runner} runner)`,
     `  duration: ${(report.durationMs / 1000).toFixed(1)} s; ${report.runsPerSecond.toFixed(2)} runs/s`,
     `  step attempts: ${report.verdict.attempts} (${report.verdict.cutShort} cut short by a kill); output lines stored: ${report.verdict.linesStored}`,
-    `  jobs handed to a runner already killed: ${report.verdict.handedToDead.jobs} (at most ${report.verdict.handedToDead.maxAfterKillMs} ms after its kill)`,
     `  anomalies: ${report.anomalies.length}`,
     ...report.anomalies.slice(0, 50).map((anomaly) => `    - ${anomaly}`),
     ...(report.anomalies.length > 50 ? [`    ... ${report.anomalies.length - 50} more`] : []),

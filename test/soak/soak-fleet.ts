@@ -28,6 +28,8 @@ export interface Member {
    * nothing was left behind).
    */
   kill(): Promise<{ killedAt: number; left: ProcessInfo[] }>;
+  /** Set once the process has ended without being killed: its exit code and last output line. */
+  exitedOnItsOwn(): { code: number | null; lastLine: string } | undefined;
 }
 
 /** Starts the CLI and waits until it says `ready`; a start that never gets there is killed. */
@@ -49,6 +51,7 @@ async function launch(
 
 function memberOf(name: string, kind: MemberKind, begin: () => Promise<Proc>, logs: string): Member {
   let current: Proc | undefined;
+  let killing = false;
   let lives = 0;
   /** Each life's output goes to `<root>/logs/<name>.<life>.log` once it ends. */
   const keepLog = (): void => {
@@ -63,12 +66,14 @@ function memberOf(name: string, kind: MemberKind, begin: () => Promise<Proc>, lo
     },
     start: async () => {
       current = await begin();
+      killing = false;
       lives++;
     },
     kill: async () => {
       if (!current) return { killedAt: Date.now(), left: [] };
       const pid = current.child.pid;
       const tree = pid === undefined ? [] : processTree(pid);
+      killing = true;
       const exited = current.kill("SIGKILL");
       const killedAt = Date.now();
       await exited;
@@ -79,6 +84,13 @@ function memberOf(name: string, kind: MemberKind, begin: () => Promise<Proc>, lo
         // reported by the caller
       }
       return { killedAt, left: stillRunning(tree) };
+    },
+    exitedOnItsOwn: () => {
+      if (!current || killing || (current.child.exitCode === null && current.child.signalCode === null)) {
+        return undefined;
+      }
+      const lines = current.output().trim().split("\n");
+      return { code: current.child.exitCode, lastLine: lines.at(-1) ?? "" };
     },
   };
 }

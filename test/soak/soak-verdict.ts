@@ -19,8 +19,6 @@ export interface Kill {
   member: string;
   kind: MemberKind;
   at: number;
-  /** When its next life was up again (epoch ms); unset when it never came back. */
-  backAt?: number;
 }
 
 /** A job as the store holds it: which runner the server handed it to, and when it was made. */
@@ -61,8 +59,6 @@ export interface Verdict {
   cutShort: number;
   /** Output lines stored, all runs. */
   linesStored: number;
-  /** Jobs the server handed to a runner while it was dead (killed, not yet back), and the latest such hand-over after its kill. */
-  handedToDead: { jobs: number; maxAfterKillMs: number };
 }
 
 type Finished = Extract<RunEvent, { type: "run.finished" }>;
@@ -127,22 +123,7 @@ export function judgeSoak(input: VerdictInput): Verdict {
     anomalies.push(`run ${runId}: ${attempts.length} step attempt(s) ran for a run the store does not hold`);
   }
   const cutShort = input.ledger.filter((attempt) => !attempt.end).length;
-  const handedToDead = { jobs: 0, maxAfterKillMs: 0 };
-  for (const job of input.jobs) {
-    const kill = input.kills.find(
-      (each) =>
-        each.member === job.runnerId && each.at < job.createdAt && job.createdAt < (each.backAt ?? Infinity),
-    );
-    if (!kill) continue;
-    handedToDead.jobs++;
-    handedToDead.maxAfterKillMs = Math.max(handedToDead.maxAfterKillMs, job.createdAt - kill.at);
-  }
-  if (handedToDead.maxAfterKillMs > handedToTheDeadMs) {
-    anomalies.push(
-      `a job went to a killed runner ${handedToDead.maxAfterKillMs} ms after its kill: the server took that long to see it gone`,
-    );
-  }
-  return { anomalies, outcomes, attempts: input.ledger.length, cutShort, linesStored, handedToDead };
+  return { anomalies, outcomes, attempts: input.ledger.length, cutShort, linesStored };
 }
 
 /** One run.finished, last; seqs 1..n with n the run's last_seq; the record says what the event says. */
