@@ -1,0 +1,108 @@
+import { createServer, connect as netConnect, type Socket } from "node:net";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { until } from "./helpers/processes.js";
+import {
+  isFinal,
+  type Proc,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  submit,
+  waitForRun,
+} from "./helpers/server.js";
+
+/*
+ * Found by the chaos soak (test/soak/): a job the server claimed for a runner whose `assign`
+ * never reached it (the replica died, or the link dropped, right after the claim) was ended
+ * RUNNER_LOST when the runner came back without it, so a run whose work never started ended
+ * `interrupted`, though no runner was lost. Here the link is a proxy that swallows the assign.
+ */
+
+/** A TCP proxy that can swallow everything both ways (`freeze`) and then drop its connections (`cut`). */
+async function swallowingProxy(
+  targetPort: number,
+): Promise<{ url: string; freeze: () => void; cut: () => void }> {
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    const upstream = netConnect(targetPort, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+    }
+    client.on("data", (data) => frozen || upstream.write(data));
+    upstream.on("data", (data) => frozen || client.write(data));
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    freeze: () => {
+      frozen = true;
+    },
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+const quick = `version: v0.1
+name: quick
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: hello
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: echo hello
+`;
+
+describe("a job whose assign never reached its runner", () => {
+  const procs: Proc[] = [];
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((proc) => proc.kill("SIGKILL")));
+  });
+
+  it("runs when the runner comes back without it, instead of ending the run RUNNER_LOST", async () => {
+    // Heartbeats of 2 s: the runner notices the silent link only after 6 s, so the claim below
+    // happens while the server still counts the runner as connected through the proxy.
+    const server = await startTestServer(undefined, {
+      RUNYARD_HEARTBEAT_MS: "2000",
+      RUNYARD_LEASE_MS: "10000",
+    });
+    procs.push(server.proc);
+    const proxy = await swallowingProxy(Number(new URL(server.url).port));
+    const runner = await startRunner(`${proxy.url},${server.url}`, await runnerToken(server.url), {
+      id: "far",
+    });
+    procs.push(runner);
+    proxy.freeze();
+    const runId = await submit(server.url, quick);
+    const db = new Database(join(server.home, "runyard.db"), { readonly: true });
+    try {
+      await until("the server assigned the job to the runner", () => {
+        const job = db.prepare("select status from jobs where run_id = ?").get(runId) as
+          | { status: string }
+          | undefined;
+        return job?.status === "assigned";
+      });
+    } finally {
+      db.close();
+    }
+    // The link drops: the runner moves to the server's own URL, holding no job.
+    proxy.cut();
+    await runner.waitFor(`runner far connected to ${server.url}`, 10_000);
+    const run = await waitForRun(server.url, runId, isFinal, 20_000);
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("success");
+  });
+});
