@@ -1,5 +1,12 @@
 import type { BotMode, BotState } from "../core/bot-states.js";
-import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
+import type {
+  ErrorInfo,
+  RunEvent,
+  RunKind,
+  RunStatus,
+  StepSummary,
+  UnnumberedEvent,
+} from "../core/events.js";
 import type { JobKind } from "../core/jobs/index.js";
 import type { RunnerInfo } from "../core/protocol.js";
 
@@ -126,6 +133,39 @@ export interface AppendEventsOptions {
    * fleet presumed dead can thus never add events to a run another replica adopted.
    */
   carrier?: string;
+}
+
+/** How much of a run's output the store keeps. */
+export interface RunLogLimit {
+  /** Output bytes (`step.output` data, UTF-8) stored per run at most; 0 means no cap. */
+  maxBytes: number;
+  /** Output bytes the run stored before its cap was recorded (a run stored by an older runyard). */
+  storedBytes: number;
+  /**
+   * Keep the newest output instead of the first (a bot's run, which lasts its whole life and
+   * whose latest lines are what `bot logs` is for): past the cap the oldest output is deleted.
+   */
+  rolling?: boolean;
+}
+
+/** Options of `appendRunEvents`. */
+export interface AppendRunEventsOptions extends AppendEventsOptions {
+  /**
+   * The run's log cap, recorded on the run by the first append that gives it (the replica
+   * carrying the run gives it); later ones ignore it, and any writer honours the recorded one.
+   */
+  logLimit?: RunLogLimit;
+}
+
+/** What `appendRunEvents` did. */
+export interface AppendedRunEvents {
+  /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
+  duplicate: boolean;
+  /**
+   * The events stored, numbered, in seq order: the batch's, less output past the log cap, plus
+   * the cap's notices where a step whose output was cut finished.
+   */
+  events: RunEvent[];
 }
 
 /** What `appendEvents` did. Either way, once it returns, every event of the batch is stored. */
@@ -673,6 +713,19 @@ export interface Store {
    * Events must be valid `RunEvent`s (the server parses what runners send before this).
    */
   appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
+  /**
+   * Appends a batch of one run's events from any replica, concurrently with any other: the store
+   * gives the seqs (the run's next ones, dense, in the batch's order) and applies the run's log
+   * cap, all in one transaction that holds the run's row, so concurrent writers take turns and
+   * the run's log has no gap and no seq twice. With `job`, a batch whose `job.seq` is not above
+   * the job's `last_event_seq` is a duplicate and writes nothing (a batch sent to two replicas
+   * is stored once). NOT_FOUND for an unknown run or job; REPLICA_FENCED as for `appendEvents`.
+   */
+  appendRunEvents(
+    runId: string,
+    events: readonly UnnumberedEvent[],
+    opts?: AppendRunEventsOptions,
+  ): Promise<AppendedRunEvents>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   listEvents(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
   /**
