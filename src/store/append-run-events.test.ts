@@ -167,6 +167,20 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     expect((await other.appendRunEvents(carried, [output("a\n")])).events.map((e) => e.seq)).toEqual([1]);
   });
 
+  it("stores 10,000 small events in job batches of 100 quickly (the hot path)", async () => {
+    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const batch = Array.from({ length: 100 }, (_, i) => output(`line ${i}\n`));
+    const started = performance.now();
+    for (let b = 1; b <= 100; b++) await store.appendRunEvents(runId, batch, { job: { id: job.id, seq: b } });
+    const seconds = (performance.now() - started) / 1000;
+    const rate = Math.round(10_000 / seconds);
+    console.log(
+      `appendRunEvents: 10,000 events in batches of 100: ${(seconds * 1000).toFixed(0)} ms, ${rate} events/s`,
+    );
+    expect(await store.lastSeq(runId)).toBe(10_000);
+    expect(rate).toBeGreaterThan(5_000);
+  });
+
   it("answers NOT_FOUND for a run or a job that does not exist, storing nothing", async () => {
     await expect(store.appendRunEvents("run_missing", [output("a\n")])).rejects.toMatchObject({
       code: "NOT_FOUND",
