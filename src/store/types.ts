@@ -128,7 +128,7 @@ export interface JobBatchRef {
 export interface AppendEventsOptions {
   job?: JobBatchRef;
   /**
-   * The replica that numbered the events: they are stored only while the run is carried by it
+   * The replica carrying the run, as the writer believes: events are stored only while it is
    * (`runs.replica_id`), else nothing is written and REPLICA_FENCED is thrown. A replica the
    * fleet presumed dead can thus never add events to a run another replica adopted.
    */
@@ -710,7 +710,9 @@ export interface Store {
    * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
    * `job.seq` is not above it is a duplicate and writes nothing: a re-sent batch is stored once.
    * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
-   * Events must be valid `RunEvent`s (the server parses what runners send before this).
+   * Events must be valid `RunEvent`s (the server parses what runners send before this). For
+   * events numbered elsewhere (a copy, a test); a server run's events go through
+   * `appendRunEvents`, which numbers them and keeps the run's log cap.
    */
   appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
   /**
