@@ -178,7 +178,10 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
       `appendRunEvents: 10,000 events in batches of 100: ${(seconds * 1000).toFixed(0)} ms, ${rate} events/s`,
     );
     expect(await store.lastSeq(runId)).toBe(10_000);
-    expect(rate).toBeGreaterThan(5_000);
+    // A floor, not the target: on PostgreSQL a batch takes four round trips (begin, two
+    // statements, commit) where appendEvents takes one, about 4,000 events/s on a loaded 2-core
+    // machine against appendEvents' 5,000-8,000 there.
+    expect(rate).toBeGreaterThan(2_500);
   });
 
   it("answers NOT_FOUND for a run or a job that does not exist, storing nothing", async () => {
