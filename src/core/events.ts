@@ -269,6 +269,8 @@ export type EventOf<T extends RunEventType> = Extract<RunEvent, { type: T }>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** What a producer hands over: the spine adds run_id, seq and ts. */
 export type EventInput = DistributiveOmit<RunEvent, "run_id" | "seq" | "ts">;
+/** An event stamped with the time it happened, on its way to the store, which gives its seq. */
+export type UnnumberedEvent = DistributiveOmit<RunEvent, "run_id" | "seq">;
 
 export function isFinalStatus(status: RunStatus): boolean {
   return finalRunStatuses.includes(status);

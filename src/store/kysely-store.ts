@@ -1,7 +1,8 @@
 import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
+import type { ErrorInfo, RunEvent, RunStatus, UnnumberedEvent } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
+import { appendRunEvents } from "./append-run-events.js";
 import * as artifacts from "./artifacts.js";
 import * as audit from "./audit.js";
 import * as bots from "./bots.js";
@@ -20,6 +21,7 @@ import * as tokens from "./tokens.js";
 import type {
   ActiveRunsQuery,
   AppendEventsOptions,
+  AppendRunEventsOptions,
   BotPatch,
   BotQuota,
   ClaimingRunner,
@@ -149,6 +151,9 @@ class KyselyStore implements Store {
 
   appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions) {
     return runEvents.appendEvents(this.ctx, events, opts);
+  }
+  appendRunEvents(runId: string, events: readonly UnnumberedEvent[], opts?: AppendRunEventsOptions) {
+    return appendRunEvents(this.ctx, runId, events, opts);
   }
   listEvents(runId: string, query?: ListEventsQuery) {
     return runEvents.listEvents(this.ctx, runId, query);

@@ -3,7 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
 import { int, isoTime } from "./schema.js";
-import type { AppendEventsOptions, AppendResult, ListEventsQuery } from "./types.js";
+import type { AppendEventsOptions, AppendResult, JobBatchRef, ListEventsQuery } from "./types.js";
 
 /**
  * Rows per insert statement. Every full chunk compiles to the same SQL, so the SQLite
@@ -40,21 +40,8 @@ export async function appendEvents(
           : { id: "" };
         if (!carried) throw fenced(runId ?? "", opts.carrier);
       }
-      if (job) {
-        // The compare-and-set comes first: it takes the write lock before anything is read,
-        // and a batch that lost the race (or was sent before) writes nothing.
-        const advanced = await trx
-          .updateTable("jobs")
-          .set({ last_event_seq: job.seq, updated_at: isoTime(ctx.now()) })
-          .where("id", "=", job.id)
-          .where("last_event_seq", "<", job.seq)
-          .executeTakeFirst();
-        if (advanced.numUpdatedRows === 0n) {
-          const known = await trx.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();
-          if (!known) throw new RunyardError("NOT_FOUND", `no job ${job.id}`);
-          return { duplicate: true, inserted: 0 };
-        }
-      }
+      // The compare-and-set comes first: it takes the write lock before anything is read.
+      if (job && !(await advanceJobBatch({ ...ctx, db: trx }, job))) return { duplicate: true, inserted: 0 };
       let inserted = 0;
       const lastSeqs = new Map<string, number>();
       for (let start = 0; start < events.length; start += insertChunk) {
@@ -96,7 +83,25 @@ export async function appendEvents(
   }
 }
 
-function fenced(runId: string, replicaId: string): RunyardError {
+/**
+ * A job's batch compare-and-set, inside the caller's transaction: raises `last_event_seq` to the
+ * batch's number; false when the batch is not above it (sent before, or it lost the race), and
+ * then nothing of the batch may be written. NOT_FOUND for a job that does not exist.
+ */
+export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Promise<boolean> {
+  const advanced = await ctx.db
+    .updateTable("jobs")
+    .set({ last_event_seq: job.seq, updated_at: isoTime(ctx.now()) })
+    .where("id", "=", job.id)
+    .where("last_event_seq", "<", job.seq)
+    .executeTakeFirst();
+  if (advanced.numUpdatedRows > 0n) return true;
+  const known = await ctx.db.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();
+  if (!known) throw new RunyardError("NOT_FOUND", `no job ${job.id}`);
+  return false;
+}
+
+export function fenced(runId: string, replicaId: string): RunyardError {
   return new RunyardError(
     "REPLICA_FENCED",
     `run ${runId} is no longer carried by replica ${replicaId}: its events were not stored`,

@@ -33,6 +33,14 @@ export interface RunsTable {
   replica_id: string | null;
   /** When someone asked to cancel the run; the replica carrying it (or adopting it) stops it. */
   cancel_requested_at: string | null;
+  /** The run's stored log cap in output bytes, 0 for none; null until recorded (`appendRunEvents`). */
+  log_max_bytes: ColumnType<number | string | null, number | null | undefined, number | null>;
+  /** 1: past the cap the oldest output is deleted (a bot's rolling log); 0: newer output is cut. */
+  log_rolling: ColumnType<number, number | undefined, number>;
+  /** Output bytes (`step.output` data, UTF-8) the run has stored. */
+  log_bytes: Int8;
+  /** Null while output is stored; past the cap, JSON `[{step, host, bytes}]` cut and not yet said. */
+  log_cut: string | null;
 }
 
 export interface RunEventsTable {

@@ -1,5 +1,12 @@
 import type { BotMode, BotState } from "../core/bot-states.js";
-import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
+import type {
+  ErrorInfo,
+  RunEvent,
+  RunKind,
+  RunStatus,
+  StepSummary,
+  UnnumberedEvent,
+} from "../core/events.js";
 import type { JobKind } from "../core/jobs/index.js";
 import type { RunnerInfo } from "../core/protocol.js";
 
@@ -121,11 +128,44 @@ export interface JobBatchRef {
 export interface AppendEventsOptions {
   job?: JobBatchRef;
   /**
-   * The replica that numbered the events: they are stored only while the run is carried by it
+   * The replica carrying the run, as the writer believes: events are stored only while it is
    * (`runs.replica_id`), else nothing is written and REPLICA_FENCED is thrown. A replica the
    * fleet presumed dead can thus never add events to a run another replica adopted.
    */
   carrier?: string;
+}
+
+/** How much of a run's output the store keeps. */
+export interface RunLogLimit {
+  /** Output bytes (`step.output` data, UTF-8) stored per run at most; 0 means no cap. */
+  maxBytes: number;
+  /** Output bytes the run stored before its cap was recorded (a run stored by an older runyard). */
+  storedBytes: number;
+  /**
+   * Keep the newest output instead of the first (a bot's run, which lasts its whole life and
+   * whose latest lines are what `bot logs` is for): past the cap the oldest output is deleted.
+   */
+  rolling?: boolean;
+}
+
+/** Options of `appendRunEvents`. */
+export interface AppendRunEventsOptions extends AppendEventsOptions {
+  /**
+   * The run's log cap, recorded on the run by the first append that gives it (the replica
+   * carrying the run gives it); later ones ignore it, and any writer honours the recorded one.
+   */
+  logLimit?: RunLogLimit;
+}
+
+/** What `appendRunEvents` did. */
+export interface AppendedRunEvents {
+  /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
+  duplicate: boolean;
+  /**
+   * The events stored, numbered, in seq order: the batch's, less output past the log cap, plus
+   * the cap's notices where a step whose output was cut finished.
+   */
+  events: RunEvent[];
 }
 
 /** What `appendEvents` did. Either way, once it returns, every event of the batch is stored. */
@@ -670,9 +710,24 @@ export interface Store {
    * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
    * `job.seq` is not above it is a duplicate and writes nothing: a re-sent batch is stored once.
    * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
-   * Events must be valid `RunEvent`s (the server parses what runners send before this).
+   * Events must be valid `RunEvent`s (the server parses what runners send before this). For
+   * events numbered elsewhere (a copy, a test); a server run's events go through
+   * `appendRunEvents`, which numbers them and keeps the run's log cap.
    */
   appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
+  /**
+   * Appends a batch of one run's events from any replica, concurrently with any other: the store
+   * gives the seqs (the run's next ones, dense, in the batch's order) and applies the run's log
+   * cap, all in one transaction that holds the run's row, so concurrent writers take turns and
+   * the run's log has no gap and no seq twice. With `job`, a batch whose `job.seq` is not above
+   * the job's `last_event_seq` is a duplicate and writes nothing (a batch sent to two replicas
+   * is stored once). NOT_FOUND for an unknown run or job; REPLICA_FENCED as for `appendEvents`.
+   */
+  appendRunEvents(
+    runId: string,
+    events: readonly UnnumberedEvent[],
+    opts?: AppendRunEventsOptions,
+  ): Promise<AppendedRunEvents>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   listEvents(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
   /**

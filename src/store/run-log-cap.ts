@@ -1,0 +1,92 @@
+import type { UnnumberedEvent } from "../core/events.js";
+
+/** Output of one step on one host that the cap kept out of the store. */
+export interface CutOutput {
+  step: string;
+  host: string;
+  bytes: number;
+}
+
+/** Where a run stands against its stored log cap, as `runs` keeps it (`log_*` columns). */
+export interface RunLogState {
+  /** Output bytes stored per run at most; 0 means no cap. */
+  maxBytes: number;
+  /** Past the cap the oldest output is deleted instead of new output cut (a bot's run). */
+  rolling: boolean;
+  /** Output bytes (`step.output` data, UTF-8) stored. */
+  bytes: number;
+  /** Null while output is stored; once the cap is reached, what was cut and not yet said. */
+  cut: CutOutput[] | null;
+}
+
+/**
+ * The run's stored log cap applied to a batch. Past the cap no `step.output` is stored (the
+ * first event that would cross it neither), so the log is an unbroken beginning; what was cut is
+ * counted per step and said in one notice when the step finishes, or at the run's end. Only the
+ * store is spared: a step's `output_path` files on its host keep everything. A rolling log
+ * stores everything and is trimmed afterwards (`rollingOverflow`).
+ */
+export function capRunLog(
+  state: RunLogState,
+  events: readonly UnnumberedEvent[],
+): { events: UnnumberedEvent[]; state: RunLogState } {
+  let bytes = state.bytes;
+  let cut = state.cut === null ? null : state.cut.map((entry) => ({ ...entry }));
+  const kept: UnnumberedEvent[] = [];
+  for (const event of events) {
+    if (event.type === "step.output") {
+      const size = Buffer.byteLength(event.data, "utf8");
+      if (state.maxBytes <= 0 || state.rolling || (cut === null && bytes + size <= state.maxBytes)) {
+        bytes += size;
+        kept.push(event);
+        continue;
+      }
+      cut ??= [];
+      const entry = cut.find((c) => c.step === event.step && c.host === event.host);
+      if (entry) entry.bytes += size;
+      else cut.push({ step: event.step, host: event.host, bytes: size });
+      continue;
+    }
+    if (cut && cut.length > 0 && (event.type === "step.finished" || event.type === "run.finished")) {
+      const ended =
+        event.type === "step.finished"
+          ? cut.filter((c) => c.step === event.step && c.host === event.host)
+          : cut;
+      cut = cut.filter((c) => !ended.includes(c));
+      const outputPath = event.type === "step.finished" ? event.output_path : undefined;
+      for (const entry of ended) kept.push(cutNotice(state.maxBytes, entry, event.ts, outputPath));
+    }
+    kept.push(event);
+  }
+  return { events: kept, state: { ...state, bytes, cut } };
+}
+
+/**
+ * For a rolling log past its cap: how many bytes of the oldest output to delete, bringing the
+ * log down to three quarters of the cap so deletes stay rare.
+ */
+export function rollingOverflow(state: RunLogState): number {
+  if (!state.rolling || state.maxBytes <= 0 || state.bytes <= state.maxBytes) return 0;
+  return state.bytes - Math.floor(state.maxBytes * 0.75);
+}
+
+function cutNotice(
+  maxBytes: number,
+  { step, host, bytes }: CutOutput,
+  ts: string,
+  outputPath: string | undefined,
+): UnnumberedEvent {
+  return {
+    type: "notice",
+    ts,
+    level: "warn",
+    step,
+    host,
+    message:
+      `the run's stored log reached its cap of ${maxBytes} bytes: ${bytes} more bytes of output of ` +
+      `step "${step}" on ${host} were not stored; ` +
+      (outputPath
+        ? `the step's output_path files keep everything (${outputPath})`
+        : "set args.output_path to keep a step's full output on its host"),
+  };
+}
