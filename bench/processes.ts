@@ -65,15 +65,19 @@ export function processTimes(
   });
 }
 
-/** Medians of two sides' times and of their pair-by-pair CPU-time ratio. */
+/** Medians of two sides' times and of their pair-by-pair wall-time ratio. */
 export interface Paired {
   a: ProcessTimes;
   b: ProcessTimes;
-  /** Median of a/b's CPU times taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
+  /** Median of a/b's wall times taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
   ratio: number;
 }
 
-/** Runs `a` and `b` in turns `runs` times after one warm-up each; medians of each and of a/b (CPU). */
+/**
+ * Runs `a` and `b` in turns `runs` times after one warm-up each; medians of each and of a/b.
+ * The ratio is of wall time: `runyard run` leaves its fork-server to end after it has exited,
+ * so neither the fork-server's CPU time nor its steps' reach the shell's `times`.
+ */
 export async function paired(
   runs: number,
   a: () => Promise<ProcessTimes>,
@@ -94,14 +98,18 @@ export async function paired(
   return {
     a: mid(as),
     b: mid(bs),
-    ratio: median(as.map((value, i) => value.cpuMs / (bs[i]?.cpuMs || value.cpuMs))),
+    ratio: median(as.map((value, i) => value.wallMs / (bs[i]?.wallMs || value.wallMs))),
   };
 }
 
-/** "120 ms CPU (340 ms wall)": the CPU figure first, as ratios are taken on it. */
-export function cpuAndWall(times: ProcessTimes): string {
-  return `${times.cpuMs.toFixed(0)} ms CPU (${times.wallMs.toFixed(0)} wall)`;
+/** "340 ms wall (120 ms CPU)": the wall figure first, as the `runyard run` ratios are taken on it. */
+export function wallAndCpu(times: ProcessTimes): string {
+  return `${times.wallMs.toFixed(0)} ms (${times.cpuMs.toFixed(0)} ms CPU)`;
 }
+
+/** The note of rows whose runyard side is `runyard run`: what its CPU figure leaves out. */
+export const runyardRunCpuNote =
+  "ratio of wall time; CPU: runyard's Node process only (its fork-server and the steps end after it and are not counted); the baseline's CPU counts every process";
 
 /**
  * CPU time (user + system, in ms) used so far by process `pid` and every process under it,
