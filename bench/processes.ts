@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,56 +19,133 @@ export function benchFile(name: string, text: string): string {
   return path;
 }
 
+/** What one whole process cost: wall time and CPU time (user + system, its children's included). */
+export interface ProcessTimes {
+  wallMs: number;
+  cpuMs: number;
+}
+
 /**
- * Wall time of one whole process, from spawn to exit, in ms: what a user's shell sees. Its
- * stdout goes to /dev/null (the shell's `> /dev/null`), so no reader in this process paces it.
- * Rejects on a non-zero exit.
+ * Wall and CPU time of one whole process, from spawn to exit, in ms: what a user's shell sees.
+ * Its stdout goes to /dev/null (the shell's `> /dev/null`), so no reader in this process paces
+ * it. The CPU time is the shell's `times` for its children (user + system of the process and of
+ * every descendant it waited for), so on a machine others load it still says what the process
+ * itself cost; it is counted in clock ticks (10 ms). Rejects on a non-zero exit.
  */
-export function processMs(
+export function processTimes(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
-): Promise<number> {
-  const devNull = openSync("/dev/null", "w");
+): Promise<ProcessTimes> {
   const start = performance.now();
-  return new Promise<number>((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", devNull, "pipe"], env });
+  return new Promise<ProcessTimes>((resolve, reject) => {
+    // `times` prints the shell's own user and system time, then its children's.
+    const script = '"$@" > /dev/null || exit $?; times';
+    const child = spawn("sh", ["-c", script, "sh", command, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env,
+    });
+    let stdout = "";
     let stderr = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      stdout += String(chunk);
+    });
     child.stderr?.on("data", (chunk: Buffer) => {
       stderr = (stderr + String(chunk)).slice(-2000);
     });
     child.on("error", reject);
-    child.on("exit", (code) => {
-      const ms = performance.now() - start;
-      if (code === 0) resolve(ms);
-      else reject(new Error(`${command} ${args.join(" ")} exited ${code}: ${stderr}`));
+    child.on("close", (code) => {
+      const wallMs = performance.now() - start;
+      const children = stdout.trim().split("\n").at(-1) ?? "";
+      const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+      if (code === 0 && seconds.length === 2)
+        resolve({ wallMs, cpuMs: ((seconds[0] ?? 0) + (seconds[1] ?? 0)) * 1000 });
+      else reject(new Error(`${command} ${args.join(" ")} exited ${code}: ${stderr}${stdout.slice(-200)}`));
     });
-  }).finally(() => closeSync(devNull));
+  });
 }
 
-/** Medians of two sides and of their pair-by-pair ratio. */
+/** Medians of two sides' times and of their pair-by-pair wall-time ratio. */
 export interface Paired {
-  a: number;
-  b: number;
-  /** Median of a/b taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
+  a: ProcessTimes;
+  b: ProcessTimes;
+  /** Median of a/b's wall times taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
   ratio: number;
 }
 
-/** Runs `a` and `b` in turns `runs` times after one warm-up each; medians of each and of a/b. */
+/**
+ * Runs `a` and `b` in turns `runs` times after one warm-up each; medians of each and of a/b.
+ * The ratio is of wall time: `runyard run` leaves its fork-server to end after it has exited,
+ * so neither the fork-server's CPU time nor its steps' reach the shell's `times`.
+ */
 export async function paired(
   runs: number,
-  a: () => Promise<number>,
-  b: () => Promise<number>,
+  a: () => Promise<ProcessTimes>,
+  b: () => Promise<ProcessTimes>,
 ): Promise<Paired> {
   await a();
   await b();
-  const as: number[] = [];
-  const bs: number[] = [];
+  const as: ProcessTimes[] = [];
+  const bs: ProcessTimes[] = [];
   for (let i = 0; i < runs; i++) {
     as.push(await a());
     bs.push(await b());
   }
-  return { a: median(as), b: median(bs), ratio: median(as.map((value, i) => value / (bs[i] ?? value))) };
+  const mid = (values: ProcessTimes[]): ProcessTimes => ({
+    wallMs: median(values.map((v) => v.wallMs)),
+    cpuMs: median(values.map((v) => v.cpuMs)),
+  });
+  return {
+    a: mid(as),
+    b: mid(bs),
+    ratio: median(as.map((value, i) => value.wallMs / (bs[i]?.wallMs || value.wallMs))),
+  };
+}
+
+/** "340 ms wall (120 ms CPU)": the wall figure first, as the `runyard run` ratios are taken on it. */
+export function wallAndCpu(times: ProcessTimes): string {
+  return `${times.wallMs.toFixed(0)} ms (${times.cpuMs.toFixed(0)} ms CPU)`;
+}
+
+/** The note of rows whose runyard side is `runyard run`: what its CPU figure leaves out. */
+export const runyardRunCpuNote =
+  "ratio of wall time; CPU: runyard's Node process only (its fork-server and the steps end after it and are not counted); the baseline's CPU counts every process";
+
+/**
+ * CPU time (user + system, in ms) used so far by process `pid` and every process under it,
+ * counting the children each has waited for: the difference of two readings is what the tree
+ * spent between them, however busy the rest of the machine is. Clock ticks of 10 ms.
+ */
+export function treeCpuMs(pid: number): number {
+  const ticksPerSecond = 100;
+  const parentOf = new Map<number, number>();
+  let total = 0;
+  const statOf = (id: number): string[] | undefined => {
+    try {
+      const text = readFileSync(`/proc/${id}/stat`, "utf8");
+      // Fields after the command name, which may hold spaces: state is [0], ppid [1], utime [11].
+      return text.slice(text.lastIndexOf(")") + 2).split(" ");
+    } catch {
+      return undefined;
+    }
+  };
+  for (const entry of readdirSync("/proc")) {
+    const id = Number(entry);
+    if (!Number.isInteger(id)) continue;
+    const fields = statOf(id);
+    if (fields) parentOf.set(id, Number(fields[1]));
+  }
+  const inTree = (id: number): boolean => {
+    for (let at: number | undefined = id; at && at > 1; at = parentOf.get(at)) if (at === pid) return true;
+    return false;
+  };
+  for (const id of parentOf.keys()) {
+    if (!inTree(id)) continue;
+    const fields = statOf(id);
+    // utime, stime, cutime, cstime
+    for (const i of [11, 12, 13, 14]) total += Number(fields?.[i] ?? 0);
+  }
+  return (total / ticksPerSecond) * 1000;
 }
 
 export function median(values: number[]): number {

@@ -103,42 +103,73 @@ export async function withRunner<T>(
   }
 }
 
+/** Submits `workflow`; rejects on any answer but a run id, so a refused run never counts as a figure. */
 export async function submit(url: string, workflow = trivial): Promise<string> {
   const response = await fetch(`${url}/api/runs`, {
     method: "POST",
     headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
     body: JSON.stringify({ workflow }),
   });
-  return ((await response.json()) as { run_id: string }).run_id;
+  const text = await response.text();
+  if (!response.ok) throw new Error(`POST /api/runs answered ${response.status}: ${text.slice(0, 300)}`);
+  return (JSON.parse(text) as { run_id: string }).run_id;
+}
+
+/** What `follow` saw of one run's event stream. */
+export interface Followed {
+  /** performance.now() at the first `step.output` event (0 when none came). */
+  firstOutput: number;
+  /** performance.now() at the stream's end. */
+  end: number;
+  /** Bytes of the stream. */
+  bytes: number;
+  /** The run's status in its `run.finished` event. */
+  status: string;
 }
 
 /**
  * Reads the run's SSE stream to its end; resolves the time of the first output byte and of the
- * end. Keeps only a short tail of the text (a marker split across chunks is still found), so a
- * 100 MB run costs this reader no more than its bytes.
+ * end, and the status the run finished with. Keeps only a short tail of the text (a marker split
+ * across chunks is still found) and of the bytes, so a 100 MB run costs this reader no more than
+ * its bytes. Rejects when the stream does not open or ends without `run.finished`.
  */
-export async function follow(
-  url: string,
-  runId: string,
-  signal?: AbortSignal,
-): Promise<{ firstOutput: number; end: number; bytes: number }> {
+export async function follow(url: string, runId: string, signal?: AbortSignal): Promise<Followed> {
   const response = await fetch(
     `${url}/api/runs/${runId}/events?access_token=${admin}`,
     signal ? { signal } : {},
   );
+  if (response.status !== 200) {
+    throw new Error(`GET /api/runs/${runId}/events answered ${response.status}: ${await response.text()}`);
+  }
   const marker = '"type":"step.output"';
   let firstOutput = 0;
   let tail = "";
   let bytes = 0;
+  let last: Uint8Array[] = [];
+  let lastBytes = 0;
   const decoder = new TextDecoder();
   for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
     bytes += chunk.byteLength;
+    // The last 64 KB, where `run.finished` is (with a summary of every step).
+    last.push(chunk);
+    lastBytes += chunk.byteLength;
+    while (last.length > 1 && lastBytes - (last[0]?.byteLength ?? 0) >= 65536) {
+      lastBytes -= last.shift()?.byteLength ?? 0;
+    }
     if (firstOutput) continue;
     const text = tail + decoder.decode(chunk, { stream: true });
     if (text.includes(marker)) firstOutput = performance.now();
     tail = text.slice(-marker.length);
   }
-  return { firstOutput, end: performance.now(), bytes };
+  const end = performance.now();
+  const ending = Buffer.concat(last).toString("utf8");
+  last = [];
+  const finished = ending.lastIndexOf("event: run.finished\ndata: ");
+  if (finished < 0)
+    throw new Error(`the event stream of ${runId} ended without run.finished: ...${ending.slice(-300)}`);
+  const data = ending.slice(finished + "event: run.finished\ndata: ".length).split("\n")[0] ?? "";
+  const status = (JSON.parse(data) as { status?: string }).status ?? "unknown";
+  return { firstOutput, end, bytes, status };
 }
 
 /** Submit -> first output byte, in ms, of `count` trivial runs one after another. */
@@ -162,7 +193,8 @@ export async function measureFirstByte(store: BenchStore, count: number): Promis
       for (let i = 0; i < count + 20; i++) {
         const start = performance.now();
         const runId = await submit(server.url);
-        const { firstOutput } = await follow(server.url, runId);
+        const { firstOutput, status } = await follow(server.url, runId);
+        if (status !== "success" || !firstOutput) throw new Error(`bench run ${runId} ended ${status}`);
         // The first 20 warm up routes, statements and the runner's first spawns.
         if (i >= 20) latencies.push(firstOutput - start);
       }
@@ -201,6 +233,8 @@ export interface DirectFigures {
   p50: number;
   p99: number;
   perSecond: number;
+  /** Spawns per second of CPU time (the Node process's and its children's, user + system). */
+  perCpuSecond: number;
 }
 
 /**
@@ -230,8 +264,16 @@ export function directSpawns(count: number, inFlight: number): DirectFigures {
       console.log(JSON.stringify({ p50: at(0.5), p99: at(0.99), perSecond: ${count} / seconds }));
     })();
   `;
-  const result = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
-  return JSON.parse(result.stdout) as DirectFigures;
+  // `times` after the script: the CPU time of the Node process and the children it waited for.
+  const result = spawnSync("sh", ["-c", '"$@" || exit $?; times', "sh", process.execPath, "-e", script], {
+    encoding: "utf8",
+  });
+  const lines = result.stdout.trim().split("\n");
+  const seconds = [...(lines.at(-1) ?? "").matchAll(/(\d+)m([\d.]+)s/g)].map(
+    (m) => Number(m[1]) * 60 + Number(m[2]),
+  );
+  const figures = JSON.parse(lines[0] ?? "") as Omit<DirectFigures, "perCpuSecond">;
+  return { ...figures, perCpuSecond: count / ((seconds[0] ?? 0) + (seconds[1] ?? 0)) };
 }
 
 /** Daemons started by benches log nothing: the bench prints only its table. */
@@ -325,7 +367,11 @@ export async function measureRunThroughput(store: BenchStore, count: number, cap
 export async function runsInFlight(url: string, count: number, inFlight: number): Promise<number> {
   let left = count;
   const lane = async (): Promise<void> => {
-    while (left-- > 0) await follow(url, await submit(url));
+    while (left-- > 0) {
+      const runId = await submit(url);
+      const { status } = await follow(url, runId);
+      if (status !== "success") throw new Error(`bench run ${runId} ended ${status}`);
+    }
   };
   const start = performance.now();
   await Promise.all(Array.from({ length: inFlight }, lane));
@@ -375,7 +421,10 @@ export async function idleRunnerMemory(): Promise<BenchRow> {
   }
 }
 
-/** An SSE client that sends its request and never reads a byte of the answer. */
+/**
+ * An SSE client that sends its request, checks that the stream opened (the first bytes, with the
+ * status line) and never reads another byte of the answer.
+ */
 export function idleSseClient(url: string, runId: string): Promise<Socket> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -383,8 +432,15 @@ export function idleSseClient(url: string, runId: string): Promise<Socket> {
       socket.write(
         `GET /api/runs/${runId}/events HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${admin}\r\n\r\n`,
       );
+    });
+    socket.once("data", (chunk: Buffer) => {
       socket.pause();
-      resolve(socket);
+      const head = String(chunk).split("\r\n")[0] ?? "";
+      if (head.startsWith("HTTP/1.1 200")) resolve(socket);
+      else {
+        socket.destroy();
+        reject(new Error(`the event stream of ${runId} answered ${head}`));
+      }
     });
     socket.on("error", reject);
   });

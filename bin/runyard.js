@@ -1,11 +1,27 @@
 #!/usr/bin/env node
+import { statSync } from "node:fs";
 import module from "node:module";
 
 // Node 22.1 and later keep the compiled code of the CLI's modules between starts (in the OS temp
 // folder; NODE_DISABLE_COMPILE_CACHE=1 turns it off): most of a short command's time is loading.
 module.enableCompileCache?.();
 
-const { main } = await import("../dist/cli/main.js");
+/**
+ * The bundled CLI (`npm run build`: a file per command, a few files a start instead of hundreds)
+ * when it was built from the current dist/; the tsc output itself when there is no bundle, or
+ * when dist/ was rebuilt after it (`npx tsc -p tsconfig.build.json` alone), so a stale bundle
+ * never runs.
+ */
+function entry() {
+  const modified = (path) => statSync(new URL(path, import.meta.url), { throwIfNoEntry: false })?.mtimeMs;
+  const bundled = modified("../dist/cli-bundle/main.js");
+  const compiled = modified("../dist/cli/main.js");
+  return bundled !== undefined && (compiled === undefined || bundled >= compiled)
+    ? "../dist/cli-bundle/main.js"
+    : "../dist/cli/main.js";
+}
+
+const { main } = await import(entry());
 main(process.argv).then(
   (code) => {
     process.exitCode = code;

@@ -1,0 +1,57 @@
+// Bundles the CLI for `bin/runyard.js`: one ESM file per entry and a chunk per lazily imported
+// command, so that a short command such as `runyard run` opens a handful of files instead of
+// hundreds (each module file costs Node a resolve, a stat, an open and a compile). Built from
+// the tsc output in dist/ (`npx tsc -p tsconfig.build.json` first), into dist/cli-bundle/.
+import { rmSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { fileURLToPath } from "node:url";
+import { build } from "rolldown";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * Packages inlined into the bundle: those every command loads (the config schema's zod, the
+ * workflow parser's yaml, commander, the table's string-width) and the one that must share
+ * their zod (fastify's zod type provider reads our schemas). Every other package is imported
+ * from node_modules as before: native addons, and the server's that read files beside themselves.
+ */
+const inlined = new Set([
+  "zod",
+  "yaml",
+  "commander",
+  "string-width",
+  "strip-ansi",
+  "ansi-regex",
+  "emoji-regex",
+  "is-fullwidth-code-point",
+  "fastest-levenshtein",
+  "fastify-type-provider-zod",
+]);
+
+const builtins = new Set(builtinModules);
+const packageOf = (id) => (id.startsWith("@") ? id.split("/").slice(0, 2).join("/") : id.split("/")[0]);
+
+const outDir = `${root}dist/cli-bundle`;
+rmSync(outDir, { recursive: true, force: true });
+await build({
+  cwd: root,
+  input: {
+    main: `${root}dist/cli/main.js`,
+    // Started by path as a worker thread (server/runs/workflow-parser.ts), so it is an entry of its own.
+    "workflow-parse-thread": `${root}dist/server/runs/workflow-parse-thread.js`,
+  },
+  platform: "node",
+  external: (id) => {
+    if (id.startsWith("node:") || builtins.has(id)) return true;
+    if (id.startsWith(".") || id.startsWith("/") || id.startsWith("\0")) return false;
+    return !inlined.has(packageOf(id));
+  },
+  logLevel: "warn",
+  output: {
+    dir: outDir,
+    format: "esm",
+    entryFileNames: "[name].js",
+    chunkFileNames: "[name]-[hash].js",
+    sourcemap: false,
+  },
+});
