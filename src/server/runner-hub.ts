@@ -16,7 +16,7 @@ import {
   type ServerMessage,
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/types.js";
-import { type JobBroker, readJob } from "./job-broker.js";
+import type { JobQueue } from "./job-queue.js";
 import { botJobPrefix } from "./runs/bot-runs.js";
 
 export interface HubTimings {
@@ -36,9 +36,6 @@ interface Connection {
   draining: boolean;
 }
 
-/** Bots one runner runs at once, besides its capacity of other work. */
-const maxBotsPerRunner = 50;
-
 /**
  * The server's end of the runner protocol (DESIGN.md section 6): runners connect here, get
  * jobs up to their capacity, heartbeat to keep their leases, and report events and results.
@@ -52,12 +49,11 @@ export class RunnerHub {
   /** Shutting down: no new work goes out. */
   private draining = false;
   private dispatchAgain = false;
-  private leaseTimer: NodeJS.Timeout | undefined;
   private dispatchTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
-    private readonly broker: JobBroker,
+    private readonly queue: JobQueue,
     private readonly timings: HubTimings,
     private readonly logger: Logger,
     /** This server among the replicas: runners are recorded as connected to it; only the leader expires leases. */
@@ -86,12 +82,7 @@ export class RunnerHub {
         this.sockets.handleUpgrade(request, socket, head, (ws) => this.accept(ws, token));
       });
     });
-    this.leaseTimer = setInterval(
-      () => {
-        if (this.replica.isLeader()) void this.expireLeases();
-      },
-      Math.min(500, this.timings.leaseMs / 4),
-    );
+    this.queue.startLeaseChecks(() => this.replica.isLeader());
     // Jobs queued by other replicas are announced; should an announcement be lost, this finds
     // them. A server alone on its database queues every job itself and dispatches it then.
     if (!this.replica.alone) {
@@ -235,10 +226,11 @@ export class RunnerHub {
     if (previous && previous.socket !== socket) previous.socket.close(4000, "replaced by a new connection");
     const connection: Connection = { info, socket, running: new Map(), draining: false };
     this.connections.set(info.id, connection);
-    await this.takeInventory(connection, held, reaped);
+    const inventory = await this.queue.inventory(info.id, held, reaped);
+    for (const [jobId, kind] of inventory.resumed) connection.running.set(jobId, kind);
+    for (const jobId of inventory.drop) send(socket, { type: "drop", job_id: jobId });
+    for (const jobId of inventory.cancel) send(socket, { type: "cancel", job_id: jobId });
     await this.disownBots(connection, bots);
-    // What it reported through another replica before moving here is applied before what it says now.
-    this.broker.mayHaveReports([...connection.running.keys()]);
     send(socket, {
       type: "welcome",
       runner_id: info.id,
@@ -251,38 +243,6 @@ export class RunnerHub {
     );
     this.dispatch();
     return connection;
-  }
-
-  /**
-   * The runner's list is the truth about what it holds: a job leased to its id that it does not
-   * list died with an earlier life of the runner, and ends now rather than when a lease lapses.
-   */
-  private async takeInventory(connection: Connection, held: HeldJob[], reaped: string[]): Promise<void> {
-    const runnerId = connection.info.id;
-    const listed = new Set(held.map((job) => job.id));
-    for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] })) {
-      if (listed.has(job.id)) {
-        connection.running.set(job.id, job.type);
-        continue;
-      }
-      const why = reaped.includes(job.id)
-        ? `runner ${runnerId} restarted and killed what was left of this step from its previous life`
-        : `runner ${runnerId} came back without this job (it restarted or gave the job up)`;
-      await this.broker.lost(job, why);
-    }
-    for (const { id } of held) {
-      if (connection.running.has(id)) continue;
-      const job = await this.store.getJob(id);
-      if (job?.status !== "done" || job.runner_id !== runnerId) {
-        send(connection.socket, { type: "drop", job_id: id });
-        continue;
-      }
-      // A finished job is told `done` when the runner sends its result again. One the server
-      // ended while its runner was away (a bot stopped meanwhile) still runs there: canceled, so
-      // it stops; a runner that has the result already ignores the cancel.
-      send(connection.socket, { type: "cancel", job_id: id });
-    }
-    await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
   }
 
   /**
@@ -351,7 +311,7 @@ export class RunnerHub {
         await this.store.touchRunner(runnerId, new Date().toISOString());
         // Only the jobs this connection holds: a job another replica handed to this runner over
         // a socket that no longer reaches it must not be kept alive by these heartbeats.
-        await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
+        await this.queue.renew(runnerId, [...connection.running.keys()]);
         send(connection.socket, { type: "heartbeat" });
         if (message.bots.length > 0) await this.botStats(connection, message.bots);
         break;
@@ -361,31 +321,25 @@ export class RunnerHub {
         break;
       case "accept": {
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
-        const job = await this.store.updateJob(
-          message.job_id,
-          { status: "running" },
-          { ifStatus: ["assigned"] },
-        );
-        if (job) await this.broker.accepted(job, runnerId);
+        await this.queue.accept(message.job_id, runnerId);
         break;
       }
       case "events": {
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
-        const outcome = await this.broker.events(message.job_id, message.batch, message.events, runnerId);
+        const outcome = await this.queue.events(message.job_id, message.batch, message.events, runnerId);
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         else send(connection.socket, { type: "ack", job_id: message.job_id, batch: message.batch });
         break;
       }
       case "finished": {
-        const job = await this.store.getJob(message.job_id);
-        if (job?.status === "done" && job.runner_id === runnerId) {
+        if (await this.queue.doneBy(message.job_id, runnerId)) {
           // Its result was stored before the runner heard so; say it again.
           send(connection.socket, { type: "done", job_id: message.job_id });
           connection.running.delete(message.job_id);
           break;
         }
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
-        const outcome = await this.broker.finished(message.job_id, message.batches, message.result, runnerId);
+        const outcome = await this.queue.finished(message.job_id, message.batches, message.result, runnerId);
         if (outcome === "done") send(connection.socket, { type: "done", job_id: message.job_id });
         if (outcome === "unknown") send(connection.socket, { type: "drop", job_id: message.job_id });
         connection.running.delete(message.job_id);
@@ -395,7 +349,7 @@ export class RunnerHub {
       case "refuse": {
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         connection.running.delete(message.job_id);
-        const outcome = await this.broker.refused(message.job_id, runnerId, message.reason);
+        const outcome = await this.queue.refused(message.job_id, runnerId, message.reason);
         // Offered again once its back-off has passed: nothing else would wake a server alone.
         if (typeof outcome === "object") setTimeout(() => this.dispatch(), outcome.retryInMs + 20).unref();
         this.dispatch();
@@ -404,14 +358,7 @@ export class RunnerHub {
       case "abandoned": {
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         connection.running.delete(message.job_id);
-        // Never started: it goes back to the queue for another runner. Started: it is lost.
-        const requeued = await this.store.updateJob(
-          message.job_id,
-          { status: "queued", runner_id: null, lease_expires_at: null },
-          { ifStatus: ["assigned"] },
-        );
-        const job = requeued ? undefined : await this.store.getJob(message.job_id);
-        if (job) await this.broker.lost(job, `runner ${runnerId} gave the job up: ${message.reason}`);
+        await this.queue.returned(message.job_id, runnerId, message.reason);
         send(connection.socket, { type: "drop", job_id: message.job_id });
         this.dispatch();
         break;
@@ -453,45 +400,13 @@ export class RunnerHub {
     })();
   }
 
-  /**
-   * Hands a runner jobs while it has room: `capacity` counts its work (steps, agent turns); bots,
-   * mostly idle containers that live for hours, have slots of their own (maxBotsPerRunner).
-   */
+  /** Hands a runner jobs while it has room and the queue has work for it. */
   private async fill(connection: Connection): Promise<void> {
-    const { info } = connection;
     while (!connection.draining && connection.socket.readyState === connection.socket.OPEN) {
-      const held = [...connection.running.values()];
-      const bots = held.filter((kind) => kind === "bot").length;
-      const workRoom = held.length - bots < info.capacity;
-      const botRoom = bots < maxBotsPerRunner;
-      // Only the kinds it has a handler for: a runner offered a job it cannot run would refuse it.
-      const kinds = info.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
-      if (kinds.length === 0) return;
-      const job = await this.store.claimJob(
-        {
-          id: info.id,
-          group: info.group,
-          labels: [...info.labels, `runner:${info.id}`],
-          tenant_id: info.tenant_id,
-          shared: info.shared,
-          isolation: info.isolation,
-          replica_id: this.replica.id,
-          onlyTypes: kinds,
-        },
-        this.timings.leaseMs,
-      );
-      if (!job) return;
-      const assignment = readJob(job);
-      if (!assignment) {
-        await this.broker.lost(job, "its stored payload no longer matches its kind");
-        continue;
-      }
-      connection.running.set(job.id, job.type);
-      send(connection.socket, {
-        type: "assign",
-        job: assignment,
-        lease_expires_at: job.lease_expires_at ?? new Date(Date.now() + this.timings.leaseMs).toISOString(),
-      });
+      const assignment = await this.queue.claimFor(connection.info, [...connection.running.values()]);
+      if (!assignment) return;
+      connection.running.set(assignment.job.job_id, assignment.job.kind);
+      send(connection.socket, { type: "assign", ...assignment });
     }
   }
 
@@ -503,19 +418,12 @@ export class RunnerHub {
     return true;
   }
 
-  private async expireLeases(): Promise<void> {
-    try {
-      for (const job of await this.store.expiredJobs(new Date().toISOString())) {
-        await this.broker.lost(job, `runner ${job.runner_id} stopped heartbeating; its lease expired`);
-        const connection = job.runner_id ? this.connections.get(job.runner_id) : undefined;
-        if (connection) {
-          connection.running.delete(job.id);
-          send(connection.socket, { type: "drop", job_id: job.id });
-        }
-      }
-    } catch (error) {
-      this.logger.error({ err: error }, "lease check failed");
-    }
+  /** The job was lost (its lease expired): the runner's socket here, if any, drops it. */
+  drop(jobId: string, runnerId: string): void {
+    const connection = this.connections.get(runnerId);
+    if (!connection) return;
+    connection.running.delete(jobId);
+    send(connection.socket, { type: "drop", job_id: jobId });
   }
 
   /**
@@ -540,8 +448,7 @@ export class RunnerHub {
       await this.store.setRunnerStatus(runnerId, "offline", new Date().toISOString(), {
         replicaId: this.replica.id,
       });
-      for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] }))
-        await this.broker.lost(job, `runner ${runnerId}'s token was revoked`);
+      await this.queue.loseRunnerJobs(runnerId, `runner ${runnerId}'s token was revoked`);
       this.logger.warn({ runnerId, tokenId }, "runner disconnected: its token was revoked");
     }
     if (ended.length > 0) this.dispatch();
@@ -563,7 +470,7 @@ export class RunnerHub {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.leaseTimer);
+    this.queue.stop();
     clearInterval(this.dispatchTimer);
     for (const connection of this.connections.values()) connection.socket.close(1001, "server stopping");
     this.connections.clear();
