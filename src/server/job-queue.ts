@@ -42,6 +42,8 @@ interface Waiter {
   job: Job;
   sink: RunSink;
   resolve: (result: JobResult) => void;
+  /** Called when a runner takes the job up (after the run's `run.started`). */
+  started: (() => void) | undefined;
 }
 
 /** Where a run's host runs: its requirements, and its name (hosts stick to their first runner). */
@@ -115,36 +117,40 @@ export class JobQueue {
    */
   stepRunner(runId: string, sink: RunSink, placement: HostPlacement, tenantId: string | null): StepRunner {
     return {
+      // The attempt starts when a runner accepts its job (`accept`), not when it is queued.
+      startsLater: true,
       runAttempt: async (request, io) => {
         const job: Job = { job_id: jobIdFor(request), kind: "step", payload: request };
-        return stepResult(await this.runJob(job, { runId, sink, tenantId }, placement, io.signal));
+        return stepResult(
+          await this.runJob(job, { runId, sink, tenantId }, placement, io.signal, io.started),
+        );
       },
     };
   }
 
   /**
    * Runs one job of any kind on a matching runner; resolves with its result (a lost or canceled
-   * job resolves too, with its error). Aborting `signal` cancels it.
+   * job resolves too, with its error). Aborting `signal` cancels it. `started` is called when a
+   * runner takes it up, after the run's `run.started`.
    */
   runJob(
     job: Job,
     run: { runId: string; sink: RunSink; tenantId: string | null },
     placement: HostPlacement,
     signal: AbortSignal,
+    started?: () => void,
   ): Promise<JobResult> {
     return new Promise<JobResult>((resolve, reject) => {
-      this.enqueue(job, run.runId, run.sink, placement, run.tenantId, resolve).catch(reject);
+      this.enqueue(job, run, placement, { resolve, started }).catch(reject);
       signal.addEventListener("abort", () => void this.cancel(job.job_id), { once: true });
     });
   }
 
   private async enqueue(
     job: Job,
-    runId: string,
-    sink: RunSink,
+    { runId, sink, tenantId }: { runId: string; sink: RunSink; tenantId: string | null },
     placement: HostPlacement,
-    tenantId: string | null,
-    resolve: (result: JobResult) => void,
+    { resolve, started }: Pick<Waiter, "resolve" | "started">,
   ): Promise<void> {
     const id = job.job_id;
     const existing = await this.store.getJob(id);
@@ -161,9 +167,12 @@ export class JobQueue {
       resolve(endedEarly(job, "RUNNER_LOST", `runner ${existing.runner_id} stopped heartbeating`));
       return;
     }
-    this.waiters.set(id, { job, sink, resolve });
+    this.waiters.set(id, { job, sink, resolve, started });
     if (existing) {
       this.lastBatch.set(id, existing.last_event_seq);
+      // A runner took it up before this engine waited (a restart, an adoption): it has started.
+      if (existing.status === "running" && existing.runner_id)
+        this.applyAccepted(existing, existing.runner_id);
       // Its runner may have reported while no engine here waited for it.
       this.unread.add(id);
       void this.inOrder(id, async () => undefined);
@@ -288,6 +297,7 @@ export class JobQueue {
   private applyAccepted(record: JobRecord, runnerId: string): void {
     this.pins.pin(record, runnerId);
     this.options.onAccepted?.(record.run_id, runnerId);
+    this.waiters.get(record.id)?.started?.();
   }
 
   /**

@@ -168,8 +168,11 @@ export class WorkflowRuns implements RunKindModule {
             }),
       });
       return {
+        // The run starts as the attempt is sent; its step.started follows run.started.
+        startsLater: true,
         runAttempt: (request, io) => {
           run.markStarted(`agent-server ${spec.address}`);
+          io.started?.();
           return direct.runAttempt(request, io);
         },
       };
