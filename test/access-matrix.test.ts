@@ -159,14 +159,14 @@ async function jobLeasedToRunner(): Promise<string> {
   });
   const job = await server.store.createJob({
     run_id: run.id,
-    requirements: { group: "nowhere", labels: [] },
+    requirements: { group: "nowhere", labels: [], tenant_id: "A" },
     payload: {},
+    // The oldest job this runner may take, so the claim below takes it.
+    created_at: "2000-01-01T00:00:00.000Z",
   });
-  await server.store.updateJob(job.id, {
-    status: "running",
-    runner_id: "artifact-runner",
-    lease_expires_at: new Date(Date.now() + 3_600_000).toISOString(),
-  });
+  const claimer = { group: "nowhere", labels: [], tenant_id: "A", shared: false, isolation: "none" } as const;
+  await server.store.claimJob({ id: "artifact-runner", ...claimer }, 3_600_000);
+  await server.store.acceptJob(job.id, "artifact-runner");
   return job.id;
 }
 

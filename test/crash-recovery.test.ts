@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { jobIdFor } from "../src/server/job-broker.js";
+import { jobIdFor } from "../src/server/job-records.js";
 import { tempDir } from "./helpers/cli.js";
 import { alive, until } from "./helpers/processes.js";
 import {

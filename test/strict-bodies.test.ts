@@ -63,18 +63,16 @@ beforeAll(async () => {
     requirements: { labels: [] },
     payload: {},
   });
-  await server.store.updateJob(`job_${agentRunId}_openai`, {
-    status: "done",
-    result: {
-      kind: "agent",
-      status: "success",
-      agent: "openai",
-      session_id: "s1",
-      usage: { input_tokens: 1, output_tokens: 1 },
-      duration_ms: 1,
-      memory_peak_bytes: 0,
-      cpu_ms: 0,
-    },
+  // A finished job with its result (how it ended does not matter to the routes under test).
+  await server.store.cancelQueuedJob(`job_${agentRunId}_openai`, {
+    kind: "agent",
+    status: "success",
+    agent: "openai",
+    session_id: "s1",
+    usage: { input_tokens: 1, output_tokens: 1 },
+    duration_ms: 1,
+    memory_peak_bytes: 0,
+    cpu_ms: 0,
   });
   await server.store.putArtifact({
     run_id: runId,

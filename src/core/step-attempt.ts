@@ -80,9 +80,15 @@ export type StepOutputSink = (stream: "stdout" | "stderr", data: string) => void
  * server. The engine sees only this; entry points wire the backends.
  */
 export interface StepRunner {
+  /**
+   * The attempt may wait before it starts (a job queued until a runner takes it up): the runner
+   * calls `io.started` when it does, and the engine says `step.started` only then. Otherwise the
+   * attempt starts as it is handed over.
+   */
+  readonly startsLater?: boolean;
   /** Resolves with the attempt's result; step failures are results, never rejections. */
   runAttempt(
     request: StepAttemptRequest,
-    io: { onOutput: StepOutputSink; signal: AbortSignal },
+    io: { onOutput: StepOutputSink; signal: AbortSignal; started?: () => void },
   ): Promise<StepAttemptResult>;
 }

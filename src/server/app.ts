@@ -1,4 +1,5 @@
 import fastifySwagger from "@fastify/swagger";
+import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -16,6 +17,7 @@ import { authRoutes } from "./routes/auth.js";
 import { botRoutes } from "./routes/bots.js";
 import { rerunRoutes } from "./routes/rerun.js";
 import { runLogRoutes } from "./routes/run-log.js";
+import { runnerSocketRoute } from "./routes/runner-socket.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
 import { secretRoutes } from "./routes/secrets.js";
@@ -30,6 +32,9 @@ import { webUiRoutes } from "./web-ui.js";
  * Bodies are parsed on the event loop, so the caps keep a few large ones from stalling it.
  */
 const defaultBodyLimit = 1024 * 1024;
+
+/** The largest message a runner may send (a batch of events, a result). */
+const runnerMessageBytes = 64 * 1024 * 1024;
 
 const Health = z.object({
   ok: z.literal(true),
@@ -53,9 +58,22 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
-  // First: security headers on every answer, and CORS preflights answered before any token check.
-  app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
-  app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
+  app.decorateRequest("runnerToken", undefined);
+  // Before the hooks below: its own onRequest hook marks WebSocket upgrades, so an upgrade the
+  // token check refuses still has its socket closed after the 401 (else it would hang open).
+  app.register(fastifyWebsocket, {
+    options: { maxPayload: runnerMessageBytes },
+    // A message past maxPayload or a broken frame closes this runner's socket, not the server.
+    errorHandler: (error, socket) => {
+      deps.logger.warn({ err: error }, "runner socket error");
+      socket.terminate();
+    },
+  });
+  app.after(() => {
+    // First: security headers on every answer, and CORS preflights answered before any token check.
+    app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
+    app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
+  });
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);
 
@@ -109,6 +127,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     rerunRoutes(api, deps);
     artifactRoutes(api, deps);
     runnerRoutes(api, deps);
+    runnerSocketRoute(api, deps);
     secretRoutes(api, deps);
     authRoutes(api, deps, refusedLogins);
     userRoutes(api, deps);

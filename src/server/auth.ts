@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
+import { runnerSocketPath } from "../core/protocol.js";
 import type { Store, TokenRecord, UserRecord, UserRole } from "../store/types.js";
 import { isPreflight } from "./http-headers.js";
 import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
@@ -34,6 +35,8 @@ export interface Principal {
 declare module "fastify" {
   interface FastifyRequest {
     principal: Principal | undefined;
+    /** On the runner socket: the runner token it showed (`runnerTokenOf`). */
+    runnerToken: TokenRecord | undefined;
   }
 }
 
@@ -112,6 +115,8 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
+    // The runner socket takes runner tokens only; its route checks them (runnerTokenOf).
+    if (path === runnerSocketPath && request.method === "GET") return;
     // A path no route serves is a 404 with or without a token: the routes are public
     // (/openapi.json), so saying one does not exist tells nothing a token would hide.
     if (request.is404) return;
@@ -151,6 +156,33 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
     }
     request.principal = principal;
   };
+}
+
+/**
+ * The runner token a runner socket shows, or a 401 (none, or not a valid token) or 403 (a user or
+ * admin token) with our error body: the socket is upgraded only after this.
+ */
+export async function runnerTokenOf(store: Store, request: FastifyRequest): Promise<TokenRecord> {
+  const secret = bearer(request, false);
+  const howTo = "Send `Authorization: Bearer <runner token>`; make one with `runyard token create --runner`.";
+  if (!secret)
+    throw new RunyardError("UNAUTHORIZED", "the runner socket needs a runner token", { hint: howTo });
+  const token = await store.findToken(secret);
+  if (!token || hasExpired(token)) {
+    throw new RunyardError("UNAUTHORIZED", "the runner token is not valid (revoked, expired or mistyped)", {
+      hint: howTo,
+    });
+  }
+  if (token.kind !== "runner") {
+    throw new RunyardError(
+      "FORBIDDEN",
+      `the runner socket takes runner tokens only, not ${token.kind} tokens`,
+      {
+        hint: "Make a runner token with `runyard token create --runner`; user and admin tokens are for the API.",
+      },
+    );
+  }
+  return token;
 }
 
 /** Any credential to its principal; a credential that is not (or no longer) valid is a 401 saying why. */

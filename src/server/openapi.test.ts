@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiTypesFile, clientTypes } from "../../test/helpers/api-types.js";
 import { makeToken, startInProcessServer } from "../../test/helpers/in-process.js";
+import { runnerSocketPath } from "../core/protocol.js";
 import type { RunningServer } from "./server.js";
 
 interface Operation {
@@ -30,7 +31,9 @@ beforeAll(async () => {
   // The web UI's page, files and icon (src/server/web-ui.ts: `/`, `/ui/*`, which Fastify's table
   // prints as `/*` under its prefix, `/favicon.ico`) are not API: hidden from the document.
   const webUi = new Set(["GET /", "GET /*", "GET /ui/*", "GET /favicon.ico"]);
-  routes.push(...registeredRoutes(server.app).filter((route) => !webUi.has(route)));
+  // The runner socket speaks the runner protocol (WebSocket, docs/runners.md), not the HTTP API.
+  const runnerSocket = `GET ${runnerSocketPath}`;
+  routes.push(...registeredRoutes(server.app).filter((route) => !webUi.has(route) && route !== runnerSocket));
 });
 
 afterAll(async () => {

@@ -20,7 +20,7 @@ import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { LoginLimiter } from "./identity/login-limiter.js";
 import { Revocations } from "./identity/revocations.js";
 import { SessionTokens } from "./identity/session-tokens.js";
-import { JobBroker } from "./job-broker.js";
+import { JobQueue } from "./job-queue.js";
 import { Notifier } from "./notifier.js";
 import { OutboundPolicy } from "./outbound/outbound-policy.js";
 import { type QuotaSettings, Quotas } from "./quotas.js";
@@ -147,9 +147,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     () => (options.onFenced ?? (() => void close()))(),
     () => ({ url, version: options.version }),
   );
-  // The broker and the hub need each other: the broker reaches runners through the hub (and
-  // other replicas' hubs), which exists a line later.
-  const transport = {
+  // The queue and the hub need each other: the queue reaches runners through the hub (and
+  // other replicas' hubs), which exists a few lines later.
+  const links = {
     dispatch: () => {
       hub.dispatch();
       replica.tell({ type: "jobs" });
@@ -161,28 +161,35 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       replica.tell({ type: "cancel-job", job_id: jobId, runner_id: runnerId });
       return true;
     },
+    drop: (jobId: string, runnerId: string) => hub.drop(jobId, runnerId),
     reported: (runId: string, jobId: string) =>
       replica.tell({ type: "reports", run_id: runId, job_id: jobId }),
   };
-  const broker = new JobBroker(store, transport, logger, (runId, runnerId) =>
-    runs.markStarted(runId, runnerId),
-  );
+  const queue = new JobQueue({
+    store,
+    links,
+    logger,
+    replicaId: replica.id,
+    leaseMs: options.timings.leaseMs,
+    onAccepted: (runId, runnerId) => runs.markStarted(runId, runnerId),
+  });
   const notifier = new Notifier(bus, store, logger, {
     allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
   });
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
   const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
   const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
-  const workflows = new WorkflowRuns(store, broker, notifier, directHosts, logger, {
+  const workflows = new WorkflowRuns(store, queue, notifier, directHosts, logger, {
     limits: workflowLimits,
     parse: parseWorkflow,
   });
-  const agents = new AgentRuns(store, broker, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
-  const bots = new BotRuns(store, broker, { ...defaultBotSettings, ...options.bots });
+  const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
+  const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
   const runs = new RunService(
     store,
     bus,
     { workflow: workflows, agent: agents, bot: bots },
+    queue,
     logger,
     {
       maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes,
@@ -194,7 +201,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fenced: () => replica.fence(),
     },
   );
-  const hub: RunnerHub = new RunnerHub(store, broker, options.timings, logger, {
+  const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,
     alone: !databaseUrl,
@@ -202,7 +209,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const revocations = new Revocations({
     store,
     hub,
-    lost: (job, why) => broker.lost(job, why),
+    lost: (job, why) => queue.lost(job, why),
     tell: (revoked) => replica.tell({ type: "revoked", ...revoked }),
     logger,
   });
@@ -210,7 +217,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     replica,
     store,
     bus,
-    broker,
+    queue,
     hub,
     runs,
     revocations,
@@ -266,7 +273,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Made only once the server listens: a first start that fails (a busy port) must not make a
   // token nobody was shown, which every later start would then refuse to make again.
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
-  hub.attach(app.server);
+  hub.start();
   replica.start();
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;

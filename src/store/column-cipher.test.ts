@@ -32,7 +32,7 @@ describe.each(storeBackends)("columns encrypted at rest on $name", (backend) => 
       requirements: { labels: [] },
       payload: { env: { P: secret } },
     });
-    await store.updateJob(job.id, { result: { exports: { NEW_TOKEN: secret } } });
+    await store.cancelQueuedJob(job.id, { exports: { NEW_TOKEN: secret } });
     await store.updateRun(run.id, { vars: { DB_PASSWORD: secret, MORE: secret } });
     expect((await opened.storedBytes()).toString("latin1")).not.toContain(secret);
     expect((await store.getRun(run.id))?.spec).toEqual({

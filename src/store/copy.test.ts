@@ -80,7 +80,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     requirements: { group: "linux", labels: ["docker", "linux"] },
     payload: { env: { API: secretValue } },
   });
-  await store.updateJob(job.id, { status: "done", result: { exit_code: 0 } });
+  await store.cancelQueuedJob(job.id, { exit_code: 0 });
   await store.putArtifact({
     run_id: run.id,
     name: "diff.patch",

@@ -163,7 +163,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("never takes a job that is not queued", async () => {
       const job = await queue({ labels: [] });
-      await store.updateJob(job.id, { status: "done" });
+      await store.cancelQueuedJob(job.id, null);
       expect(await store.claimJob(plain, 1000)).toBeUndefined();
     });
 
@@ -226,7 +226,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.refuseJob(job.id, "r2", refusal, clock)).toBeUndefined();
       await store.claimJob(runner({ id: "r1" }), 30_000);
       expect(await store.refuseJob(job.id, "r2", refusal, clock)).toBeUndefined();
-      await store.updateJob(job.id, { status: "running" });
+      await store.acceptJob(job.id, "r1");
       expect(await store.refuseJob(job.id, "r1", refusal, clock)).toBeUndefined();
       expect(await store.getJob(job.id)).toMatchObject({ status: "running", refusals: [] });
     });
@@ -268,14 +268,14 @@ describe.each(storeBackends)("on $name", (backend) => {
       const others = await queue({ labels: [] });
       for (let i = 0; i < 3; i++) await store.claimJob(runner({ id: "r1" }), 10_000);
       await store.claimJob(runner({ id: "r2" }), 10_000);
-      await store.updateJob(running.id, { status: "running" });
-      await store.updateJob(done.id, { status: "done" });
+      await store.acceptJob(running.id, "r1");
+      await store.completeJob(done.id, "r1", { status: "success" });
 
       clock = new Date("2026-01-01T00:00:05.000Z");
       expect(await store.renewLeases("r1", 10_000)).toEqual([assigned.id, running.id].sort());
       expect((await store.getJob(assigned.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
       expect((await store.getJob(running.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
-      expect((await store.getJob(done.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+      expect((await store.getJob(done.id))?.lease_expires_at).toBeNull();
       expect((await store.getJob(others.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
     });
 
@@ -284,13 +284,13 @@ describe.each(storeBackends)("on $name", (backend) => {
       const late = await queue({ labels: [] });
       await store.claimJob(runner({ id: "r1" }), 5_000);
       await store.claimJob(runner({ id: "r1" }), 20_000);
-      await store.updateJob(late.id, { status: "running" });
+      await store.acceptJob(late.id, "r1");
 
       expect(await store.expiredJobs("2026-01-01T00:00:04.999Z")).toEqual([]);
       expect((await store.expiredJobs("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
       clock = new Date("2026-01-01T00:01:00.000Z");
       expect((await store.expiredJobs()).map((job) => job.id)).toEqual([early.id, late.id]);
-      await store.updateJob(early.id, { status: "lost" });
+      await store.loseJob(early.id);
       expect((await store.expiredJobs()).map((job) => job.id)).toEqual([late.id]);
     });
 
@@ -300,34 +300,134 @@ describe.each(storeBackends)("on $name", (backend) => {
       clock = new Date("2026-01-01T00:00:02.000Z");
       const [expired] = await store.expiredJobs();
       expect(expired?.id).toBe(job.id);
-      await store.updateJob(
-        job.id,
-        { status: "queued", runner_id: null, lease_expires_at: null },
-        { ifStatus: ["assigned", "running"] },
-      );
+      await store.returnJob(job.id, "r1");
       expect(await store.expiredJobs()).toEqual([]);
       expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
     });
   });
 
-  describe("updateJob and listJobs", () => {
-    it("stores the result and the new status, and only while ifStatus holds", async () => {
+  describe("transitions", () => {
+    const result = { status: "success", exit_code: 0 };
+
+    async function claimed(runnerId = "r1"): Promise<JobRecord> {
       const job = await queue({ labels: [] });
-      expect(await store.updateJob(job.id, { status: "done" }, { ifStatus: ["running"] })).toBeUndefined();
-      clock = new Date("2026-01-01T00:10:00.000Z");
-      const done = await store.updateJob(
-        job.id,
-        { status: "done", result: { status: "success", exit_code: 0 } },
-        { ifStatus: ["queued", "running"] },
-      );
-      expect(done).toMatchObject({
-        status: "done",
-        result: { status: "success", exit_code: 0 },
-        updated_at: "2026-01-01T00:10:00.000Z",
+      const claim = await store.claimJob(runner({ id: runnerId }), 10_000);
+      expect(claim?.id).toBe(job.id);
+      return claim as JobRecord;
+    }
+
+    it("acceptJob starts an assigned job for the runner holding it, once", async () => {
+      const job = await claimed();
+      expect(await store.acceptJob(job.id, "r2")).toBeUndefined();
+      clock = new Date("2026-01-01T00:00:03.000Z");
+      expect(await store.acceptJob(job.id, "r1")).toMatchObject({
+        status: "running",
+        runner_id: "r1",
+        updated_at: "2026-01-01T00:00:03.000Z",
       });
-      expect(await store.updateJob("job_nope", { status: "done" })).toBeUndefined();
+      expect(await store.acceptJob(job.id, "r1")).toBeUndefined();
     });
 
+    it("completeJob stores the result of the runner holding the job, and only while it holds it", async () => {
+      const job = await claimed();
+      await store.acceptJob(job.id, "r1");
+      expect(await store.completeJob(job.id, "r2", result)).toBeUndefined();
+      expect(await store.completeJob(job.id, "r1", result)).toMatchObject({
+        status: "done",
+        result,
+        lease_expires_at: null,
+      });
+      expect(await store.getJob(job.id)).toMatchObject({ status: "done", result });
+      const lost = await claimed();
+      await store.loseJob(lost.id);
+      expect(await store.completeJob(lost.id, "r1", result)).toBeUndefined();
+      expect(await store.getJob(lost.id)).toMatchObject({ status: "lost", result: null });
+    });
+
+    it("returnJob queues an unstarted job again for any runner, but not one its runner accepted", async () => {
+      const job = await claimed();
+      expect(await store.returnJob(job.id, "r2")).toBeUndefined();
+      expect(await store.returnJob(job.id, "r1")).toMatchObject({
+        status: "queued",
+        runner_id: null,
+        lease_expires_at: null,
+      });
+      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
+      await store.acceptJob(job.id, "r2");
+      expect(await store.returnJob(job.id, "r2")).toBeUndefined();
+    });
+
+    it("loseJob ends an assigned or running job as lost, and never a finished one", async () => {
+      const assigned = await claimed();
+      const running = await claimed();
+      await store.acceptJob(running.id, "r1");
+      const done = await claimed();
+      await store.completeJob(done.id, "r1", result);
+      expect(await store.loseJob(assigned.id)).toMatchObject({ status: "lost", lease_expires_at: null });
+      expect(await store.loseJob(running.id)).toMatchObject({ status: "lost", runner_id: "r1" });
+      expect(await store.loseJob(done.id)).toBeUndefined();
+      expect(await store.loseJob(assigned.id)).toBeUndefined();
+    });
+
+    it("giveUpJob ends a job its runner still holds unstarted with the given result", async () => {
+      const job = await claimed();
+      const refused = { status: "failed", error: { code: "JOB_REFUSED" } };
+      expect(await store.giveUpJob(job.id, "r2", refused)).toBeUndefined();
+      expect(await store.giveUpJob(job.id, "r1", refused)).toMatchObject({ status: "done", result: refused });
+      const running = await claimed();
+      await store.acceptJob(running.id, "r1");
+      expect(await store.giveUpJob(running.id, "r1", refused)).toBeUndefined();
+    });
+
+    it("cancelQueuedJob ends only a job no runner has claimed", async () => {
+      const queued = await queue({ labels: [] });
+      const canceled = { status: "canceled" };
+      expect(await store.cancelQueuedJob(queued.id, canceled)).toMatchObject({
+        status: "done",
+        result: canceled,
+      });
+      const job = await claimed();
+      expect(await store.cancelQueuedJob(job.id, canceled)).toBeUndefined();
+      expect((await store.getJob(job.id))?.status).toBe("assigned");
+    });
+
+    it("cancelJob ends a queued, assigned or running job, and never one that ended", async () => {
+      const canceled = { status: "canceled" };
+      const queued = await store.createJob({
+        run_id: runId,
+        requirements: { labels: ["nobody"] },
+        payload: {},
+      });
+      const assigned = await claimed();
+      const running = await claimed();
+      await store.acceptJob(running.id, "r1");
+      for (const job of [queued, assigned, running])
+        expect(await store.cancelJob(job.id, canceled)).toMatchObject({
+          status: "done",
+          result: canceled,
+          lease_expires_at: null,
+        });
+      const lost = await claimed();
+      await store.loseJob(lost.id);
+      expect(await store.cancelJob(lost.id, canceled)).toBeUndefined();
+      expect(await store.cancelJob(running.id, { other: true })).toBeUndefined();
+      expect(await store.cancelJob("job_nope", canceled)).toBeUndefined();
+    });
+
+    it("holdLeases gives the leased jobs of the named runs a new deadline, and no others", async () => {
+      const otherRun = (await store.createRun({ kind: "workflow", name: "other" })).id;
+      const mine = await claimed();
+      const theirs = await store.createJob({ run_id: otherRun, requirements: { labels: [] }, payload: {} });
+      await store.claimJob(runner({ id: "r1" }), 10_000);
+      const until = new Date("2026-01-01T00:05:00.000Z");
+      expect(await store.holdLeases([runId], until)).toEqual([mine.id]);
+      expect((await store.getJob(mine.id))?.lease_expires_at).toBe("2026-01-01T00:05:00.000Z");
+      expect((await store.getJob(theirs.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+      expect(await store.holdLeases([], until)).toEqual([]);
+    });
+  });
+
+  describe("listJobs", () => {
     it("filters jobs by runner, run and status, oldest first", async () => {
       const otherRun = (await store.createRun({ kind: "workflow", name: "other" })).id;
       const a = await queue({ labels: [] });
@@ -354,11 +454,12 @@ describe.each(storeBackends)("on $name", (backend) => {
   describe("jobQueue", () => {
     it("counts queued jobs and gives the oldest one's creation time", async () => {
       expect(await store.jobQueue()).toEqual({ queued: 0, oldest_created_at: null });
-      const first = await queue({ labels: [] });
       await queue({ labels: [] });
-      const claimed = await queue({ labels: [] }, "claimed-later");
-      await store.updateJob(claimed.id, { status: "assigned", runner_id: plain.id });
-      expect(await store.jobQueue()).toEqual({ queued: 2, oldest_created_at: first.created_at });
+      const second = await queue({ labels: [] });
+      await queue({ labels: [] });
+      // The oldest is claimed: it waits no more.
+      await store.claimJob(plain, 1000);
+      expect(await store.jobQueue()).toEqual({ queued: 2, oldest_created_at: second.created_at });
     });
   });
 });

@@ -1,28 +1,18 @@
-import type { Kysely, Selectable, Updateable } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { servesEveryTenant } from "./placement.js";
-import {
-  type Database,
-  decodeJson,
-  encodeJson,
-  int,
-  isoTime,
-  isoTimeOrNull,
-  type JobsTable,
-} from "./schema.js";
+import { type Database, decodeJson, encodeJson, int, isoTime, type JobsTable } from "./schema.js";
 import type {
   ClaimingRunner,
-  IfStatus,
-  JobPatch,
-  JobQueue,
   JobRecord,
   JobRefusal,
   JobRequirements,
   JobStatus,
   ListJobsQuery,
   NewJob,
+  QueuedJobs,
 } from "./types.js";
 
 const leasedStatuses: readonly JobStatus[] = ["assigned", "running"];
@@ -107,27 +97,6 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
 
 export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
   const row = await ctx.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toJobRecord(ctx, row);
-}
-
-export async function updateJob(
-  ctx: StoreContext,
-  id: string,
-  patch: JobPatch,
-  opts: IfStatus<JobStatus> = {},
-): Promise<JobRecord | undefined> {
-  if (opts.ifStatus?.length === 0) return undefined;
-  const set: Updateable<JobsTable> = { updated_at: isoTime(ctx.now()) };
-  if (patch.status !== undefined) set.status = patch.status;
-  if (patch.payload !== undefined) set.payload = ctx.cipher.seal(encodeJson(patch.payload));
-  if (patch.result !== undefined) {
-    set.result = patch.result === null ? null : ctx.cipher.seal(encodeJson(patch.result));
-  }
-  if (patch.runner_id !== undefined) set.runner_id = patch.runner_id;
-  if (patch.lease_expires_at !== undefined) set.lease_expires_at = isoTimeOrNull(patch.lease_expires_at);
-  let update = ctx.db.updateTable("jobs").set(set).where("id", "=", id);
-  if (opts.ifStatus) update = update.where("status", "in", opts.ifStatus);
-  const row = await update.returningAll().executeTakeFirst();
   return row && toJobRecord(ctx, row);
 }
 
@@ -222,6 +191,153 @@ export async function refuseJob(
   return row && toJobRecord(ctx, row);
 }
 
+/** One statement: the runner took up the job it was assigned; only that runner can say so. */
+export async function acceptJob(
+  ctx: StoreContext,
+  id: string,
+  runnerId: string,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({ status: "running", updated_at: isoTime(ctx.now()) })
+    .where("id", "=", id)
+    .where("status", "=", "assigned")
+    .where("runner_id", "=", runnerId)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: the runner holding the job reported its result. Only while it still holds it:
+ * a job lost or canceled meanwhile keeps the outcome it got then.
+ */
+export async function completeJob(
+  ctx: StoreContext,
+  id: string,
+  runnerId: string,
+  result: unknown,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({
+      status: "done",
+      result: ctx.cipher.seal(encodeJson(result)),
+      lease_expires_at: null,
+      updated_at: isoTime(ctx.now()),
+    })
+    .where("id", "=", id)
+    .where("status", "in", leasedStatuses)
+    .where("runner_id", "=", runnerId)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: the runner gave the job back before it started it (it is draining or stopping);
+ * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
+ */
+export async function returnJob(
+  ctx: StoreContext,
+  id: string,
+  runnerId: string,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({ status: "queued", runner_id: null, lease_expires_at: null, updated_at: isoTime(ctx.now()) })
+    .where("id", "=", id)
+    .where("status", "=", "assigned")
+    .where("runner_id", "=", runnerId)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
+ * without it, its token was revoked); the engine retries the attempt or interrupts the run.
+ */
+export async function loseJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({ status: "lost", lease_expires_at: null, updated_at: isoTime(ctx.now()) })
+    .where("id", "=", id)
+    .where("status", "in", leasedStatuses)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: every refusal the job may have was used up while its last refuser still held
+ * it; it ends with `result` (JOB_REFUSED) and is offered no more.
+ */
+export async function giveUpJob(
+  ctx: StoreContext,
+  id: string,
+  runnerId: string,
+  result: unknown,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({
+      status: "done",
+      result: ctx.cipher.seal(encodeJson(result)),
+      lease_expires_at: null,
+      updated_at: isoTime(ctx.now()),
+    })
+    .where("id", "=", id)
+    .where("status", "=", "assigned")
+    .where("runner_id", "=", runnerId)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: a canceled job no runner has claimed ends here with `result`; a job claimed
+ * meanwhile is left alone, to be stopped on its runner.
+ */
+export async function cancelQueuedJob(
+  ctx: StoreContext,
+  id: string,
+  result: unknown,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({ status: "done", result: ctx.cipher.seal(encodeJson(result)), updated_at: isoTime(ctx.now()) })
+    .where("id", "=", id)
+    .where("status", "=", "queued")
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
+/**
+ * One statement: a canceled job ends here with `result` whoever holds it, because no runner holds
+ * it live or its runner did not report in time; a late report from the runner is then refused.
+ */
+export async function cancelJob(
+  ctx: StoreContext,
+  id: string,
+  result: unknown,
+): Promise<JobRecord | undefined> {
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({
+      status: "done",
+      result: ctx.cipher.seal(encodeJson(result)),
+      lease_expires_at: null,
+      updated_at: isoTime(ctx.now()),
+    })
+    .where("id", "=", id)
+    .where("status", "in", ["queued", ...leasedStatuses])
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
+}
+
 export async function renewLeases(
   ctx: StoreContext,
   runnerId: string,
@@ -236,6 +352,26 @@ export async function renewLeases(
     .where("status", "in", leasedStatuses);
   if (jobIds) update = update.where("id", "in", jobIds);
   const rows = await update.returning("id").execute();
+  return rows.map((row) => row.id).sort();
+}
+
+/**
+ * One statement: after a server restart, the leased jobs of the runs it carries on get until
+ * `until` for their runners to come back, however soon their leases would have lapsed.
+ */
+export async function holdLeases(
+  ctx: StoreContext,
+  runIds: readonly string[],
+  until: Date,
+): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  const rows = await ctx.db
+    .updateTable("jobs")
+    .set({ lease_expires_at: isoTime(until), updated_at: isoTime(ctx.now()) })
+    .where("run_id", "in", runIds)
+    .where("status", "in", leasedStatuses)
+    .returning("id")
+    .execute();
   return rows.map((row) => row.id).sort();
 }
 
@@ -261,7 +397,7 @@ export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobR
   return rows.map((row) => toJobRecord(ctx, row));
 }
 
-export async function jobQueue(ctx: StoreContext): Promise<JobQueue> {
+export async function jobQueue(ctx: StoreContext): Promise<QueuedJobs> {
   const row = await ctx.db
     .selectFrom("jobs")
     .select((eb) => [eb.fn.countAll<number | string>().as("queued"), eb.fn.min("created_at").as("oldest")])

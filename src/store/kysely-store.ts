@@ -27,10 +27,8 @@ import type {
   ClaimingRunner,
   IfBotState,
   IfStatus,
-  JobPatch,
   JobRefusal,
   JobReportKind,
-  JobStatus,
   ListAuditQuery,
   ListBotsQuery,
   ListEventsQuery,
@@ -172,17 +170,38 @@ class KyselyStore implements Store {
   getJob(id: string) {
     return jobs.getJob(this.ctx, id);
   }
-  updateJob(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>) {
-    return jobs.updateJob(this.ctx, id, patch, opts);
-  }
   claimJob(runner: ClaimingRunner, leaseMs: number) {
     return jobs.claimJob(this.ctx, runner, leaseMs);
   }
   refuseJob(id: string, runnerId: string, refusals: readonly JobRefusal[], notBefore: Date) {
     return jobs.refuseJob(this.ctx, id, runnerId, refusals, notBefore);
   }
+  acceptJob(id: string, runnerId: string) {
+    return jobs.acceptJob(this.ctx, id, runnerId);
+  }
+  completeJob(id: string, runnerId: string, result: unknown) {
+    return jobs.completeJob(this.ctx, id, runnerId, result);
+  }
+  returnJob(id: string, runnerId: string) {
+    return jobs.returnJob(this.ctx, id, runnerId);
+  }
+  loseJob(id: string) {
+    return jobs.loseJob(this.ctx, id);
+  }
+  giveUpJob(id: string, runnerId: string, result: unknown) {
+    return jobs.giveUpJob(this.ctx, id, runnerId, result);
+  }
+  cancelQueuedJob(id: string, result: unknown) {
+    return jobs.cancelQueuedJob(this.ctx, id, result);
+  }
+  cancelJob(id: string, result: unknown) {
+    return jobs.cancelJob(this.ctx, id, result);
+  }
   renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]) {
     return jobs.renewLeases(this.ctx, runnerId, leaseMs, jobIds);
+  }
+  holdLeases(runIds: readonly string[], until: Date) {
+    return jobs.holdLeases(this.ctx, runIds, until);
   }
   listJobs(query?: ListJobsQuery) {
     return jobs.listJobs(this.ctx, query);

@@ -239,7 +239,7 @@ export interface JobRefusal {
 }
 
 /** The jobs waiting for a runner (`jobQueue`). */
-export interface JobQueue {
+export interface QueuedJobs {
   queued: number;
   oldest_created_at: string | null;
 }
@@ -255,11 +255,6 @@ export interface NewJob {
   payload: unknown;
   created_at?: string;
 }
-
-/** The fields of a job the server changes; absent keys are left as they are. */
-export type JobPatch = Partial<
-  Pick<JobRecord, "status" | "payload" | "result" | "runner_id" | "lease_expires_at">
->;
 
 /** The runner asking for work, as `claimJob` matches it against job requirements. */
 export interface ClaimingRunner {
@@ -741,8 +736,6 @@ export interface Store {
   /** Queues a job for a run and returns it. */
   createJob(input: NewJob): Promise<JobRecord>;
   getJob(id: string): Promise<JobRecord | undefined>;
-  /** Changes a job; undefined when it does not exist or its status is not in `ifStatus`. */
-  updateJob(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>): Promise<JobRecord | undefined>;
   /**
    * Atomically takes the oldest queued job this runner may run (group, labels and tenant match),
    * marks it `assigned` to the runner with a lease of `leaseMs`, and returns it; undefined when
@@ -760,15 +753,35 @@ export interface Store {
     refusals: readonly JobRefusal[],
     notBefore: Date,
   ): Promise<JobRecord | undefined>;
+  /*
+   * The transitions of a job, one verb each (the server's JobQueue is their only caller). Each
+   * answers the changed job, or undefined when the job was not in the state the verb leaves.
+   */
+  /** assigned -> running: the runner holding it took it up. */
+  acceptJob(id: string, runnerId: string): Promise<JobRecord | undefined>;
+  /** assigned | running -> done with the result its runner reported. */
+  completeJob(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
+  /** assigned -> queued: its runner gave it back unstarted (draining, stopping). */
+  returnJob(id: string, runnerId: string): Promise<JobRecord | undefined>;
+  /** assigned | running -> lost: its runner is gone or no longer holds it. */
+  loseJob(id: string): Promise<JobRecord | undefined>;
+  /** assigned -> done with `result`: refused once too often, it is given up. */
+  giveUpJob(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
+  /** queued -> done with `result`: canceled before any runner claimed it. */
+  cancelQueuedJob(id: string, result: unknown): Promise<JobRecord | undefined>;
+  /** queued | assigned | running -> done with `result`: canceled, its runner silent or gone. */
+  cancelJob(id: string, result: unknown): Promise<JobRecord | undefined>;
   /**
    * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
    * only: the ones it holds); returns their ids.
    */
   renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
+  /** Sets the lease of every assigned or running job of `runIds` to `until`; returns their ids. */
+  holdLeases(runIds: readonly string[], until: Date): Promise<string[]>;
   /** Jobs, oldest first, filtered. */
   listJobs(query?: ListJobsQuery): Promise<JobRecord[]>;
   /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
-  jobQueue(): Promise<JobQueue>;
+  jobQueue(): Promise<QueuedJobs>;
   /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
   expiredJobs(now?: string): Promise<JobRecord[]>;
 

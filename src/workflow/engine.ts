@@ -176,13 +176,26 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
 
   while (attempt < maxAttempts) {
     attempt += 1;
-    if (!reattach) ctx.emit({ type: "step.started", step: step.name, host, attempt });
+    // A resumed attempt said step.started before the restart.
+    let announced = reattach;
     reattach = false;
+    const thisAttempt = attempt;
+    const announce = (): void => {
+      if (announced) return;
+      announced = true;
+      ctx.emit({ type: "step.started", step: step.name, host, attempt: thisAttempt });
+    };
+    // An attempt that waits for a runner starts when one takes it up: never before its run has.
+    if (!runner.startsLater) announce();
     const request = attemptRequest(step, host, attempt, ctx, spec);
     try {
       result = await runner.runAttempt(request, {
         signal: ctx.signal,
-        onOutput: (stream, data) => ctx.emit({ type: "step.output", step: step.name, host, stream, data }),
+        onOutput: (stream, data) => {
+          announce();
+          ctx.emit({ type: "step.output", step: step.name, host, stream, data });
+        },
+        started: announce,
       });
     } catch (thrown) {
       result = undefined;

@@ -4,7 +4,7 @@ import type { FleetEnvelope } from "../../store/fleet-link.js";
 import type { Store } from "../../store/types.js";
 import type { EventBus } from "../event-bus.js";
 import type { Revocations } from "../identity/revocations.js";
-import type { JobBroker } from "../job-broker.js";
+import type { JobQueue } from "../job-queue.js";
 import type { RunnerHub } from "../runner-hub.js";
 import type { RunService } from "../runs/run-service.js";
 import type { Replica } from "./replica.js";
@@ -13,7 +13,7 @@ export interface FleetRelayDeps {
   replica: Replica;
   store: Store;
   bus: EventBus;
-  broker: JobBroker;
+  queue: JobQueue;
   hub: RunnerHub;
   runs: RunService;
   revocations: Revocations;
@@ -31,7 +31,7 @@ export function relayFleet({
   replica,
   store,
   bus,
-  broker,
+  queue,
   hub,
   runs,
   revocations,
@@ -46,7 +46,7 @@ export function relayFleet({
         if (!fromHere) bus.storedElsewhere(message.run_id, message.seq);
         break;
       case "reports":
-        broker.mayHaveReports([message.job_id]);
+        queue.mayHaveReports([message.job_id]);
         break;
       case "jobs":
         if (!fromHere) hub.dispatch();
@@ -101,7 +101,7 @@ export function relayFleet({
             const seq = await store.lastSeq(runId).catch(() => undefined);
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
-          broker.mayHaveReports(await reportedJobs());
+          queue.mayHaveReports(await reportedJobs());
           // A lost `revoked` message: a runner token gone from the store still closes its sockets.
           await revocations.sweep();
           // A lost `cancel-run` message: the request is stored, so the run still stops here.
@@ -113,7 +113,7 @@ export function relayFleet({
   followerSweep?.unref();
   /** Jobs waited for here that have stored reports (a lost `reports` message). */
   const reportedJobs = async (): Promise<string[]> => {
-    const waited = broker.waitedJobs();
+    const waited = queue.waitedJobs();
     return waited.length === 0 ? [] : store.jobsWithReports(waited);
   };
   return () => {

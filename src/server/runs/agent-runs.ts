@@ -18,7 +18,7 @@ import { dockerRunnerLabel } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
 import { testsPlaybook } from "../../workflow/tests-playbook.js";
-import type { JobBroker } from "../job-broker.js";
+import type { JobQueue } from "../job-queue.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -36,7 +36,7 @@ export function agentJobId(runId: string, agent: string): string {
 export class AgentRuns implements RunKindModule {
   constructor(
     private readonly store: Store,
-    private readonly broker: JobBroker,
+    private readonly queue: JobQueue,
     private readonly repoRoutes: RepoRoute[] = [],
     /** `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd. */
     private readonly cwdRoots: readonly string[] = [],
@@ -260,7 +260,7 @@ export class AgentRuns implements RunKindModule {
     // A task no runner could ever take would wait in the queue for good, saying nothing.
     const nobody = await this.noRunnerFor(requirements, run.record.tenant_id, agent);
     if (nobody) return agentEndedEarly(agent, "failed", nobody);
-    const result = await this.broker.runJob(
+    const result = await this.queue.runJob(
       job,
       { runId, sink: run.sink, tenantId: run.record.tenant_id },
       { host: agent, requirements },

@@ -9,7 +9,7 @@ import type { ErrorInfo, RunStatus } from "../../core/events.js";
 import type { BotJob, BotJobResult, BotSource, BotTask } from "../../core/jobs/bot.js";
 import { isSecretName } from "../../core/masking.js";
 import type { BotRecord, Store } from "../../store/types.js";
-import type { JobBroker } from "../job-broker.js";
+import type { JobQueue } from "../job-queue.js";
 import { BotRunSpec, type StartBotBody } from "./bot-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -67,7 +67,7 @@ export function botJobPrefix(runId: string): string {
 export class BotRuns implements RunKindModule {
   constructor(
     private readonly store: Store,
-    private readonly broker: JobBroker,
+    private readonly queue: JobQueue,
     private readonly defaults: BotDefaults,
   ) {}
 
@@ -192,7 +192,7 @@ export class BotRuns implements RunKindModule {
           ...(spec.group ? { group: spec.group } : {}),
           labels: ["docker", ...spec.labels, ...(pin ? [`runner:${pin}`] : [])],
         };
-        const result = await this.broker.runJob(
+        const result = await this.queue.runJob(
           job,
           { runId: run.record.id, sink: run.sink, tenantId: run.record.tenant_id },
           { host: spec.name, requirements },

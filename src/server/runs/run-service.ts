@@ -4,6 +4,7 @@ import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js
 import type { Logger } from "../../core/logger.js";
 import type { BotRecord, RunRecord, Store } from "../../store/types.js";
 import type { EventBus } from "../event-bus.js";
+import type { JobQueue } from "../job-queue.js";
 import { RunSink } from "../run-sink.js";
 import type { AgentRuns } from "./agent-runs.js";
 import type { SubmitAgentRunBody } from "./agent-spec.js";
@@ -59,6 +60,8 @@ export class RunService {
     private readonly store: Store,
     private readonly bus: EventBus,
     private readonly kinds: RunKinds,
+    /** The job queue, which holds the leases of a restarted server's jobs for their runners. */
+    private readonly jobs: Pick<JobQueue, "holdLeases">,
     private readonly logger: Logger,
     /** Output stored per run; a bot's run keeps its newest `maxBotLogBytes` instead (rolling). */
     private readonly limits: { maxRunLogBytes: number; maxBotLogBytes?: number },
@@ -241,11 +244,10 @@ export class RunService {
    */
   async recover(graceMs: number): Promise<number> {
     const runs = await this.store.adoptRuns(this.replica.id, { own: true });
-    const lease = new Date(Date.now() + graceMs).toISOString();
-    const ids = new Set(runs.map((run) => run.id));
-    for (const job of await this.store.listJobs({ statuses: ["assigned", "running"] })) {
-      if (ids.has(job.run_id)) await this.store.updateJob(job.id, { lease_expires_at: lease });
-    }
+    await this.jobs.holdLeases(
+      runs.map((run) => run.id),
+      graceMs,
+    );
     await this.carryOn(runs, "resuming run after restart");
     return runs.length;
   }

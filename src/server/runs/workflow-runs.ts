@@ -15,7 +15,7 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
-import type { JobBroker } from "../job-broker.js";
+import type { JobQueue } from "../job-queue.js";
 import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
@@ -50,12 +50,12 @@ function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
 
 /**
  * Workflow runs on the server: the engine, with each host's steps placed on runners through the
- * broker or sent to an agent-server directly. The only server code that knows `Workflow`.
+ * job queue or sent to an agent-server directly. The only server code that knows `Workflow`.
  */
 export class WorkflowRuns implements RunKindModule {
   constructor(
     private readonly store: Store,
-    private readonly broker: JobBroker,
+    private readonly queue: JobQueue,
     private readonly notifier: Notifier,
     private readonly directHosts: OutboundPolicy,
     private readonly logger: Logger,
@@ -128,7 +128,7 @@ export class WorkflowRuns implements RunKindModule {
       : run.sink.emit;
     const resuming = run.resumed.length > 0;
     try {
-      if (resuming) await this.broker.restorePins(runId);
+      if (resuming) await this.queue.restorePins(runId);
       await runWorkflow({
         workflow,
         runId,
@@ -142,7 +142,7 @@ export class WorkflowRuns implements RunKindModule {
         announceStart: false,
       });
     } finally {
-      this.broker.forgetRun(runId);
+      this.queue.forgetRun(runId);
     }
   }
 
@@ -168,15 +168,18 @@ export class WorkflowRuns implements RunKindModule {
             }),
       });
       return {
+        // The run starts as the attempt is sent; its step.started follows run.started.
+        startsLater: true,
         runAttempt: (request, io) => {
           run.markStarted(`agent-server ${spec.address}`);
+          io.started?.();
           return direct.runAttempt(request, io);
         },
       };
     }
     const { group, labels } = runnerRequirements(spec);
     const requirements = { ...(group !== null ? { group } : {}), labels };
-    return this.broker.stepRunner(run.record.id, run.sink, { host, requirements }, run.record.tenant_id);
+    return this.queue.stepRunner(run.record.id, run.sink, { host, requirements }, run.record.tenant_id);
   }
 
   /**

@@ -1,13 +1,33 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join, sep } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { Job } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
-import { JobBroker } from "./job-broker.js";
+import type { Store } from "../store/types.js";
+import { JobQueue, type RunnerLinks } from "./job-queue.js";
 import type { RunSink } from "./run-sink.js";
 
 const sqlite = storeBackends.find((backend) => backend.name === "sqlite");
 
-describe("JobBroker relaying reports for an engine on another replica", () => {
+function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
+  const none: RunnerLinks = {
+    dispatch: () => undefined,
+    cancel: () => false,
+    drop: () => undefined,
+    reported: () => undefined,
+  };
+  return new JobQueue({
+    store,
+    links: { ...none, ...links },
+    logger: silentLogger,
+    replicaId: "local",
+    leaseMs: 60_000,
+  });
+}
+
+describe("JobQueue relaying reports for an engine on another replica", () => {
   let opened: TestStore;
   beforeEach(async () => {
     opened = await (sqlite ?? storeBackends[0])!.open();
@@ -18,11 +38,7 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
     const { store } = opened;
     const run = await store.createRun({ kind: "workflow", name: "elsewhere" });
     const announced: string[] = [];
-    const broker = new JobBroker(
-      store,
-      { dispatch: () => undefined, cancel: () => false, reported: (_run, jobId) => announced.push(jobId) },
-      silentLogger,
-    );
+    const broker = queueOn(store, { reported: (_run, jobId) => announced.push(jobId) });
     for (let i = 0; i < 50; i++) {
       const id = `job-${i}`;
       await store.createJob({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
@@ -39,7 +55,15 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
     const run = await store.createRun({ kind: "workflow", name: "backlog" });
     const id = "job-backlog";
     await store.createJob({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
-    await store.updateJob(id, { status: "running", runner_id: "runner-1" });
+    const runner = {
+      group: "default",
+      labels: [],
+      tenant_id: null,
+      shared: false,
+      isolation: "none",
+    } as const;
+    await store.claimJob({ id: "runner-1", ...runner }, 60_000);
+    await store.acceptJob(id, "runner-1");
     for (let batch = 1; batch <= 250; batch++)
       await store.addJobReport({
         job_id: id,
@@ -62,11 +86,7 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
       jobBatch: async (_job: string, batch: number) => batches.push(batch),
       drain: async () => undefined,
     } as unknown as RunSink;
-    const broker = new JobBroker(
-      store,
-      { dispatch: () => undefined, cancel: () => false, reported: () => undefined },
-      silentLogger,
-    );
+    const broker = queueOn(store);
     const job = { job_id: id, kind: "step", payload: {} } as unknown as Job;
     const result = await broker.runJob(
       job,
@@ -80,5 +100,36 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
     for (let i = 0; i < 100 && (await store.jobsWithReports([id])).length > 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 10));
     expect(await store.jobsWithReports([id, "job-other"])).toEqual([]);
+  });
+});
+
+describe("the job queue as the one owner of the job lifecycle", () => {
+  it("is the only code outside the store that calls the store's job verbs", () => {
+    const verbs = [
+      "createJob",
+      "claimJob",
+      "acceptJob",
+      "completeJob",
+      "returnJob",
+      "refuseJob",
+      "loseJob",
+      "giveUpJob",
+      "cancelQueuedJob",
+      "cancelJob",
+      "renewLeases",
+      "holdLeases",
+    ];
+    const call = new RegExp(`store\\s*\\.\\s*(${verbs.join("|")})\\s*\\(`);
+    const src = fileURLToPath(new URL("..", import.meta.url));
+    const callers: string[] = [];
+    for (const file of readdirSync(src, { recursive: true, encoding: "utf8" })) {
+      if (!file.endsWith(".ts") || file.endsWith(".test.ts") || file.startsWith(`store${sep}`)) continue;
+      const lines = readFileSync(join(src, file), "utf8").split("\n");
+      lines.forEach((line, index) => {
+        if (call.test(line)) callers.push(`${file}:${index + 1}`);
+      });
+    }
+    expect(callers.length).toBeGreaterThan(0);
+    expect(callers.filter((caller) => !caller.startsWith(`server${sep}job-queue.ts:`))).toEqual([]);
   });
 });

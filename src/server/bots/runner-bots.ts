@@ -1,0 +1,55 @@
+import { liveBotStates } from "../../core/bot-states.js";
+import type { BotStats } from "../../core/protocol.js";
+import type { Store } from "../../store/types.js";
+import { botJobPrefix } from "../runs/bot-runs.js";
+
+/** The runner a bot container was found on or reports for. */
+interface BotRunner {
+  id: string;
+  tenant_id: string | null;
+}
+
+/**
+ * Bot containers a runner found at start that it must remove: those of its live bots stay (their
+ * jobs come back to it to adopt them); any other (a bot stopped or removed while the runner was
+ * away, another runner's or tenant's) goes, so nothing is left orphaned.
+ */
+export async function botsToDisown(
+  store: Store,
+  runner: BotRunner,
+  botIds: readonly string[],
+): Promise<string[]> {
+  const disowned: string[] = [];
+  for (const botId of botIds) {
+    const bot = await store.getBot(botId);
+    const wanted =
+      bot !== undefined &&
+      (liveBotStates as readonly string[]).includes(bot.state) &&
+      (bot.runner_id === null || bot.runner_id === runner.id) &&
+      (runner.tenant_id === null || bot.tenant_id === runner.tenant_id);
+    if (!wanted) disowned.push(botId);
+  }
+  return disowned;
+}
+
+/**
+ * Keeps what a runner's bots use now on their records, for status and list on any replica. A
+ * runner speaks only for bots whose jobs it holds (`heldJobIds`).
+ */
+export async function recordBotStats(
+  store: Store,
+  heldJobIds: readonly string[],
+  samples: readonly BotStats[],
+): Promise<void> {
+  for (const sample of samples) {
+    const bot = await store.getBot(sample.bot_id);
+    if (!bot?.run_id || bot.state !== "running") continue;
+    const prefix = botJobPrefix(bot.run_id);
+    if (!heldJobIds.some((jobId) => jobId.startsWith(prefix))) continue;
+    await store.updateBot(
+      bot.id,
+      { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
+      { ifState: ["running"] },
+    );
+  }
+}

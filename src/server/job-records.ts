@@ -1,0 +1,39 @@
+import { createHash } from "node:crypto";
+import { errorInfo } from "../core/errors.js";
+import { assertExhaustive } from "../core/exhaustive.js";
+import { Job, type JobResult, jobEndedEarly } from "../core/jobs/index.js";
+import type { StepJobResult } from "../core/jobs/step.js";
+import type { StepAttemptRequest, StepAttemptResult } from "../core/step-attempt.js";
+import type { JobRecord } from "../store/types.js";
+
+/** A stored job read back as the typed job it was made from; undefined when it no longer parses. */
+export function readJob(record: JobRecord): Job | undefined {
+  const parsed = Job.safeParse({ job_id: record.id, kind: record.type, payload: record.payload });
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** A job id that the same attempt always gets, so a resumed engine finds its job again. */
+export function jobIdFor(request: StepAttemptRequest): string {
+  const hash = createHash("sha256").update(`${request.step}\u0000${request.host}`).digest("hex").slice(0, 12);
+  return `job_${request.run_id}_${hash}_${request.attempt}`;
+}
+
+/** The result of a job that ended before its runner reported one: lost with its runner, or canceled. */
+export function endedEarly(job: Job, code: "RUNNER_LOST" | "CANCELED", message: string): JobResult {
+  return jobEndedEarly(job, code === "CANCELED" ? "canceled" : "failed", errorInfo(code, message));
+}
+
+/** A step attempt's result from a job result, as the engine's StepRunner gives it. */
+export function stepResult(result: JobResult): StepAttemptResult {
+  switch (result.kind) {
+    case "step": {
+      const { kind: _kind, ...attempt } = result satisfies StepJobResult;
+      return attempt;
+    }
+    case "agent":
+    case "bot":
+      throw new Error(`a ${result.kind} job's result came back for a step attempt`);
+    default:
+      return assertExhaustive(result, "job kind");
+  }
+}

@@ -1,0 +1,242 @@
+import type { WebSocket } from "ws";
+import { errorTable } from "../core/errors.js";
+import { assertExhaustive } from "../core/exhaustive.js";
+import type { Logger } from "../core/logger.js";
+import { type HeldJob, type RunnerInfo, RunnerMessage, type ServerMessage } from "../core/protocol.js";
+import type { Store, TokenRecord } from "../store/types.js";
+import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
+import type { JobQueue } from "./job-queue.js";
+import { admitRunner } from "./runner-admission.js";
+
+/** What a session needs from the hub that keeps every session of this replica. */
+export interface SessionHost {
+  readonly store: Store;
+  readonly queue: JobQueue;
+  readonly logger: Logger;
+  readonly replicaId: string;
+  readonly heartbeatMs: number;
+  /** The session said hello as its runner: it is now that runner's live link here (an older one closes). */
+  register(session: RunnerSession): void;
+  /** The session's socket closed. */
+  unregister(session: RunnerSession): void;
+  /** Whether the session is its runner's live link here. */
+  isLive(session: RunnerSession): boolean;
+  /** Offer queued jobs to the runners with room. */
+  dispatch(): void;
+}
+
+/**
+ * One runner's socket (DESIGN.md section 6): its hello, the welcome, and each message it sends
+ * turned into a JobQueue call and an answer. It holds no job state but the jobs leased to it over
+ * this socket, the only ones it may accept, report on or finish.
+ */
+export class RunnerSession {
+  /** Set by a hello that was welcomed. */
+  info: RunnerInfo | undefined;
+  /** Job id -> kind, of the jobs leased to this connection. */
+  readonly running = new Map<string, string>();
+  /** The runner is shutting down and takes no new work. */
+  draining = false;
+  /** Messages of one runner are handled in order. */
+  private chain = Promise.resolve();
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly token: TokenRecord,
+    private readonly host: SessionHost,
+  ) {
+    socket.on("message", (data) => {
+      this.chain = this.chain
+        .then(() => this.receive(String(data)))
+        .catch((error: unknown) => host.logger.error({ err: error }, "runner message failed"));
+    });
+    socket.on("close", () => host.unregister(this));
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  send(message: ServerMessage): void {
+    if (this.open) this.socket.send(JSON.stringify(message));
+  }
+
+  private async receive(data: string): Promise<void> {
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      json = undefined;
+    }
+    const parsed = RunnerMessage.safeParse(json);
+    if (!parsed.success) {
+      this.send({ type: "error", code: "INVALID_INPUT", message: parsed.error.message });
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === "hello") {
+      if (this.info) {
+        this.send({ type: "error", code: "INVALID_INPUT", message: "say hello only once" });
+        return;
+      }
+      await this.hello(message.runner, message.jobs, message.reaped, message.bots);
+      return;
+    }
+    if (!this.info) {
+      this.send({ type: "error", code: "INVALID_INPUT", message: "say hello first" });
+      return;
+    }
+    await this.handle(this.info.id, message);
+  }
+
+  private async hello(
+    advertised: RunnerInfo,
+    held: HeldJob[],
+    reaped: string[],
+    bots: string[],
+  ): Promise<void> {
+    const { store, queue, logger } = this.host;
+    const admitted = admitRunner(this.token, advertised);
+    if ("code" in admitted) {
+      logger.warn(
+        { runnerId: advertised.id, tokenId: this.token.id, code: admitted.code },
+        `refused a runner: ${admitted.reason}`,
+      );
+      this.send({ type: "error", code: admitted.code, message: admitted.message, hint: admitted.hint });
+      this.socket.close(4003, admitted.reason);
+      return;
+    }
+    const info = admitted;
+    const now = new Date().toISOString();
+    const record = await store.upsertRunner({
+      ...info,
+      status: "online",
+      connected_at: now,
+      last_heartbeat_at: now,
+      token_id: this.token.id,
+      replica_id: this.host.replicaId,
+    });
+    if (!record) {
+      // Someone else's id: refuse, and leave the rightful runner and its jobs alone.
+      logger.warn(
+        { runnerId: info.id, tokenId: this.token.id },
+        "refused a hello under another token's runner id",
+      );
+      this.send({
+        type: "error",
+        code: "RUNNER_ID_TAKEN",
+        message: `runner id "${info.id}" belongs to another runner token`,
+        hint: errorTable.RUNNER_ID_TAKEN.hint,
+      });
+      this.socket.close(4003, "runner id belongs to another token");
+      return;
+    }
+    this.info = info;
+    this.host.register(this);
+    const inventory = await queue.inventory(info.id, held, reaped);
+    for (const [jobId, kind] of inventory.resumed) this.running.set(jobId, kind);
+    for (const jobId of inventory.drop) this.send({ type: "drop", job_id: jobId });
+    for (const jobId of inventory.cancel) this.send({ type: "cancel", job_id: jobId });
+    for (const botId of await botsToDisown(store, info, bots))
+      this.send({ type: "remove_bot", bot_id: botId });
+    this.send({
+      type: "welcome",
+      runner_id: info.id,
+      heartbeat_ms: this.host.heartbeatMs,
+      lease_ms: queue.leaseMs,
+    });
+    logger.info({ runnerId: info.id, group: info.group, resumed: this.running.size }, "runner connected");
+    this.host.dispatch();
+  }
+
+  /** Whether this session may speak for the job: it is the runner's live link and holds the lease. */
+  private owns(jobId: string): boolean {
+    // `running` holds exactly the jobs leased to this connection: filled by claims and the
+    // hello inventory, emptied when a job ends, expires or is given back. No store read per batch.
+    return this.host.isLive(this) && this.running.has(jobId);
+  }
+
+  private ignoreReport(runnerId: string, message: { type: string; job_id: string }): void {
+    this.host.logger.warn(
+      { runnerId, jobId: message.job_id, message: message.type },
+      "refused a report on a job not leased to this runner",
+    );
+    this.send({
+      type: "error",
+      code: "FORBIDDEN",
+      message: `job ${message.job_id} is not leased to runner ${runnerId}; its ${message.type} was ignored`,
+    });
+  }
+
+  private async handle(runnerId: string, message: Exclude<RunnerMessage, { type: "hello" }>): Promise<void> {
+    const { store, queue } = this.host;
+    switch (message.type) {
+      case "heartbeat":
+        await store.touchRunner(runnerId, new Date().toISOString());
+        await queue.renew(runnerId, [...this.running.keys()]);
+        this.send({ type: "heartbeat" });
+        if (message.bots.length > 0) await recordBotStats(store, [...this.running.keys()], message.bots);
+        break;
+      case "draining":
+        this.draining = true;
+        this.host.logger.info({ runnerId }, "runner draining: no new work for it");
+        break;
+      case "accept":
+        if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        await queue.accept(message.job_id, runnerId);
+        break;
+      case "events": {
+        if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        const outcome = await queue.events(message.job_id, message.batch, message.events, runnerId);
+        if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
+        else this.send({ type: "ack", job_id: message.job_id, batch: message.batch });
+        break;
+      }
+      case "finished": {
+        if (await queue.doneBy(message.job_id, runnerId)) {
+          // Its result was stored before the runner heard so; say it again.
+          this.send({ type: "done", job_id: message.job_id });
+          this.running.delete(message.job_id);
+          break;
+        }
+        if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        const outcome = await queue.finished(message.job_id, message.batches, message.result, runnerId);
+        if (outcome === "done") this.send({ type: "done", job_id: message.job_id });
+        if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
+        this.running.delete(message.job_id);
+        this.host.dispatch();
+        break;
+      }
+      case "refuse": {
+        if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        this.running.delete(message.job_id);
+        const outcome = await queue.refused(message.job_id, runnerId, message.reason);
+        // Offered again once its back-off has passed: nothing else would wake a server alone.
+        if (typeof outcome === "object")
+          setTimeout(() => this.host.dispatch(), outcome.retryInMs + 20).unref();
+        this.host.dispatch();
+        break;
+      }
+      case "abandoned": {
+        if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        this.running.delete(message.job_id);
+        await queue.returned(message.job_id, runnerId, message.reason);
+        this.send({ type: "drop", job_id: message.job_id });
+        this.host.dispatch();
+        break;
+      }
+      default:
+        assertExhaustive(message, "runner message");
+    }
+  }
+
+  /** Hands the runner jobs while it has room and the queue has work for it. */
+  async fill(): Promise<void> {
+    while (this.info && !this.draining && this.open) {
+      const assignment = await this.host.queue.claimFor(this.info, [...this.running.values()]);
+      if (!assignment) return;
+      this.running.set(assignment.job.job_id, assignment.job.kind);
+      this.send({ type: "assign", ...assignment });
+    }
+  }
+}
