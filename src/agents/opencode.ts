@@ -326,7 +326,11 @@ export function failedAttempt(line: string): { code: RetriedFailure; message: st
   const found = STREAM_ERROR.exec(line);
   if (!found) return undefined;
   const message = (found[1] ?? "").replace(/\\(.)/g, "$1").replace(/^AI_\w+: /, "");
-  if (/\b40[13]\b|unauthori[sz]ed|forbidden|(invalid|incorrect|wrong).{0,20}(api.?key|token)|authentication/i.test(message)) {
+  if (
+    /\b40[13]\b|unauthori[sz]ed|forbidden|(invalid|incorrect|wrong).{0,20}(api.?key|token)|authentication/i.test(
+      message,
+    )
+  ) {
     return { code: "AGENT_AUTH", message };
   }
   if (/\b429\b|rate.?limit|too many requests|resource.?exhausted|quota/i.test(message)) {
