@@ -39,7 +39,7 @@ beforeAll(async () => {
   expect(run.status).toBe(201);
   runId = run.body.run_id;
   // A finished agent run whose agent left a session: what a follow-up message continues.
-  const agentRun = await server.store.createRun({
+  const agentRun = await server.store.runs.create({
     kind: "agent",
     name: "task",
     status: "success",
@@ -56,7 +56,7 @@ beforeAll(async () => {
     },
   });
   agentRunId = agentRun.id;
-  await server.store.createJob({
+  await server.store.jobs.create({
     id: `job_${agentRunId}_openai`,
     run_id: agentRunId,
     type: "agent",
@@ -64,7 +64,7 @@ beforeAll(async () => {
     payload: {},
   });
   // A finished job with its result (how it ended does not matter to the routes under test).
-  await server.store.cancelQueuedJob(`job_${agentRunId}_openai`, {
+  await server.store.jobs.cancelQueued(`job_${agentRunId}_openai`, {
     kind: "agent",
     status: "success",
     agent: "openai",
@@ -74,7 +74,7 @@ beforeAll(async () => {
     memory_peak_bytes: 0,
     cpu_ms: 0,
   });
-  await server.store.putArtifact({
+  await server.store.artifacts.put({
     run_id: runId,
     name: "log.txt",
     content_type: "text/plain",
@@ -104,7 +104,7 @@ let bots = 0;
 async function stoppedBot(): Promise<string> {
   const name = `strict-${++bots}`;
   const owner = (await call("GET", "/api/auth/whoami", adminToken)).body.token_id;
-  await server.store.createBot({
+  await server.store.bots.create({
     owner,
     name,
     mode: "image",

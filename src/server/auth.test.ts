@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Store, TokenRecord } from "../store/types.js";
+import type { Store, TokenRecord } from "../store/index.js";
 import { TokenCache } from "./auth.js";
 
 function token(kind: TokenRecord["kind"]): TokenRecord {

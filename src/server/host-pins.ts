@@ -1,5 +1,5 @@
 import { jobHost } from "../core/jobs/index.js";
-import type { JobRecord } from "../store/types.js";
+import type { JobRecord } from "../store/index.js";
 import { readJob } from "./job-records.js";
 
 /**

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { Job } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import { JobQueue, type RunnerLinks } from "./job-queue.js";
 import type { RunSink } from "./run-sink.js";
 
@@ -36,25 +36,25 @@ describe("JobQueue relaying reports for an engine on another replica", () => {
 
   it("stores and announces them, and keeps no memory of the jobs it relayed", async () => {
     const { store } = opened;
-    const run = await store.createRun({ kind: "workflow", name: "elsewhere" });
+    const run = await store.runs.create({ kind: "workflow", name: "elsewhere" });
     const announced: string[] = [];
     const broker = queueOn(store, { reported: (_run, jobId) => announced.push(jobId) });
     for (let i = 0; i < 50; i++) {
       const id = `job-${i}`;
-      await store.createJob({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
+      await store.jobs.create({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
       expect(await broker.events(id, 1, [], "runner-1")).toBe("stored");
     }
     expect(announced).toHaveLength(50);
-    expect((await store.listJobReports({})).length).toBe(50);
+    expect((await store.jobReports.list({})).length).toBe(50);
     // Nothing here waits for these jobs: a replica that relays for others must not grow with them.
     expect((broker as unknown as { unread: Set<string> }).unread.size).toBe(0);
   });
 
   it("applies a backlog longer than one read in order, then the report after it", async () => {
     const { store } = opened;
-    const run = await store.createRun({ kind: "workflow", name: "backlog" });
+    const run = await store.runs.create({ kind: "workflow", name: "backlog" });
     const id = "job-backlog";
-    await store.createJob({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
+    await store.jobs.create({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
     const runner = {
       group: "default",
       labels: [],
@@ -62,10 +62,10 @@ describe("JobQueue relaying reports for an engine on another replica", () => {
       shared: false,
       isolation: "none",
     } as const;
-    await store.claimJob({ id: "runner-1", ...runner }, 60_000);
-    await store.acceptJob(id, "runner-1");
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    await store.jobs.accept(id, "runner-1");
     for (let batch = 1; batch <= 250; batch++)
-      await store.addJobReport({
+      await store.jobReports.add({
         job_id: id,
         run_id: run.id,
         kind: "events",
@@ -73,7 +73,7 @@ describe("JobQueue relaying reports for an engine on another replica", () => {
         runner_id: "runner-1",
         body: [],
       });
-    await store.addJobReport({
+    await store.jobReports.add({
       job_id: id,
       run_id: run.id,
       kind: "lost",
@@ -97,9 +97,9 @@ describe("JobQueue relaying reports for an engine on another replica", () => {
     expect(batches).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
     expect(result).toMatchObject({ error: { code: "RUNNER_LOST", message: "gone" } });
     // The applied reports are deleted right after the one that settled the job.
-    for (let i = 0; i < 100 && (await store.jobsWithReports([id])).length > 0; i++)
+    for (let i = 0; i < 100 && (await store.jobReports.jobsWithReports([id])).length > 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(await store.jobsWithReports([id, "job-other"])).toEqual([]);
+    expect(await store.jobReports.jobsWithReports([id, "job-other"])).toEqual([]);
   });
 });
 

@@ -5,7 +5,7 @@ import { type Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core
 import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
 import type { StepRunner } from "../core/step-attempt.js";
-import type { JobRecord, JobReport, JobReportKind, JobRequirements, Store } from "../store/types.js";
+import type { JobRecord, JobReport, JobReportKind, JobRequirements, Store } from "../store/index.js";
 import { HostPins } from "./host-pins.js";
 import { endedEarly, jobIdFor, readJob, stepResult } from "./job-records.js";
 import { maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
@@ -153,7 +153,7 @@ export class JobQueue {
     { resolve, started }: Pick<Waiter, "resolve" | "started">,
   ): Promise<void> {
     const id = job.job_id;
-    const existing = await this.store.getJob(id);
+    const existing = await this.store.jobs.get(id);
     if (existing?.status === "done") {
       const stored = JobResult.safeParse(existing.result);
       resolve(
@@ -179,7 +179,7 @@ export class JobQueue {
     } else {
       const pinned = this.pins.runnerFor(runId, placement.host);
       const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
-      await this.store.createJob({
+      await this.store.jobs.create({
         id,
         run_id: runId,
         type: job.kind,
@@ -193,7 +193,7 @@ export class JobQueue {
 
   /** Restores the pins of a run from its stored jobs (server restart, adoption). */
   async restorePins(runId: string): Promise<void> {
-    for (const job of await this.store.listJobs({ runId })) {
+    for (const job of await this.store.jobs.list({ runId })) {
       if (job.runner_id && job.status !== "lost") this.pins.pin(job, job.runner_id);
     }
   }
@@ -215,7 +215,7 @@ export class JobQueue {
     const kinds = runner.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
     if (kinds.length === 0) return undefined;
     for (;;) {
-      const record = await this.store.claimJob(
+      const record = await this.store.jobs.claim(
         {
           id: runner.id,
           group: runner.group,
@@ -249,7 +249,7 @@ export class JobQueue {
   async inventory(runnerId: string, held: readonly HeldJob[], reaped: readonly string[]): Promise<Inventory> {
     const listed = new Set(held.map((job) => job.id));
     const inventory: Inventory = { resumed: new Map(), drop: [], cancel: [] };
-    for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] })) {
+    for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
       if (listed.has(job.id)) {
         inventory.resumed.set(job.id, job.type);
         continue;
@@ -261,14 +261,14 @@ export class JobQueue {
     }
     for (const { id } of held) {
       if (inventory.resumed.has(id)) continue;
-      const job = await this.store.getJob(id);
+      const job = await this.store.jobs.get(id);
       // A finished job is told `done` when the runner sends its result again. One the server
       // ended while its runner was away (a bot stopped meanwhile) still runs there: canceled, so
       // it stops; a runner that has the result already ignores the cancel.
       if (job?.status === "done" && job.runner_id === runnerId) inventory.cancel.push(id);
       else inventory.drop.push(id);
     }
-    await this.store.renewLeases(runnerId, this.leaseMs, [...inventory.resumed.keys()]);
+    await this.store.jobs.renewLeases(runnerId, this.leaseMs, [...inventory.resumed.keys()]);
     // What it reported through another replica before moving here is applied before what it says now.
     this.mayHaveReports([...inventory.resumed.keys()]);
     return inventory;
@@ -280,12 +280,12 @@ export class JobQueue {
    * kept alive by these heartbeats.
    */
   async renew(runnerId: string, jobIds: readonly string[]): Promise<void> {
-    await this.store.renewLeases(runnerId, this.leaseMs, jobIds);
+    await this.store.jobs.renewLeases(runnerId, this.leaseMs, jobIds);
   }
 
   /** The runner took up the job: it runs, its host is pinned there, and its run has started. */
   async accept(jobId: string, runnerId: string): Promise<void> {
-    const record = await this.store.acceptJob(jobId, runnerId);
+    const record = await this.store.jobs.accept(jobId, runnerId);
     if (!record) return;
     if (!this.waiters.has(jobId)) {
       await this.keepReport(jobId, runnerId, "accepted", 0, {});
@@ -338,7 +338,7 @@ export class JobQueue {
 
   /** Whether the job's result, reported by this runner, is stored already (it sends it again). */
   async doneBy(jobId: string, runnerId: string): Promise<boolean> {
-    const job = await this.store.getJob(jobId);
+    const job = await this.store.jobs.get(jobId);
     return job?.status === "done" && job.runner_id === runnerId;
   }
 
@@ -374,7 +374,7 @@ export class JobQueue {
         : reported;
     await waiter?.sink.drain();
     // Lost or canceled meanwhile: that outcome stands, and the engine has it already.
-    if (!(await this.store.completeJob(jobId, runnerId, result))) return "unknown";
+    if (!(await this.store.jobs.complete(jobId, runnerId, result))) return "unknown";
     this.settle(jobId, result);
     return "done";
   }
@@ -390,7 +390,7 @@ export class JobQueue {
     runnerId: string,
     reason: string,
   ): Promise<{ retryInMs: number } | "failed" | "unknown"> {
-    const record = await this.store.getJob(jobId);
+    const record = await this.store.jobs.get(jobId);
     if (!record || record.runner_id !== runnerId) return "unknown";
     if (record.status === "running") {
       await this.lost(record, `runner ${runnerId} gave the job up after accepting it: ${reason}`);
@@ -402,7 +402,7 @@ export class JobQueue {
     const job = readJob(record);
     if (refusals.length < maxJobRefusals && job) {
       const retryInMs = refusalBackoff(refusals.length);
-      const requeued = await this.store.refuseJob(
+      const requeued = await this.store.jobs.refuse(
         jobId,
         runnerId,
         refusals,
@@ -414,10 +414,10 @@ export class JobQueue {
       ? refusedError(record, refusals)
       : errorInfo("RUNNER_LOST", "its stored payload no longer matches its kind");
     const result = job ? jobEndedEarly(job, "failed", error) : null;
-    if (!(await this.store.giveUpJob(jobId, runnerId, result))) return "unknown";
+    if (!(await this.store.jobs.giveUp(jobId, runnerId, result))) return "unknown";
     if (!this.waiters.has(jobId) && result) {
       // The engine waiting for it is on another replica (or not yet back): it learns from the report.
-      await this.store.addJobReport({
+      await this.store.jobReports.add({
         job_id: jobId,
         run_id: record.run_id,
         kind: "finished",
@@ -435,8 +435,8 @@ export class JobQueue {
    * queue for another runner. Started: it is lost.
    */
   async returned(jobId: string, runnerId: string, reason: string): Promise<void> {
-    if (await this.store.returnJob(jobId, runnerId)) return;
-    const job = await this.store.getJob(jobId);
+    if (await this.store.jobs.giveBack(jobId, runnerId)) return;
+    const job = await this.store.jobs.get(jobId);
     if (job) await this.lost(job, `runner ${runnerId} gave the job up: ${reason}`);
   }
 
@@ -446,12 +446,12 @@ export class JobQueue {
    */
   async lost(record: JobRecord, why: string): Promise<void> {
     // A result it reported through a replica is waiting to be applied: it finished, it is not lost.
-    if ((await this.store.jobsWithReports([record.id], "finished")).length > 0) return;
-    if (!(await this.store.loseJob(record.id))) return;
+    if ((await this.store.jobReports.jobsWithReports([record.id], "finished")).length > 0) return;
+    if (!(await this.store.jobs.lose(record.id))) return;
     this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
     if (!this.waiters.has(record.id)) {
       // The engine waiting for it is elsewhere (or not yet back): it learns from the report.
-      await this.store.addJobReport({
+      await this.store.jobReports.add({
         job_id: record.id,
         run_id: record.run_id,
         kind: "lost",
@@ -470,13 +470,13 @@ export class JobQueue {
 
   /** Every job leased to the runner is lost (its token was revoked: it can never come back with them). */
   async loseRunnerJobs(runnerId: string, why: string): Promise<void> {
-    for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] }))
+    for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] }))
       await this.lost(job, why);
   }
 
   /** After a server restart: the leased jobs of `runIds` wait `graceMs` for their runners to come back. */
   async holdLeases(runIds: readonly string[], graceMs: number): Promise<void> {
-    await this.store.holdLeases(runIds, new Date(Date.now() + graceMs));
+    await this.store.jobs.holdLeases(runIds, new Date(Date.now() + graceMs));
   }
 
   /** Checks leases every quarter lease (at most every 500 ms) while `isLeader` says so. */
@@ -492,7 +492,7 @@ export class JobQueue {
   /** Jobs whose runner stopped heartbeating past the lease are lost, and their sockets told. */
   private async expireLeases(): Promise<void> {
     try {
-      for (const job of await this.store.expiredJobs(new Date().toISOString())) {
+      for (const job of await this.store.jobs.expired(new Date().toISOString())) {
         await this.lost(job, `runner ${job.runner_id} stopped heartbeating; its lease expired`);
         if (job.runner_id) this.links.drop(job.id, job.runner_id);
       }
@@ -513,9 +513,9 @@ export class JobQueue {
     batch: number,
     body: unknown,
   ): Promise<"stored" | "unknown"> {
-    const job = await this.store.getJob(jobId);
+    const job = await this.store.jobs.get(jobId);
     if (!job || job.status === "done" || job.status === "lost") return "unknown";
-    await this.store.addJobReport({
+    await this.store.jobReports.add({
       job_id: jobId,
       run_id: job.run_id,
       kind,
@@ -567,14 +567,14 @@ export class JobQueue {
   private async applyStored(jobId: string): Promise<void> {
     this.unread.delete(jobId);
     for (;;) {
-      const reports = await this.store.listJobReports({ jobIds: [jobId], limit: storedReportsPage });
+      const reports = await this.store.jobReports.list({ jobIds: [jobId], limit: storedReportsPage });
       const applied: number[] = [];
       for (const report of reports) {
         if (!this.waiters.has(jobId)) break;
         if (!(await this.applyReport(jobId, report))) break;
         applied.push(report.id);
       }
-      await this.store.deleteJobReports(applied);
+      await this.store.jobReports.delete(applied);
       if (reports.length < storedReportsPage || applied.length < reports.length) return;
     }
   }
@@ -597,7 +597,7 @@ export class JobQueue {
         return outcome !== "missing-events";
       }
       case "accepted": {
-        const record = await this.store.getJob(jobId);
+        const record = await this.store.jobs.get(jobId);
         if (record && report.runner_id) this.applyAccepted(record, report.runner_id);
         return true;
       }
@@ -624,7 +624,7 @@ export class JobQueue {
     report: JobReport,
     result: JobResult,
   ): Promise<"done" | "missing-events" | "unknown"> {
-    const record = await this.store.getJob(jobId);
+    const record = await this.store.jobs.get(jobId);
     if (record?.status === "done") {
       this.settle(jobId, JobResult.safeParse(record.result).data ?? result);
       return "done";
@@ -634,15 +634,15 @@ export class JobQueue {
 
   /** The run was canceled: a queued job ends here; a held one is stopped on its runner. */
   private async cancel(jobId: string): Promise<void> {
-    const record = await this.store.getJob(jobId);
+    const record = await this.store.jobs.get(jobId);
     if (!record || record.status === "done" || record.status === "lost") return;
     const job = readJob(record);
     if (!job) return;
     const result = endedEarly(job, "CANCELED", "the run was canceled");
     // Only if no runner claimed it meanwhile; otherwise it is stopped on its runner below.
-    if (record.status === "queued" && (await this.store.cancelQueuedJob(jobId, result)))
+    if (record.status === "queued" && (await this.store.jobs.cancelQueued(jobId, result)))
       return this.settle(jobId, result);
-    const current = await this.store.getJob(jobId);
+    const current = await this.store.jobs.get(jobId);
     if (current?.runner_id && (await this.links.cancel(jobId, current.runner_id))) {
       // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
       // should that report never come, the attempt ends here anyway.
@@ -654,7 +654,7 @@ export class JobQueue {
   }
 
   private async endCanceled(jobId: string, result: JobResult): Promise<void> {
-    if (await this.store.cancelJob(jobId, result)) this.settle(jobId, result);
+    if (await this.store.jobs.cancel(jobId, result)) this.settle(jobId, result);
   }
 
   private settle(jobId: string, result: JobResult | undefined): void {

@@ -4,7 +4,7 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import { Job, type JobResult, jobEndedEarly } from "../core/jobs/index.js";
 import type { StepJobResult } from "../core/jobs/step.js";
 import type { StepAttemptRequest, StepAttemptResult } from "../core/step-attempt.js";
-import type { JobRecord } from "../store/types.js";
+import type { JobRecord } from "../store/index.js";
 
 /** A stored job read back as the typed job it was made from; undefined when it no longer parses. */
 export function readJob(record: JobRecord): Job | undefined {

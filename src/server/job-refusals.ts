@@ -1,6 +1,6 @@
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import type { JobRecord, JobRefusal } from "../store/types.js";
+import type { JobRecord, JobRefusal } from "../store/index.js";
 
 /** Refusals after which a job fails with JOB_REFUSED instead of being offered again. */
 export const maxJobRefusals = 3;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { EventInput, RunEvent } from "../core/events.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
 import { RunSink } from "./run-sink.js";
 
@@ -21,7 +21,7 @@ describe.each(storeBackends)("RunSink on $name", (backend) => {
     carrier = opened.store;
     // SQLite is one server process: its writers share the process's one store.
     other = backend.name === "postgres" ? await opened.reopen() : carrier;
-    runId = (await carrier.createRun({ kind: "workflow", name: "deploy" })).id;
+    runId = (await carrier.runs.create({ kind: "workflow", name: "deploy" })).id;
   });
 
   afterEach(async () => {
@@ -39,7 +39,7 @@ describe.each(storeBackends)("RunSink on $name", (backend) => {
     const publishedHere: RunEvent[] = [];
     const publishedThere: RunEvent[] = [];
     const here = sinkOn(carrier, publishedHere);
-    const job = await carrier.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const job = await carrier.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
     // The engine's own events here while a runner's batches land on the other replica.
     const there = sinkOn(other, publishedThere);
     const writes: Promise<unknown>[] = [];
@@ -49,7 +49,7 @@ describe.each(storeBackends)("RunSink on $name", (backend) => {
       if (i % 10 === 0) writes.push(here.flush());
     }
     await Promise.all([...writes, here.drain(), there.drain()]);
-    const stored = await carrier.listEvents(runId, { limit: 10_000 });
+    const stored = await carrier.events.list(runId, { limit: 10_000 });
     expect(stored.map((event) => event.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(
       new Set(stored.map((e) => (e.type === "notice" ? e.message : e.type === "step.output" ? e.data : "")))
@@ -79,7 +79,7 @@ describe.each(storeBackends)("RunSink on $name", (backend) => {
       duration_ms: 1,
     });
     await here.drain();
-    const stored = await carrier.listEvents(runId, { limit: 10_000 });
+    const stored = await carrier.events.list(runId, { limit: 10_000 });
     const outputBytes = stored.reduce((sum, e) => sum + (e.type === "step.output" ? e.data.length : 0), 0);
     expect(outputBytes).toBe(100);
     expect(stored.at(-2)).toMatchObject({

@@ -1,9 +1,9 @@
 import { RunyardError } from "../core/errors.js";
 import type { EventInput, RunEvent, UnnumberedEvent } from "../core/events.js";
-import type { RunLogLimit, Store } from "../store/types.js";
+import type { RunLogLimit, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
-export type { RunLogLimit } from "../store/types.js";
+export type { RunLogLimit } from "../store/index.js";
 
 /**
  * Where a run's events go on the server: stamped here, numbered and held to the run's log cap by
@@ -82,7 +82,7 @@ export class RunSink {
       await new Promise((resolve) => setImmediate(resolve));
       let stored: RunEvent[];
       try {
-        ({ events: stored } = await this.store.appendRunEvents(this.runId, events, {
+        ({ events: stored } = await this.store.events.appendForRun(this.runId, events, {
           ...(job ? { job } : {}),
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
           ...(this.logLimit ? { logLimit: this.logLimit } : {}),

@@ -1,6 +1,6 @@
 import { type ErrorCode, errorTable } from "../core/errors.js";
 import type { RunnerInfo } from "../core/protocol.js";
-import type { TokenRecord } from "../store/types.js";
+import type { TokenRecord } from "../store/index.js";
 
 /** Why a hello is refused: the error the runner is sent before its socket closes (4003). */
 export interface HelloRefusal {

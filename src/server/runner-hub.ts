@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { WebSocket } from "ws";
 import type { Logger } from "../core/logger.js";
 import { revokedCloseCode } from "../core/protocol.js";
-import type { Store, TokenRecord } from "../store/types.js";
+import type { Store, TokenRecord } from "../store/index.js";
 import type { JobQueue } from "./job-queue.js";
 import { RunnerSession, type SessionHost } from "./runner-session.js";
 
@@ -71,7 +71,7 @@ export class RunnerHub implements SessionHost {
     if (!session.info || this.live.get(session.info.id) !== session) return;
     this.live.delete(session.info.id);
     // Only if it has not said hello to another replica meanwhile (a route that came back late).
-    void this.store.setRunnerStatus(session.info.id, "offline", new Date().toISOString(), {
+    void this.store.runners.setStatus(session.info.id, "offline", new Date().toISOString(), {
       replicaId: this.replicaId,
     });
     this.logger.info({ runnerId: session.info.id }, "runner disconnected");
@@ -148,7 +148,7 @@ export class RunnerHub implements SessionHost {
       if (!live || !session.info) continue;
       const runnerId = session.info.id;
       ended.push(runnerId);
-      await this.store.setRunnerStatus(runnerId, "offline", new Date().toISOString(), {
+      await this.store.runners.setStatus(runnerId, "offline", new Date().toISOString(), {
         replicaId: this.replicaId,
       });
       await this.queue.loseRunnerJobs(runnerId, `runner ${runnerId}'s token was revoked`);

@@ -3,7 +3,7 @@ import { errorTable } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import { type HeldJob, type RunnerInfo, RunnerMessage, type ServerMessage } from "../core/protocol.js";
-import type { Store, TokenRecord } from "../store/types.js";
+import type { Store, TokenRecord } from "../store/index.js";
 import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
 import { admitRunner } from "./runner-admission.js";
@@ -108,7 +108,7 @@ export class RunnerSession {
     }
     const info = admitted;
     const now = new Date().toISOString();
-    const record = await store.upsertRunner({
+    const record = await store.runners.upsert({
       ...info,
       status: "online",
       connected_at: now,
@@ -172,7 +172,7 @@ export class RunnerSession {
     const { store, queue } = this.host;
     switch (message.type) {
       case "heartbeat":
-        await store.touchRunner(runnerId, new Date().toISOString());
+        await store.runners.touch(runnerId, new Date().toISOString());
         await queue.renew(runnerId, [...this.running.keys()]);
         this.send({ type: "heartbeat" });
         if (message.bots.length > 0) await recordBotStats(store, [...this.running.keys()], message.bots);

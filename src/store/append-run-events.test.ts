@@ -34,7 +34,7 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     store = opened.store;
     // SQLite is one server process: its writers share the process's one store.
     other = backend.name === "postgres" ? await opened.reopen() : store;
-    runId = (await store.createRun({ kind: "workflow", name: "deploy" })).id;
+    runId = (await store.runs.create({ kind: "workflow", name: "deploy" })).id;
   });
 
   afterEach(async () => {
@@ -43,32 +43,32 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
   });
 
   async function storedEvents(): Promise<RunEvent[]> {
-    return store.listEvents(runId, { limit: 10_000 });
+    return store.events.list(runId, { limit: 10_000 });
   }
 
   it("numbers a batch with the run's next seqs, in the batch's order, and answers the events as stored", async () => {
-    const first = await store.appendRunEvents(runId, [
+    const first = await store.events.appendForRun(runId, [
       { ts, type: "run.queued", kind: "workflow", name: "deploy" },
     ]);
     expect(first).toEqual({
       duplicate: false,
       events: [{ ts, type: "run.queued", kind: "workflow", name: "deploy", run_id: runId, seq: 1 }],
     });
-    const second = await other.appendRunEvents(runId, [output("a\n"), output("b\n")]);
+    const second = await other.events.appendForRun(runId, [output("a\n"), output("b\n")]);
     expect(second.events.map((event) => event.seq)).toEqual([2, 3]);
     expect((await storedEvents()).map((event) => [event.seq, event.type])).toEqual([
       [1, "run.queued"],
       [2, "step.output"],
       [3, "step.output"],
     ]);
-    expect(await store.lastSeq(runId)).toBe(3);
+    expect(await store.events.lastSeq(runId)).toBe(3);
   });
 
   it("gives two writers appending to one run at once a dense sequence with no seq twice (300 batches)", async () => {
     const writers = [store, other];
     await Promise.all(
       Array.from({ length: 300 }, (_, i) =>
-        writers[i % 2]?.appendRunEvents(runId, [
+        writers[i % 2]?.events.appendForRun(runId, [
           output(`w${i % 2} b${i} e1\n`),
           output(`w${i % 2} b${i} e2\n`),
         ]),
@@ -80,33 +80,35 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     const texts = events.map((event) => (event.type === "step.output" ? event.data : ""));
     expect(new Set(texts).size).toBe(600);
     for (let i = 0; i < 600; i += 2) expect(texts[i + 1]).toBe(texts[i]?.replace("e1", "e2"));
-    expect(await store.lastSeq(runId)).toBe(600);
+    expect(await store.events.lastSeq(runId)).toBe(600);
   });
 
   it("stores a job's batch sent to two replicas at once only once", async () => {
-    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const job = await store.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
     const batch = [output("once\n")];
     const answers = await Promise.all([
-      store.appendRunEvents(runId, batch, { job: { id: job.id, seq: 1 } }),
-      other.appendRunEvents(runId, batch, { job: { id: job.id, seq: 1 } }),
+      store.events.appendForRun(runId, batch, { job: { id: job.id, seq: 1 } }),
+      other.events.appendForRun(runId, batch, { job: { id: job.id, seq: 1 } }),
     ]);
     expect(answers.map((answer) => answer.duplicate).sort()).toEqual([false, true]);
     expect((await storedEvents()).map((event) => event.seq)).toEqual([1]);
-    expect((await store.getJob(job.id))?.last_event_seq).toBe(1);
+    expect((await store.jobs.get(job.id))?.last_event_seq).toBe(1);
     // Sent again later, still a duplicate; the next batch goes on.
-    expect(await other.appendRunEvents(runId, batch, { job: { id: job.id, seq: 1 } })).toEqual({
+    expect(await other.events.appendForRun(runId, batch, { job: { id: job.id, seq: 1 } })).toEqual({
       duplicate: true,
       events: [],
     });
-    const next = await other.appendRunEvents(runId, [output("two\n")], { job: { id: job.id, seq: 2 } });
+    const next = await other.events.appendForRun(runId, [output("two\n")], { job: { id: job.id, seq: 2 } });
     expect(next.events.map((event) => event.seq)).toEqual([2]);
   });
 
   it("holds the run's log cap across writers and says what was cut when the step finishes", async () => {
-    await store.appendRunEvents(runId, [output("123456\n")], { logLimit: { maxBytes: 10, storedBytes: 0 } });
+    await store.events.appendForRun(runId, [output("123456\n")], {
+      logLimit: { maxBytes: 10, storedBytes: 0 },
+    });
     // The other writer never heard of the cap: the store holds it to the recorded one.
-    expect((await other.appendRunEvents(runId, [output("7890\n"), output("x\n")])).events).toEqual([]);
-    const finished = await other.appendRunEvents(runId, [stepFinished()]);
+    expect((await other.events.appendForRun(runId, [output("7890\n"), output("x\n")])).events).toEqual([]);
+    const finished = await other.events.appendForRun(runId, [stepFinished()]);
     expect(finished.events.map((event) => event.type)).toEqual(["notice", "step.finished"]);
     expect(finished.events[0]).toMatchObject({
       type: "notice",
@@ -121,65 +123,69 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
       [3, "step.finished"],
     ]);
     // Once cut, the log stays an unbroken beginning: later output is cut too.
-    expect((await store.appendRunEvents(runId, [output("y")])).events).toEqual([]);
+    expect((await store.events.appendForRun(runId, [output("y")])).events).toEqual([]);
   });
 
   it("keeps the cap recorded first: a later writer's cap does not replace it", async () => {
-    await store.appendRunEvents(runId, [output("12345\n")], { logLimit: { maxBytes: 8, storedBytes: 0 } });
-    await other.appendRunEvents(runId, [output("abcdef\n")], {
+    await store.events.appendForRun(runId, [output("12345\n")], {
+      logLimit: { maxBytes: 8, storedBytes: 0 },
+    });
+    await other.events.appendForRun(runId, [output("abcdef\n")], {
       logLimit: { maxBytes: 1000, storedBytes: 0 },
     });
     expect((await storedEvents()).map((event) => event.type)).toEqual(["step.output"]);
   });
 
   it("counts output a run stored before its cap was recorded", async () => {
-    await store.appendRunEvents(runId, [output("abc\n")], { logLimit: { maxBytes: 10, storedBytes: 8 } });
+    await store.events.appendForRun(runId, [output("abc\n")], { logLimit: { maxBytes: 10, storedBytes: 8 } });
     expect(await storedEvents()).toEqual([]);
   });
 
   it("trims a rolling log's oldest output to three quarters of its cap, whichever writer crossed it", async () => {
-    await store.appendRunEvents(runId, [output("aaaaaaaaa\n")], {
+    await store.events.appendForRun(runId, [output("aaaaaaaaa\n")], {
       logLimit: { maxBytes: 20, storedBytes: 0, rolling: true },
     });
-    await other.appendRunEvents(runId, [
+    await other.events.appendForRun(runId, [
       output("bbbbbbbbb\n"),
       { ts, type: "notice", level: "info", message: "kept" },
     ]);
-    const crossed = await other.appendRunEvents(runId, [output("ccccccccc\n")]);
+    const crossed = await other.events.appendForRun(runId, [output("ccccccccc\n")]);
     expect(crossed.events.map((event) => event.seq)).toEqual([4]);
     // 30 bytes > 20: the oldest output goes until at most 15 remain.
     expect((await storedEvents()).map((event) => event.seq)).toEqual([3, 4]);
-    await store.appendRunEvents(runId, [output("dddddddd\n"), output("e\n")]);
+    await store.events.appendForRun(runId, [output("dddddddd\n"), output("e\n")]);
     // 10 + 9 + 2 = 21 > 20: "c" goes, 11 bytes remain.
     expect((await storedEvents()).map((event) => event.seq)).toEqual([3, 5, 6]);
   });
 
   it("stores nothing for a replica that no longer carries the run (REPLICA_FENCED)", async () => {
-    const carried = (await store.createRun({ kind: "workflow", name: "fenced", replica_id: "replica-a" })).id;
-    await store.adoptRuns("replica-b", { own: true });
+    const carried = (await store.runs.create({ kind: "workflow", name: "fenced", replica_id: "replica-a" }))
+      .id;
+    await store.fleet.adoptRuns("replica-b", { own: true });
     await expect(
-      store.appendRunEvents(carried, [output("a\n")], { carrier: "replica-a" }),
+      store.events.appendForRun(carried, [output("a\n")], { carrier: "replica-a" }),
     ).rejects.toMatchObject({
       code: "REPLICA_FENCED",
     });
-    expect(await store.lastSeq(carried)).toBe(0);
+    expect(await store.events.lastSeq(carried)).toBe(0);
     // A writer that is not the run's carrier appends as before.
-    expect((await other.appendRunEvents(carried, [output("a\n")])).events.map((e) => e.seq)).toEqual([1]);
+    expect((await other.events.appendForRun(carried, [output("a\n")])).events.map((e) => e.seq)).toEqual([1]);
   });
 
   it("stores 10,000 small events in job batches of 100, numbered 1..10,000 (the hot path)", async () => {
-    const job = await store.createJob({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const job = await store.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
     const batch = Array.from({ length: 100 }, (_, i) => output(`line ${i}\n`));
-    for (let b = 1; b <= 100; b++) await store.appendRunEvents(runId, batch, { job: { id: job.id, seq: b } });
-    expect(await store.lastSeq(runId)).toBe(10_000);
+    for (let b = 1; b <= 100; b++)
+      await store.events.appendForRun(runId, batch, { job: { id: job.id, seq: b } });
+    expect(await store.events.lastSeq(runId)).toBe(10_000);
   });
 
   it("answers NOT_FOUND for a run or a job that does not exist, storing nothing", async () => {
-    await expect(store.appendRunEvents("run_missing", [output("a\n")])).rejects.toMatchObject({
+    await expect(store.events.appendForRun("run_missing", [output("a\n")])).rejects.toMatchObject({
       code: "NOT_FOUND",
     });
     await expect(
-      store.appendRunEvents(runId, [output("a\n")], { job: { id: "job_missing", seq: 1 } }),
+      store.events.appendForRun(runId, [output("a\n")], { job: { id: "job_missing", seq: 1 } }),
     ).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(await storedEvents()).toEqual([]);
   });

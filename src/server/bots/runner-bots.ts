@@ -1,6 +1,6 @@
 import { liveBotStates } from "../../core/bot-states.js";
 import type { BotStats } from "../../core/protocol.js";
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 import { botJobPrefix } from "../runs/bot-runs.js";
 
 /** The runner a bot container was found on or reports for. */
@@ -21,7 +21,7 @@ export async function botsToDisown(
 ): Promise<string[]> {
   const disowned: string[] = [];
   for (const botId of botIds) {
-    const bot = await store.getBot(botId);
+    const bot = await store.bots.get(botId);
     const wanted =
       bot !== undefined &&
       (liveBotStates as readonly string[]).includes(bot.state) &&
@@ -42,11 +42,11 @@ export async function recordBotStats(
   samples: readonly BotStats[],
 ): Promise<void> {
   for (const sample of samples) {
-    const bot = await store.getBot(sample.bot_id);
+    const bot = await store.bots.get(sample.bot_id);
     if (!bot?.run_id || bot.state !== "running") continue;
     const prefix = botJobPrefix(bot.run_id);
     if (!heldJobIds.some((jobId) => jobId.startsWith(prefix))) continue;
-    await store.updateBot(
+    await store.bots.update(
       bot.id,
       { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
       { ifState: ["running"] },
