@@ -87,7 +87,7 @@ async function withAgentRunner<T>(
   const executor = createExecutor({ baseEnv: env });
   const stepRunner = new LocalStepRunner(executor, { killGraceMs: 1000 });
   try {
-    const { secret } = await server.store.createToken({ kind: "runner", name: "bench" });
+    const { secret } = await server.store.tokens.create({ kind: "runner", name: "bench" });
     const agent = new AgentJobHandler({
       workspaces: new Workspaces({ root, retry: { gitRetries: 0, baseDelayMs: 1000 }, env }),
       turns: new SupervisedAgentTurns({

@@ -6,7 +6,7 @@ import { silentLogger } from "../src/core/logger.js";
 import { EventBus } from "../src/server/event-bus.js";
 import { RunSink } from "../src/server/run-sink.js";
 import { createStore } from "../src/store/create-store.js";
-import type { Store } from "../src/store/types.js";
+import type { Store } from "../src/store/index.js";
 import { type BenchStore, benchSecretKey } from "./server.js";
 
 export interface AppendShape {
@@ -50,8 +50,8 @@ export async function measureEventAppends(
     const sinks: Array<{ sink: RunSink; jobId: string }> = [];
     for (const store of stores) {
       for (let i = 0; i < shape.runs; i++) {
-        const run = await store.createRun({ kind: "workflow", name: `append-${i}`, spec: {} });
-        const job = await store.createJob({ run_id: run.id, requirements: { labels: [] }, payload: {} });
+        const run = await store.runs.create({ kind: "workflow", name: `append-${i}`, spec: {} });
+        const job = await store.jobs.create({ run_id: run.id, requirements: { labels: [] }, payload: {} });
         sinks.push({ sink: new RunSink(run.id, 0, store, bus, () => undefined), jobId: job.id });
       }
     }

@@ -214,7 +214,7 @@ async function measureReplicaThroughput(
     const first = servers[0];
     if (!first) throw new Error("no replica");
     // One database: a token made through one replica works on every one.
-    const { secret } = await first.store.createToken({ kind: "runner", name: "bench" });
+    const { secret } = await first.store.tokens.create({ kind: "runner", name: "bench" });
     const withRunners = async <T>(index: number, fn: () => Promise<T>): Promise<T> => {
       const server = servers[index];
       if (!server) return fn();
@@ -243,8 +243,8 @@ async function measureReplicaThroughput(
           for (const [i, settledFollow] of settled.entries()) {
             if (settledFollow.status === "fulfilled" || stuck.length >= 3) continue;
             const runId = runIds[i] ?? "";
-            const run = await first.store.getRun(runId);
-            const jobs = await first.store.listJobs({ runId });
+            const run = await first.store.runs.get(runId);
+            const jobs = await first.store.jobs.list({ runId });
             stuck.push(
               `${runId} via replica ${i % servers.length} ${run?.status} seq ${run?.last_seq}, jobs ` +
                 jobs.map((job) => `${job.status}@${job.runner_id}`).join(","),

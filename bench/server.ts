@@ -52,7 +52,7 @@ async function withServer<T>(
 ): Promise<T> {
   const server = await startBenchServer(store);
   try {
-    const { secret } = await server.store.createToken({ kind: "runner", name: "bench" });
+    const { secret } = await server.store.tokens.create({ kind: "runner", name: "bench" });
     return await fn(server, secret);
   } finally {
     await server.close();

@@ -91,7 +91,7 @@ beforeAll(async () => {
   items.tokens.B = (await ok("POST", "/api/tokens", credentials.memberB, { kind: "user" })).id;
   await ok("PUT", "/api/secrets/SECRET_A", credentials.memberA, { value: "value-of-a" });
   await ok("PUT", "/api/secrets/SECRET_B", credentials.memberB, { value: "value-of-b" });
-  await server.store.putArtifact({
+  await server.store.artifacts.put({
     run_id: items.runs.A,
     name: "diff.patch",
     content_type: "text/x-diff",
@@ -104,7 +104,7 @@ beforeAll(async () => {
     items.bots[tenant] = await botOf(caller, tenant, `bot-${tenant.toLowerCase()}`);
   }
   for (const tenant of ["A", "B"]) {
-    await server.store.upsertRunner({
+    await server.store.runners.upsert({
       id: `runner-${tenant}`,
       group: "linux",
       labels: [],
@@ -123,7 +123,7 @@ afterAll(async () => {
 /** A stopped bot of the caller's (bots are their owner's), stored as the bot routes store one. */
 async function botOf(caller: Caller, tenant: string, name: string): Promise<string> {
   const owner = (await ok("GET", "/api/auth/whoami", credentials[caller])).user_id;
-  await server.store.createBot({
+  await server.store.bots.create({
     tenant_id: tenant,
     owner,
     name,
@@ -140,8 +140,8 @@ async function botOf(caller: Caller, tenant: string, name: string): Promise<stri
  * its run is carried by this server, so no replica adopts it.
  */
 async function jobLeasedToRunner(): Promise<string> {
-  const token = await server.store.findToken(credentials.runner ?? "");
-  await server.store.upsertRunner({
+  const token = await server.store.tokens.find(credentials.runner ?? "");
+  await server.store.runners.upsert({
     id: "artifact-runner",
     group: "linux",
     labels: [],
@@ -151,18 +151,18 @@ async function jobLeasedToRunner(): Promise<string> {
     tenant_id: "A",
     ...(token ? { token_id: token.id } : {}),
   });
-  const run = await server.store.createRun({
+  const run = await server.store.runs.create({
     kind: "workflow",
     name: "leased",
     tenant_id: "A",
     replica_id: server.replica.id,
   });
-  const job = await server.store.createJob({
+  const job = await server.store.jobs.create({
     run_id: run.id,
     requirements: { group: "nowhere", labels: [] },
     payload: {},
   });
-  await server.store.updateJob(job.id, {
+  await server.store.jobs.update(job.id, {
     status: "running",
     runner_id: "artifact-runner",
     lease_expires_at: new Date(Date.now() + 3_600_000).toISOString(),
@@ -858,7 +858,7 @@ describe("API tokens end when they expire", () => {
 describe("attacks on every route", () => {
   /** Credentials that must open nothing, each made as an attacker (or time) would. */
   async function badCredentials(): Promise<Record<string, string | undefined>> {
-    const key = Buffer.from(await server.store.serverKey("session-hs256"), "base64url");
+    const key = Buffer.from(await server.store.serverKeys.get("session-hs256"), "base64url");
     const valid = await login("ana");
     const claims = decodeJwt(valid);
     const sign = (payload: Record<string, unknown>, secret: Uint8Array = key) =>
@@ -873,7 +873,7 @@ describe("attacks on every route", () => {
     await ok("DELETE", `/api/users/${removedUser}`, adminToken);
     const revokedToken = await ok("POST", "/api/tokens", adminToken, { kind: "admin" });
     await ok("DELETE", `/api/tokens/${revokedToken.id}`, adminToken);
-    const { secret: expiredToken } = await server.store.createToken({
+    const { secret: expiredToken } = await server.store.tokens.create({
       kind: "admin",
       name: "expired",
       expires_at: new Date(Date.now() - 60_000).toISOString(),

@@ -110,7 +110,7 @@ describe("a client generated with openapi-typescript and openapi-fetch", () => {
 
   it("gets the responses its types promise from a running server", async () => {
     const seen = await useTheApi(server.url, adminToken, workflow);
-    const stored = await server.store.getRun(seen.runId);
+    const stored = await server.store.runs.get(seen.runId);
     expect(seen).toEqual({
       runId: stored?.id,
       status: "queued",

@@ -63,7 +63,7 @@ async function leasedJob(): Promise<{ runId: string; jobId: string; gate: string
   expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
   const runId: string = submitted.body.run_id;
   const job = await until("the runner to accept the job", async () =>
-    (await server.store.listJobs({ runId })).find((j) => j.status === "running" && j.runner_id !== null),
+    (await server.store.jobs.list({ runId })).find((j) => j.status === "running" && j.runner_id !== null),
   );
   return { runId, jobId: job.id, gate };
 }
@@ -252,7 +252,7 @@ describe("artifacts (docs/artifacts.md)", () => {
     await upload(jobId, "before.txt", "stored while the job ran");
     writeFileSync(gate, "");
     await until("the job to finish", async () =>
-      (await server.store.getJob(jobId))?.status === "done" ? true : undefined,
+      (await server.store.jobs.get(jobId))?.status === "done" ? true : undefined,
     );
     const late = await put(jobId, "after.txt", "too late", tokens.runner);
     expect(late.status).toBe(409);
@@ -317,7 +317,7 @@ describe("artifacts across server replicas (PostgreSQL)", () => {
         });
         const runId: string = submitted.body.run_id;
         const job = await until("the runner to accept the job", async () =>
-          (await first.store.listJobs({ runId })).find((j) => j.status === "running"),
+          (await first.store.jobs.list({ runId })).find((j) => j.status === "running"),
         );
         // It uploads to the second one, as a runner whose first server is unreachable would.
         const stored = await uploadArtifact({

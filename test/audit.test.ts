@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/core/logger.js";
 import type { RunningServer } from "../src/server/server.js";
 import { startServer } from "../src/server/server.js";
-import type { AuditEvent } from "../src/store/types.js";
+import type { AuditEvent } from "../src/store/index.js";
 import { type CliResult, runCli, tempDir } from "./helpers/cli.js";
 import { adminToken, injectJson, startInProcessServer } from "./helpers/in-process.js";
 
@@ -34,7 +34,7 @@ async function call(
 }
 
 async function allEntries(): Promise<AuditEvent[]> {
-  return (await server.store.listAudit({ limit: 500 })).events;
+  return (await server.store.audit.list({ limit: 500 })).events;
 }
 
 async function entriesOf(action: string): Promise<AuditEvent[]> {
@@ -60,7 +60,7 @@ const workflow = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    ar
 
 describe("audit log", () => {
   it("records each action once, with its actor and outcome, and never a password or secret", async () => {
-    const admin = await server.store.findToken(adminToken);
+    const admin = await server.store.tokens.find(adminToken);
     const adminActor = { kind: "admin", user_id: null, token_id: admin?.id, username: null };
 
     // user add (generated password) and passwd (given password)
@@ -281,7 +281,7 @@ describe("runyard audit", () => {
     expect(human.stdout).toMatch(/login\s+denied\s+cat/);
     expect(human.stdout).toMatch(/user\.add\s+ok/);
 
-    const member = await server.store.createToken({ kind: "user", name: "m", tenant_id: "acme" });
+    const member = await server.store.tokens.create({ kind: "user", name: "m", tenant_id: "acme" });
     const refused = await runyard(["audit"], member.secret);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain("only an admin may do this");
@@ -313,7 +313,7 @@ describe("changes made straight in the home's database (runyard user/token --hom
     const token = await runyard(["token", "create", "--runner", "--group", "g", "--home", home], "");
     expect(token.code, token.stderr).toBe(0);
     const tokenSecret = token.stdout.trim();
-    const tokenId = (await server.store.findToken(tokenSecret))?.id ?? "";
+    const tokenId = (await server.store.tokens.find(tokenSecret))?.id ?? "";
     const revoked = await runyard(["token", "revoke", tokenId, "--home", home], "");
     expect(revoked.code, revoked.stderr).toBe(0);
     const removed = await runyard(["user", "remove", "dee", "--home", home], "");

@@ -87,7 +87,7 @@ async function submitAs(token: string): Promise<string> {
 }
 
 async function sessionKey(): Promise<Uint8Array> {
-  return Buffer.from(await server.store.serverKey("session-hs256"), "base64url");
+  return Buffer.from(await server.store.serverKeys.get("session-hs256"), "base64url");
 }
 
 describe("login (seed 004)", () => {

@@ -86,12 +86,12 @@ describe("refused logins in the audit log", () => {
       details: {},
     };
     try {
-      await store.appendAudit({
+      await store.audit.append({
         ...old,
         target: "tok_old",
         at: new Date(Date.now() - 40 * day).toISOString(),
       });
-      await store.appendAudit({
+      await store.audit.append({
         ...old,
         target: "tok_recent",
         at: new Date(Date.now() - 20 * day).toISOString(),

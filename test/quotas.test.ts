@@ -44,8 +44,8 @@ const submit = (token: string) => call("POST", "/api/runs", token, { workflow })
  * to runs: the accepted runs' own events may still land meanwhile, a refused one has no run).
  */
 async function stored(): Promise<{ runs: string[]; jobs: number }> {
-  const { runs } = await server.store.listRuns({ limit: 500 });
-  return { runs: runs.map((run) => run.id), jobs: (await server.store.listJobs()).length };
+  const { runs } = await server.store.runs.list({ limit: 500 });
+  return { runs: runs.map((run) => run.id), jobs: (await server.store.jobs.list()).length };
 }
 
 async function expectRefused(token: string, message: string, hint: string): Promise<void> {
@@ -88,7 +88,7 @@ describe("quotas", () => {
     await start({ quotas: { tenants: { acme: { max_concurrent_runs: 2 } } } });
     const acme = await makeToken(server, "user", { tenant_id: "acme" });
     const running = () =>
-      server.store.createRun({ kind: "workflow", name: "busy", status: "running", tenant_id: "acme" });
+      server.store.runs.create({ kind: "workflow", name: "busy", status: "running", tenant_id: "acme" });
     await running();
     await expectAccepted(acme);
     await running();
@@ -107,7 +107,7 @@ describe("quotas", () => {
     await expectAccepted(acme);
     await expectAccepted(acme);
     await expectRefused(acme, "tenant acme has 2 of 2 queued runs", "quotas.tenants.acme.max_queued_runs");
-    const { runs } = await server.store.listRuns({ tenantId: "acme" });
+    const { runs } = await server.store.runs.list({ tenantId: "acme" });
     expect((await call("POST", `/api/runs/${runs[0]?.id}/cancel`, acme)).status).toBe(200);
     await expectAccepted(acme);
   });

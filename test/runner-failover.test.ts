@@ -62,7 +62,7 @@ steps:
 async function seedRunnerToken(home: string): Promise<void> {
   const store = await openSqliteStore(join(home, "runyard.db"));
   try {
-    await store.createToken({ kind: "runner", name: "replica runner", secret: sharedRunnerToken });
+    await store.tokens.create({ kind: "runner", name: "replica runner", secret: sharedRunnerToken });
   } finally {
     await store.close();
   }

@@ -42,7 +42,7 @@ async function server(): Promise<RunningServer> {
 }
 
 async function runner(running: RunningServer, id = "inproc"): Promise<RunnerDaemon> {
-  const { secret } = await running.store.createToken({ kind: "runner", name: id });
+  const { secret } = await running.store.tokens.create({ kind: "runner", name: id });
   const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "" }, killGraceMs: 300 });
   cleanups.push(async () => executor.close());
   const daemon = new RunnerDaemon({
@@ -92,12 +92,12 @@ function finished(running: RunningServer, runId: string): Promise<RunEvent[]> {
   return new Promise((resolve) => {
     const done = async (): Promise<void> => {
       unsubscribe();
-      resolve(await running.store.listEvents(runId, { after: 0, limit: 10_000 }));
+      resolve(await running.store.events.list(runId, { after: 0, limit: 10_000 }));
     };
     const unsubscribe = running.bus.subscribe(runId, (event) => {
       if (event.type === "run.finished") void done();
     });
-    void running.store.listEvents(runId, { after: 0, limit: 10_000 }).then((events) => {
+    void running.store.events.list(runId, { after: 0, limit: 10_000 }).then((events) => {
       if (events.some((event) => event.type === "run.finished")) void done();
     });
   });
@@ -147,7 +147,7 @@ describe("a run through the server and a runner in this process", () => {
     await runner(running);
     const runId = await submit(running, twoSteps);
     await finished(running, runId);
-    const record = await running.store.getRun(runId);
+    const record = await running.store.runs.get(runId);
     expect(record?.steps).toHaveLength(2);
     for (const step of record?.steps ?? []) {
       expect(step.status).toBe("success");
@@ -166,7 +166,7 @@ interface RawRunner {
 
 /** A runner connection speaking the protocol by hand, for what a real daemon would never send. */
 async function rawRunner(running: RunningServer, id: string, token?: string): Promise<RawRunner> {
-  const secret = token ?? (await running.store.createToken({ kind: "runner", name: id })).secret;
+  const secret = token ?? (await running.store.tokens.create({ kind: "runner", name: id })).secret;
   const socket = new WebSocket(new URL(runnerSocketPath, running.url.replace(/^http/, "ws")), {
     headers: { authorization: `Bearer ${secret}` },
   });
@@ -241,7 +241,7 @@ describe("the runner protocol against the real hub", () => {
       ],
     });
     expect(await raw.next("ack")).toMatchObject({ job_id: job.job_id, batch: 1 });
-    const stored = await running.store.listEvents(runId, { after: 0, limit: 100 });
+    const stored = await running.store.events.list(runId, { after: 0, limit: 100 });
     expect(stored.flatMap((e) => (e.type === "step.output" ? [e.data] : []))).toEqual(["mine\n"]);
     expect(stored.some((e) => e.type === "run.finished")).toBe(false);
   });
@@ -285,7 +285,7 @@ describe("the runner protocol against the real hub", () => {
 
   test("a runner that comes back without a job it held ends that job at once", async () => {
     const running = await server();
-    const { secret } = await running.store.createToken({ kind: "runner", name: "forgetful" });
+    const { secret } = await running.store.tokens.create({ kind: "runner", name: "forgetful" });
     const before = await rawRunner(running, "forgetful", secret);
     const runId = await submit(running, oneStep);
     const { job } = await before.next("assign");

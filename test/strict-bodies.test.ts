@@ -39,7 +39,7 @@ beforeAll(async () => {
   expect(run.status).toBe(201);
   runId = run.body.run_id;
   // A finished agent run whose agent left a session: what a follow-up message continues.
-  const agentRun = await server.store.createRun({
+  const agentRun = await server.store.runs.create({
     kind: "agent",
     name: "task",
     status: "success",
@@ -56,14 +56,14 @@ beforeAll(async () => {
     },
   });
   agentRunId = agentRun.id;
-  await server.store.createJob({
+  await server.store.jobs.create({
     id: `job_${agentRunId}_openai`,
     run_id: agentRunId,
     type: "agent",
     requirements: { labels: [] },
     payload: {},
   });
-  await server.store.updateJob(`job_${agentRunId}_openai`, {
+  await server.store.jobs.update(`job_${agentRunId}_openai`, {
     status: "done",
     result: {
       kind: "agent",
@@ -76,7 +76,7 @@ beforeAll(async () => {
       cpu_ms: 0,
     },
   });
-  await server.store.putArtifact({
+  await server.store.artifacts.put({
     run_id: runId,
     name: "log.txt",
     content_type: "text/plain",
@@ -106,7 +106,7 @@ let bots = 0;
 async function stoppedBot(): Promise<string> {
   const name = `strict-${++bots}`;
   const owner = (await call("GET", "/api/auth/whoami", adminToken)).body.token_id;
-  await server.store.createBot({
+  await server.store.bots.create({
     owner,
     name,
     mode: "image",

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { secretKeyFor } from "../server/home.js";
+import type { AuditAction, Store } from "../store/index.js";
 import { openSqliteStore } from "../store/sqlite.js";
-import type { AuditAction, Store } from "../store/types.js";
 import type { CliContext } from "./context.js";
 
 /**
@@ -46,7 +46,7 @@ export async function auditLocal(
   store: Store,
   entry: { action: AuditAction; target: string; tenant_id: string | null; details?: Record<string, unknown> },
 ): Promise<void> {
-  await store.appendAudit({
+  await store.audit.append({
     actor: { kind: "local", user_id: null, token_id: null, username: null },
     tenant_id: entry.tenant_id,
     address: null,

@@ -165,10 +165,10 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   let waiting: string | undefined = "the local runner to connect";
   const server = await start(config, ctx, flags, () => waiting);
   // The local runner gets a fresh runner token each start; earlier ones are revoked.
-  for (const token of await server.store.listTokens("runner")) {
-    if (token.name === "local runner (runyard up)") await server.store.revokeToken(token.id);
+  for (const token of await server.store.tokens.list("runner")) {
+    if (token.name === "local runner (runyard up)") await server.store.tokens.revoke(token.id);
   }
-  const { secret } = await server.store.createToken({ kind: "runner", name: "local runner (runyard up)" });
+  const { secret } = await server.store.tokens.create({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],

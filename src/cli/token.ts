@@ -1,5 +1,5 @@
 import { RunyardError } from "../core/errors.js";
-import type { TokenRecord } from "../store/types.js";
+import type { TokenRecord } from "../store/index.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, throughApi, withHomeStore } from "./home-store.js";
 import { apiClient } from "./runs.js";
@@ -51,7 +51,7 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
   const secret = viaApi
     ? (await apiClient(ctx).request<{ token: string }>("POST", "/api/tokens", input)).token
     : await withHomeStore(ctx, async (store) => {
-        const { record, secret: made } = await store.createToken(input);
+        const { record, secret: made } = await store.tokens.create(input);
         await auditLocal(store, {
           action: "token.create",
           target: record.id,
@@ -73,7 +73,7 @@ export async function tokenCreate(flags: TokenFlags, ctx: CliContext): Promise<n
 export async function tokenList(flags: { json?: boolean; home?: string }, ctx: CliContext): Promise<number> {
   const tokens = throughApi(ctx, flags.home)
     ? await apiClient(ctx).request<TokenRecord[]>("GET", "/api/tokens")
-    : await withHomeStore(ctx, (store) => store.listTokens());
+    : await withHomeStore(ctx, (store) => store.tokens.list());
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(tokens, null, 2)}\n`);
     return 0;
@@ -104,8 +104,8 @@ export async function tokenRevoke(id: string, flags: { home?: string }, ctx: Cli
     await apiClient(ctx).request("DELETE", `/api/tokens/${encodeURIComponent(id)}`);
   } else if (
     !(await withHomeStore(ctx, async (store) => {
-      const token = await store.getToken(id);
-      if (!token || !(await store.revokeToken(id))) return false;
+      const token = await store.tokens.get(id);
+      if (!token || !(await store.tokens.revoke(id))) return false;
       await auditLocal(store, {
         action: "token.revoke",
         target: token.id,

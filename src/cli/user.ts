@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import { hashPassword, newPassword } from "../server/identity/passwords.js";
 import { usernamePattern } from "../server/identity/usernames.js";
-import type { UserRecord } from "../store/types.js";
+import type { UserRecord } from "../store/index.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
 import { apiClient } from "./runs.js";
@@ -51,7 +51,7 @@ export async function userAdd(
     const password = given ?? newPassword();
     const passwordHash = await hashPassword(password);
     const user = await withHomeStore(ctx, async (store) => {
-      const created = await store.createUser({
+      const created = await store.users.create({
         username: name,
         role,
         tenant_id: flags.tenant ?? null,
@@ -76,7 +76,7 @@ export async function userAdd(
 export async function userList(flags: WhereFlags & { json?: boolean }, ctx: CliContext): Promise<number> {
   const users = throughApi(ctx, flags.home)
     ? await apiClient(ctx).request<UserRecord[]>("GET", "/api/users")
-    : await withHomeStore(ctx, (store) => store.listUsers());
+    : await withHomeStore(ctx, (store) => store.users.list());
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(users, null, 2)}\n`);
     return 0;
@@ -100,9 +100,9 @@ export async function userRemove(name: string, flags: WhereFlags, ctx: CliContex
     await apiClient(ctx).request("DELETE", `/api/users/${encodeURIComponent(name)}`);
   } else {
     await withHomeStore(ctx, async (store) => {
-      const user = await store.findUserByName(name);
+      const user = await store.users.findByName(name);
       if (!user) throw unknownUser(name);
-      await store.removeUser(user.id);
+      await store.users.remove(user.id);
       await auditLocal(store, {
         action: "user.remove",
         target: user.username,
@@ -135,8 +135,8 @@ export async function userPasswd(
     const password = given ?? newPassword();
     const passwordHash = await hashPassword(password);
     const user = await withHomeStore(ctx, async (store) => {
-      const found = await store.findUserByName(name);
-      const updated = found && (await store.setUserPassword(found.id, passwordHash));
+      const found = await store.users.findByName(name);
+      const updated = found && (await store.users.setPassword(found.id, passwordHash));
       if (!updated) throw unknownUser(name);
       await auditLocal(store, {
         action: "user.passwd",

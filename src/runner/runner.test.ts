@@ -32,7 +32,7 @@ async function server(): Promise<RunningServer> {
     version: "test",
     warn: () => undefined,
   });
-  await running.store.createToken({ kind: "runner", name: "failover", secret: runnerSecret });
+  await running.store.tokens.create({ kind: "runner", name: "failover", secret: runnerSecret });
   openServers.add(running);
   cleanups.push(() => closeServer(running));
   return running;
@@ -130,7 +130,7 @@ describe("RunnerDaemon with several servers", () => {
     await closeServer(a);
     await until(() => welcomes.length === 2);
     expect(welcomes).toEqual([a.url, b.url]);
-    expect((await b.store.getRunner("failover-runner"))?.status).toBe("online");
+    expect((await b.store.runners.get("failover-runner"))?.status).toBe("online");
   });
 });
 

@@ -131,7 +131,7 @@ async function databaseState(deps: ServerDeps): Promise<"ok" | "unreachable"> {
     timer = setTimeout(() => resolve("unreachable"), 1000);
   });
   try {
-    return await Promise.race([deps.store.lastSeq("health-check").then(() => "ok" as const), timeout]);
+    return await Promise.race([deps.store.events.lastSeq("health-check").then(() => "ok" as const), timeout]);
   } catch {
     return "unreachable";
   } finally {

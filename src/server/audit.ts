@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import type { AuditAction, AuditActor, AuditOutcome } from "../store/types.js";
+import type { AuditAction, AuditActor, AuditOutcome } from "../store/index.js";
 import type { Principal } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 
@@ -38,7 +38,7 @@ export async function audit(
   entry: AuditEntry,
 ): Promise<void> {
   try {
-    await deps.store.appendAudit({
+    await deps.store.audit.append({
       actor: entry.actor ?? actorOf(request.principal),
       tenant_id: entry.tenant_id !== undefined ? entry.tenant_id : (request.principal?.tenant_id ?? null),
       address: request.ip,

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
-import type { Store, TokenRecord, UserRecord, UserRole } from "../store/types.js";
+import type { Store, TokenRecord, TokensRepo, UserRecord, UserRole } from "../store/index.js";
 import { isPreflight } from "./http-headers.js";
 import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
 
@@ -78,7 +78,7 @@ export class TokenCache {
   private readonly entries = new Map<string, { token: TokenRecord; until: number }>();
 
   constructor(
-    private readonly store: Store,
+    private readonly tokens: Pick<TokensRepo, "find">,
     private readonly ttlMs = tokenCacheMs,
     private readonly now: () => number = () => performance.now(),
   ) {}
@@ -93,7 +93,7 @@ export class TokenCache {
     const hit = this.entries.get(key);
     if (hit && hit.until > this.now() && !hasExpired(hit.token)) return hit.token;
     if (hit) this.entries.delete(key);
-    const token = await this.store.findToken(secret);
+    const token = await this.tokens.find(secret);
     if (token && token.kind !== "runner" && this.ttlMs > 0) {
       if (this.entries.size >= tokenCacheSize) this.entries.clear();
       this.entries.set(key, { token, until: this.now() + this.ttlMs });
@@ -108,7 +108,7 @@ export class TokenCache {
  * artifact upload (whose route checks the job is leased to their runner); stream
  * tokens only their run's event stream.
  */
-export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store)) {
+export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store.tokens)) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
@@ -177,10 +177,10 @@ export async function resolvePrincipal(
           ),
           session_id: claims.source,
         }
-      : await tokenPrincipal(store, await store.getToken(claims.source), true);
+      : await tokenPrincipal(store, await store.tokens.get(claims.source), true);
     return { ...source, kind: "stream", run_id: claims.run_id };
   }
-  const token = await (tokens ? tokens.find(secret) : store.findToken(secret));
+  const token = await (tokens ? tokens.find(secret) : store.tokens.find(secret));
   if (!token) throw new RunyardError("UNAUTHORIZED", "the token is not valid (revoked, expired or mistyped)");
   // A token found in the cache may have expired since: expiry holds to the second, on every replica.
   if (hasExpired(token)) throw new RunyardError("UNAUTHORIZED", `the token expired at ${token.expires_at}`);
@@ -193,12 +193,12 @@ async function liveSessionUser(
   sessionId: string,
   issuedAtMs: number,
 ): Promise<UserRecord> {
-  const user = await store.getUser(userId);
+  const user = await store.users.get(userId);
   if (!user) throw new RunyardError("UNAUTHORIZED", "the user of this session no longer exists");
   if (issuedAtMs < Date.parse(user.sessions_valid_after)) {
     throw new RunyardError("UNAUTHORIZED", "the session was ended by a password change; log in again");
   }
-  if (await store.sessionRevoked(sessionId)) {
+  if (await store.sessions.isRevoked(sessionId)) {
     throw new RunyardError("UNAUTHORIZED", "the session was logged out; log in again");
   }
   return user;
@@ -214,7 +214,7 @@ async function tokenPrincipal(
   }
   const base = { token_id: token.id, session_id: null, session_expires_at: null, run_id: null };
   if (token.user_id !== null) {
-    const user = await store.getUser(token.user_id);
+    const user = await store.users.get(token.user_id);
     if (!user) throw new RunyardError("UNAUTHORIZED", "the owner of this token no longer exists");
     return { ...userPrincipal(user), ...base };
   }
@@ -240,14 +240,14 @@ export async function credentialLives(
   openedAtMs: number,
 ): Promise<boolean> {
   if (principal.token_id !== null) {
-    const token = await store.getToken(principal.token_id);
+    const token = await store.tokens.get(principal.token_id);
     if (!token || hasExpired(token)) return false;
   }
   if (principal.session_expires_at !== null && Date.parse(principal.session_expires_at) <= Date.now())
     return false;
-  if (principal.session_id !== null && (await store.sessionRevoked(principal.session_id))) return false;
+  if (principal.session_id !== null && (await store.sessions.isRevoked(principal.session_id))) return false;
   if (principal.user_id === null) return true;
-  const user = await store.getUser(principal.user_id);
+  const user = await store.users.get(principal.user_id);
   if (!user) return false;
   return principal.session_id === null || Date.parse(user.sessions_valid_after) <= openedAtMs;
 }

@@ -1,6 +1,6 @@
 import type { AgentStatus } from "../agents/availability.js";
 import type { Logger } from "../core/logger.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";

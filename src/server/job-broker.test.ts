@@ -16,7 +16,7 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
 
   it("stores and announces them, and keeps no memory of the jobs it relayed", async () => {
     const { store } = opened;
-    const run = await store.createRun({ kind: "workflow", name: "elsewhere" });
+    const run = await store.runs.create({ kind: "workflow", name: "elsewhere" });
     const announced: string[] = [];
     const broker = new JobBroker(
       store,
@@ -25,23 +25,23 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
     );
     for (let i = 0; i < 50; i++) {
       const id = `job-${i}`;
-      await store.createJob({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
+      await store.jobs.create({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
       expect(await broker.events(id, 1, [], "runner-1")).toBe("stored");
     }
     expect(announced).toHaveLength(50);
-    expect((await store.listJobReports({})).length).toBe(50);
+    expect((await store.jobReports.list({})).length).toBe(50);
     // Nothing here waits for these jobs: a replica that relays for others must not grow with them.
     expect((broker as unknown as { unread: Set<string> }).unread.size).toBe(0);
   });
 
   it("applies a backlog longer than one read in order, then the report after it", async () => {
     const { store } = opened;
-    const run = await store.createRun({ kind: "workflow", name: "backlog" });
+    const run = await store.runs.create({ kind: "workflow", name: "backlog" });
     const id = "job-backlog";
-    await store.createJob({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
-    await store.updateJob(id, { status: "running", runner_id: "runner-1" });
+    await store.jobs.create({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
+    await store.jobs.update(id, { status: "running", runner_id: "runner-1" });
     for (let batch = 1; batch <= 250; batch++)
-      await store.addJobReport({
+      await store.jobReports.add({
         job_id: id,
         run_id: run.id,
         kind: "events",
@@ -49,7 +49,7 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
         runner_id: "runner-1",
         body: [],
       });
-    await store.addJobReport({
+    await store.jobReports.add({
       job_id: id,
       run_id: run.id,
       kind: "lost",
@@ -77,8 +77,8 @@ describe("JobBroker relaying reports for an engine on another replica", () => {
     expect(batches).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
     expect(result).toMatchObject({ error: { code: "RUNNER_LOST", message: "gone" } });
     // The applied reports are deleted right after the one that settled the job.
-    for (let i = 0; i < 100 && (await store.jobsWithReports([id])).length > 0; i++)
+    for (let i = 0; i < 100 && (await store.jobReports.jobsWithReports([id])).length > 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(await store.jobsWithReports([id, "job-other"])).toEqual([]);
+    expect(await store.jobReports.jobsWithReports([id, "job-other"])).toEqual([]);
   });
 });

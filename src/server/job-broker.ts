@@ -13,7 +13,7 @@ import type {
   JobReportKind,
   JobRequirements,
   Store,
-} from "../store/types.js";
+} from "../store/index.js";
 import type { RunSink } from "./run-sink.js";
 
 /** How the broker reaches runners: through the runner hub, and other replicas' hubs. */
@@ -174,7 +174,7 @@ export class JobBroker {
     resolve: (result: JobResult) => void,
   ): Promise<void> {
     const id = job.job_id;
-    const existing = await this.store.getJob(id);
+    const existing = await this.store.jobs.get(id);
     if (existing?.status === "done") {
       const stored = JobResult.safeParse(existing.result);
       resolve(
@@ -197,7 +197,7 @@ export class JobBroker {
     } else {
       const pinned = this.pins.get(runId)?.get(placement.host);
       const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
-      await this.store.createJob({
+      await this.store.jobs.create({
         id,
         run_id: runId,
         type: job.kind,
@@ -224,7 +224,7 @@ export class JobBroker {
 
   /** Restores pins of a run from its stored jobs (server restart). */
   async restorePins(runId: string): Promise<void> {
-    for (const job of await this.store.listJobs({ runId })) {
+    for (const job of await this.store.jobs.list({ runId })) {
       if (job.runner_id && job.status !== "lost") this.pin(job, job.runner_id);
     }
   }
@@ -299,7 +299,7 @@ export class JobBroker {
           })
         : reported;
     await waiter?.sink.drain();
-    await this.store.updateJob(jobId, { status: "done", result, lease_expires_at: null });
+    await this.store.jobs.update(jobId, { status: "done", result, lease_expires_at: null });
     this.settle(jobId, result);
     return "done";
   }
@@ -326,9 +326,9 @@ export class JobBroker {
     batch: number,
     body: unknown,
   ): Promise<"stored" | "unknown"> {
-    const job = await this.store.getJob(jobId);
+    const job = await this.store.jobs.get(jobId);
     if (!job || job.status === "done" || job.status === "lost") return "unknown";
-    await this.store.addJobReport({
+    await this.store.jobReports.add({
       job_id: jobId,
       run_id: job.run_id,
       kind,
@@ -380,14 +380,14 @@ export class JobBroker {
   private async applyStored(jobId: string): Promise<void> {
     this.unread.delete(jobId);
     for (;;) {
-      const reports = await this.store.listJobReports({ jobIds: [jobId], limit: storedReportsPage });
+      const reports = await this.store.jobReports.list({ jobIds: [jobId], limit: storedReportsPage });
       const applied: number[] = [];
       for (const report of reports) {
         if (!this.waiters.has(jobId)) break;
         if (!(await this.applyReport(jobId, report))) break;
         applied.push(report.id);
       }
-      await this.store.deleteJobReports(applied);
+      await this.store.jobReports.delete(applied);
       if (reports.length < storedReportsPage || applied.length < reports.length) return;
     }
   }
@@ -410,7 +410,7 @@ export class JobBroker {
         return (await this.applyFinished(jobId, report.batch, result.data)) === "done";
       }
       case "accepted": {
-        const record = await this.store.getJob(jobId);
+        const record = await this.store.jobs.get(jobId);
         if (record && report.runner_id) this.applyAccepted(record, report.runner_id);
         return true;
       }
@@ -439,7 +439,7 @@ export class JobBroker {
     runnerId: string,
     reason: string,
   ): Promise<{ retryInMs: number } | "failed" | "unknown"> {
-    const record = await this.store.getJob(jobId);
+    const record = await this.store.jobs.get(jobId);
     if (!record || record.runner_id !== runnerId) return "unknown";
     if (record.status === "running") {
       await this.lost(record, `runner ${runnerId} gave the job up after accepting it: ${reason}`);
@@ -451,7 +451,7 @@ export class JobBroker {
     const job = readJob(record);
     if (refusals.length < maxJobRefusals && job) {
       const retryInMs = refusalBackoffMs * 2 ** (refusals.length - 1);
-      const requeued = await this.store.refuseJob(
+      const requeued = await this.store.jobs.refuse(
         jobId,
         runnerId,
         refusals,
@@ -463,7 +463,7 @@ export class JobBroker {
       ? refusedError(record, refusals)
       : errorInfo("RUNNER_LOST", "its stored payload no longer matches its kind");
     const result = job ? jobEndedEarly(job, "failed", error) : null;
-    const ended = await this.store.updateJob(
+    const ended = await this.store.jobs.update(
       jobId,
       { status: "done", result, lease_expires_at: null },
       { ifStatus: ["assigned"] },
@@ -471,7 +471,7 @@ export class JobBroker {
     if (!ended) return "unknown";
     if (!this.waiters.has(jobId) && result) {
       // The engine waiting for it is on another replica (or not yet back): it learns from the report.
-      await this.store.addJobReport({
+      await this.store.jobReports.add({
         job_id: jobId,
         run_id: record.run_id,
         kind: "finished",
@@ -490,8 +490,8 @@ export class JobBroker {
    */
   async lost(record: JobRecord, why: string): Promise<void> {
     // A result it reported through a replica is waiting to be applied: it finished, it is not lost.
-    if ((await this.store.jobsWithReports([record.id], "finished")).length > 0) return;
-    const updated = await this.store.updateJob(
+    if ((await this.store.jobReports.jobsWithReports([record.id], "finished")).length > 0) return;
+    const updated = await this.store.jobs.update(
       record.id,
       { status: "lost", lease_expires_at: null },
       { ifStatus: ["assigned", "running"] },
@@ -500,7 +500,7 @@ export class JobBroker {
     this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
     if (!this.waiters.has(record.id)) {
       // The engine waiting for it is elsewhere (or not yet back): it learns from the report.
-      await this.store.addJobReport({
+      await this.store.jobReports.add({
         job_id: record.id,
         run_id: record.run_id,
         kind: "lost",
@@ -518,21 +518,21 @@ export class JobBroker {
   }
 
   private async cancelJob(jobId: string): Promise<void> {
-    const record = await this.store.getJob(jobId);
+    const record = await this.store.jobs.get(jobId);
     if (!record || record.status === "done" || record.status === "lost") return;
     const job = readJob(record);
     if (!job) return;
     const result = endedEarly(job, "CANCELED", "the run was canceled");
     if (record.status === "queued") {
       // Only if no runner claimed it meanwhile; otherwise it is stopped on its runner below.
-      const ended = await this.store.updateJob(
+      const ended = await this.store.jobs.update(
         jobId,
         { status: "done", result, lease_expires_at: null },
         { ifStatus: ["queued"] },
       );
       if (ended) return this.settle(jobId, result);
     }
-    const current = await this.store.getJob(jobId);
+    const current = await this.store.jobs.get(jobId);
     if (current?.runner_id && (await this.transport.cancel(jobId, current.runner_id))) {
       // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
       // should that report never come, the attempt ends here anyway.
@@ -544,7 +544,7 @@ export class JobBroker {
   }
 
   private async endCanceled(jobId: string, result: JobResult): Promise<void> {
-    const ended = await this.store.updateJob(
+    const ended = await this.store.jobs.update(
       jobId,
       { status: "done", result, lease_expires_at: null },
       { ifStatus: ["queued", "assigned", "running"] },

@@ -2,8 +2,8 @@ import { type ClientRequest, get } from "node:http";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { adminToken, makeToken, startInProcessServer } from "../../test/helpers/in-process.js";
 import type { RunEvent } from "../core/events.js";
+import type { Store } from "../store/index.js";
 import { openMemoryStore } from "../store/sqlite.js";
-import type { Store } from "../store/types.js";
 import { EventBus } from "./event-bus.js";
 import { ServerMetrics } from "./metrics.js";
 import type { RunningServer } from "./server.js";
@@ -53,8 +53,8 @@ describe("ServerMetrics", () => {
   const base = (seq: number, ms: number) => ({ run_id: "run_1", seq, ts: at(ms) });
 
   it("labels every series with the replica and gives what this replica alone knows", async () => {
-    await store.heartbeatReplica({ id: "replica-a", hostname: "a", url: null, version: "0" });
-    await store.heartbeatReplica({ id: "replica-b", hostname: "b", url: null, version: "0" });
+    await store.fleet.heartbeat({ id: "replica-a", hostname: "a", url: null, version: "0" });
+    await store.fleet.heartbeat({ id: "replica-b", hostname: "b", url: null, version: "0" });
     let leading = true;
     const labelled = new ServerMetrics(store, bus, {
       id: "replica-a",
@@ -78,8 +78,8 @@ describe("ServerMetrics", () => {
   });
 
   it("counts runs by kind and status from the store, zero for the pairs with none", async () => {
-    await store.createRun({ kind: "workflow", name: "a" });
-    await store.createRun({ kind: "workflow", name: "b", status: "running" });
+    await store.runs.create({ kind: "workflow", name: "a" });
+    await store.runs.create({ kind: "workflow", name: "b", status: "running" });
     const text = await metrics.text();
     expect(sample(text, 'runyard_runs{kind="workflow",status="queued"}')).toBe(1);
     expect(sample(text, 'runyard_runs{kind="workflow",status="running"}')).toBe(1);
@@ -87,8 +87,8 @@ describe("ServerMetrics", () => {
   });
 
   it("gives the job queue's depth and its oldest job's wait", async () => {
-    const run = await store.createRun({ kind: "workflow", name: "a" });
-    await store.createJob({ run_id: run.id, requirements: { labels: [] }, payload: {}, created_at: at(0) });
+    const run = await store.runs.create({ kind: "workflow", name: "a" });
+    await store.jobs.create({ run_id: run.id, requirements: { labels: [] }, payload: {}, created_at: at(0) });
     const text = await metrics.text();
     expect(sample(text, "runyard_jobs_queued")).toBe(1);
     expect(sample(text, "runyard_job_queue_oldest_seconds")).toBeGreaterThan(0);
@@ -101,8 +101,8 @@ describe("ServerMetrics", () => {
       ["r2", "linux"],
       ["r3", "gpu"],
     ] as const) {
-      await store.upsertRunner({ id, group, labels: [], mode: "all", capacity: 1, hostname: id });
-      if (id !== "r3") await store.setRunnerStatus(id, "online", now);
+      await store.runners.upsert({ id, group, labels: [], mode: "all", capacity: 1, hostname: id });
+      if (id !== "r3") await store.runners.setStatus(id, "online", now);
     }
     const text = await metrics.text();
     expect(sample(text, 'runyard_runners_online{group="linux"}')).toBe(2);

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { z } from "zod";
 import { type RunEvent, type RunKind, runKinds, runStatuses } from "../core/events.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import { requireServerWide } from "./auth.js";
 import { protectedErrorResponses } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
@@ -51,7 +51,7 @@ export class ServerMetrics {
       registers,
       async collect() {
         for (const kind of runKinds) for (const status of runStatuses) this.set({ kind, status }, 0);
-        for (const { kind, status, count } of await store.countRuns()) this.set({ kind, status }, count);
+        for (const { kind, status, count } of await store.runs.count()) this.set({ kind, status }, count);
       },
     });
     new Gauge({
@@ -59,7 +59,7 @@ export class ServerMetrics {
       help: "Jobs (step attempts) waiting for a runner.",
       registers,
       async collect() {
-        this.set((await store.jobQueue()).queued);
+        this.set((await store.jobs.queue()).queued);
       },
     });
     new Gauge({
@@ -67,7 +67,7 @@ export class ServerMetrics {
       help: "How long the oldest queued job has waited for a runner; 0 when none waits.",
       registers,
       async collect() {
-        const { oldest_created_at: oldest } = await store.jobQueue();
+        const { oldest_created_at: oldest } = await store.jobs.queue();
         this.set(oldest ? Math.max(0, (Date.now() - Date.parse(oldest)) / 1000) : 0);
       },
     });
@@ -78,7 +78,8 @@ export class ServerMetrics {
       registers,
       async collect() {
         this.reset();
-        for (const runner of await store.listRunners({ status: "online" })) this.inc({ group: runner.group });
+        for (const runner of await store.runners.list({ status: "online" }))
+          this.inc({ group: runner.group });
       },
     });
     const sseClients = new Gauge({
@@ -199,7 +200,7 @@ export class ServerMetrics {
       help: "Server replicas heartbeating on the database.",
       registers,
       async collect() {
-        this.set((await store.listReplicas()).length);
+        this.set((await store.fleet.listReplicas()).length);
       },
     });
   }

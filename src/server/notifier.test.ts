@@ -3,8 +3,8 @@ import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type EventInput, EventSequencer, type RunEvent } from "../core/events.js";
 import { silentLogger } from "../core/logger.js";
+import type { Store } from "../store/index.js";
 import { openMemoryStore } from "../store/sqlite.js";
-import type { Store } from "../store/types.js";
 import { EventBus } from "./event-bus.js";
 import { Notifier, type StateChange, signatureHeader, signBody, stateChangeOf } from "./notifier.js";
 
@@ -83,7 +83,7 @@ describe("Notifier.follow", () => {
   it("posts each state change of a run from the bus, signed, and stops after run.finished", async () => {
     const bus = new EventBus();
     const notifier = new Notifier(bus, store, silentLogger);
-    const run = await store.createRun({ kind: "workflow", name: "deploy" });
+    const run = await store.runs.create({ kind: "workflow", name: "deploy" });
     notifier.follow(run.id, "deploy", [{ url, secret: "s3cret", retry: 0, delayMs: 0 }], true);
     const events = stamped(
       run.id,
@@ -101,11 +101,11 @@ describe("Notifier.follow", () => {
   it("stores a webhook that keeps failing as the run's last_notify_error", async () => {
     const bus = new EventBus();
     const notifier = new Notifier(bus, store, silentLogger, { timeoutMs: 1000 });
-    const run = await store.createRun({ kind: "workflow", name: "deploy" });
+    const run = await store.runs.create({ kind: "workflow", name: "deploy" });
     await new Promise((resolve) => receiver.close(resolve));
     const stored = new Promise<void>((resolve) => {
       const check = async (): Promise<void> => {
-        if ((await store.getRun(run.id))?.last_notify_error) resolve();
+        if ((await store.runs.get(run.id))?.last_notify_error) resolve();
         else setImmediate(() => void check());
       };
       void check();
@@ -113,7 +113,7 @@ describe("Notifier.follow", () => {
     notifier.follow(run.id, "deploy", [{ url, retry: 0, delayMs: 0 }], true);
     bus.publish(stamped(run.id, { type: "run.started", name: "deploy" }));
     await stored;
-    expect((await store.getRun(run.id))?.last_notify_error).toMatch(/^notify failed after 1 attempt: /);
+    expect((await store.runs.get(run.id))?.last_notify_error).toMatch(/^notify failed after 1 attempt: /);
     receiver = createServer();
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   });

@@ -1,6 +1,6 @@
 import type { QuotaOverrides } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import type { Principal } from "./auth.js";
 import { type BotDefaults, type BotStarter, defaultBotSettings } from "./runs/bot-runs.js";
 
@@ -85,7 +85,7 @@ export class Quotas {
         `tenant ${tenant}`,
         `quotas.tenants.${tenant}`,
         (limit) => limits?.[limit],
-        () => this.store.countActiveRuns({ tenantId: tenant }),
+        () => this.store.runs.countActive({ tenantId: tenant }),
       );
     }
     if (principal?.user_id != null && principal.username !== null) {
@@ -96,8 +96,8 @@ export class Quotas {
         `quotas.users.${username}`,
         (limit) => limits?.[limit],
         async () => {
-          const tokens = await this.store.listTokens({ userId });
-          return this.store.countActiveRuns({ createdBy: [userId, ...tokens.map((token) => token.id)] });
+          const tokens = await this.store.tokens.list({ userId });
+          return this.store.runs.countActive({ createdBy: [userId, ...tokens.map((token) => token.id)] });
         },
       );
     }

@@ -1,6 +1,6 @@
 import { RunyardError } from "../core/errors.js";
 import { type EventInput, EventSequencer, type RunEvent } from "../core/events.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
 /** How much of a run's output the store keeps. */
@@ -177,7 +177,7 @@ export class RunSink {
       // one go of microtasks and `/health` and SSE wait until all of it is done.
       await new Promise((resolve) => setImmediate(resolve));
       try {
-        await this.store.appendEvents(events, {
+        await this.store.events.append(events, {
           ...(job ? { job } : {}),
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
         });
@@ -189,7 +189,7 @@ export class RunSink {
       this.bus.publish(events);
       await this.observe(events);
       const overflow = this.logCap.overflow();
-      if (overflow > 0) this.logCap.dropped(await this.store.dropOldestOutput(this.runId, overflow));
+      if (overflow > 0) this.logCap.dropped(await this.store.events.dropOldestOutput(this.runId, overflow));
     });
     this.chain = next.catch(() => undefined);
     return next;

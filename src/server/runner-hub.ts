@@ -15,7 +15,7 @@ import {
   runnerSocketPath,
   type ServerMessage,
 } from "../core/protocol.js";
-import type { Store, TokenRecord } from "../store/types.js";
+import type { Store, TokenRecord } from "../store/index.js";
 import { type JobBroker, readJob } from "./job-broker.js";
 import { botJobPrefix } from "./runs/bot-runs.js";
 
@@ -103,7 +103,7 @@ export class RunnerHub {
   private async authenticate(request: IncomingMessage): Promise<TokenRecord | undefined> {
     const header = request.headers.authorization ?? "";
     const secret = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-    return secret ? this.store.findToken(secret) : undefined;
+    return secret ? this.store.tokens.find(secret) : undefined;
   }
 
   private accept(socket: WebSocket, token: TokenRecord): void {
@@ -150,7 +150,7 @@ export class RunnerHub {
       if (connection && this.connections.get(connection.info.id) === connection) {
         this.connections.delete(connection.info.id);
         // Only if it has not said hello to another replica meanwhile (a route that came back late).
-        void this.store.setRunnerStatus(connection.info.id, "offline", new Date().toISOString(), {
+        void this.store.runners.setStatus(connection.info.id, "offline", new Date().toISOString(), {
           replicaId: this.replica.id,
         });
         this.logger.info({ runnerId: connection.info.id }, "runner disconnected");
@@ -208,7 +208,7 @@ export class RunnerHub {
       return undefined;
     }
     const now = new Date().toISOString();
-    const record = await this.store.upsertRunner({
+    const record = await this.store.runners.upsert({
       ...info,
       status: "online",
       connected_at: now,
@@ -260,7 +260,7 @@ export class RunnerHub {
   private async takeInventory(connection: Connection, held: HeldJob[], reaped: string[]): Promise<void> {
     const runnerId = connection.info.id;
     const listed = new Set(held.map((job) => job.id));
-    for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] })) {
+    for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
       if (listed.has(job.id)) {
         connection.running.set(job.id, job.type);
         continue;
@@ -272,7 +272,7 @@ export class RunnerHub {
     }
     for (const { id } of held) {
       if (connection.running.has(id)) continue;
-      const job = await this.store.getJob(id);
+      const job = await this.store.jobs.get(id);
       if (job?.status !== "done" || job.runner_id !== runnerId) {
         send(connection.socket, { type: "drop", job_id: id });
         continue;
@@ -282,7 +282,7 @@ export class RunnerHub {
       // it stops; a runner that has the result already ignores the cancel.
       send(connection.socket, { type: "cancel", job_id: id });
     }
-    await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
+    await this.store.jobs.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
   }
 
   /**
@@ -293,7 +293,7 @@ export class RunnerHub {
   private async disownBots(connection: Connection, botIds: string[]): Promise<void> {
     const { id: runnerId, tenant_id: tenantId } = connection.info;
     for (const botId of botIds) {
-      const bot = await this.store.getBot(botId);
+      const bot = await this.store.bots.get(botId);
       const wanted =
         bot !== undefined &&
         (liveBotStates as readonly string[]).includes(bot.state) &&
@@ -310,11 +310,11 @@ export class RunnerHub {
   private async botStats(connection: Connection, samples: BotStats[]): Promise<void> {
     const held = [...connection.running.keys()];
     for (const sample of samples) {
-      const bot = await this.store.getBot(sample.bot_id);
+      const bot = await this.store.bots.get(sample.bot_id);
       if (!bot?.run_id || bot.state !== "running") continue;
       const prefix = botJobPrefix(bot.run_id);
       if (!held.some((jobId) => jobId.startsWith(prefix))) continue;
-      await this.store.updateBot(
+      await this.store.bots.update(
         bot.id,
         { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
         { ifState: ["running"] },
@@ -348,10 +348,10 @@ export class RunnerHub {
     const runnerId = connection.info.id;
     switch (message.type) {
       case "heartbeat":
-        await this.store.touchRunner(runnerId, new Date().toISOString());
+        await this.store.runners.touch(runnerId, new Date().toISOString());
         // Only the jobs this connection holds: a job another replica handed to this runner over
         // a socket that no longer reaches it must not be kept alive by these heartbeats.
-        await this.store.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
+        await this.store.jobs.renewLeases(runnerId, this.timings.leaseMs, [...connection.running.keys()]);
         send(connection.socket, { type: "heartbeat" });
         if (message.bots.length > 0) await this.botStats(connection, message.bots);
         break;
@@ -361,7 +361,7 @@ export class RunnerHub {
         break;
       case "accept": {
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
-        const job = await this.store.updateJob(
+        const job = await this.store.jobs.update(
           message.job_id,
           { status: "running" },
           { ifStatus: ["assigned"] },
@@ -377,7 +377,7 @@ export class RunnerHub {
         break;
       }
       case "finished": {
-        const job = await this.store.getJob(message.job_id);
+        const job = await this.store.jobs.get(message.job_id);
         if (job?.status === "done" && job.runner_id === runnerId) {
           // Its result was stored before the runner heard so; say it again.
           send(connection.socket, { type: "done", job_id: message.job_id });
@@ -405,12 +405,12 @@ export class RunnerHub {
         if (!this.owns(connection, message.job_id)) return this.ignoreReport(connection, message);
         connection.running.delete(message.job_id);
         // Never started: it goes back to the queue for another runner. Started: it is lost.
-        const requeued = await this.store.updateJob(
+        const requeued = await this.store.jobs.update(
           message.job_id,
           { status: "queued", runner_id: null, lease_expires_at: null },
           { ifStatus: ["assigned"] },
         );
-        const job = requeued ? undefined : await this.store.getJob(message.job_id);
+        const job = requeued ? undefined : await this.store.jobs.get(message.job_id);
         if (job) await this.broker.lost(job, `runner ${runnerId} gave the job up: ${message.reason}`);
         send(connection.socket, { type: "drop", job_id: message.job_id });
         this.dispatch();
@@ -467,7 +467,7 @@ export class RunnerHub {
       // Only the kinds it has a handler for: a runner offered a job it cannot run would refuse it.
       const kinds = info.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
       if (kinds.length === 0) return;
-      const job = await this.store.claimJob(
+      const job = await this.store.jobs.claim(
         {
           id: info.id,
           group: info.group,
@@ -505,7 +505,7 @@ export class RunnerHub {
 
   private async expireLeases(): Promise<void> {
     try {
-      for (const job of await this.store.expiredJobs(new Date().toISOString())) {
+      for (const job of await this.store.jobs.expired(new Date().toISOString())) {
         await this.broker.lost(job, `runner ${job.runner_id} stopped heartbeating; its lease expired`);
         const connection = job.runner_id ? this.connections.get(job.runner_id) : undefined;
         if (connection) {
@@ -537,10 +537,10 @@ export class RunnerHub {
       if (!connection) continue;
       const runnerId = connection.info.id;
       ended.push(runnerId);
-      await this.store.setRunnerStatus(runnerId, "offline", new Date().toISOString(), {
+      await this.store.runners.setStatus(runnerId, "offline", new Date().toISOString(), {
         replicaId: this.replica.id,
       });
-      for (const job of await this.store.listJobs({ runnerId, statuses: ["assigned", "running"] }))
+      for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] }))
         await this.broker.lost(job, `runner ${runnerId}'s token was revoked`);
       this.logger.warn({ runnerId, tokenId }, "runner disconnected: its token was revoked");
     }

@@ -9,7 +9,7 @@ import type { RepoRoute } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
-import type { Store } from "../store/types.js";
+import type { Store } from "../store/index.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { buildApp } from "./app.js";
 import type { ArtifactLimits } from "./deps.js";
@@ -156,7 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     cancel: async (jobId: string, runnerId: string) => {
       if (hub.cancel(jobId, runnerId)) return true;
-      const runner = await store.getRunner(runnerId);
+      const runner = await store.runners.get(runnerId);
       if (runner?.status !== "online" || !runner.replica_id || runner.replica_id === replica.id) return false;
       replica.tell({ type: "cancel-job", job_id: jobId, runner_id: runnerId });
       return true;
@@ -224,12 +224,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await runs.adoptOrphans();
     if (Date.now() - pruned > 60_000) {
       pruned = Date.now();
-      await store.pruneJobReports();
+      await store.jobReports.prune();
     }
     // At the first round a replica leads, then hourly: the log is read by the day, not the second.
     if (Date.now() - auditPruned > 3_600_000) {
       auditPruned = Date.now();
-      const removed = await store.pruneAudit(new Date(Date.now() - auditRetentionMs).toISOString());
+      const removed = await store.audit.prune(new Date(Date.now() - auditRetentionMs).toISOString());
       if (removed > 0)
         logger.info({ removed, retentionDays: auditRetentionMs / 86_400_000 }, "audit entries pruned");
     }
@@ -304,15 +304,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 /** First start: make the admin token (or take RUNYARD_ADMIN_TOKEN); only its hash is stored. */
 async function ensureAdminToken(store: Store, given: string | undefined): Promise<string | undefined> {
   if (given) {
-    if (!(await store.findToken(given))) {
+    if (!(await store.tokens.find(given))) {
       // Replicas starting together may both make it; one insert wins, which is all that matters.
-      await store.createToken({ kind: "admin", name: "admin", secret: given }).catch((error: unknown) => {
+      await store.tokens.create({ kind: "admin", name: "admin", secret: given }).catch((error: unknown) => {
         if (!(error instanceof RunyardError && error.code === "CONFLICT")) throw error;
       });
     }
     return undefined;
   }
-  if ((await store.countTokens("admin")) > 0) return undefined;
-  const { secret } = await store.createToken({ kind: "admin", name: "admin" });
+  if ((await store.tokens.count("admin")) > 0) return undefined;
+  const { secret } = await store.tokens.create({ kind: "admin", name: "admin" });
   return secret;
 }

@@ -1,6 +1,6 @@
 import type { FastifyReply } from "fastify";
 import { isFinalStatus, type RunEvent } from "../core/events.js";
-import type { RunRecord, Store } from "../store/types.js";
+import type { RunRecord, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
 const keepAliveMs = 15_000;
@@ -44,7 +44,7 @@ export async function streamRunEvents(
   /** The run's record if the caller has just read it, so it is not read again. */
   run?: RunRecord,
 ): Promise<void> {
-  if (finishedAt(run ?? (await deps.store.getRun(runId)), after)) {
+  if (finishedAt(run ?? (await deps.store.runs.get(runId)), after)) {
     reply.code(204).send();
     return;
   }
@@ -107,7 +107,7 @@ export async function streamRunEvents(
         if (ended) break;
         const limit = pageLimit;
         const told = stored;
-        const page = await deps.store.listEvents(runId, { after: last, limit });
+        const page = await deps.store.events.list(runId, { after: last, limit });
         let bytes = 0;
         for (const event of page) {
           if (ended) break;
@@ -163,7 +163,7 @@ export async function streamRunEvents(
 
   await pump();
   if (!follow) end();
-  if (!ended && finishedAt(await deps.store.getRun(runId), last)) end();
+  if (!ended && finishedAt(await deps.store.runs.get(runId), last)) end();
 }
 
 /**

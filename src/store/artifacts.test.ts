@@ -16,7 +16,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     clock = new Date("2026-01-01T00:00:00.000Z");
     opened = await backend.open({ now: () => clock, secretKey });
     store = opened.store;
-    runId = (await store.createRun({ kind: "agent", name: "fix the bug" })).id;
+    runId = (await store.runs.create({ kind: "agent", name: "fix the bug" })).id;
   });
 
   afterEach(() => opened.dispose());
@@ -24,7 +24,7 @@ describe.each(storeBackends)("on $name", (backend) => {
   describe("artifacts", () => {
     it("stores an artifact with its UTF-8 size and hash, and gives the content back as stored", async () => {
       const content = "diff --git a/ü.txt b/ü.txt\n+naïve 😀\n";
-      const info = await store.putArtifact({
+      const info = await store.artifacts.put({
         run_id: runId,
         name: "diff.patch",
         job_id: "job_1",
@@ -41,11 +41,11 @@ describe.each(storeBackends)("on $name", (backend) => {
       };
       expect(info).toEqual(expected);
       expect(info.size).toBeGreaterThan(content.length);
-      expect(await store.getArtifact(runId, "diff.patch")).toEqual({ ...expected, content });
+      expect(await store.artifacts.get(runId, "diff.patch")).toEqual({ ...expected, content });
     });
 
     it("replaces the artifact of the same name: a turn may rewrite its transcript", async () => {
-      await store.putArtifact({
+      await store.artifacts.put({
         run_id: runId,
         name: "transcript.jsonl",
         job_id: "job_1",
@@ -54,7 +54,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       });
       clock = new Date("2026-01-01T00:05:00.000Z");
       const second = '{"turn":1}\n{"turn":2}\n';
-      const info = await store.putArtifact({
+      const info = await store.artifacts.put({
         run_id: runId,
         name: "transcript.jsonl",
         job_id: "job_2",
@@ -62,22 +62,27 @@ describe.each(storeBackends)("on $name", (backend) => {
         content: second,
       });
       expect(info).toMatchObject({ job_id: "job_2", size: second.length, created_at: clock.toISOString() });
-      expect(await store.listArtifacts(runId)).toEqual([info]);
-      expect((await store.getArtifact(runId, "transcript.jsonl"))?.content).toBe(second);
+      expect(await store.artifacts.list(runId)).toEqual([info]);
+      expect((await store.artifacts.get(runId, "transcript.jsonl"))?.content).toBe(second);
     });
 
     it("lists a run's artifacts by name without content, and no other run's", async () => {
-      const other = (await store.createRun({ kind: "agent", name: "other" })).id;
+      const other = (await store.runs.create({ kind: "agent", name: "other" })).id;
       for (const name of ["test-output.txt", "diff.patch", "agent.log"]) {
-        await store.putArtifact({ run_id: runId, name, content_type: "text/plain", content: `${name} body` });
+        await store.artifacts.put({
+          run_id: runId,
+          name,
+          content_type: "text/plain",
+          content: `${name} body`,
+        });
       }
-      await store.putArtifact({
+      await store.artifacts.put({
         run_id: other,
         name: "diff.patch",
         content_type: "text/plain",
         content: "x",
       });
-      const listed = await store.listArtifacts(runId);
+      const listed = await store.artifacts.list(runId);
       expect(listed.map((artifact) => artifact.name)).toEqual(["agent.log", "diff.patch", "test-output.txt"]);
       expect(listed[0]).toEqual({
         name: "agent.log",
@@ -88,35 +93,40 @@ describe.each(storeBackends)("on $name", (backend) => {
         created_at: "2026-01-01T00:00:00.000Z",
       });
       expect(JSON.stringify(listed)).not.toContain("body");
-      expect(await store.listArtifacts("run_unknown")).toEqual([]);
+      expect(await store.artifacts.list("run_unknown")).toEqual([]);
     });
 
     it("answers undefined for an artifact or run it does not have", async () => {
-      expect(await store.getArtifact(runId, "diff.patch")).toBeUndefined();
-      expect(await store.getArtifact("run_unknown", "diff.patch")).toBeUndefined();
+      expect(await store.artifacts.get(runId, "diff.patch")).toBeUndefined();
+      expect(await store.artifacts.get("run_unknown", "diff.patch")).toBeUndefined();
     });
 
     it("refuses an artifact of a run that does not exist (NOT_FOUND)", async () => {
       await expect(
-        store.putArtifact({ run_id: "run_unknown", name: "a.txt", content_type: "text/plain", content: "x" }),
+        store.artifacts.put({
+          run_id: "run_unknown",
+          name: "a.txt",
+          content_type: "text/plain",
+          content: "x",
+        }),
       ).rejects.toMatchObject({ code: "NOT_FOUND" });
     });
 
     it("refuses text that is not well-formed Unicode, and stores nothing", async () => {
       await expect(
-        store.putArtifact({
+        store.artifacts.put({
           run_id: runId,
           name: "bad.txt",
           content_type: "text/plain",
           content: "a\ud800b",
         }),
       ).rejects.toMatchObject({ code: "INVALID_INPUT", message: expect.stringContaining("bad.txt") });
-      expect(await store.listArtifacts(runId)).toEqual([]);
+      expect(await store.artifacts.list(runId)).toEqual([]);
     });
 
     it("keeps content sealed: a marker in the content is not in the stored bytes", async () => {
       const marker = "artifact-marker-never-in-clear-4711";
-      await store.putArtifact({
+      await store.artifacts.put({
         run_id: runId,
         name: "agent.log",
         content_type: "text/plain",
@@ -128,7 +138,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(bytes.includes(marker)).toBe(false);
       const again = await opened.reopen({ secretKey });
       try {
-        expect((await again.getArtifact(runId, "agent.log"))?.content).toBe(`line one\n${marker}\n`);
+        expect((await again.artifacts.get(runId, "agent.log"))?.content).toBe(`line one\n${marker}\n`);
       } finally {
         await again.close();
       }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { NewBot, Store } from "./types.js";
+import type { NewBot } from "./bots.js";
+import type { Store } from "./types.js";
 
 const secretKey = "bots-test-key-0123456789abcdefghijklmn";
 const specMarker = "spec-marker-never-in-clear-7f3a";
@@ -31,7 +32,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   describe("bots", () => {
     it("creates a bot building, with defaults, and gives it back by id and by name", async () => {
-      const created = await store.createBot(bot({ image: "node:20" }));
+      const created = await store.bots.create(bot({ image: "node:20" }));
       expect(created).toEqual({
         id: expect.stringMatching(/^bot_/),
         tenant_id: "acme",
@@ -59,63 +60,63 @@ describe.each(storeBackends)("on $name", (backend) => {
         cpu_percent: null,
         stats_at: null,
       });
-      expect(await store.getBot(created.id)).toEqual(created);
-      expect(await store.findBot("acme", "user_1", "echo")).toEqual(created);
-      expect(await store.findBot(null, "user_1", "echo")).toBeUndefined();
-      expect(await store.findBot("acme", "user_2", "echo")).toBeUndefined();
-      expect(await store.getBot("bot_missing")).toBeUndefined();
+      expect(await store.bots.get(created.id)).toEqual(created);
+      expect(await store.bots.find("acme", "user_1", "echo")).toEqual(created);
+      expect(await store.bots.find(null, "user_1", "echo")).toBeUndefined();
+      expect(await store.bots.find("acme", "user_2", "echo")).toBeUndefined();
+      expect(await store.bots.get("bot_missing")).toBeUndefined();
     });
 
     it("lists bots oldest first by tenant, owner and state", async () => {
-      const a = await store.createBot(bot({ name: "a" }));
+      const a = await store.bots.create(bot({ name: "a" }));
       clock = new Date("2026-01-01T00:00:01.000Z");
-      const b = await store.createBot(bot({ name: "b", owner: "user_2" }));
+      const b = await store.bots.create(bot({ name: "b", owner: "user_2" }));
       clock = new Date("2026-01-01T00:00:02.000Z");
-      const c = await store.createBot(bot({ name: "c", tenant_id: null }));
-      await store.updateBot(b.id, { state: "running" });
+      const c = await store.bots.create(bot({ name: "c", tenant_id: null }));
+      await store.bots.update(b.id, { state: "running" });
       const ids = (list: { id: string }[]) => list.map((x) => x.id);
-      expect(ids(await store.listBots())).toEqual([a.id, b.id, c.id]);
-      expect(ids(await store.listBots({ tenantId: "acme" }))).toEqual([a.id, b.id]);
-      expect(ids(await store.listBots({ tenantId: null }))).toEqual([c.id]);
-      expect(ids(await store.listBots({ owner: "user_1" }))).toEqual([a.id, c.id]);
-      expect(ids(await store.listBots({ tenantId: "acme", states: ["running"] }))).toEqual([b.id]);
-      expect(await store.listBots({ states: [] })).toEqual([]);
+      expect(ids(await store.bots.list())).toEqual([a.id, b.id, c.id]);
+      expect(ids(await store.bots.list({ tenantId: "acme" }))).toEqual([a.id, b.id]);
+      expect(ids(await store.bots.list({ tenantId: null }))).toEqual([c.id]);
+      expect(ids(await store.bots.list({ owner: "user_1" }))).toEqual([a.id, c.id]);
+      expect(ids(await store.bots.list({ tenantId: "acme", states: ["running"] }))).toEqual([b.id]);
+      expect(await store.bots.list({ states: [] })).toEqual([]);
     });
 
     it("refuses a live bot's name to the same owner, and takes it again once the bot is removed", async () => {
-      const first = await store.createBot(bot());
-      await expect(store.createBot(bot())).rejects.toMatchObject({
+      const first = await store.bots.create(bot());
+      await expect(store.bots.create(bot())).rejects.toMatchObject({
         code: "CONFLICT",
         hint: expect.stringContaining("remove"),
       });
       // Outside any tenant is one tenant key too: null does not escape the uniqueness.
-      await store.createBot(bot({ tenant_id: null }));
-      await expect(store.createBot(bot({ tenant_id: null }))).rejects.toMatchObject({ code: "CONFLICT" });
+      await store.bots.create(bot({ tenant_id: null }));
+      await expect(store.bots.create(bot({ tenant_id: null }))).rejects.toMatchObject({ code: "CONFLICT" });
       // Another owner or another tenant may use the name.
-      await store.createBot(bot({ owner: "user_2" }));
-      await store.createBot(bot({ tenant_id: "other" }));
+      await store.bots.create(bot({ owner: "user_2" }));
+      await store.bots.create(bot({ tenant_id: "other" }));
 
-      await store.updateBot(first.id, { state: "removed" });
-      expect(await store.findBot("acme", "user_1", "echo")).toBeUndefined();
-      const again = await store.createBot(bot());
+      await store.bots.update(first.id, { state: "removed" });
+      expect(await store.bots.find("acme", "user_1", "echo")).toBeUndefined();
+      const again = await store.bots.create(bot());
       expect(again.id).not.toBe(first.id);
-      expect(await store.findBot("acme", "user_1", "echo")).toEqual(again);
+      expect(await store.bots.find("acme", "user_1", "echo")).toEqual(again);
       // The removed row stays, and cannot come back to life while the name is taken.
-      expect((await store.getBot(first.id))?.state).toBe("removed");
-      await expect(store.updateBot(first.id, { state: "stopped" })).rejects.toMatchObject({
+      expect((await store.bots.get(first.id))?.state).toBe("removed");
+      await expect(store.bots.update(first.id, { state: "stopped" })).rejects.toMatchObject({
         code: "CONFLICT",
       });
     });
 
     it("updates only while the state is one of ifState, and stamps updated_at", async () => {
-      const created = await store.createBot(bot());
+      const created = await store.bots.create(bot());
       clock = new Date("2026-01-01T00:01:00.000Z");
       expect(
-        await store.updateBot(created.id, { state: "running" }, { ifState: ["pulling"] }),
+        await store.bots.update(created.id, { state: "running" }, { ifState: ["pulling"] }),
       ).toBeUndefined();
-      expect(await store.updateBot(created.id, { state: "running" }, { ifState: [] })).toBeUndefined();
-      expect((await store.getBot(created.id))?.state).toBe("building");
-      const running = await store.updateBot(
+      expect(await store.bots.update(created.id, { state: "running" }, { ifState: [] })).toBeUndefined();
+      expect((await store.bots.get(created.id))?.state).toBe("building");
+      const running = await store.bots.update(
         created.id,
         {
           state: "running",
@@ -132,7 +133,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         started_at: "2026-01-01T00:01:00.000Z",
         updated_at: "2026-01-01T00:01:00.000Z",
       });
-      const crashed = await store.updateBot(
+      const crashed = await store.bots.update(
         created.id,
         {
           state: "crashed",
@@ -153,25 +154,25 @@ describe.each(storeBackends)("on $name", (backend) => {
         last_logs: `out of memory ${logsMarker}\n`,
         error: { code: "BOT_CRASHED", message: "killed: out of memory" },
       });
-      expect(await store.getBot(created.id)).toEqual(crashed);
-      expect(await store.updateBot("bot_missing", { state: "stopped" })).toBeUndefined();
+      expect(await store.bots.get(created.id)).toEqual(crashed);
+      expect(await store.bots.update("bot_missing", { state: "stopped" })).toBeUndefined();
     });
 
     it("counts an owner's bots being built, pulled or running, per tenant", async () => {
       const states = ["building", "pulling", "running", "stopped", "crashed", "timeout", "removed"] as const;
-      for (const state of states) await store.createBot(bot({ name: state, state }));
-      await store.createBot(bot({ name: "other-owner", owner: "user_2" }));
-      await store.createBot(bot({ name: "no-tenant", tenant_id: null }));
-      expect(await store.countLiveBots("acme", "user_1")).toBe(3);
-      expect(await store.countLiveBots("acme", "user_2")).toBe(1);
-      expect(await store.countLiveBots(null, "user_1")).toBe(1);
-      expect(await store.countLiveBots("acme", "nobody")).toBe(0);
+      for (const state of states) await store.bots.create(bot({ name: state, state }));
+      await store.bots.create(bot({ name: "other-owner", owner: "user_2" }));
+      await store.bots.create(bot({ name: "no-tenant", tenant_id: null }));
+      expect(await store.bots.countLive("acme", "user_1")).toBe(3);
+      expect(await store.bots.countLive("acme", "user_2")).toBe(1);
+      expect(await store.bots.countLive(null, "user_1")).toBe(1);
+      expect(await store.bots.countLive("acme", "nobody")).toBe(0);
     });
 
     it("createBot with a quota lets exactly the cap through when starts race, and refuses the rest", async () => {
       const quota = { maxLive: 3, setting: "quotas.default_max_bots_per_user" };
       const results = await Promise.allSettled(
-        ["a", "b", "c", "d", "e"].map((name) => store.createBot(bot({ name }), quota)),
+        ["a", "b", "c", "d", "e"].map((name) => store.bots.create(bot({ name }), quota)),
       );
       const refused = results.filter((r) => r.status === "rejected");
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(3);
@@ -182,31 +183,31 @@ describe.each(storeBackends)("on $name", (backend) => {
           message: expect.stringContaining("Maximum 3 bots"),
         });
       }
-      expect(await store.countLiveBots("acme", "user_1")).toBe(3);
+      expect(await store.bots.countLive("acme", "user_1")).toBe(3);
       // Another owner has a quota of their own; a stopped bot frees a slot.
-      await store.createBot(bot({ name: "x", owner: "user_2" }), quota);
-      const [first] = await store.listBots({ owner: "user_1" });
-      await store.updateBot(first!.id, { state: "stopped" });
-      await store.createBot(bot({ name: "f" }), quota);
+      await store.bots.create(bot({ name: "x", owner: "user_2" }), quota);
+      const [first] = await store.bots.list({ owner: "user_1" });
+      await store.bots.update(first!.id, { state: "stopped" });
+      await store.bots.create(bot({ name: "f" }), quota);
     });
 
     it("finds the running bots whose lifetime has ended", async () => {
-      const due = await store.createBot(
+      const due = await store.bots.create(
         bot({ name: "due", state: "running", expires_at: "2026-01-01T01:00:00Z" }),
       );
-      const later = await store.createBot(
+      const later = await store.bots.create(
         bot({ name: "later", state: "running", expires_at: "2026-01-01T03:00:00Z" }),
       );
-      await store.createBot(bot({ name: "stopped", state: "stopped", expires_at: "2026-01-01T00:30:00Z" }));
-      expect(await store.expiredBots()).toEqual([]);
+      await store.bots.create(bot({ name: "stopped", state: "stopped", expires_at: "2026-01-01T00:30:00Z" }));
+      expect(await store.bots.expired()).toEqual([]);
       clock = new Date("2026-01-01T01:00:00.000Z");
-      expect((await store.expiredBots()).map((b) => b.id)).toEqual([due.id]);
-      expect((await store.expiredBots("2026-01-01T05:00:00Z")).map((b) => b.id)).toEqual([due.id, later.id]);
+      expect((await store.bots.expired()).map((b) => b.id)).toEqual([due.id]);
+      expect((await store.bots.expired("2026-01-01T05:00:00Z")).map((b) => b.id)).toEqual([due.id, later.id]);
     });
 
     it("keeps the spec and the last logs sealed at rest", async () => {
-      const created = await store.createBot(bot());
-      await store.updateBot(created.id, { last_logs: `bye ${logsMarker}` });
+      const created = await store.bots.create(bot());
+      await store.bots.update(created.id, { last_logs: `bye ${logsMarker}` });
       await store.close();
       const bytes = await opened.storedBytes();
       expect(bytes.includes(created.id)).toBe(true);
@@ -214,7 +215,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(bytes.includes(logsMarker)).toBe(false);
       const again = await opened.reopen({ secretKey });
       try {
-        const read = await again.getBot(created.id);
+        const read = await again.bots.get(created.id);
         expect(read?.spec).toEqual({ runtime: "node", env: { TOKEN: specMarker } });
         expect(read?.last_logs).toBe(`bye ${logsMarker}`);
       } finally {
@@ -223,7 +224,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     });
 
     it("refuses a key that cannot open a stored bot's spec", async () => {
-      await store.createBot(bot());
+      await store.bots.create(bot());
       await store.close();
       await expect(
         opened.reopen({ secretKey: "another-key-0123456789abcdefghijklmnop" }),

@@ -43,16 +43,16 @@ async function openStore(location: DatabaseLocation, key = secretKey): Promise<S
 /** A used store: tokens, runs with encrypted vars, events over two runs, jobs with labels, a runner. */
 async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId: string }> {
   const store = await openStore(location);
-  await store.createToken({ kind: "admin", name: "admin" });
-  const runnerToken = await store.createToken({ kind: "runner", name: "r", group: "linux" });
-  const run = await store.createRun({
+  await store.tokens.create({ kind: "admin", name: "admin" });
+  const runnerToken = await store.tokens.create({ kind: "runner", name: "r", group: "linux" });
+  const run = await store.runs.create({
     kind: "workflow",
     name: "deploy",
     spec: { workflow: "name: deploy", vars: { API: secretValue } },
     vars: { API: secretValue },
     created_at: "2026-01-01T00:00:00.000Z",
   });
-  const other = await store.createRun({
+  const other = await store.runs.create({
     kind: "workflow",
     name: "other",
     created_at: "2026-01-01T00:00:01.000Z",
@@ -61,7 +61,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     [run.id, 23],
     [other.id, 5],
   ] as const) {
-    await store.appendEvents(
+    await store.events.append(
       Array.from({ length: count }, (_, i) => ({
         run_id: id,
         seq: i + 1,
@@ -74,14 +74,14 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
       })),
     );
   }
-  await store.updateRun(run.id, { status: "success", last_notify_error: "webhook 500", steps: [] });
-  const job = await store.createJob({
+  await store.runs.update(run.id, { status: "success", last_notify_error: "webhook 500", steps: [] });
+  const job = await store.jobs.create({
     run_id: run.id,
     requirements: { group: "linux", labels: ["docker", "linux"] },
     payload: { env: { API: secretValue } },
   });
-  await store.updateJob(job.id, { status: "done", result: { exit_code: 0 } });
-  await store.putArtifact({
+  await store.jobs.update(job.id, { status: "done", result: { exit_code: 0 } });
+  await store.artifacts.put({
     run_id: run.id,
     name: "diff.patch",
     job_id: job.id,
@@ -89,7 +89,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     content: `+API=${secretValue}\n`,
   });
   // A report a runner left for an engine that had not applied it yet (a serial id column).
-  await store.addJobReport({
+  await store.jobReports.add({
     job_id: job.id,
     run_id: run.id,
     kind: "events",
@@ -97,7 +97,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     runner_id: "runner-1",
     body: [{ type: "notice", level: "info", message: "kept" }],
   });
-  await store.upsertRunner({
+  await store.runners.upsert({
     id: "runner-1",
     group: "linux",
     labels: ["docker"],
@@ -109,7 +109,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     token_id: runnerToken.record.id,
   });
   // A bot that crashed: sealed spec and last logs, integer and 0/1 columns, a partial unique index.
-  const bot = await store.createBot({
+  const bot = await store.bots.create({
     tenant_id: null,
     owner: "user_1",
     name: "echo",
@@ -117,7 +117,7 @@ async function seed(location: DatabaseLocation): Promise<{ runId: string; jobId:
     spec: { env: { API: secretValue } },
     expires_at: "2026-01-02T00:00:00.000Z",
   });
-  await store.updateBot(bot.id, {
+  await store.bots.update(bot.id, {
     state: "crashed",
     exit_code: 137,
     oom_killed: true,
@@ -249,12 +249,12 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
 
     expect(JSON.stringify(await dump(target))).not.toContain(secretValue);
     const store = await openStore(target);
-    expect((await store.getRun(runId))?.vars).toEqual({ API: secretValue });
-    expect((await store.listEvents(runId)).map((e) => e.seq)).toEqual(
+    expect((await store.runs.get(runId))?.vars).toEqual({ API: secretValue });
+    expect((await store.events.list(runId)).map((e) => e.seq)).toEqual(
       Array.from({ length: 23 }, (_, i) => i + 1),
     );
-    expect(await store.countTokens()).toBe(2);
-    expect(await store.listBots()).toMatchObject([
+    expect(await store.tokens.count()).toBe(2);
+    expect(await store.bots.list()).toMatchObject([
       {
         spec: { env: { API: secretValue } },
         last_logs: `API=${secretValue}\n`,
@@ -263,9 +263,9 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
       },
     ]);
     // The copied report is there, and a new one gets an id after it (serial sequences moved on).
-    const [copied] = await store.listJobReports({ jobIds: [job] });
+    const [copied] = await store.jobReports.list({ jobIds: [job] });
     expect(copied?.body).toEqual([{ type: "notice", level: "info", message: "kept" }]);
-    await store.addJobReport({
+    await store.jobReports.add({
       job_id: job,
       run_id: runId,
       kind: "events",
@@ -273,7 +273,7 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
       runner_id: null,
       body: [],
     });
-    const after = await store.listJobReports({ jobIds: [job] });
+    const after = await store.jobReports.list({ jobIds: [job] });
     expect(after.map((report) => report.batch)).toEqual([1, 2]);
     expect(after[1]?.id).toBeGreaterThan(after[0]?.id ?? 0);
     await store.close();
@@ -285,7 +285,7 @@ describe.each(pairs)("copyStore from $from to $to", ({ from, to }) => {
     const target = await newLocation(to);
     await seed(source);
     const used = await openStore(target);
-    await used.createToken({ kind: "admin", name: "the target's own" });
+    await used.tokens.create({ kind: "admin", name: "the target's own" });
     await used.close();
     const before = await dump(target);
 

@@ -9,7 +9,7 @@ describe("createStore", () => {
   it("keeps the store in the SQLite file when no database URL is given", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "runyard-create-")), "runyard.db");
     const store = await createStore({ sqlitePath: path });
-    await store.createRun({ kind: "workflow", name: "w" });
+    await store.runs.create({ kind: "workflow", name: "w" });
     await store.close();
     expect(existsSync(path)).toBe(true);
   });
@@ -20,11 +20,11 @@ describe("createStore", () => {
       const path = join(mkdtempSync(join(tmpdir(), "runyard-create-")), "runyard.db");
       const databaseUrl = await createTestDatabase(inject("postgresAdminUrl"));
       const store = await createStore({ databaseUrl, sqlitePath: path });
-      const run = await store.createRun({ kind: "workflow", name: "w" });
+      const run = await store.runs.create({ kind: "workflow", name: "w" });
       await store.close();
       expect(existsSync(path)).toBe(false);
       const again = await createStore({ databaseUrl });
-      expect((await again.getRun(run.id))?.name).toBe("w");
+      expect((await again.runs.get(run.id))?.name).toBe("w");
       await again.close();
     },
   );

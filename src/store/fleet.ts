@@ -1,8 +1,8 @@
 import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
-import { toRunRecord } from "./runs.js";
+import { type RunRecord, toRunRecord } from "./runs.js";
 import { isoTime, type ReplicasTable } from "./schema.js";
-import type { ReplicaInput, ReplicaRecord, RunRecord } from "./types.js";
+import type { ReplicaInput, ReplicaRecord } from "./types.js";
 
 /*
  * Several server replicas on one database: who is alive, and which replica carries which run.

@@ -15,7 +15,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     order = 0;
     opened = await backend.open({ now: () => clock });
     store = opened.store;
-    runId = (await store.createRun({ kind: "workflow", name: "deploy" })).id;
+    runId = (await store.runs.create({ kind: "workflow", name: "deploy" })).id;
   });
 
   afterEach(() => opened.dispose());
@@ -35,7 +35,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   async function queue(requirements: JobRequirements, name = `job-${order}`): Promise<JobRecord> {
     order += 1;
-    return store.createJob({
+    return store.jobs.create({
       id: name,
       run_id: runId,
       requirements,
@@ -46,7 +46,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   describe("createJob", () => {
     it("queues a step job with its requirements and payload", async () => {
-      const job = await store.createJob({
+      const job = await store.jobs.create({
         run_id: runId,
         requirements: { group: "gpu", labels: ["cuda", "linux", "cuda"], tenant_id: "acme" },
         payload: { script: "nvidia-smi" },
@@ -67,7 +67,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         created_at: "2026-01-01T00:00:00.000Z",
         updated_at: "2026-01-01T00:00:00.000Z",
       });
-      expect(await store.getJob(job.id)).toEqual(job);
+      expect(await store.jobs.get(job.id)).toEqual(job);
     });
 
     it("answers CONFLICT for a job id that is taken", async () => {
@@ -80,61 +80,63 @@ describe.each(storeBackends)("on $name", (backend) => {
     it("assigns the oldest queued job to the runner with a lease", async () => {
       const first = await queue({ labels: [] });
       await queue({ labels: [] });
-      const claimed = await store.claimJob(plain, 30_000);
+      const claimed = await store.jobs.claim(plain, 30_000);
       expect(claimed).toMatchObject({
         id: first.id,
         status: "assigned",
         runner_id: "runner-plain",
         lease_expires_at: "2026-01-01T00:00:30.000Z",
       });
-      expect(await store.getJob(first.id)).toEqual(claimed);
+      expect(await store.jobs.get(first.id)).toEqual(claimed);
     });
 
     it("gives each job out once, then nothing", async () => {
       await queue({ labels: [] });
       await queue({ labels: [] });
-      const a = await store.claimJob(plain, 1000);
-      const b = await store.claimJob(plain, 1000);
+      const a = await store.jobs.claim(plain, 1000);
+      const b = await store.jobs.claim(plain, 1000);
       expect(a?.id).not.toBe(b?.id);
-      expect(await store.claimJob(plain, 1000)).toBeUndefined();
+      expect(await store.jobs.claim(plain, 1000)).toBeUndefined();
     });
 
     it("routes by group: a job of a group goes only to that group's runners", async () => {
       const gpu = await queue({ group: "gpu", labels: [] });
-      expect(await store.claimJob(runner({ group: "default" }), 1000)).toBeUndefined();
-      expect((await store.claimJob(runner({ group: "gpu" }), 1000))?.id).toBe(gpu.id);
+      expect(await store.jobs.claim(runner({ group: "default" }), 1000)).toBeUndefined();
+      expect((await store.jobs.claim(runner({ group: "gpu" }), 1000))?.id).toBe(gpu.id);
       const anyGroup = await queue({ labels: [] });
-      expect((await store.claimJob(runner({ group: "gpu" }), 1000))?.id).toBe(anyGroup.id);
+      expect((await store.jobs.claim(runner({ group: "gpu" }), 1000))?.id).toBe(anyGroup.id);
     });
 
     it("routes by labels: the runner must have every label of the job", async () => {
       const job = await queue({ labels: ["linux", "docker"] });
-      expect(await store.claimJob(runner({ labels: [] }), 1000)).toBeUndefined();
-      expect(await store.claimJob(runner({ labels: ["linux"] }), 1000)).toBeUndefined();
-      expect(await store.claimJob(runner({ labels: ["docker", "arm64"] }), 1000)).toBeUndefined();
-      expect((await store.claimJob(runner({ labels: ["arm64", "docker", "linux"] }), 1000))?.id).toBe(job.id);
+      expect(await store.jobs.claim(runner({ labels: [] }), 1000)).toBeUndefined();
+      expect(await store.jobs.claim(runner({ labels: ["linux"] }), 1000)).toBeUndefined();
+      expect(await store.jobs.claim(runner({ labels: ["docker", "arm64"] }), 1000)).toBeUndefined();
+      expect((await store.jobs.claim(runner({ labels: ["arm64", "docker", "linux"] }), 1000))?.id).toBe(
+        job.id,
+      );
     });
 
     it("a runner of a tenant takes that tenant's jobs only, never one outside every tenant", async () => {
       const platformJob = await queue({ labels: [] });
       const acmeJob = await queue({ labels: [], tenant_id: "acme" });
       const acme = runner({ tenant_id: "acme" });
-      expect(await store.claimJob(runner({ tenant_id: "globex" }), 1000)).toBeUndefined();
-      expect((await store.claimJob(acme, 1000))?.id).toBe(acmeJob.id);
-      expect(await store.claimJob(acme, 1000)).toBeUndefined();
+      expect(await store.jobs.claim(runner({ tenant_id: "globex" }), 1000)).toBeUndefined();
+      expect((await store.jobs.claim(acme, 1000))?.id).toBe(acmeJob.id);
+      expect(await store.jobs.claim(acme, 1000)).toBeUndefined();
       // Neither a shared flag nor isolation lets a tenant's runner take the platform's job.
       expect(
-        await store.claimJob(runner({ tenant_id: "acme", shared: true, isolation: "sandbox" }), 1000),
+        await store.jobs.claim(runner({ tenant_id: "acme", shared: true, isolation: "sandbox" }), 1000),
       ).toBeUndefined();
-      expect((await store.getJob(platformJob.id))?.status).toBe("queued");
+      expect((await store.jobs.get(platformJob.id))?.status).toBe("queued");
     });
 
     it("a runner outside every tenant that is not shared takes only jobs outside every tenant", async () => {
       await queue({ labels: [], tenant_id: "acme" });
       const platformJob = await queue({ labels: [] });
       const isolating = runner({ isolation: "sandbox" });
-      expect((await store.claimJob(isolating, 1000))?.id).toBe(platformJob.id);
-      expect(await store.claimJob(isolating, 1000)).toBeUndefined();
+      expect((await store.jobs.claim(isolating, 1000))?.id).toBe(platformJob.id);
+      expect(await store.jobs.claim(isolating, 1000)).toBeUndefined();
     });
 
     it("a shared runner that isolates takes jobs outside every tenant and of any tenant", async () => {
@@ -142,29 +144,29 @@ describe.each(storeBackends)("on $name", (backend) => {
       const platformJob = await queue({ labels: [] });
       const globexJob = await queue({ labels: [], tenant_id: "globex" });
       const shared = runner({ shared: true, isolation: "sandbox" });
-      expect((await store.claimJob(shared, 1000))?.id).toBe(acmeJob.id);
-      expect((await store.claimJob(shared, 1000))?.id).toBe(platformJob.id);
-      expect((await store.claimJob(runner({ shared: true, isolation: "docker" }), 1000))?.id).toBe(
+      expect((await store.jobs.claim(shared, 1000))?.id).toBe(acmeJob.id);
+      expect((await store.jobs.claim(shared, 1000))?.id).toBe(platformJob.id);
+      expect((await store.jobs.claim(runner({ shared: true, isolation: "docker" }), 1000))?.id).toBe(
         globexJob.id,
       );
     });
 
     it("a runner marked shared that does not isolate takes no tenant's job", async () => {
       await queue({ labels: [], tenant_id: "acme" });
-      expect(await store.claimJob(runner({ shared: true, isolation: "none" }), 1000)).toBeUndefined();
+      expect(await store.jobs.claim(runner({ shared: true, isolation: "none" }), 1000)).toBeUndefined();
     });
 
     it("passes over older jobs the runner cannot take", async () => {
       await queue({ labels: ["windows"] });
       await queue({ group: "gpu", labels: [] });
       const fits = await queue({ labels: ["linux"] });
-      expect((await store.claimJob(runner({ labels: ["linux"] }), 1000))?.id).toBe(fits.id);
+      expect((await store.jobs.claim(runner({ labels: ["linux"] }), 1000))?.id).toBe(fits.id);
     });
 
     it("never takes a job that is not queued", async () => {
       const job = await queue({ labels: [] });
-      await store.updateJob(job.id, { status: "done" });
-      expect(await store.claimJob(plain, 1000)).toBeUndefined();
+      await store.jobs.update(job.id, { status: "done" });
+      expect(await store.jobs.claim(plain, 1000)).toBeUndefined();
     });
 
     it("never gives one job to two claimers using two store instances on the same database", async () => {
@@ -173,8 +175,8 @@ describe.each(storeBackends)("on $name", (backend) => {
         for (let i = 0; i < 40; i++) await queue({ labels: [] });
         const claims: Promise<JobRecord | undefined>[] = [];
         for (let i = 0; i < 30; i++) {
-          claims.push(store.claimJob(runner({ id: "runner-a" }), 60_000));
-          claims.push(other.claimJob(runner({ id: "runner-b" }), 60_000));
+          claims.push(store.jobs.claim(runner({ id: "runner-a" }), 60_000));
+          claims.push(other.jobs.claim(runner({ id: "runner-b" }), 60_000));
         }
         const claimed = (await Promise.all(claims)).filter((job) => job !== undefined);
 
@@ -183,7 +185,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         expect(ids).toHaveLength(40);
         expect(claimed.some((job) => job.runner_id === "runner-a")).toBe(true);
         expect(claimed.some((job) => job.runner_id === "runner-b")).toBe(true);
-        for (const job of claimed) expect((await other.getJob(job.id))?.runner_id).toBe(job.runner_id);
+        for (const job of claimed) expect((await other.jobs.get(job.id))?.runner_id).toBe(job.runner_id);
       } finally {
         await other.close();
       }
@@ -191,18 +193,20 @@ describe.each(storeBackends)("on $name", (backend) => {
     it("claims for a replica only while the runner is recorded as connected to it", async () => {
       const job = await queue({ labels: [] });
       const mover = { id: "runner-mover", group: "default", labels: [], mode: "all", capacity: 1 };
-      await store.upsertRunner({ ...mover, tenant_id: null, hostname: "h", version: "0", replica_id: "b" });
-      expect(await store.claimJob(runner({ id: "runner-mover", replica_id: "a" }), 1000)).toBeUndefined();
-      expect((await store.getJob(job.id))?.status).toBe("queued");
-      expect((await store.claimJob(runner({ id: "runner-mover", replica_id: "b" }), 1000))?.id).toBe(job.id);
+      await store.runners.upsert({ ...mover, tenant_id: null, hostname: "h", version: "0", replica_id: "b" });
+      expect(await store.jobs.claim(runner({ id: "runner-mover", replica_id: "a" }), 1000)).toBeUndefined();
+      expect((await store.jobs.get(job.id))?.status).toBe("queued");
+      expect((await store.jobs.claim(runner({ id: "runner-mover", replica_id: "b" }), 1000))?.id).toBe(
+        job.id,
+      );
     });
   });
 
   describe("refuseJob", () => {
     it("queues a refused job again, held back from every runner until its back-off ends", async () => {
       const job = await queue({ labels: [] });
-      await store.claimJob(runner({ id: "r1" }), 30_000);
-      const refused = await store.refuseJob(
+      await store.jobs.claim(runner({ id: "r1" }), 30_000);
+      const refused = await store.jobs.refuse(
         job.id,
         "r1",
         [{ runner_id: "r1", reason: "cannot run bot jobs" }],
@@ -215,25 +219,28 @@ describe.each(storeBackends)("on $name", (backend) => {
         refusals: [{ runner_id: "r1", reason: "cannot run bot jobs" }],
         not_before: "2026-01-01T00:00:02.000Z",
       });
-      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toBeUndefined();
+      expect(await store.jobs.claim(runner({ id: "r2" }), 1000)).toBeUndefined();
       clock = new Date("2026-01-01T00:00:02.000Z");
-      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
+      expect(await store.jobs.claim(runner({ id: "r2" }), 1000)).toMatchObject({
+        id: job.id,
+        runner_id: "r2",
+      });
     });
 
     it("refuses nothing for a runner the job is not assigned to, or once it was accepted", async () => {
       const job = await queue({ labels: [] });
       const refusal = [{ runner_id: "r2", reason: "no" }];
-      expect(await store.refuseJob(job.id, "r2", refusal, clock)).toBeUndefined();
-      await store.claimJob(runner({ id: "r1" }), 30_000);
-      expect(await store.refuseJob(job.id, "r2", refusal, clock)).toBeUndefined();
-      await store.updateJob(job.id, { status: "running" });
-      expect(await store.refuseJob(job.id, "r1", refusal, clock)).toBeUndefined();
-      expect(await store.getJob(job.id)).toMatchObject({ status: "running", refusals: [] });
+      expect(await store.jobs.refuse(job.id, "r2", refusal, clock)).toBeUndefined();
+      await store.jobs.claim(runner({ id: "r1" }), 30_000);
+      expect(await store.jobs.refuse(job.id, "r2", refusal, clock)).toBeUndefined();
+      await store.jobs.update(job.id, { status: "running" });
+      expect(await store.jobs.refuse(job.id, "r1", refusal, clock)).toBeUndefined();
+      expect(await store.jobs.get(job.id)).toMatchObject({ status: "running", refusals: [] });
     });
 
     it("offers a runner only the kinds it handles", async () => {
       const step = await queue({ labels: [] });
-      const bot = await store.createJob({
+      const bot = await store.jobs.create({
         id: "bot-job",
         run_id: runId,
         type: "bot",
@@ -241,11 +248,11 @@ describe.each(storeBackends)("on $name", (backend) => {
         payload: null,
         created_at: "2025-12-31T00:00:00.000Z",
       });
-      expect(await store.claimJob(runner({ onlyTypes: ["step", "agent"] }), 1000)).toMatchObject({
+      expect(await store.jobs.claim(runner({ onlyTypes: ["step", "agent"] }), 1000)).toMatchObject({
         id: step.id,
       });
-      expect(await store.claimJob(runner({ onlyTypes: ["step", "agent"] }), 1000)).toBeUndefined();
-      expect(await store.claimJob(runner({ onlyTypes: ["bot"] }), 1000)).toMatchObject({ id: bot.id });
+      expect(await store.jobs.claim(runner({ onlyTypes: ["step", "agent"] }), 1000)).toBeUndefined();
+      expect(await store.jobs.claim(runner({ onlyTypes: ["bot"] }), 1000)).toMatchObject({ id: bot.id });
     });
   });
 
@@ -253,12 +260,12 @@ describe.each(storeBackends)("on $name", (backend) => {
     it("renews only the listed jobs when given, and nothing for an empty list", async () => {
       const held = await queue({ labels: [] });
       const phantom = await queue({ labels: [] });
-      for (let i = 0; i < 2; i++) await store.claimJob(runner({ id: "r1" }), 10_000);
+      for (let i = 0; i < 2; i++) await store.jobs.claim(runner({ id: "r1" }), 10_000);
       clock = new Date("2026-01-01T00:00:05.000Z");
-      expect(await store.renewLeases("r1", 10_000, [])).toEqual([]);
-      expect(await store.renewLeases("r1", 10_000, [held.id])).toEqual([held.id]);
-      expect((await store.getJob(held.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
-      expect((await store.getJob(phantom.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+      expect(await store.jobs.renewLeases("r1", 10_000, [])).toEqual([]);
+      expect(await store.jobs.renewLeases("r1", 10_000, [held.id])).toEqual([held.id]);
+      expect((await store.jobs.get(held.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
+      expect((await store.jobs.get(phantom.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
     });
 
     it("renews the leases of a runner's assigned and running jobs only", async () => {
@@ -266,56 +273,59 @@ describe.each(storeBackends)("on $name", (backend) => {
       const running = await queue({ labels: [] });
       const done = await queue({ labels: [] });
       const others = await queue({ labels: [] });
-      for (let i = 0; i < 3; i++) await store.claimJob(runner({ id: "r1" }), 10_000);
-      await store.claimJob(runner({ id: "r2" }), 10_000);
-      await store.updateJob(running.id, { status: "running" });
-      await store.updateJob(done.id, { status: "done" });
+      for (let i = 0; i < 3; i++) await store.jobs.claim(runner({ id: "r1" }), 10_000);
+      await store.jobs.claim(runner({ id: "r2" }), 10_000);
+      await store.jobs.update(running.id, { status: "running" });
+      await store.jobs.update(done.id, { status: "done" });
 
       clock = new Date("2026-01-01T00:00:05.000Z");
-      expect(await store.renewLeases("r1", 10_000)).toEqual([assigned.id, running.id].sort());
-      expect((await store.getJob(assigned.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
-      expect((await store.getJob(running.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
-      expect((await store.getJob(done.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
-      expect((await store.getJob(others.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+      expect(await store.jobs.renewLeases("r1", 10_000)).toEqual([assigned.id, running.id].sort());
+      expect((await store.jobs.get(assigned.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
+      expect((await store.jobs.get(running.id))?.lease_expires_at).toBe("2026-01-01T00:00:15.000Z");
+      expect((await store.jobs.get(done.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
+      expect((await store.jobs.get(others.id))?.lease_expires_at).toBe("2026-01-01T00:00:10.000Z");
     });
 
     it("lists the assigned and running jobs whose lease has ended", async () => {
       const early = await queue({ labels: [] });
       const late = await queue({ labels: [] });
-      await store.claimJob(runner({ id: "r1" }), 5_000);
-      await store.claimJob(runner({ id: "r1" }), 20_000);
-      await store.updateJob(late.id, { status: "running" });
+      await store.jobs.claim(runner({ id: "r1" }), 5_000);
+      await store.jobs.claim(runner({ id: "r1" }), 20_000);
+      await store.jobs.update(late.id, { status: "running" });
 
-      expect(await store.expiredJobs("2026-01-01T00:00:04.999Z")).toEqual([]);
-      expect((await store.expiredJobs("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
+      expect(await store.jobs.expired("2026-01-01T00:00:04.999Z")).toEqual([]);
+      expect((await store.jobs.expired("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
       clock = new Date("2026-01-01T00:01:00.000Z");
-      expect((await store.expiredJobs()).map((job) => job.id)).toEqual([early.id, late.id]);
-      await store.updateJob(early.id, { status: "lost" });
-      expect((await store.expiredJobs()).map((job) => job.id)).toEqual([late.id]);
+      expect((await store.jobs.expired()).map((job) => job.id)).toEqual([early.id, late.id]);
+      await store.jobs.update(early.id, { status: "lost" });
+      expect((await store.jobs.expired()).map((job) => job.id)).toEqual([late.id]);
     });
 
     it("lets a job whose lease ended be queued again and claimed by another runner", async () => {
       const job = await queue({ labels: [] });
-      await store.claimJob(runner({ id: "r1" }), 1000);
+      await store.jobs.claim(runner({ id: "r1" }), 1000);
       clock = new Date("2026-01-01T00:00:02.000Z");
-      const [expired] = await store.expiredJobs();
+      const [expired] = await store.jobs.expired();
       expect(expired?.id).toBe(job.id);
-      await store.updateJob(
+      await store.jobs.update(
         job.id,
         { status: "queued", runner_id: null, lease_expires_at: null },
         { ifStatus: ["assigned", "running"] },
       );
-      expect(await store.expiredJobs()).toEqual([]);
-      expect(await store.claimJob(runner({ id: "r2" }), 1000)).toMatchObject({ id: job.id, runner_id: "r2" });
+      expect(await store.jobs.expired()).toEqual([]);
+      expect(await store.jobs.claim(runner({ id: "r2" }), 1000)).toMatchObject({
+        id: job.id,
+        runner_id: "r2",
+      });
     });
   });
 
   describe("updateJob and listJobs", () => {
     it("stores the result and the new status, and only while ifStatus holds", async () => {
       const job = await queue({ labels: [] });
-      expect(await store.updateJob(job.id, { status: "done" }, { ifStatus: ["running"] })).toBeUndefined();
+      expect(await store.jobs.update(job.id, { status: "done" }, { ifStatus: ["running"] })).toBeUndefined();
       clock = new Date("2026-01-01T00:10:00.000Z");
-      const done = await store.updateJob(
+      const done = await store.jobs.update(
         job.id,
         { status: "done", result: { status: "success", exit_code: 0 } },
         { ifStatus: ["queued", "running"] },
@@ -325,23 +335,23 @@ describe.each(storeBackends)("on $name", (backend) => {
         result: { status: "success", exit_code: 0 },
         updated_at: "2026-01-01T00:10:00.000Z",
       });
-      expect(await store.updateJob("job_nope", { status: "done" })).toBeUndefined();
+      expect(await store.jobs.update("job_nope", { status: "done" })).toBeUndefined();
     });
 
     it("filters jobs by runner, run and status, oldest first", async () => {
-      const otherRun = (await store.createRun({ kind: "workflow", name: "other" })).id;
+      const otherRun = (await store.runs.create({ kind: "workflow", name: "other" })).id;
       const a = await queue({ labels: [] });
       const b = await queue({ labels: [] });
-      const c = await store.createJob({
+      const c = await store.jobs.create({
         run_id: otherRun,
         requirements: { labels: [] },
         payload: null,
         created_at: "2026-01-02T00:00:00.000Z",
       });
-      await store.claimJob(runner({ id: "r1" }), 1000);
+      await store.jobs.claim(runner({ id: "r1" }), 1000);
 
-      const ids = async (query: Parameters<Store["listJobs"]>[0]) =>
-        (await store.listJobs(query)).map((job) => job.id);
+      const ids = async (query: Parameters<Store["jobs"]["list"]>[0]) =>
+        (await store.jobs.list(query)).map((job) => job.id);
       expect(await ids({})).toEqual([a.id, b.id, c.id]);
       expect(await ids({ runnerId: "r1" })).toEqual([a.id]);
       expect(await ids({ runId })).toEqual([a.id, b.id]);
@@ -353,12 +363,12 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   describe("jobQueue", () => {
     it("counts queued jobs and gives the oldest one's creation time", async () => {
-      expect(await store.jobQueue()).toEqual({ queued: 0, oldest_created_at: null });
+      expect(await store.jobs.queue()).toEqual({ queued: 0, oldest_created_at: null });
       const first = await queue({ labels: [] });
       await queue({ labels: [] });
       const claimed = await queue({ labels: [] }, "claimed-later");
-      await store.updateJob(claimed.id, { status: "assigned", runner_id: plain.id });
-      expect(await store.jobQueue()).toEqual({ queued: 2, oldest_created_at: first.created_at });
+      await store.jobs.update(claimed.id, { status: "assigned", runner_id: plain.id });
+      expect(await store.jobs.queue()).toEqual({ queued: 2, oldest_created_at: first.created_at });
     });
   });
 });

@@ -1,10 +1,9 @@
 import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import type { ErrorInfo, RunEvent, RunStatus } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
-import * as artifacts from "./artifacts.js";
-import * as audit from "./audit.js";
-import * as bots from "./bots.js";
+import { artifactsRepo } from "./artifacts.js";
+import { auditRepo } from "./audit.js";
+import { botsRepo } from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import * as fleet from "./fleet.js";
@@ -12,46 +11,15 @@ import * as jobReports from "./job-reports.js";
 import * as jobs from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
 import * as runEvents from "./run-events.js";
-import * as runners from "./runners.js";
-import * as runs from "./runs.js";
+import { runnersRepo } from "./runners.js";
+import { runsRepo } from "./runs.js";
 import type { Database } from "./schema.js";
-import * as secrets from "./secrets.js";
-import * as tokens from "./tokens.js";
-import type {
-  ActiveRunsQuery,
-  AppendEventsOptions,
-  BotPatch,
-  BotQuota,
-  ClaimingRunner,
-  IfBotState,
-  IfStatus,
-  JobPatch,
-  JobRefusal,
-  JobReportKind,
-  JobStatus,
-  ListAuditQuery,
-  ListBotsQuery,
-  ListEventsQuery,
-  ListJobsQuery,
-  ListRunsQuery,
-  ListTokensQuery,
-  NewArtifact,
-  NewAuditEvent,
-  NewBot,
-  NewJob,
-  NewJobReport,
-  NewRun,
-  NewSecret,
-  NewToken,
-  NewUser,
-  ReplicaInput,
-  RunnerInput,
-  RunnerStatus,
-  RunPatch,
-  Store,
-  TokenKind,
-} from "./types.js";
-import * as users from "./users.js";
+import { secretsRepo } from "./secrets.js";
+import { serverKeysRepo } from "./server-keys.js";
+import { sessionsRepo } from "./sessions.js";
+import { tokensRepo } from "./tokens.js";
+import type { FleetRepo, JobReportsRepo, JobsRepo, RunEventsRepo, Store } from "./types.js";
+import { usersRepo } from "./users.js";
 
 /** Options every backend passes through to the shared implementation. */
 export interface KyselyStoreOptions {
@@ -82,7 +50,7 @@ export async function createKyselyStore(
     await db.destroy();
     throw error;
   }
-  return new KyselyStore({ db, dialect, now: opts.now ?? (() => new Date()), cipher });
+  return storeOver({ db, dialect, now: opts.now ?? (() => new Date()), cipher });
 }
 
 /**
@@ -120,242 +88,74 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
   cipher.open(sealed);
 }
 
-class KyselyStore implements Store {
-  private closed = false;
+/** The one place the repositories are put together; they share the context and nothing else. */
+function storeOver(ctx: StoreContext): Store {
+  let closed = false;
+  return {
+    runs: runsRepo(ctx),
+    events: runEventsRepo(ctx),
+    jobs: jobsRepo(ctx),
+    jobReports: jobReportsRepo(ctx),
+    runners: runnersRepo(ctx),
+    tokens: tokensRepo(ctx),
+    users: usersRepo(ctx),
+    sessions: sessionsRepo(ctx),
+    serverKeys: serverKeysRepo(ctx),
+    secrets: secretsRepo(ctx),
+    bots: botsRepo(ctx),
+    artifacts: artifactsRepo(ctx),
+    audit: auditRepo(ctx),
+    fleet: fleetRepo(ctx),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await ctx.db.destroy();
+    },
+  };
+}
 
-  constructor(private readonly ctx: StoreContext) {}
+function runEventsRepo(ctx: StoreContext): RunEventsRepo {
+  return {
+    append: (events, opts) => runEvents.appendEvents(ctx, events, opts),
+    list: (runId, query) => runEvents.listEvents(ctx, runId, query),
+    dropOldestOutput: (runId, bytes) => runEvents.dropOldestOutput(ctx, runId, bytes),
+    lastSeq: (runId) => runEvents.lastSeq(ctx, runId),
+  };
+}
 
-  createRun(input: NewRun) {
-    return runs.createRun(this.ctx, input);
-  }
-  updateRun(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>) {
-    return runs.updateRun(this.ctx, id, patch, opts);
-  }
-  getRun(id: string) {
-    return runs.getRun(this.ctx, id);
-  }
-  listRuns(query?: ListRunsQuery) {
-    return runs.listRuns(this.ctx, query);
-  }
-  listRunsByStatus(statuses: readonly RunStatus[]) {
-    return runs.listRunsByStatus(this.ctx, statuses);
-  }
-  markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }) {
-    return runs.markInterruptedRunning(this.ctx, reason, opts);
-  }
-  countRuns() {
-    return runs.countRuns(this.ctx);
-  }
+function jobsRepo(ctx: StoreContext): JobsRepo {
+  return {
+    create: (input) => jobs.createJob(ctx, input),
+    get: (id) => jobs.getJob(ctx, id),
+    update: (id, patch, opts) => jobs.updateJob(ctx, id, patch, opts),
+    claim: (runner, leaseMs) => jobs.claimJob(ctx, runner, leaseMs),
+    refuse: (id, runnerId, refusals, notBefore) => jobs.refuseJob(ctx, id, runnerId, refusals, notBefore),
+    renewLeases: (runnerId, leaseMs, jobIds) => jobs.renewLeases(ctx, runnerId, leaseMs, jobIds),
+    list: (query) => jobs.listJobs(ctx, query),
+    queue: () => jobs.jobQueue(ctx),
+    expired: (now) => jobs.expiredJobs(ctx, now),
+  };
+}
 
-  appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions) {
-    return runEvents.appendEvents(this.ctx, events, opts);
-  }
-  listEvents(runId: string, query?: ListEventsQuery) {
-    return runEvents.listEvents(this.ctx, runId, query);
-  }
+function jobReportsRepo(ctx: StoreContext): JobReportsRepo {
+  return {
+    add: (input) => jobReports.addJobReport(ctx, input),
+    list: (query) => jobReports.listJobReports(ctx, query),
+    jobsWithReports: (jobIds, kind) => jobReports.jobsWithReports(ctx, jobIds, kind),
+    delete: (ids) => jobReports.deleteJobReports(ctx, ids),
+    prune: () => jobReports.pruneJobReports(ctx),
+  };
+}
 
-  dropOldestOutput(runId: string, bytes: number) {
-    return runEvents.dropOldestOutput(this.ctx, runId, bytes);
-  }
-  lastSeq(runId: string) {
-    return runEvents.lastSeq(this.ctx, runId);
-  }
-
-  createJob(input: NewJob) {
-    return jobs.createJob(this.ctx, input);
-  }
-  getJob(id: string) {
-    return jobs.getJob(this.ctx, id);
-  }
-  updateJob(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>) {
-    return jobs.updateJob(this.ctx, id, patch, opts);
-  }
-  claimJob(runner: ClaimingRunner, leaseMs: number) {
-    return jobs.claimJob(this.ctx, runner, leaseMs);
-  }
-  refuseJob(id: string, runnerId: string, refusals: readonly JobRefusal[], notBefore: Date) {
-    return jobs.refuseJob(this.ctx, id, runnerId, refusals, notBefore);
-  }
-  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]) {
-    return jobs.renewLeases(this.ctx, runnerId, leaseMs, jobIds);
-  }
-  listJobs(query?: ListJobsQuery) {
-    return jobs.listJobs(this.ctx, query);
-  }
-  jobQueue() {
-    return jobs.jobQueue(this.ctx);
-  }
-  expiredJobs(now?: string) {
-    return jobs.expiredJobs(this.ctx, now);
-  }
-
-  upsertRunner(input: RunnerInput) {
-    return runners.upsertRunner(this.ctx, input);
-  }
-  setRunnerStatus(id: string, status: RunnerStatus, at: string, opts?: { replicaId?: string }) {
-    return runners.setRunnerStatus(this.ctx, id, status, at, opts);
-  }
-  touchRunner(id: string, at: string) {
-    return runners.touchRunner(this.ctx, id, at);
-  }
-  listRunners(query?: { tenantId?: string | null; status?: RunnerStatus }) {
-    return runners.listRunners(this.ctx, query);
-  }
-  getRunner(id: string) {
-    return runners.getRunner(this.ctx, id);
-  }
-
-  putArtifact(input: NewArtifact) {
-    return artifacts.putArtifact(this.ctx, input);
-  }
-  listArtifacts(runId: string) {
-    return artifacts.listArtifacts(this.ctx, runId);
-  }
-  getArtifact(runId: string, name: string) {
-    return artifacts.getArtifact(this.ctx, runId, name);
-  }
-
-  createToken(input: NewToken) {
-    return tokens.createToken(this.ctx, input);
-  }
-  findToken(secret: string) {
-    return tokens.findToken(this.ctx, secret);
-  }
-  getToken(id: string) {
-    return tokens.getToken(this.ctx, id);
-  }
-  listTokens(query?: TokenKind | ListTokensQuery) {
-    return tokens.listTokens(this.ctx, query);
-  }
-  revokeToken(id: string) {
-    return tokens.revokeToken(this.ctx, id);
-  }
-  countTokens(kind?: TokenKind) {
-    return tokens.countTokens(this.ctx, kind);
-  }
-
-  setSecret(input: NewSecret) {
-    return secrets.setSecret(this.ctx, input);
-  }
-  listSecrets(tenantId: string | null) {
-    return secrets.listSecrets(this.ctx, tenantId);
-  }
-  secretValues(tenantId: string | null, names: readonly string[]) {
-    return secrets.secretValues(this.ctx, tenantId, names);
-  }
-  removeSecret(tenantId: string | null, name: string) {
-    return secrets.removeSecret(this.ctx, tenantId, name);
-  }
-  createUser(input: NewUser) {
-    return users.createUser(this.ctx, input);
-  }
-  getUser(id: string) {
-    return users.getUser(this.ctx, id);
-  }
-  findUserByName(username: string) {
-    return users.findUserByName(this.ctx, username);
-  }
-  listUsers(query?: { tenantId?: string | null }) {
-    return users.listUsers(this.ctx, query);
-  }
-  setUserPassword(id: string, passwordHash: string) {
-    return users.setUserPassword(this.ctx, id, passwordHash);
-  }
-  removeUser(id: string) {
-    return users.removeUser(this.ctx, id);
-  }
-  revokeSession(sessionId: string, userId: string, expiresAt: string) {
-    return users.revokeSession(this.ctx, sessionId, userId, expiresAt);
-  }
-  sessionRevoked(sessionId: string) {
-    return users.sessionRevoked(this.ctx, sessionId);
-  }
-  serverKey(name: string) {
-    return users.serverKey(this.ctx, name);
-  }
-
-  heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }) {
-    return fleet.heartbeatReplica(this.ctx, input, opts);
-  }
-  listReplicas() {
-    return fleet.listReplicas(this.ctx);
-  }
-  removeReplicas(opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string }) {
-    return fleet.removeReplicas(this.ctx, opts);
-  }
-  adoptRuns(replicaId: string, opts?: { own?: boolean }) {
-    return fleet.adoptRuns(this.ctx, replicaId, opts);
-  }
-  runReplica(runId: string) {
-    return fleet.runReplica(this.ctx, runId);
-  }
-  requestRunCancel(runId: string) {
-    return fleet.requestRunCancel(this.ctx, runId);
-  }
-  cancelRequested(runId: string) {
-    return fleet.cancelRequested(this.ctx, runId);
-  }
-  cancelRequestedRuns(replicaId: string) {
-    return fleet.cancelRequestedRuns(this.ctx, replicaId);
-  }
-
-  addJobReport(input: NewJobReport) {
-    return jobReports.addJobReport(this.ctx, input);
-  }
-  listJobReports(query: { jobIds?: readonly string[]; replicaId?: string; limit?: number }) {
-    return jobReports.listJobReports(this.ctx, query);
-  }
-  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind) {
-    return jobReports.jobsWithReports(this.ctx, jobIds, kind);
-  }
-  deleteJobReports(ids: readonly number[]) {
-    return jobReports.deleteJobReports(this.ctx, ids);
-  }
-  pruneJobReports() {
-    return jobReports.pruneJobReports(this.ctx);
-  }
-
-  countActiveRuns(query?: ActiveRunsQuery) {
-    return runs.countActiveRuns(this.ctx, query);
-  }
-  appendAudit(input: NewAuditEvent) {
-    return audit.appendAudit(this.ctx, input);
-  }
-  tallyAudit(id: string, input: NewAuditEvent) {
-    return audit.tallyAudit(this.ctx, id, input);
-  }
-  pruneAudit(before: string) {
-    return audit.pruneAudit(this.ctx, before);
-  }
-  listAudit(query?: ListAuditQuery) {
-    return audit.listAudit(this.ctx, query);
-  }
-
-  createBot(input: NewBot, quota?: BotQuota) {
-    return bots.createBot(this.ctx, input, quota);
-  }
-  getBot(id: string) {
-    return bots.getBot(this.ctx, id);
-  }
-  findBot(tenantId: string | null, owner: string, name: string) {
-    return bots.findBot(this.ctx, tenantId, owner, name);
-  }
-  listBots(query?: ListBotsQuery) {
-    return bots.listBots(this.ctx, query);
-  }
-  updateBot(id: string, patch: BotPatch, opts?: IfBotState) {
-    return bots.updateBot(this.ctx, id, patch, opts);
-  }
-  countLiveBots(tenantId: string | null, owner: string) {
-    return bots.countLiveBots(this.ctx, tenantId, owner);
-  }
-  expiredBots(now?: string) {
-    return bots.expiredBots(this.ctx, now);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.ctx.db.destroy();
-  }
+function fleetRepo(ctx: StoreContext): FleetRepo {
+  return {
+    heartbeat: (input, opts) => fleet.heartbeatReplica(ctx, input, opts),
+    listReplicas: () => fleet.listReplicas(ctx),
+    removeReplicas: (opts) => fleet.removeReplicas(ctx, opts),
+    adoptRuns: (replicaId, opts) => fleet.adoptRuns(ctx, replicaId, opts),
+    runReplica: (runId) => fleet.runReplica(ctx, runId),
+    requestRunCancel: (runId) => fleet.requestRunCancel(ctx, runId),
+    cancelRequested: (runId) => fleet.cancelRequested(ctx, runId),
+    cancelRequestedRuns: (replicaId) => fleet.cancelRequestedRuns(ctx, replicaId),
+  };
 }

@@ -23,7 +23,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   describe("runs", () => {
     it("creates a queued run with empty vars, steps and error", async () => {
-      const run = await store.createRun({
+      const run = await store.runs.create({
         kind: "workflow",
         name: "deploy",
         spec: { text: "steps: []", vars: { A: "1" } },
@@ -31,7 +31,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         created_by: "tok_1",
       });
       expect(run.id).toMatch(/^run_/);
-      expect(await store.getRun(run.id)).toEqual({
+      expect(await store.runs.get(run.id)).toEqual({
         id: run.id,
         kind: "workflow",
         name: "deploy",
@@ -51,23 +51,23 @@ describe.each(storeBackends)("on $name", (backend) => {
     });
 
     it("takes a caller's run id once and answers CONFLICT the second time", async () => {
-      await store.createRun({ id: "run-20260212-001", kind: "workflow", name: "a" });
+      await store.runs.create({ id: "run-20260212-001", kind: "workflow", name: "a" });
       await expect(
-        store.createRun({ id: "run-20260212-001", kind: "workflow", name: "b" }),
+        store.runs.create({ id: "run-20260212-001", kind: "workflow", name: "b" }),
       ).rejects.toMatchObject({
         code: "CONFLICT",
       });
-      expect(await store.getRun("run-20260212-001")).toMatchObject({ name: "a" });
+      expect(await store.runs.get("run-20260212-001")).toMatchObject({ name: "a" });
     });
 
     it("returns undefined for an unknown run", async () => {
-      expect(await store.getRun("run_nope")).toBeUndefined();
-      expect(await store.updateRun("run_nope", { status: "running" })).toBeUndefined();
+      expect(await store.runs.get("run_nope")).toBeUndefined();
+      expect(await store.runs.update("run_nope", { status: "running" })).toBeUndefined();
     });
 
     it("updates status, timestamps, vars, steps, error and last_notify_error, and nothing else", async () => {
-      const run = await store.createRun({ kind: "workflow", name: "deploy", spec: { keep: true } });
-      const updated = await store.updateRun(run.id, {
+      const run = await store.runs.create({ kind: "workflow", name: "deploy", spec: { keep: true } });
+      const updated = await store.runs.update(run.id, {
         status: "failed",
         started_at: "2026-01-01T00:00:01Z",
         finished_at: "2026-01-01T00:00:05.5Z",
@@ -86,21 +86,25 @@ describe.each(storeBackends)("on $name", (backend) => {
         error: errorInfo("STEP_FAILED", "build failed"),
         last_notify_error: "POST http://hook: 502",
       });
-      expect(await store.getRun(run.id)).toEqual(updated);
+      expect(await store.runs.get(run.id)).toEqual(updated);
     });
 
     it("updates only while the status is one of ifStatus", async () => {
-      const run = await store.createRun({ kind: "workflow", name: "deploy", status: "running" });
-      expect(await store.updateRun(run.id, { status: "canceled" }, { ifStatus: ["queued"] })).toBeUndefined();
-      expect((await store.getRun(run.id))?.status).toBe("running");
-      expect(await store.updateRun(run.id, { status: "success" }, { ifStatus: ["running"] })).toMatchObject({
-        status: "success",
-      });
+      const run = await store.runs.create({ kind: "workflow", name: "deploy", status: "running" });
+      expect(
+        await store.runs.update(run.id, { status: "canceled" }, { ifStatus: ["queued"] }),
+      ).toBeUndefined();
+      expect((await store.runs.get(run.id))?.status).toBe("running");
+      expect(await store.runs.update(run.id, { status: "success" }, { ifStatus: ["running"] })).toMatchObject(
+        {
+          status: "success",
+        },
+      );
     });
 
     it("rejects a timestamp that is not one", async () => {
-      const run = await store.createRun({ kind: "workflow", name: "deploy" });
-      await expect(store.updateRun(run.id, { started_at: "yesterday" })).rejects.toMatchObject({
+      const run = await store.runs.create({ kind: "workflow", name: "deploy" });
+      await expect(store.runs.update(run.id, { started_at: "yesterday" })).rejects.toMatchObject({
         code: "INVALID_INPUT",
       });
     });
@@ -109,23 +113,23 @@ describe.each(storeBackends)("on $name", (backend) => {
   describe("countActiveRuns", () => {
     it("counts queued and running runs by tenant and by submitter, and nothing that has ended", async () => {
       const add = (status: "queued" | "running" | "success", tenant: string | null, by: string | null) =>
-        store.createRun({ kind: "workflow", name: "w", status, tenant_id: tenant, created_by: by });
+        store.runs.create({ kind: "workflow", name: "w", status, tenant_id: tenant, created_by: by });
       await add("queued", "acme", "usr_a");
       await add("queued", "acme", "tok_a");
       await add("running", "acme", "usr_a");
       await add("success", "acme", "usr_a");
       await add("running", "other", "usr_b");
       await add("queued", null, null);
-      expect(await store.countActiveRuns()).toEqual({ queued: 3, running: 2 });
-      expect(await store.countActiveRuns({ tenantId: "acme" })).toEqual({ queued: 2, running: 1 });
-      expect(await store.countActiveRuns({ tenantId: null })).toEqual({ queued: 1, running: 0 });
-      expect(await store.countActiveRuns({ createdBy: ["usr_a", "tok_a"] })).toEqual({
+      expect(await store.runs.countActive()).toEqual({ queued: 3, running: 2 });
+      expect(await store.runs.countActive({ tenantId: "acme" })).toEqual({ queued: 2, running: 1 });
+      expect(await store.runs.countActive({ tenantId: null })).toEqual({ queued: 1, running: 0 });
+      expect(await store.runs.countActive({ createdBy: ["usr_a", "tok_a"] })).toEqual({
         queued: 2,
         running: 1,
       });
-      expect(await store.countActiveRuns({ createdBy: ["usr_b"] })).toEqual({ queued: 0, running: 1 });
-      expect(await store.countActiveRuns({ createdBy: [] })).toEqual({ queued: 0, running: 0 });
-      expect(await store.countActiveRuns({ tenantId: "zzz" })).toEqual({ queued: 0, running: 0 });
+      expect(await store.runs.countActive({ createdBy: ["usr_b"] })).toEqual({ queued: 0, running: 1 });
+      expect(await store.runs.countActive({ createdBy: [] })).toEqual({ queued: 0, running: 0 });
+      expect(await store.runs.countActive({ tenantId: "zzz" })).toEqual({ queued: 0, running: 0 });
     });
   });
 
@@ -133,7 +137,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     async function seed(): Promise<string[]> {
       const ids: string[] = [];
       for (let i = 0; i < 7; i++) {
-        const run = await store.createRun({
+        const run = await store.runs.create({
           id: `run-${i}`,
           kind: i % 3 === 0 ? "agent" : "workflow",
           name: `run ${i}`,
@@ -148,12 +152,12 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("lists newest first in pages that follow each other without gaps or repeats", async () => {
       const ids = await seed();
-      const first = await store.listRuns({ limit: 3 });
+      const first = await store.runs.list({ limit: 3 });
       expect(first.runs.map((run) => run.id)).toEqual(["run-6", "run-5", "run-4"]);
       expect(first.next).toBe("run-4");
-      const second = await store.listRuns({ limit: 3, before: first.next });
+      const second = await store.runs.list({ limit: 3, before: first.next });
       expect(second.runs.map((run) => run.id)).toEqual(["run-3", "run-2", "run-1"]);
-      const third = await store.listRuns({ limit: 3, before: second.next });
+      const third = await store.runs.list({ limit: 3, before: second.next });
       expect(third.runs.map((run) => run.id)).toEqual(["run-0"]);
       expect(third.next).toBeUndefined();
       expect([...first.runs, ...second.runs, ...third.runs].map((run) => run.id)).toEqual([...ids].reverse());
@@ -161,10 +165,10 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("breaks ties of created_at by id, also across pages", async () => {
       for (const id of ["run-b", "run-d", "run-a", "run-c"]) {
-        await store.createRun({ id, kind: "workflow", name: id, created_at: minute(0) });
+        await store.runs.create({ id, kind: "workflow", name: id, created_at: minute(0) });
       }
-      const first = await store.listRuns({ limit: 2 });
-      const second = await store.listRuns({ limit: 2, before: first.next });
+      const first = await store.runs.list({ limit: 2 });
+      const second = await store.runs.list({ limit: 2, before: first.next });
       expect([...first.runs, ...second.runs].map((run) => run.id)).toEqual([
         "run-d",
         "run-c",
@@ -176,8 +180,8 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("filters by status, kind and tenant together", async () => {
       await seed();
-      const ids = async (query: Parameters<Store["listRuns"]>[0]) =>
-        (await store.listRuns(query)).runs.map((run) => run.id);
+      const ids = async (query: Parameters<Store["runs"]["list"]>[0]) =>
+        (await store.runs.list(query)).runs.map((run) => run.id);
       expect(await ids({ status: "success" })).toEqual(["run-6", "run-4", "run-2", "run-0"]);
       expect(await ids({ status: ["failed", "queued"] })).toEqual(["run-5", "run-3", "run-1"]);
       expect(await ids({ kind: "agent" })).toEqual(["run-6", "run-3", "run-0"]);
@@ -189,97 +193,97 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("pages within a filter", async () => {
       await seed();
-      const first = await store.listRuns({ status: "success", limit: 2 });
-      const second = await store.listRuns({ status: "success", limit: 2, before: first.next });
+      const first = await store.runs.list({ status: "success", limit: 2 });
+      const second = await store.runs.list({ status: "success", limit: 2, before: first.next });
       expect(first.runs.map((run) => run.id)).toEqual(["run-6", "run-4"]);
       expect(second.runs.map((run) => run.id)).toEqual(["run-2", "run-0"]);
       expect(second.next).toBeUndefined();
     });
 
     it("defaults to 50 runs a page and never returns more than 500", async () => {
-      for (let i = 0; i < 501; i++) await store.createRun({ kind: "workflow", name: `r${i}` });
-      expect((await store.listRuns()).runs).toHaveLength(50);
-      const big = await store.listRuns({ limit: 10_000 });
+      for (let i = 0; i < 501; i++) await store.runs.create({ kind: "workflow", name: `r${i}` });
+      expect((await store.runs.list()).runs).toHaveLength(50);
+      const big = await store.runs.list({ limit: 10_000 });
       expect(big.runs).toHaveLength(500);
       expect(big.next).toBeDefined();
-      expect((await store.listRuns({ limit: 0 })).runs).toHaveLength(1);
+      expect((await store.runs.list({ limit: 0 })).runs).toHaveLength(1);
     });
 
     it("answers INVALID_INPUT for a cursor that names no run", async () => {
-      await expect(store.listRuns({ before: "run_nope" })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+      await expect(store.runs.list({ before: "run_nope" })).rejects.toMatchObject({ code: "INVALID_INPUT" });
     });
   });
 
   describe("markInterruptedRunning", () => {
     it("interrupts running runs only, with the reason and a finish time", async () => {
-      const running = await store.createRun({ kind: "workflow", name: "a", status: "running" });
-      const queued = await store.createRun({ kind: "workflow", name: "b", status: "queued" });
-      const done = await store.createRun({ kind: "workflow", name: "c", status: "success" });
+      const running = await store.runs.create({ kind: "workflow", name: "a", status: "running" });
+      const queued = await store.runs.create({ kind: "workflow", name: "b", status: "queued" });
+      const done = await store.runs.create({ kind: "workflow", name: "c", status: "success" });
       clock = new Date("2026-01-01T01:00:00.000Z");
       const reason = errorInfo("RUNNER_LOST", "the server restarted and the runner never came back");
 
-      expect(await store.markInterruptedRunning(reason)).toEqual([running.id]);
+      expect(await store.runs.markInterruptedRunning(reason)).toEqual([running.id]);
 
-      expect(await store.getRun(running.id)).toMatchObject({
+      expect(await store.runs.get(running.id)).toMatchObject({
         status: "interrupted",
         error: reason,
         finished_at: "2026-01-01T01:00:00.000Z",
       });
-      expect(await store.getRun(queued.id)).toMatchObject({
+      expect(await store.runs.get(queued.id)).toMatchObject({
         status: "queued",
         error: null,
         finished_at: null,
       });
-      expect(await store.getRun(done.id)).toMatchObject({ status: "success", error: null });
-      expect(await store.markInterruptedRunning(reason)).toEqual([]);
+      expect(await store.runs.get(done.id)).toMatchObject({ status: "success", error: null });
+      expect(await store.runs.markInterruptedRunning(reason)).toEqual([]);
     });
 
     it("limits itself to the given ids", async () => {
-      const a = await store.createRun({ kind: "workflow", name: "a", status: "running" });
-      const b = await store.createRun({ kind: "workflow", name: "b", status: "running" });
+      const a = await store.runs.create({ kind: "workflow", name: "a", status: "running" });
+      const b = await store.runs.create({ kind: "workflow", name: "b", status: "running" });
       const reason = errorInfo("RUNNER_LOST", "lease expired");
-      expect(await store.markInterruptedRunning(reason, { ids: [b.id, "run_unknown"] })).toEqual([b.id]);
-      expect(await store.markInterruptedRunning(reason, { ids: [] })).toEqual([]);
-      expect((await store.getRun(a.id))?.status).toBe("running");
+      expect(await store.runs.markInterruptedRunning(reason, { ids: [b.id, "run_unknown"] })).toEqual([b.id]);
+      expect(await store.runs.markInterruptedRunning(reason, { ids: [] })).toEqual([]);
+      expect((await store.runs.get(a.id))?.status).toBe("running");
     });
 
     it("lists runs by status oldest first, for reconciliation", async () => {
-      await store.createRun({
+      await store.runs.create({
         id: "run-new",
         kind: "workflow",
         name: "n",
         status: "running",
         created_at: minute(5),
       });
-      await store.createRun({
+      await store.runs.create({
         id: "run-old",
         kind: "workflow",
         name: "o",
         status: "queued",
         created_at: minute(1),
       });
-      await store.createRun({
+      await store.runs.create({
         id: "run-ok",
         kind: "workflow",
         name: "k",
         status: "success",
         created_at: minute(0),
       });
-      const runs = await store.listRunsByStatus(["queued", "running"]);
+      const runs = await store.runs.listByStatus(["queued", "running"]);
       expect(runs.map((run) => run.id)).toEqual(["run-old", "run-new"]);
-      expect(await store.listRunsByStatus([])).toEqual([]);
+      expect(await store.runs.listByStatus([])).toEqual([]);
     });
   });
 
   describe("countRuns", () => {
     it("counts runs by kind and status, leaving out pairs with none", async () => {
-      expect(await store.countRuns()).toEqual([]);
-      await store.createRun({ kind: "workflow", name: "a" });
-      await store.createRun({ kind: "workflow", name: "b" });
-      const done = await store.createRun({ kind: "workflow", name: "c" });
-      await store.updateRun(done.id, { status: "success" });
-      await store.createRun({ kind: "bot", name: "d", status: "running" });
-      expect(await store.countRuns()).toEqual([
+      expect(await store.runs.count()).toEqual([]);
+      await store.runs.create({ kind: "workflow", name: "a" });
+      await store.runs.create({ kind: "workflow", name: "b" });
+      const done = await store.runs.create({ kind: "workflow", name: "c" });
+      await store.runs.update(done.id, { status: "success" });
+      await store.runs.create({ kind: "bot", name: "d", status: "running" });
+      expect(await store.runs.count()).toEqual([
         { kind: "bot", status: "running", count: 1 },
         { kind: "workflow", status: "queued", count: 2 },
         { kind: "workflow", status: "success", count: 1 },

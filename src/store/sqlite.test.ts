@@ -41,16 +41,16 @@ describe("openSqliteStore", () => {
   it("keeps runs, events, jobs, runners and tokens when the file is opened again", async () => {
     const path = join(dir, "runyard.db");
     const first = await openSqliteStore(path);
-    const run = await first.createRun({ kind: "workflow", name: "deploy", vars: { A: "1" } });
-    await first.appendEvents([
+    const run = await first.runs.create({ kind: "workflow", name: "deploy", vars: { A: "1" } });
+    await first.events.append([
       { run_id: run.id, seq: 1, ts: "2026-01-01T00:00:00.000Z", type: "run.queued", kind: "workflow" },
     ]);
-    const job = await first.createJob({
+    const job = await first.jobs.create({
       run_id: run.id,
       requirements: { labels: ["linux"] },
       payload: { n: 1 },
     });
-    await first.upsertRunner({
+    await first.runners.upsert({
       id: "r1",
       group: "default",
       labels: [],
@@ -58,25 +58,25 @@ describe("openSqliteStore", () => {
       capacity: 2,
       hostname: "h",
     });
-    const { secret } = await first.createToken({ kind: "admin", name: "first admin" });
+    const { secret } = await first.tokens.create({ kind: "admin", name: "first admin" });
     await first.close();
 
     const second = await openSqliteStore(path);
-    expect(await second.getRun(run.id)).toMatchObject({ name: "deploy", vars: { A: "1" }, last_seq: 1 });
-    expect(await second.listEvents(run.id)).toHaveLength(1);
-    expect(await second.getJob(job.id)).toMatchObject({
+    expect(await second.runs.get(run.id)).toMatchObject({ name: "deploy", vars: { A: "1" }, last_seq: 1 });
+    expect(await second.events.list(run.id)).toHaveLength(1);
+    expect(await second.jobs.get(job.id)).toMatchObject({
       requirements: { labels: ["linux"] },
       payload: { n: 1 },
     });
-    expect(await second.getRunner("r1")).toMatchObject({ hostname: "h" });
-    expect(await second.findToken(secret)).toMatchObject({ kind: "admin", name: "first admin" });
+    expect(await second.runners.get("r1")).toMatchObject({ hostname: "h" });
+    expect(await second.tokens.find(secret)).toMatchObject({ kind: "admin", name: "first admin" });
     await second.close();
   });
 
   it("enforces foreign keys", async () => {
     const store = await openSqliteStore(join(dir, "runyard.db"));
     await expect(
-      store.createJob({ run_id: "run_missing", requirements: { labels: [] }, payload: null }),
+      store.jobs.create({ run_id: "run_missing", requirements: { labels: [] }, payload: null }),
     ).rejects.toMatchObject({
       code: "NOT_FOUND",
     });
@@ -143,8 +143,8 @@ describe("openMemoryStore", () => {
     ]);
     expect(inMemoryWarning).toBe(warnings[0]);
 
-    const run = await store.createRun({ kind: "workflow", name: "quick" });
-    expect(await store.getRun(run.id)).toMatchObject({ name: "quick", status: "queued" });
+    const run = await store.runs.create({ kind: "workflow", name: "quick" });
+    expect(await store.runs.get(run.id)).toMatchObject({ name: "quick", status: "queued" });
     await store.close();
   });
 });

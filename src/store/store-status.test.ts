@@ -34,9 +34,9 @@ describe.each(backends)("readStoreStatus on %s", (backend) => {
     const store = await createStore(
       location.dialect === "postgres" ? { databaseUrl: location.url } : { sqlitePath: location.path },
     );
-    await store.createToken({ kind: "admin", name: "admin" });
-    await store.createRun({ kind: "workflow", name: "a" });
-    await store.createRun({ kind: "workflow", name: "b" });
+    await store.tokens.create({ kind: "admin", name: "admin" });
+    await store.runs.create({ kind: "workflow", name: "a" });
+    await store.runs.create({ kind: "workflow", name: "b" });
     await store.close();
 
     const status = await readStoreStatus(location);

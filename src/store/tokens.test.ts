@@ -19,7 +19,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   describe("tokens", () => {
     it("creates a token with a fresh ryt_ secret and finds it by that secret", async () => {
-      const { record, secret } = await store.createToken({ kind: "user", name: "ci", tenant_id: "acme" });
+      const { record, secret } = await store.tokens.create({ kind: "user", name: "ci", tenant_id: "acme" });
       expect(secret).toMatch(/^ryt_[A-Za-z0-9_-]{43}$/);
       expect(record).toEqual({
         id: expect.stringMatching(/^tok_/),
@@ -32,18 +32,21 @@ describe.each(storeBackends)("on $name", (backend) => {
         user_id: null,
         expires_at: null,
       });
-      expect(await store.findToken(secret)).toEqual({ ...record, last_used_at: "2026-01-01T00:00:00.000Z" });
+      expect(await store.tokens.find(secret)).toEqual({
+        ...record,
+        last_used_at: "2026-01-01T00:00:00.000Z",
+      });
     });
 
     it("finds nothing for a wrong, truncated or empty secret", async () => {
-      const { secret } = await store.createToken({ kind: "admin", name: "admin" });
-      expect(await store.findToken(`${secret}x`)).toBeUndefined();
-      expect(await store.findToken(secret.slice(0, -1))).toBeUndefined();
-      expect(await store.findToken("")).toBeUndefined();
+      const { secret } = await store.tokens.create({ kind: "admin", name: "admin" });
+      expect(await store.tokens.find(`${secret}x`)).toBeUndefined();
+      expect(await store.tokens.find(secret.slice(0, -1))).toBeUndefined();
+      expect(await store.tokens.find("")).toBeUndefined();
     });
 
     it("keeps only a SHA-256 hash: the secret's bytes are nowhere in the database files", async () => {
-      const { secret } = await store.createToken({
+      const { secret } = await store.tokens.create({
         kind: "admin",
         name: "admin",
         secret: "ryt_given-admin-secret-0123456789",
@@ -62,46 +65,46 @@ describe.each(storeBackends)("on $name", (backend) => {
     });
 
     it("takes a given secret (RUNYARD_ADMIN_TOKEN), once", async () => {
-      await store.createToken({ kind: "admin", name: "admin", secret: "s3cret-from-env" });
-      expect(await store.findToken("s3cret-from-env")).toMatchObject({ kind: "admin" });
+      await store.tokens.create({ kind: "admin", name: "admin", secret: "s3cret-from-env" });
+      expect(await store.tokens.find("s3cret-from-env")).toMatchObject({ kind: "admin" });
       await expect(
-        store.createToken({ kind: "user", name: "copy", secret: "s3cret-from-env" }),
+        store.tokens.create({ kind: "user", name: "copy", secret: "s3cret-from-env" }),
       ).rejects.toMatchObject({
         code: "CONFLICT",
       });
-      await expect(store.createToken({ kind: "user", name: "empty", secret: "" })).rejects.toMatchObject({
+      await expect(store.tokens.create({ kind: "user", name: "empty", secret: "" })).rejects.toMatchObject({
         code: "INVALID_INPUT",
       });
     });
 
     it("records use at most once a minute", async () => {
-      const { record, secret } = await store.createToken({ kind: "user", name: "ci" });
-      await store.findToken(secret);
+      const { record, secret } = await store.tokens.create({ kind: "user", name: "ci" });
+      await store.tokens.find(secret);
       clock = new Date("2026-01-01T00:00:59.000Z");
-      expect((await store.findToken(secret))?.last_used_at).toBe("2026-01-01T00:00:00.000Z");
+      expect((await store.tokens.find(secret))?.last_used_at).toBe("2026-01-01T00:00:00.000Z");
       clock = new Date("2026-01-01T00:01:00.000Z");
-      expect((await store.findToken(secret))?.last_used_at).toBe("2026-01-01T00:01:00.000Z");
-      expect((await store.listTokens()).find((token) => token.id === record.id)?.last_used_at).toBe(
+      expect((await store.tokens.find(secret))?.last_used_at).toBe("2026-01-01T00:01:00.000Z");
+      expect((await store.tokens.list()).find((token) => token.id === record.id)?.last_used_at).toBe(
         "2026-01-01T00:01:00.000Z",
       );
     });
 
     it("lists and counts tokens by kind, and a revoked token no longer authenticates", async () => {
-      expect(await store.countTokens()).toBe(0);
-      const admin = await store.createToken({ kind: "admin", name: "admin" });
-      const runner = await store.createToken({ kind: "runner", name: "gpu box", group: "gpu" });
-      expect(await store.countTokens()).toBe(2);
-      expect(await store.countTokens("admin")).toBe(1);
-      expect(await store.countTokens("user")).toBe(0);
-      expect((await store.listTokens("runner")).map((token) => [token.name, token.group])).toEqual([
+      expect(await store.tokens.count()).toBe(0);
+      const admin = await store.tokens.create({ kind: "admin", name: "admin" });
+      const runner = await store.tokens.create({ kind: "runner", name: "gpu box", group: "gpu" });
+      expect(await store.tokens.count()).toBe(2);
+      expect(await store.tokens.count("admin")).toBe(1);
+      expect(await store.tokens.count("user")).toBe(0);
+      expect((await store.tokens.list("runner")).map((token) => [token.name, token.group])).toEqual([
         ["gpu box", "gpu"],
       ]);
-      expect(JSON.stringify(await store.listTokens())).not.toContain(admin.secret);
+      expect(JSON.stringify(await store.tokens.list())).not.toContain(admin.secret);
 
-      expect(await store.revokeToken(runner.record.id)).toBe(true);
-      expect(await store.revokeToken(runner.record.id)).toBe(false);
-      expect(await store.findToken(runner.secret)).toBeUndefined();
-      expect(await store.countTokens()).toBe(1);
+      expect(await store.tokens.revoke(runner.record.id)).toBe(true);
+      expect(await store.tokens.revoke(runner.record.id)).toBe(false);
+      expect(await store.tokens.find(runner.secret)).toBeUndefined();
+      expect(await store.tokens.count()).toBe(1);
     });
   });
 });

@@ -1,113 +1,29 @@
-import type { BotMode, BotState } from "../core/bot-states.js";
-import type { ErrorInfo, RunEvent, RunKind, RunStatus, StepSummary } from "../core/events.js";
+import type { RunEvent } from "../core/events.js";
 import type { JobKind } from "../core/jobs/index.js";
-import type { RunnerInfo } from "../core/protocol.js";
+import type { ArtifactsRepo } from "./artifacts.js";
+import type { AuditRepo } from "./audit.js";
+import type { BotsRepo } from "./bots.js";
+import type { RunnerIsolation, RunnersRepo } from "./runners.js";
+import type { RunRecord, RunsRepo } from "./runs.js";
+import type { SecretsRepo } from "./secrets.js";
+import type { ServerKeysRepo } from "./server-keys.js";
+import type { SessionsRepo } from "./sessions.js";
+import type { TokensRepo } from "./tokens.js";
+import type { UsersRepo } from "./users.js";
 
 /*
- * The store's public contract (DESIGN.md section 9). The server talks only to `Store`; the
- * SQLite file, the in-memory database and (later) PostgreSQL are backends behind it.
- * Field names are snake_case, as in the event spine and the HTTP API, so records pass through
- * unchanged. Every timestamp is ISO-8601 text in UTC (`Date#toISOString()`); timestamps given
- * to the store are normalised to that form, which keeps them sortable as text.
+ * The store's public contract (DESIGN.md section 9): `Store`, one repository per record type,
+ * each declared with its records beside its queries (`runs.ts` has `RunsRepo` and `RunRecord`);
+ * this file keeps what they share. The SQLite file, the in-memory database and PostgreSQL are
+ * backends behind it. Field names are snake_case, as in the event spine and the HTTP API, so
+ * records pass through unchanged. Every timestamp is ISO-8601 text in UTC
+ * (`Date#toISOString()`); timestamps given to the store are normalised to that form, which keeps
+ * them sortable as text.
  */
-
-/** One execution of one piece of work (a workflow, an agent task, a bot), as stored. */
-export interface RunRecord {
-  /** Unique; runyard's own ids (`newRunId()`) sort by creation time, caller-given ids need not. */
-  id: string;
-  kind: RunKind;
-  /** The workflow, task or bot name people read. */
-  name: string;
-  status: RunStatus;
-  /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
-  tenant_id: string | null;
-  /** Id of the token that submitted the run (not the secret), or null. */
-  created_by: string | null;
-  /** What was submitted, stored as JSON: the workflow text, vars, options. */
-  spec: unknown;
-  /** Variables exported so far (final ones once the run has finished). */
-  vars: Record<string, string>;
-  /** One summary per step and host; empty until the engine reports them. */
-  steps: StepSummary[];
-  /** Why the run failed or was interrupted; null while it has not. */
-  error: ErrorInfo | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  /** Highest event seq stored for the run; 0 before the first event. */
-  last_seq: number;
-  /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
-  last_notify_error: string | null;
-}
-
-/** What `createRun` needs; everything else starts empty. */
-export interface NewRun {
-  /** Defaults to a fresh `newRunId()`. A caller-given id that exists already is a CONFLICT. */
-  id?: string;
-  kind: RunKind;
-  name: string;
-  /** Defaults to `queued`. */
-  status?: RunStatus;
-  tenant_id?: string | null;
-  created_by?: string | null;
-  spec?: unknown;
-  vars?: Record<string, string>;
-  /** Defaults to the store clock's now. */
-  created_at?: string;
-  /** The replica whose engine carries the run (see `Store.adoptRuns`); not part of the record. */
-  replica_id?: string;
-}
-
-/** The fields of a run that change while it runs; absent keys are left as they are. */
-export type RunPatch = Partial<
-  Pick<
-    RunRecord,
-    "name" | "status" | "started_at" | "finished_at" | "vars" | "steps" | "error" | "last_notify_error"
-  >
->;
 
 /** A compare-and-set guard: the update applies only while the record is in one of these states. */
 export interface IfStatus<S extends string> {
   ifStatus?: readonly S[];
-}
-
-/** Filters and paging for `listRuns`; runs come newest first (`created_at` desc, then `id` desc). */
-export interface ListRunsQuery {
-  status?: RunStatus | readonly RunStatus[];
-  kind?: RunKind;
-  /** A tenant's runs; `null` for runs outside any tenant; absent for all runs. */
-  tenantId?: string | null;
-  /** Page size: default 50, at most 500. */
-  limit?: number;
-  /** Cursor: the `next` of the previous page (a run id); the page starts after that run. */
-  before?: string;
-}
-
-/** One page of runs; `next` is present when there are more, and is the `before` of the next page. */
-export interface RunPage {
-  runs: RunRecord[];
-  next?: string;
-}
-
-/** How many runs of one kind are in one status (`countRuns`). */
-export interface RunCount {
-  kind: RunKind;
-  status: RunStatus;
-  count: number;
-}
-
-/** Whose queued and running runs `countActiveRuns` counts (never bot runs: bots have their own quota); absent keys do not filter. */
-export interface ActiveRunsQuery {
-  /** One tenant's runs; `null` for runs outside any tenant. */
-  tenantId?: string | null;
-  /** Runs whose `created_by` is one of these (a user's id and their personal tokens' ids). */
-  createdBy?: readonly string[];
-}
-
-/** How many runs wait and how many run (quotas count these, from the store, on every replica). */
-export interface ActiveRunCount {
-  queued: number;
-  running: number;
 }
 
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
@@ -253,164 +169,6 @@ export interface ListJobsQuery {
   statuses?: readonly JobStatus[];
 }
 
-export type RunnerStatus = "online" | "offline";
-
-/** How a runner keeps each run from the others and from itself (see `RunnerInfo.isolation`). */
-export type RunnerIsolation = RunnerInfo["isolation"];
-
-/** A runner daemon as it advertised itself (seed 000 `GET /api/runners`). */
-export interface RunnerRecord {
-  id: string;
-  group: string;
-  labels: string[];
-  /** What the runner takes on (seed 000 `ADOS_MODE`: chat, issue, all). */
-  mode: string;
-  /** How many jobs it runs at once. */
-  capacity: number;
-  cpus: number | null;
-  /** As advertised, e.g. `8g`. */
-  memory: string | null;
-  hostname: string;
-  tenant_id: string | null;
-  status: RunnerStatus;
-  /** When the current (or last) connection was made. */
-  connected_at: string | null;
-  last_heartbeat_at: string | null;
-  /** The runyard version the runner runs. */
-  version: string | null;
-  /** The runner token this id belongs to (see `RunnerInput.token_id`). */
-  token_id: string | null;
-  /** The server replica it is connected to (or was last); null before its first hello. */
-  replica_id: string | null;
-  /** The operator marked it shared (`runyard runner --shared`): it may take any tenant's runs. */
-  shared: boolean;
-  isolation: RunnerIsolation;
-}
-
-/**
- * What `upsertRunner` takes. Advertised fields replace the stored ones; `status`,
- * `connected_at` and `last_heartbeat_at` are changed only when given (a new runner starts offline).
- */
-export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" | "capacity" | "hostname"> &
-  Partial<
-    Pick<
-      RunnerRecord,
-      | "cpus"
-      | "memory"
-      | "tenant_id"
-      | "version"
-      | "status"
-      | "connected_at"
-      | "last_heartbeat_at"
-      | "replica_id"
-      | "shared"
-      | "isolation"
-    >
-  > & {
-    /**
-     * The runner token saying hello. The id is bound to the first token that registers it; while
-     * that token exists, an upsert with another token changes nothing and returns undefined.
-     */
-    token_id?: string;
-  };
-
-export type TokenKind = "admin" | "user" | "runner";
-
-/** An API token. The secret itself is never stored, only its SHA-256 hash. */
-export interface TokenRecord {
-  id: string;
-  kind: TokenKind;
-  /** What the token is for, as its creator named it. */
-  name: string;
-  /** Runner tokens: the group a runner holding it joins. Null otherwise. */
-  group: string | null;
-  tenant_id: string | null;
-  created_at: string;
-  /** Updated by `findToken`, at most once a minute. */
-  last_used_at: string | null;
-  /** A personal API token: the user who owns it and whose role and tenant it acts with. */
-  user_id: string | null;
-  /** When it stops working (`findToken` no longer finds it); null: never. */
-  expires_at: string | null;
-}
-
-/** Filters for `listTokens`; tokens come oldest first. */
-export interface ListTokensQuery {
-  kind?: TokenKind;
-  /** Only the tokens this user owns. */
-  userId?: string;
-  /** Only the tokens of this tenant (`null`: outside any tenant). */
-  tenantId?: string | null;
-}
-
-export type UserRole = "admin" | "member";
-
-/** Someone who logs in. The password hash is never part of the record (`findUserByName` has it). */
-export interface UserRecord {
-  id: string;
-  /** Unique, as typed at `user add`; logins match it exactly. */
-  username: string;
-  /** Null only for platform admins (role admin outside any tenant). */
-  tenant_id: string | null;
-  role: UserRole;
-  created_at: string;
-  password_changed_at: string;
-  /** Sessions issued before this instant are refused; `setUserPassword` moves it to now. */
-  sessions_valid_after: string;
-}
-
-/** A user with the argon2id hash to check a password against. */
-export interface UserWithHash extends UserRecord {
-  password_hash: string;
-}
-
-/** What `createUser` needs; the caller hashes the password. */
-export interface NewUser {
-  username: string;
-  tenant_id?: string | null;
-  role: UserRole;
-  password_hash: string;
-}
-
-/** What `createToken` needs. */
-export interface NewToken {
-  kind: TokenKind;
-  name: string;
-  group?: string | null;
-  tenant_id?: string | null;
-  /** The user who owns a personal token. */
-  user_id?: string | null;
-  /** When it stops working; absent or null: never. */
-  expires_at?: string | null;
-  /** A secret to store (e.g. RUNYARD_ADMIN_TOKEN); defaults to a fresh `newSecret("ryt")`. */
-  secret?: string;
-}
-
-/** A new token and its secret; the only time the secret is seen. */
-export interface CreatedToken {
-  record: TokenRecord;
-  secret: string;
-}
-
-/** A stored secret as anyone may see it: its name and when it changed, never its value. */
-export interface SecretInfo {
-  name: string;
-  /** The tenant it belongs to; null outside any tenant. */
-  tenant_id: string | null;
-  created_at: string;
-  updated_at: string;
-  /** The id (not the secret) of the token that set it last. */
-  updated_by: string | null;
-}
-
-/** What `setSecret` stores: the value is sealed with the store's key before it is written. */
-export interface NewSecret {
-  tenant_id: string | null;
-  name: string;
-  value: string;
-  updated_by?: string | null;
-}
-
 /** A server process on the database; several replicas share one PostgreSQL database. */
 export interface ReplicaRecord {
   /** Stable per home folder (`<home>/replica-id`), else new at each start. */
@@ -447,224 +205,8 @@ export interface JobReport {
 
 export type NewJobReport = Omit<JobReport, "id" | "created_at">;
 
-/**
- * Everything the server keeps: runs, their event logs, jobs for runners, runners and tokens.
- * One implementation over Kysely (`kysely-store.ts`) serves every backend. Methods that look a
- * record up return `undefined` when it does not exist; unexpected states throw `RunyardError`
- * (`CONFLICT` for a taken id, `NOT_FOUND` for events or jobs of a missing run).
- */
-/** What the audit log records: logins, token, user and secret changes, cancels. */
-export type AuditAction =
-  | "login"
-  | "logout"
-  | "token.create"
-  | "token.revoke"
-  | "user.add"
-  | "user.remove"
-  | "user.passwd"
-  | "secret.set"
-  | "secret.rm"
-  | "run.cancel"
-  | "bot.start"
-  | "bot.stop"
-  | "bot.rm";
-
-export type AuditOutcome = "ok" | "denied" | "failed";
-
-/** Who did it: the principal's kind and ids (null when unknown, e.g. a failed login). */
-export interface AuditActor {
-  kind: string | null;
-  user_id: string | null;
-  token_id: string | null;
-  username: string | null;
-}
-
-/** One entry of the audit log; `details` never holds a password, token secret or secret value. */
-export interface AuditEvent {
-  id: string;
-  at: string;
-  actor: AuditActor;
-  /** The tenant the action was in (the target's, else the actor's); null: outside any tenant. */
-  tenant_id: string | null;
-  /** The client address the request came from. */
-  address: string | null;
-  action: AuditAction;
-  /** What it was done to: a username, token id, secret name or run id. */
-  target: string | null;
-  outcome: AuditOutcome;
-  details: Record<string, unknown>;
-}
-
-export type NewAuditEvent = Omit<AuditEvent, "id" | "at"> & { at?: string };
-
-/** Filters and paging for `listAudit`; entries come newest first (`at` desc, then `id` desc). */
-export interface ListAuditQuery {
-  action?: AuditAction;
-  /** One tenant's entries; `null` for those outside any tenant; absent for all. */
-  tenantId?: string | null;
-  /** Only entries at or after this instant. */
-  since?: string;
-  /** Page size: default 50, at most 500. */
-  limit?: number;
-  /** Cursor: the `next` of the previous page (an entry id). */
-  before?: string;
-}
-
-export interface AuditPage {
-  events: AuditEvent[];
-  next?: string;
-}
-
-/** A stored artifact of a run, without its content (`listArtifacts`). */
-export interface ArtifactInfo {
-  /** Unique within the run: an upload under a name the run has replaces it. */
-  name: string;
-  /** Bytes of the content as UTF-8. */
-  size: number;
-  /** As uploaded, e.g. `text/x-diff`, `application/x-ndjson`. */
-  content_type: string;
-  /** Hex SHA-256 of the content's UTF-8 bytes. */
-  sha256: string;
-  /** The job whose runner uploaded it; null when the server stored it itself. */
-  job_id: string | null;
-  /** When this content was stored (a replaced artifact gets the time of the replacement). */
-  created_at: string;
-}
-
-/** An artifact with its content (`getArtifact`). */
-export interface Artifact extends ArtifactInfo {
-  /** UTF-8 text: agent artifacts are diffs, JSONL transcripts, test output and logs. */
-  content: string;
-}
-
-/** What `putArtifact` takes; size, hash and time are the store's. */
-export interface NewArtifact {
-  run_id: string;
-  name: string;
-  job_id?: string | null;
-  content_type: string;
-  content: string;
-}
-
-/** A bot as stored (`spec` and `last_logs` opened: the store seals them at rest). */
-export interface BotRecord {
-  id: string;
-  tenant_id: string | null;
-  /** The user id, or the token id, that made the bot; the per-user quota counts by it. */
-  owner: string;
-  /** Unique per tenant and owner among bots that are not `removed`. */
-  name: string;
-  mode: BotMode;
-  /** What the bot is made of (files, env with secrets, registry credentials), as JSON. */
-  spec: unknown;
-  state: BotState;
-  runner_id: string | null;
-  container_id: string | null;
-  image: string | null;
-  /** How many times its container was restarted. */
-  restarts: number;
-  /** Docker's restart policy, e.g. `no`, `on-failure:3`. */
-  restart_policy: string;
-  exit_code: number | null;
-  oom_killed: boolean;
-  /** The previous container's last lines of output (for `logs --previous`). */
-  last_logs: string | null;
-  error: ErrorInfo | null;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  /** When its lifetime ends: a bot still running then ends `timeout`. */
-  expires_at: string;
-  /** The run of its current (or last) life. */
-  run_id: string | null;
-  /** What its container used at `stats_at` (the runner's last heartbeat), null when unknown. */
-  memory_bytes: number | null;
-  cpu_percent: number | null;
-  stats_at: string | null;
-}
-
-/** What `createBot` needs; the rest starts empty. */
-export interface NewBot {
-  /** Defaults to a fresh `newId("bot")`. */
-  id?: string;
-  tenant_id?: string | null;
-  owner: string;
-  name: string;
-  mode: BotMode;
-  spec: unknown;
-  /** Defaults to `building`. */
-  state?: BotState;
-  image?: string | null;
-  /** Defaults to `no`. */
-  restart_policy?: string;
-  expires_at: string;
-}
-
-/** The per-owner cap `createBot` checks in the same transaction as the insert. */
-export interface BotQuota {
-  /** Live bots (building, pulling, running) the owner may have; the new one is refused past it. */
-  maxLive: number;
-  /** Named in the QUOTA_EXCEEDED message and hint. */
-  setting: string;
-}
-
-/** The fields of a bot that change over its life; absent keys are left as they are. */
-export type BotPatch = Partial<
-  Pick<
-    BotRecord,
-    | "state"
-    | "runner_id"
-    | "container_id"
-    | "image"
-    | "restarts"
-    | "restart_policy"
-    | "exit_code"
-    | "oom_killed"
-    | "last_logs"
-    | "error"
-    | "started_at"
-    | "finished_at"
-    | "expires_at"
-    | "run_id"
-    | "memory_bytes"
-    | "cpu_percent"
-    | "stats_at"
-  >
->;
-
-/** Filters of `listBots`; absent keys do not filter. */
-export interface ListBotsQuery {
-  /** One tenant's bots; `null` for bots outside any tenant. */
-  tenantId?: string | null;
-  owner?: string;
-  states?: readonly BotState[];
-}
-
-/** A compare-and-set guard on a bot's state (like `IfStatus`). */
-export interface IfBotState {
-  ifState?: readonly BotState[];
-}
-
-export interface Store {
-  /** Stores a new run and returns it. */
-  createRun(input: NewRun): Promise<RunRecord>;
-  /** Changes a run; undefined when it does not exist or its status is not in `ifStatus`. */
-  updateRun(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<RunRecord | undefined>;
-  /** One run, or undefined (seed 002 `GET /run-status` answers 404 then). */
-  getRun(id: string): Promise<RunRecord | undefined>;
-  /** One page of runs, newest first, filtered. An unknown `before` cursor is INVALID_INPUT. */
-  listRuns(query?: ListRunsQuery): Promise<RunPage>;
-  /** Every run in one of these statuses, oldest first; for reconciliation at start-up. */
-  listRunsByStatus(statuses: readonly RunStatus[]): Promise<RunRecord[]>;
-  /**
-   * Marks `running` runs (all, or those among `ids`) `interrupted` with `reason` as their error
-   * and `finished_at` now, in one statement. Queued runs are left queued. Returns the ids changed.
-   */
-  markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }): Promise<string[]>;
-  /** How many runs there are of each kind and status; pairs with no run are left out. */
-  countRuns(): Promise<RunCount[]>;
-
+/** Each run's event log, ascending by seq. */
+export interface RunEventsRepo {
   /**
    * Stores a batch of events in one transaction and raises `runs.last_seq`. With `job`, the
    * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
@@ -672,9 +214,9 @@ export interface Store {
    * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
    * Events must be valid `RunEvent`s (the server parses what runners send before this).
    */
-  appendEvents(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
+  append(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
-  listEvents(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
   /**
    * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
    * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
@@ -682,24 +224,28 @@ export interface Store {
   dropOldestOutput(runId: string, bytes: number): Promise<number>;
   /** The highest stored event seq of a run (0 before any), or undefined for an unknown run. */
   lastSeq(runId: string): Promise<number | undefined>;
+}
 
+/** The jobs for runners: one step attempt, agent task or bot life each. */
+export interface JobsRepo {
   /** Queues a job for a run and returns it. */
-  createJob(input: NewJob): Promise<JobRecord>;
-  getJob(id: string): Promise<JobRecord | undefined>;
+  create(input: NewJob): Promise<JobRecord>;
+  /** One job, or undefined. */
+  get(id: string): Promise<JobRecord | undefined>;
   /** Changes a job; undefined when it does not exist or its status is not in `ifStatus`. */
-  updateJob(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>): Promise<JobRecord | undefined>;
+  update(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>): Promise<JobRecord | undefined>;
   /**
    * Atomically takes the oldest queued job this runner may run (group, labels and tenant match),
    * marks it `assigned` to the runner with a lease of `leaseMs`, and returns it; undefined when
    * none is waiting. Concurrent claimers never get the same job.
    */
-  claimJob(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
+  claim(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
   /**
    * A job assigned to `runnerId` that the runner refused unstarted goes back to the queue with
    * `refusals` as its whole list and no claim before `notBefore`; undefined when it is no longer
    * assigned to that runner.
    */
-  refuseJob(
+  refuse(
     id: string,
     runnerId: string,
     refusals: readonly JobRefusal[],
@@ -711,96 +257,40 @@ export interface Store {
    */
   renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
   /** Jobs, oldest first, filtered. */
-  listJobs(query?: ListJobsQuery): Promise<JobRecord[]>;
+  list(query?: ListJobsQuery): Promise<JobRecord[]>;
   /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
-  jobQueue(): Promise<JobQueue>;
+  queue(): Promise<JobQueue>;
   /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
-  expiredJobs(now?: string): Promise<JobRecord[]>;
+  expired(now?: string): Promise<JobRecord[]>;
+}
 
-  /**
-   * Stores a runner's advertised info (see `RunnerInput`) and returns the record; undefined when
-   * the id belongs to another runner token that still exists.
-   */
-  upsertRunner(input: RunnerInput): Promise<RunnerRecord | undefined>;
-  /**
-   * Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. With
-   * `replicaId`, only while the runner is recorded as connected to that replica (it may have
-   * moved to another one since).
-   */
-  setRunnerStatus(
-    id: string,
-    status: RunnerStatus,
-    at: string,
-    opts?: { replicaId?: string },
-  ): Promise<RunnerRecord | undefined>;
-  /** Records a heartbeat; false when the runner is unknown. */
-  touchRunner(id: string, at: string): Promise<boolean>;
-  /** Runners by id; `tenantId` as in `ListRunsQuery`. */
-  listRunners(query?: { tenantId?: string | null; status?: RunnerStatus }): Promise<RunnerRecord[]>;
-  getRunner(id: string): Promise<RunnerRecord | undefined>;
+/** What runners reported on jobs whose engine runs on another replica. */
+export interface JobReportsRepo {
+  /** Stores a runner's report for the job's engine; false when the same report is stored already. */
+  add(input: NewJobReport): Promise<boolean>;
+  /** Reports in arrival order, of these jobs or of the runs `replicaId` carries. */
+  list(query: {
+    jobIds?: readonly string[];
+    replicaId?: string;
+    /** At most this many (default and cap 10,000): reports carry whole batches. */
+    limit?: number;
+  }): Promise<JobReport[]>;
+  /** Which of these jobs have stored reports (of `kind`, when given); reads no report body. */
+  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind): Promise<string[]>;
+  /** Deletes these reports (their engine has taken them). */
+  delete(ids: readonly number[]): Promise<void>;
+  /** Deletes the reports of ended runs; returns how many. */
+  prune(): Promise<number>;
+}
 
-  /**
-   * Stores an artifact of a run, sealed, replacing the one of the same name (an agent turn may
-   * rewrite its transcript). NOT_FOUND for an unknown run; INVALID_INPUT for content that is not
-   * well-formed Unicode text (a lone surrogate cannot be stored as UTF-8).
-   */
-  putArtifact(input: NewArtifact): Promise<ArtifactInfo>;
-  /** A run's artifacts by name, without content; empty for an unknown run. */
-  listArtifacts(runId: string): Promise<ArtifactInfo[]>;
-  /** One artifact with its content, or undefined. */
-  getArtifact(runId: string, name: string): Promise<Artifact | undefined>;
-
-  /** Creates a token and returns its secret; a secret already in use is a CONFLICT. */
-  createToken(input: NewToken): Promise<CreatedToken>;
-  /** The token with this secret, looked up by its hash (no secret comparison to time), or undefined. */
-  findToken(secret: string): Promise<TokenRecord | undefined>;
-  /** The token with this id (expired or not), or undefined. */
-  getToken(id: string): Promise<TokenRecord | undefined>;
-  /** Tokens of a kind (or filtered), oldest first (no secrets: they are not stored). */
-  listTokens(query?: TokenKind | ListTokensQuery): Promise<TokenRecord[]>;
-  /** Deletes a token; false when there was none. */
-  revokeToken(id: string): Promise<boolean>;
-  countTokens(kind?: TokenKind): Promise<number>;
-
-  /** Stores a secret of a tenant, or replaces its value; `created` says which. */
-  setSecret(input: NewSecret): Promise<{ secret: SecretInfo; created: boolean }>;
-  /** A tenant's secrets by name, without values (`null`: those outside any tenant). */
-  listSecrets(tenantId: string | null): Promise<SecretInfo[]>;
-  /**
-   * The values of those of `names` the tenant has stored; names it has not are left out. For the
-   * server's own use (starting a run): no API answer ever holds a value.
-   */
-  secretValues(tenantId: string | null, names: readonly string[]): Promise<Record<string, string>>;
-  /** Deletes a tenant's secret; false when there was none. */
-  removeSecret(tenantId: string | null, name: string): Promise<boolean>;
-  /** Stores a user; a username in use is a CONFLICT. */
-  createUser(input: NewUser): Promise<UserRecord>;
-  getUser(id: string): Promise<UserRecord | undefined>;
-  /** The user with this exact username, with its password hash (for login), or undefined. */
-  findUserByName(username: string): Promise<UserWithHash | undefined>;
-  /** Users by username; `tenantId` as in `ListRunsQuery`. */
-  listUsers(query?: { tenantId?: string | null }): Promise<UserRecord[]>;
-  /**
-   * Replaces a user's password hash and moves `password_changed_at` and `sessions_valid_after`
-   * to now, which ends every session issued before; undefined for an unknown user.
-   */
-  setUserPassword(id: string, passwordHash: string): Promise<UserRecord | undefined>;
-  /** Deletes a user with its personal tokens and revoked-session rows; false when there was none. */
-  removeUser(id: string): Promise<boolean>;
-  /** Records a logged-out session until it would have expired anyway; prunes the expired ones. */
-  revokeSession(sessionId: string, userId: string, expiresAt: string): Promise<void>;
-  sessionRevoked(sessionId: string): Promise<boolean>;
-  /**
-   * The server key of this name, generated (32 random bytes, base64url) by the first replica that
-   * asks and stored sealed with the store's cipher; every replica gets the same one.
-   */
-  serverKey(name: string): Promise<string>;
-
+/** The server replicas on one database, and which of them carries each run. */
+export interface FleetRepo {
   /**
    * Inserts or refreshes a replica's row, `seen_at` now. With `ifPresent` only refreshes, and
    * answers false when the row is gone (the fleet presumed the replica dead).
    */
-  heartbeatReplica(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
+  heartbeat(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
+  /** Every replica row, live or presumed dead. */
   listReplicas(): Promise<ReplicaRecord[]>;
   /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
   removeReplicas(opts: {
@@ -818,58 +308,33 @@ export interface Store {
   runReplica(runId: string): Promise<string | null | undefined>;
   /** Records a cancel request for a queued or running run; false when it has ended or is unknown. */
   requestRunCancel(runId: string): Promise<boolean>;
+  /** True when someone asked to cancel the run. */
   cancelRequested(runId: string): Promise<boolean>;
   /** Queued and running runs `replicaId` carries that someone asked to cancel (a lost `cancel-run`). */
   cancelRequestedRuns(replicaId: string): Promise<string[]>;
+}
 
-  /** Stores a runner's report for the job's engine; false when the same report is stored already. */
-  addJobReport(input: NewJobReport): Promise<boolean>;
-  /** Reports in arrival order, of these jobs or of the runs `replicaId` carries. */
-  listJobReports(query: {
-    jobIds?: readonly string[];
-    replicaId?: string;
-    /** At most this many (default and cap 10,000): reports carry whole batches. */
-    limit?: number;
-  }): Promise<JobReport[]>;
-  /** Which of these jobs have stored reports (of `kind`, when given); reads no report body. */
-  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind): Promise<string[]>;
-  deleteJobReports(ids: readonly number[]): Promise<void>;
-  /** Deletes the reports of ended runs; returns how many. */
-  pruneJobReports(): Promise<number>;
-
-  /** Queued and running runs of a tenant and/or of some submitters (quotas). */
-  countActiveRuns(query?: ActiveRunsQuery): Promise<ActiveRunCount>;
-
-  /** Adds an entry to the audit log and returns it. */
-  appendAudit(input: NewAuditEvent): Promise<AuditEvent>;
-  /**
-   * Writes an entry that counts repeats (refused logins of one client in one minute): the first
-   * call with `id` inserts it, each later one replaces its `details` (the count) in place.
-   */
-  tallyAudit(id: string, input: NewAuditEvent): Promise<void>;
-  /** Deletes the entries older than `before` (`audit.retention_days`); returns how many. */
-  pruneAudit(before: string): Promise<number>;
-  /** Audit entries, newest first, filtered and paged. */
-  listAudit(query?: ListAuditQuery): Promise<AuditPage>;
-
-  /** Stores a new bot; a name the owner has for a bot not `removed` is a CONFLICT. */
-  /**
-   * Stores a new bot. With `quota`, the owner's live bots are counted and the bot inserted in
-   * one transaction under a per-owner lock: concurrent starts never pass the cap together.
-   */
-  createBot(input: NewBot, quota?: BotQuota): Promise<BotRecord>;
-  getBot(id: string): Promise<BotRecord | undefined>;
-  /** The owner's bot of this name that is not `removed`, or undefined. */
-  findBot(tenantId: string | null, owner: string, name: string): Promise<BotRecord | undefined>;
-  /** Bots oldest first, filtered. */
-  listBots(query?: ListBotsQuery): Promise<BotRecord[]>;
-  /** Changes a bot; undefined when it does not exist or its state is not in `ifState`. */
-  updateBot(id: string, patch: BotPatch, opts?: IfBotState): Promise<BotRecord | undefined>;
-  /** The owner's bots being built, pulled or running (what the per-user quota counts). */
-  countLiveBots(tenantId: string | null, owner: string): Promise<number>;
-  /** Running bots whose `expires_at` is not after `now` (default: the store clock's now). */
-  expiredBots(now?: string): Promise<BotRecord[]>;
-
+/**
+ * Everything the server keeps, one repository per record type; a consumer takes the repositories
+ * it uses. One implementation over Kysely (`kysely-store.ts`) serves every backend. Methods that
+ * look a record up return `undefined` when it does not exist; unexpected states throw
+ * `RunyardError` (`CONFLICT` for a taken id, `NOT_FOUND` for events or jobs of a missing run).
+ */
+export interface Store {
+  runs: RunsRepo;
+  events: RunEventsRepo;
+  jobs: JobsRepo;
+  jobReports: JobReportsRepo;
+  runners: RunnersRepo;
+  tokens: TokensRepo;
+  users: UsersRepo;
+  sessions: SessionsRepo;
+  serverKeys: ServerKeysRepo;
+  secrets: SecretsRepo;
+  bots: BotsRepo;
+  artifacts: ArtifactsRepo;
+  audit: AuditRepo;
+  fleet: FleetRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;
 }

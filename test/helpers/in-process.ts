@@ -28,7 +28,7 @@ export async function makeToken(
   kind: "user" | "runner" | "admin",
   options: { tenant_id?: string; group?: string } = {},
 ): Promise<string> {
-  const { secret } = await server.store.createToken({ kind, name: `${kind}-test`, ...options });
+  const { secret } = await server.store.tokens.create({ kind, name: `${kind}-test`, ...options });
   return secret;
 }
 

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { inject } from "vitest";
+import type { Store } from "../../src/store/index.js";
 import { openPostgresStore } from "../../src/store/postgres.js";
 import { openSqliteStore } from "../../src/store/sqlite.js";
-import type { Store } from "../../src/store/types.js";
 import { createTestDatabase } from "./postgres.js";
 
 /** What a store test opens: a fresh, empty store of one backend. */

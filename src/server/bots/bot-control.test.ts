@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { RunRecord } from "../../store/types.js";
+import type { RunRecord } from "../../store/index.js";
 import type { ServerDeps } from "../deps.js";
 import { BotControl } from "./bot-control.js";
 

@@ -3,7 +3,7 @@ import { botModes, botStates, liveBotStates } from "../../core/bot-states.js";
 import { RunyardError } from "../../core/errors.js";
 import { ErrorInfo, isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
-import type { BotRecord } from "../../store/types.js";
+import type { BotRecord } from "../../store/index.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -108,7 +108,7 @@ export class BotControl {
 
   /** The caller's bot of that name (a removed one is gone); NOT_FOUND otherwise. */
   async find(principal: Principal | undefined, name: string): Promise<BotRecord> {
-    const bot = await this.deps.store.findBot(principal?.tenant_id ?? null, botOwner(principal), name);
+    const bot = await this.deps.store.bots.find(principal?.tenant_id ?? null, botOwner(principal), name);
     if (!bot) {
       throw new RunyardError("NOT_FOUND", `you have no bot named ${name}`, {
         hint: "`runyard bot list` shows your bots by name (a removed bot is gone).",
@@ -118,7 +118,7 @@ export class BotControl {
   }
 
   async list(principal: Principal | undefined): Promise<BotRecord[]> {
-    const bots = await this.deps.store.listBots({
+    const bots = await this.deps.store.bots.list({
       tenantId: principal?.tenant_id ?? null,
       owner: botOwner(principal),
     });
@@ -151,13 +151,13 @@ export class BotControl {
         },
       );
     }
-    return (await this.deps.store.getBot(bot.id)) ?? bot;
+    return (await this.deps.store.bots.get(bot.id)) ?? bot;
   }
 
   /** Stops the bot if it lives, then forgets it: its name is free again. */
   async remove(bot: BotRecord): Promise<BotRecord> {
     const stopped = (liveBotStates as readonly string[]).includes(bot.state) ? await this.stop(bot) : bot;
-    const removed = await this.deps.store.updateBot(bot.id, { state: "removed" });
+    const removed = await this.deps.store.bots.update(bot.id, { state: "removed" });
     return removed ?? stopped;
   }
 
@@ -166,7 +166,7 @@ export class BotControl {
    * woken by its run's events, with a slow poll in case a notice from another replica is lost.
    */
   async settled(bot: BotRecord, timeoutMs: number): Promise<BotRecord> {
-    const read = async () => (await this.deps.store.getBot(bot.id)) ?? bot;
+    const read = async () => (await this.deps.store.bots.get(bot.id)) ?? bot;
     const settled = (now: BotRecord) => now.state !== "building" && now.state !== "pulling";
     if (!bot.run_id) return read();
     return watchRun(this.deps, bot.run_id, timeoutMs, read, settled, (event) => event.type === "bot.state");
@@ -180,7 +180,7 @@ export class BotControl {
     const attempts = new Map<string, number>();
     let after = 0;
     for (;;) {
-      const page = await this.deps.store.listEvents(bot.run_id, { after, limit: 5000 });
+      const page = await this.deps.store.events.list(bot.run_id, { after, limit: 5000 });
       for (const event of page) {
         if (event.type === "step.started") attempts.set(event.step, event.attempt);
         if (event.type !== "step.output" || !steps.includes(event.step)) continue;

@@ -1,7 +1,7 @@
 import { assertExhaustive } from "../../core/exhaustive.js";
 import type { Logger } from "../../core/logger.js";
 import type { FleetEnvelope } from "../../store/fleet-link.js";
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
 import type { Revocations } from "../identity/revocations.js";
 import type { JobBroker } from "../job-broker.js";
@@ -57,7 +57,7 @@ export function relayFleet({
       case "cancel-run":
         // Any session that may connect to the database can NOTIFY: act on the stored request only.
         if (runs.carries(message.run_id)) {
-          void store
+          void store.fleet
             .cancelRequested(message.run_id)
             .then((asked) => asked && runs.cancelRequested(message.run_id))
             .catch((error: unknown) => logger.warn({ err: error }, "cannot read a cancel request"));
@@ -98,7 +98,7 @@ export function relayFleet({
         void (async () => {
           for (const runId of bus.followedRuns()) {
             if (runs.carries(runId)) continue;
-            const seq = await store.lastSeq(runId).catch(() => undefined);
+            const seq = await store.events.lastSeq(runId).catch(() => undefined);
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
           broker.mayHaveReports(await reportedJobs());
@@ -106,7 +106,8 @@ export function relayFleet({
           await revocations.sweep();
           // A lost `cancel-run` message: the request is stored, so the run still stops here.
           if (runs.activeRuns > 0)
-            for (const runId of await store.cancelRequestedRuns(replica.id)) runs.cancelRequested(runId);
+            for (const runId of await store.fleet.cancelRequestedRuns(replica.id))
+              runs.cancelRequested(runId);
         })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
       }, 2000)
     : undefined;
@@ -114,7 +115,7 @@ export function relayFleet({
   /** Jobs waited for here that have stored reports (a lost `reports` message). */
   const reportedJobs = async (): Promise<string[]> => {
     const waited = broker.waitedJobs();
-    return waited.length === 0 ? [] : store.jobsWithReports(waited);
+    return waited.length === 0 ? [] : store.jobReports.jobsWithReports(waited);
   };
   return () => {
     clearInterval(followerSweep);

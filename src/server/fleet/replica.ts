@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../../core/logger.js";
 import type { FleetEnvelope, FleetLink, FleetMessage } from "../../store/fleet-link.js";
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 
 export interface ReplicaTimings {
   /** How often the replica says it is alive, and the leader does its rounds. */
@@ -80,8 +80,8 @@ export class Replica {
 
   /** Writes this replica's row; `alone` (SQLite) forgets every other replica of earlier starts. */
   async join(alone: boolean): Promise<void> {
-    await this.store.heartbeatReplica({ id: this.id, hostname: hostname(), ...this.describe() });
-    if (alone) await this.store.removeReplicas({ except: this.id });
+    await this.store.fleet.heartbeat({ id: this.id, hostname: hostname(), ...this.describe() });
+    if (alone) await this.store.fleet.removeReplicas({ except: this.id });
     this.leading = await this.link.lead();
     if (this.leading) this.logger.info({ replica: this.id }, "leading the fleet");
   }
@@ -96,7 +96,7 @@ export class Replica {
   }
 
   private async beat(): Promise<void> {
-    const alive = await this.store.heartbeatReplica(
+    const alive = await this.store.fleet.heartbeat(
       { id: this.id, hostname: hostname(), ...this.describe() },
       { ifPresent: true },
     );
@@ -124,7 +124,7 @@ export class Replica {
     const now = Date.now();
     const present = new Set<string>();
     const silent: Array<{ id: string; seenAt: string }> = [];
-    for (const row of await this.store.listReplicas()) {
+    for (const row of await this.store.fleet.listReplicas()) {
       if (row.id === this.id) continue;
       present.add(row.id);
       const known = this.observed.get(row.id);
@@ -135,7 +135,7 @@ export class Replica {
     const dead: string[] = [];
     for (const { id, seenAt } of silent) {
       // Only if it has not beaten since it was read.
-      dead.push(...(await this.store.removeReplicas({ only: id, seenAt })));
+      dead.push(...(await this.store.fleet.removeReplicas({ only: id, seenAt })));
       this.observed.delete(id);
     }
     return dead;
@@ -155,7 +155,7 @@ export class Replica {
     const row =
       holder.replica === this.id
         ? undefined
-        : (await this.store.listReplicas()).find((r) => r.id === holder.replica);
+        : (await this.store.fleet.listReplicas()).find((r) => r.id === holder.replica);
     const seenAt = row?.seen_at ?? "";
     const known = this.observed.get(holder.replica);
     if (holder.replica !== this.id) {
@@ -197,7 +197,7 @@ export class Replica {
   async stop(leave: boolean): Promise<void> {
     this.stopTimer();
     await this.round;
-    if (leave) await this.store.removeReplicas({ only: this.id }).catch(() => undefined);
+    if (leave) await this.store.fleet.removeReplicas({ only: this.id }).catch(() => undefined);
     this.leading = false;
     await this.link.close();
   }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../core/logger.js";
+import type { Store } from "../../store/index.js";
 import { openMemoryStore } from "../../store/sqlite.js";
-import type { Store } from "../../store/types.js";
 import { type LoginRefusal, RefusedLogins } from "./refused-logins.js";
 
 describe("RefusedLogins", () => {
@@ -31,10 +31,10 @@ describe("RefusedLogins", () => {
 
   it("writes the first refusal at once, and counts the rest of the minute in the same entry", async () => {
     await refuse("ana");
-    expect((await store.listAudit()).events).toMatchObject([{ details: { count: 1 } }]);
+    expect((await store.audit.list()).events).toMatchObject([{ details: { count: 1 } }]);
     for (let i = 0; i < 99; i += 1) await refuse(i % 2 ? "ana" : "bob");
     await refusals.flush();
-    const { events } = await store.listAudit();
+    const { events } = await store.audit.list();
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
       action: "login",
@@ -54,13 +54,13 @@ describe("RefusedLogins", () => {
     now += 60_000;
     await refuse("ana");
     await refusals.flush();
-    expect((await store.listAudit()).events).toHaveLength(4);
+    expect((await store.audit.list()).events).toHaveLength(4);
   });
 
   it("lists 10 usernames and counts the others", async () => {
     for (let i = 0; i < 15; i += 1) await refuse(`user-${i}`);
     await refusals.flush();
-    const [entry] = (await store.listAudit()).events;
+    const [entry] = (await store.audit.list()).events;
     expect(entry?.details.usernames).toHaveLength(10);
     expect(entry?.details.more_usernames).toBe(5);
   });

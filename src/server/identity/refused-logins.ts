@@ -1,6 +1,6 @@
 import { newId } from "../../core/ids.js";
 import type { Logger } from "../../core/logger.js";
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 
 /** Why a login was refused: a wrong username or password, or too many failures (429). */
 export type LoginRefusal = "wrong_credentials" | "rate_limited";
@@ -129,7 +129,7 @@ export class RefusedLogins {
       if (tally.dirty) {
         tally.dirty = false;
         try {
-          await this.store.tallyAudit(tally.id, {
+          await this.store.audit.tally(tally.id, {
             actor: { kind: null, token_id: null, ...tally.actor },
             tenant_id: tally.tenantId,
             address: tally.address,

@@ -1,6 +1,6 @@
 import type { Logger } from "../../core/logger.js";
 import type { RevokedCredential } from "../../store/fleet-link.js";
-import type { JobRecord, Store, TokenRecord } from "../../store/types.js";
+import type { JobRecord, Store, TokenRecord } from "../../store/index.js";
 import { credentialLives, type Principal, TokenCache } from "../auth.js";
 import type { StreamCredential } from "../sse.js";
 
@@ -35,7 +35,7 @@ export class Revocations {
   private readonly streams = new Set<OpenStream>();
 
   constructor(private readonly deps: RevocationDeps) {
-    this.tokens = new TokenCache(deps.store);
+    this.tokens = new TokenCache(deps.store.tokens);
   }
 
   /** The credential behind an event stream: it ends when that credential is revoked. */
@@ -60,9 +60,9 @@ export class Revocations {
   async tokenRevoked(token: TokenRecord): Promise<void> {
     await this.spread({ credential: "token", id: token.id });
     if (token.kind !== "runner") return;
-    for (const runner of await this.deps.store.listRunners({ status: "offline" })) {
+    for (const runner of await this.deps.store.runners.list({ status: "offline" })) {
       if (runner.token_id !== token.id) continue;
-      for (const job of await this.deps.store.listJobs({
+      for (const job of await this.deps.store.jobs.list({
         runnerId: runner.id,
         statuses: ["assigned", "running"],
       }))
@@ -88,7 +88,8 @@ export class Revocations {
   /** Acts on a revocation told by any replica, this one included, as far as the store agrees. */
   async revoked({ credential, id }: RevokedCredential): Promise<void> {
     this.tokens.forget();
-    if (credential === "token" && !(await this.deps.store.getToken(id))) await this.deps.hub.revokeToken(id);
+    if (credential === "token" && !(await this.deps.store.tokens.get(id)))
+      await this.deps.hub.revokeToken(id);
     const field = credential === "token" ? "token_id" : credential === "user" ? "user_id" : "session_id";
     await this.endDeadStreams((principal) => principal[field] === id);
   }
@@ -99,7 +100,7 @@ export class Revocations {
    */
   async sweep(): Promise<void> {
     for (const tokenId of this.deps.hub.connectedTokens()) {
-      if (!(await this.deps.store.getToken(tokenId))) await this.deps.hub.revokeToken(tokenId);
+      if (!(await this.deps.store.tokens.get(tokenId))) await this.deps.hub.revokeToken(tokenId);
     }
   }
 

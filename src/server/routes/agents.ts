@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
-import type { RunRecord } from "../../store/types.js";
+import type { RunRecord } from "../../store/index.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
@@ -92,7 +92,7 @@ function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<Run
     deps,
     runId,
     timeoutMs,
-    () => deps.store.getRun(runId),
+    () => deps.store.runs.get(runId),
     (run) => !run || isFinalStatus(run.status),
     (event) => event.type === "run.finished",
   );
@@ -112,7 +112,7 @@ async function refuseOthersFollowUp(
   const by = parent.created_by;
   if (by !== null && (by === principal.token_id || by === principal.user_id)) return;
   if (by !== null && principal.user_id !== null) {
-    const token = await deps.store.getToken(by);
+    const token = await deps.store.tokens.get(by);
     if (token?.user_id === principal.user_id) return;
   }
   throw new RunyardError(
@@ -249,7 +249,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async () => {
       const [agents, runners] = await Promise.all([
         deps.agentsHealth(),
-        deps.store.listRunners({ status: "online" }),
+        deps.store.runners.list({ status: "online" }),
       ]);
       // No token here: which runners exist (and whose) is for GET /api/runners.
       const advertised = [
@@ -275,7 +275,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
 /** The agent summary `run.finished` gave, from the stored event. */
 async function lastSummary(deps: ServerDeps, run: RunRecord): Promise<AgentSummary | undefined> {
   if (!isFinalStatus(run.status)) return undefined;
-  const events = await deps.store.listEvents(run.id, { after: Math.max(0, run.last_seq - 1) });
+  const events = await deps.store.events.list(run.id, { after: Math.max(0, run.last_seq - 1) });
   const finished = events.find((event) => event.type === "run.finished");
   if (finished?.type !== "run.finished") return undefined;
   return finished.agents?.[0] ? AgentSummary.parse(finished.agents[0]) : undefined;

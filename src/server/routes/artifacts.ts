@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import type { ArtifactInfo, JobRecord } from "../../store/types.js";
+import type { ArtifactInfo, JobRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf } from "../auth.js";
 import type { ArtifactLimits, ServerDeps } from "../deps.js";
@@ -147,13 +147,13 @@ async function uploadableJob(
       hint: "Runners upload the artifacts of the jobs leased to them; read them with GET /api/runs/:id/artifacts.",
     });
   }
-  const job = await deps.store.getJob(jobId);
+  const job = await deps.store.jobs.get(jobId);
   if (!job) {
     throw new RunyardError("NOT_FOUND", `job ${jobId} does not exist`, {
       hint: "Upload with the job id of an assign message this runner accepted.",
     });
   }
-  const runner = job.runner_id ? await deps.store.getRunner(job.runner_id) : undefined;
+  const runner = job.runner_id ? await deps.store.runners.get(job.runner_id) : undefined;
   if (!runner || runner.token_id !== caller.token_id) {
     deps.logger.warn(
       { jobId, runnerId: job.runner_id, tokenId: caller.token_id, artifact: name },
@@ -218,7 +218,7 @@ function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLim
       const content = request.body;
       const size = Buffer.byteLength(content, "utf8");
       if (size > limits.maxArtifactBytes) throw bodyTooLarge(size, limits);
-      const others = (await deps.store.listArtifacts(job.run_id))
+      const others = (await deps.store.artifacts.list(job.run_id))
         .filter((artifact) => artifact.name !== name)
         .reduce((sum, artifact) => sum + artifact.size, 0);
       if (others + size > limits.maxRunArtifactBytes) {
@@ -230,7 +230,7 @@ function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLim
           },
         );
       }
-      const stored = await deps.store.putArtifact({
+      const stored = await deps.store.artifacts.put({
         run_id: job.run_id,
         name,
         job_id: job.id,
@@ -276,7 +276,7 @@ function readRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const run = await visibleRun(deps, request, request.params.id);
-      const artifacts = await deps.store.listArtifacts(run.id);
+      const artifacts = await deps.store.artifacts.list(run.id);
       return { artifacts: artifacts.map((artifact) => view(run.id, artifact)) };
     },
   );
@@ -307,7 +307,7 @@ function readRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const { id, name } = request.params;
       checkName(name);
       const run = await visibleRun(deps, request, id);
-      const artifact = await deps.store.getArtifact(run.id, name);
+      const artifact = await deps.store.artifacts.get(run.id, name);
       if (!artifact) {
         throw new RunyardError("NOT_FOUND", `run ${run.id} has no artifact ${name}`, {
           hint: `GET /api/runs/${run.id}/artifacts lists the artifacts the run has.`,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import type { AuditAction } from "../../store/types.js";
+import type { AuditAction } from "../../store/index.js";
 import { apiSchemas } from "../api-schemas.js";
 import { requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -101,7 +101,7 @@ export function auditRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogin
       const tenant = auditTenant(request, query.tenant);
       // This replica's latest counts of refused logins first, so the page shows them.
       await refusedLogins.flush();
-      const page = await deps.store.listAudit({
+      const page = await deps.store.audit.list({
         ...(query.action ? { action: query.action } : {}),
         ...(tenant !== undefined ? { tenantId: tenant } : {}),
         ...(query.since ? { since: query.since } : {}),

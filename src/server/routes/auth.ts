@@ -86,7 +86,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         });
         throw error;
       }
-      const user = await deps.store.findUserByName(username);
+      const user = await deps.store.users.findByName(username);
       if (!(await passwordMatches(user?.password_hash, password)) || !user) {
         deps.logger.warn({ username, address: request.ip }, "login failed");
         await refusedLogins.refused({ address: request.ip, username, user, reason: "wrong_credentials" });
@@ -148,7 +148,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
           hint: "Revoke an API token with `runyard token revoke ID` (DELETE /api/tokens/:id).",
         };
       }
-      await deps.store.revokeSession(
+      await deps.store.sessions.revoke(
         caller.session_id,
         caller.user_id,
         caller.session_expires_at ?? new Date(Date.now() + deps.sessions.sessionTtlMs).toISOString(),
@@ -178,7 +178,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
     },
     async (request) => {
       const { run_id: _run, ...caller } = callerOf(request);
-      const token = caller.token_id ? await deps.store.getToken(caller.token_id) : undefined;
+      const token = caller.token_id ? await deps.store.tokens.get(caller.token_id) : undefined;
       return { ...caller, token_name: token?.name ?? null };
     },
   );

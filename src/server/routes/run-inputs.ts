@@ -1,4 +1,4 @@
-import type { RunRecord } from "../../store/types.js";
+import type { RunRecord } from "../../store/index.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { workflowMasker } from "../../workflow/secrets.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";

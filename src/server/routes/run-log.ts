@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunEvent } from "../../core/events.js";
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
@@ -45,7 +45,7 @@ const logPageEvents = 100;
 async function* logText(store: Store, runId: string): AsyncGenerator<string> {
   let after = 0;
   for (;;) {
-    const page = await store.listEvents(runId, { after, limit: logPageEvents });
+    const page = await store.events.list(runId, { after, limit: logPageEvents });
     if (page.length === 0) return;
     let text = "";
     for (const event of page) if (event.type === "step.output") text += event.data;
@@ -79,7 +79,7 @@ export function runLogRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const { id } = request.params;
       const run = await visibleRun(deps, request, id);
       const { before, after, limit } = request.query;
-      const events = await deps.store.listEvents(id, {
+      const events = await deps.store.events.list(id, {
         before: before ?? run.last_seq + 1,
         limit,
         ...(after !== undefined ? { after } : {}),
@@ -87,7 +87,7 @@ export function runLogRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const first = events[0]?.seq ?? null;
       const older =
         first !== null && first > (after ?? 0) + 1
-          ? (await deps.store.listEvents(id, { before: first, limit: 1, ...(after ? { after } : {}) }))
+          ? (await deps.store.events.list(id, { before: first, limit: 1, ...(after ? { after } : {}) }))
               .length > 0
           : false;
       return {

@@ -1,4 +1,4 @@
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 
 /**
  * The names behind runs' `created_by` (an API token's id, or a session user's id), so people see
@@ -7,7 +7,7 @@ import type { Store } from "../../store/types.js";
  * has no name.
  */
 export async function submitterNames(
-  store: Pick<Store, "getToken" | "getUser">,
+  store: Pick<Store, "tokens" | "users">,
   ids: Iterable<string | null>,
 ): Promise<Map<string, string>> {
   const names = new Map<string, string>();
@@ -20,13 +20,13 @@ export async function submitterNames(
 }
 
 async function submitterName(
-  store: Pick<Store, "getToken" | "getUser">,
+  store: Pick<Store, "tokens" | "users">,
   id: string,
 ): Promise<string | undefined> {
-  const token = await store.getToken(id);
+  const token = await store.tokens.get(id);
   if (token) {
-    const owner = token.user_id ? await store.getUser(token.user_id) : undefined;
+    const owner = token.user_id ? await store.users.get(token.user_id) : undefined;
     return owner?.username ?? token.name;
   }
-  return (await store.getUser(id))?.username;
+  return (await store.users.get(id))?.username;
 }

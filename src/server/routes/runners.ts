@@ -56,10 +56,10 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const tenant = tenantScope(request);
-      const runners = await deps.store.listRunners(tenant !== undefined ? { tenantId: tenant } : {});
+      const runners = await deps.store.runners.list(tenant !== undefined ? { tenantId: tenant } : {});
       // The fleet's jobs, whichever replica their runner is connected to.
       const held = new Map<string, string[]>();
-      for (const job of await deps.store.listJobs({ statuses: ["assigned", "running"] })) {
+      for (const job of await deps.store.jobs.list({ statuses: ["assigned", "running"] })) {
         if (!job.runner_id) continue;
         held.set(job.runner_id, [...(held.get(job.runner_id) ?? []), job.id]);
       }

@@ -11,7 +11,7 @@ import {
   runStatuses,
   StepSummary,
 } from "../../core/events.js";
-import type { RunRecord } from "../../store/types.js";
+import type { RunRecord } from "../../store/index.js";
 import { runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
@@ -183,7 +183,7 @@ async function queuedNeeds(deps: ServerDeps, run: RunRecord): Promise<QueuedNeed
   const text = (run.spec as { workflow?: unknown } | null)?.workflow;
   const workflow = typeof text === "string" ? parseWorkflow(text, "workflow.yaml").workflow : undefined;
   if (workflow) return runnerNeeds(workflow);
-  const jobs = await deps.store.listJobs({ runId: run.id, statuses: ["queued"] });
+  const jobs = await deps.store.jobs.list({ runId: run.id, statuses: ["queued"] });
   return jobs.map((job) => ({
     host: job.type,
     group: job.requirements.group ?? null,
@@ -199,14 +199,14 @@ async function queuedNeeds(deps: ServerDeps, run: RunRecord): Promise<QueuedNeed
 async function withWaitingFor(deps: ServerDeps, run: RunRecord, names: Map<string, string>) {
   const needs = await queuedNeeds(deps, run);
   const held = new Map<string, number>();
-  for (const job of await deps.store.listJobs({ statuses: ["assigned", "running"] })) {
+  for (const job of await deps.store.jobs.list({ statuses: ["assigned", "running"] })) {
     if (job.runner_id) held.set(job.runner_id, (held.get(job.runner_id) ?? 0) + 1);
   }
-  const online = (await deps.store.listRunners({ status: "online" })).map((runner) => ({
+  const online = (await deps.store.runners.list({ status: "online" })).map((runner) => ({
     ...runner,
     held: held.get(runner.id) ?? 0,
   }));
-  const now = (await deps.store.getRun(run.id)) ?? run;
+  const now = (await deps.store.runs.get(run.id)) ?? run;
   if (now.status !== "queued") return runView(now, names);
   return {
     ...runView(now, names),
@@ -327,7 +327,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     async (request) => {
       const query = request.query;
       const tenant = tenantScope(request);
-      const page = await deps.store.listRuns({
+      const page = await deps.store.runs.list({
         ...(query.status ? { status: query.status } : {}),
         ...(query.kind ? { kind: query.kind } : {}),
         ...(tenant !== undefined ? { tenantId: tenant } : {}),

@@ -72,7 +72,7 @@ describe("PUT, GET and DELETE /api/secrets", () => {
     const listed = await list(acme);
     expect(listed.statusCode).toBe(200);
     expect(listed.json()).toEqual({ secrets: [replaced.json()] });
-    expect(await server.store.secretValues("acme", ["DEPLOY_KEY"])).toEqual({ DEPLOY_KEY: values.at(-1) });
+    expect(await server.store.secrets.values("acme", ["DEPLOY_KEY"])).toEqual({ DEPLOY_KEY: values.at(-1) });
 
     const removed = await remove("DEPLOY_KEY", acme);
     expect(removed.statusCode).toBe(200);
@@ -132,7 +132,9 @@ describe("PUT, GET and DELETE /api/secrets", () => {
     expect(await names(adminToken)).toEqual([]);
     // Same name, another tenant: a secret of its own.
     expect((await put("SHARED_NAME", { value: value("globex") }, globex)).statusCode).toBe(201);
-    expect(await server.store.secretValues("acme", ["SHARED_NAME"])).toEqual({ SHARED_NAME: values.at(-2) });
+    expect(await server.store.secrets.values("acme", ["SHARED_NAME"])).toEqual({
+      SHARED_NAME: values.at(-2),
+    });
     await remove("SHARED_NAME", acme);
     await remove("SHARED_NAME", globex);
   });
@@ -181,7 +183,7 @@ describe("stored secrets and run submission", () => {
       message: "secrets: DEPLOY_KEY, OTHER are not stored for tenant acme, nor given as variables",
       hint: expect.stringContaining("runyard secret set DEPLOY_KEY"),
     });
-    expect((await server.store.listRuns({ tenantId: "acme" })).runs).toEqual([]);
+    expect((await server.store.runs.list({ tenantId: "acme" })).runs).toEqual([]);
   });
 
   it("queues it once stored, without copying the value into the run's spec or vars", async () => {
@@ -189,7 +191,7 @@ describe("stored secrets and run submission", () => {
     await put("DEPLOY_KEY", { value: secret }, acme);
     const response = await submit(queuedFlow("secrets: [DEPLOY_KEY]\n"), acme);
     expect(response.statusCode, response.body).toBe(201);
-    const run = await server.store.getRun(response.json<{ run_id: string }>().run_id);
+    const run = await server.store.runs.get(response.json<{ run_id: string }>().run_id);
     expect(JSON.stringify(run)).not.toContain(secret);
     // Another tenant listing the same name has nothing stored under it.
     const other = await submit(queuedFlow("secrets: [DEPLOY_KEY]\n"), globex);

@@ -123,7 +123,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const { name } = request.params;
       checkName(name);
       checkValue(request.body.value);
-      const { secret, created } = await deps.store.setSecret({
+      const { secret, created } = await deps.store.secrets.set({
         tenant_id: secretsTenant(request, request.query.tenant),
         name,
         value: request.body.value,
@@ -155,7 +155,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request) => ({
-      secrets: await deps.store.listSecrets(secretsTenant(request, request.query.tenant)),
+      secrets: await deps.store.secrets.list(secretsTenant(request, request.query.tenant)),
     }),
   );
 
@@ -183,7 +183,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const { name } = request.params;
       checkName(name);
       const tenant = secretsTenant(request, request.query.tenant);
-      if (!(await deps.store.removeSecret(tenant, name))) {
+      if (!(await deps.store.secrets.remove(tenant, name))) {
         throw new RunyardError(
           "NOT_FOUND",
           `no secret ${name} is stored ${tenant === null ? "outside any tenant" : `for tenant ${tenant}`}`,

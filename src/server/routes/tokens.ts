@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import type { NewToken, TokenRecord } from "../../store/types.js";
+import type { NewToken, TokenRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, type Principal } from "../auth.js";
@@ -116,7 +116,9 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request, reply) => {
-      const { record, secret } = await deps.store.createToken(tokenToCreate(callerOf(request), request.body));
+      const { record, secret } = await deps.store.tokens.create(
+        tokenToCreate(callerOf(request), request.body),
+      );
       await audit(deps, request, {
         action: "token.create",
         target: record.id,
@@ -157,8 +159,8 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
             ? { userId: caller.user_id }
             : undefined;
       const tokens = query
-        ? await deps.store.listTokens(query)
-        : [await deps.store.getToken(caller.token_id ?? "")].filter((t) => t !== undefined);
+        ? await deps.store.tokens.list(query)
+        : [await deps.store.tokens.get(caller.token_id ?? "")].filter((t) => t !== undefined);
       return tokens.filter((token) => mayManage(caller, token));
     },
   );
@@ -185,9 +187,9 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const caller = callerOf(request);
-      const token = await deps.store.getToken(request.params.id);
+      const token = await deps.store.tokens.get(request.params.id);
       if (!token || !mayManage(caller, token)) throw notFound(request.params.id);
-      await deps.store.revokeToken(token.id);
+      await deps.store.tokens.revoke(token.id);
       await deps.revocations.tokenRevoked(token);
       await audit(deps, request, {
         action: "token.revoke",

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import type { UserRecord } from "../../store/types.js";
+import type { UserRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
@@ -73,7 +73,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
   /** A user this admin manages; any other answers 404, as if it did not exist. */
   const managedUser = async (request: FastifyRequest, username: string): Promise<UserRecord> => {
     const tenant = managedTenant(requireAdmin(request));
-    const user = await deps.store.findUserByName(username);
+    const user = await deps.store.users.findByName(username);
     if (!user || (tenant !== undefined && user.tenant_id !== tenant)) {
       throw new RunyardError("NOT_FOUND", `user ${username} does not exist`, {
         hint: "`runyard user list` shows the users.",
@@ -100,7 +100,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const tenant = managedTenant(requireAdmin(request));
-      const users = await deps.store.listUsers(tenant !== undefined ? { tenantId: tenant } : {});
+      const users = await deps.store.users.list(tenant !== undefined ? { tenantId: tenant } : {});
       return users.map(userView);
     },
   );
@@ -138,7 +138,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         });
       }
       const password = input.password ?? newPassword();
-      const user = await deps.store.createUser({
+      const user = await deps.store.users.create({
         username: input.username,
         role: input.role,
         tenant_id: tenantId,
@@ -178,7 +178,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const user = await managedUser(request, request.params.username);
-      await deps.store.removeUser(user.id);
+      await deps.store.users.remove(user.id);
       await deps.revocations.userChanged(user.id);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "user removed");
       await audit(deps, request, {
@@ -215,7 +215,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const user = await managedUser(request, request.params.username);
       const password = request.body?.password ?? newPassword();
-      const updated = await deps.store.setUserPassword(user.id, await hashPassword(password));
+      const updated = await deps.store.users.setPassword(user.id, await hashPassword(password));
       if (!updated) throw new RunyardError("NOT_FOUND", `user ${user.username} does not exist`);
       await deps.revocations.userChanged(user.id);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "password changed");

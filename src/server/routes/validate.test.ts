@@ -46,6 +46,6 @@ describe("POST /api/workflows/validate", () => {
     const answer = await validate("");
     expect(answer.ok).toBe(false);
     expect(answer.errors[0].message).toMatch(/empty/);
-    expect((await server.store.listRuns({})).runs).toEqual([]);
+    expect((await server.store.runs.list({})).runs).toEqual([]);
   });
 });

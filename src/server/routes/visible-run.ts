@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { RunyardError } from "../../core/errors.js";
-import type { RunRecord } from "../../store/types.js";
+import type { RunRecord } from "../../store/index.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 
@@ -13,7 +13,7 @@ export async function visibleRun(
   request: FastifyRequest,
   id: string,
 ): Promise<RunRecord> {
-  const run = await deps.store.getRun(id);
+  const run = await deps.store.runs.get(id);
   const tenant = tenantScope(request);
   if (!run || (tenant !== undefined && run.tenant_id !== tenant)) {
     throw new RunyardError("NOT_FOUND", `run ${id} does not exist`, {

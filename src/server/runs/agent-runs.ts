@@ -12,8 +12,8 @@ import {
   gitTokenNames,
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
+import type { Store } from "../../store/index.js";
 import { servesTenant } from "../../store/placement.js";
-import type { Store } from "../../store/types.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
@@ -113,7 +113,7 @@ export class AgentRuns implements RunKindModule {
    * prompt, each agent resuming its session in the same workspace on the same runner.
    */
   async prepareFollowUp(parentId: string, text: string): Promise<PreparedRun> {
-    const parent = await this.store.getRun(parentId);
+    const parent = await this.store.runs.get(parentId);
     if (!parent) throw new RunyardError("NOT_FOUND", `run ${parentId} does not exist`);
     if (parent.kind !== "agent") {
       throw new RunyardError("INVALID_INPUT", `run ${parentId} is a ${parent.kind} run, not an agent run`, {
@@ -127,7 +127,7 @@ export class AgentRuns implements RunKindModule {
     }
     const spec = AgentRunSpec.parse(parent.spec);
     const agents: AgentFollowUp["agents"] = {};
-    for (const job of await this.store.listJobs({ runId: parentId })) {
+    for (const job of await this.store.jobs.list({ runId: parentId })) {
       const result = AgentJobResult.safeParse(job.result);
       if (!result.success || !result.data.session_id) continue;
       agents[result.data.agent] = {
@@ -139,7 +139,7 @@ export class AgentRuns implements RunKindModule {
     const resumable = spec.agents.filter((agent) => agents[agent]);
     for (const agent of resumable) {
       const runnerId = agents[agent]?.runner_id;
-      const runner = runnerId ? await this.store.getRunner(runnerId) : undefined;
+      const runner = runnerId ? await this.store.runners.get(runnerId) : undefined;
       if (runnerId && runner?.status !== "online") {
         throw new RunyardError(
           "CONFLICT",
@@ -279,7 +279,7 @@ export class AgentRuns implements RunKindModule {
     tenantId: string | null,
     agent: string,
   ): Promise<ErrorInfo | undefined> {
-    const runners = await this.store.listRunners();
+    const runners = await this.store.runners.list();
     const fits = runners.some(
       (runner) =>
         servesTenant(runner, tenantId) &&

@@ -1,5 +1,5 @@
 import type { EventOf } from "../../core/events.js";
-import type { BotPatch } from "../../store/types.js";
+import type { BotPatch } from "../../store/index.js";
 
 const finalStates: ReadonlySet<string> = new Set(["stopped", "crashed", "timeout", "removed"]);
 

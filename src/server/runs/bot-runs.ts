@@ -8,7 +8,7 @@ import { errorInfo, RunyardError } from "../../core/errors.js";
 import type { ErrorInfo, RunStatus } from "../../core/events.js";
 import type { BotJob, BotJobResult, BotSource, BotTask } from "../../core/jobs/bot.js";
 import { isSecretName } from "../../core/masking.js";
-import type { BotRecord, Store } from "../../store/types.js";
+import type { BotRecord, Store } from "../../store/index.js";
 import type { JobBroker } from "../job-broker.js";
 import { BotRunSpec, type StartBotBody } from "./bot-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -91,17 +91,17 @@ export class BotRuns implements RunKindModule {
         { hint: "Ask for less, or have an admin raise RUNYARD_BOT_LIFETIME_SECS." },
       );
     }
-    const existing = await this.store.findBot(starter.tenantId, starter.owner, body.name);
+    const existing = await this.store.bots.find(starter.tenantId, starter.owner, body.name);
     if (existing && ["building", "pulling", "running"].includes(existing.state)) {
       throw new RunyardError("CONFLICT", `bot ${body.name} is ${existing.state}`, {
         hint: `Stop it first (\`runyard bot stop ${body.name}\`), or start this one under another name.`,
       });
     }
     if (existing)
-      await this.store.updateBot(existing.id, { state: "removed" }, { ifState: [existing.state] });
+      await this.store.bots.update(existing.id, { state: "removed" }, { ifState: [existing.state] });
     const expiresAt = new Date(Date.now() + lifetimeSecs * 1000).toISOString();
     const restart = { policy: body.restart, max_restarts: body.max_restarts, backoff_ms: 1000 };
-    const bot = await this.store.createBot(
+    const bot = await this.store.bots.create(
       {
         tenant_id: starter.tenantId,
         owner: starter.owner,
@@ -183,7 +183,7 @@ export class BotRuns implements RunKindModule {
     const signal = AbortSignal.any([run.signal, expiry.signal]);
     try {
       // Jobs of an earlier life of this server go on where they are.
-      let attempt = Math.max(1, (await this.store.listJobs({ runId: run.record.id })).length);
+      let attempt = Math.max(1, (await this.store.jobs.list({ runId: run.record.id })).length);
       let pin: string | undefined;
       for (;;) {
         const id = botJobId(run.record.id, attempt);
@@ -201,7 +201,7 @@ export class BotRuns implements RunKindModule {
         if (result.kind !== "bot") throw new Error(`a bot job ended with a ${result.kind} result`);
         const lost = result.error?.code === "RUNNER_LOST" && !signal.aborted;
         if (lost) {
-          const record = await this.store.getJob(id);
+          const record = await this.store.jobs.get(id);
           pin = record?.runner_id ?? pin;
           attempt += 1;
           run.sink.emit({
@@ -359,7 +359,7 @@ export class BotRuns implements RunKindModule {
 
   /** A bot no runner could ever run would wait in the queue for good: refused at once instead. */
   private async needDockerRunner(tenantId: string | null, group: string | undefined): Promise<void> {
-    const runners = await this.store.listRunners(tenantId === null ? {} : { tenantId });
+    const runners = await this.store.runners.list(tenantId === null ? {} : { tenantId });
     if (runners.some((runner) => runner.labels.includes("docker") && (!group || runner.group === group)))
       return;
     throw new RunyardError(

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type EventInput, EventSequencer, type RunEvent } from "../../core/events.js";
+import type { RunRecord, Store } from "../../store/index.js";
 import { openMemoryStore } from "../../store/sqlite.js";
-import type { RunRecord, Store } from "../../store/types.js";
 import { RunProjection } from "./projection.js";
 
 let store: Store;
@@ -9,7 +9,7 @@ let record: RunRecord;
 
 beforeEach(async () => {
   store = await openMemoryStore({ warn: () => undefined });
-  record = await store.createRun({ kind: "workflow", name: "deploy" });
+  record = await store.runs.create({ kind: "workflow", name: "deploy" });
 });
 
 afterEach(async () => {
@@ -30,7 +30,7 @@ describe("RunProjection", () => {
         { type: "step.started", step: "build", host: "a", attempt: 1 },
       ),
     );
-    expect(await store.getRun(record.id)).toMatchObject({
+    expect(await store.runs.get(record.id)).toMatchObject({
       status: "running",
       steps: [{ name: "build", host: "a", status: "running", attempts: 1 }],
     });
@@ -51,7 +51,7 @@ describe("RunProjection", () => {
         cpu_ms: 7,
       }),
     );
-    expect((await store.getRun(record.id))?.steps).toEqual([
+    expect((await store.runs.get(record.id))?.steps).toEqual([
       {
         name: "build",
         host: "a",
@@ -68,7 +68,7 @@ describe("RunProjection", () => {
   it("gathers exported variables, and run.finished decides the final record", async () => {
     const projection = new RunProjection(store, record);
     await projection.apply(events({ type: "vars.exported", step: "build", host: "a", vars: { V: "1" } }));
-    expect((await store.getRun(record.id))?.vars).toEqual({ V: "1" });
+    expect((await store.runs.get(record.id))?.vars).toEqual({ V: "1" });
     await projection.apply(
       events({
         type: "run.finished",
@@ -76,7 +76,7 @@ describe("RunProjection", () => {
         error: { code: "STEP_FAILED", message: "step build failed" },
       }),
     );
-    expect(await store.getRun(record.id)).toMatchObject({
+    expect(await store.runs.get(record.id)).toMatchObject({
       status: "failed",
       vars: { V: "1" },
       error: { code: "STEP_FAILED", message: "step build failed" },
@@ -85,7 +85,7 @@ describe("RunProjection", () => {
 
   it("moves only its own run's bot: a bot.state naming another bot (another tenant's) changes nothing", async () => {
     const expires_at = new Date(Date.now() + 60_000).toISOString();
-    const mine = await store.createBot({
+    const mine = await store.bots.create({
       tenant_id: "acme",
       owner: "u1",
       name: "mine",
@@ -94,7 +94,7 @@ describe("RunProjection", () => {
       state: "pulling",
       expires_at,
     });
-    const theirs = await store.createBot({
+    const theirs = await store.bots.create({
       tenant_id: "globex",
       owner: "u2",
       name: "theirs",
@@ -103,20 +103,20 @@ describe("RunProjection", () => {
       state: "running",
       expires_at,
     });
-    const botRun = await store.createRun({ kind: "bot", name: "bot mine", spec: { bot_id: mine.id } });
+    const botRun = await store.runs.create({ kind: "bot", name: "bot mine", spec: { bot_id: mine.id } });
     const sequencer = new EventSequencer(botRun.id);
     // What a runner holding `mine`'s job (or any job) could report.
     await new RunProjection(store, botRun).apply([
       sequencer.next({ type: "bot.state", bot_id: theirs.id, state: "crashed", last_logs: ["forged"] }),
       sequencer.next({ type: "bot.state", bot_id: mine.id, state: "running" }),
     ]);
-    expect(await store.getBot(theirs.id)).toMatchObject({ state: "running", last_logs: null });
-    expect((await store.getBot(mine.id))?.state).toBe("running");
+    expect(await store.bots.get(theirs.id)).toMatchObject({ state: "running", last_logs: null });
+    expect((await store.bots.get(mine.id))?.state).toBe("running");
     // Nor can a workflow's job speak for a bot.
     const workflowRun = new EventSequencer(record.id);
     await new RunProjection(store, record).apply([
       workflowRun.next({ type: "bot.state", bot_id: theirs.id, state: "stopped" }),
     ]);
-    expect((await store.getBot(theirs.id))?.state).toBe("running");
+    expect((await store.bots.get(theirs.id))?.state).toBe("running");
   });
 });

@@ -1,7 +1,7 @@
 import { botStates } from "../../core/bot-states.js";
 import { type EventOf, type RunEvent, type StepSummary, stepSummaryOf } from "../../core/events.js";
 import { assertExhaustive } from "../../core/exhaustive.js";
-import type { RunPatch, RunRecord, Store } from "../../store/types.js";
+import type { RunPatch, RunRecord, Store } from "../../store/index.js";
 import { botPatchOf } from "./bot-projection.js";
 
 /** The record fields a run's last event decides, for a run of any kind. */
@@ -43,7 +43,7 @@ export class RunProjection {
     for (const event of events) {
       switch (event.type) {
         case "run.started":
-          await this.store.updateRun(
+          await this.store.runs.update(
             id,
             { status: "running", started_at: event.ts },
             { ifStatus: ["queued"] },
@@ -66,10 +66,10 @@ export class RunProjection {
           break;
         case "vars.exported":
           Object.assign(this.vars, event.vars);
-          await this.store.updateRun(id, { vars: this.vars });
+          await this.store.runs.update(id, { vars: this.vars });
           break;
         case "run.finished":
-          await this.store.updateRun(id, finishedPatch(event, [...this.steps.values()], this.vars));
+          await this.store.runs.update(id, finishedPatch(event, [...this.steps.values()], this.vars));
           stepsChanged = false;
           break;
         case "bot.state": {
@@ -83,7 +83,7 @@ export class RunProjection {
             patch.started_at = event.ts;
           }
           // A removed bot stays removed, whatever its last life still reports.
-          await this.store.updateBot(event.bot_id, patch, { ifState: nonRemoved });
+          await this.store.bots.update(event.bot_id, patch, { ifState: nonRemoved });
           break;
         }
         case "run.queued":
@@ -101,7 +101,7 @@ export class RunProjection {
           assertExhaustive(event, "event");
       }
     }
-    if (stepsChanged) await this.store.updateRun(id, { steps: [...this.steps.values()] });
+    if (stepsChanged) await this.store.runs.update(id, { steps: [...this.steps.values()] });
   };
 
   /** The bot whose life this run is (its spec says); none for other kinds. */
@@ -114,7 +114,7 @@ export class RunProjection {
   /** A bot run's runner is the bot's: where its container runs. */
   private async botRunner(runnerId: string): Promise<void> {
     const botId = this.botId();
-    if (botId) await this.store.updateBot(botId, { runner_id: runnerId }, { ifState: nonRemoved });
+    if (botId) await this.store.bots.update(botId, { runner_id: runnerId }, { ifState: nonRemoved });
   }
 }
 

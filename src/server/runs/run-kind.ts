@@ -1,5 +1,5 @@
 import type { RunEvent } from "../../core/events.js";
-import type { RunRecord } from "../../store/types.js";
+import type { RunRecord } from "../../store/index.js";
 import type { RunSink } from "../run-sink.js";
 
 /** A run the server is carrying out now, as its kind's module sees it. */

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError, toErrorInfo } from "../../core/errors.js";
 import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
-import type { BotRecord, RunRecord, Store } from "../../store/types.js";
+import type { BotRecord, RunRecord, Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
 import { RunSink } from "../run-sink.js";
 import type { AgentRuns } from "./agent-runs.js";
@@ -97,10 +97,10 @@ export class RunService {
     const { prepared, bot } = await this.kinds.bot.prepare(body, starter);
     try {
       const run = await this.submit("bot", prepared, owner);
-      const linked = await this.store.updateBot(bot.id, { run_id: run.id });
+      const linked = await this.store.bots.update(bot.id, { run_id: run.id });
       return { run, bot: linked ?? bot };
     } catch (error) {
-      await this.store.updateBot(bot.id, { state: "removed" }).catch(() => undefined);
+      await this.store.bots.update(bot.id, { state: "removed" }).catch(() => undefined);
       throw error;
     }
   }
@@ -113,7 +113,7 @@ export class RunService {
   /** Queues a checked run of `kind`; resolves with its record once `run.queued` is stored. */
   async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner): Promise<RunRecord> {
     this.moduleFor(kind);
-    const record = await this.store.createRun({
+    const record = await this.store.runs.create({
       kind,
       name: prepared.name,
       status: "queued",
@@ -173,9 +173,9 @@ export class RunService {
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         await run.sink.drain().catch(() => undefined);
         // A run another replica adopted meanwhile is that replica's to end, not this one's.
-        const carrier = await this.store.runReplica(record.id).catch(() => undefined);
+        const carrier = await this.store.fleet.runReplica(record.id).catch(() => undefined);
         if (carrier === this.replica.id || carrier === null)
-          await this.store.markInterruptedRunning(toErrorInfo(error), { ids: [record.id] });
+          await this.store.runs.markInterruptedRunning(toErrorInfo(error), { ids: [record.id] });
       })
       .finally(() => this.active.delete(record.id));
     return run;
@@ -201,7 +201,7 @@ export class RunService {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([run.done, new Promise((resolve) => (timer = setTimeout(resolve, answerWithinMs)))]);
     clearTimeout(timer);
-    const record = await this.store.getRun(runId);
+    const record = await this.store.runs.get(runId);
     if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
     return record;
   }
@@ -211,8 +211,8 @@ export class RunService {
    * that carries it, now or after adopting it, stops it; then answers as `cancel` does.
    */
   private async cancelElsewhere(runId: string, answerWithinMs: number): Promise<RunRecord> {
-    if (!(await this.store.requestRunCancel(runId))) {
-      const record = await this.store.getRun(runId);
+    if (!(await this.store.fleet.requestRunCancel(runId))) {
+      const record = await this.store.runs.get(runId);
       if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
       throw new RunyardError("CONFLICT", `run ${runId} has already ended (${record.status})`, {
         hint: "Only queued or running runs can be canceled.",
@@ -221,7 +221,7 @@ export class RunService {
     this.replica.askCancel(runId);
     const deadline = Date.now() + answerWithinMs;
     for (;;) {
-      const record = await this.store.getRun(runId);
+      const record = await this.store.runs.get(runId);
       if (!record) throw new RunyardError("NOT_FOUND", `run ${runId} does not exist`);
       if (isFinalStatus(record.status) || Date.now() >= deadline) return record;
       await delay(Math.min(50, Math.max(1, deadline - Date.now())));
@@ -240,11 +240,11 @@ export class RunService {
    * where the run allows.
    */
   async recover(graceMs: number): Promise<number> {
-    const runs = await this.store.adoptRuns(this.replica.id, { own: true });
+    const runs = await this.store.fleet.adoptRuns(this.replica.id, { own: true });
     const lease = new Date(Date.now() + graceMs).toISOString();
     const ids = new Set(runs.map((run) => run.id));
-    for (const job of await this.store.listJobs({ statuses: ["assigned", "running"] })) {
-      if (ids.has(job.run_id)) await this.store.updateJob(job.id, { lease_expires_at: lease });
+    for (const job of await this.store.jobs.list({ statuses: ["assigned", "running"] })) {
+      if (ids.has(job.run_id)) await this.store.jobs.update(job.id, { lease_expires_at: lease });
     }
     await this.carryOn(runs, "resuming run after restart");
     return runs.length;
@@ -252,7 +252,7 @@ export class RunService {
 
   /** The leader's round: runs whose replica died go on here from their stored events. */
   async adoptOrphans(): Promise<number> {
-    const runs = await this.store.adoptRuns(this.replica.id);
+    const runs = await this.store.fleet.adoptRuns(this.replica.id);
     await this.carryOn(runs, "adopting a run whose replica stopped");
     return runs.length;
   }
@@ -269,8 +269,8 @@ export class RunService {
           error: toErrorInfo(error),
           finished_at: new Date().toISOString(),
         };
-        await this.store
-          .updateRun(record.id, patch, { ifStatus: ["queued", "running"] })
+        await this.store.runs
+          .update(record.id, patch, { ifStatus: ["queued", "running"] })
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, runId: record.id }, "cannot end the run"),
           );
@@ -284,11 +284,11 @@ export class RunService {
     const finished = events.find((e) => e.type === "run.finished");
     if (finished?.type === "run.finished") {
       // It ended, but the server stopped before the record said so.
-      await this.store.updateRun(record.id, finishedPatch(finished, record.steps, record.vars));
+      await this.store.runs.update(record.id, finishedPatch(finished, record.steps, record.vars));
       return;
     }
     if (!this.kinds[record.kind]) {
-      await this.store.markInterruptedRunning(
+      await this.store.runs.markInterruptedRunning(
         { code: "INVALID_INPUT", message: `this server does not run ${record.kind} runs` },
         { ids: [record.id] },
       );
@@ -296,13 +296,13 @@ export class RunService {
     }
     const run = this.activate(record, events);
     this.logger.info({ runId: record.id, events: events.length }, why);
-    if (await this.store.cancelRequested(record.id)) run.controller.abort();
+    if (await this.store.fleet.cancelRequested(record.id)) run.controller.abort();
   }
 
   private async allEvents(runId: string): Promise<RunEvent[]> {
     const events: RunEvent[] = [];
     for (;;) {
-      const page = await this.store.listEvents(runId, { after: events.at(-1)?.seq ?? 0, limit: 10_000 });
+      const page = await this.store.events.list(runId, { after: events.at(-1)?.seq ?? 0, limit: 10_000 });
       events.push(...page);
       if (page.length < 10_000) return events;
     }

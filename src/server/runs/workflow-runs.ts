@@ -3,7 +3,7 @@ import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../core/step-attempt.js";
 import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
-import type { Store } from "../../store/types.js";
+import type { Store } from "../../store/index.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import {
   type HostSpec,
@@ -185,7 +185,7 @@ export class WorkflowRuns implements RunKindModule {
    */
   private async realExports(runId: string): Promise<Map<string, Record<string, string>>> {
     const latest = new Map<string, { attempt: number; exports: Record<string, string> }>();
-    for (const job of await this.store.listJobs({ runId })) {
+    for (const job of await this.store.jobs.list({ runId })) {
       const request = StepAttemptRequest.safeParse(job.payload);
       const result = StepAttemptResult.safeParse(job.result);
       if (job.status !== "done" || !request.success || !result.success) continue;
