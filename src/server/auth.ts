@@ -155,7 +155,7 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
 
 /** Any credential to its principal; a credential that is not (or no longer) valid is a 401 saying why. */
 export async function resolvePrincipal(
-  store: Store,
+  store: Pick<Store, "tokens" | "users" | "sessions">,
   sessions: SessionTokens,
   secret: string,
   tokens?: TokenCache,
@@ -188,7 +188,7 @@ export async function resolvePrincipal(
 }
 
 async function liveSessionUser(
-  store: Store,
+  store: Pick<Store, "users" | "sessions">,
   userId: string,
   sessionId: string,
   issuedAtMs: number,
@@ -205,7 +205,7 @@ async function liveSessionUser(
 }
 
 async function tokenPrincipal(
-  store: Store,
+  store: Pick<Store, "users">,
   token: TokenRecord | undefined,
   checkExpiry: boolean,
 ): Promise<Principal> {
@@ -235,7 +235,7 @@ async function tokenPrincipal(
  * (its own 5 minutes only bound when it may open a stream). An open event stream asks this.
  */
 export async function credentialLives(
-  store: Store,
+  store: Pick<Store, "tokens" | "users" | "sessions">,
   principal: Principal,
   openedAtMs: number,
 ): Promise<boolean> {

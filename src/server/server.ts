@@ -167,7 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const broker = new JobBroker(store, transport, logger, (runId, runnerId) =>
     runs.markStarted(runId, runnerId),
   );
-  const notifier = new Notifier(bus, store, logger, {
+  const notifier = new Notifier(bus, store.runs, logger, {
     allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
   });
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
@@ -242,7 +242,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     runs,
     hub,
     replica,
-    sessions: await SessionTokens.open(store, options.sessionTtlMs),
+    sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
     revocations,
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
