@@ -1,8 +1,10 @@
 import type { Kysely, Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
+import type { JobKind } from "../core/jobs/index.js";
 import type { StoreContext } from "./dialect.js";
 import { servesEveryTenant } from "./placement.js";
+import type { RunnerIsolation } from "./runners.js";
 import {
   type Database,
   decodeJson,
@@ -12,18 +14,112 @@ import {
   isoTimeOrNull,
   type JobsTable,
 } from "./schema.js";
-import type {
-  ClaimingRunner,
-  IfStatus,
-  JobPatch,
-  JobQueue,
-  JobRecord,
-  JobRefusal,
-  JobRequirements,
-  JobStatus,
-  ListJobsQuery,
-  NewJob,
-} from "./types.js";
+import type { IfStatus } from "./types.js";
+
+export const jobStatuses = ["queued", "assigned", "running", "done", "lost"] as const;
+
+/** queued -> assigned (claimed, lease running) -> running (runner accepted) -> done | lost. */
+export type JobStatus = (typeof jobStatuses)[number];
+
+/** What a job is; only step attempts for now, agent tasks later. */
+export type JobType = JobKind;
+
+/** Which runners may take a job. */
+export interface JobRequirements {
+  /** Only runners of this group; absent for any group. */
+  group?: string;
+  /** Every one of these labels must be among the runner's labels. */
+  labels: string[];
+  /** Only runners of this tenant; null or absent for any runner. */
+  tenant_id?: string | null;
+}
+
+/** One unit of work for a runner: one step attempt (later also an agent task). */
+export interface JobRecord {
+  id: string;
+  run_id: string;
+  type: JobType;
+  status: JobStatus;
+  /** As given to `jobs.create`; `group` is absent and `tenant_id` null when unrestricted. */
+  requirements: JobRequirements;
+  /** What the runner needs to do the job (e.g. a StepAttemptRequest), stored as JSON. */
+  payload: unknown;
+  /** What came back (e.g. a StepAttemptResult), or null. */
+  result: unknown | null;
+  /** The runner the job is assigned to, or null while queued. */
+  runner_id: string | null;
+  /** When the assignment lapses unless renewed by heartbeats; see `jobs.expired`. */
+  lease_expires_at: string | null;
+  /** Highest event batch seq stored for this job (see `events.append`); 0 before the first. */
+  last_event_seq: number;
+  /** The runners that refused the job so far and why, oldest first (see `jobs.refuse`). */
+  refusals: JobRefusal[];
+  /** No runner claims the job before this time (back-off after a refusal); null: at once. */
+  not_before: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A runner gave a job back unstarted because it cannot run it (see `jobs.refuse`). */
+export interface JobRefusal {
+  runner_id: string;
+  reason: string;
+}
+
+/** The jobs waiting for a runner (`jobs.queue`). */
+export interface JobQueue {
+  queued: number;
+  oldest_created_at: string | null;
+}
+
+/** What `jobs.create` needs; a new job is `queued`. */
+export interface NewJob {
+  /** Defaults to a fresh `newId("job")`. */
+  id?: string;
+  run_id: string;
+  /** Defaults to `step`. */
+  type?: JobType;
+  requirements: JobRequirements;
+  payload: unknown;
+  created_at?: string;
+}
+
+/** The fields of a job the server changes; absent keys are left as they are. */
+export type JobPatch = Partial<
+  Pick<JobRecord, "status" | "payload" | "result" | "runner_id" | "lease_expires_at">
+>;
+
+/** The runner asking for work, as `jobs.claim` matches it against job requirements. */
+export interface ClaimingRunner {
+  id: string;
+  group: string;
+  labels: readonly string[];
+  /** A runner of a tenant takes only that tenant's jobs. */
+  tenant_id: string | null;
+  /**
+   * Outside any tenant: takes jobs of every tenant too, besides those of none, but only while
+   * `isolation` is not `none` (a shared runner must keep each run from the others).
+   */
+  shared: boolean;
+  isolation: RunnerIsolation;
+  /**
+   * The replica claiming for the runner: it claims only while the runner is recorded as connected
+   * to it (a replica with a half-open socket to a runner that moved on claims nothing).
+   */
+  replica_id?: string;
+  /**
+   * Claim only jobs of these kinds: those the runner has a handler for and room for (a runner
+   * whose capacity is full may still have bot slots).
+   */
+  onlyTypes?: readonly JobKind[];
+}
+
+/** Filters for `jobs.list`; jobs come oldest first. */
+export interface ListJobsQuery {
+  runnerId?: string;
+  runId?: string;
+  statuses?: readonly JobStatus[];
+}
 
 const leasedStatuses: readonly JobStatus[] = ["assigned", "running"];
 
@@ -55,7 +151,7 @@ function leaseEnd(ctx: StoreContext, leaseMs: number): string {
   return isoTime(new Date(ctx.now().getTime() + leaseMs));
 }
 
-export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
+async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
   const id = input.id ?? newId("job");
   const labels = [...new Set(input.requirements.labels)];
   const createdAt = isoTime(input.created_at ?? ctx.now());
@@ -105,12 +201,12 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
   }
 }
 
-export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
+async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
   const row = await ctx.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
   return row && toJobRecord(ctx, row);
 }
 
-export async function updateJob(
+async function updateJob(
   ctx: StoreContext,
   id: string,
   patch: JobPatch,
@@ -135,7 +231,7 @@ export async function updateJob(
  * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
  * returning *`. Only the candidate subquery differs per dialect (see `StoreDialect`).
  */
-export async function claimJob(
+async function claimJob(
   ctx: StoreContext,
   runner: ClaimingRunner,
   leaseMs: number,
@@ -197,7 +293,7 @@ export async function claimJob(
  * assigned to that runner (a job it accepted is not refused: it runs, or is lost); the caller
  * passes the whole list of refusals, read from the job it holds.
  */
-export async function refuseJob(
+async function refuseJob(
   ctx: StoreContext,
   id: string,
   runnerId: string,
@@ -222,7 +318,7 @@ export async function refuseJob(
   return row && toJobRecord(ctx, row);
 }
 
-export async function renewLeases(
+async function renewLeases(
   ctx: StoreContext,
   runnerId: string,
   leaseMs: number,
@@ -239,7 +335,7 @@ export async function renewLeases(
   return rows.map((row) => row.id).sort();
 }
 
-export async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
+async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
   if (query.statuses?.length === 0) return [];
   let select = ctx.db.selectFrom("jobs").selectAll();
   if (query.runnerId !== undefined) select = select.where("runner_id", "=", query.runnerId);
@@ -249,7 +345,7 @@ export async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Pr
   return rows.map((row) => toJobRecord(ctx, row));
 }
 
-export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
+async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
   const rows = await ctx.db
     .selectFrom("jobs")
     .selectAll()
@@ -261,11 +357,63 @@ export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobR
   return rows.map((row) => toJobRecord(ctx, row));
 }
 
-export async function jobQueue(ctx: StoreContext): Promise<JobQueue> {
+async function jobQueue(ctx: StoreContext): Promise<JobQueue> {
   const row = await ctx.db
     .selectFrom("jobs")
     .select((eb) => [eb.fn.countAll<number | string>().as("queued"), eb.fn.min("created_at").as("oldest")])
     .where("status", "=", "queued")
     .executeTakeFirstOrThrow();
   return { queued: Number(row.queued), oldest_created_at: row.oldest ?? null };
+}
+
+/** The jobs for runners: one step attempt, agent task or bot life each. */
+export interface JobsRepo {
+  /** Queues a job for a run and returns it. */
+  create(input: NewJob): Promise<JobRecord>;
+  /** One job, or undefined. */
+  get(id: string): Promise<JobRecord | undefined>;
+  /** Changes a job; undefined when it does not exist or its status is not in `ifStatus`. */
+  update(id: string, patch: JobPatch, opts?: IfStatus<JobStatus>): Promise<JobRecord | undefined>;
+  /**
+   * Atomically takes the oldest queued job this runner may run (group, labels and tenant match),
+   * marks it `assigned` to the runner with a lease of `leaseMs`, and returns it; undefined when
+   * none is waiting. Concurrent claimers never get the same job.
+   */
+  claim(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
+  /**
+   * A job assigned to `runnerId` that the runner refused unstarted goes back to the queue with
+   * `refusals` as its whole list and no claim before `notBefore`; undefined when it is no longer
+   * assigned to that runner.
+   */
+  refuse(
+    id: string,
+    runnerId: string,
+    refusals: readonly JobRefusal[],
+    notBefore: Date,
+  ): Promise<JobRecord | undefined>;
+  /**
+   * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
+   * only: the ones it holds); returns their ids.
+   */
+  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
+  /** Jobs, oldest first, filtered. */
+  list(query?: ListJobsQuery): Promise<JobRecord[]>;
+  /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
+  queue(): Promise<JobQueue>;
+  /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
+  expired(now?: string): Promise<JobRecord[]>;
+}
+
+export function jobsRepo(ctx: StoreContext): JobsRepo {
+  return {
+    create: (input) => createJob(ctx, input),
+    get: (id) => getJob(ctx, id),
+    update: (id, patch, opts) => updateJob(ctx, id, patch, opts),
+    claim: (runner, leaseMs) => claimJob(ctx, runner, leaseMs),
+    refuse: (id, runnerId, refusals, notBefore) => refuseJob(ctx, id, runnerId, refusals, notBefore),
+    renewLeases: (runnerId, leaseMs, jobIds) => renewLeases(ctx, runnerId, leaseMs, jobIds),
+    list: (query) => listJobs(ctx, query),
+    queue: () => jobQueue(ctx),
+    expired: (now) => expiredJobs(ctx, now),
+  };
 }

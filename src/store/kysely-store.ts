@@ -6,11 +6,11 @@ import { auditRepo } from "./audit.js";
 import { botsRepo } from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
-import * as fleet from "./fleet.js";
-import * as jobReports from "./job-reports.js";
-import * as jobs from "./jobs.js";
+import { fleetRepo } from "./fleet.js";
+import { jobReportsRepo } from "./job-reports.js";
+import { jobsRepo } from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
-import * as runEvents from "./run-events.js";
+import { runEventsRepo } from "./run-events.js";
 import { runnersRepo } from "./runners.js";
 import { runsRepo } from "./runs.js";
 import type { Database } from "./schema.js";
@@ -18,7 +18,7 @@ import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
 import { sessionsRepo } from "./sessions.js";
 import { tokensRepo } from "./tokens.js";
-import type { FleetRepo, JobReportsRepo, JobsRepo, RunEventsRepo, Store } from "./types.js";
+import type { Store } from "./types.js";
 import { usersRepo } from "./users.js";
 
 /** Options every backend passes through to the shared implementation. */
@@ -111,51 +111,5 @@ function storeOver(ctx: StoreContext): Store {
       closed = true;
       await ctx.db.destroy();
     },
-  };
-}
-
-function runEventsRepo(ctx: StoreContext): RunEventsRepo {
-  return {
-    append: (events, opts) => runEvents.appendEvents(ctx, events, opts),
-    list: (runId, query) => runEvents.listEvents(ctx, runId, query),
-    dropOldestOutput: (runId, bytes) => runEvents.dropOldestOutput(ctx, runId, bytes),
-    lastSeq: (runId) => runEvents.lastSeq(ctx, runId),
-  };
-}
-
-function jobsRepo(ctx: StoreContext): JobsRepo {
-  return {
-    create: (input) => jobs.createJob(ctx, input),
-    get: (id) => jobs.getJob(ctx, id),
-    update: (id, patch, opts) => jobs.updateJob(ctx, id, patch, opts),
-    claim: (runner, leaseMs) => jobs.claimJob(ctx, runner, leaseMs),
-    refuse: (id, runnerId, refusals, notBefore) => jobs.refuseJob(ctx, id, runnerId, refusals, notBefore),
-    renewLeases: (runnerId, leaseMs, jobIds) => jobs.renewLeases(ctx, runnerId, leaseMs, jobIds),
-    list: (query) => jobs.listJobs(ctx, query),
-    queue: () => jobs.jobQueue(ctx),
-    expired: (now) => jobs.expiredJobs(ctx, now),
-  };
-}
-
-function jobReportsRepo(ctx: StoreContext): JobReportsRepo {
-  return {
-    add: (input) => jobReports.addJobReport(ctx, input),
-    list: (query) => jobReports.listJobReports(ctx, query),
-    jobsWithReports: (jobIds, kind) => jobReports.jobsWithReports(ctx, jobIds, kind),
-    delete: (ids) => jobReports.deleteJobReports(ctx, ids),
-    prune: () => jobReports.pruneJobReports(ctx),
-  };
-}
-
-function fleetRepo(ctx: StoreContext): FleetRepo {
-  return {
-    heartbeat: (input, opts) => fleet.heartbeatReplica(ctx, input, opts),
-    listReplicas: () => fleet.listReplicas(ctx),
-    removeReplicas: (opts) => fleet.removeReplicas(ctx, opts),
-    adoptRuns: (replicaId, opts) => fleet.adoptRuns(ctx, replicaId, opts),
-    runReplica: (runId) => fleet.runReplica(ctx, runId),
-    requestRunCancel: (runId) => fleet.requestRunCancel(ctx, runId),
-    cancelRequested: (runId) => fleet.cancelRequested(ctx, runId),
-    cancelRequestedRuns: (replicaId) => fleet.cancelRequestedRuns(ctx, replicaId),
   };
 }

@@ -3,7 +3,45 @@ import { RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
 import { int, isoTime } from "./schema.js";
-import type { AppendEventsOptions, AppendResult, ListEventsQuery } from "./types.js";
+
+/** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
+export interface JobBatchRef {
+  id: string;
+  /** The producer's batch number for this job, increasing from 1 (e.g. the batch's highest event seq). */
+  seq: number;
+}
+
+/** Options of `events.append`. */
+export interface AppendEventsOptions {
+  job?: JobBatchRef;
+  /**
+   * The replica that numbered the events: they are stored only while the run is carried by it
+   * (`runs.replica_id`), else nothing is written and REPLICA_FENCED is thrown. A replica the
+   * fleet presumed dead can thus never add events to a run another replica adopted.
+   */
+  carrier?: string;
+}
+
+/** What `events.append` did. Either way, once it returns, every event of the batch is stored. */
+export interface AppendResult {
+  /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
+  duplicate: boolean;
+  /** Events actually inserted; an event whose `(run_id, seq)` is stored already is skipped. */
+  inserted: number;
+}
+
+/** Which events `events.list` returns, ascending by seq. */
+export interface ListEventsQuery {
+  /** Only events with a seq above this (SSE `Last-Event-ID`, `?after=`). Default 0. */
+  after?: number;
+  /** Default 1000, at most 10000; page with `after` set to the last seq received. */
+  limit?: number;
+  /**
+   * Only events with a seq below this: the `limit` newest of them, still in seq order. A browser
+   * shows a huge log's tail first and pages back with `before` set to the first seq it has.
+   */
+  before?: number;
+}
 
 /**
  * Rows per insert statement. Every full chunk compiles to the same SQL, so the SQLite
@@ -11,12 +49,12 @@ import type { AppendEventsOptions, AppendResult, ListEventsQuery } from "./types
  * parameter limits (SQLite 32766, PostgreSQL 65535).
  */
 const insertChunk = 100;
-/** Events `appendEvents` stores in one statement on PostgreSQL at most (5 parameters each). */
+/** Events `events.append` stores in one statement on PostgreSQL at most (5 parameters each). */
 const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
-export async function appendEvents(
+async function appendEvents(
   ctx: StoreContext,
   events: readonly RunEvent[],
   opts: AppendEventsOptions = {},
@@ -192,7 +230,7 @@ async function appendInOneStatement(
   return { duplicate: false, inserted: Number(row.inserted) };
 }
 
-export async function listEvents(
+async function listEvents(
   ctx: StoreContext,
   runId: string,
   query: ListEventsQuery = {},
@@ -227,12 +265,12 @@ export async function listEvents(
   });
 }
 
-export async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
+async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
   const row = await ctx.db.selectFrom("runs").select("last_seq").where("id", "=", runId).executeTakeFirst();
   return row && int(row.last_seq);
 }
 
-export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: number): Promise<number> {
+async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: number): Promise<number> {
   let dropped = 0;
   let upTo = 0;
   let after = 0;
@@ -264,4 +302,34 @@ export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: 
       .execute();
   }
   return dropped;
+}
+
+/** Each run's event log, ascending by seq. */
+export interface RunEventsRepo {
+  /**
+   * Stores a batch of events in one transaction and raises `runs.last_seq`. With `job`, the
+   * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
+   * `job.seq` is not above it is a duplicate and writes nothing: a re-sent batch is stored once.
+   * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
+   * Events must be valid `RunEvent`s (the server parses what runners send before this).
+   */
+  append(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
+  /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
+  list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  /**
+   * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
+   * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
+   */
+  dropOldestOutput(runId: string, bytes: number): Promise<number>;
+  /** The highest stored event seq of a run (0 before any), or undefined for an unknown run. */
+  lastSeq(runId: string): Promise<number | undefined>;
+}
+
+export function runEventsRepo(ctx: StoreContext): RunEventsRepo {
+  return {
+    append: (events, opts) => appendEvents(ctx, events, opts),
+    list: (runId, query) => listEvents(ctx, runId, query),
+    dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),
+    lastSeq: (runId) => lastSeq(ctx, runId),
+  };
 }

@@ -2,9 +2,9 @@ import type { ColumnType, Generated } from "kysely";
 import type { BotMode, BotState } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
+import type { JobStatus, JobType } from "./jobs.js";
 import type { RunnerIsolation, RunnerStatus } from "./runners.js";
 import type { TokenKind } from "./tokens.js";
-import type { JobStatus, JobType } from "./types.js";
 import type { UserRole } from "./users.js";
 
 /*
