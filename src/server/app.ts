@@ -84,7 +84,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     runnersConnected: () => deps.hub.connectedRunners,
   });
   app.addHook("onClose", async () => metrics.close());
-  const refusedLogins = new RefusedLogins(deps.store, deps.logger, metrics.loginRefused);
+  const refusedLogins = new RefusedLogins(deps.store.audit, deps.logger, metrics.loginRefused);
   app.addHook("onClose", async () => refusedLogins.close());
 
   // Routes are registered after the OpenAPI plugin, which sees each of them as it is added.

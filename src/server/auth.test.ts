@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Store, TokenRecord } from "../store/index.js";
+import type { TokenRecord, TokensRepo } from "../store/index.js";
 import { TokenCache } from "./auth.js";
 
 function token(kind: TokenRecord["kind"]): TokenRecord {
@@ -16,24 +16,24 @@ function token(kind: TokenRecord["kind"]): TokenRecord {
   };
 }
 
-/** A store answering `findToken` from a map it counts lookups of. */
-function fakeStore(tokens: Map<string, TokenRecord>) {
+/** Tokens found in a map that counts lookups. */
+function countedTokens(tokens: Map<string, TokenRecord>) {
   const lookups: string[] = [];
-  const store = {
-    findToken: async (secret: string) => {
+  const repo: Pick<TokensRepo, "find"> = {
+    find: async (secret: string) => {
       lookups.push(secret);
       return tokens.get(secret);
     },
-  } as unknown as Store;
-  return { store, lookups };
+  };
+  return { repo, lookups };
 }
 
 describe("TokenCache", () => {
   it("asks the store once per token within its time, and again after", async () => {
     const tokens = new Map([["s-user", token("user")]]);
-    const { store, lookups } = fakeStore(tokens);
+    const { repo, lookups } = countedTokens(tokens);
     let now = 0;
-    const cache = new TokenCache(store, 2000, () => now);
+    const cache = new TokenCache(repo, 2000, () => now);
     expect(await cache.find("s-user")).toMatchObject({ kind: "user" });
     now = 1999;
     expect(await cache.find("s-user")).toMatchObject({ kind: "user" });
@@ -47,8 +47,8 @@ describe("TokenCache", () => {
 
   it("keeps neither misses nor runner tokens", async () => {
     const tokens = new Map([["s-runner", token("runner")]]);
-    const { store, lookups } = fakeStore(tokens);
-    const cache = new TokenCache(store, 2000, () => 0);
+    const { repo, lookups } = countedTokens(tokens);
+    const cache = new TokenCache(repo, 2000, () => 0);
     expect(await cache.find("nope")).toBeUndefined();
     tokens.set("nope", token("admin"));
     expect(await cache.find("nope")).toMatchObject({ kind: "admin" });

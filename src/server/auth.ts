@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import { runnerSocketPath } from "../core/protocol.js";
-import type { Store, TokenRecord, UserRecord, UserRole } from "../store/index.js";
+import type { Store, TokenRecord, TokensRepo, UserRecord, UserRole } from "../store/index.js";
 import { isPreflight } from "./http-headers.js";
 import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
 
@@ -81,7 +81,7 @@ export class TokenCache {
   private readonly entries = new Map<string, { token: TokenRecord; until: number }>();
 
   constructor(
-    private readonly store: Store,
+    private readonly tokens: Pick<TokensRepo, "find">,
     private readonly ttlMs = tokenCacheMs,
     private readonly now: () => number = () => performance.now(),
   ) {}
@@ -96,7 +96,7 @@ export class TokenCache {
     const hit = this.entries.get(key);
     if (hit && hit.until > this.now() && !hasExpired(hit.token)) return hit.token;
     if (hit) this.entries.delete(key);
-    const token = await this.store.tokens.find(secret);
+    const token = await this.tokens.find(secret);
     if (token && token.kind !== "runner" && this.ttlMs > 0) {
       if (this.entries.size >= tokenCacheSize) this.entries.clear();
       this.entries.set(key, { token, until: this.now() + this.ttlMs });
@@ -111,7 +111,7 @@ export class TokenCache {
  * artifact upload (whose route checks the job is leased to their runner); stream
  * tokens only their run's event stream.
  */
-export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store)) {
+export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store.tokens)) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
@@ -187,7 +187,7 @@ export async function runnerTokenOf(store: Store, request: FastifyRequest): Prom
 
 /** Any credential to its principal; a credential that is not (or no longer) valid is a 401 saying why. */
 export async function resolvePrincipal(
-  store: Store,
+  store: Pick<Store, "tokens" | "users" | "sessions">,
   sessions: SessionTokens,
   secret: string,
   tokens?: TokenCache,
@@ -220,7 +220,7 @@ export async function resolvePrincipal(
 }
 
 async function liveSessionUser(
-  store: Store,
+  store: Pick<Store, "users" | "sessions">,
   userId: string,
   sessionId: string,
   issuedAtMs: number,
@@ -237,7 +237,7 @@ async function liveSessionUser(
 }
 
 async function tokenPrincipal(
-  store: Store,
+  store: Pick<Store, "users">,
   token: TokenRecord | undefined,
   checkExpiry: boolean,
 ): Promise<Principal> {
@@ -267,7 +267,7 @@ async function tokenPrincipal(
  * (its own 5 minutes only bound when it may open a stream). An open event stream asks this.
  */
 export async function credentialLives(
-  store: Store,
+  store: Pick<Store, "tokens" | "users" | "sessions">,
   principal: Principal,
   openedAtMs: number,
 ): Promise<boolean> {

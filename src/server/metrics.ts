@@ -41,7 +41,11 @@ export class ServerMetrics {
   private readonly queuedAt = new Map<string, { kind: RunKind; at: number }>();
   private readonly unsubscribe: () => void;
 
-  constructor(store: Store, bus: EventBus, replica?: ReplicaFigures) {
+  constructor(
+    store: Pick<Store, "runs" | "jobs" | "runners" | "fleet">,
+    bus: EventBus,
+    replica?: ReplicaFigures,
+  ) {
     const registers = [this.registry];
     if (replica) this.replicaGauges(store, replica);
     new Gauge({
@@ -168,7 +172,7 @@ export class ServerMetrics {
    * Every series carries a `replica` label, so a scrape of each replica behind one Service stays
    * apart; the counts read from the store are the fleet's and equal on every replica.
    */
-  private replicaGauges(store: Store, replica: ReplicaFigures): void {
+  private replicaGauges(store: Pick<Store, "fleet">, replica: ReplicaFigures): void {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ replica: replica.id });
     new Gauge({

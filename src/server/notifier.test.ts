@@ -83,7 +83,7 @@ describe("stateChangeOf", () => {
 describe("Notifier.follow", () => {
   it("posts each state change of a run from the bus, signed, and stops after run.finished", async () => {
     const bus = new EventBus();
-    const notifier = new Notifier(bus, store, silentLogger);
+    const notifier = new Notifier(bus, store.runs, silentLogger);
     const run = await store.runs.create({ kind: "workflow", name: "deploy" });
     notifier.follow(run.id, "deploy", [{ url, secret: "s3cret", retry: 0, delayMs: 0 }], true);
     const events = stamped(
@@ -101,7 +101,7 @@ describe("Notifier.follow", () => {
 
   it("stores a webhook that keeps failing as the run's last_notify_error", async () => {
     const bus = new EventBus();
-    const notifier = new Notifier(bus, store, silentLogger, { timeoutMs: 1000 });
+    const notifier = new Notifier(bus, store.runs, silentLogger, { timeoutMs: 1000 });
     const run = await store.runs.create({ kind: "workflow", name: "deploy" });
     await new Promise((resolve) => receiver.close(resolve));
     const stored = new Promise<void>((resolve) => {

@@ -4,7 +4,7 @@ import { RunyardError } from "../core/errors.js";
 import type { RunEvent } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
-import type { Store } from "../store/index.js";
+import type { RunsRepo } from "../store/index.js";
 import type { NotifySpec } from "../workflow/model.js";
 import type { EventBus } from "./event-bus.js";
 import { guardedRequest } from "./outbound/guarded-http.js";
@@ -77,7 +77,7 @@ export class Notifier {
 
   constructor(
     private readonly bus: EventBus,
-    private readonly store: Store,
+    private readonly runs: Pick<RunsRepo, "update">,
     private readonly logger: Logger,
     /** `allowed`: the server's `notify_hosts:` (none: only public addresses); `timeoutMs`: per POST (5 s). */
     options: { allowed?: OutboundPolicy; timeoutMs?: number } = {},
@@ -108,7 +108,7 @@ export class Notifier {
       if (change) {
         for (const target of targets) {
           const onError = (message: string): void => {
-            void this.store.runs.update(runId, { last_notify_error: message });
+            void this.runs.update(runId, { last_notify_error: message });
           };
           void (unrestricted ? this.send(target, change, onError) : this.sendSealed(target, change, onError));
         }

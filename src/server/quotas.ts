@@ -40,7 +40,7 @@ const limitWords: Record<
  */
 export class Quotas {
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "runs" | "tokens">,
     private readonly settings: QuotaSettings = {},
     private readonly bots: Pick<BotDefaults, "memoryMb" | "cpus" | "pids"> = defaultBotSettings,
   ) {}

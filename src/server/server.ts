@@ -173,7 +173,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     leaseMs: options.timings.leaseMs,
     onAccepted: (runId, runnerId) => runs.markStarted(runId, runnerId),
   });
-  const notifier = new Notifier(bus, store, logger, {
+  const notifier = new Notifier(bus, store.runs, logger, {
     allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
   });
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
@@ -249,7 +249,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     runs,
     hub,
     replica,
-    sessions: await SessionTokens.open(store, options.sessionTtlMs),
+    sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
     revocations,
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),

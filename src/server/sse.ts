@@ -37,7 +37,12 @@ export interface StreamCredential {
  */
 export async function streamRunEvents(
   reply: FastifyReply,
-  deps: { store: Store; bus: EventBus; streams?: StreamGauge; credential?: StreamCredential },
+  deps: {
+    store: Pick<Store, "runs" | "events">;
+    bus: EventBus;
+    streams?: StreamGauge;
+    credential?: StreamCredential;
+  },
   runId: string,
   after: number,
   follow = true,

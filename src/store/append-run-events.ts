@@ -2,10 +2,16 @@ import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
-import { advanceJobBatch, dropOldestOutput, fenced } from "./run-events.js";
+import {
+  type AppendedRunEvents,
+  type AppendRunEventsOptions,
+  advanceJobBatch,
+  dropOldestOutput,
+  fenced,
+  type JobBatchRef,
+} from "./run-events.js";
 import { type CutOutput, capRunLog, type RunLogState, rollingOverflow } from "./run-log-cap.js";
 import { type Database, decodeJson, encodeJson, int, isoTime } from "./schema.js";
-import type { AppendedRunEvents, AppendRunEventsOptions, JobBatchRef } from "./types.js";
 
 /** Rows per insert statement: every full chunk compiles to the same SQL (statement cache). */
 const insertChunk = 100;

@@ -3,7 +3,37 @@ import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { StoreContext } from "./dialect.js";
 import { type ArtifactsTable, int, isoTime } from "./schema.js";
-import type { Artifact, ArtifactInfo, NewArtifact } from "./types.js";
+
+/** A stored artifact of a run, without its content (`artifacts.list`). */
+export interface ArtifactInfo {
+  /** Unique within the run: an upload under a name the run has replaces it. */
+  name: string;
+  /** Bytes of the content as UTF-8. */
+  size: number;
+  /** As uploaded, e.g. `text/x-diff`, `application/x-ndjson`. */
+  content_type: string;
+  /** Hex SHA-256 of the content's UTF-8 bytes. */
+  sha256: string;
+  /** The job whose runner uploaded it; null when the server stored it itself. */
+  job_id: string | null;
+  /** When this content was stored (a replaced artifact gets the time of the replacement). */
+  created_at: string;
+}
+
+/** An artifact with its content (`artifacts.get`). */
+export interface Artifact extends ArtifactInfo {
+  /** UTF-8 text: agent artifacts are diffs, JSONL transcripts, test output and logs. */
+  content: string;
+}
+
+/** What `artifacts.put` takes; size, hash and time are the store's. */
+export interface NewArtifact {
+  run_id: string;
+  name: string;
+  job_id?: string | null;
+  content_type: string;
+  content: string;
+}
 
 /** In `u` mode a surrogate pair is one code point: only a lone surrogate matches. */
 const loneSurrogate = /\p{Cs}/u;
@@ -21,7 +51,7 @@ function toArtifactInfo(row: Pick<Selectable<ArtifactsTable>, (typeof infoColumn
   };
 }
 
-export async function putArtifact(ctx: StoreContext, input: NewArtifact): Promise<ArtifactInfo> {
+async function putArtifact(ctx: StoreContext, input: NewArtifact): Promise<ArtifactInfo> {
   // A lone surrogate would be stored as U+FFFD, and the bytes read back would not be the ones hashed.
   if (loneSurrogate.test(input.content)) {
     throw new RunyardError("INVALID_INPUT", `artifact ${input.name} is not well-formed Unicode text`, {
@@ -55,7 +85,7 @@ export async function putArtifact(ctx: StoreContext, input: NewArtifact): Promis
   }
 }
 
-export async function listArtifacts(ctx: StoreContext, runId: string): Promise<ArtifactInfo[]> {
+async function listArtifacts(ctx: StoreContext, runId: string): Promise<ArtifactInfo[]> {
   const rows = await ctx.db
     .selectFrom("artifacts")
     .select(infoColumns)
@@ -65,11 +95,7 @@ export async function listArtifacts(ctx: StoreContext, runId: string): Promise<A
   return rows.map(toArtifactInfo);
 }
 
-export async function getArtifact(
-  ctx: StoreContext,
-  runId: string,
-  name: string,
-): Promise<Artifact | undefined> {
+async function getArtifact(ctx: StoreContext, runId: string, name: string): Promise<Artifact | undefined> {
   const row = await ctx.db
     .selectFrom("artifacts")
     .select([...infoColumns, "content"])
@@ -78,4 +104,26 @@ export async function getArtifact(
     .executeTakeFirst();
   if (!row) return undefined;
   return { ...toArtifactInfo(row), content: ctx.cipher.open(row.content) };
+}
+
+/** The artifacts of runs (diffs, transcripts, test output), sealed at rest. */
+export interface ArtifactsRepo {
+  /**
+   * Stores an artifact of a run, sealed, replacing the one of the same name (an agent turn may
+   * rewrite its transcript). NOT_FOUND for an unknown run; INVALID_INPUT for content that is not
+   * well-formed Unicode text (a lone surrogate cannot be stored as UTF-8).
+   */
+  put(input: NewArtifact): Promise<ArtifactInfo>;
+  /** A run's artifacts by name, without content; empty for an unknown run. */
+  list(runId: string): Promise<ArtifactInfo[]>;
+  /** One artifact with its content, or undefined. */
+  get(runId: string, name: string): Promise<Artifact | undefined>;
+}
+
+export function artifactsRepo(ctx: StoreContext): ArtifactsRepo {
+  return {
+    put: (input) => putArtifact(ctx, input),
+    list: (runId) => listArtifacts(ctx, runId),
+    get: (runId, name) => getArtifact(ctx, runId, name),
+  };
 }

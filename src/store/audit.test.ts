@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { NewAuditEvent, Store } from "./types.js";
+import type { NewAuditEvent } from "./audit.js";
+import type { Store } from "./types.js";
 
 const actor = { kind: "user", user_id: "usr_1", token_id: null, username: "ann" };
 

@@ -3,7 +3,68 @@ import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { type AuditEventsTable, decodeJson, encodeJson, isoTime } from "./schema.js";
-import type { AuditAction, AuditEvent, AuditPage, ListAuditQuery, NewAuditEvent } from "./types.js";
+
+/** What the audit log records: logins, token, user and secret changes, cancels. */
+export type AuditAction =
+  | "login"
+  | "logout"
+  | "token.create"
+  | "token.revoke"
+  | "user.add"
+  | "user.remove"
+  | "user.passwd"
+  | "secret.set"
+  | "secret.rm"
+  | "run.cancel"
+  | "bot.start"
+  | "bot.stop"
+  | "bot.rm";
+
+export type AuditOutcome = "ok" | "denied" | "failed";
+
+/** Who did it: the principal's kind and ids (null when unknown, e.g. a failed login). */
+export interface AuditActor {
+  kind: string | null;
+  user_id: string | null;
+  token_id: string | null;
+  username: string | null;
+}
+
+/** One entry of the audit log; `details` never holds a password, token secret or secret value. */
+export interface AuditEvent {
+  id: string;
+  at: string;
+  actor: AuditActor;
+  /** The tenant the action was in (the target's, else the actor's); null: outside any tenant. */
+  tenant_id: string | null;
+  /** The client address the request came from. */
+  address: string | null;
+  action: AuditAction;
+  /** What it was done to: a username, token id, secret name or run id. */
+  target: string | null;
+  outcome: AuditOutcome;
+  details: Record<string, unknown>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, "id" | "at"> & { at?: string };
+
+/** Filters and paging for `audit.list`; entries come newest first (`at` desc, then `id` desc). */
+export interface ListAuditQuery {
+  action?: AuditAction;
+  /** One tenant's entries; `null` for those outside any tenant; absent for all. */
+  tenantId?: string | null;
+  /** Only entries at or after this instant. */
+  since?: string;
+  /** Page size: default 50, at most 500. */
+  limit?: number;
+  /** Cursor: the `next` of the previous page (an entry id). */
+  before?: string;
+}
+
+export interface AuditPage {
+  events: AuditEvent[];
+  next?: string;
+}
 
 const defaultPageSize = 50;
 const maxPageSize = 500;
@@ -62,14 +123,14 @@ function auditRow(ctx: StoreContext, id: string, input: NewAuditEvent): Selectab
   };
 }
 
-export async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
+async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
   const row = auditRow(ctx, nextAuditId(), input);
   await ctx.db.insertInto("audit_events").values(row).execute();
   return toAuditEvent(row);
 }
 
 /** One statement per dialect: insert the tally, or replace the details (its count) of the stored one. */
-export async function tallyAudit(ctx: StoreContext, id: string, input: NewAuditEvent): Promise<void> {
+async function tallyAudit(ctx: StoreContext, id: string, input: NewAuditEvent): Promise<void> {
   const row = auditRow(ctx, id, input);
   await ctx.db
     .insertInto("audit_events")
@@ -78,12 +139,12 @@ export async function tallyAudit(ctx: StoreContext, id: string, input: NewAuditE
     .execute();
 }
 
-export async function pruneAudit(ctx: StoreContext, before: string): Promise<number> {
+async function pruneAudit(ctx: StoreContext, before: string): Promise<number> {
   const result = await ctx.db.deleteFrom("audit_events").where("at", "<", isoTime(before)).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
 
-export async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): Promise<AuditPage> {
+async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): Promise<AuditPage> {
   const limit = pageSize(query.limit);
   let cursor: { id: string; at: string } | undefined;
   if (query.before !== undefined) {
@@ -117,4 +178,28 @@ export async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): 
   const events = rows.slice(0, limit).map(toAuditEvent);
   const last = events.at(-1);
   return rows.length > limit && last ? { events, next: last.id } : { events };
+}
+
+/** The audit log: who logged in, changed tokens, users and secrets, cancelled runs. */
+export interface AuditRepo {
+  /** Adds an entry to the audit log and returns it. */
+  append(input: NewAuditEvent): Promise<AuditEvent>;
+  /**
+   * Writes an entry that counts repeats (refused logins of one client in one minute): the first
+   * call with `id` inserts it, each later one replaces its `details` (the count) in place.
+   */
+  tally(id: string, input: NewAuditEvent): Promise<void>;
+  /** Deletes the entries older than `before` (`audit.retention_days`); returns how many. */
+  prune(before: string): Promise<number>;
+  /** Audit entries, newest first, filtered and paged. */
+  list(query?: ListAuditQuery): Promise<AuditPage>;
+}
+
+export function auditRepo(ctx: StoreContext): AuditRepo {
+  return {
+    append: (input) => appendAudit(ctx, input),
+    tally: (id, input) => tallyAudit(ctx, id, input),
+    prune: (before) => pruneAudit(ctx, before),
+    list: (query) => listAudit(ctx, query),
+  };
 }

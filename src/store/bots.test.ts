@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { NewBot, Store } from "./types.js";
+import type { NewBot } from "./bots.js";
+import type { Store } from "./types.js";
 
 const secretKey = "bots-test-key-0123456789abcdefghijklmn";
 const specMarker = "spec-marker-never-in-clear-7f3a";

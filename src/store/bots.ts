@@ -1,11 +1,110 @@
 import type { Kysely, Selectable, Updateable } from "kysely";
-import { liveBotStates } from "../core/bot-states.js";
+import { type BotMode, type BotState, liveBotStates } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { newId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { type BotsTable, type Database, decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./schema.js";
-import type { BotPatch, BotQuota, BotRecord, IfBotState, ListBotsQuery, NewBot } from "./types.js";
+
+/** A bot as stored (`spec` and `last_logs` opened: the store seals them at rest). */
+export interface BotRecord {
+  id: string;
+  tenant_id: string | null;
+  /** The user id, or the token id, that made the bot; the per-user quota counts by it. */
+  owner: string;
+  /** Unique per tenant and owner among bots that are not `removed`. */
+  name: string;
+  mode: BotMode;
+  /** What the bot is made of (files, env with secrets, registry credentials), as JSON. */
+  spec: unknown;
+  state: BotState;
+  runner_id: string | null;
+  container_id: string | null;
+  image: string | null;
+  /** How many times its container was restarted. */
+  restarts: number;
+  /** Docker's restart policy, e.g. `no`, `on-failure:3`. */
+  restart_policy: string;
+  exit_code: number | null;
+  oom_killed: boolean;
+  /** The previous container's last lines of output (for `logs --previous`). */
+  last_logs: string | null;
+  error: ErrorInfo | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** When its lifetime ends: a bot still running then ends `timeout`. */
+  expires_at: string;
+  /** The run of its current (or last) life. */
+  run_id: string | null;
+  /** What its container used at `stats_at` (the runner's last heartbeat), null when unknown. */
+  memory_bytes: number | null;
+  cpu_percent: number | null;
+  stats_at: string | null;
+}
+
+/** What `bots.create` needs; the rest starts empty. */
+export interface NewBot {
+  /** Defaults to a fresh `newId("bot")`. */
+  id?: string;
+  tenant_id?: string | null;
+  owner: string;
+  name: string;
+  mode: BotMode;
+  spec: unknown;
+  /** Defaults to `building`. */
+  state?: BotState;
+  image?: string | null;
+  /** Defaults to `no`. */
+  restart_policy?: string;
+  expires_at: string;
+}
+
+/** The per-owner cap `bots.create` checks in the same transaction as the insert. */
+export interface BotQuota {
+  /** Live bots (building, pulling, running) the owner may have; the new one is refused past it. */
+  maxLive: number;
+  /** Named in the QUOTA_EXCEEDED message and hint. */
+  setting: string;
+}
+
+/** The fields of a bot that change over its life; absent keys are left as they are. */
+export type BotPatch = Partial<
+  Pick<
+    BotRecord,
+    | "state"
+    | "runner_id"
+    | "container_id"
+    | "image"
+    | "restarts"
+    | "restart_policy"
+    | "exit_code"
+    | "oom_killed"
+    | "last_logs"
+    | "error"
+    | "started_at"
+    | "finished_at"
+    | "expires_at"
+    | "run_id"
+    | "memory_bytes"
+    | "cpu_percent"
+    | "stats_at"
+  >
+>;
+
+/** Filters of `bots.list`; absent keys do not filter. */
+export interface ListBotsQuery {
+  /** One tenant's bots; `null` for bots outside any tenant. */
+  tenantId?: string | null;
+  owner?: string;
+  states?: readonly BotState[];
+}
+
+/** A compare-and-set guard on a bot's state (like `IfStatus`). */
+export interface IfBotState {
+  ifState?: readonly BotState[];
+}
 
 function toBotRecord(ctx: StoreContext, row: Selectable<BotsTable>): BotRecord {
   return {
@@ -44,7 +143,7 @@ function duplicateName(input: Pick<NewBot, "name">, cause: unknown): RunyardErro
   });
 }
 
-export async function createBot(ctx: StoreContext, input: NewBot, quota?: BotQuota): Promise<BotRecord> {
+async function createBot(ctx: StoreContext, input: NewBot, quota?: BotQuota): Promise<BotRecord> {
   const now = isoTime(ctx.now());
   const values = {
     id: input.id ?? newId("bot"),
@@ -95,12 +194,12 @@ export async function createBot(ctx: StoreContext, input: NewBot, quota?: BotQuo
   }
 }
 
-export async function getBot(ctx: StoreContext, id: string): Promise<BotRecord | undefined> {
+async function getBot(ctx: StoreContext, id: string): Promise<BotRecord | undefined> {
   const row = await ctx.db.selectFrom("bots").selectAll().where("id", "=", id).executeTakeFirst();
   return row && toBotRecord(ctx, row);
 }
 
-export async function findBot(
+async function findBot(
   ctx: StoreContext,
   tenantId: string | null,
   owner: string,
@@ -117,7 +216,7 @@ export async function findBot(
   return row && toBotRecord(ctx, row);
 }
 
-export async function listBots(ctx: StoreContext, query: ListBotsQuery = {}): Promise<BotRecord[]> {
+async function listBots(ctx: StoreContext, query: ListBotsQuery = {}): Promise<BotRecord[]> {
   if (query.states?.length === 0) return [];
   let select = ctx.db.selectFrom("bots").selectAll();
   if (query.tenantId !== undefined) {
@@ -129,7 +228,7 @@ export async function listBots(ctx: StoreContext, query: ListBotsQuery = {}): Pr
   return rows.map((row) => toBotRecord(ctx, row));
 }
 
-export async function updateBot(
+async function updateBot(
   ctx: StoreContext,
   id: string,
   patch: BotPatch,
@@ -171,7 +270,7 @@ export async function updateBot(
   }
 }
 
-export function countLiveBots(ctx: StoreContext, tenantId: string | null, owner: string): Promise<number> {
+function countLiveBots(ctx: StoreContext, tenantId: string | null, owner: string): Promise<number> {
   return countLive(ctx.db, tenantId, owner);
 }
 
@@ -186,7 +285,7 @@ async function countLive(db: Kysely<Database>, tenantId: string | null, owner: s
   return Number(row.count);
 }
 
-export async function expiredBots(ctx: StoreContext, now?: string): Promise<BotRecord[]> {
+async function expiredBots(ctx: StoreContext, now?: string): Promise<BotRecord[]> {
   const rows = await ctx.db
     .selectFrom("bots")
     .selectAll()
@@ -196,4 +295,38 @@ export async function expiredBots(ctx: StoreContext, now?: string): Promise<BotR
     .orderBy("id")
     .execute();
   return rows.map((row) => toBotRecord(ctx, row));
+}
+
+/** The bots: long-lived containers with a lifetime, one run per life. */
+export interface BotsRepo {
+  /**
+   * Stores a new bot; a name the owner has for a bot not `removed` is a CONFLICT. With `quota`,
+   * the owner's live bots are counted and the bot inserted in one transaction under a per-owner
+   * lock: concurrent starts never pass the cap together.
+   */
+  create(input: NewBot, quota?: BotQuota): Promise<BotRecord>;
+  /** One bot, or undefined. */
+  get(id: string): Promise<BotRecord | undefined>;
+  /** The owner's bot of this name that is not `removed`, or undefined. */
+  find(tenantId: string | null, owner: string, name: string): Promise<BotRecord | undefined>;
+  /** Bots oldest first, filtered. */
+  list(query?: ListBotsQuery): Promise<BotRecord[]>;
+  /** Changes a bot; undefined when it does not exist or its state is not in `ifState`. */
+  update(id: string, patch: BotPatch, opts?: IfBotState): Promise<BotRecord | undefined>;
+  /** The owner's bots being built, pulled or running (what the per-user quota counts). */
+  countLive(tenantId: string | null, owner: string): Promise<number>;
+  /** Running bots whose `expires_at` is not after `now` (default: the store clock's now). */
+  expired(now?: string): Promise<BotRecord[]>;
+}
+
+export function botsRepo(ctx: StoreContext): BotsRepo {
+  return {
+    create: (input, quota) => createBot(ctx, input, quota),
+    get: (id) => getBot(ctx, id),
+    find: (tenantId, owner, name) => findBot(ctx, tenantId, owner, name),
+    list: (query) => listBots(ctx, query),
+    update: (id, patch, opts) => updateBot(ctx, id, patch, opts),
+    countLive: (tenantId, owner) => countLiveBots(ctx, tenantId, owner),
+    expired: (now) => expiredBots(ctx, now),
+  };
 }

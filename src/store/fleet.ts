@@ -1,8 +1,23 @@
 import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
-import { toRunRecord } from "./runs.js";
+import { type RunRecord, toRunRecord } from "./runs.js";
 import { isoTime, type ReplicasTable } from "./schema.js";
-import type { ReplicaInput, ReplicaRecord, RunRecord } from "./types.js";
+
+/** A server process on the database; several replicas share one PostgreSQL database. */
+export interface ReplicaRecord {
+  /** Stable per home folder (`<home>/replica-id`), else new at each start. */
+  id: string;
+  hostname: string;
+  /** Where the replica's API listens, as it says itself. */
+  url: string | null;
+  version: string;
+  started_at: string;
+  /** Its last heartbeat; a replica not seen for the replica lease is presumed dead. */
+  seen_at: string;
+}
+
+/** What a replica says of itself at start and in each heartbeat. */
+export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "version">;
 
 /*
  * Several server replicas on one database: who is alive, and which replica carries which run.
@@ -13,7 +28,7 @@ function toReplicaRecord(row: Selectable<ReplicasTable>): ReplicaRecord {
 }
 
 /** Inserts or refreshes a replica's row with `seen_at` now; false when `ifPresent` and it was gone. */
-export async function heartbeatReplica(
+async function heartbeatReplica(
   ctx: StoreContext,
   input: ReplicaInput,
   opts: { ifPresent?: boolean } = {},
@@ -36,7 +51,7 @@ export async function heartbeatReplica(
   return true;
 }
 
-export async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> {
+async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> {
   const rows = await ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
   return rows.map(toReplicaRecord);
 }
@@ -45,7 +60,7 @@ export async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> 
  * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
  * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
  */
-export async function removeReplicas(
+async function removeReplicas(
   ctx: StoreContext,
   opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string },
 ): Promise<string[]> {
@@ -72,7 +87,7 @@ export async function removeReplicas(
  * already named for `replicaId` (a restart of the same replica). One statement per run, guarded
  * by what it read, so two adopters never take the same run.
  */
-export async function adoptRuns(
+async function adoptRuns(
   ctx: StoreContext,
   replicaId: string,
   opts: { own?: boolean; limit?: number } = {},
@@ -100,13 +115,13 @@ export async function adoptRuns(
 }
 
 /** The replica carrying a run, or null; undefined for an unknown run. */
-export async function runReplica(ctx: StoreContext, runId: string): Promise<string | null | undefined> {
+async function runReplica(ctx: StoreContext, runId: string): Promise<string | null | undefined> {
   const row = await ctx.db.selectFrom("runs").select("replica_id").where("id", "=", runId).executeTakeFirst();
   return row ? row.replica_id : undefined;
 }
 
 /** Records that a queued or running run is to be canceled; false when it has ended or is unknown. */
-export async function requestRunCancel(ctx: StoreContext, runId: string): Promise<boolean> {
+async function requestRunCancel(ctx: StoreContext, runId: string): Promise<boolean> {
   const result = await ctx.db
     .updateTable("runs")
     .set({ cancel_requested_at: isoTime(ctx.now()) })
@@ -117,7 +132,7 @@ export async function requestRunCancel(ctx: StoreContext, runId: string): Promis
 }
 
 /** Whether someone asked to cancel the run. */
-export async function cancelRequested(ctx: StoreContext, runId: string): Promise<boolean> {
+async function cancelRequested(ctx: StoreContext, runId: string): Promise<boolean> {
   const row = await ctx.db
     .selectFrom("runs")
     .select("cancel_requested_at")
@@ -127,7 +142,7 @@ export async function cancelRequested(ctx: StoreContext, runId: string): Promise
 }
 
 /** The queued and running runs `replicaId` carries with a cancel request: the sweep for lost messages. */
-export async function cancelRequestedRuns(ctx: StoreContext, replicaId: string): Promise<string[]> {
+async function cancelRequestedRuns(ctx: StoreContext, replicaId: string): Promise<string[]> {
   const rows = await ctx.db
     .selectFrom("runs")
     .select("id")
@@ -136,4 +151,48 @@ export async function cancelRequestedRuns(ctx: StoreContext, replicaId: string):
     .where("cancel_requested_at", "is not", null)
     .execute();
   return rows.map((row) => row.id);
+}
+
+/** The server replicas on one database, and which of them carries each run. */
+export interface FleetRepo {
+  /**
+   * Inserts or refreshes a replica's row, `seen_at` now. With `ifPresent` only refreshes, and
+   * answers false when the row is gone (the fleet presumed the replica dead).
+   */
+  heartbeat(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
+  /** Every replica row, live or presumed dead. */
+  listReplicas(): Promise<ReplicaRecord[]>;
+  /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
+  removeReplicas(opts: {
+    seenBefore?: string;
+    seenAt?: string;
+    except?: string;
+    only?: string;
+  }): Promise<string[]>;
+  /**
+   * Takes the queued and running runs no live replica carries (and with `own`, those named for
+   * `replicaId` already) for `replicaId`; returns them oldest first. Two adopters never get the same run.
+   */
+  adoptRuns(replicaId: string, opts?: { own?: boolean }): Promise<RunRecord[]>;
+  /** The replica carrying a run (null: none), or undefined for an unknown run. */
+  runReplica(runId: string): Promise<string | null | undefined>;
+  /** Records a cancel request for a queued or running run; false when it has ended or is unknown. */
+  requestRunCancel(runId: string): Promise<boolean>;
+  /** True when someone asked to cancel the run. */
+  cancelRequested(runId: string): Promise<boolean>;
+  /** Queued and running runs `replicaId` carries that someone asked to cancel (a lost `cancel-run`). */
+  cancelRequestedRuns(replicaId: string): Promise<string[]>;
+}
+
+export function fleetRepo(ctx: StoreContext): FleetRepo {
+  return {
+    heartbeat: (input, opts) => heartbeatReplica(ctx, input, opts),
+    listReplicas: () => listReplicas(ctx),
+    removeReplicas: (opts) => removeReplicas(ctx, opts),
+    adoptRuns: (replicaId, opts) => adoptRuns(ctx, replicaId, opts),
+    runReplica: (runId) => runReplica(ctx, runId),
+    requestRunCancel: (runId) => requestRunCancel(ctx, runId),
+    cancelRequested: (runId) => cancelRequested(ctx, runId),
+    cancelRequestedRuns: (replicaId) => cancelRequestedRuns(ctx, replicaId),
+  };
 }

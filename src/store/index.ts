@@ -1,13 +1,26 @@
 /*
- * The store's public surface: the `Store` interface and its records, and the constructors of
- * each backend. The server imports from here only.
+ * The store's public surface: `Store`, its repositories and their records, and the constructors
+ * of each backend. The server imports from here only.
  */
+
+export type * from "./artifacts.js";
+export type * from "./audit.js";
+export type * from "./bots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
+export type * from "./fleet.js";
+export type * from "./job-reports.js";
+export type * from "./jobs.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 export { servesEveryTenant, servesTenant } from "./placement.js";
 export { openPostgresStore, type PostgresStoreOptions, redactDatabaseUrl } from "./postgres.js";
+export type * from "./run-events.js";
+export type * from "./runners.js";
+export type * from "./runs.js";
 export type { Database } from "./schema.js";
+export type * from "./secrets.js";
+export type * from "./server-keys.js";
+export type * from "./sessions.js";
 export {
   inMemoryWarning,
   type MemoryStoreOptions,
@@ -15,4 +28,6 @@ export {
   openSqliteStore,
   type SqliteStoreOptions,
 } from "./sqlite.js";
+export type * from "./tokens.js";
 export * from "./types.js";
+export type * from "./users.js";

@@ -1,7 +1,26 @@
 import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, type JobReportsTable } from "./schema.js";
-import type { JobReport, JobReportKind, NewJobReport } from "./types.js";
+
+/** What a runner reported on a job whose engine was not where the runner is connected. */
+export type JobReportKind = "accepted" | "events" | "finished" | "lost";
+
+/** One stored report (`jobReports.add`). */
+export interface JobReport {
+  /** Arrival order. */
+  id: number;
+  job_id: string;
+  run_id: string;
+  kind: JobReportKind;
+  /** The event batch number (`events`), the batch count (`finished`), else 0. */
+  batch: number;
+  runner_id: string | null;
+  /** The report itself, as JSON (events, a result, a reason); sealed at rest. */
+  body: unknown;
+  created_at: string;
+}
+
+export type NewJobReport = Omit<JobReport, "id" | "created_at">;
 
 /*
  * A runner's reports on a job whose engine lives on another replica (or is not running yet):
@@ -22,7 +41,7 @@ function toJobReport(ctx: StoreContext, row: Selectable<JobReportsTable>): JobRe
 }
 
 /** Stores a report; false when one of the same job, kind and batch is stored already. */
-export async function addJobReport(ctx: StoreContext, input: NewJobReport): Promise<boolean> {
+async function addJobReport(ctx: StoreContext, input: NewJobReport): Promise<boolean> {
   const result = await ctx.db
     .insertInto("job_reports")
     .values({
@@ -40,7 +59,7 @@ export async function addJobReport(ctx: StoreContext, input: NewJobReport): Prom
 }
 
 /** Reports in arrival order: of these jobs, or of the runs `replicaId` carries. */
-export async function listJobReports(
+async function listJobReports(
   ctx: StoreContext,
   query: { jobIds?: readonly string[]; replicaId?: string; limit?: number },
 ): Promise<JobReport[]> {
@@ -60,7 +79,7 @@ export async function listJobReports(
 }
 
 /** Which of these jobs have stored reports (of `kind`, when given), without reading a body. */
-export async function jobsWithReports(
+async function jobsWithReports(
   ctx: StoreContext,
   jobIds: readonly string[],
   kind?: JobReportKind,
@@ -78,13 +97,13 @@ export async function jobsWithReports(
   return [...found].sort();
 }
 
-export async function deleteJobReports(ctx: StoreContext, ids: readonly number[]): Promise<void> {
+async function deleteJobReports(ctx: StoreContext, ids: readonly number[]): Promise<void> {
   if (ids.length === 0) return;
   await ctx.db.deleteFrom("job_reports").where("id", "in", ids).execute();
 }
 
 /** Deletes reports no engine will apply: those of ended runs. Returns how many. */
-export async function pruneJobReports(ctx: StoreContext): Promise<number> {
+async function pruneJobReports(ctx: StoreContext): Promise<number> {
   const result = await ctx.db
     .deleteFrom("job_reports")
     .where((eb) =>
@@ -98,4 +117,33 @@ export async function pruneJobReports(ctx: StoreContext): Promise<number> {
     )
     .executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/** What runners reported on jobs whose engine runs on another replica. */
+export interface JobReportsRepo {
+  /** Stores a runner's report for the job's engine; false when the same report is stored already. */
+  add(input: NewJobReport): Promise<boolean>;
+  /** Reports in arrival order, of these jobs or of the runs `replicaId` carries. */
+  list(query: {
+    jobIds?: readonly string[];
+    replicaId?: string;
+    /** At most this many (default and cap 10,000): reports carry whole batches. */
+    limit?: number;
+  }): Promise<JobReport[]>;
+  /** Which of these jobs have stored reports (of `kind`, when given); reads no report body. */
+  jobsWithReports(jobIds: readonly string[], kind?: JobReportKind): Promise<string[]>;
+  /** Deletes these reports (their engine has taken them). */
+  delete(ids: readonly number[]): Promise<void>;
+  /** Deletes the reports of ended runs; returns how many. */
+  prune(): Promise<number>;
+}
+
+export function jobReportsRepo(ctx: StoreContext): JobReportsRepo {
+  return {
+    add: (input) => addJobReport(ctx, input),
+    list: (query) => listJobReports(ctx, query),
+    jobsWithReports: (jobIds, kind) => jobsWithReports(ctx, jobIds, kind),
+    delete: (ids) => deleteJobReports(ctx, ids),
+    prune: () => pruneJobReports(ctx),
+  };
 }

@@ -1,19 +1,111 @@
 import type { Kysely, Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
+import type { JobKind } from "../core/jobs/index.js";
 import type { StoreContext } from "./dialect.js";
 import { servesEveryTenant } from "./placement.js";
+import type { RunnerIsolation } from "./runners.js";
 import { type Database, decodeJson, encodeJson, int, isoTime, type JobsTable } from "./schema.js";
-import type {
-  ClaimingRunner,
-  JobRecord,
-  JobRefusal,
-  JobRequirements,
-  JobStatus,
-  ListJobsQuery,
-  NewJob,
-  QueuedJobs,
-} from "./types.js";
+
+export const jobStatuses = ["queued", "assigned", "running", "done", "lost"] as const;
+
+/** queued -> assigned (claimed, lease running) -> running (runner accepted) -> done | lost. */
+export type JobStatus = (typeof jobStatuses)[number];
+
+/** What a job is; only step attempts for now, agent tasks later. */
+export type JobType = JobKind;
+
+/** Which runners may take a job. */
+export interface JobRequirements {
+  /** Only runners of this group; absent for any group. */
+  group?: string;
+  /** Every one of these labels must be among the runner's labels. */
+  labels: string[];
+  /** Only runners of this tenant; null or absent for any runner. */
+  tenant_id?: string | null;
+}
+
+/** One unit of work for a runner: one step attempt (later also an agent task). */
+export interface JobRecord {
+  id: string;
+  run_id: string;
+  type: JobType;
+  status: JobStatus;
+  /** As given to `jobs.create`; `group` is absent and `tenant_id` null when unrestricted. */
+  requirements: JobRequirements;
+  /** What the runner needs to do the job (e.g. a StepAttemptRequest), stored as JSON. */
+  payload: unknown;
+  /** What came back (e.g. a StepAttemptResult), or null. */
+  result: unknown | null;
+  /** The runner the job is assigned to, or null while queued. */
+  runner_id: string | null;
+  /** When the assignment lapses unless renewed by heartbeats; see `jobs.expired`. */
+  lease_expires_at: string | null;
+  /** Highest event batch seq stored for this job (see `events.append`); 0 before the first. */
+  last_event_seq: number;
+  /** The runners that refused the job so far and why, oldest first (see `jobs.refuse`). */
+  refusals: JobRefusal[];
+  /** No runner claims the job before this time (back-off after a refusal); null: at once. */
+  not_before: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A runner gave a job back unstarted because it cannot run it (see `jobs.refuse`). */
+export interface JobRefusal {
+  runner_id: string;
+  reason: string;
+}
+
+/** The jobs waiting for a runner (`jobs.queue`). */
+export interface QueuedJobs {
+  queued: number;
+  oldest_created_at: string | null;
+}
+
+/** What `jobs.create` needs; a new job is `queued`. */
+export interface NewJob {
+  /** Defaults to a fresh `newId("job")`. */
+  id?: string;
+  run_id: string;
+  /** Defaults to `step`. */
+  type?: JobType;
+  requirements: JobRequirements;
+  payload: unknown;
+  created_at?: string;
+}
+
+/** The runner asking for work, as `jobs.claim` matches it against job requirements. */
+export interface ClaimingRunner {
+  id: string;
+  group: string;
+  labels: readonly string[];
+  /** A runner of a tenant takes only that tenant's jobs. */
+  tenant_id: string | null;
+  /**
+   * Outside any tenant: takes jobs of every tenant too, besides those of none, but only while
+   * `isolation` is not `none` (a shared runner must keep each run from the others).
+   */
+  shared: boolean;
+  isolation: RunnerIsolation;
+  /**
+   * The replica claiming for the runner: it claims only while the runner is recorded as connected
+   * to it (a replica with a half-open socket to a runner that moved on claims nothing).
+   */
+  replica_id?: string;
+  /**
+   * Claim only jobs of these kinds: those the runner has a handler for and room for (a runner
+   * whose capacity is full may still have bot slots).
+   */
+  onlyTypes?: readonly JobKind[];
+}
+
+/** Filters for `jobs.list`; jobs come oldest first. */
+export interface ListJobsQuery {
+  runnerId?: string;
+  runId?: string;
+  statuses?: readonly JobStatus[];
+}
 
 const leasedStatuses: readonly JobStatus[] = ["assigned", "running"];
 
@@ -45,7 +137,7 @@ function leaseEnd(ctx: StoreContext, leaseMs: number): string {
   return isoTime(new Date(ctx.now().getTime() + leaseMs));
 }
 
-export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
+async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
   const id = input.id ?? newId("job");
   const labels = [...new Set(input.requirements.labels)];
   const createdAt = isoTime(input.created_at ?? ctx.now());
@@ -95,7 +187,7 @@ export async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRe
   }
 }
 
-export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
+async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
   const row = await ctx.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
   return row && toJobRecord(ctx, row);
 }
@@ -104,7 +196,7 @@ export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord |
  * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
  * returning *`. Only the candidate subquery differs per dialect (see `StoreDialect`).
  */
-export async function claimJob(
+async function claimJob(
   ctx: StoreContext,
   runner: ClaimingRunner,
   leaseMs: number,
@@ -166,7 +258,7 @@ export async function claimJob(
  * assigned to that runner (a job it accepted is not refused: it runs, or is lost); the caller
  * passes the whole list of refusals, read from the job it holds.
  */
-export async function refuseJob(
+async function refuseJob(
   ctx: StoreContext,
   id: string,
   runnerId: string,
@@ -192,11 +284,7 @@ export async function refuseJob(
 }
 
 /** One statement: the runner took up the job it was assigned; only that runner can say so. */
-export async function acceptJob(
-  ctx: StoreContext,
-  id: string,
-  runnerId: string,
-): Promise<JobRecord | undefined> {
+async function acceptJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
   const row = await ctx.db
     .updateTable("jobs")
     .set({ status: "running", updated_at: isoTime(ctx.now()) })
@@ -212,7 +300,7 @@ export async function acceptJob(
  * One statement: the runner holding the job reported its result. Only while it still holds it:
  * a job lost or canceled meanwhile keeps the outcome it got then.
  */
-export async function completeJob(
+async function completeJob(
   ctx: StoreContext,
   id: string,
   runnerId: string,
@@ -238,11 +326,7 @@ export async function completeJob(
  * One statement: the runner gave the job back before it started it (it is draining or stopping);
  * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
  */
-export async function returnJob(
-  ctx: StoreContext,
-  id: string,
-  runnerId: string,
-): Promise<JobRecord | undefined> {
+async function returnJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
   const row = await ctx.db
     .updateTable("jobs")
     .set({ status: "queued", runner_id: null, lease_expires_at: null, updated_at: isoTime(ctx.now()) })
@@ -258,7 +342,7 @@ export async function returnJob(
  * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
  * without it, its token was revoked); the engine retries the attempt or interrupts the run.
  */
-export async function loseJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
+async function loseJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
   const row = await ctx.db
     .updateTable("jobs")
     .set({ status: "lost", lease_expires_at: null, updated_at: isoTime(ctx.now()) })
@@ -273,7 +357,7 @@ export async function loseJob(ctx: StoreContext, id: string): Promise<JobRecord 
  * One statement: every refusal the job may have was used up while its last refuser still held
  * it; it ends with `result` (JOB_REFUSED) and is offered no more.
  */
-export async function giveUpJob(
+async function giveUpJob(
   ctx: StoreContext,
   id: string,
   runnerId: string,
@@ -299,7 +383,7 @@ export async function giveUpJob(
  * One statement: a canceled job no runner has claimed ends here with `result`; a job claimed
  * meanwhile is left alone, to be stopped on its runner.
  */
-export async function cancelQueuedJob(
+async function cancelQueuedJob(
   ctx: StoreContext,
   id: string,
   result: unknown,
@@ -318,11 +402,7 @@ export async function cancelQueuedJob(
  * One statement: a canceled job ends here with `result` whoever holds it, because no runner holds
  * it live or its runner did not report in time; a late report from the runner is then refused.
  */
-export async function cancelJob(
-  ctx: StoreContext,
-  id: string,
-  result: unknown,
-): Promise<JobRecord | undefined> {
+async function cancelJob(ctx: StoreContext, id: string, result: unknown): Promise<JobRecord | undefined> {
   const row = await ctx.db
     .updateTable("jobs")
     .set({
@@ -338,7 +418,7 @@ export async function cancelJob(
   return row && toJobRecord(ctx, row);
 }
 
-export async function renewLeases(
+async function renewLeases(
   ctx: StoreContext,
   runnerId: string,
   leaseMs: number,
@@ -359,11 +439,7 @@ export async function renewLeases(
  * One statement: after a server restart, the leased jobs of the runs it carries on get until
  * `until` for their runners to come back, however soon their leases would have lapsed.
  */
-export async function holdLeases(
-  ctx: StoreContext,
-  runIds: readonly string[],
-  until: Date,
-): Promise<string[]> {
+async function holdLeases(ctx: StoreContext, runIds: readonly string[], until: Date): Promise<string[]> {
   if (runIds.length === 0) return [];
   const rows = await ctx.db
     .updateTable("jobs")
@@ -375,7 +451,7 @@ export async function holdLeases(
   return rows.map((row) => row.id).sort();
 }
 
-export async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
+async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
   if (query.statuses?.length === 0) return [];
   let select = ctx.db.selectFrom("jobs").selectAll();
   if (query.runnerId !== undefined) select = select.where("runner_id", "=", query.runnerId);
@@ -385,7 +461,7 @@ export async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Pr
   return rows.map((row) => toJobRecord(ctx, row));
 }
 
-export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
+async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
   const rows = await ctx.db
     .selectFrom("jobs")
     .selectAll()
@@ -397,11 +473,88 @@ export async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobR
   return rows.map((row) => toJobRecord(ctx, row));
 }
 
-export async function jobQueue(ctx: StoreContext): Promise<QueuedJobs> {
+async function jobQueue(ctx: StoreContext): Promise<QueuedJobs> {
   const row = await ctx.db
     .selectFrom("jobs")
     .select((eb) => [eb.fn.countAll<number | string>().as("queued"), eb.fn.min("created_at").as("oldest")])
     .where("status", "=", "queued")
     .executeTakeFirstOrThrow();
   return { queued: Number(row.queued), oldest_created_at: row.oldest ?? null };
+}
+
+/** The jobs for runners: one step attempt, agent task or bot life each. */
+export interface JobsRepo {
+  /** Queues a job for a run and returns it. */
+  create(input: NewJob): Promise<JobRecord>;
+  /** One job, or undefined. */
+  get(id: string): Promise<JobRecord | undefined>;
+  /**
+   * Atomically takes the oldest queued job this runner may run (group, labels and tenant match),
+   * marks it `assigned` to the runner with a lease of `leaseMs`, and returns it; undefined when
+   * none is waiting. Concurrent claimers never get the same job.
+   */
+  claim(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
+  /**
+   * A job assigned to `runnerId` that the runner refused unstarted goes back to the queue with
+   * `refusals` as its whole list and no claim before `notBefore`; undefined when it is no longer
+   * assigned to that runner.
+   */
+  refuse(
+    id: string,
+    runnerId: string,
+    refusals: readonly JobRefusal[],
+    notBefore: Date,
+  ): Promise<JobRecord | undefined>;
+  /*
+   * The transitions of a job, one verb each (the server's JobQueue is their only caller). Each
+   * answers the changed job, or undefined when the job was not in the state the verb leaves.
+   */
+  /** assigned -> running: the runner holding it took it up. */
+  accept(id: string, runnerId: string): Promise<JobRecord | undefined>;
+  /** assigned | running -> done with the result its runner reported. */
+  complete(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
+  /** assigned -> queued: its runner gave it back unstarted (draining, stopping). */
+  giveBack(id: string, runnerId: string): Promise<JobRecord | undefined>;
+  /** assigned | running -> lost: its runner is gone or no longer holds it. */
+  lose(id: string): Promise<JobRecord | undefined>;
+  /** assigned -> done with `result`: refused once too often, it is given up. */
+  giveUp(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
+  /** queued -> done with `result`: canceled before any runner claimed it. */
+  cancelQueued(id: string, result: unknown): Promise<JobRecord | undefined>;
+  /** queued | assigned | running -> done with `result`: canceled, its runner silent or gone. */
+  cancel(id: string, result: unknown): Promise<JobRecord | undefined>;
+  /**
+   * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
+   * only: the ones it holds); returns their ids.
+   */
+  renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
+  /** Sets the lease of every assigned or running job of `runIds` to `until`; returns their ids. */
+  holdLeases(runIds: readonly string[], until: Date): Promise<string[]>;
+  /** Jobs, oldest first, filtered. */
+  list(query?: ListJobsQuery): Promise<JobRecord[]>;
+  /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
+  queue(): Promise<QueuedJobs>;
+  /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
+  expired(now?: string): Promise<JobRecord[]>;
+}
+
+export function jobsRepo(ctx: StoreContext): JobsRepo {
+  return {
+    create: (input) => createJob(ctx, input),
+    get: (id) => getJob(ctx, id),
+    claim: (runner, leaseMs) => claimJob(ctx, runner, leaseMs),
+    refuse: (id, runnerId, refusals, notBefore) => refuseJob(ctx, id, runnerId, refusals, notBefore),
+    accept: (id, runnerId) => acceptJob(ctx, id, runnerId),
+    complete: (id, runnerId, result) => completeJob(ctx, id, runnerId, result),
+    giveBack: (id, runnerId) => returnJob(ctx, id, runnerId),
+    lose: (id) => loseJob(ctx, id),
+    giveUp: (id, runnerId, result) => giveUpJob(ctx, id, runnerId, result),
+    cancelQueued: (id, result) => cancelQueuedJob(ctx, id, result),
+    cancel: (id, result) => cancelJob(ctx, id, result),
+    renewLeases: (runnerId, leaseMs, jobIds) => renewLeases(ctx, runnerId, leaseMs, jobIds),
+    holdLeases: (runIds, until) => holdLeases(ctx, runIds, until),
+    list: (query) => listJobs(ctx, query),
+    queue: () => jobQueue(ctx),
+    expired: (now) => expiredJobs(ctx, now),
+  };
 }

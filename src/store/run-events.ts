@@ -1,9 +1,80 @@
 import { sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import { RunEvent } from "../core/events.js";
+import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
 import { int, isoTime } from "./schema.js";
-import type { AppendEventsOptions, AppendResult, JobBatchRef, ListEventsQuery } from "./types.js";
+
+/** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
+export interface JobBatchRef {
+  id: string;
+  /** The producer's batch number for this job, increasing from 1 (e.g. the batch's highest event seq). */
+  seq: number;
+}
+
+/** Options of `events.append`. */
+export interface AppendEventsOptions {
+  job?: JobBatchRef;
+  /**
+   * The replica that numbered the events: they are stored only while the run is carried by it
+   * (`runs.replica_id`), else nothing is written and REPLICA_FENCED is thrown. A replica the
+   * fleet presumed dead can thus never add events to a run another replica adopted.
+   */
+  carrier?: string;
+}
+
+/** How much of a run's output the store keeps. */
+export interface RunLogLimit {
+  /** Output bytes (`step.output` data, UTF-8) stored per run at most; 0 means no cap. */
+  maxBytes: number;
+  /** Output bytes the run stored before its cap was recorded (a run stored by an older runyard). */
+  storedBytes: number;
+  /**
+   * Keep the newest output instead of the first (a bot's run, which lasts its whole life and
+   * whose latest lines are what `bot logs` is for): past the cap the oldest output is deleted.
+   */
+  rolling?: boolean;
+}
+
+/** Options of `events.appendForRun`. */
+export interface AppendRunEventsOptions extends AppendEventsOptions {
+  /**
+   * The run's log cap, recorded on the run by the first append that gives it (the replica
+   * carrying the run gives it); later ones ignore it, and any writer honours the recorded one.
+   */
+  logLimit?: RunLogLimit;
+}
+
+/** What `events.appendForRun` did. */
+export interface AppendedRunEvents {
+  /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
+  duplicate: boolean;
+  /**
+   * The events stored, numbered, in seq order: the batch's, less output past the log cap, plus
+   * the cap's notices where a step whose output was cut finished.
+   */
+  events: RunEvent[];
+}
+
+/** What `events.append` did. Either way, once it returns, every event of the batch is stored. */
+export interface AppendResult {
+  /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
+  duplicate: boolean;
+  /** Events actually inserted; an event whose `(run_id, seq)` is stored already is skipped. */
+  inserted: number;
+}
+
+/** Which events `events.list` returns, ascending by seq. */
+export interface ListEventsQuery {
+  /** Only events with a seq above this (SSE `Last-Event-ID`, `?after=`). Default 0. */
+  after?: number;
+  /** Default 1000, at most 10000; page with `after` set to the last seq received. */
+  limit?: number;
+  /**
+   * Only events with a seq below this: the `limit` newest of them, still in seq order. A browser
+   * shows a huge log's tail first and pages back with `before` set to the first seq it has.
+   */
+  before?: number;
+}
 
 /**
  * Rows per insert statement. Every full chunk compiles to the same SQL, so the SQLite
@@ -11,12 +82,12 @@ import type { AppendEventsOptions, AppendResult, JobBatchRef, ListEventsQuery } 
  * parameter limits (SQLite 32766, PostgreSQL 65535).
  */
 const insertChunk = 100;
-/** Events `appendEvents` stores in one statement on PostgreSQL at most (5 parameters each). */
+/** Events `events.append` stores in one statement on PostgreSQL at most (5 parameters each). */
 const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
-export async function appendEvents(
+async function appendEvents(
   ctx: StoreContext,
   events: readonly RunEvent[],
   opts: AppendEventsOptions = {},
@@ -197,7 +268,7 @@ async function appendInOneStatement(
   return { duplicate: false, inserted: Number(row.inserted) };
 }
 
-export async function listEvents(
+async function listEvents(
   ctx: StoreContext,
   runId: string,
   query: ListEventsQuery = {},
@@ -232,7 +303,7 @@ export async function listEvents(
   });
 }
 
-export async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
+async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
   const row = await ctx.db.selectFrom("runs").select("last_seq").where("id", "=", runId).executeTakeFirst();
   return row && int(row.last_seq);
 }
@@ -269,4 +340,48 @@ export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: 
       .execute();
   }
   return dropped;
+}
+
+/** Each run's event log, ascending by seq. */
+export interface RunEventsRepo {
+  /**
+   * Stores a batch of events in one transaction and raises `runs.last_seq`. With `job`, the
+   * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
+   * `job.seq` is not above it is a duplicate and writes nothing: a re-sent batch is stored once.
+   * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
+   * Events must be valid `RunEvent`s (the server parses what runners send before this).
+   */
+  append(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
+  /**
+   * Appends a batch of one run's events from any replica, concurrently with any other: the store
+   * gives the seqs (the run's next ones, dense, in the batch's order) and applies the run's log
+   * cap, all in one transaction that holds the run's row, so concurrent writers take turns and
+   * the run's log has no gap and no seq twice. With `job`, a batch whose `job.seq` is not above
+   * the job's `last_event_seq` is a duplicate and writes nothing (a batch sent to two replicas
+   * is stored once). NOT_FOUND for an unknown run or job; REPLICA_FENCED as for `append`.
+   */
+  appendForRun(
+    runId: string,
+    events: readonly UnnumberedEvent[],
+    opts?: AppendRunEventsOptions,
+  ): Promise<AppendedRunEvents>;
+  /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
+  list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  /**
+   * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
+   * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
+   */
+  dropOldestOutput(runId: string, bytes: number): Promise<number>;
+  /** The highest stored event seq of a run (0 before any), or undefined for an unknown run. */
+  lastSeq(runId: string): Promise<number | undefined>;
+}
+
+/** The repo but `appendForRun`, which append-run-events.ts adds (it builds on this module). */
+export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendForRun"> {
+  return {
+    append: (events, opts) => appendEvents(ctx, events, opts),
+    list: (runId, query) => listEvents(ctx, runId, query),
+    dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),
+    lastSeq: (runId) => lastSeq(ctx, runId),
+  };
 }

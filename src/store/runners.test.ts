@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { RunnerInput, Store } from "./types.js";
+import type { RunnerInput } from "./runners.js";
+import type { Store } from "./types.js";
 
 let store: Store;
 

@@ -1,7 +1,68 @@
 import type { Selectable, Updateable } from "kysely";
+import type { RunnerInfo } from "../core/protocol.js";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, isoTime, isoTimeOrNull, type RunnersTable } from "./schema.js";
-import type { RunnerInput, RunnerRecord, RunnerStatus } from "./types.js";
+
+export type RunnerStatus = "online" | "offline";
+
+/** How a runner keeps each run from the others and from itself (see `RunnerInfo.isolation`). */
+export type RunnerIsolation = RunnerInfo["isolation"];
+
+/** A runner daemon as it advertised itself (seed 000 `GET /api/runners`). */
+export interface RunnerRecord {
+  id: string;
+  group: string;
+  labels: string[];
+  /** What the runner takes on (seed 000 `ADOS_MODE`: chat, issue, all). */
+  mode: string;
+  /** How many jobs it runs at once. */
+  capacity: number;
+  cpus: number | null;
+  /** As advertised, e.g. `8g`. */
+  memory: string | null;
+  hostname: string;
+  tenant_id: string | null;
+  status: RunnerStatus;
+  /** When the current (or last) connection was made. */
+  connected_at: string | null;
+  last_heartbeat_at: string | null;
+  /** The runyard version the runner runs. */
+  version: string | null;
+  /** The runner token this id belongs to (see `RunnerInput.token_id`). */
+  token_id: string | null;
+  /** The server replica it is connected to (or was last); null before its first hello. */
+  replica_id: string | null;
+  /** The operator marked it shared (`runyard runner --shared`): it may take any tenant's runs. */
+  shared: boolean;
+  isolation: RunnerIsolation;
+}
+
+/**
+ * What `runners.upsert` takes. Advertised fields replace the stored ones; `status`,
+ * `connected_at` and `last_heartbeat_at` are changed only when given (a new runner starts offline).
+ */
+export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" | "capacity" | "hostname"> &
+  Partial<
+    Pick<
+      RunnerRecord,
+      | "cpus"
+      | "memory"
+      | "tenant_id"
+      | "version"
+      | "status"
+      | "connected_at"
+      | "last_heartbeat_at"
+      | "replica_id"
+      | "shared"
+      | "isolation"
+    >
+  > & {
+    /**
+     * The runner token saying hello. The id is bound to the first token that registers it; while
+     * that token exists, an upsert with another token changes nothing and returns undefined.
+     */
+    token_id?: string;
+  };
 
 function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
   return {
@@ -25,7 +86,7 @@ function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
   };
 }
 
-export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promise<RunnerRecord | undefined> {
+async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promise<RunnerRecord | undefined> {
   const advertised = {
     group_name: input.group,
     labels: encodeJson([...new Set(input.labels)]),
@@ -79,7 +140,7 @@ export async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promi
   return row && toRunnerRecord(row);
 }
 
-export async function setRunnerStatus(
+async function setRunnerStatus(
   ctx: StoreContext,
   id: string,
   status: RunnerStatus,
@@ -96,7 +157,7 @@ export async function setRunnerStatus(
   return row && toRunnerRecord(row);
 }
 
-export async function touchRunner(ctx: StoreContext, id: string, at: string): Promise<boolean> {
+async function touchRunner(ctx: StoreContext, id: string, at: string): Promise<boolean> {
   const result = await ctx.db
     .updateTable("runners")
     .set({ last_heartbeat_at: isoTime(at) })
@@ -105,7 +166,7 @@ export async function touchRunner(ctx: StoreContext, id: string, at: string): Pr
   return result.numUpdatedRows > 0n;
 }
 
-export async function listRunners(
+async function listRunners(
   ctx: StoreContext,
   query: { tenantId?: string | null; status?: RunnerStatus } = {},
 ): Promise<RunnerRecord[]> {
@@ -117,7 +178,43 @@ export async function listRunners(
   return rows.map(toRunnerRecord);
 }
 
-export async function getRunner(ctx: StoreContext, id: string): Promise<RunnerRecord | undefined> {
+async function getRunner(ctx: StoreContext, id: string): Promise<RunnerRecord | undefined> {
   const row = await ctx.db.selectFrom("runners").selectAll().where("id", "=", id).executeTakeFirst();
   return row && toRunnerRecord(row);
+}
+
+/** The runner daemons, as they advertised themselves, and whether they are connected. */
+export interface RunnersRepo {
+  /**
+   * Stores a runner's advertised info (see `RunnerInput`) and returns the record; undefined when
+   * the id belongs to another runner token that still exists.
+   */
+  upsert(input: RunnerInput): Promise<RunnerRecord | undefined>;
+  /**
+   * Online sets `connected_at` and `last_heartbeat_at` to `at`; offline keeps them. With
+   * `replicaId`, only while the runner is recorded as connected to that replica (it may have
+   * moved to another one since).
+   */
+  setStatus(
+    id: string,
+    status: RunnerStatus,
+    at: string,
+    opts?: { replicaId?: string },
+  ): Promise<RunnerRecord | undefined>;
+  /** Records a heartbeat; false when the runner is unknown. */
+  touch(id: string, at: string): Promise<boolean>;
+  /** Runners by id; `tenantId` as in `ListRunsQuery`. */
+  list(query?: { tenantId?: string | null; status?: RunnerStatus }): Promise<RunnerRecord[]>;
+  /** One runner, or undefined. */
+  get(id: string): Promise<RunnerRecord | undefined>;
+}
+
+export function runnersRepo(ctx: StoreContext): RunnersRepo {
+  return {
+    upsert: (input) => upsertRunner(ctx, input),
+    setStatus: (id, status, at, opts) => setRunnerStatus(ctx, id, status, at, opts),
+    touch: (id, at) => touchRunner(ctx, id, at),
+    list: (query) => listRunners(ctx, query),
+    get: (id) => getRunner(ctx, id),
+  };
 }

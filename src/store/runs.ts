@@ -1,20 +1,104 @@
 import type { Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import type { ErrorInfo, RunStatus, StepSummary } from "../core/events.js";
+import type { ErrorInfo, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
-import type {
-  ActiveRunCount,
-  ActiveRunsQuery,
-  IfStatus,
-  ListRunsQuery,
-  NewRun,
-  RunCount,
-  RunPage,
-  RunPatch,
-  RunRecord,
-} from "./types.js";
+import type { IfStatus } from "./types.js";
+
+/** One execution of one piece of work (a workflow, an agent task, a bot), as stored. */
+export interface RunRecord {
+  /** Unique; runyard's own ids (`newRunId()`) sort by creation time, caller-given ids need not. */
+  id: string;
+  kind: RunKind;
+  /** The workflow, task or bot name people read. */
+  name: string;
+  status: RunStatus;
+  /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
+  tenant_id: string | null;
+  /** Id of the token that submitted the run (not the secret), or null. */
+  created_by: string | null;
+  /** What was submitted, stored as JSON: the workflow text, vars, options. */
+  spec: unknown;
+  /** Variables exported so far (final ones once the run has finished). */
+  vars: Record<string, string>;
+  /** One summary per step and host; empty until the engine reports them. */
+  steps: StepSummary[];
+  /** Why the run failed or was interrupted; null while it has not. */
+  error: ErrorInfo | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** Highest event seq stored for the run; 0 before the first event. */
+  last_seq: number;
+  /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
+  last_notify_error: string | null;
+}
+
+/** What `runs.create` needs; everything else starts empty. */
+export interface NewRun {
+  /** Defaults to a fresh `newRunId()`. A caller-given id that exists already is a CONFLICT. */
+  id?: string;
+  kind: RunKind;
+  name: string;
+  /** Defaults to `queued`. */
+  status?: RunStatus;
+  tenant_id?: string | null;
+  created_by?: string | null;
+  spec?: unknown;
+  vars?: Record<string, string>;
+  /** Defaults to the store clock's now. */
+  created_at?: string;
+  /** The replica whose engine carries the run (see `fleet.adoptRuns`); not part of the record. */
+  replica_id?: string;
+}
+
+/** The fields of a run that change while it runs; absent keys are left as they are. */
+export type RunPatch = Partial<
+  Pick<
+    RunRecord,
+    "name" | "status" | "started_at" | "finished_at" | "vars" | "steps" | "error" | "last_notify_error"
+  >
+>;
+
+/** Filters and paging for `runs.list`; runs come newest first (`created_at` desc, then `id` desc). */
+export interface ListRunsQuery {
+  status?: RunStatus | readonly RunStatus[];
+  kind?: RunKind;
+  /** A tenant's runs; `null` for runs outside any tenant; absent for all runs. */
+  tenantId?: string | null;
+  /** Page size: default 50, at most 500. */
+  limit?: number;
+  /** Cursor: the `next` of the previous page (a run id); the page starts after that run. */
+  before?: string;
+}
+
+/** One page of runs; `next` is present when there are more, and is the `before` of the next page. */
+export interface RunPage {
+  runs: RunRecord[];
+  next?: string;
+}
+
+/** How many runs of one kind are in one status (`runs.count`). */
+export interface RunCount {
+  kind: RunKind;
+  status: RunStatus;
+  count: number;
+}
+
+/** Whose queued and running runs `runs.countActive` counts (never bot runs: bots have their own quota); absent keys do not filter. */
+export interface ActiveRunsQuery {
+  /** One tenant's runs; `null` for runs outside any tenant. */
+  tenantId?: string | null;
+  /** Runs whose `created_by` is one of these (a user's id and their personal tokens' ids). */
+  createdBy?: readonly string[];
+}
+
+/** How many runs wait and how many run (quotas count these, from the store, on every replica). */
+export interface ActiveRunCount {
+  queued: number;
+  running: number;
+}
 
 const defaultPageSize = 50;
 const maxPageSize = 500;
@@ -39,7 +123,7 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
   };
 }
 
-export async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
+async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
   const record: RunRecord = {
     id: input.id ?? newRunId(),
     kind: input.kind,
@@ -81,7 +165,7 @@ export async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRe
   return record;
 }
 
-export async function updateRun(
+async function updateRun(
   ctx: StoreContext,
   id: string,
   patch: RunPatch,
@@ -107,7 +191,7 @@ export async function updateRun(
   return row && toRunRecord(ctx, row);
 }
 
-export async function getRun(ctx: StoreContext, id: string): Promise<RunRecord | undefined> {
+async function getRun(ctx: StoreContext, id: string): Promise<RunRecord | undefined> {
   const row = await ctx.db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
   return row && toRunRecord(ctx, row);
 }
@@ -117,7 +201,7 @@ function pageSize(limit: number | undefined): number {
   return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
 }
 
-export async function listRuns(ctx: StoreContext, query: ListRunsQuery = {}): Promise<RunPage> {
+async function listRuns(ctx: StoreContext, query: ListRunsQuery = {}): Promise<RunPage> {
   const limit = pageSize(query.limit);
   const statuses = query.status === undefined ? undefined : [query.status].flat();
   if (statuses?.length === 0) return { runs: [] };
@@ -158,10 +242,7 @@ export async function listRuns(ctx: StoreContext, query: ListRunsQuery = {}): Pr
   return rows.length > limit && last ? { runs, next: last.id } : { runs };
 }
 
-export async function listRunsByStatus(
-  ctx: StoreContext,
-  statuses: readonly RunStatus[],
-): Promise<RunRecord[]> {
+async function listRunsByStatus(ctx: StoreContext, statuses: readonly RunStatus[]): Promise<RunRecord[]> {
   if (statuses.length === 0) return [];
   const rows = await ctx.db
     .selectFrom("runs")
@@ -173,7 +254,7 @@ export async function listRunsByStatus(
   return rows.map((row) => toRunRecord(ctx, row));
 }
 
-export async function markInterruptedRunning(
+async function markInterruptedRunning(
   ctx: StoreContext,
   reason: ErrorInfo,
   opts: { ids?: readonly string[] } = {},
@@ -188,10 +269,7 @@ export async function markInterruptedRunning(
   return rows.map((row) => row.id).sort();
 }
 
-export async function countActiveRuns(
-  ctx: StoreContext,
-  query: ActiveRunsQuery = {},
-): Promise<ActiveRunCount> {
+async function countActiveRuns(ctx: StoreContext, query: ActiveRunsQuery = {}): Promise<ActiveRunCount> {
   if (query.createdBy?.length === 0) return { queued: 0, running: 0 };
   let select = ctx.db
     .selectFrom("runs")
@@ -207,7 +285,7 @@ export async function countActiveRuns(
   return { queued: count("queued"), running: count("running") };
 }
 
-export async function countRuns(ctx: StoreContext): Promise<RunCount[]> {
+async function countRuns(ctx: StoreContext): Promise<RunCount[]> {
   const rows = await ctx.db
     .selectFrom("runs")
     .select(["kind", "status", (eb) => eb.fn.countAll<number | string>().as("count")])
@@ -216,4 +294,40 @@ export async function countRuns(ctx: StoreContext): Promise<RunCount[]> {
     .orderBy("status")
     .execute();
   return rows.map((row) => ({ kind: row.kind, status: row.status, count: Number(row.count) }));
+}
+
+/** The runs: one record per execution of a workflow, an agent task or a bot. */
+export interface RunsRepo {
+  /** Stores a new run and returns it. */
+  create(input: NewRun): Promise<RunRecord>;
+  /** Changes a run; undefined when it does not exist or its status is not in `ifStatus`. */
+  update(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<RunRecord | undefined>;
+  /** One run, or undefined (seed 002 `GET /run-status` answers 404 then). */
+  get(id: string): Promise<RunRecord | undefined>;
+  /** One page of runs, newest first, filtered. An unknown `before` cursor is INVALID_INPUT. */
+  list(query?: ListRunsQuery): Promise<RunPage>;
+  /** Every run in one of these statuses, oldest first; for reconciliation at start-up. */
+  listByStatus(statuses: readonly RunStatus[]): Promise<RunRecord[]>;
+  /**
+   * Marks `running` runs (all, or those among `ids`) `interrupted` with `reason` as their error
+   * and `finished_at` now, in one statement. Queued runs are left queued. Returns the ids changed.
+   */
+  markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }): Promise<string[]>;
+  /** How many runs there are of each kind and status; pairs with no run are left out. */
+  count(): Promise<RunCount[]>;
+  /** Queued and running runs of a tenant and/or of some submitters (quotas). */
+  countActive(query?: ActiveRunsQuery): Promise<ActiveRunCount>;
+}
+
+export function runsRepo(ctx: StoreContext): RunsRepo {
+  return {
+    create: (input) => createRun(ctx, input),
+    update: (id, patch, opts) => updateRun(ctx, id, patch, opts),
+    get: (id) => getRun(ctx, id),
+    list: (query) => listRuns(ctx, query),
+    listByStatus: (statuses) => listRunsByStatus(ctx, statuses),
+    markInterruptedRunning: (reason, opts) => markInterruptedRunning(ctx, reason, opts),
+    count: () => countRuns(ctx),
+    countActive: (query) => countActiveRuns(ctx, query),
+  };
 }

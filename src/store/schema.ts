@@ -2,7 +2,10 @@ import type { ColumnType, Generated } from "kysely";
 import type { BotMode, BotState } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
-import type { JobStatus, JobType, RunnerIsolation, RunnerStatus, TokenKind, UserRole } from "./types.js";
+import type { JobStatus, JobType } from "./jobs.js";
+import type { RunnerIsolation, RunnerStatus } from "./runners.js";
+import type { TokenKind } from "./tokens.js";
+import type { UserRole } from "./users.js";
 
 /*
  * Kysely table types, as the migrations create them. Only portable column types are used:

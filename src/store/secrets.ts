@@ -1,7 +1,25 @@
 import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
 import { isoTime, type SecretsTable } from "./schema.js";
-import type { NewSecret, SecretInfo } from "./types.js";
+
+/** A stored secret as anyone may see it: its name and when it changed, never its value. */
+export interface SecretInfo {
+  name: string;
+  /** The tenant it belongs to; null outside any tenant. */
+  tenant_id: string | null;
+  created_at: string;
+  updated_at: string;
+  /** The id (not the secret) of the token that set it last. */
+  updated_by: string | null;
+}
+
+/** What `secrets.set` stores: the value is sealed with the store's key before it is written. */
+export interface NewSecret {
+  tenant_id: string | null;
+  name: string;
+  value: string;
+  updated_by?: string | null;
+}
 
 /** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
 const noTenant = "";
@@ -20,7 +38,7 @@ function toSecretInfo(row: Omit<Selectable<SecretsTable>, "value">): SecretInfo 
   };
 }
 
-export async function setSecret(
+async function setSecret(
   ctx: StoreContext,
   input: NewSecret,
 ): Promise<{ secret: SecretInfo; created: boolean }> {
@@ -57,7 +75,7 @@ export async function setSecret(
   }
 }
 
-export async function listSecrets(ctx: StoreContext, tenantId: string | null): Promise<SecretInfo[]> {
+async function listSecrets(ctx: StoreContext, tenantId: string | null): Promise<SecretInfo[]> {
   const rows = await ctx.db
     .selectFrom("secrets")
     .select(infoColumns)
@@ -67,7 +85,7 @@ export async function listSecrets(ctx: StoreContext, tenantId: string | null): P
   return rows.map(toSecretInfo);
 }
 
-export async function secretValues(
+async function secretValues(
   ctx: StoreContext,
   tenantId: string | null,
   names: readonly string[],
@@ -82,15 +100,35 @@ export async function secretValues(
   return Object.fromEntries(rows.map((row) => [row.name, ctx.cipher.open(row.value)]));
 }
 
-export async function removeSecret(
-  ctx: StoreContext,
-  tenantId: string | null,
-  name: string,
-): Promise<boolean> {
+async function removeSecret(ctx: StoreContext, tenantId: string | null, name: string): Promise<boolean> {
   const result = await ctx.db
     .deleteFrom("secrets")
     .where("tenant_id", "=", tenantKey(tenantId))
     .where("name", "=", name)
     .executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/** The secrets of each tenant, sealed at rest; values leave the store only for starting a run. */
+export interface SecretsRepo {
+  /** Stores a secret of a tenant, or replaces its value; `created` says which. */
+  set(input: NewSecret): Promise<{ secret: SecretInfo; created: boolean }>;
+  /** A tenant's secrets by name, without values (`null`: those outside any tenant). */
+  list(tenantId: string | null): Promise<SecretInfo[]>;
+  /**
+   * The values of those of `names` the tenant has stored; names it has not are left out. For the
+   * server's own use (starting a run): no API answer ever holds a value.
+   */
+  values(tenantId: string | null, names: readonly string[]): Promise<Record<string, string>>;
+  /** Deletes a tenant's secret; false when there was none. */
+  remove(tenantId: string | null, name: string): Promise<boolean>;
+}
+
+export function secretsRepo(ctx: StoreContext): SecretsRepo {
+  return {
+    set: (input) => setSecret(ctx, input),
+    list: (tenantId) => listSecrets(ctx, tenantId),
+    values: (tenantId, names) => secretValues(ctx, tenantId, names),
+    remove: (tenantId, name) => removeSecret(ctx, tenantId, name),
+  };
 }

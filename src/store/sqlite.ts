@@ -140,7 +140,7 @@ function sqliteKysely(
 
 /**
  * Kysely prepares every query it runs. The store runs few distinct statements, so keeping the
- * recent ones prepared makes `appendEvents` about 15% faster. Sharing a statement is safe as
+ * recent ones prepared makes `events.append` about 15% faster. Sharing a statement is safe as
  * the store only runs them with `all`/`run`, never iterates one.
  */
 function withStatementCache(database: BetterSqlite3.Database, size = 256): SqliteDatabase {

@@ -4,7 +4,55 @@ import { RunyardError } from "../core/errors.js";
 import { newId, newSecret } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { isoTime, type TokensTable } from "./schema.js";
-import type { CreatedToken, ListTokensQuery, NewToken, TokenKind, TokenRecord } from "./types.js";
+
+export type TokenKind = "admin" | "user" | "runner";
+
+/** An API token. The secret itself is never stored, only its SHA-256 hash. */
+export interface TokenRecord {
+  id: string;
+  kind: TokenKind;
+  /** What the token is for, as its creator named it. */
+  name: string;
+  /** Runner tokens: the group a runner holding it joins. Null otherwise. */
+  group: string | null;
+  tenant_id: string | null;
+  created_at: string;
+  /** Updated by `tokens.find`, at most once a minute. */
+  last_used_at: string | null;
+  /** A personal API token: the user who owns it and whose role and tenant it acts with. */
+  user_id: string | null;
+  /** When it stops working (`tokens.find` no longer finds it); null: never. */
+  expires_at: string | null;
+}
+
+/** Filters for `tokens.list`; tokens come oldest first. */
+export interface ListTokensQuery {
+  kind?: TokenKind;
+  /** Only the tokens this user owns. */
+  userId?: string;
+  /** Only the tokens of this tenant (`null`: outside any tenant). */
+  tenantId?: string | null;
+}
+
+/** What `tokens.create` needs. */
+export interface NewToken {
+  kind: TokenKind;
+  name: string;
+  group?: string | null;
+  tenant_id?: string | null;
+  /** The user who owns a personal token. */
+  user_id?: string | null;
+  /** When it stops working; absent or null: never. */
+  expires_at?: string | null;
+  /** A secret to store (e.g. RUNYARD_ADMIN_TOKEN); defaults to a fresh `newSecret("ryt")`. */
+  secret?: string;
+}
+
+/** A new token and its secret; the only time the secret is seen. */
+export interface CreatedToken {
+  record: TokenRecord;
+  secret: string;
+}
 
 /** `last_used_at` is written at most this often, so checking a token is not a write per request. */
 const lastUsedResolutionMs = 60_000;
@@ -44,7 +92,7 @@ const recordColumns = [
   "expires_at",
 ] as const;
 
-export async function createToken(ctx: StoreContext, input: NewToken): Promise<CreatedToken> {
+async function createToken(ctx: StoreContext, input: NewToken): Promise<CreatedToken> {
   const secret = input.secret ?? newSecret("ryt");
   if (secret.length === 0) throw new RunyardError("INVALID_INPUT", "a token secret cannot be empty");
   const record: TokenRecord = {
@@ -86,7 +134,7 @@ export async function createToken(ctx: StoreContext, input: NewToken): Promise<C
   return { record, secret };
 }
 
-export async function findToken(ctx: StoreContext, secret: string): Promise<TokenRecord | undefined> {
+async function findToken(ctx: StoreContext, secret: string): Promise<TokenRecord | undefined> {
   if (secret.length === 0) return undefined;
   const row = await ctx.db
     .selectFrom("tokens")
@@ -108,12 +156,12 @@ export async function findToken(ctx: StoreContext, secret: string): Promise<Toke
   return toTokenRecord(row);
 }
 
-export async function getToken(ctx: StoreContext, id: string): Promise<TokenRecord | undefined> {
+async function getToken(ctx: StoreContext, id: string): Promise<TokenRecord | undefined> {
   const row = await ctx.db.selectFrom("tokens").select(recordColumns).where("id", "=", id).executeTakeFirst();
   return row ? toTokenRecord(row) : undefined;
 }
 
-export async function listTokens(
+async function listTokens(
   ctx: StoreContext,
   query: TokenKind | ListTokensQuery = {},
 ): Promise<TokenRecord[]> {
@@ -127,14 +175,41 @@ export async function listTokens(
   return rows.map(toTokenRecord);
 }
 
-export async function revokeToken(ctx: StoreContext, id: string): Promise<boolean> {
+async function revokeToken(ctx: StoreContext, id: string): Promise<boolean> {
   const result = await ctx.db.deleteFrom("tokens").where("id", "=", id).executeTakeFirst();
   return result.numDeletedRows > 0n;
 }
 
-export async function countTokens(ctx: StoreContext, kind?: TokenKind): Promise<number> {
+async function countTokens(ctx: StoreContext, kind?: TokenKind): Promise<number> {
   let select = ctx.db.selectFrom("tokens").select((eb) => eb.fn.countAll<number | string>().as("count"));
   if (kind !== undefined) select = select.where("kind", "=", kind);
   const row = await select.executeTakeFirstOrThrow();
   return Number(row.count);
+}
+
+/** The API tokens (admin, user, runner); only their hashes are stored. */
+export interface TokensRepo {
+  /** Creates a token and returns its secret; a secret already in use is a CONFLICT. */
+  create(input: NewToken): Promise<CreatedToken>;
+  /** The token with this secret, looked up by its hash (no secret comparison to time), or undefined. */
+  find(secret: string): Promise<TokenRecord | undefined>;
+  /** The token with this id (expired or not), or undefined. */
+  get(id: string): Promise<TokenRecord | undefined>;
+  /** Tokens of a kind (or filtered), oldest first (no secrets: they are not stored). */
+  list(query?: TokenKind | ListTokensQuery): Promise<TokenRecord[]>;
+  /** Deletes a token; false when there was none. */
+  revoke(id: string): Promise<boolean>;
+  /** How many tokens there are (of a kind). */
+  count(kind?: TokenKind): Promise<number>;
+}
+
+export function tokensRepo(ctx: StoreContext): TokensRepo {
+  return {
+    create: (input) => createToken(ctx, input),
+    find: (secret) => findToken(ctx, secret),
+    get: (id) => getToken(ctx, id),
+    list: (query) => listTokens(ctx, query),
+    revoke: (id) => revokeToken(ctx, id),
+    count: (kind) => countTokens(ctx, kind),
+  };
 }

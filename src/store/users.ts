@@ -1,10 +1,37 @@
-import { randomBytes } from "node:crypto";
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { StoreContext } from "./dialect.js";
 import { isoTime, type UsersTable } from "./schema.js";
-import type { NewUser, UserRecord, UserWithHash } from "./types.js";
+
+export type UserRole = "admin" | "member";
+
+/** Someone who logs in. The password hash is never part of the record (`users.findByName` has it). */
+export interface UserRecord {
+  id: string;
+  /** Unique, as typed at `user add`; logins match it exactly. */
+  username: string;
+  /** Null only for platform admins (role admin outside any tenant). */
+  tenant_id: string | null;
+  role: UserRole;
+  created_at: string;
+  password_changed_at: string;
+  /** Sessions issued before this instant are refused; `users.setPassword` moves it to now. */
+  sessions_valid_after: string;
+}
+
+/** A user with the argon2id hash to check a password against. */
+export interface UserWithHash extends UserRecord {
+  password_hash: string;
+}
+
+/** What `users.create` needs; the caller hashes the password. */
+export interface NewUser {
+  username: string;
+  tenant_id?: string | null;
+  role: UserRole;
+  password_hash: string;
+}
 
 const recordColumns = [
   "id",
@@ -28,7 +55,7 @@ function toUserRecord(row: Omit<Selectable<UsersTable>, "password_hash">): UserR
   };
 }
 
-export async function createUser(ctx: StoreContext, input: NewUser): Promise<UserRecord> {
+async function createUser(ctx: StoreContext, input: NewUser): Promise<UserRecord> {
   const now = isoTime(ctx.now());
   const record: UserRecord = {
     id: newId("usr"),
@@ -56,12 +83,12 @@ export async function createUser(ctx: StoreContext, input: NewUser): Promise<Use
   return record;
 }
 
-export async function getUser(ctx: StoreContext, id: string): Promise<UserRecord | undefined> {
+async function getUser(ctx: StoreContext, id: string): Promise<UserRecord | undefined> {
   const row = await ctx.db.selectFrom("users").select(recordColumns).where("id", "=", id).executeTakeFirst();
   return row ? toUserRecord(row) : undefined;
 }
 
-export async function findUserByName(ctx: StoreContext, username: string): Promise<UserWithHash | undefined> {
+async function findUserByName(ctx: StoreContext, username: string): Promise<UserWithHash | undefined> {
   const row = await ctx.db
     .selectFrom("users")
     .select([...recordColumns, "password_hash"])
@@ -70,10 +97,7 @@ export async function findUserByName(ctx: StoreContext, username: string): Promi
   return row ? { ...toUserRecord(row), password_hash: row.password_hash } : undefined;
 }
 
-export async function listUsers(
-  ctx: StoreContext,
-  query: { tenantId?: string | null } = {},
-): Promise<UserRecord[]> {
+async function listUsers(ctx: StoreContext, query: { tenantId?: string | null } = {}): Promise<UserRecord[]> {
   let select = ctx.db.selectFrom("users").select(recordColumns);
   if (query.tenantId === null) select = select.where("tenant_id", "is", null);
   else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
@@ -81,7 +105,7 @@ export async function listUsers(
   return rows.map(toUserRecord);
 }
 
-export async function setUserPassword(
+async function setUserPassword(
   ctx: StoreContext,
   id: string,
   passwordHash: string,
@@ -95,7 +119,7 @@ export async function setUserPassword(
   return getUser(ctx, id);
 }
 
-export async function removeUser(ctx: StoreContext, id: string): Promise<boolean> {
+async function removeUser(ctx: StoreContext, id: string): Promise<boolean> {
   // Foreign keys cascade too; deleting explicitly keeps it so on a database that does not enforce them.
   return ctx.db.transaction().execute(async (tx) => {
     await tx.deleteFrom("tokens").where("user_id", "=", id).execute();
@@ -105,47 +129,32 @@ export async function removeUser(ctx: StoreContext, id: string): Promise<boolean
   });
 }
 
-export async function revokeSession(
-  ctx: StoreContext,
-  sessionId: string,
-  userId: string,
-  expiresAt: string,
-): Promise<void> {
-  const now = isoTime(ctx.now());
-  await ctx.db.deleteFrom("revoked_sessions").where("expires_at", "<", now).execute();
-  await ctx.db
-    .insertInto("revoked_sessions")
-    .values({ id: sessionId, user_id: userId, expires_at: isoTime(expiresAt) })
-    .onConflict((oc) => oc.column("id").doNothing())
-    .execute();
+/** The people who log in; the caller hashes passwords, the store never sees one in clear. */
+export interface UsersRepo {
+  /** Stores a user; a username in use is a CONFLICT. */
+  create(input: NewUser): Promise<UserRecord>;
+  /** One user, or undefined. */
+  get(id: string): Promise<UserRecord | undefined>;
+  /** The user with this exact username, with its password hash (for login), or undefined. */
+  findByName(username: string): Promise<UserWithHash | undefined>;
+  /** Users by username; `tenantId` as in `ListRunsQuery`. */
+  list(query?: { tenantId?: string | null }): Promise<UserRecord[]>;
+  /**
+   * Replaces a user's password hash and moves `password_changed_at` and `sessions_valid_after`
+   * to now, which ends every session issued before; undefined for an unknown user.
+   */
+  setPassword(id: string, passwordHash: string): Promise<UserRecord | undefined>;
+  /** Deletes a user with its personal tokens and revoked-session rows; false when there was none. */
+  remove(id: string): Promise<boolean>;
 }
 
-export async function sessionRevoked(ctx: StoreContext, sessionId: string): Promise<boolean> {
-  const row = await ctx.db
-    .selectFrom("revoked_sessions")
-    .select("id")
-    .where("id", "=", sessionId)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
-/** Inserted at most once (the first replica wins the primary key), then read back by everyone. */
-export async function serverKey(ctx: StoreContext, name: string): Promise<string> {
-  const stored = async () =>
-    ctx.db.selectFrom("server_keys").select("value").where("name", "=", name).executeTakeFirst();
-  let row = await stored();
-  if (!row) {
-    await ctx.db
-      .insertInto("server_keys")
-      .values({
-        name,
-        value: ctx.cipher.seal(randomBytes(32).toString("base64url")),
-        created_at: isoTime(ctx.now()),
-      })
-      .onConflict((oc) => oc.column("name").doNothing())
-      .execute();
-    row = await stored();
-  }
-  if (!row) throw new Error(`server key ${name} could not be stored`);
-  return ctx.cipher.open(row.value);
+export function usersRepo(ctx: StoreContext): UsersRepo {
+  return {
+    create: (input) => createUser(ctx, input),
+    get: (id) => getUser(ctx, id),
+    findByName: (username) => findUserByName(ctx, username),
+    list: (query) => listUsers(ctx, query),
+    setPassword: (id, passwordHash) => setUserPassword(ctx, id, passwordHash),
+    remove: (id) => removeUser(ctx, id),
+  };
 }

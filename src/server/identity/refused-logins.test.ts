@@ -15,7 +15,7 @@ describe("RefusedLogins", () => {
     now = Date.parse("2026-01-01T10:00:05.000Z");
     counted = [];
     refusals = new RefusedLogins(
-      store,
+      store.audit,
       silentLogger,
       (reason) => counted.push(reason),
       () => now,

@@ -1,6 +1,6 @@
 import { newId } from "../../core/ids.js";
 import type { Logger } from "../../core/logger.js";
-import type { Store } from "../../store/index.js";
+import type { AuditRepo } from "../../store/index.js";
 
 /** Why a login was refused: a wrong username or password, or too many failures (429). */
 export type LoginRefusal = "wrong_credentials" | "rate_limited";
@@ -49,7 +49,7 @@ export class RefusedLogins {
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
+    private readonly audit: Pick<AuditRepo, "tally">,
     private readonly logger: Logger,
     /** Counts each refusal (`runyard_login_refused_total{reason}`). */
     private readonly counted: (reason: LoginRefusal) => void = () => undefined,
@@ -129,7 +129,7 @@ export class RefusedLogins {
       if (tally.dirty) {
         tally.dirty = false;
         try {
-          await this.store.audit.tally(tally.id, {
+          await this.audit.tally(tally.id, {
             actor: { kind: null, token_id: null, ...tally.actor },
             tenant_id: tally.tenantId,
             address: tally.address,

@@ -35,7 +35,7 @@ export class Revocations {
   private readonly streams = new Set<OpenStream>();
 
   constructor(private readonly deps: RevocationDeps) {
-    this.tokens = new TokenCache(deps.store);
+    this.tokens = new TokenCache(deps.store.tokens);
   }
 
   /** The credential behind an event stream: it ends when that credential is revoked. */

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose";
 import { RunyardError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
-import type { Store, UserRecord } from "../../store/index.js";
+import type { ServerKeysRepo, UserRecord } from "../../store/index.js";
 
 /** How long a login session lasts unless `RUNYARD_SESSION_TTL_MS` says otherwise: 12 hours. */
 export const defaultSessionTtlMs = 12 * 60 * 60 * 1000;
@@ -57,8 +57,8 @@ export class SessionTokens {
     readonly sessionTtlMs: number,
   ) {}
 
-  static async open(store: Store, sessionTtlMs = defaultSessionTtlMs): Promise<SessionTokens> {
-    const key = await store.serverKeys.get("session-hs256");
+  static async open(keys: ServerKeysRepo, sessionTtlMs = defaultSessionTtlMs): Promise<SessionTokens> {
+    const key = await keys.get("session-hs256");
     return new SessionTokens(Buffer.from(key, "base64url"), sessionTtlMs);
   }
 

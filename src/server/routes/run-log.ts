@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunEvent } from "../../core/events.js";
-import type { Store } from "../../store/index.js";
+import type { RunEventsRepo } from "../../store/index.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
@@ -42,10 +42,10 @@ const LogQuery = z.strictObject({
 const logPageEvents = 100;
 
 /** The output of a run as text, read from the store a page at a time. */
-async function* logText(store: Store, runId: string): AsyncGenerator<string> {
+async function* logText(events: RunEventsRepo, runId: string): AsyncGenerator<string> {
   let after = 0;
   for (;;) {
-    const page = await store.events.list(runId, { after, limit: logPageEvents });
+    const page = await events.list(runId, { after, limit: logPageEvents });
     if (page.length === 0) return;
     let text = "";
     for (const event of page) if (event.type === "step.output") text += event.data;
@@ -129,7 +129,7 @@ export function runLogRoutes(app: FastifyInstance, deps: ServerDeps): void {
         .header("content-disposition", `attachment; filename="${safeName}.log"`)
         .header("cache-control", "no-store");
       // A stream, not a string: the route's text schema only describes it.
-      return reply.send(Readable.from(logText(deps.store, id)) as unknown as string);
+      return reply.send(Readable.from(logText(deps.store.events, id)) as unknown as string);
     },
   );
 }

@@ -35,7 +35,7 @@ export function agentJobId(runId: string, agent: string): string {
  */
 export class AgentRuns implements RunKindModule {
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "runs" | "jobs" | "runners" | "secrets">,
     private readonly queue: JobQueue,
     private readonly repoRoutes: RepoRoute[] = [],
     /** `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd. */
@@ -84,7 +84,7 @@ export class AgentRuns implements RunKindModule {
       if (refusal) throw refusal;
     }
     if (body.tests) checkTests(body.tests);
-    const { missing } = await resolveStoredSecrets(this.store, tenantId, body.secrets);
+    const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     const { title, prompt } = composePrompt(body);
     const spec: AgentRunSpec = {
@@ -170,7 +170,7 @@ export class AgentRuns implements RunKindModule {
     if (!parsed.success) throw new RunyardError("INVALID_INPUT", "the stored agent run spec is unreadable");
     const spec = parsed.data;
     const started = Date.now();
-    const secrets = await resolveStoredSecrets(this.store, run.record.tenant_id, spec.secrets);
+    const secrets = await resolveStoredSecrets(this.store.secrets, run.record.tenant_id, spec.secrets);
     if (secrets.missing.length > 0) {
       const error = secretsMissing(secrets.missing, run.record.tenant_id).toInfo();
       run.sink.emit({ type: "run.finished", status: "failed", error, duration_ms: 0 });

@@ -66,7 +66,7 @@ export function botJobPrefix(runId: string): string {
  */
 export class BotRuns implements RunKindModule {
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "bots" | "jobs" | "runners" | "secrets">,
     private readonly queue: JobQueue,
     private readonly defaults: BotDefaults,
   ) {}
@@ -77,7 +77,7 @@ export class BotRuns implements RunKindModule {
    */
   async prepare(body: StartBotBody, starter: BotStarter): Promise<{ prepared: PreparedRun; bot: BotRecord }> {
     const source = await this.sourceOf(body);
-    const { missing } = await resolveStoredSecrets(this.store, starter.tenantId, body.secrets);
+    const { missing } = await resolveStoredSecrets(this.store.secrets, starter.tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, starter.tenantId);
     await this.needDockerRunner(starter.tenantId, body.group);
     const lifetimeSecs = Math.min(
@@ -141,7 +141,7 @@ export class BotRuns implements RunKindModule {
     if (!parsed.success) throw new RunyardError("INVALID_INPUT", "the stored bot run spec is unreadable");
     const spec = parsed.data;
     const started = Date.now();
-    const secrets = await resolveStoredSecrets(this.store, run.record.tenant_id, spec.secrets);
+    const secrets = await resolveStoredSecrets(this.store.secrets, run.record.tenant_id, spec.secrets);
     if (secrets.missing.length > 0) {
       const error = secretsMissing(secrets.missing, run.record.tenant_id).toInfo();
       this.finish(run, spec, "crashed", "failed", error, started);

@@ -30,7 +30,7 @@ export class RunProjection {
   private botStarted = false;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "runs" | "bots">,
     private readonly record: RunRecord,
   ) {
     this.steps = new Map(record.steps.map((s) => [`${s.name}\u0000${s.host}`, s]));

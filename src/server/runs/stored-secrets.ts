@@ -1,5 +1,5 @@
 import { RunyardError } from "../../core/errors.js";
-import type { Store } from "../../store/index.js";
+import type { SecretsRepo } from "../../store/index.js";
 
 /** What a run takes from the secrets store: the values found, and the names that were not. */
 export interface ResolvedSecrets {
@@ -13,11 +13,11 @@ export interface ResolvedSecrets {
  * resumed one) as it is in the store then. Shared by every run kind that names secrets.
  */
 export async function resolveStoredSecrets(
-  store: Pick<Store, "secrets">,
+  secrets: Pick<SecretsRepo, "values">,
   tenantId: string | null,
   names: readonly string[],
 ): Promise<ResolvedSecrets> {
-  const values = await store.secrets.values(tenantId, names);
+  const values = await secrets.values(tenantId, names);
   return { values, missing: names.filter((name) => !(name in values)) };
 }
 

@@ -54,7 +54,7 @@ function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
  */
 export class WorkflowRuns implements RunKindModule {
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "jobs" | "secrets">,
     private readonly queue: JobQueue,
     private readonly notifier: Notifier,
     private readonly directHosts: OutboundPolicy,
@@ -78,7 +78,11 @@ export class WorkflowRuns implements RunKindModule {
     if (!owner.unrestrictedOutbound) this.checkDestinations(workflow);
     const vars = { ...workflow.vars, ...spec.vars };
     const tenantId = owner.tenantId;
-    const { missing } = await resolveStoredSecrets(this.store, tenantId, secretsNotGiven(workflow, vars));
+    const { missing } = await resolveStoredSecrets(
+      this.store.secrets,
+      tenantId,
+      secretsNotGiven(workflow, vars),
+    );
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     return {
       name: workflow.name,
@@ -115,7 +119,11 @@ export class WorkflowRuns implements RunKindModule {
     this.notifier.follow(runId, workflow.name, workflow.notify, unrestricted);
     const tenantId = run.record.tenant_id;
     const given = { ...workflow.vars, ...stored.data.vars };
-    const secrets = await resolveStoredSecrets(this.store, tenantId, secretsNotGiven(workflow, given));
+    const secrets = await resolveStoredSecrets(
+      this.store.secrets,
+      tenantId,
+      secretsNotGiven(workflow, given),
+    );
     // A secret removed since the run was submitted (or before it was resumed): the run stops as a
     // cancel stops it (steps still running are ended on their runners) and fails, saying why.
     const missing =

@@ -1,0 +1,37 @@
+import { randomBytes } from "node:crypto";
+import type { StoreContext } from "./dialect.js";
+import { isoTime } from "./schema.js";
+
+/** Inserted at most once (the first replica wins the primary key), then read back by everyone. */
+async function serverKey(ctx: StoreContext, name: string): Promise<string> {
+  const stored = async () =>
+    ctx.db.selectFrom("server_keys").select("value").where("name", "=", name).executeTakeFirst();
+  let row = await stored();
+  if (!row) {
+    await ctx.db
+      .insertInto("server_keys")
+      .values({
+        name,
+        value: ctx.cipher.seal(randomBytes(32).toString("base64url")),
+        created_at: isoTime(ctx.now()),
+      })
+      .onConflict((oc) => oc.column("name").doNothing())
+      .execute();
+    row = await stored();
+  }
+  if (!row) throw new Error(`server key ${name} could not be stored`);
+  return ctx.cipher.open(row.value);
+}
+
+/** Keys the replicas of one database share (e.g. the one that signs session tokens). */
+export interface ServerKeysRepo {
+  /**
+   * The server key of this name, generated (32 random bytes, base64url) by the first replica that
+   * asks and stored sealed with the store's cipher; every replica gets the same one.
+   */
+  get(name: string): Promise<string>;
+}
+
+export function serverKeysRepo(ctx: StoreContext): ServerKeysRepo {
+  return { get: (name) => serverKey(ctx, name) };
+}
