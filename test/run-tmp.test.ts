@@ -146,6 +146,53 @@ describe("a run's /tmp on a sandboxed runner", () => {
     expect(await outputOf(runA)).toContain("tmp-secret-of-a\n");
   });
 
+  it("is out of reach through $RUNYARD_OUTPUT: a link there to run A's file exports nothing of it", async () => {
+    const folderA = join(up.work, "run-a-env");
+    mkdirSync(folderA);
+    // Run A keeps KEY=value lines in its /tmp (an env file, as many tools write) and holds them
+    // there until the test releases it.
+    const runA = await submit(
+      workflow([
+        {
+          name: "hold",
+          cwd: folderA,
+          script: [
+            "echo LEAKED=tmp-secret-of-a > /tmp/a.env",
+            "touch ready",
+            "while [ ! -e release ]; do sleep 0.05; done",
+          ].join("\n"),
+        },
+      ]),
+    );
+    await until("run A holds its /tmp", () => existsSync(join(folderA, "ready")), 30_000);
+    // Run B cannot open A's folder, but the runner reads B's $RUNYARD_OUTPUT outside the sandbox:
+    // B points it at A's file by the host path its own mountinfo gives away.
+    const runB = await submit(
+      workflow([
+        {
+          name: "snoop",
+          env: { OTHER_RUN: runA },
+          script: [
+            `mine=$(awk '$5 == "/tmp" { print $4 }' /proc/self/mountinfo)`,
+            'ln -sf "$(dirname "$mine")/run-$OTHER_RUN/a.env" "$RUNYARD_OUTPUT"',
+            'echo linked-to="$(readlink "$RUNYARD_OUTPUT")"',
+          ].join("\n"),
+        },
+      ]),
+    );
+    const viewB = await waitForRun(up.url, runB, ended);
+    writeFileSync(join(folderA, "release"), "");
+    await waitForRun(up.url, runA, ended);
+    const outputB = await outputOf(runB);
+    // The link was made, to A's folder: the attempt was real.
+    expect(outputB).toContain(`linked-to=${hostTmpOf(runA)}/a.env\n`);
+    expect(JSON.stringify(viewB.vars)).not.toContain("tmp-secret-of-a");
+    const eventsB = JSON.stringify(await readEvents(up.url, runB));
+    expect(eventsB).not.toContain("tmp-secret-of-a");
+    // The step is told why its file was not read.
+    expect(eventsB).toContain("$RUNYARD_OUTPUT: it is a symbolic link");
+  });
+
   it("is removed once the run is over", async () => {
     const runId = await submit(
       workflow([{ name: "write", script: `echo leftover > /tmp/leftover.txt\n${printTmpSource}` }]),
