@@ -154,6 +154,65 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
 
+  it("stores a replayed batch once and refuses batch numbers below 1", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "replays",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      const output = (data: string) => ({
+        type: "step.output",
+        stream: "stdout",
+        data,
+        step: payload.step,
+        host: payload.host,
+      });
+      const from = runner.received.length;
+      runner.send({ type: "events", job_id: jobId, batch: 0, events: [output("batch-zero\n")] });
+      runner.send({ type: "events", job_id: jobId, batch: -1, events: [output("batch-negative\n")] });
+      for (let i = 0; i < 3; i++)
+        runner.send({ type: "events", job_id: jobId, batch: 1, events: [output("once\n")] });
+      await runner.next(
+        (m) => m.type === "ack" && runner.received.slice(from).filter((a) => a.type === "ack").length === 3,
+        from,
+      );
+      const answers = runner.received.slice(from);
+      expect(answers.filter((m) => m.type === "error" && m.code === "INVALID_INPUT")).toHaveLength(2);
+      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      await waitForRun(server.url, body.run_id, isFinal);
+      const data = (await readEvents(server.url, body.run_id)).flatMap((e) =>
+        e.type === "step.output" ? [e.data] : [],
+      );
+      expect(data).toEqual(["once\n"]);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
+  it("refuses a runner token in the query string: the socket takes it as a header only", async () => {
+    const secret = await token(server, { kind: "runner", name: "in the url" });
+    const socket = new WebSocket(
+      `${server.url.replace(/^http/, "ws")}${runnerSocketPath}?access_token=${secret}`,
+    );
+    const status = await new Promise<number | "upgraded">((resolve, reject) => {
+      socket.on("error", () => undefined);
+      socket.on("open", () => resolve("upgraded"));
+      socket.on("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
+      setTimeout(() => reject(new Error("no answer within 10 s")), 10_000).unref();
+    });
+    socket.terminate();
+    expect(status).toBe(401);
+  });
+
   it("cannot report on another tenant's job, nor take it up, finish it or give it back", async () => {
     const acme = await token(server, { kind: "user", name: "acme", tenant_id: "acme" });
     const acmeRunner = await ProtocolRunner.connect(
