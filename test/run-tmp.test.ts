@@ -146,6 +146,89 @@ describe("a run's /tmp on a sandboxed runner", () => {
     expect(await outputOf(runA)).toContain("tmp-secret-of-a\n");
   });
 
+  it("is out of reach through $RUNYARD_OUTPUT: a link there to run A's file exports nothing of it", async () => {
+    const folderA = join(up.work, "run-a-env");
+    mkdirSync(folderA);
+    // Run A keeps KEY=value lines in its /tmp (an env file, as many tools write) and holds them
+    // there until the test releases it.
+    const runA = await submit(
+      workflow([
+        {
+          name: "hold",
+          cwd: folderA,
+          script: [
+            "echo LEAKED=tmp-secret-of-a > /tmp/a.env",
+            "touch ready",
+            "while [ ! -e release ]; do sleep 0.05; done",
+          ].join("\n"),
+        },
+      ]),
+    );
+    await until("run A holds its /tmp", () => existsSync(join(folderA, "ready")), 30_000);
+    // Run B cannot open A's folder, but the runner reads B's $RUNYARD_OUTPUT outside the sandbox:
+    // B points it at A's file by the host path its own mountinfo gives away.
+    const runB = await submit(
+      workflow([
+        {
+          name: "snoop",
+          env: { OTHER_RUN: runA },
+          script: [
+            `mine=$(awk '$5 == "/tmp" { print $4 }' /proc/self/mountinfo)`,
+            'ln -sf "$(dirname "$mine")/run-$OTHER_RUN/a.env" "$RUNYARD_OUTPUT"',
+            'echo linked-to="$(readlink "$RUNYARD_OUTPUT")"',
+          ].join("\n"),
+        },
+      ]),
+    );
+    const viewB = await waitForRun(up.url, runB, ended);
+    writeFileSync(join(folderA, "release"), "");
+    await waitForRun(up.url, runA, ended);
+    const outputB = await outputOf(runB);
+    // The link was made, to A's folder: the attempt was real.
+    expect(outputB).toContain(`linked-to=${hostTmpOf(runA)}/a.env\n`);
+    expect(JSON.stringify(viewB.vars)).not.toContain("tmp-secret-of-a");
+    const eventsB = JSON.stringify(await readEvents(up.url, runB));
+    expect(eventsB).not.toContain("tmp-secret-of-a");
+    // The step is told why its file was not read.
+    expect(eventsB).toContain("$RUNYARD_OUTPUT: it is a symbolic link");
+  });
+
+  it("is out of reach through output_path: a step cannot have the runner write into run A's /tmp", async () => {
+    const folderA = join(up.work, "run-a-planted");
+    mkdirSync(folderA);
+    const runA = await submit(
+      workflow([
+        {
+          name: "hold",
+          cwd: folderA,
+          script: [
+            "touch ready",
+            "while [ ! -e release ]; do sleep 0.05; done",
+            "cat /tmp/*.log 2>/dev/null || echo nothing-planted",
+          ].join("\n"),
+        },
+      ]),
+    );
+    await until("run A holds its /tmp", () => existsSync(join(folderA, "ready")), 30_000);
+    // Run B names A's host folder (its own mountinfo gives the pattern away) as its output_path:
+    // the runner, outside the sandbox, would write B's output there.
+    const lines = workflow([{ name: "plant", script: "echo planted-by-b" }])
+      .trimEnd()
+      .split("\n");
+    lines.splice(lines.indexOf("    args:") + 1, 0, `      output_path: ${hostTmpOf(runA)}`);
+    const runB = await submit(`${lines.join("\n")}\n`);
+    const viewB = await waitForRun(up.url, runB, ended);
+    writeFileSync(join(folderA, "release"), "");
+    const viewA = await waitForRun(up.url, runA, ended);
+    const outputA = await outputOf(runA);
+    expect(viewA.status, outputA).toBe("success");
+    expect(outputA).not.toContain("planted-by-b");
+    expect(outputA).toContain("nothing-planted");
+    // B is refused, told why: output_path names a folder the sandbox hides.
+    expect(viewB.status).toBe("failed");
+    expect(JSON.stringify(await readEvents(up.url, runB))).toContain("output_path");
+  });
+
   it("is removed once the run is over", async () => {
     const runId = await submit(
       workflow([{ name: "write", script: `echo leftover > /tmp/leftover.txt\n${printTmpSource}` }]),

@@ -42,6 +42,19 @@ export class LocalStepRunner implements StepRunner {
   ): Promise<StepAttemptResult> {
     const { containers, ...options } = this.options;
     const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
+    // The runner writes output_path's files itself, outside any sandbox or container.
+    const outputRefusal =
+      request.output_path === undefined ? undefined : this.executor.hostFolderRefusal?.(request.output_path);
+    if (outputRefusal) {
+      return attemptEndedEarly(
+        "failed",
+        errorInfo(
+          "SPAWN_FAILED",
+          `output_path ${outputRefusal}`,
+          "Name a folder of your own for output_path, outside the runner's and server's homes (such as one under the step's cwd or /var/log).",
+        ),
+      );
+    }
     if (!request.container) return runStepAttempt(this.executor, request, attemptOptions);
     if (!containers) {
       return attemptEndedEarly(

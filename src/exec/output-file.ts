@@ -1,10 +1,17 @@
-import { readFileSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from "node:fs";
 import type { OutputFileContents } from "./types.js";
 
 /**
+ * Opened without following a link, and without waiting on a pipe: the command made the file, so
+ * it may have made a link there instead, to a file it cannot open itself (another run's /tmp on
+ * the host, the runner's home), which the runner, outside the sandbox, could.
+ */
+const ownFileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
  * An attempt's `$RUNYARD_OUTPUT`, as every executor reads it: whether it changed since the last
- * look (cheap enough before each chunk of output), and its whole text at the end.
+ * look (cheap enough before each chunk of output), and its whole text at the end. Only a regular
+ * file is read; a link or anything else there is refused.
  */
 export class OutputFileWatch {
   private seenSize = 0;
@@ -14,13 +21,13 @@ export class OutputFileWatch {
 
   changed(): string | undefined {
     // One failing stat while the step has not written the file: the common case.
-    const stat = statSync(this.path, { throwIfNoEntry: false });
+    const stat = lstatSync(this.path, { throwIfNoEntry: false });
     if (!stat?.isFile() || (stat.size === this.seenSize && stat.mtimeMs === this.seenMtimeMs))
       return undefined;
     this.seenSize = stat.size;
     this.seenMtimeMs = stat.mtimeMs;
     try {
-      return readFileSync(this.path, "utf8");
+      return readOwnFile(this.path);
     } catch {
       return undefined; // read again at the end of the attempt, where a failure is reported
     }
@@ -28,12 +35,30 @@ export class OutputFileWatch {
 
   async read(): Promise<OutputFileContents> {
     try {
-      // Most steps write nothing there; do not pay for a read through the thread pool then.
-      const stat = statSync(this.path, { throwIfNoEntry: false });
-      if (!stat || stat.size === 0) return { text: "" };
-      return { text: await readFile(this.path, "utf8") };
+      // Most steps write nothing there; do not pay for an open then.
+      const stat = lstatSync(this.path, { throwIfNoEntry: false });
+      if (!stat || (stat.isFile() && stat.size === 0)) return { text: "" };
+      return { text: readOwnFile(this.path) };
     } catch (error) {
       return { problem: `cannot read $RUNYARD_OUTPUT: ${(error as Error).message}` };
     }
+  }
+}
+
+/** The text of the regular file at `path`; throws, saying why, for a link or anything else. */
+function readOwnFile(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, ownFileFlags);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP")
+      throw new Error("it is a symbolic link; write the values into the file itself");
+    throw error;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error("it is not a regular file; write the values into a file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
   }
 }

@@ -56,6 +56,10 @@ export class ProcessExecutor implements Executor {
     this.hostSecrets = secretsFromEnv(options.baseEnv);
   }
 
+  hostFolderRefusal(folder: string): string | undefined {
+    return this.options.sandbox?.hostFolderRefusal(folder);
+  }
+
   /** Runs one process outside any attempt: the launcher's contract, as tests and benchmarks use it. */
   run(request: ExecRequest): Promise<ExecResult> {
     return this.launcher.run(request);

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, resolve, sep } from "node:path";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import type { ExecExposure } from "./types.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
@@ -199,6 +199,20 @@ export class Sandbox {
     return undefined;
   }
 
+  /**
+   * Why the runner, outside the sandbox, may not write a step's files into `folder` on the host
+   * (`output_path`): it lies inside a folder the sandbox hides (the runner's and server's homes,
+   * whose run /tmp folders belong to other runs), or a link leads it there. Judged by where the
+   * deepest part that exists leads, as the folder may not exist yet.
+   */
+  hostFolderRefusal(folder: string): string | undefined {
+    const absolute = resolve(folder);
+    const real = existingRealPath(absolute);
+    const hiding = this.hidden.find((hidden) => isWithin(absolute, hidden) || isWithin(real, hidden));
+    if (hiding === undefined) return undefined;
+    return `"${folder}"${real === absolute ? "" : ` (really ${real})`} is inside ${hiding}, which sandboxed steps cannot see`;
+  }
+
   /** The argv that runs `argv` sandboxed with `exposure` (see `refusal` first). */
   command(argv: readonly string[], exposure: SandboxExposure): string[] {
     const cwd = resolve(exposure.cwd);
@@ -246,6 +260,17 @@ interface Mount {
   args: string[];
   /** Among mounts of the same depth: the home tmpfs, then binds, then what hides. */
   order: number;
+}
+
+/** `path` with the links of its deepest existing part resolved, and the rest as written. */
+function existingRealPath(path: string): string {
+  let existing = path;
+  const rest: string[] = [];
+  while (!existsSync(existing) && dirname(existing) !== existing) {
+    rest.unshift(basename(existing));
+    existing = dirname(existing);
+  }
+  return join(realPath(existing), ...rest);
 }
 
 /**

@@ -67,6 +67,11 @@ export interface Executor {
    * only where a program that cannot start comes back as a `spawnError`. True when absent.
    */
   readonly plainCommands?: boolean;
+  /**
+   * Why the runner may not write a step's files into `folder` on the host (`output_path`): a
+   * sandbox hides it from the steps. Undefined when it may, and where there is no sandbox.
+   */
+  hostFolderRefusal?(folder: string): string | undefined;
   /** Resolves with an error message (and how to fix it) in place of an attempt when it cannot be prepared. */
   startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string; hint?: string }>;
   /** Stops the executor's helpers and removes its scratch folder; running attempts are not waited for. */

@@ -81,7 +81,7 @@ export async function appendRunEvents(
           bytes: int(run.log_bytes),
           cut: run.log_cut === null ? null : decodeJson<CutOutput[]>(run.log_cut),
         };
-    const capped = capRunLog(before, events);
+    const capped = capRunLog(before, events, job !== undefined);
     const firstSeq = int(run.last_seq) + 1;
     const stored = capped.events.map(
       (event, i) => ({ ...event, run_id: runId, seq: firstSeq + i }) as RunEvent,

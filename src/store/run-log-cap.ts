@@ -13,7 +13,7 @@ export interface RunLogState {
   maxBytes: number;
   /** Past the cap the oldest output is deleted instead of new output cut (a bot's run). */
   rolling: boolean;
-  /** Output bytes (`step.output` data, UTF-8) stored. */
+  /** Output bytes (`step.output` data, and the text of a runner's notices on its step; UTF-8) stored. */
   bytes: number;
   /** Null while output is stored; once the cap is reached, what was cut and not yet said. */
   cut: CutOutput[] | null;
@@ -25,26 +25,33 @@ export interface RunLogState {
  * counted per step and said in one notice when the step finishes, or at the run's end. Only the
  * store is spared: a step's `output_path` files on its host keep everything. A rolling log
  * stores everything and is trimmed afterwards (`rollingOverflow`).
+ *
+ * A runner's batch (`fromRunner`) may hold notices on its step too: their text counts as the
+ * step's output and is cut as output is, else a runner could store any amount as notices.
+ * The engine's own notices are never cut.
  */
 export function capRunLog(
   state: RunLogState,
   events: readonly UnnumberedEvent[],
+  fromRunner = false,
 ): { events: UnnumberedEvent[]; state: RunLogState } {
   let bytes = state.bytes;
   let cut = state.cut === null ? null : state.cut.map((entry) => ({ ...entry }));
   const kept: UnnumberedEvent[] = [];
   for (const event of events) {
-    if (event.type === "step.output") {
-      const size = Buffer.byteLength(event.data, "utf8");
+    // A rolling log trims only output (`rollingOverflow`): notices there are not counted.
+    const output = capped(event, fromRunner && !state.rolling);
+    if (output) {
+      const size = Buffer.byteLength(output.text, "utf8");
       if (state.maxBytes <= 0 || state.rolling || (cut === null && bytes + size <= state.maxBytes)) {
         bytes += size;
         kept.push(event);
         continue;
       }
       cut ??= [];
-      const entry = cut.find((c) => c.step === event.step && c.host === event.host);
+      const entry = cut.find((c) => c.step === output.step && c.host === output.host);
       if (entry) entry.bytes += size;
-      else cut.push({ step: event.step, host: event.host, bytes: size });
+      else cut.push({ step: output.step, host: output.host, bytes: size });
       continue;
     }
     if (cut && cut.length > 0 && (event.type === "step.finished" || event.type === "run.finished")) {
@@ -59,6 +66,17 @@ export function capRunLog(
     kept.push(event);
   }
   return { events: kept, state: { ...state, bytes, cut } };
+}
+
+/** The text an event adds to its step's output, as the cap counts it; undefined when it adds none. */
+function capped(
+  event: UnnumberedEvent,
+  fromRunner: boolean,
+): { text: string; step: string; host: string } | undefined {
+  if (event.type === "step.output") return { text: event.data, step: event.step, host: event.host };
+  if (fromRunner && event.type === "notice" && event.step !== undefined && event.host !== undefined)
+    return { text: event.message, step: event.step, host: event.host };
+  return undefined;
 }
 
 /**

@@ -1,0 +1,276 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import type { RunEvent } from "../src/core/events.js";
+import { runnerSocketPath, type ServerMessage } from "../src/core/protocol.js";
+import { tempDir } from "./helpers/cli.js";
+import { api, isFinal, readEvents, startTestServer, type TestServer, waitForRun } from "./helpers/server.js";
+
+/*
+ * A runner that speaks the runner protocol itself, as one started with a tenant's own runner
+ * token could: it takes its job and then reports whatever it likes. What it may not do is write
+ * past what the server allows, or into anything but the job it holds.
+ */
+
+const oneStep = `version: v0.1
+name: attacked
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: hello
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: echo hello
+`;
+
+interface AssignMessage {
+  type: "assign";
+  job: { job_id: string; kind: string; payload: { run_id: string; step: string; host: string } };
+}
+
+/** A hand-made runner on the socket: it says hello and keeps every message the server sends. */
+class ProtocolRunner {
+  readonly received: ServerMessage[] = [];
+  private readonly waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on("message", (data) => {
+      this.received.push(JSON.parse(String(data)) as ServerMessage);
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  static async connect(server: TestServer, token: string, id: string): Promise<ProtocolRunner> {
+    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("open", () => resolve());
+      socket.once("error", reject);
+    });
+    const runner = new ProtocolRunner(socket);
+    runner.send({ type: "hello", jobs: [], runner: { id, hostname: "attacker", capacity: 1 } });
+    await runner.next((m) => m.type === "welcome");
+    return runner;
+  }
+
+  send(message: unknown): void {
+    this.socket.send(JSON.stringify(message));
+  }
+
+  /** The first message (from `from` on) that matches, waiting up to 15 s for it. */
+  async next<T = ServerMessage>(match: (m: ServerMessage) => boolean, from = 0): Promise<T> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const found = this.received.slice(from).find(match);
+      if (found) return found as unknown as T;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching message; got ${JSON.stringify(this.received)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.socket.terminate();
+  }
+}
+
+const stepResult = {
+  kind: "step",
+  status: "success",
+  exit_code: 0,
+  exports: {},
+  duration_ms: 1,
+  memory_peak_bytes: 0,
+  cpu_ms: 0,
+};
+
+async function token(server: TestServer, body: Record<string, unknown>): Promise<string> {
+  const { status, body: created } = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
+  if (status !== 201) throw new Error(`token: ${status} ${JSON.stringify(created)}`);
+  return created.token;
+}
+
+function storedBytes(events: RunEvent[]): number {
+  let bytes = 0;
+  for (const event of events) {
+    if (event.type === "step.output") bytes += Buffer.byteLength(event.data, "utf8");
+    if (event.type === "notice") bytes += Buffer.byteLength(event.message, "utf8");
+  }
+  return bytes;
+}
+
+describe("a runner speaking the protocol itself", () => {
+  const cap = 256 * 1024;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer(tempDir(), { RUNYARD_MAX_RUN_LOG_BYTES: String(cap) });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.proc.kill();
+  });
+
+  it("cannot store more than the run's log cap by reporting notices instead of output", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "notices",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      // 16 notices of 64 KiB each on its own step: four times the cap.
+      const message = "n".repeat(64 * 1024);
+      const notices = Array.from({ length: 16 }, () => ({
+        type: "notice",
+        level: "warn",
+        message,
+        step: payload.step,
+        host: payload.host,
+      }));
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: notices });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      await waitForRun(server.url, body.run_id, isFinal);
+      const events = await readEvents(server.url, body.run_id);
+      expect(storedBytes(events)).toBeLessThanOrEqual(cap + 64 * 1024);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
+  it("stores a replayed batch once and refuses batch numbers below 1", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "replays",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      const output = (data: string) => ({
+        type: "step.output",
+        stream: "stdout",
+        data,
+        step: payload.step,
+        host: payload.host,
+      });
+      const from = runner.received.length;
+      runner.send({ type: "events", job_id: jobId, batch: 0, events: [output("batch-zero\n")] });
+      runner.send({ type: "events", job_id: jobId, batch: -1, events: [output("batch-negative\n")] });
+      for (let i = 0; i < 3; i++)
+        runner.send({ type: "events", job_id: jobId, batch: 1, events: [output("once\n")] });
+      await runner.next(
+        (m) => m.type === "ack" && runner.received.slice(from).filter((a) => a.type === "ack").length === 3,
+        from,
+      );
+      const answers = runner.received.slice(from);
+      expect(answers.filter((m) => m.type === "error" && m.code === "INVALID_INPUT")).toHaveLength(2);
+      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      await waitForRun(server.url, body.run_id, isFinal);
+      const data = (await readEvents(server.url, body.run_id)).flatMap((e) =>
+        e.type === "step.output" ? [e.data] : [],
+      );
+      expect(data).toEqual(["once\n"]);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
+  it("refuses a runner token in the query string: the socket takes it as a header only", async () => {
+    const secret = await token(server, { kind: "runner", name: "in the url" });
+    const socket = new WebSocket(
+      `${server.url.replace(/^http/, "ws")}${runnerSocketPath}?access_token=${secret}`,
+    );
+    const status = await new Promise<number | "upgraded">((resolve, reject) => {
+      socket.on("error", () => undefined);
+      socket.on("open", () => resolve("upgraded"));
+      socket.on("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
+      setTimeout(() => reject(new Error("no answer within 10 s")), 10_000).unref();
+    });
+    socket.terminate();
+    expect(status).toBe(401);
+  });
+
+  it("cannot report on another tenant's job, nor take it up, finish it or give it back", async () => {
+    const acme = await token(server, { kind: "user", name: "acme", tenant_id: "acme" });
+    const acmeRunner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "acme runner", tenant_id: "acme" }),
+      "acme-holder",
+    );
+    const globexRunner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "globex runner", tenant_id: "globex" }),
+      "globex-attacker",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "workflow", workflow: oneStep },
+        acme,
+      );
+      const assign = await acmeRunner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      const from = globexRunner.received.length;
+      const output = {
+        type: "step.output",
+        stream: "stdout",
+        data: "forged\n",
+        step: payload.step,
+        host: payload.host,
+      };
+      for (const message of [
+        { type: "accept", job_id: jobId },
+        { type: "events", job_id: jobId, batch: 1, events: [output] },
+        {
+          type: "finished",
+          job_id: jobId,
+          batches: 0,
+          result: { ...stepResult, status: "failed", exit_code: 9 },
+        },
+        { type: "refuse", job_id: jobId, reason: "mine now" },
+        { type: "abandoned", job_id: jobId, reason: "mine now" },
+      ])
+        globexRunner.send(message);
+      const refused = () =>
+        globexRunner.received.slice(from).filter((m) => m.type === "error" && m.code === "FORBIDDEN").length;
+      await globexRunner.next((m) => m.type === "error" && refused() === 5, from);
+      expect(globexRunner.received.slice(from).map((m) => m.type)).toEqual(Array(5).fill("error"));
+      // The rightful runner finishes it: the forged output and result are nowhere.
+      acmeRunner.send({ type: "accept", job_id: jobId });
+      acmeRunner.send({ type: "finished", job_id: jobId, batches: 0, result: stepResult });
+      await acmeRunner.next((m) => m.type === "done");
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const events = await readEvents(server.url, body.run_id);
+      expect(events.some((e) => e.type === "step.output" && e.data.includes("forged"))).toBe(false);
+    } finally {
+      acmeRunner.close();
+      globexRunner.close();
+    }
+  }, 60_000);
+});
