@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 import { statSync } from "node:fs";
 import module from "node:module";
+import { homedir } from "node:os";
+import { join } from "node:path";
 
-// Node 22.1 and later keep the compiled code of the CLI's modules between starts (in the OS temp
-// folder; NODE_DISABLE_COMPILE_CACHE=1 turns it off): most of a short command's time is loading.
-module.enableCompileCache?.();
+// Node 22.1 and later keep the compiled code of the CLI's modules between starts
+// (NODE_DISABLE_COMPILE_CACHE=1 turns it off): most of a short command's time is loading. The
+// cache lives in the user's own home, not the shared temp folder where another local user could
+// plant compiled code first.
+module.enableCompileCache?.(join(homedir(), ".cache", "runyard", "node-compile-cache"));
 
 /**
  * The bundled CLI (`npm run build`: a file per command, a few files a start instead of hundreds)

@@ -2,7 +2,13 @@ import type { WebSocket } from "ws";
 import { errorTable } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
-import { type HeldJob, type RunnerInfo, RunnerMessage, type ServerMessage } from "../core/protocol.js";
+import {
+  type HeldJob,
+  type RunnerInfo,
+  RunnerMessage,
+  revokedCloseCode,
+  type ServerMessage,
+} from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
@@ -107,6 +113,12 @@ export class RunnerSession {
       return;
     }
     const info = admitted;
+    // The token may have been revoked after the upgrade checked it and before this socket was
+    // counted among its sessions; a revocation then would have missed it.
+    if (!(await store.tokens.get(this.token.id))) {
+      this.socket.close(revokedCloseCode, "runner token revoked");
+      return;
+    }
     const now = new Date().toISOString();
     const record = await store.runners.upsert({
       ...info,
