@@ -106,20 +106,20 @@ describe("JobQueue relaying reports for an engine on another replica", () => {
 describe("the job queue as the one owner of the job lifecycle", () => {
   it("is the only code outside the store that calls the store's job verbs", () => {
     const verbs = [
-      "createJob",
-      "claimJob",
-      "acceptJob",
-      "completeJob",
-      "returnJob",
-      "refuseJob",
-      "loseJob",
-      "giveUpJob",
-      "cancelQueuedJob",
-      "cancelJob",
+      "create",
+      "claim",
+      "accept",
+      "complete",
+      "giveBack",
+      "refuse",
+      "lose",
+      "giveUp",
+      "cancelQueued",
+      "cancel",
       "renewLeases",
       "holdLeases",
     ];
-    const call = new RegExp(`store\\s*\\.\\s*(${verbs.join("|")})\\s*\\(`);
+    const call = new RegExp(`store\\s*\\.\\s*jobs\\s*\\.\\s*(${verbs.join("|")})\\s*\\(`);
     const src = fileURLToPath(new URL("..", import.meta.url));
     const callers: string[] = [];
     for (const file of readdirSync(src, { recursive: true, encoding: "utf8" })) {

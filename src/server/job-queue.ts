@@ -242,23 +242,36 @@ export class JobQueue {
   }
 
   /**
-   * A runner says hello listing the jobs it holds. Its list is the truth: a job leased to its id
-   * that it does not list died with an earlier life of the runner, and is lost now rather than
-   * when its lease lapses. The jobs it goes on with get a fresh lease.
+   * A runner says hello listing the jobs it holds. Its list is the truth: a job it accepted but
+   * does not list died with an earlier life of the runner, and is lost now rather than when its
+   * lease lapses; one it never accepted (its assign never arrived) goes back to the queue. The
+   * jobs it goes on with get a fresh lease.
    */
   async inventory(runnerId: string, held: readonly HeldJob[], reaped: readonly string[]): Promise<Inventory> {
     const listed = new Set(held.map((job) => job.id));
     const inventory: Inventory = { resumed: new Map(), drop: [], cancel: [] };
+    let requeued = false;
     for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
       if (listed.has(job.id)) {
         inventory.resumed.set(job.id, job.type);
         continue;
       }
-      const why = reaped.includes(job.id)
-        ? `runner ${runnerId} restarted and killed what was left of this step from its previous life`
-        : `runner ${runnerId} came back without this job (it restarted or gave the job up)`;
-      await this.lost(job, why);
+      if (reaped.includes(job.id)) {
+        await this.lost(
+          job,
+          `runner ${runnerId} restarted and killed what was left of this step from its previous life`,
+        );
+        continue;
+      }
+      // Never accepted and not held: its assign never reached the runner (the link dropped, or
+      // the replica that claimed it died), so nothing of it ran. It goes back to the queue.
+      if (job.status === "assigned" && (await this.store.jobs.giveBack(job.id, runnerId))) {
+        requeued = true;
+        continue;
+      }
+      await this.lost(job, `runner ${runnerId} came back without this job (it restarted or gave the job up)`);
     }
+    if (requeued) this.links.dispatch();
     for (const { id } of held) {
       if (inventory.resumed.has(id)) continue;
       const job = await this.store.jobs.get(id);
