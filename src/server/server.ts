@@ -162,11 +162,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return true;
     },
     drop: (jobId: string, runnerId: string) => hub.drop(jobId, runnerId),
-    reported: (runId: string, jobId: string) =>
-      replica.tell({ type: "reports", run_id: runId, job_id: jobId }),
+    jobChanged: (runId: string, jobId: string) => replica.tell({ type: "job", run_id: runId, job_id: jobId }),
   };
   const queue = new JobQueue({
     store,
+    bus,
     links,
     logger,
     replicaId: replica.id,
