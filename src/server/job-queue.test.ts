@@ -3,10 +3,13 @@ import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import type { EventInput } from "../core/events.js";
 import type { Job } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
 import type { Store } from "../store/index.js";
+import { EventBus } from "./event-bus.js";
 import { JobQueue, type RunnerLinks } from "./job-queue.js";
+import { endedEarly } from "./job-records.js";
 import type { RunSink } from "./run-sink.js";
 
 const sqlite = storeBackends.find((backend) => backend.name === "sqlite");
@@ -16,10 +19,11 @@ function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
     dispatch: () => undefined,
     cancel: () => false,
     drop: () => undefined,
-    reported: () => undefined,
+    jobChanged: () => undefined,
   };
   return new JobQueue({
     store,
+    bus: new EventBus(),
     links: { ...none, ...links },
     logger: silentLogger,
     replicaId: "local",
@@ -27,81 +31,124 @@ function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
   });
 }
 
-describe("JobQueue relaying reports for an engine on another replica", () => {
+const runner = { group: "default", labels: [], tenant_id: null, shared: false, isolation: "none" } as const;
+
+/** A step job of `runId`, stored, claimed and taken up by runner-1. */
+async function runningJob(store: Store, runId: string, id: string): Promise<Job> {
+  const payload = {
+    run_id: runId,
+    step: "s",
+    host: "worker",
+    attempt: 1,
+    action: "cmd.run",
+    script: "true",
+    env: {},
+  };
+  await store.jobs.create({ id, run_id: runId, requirements: { labels: [] }, payload });
+  await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+  await store.jobs.accept(id, "runner-1");
+  return { job_id: id, kind: "step", payload } as unknown as Job;
+}
+
+describe("JobQueue with the store as the only mailbox", () => {
   let opened: TestStore;
   beforeEach(async () => {
     opened = await (sqlite ?? storeBackends[0])!.open();
   });
   afterEach(() => opened.dispose());
 
-  it("stores and announces them, and keeps no memory of the jobs it relayed", async () => {
+  it("stores a runner's batch in the run's events once and its result on the row when the engine is elsewhere", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "elsewhere" });
-    const announced: string[] = [];
-    const broker = queueOn(store, { reported: (_run, jobId) => announced.push(jobId) });
-    for (let i = 0; i < 50; i++) {
-      const id = `job-${i}`;
-      await store.jobs.create({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
-      expect(await broker.events(id, 1, [], "runner-1")).toBe("stored");
-    }
-    expect(announced).toHaveLength(50);
-    expect((await store.jobReports.list({})).length).toBe(50);
-    // Nothing here waits for these jobs: a replica that relays for others must not grow with them.
-    expect((broker as unknown as { unread: Set<string> }).unread.size).toBe(0);
+    const changed: string[] = [];
+    const broker = queueOn(store, { jobChanged: (_run, jobId) => changed.push(jobId) });
+    const job = await runningJob(store, run.id, "job-1");
+    const notice = {
+      type: "notice",
+      level: "info",
+      message: "from the runner",
+      step: "s",
+      host: "worker",
+    } as unknown as EventInput;
+    expect(await broker.events("job-1", 1, [notice], "runner-1")).toBe("stored");
+    expect(await broker.events("job-1", 1, [notice], "runner-1")).toBe("duplicate");
+    expect(await broker.finished("job-1", 2, endedEarly(job, "CANCELED", "x"), "runner-1")).toBe(
+      "missing-events",
+    );
+    const result = endedEarly(job, "RUNNER_LOST", "reported");
+    expect(await broker.finished("job-1", 1, result, "runner-1")).toBe("done");
+    const stored = await store.events.list(run.id);
+    expect(stored.filter((event) => event.type === "notice")).toHaveLength(1);
+    expect((await store.jobs.get("job-1"))?.status).toBe("done");
+    expect(changed).toEqual(["job-1"]);
+    // Nothing here waits for the job: a replica that stores for others keeps no memory of it.
+    expect(broker.waitedJobs()).toEqual([]);
   });
 
-  it("applies a backlog longer than one read in order, then the report after it", async () => {
+  it("gives an engine that waits after its job ended elsewhere the row's result, after the run's events", async () => {
     const { store } = opened;
-    const run = await store.runs.create({ kind: "workflow", name: "backlog" });
-    const id = "job-backlog";
-    await store.jobs.create({ id, run_id: run.id, requirements: { labels: [] }, payload: {} });
-    const runner = {
-      group: "default",
-      labels: [],
-      tenant_id: null,
-      shared: false,
-      isolation: "none",
-    } as const;
-    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
-    await store.jobs.accept(id, "runner-1");
-    for (let batch = 1; batch <= 250; batch++)
-      await store.jobReports.add({
-        job_id: id,
-        run_id: run.id,
-        kind: "events",
-        batch,
-        runner_id: "runner-1",
-        body: [],
-      });
-    await store.jobReports.add({
-      job_id: id,
-      run_id: run.id,
-      kind: "lost",
-      batch: 0,
-      runner_id: "runner-1",
-      body: "gone",
-    });
-    const batches: number[] = [];
+    const run = await store.runs.create({ kind: "workflow", name: "later" });
+    const job = await runningJob(store, run.id, "job-2");
+    const result = endedEarly(job, "RUNNER_LOST", "reported");
+    expect(await queueOn(store).finished("job-2", 0, result, "runner-1")).toBe("done");
+    const calls: string[] = [];
     const sink = {
-      jobBatch: async (_job: string, batch: number) => batches.push(batch),
+      catchUp: async () => void calls.push("catchUp"),
       drain: async () => undefined,
     } as unknown as RunSink;
-    const broker = queueOn(store);
-    const job = { job_id: id, kind: "step", payload: {} } as unknown as Job;
-    const result = await broker.runJob(
+    const got = await queueOn(store).runJob(
       job,
       { runId: run.id, sink, tenantId: null },
       { requirements: { labels: [] }, host: "worker" },
       new AbortController().signal,
     );
-    expect(batches).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
-    expect(result).toMatchObject({ error: { code: "RUNNER_LOST", message: "gone" } });
-    // The applied reports are deleted right after the one that settled the job.
-    for (let i = 0; i < 100 && (await store.jobReports.jobsWithReports([id])).length > 0; i++)
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(await store.jobReports.jobsWithReports([id, "job-other"])).toEqual([]);
+    expect(got).toEqual(result);
+    expect(calls).toEqual(["catchUp"]);
+  });
+
+  it("wakes an engine waiting here when the job's row changes elsewhere (accepted, then lost)", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "waiting" });
+    const payload = {
+      run_id: run.id,
+      step: "s",
+      host: "worker",
+      attempt: 1,
+      action: "cmd.run",
+      script: "true",
+      env: {},
+    };
+    const job = { job_id: "job-3", kind: "step", payload } as unknown as Job;
+    const sink = { catchUp: async () => undefined, drain: async () => undefined } as unknown as RunSink;
+    const engine = queueOn(store);
+    let started = 0;
+    const outcome = engine.runJob(
+      job,
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      new AbortController().signal,
+      () => started++,
+    );
+    await until(async () => (await store.jobs.get("job-3")) !== undefined);
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    await store.jobs.accept("job-3", "runner-1");
+    engine.jobsChanged(["job-3"]);
+    await until(() => started === 1);
+    await store.jobs.lose("job-3");
+    engine.jobsChanged(["job-3"]);
+    expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST" } });
+    expect(started).toBe(1);
   });
 });
+
+/** Waits for `check` with a deadline of 5 s. */
+async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met within 5 s");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 describe("the job queue as the one owner of the job lifecycle", () => {
   it("is the only code outside the store that calls the store's job verbs", () => {

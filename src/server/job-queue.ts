@@ -1,15 +1,15 @@
 import { errorInfo } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
-import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
 import type { StepRunner } from "../core/step-attempt.js";
-import type { JobRecord, JobReport, JobReportKind, JobRequirements, Store } from "../store/index.js";
+import type { JobRecord, JobRequirements, Store } from "../store/index.js";
+import type { EventBus } from "./event-bus.js";
 import { HostPins } from "./host-pins.js";
 import { endedEarly, jobIdFor, readJob, stepResult } from "./job-records.js";
 import { maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
-import type { RunSink } from "./run-sink.js";
+import { type RunSink, stamp } from "./run-sink.js";
 
 /** How the queue reaches runners: the sockets of this replica, and through them the fleet's. */
 export interface RunnerLinks {
@@ -19,12 +19,14 @@ export interface RunnerLinks {
   cancel(jobId: string, runnerId: string): boolean | Promise<boolean>;
   /** The runner no longer holds the job (it was lost): its socket here, if any, is told to drop it. */
   drop(jobId: string, runnerId: string): void;
-  /** Tell the replica carrying `runId` that reports on `jobId` wait in the store. */
-  reported(runId: string, jobId: string): void;
+  /** Tell the replica carrying `runId` that the row of its job `jobId` changed (accepted, done, lost). */
+  jobChanged(runId: string, jobId: string): void;
 }
 
 export interface JobQueueOptions {
   store: Store;
+  /** Runner batches stored here are published to this replica's followers. */
+  bus: EventBus;
   links: RunnerLinks;
   logger: Logger;
   /** This server among the replicas: it claims only for runners connected to it. */
@@ -44,6 +46,8 @@ interface Waiter {
   resolve: (result: JobResult) => void;
   /** Called when a runner takes the job up (after the run's `run.started`). */
   started: (() => void) | undefined;
+  /** Whether the engine has learnt that a runner took the job up. */
+  accepted: boolean;
 }
 
 /** Where a run's host runs: its requirements, and its name (hosts stick to their first runner). */
@@ -71,31 +75,24 @@ export interface Inventory {
 /** Bots one runner runs at once, besides its capacity of other work. */
 const maxBotsPerRunner = 50;
 
-/** Stored reports read at once when applying them (each holds up to a whole batch of events). */
-const storedReportsPage = 100;
-
 /**
  * The one owner of the job lifecycle (DESIGN.md section 6): queued -> assigned -> running ->
  * done | lost, and assigned -> queued when a runner gives a job back. It alone calls the store's
  * job verbs; the runner sockets feed it, the engines wait on it. Batches of events are stored
  * exactly once.
  *
- * A report on a job this replica's engine waits for is applied at once. Any other report (the
- * run's engine lives on another replica, or has not asked for the job again after a restart or
- * an adoption) is stored as a job report and applied, in arrival order, by the engine that waits
- * for the job. Each job's reports are applied one at a time, stored ones first.
+ * The store is the only mailbox: the replica a runner is connected to stores its batches straight
+ * into the run's events and its result on the job row, wherever the run's engine is. The engine
+ * waiting for a job learns that its row changed from this replica, or from another by a fleet
+ * message (a 2 s sweep covers lost ones), and then reads the row and the run's new events.
  */
 export class JobQueue {
   private readonly store: Store;
   private readonly links: RunnerLinks;
   private readonly logger: Logger;
   private readonly waiters = new Map<string, Waiter>();
-  /** Per job: the chain its reports are applied on, one at a time. */
+  /** Per waited job: the chain its row changes are read on, one at a time. */
   private readonly chains = new Map<string, Promise<unknown>>();
-  /** Waited jobs that may have stored reports to apply before anything else. */
-  private readonly unread = new Set<string>();
-  /** Highest output batch seen per job; checked before an event seq is spent. */
-  private readonly lastBatch = new Map<string, number>();
   private readonly pins = new HostPins();
   private leaseTimer: NodeJS.Timeout | undefined;
 
@@ -154,28 +151,16 @@ export class JobQueue {
   ): Promise<void> {
     const id = job.job_id;
     const existing = await this.store.jobs.get(id);
-    if (existing?.status === "done") {
-      const stored = JobResult.safeParse(existing.result);
-      resolve(
-        stored.success
-          ? stored.data
-          : endedEarly(job, "RUNNER_LOST", "the stored result of this job is unreadable"),
-      );
+    if (existing?.status === "done" || existing?.status === "lost") {
+      await sink.catchUp();
+      resolve(resultOf(job, existing));
       return;
     }
-    if (existing?.status === "lost") {
-      resolve(endedEarly(job, "RUNNER_LOST", `runner ${existing.runner_id} stopped heartbeating`));
-      return;
-    }
-    this.waiters.set(id, { job, sink, resolve, started });
+    this.waiters.set(id, { job, sink, resolve, started, accepted: false });
     if (existing) {
-      this.lastBatch.set(id, existing.last_event_seq);
-      // A runner took it up before this engine waited (a restart, an adoption): it has started.
-      if (existing.status === "running" && existing.runner_id)
-        this.applyAccepted(existing, existing.runner_id);
-      // Its runner may have reported while no engine here waited for it.
-      this.unread.add(id);
-      void this.inOrder(id, async () => undefined);
+      // A runner may have taken it up, reported and finished before this engine waited (a
+      // restart, an adoption): the row says so.
+      void this.inOrder(id, () => this.readRow(id));
     } else {
       const pinned = this.pins.runnerFor(runId, placement.host);
       const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
@@ -186,7 +171,6 @@ export class JobQueue {
         requirements: { ...placement.requirements, labels, tenant_id: tenantId },
         payload: job.payload,
       });
-      this.lastBatch.set(id, 0);
     }
     this.links.dispatch();
   }
@@ -242,23 +226,36 @@ export class JobQueue {
   }
 
   /**
-   * A runner says hello listing the jobs it holds. Its list is the truth: a job leased to its id
-   * that it does not list died with an earlier life of the runner, and is lost now rather than
-   * when its lease lapses. The jobs it goes on with get a fresh lease.
+   * A runner says hello listing the jobs it holds. Its list is the truth: a job it accepted but
+   * does not list died with an earlier life of the runner, and is lost now rather than when its
+   * lease lapses; one it never accepted (its assign never arrived) goes back to the queue. The
+   * jobs it goes on with get a fresh lease.
    */
   async inventory(runnerId: string, held: readonly HeldJob[], reaped: readonly string[]): Promise<Inventory> {
     const listed = new Set(held.map((job) => job.id));
     const inventory: Inventory = { resumed: new Map(), drop: [], cancel: [] };
+    let requeued = false;
     for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
       if (listed.has(job.id)) {
         inventory.resumed.set(job.id, job.type);
         continue;
       }
-      const why = reaped.includes(job.id)
-        ? `runner ${runnerId} restarted and killed what was left of this step from its previous life`
-        : `runner ${runnerId} came back without this job (it restarted or gave the job up)`;
-      await this.lost(job, why);
+      if (reaped.includes(job.id)) {
+        await this.lost(
+          job,
+          `runner ${runnerId} restarted and killed what was left of this step from its previous life`,
+        );
+        continue;
+      }
+      // Never accepted and not held: its assign never reached the runner (the link dropped, or
+      // the replica that claimed it died), so nothing of it ran. It goes back to the queue.
+      if (job.status === "assigned" && (await this.store.jobs.giveBack(job.id, runnerId))) {
+        requeued = true;
+        continue;
+      }
+      await this.lost(job, `runner ${runnerId} came back without this job (it restarted or gave the job up)`);
     }
+    if (requeued) this.links.dispatch();
     for (const { id } of held) {
       if (inventory.resumed.has(id)) continue;
       const job = await this.store.jobs.get(id);
@@ -269,8 +266,6 @@ export class JobQueue {
       else inventory.drop.push(id);
     }
     await this.store.jobs.renewLeases(runnerId, this.leaseMs, [...inventory.resumed.keys()]);
-    // What it reported through another replica before moving here is applied before what it says now.
-    this.mayHaveReports([...inventory.resumed.keys()]);
     return inventory;
   }
 
@@ -283,27 +278,20 @@ export class JobQueue {
     await this.store.jobs.renewLeases(runnerId, this.leaseMs, jobIds);
   }
 
-  /** The runner took up the job: it runs, its host is pinned there, and its run has started. */
+  /**
+   * The runner took up the job: the row says it runs. The engine waiting for it (here, or told
+   * through the fleet) pins its host there and starts its run.
+   */
   async accept(jobId: string, runnerId: string): Promise<void> {
     const record = await this.store.jobs.accept(jobId, runnerId);
     if (!record) return;
-    if (!this.waiters.has(jobId)) {
-      await this.keepReport(jobId, runnerId, "accepted", 0, {});
-      return;
-    }
-    await this.inOrder(jobId, async () => this.applyAccepted(record, runnerId));
-  }
-
-  private applyAccepted(record: JobRecord, runnerId: string): void {
-    this.pins.pin(record, runnerId);
-    this.options.onAccepted?.(record.run_id, runnerId);
-    this.waiters.get(record.id)?.started?.();
+    this.changed(record);
   }
 
   /**
-   * A batch of events from the runner; resolves once stored (then the runner is acked): as the
-   * run's events when this replica's engine waits for the job, else as a job report for the
-   * engine that will. "unknown": the job has ended or does not exist.
+   * A batch of events from the runner; resolves once stored (then the runner is acked): straight
+   * into the run's events, numbered by the store, whichever replica's engine waits for the job;
+   * a batch stored before is a duplicate. "unknown": the job has ended or does not exist.
    */
   async events(
     jobId: string,
@@ -311,28 +299,32 @@ export class JobQueue {
     events: EventInput[],
     runnerId: string,
   ): Promise<"stored" | "duplicate" | "unknown"> {
-    if (!this.waiters.has(jobId)) return this.keepReport(jobId, runnerId, "events", batch, events);
-    return this.inOrder(jobId, () => this.applyEvents(jobId, batch, events));
-  }
-
-  private async applyEvents(
-    jobId: string,
-    batch: number,
-    events: EventInput[],
-  ): Promise<"stored" | "duplicate" | "unknown"> {
-    const waiter = this.waiters.get(jobId);
-    if (!waiter) return "unknown";
-    const last = this.lastBatch.get(jobId) ?? 0;
-    if (batch <= last) return "duplicate";
-    this.lastBatch.set(jobId, batch);
-    const allowed = events.filter((event) => jobMaySend(waiter.job, event));
+    const record = await this.store.jobs.get(jobId);
+    if (!record || record.runner_id !== runnerId) return "unknown";
+    if (record.status !== "assigned" && record.status !== "running") return "unknown";
+    if (batch <= record.last_event_seq) return "duplicate";
+    const job = readJob(record);
+    if (!job) return "unknown";
+    const allowed = events.filter((event) => jobMaySend(job, event));
     if (allowed.length < events.length) {
       this.logger.warn(
         { jobId, refused: events.length - allowed.length },
         "left out events a job of this kind may not report",
       );
     }
-    await waiter.sink.jobBatch(jobId, batch, allowed);
+    // Events its engine emitted before now are stored before the batch.
+    const waiter = this.waiters.get(jobId);
+    await waiter?.sink.drain();
+    const ts = new Date().toISOString();
+    const stored = await this.store.events.appendForRun(
+      record.run_id,
+      allowed.map((event) => stamp(event, ts)),
+      { job: { id: jobId, seq: batch } },
+    );
+    if (stored.duplicate) return "duplicate";
+    if (stored.events.length > 0) this.options.bus.publish(stored.events);
+    // The engine's record of the run follows its events (elsewhere, on the fleet's `events`).
+    if (waiter) await waiter.sink.catchUp();
     return "stored";
   }
 
@@ -342,40 +334,34 @@ export class JobQueue {
     return job?.status === "done" && job.runner_id === runnerId;
   }
 
-  /** The runner's result; stored before the engine goes on (or kept for the engine that will). */
+  /**
+   * The runner's result, stored on the job row once every batch it counts is stored; the engine
+   * waiting for it reads it there. "missing-events": a batch it counts is not stored yet.
+   */
   async finished(
     jobId: string,
     batches: number,
     reported: JobResult,
     runnerId: string,
   ): Promise<"done" | "missing-events" | "unknown"> {
-    if (!this.waiters.has(jobId)) {
-      const outcome = await this.keepReport(jobId, runnerId, "finished", batches, reported);
-      return outcome === "unknown" ? "unknown" : "done";
-    }
-    return this.inOrder(jobId, () => this.applyFinished(jobId, batches, reported, runnerId));
-  }
-
-  private async applyFinished(
-    jobId: string,
-    batches: number,
-    reported: JobResult,
-    runnerId: string,
-  ): Promise<"done" | "missing-events" | "unknown"> {
-    const waiter = this.waiters.get(jobId);
-    if (waiter && (this.lastBatch.get(jobId) ?? 0) < batches) return "missing-events";
+    const record = await this.store.jobs.get(jobId);
+    if (!record || record.runner_id !== runnerId) return "unknown";
+    if (record.status !== "assigned" && record.status !== "running") return "unknown";
+    if (record.last_event_seq < batches) return "missing-events";
+    const job = readJob(record);
     // A result of another kind than the job's cannot be read as the job's result.
     const result =
-      waiter && reported.kind !== waiter.job.kind
-        ? jobEndedEarly(waiter.job, "failed", {
+      job && reported.kind !== job.kind
+        ? jobEndedEarly(job, "failed", {
             code: "INTERNAL",
-            message: `the runner sent a ${reported.kind} result for a ${waiter.job.kind} job`,
+            message: `the runner sent a ${reported.kind} result for a ${job.kind} job`,
           })
         : reported;
-    await waiter?.sink.drain();
+    await this.waiters.get(jobId)?.sink.drain();
     // Lost or canceled meanwhile: that outcome stands, and the engine has it already.
-    if (!(await this.store.jobs.complete(jobId, runnerId, result))) return "unknown";
-    this.settle(jobId, result);
+    const done = await this.store.jobs.complete(jobId, runnerId, result);
+    if (!done) return "unknown";
+    this.changed(done);
     return "done";
   }
 
@@ -414,19 +400,9 @@ export class JobQueue {
       ? refusedError(record, refusals)
       : errorInfo("RUNNER_LOST", "its stored payload no longer matches its kind");
     const result = job ? jobEndedEarly(job, "failed", error) : null;
-    if (!(await this.store.jobs.giveUp(jobId, runnerId, result))) return "unknown";
-    if (!this.waiters.has(jobId) && result) {
-      // The engine waiting for it is on another replica (or not yet back): it learns from the report.
-      await this.store.jobReports.add({
-        job_id: jobId,
-        run_id: record.run_id,
-        kind: "finished",
-        batch: 0,
-        runner_id: runnerId,
-        body: result,
-      });
-      this.links.reported(record.run_id, jobId);
-    } else this.settle(jobId, result ?? undefined);
+    const given = await this.store.jobs.giveUp(jobId, runnerId, result);
+    if (!given) return "unknown";
+    this.changed(given);
     return "failed";
   }
 
@@ -445,23 +421,10 @@ export class JobQueue {
    * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
    */
   async lost(record: JobRecord, why: string): Promise<void> {
-    // A result it reported through a replica is waiting to be applied: it finished, it is not lost.
-    if ((await this.store.jobReports.jobsWithReports([record.id], "finished")).length > 0) return;
-    if (!(await this.store.jobs.lose(record.id))) return;
+    const lost = await this.store.jobs.lose(record.id);
+    if (!lost) return;
     this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
-    if (!this.waiters.has(record.id)) {
-      // The engine waiting for it is elsewhere (or not yet back): it learns from the report.
-      await this.store.jobReports.add({
-        job_id: record.id,
-        run_id: record.run_id,
-        kind: "lost",
-        batch: 0,
-        runner_id: record.runner_id,
-        body: why,
-      });
-      this.links.reported(record.run_id, record.id);
-      return;
-    }
+    if (!this.waiters.has(record.id)) return this.links.jobChanged(record.run_id, record.id);
     const job = readJob(record);
     if (!job) return this.settle(record.id, undefined);
     this.pins.unpin(record.run_id, jobHost(job));
@@ -505,39 +468,16 @@ export class JobQueue {
     clearInterval(this.leaseTimer);
   }
 
-  /** Keeps a report for the engine of the job's run; "unknown" when the job has ended. */
-  private async keepReport(
-    jobId: string,
-    runnerId: string,
-    kind: JobReportKind,
-    batch: number,
-    body: unknown,
-  ): Promise<"stored" | "unknown"> {
-    const job = await this.store.jobs.get(jobId);
-    if (!job || job.status === "done" || job.status === "lost") return "unknown";
-    await this.store.jobReports.add({
-      job_id: jobId,
-      run_id: job.run_id,
-      kind,
-      batch,
-      runner_id: runnerId,
-      body,
-    });
-    // An engine here may have begun to wait meanwhile; else tell the replica carrying the run
-    // (an engine that begins to wait here later reads the stored reports itself, in enqueue).
-    if (this.waiters.has(jobId)) {
-      this.unread.add(jobId);
-      void this.inOrder(jobId, async () => undefined);
-    } else this.links.reported(job.run_id, jobId);
-    return "stored";
+  /** The job's row changed: its engine, here or on the replica told, reads it. */
+  private changed(record: JobRecord): void {
+    if (this.waiters.has(record.id)) void this.inOrder(record.id, () => this.readRow(record.id));
+    else this.links.jobChanged(record.run_id, record.id);
   }
 
-  /** Stored reports on `jobIds` may wait: apply them before the next report on each. */
-  mayHaveReports(jobIds: readonly string[]): void {
+  /** The rows of `jobIds` may have changed (a fleet message, the sweep): engines here read them. */
+  jobsChanged(jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
-      if (!this.waiters.has(jobId)) continue;
-      this.unread.add(jobId);
-      void this.inOrder(jobId, async () => undefined);
+      if (this.waiters.has(jobId)) void this.inOrder(jobId, () => this.readRow(jobId));
     }
   }
 
@@ -546,13 +486,12 @@ export class JobQueue {
     return [...this.waiters.keys()];
   }
 
-  /** Runs `fn` on the job's chain, after the stored reports it may have. */
+  /** Runs `fn` on the job's chain, one at a time. */
   private inOrder<T>(jobId: string, fn: () => Promise<T> | T): Promise<T> {
-    const next = (this.chains.get(jobId) ?? Promise.resolve()).then(async () => {
-      if (this.unread.has(jobId)) await this.applyStored(jobId);
-      return fn();
+    const next = (this.chains.get(jobId) ?? Promise.resolve()).then(fn);
+    const settled = next.catch((error: unknown) => {
+      this.logger.warn({ err: error, jobId }, "cannot read a job's row");
     });
-    const settled = next.catch(() => undefined);
     this.chains.set(jobId, settled);
     void settled.then(() => {
       if (this.chains.get(jobId) === settled) this.chains.delete(jobId);
@@ -561,75 +500,28 @@ export class JobQueue {
   }
 
   /**
-   * Applies the job's stored reports in arrival order and deletes them, a page at a time: a
-   * runner on another replica is acked as soon as its batch is stored, so a backlog can be long.
+   * What the row of a waited job says, acted on: taken up (the run has started, its host is
+   * pinned), or ended (the run's events it reported are projected, then the engine goes on).
    */
-  private async applyStored(jobId: string): Promise<void> {
-    this.unread.delete(jobId);
-    for (;;) {
-      const reports = await this.store.jobReports.list({ jobIds: [jobId], limit: storedReportsPage });
-      const applied: number[] = [];
-      for (const report of reports) {
-        if (!this.waiters.has(jobId)) break;
-        if (!(await this.applyReport(jobId, report))) break;
-        applied.push(report.id);
-      }
-      await this.store.jobReports.delete(applied);
-      if (reports.length < storedReportsPage || applied.length < reports.length) return;
-    }
-  }
-
-  /** One stored report; false when it cannot be applied yet (its events have not all come). */
-  private async applyReport(jobId: string, report: JobReport): Promise<boolean> {
-    switch (report.kind) {
-      case "events": {
-        const events = Array.isArray(report.body) ? (report.body as EventInput[]) : [];
-        await this.applyEvents(jobId, report.batch, events);
-        return true;
-      }
-      case "finished": {
-        const result = JobResult.safeParse(report.body);
-        if (!result.success) {
-          if (this.waiters.has(jobId)) this.settle(jobId, undefined);
-          return true;
-        }
-        const outcome = await this.applyStoredResult(jobId, report, result.data);
-        return outcome !== "missing-events";
-      }
-      case "accepted": {
-        const record = await this.store.jobs.get(jobId);
-        if (record && report.runner_id) this.applyAccepted(record, report.runner_id);
-        return true;
-      }
-      case "lost": {
-        const waiter = this.waiters.get(jobId);
-        const why = typeof report.body === "string" ? report.body : "its runner was lost";
-        if (waiter) {
-          this.pins.unpin(report.run_id, jobHost(waiter.job));
-          this.settle(jobId, endedEarly(waiter.job, "RUNNER_LOST", why));
-        }
-        return true;
-      }
-      default:
-        return assertExhaustive(report.kind, "job report kind");
-    }
-  }
-
-  /**
-   * A stored result: a runner's (stored on its job here, as `finished` does), or the one the
-   * queue gave a job it gave up on another replica, whose job is done already.
-   */
-  private async applyStoredResult(
-    jobId: string,
-    report: JobReport,
-    result: JobResult,
-  ): Promise<"done" | "missing-events" | "unknown"> {
+  private async readRow(jobId: string): Promise<void> {
+    const waiter = this.waiters.get(jobId);
+    if (!waiter) return;
     const record = await this.store.jobs.get(jobId);
-    if (record?.status === "done") {
-      this.settle(jobId, JobResult.safeParse(record.result).data ?? result);
-      return "done";
+    if (!record) return;
+    if (record.runner_id && (record.status === "running" || record.status === "done") && !waiter.accepted) {
+      waiter.accepted = true;
+      this.applyAccepted(record, record.runner_id);
     }
-    return this.applyFinished(jobId, report.batch, result, report.runner_id ?? "");
+    if (record.status !== "done" && record.status !== "lost") return;
+    await waiter.sink.catchUp();
+    if (record.status === "lost") this.pins.unpin(record.run_id, jobHost(waiter.job));
+    this.settle(jobId, resultOf(waiter.job, record));
+  }
+
+  private applyAccepted(record: JobRecord, runnerId: string): void {
+    this.pins.pin(record, runnerId);
+    this.options.onAccepted?.(record.run_id, runnerId);
+    this.waiters.get(record.id)?.started?.();
   }
 
   /** The run was canceled: a queued job ends here; a held one is stopped on its runner. */
@@ -660,9 +552,16 @@ export class JobQueue {
   private settle(jobId: string, result: JobResult | undefined): void {
     const waiter = this.waiters.get(jobId);
     this.waiters.delete(jobId);
-    this.lastBatch.delete(jobId);
-    this.unread.delete(jobId);
     if (!waiter) return;
     waiter.resolve(result ?? endedEarly(waiter.job, "RUNNER_LOST", "the job's stored record is unreadable"));
   }
+}
+
+/** The outcome an ended job's row holds: its stored result, or RUNNER_LOST. */
+function resultOf(job: Job, record: JobRecord): JobResult {
+  if (record.status === "lost") return endedEarly(job, "RUNNER_LOST", `runner ${record.runner_id} was lost`);
+  const stored = JobResult.safeParse(record.result);
+  return stored.success
+    ? stored.data
+    : endedEarly(job, "RUNNER_LOST", "the stored result of this job is unreadable");
 }

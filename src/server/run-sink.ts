@@ -5,6 +5,9 @@ import type { EventBus } from "./event-bus.js";
 
 export type { RunLogLimit } from "../store/index.js";
 
+/** Events read at once when catching up with what other writers stored. */
+const catchUpPage = 1000;
+
 /**
  * Where a run's events go on the server: stamped here, numbered and held to the run's log cap by
  * the store (`appendRunEvents`, the one place a server run's seq is given, so any replica may
@@ -19,6 +22,10 @@ export class RunSink {
   /** Recorded on the run by the first write; the store keeps it from then on. */
   private logLimit: RunLogLimit | undefined;
   private storedSeq: number;
+  /** Events up to this seq have been projected, whoever stored them (see `catchUp`). */
+  private projectedSeq: number;
+  /** Seqs above `projectedSeq` that this sink stored (and projected) itself. */
+  private readonly ownSeqs = new Set<number>();
 
   constructor(
     readonly runId: string,
@@ -32,6 +39,7 @@ export class RunSink {
     private readonly carrier?: { id: string; fenced: () => void },
   ) {
     this.storedSeq = lastSeq;
+    this.projectedSeq = lastSeq;
     this.logLimit = logLimit;
   }
 
@@ -95,8 +103,34 @@ export class RunSink {
       this.logLimit = undefined;
       if (stored.length === 0) return;
       this.storedSeq = Math.max(this.storedSeq, stored.at(-1)?.seq ?? 0);
+      for (const event of stored) this.ownSeqs.add(event.seq);
+      // What this sink stored right after what was projected needs no catching up.
+      while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
       this.bus.publish(stored);
       await this.observe(stored);
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Projects the run's events other writers stored since the last catch-up (a runner's batches,
+   * stored by whichever replica it is connected to), in seq order; they were published to
+   * followers by the replica that stored them.
+   */
+  catchUp(): Promise<void> {
+    const next = this.chain.then(async () => {
+      for (;;) {
+        const page = await this.store.events.list(this.runId, {
+          after: this.projectedSeq,
+          limit: catchUpPage,
+        });
+        const others = page.filter((event) => !this.ownSeqs.has(event.seq));
+        for (const event of page) this.ownSeqs.delete(event.seq);
+        this.projectedSeq = page.at(-1)?.seq ?? this.projectedSeq;
+        if (others.length > 0) await this.observe(others);
+        if (page.length < catchUpPage) return;
+      }
     });
     this.chain = next.catch(() => undefined);
     return next;
@@ -109,6 +143,6 @@ export class RunSink {
   }
 }
 
-function stamp(input: EventInput, ts: string): UnnumberedEvent {
+export function stamp(input: EventInput, ts: string): UnnumberedEvent {
   return { ...input, ts } as UnnumberedEvent;
 }

@@ -162,11 +162,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return true;
     },
     drop: (jobId: string, runnerId: string) => hub.drop(jobId, runnerId),
-    reported: (runId: string, jobId: string) =>
-      replica.tell({ type: "reports", run_id: runId, job_id: jobId }),
+    jobChanged: (runId: string, jobId: string) => replica.tell({ type: "job", run_id: runId, job_id: jobId }),
   };
   const queue = new JobQueue({
     store,
+    bus,
     links,
     logger,
     replicaId: replica.id,
@@ -224,15 +224,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     shared: Boolean(databaseUrl),
   });
-  let pruned = 0;
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
   replica.whenLeading(async () => {
     await runs.adoptOrphans();
-    if (Date.now() - pruned > 60_000) {
-      pruned = Date.now();
-      await store.jobReports.prune();
-    }
     // At the first round a replica leads, then hourly: the log is read by the day, not the second.
     if (Date.now() - auditPruned > 3_600_000) {
       auditPruned = Date.now();

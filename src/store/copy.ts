@@ -23,7 +23,6 @@ export const copiedTables: readonly string[] = [
   "artifacts",
   "jobs",
   "job_labels",
-  "job_reports",
   "runners",
   "users",
   "tokens",
@@ -188,7 +187,7 @@ export async function copyStore(
 }
 
 /**
- * Serial columns (`job_reports.id`) were written with the source's values: their sequences move
+ * Serial columns (none today) were written with the source's values: their sequences move
  * past the highest copied value, so the next insert does not collide with a copied row.
  */
 async function advanceSequences(target: OpenedDatabase, plan: readonly TablePlan[]): Promise<void> {

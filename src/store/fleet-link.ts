@@ -8,8 +8,8 @@
 export type FleetMessage =
   /** Events of a run are stored up to `seq`: followers elsewhere read them from the store. */
   | { type: "events"; run_id: string; seq: number }
-  /** Reports on a job wait in the store for the engine of its run. */
-  | { type: "reports"; run_id: string; job_id: string }
+  /** The row of a job changed (taken up, done, lost): the engine waiting for it reads it. */
+  | { type: "job"; run_id: string; job_id: string }
   /** A job was queued: replicas with idle runners offer it. */
   | { type: "jobs" }
   /** Stop a job on the runner holding it, wherever that runner is connected. */

@@ -9,7 +9,6 @@ export type * from "./bots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
 export type * from "./fleet.js";
-export type * from "./job-reports.js";
 export type * from "./jobs.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 export { servesEveryTenant, servesTenant } from "./placement.js";

@@ -8,7 +8,6 @@ import { botsRepo } from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
-import { jobReportsRepo } from "./job-reports.js";
 import { jobsRepo } from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
 import { runEventsRepo } from "./run-events.js";
@@ -99,7 +98,6 @@ function storeOver(ctx: StoreContext): Store {
       appendForRun: (runId, events, opts) => appendRunEvents(ctx, runId, events, opts),
     },
     jobs: jobsRepo(ctx),
-    jobReports: jobReportsRepo(ctx),
     runners: runnersRepo(ctx),
     tokens: tokensRepo(ctx),
     users: usersRepo(ctx),

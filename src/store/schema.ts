@@ -1,4 +1,4 @@
-import type { ColumnType, Generated } from "kysely";
+import type { ColumnType } from "kysely";
 import type { BotMode, BotState } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
@@ -114,19 +114,6 @@ export interface ReplicasTable {
   version: string;
   started_at: string;
   seen_at: string;
-}
-
-/** A runner's report on a job whose engine is not where the runner is connected; applied in `id` order. */
-export interface JobReportsTable {
-  /** node-postgres returns it as a string: read it with `int`. */
-  id: Generated<number>;
-  job_id: string;
-  run_id: string;
-  kind: string;
-  batch: Int8;
-  runner_id: string | null;
-  body: string;
-  created_at: string;
 }
 
 export interface TokensTable {
@@ -255,7 +242,6 @@ export interface Database {
   runners: RunnersTable;
   tokens: TokensTable;
   replicas: ReplicasTable;
-  job_reports: JobReportsTable;
   secrets: SecretsTable;
   users: UsersTable;
   server_keys: ServerKeysTable;

@@ -2,7 +2,6 @@ import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
 import type { FleetRepo } from "./fleet.js";
-import type { JobReportsRepo } from "./job-reports.js";
 import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
 import type { RunnersRepo } from "./runners.js";
@@ -38,7 +37,6 @@ export interface Store {
   runs: RunsRepo;
   events: RunEventsRepo;
   jobs: JobsRepo;
-  jobReports: JobReportsRepo;
   runners: RunnersRepo;
   tokens: TokensRepo;
   users: UsersRepo;

@@ -23,8 +23,8 @@ export interface FleetRelayDeps {
 }
 
 /**
- * What one replica hears from and tells the others: stored events (for followers elsewhere),
- * reports waiting for an engine, queued jobs, cancels. A lost message costs latency only: a
+ * What one replica hears from and tells the others: stored events (for followers elsewhere and
+ * the run's engine), job rows that changed (for the engine waiting for the job), queued jobs, cancels. A lost message costs latency only: a
  * sweep every 2 s reads what it would have said from the store. Returns the stop.
  */
 export function relayFleet({
@@ -43,10 +43,14 @@ export function relayFleet({
     const fromHere = message.from === replica.id;
     switch (message.type) {
       case "events":
-        if (!fromHere) bus.storedElsewhere(message.run_id, message.seq);
+        if (!fromHere) {
+          bus.storedElsewhere(message.run_id, message.seq);
+          // A runner's batch stored elsewhere: the run's record here follows it.
+          if (runs.carries(message.run_id)) runs.catchUp(message.run_id);
+        }
         break;
-      case "reports":
-        queue.mayHaveReports([message.job_id]);
+      case "job":
+        queue.jobsChanged([message.job_id]);
         break;
       case "jobs":
         if (!fromHere) hub.dispatch();
@@ -101,7 +105,8 @@ export function relayFleet({
             const seq = await store.events.lastSeq(runId).catch(() => undefined);
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
-          queue.mayHaveReports(await reportedJobs());
+          // A lost `job` message: the rows of the jobs engines here wait for are read again.
+          queue.jobsChanged(queue.waitedJobs());
           // A lost `revoked` message: a runner token gone from the store still closes its sockets.
           await revocations.sweep();
           // A lost `cancel-run` message: the request is stored, so the run still stops here.
@@ -112,11 +117,6 @@ export function relayFleet({
       }, 2000)
     : undefined;
   followerSweep?.unref();
-  /** Jobs waited for here that have stored reports (a lost `reports` message). */
-  const reportedJobs = async (): Promise<string[]> => {
-    const waited = queue.waitedJobs();
-    return waited.length === 0 ? [] : store.jobReports.jobsWithReports(waited);
-  };
   return () => {
     clearInterval(followerSweep);
     stopAnnouncing();

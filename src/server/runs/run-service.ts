@@ -184,6 +184,14 @@ export class RunService {
     return run;
   }
 
+  /** Another replica stored events of a run carried here: its record follows them. */
+  catchUp(runId: string): void {
+    void this.active
+      .get(runId)
+      ?.sink.catchUp()
+      .catch((error: unknown) => this.logger.warn({ err: error, runId }, "cannot read a run's new events"));
+  }
+
   /** The first time a runner takes work of a queued run, the run is running. */
   markStarted(runId: string, runnerId: string): void {
     const run = this.active.get(runId);

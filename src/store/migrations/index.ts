@@ -13,6 +13,7 @@ import * as botRuns from "./0009_bot_runs.js";
 import * as runnerPlacement from "./0010_runner_placement.js";
 import * as jobRefusals from "./0011_job_refusals.js";
 import * as runLogState from "./0012_run_log_state.js";
+import * as dropJobReports from "./0013_drop_job_reports.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -31,6 +32,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0010_runner_placement": runnerPlacement,
   "0011_job_refusals": jobRefusals,
   "0012_run_log_state": runLogState,
+  "0013_drop_job_reports": dropJobReports,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
