@@ -324,6 +324,30 @@ describe("invalid input", () => {
     expect(result.stderr).toContain("hint:");
   });
 
+  it("a bad setting in the environment stops a local run before any step, naming the variable", async () => {
+    const dir = tempDir();
+    const marker = join(dir, "ran");
+    const file = writeWorkflow(
+      flow(`  - name: a\n    action: cmd.run\n    args:\n      cmd: touch ${marker}\n`),
+    );
+    for (const [env, problem] of [
+      [
+        { RUNYARD_KILL_GRACE_MS: "soon" },
+        "RUNYARD_KILL_GRACE_MS: Invalid input: expected number, received NaN",
+      ],
+      [
+        { RUNYARD_MAX_WORKFLOW_BYTES: "-1" },
+        "RUNYARD_MAX_WORKFLOW_BYTES: Too small: expected number to be >0",
+      ],
+      [{ RUNYARD_PORT: "eighty" }, "RUNYARD_PORT: Invalid input: expected number, received NaN"],
+    ] as const) {
+      const result = await runCli(["run", file], { env: { RUNYARD_SERVER_URL: "", ...env } });
+      expect(result.stderr).toBe(`error: invalid configuration:\n  ${problem}\n`);
+      expect(result.code).toBe(2);
+      expect(existsSync(marker)).toBe(false);
+    }
+  });
+
   it("an unknown command is a usage error", async () => {
     expect((await runCli(["frobnicate"])).code).toBe(2);
   });

@@ -2,6 +2,7 @@ import { RunyardError } from "../core/errors.js";
 import { EventSequencer } from "../core/event-sequencer.js";
 import type { RunEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
+import type { RunConfig } from "../core/run-config.js";
 import type { StepRunner } from "../core/step-attempt.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
@@ -21,7 +22,7 @@ export interface RunFlags {
 }
 
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
-export async function runCommand(file: string, flags: RunFlags, ctx: CliContext): Promise<number> {
+export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<RunConfig>): Promise<number> {
   const workflow = await loadWorkflowFile(file, workflowLimitsOf(ctx.config));
   finishWhenOutputCloses();
   const vars = parseVarFlags(flags.var);
@@ -76,7 +77,7 @@ export function exitCodeFor(status: string | undefined): number {
 
 export function eventRenderer(
   flags: { json?: boolean; quiet?: boolean },
-  ctx: CliContext,
+  ctx: Pick<CliContext, "stdout" | "color">,
 ): (event: RunEvent) => void {
   if (flags.json) return (event) => ctx.stdout.write(`${JSON.stringify(event)}\n`);
   const human = new HumanRenderer(ctx.stdout, ctx.color, flags.quiet);
@@ -89,7 +90,7 @@ export function eventRenderer(
  */
 async function localRunners(
   workflow: Workflow,
-  ctx: CliContext,
+  ctx: CliContext<RunConfig>,
 ): Promise<(host: string, spec: HostSpec) => StepRunner> {
   const hosts = Object.entries(workflow.hosts);
   for (const [name, spec] of hosts) {
