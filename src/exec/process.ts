@@ -98,10 +98,12 @@ export class ProcessExecutor implements Executor {
     return new ProcessAttempt(this.launcher, setup, env, files, attemptDir);
   }
 
-  close(): void {
-    this.launcher.close();
+  /** As Executor's close; resolves once the launcher's helper (the fork-server) has exited. */
+  close(): Promise<void> {
+    const exited = this.launcher.close();
     if (this.scratchDir) removeFolder(this.scratchDir);
     this.scratchDir = undefined;
+    return exited;
   }
 
   private privateFolder(): string {
