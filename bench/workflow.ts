@@ -11,12 +11,12 @@ import { parseWorkflow } from "../src/workflow/parse.js";
 import {
   benchFile,
   cli,
+  cpuAndWall,
   median,
   type ProcessTimes,
   paired,
   processTimes,
   runyardRunCpuNote,
-  wallAndCpu,
 } from "./processes.js";
 import { type BenchRow, timed } from "./table.js";
 
@@ -141,9 +141,9 @@ export async function oneStepRun(): Promise<BenchRow> {
   const inProcess = await medianOf(15, () => timed(() => runFlow(yaml)));
   return {
     name: "runyard run, one trivial step vs node -e 0",
-    measured: wallAndCpu(a),
+    measured: cpuAndWall(a),
     inProcess: `${inProcess.toFixed(1)} ms`,
-    baseline: wallAndCpu(b),
+    baseline: cpuAndWall(b),
     ratio,
     target: "<= 2",
     note: runyardRunCpuNote,
@@ -167,9 +167,9 @@ export async function stepOverhead(): Promise<BenchRow> {
   const inProcess = await medianOf(5, () => timed(() => runFlow(yaml)));
   return {
     name: "runyard run, 200 trivial steps vs 200 x bash -c true",
-    measured: wallAndCpu(a),
+    measured: cpuAndWall(a),
     inProcess: `${inProcess.toFixed(0)} ms`,
-    baseline: wallAndCpu(b),
+    baseline: cpuAndWall(b),
     ratio,
     target: "<= 1.5",
     note: runyardRunCpuNote,
@@ -192,7 +192,7 @@ export async function outputThroughput(): Promise<BenchRow> {
   );
   const inProcess = await medianOf(3, () => timed(() => runFlow(yaml)));
   const mbps = (ms: number): string => `${(100 / (ms / 1000)).toFixed(0)} MB/s`;
-  const both = (times: ProcessTimes): string => `${mbps(times.wallMs)} (${times.cpuMs.toFixed(0)} ms CPU)`;
+  const both = (times: ProcessTimes): string => `${mbps(times.cpuMs)} of CPU (${mbps(times.wallMs)} wall)`;
   return {
     name: "runyard run, one step printing 100 MB vs sh > /dev/null",
     measured: both(a),
