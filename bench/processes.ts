@@ -65,19 +65,20 @@ export function processTimes(
   });
 }
 
-/** Medians of two sides' times and of their pair-by-pair CPU-time ratio. */
+/** Medians of two sides' times and of their pair-by-pair ratios. */
 export interface Paired {
   a: ProcessTimes;
   b: ProcessTimes;
   /** Median of a/b's CPU times taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
-  ratio: number;
+  cpuRatio: number;
+  /** The same of their wall times: what a throughput row is about. */
+  wallRatio: number;
 }
 
 /**
  * Runs `a` and `b` in turns `runs` times after one warm-up each; medians of each and of a/b.
- * The ratio is of CPU time, which the load others put on a shared machine moves far less than
- * wall time: `runyard run` waits for its fork-server, so the shell's `times` counts it and the
- * steps it started.
+ * CPU time is what the load others put on a shared machine moves least: `runyard run` waits for
+ * its fork-server, so the shell's `times` counts it and the steps it started.
  */
 export async function paired(
   runs: number,
@@ -99,7 +100,8 @@ export async function paired(
   return {
     a: mid(as),
     b: mid(bs),
-    ratio: median(as.map((value, i) => value.cpuMs / (bs[i]?.cpuMs || value.cpuMs))),
+    cpuRatio: median(as.map((value, i) => value.cpuMs / (bs[i]?.cpuMs || value.cpuMs))),
+    wallRatio: median(as.map((value, i) => value.wallMs / (bs[i]?.wallMs || value.wallMs))),
   };
 }
 
@@ -111,6 +113,10 @@ export function cpuAndWall(times: ProcessTimes): string {
 /** The note of rows whose runyard side is `runyard run`: what its figures count. */
 export const runyardRunCpuNote =
   "ratio of CPU time (user + system) of each whole process tree: runyard's Node process, its fork-server and the steps, against the baseline's processes; wall time beside";
+
+/** The note of the `runyard run` throughput row. */
+export const runyardRunThroughputNote =
+  "ratio of throughput (wall time), as the bytes arrive; CPU beside: of each whole process tree (runyard's Node process, its fork-server and the step's processes; the baseline's processes)";
 
 /**
  * CPU time (user + system, in ms) used so far by process `pid` and every process under it,
