@@ -93,7 +93,7 @@ async function withAgentRunner<T>(
       turns: new SupervisedAgentTurns({
         agentsHome: join(home, "agents"),
         env,
-        launcher: { run: (request) => executor.run(request), close: () => undefined },
+        launcher: { run: (request) => executor.run(request), close: async () => {} },
         stateRoot: join(home, "state", "agents"),
         tagPrefix: `bench-${id}`,
       }),

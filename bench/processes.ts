@@ -65,18 +65,20 @@ export function processTimes(
   });
 }
 
-/** Medians of two sides' times and of their pair-by-pair wall-time ratio. */
+/** Medians of two sides' times and of their pair-by-pair ratios. */
 export interface Paired {
   a: ProcessTimes;
   b: ProcessTimes;
-  /** Median of a/b's wall times taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
-  ratio: number;
+  /** Median of a/b's CPU times taken pair by pair: pairs taken in turns keep it fair when the machine drifts. */
+  cpuRatio: number;
+  /** The same of their wall times: what a throughput row is about. */
+  wallRatio: number;
 }
 
 /**
  * Runs `a` and `b` in turns `runs` times after one warm-up each; medians of each and of a/b.
- * The ratio is of wall time: `runyard run` leaves its fork-server to end after it has exited,
- * so neither the fork-server's CPU time nor its steps' reach the shell's `times`.
+ * CPU time is what the load others put on a shared machine moves least: `runyard run` waits for
+ * its fork-server, so the shell's `times` counts it and the steps it started.
  */
 export async function paired(
   runs: number,
@@ -98,18 +100,23 @@ export async function paired(
   return {
     a: mid(as),
     b: mid(bs),
-    ratio: median(as.map((value, i) => value.wallMs / (bs[i]?.wallMs || value.wallMs))),
+    cpuRatio: median(as.map((value, i) => value.cpuMs / (bs[i]?.cpuMs || value.cpuMs))),
+    wallRatio: median(as.map((value, i) => value.wallMs / (bs[i]?.wallMs || value.wallMs))),
   };
 }
 
-/** "340 ms wall (120 ms CPU)": the wall figure first, as the `runyard run` ratios are taken on it. */
-export function wallAndCpu(times: ProcessTimes): string {
-  return `${times.wallMs.toFixed(0)} ms (${times.cpuMs.toFixed(0)} ms CPU)`;
+/** "120 ms CPU (340 ms wall)": the CPU figure first, as the ratios are taken on it. */
+export function cpuAndWall(times: ProcessTimes): string {
+  return `${times.cpuMs.toFixed(0)} ms CPU (${times.wallMs.toFixed(0)} ms wall)`;
 }
 
-/** The note of rows whose runyard side is `runyard run`: what its CPU figure leaves out. */
+/** The note of rows whose runyard side is `runyard run`: what its figures count. */
 export const runyardRunCpuNote =
-  "ratio of wall time; CPU: runyard's Node process only (its fork-server and the steps end after it and are not counted); the baseline's CPU counts every process";
+  "ratio of CPU time (user + system) of each whole process tree: runyard's Node process, its fork-server and the steps, against the baseline's processes; wall time beside";
+
+/** The note of the `runyard run` throughput row. */
+export const runyardRunThroughputNote =
+  "ratio of throughput (wall time), as the bytes arrive; CPU beside: of each whole process tree (runyard's Node process, its fork-server and the step's processes; the baseline's processes)";
 
 /**
  * CPU time (user + system, in ms) used so far by process `pid` and every process under it,

@@ -11,12 +11,13 @@ import { parseWorkflow } from "../src/workflow/parse.js";
 import {
   benchFile,
   cli,
+  cpuAndWall,
   median,
   type ProcessTimes,
   paired,
   processTimes,
   runyardRunCpuNote,
-  wallAndCpu,
+  runyardRunThroughputNote,
 } from "./processes.js";
 import { type BenchRow, timed } from "./table.js";
 
@@ -134,16 +135,18 @@ function runyardRun(file: string, quiet = true): () => Promise<ProcessTimes> {
 export async function oneStepRun(): Promise<BenchRow> {
   const yaml = "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n";
   const file = benchFile("one.yaml", yaml);
-  const { a, b, ratio } = await paired(15, runyardRun(file), () =>
-    processTimes(process.execPath, ["-e", "0"]),
-  );
+  const {
+    a,
+    b,
+    cpuRatio: ratio,
+  } = await paired(15, runyardRun(file), () => processTimes(process.execPath, ["-e", "0"]));
   await runFlow(yaml); // warm-up
   const inProcess = await medianOf(15, () => timed(() => runFlow(yaml)));
   return {
     name: "runyard run, one trivial step vs node -e 0",
-    measured: wallAndCpu(a),
+    measured: cpuAndWall(a),
     inProcess: `${inProcess.toFixed(1)} ms`,
-    baseline: wallAndCpu(b),
+    baseline: cpuAndWall(b),
     ratio,
     target: "<= 2",
     note: runyardRunCpuNote,
@@ -162,14 +165,14 @@ export async function stepOverhead(): Promise<BenchRow> {
   const yaml = `name: bench\nsteps:\n${steps.join("")}`;
   const file = benchFile("steps.yaml", yaml);
   const loop = "i=0; while [ $i -lt 200 ]; do bash -c true; i=$((i+1)); done";
-  const { a, b, ratio } = await paired(5, runyardRun(file), () => processTimes("sh", ["-c", loop]));
+  const { a, b, cpuRatio: ratio } = await paired(5, runyardRun(file), () => processTimes("sh", ["-c", loop]));
   await runFlow(yaml); // warm-up
   const inProcess = await medianOf(5, () => timed(() => runFlow(yaml)));
   return {
     name: "runyard run, 200 trivial steps vs 200 x bash -c true",
-    measured: wallAndCpu(a),
+    measured: cpuAndWall(a),
     inProcess: `${inProcess.toFixed(0)} ms`,
-    baseline: wallAndCpu(b),
+    baseline: cpuAndWall(b),
     ratio,
     target: "<= 1.5",
     note: runyardRunCpuNote,
@@ -187,9 +190,11 @@ export const produce100MB = "head -c 104857600 /dev/zero | tr '\\0' 'x' | fold -
 export async function outputThroughput(): Promise<BenchRow> {
   const yaml = `name: bench\nsteps:\n  - name: big\n    action: shell.run\n    args:\n      script: |\n        ${produce100MB}\n`;
   const file = benchFile("big.yaml", yaml);
-  const { a, b, ratio } = await paired(3, runyardRun(file, false), () =>
-    processTimes("sh", ["-c", produce100MB]),
-  );
+  const {
+    a,
+    b,
+    wallRatio: ratio,
+  } = await paired(3, runyardRun(file, false), () => processTimes("sh", ["-c", produce100MB]));
   const inProcess = await medianOf(3, () => timed(() => runFlow(yaml)));
   const mbps = (ms: number): string => `${(100 / (ms / 1000)).toFixed(0)} MB/s`;
   const both = (times: ProcessTimes): string => `${mbps(times.wallMs)} (${times.cpuMs.toFixed(0)} ms CPU)`;
@@ -200,7 +205,7 @@ export async function outputThroughput(): Promise<BenchRow> {
     baseline: both(b),
     ratio: 1 / ratio,
     target: ">= 0.8",
-    note: runyardRunCpuNote,
+    note: runyardRunThroughputNote,
   };
 }
 

@@ -1,7 +1,16 @@
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { finished, parseEvents, processesWith, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
+import {
+  cliPath,
+  finished,
+  parseEvents,
+  processesWith,
+  runCli,
+  tempDir,
+  writeWorkflow,
+} from "./helpers/cli.js";
 
 const local = "inventory:\n  hosts:\n    local: {}\n";
 
@@ -277,6 +286,48 @@ describe("runyard run", () => {
     expect(done?.type === "step.finished" && done.cpu_ms).toBeGreaterThanOrEqual(0);
   });
 
+  it("ends after its fork-server, so a shell's `times` counts what the steps spent and no helper is left", async () => {
+    const dir = tempDir();
+    // The step's shell reports its parent (the fork-server), then burns 0.6 s of CPU time.
+    const burn = `python3 -c "import time; t = time.process_time(); all(iter(lambda: time.process_time() - t < 0.6, False))"`;
+    const file = writeWorkflow(
+      flow(
+        `  - name: burn\n    action: shell.run\n    args:\n      script: |\n        echo "helper=$PPID"\n        ${burn}\n`,
+      ),
+      dir,
+    );
+    const events = join(dir, "events.jsonl");
+    // As a user's shell times it: `times` gives the CPU of every child the shell waited for and
+    // of their children that they waited for in turn.
+    const script =
+      '"$@" > "$EVENTS" || exit $?; test -e /proc/$(sed -n "s/.*helper=\\([0-9]*\\).*/\\1/p" "$EVENTS" | head -n 1) && echo helper-alive; times';
+    const shell = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const child = spawn("sh", ["-c", script, "sh", process.execPath, cliPath, "run", file, "--json"], {
+        env: { ...process.env, EVENTS: events, RUNYARD_SERVER_URL: "" },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let stdout = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        stdout += chunk;
+      });
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout }));
+    });
+    expect(shell.code).toBe(0);
+    const run = parseEvents(readFileSync(events, "utf8"));
+    expect(run.some((e) => e.type === "step.output" && /helper=\d+/.test(e.data))).toBe(true);
+    const step = run.find((e) => e.type === "step.finished");
+    const stepCpuMs = step?.type === "step.finished" ? (step.cpu_ms ?? 0) : 0;
+    expect(stepCpuMs).toBeGreaterThanOrEqual(550);
+    // `times` prints the shell's own user and system time, then its children's.
+    const children = shell.stdout.trim().split("\n").at(-1) ?? "";
+    const [user = 0, system = 0] = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map(
+      (m) => Number(m[1]) * 60 + Number(m[2]),
+    );
+    expect((user + system) * 1000).toBeGreaterThanOrEqual(stepCpuMs);
+    expect(shell.stdout).not.toContain("helper-alive");
+  });
+
   it("runs seed 003 playbook steps: fail_fast false goes on, condition skips", async () => {
     const yaml = `name: pb\nsteps:\n  - name: lint\n    command: exit 1\n    fail_fast: false\n  - name: optional\n    command: echo optional\n    condition: lint_enabled == true\n  - name: test\n    command: echo tested\n`;
     const result = await runCli(["run", writeWorkflow(yaml), "--json"]);
@@ -322,6 +373,30 @@ describe("invalid input", () => {
     const result = await runCli(["run", file, "--var", "1X"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("hint:");
+  });
+
+  it("a bad setting in the environment stops a local run before any step, naming the variable", async () => {
+    const dir = tempDir();
+    const marker = join(dir, "ran");
+    const file = writeWorkflow(
+      flow(`  - name: a\n    action: cmd.run\n    args:\n      cmd: touch ${marker}\n`),
+    );
+    for (const [env, problem] of [
+      [
+        { RUNYARD_KILL_GRACE_MS: "soon" },
+        "RUNYARD_KILL_GRACE_MS: Invalid input: expected number, received NaN",
+      ],
+      [
+        { RUNYARD_MAX_WORKFLOW_BYTES: "-1" },
+        "RUNYARD_MAX_WORKFLOW_BYTES: Too small: expected number to be >0",
+      ],
+      [{ RUNYARD_PORT: "eighty" }, "RUNYARD_PORT: Invalid input: expected number, received NaN"],
+    ] as const) {
+      const result = await runCli(["run", file], { env: { RUNYARD_SERVER_URL: "", ...env } });
+      expect(result.stderr).toBe(`error: invalid configuration:\n  ${problem}\n`);
+      expect(result.code).toBe(2);
+      expect(existsSync(marker)).toBe(false);
+    }
   });
 
   it("an unknown command is a usage error", async () => {

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { withoutCredentials } from "../core/config.js";
+import { withoutCredentials } from "../core/config-env.js";
 import { adapterFor } from "./registry.js";
 import type { AgentAdapter, InstalledAgent } from "./types.js";
 

@@ -1,4 +1,4 @@
-import { withoutCredentials } from "../core/config.js";
+import { withoutCredentials } from "../core/config-env.js";
 import { errorTable } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import type { AgentErrorCode, AgentIo, AgentOutput, AgentTurnEnd, CliStreamParser } from "./types.js";

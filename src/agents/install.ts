@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { withoutCredentials } from "../core/config.js";
+import { withoutCredentials } from "../core/config-env.js";
 import { cliVersion } from "./availability.js";
 import { adapterFor } from "./registry.js";
 import type { AgentPackage } from "./types.js";

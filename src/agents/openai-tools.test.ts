@@ -10,7 +10,7 @@ let ws: string;
 /** The file tools never start a process; run_command is tested with a real launcher under test/agents. */
 const noLauncher: ProcessLauncher = {
   run: () => Promise.reject(new Error("no process in unit tests")),
-  close: () => {},
+  close: async () => {},
 };
 const ctx = (): ToolContext => ({
   workspace: ws,

@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { withoutCredentials } from "../core/config.js";
+import { withoutCredentials } from "../core/config-env.js";
 import type { ErrorInfo } from "../core/events.js";
 import { agentError } from "./cli-agent.js";
 import { ChatApiError, type ChatMessage, chatWithRetries, defaultRetryPolicy } from "./openai-chat.js";

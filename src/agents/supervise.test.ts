@@ -40,7 +40,7 @@ const untilAborted = (io: AgentIo) =>
 const invocation: AgentInvocation = { prompt: "p", cwd: "/tmp", extraArgs: [], env: {}, scratchDir: "/tmp" };
 const noLauncher: ProcessLauncher = {
   run: () => Promise.reject(new Error("the fake adapter starts no process")),
-  close: () => {},
+  close: async () => {},
 };
 const roomy: TurnLimits = { timeoutMs: 10_000, stallMs: 10_000 };
 

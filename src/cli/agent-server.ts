@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { withoutCredentials } from "../core/config.js";
+import { withoutCredentials } from "../core/config-env.js";
 import { createLogger } from "../core/logger.js";
 import { createDirectServer } from "../direct/server.js";
 import type { CliContext } from "./context.js";

@@ -1,8 +1,11 @@
 import type { Config } from "../core/config.js";
 
-/** What every command gets from the entry point; commands never read process.* themselves. */
-export interface CliContext {
-  config: Config;
+/**
+ * What every command gets from the entry point; commands never read process.* themselves.
+ * `runyard run` gets the few settings it reads (core/run-config.ts), the others all of them.
+ */
+export interface CliContext<C = Config> {
+  config: C;
   env: Record<string, string | undefined>;
   cwd: string;
   /** What is piped in; `isTTY` when a person types at it (no value can be piped then). */

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import type { Config } from "../core/config.js";
 import { ConfigError } from "../core/config-error.js";
 import { RunyardError } from "../core/errors.js";
+import type { RunConfig } from "../core/run-config.js";
 import { outputClosed } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 import { version } from "./version.js";
@@ -9,6 +10,8 @@ import { version } from "./version.js";
 type Overrides = Partial<Record<keyof Config, unknown>>;
 /** Builds a command's context; loads the config schema (zod) only for a command that runs. */
 type ContextFor = (overrides?: Overrides, configFile?: string) => Promise<CliContext>;
+/** Builds `runyard run`'s context: only the settings it reads, checked without zod's whole weight. */
+type RunContextFor = (overrides?: Overrides) => Promise<CliContext<RunConfig>>;
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -57,6 +60,7 @@ function serveOverrides(flags: {
 /** Builds the command tree; each action sets the process exit code. */
 function buildProgram(
   ctx: ContextFor,
+  runCtx: RunContextFor,
   setExit: (code: number) => void,
   stderr: (s: string) => void,
 ): Command {
@@ -77,11 +81,11 @@ function buildProgram(
     .option("--json", "print the run's events as JSON lines")
     .option("-q, --quiet", "print only failures and the result");
   serverFlags(run).action(async (file: string, flags) => {
-    const context = await ctx(apiOverrides(flags));
+    const context = await runCtx(apiOverrides(flags));
     // A server named by --server or RUNYARD_SERVER_URL (as the flag's help says) takes the run.
     setExit(
       context.config.serverUrl
-        ? await (await import("./runs.js")).submitRun(file, flags, context)
+        ? await (await import("./runs.js")).submitRun(file, flags, await ctx(apiOverrides(flags)))
         : await (await import("./run.js")).runCommand(file, flags, context),
     );
   });
@@ -575,6 +579,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram(
     async (overrides, configFile) =>
       (await import("./process-context.js")).processContext(overrides, configFile),
+    async (overrides) => (await import("./process-context.js")).runContext(overrides),
     (code) => {
       exitCode = code;
     },

@@ -1,18 +1,32 @@
-import { type Config, loadConfig } from "../core/config.js";
-import { readConfigFile } from "../core/config-file.js";
+import type { Config } from "../core/config.js";
+import { loadRunConfig, type RunConfig } from "../core/run-config.js";
 import { type CliContext, exitCodeForSignal } from "./context.js";
 
 type Overrides = Partial<Record<keyof Config, unknown>>;
 
 /** The context of a command run from a shell: env, config file and flags, the process's streams and signals. */
-export function processContext(overrides: Overrides = {}, configFile?: string): CliContext {
-  const env = process.env;
+export async function processContext(overrides: Overrides = {}, configFile?: string): Promise<CliContext> {
+  // The schema (and zod) are loaded here, not at the CLI's start: `runyard run` does without.
+  const [{ loadConfig }, { readConfigFile }] = await Promise.all([
+    import("../core/config.js"),
+    import("../core/config-file.js"),
+  ]);
   const file = configFile ? readConfigFile(configFile) : undefined;
   const merged: Overrides = { ...file?.overrides };
   for (const [key, value] of Object.entries(overrides))
     if (value !== undefined) merged[key as keyof Config] = value;
+  return withProcess(loadConfig(process.env, merged));
+}
+
+/** The context of `runyard run`: the settings it reads (core/run-config.ts), checked without zod's whole weight. */
+export async function runContext(overrides: Overrides = {}): Promise<CliContext<RunConfig>> {
+  return withProcess(await loadRunConfig(process.env, overrides));
+}
+
+function withProcess<C>(config: C): CliContext<C> {
+  const env = process.env;
   return {
-    config: loadConfig(env, merged),
+    config,
     env,
     cwd: process.cwd(),
     stdin: process.stdin,

@@ -68,4 +68,11 @@ describe("what `runyard run FILE` loads at start", () => {
     );
     expect(loaded.map((module) => chain(graph, module))).toEqual([]);
   });
+
+  it("loads zod/mini only, not the whole of zod: the config schema is loaded only when a setting beyond run's is set", () => {
+    const loaded = [...graph.keys()].filter((module) => /^package zod(\/.*)?$/.test(module));
+    expect(
+      loaded.filter((module) => module !== "package zod/mini").map((module) => chain(graph, module)),
+    ).toEqual([]);
+  });
 });

@@ -2,9 +2,11 @@ import { RunyardError } from "../core/errors.js";
 import { EventSequencer } from "../core/event-sequencer.js";
 import type { RunEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
+import type { RunConfig } from "../core/run-config.js";
 import type { StepRunner } from "../core/step-attempt.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
+import type { Executor } from "../exec/types.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
 import { secretsNotGiven } from "../workflow/secrets.js";
@@ -21,7 +23,7 @@ export interface RunFlags {
 }
 
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
-export async function runCommand(file: string, flags: RunFlags, ctx: CliContext): Promise<number> {
+export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<RunConfig>): Promise<number> {
   const workflow = await loadWorkflowFile(file, workflowLimitsOf(ctx.config));
   finishWhenOutputCloses();
   const vars = parseVarFlags(flags.var);
@@ -43,14 +45,14 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext)
       ctx.stderr.write(`${formatUndefinedVariable(file, variable)}\n`);
     }
   }
-  const runnerFor = await localRunners(workflow, ctx);
   const runId = newRunId();
   const sequencer = new EventSequencer(runId);
   const render = eventRenderer(flags, ctx);
-
+  const executor = createExecutor({ baseEnv: ctx.env, killGraceMs: ctx.config.killGraceMs });
   const controller = new AbortController();
   const stop = ctx.onInterrupt(() => controller.abort());
   try {
+    const runnerFor = await localRunners(workflow, executor, ctx);
     const outcome = await runWorkflow({
       workflow,
       runId,
@@ -65,6 +67,8 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext)
     return exitCodeFor(outcome.status);
   } finally {
     stop();
+    // The run ends when the fork-server has: a shell's `time` then counts it and its steps.
+    await executor.close();
   }
 }
 
@@ -76,7 +80,7 @@ export function exitCodeFor(status: string | undefined): number {
 
 export function eventRenderer(
   flags: { json?: boolean; quiet?: boolean },
-  ctx: CliContext,
+  ctx: Pick<CliContext, "stdout" | "color">,
 ): (event: RunEvent) => void {
   if (flags.json) return (event) => ctx.stdout.write(`${JSON.stringify(event)}\n`);
   const human = new HumanRenderer(ctx.stdout, ctx.color, flags.quiet);
@@ -89,7 +93,8 @@ export function eventRenderer(
  */
 async function localRunners(
   workflow: Workflow,
-  ctx: CliContext,
+  executor: Executor,
+  ctx: CliContext<RunConfig>,
 ): Promise<(host: string, spec: HostSpec) => StepRunner> {
   const hosts = Object.entries(workflow.hosts);
   for (const [name, spec] of hosts) {
@@ -102,13 +107,10 @@ async function localRunners(
     }
   }
   const needsDocker = hosts.some(([, spec]) => spec.kind === "local" && spec.container);
-  const local = new LocalStepRunner(
-    createExecutor({ baseEnv: ctx.env, killGraceMs: ctx.config.killGraceMs }),
-    {
-      killGraceMs: ctx.config.killGraceMs,
-      ...(needsDocker ? { containers: await dockerExecutors() } : {}),
-    },
-  );
+  const local = new LocalStepRunner(executor, {
+    killGraceMs: ctx.config.killGraceMs,
+    ...(needsDocker ? { containers: await dockerExecutors() } : {}),
+  });
   const direct = hosts.some(([, spec]) => spec.kind === "direct")
     ? (await import("../direct/client.js")).DirectStepRunner
     : undefined;

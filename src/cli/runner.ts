@@ -68,7 +68,7 @@ async function agentHandler(
   const turns = new SupervisedAgentTurns({
     agentsHome,
     env,
-    launcher: { run: (request) => executor.run(request), close: () => undefined },
+    launcher: { run: (request) => executor.run(request), close: async () => {} },
     stateRoot: join(stateDir, "agents"),
     tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
     ...(config.gitTokenEnvVar ? { gitTokenVariable: config.gitTokenEnvVar } : {}),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, withoutCredentials } from "./config.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { withoutCredentials } from "./config-env.js";
 
 describe("config", () => {
   it("reads RUNYARD_* variables", () => {

@@ -2,9 +2,11 @@ import { homedir, hostname } from "node:os";
 import { normalize, resolve } from "node:path";
 import { z } from "zod";
 import { agentCwdRootProblem } from "./agent-cwd.js";
+import { configInput } from "./config-env.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
+import { runConfigShape } from "./run-config.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -64,6 +66,8 @@ function switchOf(value: unknown): unknown {
 }
 
 export const configSchema = z.object({
+  /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config.ts). */
+  ...runConfigShape,
   /** Where runyard keeps its database, artifacts and workspaces. */
   home: z.string().default(".runyard"),
   /**
@@ -79,20 +83,11 @@ export const configSchema = z.object({
    * a line), or `auto`: text on a terminal, JSON otherwise (a service manager, a pipe, a file).
    */
   logFormat: z.enum(["auto", "text", "json"]).default("auto"),
-  /** Milliseconds between SIGTERM and SIGKILL when a step is stopped. */
-  killGraceMs: z.coerce.number().int().nonnegative().default(5000),
   /**
    * A sandboxed runner keeps a run's own /tmp (shared by the run's steps on it) this many seconds
    * after the run's last job on it ended, then removes it.
    */
   runTmpKeepSecs: z.coerce.number().int().min(0).max(86_400).default(600),
-  /**
-   * Server URL a runner or a submitting CLI talks to; several replicas comma-separated. Kept as
-   * written here and read with `parseServerUrls` (server-urls.ts) by the commands that use it.
-   */
-  serverUrl: z.string().optional(),
-  /** Token for the server: an admin/user token for the CLI, a runner token for a runner. */
-  token: z.string().optional(),
   /** Admin token to create on first start instead of a random one. */
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),
@@ -191,15 +186,6 @@ export const configSchema = z.object({
    * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
    */
   maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
-  /**
-   * Server, `runyard run` and `runyard validate`: the largest workflow, in bytes of its text and
-   * of its form with every YAML alias expanded; a larger one is refused (WORKFLOW_TOO_LARGE).
-   */
-  maxWorkflowBytes: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(1024 * 1024),
   /**
    * Server: the largest artifact (diff, transcript, test output, log) a runner may upload; a
    * larger one is refused (413) and nothing is stored. Artifacts live in the database, so this
@@ -320,93 +306,6 @@ function destinationList() {
     });
 }
 
-/** env name -> config key; the first name found wins. */
-const envNames: Record<keyof Config, string[]> = {
-  home: ["RUNYARD_HOME"],
-  logLevel: ["RUNYARD_LOG_LEVEL", "RUNNER_LOG_LEVEL"],
-  logFormat: ["RUNYARD_LOG_FORMAT"],
-  killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
-  runTmpKeepSecs: ["RUNYARD_RUN_TMP_KEEP_SECS"],
-  // Seed 001's CLI names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.
-  serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL", "AVTOMATIKA_URL"],
-  token: ["RUNYARD_TOKEN", "ADOS_TOKEN", "AVTOMATIKA_TOKEN"],
-  adminToken: ["RUNYARD_ADMIN_TOKEN"],
-  runnerId: ["RUNYARD_RUNNER_ID", "ADOS_RUNNER_ID"],
-  workspaceDir: ["RUNYARD_WORKSPACE_DIR", "WORKSPACE_DIR"],
-  gitRetryCount: ["RUNYARD_GIT_RETRY_COUNT"],
-  networkRetryCount: ["RUNYARD_NETWORK_RETRY_COUNT"],
-  llmRetryCount: ["RUNYARD_LLM_RETRY_COUNT"],
-  maxTurnSecs: ["RUNYARD_MAX_TURN_SECS", "RUNNER_TIMEOUT"],
-  llmModel: ["RUNYARD_LLM_MODEL"],
-  llmEndpoint: [],
-  gitTokenEnvVar: [],
-  llmApiKeyEnvVar: [],
-  taskRegistryUrl: ["TASK_REGISTRY_URL"],
-  repoPoolUrl: ["REPO_POOL_URL"],
-  artifactStoreUrl: ["ARTIFACT_STORE_URL"],
-  configFileNotices: [],
-  mode: ["RUNYARD_MODE", "ADOS_MODE"],
-  group: ["RUNYARD_GROUP", "ADOS_GROUP"],
-  labels: ["RUNYARD_LABELS"],
-  capacity: ["RUNYARD_CAPACITY"],
-  cpus: ["RUNYARD_CPUS", "ADOS_CPUS"],
-  memory: ["RUNYARD_MEMORY", "ADOS_MEMORY"],
-  hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
-  tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
-  shared: ["RUNYARD_SHARED"],
-  sandbox: ["RUNYARD_SANDBOX"],
-  host: ["RUNYARD_HOST"],
-  port: ["RUNYARD_PORT"],
-  heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],
-  leaseMs: ["RUNYARD_LEASE_MS"],
-  reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
-  replicaHeartbeatMs: ["RUNYARD_REPLICA_HEARTBEAT_MS"],
-  replicaLeaseMs: ["RUNYARD_REPLICA_LEASE_MS"],
-  shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
-  sessionTtlMs: ["RUNYARD_SESSION_TTL_MS"],
-  secretKey: ["RUNYARD_SECRET_KEY"],
-  databaseUrl: ["RUNYARD_DATABASE_URL"],
-  maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
-  maxWorkflowBytes: ["RUNYARD_MAX_WORKFLOW_BYTES"],
-  maxArtifactBytes: ["RUNYARD_MAX_ARTIFACT_BYTES"],
-  maxRunArtifactBytes: ["RUNYARD_MAX_RUN_ARTIFACT_BYTES"],
-  defaultMaxConcurrentRuns: ["RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS"],
-  defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
-  maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],
-  botLifetimeSecs: ["RUNYARD_BOT_LIFETIME_SECS"],
-  botMemoryMb: ["RUNYARD_BOT_MEMORY_MB"],
-  botCpus: ["RUNYARD_BOT_CPUS"],
-  botPids: ["RUNYARD_BOT_PIDS"],
-  botNetwork: ["RUNYARD_BOT_NETWORK", "DOCKER_NETWORK"],
-  maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
-  maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
-  auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
-  quotas: [],
-  repos: [],
-  directHosts: [],
-  notifyHosts: [],
-  agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
-  stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
-  corsOrigins: ["RUNYARD_CORS_ORIGINS"],
-};
-
-/** Environment names that carry runyard's own credentials: steps never inherit them. */
-export const credentialEnvNames: readonly string[] = [
-  ...envNames.token,
-  ...envNames.adminToken,
-  ...envNames.secretKey,
-  ...envNames.databaseUrl,
-];
-
-/** `env` without runyard's own credentials, as the base of a step's environment. */
-export function withoutCredentials(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && !credentialEnvNames.includes(name)) out[name] = value;
-  }
-  return out;
-}
-
 export { ConfigError } from "./config-error.js";
 
 /** Reads the config from env, with `overrides` (flags, config file) laid on top. */
@@ -414,24 +313,7 @@ export function loadConfig(
   env: Record<string, string | undefined>,
   overrides: Partial<Record<keyof Config, unknown>> = {},
 ): Config {
-  const raw: Record<string, unknown> = {};
-  const source: Record<string, string> = {};
-  for (const [key, names] of Object.entries(envNames)) {
-    for (const name of names) {
-      const value = env[name];
-      if (value !== undefined && value !== "") {
-        raw[key] = value;
-        source[key] = name;
-        break;
-      }
-    }
-  }
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined) {
-      raw[key] = value;
-      source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    }
-  }
+  const { raw, source } = configInput(env, overrides);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(

@@ -1,4 +1,5 @@
-import { type Config, credentialEnvNames } from "./config.js";
+import type { Config } from "./config.js";
+import { credentialEnvNames } from "./config-env.js";
 import type { AgentTask } from "./jobs/agent.js";
 
 /** The runner's settings that shape the agent tasks it runs (seed 003's config.yaml). */

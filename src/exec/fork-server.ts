@@ -44,6 +44,8 @@ export class ForkServerLauncher implements ProcessLauncher {
   private readonly watch: ProcessGroupWatch | undefined;
   private nextId = 1;
   private broken = false;
+  /** Resolves when the helper has exited (or could not start). */
+  private readonly exited: Promise<void>;
 
   constructor(
     helperPath: string,
@@ -65,6 +67,10 @@ export class ForkServerLauncher implements ProcessLauncher {
     };
     this.helper.on("error", (error) => breaks(`the fork-server could not start: ${error.message}`));
     this.helper.on("exit", (code, signal) => breaks(`the fork-server exited (${signal ?? `code ${code}`})`));
+    this.exited = new Promise((resolve) => {
+      this.helper.once("exit", () => resolve());
+      this.helper.once("error", () => resolve());
+    });
     this.helper.stdin.on("error", () => {}); // its end is reported by "exit"
     this.parser = new EventParser(this);
     this.helper.stdout.on("data", (chunk: Buffer) => this.parser.push(chunk));
@@ -86,9 +92,16 @@ export class ForkServerLauncher implements ProcessLauncher {
     });
   }
 
-  close(): void {
+  /**
+   * Ends the helper's stdin, on which it stops the groups still running (SIGTERM, SIGKILL after
+   * the grace) and exits; resolves once it has. The helper is referenced again meanwhile, so
+   * Node waits for it rather than leaving it to end after this process.
+   */
+  close(): Promise<void> {
     this.broken = true; // its exit is no news now
+    if (this.helper.exitCode === null && this.helper.signalCode === null) this.helper.ref();
     this.helper.stdin.end();
+    return this.exited;
   }
 
   /** @internal for Command */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { withoutCredentials } from "../core/config.js";
+import { withoutCredentials } from "../core/config-env.js";
 import { secretsFromEnv } from "../core/masking.js";
 import { OutputFileWatch } from "./output-file.js";
 import type { Sandbox } from "./sandbox.js";
@@ -102,10 +102,12 @@ export class ProcessExecutor implements Executor {
     return new ProcessAttempt(this.launcher, setup, env, files, attemptDir);
   }
 
-  close(): void {
-    this.launcher.close();
+  /** As Executor's close; resolves once the launcher's helper (the fork-server) has exited. */
+  close(): Promise<void> {
+    const exited = this.launcher.close();
     if (this.scratchDir) removeFolder(this.scratchDir);
     this.scratchDir = undefined;
+    return exited;
   }
 
   private privateFolder(): string {

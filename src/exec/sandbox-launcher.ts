@@ -32,8 +32,8 @@ export class SandboxLauncher implements ProcessLauncher {
     return this.launcher.run({ ...request, cwd, argv: this.sandbox.command(request.argv, exposure) });
   }
 
-  close(): void {
-    this.launcher.close();
+  close(): Promise<void> {
+    return this.launcher.close();
   }
 }
 

@@ -56,7 +56,7 @@ export class SpawnLauncher implements ProcessLauncher {
     );
   }
 
-  close(): void {}
+  async close(): Promise<void> {}
 }
 
 function superviseGroup(

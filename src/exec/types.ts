@@ -135,8 +135,11 @@ export interface ExecResult {
 /** Starts one process group and supervises it to its end (timeouts, cancel, the group's survivors). */
 export interface ProcessLauncher {
   run(request: ExecRequest): Promise<ExecResult>;
-  /** Stops the launcher's helper process, if it has one. */
-  close(): void;
+  /**
+   * Stops the launcher's helper process, if it has one; resolves once it has exited, so a
+   * command that awaits it ends after every process it started (and the shell's `time` counts them).
+   */
+  close(): Promise<void>;
 }
 
 /** Told of every process group an executor starts and sees end (see orphan-guard.ts). */

@@ -71,7 +71,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     };
     const launcher: ProcessLauncher = {
       run: (request) => this.options.launcher.run({ ...request, exposure }),
-      close: () => undefined,
+      close: async () => {},
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);

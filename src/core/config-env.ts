@@ -1,0 +1,125 @@
+import type { Config } from "./config.js";
+
+// The environment side of the config, without zod: which variables set which key, and which
+// carry runyard's own credentials. Kept apart from the schema (config.ts) so that what starts
+// steps (exec/process.ts) and `runyard run` do not load zod to know them.
+
+/** env name -> config key; the first name found wins. */
+export const envNames: Record<keyof Config, string[]> = {
+  home: ["RUNYARD_HOME"],
+  logLevel: ["RUNYARD_LOG_LEVEL", "RUNNER_LOG_LEVEL"],
+  logFormat: ["RUNYARD_LOG_FORMAT"],
+  killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
+  runTmpKeepSecs: ["RUNYARD_RUN_TMP_KEEP_SECS"],
+  // Seed 001's CLI names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.
+  serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL", "AVTOMATIKA_URL"],
+  token: ["RUNYARD_TOKEN", "ADOS_TOKEN", "AVTOMATIKA_TOKEN"],
+  adminToken: ["RUNYARD_ADMIN_TOKEN"],
+  runnerId: ["RUNYARD_RUNNER_ID", "ADOS_RUNNER_ID"],
+  workspaceDir: ["RUNYARD_WORKSPACE_DIR", "WORKSPACE_DIR"],
+  gitRetryCount: ["RUNYARD_GIT_RETRY_COUNT"],
+  networkRetryCount: ["RUNYARD_NETWORK_RETRY_COUNT"],
+  llmRetryCount: ["RUNYARD_LLM_RETRY_COUNT"],
+  maxTurnSecs: ["RUNYARD_MAX_TURN_SECS", "RUNNER_TIMEOUT"],
+  llmModel: ["RUNYARD_LLM_MODEL"],
+  llmEndpoint: [],
+  gitTokenEnvVar: [],
+  llmApiKeyEnvVar: [],
+  taskRegistryUrl: ["TASK_REGISTRY_URL"],
+  repoPoolUrl: ["REPO_POOL_URL"],
+  artifactStoreUrl: ["ARTIFACT_STORE_URL"],
+  configFileNotices: [],
+  mode: ["RUNYARD_MODE", "ADOS_MODE"],
+  group: ["RUNYARD_GROUP", "ADOS_GROUP"],
+  labels: ["RUNYARD_LABELS"],
+  capacity: ["RUNYARD_CAPACITY"],
+  cpus: ["RUNYARD_CPUS", "ADOS_CPUS"],
+  memory: ["RUNYARD_MEMORY", "ADOS_MEMORY"],
+  hostname: ["RUNYARD_HOSTNAME", "ADOS_HOSTNAME"],
+  tenantId: ["RUNYARD_TENANT_ID", "ADOS_TENANT_ID"],
+  shared: ["RUNYARD_SHARED"],
+  sandbox: ["RUNYARD_SANDBOX"],
+  host: ["RUNYARD_HOST"],
+  port: ["RUNYARD_PORT"],
+  heartbeatMs: ["RUNYARD_HEARTBEAT_MS"],
+  leaseMs: ["RUNYARD_LEASE_MS"],
+  reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
+  replicaHeartbeatMs: ["RUNYARD_REPLICA_HEARTBEAT_MS"],
+  replicaLeaseMs: ["RUNYARD_REPLICA_LEASE_MS"],
+  shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
+  sessionTtlMs: ["RUNYARD_SESSION_TTL_MS"],
+  secretKey: ["RUNYARD_SECRET_KEY"],
+  databaseUrl: ["RUNYARD_DATABASE_URL"],
+  maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
+  maxWorkflowBytes: ["RUNYARD_MAX_WORKFLOW_BYTES"],
+  maxArtifactBytes: ["RUNYARD_MAX_ARTIFACT_BYTES"],
+  maxRunArtifactBytes: ["RUNYARD_MAX_RUN_ARTIFACT_BYTES"],
+  defaultMaxConcurrentRuns: ["RUNYARD_DEFAULT_MAX_CONCURRENT_RUNS"],
+  defaultMaxQueuedRuns: ["RUNYARD_DEFAULT_MAX_QUEUED_RUNS"],
+  maxBotsPerUser: ["RUNYARD_MAX_BOTS_PER_USER", "MAX_BOTS_PER_USER"],
+  botLifetimeSecs: ["RUNYARD_BOT_LIFETIME_SECS"],
+  botMemoryMb: ["RUNYARD_BOT_MEMORY_MB"],
+  botCpus: ["RUNYARD_BOT_CPUS"],
+  botPids: ["RUNYARD_BOT_PIDS"],
+  botNetwork: ["RUNYARD_BOT_NETWORK", "DOCKER_NETWORK"],
+  maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
+  maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
+  auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
+  quotas: [],
+  repos: [],
+  directHosts: [],
+  notifyHosts: [],
+  agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
+  stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
+  corsOrigins: ["RUNYARD_CORS_ORIGINS"],
+};
+
+/** Environment names that carry runyard's own credentials: steps never inherit them. */
+export const credentialEnvNames: readonly string[] = [
+  ...envNames.token,
+  ...envNames.adminToken,
+  ...envNames.secretKey,
+  ...envNames.databaseUrl,
+];
+
+/** `env` without runyard's own credentials, as the base of a step's environment. */
+export function withoutCredentials(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && !credentialEnvNames.includes(name)) out[name] = value;
+  }
+  return out;
+}
+
+/** What the config is parsed from: each key's raw value and where it came from (a variable or a flag). */
+export interface ConfigInput {
+  raw: Record<string, unknown>;
+  /** key -> the variable or flag that set it, for error messages. */
+  source: Record<string, string>;
+}
+
+/** Each key's value from env (the first of its names that is set), with `overrides` laid on top. */
+export function configInput(
+  env: Record<string, string | undefined>,
+  overrides: Partial<Record<keyof Config, unknown>> = {},
+): ConfigInput {
+  const raw: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  for (const [key, names] of Object.entries(envNames)) {
+    for (const name of names) {
+      const value = env[name];
+      if (value !== undefined && value !== "") {
+        raw[key] = value;
+        source[key] = name;
+        break;
+      }
+    }
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) {
+      raw[key] = value;
+      source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    }
+  }
+  return { raw, source };
+}
