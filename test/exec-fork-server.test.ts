@@ -39,6 +39,24 @@ describe("the fork-server", () => {
     expect(result.cpuMs).toBeGreaterThanOrEqual(300);
   });
 
+  it("hands on every byte of a steady 16 MiB stream, in order, in a few hundred chunks", async () => {
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    const chunks: string[] = [];
+    // fold writes its output 4 KiB at a time, as most programs writing to a pipe do.
+    const produce = "head -c 16777216 /dev/zero | tr '\\0' x | fold -w 99";
+    const result = await executor.run({
+      ...request(["bash", "-c", produce]),
+      onOutput: (_stream, text) => chunks.push(text),
+    });
+    await executor.close();
+    expect(result.status).toBe("success");
+    // fold breaks every 99 characters; the last 82 end without a newline.
+    const breaks = Math.floor((16 * MiB) / 99);
+    expect(chunks.join("") === `${"x".repeat(99)}\n`.repeat(breaks) + "x".repeat(82)).toBe(true);
+    // 16 MiB is 256 chunks of 64 KiB; output that keeps coming is gathered up to that size.
+    expect(chunks.length).toBeLessThanOrEqual(2 * 256);
+  });
+
   it("falls back to plain spawn, warning once, when the helper is missing", async () => {
     const warnings: string[] = [];
     const executor = createExecutor({

@@ -21,6 +21,13 @@ const HEADER_BYTES = 12;
  * sent) whole: 64 KiB keeps those buffers as they were with Node's own pipe reads.
  */
 const MAX_CHUNK_BYTES = 64 * 1024;
+/**
+ * Output that arrives less than this long after the last hand-on waits up to this long (or
+ * until MAX_CHUNK_BYTES) for what follows: a step printing a lot makes a few large chunks
+ * instead of one per pipe read (each chunk is an event, a render, a write), while the first
+ * bytes after a quiet spell still go out in the same turn of the event loop.
+ */
+const STREAMING_DELAY_MS = 2;
 
 type Helper = ChildProcessByStdio<Writable, Readable, null>;
 
@@ -143,17 +150,23 @@ export class ForkServerLauncher implements ProcessLauncher {
       return;
     }
     this.withOutput.add(command);
-    this.flushScheduled ??= setImmediate(() => this.flushOutput());
+    if (this.flushScheduled) return;
+    const streaming = performance.now() - this.lastFlushAt < STREAMING_DELAY_MS;
+    this.flushScheduled = streaming
+      ? setTimeout(() => this.flushOutput(), STREAMING_DELAY_MS)
+      : setImmediate(() => this.flushOutput());
   }
 
   /** Hands on the output gathered in this turn of the event loop. */
   private flushOutput(): void {
     this.flushScheduled = undefined;
+    this.lastFlushAt = performance.now();
     for (const command of this.withOutput) command.flushOutput();
     this.withOutput.clear();
   }
 
-  private flushScheduled: NodeJS.Immediate | undefined;
+  private flushScheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
 
   /** Commands holding output pieces of the chunk being parsed. */
   private readonly withOutput = new Set<Command>();
