@@ -15,6 +15,7 @@ import {
 import { seedBareRepo } from "../helpers/git-repos.js";
 import {
   api,
+  apiDeclaredSize,
   type Proc,
   readEvents,
   startRunner,
@@ -246,11 +247,11 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
       expect(answer.body.error.message, file).toMatch(entry);
     }
     // Past the body limit (32 MB of archive, as base64): refused before it is read, 413.
-    const huge = await api<{ error: { code: string } }>(
+    const huge = await apiDeclaredSize<{ error: { code: string } }>(
       server.url,
       "POST",
       "/api/bots",
-      { name: "evil", archive: "A".repeat(50 * 1024 * 1024) },
+      50 * 1024 * 1024,
       acme,
     );
     expect(huge.status).toBe(413);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
@@ -124,6 +125,43 @@ export async function api<T = unknown>(
   });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/**
+ * Announces a JSON body of `bytes` bytes and sends none of it, then reads the answer: what a
+ * server that refuses an upload by its declared size says before reading it. (Sending the whole
+ * body races the server closing the socket, and the client may see EPIPE instead of the answer.)
+ */
+export function apiDeclaredSize<T = unknown>(
+  url: string,
+  method: string,
+  path: string,
+  bytes: number,
+  token = adminToken,
+): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(new URL(path, url), {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        "content-length": String(bytes),
+      },
+    });
+    request.on("error", reject);
+    request.on("response", (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      response.on("end", () => {
+        request.destroy();
+        resolve({ status: response.statusCode ?? 0, body: (text ? JSON.parse(text) : undefined) as T });
+      });
+    });
+    request.flushHeaders();
+  });
 }
 
 export async function runnerToken(url: string, group?: string): Promise<string> {
