@@ -109,8 +109,51 @@ async function untilOutput(databaseUrl: string, count: number): Promise<void> {
   }
 }
 
+/** Waits until the run's newest job has one of `statuses`. */
+async function untilJob(databaseUrl: string, runId: string, statuses: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const { rows } = await client.query<{ status: string }>(
+        "select status from jobs where run_id = $1 order by created_at desc limit 1",
+        [runId],
+      );
+      const now = rows[0]?.status;
+      if (now && statuses.includes(now)) return;
+      if (Date.now() > deadline)
+        throw new Error(`the job of ${runId} is ${now ?? "not made"}, not ${statuses.join(" or ")}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 function lines(events: readonly RunEvent[]): string {
   return events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+}
+
+/**
+ * The run's start, each attempt's start and its output in the order they happened, whichever
+ * replica's engine emitted the starts and whichever stored the runner's output.
+ */
+function expectStartsBeforeOutput(events: readonly RunEvent[]): void {
+  const order = events.map((event) =>
+    event.type === "step.started" || event.type === "step.output"
+      ? `${event.type}:${event.step}`
+      : event.type,
+  );
+  const runStarted = order.indexOf("run.started");
+  expect(runStarted, order.join(" ")).toBeGreaterThan(0);
+  for (const [index, entry] of order.entries()) {
+    if (!entry.startsWith("step.")) continue;
+    expect(index, `${entry} before run.started: ${order.join(" ")}`).toBeGreaterThan(runStarted);
+    if (!entry.startsWith("step.output:")) continue;
+    const step = entry.slice("step.output:".length);
+    expect(order.slice(0, index), `${entry} before its step.started`).toContain(`step.started:${step}`);
+  }
 }
 
 function expectInOrderOnce(events: readonly RunEvent[]): void {
@@ -220,6 +263,7 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
     const expected = Array.from({ length: 20 }, (_, i) => `line ${i + 1}\n`).join("");
     for (const events of [onA, onB]) {
       expectInOrderOnce(events);
+      expectStartsBeforeOutput(events);
       expect(lines(events)).toBe(expected);
     }
     expect(onB).toEqual(onA);
@@ -235,6 +279,32 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
         expect.objectContaining({ id: "on-b", replica: bInfo.replica, status: "connected" }),
       ]);
     }
+  });
+
+  it("keeps a step's output after its start while the replica carrying the run is slow to hear a runner took it up", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const runId = await submit(a.url, counting(3, "0"));
+    // No runner yet: the job waits in the queue, made by A's engine.
+    await untilJob(databaseUrl, runId, ["queued"]);
+    // A stops (a long GC pause, a busy CPU) while B's runner takes the job up and prints.
+    const pid = a.proc.child.pid ?? 0;
+    process.kill(pid, "SIGSTOP");
+    try {
+      await runner(b.url, await runnerToken(b.url), "on-b");
+      await untilJob(databaseUrl, runId, ["running", "done"]);
+      // The pause itself: A hears nothing for a while after the runner took the job up.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    const done = await waitForRun(a.url, runId, isFinal);
+    expect(done.status).toBe("success");
+    const events = await readEvents(b.url, runId);
+    expectInOrderOnce(events);
+    expectStartsBeforeOutput(events);
+    expect(lines(events)).toBe("line 1\nline 2\nline 3\n");
   });
 
   it("runs 200 runs through two replicas with runners on each, none twice", async () => {
@@ -273,6 +343,8 @@ steps:
     for (const [index, id] of ids.entries()) {
       const run = await waitForRun(index % 2 ? a.url : b.url, id, isFinal, 120_000);
       expect(run.status, id).toBe("success");
+      // Half of them ran on a runner of the other replica than the one carrying the run.
+      expectStartsBeforeOutput(await readEvents(a.url, id));
     }
     const written = readFileSync(ledger, "utf8").trim().split("\n").map(Number);
     expect(written).toHaveLength(200);

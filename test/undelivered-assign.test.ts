@@ -105,4 +105,41 @@ describe("a job whose assign never reached its runner", () => {
     expect(run.error).toBeNull();
     expect(run.status).toBe("success");
   });
+
+  it("runs on another runner when its runner vanishes before taking it up, instead of ending the run RUNNER_LOST", async () => {
+    const server = await startTestServer(undefined, {
+      RUNYARD_HEARTBEAT_MS: "1000",
+      RUNYARD_LEASE_MS: "3000",
+    });
+    procs.push(server.proc);
+    const proxy = await swallowingProxy(Number(new URL(server.url).port));
+    const token = await runnerToken(server.url);
+    const far = await startRunner(proxy.url, token, { id: "far" });
+    procs.push(far);
+    proxy.freeze();
+    const runId = await submit(server.url, quick);
+    const db = new Database(join(server.home, "runyard.db"), { readonly: true });
+    const job = (): { status: string; runner_id: string | null; refusals: string } | undefined =>
+      db.prepare("select status, runner_id, refusals from jobs where run_id = ?").get(runId) as
+        | { status: string; runner_id: string | null; refusals: string }
+        | undefined;
+    try {
+      await until("the server assigned the job to the far runner", () => job()?.status === "assigned");
+      // The far runner dies holding the assign it never read; its lease runs out.
+      await far.kill("SIGKILL");
+      const near = await startRunner(server.url, token, { id: "near" });
+      procs.push(near);
+      const run = await waitForRun(server.url, runId, isFinal, 20_000);
+      expect(run.error).toBeNull();
+      expect(run.status).toBe("success");
+      expect(job()?.runner_id).toBe("near");
+      // Counted like a refusal: a job whose runners keep vanishing ends instead of going round.
+      expect(JSON.parse(job()?.refusals ?? "[]")).toEqual([
+        expect.objectContaining({ runner_id: "far", reason: expect.stringMatching(/lease expired/) }),
+      ]);
+    } finally {
+      db.close();
+      proxy.cut();
+    }
+  });
 });

@@ -9,6 +9,7 @@ import type { EventBus } from "./event-bus.js";
 import { HostPins } from "./host-pins.js";
 import { endedEarly, jobIdFor, readJob, stepResult } from "./job-records.js";
 import { maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
+import { JobStartOrder } from "./job-start-order.js";
 import { type RunSink, stamp } from "./run-sink.js";
 
 /** How the queue reaches runners: the sockets of this replica, and through them the fleet's. */
@@ -94,12 +95,14 @@ export class JobQueue {
   /** Per waited job: the chain its row changes are read on, one at a time. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly pins = new HostPins();
+  private readonly startOrder: JobStartOrder;
   private leaseTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: JobQueueOptions) {
     this.store = options.store;
     this.links = options.links;
     this.logger = options.logger;
+    this.startOrder = new JobStartOrder(options.store, options.logger);
   }
 
   /** The lease runners get, and renew by heartbeats. */
@@ -312,9 +315,16 @@ export class JobQueue {
         "left out events a job of this kind may not report",
       );
     }
-    // Events its engine emitted before now are stored before the batch.
+    // The engine's run.started and step.started, and all it emitted before now, are stored
+    // before the batch: here once it has read the accepted row, elsewhere once they are stored.
     const waiter = this.waiters.get(jobId);
-    await waiter?.sink.drain();
+    if (waiter) {
+      // Accepted through another replica, this one may not have read the row yet.
+      await this.inOrder(jobId, () => (waiter.accepted ? undefined : this.readRow(jobId)));
+      await waiter.sink.drain();
+    } else {
+      await this.startOrder.stored(record, job);
+    }
     const ts = new Date().toISOString();
     const stored = await this.store.events.appendForRun(
       record.run_id,
@@ -360,6 +370,7 @@ export class JobQueue {
     await this.waiters.get(jobId)?.sink.drain();
     // Lost or canceled meanwhile: that outcome stands, and the engine has it already.
     const done = await this.store.jobs.complete(jobId, runnerId, result);
+    this.startOrder.forget(jobId);
     if (!done) return "unknown";
     this.changed(done);
     return "done";
@@ -452,12 +463,29 @@ export class JobQueue {
     );
   }
 
-  /** Jobs whose runner stopped heartbeating past the lease are lost, and their sockets told. */
+  /**
+   * Jobs whose runner stopped heartbeating past the lease: one it had taken up is lost; one it
+   * never took up ran nowhere (a runner sends `accept` before it starts anything), so it is
+   * offered again after a back-off, counted as a refusal: a job whose runners keep vanishing
+   * before they take it fails with JOB_REFUSED instead of going round for ever. Their sockets
+   * are told.
+   */
   private async expireLeases(): Promise<void> {
     try {
       for (const job of await this.store.jobs.expired(new Date().toISOString())) {
-        await this.lost(job, `runner ${job.runner_id} stopped heartbeating; its lease expired`);
-        if (job.runner_id) this.links.drop(job.id, job.runner_id);
+        const runnerId = job.runner_id;
+        if (job.status === "assigned" && runnerId) {
+          const outcome = await this.refused(
+            job.id,
+            runnerId,
+            "it stopped heartbeating before it took the job up; its lease expired",
+          );
+          if (typeof outcome === "object")
+            setTimeout(() => this.links.dispatch(), outcome.retryInMs + 20).unref();
+        } else {
+          await this.lost(job, `runner ${runnerId} stopped heartbeating; its lease expired`);
+        }
+        if (runnerId) this.links.drop(job.id, runnerId);
       }
     } catch (error) {
       this.logger.error({ err: error }, "lease check failed");

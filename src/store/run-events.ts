@@ -74,6 +74,8 @@ export interface ListEventsQuery {
    * shows a huge log's tail first and pages back with `before` set to the first seq it has.
    */
   before?: number;
+  /** Only events of these types. */
+  types?: readonly RunEvent["type"][];
 }
 
 /**
@@ -281,7 +283,8 @@ async function listEvents(
     .selectFrom("run_events")
     .select(["seq", "data"])
     .where("run_id", "=", runId)
-    .where("seq", ">", after);
+    .where("seq", ">", after)
+    .$if((query.types?.length ?? 0) > 0, (q) => q.where("type", "in", query.types ?? []));
   const before = Number.isFinite(query.before) ? query.before : undefined;
   // With `before`, the newest page below it: read backwards from it, then put it in seq order.
   const rows =

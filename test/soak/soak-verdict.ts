@@ -297,22 +297,31 @@ function unexplainedLoss(
   kills: readonly Kill[],
   finishedAt: number,
 ): string | undefined {
-  const started = events.filter((event) => event.type === "step.started" && event.step === step).at(-1);
-  if (!started) return "the step never started";
-  const startedAt = Date.parse(started.ts);
-  const last = attempts.filter((attempt) => attempt.step === step && attempt.beganAt >= startedAt).at(-1);
+  // The lost step is the run's last: its job is the last made. A step's start is stored when a
+  // runner takes the job up, a moment after its process began, so the job's making (not the
+  // step.started) bounds the attempts that are this job's.
+  const job = [...jobs]
+    .sort((x, y) => x.createdAt - y.createdAt)
+    .filter((each) => each.createdAt <= finishedAt)
+    .at(-1);
+  if (!job) return "no job of it was ever made";
   const around = kills
-    .filter((kill) => kill.at >= startedAt - 30_000 && kill.at <= finishedAt)
+    .filter((kill) => kill.at >= job.createdAt - 30_000 && kill.at <= finishedAt)
     .map((kill) => `${kill.member} at ${new Date(kill.at).toISOString()}`)
     .join(", ");
+  const last = attempts.filter((attempt) => attempt.step === step && attempt.beganAt >= job.createdAt).at(-1);
   if (last) {
     if (killed(kills, last.runner, last.beganAt, finishedAt)) return undefined;
     return `its last attempt ${last.token} ran on ${last.runner} (${last.end ? `ended with ${last.end.code}` : `cut after line ${last.printed}`}), which was not killed; kills around it: ${around || "none"}`;
   }
-  // No process began: the job went to a runner that was dead or died before it started it.
-  const job = jobs.filter((each) => each.createdAt >= startedAt).at(-1);
-  if (!job?.runnerId)
-    return `no attempt began and no job after its last step.started holds a runner; kills around it: ${around || "none"}`;
+  // A job its runner never took up goes back to the queue when that runner vanishes: only one
+  // that was taken up (its step.started stored) can be lost.
+  const started = events.some(
+    (event) => event.type === "step.started" && event.step === step && Date.parse(event.ts) >= job.createdAt,
+  );
+  if (!started) return `its job was lost though no runner took it up; kills around it: ${around || "none"}`;
+  // No process began: its runner died between taking the job up and starting it.
+  if (!job.runnerId) return `its job holds no runner; kills around it: ${around || "none"}`;
   if (killed(kills, job.runnerId, job.createdAt - handedToTheDeadMs, finishedAt)) return undefined;
   return `no attempt began, and the job's runner ${job.runnerId} was not killed near ${new Date(job.createdAt).toISOString()}; kills around it: ${around || "none"}`;
 }
