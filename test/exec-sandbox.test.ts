@@ -200,6 +200,24 @@ describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
       expect(init).toMatch(/^bwrap /);
     });
 
+    it("reads nothing of the machine's password and group secrets it could read on the host", async () => {
+      const secrets = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"].filter(
+        (file) => {
+          try {
+            readFileSync(file);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+      );
+      const script = secrets
+        .map((file) => `printf '%s %s\\n' ${file} "$(cat ${file} 2>/dev/null | wc -c)"`)
+        .join("\n");
+      const { stdout } = await run(["bash", "-c", script || "true"]);
+      expect(stdout.trim().split("\n").filter(Boolean)).toEqual(secrets.map((file) => `${file} 0`));
+    });
+
     it("cannot read a hidden folder, the host's /tmp, or connect to a unix socket there", async () => {
       const socketPath = join(root, `s-${name}.sock`);
       const server: Server = createServer((socket) => socket.end("connected\n"));
