@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
+import { eventJson } from "../core/event-json.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
 import { int, isoTime } from "./schema.js";
@@ -53,6 +54,15 @@ export interface AppendedRunEvents {
    * the cap's notices where a step whose output was cut finished.
    */
   events: RunEvent[];
+}
+
+/** A stored event as the JSON text it is stored as (`events.listSerialized`). */
+export interface SerializedRunEvent {
+  seq: number;
+  /** The event's `type`. */
+  type: string;
+  /** The event, as `JSON.stringify` gave it when it was stored. */
+  json: string;
 }
 
 /** What `events.append` did. Either way, once it returns, every event of the batch is stored. */
@@ -125,7 +135,7 @@ async function appendEvents(
             seq: event.seq,
             type: event.type,
             ts: event.ts,
-            data: JSON.stringify(event),
+            data: eventJson(event),
           };
         });
         const result = await trx
@@ -244,7 +254,7 @@ async function appendInOneStatement(
       from (values ${sql.join(
         events.map(
           (event) =>
-            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
+            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${eventJson(event)})`,
         ),
       )}) as e(run_id, seq, type, ts, data)
       where ${gate}
@@ -304,6 +314,30 @@ async function listEvents(
     }
     return parsed.data;
   });
+}
+
+/**
+ * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
+ * so (SSE), at no cost per byte. They were checked against the event schema when stored.
+ */
+async function listSerialized(
+  ctx: StoreContext,
+  runId: string,
+  query: Pick<ListEventsQuery, "after" | "limit"> = {},
+): Promise<SerializedRunEvent[]> {
+  const limit = Number.isFinite(query.limit)
+    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
+    : defaultListLimit;
+  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+  const rows = await ctx.db
+    .selectFrom("run_events")
+    .select(["seq", "type", "data"])
+    .where("run_id", "=", runId)
+    .where("seq", ">", after)
+    .orderBy("seq")
+    .limit(limit)
+    .execute();
+  return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
 }
 
 async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
@@ -370,6 +404,11 @@ export interface RunEventsRepo {
   ): Promise<AppendedRunEvents>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  /** As `list` with `after` and `limit`, each event as its stored JSON text (not parsed). */
+  listSerialized(
+    runId: string,
+    query?: Pick<ListEventsQuery, "after" | "limit">,
+  ): Promise<SerializedRunEvent[]>;
   /**
    * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
    * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
@@ -384,6 +423,7 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
   return {
     append: (events, opts) => appendEvents(ctx, events, opts),
     list: (runId, query) => listEvents(ctx, runId, query),
+    listSerialized: (runId, query) => listSerialized(ctx, runId, query),
     dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),
     lastSeq: (runId) => lastSeq(ctx, runId),
   };
