@@ -1,5 +1,4 @@
 import type { FastifyReply } from "fastify";
-import { eventJson } from "../core/event-json.js";
 import { isFinalStatus } from "../core/events.js";
 import type { RunRecord, SerializedRunEvent, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
@@ -87,7 +86,7 @@ export async function streamRunEvents(
     raw.end();
   };
   /**
-   * Writes frames of events (the JSON text stored, not serialized again here), of which `through`
+   * Writes frames of events (their JSON text as stored, or as the bus made it for all followers), of which `through`
    * is the last; ends the stream after `run.finished`.
    */
   const write = (frames: string, through: SerializedRunEvent): void => {
@@ -155,13 +154,13 @@ export async function streamRunEvents(
   };
 
   // Subscribe before reading the store, so nothing stored in between is missed.
-  const unsubscribe = deps.bus.subscribe(runId, (event) => {
+  const unsubscribe = deps.bus.subscribe(runId, (event, json) => {
     if (ended || event.seq <= last) return;
     stored = Math.max(stored, event.seq);
     // Behind or backed up: drop it; the pump reads it from the store when the client drains.
     if (pumping || full || event.seq !== last + 1) void pump();
     else {
-      const serialized = { seq: event.seq, type: event.type, json: eventJson(event) };
+      const serialized = { seq: event.seq, type: event.type, json: json() };
       write(frame(serialized), serialized);
     }
   });

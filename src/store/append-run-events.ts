@@ -1,6 +1,5 @@
 import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import { eventJson } from "../core/event-json.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
 import {
@@ -162,7 +161,7 @@ async function storeNumbered(ctx: StoreContext, runId: string, events: readonly 
       values ${sql.join(
         events.map(
           (event) =>
-            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${eventJson(event)})`,
+            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
         ),
       )}
     )
@@ -181,7 +180,7 @@ async function insertEvents(db: Kysely<Database>, events: readonly RunEvent[]): 
           seq: event.seq,
           type: event.type,
           ts: event.ts,
-          data: eventJson(event),
+          data: JSON.stringify(event),
         })),
       )
       .execute();

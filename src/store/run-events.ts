@@ -1,6 +1,5 @@
 import { sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import { eventJson } from "../core/event-json.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
 import { int, isoTime } from "./schema.js";
@@ -135,7 +134,7 @@ async function appendEvents(
             seq: event.seq,
             type: event.type,
             ts: event.ts,
-            data: eventJson(event),
+            data: JSON.stringify(event),
           };
         });
         const result = await trx
@@ -254,7 +253,7 @@ async function appendInOneStatement(
       from (values ${sql.join(
         events.map(
           (event) =>
-            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${eventJson(event)})`,
+            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
         ),
       )}) as e(run_id, seq, type, ts, data)
       where ${gate}
