@@ -180,7 +180,10 @@ export class HumanRenderer {
     this.partial.set(key, text.slice(end + 1));
     if (end < 0) return;
     const prefix = this.paint(stream === "stderr" ? "yellow" : "gray", `${host} | `);
-    this.out.write(`${prefix}${text.slice(0, end).replaceAll("\n", `\n${prefix}`)}\n`);
+    const lines = `${prefix}${text.slice(0, end).replaceAll("\n", `\n${prefix}`)}\n`;
+    // Text of one byte a character (ASCII, most output) is written as Latin-1, which copies it;
+    // UTF-8 would encode it character by character, at about three times the cost.
+    this.out.write(lines, Buffer.byteLength(lines, "utf8") === lines.length ? "latin1" : "utf8");
   }
 
   private flushOutput(host: string, step: string): void {

@@ -36,6 +36,8 @@ const MAX_CHUNK_BYTES = 64 * 1024;
  * bytes after a quiet spell still go out in the same turn of the event loop.
  */
 const STREAMING_DELAY_MS = 2;
+/** The size of Node's reads of a pipe: a read this large may have left more behind. */
+const PIPE_READ_BYTES = 64 * 1024;
 
 type Helper = ChildProcessByStdio<Writable, Readable, null>;
 
@@ -88,7 +90,10 @@ export class ForkServerLauncher implements ProcessLauncher {
     });
     this.helper.stdin.on("error", () => {}); // its end is reported by "exit"
     this.parser = new EventParser(this);
-    this.helper.stdout.on("data", (chunk: Buffer) => this.parser.push(chunk));
+    this.helper.stdout.on("data", (chunk: Buffer) => {
+      this.readDrained = chunk.length < PIPE_READ_BYTES;
+      this.parser.push(chunk);
+    });
     this.helper.unref();
     this.refresh();
   }
@@ -158,22 +163,32 @@ export class ForkServerLauncher implements ProcessLauncher {
       return;
     }
     this.withOutput.add(command);
-    if (this.flushScheduled) return;
-    const streaming = performance.now() - this.lastFlushAt < STREAMING_DELAY_MS;
-    this.flushScheduled = streaming
-      ? setTimeout(() => this.flushOutput(), STREAMING_DELAY_MS)
-      : setImmediate(() => this.flushOutput());
+    if (!this.flushScheduled) {
+      this.streamingWait = performance.now() - this.lastFlushAt < STREAMING_DELAY_MS;
+      this.flushScheduled = this.streamingWait
+        ? setTimeout(() => this.flushOutput(), STREAMING_DELAY_MS)
+        : setImmediate(() => this.flushOutput());
+    }
+    // Streaming, and all the helper had sent is read: its pipe is left unread until the wait
+    // ends, so what follows comes in a few large reads rather than a wakeup, a read and a parse
+    // per write of the step (often 4 KiB each). The pipes behind it (1 MiB) hold the output meanwhile.
+    if (this.streamingWait && this.readDrained && !this.helper.stdout.isPaused()) this.helper.stdout.pause();
   }
 
   /** Hands on the output gathered in this turn of the event loop. */
   private flushOutput(): void {
     this.flushScheduled = undefined;
+    if (this.helper.stdout.isPaused()) this.helper.stdout.resume();
     this.lastFlushAt = performance.now();
     for (const command of this.withOutput) command.flushOutput();
     this.withOutput.clear();
   }
 
   private flushScheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  /** Whether the scheduled flush waits for more of a streaming step's output. */
+  private streamingWait = false;
+  /** Whether the last read of the helper's pipe took all it held (a read short of a full buffer). */
+  private readDrained = true;
   private lastFlushAt = Number.NEGATIVE_INFINITY;
 
   /** Commands holding output pieces of the chunk being parsed. */

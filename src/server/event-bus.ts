@@ -1,6 +1,7 @@
 import type { RunEvent } from "../core/events.js";
 
-type Listener = (event: RunEvent) => void;
+/** Takes an event and its JSON text, made on first ask and shared by every follower of the run. */
+type Listener = (event: RunEvent, json: () => string) => void;
 /** Told that a run's events are stored up to `seq` by another replica: read them from the store. */
 type StoredListener = (seq: number) => void;
 type BatchListener = (events: readonly RunEvent[]) => void;
@@ -43,7 +44,15 @@ export class EventBus {
     for (const watcher of this.watchers) watcher(events);
     for (const event of events) {
       const set = this.listeners.get(event.run_id);
-      if (set) for (const listener of set) listener(event);
+      if (!set) continue;
+      // Serialized once for all the run's followers (a 64 KiB output costs a pass over its
+      // bytes), and only if one of them sends it; not kept past this call.
+      let text: string | undefined;
+      const json = (): string => {
+        text ??= JSON.stringify(event);
+        return text;
+      };
+      for (const listener of set) listener(event, json);
     }
   }
 

@@ -1,5 +1,5 @@
 import { RunyardError } from "../core/errors.js";
-import type { EventInput, RunEvent, UnnumberedEvent } from "../core/events.js";
+import { type EventInput, type RunEvent, runEventTypes, type UnnumberedEvent } from "../core/events.js";
 import type { RunLogLimit, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
@@ -7,6 +7,11 @@ export type { RunLogLimit } from "../store/index.js";
 
 /** Events read at once when catching up with what other writers stored. */
 const catchUpPage = 1000;
+/**
+ * What catching up reads: every type but `step.output`, which no projection of a run's record
+ * uses, and which is most of a run's bytes (reading it back parsed each byte of it again).
+ */
+const projectedTypes = runEventTypes.filter((type) => type !== "step.output");
 
 /**
  * Where a run's events go on the server: stamped here, numbered and held to the run's log cap by
@@ -33,6 +38,7 @@ export class RunSink {
     lastSeq: number,
     private readonly store: Store,
     private readonly bus: EventBus,
+    /** Projects events: each this sink stores, and on catch-up each other writer's but `step.output`. */
     private readonly observe: (events: RunEvent[]) => Promise<void> | void,
     logLimit: RunLogLimit = { maxBytes: 0, storedBytes: 0 },
     /** The replica carrying the run: events are stored only while it still does (see `fenced`). */
@@ -120,14 +126,19 @@ export class RunSink {
    */
   catchUp(): Promise<void> {
     const next = this.chain.then(async () => {
+      // Everything up to the run's last seq is stored once the run's row says so (seqs are given
+      // in order, in the transaction that stores them).
+      const upTo = (await this.store.events.lastSeq(this.runId)) ?? this.projectedSeq;
       for (;;) {
         const page = await this.store.events.list(this.runId, {
           after: this.projectedSeq,
           limit: catchUpPage,
+          types: projectedTypes,
         });
         const others = page.filter((event) => !this.ownSeqs.has(event.seq));
-        for (const event of page) this.ownSeqs.delete(event.seq);
-        this.projectedSeq = page.at(-1)?.seq ?? this.projectedSeq;
+        const last = page.at(-1)?.seq ?? this.projectedSeq;
+        this.projectedSeq = page.length < catchUpPage ? Math.max(last, upTo) : last;
+        for (const seq of this.ownSeqs) if (seq <= this.projectedSeq) this.ownSeqs.delete(seq);
         if (others.length > 0) await this.observe(others);
         if (page.length < catchUpPage) return;
       }

@@ -1,6 +1,6 @@
 import type { FastifyReply } from "fastify";
-import { isFinalStatus, type RunEvent } from "../core/events.js";
-import type { RunRecord, Store } from "../store/index.js";
+import { isFinalStatus } from "../core/events.js";
+import type { RunRecord, SerializedRunEvent, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
 const keepAliveMs = 15_000;
@@ -9,6 +9,8 @@ export const sseRetryMs = 2000;
 /** About how many bytes of events one client reads from the store at a time. */
 const pageBytes = 1024 * 1024;
 const maxPageEvents = 1000;
+/** Frames read from the store are sent in writes of about this many characters. */
+const writeChars = 64 * 1024;
 
 /** Counts open event streams (the `runyard_sse_clients` metric). */
 export interface StreamGauge {
@@ -83,13 +85,14 @@ export async function streamRunEvents(
     clearInterval(keepAlive);
     raw.end();
   };
-  /** Writes one event; returns its size. */
-  const write = (event: RunEvent): number => {
-    last = event.seq;
-    const frame = `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
-    if (!raw.write(frame)) full = true;
-    if (event.type === "run.finished") end();
-    return frame.length;
+  /**
+   * Writes frames of events (their JSON text as stored, or as the bus made it for all followers), of which `through`
+   * is the last; ends the stream after `run.finished`.
+   */
+  const write = (frames: string, through: SerializedRunEvent): void => {
+    last = through.seq;
+    if (!raw.write(frames)) full = true;
+    if (through.type === "run.finished") end();
   };
   const drained = (): Promise<void> =>
     new Promise((resolve) => {
@@ -112,13 +115,27 @@ export async function streamRunEvents(
         if (ended) break;
         const limit = pageLimit;
         const told = stored;
-        const page = await deps.store.events.list(runId, { after: last, limit });
+        const page = await deps.store.events.listSerialized(runId, { after: last, limit });
         let bytes = 0;
+        // A page's small events go out a few writes at a time, not one write (and one chunk of
+        // the response) each; the socket's backpressure is still heeded between writes.
+        let frames = "";
+        let framed: SerializedRunEvent | undefined;
         for (const event of page) {
           if (ended) break;
-          if (full) await drained();
-          if (ended || event.seq <= last) continue;
-          bytes += write(event);
+          if (event.seq <= (framed?.seq ?? last)) continue;
+          frames += frame(event);
+          framed = event;
+          if (frames.length < writeChars && event.type !== "run.finished") continue;
+          bytes += frames.length;
+          write(frames, event);
+          frames = "";
+          framed = undefined;
+          if (full && !ended) await drained();
+        }
+        if (framed && !ended) {
+          bytes += frames.length;
+          write(frames, framed);
         }
         if (page.length > 0) {
           const average = Math.max(1, bytes / page.length);
@@ -137,12 +154,15 @@ export async function streamRunEvents(
   };
 
   // Subscribe before reading the store, so nothing stored in between is missed.
-  const unsubscribe = deps.bus.subscribe(runId, (event) => {
+  const unsubscribe = deps.bus.subscribe(runId, (event, json) => {
     if (ended || event.seq <= last) return;
     stored = Math.max(stored, event.seq);
     // Behind or backed up: drop it; the pump reads it from the store when the client drains.
     if (pumping || full || event.seq !== last + 1) void pump();
-    else write(event);
+    else {
+      const serialized = { seq: event.seq, type: event.type, json: json() };
+      write(frame(serialized), serialized);
+    }
   });
   // Events another replica stores (the run's engine lives there) come as a seq to read up to.
   const unsubscribeStored = deps.bus.subscribeStored(runId, (seq) => {
@@ -169,6 +189,11 @@ export async function streamRunEvents(
   await pump();
   if (!follow) end();
   if (!ended && finishedAt(await deps.store.runs.get(runId), last)) end();
+}
+
+/** An event's SSE frame: `id:` its seq, `event:` its type, `data:` its JSON. */
+function frame(event: SerializedRunEvent): string {
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${event.json}\n\n`;
 }
 
 /**

@@ -55,6 +55,15 @@ export interface AppendedRunEvents {
   events: RunEvent[];
 }
 
+/** A stored event as the JSON text it is stored as (`events.listSerialized`). */
+export interface SerializedRunEvent {
+  seq: number;
+  /** The event's `type`. */
+  type: string;
+  /** The event, as `JSON.stringify` gave it when it was stored. */
+  json: string;
+}
+
 /** What `events.append` did. Either way, once it returns, every event of the batch is stored. */
 export interface AppendResult {
   /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
@@ -306,6 +315,30 @@ async function listEvents(
   });
 }
 
+/**
+ * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
+ * so (SSE), at no cost per byte. They were checked against the event schema when stored.
+ */
+async function listSerialized(
+  ctx: StoreContext,
+  runId: string,
+  query: Pick<ListEventsQuery, "after" | "limit"> = {},
+): Promise<SerializedRunEvent[]> {
+  const limit = Number.isFinite(query.limit)
+    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
+    : defaultListLimit;
+  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+  const rows = await ctx.db
+    .selectFrom("run_events")
+    .select(["seq", "type", "data"])
+    .where("run_id", "=", runId)
+    .where("seq", ">", after)
+    .orderBy("seq")
+    .limit(limit)
+    .execute();
+  return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
+}
+
 async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
   const row = await ctx.db.selectFrom("runs").select("last_seq").where("id", "=", runId).executeTakeFirst();
   return row && int(row.last_seq);
@@ -370,6 +403,11 @@ export interface RunEventsRepo {
   ): Promise<AppendedRunEvents>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
+  /** As `list` with `after` and `limit`, each event as its stored JSON text (not parsed). */
+  listSerialized(
+    runId: string,
+    query?: Pick<ListEventsQuery, "after" | "limit">,
+  ): Promise<SerializedRunEvent[]>;
   /**
    * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
    * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
@@ -384,6 +422,7 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
   return {
     append: (events, opts) => appendEvents(ctx, events, opts),
     list: (runId, query) => listEvents(ctx, runId, query),
+    listSerialized: (runId, query) => listSerialized(ctx, runId, query),
     dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),
     lastSeq: (runId) => lastSeq(ctx, runId),
   };
