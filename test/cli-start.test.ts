@@ -36,6 +36,34 @@ test("`runyard run` of one step loads a few bundled files, not hundreds of modul
   expect(withFullZod).toEqual([]);
 });
 
+/** The module files a `runyard run` of one step loaded, as file paths. */
+async function modulesLoadedByRun(env: Record<string, string>): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
+  const file = join(dir, "one.yaml");
+  writeFileSync(
+    file,
+    "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
+  );
+  const log = join(dir, "modules.log");
+  writeFileSync(log, "");
+  const result = await runCli(["run", file, "-q"], {
+    env: { NODE_OPTIONS: `--import=${register}`, MODULE_LOG: log, RUNYARD_SERVER_URL: "", ...env },
+  });
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+  return [...new Set(readFileSync(log, "utf8").split("\n").filter(Boolean))].map((url) => fileURLToPath(url));
+}
+
+test("`runyard run` with no setting in its environment loads no zod at all; one of its own settings loads zod/mini", async () => {
+  const holdsZod = (path: string) => readFileSync(path, "utf8").includes('$constructor("$ZodType"');
+  expect((await modulesLoadedByRun({})).filter(holdsZod)).toEqual([]);
+  const withSetting = await modulesLoadedByRun({ RUNYARD_KILL_GRACE_MS: "1000" });
+  expect(withSetting.filter(holdsZod)).not.toEqual([]);
+  expect(
+    withSetting.filter((path) => readFileSync(path, "utf8").includes('$constructor("ZodString"')),
+  ).toEqual([]);
+});
+
 test("a second `runyard run` runs the compiled code its first start left in the user's cache", async () => {
   const home = mkdtempSync(join(tmpdir(), "runyard-start-home-"));
   const file = join(home, "one.yaml");
