@@ -1,6 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import Module from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import vm from "node:vm";
 
 // Node 20 has no `module.enableCompileCache`: without a cache every start parses and compiles
@@ -41,7 +41,7 @@ export function keepCompiledCode(bundleDir, cacheRoot) {
   process.once("exit", () => {
     if (unsaved.length === 0) return;
     try {
-      mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+      makeFolders(cacheDir);
       for (const { key, script } of unsaved) {
         // Written aside and renamed, so that a start running beside this one never reads half a file.
         const partial = `${key}.${process.pid}`;
@@ -52,4 +52,17 @@ export function keepCompiledCode(bundleDir, cacheRoot) {
       // A cache that cannot be written (a read-only home) costs the next start time, nothing else.
     }
   });
+}
+
+/**
+ * Creates `dir` and the folders above it that are missing, each 0700, one level at a time:
+ * Node 20's recursive mkdir never returns in a home it cannot write to (`HOME=/proc`).
+ */
+function makeFolders(dir) {
+  const missing = [];
+  for (let at = dir; !existsSync(at); at = dirname(at)) {
+    if (at === dirname(at)) return;
+    missing.unshift(at);
+  }
+  for (const folder of missing) mkdirSync(folder, { mode: 0o700 });
 }

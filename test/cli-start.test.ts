@@ -106,3 +106,16 @@ test("a second `runyard run` runs the compiled code its first start left in the 
   expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
   for (const [name, stat] of before) expect(after.get(name)!.ino, name).toBe(stat.ino);
 });
+
+test("`runyard run` with a home it cannot write to runs and exits, its compiled code not kept", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
+  const file = join(dir, "one.yaml");
+  writeFileSync(
+    file,
+    "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
+  );
+  // procfs takes no new folders, whoever asks (root too).
+  const result = await runCli(["run", file, "-q"], { env: { HOME: "/proc", RUNYARD_SERVER_URL: "" } });
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+}, 20_000);
