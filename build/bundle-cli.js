@@ -1,8 +1,10 @@
-// Bundles the CLI for `bin/runyard.js`: one ESM file per entry and a chunk per lazily imported
-// command, so that a short command such as `runyard run` opens a handful of files instead of
+// Bundles the CLI for `bin/runyard.js`: one CommonJS file per entry and a chunk per lazily
+// imported command, so that a short command such as `runyard run` opens a handful of files instead of
 // hundreds (each module file costs Node a resolve, a stat, an open and a compile). Built from
 // the tsc output in dist/ (`npx tsc -p tsconfig.build.json` first), into dist/cli-bundle/.
-import { rmSync } from "node:fs";
+// CommonJS because Node 20 compiles ES modules from source on every start, while a CommonJS
+// file can be compiled with V8's cached code (bin/code-cache.js).
+import { rmSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { fileURLToPath } from "node:url";
 import { build } from "rolldown";
@@ -49,9 +51,11 @@ await build({
   logLevel: "warn",
   output: {
     dir: outDir,
-    format: "esm",
+    format: "cjs",
     entryFileNames: "[name].js",
     chunkFileNames: "[name]-[hash].js",
     sourcemap: false,
   },
 });
+// The package is "type": "module"; the bundle's .js files are CommonJS.
+writeFileSync(`${outDir}/package.json`, `${JSON.stringify({ type: "commonjs" })}\n`);

@@ -1,6 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import module from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, test } from "vitest";
 import { runCli } from "./helpers/cli.js";
@@ -34,3 +35,87 @@ test("`runyard run` of one step loads a few bundled files, not hundreds of modul
   );
   expect(withFullZod).toEqual([]);
 });
+
+/** The module files a `runyard run` of one step loaded, as file paths. */
+async function modulesLoadedByRun(env: Record<string, string>): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
+  const file = join(dir, "one.yaml");
+  writeFileSync(
+    file,
+    "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
+  );
+  const log = join(dir, "modules.log");
+  writeFileSync(log, "");
+  const result = await runCli(["run", file, "-q"], {
+    env: { NODE_OPTIONS: `--import=${register}`, MODULE_LOG: log, RUNYARD_SERVER_URL: "", ...env },
+  });
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+  return [...new Set(readFileSync(log, "utf8").split("\n").filter(Boolean))].map((url) => fileURLToPath(url));
+}
+
+test("`runyard run` with no setting in its environment loads no zod at all; one of its own settings loads zod/mini", async () => {
+  const holdsZod = (path: string) => readFileSync(path, "utf8").includes('$constructor("$ZodType"');
+  expect((await modulesLoadedByRun({})).filter(holdsZod)).toEqual([]);
+  const withSetting = await modulesLoadedByRun({ RUNYARD_KILL_GRACE_MS: "1000" });
+  expect(withSetting.filter(holdsZod)).not.toEqual([]);
+  expect(
+    withSetting.filter((path) => readFileSync(path, "utf8").includes('$constructor("ZodString"')),
+  ).toEqual([]);
+});
+
+test("a second `runyard run` runs the compiled code its first start left in the user's cache", async () => {
+  const home = mkdtempSync(join(tmpdir(), "runyard-start-home-"));
+  const file = join(home, "one.yaml");
+  writeFileSync(
+    file,
+    "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
+  );
+  const log = join(home, "modules.log");
+  writeFileSync(log, "");
+  const env = { HOME: home, NODE_OPTIONS: `--import=${register}`, MODULE_LOG: log, RUNYARD_SERVER_URL: "" };
+  const first = await runCli(["run", file, "-q"], { env });
+  expect(first.stderr).toBe("");
+  expect(first.code).toBe(0);
+  const cacheRoot = join(home, ".cache", "runyard");
+  if ("enableCompileCache" in module) {
+    // Node 22.1 and later keep it themselves.
+    expect(readdirSync(join(cacheRoot, "node-compile-cache"))).not.toEqual([]);
+    return;
+  }
+  // Node 20: one file of V8 code per bundled file the run loaded, readable by this user alone.
+  const [v8] = readdirSync(join(cacheRoot, "code-cache"));
+  const cacheDir = join(cacheRoot, "code-cache", v8!);
+  expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
+  const bundled = [...new Set(readFileSync(log, "utf8").split("\n"))]
+    .filter((url) => url.includes("/dist/cli-bundle/"))
+    .map((url) => basename(fileURLToPath(url)));
+  expect(bundled.length).toBeGreaterThan(5);
+  const cached = () => new Map(readdirSync(cacheDir).map((name) => [name, statSync(join(cacheDir, name))]));
+  const before = cached();
+  for (const name of bundled) {
+    const entry = [...before].find(([key]) => key.includes(`%cli-bundle%${name}-`));
+    expect(entry, `no cached code for ${name}`).toBeDefined();
+    expect(entry![1].size).toBeGreaterThan(0);
+    expect(entry![1].mode & 0o777).toBe(0o600);
+  }
+  // The second start takes the cache as it is: code V8 refused would be compiled and written again.
+  const second = await runCli(["run", file, "-q"], { env });
+  expect(second.code).toBe(0);
+  const after = cached();
+  expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+  for (const [name, stat] of before) expect(after.get(name)!.ino, name).toBe(stat.ino);
+});
+
+test("`runyard run` with a home it cannot write to runs and exits, its compiled code not kept", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
+  const file = join(dir, "one.yaml");
+  writeFileSync(
+    file,
+    "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
+  );
+  // procfs takes no new folders, whoever asks (root too).
+  const result = await runCli(["run", file, "-q"], { env: { HOME: "/proc", RUNYARD_SERVER_URL: "" } });
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+}, 20_000);

@@ -6,7 +6,7 @@ import { configInput } from "./config-env.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
-import { runConfigShape } from "./run-config.js";
+import { runConfigShape } from "./run-config-schema.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -66,7 +66,7 @@ function switchOf(value: unknown): unknown {
 }
 
 export const configSchema = z.object({
-  /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config.ts). */
+  /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config-schema.ts). */
   ...runConfigShape,
   /** Where runyard keeps its database, artifacts and workspaces. */
   home: z.string().default(".runyard"),

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -169,13 +169,13 @@ class ProcessAttempt implements ExecAttempt {
       return;
     }
     for (const file of [this.outputFile, ...Object.values(this.files)]) {
-      try {
-        unlinkSync(file);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
-        // The step put a folder in its place.
-        await rm(file, { recursive: true, force: true });
-      }
+      // Most steps never write $RUNYARD_OUTPUT: asked first, an absent file costs no thrown
+      // error (with its stack) per step. A link is removed, not followed.
+      const entry = lstatSync(file, { throwIfNoEntry: false });
+      if (!entry) continue;
+      // The step may have put a folder in its place.
+      if (entry.isDirectory()) await rm(file, { recursive: true, force: true });
+      else unlinkSync(file);
     }
   }
 }
