@@ -233,6 +233,58 @@ describe("JobQueue with the store as the only mailbox", () => {
     expect(await queue.events("job-5", 1, [output], "runner-1")).toBe("unknown");
     expect((await store.events.list(run.id)).filter((event) => event.type === "step.output")).toEqual([]);
   });
+
+  it("reads the rows of every job its engines wait for in one statement when it sweeps", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "sweep" });
+    const calls: string[] = [];
+    const counting: Store = Object.assign(Object.create(store) as Store, {
+      jobs: {
+        ...store.jobs,
+        get: (id: string) => {
+          calls.push("get");
+          return store.jobs.get(id);
+        },
+        list: (query: Parameters<Store["jobs"]["list"]>[0]) => {
+          calls.push("list");
+          return store.jobs.list(query);
+        },
+      },
+    });
+    const queue = queueOn(counting);
+    let started = 0;
+    for (const host of ["a", "b", "c"]) {
+      const payload = {
+        run_id: run.id,
+        step: "s",
+        host,
+        attempt: 1,
+        action: "cmd.run",
+        script: "true",
+        env: {},
+      };
+      void queue.runJob(
+        { job_id: `job-${host}`, kind: "step", payload } as unknown as Job,
+        {
+          runId: run.id,
+          sink: new RunSink(run.id, 0, store, new EventBus(), () => undefined),
+          tenantId: null,
+        },
+        { requirements: { labels: [] }, host },
+        new AbortController().signal,
+        () => started++,
+      );
+    }
+    await until(async () => (await store.jobs.list({ runId: run.id })).length === 3);
+    for (const host of ["a", "b", "c"]) {
+      await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+      await store.jobs.accept(`job-${host}`, "runner-1");
+    }
+    calls.length = 0;
+    await queue.recheckWaited();
+    await until(() => started === 3);
+    expect(calls).toEqual(["list"]);
+  });
 });
 
 /** Waits for `check` with a deadline of 5 s. */

@@ -73,6 +73,9 @@ export interface Inventory {
   cancel: string[];
 }
 
+/** Waited jobs whose rows the sweep reads in one statement. */
+const sweepChunk = 500;
+
 /** Bots one runner runs at once, besides its capacity of other work. */
 const maxBotsPerRunner = 50;
 
@@ -535,6 +538,18 @@ export class JobQueue {
   jobsChanged(jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
       if (this.waiters.has(jobId)) void this.inOrder(jobId, () => this.readRow(jobId));
+    }
+  }
+
+  /**
+   * Should a fleet message have been lost: the rows of every job engines here wait for are read
+   * again, in one statement per `sweepChunk` jobs rather than one per job, and acted on.
+   */
+  async recheckWaited(): Promise<void> {
+    const ids = this.waitedJobs();
+    for (let start = 0; start < ids.length; start += sweepChunk) {
+      for (const record of await this.store.jobs.list({ ids: ids.slice(start, start + sweepChunk) }))
+        void this.inOrder(record.id, () => this.readRow(record.id, record));
     }
   }
 
