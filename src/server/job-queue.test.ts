@@ -10,7 +10,7 @@ import type { Store } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
 import { JobQueue, type RunnerLinks } from "./job-queue.js";
 import { endedEarly } from "./job-records.js";
-import type { RunSink } from "./run-sink.js";
+import { RunSink } from "./run-sink.js";
 
 const sqlite = storeBackends.find((backend) => backend.name === "sqlite");
 
@@ -138,6 +138,152 @@ describe("JobQueue with the store as the only mailbox", () => {
     engine.jobsChanged(["job-3"]);
     expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST" } });
     expect(started).toBe(1);
+  });
+
+  it("takes a step job from queued to done here reading its row once: accept, three batches and the result", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "round trips" });
+    let reads = 0;
+    const counting: Store = Object.assign(Object.create(store) as Store, {
+      jobs: {
+        ...store.jobs,
+        get: (id: string) => {
+          reads++;
+          return store.jobs.get(id);
+        },
+      },
+    });
+    const payload = {
+      run_id: run.id,
+      step: "s",
+      host: "worker",
+      attempt: 1,
+      action: "cmd.run",
+      script: "true",
+      env: {},
+    };
+    const job = { job_id: "job-4", kind: "step", payload } as unknown as Job;
+    const bus = new EventBus();
+    const sink = new RunSink(run.id, run.last_seq, counting, bus, () => undefined);
+    const queue = queueOn(counting);
+    const outcome = queue.runJob(
+      job,
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      new AbortController().signal,
+      () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
+    );
+    await until(async () => (await store.jobs.get("job-4")) !== undefined);
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    await queue.accept("job-4", "runner-1");
+    for (const batch of [1, 2, 3]) {
+      const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: `${batch}\n` };
+      expect(await queue.events("job-4", batch, [output as EventInput], "runner-1")).toBe("stored");
+    }
+    expect(await queue.events("job-4", 2, [], "runner-1")).toBe("duplicate");
+    const result = endedEarly(job, "RUNNER_LOST", "reported");
+    expect(await queue.finished("job-4", 3, result, "runner-1")).toBe("done");
+    expect(await outcome).toEqual(result);
+    // One read to check the result against the row; the duplicate batch costs one more.
+    expect(reads).toBe(2);
+    const stored = await store.events.list(run.id);
+    expect(stored.map((event) => event.type)).toEqual([
+      "step.started",
+      "step.output",
+      "step.output",
+      "step.output",
+    ]);
+  });
+
+  it("refuses a batch of a job no longer leased to its runner, though the engine waits here", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "lost" });
+    const payload = {
+      run_id: run.id,
+      step: "s",
+      host: "worker",
+      attempt: 1,
+      action: "cmd.run",
+      script: "true",
+      env: {},
+    };
+    const job = { job_id: "job-5", kind: "step", payload } as unknown as Job;
+    const sink = new RunSink(run.id, run.last_seq, store, new EventBus(), () => undefined);
+    const queue = queueOn(store);
+    const outcome = queue.runJob(
+      job,
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      new AbortController().signal,
+    );
+    await until(async () => (await store.jobs.get("job-5")) !== undefined);
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    await queue.accept("job-5", "runner-1");
+    const output = {
+      type: "step.output",
+      step: "s",
+      host: "worker",
+      stream: "stdout",
+      data: "x\n",
+    } as EventInput;
+    expect(await queue.events("job-5", 1, [output], "runner-2")).toBe("unknown");
+    const record = await store.jobs.get("job-5");
+    if (record) await queue.lost(record, "its lease expired");
+    expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST" } });
+    expect(await queue.events("job-5", 1, [output], "runner-1")).toBe("unknown");
+    expect((await store.events.list(run.id)).filter((event) => event.type === "step.output")).toEqual([]);
+  });
+
+  it("reads the rows of every job its engines wait for in one statement when it sweeps", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "sweep" });
+    const calls: string[] = [];
+    const counting: Store = Object.assign(Object.create(store) as Store, {
+      jobs: {
+        ...store.jobs,
+        get: (id: string) => {
+          calls.push("get");
+          return store.jobs.get(id);
+        },
+        list: (query: Parameters<Store["jobs"]["list"]>[0]) => {
+          calls.push("list");
+          return store.jobs.list(query);
+        },
+      },
+    });
+    const queue = queueOn(counting);
+    let started = 0;
+    for (const host of ["a", "b", "c"]) {
+      const payload = {
+        run_id: run.id,
+        step: "s",
+        host,
+        attempt: 1,
+        action: "cmd.run",
+        script: "true",
+        env: {},
+      };
+      void queue.runJob(
+        { job_id: `job-${host}`, kind: "step", payload } as unknown as Job,
+        {
+          runId: run.id,
+          sink: new RunSink(run.id, 0, store, new EventBus(), () => undefined),
+          tenantId: null,
+        },
+        { requirements: { labels: [] }, host },
+        new AbortController().signal,
+        () => started++,
+      );
+    }
+    await until(async () => (await store.jobs.list({ runId: run.id })).length === 3);
+    for (const host of ["a", "b", "c"]) {
+      await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+      await store.jobs.accept(`job-${host}`, "runner-1");
+    }
+    calls.length = 0;
+    await queue.recheckWaited();
+    await until(() => started === 3);
+    expect(calls).toEqual(["list"]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { errorInfo } from "../core/errors.js";
+import { errorInfo, RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
 import { type Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
@@ -72,6 +72,9 @@ export interface Inventory {
   /** Jobs it lists that ended while it was away: it stops them. */
   cancel: string[];
 }
+
+/** Waited jobs whose rows the sweep reads in one statement. */
+const sweepChunk = 500;
 
 /** Bots one runner runs at once, besides its capacity of other work. */
 const maxBotsPerRunner = 50;
@@ -153,27 +156,34 @@ export class JobQueue {
     { resolve, started }: Pick<Waiter, "resolve" | "started">,
   ): Promise<void> {
     const id = job.job_id;
-    const existing = await this.store.jobs.get(id);
-    if (existing?.status === "done" || existing?.status === "lost") {
-      await sink.catchUp();
-      resolve(resultOf(job, existing));
-      return;
-    }
     this.waiters.set(id, { job, sink, resolve, started, accepted: false });
-    if (existing) {
-      // A runner may have taken it up, reported and finished before this engine waited (a
-      // restart, an adoption): the row says so.
-      void this.inOrder(id, () => this.readRow(id));
-    } else {
-      const pinned = this.pins.runnerFor(runId, placement.host);
-      const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
-      await this.store.jobs.create({
+    const pinned = this.pins.runnerFor(runId, placement.host);
+    const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
+    // Queued in one statement; a job of this id stored before (a restart, an adoption) is the
+    // exception, read only then.
+    const created = await this.store.jobs
+      .create({
         id,
         run_id: runId,
         type: job.kind,
         requirements: { ...placement.requirements, labels, tenant_id: tenantId },
         payload: job.payload,
+      })
+      .catch((error: unknown) => {
+        if (error instanceof RunyardError && error.code === "CONFLICT") return undefined;
+        throw error;
       });
+    if (!created) {
+      const existing = await this.store.jobs.get(id);
+      if (existing?.status === "done" || existing?.status === "lost") {
+        this.waiters.delete(id);
+        await sink.catchUp();
+        resolve(resultOf(job, existing));
+        return;
+      }
+      // A runner may have taken it up, reported and finished before this engine waited: the
+      // row says so.
+      void this.inOrder(id, () => this.readRow(id));
     }
     this.links.dispatch();
   }
@@ -302,12 +312,18 @@ export class JobQueue {
     events: EventInput[],
     runnerId: string,
   ): Promise<"stored" | "duplicate" | "unknown"> {
-    const record = await this.store.jobs.get(jobId);
-    if (!record || record.runner_id !== runnerId) return "unknown";
-    if (record.status !== "assigned" && record.status !== "running") return "unknown";
-    if (batch <= record.last_event_seq) return "duplicate";
-    const job = readJob(record);
-    if (!job) return "unknown";
+    const waiter = this.waiters.get(jobId);
+    // The engine waits here: its job is known, and the store takes the batch only while the job
+    // is leased to this runner, so the row is read only when it refuses. Elsewhere: read it.
+    const record = waiter ? undefined : await this.store.jobs.get(jobId);
+    if (record) {
+      if (record.runner_id !== runnerId) return "unknown";
+      if (record.status !== "assigned" && record.status !== "running") return "unknown";
+      if (batch <= record.last_event_seq) return "duplicate";
+    }
+    const job = waiter ? waiter.job : record && readJob(record);
+    const runId = waiter ? waiter.sink.runId : record?.run_id;
+    if (!job || !runId) return "unknown";
     const allowed = events.filter((event) => jobMaySend(job, event));
     if (allowed.length < events.length) {
       this.logger.warn(
@@ -317,25 +333,36 @@ export class JobQueue {
     }
     // The engine's run.started and step.started, and all it emitted before now, are stored
     // before the batch: here once it has read the accepted row, elsewhere once they are stored.
-    const waiter = this.waiters.get(jobId);
     if (waiter) {
       // Accepted through another replica, this one may not have read the row yet.
       await this.inOrder(jobId, () => (waiter.accepted ? undefined : this.readRow(jobId)));
-      await waiter.sink.drain();
-    } else {
+      await waiter.sink.stored();
+    } else if (record) {
       await this.startOrder.stored(record, job);
     }
     const ts = new Date().toISOString();
     const stored = await this.store.events.appendForRun(
-      record.run_id,
+      runId,
       allowed.map((event) => stamp(event, ts)),
-      { job: { id: jobId, seq: batch } },
+      { job: { id: jobId, seq: batch, runnerId } },
     );
-    if (stored.duplicate) return "duplicate";
+    if (stored.duplicate) return record ? "duplicate" : this.refusedBatch(jobId, batch, runnerId);
     if (stored.events.length > 0) this.options.bus.publish(stored.events);
     // The engine's record of the run follows its events (elsewhere, on the fleet's `events`).
     if (waiter) await waiter.sink.catchUp();
     return "stored";
+  }
+
+  /** Why the store refused a batch it was handed without a read: stored before, or not this runner's job. */
+  private async refusedBatch(
+    jobId: string,
+    batch: number,
+    runnerId: string,
+  ): Promise<"duplicate" | "unknown"> {
+    const record = await this.store.jobs.get(jobId);
+    if (!record || record.runner_id !== runnerId) return "unknown";
+    if (record.status !== "assigned" && record.status !== "running") return "unknown";
+    return batch <= record.last_event_seq ? "duplicate" : "unknown";
   }
 
   /** Whether the job's result, reported by this runner, is stored already (it sends it again). */
@@ -346,7 +373,8 @@ export class JobQueue {
 
   /**
    * The runner's result, stored on the job row once every batch it counts is stored; the engine
-   * waiting for it reads it there. "missing-events": a batch it counts is not stored yet.
+   * waiting for it reads it there. "missing-events": a batch it counts is not stored yet. A
+   * result stored before (the runner sends it again) is "done" too.
    */
   async finished(
     jobId: string,
@@ -356,6 +384,7 @@ export class JobQueue {
   ): Promise<"done" | "missing-events" | "unknown"> {
     const record = await this.store.jobs.get(jobId);
     if (!record || record.runner_id !== runnerId) return "unknown";
+    if (record.status === "done") return "done";
     if (record.status !== "assigned" && record.status !== "running") return "unknown";
     if (record.last_event_seq < batches) return "missing-events";
     const job = readJob(record);
@@ -496,9 +525,12 @@ export class JobQueue {
     clearInterval(this.leaseTimer);
   }
 
-  /** The job's row changed: its engine, here or on the replica told, reads it. */
+  /**
+   * The job's row changed to `record` (the statement that changed it returned it): its engine
+   * here acts on it without reading it again; the replica carrying the run is told.
+   */
   private changed(record: JobRecord): void {
-    if (this.waiters.has(record.id)) void this.inOrder(record.id, () => this.readRow(record.id));
+    if (this.waiters.has(record.id)) void this.inOrder(record.id, () => this.readRow(record.id, record));
     else this.links.jobChanged(record.run_id, record.id);
   }
 
@@ -506,6 +538,18 @@ export class JobQueue {
   jobsChanged(jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
       if (this.waiters.has(jobId)) void this.inOrder(jobId, () => this.readRow(jobId));
+    }
+  }
+
+  /**
+   * Should a fleet message have been lost: the rows of every job engines here wait for are read
+   * again, in one statement per `sweepChunk` jobs rather than one per job, and acted on.
+   */
+  async recheckWaited(): Promise<void> {
+    const ids = this.waitedJobs();
+    for (let start = 0; start < ids.length; start += sweepChunk) {
+      for (const record of await this.store.jobs.list({ ids: ids.slice(start, start + sweepChunk) }))
+        void this.inOrder(record.id, () => this.readRow(record.id, record));
     }
   }
 
@@ -528,13 +572,13 @@ export class JobQueue {
   }
 
   /**
-   * What the row of a waited job says, acted on: taken up (the run has started, its host is
+   * What the row of a waited job says (read now, or as a statement of this replica returned it), acted on: taken up (the run has started, its host is
    * pinned), or ended (the run's events it reported are projected, then the engine goes on).
    */
-  private async readRow(jobId: string): Promise<void> {
+  private async readRow(jobId: string, known?: JobRecord): Promise<void> {
     const waiter = this.waiters.get(jobId);
     if (!waiter) return;
-    const record = await this.store.jobs.get(jobId);
+    const record = known ?? (await this.store.jobs.get(jobId));
     if (!record) return;
     if (record.runner_id && (record.status === "running" || record.status === "done") && !waiter.accepted) {
       waiter.accepted = true;

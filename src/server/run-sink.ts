@@ -22,6 +22,8 @@ const projectedTypes = runEventTypes.filter((type) => type !== "step.output");
  */
 export class RunSink {
   private chain: Promise<unknown> = Promise.resolve();
+  /** Settles once the last write is stored, before its events are projected (see `stored`). */
+  private lastStored: Promise<unknown> = Promise.resolve();
   private buffer: UnnumberedEvent[] = [];
   private flushScheduled = false;
   /** Recorded on the run by the first write; the store keeps it from then on. */
@@ -89,14 +91,18 @@ export class RunSink {
   }
 
   private write(events: UnnumberedEvent[], job?: { id: string; seq: number }): Promise<unknown> {
+    let markStored: () => void = () => undefined;
+    const stored = new Promise<void>((resolve) => {
+      markStored = resolve;
+    });
     const next = this.chain.then(async () => {
       if (events.length === 0 && !job) return;
       // The SQLite store answers synchronously: without this, a backlog of batches is stored in
       // one go of microtasks and `/health` and SSE wait until all of it is done.
       await new Promise((resolve) => setImmediate(resolve));
-      let stored: RunEvent[];
+      let appended: RunEvent[];
       try {
-        ({ events: stored } = await this.store.events.appendForRun(this.runId, events, {
+        ({ events: appended } = await this.store.events.appendForRun(this.runId, events, {
           ...(job ? { job } : {}),
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
           ...(this.logLimit ? { logLimit: this.logLimit } : {}),
@@ -107,15 +113,19 @@ export class RunSink {
         throw error;
       }
       this.logLimit = undefined;
-      if (stored.length === 0) return;
-      this.storedSeq = Math.max(this.storedSeq, stored.at(-1)?.seq ?? 0);
-      for (const event of stored) this.ownSeqs.add(event.seq);
+      if (appended.length === 0) return markStored();
+      this.storedSeq = Math.max(this.storedSeq, appended.at(-1)?.seq ?? 0);
+      for (const event of appended) this.ownSeqs.add(event.seq);
       // What this sink stored right after what was projected needs no catching up.
       while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
-      this.bus.publish(stored);
-      await this.observe(stored);
+      this.bus.publish(appended);
+      markStored();
+      await this.observe(appended);
     });
     this.chain = next.catch(() => undefined);
+    // A failed write settles it too, rejecting as `next` does.
+    this.lastStored = Promise.race([stored, next]);
+    this.lastStored.catch(() => undefined);
     return next;
   }
 
@@ -145,6 +155,16 @@ export class RunSink {
     });
     this.chain = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Resolves when everything emitted so far is stored and published, without waiting for its
+   * projection into the run's record: a runner's batch must follow the engine's events in seq
+   * order, not their projection (`catchUp`, chained after it, keeps that in order).
+   */
+  stored(): Promise<unknown> {
+    void this.flush();
+    return this.lastStored;
   }
 
   /** Resolves when everything emitted so far is stored. */

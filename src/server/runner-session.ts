@@ -205,13 +205,13 @@ export class RunnerSession {
         break;
       }
       case "finished": {
-        if (await queue.doneBy(message.job_id, runnerId)) {
-          // Its result was stored before the runner heard so; say it again.
+        if (!this.owns(message.job_id)) {
+          // Its result was stored before the runner heard so (over an earlier socket); say it again.
+          if (!(await queue.doneBy(message.job_id, runnerId))) return this.ignoreReport(runnerId, message);
           this.send({ type: "done", job_id: message.job_id });
           this.running.delete(message.job_id);
           break;
         }
-        if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         const outcome = await queue.finished(message.job_id, message.batches, message.result, runnerId);
         if (outcome === "done") this.send({ type: "done", job_id: message.job_id });
         if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });

@@ -41,6 +41,7 @@ interface RunAfter {
  * One transaction:
  *
  *   update jobs set last_event_seq = $batch where id = $job and last_event_seq < $batch  -- with a job
+ *     [and runner_id = $runner and status in ('assigned', 'running')]                   -- its runner's
  *   update runs set last_seq = last_seq where id = $run returning last_seq, log_*, replica_id
  *   insert into run_events ... (seqs last_seq + 1 ...)
  *   update runs set last_seq = $last, log_bytes = ..., log_cut = ... where id = $run
@@ -115,10 +116,14 @@ async function lockRun(
   job: JobBatchRef | undefined,
 ): Promise<LockedRun | "duplicate"> {
   if (ctx.dialect.name === "postgres" && job) {
+    const leased =
+      job.runnerId === undefined
+        ? sql``
+        : sql` and runner_id = ${job.runnerId} and status in ('assigned', 'running')`;
     const result = await sql<LockedRun>`/* appendRunEvents: job batch, run's row */
       with guard as (
         update jobs set last_event_seq = ${job.seq}, updated_at = ${isoTime(ctx.now())}
-        where id = ${job.id} and last_event_seq < ${job.seq}
+        where id = ${job.id} and last_event_seq < ${job.seq}${leased}
         returning id
       )
       update runs set last_seq = last_seq

@@ -102,6 +102,8 @@ export interface ClaimingRunner {
 
 /** Filters for `jobs.list`; jobs come oldest first. */
 export interface ListJobsQuery {
+  /** These jobs only (at most a few thousand: one parameter each). */
+  ids?: readonly string[];
   runnerId?: string;
   runId?: string;
   statuses?: readonly JobStatus[];
@@ -452,8 +454,9 @@ async function holdLeases(ctx: StoreContext, runIds: readonly string[], until: D
 }
 
 async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
-  if (query.statuses?.length === 0) return [];
+  if (query.statuses?.length === 0 || query.ids?.length === 0) return [];
   let select = ctx.db.selectFrom("jobs").selectAll();
+  if (query.ids !== undefined) select = select.where("id", "in", query.ids);
   if (query.runnerId !== undefined) select = select.where("runner_id", "=", query.runnerId);
   if (query.runId !== undefined) select = select.where("run_id", "=", query.runId);
   if (query.statuses) select = select.where("status", "in", query.statuses);

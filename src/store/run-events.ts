@@ -9,6 +9,11 @@ export interface JobBatchRef {
   id: string;
   /** The producer's batch number for this job, increasing from 1 (e.g. the batch's highest event seq). */
   seq: number;
+  /**
+   * When set, the batch is stored only while the job is leased to this runner (assigned or
+   * running); otherwise it counts as "duplicate" and the caller reads the job to tell which.
+   */
+  runnerId?: string;
 }
 
 /** Options of `events.append`. */
@@ -176,6 +181,9 @@ export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Prom
     .set({ last_event_seq: job.seq, updated_at: isoTime(ctx.now()) })
     .where("id", "=", job.id)
     .where("last_event_seq", "<", job.seq)
+    .$if(job.runnerId !== undefined, (update) =>
+      update.where("runner_id", "=", job.runnerId ?? "").where("status", "in", ["assigned", "running"]),
+    )
     .executeTakeFirst();
   if (advanced.numUpdatedRows > 0n) return true;
   const known = await ctx.db.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();

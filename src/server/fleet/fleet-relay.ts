@@ -106,7 +106,11 @@ export function relayFleet({
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
           // A lost `job` message: the rows of the jobs engines here wait for are read again.
-          queue.jobsChanged(queue.waitedJobs());
+          await queue
+            .recheckWaited()
+            .catch((error: unknown) =>
+              logger.warn({ err: error }, "cannot read the rows of the jobs waited for"),
+            );
           // A lost `revoked` message: a runner token gone from the store still closes its sockets.
           await revocations.sweep();
           // A lost `cancel-run` message: the request is stored, so the run still stops here.

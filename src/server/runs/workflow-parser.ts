@@ -39,8 +39,25 @@ export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
   parseWorkflow(text, file, limits);
 
 /**
+ * The most a workflow parsed on the caller's thread may weigh: parsing this much without aliases
+ * takes the YAML library well under a millisecond or two, less than the thread's round trip.
+ */
+export const parseHereMaxBytes = 8 * 1024;
+
+/**
+ * Whether parsing `text` on the caller's thread is cheap whatever it holds: small, and without
+ * `&` or `*`, so it can hold no anchor or alias (the expansion that makes small input costly).
+ * A workflow with either character (`&&` in a script will do) goes to the thread.
+ */
+export function cheapToParseHere(text: string): boolean {
+  return text.length <= parseHereMaxBytes && !/[&*]/.test(text);
+}
+
+/**
  * One parsing thread, started on first use and again after it dies; requests queue on it in
- * order. `close` ends it (the server's close does).
+ * order. `close` ends it (the server's close does). A workflow cheap to parse (`cheapToParseHere`)
+ * is parsed on the caller's thread instead: it neither waits for the round trip nor queues behind
+ * a costly one.
  */
 export function parseOnWorkerThread(): WorkflowParser & { close: () => Promise<void> } {
   let worker: Worker | undefined;
@@ -78,12 +95,22 @@ export function parseOnWorkerThread(): WorkflowParser & { close: () => Promise<v
   };
 
   const parse = (text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> =>
-    new Promise((resolve, reject) => {
-      worker ??= start();
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ id, text, file, limits } satisfies ParseRequest);
-    });
+    cheapToParseHere(text)
+      ? parseHere(text, file, limits)
+      : new Promise((resolve, reject) => {
+          worker ??= start();
+          const id = nextId++;
+          pending.set(id, { resolve, reject });
+          worker.postMessage({ id, text, file, limits } satisfies ParseRequest);
+        });
+  /** As the thread answers: what the parser throws is an unreadable workflow, not a 500. */
+  const parseHere = async (text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> => {
+    try {
+      return parseWorkflow(text, file, limits);
+    } catch (error) {
+      throw unreadable(error instanceof Error ? error.message : String(error));
+    }
+  };
   return Object.assign(parse, {
     close: async () => {
       const thread = worker;

@@ -41,6 +41,9 @@ export const WorkflowRunSpec = z.object({
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
+/** Workflows `prepare` keeps for `start` at most (runs submitted at once). */
+const preparedKept = 64;
+
 function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
   const file = spec.file ?? "workflow.yaml";
   const { workflow, diagnostics } = parseWorkflow(spec.workflow, file, limits);
@@ -53,6 +56,13 @@ function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
  * job queue or sent to an agent-server directly. The only server code that knows `Workflow`.
  */
 export class WorkflowRuns implements RunKindModule {
+  /**
+   * Workflows checked by `prepare` and not yet started, by their text: `start`, which follows at
+   * once, takes its run's instead of parsing the text again. Bounded: a prepared run that never
+   * starts (its store write failed) is dropped from here in time.
+   */
+  private readonly prepared = new Map<string, Workflow>();
+
   constructor(
     private readonly store: Pick<Store, "jobs" | "secrets">,
     private readonly queue: JobQueue,
@@ -75,6 +85,7 @@ export class WorkflowRuns implements RunKindModule {
     const file = given.file ?? "workflow.yaml";
     const { workflow, diagnostics } = await this.parsing.parse(given.workflow, file, this.parsing.limits);
     if (!workflow) throw workflowProblemsError(file, diagnostics);
+    this.remember(`${file}\u0000${given.workflow}`, workflow);
     if (!owner.unrestrictedOutbound) this.checkDestinations(workflow);
     const vars = { ...workflow.vars, ...spec.vars };
     const tenantId = owner.tenantId;
@@ -89,6 +100,13 @@ export class WorkflowRuns implements RunKindModule {
       spec: owner.unrestrictedOutbound ? { ...given, unrestricted_outbound: true } : given,
       vars: workflowMasker(workflow, vars).maskDeep(vars),
     };
+  }
+
+  private remember(key: string, workflow: Workflow): void {
+    this.prepared.delete(key);
+    this.prepared.set(key, workflow);
+    const oldest = this.prepared.keys().next().value;
+    if (this.prepared.size > preparedKept && oldest !== undefined) this.prepared.delete(oldest);
   }
 
   /** Refuses what is known to be off limits before any DNS lookup; names are checked at connect time. */
@@ -108,9 +126,11 @@ export class WorkflowRuns implements RunKindModule {
     const stored = WorkflowRunSpec.safeParse(run.record.spec);
     if (!stored.success)
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
-    let workflow: Workflow;
+    const key = `${stored.data.file ?? "workflow.yaml"}\u0000${stored.data.workflow}`;
+    let workflow = this.prepared.get(key);
+    this.prepared.delete(key);
     try {
-      workflow = parsed(stored.data, this.parsing.limits);
+      workflow ??= parsed(stored.data, this.parsing.limits);
     } catch {
       throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
     }
