@@ -600,8 +600,7 @@ function reportError(error: unknown, write: (s: string) => void): number {
     return 2;
   }
   if (error instanceof RunyardError) {
-    write(`error: ${error.message}\n`);
-    if (error.hint) write(`hint: ${error.hint}\n`);
+    write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ""}`);
     if (error.code === "HOST_UNREACHABLE" || error.code === "INTERNAL") return 1;
     return error.status >= 400 ? 2 : 1;
   }

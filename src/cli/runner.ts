@@ -456,8 +456,9 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     () => true,
     (error: Error) => {
       // Said as every command's error is, whatever the format: the log has it as JSON already.
-      ctx.stderr.write(`error: ${error.message}\n`);
-      if (error instanceof RunyardError && error.hint) ctx.stderr.write(`hint: ${error.hint}\n`);
+      // One write: the log's own lines go to the same terminal and must not come between them.
+      const hint = error instanceof RunyardError && error.hint ? `hint: ${error.hint}\n` : "";
+      ctx.stderr.write(`error: ${error.message}\n${hint}`);
       return false;
     },
   );
