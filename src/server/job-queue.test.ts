@@ -33,21 +33,27 @@ function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
 
 const runner = { group: "default", labels: [], tenant_id: null, shared: false, isolation: "none" } as const;
 
-/** A step job of `runId`, stored, claimed and taken up by runner-1. */
-async function runningJob(store: Store, runId: string, id: string): Promise<Job> {
+/** A trivial step job of `runId` on `host` (not stored). */
+function stepJob(runId: string, id: string, host = "worker"): Job {
   const payload = {
     run_id: runId,
     step: "s",
-    host: "worker",
+    host,
     attempt: 1,
     action: "cmd.run",
     script: "true",
     env: {},
   };
-  await store.jobs.create({ id, run_id: runId, requirements: { labels: [] }, payload });
+  return { job_id: id, kind: "step", payload } as unknown as Job;
+}
+
+/** A step job of `runId`, stored, claimed and taken up by runner-1. */
+async function runningJob(store: Store, runId: string, id: string): Promise<Job> {
+  const job = stepJob(runId, id);
+  await store.jobs.create({ id, run_id: runId, requirements: { labels: [] }, payload: job.payload });
   await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
   await store.jobs.accept(id, "runner-1");
-  return { job_id: id, kind: "step", payload } as unknown as Job;
+  return job;
 }
 
 describe("JobQueue with the store as the only mailbox", () => {
@@ -109,16 +115,7 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("wakes an engine waiting here when the job's row changes elsewhere (accepted, then lost)", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "waiting" });
-    const payload = {
-      run_id: run.id,
-      step: "s",
-      host: "worker",
-      attempt: 1,
-      action: "cmd.run",
-      script: "true",
-      env: {},
-    };
-    const job = { job_id: "job-3", kind: "step", payload } as unknown as Job;
+    const job = stepJob(run.id, "job-3");
     const sink = { catchUp: async () => undefined, drain: async () => undefined } as unknown as RunSink;
     const engine = queueOn(store);
     let started = 0;
@@ -153,16 +150,7 @@ describe("JobQueue with the store as the only mailbox", () => {
         },
       },
     });
-    const payload = {
-      run_id: run.id,
-      step: "s",
-      host: "worker",
-      attempt: 1,
-      action: "cmd.run",
-      script: "true",
-      env: {},
-    };
-    const job = { job_id: "job-4", kind: "step", payload } as unknown as Job;
+    const job = stepJob(run.id, "job-4");
     const bus = new EventBus();
     const sink = new RunSink(run.id, run.last_seq, counting, bus, () => undefined);
     const queue = queueOn(counting);
@@ -198,16 +186,7 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("refuses a batch of a job no longer leased to its runner, though the engine waits here", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "lost" });
-    const payload = {
-      run_id: run.id,
-      step: "s",
-      host: "worker",
-      attempt: 1,
-      action: "cmd.run",
-      script: "true",
-      env: {},
-    };
-    const job = { job_id: "job-5", kind: "step", payload } as unknown as Job;
+    const job = stepJob(run.id, "job-5");
     const sink = new RunSink(run.id, run.last_seq, store, new EventBus(), () => undefined);
     const queue = queueOn(store);
     const outcome = queue.runJob(
@@ -254,17 +233,8 @@ describe("JobQueue with the store as the only mailbox", () => {
     const queue = queueOn(counting);
     let started = 0;
     for (const host of ["a", "b", "c"]) {
-      const payload = {
-        run_id: run.id,
-        step: "s",
-        host,
-        attempt: 1,
-        action: "cmd.run",
-        script: "true",
-        env: {},
-      };
       void queue.runJob(
-        { job_id: `job-${host}`, kind: "step", payload } as unknown as Job,
+        stepJob(run.id, `job-${host}`, host),
         {
           runId: run.id,
           sink: new RunSink(run.id, 0, store, new EventBus(), () => undefined),
