@@ -8,34 +8,6 @@ import { runCli } from "./helpers/cli.js";
 
 const register = fileURLToPath(new URL("./fixtures/module-count/register.mjs", import.meta.url));
 
-test("`runyard run` of one step loads a few bundled files, not hundreds of modules", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
-  const file = join(dir, "one.yaml");
-  writeFileSync(
-    file,
-    "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
-  );
-  const log = join(dir, "modules.log");
-  writeFileSync(log, "");
-  const result = await runCli(["run", file, "-q"], {
-    env: { NODE_OPTIONS: `--import=${register}`, MODULE_LOG: log, RUNYARD_SERVER_URL: "" },
-  });
-  expect(result.stderr).toBe("");
-  expect(result.code).toBe(0);
-  const modules = [...new Set(readFileSync(log, "utf8").split("\n").filter(Boolean))];
-  // Each module file costs a start a resolve, a stat, an open and a compile: the bundle keeps
-  // `runyard run` to its entry and the chunks of the commands it runs (about 20 files).
-  expect(modules.some((url) => url.endsWith("/bin/runyard.js"))).toBe(true);
-  expect(modules.length, modules.join("\n")).toBeLessThanOrEqual(30);
-  expect(modules.filter((url) => url.includes("/node_modules/"))).toEqual([]);
-  // Its settings are checked with zod/mini: no file it loads holds zod's full schema classes
-  // (about 30 ms of a start), which only a setting beyond the run's own brings in.
-  const withFullZod = modules.filter((url) =>
-    readFileSync(fileURLToPath(url), "utf8").includes('$constructor("ZodString"'),
-  );
-  expect(withFullZod).toEqual([]);
-});
-
 /** The module files a `runyard run` of one step loaded, as file paths. */
 async function modulesLoadedByRun(env: Record<string, string>): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
@@ -53,6 +25,21 @@ async function modulesLoadedByRun(env: Record<string, string>): Promise<string[]
   expect(result.code).toBe(0);
   return [...new Set(readFileSync(log, "utf8").split("\n").filter(Boolean))].map((url) => fileURLToPath(url));
 }
+
+test("`runyard run` of one step loads a few bundled files, not hundreds of modules", async () => {
+  const modules = await modulesLoadedByRun({});
+  // Each module file costs a start a resolve, a stat, an open and a compile: the bundle keeps
+  // `runyard run` to its entry and the chunks of the commands it runs (about 20 files).
+  expect(modules.some((path) => path.endsWith("/bin/runyard.js"))).toBe(true);
+  expect(modules.length, modules.join("\n")).toBeLessThanOrEqual(30);
+  expect(modules.filter((path) => path.includes("/node_modules/"))).toEqual([]);
+  // Its settings are checked with zod/mini: no file it loads holds zod's full schema classes
+  // (about 30 ms of a start), which only a setting beyond the run's own brings in.
+  const withFullZod = modules.filter((path) =>
+    readFileSync(path, "utf8").includes('$constructor("ZodString"'),
+  );
+  expect(withFullZod).toEqual([]);
+});
 
 test("`runyard run` with no setting in its environment loads no zod at all; one of its own settings loads zod/mini", async () => {
   const holdsZod = (path: string) => readFileSync(path, "utf8").includes('$constructor("$ZodType"');
