@@ -1,11 +1,14 @@
+import { existsSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 import {
   isFinal,
   type Proc,
+  readEvents,
   runnerToken,
   startRunner,
   startTestServer,
@@ -20,12 +23,16 @@ import {
  * `interrupted`, though no runner was lost. Here the link is a proxy that swallows the assign.
  */
 
-/** A TCP proxy that can swallow everything both ways (`freeze`) and then drop its connections (`cut`). */
+/**
+ * A TCP proxy that can swallow everything both ways (`freeze`), or only what the client sends
+ * (`freezeUp`), and then drop its connections (`cut`).
+ */
 async function swallowingProxy(
   targetPort: number,
-): Promise<{ url: string; freeze: () => void; cut: () => void }> {
+): Promise<{ url: string; freeze: () => void; freezeUp: () => void; cut: () => void }> {
   const sockets = new Set<Socket>();
   let frozen = false;
+  let upFrozen = false;
   const server = createServer((client) => {
     const upstream = netConnect(targetPort, "127.0.0.1");
     for (const socket of [client, upstream]) {
@@ -33,7 +40,7 @@ async function swallowingProxy(
       socket.on("close", () => sockets.delete(socket));
       socket.on("error", () => socket.destroy());
     }
-    client.on("data", (data) => frozen || upstream.write(data));
+    client.on("data", (data) => frozen || upFrozen || upstream.write(data));
     upstream.on("data", (data) => frozen || client.write(data));
     client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
@@ -45,6 +52,9 @@ async function swallowingProxy(
     url: `http://127.0.0.1:${port}`,
     freeze: () => {
       frozen = true;
+    },
+    freezeUp: () => {
+      upFrozen = true;
     },
     cut: () => {
       for (const socket of sockets) socket.destroy();
@@ -140,6 +150,51 @@ describe("a job whose assign never reached its runner", () => {
     } finally {
       db.close();
       proxy.cut();
+    }
+  });
+
+  it("stores the step's start before its RUNNER_LOST when the runner died holding the job before its accept got through", async () => {
+    // Found by the chaos soak: a runner journals a job as held, sends its accept and starts the
+    // step; killed before the accept reached the server, its next life reports the job reaped,
+    // and the server lost it without the engine ever hearing it began: the run showed a step
+    // lost by a runner that had never started it. Here the link swallows what the runner sends.
+    const server = await startTestServer(undefined, {
+      RUNYARD_HEARTBEAT_MS: "2000",
+      RUNYARD_LEASE_MS: "60000",
+    });
+    procs.push(server.proc);
+    const proxy = await swallowingProxy(Number(new URL(server.url).port));
+    const token = await runnerToken(server.url);
+    const home = tempDir();
+    const first = await startRunner(proxy.url, token, { id: "far", env: { RUNYARD_HOME: home } });
+    procs.push(first);
+    proxy.freezeUp();
+    const runId = await submit(server.url, quick.replace("echo hello", "sleep 30"));
+    const jobs = join(home, "runners", "far", "jobs");
+    const db = new Database(join(server.home, "runyard.db"), { readonly: true });
+    try {
+      const jobId = (): string | undefined =>
+        (db.prepare("select id from jobs where run_id = ?").get(runId) as { id: string } | undefined)?.id;
+      await until("the runner journaled the job as held", () => {
+        const id = jobId();
+        return id !== undefined && existsSync(join(jobs, encodeURIComponent(id)));
+      });
+      // Its accept never got through: the server still holds the job as only handed out.
+      expect(db.prepare("select status from jobs where id = ?").get(jobId())).toEqual({ status: "assigned" });
+      await first.kill("SIGKILL");
+      proxy.cut();
+      const second = await startRunner(server.url, token, { id: "far", env: { RUNYARD_HOME: home } });
+      procs.push(second);
+      const run = await waitForRun(server.url, runId, isFinal, 20_000);
+      expect(run.status).toBe("interrupted");
+      expect(run.error?.code).toBe("RUNNER_LOST");
+      const events = await readEvents(server.url, runId);
+      const started = events.findIndex((event) => event.type === "step.started" && event.step === "hello");
+      const finished = events.findIndex((event) => event.type === "step.finished" && event.step === "hello");
+      expect(started).toBeGreaterThanOrEqual(0);
+      expect(finished).toBeGreaterThan(started);
+    } finally {
+      db.close();
     }
   });
 });

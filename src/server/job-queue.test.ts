@@ -131,7 +131,7 @@ describe("JobQueue with the store as the only mailbox", () => {
     await store.jobs.accept("job-3", "runner-1");
     engine.jobsChanged(["job-3"]);
     await until(() => started === 1);
-    await store.jobs.lose("job-3");
+    await store.jobs.lose("job-3", "runner-1");
     engine.jobsChanged(["job-3"]);
     expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST" } });
     expect(started).toBe(1);

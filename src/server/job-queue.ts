@@ -461,14 +461,29 @@ export class JobQueue {
    * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
    */
   async lost(record: JobRecord, why: string): Promise<void> {
-    const lost = await this.store.jobs.lose(record.id);
+    if (!record.runner_id) return;
+    const lost = await this.store.jobs.lose(record.id, record.runner_id);
     if (!lost) return;
     this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
-    if (!this.waiters.has(record.id)) return this.links.jobChanged(record.run_id, record.id);
+    const waiter = this.waiters.get(record.id);
+    if (!waiter) return this.links.jobChanged(record.run_id, record.id);
     const job = readJob(record);
     if (!job) return this.settle(record.id, undefined);
+    await this.inOrder(record.id, () => this.startedBeforeLost(lost));
     this.pins.unpin(record.run_id, jobHost(job));
     this.settle(record.id, endedEarly(job, "RUNNER_LOST", why));
+  }
+
+  /**
+   * A lost job was taken up, though its engine may not have heard so: its runner accepted it,
+   * or journaled it as held before its accept reached a replica and died. Its step's start is
+   * stored before the loss, as it happened, so a run never shows a step lost that never began.
+   */
+  private startedBeforeLost(record: JobRecord): void {
+    const waiter = this.waiters.get(record.id);
+    if (!waiter || waiter.accepted || !record.runner_id) return;
+    waiter.accepted = true;
+    this.applyAccepted(record, record.runner_id);
   }
 
   /** Every job leased to the runner is lost (its token was revoked: it can never come back with them). */
@@ -584,6 +599,7 @@ export class JobQueue {
       waiter.accepted = true;
       this.applyAccepted(record, record.runner_id);
     }
+    if (record.status === "lost") this.startedBeforeLost(record);
     if (record.status !== "done" && record.status !== "lost") return;
     await waiter.sink.catchUp();
     if (record.status === "lost") this.pins.unpin(record.run_id, jobHost(waiter.job));

@@ -298,7 +298,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect((await store.jobs.expired("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
       clock = new Date("2026-01-01T00:01:00.000Z");
       expect((await store.jobs.expired()).map((job) => job.id)).toEqual([early.id, late.id]);
-      await store.jobs.lose(early.id);
+      await store.jobs.lose(early.id, "r1");
       expect((await store.jobs.expired()).map((job) => job.id)).toEqual([late.id]);
     });
 
@@ -350,7 +350,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       });
       expect(await store.jobs.get(job.id)).toMatchObject({ status: "done", result });
       const lost = await claimed();
-      await store.jobs.lose(lost.id);
+      await store.jobs.lose(lost.id, "r1");
       expect(await store.jobs.complete(lost.id, "r1", result)).toBeUndefined();
       expect(await store.jobs.get(lost.id)).toMatchObject({ status: "lost", result: null });
     });
@@ -377,10 +377,21 @@ describe.each(storeBackends)("on $name", (backend) => {
       await store.jobs.accept(running.id, "r1");
       const done = await claimed();
       await store.jobs.complete(done.id, "r1", result);
-      expect(await store.jobs.lose(assigned.id)).toMatchObject({ status: "lost", lease_expires_at: null });
-      expect(await store.jobs.lose(running.id)).toMatchObject({ status: "lost", runner_id: "r1" });
-      expect(await store.jobs.lose(done.id)).toBeUndefined();
-      expect(await store.jobs.lose(assigned.id)).toBeUndefined();
+      expect(await store.jobs.lose(assigned.id, "r1")).toMatchObject({
+        status: "lost",
+        lease_expires_at: null,
+      });
+      expect(await store.jobs.lose(running.id, "r1")).toMatchObject({ status: "lost", runner_id: "r1" });
+      expect(await store.jobs.lose(done.id, "r1")).toBeUndefined();
+      expect(await store.jobs.lose(assigned.id, "r1")).toBeUndefined();
+    });
+
+    it("loseJob leaves a job alone that another runner holds since the caller read it", async () => {
+      const job = await claimed();
+      await store.jobs.giveBack(job.id, "r1");
+      expect((await store.jobs.claim(runner({ id: "r2" }), 10_000))?.id).toBe(job.id);
+      expect(await store.jobs.lose(job.id, "r1")).toBeUndefined();
+      expect(await store.jobs.get(job.id)).toMatchObject({ status: "assigned", runner_id: "r2" });
     });
 
     it("giveUpJob ends a job its runner still holds unstarted with the given result", async () => {
@@ -425,7 +436,7 @@ describe.each(storeBackends)("on $name", (backend) => {
           lease_expires_at: null,
         });
       const lost = await claimed();
-      await store.jobs.lose(lost.id);
+      await store.jobs.lose(lost.id, "r1");
       expect(await store.jobs.cancel(lost.id, canceled)).toBeUndefined();
       expect(await store.jobs.cancel(running.id, { other: true })).toBeUndefined();
       expect(await store.jobs.cancel("job_nope", canceled)).toBeUndefined();

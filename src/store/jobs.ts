@@ -343,13 +343,16 @@ async function returnJob(ctx: StoreContext, id: string, runnerId: string): Promi
 /**
  * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
  * without it, its token was revoked); the engine retries the attempt or interrupts the run.
+ * Only while `runnerId` still holds it: a job given back and claimed by another runner since
+ * the caller read it is that runner's, and is not lost with the first.
  */
-async function loseJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
+async function loseJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
   const row = await ctx.db
     .updateTable("jobs")
     .set({ status: "lost", lease_expires_at: null, updated_at: isoTime(ctx.now()) })
     .where("id", "=", id)
     .where("status", "in", leasedStatuses)
+    .where("runner_id", "=", runnerId)
     .returningAll()
     .executeTakeFirst();
   return row && toJobRecord(ctx, row);
@@ -518,8 +521,8 @@ export interface JobsRepo {
   complete(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
   /** assigned -> queued: its runner gave it back unstarted (draining, stopping). */
   giveBack(id: string, runnerId: string): Promise<JobRecord | undefined>;
-  /** assigned | running -> lost: its runner is gone or no longer holds it. */
-  lose(id: string): Promise<JobRecord | undefined>;
+  /** assigned | running -> lost: its runner `runnerId` is gone or no longer holds it. */
+  lose(id: string, runnerId: string): Promise<JobRecord | undefined>;
   /** assigned -> done with `result`: refused once too often, it is given up. */
   giveUp(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
   /** queued -> done with `result`: canceled before any runner claimed it. */
@@ -550,7 +553,7 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
     accept: (id, runnerId) => acceptJob(ctx, id, runnerId),
     complete: (id, runnerId, result) => completeJob(ctx, id, runnerId, result),
     giveBack: (id, runnerId) => returnJob(ctx, id, runnerId),
-    lose: (id) => loseJob(ctx, id),
+    lose: (id, runnerId) => loseJob(ctx, id, runnerId),
     giveUp: (id, runnerId, result) => giveUpJob(ctx, id, runnerId, result),
     cancelQueued: (id, result) => cancelQueuedJob(ctx, id, result),
     cancel: (id, result) => cancelJob(ctx, id, result),

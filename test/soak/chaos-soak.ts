@@ -191,7 +191,8 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
       kills,
     });
     anomalies.push(...verdict.anomalies);
-    await keepRunsNamed(db, join(root, "runs"), runs, events, verdict.anomalies);
+    for (const line of await keepRunsNamed(db, join(root, "runs"), runs, events, verdict.anomalies))
+      log(line);
 
     // The end: everything is killed -9 once more, and nothing it started may stay.
     for (const member of live.members) {

@@ -53,23 +53,35 @@ export async function storedEvents(db: pg.Pool): Promise<Map<string, RunEvent[]>
   return events;
 }
 
-/** The stored events and jobs of every run an anomaly names, one `<dir>/<run>.jsonl` each. */
+/**
+ * The stored events and jobs of every run an anomaly names, one `<dir>/<run>.jsonl` each.
+ * Returns a digest of them (every event but output, every job without its result), for a log
+ * that outlives the machine the soak ran on.
+ */
 export async function keepRunsNamed(
   db: pg.Pool,
   dir: string,
   runs: readonly StoredRun[],
   events: ReadonlyMap<string, readonly RunEvent[]>,
   anomalies: readonly string[],
-): Promise<void> {
+): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
+  const digest: string[] = [];
   for (const run of runs) {
     if (!anomalies.some((anomaly) => anomaly.includes(run.id))) continue;
-    const lines = (events.get(run.id) ?? []).map((event) => JSON.stringify(event));
-    const { rows: jobs } = await db.query(
-      "select id, status, runner_id, result, created_at, updated_at from jobs where run_id = $1 order by created_at",
+    const stored = events.get(run.id) ?? [];
+    const lines = stored.map((event) => JSON.stringify(event));
+    const { rows: jobs } = await db.query<Record<string, unknown>>(
+      "select id, status, runner_id, refusals, result, created_at, updated_at from jobs where run_id = $1 order by created_at",
       [run.id],
     );
     lines.push(...jobs.map((job) => JSON.stringify({ job })));
     writeFileSync(join(dir, `${run.id}.jsonl`), `${lines.join("\n")}\n`);
+    digest.push(`${run.id} (${run.name}):`);
+    for (const event of stored) {
+      if (event.type !== "step.output") digest.push(`  ${JSON.stringify(event)}`);
+    }
+    for (const { result: _result, ...job } of jobs) digest.push(`  job ${JSON.stringify(job)}`);
   }
+  return digest;
 }
