@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -199,6 +199,34 @@ describe("crash recovery", () => {
     expect(run.status).toBe("interrupted");
     expect(run.error?.message).toMatch(/killed what was left of this step/);
     expect(again.output()).toMatch(/killed steps left running by this runner's previous life/);
+  });
+
+  it("runs its reaper without the operator's shell start-up files", async () => {
+    // Found by the chaos soak on a machine whose ~/.bashrc runs `pyenv init`: bash reads
+    // ~/.bashrc even when not interactive if its stdin is a socket (as if started by rshd), and
+    // Node gives a child's stdin as a socket. The reaper ran the operator's start-up files, whose
+    // background `pyenv rehash` held the reaper's stdin open, so both outlived the runner.
+    const server = await startTestServer();
+    track(server.proc);
+    const home = tempDir();
+    const bashrc = join(home, "bashrc-ran");
+    const bashEnv = join(home, "bash-env-ran");
+    writeFileSync(join(home, ".bashrc"), `touch ${bashrc}\n`);
+    writeFileSync(join(home, "env.sh"), `touch ${bashEnv}\n`);
+    const token = await runnerToken(server.url);
+    const runner = track(
+      await startRunner(server.url, token, {
+        id: "rc",
+        env: { RUNYARD_HOME: home, HOME: home, SHLVL: "0", BASH_ENV: join(home, "env.sh") },
+      }),
+    );
+    const runnerPid = runner.child.pid ?? 0;
+    const reaper = childrenOf(runnerPid).find((child) => cmdline(child).includes("runyard-reaper"));
+    expect(reaper).toBeDefined();
+    await runner.kill("SIGKILL");
+    await until("the reaper ends with its runner", () => !alive(reaper ?? 0));
+    expect(existsSync(bashrc)).toBe(false);
+    expect(existsSync(bashEnv)).toBe(false);
   });
 
   it("refuses reports and hellos from a runner token on another runner's job and id", async () => {

@@ -90,12 +90,24 @@ export class OrphanGuard implements ProcessGroupWatch {
   }
 
   private startReaper(killGraceMs: number): void {
+    // No start-up file of the operator's: bash reads ~/.bashrc even when not interactive if its
+    // stdin is a socket (as Node's pipes are), and $BASH_ENV always; what they start (a
+    // background `pyenv rehash`, say) would hold this pipe open and outlive the runner.
     const child = spawn(
       "bash",
-      ["-c", reaperScript, "runyard-reaper", this.journalPath, String(killGraceMs / 1000)],
+      [
+        "--norc",
+        "--noprofile",
+        "-c",
+        reaperScript,
+        "runyard-reaper",
+        this.journalPath,
+        String(killGraceMs / 1000),
+      ],
       {
         detached: true,
         stdio: ["pipe", "ignore", "ignore"],
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
       },
     );
     child.on("error", () => {}); // no bash: the journal still covers the next start
