@@ -116,7 +116,10 @@ describe("a job whose assign never reached its runner", () => {
     expect(run.status).toBe("success");
   });
 
-  it("runs on another runner when its runner vanishes before taking it up, instead of ending the run RUNNER_LOST", async () => {
+  it("ends RUNNER_LOST without a start when its runner vanishes before the server heard it take the job up, and never runs it twice", async () => {
+    // The server cannot tell an assign its runner never read from an accept that died with the
+    // socket while the step ran: offering the job again could run the step twice. So the job
+    // is lost (retried where retry_count allows), and the run does not claim the step began.
     const server = await startTestServer(undefined, {
       RUNYARD_HEARTBEAT_MS: "1000",
       RUNYARD_LEASE_MS: "3000",
@@ -129,9 +132,9 @@ describe("a job whose assign never reached its runner", () => {
     proxy.freeze();
     const runId = await submit(server.url, quick);
     const db = new Database(join(server.home, "runyard.db"), { readonly: true });
-    const job = (): { status: string; runner_id: string | null; refusals: string } | undefined =>
-      db.prepare("select status, runner_id, refusals from jobs where run_id = ?").get(runId) as
-        | { status: string; runner_id: string | null; refusals: string }
+    const job = (): { status: string; runner_id: string | null } | undefined =>
+      db.prepare("select status, runner_id from jobs where run_id = ?").get(runId) as
+        | { status: string; runner_id: string | null }
         | undefined;
     try {
       await until("the server assigned the job to the far runner", () => job()?.status === "assigned");
@@ -140,16 +143,60 @@ describe("a job whose assign never reached its runner", () => {
       const near = await startRunner(server.url, token, { id: "near" });
       procs.push(near);
       const run = await waitForRun(server.url, runId, isFinal, 20_000);
-      expect(run.error).toBeNull();
-      expect(run.status).toBe("success");
-      expect(job()?.runner_id).toBe("near");
-      // Counted like a refusal: a job whose runners keep vanishing ends instead of going round.
-      expect(JSON.parse(job()?.refusals ?? "[]")).toEqual([
-        expect.objectContaining({ runner_id: "far", reason: expect.stringMatching(/lease expired/) }),
-      ]);
+      expect(run.status).toBe("interrupted");
+      expect(run.error?.code).toBe("RUNNER_LOST");
+      expect(run.error?.message).toMatch(/before the server heard it take the job up/);
+      expect(job()).toEqual({ status: "lost", runner_id: "far" });
+      const events = await readEvents(server.url, runId);
+      expect(events.filter((event) => event.type === "step.started")).toEqual([]);
     } finally {
       db.close();
       proxy.cut();
+    }
+  });
+
+  it("takes a job as accepted when its runner comes back holding it, its accept lost with the old link, and stores its start before its output", async () => {
+    const server = await startTestServer(undefined, {
+      RUNYARD_HEARTBEAT_MS: "2000",
+      RUNYARD_LEASE_MS: "60000",
+    });
+    procs.push(server.proc);
+    const proxy = await swallowingProxy(Number(new URL(server.url).port));
+    const home = tempDir();
+    const runner = await startRunner(`${proxy.url},${server.url}`, await runnerToken(server.url), {
+      id: "far",
+      env: { RUNYARD_HOME: home },
+    });
+    procs.push(runner);
+    proxy.freezeUp();
+    const runId = await submit(server.url, quick.replace("echo hello", "echo hello; sleep 1; echo bye"));
+    const jobs = join(home, "runners", "far", "jobs");
+    const db = new Database(join(server.home, "runyard.db"), { readonly: true });
+    try {
+      const row = (): { id: string; status: string } | undefined =>
+        db.prepare("select id, status from jobs where run_id = ?").get(runId) as
+          | { id: string; status: string }
+          | undefined;
+      await until("the runner holds the job", () => {
+        const id = row()?.id;
+        return id !== undefined && existsSync(join(jobs, encodeURIComponent(id)));
+      });
+      expect(row()?.status).toBe("assigned");
+      // The link drops with the accept and the first output in it; the runner moves on, holding the job.
+      proxy.cut();
+      const run = await waitForRun(server.url, runId, isFinal, 20_000);
+      expect(run.error).toBeNull();
+      expect(run.status).toBe("success");
+      const events = await readEvents(server.url, runId);
+      const started = events.findIndex((event) => event.type === "step.started");
+      const output = events.findIndex((event) => event.type === "step.output");
+      expect(started).toBeGreaterThanOrEqual(0);
+      expect(output).toBeGreaterThan(started);
+      expect(events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("")).toBe(
+        "hello\nbye\n",
+      );
+    } finally {
+      db.close();
     }
   });
 

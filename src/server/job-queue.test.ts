@@ -131,11 +131,43 @@ describe("JobQueue with the store as the only mailbox", () => {
     await store.jobs.accept("job-3", "runner-1");
     engine.jobsChanged(["job-3"]);
     await until(() => started === 1);
-    await store.jobs.lose("job-3", "runner-1");
+    await store.jobs.lose("job-3", "runner-1", { message: "runner runner-1 went away", taken_up: true });
     engine.jobsChanged(["job-3"]);
-    expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST" } });
+    // The reason is read from the row: it crosses replicas.
+    expect(await outcome).toMatchObject({
+      error: { code: "RUNNER_LOST", message: "runner runner-1 went away" },
+    });
     expect(started).toBe(1);
   });
+
+  it.each([
+    [true, 1],
+    [false, 0],
+  ])(
+    "tells the engine its step began only when the lost job had been taken up (taken_up %s)",
+    async (takenUp, starts) => {
+      const { store } = opened;
+      const run = await store.runs.create({ kind: "workflow", name: "lost-unheard" });
+      const job = stepJob(run.id, "job-4");
+      const sink = { catchUp: async () => undefined, drain: async () => undefined } as unknown as RunSink;
+      const engine = queueOn(store);
+      let started = 0;
+      const outcome = engine.runJob(
+        job,
+        { runId: run.id, sink, tenantId: null },
+        { requirements: { labels: [] }, host: "worker" },
+        new AbortController().signal,
+        () => started++,
+      );
+      await until(async () => (await store.jobs.get("job-4")) !== undefined);
+      await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+      // Lost on another replica before this engine heard of any accept.
+      await store.jobs.lose("job-4", "runner-1", { message: "gone", taken_up: takenUp });
+      engine.jobsChanged(["job-4"]);
+      expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST", message: "gone" } });
+      expect(started).toBe(starts);
+    },
+  );
 
   it("takes a step job from queued to done here reading its row once: accept, three batches and the result", async () => {
     const { store } = opened;

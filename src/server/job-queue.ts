@@ -4,7 +4,7 @@ import { type Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core
 import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
 import type { StepRunner } from "../core/step-attempt.js";
-import type { JobRecord, JobRequirements, Store } from "../store/index.js";
+import type { JobLoss, JobRecord, JobRequirements, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 import { HostPins } from "./host-pins.js";
 import { endedEarly, jobIdFor, readJob, stepResult } from "./job-records.js";
@@ -250,6 +250,9 @@ export class JobQueue {
     let requeued = false;
     for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
       if (listed.has(job.id)) {
+        // A runner holds only jobs it took up: an accept that died with an earlier socket (or
+        // still waits behind it) is taken as said now.
+        if (job.status === "assigned") await this.accept(job.id, runnerId);
         inventory.resumed.set(job.id, job.type);
         continue;
       }
@@ -257,6 +260,7 @@ export class JobQueue {
         await this.lost(
           job,
           `runner ${runnerId} restarted and killed what was left of this step from its previous life`,
+          { journaled: true },
         );
         continue;
       }
@@ -460,28 +464,26 @@ export class JobQueue {
    * A job whose runner is gone or no longer holds it (lease expired, runner restarted without it,
    * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
    */
-  async lost(record: JobRecord, why: string): Promise<void> {
+  async lost(record: JobRecord, why: string, { journaled = false } = {}): Promise<void> {
     if (!record.runner_id) return;
-    const lost = await this.store.jobs.lose(record.id, record.runner_id);
+    // Taken up: accepted, or journaled by a runner whose accept died with it. Otherwise nobody
+    // knows whether its runner began it, and the run does not say it did.
+    const loss: JobLoss = { message: why, taken_up: journaled || record.status === "running" };
+    const lost = await this.store.jobs.lose(record.id, record.runner_id, loss);
     if (!lost) return;
     this.logger.warn({ jobId: record.id, runnerId: record.runner_id }, `job lost: ${why}`);
-    const waiter = this.waiters.get(record.id);
-    if (!waiter) return this.links.jobChanged(record.run_id, record.id);
-    const job = readJob(record);
-    if (!job) return this.settle(record.id, undefined);
-    await this.inOrder(record.id, () => this.startedBeforeLost(lost));
-    this.pins.unpin(record.run_id, jobHost(job));
-    this.settle(record.id, endedEarly(job, "RUNNER_LOST", why));
+    if (!this.waiters.has(record.id)) return this.links.jobChanged(record.run_id, record.id);
+    await this.inOrder(record.id, () => this.readRow(record.id, lost));
   }
 
   /**
-   * A lost job was taken up, though its engine may not have heard so: its runner accepted it,
-   * or journaled it as held before its accept reached a replica and died. Its step's start is
-   * stored before the loss, as it happened, so a run never shows a step lost that never began.
+   * A job taken up before it was lost, though its engine may not have heard so (the accept was
+   * handled on another replica, or died with the runner after it journaled the job): its step's
+   * start is stored before the loss, as it happened.
    */
   private startedBeforeLost(record: JobRecord): void {
     const waiter = this.waiters.get(record.id);
-    if (!waiter || waiter.accepted || !record.runner_id) return;
+    if (!waiter || waiter.accepted || !record.runner_id || !lossOf(record).taken_up) return;
     waiter.accepted = true;
     this.applyAccepted(record, record.runner_id);
   }
@@ -508,27 +510,22 @@ export class JobQueue {
   }
 
   /**
-   * Jobs whose runner stopped heartbeating past the lease: one it had taken up is lost; one it
-   * never took up ran nowhere (a runner sends `accept` before it starts anything), so it is
-   * offered again after a back-off, counted as a refusal: a job whose runners keep vanishing
-   * before they take it fails with JOB_REFUSED instead of going round for ever. Their sockets
-   * are told.
+   * Jobs whose runner stopped heartbeating past the lease are lost, and their sockets told. Also
+   * one the server never heard accepted: a runner sends `accept` and starts the step at once, and
+   * an accept can die with a socket, so the step may have begun. Offering it again could run it
+   * twice (its first attempt's output already stored under the same batch numbers); a runner
+   * that comes back in time settles it instead (`inventory`).
    */
   private async expireLeases(): Promise<void> {
     try {
       for (const job of await this.store.jobs.expired(new Date().toISOString())) {
         const runnerId = job.runner_id;
-        if (job.status === "assigned" && runnerId) {
-          const outcome = await this.refused(
-            job.id,
-            runnerId,
-            "it stopped heartbeating before it took the job up; its lease expired",
-          );
-          if (typeof outcome === "object")
-            setTimeout(() => this.links.dispatch(), outcome.retryInMs + 20).unref();
-        } else {
-          await this.lost(job, `runner ${runnerId} stopped heartbeating; its lease expired`);
-        }
+        await this.lost(
+          job,
+          job.status === "assigned"
+            ? `runner ${runnerId} stopped heartbeating before the server heard it take the job up; its lease expired (whether the step began is not known)`
+            : `runner ${runnerId} stopped heartbeating; its lease expired`,
+        );
         if (runnerId) this.links.drop(job.id, runnerId);
       }
     } catch (error) {
@@ -645,9 +642,17 @@ export class JobQueue {
   }
 }
 
-/** The outcome an ended job's row holds: its stored result, or RUNNER_LOST. */
+/** Why a lost job's row says it was lost; a row stored without the reason says only which runner. */
+function lossOf(record: JobRecord): JobLoss {
+  const loss = record.result as Partial<JobLoss> | null;
+  return typeof loss?.message === "string" && typeof loss.taken_up === "boolean"
+    ? { message: loss.message, taken_up: loss.taken_up }
+    : { message: `runner ${record.runner_id} was lost`, taken_up: false };
+}
+
+/** The outcome an ended job's row holds: its stored result, or RUNNER_LOST and why. */
 function resultOf(job: Job, record: JobRecord): JobResult {
-  if (record.status === "lost") return endedEarly(job, "RUNNER_LOST", `runner ${record.runner_id} was lost`);
+  if (record.status === "lost") return endedEarly(job, "RUNNER_LOST", lossOf(record).message);
   const stored = JobResult.safeParse(record.result);
   return stored.success
     ? stored.data

@@ -43,8 +43,10 @@ export class RunnerSession {
   readonly running = new Map<string, string>();
   /** The runner is shutting down and takes no new work. */
   draining = false;
-  /** Messages of one runner are handled in order. */
+  /** Messages of one runner are handled in order, heartbeats aside. */
   private chain = Promise.resolve();
+  /** A heartbeat's lease renewal is in flight. */
+  private beating = false;
 
   constructor(
     readonly socket: WebSocket,
@@ -52,8 +54,19 @@ export class RunnerSession {
     private readonly host: SessionHost,
   ) {
     socket.on("message", (data) => {
+      const message = this.parse(String(data));
+      if (!message) return;
+      // A heartbeat is answered and renews the leases at once, not behind the batches before it:
+      // on a busy store those can take longer than a lease, and the runner would be taken for
+      // dead (and its jobs lost) while it works.
+      if (message.type === "heartbeat" && this.info) {
+        void this.heartbeat(this.info.id, message.bots).catch((error: unknown) =>
+          host.logger.error({ err: error }, "runner heartbeat failed"),
+        );
+        return;
+      }
       this.chain = this.chain
-        .then(() => this.receive(String(data)))
+        .then(() => this.receive(message))
         .catch((error: unknown) => host.logger.error({ err: error }, "runner message failed"));
     });
     socket.on("close", () => host.unregister(this));
@@ -67,7 +80,8 @@ export class RunnerSession {
     if (this.open) this.socket.send(JSON.stringify(message));
   }
 
-  private async receive(data: string): Promise<void> {
+  /** The message, or undefined once the runner was told why it is not one. */
+  private parse(data: string): RunnerMessage | undefined {
     let json: unknown;
     try {
       json = JSON.parse(data);
@@ -77,9 +91,33 @@ export class RunnerSession {
     const parsed = RunnerMessage.safeParse(json);
     if (!parsed.success) {
       this.send({ type: "error", code: "INVALID_INPUT", message: parsed.error.message });
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Renews the leases of the jobs this socket holds and answers; one renewal at a time. */
+  private async heartbeat(
+    runnerId: string,
+    bots: Extract<RunnerMessage, { type: "heartbeat" }>["bots"],
+  ): Promise<void> {
+    if (this.beating) {
+      this.send({ type: "heartbeat" });
       return;
     }
-    const message = parsed.data;
+    this.beating = true;
+    try {
+      const { store, queue } = this.host;
+      await store.runners.touch(runnerId, new Date().toISOString());
+      await queue.renew(runnerId, [...this.running.keys()]);
+      this.send({ type: "heartbeat" });
+      if (bots.length > 0) await recordBotStats(store, [...this.running.keys()], bots);
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async receive(message: RunnerMessage): Promise<void> {
     if (message.type === "hello") {
       if (this.info) {
         this.send({ type: "error", code: "INVALID_INPUT", message: "say hello only once" });
@@ -181,13 +219,10 @@ export class RunnerSession {
   }
 
   private async handle(runnerId: string, message: Exclude<RunnerMessage, { type: "hello" }>): Promise<void> {
-    const { store, queue } = this.host;
+    const { queue } = this.host;
     switch (message.type) {
       case "heartbeat":
-        await store.runners.touch(runnerId, new Date().toISOString());
-        await queue.renew(runnerId, [...this.running.keys()]);
-        this.send({ type: "heartbeat" });
-        if (message.bots.length > 0) await recordBotStats(store, [...this.running.keys()], message.bots);
+        await this.heartbeat(runnerId, message.bots);
         break;
       case "draining":
         this.draining = true;

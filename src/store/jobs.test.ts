@@ -8,6 +8,8 @@ let clock: Date;
 let runId: string;
 let order: number;
 
+/** Why a job in these tests was lost, as the server stores it. */
+const loss = { message: "runner r1 stopped heartbeating", taken_up: true };
 describe.each(storeBackends)("on $name", (backend) => {
   let opened: TestStore;
 
@@ -298,7 +300,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect((await store.jobs.expired("2026-01-01T00:00:06Z")).map((job) => job.id)).toEqual([early.id]);
       clock = new Date("2026-01-01T00:01:00.000Z");
       expect((await store.jobs.expired()).map((job) => job.id)).toEqual([early.id, late.id]);
-      await store.jobs.lose(early.id, "r1");
+      await store.jobs.lose(early.id, "r1", loss);
       expect((await store.jobs.expired()).map((job) => job.id)).toEqual([late.id]);
     });
 
@@ -350,9 +352,9 @@ describe.each(storeBackends)("on $name", (backend) => {
       });
       expect(await store.jobs.get(job.id)).toMatchObject({ status: "done", result });
       const lost = await claimed();
-      await store.jobs.lose(lost.id, "r1");
+      await store.jobs.lose(lost.id, "r1", loss);
       expect(await store.jobs.complete(lost.id, "r1", result)).toBeUndefined();
-      expect(await store.jobs.get(lost.id)).toMatchObject({ status: "lost", result: null });
+      expect(await store.jobs.get(lost.id)).toMatchObject({ status: "lost", result: loss });
     });
 
     it("returnJob queues an unstarted job again for any runner, but not one its runner accepted", async () => {
@@ -377,20 +379,23 @@ describe.each(storeBackends)("on $name", (backend) => {
       await store.jobs.accept(running.id, "r1");
       const done = await claimed();
       await store.jobs.complete(done.id, "r1", result);
-      expect(await store.jobs.lose(assigned.id, "r1")).toMatchObject({
+      expect(await store.jobs.lose(assigned.id, "r1", loss)).toMatchObject({
         status: "lost",
         lease_expires_at: null,
       });
-      expect(await store.jobs.lose(running.id, "r1")).toMatchObject({ status: "lost", runner_id: "r1" });
-      expect(await store.jobs.lose(done.id, "r1")).toBeUndefined();
-      expect(await store.jobs.lose(assigned.id, "r1")).toBeUndefined();
+      expect(await store.jobs.lose(running.id, "r1", loss)).toMatchObject({
+        status: "lost",
+        runner_id: "r1",
+      });
+      expect(await store.jobs.lose(done.id, "r1", loss)).toBeUndefined();
+      expect(await store.jobs.lose(assigned.id, "r1", loss)).toBeUndefined();
     });
 
     it("loseJob leaves a job alone that another runner holds since the caller read it", async () => {
       const job = await claimed();
       await store.jobs.giveBack(job.id, "r1");
       expect((await store.jobs.claim(runner({ id: "r2" }), 10_000))?.id).toBe(job.id);
-      expect(await store.jobs.lose(job.id, "r1")).toBeUndefined();
+      expect(await store.jobs.lose(job.id, "r1", loss)).toBeUndefined();
       expect(await store.jobs.get(job.id)).toMatchObject({ status: "assigned", runner_id: "r2" });
     });
 
@@ -436,7 +441,7 @@ describe.each(storeBackends)("on $name", (backend) => {
           lease_expires_at: null,
         });
       const lost = await claimed();
-      await store.jobs.lose(lost.id, "r1");
+      await store.jobs.lose(lost.id, "r1", loss);
       expect(await store.jobs.cancel(lost.id, canceled)).toBeUndefined();
       expect(await store.jobs.cancel(running.id, { other: true })).toBeUndefined();
       expect(await store.jobs.cancel("job_nope", canceled)).toBeUndefined();

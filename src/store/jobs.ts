@@ -51,6 +51,16 @@ export interface JobRecord {
   updated_at: string;
 }
 
+/**
+ * Why a job was lost, kept on its row (`result`) for whichever replica's engine reads it:
+ * `taken_up` says its runner had taken it up (accepted it, or journaled it before dying), so its
+ * step may have begun; otherwise whether it began is unknown.
+ */
+export interface JobLoss {
+  message: string;
+  taken_up: boolean;
+}
+
 /** A runner gave a job back unstarted because it cannot run it (see `jobs.refuse`). */
 export interface JobRefusal {
   runner_id: string;
@@ -346,10 +356,20 @@ async function returnJob(ctx: StoreContext, id: string, runnerId: string): Promi
  * Only while `runnerId` still holds it: a job given back and claimed by another runner since
  * the caller read it is that runner's, and is not lost with the first.
  */
-async function loseJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
+async function loseJob(
+  ctx: StoreContext,
+  id: string,
+  runnerId: string,
+  loss: JobLoss,
+): Promise<JobRecord | undefined> {
   const row = await ctx.db
     .updateTable("jobs")
-    .set({ status: "lost", lease_expires_at: null, updated_at: isoTime(ctx.now()) })
+    .set({
+      status: "lost",
+      result: ctx.cipher.seal(encodeJson(loss)),
+      lease_expires_at: null,
+      updated_at: isoTime(ctx.now()),
+    })
     .where("id", "=", id)
     .where("status", "in", leasedStatuses)
     .where("runner_id", "=", runnerId)
@@ -521,8 +541,8 @@ export interface JobsRepo {
   complete(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
   /** assigned -> queued: its runner gave it back unstarted (draining, stopping). */
   giveBack(id: string, runnerId: string): Promise<JobRecord | undefined>;
-  /** assigned | running -> lost: its runner `runnerId` is gone or no longer holds it. */
-  lose(id: string, runnerId: string): Promise<JobRecord | undefined>;
+  /** assigned | running -> lost, and why: its runner `runnerId` is gone or no longer holds it. */
+  lose(id: string, runnerId: string, loss: JobLoss): Promise<JobRecord | undefined>;
   /** assigned -> done with `result`: refused once too often, it is given up. */
   giveUp(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
   /** queued -> done with `result`: canceled before any runner claimed it. */
@@ -553,7 +573,7 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
     accept: (id, runnerId) => acceptJob(ctx, id, runnerId),
     complete: (id, runnerId, result) => completeJob(ctx, id, runnerId, result),
     giveBack: (id, runnerId) => returnJob(ctx, id, runnerId),
-    lose: (id, runnerId) => loseJob(ctx, id, runnerId),
+    lose: (id, runnerId, loss) => loseJob(ctx, id, runnerId, loss),
     giveUp: (id, runnerId, result) => giveUpJob(ctx, id, runnerId, result),
     cancelQueued: (id, result) => cancelQueuedJob(ctx, id, result),
     cancel: (id, result) => cancelJob(ctx, id, result),

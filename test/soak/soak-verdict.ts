@@ -314,12 +314,17 @@ function unexplainedLoss(
     if (killed(kills, last.runner, last.beganAt, finishedAt)) return undefined;
     return `its last attempt ${last.token} ran on ${last.runner} (${last.end ? `ended with ${last.end.code}` : `cut after line ${last.printed}`}), which was not killed; kills around it: ${around || "none"}`;
   }
-  // A job its runner never took up goes back to the queue when that runner vanishes: only one
-  // that was taken up (its step.started stored) can be lost.
+  // A job lost without its step's start: its runner went silent before the server heard it take
+  // the job up, which only a kill of that runner explains here (one that comes back says what
+  // it holds, and a job it never took goes back to the queue).
   const started = events.some(
     (event) => event.type === "step.started" && event.step === step && Date.parse(event.ts) >= job.createdAt,
   );
-  if (!started) return `its job was lost though no runner took it up; kills around it: ${around || "none"}`;
+  if (!started) {
+    if (job.runnerId && killed(kills, job.runnerId, job.createdAt - handedToTheDeadMs, finishedAt))
+      return undefined;
+    return `its job was lost though no runner took it up, and its runner ${job.runnerId ?? "(none)"} was not killed; kills around it: ${around || "none"}`;
+  }
   // No process began: its runner died between taking the job up and starting it.
   if (!job.runnerId) return `its job holds no runner; kills around it: ${around || "none"}`;
   if (killed(kills, job.runnerId, job.createdAt - handedToTheDeadMs, finishedAt)) return undefined;

@@ -1,0 +1,82 @@
+import { EventEmitter } from "node:events";
+import { describe, expect, it } from "vitest";
+import { silentLogger } from "../core/logger.js";
+import type { TokenRecord } from "../store/index.js";
+import type { JobQueue } from "./job-queue.js";
+import { RunnerSession, type SessionHost } from "./runner-session.js";
+
+/** A socket as `ws` gives it: messages in, `send` out. */
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  readonly sent: Array<{ type: string }> = [];
+  send(data: string): void {
+    this.sent.push(JSON.parse(data) as { type: string });
+  }
+  close(): void {
+    this.readyState = 3;
+  }
+  receive(message: object): void {
+    this.emit("message", Buffer.from(JSON.stringify(message)));
+  }
+}
+
+const token = { id: "tok_1", tenant_id: null, group: null } as unknown as TokenRecord;
+
+describe("a runner's session", () => {
+  it("renews its leases on a heartbeat while a batch before it still waits on the store", async () => {
+    let release = (): void => {};
+    const stalled = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const renewed: string[][] = [];
+    const queue = {
+      leaseMs: 2000,
+      inventory: async () => ({ resumed: new Map([["job-1", "step"]]), drop: [], cancel: [] }),
+      // The store is slow: the batch's append takes longer than a lease.
+      events: async () => {
+        await stalled;
+        return "stored";
+      },
+      renew: async (_runnerId: string, jobIds: readonly string[]) => {
+        renewed.push([...jobIds]);
+      },
+    } as unknown as JobQueue;
+    const host: SessionHost = {
+      store: {
+        tokens: { get: async () => token },
+        runners: { upsert: async (runner: object) => runner, touch: async () => undefined },
+      } as unknown as SessionHost["store"],
+      queue,
+      logger: silentLogger,
+      replicaId: "replica-1",
+      heartbeatMs: 300,
+      register: () => {},
+      unregister: () => {},
+      isLive: () => true,
+      dispatch: () => {},
+    };
+    const socket = new FakeSocket();
+    new RunnerSession(socket as never, token, host);
+    socket.receive({
+      type: "hello",
+      runner: { id: "r1", hostname: "h" },
+      jobs: [{ id: "job-1", batch: 0 }],
+    });
+    await expect.poll(() => socket.sent.some((message) => message.type === "welcome")).toBe(true);
+
+    socket.receive({
+      type: "events",
+      job_id: "job-1",
+      batch: 1,
+      events: [{ type: "step.output", step: "s", host: "h", stream: "stdout", data: "x\n" }],
+    });
+    socket.receive({ type: "heartbeat", bots: [] });
+    await expect.poll(() => renewed).toEqual([["job-1"]]);
+    expect(socket.sent.filter((message) => message.type === "heartbeat")).toHaveLength(1);
+    expect(socket.sent.some((message) => message.type === "ack")).toBe(false);
+
+    release();
+    await expect.poll(() => socket.sent.some((message) => message.type === "ack")).toBe(true);
+  });
+});
