@@ -18,10 +18,19 @@ export class RetryCap {
 
   constructor(private readonly retries: number) {}
 
-  /** One attempt of a model call failed with `code`; `message` is what the CLI said of it. */
+  /**
+   * One attempt of a model call failed with `code`; `message` is what the CLI said of it. A
+   * refused key (AGENT_AUTH) ends the turn at once: the CLIs call a 401 transient and retry it,
+   * but the same key is refused again, and every retry only delays the answer.
+   */
   attemptFailed(code: RetriedFailure, message: string): void {
     this.failedInARow += 1;
-    if (this.verdict || this.failedInARow <= this.retries) return;
+    if (this.verdict) return;
+    if (code === "AGENT_AUTH") {
+      this.verdict = agentError(code, `${message} (a refused key is not retried)`);
+      return;
+    }
+    if (this.failedInARow <= this.retries) return;
     const attempts = this.failedInARow === 1 ? "1 attempt" : `${this.failedInARow} attempts`;
     this.verdict = agentError(
       code,
