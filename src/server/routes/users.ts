@@ -9,7 +9,7 @@ import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { hashPassword, newPassword } from "../identity/passwords.js";
-import { usernamePattern, usernameRule } from "../identity/usernames.js";
+import { usernamePattern, usernameRule } from "../../core/usernames.js";
 
 const Username = z.string().regex(usernamePattern, usernameRule);
 
