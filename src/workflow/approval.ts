@@ -68,7 +68,8 @@ export async function awaitApproval(
       );
     } else {
       const message = prior?.waiting?.message ?? ctx.masker.mask(approvalMessage(spec.message, ctx.vars));
-      const asked = prior?.waiting?.deadline ?? new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
+      const asked =
+        prior?.waiting?.deadline ?? new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
       const { deadline } = await gate.open({
         step: step.name,
         message,
@@ -76,7 +77,14 @@ export async function awaitApproval(
         deadline: asked,
       });
       if (!prior?.waiting) {
-        ctx.emit({ type: "step.waiting", step: step.name, host, message, approvers: spec.approvers, deadline });
+        ctx.emit({
+          type: "step.waiting",
+          step: step.name,
+          host,
+          message,
+          approvers: spec.approvers,
+          deadline,
+        });
       }
       answer = await gate.answer(step.name, deadline, ctx.signal);
       if (answer) {
@@ -92,7 +100,8 @@ export async function awaitApproval(
     }
   }
   error ??= answer && answerError(spec, answer);
-  const status: StepStatus = answer?.decision === "approved" ? "success" : answer || error ? "failed" : "canceled";
+  const status: StepStatus =
+    answer?.decision === "approved" ? "success" : answer || error ? "failed" : "canceled";
   const duration = Math.max(0, Date.now() - began);
   const summary: StepSummary = {
     name: step.name,

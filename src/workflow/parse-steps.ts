@@ -91,10 +91,10 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     return undefined;
   }
   const playbook = hasKey(node, "command") && !hasKey(node, "action");
-  const valueOf = (key: string) =>
+  const stepValue = (key: string) =>
     reader.deref(node.items.find((pair) => isScalar(pair.key) && pair.key.value === key)?.value);
-  const nameNode = valueOf("name");
-  const actionNode = valueOf("action");
+  const nameNode = stepValue("name");
+  const actionNode = stepValue("action");
   const approval = !playbook && isScalar(actionNode) && actionNode.value === "approval";
   const nameText =
     isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
