@@ -29,7 +29,7 @@ export interface ApprovalAnswer {
 export interface ApprovalGate {
   /**
    * Records the wait once: a wait opened before a restart keeps what it stored first. Resolves
-   * with the deadline in force.
+   * with the deadline in force. Called before the step's `step.started`.
    */
   open(request: ApprovalRequest): Promise<{ deadline: string }>;
   /**
@@ -59,23 +59,19 @@ export async function awaitApproval(
   let answer: ApprovalAnswer | undefined = prior?.answer;
   let error: ErrorInfo | undefined;
   if (!answer) {
-    if (!prior) ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
     const gate = ctx.options.approvals;
-    if (!gate) {
+    const message = prior?.waiting?.message ?? ctx.masker.mask(approvalMessage(spec.message, ctx.vars));
+    const asked = prior?.waiting?.deadline ?? new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
+    // The gate opens first: a server says the run started there, before its step.started.
+    const opened = await gate?.open({ step: step.name, message, approvers: spec.approvers, deadline: asked });
+    if (!prior) ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
+    if (!gate || !opened) {
       error = errorInfo(
         "APPROVAL_NEEDS_SERVER",
         "it waits for an approver's answer, and only a server can take one",
       );
     } else {
-      const message = prior?.waiting?.message ?? ctx.masker.mask(approvalMessage(spec.message, ctx.vars));
-      const asked =
-        prior?.waiting?.deadline ?? new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
-      const { deadline } = await gate.open({
-        step: step.name,
-        message,
-        approvers: spec.approvers,
-        deadline: asked,
-      });
+      const { deadline } = opened;
       if (!prior?.waiting) {
         ctx.emit({
           type: "step.waiting",
