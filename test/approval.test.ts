@@ -8,6 +8,7 @@ import {
   api,
   type Proc,
   readEvents,
+  runnerToken,
   startRunner,
   startTestServer,
   type TestServer,
@@ -298,6 +299,29 @@ describe("approval steps on one server", () => {
     expect(extra.status).toBe(400);
     expect(extra.body.error.message).toContain('"approve"');
     await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+  });
+
+  it("runs examples/approval.yaml through the server as its header says, answered from the CLI", async () => {
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "approval-example-runner",
+    });
+    procs.push(runner);
+    const env = cliAs(server, adminToken);
+    let approving: Promise<unknown> | undefined;
+    const result = await runCli(["run", "examples/approval.yaml", "--var", "VERSION=1.3"], {
+      env,
+      onStdout: (chunk) => {
+        const runId = /runyard runs approve (\S+) go-live/.exec(chunk)?.[1];
+        if (runId && !approving)
+          approving = runCli(["runs", "approve", runId, "go-live", "--comment", "change log read"], { env });
+      },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("⏸ go-live waiting for approval by role:admin until");
+    expect(result.stdout).toContain(": Ship 1.3 to production?");
+    expect(result.stdout).toMatch(/go-live approved by token \S+: change log read/);
+    expect(result.stdout).toContain("deployed 1.3");
+    expect(((await approving) as { code: number }).code).toBe(0);
   });
 
   it("refuses a local run of a workflow with an approval step, before anything runs", async () => {
