@@ -85,6 +85,8 @@ export class ApprovalWaits {
           const timer = setTimeout(done, left > 0 ? Math.min(this.recheckMs, left) : this.recheckMs);
           signal.addEventListener("abort", done, { once: true });
           state.wake = done;
+          // Canceled while the row was read: an abort event does not come twice.
+          if (signal.aborted) done();
         });
       }
     } finally {
