@@ -258,6 +258,25 @@ describe("approval steps on one server", () => {
     });
   });
 
+  it("end canceled when the run is canceled while waiting, and take no answer after", async () => {
+    await acmeRunner(server.url, "approval-runner-4");
+    const runId = await submitAs(server.url, tokens.ann!, release("[bob]"));
+    await untilWaiting(server.url, runId);
+    const canceled = await api<{ status: string }>(
+      server.url,
+      "POST",
+      `/api/runs/${runId}/cancel`,
+      undefined,
+      tokens.ann!,
+    );
+    expect(canceled.body.status).toBe("canceled");
+    const run = await getRun(server.url, runId, tokens.ann!);
+    expect(run.steps.find((s) => s.name === "go-live")?.status).toBe("canceled");
+    const late = await answer(server.url, runId, "approve", tokens.bob!);
+    expect(late.status).toBe(409);
+    expect(late.body.error.message).toBe(`run ${runId} has ended (canceled); step "go-live" takes no answer`);
+  });
+
   it("refuses at submit an approver who is no user of the run's tenant, and stores nothing", async () => {
     const before = await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=500");
     const refused = await api<ErrorBody>(
