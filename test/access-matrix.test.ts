@@ -120,6 +120,19 @@ afterAll(async () => {
   await server.close();
 });
 
+/** A run of tenant A waiting at its first step, an approval any member of A may answer. */
+async function waitingApprovalOfA(): Promise<string> {
+  const gate =
+    "name: gated\nsteps:\n  - name: gate\n    action: approval\n    args: {message: ok?, approvers: [role:member]}\n";
+  const runId = (await ok("POST", "/api/runs", credentials.memberA, { workflow: gate })).run_id;
+  const deadline = Date.now() + 10_000;
+  while (!(await server.store.approvals.get(runId, "gate"))) {
+    if (Date.now() > deadline) throw new Error(`run ${runId} never started waiting`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return runId;
+}
+
 /** A stopped bot of the caller's (bots are their owner's), stored as the bot routes store one. */
 async function botOf(caller: Caller, tenant: string, name: string): Promise<string> {
   const owner = (await ok("GET", "/api/auth/whoami", credentials[caller])).user_id;
@@ -330,6 +343,17 @@ const rows: Row[] = [
     request: async () => ({ url: `/api/runs/${await runOf("memberA")}/cancel` }),
     expect: ofTenantA(200),
   },
+  ...(["approve", "reject"] as const).map(
+    (verb): Row => ({
+      route: `POST /api/runs/{id}/steps/{step}/${verb}`,
+      what: "role:member: anyone of the run's tenant; a platform admin is no approver of a tenant's run",
+      request: async () => ({
+        url: `/api/runs/${await waitingApprovalOfA()}/steps/gate/${verb}`,
+        body: { comment: "checked" },
+      }),
+      expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 403, outside: 404 }),
+    }),
+  ),
   {
     route: "POST /api/runs/{id}/stream-token",
     request: async () => ({ url: `/api/runs/${items.runs.A}/stream-token` }),

@@ -153,6 +153,17 @@ const cases: Case[] = [
     token: () => adminToken,
     body: {},
   },
+  ...(["approve", "reject"] as const).map(
+    (verb): Case => ({
+      method: "POST",
+      route: `/api/runs/{id}/steps/{step}/${verb}`,
+      url: () => `/api/runs/${runId}/steps/hi/${verb}`,
+      token: () => adminToken,
+      body: { comment: "looks right" },
+      // The run's step "hi" runs a command: it takes no answer.
+      status: 404,
+    }),
+  ),
   {
     method: "POST",
     route: "/api/runs/{id}/rerun",

@@ -554,6 +554,31 @@ function buildProgram(
     async (id: string, flags) =>
       setExit(await (await import("./runs.js")).runsCancel(id, await ctx(apiOverrides(flags)))),
   );
+  for (const verb of ["approve", "reject"] as const) {
+    serverFlags(
+      runs
+        .command(verb)
+        .argument("<run>")
+        .argument("<step>", "the approval step's name")
+        .description(
+          verb === "approve"
+            ? "approve a waiting approval step: it succeeds and the run goes on"
+            : "reject a waiting approval step: it fails (APPROVAL_REJECTED), and so does the run",
+        )
+        .option("--comment <text>", "why; kept with the answer in the run's events and the audit log")
+        .option("--json", "JSON output"),
+    ).action(async (id: string, step: string, flags) =>
+      setExit(
+        await (await import("./approvals.js")).answerApproval(
+          id,
+          step,
+          verb,
+          flags,
+          await ctx(apiOverrides(flags)),
+        ),
+      ),
+    );
+  }
   serverFlags(
     program.command("runners").description("list the server's runners").option("--json", "JSON output"),
   ).action(async (flags) =>

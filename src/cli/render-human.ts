@@ -8,6 +8,7 @@ type Style = Parameters<typeof styleText>[0];
 const statusStyle: Record<StepStatus, Style> = {
   pending: "gray",
   running: "cyan",
+  waiting: "yellow",
   success: "green",
   failed: "red",
   skipped: "gray",
@@ -18,6 +19,7 @@ const statusStyle: Record<StepStatus, Style> = {
 const statusMark: Record<StepStatus, string> = {
   pending: "·",
   running: "▶",
+  waiting: "⏸",
   success: "✔",
   failed: "✖",
   skipped: "↷",
@@ -80,6 +82,28 @@ export class HumanRenderer {
         this.line(
           `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${printable(event.step)}`)} ${this.paint("gray", `[${printable(event.host)}]`)} ${event.status}${exit}${timing}${reason}`,
         );
+        break;
+      }
+      case "step.waiting":
+        // Shown even when quiet: the run goes nowhere until someone answers.
+        this.line(
+          this.paint(
+            "yellow",
+            `⏸ ${printable(event.step)} waiting for approval by ${event.approvers.map(printable).join(", ")} until ${event.deadline}: ${printable(event.message)}`,
+          ),
+        );
+        this.line(
+          this.paint(
+            "gray",
+            `  answer with: runyard runs approve ${event.run_id} ${shellWord(event.step)} (or reject) [--comment TEXT]`,
+          ),
+        );
+        break;
+      case "approval.answered": {
+        const who = event.by === null ? "no answer before the deadline" : `by ${printable(event.by)}`;
+        const comment = event.comment ? `: ${printable(event.comment)}` : "";
+        const style: Style = event.decision === "approved" ? "green" : "red";
+        this.line(this.paint(style, `  ${printable(event.step)} ${event.decision} ${who}${comment}`));
         break;
       }
       case "notice":
@@ -206,4 +230,9 @@ function brief(text: string): string {
 
 function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(2)}s` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** A step name as one shell word, quoted only when it needs to be. */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9._@:/-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
 }

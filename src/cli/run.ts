@@ -25,6 +25,7 @@ export interface RunFlags {
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
 export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<RunConfig>): Promise<number> {
   const workflow = await loadWorkflowFile(file, workflowLimitsOf(ctx.config));
+  refuseApprovals(file, workflow);
   finishWhenOutputCloses();
   const vars = parseVarFlags(flags.var);
   // As a server refuses a run whose secrets it does not hold, a local run refuses one whose
@@ -129,4 +130,20 @@ async function dockerExecutors(): Promise<ContainerExecutors> {
     import("../exec/docker-engine.js"),
   ]);
   return createDockerExecutors({ engine: new DockerEngine() });
+}
+
+/**
+ * A run in this process has nobody to answer an approval step (no API, no other user): it is
+ * refused before anything runs, not left to fail halfway, with its steps run up to the gate.
+ */
+function refuseApprovals(file: string, workflow: Workflow): void {
+  const gates = workflow.steps.filter((step) => step.action === "approval");
+  if (gates.length === 0) return;
+  const where = gates
+    .map((step) => `${file}:${step.pos.line}:${step.pos.col}: step "${step.name}"`)
+    .join("\n");
+  throw new RunyardError(
+    "APPROVAL_NEEDS_SERVER",
+    `${gates.length === 1 ? "an approval step" : "approval steps"} cannot run without a server: approvers answer through its API\n${where}`,
+  );
 }

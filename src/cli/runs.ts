@@ -3,6 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import { defaultServerUrl, parseServerUrls } from "../core/server-urls.js";
 import { ApiClient } from "./api-client.js";
+import { approvalLines, type RunApproval } from "./approvals.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
@@ -28,12 +29,16 @@ interface RunView {
   error: { code: string; message: string; hint?: string } | null;
   /** Only on a queued run: the runners it waits for, and why none takes it yet. */
   waiting_for?: RunnerNeed[];
+  /** A workflow run's approval steps that have started waiting. */
+  approvals?: RunApproval[];
 }
 
 /** A run, and why it waits if it is queued (the server says, knowing every runner). */
 async function runWithWait(api: ApiClient, runId: string): Promise<{ run: RunView; waiting: string[] }> {
   const run = await api.request<RunView>("GET", `/api/runs/${encodeURIComponent(runId)}`);
-  return { run, waiting: run.status === "queued" ? waitingLines(run.waiting_for ?? []) : [] };
+  const waiting =
+    run.status === "queued" ? waitingLines(run.waiting_for ?? []) : approvalLines(run.approvals ?? []);
+  return { run, waiting };
 }
 
 /** `runyard run FILE --server URL`: submits the workflow and streams its output like a local run. */

@@ -1,6 +1,6 @@
 import { RunyardError } from "../core/errors.js";
+import { usernamePattern } from "../core/usernames.js";
 import { hashPassword, newPassword } from "../server/identity/passwords.js";
-import { usernamePattern } from "../server/identity/usernames.js";
 import type { UserRecord } from "../store/index.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, readStdinSecret, throughApi, withHomeStore } from "./home-store.js";

@@ -29,6 +29,18 @@ export const errorTable = {
   SPAWN_FAILED: { status: 200, hint: "Check that the shell or command exists and the cwd is a folder." },
   TIMEOUT: { status: 200, hint: "Raise `timeout_seconds` or make the step faster." },
   CANCELED: { status: 200, hint: "The run was canceled on request." },
+  APPROVAL_REJECTED: {
+    status: 200,
+    hint: "An approver rejected the step; read their comment in the run's events, fix what they asked for and run it again.",
+  },
+  APPROVAL_TIMEOUT: {
+    status: 200,
+    hint: "No approver answered before the deadline: raise the step's args.timeout_seconds, or list approvers who will be there to answer.",
+  },
+  APPROVAL_NEEDS_SERVER: {
+    status: 400,
+    hint: "An approval step waits for a person to answer through a server: submit the workflow with `runyard run FILE --server URL` (`runyard up` starts one).",
+  },
   RUNNER_LOST: {
     status: 200,
     hint: "The runner stopped heartbeating; check it is up and can reach the server.",

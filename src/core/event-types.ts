@@ -11,6 +11,8 @@ export const runEventTypes = [
   "step.output",
   "step.retrying",
   "step.finished",
+  "step.waiting",
+  "approval.answered",
   "vars.exported",
   "artifact.created",
   "agent.message",

@@ -20,6 +20,8 @@ export type RunStatus = z.infer<typeof RunStatus>;
 export const stepStatuses = [
   "pending",
   "running",
+  /** An approval step waiting for its answer (`step.waiting`); no runner is held meanwhile. */
+  "waiting",
   "success",
   "failed",
   "skipped",
@@ -141,6 +143,27 @@ export const StepFinishedEvent = z.object({
   reason: z.string().optional(),
   error: ErrorInfo.optional(),
 });
+/** An approval step started waiting: who may answer, what they read, and until when. */
+export const StepWaitingEvent = z.object({
+  ...base,
+  type: z.literal("step.waiting"),
+  ...stepRef,
+  message: z.string(),
+  /** Usernames and `role:admin` / `role:member` of the run's tenant. */
+  approvers: z.array(z.string()),
+  /** When no answer by then rejects the step (APPROVAL_TIMEOUT). */
+  deadline: z.string(),
+});
+/** An approval step's answer: approved or rejected by `by`, or no answer by the deadline. */
+export const ApprovalAnsweredEvent = z.object({
+  ...base,
+  type: z.literal("approval.answered"),
+  ...stepRef,
+  decision: z.enum(["approved", "rejected", "timeout"]),
+  /** Who answered (a username, or `token <id>` for a token without a user); null for a timeout. */
+  by: z.string().nullable(),
+  comment: z.string().optional(),
+});
 export const VarsExportedEvent = z.object({
   ...base,
   type: z.literal("vars.exported"),
@@ -225,6 +248,8 @@ export const RunEvent = z.discriminatedUnion("type", [
   StepOutputEvent,
   StepRetryingEvent,
   StepFinishedEvent,
+  StepWaitingEvent,
+  ApprovalAnsweredEvent,
   VarsExportedEvent,
   ArtifactCreatedEvent,
   AgentMessageEvent,
@@ -249,6 +274,8 @@ export const EventInputSchema = z.discriminatedUnion("type", [
   StepOutputEvent.omit(stamp),
   StepRetryingEvent.omit(stamp),
   StepFinishedEvent.omit(stamp),
+  StepWaitingEvent.omit(stamp),
+  ApprovalAnsweredEvent.omit(stamp),
   VarsExportedEvent.omit(stamp),
   ArtifactCreatedEvent.omit(stamp),
   AgentMessageEvent.omit(stamp),

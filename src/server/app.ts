@@ -11,6 +11,7 @@ import { RefusedLogins } from "./identity/refused-logins.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { agentRoutes } from "./routes/agents.js";
+import { approvalRoutes } from "./routes/approvals.js";
 import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
@@ -123,6 +124,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
       },
     );
     runRoutes(api, deps, metrics.streams);
+    approvalRoutes(api, deps);
     runLogRoutes(api, deps);
     rerunRoutes(api, deps);
     artifactRoutes(api, deps);

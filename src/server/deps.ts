@@ -2,6 +2,7 @@ import type { AgentStatus } from "../agents/availability.js";
 import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
+import type { ApprovalWaits } from "./approvals/approval-waits.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { Revocations } from "./identity/revocations.js";
@@ -24,6 +25,8 @@ export interface ServerDeps {
   store: Store;
   bus: EventBus;
   runs: RunService;
+  /** Where approval steps wait; an answer stored through the API wakes its wait, on any replica. */
+  approvals: Pick<ApprovalWaits, "answered">;
   hub: RunnerHub;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };

@@ -50,8 +50,12 @@ export function stateChangeOf(event: RunEvent, workflowName: string): StateChang
         host: event.host,
         error: event.error?.message ?? null,
       };
+    case "step.waiting":
+      // A receiver can page the approvers: the run waits for a person.
+      return { ...base, status: "waiting", step: event.step, host: event.host, error: null };
     case "step.output":
     case "step.retrying":
+    case "approval.answered":
     case "vars.exported":
     case "artifact.created":
     case "agent.message":

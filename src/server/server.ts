@@ -12,6 +12,7 @@ import { createFleetLink, createStore } from "../store/create-store.js";
 import type { Store } from "../store/index.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { buildApp } from "./app.js";
+import { ApprovalWaits } from "./approvals/approval-waits.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
@@ -179,10 +180,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
   const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
   const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
-  const workflows = new WorkflowRuns(store, queue, notifier, directHosts, logger, {
-    limits: workflowLimits,
-    parse: parseWorkflow,
-  });
+  const approvals = new ApprovalWaits(store, logger, (runId, step) =>
+    replica.tell({ type: "approval", run_id: runId, step }),
+  );
+  const workflows = new WorkflowRuns(
+    store,
+    queue,
+    notifier,
+    directHosts,
+    logger,
+    {
+      limits: workflowLimits,
+      parse: parseWorkflow,
+    },
+    approvals,
+  );
   const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
   const runs = new RunService(
@@ -220,6 +232,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     queue,
     hub,
     runs,
+    approvals,
     revocations,
     logger,
     shared: Boolean(databaseUrl),
@@ -242,6 +255,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store,
     bus,
     runs,
+    approvals,
     hub,
     replica,
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),

@@ -16,6 +16,8 @@ export type AuditAction =
   | "secret.set"
   | "secret.rm"
   | "run.cancel"
+  | "run.approve"
+  | "run.reject"
   | "bot.start"
   | "bot.stop"
   | "bot.rm";

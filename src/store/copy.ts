@@ -31,6 +31,7 @@ export const copiedTables: readonly string[] = [
   "server_keys",
   "audit_events",
   "bots",
+  "approvals",
 ];
 
 /**

@@ -16,6 +16,8 @@ export type FleetMessage =
   | { type: "cancel-job"; job_id: string; runner_id: string }
   /** Cancel a run; the replica carrying it stops it. */
   | { type: "cancel-run"; run_id: string }
+  /** An approval step's answer is stored: the engine waiting for it reads it. */
+  | { type: "approval"; run_id: string; step: string }
   /** A credential was revoked: every replica ends what it holds open with it. */
   | ({ type: "revoked" } & RevokedCredential);
 

@@ -3,6 +3,7 @@
  * of each backend. The server imports from here only.
  */
 
+export type * from "./approvals.js";
 export type * from "./artifacts.js";
 export type * from "./audit.js";
 export type * from "./bots.js";

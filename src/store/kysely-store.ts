@@ -2,6 +2,7 @@ import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { appendRunEvents } from "./append-run-events.js";
+import { approvalsRepo } from "./approvals.js";
 import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
 import { botsRepo } from "./bots.js";
@@ -107,6 +108,7 @@ function storeOver(ctx: StoreContext): Store {
     bots: botsRepo(ctx),
     artifacts: artifactsRepo(ctx),
     audit: auditRepo(ctx),
+    approvals: approvalsRepo(ctx),
     fleet: fleetRepo(ctx),
     async close() {
       if (closed) return;

@@ -232,7 +232,23 @@ export interface BotsTable {
   stats_at: string | null;
 }
 
+export interface ApprovalsTable {
+  run_id: string;
+  step: string;
+  message: string;
+  /** JSON list of usernames and `role:admin` / `role:member`. */
+  approvers: string;
+  deadline: string;
+  /** Null while waiting; then approved, rejected or timeout. */
+  decision: "approved" | "rejected" | "timeout" | null;
+  answered_by: string | null;
+  comment: string | null;
+  answered_at: string | null;
+  created_at: string;
+}
+
 export interface Database {
+  approvals: ApprovalsTable;
   bots: BotsTable;
   runs: RunsTable;
   run_events: RunEventsTable;

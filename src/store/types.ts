@@ -1,3 +1,4 @@
+import type { ApprovalsRepo } from "./approvals.js";
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
@@ -46,6 +47,7 @@ export interface Store {
   bots: BotsRepo;
   artifacts: ArtifactsRepo;
   audit: AuditRepo;
+  approvals: ApprovalsRepo;
   fleet: FleetRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;

@@ -3,8 +3,9 @@ import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
+import { type ApprovalGate, awaitApproval } from "./approval.js";
 import { evaluateExpression } from "./expression.js";
-import type { HostSpec, Step, Workflow } from "./model.js";
+import { execAction, type HostSpec, type Step, type Workflow } from "./model.js";
 import { type HostProgress, hostKey, priorProgress } from "./resume.js";
 import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
 
@@ -36,6 +37,11 @@ export interface EngineOptions {
   resumeExports?: Map<string, Record<string, string>>;
   /** Emit `run.started` at once (default). The server emits it when a runner takes the work. */
   announceStart?: boolean;
+  /**
+   * Where approval steps wait for their answer (the server's store). Without it an approval
+   * step fails with APPROVAL_NEEDS_SERVER: nobody could answer it.
+   */
+  approvals?: ApprovalGate;
 }
 
 export interface RunOutcome {
@@ -46,7 +52,7 @@ export interface RunOutcome {
   durationMs: number;
 }
 
-interface HostOutcome {
+export interface HostOutcome {
   summary: StepSummary;
   exports: Record<string, string>;
 }
@@ -152,7 +158,7 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   return outcome;
 }
 
-interface HostContext {
+export interface HostContext {
   options: EngineOptions;
   vars: Record<string, string>;
   masker: SecretMasker;
@@ -165,6 +171,7 @@ interface HostContext {
 
 async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<HostOutcome> {
   if (ctx.prior?.summary) return { summary: ctx.prior.summary, exports: ctx.prior.exports };
+  if (step.approval) return awaitApproval(step, step.approval, host, ctx);
   const spec = ctx.options.workflow.hosts[host] ?? { kind: "local" };
   const runner = ctx.options.runnerFor(host, spec);
   const maxAttempts = step.retryCount + 1;
@@ -300,7 +307,7 @@ function attemptRequest(
     step: step.name,
     host,
     attempt,
-    action: step.action,
+    action: execAction(step),
     script: step.script,
     shell: step.shell,
     // Variables travel as environment variables; the shell expands ${VAR} itself.

@@ -6,8 +6,27 @@
 import { RunyardError } from "../core/errors.js";
 import type { StepContainer } from "../core/step-attempt.js";
 
-export const actions = ["cmd.run", "shell.run"] as const;
+/** What a runner carries out: commands, or a script. */
+export const execActions = ["cmd.run", "shell.run"] as const;
+export type ExecAction = (typeof execActions)[number];
+/** Every step action; `approval` pauses the run until an approver answers, on the server. */
+export const actions = [...execActions, "approval"] as const;
 export type Action = (typeof actions)[number];
+
+/**
+ * An approval step runs once, on the server, not on a host: its one target is this name, so its
+ * summary, events and resume key read like every other step's.
+ */
+export const approvalHost = "server";
+
+/** `action: approval`: who may answer, what they read, and how long the run waits. */
+export interface ApprovalSpec {
+  /** Shown to the approvers; `${VAR}` is replaced by the variable's value when the step starts. */
+  message: string;
+  /** Usernames and `role:admin` / `role:member` of the run's tenant. */
+  approvers: string[];
+  timeoutSeconds: number;
+}
 
 /** Where a target host's steps run. */
 export type HostSpec =
@@ -59,7 +78,17 @@ export interface Step {
   retryCount: number;
   /** First retry waits this long; each next one twice as long. */
   retryDelaySeconds: number;
+  /** Set exactly when `action` is `approval`. */
+  approval?: ApprovalSpec;
   pos: SourcePos;
+}
+
+/** The action a runner carries out for a step; approval steps never reach a runner. */
+export function execAction(step: Step): ExecAction {
+  if (step.action === "approval") {
+    throw new RunyardError("INTERNAL", `step "${step.name}" is an approval: no runner carries it out`);
+  }
+  return step.action;
 }
 
 export interface NotifySpec {

@@ -7,7 +7,8 @@
  */
 import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
-import { type Action, actions, type Step } from "./model.js";
+import { actions, approvalHost, type ExecAction, execActions, type Step } from "./model.js";
+import { approvalStepKeyHint, approvalStepKeys, readApprovalArgs } from "./parse-approval.js";
 import type { Inventory } from "./parse-hosts.js";
 import { suggestWithList } from "./suggest.js";
 import type { Field, Fields, NumberRule, YamlReader } from "./yaml-reader.js";
@@ -25,7 +26,7 @@ const workflowStepKeys = [...commonKeys, "action", "args", "when", "continue_on_
 const execKeys = ["shell", "env", "cwd", "export_vars"];
 const playbookStepKeys = [...commonKeys, "command", "condition", "fail_fast", ...execKeys];
 const outputKeys = ["max_output_bytes", "output_path"];
-const argsKeys: Record<Action, string[]> = {
+const argsKeys: Record<ExecAction, string[]> = {
   "cmd.run": ["cmd", ...execKeys, ...outputKeys],
   "shell.run": ["script", ...execKeys, ...outputKeys],
 };
@@ -49,7 +50,7 @@ function misplacedKeyHint(key: string, playbook: boolean): string | undefined {
   return undefined;
 }
 
-function argsKeyHint(key: string, action: Action | undefined): string | undefined {
+function argsKeyHint(key: string, action: ExecAction | undefined): string | undefined {
   if (key === "cmd" && action === "shell.run") return 'shell.run takes its script as "script"';
   if (key === "script" && action === "cmd.run") {
     return 'cmd.run takes its lines as "cmd"; use action: shell.run to run "script" as one script';
@@ -90,14 +91,18 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     return undefined;
   }
   const playbook = hasKey(node, "command") && !hasKey(node, "action");
-  const nameNode = reader.deref(
-    node.items.find((pair) => isScalar(pair.key) && pair.key.value === "name")?.value,
-  );
+  const stepValue = (key: string) =>
+    reader.deref(node.items.find((pair) => isScalar(pair.key) && pair.key.value === key)?.value);
+  const nameNode = stepValue("name");
+  const actionNode = stepValue("action");
+  const approval = !playbook && isScalar(actionNode) && actionNode.value === "approval";
   const nameText =
     isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
   const label = nameText !== "" ? `step "${nameText}"` : `step #${index + 1}`;
-  const keys = playbook ? playbookStepKeys : workflowStepKeys;
-  const fields = reader.fields(node, `in ${label}`, keys, (key) => misplacedKeyHint(key, playbook));
+  const keys = approval ? approvalStepKeys : playbook ? playbookStepKeys : workflowStepKeys;
+  const fields = reader.fields(node, `in ${label}`, keys, (key) =>
+    approval ? approvalStepKeyHint(key) : misplacedKeyHint(key, playbook),
+  );
   const read = new StepFields(reader, fields, label);
 
   const nameField = fields.get("name");
@@ -108,10 +113,15 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   }
   read.text("description");
 
-  const body = playbook ? readPlaybookBody(read) : readActionBody(reader, node, read, label);
+  const body = approval
+    ? approvalBody
+    : playbook
+      ? readPlaybookBody(read)
+      : readActionBody(reader, node, read, label);
   const step: Step = {
     name,
-    targets: readTargets(reader, node, fields.get("targets"), label, inventory),
+    // An approval runs once, on the server: it names no host of the inventory.
+    targets: approval ? [approvalHost] : readTargets(reader, node, fields.get("targets"), label, inventory),
     ...body,
     expectVars: fields.has("expect_vars")
       ? (reader.variableNames(fields.get("expect_vars")!.value, `expect_vars of ${label}`) ?? [])
@@ -127,6 +137,7 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   if (timeoutSeconds !== undefined) step.timeoutSeconds = timeoutSeconds;
   const when = read.condition(playbook ? "condition" : "when");
   if (when) step.when = when;
+  if (approval) step.approval = readApprovalArgs(reader, fields.get("args"), node, label);
   return step;
 }
 
@@ -134,6 +145,8 @@ type Body = Pick<
   Step,
   "action" | "script" | "shell" | "env" | "cwd" | "exportVars" | "maxOutputBytes" | "outputPath"
 >;
+
+const approvalBody: Body = { action: "approval", script: "", shell: "bash", env: {}, exportVars: false };
 
 function readPlaybookBody(read: StepFields): Body {
   return { action: "cmd.run", script: read.script("command") ?? "", ...read.execOptions() };
@@ -149,7 +162,7 @@ function readActionBody(reader: YamlReader, step: YAMLMap, read: StepFields, lab
     );
   }
   const actionName = actionField && reader.string(actionField.value, `action of ${label}`);
-  const action = actions.find((known) => known === actionName);
+  const action = execActions.find((known) => known === actionName);
   if (actionName !== undefined && !action) {
     reader.report(
       actionField!.value,

@@ -393,7 +393,7 @@ steps:
 `),
       ),
     ).toEqual([
-      'wf.yaml:4:13: unknown action "shell.rn" in step "build" (hint: did you mean "shell.run"? valid actions: cmd.run, shell.run)',
+      'wf.yaml:4:13: unknown action "shell.rn" in step "build" (hint: did you mean "shell.run"? valid actions: cmd.run, shell.run, approval)',
     ]);
   });
 

@@ -1,5 +1,5 @@
 import { stepSummaryOf } from "../core/event-sequencer.js";
-import type { RunEvent, StepSummary } from "../core/events.js";
+import type { EventOf, RunEvent, StepSummary } from "../core/events.js";
 
 /** What a resumed run had already done for one step on one host. */
 export interface HostProgress {
@@ -8,6 +8,10 @@ export interface HostProgress {
   /** Attempts begun; when `inFlight`, the last one is still running somewhere. */
   attempts: number;
   inFlight: boolean;
+  /** An approval step that said `step.waiting`: it waits again, to the same deadline. */
+  waiting?: EventOf<"step.waiting">;
+  /** An approval step's answer, when it was stored before its `step.finished`. */
+  answer?: EventOf<"approval.answered">;
 }
 
 export function hostKey(step: string, host: string): string {
@@ -51,6 +55,12 @@ export function priorProgress(
         break;
       case "vars.exported":
         Object.assign(progress(event.step, event.host).exports, event.vars);
+        break;
+      case "step.waiting":
+        progress(event.step, event.host).waiting = event;
+        break;
+      case "approval.answered":
+        progress(event.step, event.host).answer = event;
         break;
       case "step.finished": {
         const entry = progress(event.step, event.host);

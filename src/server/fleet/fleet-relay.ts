@@ -2,6 +2,7 @@ import { assertExhaustive } from "../../core/exhaustive.js";
 import type { Logger } from "../../core/logger.js";
 import type { FleetEnvelope } from "../../store/fleet-link.js";
 import type { Store } from "../../store/index.js";
+import type { ApprovalWaits } from "../approvals/approval-waits.js";
 import type { EventBus } from "../event-bus.js";
 import type { Revocations } from "../identity/revocations.js";
 import type { JobQueue } from "../job-queue.js";
@@ -16,6 +17,7 @@ export interface FleetRelayDeps {
   queue: JobQueue;
   hub: RunnerHub;
   runs: RunService;
+  approvals: ApprovalWaits;
   revocations: Revocations;
   logger: Logger;
   /** Other replicas may share the database (PostgreSQL): announce stored events to them. */
@@ -34,6 +36,7 @@ export function relayFleet({
   queue,
   hub,
   runs,
+  approvals,
   revocations,
   logger,
   shared,
@@ -66,6 +69,10 @@ export function relayFleet({
             .then((asked) => asked && runs.cancelRequested(message.run_id))
             .catch((error: unknown) => logger.warn({ err: error }, "cannot read a cancel request"));
         }
+        break;
+      case "approval":
+        // The wait reads the stored answer itself: a forged message only makes it read early.
+        if (!fromHere) approvals.wake(message.run_id, message.step);
         break;
       case "revoked":
         // The replica that revoked it has acted already; the others check the store first.

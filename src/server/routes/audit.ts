@@ -20,6 +20,8 @@ export const auditActions = [
   "secret.set",
   "secret.rm",
   "run.cancel",
+  "run.approve",
+  "run.reject",
   "bot.start",
   "bot.stop",
   "bot.rm",

@@ -24,6 +24,7 @@ import { bearerOrQueryToken } from "../openapi.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
+import { ApprovalView, approvalViews } from "./approvals.js";
 import { workflowInputs } from "./run-inputs.js";
 import { submitterNames } from "./run-submitters.js";
 import { visibleRun } from "./visible-run.js";
@@ -130,6 +131,12 @@ export const RunView = z.object({
   last_seq: z.number().int().describe("the highest event seq stored"),
   last_notify_error: z.string().nullable(),
   waiting_for: z.array(RunnerNeedView).optional().describe("while queued: the runners the run waits for"),
+  approvals: z
+    .array(ApprovalView)
+    .optional()
+    .describe(
+      "GET /api/runs/:id of a workflow run: its approval steps that have started waiting (a running run with one `waiting` waits for its answer)",
+    ),
 });
 apiSchemas.add(RunView, { id: "Run" });
 
@@ -348,7 +355,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       schema: {
         operationId: "getRun",
         summary: "One run",
-        description: "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`.",
+        description:
+          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`.",
         tags: ["runs"],
         params: RunParams,
         response: {
@@ -362,7 +370,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const inputs = workflowInputs(run);
       const names = await submitterNames(deps.store, [run.created_by]);
       const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
-      return inputs ? { ...view, inputs } : view;
+      const approvals = await approvalViews(deps, request, run);
+      return { ...view, ...(inputs ? { inputs } : {}), ...(approvals.length > 0 ? { approvals } : {}) };
     },
   );
 

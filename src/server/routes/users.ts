@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
+import { usernamePattern, usernameRule } from "../../core/usernames.js";
 import type { UserRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
@@ -9,7 +10,6 @@ import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { hashPassword, newPassword } from "../identity/passwords.js";
-import { usernamePattern, usernameRule } from "../identity/usernames.js";
 
 const Username = z.string().regex(usernamePattern, usernameRule);
 

@@ -61,6 +61,19 @@ export class RunProjection {
           });
           stepsChanged = true;
           break;
+        case "step.waiting": {
+          const key = `${event.step}\u0000${event.host}`;
+          const started = this.steps.get(key);
+          this.steps.set(key, {
+            name: event.step,
+            host: event.host,
+            status: "waiting",
+            exit_code: null,
+            attempts: started?.attempts ?? 1,
+          });
+          stepsChanged = true;
+          break;
+        }
         case "step.finished":
           this.steps.set(`${event.step}\u0000${event.host}`, stepSummaryOf(event));
           stepsChanged = true;
@@ -90,6 +103,7 @@ export class RunProjection {
         case "run.queued":
         case "step.output":
         case "step.retrying":
+        case "approval.answered":
         case "artifact.created":
         case "agent.message":
         case "agent.tool_call":

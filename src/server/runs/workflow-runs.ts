@@ -4,6 +4,7 @@ import type { Logger } from "../../core/logger.js";
 import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../core/step-attempt.js";
 import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
 import type { Store } from "../../store/index.js";
+import type { ApprovalGate } from "../../workflow/approval.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import {
   type HostSpec,
@@ -15,6 +16,8 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
+import type { ApprovalWaits } from "../approvals/approval-waits.js";
+import { checkApprovers } from "../approvals/approver-check.js";
 import type { JobQueue } from "../job-queue.js";
 import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
@@ -64,12 +67,13 @@ export class WorkflowRuns implements RunKindModule {
   private readonly prepared = new Map<string, Workflow>();
 
   constructor(
-    private readonly store: Pick<Store, "jobs" | "secrets">,
+    private readonly store: Pick<Store, "jobs" | "secrets" | "users">,
     private readonly queue: JobQueue,
     private readonly notifier: Notifier,
     private readonly directHosts: OutboundPolicy,
     private readonly logger: Logger,
     private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
+    private readonly approvals: Pick<ApprovalWaits, "gateFor">,
   ) {}
 
   /**
@@ -87,6 +91,7 @@ export class WorkflowRuns implements RunKindModule {
     if (!workflow) throw workflowProblemsError(file, diagnostics);
     this.remember(`${file}\u0000${given.workflow}`, workflow);
     if (!owner.unrestrictedOutbound) this.checkDestinations(workflow);
+    await checkApprovers(this.store.users, workflow, owner.tenantId);
     const vars = { ...workflow.vars, ...spec.vars };
     const tenantId = owner.tenantId;
     const { missing } = await resolveStoredSecrets(
@@ -168,10 +173,23 @@ export class WorkflowRuns implements RunKindModule {
         resume: [...run.resumed],
         ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
         announceStart: false,
+        approvals: this.gateFor(run),
       });
     } finally {
       this.queue.forgetRun(runId);
     }
+  }
+
+  /** A run whose first work is an approval starts as it begins to wait: no runner takes it up. */
+  private gateFor(run: ActiveRun): ApprovalGate {
+    const gate = this.approvals.gateFor(run.record.id);
+    return {
+      open: (request) => {
+        run.markStarted("server");
+        return gate.open(request);
+      },
+      answer: gate.answer,
+    };
   }
 
   private runnerFor(run: ActiveRun, host: string, spec: HostSpec, unrestricted: boolean): StepRunner {

@@ -4,6 +4,7 @@ import { finalRunStatuses } from "../../../../src/core/run-states.js";
 import { type ApiError, answer, api, asApiError, type Schema } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
+import { RunApprovals } from "./approvals.js";
 import { formatBytes, formatDuration, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunStream } from "./run-stream.js";
@@ -19,6 +20,8 @@ const changesRun = new Set<RunEventType>([
   "step.started",
   "step.finished",
   "step.retrying",
+  "step.waiting",
+  "approval.answered",
   "vars.exported",
   "run.finished",
 ]);
@@ -65,6 +68,8 @@ function stepStates(events: RunEvent[], into: Map<string, StepState>): void {
   for (const event of events) {
     if (event.type === "step.started")
       into.set(stepKey(event), { name: event.step, host: event.host, status: "running" });
+    else if (event.type === "step.waiting")
+      into.set(stepKey(event), { name: event.step, host: event.host, status: "waiting" });
     else if (event.type === "step.retrying")
       into.set(stepKey(event), { name: event.step, host: event.host, status: "retrying" });
     else if (event.type === "step.finished")
@@ -263,6 +268,7 @@ export function RunPage({ id }: { id: string }) {
             ))}
           </ul>
         )}
+        <RunApprovals run={run} onAnswered={() => void refresh()} />
         <div className="run-actions">
           {live && (
             <button type="button" onClick={cancel} disabled={canceling}>

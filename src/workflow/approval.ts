@@ -1,0 +1,138 @@
+/**
+ * Approval steps (`action: approval`): the run waits, holding no runner, until a listed approver
+ * answers or the deadline passes. The engine knows only `ApprovalGate`; the server's gate keeps
+ * each wait as a row of its store, so a wait outlives a restart and an answer given to any
+ * replica reaches the engine.
+ */
+import { errorInfo } from "../core/errors.js";
+import type { ErrorInfo, StepStatus, StepSummary } from "../core/events.js";
+import type { HostContext, HostOutcome } from "./engine.js";
+import type { ApprovalSpec, Step } from "./model.js";
+
+/** What an approval step asks, as the gate stores it. */
+export interface ApprovalRequest {
+  step: string;
+  message: string;
+  approvers: string[];
+  /** ISO time; no answer by then is a rejection (APPROVAL_TIMEOUT). */
+  deadline: string;
+}
+
+export interface ApprovalAnswer {
+  decision: "approved" | "rejected" | "timeout";
+  /** Who answered; null for a timeout. */
+  by: string | null;
+  comment?: string;
+}
+
+/** Where a run's approval steps wait for their answers. */
+export interface ApprovalGate {
+  /**
+   * Records the wait once: a wait opened before a restart keeps what it stored first. Resolves
+   * with the deadline in force. Called before the step's `step.started`.
+   */
+  open(request: ApprovalRequest): Promise<{ deadline: string }>;
+  /**
+   * Resolves with the answer, or with `timeout` once the deadline passes unanswered; undefined
+   * when `signal` aborts first (the run was canceled).
+   */
+  answer(step: string, deadline: string, signal: AbortSignal): Promise<ApprovalAnswer | undefined>;
+}
+
+/** `${NAME}` in an approval's message, replaced by the variable's value when the step starts. */
+export function approvalMessage(template: string, vars: Record<string, string>): string {
+  return template.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => vars[name] ?? whole);
+}
+
+/**
+ * Runs an approval step: `step.started`, `step.waiting`, then (once answered) `approval.answered`
+ * and `step.finished`. A resumed step that was waiting waits again, to the same deadline.
+ */
+export async function awaitApproval(
+  step: Step,
+  spec: ApprovalSpec,
+  host: string,
+  ctx: HostContext,
+): Promise<HostOutcome> {
+  const { prior } = ctx;
+  const began = prior?.waiting ? Date.parse(prior.waiting.ts) : Date.now();
+  let answer: ApprovalAnswer | undefined = prior?.answer;
+  let error: ErrorInfo | undefined;
+  if (!answer) {
+    const gate = ctx.options.approvals;
+    const message = prior?.waiting?.message ?? ctx.masker.mask(approvalMessage(spec.message, ctx.vars));
+    const asked = prior?.waiting?.deadline ?? new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
+    // The gate opens first: a server says the run started there, before its step.started.
+    const opened = await gate?.open({ step: step.name, message, approvers: spec.approvers, deadline: asked });
+    if (!prior) ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
+    if (!gate || !opened) {
+      error = errorInfo(
+        "APPROVAL_NEEDS_SERVER",
+        "it waits for an approver's answer, and only a server can take one",
+      );
+    } else {
+      const { deadline } = opened;
+      if (!prior?.waiting) {
+        ctx.emit({
+          type: "step.waiting",
+          step: step.name,
+          host,
+          message,
+          approvers: spec.approvers,
+          deadline,
+        });
+      }
+      answer = await gate.answer(step.name, deadline, ctx.signal);
+      if (answer) {
+        ctx.emit({
+          type: "approval.answered",
+          step: step.name,
+          host,
+          decision: answer.decision,
+          by: answer.by,
+          ...(answer.comment ? { comment: answer.comment } : {}),
+        });
+      }
+    }
+  }
+  error ??= answer && answerError(spec, answer);
+  const status: StepStatus =
+    answer?.decision === "approved" ? "success" : answer || error ? "failed" : "canceled";
+  const duration = Math.max(0, Date.now() - began);
+  const summary: StepSummary = {
+    name: step.name,
+    host,
+    status,
+    exit_code: null,
+    attempts: 1,
+    duration_ms: duration,
+    ...(error ? { error } : {}),
+  };
+  ctx.emit({
+    type: "step.finished",
+    step: step.name,
+    host,
+    status,
+    exit_code: null,
+    attempts: 1,
+    duration_ms: duration,
+    ...(error ? { error } : {}),
+  });
+  return { summary, exports: {} };
+}
+
+/** The engine prefixes these with the step and host. */
+function answerError(spec: ApprovalSpec, answer: ApprovalAnswer): ErrorInfo | undefined {
+  const comment = answer.comment ? `: ${answer.comment}` : "";
+  switch (answer.decision) {
+    case "approved":
+      return undefined;
+    case "rejected":
+      return errorInfo("APPROVAL_REJECTED", `rejected by ${answer.by}${comment}`);
+    case "timeout":
+      return errorInfo(
+        "APPROVAL_TIMEOUT",
+        `no approver answered within ${spec.timeoutSeconds} s; a wait that times out rejects`,
+      );
+  }
+}

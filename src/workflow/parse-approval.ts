@@ -1,0 +1,141 @@
+/**
+ * `action: approval` steps: `args: {message, approvers, timeout_seconds}`. An approval runs once,
+ * on the server, so the keys that place or repeat work on hosts are refused with a hint.
+ */
+import { isScalar, isSeq, type YAMLMap } from "yaml";
+import { usernamePattern, usernameRule } from "../core/usernames.js";
+import type { ApprovalSpec } from "./model.js";
+import type { Fields, YamlReader } from "./yaml-reader.js";
+
+/** The keys an approval step takes; the others of a step mean nothing for it. */
+export const approvalStepKeys = ["name", "description", "action", "args", "when", "continue_on_error"];
+const approvalArgsKeys = ["message", "approvers", "timeout_seconds"];
+
+/** The roles an approver entry may name instead of a username. */
+export const approverRoles = ["role:admin", "role:member"] as const;
+
+/** Without `timeout_seconds`, a run waits a day for its answer. */
+export const defaultApprovalTimeoutSeconds = 86_400;
+/** A run waits at most 30 days: past that, nobody remembers what it asked. */
+export const maxApprovalTimeoutSeconds = 30 * 86_400;
+
+/** Why a key of a step means nothing on an approval step, and what to write instead. */
+export function approvalStepKeyHint(key: string): string | undefined {
+  if (key === "targets") return "an approval step runs once, on the server, not on hosts: remove targets";
+  if (key === "timeout_seconds") return "an approval's wait goes under args: args.timeout_seconds";
+  if (key === "retry_count" || key === "retry_delay_seconds") {
+    return "an approval is answered once and never retried: remove it";
+  }
+  if (key === "expect_vars") return "an approval step exports no variables: remove expect_vars";
+  if (["cmd", "script", "shell", "env", "cwd", "export_vars"].includes(key)) {
+    return "an approval step runs no command; put commands in a step of their own before or after it";
+  }
+  return undefined;
+}
+
+function argsKeyHint(key: string): string | undefined {
+  if (key === "approver" || key === "users") return 'the list of who may answer is "approvers"';
+  if (key === "timeout") return 'the wait is "timeout_seconds", in seconds';
+  if (key === "cmd" || key === "script") {
+    return "an approval step runs no command; put commands in a step of their own before or after it";
+  }
+  return undefined;
+}
+
+/** Reads an approval step's args; problems are reported at their line and column. */
+export function readApprovalArgs(
+  reader: YamlReader,
+  argsField: { key: unknown; value: unknown } | undefined,
+  step: YAMLMap,
+  label: string,
+): ApprovalSpec {
+  const spec: ApprovalSpec = {
+    message: "",
+    approvers: [],
+    timeoutSeconds: defaultApprovalTimeoutSeconds,
+  };
+  if (!argsField) {
+    reader.report(
+      step,
+      `${label} has no args`,
+      "add args: {message: what the approvers decide, approvers: [a username or role:admin]}",
+    );
+    return spec;
+  }
+  const args = reader.mapping(argsField.value, `args of ${label}`);
+  if (!args) return spec;
+  const fields: Fields = reader.fields(args, `in args of ${label}`, approvalArgsKeys, argsKeyHint);
+
+  const message = fields.get("message");
+  if (!message) {
+    reader.report(argsField.key, `args of ${label} has no message`, "add message: what the approvers decide");
+  } else {
+    spec.message = reader.string(message.value, `message of ${label}`) ?? "";
+    if (isScalar(message.value) && typeof message.value.value === "string" && spec.message.trim() === "") {
+      reader.report(message.value, `message of ${label} is empty`, "say what the approvers decide");
+    }
+  }
+
+  const approvers = fields.get("approvers");
+  if (!approvers) {
+    reader.report(
+      argsField.key,
+      `args of ${label} has no approvers`,
+      "add approvers: [a username, role:admin or role:member of the run's tenant]",
+    );
+  } else {
+    spec.approvers = readApprovers(reader, approvers.value, label);
+  }
+
+  const timeout = fields.get("timeout_seconds");
+  if (timeout) {
+    const seconds = reader.number(timeout.value, `timeout_seconds of ${label}`, "positive number");
+    if (seconds !== undefined && seconds > maxApprovalTimeoutSeconds) {
+      reader.report(
+        timeout.value,
+        `timeout_seconds of ${label} is ${seconds}, more than 30 days (${maxApprovalTimeoutSeconds})`,
+        "a run waits for an answer 30 days at most",
+      );
+    } else if (seconds !== undefined) {
+      spec.timeoutSeconds = seconds;
+    }
+  }
+  return spec;
+}
+
+function readApprovers(reader: YamlReader, node: unknown, label: string): string[] {
+  const what = `approvers of ${label}`;
+  if (!isSeq(node)) {
+    reader.report(node, `${what} must be a list, e.g. [alice, role:admin]`);
+    return [];
+  }
+  if (node.items.length === 0) {
+    reader.report(node, `${what} is empty`, "name at least one username, role:admin or role:member");
+    return [];
+  }
+  const names: string[] = [];
+  node.items.forEach((item, i) => {
+    const itemNode = reader.deref(item);
+    const name = reader.string(itemNode, `${what}[${i}]`);
+    if (name === undefined) return;
+    if (name.startsWith("role:")) {
+      if (!(approverRoles as readonly string[]).includes(name)) {
+        reader.report(itemNode, `${what}: unknown role "${name}"`, `roles: ${approverRoles.join(", ")}`);
+        return;
+      }
+    } else if (!usernamePattern.test(name)) {
+      reader.report(
+        itemNode,
+        `${what}: "${name}" is not a username`,
+        `${usernameRule}; or write role:admin or role:member`,
+      );
+      return;
+    }
+    if (names.includes(name)) {
+      reader.report(itemNode, `${what} lists "${name}" twice`);
+      return;
+    }
+    names.push(name);
+  });
+  return names;
+}
