@@ -31,6 +31,9 @@ export const copiedTables: readonly string[] = [
   "server_keys",
   "audit_events",
   "bots",
+  "saved_workflows",
+  "schedules",
+  "schedule_ticks",
 ];
 
 /**
