@@ -28,6 +28,7 @@ import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
 import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
 import { RunService } from "./runs/run-service.js";
+import { SavedWorkflows } from "./runs/saved-workflows.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
@@ -201,6 +202,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fenced: () => replica.fence(),
     },
   );
+  const savedWorkflows = new SavedWorkflows(store, runs, { limits: workflowLimits, parse: parseWorkflow });
   const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,
@@ -242,6 +244,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store,
     bus,
     runs,
+    savedWorkflows,
     hub,
     replica,
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
