@@ -122,41 +122,47 @@ export class Scheduler {
   private async handle(schedule: ScheduleRecord, now: Date): Promise<void> {
     const after = new Date(schedule.last_tick_at ?? schedule.armed_at);
     const floor = new Date(now.getTime() - catchUpWindowMs);
-    const limit = schedule.catch_up === "all" ? catchUpAllLimit : 1;
     const spec = { cron: schedule.cron, timezone: schedule.timezone };
     // Ticks older than the catch-up window are missed whatever catch_up says; they are counted
     // (up to a bound: a schedule off for months is not walked second by second).
     const counted = new Date(Math.max(after.getTime(), floor.getTime() - missedCountedMs));
     const older = counted < floor ? ticksBetween(spec, counted, floor, 0).more : 0;
-    const { ticks, more } = ticksBetween(spec, after < floor ? floor : after, now, limit);
+    const { ticks, more } = ticksBetween(spec, after < floor ? floor : after, now, catchUpAllLimit);
     const latest = ticks.at(-1);
     const fire =
-      schedule.catch_up === "none"
-        ? latest && now.getTime() - latest.getTime() <= onTimeMs
-          ? [latest]
-          : []
-        : ticks;
-    const missed = ticks.filter((tick) => !fire.includes(tick));
-    const missedCount = older + more + missed.length;
-    if (missedCount > 0) {
-      const last = missed.at(-1) ?? new Date((fire[0] ?? latest ?? now).getTime() - 1);
-      const claimed = await this.deps.store.schedules.claimTick({
-        schedule_id: schedule.id,
-        tick_at: last.toISOString(),
-        outcome: "missed",
-        run_id: null,
-        detail: `${missedCount} tick${missedCount === 1 ? "" : "s"} missed while no server ran it (catch_up: ${schedule.catch_up}), up to ${last.toISOString()}`,
-        ticks: missedCount,
-      });
-      if (claimed) this.counts.missed += missedCount;
+      schedule.catch_up === "all"
+        ? ticks
+        : schedule.catch_up === "latest" || (latest && now.getTime() - latest.getTime() <= onTimeMs)
+          ? ticks.slice(-1)
+          : [];
+    // Each missed tick of the window is a row of its own, inserted like a fired one, so a tick
+    // another replica fired is never also counted missed; older ones make one row for the span.
+    for (const tick of ticks.filter((t) => !fire.includes(t))) {
+      await this.recordMissed(schedule, tick, 1, tick.toISOString());
+    }
+    if (older + more > 0) {
+      const before = new Date((ticks[0] ?? now).getTime() - 1);
+      await this.recordMissed(schedule, before, older + more, `before ${before.toISOString()}`);
     }
     for (const tick of fire) await this.fire(schedule, tick);
-    const handled = latest ?? (missedCount > 0 ? floor : after);
+    const handled = latest ?? (older > 0 ? floor : after);
     await this.deps.store.schedules.advance(
       schedule.id,
       handled.toISOString(),
       nextTick(spec, now)?.toISOString() ?? null,
     );
+  }
+
+  private async recordMissed(schedule: ScheduleRecord, at: Date, count: number, when: string): Promise<void> {
+    const claimed = await this.deps.store.schedules.claimTick({
+      schedule_id: schedule.id,
+      tick_at: at.toISOString(),
+      outcome: "missed",
+      run_id: null,
+      detail: `${count === 1 ? "the tick was" : `${count} ticks were`} missed ${when}: no server ran it in time (catch_up: ${schedule.catch_up})`,
+      ticks: count,
+    });
+    if (claimed) this.counts.missed += count;
   }
 
   /** One tick: skipped for overlap, or claimed and its run started (after a cancel, if asked). */
