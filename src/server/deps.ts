@@ -10,7 +10,9 @@ import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
+import type { SavedWorkflows } from "./runs/saved-workflows.js";
 import type { WorkflowParser } from "./runs/workflow-parser.js";
+import type { Scheduler } from "./schedules/scheduler.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 export interface ArtifactLimits {
@@ -27,6 +29,10 @@ export interface ServerDeps {
   runs: RunService;
   /** Where approval steps wait; an answer stored through the API wakes its wait, on any replica. */
   approvals: Pick<ApprovalWaits, "answered">;
+  /** Named, versioned workflows per tenant, and the runs started from them. */
+  savedWorkflows: SavedWorkflows;
+  /** Fires schedules' ticks on the leader; a save wakes it, `/metrics` counts its ticks. */
+  scheduler: Pick<Scheduler, "wake" | "ticks">;
   hub: RunnerHub;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };

@@ -29,8 +29,10 @@ import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
 import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
 import { RunService } from "./runs/run-service.js";
+import { SavedWorkflows } from "./runs/saved-workflows.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
+import { Scheduler } from "./schedules/scheduler.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
 export const defaultAuditRetentionDays = 90;
@@ -213,6 +215,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fenced: () => replica.fence(),
     },
   );
+  const savedWorkflows = new SavedWorkflows(store, runs, { limits: workflowLimits, parse: parseWorkflow });
   const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,
@@ -237,8 +240,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     shared: Boolean(databaseUrl),
   });
+  const scheduler = new Scheduler({
+    store,
+    workflows: savedWorkflows,
+    runs,
+    logger,
+    isLeader: () => replica.isLeader,
+  });
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
+  replica.whenLeading(() => scheduler.round());
   replica.whenLeading(async () => {
     await runs.adoptOrphans();
     // At the first round a replica leads, then hourly: the log is read by the day, not the second.
@@ -256,6 +267,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     bus,
     runs,
     approvals,
+    savedWorkflows,
+    scheduler,
     hub,
     replica,
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
@@ -293,6 +306,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const close = (): Promise<void> => {
     closing ??= (async () => {
       stopRelay();
+      await scheduler.stop();
       await hub.close();
       await app.close();
       await runs.close();

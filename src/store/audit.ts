@@ -20,7 +20,9 @@ export type AuditAction =
   | "run.reject"
   | "bot.start"
   | "bot.stop"
-  | "bot.rm";
+  | "bot.rm"
+  | "workflow.save"
+  | "workflow.rm";
 
 export type AuditOutcome = "ok" | "denied" | "failed";
 

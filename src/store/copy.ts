@@ -32,6 +32,9 @@ export const copiedTables: readonly string[] = [
   "audit_events",
   "bots",
   "approvals",
+  "saved_workflows",
+  "schedules",
+  "schedule_ticks",
 ];
 
 /**

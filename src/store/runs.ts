@@ -2,6 +2,7 @@ import type { Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
+import type { RunTrigger } from "../core/run-trigger.js";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
@@ -33,6 +34,14 @@ export interface RunRecord {
   last_seq: number;
   /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
   last_notify_error: string | null;
+  /** What started the run. */
+  trigger: RunTrigger;
+  /** What is behind the trigger: the schedule id, the hook name, the run re-run; null for none. */
+  trigger_ref: string | null;
+  /** The saved workflow the run ran; null for a workflow sent as text. */
+  saved_workflow: string | null;
+  /** That saved workflow's version. */
+  saved_version: number | null;
 }
 
 /** What `runs.create` needs; everything else starts empty. */
@@ -51,6 +60,11 @@ export interface NewRun {
   created_at?: string;
   /** The replica whose engine carries the run (see `fleet.adoptRuns`); not part of the record. */
   replica_id?: string;
+  /** Defaults to `api`. */
+  trigger?: RunTrigger;
+  trigger_ref?: string | null;
+  saved_workflow?: string | null;
+  saved_version?: number | null;
 }
 
 /** The fields of a run that change while it runs; absent keys are left as they are. */
@@ -120,6 +134,10 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     finished_at: row.finished_at,
     last_seq: int(row.last_seq),
     last_notify_error: row.last_notify_error,
+    trigger: row.trigger,
+    trigger_ref: row.trigger_ref,
+    saved_workflow: row.saved_workflow,
+    saved_version: row.saved_version === null ? null : int(row.saved_version),
   };
 }
 
@@ -140,6 +158,10 @@ async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
     finished_at: null,
     last_seq: 0,
     last_notify_error: null,
+    trigger: input.trigger ?? "api",
+    trigger_ref: input.trigger_ref ?? null,
+    saved_workflow: input.saved_workflow ?? null,
+    saved_version: input.saved_version ?? null,
   };
   try {
     await ctx.db

@@ -5,6 +5,7 @@
 
 import { RunyardError } from "../core/errors.js";
 import type { StepContainer } from "../core/step-attempt.js";
+import type { ScheduleSpec } from "./schedule.js";
 
 /** What a runner carries out: commands, or a script. */
 export const execActions = ["cmd.run", "shell.run"] as const;
@@ -115,6 +116,8 @@ export interface Workflow {
   hosts: Record<string, HostSpec>;
   steps: Step[];
   notify: NotifySpec[];
+  /** `schedule:`: when a saved workflow runs on its own; a file run directly ignores them. */
+  schedules?: ScheduleSpec[];
 }
 
 /** One problem found while reading a workflow file. */

@@ -17,6 +17,7 @@ import {
 import type { Diagnostic, Workflow } from "./model.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
+import { readSchedules } from "./parse-schedule.js";
 import { readSteps } from "./parse-steps.js";
 import {
   defaultWorkflowLimits,
@@ -38,6 +39,7 @@ const topLevelKeys = [
   "inventory",
   "notify",
   "steps",
+  "schedule",
 ];
 
 /** What to do about the YAML syntax errors people make most. */
@@ -107,6 +109,7 @@ export function parseWorkflow(
   };
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
   if (fields.has("description")) reader.text(value("description"), "description");
+  if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
 
   // Without an inventory every step runs on the implicit host "local".
   let inventory: Inventory | undefined;

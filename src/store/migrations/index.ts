@@ -14,6 +14,7 @@ import * as runnerPlacement from "./0010_runner_placement.js";
 import * as jobRefusals from "./0011_job_refusals.js";
 import * as runLogState from "./0012_run_log_state.js";
 import * as dropJobReports from "./0013_drop_job_reports.js";
+import * as savedWorkflows from "./0014_saved_workflows.js";
 import * as approvals from "./0016_approvals.js";
 
 /**
@@ -34,6 +35,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0011_job_refusals": jobRefusals,
   "0012_run_log_state": runLogState,
   "0013_drop_job_reports": dropJobReports,
+  "0014_saved_workflows": savedWorkflows,
   "0016_approvals": approvals,
 };
 
