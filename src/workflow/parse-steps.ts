@@ -8,6 +8,7 @@
 import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
 import { type Action, actions, type Step } from "./model.js";
+import { checkStepGraph, readGraphKeys } from "./parse-graph.js";
 import type { Inventory } from "./parse-hosts.js";
 import { suggestWithList } from "./suggest.js";
 import type { Field, Fields, NumberRule, YamlReader } from "./yaml-reader.js";
@@ -21,9 +22,20 @@ const commonKeys = [
   "retry_count",
   "retry_delay_seconds",
 ];
-const workflowStepKeys = [...commonKeys, "action", "args", "when", "continue_on_error"];
+const graphKeys = ["depends"];
+const workflowStepKeys = [
+  ...commonKeys,
+  ...graphKeys,
+  "action",
+  "args",
+  "when",
+  "continue_on_error",
+  "matrix",
+  "fail_fast",
+  "rollback",
+];
 const execKeys = ["shell", "env", "cwd", "export_vars"];
-const playbookStepKeys = [...commonKeys, "command", "condition", "fail_fast", ...execKeys];
+const playbookStepKeys = [...commonKeys, ...graphKeys, "command", "condition", "fail_fast", ...execKeys];
 const outputKeys = ["max_output_bytes", "output_path"];
 const argsKeys: Record<Action, string[]> = {
   "cmd.run": ["cmd", ...execKeys, ...outputKeys],
@@ -40,11 +52,13 @@ function misplacedKeyHint(key: string, playbook: boolean): string | undefined {
     if (key === "args" || outputKeys.includes(key)) {
       return "use the action form (action: cmd.run, args: {cmd, ...}) for args, or put command, env, cwd, shell on the step";
     }
+    if (key === "matrix" || key === "rollback") {
+      return `use the action form (action: cmd.run, args: {cmd, ...}) for a step with ${key}`;
+    }
     return undefined;
   }
   if ([...execKeys, ...outputKeys, "cmd", "script"].includes(key)) return `"${key}" goes under args`;
   if (key === "condition") return 'steps with an action write the condition as "when"';
-  if (key === "fail_fast") return "steps with an action write fail_fast: false as continue_on_error: true";
   if (key === "command") return "a step has either action and args, or command (playbook form), not both";
   return undefined;
 }
@@ -81,6 +95,7 @@ export function readSteps(reader: YamlReader, field: Field, inventory: Inventory
     if (first === undefined) firstLineOf.set(step.name, step.pos.line);
     else reader.reportAt(step.pos, `duplicate step name "${step.name}": the first is at line ${first}`);
   });
+  checkStepGraph(reader, steps);
   return steps;
 }
 
@@ -127,6 +142,17 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   if (timeoutSeconds !== undefined) step.timeoutSeconds = timeoutSeconds;
   const when = read.condition(playbook ? "condition" : "when");
   if (when) step.when = when;
+  const readRollbackBody = (map: YAMLMap, rollbackLabel: string) => {
+    const rollbackFields = reader.fields(map, `in ${rollbackLabel}`, ["action", "args"]);
+    const { action, script, shell, env, cwd } = readActionBody(
+      reader,
+      map,
+      new StepFields(reader, rollbackFields, rollbackLabel),
+      rollbackLabel,
+    );
+    return { action, script, shell, env, ...(cwd !== undefined ? { cwd } : {}) };
+  };
+  Object.assign(step, readGraphKeys(reader, fields, label, name, playbook ? undefined : readRollbackBody));
   return step;
 }
 

@@ -8,6 +8,8 @@ export interface HostProgress {
   /** Attempts begun; when `inFlight`, the last one is still running somewhere. */
   attempts: number;
   inFlight: boolean;
+  /** The seq of its `step.finished`: where it ended among the run's steps. */
+  endSeq?: number;
 }
 
 export function hostKey(step: string, host: string): string {
@@ -56,6 +58,7 @@ export function priorProgress(
         const entry = progress(event.step, event.host);
         entry.inFlight = false;
         entry.summary = stepSummaryOf(event);
+        entry.endSeq = event.seq;
         break;
       }
       default:
