@@ -796,6 +796,9 @@ export interface components {
                 final_text?: string;
                 artifacts: string[];
             }[];
+            /** @constant */
+            rolled_back?: true;
+            rollback_failed?: string;
         } | {
             run_id: string;
             seq: number;
@@ -1293,6 +1296,7 @@ export interface operations {
                         [key: string]: string;
                     };
                     file?: string;
+                    no_rollback?: boolean;
                 } | {
                     /** @enum {string} */
                     kind: "agent";

@@ -38,6 +38,8 @@ export const WorkflowRunSpec = z.object({
    * destination. Absent, the server's `direct_hosts:` and `notify_hosts:` apply.
    */
   unrestricted_outbound: z.literal(true).optional(),
+  /** `--no-rollback`: a failed run does not run its steps' rollbacks; a re-run keeps it. */
+  no_rollback: z.literal(true).optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
@@ -168,6 +170,7 @@ export class WorkflowRuns implements RunKindModule {
         resume: [...run.resumed],
         ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
         announceStart: false,
+        rollback: stored.data.no_rollback !== true,
       });
     } finally {
       this.queue.forgetRun(runId);
