@@ -121,12 +121,16 @@ export async function runStep(
     instances.map(async (instance) => {
       const named = instance.name === step.name ? step : { ...step, name: instance.name };
       const instanceVars = { ...vars, ...instance.vars };
-      const outcomes = await runInstance(named, instanceVars, signal, ctx, () => firstFailure);
+      const outcomes = await runInstance(named, instanceVars, signal, ctx, {
+        failedFirst: () => firstFailure,
+        // Before its slot is free: no combination waiting for it may start after a failure.
+        ended: (outcomes) => {
+          if (!failFast || !outcomes.some((o) => failing(o.summary.status))) return;
+          firstFailure ??= named.name;
+          failFast.abort();
+        },
+      });
       const endedAt = endOf(named, outcomes, ctx) ?? ctx.nextEnd();
-      if (failFast && outcomes.some((o) => failing(o.summary.status))) {
-        firstFailure ??= named.name;
-        failFast.abort();
-      }
       return { named, instanceVars, outcomes, endedAt };
     }),
   );
@@ -168,7 +172,7 @@ async function runInstance(
   vars: Record<string, string>,
   signal: AbortSignal,
   ctx: StepContext,
-  failedFirst: () => string | undefined,
+  fail: { failedFirst: () => string | undefined; ended: (outcomes: HostOutcome[]) => void },
 ): Promise<HostOutcome[]> {
   const priors = step.targets.map((host) => ctx.prior(step.name, host)?.summary);
   if (
@@ -178,11 +182,13 @@ async function runInstance(
   ) {
     return step.targets.map((host) => skipped(ctx, step, host, `when: ${step.when?.source}`, "skipped"));
   }
-  if (!(await ctx.pool.acquire(signal))) return canceledBeforeStart(step, signal, ctx, failedFirst());
+  if (!(await ctx.pool.acquire(signal))) return canceledBeforeStart(step, signal, ctx, fail.failedFirst());
   try {
     // Canceled while it waited for its slot: it never started.
-    if (signal.aborted) return canceledBeforeStart(step, signal, ctx, failedFirst());
-    return await Promise.all(step.targets.map((host) => ctx.runOnHost(step, host, vars, signal)));
+    if (signal.aborted) return canceledBeforeStart(step, signal, ctx, fail.failedFirst());
+    const outcomes = await Promise.all(step.targets.map((host) => ctx.runOnHost(step, host, vars, signal)));
+    fail.ended(outcomes);
+    return outcomes;
   } finally {
     ctx.pool.release();
   }
