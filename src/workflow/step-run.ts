@@ -73,7 +73,9 @@ export interface StepContext {
  * order.
  */
 export class StepPool {
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { grant: () => void; signal: AbortSignal; abandon: () => void }[] = [];
+  /** Signals with a listener already: one each, however many steps wait on it. */
+  private readonly watched = new WeakSet<AbortSignal>();
 
   constructor(private free: number) {}
 
@@ -84,25 +86,26 @@ export class StepPool {
       this.free -= 1;
       return Promise.resolve(true);
     }
+    if (!this.watched.has(signal)) {
+      this.watched.add(signal);
+      signal.addEventListener("abort", () => this.abandon(signal), { once: true });
+    }
     return new Promise((resolve) => {
-      const grant = (): void => {
-        signal.removeEventListener("abort", abandon);
-        resolve(true);
-      };
-      const abandon = (): void => {
-        const at = this.waiting.indexOf(grant);
-        if (at >= 0) this.waiting.splice(at, 1);
-        resolve(false);
-      };
-      this.waiting.push(grant);
-      signal.addEventListener("abort", abandon, { once: true });
+      this.waiting.push({ grant: () => resolve(true), signal, abandon: () => resolve(false) });
     });
   }
 
   release(): void {
     const next = this.waiting.shift();
-    if (next) next();
+    if (next) next.grant();
     else this.free += 1;
+  }
+
+  private abandon(signal: AbortSignal): void {
+    for (const waiter of this.waiting.filter((w) => w.signal === signal)) {
+      this.waiting.splice(this.waiting.indexOf(waiter), 1);
+      waiter.abandon();
+    }
   }
 }
 
