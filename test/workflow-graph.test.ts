@@ -1,10 +1,11 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { finished, parseEvents, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
+import { until as untilTrue } from "./helpers/processes.js";
 import {
   adminToken,
   api,
@@ -278,6 +279,49 @@ async function throughServer(env: Record<string, string>): Promise<void> {
 }
 
 describe("a server and a runner: step graphs, matrices and rollback", () => {
+  it("goes on with a graph across a server SIGKILL and restart, running no finished step again", async () => {
+    const dir = tempDir();
+    const home = tempDir();
+    const server = await startTestServer(home);
+    const port = Number(new URL(server.url).port);
+    const runner = await startRunner(server.url, await runnerToken(server.url), { id: "steady" });
+    let restarted: Awaited<ReturnType<typeof startTestServer>> | undefined;
+    try {
+      const runId = await submit(
+        server.url,
+        `name: resumed
+steps:
+  - name: first
+    depends: []
+    action: shell.run
+    args: {script: 'echo ran >> "${dir}/first.log"; echo "FROM_FIRST=1" >> "$RUNYARD_OUTPUT"'}
+  - name: held
+    depends: [first]
+    action: shell.run
+    args: {script: 'touch "${dir}/held"; until [ -e "${dir}/release" ]; do sleep 0.05; done'}
+  - name: last
+    depends: [held]
+    action: shell.run
+    args: {script: 'echo "last sees FROM_FIRST=\${FROM_FIRST:-unset}"'}
+`,
+      );
+      await untilTrue("the held step started", () => existsSync(join(dir, "held")), 30_000);
+      await server.proc.kill("SIGKILL");
+      restarted = await startTestServer(home, {}, port);
+      writeFileSync(join(dir, "release"), "");
+      const run = await waitForRun(restarted.url, runId, isFinal, 60_000);
+      expect(run.status).toBe("success");
+      expect(readFileSync(join(dir, "first.log"), "utf8")).toBe("ran\n");
+      const events = await readEvents(restarted.url, runId);
+      expect(timeline(events).filter((e) => e === "+first")).toHaveLength(1);
+      expect(outputOf(events, "last")).toBe("last sees FROM_FIRST=1\n");
+    } finally {
+      await runner.kill();
+      await restarted?.proc.kill();
+      await server.proc.kill();
+    }
+  }, 120_000);
+
   it("on SQLite", () => throughServer({}), 120_000);
 
   it.skipIf(!adminUrl)(
