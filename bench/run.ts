@@ -10,7 +10,14 @@ import { firstByteLatency, idleRunnerMemory, idleSseMemory } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
 import { outputToSseClient, queuedRunsMemory, runThroughput } from "./up.js";
 import { webHugeLog } from "./web.js";
-import { forkServerGain, oneStepRun, orphanGuardCost, outputThroughput, stepOverhead } from "./workflow.js";
+import {
+  forkServerGain,
+  graphParallelGain,
+  oneStepRun,
+  orphanGuardCost,
+  outputThroughput,
+  stepOverhead,
+} from "./workflow.js";
 
 /**
  * `npm run bench`: each benchmark against a baseline measured in the same run. `npm run bench --
@@ -20,6 +27,7 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   cliStart,
   oneStepRun,
   stepOverhead,
+  graphParallelGain,
   forkServerGain,
   orphanGuardCost,
   sandboxStepCost,

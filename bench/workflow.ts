@@ -179,6 +179,33 @@ export async function stepOverhead(): Promise<BenchRow> {
   };
 }
 
+/**
+ * 200 independent `sleep 0.05` steps as a graph with `max_parallel: 8` against the same steps in
+ * file order, both through `runyard run` as whole processes, taken in turns: how much a graph
+ * gains where steps wait rather than compute. 8x is the limit (eight at a time); the ratio is
+ * the sequence's wall time over the graph's.
+ */
+export async function graphParallelGain(): Promise<BenchRow> {
+  const step = (i: number, depends: string) =>
+    `  - name: s${i}\n${depends}    action: cmd.run\n    args:\n      cmd: sleep 0.05\n`;
+  const graph = benchFile(
+    "graph.yaml",
+    `name: graph\nmax_parallel: 8\nsteps:\n${Array.from({ length: 200 }, (_, i) => step(i, "    depends: []\n")).join("")}`,
+  );
+  const sequence = benchFile(
+    "sequence.yaml",
+    `name: sequence\nsteps:\n${Array.from({ length: 200 }, (_, i) => step(i, "")).join("")}`,
+  );
+  const { a, b, wallRatio } = await paired(3, runyardRun(graph), runyardRun(sequence));
+  return {
+    name: "runyard run, 200 x sleep 0.05 as a graph (max_parallel 8) vs in sequence",
+    measured: `${a.wallMs.toFixed(0)} ms wall`,
+    baseline: `${b.wallMs.toFixed(0)} ms wall`,
+    ratio: 1 / wallRatio,
+    target: ">= 6",
+  };
+}
+
 /** The producer of the 100 MB rows: 100-byte lines, no shell builtin in the hot path. */
 export const produce100MB = "head -c 104857600 /dev/zero | tr '\\0' 'x' | fold -w 100";
 

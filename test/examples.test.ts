@@ -42,6 +42,49 @@ describe("examples", () => {
     expect(finished(parseEvents(result.stdout)).vars?.LINES).toBe("2000");
   });
 
+  it("graph.yaml runs lint beside build, test after build with its export, package last", async () => {
+    const result = await runCli(["run", "examples/graph.yaml", "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    const events = parseEvents(result.stdout);
+    const order = events.flatMap((e) =>
+      e.type === "step.started" ? [`+${e.step}`] : e.type === "step.finished" ? [`-${e.step}`] : [],
+    );
+    expect(order.slice(0, 2)).toEqual(["+lint", "+build"]);
+    expect(order.indexOf("+test")).toBeGreaterThan(order.indexOf("-build"));
+    expect(order.at(-2)).toBe("+package");
+    const printed = events.flatMap((e) => (e.type === "step.output" ? [e.data] : [])).join("");
+    expect(printed).toContain("packaging app-1.0.tar.gz\n");
+  });
+
+  it("matrix.yaml runs each combination under its name, then report", async () => {
+    const result = await runCli(["run", "examples/matrix.yaml"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("test (NODE=20, OS=mac) [local] | node 20 on mac\n");
+    expect(result.stdout).toContain(
+      "test (NODE=22, OS=linux, EXPERIMENTAL=yes) [local] | node 22 on linux (experimental)\n",
+    );
+    expect(result.stdout).not.toContain("NODE=18, OS=mac");
+    expect(result.stdout).toMatch(/✔ report \[local\] success/);
+  });
+
+  it("rollback.yaml undoes deploy, then migrate, and still fails; --no-rollback undoes nothing", async () => {
+    const result = await runCli(["run", "examples/rollback.yaml", "--json"]);
+    expect(result.code).toBe(1);
+    const end = finished(parseEvents(result.stdout));
+    expect(end.rolled_back).toBe(true);
+    expect(end.steps?.map((s) => `${s.name}:${s.status}`)).toEqual([
+      "migrate:success",
+      "deploy:success",
+      "smoke-test:failed",
+      "rollback: deploy:success",
+      "rollback: migrate:success",
+    ]);
+    expect(result.stdout).toContain("restoring schema 6");
+    const kept = await runCli(["run", "examples/rollback.yaml", "--no-rollback"]);
+    expect(kept.code).toBe(1);
+    expect(kept.stdout).not.toContain("rollback:");
+  });
+
   it("the seed 003 playbook runs unchanged from its folder", async () => {
     const result = await runCli(["run", "backend-task.yaml", "--var", "lint_enabled=true", "--json"], {
       cwd: join(repoRoot, "examples", "playbooks"),

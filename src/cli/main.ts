@@ -81,7 +81,8 @@ function buildProgram(
     .argument("<file>", "workflow or playbook YAML")
     .option("--var <NAME=value>", "set a variable (repeatable)", collect, [])
     .option("--json", "print the run's events as JSON lines")
-    .option("-q, --quiet", "print only failures and the result");
+    .option("-q, --quiet", "print only failures and the result")
+    .option("--no-rollback", "when the run fails, do not run its steps' rollback:");
   serverFlags(run).action(async (file: string, flags) => {
     const context = await runCtx(apiOverrides(flags));
     // A server named by --server or RUNYARD_SERVER_URL (as the flag's help says) takes the run.

@@ -47,3 +47,61 @@ describe("HumanRenderer step output", () => {
     expect(writes.join("")).toBe("web1 | first\nweb1 | second half\nweb1 | third\n");
   });
 });
+
+function event(seq: number, fields: Record<string, unknown>): RunEvent {
+  return { run_id: "run_1", seq, ts: new Date(0).toISOString(), ...fields } as RunEvent;
+}
+
+describe("HumanRenderer with steps at once", () => {
+  const started = (seq: number, step: string) =>
+    event(seq, { type: "step.started", step, host: "local", attempt: 1 });
+  const chunk = (seq: number, step: string, data: string, stream = "stdout") =>
+    event(seq, { type: "step.output", step, host: "local", stream, data });
+  const ended = (seq: number, step: string) =>
+    event(seq, {
+      type: "step.finished",
+      step,
+      host: "local",
+      status: "success",
+      exit_code: 0,
+      attempts: 1,
+      duration_ms: 10,
+    });
+
+  it("never prints one step's text inside another's line, and names the step of each line", () => {
+    const { out, writes } = terminal();
+    const renderer = new HumanRenderer(out, false);
+    renderer.render(started(1, "a"));
+    renderer.render(started(2, "b"));
+    renderer.render(chunk(3, "a", "alpha be"));
+    renderer.render(chunk(4, "b", "bravo on"));
+    renderer.render(chunk(5, "a", "gins\nalpha two\n"));
+    renderer.render(chunk(6, "b", "e\n"));
+    const text = writes.join("");
+    expect(text).toContain("a [local] | alpha begins\na [local] | alpha two\n");
+    expect(text).toContain("b [local] | bravo one\n");
+  });
+
+  it("keeps stdout and stderr of one step apart until each line ends", () => {
+    const { out, writes } = terminal();
+    const renderer = new HumanRenderer(out, false);
+    renderer.render(started(1, "a"));
+    renderer.render(chunk(2, "a", "out "));
+    renderer.render(chunk(3, "a", "err line\n", "stderr"));
+    renderer.render(chunk(4, "a", "line\n"));
+    expect(writes.join("")).toContain("local | err line\nlocal | out line\n");
+  });
+
+  it("prints a step's unended last line when the step ends, before its end line", () => {
+    const { out, writes } = terminal();
+    const renderer = new HumanRenderer(out, false);
+    renderer.render(started(1, "a"));
+    renderer.render(started(2, "b"));
+    renderer.render(chunk(3, "a", "no newline"));
+    renderer.render(chunk(4, "b", "half"));
+    renderer.render(ended(5, "a"));
+    const text = writes.join("");
+    expect(text).toMatch(/a \[local\] \| no newline\n✔ a \[local\] success/);
+    expect(text).not.toContain("half");
+  });
+});

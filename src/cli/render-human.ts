@@ -30,9 +30,17 @@ const statusMark: Record<StepStatus, string> = {
 /**
  * Human output of a run: a line when each step starts and ends on a host, with its state and
  * elapsed time, and the step's output prefixed by host. Colored only on a TTY without NO_COLOR.
+ * Steps that run at once (a graph, a matrix) print whole lines only, never one step's text in
+ * the middle of another's line; from the first time two steps overlap, each line also names
+ * its step.
  */
 export class HumanRenderer {
+  /** The start of a line not ended yet, by step, host and stream. */
   private readonly partial = new Map<string, string>();
+  /** Steps started and not finished, by step and host. */
+  private readonly active = new Set<string>();
+  /** Two different steps have run at once: output lines name their step from then on. */
+  private overlapped = false;
 
   constructor(
     private readonly out: NodeJS.WritableStream,
@@ -47,6 +55,7 @@ export class HumanRenderer {
   render(event: RunEvent): void {
     switch (event.type) {
       case "step.started":
+        this.started(event.step, event.host);
         if (!this.quiet) {
           const attempt = event.attempt > 1 ? ` (attempt ${event.attempt})` : "";
           this.line(
@@ -58,6 +67,7 @@ export class HumanRenderer {
         if (!this.quiet) this.output(event.host, event.step, event.stream, event.data);
         break;
       case "step.retrying":
+        this.flushOutput(event.host, event.step);
         if (!this.quiet) {
           this.line(
             this.paint(
@@ -69,6 +79,7 @@ export class HumanRenderer {
         break;
       case "step.finished": {
         this.flushOutput(event.host, event.step);
+        this.active.delete(stepKey(event.step, event.host));
         if (this.quiet && event.status !== "failed" && event.status !== "timeout") break;
         const exit =
           event.exit_code !== null && event.status !== "success" ? ` (exit ${event.exit_code})` : "";
@@ -114,6 +125,7 @@ export class HumanRenderer {
         }
         break;
       case "run.finished": {
+        this.flushAll();
         const ok = event.status === "success";
         const failedSteps = (event.steps ?? []).filter(
           (s) => s.status === "failed" || s.status === "timeout",
@@ -126,6 +138,15 @@ export class HumanRenderer {
         } else if (failedSteps.length > 0 && !ok) {
           this.line(
             this.paint("red", `  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
+          );
+        }
+        if (event.rolled_back) this.line(this.paint("yellow", "  rolled back: every rollback succeeded"));
+        if (event.rollback_failed) {
+          this.line(
+            this.paint(
+              "red",
+              `  rollback failed at "${printable(event.rollback_failed)}": later rollbacks did not run`,
+            ),
           );
         }
         if (event.agents && event.agents.length > 0) this.compare(event.agents);
@@ -192,34 +213,62 @@ export class HumanRenderer {
     if (answer && this.quiet) this.line(answer);
   }
 
+  private started(step: string, host: string): void {
+    this.active.add(stepKey(step, host));
+    if (this.overlapped) return;
+    const steps = new Set([...this.active].map((key) => key.slice(0, key.indexOf("\u0000"))));
+    this.overlapped = steps.size > 1;
+  }
+
+  /** `web1 | `, or `build [web1] | ` once steps have overlapped. */
+  private prefix(step: string, host: string, stream: "stdout" | "stderr"): string {
+    const where = this.overlapped ? `${printable(step)} [${host}]` : host;
+    return this.paint(stream === "stderr" ? "yellow" : "gray", `${where} | `);
+  }
+
   /**
-   * Output arrives in chunks; print whole lines, prefixed by host, and keep the rest. A chunk's
-   * lines go out in one write: a write per line costs a system call per line, which is most of
-   * the time of a step that prints a lot.
+   * Output arrives in chunks; print whole lines, prefixed by host, and keep the rest, apart for
+   * each step, host and stream, so that no line mixes two of them. A chunk's lines go out in one
+   * write: a write per line costs a system call per line, which is most of the time of a step
+   * that prints a lot.
    */
   private output(host: string, step: string, stream: "stdout" | "stderr", data: string): void {
-    const key = `${step}\u0000${host}`;
+    const key = `${stepKey(step, host)}\u0000${stream}`;
     const text = (this.partial.get(key) ?? "") + data;
     const end = text.lastIndexOf("\n");
     this.partial.set(key, text.slice(end + 1));
     if (end < 0) return;
-    const prefix = this.paint(stream === "stderr" ? "yellow" : "gray", `${host} | `);
+    const prefix = this.prefix(step, host, stream);
     const lines = `${prefix}${text.slice(0, end).replaceAll("\n", `\n${prefix}`)}\n`;
     // Text of one byte a character (ASCII, most output) is written as Latin-1, which copies it;
     // UTF-8 would encode it character by character, at about three times the cost.
     this.out.write(lines, Buffer.byteLength(lines, "utf8") === lines.length ? "latin1" : "utf8");
   }
 
+  /** A step's unended lines, when it ends or tries again: each as a line of its own. */
   private flushOutput(host: string, step: string): void {
-    const key = `${step}\u0000${host}`;
-    const rest = this.partial.get(key);
-    if (rest) this.out.write(`${this.paint("gray", `${host} | `)}${rest}\n`);
-    this.partial.delete(key);
+    for (const stream of ["stdout", "stderr"] as const) {
+      const key = `${stepKey(step, host)}\u0000${stream}`;
+      const rest = this.partial.get(key);
+      if (rest) this.out.write(`${this.prefix(step, host, stream)}${rest}\n`);
+      this.partial.delete(key);
+    }
+  }
+
+  private flushAll(): void {
+    for (const key of [...this.partial.keys()]) {
+      const [step = "", host = ""] = key.split("\u0000");
+      this.flushOutput(host, step);
+    }
   }
 
   private line(text: string): void {
     this.out.write(`${text}\n`);
   }
+}
+
+function stepKey(step: string, host: string): string {
+  return `${step}\u0000${host}`;
 }
 
 /** One line of at most 120 characters. */

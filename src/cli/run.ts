@@ -21,6 +21,8 @@ export interface RunFlags {
   var: string[];
   json?: boolean;
   quiet?: boolean;
+  /** false with `--no-rollback`. */
+  rollback?: boolean;
 }
 
 /** `runyard run FILE`: runs a workflow in this process. Exit 0 success, 1 failed, 130 canceled. */
@@ -66,6 +68,7 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<
       emit: (input) => render(sequencer.next(input)),
       runnerFor,
       signal: controller.signal,
+      rollback: flags.rollback !== false,
     });
     return exitCodeFor(outcome.status);
   } finally {

@@ -47,7 +47,7 @@ async function runWithWait(api: ApiClient, runId: string): Promise<{ run: RunVie
 /** `runyard run FILE --server URL`: submits the workflow and streams its output like a local run. */
 export async function submitRun(
   file: string,
-  flags: { var: string[]; json?: boolean; quiet?: boolean },
+  flags: { var: string[]; json?: boolean; quiet?: boolean; rollback?: boolean },
   ctx: CliContext,
 ): Promise<number> {
   let text: string;
@@ -62,6 +62,7 @@ export async function submitRun(
     workflow: text,
     vars: parseVarFlags(flags.var),
     file,
+    ...(flags.rollback === false ? { no_rollback: true } : {}),
   });
   if (!flags.json && !flags.quiet) ctx.stderr.write(`run ${run_id} submitted to ${api.baseUrl}\n`);
   if (!flags.json) {

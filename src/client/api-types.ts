@@ -924,6 +924,9 @@ export interface components {
                 final_text?: string;
                 artifacts: string[];
             }[];
+            /** @constant */
+            rolled_back?: true;
+            rollback_failed?: string;
         } | {
             run_id: string;
             seq: number;
@@ -1506,6 +1509,7 @@ export interface operations {
                         [key: string]: string;
                     };
                     file?: string;
+                    no_rollback?: boolean;
                 } | {
                     /** @enum {string} */
                     kind: "agent";

@@ -106,6 +106,10 @@ export const RunFinishedEvent = z.object({
   steps: z.array(StepSummary).optional(),
   /** Agent runs: each agent's result (seed 003's result fields), side by side. */
   agents: z.array(AgentSummary).optional(),
+  /** A failed workflow run whose steps' rollbacks all ran and succeeded. */
+  rolled_back: z.literal(true).optional(),
+  /** A failed workflow run: the rollback step that failed (`rollback: deploy`); later ones did not run. */
+  rollback_failed: z.string().optional(),
 });
 export const StepStartedEvent = z.object({
   ...base,

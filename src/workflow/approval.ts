@@ -6,8 +6,9 @@
  */
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo, StepStatus, StepSummary } from "../core/events.js";
-import type { HostContext, HostOutcome } from "./engine.js";
+import type { HostContext } from "./engine.js";
 import type { ApprovalSpec, Step } from "./model.js";
+import type { HostOutcome } from "./step-run.js";
 
 /** What an approval step asks, as the gate stores it. */
 export interface ApprovalRequest {

@@ -5,9 +5,26 @@ import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { type ApprovalGate, awaitApproval } from "./approval.js";
 import { evaluateExpression } from "./expression.js";
-import { execAction, type HostSpec, type Step, type Workflow } from "./model.js";
+import {
+  defaultMaxParallel,
+  execAction,
+  type HostSpec,
+  isStepGraph,
+  type Step,
+  type Workflow,
+} from "./model.js";
 import { type HostProgress, hostKey, priorProgress } from "./resume.js";
+import { runRollbacks } from "./rollback.js";
 import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
+import { runGraph } from "./step-graph.js";
+import {
+  type HostOutcome,
+  notRunResult,
+  runStep,
+  type StepContext,
+  StepPool,
+  type StepResult,
+} from "./step-run.js";
 
 /** Everything the engine needs; entry points build it. */
 export interface EngineOptions {
@@ -42,6 +59,8 @@ export interface EngineOptions {
    * step fails with APPROVAL_NEEDS_SERVER: nobody could answer it.
    */
   approvals?: ApprovalGate;
+  /** `false` (`--no-rollback`): a failed run does not run its steps' rollbacks. */
+  rollback?: boolean;
 }
 
 export interface RunOutcome {
@@ -50,102 +69,86 @@ export interface RunOutcome {
   vars: Record<string, string>;
   steps: StepSummary[];
   durationMs: number;
-}
-
-export interface HostOutcome {
-  summary: StepSummary;
-  exports: Record<string, string>;
+  /** A failed run's rollbacks all succeeded. */
+  rolledBack?: true;
+  /** The first rollback step of a failed run that did not succeed. */
+  rollbackFailed?: string;
 }
 
 /**
- * Runs a workflow's steps in order; each step on all its targets in parallel. Steps are
- * retried with exponential backoff, skipped by `when`, checked by `expect_vars`; variables
- * exported by one step reach later ones as environment variables, never as shell text.
+ * Runs a workflow's steps: in file order, or as a graph when a step has `depends`; each step on
+ * all its targets in parallel, each matrix combination of it too, `max_parallel` at most. Steps
+ * are retried with exponential backoff, skipped by `when`, checked by `expect_vars`; variables
+ * exported by one step reach later ones (in a graph: the steps that depend on it) as environment
+ * variables, never as shell text. A run that fails runs its steps' rollbacks.
  */
 export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   const { workflow } = options;
   const signal = options.signal ?? new AbortController().signal;
   const started = Date.now();
+  const graph = isStepGraph(workflow);
   // `vars` holds the real values: they reach steps as env. Everything emitted is masked.
   const vars: Record<string, string> = { ...workflow.vars, ...options.vars };
+  const base = { ...vars };
   const secretNames = secretNamesOf(workflow);
   const masker = workflowMasker(workflow, vars, options.secrets ?? []);
   const emit = (event: EventInput): void => options.emit(masker.maskDeep(event));
   const prior = priorProgress(options.resume ?? [], options.resumeExports);
-  for (const exported of prior.exports) Object.assign(vars, exported);
+  for (const exported of prior.exports) {
+    masker.add(secretValues(exported, secretNames));
+    // In a graph a step's exports reach its dependents only: they come back with its result.
+    if (!graph) Object.assign(vars, exported);
+  }
   masker.add(secretValues(vars, secretNames));
 
   if (options.announceStart !== false && !prior.started) emit({ type: "run.started", name: workflow.name });
-  const summaries: StepSummary[] = [];
-  let failure: { status: RunStatus; error: ErrorInfo } | undefined;
+  let lastEnd = options.resume?.at(-1)?.seq ?? 0;
+  const ctx: StepContext = {
+    signal,
+    pool: new StepPool(workflow.maxParallel ?? defaultMaxParallel),
+    emit,
+    expressionEnv: options.expressionEnv,
+    runOnHost: (step, host, stepVars, hostSignal) =>
+      runOnHost(step, host, {
+        options,
+        vars: stepVars,
+        masker,
+        secretNames,
+        emit,
+        signal: hostSignal,
+        prior: prior.hosts.get(hostKey(step.name, host)),
+      }),
+    prior: (step, host) => prior.hosts.get(hostKey(step, host)),
+    nextEnd: () => ++lastEnd,
+  };
 
-  for (const step of workflow.steps) {
-    if (failure || signal.aborted) {
-      const status: StepStatus = signal.aborted ? "canceled" : "skipped";
-      for (const host of step.targets) summaries.push(notRun(step, host, status));
-      continue;
-    }
-    const allPrior = step.targets.map((host) => prior.hosts.get(hostKey(step.name, host))?.summary);
-    if (
-      step.when &&
-      allPrior.some((s) => s === undefined) &&
-      !evaluateExpression(step.when.expr, { ...options.expressionEnv, ...vars })
-    ) {
-      for (const host of step.targets) {
-        emitSkipped(emit, step, host, `when: ${step.when.source}`);
-        summaries.push(notRun(step, host, "skipped"));
-      }
-      continue;
-    }
-
-    const outcomes = await Promise.all(
-      step.targets.map((host) =>
-        runOnHost(step, host, {
-          options,
-          vars,
-          masker,
-          secretNames,
-          emit,
-          signal,
-          prior: prior.hosts.get(hostKey(step.name, host)),
-        }),
-      ),
-    );
-    const conflict = mergeExports(step, outcomes, vars);
-    if (conflict) {
-      emit({ type: "notice", level: "error", message: conflict.message, step: step.name });
-      for (const outcome of outcomes) {
-        outcome.summary.status = "failed";
-        outcome.summary.error = conflict;
-      }
-    }
-    masker.add(secretValues(vars, secretNames));
-    summaries.push(...outcomes.map((o) => o.summary));
-
-    const failed = outcomes.find((o) => o.summary.status !== "success" && o.summary.status !== "skipped");
-    if (signal.aborted) {
-      failure = { status: "canceled", error: errorInfo("CANCELED", "the run was canceled") };
-    } else if (failed && !step.continueOnError) {
-      const error = failed.summary.error ?? errorInfo("STEP_FAILED", `step "${step.name}" failed`);
-      failure = {
-        status: runStatusFor(failed.summary),
-        error: {
-          ...error,
-          message: `step "${step.name}" on ${failed.summary.host}: ${error.message}`,
-        },
-      };
-    }
+  const results = graph
+    ? await runGraph(workflow.steps, base, ctx)
+    : await runInOrder(workflow.steps, vars, ctx);
+  if (graph) {
+    for (const result of [...results].sort((a, b) => a.endedAt - b.endedAt))
+      Object.assign(vars, result.exports);
   }
+  const summaries = results.flatMap((result) => result.summaries);
+  // The run's failure is the step that failed first; continue_on_error steps never fail it.
+  let failure = results
+    .filter((result) => result.failure && !result.step.continueOnError)
+    .sort((a, b) => a.endedAt - b.endedAt)[0]?.failure;
+  if (signal.aborted) failure = { status: "canceled", error: errorInfo("CANCELED", "the run was canceled") };
 
-  if (!failure && signal.aborted) {
-    failure = { status: "canceled", error: errorInfo("CANCELED", "the run was canceled") };
-  }
+  // A canceled run is not rolled back: whoever canceled it decides what to undo.
+  const rollback =
+    failure && failure.status !== "canceled" && options.rollback !== false
+      ? await runRollbacks(results, ctx)
+      : undefined;
+  if (rollback) summaries.push(...rollback.summaries);
   const outcome: RunOutcome = {
     status: failure?.status ?? "success",
     ...(failure ? { error: failure.error } : {}),
     vars: masker.maskDeep(vars),
     steps: summaries,
     durationMs: Date.now() - started,
+    ...(rollback ? (rollback.failed ? { rollbackFailed: rollback.failed } : { rolledBack: true }) : {}),
   };
   emit({
     type: "run.finished",
@@ -154,8 +157,34 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
     duration_ms: outcome.durationMs,
     vars: outcome.vars,
     steps: outcome.steps,
+    ...(outcome.rolledBack ? { rolled_back: true } : {}),
+    ...(outcome.rollbackFailed ? { rollback_failed: outcome.rollbackFailed } : {}),
   });
   return outcome;
+}
+
+/**
+ * Steps in file order, as a file without `depends` has always run: a step starts when the one
+ * before it ended, sees every export before it, and after a failure the rest do not run.
+ */
+async function runInOrder(
+  steps: Step[],
+  vars: Record<string, string>,
+  ctx: StepContext,
+): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  let failed = false;
+  for (const step of steps) {
+    if (failed || ctx.signal.aborted) {
+      results.push(notRunResult(step, ctx.signal.aborted ? "canceled" : "skipped", ctx.nextEnd()));
+      continue;
+    }
+    const result = await runStep(step, { ...vars }, ctx);
+    Object.assign(vars, result.exports);
+    results.push(result);
+    if (result.failure && !step.continueOnError) failed = true;
+  }
+  return results;
 }
 
 export interface HostContext {
@@ -277,12 +306,6 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
   return { summary, exports };
 }
 
-/** A run ends `interrupted` when its work was lost with a runner, `timeout` when a step timed out. */
-function runStatusFor(summary: StepSummary): RunStatus {
-  if (summary.error?.code === "RUNNER_LOST") return "interrupted";
-  return summary.status === "timeout" ? "timeout" : "failed";
-}
-
 function hostStatus(
   result: StepAttemptResult | undefined,
   error: ErrorInfo | undefined,
@@ -322,44 +345,4 @@ function attemptRequest(
     // The container travels with each attempt, so whichever runner takes it knows to use Docker.
     ...(spec.kind !== "direct" && spec.container ? { container: spec.container } : {}),
   };
-}
-
-/** Applies a step's exports to the variables; two hosts disagreeing on a name is an error. */
-function mergeExports(
-  step: Step,
-  outcomes: HostOutcome[],
-  vars: Record<string, string>,
-): ErrorInfo | undefined {
-  const seen = new Map<string, { host: string; value: string }>();
-  for (const { summary, exports } of outcomes) {
-    for (const [name, value] of Object.entries(exports)) {
-      const first = seen.get(name);
-      if (first && first.value !== value) {
-        return errorInfo(
-          "EXPORT_CONFLICT",
-          `step "${step.name}": hosts ${first.host} and ${summary.host} exported different values for ${name}`,
-        );
-      }
-      seen.set(name, { host: summary.host, value });
-    }
-  }
-  for (const [name, { value }] of seen) vars[name] = value;
-  return undefined;
-}
-
-function emitSkipped(emit: (event: EventInput) => void, step: Step, host: string, reason: string): void {
-  emit({
-    type: "step.finished",
-    step: step.name,
-    host,
-    status: "skipped",
-    exit_code: null,
-    attempts: 0,
-    duration_ms: 0,
-    reason,
-  });
-}
-
-function notRun(step: Step, host: string, status: StepStatus): StepSummary {
-  return { name: step.name, host, status, exit_code: null, attempts: 0 };
 }

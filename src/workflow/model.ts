@@ -81,6 +81,15 @@ export interface Step {
   retryDelaySeconds: number;
   /** Set exactly when `action` is `approval`. */
   approval?: ApprovalSpec;
+  /**
+   * `depends:`: the steps that must end before this one starts, each where the file names it.
+   * Absent when the step has no `depends` key; one step with it makes the file a graph.
+   */
+  depends?: StepDependency[];
+  /** `matrix:`: the step runs once per combination instead of once. */
+  matrix?: StepMatrix;
+  /** `rollback:`: what undoes the step when the run fails after it succeeded. */
+  rollback?: StepRollback;
   pos: SourcePos;
 }
 
@@ -90,6 +99,37 @@ export function execAction(step: Step): ExecAction {
     throw new RunyardError("INTERNAL", `step "${step.name}" is an approval: no runner carries it out`);
   }
   return step.action;
+}
+
+/** One name of a step's `depends:` list. */
+export interface StepDependency {
+  step: string;
+  pos: SourcePos;
+}
+
+/** One combination of a matrix step: the name events and summaries show, and its variables. */
+export interface MatrixInstance {
+  /** `test (NODE=18, OS=a)`. */
+  name: string;
+  vars: Record<string, string>;
+}
+
+export interface StepMatrix {
+  /** The combinations left after `exclude` and `include`, in the order they start. */
+  instances: MatrixInstance[];
+  /** `fail_fast: true`: the first failing combination cancels the others. */
+  failFast: boolean;
+}
+
+/** A step's `rollback:`: an action and args of the same forms as the step's own. */
+export type StepRollback = Pick<Step, "action" | "script" | "shell" | "env" | "cwd">;
+
+/** `max_parallel` when a workflow does not set it. */
+export const defaultMaxParallel = 4;
+
+/** Whether the steps run as a graph (some step has `depends`) rather than in file order. */
+export function isStepGraph(workflow: Pick<Workflow, "steps">): boolean {
+  return workflow.steps.some((step) => step.depends !== undefined);
 }
 
 export interface NotifySpec {
@@ -118,6 +158,8 @@ export interface Workflow {
   notify: NotifySpec[];
   /** `schedule:`: when a saved workflow runs on its own; a file run directly ignores them. */
   schedules?: ScheduleSpec[];
+  /** `max_parallel`: at most this many steps (matrix combinations each count) run at once. */
+  maxParallel?: number;
 }
 
 /** One problem found while reading a workflow file. */

@@ -9,6 +9,7 @@ import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
 import { actions, approvalHost, type ExecAction, execActions, type Step } from "./model.js";
 import { approvalStepKeyHint, approvalStepKeys, readApprovalArgs } from "./parse-approval.js";
+import { checkStepGraph, readGraphKeys } from "./parse-graph.js";
 import type { Inventory } from "./parse-hosts.js";
 import { suggestWithList } from "./suggest.js";
 import type { Field, Fields, NumberRule, YamlReader } from "./yaml-reader.js";
@@ -22,9 +23,20 @@ const commonKeys = [
   "retry_count",
   "retry_delay_seconds",
 ];
-const workflowStepKeys = [...commonKeys, "action", "args", "when", "continue_on_error"];
+const graphKeys = ["depends"];
+const workflowStepKeys = [
+  ...commonKeys,
+  ...graphKeys,
+  "action",
+  "args",
+  "when",
+  "continue_on_error",
+  "matrix",
+  "fail_fast",
+  "rollback",
+];
 const execKeys = ["shell", "env", "cwd", "export_vars"];
-const playbookStepKeys = [...commonKeys, "command", "condition", "fail_fast", ...execKeys];
+const playbookStepKeys = [...commonKeys, ...graphKeys, "command", "condition", "fail_fast", ...execKeys];
 const outputKeys = ["max_output_bytes", "output_path"];
 const argsKeys: Record<ExecAction, string[]> = {
   "cmd.run": ["cmd", ...execKeys, ...outputKeys],
@@ -41,11 +53,13 @@ function misplacedKeyHint(key: string, playbook: boolean): string | undefined {
     if (key === "args" || outputKeys.includes(key)) {
       return "use the action form (action: cmd.run, args: {cmd, ...}) for args, or put command, env, cwd, shell on the step";
     }
+    if (key === "matrix" || key === "rollback") {
+      return `use the action form (action: cmd.run, args: {cmd, ...}) for a step with ${key}`;
+    }
     return undefined;
   }
   if ([...execKeys, ...outputKeys, "cmd", "script"].includes(key)) return `"${key}" goes under args`;
   if (key === "condition") return 'steps with an action write the condition as "when"';
-  if (key === "fail_fast") return "steps with an action write fail_fast: false as continue_on_error: true";
   if (key === "command") return "a step has either action and args, or command (playbook form), not both";
   return undefined;
 }
@@ -82,6 +96,7 @@ export function readSteps(reader: YamlReader, field: Field, inventory: Inventory
     if (first === undefined) firstLineOf.set(step.name, step.pos.line);
     else reader.reportAt(step.pos, `duplicate step name "${step.name}": the first is at line ${first}`);
   });
+  checkStepGraph(reader, steps);
   return steps;
 }
 
@@ -138,6 +153,18 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   const when = read.condition(playbook ? "condition" : "when");
   if (when) step.when = when;
   if (approval) step.approval = readApprovalArgs(reader, fields.get("args"), node, label);
+  const readRollbackBody = (map: YAMLMap, rollbackLabel: string) => {
+    const rollbackFields = reader.fields(map, `in ${rollbackLabel}`, ["action", "args"]);
+    const { action, script, shell, env, cwd } = readActionBody(
+      reader,
+      map,
+      new StepFields(reader, rollbackFields, rollbackLabel),
+      rollbackLabel,
+      execActions,
+    );
+    return { action, script, shell, env, ...(cwd !== undefined ? { cwd } : {}) };
+  };
+  Object.assign(step, readGraphKeys(reader, fields, label, name, playbook ? undefined : readRollbackBody));
   return step;
 }
 
@@ -152,7 +179,14 @@ function readPlaybookBody(read: StepFields): Body {
   return { action: "cmd.run", script: read.script("command") ?? "", ...read.execOptions() };
 }
 
-function readActionBody(reader: YamlReader, step: YAMLMap, read: StepFields, label: string): Body {
+/** `valid`: the actions to suggest; a rollback takes only those a runner carries out. */
+function readActionBody(
+  reader: YamlReader,
+  step: YAMLMap,
+  read: StepFields,
+  label: string,
+  valid: readonly string[] = actions,
+): Body {
   const actionField = read.fields.get("action");
   if (!actionField) {
     reader.report(
@@ -167,7 +201,7 @@ function readActionBody(reader: YamlReader, step: YAMLMap, read: StepFields, lab
     reader.report(
       actionField!.value,
       `unknown action "${actionName}" in ${label}`,
-      suggestWithList(actionName, actions, "valid actions"),
+      suggestWithList(actionName, valid, "valid actions"),
     );
   }
   const scriptKey = action === "shell.run" ? "script" : "cmd";

@@ -14,6 +14,7 @@ import {
   type YAMLError,
   YAMLParseError,
 } from "yaml";
+import { matrixLimit as maxParallelLimit } from "./matrix.js";
 import type { Diagnostic, Workflow } from "./model.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
@@ -38,6 +39,7 @@ const topLevelKeys = [
   "secrets",
   "inventory",
   "notify",
+  "max_parallel",
   "steps",
   "schedule",
 ];
@@ -110,6 +112,8 @@ export function parseWorkflow(
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
   if (fields.has("description")) reader.text(value("description"), "description");
   if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
+  const maxParallel = fields.has("max_parallel") ? readMaxParallel(reader, value("max_parallel")) : undefined;
+  if (maxParallel !== undefined) workflow.maxParallel = maxParallel;
 
   // Without an inventory every step runs on the implicit host "local".
   let inventory: Inventory | undefined;
@@ -173,6 +177,14 @@ function limitDiagnostic(text: string, file: string, passed: LimitPassed): Diagn
 function reportSyntaxError(reader: YamlReader, error: YAMLError): void {
   const message = error.message.charAt(0).toLowerCase() + error.message.slice(1);
   reader.reportAt(reader.posAt(error.pos[0]), `YAML syntax: ${message}`, syntaxHint(error));
+}
+
+/** `max_parallel`: steps at once, 1 to 256 (as many as a matrix may make). */
+function readMaxParallel(reader: YamlReader, node: unknown): number | undefined {
+  const value = reader.number(node, "max_parallel", "positive integer");
+  if (value === undefined || value <= maxParallelLimit) return value;
+  reader.report(node, `max_parallel must be at most ${maxParallelLimit}, got ${value}`);
+  return undefined;
 }
 
 /** A file without `name:` is named after itself: `deploy.yaml` is "deploy". */

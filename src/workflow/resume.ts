@@ -12,6 +12,8 @@ export interface HostProgress {
   waiting?: EventOf<"step.waiting">;
   /** An approval step's answer, when it was stored before its `step.finished`. */
   answer?: EventOf<"approval.answered">;
+  /** The seq of its `step.finished`: where it ended among the run's steps. */
+  endSeq?: number;
 }
 
 export function hostKey(step: string, host: string): string {
@@ -66,6 +68,7 @@ export function priorProgress(
         const entry = progress(event.step, event.host);
         entry.inFlight = false;
         entry.summary = stepSummaryOf(event);
+        entry.endSeq = event.seq;
         break;
       }
       default:

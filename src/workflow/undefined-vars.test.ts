@@ -22,6 +22,17 @@ describe("undefinedVariables", () => {
     expect(found).toEqual([expect.objectContaining({ name: "TOPIK", step: "s", didYouMean: "TOPIC" })]);
   });
 
+  it("takes the axes and include values of a matrix step as defined", () => {
+    const yaml = `name: t
+steps:
+  - name: s
+    matrix: {NODE: ["18"], include: [{EXTRA: x}]}
+    action: shell.run
+    args: {script: 'echo \${NODE} \${EXTRA} \${OTHER}'}
+`;
+    expect(check(yaml)).toEqual(["OTHER"]);
+  });
+
   it("takes vars, --var, env, secrets and the environment as sources", () => {
     expect(
       check(

@@ -50,6 +50,9 @@ export function undefinedVariables(
   ]);
   for (const step of workflow.steps) {
     for (const name of [...Object.keys(step.env), ...step.expectVars]) defined.add(name);
+    for (const instance of step.matrix?.instances ?? []) {
+      for (const name of Object.keys(instance.vars)) defined.add(name);
+    }
     for (const name of [...names(exportLines, step.script), ...names(outputFileLines, step.script)]) {
       defined.add(name);
     }

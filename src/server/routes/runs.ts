@@ -45,6 +45,10 @@ export const SubmitWorkflowRunBody = z.strictObject({
     .default({})
     .describe("variables over the workflow's `vars:`; values are taken as strings"),
   file: z.string().optional().describe("the file name shown in validation messages"),
+  no_rollback: z
+    .boolean()
+    .optional()
+    .describe("true: when the run fails, its steps' `rollback:` do not run (`runyard run --no-rollback`)"),
 });
 
 /** A workflow (the default when `kind` is absent) or an agent task; seed 004's form is turned into the latter. */
@@ -325,7 +329,12 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       // Before anything is stored: a refused submit leaves no run, job or event behind.
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitWorkflow(
-        { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
+        {
+          workflow: input.workflow,
+          vars: input.vars,
+          ...(input.file ? { file: input.file } : {}),
+          ...(input.no_rollback ? { no_rollback: true as const } : {}),
+        },
         owner,
         { trigger: requestTrigger(request) },
       );

@@ -42,6 +42,8 @@ export const WorkflowRunSpec = z.object({
    * destination. Absent, the server's `direct_hosts:` and `notify_hosts:` apply.
    */
   unrestricted_outbound: z.literal(true).optional(),
+  /** `--no-rollback`: a failed run does not run its steps' rollbacks; a re-run keeps it. */
+  no_rollback: z.literal(true).optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
@@ -177,6 +179,7 @@ export class WorkflowRuns implements RunKindModule {
         ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
         announceStart: false,
         approvals: this.gateFor(run),
+        rollback: stored.data.no_rollback !== true,
       });
     } finally {
       this.queue.forgetRun(runId);
