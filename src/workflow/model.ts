@@ -69,6 +69,18 @@ export interface NotifySpec {
   delayMs: number;
 }
 
+/**
+ * `concurrency:`: on a server, at most one run of a group runs at a time per tenant; the others
+ * wait queued, in submit order.
+ */
+export interface ConcurrencySpec {
+  /** The group's name as written; its `${VAR}`s are expanded from the run's vars at submit. */
+  group: string;
+  /** A new run cancels the group's running run and those waiting, instead of queueing behind them. */
+  cancelInProgress: boolean;
+  pos: SourcePos;
+}
+
 export interface Workflow {
   version?: string;
   name: string;
@@ -86,6 +98,7 @@ export interface Workflow {
   hosts: Record<string, HostSpec>;
   steps: Step[];
   notify: NotifySpec[];
+  concurrency?: ConcurrencySpec;
 }
 
 /** One problem found while reading a workflow file. */

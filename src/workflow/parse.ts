@@ -15,6 +15,7 @@ import {
   YAMLParseError,
 } from "yaml";
 import type { Diagnostic, Workflow } from "./model.js";
+import { readConcurrency } from "./parse-concurrency.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
 import { readSteps } from "./parse-steps.js";
@@ -38,6 +39,7 @@ const topLevelKeys = [
   "inventory",
   "notify",
   "steps",
+  "concurrency",
 ];
 
 /** What to do about the YAML syntax errors people make most. */
@@ -107,6 +109,7 @@ export function parseWorkflow(
   };
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
   if (fields.has("description")) reader.text(value("description"), "description");
+  if (fields.has("concurrency")) workflow.concurrency = readConcurrency(reader, value("concurrency"));
 
   // Without an inventory every step runs on the implicit host "local".
   let inventory: Inventory | undefined;
