@@ -31,6 +31,9 @@ export const copiedTables: readonly string[] = [
   "server_keys",
   "audit_events",
   "bots",
+  "concurrency_slots",
+  "hooks",
+  "hook_deliveries",
 ];
 
 /**

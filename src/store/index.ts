@@ -6,6 +6,7 @@
 export type * from "./artifacts.js";
 export type * from "./audit.js";
 export type * from "./bots.js";
+export type * from "./concurrency-slots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
 export type * from "./fleet.js";

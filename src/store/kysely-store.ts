@@ -6,6 +6,7 @@ import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
 import { botsRepo } from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
+import { concurrencySlotsRepo } from "./concurrency-slots.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
 import { jobsRepo } from "./jobs.js";
@@ -108,6 +109,7 @@ function storeOver(ctx: StoreContext): Store {
     artifacts: artifactsRepo(ctx),
     audit: auditRepo(ctx),
     fleet: fleetRepo(ctx),
+    concurrency: concurrencySlotsRepo(ctx),
     async close() {
       if (closed) return;
       closed = true;

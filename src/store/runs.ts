@@ -33,6 +33,8 @@ export interface RunRecord {
   last_seq: number;
   /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
   last_notify_error: string | null;
+  /** The concurrency group the run takes turns in (its workflow's, expanded at submit); null: none. */
+  concurrency_group: string | null;
 }
 
 /** What `runs.create` needs; everything else starts empty. */
@@ -51,6 +53,8 @@ export interface NewRun {
   created_at?: string;
   /** The replica whose engine carries the run (see `fleet.adoptRuns`); not part of the record. */
   replica_id?: string;
+  /** The concurrency group it takes turns in; default none. */
+  concurrency_group?: string | null;
 }
 
 /** The fields of a run that change while it runs; absent keys are left as they are. */
@@ -120,6 +124,7 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     finished_at: row.finished_at,
     last_seq: int(row.last_seq),
     last_notify_error: row.last_notify_error,
+    concurrency_group: row.concurrency_group,
   };
 }
 
@@ -140,6 +145,7 @@ async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
     finished_at: null,
     last_seq: 0,
     last_notify_error: null,
+    concurrency_group: input.concurrency_group ?? null,
   };
   try {
     await ctx.db

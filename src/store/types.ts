@@ -1,6 +1,7 @@
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
+import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
 import type { FleetRepo } from "./fleet.js";
 import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
@@ -47,6 +48,7 @@ export interface Store {
   artifacts: ArtifactsRepo;
   audit: AuditRepo;
   fleet: FleetRepo;
+  concurrency: ConcurrencySlotsRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;
 }
