@@ -27,6 +27,7 @@ import { type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
 import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
+import { ConcurrencyGroups } from "./runs/concurrency-groups.js";
 import { RunService } from "./runs/run-service.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
@@ -179,13 +180,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
   const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
   const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
-  const workflows = new WorkflowRuns(store, queue, notifier, directHosts, logger, {
-    limits: workflowLimits,
-    parse: parseWorkflow,
-  });
+  // Cancels through the run service, made a few lines later (cancel_in_progress).
+  const groups = new ConcurrencyGroups(store, (runId): Promise<unknown> => runs.cancel(runId), logger);
+  const workflows = new WorkflowRuns(
+    store,
+    queue,
+    notifier,
+    directHosts,
+    logger,
+    { limits: workflowLimits, parse: parseWorkflow },
+    groups,
+  );
   const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
-  const runs = new RunService(
+  const runs: RunService = new RunService(
     store,
     bus,
     { workflow: workflows, agent: agents, bot: bots },

@@ -22,6 +22,7 @@ import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
+import { groupWaitReason, slotClaim } from "../runs/concurrency-groups.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 import { workflowInputs } from "./run-inputs.js";
@@ -129,7 +130,16 @@ export const RunView = z.object({
   finished_at: z.string().nullable(),
   last_seq: z.number().int().describe("the highest event seq stored"),
   last_notify_error: z.string().nullable(),
-  waiting_for: z.array(RunnerNeedView).optional().describe("while queued: the runners the run waits for"),
+  concurrency_group: z
+    .string()
+    .nullable()
+    .describe("the concurrency group the run takes turns in (its workflow's `concurrency.group`, expanded); null: none"),
+  waiting_for: z
+    .array(RunnerNeedView)
+    .optional()
+    .describe(
+      "while queued: the runners the run waits for; while it waits for its concurrency group, each reason says so",
+    ),
 });
 apiSchemas.add(RunView, { id: "Run" });
 
@@ -208,12 +218,16 @@ async function withWaitingFor(deps: ServerDeps, run: RunRecord, names: Map<strin
   }));
   const now = (await deps.store.runs.get(run.id)) ?? run;
   if (now.status !== "queued") return runView(now, names);
+  // Until it holds its group's slot the run asks no runner: the group is why it waits.
+  const claim = slotClaim(now);
+  const groupWait = claim && (await deps.store.concurrency.waitingFor(claim));
+  const groupReason = claim && groupWait ? groupWaitReason(claim.group, groupWait) : undefined;
   return {
     ...runView(now, names),
     waiting_for: needs.map((need) => ({
       ...need,
       tenant_id: now.tenant_id,
-      reason: waitReason(need, now.tenant_id, online),
+      reason: groupReason ?? waitReason(need, now.tenant_id, online),
     })),
   };
 }
