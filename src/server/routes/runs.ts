@@ -133,7 +133,9 @@ export const RunView = z.object({
   concurrency_group: z
     .string()
     .nullable()
-    .describe("the concurrency group the run takes turns in (its workflow's `concurrency.group`, expanded); null: none"),
+    .describe(
+      "the concurrency group the run takes turns in (its workflow's `concurrency.group`, expanded); null: none",
+    ),
   waiting_for: z
     .array(RunnerNeedView)
     .optional()
