@@ -1,8 +1,10 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import {
   adminToken,
   api,
@@ -12,6 +14,7 @@ import {
   runnerToken,
   startRunner,
   startTestServer,
+  submit,
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
@@ -25,7 +28,7 @@ afterEach(async () => {
  * A deploy of `ENV` that marks its start, then holds until the test writes `release-<ENV>` in
  * the gate folder: the test decides when each run ends, without sleeping.
  */
-export const gatedDeploy = (cancelInProgress = false) => `
+const gatedDeploy = (cancelInProgress = false) => `
 name: deploy
 concurrency:
   group: "deploy-\${ENV}"
@@ -258,3 +261,129 @@ describe("concurrency groups", () => {
     );
   });
 });
+
+const adminUrl = inject("postgresAdminUrl");
+const replicaEnv = {
+  RUNYARD_SECRET_KEY: "concurrency-test-secret-key-0123456789abcdef",
+  RUNYARD_REPLICA_HEARTBEAT_MS: "300",
+  RUNYARD_REPLICA_LEASE_MS: "2000",
+};
+
+async function replica(databaseUrl: string): Promise<TestServer> {
+  const server = await startTestServer(tempDir(), { RUNYARD_DATABASE_URL: databaseUrl, ...replicaEnv });
+  started.push(server.proc);
+  return server;
+}
+
+/** A deploy that notes, in the gate folder, each run it sees start and any run it finds holding the group. */
+const exclusiveDeploy = `
+name: deploy
+concurrency: deploy-prod
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: deploy
+    targets: [worker]
+    action: shell.run
+    args:
+      script: |
+        if ! mkdir "$GATE/held"; then echo "$RUNYARD_RUN_ID" >> "$GATE/overlaps"; fi
+        echo "$RUNYARD_RUN_ID" >> "$GATE/order"
+        sleep 0.3
+        rmdir "$GATE/held"
+`;
+
+describe.skipIf(!adminUrl)("concurrency groups across PostgreSQL replicas", () => {
+  it("runs the group's runs submitted to both replicas one at a time, in submit order", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const token = await runnerToken(a.url);
+    started.push(await startRunner(`${a.url},${b.url}`, token, { id: "on-a", capacity: 4 }));
+    started.push(await startRunner(`${b.url},${a.url}`, token, { id: "on-b", capacity: 4 }));
+    const gate = tempDir();
+    const runs: string[] = [];
+    for (let i = 0; i < 6; i++)
+      runs.push(await submit(i % 2 === 0 ? a.url : b.url, exclusiveDeploy, { GATE: gate }));
+    for (const id of runs) expect((await waitForRun(b.url, id, isFinal, 60_000)).status, id).toBe("success");
+    expect(existsSync(join(gate, "overlaps")), "two runs of the group ran at once").toBe(false);
+    expect(readFileSync(join(gate, "order"), "utf8").trim().split("\n")).toEqual(runs);
+  }, 120_000);
+
+  it("moves the group on once a run held by a replica killed -9 is interrupted", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const token = await runnerToken(a.url);
+    const doomedRunner = await startRunner(a.url, token, { id: "doomed", capacity: 1 });
+    started.push(doomedRunner);
+    const gate = tempDir();
+    const holder = await submit(a.url, gatedDeploy(), { ENV: "prod", GATE: gate });
+    await untilStarted(a, gate, holder);
+    started.push(await startRunner(b.url, token, { id: "survivor", capacity: 2 }));
+    const waiting = await submit(b.url, gatedDeploy(), { ENV: "prod", GATE: gate });
+    await waitForRun(
+      b.url,
+      waiting,
+      (run) =>
+        (run as unknown as GroupRunView).waiting_for?.[0]?.reason ===
+        `waiting for concurrency group deploy-prod (${holder} is running)`,
+    );
+    // The replica carrying the holder and the runner running its step die together.
+    await a.proc.kill("SIGKILL");
+    await doomedRunner.kill("SIGKILL");
+    const lost = await waitForRun(b.url, holder, isFinal, 30_000);
+    expect(lost.status).toBe("interrupted");
+    expect(lost.error?.code).toBe("RUNNER_LOST");
+    await untilStarted(b, gate, waiting);
+    writeFileSync(join(gate, "release-prod"), "");
+    expect((await waitForRun(b.url, waiting, isFinal)).status).toBe("success");
+  }, 120_000);
+
+  it("keeps the group held by a run adopted from a replica killed -9, and moves on when it ends", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const a = await replica(databaseUrl);
+    const b = await replica(databaseUrl);
+    const token = await runnerToken(a.url);
+    // The runner knows both replicas: it moves to B and the adopted run goes on there.
+    started.push(await startRunner(`${a.url},${b.url}`, token, { id: "mover", capacity: 4 }));
+    const gate = tempDir();
+    const holder = await submit(a.url, gatedDeploy(), { ENV: "prod", GATE: gate });
+    await untilStarted(a, gate, holder);
+    const waiting = await submit(a.url, gatedDeploy(), { ENV: "prod", GATE: gate });
+    await waitForRun(b.url, waiting, (run) =>
+      Boolean((run as unknown as GroupRunView).waiting_for?.[0]?.reason?.includes("concurrency group")),
+    );
+    await a.proc.kill("SIGKILL");
+    // B adopts both: the holder keeps the group, the other still waits for it.
+    const adopted = async () => {
+      const { rows } = await sqlQuery(databaseUrl, "select replica_id from runs where id = $1", [holder]);
+      return rows[0]?.replica_id as string;
+    };
+    const bId = (await api<{ replica: string }>(b.url, "GET", "/health")).body.replica;
+    const deadline = Date.now() + 30_000;
+    while ((await adopted()) !== bId && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await adopted()).toBe(bId);
+    const held = await view(b, waiting);
+    expect(held.status).toBe("queued");
+    expect(held.waiting_for?.[0]?.reason).toBe(
+      `waiting for concurrency group deploy-prod (${holder} is running)`,
+    );
+    writeFileSync(join(gate, "release-prod"), "");
+    expect((await waitForRun(b.url, holder, isFinal, 30_000)).status).toBe("success");
+    expect((await waitForRun(b.url, waiting, isFinal, 30_000)).status).toBe("success");
+    const [first, second] = await Promise.all([view(b, holder), view(b, waiting)]);
+    expect(Date.parse(second?.started_at ?? "")).toBeGreaterThanOrEqual(Date.parse(first?.finished_at ?? ""));
+  }, 120_000);
+});
+
+async function sqlQuery(databaseUrl: string, text: string, values: unknown[]): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
