@@ -106,3 +106,28 @@ describe("multi-agent example", () => {
       expect(error?.hint).toMatch(/token/);
     }));
 });
+
+describe("concurrency group example", () => {
+  it("concurrency-group.yaml: of two runs of one target on a server, the second waits for the first", async () => {
+    const { adminToken, runnerToken, startRunner, startTestServer } = await import("./helpers/server.js");
+    const server = await startTestServer();
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "examples",
+      capacity: 4,
+    });
+    try {
+      const submit = () =>
+        runCli(["run", "examples/concurrency-group.yaml", "--server", server.url, "--var", "TARGET=prod"], {
+          env: { RUNYARD_TOKEN: adminToken },
+        });
+      const results = await Promise.all([submit(), submit()]);
+      for (const result of results) expect(result.code, result.stderr).toBe(0);
+      const waited = results.filter((result) =>
+        `${result.stdout}${result.stderr}`.includes("waiting for concurrency group deploy-prod"),
+      );
+      expect(waited).toHaveLength(1);
+    } finally {
+      await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
+    }
+  }, 60_000);
+});
