@@ -1,6 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
+import { triggerHeader } from "../core/run-trigger.js";
 
 /** Connection errors that mean a request never reached the server: another one may take it. */
 const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH"]);
@@ -28,8 +29,13 @@ export class ApiClient {
     return this.serverUrls[this.current] ?? "";
   }
 
+  /** A person at the CLI: the runs it submits record the trigger `manual`. */
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
+    return {
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      [triggerHeader]: "manual",
+      ...extra,
+    };
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -34,6 +34,9 @@ export const copiedTables: readonly string[] = [
   "concurrency_slots",
   "hooks",
   "hook_deliveries",
+  "saved_workflows",
+  "schedules",
+  "schedule_ticks",
 ];
 
 /**

@@ -17,6 +17,8 @@ export { openPostgresStore, type PostgresStoreOptions, redactDatabaseUrl } from 
 export type * from "./run-events.js";
 export type * from "./runners.js";
 export type * from "./runs.js";
+export type * from "./saved-workflows.js";
+export type * from "./schedules.js";
 export type { Database } from "./schema.js";
 export type * from "./secrets.js";
 export type * from "./server-keys.js";

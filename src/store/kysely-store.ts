@@ -14,6 +14,8 @@ import { migrateToLatest } from "./migrations/index.js";
 import { runEventsRepo } from "./run-events.js";
 import { runnersRepo } from "./runners.js";
 import { runsRepo } from "./runs.js";
+import { savedWorkflowsRepo } from "./saved-workflows.js";
+import { schedulesRepo } from "./schedules.js";
 import type { Database } from "./schema.js";
 import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
@@ -65,6 +67,7 @@ const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
   ["server_keys", "value"],
   ["artifacts", "content"],
   ["bots", "spec"],
+  ["saved_workflows", "workflow"],
 ];
 
 /** Refuses at once a key that cannot read what is stored, instead of failing on some later read. */
@@ -110,6 +113,8 @@ function storeOver(ctx: StoreContext): Store {
     audit: auditRepo(ctx),
     fleet: fleetRepo(ctx),
     concurrency: concurrencySlotsRepo(ctx),
+    savedWorkflows: savedWorkflowsRepo(ctx),
+    schedules: schedulesRepo(ctx),
     async close() {
       if (closed) return;
       closed = true;

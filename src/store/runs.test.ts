@@ -48,6 +48,27 @@ describe.each(storeBackends)("on $name", (backend) => {
         last_seq: 0,
         last_notify_error: null,
         concurrency_group: null,
+        trigger: "api",
+        trigger_ref: null,
+        saved_workflow: null,
+        saved_version: null,
+      });
+    });
+
+    it("records what started a run and the saved workflow version it runs", async () => {
+      const run = await store.runs.create({
+        kind: "workflow",
+        name: "nightly",
+        trigger: "schedule",
+        trigger_ref: "sch_1",
+        saved_workflow: "nightly",
+        saved_version: 3,
+      });
+      expect(await store.runs.get(run.id)).toMatchObject({
+        trigger: "schedule",
+        trigger_ref: "sch_1",
+        saved_workflow: "nightly",
+        saved_version: 3,
       });
     });
 

@@ -2,6 +2,7 @@ import type { Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
+import type { RunTrigger } from "../core/run-trigger.js";
 import type { StoreContext } from "./dialect.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
@@ -35,6 +36,14 @@ export interface RunRecord {
   last_notify_error: string | null;
   /** The concurrency group the run takes turns in (its workflow's, expanded at submit); null: none. */
   concurrency_group: string | null;
+  /** What started the run. */
+  trigger: RunTrigger;
+  /** What is behind the trigger: the schedule id, the hook name, the run re-run; null for none. */
+  trigger_ref: string | null;
+  /** The saved workflow the run ran; null for a workflow sent as text. */
+  saved_workflow: string | null;
+  /** That saved workflow's version. */
+  saved_version: number | null;
 }
 
 /** What `runs.create` needs; everything else starts empty. */
@@ -55,6 +64,11 @@ export interface NewRun {
   replica_id?: string;
   /** The concurrency group it takes turns in; default none. */
   concurrency_group?: string | null;
+  /** Defaults to `api`. */
+  trigger?: RunTrigger;
+  trigger_ref?: string | null;
+  saved_workflow?: string | null;
+  saved_version?: number | null;
 }
 
 /** The fields of a run that change while it runs; absent keys are left as they are. */
@@ -125,6 +139,10 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     last_seq: int(row.last_seq),
     last_notify_error: row.last_notify_error,
     concurrency_group: row.concurrency_group,
+    trigger: row.trigger,
+    trigger_ref: row.trigger_ref,
+    saved_workflow: row.saved_workflow,
+    saved_version: row.saved_version === null ? null : int(row.saved_version),
   };
 }
 
@@ -146,6 +164,10 @@ async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
     last_seq: 0,
     last_notify_error: null,
     concurrency_group: input.concurrency_group ?? null,
+    trigger: input.trigger ?? "api",
+    trigger_ref: input.trigger_ref ?? null,
+    saved_workflow: input.saved_workflow ?? null,
+    saved_version: input.saved_version ?? null,
   };
   try {
     await ctx.db

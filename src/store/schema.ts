@@ -2,6 +2,7 @@ import type { ColumnType } from "kysely";
 import type { BotMode, BotState } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
+import type { RunTrigger } from "../core/run-trigger.js";
 import type { JobStatus, JobType } from "./jobs.js";
 import type { RunnerIsolation, RunnerStatus } from "./runners.js";
 import type { TokenKind } from "./tokens.js";
@@ -46,6 +47,13 @@ export interface RunsTable {
   log_cut: string | null;
   /** The concurrency group the run takes turns in (expanded at submit); null: none. */
   concurrency_group: ColumnType<string | null, string | null | undefined, string | null>;
+  /** What started the run (`RunTrigger`); runs stored before triggers were recorded read `api`. */
+  trigger: ColumnType<RunTrigger, RunTrigger | undefined, RunTrigger>;
+  /** What is behind the trigger: the schedule id, the hook name, the run re-run; null for none. */
+  trigger_ref: string | null;
+  /** The saved workflow the run ran, and its version; null for a workflow sent as text. */
+  saved_workflow: string | null;
+  saved_version: number | null;
 }
 
 export interface RunEventsTable {
@@ -261,7 +269,56 @@ export interface HookDeliveriesTable {
   received_at: string;
 }
 
+/** One version of a tenant's saved workflow; `tenant_id` is `""` outside any tenant. */
+export interface SavedWorkflowsTable {
+  tenant_id: string;
+  name: string;
+  version: number;
+  /** The YAML text, sealed with the store's key (a workflow may hold a direct host's token). */
+  workflow: string;
+  file: string;
+  created_at: string;
+  created_by: string | null;
+  /** 1: saved by a platform admin, so its scheduled runs may call any destination. */
+  unrestricted: number;
+}
+
+/** One `schedule:` entry of a saved workflow's latest version. */
+export interface SchedulesTable {
+  id: string;
+  tenant_id: string;
+  workflow_name: string;
+  /** Its place in the workflow's `schedule:` list, from 0. */
+  position: number;
+  workflow_version: number;
+  cron: string;
+  timezone: string;
+  overlap: string;
+  catch_up: string;
+  /** Ticks after this instant are the schedule's (a new schedule does not catch up on the past). */
+  armed_at: string;
+  /** The newest tick handled (fired, skipped or missed); null before the first. */
+  last_tick_at: string | null;
+  /** The next tick due after `last_tick_at` (or `armed_at`); null when the cron has no more. */
+  next_tick_at: string | null;
+}
+
+/** One tick of a schedule, inserted before its run starts: the key makes it fire once. */
+export interface ScheduleTicksTable {
+  schedule_id: string;
+  tick_at: string;
+  outcome: string;
+  run_id: string | null;
+  detail: string | null;
+  /** How many ticks the row stands for: more than 1 for a row that records a span of missed ticks. */
+  ticks: ColumnType<number, number | undefined, number>;
+  created_at: string;
+}
+
 export interface Database {
+  saved_workflows: SavedWorkflowsTable;
+  schedules: SchedulesTable;
+  schedule_ticks: ScheduleTicksTable;
   bots: BotsTable;
   runs: RunsTable;
   run_events: RunEventsTable;

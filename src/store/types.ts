@@ -7,6 +7,8 @@ import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
 import type { RunnersRepo } from "./runners.js";
 import type { RunsRepo } from "./runs.js";
+import type { SavedWorkflowsRepo } from "./saved-workflows.js";
+import type { SchedulesRepo } from "./schedules.js";
 import type { SecretsRepo } from "./secrets.js";
 import type { ServerKeysRepo } from "./server-keys.js";
 import type { SessionsRepo } from "./sessions.js";
@@ -49,6 +51,8 @@ export interface Store {
   audit: AuditRepo;
   fleet: FleetRepo;
   concurrency: ConcurrencySlotsRepo;
+  savedWorkflows: SavedWorkflowsRepo;
+  schedules: SchedulesRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;
 }

@@ -73,6 +73,8 @@ api.use({
   onRequest({ request }) {
     const token = currentToken();
     if (token) request.headers.set("authorization", `Bearer ${token}`);
+    // A person in the browser: the runs submitted here record the trigger `manual`.
+    request.headers.set("x-runyard-trigger", "manual");
     return request;
   },
   onResponse({ response, schemaPath }) {

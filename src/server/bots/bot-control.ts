@@ -3,6 +3,7 @@ import { botModes, botStates, liveBotStates } from "../../core/bot-states.js";
 import { RunyardError } from "../../core/errors.js";
 import { ErrorInfo, isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
+import type { RunTrigger } from "../../core/run-trigger.js";
 import type { BotRecord } from "../../store/index.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
@@ -97,12 +98,18 @@ export class BotControl {
   async start(
     body: StartBotBody,
     principal: Principal | undefined,
+    trigger: RunTrigger,
   ): Promise<{ bot: BotRecord; runId: string }> {
     const starter = this.deps.quotas.botStarter(principal);
-    const { run, bot } = await this.deps.runs.submitBot(body, starter, {
-      tenantId: starter.tenantId,
-      tokenId: submitterId(principal),
-    });
+    const { run, bot } = await this.deps.runs.submitBot(
+      body,
+      starter,
+      {
+        tenantId: starter.tenantId,
+        tokenId: submitterId(principal),
+      },
+      { trigger },
+    );
     return { bot, runId: run.id };
   }
 

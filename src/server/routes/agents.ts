@@ -8,6 +8,7 @@ import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
 import { publicRoute } from "../openapi.js";
+import { requestTrigger } from "../run-trigger.js";
 import { watchRun } from "../run-watch.js";
 import { visibleRun } from "./visible-run.js";
 
@@ -152,10 +153,15 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const principal = callerOf(request);
       await refuseOthersFollowUp(deps, principal, parent);
       await deps.quotas.checkSubmit(principal);
-      const run = await deps.runs.submitFollowUp(parent.id, request.body.text, {
-        tenantId: parent.tenant_id,
-        tokenId: submitterId(principal),
-      });
+      const run = await deps.runs.submitFollowUp(
+        parent.id,
+        request.body.text,
+        {
+          tenantId: parent.tenant_id,
+          tokenId: submitterId(principal),
+        },
+        { trigger: requestTrigger(request) },
+      );
       return reply.code(201).send({ run_id: run.id, parent_run_id: parent.id, status: run.status });
     },
   );
@@ -198,6 +204,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
           labels: [],
         },
         { tenantId: principal?.tenant_id ?? null, tokenId: submitterId(principal) },
+        { trigger: requestTrigger(request) },
       );
       let run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 2000)) ?? submitted;
       let error = run.error;

@@ -6,6 +6,7 @@ import { audit } from "../audit.js";
 import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { requestTrigger } from "../run-trigger.js";
 import { StartBotBody } from "../runs/bot-spec.js";
 
 apiSchemas.add(BotView, { id: "Bot" });
@@ -69,7 +70,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request, reply) => {
-      const { bot, runId } = await bots.start(request.body, request.principal);
+      const { bot, runId } = await bots.start(request.body, request.principal, requestTrigger(request));
       await audit(deps, request, {
         action: "bot.start",
         target: bot.name,

@@ -54,11 +54,21 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
       }
       const principal = request.principal;
       await deps.quotas.checkSubmit(principal);
-      const next = await deps.runs.submitWorkflow(spec.data, {
-        tenantId: principal?.tenant_id ?? null,
-        tokenId: submitterId(principal),
-        unrestrictedOutbound: isPlatformAdmin(principal),
-      });
+      const next = await deps.runs.submitWorkflow(
+        spec.data,
+        {
+          tenantId: principal?.tenant_id ?? null,
+          tokenId: submitterId(principal),
+          unrestrictedOutbound: isPlatformAdmin(principal),
+        },
+        {
+          trigger: "rerun",
+          ref: run.id,
+          ...(run.saved_workflow !== null && run.saved_version !== null
+            ? { saved: { name: run.saved_workflow, version: run.saved_version } }
+            : {}),
+        },
+      );
       return reply.code(201).send({ run_id: next.id, status: next.status });
     },
   );

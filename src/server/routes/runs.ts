@@ -11,6 +11,7 @@ import {
   runStatuses,
   StepSummary,
 } from "../../core/events.js";
+import { RunTrigger } from "../../core/run-trigger.js";
 import type { RunRecord } from "../../store/index.js";
 import { runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
@@ -21,6 +22,7 @@ import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js"
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
+import { requestTrigger } from "../run-trigger.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { groupWaitReason, slotClaim } from "../runs/concurrency-groups.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
@@ -142,6 +144,20 @@ export const RunView = z.object({
     .describe(
       "while queued: the runners the run waits for; while it waits for its concurrency group, each reason says so",
     ),
+  trigger: RunTrigger.describe(
+    "what started the run: `manual` (the CLI or web UI, which send `X-Runyard-Trigger: manual`), `api` (any other API call), `schedule`, `webhook`, `rerun`, `forge`",
+  ),
+  trigger_ref: z
+    .string()
+    .nullable()
+    .describe(
+      "what is behind the trigger: the schedule id, the hook name, or the run it re-runs; null for none",
+    ),
+  saved_workflow: z
+    .string()
+    .nullable()
+    .describe("the saved workflow the run ran; null for a workflow sent as text"),
+  saved_version: z.number().int().nullable().describe("the version of that saved workflow"),
 });
 apiSchemas.add(RunView, { id: "Run" });
 
@@ -305,7 +321,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       };
       if (input.kind === "agent") {
         await deps.quotas.checkSubmit(principal);
-        const run = await deps.runs.submitAgent(input, owner);
+        const run = await deps.runs.submitAgent(input, owner, { trigger: requestTrigger(request) });
         return reply.code(201).send({ run_id: run.id, status: run.status });
       }
       const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
@@ -320,6 +336,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const run = await deps.runs.submitWorkflow(
         { workflow: input.workflow, vars: input.vars, ...(input.file ? { file: input.file } : {}) },
         owner,
+        { trigger: requestTrigger(request) },
       );
       return reply.code(201).send({ run_id: run.id, status: run.status });
     },

@@ -7,6 +7,7 @@ import { audit } from "../audit.js";
 import { BotControl, botView } from "../bots/bot-control.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { requestTrigger } from "../run-trigger.js";
 import { StartBotBody } from "../runs/bot-spec.js";
 import { botBodyLimit } from "./bots.js";
 
@@ -170,7 +171,11 @@ export function seed001JobRoutes(app: FastifyInstance, deps: ServerDeps): void {
         }
         switch (data.action) {
           case "start": {
-            const { bot, runId } = await bots.start(startBody(data, data.bot_id), principal);
+            const { bot, runId } = await bots.start(
+              startBody(data, data.bot_id),
+              principal,
+              requestTrigger(request),
+            );
             await audit(deps, request, {
               action: "bot.start",
               target: bot.name,

@@ -2,6 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError, toErrorInfo } from "../../core/errors.js";
 import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
+import type { RunTrigger } from "../../core/run-trigger.js";
 import type { BotRecord, RunRecord, Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
 import type { JobQueue } from "../job-queue.js";
@@ -32,6 +33,17 @@ export interface RunOwner {
   unrestrictedOutbound?: boolean;
   /** A platform admin's run: its agent tasks' cwd may be any folder of the runner. */
   unconfinedCwd?: boolean;
+}
+
+/** What started a run, and the saved workflow it runs; every submit says. */
+export interface RunOrigin {
+  trigger: RunTrigger;
+  /** What is behind the trigger: the schedule id, the hook name, the run re-run. */
+  ref?: string;
+  /** The saved workflow version the run runs. */
+  saved?: { name: string; version: number };
+  /** The run's id, fixed in advance: a schedule's tick names its run before the run is stored. */
+  runId?: string;
 }
 
 /** This server among the replicas, as the run service needs it. */
@@ -73,18 +85,23 @@ export class RunService {
   ) {}
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
-  async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner): Promise<RunRecord> {
-    return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner), owner);
+  async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
+    return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner), owner, origin);
   }
 
   /** Validates and queues an agent run (one agent, or a fan-out). */
-  async submitAgent(body: SubmitAgentRunBody, owner: RunOwner): Promise<RunRecord> {
-    return this.submit("agent", await this.agents().prepare(body, owner), owner);
+  async submitAgent(body: SubmitAgentRunBody, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
+    return this.submit("agent", await this.agents().prepare(body, owner), owner, origin);
   }
 
   /** Queues the next turn of a finished agent run: its agents resume their sessions. */
-  async submitFollowUp(parentId: string, text: string, owner: RunOwner): Promise<RunRecord> {
-    return this.submit("agent", await this.agents().prepareFollowUp(parentId, text), owner);
+  async submitFollowUp(
+    parentId: string,
+    text: string,
+    owner: RunOwner,
+    origin: RunOrigin,
+  ): Promise<RunRecord> {
+    return this.submit("agent", await this.agents().prepareFollowUp(parentId, text), owner, origin);
   }
 
   /**
@@ -95,11 +112,12 @@ export class RunService {
     body: StartBotBody,
     starter: BotStarter,
     owner: RunOwner,
+    origin: RunOrigin,
   ): Promise<{ run: RunRecord; bot: BotRecord }> {
     if (!this.kinds.bot) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
     const { prepared, bot } = await this.kinds.bot.prepare(body, starter);
     try {
-      const run = await this.submit("bot", prepared, owner);
+      const run = await this.submit("bot", prepared, owner, origin);
       const linked = await this.store.bots.update(bot.id, { run_id: run.id });
       return { run, bot: linked ?? bot };
     } catch (error) {
@@ -113,10 +131,18 @@ export class RunService {
     return this.kinds.agent;
   }
 
-  /** Queues a checked run of `kind`; resolves with its record once `run.queued` is stored. */
-  async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner): Promise<RunRecord> {
+  /**
+   * Queues a checked run of `kind`, recording what started it; resolves with its record once
+   * `run.queued` is stored. A `runId` given that exists already is a CONFLICT, and nothing starts.
+   */
+  async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
     this.moduleFor(kind);
     const record = await this.store.runs.create({
+      ...(origin.runId !== undefined ? { id: origin.runId } : {}),
+      trigger: origin.trigger,
+      trigger_ref: origin.ref ?? null,
+      saved_workflow: origin.saved?.name ?? null,
+      saved_version: origin.saved?.version ?? null,
       kind,
       name: prepared.name,
       status: "queued",

@@ -1,0 +1,227 @@
+import type { Selectable } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import type { StoreContext } from "./dialect.js";
+import { type NewSchedule, replaceSchedules } from "./schedules.js";
+import { int, isoTime, type SavedWorkflowsTable } from "./schema.js";
+
+/** One version of a tenant's saved workflow, as stored. */
+export interface SavedWorkflowRecord {
+  /** The tenant it belongs to; null outside any tenant. */
+  tenant_id: string | null;
+  name: string;
+  /** 1 for the first save of the name, then one more at each save. */
+  version: number;
+  /** The YAML text, as saved. */
+  workflow: string;
+  /** The file name shown in validation messages. */
+  file: string;
+  created_at: string;
+  /** The token id, else the user id, that saved this version. */
+  created_by: string | null;
+  /** Saved by a platform admin: its scheduled runs may call any destination. */
+  unrestricted: boolean;
+}
+
+/** What `savedWorkflows.save` stores: a new version, and the schedules of that version. */
+export interface NewSavedWorkflow {
+  tenant_id: string | null;
+  name: string;
+  workflow: string;
+  file: string;
+  created_by: string | null;
+  unrestricted?: boolean;
+  /** The version's `schedule:` entries; they replace the schedules of earlier versions. */
+  schedules?: readonly NewSchedule[];
+}
+
+/** A saved workflow in a list: its newest version and how many there are. */
+export interface SavedWorkflowSummary {
+  tenant_id: string | null;
+  name: string;
+  latest_version: number;
+  versions: number;
+  updated_at: string;
+  created_by: string | null;
+}
+
+/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
+export const noTenant = "";
+export const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
+export const tenantOf = (key: string): string | null => (key === noTenant ? null : key);
+
+function toRecord(ctx: StoreContext, row: Selectable<SavedWorkflowsTable>): SavedWorkflowRecord {
+  return {
+    tenant_id: tenantOf(row.tenant_id),
+    name: row.name,
+    version: int(row.version),
+    workflow: ctx.cipher.open(row.workflow),
+    file: row.file,
+    created_at: row.created_at,
+    created_by: row.created_by,
+    unrestricted: int(row.unrestricted) === 1,
+  };
+}
+
+/**
+ * Stores the next version of a name and replaces its schedules, in one transaction. Two saves at
+ * once both read the same latest version; the second insert breaks the key and is tried again
+ * with the next number.
+ */
+async function saveWorkflow(ctx: StoreContext, input: NewSavedWorkflow): Promise<SavedWorkflowRecord> {
+  const tenant = tenantKey(input.tenant_id);
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await ctx.db.transaction().execute(async (trx) => {
+        const latest = await trx
+          .selectFrom("saved_workflows")
+          .select((eb) => eb.fn.max("version").as("version"))
+          .where("tenant_id", "=", tenant)
+          .where("name", "=", input.name)
+          .executeTakeFirst();
+        const version = latest?.version == null ? 1 : int(latest.version) + 1;
+        const created_at = isoTime(ctx.now());
+        const row = {
+          tenant_id: tenant,
+          name: input.name,
+          version,
+          workflow: ctx.cipher.seal(input.workflow),
+          file: input.file,
+          created_at,
+          created_by: input.created_by,
+          unrestricted: input.unrestricted ? 1 : 0,
+        };
+        await trx.insertInto("saved_workflows").values(row).execute();
+        await replaceSchedules({ ...ctx, db: trx }, tenant, input.name, version, input.schedules ?? []);
+        return toRecord(ctx, row);
+      });
+    } catch (error) {
+      if (ctx.dialect.constraintViolation(error) !== "unique" || attempt >= 4) throw error;
+    }
+  }
+}
+
+async function getWorkflow(
+  ctx: StoreContext,
+  tenantId: string | null,
+  name: string,
+  version?: number,
+): Promise<SavedWorkflowRecord | undefined> {
+  let select = ctx.db
+    .selectFrom("saved_workflows")
+    .selectAll()
+    .where("tenant_id", "=", tenantKey(tenantId))
+    .where("name", "=", name);
+  select =
+    version === undefined
+      ? select.orderBy("version", "desc").limit(1)
+      : select.where("version", "=", version);
+  const row = await select.executeTakeFirst();
+  return row && toRecord(ctx, row);
+}
+
+async function listWorkflows(
+  ctx: StoreContext,
+  tenantId: string | null | undefined,
+): Promise<SavedWorkflowSummary[]> {
+  let select = ctx.db
+    .selectFrom("saved_workflows")
+    .select((eb) => [
+      "tenant_id",
+      "name",
+      eb.fn.max("version").as("latest_version"),
+      eb.fn.countAll<number | string>().as("versions"),
+      eb.fn.max("created_at").as("updated_at"),
+    ])
+    .groupBy(["tenant_id", "name"])
+    .orderBy("tenant_id")
+    .orderBy("name");
+  if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
+  const rows = await select.execute();
+  const summaries: SavedWorkflowSummary[] = [];
+  for (const row of rows) {
+    const latest = await getWorkflow(ctx, tenantOf(row.tenant_id), row.name);
+    summaries.push({
+      tenant_id: tenantOf(row.tenant_id),
+      name: row.name,
+      latest_version: int(row.latest_version),
+      versions: int(row.versions),
+      updated_at: row.updated_at,
+      created_by: latest?.created_by ?? null,
+    });
+  }
+  return summaries;
+}
+
+/** The versions of one name, newest first, without their text. */
+async function listVersions(
+  ctx: StoreContext,
+  tenantId: string | null,
+  name: string,
+): Promise<Array<Pick<SavedWorkflowRecord, "version" | "created_at" | "created_by">>> {
+  const rows = await ctx.db
+    .selectFrom("saved_workflows")
+    .select(["version", "created_at", "created_by"])
+    .where("tenant_id", "=", tenantKey(tenantId))
+    .where("name", "=", name)
+    .orderBy("version", "desc")
+    .execute();
+  return rows.map((row) => ({
+    version: int(row.version),
+    created_at: row.created_at,
+    created_by: row.created_by,
+  }));
+}
+
+/** Deletes every version of a name, its schedules and their ticks, in one transaction. */
+async function removeWorkflow(ctx: StoreContext, tenantId: string | null, name: string): Promise<boolean> {
+  const tenant = tenantKey(tenantId);
+  return ctx.db.transaction().execute(async (trx) => {
+    const ids = trx
+      .selectFrom("schedules")
+      .select("id")
+      .where("tenant_id", "=", tenant)
+      .where("workflow_name", "=", name);
+    await trx.deleteFrom("schedule_ticks").where("schedule_id", "in", ids).execute();
+    await trx
+      .deleteFrom("schedules")
+      .where("tenant_id", "=", tenant)
+      .where("workflow_name", "=", name)
+      .execute();
+    const result = await trx
+      .deleteFrom("saved_workflows")
+      .where("tenant_id", "=", tenant)
+      .where("name", "=", name)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  });
+}
+
+/** Named, versioned workflows per tenant; a save never changes an earlier version. */
+export interface SavedWorkflowsRepo {
+  /** Stores the next version of `name` (1 for a new name) and replaces its schedules. */
+  save(input: NewSavedWorkflow): Promise<SavedWorkflowRecord>;
+  /** The newest version of a name, or the `version` asked for; undefined when there is none. */
+  get(tenantId: string | null, name: string, version?: number): Promise<SavedWorkflowRecord | undefined>;
+  /** A tenant's saved workflows by name (`undefined`: every tenant's). */
+  list(tenantId: string | null | undefined): Promise<SavedWorkflowSummary[]>;
+  /** The versions of a name, newest first, without their text. */
+  versions(
+    tenantId: string | null,
+    name: string,
+  ): Promise<Array<Pick<SavedWorkflowRecord, "version" | "created_at" | "created_by">>>;
+  /** Deletes every version of a name and its schedules; false when there was none. */
+  remove(tenantId: string | null, name: string): Promise<boolean>;
+}
+
+export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
+  return {
+    save: (input) => {
+      if (input.name === "") throw new RunyardError("INVALID_INPUT", "a saved workflow needs a name");
+      return saveWorkflow(ctx, input);
+    },
+    get: (tenantId, name, version) => getWorkflow(ctx, tenantId, name, version),
+    list: (tenantId) => listWorkflows(ctx, tenantId),
+    versions: (tenantId, name) => listVersions(ctx, tenantId, name),
+    remove: (tenantId, name) => removeWorkflow(ctx, tenantId, name),
+  };
+}

@@ -1,0 +1,356 @@
+import type { Selectable } from "kysely";
+import { newId } from "../core/ids.js";
+import type { StoreContext } from "./dialect.js";
+import { int, isoTime, type SchedulesTable } from "./schema.js";
+
+/** What happens when a tick comes while the schedule's previous run still runs. */
+export type ScheduleOverlap = "skip" | "queue" | "cancel_previous";
+/** What happens to ticks that came while no server ran. */
+export type ScheduleCatchUp = "none" | "latest" | "all";
+/** What a tick did: started a run, skipped it (overlap), missed it (no server ran), or failed to start one. */
+export type TickOutcome = "started" | "skipped" | "missed" | "failed";
+
+/** One `schedule:` entry of a saved workflow, as the version's save stores it. */
+export interface NewSchedule {
+  cron: string;
+  timezone: string;
+  overlap: ScheduleOverlap;
+  catch_up: ScheduleCatchUp;
+  /** Ticks after this instant are the schedule's: the save's time. */
+  armed_at: string;
+  /** The first tick after `armed_at`; null when the cron has none. */
+  next_tick_at: string | null;
+}
+
+/** A schedule as stored. */
+export interface ScheduleRecord {
+  id: string;
+  tenant_id: string | null;
+  workflow_name: string;
+  /** Its place in the workflow's `schedule:` list, from 0. */
+  position: number;
+  workflow_version: number;
+  cron: string;
+  timezone: string;
+  overlap: ScheduleOverlap;
+  catch_up: ScheduleCatchUp;
+  armed_at: string;
+  last_tick_at: string | null;
+  next_tick_at: string | null;
+}
+
+/** One handled tick of a schedule. */
+export interface TickRecord {
+  schedule_id: string;
+  tick_at: string;
+  outcome: TickOutcome;
+  /** The run it started (or, skipped, the run still running); null when none. */
+  run_id: string | null;
+  detail: string | null;
+  /** How many ticks the row stands for: a span of missed ticks is recorded as one row. */
+  ticks: number;
+  created_at: string;
+}
+
+/** A schedule and its last tick, as `schedule list` shows it. */
+export interface ScheduleWithLastTick extends ScheduleRecord {
+  last_tick: TickRecord | null;
+}
+
+const noTenant = "";
+
+function toSchedule(row: Selectable<SchedulesTable>): ScheduleRecord {
+  return {
+    id: row.id,
+    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    workflow_name: row.workflow_name,
+    position: int(row.position),
+    workflow_version: int(row.workflow_version),
+    cron: row.cron,
+    timezone: row.timezone,
+    overlap: row.overlap as ScheduleOverlap,
+    catch_up: row.catch_up as ScheduleCatchUp,
+    armed_at: row.armed_at,
+    last_tick_at: row.last_tick_at,
+    next_tick_at: row.next_tick_at,
+  };
+}
+
+function toTick(row: {
+  schedule_id: string;
+  tick_at: string;
+  outcome: string;
+  run_id: string | null;
+  detail: string | null;
+  ticks: number | string;
+  created_at: string;
+}): TickRecord {
+  return { ...row, outcome: row.outcome as TickOutcome, ticks: int(row.ticks) };
+}
+
+/**
+ * Gives a saved workflow's name the schedules of its new version (inside the save's transaction).
+ * An entry whose cron and time zone did not change keeps its id and where it stands, so a save
+ * never makes a tick fire twice nor forgets one; a changed one starts afresh from the save.
+ */
+export async function replaceSchedules(
+  ctx: StoreContext,
+  tenant: string,
+  name: string,
+  version: number,
+  schedules: readonly NewSchedule[],
+): Promise<void> {
+  const existing = await ctx.db
+    .selectFrom("schedules")
+    .selectAll()
+    .where("tenant_id", "=", tenant)
+    .where("workflow_name", "=", name)
+    .execute();
+  const gone = existing.filter((row) => int(row.position) >= schedules.length).map((row) => row.id);
+  if (gone.length > 0) {
+    await ctx.db.deleteFrom("schedule_ticks").where("schedule_id", "in", gone).execute();
+    await ctx.db.deleteFrom("schedules").where("id", "in", gone).execute();
+  }
+  for (const [position, schedule] of schedules.entries()) {
+    const known = existing.find((row) => int(row.position) === position);
+    const kept = known && known.cron === schedule.cron && known.timezone === schedule.timezone;
+    const fields = {
+      workflow_version: version,
+      cron: schedule.cron,
+      timezone: schedule.timezone,
+      overlap: schedule.overlap,
+      catch_up: schedule.catch_up,
+    };
+    if (known && kept) {
+      await ctx.db.updateTable("schedules").set(fields).where("id", "=", known.id).execute();
+    } else if (known) {
+      await ctx.db
+        .updateTable("schedules")
+        .set({
+          ...fields,
+          armed_at: isoTime(schedule.armed_at),
+          last_tick_at: null,
+          next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
+        })
+        .where("id", "=", known.id)
+        .execute();
+    } else {
+      await ctx.db
+        .insertInto("schedules")
+        .values({
+          id: newId("sch"),
+          tenant_id: tenant,
+          workflow_name: name,
+          position,
+          ...fields,
+          armed_at: isoTime(schedule.armed_at),
+          last_tick_at: null,
+          next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
+        })
+        .execute();
+    }
+  }
+}
+
+async function listSchedules(
+  ctx: StoreContext,
+  tenantId: string | null | undefined,
+): Promise<ScheduleWithLastTick[]> {
+  let select = ctx.db
+    .selectFrom("schedules")
+    .leftJoin("schedule_ticks", (join) =>
+      join
+        .onRef("schedule_ticks.schedule_id", "=", "schedules.id")
+        .onRef("schedule_ticks.tick_at", "=", "schedules.last_tick_at"),
+    )
+    .selectAll("schedules")
+    .select([
+      "schedule_ticks.outcome",
+      "schedule_ticks.run_id",
+      "schedule_ticks.detail",
+      "schedule_ticks.ticks",
+      "schedule_ticks.created_at as tick_created_at",
+    ])
+    .orderBy("schedules.tenant_id")
+    .orderBy("schedules.workflow_name")
+    .orderBy("schedules.position");
+  if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantId ?? noTenant);
+  const rows = await select.execute();
+  return rows.map((row) => {
+    const { outcome, run_id, detail, ticks, tick_created_at, ...schedule } = row;
+    const record = toSchedule(schedule);
+    return {
+      ...record,
+      last_tick:
+        outcome === null || record.last_tick_at === null
+          ? null
+          : toTick({
+              schedule_id: record.id,
+              tick_at: record.last_tick_at,
+              outcome,
+              run_id,
+              detail,
+              ticks: ticks ?? 1,
+              created_at: tick_created_at ?? record.last_tick_at,
+            }),
+    };
+  });
+}
+
+async function dueSchedules(ctx: StoreContext, now: Date): Promise<ScheduleRecord[]> {
+  const rows = await ctx.db
+    .selectFrom("schedules")
+    .selectAll()
+    .where("next_tick_at", "<=", isoTime(now))
+    .orderBy("next_tick_at")
+    .execute();
+  return rows.map(toSchedule);
+}
+
+async function nextDue(ctx: StoreContext): Promise<string | null> {
+  const row = await ctx.db
+    .selectFrom("schedules")
+    .select((eb) => eb.fn.min("next_tick_at").as("next"))
+    .executeTakeFirst();
+  return row?.next ?? null;
+}
+
+async function claimTick(
+  ctx: StoreContext,
+  tick: Omit<TickRecord, "created_at" | "ticks"> & { ticks?: number },
+): Promise<boolean> {
+  const result = await ctx.db
+    .insertInto("schedule_ticks")
+    .values({
+      schedule_id: tick.schedule_id,
+      tick_at: isoTime(tick.tick_at),
+      outcome: tick.outcome,
+      run_id: tick.run_id,
+      detail: tick.detail,
+      ticks: tick.ticks ?? 1,
+      created_at: isoTime(ctx.now()),
+    })
+    .onConflict((conflict) => conflict.columns(["schedule_id", "tick_at"]).doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+}
+
+async function settleTick(
+  ctx: StoreContext,
+  scheduleId: string,
+  tickAt: string,
+  change: { outcome: TickOutcome; detail: string | null },
+): Promise<void> {
+  await ctx.db
+    .updateTable("schedule_ticks")
+    .set(change)
+    .where("schedule_id", "=", scheduleId)
+    .where("tick_at", "=", isoTime(tickAt))
+    .execute();
+}
+
+async function advance(
+  ctx: StoreContext,
+  id: string,
+  lastTickAt: string,
+  nextTickAt: string | null,
+): Promise<void> {
+  const last = isoTime(lastTickAt);
+  await ctx.db
+    .updateTable("schedules")
+    .set({ last_tick_at: last, next_tick_at: nextTickAt && isoTime(nextTickAt) })
+    .where("id", "=", id)
+    .where((eb) => eb.or([eb("last_tick_at", "is", null), eb("last_tick_at", "<", last)]))
+    .execute();
+}
+
+async function activeRuns(ctx: StoreContext, scheduleId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom("runs")
+    .select("id")
+    .where("trigger_ref", "=", scheduleId)
+    .where("trigger", "=", "schedule")
+    .where("status", "in", ["queued", "running"])
+    .orderBy("created_at")
+    .execute();
+  return rows.map((row) => row.id);
+}
+
+async function unstartedTicks(ctx: StoreContext, olderThan: Date, since: Date): Promise<TickRecord[]> {
+  const rows = await ctx.db
+    .selectFrom("schedule_ticks")
+    .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
+    .selectAll("schedule_ticks")
+    .where("schedule_ticks.outcome", "=", "started")
+    .where("runs.id", "is", null)
+    .where("schedule_ticks.created_at", "<", isoTime(olderThan))
+    .where("schedule_ticks.created_at", ">=", isoTime(since))
+    .orderBy("schedule_ticks.tick_at")
+    .execute();
+  return rows.map(toTick);
+}
+
+async function listTicks(ctx: StoreContext, scheduleId: string): Promise<TickRecord[]> {
+  const rows = await ctx.db
+    .selectFrom("schedule_ticks")
+    .selectAll()
+    .where("schedule_id", "=", scheduleId)
+    .orderBy("tick_at")
+    .execute();
+  return rows.map(toTick);
+}
+
+async function getSchedule(ctx: StoreContext, id: string): Promise<ScheduleRecord | undefined> {
+  const row = await ctx.db.selectFrom("schedules").selectAll().where("id", "=", id).executeTakeFirst();
+  return row && toSchedule(row);
+}
+
+/**
+ * The schedules of saved workflows and their ticks. A tick is handled by whoever inserts its row
+ * (`claimTick`): the row's key is the schedule and the tick's time, so of two replicas that both
+ * think they lead, one inserts and the other is told it did not.
+ */
+export interface SchedulesRepo {
+  /** A tenant's schedules (`undefined`: every tenant's), each with its last tick. */
+  list(tenantId: string | null | undefined): Promise<ScheduleWithLastTick[]>;
+  get(id: string): Promise<ScheduleRecord | undefined>;
+  /** Schedules whose next tick is at or before `now`. */
+  due(now: Date): Promise<ScheduleRecord[]>;
+  /** The earliest next tick of all schedules; null when none is due ever. */
+  nextDue(): Promise<string | null>;
+  /** Inserts the tick's row; false when it exists (another replica handled the tick). */
+  claimTick(tick: Omit<TickRecord, "created_at" | "ticks"> & { ticks?: number }): Promise<boolean>;
+  /** Changes what a claimed tick did (its run could not start after all). */
+  settleTick(
+    scheduleId: string,
+    tickAt: string,
+    change: { outcome: TickOutcome; detail: string | null },
+  ): Promise<void>;
+  /** Moves a schedule past `lastTickAt` (never back), with its next tick. */
+  advance(id: string, lastTickAt: string, nextTickAt: string | null): Promise<void>;
+  /** The queued and running runs a schedule started, oldest first. */
+  activeRuns(scheduleId: string): Promise<string[]>;
+  /**
+   * Ticks claimed as `started` between `since` and `olderThan` whose run was never stored: the
+   * replica that claimed them died in between. Their run ids are known, so starting them again
+   * can make at most one run.
+   */
+  unstartedTicks(olderThan: Date, since: Date): Promise<TickRecord[]>;
+  /** A schedule's ticks, oldest first. */
+  ticks(scheduleId: string): Promise<TickRecord[]>;
+}
+
+export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
+  return {
+    list: (tenantId) => listSchedules(ctx, tenantId),
+    get: (id) => getSchedule(ctx, id),
+    due: (now) => dueSchedules(ctx, now),
+    nextDue: () => nextDue(ctx),
+    claimTick: (tick) => claimTick(ctx, tick),
+    settleTick: (scheduleId, tickAt, change) => settleTick(ctx, scheduleId, tickAt, change),
+    advance: (id, lastTickAt, nextTickAt) => advance(ctx, id, lastTickAt, nextTickAt),
+    activeRuns: (scheduleId) => activeRuns(ctx, scheduleId),
+    unstartedTicks: (olderThan, since) => unstartedTicks(ctx, olderThan, since),
+    ticks: (scheduleId) => listTicks(ctx, scheduleId),
+  };
+}
