@@ -35,8 +35,8 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0011_job_refusals": jobRefusals,
   "0012_run_log_state": runLogState,
   "0013_drop_job_reports": dropJobReports,
-  "0015_concurrency_and_hooks": concurrencyAndHooks,
   "0014_saved_workflows": savedWorkflows,
+  "0015_concurrency_and_hooks": concurrencyAndHooks,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
