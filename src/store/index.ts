@@ -10,6 +10,7 @@ export type * from "./concurrency-slots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
 export type * from "./fleet.js";
+export type * from "./hooks.js";
 export type * from "./jobs.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 export { servesEveryTenant, servesTenant } from "./placement.js";

@@ -9,6 +9,7 @@ import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./colu
 import { concurrencySlotsRepo } from "./concurrency-slots.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
+import { hooksRepo } from "./hooks.js";
 import { jobsRepo } from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
 import { runEventsRepo } from "./run-events.js";
@@ -64,6 +65,7 @@ export async function createKyselyStore(
 const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
   ["runs", "spec"],
   ["secrets", "value"],
+  ["hooks", "secret"],
   ["server_keys", "value"],
   ["artifacts", "content"],
   ["bots", "spec"],
@@ -113,6 +115,7 @@ function storeOver(ctx: StoreContext): Store {
     audit: auditRepo(ctx),
     fleet: fleetRepo(ctx),
     concurrency: concurrencySlotsRepo(ctx),
+    hooks: hooksRepo(ctx),
     savedWorkflows: savedWorkflowsRepo(ctx),
     schedules: schedulesRepo(ctx),
     async close() {

@@ -3,6 +3,7 @@ import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
 import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
 import type { FleetRepo } from "./fleet.js";
+import type { HooksRepo } from "./hooks.js";
 import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
 import type { RunnersRepo } from "./runners.js";
@@ -51,6 +52,7 @@ export interface Store {
   audit: AuditRepo;
   fleet: FleetRepo;
   concurrency: ConcurrencySlotsRepo;
+  hooks: HooksRepo;
   savedWorkflows: SavedWorkflowsRepo;
   schedules: SchedulesRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
