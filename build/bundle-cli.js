@@ -13,7 +13,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 /**
  * Packages inlined into the bundle: those every command loads (the config schema's zod, the
- * workflow parser's yaml, commander, the table's string-width) and the one that must share
+ * workflow parser's yaml and croner, commander, the table's string-width) and the one that must share
  * their zod (fastify's zod type provider reads our schemas). Every other package is imported
  * from node_modules as before: native addons, and the server's that read files beside themselves.
  */
@@ -27,6 +27,7 @@ const inlined = new Set([
   "emoji-regex",
   "is-fullwidth-code-point",
   "fastest-levenshtein",
+  "croner",
   "fastify-type-provider-zod",
 ]);
 

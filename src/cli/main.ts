@@ -68,6 +68,8 @@ function buildProgram(
     .description("Self-hosted runner platform: YAML workflows, AI coding agents, long-running bots.")
     .version(version)
     .exitOverride()
+    // Options after a command are that command's: `workflow show NAME --version 2` is not `-V`.
+    .enablePositionalOptions()
     .configureOutput({ writeErr: stderr })
     .showSuggestionAfterError(true);
 
@@ -318,6 +320,79 @@ function buildProgram(
       .option(tenantOption, tenantHelp),
   ).action(async (name: string, flags) =>
     setExit(await (await import("./secret.js")).secretRemove(name, flags, await ctx(apiOverrides(flags)))),
+  );
+
+  const workflow = program
+    .command("workflow")
+    .description("save workflows on a server under a name, in versions, and run them by name");
+  const workflowTenant = "platform admins: the tenant whose saved workflows to act on";
+  serverFlags(
+    workflow
+      .command("save")
+      .description("check a workflow file and save it as the next version of its name (its schedule: starts)")
+      .argument("<file>", "workflow YAML")
+      .option("--name <name>", "the name to save it under (default: the file name without extension)")
+      .option(tenantOption, workflowTenant)
+      .option("--json", "JSON output"),
+  ).action(async (file: string, flags) =>
+    setExit(await (await import("./workflow.js")).workflowSave(file, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    workflow
+      .command("list")
+      .description("the saved workflows of your tenant")
+      .option(tenantOption, workflowTenant)
+      .option("--json", "JSON output"),
+  ).action(async (flags) =>
+    setExit(await (await import("./workflow.js")).workflowList(flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    workflow
+      .command("show")
+      .description("a saved workflow's text, versions and schedules")
+      .argument("<name>")
+      .option("--version <n>", "this version instead of the newest")
+      .option(tenantOption, workflowTenant)
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./workflow.js")).workflowShow(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    workflow
+      .command("rm")
+      .description("remove a saved workflow: every version and its schedules")
+      .argument("<name>")
+      .option(tenantOption, workflowTenant),
+  ).action(async (name: string, flags) =>
+    setExit(
+      await (await import("./workflow.js")).workflowRemove(name, flags, await ctx(apiOverrides(flags))),
+    ),
+  );
+  serverFlags(
+    workflow
+      .command("run")
+      .description("run a saved workflow (the newest version unless --version)")
+      .argument("<name>")
+      .option("--var <NAME=value>", "set a variable (repeatable)", collect, [])
+      .option("--version <n>", "run this version")
+      .option("-f, --follow", "stream the run's output until it ends (exit code as `runyard run`)")
+      .option("--json", "JSON output (with --follow: the run's events as JSON lines)")
+      .option("-q, --quiet", "with --follow: print only failures and the result")
+      .option(tenantOption, workflowTenant),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./workflow.js")).workflowRun(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  const schedule = program
+    .command("schedule")
+    .description("the schedules of saved workflows (their `schedule:` entries)");
+  serverFlags(
+    schedule
+      .command("list")
+      .description("the schedules of your tenant's saved workflows: next tick, last tick and what it did")
+      .option(tenantOption, workflowTenant)
+      .option("--json", "JSON output"),
+  ).action(async (flags) =>
+    setExit(await (await import("./schedule.js")).scheduleList(flags, await ctx(apiOverrides(flags)))),
   );
 
   serverFlags(

@@ -26,6 +26,9 @@ interface RunView {
   steps: StepSummary[];
   vars: Record<string, string>;
   error: { code: string; message: string; hint?: string } | null;
+  trigger: string;
+  saved_workflow: string | null;
+  saved_version: number | null;
   /** Only on a queued run: the runners it waits for, and why none takes it yet. */
   waiting_for?: RunnerNeed[];
 }
@@ -123,9 +126,9 @@ export async function runsList(
     );
     return 0;
   }
-  const rows = [["RUN", "STATUS", "NAME", "CREATED", "DURATION"]];
+  const rows = [["RUN", "STATUS", "NAME", "TRIGGER", "CREATED", "DURATION"]];
   for (const run of page.runs)
-    rows.push([run.run_id, run.status, run.name, age(run.created_at), duration(run)]);
+    rows.push([run.run_id, run.status, run.name, run.trigger, age(run.created_at), duration(run)]);
   ctx.stdout.write(`${table(rows)}\n`);
   return 0;
 }
@@ -139,6 +142,9 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
   ctx.stdout.write(
     `run ${run.run_id}: ${printable(run.name)} (${run.kind}) ${run.status}, ${duration(run)}\n`,
   );
+  const saved =
+    run.saved_workflow !== null ? `, saved workflow ${run.saved_workflow} version ${run.saved_version}` : "";
+  ctx.stdout.write(`  trigger: ${run.trigger}${saved}\n`);
   for (const line of waiting) ctx.stdout.write(`  ${line}\n`);
   if (run.error) ctx.stdout.write(`  ${run.error.code}: ${run.error.message}\n`);
   if (run.steps.length > 0) {

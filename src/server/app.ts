@@ -20,11 +20,13 @@ import { runLogRoutes } from "./routes/run-log.js";
 import { runnerSocketRoute } from "./routes/runner-socket.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
+import { scheduleRoutes } from "./routes/schedules.js";
 import { secretRoutes } from "./routes/secrets.js";
 import { seed001JobRoutes } from "./routes/seed001-jobs.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
 import { validateRoutes } from "./routes/validate.js";
+import { workflowRoutes } from "./routes/workflows.js";
 import { webUiRoutes } from "./web-ui.js";
 
 /**
@@ -137,6 +139,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     botRoutes(api, deps);
     seed001JobRoutes(api, deps);
     validateRoutes(api, deps);
+    workflowRoutes(api, deps);
+    scheduleRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   app.register(webUiRoutes);

@@ -9,6 +9,7 @@ import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
 import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
+import type { SavedWorkflows } from "./runs/saved-workflows.js";
 import type { WorkflowParser } from "./runs/workflow-parser.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
@@ -24,6 +25,8 @@ export interface ServerDeps {
   store: Store;
   bus: EventBus;
   runs: RunService;
+  /** Named, versioned workflows per tenant, and the runs started from them. */
+  savedWorkflows: SavedWorkflows;
   hub: RunnerHub;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };

@@ -29,6 +29,7 @@ import { AgentRuns } from "./runs/agent-runs.js";
 import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
 import { ConcurrencyGroups } from "./runs/concurrency-groups.js";
 import { RunService } from "./runs/run-service.js";
+import { SavedWorkflows } from "./runs/saved-workflows.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 
@@ -209,6 +210,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fenced: () => replica.fence(),
     },
   );
+  const savedWorkflows = new SavedWorkflows(store, runs, { limits: workflowLimits, parse: parseWorkflow });
   const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,
@@ -250,6 +252,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store,
     bus,
     runs,
+    savedWorkflows,
     hub,
     replica,
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),

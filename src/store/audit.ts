@@ -18,7 +18,9 @@ export type AuditAction =
   | "run.cancel"
   | "bot.start"
   | "bot.stop"
-  | "bot.rm";
+  | "bot.rm"
+  | "workflow.save"
+  | "workflow.rm";
 
 export type AuditOutcome = "ok" | "denied" | "failed";
 

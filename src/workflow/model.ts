@@ -5,6 +5,7 @@
 
 import { RunyardError } from "../core/errors.js";
 import type { StepContainer } from "../core/step-attempt.js";
+import type { ScheduleSpec } from "./schedule.js";
 
 export const actions = ["cmd.run", "shell.run"] as const;
 export type Action = (typeof actions)[number];
@@ -99,6 +100,8 @@ export interface Workflow {
   steps: Step[];
   notify: NotifySpec[];
   concurrency?: ConcurrencySpec;
+  /** `schedule:`: when a saved workflow runs on its own; a file run directly ignores them. */
+  schedules?: ScheduleSpec[];
 }
 
 /** One problem found while reading a workflow file. */

@@ -18,6 +18,7 @@ import type { Diagnostic, Workflow } from "./model.js";
 import { readConcurrency } from "./parse-concurrency.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
+import { readSchedules } from "./parse-schedule.js";
 import { readSteps } from "./parse-steps.js";
 import {
   defaultWorkflowLimits,
@@ -40,6 +41,7 @@ const topLevelKeys = [
   "notify",
   "steps",
   "concurrency",
+  "schedule",
 ];
 
 /** What to do about the YAML syntax errors people make most. */
@@ -110,6 +112,7 @@ export function parseWorkflow(
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
   if (fields.has("description")) reader.text(value("description"), "description");
   if (fields.has("concurrency")) workflow.concurrency = readConcurrency(reader, value("concurrency"));
+  if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
 
   // Without an inventory every step runs on the implicit host "local".
   let inventory: Inventory | undefined;

@@ -23,6 +23,8 @@ export const auditActions = [
   "bot.start",
   "bot.stop",
   "bot.rm",
+  "workflow.save",
+  "workflow.rm",
 ] as const satisfies readonly AuditAction[];
 
 const AuditQuery = z.object({

@@ -1,0 +1,56 @@
+import type { components } from "../client/api-types.js";
+import type { CliContext } from "./context.js";
+import { apiClient } from "./runs.js";
+import { table } from "./table.js";
+
+type Schedule = components["schemas"]["Schedule"];
+
+/** What a schedule's last tick did, in a few words. */
+function lastOutcome(schedule: Schedule): string {
+  const tick = schedule.last_tick;
+  if (!tick) return "-";
+  switch (tick.outcome) {
+    case "started":
+      return `started ${tick.run_id ?? "-"}`;
+    case "skipped":
+      return `skipped (overlap: ${tick.run_id ?? "a run"} still running)`;
+    case "missed":
+      return tick.ticks > 1 ? `missed (${tick.ticks} ticks)` : "missed";
+    case "failed":
+      return `failed: ${tick.detail ?? "-"}`;
+  }
+}
+
+/** `runyard schedule list`. */
+export async function scheduleList(
+  flags: { tenant?: string; json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const query = flags.tenant ? `?tenant=${encodeURIComponent(flags.tenant)}` : "";
+  const { schedules } = await apiClient(ctx).request<{ schedules: Schedule[] }>(
+    "GET",
+    `/api/schedules${query}`,
+  );
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(schedules)}\n`);
+    return 0;
+  }
+  if (schedules.length === 0) {
+    ctx.stdout.write(
+      "no schedules; add `schedule: {cron: ...}` to a workflow and `runyard workflow save` it\n",
+    );
+    return 0;
+  }
+  const rows = [["WORKFLOW", "CRON", "TIMEZONE", "NEXT TICK", "LAST TICK", "LAST OUTCOME"]];
+  for (const s of schedules)
+    rows.push([
+      s.workflow,
+      s.cron,
+      s.timezone,
+      s.next_tick_at ?? "never",
+      s.last_tick_at ?? "-",
+      lastOutcome(s),
+    ]);
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}

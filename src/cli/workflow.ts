@@ -1,0 +1,139 @@
+import { readFile } from "node:fs/promises";
+import { basename, extname } from "node:path";
+import type { components, operations } from "../client/api-types.js";
+import { RunyardError } from "../core/errors.js";
+import type { CliContext } from "./context.js";
+import { apiClient, follow } from "./runs.js";
+import { printable, table } from "./table.js";
+import { parseVarFlags } from "./workflow-file.js";
+
+type SavedWorkflow = components["schemas"]["SavedWorkflow"];
+type Schedule = SavedWorkflow["schedules"][number];
+interface TenantFlag {
+  /** Platform admins: act on this tenant's saved workflows. */
+  tenant?: string;
+}
+
+function workflowPath(name: string | undefined, flags: TenantFlag, query = new URLSearchParams()): string {
+  if (flags.tenant) query.set("tenant", flags.tenant);
+  const search = query.size > 0 ? `?${query}` : "";
+  return `/api/workflows${name === undefined ? "" : `/${encodeURIComponent(name)}`}${search}`;
+}
+
+function scheduleLine(schedule: Schedule): string {
+  return `schedule ${schedule.cron} (${schedule.timezone}, overlap ${schedule.overlap}, catch_up ${schedule.catch_up}), next tick ${schedule.next_tick_at ?? "never"}`;
+}
+
+/** The name a file is saved under without --name: `deploy.yaml` is "deploy". */
+function defaultName(file: string): string {
+  return basename(file, extname(file));
+}
+
+/** `runyard workflow save FILE [--name N]`: stores the file as the name's next version. */
+export async function workflowSave(
+  file: string,
+  flags: TenantFlag & { name?: string; json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
+  }
+  const saved = await apiClient(ctx).request<{
+    name: string;
+    version: number;
+    schedules: Schedule[];
+  }>("POST", workflowPath(undefined, flags), { name: flags.name ?? defaultName(file), workflow: text, file });
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(saved)}\n`);
+    return 0;
+  }
+  ctx.stdout.write(`saved workflow ${saved.name} version ${saved.version}\n`);
+  for (const schedule of saved.schedules) ctx.stdout.write(`  ${scheduleLine(schedule)}\n`);
+  return 0;
+}
+
+/** `runyard workflow list`. */
+export async function workflowList(flags: TenantFlag & { json?: boolean }, ctx: CliContext): Promise<number> {
+  const { workflows } = await apiClient(ctx).request<
+    operations["listWorkflows"]["responses"][200]["content"]["application/json"]
+  >("GET", workflowPath(undefined, flags));
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(workflows)}\n`);
+    return 0;
+  }
+  if (workflows.length === 0) {
+    ctx.stdout.write("no saved workflows yet; save one with `runyard workflow save FILE`\n");
+    return 0;
+  }
+  const rows = [["NAME", "VERSION", "VERSIONS", "SAVED", "TENANT"]];
+  for (const w of workflows)
+    rows.push([w.name, String(w.latest_version), String(w.versions), w.updated_at, w.tenant_id ?? "-"]);
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+/** `runyard workflow show NAME [--version V]`: the version's text, its versions and schedules. */
+export async function workflowShow(
+  name: string,
+  flags: TenantFlag & { version?: string; json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const query = new URLSearchParams();
+  if (flags.version !== undefined) query.set("version", flags.version);
+  const saved = await apiClient(ctx).request<SavedWorkflow>("GET", workflowPath(name, flags, query));
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(saved)}\n`);
+    return 0;
+  }
+  const newest = saved.versions[0]?.version ?? saved.version;
+  ctx.stdout.write(
+    `workflow ${saved.name} version ${saved.version}${saved.version === newest ? " (newest)" : ` (newest: ${newest})`}, saved ${saved.created_at}\n`,
+  );
+  for (const schedule of saved.schedules) ctx.stdout.write(`${scheduleLine(schedule)}\n`);
+  ctx.stdout.write(`versions: ${saved.versions.map((v) => v.version).join(", ")}\n---\n`);
+  ctx.stdout.write(printable(saved.workflow).endsWith("\n") ? saved.workflow : `${saved.workflow}\n`);
+  return 0;
+}
+
+/** `runyard workflow rm NAME`: every version and its schedules. */
+export async function workflowRemove(name: string, flags: TenantFlag, ctx: CliContext): Promise<number> {
+  const removed = await apiClient(ctx).request<{ name: string }>("DELETE", workflowPath(name, flags));
+  ctx.stdout.write(`removed saved workflow ${removed.name} and its schedules\n`);
+  return 0;
+}
+
+/** `runyard workflow run NAME [--var K=V] [--follow]`: queues a run; with --follow, streams it. */
+export async function workflowRun(
+  name: string,
+  flags: TenantFlag & { var: string[]; version?: string; follow?: boolean; json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  let version: number | undefined;
+  if (flags.version !== undefined) {
+    version = Number(flags.version);
+    if (!Number.isInteger(version) || version < 1)
+      throw new RunyardError("USAGE", `--version ${flags.version}: expected a version number, like 3`);
+  }
+  const api = apiClient(ctx);
+  const run = await api.request<{ run_id: string; saved_version: number }>(
+    "POST",
+    `${workflowPath(name, flags).replace(/(\?|$)/, "/runs$1")}`,
+    { vars: parseVarFlags(flags.var), ...(version !== undefined ? { version } : {}) },
+  );
+  if (!flags.follow) {
+    ctx.stdout.write(
+      flags.json
+        ? `${JSON.stringify(run)}\n`
+        : `run ${run.run_id} queued (${name} version ${run.saved_version})\n`,
+    );
+    return 0;
+  }
+  if (!flags.json && !flags.quiet)
+    ctx.stderr.write(
+      `run ${run.run_id} of ${name} version ${run.saved_version} submitted to ${api.baseUrl}\n`,
+    );
+  return follow(api, run.run_id, flags, ctx);
+}

@@ -1,0 +1,112 @@
+/** `schedule:`: when a saved workflow runs on its own (docs/workflows.md "Schedules"). */
+import { isMap, isSeq } from "yaml";
+import {
+  cronProblem,
+  isTimeZone,
+  type ScheduleSpec,
+  scheduleCatchUps,
+  scheduleOverlaps,
+  timeZones,
+} from "./schedule.js";
+import { didYouMean, suggestionHint } from "./suggest.js";
+import type { YamlReader } from "./yaml-reader.js";
+
+const scheduleKeys = ["cron", "timezone", "overlap", "catch_up"];
+/** More schedules than this on one workflow is a mistake, not a plan. */
+const maxSchedules = 20;
+
+/** One `{cron, timezone, overlap, catch_up}` mapping, or a list of them. */
+export function readSchedules(reader: YamlReader, node: unknown): ScheduleSpec[] {
+  if (!isSeq(node)) {
+    const spec = readSchedule(reader, node, "schedule");
+    return spec ? [spec] : [];
+  }
+  if (node.items.length > maxSchedules) {
+    reader.report(
+      node,
+      `schedule lists ${node.items.length} entries; a workflow has at most ${maxSchedules}`,
+      "fold entries into one cron expression with lists (`0 8,12,18 * * *`)",
+    );
+  }
+  return node.items
+    .map((item, i) => readSchedule(reader, reader.deref(item), `schedule[${i}]`))
+    .filter((spec) => spec !== undefined);
+}
+
+function readSchedule(reader: YamlReader, node: unknown, label: string): ScheduleSpec | undefined {
+  if (!isMap(node)) {
+    reader.report(node, `${label} must be a mapping with cron`, 'write schedule: {cron: "*/5 * * * *"}');
+    return undefined;
+  }
+  const fields = reader.fields(node, `in ${label}`, scheduleKeys);
+  const cronField = fields.get("cron");
+  if (!cronField) {
+    reader.report(node, `${label} has no cron`, 'add cron: "*/5 * * * *" (minute hour day month weekday)');
+    return undefined;
+  }
+  const cron = reader.string(cronField.value, `cron of ${label}`);
+  let ok = cron !== undefined;
+  if (cron !== undefined) {
+    const problem = cronProblem(cron);
+    if (problem) {
+      ok = false;
+      reader.report(
+        cronField.value,
+        `cron of ${label}: ${JSON.stringify(cron)} is not a cron expression: ${problem}`,
+        'five fields, minute hour day-of-month month day-of-week (e.g. "*/5 * * * *" every five minutes, "0 3 * * 1-5" at 03:00 on weekdays), or six with seconds first',
+      );
+    }
+  }
+  let timezone = "UTC";
+  const zoneField = fields.get("timezone");
+  if (zoneField) {
+    const zone = reader.string(zoneField.value, `timezone of ${label}`);
+    if (zone === undefined) ok = false;
+    else if (!isTimeZone(zone)) {
+      ok = false;
+      const guess = didYouMean(zone, timeZones());
+      reader.report(
+        zoneField.value,
+        `timezone of ${label}: ${JSON.stringify(zone)} is not a known time zone`,
+        guess
+          ? `did you mean "${guess}"?`
+          : 'use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"',
+      );
+    } else timezone = zone;
+  }
+  const overlap = readChoice(
+    reader,
+    fields.get("overlap")?.value,
+    `overlap of ${label}`,
+    scheduleOverlaps,
+    "skip",
+  );
+  const catchUp = readChoice(
+    reader,
+    fields.get("catch_up")?.value,
+    `catch_up of ${label}`,
+    scheduleCatchUps,
+    "latest",
+  );
+  if (!ok || cron === undefined || overlap === undefined || catchUp === undefined) return undefined;
+  return { cron, timezone, overlap, catchUp };
+}
+
+function readChoice<T extends string>(
+  reader: YamlReader,
+  node: unknown,
+  label: string,
+  choices: readonly T[],
+  fallback: T,
+): T | undefined {
+  if (node === undefined) return fallback;
+  const value = reader.string(node, label);
+  if (value === undefined) return undefined;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  reader.report(
+    node,
+    `${label} must be one of ${choices.join(", ")}, got ${JSON.stringify(value)}`,
+    suggestionHint(value, choices, "choices"),
+  );
+  return undefined;
+}

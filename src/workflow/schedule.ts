@@ -1,0 +1,87 @@
+/**
+ * Cron schedules of saved workflows: when their ticks fall. The cron arithmetic is croner's
+ * (time zones and daylight saving included); this module only bounds how it is asked.
+ */
+import { Cron } from "croner";
+
+export const scheduleOverlaps = ["skip", "queue", "cancel_previous"] as const;
+export type ScheduleOverlap = (typeof scheduleOverlaps)[number];
+export const scheduleCatchUps = ["none", "latest", "all"] as const;
+export type ScheduleCatchUp = (typeof scheduleCatchUps)[number];
+
+/** One `schedule:` entry. */
+export interface ScheduleSpec {
+  /** 5 fields (minute hour day month weekday), or 6 with seconds first. */
+  cron: string;
+  /** An IANA time zone; default UTC. */
+  timezone: string;
+  /** A tick while the schedule's previous run still runs: skip it (default), queue, or cancel that run. */
+  overlap: ScheduleOverlap;
+  /** Ticks missed while no server ran: none, the latest within a day (default), or all of them. */
+  catchUp: ScheduleCatchUp;
+}
+
+/** How far back catch-up reaches: ticks older than this are missed whatever `catch_up` says. */
+export const catchUpWindowMs = 24 * 3600 * 1000;
+/** The most ticks `catch_up: all` fires at once; older ones are recorded missed. */
+export const catchUpAllLimit = 100;
+
+function cronOf(spec: Pick<ScheduleSpec, "cron" | "timezone">): Cron {
+  return new Cron(spec.cron, { paused: true, timezone: spec.timezone, mode: "5-or-6-parts" });
+}
+
+/** Why a cron expression is not one, in croner's words; undefined when it is fine. */
+export function cronProblem(cron: string): string | undefined {
+  try {
+    const parsed = new Cron(cron, { paused: true, mode: "5-or-6-parts" });
+    if (parsed.nextRun() === null) return "it never fires";
+    return undefined;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return message.replace(/^CronPattern: /, "");
+  }
+}
+
+/** Whether the runtime knows the IANA time zone `name`. */
+export function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every IANA time zone the runtime knows, for did-you-mean hints. */
+export function timeZones(): readonly string[] {
+  return [...Intl.supportedValuesOf("timeZone"), "UTC"];
+}
+
+/** The first tick strictly after `after`; null when the cron has no more. */
+export function nextTick(spec: Pick<ScheduleSpec, "cron" | "timezone">, after: Date): Date | null {
+  return cronOf(spec).nextRun(after);
+}
+
+/**
+ * The ticks in (`after`, `until`], oldest first, at most `limit` of them: the newest `limit`
+ * when there are more (`more` counts the older ones left out), since catch-up fires the newest.
+ * Callers bound the span (catch-up looks back a day at most).
+ */
+export function ticksBetween(
+  spec: Pick<ScheduleSpec, "cron" | "timezone">,
+  after: Date,
+  until: Date,
+  limit: number,
+): { ticks: Date[]; more: number } {
+  const cron = cronOf(spec);
+  const ticks: Date[] = [];
+  let more = 0;
+  for (let at = cron.nextRun(after); at !== null && at.getTime() <= until.getTime(); at = cron.nextRun(at)) {
+    ticks.push(at);
+    if (ticks.length > limit) {
+      ticks.shift();
+      more += 1;
+    }
+  }
+  return { ticks, more };
+}
