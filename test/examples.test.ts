@@ -29,6 +29,13 @@ describe("examples", () => {
     });
   });
 
+  it("nightly-report.yaml runs once here, saying its schedules apply to saved workflows", async () => {
+    const result = await runCli(["run", "examples/nightly-report.yaml"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain("schedule: applies to saved workflows only");
+    expect(result.stdout).toContain("report: disk usage");
+  });
+
   it("output-limits.yaml caps the log and still exports", async () => {
     const result = await runCli(["run", "examples/output-limits.yaml", "--json"]);
     expect(result.code).toBe(0);

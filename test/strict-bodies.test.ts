@@ -274,8 +274,48 @@ const cases: Case[] = [
     token: () => adminToken,
     body: {},
   },
+  {
+    method: "POST",
+    route: "/api/workflows",
+    url: () => "/api/workflows",
+    token: () => adminToken,
+    body: {
+      name: "strict-flow",
+      workflow: 'steps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n',
+    },
+    status: 201,
+  },
+  {
+    method: "POST",
+    route: "/api/workflows/{name}/runs",
+    url: async () => {
+      await call("POST", "/api/workflows", adminToken, {
+        name: "strict-run",
+        workflow: 'steps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n',
+      });
+      return "/api/workflows/strict-run/runs";
+    },
+    token: () => adminToken,
+    body: { vars: { A: "1" } },
+    status: 201,
+  },
+  {
+    method: "DELETE",
+    route: "/api/workflows/{name}",
+    url: async () => {
+      await call("POST", "/api/workflows", adminToken, {
+        name: "strict-gone",
+        workflow: 'steps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n',
+      });
+      return "/api/workflows/strict-gone";
+    },
+    token: () => adminToken,
+    body: {},
+  },
   { method: "GET", route: "/api/runs", url: () => "/api/runs?limit=5", token: () => adminToken },
   { method: "GET", route: "/api/runners", url: () => "/api/runners", token: () => adminToken },
+  { method: "GET", route: "/api/workflows", url: () => "/api/workflows", token: () => adminToken },
+  { method: "GET", route: "/api/schedules", url: () => "/api/schedules", token: () => adminToken },
   { method: "GET", route: "/api/tokens", url: () => "/api/tokens", token: () => adminToken },
   { method: "GET", route: "/api/users", url: () => "/api/users", token: () => adminToken },
   { method: "GET", route: "/api/secrets", url: () => "/api/secrets?tenant=acme", token: () => adminToken },

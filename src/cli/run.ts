@@ -9,6 +9,7 @@ import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.j
 import type { Executor } from "../exec/types.js";
 import { runWorkflow } from "../workflow/engine.js";
 import type { HostSpec, Workflow } from "../workflow/model.js";
+import { scheduleIgnoredNotice } from "../workflow/schedule.js";
 import { secretsNotGiven } from "../workflow/secrets.js";
 import { formatUndefinedVariable, undefinedVariables } from "../workflow/undefined-vars.js";
 import { finishWhenOutputCloses } from "./closed-output.js";
@@ -41,6 +42,7 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<
     );
   }
   if (!flags.json) {
+    if ((workflow.schedules ?? []).length > 0) ctx.stderr.write(`note: ${file}: ${scheduleIgnoredNotice}\n`);
     for (const variable of undefinedVariables(workflow, vars, ctx.env)) {
       ctx.stderr.write(`${formatUndefinedVariable(file, variable)}\n`);
     }

@@ -85,6 +85,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     isLeader: () => deps.replica.isLeader,
     runsCarried: () => deps.runs.activeRuns,
     runnersConnected: () => deps.hub.connectedRunners,
+    scheduleTicks: () => deps.scheduler.ticks(),
   });
   app.addHook("onClose", async () => metrics.close());
   const refusedLogins = new RefusedLogins(deps.store.audit, deps.logger, metrics.loginRefused);

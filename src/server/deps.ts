@@ -11,6 +11,7 @@ import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
 import type { SavedWorkflows } from "./runs/saved-workflows.js";
 import type { WorkflowParser } from "./runs/workflow-parser.js";
+import type { Scheduler } from "./schedules/scheduler.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 export interface ArtifactLimits {
@@ -27,6 +28,8 @@ export interface ServerDeps {
   runs: RunService;
   /** Named, versioned workflows per tenant, and the runs started from them. */
   savedWorkflows: SavedWorkflows;
+  /** Fires schedules' ticks on the leader; a save wakes it, `/metrics` counts its ticks. */
+  scheduler: Pick<Scheduler, "wake" | "ticks">;
   hub: RunnerHub;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };

@@ -8,6 +8,7 @@ import { requireServerWide } from "./auth.js";
 import { protectedErrorResponses } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginRefusal } from "./identity/refused-logins.js";
+import { type TickCountOutcome, tickCountOutcomes } from "./schedules/scheduler.js";
 import type { StreamGauge } from "./sse.js";
 
 /** Process figures (CPU, memory, event loop lag), collected once however many apps a process builds. */
@@ -21,6 +22,8 @@ export interface ReplicaFigures {
   runsCarried(): number;
   /** Runners connected to this replica. */
   runnersConnected(): number;
+  /** Schedule ticks this replica handled since it started, by outcome. */
+  scheduleTicks?(): Readonly<Record<TickCountOutcome, number>>;
 }
 
 /**
@@ -48,6 +51,19 @@ export class ServerMetrics {
   ) {
     const registers = [this.registry];
     if (replica) this.replicaGauges(store, replica);
+    const scheduleTicks = replica?.scheduleTicks;
+    new Counter({
+      name: "runyard_schedule_ticks_total",
+      help: "Schedule ticks this replica handled, by outcome: fired (a run started), skipped (overlap), missed (no server ran at the tick, per catch_up), failed (the run could not start).",
+      labelNames: ["outcome"],
+      registers,
+      collect() {
+        // The scheduler keeps the counts; the counter shows them as they are at each scrape.
+        const counts = scheduleTicks?.();
+        this.reset();
+        for (const outcome of tickCountOutcomes) this.inc({ outcome }, counts?.[outcome] ?? 0);
+      },
+    });
     new Gauge({
       name: "runyard_runs",
       help: "Runs by kind and status.",

@@ -32,6 +32,7 @@ import { RunService } from "./runs/run-service.js";
 import { SavedWorkflows } from "./runs/saved-workflows.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
+import { Scheduler } from "./schedules/scheduler.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
 export const defaultAuditRetentionDays = 90;
@@ -234,8 +235,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     shared: Boolean(databaseUrl),
   });
+  const scheduler = new Scheduler({
+    store,
+    workflows: savedWorkflows,
+    runs,
+    logger,
+    isLeader: () => replica.isLeader,
+  });
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
+  replica.whenLeading(() => scheduler.round());
   replica.whenLeading(async () => {
     await runs.adoptOrphans();
     // At the first round a replica leads, then hourly: the log is read by the day, not the second.
@@ -253,6 +262,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     bus,
     runs,
     savedWorkflows,
+    scheduler,
     hub,
     replica,
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
@@ -290,6 +300,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const close = (): Promise<void> => {
     closing ??= (async () => {
       stopRelay();
+      await scheduler.stop();
       await hub.close();
       await app.close();
       await runs.close();

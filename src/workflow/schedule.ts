@@ -21,6 +21,10 @@ export interface ScheduleSpec {
   catchUp: ScheduleCatchUp;
 }
 
+/** Said when a workflow with `schedule:` is run as a file rather than saved. */
+export const scheduleIgnoredNotice =
+  "schedule: applies to saved workflows only (`runyard workflow save FILE` starts it); this run runs once, now";
+
 /** How far back catch-up reaches: ticks older than this are missed whatever `catch_up` says. */
 export const catchUpWindowMs = 24 * 3600 * 1000;
 /** The most ticks `catch_up: all` fires at once; older ones are recorded missed. */

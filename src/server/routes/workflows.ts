@@ -146,6 +146,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         createdBy: submitterId(request.principal),
         unrestricted: isPlatformAdmin(request.principal),
       });
+      if (saved.schedules.length > 0) deps.scheduler.wake();
       await audit(deps, request, {
         action: "workflow.save",
         target: saved.name,

@@ -14,6 +14,7 @@ import {
 } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
+import { scheduleIgnoredNotice } from "../../workflow/schedule.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import type { JobQueue } from "../job-queue.js";
@@ -160,6 +161,8 @@ export class WorkflowRuns implements RunKindModule {
           )
       : run.sink.emit;
     const resuming = run.resumed.length > 0;
+    if (!resuming && run.record.saved_workflow === null && (workflow.schedules ?? []).length > 0)
+      run.sink.emit({ type: "notice", level: "warn", message: scheduleIgnoredNotice });
     if (!resuming && workflow.concurrency?.cancelInProgress) await this.groups.cancelBefore(run.record);
     // Before any step: a run waiting for its group holds no runner. Canceled while it waits, the
     // engine below ends it at once, as canceled.

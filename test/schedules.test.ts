@@ -1,0 +1,221 @@
+import pg from "pg";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
+import {
+  adminToken,
+  api,
+  type Proc,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+} from "./helpers/server.js";
+
+const started: Proc[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
+});
+
+async function server(home = tempDir(), env: Record<string, string> = {}): Promise<TestServer> {
+  const s = await startTestServer(home, env);
+  started.push(s.proc);
+  return s;
+}
+
+interface ScheduleView {
+  id: string;
+  workflow: string;
+  next_tick_at: string | null;
+  last_tick_at: string | null;
+  last_tick: { outcome: string; run_id: string | null; detail: string | null; ticks: number } | null;
+}
+interface RunView {
+  run_id: string;
+  status: string;
+  trigger: string;
+  trigger_ref: string | null;
+  saved_workflow: string | null;
+  saved_version: number | null;
+}
+
+const scheduled = (schedule: string, script = "echo tick") => `name: scheduled
+schedule: ${schedule}
+steps:
+  - name: tick
+    action: cmd.run
+    args:
+      cmd: ${script}
+`;
+
+/** `runyard_schedule_ticks_total{outcome}` as /metrics shows it (labelled with the replica too). */
+function tickCount(metrics: string, outcome: string): number {
+  return Number(
+    new RegExp(`runyard_schedule_ticks_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`).exec(metrics)?.[1],
+  );
+}
+
+async function schedules(url: string): Promise<ScheduleView[]> {
+  return (await api<{ schedules: ScheduleView[] }>(url, "GET", "/api/schedules")).body.schedules;
+}
+
+async function runsOf(url: string, workflow: string): Promise<RunView[]> {
+  const { body } = await api<{ runs: RunView[] }>(url, "GET", "/api/runs?limit=500");
+  return body.runs.filter((run) => run.saved_workflow === workflow);
+}
+
+async function save(url: string, name: string, workflow: string): Promise<void> {
+  const { status, body } = await api(url, "POST", "/api/workflows", { name, workflow });
+  if (status !== 201) throw new Error(`save failed: ${status} ${JSON.stringify(body)}`);
+}
+
+describe("schedules on one server (SQLite)", () => {
+  it("fires a saved workflow's ticks as runs with trigger schedule, skips a tick while its run still runs, and stops when removed", async () => {
+    const s = await server();
+    started.push(await startRunner(s.url, await runnerToken(s.url), { id: "sched-1" }));
+    await save(s.url, "every-second", scheduled('{cron: "* * * * * *", overlap: skip}', "sleep 1.6"));
+    const deadline = Date.now() + 20_000;
+    let skipped: ScheduleView | undefined;
+    while (Date.now() < deadline && !skipped) {
+      skipped = (await schedules(s.url)).find((x) => x.last_tick?.outcome === "skipped");
+      if (!skipped) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(skipped?.last_tick?.detail).toMatch(
+      /run run_\S+ of this schedule is still going \(overlap: skip\)/,
+    );
+    const runs = await runsOf(s.url, "every-second");
+    expect(runs.length).toBeGreaterThan(0);
+    for (const run of runs)
+      expect(run).toMatchObject({ trigger: "schedule", trigger_ref: skipped?.id, saved_version: 1 });
+    // Never two of its runs at once: overlap skip.
+    expect(
+      runs.filter((run) => run.status === "queued" || run.status === "running").length,
+    ).toBeLessThanOrEqual(1);
+
+    const listed = await runCli(["schedule", "list", "--server", s.url, "--token", adminToken]);
+    expect(listed.stdout).toMatch(/every-second\s+\* \* \* \* \* \*\s+UTC/);
+    const metrics = await fetch(new URL("/metrics", s.url), {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const text = await metrics.text();
+    expect(tickCount(text, "fired")).toBeGreaterThan(0);
+    expect(tickCount(text, "skipped")).toBeGreaterThan(0);
+
+    const removed = await runCli([
+      "workflow",
+      "rm",
+      "every-second",
+      "--server",
+      s.url,
+      "--token",
+      adminToken,
+    ]);
+    expect(removed.code).toBe(0);
+    expect(await schedules(s.url)).toEqual([]);
+    const after = (await runsOf(s.url, "every-second")).length;
+    // Two more ticks' time: nothing fires for a removed workflow.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect((await runsOf(s.url, "every-second")).length).toBe(after);
+  }, 60_000);
+
+  it("runs a file with schedule: once under `runyard run`, saying schedules apply to saved workflows", async () => {
+    const result = await runCli(["run", writeWorkflow(scheduled('{cron: "*/5 * * * *"}'))], {
+      env: { RUNYARD_HOME: tempDir(), RUNYARD_SANDBOX: "off" },
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain("schedule: applies to saved workflows only");
+    expect(result.stdout).toContain("tick");
+  });
+
+  it("follows catch_up for ticks missed while the server was down: latest fires one, all fires each, none records them missed", async () => {
+    // Three ticks a few seconds ahead, inside one minute (UTC), so the cron names them alone.
+    while (new Date().getUTCSeconds() > 45) await new Promise((resolve) => setTimeout(resolve, 200));
+    const home = tempDir();
+    let s = await server(home);
+    const now = new Date();
+    const first = new Date(Math.ceil((now.getTime() + 4000) / 1000) * 1000);
+    const ticks = [0, 1, 2].map((n) => new Date(first.getTime() + n * 1000));
+    const cron = `${ticks.map((t) => t.getUTCSeconds()).join(",")} ${first.getUTCMinutes()} ${first.getUTCHours()} ${first.getUTCDate()} ${first.getUTCMonth() + 1} *`;
+    for (const mode of ["none", "latest", "all"]) {
+      await save(s.url, `catch-${mode}`, scheduled(`{cron: "${cron}", overlap: queue, catch_up: ${mode}}`));
+    }
+    await s.proc.kill("SIGTERM");
+    expect(Date.now(), "the server must stop before the first tick").toBeLessThan(first.getTime());
+    const lastTick = ticks[2] as Date;
+    while (Date.now() < lastTick.getTime() + 500) await new Promise((resolve) => setTimeout(resolve, 100));
+    s = await server(home);
+    const deadline = Date.now() + 15_000;
+    let listed = await schedules(s.url);
+    while (Date.now() < deadline && !listed.every((x) => x.last_tick_at === lastTick.toISOString())) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      listed = await schedules(s.url);
+    }
+    const byName = new Map(listed.map((x) => [x.workflow, x]));
+    expect((await runsOf(s.url, "catch-all")).length).toBe(3);
+    expect((await runsOf(s.url, "catch-latest")).length).toBe(1);
+    expect((await runsOf(s.url, "catch-none")).length).toBe(0);
+    expect(byName.get("catch-none")?.last_tick).toMatchObject({ outcome: "missed", ticks: 1 });
+    expect(byName.get("catch-latest")?.last_tick).toMatchObject({ outcome: "started" });
+    expect(byName.get("catch-all")?.last_tick).toMatchObject({ outcome: "started" });
+    const listedCli = await runCli(["schedule", "list", "--server", s.url, "--token", adminToken]);
+    expect(listedCli.stdout).toMatch(/catch-none .*missed/);
+    const metrics = await (
+      await fetch(new URL("/metrics", s.url), { headers: { authorization: `Bearer ${adminToken}` } })
+    ).text();
+    // none: 3 missed; latest: 2 missed, 1 fired; all: 3 fired.
+    expect(tickCount(metrics, "missed")).toBe(5);
+    expect(tickCount(metrics, "fired")).toBe(4);
+  }, 60_000);
+});
+
+describe("schedules on PostgreSQL with two replicas", () => {
+  const adminUrl = inject("postgresAdminUrl");
+  const secretKey = "schedule-test-secret-key-0123456789abcdef";
+  const timings = { RUNYARD_REPLICA_HEARTBEAT_MS: "300", RUNYARD_REPLICA_LEASE_MS: "2000" };
+
+  it("fires each tick exactly once when the leader is killed -9 around a tick", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const env = { RUNYARD_DATABASE_URL: databaseUrl, RUNYARD_SECRET_KEY: secretKey, ...timings };
+    const a = await server(tempDir(), env);
+    const b = await server(tempDir(), env);
+    expect((await api<{ leader: boolean }>(a.url, "GET", "/health")).body.leader).toBe(true);
+    // No runner: every run stays queued, and overlap queue starts one per tick regardless.
+    await save(a.url, "per-second", scheduled('{cron: "* * * * * *", overlap: queue, catch_up: latest}'));
+    while ((await runsOf(b.url, "per-second")).length < 3)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    // At a tick: the leader dies as it fires it.
+    while (Date.now() % 1000 > 5) await new Promise((resolve) => setTimeout(resolve, 1));
+    await a.proc.kill("SIGKILL");
+    const killedAt = Date.now();
+    // Long enough for B to lead, fire, and start any tick A claimed without storing its run.
+    while (Date.now() - killedAt < 9000) await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await api<{ leader: boolean }>(b.url, "GET", "/health")).body.leader).toBe(true);
+    // A graceful stop finishes the pass under way: every tick it claimed has its run stored.
+    await b.proc.kill("SIGTERM");
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const runs = (
+        await client.query<{ id: string }>("select id from runs where trigger = 'schedule'")
+      ).rows.map((row) => row.id);
+      const ticks = (
+        await client.query<{ tick_at: string; outcome: string; run_id: string | null }>(
+          "select tick_at, outcome, run_id from schedule_ticks order by tick_at",
+        )
+      ).rows;
+      const startedRuns = ticks.filter((t) => t.outcome === "started").map((t) => t.run_id);
+      // Each tick that fired made exactly one run, and every run is a tick's.
+      expect(new Set(runs).size).toBe(runs.length);
+      expect([...runs].sort()).toEqual([...startedRuns].sort());
+      expect(runs.length).toBeGreaterThanOrEqual(8);
+      // No tick was lost silently: every second from the first tick to the last has its row.
+      const times = ticks.map((t) => Date.parse(t.tick_at));
+      const first = Math.min(...times);
+      const last = Math.max(...times);
+      expect(ticks.length).toBe((last - first) / 1000 + 1);
+      expect(ticks.every((t) => t.outcome === "started" || t.outcome === "missed")).toBe(true);
+    } finally {
+      await client.end();
+    }
+  }, 90_000);
+});
