@@ -328,7 +328,7 @@ describe("signed webhooks", () => {
       404,
     );
     const { body: audit } = await api<{
-      entries: Array<{ action: string; target: string; tenant_id: string }>;
+      events: Array<{ action: string; target: string; tenant_id: string }>;
     }>(server.url, "GET", "/api/audit");
     const hookEntries = audit.events
       .filter((entry) => entry.action.startsWith("hook."))
