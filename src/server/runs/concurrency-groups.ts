@@ -49,7 +49,9 @@ export class ConcurrencyGroups {
   async cancelBefore(run: RunRecord): Promise<void> {
     const claim = slotClaim(run);
     if (!claim) return;
-    for (const other of await this.store.concurrency.runsBefore(claim)) {
+    // Newest first, the holder last: a waiting run must not take the slot the holder frees
+    // before its own cancel reaches it.
+    for (const other of (await this.store.concurrency.runsBefore(claim)).reverse()) {
       await this.cancelRun(other.run_id).catch((error: unknown) =>
         // It ended meanwhile (CONFLICT), or its replica is gone: either way it no longer runs.
         this.logger.info({ err: error, runId: other.run_id }, "cannot cancel a run of the group"),
