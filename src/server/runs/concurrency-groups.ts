@@ -79,9 +79,10 @@ export class ConcurrencyGroups {
     return false;
   }
 
-  /** Frees the slot a run held, and lets the runs waiting here try at once. */
-  async release(runId: string): Promise<void> {
-    if (await this.store.concurrency.release(runId)) for (const wake of [...this.wakers]) wake();
+  /** Frees the slot a run of a group held, and lets the runs waiting here try at once. */
+  async release(run: RunRecord): Promise<void> {
+    if (run.concurrency_group === null) return;
+    if (await this.store.concurrency.release(run.id)) for (const wake of [...this.wakers]) wake();
   }
 
   private nextChance(signal: AbortSignal): Promise<void> {

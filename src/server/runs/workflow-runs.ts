@@ -183,7 +183,7 @@ export class WorkflowRuns implements RunKindModule {
       });
       // Only a run that ended here frees its group: one whose engine failed is interrupted (which
       // frees it) or adopted by another replica, where it still holds it.
-      await this.groups.release(runId);
+      await this.groups.release(run.record);
     } finally {
       this.queue.forgetRun(runId);
     }
