@@ -1,8 +1,9 @@
 import { createHmac } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import {
   adminToken,
   api,
@@ -340,5 +341,53 @@ describe("signed webhooks", () => {
         ["hook.rm", "acme-given", "acme"],
       ]),
     );
+  }, 60_000);
+});
+
+const adminUrl = inject("postgresAdminUrl");
+
+describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
+  it("starts one run for one delivery sent to both replicas at once", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const env = {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "hooks-test-secret-key-0123456789abcdef",
+    };
+    const a = await startTestServer(tempDir(), env);
+    const b = await startTestServer(tempDir(), env);
+    try {
+      const saved = await api(a.url, "POST", "/api/workflows", {
+        name: "on-push",
+        workflow: onPush(tempDir()),
+      });
+      expect(saved.status).toBe(201);
+      const key = "a-secret-shared-by-both-replicas";
+      const made = await api(a.url, "POST", "/api/hooks", {
+        name: "fleet-push",
+        workflow: "on-push",
+        secret: key,
+      });
+      expect(made.status).toBe(201);
+      const body = push("fleet");
+      const headers = { "x-hub-signature-256": sign(body, key), "x-github-delivery": "d-fleet" };
+      const answers = await Promise.all(
+        [a, b, a, b].map((replica) =>
+          fetch(new URL("/api/hooks/fleet-push", replica.url), {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body,
+          }).then(async (response) => ({
+            status: response.status,
+            body: (await response.json()) as { run_id: string },
+          })),
+        ),
+      );
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 202]);
+      expect(new Set(answers.map((answer) => answer.body.run_id)).size).toBe(1);
+      const { body: runs } = await api<{ runs: unknown[] }>(b.url, "GET", "/api/runs");
+      expect(runs.runs).toHaveLength(1);
+    } finally {
+      await Promise.all([a.proc.kill("SIGKILL"), b.proc.kill("SIGKILL")]);
+    }
   }, 60_000);
 });
