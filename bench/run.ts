@@ -5,6 +5,7 @@ import { maskingThroughput } from "./masking.js";
 import { peersFirstByte } from "./peers.js";
 import { postgresVsSqlite } from "./postgres.js";
 import { sandboxStepCost } from "./sandbox.js";
+import { scheduleTicks1000 } from "./schedules.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
 import { outputToSseClient, queuedRunsMemory, runThroughput } from "./up.js";
@@ -30,6 +31,7 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   idleRunnerMemory,
   maskingThroughput,
   idleSseMemory,
+  scheduleTicks1000,
   // Starts its own PostgreSQL cluster; a skipped line when the binaries are missing.
   postgresVsSqlite,
   // Installs graphile-worker with npm (once, under .bench-cache/peers) and starts PostgreSQL.

@@ -288,7 +288,7 @@ export async function serverProcess(
   env: Record<string, string> = {},
   store: BenchStore = sqliteStore,
   command: "server" | "up" = "server",
-): Promise<{ child: ChildProcess; url: string; runnerToken: string }> {
+): Promise<{ child: ChildProcess; url: string; runnerToken: string; home: string }> {
   const home = mkdtempSync(join(tmpdir(), "runyard-bench-"));
   const base: NodeJS.ProcessEnv = { ...process.env };
   // The SQLite rows must not land on a database the caller's shell happens to point at.
@@ -320,7 +320,7 @@ export async function serverProcess(
     body: JSON.stringify({ kind: "runner", name: "bench" }),
   });
   const { token } = (await created.json()) as { token: string };
-  return { child, url, runnerToken: token };
+  return { child, url, runnerToken: token, home };
 }
 
 /** `runyard runner` as a child process; resolves once it is connected. `args` go after the defaults. */

@@ -85,6 +85,8 @@ beforeAll(async () => {
   const other = await runOf("platform");
   credentials.streamOther = (await ok("POST", `/api/runs/${other}/stream-token`, adminToken)).token;
 
+  await ok("POST", "/api/workflows", credentials.memberA, { name: "flow-a", workflow });
+  await ok("POST", "/api/workflows", credentials.memberB, { name: "flow-b", workflow });
   items.runs.A = await runOf("memberA");
   items.runs.B = await runOf("memberB");
   items.tokens.A = (await ok("POST", "/api/tokens", credentials.memberA, { kind: "user" })).id;
@@ -328,6 +330,49 @@ const rows: Row[] = [
     route: "POST /api/workflows/validate",
     what: "any user; stores and runs nothing",
     request: async () => ({ url: "/api/workflows/validate", body: { workflow } }),
+    expect: anyUser(200),
+  },
+  {
+    route: "POST /api/workflows",
+    what: "any user saves in its own tenant (a platform admin outside any tenant)",
+    request: async () => ({ url: "/api/workflows", body: { name: fresh("saved-"), workflow } }),
+    expect: anyUser(201),
+  },
+  {
+    route: "GET /api/workflows",
+    what: "the caller's tenant's; a platform admin every tenant's",
+    request: async () => ({ url: "/api/workflows" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.workflows.some((w: Json) => w.name === `flow-${tenant.toLowerCase()}`),
+      who: { memberA: "A", memberB: "B", adminA: "A", platform: "AB", outside: "" },
+    },
+  },
+  {
+    route: "GET /api/workflows/{name}",
+    what: "tenant A's saved workflow: A's callers; a platform admin names the tenant (?tenant=A), so 404 without",
+    request: async () => ({ url: "/api/workflows/flow-a" }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 404, outside: 404 }),
+  },
+  {
+    route: "POST /api/workflows/{name}/runs",
+    what: "tenant A's saved workflow: run by A's callers, absent for others",
+    request: async () => ({ url: "/api/workflows/flow-a/runs", body: { vars: {} } }),
+    expect: byCaller({ memberA: 201, memberB: 404, adminA: 201, platform: 404, outside: 404 }),
+  },
+  {
+    route: "DELETE /api/workflows/{name}",
+    what: "a fresh saved workflow of A's each time: removed by A's callers only",
+    request: async () => {
+      const name = fresh("gone-flow-");
+      await ok("POST", "/api/workflows", credentials.memberA, { name, workflow });
+      return { url: `/api/workflows/${name}` };
+    },
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/schedules",
+    request: async () => ({ url: "/api/schedules" }),
     expect: anyUser(200),
   },
   {
