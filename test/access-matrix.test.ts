@@ -105,6 +105,16 @@ beforeAll(async () => {
   ] as const) {
     items.bots[tenant] = await botOf(caller, tenant, `bot-${tenant.toLowerCase()}`);
   }
+  // A saved workflow of each tenant (and outside any), and a hook of A and of B running it.
+  for (const [caller, workflowName] of [
+    ["memberA", "wf-a"],
+    ["memberB", "wf-b"],
+    ["platform", "wf-none"],
+  ] as const) {
+    await ok("POST", "/api/workflows", credentials[caller], { name: workflowName, workflow });
+  }
+  await ok("POST", "/api/hooks", credentials.memberA, { name: "hook-a", workflow: "wf-a" });
+  await ok("POST", "/api/hooks", credentials.memberB, { name: "hook-b", workflow: "wf-b" });
   for (const tenant of ["A", "B"]) {
     await server.store.runners.upsert({
       id: `runner-${tenant}`,
@@ -639,6 +649,62 @@ const rows: Row[] = [
       const entries: Json[] = Array.isArray(body) ? body : (body.events ?? body.entries ?? []);
       for (const entry of entries) expect(entry.tenant_id, "a tenant admin sees its tenant only").toBe("A");
     },
+  },
+  {
+    route: "POST /api/hooks",
+    what: "a hook of the caller's tenant, running that tenant's saved workflow",
+    request: async (caller) => ({
+      url: "/api/hooks",
+      body: {
+        name: fresh("hook-new-"),
+        workflow:
+          { memberA: "wf-a", adminA: "wf-a", memberB: "wf-b", tokenB: "wf-b" }[caller as "memberA"] ??
+          "wf-none",
+      },
+    }),
+    expect: anyUser(201),
+    check: (caller, body) =>
+      expect(body.tenant_id, caller).toBe(
+        { memberA: "A", memberB: "B", tokenB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+      ),
+  },
+  {
+    route: "POST /api/hooks",
+    what: "A's saved workflow, from outside tenant A: 404, as one that does not exist (an admin token makes hooks outside any tenant)",
+    request: async () => ({ url: "/api/hooks", body: { name: fresh("hook-of-a-"), workflow: "wf-a" } }),
+    expect: byCaller({ memberA: 201, memberB: 404, adminA: 201, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/hooks",
+    what: "the caller's tenant's hooks (an admin token: every tenant's)",
+    request: async () => ({ url: "/api/hooks" }),
+    expect: anyUser(200),
+    sees: {
+      find: (body, tenant) => body.hooks.some((hook: Json) => hook.name === `hook-${tenant.toLowerCase()}`),
+      who: { memberA: "A", memberB: "B", adminA: "A", platform: "AB", outside: "" },
+    },
+  },
+  {
+    route: "GET /api/hooks/{name}",
+    what: "tenant A's hook",
+    request: async () => ({ url: "/api/hooks/hook-a" }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "DELETE /api/hooks/{name}",
+    what: "tenant A's hook",
+    request: async () => {
+      const name = fresh("hook-gone-");
+      await ok("POST", "/api/hooks", credentials.memberA, { name, workflow: "wf-a" });
+      return { url: `/api/hooks/${name}` };
+    },
+    expect: ofTenantA(200),
+  },
+  {
+    route: "POST /api/hooks/{name}",
+    what: "a delivery: its signature is its only credential, and no token stands for it",
+    request: async () => ({ url: "/api/hooks/hook-a", body: { ref: "refs/heads/main" } }),
+    expect: everyone(401),
   },
   {
     route: "GET /metrics",

@@ -156,3 +156,82 @@ describe("multi-agent example", () => {
       expect(error?.hint).toMatch(/token/);
     }));
 });
+
+describe("concurrency group example", () => {
+  it("concurrency-group.yaml: of two runs of one target on a server, the second waits for the first", async () => {
+    const { adminToken, runnerToken, startRunner, startTestServer } = await import("./helpers/server.js");
+    const server = await startTestServer();
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "examples",
+      capacity: 4,
+    });
+    try {
+      const submit = () =>
+        runCli(["run", "examples/concurrency-group.yaml", "--server", server.url, "--var", "TARGET=prod"], {
+          env: { RUNYARD_TOKEN: adminToken },
+        });
+      const results = await Promise.all([submit(), submit()]);
+      for (const result of results) expect(result.code, result.stderr).toBe(0);
+      const waited = results.filter((result) =>
+        `${result.stdout}${result.stderr}`.includes("waiting for concurrency group deploy-prod"),
+      );
+      expect(waited).toHaveLength(1);
+    } finally {
+      await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
+    }
+  }, 60_000);
+});
+
+describe("webhook example", () => {
+  it("deliver-webhook.sh signs a push with openssl and curl; the hook runs webhook-deploy.yaml with its branch", async () => {
+    const { adminToken, runnerToken, startRunner, startTestServer, waitForRun, isFinal, readEvents } =
+      await import("./helpers/server.js");
+    const server = await startTestServer();
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "webhooks",
+      capacity: 2,
+    });
+    try {
+      const env = { RUNYARD_TOKEN: adminToken };
+      const saved = await runCli(
+        ["workflow", "save", "examples/webhook-deploy.yaml", "--server", server.url],
+        { env },
+      );
+      expect(saved.code, saved.stderr).toBe(0);
+      const hook = await runCli(
+        [
+          "hook",
+          "create",
+          "deploy-on-push",
+          "--workflow",
+          "webhook-deploy",
+          "--var",
+          "BRANCH=$.ref",
+          "--var",
+          "COMMIT=$.head_commit.id",
+          "--server",
+          server.url,
+        ],
+        { env },
+      );
+      expect(hook.code, hook.stderr).toBe(0);
+      const secret = /^secret: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
+      const { spawnSync } = await import("node:child_process");
+      const delivered = spawnSync("sh", ["examples/deliver-webhook.sh", server.url, "deploy-on-push"], {
+        cwd: repoRoot,
+        env: { ...process.env, SECRET: secret },
+        encoding: "utf8",
+      });
+      expect(delivered.status, delivered.stderr).toBe(0);
+      const answer = JSON.parse(delivered.stdout) as { run_id: string; missing_vars: string[] };
+      expect(answer.missing_vars).toEqual([]);
+      expect((await waitForRun(server.url, answer.run_id, isFinal)).status).toBe("success");
+      const output = (await readEvents(server.url, answer.run_id))
+        .flatMap((event) => (event.type === "step.output" ? [event.data] : []))
+        .join("");
+      expect(output).toBe("deploying refs/heads/main at c0ffee\n");
+    } finally {
+      await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
+    }
+  }, 60_000);
+});

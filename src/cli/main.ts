@@ -396,6 +396,36 @@ function buildProgram(
     setExit(await (await import("./schedule.js")).scheduleList(flags, await ctx(apiOverrides(flags)))),
   );
 
+  const hook = program
+    .command("hook")
+    .description("signed webhooks that run a saved workflow (GitHub's X-Hub-Signature-256)");
+  serverFlags(
+    hook
+      .command("create")
+      .description("make a hook; a generated secret is printed once")
+      .argument("<name>", "unique across the server: the delivery URL is /api/hooks/NAME")
+      .requiredOption("--workflow <name>", "the saved workflow each delivery runs")
+      .option("--secret-stdin", "read the secret from standard input instead of generating one")
+      .option(
+        "--var <NAME=$.path>",
+        "a run variable picked from the delivery's JSON body (repeatable)",
+        collect,
+        [],
+      )
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./hook.js")).hookCreate(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    hook.command("list").description("the hooks of your tenant").option("--json", "JSON output"),
+  ).action(async (flags) =>
+    setExit(await (await import("./hook.js")).hookList(flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(hook.command("rm").description("remove a hook").argument("<name>")).action(
+    async (name: string, flags) =>
+      setExit(await (await import("./hook.js")).hookRemove(name, await ctx(apiOverrides(flags)))),
+  );
+
   serverFlags(
     program
       .command("audit")

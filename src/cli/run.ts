@@ -50,6 +50,12 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<
       ctx.stderr.write(`${formatUndefinedVariable(file, variable)}\n`);
     }
   }
+  if (workflow.concurrency) {
+    // A group is held by a server's store; one process alone has nothing to take turns with.
+    ctx.stderr.write(
+      `notice: concurrency group ${JSON.stringify(workflow.concurrency.group)} is ignored by a local run; runs of a group take turns on a server (runyard run FILE --server URL)\n`,
+    );
+  }
   const runId = newRunId();
   const sequencer = new EventSequencer(runId);
   const render = eventRenderer(flags, ctx);

@@ -821,6 +821,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The hooks of the caller's tenant
+         * @description A platform admin sees every tenant's. Never secrets.
+         */
+        get: operations["listHooks"];
+        put?: never;
+        /**
+         * Make a signed webhook that runs a saved workflow
+         * @description Names are unique across the server (409 when taken, in any tenant). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.
+         */
+        post: operations["createHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hooks/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One hook
+         * @description Never its secret. Another tenant's hook is 404.
+         */
+        get: operations["getHook"];
+        put?: never;
+        /**
+         * Deliver a signed webhook (no token: the signature is the credential)
+         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing. `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). `X-GitHub-Event: ping` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in `missing_vars`); the run's trigger is `webhook`.
+         */
+        post: operations["deliverHook"];
+        /**
+         * Remove a hook
+         * @description Deliveries to it are 404 from then on; runs it started stay. Another tenant's hook is 404.
+         */
+        delete: operations["removeHook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -1139,7 +1191,7 @@ export interface components {
             tenant_id: string | null;
             address: string | null;
             /** @enum {string} */
-            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm";
+            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm";
             target: string | null;
             /** @enum {string} */
             outcome: "ok" | "denied" | "failed";
@@ -1170,6 +1222,17 @@ export interface components {
             started_at: string | null;
             finished_at: string | null;
             expires_at: string;
+        };
+        Hook: {
+            name: string;
+            tenant_id: string | null;
+            workflow: string;
+            vars: {
+                [key: string]: string;
+            };
+            url: string;
+            created_at: string;
+            created_by: string | null;
         };
         Runner: {
             id: string;
@@ -1218,11 +1281,7 @@ export interface components {
             finished_at: string | null;
             last_seq: number;
             last_notify_error: string | null;
-            /** @enum {string} */
-            trigger: "manual" | "api" | "schedule" | "webhook" | "rerun" | "forge";
-            trigger_ref: string | null;
-            saved_workflow: string | null;
-            saved_version: number | null;
+            concurrency_group: string | null;
             waiting_for?: {
                 host: string;
                 group: string | null;
@@ -1230,6 +1289,11 @@ export interface components {
                 tenant_id: string | null;
                 reason: string | null;
             }[];
+            /** @enum {string} */
+            trigger: "manual" | "api" | "schedule" | "webhook" | "rerun" | "forge";
+            trigger_ref: string | null;
+            saved_workflow: string | null;
+            saved_version: number | null;
             approvals?: {
                 step: string;
                 message: string;
@@ -3448,7 +3512,7 @@ export interface operations {
     listAudit: {
         parameters: {
             query?: {
-                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm";
+                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm";
                 tenant?: string;
                 since?: string;
                 limit?: number;
@@ -4828,6 +4892,380 @@ export interface operations {
             };
             /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listHooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the hooks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        hooks: components["schemas"]["Hook"][];
+                    };
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    workflow: string;
+                    secret?: string;
+                    /** @default {} */
+                    vars?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description the hook */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        tenant_id: string | null;
+                        workflow: string;
+                        vars: {
+                            [key: string]: string;
+                        };
+                        url: string;
+                        created_at: string;
+                        created_by: string | null;
+                        secret?: string;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the hook */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hook"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deliverHook: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-hub-signature-256"?: string;
+                "x-github-delivery"?: string;
+                "x-github-event"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description a delivery sent again (its first run), or a ping: no new run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        run_id: string | null;
+                        note: string;
+                    };
+                };
+            };
+            /** @description the run is queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        run_id: string;
+                        missing_vars: string[];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    removeHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the hook is gone */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @enum {boolean} */
+                        removed: true;
+                    };
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

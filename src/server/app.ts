@@ -16,6 +16,7 @@ import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botRoutes } from "./routes/bots.js";
+import { hookRoutes } from "./routes/hooks.js";
 import { rerunRoutes } from "./routes/rerun.js";
 import { runLogRoutes } from "./routes/run-log.js";
 import { runnerSocketRoute } from "./routes/runner-socket.js";
@@ -144,6 +145,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     validateRoutes(api, deps);
     workflowRoutes(api, deps);
     scheduleRoutes(api, deps);
+    hookRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   app.register(webUiRoutes);

@@ -57,6 +57,12 @@ const publicPaths = new Set([
 const eventStreamPath = /^\/api\/runs\/([^/]+)\/(?:events|log)$/;
 
 /**
+ * A webhook delivery (`POST /api/hooks/NAME`): it carries no token; its route checks the body's
+ * signature against the hook's secret before anything else. No other route is let through.
+ */
+const hookDeliveryPath = /^\/api\/hooks\/[^/]+$/;
+
+/**
  * The one route a runner token opens besides the runner socket: a runner uploads the artifacts of
  * the jobs leased to it (the route checks the lease). Everything else stays closed to it.
  */
@@ -117,6 +123,7 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
     // The runner socket takes runner tokens only; its route checks them (runnerTokenOf).
     if (path === runnerSocketPath && request.method === "GET") return;
+    if (request.method === "POST" && hookDeliveryPath.test(path)) return;
     // A path no route serves is a 404 with or without a token: the routes are public
     // (/openapi.json), so saying one does not exist tells nothing a token would hide.
     if (request.is404) return;

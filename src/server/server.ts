@@ -28,6 +28,7 @@ import { type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
 import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
+import { ConcurrencyGroups } from "./runs/concurrency-groups.js";
 import { RunService } from "./runs/run-service.js";
 import { SavedWorkflows } from "./runs/saved-workflows.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
@@ -185,21 +186,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const approvals = new ApprovalWaits(store, logger, (runId, step) =>
     replica.tell({ type: "approval", run_id: runId, step }),
   );
+  // Cancels through the run service, made a few lines later (cancel_in_progress).
+  const groups = new ConcurrencyGroups(store, (runId): Promise<unknown> => runs.cancel(runId), logger);
   const workflows = new WorkflowRuns(
     store,
     queue,
     notifier,
     directHosts,
     logger,
-    {
-      limits: workflowLimits,
-      parse: parseWorkflow,
-    },
+    { limits: workflowLimits, parse: parseWorkflow },
     approvals,
+    groups,
   );
   const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
-  const runs = new RunService(
+  const runs: RunService = new RunService(
     store,
     bus,
     { workflow: workflows, agent: agents, bot: bots },

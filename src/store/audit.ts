@@ -22,7 +22,9 @@ export type AuditAction =
   | "bot.stop"
   | "bot.rm"
   | "workflow.save"
-  | "workflow.rm";
+  | "workflow.rm"
+  | "hook.create"
+  | "hook.rm";
 
 export type AuditOutcome = "ok" | "denied" | "failed";
 

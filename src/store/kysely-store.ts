@@ -7,8 +7,10 @@ import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
 import { botsRepo } from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
+import { concurrencySlotsRepo } from "./concurrency-slots.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
+import { hooksRepo } from "./hooks.js";
 import { jobsRepo } from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
 import { runEventsRepo } from "./run-events.js";
@@ -64,6 +66,7 @@ export async function createKyselyStore(
 const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
   ["runs", "spec"],
   ["secrets", "value"],
+  ["hooks", "secret"],
   ["server_keys", "value"],
   ["artifacts", "content"],
   ["bots", "spec"],
@@ -113,6 +116,8 @@ function storeOver(ctx: StoreContext): Store {
     audit: auditRepo(ctx),
     approvals: approvalsRepo(ctx),
     fleet: fleetRepo(ctx),
+    concurrency: concurrencySlotsRepo(ctx),
+    hooks: hooksRepo(ctx),
     savedWorkflows: savedWorkflowsRepo(ctx),
     schedules: schedulesRepo(ctx),
     async close() {

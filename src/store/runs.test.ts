@@ -47,6 +47,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         finished_at: null,
         last_seq: 0,
         last_notify_error: null,
+        concurrency_group: null,
         trigger: "api",
         trigger_ref: null,
         saved_workflow: null,

@@ -34,6 +34,8 @@ export interface RunRecord {
   last_seq: number;
   /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
   last_notify_error: string | null;
+  /** The concurrency group the run takes turns in (its workflow's, expanded at submit); null: none. */
+  concurrency_group: string | null;
   /** What started the run. */
   trigger: RunTrigger;
   /** What is behind the trigger: the schedule id, the hook name, the run re-run; null for none. */
@@ -60,6 +62,8 @@ export interface NewRun {
   created_at?: string;
   /** The replica whose engine carries the run (see `fleet.adoptRuns`); not part of the record. */
   replica_id?: string;
+  /** The concurrency group it takes turns in; default none. */
+  concurrency_group?: string | null;
   /** Defaults to `api`. */
   trigger?: RunTrigger;
   trigger_ref?: string | null;
@@ -134,6 +138,7 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     finished_at: row.finished_at,
     last_seq: int(row.last_seq),
     last_notify_error: row.last_notify_error,
+    concurrency_group: row.concurrency_group,
     trigger: row.trigger,
     trigger_ref: row.trigger_ref,
     saved_workflow: row.saved_workflow,
@@ -158,6 +163,7 @@ async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
     finished_at: null,
     last_seq: 0,
     last_notify_error: null,
+    concurrency_group: input.concurrency_group ?? null,
     trigger: input.trigger ?? "api",
     trigger_ref: input.trigger_ref ?? null,
     saved_workflow: input.saved_workflow ?? null,

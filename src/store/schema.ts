@@ -45,6 +45,8 @@ export interface RunsTable {
   log_bytes: Int8;
   /** Null while output is stored; past the cap, JSON `[{step, host, bytes}]` cut and not yet said. */
   log_cut: string | null;
+  /** The concurrency group the run takes turns in (expanded at submit); null: none. */
+  concurrency_group: ColumnType<string | null, string | null | undefined, string | null>;
   /** What started the run (`RunTrigger`); runs stored before triggers were recorded read `api`. */
   trigger: ColumnType<RunTrigger, RunTrigger | undefined, RunTrigger>;
   /** What is behind the trigger: the schedule id, the hook name, the run re-run; null for none. */
@@ -255,6 +257,33 @@ export interface ApprovalsTable {
   created_at: string;
 }
 
+/** The run holding a tenant's concurrency group; free once that run has ended. `tenant_id` `""`: none. */
+export interface ConcurrencySlotsTable {
+  tenant_id: string;
+  group_name: string;
+  run_id: string;
+  taken_at: string;
+}
+
+/** A signed webhook; `tenant_id` `""` outside any tenant, `secret` sealed, `vars` JSON `{NAME: path}`. */
+export interface HooksTable {
+  name: string;
+  tenant_id: string;
+  workflow: string;
+  vars: string;
+  secret: string;
+  created_at: string;
+  created_by: string | null;
+}
+
+/** One delivery of a hook (`X-GitHub-Delivery`); `run_id` null while its run is being started. */
+export interface HookDeliveriesTable {
+  hook_name: string;
+  delivery_id: string;
+  run_id: string | null;
+  received_at: string;
+}
+
 /** One version of a tenant's saved workflow; `tenant_id` is `""` outside any tenant. */
 export interface SavedWorkflowsTable {
   tenant_id: string;
@@ -320,6 +349,9 @@ export interface Database {
   server_keys: ServerKeysTable;
   revoked_sessions: RevokedSessionsTable;
   audit_events: AuditEventsTable;
+  concurrency_slots: ConcurrencySlotsTable;
+  hooks: HooksTable;
+  hook_deliveries: HookDeliveriesTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -2,7 +2,9 @@ import type { ApprovalsRepo } from "./approvals.js";
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
+import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
 import type { FleetRepo } from "./fleet.js";
+import type { HooksRepo } from "./hooks.js";
 import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
 import type { RunnersRepo } from "./runners.js";
@@ -51,6 +53,8 @@ export interface Store {
   audit: AuditRepo;
   approvals: ApprovalsRepo;
   fleet: FleetRepo;
+  concurrency: ConcurrencySlotsRepo;
+  hooks: HooksRepo;
   savedWorkflows: SavedWorkflowsRepo;
   schedules: SchedulesRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */

@@ -139,6 +139,18 @@ export interface NotifySpec {
   delayMs: number;
 }
 
+/**
+ * `concurrency:`: on a server, at most one run of a group runs at a time per tenant; the others
+ * wait queued, in submit order.
+ */
+export interface ConcurrencySpec {
+  /** The group's name as written; its `${VAR}`s are expanded from the run's vars at submit. */
+  group: string;
+  /** A new run cancels the group's running run and those waiting, instead of queueing behind them. */
+  cancelInProgress: boolean;
+  pos: SourcePos;
+}
+
 export interface Workflow {
   version?: string;
   name: string;
@@ -156,6 +168,7 @@ export interface Workflow {
   hosts: Record<string, HostSpec>;
   steps: Step[];
   notify: NotifySpec[];
+  concurrency?: ConcurrencySpec;
   /** `schedule:`: when a saved workflow runs on its own; a file run directly ignores them. */
   schedules?: ScheduleSpec[];
   /** `max_parallel`: at most this many steps (matrix combinations each count) run at once. */

@@ -16,6 +16,7 @@ import {
 } from "yaml";
 import { matrixLimit as maxParallelLimit } from "./matrix.js";
 import type { Diagnostic, Workflow } from "./model.js";
+import { readConcurrency } from "./parse-concurrency.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readNotify } from "./parse-notify.js";
 import { readSchedules } from "./parse-schedule.js";
@@ -41,6 +42,7 @@ const topLevelKeys = [
   "notify",
   "max_parallel",
   "steps",
+  "concurrency",
   "schedule",
 ];
 
@@ -111,6 +113,7 @@ export function parseWorkflow(
   };
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
   if (fields.has("description")) reader.text(value("description"), "description");
+  if (fields.has("concurrency")) workflow.concurrency = readConcurrency(reader, value("concurrency"));
   if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
   const maxParallel = fields.has("max_parallel") ? readMaxParallel(reader, value("max_parallel")) : undefined;
   if (maxParallel !== undefined) workflow.maxParallel = maxParallel;

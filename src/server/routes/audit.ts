@@ -27,6 +27,8 @@ export const auditActions = [
   "bot.rm",
   "workflow.save",
   "workflow.rm",
+  "hook.create",
+  "hook.rm",
 ] as const satisfies readonly AuditAction[];
 
 const AuditQuery = z.object({

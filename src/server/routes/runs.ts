@@ -24,6 +24,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
+import { groupWaitReason, slotClaim } from "../runs/concurrency-groups.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 import { ApprovalView, approvalViews } from "./approvals.js";
@@ -136,6 +137,18 @@ export const RunView = z.object({
   finished_at: z.string().nullable(),
   last_seq: z.number().int().describe("the highest event seq stored"),
   last_notify_error: z.string().nullable(),
+  concurrency_group: z
+    .string()
+    .nullable()
+    .describe(
+      "the concurrency group the run takes turns in (its workflow's `concurrency.group`, expanded); null: none",
+    ),
+  waiting_for: z
+    .array(RunnerNeedView)
+    .optional()
+    .describe(
+      "while queued: the runners the run waits for; while it waits for its concurrency group, each reason says so",
+    ),
   trigger: RunTrigger.describe(
     "what started the run: `manual` (the CLI or web UI, which send `X-Runyard-Trigger: manual`), `api` (any other API call), `schedule`, `webhook`, `rerun`, `forge`",
   ),
@@ -150,7 +163,6 @@ export const RunView = z.object({
     .nullable()
     .describe("the saved workflow the run ran; null for a workflow sent as text"),
   saved_version: z.number().int().nullable().describe("the version of that saved workflow"),
-  waiting_for: z.array(RunnerNeedView).optional().describe("while queued: the runners the run waits for"),
   approvals: z
     .array(ApprovalView)
     .optional()
@@ -235,12 +247,16 @@ async function withWaitingFor(deps: ServerDeps, run: RunRecord, names: Map<strin
   }));
   const now = (await deps.store.runs.get(run.id)) ?? run;
   if (now.status !== "queued") return runView(now, names);
+  // Until it holds its group's slot the run asks no runner: the group is why it waits.
+  const claim = slotClaim(now);
+  const groupWait = claim && (await deps.store.concurrency.waitingFor(claim));
+  const groupReason = claim && groupWait ? groupWaitReason(claim.group, groupWait) : undefined;
   return {
     ...runView(now, names),
     waiting_for: needs.map((need) => ({
       ...need,
       tenant_id: now.tenant_id,
-      reason: waitReason(need, now.tenant_id, online),
+      reason: groupReason ?? waitReason(need, now.tenant_id, online),
     })),
   };
 }

@@ -22,6 +22,8 @@ export interface PreparedRun {
   spec: unknown;
   /** The variables users see, masked. */
   vars: Record<string, string>;
+  /** The concurrency group the run takes turns in, expanded; absent: none. */
+  concurrency_group?: string;
 }
 
 /**

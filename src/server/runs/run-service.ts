@@ -151,6 +151,7 @@ export class RunService {
       spec: prepared.spec,
       vars: prepared.vars,
       replica_id: this.replica.id,
+      concurrency_group: prepared.concurrency_group ?? null,
     });
     const run = this.activate(record, []);
     await run.sink.flush();

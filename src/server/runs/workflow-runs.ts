@@ -5,6 +5,7 @@ import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../co
 import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
 import type { Store } from "../../store/index.js";
 import type { ApprovalGate } from "../../workflow/approval.js";
+import { expandConcurrencyGroup } from "../../workflow/concurrency-group.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import {
   type HostSpec,
@@ -23,6 +24,7 @@ import type { JobQueue } from "../job-queue.js";
 import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
+import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 import type { WorkflowParser } from "./workflow-parser.js";
@@ -77,6 +79,7 @@ export class WorkflowRuns implements RunKindModule {
     private readonly logger: Logger,
     private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
     private readonly approvals: Pick<ApprovalWaits, "gateFor">,
+    private readonly groups: ConcurrencyGroups,
   ) {}
 
   /**
@@ -103,8 +106,10 @@ export class WorkflowRuns implements RunKindModule {
       secretsNotGiven(workflow, vars),
     );
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
+    const group = workflow.concurrency && expandConcurrencyGroup(workflow.concurrency, vars, file);
     return {
       name: workflow.name,
+      ...(group ? { concurrency_group: group } : {}),
       spec: owner.unrestrictedOutbound ? { ...given, unrestricted_outbound: true } : given,
       vars: workflowMasker(workflow, vars).maskDeep(vars),
     };
@@ -165,6 +170,10 @@ export class WorkflowRuns implements RunKindModule {
     const resuming = run.resumed.length > 0;
     if (!resuming && run.record.saved_workflow === null && (workflow.schedules ?? []).length > 0)
       run.sink.emit({ type: "notice", level: "warn", message: scheduleIgnoredNotice });
+    if (!resuming && workflow.concurrency?.cancelInProgress) await this.groups.cancelBefore(run.record);
+    // Before any step: a run waiting for its group holds no runner. Canceled while it waits, the
+    // engine below ends it at once, as canceled.
+    await this.groups.waitForSlot(run);
     try {
       if (resuming) await this.queue.restorePins(runId);
       await runWorkflow({
@@ -181,6 +190,9 @@ export class WorkflowRuns implements RunKindModule {
         approvals: this.gateFor(run),
         rollback: stored.data.no_rollback !== true,
       });
+      // Only a run that ended here frees its group: one whose engine failed is interrupted (which
+      // frees it) or adopted by another replica, where it still holds it.
+      await this.groups.release(run.record);
     } finally {
       this.queue.forgetRun(runId);
     }

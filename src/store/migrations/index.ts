@@ -15,6 +15,7 @@ import * as jobRefusals from "./0011_job_refusals.js";
 import * as runLogState from "./0012_run_log_state.js";
 import * as dropJobReports from "./0013_drop_job_reports.js";
 import * as savedWorkflows from "./0014_saved_workflows.js";
+import * as concurrencyAndHooks from "./0015_concurrency_and_hooks.js";
 import * as approvals from "./0016_approvals.js";
 
 /**
@@ -36,6 +37,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0012_run_log_state": runLogState,
   "0013_drop_job_reports": dropJobReports,
   "0014_saved_workflows": savedWorkflows,
+  "0015_concurrency_and_hooks": concurrencyAndHooks,
   "0016_approvals": approvals,
 };
 

@@ -260,11 +260,17 @@ export function RunPage({ id }: { id: string }) {
         )}
         {run.status === "queued" && run.waiting_for && run.waiting_for.length > 0 && (
           <ul className="hint waiting-for">
-            {run.waiting_for.map((need) => (
-              <li key={need.host}>
-                {need.reason ??
-                  `Waiting for a runner: ${need.host}${need.group ? ` (group ${need.group})` : ""}${need.labels.length ? ` [${need.labels.join(", ")}]` : ""}`}
-              </li>
+            {/* One line per reason: every host of a run waiting for its concurrency group says the same. */}
+            {[
+              ...new Set(
+                run.waiting_for.map(
+                  (need) =>
+                    need.reason ??
+                    `Waiting for a runner: ${need.host}${need.group ? ` (group ${need.group})` : ""}${need.labels.length ? ` [${need.labels.join(", ")}]` : ""}`,
+                ),
+              ),
+            ].map((reason) => (
+              <li key={reason}>{reason}</li>
             ))}
           </ul>
         )}

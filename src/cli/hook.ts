@@ -1,0 +1,98 @@
+import type { components } from "../client/api-types.js";
+import { RunyardError } from "../core/errors.js";
+import type { CliContext } from "./context.js";
+import { apiClient } from "./runs.js";
+import { printable, table } from "./table.js";
+import { parseVarFlags } from "./workflow-file.js";
+
+type HookView = components["schemas"]["Hook"];
+type HookCreated = HookView & { secret?: string };
+
+/**
+ * `runyard hook create NAME --workflow W [--secret-stdin] [--var BRANCH=$.ref ...]`: makes a
+ * signed webhook that runs a saved workflow. A generated secret is printed this once.
+ */
+export async function hookCreate(
+  name: string,
+  flags: { workflow: string; secretStdin?: boolean; var: string[]; json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  let vars: Record<string, string>;
+  try {
+    vars = parseVarFlags(flags.var);
+  } catch {
+    throw new RunyardError("USAGE", "--var takes NAME=$.path, e.g. --var BRANCH=$.ref", {
+      hint: "NAME is letters, digits and _; the path picks a value from each delivery's JSON body.",
+    });
+  }
+  const secret = flags.secretStdin ? await readSecret(ctx.stdin) : undefined;
+  const api = apiClient(ctx);
+  const hook = await api.request<HookCreated>("POST", "/api/hooks", {
+    name,
+    workflow: flags.workflow,
+    vars,
+    ...(secret !== undefined ? { secret } : {}),
+  });
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(hook)}\n`);
+    return 0;
+  }
+  ctx.stdout.write(`hook ${hook.name} runs saved workflow ${hook.workflow}\n`);
+  ctx.stdout.write(`deliver to: ${new URL(hook.url, api.baseUrl).href}\n`);
+  for (const [variable, path] of Object.entries(hook.vars)) ctx.stdout.write(`  ${variable} = ${path}\n`);
+  if (hook.secret !== undefined) {
+    ctx.stdout.write(`secret: ${hook.secret}\n`);
+    ctx.stderr.write("the secret is shown this once: keep it where the sender signs deliveries\n");
+  }
+  return 0;
+}
+
+/** The secret piped to stdin, without the newline `echo` adds. */
+async function readSecret(stdin: CliContext["stdin"]): Promise<string> {
+  const hint = 'Pipe it in: `printf %s "$SECRET" | runyard hook create NAME --workflow W --secret-stdin`.';
+  if (stdin.isTTY) {
+    throw new RunyardError("USAGE", "--secret-stdin reads the secret from stdin, and stdin is a terminal", {
+      hint,
+    });
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  const secret = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+  if (secret === "") throw new RunyardError("USAGE", "no secret on stdin", { hint });
+  return secret;
+}
+
+/** `runyard hook list`: the hooks of your tenant, never their secrets. */
+export async function hookList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const api = apiClient(ctx);
+  const { hooks } = await api.request<{ hooks: HookView[] }>("GET", "/api/hooks");
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(hooks)}\n`);
+    return 0;
+  }
+  if (hooks.length === 0) {
+    ctx.stdout.write("no hooks yet; make one with `runyard hook create NAME --workflow W`\n");
+    return 0;
+  }
+  const rows = [["HOOK", "WORKFLOW", "VARS", "URL"]];
+  for (const hook of hooks) {
+    const vars = Object.entries(hook.vars).map(([variable, path]) => `${variable}=${path}`);
+    rows.push([
+      hook.name,
+      printable(hook.workflow),
+      vars.join(" ") || "-",
+      new URL(hook.url, api.baseUrl).href,
+    ]);
+  }
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+/** `runyard hook rm NAME`. */
+export async function hookRemove(name: string, ctx: CliContext): Promise<number> {
+  await apiClient(ctx).request("DELETE", `/api/hooks/${encodeURIComponent(name)}`);
+  ctx.stdout.write(`hook ${name} removed\n`);
+  return 0;
+}

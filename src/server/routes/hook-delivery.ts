@@ -1,0 +1,230 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { newRunId } from "../../core/ids.js";
+import type { HookRecord } from "../../store/index.js";
+import type { Principal } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { errorResponses } from "../error-responses.js";
+import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
+import { parseJsonPath, pickJsonPath } from "../hooks/json-path.js";
+import { publicRoute } from "../openapi.js";
+
+/** The largest delivery body: a push of many commits is well under it. */
+export const maxHookBodyBytes = 2 * 1024 * 1024;
+/** The largest value a delivery may give one variable: it travels as an environment variable. */
+const maxHookVarBytes = 64 * 1024;
+/** The header naming a delivery (GitHub's); the same id delivered again starts no second run. */
+const deliveryHeader = "x-github-delivery";
+const eventHeader = "x-github-event";
+const deliveryId = /^[\x21-\x7e]{1,200}$/;
+/** How long a delivery sent again waits for the run its first sending is starting. */
+const replayWaitMs = 5000;
+
+const DeliveryParams = z.object({ name: z.string().min(1).describe("the hook's name") });
+const DeliveryHeaders = z.looseObject({
+  "x-hub-signature-256": z
+    .string()
+    .optional()
+    .describe("`sha256=` and the HMAC-SHA256 of the raw body under the hook's secret, in hex"),
+  "x-github-delivery": z
+    .string()
+    .optional()
+    .describe("the delivery's id: the same id again starts no second run"),
+  "x-github-event": z.string().optional().describe("`ping` is answered and starts no run"),
+});
+const RunStarted = z.object({
+  run_id: z.string(),
+  missing_vars: z
+    .array(z.string())
+    .describe("variables whose path the body does not have: the run got them empty"),
+});
+const NoNewRun = z.object({
+  run_id: z
+    .string()
+    .nullable()
+    .describe("the run a delivery sent again started the first time; null for a ping"),
+  note: z.string(),
+});
+
+/** The hook's run counts against its tenant's run quotas, as a member's run would. */
+function tenantPrincipal(tenantId: string | null): Principal {
+  return {
+    kind: "user",
+    role: "member",
+    tenant_id: tenantId,
+    user_id: null,
+    username: null,
+    token_id: null,
+    session_id: null,
+    session_expires_at: null,
+    run_id: null,
+  };
+}
+
+/** The run variables a delivery's body gives, and those whose path it does not have (empty). */
+function pickVars(hook: HookRecord, body: unknown): { vars: Record<string, string>; missing: string[] } {
+  const vars: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const [name, path] of Object.entries(hook.vars)) {
+    const value = pickJsonPath(body, parseJsonPath(path));
+    if (value === undefined) missing.push(name);
+    const text = value ?? "";
+    if (text.includes("\0")) {
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `${path} (for ${name}) holds a NUL byte, which no environment variable can`,
+        {
+          hint: "Pick a field without NUL bytes; nothing was started.",
+        },
+      );
+    }
+    if (Buffer.byteLength(text, "utf8") > maxHookVarBytes) {
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `${path} (for ${name}) is longer than ${maxHookVarBytes} bytes`,
+        {
+          hint: "Pick a smaller field (a name, an id, a ref), not a whole object; nothing was started.",
+        },
+      );
+    }
+    vars[name] = text;
+  }
+  return { vars, missing };
+}
+
+/**
+ * `POST /api/hooks/NAME`: no token, the signature is the credential. Nothing is read from the body,
+ * and nothing stored, before its signature matches the raw bytes; then it is parsed as JSON, the
+ * hook's variables are picked from it, and the hook's saved workflow is queued as a `webhook` run.
+ */
+export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void {
+  // A scope of its own: the body stays raw bytes (the signature covers them), not parsed JSON.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      "*",
+      { parseAs: "buffer", bodyLimit: maxHookBodyBytes },
+      (_request, body, done) => done(null, body),
+    );
+    scope.withTypeProvider<ZodTypeProvider>().post(
+      "/api/hooks/:name",
+      {
+        bodyLimit: maxHookBodyBytes,
+        schema: {
+          operationId: "deliverHook",
+          summary: "Deliver a signed webhook (no token: the signature is the credential)",
+          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
+          tags: ["hooks"],
+          security: publicRoute,
+          params: DeliveryParams,
+          headers: DeliveryHeaders,
+          consumes: ["application/json"],
+          body: z.unknown().describe("the sender's JSON, as signed"),
+          response: {
+            202: {
+              description: "the run is queued",
+              content: { "application/json": { schema: RunStarted } },
+            },
+            200: {
+              description: "a delivery sent again (its first run), or a ping: no new run",
+              content: { "application/json": { schema: NoNewRun } },
+            },
+            ...errorResponses(400, 401, 404, 409, 413, 429),
+          },
+        },
+      },
+      async (request, reply) => {
+        const { name } = request.params;
+        const secret = await deps.store.hooks.secret(name);
+        if (secret === undefined) {
+          throw new RunyardError("NOT_FOUND", `no hook named ${name}`, {
+            hint: "Check the delivery URL: it ends with the hook's name, as `runyard hook list` shows it.",
+          });
+        }
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const header = request.headers[signatureHeader];
+        if (!signatureMatches(secret, raw, typeof header === "string" ? header : undefined)) {
+          throw new RunyardError(
+            "UNAUTHORIZED",
+            header === undefined
+              ? `the delivery has no ${signatureHeader} header`
+              : `the delivery's ${signatureHeader} does not match its body`,
+            {
+              hint: 'Sign the raw body with the hook\'s secret: X-Hub-Signature-256: sha256=<hex HMAC-SHA256>, e.g. `openssl dgst -sha256 -hmac "$SECRET"` over the exact bytes sent.',
+            },
+          );
+        }
+        // Signed by the secret's holder from here on.
+        if (request.headers[eventHeader] === "ping") {
+          return reply
+            .code(200)
+            .send({ run_id: null, note: "pong: the signature matches; a ping starts no run" });
+        }
+        const delivery = request.headers[deliveryHeader];
+        if (delivery !== undefined && (typeof delivery !== "string" || !deliveryId.test(delivery))) {
+          throw new RunyardError("INVALID_INPUT", `${deliveryHeader} must be 1 to 200 printable characters`, {
+            hint: "Send a unique id per delivery (GitHub sends a UUID), or leave the header out.",
+          });
+        }
+        let body: unknown;
+        try {
+          body = JSON.parse(raw.toString("utf8"));
+        } catch {
+          throw new RunyardError("INVALID_INPUT", "the delivery's body is not JSON", {
+            hint: "Send JSON (on GitHub: the webhook's content type application/json).",
+          });
+        }
+        const hook = await deps.store.hooks.get(name);
+        if (!hook) throw new RunyardError("NOT_FOUND", `no hook named ${name}`);
+        const { vars, missing } = pickVars(hook, body);
+        await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
+        const saved = await deps.savedWorkflows.get(hook.tenant_id, hook.workflow);
+        const runId = newRunId();
+        if (delivery !== undefined) {
+          const recorded = await deps.store.hooks.recordDelivery({
+            hook_name: hook.name,
+            delivery_id: delivery,
+            run_id: runId,
+          });
+          if (!recorded.first)
+            return reply.code(200).send(await earlierRun(deps, delivery, recorded.delivery.run_id));
+        }
+        try {
+          const run = await deps.savedWorkflows.startRun({
+            tenantId: hook.tenant_id,
+            name: saved.name,
+            version: saved.version,
+            vars,
+            trigger: "webhook",
+            ref: hook.name,
+            runId,
+            owner: { tokenId: hook.created_by, unrestrictedOutbound: saved.unrestricted },
+          });
+          return reply.code(202).send({ run_id: run.id, missing_vars: missing });
+        } catch (error) {
+          // Not started: the sender may deliver it again.
+          if (delivery !== undefined) await deps.store.hooks.forgetDelivery(hook.name, delivery);
+          throw error;
+        }
+      },
+    );
+  });
+}
+
+/** The answer to a delivery sent again: the run its first sending started, once that is stored. */
+async function earlierRun(deps: ServerDeps, delivery: string, runId: string) {
+  const deadline = Date.now() + replayWaitMs;
+  for (;;) {
+    if (await deps.store.runs.get(runId)) {
+      return { run_id: runId, note: `delivery ${delivery} was received before: this is the run it started` };
+    }
+    if (Date.now() >= deadline) {
+      throw new RunyardError("CONFLICT", `delivery ${delivery} is still being started`, {
+        hint: "Deliver it again in a few seconds: it then answers the run it started.",
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

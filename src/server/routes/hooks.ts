@@ -1,0 +1,247 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
+import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
+import { audit } from "../audit.js";
+import { callerOf, submitterId, tenantScope } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { protectedErrorResponses } from "../error-responses.js";
+import { parseJsonPath } from "../hooks/json-path.js";
+import { checkSavedName } from "../runs/saved-workflows.js";
+import { hookDeliveryRoute } from "./hook-delivery.js";
+
+/** A hook's name is its delivery URL's last part: plain, so no sender or shell mangles it. */
+const hookName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** Given secrets shorter than this are refused: a guessable secret signs anyone's deliveries. */
+export const minHookSecretLength = 16;
+const maxHookSecretLength = 256;
+const maxHookVars = 50;
+
+const HookParams = z.object({ name: z.string().min(1).describe("the hook's name") });
+
+const CreateHookBody = z.strictObject({
+  name: z
+    .string()
+    .describe(
+      'unique across the server (the delivery URL is /api/hooks/NAME): letters, digits, ".", "_" and "-"',
+    ),
+  workflow: z.string().describe("the saved workflow of your tenant each delivery runs"),
+  secret: z
+    .string()
+    .optional()
+    .describe(
+      `the secret deliveries are signed with, ${minHookSecretLength} to ${maxHookSecretLength} characters; absent, one is generated and answered once`,
+    ),
+  vars: z
+    .record(z.string(), z.string())
+    .default({})
+    .describe('run variables picked from each delivery\'s JSON body, e.g. {"BRANCH": "$.ref"}'),
+});
+
+const HookView = z.object({
+  name: z.string(),
+  tenant_id: z.string().nullable().describe("null: outside any tenant"),
+  workflow: z.string().describe("the saved workflow a delivery runs"),
+  vars: z.record(z.string(), z.string()).describe("variable name to the path picked from the body"),
+  url: z.string().describe("where senders deliver: this server's /api/hooks/NAME"),
+  created_at: z.string(),
+  created_by: z
+    .string()
+    .nullable()
+    .describe("the id (not the secret) of the token, or the user, that made it"),
+});
+apiSchemas.add(HookView, { id: "Hook" });
+
+const HookCreated = HookView.extend({
+  secret: z
+    .string()
+    .optional()
+    .describe("the generated secret, answered this once and never again; absent when you gave one"),
+});
+const HookList = z.object({ hooks: z.array(HookView).describe("sorted by name") });
+const HookRemoved = z.object({ name: z.string(), removed: z.literal(true) });
+
+/** Where a hook's deliveries go. */
+const deliveryPath = (name: string) => `/api/hooks/${encodeURIComponent(name)}`;
+
+function checkHookName(name: string): void {
+  if (hookName.test(name)) return;
+  const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}...` : name);
+  throw new RunyardError("INVALID_INPUT", `${shown} is not a valid hook name`, {
+    hint: 'Hook names are letters, digits, ".", "_" and "-", start with a letter or digit and are at most 100 long: they end the delivery URL.',
+  });
+}
+
+function checkSecret(secret: string): void {
+  if (secret.length >= minHookSecretLength && secret.length <= maxHookSecretLength && !secret.includes("\0"))
+    return;
+  throw new RunyardError(
+    "INVALID_INPUT",
+    `the secret must be ${minHookSecretLength} to ${maxHookSecretLength} characters long`,
+    {
+      hint: "Give a long random secret (e.g. `openssl rand -hex 32`), or none to have one generated.",
+    },
+  );
+}
+
+/** `{BRANCH: "$.ref"}`: names travel as environment variables; each path must read. */
+function checkVars(vars: Record<string, string>): void {
+  const names = Object.keys(vars);
+  if (names.length > maxHookVars) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `a hook picks at most ${maxHookVars} variables, not ${names.length}`,
+    );
+  }
+  for (const [name, path] of Object.entries(vars)) {
+    if (!isVariableName(name)) {
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `vars: ${JSON.stringify(name.slice(0, 40))} is not a valid variable name`,
+        {
+          hint: `Variables reach steps as environment variables: ${variableNameHint}.`,
+        },
+      );
+    }
+    try {
+      parseJsonPath(path);
+    } catch (error) {
+      if (error instanceof RunyardError)
+        throw new RunyardError(error.code, `vars.${name}: ${error.message}`, { hint: error.hint });
+      throw error;
+    }
+  }
+}
+
+/**
+ * Signed webhooks: a tenant's members and admins make hooks that start one of the tenant's saved
+ * workflows; senders deliver to `/api/hooks/NAME`, signing each body with the hook's secret.
+ * Another tenant's hook is 404, as one that does not exist.
+ */
+export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  const view = (hook: Omit<z.infer<typeof HookView>, "url">) => ({ ...hook, url: deliveryPath(hook.name) });
+
+  api.post(
+    "/api/hooks",
+    {
+      schema: {
+        operationId: "createHook",
+        summary: "Make a signed webhook that runs a saved workflow",
+        description:
+          "Names are unique across the server (409 when taken, in any tenant). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.",
+        tags: ["hooks"],
+        body: CreateHookBody,
+        response: {
+          201: { description: "the hook", content: { "application/json": { schema: HookCreated } } },
+          ...protectedErrorResponses(400, 404, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = callerOf(request);
+      const { name, workflow, vars } = request.body;
+      checkHookName(name);
+      checkSavedName(workflow);
+      const given = request.body.secret;
+      if (given !== undefined) checkSecret(given);
+      checkVars(vars);
+      const tenant = principal.tenant_id;
+      // The saved workflow must be the tenant's own (NOT_FOUND otherwise, as for a missing one).
+      await deps.savedWorkflows.get(tenant, workflow);
+      const secret = given ?? randomBytes(32).toString("hex");
+      const hook = await deps.store.hooks.create({
+        name,
+        tenant_id: tenant,
+        workflow,
+        vars,
+        secret,
+        created_by: submitterId(principal),
+      });
+      await audit(deps, request, {
+        action: "hook.create",
+        target: name,
+        tenant_id: tenant,
+        details: { workflow, vars: Object.keys(vars), generated_secret: given === undefined },
+      });
+      return reply.code(201).send({ ...view(hook), ...(given === undefined ? { secret } : {}) });
+    },
+  );
+
+  api.get(
+    "/api/hooks",
+    {
+      schema: {
+        operationId: "listHooks",
+        summary: "The hooks of the caller's tenant",
+        description: "A platform admin sees every tenant's. Never secrets.",
+        tags: ["hooks"],
+        response: {
+          200: { description: "the hooks", content: { "application/json": { schema: HookList } } },
+          ...protectedErrorResponses(),
+        },
+      },
+    },
+    async (request) => ({ hooks: (await deps.store.hooks.list(tenantScope(request))).map(view) }),
+  );
+
+  /** The hook if the caller may see it; another tenant's is NOT_FOUND, as a missing one. */
+  const visibleHook = async (request: Parameters<typeof tenantScope>[0], name: string) => {
+    const hook = await deps.store.hooks.get(name);
+    const scope = tenantScope(request);
+    if (!hook || (scope !== undefined && hook.tenant_id !== scope)) {
+      throw new RunyardError("NOT_FOUND", `no hook named ${name}`, {
+        hint: "`runyard hook list` shows the hooks of your tenant.",
+      });
+    }
+    return hook;
+  };
+
+  api.get(
+    "/api/hooks/:name",
+    {
+      schema: {
+        operationId: "getHook",
+        summary: "One hook",
+        description: "Never its secret. Another tenant's hook is 404.",
+        tags: ["hooks"],
+        params: HookParams,
+        response: {
+          200: { description: "the hook", content: { "application/json": { schema: HookView } } },
+          ...protectedErrorResponses(404),
+        },
+      },
+    },
+    async (request) => view(await visibleHook(request, request.params.name)),
+  );
+
+  api.delete(
+    "/api/hooks/:name",
+    {
+      preValidation: refuseBodyFields,
+      schema: {
+        operationId: "removeHook",
+        summary: "Remove a hook",
+        description:
+          "Deliveries to it are 404 from then on; runs it started stay. Another tenant's hook is 404.",
+        tags: ["hooks"],
+        params: HookParams,
+        response: {
+          200: { description: "the hook is gone", content: { "application/json": { schema: HookRemoved } } },
+          ...protectedErrorResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const hook = await visibleHook(request, request.params.name);
+      await deps.store.hooks.remove(hook.name);
+      await audit(deps, request, { action: "hook.rm", target: hook.name, tenant_id: hook.tenant_id });
+      return { name: hook.name, removed: true as const };
+    },
+  );
+
+  hookDeliveryRoute(app, deps);
+}

@@ -1,0 +1,98 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import type { Store } from "./types.js";
+
+const secretKey = "hooks-test-key-0123456789abcdefghijkl";
+const hookSecret = "the-hook-secret-4f1d2c3b";
+
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
+  let store: Store;
+
+  beforeEach(async () => {
+    opened = await backend.open({ now: () => new Date("2026-01-01T00:00:00.000Z"), secretKey });
+    store = opened.store;
+  });
+
+  afterEach(() => opened.dispose());
+
+  const newHook = (name: string, tenant: string | null = "acme") => ({
+    name,
+    tenant_id: tenant,
+    workflow: "deploy",
+    vars: { BRANCH: "$.ref" },
+    secret: hookSecret,
+    created_by: "tok_a",
+  });
+
+  describe("hooks", () => {
+    it("stores a hook with its secret sealed, and shows it without the secret", async () => {
+      const hook = await store.hooks.create(newHook("acme-deploy"));
+      expect(hook).toEqual({
+        name: "acme-deploy",
+        tenant_id: "acme",
+        workflow: "deploy",
+        vars: { BRANCH: "$.ref" },
+        created_at: "2026-01-01T00:00:00.000Z",
+        created_by: "tok_a",
+      });
+      expect(await store.hooks.get("acme-deploy")).toEqual(hook);
+      expect(await store.hooks.secret("acme-deploy")).toBe(hookSecret);
+      expect((await opened.storedBytes()).includes(Buffer.from(hookSecret))).toBe(false);
+    });
+
+    it("keeps names unique across tenants, without saying whose a name is", async () => {
+      await store.hooks.create(newHook("deploy", "acme"));
+      await expect(store.hooks.create(newHook("deploy", "globex"))).rejects.toMatchObject({
+        code: "CONFLICT",
+        message: "a hook named deploy exists already",
+      });
+    });
+
+    it("lists a tenant's hooks only, or every one", async () => {
+      await store.hooks.create(newHook("b", "acme"));
+      await store.hooks.create(newHook("a", "globex"));
+      await store.hooks.create(newHook("c", null));
+      expect((await store.hooks.list("acme")).map((hook) => hook.name)).toEqual(["b"]);
+      expect((await store.hooks.list(null)).map((hook) => hook.name)).toEqual(["c"]);
+      expect((await store.hooks.list(undefined)).map((hook) => hook.name)).toEqual(["a", "b", "c"]);
+    });
+
+    it("records a delivery once; the same delivery again answers the first run", async () => {
+      await store.hooks.create(newHook("h"));
+      const first = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d-1", run_id: "run_1" });
+      expect(first).toMatchObject({ first: true, delivery: { run_id: "run_1" } });
+      const again = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d-1", run_id: "run_2" });
+      expect(again).toMatchObject({ first: false, delivery: { run_id: "run_1" } });
+      const other = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d-2", run_id: "run_3" });
+      expect(other.first).toBe(true);
+    });
+
+    it("records one of many identical deliveries arriving at once", async () => {
+      await store.hooks.create(newHook("h"));
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.hooks.recordDelivery({ hook_name: "h", delivery_id: "same", run_id: `run_${i}` }),
+        ),
+      );
+      expect(answers.filter((answer) => answer.first)).toHaveLength(1);
+      expect(new Set(answers.map((answer) => answer.delivery.run_id)).size).toBe(1);
+    });
+
+    it("forgets a delivery whose run could not start, and removes a hook with its deliveries", async () => {
+      await store.hooks.create(newHook("h"));
+      await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d", run_id: "run_1" });
+      await store.hooks.forgetDelivery("h", "d");
+      expect(
+        (await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d", run_id: "run_2" })).first,
+      ).toBe(true);
+      expect(await store.hooks.remove("h")).toBe(true);
+      expect(await store.hooks.get("h")).toBeUndefined();
+      expect(await store.hooks.remove("h")).toBe(false);
+      await store.hooks.create(newHook("h"));
+      expect(
+        (await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d", run_id: "run_3" })).first,
+      ).toBe(true);
+    });
+  });
+});

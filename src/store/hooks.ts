@@ -1,0 +1,178 @@
+import type { Selectable } from "kysely";
+import { RunyardError } from "../core/errors.js";
+import type { StoreContext } from "./dialect.js";
+import { decodeJson, encodeJson, type HooksTable, isoTime } from "./schema.js";
+
+/** A signed webhook as anyone who may see it sees it: never its secret. */
+export interface HookRecord {
+  /** Unique across the server: the delivery URL is `/api/hooks/NAME`. */
+  name: string;
+  /** The tenant it belongs to (its runs' tenant); null outside any tenant. */
+  tenant_id: string | null;
+  /** The saved workflow of that tenant a delivery starts. */
+  workflow: string;
+  /** Run variables picked from a delivery's JSON body: `{BRANCH: "$.ref"}`. */
+  vars: Record<string, string>;
+  created_at: string;
+  /** The token id, else the user id, that made it. */
+  created_by: string | null;
+}
+
+/** What `hooks.create` stores; the secret is sealed with the store's key before it is written. */
+export interface NewHook {
+  name: string;
+  tenant_id: string | null;
+  workflow: string;
+  vars: Record<string, string>;
+  secret: string;
+  created_by: string | null;
+}
+
+/** A delivery of a hook already received: the run it started. */
+export interface HookDelivery {
+  hook_name: string;
+  delivery_id: string;
+  run_id: string;
+  received_at: string;
+}
+
+const noTenant = "";
+const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
+
+const recordColumns = ["name", "tenant_id", "workflow", "vars", "created_at", "created_by"] as const;
+
+function toHookRecord(row: Omit<Selectable<HooksTable>, "secret">): HookRecord {
+  return {
+    name: row.name,
+    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    workflow: row.workflow,
+    vars: decodeJson<Record<string, string>>(row.vars),
+    created_at: row.created_at,
+    created_by: row.created_by,
+  };
+}
+
+async function createHook(ctx: StoreContext, input: NewHook): Promise<HookRecord> {
+  const row = {
+    name: input.name,
+    tenant_id: tenantKey(input.tenant_id),
+    workflow: input.workflow,
+    vars: encodeJson(input.vars),
+    created_at: isoTime(ctx.now()),
+    created_by: input.created_by,
+  };
+  try {
+    await ctx.db
+      .insertInto("hooks")
+      .values({ ...row, secret: ctx.cipher.seal(input.secret) })
+      .execute();
+  } catch (error) {
+    if (ctx.dialect.constraintViolation(error) === "unique") {
+      // Says nothing of whose it is: the name may be another tenant's.
+      throw new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
+        hint: "Hook names are unique across the server (the delivery URL is /api/hooks/NAME): pick another, e.g. prefixed with your team or repository.",
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  return toHookRecord(row);
+}
+
+async function getHook(ctx: StoreContext, name: string): Promise<HookRecord | undefined> {
+  const row = await ctx.db
+    .selectFrom("hooks")
+    .select(recordColumns)
+    .where("name", "=", name)
+    .executeTakeFirst();
+  return row && toHookRecord(row);
+}
+
+async function hookSecret(ctx: StoreContext, name: string): Promise<string | undefined> {
+  const row = await ctx.db.selectFrom("hooks").select("secret").where("name", "=", name).executeTakeFirst();
+  return row && ctx.cipher.open(row.secret);
+}
+
+async function listHooks(ctx: StoreContext, tenantId: string | null | undefined): Promise<HookRecord[]> {
+  let select = ctx.db.selectFrom("hooks").select(recordColumns);
+  if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
+  return (await select.orderBy("name").execute()).map(toHookRecord);
+}
+
+async function removeHook(ctx: StoreContext, name: string): Promise<boolean> {
+  return ctx.db.transaction().execute(async (trx) => {
+    await trx.deleteFrom("hook_deliveries").where("hook_name", "=", name).execute();
+    const result = await trx.deleteFrom("hooks").where("name", "=", name).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  });
+}
+
+/**
+ * Records a delivery of a hook with the id of the run it is to start, in one statement: the
+ * first to record a delivery id wins, across replicas. Answers the delivery as stored: the
+ * caller's when it won, else the earlier one, whose run is the answer to a delivery sent again.
+ */
+async function recordDelivery(
+  ctx: StoreContext,
+  input: { hook_name: string; delivery_id: string; run_id: string },
+): Promise<{ delivery: HookDelivery; first: boolean }> {
+  const inserted = await ctx.db
+    .insertInto("hook_deliveries")
+    .values({ ...input, received_at: isoTime(ctx.now()) })
+    .onConflict((conflict) => conflict.columns(["hook_name", "delivery_id"]).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted?.run_id) return { delivery: { ...inserted, run_id: inserted.run_id }, first: true };
+  const earlier = await ctx.db
+    .selectFrom("hook_deliveries")
+    .selectAll()
+    .where("hook_name", "=", input.hook_name)
+    .where("delivery_id", "=", input.delivery_id)
+    .executeTakeFirst();
+  // Gone between the two statements (its run could not start, or the hook was removed).
+  if (!earlier?.run_id) return recordDelivery(ctx, input);
+  return { delivery: { ...earlier, run_id: earlier.run_id }, first: false };
+}
+
+/** Forgets a delivery whose run could not be started, so the sender may deliver it again. */
+async function forgetDelivery(ctx: StoreContext, hookName: string, deliveryId: string): Promise<void> {
+  await ctx.db
+    .deleteFrom("hook_deliveries")
+    .where("hook_name", "=", hookName)
+    .where("delivery_id", "=", deliveryId)
+    .execute();
+}
+
+/** Signed webhooks that start saved workflows, and the deliveries each has received. */
+export interface HooksRepo {
+  /** Stores a hook, its secret sealed; a name that exists (in any tenant) is CONFLICT. */
+  create(input: NewHook): Promise<HookRecord>;
+  /** One hook by name, whatever its tenant (callers check the tenant). */
+  get(name: string): Promise<HookRecord | undefined>;
+  /** A hook's secret, for checking a delivery's signature; never for an answer. */
+  secret(name: string): Promise<string | undefined>;
+  /** A tenant's hooks by name (`null`: those outside any tenant; undefined: every tenant's). */
+  list(tenantId: string | null | undefined): Promise<HookRecord[]>;
+  /** Deletes a hook and its deliveries; false when there was none. */
+  remove(name: string): Promise<boolean>;
+  /** Records a delivery and the run it starts, once per hook and delivery id (see `recordDelivery`). */
+  recordDelivery(input: {
+    hook_name: string;
+    delivery_id: string;
+    run_id: string;
+  }): Promise<{ delivery: HookDelivery; first: boolean }>;
+  /** Forgets a delivery whose run could not start. */
+  forgetDelivery(hookName: string, deliveryId: string): Promise<void>;
+}
+
+export function hooksRepo(ctx: StoreContext): HooksRepo {
+  return {
+    create: (input) => createHook(ctx, input),
+    get: (name) => getHook(ctx, name),
+    secret: (name) => hookSecret(ctx, name),
+    list: (tenantId) => listHooks(ctx, tenantId),
+    remove: (name) => removeHook(ctx, name),
+    recordDelivery: (input) => recordDelivery(ctx, input),
+    forgetDelivery: (hookName, deliveryId) => forgetDelivery(ctx, hookName, deliveryId),
+  };
+}

@@ -1,0 +1,393 @@
+import { createHmac } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { runCli, tempDir } from "./helpers/cli.js";
+import { createTestDatabase } from "./helpers/postgres.js";
+import {
+  adminToken,
+  api,
+  apiDeclaredSize,
+  isFinal,
+  type Proc,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/*
+ * Signed webhooks against a real server: the signature is the only credential of a delivery,
+ * a delivery sent again starts no second run, body values reach steps as environment variables
+ * only, and another tenant sees none of it.
+ */
+
+let server: TestServer;
+let runner: Proc;
+let acme: string;
+let globex: string;
+let out: string;
+let secret: string;
+
+/** A saved workflow that writes what it was given, byte for byte, where the test reads it. */
+const onPush = (dir: string) => `name: on-push
+vars:
+  OUT: ${dir}
+steps:
+  - name: record
+    action: shell.run
+    args:
+      script: |
+        printf '%s' "$BRANCH" > "$OUT/branch-$RUNYARD_RUN_ID"
+        printf '%s' "$MESSAGE" > "$OUT/message-$RUNYARD_RUN_ID"
+        printf '%s' "$MISSING" > "$OUT/missing-$RUNYARD_RUN_ID"
+`;
+
+const sign = (body: string, key = secret) => `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
+
+async function deliver(
+  hook: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{
+  status: number;
+  body: {
+    run_id?: string | null;
+    missing_vars?: string[];
+    note?: string;
+    error?: { code: string; message: string; hint: string };
+  };
+}> {
+  const response = await fetch(new URL(`/api/hooks/${hook}`, server.url), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+  return { status: response.status, body: (await response.json()) as never };
+}
+
+async function runCount(token: string): Promise<number> {
+  return (await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs", undefined, token)).body.runs.length;
+}
+
+const push = (message: string) =>
+  JSON.stringify({ ref: "refs/heads/main", head_commit: { id: "c0ffee", message } });
+
+beforeAll(async () => {
+  server = await startTestServer();
+  const token = async (body: Record<string, string>) =>
+    (await api<{ token: string }>(server.url, "POST", "/api/tokens", body)).body.token;
+  acme = await token({ kind: "user", name: "acme member", tenant_id: "acme" });
+  globex = await token({ kind: "user", name: "globex member", tenant_id: "globex" });
+  runner = await startRunner(
+    server.url,
+    await token({ kind: "runner", name: "acme runner", tenant_id: "acme" }),
+    {
+      id: "acme-runner",
+    },
+  );
+  out = tempDir();
+  const saved = await api(
+    server.url,
+    "POST",
+    "/api/workflows",
+    { name: "on-push", workflow: onPush(out) },
+    acme,
+  );
+  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+  const created = await runCli(
+    [
+      "hook",
+      "create",
+      "acme-push",
+      "--workflow",
+      "on-push",
+      "--var",
+      "BRANCH=$.ref",
+      "--var",
+      "MESSAGE=$.head_commit.message",
+      "--var",
+      "MISSING=$.pull_request.head.ref",
+      "--server",
+      server.url,
+      "--token",
+      acme,
+    ],
+    { cwd: tempDir() },
+  );
+  expect(created.code, created.stderr).toBe(0);
+  expect(created.stdout).toContain("hook acme-push runs saved workflow on-push");
+  expect(created.stdout).toContain(`deliver to: ${server.url}/api/hooks/acme-push`);
+  secret = /^secret: ([0-9a-f]{64})$/m.exec(created.stdout)?.[1] ?? "";
+  expect(secret).not.toBe("");
+}, 60_000);
+
+afterAll(async () => {
+  await runner?.kill("SIGKILL");
+  await server?.proc.kill("SIGKILL");
+});
+
+describe("signed webhooks", () => {
+  it("starts the saved workflow at once for a well-signed delivery; body values reach steps as text", async () => {
+    const pwned = join(tempDir(), "pwned");
+    const message = `$(touch ${pwned}); rm -rf "$OUT" \`touch ${pwned}\` 'quoted' "double"\nsecond line`;
+    const body = push(message);
+    const answer = await deliver("acme-push", body, {
+      "x-hub-signature-256": sign(body),
+      "x-github-delivery": "d-1",
+    });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    expect(answer.body.missing_vars).toEqual(["MISSING"]);
+    const runId = answer.body.run_id ?? "";
+    expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
+    expect(readFileSync(join(out, `branch-${runId}`), "utf8")).toBe("refs/heads/main");
+    expect(readFileSync(join(out, `message-${runId}`), "utf8")).toBe(message);
+    expect(readFileSync(join(out, `missing-${runId}`), "utf8")).toBe("");
+    expect(existsSync(pwned)).toBe(false);
+    const { body: run } = await api<{
+      trigger: string;
+      trigger_ref: string;
+      tenant_id: string;
+      saved_workflow: string;
+    }>(server.url, "GET", `/api/runs/${runId}`, undefined, acme);
+    expect(run).toMatchObject({
+      trigger: "webhook",
+      trigger_ref: "acme-push",
+      tenant_id: "acme",
+      saved_workflow: "on-push",
+    });
+  }, 60_000);
+
+  it("starts no second run for a delivery sent again, and answers the first run", async () => {
+    const body = push("again");
+    const headers = { "x-hub-signature-256": sign(body), "x-github-delivery": "d-again" };
+    const first = await deliver("acme-push", body, headers);
+    expect(first.status).toBe(202);
+    const before = await runCount(acme);
+    const replays = await Promise.all([1, 2, 3].map(() => deliver("acme-push", body, headers)));
+    for (const replay of replays) {
+      expect(replay.status).toBe(200);
+      expect(replay.body.run_id).toBe(first.body.run_id);
+      expect(replay.body.note).toContain("d-again was received before");
+    }
+    expect(await runCount(acme)).toBe(before);
+  }, 60_000);
+
+  it("refuses a missing, wrong or malformed signature with 401 and stores nothing", async () => {
+    const body = push("forged");
+    const before = await runCount(acme);
+    const cases: Array<[Record<string, string>, string]> = [
+      [{}, "the delivery has no x-hub-signature-256 header"],
+      [{ "x-hub-signature-256": sign(body, "not-the-secret-at-all") }, "does not match its body"],
+      [{ "x-hub-signature-256": sign(push("other body")) }, "does not match its body"],
+      [{ "x-hub-signature-256": sign(body).slice(0, -2) }, "does not match its body"],
+      [{ "x-hub-signature-256": `sha1=${sign(body).slice(7)}` }, "does not match its body"],
+      [{ "x-hub-signature-256": "" }, "does not match its body"],
+    ];
+    for (const [headers, message] of cases) {
+      const answer = await deliver("acme-push", body, { ...headers, "x-github-delivery": "d-forged" });
+      expect(answer.status, JSON.stringify(headers)).toBe(401);
+      expect(answer.body.error?.code).toBe("UNAUTHORIZED");
+      expect(answer.body.error?.message).toContain(message);
+      expect(answer.body.error?.hint).toContain("X-Hub-Signature-256");
+    }
+    // A token is no substitute for the signature.
+    const withToken = await deliver("acme-push", body, { authorization: `Bearer ${adminToken}` });
+    expect(withToken.status).toBe(401);
+    expect(await runCount(acme)).toBe(before);
+    // Nothing of the refused deliveries was kept: the id is still new when signed.
+    const signed = await deliver("acme-push", body, {
+      "x-hub-signature-256": sign(body),
+      "x-github-delivery": "d-forged",
+    });
+    expect(signed.status).toBe(202);
+  }, 60_000);
+
+  it("answers 404 for an unknown hook, 400 for a body that is not JSON, 413 past the size cap", async () => {
+    expect((await deliver("no-such-hook", "{}", { "x-hub-signature-256": sign("{}") })).status).toBe(404);
+    const notJson = "ref=main";
+    const bad = await deliver("acme-push", notJson, { "x-hub-signature-256": sign(notJson) });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error?.message).toBe("the delivery's body is not JSON");
+    // Refused by its declared size, before a byte of it is read.
+    const tooLarge = await apiDeclaredSize<{ error: { code: string } }>(
+      server.url,
+      "POST",
+      "/api/hooks/acme-push",
+      3 * 1024 * 1024,
+    );
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error.code).toBe("BODY_TOO_LARGE");
+  }, 60_000);
+
+  it("answers a ping without starting a run", async () => {
+    const before = await runCount(acme);
+    const body = JSON.stringify({ zen: "Keep it logically awesome.", hook_id: 1 });
+    const answer = await deliver("acme-push", body, {
+      "x-hub-signature-256": sign(body),
+      "x-github-event": "ping",
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ run_id: null, note: "pong: the signature matches; a ping starts no run" });
+    expect(await runCount(acme)).toBe(before);
+  });
+
+  it("keeps another tenant's member from seeing, removing or taking the hook's name", async () => {
+    expect((await api(server.url, "GET", "/api/hooks/acme-push", undefined, globex)).status).toBe(404);
+    expect((await api(server.url, "DELETE", "/api/hooks/acme-push", undefined, globex)).status).toBe(404);
+    const list = await api<{ hooks: unknown[] }>(server.url, "GET", "/api/hooks", undefined, globex);
+    expect(list.body.hooks).toEqual([]);
+    const own = await api(
+      server.url,
+      "POST",
+      "/api/workflows",
+      { name: "on-push", workflow: onPush(tempDir()) },
+      globex,
+    );
+    expect(own.status).toBe(201);
+    const taken = await api<{ error: { code: string; message: string } }>(
+      server.url,
+      "POST",
+      "/api/hooks",
+      { name: "acme-push", workflow: "on-push" },
+      globex,
+    );
+    expect(taken.status).toBe(409);
+    expect(taken.body.error.message).toBe("a hook named acme-push exists already");
+    // Nor may a hook run another tenant's saved workflow: acme's "deploy" is not globex's.
+    await api(server.url, "POST", "/api/workflows", { name: "deploy", workflow: onPush(tempDir()) }, acme);
+    const foreign = await api(
+      server.url,
+      "POST",
+      "/api/hooks",
+      { name: "globex-deploy", workflow: "deploy" },
+      globex,
+    );
+    expect(foreign.status, JSON.stringify(foreign.body)).toBe(404);
+    expect((await api(server.url, "GET", "/api/hooks/acme-push", undefined, acme)).status).toBe(200);
+  });
+
+  it("refuses bad input at create, storing nothing", async () => {
+    const create = (body: Record<string, unknown>) =>
+      api<{ error: { message: string } }>(server.url, "POST", "/api/hooks", body, acme);
+    expect((await create({ name: "bad name", workflow: "on-push" })).body.error.message).toContain(
+      "is not a valid hook name",
+    );
+    expect(
+      (await create({ name: "short", workflow: "on-push", secret: "tooshort" })).body.error.message,
+    ).toContain("the secret must be 16 to 256 characters long");
+    expect(
+      (await create({ name: "path", workflow: "on-push", vars: { BRANCH: "ref" } })).body.error.message,
+    ).toBe('vars.BRANCH: "ref" is not a path into the body: it must start with $');
+    expect(
+      (await create({ name: "varname", workflow: "on-push", vars: { "1X": "$.ref" } })).body.error.message,
+    ).toContain("is not a valid variable name");
+    const { body } = await api<{ hooks: Array<{ name: string }> }>(
+      server.url,
+      "GET",
+      "/api/hooks",
+      undefined,
+      acme,
+    );
+    expect(body.hooks.map((hook) => hook.name)).toEqual(["acme-push"]);
+  });
+
+  it("takes a secret from stdin, lists hooks, removes one, and audits both", async () => {
+    const given = "a-secret-given-on-stdin-0123456789";
+    const made = await runCli(
+      [
+        "hook",
+        "create",
+        "acme-given",
+        "--workflow",
+        "on-push",
+        "--secret-stdin",
+        "--server",
+        server.url,
+        "--token",
+        acme,
+      ],
+      { cwd: tempDir(), input: `${given}\n` },
+    );
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).not.toContain("secret:");
+    const body = push("given");
+    const answer = await deliver("acme-given", body, { "x-hub-signature-256": sign(body, given) });
+    expect(answer.status).toBe(202);
+    const listed = await runCli(["hook", "list", "--server", server.url, "--token", acme], {
+      cwd: tempDir(),
+    });
+    expect(listed.stdout).toMatch(/acme-given\s+on-push\s+-\s+http/);
+    expect(listed.stdout).toContain(
+      "BRANCH=$.ref MESSAGE=$.head_commit.message MISSING=$.pull_request.head.ref",
+    );
+    const removed = await runCli(["hook", "rm", "acme-given", "--server", server.url, "--token", acme], {
+      cwd: tempDir(),
+    });
+    expect(removed.stdout).toBe("hook acme-given removed\n");
+    expect((await deliver("acme-given", body, { "x-hub-signature-256": sign(body, given) })).status).toBe(
+      404,
+    );
+    const { body: audit } = await api<{
+      events: Array<{ action: string; target: string; tenant_id: string }>;
+    }>(server.url, "GET", "/api/audit");
+    const hookEntries = audit.events
+      .filter((entry) => entry.action.startsWith("hook."))
+      .map((entry) => [entry.action, entry.target, entry.tenant_id]);
+    expect(hookEntries).toEqual(
+      expect.arrayContaining([
+        ["hook.create", "acme-push", "acme"],
+        ["hook.create", "acme-given", "acme"],
+        ["hook.rm", "acme-given", "acme"],
+      ]),
+    );
+  }, 60_000);
+});
+
+const adminUrl = inject("postgresAdminUrl");
+
+describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
+  it("starts one run for one delivery sent to both replicas at once", async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const env = {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "hooks-test-secret-key-0123456789abcdef",
+    };
+    const a = await startTestServer(tempDir(), env);
+    const b = await startTestServer(tempDir(), env);
+    try {
+      const saved = await api(a.url, "POST", "/api/workflows", {
+        name: "on-push",
+        workflow: onPush(tempDir()),
+      });
+      expect(saved.status).toBe(201);
+      const key = "a-secret-shared-by-both-replicas";
+      const made = await api(a.url, "POST", "/api/hooks", {
+        name: "fleet-push",
+        workflow: "on-push",
+        secret: key,
+      });
+      expect(made.status).toBe(201);
+      const body = push("fleet");
+      const headers = { "x-hub-signature-256": sign(body, key), "x-github-delivery": "d-fleet" };
+      const answers = await Promise.all(
+        [a, b, a, b].map((replica) =>
+          fetch(new URL("/api/hooks/fleet-push", replica.url), {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body,
+          }).then(async (response) => ({
+            status: response.status,
+            body: (await response.json()) as { run_id: string },
+          })),
+        ),
+      );
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 202]);
+      expect(new Set(answers.map((answer) => answer.body.run_id)).size).toBe(1);
+      const { body: runs } = await api<{ runs: unknown[] }>(b.url, "GET", "/api/runs");
+      expect(runs.runs).toHaveLength(1);
+    } finally {
+      await Promise.all([a.proc.kill("SIGKILL"), b.proc.kill("SIGKILL")]);
+    }
+  }, 60_000);
+});
