@@ -65,10 +65,11 @@ export const copilotAgent: AgentAdapter = {
       ...(invocation.sessionId ? [`--resume=${invocation.sessionId}`] : []),
       ...invocation.extraArgs,
     ];
-    // A model provider of one's own needs no GitHub: offline keeps it from calling GitHub at all.
-    const offline: Record<string, string> = invocation.env.COPILOT_PROVIDER_BASE_URL
-      ? { COPILOT_OFFLINE: "true" }
-      : {};
+    // A model provider of one's own, in the run's env or the runner's, needs no GitHub: offline
+    // keeps it from calling GitHub at all (with no route to GitHub, its start waits about 20 s).
+    const provider =
+      invocation.env.COPILOT_PROVIDER_BASE_URL || (io.env ?? process.env).COPILOT_PROVIDER_BASE_URL;
+    const offline: Record<string, string> = provider ? { COPILOT_OFFLINE: "true" } : {};
     return runCliAgent({
       agent: "copilot",
       argv,
