@@ -1,18 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { approvalHost, formatDiagnostic, type Workflow } from "./model.js";
-import { parseWorkflow } from "./parse.js";
-
-function valid(text: string): Workflow {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(diagnostics.map(formatDiagnostic)).toEqual([]);
-  return workflow!;
-}
-
-function problems(text: string): string[] {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(workflow).toBeUndefined();
-  return diagnostics.map(formatDiagnostic);
-}
+import { problems, valid } from "../../test/helpers/workflow-parse.js";
+import { approvalHost } from "./model.js";
 
 /** A workflow with two hosts, so that a step without targets would be an error elsewhere. */
 const gate = (lines: string) => `name: deploy

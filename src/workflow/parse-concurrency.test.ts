@@ -1,9 +1,8 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { describe, expect, test } from "vitest";
+import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { RunyardError } from "../core/errors.js";
 import { expandConcurrencyGroup } from "./concurrency-group.js";
-import { formatDiagnostic, type Workflow } from "./model.js";
-import { parseWorkflow } from "./parse.js";
 
 const withConcurrency = (concurrency: string) => `name: w
 concurrency: ${concurrency}
@@ -12,18 +11,6 @@ steps:
     action: cmd.run
     args: {cmd: "true"}
 `;
-
-function valid(text: string): Workflow {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(diagnostics.map(formatDiagnostic)).toEqual([]);
-  return workflow!;
-}
-
-function problems(text: string): string[] {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(workflow).toBeUndefined();
-  return diagnostics.map(formatDiagnostic);
-}
 
 describe("concurrency:", () => {
   test("takes a group and cancel_in_progress", () => {

@@ -1,18 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { formatDiagnostic, isStepGraph, type Workflow } from "./model.js";
-import { parseWorkflow } from "./parse.js";
-
-function valid(text: string): Workflow {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(diagnostics.map(formatDiagnostic)).toEqual([]);
-  return workflow!;
-}
-
-function problems(text: string): string[] {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(workflow).toBeUndefined();
-  return diagnostics.map(formatDiagnostic);
-}
+import { problems, valid } from "../../test/helpers/workflow-parse.js";
+import { isStepGraph } from "./model.js";
 
 const step = (name: string, extra = "") =>
   `  - name: ${name}\n    action: cmd.run\n    args: {cmd: "true"}\n${extra}`;

@@ -1,25 +1,12 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { formatDiagnostic, type Workflow } from "./model.js";
+import { problems, valid } from "../../test/helpers/workflow-parse.js";
+import { formatDiagnostic } from "./model.js";
 import { parseWorkflow } from "./parse.js";
 
 function fixture(name: string): string {
   return readFileSync(new URL(`../../test/fixtures/workflows/${name}`, import.meta.url), "utf8");
-}
-
-/** The workflow a valid file becomes; fails the test with the problems if it is not valid. */
-function valid(text: string, file = "wf.yaml"): Workflow {
-  const { workflow, diagnostics } = parseWorkflow(text, file);
-  expect(diagnostics.map(formatDiagnostic)).toEqual([]);
-  return workflow!;
-}
-
-/** What `runyard validate` prints for a file, one line per problem. */
-function problems(text: string): string[] {
-  const { workflow, diagnostics } = parseWorkflow(text, "wf.yaml");
-  expect(workflow).toBeUndefined();
-  return diagnostics.map(formatDiagnostic);
 }
 
 const oneStep = (step: string) => `name: w
