@@ -282,6 +282,12 @@ describe("signed webhooks", () => {
     expect(
       (await create({ name: "varname", workflow: "on-push", vars: { "1X": "$.ref" } })).body.error.message,
     ).toContain("is not a valid variable name");
+    // A delivery's body must not choose the loader's preload, the command search path or runyard's own.
+    for (const name of ["LD_PRELOAD", "PATH", "BASH_ENV", "RUNYARD_RUN_ID"]) {
+      const refused = await create({ name: "steer", workflow: "on-push", vars: { [name]: "$.ref" } });
+      expect(refused.status, name).toBe(400);
+      expect(refused.body.error.message, name).toMatch(/decides? how a step.s programs run/);
+    }
     const { body } = await api<{ hooks: Array<{ name: string }> }>(
       server.url,
       "GET",

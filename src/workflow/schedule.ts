@@ -67,9 +67,16 @@ export function nextTick(spec: Pick<ScheduleSpec, "cron" | "timezone">, after: D
 }
 
 /**
+ * How many ticks one call walks one by one. A schedule firing every second, off for a week, has
+ * 600,000 ticks; walking them all blocks the server's event loop for half a minute.
+ */
+const walkedTicksLimit = 2000;
+
+/**
  * The ticks in (`after`, `until`], oldest first, at most `limit` of them: the newest `limit`
  * when there are more (`more` counts the older ones left out), since catch-up fires the newest.
- * Callers bound the span (catch-up looks back a day at most).
+ * Past `walkedTicksLimit` ticks the newest are found walking back from `until`, and `more` is
+ * estimated from the rate of the ticks walked (exact for a steady cron such as every second).
  */
 export function ticksBetween(
   spec: Pick<ScheduleSpec, "cron" | "timezone">,
@@ -80,12 +87,40 @@ export function ticksBetween(
   const cron = cronOf(spec);
   const ticks: Date[] = [];
   let more = 0;
+  let walked = 0;
+  let first: Date | null = null;
   for (let at = cron.nextRun(after); at !== null && at.getTime() <= until.getTime(); at = cron.nextRun(at)) {
+    first ??= at;
+    walked += 1;
     ticks.push(at);
     if (ticks.length > limit) {
       ticks.shift();
       more += 1;
     }
+    if (walked >= walkedTicksLimit && first !== null) {
+      return newestTicks(cron, until, limit, { first, last: at, walked });
+    }
   }
   return { ticks, more };
+}
+
+/** The dense case of `ticksBetween`: the newest `limit` ticks exactly, how many before them estimated. */
+function newestTicks(
+  cron: Cron,
+  until: Date,
+  limit: number,
+  sample: { first: Date; last: Date; walked: number },
+): { ticks: Date[]; more: number } {
+  // previousRuns takes a tick in the reference's own second: step past `until`, then keep <= until.
+  const ticks = cron
+    .previousRuns(limit + 1, new Date(until.getTime() + 1))
+    .filter((tick) => tick.getTime() <= until.getTime() && tick.getTime() > sample.last.getTime())
+    .slice(0, limit)
+    .reverse();
+  const spacing = (sample.last.getTime() - sample.first.getTime()) / Math.max(1, sample.walked - 1);
+  // Ticks after the sample and before the newest found (all up to `until` when none is kept).
+  const oldest = ticks[0];
+  const span = (oldest ?? until).getTime() - sample.last.getTime();
+  const between = spacing > 0 ? Math.max(0, Math.round(span / spacing) - (oldest ? 1 : 0)) : 0;
+  return { ticks, more: sample.walked + between };
 }

@@ -9,6 +9,7 @@ import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { hookVarNameRefusal } from "../hooks/hook-var-names.js";
 import { parseJsonPath } from "../hooks/json-path.js";
 import { checkSavedName } from "../runs/saved-workflows.js";
 import { hookDeliveryRoute } from "./hook-delivery.js";
@@ -105,6 +106,12 @@ function checkVars(vars: Record<string, string>): void {
           hint: `Variables reach steps as environment variables: ${variableNameHint}.`,
         },
       );
+    }
+    const refusal = hookVarNameRefusal(name);
+    if (refusal !== undefined) {
+      throw new RunyardError("INVALID_INPUT", `vars: ${refusal}, so a delivery may not set ${name}`, {
+        hint: "Name the variable for what it holds (e.g. BRANCH, COMMIT_MESSAGE); the step can pass it on where it is needed.",
+      });
     }
     try {
       parseJsonPath(path);
