@@ -456,13 +456,14 @@ function buildProgram(
     .option("--opencode", "install OpenCode")
     .option("--gemini", "install Gemini CLI")
     .option("--copilot", "install GitHub Copilot CLI")
-    // `--home` is the parent's option (commander reads it on either side of `install`).
+    // Its own `--home` too: options after a command are that command's (positional options).
+    .option("--home <dir>", "data folder (RUNYARD_HOME; default ./.runyard); CLIs go to <home>/agents")
     .action(async (names: string[], flags) =>
       setExit(
         await (await import("./agents.js")).agentsInstall(
           names,
           flags,
-          await ctx({ home: agents.opts().home }),
+          await ctx({ home: flags.home ?? agents.opts().home }),
         ),
       ),
     );
