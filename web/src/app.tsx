@@ -9,6 +9,7 @@ import { useRoute } from "./router.js";
 const pages: Record<string, React.LazyExoticComponent<(props: { route: string[] }) => React.ReactElement>> = {
   run: lazy(() => import("./pages/run-workflow.js").then((m) => ({ default: m.RunWorkflowPage }))),
   runs: lazy(() => import("./pages/runs.js").then((m) => ({ default: m.RunsPage }))),
+  workflows: lazy(() => import("./pages/workflows.js").then((m) => ({ default: m.WorkflowsPage }))),
   agents: lazy(() => import("./pages/agents.js").then((m) => ({ default: m.AgentsPage }))),
   bots: lazy(() => import("./pages/bots.js").then((m) => ({ default: m.BotsPage }))),
   runners: lazy(() => import("./pages/runners.js").then((m) => ({ default: m.RunnersPage }))),

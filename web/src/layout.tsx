@@ -5,6 +5,7 @@ import type { Caller } from "./caller.js";
 const sections = [
   ["run", "Run"],
   ["runs", "Runs"],
+  ["workflows", "Workflows"],
   ["agents", "Agents"],
   ["bots", "Bots"],
   ["runners", "Runners"],
