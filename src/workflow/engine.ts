@@ -4,7 +4,6 @@ import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummar
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { type ApprovalGate, awaitApproval } from "./approval.js";
-import { evaluateExpression } from "./expression.js";
 import {
   defaultMaxParallel,
   execAction,

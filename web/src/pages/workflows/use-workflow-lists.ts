@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 import { type AnswerOf, answer, api, type Schema } from "../../api.js";
 
 export type SavedWorkflowRow = AnswerOf<"listWorkflows">["workflows"][number];
@@ -12,14 +12,10 @@ export interface WorkflowLists {
 }
 
 /** The saved workflows, their schedules and the hooks that start them, read together. */
-export function useWorkflowLists(): {
-  lists: WorkflowLists | undefined;
-  error: string | null;
-  reload: () => void;
-} {
+export function useWorkflowLists(): { lists: WorkflowLists | undefined; error: string | null } {
   const [lists, setLists] = useState<WorkflowLists | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
-  const reload = useCallback(() => {
+  useEffect(() => {
     Promise.all([
       answer(api.GET("/api/workflows")),
       answer(api.GET("/api/schedules")),
@@ -32,6 +28,5 @@ export function useWorkflowLists(): {
       (caught: unknown) => setError(caught instanceof Error ? caught.message : String(caught)),
     );
   }, []);
-  useEffect(reload, []);
-  return { lists, error, reload };
+  return { lists, error };
 }
