@@ -43,7 +43,10 @@ export class Replica {
   private leading = false;
   private fenced = false;
   private timer: NodeJS.Timeout | undefined;
-  private round: Promise<void> = Promise.resolve();
+  /** The heartbeat in flight, if any: a tick that finds one still running is skipped, not queued. */
+  private beating: Promise<void> | undefined;
+  /** The leader's rounds in flight, if any: they never hold up the heartbeat. */
+  private leadingRounds: Promise<void> | undefined;
   private readonly rounds: LeaderRound[] = [];
   /** Leader only: each other replica's last `seen_at`, and when (by this clock) it last changed. */
   private readonly observed = new Map<string, { seenAt: string; since: number }>();
@@ -86,13 +89,34 @@ export class Replica {
     if (this.leading) this.logger.info({ replica: this.id }, "leading the fleet");
   }
 
-  /** Starts the heartbeat and the leader's rounds. */
+  /**
+   * Starts the heartbeat and the leader's rounds. The two never wait for each other: a leader
+   * adopting a dead replica's runs for seconds must go on heartbeating, or the others presume it
+   * dead too and the fleet fences the very replica that was doing the adopting.
+   */
   start(): void {
     this.timer = setInterval(() => {
-      this.round = this.round
-        .then(() => this.beat())
-        .catch((error: unknown) => this.logger.error({ err: error }, "replica round failed"));
+      if (this.beating) return;
+      this.beating = this.beat()
+        .catch((error: unknown) => this.logger.error({ err: error }, "replica heartbeat failed"))
+        .finally(() => {
+          this.beating = undefined;
+        });
     }, this.timings.heartbeatMs);
+  }
+
+  private runRounds(): void {
+    if (this.leadingRounds || this.fenced) return;
+    this.leadingRounds = (async () => {
+      for (const round of this.rounds) {
+        if (!this.leading || this.fenced) return;
+        await round();
+      }
+    })()
+      .catch((error: unknown) => this.logger.error({ err: error }, "leader round failed"))
+      .finally(() => {
+        this.leadingRounds = undefined;
+      });
   }
 
   private async beat(): Promise<void> {
@@ -111,7 +135,7 @@ export class Replica {
     const dead = await this.removeSilent();
     if (dead.length > 0)
       this.logger.warn({ replicas: dead }, "replicas stopped heartbeating; adopting their runs");
-    for (const round of this.rounds) await round();
+    this.runRounds();
   }
 
   /**
@@ -196,7 +220,8 @@ export class Replica {
   /** Stops; `leave` also deletes its row, so other replicas adopt its runs at once. */
   async stop(leave: boolean): Promise<void> {
     this.stopTimer();
-    await this.round;
+    await this.beating;
+    await this.leadingRounds;
     if (leave) await this.store.fleet.removeReplicas({ only: this.id }).catch(() => undefined);
     this.leading = false;
     await this.link.close();

@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../core/logger.js";
+import { localLink } from "../../store/fleet-link.js";
+import { openMemoryStore } from "../../store/sqlite.js";
+import type { Store } from "../../store/types.js";
+import { Replica } from "./replica.js";
+
+const opened: Array<{ replica: Replica; store: Store }> = [];
+
+afterEach(async () => {
+  for (const { replica, store } of opened.splice(0)) {
+    await replica.stop(false);
+    await store.close();
+  }
+});
+
+async function seenAt(store: Store, id: string): Promise<string | undefined> {
+  return (await store.fleet.listReplicas()).find((row) => row.id === id)?.seen_at;
+}
+
+/** Resolves once the replica's row has been written `times` more times. */
+async function heartbeats(store: Store, id: string, times: number): Promise<void> {
+  let last = await seenAt(store, id);
+  for (let seen = 0; seen < times; ) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const now = await seenAt(store, id);
+    if (now !== last) {
+      seen++;
+      last = now;
+    }
+  }
+}
+
+describe("Replica", () => {
+  it("goes on heartbeating while a leader round takes longer than the lease", async () => {
+    const store = await openMemoryStore({ warn: () => undefined });
+    const replica = new Replica(
+      "r1",
+      store,
+      localLink(),
+      { heartbeatMs: 20, leaseMs: 100 },
+      silentLogger,
+      () => undefined,
+      () => ({ url: null, version: "test" }),
+    );
+    opened.push({ replica, store });
+    let release = (): void => undefined;
+    let rounds = 0;
+    replica.whenLeading(async () => {
+      rounds++;
+      if (rounds > 1) return;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    await replica.join(true);
+    replica.start();
+    while (rounds === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The round is stuck; the row must still change, several times over.
+    await heartbeats(store, "r1", 3);
+    // Ticks that came while the round was stuck did not queue further rounds.
+    expect(rounds).toBe(1);
+    release();
+    while (rounds < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  });
+});
