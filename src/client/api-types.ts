@@ -77,7 +77,7 @@ export interface paths {
         };
         /**
          * One run
-         * @description Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`.
+         * @description Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.
          */
         get: operations["getRun"];
         put?: never;
@@ -1257,6 +1257,15 @@ export interface components {
             version: string | null;
             replica: string | null;
         };
+        RunGraph: {
+            max_parallel: number;
+            steps: {
+                name: string;
+                depends: string[];
+                matrix: string[] | null;
+                rollback: boolean;
+            }[];
+        };
         Run: {
             run_id: string;
             id: string;
@@ -1306,6 +1315,7 @@ export interface components {
                 answered_at: string | null;
                 may_answer: boolean;
             }[];
+            graph?: components["schemas"]["RunGraph"];
         };
         SavedWorkflow: {
             name: string;

@@ -32,6 +32,25 @@ describe("action: approval", () => {
     });
   });
 
+  test("takes depends in a step graph, and refuses a matrix or a rollback", () => {
+    const workflow = valid(`name: deploy
+steps:
+  - name: build
+    depends: []
+    action: cmd.run
+    args: {cmd: make}
+  - name: approve
+    depends: [build]
+    action: approval
+    args: {message: ok?, approvers: [role:admin]}
+`);
+    expect(workflow.steps[1]?.depends?.map((d) => d.step)).toEqual(["build"]);
+    const refused = problems(
+      gate("    args: {message: ok?, approvers: [role:admin]}\n    matrix: {A: [x, y]}\n"),
+    );
+    expect(refused[0]).toContain('unknown key "matrix" in step "approve"');
+  });
+
   test("waits a day when timeout_seconds is not given", () => {
     const workflow = valid(gate("    args: {message: ok?, approvers: [role:member]}\n"));
     expect(workflow.steps[0]?.approval?.timeoutSeconds).toBe(86_400);

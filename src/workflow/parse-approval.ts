@@ -8,7 +8,15 @@ import type { ApprovalSpec } from "./model.js";
 import type { Fields, YamlReader } from "./yaml-reader.js";
 
 /** The keys an approval step takes; the others of a step mean nothing for it. */
-export const approvalStepKeys = ["name", "description", "action", "args", "when", "continue_on_error"];
+export const approvalStepKeys = [
+  "name",
+  "description",
+  "action",
+  "args",
+  "when",
+  "continue_on_error",
+  "depends",
+];
 const approvalArgsKeys = ["message", "approvers", "timeout_seconds"];
 
 /** The roles an approver entry may name instead of a username. */

@@ -28,7 +28,8 @@ import { groupWaitReason, slotClaim } from "../runs/concurrency-groups.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 import { ApprovalView, approvalViews } from "./approvals.js";
-import { workflowInputs } from "./run-inputs.js";
+import { RunGraph, workflowGraph } from "./run-graph.js";
+import { storedWorkflow, workflowInputs } from "./run-inputs.js";
 import { submitterNames } from "./run-submitters.js";
 import { visibleRun } from "./visible-run.js";
 
@@ -169,6 +170,9 @@ export const RunView = z.object({
     .describe(
       "GET /api/runs/:id of a workflow run: its approval steps that have started waiting (a running run with one `waiting` waits for its answer)",
     ),
+  graph: RunGraph.optional().describe(
+    "GET /api/runs/:id of a workflow run whose steps form a graph (`depends`) or that has a matrix step: its steps, their edges and matrix combinations, for drawing",
+  ),
 });
 apiSchemas.add(RunView, { id: "Run" });
 
@@ -398,7 +402,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         operationId: "getRun",
         summary: "One run",
         description:
-          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`.",
+          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.",
         tags: ["runs"],
         params: RunParams,
         response: {
@@ -409,11 +413,17 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     },
     async (request) => {
       const run = await visibleRun(deps, request, request.params.id);
-      const inputs = workflowInputs(run);
+      const stored = storedWorkflow(run);
+      const graph = stored && workflowGraph(stored.workflow);
       const names = await submitterNames(deps.store, [run.created_by]);
       const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
       const approvals = await approvalViews(deps, request, run);
-      return { ...view, ...(inputs ? { inputs } : {}), ...(approvals.length > 0 ? { approvals } : {}) };
+      return {
+        ...view,
+        ...(stored ? { inputs: workflowInputs(stored) } : {}),
+        ...(approvals.length > 0 ? { approvals } : {}),
+        ...(graph ? { graph } : {}),
+      };
     },
   );
 

@@ -8,6 +8,7 @@ import { RunApprovals } from "./approvals.js";
 import { formatBytes, formatDuration, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunStream } from "./run-stream.js";
+import { combinedState, type GraphState, StepGraph } from "./step-graph.js";
 import { RunTerminal, stepKey } from "./terminal.js";
 
 type Run = Schema<"Run">;
@@ -219,6 +220,18 @@ export function RunPage({ id }: { id: string }) {
   const summed = new Map(run.steps.map((step) => [stepKey({ step: step.name, host: step.host }), step]));
   const allSteps: Array<StepState & Partial<Omit<StepSummary, "status">>> = [...summed.values()];
   for (const [key, step] of steps) if (!summed.has(key)) allSteps.push(step);
+  const statesByName = new Map<string, GraphState[]>();
+  for (const step of allSteps)
+    statesByName.set(step.name, [...(statesByName.get(step.name) ?? []), step.status]);
+  const stateOf = (name: string): GraphState => combinedState(statesByName.get(name) ?? []);
+  const rollbackStateOf = (name: string): GraphState | undefined =>
+    statesByName.has(`rollback: ${name}`) ? stateOf(`rollback: ${name}`) : undefined;
+  // A box shows its step's output; a matrix step's box, its first combination's.
+  const selectStep = (name: string) => {
+    const combination = run.graph?.steps.find((step) => step.name === name)?.matrix?.[0];
+    const shown = allSteps.find((step) => step.name === (combination ?? name));
+    if (shown) setFilter(`${shown.name}@${shown.host}`);
+  };
   // What the run started with, apart from what its steps exported (a new name, or a new value).
   const inputs = Object.entries(run.inputs ?? {});
   const exported = Object.entries(run.vars).filter(
@@ -299,6 +312,18 @@ export function RunPage({ id }: { id: string }) {
           </p>
         )}
       </header>
+
+      {run.graph && (
+        <>
+          <h2>Graph</h2>
+          <StepGraph
+            graph={run.graph}
+            stateOf={stateOf}
+            rollbackStateOf={rollbackStateOf}
+            onSelect={selectStep}
+          />
+        </>
+      )}
 
       <div className="run-output-head">
         <h2>Output</h2>
