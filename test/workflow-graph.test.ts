@@ -225,11 +225,24 @@ async function throughServer(env: Record<string, string>): Promise<void> {
     const matrixRun = await submit(server.url, matrixFlow);
     const log = join(tempDir(), "undo.log");
     const rollbackRun = await submit(server.url, rollbackFlow(log));
+    const failingRollback = await submit(
+      server.url,
+      `name: undo-fails
+steps:
+  - name: deploy
+    action: cmd.run
+    args: {cmd: 'true'}
+    rollback: {action: cmd.run, args: {cmd: 'sh -c "exit 4"'}}
+  - name: smoke
+    action: cmd.run
+    args: {cmd: 'false'}
+`,
+    );
     const { body: noRollback } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
       workflow: rollbackFlow(join(tempDir(), "never.log")),
       no_rollback: true,
     });
-    for (const id of [graphRun, matrixRun, rollbackRun, noRollback.run_id]) {
+    for (const id of [graphRun, matrixRun, rollbackRun, failingRollback, noRollback.run_id]) {
       await waitForRun(server.url, id, isFinal, 60_000);
     }
     checkGraphRun(await readEvents(server.url, graphRun));
@@ -246,6 +259,23 @@ async function throughServer(env: Record<string, string>): Promise<void> {
       "rollback: deploy_app:success",
       "rollback: deploy_db:success",
     ]);
+    // The record keeps how the rollbacks went, for the API, `runyard runs show` and the web page.
+    const kept = await api<{ rolled_back: boolean; rollback_failed: string | null }>(
+      server.url,
+      "GET",
+      `/api/runs/${rollbackRun}`,
+    );
+    expect(kept.body).toMatchObject({ rolled_back: true, rollback_failed: null });
+    const broken = await api(server.url, "GET", `/api/runs/${failingRollback}`);
+    expect(broken.body).toMatchObject({ status: "failed", rolled_back: false, rollback_failed: "rollback: deploy" });
+    const shown = await runCli(["runs", "show", failingRollback], {
+      env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
+    });
+    expect(shown.stdout).toContain("rollback failed: rollback: deploy; later rollbacks did not run");
+    expect((await api(server.url, "GET", `/api/runs/${noRollback.run_id}`)).body).toMatchObject({
+      rolled_back: false,
+      rollback_failed: null,
+    });
     const notRolledBack = finished(await readEvents(server.url, noRollback.run_id));
     expect(notRolledBack.status).toBe("failed");
     expect(notRolledBack.rolled_back).toBeUndefined();

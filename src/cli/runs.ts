@@ -30,6 +30,8 @@ interface RunView {
   trigger: string;
   saved_workflow: string | null;
   saved_version: number | null;
+  rolled_back: boolean;
+  rollback_failed: string | null;
   /** Only on a queued run: the runners it waits for, and why none takes it yet. */
   waiting_for?: RunnerNeed[];
   /** A workflow run's approval steps that have started waiting. */
@@ -153,6 +155,9 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
   ctx.stdout.write(`  trigger: ${run.trigger}${saved}\n`);
   for (const line of waiting) ctx.stdout.write(`  ${line}\n`);
   if (run.error) ctx.stdout.write(`  ${run.error.code}: ${run.error.message}\n`);
+  if (run.rolled_back) ctx.stdout.write("  rolled back: every rollback succeeded\n");
+  if (run.rollback_failed)
+    ctx.stdout.write(`  rollback failed: ${printable(run.rollback_failed)}; later rollbacks did not run\n`);
   if (run.steps.length > 0) {
     const rows = [["STEP", "HOST", "STATUS", "EXIT", "ATTEMPTS"]];
     for (const s of run.steps)

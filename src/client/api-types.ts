@@ -1315,6 +1315,8 @@ export interface components {
                 answered_at: string | null;
                 may_answer: boolean;
             }[];
+            rolled_back: boolean;
+            rollback_failed: string | null;
             graph?: components["schemas"]["RunGraph"];
         };
         SavedWorkflow: {

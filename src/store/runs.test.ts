@@ -52,7 +52,18 @@ describe.each(storeBackends)("on $name", (backend) => {
         trigger_ref: null,
         saved_workflow: null,
         saved_version: null,
+        rolled_back: false,
+        rollback_failed: null,
       });
+    });
+
+    it("keeps how a failed run's rollbacks went", async () => {
+      const a = await store.runs.create({ kind: "workflow", name: "a" });
+      const b = await store.runs.create({ kind: "workflow", name: "b" });
+      await store.runs.update(a.id, { status: "failed", rolled_back: true });
+      await store.runs.update(b.id, { status: "failed", rollback_failed: "rollback: deploy" });
+      expect(await store.runs.get(a.id)).toMatchObject({ rolled_back: true, rollback_failed: null });
+      expect(await store.runs.get(b.id)).toMatchObject({ rolled_back: false, rollback_failed: "rollback: deploy" });
     });
 
     it("records what started a run and the saved workflow version it runs", async () => {

@@ -44,6 +44,10 @@ export interface RunRecord {
   saved_workflow: string | null;
   /** That saved workflow's version. */
   saved_version: number | null;
+  /** A failed workflow run whose rollbacks all ran and succeeded. */
+  rolled_back: boolean;
+  /** A failed workflow run: the rollback step that failed (`rollback: deploy`); null: none did. */
+  rollback_failed: string | null;
 }
 
 /** What `runs.create` needs; everything else starts empty. */
@@ -75,7 +79,16 @@ export interface NewRun {
 export type RunPatch = Partial<
   Pick<
     RunRecord,
-    "name" | "status" | "started_at" | "finished_at" | "vars" | "steps" | "error" | "last_notify_error"
+    | "name"
+    | "status"
+    | "started_at"
+    | "finished_at"
+    | "vars"
+    | "steps"
+    | "error"
+    | "last_notify_error"
+    | "rolled_back"
+    | "rollback_failed"
   >
 >;
 
@@ -143,6 +156,8 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     trigger_ref: row.trigger_ref,
     saved_workflow: row.saved_workflow,
     saved_version: row.saved_version === null ? null : int(row.saved_version),
+    rolled_back: int(row.rolled_back) === 1,
+    rollback_failed: row.rollback_failed,
   };
 }
 
@@ -168,6 +183,8 @@ async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
     trigger_ref: input.trigger_ref ?? null,
     saved_workflow: input.saved_workflow ?? null,
     saved_version: input.saved_version ?? null,
+    rolled_back: false,
+    rollback_failed: null,
   };
   try {
     await ctx.db
@@ -178,6 +195,7 @@ async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
         vars: ctx.cipher.seal(encodeJson(record.vars)),
         steps: encodeJson(record.steps),
         error: null,
+        rolled_back: 0,
         replica_id: input.replica_id ?? null,
       })
       .execute();
@@ -208,6 +226,8 @@ async function updateRun(
   if (patch.steps !== undefined) set.steps = encodeJson(patch.steps);
   if (patch.error !== undefined) set.error = patch.error === null ? null : encodeJson(patch.error);
   if (patch.last_notify_error !== undefined) set.last_notify_error = patch.last_notify_error;
+  if (patch.rolled_back !== undefined) set.rolled_back = patch.rolled_back ? 1 : 0;
+  if (patch.rollback_failed !== undefined) set.rollback_failed = patch.rollback_failed;
   if (opts.ifStatus?.length === 0) return undefined;
   if (Object.keys(set).length === 0) {
     const run = await getRun(ctx, id);

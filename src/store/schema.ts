@@ -54,6 +54,10 @@ export interface RunsTable {
   /** The saved workflow the run ran, and its version; null for a workflow sent as text. */
   saved_workflow: string | null;
   saved_version: number | null;
+  /** 1: a failed run whose rollbacks all ran and succeeded. */
+  rolled_back: ColumnType<number, number | undefined, number>;
+  /** The rollback step that failed (`rollback: deploy`); null: none did. */
+  rollback_failed: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface RunEventsTable {

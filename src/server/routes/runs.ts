@@ -170,6 +170,11 @@ export const RunView = z.object({
     .describe(
       "GET /api/runs/:id of a workflow run: its approval steps that have started waiting (a running run with one `waiting` waits for its answer)",
     ),
+  rolled_back: z.boolean().describe("a failed workflow run whose steps' rollbacks all ran and succeeded"),
+  rollback_failed: z
+    .string()
+    .nullable()
+    .describe("a failed workflow run: the rollback step that failed (`rollback: deploy`); null: none did"),
   graph: RunGraph.optional().describe(
     "GET /api/runs/:id of a workflow run whose steps form a graph (`depends`) or that has a matrix step: its steps, their edges and matrix combinations, for drawing",
   ),

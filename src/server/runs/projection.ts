@@ -17,6 +17,8 @@ export function finishedPatch(
     vars: event.vars ?? vars,
     steps: event.steps ?? steps,
     error: event.error ?? null,
+    ...(event.rolled_back ? { rolled_back: true } : {}),
+    ...(event.rollback_failed ? { rollback_failed: event.rollback_failed } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import * as dropJobReports from "./0013_drop_job_reports.js";
 import * as savedWorkflows from "./0014_saved_workflows.js";
 import * as concurrencyAndHooks from "./0015_concurrency_and_hooks.js";
 import * as approvals from "./0016_approvals.js";
+import * as runRollback from "./0017_run_rollback.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -39,6 +40,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0014_saved_workflows": savedWorkflows,
   "0015_concurrency_and_hooks": concurrencyAndHooks,
   "0016_approvals": approvals,
+  "0017_run_rollback": runRollback,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -271,6 +271,12 @@ export function RunPage({ id }: { id: string }) {
             {run.error.hint && <p className="hint">{run.error.hint}</p>}
           </div>
         )}
+        {run.rolled_back && <p className="hint run-rollback">Rolled back: every rollback succeeded.</p>}
+        {run.rollback_failed && (
+          <p role="alert" className="error run-rollback">
+            Rollback failed at <code>{run.rollback_failed}</code>; the rollbacks after it did not run.
+          </p>
+        )}
         {run.status === "queued" && run.waiting_for && run.waiting_for.length > 0 && (
           <ul className="hint waiting-for">
             {/* One line per reason: every host of a run waiting for its concurrency group says the same. */}
