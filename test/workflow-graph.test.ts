@@ -267,7 +267,11 @@ steps:
     );
     expect(kept.body).toMatchObject({ rolled_back: true, rollback_failed: null });
     const broken = await api(server.url, "GET", `/api/runs/${failingRollback}`);
-    expect(broken.body).toMatchObject({ status: "failed", rolled_back: false, rollback_failed: "rollback: deploy" });
+    expect(broken.body).toMatchObject({
+      status: "failed",
+      rolled_back: false,
+      rollback_failed: "rollback: deploy",
+    });
     const shown = await runCli(["runs", "show", failingRollback], {
       env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
     });

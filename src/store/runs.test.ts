@@ -63,7 +63,10 @@ describe.each(storeBackends)("on $name", (backend) => {
       await store.runs.update(a.id, { status: "failed", rolled_back: true });
       await store.runs.update(b.id, { status: "failed", rollback_failed: "rollback: deploy" });
       expect(await store.runs.get(a.id)).toMatchObject({ rolled_back: true, rollback_failed: null });
-      expect(await store.runs.get(b.id)).toMatchObject({ rolled_back: false, rollback_failed: "rollback: deploy" });
+      expect(await store.runs.get(b.id)).toMatchObject({
+        rolled_back: false,
+        rollback_failed: "rollback: deploy",
+      });
     });
 
     it("records what started a run and the saved workflow version it runs", async () => {
