@@ -203,8 +203,14 @@ describe("signed webhooks", () => {
     expect(signed.status).toBe(202);
   }, 60_000);
 
-  it("answers 404 for an unknown hook, 400 for a body that is not JSON, 413 past the size cap", async () => {
-    expect((await deliver("no-such-hook", "{}", { "x-hub-signature-256": sign("{}") })).status).toBe(404);
+  it("answers an unknown hook as a bad signature (401), 400 for a body that is not JSON, 413 past the size cap", async () => {
+    // An outsider cannot tell a name with no hook from a hook whose secret they lack.
+    const unknown = await deliver("no-such-hook", "{}", { "x-hub-signature-256": sign("{}") });
+    const wrongSecret = await deliver("acme-push", "{}", {
+      "x-hub-signature-256": sign("{}", "not-the-secret"),
+    });
+    expect(unknown.status).toBe(401);
+    expect(unknown.body).toEqual(wrongSecret.body);
     const notJson = "ref=main";
     const bad = await deliver("acme-push", notJson, { "x-hub-signature-256": sign(notJson) });
     expect(bad.status).toBe(400);
@@ -332,7 +338,7 @@ describe("signed webhooks", () => {
     });
     expect(removed.stdout).toBe("hook acme-given removed\n");
     expect((await deliver("acme-given", body, { "x-hub-signature-256": sign(body, given) })).status).toBe(
-      404,
+      401,
     );
     const { body: audit } = await api<{
       events: Array<{ action: string; target: string; tenant_id: string }>;

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -21,6 +22,8 @@ const eventHeader = "x-github-event";
 const deliveryId = /^[\x21-\x7e]{1,200}$/;
 /** How long a delivery sent again waits for the run its first sending is starting. */
 const replayWaitMs = 5000;
+/** What a delivery to a name with no hook is checked against: random, held by nobody. */
+const unknownHookSecret = randomBytes(32).toString("hex");
 
 const DeliveryParams = z.object({ name: z.string().min(1).describe("the hook's name") });
 const DeliveryHeaders = z.looseObject({
@@ -115,7 +118,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         schema: {
           operationId: "deliverHook",
           summary: "Deliver a signed webhook (no token: the signature is the credential)",
-          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
+          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
           tags: ["hooks"],
           security: publicRoute,
           params: DeliveryParams,
@@ -137,22 +140,20 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
       },
       async (request, reply) => {
         const { name } = request.params;
-        const secret = await deps.store.hooks.secret(name);
-        if (secret === undefined) {
-          throw new RunyardError("NOT_FOUND", `no hook named ${name}`, {
-            hint: "Check the delivery URL: it ends with the hook's name, as `runyard hook list` shows it.",
-          });
-        }
+        // A name with no hook is checked against a secret nobody holds and refused as a bad
+        // signature is, in the same time: the answer never tells an outsider which names exist.
+        const secret = (await deps.store.hooks.secret(name)) ?? unknownHookSecret;
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const header = request.headers[signatureHeader];
-        if (!signatureMatches(secret, raw, typeof header === "string" ? header : undefined)) {
+        const matches = signatureMatches(secret, raw, typeof header === "string" ? header : undefined);
+        if (!matches || secret === unknownHookSecret) {
           throw new RunyardError(
             "UNAUTHORIZED",
             header === undefined
               ? `the delivery has no ${signatureHeader} header`
               : `the delivery's ${signatureHeader} does not match its body`,
             {
-              hint: 'Sign the raw body with the hook\'s secret: X-Hub-Signature-256: sha256=<hex HMAC-SHA256>, e.g. `openssl dgst -sha256 -hmac "$SECRET"` over the exact bytes sent.',
+              hint: 'Check that the URL ends with the hook\'s name (`runyard hook list`), and sign the raw body with its secret: X-Hub-Signature-256: sha256=<hex HMAC-SHA256>, e.g. `openssl dgst -sha256 -hmac "$SECRET"` over the exact bytes sent.',
             },
           );
         }
