@@ -204,8 +204,14 @@ export class RunService {
         await run.sink.drain().catch(() => undefined);
         // A run another replica adopted meanwhile is that replica's to end, not this one's.
         const carrier = await this.store.fleet.runReplica(record.id).catch(() => undefined);
+        // Queued too: an engine that failed before its run started (a run waiting for its
+        // concurrency group or a runner, a spec that no longer reads) has nobody else to end it.
         if (carrier === this.replica.id || carrier === null)
-          await this.store.runs.markInterruptedRunning(toErrorInfo(error), { ids: [record.id] });
+          await this.store.runs.update(
+            record.id,
+            { status: "interrupted", error: toErrorInfo(error), finished_at: new Date().toISOString() },
+            { ifStatus: ["queued", "running"] },
+          );
       })
       .finally(() => this.active.delete(record.id));
     return run;
