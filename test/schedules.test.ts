@@ -18,8 +18,9 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
 });
 
+/** Per-second crons keep these tests short: the server's floor (a minute by default) is lowered. */
 async function server(home = tempDir(), env: Record<string, string> = {}): Promise<TestServer> {
-  const s = await startTestServer(home, env);
+  const s = await startTestServer(home, { RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS: "1", ...env });
   started.push(s.proc);
   return s;
 }
@@ -71,6 +72,34 @@ async function save(url: string, name: string, workflow: string): Promise<void> 
 }
 
 describe("schedules on one server (SQLite)", () => {
+  it("refuses, at the default floor, a schedule that fires more than once a minute, saving nothing", async () => {
+    const s = await startTestServer();
+    started.push(s.proc);
+    for (const cron of ["* * * * * *", "0,30 * * * * *", "0,10 0 * * * *"]) {
+      const refused = await api<{ error: { code: string; message: string; hint: string } }>(
+        s.url,
+        "POST",
+        "/api/workflows",
+        { name: "too-often", workflow: scheduled(`{cron: "${cron}"}`, "echo hi") },
+      );
+      expect(refused.status, cron).toBe(400);
+      expect(refused.body.error.message).toContain(
+        "this server allows a schedule to fire at most once in 60 s",
+      );
+      expect(refused.body.error.hint).toContain("RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS");
+    }
+    const listed = await api<{ workflows: unknown[] }>(s.url, "GET", "/api/workflows");
+    expect(listed.body.workflows).toEqual([]);
+    expect(
+      (
+        await api(s.url, "POST", "/api/workflows", {
+          name: "hourly",
+          workflow: scheduled('{cron: "0 * * * *"}', "echo hi"),
+        })
+      ).status,
+    ).toBe(201);
+  });
+
   it("fires a saved workflow's ticks as runs with trigger schedule, skips a tick while its run still runs, and stops when removed", async () => {
     const s = await server();
     started.push(await startRunner(s.url, await runnerToken(s.url), { id: "sched-1" }));

@@ -55,6 +55,7 @@ async function start(
     parseWorkflow: parseOnWorkerThread(),
     maxBotLogBytes: config.maxBotLogBytes,
     auditRetentionDays: config.auditRetentionDays,
+    scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
     agentCwdRoots: config.agentCwdRoots,

@@ -65,6 +65,7 @@ export const envNames: Record<keyof Config, string[]> = {
   maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
   maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
   auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
+  scheduleMinIntervalSeconds: ["RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS"],
   quotas: [],
   repos: [],
   directHosts: [],

@@ -233,6 +233,11 @@ export const configSchema = z.object({
    * the fleet's leader prunes them hourly. See docs/security.md "Audit log".
    */
   auditRetentionDays: z.coerce.number().int().positive().default(90),
+  /**
+   * Server: a saved workflow's schedule may not fire more often than once in this many seconds
+   * (each tick is a stored row and a run). See docs/workflows.md "Schedules".
+   */
+  scheduleMinIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
   /** Seed 000's `repos:` (config file only): which runner group works on which repository. */

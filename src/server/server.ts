@@ -37,6 +37,8 @@ import { Scheduler } from "./schedules/scheduler.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
 export const defaultAuditRetentionDays = 90;
+/** How often a schedule may fire at most, unless RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS says otherwise. */
+export const defaultScheduleMinIntervalSeconds = 60;
 
 export interface ServerOptions {
   host: string;
@@ -72,6 +74,8 @@ export interface ServerOptions {
   replicaTimings?: ReplicaTimings;
   /** Audit entries older than this many days are deleted by the fleet's leader; default 90. */
   auditRetentionDays?: number;
+  /** A schedule may fire at most once in this many seconds (RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS, default 60). */
+  scheduleMinIntervalSeconds?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
   /** Bots' lifetime, container limits, network and upload size; default: seed 001's. */
@@ -216,7 +220,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fenced: () => replica.fence(),
     },
   );
-  const savedWorkflows = new SavedWorkflows(store, runs, { limits: workflowLimits, parse: parseWorkflow });
+  const savedWorkflows = new SavedWorkflows(store, runs, {
+    limits: workflowLimits,
+    parse: parseWorkflow,
+    minScheduleIntervalS: options.scheduleMinIntervalSeconds ?? defaultScheduleMinIntervalSeconds,
+  });
   const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,
     isLeader: () => replica.isLeader,

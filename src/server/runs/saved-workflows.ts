@@ -2,7 +2,7 @@ import { RunyardError } from "../../core/errors.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
 import { workflowProblemsError } from "../../workflow/model.js";
-import { nextTick } from "../../workflow/schedule.js";
+import { nextTick, type ScheduleSpec } from "../../workflow/schedule.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import type { RunOwner, RunService } from "./run-service.js";
 import type { WorkflowParser } from "./workflow-parser.js";
@@ -41,6 +41,23 @@ export interface SavedRunRequest {
 }
 
 /**
+ * The shortest time between two ticks of `spec` among its next few, in ms: a cron such as
+ * `0,1 * * * *` fires twice a minute apart once an hour, so the first gap alone would not do.
+ */
+function shortestGap(spec: ScheduleSpec, from: Date): number | undefined {
+  let shortest: number | undefined;
+  let previous = nextTick(spec, from);
+  for (let i = 0; previous && i < 60; i++) {
+    const next = nextTick(spec, previous);
+    if (!next) break;
+    const gap = next.getTime() - previous.getTime();
+    shortest = shortest === undefined ? gap : Math.min(shortest, gap);
+    previous = next;
+  }
+  return shortest;
+}
+
+/**
  * Named, versioned workflows per tenant: saved after the same checks as a submitted run, and run
  * by name. Saving a version replaces the name's schedules with those of its `schedule:`.
  */
@@ -48,7 +65,12 @@ export class SavedWorkflows {
   constructor(
     private readonly store: Pick<Store, "savedWorkflows">,
     private readonly runs: Pick<RunService, "submitWorkflow">,
-    private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
+    private readonly parsing: {
+      limits: WorkflowLimits;
+      parse: WorkflowParser;
+      /** A schedule may fire at most once in this many seconds; unset: no floor. */
+      minScheduleIntervalS?: number;
+    },
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -69,6 +91,18 @@ export class SavedWorkflows {
     const { workflow, diagnostics } = await this.parsing.parse(input.workflow, file, this.parsing.limits);
     if (!workflow) throw workflowProblemsError(file, diagnostics);
     const armedAt = this.now();
+    const floor = this.parsing.minScheduleIntervalS ?? 0;
+    for (const spec of workflow.schedules ?? []) {
+      const gap = shortestGap(spec, armedAt);
+      if (gap === undefined || gap >= floor * 1000) continue;
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `${file}: schedule "${spec.cron}" fires every ${gap / 1000} s; this server allows a schedule to fire at most once in ${floor} s`,
+        {
+          hint: `Fire less often (a 5-field cron such as "*/5 * * * *" fires at most once a minute), or ask the server's operator to lower RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS. Nothing was saved.`,
+        },
+      );
+    }
     const schedules: NewSchedule[] = (workflow.schedules ?? []).map((spec) => ({
       cron: spec.cron,
       timezone: spec.timezone,
