@@ -37,6 +37,8 @@ import { Scheduler } from "./schedules/scheduler.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
 export const defaultAuditRetentionDays = 90;
+/** How long webhook delivery ids and schedule ticks are kept (each schedule's newest tick stays). */
+const bookkeepingRetentionMs = 30 * 86_400_000;
 /** How often a schedule may fire at most, unless RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS says otherwise. */
 export const defaultScheduleMinIntervalSeconds = 60;
 
@@ -267,6 +269,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const removed = await store.audit.prune(new Date(Date.now() - auditRetentionMs).toISOString());
       if (removed > 0)
         logger.info({ removed, retentionDays: auditRetentionMs / 86_400_000 }, "audit entries pruned");
+      // A webhook's delivery ids and a schedule's ticks: kept a month, each schedule's last tick always.
+      const monthAgo = new Date(Date.now() - bookkeepingRetentionMs).toISOString();
+      const deliveries = await store.hooks.pruneDeliveries(monthAgo);
+      const ticks = await store.schedules.pruneTicks(monthAgo);
+      if (deliveries + ticks > 0)
+        logger.info({ deliveries, ticks }, "old webhook deliveries and schedule ticks pruned");
     }
   });
 

@@ -68,6 +68,15 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(other.first).toBe(true);
     });
 
+    it("prunes deliveries received before a time; a pruned id is new again", async () => {
+      await store.hooks.create(newHook("h"));
+      await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "old", run_id: "run_1" });
+      expect(await store.hooks.pruneDeliveries("2025-12-31T00:00:00.000Z")).toBe(0);
+      expect(await store.hooks.pruneDeliveries("2026-01-02T00:00:00.000Z")).toBe(1);
+      const again = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "old", run_id: "run_2" });
+      expect(again.first).toBe(true);
+    });
+
     it("records one of many identical deliveries arriving at once", async () => {
       await store.hooks.create(newHook("h"));
       const answers = await Promise.all(

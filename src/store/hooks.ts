@@ -143,6 +143,18 @@ async function forgetDelivery(ctx: StoreContext, hookName: string, deliveryId: s
     .execute();
 }
 
+/**
+ * Deletes deliveries received before `before`: a delivery id is kept long past any sender's
+ * retry or redelivery (GitHub redelivers for 3 days), then forgotten so rows do not pile up.
+ */
+async function pruneDeliveries(ctx: StoreContext, before: string): Promise<number> {
+  const result = await ctx.db
+    .deleteFrom("hook_deliveries")
+    .where("received_at", "<", isoTime(before))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 /** Signed webhooks that start saved workflows, and the deliveries each has received. */
 export interface HooksRepo {
   /** Stores a hook, its secret sealed; a name that exists (in any tenant) is CONFLICT. */
@@ -163,6 +175,8 @@ export interface HooksRepo {
   }): Promise<{ delivery: HookDelivery; first: boolean }>;
   /** Forgets a delivery whose run could not start. */
   forgetDelivery(hookName: string, deliveryId: string): Promise<void>;
+  /** Deletes the deliveries received before `before`; answers how many. */
+  pruneDeliveries(before: string): Promise<number>;
 }
 
 export function hooksRepo(ctx: StoreContext): HooksRepo {
@@ -174,5 +188,6 @@ export function hooksRepo(ctx: StoreContext): HooksRepo {
     remove: (name) => removeHook(ctx, name),
     recordDelivery: (input) => recordDelivery(ctx, input),
     forgetDelivery: (hookName, deliveryId) => forgetDelivery(ctx, hookName, deliveryId),
+    pruneDeliveries: (before) => pruneDeliveries(ctx, before),
   };
 }

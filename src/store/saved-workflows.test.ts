@@ -146,6 +146,33 @@ describe.each(storeBackends)("on $name", (backend) => {
   });
 
   describe("schedules", () => {
+    it("prunes old ticks but each schedule's newest", async () => {
+      await store.savedWorkflows.save({
+        tenant_id: "acme",
+        name: "often",
+        workflow: "#",
+        file: "f",
+        created_by: null,
+        schedules: [everyFiveMinutes(clock.toISOString())],
+      });
+      const [schedule] = await store.schedules.list("acme");
+      if (!schedule) throw new Error("no schedule stored");
+      for (const minute of ["05", "10", "15"]) {
+        await store.schedules.claimTick({
+          schedule_id: schedule.id,
+          tick_at: `2026-01-01T00:${minute}:00.000Z`,
+          outcome: "missed",
+          run_id: null,
+          detail: null,
+        });
+      }
+      expect(await store.schedules.pruneTicks("2026-01-01T00:00:00.000Z")).toBe(0);
+      expect(await store.schedules.pruneTicks("2026-02-01T00:00:00.000Z")).toBe(2);
+      expect((await store.schedules.ticks(schedule.id)).map((tick) => tick.tick_at)).toEqual([
+        "2026-01-01T00:15:00.000Z",
+      ]);
+    });
+
     it("keeps a schedule's id and place when a new version leaves its cron as it was", async () => {
       const save = (schedules: NewSchedule[]) =>
         store.savedWorkflows.save({

@@ -290,6 +290,28 @@ async function unstartedTicks(ctx: StoreContext, olderThan: Date, since: Date): 
   return rows.map(toTick);
 }
 
+/**
+ * Deletes the ticks written before `before`, except each schedule's newest (what `schedule list`
+ * shows as its last tick). Catch-up never reaches back more than a day, so a tick this old is
+ * never claimed again.
+ */
+async function pruneTicks(ctx: StoreContext, before: string): Promise<number> {
+  const result = await ctx.db
+    .deleteFrom("schedule_ticks")
+    .where("created_at", "<", isoTime(before))
+    .where(({ eb, selectFrom }) =>
+      eb(
+        "tick_at",
+        "<",
+        selectFrom("schedule_ticks as newest")
+          .select(({ fn }) => fn.max("newest.tick_at").as("tick_at"))
+          .whereRef("newest.schedule_id", "=", "schedule_ticks.schedule_id"),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 async function listTicks(ctx: StoreContext, scheduleId: string): Promise<TickRecord[]> {
   const rows = await ctx.db
     .selectFrom("schedule_ticks")
@@ -338,6 +360,8 @@ export interface SchedulesRepo {
   unstartedTicks(olderThan: Date, since: Date): Promise<TickRecord[]>;
   /** A schedule's ticks, oldest first. */
   ticks(scheduleId: string): Promise<TickRecord[]>;
+  /** Deletes ticks written before `before`, keeping each schedule's newest; answers how many. */
+  pruneTicks(before: string): Promise<number>;
 }
 
 export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
@@ -352,5 +376,6 @@ export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
     activeRuns: (scheduleId) => activeRuns(ctx, scheduleId),
     unstartedTicks: (olderThan, since) => unstartedTicks(ctx, olderThan, since),
     ticks: (scheduleId) => listTicks(ctx, scheduleId),
+    pruneTicks: (before) => pruneTicks(ctx, before),
   };
 }
