@@ -159,6 +159,18 @@ describe("runyard run: step graphs, matrices and rollback", () => {
     checkMatrixRun(parseEvents(result.stdout));
   });
 
+  it("names a combination with a huge value short, and says why the kernel refused to start it", async () => {
+    const huge = "x".repeat(200_000);
+    const flow = `name: huge\nsteps:\n  - name: t\n    matrix:\n      V: ["${huge}"]\n    action: shell.run\n    args:\n      script: echo \${#V}\n`;
+    const result = await runCli(["run", writeWorkflow(flow), "--json"]);
+    expect(result.code).toBe(1);
+    const end = finished(parseEvents(result.stdout));
+    expect(end.steps?.map((s) => s.name)).toEqual([`t (V=${"x".repeat(39)}…)`]);
+    expect(end.error?.code).toBe("SPAWN_FAILED");
+    expect(end.error?.message).toContain("one variable or argument may hold at most 128 KiB");
+    expect(end.error?.hint).toContain("Pass large data in a file");
+  });
+
   it("prints the lines of steps running at once whole, each naming its step", async () => {
     const writer = (name: string) => `  - name: ${name}
     depends: []

@@ -219,6 +219,17 @@ export function startProblem(request: ExecRequest): string | undefined {
   return undefined;
 }
 
+/** E2BIG, as a person reads it: which of a step's inputs the kernel refused, and why. */
+export const tooBigToStart =
+  "its environment and arguments are larger than the system takes (E2BIG): one variable or argument may hold at most 128 KiB, all together about 2 MiB";
+
+/** What to do about a spawn error `describeSpawnError` described; undefined: the usual hint. */
+export function spawnErrorHint(message: string): string | undefined {
+  return message.includes(tooBigToStart)
+    ? "Pass large data in a file (write it in an earlier step, or keep it in the repository) and give the step its path, not its content, in a variable or a matrix value."
+    : undefined;
+}
+
 export function describeSpawnError(program: string, error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "ENOENT") {
@@ -228,5 +239,6 @@ export function describeSpawnError(program: string, error: unknown): string {
   }
   if (code === "EACCES") return `cannot start "${program}": permission denied`;
   if (code === "ENOEXEC") return `cannot start "${program}": not an executable`;
+  if (code === "E2BIG") return `cannot start "${program}": ${tooBigToStart}`;
   return `cannot start "${program}": ${error instanceof Error ? error.message : String(error)}`;
 }

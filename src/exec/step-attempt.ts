@@ -15,6 +15,7 @@ import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../c
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { OutputCap } from "./output-cap.js";
 import { plainCommandWords } from "./plain-command.js";
+import { spawnErrorHint } from "./spawn-launcher.js";
 import type {
   ExecAttempt,
   ExecExposure,
@@ -267,7 +268,8 @@ function attemptError(
     case "canceled":
       return errorInfo("CANCELED", "step was canceled");
     case "failed": {
-      if (last?.spawnError !== undefined) return errorInfo("SPAWN_FAILED", last.spawnError);
+      if (last?.spawnError !== undefined)
+        return errorInfo("SPAWN_FAILED", last.spawnError, spawnErrorHint(last.spawnError));
       const name = failedCommand?.name ?? "step";
       const how =
         last?.exitCode !== null && last?.exitCode !== undefined

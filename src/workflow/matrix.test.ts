@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { expandMatrix, matrixInstanceName } from "./matrix.js";
+import { expandMatrix, matrixInstanceName, matrixInstances } from "./matrix.js";
 
 describe("expandMatrix", () => {
   test("every combination of the axes, the first axis varying slowest", () => {
@@ -112,4 +112,13 @@ describe("expandMatrix", () => {
 
 test("a combination is named after its step and its values, in order", () => {
   expect(matrixInstanceName("test", { NODE: "18", OS: "a" })).toBe("test (NODE=18, OS=a)");
+});
+
+test("a long value is cut in the name, never in the variable; names stay unique", () => {
+  const long = "x".repeat(200_000);
+  const [first, second] = matrixInstances("t", [{ V: `${long}a` }, { V: `${long}b` }]);
+  expect(first?.name).toBe(`t (V=${"x".repeat(39)}…)`);
+  expect(second?.name).toBe(`t (V=${"x".repeat(39)}…) #2`);
+  expect(second?.vars.V).toHaveLength(200_001);
+  expect(matrixInstanceName("t", { MSG: "two\nlines" })).toBe("t (MSG=two lines)");
 });

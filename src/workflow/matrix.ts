@@ -83,10 +83,23 @@ function matches(combination: Record<string, string>, entry: Record<string, stri
 /** `test (NODE=18, OS=a)`: what events, summaries and the CLI call one combination. */
 export function matrixInstanceName(step: string, vars: Record<string, string>): string {
   return `${step} (${Object.entries(vars)
-    .map(([name, value]) => `${name}=${value}`)
+    .map(([name, value]) => `${name}=${shortValue(value)}`)
     .join(", ")})`;
 }
 
+/** A value as a combination's name shows it: up to 40 characters, one line. */
+function shortValue(value: string): string {
+  const line = value.replace(/\s+/g, " ");
+  return line.length > 40 ? `${line.slice(0, 39)}…` : line;
+}
+
 export function matrixInstances(step: string, combinations: Record<string, string>[]): MatrixInstance[] {
-  return combinations.map((vars) => ({ name: matrixInstanceName(step, vars), vars }));
+  const seen = new Map<string, number>();
+  return combinations.map((vars) => {
+    // Values alike in their first 40 characters would share a name: the later ones are numbered.
+    const name = matrixInstanceName(step, vars);
+    const times = (seen.get(name) ?? 0) + 1;
+    seen.set(name, times);
+    return { name: times === 1 ? name : `${name} #${times}`, vars };
+  });
 }
