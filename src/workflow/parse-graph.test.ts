@@ -32,6 +32,16 @@ ${step("a", "    depends: [b]\n")}${step("b", "    depends: [c]\n")}${step("c", 
     ]);
   });
 
+  test("a cycle of 10,000 steps names its first 20 and how many more, not all of them", () => {
+    const count = 10_000;
+    const text = `name: w\nsteps:\n${Array.from({ length: count }, (_, i) => step(`s${i}`, `    depends: [s${(i + 1) % count}]\n`)).join("")}`;
+    const [problem, ...rest] = problems(text);
+    expect(rest).toEqual([]);
+    expect(problem).toContain("s0 -> s1 -> s2");
+    expect(problem).toContain("-> s19 -> ... (9980 more steps) -> s0 (hint:");
+    expect(problem?.length).toBeLessThan(400);
+  });
+
   test("a step that depends on itself is a cycle of one", () => {
     expect(problems(`name: w\nsteps:\n${step("a", "    depends: [a]\n")}`)).toEqual([
       "wf.yaml:6:15: steps depend on each other in a cycle: a -> a (hint: a step waits for the steps it depends on; remove one of these depends)",

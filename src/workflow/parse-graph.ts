@@ -217,10 +217,20 @@ export function checkStepGraph(reader: YamlReader, steps: Step[]): void {
     const closing = first?.depends?.find((d) => d.step === cycle[1]);
     reader.reportAt(
       closing?.pos ?? first?.pos ?? { line: 1, col: 1 },
-      `steps depend on each other in a cycle: ${cycle.join(" -> ")}`,
+      `steps depend on each other in a cycle: ${spelledCycle(cycle)}`,
       "a step waits for the steps it depends on; remove one of these depends",
     );
   }
+}
+
+/** How many steps of a cycle a message names before it says how many more there are. */
+const cycleNamesShown = 20;
+
+/** `a -> b -> c -> a`; a long cycle names its first steps, how many it leaves out, and its end. */
+function spelledCycle(cycle: string[]): string {
+  if (cycle.length <= cycleNamesShown + 2) return cycle.join(" -> ");
+  const left = cycle.length - 1 - cycleNamesShown;
+  return `${cycle.slice(0, cycleNamesShown).join(" -> ")} -> ... (${left} more steps) -> ${cycle.at(-1)}`;
 }
 
 /**
