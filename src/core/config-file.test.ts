@@ -155,14 +155,16 @@ max_cpu_percent: 200
     it("config.docker.yaml and config.k8s.yaml: only execution_mode is refused, with the way out", () => {
       expect(() => readConfigFile(file(dockerYaml))).toThrowError(
         expect.objectContaining({
-          message: expect.stringMatching(/execution_mode docker: runyard has no Docker executor yet[^;]*$/),
+          message: expect.stringMatching(
+            /execution_mode docker: runyard does not run agents in containers yet$/,
+          ),
           hint: expect.stringContaining("execution_mode: local-process"),
         }),
       );
       expect(() => readConfigFile(file(k8sYaml))).toThrowError(
         expect.objectContaining({
           message: expect.stringMatching(
-            /execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs$/,
+            /execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs yet$/,
           ),
           hint: expect.stringContaining("execution_mode: local-process"),
         }),

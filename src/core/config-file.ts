@@ -180,14 +180,13 @@ function seed003Refusals(file: ParsedFile): { problem: string; hint: string }[] 
   const refused: { problem: string; hint: string }[] = [];
   if (file.execution_mode === "docker") {
     refused.push({
-      problem:
-        "execution_mode docker: runyard has no Docker executor yet (it comes with the bots/Docker work)",
+      problem: "execution_mode docker: runyard does not run agents in containers yet",
       hint: "Use execution_mode: local-process (the default): agents run as process groups on the runner's machine.",
     });
   } else if (file.execution_mode === "kubernetes") {
     refused.push({
-      problem: "execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs",
-      hint: "Use execution_mode: local-process (the default), e.g. with the runner itself in a pod.",
+      problem: "execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs yet",
+      hint: "Use execution_mode: local-process (the default), e.g. with the runner itself in a pod; docs/agents.md (Kubernetes mode) has the design.",
     });
   }
   if (file.llm?.api_key) {

@@ -135,7 +135,7 @@ describe("seed 003's config.yaml on a runner", () => {
     );
     const refused = await runCli(["runner", "--server", server.url, "--token", "x", "--config", file]);
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain("execution_mode docker: runyard has no Docker executor yet");
+    expect(refused.stderr).toContain("execution_mode docker: runyard does not run agents in containers yet");
     expect(refused.stderr).toContain("execution_mode: local-process");
   });
 });
