@@ -1,0 +1,139 @@
+import { mkdtempSync } from "node:fs";
+import { createServer as createHttpServer, request } from "node:http";
+import { connect, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type EgressDestination,
+  type EgressProxy,
+  parseAuthority,
+  startEgressProxy,
+} from "./egress-proxy.js";
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+async function listening(server: Server, host: string): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+async function proxy(allow: EgressDestination[], refused: EgressDestination[]): Promise<EgressProxy> {
+  const socketPath = join(mkdtempSync(join(tmpdir(), "runyard-egress-")), "egress.sock");
+  const started = await startEgressProxy({ socketPath }, { allow, refused: (d) => refused.push(d) });
+  closers.push(() => started.close());
+  return started;
+}
+
+/** Sends `CONNECT target` over the proxy's socket; answers the status line and the tunnel. */
+function tunnel(
+  socketPath: string,
+  target: string,
+): Promise<{ status: string; send: (text: string) => Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    let buffered = "";
+    socket.on("error", reject);
+    socket.once("connect", () => socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString("utf8");
+      const end = buffered.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      socket.off("data", onData);
+      const status = buffered.slice(0, buffered.indexOf("\r\n"));
+      closers.push(async () => void socket.destroy());
+      resolve({
+        status: `${status}${buffered.slice(end + 4) ? `\n${buffered.slice(end + 4)}` : ""}`,
+        send: (text) =>
+          new Promise((answered) => {
+            socket.once("data", (data) => answered(data.toString("utf8")));
+            socket.write(text);
+          }),
+      });
+    };
+    socket.on("data", onData);
+  });
+}
+
+describe("the egress proxy", () => {
+  it("tunnels to an allowed host and port, and refuses a listener on another loopback address, which never sees a connection", async () => {
+    const echo = createServer((socket) => socket.on("data", (data) => socket.write(`echo ${data}`)));
+    const echoPort = await listening(echo, "127.0.0.1");
+    let forbiddenConnections = 0;
+    const forbidden = createServer((socket) => {
+      forbiddenConnections++;
+      socket.end();
+    });
+    const forbiddenPort = await listening(forbidden, "127.0.0.2");
+    const refused: EgressDestination[] = [];
+    const { address } = await proxy([{ host: "127.0.0.1", port: echoPort }], refused);
+
+    const open = await tunnel(address, `127.0.0.1:${echoPort}`);
+    expect(open.status).toBe("HTTP/1.1 200 Connection Established");
+    expect(await open.send("hello")).toBe("echo hello");
+
+    const shut = await tunnel(address, `127.0.0.2:${forbiddenPort}`);
+    expect(shut.status).toContain("HTTP/1.1 403 Forbidden");
+    expect(shut.status).toContain(`egress to 127.0.0.2:${forbiddenPort} is not allowed from this sandbox`);
+    // The same host on another port is another destination.
+    const otherPort = await tunnel(address, `127.0.0.1:${forbiddenPort}`);
+    expect(otherPort.status).toContain("403");
+    expect(refused).toEqual([
+      { host: "127.0.0.2", port: forbiddenPort },
+      { host: "127.0.0.1", port: forbiddenPort },
+    ]);
+    expect(forbiddenConnections).toBe(0);
+  });
+
+  it("forwards a plain HTTP request with an absolute URI to an allowed destination only", async () => {
+    const api = createHttpServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(
+        `${req.method} ${req.url} auth=${req.headers.authorization ?? ""} proxy=${req.headers["proxy-authorization"] ?? "none"}`,
+      );
+    });
+    const apiPort = await listening(api, "127.0.0.1");
+    const refused: EgressDestination[] = [];
+    const { address } = await proxy([{ host: "LOCALHOST", port: apiPort }], refused);
+    const get = (url: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(
+          {
+            socketPath: address,
+            path: url,
+            headers: { authorization: "Bearer k", "proxy-authorization": "Basic x" },
+          },
+          (res) => {
+            let body = "";
+            res.on("data", (chunk) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    expect(await get(`http://localhost:${apiPort}/v1/models?x=1`)).toEqual({
+      status: 200,
+      body: "GET /v1/models?x=1 auth=Bearer k proxy=none",
+    });
+    const other = await get(`http://127.0.0.2:${apiPort}/`);
+    expect(other.status).toBe(403);
+    expect(refused).toEqual([{ host: "127.0.0.2", port: apiPort }]);
+  });
+
+  it("reads host and port as CONNECT lines and Host headers write them", () => {
+    expect(parseAuthority("api.openai.com:443")).toEqual({ host: "api.openai.com", port: 443 });
+    expect(parseAuthority("Example.COM.:8080")).toEqual({ host: "example.com", port: 8080 });
+    expect(parseAuthority("[::1]:11434")).toEqual({ host: "::1", port: 11434 });
+    expect(parseAuthority("example.com", 80)).toEqual({ host: "example.com", port: 80 });
+    expect(parseAuthority("example.com")).toBeUndefined();
+    expect(parseAuthority("user@example.com:443")).toBeUndefined();
+    expect(parseAuthority("example.com:70000")).toBeUndefined();
+  });
+});
