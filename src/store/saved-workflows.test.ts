@@ -27,6 +27,30 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   afterEach(() => opened.dispose());
 
+  /** Saves `name` with a schedule every five minutes and records its ticks at these minutes. */
+  async function scheduledWithTicks(name: string, minutes: string[]) {
+    await store.savedWorkflows.save({
+      tenant_id: "acme",
+      name,
+      workflow: "# 1",
+      file: "f",
+      created_by: null,
+      schedules: [everyFiveMinutes(clock.toISOString())],
+    });
+    const [schedule] = await store.schedules.list("acme");
+    if (!schedule) throw new Error("no schedule stored");
+    for (const minute of minutes) {
+      await store.schedules.claimTick({
+        schedule_id: schedule.id,
+        tick_at: `2026-01-01T00:${minute}:00.000Z`,
+        outcome: "missed",
+        run_id: null,
+        detail: null,
+      });
+    }
+    return schedule;
+  }
+
   describe("saved workflows", () => {
     it("gives each save of a name the next version and keeps the earlier ones as they were", async () => {
       const first = await store.savedWorkflows.save({
@@ -120,23 +144,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     });
 
     it("removes every version, the schedules and their ticks of a name", async () => {
-      await store.savedWorkflows.save({
-        tenant_id: "acme",
-        name: "deploy",
-        workflow: "# 1",
-        file: "f",
-        created_by: null,
-        schedules: [everyFiveMinutes(clock.toISOString())],
-      });
-      const [schedule] = await store.schedules.list("acme");
-      if (!schedule) throw new Error("no schedule stored");
-      await store.schedules.claimTick({
-        schedule_id: schedule.id,
-        tick_at: "2026-01-01T00:05:00.000Z",
-        outcome: "missed",
-        run_id: null,
-        detail: null,
-      });
+      const schedule = await scheduledWithTicks("deploy", ["05"]);
       expect(await store.savedWorkflows.remove("acme", "deploy")).toBe(true);
       expect(await store.savedWorkflows.get("acme", "deploy")).toBeUndefined();
       expect(await store.schedules.list(undefined)).toEqual([]);
@@ -147,25 +155,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   describe("schedules", () => {
     it("prunes old ticks but each schedule's newest", async () => {
-      await store.savedWorkflows.save({
-        tenant_id: "acme",
-        name: "often",
-        workflow: "#",
-        file: "f",
-        created_by: null,
-        schedules: [everyFiveMinutes(clock.toISOString())],
-      });
-      const [schedule] = await store.schedules.list("acme");
-      if (!schedule) throw new Error("no schedule stored");
-      for (const minute of ["05", "10", "15"]) {
-        await store.schedules.claimTick({
-          schedule_id: schedule.id,
-          tick_at: `2026-01-01T00:${minute}:00.000Z`,
-          outcome: "missed",
-          run_id: null,
-          detail: null,
-        });
-      }
+      const schedule = await scheduledWithTicks("often", ["05", "10", "15"]);
       expect(await store.schedules.pruneTicks("2026-01-01T00:00:00.000Z")).toBe(0);
       expect(await store.schedules.pruneTicks("2026-02-01T00:00:00.000Z")).toBe(2);
       expect((await store.schedules.ticks(schedule.id)).map((tick) => tick.tick_at)).toEqual([
