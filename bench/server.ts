@@ -184,10 +184,14 @@ export interface FirstByteFigures {
  * one idle runner. Server, runner and client are three processes, as deployed; the server's
  * store is `store`.
  */
-export async function measureFirstByte(store: BenchStore, count: number): Promise<FirstByteFigures> {
+export async function measureFirstByte(
+  store: BenchStore,
+  count: number,
+  runnerEnv: Record<string, string> = {},
+): Promise<FirstByteFigures> {
   const server = await serverProcess({}, store);
   try {
-    const runner = await runnerProcess(server.url, server.runnerToken);
+    const runner = await runnerProcess(server.url, server.runnerToken, runnerEnv);
     try {
       const latencies: number[] = [];
       for (let i = 0; i < count + 20; i++) {
