@@ -3,9 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import type { StepContainer } from "../core/step-attempt.js";
+import { runContainer } from "./container-run.js";
 import {
   type ContainerMount,
   defaultContainerUser,
@@ -13,7 +12,6 @@ import {
   managedLabel,
 } from "./container-spec.js";
 import type { DockerEngine } from "./docker-engine.js";
-import { frames } from "./docker-log-frames.js";
 import { OutputFileWatch } from "./output-file.js";
 import type {
   AttemptCommand,
@@ -197,10 +195,7 @@ class DockerAttempt implements ExecAttempt {
   }
 
   async run(command: AttemptCommand): Promise<ExecResult> {
-    const startedAt = performance.now();
     const { engine, container } = this.options;
-    const signal = this.setup.signal;
-    if (signal?.aborted) return stoppedBeforeStart("canceled", startedAt);
     const mounts: ContainerMount[] = [{ source: this.scratch, target: this.scratch }];
     if (this.cwd) mounts.push({ source: this.cwd, target: this.cwd });
     const spec = hardenedContainer({
@@ -215,76 +210,21 @@ class DockerAttempt implements ExecAttempt {
       mounts,
       ...(this.cwd ? { workingDir: this.cwd } : {}),
     });
-    // The step's argv is the whole command, as with a process: an image's ENTRYPOINT would
-    // otherwise be put in front of it ([""] is how the Docker API clears it).
-    spec.Entrypoint = [""];
-    spec.AttachStdout = true;
-    spec.AttachStderr = true;
-
-    let id: string;
+    let created: string | undefined;
     try {
-      id = await engine.create(spec);
-    } catch (error) {
-      return notStarted(`cannot create the step's container: ${(error as Error).message}`, startedAt);
-    }
-    this.running.add(id);
-    try {
-      const handle = engine.docker.getContainer(id);
-      const stream = (await handle.attach({
-        stream: true,
-        stdout: true,
-        stderr: true,
-      })) as unknown as Readable;
-      const output = pumpOutput(stream, command.onOutput);
-      try {
-        await handle.start();
-      } catch (error) {
-        stream.destroy();
-        await output;
-        return notStarted(`cannot start the step's container: ${(error as Error).message}`, startedAt);
-      }
-      const stopper = new ContainerStopper(engine, id, this.setup.limits.killGraceMs);
-      const onAbort = () => stopper.stop("canceled");
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const timer =
-        command.timeoutMs === undefined
-          ? undefined
-          : setTimeout(() => stopper.stop("timeout"), command.timeoutMs);
-      // Aborted between the check above and the listener: stop it now.
-      if (signal?.aborted) onAbort();
-      let exitCode: number;
-      try {
-        const [waited] = await Promise.all([handle.wait() as Promise<{ StatusCode: number }>, output]);
-        exitCode = waited.StatusCode;
-      } finally {
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        stopper.done();
-      }
-      const durationMs = performance.now() - startedAt;
-      if (stopper.reason) {
-        return {
-          ...baseResult(durationMs),
-          status: stopper.reason,
-          exitCode: null,
-          signal: stopper.lastSignal,
-        };
-      }
-      if (exitCode === 137 && (await engine.inspect(id).catch(() => undefined))?.oomKilled) {
-        command.onOutput(
-          "stderr",
-          `runyard: the container went over its memory limit of ${Math.round(container.memory_bytes / 1024 / 1024)}m and was killed; raise the host's memory\n`,
-        );
-      }
-      return {
-        ...baseResult(durationMs),
-        status: exitCode === 0 ? "success" : "failed",
-        exitCode,
-        signal: null,
-      };
+      return await runContainer(engine, spec, {
+        onOutput: command.onOutput,
+        signal: this.setup.signal,
+        timeoutMs: command.timeoutMs,
+        killGraceMs: this.setup.limits.killGraceMs,
+        onCreated: (id) => {
+          created = id;
+          this.running.add(id);
+        },
+        oomHint: "raise the host's memory",
+      });
     } finally {
-      this.running.delete(id);
-      await engine.remove(id).catch(() => {});
+      if (created) this.running.delete(created);
     }
   }
 
@@ -303,79 +243,6 @@ class DockerAttempt implements ExecAttempt {
     removeScratch(this.scratch);
     this.onDisposed();
   }
-}
-
-/**
- * Stops a container the way the process executor stops a process group: SIGTERM, then SIGKILL
- * after the grace. Docker's own `stop` takes whole seconds; steps are given milliseconds.
- */
-class ContainerStopper {
-  reason: "canceled" | "timeout" | undefined;
-  lastSignal: string | null = null;
-  private killTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly engine: DockerEngine,
-    private readonly id: string,
-    private readonly graceMs: number,
-  ) {}
-
-  stop(reason: "canceled" | "timeout"): void {
-    if (this.reason) return;
-    this.reason = reason;
-    this.send("SIGTERM");
-    this.killTimer = setTimeout(() => this.send("SIGKILL"), this.graceMs);
-  }
-
-  done(): void {
-    if (this.killTimer) clearTimeout(this.killTimer);
-  }
-
-  private send(signal: "SIGTERM" | "SIGKILL"): void {
-    this.lastSignal = signal;
-    // A container that ended meanwhile answers 409; the wait sees its end either way.
-    this.engine.docker
-      .getContainer(this.id)
-      .kill({ signal })
-      .catch(() => {});
-  }
-}
-
-/** Hands the container's output on as it comes, stdout and stderr apart, each decoded on its own. */
-async function pumpOutput(stream: Readable, onOutput: AttemptCommand["onOutput"]): Promise<void> {
-  const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
-  try {
-    for await (const { stream: name, data } of frames(stream)) {
-      const text = decoders[name].write(data);
-      if (text) onOutput(name, text);
-    }
-  } catch {
-    // The connection closed under us (the container was removed): what came before is delivered.
-  }
-  for (const name of ["stdout", "stderr"] as const) {
-    const rest = decoders[name].end();
-    if (rest) onOutput(name, rest);
-  }
-}
-
-function baseResult(durationMs: number): Pick<ExecResult, "durationMs" | "memoryPeakBytes" | "cpuMs"> {
-  // Docker's stats end with the container, and sampling them while it runs costs a request per
-  // sample for a number the limits already bound; a container step reports no memory peak or CPU.
-  return { durationMs: Math.round(durationMs), memoryPeakBytes: 0, cpuMs: 0 };
-}
-
-function notStarted(message: string, startedAt: number): ExecResult {
-  return {
-    ...baseResult(performance.now() - startedAt),
-    status: "failed",
-    exitCode: null,
-    signal: null,
-    spawnError: message,
-  };
-}
-
-function stoppedBeforeStart(status: "canceled", startedAt: number): ExecResult {
-  return { ...baseResult(performance.now() - startedAt), status, exitCode: null, signal: null };
 }
 
 /**
