@@ -1,6 +1,8 @@
 #!/bin/sh
-# Compiles the fork-server (fork-server.c) at `npm install`. Never fails the install: without
-# the helper, runyard starts steps with Node's own spawn, slower, and says so once.
+# Compiles runyard's native helpers at `npm install`. Never fails the install:
+# - fork-server.c: without it, runyard starts steps with Node's own spawn, slower, and says so once;
+# - egress-forward.c (static, to run inside any image): without it, a sandboxed agent cannot have
+#   `network: model-only` and its turn says so.
 cd "$(dirname "$0")" || exit 0
 mkdir -p build
 if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c 2>build/compile.log; then
@@ -8,5 +10,11 @@ if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c 2>build/compile.lo
 else
   echo "runyard: could not compile native/fork-server.c (see native/build/compile.log);" \
     "steps will be started with Node's spawn, which is slower" >&2
+fi
+if ${CC:-cc} -static -O2 -Wall -o build/egress-forward.tmp egress-forward.c 2>build/compile-egress.log; then
+  mv build/egress-forward.tmp build/egress-forward
+else
+  echo "runyard: could not compile native/egress-forward.c statically (see native/build/compile-egress.log);" \
+    "sandboxed agents can have network none or open, not model-only" >&2
 fi
 exit 0

@@ -47,6 +47,8 @@ export interface HardenedContainerInput {
   /** Host folders to mount (none for a bot). */
   mounts?: ContainerMount[];
   workingDir?: string;
+  /** Writable in-memory folders besides the non-executable /tmp (an agent's home), with their mount options. */
+  tmpfs?: Record<string, string>;
 }
 
 /**
@@ -96,7 +98,7 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
       NanoCpus: Math.round(cpus * 1e9),
       PidsLimit: pids,
       ReadonlyRootfs: true,
-      Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
+      Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m", ...input.tmpfs },
       NetworkMode: input.network,
       RestartPolicy: { Name: "no" },
       // Docker keeps a container's output on the runner's disk; unrotated, a bot that prints

@@ -1,0 +1,149 @@
+import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { runContainer } from "./container-run.js";
+import {
+  type ContainerLimits,
+  type ContainerMount,
+  defaultContainerUser,
+  hardenedContainer,
+} from "./container-spec.js";
+import type { DockerEngine } from "./docker-engine.js";
+import { notStarted, startProblem } from "./spawn-launcher.js";
+import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
+
+/** Where the forwarder and the egress socket appear inside a sandbox's container. */
+export const egressMountPoint = "/run/runyard-egress";
+/** The loopback port inside the container that the forwarder listens on (HTTPS_PROXY names it). */
+export const egressProxyPort = 3128;
+
+/** How a sandboxed agent's container reaches out. */
+export type ContainerEgress =
+  /** No network at all: loopback only. */
+  | { kind: "none" }
+  /** The runner's egress proxy only, through a forwarder on the container's loopback. */
+  | { kind: "proxy"; forwarder: string; socketFolder: string; socketName: string }
+  /** A Docker network of the runner's choosing (`host` where Docker has no bridge). */
+  | { kind: "open"; network: string };
+
+export interface ContainerLauncherOptions {
+  engine: DockerEngine;
+  image: string;
+  limits: ContainerLimits;
+  egress: ContainerEgress;
+  /** Labels that say whose the containers are (run, runner). */
+  labels: Record<string, string>;
+  /** The user the commands run as; see `sandboxUser`. */
+  user: string;
+}
+
+/**
+ * Runs each command in a hardened container of `image` (container-spec.ts: no capabilities,
+ * no privilege gain, a non-root user, limits, a read-only root) instead of as a process: the
+ * launcher an agent turn gets when its task asks for a sandbox. The command's cwd and the
+ * folders of its exposure are bind-mounted at their host paths (read-write or read-only as the
+ * exposure says), so every path the agent is given means the same inside; nothing else of the
+ * runner's machine is there. Its home is a private in-memory folder. Output, timeout and cancel
+ * behave as with a process group; the container is removed however the command ended.
+ */
+export class ContainerLauncher implements ProcessLauncher {
+  private readonly running = new Set<string>();
+
+  constructor(private readonly options: ContainerLauncherOptions) {}
+
+  async run(request: ExecRequest): Promise<ExecResult> {
+    const startedAt = performance.now();
+    const problem = startProblem(request);
+    if (problem) return notStarted(startedAt, "failed", problem);
+    const { egress } = this.options;
+    const cwd = request.cwd === undefined ? undefined : resolve(request.cwd);
+    const mounts: ContainerMount[] = [];
+    const mounted = new Set<string>();
+    const mount = (folder: string, readOnly: boolean) => {
+      const path = resolve(folder);
+      if (mounted.has(path)) return;
+      mounted.add(path);
+      mounts.push({ source: path, target: path, readOnly });
+    };
+    if (cwd) mount(cwd, false);
+    for (const folder of request.exposure?.writable ?? []) mount(folder, false);
+    for (const folder of request.exposure?.readable ?? []) mount(folder, true);
+    let argv = request.argv;
+    const env: Record<string, string> = { ...request.env, HOME: sandboxHome };
+    if (egress.kind === "proxy") {
+      mounts.push({ source: egress.socketFolder, target: egressMountPoint, readOnly: true });
+      mounts.push({ source: egress.forwarder, target: `${egressMountPoint}-forward`, readOnly: true });
+      argv = [
+        `${egressMountPoint}-forward`,
+        String(egressProxyPort),
+        `${egressMountPoint}/${egress.socketName}`,
+        "--",
+        ...argv,
+      ];
+      const proxy = `http://127.0.0.1:${egressProxyPort}`;
+      Object.assign(env, { HTTPS_PROXY: proxy, HTTP_PROXY: proxy, https_proxy: proxy, http_proxy: proxy });
+      // Nothing is reached directly: the container has no network but its own loopback.
+      for (const name of ["NO_PROXY", "no_proxy"]) delete env[name];
+    }
+    let spec: ReturnType<typeof hardenedContainer>;
+    try {
+      spec = hardenedContainer({
+        image: this.options.image,
+        name: `runyard-agent-${randomBytes(6).toString("hex")}`,
+        env,
+        cmd: argv,
+        limits: this.options.limits,
+        network: egress.kind === "open" ? egress.network : "none",
+        user: this.options.user,
+        ownerLabels: this.options.labels,
+        mounts,
+        ...(cwd ? { workingDir: cwd } : {}),
+        tmpfs: { [sandboxHome]: `rw,nosuid,size=512m,mode=0700,uid=${uidOf(this.options.user)}` },
+      });
+    } catch (error) {
+      return notStarted(startedAt, "failed", (error as Error).message);
+    }
+    let created: string | undefined;
+    try {
+      return await runContainer(this.options.engine, spec, {
+        onOutput: request.onOutput,
+        signal: request.signal,
+        timeoutMs: request.timeoutMs,
+        killGraceMs: request.killGraceMs,
+        onCreated: (id) => {
+          created = id;
+          this.running.add(id);
+        },
+        oomHint: "raise the sandbox's memory (sandbox.memory, like 2g)",
+      });
+    } finally {
+      if (created) this.running.delete(created);
+    }
+  }
+
+  /** Removes the containers still running (the turn or the runner is stopping). */
+  async close(): Promise<void> {
+    await Promise.all([...this.running].map((id) => this.options.engine.remove(id).catch(() => {})));
+  }
+}
+
+/** The agent's home inside the container: in memory, its own, gone with the container. */
+export const sandboxHome = "/home/runyard";
+
+/**
+ * Who a sandbox's commands run as, never root: the runner's own user when it is not root (the
+ * files the agent writes are then the runner's); under a root runner, the owner of `cwd` when
+ * that is not root; else nobody (65534), for whom the runner opens the folders it made (see the
+ * agent turns).
+ */
+export function sandboxUser(cwd: string | undefined): string {
+  const uid = process.getuid?.() ?? 0;
+  if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
+  const owner = cwd ? statSync(cwd, { throwIfNoEntry: false }) : undefined;
+  if (owner && owner.uid !== 0 && owner.gid !== 0) return `${owner.uid}:${owner.gid}`;
+  return defaultContainerUser;
+}
+
+function uidOf(user: string): string {
+  return user.split(":")[0] ?? "65534";
+}
