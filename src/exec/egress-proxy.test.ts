@@ -127,6 +127,45 @@ describe("the egress proxy", () => {
     expect(refused).toEqual([{ host: "127.0.0.2", port: apiPort }]);
   });
 
+  it("lets a member's destination through only where its name leads to public addresses", async () => {
+    let reached = 0;
+    const inside = createServer((socket) => {
+      reached++;
+      socket.end();
+    });
+    const insidePort = await listening(inside, "127.0.0.1");
+    const refused: EgressDestination[] = [];
+    // A member named their model endpoint; it resolves to the runner's own loopback.
+    const { address } = await proxy(
+      [
+        { host: "localhost", port: insidePort, publicOnly: true },
+        { host: "127.0.0.1", port: insidePort, publicOnly: true },
+      ],
+      refused,
+    );
+    for (const authority of [`localhost:${insidePort}`, `127.0.0.1:${insidePort}`]) {
+      const shut = await tunnel(address, authority);
+      expect(shut.status).toContain("HTTP/1.1 403 Forbidden");
+      expect(shut.status).toContain("an internal address");
+    }
+    expect(refused).toEqual([
+      { host: "localhost", port: insidePort },
+      { host: "127.0.0.1", port: insidePort },
+    ]);
+    expect(reached).toBe(0);
+    // The operator's own entry for the same destination goes through.
+    const operator = await proxy(
+      [
+        { host: "127.0.0.1", port: insidePort, publicOnly: true },
+        { host: "127.0.0.1", port: insidePort },
+      ],
+      [],
+    );
+    expect((await tunnel(operator.address, `127.0.0.1:${insidePort}`)).status).toBe(
+      "HTTP/1.1 200 Connection Established",
+    );
+  });
+
   it("reads host and port as CONNECT lines and Host headers write them", () => {
     expect(parseAuthority("api.openai.com:443")).toEqual({ host: "api.openai.com", port: 443 });
     expect(parseAuthority("Example.COM.:8080")).toEqual({ host: "example.com", port: 8080 });

@@ -1,10 +1,19 @@
+import { lookup as dnsLookup } from "node:dns";
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
 import { connect, isIP, type Socket } from "node:net";
+import { internalRangeOf } from "../core/outbound/internal-addresses.js";
 
 /** A destination a sandboxed process may reach: a host name or address, and a port. */
 export interface EgressDestination {
   host: string;
   port: number;
+  /**
+   * Let through only where the name leads to public addresses (a destination a member named, such
+   * as their own model endpoint): the proxy resolves it once and connects to the address it
+   * checked, so a name cannot lead to the runner's private network, now or after a DNS change.
+   * The operator's own destinations go anywhere.
+   */
+  publicOnly?: boolean;
 }
 
 /** Where the proxy listens: a Unix socket (mounted into a container) or a loopback port. */
@@ -40,10 +49,37 @@ export function parseAuthority(authority: string, defaultPort?: number): EgressD
   return { host, port };
 }
 
-function allowed(list: readonly EgressDestination[], destination: EgressDestination): boolean {
+/** The entry that lets `destination` through, if one does. An operator's entry wins over a member's. */
+function allowed(
+  list: readonly EgressDestination[],
+  destination: EgressDestination,
+): EgressDestination | undefined {
   const host = normalHost(destination.host);
-  return list.some((entry) => normalHost(entry.host) === host && entry.port === destination.port);
+  const matching = list.filter((entry) => normalHost(entry.host) === host && entry.port === destination.port);
+  return matching.find((entry) => !entry.publicOnly) ?? matching[0];
 }
+
+/**
+ * Where to connect for an allowed entry: its host as it is, or for a public-only entry the first
+ * address its name resolves to, once every address it resolves to has been checked.
+ */
+function addressFor(entry: EgressDestination, host: string): Promise<string> {
+  if (!entry.publicOnly) return Promise.resolve(host);
+  return new Promise((resolve, reject) => {
+    dnsLookup(host, { all: true }, (error, addresses) => {
+      if (error) return reject(error);
+      const inside = addresses.find((found) => internalRangeOf(found.address) !== undefined);
+      if (inside || addresses.length === 0) {
+        return reject(
+          new InternalDestination(`${host} leads to ${inside?.address ?? "no address"}, an internal address`),
+        );
+      }
+      resolve(addresses[0]!.address);
+    });
+  });
+}
+
+class InternalDestination extends Error {}
 
 /**
  * The egress a sandboxed agent gets: an HTTP proxy that lets through only the destinations it
@@ -69,41 +105,69 @@ export async function startEgressProxy(
   const server: Server = createServer((req, res) => {
     const url = safeUrl(req.url);
     const destination = url && url.protocol === "http:" ? parseAuthority(url.host, 80) : undefined;
-    if (!url || !destination || !allowed(options.allow, destination)) {
+    const entry = destination && allowed(options.allow, destination);
+    if (!url || !destination || !entry) {
       res.writeHead(403, { "content-type": "text/plain", connection: "close" });
       res.end(`${refuse(destination, req.url ?? "")}\n`);
       return;
     }
-    const upstream = httpRequest(
-      {
-        host: destination.host,
-        port: destination.port,
-        method: req.method,
-        path: `${url.pathname}${url.search}`,
-        headers: forwardedHeaders(req),
+    addressFor(entry, destination.host).then(
+      (address) => {
+        const upstream = httpRequest(
+          {
+            host: address,
+            port: destination.port,
+            method: req.method,
+            path: `${url.pathname}${url.search}`,
+            headers: forwardedHeaders(req),
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        upstream.on("error", (error) => {
+          if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+          res.end(`cannot reach ${destination.host}:${destination.port}: ${error.message}\n`);
+        });
+        req.pipe(upstream);
       },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+      (error: Error) => {
+        const internal = error instanceof InternalDestination;
+        res.writeHead(internal ? 403 : 502, { "content-type": "text/plain", connection: "close" });
+        res.end(
+          internal
+            ? `${refuse(destination, "")} (${error.message})\n`
+            : `cannot resolve ${destination.host}: ${error.message}\n`,
+        );
       },
     );
-    upstream.on("error", (error) => {
-      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
-      res.end(`cannot reach ${destination.host}:${destination.port}: ${error.message}\n`);
-    });
-    req.pipe(upstream);
   });
 
   server.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
     const destination = parseAuthority(req.url ?? "");
-    if (!destination || !allowed(options.allow, destination)) {
-      client.end(
-        `HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${refuse(destination, req.url ?? "")}\n`,
-      );
+    const entry = destination && allowed(options.allow, destination);
+    const forbidden = (why: string) =>
+      client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
+    if (!destination || !entry) {
+      forbidden(refuse(destination, req.url ?? ""));
       return;
     }
+    client.on("error", () => client.destroy());
+    addressFor(entry, destination.host).then(
+      (address) => tunnel(client, head, destination, address),
+      (error: Error) => {
+        if (error instanceof InternalDestination) forbidden(`${refuse(destination, "")} (${error.message})`);
+        else
+          client.end(
+            `HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\ncannot resolve ${destination.host}: ${error.message}\n`,
+          );
+      },
+    );
+  });
+  const tunnel = (client: Socket, head: Buffer, destination: EgressDestination, address: string): void => {
     let established = false;
-    const upstream = connect(destination.port, destination.host, () => {
+    const upstream = connect(destination.port, address, () => {
       established = true;
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
       if (head.length > 0) upstream.write(head);
@@ -127,7 +191,7 @@ export async function startEgressProxy(
     upstream.on("close", () => {
       if (established) end();
     });
-  });
+  };
 
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
