@@ -14,6 +14,9 @@ export interface AgentRunFlags {
   cwd?: string;
   test?: string;
   playbook?: string;
+  sandbox?: string | boolean;
+  sandboxMemory?: string;
+  sandboxNetwork?: string;
   timeout?: string;
   stall?: string;
   budgetTokens?: string;
@@ -27,6 +30,9 @@ export interface AgentRunFlags {
   json?: boolean;
   quiet?: boolean;
 }
+
+/** The image `docker build -t runyard-agent -f docker/agent.Dockerfile .` makes. */
+const defaultAgentImage = "runyard-agent";
 
 function positive(flag: string, value: string | undefined, integer = true): number | undefined {
   if (value === undefined) return undefined;
@@ -59,6 +65,31 @@ export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promis
       hint: "The branch is pushed to the repo's remote.",
     });
   }
+  if ((flags.sandboxMemory || flags.sandboxNetwork) && !flags.sandbox) {
+    throw new RunyardError(
+      "USAGE",
+      `${flags.sandboxMemory ? "--sandbox-memory" : "--sandbox-network"} goes with --sandbox`,
+      {
+        hint: "Run the agent in a container with --sandbox [IMAGE], then size it with --sandbox-memory 2g.",
+      },
+    );
+  }
+  if (flags.sandboxNetwork && !["model-only", "none"].includes(flags.sandboxNetwork)) {
+    throw new RunyardError(
+      "USAGE",
+      `--sandbox-network ${flags.sandboxNetwork}: expected model-only or none`,
+      {
+        hint: "model-only lets the agent reach its model endpoint and nothing else; none gives it no network.",
+      },
+    );
+  }
+  const sandbox = flags.sandbox
+    ? {
+        image: typeof flags.sandbox === "string" ? flags.sandbox : defaultAgentImage,
+        ...(flags.sandboxMemory ? { memory: flags.sandboxMemory } : {}),
+        ...(flags.sandboxNetwork ? { network: flags.sandboxNetwork } : {}),
+      }
+    : undefined;
   const timeout = positive("--timeout", flags.timeout);
   const stall = positive("--stall", flags.stall);
   const tokens = positive("--budget-tokens", flags.budgetTokens);
@@ -97,6 +128,7 @@ export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promis
     ...(flags.test || playbook
       ? { tests: { ...(flags.test ? { command: flags.test } : {}), ...(playbook ? { playbook } : {}) } }
       : {}),
+    ...(sandbox ? { sandbox } : {}),
     ...(timeout ? { timeout_secs: timeout } : {}),
     ...(stall ? { stall_secs: stall } : {}),
     ...(tokens || usd ? { budget: { ...(tokens ? { tokens } : {}), ...(usd ? { usd } : {}) } } : {}),

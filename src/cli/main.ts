@@ -510,6 +510,12 @@ function buildProgram(
         "--playbook <file>",
         "run this playbook's steps as the tests (the playbook format of docs/workflows.md)",
       )
+      .option(
+        "--sandbox [image]",
+        "run the agent in a hardened container of this image on a runner with docker (default runyard-agent, built from docker/agent.Dockerfile); egress only to its model",
+      )
+      .option("--sandbox-memory <size>", "the sandbox's memory, like 2g (default 2g)")
+      .option("--sandbox-network <mode>", "model-only (default: egress to the model endpoint alone) or none")
       .option("--timeout <seconds>", "the whole turn (default 300)")
       .option("--stall <seconds>", "fail with AGENT_STALLED after this long without output (default 120)")
       .option("--budget-tokens <n>", "stop with BUDGET_EXCEEDED past this many tokens")

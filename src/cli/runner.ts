@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { agentPath } from "../agents/availability.js";
@@ -16,11 +16,13 @@ import { parseServerUrls } from "../core/server-urls.js";
 import { createDockerExecutors } from "../exec/create-docker-executors.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
-import { removeLeftoverStepContainers } from "../exec/docker-executor.js";
+import { removeLeftoverStepContainers, runnerLabel } from "../exec/docker-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
+import { nativeHelperPath } from "../exec/native-helpers.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
 import { probeSandbox } from "../exec/sandbox.js";
+import type { AgentSandboxSettings } from "../runner/agent-sandbox.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
 import { uploadArtifact } from "../runner/artifact-upload.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
@@ -47,6 +49,7 @@ async function agentHandler(
   stateDir: string,
   executor: ProcessExecutor,
   stepRunner: LocalStepRunner,
+  docker: DockerEngine | undefined,
 ): Promise<{ handler: AgentJobHandler; labels: string[] }> {
   const agentsHome = join(connection.home, "agents");
   const workspaceDir = resolve(config.workspaceDir ?? join(connection.home, "workspaces"));
@@ -72,6 +75,7 @@ async function agentHandler(
     stateRoot: join(stateDir, "agents"),
     tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
     ...(config.gitTokenEnvVar ? { gitTokenVariable: config.gitTokenEnvVar } : {}),
+    ...(docker ? { sandbox: agentSandboxSettings(config, docker, connection) } : {}),
   });
   const killed = turns.killLeftovers();
   if (killed.length > 0)
@@ -160,6 +164,32 @@ export interface LocalRunner {
   stop(graceMs: number): Promise<void>;
 }
 
+/** What sandboxed agent turns get on a runner whose Docker engine answers. */
+function agentSandboxSettings(
+  config: Config,
+  engine: DockerEngine,
+  connection: { id: string; logger: Logger },
+): AgentSandboxSettings {
+  const forwarder = nativeHelperPath("egress-forward");
+  if (config.agentSandboxNetwork) {
+    connection.logger.warn(
+      { network: config.agentSandboxNetwork },
+      "sandboxed agents join this Docker network (RUNYARD_AGENT_SANDBOX_NETWORK): their egress is not held to their model endpoint",
+    );
+  }
+  return {
+    engine,
+    forwarder: existsSync(forwarder) ? forwarder : undefined,
+    ...(config.agentSandbox ? { defaultSandbox: { image: config.agentSandbox } } : {}),
+    allow: config.agentSandboxAllow.map((entry) => {
+      const at = entry.lastIndexOf(":");
+      return { host: entry.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(entry.slice(at + 1)) };
+    }),
+    ...(config.agentSandboxNetwork ? { openNetwork: config.agentSandboxNetwork } : {}),
+    labels: { [runnerLabel]: connection.id },
+  };
+}
+
 /**
  * Steps of hosts with `executor: docker`: where the Docker engine answers (asked once, at start),
  * the runner runs them in containers and says so with the `docker` label, which such hosts
@@ -168,7 +198,7 @@ export interface LocalRunner {
 async function dockerSteps(
   env: Record<string, string | undefined>,
   connection: { id: string; logger: Logger },
-): Promise<{ containers?: ContainerExecutors; labels: string[] }> {
+): Promise<{ containers?: ContainerExecutors; labels: string[]; engine?: DockerEngine }> {
   const engine = new DockerEngine(dockerEndpoint(env.DOCKER_HOST).options);
   if (!(await engine.ping())) return { labels: [] };
   const removed = await removeLeftoverStepContainers(engine, connection.id).catch((error: unknown) => {
@@ -187,6 +217,7 @@ async function dockerSteps(
   return {
     containers: createDockerExecutors({ engine, runnerId: connection.id }),
     labels: [dockerRunnerLabel],
+    engine,
   };
 }
 
@@ -315,7 +346,16 @@ export async function localRunnerDaemon(
         { folders: leftTmp },
         "removed run /tmp folders left by this runner's previous life",
       );
-    const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner);
+    const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner, docker.engine);
+    if (config.agentSandbox && !docker.engine) {
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `RUNYARD_AGENT_SANDBOX asks for agents in containers of ${config.agentSandbox}, and no Docker engine answers at ${dockerEndpoint(env.DOCKER_HOST).where}`,
+        {
+          hint: "Start Docker on this machine (or point DOCKER_HOST at it) and start the runner again, or unset RUNYARD_AGENT_SANDBOX (execution_mode: local-process) to run agents as processes.",
+        },
+      );
+    }
     const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,

@@ -71,6 +71,9 @@ export const envNames: Record<keyof Config, string[]> = {
   directHosts: [],
   notifyHosts: [],
   agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
+  agentSandbox: ["RUNYARD_AGENT_SANDBOX"],
+  agentSandboxNetwork: ["RUNYARD_AGENT_SANDBOX_NETWORK"],
+  agentSandboxAllow: ["RUNYARD_AGENT_SANDBOX_ALLOW"],
   stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };

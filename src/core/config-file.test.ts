@@ -152,13 +152,20 @@ max_cpu_percent: 200
       for (const notice of notices) expect(notice).not.toContain("\n");
     });
 
-    it("config.docker.yaml and config.k8s.yaml: only execution_mode is refused, with the way out", () => {
-      expect(() => readConfigFile(file(dockerYaml))).toThrowError(
+    it("config.docker.yaml runs every agent in a sandbox of docker_image; config.k8s.yaml's execution_mode is refused, with the way out", () => {
+      const docker = loadConfig({}, readConfigFile(file(dockerYaml)).overrides);
+      expect(docker).toMatchObject({
+        agentSandbox: "necrocode/agent-runner:latest",
+        llmModel: "gpt-4",
+        taskRegistryUrl: "http://task-registry:8001",
+      });
+      expect(runnerNotices(docker, {})).toContain(
+        "docker_volumes is ignored: a sandboxed agent's container gets its task's worktree mounted at the same path, and nothing else of the runner",
+      );
+      expect(() => readConfigFile(file(dockerYaml.replace(/docker_image: .*\n/, "")))).toThrowError(
         expect.objectContaining({
-          message: expect.stringMatching(
-            /execution_mode docker: runyard does not run agents in containers yet$/,
-          ),
-          hint: expect.stringContaining("execution_mode: local-process"),
+          message: expect.stringMatching(/execution_mode docker needs docker_image: the image agents run in$/),
+          hint: expect.stringContaining("docker_image: NAME:TAG"),
         }),
       );
       expect(() => readConfigFile(file(k8sYaml))).toThrowError(
@@ -169,15 +176,15 @@ max_cpu_percent: 200
           hint: expect.stringContaining("execution_mode: local-process"),
         }),
       );
-      // The rest of each file is accepted: as local-process, its executor keys are said to be unused.
-      const docker = loadConfig(
+      // As local-process, the docker file's image is said to be unused.
+      const local = loadConfig(
         {},
         readConfigFile(file(dockerYaml.replace("execution_mode: docker", "execution_mode: local-process")))
           .overrides,
       );
-      expect(docker).toMatchObject({ llmModel: "gpt-4", taskRegistryUrl: "http://task-registry:8001" });
-      expect(runnerNotices(docker, {})).toContain(
-        "docker_image, docker_volumes unused: agents run as local processes (execution_mode local-process)",
+      expect(local.agentSandbox).toBeUndefined();
+      expect(runnerNotices(local, {})).toContain(
+        "docker_image unused: agents run as local processes (execution_mode local-process)",
       );
       const k8s = loadConfig(
         {},

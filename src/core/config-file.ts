@@ -80,6 +80,9 @@ const ConfigFile = z
     audit: z.object({ retention_days: z.number().int().positive() }).partial().strict(),
     /** Folders members' agent tasks may work in (docs/agents.md, "Where an agent may work"). */
     agent_cwd_roots: z.array(z.string()),
+    agent_sandbox: z.string(),
+    agent_sandbox_network: z.string(),
+    agent_sandbox_allow: z.array(z.string()),
     /** Folders where sandboxed steps may work besides the runner's working folder (docs/security.md). */
     step_cwd_roots: z.array(z.string()),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
@@ -156,6 +159,9 @@ export function readConfigFile(path: string): LoadedConfigFile {
     directHosts: file.direct_hosts,
     notifyHosts: file.notify_hosts,
     agentCwdRoots: file.agent_cwd_roots,
+    agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
+    agentSandboxNetwork: file.agent_sandbox_network,
+    agentSandboxAllow: file.agent_sandbox_allow,
     stepCwdRoots: file.step_cwd_roots,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,
@@ -178,10 +184,10 @@ type ParsedFile = z.infer<typeof ConfigFile>;
 /** Seed 003 settings runyard will not take silently: each with what to do instead. */
 function seed003Refusals(file: ParsedFile): { problem: string; hint: string }[] {
   const refused: { problem: string; hint: string }[] = [];
-  if (file.execution_mode === "docker") {
+  if (file.execution_mode === "docker" && !file.docker_image && !file.agent_sandbox) {
     refused.push({
-      problem: "execution_mode docker: runyard does not run agents in containers yet",
-      hint: "Use execution_mode: local-process (the default): agents run as process groups on the runner's machine.",
+      problem: "execution_mode docker needs docker_image: the image agents run in",
+      hint: "Add docker_image: NAME:TAG, an image on the runner with the agent CLIs or node (docker/agent.Dockerfile builds one); docs/agents.md (Sandboxed agents).",
     });
   } else if (file.execution_mode === "kubernetes") {
     refused.push({
@@ -225,9 +231,9 @@ function seed003Notices(file: ParsedFile): string[] {
   if (file.structured_logging === false) {
     notices.push("structured_logging: false is ignored: runyard always logs JSON lines");
   }
+  const docker = file.execution_mode === "docker";
   const executorKeys = [
-    "docker_image",
-    "docker_volumes",
+    ...(docker ? [] : (["docker_image"] as const)),
     "k8s_namespace",
     "k8s_image",
     "k8s_secrets",
@@ -235,6 +241,11 @@ function seed003Notices(file: ParsedFile): string[] {
   const unused = executorKeys.filter((key) => file[key] !== undefined);
   if (unused.length > 0) {
     notices.push(`${unused.join(", ")} unused: agents run as local processes (execution_mode local-process)`);
+  }
+  if (file.docker_volumes !== undefined) {
+    notices.push(
+      "docker_volumes is ignored: a sandboxed agent's container gets its task's worktree mounted at the same path, and nothing else of the runner",
+    );
   }
   return notices;
 }

@@ -258,6 +258,30 @@ export const configSchema = z.object({
    */
   agentCwdRoots: folderList(),
   /**
+   * Runner: the image every agent task that names no sandbox runs in (docs/agents.md,
+   * "Sandboxed agents"); unset: such tasks run as processes. The config file's `execution_mode:
+   * docker` with `docker_image` sets it too.
+   */
+  agentSandbox: z.string().min(1).optional(),
+  /**
+   * Runner: a Docker network every sandboxed agent joins instead of the egress proxy (`host`, or a
+   * network of the operator's): its egress is then not held to the model endpoint.
+   */
+  agentSandboxNetwork: z.string().min(1).optional(),
+  /** Runner: `host:port` destinations every sandboxed agent may reach besides its model endpoint (a package mirror). */
+  agentSandboxAllow: z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(",")).map((entry) => entry.trim()).filter(Boolean),
+    )
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(entry))
+          ctx.addIssue({ code: "custom", message: `"${entry}" is not host:port (like pypi.example.com:443)` });
+      }
+    }),
+  /**
    * Runner: folders (absolute paths) where a sandboxed step may work besides the runner's working
    * folder; a YAML list in the config file, colon-separated in the
    * environment. A sandboxed step whose cwd (symbolic links resolved) lies elsewhere is refused.

@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ForkServerLauncher } from "./fork-server.js";
+import { nativeHelperPath } from "./native-helpers.js";
 import { ProcessExecutor } from "./process.js";
 import type { Sandbox } from "./sandbox.js";
 import { SpawnLauncher } from "./spawn-launcher.js";
@@ -28,17 +29,6 @@ export interface ExecutorConfig {
   sandbox?: Sandbox;
 }
 
-/**
- * Compiled by `npm install` (native/build.sh) into the package root: two folders up from
- * src/exec and dist/exec, three from the benchmarks' dist-bench/src/exec.
- */
-function defaultForkServerPath(): string {
-  const candidates = ["../../native/build/fork-server", "../../../native/build/fork-server"].map((relative) =>
-    fileURLToPath(new URL(relative, import.meta.url)),
-  );
-  return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
-}
-
 let warned = false;
 function warnOnce(message: string): void {
   if (warned) return;
@@ -55,7 +45,7 @@ function createLauncher(config: ExecutorConfig): ProcessLauncher {
   const spawnLauncher = new SpawnLauncher(config.watch);
   if (config.launcher === "spawn") return spawnLauncher;
   const warn = config.onWarning ?? warnOnce;
-  const path = config.forkServerPath ?? defaultForkServerPath();
+  const path = config.forkServerPath ?? nativeHelperPath("fork-server");
   try {
     accessSync(path, constants.X_OK);
   } catch {

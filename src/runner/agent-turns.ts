@@ -10,6 +10,7 @@ import { type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
+import { type AgentSandboxSettings, type OpenSandbox, openSandbox } from "./agent-sandbox.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
 
 export interface AgentTurnsOptions {
@@ -27,6 +28,8 @@ export interface AgentTurnsOptions {
   tagPrefix: string;
   /** The runner variable its config names as the git token (seed 003's `git_token_env_var`). */
   gitTokenVariable?: string;
+  /** Where a runner with Docker runs sandboxed turns; none: a task asking for a sandbox fails. */
+  sandbox?: AgentSandboxSettings;
 }
 
 /** Runs agent turns on this runner: finds the CLI, gives it a private scratch folder, supervises it. */
@@ -69,15 +72,21 @@ export class SupervisedAgentTurns implements AgentTurns {
       readable: [this.options.agentsHome, dirname(path)].filter((folder) => existsSync(folder)),
       runnerMadeCwd: true,
     };
-    const launcher: ProcessLauncher = {
-      run: (request) => this.options.launcher.run({ ...request, exposure }),
-      close: async () => {},
-    };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
     const env = {
       ...agentEnv(this.options.env, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
       [processTagVariable]: tag,
+    };
+    const sandboxed = await this.openSandbox(task, cwd, exposure, env, io);
+    if (sandboxed && "problem" in sandboxed) {
+      await rm(scratchDir, { recursive: true, force: true });
+      return sandboxFailed(sandboxed.problem, sandboxed.hint);
+    }
+    const base = sandboxed?.launcher ?? this.options.launcher;
+    const launcher: ProcessLauncher = {
+      run: (request) => base.run({ ...request, exposure }),
+      close: async () => {},
     };
     try {
       const result = await superviseTurn(
@@ -123,9 +132,62 @@ export class SupervisedAgentTurns implements AgentTurns {
       };
     } finally {
       killTagged(tag);
+      await sandboxed?.close();
       await rm(scratchDir, { recursive: true, force: true });
     }
   }
+
+  /**
+   * The turn's container, where its task or the runner's default asks for one: undefined when
+   * the turn runs as processes, a problem when it cannot have the sandbox it asks for.
+   */
+  private async openSandbox(
+    task: AgentTask,
+    cwd: string,
+    exposure: ExecExposure,
+    env: Readonly<Record<string, string | undefined>>,
+    io: { emit(output: AgentOutput): void },
+  ): Promise<OpenSandbox | { problem: string; hint: string } | undefined> {
+    const settings = this.options.sandbox;
+    const sandbox = task.sandbox ?? settings?.defaultSandbox;
+    if (!sandbox) return undefined;
+    if (!settings) {
+      return {
+        problem: "this task asks for a sandbox, and this runner has no Docker engine to run one",
+        hint: "Start Docker on the runner (or point DOCKER_HOST at it) and restart the runner; it then advertises the docker label.",
+      };
+    }
+    const opened = await openSandbox(sandbox, settings, {
+      agent: task.agent,
+      runId: task.run_id,
+      cwd,
+      exposure,
+      runnerEnv: env,
+      taskEnv: task.env,
+      stateRoot: this.options.stateRoot,
+      refused: (destination) =>
+        io.emit({
+          type: "notice",
+          level: "warn",
+          text: `egress to ${destination.host}:${destination.port} refused: a sandboxed agent reaches only its model endpoint`,
+        }),
+    });
+    if ("problem" in opened) return opened;
+    for (const text of opened.notices) io.emit({ type: "notice", level: "warn", text });
+    return opened;
+  }
+}
+
+function sandboxFailed(problem: string, hint: string): TurnOutcome {
+  return {
+    status: "failed",
+    error: { code: "AGENT_CRASHED", message: problem, hint },
+    inputTokens: 0,
+    outputTokens: 0,
+    durationMs: 0,
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+  };
 }
 
 /**

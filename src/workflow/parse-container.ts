@@ -1,5 +1,6 @@
 /** A host's `executor:` and its container settings (`executor: docker`). */
 import { isScalar } from "yaml";
+import { minimumContainerMemory, parseMemorySize } from "../core/memory-size.js";
 import type { StepContainer } from "../core/step-attempt.js";
 import { suggestWithList } from "./suggest.js";
 import type { Fields, YamlReader } from "./yaml-reader.js";
@@ -96,21 +97,17 @@ export function readContainer(
   return { image, memory_bytes: memoryBytes, cpus, pids, network };
 }
 
-const memoryUnits: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-
 /**
  * Docker's own memory notation (`docker run --memory`): a number of bytes, or one with the unit
  * k, m or g (binary, as Docker reads them; `256mb`, `256MiB` are taken too). Under 6 MiB is
  * refused, because Docker refuses it at container creation, which would fail every attempt.
  */
 function readMemory(reader: YamlReader, node: unknown, name: string): number | undefined {
-  const text =
+  const bytes =
     isScalar(node) && (typeof node.value === "string" || typeof node.value === "number")
-      ? String(node.value).trim().toLowerCase()
+      ? parseMemorySize(node.value)
       : undefined;
-  const match = text === undefined ? null : /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?$/.exec(text);
-  const bytes = match ? Math.floor(Number(match[1]) * memoryUnits[match[2]!]!) : Number.NaN;
-  if (!match || !(bytes > 0)) {
+  if (bytes === undefined) {
     reader.report(
       node,
       `memory of host "${name}" must be a size like 256m, got ${describe(node)}`,
@@ -118,7 +115,7 @@ function readMemory(reader: YamlReader, node: unknown, name: string): number | u
     );
     return undefined;
   }
-  if (bytes < minimumMemory) {
+  if (bytes < minimumContainerMemory) {
     reader.report(
       node,
       `memory of host "${name}" is below Docker's minimum of 6m`,
@@ -128,5 +125,3 @@ function readMemory(reader: YamlReader, node: unknown, name: string): number | u
   }
   return bytes;
 }
-
-const minimumMemory = 6 * 1024 * 1024;

@@ -42,6 +42,23 @@ export const AgentTestsExecutor = z.strictObject({
 });
 export type AgentTestsExecutor = z.infer<typeof AgentTestsExecutor>;
 
+/** How a sandboxed agent reaches out: its model endpoint only (the default), or nothing at all. */
+export const agentSandboxNetworks = ["model-only", "none"] as const;
+
+/**
+ * Runs the agent in a hardened container of `image` instead of as a process of the runner
+ * (docs/agents.md, "Sandboxed agents"): only its worktree mounted, limits written as a workflow
+ * host's (`memory: 2g`), and egress held to the model endpoint. Needs a runner with docker.
+ */
+export const AgentSandbox = z.strictObject({
+  image: z.string().min(1),
+  memory: z.union([z.string().min(1), z.number().positive()]).optional(),
+  cpus: z.number().positive().max(64).optional(),
+  pids: z.number().int().positive().max(100_000).optional(),
+  network: z.enum(agentSandboxNetworks).optional(),
+});
+export type AgentSandbox = z.infer<typeof AgentSandbox>;
+
 /** Tests run after the agent: a command, or playbook steps (seed 003), by the workflow engine. */
 export const AgentTests = z.object({
   command: z.string().optional(),
@@ -80,6 +97,8 @@ export const AgentTask = z.object({
   /** Reaches git through GIT_ASKPASS only. */
   git_token: z.string().optional(),
   tests: AgentTests.optional(),
+  /** Run the agent in a container (see `AgentSandbox`); absent: the runner's default (`RUNYARD_AGENT_SANDBOX`). */
+  sandbox: AgentSandbox.optional(),
   timeout_ms: z.number().int().positive(),
   stall_ms: z.number().int().positive(),
   budget: AgentBudget.optional(),

@@ -7,11 +7,13 @@ import {
   type AgentJob,
   AgentJobResult,
   type AgentTask,
+  type AgentSandbox,
   type AgentTests,
   agentEndedEarly,
   gitTokenNames,
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
+import { minimumContainerMemory, parseMemorySize } from "../../core/memory-size.js";
 import type { Store } from "../../store/index.js";
 import { servesTenant } from "../../store/placement.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
@@ -84,6 +86,7 @@ export class AgentRuns implements RunKindModule {
       if (refusal) throw refusal;
     }
     if (body.tests) checkTests(body.tests);
+    if (body.sandbox) checkSandbox(body.sandbox);
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     const { title, prompt } = composePrompt(body);
@@ -99,6 +102,7 @@ export class AgentRuns implements RunKindModule {
       cwd_confined: !owner.unconfinedCwd,
       ...(body.repo ? { repo: body.repo } : {}),
       ...(body.tests ? { tests: body.tests } : {}),
+      ...(body.sandbox ? { sandbox: body.sandbox } : {}),
       timeout_secs: body.timeout_secs,
       stall_secs: body.stall_secs,
       ...(body.budget ? { budget: body.budget } : {}),
@@ -233,6 +237,7 @@ export class AgentRuns implements RunKindModule {
         : {}),
       ...(gitToken ? { git_token: gitToken } : {}),
       ...(spec.tests ? { tests: spec.tests } : {}),
+      ...(spec.sandbox ? { sandbox: spec.sandbox } : {}),
       timeout_ms: spec.timeout_secs * 1000,
       stall_ms: spec.stall_secs * 1000,
       ...(spec.budget ? { budget: spec.budget } : {}),
@@ -254,7 +259,7 @@ export class AgentRuns implements RunKindModule {
       spec.repo ? "mode:issue" : "mode:chat",
       ...(earlier?.runner_id ? [`runner:${earlier.runner_id}`] : []),
       // Tests in a container need a runner that can reach Docker.
-      ...(spec.tests && testsNeedDocker(spec.tests) ? [dockerRunnerLabel] : []),
+      ...((spec.tests && testsNeedDocker(spec.tests)) || spec.sandbox ? [dockerRunnerLabel] : []),
     ];
     const requirements = { ...(group ? { group } : {}), labels };
     // A task no runner could ever take would wait in the queue for good, saying nothing.
@@ -373,6 +378,19 @@ function checkTests(tests: AgentTests): void {
         "Fix tests.executor: image, memory (like 512m), cpus, pids, network.",
     },
   );
+}
+
+/** A sandbox's memory is checked at submit as the runner reads it, so a typo is refused at once. */
+function checkSandbox(sandbox: AgentSandbox): void {
+  if (sandbox.memory === undefined) return;
+  const bytes = parseMemorySize(sandbox.memory);
+  if (bytes === undefined || bytes < minimumContainerMemory) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `sandbox.memory must be a size of at least 6m like 2g, got ${JSON.stringify(sandbox.memory)}`,
+      { hint: "Write bytes or a number with k, m or g, as docker run --memory takes it: 512m, 2g." },
+    );
+  }
 }
 
 /** Whether the tests run in containers: a command with an executor, or a playbook host with one. */

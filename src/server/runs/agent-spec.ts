@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AgentBudget, AgentTests } from "../../core/jobs/agent.js";
+import { AgentBudget, AgentSandbox, AgentTests } from "../../core/jobs/agent.js";
 
 /**
  * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, seed 004's
@@ -70,6 +70,9 @@ export const SubmitAgentRunBody = z.strictObject({
     .describe(
       "run after the agent: a shell command or a playbook's YAML; `executor: {image, memory, cpus, pids, network}` runs the command in a hardened container on a runner with docker",
     ),
+  sandbox: AgentSandbox.optional().describe(
+    "run the agent in a hardened container of `image` on a runner with docker: only its worktree mounted, `memory` (like 2g), `cpus`, `pids`, and `network` model-only (the default: egress to the model endpoint alone) or none",
+  ),
   timeout_secs: z.number().int().positive().max(86_400).default(300),
   stall_secs: z
     .number()
@@ -153,6 +156,7 @@ export const AgentRunSpec = z.object({
     })
     .optional(),
   tests: AgentTests.optional(),
+  sandbox: AgentSandbox.optional(),
   timeout_secs: z.number(),
   stall_secs: z.number(),
   budget: AgentBudget.optional(),

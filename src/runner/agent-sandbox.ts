@@ -1,0 +1,141 @@
+import { chmod, mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { modelDestinations } from "../agents/model-endpoints.js";
+import type { AgentSandbox } from "../core/jobs/agent.js";
+import { parseMemorySize } from "../core/memory-size.js";
+import { type ContainerEgress, ContainerLauncher, sandboxUser } from "../exec/container-launcher.js";
+import type { DockerEngine } from "../exec/docker-engine.js";
+import { type EgressDestination, startEgressProxy } from "../exec/egress-proxy.js";
+import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
+
+/** What a runner brings to sandboxed agent turns (docs/agents.md, "Sandboxed agents"). */
+export interface AgentSandboxSettings {
+  engine: DockerEngine;
+  /** The static egress forwarder (native/build/egress-forward); without it, no `model-only`. */
+  forwarder: string | undefined;
+  /** The sandbox of tasks that name none (`RUNYARD_AGENT_SANDBOX`); none: they run as processes. */
+  defaultSandbox?: AgentSandbox;
+  /** Destinations the operator lets every sandbox reach besides the model (`RUNYARD_AGENT_SANDBOX_ALLOW`). */
+  allow: EgressDestination[];
+  /** A Docker network every sandbox joins instead of the proxy (`RUNYARD_AGENT_SANDBOX_NETWORK`): the operator's choice. */
+  openNetwork?: string;
+  /** Labels every container carries (the runner's id). */
+  labels: Record<string, string>;
+}
+
+/** Seed 003's defaults for an agent's container: enough for a CLI, a language server and a test run. */
+const defaults = { memoryBytes: 2 * 1024 ** 3, cpus: 2, pids: 512 };
+
+/** A turn's sandbox: the launcher its commands go through, and how to take it down. */
+export interface OpenSandbox {
+  launcher: ProcessLauncher;
+  /** What the turn is told at its start (the network it has). */
+  notices: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Prepares the container side of one sandboxed turn: the egress proxy on a Unix socket in a
+ * folder of its own (for `model-only`), allowing the agent's model destinations and the
+ * operator's list and telling `refused` of everything else, and a launcher that runs the turn's
+ * commands in hardened containers. Under a root runner the container's user is nobody, so the
+ * folders the runner made for the turn are opened to it (they lie in the runner's private home).
+ */
+export async function openSandbox(
+  sandbox: AgentSandbox,
+  settings: AgentSandboxSettings,
+  turn: {
+    agent: string;
+    runId: string;
+    cwd: string;
+    exposure: ExecExposure;
+    runnerEnv: Readonly<Record<string, string | undefined>>;
+    taskEnv: Readonly<Record<string, string>>;
+    stateRoot: string;
+    refused(destination: EgressDestination): void;
+  },
+): Promise<OpenSandbox | { problem: string; hint: string }> {
+  const limits = {
+    memoryBytes: sandbox.memory === undefined ? defaults.memoryBytes : (parseMemorySize(sandbox.memory) ?? 0),
+    cpus: sandbox.cpus ?? defaults.cpus,
+    pids: sandbox.pids ?? defaults.pids,
+  };
+  const user = sandboxUser(turn.cwd);
+  if (user.startsWith("65534:")) {
+    const runnerMade = [
+      ...(turn.exposure.runnerMadeCwd ? [turn.cwd] : []),
+      ...(turn.exposure.writable ?? []),
+    ];
+    for (const folder of runnerMade) await openTo(folder, "a+rwX");
+    for (const folder of turn.exposure.readable ?? []) await openTo(folder, "a+rX");
+  }
+  const notices: string[] = [];
+  let egress: ContainerEgress;
+  let closeProxy = async () => {};
+  if (settings.openNetwork) {
+    egress = { kind: "open", network: settings.openNetwork };
+    notices.push(
+      `the sandbox joins the Docker network ${settings.openNetwork} (the runner's RUNYARD_AGENT_SANDBOX_NETWORK): its egress is not held to the model endpoint`,
+    );
+  } else if (sandbox.network === "none") {
+    egress = { kind: "none" };
+  } else {
+    if (!settings.forwarder) {
+      return {
+        problem:
+          "this runner cannot hold a sandbox's egress to the model: its egress forwarder was not built",
+        hint: 'Install a C compiler with static libc (Debian: apt-get install gcc libc6-dev) and run `npm rebuild runyard` (or sh native/build.sh) on the runner, or ask for "network": "none".',
+      };
+    }
+    const parent = await mkdtemp(join(turn.stateRoot, "egress-"));
+    const socketFolder = join(parent, "socket");
+    await mkdir(socketFolder);
+    // Reached by the container's user, who is not the runner's; the parent stays private.
+    await chmod(socketFolder, 0o755);
+    const socketPath = join(socketFolder, "egress.sock");
+    const allow = [...modelDestinations(turn.agent, turn.runnerEnv, turn.taskEnv), ...settings.allow];
+    const proxy = await startEgressProxy({ socketPath }, { allow, refused: turn.refused });
+    await chmod(socketPath, 0o666);
+    egress = { kind: "proxy", forwarder: settings.forwarder, socketFolder, socketName: "egress.sock" };
+    closeProxy = async () => {
+      await proxy.close();
+      await rm(parent, { recursive: true, force: true });
+    };
+  }
+  const launcher = new ContainerLauncher({
+    engine: settings.engine,
+    image: sandbox.image,
+    limits,
+    egress,
+    labels: { ...settings.labels, "runyard.run": turn.runId, "runyard.agent": turn.agent },
+    user,
+  });
+  return {
+    launcher,
+    notices,
+    close: async () => {
+      await launcher.close();
+      await closeProxy();
+    },
+  };
+}
+
+/** `chmod -R` of the folder and what it holds, links left alone; a folder that is gone is skipped. */
+async function openTo(folder: string, mode: "a+rwX" | "a+rX"): Promise<void> {
+  const info = await stat(folder).catch(() => undefined);
+  if (!info) return;
+  const write = mode === "a+rwX";
+  const apply = async (path: string, isFolder: boolean, current: number) => {
+    const executable = isFolder || (current & 0o111) !== 0;
+    const wanted = current | 0o444 | (write ? 0o222 : 0) | (executable ? 0o111 : 0);
+    if (wanted !== current) await chmod(path, wanted & 0o7777);
+  };
+  await apply(folder, info.isDirectory(), info.mode & 0o7777);
+  if (!info.isDirectory()) return;
+  for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
+    if (entry.isSymbolicLink()) continue;
+    const path = join(entry.parentPath ?? entry.path, entry.name);
+    const current = await stat(path).catch(() => undefined);
+    if (current) await apply(path, entry.isDirectory(), current.mode & 0o7777);
+  }
+}
