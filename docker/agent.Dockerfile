@@ -13,7 +13,7 @@
 ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE}
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends git ca-certificates procps ripgrep \
+  && apt-get install -y --no-install-recommends git ca-certificates curl procps ripgrep \
   && rm -rf /var/lib/apt/lists/*
 # runyard starts the container as a numeric non-root user (the runner's, or nobody) with a
 # read-only root, an in-memory home at /home/runyard and the task's worktree mounted read-write.

@@ -164,7 +164,9 @@ max_cpu_percent: 200
       );
       expect(() => readConfigFile(file(dockerYaml.replace(/docker_image: .*\n/, "")))).toThrowError(
         expect.objectContaining({
-          message: expect.stringMatching(/execution_mode docker needs docker_image: the image agents run in$/),
+          message: expect.stringMatching(
+            /execution_mode docker needs docker_image: the image agents run in$/,
+          ),
           hint: expect.stringContaining("docker_image: NAME:TAG"),
         }),
       );

@@ -278,7 +278,10 @@ export const configSchema = z.object({
     .superRefine((entries, ctx) => {
       for (const entry of entries) {
         if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(entry))
-          ctx.addIssue({ code: "custom", message: `"${entry}" is not host:port (like pypi.example.com:443)` });
+          ctx.addIssue({
+            code: "custom",
+            message: `"${entry}" is not host:port (like pypi.example.com:443)`,
+          });
       }
     }),
   /**

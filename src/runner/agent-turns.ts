@@ -1,7 +1,7 @@
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
@@ -69,7 +69,9 @@ export class SupervisedAgentTurns implements AgentTurns {
     // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only.
     const exposure: ExecExposure = {
       writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...(await gitFolders(cwd))],
-      readable: [this.options.agentsHome, dirname(path)].filter((folder) => existsSync(folder)),
+      readable: [this.options.agentsHome, dirname(path), ...cliPackageRoot(path)].filter((folder) =>
+        existsSync(folder),
+      ),
       runnerMadeCwd: true,
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
@@ -188,6 +190,21 @@ function sandboxFailed(problem: string, hint: string): TurnOutcome {
     memoryPeakBytes: 0,
     cpuMs: 0,
   };
+}
+
+/**
+ * Where the CLI's package really lies: `node_modules/.bin/claude` links into its package, which
+ * must be seen too (the npm prefix that holds it), or the link leads nowhere inside a sandbox.
+ */
+function cliPackageRoot(path: string): string[] {
+  if (!path) return [];
+  try {
+    const real = realpathSync(path);
+    const at = real.indexOf(`${sep}node_modules${sep}`);
+    return [at > 0 ? real.slice(0, at) : dirname(real)];
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ export const baseImageLabel = "runyard.test.base";
 export const testPythonImage = "runyard-test-python:1";
 export const testNodeImage = "runyard-test-node:1";
 export const testNodeRuntimeImage = "runyard-test-node-runtime:1";
+export const testAgentImage = "runyard-test-agent:1";
 
 /** Stdlib folders no bot of a test needs; left out to keep the image small. */
 const skippedStdlib = new Set(["test", "__pycache__", "idlelib", "tkinter", "ensurepip"]);
@@ -67,6 +68,36 @@ export function nodeRuntimeBaseImage(): Promise<string> {
   });
 }
 
+/**
+ * What docker/agent.Dockerfile builds on `node:20-bookworm-slim`, from the host's files: node,
+ * git with its helpers, bash, curl and busybox's tools. Sandboxed agents' CLIs come from the runner,
+ * mounted read-only.
+ */
+export function agentBaseImage(): Promise<string> {
+  return once(testAgentImage, (rootfs) => {
+    for (const binary of ["/usr/bin/node", "/usr/bin/git", "/usr/bin/bash", "/usr/bin/curl"])
+      copyWithLibraries(binary, rootfs);
+    for (const folder of ["/usr/lib/git-core", "/usr/share/git-core"]) {
+      cpSync(folder, join(rootfs, folder), { recursive: true, verbatimSymlinks: true });
+    }
+    for (const helper of ["git-remote-http", "git-http-fetch"]) {
+      copyWithLibraries(join("/usr/lib/git-core", helper), rootfs);
+    }
+    // The rest of the C library a Debian image has, which native CLIs (Claude Code's) link.
+    for (const library of debianRuntimeLibraries()) {
+      mkdirSync(dirname(join(rootfs, library)), { recursive: true });
+      copyFileSync(library, join(rootfs, library));
+    }
+    mkdirSync(join(rootfs, "etc"));
+    writeFileSync(
+      join(rootfs, "etc/passwd"),
+      "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/sh\n",
+    );
+    writeFileSync(join(rootfs, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
+    symlinkSync("/bin/busybox", join(rootfs, "usr/bin/env"));
+  });
+}
+
 function once(tag: string, fill: (rootfs: string) => void): Promise<string> {
   let image = built.get(tag);
   if (!image) {
@@ -110,6 +141,14 @@ async function buildBase(tag: string, fill: (rootfs: string) => void): Promise<s
   } finally {
     rmSync(context, { recursive: true, force: true });
   }
+}
+
+/** libc6's, libgcc's and libstdc++'s shared libraries, as dpkg lists them (x86-64 Debian). */
+function debianRuntimeLibraries(): string[] {
+  const listed = execFileSync("dpkg", ["-L", "libc6", "libgcc-s1", "libstdc++6"], { encoding: "utf8" });
+  return listed
+    .split("\n")
+    .filter((path) => /^\/(usr\/)?lib\/x86_64-linux-gnu\/[^/]+\.so[.0-9]*$/.test(path));
 }
 
 /** Copies a binary and every shared library `ldd` lists for it, each at its own path. */

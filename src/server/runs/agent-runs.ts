@@ -6,8 +6,8 @@ import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
 import {
   type AgentJob,
   AgentJobResult,
-  type AgentTask,
   type AgentSandbox,
+  type AgentTask,
   type AgentTests,
   agentEndedEarly,
   gitTokenNames,

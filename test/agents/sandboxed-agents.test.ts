@@ -1,0 +1,209 @@
+/**
+ * Sandboxed agents through a real Docker engine: Claude Code, Codex, OpenCode and the built-in
+ * loop each write, test and push from inside a hardened container whose only way out is the
+ * runner's egress proxy, held to the model endpoint. Each agent is told to reach a listener on
+ * another loopback address first: the run says the egress was refused, and the listener never
+ * sees a connection. The model endpoint is the runner's (its env, as the CLIs' docs say), the
+ * CLIs the runner's own, mounted read-only.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterFor } from "../../src/agents/registry.js";
+import type { RunEvent } from "../../src/core/events.js";
+import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { agentBaseImage } from "../helpers/base-images.js";
+import { tempDir } from "../helpers/cli.js";
+import { requireDocker } from "../helpers/docker.js";
+import { git, seedBareRepo } from "../helpers/git-repos.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import {
+  type ModelServer,
+  type RecordedRequest,
+  startModelServer,
+  type Turn,
+} from "../model-server/server.js";
+
+const haveDocker = await requireDocker();
+const engine = new DockerEngine();
+const apiKey = "sk-sandboxed-key-51c0de";
+const printHello = 'print("hello")\n';
+const hasTools = (r: RecordedRequest) => ((r.body as { tools?: unknown[] })?.tools?.length ?? 0) > 0;
+
+interface Case {
+  agent: string;
+  /** A shell call of the agent's own tool. */
+  shell: (command: string) => Turn;
+  write: Turn;
+  match: (r: RecordedRequest) => boolean;
+  /** The runner's env that points the agent at the model (as the agent's docs tell users). */
+  env: (model: ModelServer) => Record<string, string>;
+  model?: string;
+}
+
+const cases: Case[] = [
+  {
+    agent: "claude_code",
+    shell: (command) => ({ toolCalls: [{ name: "Bash", input: { command } }] }),
+    write: { toolCalls: [{ name: "Write", input: { file_path: "hello.py", content: printHello } }] },
+    match: (r) => r.path === "/v1/messages" && hasTools(r),
+    env: (model) => ({ ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: apiKey }),
+  },
+  {
+    agent: "codex",
+    shell: (cmd) => ({
+      toolCalls: [{ name: "exec_command", input: { cmd, login: false, yield_time_ms: 30000 } }],
+    }),
+    write: {
+      toolCalls: [
+        {
+          name: "exec_command",
+          input: { cmd: "printf 'print(\"hello\")\\n' > hello.py", login: false, yield_time_ms: 30000 },
+        },
+      ],
+    },
+    match: (r) => r.path === "/v1/responses",
+    model: "gpt-5.5",
+    env: (model) => ({ OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey }),
+  },
+  {
+    agent: "opencode",
+    shell: (command) => ({ toolCalls: [{ name: "bash", input: { command, description: "reach out" } }] }),
+    write: { toolCalls: [{ name: "write", input: { filePath: "hello.py", content: printHello } }] },
+    match: (r) => r.path === "/v1/chat/completions" && hasTools(r),
+    env: (model) => ({ OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey }),
+  },
+  {
+    agent: "openai",
+    shell: (command) => ({ toolCalls: [{ name: "run_command", input: { command } }] }),
+    write: { toolCalls: [{ name: "write_file", input: { path: "hello.py", content: printHello } }] },
+    match: (r) => r.path === "/v1/chat/completions" && hasTools(r),
+    env: (model) => ({ OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey }),
+  },
+];
+
+const clis = Object.fromEntries(
+  cases.map(({ agent }) => {
+    const pkg = adapterFor(agent)?.package;
+    return [agent, pkg ? agentCli(agent, pkg.name, pkg.version, pkg.bin) : ""];
+  }),
+);
+const missing = !haveDocker || Object.values(clis).some((path) => path === undefined);
+
+let server: TestServer;
+let image: string;
+let root: string;
+/** What must stay out of reach: a service on another loopback address, as on a private network. */
+let inside: Server;
+let insidePort = 0;
+let insideConnections = 0;
+
+describe.skipIf(missing)("sandboxed agents", () => {
+  beforeAll(async () => {
+    root = tempDir("runyard-sandboxed-");
+    image = await agentBaseImage();
+    server = await startTestServer();
+    inside = createServer((_req, res) => res.end("inside"));
+    inside.on("connection", () => insideConnections++);
+    await new Promise<void>((resolve) => inside.listen(0, "127.0.0.2", resolve));
+    insidePort = (inside.address() as AddressInfo).port;
+  }, 180_000);
+
+  afterAll(async () => {
+    await server?.proc.kill();
+    inside?.close();
+  });
+
+  describe.each(cases)("$agent", (c) => {
+    let model: ModelServer;
+    let runner: Proc;
+    let bare: string;
+    let runId: string;
+    let events: RunEvent[];
+
+    beforeAll(async () => {
+      const reach = `curl -sS -m 5 http://127.0.0.2:${insidePort}/ || echo unreachable`;
+      model = await startModelServer({
+        conversations: [
+          {
+            match: c.match,
+            turns: [c.shell(reach), c.write, { text: "Wrote hello.py." }],
+          },
+          { turns: [{ text: "A title" }] },
+        ],
+      });
+      const cli = clis[c.agent];
+      runner = await startRunner(server.url, await runnerToken(server.url), {
+        id: `sandboxed-${c.agent.replace("_", "-")}`,
+        env: {
+          PATH: `${cli ? `${dirname(cli)}:` : ""}${process.env.PATH}`,
+          RUNYARD_WORKSPACE_DIR: join(root, `workspaces-${c.agent}`),
+          CLAUDE_CODE_MAX_RETRIES: "1",
+          ...c.env(model),
+        },
+      });
+      bare = seedBareRepo(join(root, `${c.agent}.git`));
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: c.agent,
+        title: "Add hello.py",
+        prompt: `Reach http://127.0.0.2:${insidePort}/, then create hello.py that prints hello.`,
+        repo: { url: bare, push: true },
+        tests: { command: "python3 hello.py | grep -qx hello" },
+        sandbox: { image, memory: "1g" },
+        ...(c.model ? { model: c.model } : {}),
+      });
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+      runId = submitted.body.run_id;
+      await waitForRun(server.url, runId, isFinal, 150_000);
+      events = await readEvents(server.url, runId);
+    }, 200_000);
+
+    afterAll(async () => {
+      await runner?.kill();
+      await model?.stop();
+    });
+
+    it("writes, tests and pushes from inside its container", () => {
+      const finished = events.at(-1);
+      if (finished?.type !== "run.finished") throw new Error("no run.finished");
+      const said = events
+        .filter((e) => e.type === "notice" || e.type === "step.output")
+        .map((e) => ("message" in e ? e.message : "data" in e ? e.data : ""))
+        .join("");
+      expect(finished.status, `${JSON.stringify(finished.error)}\n${said}`).toBe("success");
+      const branch = `runyard/${runId}-${c.agent}`;
+      expect(finished.agents?.[0]).toMatchObject({ agent: c.agent, pushed: true, branch });
+      expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);
+    });
+
+    it("is refused egress to anything but its model, and says so in the run", () => {
+      const notices = events.flatMap((e) => (e.type === "notice" ? [e.message] : []));
+      const results = events.flatMap((e) => (e.type === "agent.tool_result" ? [JSON.stringify(e)] : []));
+      expect(notices, results.join("\n")).toContainEqual(
+        expect.stringContaining(`egress to 127.0.0.2:${insidePort} refused`),
+      );
+      expect(insideConnections).toBe(0);
+    });
+
+    it("leaves no container behind", async () => {
+      const left = await engine.docker.listContainers({
+        all: true,
+        filters: { label: [`runyard.run=${runId}`] },
+      });
+      expect(left).toEqual([]);
+    });
+  });
+});
