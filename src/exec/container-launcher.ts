@@ -9,6 +9,7 @@ import {
   hardenedContainer,
 } from "./container-spec.js";
 import type { DockerEngine } from "./docker-engine.js";
+import { openToAll } from "./folder-access.js";
 import { notStarted, startProblem } from "./spawn-launcher.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
 
@@ -35,6 +36,11 @@ export interface ContainerLauncherOptions {
   labels: Record<string, string>;
   /** The user the commands run as; see `sandboxUser`. */
   user: string;
+  /**
+   * Folders opened to every user before each command (`openToAll`): where the commands run as
+   * nobody under a root runner, the runner-made folders its own code adds to between commands.
+   */
+  reopen?: string[];
 }
 
 /**
@@ -85,6 +91,7 @@ export class ContainerLauncher implements ProcessLauncher {
       // Nothing is reached directly: the container has no network but its own loopback.
       for (const name of ["NO_PROXY", "no_proxy"]) delete env[name];
     }
+    for (const folder of this.options.reopen ?? []) await openToAll(folder, true);
     let spec: ReturnType<typeof hardenedContainer>;
     try {
       spec = hardenedContainer({

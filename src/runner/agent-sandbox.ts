@@ -1,11 +1,12 @@
-import { chmod, mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { isAbsolute, join, relative } from "node:path";
 import { modelDestinations } from "../agents/model-endpoints.js";
 import type { AgentSandbox } from "../core/jobs/agent.js";
 import { parseMemorySize } from "../core/memory-size.js";
 import { type ContainerEgress, ContainerLauncher, sandboxUser } from "../exec/container-launcher.js";
 import type { DockerEngine } from "../exec/docker-engine.js";
 import { type EgressDestination, startEgressProxy } from "../exec/egress-proxy.js";
+import { openToAll } from "../exec/folder-access.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 
 /** What a runner brings to sandboxed agent turns (docs/agents.md, "Sandboxed agents"). */
@@ -39,7 +40,8 @@ export interface OpenSandbox {
  * folder of its own (for `model-only`), allowing the agent's model destinations and the
  * operator's list and telling `refused` of everything else, and a launcher that runs the turn's
  * commands in hardened containers. Under a root runner the container's user is nobody, so the
- * folders the runner made for the turn are opened to it (they lie in the runner's private home).
+ * folders the runner made for the turn are opened to it (they lie in the runner's private home);
+ * a folder the runner did not make (a task's own cwd, a user's config) is never touched.
  */
 export async function openSandbox(
   sandbox: AgentSandbox,
@@ -52,6 +54,15 @@ export async function openSandbox(
     runnerEnv: Readonly<Record<string, string | undefined>>;
     taskEnv: Readonly<Record<string, string>>;
     stateRoot: string;
+    /** The runner's `<home>/agents`. */
+    agentsHome: string;
+    /**
+     * The folders the runner made for this turn (its worktree, scratch and state folders): under
+     * a root runner the container's user is nobody, and these are opened to it; nothing else is.
+     */
+    runnerMade: string[];
+    /** Of those, the ones the turn's own code may add folders to between commands (its scratch and state). */
+    reopened: string[];
     refused(destination: EgressDestination): void;
   },
 ): Promise<OpenSandbox | { problem: string; hint: string }> {
@@ -61,13 +72,13 @@ export async function openSandbox(
     pids: sandbox.pids ?? defaults.pids,
   };
   const user = sandboxUser(turn.cwd);
-  if (user.startsWith("65534:")) {
-    const runnerMade = [
-      ...(turn.exposure.runnerMadeCwd ? [turn.cwd] : []),
-      ...(turn.exposure.writable ?? []),
-    ];
-    for (const folder of runnerMade) await openTo(folder, "a+rwX");
-    for (const folder of turn.exposure.readable ?? []) await openTo(folder, "a+rX");
+  const opened = user.startsWith("65534:");
+  if (opened) {
+    for (const folder of turn.runnerMade) await openToAll(folder, true);
+    // The CLIs `runyard agents install` put in the runner's home; a CLI found elsewhere is read as it is.
+    for (const folder of turn.exposure.readable ?? []) {
+      if (isWithin(folder, turn.agentsHome)) await openToAll(folder, false);
+    }
   }
   const notices: string[] = [];
   let egress: ContainerEgress;
@@ -109,6 +120,7 @@ export async function openSandbox(
     egress,
     labels: { ...settings.labels, "runyard.run": turn.runId, "runyard.agent": turn.agent },
     user,
+    ...(opened ? { reopen: turn.reopened } : {}),
   });
   return {
     launcher,
@@ -120,22 +132,7 @@ export async function openSandbox(
   };
 }
 
-/** `chmod -R` of the folder and what it holds, links left alone; a folder that is gone is skipped. */
-async function openTo(folder: string, mode: "a+rwX" | "a+rX"): Promise<void> {
-  const info = await stat(folder).catch(() => undefined);
-  if (!info) return;
-  const write = mode === "a+rwX";
-  const apply = async (path: string, isFolder: boolean, current: number) => {
-    const executable = isFolder || (current & 0o111) !== 0;
-    const wanted = current | 0o444 | (write ? 0o222 : 0) | (executable ? 0o111 : 0);
-    if (wanted !== current) await chmod(path, wanted & 0o7777);
-  };
-  await apply(folder, info.isDirectory(), info.mode & 0o7777);
-  if (!info.isDirectory()) return;
-  for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
-    if (entry.isSymbolicLink()) continue;
-    const path = join(entry.parentPath ?? entry.path, entry.name);
-    const current = await stat(path).catch(() => undefined);
-    if (current) await apply(path, entry.isDirectory(), current.mode & 0o7777);
-  }
+function isWithin(path: string, folder: string): boolean {
+  const inside = relative(folder, path);
+  return inside === "" || (!inside.startsWith("..") && !isAbsolute(inside));
 }

@@ -1,12 +1,12 @@
 import { existsSync, realpathSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
-import { type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
+import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
@@ -60,15 +60,28 @@ export class SupervisedAgentTurns implements AgentTurns {
       );
     }
     const state = join(this.options.stateRoot, task.agent);
+    await mkdir(state, { recursive: true, mode: 0o700 });
+    const container = task.sandbox ?? this.options.sandbox?.defaultSandbox;
     // Codex's own home (CODEX_HOME, else ~/.codex) holds the user's config and login: named
     // outright, so a sandbox's private HOME does not hide it, and shown to the turn read-write.
+    // In a container the turn gets a home of its own instead, with the user's config and without
+    // their login (credentials reach a container as env only).
     const userCodexHome = this.options.env.CODEX_HOME ?? join(this.options.env.HOME ?? homedir(), ".codex");
-    const codexHome = existsSync(userCodexHome) ? userCodexHome : undefined;
-    await mkdir(state, { recursive: true, mode: 0o700 });
+    const codexHome =
+      container && task.agent === "codex"
+        ? await containerCodexHome(state, userCodexHome)
+        : existsSync(userCodexHome)
+          ? userCodexHome
+          : undefined;
+    // OpenCode's config folder (XDG_CONFIG_HOME) is the user's ~/.config, which a container has
+    // not: it gets a copy of their opencode folder in the agent's state, as Codex gets its home.
+    const configHome =
+      container && task.agent === "opencode" ? await containerConfigHome(state, this.options.env) : undefined;
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
+    const worktreeGit = await gitFolders(cwd);
     // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only.
     const exposure: ExecExposure = {
-      writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...(await gitFolders(cwd))],
+      writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...worktreeGit],
       readable: [this.options.agentsHome, dirname(path), ...cliPackageRoot(path)].filter((folder) =>
         existsSync(folder),
       ),
@@ -80,7 +93,13 @@ export class SupervisedAgentTurns implements AgentTurns {
       ...agentEnv(this.options.env, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
       [processTagVariable]: tag,
     };
-    const sandboxed = await this.openSandbox(task, cwd, exposure, env, io);
+    const sandboxed = container
+      ? await this.openSandbox(container, task, cwd, exposure, env, io, {
+          // A task's own cwd is the member's folder, never opened; a worktree or chat folder is the runner's.
+          runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
+          reopened: [scratchDir, state],
+        })
+      : undefined;
     if (sandboxed && "problem" in sandboxed) {
       await rm(scratchDir, { recursive: true, force: true });
       return sandboxFailed(sandboxed.problem, sandboxed.hint);
@@ -105,6 +124,7 @@ export class SupervisedAgentTurns implements AgentTurns {
             GIT_COMMITTER_NAME: "runyard",
             GIT_COMMITTER_EMAIL: "runyard@localhost",
             ...(codexHome ? { CODEX_HOME: codexHome } : {}),
+            ...(configHome ? { XDG_CONFIG_HOME: configHome } : {}),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
           },
@@ -144,15 +164,15 @@ export class SupervisedAgentTurns implements AgentTurns {
    * the turn runs as processes, a problem when it cannot have the sandbox it asks for.
    */
   private async openSandbox(
+    sandbox: AgentSandbox,
     task: AgentTask,
     cwd: string,
     exposure: ExecExposure,
     env: Readonly<Record<string, string | undefined>>,
     io: { emit(output: AgentOutput): void },
-  ): Promise<OpenSandbox | { problem: string; hint: string } | undefined> {
+    folders: { runnerMade: string[]; reopened: string[] },
+  ): Promise<OpenSandbox | { problem: string; hint: string }> {
     const settings = this.options.sandbox;
-    const sandbox = task.sandbox ?? settings?.defaultSandbox;
-    if (!sandbox) return undefined;
     if (!settings) {
       return {
         problem: "this task asks for a sandbox, and this runner has no Docker engine to run one",
@@ -167,6 +187,8 @@ export class SupervisedAgentTurns implements AgentTurns {
       runnerEnv: env,
       taskEnv: task.env,
       stateRoot: this.options.stateRoot,
+      agentsHome: this.options.agentsHome,
+      ...folders,
       refused: (destination) =>
         io.emit({
           type: "notice",
@@ -190,6 +212,35 @@ function sandboxFailed(problem: string, hint: string): TurnOutcome {
     memoryPeakBytes: 0,
     cpuMs: 0,
   };
+}
+
+/**
+ * Codex's home for a turn in a container: a folder of the agent's state (its sessions outlive the
+ * turn, for follow-ups) holding a copy of the user's config.toml (their model provider and
+ * endpoint), and never their auth.json.
+ */
+async function containerCodexHome(state: string, userCodexHome: string): Promise<string> {
+  const home = join(state, "codex-home");
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await copyFile(join(userCodexHome, "config.toml"), join(home, "config.toml")).catch(() => {});
+  return home;
+}
+
+/**
+ * The XDG config folder of a turn in a container: a folder of the agent's state holding a copy
+ * of the user's `opencode` config folder (their providers and model).
+ */
+async function containerConfigHome(
+  state: string,
+  runnerEnv: Readonly<Record<string, string | undefined>>,
+): Promise<string> {
+  const home = join(state, "config-home");
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const userConfig = runnerEnv.XDG_CONFIG_HOME ?? join(runnerEnv.HOME ?? homedir(), ".config");
+  await cp(join(userConfig, "opencode"), join(home, "opencode"), { recursive: true, force: true }).catch(
+    () => {},
+  );
+  return home;
 }
 
 /**

@@ -81,8 +81,15 @@ const cases: Case[] = [
   {
     agent: "opencode",
     shell: (command) => ({ toolCalls: [{ name: "bash", input: { command, description: "reach out" } }] }),
-    write: { toolCalls: [{ name: "write", input: { filePath: "hello.py", content: printHello } }] },
-    match: (r) => r.path === "/v1/chat/completions" && hasTools(r),
+    // GPT-5 models get apply_patch rather than write from OpenCode: the shell writes the file.
+    write: {
+      toolCalls: [
+        { name: "bash", input: { command: "printf 'print(\"hello\")\\n' > hello.py", description: "write" } },
+      ],
+    },
+    // With OPENAI_BASE_URL set on the runner (not in the task), OpenCode's own openai provider
+    // talks the Responses API.
+    match: (r) => r.path === "/v1/responses" && hasTools(r),
     env: (model) => ({ OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey }),
   },
   {
@@ -180,10 +187,15 @@ describe.skipIf(missing)("sandboxed agents", () => {
       const finished = events.at(-1);
       if (finished?.type !== "run.finished") throw new Error("no run.finished");
       const said = events
-        .filter((e) => e.type === "notice" || e.type === "step.output")
-        .map((e) => ("message" in e ? e.message : "data" in e ? e.data : ""))
-        .join("");
-      expect(finished.status, `${JSON.stringify(finished.error)}\n${said}`).toBe("success");
+        .filter((e) => e.type === "notice" || e.type === "step.output" || e.type.startsWith("agent."))
+        .map((e) => ("message" in e ? e.message : "data" in e ? e.data : JSON.stringify(e).slice(0, 400)))
+        .join("\n");
+      const asked = model.requests.map(
+        (r) => `${r.path} tools=${hasTools(r)} ${JSON.stringify(r.body).slice(0, 300)}`,
+      );
+      expect(finished.status, `${JSON.stringify(finished.error)}\n${said}\n${asked.join("\n")}`).toBe(
+        "success",
+      );
       const branch = `runyard/${runId}-${c.agent}`;
       expect(finished.agents?.[0]).toMatchObject({ agent: c.agent, pushed: true, branch });
       expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);
