@@ -15,7 +15,7 @@ import type { RunEvent } from "../../src/core/events.js";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { agentBaseImage } from "../helpers/base-images.js";
-import { tempDir } from "../helpers/cli.js";
+import { processesWith, tempDir } from "../helpers/cli.js";
 import { requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
 import {
@@ -218,4 +218,52 @@ describe.skipIf(missing)("sandboxed agents", () => {
       expect(left).toEqual([]);
     });
   });
+  it("cancel stops the agent's container and removes it", async () => {
+    const marker = `runyard-sandboxed-cancel-${Date.now()}`;
+    const model = await startModelServer({
+      conversations: [
+        {
+          match: cases[0]!.match,
+          turns: [
+            {
+              toolCalls: [{ name: "Bash", input: { command: `sleep 600; echo ${marker}`, timeout: 600000 } }],
+            },
+          ],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const cli = clis.claude_code;
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-cancel",
+      env: {
+        PATH: `${cli ? `${dirname(cli)}:` : ""}${process.env.PATH}`,
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-cancel"),
+        ...cases[0]!.env(model),
+      },
+    });
+    try {
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "wait",
+        repo: { url: seedBareRepo(join(root, "cancel.git")), push: true },
+        sandbox: { image },
+      });
+      const id = submitted.body.run_id;
+      const containers = () =>
+        engine.docker.listContainers({ all: true, filters: { label: [`runyard.run=${id}`] } });
+      // The sleep runs once the agent's container is up and the model's tool call has reached it.
+      await waitForRun(server.url, id, () => processesWith(marker).length > 0, 90_000);
+      expect(await containers()).toHaveLength(1);
+      await api(server.url, "POST", `/api/runs/${id}/cancel`);
+      const run = await waitForRun(server.url, id, isFinal, 30_000);
+      expect(run.status).toBe("canceled");
+      expect(await containers()).toEqual([]);
+      expect(processesWith(marker)).toEqual([]);
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 150_000);
 });
