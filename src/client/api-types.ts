@@ -1624,6 +1624,14 @@ export interface operations {
                             network?: string;
                         };
                     };
+                    sandbox?: {
+                        image: string;
+                        memory?: string | number;
+                        cpus?: number;
+                        pids?: number;
+                        /** @enum {string} */
+                        network?: "model-only" | "none";
+                    };
                     /** @default 300 */
                     timeout_secs?: number;
                     /** @default 120 */
