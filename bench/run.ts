@@ -1,4 +1,4 @@
-import { agentRunOverhead, agentRunsAtOnce } from "./agents.js";
+import { agentRunOverhead, agentRunsAtOnce, agentSandboxOverhead } from "./agents.js";
 import { botsSimpleBuild, botsStartToRunning } from "./bots.js";
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
@@ -46,6 +46,8 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   peersFirstByte,
   agentRunOverhead,
   agentRunsAtOnce,
+  // Needs the Docker engine and Claude Code.
+  agentSandboxOverhead,
   // Need the Docker engine and the docker CLI; skipped lines without them.
   botsStartToRunning,
   botsSimpleBuild,
