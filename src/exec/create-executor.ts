@@ -1,5 +1,4 @@
-import { accessSync, constants, existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { accessSync, constants } from "node:fs";
 import { ForkServerLauncher } from "./fork-server.js";
 import { nativeHelperPath } from "./native-helpers.js";
 import { ProcessExecutor } from "./process.js";
