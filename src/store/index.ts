@@ -11,6 +11,7 @@ export type * from "./concurrency-slots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
 export type * from "./fleet.js";
+export type * from "./forges.js";
 export type * from "./hooks.js";
 export type * from "./jobs.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";

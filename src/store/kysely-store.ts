@@ -10,6 +10,7 @@ import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./colu
 import { concurrencySlotsRepo } from "./concurrency-slots.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
+import { forgesRepo } from "./forges.js";
 import { hooksRepo } from "./hooks.js";
 import { jobsRepo } from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
@@ -118,6 +119,7 @@ function storeOver(ctx: StoreContext): Store {
     fleet: fleetRepo(ctx),
     concurrency: concurrencySlotsRepo(ctx),
     hooks: hooksRepo(ctx),
+    forges: forgesRepo(ctx),
     savedWorkflows: savedWorkflowsRepo(ctx),
     schedules: schedulesRepo(ctx),
     async close() {

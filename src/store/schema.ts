@@ -288,6 +288,45 @@ export interface HookDeliveriesTable {
   received_at: string;
 }
 
+/** A code forge's repo whose issues start agent tasks; `tenant_id` is `""` outside any tenant. */
+export interface ForgesTable {
+  id: string;
+  tenant_id: string;
+  kind: string;
+  repo: string;
+  api_url: string;
+  /** The forge API token, sealed with the store's key. */
+  token: string;
+  /** The webhook secret, sealed. */
+  webhook_secret: string;
+  label: string;
+  agent: string;
+  /** JSON: the task settings every run of the forge gets (tests, sandbox, model, timeout). */
+  settings: string;
+  created_at: string;
+  created_by: string | null;
+}
+
+/** One delivery to a forge's webhook (`X-GitHub-Delivery`) and what became of it. */
+export interface ForgeDeliveriesTable {
+  forge_id: string;
+  delivery_id: string;
+  event: string;
+  outcome: string;
+  run_id: string | null;
+  received_at: string;
+}
+
+/** A run a forge's issue started: the issue, and the pull request it opened (once it has). */
+export interface ForgeRunsTable {
+  run_id: string;
+  forge_id: string;
+  issue_number: number;
+  pull_number: number | null;
+  reported: number;
+  created_at: string;
+}
+
 /** One version of a tenant's saved workflow; `tenant_id` is `""` outside any tenant. */
 export interface SavedWorkflowsTable {
   tenant_id: string;
@@ -356,6 +395,9 @@ export interface Database {
   concurrency_slots: ConcurrencySlotsTable;
   hooks: HooksTable;
   hook_deliveries: HookDeliveriesTable;
+  forges: ForgesTable;
+  forge_deliveries: ForgeDeliveriesTable;
+  forge_runs: ForgeRunsTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -4,6 +4,7 @@ import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
 import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
 import type { FleetRepo } from "./fleet.js";
+import type { ForgesRepo } from "./forges.js";
 import type { HooksRepo } from "./hooks.js";
 import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
@@ -55,6 +56,7 @@ export interface Store {
   fleet: FleetRepo;
   concurrency: ConcurrencySlotsRepo;
   hooks: HooksRepo;
+  forges: ForgesRepo;
   savedWorkflows: SavedWorkflowsRepo;
   schedules: SchedulesRepo;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */

@@ -18,6 +18,7 @@ import * as savedWorkflows from "./0014_saved_workflows.js";
 import * as concurrencyAndHooks from "./0015_concurrency_and_hooks.js";
 import * as approvals from "./0016_approvals.js";
 import * as runRollback from "./0017_run_rollback.js";
+import * as forges from "./0018_forges.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -41,6 +42,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0015_concurrency_and_hooks": concurrencyAndHooks,
   "0016_approvals": approvals,
   "0017_run_rollback": runRollback,
+  "0018_forges": forges,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -1,0 +1,78 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import type { Store } from "./types.js";
+
+const secretKey = "forges-test-key-0123456789abcdefghijk";
+
+describe.each(storeBackends)("on $name", (backend) => {
+  let opened: TestStore;
+  let store: Store;
+  let clock = 0;
+
+  beforeEach(async () => {
+    clock = 0;
+    opened = await backend.open({ now: () => new Date(Date.UTC(2026, 0, 1) + clock++ * 1000), secretKey });
+    store = opened.store;
+  });
+
+  afterEach(() => opened.dispose());
+
+  const newForge = (id: string, tenant: string | null = "acme") => ({
+    id,
+    tenant_id: tenant,
+    kind: "github",
+    repo: "acme/app",
+    api_url: "https://api.github.com",
+    label: "runyard",
+    agent: "claude_code",
+    settings: { test: "npm test" },
+    created_by: "tok_a",
+    token: "ghp_forge_token_123",
+    webhook_secret: "whsec-0123456789abcdef",
+  });
+
+  it("stores a forge with its token and webhook secret sealed, shown without them", async () => {
+    const forge = await store.forges.create(newForge("frg_1"));
+    expect(forge).toMatchObject({
+      id: "frg_1",
+      tenant_id: "acme",
+      repo: "acme/app",
+      settings: { test: "npm test" },
+    });
+    expect(JSON.stringify(forge)).not.toContain("ghp_forge_token_123");
+    expect(await store.forges.get("frg_1")).toEqual(forge);
+    expect(await store.forges.secrets("frg_1")).toEqual({
+      token: "ghp_forge_token_123",
+      webhook_secret: "whsec-0123456789abcdef",
+    });
+    await store.forges.create(newForge("frg_2", null));
+    expect((await store.forges.list("acme")).map((f) => f.id)).toEqual(["frg_1"]);
+    expect((await store.forges.list(null)).map((f) => f.id)).toEqual(["frg_2"]);
+    expect((await store.forges.list(undefined)).map((f) => f.id)).toEqual(["frg_1", "frg_2"]);
+  });
+
+  it("records a delivery once, and says what became of the first", async () => {
+    await store.forges.create(newForge("frg_1"));
+    const delivery = { forge_id: "frg_1", delivery_id: "d-1", event: "issues" };
+    expect(await store.forges.recordDelivery(delivery)).toEqual({ first: true });
+    await store.forges.settleDelivery("frg_1", "d-1", "started", "run_1");
+    expect(await store.forges.recordDelivery(delivery)).toEqual({
+      first: false,
+      earlier: { outcome: "started", run_id: "run_1" },
+    });
+  });
+
+  it("finds the newest run of an issue or pull request, and reports a run's end once", async () => {
+    await store.forges.create(newForge("frg_1"));
+    await store.forges.addRun({ run_id: "run_1", forge_id: "frg_1", issue_number: 7, pull_number: null });
+    await store.forges.addRun({ run_id: "run_2", forge_id: "frg_1", issue_number: 7, pull_number: 12 });
+    expect((await store.forges.latestRun("frg_1", { issue: 7 }))?.run_id).toBe("run_2");
+    expect((await store.forges.latestRun("frg_1", { pull: 12 }))?.run_id).toBe("run_2");
+    expect(await store.forges.latestRun("frg_1", { pull: 13 })).toBeUndefined();
+    expect(await store.forges.markReported("run_1", 12)).toBe(true);
+    expect(await store.forges.markReported("run_1", 12)).toBe(false);
+    expect(await store.forges.getRun("run_1")).toMatchObject({ pull_number: 12, reported: true });
+    expect(await store.forges.remove("frg_1")).toBe(true);
+    expect(await store.forges.getRun("run_2")).toBeUndefined();
+  });
+});
