@@ -53,6 +53,10 @@ export const errorTable = {
     status: 400,
     hint: "The server calls addresses inside its own machine or network (loopback, link-local, private ranges) only where its operator lists them: ask for the destination in the server's config file, under `direct_hosts:` for a host's address or `notify_hosts:` for a notify URL.",
   },
+  FORGE_FAILED: {
+    status: 502,
+    hint: "The code forge's API refused or failed a call: check the forge's token and its permissions on the repo (`runyard forge list`).",
+  },
   DIRECT_HOST_FAILED: {
     status: 200,
     hint: "Check the host's address and token (the agent-server's --token), and that `runyard agent-server` runs there; the server's log has the details.",

@@ -1,0 +1,162 @@
+import { RunyardError } from "../core/errors.js";
+import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermission } from "./types.js";
+
+/** GitHub's REST API version runyard speaks (the `X-GitHub-Api-Version` header). */
+const apiVersion = "2022-11-28";
+
+/**
+ * A GitHub repo through its REST API (api.github.com or a GitHub Enterprise server's /api/v3),
+ * with a token that may read the repo's collaborators, open pull requests and comment
+ * (a fine-grained token with Contents, Pull requests and Issues read-write, Metadata read).
+ */
+export class GitHubClient implements ForgeClient {
+  constructor(
+    private readonly apiUrl: string,
+    /** `OWNER/NAME`. */
+    private readonly repo: string,
+    private readonly token: string,
+  ) {}
+
+  async repository(): Promise<{ cloneUrl: string; defaultBranch: string }> {
+    const repo = (await this.call("GET", "")) as { clone_url?: string; default_branch?: string };
+    if (!repo.clone_url) throw this.unexpected("the repository has no clone_url");
+    return { cloneUrl: repo.clone_url, defaultBranch: repo.default_branch ?? "main" };
+  }
+
+  async permission(user: string): Promise<ForgePermission> {
+    try {
+      const answer = (await this.call("GET", `/collaborators/${encodeURIComponent(user)}/permission`)) as {
+        permission?: string;
+        role_name?: string;
+      };
+      const role = answer.role_name ?? answer.permission ?? "none";
+      return (["admin", "maintain", "write", "triage", "read"] as const).find((p) => p === role) ?? "none";
+    } catch (error) {
+      // Not a collaborator of a private repo: GitHub answers 404.
+      if (error instanceof GitHubError && error.githubStatus === 404) return "none";
+      throw error;
+    }
+  }
+
+  async openPullRequest(input: { head: string; base: string; title: string; body: string }) {
+    const pull = (await this.call("POST", "/pulls", input)) as { number?: number; html_url?: string };
+    if (typeof pull.number !== "number") throw this.unexpected("the new pull request has no number");
+    return { number: pull.number, url: pull.html_url ?? "" };
+  }
+
+  async comment(number: number, body: string): Promise<void> {
+    await this.call("POST", `/issues/${number}/comments`, { body });
+  }
+
+  private async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    const url = `${this.apiUrl.replace(/\/$/, "")}/repos/${this.repo}${path}`;
+    const response = await fetch(url, {
+      method,
+      headers: {
+        accept: "application/vnd.github+json",
+        authorization: `Bearer ${this.token}`,
+        "x-github-api-version": apiVersion,
+        "user-agent": "runyard",
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new GitHubError(method, path, response.status, text);
+    return text ? JSON.parse(text) : {};
+  }
+
+  private unexpected(what: string): RunyardError {
+    return new RunyardError("FORGE_FAILED", `GitHub answered ${this.repo} unexpectedly: ${what}`);
+  }
+}
+
+/** A GitHub API call that failed: its status and GitHub's message (never the token). */
+export class GitHubError extends RunyardError {
+  constructor(
+    method: string,
+    path: string,
+    readonly githubStatus: number,
+    body: string,
+  ) {
+    let message = body.slice(0, 300);
+    try {
+      const parsed = JSON.parse(body) as { message?: string; errors?: Array<{ message?: string }> };
+      message = [parsed.message, ...(parsed.errors ?? []).map((e) => e.message)].filter(Boolean).join(": ");
+    } catch {
+      // Not JSON: its first bytes as they are.
+    }
+    super("FORGE_FAILED", `GitHub answered ${method} ${path || "/"} with ${githubStatus}: ${message}`, {
+      hint:
+        githubStatus === 401
+          ? "The forge's token is wrong or expired: remove the forge and add it again with a new token."
+          : githubStatus === 403 || githubStatus === 404
+            ? "The token may lack a permission: it needs Contents, Pull requests and Issues read-write, and Metadata read, on this repo."
+            : "See GitHub's status; the delivery can be sent again from the repo's webhook settings.",
+    });
+  }
+}
+
+interface GitHubUser {
+  login?: string;
+  type?: string;
+}
+
+/**
+ * What a GitHub delivery asks (the `X-GitHub-Event` and its JSON body): an issue labelled with
+ * `label` or commented `/runyard ...` starts a task; a `/runyard` comment or a review comment on
+ * a pull request continues its task. Comments by bots (runyard's own answers among them) are
+ * ignored, so runyard never answers itself.
+ */
+export function githubIntent(event: string, payload: unknown, label: string): ForgeIntent {
+  const body = (payload ?? {}) as {
+    action?: string;
+    label?: { name?: string };
+    issue?: { number?: number; title?: string; body?: string | null; pull_request?: unknown };
+    pull_request?: { number?: number };
+    comment?: { body?: string; user?: GitHubUser };
+    sender?: GitHubUser;
+  };
+  const sender = body.sender?.login ?? "";
+  if (!sender) return { kind: "ignore", why: "the delivery names no sender" };
+  if (body.sender?.type === "Bot" || body.comment?.user?.type === "Bot")
+    return { kind: "ignore", why: "a bot's action" };
+  if (event === "issues") {
+    if (body.action !== "labeled") return { kind: "ignore", why: `issues ${body.action ?? "?"}` };
+    if (body.label?.name !== label)
+      return { kind: "ignore", why: `another label (${body.label?.name ?? "?"})` };
+    const issue = body.issue;
+    if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
+    if (issue.pull_request) return { kind: "ignore", why: "a pull request was labelled, not an issue" };
+    return { kind: "issue", number: issue.number, title: issue.title ?? "", body: issue.body ?? "", sender };
+  }
+  if (event === "issue_comment") {
+    if (body.action !== "created") return { kind: "ignore", why: `issue_comment ${body.action ?? "?"}` };
+    const instruction = commentInstruction(body.comment?.body ?? "");
+    if (instruction === undefined) return { kind: "ignore", why: "the comment does not start with /runyard" };
+    const issue = body.issue;
+    if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
+    if (issue.pull_request) {
+      if (!instruction) return { kind: "ignore", why: "/runyard on a pull request needs an instruction" };
+      return { kind: "pull", number: issue.number, instruction, sender };
+    }
+    return {
+      kind: "issue",
+      number: issue.number,
+      title: issue.title ?? "",
+      body: issue.body ?? "",
+      ...(instruction ? { instruction } : {}),
+      sender,
+    };
+  }
+  if (event === "pull_request_review_comment") {
+    if (body.action !== "created") return { kind: "ignore", why: `review comment ${body.action ?? "?"}` };
+    const number = body.pull_request?.number;
+    const text = (body.comment?.body ?? "").trim();
+    if (typeof number !== "number" || !text)
+      return { kind: "ignore", why: "no pull request or empty comment" };
+    return { kind: "pull", number, instruction: commentInstruction(text) ?? text, sender };
+  }
+  return { kind: "ignore", why: `event ${event || "?"} is not one runyard acts on` };
+}

@@ -1,0 +1,62 @@
+/**
+ * A code forge's side of issue tasks (docs/forges.md): what its webhooks mean, and the calls
+ * runyard makes back. One file per forge (github.ts); the server's forge routes and reporter use
+ * only this interface.
+ */
+
+/** What a delivery asks of runyard, once its signature matched. */
+export type ForgeIntent =
+  /** Start a task on an issue: labelled, or commented `/runyard ...`. */
+  | {
+      kind: "issue";
+      number: number;
+      title: string;
+      body: string;
+      /** The text after `/runyard` in a comment; plain text, never options. */
+      instruction?: string;
+      /** Who asked: their permission on the repo is checked before anything starts. */
+      sender: string;
+    }
+  /** Continue the task of a pull request runyard opened: a review comment or `/runyard ...` on it. */
+  | { kind: "pull"; number: number; instruction: string; sender: string }
+  /** Nothing for runyard (another label, a comment without the command, a bot's own comment). */
+  | { kind: "ignore"; why: string };
+
+/** A user's permission on the repo, as the forge reports it. */
+export type ForgePermission = "admin" | "maintain" | "write" | "triage" | "read" | "none";
+
+export interface ForgeClient {
+  /** The repo's clone URL (https) and default branch. */
+  repository(): Promise<{ cloneUrl: string; defaultBranch: string }>;
+  permission(user: string): Promise<ForgePermission>;
+  /** Opens a pull request; answers its number and web URL. */
+  openPullRequest(input: {
+    head: string;
+    base: string;
+    title: string;
+    body: string;
+  }): Promise<{ number: number; url: string }>;
+  /** Comments on an issue or pull request. */
+  comment(number: number, body: string): Promise<void>;
+}
+
+/** Who may start work: those who may push to the repo. */
+export function mayStartWork(permission: ForgePermission): boolean {
+  return permission === "admin" || permission === "maintain" || permission === "write";
+}
+
+/** The command a comment starts with; the rest of the comment is the instruction, as text. */
+export const commentCommand = "/runyard";
+
+/**
+ * The instruction of a comment that starts with `/runyard` (undefined when it does not): the
+ * whole rest of the comment, as text. Nothing in it is read as an option: `/runyard --push x`
+ * asks the agent for "--push x".
+ */
+export function commentInstruction(body: string): string | undefined {
+  const trimmed = body.trimStart();
+  if (!trimmed.startsWith(commentCommand)) return undefined;
+  const rest = trimmed.slice(commentCommand.length);
+  if (rest !== "" && !/^\s/.test(rest)) return undefined; // `/runyardx` is another word
+  return rest.trim();
+}
