@@ -54,7 +54,7 @@ export const errorTable = {
     hint: "The server calls addresses inside its own machine or network (loopback, link-local, private ranges) only where its operator lists them: ask for the destination in the server's config file, under `direct_hosts:` for a host's address or `notify_hosts:` for a notify URL.",
   },
   FORGE_FAILED: {
-    status: 502,
+    status: 500,
     hint: "The code forge's API refused or failed a call: check the forge's token and its permissions on the repo (`runyard forge list`).",
   },
   DIRECT_HOST_FAILED: {

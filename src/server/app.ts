@@ -16,6 +16,7 @@ import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botRoutes } from "./routes/bots.js";
+import { forgeRoutes } from "./routes/forges.js";
 import { hookRoutes } from "./routes/hooks.js";
 import { rerunRoutes } from "./routes/rerun.js";
 import { runLogRoutes } from "./routes/run-log.js";
@@ -146,6 +147,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     workflowRoutes(api, deps);
     scheduleRoutes(api, deps);
     hookRoutes(api, deps);
+    forgeRoutes(api, deps);
     metricsRoutes(api, metrics);
   });
   app.register(webUiRoutes);

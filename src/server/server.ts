@@ -17,6 +17,7 @@ import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
+import { ForgeReporter } from "./forges/forge-reporter.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { LoginLimiter } from "./identity/login-limiter.js";
 import { Revocations } from "./identity/revocations.js";
@@ -318,11 +319,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = typeof address === "object" && address ? address.port : options.port;
   url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   logger.info({ url, replica: replica.id, leader: replica.isLeader }, "server listening");
+  // Tells code forges how the runs their issues started ended (pull requests, comments).
+  const forgeReporter = new ForgeReporter(store, bus, logger, url);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       stopRelay();
+      forgeReporter.close();
       await scheduler.stop();
       await hub.close();
       await app.close();

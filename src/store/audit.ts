@@ -24,6 +24,8 @@ export type AuditAction =
   | "workflow.save"
   | "workflow.rm"
   | "hook.create"
+  | "forge.add"
+  | "forge.rm"
   | "hook.rm";
 
 export type AuditOutcome = "ok" | "denied" | "failed";

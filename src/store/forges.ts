@@ -228,6 +228,15 @@ async function markReported(ctx: StoreContext, runId: string, pullNumber: number
   return result.numUpdatedRows > 0n;
 }
 
+/** The pull request a run opened: comments there continue it. */
+async function setPull(ctx: StoreContext, runId: string, pullNumber: number): Promise<void> {
+  await ctx.db
+    .updateTable("forge_runs")
+    .set({ pull_number: pullNumber })
+    .where("run_id", "=", runId)
+    .execute();
+}
+
 /** Code forges (GitHub repos) whose issues start agent tasks, their deliveries and runs. */
 export interface ForgesRepo {
   create(input: NewForge): Promise<ForgeRecord>;
@@ -253,6 +262,7 @@ export interface ForgesRepo {
   getRun(runId: string): Promise<ForgeRun | undefined>;
   latestRun(forgeId: string, number: { issue: number } | { pull: number }): Promise<ForgeRun | undefined>;
   markReported(runId: string, pullNumber: number | null): Promise<boolean>;
+  setPull(runId: string, pullNumber: number): Promise<void>;
 }
 
 export function forgesRepo(ctx: StoreContext): ForgesRepo {
@@ -269,5 +279,6 @@ export function forgesRepo(ctx: StoreContext): ForgesRepo {
     getRun: (runId) => getRun(ctx, runId),
     latestRun: (forgeId, number) => latestRun(ctx, forgeId, number),
     markReported: (runId, pullNumber) => markReported(ctx, runId, pullNumber),
+    setPull: (runId, pullNumber) => setPull(ctx, runId, pullNumber),
   };
 }

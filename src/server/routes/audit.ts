@@ -29,6 +29,8 @@ export const auditActions = [
   "workflow.rm",
   "hook.create",
   "hook.rm",
+  "forge.add",
+  "forge.rm",
 ] as const satisfies readonly AuditAction[];
 
 const AuditQuery = z.object({

@@ -37,7 +37,7 @@ export function agentJobId(runId: string, agent: string): string {
  */
 export class AgentRuns implements RunKindModule {
   constructor(
-    private readonly store: Pick<Store, "runs" | "jobs" | "runners" | "secrets">,
+    private readonly store: Pick<Store, "runs" | "jobs" | "runners" | "secrets" | "forges">,
     private readonly queue: JobQueue,
     private readonly repoRoutes: RepoRoute[] = [],
     /** `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd. */
@@ -202,7 +202,8 @@ export class AgentRuns implements RunKindModule {
   ): Promise<AgentJobResult> {
     const runId = run.record.id;
     const env = { ...spec.env, ...secretValues };
-    const gitToken = gitTokenNames.map((name) => env[name]).find((value) => value);
+    const forgeToken = spec.forge_id ? (await this.store.forges.secrets(spec.forge_id))?.token : undefined;
+    const gitToken = forgeToken ?? gitTokenNames.map((name) => env[name]).find((value) => value);
     for (const name of gitTokenNames) delete env[name];
     const earlier = spec.follow_up?.agents[agent];
     const task: AgentTask = {

@@ -163,6 +163,8 @@ export const AgentRunSpec = z.object({
   group: z.string().optional(),
   labels: z.array(z.string()),
   follow_up: AgentFollowUp.optional(),
+  /** A code forge's run (docs/forges.md): the forge's token is its git token. Set by the server only. */
+  forge_id: z.string().optional(),
 });
 export type AgentRunSpec = z.infer<typeof AgentRunSpec>;
 

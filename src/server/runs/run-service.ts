@@ -8,7 +8,7 @@ import type { EventBus } from "../event-bus.js";
 import type { JobQueue } from "../job-queue.js";
 import { RunSink } from "../run-sink.js";
 import type { AgentRuns } from "./agent-runs.js";
-import type { SubmitAgentRunBody } from "./agent-spec.js";
+import type { AgentRunSpec, SubmitAgentRunBody } from "./agent-spec.js";
 import type { BotRuns, BotStarter } from "./bot-runs.js";
 import type { StartBotBody } from "./bot-spec.js";
 import { finishedPatch, RunProjection } from "./projection.js";
@@ -92,6 +92,21 @@ export class RunService {
   /** Validates and queues an agent run (one agent, or a fan-out). */
   async submitAgent(body: SubmitAgentRunBody, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
     return this.submit("agent", await this.agents().prepare(body, owner), owner, origin);
+  }
+
+  /**
+   * Queues an agent run a code forge's issue asked for: as `submitAgent`, and its git token is
+   * the forge's own (docs/forges.md), which no submitted body can name.
+   */
+  async submitForgeAgent(
+    body: SubmitAgentRunBody,
+    forgeId: string,
+    owner: RunOwner,
+    origin: RunOrigin,
+  ): Promise<RunRecord> {
+    const prepared = await this.agents().prepare(body, owner);
+    const spec = { ...(prepared.spec as AgentRunSpec), forge_id: forgeId };
+    return this.submit("agent", { ...prepared, spec }, owner, origin);
   }
 
   /** Queues the next turn of a finished agent run: its agents resume their sessions. */

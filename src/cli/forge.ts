@@ -1,0 +1,114 @@
+import { RunyardError } from "../core/errors.js";
+import type { CliContext } from "./context.js";
+import { apiClient } from "./runs.js";
+import { printable, table } from "./table.js";
+
+interface ForgeView {
+  id: string;
+  kind: string;
+  repo: string;
+  api_url: string;
+  label: string;
+  agent: string;
+  webhook_url: string;
+  settings: Record<string, unknown>;
+}
+
+export interface ForgeAddFlags {
+  repo: string;
+  url?: string;
+  secretStdin?: boolean;
+  label?: string;
+  agent?: string;
+  test?: string;
+  sandbox?: string;
+  json?: boolean;
+}
+
+/**
+ * `runyard forge add github --repo OWNER/NAME --secret-stdin [--url API] [--label runyard]
+ * [--agent claude_code]`: the forge's token comes from stdin, never argv (which `ps` shows);
+ * prints the webhook's URL and its secret, once, to paste into the repo's webhook settings.
+ */
+export async function forgeAdd(kind: string, flags: ForgeAddFlags, ctx: CliContext): Promise<number> {
+  if (!flags.secretStdin) {
+    throw new RunyardError("USAGE", "the forge's token is read from standard input: add --secret-stdin", {
+      hint: 'Pipe it in: `printf %s "$GITHUB_TOKEN" | runyard forge add github --repo OWNER/NAME --secret-stdin` (a token on the command line would show in `ps`).',
+    });
+  }
+  const token = await readToken(ctx.stdin);
+  const api = apiClient(ctx);
+  const forge = await api.request<ForgeView & { webhook_secret: string }>("POST", "/api/forges", {
+    kind,
+    repo: flags.repo,
+    token,
+    ...(flags.url ? { api_url: flags.url } : {}),
+    ...(flags.label ? { label: flags.label } : {}),
+    ...(flags.agent ? { agent: flags.agent } : {}),
+    ...(flags.test ? { test: flags.test } : {}),
+    ...(flags.sandbox ? { sandbox_image: flags.sandbox } : {}),
+  });
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(forge)}\n`);
+    return 0;
+  }
+  const url = new URL(forge.webhook_url, api.baseUrl).href;
+  ctx.stdout.write(
+    `forge ${forge.id}: ${forge.repo} (${forge.kind}), agent ${forge.agent}, label ${forge.label}\n`,
+  );
+  ctx.stdout.write(`webhook URL:    ${url}\n`);
+  ctx.stdout.write(`webhook secret: ${forge.webhook_secret}\n`);
+  ctx.stderr.write(
+    "the secret is shown this once. In the repo's Settings > Webhooks, add the URL (content type application/json) and the secret, with the events Issues, Issue comments and Pull request review comments\n",
+  );
+  return 0;
+}
+
+async function readToken(stdin: CliContext["stdin"]): Promise<string> {
+  const hint =
+    'Pipe it in: `printf %s "$GITHUB_TOKEN" | runyard forge add github --repo OWNER/NAME --secret-stdin`.';
+  if (stdin.isTTY)
+    throw new RunyardError("USAGE", "--secret-stdin reads the token from stdin, and stdin is a terminal", {
+      hint,
+    });
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  const token = Buffer.concat(chunks).toString("utf8").trim();
+  if (!token) throw new RunyardError("USAGE", "no token on stdin", { hint });
+  return token;
+}
+
+/** `runyard forge list`: the forges of your tenant, never their tokens or secrets. */
+export async function forgeList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const api = apiClient(ctx);
+  const { forges } = await api.request<{ forges: ForgeView[] }>("GET", "/api/forges");
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(forges)}\n`);
+    return 0;
+  }
+  if (forges.length === 0) {
+    ctx.stdout.write(
+      "no forges yet; add one with `runyard forge add github --repo OWNER/NAME --secret-stdin`\n",
+    );
+    return 0;
+  }
+  const rows = [["ID", "REPO", "AGENT", "LABEL", "WEBHOOK URL"]];
+  for (const forge of forges) {
+    rows.push([
+      forge.id,
+      printable(forge.repo),
+      forge.agent,
+      printable(forge.label),
+      new URL(forge.webhook_url, api.baseUrl).href,
+    ]);
+  }
+  ctx.stdout.write(`${table(rows)}\n`);
+  return 0;
+}
+
+/** `runyard forge rm ID`. */
+export async function forgeRemove(id: string, ctx: CliContext): Promise<number> {
+  await apiClient(ctx).request("DELETE", `/api/forges/${encodeURIComponent(id)}`);
+  ctx.stdout.write(`forge ${id} removed\n`);
+  return 0;
+}

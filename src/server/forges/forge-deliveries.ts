@@ -1,0 +1,150 @@
+import { RunyardError } from "../../core/errors.js";
+import { type ForgeIntent, mayStartWork } from "../../forges/types.js";
+import type { ForgeRecord } from "../../store/index.js";
+import type { ServerDeps } from "../deps.js";
+import type { RunOwner } from "../runs/run-service.js";
+import { forgeClient, forgeIntent } from "./forge-clients.js";
+
+/** What became of a delivery whose signature matched. */
+export interface DeliveryOutcome {
+  outcome: "started" | "ignored" | "refused" | "duplicate";
+  note: string;
+  run_id: string | null;
+}
+
+/**
+ * Acts on a signed delivery of `forge`: once per delivery id, and only for someone who may push
+ * to the repo (asked of the forge). An issue starts an agent task on the repo with the issue as
+ * the task; a comment on a pull request runyard opened continues that task's session on the same
+ * branch. The text of a comment is the agent's instruction and nothing else.
+ */
+export async function actOnDelivery(
+  deps: Pick<ServerDeps, "store" | "runs" | "quotas">,
+  forge: ForgeRecord,
+  delivery: { id: string; event: string; payload: unknown },
+): Promise<DeliveryOutcome> {
+  const recorded = await deps.store.forges.recordDelivery({
+    forge_id: forge.id,
+    delivery_id: delivery.id,
+    event: delivery.event,
+  });
+  if (!recorded.first) {
+    return {
+      outcome: "duplicate",
+      note: `delivery ${delivery.id} was received before (${recorded.earlier?.outcome ?? "received"}): nothing new starts`,
+      run_id: recorded.earlier?.run_id ?? null,
+    };
+  }
+  const settle = async (result: DeliveryOutcome): Promise<DeliveryOutcome> => {
+    await deps.store.forges.settleDelivery(
+      forge.id,
+      delivery.id,
+      `${result.outcome}: ${result.note}`,
+      result.run_id,
+    );
+    return result;
+  };
+  const intent = forgeIntent(forge, delivery.event, delivery.payload);
+  if (intent.kind === "ignore") return settle({ outcome: "ignored", note: intent.why, run_id: null });
+  const client = await forgeClient(deps.store, forge);
+  const permission = await client.permission(intent.sender);
+  if (!mayStartWork(permission)) {
+    return settle({
+      outcome: "refused",
+      note: `${intent.sender} has ${permission} access to ${forge.repo}; only those who may push start work`,
+      run_id: null,
+    });
+  }
+  const owner: RunOwner = { tenantId: forge.tenant_id, tokenId: forge.created_by };
+  await deps.quotas.checkSubmit({
+    kind: "user",
+    role: "member",
+    tenant_id: forge.tenant_id,
+    user_id: null,
+    username: null,
+    token_id: null,
+    session_id: null,
+    session_expires_at: null,
+    run_id: null,
+  });
+  const origin = { trigger: "forge" as const, ref: `${forge.repo}#${intent.number}` };
+  if (intent.kind === "pull") {
+    const earlier = await deps.store.forges.latestRun(forge.id, { pull: intent.number });
+    if (!earlier) {
+      return settle({
+        outcome: "ignored",
+        note: `pull request #${intent.number} was not opened by runyard`,
+        run_id: null,
+      });
+    }
+    const run = await deps.runs.submitFollowUp(earlier.run_id, intent.instruction, owner, origin);
+    await deps.store.forges.addRun({
+      run_id: run.id,
+      forge_id: forge.id,
+      issue_number: earlier.issue_number,
+      pull_number: intent.number,
+    });
+    return settle({
+      outcome: "started",
+      note: `follow-up on pull request #${intent.number}`,
+      run_id: run.id,
+    });
+  }
+  const run = await startIssueTask(deps, forge, intent, owner, origin, (await client.repository()).cloneUrl);
+  return settle({ outcome: "started", note: `task for issue #${intent.number}`, run_id: run });
+}
+
+async function startIssueTask(
+  deps: Pick<ServerDeps, "store" | "runs">,
+  forge: ForgeRecord,
+  intent: Extract<ForgeIntent, { kind: "issue" }>,
+  owner: RunOwner,
+  origin: { trigger: "forge"; ref: string },
+  cloneUrl: string,
+): Promise<string> {
+  const { settings } = forge;
+  const title = intent.title.trim() || `Issue #${intent.number}`;
+  const run = await deps.runs.submitForgeAgent(
+    {
+      kind: "agent",
+      agent: forge.agent,
+      title: title.slice(0, 200),
+      description: [
+        `Issue #${intent.number} of ${forge.repo}: ${title}`,
+        intent.body.trim(),
+        ...(intent.instruction ? [`Asked in a comment: ${intent.instruction}`] : []),
+      ]
+        .filter(Boolean)
+        .join("\n\n"),
+      acceptance_criteria: [],
+      extra_args: [],
+      env: {},
+      secrets: [],
+      repo: { url: cloneUrl, branch: `runyard/issue-${intent.number}`, push: true },
+      ...(settings.test ? { tests: { command: settings.test } } : {}),
+      ...(settings.sandbox_image ? { sandbox: { image: settings.sandbox_image } } : {}),
+      ...(settings.model ? { model: settings.model } : {}),
+      timeout_secs: settings.timeout_secs ?? 1800,
+      stall_secs: 120,
+      ...(settings.group ? { group: settings.group } : {}),
+      labels: [],
+    },
+    forge.id,
+    owner,
+    origin,
+  );
+  await deps.store.forges.addRun({
+    run_id: run.id,
+    forge_id: forge.id,
+    issue_number: intent.number,
+    pull_number: null,
+  });
+  return run.id;
+}
+
+/** A forge the caller named, as the webhook route refuses a missing one (401, as a bad signature). */
+export function unknownForge(): RunyardError {
+  return new RunyardError("UNAUTHORIZED", "the delivery's x-hub-signature-256 does not match its body", {
+    hint: "Check the webhook's URL (`runyard forge list` prints it) and its secret (given once by `runyard forge add`).",
+  });
+}
