@@ -61,6 +61,8 @@ const eventStreamPath = /^\/api\/runs\/([^/]+)\/(?:events|log)$/;
  * signature against the hook's secret before anything else. No other route is let through.
  */
 const hookDeliveryPath = /^\/api\/hooks\/[^/]+$/;
+/** A forge's webhook delivery (`POST /api/forges/ID/webhook`): signed, as a hook's. */
+const forgeDeliveryPath = /^\/api\/forges\/[^/]+\/webhook$/;
 
 /**
  * The one route a runner token opens besides the runner socket: a runner uploads the artifacts of
@@ -123,7 +125,7 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
     // The runner socket takes runner tokens only; its route checks them (runnerTokenOf).
     if (path === runnerSocketPath && request.method === "GET") return;
-    if (request.method === "POST" && hookDeliveryPath.test(path)) return;
+    if (request.method === "POST" && (hookDeliveryPath.test(path) || forgeDeliveryPath.test(path))) return;
     // A path no route serves is a 404 with or without a token: the routes are public
     // (/openapi.json), so saying one does not exist tells nothing a token would hide.
     if (request.is404) return;

@@ -113,6 +113,7 @@ describe("GET /openapi.json", () => {
           "POST /api/auth/login",
           // A webhook delivery: its signature, not a token, is the credential.
           "POST /api/hooks/{name}",
+          "POST /api/forges/{id}/webhook",
         ].includes(name),
       );
       if (!isPublic) {

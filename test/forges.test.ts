@@ -1,0 +1,226 @@
+/**
+ * Issue tasks end to end: a real server and runner, the built-in agent loop against the scripted
+ * model server, and the scripted GitHub (its REST API, git over smart HTTP, signed webhooks). A
+ * labelled issue ends as a pull request with the result table, a review comment as a new commit
+ * on it; a forged signature, a replayed delivery and a comment from a reader start nothing; a
+ * failed task comments its typed error and pushes nothing.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ForgeIssue, type ScriptedForge, startScriptedForge } from "./forge-server/server.js";
+import { runCli, tempDir } from "./helpers/cli.js";
+import {
+  adminToken,
+  api,
+  isFinal,
+  type Proc,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+import { type ModelServer, startModelServer, type Turn } from "./model-server/server.js";
+
+const botToken = "ghp_runyard_bot_token_77aa";
+let forge: ScriptedForge;
+let server: TestServer;
+let runner: Proc;
+let model: ModelServer;
+let forgeId = "";
+let webhookUrl = "";
+let webhookSecret = "";
+let bare = "";
+
+const writeHello = (content: string): Turn[] => [
+  { toolCalls: [{ name: "write_file", input: { path: "hello.py", content } }] },
+  { text: "Wrote hello.py." },
+];
+const gitOut = (...args: string[]) =>
+  spawnSync("git", ["--git-dir", bare, ...args], { encoding: "utf8" }).stdout;
+
+beforeAll(async () => {
+  const root = tempDir("runyard-forges-");
+  forge = await startScriptedForge(root);
+  bare = forge.createRepo("acme/app", { "README.md": "app\n" });
+  forge.addToken(botToken, "runyard-bot");
+  forge.setPermission("runyard-bot", "write");
+  forge.setPermission("alice", "write");
+  forge.setPermission("carol", "read");
+  model = await startModelServer({ conversations: [{ turns: writeHello('print("hello")\n') }] });
+  server = await startTestServer();
+  runner = await startRunner(server.url, await runnerToken(server.url), {
+    id: "forge-runner",
+    env: {
+      OPENAI_BASE_URL: `${model.url}/v1`,
+      OPENAI_API_KEY: "sk-forge-test",
+      RUNYARD_WORKSPACE_DIR: join(root, "ws"),
+    },
+  });
+  const added = await runCli(
+    [
+      "forge",
+      "add",
+      "github",
+      "--repo",
+      "acme/app",
+      "--url",
+      forge.url,
+      "--secret-stdin",
+      "--agent",
+      "openai",
+      "--test",
+      "python3 hello.py | grep -qx hello",
+      "--server",
+      server.url,
+      "--json",
+    ],
+    { input: botToken, env: { RUNYARD_TOKEN: adminToken } },
+  );
+  expect(added.code, added.stderr).toBe(0);
+  const created = JSON.parse(added.stdout) as { id: string; webhook_url: string; webhook_secret: string };
+  forgeId = created.id;
+  webhookUrl = new URL(created.webhook_url, server.url).href;
+  webhookSecret = created.webhook_secret;
+}, 120_000);
+
+afterAll(async () => {
+  await runner?.kill();
+  await server?.proc.kill();
+  await model?.stop();
+  await forge?.close();
+});
+
+async function startedRun(delivery: { status: number; body: string }): Promise<string> {
+  expect(delivery.status, delivery.body).toBe(202);
+  const answer = JSON.parse(delivery.body) as { outcome: string; run_id: string | null };
+  expect(answer.outcome, delivery.body).toBe("started");
+  return answer.run_id as string;
+}
+
+describe("tasks from a forge's issues", () => {
+  let issue: ForgeIssue;
+  let pull: ForgeIssue | undefined;
+
+  it("a labelled issue ends as a pull request with the result table, and a comment on the issue", async () => {
+    issue = forge.createIssue("acme/app", { title: "Add hello.py", body: "It prints hello.", user: "alice" });
+    const runId = await startedRun(
+      await forge.deliver(
+        webhookUrl,
+        webhookSecret,
+        "issues",
+        forge.payloads.labeled("acme/app", issue, "runyard", "alice"),
+      ),
+    );
+    const run = await waitForRun(server.url, runId, isFinal, 120_000);
+    expect(run.status).toBe("success");
+    await waitFor(() => forge.comments.some((c) => c.issue === issue.number));
+    pull = forge.issues.find((i) => i.pull?.head === `runyard/issue-${issue.number}`);
+    expect(pull?.pull?.base).toBe("main");
+    expect(pull?.body).toContain(`Closes #${issue.number}.`);
+    expect(pull?.body).toMatch(/\| agent \| openai/);
+    expect(pull?.body).toMatch(/\| tests \| success/);
+    expect(pull?.body).toMatch(/\| diff \| 1 files, \+1 -0/);
+    expect(gitOut("show", `runyard/issue-${issue.number}:hello.py`)).toBe('print("hello")\n');
+    const comment = forge.comments.find((c) => c.issue === issue.number);
+    expect(comment?.body).toContain(`Opened #${pull?.number}`);
+  }, 150_000);
+
+  it("a review comment on the pull request is a new commit on its branch, answered with a comment", async () => {
+    if (!pull) throw new Error("no pull request from the first test");
+    // The session resumes with the first turn's two answers: the script's turns 3 and 4 follow them.
+    model.setScript({
+      conversations: [
+        { turns: [...writeHello('print("hello")\n'), ...writeHello('print("hello")\nprint("bye")\n')] },
+      ],
+    });
+    const before = gitOut("rev-list", "--count", `runyard/issue-${issue.number}`).trim();
+    const runId = await startedRun(
+      await forge.deliver(
+        webhookUrl,
+        webhookSecret,
+        "pull_request_review_comment",
+        forge.payloads.reviewComment("acme/app", pull, "also print bye", "alice"),
+      ),
+    );
+    const followed = await waitForRun(server.url, runId, isFinal, 120_000);
+    expect(followed.status, JSON.stringify(followed)).toBe("success");
+    const number = pull.number;
+    await waitFor(() => forge.comments.some((c) => c.issue === number));
+    expect(Number(gitOut("rev-list", "--count", `runyard/issue-${issue.number}`).trim())).toBe(
+      Number(before) + 1,
+    );
+    expect(gitOut("show", `runyard/issue-${issue.number}:hello.py`)).toContain("bye");
+    expect(forge.comments.find((c) => c.issue === number)?.body).toContain("Pushed a new commit");
+  }, 150_000);
+
+  it("a forged signature, a replayed delivery and a reader's comment start nothing", async () => {
+    const another = forge.createIssue("acme/app", { title: "Another", body: "x", user: "alice" });
+    const payload = forge.payloads.labeled("acme/app", another, "runyard", "alice");
+    const runsBefore = (await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=100")).body.runs
+      .length;
+    const forged = await forge.deliver(webhookUrl, "not-the-secret-0000", "issues", payload);
+    expect(forged.status).toBe(401);
+    const unsigned = await forge.deliver(webhookUrl, undefined, "issues", payload);
+    expect(unsigned.status).toBe(401);
+    // Another forge's id (none here) is refused in the same words.
+    const unknown = await forge.deliver(
+      webhookUrl.replace(forgeId, "frg_nope"),
+      webhookSecret,
+      "issues",
+      payload,
+    );
+    expect(unknown.status).toBe(401);
+    expect(JSON.parse(unknown.body).error.message).toBe(JSON.parse(forged.body).error.message);
+    const reader = await forge.deliver(
+      webhookUrl,
+      webhookSecret,
+      "issue_comment",
+      forge.payloads.comment("acme/app", another, "/runyard --push do it", "carol"),
+    );
+    expect(JSON.parse(reader.body)).toMatchObject({ outcome: "refused", run_id: null });
+    const replayId = "delivery-replayed-1";
+    const first = await forge.deliver(
+      webhookUrl,
+      webhookSecret,
+      "issues",
+      forge.payloads.labeled("acme/app", another, "other-label", "alice"),
+      replayId,
+    );
+    expect(JSON.parse(first.body).outcome).toBe("ignored");
+    const again = await forge.deliver(webhookUrl, webhookSecret, "issues", payload, replayId);
+    expect(JSON.parse(again.body)).toMatchObject({ outcome: "duplicate", run_id: null });
+    const runsAfter = (await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=100")).body.runs
+      .length;
+    expect(runsAfter).toBe(runsBefore);
+  });
+
+  it("a failed task comments its typed error and pushes nothing", async () => {
+    model.setScript({ conversations: [{ turns: [{ text: "I will not write anything." }] }] });
+    const failing = forge.createIssue("acme/app", { title: "Do nothing", body: "x", user: "alice" });
+    const runId = await startedRun(
+      await forge.deliver(
+        webhookUrl,
+        webhookSecret,
+        "issue_comment",
+        forge.payloads.comment("acme/app", failing, "/runyard please", "alice"),
+      ),
+    );
+    expect((await waitForRun(server.url, runId, isFinal, 120_000)).status).toBe("failed");
+    await waitFor(() => forge.comments.some((c) => c.issue === failing.number));
+    const comment = forge.comments.find((c) => c.issue === failing.number);
+    expect(comment?.body).toMatch(/ended \*\*failed\*\*; nothing was pushed/);
+    expect(comment?.body).toMatch(/`AGENT_[A-Z_]+`/);
+    expect(gitOut("branch", "--list", `runyard/issue-${failing.number}`).trim()).toBe("");
+  }, 150_000);
+});
+
+/** The forge hears of a run's end a moment after run.finished is stored. */
+async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("the forge heard nothing");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
