@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 const floors: readonly (readonly string[])[] = [
   ["core"],
   ["workflow", "exec", "store"],
-  ["agents", "workspace", "bots", "direct"],
+  ["agents", "workspace", "bots", "direct", "forges"],
   ["runner"],
   ["server", "client"],
   // Files directly in src/ (index.ts) are the package's entry, like the CLI.

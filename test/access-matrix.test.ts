@@ -707,6 +707,67 @@ const rows: Row[] = [
     expect: everyone(401),
   },
   {
+    route: "POST /api/forges",
+    what: "a forge repo of the caller's tenant (on github.com; another API only for a platform admin)",
+    request: async () => ({
+      url: "/api/forges",
+      body: { kind: "github", repo: "acme/app", token: "ghp_matrix" },
+    }),
+    expect: anyUser(201),
+    check: (caller, body) => {
+      expect(body.tenant_id, caller).toBe(
+        { memberA: "A", memberB: "B", tokenB: "B", adminA: "A" }[caller as "memberA"] ?? null,
+      );
+      expect(JSON.stringify(body), "the token is never answered").not.toContain("ghp_matrix");
+    },
+  },
+  {
+    route: "POST /api/forges",
+    what: "a forge on another API than github.com: the server would call it, so only a platform admin may",
+    request: async () => ({
+      url: "/api/forges",
+      body: { kind: "github", repo: "acme/app", token: "ghp_matrix", api_url: "http://10.0.0.5:8080" },
+    }),
+    expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 201, outside: 403 }),
+  },
+  {
+    route: "GET /api/forges",
+    what: "the caller's tenant's forges (an admin token: every tenant's)",
+    request: async () => ({ url: "/api/forges" }),
+    expect: anyUser(200),
+    check: (caller, body) => {
+      const tenant = { memberA: "A", memberB: "B", adminA: "A" }[caller as "memberA"];
+      if (tenant) for (const forge of body.forges) expect(forge.tenant_id, caller).toBe(tenant);
+      expect(JSON.stringify(body)).not.toContain("ghp_matrix");
+    },
+  },
+  {
+    route: "DELETE /api/forges/{id}",
+    what: "tenant A's forge",
+    request: async () => {
+      const forge = await ok("POST", "/api/forges", credentials.memberA, {
+        kind: "github",
+        repo: "acme/app",
+        token: "ghp_matrix",
+      });
+      return { url: `/api/forges/${forge.id}` };
+    },
+    expect: ofTenantA(200),
+  },
+  {
+    route: "POST /api/forges/{id}/webhook",
+    what: "a delivery: its signature is its only credential, and no token stands for it",
+    request: async () => {
+      const forge = await ok("POST", "/api/forges", credentials.memberA, {
+        kind: "github",
+        repo: "acme/app",
+        token: "ghp_matrix",
+      });
+      return { url: `/api/forges/${forge.id}/webhook`, body: { action: "labeled" } };
+    },
+    expect: everyone(401),
+  },
+  {
     route: "GET /metrics",
     what: "spans every tenant: an admin token or a user token outside any tenant",
     request: async () => ({ url: "/metrics" }),

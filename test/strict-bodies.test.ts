@@ -351,6 +351,28 @@ const cases: Case[] = [
     token: () => adminToken,
     body: {},
   },
+  {
+    method: "POST",
+    route: "/api/forges",
+    url: () => "/api/forges",
+    token: () => adminToken,
+    body: { kind: "github", repo: "acme/app", token: "ghp_strict" },
+    status: 201,
+  },
+  {
+    method: "DELETE",
+    route: "/api/forges/{id}",
+    url: async () => {
+      const added = await call("POST", "/api/forges", adminToken, {
+        kind: "github",
+        repo: "acme/app",
+        token: "ghp_strict",
+      });
+      return `/api/forges/${added.body.id}`;
+    },
+    token: () => adminToken,
+    body: {},
+  },
   { method: "GET", route: "/api/runs", url: () => "/api/runs?limit=5", token: () => adminToken },
   { method: "GET", route: "/api/runners", url: () => "/api/runners", token: () => adminToken },
   { method: "GET", route: "/api/workflows", url: () => "/api/workflows", token: () => adminToken },
@@ -407,7 +429,8 @@ describe("strict request bodies", () => {
         const content = operation.requestBody?.content;
         if (content && !("application/json" in content)) continue;
         // A webhook delivery's body is the sender's, taken as signed: runyard names none of its fields.
-        if (method === "post" && path === "/api/hooks/{name}") continue;
+        if (method === "post" && (path === "/api/hooks/{name}" || path === "/api/forges/{id}/webhook"))
+          continue;
         if (["post", "put", "patch", "delete"].includes(method))
           withBody.push(`${method.toUpperCase()} ${path}`);
       }

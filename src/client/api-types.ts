@@ -873,6 +873,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/forges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The forges of the caller's tenant
+         * @description A platform admin sees every tenant's. Never a token or secret.
+         */
+        get: operations["listForges"];
+        put?: never;
+        /**
+         * Add a forge repo whose labelled issues and /runyard comments start agent tasks
+         * @description The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests, comments): an API other than https://api.github.com (a GitHub Enterprise server) may be named by a platform admin only, as members may not point the server at addresses of its own network.
+         */
+        post: operations["addForge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/forges/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a forge
+         * @description Its webhook deliveries are refused from then on; runs it started stay. Another tenant's is 404.
+         */
+        delete: operations["removeForge"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -907,6 +951,26 @@ export interface paths {
          */
         put: operations["uploadArtifact"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/forges/{id}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A forge's webhook delivery (no token: the signature is the credential)
+         * @description Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id again starts nothing. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.
+         */
+        post: operations["deliverForgeWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1165,7 +1229,7 @@ export interface components {
             status?: "failure";
             error: {
                 /** @enum {string} */
-                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -1191,7 +1255,7 @@ export interface components {
             tenant_id: string | null;
             address: string | null;
             /** @enum {string} */
-            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm";
+            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
             target: string | null;
             /** @enum {string} */
             outcome: "ok" | "denied" | "failed";
@@ -1222,6 +1286,25 @@ export interface components {
             started_at: string | null;
             finished_at: string | null;
             expires_at: string;
+        };
+        Forge: {
+            id: string;
+            tenant_id: string | null;
+            kind: string;
+            repo: string;
+            api_url: string;
+            label: string;
+            agent: string;
+            settings: {
+                test?: string;
+                sandbox_image?: string;
+                model?: string;
+                timeout_secs?: number;
+                group?: string;
+            };
+            webhook_url: string;
+            created_at: string;
+            created_by: string | null;
         };
         Hook: {
             name: string;
@@ -3532,7 +3615,7 @@ export interface operations {
     listAudit: {
         parameters: {
             query?: {
-                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm";
+                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
                 tenant?: string;
                 since?: string;
                 limit?: number;
@@ -5304,6 +5387,218 @@ export interface operations {
             };
         };
     };
+    listForges: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the forges */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        forges: components["schemas"]["Forge"][];
+                    };
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    addForge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    kind: "github";
+                    repo: string;
+                    /**
+                     * Format: uri
+                     * @default https://api.github.com
+                     */
+                    api_url?: string;
+                    token: string;
+                    /** @default runyard */
+                    label?: string;
+                    /**
+                     * @default claude_code
+                     * @enum {string}
+                     */
+                    agent?: "claude_code" | "codex" | "opencode" | "gemini" | "copilot" | "openai";
+                    test?: string;
+                    sandbox_image?: string;
+                    model?: string;
+                    timeout_secs?: number;
+                    group?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the forge */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        tenant_id: string | null;
+                        kind: string;
+                        repo: string;
+                        api_url: string;
+                        label: string;
+                        agent: string;
+                        settings: {
+                            test?: string;
+                            sandbox_image?: string;
+                            model?: string;
+                            timeout_secs?: number;
+                            group?: string;
+                        };
+                        webhook_url: string;
+                        created_at: string;
+                        created_by: string | null;
+                        webhook_secret: string;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    removeForge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the forge is gone */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @enum {boolean} */
+                        removed: true;
+                    };
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getMetrics: {
         parameters: {
             query?: never;
@@ -5431,6 +5726,82 @@ export interface operations {
             };
             /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deliverForgeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description what became of the delivery */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        outcome: "started" | "ignored" | "refused" | "duplicate" | "pong";
+                        note: string;
+                        run_id: string | null;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

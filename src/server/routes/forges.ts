@@ -8,7 +8,7 @@ import { newId } from "../../core/ids.js";
 import type { ForgeRecord } from "../../store/index.js";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { callerOf, submitterId, tenantScope } from "../auth.js";
+import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
 import { forgeKinds } from "../forges/forge-clients.js";
@@ -21,6 +21,8 @@ const deliveryIdPattern = /^[\x21-\x7e]{1,200}$/;
 /** What a delivery to an id with no forge is checked against: random, held by nobody. */
 const unknownForgeSecret = randomBytes(32).toString("hex");
 
+const defaultApiUrl = "https://api.github.com";
+
 const ForgeParams = z.object({ id: z.string().min(1).describe("the forge's id") });
 
 const CreateForgeBody = z.strictObject({
@@ -29,7 +31,7 @@ const CreateForgeBody = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, "repo must be OWNER/NAME, like acme/app")
     .describe("OWNER/NAME"),
-  api_url: z.string().url().default("https://api.github.com").describe("the REST API's base URL"),
+  api_url: z.string().url().default(defaultApiUrl).describe("the REST API's base URL"),
   token: z
     .string()
     .min(1)
@@ -97,18 +99,23 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "addForge",
         summary: "Add a forge repo whose labelled issues and /runyard comments start agent tasks",
         description:
-          "The token is checked against the forge (the repo must answer) and stored sealed, as is the generated webhook secret, answered once.",
+          "The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests, comments): an API other than https://api.github.com (a GitHub Enterprise server) may be named by a platform admin only, as members may not point the server at addresses of its own network.",
         tags: ["forges"],
         body: CreateForgeBody,
         response: {
           201: { description: "the forge", content: { "application/json": { schema: ForgeCreated } } },
-          ...protectedErrorResponses(400),
+          ...protectedErrorResponses(400, 403),
         },
       },
     },
     async (request, reply) => {
       const principal = callerOf(request);
       const body = request.body;
+      if (body.api_url !== defaultApiUrl && !isPlatformAdmin(principal)) {
+        throw new RunyardError("FORBIDDEN", `only a platform admin may add a forge on ${body.api_url}`, {
+          hint: `The server calls a forge's API for every delivery: members' forges use ${defaultApiUrl}; ask a platform admin to add one on a GitHub Enterprise server.`,
+        });
+      }
       const id = newId("frg");
       const webhookSecret = randomBytes(32).toString("hex");
       const forge = await deps.store.forges.create({
