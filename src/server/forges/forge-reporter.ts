@@ -1,6 +1,6 @@
 import type { AgentSummary, RunEvent } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
-import type { ForgeRecord, Store } from "../../store/index.js";
+import type { Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
 import { forgeClient } from "./forge-clients.js";
 
