@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { findAgent } from "../src/agents/availability.js";
 import { claudeCodeAgent, claudeCodeCommand } from "../src/agents/claude-code.js";
 import type { RunEvent } from "../src/core/events.js";
+import type { AgentTask } from "../src/core/jobs/agent.js";
 import { silentLogger } from "../src/core/logger.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { DockerEngine } from "../src/exec/docker-engine.js";
@@ -19,6 +20,7 @@ import { StepJobHandler } from "../src/runner/handlers/step.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import type { RunningServer } from "../src/server/server.js";
 import { Workspaces } from "../src/workspace/workspaces.js";
+import { startScriptedForge } from "../test/forge-server/server.js";
 import { agentBaseImage } from "../test/helpers/base-images.js";
 import { type ModelServer, type Script, startModelServer, type Turn } from "../test/model-server/server.js";
 import { admin, sqliteStore, startBenchServer } from "./server.js";
@@ -85,6 +87,8 @@ async function withAgentRunner<T>(
     /** The runner's own settings for its agents (an endpoint, a key), as its env. */
     env?: Record<string, string>;
     sandbox?: AgentSandboxSettings;
+    /** What `runyard runner` does with its settings before a task starts (applyRunnerSettings). */
+    prepareTask?: (task: AgentTask) => { task: AgentTask; notices: string[] };
   },
   fn: (ctx: AgentRunner) => Promise<T>,
 ): Promise<T> {
@@ -111,6 +115,7 @@ async function withAgentRunner<T>(
       upload: (jobId, name, contentType, content) =>
         uploadArtifact({ serverUrls: [server.url], token: secret, jobId, name, contentType, content }),
       stepRunner,
+      ...(options.prepareTask ? { prepareTask: options.prepareTask } : {}),
       scratchRoot: root,
       cwdRoots: [join(home, "workspaces")],
     });
@@ -494,5 +499,119 @@ export async function agentSandboxOverhead(): Promise<BenchResult[]> {
     });
   } finally {
     await model.stop();
+  }
+}
+
+/**
+ * A forge's webhook -> the run's first agent event, against the same repo task submitted with
+ * POST /api/runs: the built-in loop (no CLI to start) on a repo of the scripted GitHub, the
+ * webhook signed and delivered as GitHub does, the sender's permission asked of the forge's API.
+ * Target: the webhook adds under 1 s (the figure is the seconds added).
+ */
+export async function forgeWebhookToFirstEvent(): Promise<BenchResult[]> {
+  const root = mkdtempSync(join(tmpdir(), "runyard-bench-forge-"));
+  const forge = await startScriptedForge(root);
+  const token = "ghp_bench_forge_token";
+  forge.createRepo("acme/app", { "README.md": "app\n" });
+  forge.addToken(token, "runyard-bot");
+  forge.setPermission("runyard-bot", "write");
+  forge.setPermission("alice", "write");
+  const model: ModelServer = await startModelServer({ conversations: [] });
+  try {
+    const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: "sk-bench" };
+    // As `runyard runner` gives the built-in loop the endpoint of its own env.
+    const prepareTask = (task: AgentTask) => ({
+      task: { ...task, env: { ...env, ...task.env } },
+      notices: [],
+    });
+    return await withAgentRunner(
+      { capacity: 1, path: process.env.PATH ?? "", env, prepareTask },
+      async (ctx) => {
+        const secret = "bench-webhook-secret-0123456789";
+        await ctx.server.store.forges.create({
+          id: "frg_bench",
+          tenant_id: null,
+          kind: "github",
+          repo: "acme/app",
+          api_url: forge.url,
+          label: "runyard",
+          agent: "openai",
+          settings: {},
+          created_by: null,
+          token,
+          webhook_secret: secret,
+        });
+        await ctx.server.store.secrets.set({ tenant_id: null, name: "GITHUB_TOKEN", value: token });
+        const firstEvent = async (runId: string, start: number) => {
+          const events = await ctx.watch.finished(runId);
+          const failure = failureOf(events);
+          if (failure) throw new Error(`forge bench run ${runId} ${failure}`);
+          const first = events.find((e) => e.event.type.startsWith("agent."));
+          if (!first) throw new Error(`forge bench run ${runId} stored no agent event`);
+          return first.at - start;
+        };
+        const script = (): Script => ({
+          conversations: [
+            {
+              turns: [
+                { toolCalls: [{ name: "write_file", input: { path: "note.txt", content: "note\n" } }] },
+                { text: "Wrote note.txt." },
+              ],
+            },
+          ],
+        });
+        const once = async (how: "webhook" | "api"): Promise<number> => {
+          model.setScript(script());
+          const issue = forge.createIssue("acme/app", {
+            title: "Add a note",
+            body: "note.txt",
+            user: "alice",
+          });
+          const start = performance.now();
+          if (how === "webhook") {
+            const delivered = await forge.deliver(
+              `${ctx.server.url}/api/forges/frg_bench/webhook`,
+              secret,
+              "issues",
+              forge.payloads.labeled("acme/app", issue, "runyard", "alice"),
+            );
+            const runId = (JSON.parse(delivered.body) as { run_id?: string }).run_id;
+            if (!runId) throw new Error(`the webhook started no run: ${delivered.status} ${delivered.body}`);
+            return firstEvent(runId, start);
+          }
+          const runId = await submitAgent(ctx.server.url, {
+            agent: "openai",
+            title: issue.title,
+            description: issue.body,
+            repo: { url: forge.gitUrl("acme/app"), branch: `bench/api-${issue.number}`, push: false },
+            secrets: ["GITHUB_TOKEN"],
+          });
+          return firstEvent(runId, start);
+        };
+        await once("webhook");
+        await once("api");
+        const webhook: number[] = [];
+        const api: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          webhook.push(await once("webhook"));
+          api.push(await once("api"));
+        }
+        const ours = median(webhook);
+        const theirs = median(api);
+        return [
+          {
+            name: "forge webhook -> first agent event, seconds added over POST /api/runs",
+            measured: `${ours.toFixed(0)} ms`,
+            baseline: `${theirs.toFixed(0)} ms POST /api/runs`,
+            ratio: Math.max(0, ours - theirs) / 1000,
+            target: "<= 1",
+            note: "the built-in loop (no CLI start) on a repo of the scripted GitHub (git over smart HTTP), in-process server and runner; webhook: a signed `issues labeled` delivery, the sender's permission asked of the forge's API, the clone URL from its repos API; medians of 5 alternating runs after one warm-up each",
+          },
+        ];
+      },
+    );
+  } finally {
+    await model.stop();
+    await forge.close();
   }
 }

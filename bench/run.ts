@@ -1,4 +1,9 @@
-import { agentRunOverhead, agentRunsAtOnce, agentSandboxOverhead } from "./agents.js";
+import {
+  agentRunOverhead,
+  agentRunsAtOnce,
+  agentSandboxOverhead,
+  forgeWebhookToFirstEvent,
+} from "./agents.js";
 import { botsSimpleBuild, botsStartToRunning } from "./bots.js";
 import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
@@ -48,6 +53,8 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   agentRunsAtOnce,
   // Needs the Docker engine and Claude Code.
   agentSandboxOverhead,
+  // The scripted GitHub and the built-in loop: no network, no CLI.
+  forgeWebhookToFirstEvent,
   // Need the Docker engine and the docker CLI; skipped lines without them.
   botsStartToRunning,
   botsSimpleBuild,
