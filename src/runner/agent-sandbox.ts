@@ -1,6 +1,6 @@
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { isAbsolute, join, relative } from "node:path";
-import { modelDestinations } from "../agents/model-endpoints.js";
+import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import type { AgentSandbox } from "../core/jobs/agent.js";
 import { parseMemorySize } from "../core/memory-size.js";
 import { type ContainerEgress, ContainerLauncher, sandboxUser } from "../exec/container-launcher.js";
@@ -53,6 +53,8 @@ export async function openSandbox(
     exposure: ExecExposure;
     runnerEnv: Readonly<Record<string, string | undefined>>;
     taskEnv: Readonly<Record<string, string>>;
+    /** The task's git remote, which an agent may fetch from (pushes stay with the runner). */
+    remote?: string | undefined;
     stateRoot: string;
     /** The runner's `<home>/agents`. */
     agentsHome: string;
@@ -104,7 +106,13 @@ export async function openSandbox(
     // Reached by the container's user, who is not the runner's; the parent stays private.
     await chmod(socketFolder, 0o755);
     const socketPath = join(socketFolder, "egress.sock");
-    const allow = [...modelDestinations(turn.agent, turn.runnerEnv, turn.taskEnv), ...settings.allow];
+    // The remote is the task's (a member's): like a member's model endpoint, public addresses only.
+    const remote = turn.remote ? destinationOf(turn.remote) : undefined;
+    const allow = [
+      ...modelDestinations(turn.agent, turn.runnerEnv, turn.taskEnv),
+      ...(remote ? [{ ...remote, publicOnly: true }] : []),
+      ...settings.allow,
+    ];
     const proxy = await startEgressProxy({ socketPath }, { allow, refused: turn.refused });
     await chmod(socketPath, 0o666);
     egress = { kind: "proxy", forwarder: settings.forwarder, socketFolder, socketName: "egress.sock" };

@@ -186,6 +186,7 @@ export class SupervisedAgentTurns implements AgentTurns {
       exposure,
       runnerEnv: env,
       taskEnv: task.env,
+      remote: task.repo?.url,
       stateRoot: this.options.stateRoot,
       agentsHome: this.options.agentsHome,
       ...folders,
