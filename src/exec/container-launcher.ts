@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { runContainer } from "./container-run.js";
+import { RunningContainers } from "./container-run.js";
 import {
   type ContainerLimits,
   type ContainerMount,
@@ -53,9 +53,11 @@ export interface ContainerLauncherOptions {
  * behave as with a process group; the container is removed however the command ended.
  */
 export class ContainerLauncher implements ProcessLauncher {
-  private readonly running = new Set<string>();
+  private readonly running: RunningContainers;
 
-  constructor(private readonly options: ContainerLauncherOptions) {}
+  constructor(private readonly options: ContainerLauncherOptions) {
+    this.running = new RunningContainers(options.engine);
+  }
 
   async run(request: ExecRequest): Promise<ExecResult> {
     const startedAt = performance.now();
@@ -110,27 +112,18 @@ export class ContainerLauncher implements ProcessLauncher {
     } catch (error) {
       return notStarted(startedAt, "failed", (error as Error).message);
     }
-    let created: string | undefined;
-    try {
-      return await runContainer(this.options.engine, spec, {
-        onOutput: request.onOutput,
-        signal: request.signal,
-        timeoutMs: request.timeoutMs,
-        killGraceMs: request.killGraceMs,
-        onCreated: (id) => {
-          created = id;
-          this.running.add(id);
-        },
-        oomHint: "raise the sandbox's memory (sandbox.memory, like 2g)",
-      });
-    } finally {
-      if (created) this.running.delete(created);
-    }
+    return this.running.run(spec, {
+      onOutput: request.onOutput,
+      signal: request.signal,
+      timeoutMs: request.timeoutMs,
+      killGraceMs: request.killGraceMs,
+      oomHint: "raise the sandbox's memory (sandbox.memory, like 2g)",
+    });
   }
 
   /** Removes the containers still running (the turn or the runner is stopping). */
-  async close(): Promise<void> {
-    await Promise.all([...this.running].map((id) => this.options.engine.remove(id).catch(() => {})));
+  close(): Promise<void> {
+    return this.running.removeAll();
   }
 }
 

@@ -98,6 +98,35 @@ export async function runContainer(
 }
 
 /**
+ * The containers an owner (a step attempt, a sandboxed turn) has running, so that it can remove
+ * them should it be stopped itself before they end.
+ */
+export class RunningContainers {
+  private readonly ids = new Set<string>();
+
+  constructor(private readonly engine: DockerEngine) {}
+
+  async run(spec: ContainerCreateOptions, run: Omit<ContainerRun, "onCreated">): Promise<ExecResult> {
+    let created: string | undefined;
+    try {
+      return await runContainer(this.engine, spec, {
+        ...run,
+        onCreated: (id) => {
+          created = id;
+          this.ids.add(id);
+        },
+      });
+    } finally {
+      if (created) this.ids.delete(created);
+    }
+  }
+
+  async removeAll(): Promise<void> {
+    await Promise.all([...this.ids].map((id) => this.engine.remove(id).catch(() => {})));
+  }
+}
+
+/**
  * Stops a container the way the process executor stops a process group: SIGTERM, then SIGKILL
  * after the grace. Docker's own `stop` takes whole seconds; steps are given milliseconds.
  */

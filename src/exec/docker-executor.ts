@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { StepContainer } from "../core/step-attempt.js";
-import { runContainer } from "./container-run.js";
+import { RunningContainers } from "./container-run.js";
 import {
   type ContainerMount,
   defaultContainerUser,
@@ -177,7 +177,7 @@ function containerUser(cwd: string | undefined): string {
 class DockerAttempt implements ExecAttempt {
   private readonly outputFile: string;
   private readonly outputWatch: OutputFileWatch;
-  private readonly running = new Set<string>();
+  private readonly running: RunningContainers;
   private disposed = false;
 
   constructor(
@@ -192,10 +192,11 @@ class DockerAttempt implements ExecAttempt {
   ) {
     this.outputFile = env.RUNYARD_OUTPUT!;
     this.outputWatch = new OutputFileWatch(this.outputFile);
+    this.running = new RunningContainers(options.engine);
   }
 
   async run(command: AttemptCommand): Promise<ExecResult> {
-    const { engine, container } = this.options;
+    const { container } = this.options;
     const mounts: ContainerMount[] = [{ source: this.scratch, target: this.scratch }];
     if (this.cwd) mounts.push({ source: this.cwd, target: this.cwd });
     const spec = hardenedContainer({
@@ -210,22 +211,13 @@ class DockerAttempt implements ExecAttempt {
       mounts,
       ...(this.cwd ? { workingDir: this.cwd } : {}),
     });
-    let created: string | undefined;
-    try {
-      return await runContainer(engine, spec, {
-        onOutput: command.onOutput,
-        signal: this.setup.signal,
-        timeoutMs: command.timeoutMs,
-        killGraceMs: this.setup.limits.killGraceMs,
-        onCreated: (id) => {
-          created = id;
-          this.running.add(id);
-        },
-        oomHint: "raise the host's memory",
-      });
-    } finally {
-      if (created) this.running.delete(created);
-    }
+    return this.running.run(spec, {
+      onOutput: command.onOutput,
+      signal: this.setup.signal,
+      timeoutMs: command.timeoutMs,
+      killGraceMs: this.setup.limits.killGraceMs,
+      oomHint: "raise the host's memory",
+    });
   }
 
   outputFileChanged(): string | undefined {
@@ -239,7 +231,7 @@ class DockerAttempt implements ExecAttempt {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await Promise.all([...this.running].map((id) => this.options.engine.remove(id).catch(() => {})));
+    await this.running.removeAll();
     removeScratch(this.scratch);
     this.onDisposed();
   }

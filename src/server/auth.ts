@@ -376,6 +376,24 @@ export function requireServerWide(request: FastifyRequest): Principal {
  * A platform admin (an admin outside any tenant, or the admin token): the operator's side, whose
  * runs the server calls any destination for. A tenant's admin is not one.
  */
+/**
+ * A member of `tenantId` with no user or token of its own: what a signed delivery (a hook's, a
+ * forge's) acts as, so its runs count against the tenant's quotas as a member's would.
+ */
+export function tenantPrincipal(tenantId: string | null): Principal {
+  return {
+    kind: "user",
+    role: "member",
+    tenant_id: tenantId,
+    user_id: null,
+    username: null,
+    token_id: null,
+    session_id: null,
+    session_expires_at: null,
+    run_id: null,
+  };
+}
+
 export function isPlatformAdmin(principal: Principal | undefined): boolean {
   return principal?.role === "admin" && principal.tenant_id === null && principal.kind !== "stream";
 }

@@ -1,6 +1,7 @@
 import { RunyardError } from "../../core/errors.js";
 import { type ForgeIntent, mayStartWork } from "../../forges/types.js";
 import type { ForgeRecord } from "../../store/index.js";
+import { tenantPrincipal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import type { RunOwner } from "../runs/run-service.js";
 import { forgeClient, forgeIntent } from "./forge-clients.js";
@@ -56,17 +57,7 @@ export async function actOnDelivery(
     });
   }
   const owner: RunOwner = { tenantId: forge.tenant_id, tokenId: forge.created_by };
-  await deps.quotas.checkSubmit({
-    kind: "user",
-    role: "member",
-    tenant_id: forge.tenant_id,
-    user_id: null,
-    username: null,
-    token_id: null,
-    session_id: null,
-    session_expires_at: null,
-    run_id: null,
-  });
+  await deps.quotas.checkSubmit(tenantPrincipal(forge.tenant_id));
   const origin = { trigger: "forge" as const, ref: `${forge.repo}#${intent.number}` };
   if (intent.kind === "pull") {
     const earlier = await deps.store.forges.latestRun(forge.id, { pull: intent.number });

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { newRunId } from "../../core/ids.js";
 import type { HookRecord } from "../../store/index.js";
-import type { Principal } from "../auth.js";
+import { tenantPrincipal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
@@ -50,21 +50,6 @@ const NoNewRun = z.object({
     .describe("the run a delivery sent again started the first time; null for a ping"),
   note: z.string(),
 });
-
-/** The hook's run counts against its tenant's run quotas, as a member's run would. */
-function tenantPrincipal(tenantId: string | null): Principal {
-  return {
-    kind: "user",
-    role: "member",
-    tenant_id: tenantId,
-    user_id: null,
-    username: null,
-    token_id: null,
-    session_id: null,
-    session_expires_at: null,
-    run_id: null,
-  };
-}
 
 /** The run variables a delivery's body gives, and those whose path it does not have (empty). */
 function pickVars(hook: HookRecord, body: unknown): { vars: Record<string, string>; missing: string[] } {
