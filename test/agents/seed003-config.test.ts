@@ -127,15 +127,25 @@ describe("seed 003's config.yaml on a runner", () => {
     expect(JSON.stringify(events)).not.toContain(key);
   });
 
-  it("refuses seed 003's config.docker.yaml with the way out", async () => {
-    const file = join(tempDir("runyard-seed003-docker-"), "config.docker.yaml");
+  it("takes seed 003's config.docker.yaml (agents in containers of docker_image), and refuses it without an image", async () => {
+    const dir = tempDir("runyard-seed003-docker-");
+    const file = join(dir, "config.docker.yaml");
     writeFileSync(
       file,
       "execution_mode: docker\ndocker_image: necrocode/agent-runner:latest\ndocker_volumes:\n  /var/necrocode/workspaces: /workspaces\n",
     );
-    const refused = await runCli(["runner", "--server", server.url, "--token", "x", "--config", file]);
+    // Read and taken: the runner goes on to its server, which refuses the made-up token.
+    const taken = await runCli(["runner", "--server", server.url, "--token", "x", "--config", file]);
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toContain(
+      "docker_volumes is ignored: a sandboxed agent's container gets its task's worktree",
+    );
+    expect(taken.stderr).toContain("the server refused the runner token");
+    const bare = join(dir, "config.no-image.yaml");
+    writeFileSync(bare, "execution_mode: docker\n");
+    const refused = await runCli(["runner", "--server", server.url, "--token", "x", "--config", bare]);
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain("execution_mode docker: runyard does not run agents in containers yet");
-    expect(refused.stderr).toContain("execution_mode: local-process");
+    expect(refused.stderr).toContain("execution_mode docker needs docker_image: the image agents run in");
+    expect(refused.stderr).toContain("docker_image: NAME:TAG");
   });
 });
