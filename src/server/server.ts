@@ -220,7 +220,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     {
       id: replica.id,
       askCancel: (runId) => replica.tell({ type: "cancel-run", run_id: runId }),
-      fenced: () => replica.fence(),
+      fenced: (why) => replica.fence(why),
     },
   );
   const savedWorkflows = new SavedWorkflows(store, runs, {

@@ -124,7 +124,7 @@ export class Replica {
       { id: this.id, hostname: hostname(), ...this.describe() },
       { ifPresent: true },
     );
-    if (!alive) return this.fence();
+    if (!alive) return this.fence("its row is gone from the replicas table");
     const was = this.leading;
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
@@ -201,11 +201,11 @@ export class Replica {
    * The fleet presumed this replica dead and adopted its runs (its row is gone, or a store write
    * for one of its runs was refused): it stops, once, so that no run has two engines.
    */
-  fence(): void {
+  fence(why: string): void {
     if (this.fenced) return;
     this.fenced = true;
     this.logger.error(
-      { replica: this.id },
+      { replica: this.id, why },
       "the fleet presumed this replica dead (no heartbeat within the replica lease) and adopted its runs; stopping so that no run has two engines",
     );
     this.stopTimer();

@@ -52,7 +52,7 @@ export interface RunReplica {
   /** Asks the replica carrying a run to cancel it. */
   askCancel(runId: string): void;
   /** A run of this replica's was adopted by another: the replica must stop at once. */
-  fenced(): void;
+  fenced(why: string): void;
 }
 
 interface LiveRun extends ActiveRun {
@@ -204,7 +204,13 @@ export class RunService {
               rolling: true,
             }
           : { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) },
-        { id: this.replica.id, fenced: () => this.replica.fenced() },
+        {
+          id: this.replica.id,
+          fenced: () =>
+            this.replica.fenced(
+              `run ${record.id} is carried by another replica now: its events were refused`,
+            ),
+        },
       ),
       markStarted: (runnerId) => this.markStarted(record.id, runnerId),
       done: Promise.resolve(),
