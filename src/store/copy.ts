@@ -38,6 +38,9 @@ export const copiedTables: readonly string[] = [
   "saved_workflows",
   "schedules",
   "schedule_ticks",
+  "forges",
+  "forge_deliveries",
+  "forge_runs",
 ];
 
 /**
