@@ -79,12 +79,17 @@ export class SupervisedAgentTurns implements AgentTurns {
       container && task.agent === "opencode" ? await containerConfigHome(state, this.options.env) : undefined;
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
     const worktreeGit = await gitFolders(cwd);
-    // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only.
+    const git = await gitExposure(cwd);
+    // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only,
+    // and of its git folders what a commit writes read-write, the rest read-only.
     const exposure: ExecExposure = {
-      writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...worktreeGit],
-      readable: [this.options.agentsHome, dirname(path), ...cliPackageRoot(path)].filter((folder) =>
-        existsSync(folder),
-      ),
+      writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...git.writable],
+      readable: [
+        ...[this.options.agentsHome, dirname(path), ...cliPackageRoot(path)].filter((folder) =>
+          existsSync(folder),
+        ),
+        ...git.readable,
+      ],
       runnerMadeCwd: true,
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
@@ -273,6 +278,34 @@ async function gitFolders(cwd: string): Promise<string[]> {
   } catch {
     return []; // not a worktree (a chat folder, a plain repository): nothing outside it
   }
+}
+
+/**
+ * How a turn is shown its worktree's git folders (which lie outside the worktree, in the mirror):
+ * read-write only what a commit writes (the objects, the refs and their logs, the worktree's own
+ * folder with its index and HEAD), the rest read-only. What the agent must never write is what
+ * tells the runner's own git, which runs after the turn outside any sandbox (`add`, `commit`,
+ * `diff`, `push`, the next run's `worktree add` in the same mirror), what to run or read: the
+ * mirror's `config` (`core.fsmonitor`, a filter, `url.*.insteadOf`), its `hooks`, the worktree's
+ * `.git` file and its `commondir` (either could lead git to a folder the agent made), alternates
+ * in `objects/info` and replace refs (another run's checkout turned into the agent's tree). Each
+ * read-write folder is a mount point of its own, so it cannot be renamed away with the read-only
+ * files inside it. Folders the mirror lacks are made (empty), as a mount needs what it covers.
+ * Nothing for a folder that is no worktree.
+ */
+async function gitExposure(cwd: string): Promise<{ writable: string[]; readable: string[] }> {
+  const pointer = join(cwd, ".git");
+  const target = /^gitdir: (.+)$/m.exec(await readFile(pointer, "utf8").catch(() => ""))?.[1];
+  if (!target) return { writable: [], readable: [] };
+  const gitDir = resolve(cwd, target.trim());
+  const [common] = await gitFolders(cwd);
+  if (!common) return { writable: [], readable: [] };
+  const writable = ["objects", "refs", "logs"].map((name) => join(common, name));
+  const readable = [join(common, "objects", "info"), join(common, "refs", "replace")];
+  for (const folder of [...writable, ...readable]) await mkdir(folder, { recursive: true });
+  if (gitDir !== common) writable.push(gitDir);
+  readable.push(common, pointer, join(gitDir, "commondir"), join(gitDir, "gitdir"));
+  return { writable, readable: readable.filter((path) => existsSync(path)) };
 }
 
 /**

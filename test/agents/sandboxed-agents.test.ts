@@ -6,6 +6,7 @@
  * sees a connection. The model endpoint is the runner's (its env, as the CLIs' docs say), the
  * CLIs the runner's own, mounted read-only.
  */
+import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
@@ -218,6 +219,66 @@ describe.skipIf(missing)("sandboxed agents", () => {
       expect(left).toEqual([]);
     });
   });
+  it("cannot make the runner's git run its commands: the mirror's settings are read-only to it", async () => {
+    // What the runner's own git reads after the turn, outside the sandbox: written by the agent,
+    // `core.fsmonitor` in the mirror's config would run as the runner on its `git add`.
+    const marker = join(root, "escaped");
+    const gitDir = 'gd=$(sed -n "s/^gitdir: //p" .git); c="$gd/$(cat "$gd/commondir")"';
+    const tries = [
+      gitDir,
+      `printf '[core]\\n\\tfsmonitor = "id > ${marker}; false"\\n' >> "$c/config"; echo "config=$?"`,
+      `echo 'id > ${marker}' > "$c/hooks/post-checkout"; echo "hooks=$?"`,
+      'echo "gitdir: /tmp" > .git; echo "pointer=$?"',
+      'echo /tmp > "$gd/commondir"; echo "commondir=$?"',
+      'mv "$gd" "$gd.moved"; echo "move=$?"',
+      'echo 0000000000000000000000000000000000000000 > "$c/refs/replace/x"; echo "replace=$?"',
+      // What a commit of the agent's own writes stays writable.
+      'mkdir -p "$c/objects/ab" && touch "$c/objects/ab/probe" && rm "$c/objects/ab/probe"; echo "objects=$?"',
+      'touch "$c/refs/heads/probe" && rm "$c/refs/heads/probe"; echo "refs=$?"',
+      'touch "$gd/probe" && rm "$gd/probe"; echo "worktree-git=$?"',
+      "echo changed > changed.txt",
+    ].join("\n");
+    const model = await startModelServer({
+      conversations: [
+        { match: cases[3]!.match, turns: [cases[3]!.shell(tries), { text: "Done." }] },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-git-settings",
+      env: { RUNYARD_WORKSPACE_DIR: join(root, "workspaces-git-settings"), ...cases[3]!.env(model) },
+    });
+    try {
+      const bare = seedBareRepo(join(root, "git-settings.git"));
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "try",
+        repo: { url: bare, push: true },
+        sandbox: { image },
+      });
+      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+      const events = await readEvents(server.url, submitted.body.run_id);
+      const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+      expect(output).toMatch(/config=[1-9]/);
+      expect(output).toMatch(/hooks=[1-9]/);
+      expect(output).toMatch(/pointer=[1-9]/);
+      expect(output).toMatch(/commondir=[1-9]/);
+      expect(output).toMatch(/move=[1-9]/);
+      expect(output).toMatch(/replace=[1-9]/);
+      expect(output).toContain("objects=0");
+      expect(output).toContain("refs=0");
+      expect(output).toContain("worktree-git=0");
+      // The runner committed and pushed the change with its own git, and ran nothing of the agent's.
+      expect(run.status, output).toBe("success");
+      expect(git(bare, "show", `runyard/${submitted.body.run_id}-openai:changed.txt`)).toBe("changed\n");
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 150_000);
+
   it("cancel stops the agent's container and removes it", async () => {
     const marker = `runyard-sandboxed-cancel-${Date.now()}`;
     const model = await startModelServer({
