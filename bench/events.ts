@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { EventInput } from "../src/core/events.js";
 import { silentLogger } from "../src/core/logger.js";
 import { EventBus } from "../src/server/event-bus.js";
-import { RunSink } from "../src/server/run-sink.js";
+import { stamp } from "../src/server/run-sink.js";
 import { createStore } from "../src/store/create-store.js";
 import type { Store } from "../src/store/index.js";
 import { type BenchStore, benchSecretKey } from "./server.js";
@@ -20,10 +20,21 @@ export interface AppendShape {
 
 const line = `${"runyard-bench-output-".padEnd(79, "x")}\n`;
 
+/** The runner the bench's jobs are leased to. */
+const benchRunner = {
+  id: "runner-bench",
+  group: "default",
+  labels: [],
+  tenant_id: null,
+  shared: false,
+  isolation: "none",
+} as const;
+
 /**
  * Run events stored per second by one server's store, without a runner: each run's job batches
- * go through `RunSink.jobBatch` (numbered, stored with the batch's compare-and-set on the job,
- * then published), as the server does with a runner's `events` message. The store is opened as
+ * are stamped and go to `events.appendForRun` with the job and the runner it is leased to
+ * (numbered, stored with the batch's compare-and-set on the job), then published, as
+ * `JobQueue.events` does with a runner's `events` message. The store is opened as
  * the server opens it: the SQLite file in a fresh folder, or the PostgreSQL database. With
  * `replicas`, that many stores on the database append at once, each `shape.runs` runs; the figure
  * is then per replica.
@@ -47,12 +58,16 @@ export async function measureEventAppends(
       );
     }
     const bus = new EventBus();
-    const sinks: Array<{ sink: RunSink; jobId: string }> = [];
+    const jobs: Array<{ store: Store; runId: string; jobId: string }> = [];
     for (const store of stores) {
       for (let i = 0; i < shape.runs; i++) {
         const run = await store.runs.create({ kind: "workflow", name: `append-${i}`, spec: {} });
-        const job = await store.jobs.create({ run_id: run.id, requirements: { labels: [] }, payload: {} });
-        sinks.push({ sink: new RunSink(run.id, 0, store, bus, () => undefined), jobId: job.id });
+        await store.jobs.create({ run_id: run.id, requirements: { labels: [] }, payload: {} });
+        // Leased and taken up, as a job is while its runner reports: the only one queued.
+        const claimed = await store.jobs.claim(benchRunner, 3_600_000);
+        if (!claimed) throw new Error("the bench's job was not claimed");
+        await store.jobs.accept(claimed.id, benchRunner.id);
+        jobs.push({ store, runId: run.id, jobId: claimed.id });
       }
     }
     const inputs: EventInput[] = Array.from({ length: shape.perBatch }, () => ({
@@ -64,8 +79,16 @@ export async function measureEventAppends(
     }));
     const start = performance.now();
     await Promise.all(
-      sinks.map(async ({ sink, jobId }) => {
-        for (let batch = 1; batch <= shape.batches; batch++) await sink.jobBatch(jobId, batch, inputs);
+      jobs.map(async ({ store, runId, jobId }) => {
+        for (let batch = 1; batch <= shape.batches; batch++) {
+          const ts = new Date().toISOString();
+          const stored = await store.events.appendForRun(
+            runId,
+            inputs.map((input) => stamp(input, ts)),
+            { job: { id: jobId, seq: batch, runnerId: benchRunner.id } },
+          );
+          bus.publish(stored.events);
+        }
       }),
     );
     const seconds = (performance.now() - start) / 1000;

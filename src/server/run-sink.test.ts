@@ -3,7 +3,7 @@ import { storeBackends, type TestStore } from "../../test/helpers/store-backends
 import type { EventInput, RunEvent } from "../core/events.js";
 import type { Store } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
-import { RunSink } from "./run-sink.js";
+import { RunSink, stamp } from "./run-sink.js";
 
 function output(data: string, step = "build"): EventInput {
   return { type: "step.output", step, host: "local", stream: "stdout", data };
@@ -40,15 +40,27 @@ describe.each(storeBackends)("RunSink on $name", (backend) => {
     const publishedThere: RunEvent[] = [];
     const here = sinkOn(carrier, publishedHere);
     const job = await carrier.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
-    // The engine's own events here while a runner's batches land on the other replica.
-    const there = sinkOn(other, publishedThere);
+    // The engine's own events here while a runner's batches land on the other replica, stored and
+    // published there as its job queue does.
+    const thereBus = new EventBus();
+    thereBus.subscribe(runId, (event) => publishedThere.push(event));
+    const runnerBatch = async (batch: number) => {
+      const stored = await other.events.appendForRun(
+        runId,
+        [stamp(output(`runner ${batch}\n`), new Date().toISOString())],
+        { job: { id: job.id, seq: batch } },
+      );
+      thereBus.publish(stored.events);
+    };
+    // The runner's batches one after the other (a batch numbered below the job's last is a duplicate).
+    let runner: Promise<void> = Promise.resolve();
     const writes: Promise<unknown>[] = [];
     for (let i = 1; i <= 150; i++) {
       here.emit({ type: "notice", level: "info", message: `engine ${i}` });
-      writes.push(there.jobBatch(job.id, i, [output(`runner ${i}\n`)]));
+      runner = runner.then(() => runnerBatch(i));
       if (i % 10 === 0) writes.push(here.flush());
     }
-    await Promise.all([...writes, here.drain(), there.drain()]);
+    await Promise.all([...writes, runner, here.drain()]);
     const stored = await carrier.events.list(runId, { limit: 10_000 });
     expect(stored.map((event) => event.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(

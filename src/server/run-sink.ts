@@ -76,34 +76,19 @@ export class RunSink {
     return this.write(events);
   }
 
-  /**
-   * Stores a runner's batch of events in one transaction with the batch number, so the store
-   * records which batches it has and stores a batch sent twice once; they pass the log cap like
-   * any event. Events emitted here before it are stored before it.
-   */
-  jobBatch(jobId: string, batch: number, inputs: readonly EventInput[]): Promise<unknown> {
-    void this.flush();
-    const ts = new Date().toISOString();
-    return this.write(
-      inputs.map((input) => stamp(input, ts)),
-      { id: jobId, seq: batch },
-    );
-  }
-
-  private write(events: UnnumberedEvent[], job?: { id: string; seq: number }): Promise<unknown> {
+  private write(events: UnnumberedEvent[]): Promise<unknown> {
     let markStored: () => void = () => undefined;
     const stored = new Promise<void>((resolve) => {
       markStored = resolve;
     });
     const next = this.chain.then(async () => {
-      if (events.length === 0 && !job) return;
+      if (events.length === 0) return;
       // The SQLite store answers synchronously: without this, a backlog of batches is stored in
       // one go of microtasks and `/health` and SSE wait until all of it is done.
       await new Promise((resolve) => setImmediate(resolve));
       let appended: RunEvent[];
       try {
         ({ events: appended } = await this.store.events.appendForRun(this.runId, events, {
-          ...(job ? { job } : {}),
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
           ...(this.logLimit ? { logLimit: this.logLimit } : {}),
         }));
