@@ -196,6 +196,20 @@ describe("tasks from a forge's issues", () => {
     expect(runsAfter).toBe(runsBefore);
   });
 
+  it("a signed delivery sent again under a new delivery id, or as another event, starts nothing", async () => {
+    // Only the body is signed: whoever saw one delivery (a proxy's log, the repo's delivery
+    // history) could send it again with ids and events of their own.
+    model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
+    const issue = forge.createIssue("acme/app", { title: "Once", body: "x", user: "alice" });
+    const payload = forge.payloads.comment("acme/app", issue, "/runyard once", "alice");
+    const runId = await startedRun(await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload));
+    const again = await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload);
+    expect(JSON.parse(again.body)).toMatchObject({ outcome: "duplicate", run_id: runId });
+    const otherEvent = await forge.deliver(webhookUrl, webhookSecret, "pull_request_review_comment", payload);
+    expect(JSON.parse(otherEvent.body)).toMatchObject({ outcome: "duplicate" });
+    await waitForRun(server.url, runId, isFinal, 120_000);
+  }, 150_000);
+
   it("a failed task comments its typed error and pushes nothing", async () => {
     model.setScript({ conversations: [{ turns: [{ text: "I will not write anything." }] }] });
     const failing = forge.createIssue("acme/app", { title: "Do nothing", body: "x", user: "alice" });

@@ -22,27 +22,43 @@ export interface DeliveryOutcome {
 export async function actOnDelivery(
   deps: Pick<ServerDeps, "store" | "runs" | "quotas">,
   forge: ForgeRecord,
-  delivery: { id: string; event: string; payload: unknown },
+  delivery: { id: string; event: string; payload: unknown; bodyDigest: string },
 ): Promise<DeliveryOutcome> {
-  const recorded = await deps.store.forges.recordDelivery({
-    forge_id: forge.id,
-    delivery_id: delivery.id,
-    event: delivery.event,
-  });
-  if (!recorded.first) {
-    return {
-      outcome: "duplicate",
-      note: `delivery ${delivery.id} was received before (${recorded.earlier?.outcome ?? "received"}): nothing new starts`,
-      run_id: recorded.earlier?.run_id ?? null,
-    };
+  // The signature covers the body only: the same body under another delivery id (or event) is
+  // the same delivery sent again, by whoever saw it once. Two events a forge sends never share
+  // a body (a comment's id, an issue's updated_at differ).
+  const bodyKey = `sha256:${delivery.bodyDigest}`;
+  for (const key of [delivery.id, bodyKey]) {
+    const recorded = await deps.store.forges.recordDelivery({
+      forge_id: forge.id,
+      delivery_id: key,
+      event: delivery.event,
+    });
+    if (!recorded.first) {
+      if (key === bodyKey) {
+        await deps.store.forges.settleDelivery(
+          forge.id,
+          delivery.id,
+          "duplicate: its body came before",
+          null,
+        );
+      }
+      return {
+        outcome: "duplicate",
+        note: `${key === bodyKey ? "this body" : `delivery ${delivery.id}`} was received before (${recorded.earlier?.outcome ?? "received"}): nothing new starts`,
+        run_id: recorded.earlier?.run_id ?? null,
+      };
+    }
   }
   const settle = async (result: DeliveryOutcome): Promise<DeliveryOutcome> => {
-    await deps.store.forges.settleDelivery(
-      forge.id,
-      delivery.id,
-      `${result.outcome}: ${result.note}`,
-      result.run_id,
-    );
+    for (const key of [delivery.id, bodyKey]) {
+      await deps.store.forges.settleDelivery(
+        forge.id,
+        key,
+        `${result.outcome}: ${result.note}`,
+        result.run_id,
+      );
+    }
     return result;
   };
   const intent = forgeIntent(forge, delivery.event, delivery.payload);

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -218,7 +218,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           operationId: "deliverForgeWebhook",
           summary: "A forge's webhook delivery (no token: the signature is the credential)",
           description:
-            "Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id again starts nothing. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.",
+            "Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id, or the same body under another id, starts nothing. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.",
           tags: ["forges"],
           security: publicRoute,
           params: ForgeParams,
@@ -267,7 +267,8 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
             hint: "Set the repo webhook's content type to application/json.",
           });
         }
-        const outcome = await actOnDelivery(deps, forge, { id: delivery, event, payload });
+        const bodyDigest = createHash("sha256").update(raw).digest("hex");
+        const outcome = await actOnDelivery(deps, forge, { id: delivery, event, payload, bodyDigest });
         return reply.code(202).send(outcome);
       },
     );
