@@ -174,6 +174,7 @@ async function appendEvents(
  * A job's batch compare-and-set, inside the caller's transaction: raises `last_event_seq` to the
  * batch's number; false when the batch is not above it (sent before, or it lost the race), and
  * then nothing of the batch may be written. NOT_FOUND for a job that does not exist.
+ * Not a jobs-repo verb the queue calls: it must commit or roll back with the events it guards.
  */
 export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Promise<boolean> {
   const advanced = await ctx.db
