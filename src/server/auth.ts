@@ -119,7 +119,11 @@ export class TokenCache {
  * artifact upload (whose route checks the job is leased to their runner); stream
  * tokens only their run's event stream.
  */
-export function authHook(store: Store, sessions: SessionTokens, tokens = new TokenCache(store.tokens)) {
+export function authHook(
+  store: Pick<Store, "tokens" | "users" | "sessions">,
+  sessions: SessionTokens,
+  tokens = new TokenCache(store.tokens),
+) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const path = request.url.split("?")[0] ?? "";
     if (publicPaths.has(path) || path.startsWith("/ui") || path === "/") return;
@@ -171,7 +175,10 @@ export function authHook(store: Store, sessions: SessionTokens, tokens = new Tok
  * The runner token a runner socket shows, or a 401 (none, or not a valid token) or 403 (a user or
  * admin token) with our error body: the socket is upgraded only after this.
  */
-export async function runnerTokenOf(store: Store, request: FastifyRequest): Promise<TokenRecord> {
+export async function runnerTokenOf(
+  store: Pick<Store, "tokens">,
+  request: FastifyRequest,
+): Promise<TokenRecord> {
   const secret = bearer(request, false);
   const howTo = "Send `Authorization: Bearer <runner token>`; make one with `runyard token create --runner`.";
   if (!secret)

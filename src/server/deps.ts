@@ -24,6 +24,10 @@ export interface ArtifactLimits {
 
 /** What the routes need, built once in `startServer`. */
 export interface ServerDeps {
+  /**
+   * The whole store: this is where the routes are wired, and between them they use nearly every
+   * repo; a module the routes build takes only the repos it uses.
+   */
   store: Store;
   bus: EventBus;
   runs: RunService;

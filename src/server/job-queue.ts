@@ -25,7 +25,8 @@ export interface RunnerLinks {
 }
 
 export interface JobQueueOptions {
-  store: Store;
+  /** Its job verbs, and the run events runner batches go to. */
+  store: Pick<Store, "jobs" | "events">;
   /** Runner batches stored here are published to this replica's followers. */
   bus: EventBus;
   links: RunnerLinks;
@@ -91,7 +92,7 @@ const maxBotsPerRunner = 50;
  * message (a 2 s sweep covers lost ones), and then reads the row and the run's new events.
  */
 export class JobQueue {
-  private readonly store: Store;
+  private readonly store: Pick<Store, "jobs" | "events">;
   private readonly links: RunnerLinks;
   private readonly logger: Logger;
   private readonly waiters = new Map<string, Waiter>();

@@ -19,7 +19,7 @@ export class JobStartOrder {
   private readonly started = new Set<string>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "events">,
     private readonly logger: Logger,
   ) {}
 

@@ -38,7 +38,7 @@ export class RunSink {
     readonly runId: string,
     /** The run's last stored seq when the sink is made (see `lastSeq`). */
     lastSeq: number,
-    private readonly store: Store,
+    private readonly store: Pick<Store, "events">,
     private readonly bus: EventBus,
     /** Projects events: each this sink stores, and on catch-up each other writer's but `step.output`. */
     private readonly observe: (events: RunEvent[]) => Promise<void> | void,

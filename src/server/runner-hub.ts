@@ -32,7 +32,8 @@ export class RunnerHub implements SessionHost {
   readonly replicaId: string;
 
   constructor(
-    readonly store: Store,
+    /** Its runners' rows, and what its sessions read (`SessionHost`). */
+    readonly store: Pick<Store, "runners" | "tokens" | "bots">,
     readonly queue: JobQueue,
     timings: HubTimings,
     readonly logger: Logger,

@@ -16,7 +16,8 @@ import { admitRunner } from "./runner-admission.js";
 
 /** What a session needs from the hub that keeps every session of this replica. */
 export interface SessionHost {
-  readonly store: Store;
+  /** Runners recorded online, their tokens checked on hello, their bots' stats. */
+  readonly store: Pick<Store, "runners" | "tokens" | "bots">;
   readonly queue: JobQueue;
   readonly logger: Logger;
   readonly replicaId: string;

@@ -15,7 +15,7 @@ interface BotRunner {
  * away, another runner's or tenant's) goes, so nothing is left orphaned.
  */
 export async function botsToDisown(
-  store: Store,
+  store: Pick<Store, "bots">,
   runner: BotRunner,
   botIds: readonly string[],
 ): Promise<string[]> {
@@ -37,7 +37,7 @@ export async function botsToDisown(
  * runner speaks only for bots whose jobs it holds (`heldJobIds`).
  */
 export async function recordBotStats(
-  store: Store,
+  store: Pick<Store, "bots">,
   heldJobIds: readonly string[],
   samples: readonly BotStats[],
 ): Promise<void> {

@@ -12,7 +12,7 @@ import type { Replica } from "./replica.js";
 
 export interface FleetRelayDeps {
   replica: Replica;
-  store: Store;
+  store: Pick<Store, "fleet" | "events">;
   bus: EventBus;
   queue: JobQueue;
   hub: RunnerHub;

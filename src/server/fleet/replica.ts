@@ -53,7 +53,7 @@ export class Replica {
 
   constructor(
     readonly id: string,
-    private readonly store: Store,
+    private readonly store: Pick<Store, "fleet">,
     private readonly link: FleetLink,
     private readonly timings: ReplicaTimings,
     private readonly logger: Logger,

@@ -6,7 +6,7 @@ import type { StreamCredential } from "../sse.js";
 
 /** What revocation reaches on this replica besides the store. */
 export interface RevocationDeps {
-  store: Store;
+  store: Pick<Store, "tokens" | "users" | "sessions" | "runners" | "jobs">;
   /** The runner sockets of this replica. */
   hub: { revokeToken(tokenId: string): Promise<string[]>; connectedTokens(): string[] };
   /** Ends a job whose runner is gone (retried or interrupted as its run says). */

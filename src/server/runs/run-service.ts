@@ -69,7 +69,7 @@ export class RunService {
   private readonly active = new Map<string, LiveRun>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet">,
     private readonly bus: EventBus,
     private readonly kinds: RunKinds,
     /** The job queue, which holds the leases of a restarted server's jobs for their runners. */
