@@ -251,14 +251,17 @@ async function containerConfigHome(
 
 /**
  * Where the CLI's package really lies: `node_modules/.bin/claude` links into its package, which
- * must be seen too (the npm prefix that holds it), or the link leads nowhere inside a sandbox.
+ * must be seen too (the `node_modules` folder that holds it and its dependencies), or the link
+ * leads nowhere inside a sandbox. Never the folder around that `node_modules`: a CLI installed
+ * with `npm install` in a user's home would show the agent the whole home.
  */
 function cliPackageRoot(path: string): string[] {
   if (!path) return [];
   try {
     const real = realpathSync(path);
-    const at = real.indexOf(`${sep}node_modules${sep}`);
-    return [at > 0 ? real.slice(0, at) : dirname(real)];
+    const marker = `${sep}node_modules${sep}`;
+    const at = real.indexOf(marker);
+    return [at > 0 ? real.slice(0, at + marker.length - 1) : dirname(real)];
   } catch {
     return [];
   }

@@ -6,7 +6,8 @@
  * sees a connection. The model endpoint is the runner's (its env, as the CLIs' docs say), the
  * CLIs the runner's own, mounted read-only.
  */
-import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
@@ -273,6 +274,52 @@ describe.skipIf(missing)("sandboxed agents", () => {
       expect(run.status, output).toBe("success");
       expect(git(bare, "show", `runyard/${submitted.body.run_id}-openai:changed.txt`)).toBe("changed\n");
       expect(existsSync(marker)).toBe(false);
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 150_000);
+
+  it("is shown the CLI's packages, never the folder a user installed them in", async () => {
+    // A user ran `npm install @anthropic-ai/claude-code` in their home: the CLI lies in
+    // ~/node_modules, beside their own files, which the sandbox must not show the agent.
+    const home = join(root, "user-home");
+    mkdirSync(home, { recursive: true });
+    chmodSync(home, 0o755);
+    writeFileSync(join(home, "credentials"), "aws_secret_access_key=AKIAHOMESECRET\n", { mode: 0o644 });
+    execFileSync("cp", ["-al", dirname(dirname(clis.claude_code!)), join(home, "node_modules")]);
+    const model = await startModelServer({
+      conversations: [
+        {
+          match: cases[0]!.match,
+          turns: [cases[0]!.shell(`cat ${home}/credentials || echo unreadable`), { text: "Done." }],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-cli-home",
+      env: {
+        PATH: `${join(home, "node_modules", ".bin")}:${process.env.PATH}`,
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-cli-home"),
+        ...cases[0]!.env(model),
+      },
+    });
+    try {
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "read it",
+        repo: { url: seedBareRepo(join(root, "cli-home.git")), push: false },
+        sandbox: { image },
+      });
+      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+      const events = await readEvents(server.url, submitted.body.run_id);
+      const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+      // The CLI ran from the user's folder, inside the container, and saw nothing else of it.
+      expect(run.status, output).toBe("success");
+      expect(output).toContain("unreadable");
+      expect(output).not.toContain("AKIAHOMESECRET");
     } finally {
       await runner.kill();
       await model.stop();
