@@ -20,7 +20,7 @@ export interface AgentTurnsOptions {
   env: Readonly<Record<string, string | undefined>>;
   launcher: ProcessLauncher;
   /**
-   * The runner's agent state: per agent a folder that outlives turns (the
+   * The runner's agent state: per agent and conversation a folder that outlives turns (the
    * built-in loop's sessions), so a follow-up turn finds the session the last one left.
    */
   stateRoot: string;
@@ -59,7 +59,9 @@ export class SupervisedAgentTurns implements AgentTurns {
           : `this runner has no adapter for ${task.agent}`,
       );
     }
-    const state = join(this.options.stateRoot, task.agent);
+    // The conversation's own: its follow-ups find the session it left, and no other run (on a
+    // shared runner, another tenant's) is shown its transcripts.
+    const state = join(this.options.stateRoot, task.agent, conversationFolder(task.key));
     await mkdir(state, { recursive: true, mode: 0o700 });
     const container = task.sandbox ?? this.options.sandbox?.defaultSandbox;
     // Codex's own home (CODEX_HOME, else ~/.codex) holds the user's config and login: named
@@ -218,6 +220,12 @@ function sandboxFailed(problem: string, hint: string): TurnOutcome {
     memoryPeakBytes: 0,
     cpuMs: 0,
   };
+}
+
+/** A conversation's key as a folder name: nothing in it leads out of the agent's state. */
+function conversationFolder(key: string): string {
+  const name = key.replace(/[^A-Za-z0-9_.-]/g, "_");
+  return /^\.*$/.test(name) ? `_${name}` : name;
 }
 
 /**

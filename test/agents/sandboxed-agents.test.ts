@@ -326,6 +326,53 @@ describe.skipIf(missing)("sandboxed agents", () => {
     }
   }, 150_000);
 
+  it("cannot read another run's sessions in the runner's agent state", async () => {
+    // Two runs of the same agent on one runner (on a shared runner, of two tenants): the second
+    // one's commands look for the first one's conversation in the agent's state folder.
+    const secret = "launch-code-4711-do-not-share";
+    const model = await startModelServer({
+      conversations: [
+        {
+          match: (r) => cases[3]!.match(r) && JSON.stringify(r.body).includes("look around"),
+          turns: [
+            // The pattern does not match its own text, which this run's session holds.
+            cases[3]!.shell(
+              'grep -rlE "launch-code-47[1]1" "$RUNYARD_AGENT_STATE_DIR/.." /tmp /home 2>/dev/null; echo "searched"',
+            ),
+            { text: "Done." },
+          ],
+        },
+        { match: cases[3]!.match, turns: [{ text: "Noted." }] },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-state",
+      env: { RUNYARD_WORKSPACE_DIR: join(root, "workspaces-state"), ...cases[3]!.env(model) },
+    });
+    try {
+      const submit = async (prompt: string) => {
+        const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+          kind: "agent",
+          agent: "openai",
+          prompt,
+          sandbox: { image },
+        });
+        expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+        await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+        return readEvents(server.url, submitted.body.run_id);
+      };
+      await submit(`Remember this: ${secret}.`);
+      const events = await submit("look around");
+      const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+      expect(output).toContain("searched");
+      expect(output).not.toMatch(/openai-sessions/);
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 150_000);
+
   it("cancel stops the agent's container and removes it", async () => {
     const marker = `runyard-sandboxed-cancel-${Date.now()}`;
     const model = await startModelServer({
