@@ -1,28 +1,69 @@
-import { chmod, readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { constants } from "node:fs";
+import { type FileHandle, lstat, open, readdir, readlink, realpath } from "node:fs/promises";
+import { isAbsolute, join, relative, sep } from "node:path";
 
 /**
  * `chmod -R a+rwX` (or `a+rX` without `write`) of a folder and what it holds, links left alone;
  * a folder that is gone is skipped. For folders a root runner made for a sandboxed agent whose
  * container runs as nobody: they lie in the runner's private home, so no other user of the
  * machine reaches them through it.
+ *
+ * What it walks may be written meanwhile by a sandboxed agent (a mirror that another run's
+ * container has mounted): a folder swapped for a link to `/etc` between the listing and the
+ * chmod must not make the runner, as root, open `/etc`'s files. So each file is changed through
+ * a descriptor opened without following a last link, and only where the kernel says that
+ * descriptor's file lies inside the folder; a folder that leads outside is not walked.
  */
 export async function openToAll(folder: string, write: boolean): Promise<void> {
-  const info = await stat(folder).catch(() => undefined);
-  if (!info) return;
-  await open(folder, info.isDirectory(), info.mode, write);
-  if (!info.isDirectory()) return;
-  for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
-    if (entry.isSymbolicLink()) continue;
-    const path = join(entry.parentPath ?? entry.path, entry.name);
-    const current = await stat(path).catch(() => undefined);
-    if (current) await open(path, entry.isDirectory(), current.mode, write);
+  const root = await realpath(folder).catch(() => undefined);
+  if (root !== undefined) await visit(root, root, write);
+}
+
+async function visit(root: string, path: string, write: boolean): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info || info.isSymbolicLink()) return;
+  const isFolder = info.isDirectory();
+  if (wantedMode(info.mode, isFolder, write) !== (info.mode & 0o7777)) await openUp(root, path, write);
+  if (!isFolder) return;
+  const real = await realpath(path).catch(() => undefined);
+  if (real === undefined || !isWithin(real, root)) return;
+  const names = await readdir(path).catch(() => [] as string[]);
+  for (const name of names) await visit(root, join(path, name), write);
+}
+
+/** Changes the mode of the file at `path` if, opened, it lies inside `root`. */
+async function openUp(root: string, path: string, write: boolean): Promise<void> {
+  let handle: FileHandle;
+  try {
+    // Never blocks (a FIFO), never follows a last link; a socket cannot be opened and is skipped.
+    handle = await open(
+      path,
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+    );
+  } catch {
+    return;
+  }
+  try {
+    // Where the opened file really is, whatever a link on its way pointed to.
+    const real = await readlink(`/proc/self/fd/${handle.fd}`);
+    if (!isWithin(real, root)) return;
+    const info = await handle.stat();
+    const wanted = wantedMode(info.mode, info.isDirectory(), write);
+    if (wanted !== (info.mode & 0o7777)) await handle.chmod(wanted);
+  } catch {
+    // Gone meanwhile, or no /proc to say where it is: left as it was.
+  } finally {
+    await handle.close();
   }
 }
 
-async function open(path: string, isFolder: boolean, mode: number, write: boolean): Promise<void> {
+function wantedMode(mode: number, isFolder: boolean, write: boolean): number {
   const current = mode & 0o7777;
   const executable = isFolder || (current & 0o111) !== 0;
-  const wanted = current | 0o444 | (write ? 0o222 : 0) | (executable ? 0o111 : 0);
-  if (wanted !== current) await chmod(path, wanted).catch(() => {});
+  return current | 0o444 | (write ? 0o222 : 0) | (executable ? 0o111 : 0);
+}
+
+function isWithin(path: string, folder: string): boolean {
+  const inside = relative(folder, path);
+  return inside === "" || (inside !== ".." && !inside.startsWith(`..${sep}`) && !isAbsolute(inside));
 }
