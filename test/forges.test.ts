@@ -92,6 +92,10 @@ afterAll(async () => {
   await forge?.close();
 });
 
+async function runCount(): Promise<number> {
+  return (await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=100")).body.runs.length;
+}
+
 async function startedRun(delivery: { status: number; body: string }): Promise<string> {
   expect(delivery.status, delivery.body).toBe(202);
   const answer = JSON.parse(delivery.body) as { outcome: string; run_id: string | null };
@@ -208,6 +212,50 @@ describe("tasks from a forge's issues", () => {
     const otherEvent = await forge.deliver(webhookUrl, webhookSecret, "pull_request_review_comment", payload);
     expect(JSON.parse(otherEvent.body)).toMatchObject({ outcome: "duplicate" });
     await waitForRun(server.url, runId, isFinal, 120_000);
+  }, 150_000);
+
+  it("a delivery the forge's API failed starts nothing and answers 5xx; its redelivery starts the task", async () => {
+    // GitHub's API can answer 500 (or time out): the delivery reached no decision, so GitHub must
+    // show it failed, and its redelivery (same id, same body) must be acted on, not a duplicate.
+    model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
+    const flaky = forge.createIssue("acme/app", { title: "Flaky API", body: "x", user: "alice" });
+    const payload = forge.payloads.comment("acme/app", flaky, "/runyard try", "alice");
+    const id = "delivery-api-failed-1";
+    const runsBefore = await runCount();
+    forge.failPermission(500);
+    const failed = await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, id);
+    expect(failed.status, failed.body).toBe(500);
+    const error = JSON.parse(failed.body).error as { code: string; message: string; hint: string };
+    expect(error.code).toBe("FORGE_FAILED");
+    expect(error.message).toContain(`delivery ${id} started nothing`);
+    expect(error.message).toContain("with 500");
+    expect(error.hint).toContain("Redeliver");
+    expect(await runCount()).toBe(runsBefore);
+    const runId = await startedRun(
+      await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, id),
+    );
+    // Acted on once: the next redelivery is a duplicate again.
+    const again = await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, id);
+    expect(JSON.parse(again.body)).toMatchObject({ outcome: "duplicate", run_id: runId });
+    expect(await runCount()).toBe(runsBefore + 1);
+    await waitForRun(server.url, runId, isFinal, 120_000);
+  }, 150_000);
+
+  it("one delivery sent twice at once starts one task", async () => {
+    model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
+    const twice = forge.createIssue("acme/app", { title: "Twice", body: "x", user: "alice" });
+    const payload = forge.payloads.comment("acme/app", twice, "/runyard once", "alice");
+    const runsBefore = await runCount();
+    const answers = await Promise.all(
+      [1, 2].map(() =>
+        forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, "delivery-twice-1"),
+      ),
+    );
+    const outcomes = answers.map((answer) => JSON.parse(answer.body) as { outcome: string; run_id: string });
+    expect(outcomes.map((o) => o.outcome).sort(), JSON.stringify(outcomes)).toEqual(["duplicate", "started"]);
+    expect(await runCount()).toBe(runsBefore + 1);
+    const started = outcomes.find((o) => o.outcome === "started");
+    await waitForRun(server.url, started?.run_id ?? "", isFinal, 120_000);
   }, 150_000);
 
   it("a failed task comments its typed error and pushes nothing", async () => {

@@ -968,7 +968,7 @@ export interface paths {
         put?: never;
         /**
          * A forge's webhook delivery (no token: the signature is the credential)
-         * @description Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id, or the same body under another id, starts nothing. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.
+         * @description Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id, or the same body under another id, starts nothing once the first was acted on. A delivery that reached no decision (the forge's API failed, the quota refused, the run could not be stored) is answered with that error (5xx, or 429) and kept for nothing: its redelivery is acted on. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.
          */
         post: operations["deliverForgeWebhook"];
         delete?: never;

@@ -1,5 +1,8 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { githubIntent } from "./github.js";
+import { RunyardError } from "../core/errors.js";
+import { GitHubClient, githubIntent } from "./github.js";
 import { commentInstruction } from "./types.js";
 
 const alice = { login: "alice", type: "User" };
@@ -84,5 +87,22 @@ describe("what a GitHub delivery asks of runyard", () => {
     expect(commentInstruction("  /runyard\n\nmulti\nline")).toBe("multi\nline");
     expect(commentInstruction("/runyard")).toBe("");
     expect(commentInstruction("please /runyard")).toBeUndefined();
+  });
+});
+
+describe("GitHub's API out of reach", () => {
+  it("is a typed FORGE_FAILED naming the call, not a bare fetch error", async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const client = new GitHubClient(`http://127.0.0.1:${port}`, "acme/app", "ghp_token");
+    const error = await client.permission("alice").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RunyardError);
+    expect(error).toMatchObject({ code: "FORGE_FAILED", status: 500 });
+    expect((error as RunyardError).message).toContain(
+      "GitHub could not be reached for GET /collaborators/alice/permission",
+    );
+    expect((error as RunyardError).message).not.toContain("ghp_token");
   });
 });

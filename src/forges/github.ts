@@ -3,6 +3,8 @@ import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermi
 
 /** GitHub's REST API version runyard speaks (the `X-GitHub-Api-Version` header). */
 const apiVersion = "2022-11-28";
+/** How long one API call may take before it counts as failed. */
+const callTimeoutMs = 30_000;
 
 /**
  * A GitHub repo through its REST API (api.github.com or a GitHub Enterprise server's /api/v3),
@@ -50,19 +52,42 @@ export class GitHubClient implements ForgeClient {
 
   private async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
     const url = `${this.apiUrl.replace(/\/$/, "")}/repos/${this.repo}${path}`;
-    const response = await fetch(url, {
-      method,
-      headers: {
-        accept: "application/vnd.github+json",
-        authorization: `Bearer ${this.token}`,
-        "x-github-api-version": apiVersion,
-        "user-agent": "runyard",
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: {
+          accept: "application/vnd.github+json",
+          authorization: `Bearer ${this.token}`,
+          "x-github-api-version": apiVersion,
+          "user-agent": "runyard",
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(callTimeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      // No answer: GitHub could not be reached, or did not answer in time.
+      const timedOut = error instanceof Error && error.name === "TimeoutError";
+      const cause =
+        error instanceof Error
+          ? error.cause instanceof Error
+            ? error.cause.message
+            : error.message
+          : String(error);
+      throw new RunyardError(
+        "FORGE_FAILED",
+        timedOut
+          ? `GitHub did not answer ${method} ${path || "/"} within ${callTimeoutMs / 1000} s`
+          : `GitHub could not be reached for ${method} ${path || "/"}: ${cause}`,
+        {
+          hint: "Check GitHub's status and that the server may reach the forge's API URL; the delivery can be sent again from the repo's webhook settings.",
+          cause: error,
+        },
+      );
+    }
     if (!response.ok) throw new GitHubError(method, path, response.status, text);
     return text ? JSON.parse(text) : {};
   }

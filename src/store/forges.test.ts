@@ -62,6 +62,38 @@ describe.each(storeBackends)("on $name", (backend) => {
     });
   });
 
+  it("forgets a delivery claimed and never settled, so that its redelivery is first again; keeps a settled one", async () => {
+    await store.forges.create(newForge("frg_1"));
+    const failed = { forge_id: "frg_1", delivery_id: "d-failed", event: "issues" };
+    const body = { forge_id: "frg_1", delivery_id: "sha256:abc", event: "issues" };
+    expect(await store.forges.recordDelivery(failed)).toEqual({ first: true });
+    expect(await store.forges.recordDelivery(body)).toEqual({ first: true });
+    // A second sending while the first acts on it: not first, the first still being acted on.
+    expect(await store.forges.recordDelivery(failed)).toEqual({
+      first: false,
+      earlier: { outcome: "received", run_id: null },
+    });
+    await store.forges.forgetDeliveries("frg_1", ["d-failed", "sha256:abc"]);
+    expect(await store.forges.recordDelivery(failed)).toEqual({ first: true });
+    expect(await store.forges.recordDelivery(body)).toEqual({ first: true });
+    await store.forges.settleDelivery("frg_1", "d-failed", "started: task", "run_1");
+    await store.forges.forgetDeliveries("frg_1", ["d-failed"]);
+    expect(await store.forges.recordDelivery(failed)).toEqual({
+      first: false,
+      earlier: { outcome: "started: task", run_id: "run_1" },
+    });
+  });
+
+  it("lets one of many sendings of a delivery at once claim it", async () => {
+    await store.forges.create(newForge("frg_1"));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        store.forges.recordDelivery({ forge_id: "frg_1", delivery_id: "same", event: "issues" }),
+      ),
+    );
+    expect(answers.filter((answer) => answer.first)).toHaveLength(1);
+  });
+
   it("finds the newest run of an issue or pull request, and reports a run's end once", async () => {
     await store.forges.create(newForge("frg_1"));
     await store.forges.addRun({ run_id: "run_1", forge_id: "frg_1", issue_number: 7, pull_number: null });

@@ -135,28 +135,50 @@ async function removeForge(ctx: StoreContext, id: string): Promise<boolean> {
   });
 }
 
+/** The outcome of a delivery claimed and not yet settled: it is being acted on. */
+const deliveryReceived = "received";
+
 /**
  * Records a delivery once per forge and delivery id, in one statement: the first to record it
- * wins, across replicas. `first` false: it was received before (`earlier` says what became of it).
+ * wins, across replicas (the primary key is the claim). `first` false: it was received before
+ * (`earlier` says what became of it; `received` while the first is still acting on it).
  */
 async function recordDelivery(
   ctx: StoreContext,
   input: { forge_id: string; delivery_id: string; event: string },
 ): Promise<{ first: boolean; earlier?: { outcome: string; run_id: string | null } }> {
-  const inserted = await ctx.db
-    .insertInto("forge_deliveries")
-    .values({ ...input, outcome: "received", run_id: null, received_at: isoTime(ctx.now()) })
-    .onConflict((conflict) => conflict.columns(["forge_id", "delivery_id"]).doNothing())
-    .returning("delivery_id")
-    .executeTakeFirst();
-  if (inserted) return { first: true };
-  const earlier = await ctx.db
-    .selectFrom("forge_deliveries")
-    .select(["outcome", "run_id"])
-    .where("forge_id", "=", input.forge_id)
-    .where("delivery_id", "=", input.delivery_id)
-    .executeTakeFirst();
-  return { first: false, ...(earlier ? { earlier } : {}) };
+  for (let attempt = 0; ; attempt++) {
+    const inserted = await ctx.db
+      .insertInto("forge_deliveries")
+      .values({ ...input, outcome: deliveryReceived, run_id: null, received_at: isoTime(ctx.now()) })
+      .onConflict((conflict) => conflict.columns(["forge_id", "delivery_id"]).doNothing())
+      .returning("delivery_id")
+      .executeTakeFirst();
+    if (inserted) return { first: true };
+    const earlier = await ctx.db
+      .selectFrom("forge_deliveries")
+      .select(["outcome", "run_id"])
+      .where("forge_id", "=", input.forge_id)
+      .where("delivery_id", "=", input.delivery_id)
+      .executeTakeFirst();
+    if (earlier) return { first: false, earlier };
+    // Forgotten between the two statements (the first could not act on it): claim it again.
+    if (attempt >= 2) return { first: false };
+  }
+}
+
+/**
+ * Forgets deliveries that were claimed and never settled (the forge's API failed, the quota
+ * refused, the run could not be stored): the forge's redelivery of them is then acted on. A
+ * settled delivery is kept.
+ */
+async function forgetDeliveries(ctx: StoreContext, forgeId: string, deliveryIds: string[]): Promise<void> {
+  await ctx.db
+    .deleteFrom("forge_deliveries")
+    .where("forge_id", "=", forgeId)
+    .where("delivery_id", "in", deliveryIds)
+    .where("outcome", "=", deliveryReceived)
+    .execute();
 }
 
 async function settleDelivery(
@@ -253,6 +275,8 @@ export interface ForgesRepo {
   }): Promise<{ first: boolean; earlier?: { outcome: string; run_id: string | null } }>;
   /** What became of a delivery: `started`, `ignored: ...`, `refused: ...`. */
   settleDelivery(forgeId: string, deliveryId: string, outcome: string, runId: string | null): Promise<void>;
+  /** Forgets claimed deliveries not settled, so that their redelivery is acted on (see `forgetDeliveries`). */
+  forgetDeliveries(forgeId: string, deliveryIds: string[]): Promise<void>;
   addRun(input: {
     run_id: string;
     forge_id: string;
@@ -275,6 +299,7 @@ export function forgesRepo(ctx: StoreContext): ForgesRepo {
     recordDelivery: (input) => recordDelivery(ctx, input),
     settleDelivery: (forgeId, deliveryId, outcome, runId) =>
       settleDelivery(ctx, forgeId, deliveryId, outcome, runId),
+    forgetDeliveries: (forgeId, deliveryIds) => forgetDeliveries(ctx, forgeId, deliveryIds),
     addRun: (input) => addRun(ctx, input),
     getRun: (runId) => getRun(ctx, runId),
     latestRun: (forgeId, number) => latestRun(ctx, forgeId, number),

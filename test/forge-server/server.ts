@@ -40,6 +40,11 @@ export interface ScriptedForge {
   /** A token acting as `user`. */
   addToken(token: string, user: string): void;
   setPermission(user: string, permission: Permission): void;
+  /**
+   * Answers the next `count` permission calls with `status` and GitHub's error body (as GitHub
+   * does when it is down: a 500 or 502 that a later call does not get).
+   */
+  failPermission(status: number, count?: number): void;
   createIssue(repo: string, issue: { title: string; body: string; user: string }): ForgeIssue;
   issues: ForgeIssue[];
   comments: ForgeComment[];
@@ -71,6 +76,7 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
   const comments: ForgeComment[] = [];
   const requests: string[] = [];
   let nextCommentId = 1000;
+  let permissionFailures: { status: number; left: number } = { status: 500, left: 0 };
   let base = "";
 
   const userOf = (req: IncomingMessage): string | undefined => {
@@ -129,6 +135,10 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
     }
     const permission = /^\/collaborators\/([^/]+)\/permission$/.exec(rest);
     if (req.method === "GET" && permission) {
+      if (permissionFailures.left > 0) {
+        permissionFailures.left--;
+        return error(res, permissionFailures.status, "Server Error");
+      }
       const who = decodeURIComponent(permission[1]!);
       const role = permissions.get(who);
       if (!role) return error(res, 404, `${who} is not a user`);
@@ -289,6 +299,9 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
     },
     addToken: (token, user) => tokens.set(token, user),
     setPermission: (user, permission) => permissions.set(user, permission),
+    failPermission: (status, count = 1) => {
+      permissionFailures = { status, left: count };
+    },
     createIssue(_repo, input) {
       const issue = {
         number: issues.length + 1,

@@ -18,6 +18,12 @@ export interface DeliveryOutcome {
  * to the repo (asked of the forge). An issue starts an agent task on the repo with the issue as
  * the task; a comment on a pull request runyard opened continues that task's session on the same
  * branch. The text of a comment is the agent's instruction and nothing else.
+ *
+ * The delivery is claimed first (its id and its body, each a primary key: two sendings of it at
+ * once, on any replica, act once). A delivery that reaches no decision (the forge's API failed or
+ * timed out, the quota refused, the run could not be stored) is forgotten again and its error
+ * thrown, so the forge shows it failed and its redelivery is acted on; only an outcome
+ * (started, ignored, refused) is kept.
  */
 export async function actOnDelivery(
   deps: Pick<ServerDeps, "store" | "runs" | "quotas">,
@@ -28,6 +34,7 @@ export async function actOnDelivery(
   // the same delivery sent again, by whoever saw it once. Two events a forge sends never share
   // a body (a comment's id, an issue's updated_at differ).
   const bodyKey = `sha256:${delivery.bodyDigest}`;
+  const claimed: string[] = [];
   for (const key of [delivery.id, bodyKey]) {
     const recorded = await deps.store.forges.recordDelivery({
       forge_id: forge.id,
@@ -43,15 +50,17 @@ export async function actOnDelivery(
           null,
         );
       }
+      const earlier = recorded.earlier?.outcome ?? "received";
       return {
         outcome: "duplicate",
-        note: `${key === bodyKey ? "this body" : `delivery ${delivery.id}`} was received before (${recorded.earlier?.outcome ?? "received"}): nothing new starts`,
+        note: `${key === bodyKey ? "this body" : `delivery ${delivery.id}`} was received before (${earlier === "received" ? "being acted on" : earlier}): nothing new starts`,
         run_id: recorded.earlier?.run_id ?? null,
       };
     }
+    claimed.push(key);
   }
   const settle = async (result: DeliveryOutcome): Promise<DeliveryOutcome> => {
-    for (const key of [delivery.id, bodyKey]) {
+    for (const key of claimed) {
       await deps.store.forges.settleDelivery(
         forge.id,
         key,
@@ -61,48 +70,97 @@ export async function actOnDelivery(
     }
     return result;
   };
-  const intent = forgeIntent(forge, delivery.event, delivery.payload);
-  if (intent.kind === "ignore") return settle({ outcome: "ignored", note: intent.why, run_id: null });
-  const client = await forgeClient(deps.store, forge);
-  const permission = await client.permission(intent.sender);
-  if (!mayStartWork(permission)) {
-    return settle({
-      outcome: "refused",
-      note: `${intent.sender} has ${permission} access to ${forge.repo}; only those who may push start work`,
-      run_id: null,
-    });
-  }
-  const owner: RunOwner = { tenantId: forge.tenant_id, tokenId: forge.created_by };
-  await deps.quotas.checkSubmit(tenantPrincipal(forge.tenant_id));
-  const origin = { trigger: "forge" as const, ref: `${forge.repo}#${intent.number}` };
-  if (intent.kind === "pull") {
-    const earlier = await deps.store.forges.latestRun(forge.id, { pull: intent.number });
-    if (!earlier) {
-      return settle({
-        outcome: "ignored",
-        note: `pull request #${intent.number} was not opened by runyard`,
+  let started: string | null = null;
+  try {
+    const intent = forgeIntent(forge, delivery.event, delivery.payload);
+    if (intent.kind === "ignore") return await settle({ outcome: "ignored", note: intent.why, run_id: null });
+    const client = await forgeClient(deps.store, forge);
+    const permission = await client.permission(intent.sender);
+    if (!mayStartWork(permission)) {
+      return await settle({
+        outcome: "refused",
+        note: `${intent.sender} has ${permission} access to ${forge.repo}; only those who may push start work`,
         run_id: null,
       });
     }
-    const run = await deps.runs.submitFollowUp(earlier.run_id, intent.instruction, owner, origin);
+    const owner: RunOwner = { tenantId: forge.tenant_id, tokenId: forge.created_by };
+    await deps.quotas.checkSubmit(tenantPrincipal(forge.tenant_id));
+    const origin = { trigger: "forge" as const, ref: `${forge.repo}#${intent.number}` };
+    if (intent.kind === "pull") {
+      const earlier = await deps.store.forges.latestRun(forge.id, { pull: intent.number });
+      if (!earlier) {
+        return await settle({
+          outcome: "ignored",
+          note: `pull request #${intent.number} was not opened by runyard`,
+          run_id: null,
+        });
+      }
+      const run = await deps.runs.submitFollowUp(earlier.run_id, intent.instruction, owner, origin);
+      started = run.id;
+      await deps.store.forges.addRun({
+        run_id: run.id,
+        forge_id: forge.id,
+        issue_number: earlier.issue_number,
+        pull_number: intent.number,
+      });
+      return await settle({
+        outcome: "started",
+        note: `follow-up on pull request #${intent.number}`,
+        run_id: run.id,
+      });
+    }
+    const cloneUrl = (await client.repository()).cloneUrl;
+    started = await submitIssueTask(deps, forge, intent, owner, origin, cloneUrl);
     await deps.store.forges.addRun({
-      run_id: run.id,
+      run_id: started,
       forge_id: forge.id,
-      issue_number: earlier.issue_number,
-      pull_number: intent.number,
+      issue_number: intent.number,
+      pull_number: null,
     });
-    return settle({
-      outcome: "started",
-      note: `follow-up on pull request #${intent.number}`,
-      run_id: run.id,
-    });
+    return await settle({ outcome: "started", note: `task for issue #${intent.number}`, run_id: started });
+  } catch (error) {
+    // A run that started keeps the delivery claimed: its redelivery must not start another.
+    if (started === null) {
+      await deps.store.forges.forgetDeliveries(forge.id, claimed).catch(() => undefined);
+    }
+    throw notActedOn(delivery.id, started, error);
   }
-  const run = await startIssueTask(deps, forge, intent, owner, origin, (await client.repository()).cloneUrl);
-  return settle({ outcome: "started", note: `task for issue #${intent.number}`, run_id: run });
 }
 
-async function startIssueTask(
-  deps: Pick<ServerDeps, "store" | "runs">,
+/**
+ * The error a delivery that reached no decision is answered with (a 5xx, or 429 for the quota):
+ * the forge shows the delivery failed, and says what to do; its redelivery is acted on.
+ */
+function notActedOn(deliveryId: string, started: string | null, error: unknown): RunyardError {
+  const what =
+    started === null
+      ? `delivery ${deliveryId} started nothing`
+      : `delivery ${deliveryId} started run ${started} but it could not be recorded`;
+  if (error instanceof RunyardError) {
+    const redeliver =
+      started === null
+        ? " Then redeliver it (the repo's Settings, Webhooks, Recent Deliveries, Redeliver): it is acted on then."
+        : "";
+    return new RunyardError(error.code, `${what}: ${error.message}`, {
+      hint: `${error.hint}${redeliver}`,
+      details: error.details,
+      cause: error,
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new RunyardError("INTERNAL", `${what}: ${message}`, {
+    ...(started === null
+      ? {
+          hint: "Redeliver it from the repo's webhook settings (Recent Deliveries, Redeliver): it is acted on then. If it fails again, the server's log has the details.",
+        }
+      : {}),
+    cause: error,
+  });
+}
+
+/** Submits the agent task of an issue; answers its run id. */
+async function submitIssueTask(
+  deps: Pick<ServerDeps, "runs">,
   forge: ForgeRecord,
   intent: Extract<ForgeIntent, { kind: "issue" }>,
   owner: RunOwner,
@@ -140,12 +198,6 @@ async function startIssueTask(
     owner,
     origin,
   );
-  await deps.store.forges.addRun({
-    run_id: run.id,
-    forge_id: forge.id,
-    issue_number: intent.number,
-    pull_number: null,
-  });
   return run.id;
 }
 
