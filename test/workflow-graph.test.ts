@@ -128,7 +128,9 @@ describe("runyard run: step graphs, matrices and rollback", () => {
 
   it("runs at most max_parallel steps at once, and that many when they can", async () => {
     // Each step marks its start, notes how many steps run at that moment, then waits until its
-    // batch of three has started: fewer than three at once would never get past it.
+    // batch of three has started: fewer than three at once would never get past it. A start with
+    // its count, and an end, each hold a lock: a step of the batch ending between another's
+    // touch and its count would make that count one short.
     const dir = tempDir();
     const steps = Array.from(
       { length: 6 },
@@ -140,10 +142,9 @@ describe("runyard run: step graphs, matrices and rollback", () => {
       env: {BATCH_END: "${3 * (Math.floor(i / 3) + 1)}"}
       script: |
         cd "${dir}"
-        touch start.s${i}
-        echo $(( $(ls start.* | wc -l) - $(ls end.* 2>/dev/null | wc -l) )) >> seen
+        flock lock sh -c 'touch start.s${i}; echo $(( $(ls start.* | wc -l) - $(ls end.* 2>/dev/null | wc -l) )) >> seen'
         until [ "$(ls start.* | wc -l)" -ge "$BATCH_END" ]; do sleep 0.01; done
-        touch end.s${i}
+        flock lock touch end.s${i}
 `,
     ).join("");
     const result = await runCli(["run", writeWorkflow(`name: p\nmax_parallel: 3\nsteps:\n${steps}`), "-q"]);

@@ -155,13 +155,15 @@ describe.skipIf(!haveDocker)("a bot's supervisor on the real engine", () => {
     expect(await containersOf(engine, bot.botId)).toEqual([]);
   }, 60_000);
 
-  it("a bot with a lifetime of 1 s is stopped at its end and reports timeout", async () => {
+  it("a bot with a lifetime of 3 s is stopped at its end and reports timeout", async () => {
+    // 3 s, not less: the lifetime counts from now, and a loaded engine can take over a second to
+    // make the container, so a shorter one could end before the bot ever ran.
     const bot = supervise(
       engine,
       image,
       "echo up; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
       {
-        lifetimeMs: 1_000,
+        lifetimeMs: 3_000,
       },
     );
     await bot.supervisor.start();
