@@ -18,7 +18,7 @@ import {
 
 /*
  * Signed webhooks against a real server: the signature is the only credential of a delivery,
- * a delivery sent again starts no second run, body values reach steps as environment variables
+ * a delivery sent again (its id, or its body under any id) starts no second run, body values reach steps as environment variables
  * only, and another tenant sees none of it.
  */
 
@@ -171,6 +171,57 @@ describe("signed webhooks", () => {
       expect(replay.body.note).toContain("d-again was received before");
     }
     expect(await runCount(acme)).toBe(before);
+  }, 60_000);
+
+  it("starts no second run for the same body under another delivery id or none: only the body is signed", async () => {
+    // Whoever saw one delivery (a proxy's log, the repo's delivery history) has its body and its
+    // signature, and may send them again with headers of their own.
+    const body = push("replayed");
+    const first = await deliver("acme-push", body, {
+      "x-hub-signature-256": sign(body),
+      "x-github-delivery": "d-replay-1",
+    });
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    const before = await runCount(acme);
+    const replays = await Promise.all([
+      deliver("acme-push", body, { "x-hub-signature-256": sign(body), "x-github-delivery": "d-replay-2" }),
+      deliver("acme-push", body, { "x-hub-signature-256": sign(body), "x-github-delivery": "d-replay-3" }),
+      deliver("acme-push", body, { "x-hub-signature-256": sign(body) }),
+    ]);
+    for (const replay of replays) {
+      expect(replay.status, JSON.stringify(replay.body)).toBe(200);
+      expect(replay.body.run_id).toBe(first.body.run_id);
+      expect(replay.body.note).toContain("this body was received before");
+      expect(replay.body.note).toContain("send a body of its own");
+    }
+    expect(await runCount(acme)).toBe(before);
+    // A replay's id was not kept: the sender may still use it for a body of its own.
+    const own = push("a body of its own");
+    const next = await deliver("acme-push", own, {
+      "x-hub-signature-256": sign(own),
+      "x-github-delivery": "d-replay-2",
+    });
+    expect(next.status, JSON.stringify(next.body)).toBe(202);
+    expect(await runCount(acme)).toBe(before + 1);
+  }, 60_000);
+
+  it("starts a run per body sent without a delivery id, and one for a body sent twice at once", async () => {
+    // A script of one's own tells its deliveries apart inside the body (a timestamp, an id).
+    const at = (sentAt: string) => JSON.stringify({ ref: "refs/heads/main", sent_at: sentAt });
+    const before = await runCount(acme);
+    const a = await deliver("acme-push", at("10:00:00"), { "x-hub-signature-256": sign(at("10:00:00")) });
+    const b = await deliver("acme-push", at("10:00:01"), { "x-hub-signature-256": sign(at("10:00:01")) });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.body.run_id).not.toBe(b.body.run_id);
+    const twice = await Promise.all(
+      [1, 2].map(() => deliver("acme-push", at("10:00:02"), { "x-hub-signature-256": sign(at("10:00:02")) })),
+    );
+    expect(twice.map((answer) => answer.status).sort()).toEqual([200, 202]);
+    expect(twice[0]?.body.run_id).toBe(twice[1]?.body.run_id);
+    const again = await deliver("acme-push", at("10:00:00"), { "x-hub-signature-256": sign(at("10:00:00")) });
+    expect(again.status).toBe(200);
+    expect(again.body.run_id).toBe(a.body.run_id);
+    expect(await runCount(acme)).toBe(before + 3);
   }, 60_000);
 
   it("refuses a missing, wrong or malformed signature with 401 and stores nothing", async () => {
@@ -398,6 +449,28 @@ describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
       expect(new Set(answers.map((answer) => answer.body.run_id)).size).toBe(1);
       const { body: runs } = await api<{ runs: unknown[] }>(b.url, "GET", "/api/runs");
       expect(runs.runs).toHaveLength(1);
+      // Another body, sent to both at once under ids of its own, and with none: one run.
+      const other = push("fleet, replayed");
+      const replays = await Promise.all(
+        ["d-fleet-1", "d-fleet-2", "d-fleet-3", undefined].map((id, i) =>
+          fetch(new URL("/api/hooks/fleet-push", (i % 2 ? b : a).url), {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "x-hub-signature-256": sign(other, key),
+              ...(id ? { "x-github-delivery": id } : {}),
+            },
+            body: other,
+          }).then(async (response) => ({
+            status: response.status,
+            body: (await response.json()) as { run_id: string },
+          })),
+        ),
+      );
+      expect(replays.map((answer) => answer.status).sort()).toEqual([200, 200, 200, 202]);
+      expect(new Set(replays.map((answer) => answer.body.run_id)).size).toBe(1);
+      const { body: after } = await api<{ runs: unknown[] }>(a.url, "GET", "/api/runs");
+      expect(after.runs).toHaveLength(2);
     } finally {
       await Promise.all([a.proc.kill("SIGKILL"), b.proc.kill("SIGKILL")]);
     }

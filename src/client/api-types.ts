@@ -860,7 +860,7 @@ export interface paths {
         put?: never;
         /**
          * Deliver a signed webhook (no token: the signature is the credential)
-         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). `X-GitHub-Event: ping` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in `missing_vars`); the run's trigger is `webhook`.
+         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). `X-GitHub-Event: ping` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in `missing_vars`); the run's trigger is `webhook`.
          */
         post: operations["deliverHook"];
         /**
@@ -5236,7 +5236,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description a delivery sent again (its first run), or a ping: no new run */
+            /** @description a delivery sent again (its id or its body came before: its first run), or a ping: no new run */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -31,6 +31,10 @@ export interface NewHook {
 /** A delivery of a hook already received: the run it started. */
 export interface HookDelivery {
   hook_name: string;
+  /**
+   * The sender's `X-GitHub-Delivery`, or `sha256:` and the hex SHA-256 of the body: a delivery is
+   * recorded under both (only the body is signed, so the same body is the same delivery).
+   */
   delivery_id: string;
   run_id: string;
   received_at: string;
@@ -108,8 +112,8 @@ async function removeHook(ctx: StoreContext, name: string): Promise<boolean> {
 }
 
 /**
- * Records a delivery of a hook with the id of the run it is to start, in one statement: the
- * first to record a delivery id wins, across replicas. Answers the delivery as stored: the
+ * Records a delivery of a hook (under its id, or its body's `sha256:` key) with the id of the run
+ * it is to start, in one statement: the first to record a key wins, across replicas. Answers the delivery as stored: the
  * caller's when it won, else the earlier one, whose run is the answer to a delivery sent again.
  */
 async function recordDelivery(

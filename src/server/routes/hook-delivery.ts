@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -16,7 +16,10 @@ import { publicRoute } from "../openapi.js";
 export const maxHookBodyBytes = 2 * 1024 * 1024;
 /** The largest value a delivery may give one variable: it travels as an environment variable. */
 const maxHookVarBytes = 64 * 1024;
-/** The header naming a delivery (GitHub's); the same id delivered again starts no second run. */
+/**
+ * The header naming a delivery (GitHub's); the same id delivered again starts no second run, nor
+ * does the same body under another id or none (only the body is signed).
+ */
 const deliveryHeader = "x-github-delivery";
 const eventHeader = "x-github-event";
 const deliveryId = /^[\x21-\x7e]{1,200}$/;
@@ -34,7 +37,7 @@ const DeliveryHeaders = z.looseObject({
   "x-github-delivery": z
     .string()
     .optional()
-    .describe("the delivery's id: the same id again starts no second run"),
+    .describe("the delivery's id: the same id, or the same body under any id, starts no second run"),
   "x-github-event": z.string().optional().describe("`ping` is answered and starts no run"),
 });
 const RunStarted = z.object({
@@ -103,7 +106,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         schema: {
           operationId: "deliverHook",
           summary: "Deliver a signed webhook (no token: the signature is the credential)",
-          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
+          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
           tags: ["hooks"],
           security: publicRoute,
           params: DeliveryParams,
@@ -116,7 +119,8 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
               content: { "application/json": { schema: RunStarted } },
             },
             200: {
-              description: "a delivery sent again (its first run), or a ping: no new run",
+              description:
+                "a delivery sent again (its id or its body came before: its first run), or a ping: no new run",
               content: { "application/json": { schema: NoNewRun } },
             },
             ...errorResponses(400, 401, 404, 409, 413, 429),
@@ -168,14 +172,24 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
         const saved = await deps.savedWorkflows.get(hook.tenant_id, hook.workflow);
         const runId = newRunId();
-        if (delivery !== undefined) {
+        // The signature covers the body only, not the headers: the same body again, under another
+        // delivery id or none, is the same delivery sent again (by whoever saw it once), and is
+        // known by its SHA-256. Each key is claimed by its primary key, so of two sendings at
+        // once, on any replica, one starts the run.
+        const bodyKey = `sha256:${createHash("sha256").update(raw).digest("hex")}`;
+        const claimed: string[] = [];
+        for (const key of delivery === undefined || delivery === bodyKey ? [bodyKey] : [delivery, bodyKey]) {
           const recorded = await deps.store.hooks.recordDelivery({
             hook_name: hook.name,
-            delivery_id: delivery,
+            delivery_id: key,
             run_id: runId,
           });
-          if (!recorded.first)
-            return reply.code(200).send(await earlierRun(deps, delivery, recorded.delivery.run_id));
+          if (!recorded.first) {
+            for (const mine of claimed) await deps.store.hooks.forgetDelivery(hook.name, mine);
+            const what = key === bodyKey ? "this body" : `delivery ${key}`;
+            return reply.code(200).send(await earlierRun(deps, what, recorded.delivery.run_id));
+          }
+          claimed.push(key);
         }
         try {
           const run = await deps.savedWorkflows.startRun({
@@ -191,7 +205,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
           return reply.code(202).send({ run_id: run.id, missing_vars: missing });
         } catch (error) {
           // Not started: the sender may deliver it again.
-          if (delivery !== undefined) await deps.store.hooks.forgetDelivery(hook.name, delivery);
+          for (const mine of claimed) await deps.store.hooks.forgetDelivery(hook.name, mine);
           throw error;
         }
       },
@@ -199,15 +213,23 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
   });
 }
 
-/** The answer to a delivery sent again: the run its first sending started, once that is stored. */
-async function earlierRun(deps: ServerDeps, delivery: string, runId: string) {
+/**
+ * The answer to a delivery sent again (`what`: "delivery ID", or "this body" when its body came
+ * before): the run its first sending started, once that is stored.
+ */
+async function earlierRun(deps: ServerDeps, what: string, runId: string) {
   const deadline = Date.now() + replayWaitMs;
   for (;;) {
     if (await deps.store.runs.get(runId)) {
-      return { run_id: runId, note: `delivery ${delivery} was received before: this is the run it started` };
+      const note = `${what} was received before: this is the run it started`;
+      if (what !== "this body") return { run_id: runId, note };
+      return {
+        run_id: runId,
+        note: `${note}. Only the body is signed, so the same body again, under any delivery id or none, is a replay; to start another run, send a body of its own (an id or a timestamp in it).`,
+      };
     }
     if (Date.now() >= deadline) {
-      throw new RunyardError("CONFLICT", `delivery ${delivery} is still being started`, {
+      throw new RunyardError("CONFLICT", `${what} is still being started`, {
         hint: "Deliver it again in a few seconds: it then answers the run it started.",
       });
     }
