@@ -187,6 +187,7 @@ function agentSandboxSettings(
     }),
     ...(config.agentSandboxNetwork ? { openNetwork: config.agentSandboxNetwork } : {}),
     labels: { [runnerLabel]: connection.id },
+    images: config.agentSandboxImages,
   };
 }
 

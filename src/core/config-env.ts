@@ -73,6 +73,7 @@ export const envNames: Record<keyof Config, string[]> = {
   agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
   agentSandbox: ["RUNYARD_AGENT_SANDBOX"],
   agentSandboxNetwork: ["RUNYARD_AGENT_SANDBOX_NETWORK"],
+  agentSandboxImages: ["RUNYARD_AGENT_SANDBOX_IMAGES"],
   agentSandboxAllow: ["RUNYARD_AGENT_SANDBOX_ALLOW"],
   stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],

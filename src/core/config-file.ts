@@ -83,6 +83,8 @@ const ConfigFile = z
     agent_sandbox: z.string(),
     agent_sandbox_network: z.string(),
     agent_sandbox_allow: z.array(z.string()),
+    /** Images a task's sandbox may name besides the default (docs/agents.md, "Sandboxed agents"). */
+    agent_sandbox_images: z.array(z.string()),
     /** Folders where sandboxed steps may work besides the runner's working folder (docs/security.md). */
     step_cwd_roots: z.array(z.string()),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
@@ -162,6 +164,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
     agentSandboxNetwork: file.agent_sandbox_network,
     agentSandboxAllow: file.agent_sandbox_allow,
+    agentSandboxImages: file.agent_sandbox_images,
     stepCwdRoots: file.step_cwd_roots,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,

@@ -268,6 +268,27 @@ export const configSchema = z.object({
    * network of the operator's): its egress is then not held to the model endpoint.
    */
   agentSandboxNetwork: z.string().min(1).optional(),
+  /**
+   * Runner: the images a task's sandbox may name besides `agentSandbox` (docs/agents.md,
+   * "Sandboxed agents"): exact references (`runyard-agent:2`, a bare name means its `latest`),
+   * or `NAME:*` for every tag of NAME; comma-separated in the environment, a YAML list in the
+   * config file. Any other image (another tenant's bot image, one somebody pulled) is refused.
+   */
+  agentSandboxImages: z
+    .union([z.string(), z.array(z.string())])
+    .default([])
+    .transform((value) =>
+      (Array.isArray(value) ? value : value.split(",")).map((entry) => entry.trim()).filter(Boolean),
+    )
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        if (/\s/.test(entry) || (entry.includes("*") && !/^[^*]+:\*$/.test(entry)))
+          ctx.addIssue({
+            code: "custom",
+            message: `"${entry}" is not an image reference (like runyard-agent:2) or NAME:* (every tag of NAME)`,
+          });
+      }
+    }),
   /** Runner: `host:port` destinations every sandboxed agent may reach besides its model endpoint (a package mirror). */
   agentSandboxAllow: z
     .union([z.string(), z.array(z.string())])

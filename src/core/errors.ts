@@ -94,6 +94,10 @@ export const errorTable = {
     status: 400,
     hint: "An agent task of anyone but a platform admin works only in a folder under the roots the operator lists as `agent_cwd_roots:` (the server's config file; a runner allows its own list and its workspace folder): give an absolute cwd under one of them, without `..` and without a symbolic link leading out, or give `repo` to work in a fresh worktree instead.",
   },
+  AGENT_SANDBOX_IMAGE_NOT_ALLOWED: {
+    status: 400,
+    hint: "A runner runs a task's sandbox only in images its operator allows: its default sandbox image (RUNYARD_AGENT_SANDBOX, or docker_image with execution_mode: docker) and those listed in RUNYARD_AGENT_SANDBOX_IMAGES (agent_sandbox_images: in its config file; NAME:* allows every tag of NAME). Name one of those, or ask the runner's operator to list the image.",
+  },
   AGENT_TESTS_FAILED: {
     status: 200,
     hint: "The agent's change did not pass the tests; read the test step's output and the diff artifact.",

@@ -1,6 +1,7 @@
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { isAbsolute, join, relative } from "node:path";
 import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
+import { RunyardError } from "../core/errors.js";
 import type { AgentSandbox } from "../core/jobs/agent.js";
 import { parseMemorySize } from "../core/memory-size.js";
 import { type ContainerEgress, ContainerLauncher, sandboxUser } from "../exec/container-launcher.js";
@@ -22,6 +23,62 @@ export interface AgentSandboxSettings {
   openNetwork?: string;
   /** Labels every container carries (the runner's id). */
   labels: Record<string, string>;
+  /**
+   * The images a task's own sandbox may name besides the default's (`RUNYARD_AGENT_SANDBOX_IMAGES`):
+   * exact references, or `NAME:*` for every tag of NAME. Absent or empty: the default's only.
+   */
+  images?: readonly string[];
+}
+
+/**
+ * Why this runner will not run a task's own sandbox, checked before anything of the task runs:
+ * an image its operator does not allow (any image on the runner's Docker engine could otherwise
+ * be named, another tenant's bot image among them).
+ * Undefined when the sandbox may run. The runner's default sandbox is the operator's own.
+ */
+export function sandboxRefusal(
+  sandbox: AgentSandbox,
+  settings: AgentSandboxSettings,
+): RunyardError | undefined {
+  const allowed = [
+    ...(settings.defaultSandbox ? [settings.defaultSandbox.image] : []),
+    ...(settings.images ?? []),
+  ];
+  if (!imageAllowed(sandbox.image, allowed)) {
+    return new RunyardError(
+      "AGENT_SANDBOX_IMAGE_NOT_ALLOWED",
+      allowed.length === 0
+        ? `the sandbox image ${JSON.stringify(sandbox.image)} is not allowed on this runner: it allows no image a task names (no RUNYARD_AGENT_SANDBOX, RUNYARD_AGENT_SANDBOX_IMAGES is empty)`
+        : `the sandbox image ${JSON.stringify(sandbox.image)} is not allowed on this runner; it allows ${allowed.join(", ")}`,
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Whether `image` is one of `allowed`: the same reference once both are written out in full (a
+ * bare name is its `latest`, `docker.io/library/` is dropped), or a tag of NAME for `NAME:*`.
+ * An image id or a digest is allowed only where it is listed as it is.
+ */
+export function imageAllowed(image: string, allowed: readonly string[]): boolean {
+  const ref = fullImageRef(image);
+  return allowed.some((entry) => {
+    if (!entry.endsWith(":*")) return fullImageRef(entry) === ref;
+    const name = shortImageName(entry.slice(0, -2));
+    return ref.startsWith(`${name}:`) && /^\w[\w.-]{0,127}$/.test(ref.slice(name.length + 1));
+  });
+}
+
+/** An image reference written out: `busybox` is `busybox:latest`; `docker.io/library/` dropped. */
+export function fullImageRef(image: string): string {
+  const ref = shortImageName(image.trim());
+  if (ref.includes("@")) return ref;
+  const last = ref.slice(ref.lastIndexOf("/") + 1);
+  return last.includes(":") ? ref : `${ref}:latest`;
+}
+
+function shortImageName(ref: string): string {
+  return ref.replace(/^(docker\.io|index\.docker\.io)\//, "").replace(/^library\//, "");
 }
 
 /** Seed 003's defaults for an agent's container: enough for a CLI, a language server and a test run. */
@@ -123,7 +180,8 @@ export async function openSandbox(
   }
   const launcher = new ContainerLauncher({
     engine: settings.engine,
-    image: sandbox.image,
+    // Written out in full, so Docker cannot read it as an image id.
+    image: fullImageRef(sandbox.image),
     limits,
     egress,
     labels: { ...settings.labels, "runyard.run": turn.runId, "runyard.agent": turn.agent },

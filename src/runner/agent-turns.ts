@@ -10,7 +10,7 @@ import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/a
 import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
-import { type AgentSandboxSettings, type OpenSandbox, openSandbox } from "./agent-sandbox.js";
+import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
 
 export interface AgentTurnsOptions {
@@ -44,11 +44,25 @@ export class SupervisedAgentTurns implements AgentTurns {
     return killTagged(`${this.options.tagPrefix}.`, { prefix: true });
   }
 
+  /**
+   * Throws when this runner will not run the task's own sandbox (an image its operator does not
+   * allow): called before the task's workspace is made, and again before its turn.
+   */
+  check(task: AgentTask): void {
+    const settings = this.options.sandbox;
+    if (!task.sandbox || !settings) return;
+    const refusal = sandboxRefusal(task.sandbox, settings);
+    if (refusal) throw refusal;
+  }
+
   async run(
     task: AgentTask,
     cwd: string,
     io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
   ): Promise<TurnOutcome> {
+    const refusal =
+      task.sandbox && this.options.sandbox && sandboxRefusal(task.sandbox, this.options.sandbox);
+    if (refusal) return { ...sandboxFailed(refusal.message, refusal.hint), error: refusal.toInfo() };
     const adapter = adapterFor(task.agent);
     const path = adapter ? agentPath(task.agent, this.options) : undefined;
     if (!adapter || path === undefined) {

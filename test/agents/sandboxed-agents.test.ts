@@ -18,7 +18,7 @@ import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { agentBaseImage } from "../helpers/base-images.js";
 import { processesWith, tempDir } from "../helpers/cli.js";
-import { requireDocker } from "../helpers/docker.js";
+import { busyboxImage, requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
 import {
   api,
@@ -159,6 +159,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
         env: {
           PATH: `${cli ? `${dirname(cli)}:` : ""}${process.env.PATH}`,
           RUNYARD_WORKSPACE_DIR: join(root, `workspaces-${c.agent}`),
+          RUNYARD_AGENT_SANDBOX_IMAGES: image,
           CLAUDE_CODE_MAX_RETRIES: "1",
           ...c.env(model),
         },
@@ -247,7 +248,11 @@ describe.skipIf(missing)("sandboxed agents", () => {
     });
     const runner = await startRunner(server.url, await runnerToken(server.url), {
       id: "sandboxed-git-settings",
-      env: { RUNYARD_WORKSPACE_DIR: join(root, "workspaces-git-settings"), ...cases[3]!.env(model) },
+      env: {
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-git-settings"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
+        ...cases[3]!.env(model),
+      },
     });
     try {
       const bare = seedBareRepo(join(root, "git-settings.git"));
@@ -302,6 +307,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
       env: {
         PATH: `${join(home, "node_modules", ".bin")}:${process.env.PATH}`,
         RUNYARD_WORKSPACE_DIR: join(root, "workspaces-cli-home"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
         ...cases[0]!.env(model),
       },
     });
@@ -348,7 +354,11 @@ describe.skipIf(missing)("sandboxed agents", () => {
     });
     const runner = await startRunner(server.url, await runnerToken(server.url), {
       id: "sandboxed-state",
-      env: { RUNYARD_WORKSPACE_DIR: join(root, "workspaces-state"), ...cases[3]!.env(model) },
+      env: {
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-state"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
+        ...cases[3]!.env(model),
+      },
     });
     try {
       const submit = async (prompt: string) => {
@@ -394,6 +404,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
       env: {
         PATH: `${cli ? `${dirname(cli)}:` : ""}${process.env.PATH}`,
         RUNYARD_WORKSPACE_DIR: join(root, "workspaces-cancel"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
         ...cases[0]!.env(model),
       },
     });
@@ -421,4 +432,62 @@ describe.skipIf(missing)("sandboxed agents", () => {
       await model.stop();
     }
   }, 150_000);
+  describe("what a task's sandbox may ask of a runner", () => {
+    let model: ModelServer;
+    let runner: Proc;
+    /** Another tenant's bot image, as `runyard bot` builds them, present on the runner's engine. */
+    let botImage: string;
+
+    beforeAll(async () => {
+      botImage = await busyboxImage("runyard-bot-0sandboxtest:latest");
+      model = await startModelServer({ conversations: [{ turns: [{ text: "Done." }] }] });
+      runner = await startRunner(server.url, await runnerToken(server.url), {
+        id: "sandboxed-allowed",
+        env: {
+          RUNYARD_WORKSPACE_DIR: join(root, "workspaces-allowed"),
+          RUNYARD_AGENT_SANDBOX_IMAGES: image,
+          ...cases[3]!.env(model),
+        },
+      });
+    }, 120_000);
+
+    afterAll(async () => {
+      await runner?.kill();
+      await model?.stop();
+    });
+
+    const refusedRun = async (sandbox: Record<string, unknown>) => {
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "look around",
+        repo: { url: seedBareRepo(join(root, `allowed-${Date.now()}.git`)), push: false },
+        sandbox,
+      });
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+      const id = submitted.body.run_id;
+      const run = await waitForRun(server.url, id, isFinal, 60_000);
+      const events = await readEvents(server.url, id);
+      const containers = await engine.docker.listContainers({
+        all: true,
+        filters: { label: [`runyard.run=${id}`] },
+      });
+      return { run, events, containers };
+    };
+
+    it("runs only in images its operator allows: another image on its engine ends the run before any container", async () => {
+      const asked = model.requests.length;
+      const { run, events, containers } = await refusedRun({ image: botImage });
+      expect(run.status).toBe("failed");
+      expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_SANDBOX_IMAGE_NOT_ALLOWED");
+      expect(run.error?.message).toBe(
+        `the sandbox image "${botImage}" is not allowed on this runner; it allows ${image}`,
+      );
+      const prepare = events.find((e) => e.type === "step.finished" && e.step === "prepare");
+      expect(prepare).toMatchObject({ status: "failed", error: { code: "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" } });
+      expect(JSON.stringify(prepare)).toContain("RUNYARD_AGENT_SANDBOX_IMAGES");
+      expect(containers).toEqual([]);
+      expect(model.requests.length).toBe(asked);
+    });
+  });
 });

@@ -44,6 +44,8 @@ export interface AgentTurns {
       ownEndpoint?: boolean;
     },
   ): Promise<TurnOutcome>;
+  /** Throws when this runner will not run the task's turn as asked (its sandbox): before anything of it runs. */
+  check?(task: AgentTask): void;
 }
 
 export interface AgentHandlerDeps {
@@ -119,6 +121,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     let tests: TestsOutcome | undefined;
     try {
       const cwd = await steps.run("prepare", async (say) => {
+        this.deps.turns.check?.(task);
         workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
         const dir =
           workspace?.path ??
