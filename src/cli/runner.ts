@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
+import { availableParallelism, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { agentNames } from "../agents/registry.js";
@@ -9,6 +10,7 @@ import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { createLogger, type LogFormat, type Logger } from "../core/logger.js";
+import { parseMemorySize } from "../core/memory-size.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
@@ -22,7 +24,7 @@ import { nativeHelperPath } from "../exec/native-helpers.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
 import { probeSandbox } from "../exec/sandbox.js";
-import type { AgentSandboxSettings } from "../runner/agent-sandbox.js";
+import type { AgentSandboxSettings, SandboxCeilings } from "../runner/agent-sandbox.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
 import { uploadArtifact } from "../runner/artifact-upload.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
@@ -188,6 +190,22 @@ function agentSandboxSettings(
     ...(config.agentSandboxNetwork ? { openNetwork: config.agentSandboxNetwork } : {}),
     labels: { [runnerLabel]: connection.id },
     images: config.agentSandboxImages,
+    ceilings: sandboxCeilings(config),
+  };
+}
+
+/**
+ * The most a task's sandbox may ask for on this runner: the operator's settings, else what the
+ * runner advertises (RUNYARD_MEMORY, RUNYARD_CPUS), else the machine's own; 4096 processes.
+ */
+export function sandboxCeilings(config: Config): SandboxCeilings {
+  const memory = [config.agentSandboxMaxMemory, config.memory]
+    .map((value) => (value === undefined ? undefined : parseMemorySize(value)))
+    .find((bytes) => bytes !== undefined);
+  return {
+    memoryBytes: memory ?? totalmem(),
+    cpus: config.agentSandboxMaxCpus ?? config.cpus ?? availableParallelism(),
+    pids: config.agentSandboxMaxPids,
   };
 }
 

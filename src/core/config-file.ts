@@ -85,6 +85,9 @@ const ConfigFile = z
     agent_sandbox_allow: z.array(z.string()),
     /** Images a task's sandbox may name besides the default (docs/agents.md, "Sandboxed agents"). */
     agent_sandbox_images: z.array(z.string()),
+    agent_sandbox_max_memory: z.union([z.string(), z.number()]),
+    agent_sandbox_max_cpus: z.number(),
+    agent_sandbox_max_pids: z.number(),
     /** Folders where sandboxed steps may work besides the runner's working folder (docs/security.md). */
     step_cwd_roots: z.array(z.string()),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
@@ -165,6 +168,9 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentSandboxNetwork: file.agent_sandbox_network,
     agentSandboxAllow: file.agent_sandbox_allow,
     agentSandboxImages: file.agent_sandbox_images,
+    agentSandboxMaxMemory: file.agent_sandbox_max_memory,
+    agentSandboxMaxCpus: file.agent_sandbox_max_cpus,
+    agentSandboxMaxPids: file.agent_sandbox_max_pids,
     stepCwdRoots: file.step_cwd_roots,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,

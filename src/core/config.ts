@@ -5,6 +5,7 @@ import { agentCwdRootProblem } from "./agent-cwd.js";
 import { configInput } from "./config-env.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
+import { parseMemorySize } from "./memory-size.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
 import { runConfigShape } from "./run-config-schema.js";
 
@@ -289,6 +290,20 @@ export const configSchema = z.object({
           });
       }
     }),
+  /**
+   * Runner: the most a task's sandbox may ask for: memory (Docker's notation, like 8g; unset: the
+   * runner's RUNYARD_MEMORY, else the machine's memory), CPUs (unset: RUNYARD_CPUS, else the
+   * machine's) and processes (4096). A task asking more is refused, not cut down.
+   */
+  agentSandboxMaxMemory: z
+    .union([z.string(), z.number()])
+    .transform((value) => String(value))
+    .refine((value) => parseMemorySize(value) !== undefined, {
+      message: "must be a size like 8g (bytes, or a number with k, m or g)",
+    })
+    .optional(),
+  agentSandboxMaxCpus: z.coerce.number().positive().optional(),
+  agentSandboxMaxPids: z.coerce.number().int().positive().default(4096),
   /** Runner: `host:port` destinations every sandboxed agent may reach besides its model endpoint (a package mirror). */
   agentSandboxAllow: z
     .union([z.string(), z.array(z.string())])

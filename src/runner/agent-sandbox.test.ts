@@ -52,9 +52,44 @@ describe("which images a task's sandbox may name", () => {
     expect(fullImageRef("localhost:5000/agent")).toBe("localhost:5000/agent:latest");
   });
 
-  it("reads the list from the runner's environment", () => {
-    const config = loadConfig({ RUNYARD_AGENT_SANDBOX_IMAGES: "node-tools:2, py:*" });
+  it("reads the list and the ceilings from the runner's environment", () => {
+    const config = loadConfig({
+      RUNYARD_AGENT_SANDBOX_IMAGES: "node-tools:2, py:*",
+      RUNYARD_AGENT_SANDBOX_MAX_MEMORY: "8g",
+      RUNYARD_AGENT_SANDBOX_MAX_CPUS: "4",
+    });
     expect(config.agentSandboxImages).toEqual(["node-tools:2", "py:*"]);
+    expect(config.agentSandboxMaxMemory).toBe("8g");
+    expect(config.agentSandboxMaxCpus).toBe(4);
+    expect(config.agentSandboxMaxPids).toBe(4096);
     expect(() => loadConfig({ RUNYARD_AGENT_SANDBOX_IMAGES: "runyard-bot-*" })).toThrowError(/NAME:\*/);
+    expect(() => loadConfig({ RUNYARD_AGENT_SANDBOX_MAX_MEMORY: "lots" })).toThrowError(/size like 8g/);
+  });
+});
+
+describe("the operator's ceilings on a task's sandbox", () => {
+  const on = settings({
+    defaultSandbox: { image: "runyard-agent" },
+    ceilings: { memoryBytes: 4 * 1024 ** 3, cpus: 2, pids: 4096 },
+  });
+
+  it("runs a sandbox within them", () => {
+    expect(sandboxRefusal({ image: "runyard-agent", memory: "4g", cpus: 2, pids: 4096 }, on)).toBeUndefined();
+    expect(sandboxRefusal({ image: "runyard-agent" }, on)).toBeUndefined();
+  });
+
+  it("refuses one over any of them, naming each and its setting, rather than cut it down", () => {
+    const refusal = sandboxRefusal({ image: "runyard-agent", memory: "1000g", cpus: 64, pids: 100_000 }, on);
+    expect(refusal?.code).toBe("AGENT_SANDBOX_OVER_LIMIT");
+    expect(refusal?.message).toContain(
+      "memory 1000g is over this runner's ceiling of 4g (RUNYARD_AGENT_SANDBOX_MAX_MEMORY)",
+    );
+    expect(refusal?.message).toContain(
+      "cpus 64 is over this runner's ceiling of 2 (RUNYARD_AGENT_SANDBOX_MAX_CPUS)",
+    );
+    expect(refusal?.message).toContain(
+      "pids 100000 is over this runner's ceiling of 4096 (RUNYARD_AGENT_SANDBOX_MAX_PIDS)",
+    );
+    expect(refusal?.hint).toContain("RUNYARD_AGENT_SANDBOX_MAX_MEMORY");
   });
 });

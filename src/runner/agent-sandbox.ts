@@ -28,12 +28,21 @@ export interface AgentSandboxSettings {
    * exact references, or `NAME:*` for every tag of NAME. Absent or empty: the default's only.
    */
   images?: readonly string[];
+  /** The most a task's sandbox may ask for (`RUNYARD_AGENT_SANDBOX_MAX_*`); absent: no ceiling. */
+  ceilings?: SandboxCeilings;
+}
+
+/** The operator's ceilings on what a task's sandbox may ask for. */
+export interface SandboxCeilings {
+  memoryBytes: number;
+  cpus: number;
+  pids: number;
 }
 
 /**
  * Why this runner will not run a task's own sandbox, checked before anything of the task runs:
  * an image its operator does not allow (any image on the runner's Docker engine could otherwise
- * be named, another tenant's bot image among them).
+ * be named, another tenant's bot image among them), or limits over the operator's ceilings.
  * Undefined when the sandbox may run. The runner's default sandbox is the operator's own.
  */
 export function sandboxRefusal(
@@ -52,7 +61,30 @@ export function sandboxRefusal(
         : `the sandbox image ${JSON.stringify(sandbox.image)} is not allowed on this runner; it allows ${allowed.join(", ")}`,
     );
   }
-  return undefined;
+  const ceilings = settings.ceilings;
+  if (!ceilings) return undefined;
+  const over: string[] = [];
+  const memory = sandbox.memory === undefined ? undefined : parseMemorySize(sandbox.memory);
+  if (memory !== undefined && memory > ceilings.memoryBytes) {
+    over.push(
+      `memory ${sandbox.memory} is over this runner's ceiling of ${formatBytes(ceilings.memoryBytes)} (RUNYARD_AGENT_SANDBOX_MAX_MEMORY)`,
+    );
+  }
+  if (sandbox.cpus !== undefined && sandbox.cpus > ceilings.cpus) {
+    over.push(
+      `cpus ${sandbox.cpus} is over this runner's ceiling of ${ceilings.cpus} (RUNYARD_AGENT_SANDBOX_MAX_CPUS)`,
+    );
+  }
+  if (sandbox.pids !== undefined && sandbox.pids > ceilings.pids) {
+    over.push(
+      `pids ${sandbox.pids} is over this runner's ceiling of ${ceilings.pids} (RUNYARD_AGENT_SANDBOX_MAX_PIDS)`,
+    );
+  }
+  if (over.length === 0) return undefined;
+  return new RunyardError(
+    "AGENT_SANDBOX_OVER_LIMIT",
+    `the task's sandbox asks for too much: ${over.join("; ")}`,
+  );
 }
 
 /**
@@ -79,6 +111,17 @@ export function fullImageRef(image: string): string {
 
 function shortImageName(ref: string): string {
   return ref.replace(/^(docker\.io|index\.docker\.io)\//, "").replace(/^library\//, "");
+}
+
+function formatBytes(bytes: number): string {
+  for (const [unit, size] of [
+    ["g", 1024 ** 3],
+    ["m", 1024 ** 2],
+    ["k", 1024],
+  ] as const) {
+    if (bytes >= size) return `${Math.round((bytes / size) * 10) / 10}${unit}`;
+  }
+  return `${bytes}`;
 }
 
 /** Seed 003's defaults for an agent's container: enough for a CLI, a language server and a test run. */

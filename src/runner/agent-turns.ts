@@ -46,7 +46,8 @@ export class SupervisedAgentTurns implements AgentTurns {
 
   /**
    * Throws when this runner will not run the task's own sandbox (an image its operator does not
-   * allow): called before the task's workspace is made, and again before its turn.
+   * allow, limits over its ceilings): called before the task's workspace is made, and again
+   * before its turn.
    */
   check(task: AgentTask): void {
     const settings = this.options.sandbox;

@@ -446,6 +446,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
         env: {
           RUNYARD_WORKSPACE_DIR: join(root, "workspaces-allowed"),
           RUNYARD_AGENT_SANDBOX_IMAGES: image,
+          RUNYARD_AGENT_SANDBOX_MAX_PIDS: "1024",
           ...cases[3]!.env(model),
         },
       });
@@ -488,6 +489,36 @@ describe.skipIf(missing)("sandboxed agents", () => {
       expect(JSON.stringify(prepare)).toContain("RUNYARD_AGENT_SANDBOX_IMAGES");
       expect(containers).toEqual([]);
       expect(model.requests.length).toBe(asked);
+    });
+
+    it("refuses a sandbox over its operator's ceilings, and the server refuses absurd limits at once", async () => {
+      const { run, containers } = await refusedRun({ image, pids: 2048, cpus: 32 });
+      expect(run.status).toBe("failed");
+      expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_SANDBOX_OVER_LIMIT");
+      expect(run.error?.message).toContain(
+        "pids 2048 is over this runner's ceiling of 1024 (RUNYARD_AGENT_SANDBOX_MAX_PIDS)",
+      );
+      expect(run.error?.message).toContain("cpus 32 is over this runner's ceiling of");
+      expect(containers).toEqual([]);
+      for (const sandbox of [
+        { image, memory: "1000g" },
+        { image, cpus: 65 },
+        { image, pids: 100_000 },
+      ]) {
+        const answer = await api<{ error: { code: string; message: string } }>(
+          server.url,
+          "POST",
+          "/api/runs",
+          {
+            kind: "agent",
+            agent: "openai",
+            prompt: "x",
+            sandbox,
+          },
+        );
+        expect(answer.status, JSON.stringify(sandbox)).toBe(400);
+        expect(answer.body.error.code).toBe("INVALID_INPUT");
+      }
     });
   });
 });

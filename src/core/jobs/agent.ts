@@ -30,14 +30,21 @@ export const AgentRepo = z.object({
 export type AgentRepo = z.infer<typeof AgentRepo>;
 
 /**
+ * The most any container of an agent task may ask for, checked at submit (INVALID_INPUT): past
+ * these a value is a mistake on any machine. A runner's own ceilings (docs/agents.md, "Sandboxed
+ * agents") are usually lower and are checked where the task runs.
+ */
+export const containerMaxima = { memoryBytes: 256 * 1024 ** 3, memory: "256g", cpus: 64, pids: 32_768 };
+
+/**
  * Where a test command runs: in a hardened container of `image`, as a workflow host with
  * `executor: docker` (docs/workflows.md), with its limits written the same way (`memory: 512m`).
  */
 export const AgentTestsExecutor = z.strictObject({
   image: z.string().min(1),
   memory: z.union([z.string().min(1), z.number().positive()]).optional(),
-  cpus: z.number().positive().optional(),
-  pids: z.number().int().positive().optional(),
+  cpus: z.number().positive().max(containerMaxima.cpus).optional(),
+  pids: z.number().int().positive().max(containerMaxima.pids).optional(),
   network: z.string().min(1).optional(),
 });
 export type AgentTestsExecutor = z.infer<typeof AgentTestsExecutor>;
@@ -53,8 +60,8 @@ export const agentSandboxNetworks = ["model-only", "none"] as const;
 export const AgentSandbox = z.strictObject({
   image: z.string().min(1),
   memory: z.union([z.string().min(1), z.number().positive()]).optional(),
-  cpus: z.number().positive().max(64).optional(),
-  pids: z.number().int().positive().max(100_000).optional(),
+  cpus: z.number().positive().max(containerMaxima.cpus).optional(),
+  pids: z.number().int().positive().max(containerMaxima.pids).optional(),
   network: z.enum(agentSandboxNetworks).optional(),
 });
 export type AgentSandbox = z.infer<typeof AgentSandbox>;

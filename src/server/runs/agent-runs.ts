@@ -10,6 +10,7 @@ import {
   type AgentTask,
   type AgentTests,
   agentEndedEarly,
+  containerMaxima,
   gitTokenNames,
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
@@ -369,7 +370,11 @@ function checkTests(tests: AgentTests): void {
   }
   if (!tests.executor) return;
   const { diagnostics } = parseWorkflow(testsPlaybook(tests, 1000), "tests.executor");
-  if (diagnostics.length === 0) return;
+  if (diagnostics.length === 0) {
+    if (tests.executor.memory !== undefined)
+      checkMemory("tests.executor.memory", tests.executor.memory, "512m");
+    return;
+  }
   throw new RunyardError(
     "INVALID_INPUT",
     `tests.executor: ${diagnostics.map((d) => d.message.replace('of host "tests" ', "")).join("; ")}`,
@@ -381,15 +386,32 @@ function checkTests(tests: AgentTests): void {
   );
 }
 
-/** A sandbox's memory is checked at submit as the runner reads it, so a typo is refused at once. */
+/**
+ * A sandbox's memory is checked at submit as the runner reads it, so a typo or an absurd size is
+ * refused at once. Its image and what the runner allows are the runner's to check: only it knows
+ * its operator's list and ceilings.
+ */
 function checkSandbox(sandbox: AgentSandbox): void {
   if (sandbox.memory === undefined) return;
-  const bytes = parseMemorySize(sandbox.memory);
+  checkMemory("sandbox.memory", sandbox.memory, "2g");
+}
+
+function checkMemory(field: string, memory: string | number, example: string): void {
+  const bytes = parseMemorySize(memory);
   if (bytes === undefined || bytes < minimumContainerMemory) {
     throw new RunyardError(
       "INVALID_INPUT",
-      `sandbox.memory must be a size of at least 6m like 2g, got ${JSON.stringify(sandbox.memory)}`,
+      `${field} must be a size of at least 6m like ${example}, got ${JSON.stringify(memory)}`,
       { hint: "Write bytes or a number with k, m or g, as docker run --memory takes it: 512m, 2g." },
+    );
+  }
+  if (bytes > containerMaxima.memoryBytes) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `${field} ${JSON.stringify(memory)} is more than any runner gives a container (at most ${containerMaxima.memory})`,
+      {
+        hint: `Ask for what the task needs, at most ${containerMaxima.memory}; a runner's own ceiling may be lower.`,
+      },
     );
   }
 }
