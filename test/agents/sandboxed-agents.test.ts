@@ -521,4 +521,52 @@ describe.skipIf(missing)("sandboxed agents", () => {
       }
     });
   });
+
+  it("a member's tests get containers without a network: the server refuses host or a Docker network", async () => {
+    const made = await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+      kind: "user",
+      name: "sandboxed member",
+      tenant_id: "acme",
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const playbook = `name: checks
+inventory: {hosts: {box: {executor: docker, image: ${image}, network: bridge}}}
+steps:
+  - name: probe
+    command: "true"
+`;
+    for (const [tests, where] of [
+      [{ command: "true", executor: { image, network: "host" } }, "tests.executor.network"],
+      [
+        { command: "true", executor: { image, network: "container:runyard-bot-x" } },
+        "tests.executor.network",
+      ],
+      [{ playbook }, 'the tests playbook\'s host "box"'],
+    ] as const) {
+      const answer = await api<{ error: { code: string; message: string; hint: string } }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "openai", prompt: "x", tests },
+        made.body.token,
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.error.code).toBe("INVALID_INPUT");
+      expect(answer.body.error.message).toContain(`${where} asks for the network`);
+    }
+    const none = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "agent",
+        agent: "openai",
+        prompt: "x",
+        tests: { command: "true", executor: { image, network: "none" } },
+      },
+      made.body.token,
+    );
+    expect(none.status, JSON.stringify(none.body)).toBe(201);
+    await api(server.url, "POST", `/api/runs/${none.body.run_id}/cancel`);
+  });
 });

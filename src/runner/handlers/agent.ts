@@ -6,10 +6,13 @@ import {
   type AgentJob,
   type AgentJobResult,
   type AgentTask,
+  type AgentTests,
   emptyAgentResult,
 } from "../../core/jobs/agent.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import type { StepRunner } from "../../core/step-attempt.js";
+import { parseWorkflow } from "../../workflow/parse.js";
+import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
 import { confinedAgentCwd } from "./agent-cwd.js";
 import { errorOf, PipelineSteps } from "./agent-steps.js";
@@ -122,6 +125,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     try {
       const cwd = await steps.run("prepare", async (say) => {
         this.deps.turns.check?.(task);
+        if (task.tests && task.cwd_confined) checkMemberTests(task.tests);
         workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
         const dir =
           workspace?.path ??
@@ -401,4 +405,11 @@ function eventOf(output: AgentOutput, agent: string): EventInput | undefined {
     default:
       return undefined;
   }
+}
+
+/** A member's tests are checked again where they run: their containers get no network. */
+function checkMemberTests(tests: AgentTests): void {
+  const { workflow } = parseWorkflow(testsPlaybook(tests, 1000), "tests.yaml");
+  const refusal = workflow && memberTestsRefusal(workflow);
+  if (refusal) throw refusal;
 }

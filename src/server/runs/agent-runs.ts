@@ -20,7 +20,7 @@ import { servesTenant } from "../../store/placement.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
-import { testsPlaybook } from "../../workflow/tests-playbook.js";
+import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { JobQueue } from "../job-queue.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -86,7 +86,7 @@ export class AgentRuns implements RunKindModule {
       const refusal = agentCwdRefusal(body.cwd, this.cwdRoots);
       if (refusal) throw refusal;
     }
-    if (body.tests) checkTests(body.tests);
+    if (body.tests) checkTests(body.tests, !owner.unconfinedCwd);
     if (body.sandbox) checkSandbox(body.sandbox);
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
@@ -362,11 +362,16 @@ function overall(results: AgentJobResult[], canceled: boolean): { status: RunSta
  * playbook, its executor that playbook's host), so a bad image or memory is refused at once, not
  * after the agent's work.
  */
-function checkTests(tests: AgentTests): void {
+function checkTests(tests: AgentTests, confined: boolean): void {
   if (tests.executor && tests.command === undefined) {
     throw new RunyardError("INVALID_INPUT", "tests.executor goes with tests.command", {
       hint: "A playbook runs in containers through its own inventory: give its host `executor: docker` and `image`.",
     });
+  }
+  if (confined) {
+    const { workflow } = parseWorkflow(testsPlaybook(tests, 1000), "tests.yaml");
+    const refusal = workflow && memberTestsRefusal(workflow);
+    if (refusal) throw refusal;
   }
   if (!tests.executor) return;
   const { diagnostics } = parseWorkflow(testsPlaybook(tests, 1000), "tests.executor");
