@@ -237,6 +237,34 @@ describe.skipIf(!haveDocker)("the docker executor with runyard run", () => {
     expect(await containersOf(events[0]!.run_id)).toEqual([]);
   });
 
+  it("an image that declares a VOLUME leaves no volume behind once its step's container is removed", async () => {
+    const tag = "runyard-test-volume:1";
+    const context = tempDir();
+    writeFileSync(join(context, "Dockerfile"), `FROM ${image}\nLABEL runyard.test=1\nVOLUME /data\n`);
+    await engine.build(context, tag, () => {}, { "runyard.test": "1" });
+    const volumes = async () =>
+      new Set(((await engine.docker.listVolumes()).Volumes ?? []).map((volume) => volume.Name));
+    const before = await volumes();
+    const file = writeWorkflow(
+      dockerFlow(
+        `  - name: write
+    action: shell.run
+    args:
+      shell: sh
+      script: test -d /data && echo kept
+`,
+        "",
+        tag,
+      ),
+    );
+    const result = await runCli(["run", file, "--json"]);
+    const events = parseEvents(result.stdout);
+    runIds.add(events[0]!.run_id);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(outputOf(events, "write", "stdout")).toBe("kept\n");
+    expect([...(await volumes())].filter((name) => !before.has(name))).toEqual([]);
+  });
+
   it("an image missing on the machine fails the step at once, with a hint to pull or build it", async () => {
     const file = writeWorkflow(
       dockerFlow(

@@ -244,10 +244,14 @@ export class DockerEngine {
     }
   }
 
-  /** Removes the container (killing it if it runs). A missing container is not an error. */
+  /**
+   * Removes the container (killing it if it runs) with its anonymous volumes, as `docker run
+   * --rm` does: an image's `VOLUME` would otherwise leave one behind per container. A missing
+   * container is not an error.
+   */
   async remove(id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).remove({ force: true });
+      await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (error) {
       if (statusOf(error) !== 404) throw error;
     }
