@@ -275,21 +275,11 @@ export const configSchema = z.object({
    * or `NAME:*` for every tag of NAME; comma-separated in the environment, a YAML list in the
    * config file. Any other image (another tenant's bot image, one somebody pulled) is refused.
    */
-  agentSandboxImages: z
-    .union([z.string(), z.array(z.string())])
-    .default([])
-    .transform((value) =>
-      (Array.isArray(value) ? value : value.split(",")).map((entry) => entry.trim()).filter(Boolean),
-    )
-    .superRefine((entries, ctx) => {
-      for (const entry of entries) {
-        if (/\s/.test(entry) || (entry.includes("*") && !/^[^*]+:\*$/.test(entry)))
-          ctx.addIssue({
-            code: "custom",
-            message: `"${entry}" is not an image reference (like runyard-agent:2) or NAME:* (every tag of NAME)`,
-          });
-      }
-    }),
+  agentSandboxImages: commaList((entry) =>
+    /\s/.test(entry) || (entry.includes("*") && !/^[^*]+:\*$/.test(entry))
+      ? `"${entry}" is not an image reference (like runyard-agent:2) or NAME:* (every tag of NAME)`
+      : undefined,
+  ),
   /**
    * Runner: the most a task's sandbox may ask for: memory (Docker's notation, like 8g; unset: the
    * runner's RUNYARD_MEMORY, else the machine's memory), CPUs (unset: RUNYARD_CPUS, else the
@@ -305,21 +295,11 @@ export const configSchema = z.object({
   agentSandboxMaxCpus: z.coerce.number().positive().optional(),
   agentSandboxMaxPids: z.coerce.number().int().positive().default(4096),
   /** Runner: `host:port` destinations every sandboxed agent may reach besides its model endpoint (a package mirror). */
-  agentSandboxAllow: z
-    .union([z.string(), z.array(z.string())])
-    .default([])
-    .transform((value) =>
-      (Array.isArray(value) ? value : value.split(",")).map((entry) => entry.trim()).filter(Boolean),
-    )
-    .superRefine((entries, ctx) => {
-      for (const entry of entries) {
-        if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(entry))
-          ctx.addIssue({
-            code: "custom",
-            message: `"${entry}" is not host:port (like pypi.example.com:443)`,
-          });
-      }
-    }),
+  agentSandboxAllow: commaList((entry) =>
+    /^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(entry)
+      ? undefined
+      : `"${entry}" is not host:port (like pypi.example.com:443)`,
+  ),
   /**
    * Runner: folders (absolute paths) where a sandboxed step may work besides the runner's working
    * folder; a YAML list in the config file, colon-separated in the
@@ -330,20 +310,28 @@ export const configSchema = z.object({
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */
-  corsOrigins: z
+  corsOrigins: commaList(corsOriginProblem),
+});
+export type Config = z.infer<typeof configSchema>;
+
+/**
+ * Entries comma-separated in the environment, a YAML list in the config file, each checked by
+ * `problem` (what is wrong with it, or undefined).
+ */
+function commaList(problem: (entry: string) => string | undefined) {
+  return z
     .union([z.string(), z.array(z.string())])
     .default([])
     .transform((value) =>
-      (Array.isArray(value) ? value : value.split(",")).map((origin) => origin.trim()).filter(Boolean),
+      (Array.isArray(value) ? value : value.split(",")).map((entry) => entry.trim()).filter(Boolean),
     )
-    .superRefine((origins, ctx) => {
-      for (const origin of origins) {
-        const problem = corsOriginProblem(origin);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        const message = problem(entry);
+        if (message) ctx.addIssue({ code: "custom", message });
       }
-    }),
-});
-export type Config = z.infer<typeof configSchema>;
+    });
+}
 
 /** Absolute folders: a YAML list in the config file, colon-separated in the environment. */
 function folderList() {
