@@ -2,10 +2,15 @@ import { chownSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
+import { StepAttemptRequest } from "../src/core/step-attempt.js";
+import { createDockerExecutors } from "../src/exec/create-docker-executors.js";
+import { createExecutor } from "../src/exec/create-executor.js";
 import { DockerEngine } from "../src/exec/docker-engine.js";
+import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { finished, parseEvents, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
 import { busyboxImage, requireDocker } from "./helpers/docker.js";
 import {
+  adminToken,
   api,
   isFinal,
   type Proc,
@@ -488,3 +493,185 @@ steps:
     });
   });
 });
+
+/** The containers Docker created for a run since `since` (seconds): none, when the runner refused first. */
+async function containersCreated(runId: string, since: number): Promise<number> {
+  const stream = (await engine.docker.getEvents({
+    since,
+    until: Math.ceil(Date.now() / 1000) + 1,
+    filters: { type: ["container"], event: ["create"], label: [`runyard.run=${runId}`] },
+  })) as NodeJS.ReadableStream;
+  let text = "";
+  for await (const chunk of stream) text += chunk.toString();
+  return text.split("\n").filter((line) => line.trim() !== "").length;
+}
+
+/** The busybox image again, labelled as runyard labels an image it builds for a bot. */
+async function botLabelledImage(): Promise<string> {
+  const tag = "runyard-test-bot-labelled:1";
+  const context = tempDir();
+  writeFileSync(join(context, "Dockerfile"), `FROM ${image}\nLABEL runyard.test=1\n`);
+  await engine.build(context, tag, () => {}, {
+    "runyard.test": "1",
+    "runyard.managed": "1",
+    "runyard.bot": "b-other",
+  });
+  return tag;
+}
+
+describe.skipIf(!haveDocker)("a member's step containers", () => {
+  let server: TestServer;
+  const runners: Proc[] = [];
+  let member = "";
+  let botImage = "";
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    const token = async (body: Record<string, string>) =>
+      (await api<{ token: string }>(server.url, "POST", "/api/tokens", body)).body.token;
+    member = await token({ kind: "user", name: "acme-dev", tenant_id: "acme" });
+    const acmeRunner = await token({ kind: "runner", name: "acme runner", tenant_id: "acme" });
+    runners.push(await startRunner(server.url, acmeRunner, { id: `acme-docker-${process.pid}` }));
+    runners.push(
+      await startRunner(server.url, await runnerToken(server.url), { id: `global-docker-${process.pid}` }),
+    );
+    botImage = await botLabelledImage();
+  });
+
+  afterAll(async () => {
+    await Promise.all(runners.map((runner) => runner.kill()));
+    await server?.proc.kill();
+  });
+
+  const step = `  - name: look
+    action: cmd.run
+    args:
+      shell: sh
+      cmd: echo ran
+`;
+
+  async function submitAs(token: string, workflow: string) {
+    return api<{ run_id: string; error: { code: string; message: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      { kind: "workflow", workflow },
+      token,
+    );
+  }
+
+  it("the server refuses another network than none or host, an image id or a bot's image, at its line and column; host runs", async () => {
+    for (const network of ["container:runyard-bot-b1", "bridge", "tenant-b-net"]) {
+      const answer = await submitAs(member, dockerFlow(step, `      network: ${network}\n`));
+      expect(answer.status, network).toBe(400);
+      expect(answer.body.error, network).toMatchObject({
+        code: "INVALID_INPUT",
+        message: `workflow.yaml:7:16: host "box" asks for the network ${JSON.stringify(network)}; a member's step containers may have network none or host`,
+        hint: expect.stringContaining("network: host"),
+      });
+    }
+    const { Id } = await engine.docker.getImage(image).inspect();
+    for (const named of [Id, Id.slice("sha256:".length, "sha256:".length + 12), "runyard-bot-b1:latest"]) {
+      const answer = await submitAs(member, dockerFlow(step, "", named));
+      expect(answer.status, named).toBe(400);
+      expect(answer.body.error.code, named).toBe("INVALID_INPUT");
+      expect(answer.body.error.message, named).toMatch(/^workflow\.yaml:6:14: host "box" names /);
+      expect(answer.body.error.hint, named).toMatch(/image/);
+    }
+    // network: host is the runner's own, which a step run as a process has too.
+    const answer = await submitAs(member, dockerFlow(step, "      network: host\n"));
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    runIds.add(answer.body.run_id);
+    const run = await waitForRun(server.url, answer.body.run_id, isFinal, 60_000);
+    expect(run.status, JSON.stringify(run)).toBe("success");
+    expect(outputOf(await readEvents(server.url, answer.body.run_id), "look", "stdout")).toBe("ran\n");
+  });
+
+  it("the runner refuses a bot's image by its labels, whatever its name, before creating a container; an admin's run may use it", async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const answer = await submitAs(member, dockerFlow(step, "", botImage));
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    const runId = answer.body.run_id;
+    runIds.add(runId);
+    const run = await waitForRun(server.url, runId, isFinal, 60_000);
+    expect(run.status).toBe("failed");
+    const finished = (await readEvents(server.url, runId)).find((e) => e.type === "step.finished");
+    expect(finished).toMatchObject({
+      status: "failed",
+      error: {
+        code: "STEP_CONTAINER_NOT_ALLOWED",
+        message: `image "${botImage}" of host "box" was built by runyard for a bot; a member's step containers may not run in a bot's image (refused by the runner)`,
+        hint: expect.stringContaining("docker build"),
+      },
+    });
+    expect(await containersCreated(runId, since)).toBe(0);
+    // A platform admin's run is not held to a member's rules: the same image, on another container's network.
+    const other = await engine.docker.createContainer({
+      Image: image,
+      Cmd: ["sleep", "120"],
+      Labels: { "runyard.test": "1" },
+      HostConfig: { NetworkMode: "none", AutoRemove: true },
+    });
+    try {
+      await other.start();
+      const admin = await submitAs(
+        adminToken,
+        dockerFlow(step, `      network: container:${other.id}\n`, botImage),
+      );
+      expect(admin.status, JSON.stringify(admin.body)).toBe(201);
+      runIds.add(admin.body.run_id);
+      const ran = await waitForRun(server.url, admin.body.run_id, isFinal, 60_000);
+      expect(ran.status, JSON.stringify(await readEvents(server.url, admin.body.run_id))).toBe("success");
+    } finally {
+      await other.remove({ force: true }).catch(() => {});
+    }
+  });
+});
+
+describe.skipIf(!haveDocker)(
+  "a runner's check of a step container, for a run from a server that checked nothing",
+  () => {
+    it("refuses a member's attempt on another container's network or an image id before creating a container", async () => {
+      const runner = new LocalStepRunner(createExecutor({ baseEnv: {}, killGraceMs: 1000 }), {
+        killGraceMs: 1000,
+        containers: createDockerExecutors({ engine }),
+        confineContainers: true,
+      });
+      const { Id } = await engine.docker.getImage(image).inspect();
+      const container = { image, memory_bytes: 64 * 1024 * 1024, cpus: 0.5, pids: 50, network: "none" };
+      const cases = [
+        { container: { ...container, network: "container:runyard-bot-b1" }, refused: true },
+        { container: { ...container, image: Id }, refused: true },
+        { container: { ...container, image: Id }, unrestricted: true, refused: false },
+      ];
+      for (const [index, { refused, ...given }] of cases.entries()) {
+        const runId = `confined-${process.pid}-${index}`;
+        runIds.add(runId);
+        const since = Math.floor(Date.now() / 1000) - 1;
+        const result = await runner.runAttempt(
+          StepAttemptRequest.parse({
+            run_id: runId,
+            step: "s",
+            host: "box",
+            attempt: 1,
+            action: "cmd.run",
+            script: "echo ran",
+            shell: "sh",
+            env: {},
+            ...given,
+          }),
+          { onOutput: () => {}, signal: new AbortController().signal },
+        );
+        if (refused) {
+          expect(result.error?.code, JSON.stringify(given)).toBe("STEP_CONTAINER_NOT_ALLOWED");
+          expect(result.error?.message).toContain("(refused by the runner)");
+          expect(await containersCreated(runId, since)).toBe(0);
+        } else {
+          // A platform admin's attempt is not held to a member's rules.
+          expect(result.status, JSON.stringify(result.error)).toBe("success");
+          expect(await containersCreated(runId, since)).toBe(1);
+        }
+      }
+    });
+  },
+);

@@ -354,6 +354,8 @@ export async function localRunnerDaemon(
       killGraceMs: config.killGraceMs,
       maskValues: [connection.token],
       ...(docker.containers ? { containers: docker.containers } : {}),
+      // Only a platform admin's attempts come marked unrestricted; a member's containers are checked here too.
+      confineContainers: true,
     });
     // Sandboxed, each run's steps share a /tmp of the run's own; unsandboxed they see the host's.
     const runTmp = sandbox

@@ -98,6 +98,10 @@ export const errorTable = {
     status: 400,
     hint: "A runner runs a task's sandbox only in images its operator allows: its default sandbox image (RUNYARD_AGENT_SANDBOX, or docker_image with execution_mode: docker) and those listed in RUNYARD_AGENT_SANDBOX_IMAGES (agent_sandbox_images: in its config file; NAME:* allows every tag of NAME). Name one of those, or ask the runner's operator to list the image.",
   },
+  STEP_CONTAINER_NOT_ALLOWED: {
+    status: 400,
+    hint: "A member's step containers (hosts with executor: docker) have network none or host and an image named by name, never an image id nor one runyard built for a bot; a platform admin's runs may use any. Change the host's network or image.",
+  },
   AGENT_SANDBOX_OVER_LIMIT: {
     status: 400,
     hint: "Ask for less: a runner runs a task's sandbox only within its operator's ceilings, RUNYARD_AGENT_SANDBOX_MAX_MEMORY (default: the runner's RUNYARD_MEMORY, else its machine's memory), RUNYARD_AGENT_SANDBOX_MAX_CPUS (default: RUNYARD_CPUS, else its machine's CPUs) and RUNYARD_AGENT_SANDBOX_MAX_PIDS (default 4096); agent_sandbox_max_memory:, agent_sandbox_max_cpus: and agent_sandbox_max_pids: in its config file.",

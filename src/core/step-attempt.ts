@@ -47,6 +47,12 @@ export const StepAttemptRequest = z.object({
   secret_names: z.array(z.string()).default([]),
   /** Run in a container (a host with `executor: docker`); absent: processes on the host. */
   container: StepContainer.optional(),
+  /**
+   * Set when a platform admin's run sent the attempt: its container may join any network and
+   * run any image. Absent (a member's run, or a server that predates the field), a runner holds
+   * the container to a member's rules (core/container-policy.ts) before it creates it.
+   */
+  unrestricted: z.literal(true).optional(),
 });
 export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
 export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;

@@ -15,6 +15,7 @@ export function createDockerExecutors(config: DockerExecutorsConfig): ContainerE
     new DockerExecutor({
       engine: config.engine,
       container,
+      ...(attempt.confined ? { confined: true } : {}),
       labels: {
         [runLabel]: attempt.runId,
         [stepLabel]: attempt.step,

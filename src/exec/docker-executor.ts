@@ -3,6 +3,11 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import {
+  type ContainerRefusal,
+  memberContainerRefusal,
+  memberImageLabelsRefusal,
+} from "../core/container-policy.js";
 import type { StepContainer } from "../core/step-attempt.js";
 import { RunningContainers } from "./container-run.js";
 import {
@@ -15,6 +20,7 @@ import type { DockerEngine } from "./docker-engine.js";
 import { OutputFileWatch } from "./output-file.js";
 import type {
   AttemptCommand,
+  AttemptProblem,
   AttemptSetup,
   ExecAttempt,
   ExecResult,
@@ -36,6 +42,12 @@ export interface DockerExecutorOptions {
   labels: Record<string, string>;
   /** Where the attempt's scratch folder goes; the OS temp folder by default. */
   tmpDir?: string;
+  /**
+   * A member's run on a runner: the container is held to a member's rules (network none or host,
+   * an image by name and not one built for a bot; core/container-policy.ts), checked before it
+   * is created.
+   */
+  confined?: boolean;
 }
 
 /**
@@ -61,10 +73,15 @@ export class DockerExecutor implements Executor {
 
   constructor(private readonly options: DockerExecutorOptions) {}
 
-  async startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string; hint?: string }> {
-    const { engine, container } = this.options;
-    const missing = await imageProblem(engine, container.image);
-    if (missing) return missing;
+  async startAttempt(setup: AttemptSetup): Promise<ExecAttempt | AttemptProblem> {
+    const { engine, container, confined } = this.options;
+    const host = this.options.labels[hostLabel] ?? "?";
+    const refused = confined ? memberContainerRefusal(host, container) : undefined;
+    if (refused) return notAllowed(refused);
+    const image = await inspectImage(engine, container.image);
+    if ("problem" in image) return image;
+    const labelled = confined ? memberImageLabelsRefusal(host, container.image, image.labels) : undefined;
+    if (labelled) return notAllowed(labelled);
     let cwd: string | undefined;
     if (setup.cwd !== undefined) {
       cwd = resolve(setup.cwd);
@@ -111,14 +128,25 @@ export class DockerExecutor implements Executor {
   }
 }
 
-/** The image must be on the runner already: runyard does not pull for steps (see docs/workflows.md). */
-async function imageProblem(
+function notAllowed(refusal: ContainerRefusal): AttemptProblem {
+  return {
+    problem: `${refusal.message} (refused by the runner)`,
+    hint: refusal.hint,
+    code: "STEP_CONTAINER_NOT_ALLOWED",
+  };
+}
+
+/**
+ * The image's labels; it must be on the runner already: runyard does not pull for steps (see
+ * docs/workflows.md).
+ */
+async function inspectImage(
   engine: DockerEngine,
   image: string,
-): Promise<{ problem: string; hint: string } | undefined> {
+): Promise<{ labels: Record<string, string> } | { problem: string; hint: string }> {
   try {
-    await engine.docker.getImage(image).inspect();
-    return undefined;
+    const info = await engine.docker.getImage(image).inspect();
+    return { labels: info.Config?.Labels ?? {} };
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) {
       return {

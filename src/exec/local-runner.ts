@@ -13,7 +13,7 @@ import type { ExecExposure, Executor } from "./types.js";
 /** Builds the executor of one attempt that runs in a container (see createDockerExecutors). */
 export type ContainerExecutors = (
   container: StepContainer,
-  attempt: { runId: string; step: string; host: string },
+  attempt: { runId: string; step: string; host: string; confined?: boolean },
 ) => Executor;
 
 /** Runs step attempts on this machine with `executor` (see createExecutor). */
@@ -28,6 +28,11 @@ export class LocalStepRunner implements StepRunner {
       containers?: ContainerExecutors;
       /** What a sandbox shows every attempt besides its cwd (see `ExecExposure`). */
       exposure?: ExecExposure;
+      /**
+       * A runner's: the containers of attempts not marked `unrestricted` (a member's run) are held
+       * to a member's rules (core/container-policy.ts). `runyard run` runs its user's own workflow.
+       */
+      confineContainers?: boolean;
     },
   ) {}
 
@@ -40,7 +45,7 @@ export class LocalStepRunner implements StepRunner {
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult> {
-    const { containers, ...options } = this.options;
+    const { containers, confineContainers, ...options } = this.options;
     const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
     // The runner writes output_path's files itself, outside any sandbox or container.
     const outputRefusal =
@@ -70,6 +75,7 @@ export class LocalStepRunner implements StepRunner {
       runId: request.run_id,
       step: request.step,
       host: request.host,
+      confined: confineContainers === true && request.unrestricted !== true,
     });
     try {
       return await runStepAttempt(executor, request, attemptOptions);

@@ -2,7 +2,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
-import { errorInfo } from "../core/errors.js";
+import { type ErrorCode, errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import {
   isSecretName,
@@ -72,7 +72,7 @@ export async function runStepAttempt(
     signal: options.signal,
     ...(options.exposure ? { exposure: options.exposure } : {}),
   });
-  if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint);
+  if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint, attempt.code);
   try {
     const commands: AttemptStep[] =
       request.action === "cmd.run"
@@ -298,7 +298,12 @@ function fullOutputBaseName(request: StepAttemptRequest): string {
   return request.attempt > 1 ? `${base}.attempt${request.attempt}` : base;
 }
 
-function notRun(startedAt: number, message: string, hint?: string): StepAttemptResult {
+function notRun(
+  startedAt: number,
+  message: string,
+  hint?: string,
+  code: ErrorCode = "SPAWN_FAILED",
+): StepAttemptResult {
   return {
     status: "failed",
     exit_code: null,
@@ -309,7 +314,7 @@ function notRun(startedAt: number, message: string, hint?: string): StepAttemptR
     cpu_ms: 0,
     output_files: [],
     warnings: [],
-    error: errorInfo("SPAWN_FAILED", message, hint),
+    error: errorInfo(code, message, hint),
   };
 }
 

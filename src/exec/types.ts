@@ -6,6 +6,8 @@
  * (`process.ts`, `docker-executor.ts`; kubernetes later).
  */
 
+import type { ErrorCode } from "../core/errors.js";
+
 export type OutputStream = "stdout" | "stderr";
 
 /** Receives raw output as it arrives, decoded as UTF-8 (a character split across chunks is kept whole). */
@@ -72,8 +74,11 @@ export interface Executor {
    * sandbox hides it from the steps. Undefined when it may, and where there is no sandbox.
    */
   hostFolderRefusal?(folder: string): string | undefined;
-  /** Resolves with an error message (and how to fix it) in place of an attempt when it cannot be prepared. */
-  startAttempt(setup: AttemptSetup): Promise<ExecAttempt | { problem: string; hint?: string }>;
+  /**
+   * Resolves with an error message (and how to fix it) in place of an attempt when it cannot be
+   * prepared; its code is SPAWN_FAILED unless `code` says otherwise.
+   */
+  startAttempt(setup: AttemptSetup): Promise<ExecAttempt | AttemptProblem>;
   /** Stops the executor's helpers and removes its scratch folder; running attempts are not waited for. */
   close(): void;
 }
@@ -146,4 +151,11 @@ export interface ProcessLauncher {
 export interface ProcessGroupWatch {
   started(pgid: number): void;
   ended(pgid: number): void;
+}
+
+/** Why an attempt could not be prepared. */
+export interface AttemptProblem {
+  problem: string;
+  hint?: string;
+  code?: ErrorCode;
 }

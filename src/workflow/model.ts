@@ -47,6 +47,12 @@ export interface SourcePos {
   col: number;
 }
 
+/** Where a container host's `image:` and `network:` are written (`network`: the image's when left out). */
+export interface ContainerPos {
+  image: SourcePos;
+  network: SourcePos;
+}
+
 /** A parsed `when` / `condition` expression. */
 export type Expr =
   | { type: "var"; name: string; pos: number }
@@ -166,6 +172,8 @@ export interface Workflow {
    */
   secrets: string[];
   hosts: Record<string, HostSpec>;
+  /** Where each container host's settings are written, by host name (hosts with `executor: docker`). */
+  containerPos?: Record<string, ContainerPos>;
   steps: Step[];
   notify: NotifySpec[];
   concurrency?: ConcurrencySpec;

@@ -1,6 +1,6 @@
 /** `inventory.hosts`: where steps run. */
 import { isMap, isScalar } from "yaml";
-import type { HostSpec } from "./model.js";
+import type { ContainerPos, HostSpec } from "./model.js";
 import { executorKeys, readContainer } from "./parse-container.js";
 import { describe, type Fields, type YamlReader } from "./yaml-reader.js";
 
@@ -10,12 +10,14 @@ const hostKeys = [...directKeys, ...runnerKeys, ...executorKeys];
 
 export interface Inventory {
   hosts: Record<string, HostSpec>;
+  /** Where the container settings of hosts with `executor: docker` are written. */
+  containerPos: Record<string, ContainerPos>;
   /** Every host name written, valid or not: a step targeting a broken host is not also "unknown". */
   names: string[];
 }
 
 export function readInventory(reader: YamlReader, node: unknown): Inventory {
-  const inventory: Inventory = { hosts: {}, names: [] };
+  const inventory: Inventory = { hosts: {}, containerPos: {}, names: [] };
   const map = reader.mapping(node, "inventory");
   if (!map) return inventory;
   const hostsField = reader.fields(map, "in inventory", ["hosts"]).get("hosts");
@@ -40,13 +42,18 @@ export function readInventory(reader: YamlReader, node: unknown): Inventory {
       continue;
     }
     inventory.names.push(name);
-    const spec = readHost(reader, reader.deref(pair.value), name);
+    const spec = readHost(reader, reader.deref(pair.value), name, inventory.containerPos);
     if (spec) inventory.hosts[name] = spec;
   }
   return inventory;
 }
 
-function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | undefined {
+function readHost(
+  reader: YamlReader,
+  node: unknown,
+  name: string,
+  positions: Record<string, ContainerPos>,
+): HostSpec | undefined {
   if (node === null || node === undefined || (isScalar(node) && node.value === null))
     return { kind: "local" };
   if (!isMap(node)) {
@@ -61,6 +68,11 @@ function readHost(reader: YamlReader, node: unknown, name: string): HostSpec | u
   if (!checkOneKind(reader, fields, name)) return undefined;
   const container = readContainer(reader, fields, name);
   if (container === null) return undefined;
+  if (container) {
+    const image = reader.pos(fields.get("image")?.value);
+    const network = fields.get("network");
+    positions[name] = { image, network: network ? reader.pos(network.value) : image };
+  }
   if (fields.has("address")) {
     if (container) {
       // An agent-server runs what it is sent as processes on its machine; it has no engine.

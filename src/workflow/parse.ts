@@ -123,6 +123,7 @@ export function parseWorkflow(
   if (fields.has("inventory")) {
     inventory = readInventory(reader, value("inventory"));
     workflow.hosts = inventory.hosts;
+    if (Object.keys(inventory.containerPos).length > 0) workflow.containerPos = inventory.containerPos;
   }
   const stepsField = fields.get("steps");
   if (stepsField) {

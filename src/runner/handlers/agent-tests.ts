@@ -28,6 +28,8 @@ export async function runAgentTests(options: {
   timeoutMs: number;
   secrets: string[];
   stepRunner: StepRunner;
+  /** A platform admin's task: its test containers are not held to a member's rules. */
+  unrestricted?: boolean;
   emit: (event: EventInput) => void;
   signal: AbortSignal;
 }): Promise<TestsOutcome> {
@@ -51,7 +53,15 @@ export async function runAgentTests(options: {
     announceStart: false,
     signal: options.signal,
     runnerFor: () => ({
-      runAttempt: (request, io) => options.stepRunner.runAttempt({ ...request, cwd: request.cwd ?? cwd }, io),
+      runAttempt: (request, io) =>
+        options.stepRunner.runAttempt(
+          {
+            ...request,
+            cwd: request.cwd ?? cwd,
+            ...(options.unrestricted ? { unrestricted: true as const } : {}),
+          },
+          io,
+        ),
     }),
     emit: (event) => {
       if (event.type === "run.started" || event.type === "run.finished" || event.type === "run.queued")

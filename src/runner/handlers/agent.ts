@@ -199,6 +199,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
           timeoutMs: task.timeout_ms,
           secrets: masker.values(),
           stepRunner: this.deps.stepRunner,
+          ...(task.cwd_confined ? {} : { unrestricted: true }),
           emit,
           signal: io.signal,
         });

@@ -7,6 +7,7 @@ import type { Store } from "../../store/index.js";
 import type { ApprovalGate } from "../../workflow/approval.js";
 import { expandConcurrencyGroup } from "../../workflow/concurrency-group.js";
 import { runWorkflow } from "../../workflow/engine.js";
+import { memberContainersRefusal } from "../../workflow/member-containers.js";
 import {
   type HostSpec,
   runnerRequirements,
@@ -96,7 +97,11 @@ export class WorkflowRuns implements RunKindModule {
     const { workflow, diagnostics } = await this.parsing.parse(given.workflow, file, this.parsing.limits);
     if (!workflow) throw workflowProblemsError(file, diagnostics);
     this.remember(`${file}\u0000${given.workflow}`, workflow);
-    if (!owner.unrestrictedOutbound) this.checkDestinations(workflow);
+    if (!owner.unrestrictedOutbound) {
+      this.checkDestinations(workflow);
+      const refusal = memberContainersRefusal(workflow);
+      if (refusal) throw refusal;
+    }
     await checkApprovers(this.store.users, workflow, owner.tenantId);
     const vars = { ...workflow.vars, ...spec.vars };
     const tenantId = owner.tenantId;
@@ -243,7 +248,18 @@ export class WorkflowRuns implements RunKindModule {
     }
     const { group, labels } = runnerRequirements(spec);
     const requirements = { ...(group !== null ? { group } : {}), labels };
-    return this.queue.stepRunner(run.record.id, run.sink, { host, requirements }, run.record.tenant_id);
+    const queued = this.queue.stepRunner(
+      run.record.id,
+      run.sink,
+      { host, requirements },
+      run.record.tenant_id,
+    );
+    if (!unrestricted) return queued;
+    // A platform admin's containers may join any network and run any image; the runner sees it here.
+    return {
+      ...queued,
+      runAttempt: (request, io) => queued.runAttempt({ ...request, unrestricted: true }, io),
+    };
   }
 
   /**
