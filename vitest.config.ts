@@ -1,5 +1,24 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Integration test files that run alone, after the others: they measure the machine as a user
+ * would (a server's /health latency and memory under a 200 MB run, a CLI's retries timed against
+ * its model's retry-after, leases of 2 s while processes are killed, a browser waiting on a
+ * container), and a second file's processes on the same 2 cores distort those figures.
+ */
+const alone = [
+  "test/limits.test.ts",
+  "test/soak/**/*.test.ts",
+  "test/web/bots.test.ts",
+  "test/agents/opencode.test.ts",
+];
+
+const integration = {
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+  globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts"],
+};
+
 export default defineConfig({
   test: {
     // Two files at a time, whatever the core count (vitest's default is one fewer than the
@@ -14,15 +33,25 @@ export default defineConfig({
           include: ["src/**/*.test.ts", "web/*.test.ts"],
           testTimeout: 10_000,
           globalSetup: ["test/helpers/postgres-setup.ts"],
+          sequence: { groupOrder: 0 },
         },
       },
       {
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
-          globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts"],
+          exclude: alone,
+          ...integration,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: "integration-alone",
+          include: alone,
+          ...integration,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
