@@ -78,6 +78,7 @@ export class ContainerLauncher implements ProcessLauncher {
     for (const folder of request.exposure?.readable ?? []) mount(folder, true);
     let argv = request.argv;
     const env: Record<string, string> = { ...request.env, HOME: sandboxHome };
+    trustEveryRepository(env);
     if (egress.kind === "proxy") {
       mounts.push({ source: egress.socketFolder, target: egressMountPoint, readOnly: true });
       mounts.push({ source: egress.forwarder, target: `${egressMountPoint}-forward`, readOnly: true });
@@ -125,6 +126,20 @@ export class ContainerLauncher implements ProcessLauncher {
   close(): Promise<void> {
     return this.running.removeAll();
   }
+}
+
+/**
+ * Tells git in the container that every repository is safe (`safe.directory=*`, after whatever
+ * `GIT_CONFIG_*` entries the env has). The worktree is the runner's and the container's user is
+ * not (nobody, under a root runner), so git refused it as of "dubious ownership", and the
+ * agent's own `git status` failed. The check guards a user from repositories others planted;
+ * inside the container the agent can only harm itself, and the runner's git, outside, keeps it.
+ */
+function trustEveryRepository(env: Record<string, string>): void {
+  const count = Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0;
+  env[`GIT_CONFIG_KEY_${count}`] = "safe.directory";
+  env[`GIT_CONFIG_VALUE_${count}`] = "*";
+  env.GIT_CONFIG_COUNT = String(count + 1);
 }
 
 /** The agent's home inside the container: in memory, its own, gone with the container. */

@@ -285,6 +285,54 @@ describe.skipIf(missing)("sandboxed agents", () => {
     }
   }, 150_000);
 
+  it("can use git in its worktree although the runner's user owns it", async () => {
+    // Under a root runner the container's user is nobody and the worktree is root's: git refuses
+    // a repository of another owner ("dubious ownership") unless told the folder is safe.
+    const model = await startModelServer({
+      conversations: [
+        {
+          match: cases[3]!.match,
+          turns: [
+            cases[3]!.shell(
+              'echo new > new.txt; git status --porcelain; echo "status=$?"; git log -1 --format=%s; echo "log=$?"',
+            ),
+            { text: "Done." },
+          ],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-git-use",
+      env: {
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-git-use"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
+        ...cases[3]!.env(model),
+      },
+    });
+    try {
+      const bare = seedBareRepo(join(root, "git-use.git"));
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "openai",
+        prompt: "look at the repo",
+        repo: { url: bare },
+        sandbox: { image },
+      });
+      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+      const events = await readEvents(server.url, submitted.body.run_id);
+      const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+      expect(output).not.toContain("dubious ownership");
+      expect(output).toContain("?? new.txt");
+      expect(output).toContain("status=0");
+      expect(output).toContain("log=0");
+      expect(run.status, output).toBe("success");
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 150_000);
+
   it("is shown the CLI's packages, never the folder a user installed them in", async () => {
     // A user ran `npm install @anthropic-ai/claude-code` in their home: the CLI lies in
     // ~/node_modules, beside their own files, which the sandbox must not show the agent.
