@@ -463,6 +463,8 @@ export async function agentSandboxOverhead(): Promise<BenchResult[]> {
       forwarder: existsSync(forwarder) ? forwarder : undefined,
       allow: [],
       labels: { "runyard.bench": "1" },
+      // As an operator lists the image the runner's sandboxes may use (RUNYARD_AGENT_SANDBOX_IMAGES).
+      images: [image],
     };
     const env = { ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: anthropicKey };
     return await withAgentRunner({ capacity: 1, path, env, sandbox }, async (ctx) => {
