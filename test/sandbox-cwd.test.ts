@@ -1,7 +1,8 @@
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
+import { busyboxImage, requireDocker } from "./helpers/docker.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, type RunView, readEvents, waitForRun } from "./helpers/server.js";
 
@@ -22,18 +23,22 @@ afterEach(async () => {
   await up?.proc.kill();
 });
 
-function workflow(cwd: string, script: string): string {
+const haveDocker = await requireDocker();
+
+function workflow(cwd: string, script: string, host = "{}"): string {
   return [
     "version: v0.1",
     "name: cwd-probe",
     "inventory:",
     "  hosts:",
-    "    local: {}",
+    `    local: ${host}`,
     "steps:",
     "  - name: probe",
     "    targets: [local]",
     "    action: shell.run",
     "    args:",
+    // busybox has sh, not bash
+    ...(host === "{}" ? [] : ["      shell: sh"]),
     `      cwd: ${cwd}`,
     "      script: |",
     ...script.split("\n").map((line) => `        ${line}`),
@@ -41,12 +46,12 @@ function workflow(cwd: string, script: string): string {
   ].join("\n");
 }
 
-async function probe(cwd: string, script: string): Promise<{ run: RunView; text: string }> {
+async function probe(cwd: string, script: string, host?: string): Promise<{ run: RunView; text: string }> {
   const { status, body } = await api<{ run_id: string }>(
     up.url,
     "POST",
     "/api/runs",
-    { kind: "workflow", workflow: workflow(cwd, script), vars: {} },
+    { kind: "workflow", workflow: workflow(cwd, script, host), vars: {} },
     up.userToken,
   );
   expect(status, JSON.stringify(body)).toBe(201);
@@ -121,5 +126,33 @@ describe("a member's step that names a folder of the machine's runtime as its cw
       expect(text, cwd).toContain("is outside the folders a sandboxed step may work in");
       expect(text, cwd).toContain("step_cwd_roots");
     }
+  });
+});
+
+describe.skipIf(!haveDocker)("a member's step in a container that names its cwd", () => {
+  // A container's cwd is bind-mounted into it: the same folders as a sandboxed process step may
+  // work in, else a member would mount any folder of the machine (and under a root runner run as
+  // its owner).
+  it("is refused outside the runner's working folder and step_cwd_roots, and runs inside them", async () => {
+    const host = `{executor: docker, image: ${await busyboxImage()}}`;
+    // Another user's folder: under a root runner a container runs as its cwd's owner.
+    const elsewhere = tempDir("runyard-elsewhere-");
+    writeFileSync(join(elsewhere, "private.txt"), "LEAK-elsewhere", { mode: 0o600 });
+    if (process.getuid?.() === 0) {
+      chownSync(elsewhere, 1234, 1234);
+      chownSync(join(elsewhere, "private.txt"), 1234, 1234);
+    }
+    symlinkSync(elsewhere, join(up.work, "link-docker"));
+    for (const cwd of [elsewhere, join(up.work, "link-docker"), "/var/run"]) {
+      const { run, text } = await probe(cwd, "cat private.txt 2>/dev/null; ls -a", host);
+      expect(text, cwd).not.toContain("LEAK-elsewhere");
+      expect(run.status, cwd).toBe("failed");
+      expect(text, cwd).toContain("SPAWN_FAILED");
+    }
+    const own = join(up.listed, "in-container");
+    mkdirSync(own, { recursive: true });
+    const { run, text } = await probe(own, `echo "own""-ok"`, host);
+    expect(run.status, text).toBe("success");
+    expect(text).toContain("own-ok");
   });
 });

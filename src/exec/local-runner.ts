@@ -71,6 +71,19 @@ export class LocalStepRunner implements StepRunner {
         ),
       );
     }
+    // The container mounts its cwd: the same folders as a sandboxed process step may work in.
+    const cwdRefusal =
+      request.cwd === undefined ? undefined : this.executor.cwdRefusal?.(request.cwd, options.exposure);
+    if (cwdRefusal) {
+      return attemptEndedEarly(
+        "failed",
+        errorInfo(
+          "SPAWN_FAILED",
+          cwdRefusal,
+          "Name a folder under the runner's working folder or its step_cwd_roots as the step's cwd; the runner's operator can list more (RUNYARD_STEP_CWD_ROOTS).",
+        ),
+      );
+    }
     const executor = containers(request.container, {
       runId: request.run_id,
       step: request.step,

@@ -5,12 +5,13 @@ import { join, resolve } from "node:path";
 import { withoutCredentials } from "../core/config-env.js";
 import { secretsFromEnv } from "../core/masking.js";
 import { OutputFileWatch } from "./output-file.js";
-import type { Sandbox } from "./sandbox.js";
+import { realPath, type Sandbox } from "./sandbox.js";
 import { SandboxLauncher } from "./sandbox-launcher.js";
 import type {
   AttemptCommand,
   AttemptSetup,
   ExecAttempt,
+  ExecExposure,
   ExecRequest,
   ExecResult,
   Executor,
@@ -58,6 +59,10 @@ export class ProcessExecutor implements Executor {
 
   hostFolderRefusal(folder: string): string | undefined {
     return this.options.sandbox?.hostFolderRefusal(folder);
+  }
+
+  cwdRefusal(cwd: string, exposure?: ExecExposure): string | undefined {
+    return this.options.sandbox?.refusal({ ...exposure, cwd: realPath(cwd) });
   }
 
   /** Runs one process outside any attempt: the launcher's contract, as tests and benchmarks use it. */

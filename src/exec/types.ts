@@ -75,6 +75,12 @@ export interface Executor {
    */
   hostFolderRefusal?(folder: string): string | undefined;
   /**
+   * Why a step may not work in `cwd` where another executor (a container) mounts it: the folders
+   * this executor's sandbox would refuse its own steps as their cwd. Undefined when it may, and
+   * where there is no sandbox.
+   */
+  cwdRefusal?(cwd: string, exposure?: ExecExposure): string | undefined;
+  /**
    * Resolves with an error message (and how to fix it) in place of an attempt when it cannot be
    * prepared; its code is SPAWN_FAILED unless `code` says otherwise.
    */
