@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { extractArchive } from "../../bots/archive.js";
 import { type BotBaseImages, simpleBuildContext } from "../../bots/simple-build.js";
 import type { ArchiveLimits } from "../../bots/types.js";
+import { isImageId } from "../../core/container-policy.js";
 import { RunyardError } from "../../core/errors.js";
 import type { BotTask } from "../../core/jobs/bot.js";
 import { managedLabel } from "../../exec/container-spec.js";
@@ -74,6 +75,13 @@ export async function prepareBotImage(
 ): Promise<string> {
   const { source } = task;
   if (source.mode === "image") {
+    // Docker reads hex digits as an image id's prefix: an unlabelled layer of another user's
+    // built bot (its files, before the label step) would run under a name nobody gave it.
+    if (isImageId(source.image)) {
+      throw new RunyardError("INVALID_INPUT", `image ${source.image} is an image id, not a reference`, {
+        hint: "Give the image's name and tag (e.g. ghcr.io/user/bot:v1).",
+      });
+    }
     const local = await localImage(deps.engine, source.image);
     // A built bot's image holds its owner's code: another bot (another user's) never runs it,
     // whatever name (tag, id, digest) it is given by.

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isImageId } from "../../core/container-policy.js";
 import { BotRestart, BotSource } from "../../core/jobs/bot.js";
 
 /**
@@ -66,8 +67,9 @@ export const StartBotBody = z.strictObject({
   image: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, "an image reference such as ghcr.io/user/bot:v1")
-    .refine((ref) => !/^(sha256:)?[0-9a-f]{12,64}$/.test(ref), {
-      message: "an image id is not a reference: give the image's name (e.g. ghcr.io/user/bot:v1)",
+    .refine((ref) => !isImageId(ref), {
+      message:
+        "an image id (or hex digits alone, which Docker reads as one) is not a reference: give the image's name and tag (e.g. ghcr.io/user/bot:v1)",
     })
     .optional()
     .describe("image: the reference to run"),
