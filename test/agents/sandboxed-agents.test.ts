@@ -24,6 +24,7 @@ import {
   api,
   isFinal,
   type Proc,
+  type RunView,
   readEvents,
   runnerToken,
   startRunner,
@@ -118,6 +119,50 @@ let root: string;
 let inside: Server;
 let insidePort = 0;
 let insideConnections = 0;
+
+/**
+ * The built-in loop, sandboxed on a runner of its own (`name`), runs `script` as its one shell
+ * call on a fresh repo: the run, its id, the tool's output and the repo.
+ */
+async function builtInLoopShell(
+  name: string,
+  script: string,
+  push = false,
+): Promise<{ run: RunView; runId: string; output: string; bare: string }> {
+  const loop = cases[3]!;
+  const model = await startModelServer({
+    conversations: [
+      { match: loop.match, turns: [loop.shell(script), { text: "Done." }] },
+      { turns: [{ text: "A title" }] },
+    ],
+  });
+  const runner = await startRunner(server.url, await runnerToken(server.url), {
+    id: `sandboxed-${name}`,
+    env: {
+      RUNYARD_WORKSPACE_DIR: join(root, `workspaces-${name}`),
+      RUNYARD_AGENT_SANDBOX_IMAGES: image,
+      ...loop.env(model),
+    },
+  });
+  try {
+    const bare = seedBareRepo(join(root, `${name}.git`));
+    const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+      kind: "agent",
+      agent: "openai",
+      prompt: "try",
+      repo: { url: bare, push },
+      sandbox: { image },
+    });
+    const runId = submitted.body.run_id;
+    const run = await waitForRun(server.url, runId, isFinal, 120_000);
+    const events = await readEvents(server.url, runId);
+    const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+    return { run, runId, output, bare };
+  } finally {
+    await runner.kill();
+    await model.stop();
+  }
+}
 
 describe.skipIf(missing)("sandboxed agents", () => {
   beforeAll(async () => {
@@ -240,97 +285,34 @@ describe.skipIf(missing)("sandboxed agents", () => {
       'touch "$gd/probe" && rm "$gd/probe"; echo "worktree-git=$?"',
       "echo changed > changed.txt",
     ].join("\n");
-    const model = await startModelServer({
-      conversations: [
-        { match: cases[3]!.match, turns: [cases[3]!.shell(tries), { text: "Done." }] },
-        { turns: [{ text: "A title" }] },
-      ],
-    });
-    const runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: "sandboxed-git-settings",
-      env: {
-        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-git-settings"),
-        RUNYARD_AGENT_SANDBOX_IMAGES: image,
-        ...cases[3]!.env(model),
-      },
-    });
-    try {
-      const bare = seedBareRepo(join(root, "git-settings.git"));
-      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "agent",
-        agent: "openai",
-        prompt: "try",
-        repo: { url: bare, push: true },
-        sandbox: { image },
-      });
-      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
-      const events = await readEvents(server.url, submitted.body.run_id);
-      const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
-      expect(output).toMatch(/config=[1-9]/);
-      expect(output).toMatch(/hooks=[1-9]/);
-      expect(output).toMatch(/pointer=[1-9]/);
-      expect(output).toMatch(/commondir=[1-9]/);
-      expect(output).toMatch(/move=[1-9]/);
-      expect(output).toMatch(/replace=[1-9]/);
-      expect(output).toContain("objects=0");
-      expect(output).toContain("refs=0");
-      expect(output).toContain("worktree-git=0");
-      // The runner committed and pushed the change with its own git, and ran nothing of the agent's.
-      expect(run.status, output).toBe("success");
-      expect(git(bare, "show", `runyard/${submitted.body.run_id}-openai:changed.txt`)).toBe("changed\n");
-      expect(existsSync(marker)).toBe(false);
-    } finally {
-      await runner.kill();
-      await model.stop();
-    }
+    const { run, runId, output, bare } = await builtInLoopShell("git-settings", tries, true);
+    expect(output).toMatch(/config=[1-9]/);
+    expect(output).toMatch(/hooks=[1-9]/);
+    expect(output).toMatch(/pointer=[1-9]/);
+    expect(output).toMatch(/commondir=[1-9]/);
+    expect(output).toMatch(/move=[1-9]/);
+    expect(output).toMatch(/replace=[1-9]/);
+    expect(output).toContain("objects=0");
+    expect(output).toContain("refs=0");
+    expect(output).toContain("worktree-git=0");
+    // The runner committed and pushed the change with its own git, and ran nothing of the agent's.
+    expect(run.status, output).toBe("success");
+    expect(git(bare, "show", `runyard/${runId}-openai:changed.txt`)).toBe("changed\n");
+    expect(existsSync(marker)).toBe(false);
   }, 150_000);
 
   it("can use git in its worktree although the runner's user owns it", async () => {
     // Under a root runner the container's user is nobody and the worktree is root's: git refuses
     // a repository of another owner ("dubious ownership") unless told the folder is safe.
-    const model = await startModelServer({
-      conversations: [
-        {
-          match: cases[3]!.match,
-          turns: [
-            cases[3]!.shell(
-              'echo new > new.txt; git status --porcelain; echo "status=$?"; git log -1 --format=%s; echo "log=$?"',
-            ),
-            { text: "Done." },
-          ],
-        },
-        { turns: [{ text: "A title" }] },
-      ],
-    });
-    const runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: "sandboxed-git-use",
-      env: {
-        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-git-use"),
-        RUNYARD_AGENT_SANDBOX_IMAGES: image,
-        ...cases[3]!.env(model),
-      },
-    });
-    try {
-      const bare = seedBareRepo(join(root, "git-use.git"));
-      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "agent",
-        agent: "openai",
-        prompt: "look at the repo",
-        repo: { url: bare },
-        sandbox: { image },
-      });
-      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
-      const events = await readEvents(server.url, submitted.body.run_id);
-      const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
-      expect(output).not.toContain("dubious ownership");
-      expect(output).toContain("?? new.txt");
-      expect(output).toContain("status=0");
-      expect(output).toContain("log=0");
-      expect(run.status, output).toBe("success");
-    } finally {
-      await runner.kill();
-      await model.stop();
-    }
+    const { run, output } = await builtInLoopShell(
+      "git-use",
+      'echo new > new.txt; git status --porcelain; echo "status=$?"; git log -1 --format=%s; echo "log=$?"',
+    );
+    expect(output).not.toContain("dubious ownership");
+    expect(output).toContain("?? new.txt");
+    expect(output).toContain("status=0");
+    expect(output).toContain("log=0");
+    expect(run.status, output).toBe("success");
   }, 150_000);
 
   it("is shown the CLI's packages, never the folder a user installed them in", async () => {
