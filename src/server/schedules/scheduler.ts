@@ -206,7 +206,13 @@ export class Scheduler {
   private async start(schedule: ScheduleRecord, tickAt: string, runId: string): Promise<void> {
     const { store, workflows, logger } = this.deps;
     try {
-      const saved = await store.savedWorkflows.get(schedule.tenant_id, schedule.workflow_name);
+      // The version the schedule belongs to, whose saver the run is: a newer version saved by
+      // someone else (an admin) meanwhile must not lend this one its rights.
+      const saved = await store.savedWorkflows.get(
+        schedule.tenant_id,
+        schedule.workflow_name,
+        schedule.workflow_version,
+      );
       if (!saved) return;
       await workflows.startRun({
         tenantId: schedule.tenant_id,
