@@ -193,6 +193,43 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     await api(server.url, "POST", "/api/bots/alice-bot/stop", undefined, acme);
   }, 180_000);
 
+  it("a custom bot cannot build on another bot's image, by its name or under another tag", async () => {
+    const archive = await archiveOf(
+      'RUN echo alice-base-secret > /base.txt\nCMD ["sh", "-c", "sleep 1000"]\n',
+    );
+    const { bot } = await startBot(acme, { name: "alice-base", archive });
+    await waitBot(acme, "alice-base", (b) => b.state === "running");
+    const theirs = `runyard-bot-${bot.id}:latest`;
+    // The same image under a name that says nothing: its bot label still says whose it is.
+    const innocent = `runyard-test-innocent-${run}:1`;
+    execFileSync("docker", ["tag", theirs, innocent]);
+    try {
+      for (const [name, base] of [
+        ["bob-from-name", theirs],
+        ["bob-from-tag", innocent],
+        ["bob-from-arg", `ARG B=${innocent}\nFROM $B`],
+      ] as const) {
+        const project = tempDir("runyard-attack-bot-");
+        const from = base.startsWith("ARG") ? base : `FROM ${base}`;
+        writeFileSync(join(project, "Dockerfile"), `${from}\nRUN cat /base.txt\nCMD ["sleep", "1000"]\n`);
+        const tarball = join(tempDir(), "bot.tar.gz");
+        execFileSync("tar", ["-czf", tarball, "-C", project, "."]);
+        const { run_id } = await startBot(acmeBob, {
+          name,
+          archive: readFileSync(tarball).toString("base64"),
+        });
+        const ended = await waitBot(acmeBob, name, (b) => b.state !== "building");
+        expect(ended.state, name).toBe("crashed");
+        expect(ended.error?.code, name).toBe("BOT_BUILD_FAILED");
+        const events = JSON.stringify(await readEvents(server.url, run_id));
+        expect(events, name).not.toContain("alice-base-secret");
+      }
+    } finally {
+      execFileSync("docker", ["rmi", innocent]);
+      await api(server.url, "POST", "/api/bots/alice-base/stop", undefined, acme);
+    }
+  }, 180_000);
+
   it("archives that escape are refused through the API with the entry's name, and nothing is stored", async () => {
     const dir = tempDir("runyard-evil-archives-");
     // Each archive also holds a Dockerfile, so only the bad entry can be why it is refused.

@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { extractArchive } from "../../bots/archive.js";
+import { dockerfileBases } from "../../bots/dockerfile-bases.js";
 import { type BotBaseImages, simpleBuildContext } from "../../bots/simple-build.js";
 import type { ArchiveLimits } from "../../bots/types.js";
-import { isImageId } from "../../core/container-policy.js";
+import { isBotImageName, isImageId } from "../../core/container-policy.js";
 import { RunyardError } from "../../core/errors.js";
 import type { BotTask } from "../../core/jobs/bot.js";
 import { managedLabel } from "../../exec/container-spec.js";
@@ -135,6 +136,7 @@ export async function prepareBotImage(
         hint: "Put a Dockerfile in the folder's (or repository's) top level; runyard builds it as it is.",
       });
     }
+    if (source.mode === "custom") await checkBases(deps.engine, task.bot_id, join(context, "Dockerfile"));
     const tag = botImageTag(task.bot_id);
     // The build's RUN steps get the network the bot gets, not the engine's default.
     await deps.engine.build(
@@ -147,6 +149,32 @@ export async function prepareBotImage(
     return tag;
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A user's Dockerfile builds only on images of a registry or of the runner's own: never on an
+ * image id, nor on a bot's image (another user's code, which a build would take from the engine's
+ * local images and could print in its log). A base whose variable has no default is refused too,
+ * since it cannot be checked.
+ */
+async function checkBases(engine: DockerEngine, botId: string, dockerfile: string): Promise<void> {
+  const { images, unresolved } = dockerfileBases(await readFile(dockerfile, "utf8"));
+  const refuse = (message: string) => {
+    throw new RunyardError("BOT_BUILD_FAILED", message, {
+      hint: "Build FROM an image of a registry (e.g. python:3.12-slim) or one the runner's operator provides, written out by name and tag.",
+    });
+  };
+  for (const raw of unresolved)
+    refuse(`the Dockerfile's base image ${raw} uses a variable with no ARG default`);
+  for (const image of images) {
+    if (isImageId(image))
+      refuse(`the Dockerfile builds on ${image}, an image id: name the image and its tag`);
+    if (isBotImageName(image)) refuse(`the Dockerfile builds on ${image}, a bot's image`);
+    const builtFor = (await localImage(engine, image))?.labels["runyard.bot"];
+    if (builtFor !== undefined && builtFor !== botId) {
+      refuse(`the Dockerfile builds on ${image}, which is not in any registry this runner pulls from`);
+    }
   }
 }
 
