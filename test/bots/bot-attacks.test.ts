@@ -11,8 +11,10 @@ import {
   removeBotObjects,
   removeTestObjects,
   requireDocker,
+  testRunLabel,
 } from "../helpers/docker.js";
 import { seedBareRepo } from "../helpers/git-repos.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import {
   api,
   apiDeclaredSize,
@@ -227,6 +229,50 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     } finally {
       execFileSync("docker", ["rmi", innocent]);
       await api(server.url, "POST", "/api/bots/alice-base/stop", undefined, acme);
+    }
+  }, 180_000);
+
+  it("a custom bot cannot build on a private registry's image that another user's bot pulled", async () => {
+    const registry: TestRegistry = await startRegistry();
+    const ref = `${registry.host}/private/base:${run}`;
+    try {
+      // Alice's private image, pushed with her login and now on the runner's engine.
+      const project = tempDir("runyard-private-base-");
+      writeFileSync(
+        join(project, "Dockerfile"),
+        `FROM ${await busyboxImage()}\nRUN echo alice-registry-secret > /private.txt\n`,
+      );
+      execFileSync("docker", ["build", "-q", "-t", ref, "--label", `${testRunLabel}=${run}`, project], {
+        stdio: "ignore",
+      });
+      execFileSync("docker", ["login", "-u", registry.username, "--password-stdin", registry.host], {
+        input: registry.password,
+        stdio: ["pipe", "ignore", "ignore"],
+      });
+      try {
+        execFileSync("docker", ["push", ref], { stdio: "ignore" });
+      } finally {
+        execFileSync("docker", ["logout", registry.host], { stdio: "ignore" });
+      }
+      const bobProject = tempDir("runyard-attack-bot-");
+      writeFileSync(
+        join(bobProject, "Dockerfile"),
+        `FROM ${ref}\nRUN cat /private.txt\nCMD ["sleep", "1000"]\n`,
+      );
+      const tarball = join(tempDir(), "bot.tar.gz");
+      execFileSync("tar", ["-czf", tarball, "-C", bobProject, "."]);
+      const { run_id } = await startBot(acmeBob, {
+        name: "bob-from-registry",
+        archive: readFileSync(tarball).toString("base64"),
+      });
+      const ended = await waitBot(acmeBob, "bob-from-registry", (b) => b.state !== "building");
+      expect(ended.state).toBe("crashed");
+      expect(ended.error?.code).toBe("BOT_BUILD_FAILED");
+      expect(ended.error?.message).toContain("without credentials");
+      expect(JSON.stringify(await readEvents(server.url, run_id))).not.toContain("alice-registry-secret");
+    } finally {
+      execFileSync("docker", ["rmi", "-f", ref], { stdio: "ignore" });
+      await registry.stop();
     }
   }, 180_000);
 

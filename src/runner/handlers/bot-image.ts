@@ -136,7 +136,8 @@ export async function prepareBotImage(
         hint: "Put a Dockerfile in the folder's (or repository's) top level; runyard builds it as it is.",
       });
     }
-    if (source.mode === "custom") await checkBases(deps.engine, task.bot_id, join(context, "Dockerfile"));
+    if (source.mode === "custom")
+      await checkBases(deps.engine, task.bot_id, join(context, "Dockerfile"), onLine);
     const tag = botImageTag(task.bot_id);
     // The build's RUN steps get the network the bot gets, not the engine's default.
     await deps.engine.build(
@@ -155,10 +156,17 @@ export async function prepareBotImage(
 /**
  * A user's Dockerfile builds only on images of a registry or of the runner's own: never on an
  * image id, nor on a bot's image (another user's code, which a build would take from the engine's
- * local images and could print in its log). A base whose variable has no default is refused too,
- * since it cannot be checked.
+ * local images and could print in its log). A base of a named registry is pulled first, with no
+ * credentials: one another user pulled privately (an image-mode bot's) must not serve a build
+ * the registry would refuse. A base whose variable has no default is refused too, since it
+ * cannot be checked.
  */
-async function checkBases(engine: DockerEngine, botId: string, dockerfile: string): Promise<void> {
+async function checkBases(
+  engine: DockerEngine,
+  botId: string,
+  dockerfile: string,
+  onLine: (line: string) => void,
+): Promise<void> {
   const { images, unresolved } = dockerfileBases(await readFile(dockerfile, "utf8"));
   const refuse = (message: string) => {
     throw new RunyardError("BOT_BUILD_FAILED", message, {
@@ -174,6 +182,15 @@ async function checkBases(engine: DockerEngine, botId: string, dockerfile: strin
     const builtFor = (await localImage(engine, image))?.labels["runyard.bot"];
     if (builtFor !== undefined && builtFor !== botId) {
       refuse(`the Dockerfile builds on ${image}, which is not in any registry this runner pulls from`);
+    }
+    if (fromRegistry(image)) {
+      try {
+        await engine.pull(image, { onProgress: onLine });
+      } catch (error) {
+        refuse(
+          `the Dockerfile builds on ${image}, which its registry does not give without credentials (${error instanceof Error ? error.message : String(error)}); a custom bot builds on public images`,
+        );
+      }
     }
   }
 }
