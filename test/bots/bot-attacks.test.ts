@@ -64,8 +64,13 @@ const waitBot = (bearer: string, name: string, predicate: (bot: BotView) => bool
 
 /** A custom bot's archive: a Dockerfile FROM the busybox test image, its build slowed by `RUN`. */
 async function archiveOf(dockerfileTail: string): Promise<string> {
+  return archiveWith(`FROM ${await busyboxImage()}\n${dockerfileTail}`);
+}
+
+/** A custom bot's archive holding only this Dockerfile, base64 as the API takes it. */
+function archiveWith(dockerfile: string): string {
   const project = tempDir("runyard-attack-bot-");
-  writeFileSync(join(project, "Dockerfile"), `FROM ${await busyboxImage()}\n${dockerfileTail}`);
+  writeFileSync(join(project, "Dockerfile"), dockerfile);
   const archive = join(tempDir(), "bot.tar.gz");
   execFileSync("tar", ["-czf", archive, "-C", project, "."]);
   return readFileSync(archive).toString("base64");
@@ -206,19 +211,14 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     const innocent = `runyard-test-innocent-${run}:1`;
     execFileSync("docker", ["tag", theirs, innocent]);
     try {
-      for (const [name, base] of [
-        ["bob-from-name", theirs],
-        ["bob-from-tag", innocent],
+      for (const [name, from] of [
+        ["bob-from-name", `FROM ${theirs}`],
+        ["bob-from-tag", `FROM ${innocent}`],
         ["bob-from-arg", `ARG B=${innocent}\nFROM $B`],
       ] as const) {
-        const project = tempDir("runyard-attack-bot-");
-        const from = base.startsWith("ARG") ? base : `FROM ${base}`;
-        writeFileSync(join(project, "Dockerfile"), `${from}\nRUN cat /base.txt\nCMD ["sleep", "1000"]\n`);
-        const tarball = join(tempDir(), "bot.tar.gz");
-        execFileSync("tar", ["-czf", tarball, "-C", project, "."]);
         const { run_id } = await startBot(acmeBob, {
           name,
-          archive: readFileSync(tarball).toString("base64"),
+          archive: archiveWith(`${from}\nRUN cat /base.txt\nCMD ["sleep", "1000"]\n`),
         });
         const ended = await waitBot(acmeBob, name, (b) => b.state !== "building");
         expect(ended.state, name).toBe("crashed");
@@ -254,16 +254,9 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
       } finally {
         execFileSync("docker", ["logout", registry.host], { stdio: "ignore" });
       }
-      const bobProject = tempDir("runyard-attack-bot-");
-      writeFileSync(
-        join(bobProject, "Dockerfile"),
-        `FROM ${ref}\nRUN cat /private.txt\nCMD ["sleep", "1000"]\n`,
-      );
-      const tarball = join(tempDir(), "bot.tar.gz");
-      execFileSync("tar", ["-czf", tarball, "-C", bobProject, "."]);
       const { run_id } = await startBot(acmeBob, {
         name: "bob-from-registry",
-        archive: readFileSync(tarball).toString("base64"),
+        archive: archiveWith(`FROM ${ref}\nRUN cat /private.txt\nCMD ["sleep", "1000"]\n`),
       });
       const ended = await waitBot(acmeBob, "bob-from-registry", (b) => b.state !== "building");
       expect(ended.state).toBe("crashed");
