@@ -86,6 +86,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     id: deps.replica.id,
     isLeader: () => deps.replica.isLeader,
     runsCarried: () => deps.runs.activeRuns,
+    runsParked: () => deps.runs.parkedRuns,
     runnersConnected: () => deps.hub.connectedRunners,
     scheduleTicks: () => deps.scheduler.ticks(),
   });

@@ -50,6 +50,8 @@ interface Waiter {
   started: (() => void) | undefined;
   /** Whether the engine has learnt that a runner took the job up. */
   accepted: boolean;
+  /** Whether its row is stored and was queued then (a run waiting only on such jobs may be parked). */
+  enqueued: boolean;
 }
 
 /** Where a run's host runs: its requirements, and its name (hosts stick to their first runner). */
@@ -157,7 +159,8 @@ export class JobQueue {
     { resolve, started }: Pick<Waiter, "resolve" | "started">,
   ): Promise<void> {
     const id = job.job_id;
-    this.waiters.set(id, { job, sink, resolve, started, accepted: false });
+    const waiter: Waiter = { job, sink, resolve, started, accepted: false, enqueued: false };
+    this.waiters.set(id, waiter);
     const pinned = this.pins.runnerFor(runId, placement.host);
     const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
     // Queued in one statement; a job of this id stored before (a restart, an adoption) is the
@@ -177,6 +180,10 @@ export class JobQueue {
     if (!created) {
       const existing = await this.store.jobs.get(id);
       if (existing?.status === "done" || existing?.status === "lost") {
+        // Taken up before this engine waited (it was parked, or carried by a replica that died):
+        // the run's start and the step's come first, as they happened.
+        if (existing.runner_id && (existing.status === "done" || lossOf(existing).taken_up))
+          this.applyAccepted(existing, existing.runner_id);
         this.waiters.delete(id);
         await sink.catchUp();
         resolve(resultOf(job, existing));
@@ -186,6 +193,7 @@ export class JobQueue {
       // row says so.
       void this.inOrder(id, () => this.readRow(id));
     }
+    waiter.enqueued = true;
     this.links.dispatch();
   }
 
@@ -566,6 +574,26 @@ export class JobQueue {
     }
   }
 
+  /**
+   * Parks the runs of `runIds` whose engines wait only for jobs that sit in the queue (stored
+   * queued, not heard taken up, no read of their rows under way): their waits are dropped, and
+   * the engines with them. Returns each parked run with the jobs it waited for. A parked run goes
+   * on from the store when one of those jobs changes (`RunService.jobChanged`).
+   */
+  park(runIds: ReadonlySet<string>): Map<string, string[]> {
+    const waited = new Map<string, string[]>();
+    const busy = new Set<string>();
+    for (const [id, waiter] of this.waiters) {
+      const runId = waiter.sink.runId;
+      if (!runIds.has(runId)) continue;
+      if (waiter.accepted || !waiter.enqueued || this.chains.has(id)) busy.add(runId);
+      else waited.set(runId, [...(waited.get(runId) ?? []), id]);
+    }
+    for (const runId of busy) waited.delete(runId);
+    for (const ids of waited.values()) for (const id of ids) this.waiters.delete(id);
+    return waited;
+  }
+
   /** The jobs this replica's engines wait for. */
   waitedJobs(): string[] {
     return [...this.waiters.keys()];
@@ -608,6 +636,17 @@ export class JobQueue {
     this.pins.pin(record, runnerId);
     this.options.onAccepted?.(record.run_id, runnerId);
     this.waiters.get(record.id)?.started?.();
+  }
+
+  /**
+   * Ends every job of the run that no engine here waits for and that has not ended: a run whose
+   * engine started again from the store (parked, restarted, adopted) may end without waiting for
+   * a job its earlier engine queued (canceled meanwhile, a secret gone), and no runner may take
+   * that job up after its run has ended.
+   */
+  async endJobs(runId: string): Promise<void> {
+    const open = await this.store.jobs.list({ runId, statuses: ["queued", "assigned", "running"] });
+    for (const job of open) if (!this.waiters.has(job.id)) await this.cancel(job.id);
   }
 
   /** The run was canceled: a queued job ends here; a held one is stopped on its runner. */

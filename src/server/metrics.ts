@@ -18,8 +18,10 @@ let processRegistry: Registry | undefined;
 export interface ReplicaFigures {
   id: string;
   isLeader(): boolean;
-  /** Runs whose engine is on this replica. */
+  /** Runs this replica carries: their engines here, or parked here. */
   runsCarried(): number;
+  /** Of those, the runs parked: queued, kept as their stored rows until a runner takes them up. */
+  runsParked?(): number;
   /** Runners connected to this replica. */
   runnersConnected(): number;
   /** Schedule ticks this replica handled since it started, by outcome. */
@@ -201,10 +203,18 @@ export class ServerMetrics {
     });
     new Gauge({
       name: "runyard_replica_runs_carried",
-      help: "Runs whose engine lives on this replica.",
+      help: "Runs this replica carries (their engines here, or parked here).",
       registers,
       collect() {
         this.set(replica.runsCarried());
+      },
+    });
+    new Gauge({
+      name: "runyard_replica_runs_parked",
+      help: "Queued runs this replica keeps as their stored rows alone until a runner takes them up.",
+      registers,
+      collect() {
+        this.set(replica.runsParked?.() ?? 0);
       },
     });
     new Gauge({

@@ -78,6 +78,8 @@ export function stateChangeOf(event: RunEvent, workflowName: string): StateChang
 export class Notifier {
   private readonly allowed: OutboundPolicy;
   private readonly timeoutMs: number;
+  /** The runs followed now, and how each stops. */
+  private readonly following = new Map<string, () => void>();
 
   constructor(
     private readonly bus: EventBus,
@@ -107,6 +109,9 @@ export class Notifier {
     unrestricted: boolean,
   ): () => void {
     if (targets.length === 0) return () => undefined;
+    // A run parked and started again follows once: its first follow still listens.
+    const following = this.following.get(runId);
+    if (following) return following;
     const unsubscribe = this.bus.subscribe(runId, (event) => {
       const change = stateChangeOf(event, workflowName);
       if (change) {
@@ -117,9 +122,14 @@ export class Notifier {
           void (unrestricted ? this.send(target, change, onError) : this.sendSealed(target, change, onError));
         }
       }
-      if (event.type === "run.finished") unsubscribe();
+      if (event.type === "run.finished") stop();
     });
-    return unsubscribe;
+    const stop = (): void => {
+      unsubscribe();
+      this.following.delete(runId);
+    };
+    this.following.set(runId, stop);
+    return stop;
   }
 
   async send(target: NotifySpec, change: StateChange, onError: (message: string) => void): Promise<boolean> {

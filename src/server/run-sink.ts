@@ -33,6 +33,7 @@ export class RunSink {
   private projectedSeq: number;
   /** Seqs above `projectedSeq` that this sink stored (and projected) itself. */
   private readonly ownSeqs = new Set<number>();
+  private begun = false;
 
   constructor(
     readonly runId: string,
@@ -56,8 +57,14 @@ export class RunSink {
     return this.storedSeq;
   }
 
+  /** Whether nothing but `run.queued` and notices was emitted here: the run has begun no work. */
+  get quiet(): boolean {
+    return !this.begun;
+  }
+
   /** Takes one event; it is stored with the others emitted in the same tick. */
   emit = (input: EventInput): void => {
+    if (input.type !== "run.queued" && input.type !== "notice") this.begun = true;
     this.buffer.push(stamp(input, new Date().toISOString()));
     if (!this.flushScheduled) {
       this.flushScheduled = true;

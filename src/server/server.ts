@@ -63,6 +63,8 @@ export interface ServerOptions {
   maxRunLogBytes?: number;
   /** A bot's stored output, its newest bytes kept (RUNYARD_MAX_BOT_LOG_BYTES); default 8 MiB. */
   maxBotLogBytes?: number;
+  /** A workflow run waiting this long for a runner is kept as its stored rows alone (default 100 ms). */
+  parkQueuedAfterMs?: number;
   /** How large a workflow may be (RUNYARD_MAX_WORKFLOW_BYTES) and how many aliases it may use. */
   workflowLimits?: Partial<WorkflowLimits>;
   /** How submitted and validated workflows are parsed; default: on the server's own thread. */
@@ -216,6 +218,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     {
       maxRunLogBytes: options.maxRunLogBytes ?? defaultMaxRunLogBytes,
       ...(options.maxBotLogBytes !== undefined ? { maxBotLogBytes: options.maxBotLogBytes } : {}),
+      ...(options.parkQueuedAfterMs !== undefined ? { parkQueuedAfterMs: options.parkQueuedAfterMs } : {}),
     },
     {
       id: replica.id,
@@ -315,6 +318,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
   hub.start();
   replica.start();
+  runs.startParking();
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;

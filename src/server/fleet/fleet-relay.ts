@@ -54,6 +54,7 @@ export function relayFleet({
         break;
       case "job":
         queue.jobsChanged([message.job_id]);
+        runs.jobChanged(message.run_id);
         break;
       case "jobs":
         if (!fromHere) hub.dispatch();
@@ -112,12 +113,16 @@ export function relayFleet({
             const seq = await store.events.lastSeq(runId).catch(() => undefined);
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
-          // A lost `job` message: the rows of the jobs engines here wait for are read again.
+          // A lost `job` message: the rows of the jobs engines here wait for are read again, and
+          // those of the runs parked here.
           await queue
             .recheckWaited()
             .catch((error: unknown) =>
               logger.warn({ err: error }, "cannot read the rows of the jobs waited for"),
             );
+          await runs
+            .recheckParked()
+            .catch((error: unknown) => logger.warn({ err: error }, "cannot read the parked runs' jobs"));
           // A lost `revoked` message: a runner token gone from the store still closes its sockets.
           await revocations.sweep();
           // A lost `cancel-run` message: the request is stored, so the run still stops here.

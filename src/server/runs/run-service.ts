@@ -59,7 +59,31 @@ interface LiveRun extends ActiveRun {
   controller: AbortController;
   started: boolean;
   done: Promise<void>;
+  /** When its engine started here (Date.now()). */
+  since: number;
+  /** Its kind may be parked, and nothing but `run.queued` and notices was stored before it started here. */
+  parkable: boolean;
 }
+
+/** What the run service is told about this server's settings. */
+export interface RunServiceSettings {
+  /** Output stored per run; a bot's run keeps its newest `maxBotLogBytes` instead (rolling). */
+  maxRunLogBytes: number;
+  maxBotLogBytes?: number;
+  /**
+   * A workflow run still waiting for a runner this long is parked: its engine is dropped and the
+   * run lives on as its stored rows until a runner takes up one of its jobs (docs/scale.md).
+   * Default `defaultParkQueuedAfterMs`.
+   */
+  parkQueuedAfterMs?: number;
+}
+
+/** How long a workflow run waits for a runner before it is parked, unless the server says otherwise. */
+export const defaultParkQueuedAfterMs = 100;
+/** How often the runs waiting for a runner are looked over for parking, at most. */
+const parkRoundMs = 500;
+/** Parked runs' jobs read in one statement by the sweep (`recheckParked`). */
+const parkedSweepChunk = 500;
 
 /**
  * The life of server runs of any kind: submitted and queued, carried out by their kind's module,
@@ -67,16 +91,21 @@ interface LiveRun extends ActiveRun {
  */
 export class RunService {
   private readonly active = new Map<string, LiveRun>();
+  /** Runs carried here without an engine, waiting for a runner: their ids, and the jobs they wait for. */
+  private readonly parked = new Map<string, readonly string[]>();
+  private parkTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet">,
+    private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet" | "jobs">,
     private readonly bus: EventBus,
     private readonly kinds: RunKinds,
-    /** The job queue, which holds the leases of a restarted server's jobs for their runners. */
-    private readonly jobs: Pick<JobQueue, "holdLeases">,
+    /**
+     * The job queue: it holds the leases of a restarted server's jobs for their runners, and
+     * drops the waits of the runs parked here.
+     */
+    private readonly jobs: Pick<JobQueue, "holdLeases" | "park" | "endJobs">,
     private readonly logger: Logger,
-    /** Output stored per run; a bot's run keeps its newest `maxBotLogBytes` instead (rolling). */
-    private readonly limits: { maxRunLogBytes: number; maxBotLogBytes?: number },
+    private readonly limits: RunServiceSettings,
     private readonly replica: RunReplica = {
       id: "local",
       askCancel: () => undefined,
@@ -186,6 +215,9 @@ export class RunService {
     const controller = new AbortController();
     const projection = new RunProjection(this.store, record);
     const run: LiveRun = {
+      since: Date.now(),
+      parkable:
+        record.kind === "workflow" && resumed.every((e) => e.type === "run.queued" || e.type === "notice"),
       record,
       resumed,
       controller,
@@ -220,6 +252,8 @@ export class RunService {
     run.done = this.moduleFor(record.kind)
       .start(run)
       .then(() => run.sink.drain())
+      // Carried on from the store: a job its earlier engine queued may be left (see `endJobs`).
+      .then(() => (resumed.length > 0 ? this.jobs.endJobs(record.id) : undefined))
       .catch(async (error: unknown) => {
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         await run.sink.drain().catch(() => undefined);
@@ -236,6 +270,88 @@ export class RunService {
       })
       .finally(() => this.active.delete(record.id));
     return run;
+  }
+
+  /**
+   * Parks, every `parkRoundMs` (at most), the workflow runs that have waited `parkQueuedAfterMs`
+   * for a runner: a run no runner has taken up, that has begun nothing, and whose engine waits
+   * only for queued jobs (`JobQueue.park`) is carried on as its stored rows alone. Ten thousand
+   * queued runs then cost the server their ids, not ten thousand engines.
+   */
+  startParking(): void {
+    const afterMs = this.limits.parkQueuedAfterMs ?? defaultParkQueuedAfterMs;
+    this.parkTimer = setInterval(
+      () => this.parkWaiting(afterMs),
+      Math.max(50, Math.min(parkRoundMs, afterMs)),
+    );
+    this.parkTimer.unref();
+  }
+
+  private parkWaiting(afterMs: number): void {
+    const now = Date.now();
+    const waiting = new Set<string>();
+    for (const [id, run] of this.active) {
+      if (!run.parkable || run.started || run.signal.aborted || !run.sink.quiet) continue;
+      if (now - run.since >= afterMs) waiting.add(id);
+    }
+    if (waiting.size === 0) return;
+    for (const [id, jobs] of this.jobs.park(waiting)) {
+      this.active.delete(id);
+      this.parked.set(id, jobs);
+    }
+  }
+
+  /**
+   * A job of a run carried here changed (a runner took it up, it was lost or canceled): a parked
+   * run goes on from its stored events, its engine started again.
+   */
+  jobChanged(runId: string): void {
+    if (this.parked.has(runId)) void this.unpark(runId, "a runner took up work of a parked run");
+  }
+
+  /** A parked run's engine, started again from the store; resolves once it is active (or gone). */
+  private async unpark(runId: string, why: string): Promise<void> {
+    const jobs = this.parked.get(runId);
+    if (!jobs || !this.parked.delete(runId)) return;
+    const read = async (): Promise<RunRecord | undefined> => {
+      // Adopted by another replica meanwhile (this one was taken for dead), or ended: not ours.
+      if ((await this.store.fleet.runReplica(runId)) !== this.replica.id) return undefined;
+      const record = await this.store.runs.get(runId);
+      return record && !isFinalStatus(record.status) ? record : undefined;
+    };
+    const record = await read().catch((error: unknown) => {
+      // Unreadable now: it stays parked, and the next change (or the sweep) tries again.
+      this.parked.set(runId, jobs);
+      this.logger.warn({ err: error, runId }, "cannot read a parked run");
+      return undefined;
+    });
+    if (record) await this.carryOn([record], why);
+  }
+
+  /**
+   * A parked run is canceled: its queued jobs end first, so no runner takes one up while its
+   * engine starts again (which then ends the run canceled).
+   */
+  private async cancelParked(runId: string): Promise<void> {
+    await this.jobs.endJobs(runId);
+    await this.unpark(runId, "canceling a parked run");
+  }
+
+  /**
+   * Should a fleet message have been lost: the parked runs' jobs are read again, in one statement
+   * per `parkedSweepChunk` jobs, and a run whose job has left the queue goes on.
+   */
+  async recheckParked(): Promise<void> {
+    const byJob = new Map<string, string>();
+    for (const [runId, jobs] of this.parked) for (const job of jobs) byJob.set(job, runId);
+    const ids = [...byJob.keys()];
+    for (let start = 0; start < ids.length; start += parkedSweepChunk) {
+      const moved = await this.store.jobs.list({
+        ids: ids.slice(start, start + parkedSweepChunk),
+        statuses: ["assigned", "running", "done", "lost"],
+      });
+      for (const job of moved) this.jobChanged(job.run_id);
+    }
   }
 
   /** Another replica stored events of a run carried here: its record follows them. */
@@ -260,6 +376,7 @@ export class RunService {
    * SIGTERM: the record then still says running, and `run.finished` follows.
    */
   async cancel(runId: string, answerWithinMs = 900): Promise<RunRecord> {
+    if (this.parked.has(runId)) await this.cancelParked(runId);
     const run = this.active.get(runId);
     if (!run) return this.cancelElsewhere(runId, answerWithinMs);
     run.controller.abort();
@@ -295,6 +412,12 @@ export class RunService {
 
   /** Another replica asked to cancel a run; it is stopped if it is carried here. */
   cancelRequested(runId: string): void {
+    if (this.parked.has(runId)) {
+      void this.cancelParked(runId)
+        .then(() => this.active.get(runId)?.controller.abort())
+        .catch((error: unknown) => this.logger.warn({ err: error, runId }, "cannot cancel a parked run"));
+      return;
+    }
     this.active.get(runId)?.controller.abort();
   }
 
@@ -374,16 +497,23 @@ export class RunService {
 
   /** Cancels nothing: runs stay as they are for `recover` on the next start. */
   async close(): Promise<void> {
+    clearInterval(this.parkTimer);
     for (const run of this.active.values()) await run.sink.drain();
   }
 
-  /** Whether this replica carries the run (its engine is here). */
+  /** Whether this replica carries the run (its engine is here, or it is parked here). */
   carries(runId: string): boolean {
-    return this.active.has(runId);
+    return this.active.has(runId) || this.parked.has(runId);
   }
 
+  /** The runs this replica carries, parked ones included. */
   get activeRuns(): number {
-    return this.active.size;
+    return this.active.size + this.parked.size;
+  }
+
+  /** The runs parked here: carried as their stored rows, no engine. */
+  get parkedRuns(): number {
+    return this.parked.size;
   }
 }
 

@@ -94,9 +94,9 @@ export class WorkflowRuns implements RunKindModule {
   ): Promise<PreparedRun> {
     const { unrestricted_outbound: _asked, ...given } = spec;
     const file = given.file ?? "workflow.yaml";
-    const { workflow, diagnostics } = await this.parsing.parse(given.workflow, file, this.parsing.limits);
-    if (!workflow) throw workflowProblemsError(file, diagnostics);
-    this.remember(`${file}\u0000${given.workflow}`, workflow);
+    const key = `${file}\u0000${given.workflow}`;
+    const workflow = this.prepared.get(key) ?? (await this.parse(given.workflow, file));
+    this.remember(key, workflow);
     if (!owner.unrestrictedOutbound) {
       this.checkDestinations(workflow);
       const refusal = memberContainersRefusal(workflow);
@@ -118,6 +118,12 @@ export class WorkflowRuns implements RunKindModule {
       spec: owner.unrestrictedOutbound ? { ...given, unrestricted_outbound: true } : given,
       vars: workflowMasker(workflow, vars).maskDeep(vars),
     };
+  }
+
+  private async parse(text: string, file: string): Promise<Workflow> {
+    const { workflow, diagnostics } = await this.parsing.parse(text, file, this.parsing.limits);
+    if (!workflow) throw workflowProblemsError(file, diagnostics);
+    return deepFreeze(workflow);
   }
 
   private remember(key: string, workflow: Workflow): void {
@@ -146,7 +152,6 @@ export class WorkflowRuns implements RunKindModule {
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
     const key = `${stored.data.file ?? "workflow.yaml"}\u0000${stored.data.workflow}`;
     let workflow = this.prepared.get(key);
-    this.prepared.delete(key);
     try {
       workflow ??= parsed(stored.data, this.parsing.limits);
     } catch {
@@ -280,4 +285,11 @@ export class WorkflowRuns implements RunKindModule {
     }
     return new Map([...latest].map(([key, { exports }]) => [key, exports]));
   }
+}
+
+/** Freezes `value` and everything it holds: a parsed workflow is shared by every run of its text. */
+function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== "object" || Object.isFrozen(value)) return value;
+  for (const inner of Object.values(value)) deepFreeze(inner);
+  return Object.freeze(value);
 }
