@@ -189,4 +189,34 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     ).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(await storedEvents()).toEqual([]);
   });
+
+  it("stores a run with its run.queued as seq 1 in one call, and later appends go on from seq 2 under its log cap", async () => {
+    const { record, event } = await store.runs.createWithEvent(
+      { kind: "workflow", name: "capped" },
+      { ts, type: "run.queued", kind: "workflow", name: "capped" },
+      { maxBytes: 4, storedBytes: 0 },
+    );
+    expect(record.last_seq).toBe(1);
+    expect(event).toEqual({
+      ts,
+      type: "run.queued",
+      kind: "workflow",
+      name: "capped",
+      run_id: record.id,
+      seq: 1,
+    });
+    expect(await store.events.list(record.id, { limit: 10 })).toEqual([event]);
+    // The cap was recorded with the run: a later writer that names none still keeps to it.
+    await other.events.appendForRun(record.id, [output("ab\n")]);
+    await other.events.appendForRun(record.id, [output("abcdefgh\n"), stepFinished()]);
+    const stored = await store.events.list(record.id, { limit: 10 });
+    expect(stored.map((e) => [e.seq, e.type])).toEqual([
+      [1, "run.queued"],
+      [2, "step.output"],
+      [3, "notice"],
+      [4, "step.finished"],
+    ]);
+    expect(stored[2]).toMatchObject({ type: "notice", level: "warn" });
+    expect((await store.runs.get(record.id))?.last_seq).toBe(4);
+  });
 });

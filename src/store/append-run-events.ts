@@ -175,7 +175,8 @@ async function storeNumbered(ctx: StoreContext, runId: string, events: readonly 
   `.execute(ctx.db);
 }
 
-async function insertEvents(db: Kysely<Database>, events: readonly RunEvent[]): Promise<void> {
+/** Inserts numbered events as they are, `insertChunk` rows per statement. */
+export async function insertEvents(db: Kysely<Database>, events: readonly RunEvent[]): Promise<void> {
   for (let start = 0; start < events.length; start += insertChunk) {
     await db
       .insertInto("run_events")

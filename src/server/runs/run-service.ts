@@ -3,10 +3,10 @@ import { RunyardError, toErrorInfo } from "../../core/errors.js";
 import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
-import type { BotRecord, RunRecord, Store } from "../../store/index.js";
+import type { BotRecord, RunLogLimit, RunRecord, Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
 import type { JobQueue } from "../job-queue.js";
-import { RunSink } from "../run-sink.js";
+import { RunSink, stamp } from "../run-sink.js";
 import type { AgentRuns } from "./agent-runs.js";
 import type { AgentRunSpec, SubmitAgentRunBody } from "./agent-spec.js";
 import type { BotRuns, BotStarter } from "./bot-runs.js";
@@ -181,24 +181,31 @@ export class RunService {
    */
   async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
     this.moduleFor(kind);
-    const record = await this.store.runs.create({
-      ...(origin.runId !== undefined ? { id: origin.runId } : {}),
-      trigger: origin.trigger,
-      trigger_ref: origin.ref ?? null,
-      saved_workflow: origin.saved?.name ?? null,
-      saved_version: origin.saved?.version ?? null,
-      kind,
-      name: prepared.name,
-      status: "queued",
-      tenant_id: owner.tenantId,
-      created_by: owner.tokenId,
-      spec: prepared.spec,
-      vars: prepared.vars,
-      replica_id: this.replica.id,
-      concurrency_group: prepared.concurrency_group ?? null,
-    });
-    const run = this.activate(record, []);
-    await run.sink.flush();
+    const queued = stamp({ type: "run.queued", kind, name: prepared.name }, new Date().toISOString());
+    const { record, event } = await this.store.runs.createWithEvent(
+      {
+        ...(origin.runId !== undefined ? { id: origin.runId } : {}),
+        trigger: origin.trigger,
+        trigger_ref: origin.ref ?? null,
+        saved_workflow: origin.saved?.name ?? null,
+        saved_version: origin.saved?.version ?? null,
+        kind,
+        name: prepared.name,
+        status: "queued",
+        tenant_id: owner.tenantId,
+        created_by: owner.tokenId,
+        spec: prepared.spec,
+        vars: prepared.vars,
+        replica_id: this.replica.id,
+        concurrency_group: prepared.concurrency_group ?? null,
+      },
+      queued,
+      this.logLimitOf(kind, []),
+    );
+    // Its module starts first, so that what follows the run on the bus (its notify targets)
+    // sees its `run.queued` too.
+    this.activate(record, [], { queuedStored: true });
+    this.bus.publish([event]);
     return record;
   }
 
@@ -210,8 +217,22 @@ export class RunService {
     return module;
   }
 
-  /** Starts the work of a run: a new one (`run.queued` first) or one carried on from `resumed`. */
-  private activate(record: RunRecord, resumed: RunEvent[]): LiveRun {
+  /** The cap on a run's stored output: a bot's keeps its newest bytes, any other run its first. */
+  private logLimitOf(kind: RunKind, resumed: readonly RunEvent[]): RunLogLimit {
+    return kind === "bot"
+      ? {
+          maxBytes: this.limits.maxBotLogBytes ?? defaultMaxBotLogBytes,
+          storedBytes: storedOutputBytes(resumed),
+          rolling: true,
+        }
+      : { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) };
+  }
+
+  /**
+   * Starts the work of a run: a new one (`run.queued` first, unless `queuedStored`: stored with
+   * the run) or one carried on from `resumed`.
+   */
+  private activate(record: RunRecord, resumed: RunEvent[], { queuedStored = false } = {}): LiveRun {
     const controller = new AbortController();
     const projection = new RunProjection(this.store, record);
     const run: LiveRun = {
@@ -229,13 +250,7 @@ export class RunService {
         this.store,
         this.bus,
         projection.apply,
-        record.kind === "bot"
-          ? {
-              maxBytes: this.limits.maxBotLogBytes ?? defaultMaxBotLogBytes,
-              storedBytes: storedOutputBytes(resumed),
-              rolling: true,
-            }
-          : { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) },
+        this.logLimitOf(record.kind, resumed),
         {
           id: this.replica.id,
           fenced: () =>
@@ -248,7 +263,8 @@ export class RunService {
       done: Promise.resolve(),
     };
     this.active.set(record.id, run);
-    if (resumed.length === 0) run.sink.emit({ type: "run.queued", kind: record.kind, name: record.name });
+    if (resumed.length === 0 && !queuedStored)
+      run.sink.emit({ type: "run.queued", kind: record.kind, name: record.name });
     run.done = this.moduleFor(record.kind)
       .start(run)
       .then(() => run.sink.drain())
