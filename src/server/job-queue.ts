@@ -184,6 +184,8 @@ export class JobQueue {
         // the run's start and the step's come first, as they happened.
         if (existing.runner_id && (existing.status === "done" || lossOf(existing).taken_up))
           this.applyAccepted(existing, existing.runner_id);
+        // Its runner is gone, as `readRow` has it: the host's next job may go to any runner.
+        if (existing.status === "lost") this.pins.unpin(runId, jobHost(job));
         this.waiters.delete(id);
         await sink.catchUp();
         resolve(resultOf(job, existing));
