@@ -76,3 +76,14 @@ describe("what `runyard run FILE` loads at start", () => {
     ).toEqual([]);
   });
 });
+
+describe("what `runyard server` loads at start", () => {
+  const graph = staticImports(["cli/main.ts", "cli/process-context.ts", "cli/server.ts"]);
+
+  it("loads no runner and no Docker client: only `runyard up` runs steps (dockerode brings ssh2 and its 16 MB of WebAssembly memory)", () => {
+    const loaded = [...graph.keys()].filter(
+      (module) => module === "package dockerode" || module.startsWith(join(src, "runner/")),
+    );
+    expect(loaded.map((module) => chain(graph, module))).toEqual([]);
+  });
+});
