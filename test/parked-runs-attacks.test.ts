@@ -2,7 +2,9 @@ import { existsSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
+import WebSocket from "ws";
 import type { RunEvent } from "../src/core/events.js";
+import { runnerSocketPath, type ServerMessage } from "../src/core/protocol.js";
 import { tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
@@ -189,11 +191,63 @@ ${extra}steps:
       script: ${JSON.stringify(script)}
 `;
 
+/** A runner written by hand that refuses every job it is assigned. */
+async function craftedRunner(url: string, id: string): Promise<void> {
+  const socket = new WebSocket(new URL(runnerSocketPath, url.replace(/^http/, "ws")), {
+    headers: { authorization: `Bearer ${await runnerToken(url)}` },
+  });
+  closers.push(async () => {
+    socket.close();
+  });
+  let welcomed = false;
+  socket.on("message", (data) => {
+    const message = JSON.parse(String(data)) as ServerMessage;
+    if (message.type === "welcome") welcomed = true;
+    if (message.type === "heartbeat") socket.send(JSON.stringify({ type: "heartbeat", bots: [] }));
+    if (message.type === "assign")
+      socket.send(JSON.stringify({ type: "refuse", job_id: message.job.job_id, reason: "not today" }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", reject);
+  });
+  socket.send(
+    JSON.stringify({ type: "hello", runner: { hostname: "crafted", id, kinds: ["step"] }, jobs: [] }),
+  );
+  await until("the crafted runner is welcomed", () => (welcomed ? true : undefined));
+}
+
+/**
+ * Once a later run has gone through the same runner (its session handles messages in order, so
+ * whatever the runner reported of the runs before is handled by then), no run of `ids` has an
+ * event stored after its `run.finished`.
+ */
+async function expectNothingAfterTheEnd(url: string, ids: readonly string[]): Promise<void> {
+  const later = await submit(url, oneStep("later", "echo later"));
+  expect((await waitForRun(url, later, isFinal)).status).toBe("success");
+  for (const id of ids) {
+    const end = (await readEvents(url, id)).find((event) => event.type === "run.finished")?.seq;
+    const { body } = await api<{ last_seq: number }>(url, "GET", `/api/runs/${id}`);
+    expect(body.last_seq, `events of ${id} after its run.finished`).toBe(end);
+  }
+}
+
 function outputOf(events: readonly RunEvent[]): string {
   return events.map((event) => (event.type === "step.output" ? event.data : "")).join("");
 }
 
 describe("parked runs under attack", () => {
+  it("fails a parked run JOB_REFUSED when runners refuse its job, every event once", async () => {
+    const { url } = await server();
+    const refused = await submit(url, oneStep("refused", "echo never"));
+    await waitForParked(url, 1);
+    await craftedRunner(url, "refuses");
+    const run = await waitForRun(url, refused, isFinal);
+    expect(run.status).toBe("failed");
+    expect(run.error?.code).toBe("JOB_REFUSED");
+    expectWholeLog(await readEvents(url, refused));
+  }, 60_000);
+
   it("parks a run that said a notice first (its schedule is ignored) and a container run no runner serves, and says the notice once", async () => {
     const { url } = await server();
     const scheduled = await submit(
@@ -434,6 +488,7 @@ steps:
       expectWholeLog(events);
       expect(outputOf(events)).not.toContain("finished");
     }
+    await expectNothingAfterTheEnd(url, ids);
     await waitForParked(url, 0);
   }, 60_000);
 
@@ -626,6 +681,7 @@ describe.skipIf(!adminUrl)("parked runs of PostgreSQL replicas under attack", ()
       expect((await waitForRun(b.url, id, isFinal)).status, id).toBe("canceled");
       expectWholeLog(await readEvents(b.url, id));
     }
+    await expectNothingAfterTheEnd(b.url, ids);
     await waitForParked(a.url, 0);
   }, 60_000);
 

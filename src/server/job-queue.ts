@@ -644,15 +644,19 @@ export class JobQueue {
    * Ends every job of the run that no engine here waits for and that has not ended: a run whose
    * engine started again from the store (parked, restarted, adopted) may end without waiting for
    * a job its earlier engine queued (canceled meanwhile, a secret gone), and no runner may take
-   * that job up after its run has ended.
+   * that job up after its run has ended. One a runner holds ends at once too (the runner is told
+   * to stop it): no engine waits for its report, and its late output must not follow the run's end.
    */
   async endJobs(runId: string): Promise<void> {
     const open = await this.store.jobs.list({ runId, statuses: ["queued", "assigned", "running"] });
-    for (const job of open) if (!this.waiters.has(job.id)) await this.cancel(job.id);
+    for (const job of open) if (!this.waiters.has(job.id)) await this.cancel(job.id, { unwaited: true });
   }
 
-  /** The run was canceled: a queued job ends here; a held one is stopped on its runner. */
-  private async cancel(jobId: string): Promise<void> {
+  /**
+   * The run was canceled: a queued job ends here; a held one is stopped on its runner, and ends
+   * when it reports (or at once when `unwaited`: no engine waits for what it reports).
+   */
+  private async cancel(jobId: string, { unwaited = false } = {}): Promise<void> {
     const record = await this.store.jobs.get(jobId);
     if (!record || record.status === "done" || record.status === "lost") return;
     const job = readJob(record);
@@ -662,13 +666,14 @@ export class JobQueue {
     if (record.status === "queued" && (await this.store.jobs.cancelQueued(jobId, result)))
       return this.settle(jobId, result);
     const current = await this.store.jobs.get(jobId);
-    if (current?.runner_id && (await this.links.cancel(jobId, current.runner_id))) {
+    if (current?.runner_id && (await this.links.cancel(jobId, current.runner_id)) && !unwaited) {
       // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
       // should that report never come, the attempt ends here anyway.
       setTimeout(() => void this.endCanceled(jobId, result), this.options.cancelDeadlineMs ?? 15_000).unref();
       return;
     }
-    // No live runner holds it: the attempt ends here; a late report from a runner is refused.
+    // No live runner holds it, or nothing waits for its report: the attempt ends here; a late
+    // report from a runner is refused.
     await this.endCanceled(jobId, result);
   }
 
