@@ -566,6 +566,34 @@ steps:
     expect(outB).toBe(`who=globex key=***\n${"globex-secret-value-0123".length}\n`);
   }, 60_000);
 
+  it("retries on the next runner the step of a parked run whose runner was killed -9 after taking it up", async () => {
+    const { url } = await server();
+    const marker = join(tempDir(), "first-attempt");
+    const runId = await submit(
+      url,
+      oneStep(
+        "retried-elsewhere",
+        `if [ -e ${marker} ]; then echo second; else touch ${marker}; sleep 30; fi`,
+        "",
+      ).replace(
+        "    action: shell.run",
+        "    retry_count: 1\n    retry_delay_seconds: 0.1\n    action: shell.run",
+      ),
+    );
+    await waitForParked(url, 1);
+    const doomed = await startRunner(url, await runnerToken(url), { id: "first-taker" });
+    started.push(doomed);
+    await waitForRun(url, runId, (run) => run.steps.some((s) => s.status === "running"));
+    await doomed.kill("SIGKILL");
+    started.push(await startRunner(url, await runnerToken(url), { id: "second-taker" }));
+    const run = await waitForRun(url, runId, isFinal);
+    expect(run.status).toBe("success");
+    expect(run.steps[0]?.attempts).toBe(2);
+    const events = await readEvents(url, runId);
+    expectWholeLog(events);
+    expect(outputOf(events)).toBe("second\n");
+  }, 60_000);
+
   it("ends a parked run RUNNER_LOST when the runner that took its job is killed -9", async () => {
     const { url } = await server();
     const runId = await submit(url, oneStep("runner-killed", "echo began; sleep 30"));
