@@ -364,7 +364,8 @@ export class RunService {
     for (let start = 0; start < ids.length; start += parkedSweepChunk) {
       const moved = await this.store.jobs.list({
         ids: ids.slice(start, start + parkedSweepChunk),
-        statuses: ["assigned", "running", "done", "lost"],
+        // Not `assigned`: its runner's accept (or the lease's end) changes the row again.
+        statuses: ["running", "done", "lost"],
       });
       for (const job of moved) this.jobChanged(job.run_id);
     }

@@ -153,10 +153,13 @@ export class WorkflowRuns implements RunKindModule {
     const key = `${stored.data.file ?? "workflow.yaml"}\u0000${stored.data.workflow}`;
     let workflow = this.prepared.get(key);
     try {
-      workflow ??= parsed(stored.data, this.parsing.limits);
+      // A run carried on (after a restart, or parked) whose text is no longer kept: parsed once
+      // more, and kept for the runs of that text that follow.
+      workflow ??= deepFreeze(parsed(stored.data, this.parsing.limits));
     } catch {
       throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
     }
+    this.remember(key, workflow);
     const runId = run.record.id;
     const unrestricted = stored.data.unrestricted_outbound === true;
     this.notifier.follow(runId, workflow.name, workflow.notify, unrestricted);
