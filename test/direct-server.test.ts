@@ -137,8 +137,23 @@ describe.concurrent("runyard agent-server over HTTP", () => {
   });
 
   afterAll(async () => {
-    expect(await server.stop()).toBe(0);
-  });
+    // Once seen hanging past the hook's 60 s on a loaded machine: say what the process printed.
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([
+      server.stop(),
+      new Promise<"hung">((resolve) => {
+        timer = setTimeout(() => resolve("hung"), 45_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (code === "hung") {
+      server.child.kill("SIGKILL");
+      throw new Error(
+        `agent-server still ran 45 s after SIGTERM; stdout: ${server.output.stdout}\nstderr: ${server.output.stderr}`,
+      );
+    }
+    expect(code).toBe(0);
+  }, 60_000);
 
   test("/heartbeat answers 200 to the right token and 401 to a wrong one or none", async ({ expect }) => {
     const right = await api("/heartbeat");
