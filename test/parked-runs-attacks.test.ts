@@ -6,9 +6,9 @@ import WebSocket from "ws";
 import type { RunEvent } from "../src/core/events.js";
 import { runnerSocketPath, type ServerMessage } from "../src/core/protocol.js";
 import { tempDir } from "./helpers/cli.js";
+import { expectNothingRan, gauge, waitForParked } from "./helpers/parked-runs.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
-  adminToken,
   api,
   isFinal,
   type Proc,
@@ -42,25 +42,6 @@ async function server(home = tempDir(), port?: number): Promise<TestServer> {
   const started_ = await startTestServer(home, {}, port, ["--config", config]);
   started.push(started_.proc);
   return started_;
-}
-
-async function gauge(url: string, name: string): Promise<number> {
-  const response = await fetch(new URL("/metrics", url), {
-    headers: { authorization: `Bearer ${adminToken}` },
-  });
-  const line = (await response.text()).split("\n").find((text) => text.startsWith(`${name}{`));
-  if (!line) throw new Error(`/metrics has no ${name}`);
-  return Number(line.split(" ").at(-1));
-}
-
-async function waitForParked(url: string, expected: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await gauge(url, "runyard_replica_runs_parked");
-    if (value === expected) return;
-    if (Date.now() > deadline) throw new Error(`runs parked stayed ${value}, not ${expected}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** `step@host` of a step event. */
@@ -727,14 +708,3 @@ describe.skipIf(!adminUrl)("parked runs of PostgreSQL replicas under attack", ()
     }
   }, 60_000);
 });
-
-/**
- * A run canceled while parked: nothing of it ran. Its engine, started again to end it, may reach
- * its first step before it hears the cancel, and then says that step ended canceled.
- */
-function expectNothingRan(events: readonly RunEvent[]): void {
-  expect(events[0]?.type).toBe("run.queued");
-  expect(events.filter((e) => ["run.started", "step.started", "step.output"].includes(e.type))).toEqual([]);
-  const last = events.at(-1);
-  expect(last?.type === "run.finished" && last.status).toBe("canceled");
-}

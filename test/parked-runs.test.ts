@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { tempDir } from "./helpers/cli.js";
+import { expectNothingRan, gauge, waitForParked } from "./helpers/parked-runs.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
-  adminToken,
   api,
   isFinal,
   type Proc,
@@ -48,26 +48,6 @@ steps:
       script: echo two
 `;
 
-/** A gauge of the server's `/metrics` (its one series, labelled by replica). */
-async function gauge(url: string, name: string): Promise<number> {
-  const response = await fetch(new URL("/metrics", url), {
-    headers: { authorization: `Bearer ${adminToken}` },
-  });
-  const line = (await response.text()).split("\n").find((text) => text.startsWith(`${name}{`));
-  if (!line) throw new Error(`/metrics has no ${name}`);
-  return Number(line.split(" ").at(-1));
-}
-
-async function waitForGauge(url: string, name: string, expected: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await gauge(url, name);
-    if (value === expected) return;
-    if (Date.now() > deadline) throw new Error(`${name} stayed ${value}, not ${expected}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** The events a run's stream shows, as `type` or `type:step`. */
 function shape(events: readonly RunEvent[]): string[] {
   return events.map((event) => ("step" in event && event.step ? `${event.type}:${event.step}` : event.type));
@@ -90,18 +70,6 @@ function expectWholeRun(events: readonly RunEvent[], runId: string): void {
   expect(output?.type === "step.output" && output.data).toBe(`one ${runId}\n`);
 }
 
-/**
- * A run canceled while parked: nothing of it ran. Its engine, started again to end it, may reach
- * its first step before it hears the cancel, and then says that step ended canceled.
- */
-function expectCanceledUnstarted(events: readonly RunEvent[]): void {
-  const types = shape(events);
-  expect(types[0]).toBe("run.queued");
-  expect(types.filter((type) => /^(run\.started|step\.started|step\.output)/.test(type))).toEqual([]);
-  const last = events.at(-1);
-  expect(last?.type === "run.finished" && last.status).toBe("canceled");
-}
-
 async function submitAll(url: string, group: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push(await submit(url, workflow(group)));
@@ -113,7 +81,7 @@ describe("runs parked while they wait for a runner", () => {
     const server = await startTestServer();
     started.push(server.proc);
     const ids = await submitAll(server.url, "parked-group", 30);
-    await waitForGauge(server.url, "runyard_replica_runs_parked", 30);
+    await waitForParked(server.url, 30);
     expect(await gauge(server.url, "runyard_replica_runs_carried")).toBe(30);
 
     // Canceled while parked: its queued job ends with it, and no runner ever takes it up.
@@ -130,8 +98,8 @@ describe("runs parked while they wait for a runner", () => {
       expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
       expectWholeRun(await readEvents(server.url, runId), runId);
     }
-    expectCanceledUnstarted(await readEvents(server.url, canceled));
-    await waitForGauge(server.url, "runyard_replica_runs_parked", 0);
+    expectNothingRan(await readEvents(server.url, canceled));
+    await waitForParked(server.url, 0);
     expect(await gauge(server.url, "runyard_replica_runs_carried")).toBe(0);
   }, 90_000);
 
@@ -150,7 +118,7 @@ describe("runs parked while they wait for a runner", () => {
       const b: TestServer = await startTestServer(tempDir(), env);
       started.push(b.proc);
       const ids = await submitAll(a.url, "parked-fleet", 10);
-      await waitForGauge(a.url, "runyard_replica_runs_parked", 10);
+      await waitForParked(a.url, 10);
 
       const [canceled, ...rest] = ids as [string, ...string[]];
       await api(b.url, "POST", `/api/runs/${canceled}/cancel`);
@@ -164,8 +132,8 @@ describe("runs parked while they wait for a runner", () => {
         expect((await waitForRun(b.url, runId, isFinal)).status).toBe("success");
         expectWholeRun(await readEvents(b.url, runId), runId);
       }
-      expectCanceledUnstarted(await readEvents(a.url, canceled));
-      await waitForGauge(a.url, "runyard_replica_runs_parked", 0);
+      expectNothingRan(await readEvents(a.url, canceled));
+      await waitForParked(a.url, 0);
     },
     120_000,
   );
