@@ -50,8 +50,8 @@ export const WorkflowRunSpec = z.object({
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
-/** Workflows `prepare` keeps for `start` at most (runs submitted at once). */
-const preparedKept = 64;
+/** Workflow texts whose parse is kept: the ones submitted or started last. */
+const parsedTextsKept = 64;
 
 function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
   const file = spec.file ?? "workflow.yaml";
@@ -66,11 +66,12 @@ function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
  */
 export class WorkflowRuns implements RunKindModule {
   /**
-   * Workflows checked by `prepare` and not yet started, by their text: `start`, which follows at
-   * once, takes its run's instead of parsing the text again. Bounded: a prepared run that never
-   * starts (its store write failed) is dropped from here in time.
+   * The parse of each workflow text submitted or started last, by file name and text, deep-frozen
+   * and shared by every run of that text: `prepare` and `start` parse a text once, not per run
+   * (a schedule or a CI pipeline submits the same text again and again). Checks that depend on
+   * who submits (destinations, containers, approvers, secrets) still run for each submit.
    */
-  private readonly prepared = new Map<string, Workflow>();
+  private readonly parsedTexts = new Map<string, Workflow>();
 
   constructor(
     private readonly store: Pick<Store, "jobs" | "secrets" | "users">,
@@ -95,7 +96,7 @@ export class WorkflowRuns implements RunKindModule {
     const { unrestricted_outbound: _asked, ...given } = spec;
     const file = given.file ?? "workflow.yaml";
     const key = `${file}\u0000${given.workflow}`;
-    const workflow = this.prepared.get(key) ?? (await this.parse(given.workflow, file));
+    const workflow = this.parsedTexts.get(key) ?? (await this.parse(given.workflow, file));
     this.remember(key, workflow);
     if (!owner.unrestrictedOutbound) {
       this.checkDestinations(workflow);
@@ -127,10 +128,10 @@ export class WorkflowRuns implements RunKindModule {
   }
 
   private remember(key: string, workflow: Workflow): void {
-    this.prepared.delete(key);
-    this.prepared.set(key, workflow);
-    const oldest = this.prepared.keys().next().value;
-    if (this.prepared.size > preparedKept && oldest !== undefined) this.prepared.delete(oldest);
+    this.parsedTexts.delete(key);
+    this.parsedTexts.set(key, workflow);
+    const oldest = this.parsedTexts.keys().next().value;
+    if (this.parsedTexts.size > parsedTextsKept && oldest !== undefined) this.parsedTexts.delete(oldest);
   }
 
   /** Refuses what is known to be off limits before any DNS lookup; names are checked at connect time. */
@@ -151,7 +152,7 @@ export class WorkflowRuns implements RunKindModule {
     if (!stored.success)
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
     const key = `${stored.data.file ?? "workflow.yaml"}\u0000${stored.data.workflow}`;
-    let workflow = this.prepared.get(key);
+    let workflow = this.parsedTexts.get(key);
     try {
       // A run carried on (after a restart, or parked) whose text is no longer kept: parsed once
       // more, and kept for the runs of that text that follow.
