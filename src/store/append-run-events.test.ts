@@ -219,4 +219,92 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     expect(stored[2]).toMatchObject({ type: "notice", level: "warn" });
     expect((await store.runs.get(record.id))?.last_seq).toBe(4);
   });
+
+  it("stores what a batch changes on the run's record in its transaction: a queued run starts, its steps and its end", async () => {
+    const started = await store.events.appendForRun(
+      runId,
+      [
+        { ts, type: "run.started", name: "deploy" },
+        { ts, type: "step.started", step: "build", host: "local", attempt: 1 },
+      ],
+      {
+        record: {
+          startedAt: ts,
+          patch: {
+            steps: [{ name: "build", host: "local", status: "running", exit_code: null, attempts: 1 }],
+          },
+        },
+      },
+    );
+    expect(started.events.map((event) => event.seq)).toEqual([1, 2]);
+    expect(await store.runs.get(runId)).toMatchObject({
+      status: "running",
+      started_at: ts,
+      last_seq: 2,
+      steps: [{ name: "build", status: "running" }],
+    });
+    const end = "2026-01-01T00:00:05.000Z";
+    await other.events.appendForRun(
+      runId,
+      [
+        stepFinished(),
+        { ts: end, type: "run.finished", status: "success", duration_ms: 5, vars: { A: "1" } },
+      ],
+      {
+        record: {
+          patch: {
+            status: "success",
+            finished_at: end,
+            vars: { A: "1" },
+            steps: [{ name: "build", host: "local", status: "success", exit_code: 0, attempts: 1 }],
+            error: null,
+          },
+        },
+      },
+    );
+    expect(await store.runs.get(runId)).toMatchObject({
+      status: "success",
+      started_at: ts,
+      finished_at: end,
+      vars: { A: "1" },
+      last_seq: 4,
+      steps: [{ name: "build", status: "success", exit_code: 0 }],
+    });
+  });
+
+  it("leaves a run that is no longer queued as it is on a late start, and stores the batch", async () => {
+    await store.runs.update(runId, { status: "canceled", finished_at: ts });
+    const late = "2026-01-01T00:00:09.000Z";
+    await store.events.appendForRun(runId, [{ ts: late, type: "run.started", name: "deploy" }], {
+      record: { startedAt: late },
+    });
+    expect(await store.runs.get(runId)).toMatchObject({ status: "canceled", started_at: null, last_seq: 1 });
+    // A batch that starts and ends the run at once ends it, started then.
+    const quick = (await store.runs.create({ kind: "workflow", name: "quick" })).id;
+    await store.events.appendForRun(
+      quick,
+      [
+        { ts: late, type: "run.started", name: "quick" },
+        { ts: late, type: "run.finished", status: "failed", duration_ms: 0 },
+      ],
+      { record: { startedAt: late, patch: { status: "failed", finished_at: late } } },
+    );
+    expect(await store.runs.get(quick)).toMatchObject({
+      status: "failed",
+      started_at: late,
+      finished_at: late,
+    });
+  });
+
+  it("changes the run's record only when the batch is stored: a duplicate job batch changes nothing", async () => {
+    const job = await store.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const batch = [{ ts, type: "run.started", name: "deploy" } as UnnumberedEvent];
+    await store.events.appendForRun(runId, batch, { job: { id: job.id, seq: 1 } });
+    const again = await other.events.appendForRun(runId, batch, {
+      job: { id: job.id, seq: 1 },
+      record: { startedAt: ts },
+    });
+    expect(again).toEqual({ duplicate: true, events: [] });
+    expect(await store.runs.get(runId)).toMatchObject({ status: "queued", started_at: null, last_seq: 1 });
+  });
 });

@@ -1,20 +1,24 @@
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
+import { type PreparingContext, preparedStatement } from "./prepared.js";
 import {
   type AppendedRunEvents,
   type AppendRunEventsOptions,
   advanceJobBatch,
   dropOldestOutput,
+  type EventRow,
+  eventRow,
   fenced,
+  insertEvents,
   type JobBatchRef,
+  preparedRowsMax,
 } from "./run-events.js";
 import { type CutOutput, capRunLog, type RunLogState, rollingOverflow } from "./run-log-cap.js";
-import { type Database, decodeJson, encodeJson, int, isoTime } from "./schema.js";
+import { runColumns } from "./runs.js";
+import { type Database, decodeJson, encodeJson, int, isoTime, type RunsTable } from "./schema.js";
 
-/** Rows per insert statement: every full chunk compiles to the same SQL (statement cache). */
-const insertChunk = 100;
 /** Events PostgreSQL stores with the run's new state in one statement at most (5 parameters each). */
 const oneStatementMax = 10_000;
 
@@ -93,13 +97,22 @@ export async function appendRunEvents(
       log_cut: capped.state.cut === null ? null : encodeJson(capped.state.cut),
       ...(recordsLimit ? { log_max_bytes: before.maxBytes, log_rolling: before.rolling ? 1 : 0 } : {}),
     };
+    const row: RunRowUpdate = {
+      runId,
+      after,
+      columns: opts.record?.patch ? runColumns(ctx, opts.record.patch) : {},
+      startedAt: opts.record?.startedAt ?? null,
+    };
     const overflow = rollingOverflow(capped.state);
     if (overflow === 0) {
-      await storeNumbered(inTrx, runId, stored, after);
+      await storeNumbered(inTrx, stored, row);
     } else {
-      await insertEvents(trx, stored);
+      await insertEvents(inTrx, stored);
       const dropped = await dropOldestOutput(inTrx, runId, overflow);
-      await updateRun(trx, runId, { ...after, log_bytes: Math.max(0, after.log_bytes - dropped) });
+      await updateRun(inTrx, {
+        ...row,
+        after: { ...after, log_bytes: Math.max(0, after.log_bytes - dropped) },
+      });
     }
     return { duplicate: false, events: stored };
   });
@@ -110,26 +123,50 @@ export async function appendRunEvents(
  * batch was stored before. PostgreSQL does both in one statement, locking the run only when the
  * compare-and-set took.
  */
+/** PostgreSQL: the job's compare-and-set, and the run's row locked only if it took. */
+const lockRunForJobBatch = preparedStatement(
+  (ctx, v: { jobId: string; seq: number; now: string; runnerId: string | null; runId: string }, input) => {
+    const leased =
+      input.runnerId === null
+        ? sql``
+        : sql` and runner_id = ${v.runnerId} and status in ('assigned', 'running')`;
+    return sql<LockedRun>`/* appendRunEvents: job batch, run's row */
+      with guard as (
+        update jobs set last_event_seq = ${v.seq}, updated_at = ${v.now}
+        where id = ${v.jobId} and last_event_seq < ${v.seq}${leased}
+        returning id
+      )
+      update runs set last_seq = last_seq
+      where id = ${v.runId} and exists (select 1 from guard)
+      returning last_seq, log_max_bytes, log_rolling, log_bytes, log_cut, replica_id
+    `.compile(ctx.db);
+  },
+  (input) => (input.runnerId === null ? "any runner" : "its runner"),
+);
+
+/** The run's row, locked until the transaction ends (see `appendRunEvents`). */
+const lockRunRow = preparedStatement((ctx, v: { runId: string }) =>
+  ctx.db
+    .updateTable("runs")
+    .set({ last_seq: sql`last_seq` })
+    .where("id", "=", v.runId)
+    .returning(["last_seq", "log_max_bytes", "log_rolling", "log_bytes", "log_cut", "replica_id"])
+    .compile(),
+);
+
 async function lockRun(
   ctx: StoreContext,
   runId: string,
   job: JobBatchRef | undefined,
 ): Promise<LockedRun | "duplicate"> {
   if (ctx.dialect.name === "postgres" && job) {
-    const leased =
-      job.runnerId === undefined
-        ? sql``
-        : sql` and runner_id = ${job.runnerId} and status in ('assigned', 'running')`;
-    const result = await sql<LockedRun>`/* appendRunEvents: job batch, run's row */
-      with guard as (
-        update jobs set last_event_seq = ${job.seq}, updated_at = ${isoTime(ctx.now())}
-        where id = ${job.id} and last_event_seq < ${job.seq}${leased}
-        returning id
-      )
-      update runs set last_seq = last_seq
-      where id = ${runId} and exists (select 1 from guard)
-      returning last_seq, log_max_bytes, log_rolling, log_bytes, log_cut, replica_id
-    `.execute(ctx.db);
+    const result = await lockRunForJobBatch(ctx, {
+      jobId: job.id,
+      seq: job.seq,
+      now: isoTime(ctx.now()),
+      runnerId: job.runnerId ?? null,
+      runId,
+    });
     const run = result.rows[0];
     if (run) return run;
     // No row: the run does not exist (then the transaction rolls back), or the batch was stored.
@@ -139,62 +176,69 @@ async function lockRun(
     return "duplicate";
   }
   if (job && !(await advanceJobBatch(ctx, job))) return "duplicate";
-  const run = await ctx.db
-    .updateTable("runs")
-    .set({ last_seq: sql`last_seq` })
-    .where("id", "=", runId)
-    .returning(["last_seq", "log_max_bytes", "log_rolling", "log_bytes", "log_cut", "replica_id"])
-    .executeTakeFirst();
+  const run = (await lockRunRow(ctx, { runId })).rows[0];
   if (!run) throw runNotFound(runId);
   return run;
 }
 
+/** The run's row as an append leaves it. */
+interface RunRowUpdate {
+  runId: string;
+  after: RunAfter;
+  /** What the batch changes on the run's record (`RunRecordChange`), as columns. */
+  columns: Updateable<RunsTable>;
+  /** A `run.started`'s time: the run starts, if it is still queued. */
+  startedAt: string | null;
+}
+
+/** The `set` list of the run's row: its seq and log state, then what the batch changes on its record. */
+function runRowAssignments(v: RunRowUpdate, input: RunRowUpdate): RawBuilder<unknown> {
+  const set = Object.entries({ ...v.after, ...v.columns })
+    .filter(([, value]) => value !== undefined)
+    .map(([column, value]) => sql`${sql.ref(column)} = ${value}`);
+  if (input.startedAt !== null) {
+    // Evaluated on the row as it was: a run that started before, or ended, keeps its status and start.
+    if (input.columns.status === undefined)
+      set.push(sql`status = case when status = 'queued' then 'running' else status end`);
+    set.push(sql`started_at = case when status = 'queued' then ${v.startedAt} else started_at end`);
+  }
+  return sql.join(set);
+}
+
+const startedShape = (input: RunRowUpdate): string => (input.startedAt === null ? "" : "started");
+
+/** PostgreSQL: the events' insert and the run's new state, one statement. */
+const insertAndUpdateRun = preparedStatement(
+  (ctx, v: RunRowUpdate & { rows: EventRow[] }, input) =>
+    sql`/* appendRunEvents: events, run's seq, log state and record */
+      with ins as (
+        insert into run_events (run_id, seq, type, ts, data)
+        values ${sql.join(v.rows.map((row) => sql`(${row.run_id}, ${row.seq}::bigint, ${row.type}, ${row.ts}, ${row.data})`))}
+      )
+      update runs set ${runRowAssignments(v, input)}
+      where id = ${v.runId}
+    `.compile(ctx.db),
+  (input) => (input.rows.length <= preparedRowsMax ? startedShape(input) : undefined),
+);
+
 /** Inserts the numbered events and writes the run's new state; PostgreSQL in one statement. */
-async function storeNumbered(ctx: StoreContext, runId: string, events: readonly RunEvent[], after: RunAfter) {
+async function storeNumbered(ctx: StoreContext, events: readonly RunEvent[], row: RunRowUpdate) {
   if (ctx.dialect.name !== "postgres" || events.length === 0 || events.length > oneStatementMax) {
-    await insertEvents(ctx.db, events);
-    await updateRun(ctx.db, runId, after);
+    await insertEvents(ctx, events);
+    await updateRun(ctx, row);
     return;
   }
-  const recorded =
-    after.log_max_bytes === undefined
-      ? sql``
-      : sql`, log_max_bytes = ${after.log_max_bytes}, log_rolling = ${after.log_rolling ?? 0}`;
-  await sql`/* appendRunEvents: events, run's seq and log state */
-    with ins as (
-      insert into run_events (run_id, seq, type, ts, data)
-      values ${sql.join(
-        events.map(
-          (event) =>
-            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
-        ),
-      )}
-    )
-    update runs set last_seq = ${after.last_seq}, log_bytes = ${after.log_bytes}, log_cut = ${after.log_cut}${recorded}
-    where id = ${runId}
-  `.execute(ctx.db);
+  await insertAndUpdateRun(ctx, { ...row, rows: events.map(eventRow) });
 }
 
-/** Inserts numbered events as they are, `insertChunk` rows per statement. */
-export async function insertEvents(db: Kysely<Database>, events: readonly RunEvent[]): Promise<void> {
-  for (let start = 0; start < events.length; start += insertChunk) {
-    await db
-      .insertInto("run_events")
-      .values(
-        events.slice(start, start + insertChunk).map((event) => ({
-          run_id: event.run_id,
-          seq: event.seq,
-          type: event.type,
-          ts: event.ts,
-          data: JSON.stringify(event),
-        })),
-      )
-      .execute();
-  }
-}
+const updateRunRow = preparedStatement(
+  (ctx, v: RunRowUpdate, input) =>
+    sql`update runs set ${runRowAssignments(v, input)} where id = ${v.runId}`.compile(ctx.db),
+  startedShape,
+);
 
-async function updateRun(db: Kysely<Database>, runId: string, after: RunAfter): Promise<void> {
-  await db.updateTable("runs").set(after).where("id", "=", runId).execute();
+async function updateRun(ctx: PreparingContext, row: RunRowUpdate): Promise<void> {
+  await updateRunRow(ctx, row);
 }
 
 async function runExists(db: Kysely<Database>, runId: string): Promise<boolean> {

@@ -357,6 +357,17 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.jobs.get(lost.id)).toMatchObject({ status: "lost", result: loss });
     });
 
+    it("completeJob with a count of batches stores the result only once that many batches are stored", async () => {
+      const job = await claimed();
+      await store.jobs.accept(job.id, "r1");
+      const run_id = job.run_id;
+      await store.events.appendForRun(run_id, [], { job: { id: job.id, seq: 1, runnerId: "r1" } });
+      expect(await store.jobs.complete(job.id, "r1", result, 2)).toBeUndefined();
+      expect(await store.jobs.get(job.id)).toMatchObject({ status: "running", last_event_seq: 1 });
+      await store.events.appendForRun(run_id, [], { job: { id: job.id, seq: 2, runnerId: "r1" } });
+      expect(await store.jobs.complete(job.id, "r1", result, 2)).toMatchObject({ status: "done", result });
+    });
+
     it("returnJob queues an unstarted job again for any runner, but not one its runner accepted", async () => {
       const job = await claimed();
       expect(await store.jobs.giveBack(job.id, "r2")).toBeUndefined();

@@ -2,8 +2,10 @@ import type { Kysely, Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { JobKind } from "../core/jobs/index.js";
+import { plainColumns } from "./column-cipher.js";
 import type { StoreContext } from "./dialect.js";
 import { servesEveryTenant } from "./placement.js";
+import { preparedStatement } from "./prepared.js";
 import type { RunnerIsolation } from "./runners.js";
 import { type Database, decodeJson, encodeJson, int, isoTime, type JobsTable } from "./schema.js";
 
@@ -149,45 +151,46 @@ function leaseEnd(ctx: StoreContext, leaseMs: number): string {
   return isoTime(new Date(ctx.now().getTime() + leaseMs));
 }
 
+/** A job's row as `createJob` inserts it. */
+type NewJobRow = Omit<JobsTable, "last_event_seq">;
+
+const insertJob = preparedStatement((ctx, row: NewJobRow) => ctx.db.insertInto("jobs").values(row).compile());
+
 async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
   const id = input.id ?? newId("job");
   const labels = [...new Set(input.requirements.labels)];
   const createdAt = isoTime(input.created_at ?? ctx.now());
-  const insertJob = async (trx: Kysely<Database>) => {
-    const inserted = await trx
-      .insertInto("jobs")
-      .values({
-        id,
-        run_id: input.run_id,
-        type: input.type ?? "step",
-        status: "queued",
-        req_group: input.requirements.group ?? null,
-        req_tenant_id: input.requirements.tenant_id ?? null,
-        req_labels: encodeJson(labels),
-        payload: ctx.cipher.seal(encodeJson(input.payload)),
-        result: null,
-        runner_id: null,
-        lease_expires_at: null,
-        refusals: null,
-        not_before: null,
-        created_at: createdAt,
-        updated_at: createdAt,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+  const payload = encodeJson(input.payload);
+  const row: NewJobRow = {
+    id,
+    run_id: input.run_id,
+    type: input.type ?? "step",
+    status: "queued",
+    req_group: input.requirements.group ?? null,
+    req_tenant_id: input.requirements.tenant_id ?? null,
+    req_labels: encodeJson(labels),
+    payload: ctx.cipher.seal(payload),
+    result: null,
+    runner_id: null,
+    lease_expires_at: null,
+    refusals: null,
+    not_before: null,
+    created_at: createdAt,
+    updated_at: createdAt,
+  };
+  const insertWithLabels = async (trx: Kysely<Database>) => {
+    await insertJob({ ...ctx, db: trx }, row);
     if (labels.length > 0) {
       await trx
         .insertInto("job_labels")
         .values(labels.map((label) => ({ job_id: id, label })))
         .execute();
     }
-    return inserted;
   };
   try {
     // A job without labels is one row: one statement, no transaction (a round trip each on
     // PostgreSQL).
-    const row = await (labels.length === 0 ? insertJob(ctx.db) : ctx.db.transaction().execute(insertJob));
-    return toJobRecord(ctx, row);
+    await (labels.length === 0 ? insertWithLabels(ctx.db) : ctx.db.transaction().execute(insertWithLabels));
   } catch (error) {
     const violation = ctx.dialect.constraintViolation(error);
     if (violation === "unique")
@@ -197,12 +200,81 @@ async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
     }
     throw error;
   }
+  // The row as inserted, without reading it back (nor opening the payload just sealed).
+  return toJobRecord({ ...ctx, cipher: plainColumns }, { ...row, payload, last_event_seq: 0 });
 }
 
+const selectJob = preparedStatement((ctx, job: { id: string }) =>
+  ctx.db.selectFrom("jobs").selectAll().where("id", "=", job.id).compile(),
+);
+
 async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
-  const row = await ctx.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
+  const row = (await selectJob(ctx, { id })).rows[0];
   return row && toJobRecord(ctx, row);
 }
+
+/** What the claim statement is run with; `tenants` and the lists choose its shape. */
+interface ClaimInput {
+  now: string;
+  leaseEnd: string;
+  runnerId: string;
+  group: string;
+  /** The runner's tenant: only that tenant's jobs. */
+  tenantId: string | null;
+  /** Outside every tenant: jobs of none (`none`), or of every tenant too (`all`, see placement.ts). */
+  tenants: "own" | "none" | "all";
+  labels: readonly string[];
+  types: readonly JobKind[] | null;
+  replicaId: string | null;
+}
+
+const claimStatement = preparedStatement(
+  (ctx, v: ClaimInput, input: ClaimInput) => {
+    const candidate = ctx.dialect.lockClaimCandidate(
+      ctx.db
+        .selectFrom("jobs as c")
+        .select("c.id")
+        .where("c.status", "=", "queued")
+        // A refused job waits out its back-off (refuseJob).
+        .where((eb) => eb.or([eb("c.not_before", "is", null), eb("c.not_before", "<=", v.now)]))
+        .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", v.group)]))
+        // Placement (placement.ts): the tenant's own jobs; outside every tenant, those of none, and
+        // every tenant's too for a shared runner that isolates.
+        .$call((q) => {
+          if (input.tenants === "own") return q.where("c.req_tenant_id", "=", v.tenantId);
+          return input.tenants === "all" ? q : q.where("c.req_tenant_id", "is", null);
+        })
+        .$if(input.types !== null, (q) => q.where("c.type", "in", v.types ?? []))
+        .where((eb) => {
+          let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
+          if (input.labels.length > 0) missing = missing.where("l.label", "not in", v.labels);
+          return eb.not(eb.exists(missing));
+        })
+        .orderBy("c.created_at")
+        .orderBy("c.id")
+        .limit(1),
+    );
+    let claim = ctx.db
+      .updateTable("jobs")
+      .set({ status: "assigned", runner_id: v.runnerId, lease_expires_at: v.leaseEnd, updated_at: v.now })
+      .where("status", "=", "queued")
+      .where("id", "=", candidate);
+    if (input.replicaId !== null) {
+      claim = claim.where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom("runners as r")
+            .select("r.id")
+            .where("r.id", "=", v.runnerId)
+            .where("r.replica_id", "=", v.replicaId),
+        ),
+      );
+    }
+    return claim.returningAll().compile();
+  },
+  (input) =>
+    `${input.tenants}|${input.types === null ? "any" : "types"}|${input.replicaId === null ? "" : "replica"}`,
+);
 
 /**
  * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
@@ -213,55 +285,19 @@ async function claimJob(
   runner: ClaimingRunner,
   leaseMs: number,
 ): Promise<JobRecord | undefined> {
-  const now = isoTime(ctx.now());
-  const candidate = ctx.dialect.lockClaimCandidate(
-    ctx.db
-      .selectFrom("jobs as c")
-      .select("c.id")
-      .where("c.status", "=", "queued")
-      // A refused job waits out its back-off (refuseJob).
-      .where((eb) => eb.or([eb("c.not_before", "is", null), eb("c.not_before", "<=", now)]))
-      .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", runner.group)]))
-      // Placement (placement.ts): the tenant's own jobs; outside every tenant, those of none, and
-      // every tenant's too for a shared runner that isolates.
-      .$call((q) => {
-        const tenant = runner.tenant_id;
-        if (tenant !== null) return q.where("c.req_tenant_id", "=", tenant);
-        return servesEveryTenant(runner) ? q : q.where("c.req_tenant_id", "is", null);
-      })
-      .$if(runner.onlyTypes !== undefined, (q) => q.where("c.type", "in", [...(runner.onlyTypes ?? [])]))
-      .where((eb) => {
-        let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
-        if (runner.labels.length > 0) missing = missing.where("l.label", "not in", runner.labels);
-        return eb.not(eb.exists(missing));
-      })
-      .orderBy("c.created_at")
-      .orderBy("c.id")
-      .limit(1),
-  );
-  let claim = ctx.db
-    .updateTable("jobs")
-    .set({
-      status: "assigned",
-      runner_id: runner.id,
-      lease_expires_at: leaseEnd(ctx, leaseMs),
-      updated_at: now,
-    })
-    .where("status", "=", "queued")
-    .where("id", "=", candidate);
-  const replicaId = runner.replica_id;
-  if (replicaId !== undefined) {
-    claim = claim.where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom("runners as r")
-          .select("r.id")
-          .where("r.id", "=", runner.id)
-          .where("r.replica_id", "=", replicaId),
-      ),
-    );
-  }
-  const row = await claim.returningAll().executeTakeFirst();
+  const tenants = runner.tenant_id !== null ? "own" : servesEveryTenant(runner) ? "all" : "none";
+  const { rows } = await claimStatement(ctx, {
+    now: isoTime(ctx.now()),
+    leaseEnd: leaseEnd(ctx, leaseMs),
+    runnerId: runner.id,
+    group: runner.group,
+    tenantId: runner.tenant_id,
+    tenants,
+    labels: runner.labels,
+    types: runner.onlyTypes ?? null,
+    replicaId: runner.replica_id ?? null,
+  });
+  const row = rows[0];
   return row && toJobRecord(ctx, row);
 }
 
@@ -295,42 +331,58 @@ async function refuseJob(
   return row && toJobRecord(ctx, row);
 }
 
+const acceptStatement = preparedStatement((ctx, v: { id: string; runnerId: string; now: string }) =>
+  ctx.db
+    .updateTable("jobs")
+    .set({ status: "running", updated_at: v.now })
+    .where("id", "=", v.id)
+    .where("status", "=", "assigned")
+    .where("runner_id", "=", v.runnerId)
+    .returningAll()
+    .compile(),
+);
+
 /** One statement: the runner took up the job it was assigned; only that runner can say so. */
 async function acceptJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({ status: "running", updated_at: isoTime(ctx.now()) })
-    .where("id", "=", id)
-    .where("status", "=", "assigned")
-    .where("runner_id", "=", runnerId)
-    .returningAll()
-    .executeTakeFirst();
+  const row = (await acceptStatement(ctx, { id, runnerId, now: isoTime(ctx.now()) })).rows[0];
   return row && toJobRecord(ctx, row);
 }
 
+const completeStatement = preparedStatement(
+  (ctx, v: { id: string; runnerId: string; result: string; now: string; batches: number | null }, input) =>
+    ctx.db
+      .updateTable("jobs")
+      .set({ status: "done", result: v.result, lease_expires_at: null, updated_at: v.now })
+      .where("id", "=", v.id)
+      .where("status", "in", leasedStatuses)
+      .where("runner_id", "=", v.runnerId)
+      .$if(input.batches !== null, (update) => update.where("last_event_seq", ">=", v.batches ?? 0))
+      .returningAll()
+      .compile(),
+  (input) => (input.batches === null ? "" : "batches"),
+);
+
 /**
  * One statement: the runner holding the job reported its result. Only while it still holds it:
- * a job lost or canceled meanwhile keeps the outcome it got then.
+ * a job lost or canceled meanwhile keeps the outcome it got then. With `batches`, only once that
+ * many of its event batches are stored.
  */
 async function completeJob(
   ctx: StoreContext,
   id: string,
   runnerId: string,
   result: unknown,
+  batches?: number,
 ): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({
-      status: "done",
+  const row = (
+    await completeStatement(ctx, {
+      id,
+      runnerId,
       result: ctx.cipher.seal(encodeJson(result)),
-      lease_expires_at: null,
-      updated_at: isoTime(ctx.now()),
+      now: isoTime(ctx.now()),
+      batches: batches ?? null,
     })
-    .where("id", "=", id)
-    .where("status", "in", leasedStatuses)
-    .where("runner_id", "=", runnerId)
-    .returningAll()
-    .executeTakeFirst();
+  ).rows[0];
   return row && toJobRecord(ctx, row);
 }
 
@@ -537,8 +589,11 @@ export interface JobsRepo {
    */
   /** assigned -> running: the runner holding it took it up. */
   accept(id: string, runnerId: string): Promise<JobRecord | undefined>;
-  /** assigned | running -> done with the result its runner reported. */
-  complete(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
+  /**
+   * assigned | running -> done with the result its runner reported; with `batches`, only once
+   * that many of its event batches are stored (`last_event_seq`).
+   */
+  complete(id: string, runnerId: string, result: unknown, batches?: number): Promise<JobRecord | undefined>;
   /** assigned -> queued: its runner gave it back unstarted (draining, stopping). */
   giveBack(id: string, runnerId: string): Promise<JobRecord | undefined>;
   /** assigned | running -> lost, and why: its runner `runnerId` is gone or no longer holds it. */
@@ -571,7 +626,7 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
     claim: (runner, leaseMs) => claimJob(ctx, runner, leaseMs),
     refuse: (id, runnerId, refusals, notBefore) => refuseJob(ctx, id, runnerId, refusals, notBefore),
     accept: (id, runnerId) => acceptJob(ctx, id, runnerId),
-    complete: (id, runnerId, result) => completeJob(ctx, id, runnerId, result),
+    complete: (id, runnerId, result, batches) => completeJob(ctx, id, runnerId, result, batches),
     giveBack: (id, runnerId) => returnJob(ctx, id, runnerId),
     lose: (id, runnerId, loss) => loseJob(ctx, id, runnerId, loss),
     giveUp: (id, runnerId, result) => giveUpJob(ctx, id, runnerId, result),

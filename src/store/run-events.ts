@@ -2,6 +2,8 @@ import { sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import type { StoreContext } from "./dialect.js";
+import { type PreparingContext, preparedStatement } from "./prepared.js";
+import type { RunPatch } from "./runs.js";
 import { int, isoTime } from "./schema.js";
 
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
@@ -40,6 +42,17 @@ export interface RunLogLimit {
   rolling?: boolean;
 }
 
+/** What a batch of a run's events changes on the run's record (its projection). */
+export interface RunRecordChange {
+  /**
+   * A `run.started`: the run goes from queued to running, started then. A run no longer queued
+   * (it started before, or ended) keeps its status and its start.
+   */
+  startedAt?: string;
+  /** What the events set whatever the run's status: its steps, its variables, a `run.finished`'s end. */
+  patch?: RunPatch;
+}
+
 /** Options of `events.appendForRun`. */
 export interface AppendRunEventsOptions extends AppendEventsOptions {
   /**
@@ -47,6 +60,11 @@ export interface AppendRunEventsOptions extends AppendEventsOptions {
    * carrying the run gives it); later ones ignore it, and any writer honours the recorded one.
    */
   logLimit?: RunLogLimit;
+  /**
+   * What the batch changes on the run's record, written in the transaction that stores it (the
+   * run's row is written there anyway), rather than by statements of its own after it.
+   */
+  record?: RunRecordChange;
 }
 
 /** What `events.appendForRun` did. */
@@ -98,6 +116,12 @@ export interface ListEventsQuery {
  * parameter limits (SQLite 32766, PostgreSQL 65535).
  */
 const insertChunk = 100;
+/**
+ * Batches of at most this many events are stored by statements compiled once per row count
+ * (`prepared.ts`); a larger one, rarer, is compiled for itself, so that the kept statements (and
+ * PostgreSQL's prepared ones on each connection) stay few.
+ */
+export const preparedRowsMax = 16;
 /** Events `events.append` stores in one statement on PostgreSQL at most (5 parameters each). */
 const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
@@ -170,6 +194,51 @@ async function appendEvents(
   }
 }
 
+/** A stored event's row. */
+export interface EventRow {
+  run_id: string;
+  seq: number;
+  type: string;
+  ts: string;
+  data: string;
+}
+
+export function eventRow(event: RunEvent): EventRow {
+  return {
+    run_id: event.run_id,
+    seq: event.seq,
+    type: event.type,
+    ts: event.ts,
+    data: JSON.stringify(event),
+  };
+}
+
+const insertEventRows = preparedStatement(
+  (ctx, v: { rows: EventRow[] }) => ctx.db.insertInto("run_events").values(v.rows).compile(),
+  (input) => (input.rows.length <= preparedRowsMax || input.rows.length === insertChunk ? "" : undefined),
+);
+
+/** Inserts numbered events as they are, `insertChunk` rows per statement. */
+export async function insertEvents(ctx: PreparingContext, events: readonly RunEvent[]): Promise<void> {
+  for (let start = 0; start < events.length; start += insertChunk) {
+    await insertEventRows(ctx, { rows: events.slice(start, start + insertChunk).map(eventRow) });
+  }
+}
+
+const advanceJobBatchStatement = preparedStatement(
+  (ctx, v: { id: string; seq: number; now: string; runnerId: string | null }, input) =>
+    ctx.db
+      .updateTable("jobs")
+      .set({ last_event_seq: v.seq, updated_at: v.now })
+      .where("id", "=", v.id)
+      .where("last_event_seq", "<", v.seq)
+      .$if(input.runnerId !== null, (update) =>
+        update.where("runner_id", "=", v.runnerId ?? "").where("status", "in", ["assigned", "running"]),
+      )
+      .compile(),
+  (input) => (input.runnerId === null ? "any runner" : "its runner"),
+);
+
 /**
  * A job's batch compare-and-set, inside the caller's transaction: raises `last_event_seq` to the
  * batch's number; false when the batch is not above it (sent before, or it lost the race), and
@@ -177,16 +246,13 @@ async function appendEvents(
  * Not a jobs-repo verb the queue calls: it must commit or roll back with the events it guards.
  */
 export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Promise<boolean> {
-  const advanced = await ctx.db
-    .updateTable("jobs")
-    .set({ last_event_seq: job.seq, updated_at: isoTime(ctx.now()) })
-    .where("id", "=", job.id)
-    .where("last_event_seq", "<", job.seq)
-    .$if(job.runnerId !== undefined, (update) =>
-      update.where("runner_id", "=", job.runnerId ?? "").where("status", "in", ["assigned", "running"]),
-    )
-    .executeTakeFirst();
-  if (advanced.numUpdatedRows > 0n) return true;
+  const advanced = await advanceJobBatchStatement(ctx, {
+    id: job.id,
+    seq: job.seq,
+    now: isoTime(ctx.now()),
+    runnerId: job.runnerId ?? null,
+  });
+  if ((advanced.numAffectedRows ?? 0n) > 0n) return true;
   const known = await ctx.db.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();
   if (!known) throw new RunyardError("NOT_FOUND", `no job ${job.id}`);
   return false;
@@ -288,6 +354,36 @@ async function appendInOneStatement(
   return { duplicate: false, inserted: Number(row.inserted) };
 }
 
+const selectEvents = preparedStatement(
+  (
+    ctx,
+    v: {
+      runId: string;
+      after: number;
+      limit: number;
+      types: readonly string[] | null;
+      before: number | null;
+    },
+    input,
+  ) => {
+    const select = ctx.db
+      .selectFrom("run_events")
+      .select(["seq", "data"])
+      .where("run_id", "=", v.runId)
+      .where("seq", ">", v.after)
+      .$if(input.types !== null, (q) => q.where("type", "in", v.types ?? []));
+    // With `before`, the newest page below it: read backwards from it (then put in seq order).
+    return input.before === null
+      ? select.orderBy("seq").limit(v.limit).compile()
+      : select
+          .where("seq", "<", v.before ?? 0)
+          .orderBy("seq", "desc")
+          .limit(v.limit)
+          .compile();
+  },
+  (input) => `${input.types === null ? "all" : "types"}|${input.before === null ? "first" : "before"}`,
+);
+
 async function listEvents(
   ctx: StoreContext,
   runId: string,
@@ -297,18 +393,10 @@ async function listEvents(
     ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
     : defaultListLimit;
   const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const select = ctx.db
-    .selectFrom("run_events")
-    .select(["seq", "data"])
-    .where("run_id", "=", runId)
-    .where("seq", ">", after)
-    .$if((query.types?.length ?? 0) > 0, (q) => q.where("type", "in", query.types ?? []));
-  const before = Number.isFinite(query.before) ? query.before : undefined;
-  // With `before`, the newest page below it: read backwards from it, then put it in seq order.
-  const rows =
-    before === undefined
-      ? await select.orderBy("seq").limit(limit).execute()
-      : (await select.where("seq", "<", before).orderBy("seq", "desc").limit(limit).execute()).reverse();
+  const before = Number.isFinite(query.before) ? (query.before ?? null) : null;
+  const types = query.types !== undefined && query.types.length > 0 ? query.types : null;
+  const { rows } = await selectEvents(ctx, { runId, after, limit, types, before });
+  if (before !== null) rows.reverse();
   return rows.map((row) => {
     const parsed = RunEvent.safeParse(JSON.parse(row.data));
     if (!parsed.success) {
@@ -324,6 +412,17 @@ async function listEvents(
   });
 }
 
+const selectSerialized = preparedStatement((ctx, v: { runId: string; after: number; limit: number }) =>
+  ctx.db
+    .selectFrom("run_events")
+    .select(["seq", "type", "data"])
+    .where("run_id", "=", v.runId)
+    .where("seq", ">", v.after)
+    .orderBy("seq")
+    .limit(v.limit)
+    .compile(),
+);
+
 /**
  * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
  * so (SSE), at no cost per byte. They were checked against the event schema when stored.
@@ -337,19 +436,16 @@ async function listSerialized(
     ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
     : defaultListLimit;
   const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const rows = await ctx.db
-    .selectFrom("run_events")
-    .select(["seq", "type", "data"])
-    .where("run_id", "=", runId)
-    .where("seq", ">", after)
-    .orderBy("seq")
-    .limit(limit)
-    .execute();
+  const { rows } = await selectSerialized(ctx, { runId, after, limit });
   return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
 }
 
+const selectLastSeq = preparedStatement((ctx, v: { runId: string }) =>
+  ctx.db.selectFrom("runs").select("last_seq").where("id", "=", v.runId).compile(),
+);
+
 async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
-  const row = await ctx.db.selectFrom("runs").select("last_seq").where("id", "=", runId).executeTakeFirst();
+  const row = (await selectLastSeq(ctx, { runId })).rows[0];
   return row && int(row.last_seq);
 }
 

@@ -138,6 +138,15 @@ describe.each(storeBackends)("on $name", (backend) => {
       );
     });
 
+    it("patches a run as update does without reading it back, saying whether it changed", async () => {
+      const run = await store.runs.create({ kind: "workflow", name: "deploy" });
+      expect(await store.runs.patch(run.id, { status: "running" }, { ifStatus: ["queued"] })).toBe(true);
+      expect(await store.runs.patch(run.id, { status: "canceled" }, { ifStatus: ["queued"] })).toBe(false);
+      expect(await store.runs.patch(run.id, { vars: { OUT: "x" } })).toBe(true);
+      expect(await store.runs.patch("run_nope", { status: "running" })).toBe(false);
+      expect(await store.runs.get(run.id)).toMatchObject({ status: "running", vars: { OUT: "x" } });
+    });
+
     it("rejects a timestamp that is not one", async () => {
       const run = await store.runs.create({ kind: "workflow", name: "deploy" });
       await expect(store.runs.update(run.id, { started_at: "yesterday" })).rejects.toMatchObject({

@@ -1,4 +1,4 @@
-import type { Selectable, Updateable } from "kysely";
+import type { Insertable, Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type {
   ErrorInfo,
@@ -10,9 +10,9 @@ import type {
 } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import type { RunTrigger } from "../core/run-trigger.js";
-import { insertEvents } from "./append-run-events.js";
 import type { StoreContext } from "./dialect.js";
-import type { RunLogLimit } from "./run-events.js";
+import { preparedStatement } from "./prepared.js";
+import { insertEvents, type RunLogLimit } from "./run-events.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
 
@@ -182,14 +182,15 @@ async function createRunWithEvent(
   logLimit: RunLogLimit,
 ): Promise<{ record: RunRecord; event: RunEvent }> {
   return ctx.db.transaction().execute(async (trx) => {
-    const record = await createRun({ ...ctx, db: trx }, input, {
+    const inTrx: StoreContext = { ...ctx, db: trx };
+    const record = await createRun(inTrx, input, {
       last_seq: 1,
       log_max_bytes: Math.max(0, logLimit.maxBytes),
       log_rolling: logLimit.rolling === true ? 1 : 0,
       log_bytes: Math.max(0, logLimit.storedBytes),
     });
     const event = { ...first, run_id: record.id, seq: 1 } as RunEvent;
-    await insertEvents(trx, [event]);
+    await insertEvents(inTrx, [event]);
     return { record: { ...record, last_seq: 1 }, event };
   });
 }
@@ -224,19 +225,16 @@ async function createRun(
     rollback_failed: null,
   };
   try {
-    await ctx.db
-      .insertInto("runs")
-      .values({
-        ...record,
-        spec: ctx.cipher.seal(encodeJson(record.spec)),
-        vars: ctx.cipher.seal(encodeJson(record.vars)),
-        steps: encodeJson(record.steps),
-        error: null,
-        rolled_back: 0,
-        replica_id: input.replica_id ?? null,
-        ...log,
-      })
-      .execute();
+    await insertRun(ctx, {
+      ...record,
+      spec: ctx.cipher.seal(encodeJson(record.spec)),
+      vars: ctx.cipher.seal(encodeJson(record.vars)),
+      steps: encodeJson(record.steps),
+      error: null,
+      rolled_back: 0,
+      replica_id: input.replica_id ?? null,
+      ...log,
+    });
   } catch (error) {
     if (ctx.dialect.constraintViolation(error) === "unique") {
       throw new RunyardError("CONFLICT", `run ${record.id} exists already`, {
@@ -249,12 +247,12 @@ async function createRun(
   return record;
 }
 
-async function updateRun(
-  ctx: StoreContext,
-  id: string,
-  patch: RunPatch,
-  opts: IfStatus<RunStatus> = {},
-): Promise<RunRecord | undefined> {
+const insertRun = preparedStatement((ctx, row: Insertable<RunsTable>) =>
+  ctx.db.insertInto("runs").values(row).compile(),
+);
+
+/** A run's columns as `patch` sets them (what may hold secrets sealed). */
+export function runColumns(ctx: Pick<StoreContext, "cipher">, patch: RunPatch): Updateable<RunsTable> {
   const set: Updateable<RunsTable> = {};
   if (patch.name !== undefined) set.name = patch.name;
   if (patch.status !== undefined) set.status = patch.status;
@@ -266,19 +264,73 @@ async function updateRun(
   if (patch.last_notify_error !== undefined) set.last_notify_error = patch.last_notify_error;
   if (patch.rolled_back !== undefined) set.rolled_back = patch.rolled_back ? 1 : 0;
   if (patch.rollback_failed !== undefined) set.rollback_failed = patch.rollback_failed;
+  return set;
+}
+
+/** What `update` and `patch` run: the columns set, and the statuses the run must be in (null: any). */
+interface RunUpdate {
+  id: string;
+  set: Updateable<RunsTable>;
+  ifStatus: readonly RunStatus[] | null;
+}
+
+const updateReturning = preparedStatement((ctx, v: RunUpdate, input: RunUpdate) =>
+  ctx.db
+    .updateTable("runs")
+    .set(v.set)
+    .where("id", "=", v.id)
+    .$if(input.ifStatus !== null, (update) => update.where("status", "in", v.ifStatus ?? []))
+    .returningAll()
+    .compile(),
+);
+
+const updateOnly = preparedStatement((ctx, v: RunUpdate, input: RunUpdate) =>
+  ctx.db
+    .updateTable("runs")
+    .set(v.set)
+    .where("id", "=", v.id)
+    .$if(input.ifStatus !== null, (update) => update.where("status", "in", v.ifStatus ?? []))
+    .compile(),
+);
+
+async function updateRun(
+  ctx: StoreContext,
+  id: string,
+  patch: RunPatch,
+  opts: IfStatus<RunStatus> = {},
+): Promise<RunRecord | undefined> {
+  const set = runColumns(ctx, patch);
   if (opts.ifStatus?.length === 0) return undefined;
   if (Object.keys(set).length === 0) {
     const run = await getRun(ctx, id);
     return run && (!opts.ifStatus || opts.ifStatus.includes(run.status)) ? run : undefined;
   }
-  let update = ctx.db.updateTable("runs").set(set).where("id", "=", id);
-  if (opts.ifStatus) update = update.where("status", "in", opts.ifStatus);
-  const row = await update.returningAll().executeTakeFirst();
+  const row = (await updateReturning(ctx, { id, set, ifStatus: opts.ifStatus ?? null })).rows[0];
   return row && toRunRecord(ctx, row);
 }
 
+async function patchRun(
+  ctx: StoreContext,
+  id: string,
+  patch: RunPatch,
+  opts: IfStatus<RunStatus> = {},
+): Promise<boolean> {
+  const set = runColumns(ctx, patch);
+  if (opts.ifStatus?.length === 0) return false;
+  if (Object.keys(set).length === 0) {
+    const run = await getRun(ctx, id);
+    return run !== undefined && (!opts.ifStatus || opts.ifStatus.includes(run.status));
+  }
+  const result = await updateOnly(ctx, { id, set, ifStatus: opts.ifStatus ?? null });
+  return (result.numAffectedRows ?? 0n) > 0n;
+}
+
+const selectRun = preparedStatement((ctx, v: { id: string }) =>
+  ctx.db.selectFrom("runs").selectAll().where("id", "=", v.id).compile(),
+);
+
 async function getRun(ctx: StoreContext, id: string): Promise<RunRecord | undefined> {
-  const row = await ctx.db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
+  const row = (await selectRun(ctx, { id })).rows[0];
   return row && toRunRecord(ctx, row);
 }
 
@@ -397,6 +449,11 @@ export interface RunsRepo {
   ): Promise<{ record: RunRecord; event: RunEvent }>;
   /** Changes a run; undefined when it does not exist or its status is not in `ifStatus`. */
   update(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<RunRecord | undefined>;
+  /**
+   * Changes a run as `update` does, without reading its record back (what a run's projection
+   * writes, at each of its events); false when it does not exist or its status is not in `ifStatus`.
+   */
+  patch(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<boolean>;
   /** One run, or undefined (seed 002 `GET /run-status` answers 404 then). */
   get(id: string): Promise<RunRecord | undefined>;
   /** One page of runs, newest first, filtered. An unknown `before` cursor is INVALID_INPUT. */
@@ -419,6 +476,7 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
     create: (input) => createRun(ctx, input),
     createWithEvent: (input, first, logLimit) => createRunWithEvent(ctx, input, first, logLimit),
     update: (id, patch, opts) => updateRun(ctx, id, patch, opts),
+    patch: (id, patch, opts) => patchRun(ctx, id, patch, opts),
     get: (id) => getRun(ctx, id),
     list: (query) => listRuns(ctx, query),
     listByStatus: (statuses) => listRunsByStatus(ctx, statuses),
