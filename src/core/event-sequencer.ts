@@ -26,7 +26,7 @@ export class EventSequencer {
  * A finished step's summary, as the run record and a resumed engine both read it from the
  * `step.finished` event: one function, so they never disagree on what is kept.
  */
-export function stepSummaryOf(event: EventOf<"step.finished">): StepSummary {
+export function stepSummaryOf(event: Omit<EventOf<"step.finished">, "run_id" | "seq">): StepSummary {
   return {
     name: event.step,
     host: event.host,

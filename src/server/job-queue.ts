@@ -52,6 +52,8 @@ interface Waiter {
   accepted: boolean;
   /** Whether its row is stored and was queued then (a run waiting only on such jobs may be parked). */
   enqueued: boolean;
+  /** Whether its row was stored from `job` here (not found stored by an earlier engine of the run). */
+  madeHere: boolean;
 }
 
 /** Where a run's host runs: its requirements, and its name (hosts stick to their first runner). */
@@ -159,7 +161,7 @@ export class JobQueue {
     { resolve, started }: Pick<Waiter, "resolve" | "started">,
   ): Promise<void> {
     const id = job.job_id;
-    const waiter: Waiter = { job, sink, resolve, started, accepted: false, enqueued: false };
+    const waiter: Waiter = { job, sink, resolve, started, accepted: false, enqueued: false, madeHere: false };
     this.waiters.set(id, waiter);
     const pinned = this.pins.runnerFor(runId, placement.host);
     const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
@@ -177,7 +179,8 @@ export class JobQueue {
         if (error instanceof RunyardError && error.code === "CONFLICT") return undefined;
         throw error;
       });
-    if (!created) {
+    if (created) waiter.madeHere = true;
+    else {
       const existing = await this.store.jobs.get(id);
       if (existing?.status === "done" || existing?.status === "lost") {
         // Taken up before this engine waited (it was parked, or carried by a replica that died):
@@ -237,7 +240,9 @@ export class JobQueue {
         this.leaseMs,
       );
       if (!record) return undefined;
-      const job = readJob(record);
+      // A job an engine here stored is the one it made (checked then); any other is read from its row.
+      const made = this.waiters.get(record.id);
+      const job = made?.madeHere ? made.job : readJob(record);
       if (!job) {
         await this.lost(record, "its stored payload no longer matches its kind");
         continue;
@@ -364,7 +369,7 @@ export class JobQueue {
     if (stored.duplicate) return record ? "duplicate" : this.refusedBatch(jobId, batch, runnerId);
     if (stored.events.length > 0) this.options.bus.publish(stored.events);
     // The engine's record of the run follows its events (elsewhere, on the fleet's `events`).
-    if (waiter) await waiter.sink.catchUp();
+    if (waiter) await waiter.sink.storedHere(stored.events);
     return "stored";
   }
 
@@ -397,20 +402,26 @@ export class JobQueue {
     reported: JobResult,
     runnerId: string,
   ): Promise<"done" | "missing-events" | "unknown"> {
+    const waiter = this.waiters.get(jobId);
+    if (waiter) {
+      // The engine waits here, so the job is known: the statement that stores the result checks
+      // the lease and the batches itself, and the row is read only when it refuses (below).
+      const result = reported.kind !== waiter.job.kind ? wrongKind(waiter.job, reported) : reported;
+      await waiter.sink.drain();
+      const done = await this.store.jobs.complete(jobId, runnerId, result, batches);
+      if (done) {
+        this.startOrder.forget(jobId);
+        this.changed(done);
+        return "done";
+      }
+    }
     const record = await this.store.jobs.get(jobId);
     if (!record || record.runner_id !== runnerId) return "unknown";
     if (record.status === "done") return "done";
     if (record.status !== "assigned" && record.status !== "running") return "unknown";
     if (record.last_event_seq < batches) return "missing-events";
     const job = readJob(record);
-    // A result of another kind than the job's cannot be read as the job's result.
-    const result =
-      job && reported.kind !== job.kind
-        ? jobEndedEarly(job, "failed", {
-            code: "INTERNAL",
-            message: `the runner sent a ${reported.kind} result for a ${job.kind} job`,
-          })
-        : reported;
+    const result = job && reported.kind !== job.kind ? wrongKind(job, reported) : reported;
     await this.waiters.get(jobId)?.sink.drain();
     // Lost or canceled meanwhile: that outcome stands, and the engine has it already.
     const done = await this.store.jobs.complete(jobId, runnerId, result);
@@ -687,6 +698,14 @@ export class JobQueue {
     if (!waiter) return;
     waiter.resolve(result ?? endedEarly(waiter.job, "RUNNER_LOST", "the job's stored record is unreadable"));
   }
+}
+
+/** A result of another kind than the job's cannot be read as the job's result. */
+function wrongKind(job: Job, reported: JobResult): JobResult {
+  return jobEndedEarly(job, "failed", {
+    code: "INTERNAL",
+    message: `the runner sent a ${reported.kind} result for a ${job.kind} job`,
+  });
 }
 
 /** Why a lost job's row says it was lost; a row stored without the reason says only which runner. */

@@ -1,6 +1,6 @@
 import { RunyardError } from "../core/errors.js";
 import { type EventInput, type RunEvent, runEventTypes, type UnnumberedEvent } from "../core/events.js";
-import type { RunLogLimit, Store } from "../store/index.js";
+import type { RunLogLimit, RunRecordChange, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
 export type { RunLogLimit } from "../store/index.js";
@@ -12,6 +12,7 @@ const catchUpPage = 1000;
  * uses, and which is most of a run's bytes (reading it back parsed each byte of it again).
  */
 const projectedTypes = runEventTypes.filter((type) => type !== "step.output");
+const projected = new Set<string>(projectedTypes);
 
 /**
  * Where a run's events go on the server: stamped here, numbered and held to the run's log cap by
@@ -26,6 +27,8 @@ export class RunSink {
   private lastStored: Promise<unknown> = Promise.resolve();
   private buffer: UnnumberedEvent[] = [];
   private flushScheduled = false;
+  /** A write queued that has not begun: it takes every event emitted until it begins. */
+  private waiting: Promise<unknown> | undefined;
   /** Recorded on the run by the first write; the store keeps it from then on. */
   private logLimit: RunLogLimit | undefined;
   private storedSeq: number;
@@ -41,11 +44,16 @@ export class RunSink {
     lastSeq: number,
     private readonly store: Pick<Store, "events">,
     private readonly bus: EventBus,
-    /** Projects events: each this sink stores, and on catch-up each other writer's but `step.output`. */
-    private readonly observe: (events: RunEvent[]) => Promise<void> | void,
+    /**
+     * Projects events: each this sink stores, and on catch-up each other writer's but
+     * `step.output`. `recorded`: what they change on the run's record was stored with them.
+     */
+    private readonly observe: (events: RunEvent[], recorded?: boolean) => Promise<void> | void,
     logLimit: RunLogLimit = { maxBytes: 0, storedBytes: 0 },
     /** The replica carrying the run: events are stored only while it still does (see `fenced`). */
     private readonly carrier?: { id: string; fenced: () => void },
+    /** What a batch of this sink's changes on the run's record, stored in the same transaction. */
+    private readonly recordChange?: (events: readonly UnnumberedEvent[]) => RunRecordChange | undefined,
   ) {
     this.storedSeq = lastSeq;
     this.projectedSeq = lastSeq;
@@ -62,7 +70,7 @@ export class RunSink {
     return !this.begun;
   }
 
-  /** Takes one event; it is stored with the others emitted in the same tick. */
+  /** Takes one event; it is stored with the others emitted until its write begins (see `write`). */
   emit = (input: EventInput): void => {
     if (input.type !== "run.queued" && input.type !== "notice") this.begun = true;
     this.buffer.push(stamp(input, new Date().toISOString()));
@@ -77,27 +85,34 @@ export class RunSink {
 
   /** Stores what was emitted so far; resolves once it is stored. */
   flush(): Promise<unknown> {
+    if (this.waiting) return this.waiting;
     if (this.buffer.length === 0) return this.chain;
-    const events = this.buffer;
-    this.buffer = [];
-    return this.write(events);
+    this.waiting = this.write();
+    return this.waiting;
   }
 
-  private write(events: UnnumberedEvent[]): Promise<unknown> {
+  private write(): Promise<unknown> {
     let markStored: () => void = () => undefined;
     const stored = new Promise<void>((resolve) => {
       markStored = resolve;
     });
     const next = this.chain.then(async () => {
-      if (events.length === 0) return;
       // The SQLite store answers synchronously: without this, a backlog of batches is stored in
-      // one go of microtasks and `/health` and SSE wait until all of it is done.
+      // one go of microtasks and `/health` and SSE wait until all of it is done. It also lets
+      // what the engine emits in the rest of this turn (a step's end, then its run's) join the
+      // batch: one transaction, one write to each follower, one change of the run's record.
       await new Promise((resolve) => setImmediate(resolve));
+      this.waiting = undefined;
+      const events = this.buffer;
+      this.buffer = [];
+      if (events.length === 0) return markStored();
+      const record = this.recordChange?.(events);
       let appended: RunEvent[];
       try {
         ({ events: appended } = await this.store.events.appendForRun(this.runId, events, {
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
           ...(this.logLimit ? { logLimit: this.logLimit } : {}),
+          ...(record ? { record } : {}),
         }));
       } catch (error) {
         // Another replica adopted the run: nothing more is written from here.
@@ -112,7 +127,7 @@ export class RunSink {
       while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
       this.bus.publish(appended);
       markStored();
-      await this.observe(appended);
+      await this.observe(appended, record !== undefined);
     });
     this.chain = next.catch(() => undefined);
     // A failed write settles it too, rejecting as `next` does.
@@ -127,26 +142,52 @@ export class RunSink {
    * followers by the replica that stored them.
    */
   catchUp(): Promise<void> {
+    const next = this.chain.then(() => this.readOthers());
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Projects a batch another writer on this replica has just stored for the run (a runner's, by
+   * the job queue): at once when it follows what was projected, as `catchUp` would have read it
+   * back; after a gap (events stored elsewhere, not yet projected), by reading as `catchUp` does.
+   */
+  storedHere(events: readonly RunEvent[]): Promise<void> {
     const next = this.chain.then(async () => {
-      // Everything up to the run's last seq is stored once the run's row says so (seqs are given
-      // in order, in the transaction that stores them).
-      const upTo = (await this.store.events.lastSeq(this.runId)) ?? this.projectedSeq;
-      for (;;) {
-        const page = await this.store.events.list(this.runId, {
-          after: this.projectedSeq,
-          limit: catchUpPage,
-          types: projectedTypes,
-        });
-        const others = page.filter((event) => !this.ownSeqs.has(event.seq));
-        const last = page.at(-1)?.seq ?? this.projectedSeq;
-        this.projectedSeq = page.length < catchUpPage ? Math.max(last, upTo) : last;
-        for (const seq of this.ownSeqs) if (seq <= this.projectedSeq) this.ownSeqs.delete(seq);
-        if (others.length > 0) await this.observe(others);
-        if (page.length < catchUpPage) return;
-      }
+      const first = events[0]?.seq;
+      const last = events.at(-1)?.seq;
+      if (first === undefined || last === undefined || last <= this.projectedSeq) return;
+      if (first !== this.projectedSeq + 1) return this.readOthers();
+      this.projectedSeq = last;
+      while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
+      const others = events.filter((event) => projected.has(event.type));
+      if (others.length > 0) await this.observe(others);
     });
     this.chain = next.catch(() => undefined);
     return next;
+  }
+
+  /** Reads and projects what other writers stored since the last projected seq (see `catchUp`). */
+  private async readOthers(): Promise<void> {
+    // Everything up to the run's last seq is stored once the run's row says so (seqs are given
+    // in order, in the transaction that stores them).
+    const upTo = (await this.store.events.lastSeq(this.runId)) ?? this.projectedSeq;
+    while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
+    // Nothing stored past what was projected: nothing to read.
+    if (upTo <= this.projectedSeq) return;
+    for (;;) {
+      const page = await this.store.events.list(this.runId, {
+        after: this.projectedSeq,
+        limit: catchUpPage,
+        types: projectedTypes,
+      });
+      const others = page.filter((event) => !this.ownSeqs.has(event.seq));
+      const last = page.at(-1)?.seq ?? this.projectedSeq;
+      this.projectedSeq = page.length < catchUpPage ? Math.max(last, upTo) : last;
+      for (const seq of this.ownSeqs) if (seq <= this.projectedSeq) this.ownSeqs.delete(seq);
+      if (others.length > 0) await this.observe(others);
+      if (page.length < catchUpPage) return;
+    }
   }
 
   /**

@@ -64,7 +64,13 @@ export async function streamRunEvents(
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
-  raw.write(`: runyard event stream\nretry: ${sseRetryMs}\n\n`);
+  // Goes out with the first frames, so that the headers, this and the first page of events leave
+  // in one write (or alone once the first read found nothing).
+  let preamble = `: runyard event stream\nretry: ${sseRetryMs}\n\n`;
+  const sendPreamble = (): void => {
+    if (preamble) raw.write(preamble);
+    preamble = "";
+  };
 
   /** The highest seq written to this client. */
   let last = after;
@@ -83,6 +89,7 @@ export async function streamRunEvents(
     unsubscribeStored();
     release();
     clearInterval(keepAlive);
+    sendPreamble();
     raw.end();
   };
   /**
@@ -91,7 +98,8 @@ export async function streamRunEvents(
    */
   const write = (frames: string, through: SerializedRunEvent): void => {
     last = through.seq;
-    if (!raw.write(frames)) full = true;
+    if (!raw.write(preamble + frames)) full = true;
+    preamble = "";
     if (through.type === "run.finished") end();
   };
   const drained = (): Promise<void> =>
@@ -187,6 +195,7 @@ export async function streamRunEvents(
   raw.on("close", end);
 
   await pump();
+  sendPreamble();
   if (!follow) end();
   if (!ended && finishedAt(await deps.store.runs.get(runId), last)) end();
 }

@@ -84,6 +84,40 @@ describe("RunProjection", () => {
     });
   });
 
+  it("says what a batch changes on the record without changing anything, so that it is stored with the batch", async () => {
+    const projection = new RunProjection(store, record);
+    const batch = events(
+      { type: "run.started", name: "deploy" },
+      { type: "step.started", step: "build", host: "a", attempt: 1 },
+      { type: "vars.exported", step: "build", host: "a", vars: { V: "1" } },
+    );
+    const change = projection.recordChange(batch);
+    expect(change).toEqual({
+      startedAt: batch[0]?.ts,
+      patch: {
+        vars: { V: "1" },
+        steps: [{ name: "build", host: "a", status: "running", exit_code: null, attempts: 1 }],
+      },
+    });
+    // Asked again, it says the same: asking changed nothing, and nothing was written.
+    expect(projection.recordChange(batch)).toEqual(change);
+    expect(await store.runs.get(record.id)).toMatchObject({ status: "queued", steps: [], vars: {} });
+    // Stored with the batch: applying it writes nothing more, and the next batch goes on from it.
+    await store.events.appendForRun(record.id, batch, change ? { record: change } : {});
+    await projection.apply(batch, true);
+    const end = events({ type: "run.finished", status: "success" });
+    expect(projection.recordChange(end)?.patch).toMatchObject({
+      status: "success",
+      vars: { V: "1" },
+      steps: [{ name: "build", status: "running" }],
+    });
+    expect(
+      projection.recordChange(
+        events({ type: "step.output", step: "build", host: "a", stream: "stdout", data: "x" }),
+      ),
+    ).toBeUndefined();
+  });
+
   it("moves only its own run's bot: a bot.state naming another bot (another tenant's) changes nothing", async () => {
     const expires_at = new Date(Date.now() + 60_000).toISOString();
     const mine = await store.bots.create({

@@ -1,13 +1,13 @@
 import { botStates } from "../../core/bot-states.js";
 import { stepSummaryOf } from "../../core/event-sequencer.js";
-import type { EventOf, RunEvent, StepSummary } from "../../core/events.js";
+import type { EventOf, RunEvent, StepSummary, UnnumberedEvent } from "../../core/events.js";
 import { assertExhaustive } from "../../core/exhaustive.js";
-import type { RunPatch, RunRecord, Store } from "../../store/index.js";
+import type { RunPatch, RunRecord, RunRecordChange, Store } from "../../store/index.js";
 import { botPatchOf } from "./bot-projection.js";
 
 /** The record fields a run's last event decides, for a run of any kind. */
 export function finishedPatch(
-  event: EventOf<"run.finished">,
+  event: Omit<EventOf<"run.finished">, "run_id" | "seq">,
   steps: StepSummary[],
   vars: Record<string, string>,
 ): RunPatch {
@@ -22,39 +22,92 @@ export function finishedPatch(
   };
 }
 
+/** What the projection holds of a run while it runs: its step summaries and its variables. */
+interface Projected {
+  steps: Map<string, StepSummary>;
+  vars: Record<string, string>;
+}
+
 /**
  * Keeps one run's record in step with its events (status, steps, variables), whatever its kind.
- * It is fed each stored batch in order; what it writes is never more than the events say.
+ * It is fed each stored batch in order; what it writes is never more than the events say. The
+ * change a batch makes to the record can be stored with the batch itself (`recordChange`, then
+ * `apply` with `recorded`), or written after it (`apply` alone: events other writers stored).
  */
 export class RunProjection {
-  private readonly steps: Map<string, StepSummary>;
-  private readonly vars: Record<string, string>;
+  private projected: Projected;
   private botStarted = false;
 
   constructor(
     private readonly store: Pick<Store, "runs" | "bots">,
     private readonly record: RunRecord,
   ) {
-    this.steps = new Map(record.steps.map((s) => [`${s.name}\u0000${s.host}`, s]));
-    this.vars = { ...record.vars };
+    this.projected = {
+      steps: new Map(record.steps.map((s) => [`${s.name}\u0000${s.host}`, s])),
+      vars: { ...record.vars },
+    };
   }
 
-  /** Applies a batch of stored events to the run record. */
-  apply = async (events: readonly RunEvent[]): Promise<void> => {
+  /** What `events` change on the run's record, from what the projection holds; it changes nothing here. */
+  recordChange = (events: readonly UnnumberedEvent[]): RunRecordChange | undefined =>
+    this.fold(events).change;
+
+  /**
+   * Applies a batch of stored events: to what the projection holds, to the run's record (unless
+   * `recorded`: their `recordChange` was stored with them), and to the bot a bot run is the life of.
+   */
+  apply = async (events: readonly RunEvent[], recorded = false): Promise<void> => {
+    const { change, projected } = this.fold(events);
+    this.projected = projected;
     const id = this.record.id;
+    if (change && !recorded) {
+      if (change.startedAt !== undefined)
+        await this.store.runs.patch(
+          id,
+          { status: "running", started_at: change.startedAt },
+          { ifStatus: ["queued"] },
+        );
+      if (change.patch) await this.store.runs.patch(id, change.patch);
+    }
+    if (this.record.kind !== "bot") return;
+    for (const event of events) {
+      if (event.type === "run.started" && event.runner_id) await this.botRunner(event.runner_id);
+      if (event.type !== "bot.state") continue;
+      // A runner reports for its own job only: a bot.state naming any bot but this run's
+      // (another tenant's, say) is kept in the log and changes no record.
+      if (event.bot_id !== this.botId()) continue;
+      const patch = botPatchOf(event);
+      // The first running state of a life is when it started; a restart keeps it.
+      if (event.state === "running" && !this.botStarted) {
+        this.botStarted = true;
+        patch.started_at = event.ts;
+      }
+      // A removed bot stays removed, whatever its last life still reports.
+      await this.store.bots.update(event.bot_id, patch, { ifState: nonRemoved });
+    }
+  };
+
+  /** What the projection would hold after `events`, and what they change on the run's record. */
+  private fold(events: readonly UnnumberedEvent[]): {
+    projected: Projected;
+    change: RunRecordChange | undefined;
+  } {
+    let steps: Map<string, StepSummary> | undefined;
+    let vars: Record<string, string> | undefined;
+    const change: RunRecordChange = {};
+    const patch: RunPatch = {};
+    const stepsNow = () => {
+      steps ??= new Map(this.projected.steps);
+      return steps;
+    };
     let stepsChanged = false;
     for (const event of events) {
       switch (event.type) {
         case "run.started":
-          await this.store.runs.update(
-            id,
-            { status: "running", started_at: event.ts },
-            { ifStatus: ["queued"] },
-          );
-          if (this.record.kind === "bot" && event.runner_id) await this.botRunner(event.runner_id);
+          change.startedAt ??= event.ts;
           break;
         case "step.started":
-          this.steps.set(`${event.step}\u0000${event.host}`, {
+          stepsNow().set(`${event.step}\u0000${event.host}`, {
             name: event.step,
             host: event.host,
             status: "running",
@@ -65,8 +118,8 @@ export class RunProjection {
           break;
         case "step.waiting": {
           const key = `${event.step}\u0000${event.host}`;
-          const started = this.steps.get(key);
-          this.steps.set(key, {
+          const started = stepsNow().get(key);
+          stepsNow().set(key, {
             name: event.step,
             host: event.host,
             status: "waiting",
@@ -77,31 +130,23 @@ export class RunProjection {
           break;
         }
         case "step.finished":
-          this.steps.set(`${event.step}\u0000${event.host}`, stepSummaryOf(event));
+          stepsNow().set(`${event.step}\u0000${event.host}`, stepSummaryOf(event));
           stepsChanged = true;
           break;
         case "vars.exported":
-          Object.assign(this.vars, event.vars);
-          await this.store.runs.update(id, { vars: this.vars });
+          vars = { ...(vars ?? this.projected.vars), ...event.vars };
+          patch.vars = vars;
           break;
         case "run.finished":
-          await this.store.runs.update(id, finishedPatch(event, [...this.steps.values()], this.vars));
+          Object.assign(
+            patch,
+            finishedPatch(event, [...(steps ?? this.projected.steps).values()], vars ?? this.projected.vars),
+          );
           stepsChanged = false;
           break;
-        case "bot.state": {
-          // A runner reports for its own job only: a bot.state naming any bot but this run's
-          // (another tenant's, say) is kept in the log and changes no record.
-          if (event.bot_id !== this.botId()) break;
-          const patch = botPatchOf(event);
-          // The first running state of a life is when it started; a restart keeps it.
-          if (event.state === "running" && !this.botStarted) {
-            this.botStarted = true;
-            patch.started_at = event.ts;
-          }
-          // A removed bot stays removed, whatever its last life still reports.
-          await this.store.bots.update(event.bot_id, patch, { ifState: nonRemoved });
+        case "bot.state":
+          // The bot's record, not the run's (see `apply`).
           break;
-        }
         case "run.queued":
         case "step.output":
         case "step.retrying":
@@ -118,8 +163,11 @@ export class RunProjection {
           assertExhaustive(event, "event");
       }
     }
-    if (stepsChanged) await this.store.runs.update(id, { steps: [...this.steps.values()] });
-  };
+    if (stepsChanged) patch.steps = [...(steps ?? this.projected.steps).values()];
+    if (Object.keys(patch).length > 0) change.patch = patch;
+    const projected = { steps: steps ?? this.projected.steps, vars: vars ?? this.projected.vars };
+    return { projected, change: change.startedAt !== undefined || change.patch ? change : undefined };
+  }
 
   /** The bot whose life this run is (its spec says); none for other kinds. */
   private botId(): string | undefined {

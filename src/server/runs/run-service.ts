@@ -258,6 +258,7 @@ export class RunService {
               `run ${record.id} is carried by another replica now: its events were refused`,
             ),
         },
+        projection.recordChange,
       ),
       markStarted: (runnerId) => this.markStarted(record.id, runnerId),
       done: Promise.resolve(),
@@ -278,7 +279,7 @@ export class RunService {
         // Queued too: an engine that failed before its run started (a run waiting for its
         // concurrency group or a runner, a spec that no longer reads) has nobody else to end it.
         if (carrier === this.replica.id || carrier === null)
-          await this.store.runs.update(
+          await this.store.runs.patch(
             record.id,
             { status: "interrupted", error: toErrorInfo(error), finished_at: new Date().toISOString() },
             { ifStatus: ["queued", "running"] },
@@ -488,7 +489,7 @@ export class RunService {
     const finished = events.find((e) => e.type === "run.finished");
     if (finished?.type === "run.finished") {
       // It ended, but the server stopped before the record said so.
-      await this.store.runs.update(record.id, finishedPatch(finished, record.steps, record.vars));
+      await this.store.runs.patch(record.id, finishedPatch(finished, record.steps, record.vars));
       return;
     }
     if (!this.kinds[record.kind]) {
