@@ -38,7 +38,7 @@ export class RunTmpFolders {
     this.held.set(runId, entry);
     await this.removing.get(runId);
     const folder = this.folderOf(runId);
-    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    // Makes the root too, 0700 as well, when it is missing.
     await mkdir(folder, { recursive: true, mode: 0o700 });
     return folder;
   }
