@@ -50,10 +50,10 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     const first = await store.events.appendForRun(runId, [
       { ts, type: "run.queued", kind: "workflow", name: "deploy" },
     ]);
-    expect(first).toEqual({
-      duplicate: false,
-      events: [{ ts, type: "run.queued", kind: "workflow", name: "deploy", run_id: runId, seq: 1 }],
-    });
+    const queued = { ts, type: "run.queued", kind: "workflow", name: "deploy", run_id: runId, seq: 1 };
+    expect(first).toEqual({ duplicate: false, events: [queued], json: [JSON.stringify(queued)] });
+    // The text answered is the text stored, which event streams send as it is.
+    expect((await store.events.listSerialized(runId)).map((event) => event.json)).toEqual(first.json);
     const second = await other.events.appendForRun(runId, [output("a\n"), output("b\n")]);
     expect(second.events.map((event) => event.seq)).toEqual([2, 3]);
     expect((await storedEvents()).map((event) => [event.seq, event.type])).toEqual([
@@ -97,6 +97,7 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     expect(await other.events.appendForRun(runId, batch, { job: { id: job.id, seq: 1 } })).toEqual({
       duplicate: true,
       events: [],
+      json: [],
     });
     const next = await other.events.appendForRun(runId, [output("two\n")], { job: { id: job.id, seq: 2 } });
     expect(next.events.map((event) => event.seq)).toEqual([2]);
@@ -304,7 +305,7 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
       job: { id: job.id, seq: 1 },
       record: { startedAt: ts },
     });
-    expect(again).toEqual({ duplicate: true, events: [] });
+    expect(again).toEqual({ duplicate: true, events: [], json: [] });
     expect(await store.runs.get(runId)).toMatchObject({ status: "queued", started_at: null, last_seq: 1 });
   });
 });

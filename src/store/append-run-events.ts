@@ -66,11 +66,11 @@ export async function appendRunEvents(
   opts: AppendRunEventsOptions = {},
 ): Promise<AppendedRunEvents> {
   const { job, carrier, logLimit } = opts;
-  if (events.length === 0 && !job) return { duplicate: false, events: [] };
+  if (events.length === 0 && !job) return { duplicate: false, events: [], json: [] };
   return ctx.db.transaction().execute(async (trx) => {
     const inTrx: StoreContext = { ...ctx, db: trx };
     const run = await lockRun(inTrx, runId, job);
-    if (run === "duplicate") return { duplicate: true, events: [] };
+    if (run === "duplicate") return { duplicate: true, events: [], json: [] };
     if (carrier !== undefined && run.replica_id !== carrier) throw fenced(runId, carrier);
     const recordsLimit = run.log_max_bytes === null && logLimit !== undefined;
     const before: RunLogState = recordsLimit
@@ -103,18 +103,19 @@ export async function appendRunEvents(
       columns: opts.record?.patch ? runColumns(ctx, opts.record.patch) : {},
       startedAt: opts.record?.startedAt ?? null,
     };
+    const rows = stored.map(eventRow);
     const overflow = rollingOverflow(capped.state);
     if (overflow === 0) {
-      await storeNumbered(inTrx, stored, row);
+      await storeNumbered(inTrx, rows, row);
     } else {
-      await insertEvents(inTrx, stored);
+      await insertEvents(inTrx, rows);
       const dropped = await dropOldestOutput(inTrx, runId, overflow);
       await updateRun(inTrx, {
         ...row,
         after: { ...after, log_bytes: Math.max(0, after.log_bytes - dropped) },
       });
     }
-    return { duplicate: false, events: stored };
+    return { duplicate: false, events: stored, json: rows.map((inserted) => inserted.data) };
   });
 }
 
@@ -222,13 +223,13 @@ const insertAndUpdateRun = preparedStatement(
 );
 
 /** Inserts the numbered events and writes the run's new state; PostgreSQL in one statement. */
-async function storeNumbered(ctx: StoreContext, events: readonly RunEvent[], row: RunRowUpdate) {
-  if (ctx.dialect.name !== "postgres" || events.length === 0 || events.length > oneStatementMax) {
-    await insertEvents(ctx, events);
+async function storeNumbered(ctx: StoreContext, rows: EventRow[], row: RunRowUpdate) {
+  if (ctx.dialect.name !== "postgres" || rows.length === 0 || rows.length > oneStatementMax) {
+    await insertEvents(ctx, rows);
     await updateRun(ctx, row);
     return;
   }
-  await insertAndUpdateRun(ctx, { ...row, rows: events.map(eventRow) });
+  await insertAndUpdateRun(ctx, { ...row, rows });
 }
 
 const updateRunRow = preparedStatement(

@@ -76,6 +76,8 @@ export interface AppendedRunEvents {
    * the cap's notices where a step whose output was cut finished.
    */
   events: RunEvent[];
+  /** Each of `events` as the JSON text it was stored as, in the same order. */
+  json: string[];
 }
 
 /** A stored event as the JSON text it is stored as (`events.listSerialized`). */
@@ -218,10 +220,10 @@ const insertEventRows = preparedStatement(
   (input) => (input.rows.length <= preparedRowsMax || input.rows.length === insertChunk ? "" : undefined),
 );
 
-/** Inserts numbered events as they are, `insertChunk` rows per statement. */
-export async function insertEvents(ctx: PreparingContext, events: readonly RunEvent[]): Promise<void> {
-  for (let start = 0; start < events.length; start += insertChunk) {
-    await insertEventRows(ctx, { rows: events.slice(start, start + insertChunk).map(eventRow) });
+/** Inserts the rows of numbered events as they are, `insertChunk` rows per statement. */
+export async function insertEvents(ctx: PreparingContext, rows: readonly EventRow[]): Promise<void> {
+  for (let start = 0; start < rows.length; start += insertChunk) {
+    await insertEventRows(ctx, { rows: rows.slice(start, start + insertChunk) });
   }
 }
 

@@ -94,6 +94,28 @@ describe.each(storeBackends)("on $name", (backend) => {
         code: "CONFLICT",
       });
       expect(await store.runs.get("run-20260212-001")).toMatchObject({ name: "a" });
+      // Stored with its first event too: the second run and its event are both refused.
+      const queued = {
+        ts: "2026-02-12T00:00:00.000Z",
+        type: "run.queued" as const,
+        kind: "workflow" as const,
+      };
+      await store.runs.createWithEvent(
+        { id: "run-20260212-002", kind: "workflow", name: "c" },
+        { ...queued, name: "c" },
+        { maxBytes: 0, storedBytes: 0 },
+      );
+      await expect(
+        store.runs.createWithEvent(
+          { id: "run-20260212-002", kind: "workflow", name: "d" },
+          { ...queued, name: "d" },
+          { maxBytes: 0, storedBytes: 0 },
+        ),
+      ).rejects.toMatchObject({ code: "CONFLICT" });
+      expect(await store.runs.get("run-20260212-002")).toMatchObject({ name: "c", last_seq: 1 });
+      expect((await store.events.list("run-20260212-002")).map((event) => event.type)).toEqual([
+        "run.queued",
+      ]);
     });
 
     it("returns undefined for an unknown run", async () => {
@@ -145,6 +167,25 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.runs.patch(run.id, { vars: { OUT: "x" } })).toBe(true);
       expect(await store.runs.patch("run_nope", { status: "running" })).toBe(false);
       expect(await store.runs.get(run.id)).toMatchObject({ status: "running", vars: { OUT: "x" } });
+    });
+
+    it("reads where a run is (status, tenant, last seq) without what it runs", async () => {
+      const run = await store.runs.create({
+        kind: "workflow",
+        name: "deploy",
+        tenant_id: "acme",
+        spec: { a: 1 },
+      });
+      await store.events.appendForRun(run.id, [
+        { ts: run.created_at, type: "run.queued", kind: "workflow", name: "deploy" },
+      ]);
+      expect(await store.runs.state(run.id)).toEqual({
+        id: run.id,
+        status: "queued",
+        tenant_id: "acme",
+        last_seq: 1,
+      });
+      expect(await store.runs.state("run_nope")).toBeUndefined();
     });
 
     it("rejects a timestamp that is not one", async () => {

@@ -1,4 +1,4 @@
-import type { Insertable, Selectable, Updateable } from "kysely";
+import { type Insertable, type Selectable, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type {
   ErrorInfo,
@@ -12,7 +12,7 @@ import { newRunId } from "../core/ids.js";
 import type { RunTrigger } from "../core/run-trigger.js";
 import type { StoreContext } from "./dialect.js";
 import { preparedStatement } from "./prepared.js";
-import { insertEvents, type RunLogLimit } from "./run-events.js";
+import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull, type RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
 
@@ -58,6 +58,9 @@ export interface RunRecord {
   /** A failed workflow run: the rollback step that failed (`rollback: deploy`); null: none did. */
   rollback_failed: string | null;
 }
+
+/** Where a run is, without what it runs: what a follower of its events needs (`runs.state`). */
+export type RunState = Pick<RunRecord, "id" | "status" | "tenant_id" | "last_seq">;
 
 /** What `runs.create` needs; everything else starts empty. */
 export interface NewRun {
@@ -180,26 +183,54 @@ async function createRunWithEvent(
   input: NewRun,
   first: UnnumberedEvent,
   logLimit: RunLogLimit,
-): Promise<{ record: RunRecord; event: RunEvent }> {
-  return ctx.db.transaction().execute(async (trx) => {
-    const inTrx: StoreContext = { ...ctx, db: trx };
-    const record = await createRun(inTrx, input, {
-      last_seq: 1,
-      log_max_bytes: Math.max(0, logLimit.maxBytes),
-      log_rolling: logLimit.rolling === true ? 1 : 0,
-      log_bytes: Math.max(0, logLimit.storedBytes),
-    });
-    const event = { ...first, run_id: record.id, seq: 1 } as RunEvent;
-    await insertEvents(inTrx, [event]);
-    return { record: { ...record, last_seq: 1 }, event };
+): Promise<{ record: RunRecord; event: RunEvent; json: string }> {
+  const { record, row } = newRun(ctx, input, {
+    last_seq: 1,
+    log_max_bytes: Math.max(0, logLimit.maxBytes),
+    log_rolling: logLimit.rolling === true ? 1 : 0,
+    log_bytes: Math.max(0, logLimit.storedBytes),
   });
+  const event = { ...first, run_id: record.id, seq: 1 } as RunEvent;
+  const stored = eventRow(event);
+  await storingNew(ctx, record.id, () =>
+    ctx.dialect.name === "postgres"
+      ? // One statement, so one round trip instead of four (`begin`, two inserts, `commit`).
+        insertRunWithEvent(ctx, { row, event: stored })
+      : ctx.db.transaction().execute(async (trx) => {
+          const inTrx: StoreContext = { ...ctx, db: trx };
+          await insertRun(inTrx, row);
+          await insertEvents(inTrx, [stored]);
+        }),
+  );
+  return { record: { ...record, last_seq: 1 }, event, json: stored.data };
 }
 
-async function createRun(
+/** PostgreSQL: the run's row and its first event in one statement. */
+const insertRunWithEvent = preparedStatement((ctx, v: { row: Insertable<RunsTable>; event: EventRow }) => {
+  const columns = Object.entries(v.row).filter(([, value]) => value !== undefined);
+  return sql`/* runs.createWithEvent */
+      with run as (
+        insert into runs (${sql.join(columns.map(([column]) => sql.ref(column)))})
+        values (${sql.join(columns.map(([, value]) => value))})
+        returning id
+      )
+      insert into run_events (run_id, seq, type, ts, data)
+      select id, ${v.event.seq}, ${v.event.type}, ${v.event.ts}, ${v.event.data} from run
+    `.compile(ctx.db);
+});
+
+async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
+  const { record, row } = newRun(ctx, input);
+  await storingNew(ctx, record.id, () => insertRun(ctx, row));
+  return record;
+}
+
+/** A new run's record and its row (with `log`: the log state it starts with). */
+function newRun(
   ctx: StoreContext,
   input: NewRun,
   log?: { last_seq: number; log_max_bytes: number; log_rolling: number; log_bytes: number },
-): Promise<RunRecord> {
+): { record: RunRecord; row: Insertable<RunsTable> } {
   const record: RunRecord = {
     id: input.id ?? newRunId(),
     kind: input.kind,
@@ -224,27 +255,32 @@ async function createRun(
     rolled_back: false,
     rollback_failed: null,
   };
+  const row = {
+    ...record,
+    spec: ctx.cipher.seal(encodeJson(record.spec)),
+    vars: ctx.cipher.seal(encodeJson(record.vars)),
+    steps: encodeJson(record.steps),
+    error: null,
+    rolled_back: 0,
+    replica_id: input.replica_id ?? null,
+    ...log,
+  };
+  return { record, row };
+}
+
+/** Stores a new run; one whose id is taken already is a CONFLICT. */
+async function storingNew(ctx: StoreContext, id: string, insert: () => Promise<unknown>): Promise<void> {
   try {
-    await insertRun(ctx, {
-      ...record,
-      spec: ctx.cipher.seal(encodeJson(record.spec)),
-      vars: ctx.cipher.seal(encodeJson(record.vars)),
-      steps: encodeJson(record.steps),
-      error: null,
-      rolled_back: 0,
-      replica_id: input.replica_id ?? null,
-      ...log,
-    });
+    await insert();
   } catch (error) {
     if (ctx.dialect.constraintViolation(error) === "unique") {
-      throw new RunyardError("CONFLICT", `run ${record.id} exists already`, {
+      throw new RunyardError("CONFLICT", `run ${id} exists already`, {
         hint: "Give a new run id, or none to get a generated one.",
         cause: error,
       });
     }
     throw error;
   }
-  return record;
 }
 
 const insertRun = preparedStatement((ctx, row: Insertable<RunsTable>) =>
@@ -323,6 +359,19 @@ async function patchRun(
   }
   const result = await updateOnly(ctx, { id, set, ifStatus: opts.ifStatus ?? null });
   return (result.numAffectedRows ?? 0n) > 0n;
+}
+
+const selectRunState = preparedStatement((ctx, v: { id: string }) =>
+  ctx.db
+    .selectFrom("runs")
+    .select(["id", "status", "tenant_id", "last_seq"])
+    .where("id", "=", v.id)
+    .compile(),
+);
+
+async function runState(ctx: StoreContext, id: string): Promise<RunState | undefined> {
+  const row = (await selectRunState(ctx, { id })).rows[0];
+  return row && { id: row.id, status: row.status, tenant_id: row.tenant_id, last_seq: int(row.last_seq) };
 }
 
 const selectRun = preparedStatement((ctx, v: { id: string }) =>
@@ -441,12 +490,13 @@ export interface RunsRepo {
   /**
    * Stores a new run with its first event (`run.queued`) as seq 1, in one transaction; `logLimit`
    * is the cap its later appends keep to (`events.appendForRun` records it on a first write).
+   * Answers the event as stored, and as the JSON text it was stored as.
    */
   createWithEvent(
     input: NewRun,
     first: UnnumberedEvent,
     logLimit: RunLogLimit,
-  ): Promise<{ record: RunRecord; event: RunEvent }>;
+  ): Promise<{ record: RunRecord; event: RunEvent; json: string }>;
   /** Changes a run; undefined when it does not exist or its status is not in `ifStatus`. */
   update(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<RunRecord | undefined>;
   /**
@@ -456,6 +506,8 @@ export interface RunsRepo {
   patch(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<boolean>;
   /** One run, or undefined (seed 002 `GET /run-status` answers 404 then). */
   get(id: string): Promise<RunRecord | undefined>;
+  /** A run's status, tenant and last seq, or undefined; its spec and variables are not read. */
+  state(id: string): Promise<RunState | undefined>;
   /** One page of runs, newest first, filtered. An unknown `before` cursor is INVALID_INPUT. */
   list(query?: ListRunsQuery): Promise<RunPage>;
   /** Every run in one of these statuses, oldest first; for reconciliation at start-up. */
@@ -478,6 +530,7 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
     update: (id, patch, opts) => updateRun(ctx, id, patch, opts),
     patch: (id, patch, opts) => patchRun(ctx, id, patch, opts),
     get: (id) => getRun(ctx, id),
+    state: (id) => runState(ctx, id),
     list: (query) => listRuns(ctx, query),
     listByStatus: (statuses) => listRunsByStatus(ctx, statuses),
     markInterruptedRunning: (reason, opts) => markInterruptedRunning(ctx, reason, opts),
