@@ -40,20 +40,21 @@ export class EventBus {
     return [...new Set([...this.listeners.keys(), ...this.storedListeners.keys()])];
   }
 
-  publish(events: readonly RunEvent[]): void {
+  /** Stored events to their followers; `json`, each as the text the store stored, saves serializing it again. */
+  publish(events: readonly RunEvent[], json?: readonly string[]): void {
     for (const watcher of this.watchers) watcher(events);
-    for (const event of events) {
+    events.forEach((event, index) => {
       const set = this.listeners.get(event.run_id);
-      if (!set) continue;
+      if (!set) return;
       // Serialized once for all the run's followers (a 64 KiB output costs a pass over its
       // bytes), and only if one of them sends it; not kept past this call.
-      let text: string | undefined;
-      const json = (): string => {
+      let text = json?.[index];
+      const serialized = (): string => {
         text ??= JSON.stringify(event);
         return text;
       };
-      for (const listener of set) listener(event, json);
-    }
+      for (const listener of set) listener(event, serialized);
+    });
   }
 
   get followers(): number {

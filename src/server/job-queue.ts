@@ -367,7 +367,7 @@ export class JobQueue {
       { job: { id: jobId, seq: batch, runnerId } },
     );
     if (stored.duplicate) return record ? "duplicate" : this.refusedBatch(jobId, batch, runnerId);
-    if (stored.events.length > 0) this.options.bus.publish(stored.events);
+    if (stored.events.length > 0) this.options.bus.publish(stored.events, stored.json);
     // The engine's record of the run follows its events (elsewhere, on the fleet's `events`).
     if (waiter) await waiter.sink.storedHere(stored.events);
     return "stored";

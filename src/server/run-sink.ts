@@ -108,8 +108,9 @@ export class RunSink {
       if (events.length === 0) return markStored();
       const record = this.recordChange?.(events);
       let appended: RunEvent[];
+      let json: string[];
       try {
-        ({ events: appended } = await this.store.events.appendForRun(this.runId, events, {
+        ({ events: appended, json } = await this.store.events.appendForRun(this.runId, events, {
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
           ...(this.logLimit ? { logLimit: this.logLimit } : {}),
           ...(record ? { record } : {}),
@@ -125,7 +126,7 @@ export class RunSink {
       for (const event of appended) this.ownSeqs.add(event.seq);
       // What this sink stored right after what was projected needs no catching up.
       while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
-      this.bus.publish(appended);
+      this.bus.publish(appended, json);
       markStored();
       await this.observe(appended, record !== undefined);
     });

@@ -1,6 +1,6 @@
 import type { FastifyReply } from "fastify";
 import { isFinalStatus } from "../core/events.js";
-import type { RunRecord, SerializedRunEvent, Store } from "../store/index.js";
+import type { RunState, SerializedRunEvent, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
 const keepAliveMs = 15_000;
@@ -48,10 +48,10 @@ export async function streamRunEvents(
   runId: string,
   after: number,
   follow = true,
-  /** The run's record if the caller has just read it, so it is not read again. */
-  run?: RunRecord,
+  /** Where the run is, if the caller has just read it, so it is not read again. */
+  run?: RunState,
 ): Promise<void> {
-  if (finishedAt(run ?? (await deps.store.runs.get(runId)), after)) {
+  if (finishedAt(run ?? (await deps.store.runs.state(runId)), after)) {
     reply.code(204).send();
     return;
   }
@@ -197,7 +197,7 @@ export async function streamRunEvents(
   await pump();
   sendPreamble();
   if (!follow) end();
-  if (!ended && finishedAt(await deps.store.runs.get(runId), last)) end();
+  if (!ended && finishedAt(await deps.store.runs.state(runId), last)) end();
 }
 
 /** An event's SSE frame: `id:` its seq, `event:` its type, `data:` its JSON. */
@@ -209,7 +209,7 @@ function frame(event: SerializedRunEvent): string {
  * The run has ended and has no event after `seq`: nothing more will ever come. The record's
  * `last_seq` is read with its status (a run's events are stored before its record says it ended).
  */
-function finishedAt(run: RunRecord | undefined, seq: number): boolean {
+function finishedAt(run: RunState | undefined, seq: number): boolean {
   if (!run || !isFinalStatus(run.status)) return false;
   return run.last_seq <= seq;
 }

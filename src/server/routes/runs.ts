@@ -31,7 +31,7 @@ import { ApprovalView, approvalViews } from "./approvals.js";
 import { RunGraph, workflowGraph } from "./run-graph.js";
 import { storedWorkflow, workflowInputs } from "./run-inputs.js";
 import { submitterNames } from "./run-submitters.js";
-import { visibleRun } from "./visible-run.js";
+import { visibleRun, visibleRunState } from "./visible-run.js";
 
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
@@ -536,7 +536,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     async (request, reply) => {
       const { id } = request.params;
       const query = request.query;
-      const run = await visibleRun(deps, request, id);
+      const run = await visibleRunState(deps, request, id);
       const header = request.headers["last-event-id"];
       const fromHeader = typeof header === "string" && /^\d+$/.test(header) ? Number(header) : undefined;
       const follow = query.follow === undefined || query.follow === "1" || query.follow === "true";

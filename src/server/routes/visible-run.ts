@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { RunyardError } from "../../core/errors.js";
-import type { RunRecord } from "../../store/index.js";
+import type { RunRecord, RunState } from "../../store/index.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 
@@ -13,7 +13,23 @@ export async function visibleRun(
   request: FastifyRequest,
   id: string,
 ): Promise<RunRecord> {
-  const run = await deps.store.runs.get(id);
+  return visible(request, id, await deps.store.runs.get(id));
+}
+
+/** As `visibleRun`, reading only where the run is (its status and last seq), not what it runs. */
+export async function visibleRunState(
+  deps: Pick<ServerDeps, "store">,
+  request: FastifyRequest,
+  id: string,
+): Promise<RunState> {
+  return visible(request, id, await deps.store.runs.state(id));
+}
+
+function visible<R extends Pick<RunRecord, "tenant_id">>(
+  request: FastifyRequest,
+  id: string,
+  run: R | undefined,
+): R {
   const tenant = tenantScope(request);
   if (!run || (tenant !== undefined && run.tenant_id !== tenant)) {
     throw new RunyardError("NOT_FOUND", `run ${id} does not exist`, {

@@ -182,7 +182,7 @@ export class RunService {
   async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
     this.moduleFor(kind);
     const queued = stamp({ type: "run.queued", kind, name: prepared.name }, new Date().toISOString());
-    const { record, event } = await this.store.runs.createWithEvent(
+    const { record, event, json } = await this.store.runs.createWithEvent(
       {
         ...(origin.runId !== undefined ? { id: origin.runId } : {}),
         trigger: origin.trigger,
@@ -205,7 +205,7 @@ export class RunService {
     // Its module starts first, so that what follows the run on the bus (its notify targets)
     // sees its `run.queued` too.
     this.activate(record, [], { queuedStored: true });
-    this.bus.publish([event]);
+    this.bus.publish([event], [json]);
     return record;
   }
 
