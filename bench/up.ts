@@ -4,6 +4,7 @@ import {
   directSpawns,
   follow,
   idleSseClient,
+  ownCpuMs,
   rssOf,
   runsInFlight,
   serverProcess,
@@ -24,8 +25,10 @@ function upProcess(env: Record<string, string> = {}) {
  * Trivial runs per second through `runyard up` (one process: server and local runner), a client
  * keeping 8 runs in flight (submit, follow over SSE to the end, submit the next), against a
  * fresh Node process spawning the command 8 at a time. The ratio is of runs per second of CPU
- * time (`runyard up`'s process tree against the spawning process's), wall rates beside. Beside
- * it: an in-process server and runner of capacity 8, driven the same way.
+ * time (`runyard up`'s process tree against the spawning process's), wall rates beside, and how
+ * a run's CPU splits between the `runyard up` process and the steps it starts (bubblewrap, the
+ * fork-server, the command). Beside it: an in-process server and runner of capacity 8, driven
+ * the same way.
  */
 export async function runThroughput(): Promise<BenchRow> {
   const count = 400;
@@ -34,11 +37,17 @@ export async function runThroughput(): Promise<BenchRow> {
   const pid = up.child.pid ?? 0;
   let rate: number;
   let perCpuSecond: number;
+  let split: string;
   try {
     await runsInFlight(up.url, 16, 8); // warm-up: routes, statements, the runner's first spawns
     const cpuBefore = treeCpuMs(pid);
+    const ownBefore = ownCpuMs(pid);
     rate = await runsInFlight(up.url, count, 8);
-    perCpuSecond = count / ((treeCpuMs(pid) - cpuBefore) / 1000);
+    const treeMs = treeCpuMs(pid) - cpuBefore;
+    perCpuSecond = count / (treeMs / 1000);
+    // The `runyard up` process (server and runner) apart from the steps it starts (sandbox, fork-server).
+    const ownMs = (ownCpuMs(pid) - ownBefore) / count;
+    split = `; a run: ${ownMs.toFixed(1)} ms in runyard up, ${(treeMs / count - ownMs).toFixed(1)} ms in its steps`;
   } finally {
     up.child.kill();
   }
@@ -50,7 +59,7 @@ export async function runThroughput(): Promise<BenchRow> {
   );
   return {
     name: "runyard up: trivial runs/s, 8 in flight vs direct spawns 8 at a time",
-    measured: `${perCpuSecond.toFixed(0)} runs/CPU-s (${rate.toFixed(0)} runs/s wall)`,
+    measured: `${perCpuSecond.toFixed(0)} runs/CPU-s (${rate.toFixed(0)} runs/s wall${split})`,
     inProcess: `${inProcess.toFixed(0)} runs/s`,
     baseline: `${direct.perCpuSecond.toFixed(0)} spawns/CPU-s (${direct.perSecond.toFixed(0)}/s wall)`,
     ratio: perCpuSecond / direct.perCpuSecond,
