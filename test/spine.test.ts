@@ -283,6 +283,29 @@ describe("the runner protocol against the real hub", () => {
     expect(events.at(-1)).toMatchObject({ type: "run.finished", status: "success" });
   });
 
+  test("a runner that gives every job back without draining is not handed it again in a loop", async () => {
+    const running = await server();
+    const looping = await rawRunner(running, "looping");
+    const runId = await submit(running, oneStep);
+    let assigns = 0;
+    const answering = (async () => {
+      for (;;) {
+        const { job } = await looping.next("assign");
+        assigns += 1;
+        looping.send({ type: "abandoned", job_id: job.job_id, reason: "not today" });
+      }
+    })();
+    void answering;
+    const events = await finished(running, runId);
+    // Each give-back is a refusal: offered again after 1 s, then 2 s, and failed at the third.
+    expect(assigns).toBe(3);
+    const end = events.at(-1);
+    expect(end).toMatchObject({ type: "run.finished", status: "failed" });
+    const failed = events.find((e) => e.type === "step.finished");
+    expect(JSON.stringify(failed)).toContain("JOB_REFUSED");
+    expect(JSON.stringify(failed)).toContain("gave it back without draining: not today");
+  });
+
   test("a runner that comes back without a job it held ends that job at once", async () => {
     const running = await server();
     const { secret } = await running.store.tokens.create({ kind: "runner", name: "forgetful" });

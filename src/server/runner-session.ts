@@ -258,24 +258,34 @@ export class RunnerSession {
       case "refuse": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         this.running.delete(message.job_id);
-        const outcome = await queue.refused(message.job_id, runnerId, message.reason);
-        // Offered again once its back-off has passed: nothing else would wake a server alone.
-        if (typeof outcome === "object")
-          setTimeout(() => this.host.dispatch(), outcome.retryInMs + 20).unref();
-        this.host.dispatch();
+        await this.refused(message.job_id, runnerId, message.reason);
         break;
       }
       case "abandoned": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         this.running.delete(message.job_id);
-        await queue.returned(message.job_id, runnerId, message.reason);
+        // A runner that stops says it drains first, and its jobs go straight back to the queue.
+        // One that gives work back while it still takes more would be handed the same job again
+        // at once, in a loop: that is a refusal, with its back-off and its limit.
+        if (this.draining) {
+          await queue.returned(message.job_id, runnerId, message.reason);
+          this.host.dispatch();
+        } else
+          await this.refused(message.job_id, runnerId, `gave it back without draining: ${message.reason}`);
         this.send({ type: "drop", job_id: message.job_id });
-        this.host.dispatch();
         break;
       }
       default:
         assertExhaustive(message, "runner message");
     }
+  }
+
+  /** A job the runner gave back unstarted: offered again after its back-off, failed at the limit. */
+  private async refused(jobId: string, runnerId: string, reason: string): Promise<void> {
+    const outcome = await this.host.queue.refused(jobId, runnerId, reason);
+    // Offered again once its back-off has passed: nothing else would wake a server alone.
+    if (typeof outcome === "object") setTimeout(() => this.host.dispatch(), outcome.retryInMs + 20).unref();
+    this.host.dispatch();
   }
 
   /** Hands the runner jobs while it has room and the queue has work for it. */
