@@ -165,6 +165,8 @@ export async function openSandbox(
     runnerMade: string[];
     /** Of those, the ones the turn's own code may add folders to between commands (its scratch and state). */
     reopened: string[];
+    /** Folders the runner shares read-only with the turn (the mirror's objects its task repo borrows): opened for reading only. */
+    borrowed: string[];
     refused(destination: EgressDestination): void;
   },
 ): Promise<OpenSandbox | { problem: string; hint: string }> {
@@ -177,6 +179,7 @@ export async function openSandbox(
   const opened = user.startsWith("65534:");
   if (opened) {
     for (const folder of turn.runnerMade) await openToAll(folder, true);
+    for (const folder of turn.borrowed) await openToAll(folder, false);
     // The CLIs `runyard agents install` put in the runner's home; a CLI found elsewhere is read as it is.
     for (const folder of turn.exposure.readable ?? []) {
       if (isWithin(folder, turn.agentsHome)) await openToAll(folder, false);

@@ -120,6 +120,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           // A task's own cwd is the member's folder, never opened; a worktree or chat folder is the runner's.
           runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
           reopened: [scratchDir, state],
+          borrowed: git.borrowed,
         })
       : undefined;
     if (sandboxed && "problem" in sandboxed) {
@@ -192,7 +193,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     exposure: ExecExposure,
     env: Readonly<Record<string, string | undefined>>,
     io: { emit(output: AgentOutput): void },
-    folders: { runnerMade: string[]; reopened: string[] },
+    folders: { runnerMade: string[]; reopened: string[]; borrowed: string[] },
   ): Promise<OpenSandbox | { problem: string; hint: string }> {
     const settings = this.options.sandbox;
     if (!settings) {
@@ -292,7 +293,7 @@ function cliPackageRoot(path: string): string[] {
 
 /**
  * The git folders a worktree's commits go to, which lie outside it: `.git` there is a file that
- * names the mirror's folder for this worktree, whose `commondir` names the mirror itself.
+ * names the task repo's folder for this worktree, whose `commondir` names the task repo itself.
  */
 async function gitFolders(cwd: string): Promise<string[]> {
   try {
@@ -307,31 +308,46 @@ async function gitFolders(cwd: string): Promise<string[]> {
 }
 
 /**
- * How a turn is shown its worktree's git folders (which lie outside the worktree, in the mirror):
- * read-write only what a commit writes (the objects, the refs and their logs, the worktree's own
- * folder with its index and HEAD), the rest read-only. What the agent must never write is what
- * tells the runner's own git, which runs after the turn outside any sandbox (`add`, `commit`,
- * `diff`, `push`, the next run's `worktree add` in the same mirror), what to run or read: the
- * mirror's `config` (`core.fsmonitor`, a filter, `url.*.insteadOf`), its `hooks`, the worktree's
- * `.git` file and its `commondir` (either could lead git to a folder the agent made), alternates
- * in `objects/info` and replace refs (another run's checkout turned into the agent's tree). Each
- * read-write folder is a mount point of its own, so it cannot be renamed away with the read-only
- * files inside it. Folders the mirror lacks are made (empty), as a mount needs what it covers.
- * Nothing for a folder that is no worktree.
+ * How a turn is shown its worktree's git folders (which lie outside the worktree, in the task's
+ * own repo): read-write only what a commit writes (the objects, the refs and their logs, the
+ * worktree's own folder with its index and HEAD), the rest read-only. What the agent must never
+ * write is what tells the runner's own git, which runs after the turn outside any sandbox (`add`,
+ * `commit`, `diff`, `push`, the fetch that keeps the branch in the mirror), what to run or read:
+ * the task repo's `config` (`core.fsmonitor`, a filter, `url.*.insteadOf`), its `hooks`, the
+ * worktree's `.git` file and its `commondir` (either could lead git to a folder the agent made),
+ * the alternates in `objects/info` and replace refs. The folders the alternates name (the
+ * mirror's objects, which every task of the repository on this runner borrows) are shown
+ * read-only: no more of the mirror, and nothing of it writable. Each read-write folder is a mount
+ * point of its own, so it cannot be renamed away with the read-only files inside it. Folders the
+ * task repo lacks are made (empty), as a mount needs what it covers. Nothing for a folder that
+ * is no worktree.
  */
-async function gitExposure(cwd: string): Promise<{ writable: string[]; readable: string[] }> {
+async function gitExposure(
+  cwd: string,
+): Promise<{ writable: string[]; readable: string[]; borrowed: string[] }> {
   const pointer = join(cwd, ".git");
   const target = /^gitdir: (.+)$/m.exec(await readFile(pointer, "utf8").catch(() => ""))?.[1];
-  if (!target) return { writable: [], readable: [] };
+  if (!target) return { writable: [], readable: [], borrowed: [] };
   const gitDir = resolve(cwd, target.trim());
   const [common] = await gitFolders(cwd);
-  if (!common) return { writable: [], readable: [] };
+  if (!common) return { writable: [], readable: [], borrowed: [] };
   const writable = ["objects", "refs", "logs"].map((name) => join(common, name));
   const readable = [join(common, "objects", "info"), join(common, "refs", "replace")];
   for (const folder of [...writable, ...readable]) await mkdir(folder, { recursive: true });
   if (gitDir !== common) writable.push(gitDir);
   readable.push(common, pointer, join(gitDir, "commondir"), join(gitDir, "gitdir"));
-  return { writable, readable: readable.filter((path) => existsSync(path)) };
+  const borrowed = (await borrowedObjects(join(common, "objects"))).filter((path) => existsSync(path));
+  return { writable, readable: [...readable.filter((path) => existsSync(path)), ...borrowed], borrowed };
+}
+
+/** The object folders a repo's `objects/info/alternates` names (relative ones from its objects folder). */
+async function borrowedObjects(objects: string): Promise<string[]> {
+  const text = await readFile(join(objects, "info", "alternates"), "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => resolve(objects, line));
 }
 
 /**

@@ -25,11 +25,21 @@ export interface RemoteCall {
 }
 
 /**
- * A bare repo that caches one remote. Not a `clone --mirror`: that maps the remote's branches
- * onto the mirror's own, so each fetch would overwrite (and `--prune` delete) the branches runs
- * work on. Here the remote's branches land in `refs/remotes/origin/*` and the runs' branches are
- * the mirror's `refs/heads/*`, which worktrees check out and follow-up turns find again.
- * Callers hold the mirror lock for `prepare` and `fetch`.
+ * The mirror's ref that keeps a task's branch for the follow-up turns of its key: where the task
+ * started, then (at release) where it left the branch. Namespaced by key, so no other task reads it.
+ */
+export function keptRef(key: string, branch: string): string {
+  return `refs/runyard/keys/${key}/heads/${branch}`;
+}
+
+/**
+ * A bare repo that caches one remote, written only by the runner's own git: no task's agent sees
+ * more of it than its objects, read-only (each task works in a repo of its own, `task-repo.ts`).
+ * Not a `clone --mirror`: that maps the remote's branches onto the mirror's own, so each fetch
+ * would overwrite (and `--prune` delete) what runs keep. Here the remote's branches land in
+ * `refs/remotes/origin/*`, and the branches of finished tasks in `refs/runyard/keys/*`
+ * (`keptRef`), where follow-up turns find them again.
+ * Callers hold the mirror lock for `prepare`, `fetch`, `keep` and ref updates.
  */
 export class Mirror {
   constructor(
@@ -72,14 +82,18 @@ export class Mirror {
     await runGit(this.env, ["init", "--quiet", "--bare", this.path]);
     await this.git(["config", "remote.origin.url", this.url]);
     await this.git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"]);
-    // The agents' own git commands share this config: none of them may start a gc that packs
-    // refs while another run fetches. The runner collects garbage at start (`collectGarbage`).
+    // No git of the runner's may start a gc that packs refs while another run fetches, or that
+    // prunes what a live task's repo borrows. The runner collects garbage at start (`collectGarbage`).
     await this.git(["config", "gc.auto", "0"]);
     await this.git(["config", "maintenance.auto", "false"]);
     prepared.add(this.path);
   }
 
-  /** A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror. */
+  /**
+   * A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror.
+   * Task repos borrow the mirror's objects (alternates): every commit one starts from is pinned
+   * by its `keptRef` before the task repo exists, so a gc never drops what a task repo needs.
+   */
   async collectGarbage(): Promise<void> {
     await this.git(["-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], {
       allowFailure: true,
@@ -95,6 +109,26 @@ export class Mirror {
       url: this.url,
       ...call,
     });
+  }
+
+  /**
+   * Copies a task's branch from its own repo into `ref` (a `keptRef`). A fetch, not a file copy:
+   * git hashes every object it receives, so whatever the agent wrote into its repo's object files,
+   * the mirror gets only objects that are what their names say, and only those the branch reaches.
+   */
+  async keep(taskRepo: string, branch: string, ref: string): Promise<GitResult> {
+    return this.git(
+      [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-recurse-submodules",
+        "--no-write-fetch-head",
+        taskRepo,
+        `+refs/heads/${branch}:${ref}`,
+      ],
+      { allowFailure: true },
+    );
   }
 
   /** The remote's default branch (what its HEAD points to), or undefined for an empty remote. */

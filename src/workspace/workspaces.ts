@@ -1,15 +1,15 @@
-import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { cleanGitEnv, runGit } from "./git.js";
 import { displayUrl, maskGitOutput } from "./git-failure.js";
-import { Mirror, mirrorPath, type RemoteCall } from "./mirror.js";
+import { keptRef, Mirror, mirrorPath, type RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
 import { removeFolder } from "./remove-folder.js";
+import { createTaskRepo, taskRepoPath } from "./task-repo.js";
 import type { AllocateRequest, RetryPolicy, Workspace } from "./types.js";
-import { GitWorktree } from "./worktree.js";
+import { GitWorktree, removeTaskFolders } from "./worktree.js";
 
 export interface WorkspacesOptions {
   /** The runner's workspace folder: `mirrors/` and `worktrees/` are made in it. */
@@ -26,14 +26,15 @@ export interface WorkspacesOptions {
 /** Commits runyard makes when the request names no author. */
 export const defaultAuthor = { name: "runyard", email: "runyard@localhost" };
 
-/** A worktree key is one folder name. */
-const keyPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A worktree key is one folder name, and one part of a ref name (`keptRef`): no `..`, no `.lock` end. */
+const keyPattern = /^(?!.*\.\.)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * The runner's repo pool (seed 003): a bare mirror per repo URL under `<root>/mirrors/`,
- * fetched afresh for every run, and a worktree per run under `<root>/worktrees/<key>` on its
- * own branch. One instance per runner process; a crashed runner's worktrees are removed by
- * `cleanLeftovers` when the next one starts.
+ * The runner's repo pool: a bare mirror per repo URL under `<root>/mirrors/`, fetched afresh for
+ * every run and written only by the runner, and per run a repo of its own under
+ * `<root>/task-repos/<key>.git` (borrowing the mirror's objects) with its worktree under
+ * `<root>/worktrees/<key>` on the run's branch. One instance per runner process; a crashed
+ * runner's task folders are removed by `cleanLeftovers` when the next one starts.
  */
 export class Workspaces {
   private readonly env: Record<string, string>;
@@ -59,6 +60,7 @@ export class Workspaces {
     }
     this.held.add(key);
     const path = join(this.options.root, "worktrees", key);
+    const taskRepo = taskRepoPath(this.options.root, key);
     const mirror = new Mirror(this.mirrorFor(repoUrl), repoUrl, this.env);
     const remote: RemoteCall = {
       credentials: request.credentials,
@@ -67,6 +69,8 @@ export class Workspaces {
       onProgress: request.onProgress,
     };
     try {
+      // What a crashed turn of the same key left is in the way; this instance does not hold it.
+      await removeTaskFolders(path, taskRepo);
       const cut = await withMirrorLock(
         mirror.path,
         {
@@ -76,20 +80,30 @@ export class Workspaces {
               `waiting for the mirror of ${displayUrl(repoUrl)}: process ${pid} is fetching into it`,
             ),
         },
-        () => this.addWorktree(mirror, path, request, remote),
+        () => this.cutBranch(mirror, request, remote),
       );
+      // The task's own repo and its checkout (the slow part for a big repo) need no mirror lock:
+      // they write only the task's folders, and read what the kept ref pins in the mirror.
+      await createTaskRepo(this.env, {
+        path: taskRepo,
+        mirrorObjects: join(mirror.path, "objects"),
+        worktree: path,
+        branch,
+        commit: cut.start,
+      });
       const workspace = new GitWorktree({
         mirror,
         env: this.env,
         path,
+        taskRepo,
+        keptRef: keptRef(key, branch),
         branch,
-        ...cut,
+        base: cut.base,
+        baseCommit: cut.baseCommit,
         author: request.author ?? defaultAuthor,
         remote,
         onReleased: () => this.held.delete(key),
       });
-      // The checkout (the slow part for a big repo) runs outside the mirror lock: it writes
-      // only this worktree's files and index.
       const checkout = await runGit(this.env, ["reset", "--hard", "--quiet"], { cwd: path, signal });
       if (checkout.code !== 0) {
         throw new RunyardError(
@@ -101,16 +115,17 @@ export class Workspaces {
       this.logger.info({ repo: displayUrl(repoUrl), branch, key, path }, "workspace allocated");
       return workspace;
     } catch (error) {
-      await this.removeWorktree(mirror, path);
+      await removeTaskFolders(path, taskRepo);
       this.held.delete(key);
       throw error;
     }
   }
 
   /**
-   * Removes every worktree under `<root>/worktrees/` (at runner start none is live: they are a
-   * crashed runner's), prunes each mirror's record of them and collects its garbage if due.
-   * Returns the folders removed.
+   * Removes every worktree under `<root>/worktrees/` and every task repo under
+   * `<root>/task-repos/` (at runner start none is live: they are a crashed runner's), prunes
+   * each mirror's record of worktrees (an earlier runyard linked them to the mirror) and
+   * collects its garbage if due. Returns the worktree folders removed.
    */
   async cleanLeftovers(): Promise<string[]> {
     const removed: string[] = [];
@@ -119,6 +134,11 @@ export class Workspaces {
       if (this.held.has(name)) continue;
       await removeFolder(join(worktrees, name));
       removed.push(join(worktrees, name));
+    }
+    const taskRepos = join(this.options.root, "task-repos");
+    for (const name of await readdir(taskRepos).catch(() => [])) {
+      if (this.held.has(name.replace(/\.git$/, ""))) continue;
+      await removeFolder(join(taskRepos, name));
     }
     const mirrors = join(this.options.root, "mirrors");
     for (const name of await readdir(mirrors).catch(() => [])) {
@@ -136,8 +156,12 @@ export class Workspaces {
     return removed;
   }
 
-  /** Under the mirror lock: fetch, find the base, refuse a taken branch, add the worktree unchecked-out. */
-  private async addWorktree(mirror: Mirror, path: string, request: AllocateRequest, remote: RemoteCall) {
+  /**
+   * Under the mirror lock: fetch, find the base, refuse a branch the remote has (unless reused),
+   * and pin the commit the task starts from with the key's kept ref, so no gc drops what the
+   * task repo borrows. The kept ref is the runner's own record: no agent ever writes it.
+   */
+  private async cutBranch(mirror: Mirror, request: AllocateRequest, remote: RemoteCall) {
     const { branch } = request;
     await mirror.prepare();
     // The default branch is read beside the fetch: both are a round trip to the remote.
@@ -147,14 +171,11 @@ export class Workspaces {
     ]);
     if (fetched.status === "rejected") throw fetched.reason;
     if (defaultBranch.status === "rejected") throw defaultBranch.reason;
-    // A worktree left at this key by a run that never released it (a turn of the same
-    // conversation ended by a crash) is in the way; this instance does not hold it.
-    await this.removeWorktree(mirror, path, { locked: true });
     const base = defaultBranch.value;
     const baseRef = `refs/remotes/origin/${base}`;
-    const localRef = `refs/heads/${branch}`;
+    const kept = keptRef(request.key, branch);
     const remoteRef = `refs/remotes/origin/${branch}`;
-    const commits = base ? await mirror.commitsOf([baseRef, localRef, remoteRef]) : new Map<string, string>();
+    const commits = base ? await mirror.commitsOf([baseRef, kept, remoteRef]) : new Map<string, string>();
     const baseCommit = commits.get(baseRef);
     if (!base || !baseCommit) {
       const branches = await mirror.remoteBranches();
@@ -167,50 +188,24 @@ export class Workspaces {
         { details: { branches } },
       );
     }
-    const local = commits.get(localRef);
+    const local = commits.get(kept);
     const onRemote = commits.get(remoteRef);
-    let add: string[];
-    if (request.reuse && local) {
-      add = [path, branch];
-    } else if (request.reuse && onRemote) {
-      add = ["-B", branch, path, onRemote];
-    } else if (onRemote) {
+    if (onRemote && !request.reuse) {
       throw new RunyardError(
         "WORKSPACE_BRANCH_EXISTS",
         `the branch ${branch} is already on ${displayUrl(mirror.url)}`,
       );
-    } else {
-      // -B: a local branch of that name is what an earlier run left unpushed; the run starts anew.
-      add = ["-B", branch, path, baseCommit];
     }
-    const added = await mirror.git(["worktree", "add", "--quiet", "--no-checkout", ...add], {
-      allowFailure: true,
-    });
-    if (added.code !== 0) {
-      const reason = maskGitOutput(added.stderr, []);
-      if (/already checked out|already used by worktree/i.test(added.stderr)) {
-        throw new RunyardError(
-          "WORKSPACE_IN_USE",
-          `the branch ${branch} is checked out by another run: ${reason}`,
-        );
-      }
-      throw new RunyardError("WORKSPACE_GIT_FAILED", `cannot add the worktree ${path}: ${reason}`);
-    }
+    // A kept branch the key's last turn left unpushed is where a follow-up goes on; without
+    // reuse the run starts anew from the base.
+    const start = (request.reuse ? (local ?? onRemote) : undefined) ?? baseCommit;
+    await mirror.git(["update-ref", kept, start]);
     // A follow-up turn diffs against where the branch left its base, not the base's tip today.
     const forkPoint =
-      request.reuse && (local || onRemote)
-        ? (await mirror.git(["merge-base", branch, baseCommit], { allowFailure: true })).stdout.trim()
+      start !== baseCommit
+        ? (await mirror.git(["merge-base", start, baseCommit], { allowFailure: true })).stdout.trim()
         : "";
-    return { base, baseCommit: forkPoint || baseCommit };
-  }
-
-  private async removeWorktree(mirror: Mirror, path: string, options: { locked?: boolean } = {}) {
-    if (!existsSync(path)) return;
-    await mirror.git(["worktree", "remove", "--force", "--force", path], { allowFailure: true });
-    await removeFolder(path);
-    const prune = () => mirror.git(["worktree", "prune"], { allowFailure: true });
-    if (options.locked) await prune();
-    else await withMirrorLock(mirror.path, {}, prune);
+    return { base, baseCommit: forkPoint || baseCommit, start };
   }
 
   private async check(request: AllocateRequest): Promise<void> {

@@ -21,6 +21,10 @@ export interface WorktreeSetup {
   mirror: Mirror;
   env: Record<string, string>;
   path: string;
+  /** The task's own repo, which the worktree is linked to (`task-repo.ts`). */
+  taskRepo: string;
+  /** The mirror's ref that keeps the branch for a follow-up turn (`keptRef`). */
+  keptRef: string;
   branch: string;
   base: string;
   baseCommit: string;
@@ -30,7 +34,7 @@ export interface WorktreeSetup {
   onReleased: () => void;
 }
 
-/** One run's git worktree on its own branch, with the mirror's objects. */
+/** One run's git worktree on its own branch, in a repo of its own that borrows the mirror's objects. */
 export class GitWorktree implements Workspace {
   readonly path: string;
   readonly branch: string;
@@ -96,20 +100,17 @@ export class GitWorktree implements Workspace {
   }
 
   /**
-   * Removes the worktree; its branch stays in the mirror for a follow-up turn. Removing touches
-   * only this worktree's own folders, so it needs no mirror lock; the fallback (delete the
-   * folder, then prune the mirror's record of it) does.
+   * Keeps the branch in the mirror for a follow-up turn of the same key (a fetch from the task
+   * repo, under the mirror lock), then removes the worktree and the task repo. A branch the
+   * agent broke is not kept: the kept ref stays where the task started.
    */
   async release(): Promise<void> {
     if (this.released) return;
-    const { mirror } = this.setup;
-    const removed = await mirror.git(["worktree", "remove", "--force", "--force", this.path], {
-      allowFailure: true,
-    });
-    if (removed.code !== 0 || existsSync(this.path)) {
-      await removeFolder(this.path);
-      await withMirrorLock(mirror.path, {}, () => mirror.git(["worktree", "prune"], { allowFailure: true }));
-    }
+    const { mirror, taskRepo, keptRef } = this.setup;
+    await withMirrorLock(mirror.path, {}, () => mirror.keep(taskRepo, this.branch, keptRef)).catch(
+      () => undefined,
+    );
+    await removeTaskFolders(this.path, taskRepo);
     this.released = true;
     this.setup.onReleased();
   }
@@ -130,6 +131,12 @@ export class GitWorktree implements Workspace {
     }
     return result;
   }
+}
+
+/** Removes a task's worktree and its repo, whatever the agent left in them. */
+export async function removeTaskFolders(worktree: string, taskRepo: string): Promise<void> {
+  await removeFolder(worktree);
+  await removeFolder(taskRepo);
 }
 
 /** Stats of `git diff --numstat`: a binary file counts as a file, with no lines. */

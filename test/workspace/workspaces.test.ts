@@ -159,7 +159,11 @@ describe("workspaces on a local bare remote", () => {
     const all = await Promise.all(keys.map((key) => workspaces.allocate(request(bare, { key }))));
     expect(new Set(all.map((ws) => ws.path)).size).toBe(8);
     const mirror = workspaces.mirrorFor(bare);
-    expect(worktreeList(mirror)).toHaveLength(9);
+    // Each worktree belongs to a repo of its own, none to the mirror.
+    expect(worktreeList(mirror)).toEqual([`worktree ${mirror}`]);
+    const repos = all.map((ws) => git(["rev-parse", "--path-format=absolute", "--git-common-dir"], ws.path));
+    expect(new Set(repos).size).toBe(8);
+    for (const repo of repos) expect(repo).not.toBe(mirror);
     await Promise.all(
       all.map(async (ws, i) => {
         writeFileSync(join(ws.path, `file-${i}.txt`), `${i}\n`);
@@ -168,10 +172,15 @@ describe("workspaces on a local bare remote", () => {
       }),
     );
     await Promise.all(all.map((ws) => ws.release()));
-    expect(worktreeList(mirror)).toEqual([`worktree ${mirror}`]);
     expect(readdirSync(join(mirror, "..", "..", "worktrees"))).toEqual([]);
-    for (const key of keys)
-      expect(git(["--git-dir", bare, "rev-parse", "--verify", `runyard/${key}`])).toBeTruthy();
+    expect(readdirSync(join(mirror, "..", "..", "task-repos"))).toEqual([]);
+    for (const key of keys) {
+      const pushed = git(["--git-dir", bare, "rev-parse", "--verify", `runyard/${key}`]);
+      // Kept in the mirror, under the key, for a follow-up turn.
+      expect(git(["--git-dir", mirror, "rev-parse", `refs/runyard/keys/${key}/heads/runyard/${key}`])).toBe(
+        pushed,
+      );
+    }
     expect(git(["--git-dir", mirror, "fsck", "--no-progress"])).toBe("");
   });
 
@@ -259,11 +268,37 @@ describe("workspaces on a local bare remote", () => {
     ]);
     const mirror = next.mirrorFor(bare);
     expect(worktreeList(mirror)).toEqual([`worktree ${mirror}`]);
+    expect(readdirSync(join(root, "task-repos"))).toEqual([]);
     expect(await next.cleanLeftovers()).toEqual([]);
     // The key is usable again, and the branch of the lost run can be cut anew.
     const again = await next.allocate(request(bare, { key: "left-behind" }));
     expect(existsSync(join(again.path, "unsaved.txt"))).toBe(false);
     await again.release();
+  });
+
+  it("a gc of the mirror keeps what a live task's repo borrows, though the remote dropped it", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const ws = await workspaces.allocate(request(bare, { key: "borrower" }));
+    // The remote's main is rewritten: the task's base is on no branch of the remote any more.
+    const other = mkdtempSync(join(dir, "rewrite-"));
+    git(["init", "--quiet", "--initial-branch=main", other]);
+    git(
+      ["-c", "user.name=o", "-c", "user.email=o@test", "commit", "--quiet", "--allow-empty", "-m", "new"],
+      other,
+    );
+    git(["push", "--quiet", "--force", bare, "main"], other);
+    // Another task's fetch prunes the mirror's copy of main; then the mirror's garbage goes.
+    const next = await workspaces.allocate(request(bare, { key: "after-rewrite" }));
+    await next.release();
+    const mirror = workspaces.mirrorFor(bare);
+    git(["--git-dir", mirror, "gc", "--quiet", "--prune=now"]);
+    expect(git(["--git-dir", mirror, "rev-parse", "origin/main"])).not.toBe(ws.baseCommit);
+    writeFileSync(join(ws.path, "README.md"), "changed\n");
+    expect(await ws.commitAll("Change")).not.toBeNull();
+    expect((await ws.diff()).patch).toContain("-line two");
+    expect(git(["fsck", "--no-progress", "--no-dangling"], ws.path)).toBe("");
+    await ws.release();
   });
 
   it("a push the remote refuses as not a fast-forward is WORKSPACE_PUSH_REJECTED, without retries", async () => {
