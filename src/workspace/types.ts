@@ -1,7 +1,7 @@
 /**
  * Workspaces (DESIGN.md section 7, seed 003's repo pool): a cached bare mirror per repo URL under
- * the runner's workspace folder, and one git worktree per agent run on its own branch, cut from
- * the freshly fetched base. Git is the CLI with argument arrays; a token reaches git only through
+ * the runner's workspace folder, and per agent run a repo of its own (borrowing the mirror's
+ * objects) with a worktree on its own branch, cut from the freshly fetched base. Git is the CLI with argument arrays; a token reaches git only through
  * GIT_ASKPASS, never a URL, an argument, a log line or an event.
  */
 
@@ -24,7 +24,10 @@ export interface AllocateRequest {
    * working directory, finds it again.
    */
   key: string;
-  /** Check out `branch` as it is in the mirror (a follow-up turn) instead of cutting it anew. */
+  /**
+   * Check out `branch` as the last turn of the same `key` left it (kept in the mirror), or as
+   * the remote has it, instead of cutting it anew: a follow-up turn.
+   */
   reuse?: boolean;
   credentials?: GitCredentials;
   /** Commit author and committer. */
@@ -52,7 +55,10 @@ export interface Workspace {
   diff(): Promise<{ patch: string; stats: DiffStats }>;
   /** Pushes the branch to the repo's remote (retried with backoff). */
   push(): Promise<void>;
-  /** Removes the worktree (the branch stays in the mirror for a follow-up turn). Idempotent. */
+  /**
+   * Keeps the branch in the mirror for a follow-up turn of the same key, then removes the
+   * worktree and the task's repo. Idempotent.
+   */
   release(): Promise<void>;
 }
 

@@ -266,9 +266,9 @@ describe.skipIf(missing)("sandboxed agents", () => {
       expect(left).toEqual([]);
     });
   });
-  it("cannot make the runner's git run its commands: the mirror's settings are read-only to it", async () => {
+  it("cannot make the runner's git run its commands, nor write the shared mirror: its repo's settings and the mirror's objects are read-only to it", async () => {
     // What the runner's own git reads after the turn, outside the sandbox: written by the agent,
-    // `core.fsmonitor` in the mirror's config would run as the runner on its `git add`.
+    // `core.fsmonitor` in its repo's config would run as the runner on its `git add`.
     const marker = join(root, "escaped");
     const gitDir = 'gd=$(sed -n "s/^gitdir: //p" .git); c="$gd/$(cat "$gd/commondir")"';
     const tries = [
@@ -279,6 +279,10 @@ describe.skipIf(missing)("sandboxed agents", () => {
       'echo /tmp > "$gd/commondir"; echo "commondir=$?"',
       'mv "$gd" "$gd.moved"; echo "move=$?"',
       'echo 0000000000000000000000000000000000000000 > "$c/refs/replace/x"; echo "replace=$?"',
+      'echo /tmp >> "$c/objects/info/alternates"; echo "alternates=$?"',
+      // The mirror its repo borrows objects from, shared by every task of the repository.
+      'm=$(dirname "$(head -n 1 "$c/objects/info/alternates")"); ls "$m/objects" >/dev/null; echo "mirror-read=$?"',
+      'mkdir -p "$m/objects/ab" && touch "$m/objects/ab/probe"; echo "mirror-objects=$?"',
       // What a commit of the agent's own writes stays writable.
       'mkdir -p "$c/objects/ab" && touch "$c/objects/ab/probe" && rm "$c/objects/ab/probe"; echo "objects=$?"',
       'touch "$c/refs/heads/probe" && rm "$c/refs/heads/probe"; echo "refs=$?"',
@@ -292,6 +296,9 @@ describe.skipIf(missing)("sandboxed agents", () => {
     expect(output).toMatch(/commondir=[1-9]/);
     expect(output).toMatch(/move=[1-9]/);
     expect(output).toMatch(/replace=[1-9]/);
+    expect(output).toMatch(/alternates=[1-9]/);
+    expect(output).toContain("mirror-read=0");
+    expect(output).toMatch(/mirror-objects=[1-9]/);
     expect(output).toContain("objects=0");
     expect(output).toContain("refs=0");
     expect(output).toContain("worktree-git=0");
