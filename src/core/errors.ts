@@ -213,7 +213,7 @@ export const errorTable = {
   },
   WORKSPACE_IN_USE: {
     status: 409,
-    hint: "Another live run holds this worktree or branch: wait for it to end, or use another key and branch.",
+    hint: "Another live run holds this worktree key: wait for it to end, or use another key.",
   },
   ARCHIVE_REJECTED: {
     status: 400,
