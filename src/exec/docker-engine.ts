@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import Docker, { type ContainerCreateOptions } from "dockerode";
 import { create as createTar } from "tar";
 import { managedLabel } from "./container-spec.js";
+import { credentialedPullMark } from "./credentialed-pulls.js";
 import { demultiplex, type LogLine } from "./docker-log-frames.js";
 import { pullError, registryOf } from "./docker-pull-error.js";
 
@@ -217,6 +218,12 @@ export class DockerEngine {
       }
     } catch (error) {
       throw pullError(ref, error, mask);
+    }
+    // What came with credentials is marked, so nobody without them is served it from here.
+    if (auth) {
+      const mark = credentialedPullMark(ref);
+      const at = mark.lastIndexOf(":");
+      await this.docker.getImage(ref).tag({ repo: mark.slice(0, at), tag: mark.slice(at + 1) });
     }
   }
 

@@ -16,6 +16,7 @@ import {
   hardenedContainer,
   managedLabel,
 } from "./container-spec.js";
+import { credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { OutputFileWatch } from "./output-file.js";
 import type {
@@ -146,6 +147,12 @@ async function inspectImage(
 ): Promise<{ labels: Record<string, string> } | { problem: string; hint: string }> {
   try {
     const info = await engine.docker.getImage(image).inspect();
+    if (pulledWithCredentials(info.RepoTags)) {
+      return {
+        problem: `image ${image} was pulled on this runner with a bot's registry credentials, so a step may not run it`,
+        hint: `A step runs only images the runner's operator put on its engine. If the image is public, the operator can remove the mark: \`docker rmi ${credentialMarks(info.RepoTags).join(" ")}\`.`,
+      };
+    }
     return { labels: info.Config?.Labels ?? {} };
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) {

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { credentialedPullMark } from "../../src/exec/credentialed-pulls.js";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { type BotView, waitBot as waitBotIn } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
@@ -268,6 +269,95 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
       await registry.stop();
     }
   }, 180_000);
+
+  it("an image one tenant's bot pulled with credentials serves no one else: not a bot naming it, a FROM, nor an executor: docker step", async () => {
+    const registry: TestRegistry = await startRegistry();
+    const ref = `${registry.host}/private/hub:${run}`;
+    // Docker Hub is out of reach here, so what a pull of a private Docker Hub repository with
+    // credentials leaves on the engine is made with tags: its name, and the mark such a pull
+    // leaves (the mark a real pull leaves is checked on Alice's pull below).
+    const hubName = `runyard-test-hub-${run}/private:1`;
+    try {
+      const project = tempDir("runyard-private-hub-");
+      writeFileSync(
+        join(project, "Dockerfile"),
+        `FROM ${await busyboxImage()}\nRUN echo alice-hub-secret > /private.txt\nCMD ["sh", "-c", "cat /private.txt; sleep 1000"]\n`,
+      );
+      execFileSync("docker", ["build", "-q", "-t", ref, "--label", `${testRunLabel}=${run}`, project], {
+        stdio: "ignore",
+      });
+      execFileSync("docker", ["login", "-u", registry.username, "--password-stdin", registry.host], {
+        input: registry.password,
+        stdio: ["pipe", "ignore", "ignore"],
+      });
+      try {
+        execFileSync("docker", ["push", ref], { stdio: "ignore" });
+      } finally {
+        execFileSync("docker", ["logout", registry.host], { stdio: "ignore" });
+      }
+      // Only the registry has it; Alice's bot pulls it with her login.
+      execFileSync("docker", ["rmi", ref], { stdio: "ignore" });
+      await startBot(acme, {
+        name: "alice-private",
+        image: ref,
+        registry: { username: registry.username, password: registry.password },
+      });
+      await waitBot(acme, "alice-private", (b) => b.state === "running");
+      const tags = (await engine.docker.getImage(ref).inspect()).RepoTags;
+      expect(tags).toContain(credentialedPullMark(ref));
+      execFileSync("docker", ["tag", ref, hubName]);
+      execFileSync("docker", ["tag", ref, credentialedPullMark(hubName)]);
+
+      const { run_id: botRun } = await startBot(globex, { name: "mallory-hub", image: hubName });
+      const ended = await waitBot(globex, "mallory-hub", (b) => !["building", "pulling"].includes(b.state));
+      expect(ended.state, JSON.stringify(ended)).not.toBe("running");
+      expect(["BOT_REGISTRY_UNREACHABLE", "BOT_REGISTRY_AUTH", "BOT_IMAGE_NOT_FOUND"]).toContain(
+        ended.error?.code,
+      );
+
+      const { run_id: buildRun } = await startBot(globex, {
+        name: "mallory-from",
+        archive: archiveWith(`FROM ${hubName}\nRUN cat /private.txt\nCMD ["sleep", "1000"]\n`),
+      });
+      const built = await waitBot(globex, "mallory-from", (b) => b.state !== "building");
+      expect(built.error?.code).toBe("BOT_BUILD_FAILED");
+      expect(built.error?.message).toContain("without credentials");
+
+      const step = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        {
+          kind: "workflow",
+          workflow: `name: boxed
+inventory:
+  hosts:
+    box: {executor: docker, image: "${hubName}"}
+steps:
+  - name: read
+    targets: [box]
+    action: cmd.run
+    args: {cmd: cat /private.txt, shell: sh}
+`,
+        },
+        globex,
+      );
+      expect(step.status, JSON.stringify(step.body)).toBe(201);
+      const stepEvents = await readEvents(server.url, step.body.run_id);
+      expect(stepEvents.at(-1)).toMatchObject({ type: "run.finished", status: "failed" });
+      expect(JSON.stringify(stepEvents)).toContain("pulled on this runner with a bot's registry credentials");
+      for (const id of [botRun, buildRun, step.body.run_id]) {
+        expect(JSON.stringify(await readEvents(server.url, id))).not.toContain("alice-hub-secret");
+      }
+    } finally {
+      await api(server.url, "POST", "/api/bots/alice-private/stop", undefined, acme);
+      execFileSync("sh", [
+        "-c",
+        `docker rmi -f ${ref} ${hubName} $(docker images -q --filter reference='runyard-pulled-with-credentials') 2>/dev/null; true`,
+      ]);
+      await registry.stop();
+    }
+  }, 240_000);
 
   it("archives that escape are refused through the API with the entry's name, and nothing is stored", async () => {
     const dir = tempDir("runyard-evil-archives-");

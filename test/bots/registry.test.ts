@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { botContainer } from "../../src/bots/container-spec.js";
 import { RunyardError } from "../../src/core/errors.js";
 import { defaultContainerLimits } from "../../src/exec/container-spec.js";
+import { credentialedPullMark } from "../../src/exec/credentialed-pulls.js";
 import { DockerEngine, type LogLine } from "../../src/exec/docker-engine.js";
 import { busyboxImage, requireDocker, testLabel } from "../helpers/docker.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -59,9 +60,9 @@ describe.skipIf(!haveDocker)("pulling a bot's image from a private registry", ()
       filters: { label: [`runyard.test.run=${run}`] },
     });
     await Promise.all(mine.map((c) => engine.remove(c.Id)));
-    if (ref) {
+    for (const name of ref ? [ref, credentialedPullMark(ref)] : []) {
       await engine.docker
-        .getImage(ref)
+        .getImage(name)
         .remove({ force: true })
         .catch((error: { statusCode?: number }) => {
           if (error.statusCode !== 404) throw error;

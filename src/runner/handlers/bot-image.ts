@@ -9,6 +9,7 @@ import { isBotImageName, isImageId } from "../../core/container-policy.js";
 import { RunyardError } from "../../core/errors.js";
 import type { BotTask } from "../../core/jobs/bot.js";
 import { managedLabel } from "../../exec/container-spec.js";
+import { pulledWithCredentials } from "../../exec/credentialed-pulls.js";
 import type { DockerEngine } from "../../exec/docker-engine.js";
 import { cleanGitEnv, runGit } from "../../workspace/git.js";
 import { displayUrl } from "../../workspace/git-failure.js";
@@ -97,8 +98,9 @@ export async function prepareBotImage(
       );
     }
     // An image of a registry is pulled every time, with the starter's own credentials: one pulled
-    // privately for another user must not run for someone the registry would refuse.
-    if (!local || fromRegistry(source.image)) {
+    // privately for another user must not run for someone the registry would refuse. So is one
+    // of Docker Hub that someone pulled here with credentials.
+    if (!local || fromRegistry(source.image) || local.credentialed) {
       await deps.engine.pull(source.image, {
         ...(source.registry_auth ? { auth: source.registry_auth } : {}),
         onProgress: onLine,
@@ -158,7 +160,8 @@ export async function prepareBotImage(
  * image id, nor on a bot's image (another user's code, which a build would take from the engine's
  * local images and could print in its log). A base of a named registry is pulled first, with no
  * credentials: one another user pulled privately (an image-mode bot's) must not serve a build
- * the registry would refuse. A base whose variable has no default is refused too, since it
+ * the registry would refuse; so is a base someone pulled here with credentials (a Docker Hub
+ * image of a private repository). A base whose variable has no default is refused too, since it
  * cannot be checked.
  */
 async function checkBases(
@@ -179,11 +182,12 @@ async function checkBases(
     if (isImageId(image))
       refuse(`the Dockerfile builds on ${image}, an image id: name the image and its tag`);
     if (isBotImageName(image)) refuse(`the Dockerfile builds on ${image}, a bot's image`);
-    const builtFor = (await localImage(engine, image))?.labels["runyard.bot"];
+    const local = await localImage(engine, image);
+    const builtFor = local?.labels["runyard.bot"];
     if (builtFor !== undefined && builtFor !== botId) {
       refuse(`the Dockerfile builds on ${image}, which is not in any registry this runner pulls from`);
     }
-    if (fromRegistry(image)) {
+    if (fromRegistry(image) || local?.credentialed) {
       try {
         await engine.pull(image, { onProgress: onLine });
       } catch (error) {
@@ -228,10 +232,10 @@ async function mkdirOf(path: string): Promise<string> {
 async function localImage(
   engine: DockerEngine,
   ref: string,
-): Promise<{ labels: Record<string, string> } | undefined> {
+): Promise<{ labels: Record<string, string>; credentialed: boolean } | undefined> {
   try {
     const info = await engine.docker.getImage(ref).inspect();
-    return { labels: info.Config?.Labels ?? {} };
+    return { labels: info.Config?.Labels ?? {}, credentialed: pulledWithCredentials(info.RepoTags) };
   } catch {
     return undefined;
   }
