@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { destinationOf, modelDestinations } from "./model-endpoints.js";
+import { destinationOf, modelDestinations, namesOwnEndpoint } from "./model-endpoints.js";
 
 describe("a sandboxed agent's model destinations", () => {
   it("are the agent's default endpoint and the runner's settings, trusted", () => {
@@ -37,5 +37,18 @@ describe("a sandboxed agent's model destinations", () => {
     expect(destinationOf("file:///etc/passwd")).toBeUndefined();
     expect(destinationOf("not a url")).toBeUndefined();
     expect(destinationOf("http://[::1]:9/")).toEqual({ host: "::1", port: 9 });
+  });
+
+  it("a task that names any setting read as an endpoint has its own, not only *_BASE_URL", () => {
+    for (const name of ["OPENAI_BASE_URL", "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT", "ANTHROPIC_API_URL"]) {
+      expect(namesOwnEndpoint({ [name]: "https://llm.example.com" }), name).toBe(true);
+      // Whatever counts as the task's own endpoint is what its egress lets through, and the other way.
+      expect(modelDestinations("openai", {}, { [name]: "https://llm.example.com" })).toContainEqual({
+        host: "llm.example.com",
+        port: 443,
+        publicOnly: true,
+      });
+    }
+    expect(namesOwnEndpoint({ OPENAI_MODEL: "gpt-5", BASE_URL_NOTE: "x" })).toBe(false);
   });
 });

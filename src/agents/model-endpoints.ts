@@ -18,6 +18,16 @@ const defaultEndpoints: Record<string, readonly string[]> = {
 const endpointSetting = /_(BASE_URL|API_URL|API_BASE|ENDPOINT)$/;
 
 /**
+ * Whether a task's env points its agent at an endpoint of its own: any setting the sandbox's
+ * egress reads as a model endpoint (`OPENAI_BASE_URL`, `OPENAI_API_BASE`,
+ * `AZURE_OPENAI_ENDPOINT`, ...). Such a task gets none of the runner's credentials, which would
+ * otherwise go to whatever server the submitter named.
+ */
+export function namesOwnEndpoint(taskEnv: Readonly<Record<string, string>>): boolean {
+  return Object.keys(taskEnv).some((name) => endpointSetting.test(name));
+}
+
+/**
  * The destinations a sandboxed turn of `agent` may reach: its default endpoints and those its
  * settings name. The runner's own settings (its operator's) and its Codex config go anywhere
  * they point; a URL the task's env names (a member's) only to public addresses, so a member

@@ -352,9 +352,9 @@ async function borrowedObjects(objects: string): Promise<string[]> {
 
 /**
  * The runner's environment as an agent starts from it. The git token stays with git. A task that
- * points its agent at an endpoint of its own (`ownEndpoint`: a `*_BASE_URL` in the env it was
- * submitted with) gets none of the runner's credentials: they would go to whatever server the
- * submitter named. It brings its own keys.
+ * points its agent at an endpoint of its own (`ownEndpoint`: a `*_BASE_URL`, `*_API_BASE`, ... in
+ * the env it was submitted with) gets none of the runner's credentials: they would go to whatever
+ * server the submitter named. It brings its own keys.
  */
 export function agentEnv(
   runner: Readonly<Record<string, string | undefined>>,

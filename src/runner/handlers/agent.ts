@@ -1,5 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { namesOwnEndpoint } from "../../agents/model-endpoints.js";
 import type { AgentOutput } from "../../agents/types.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import {
@@ -43,7 +44,7 @@ export interface AgentTurns {
     io: {
       emit(output: AgentOutput): void;
       signal: AbortSignal;
-      /** The task was submitted with an endpoint of its own (`*_BASE_URL`): no runner credential goes to it. */
+      /** The task was submitted with an endpoint of its own (`*_BASE_URL`, `*_API_BASE`, ...): no runner credential goes to it. */
       ownEndpoint?: boolean;
     },
   ): Promise<TurnOutcome>;
@@ -102,7 +103,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       ...(task.git_token ? [task.git_token] : []),
     ]);
     // The result reaches the run record and run.finished: an error may quote a CLI's stderr.
-    const ownEndpoint = Object.keys(given.payload.env).some((name) => name.endsWith("_BASE_URL"));
+    const ownEndpoint = namesOwnEndpoint(given.payload.env);
     return masker.maskDeep(await this.runTask(job, io, masker, { notices: prepared.notices, ownEndpoint }));
   }
 
