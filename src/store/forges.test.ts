@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import { deliveryClaimGraceMs } from "./forges.js";
 import type { Store } from "./types.js";
 
 const secretKey = "forges-test-key-0123456789abcdefghijk";
@@ -81,6 +82,27 @@ describe.each(storeBackends)("on $name", (backend) => {
     expect(await store.forges.recordDelivery(failed)).toEqual({
       first: false,
       earlier: { outcome: "started: task", run_id: "run_1" },
+    });
+  });
+
+  it("lets a redelivery take over a claim its replica died holding, once the grace has passed, and only one", async () => {
+    await store.forges.create(newForge("frg_1"));
+    const delivery = { forge_id: "frg_1", delivery_id: "d-orphan", event: "issues" };
+    expect(await store.forges.recordDelivery(delivery)).toEqual({ first: true });
+    // Still within the grace: the first may still be acting on it.
+    expect(await store.forges.recordDelivery(delivery)).toEqual({
+      first: false,
+      earlier: { outcome: "received", run_id: null },
+    });
+    clock += deliveryClaimGraceMs / 1000 + 1;
+    const answers = await Promise.all(Array.from({ length: 4 }, () => store.forges.recordDelivery(delivery)));
+    expect(answers.filter((answer) => answer.first)).toHaveLength(1);
+    // A settled delivery is never taken over, however old.
+    await store.forges.settleDelivery("frg_1", "d-orphan", "started: task", "run_9");
+    clock += deliveryClaimGraceMs / 1000 + 1;
+    expect(await store.forges.recordDelivery(delivery)).toEqual({
+      first: false,
+      earlier: { outcome: "started: task", run_id: "run_9" },
     });
   });
 

@@ -137,6 +137,11 @@ async function removeForge(ctx: StoreContext, id: string): Promise<boolean> {
 
 /** The outcome of a delivery claimed and not yet settled: it is being acted on. */
 const deliveryReceived = "received";
+/**
+ * How long a delivery may stay claimed without an outcome before a redelivery takes it over:
+ * far beyond what acting on one takes (a few forge API calls, each with its timeout).
+ */
+export const deliveryClaimGraceMs = 10 * 60_000;
 
 /**
  * Records a delivery once per forge and delivery id, in one statement: the first to record it
@@ -155,6 +160,20 @@ async function recordDelivery(
       .returning("delivery_id")
       .executeTakeFirst();
     if (inserted) return { first: true };
+    // A claim never settled within the grace is one its replica died holding: the forge's
+    // redelivery takes it over (once: the update is the claim), or the delivery would stay
+    // "being acted on" for good.
+    const now = ctx.now();
+    const retaken = await ctx.db
+      .updateTable("forge_deliveries")
+      .set({ received_at: isoTime(now), event: input.event })
+      .where("forge_id", "=", input.forge_id)
+      .where("delivery_id", "=", input.delivery_id)
+      .where("outcome", "=", deliveryReceived)
+      .where("received_at", "<", isoTime(new Date(now.getTime() - deliveryClaimGraceMs)))
+      .returning("delivery_id")
+      .executeTakeFirst();
+    if (retaken) return { first: true };
     const earlier = await ctx.db
       .selectFrom("forge_deliveries")
       .select(["outcome", "run_id"])
