@@ -84,7 +84,7 @@ export class Workspaces {
       );
       // The task's own repo and its checkout (the slow part for a big repo) need no mirror lock:
       // they write only the task's folders, and read what the kept ref pins in the mirror.
-      await createTaskRepo(this.env, {
+      const gitDir = await createTaskRepo(this.env, {
         path: taskRepo,
         mirrorObjects: join(mirror.path, "objects"),
         worktree: path,
@@ -95,6 +95,7 @@ export class Workspaces {
         mirror,
         env: this.env,
         path,
+        gitDir,
         taskRepo,
         keptRef: keptRef(key, branch),
         branch,

@@ -21,6 +21,13 @@ export interface WorktreeSetup {
   mirror: Mirror;
   env: Record<string, string>;
   path: string;
+  /**
+   * The worktree's git folder in the task repo, as found before the task's code ran. The
+   * runner's git is always given it (and the worktree) by name: the worktree's `.git` file, which
+   * would name it otherwise, is the task's to write (its tests run there without a sandbox over
+   * `.git`), and a `.git` pointing at a folder of the task's could name a config that runs commands.
+   */
+  gitDir: string;
   /** The task's own repo, which the worktree is linked to (`task-repo.ts`). */
   taskRepo: string;
   /** The mirror's ref that keeps the branch for a follow-up turn (`keptRef`). */
@@ -72,7 +79,7 @@ export class GitWorktree implements Workspace {
    * agent staged) is left as it was.
    */
   async diff(): Promise<{ patch: string; stats: DiffStats }> {
-    const gitDir = (await this.git(["rev-parse", "--absolute-git-dir"])).stdout.trim();
+    const { gitDir } = this.setup;
     const index = join(gitDir, "runyard-diff-index");
     try {
       if (existsSync(join(gitDir, "index"))) await copyFile(join(gitDir, "index"), index);
@@ -92,7 +99,15 @@ export class GitWorktree implements Workspace {
     await runNetworkGit({
       env: this.setup.env,
       cwd: this.path,
-      args: [...noHooks, "push", "--quiet", "--no-verify", this.setup.mirror.url, `${ref}:${ref}`],
+      args: [
+        ...this.located,
+        ...noHooks,
+        "push",
+        "--quiet",
+        "--no-verify",
+        this.setup.mirror.url,
+        `${ref}:${ref}`,
+      ],
       action: "pushing to",
       url: this.setup.mirror.url,
       ...this.setup.remote,
@@ -115,6 +130,11 @@ export class GitWorktree implements Workspace {
     this.setup.onReleased();
   }
 
+  /** Where the runner's git finds this worktree's repo: never from the worktree's own `.git`. */
+  private get located(): string[] {
+    return ["--git-dir", this.setup.gitDir, "--work-tree", this.path];
+  }
+
   private async git(
     args: readonly string[],
     call: { env?: Record<string, string>; allowFailure?: boolean } = {},
@@ -122,7 +142,10 @@ export class GitWorktree implements Workspace {
     if (this.released)
       throw new RunyardError("WORKSPACE_GIT_FAILED", `the worktree ${this.path} was released`);
     // Local steps ignore the run's signal: a canceled run may still want its diff as an artifact.
-    const result: GitResult = await runGit(this.setup.env, args, { cwd: this.path, env: call.env });
+    const result: GitResult = await runGit(this.setup.env, [...this.located, ...args], {
+      cwd: this.path,
+      env: call.env,
+    });
     if (result.code !== 0 && !call.allowFailure) {
       throw new RunyardError(
         "WORKSPACE_GIT_FAILED",

@@ -1,0 +1,146 @@
+/**
+ * One shared runner, sandboxed with bubblewrap, serves two tenants' agent tasks on the same
+ * repository. Attacks on what a task leaves behind for the runner's own git, which runs after the
+ * turn outside any sandbox, and for the other tenant's tasks of the same repository:
+ * - the task's tests (code the agent wrote) point the worktree's `.git` file at a repo made in
+ *   the worktree, whose config names a command (`core.fsmonitor`) for the runner's next git;
+ * - an agent reads every object of the repository's mirror, which it sees read-only, looking for
+ *   the work another tenant's task kept on the runner without pushing it.
+ */
+
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "../helpers/cli.js";
+import { git } from "../helpers/git-repos.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  type RunView,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import { type ModelServer, type RecordedRequest, startModelServer } from "../model-server/server.js";
+
+const hasTools = (r: RecordedRequest) =>
+  r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] })?.tools?.length ?? 0) > 0;
+
+const haveBwrap = (() => {
+  try {
+    execFileSync("bwrap", ["--ro-bind", "/", "/", "true"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+let root: string;
+let server: TestServer;
+let runner: Proc;
+let model: ModelServer;
+let bare: string;
+let attacker: string;
+let victim: string;
+
+/** Runs one agent task whose agent runs `script` in one shell call: the run and the tool's output. */
+async function shellTask(
+  token: string,
+  script: string,
+  body: Record<string, unknown>,
+): Promise<{ run: RunView; output: string }> {
+  model.setScript({
+    conversations: [
+      {
+        match: hasTools,
+        turns: [{ toolCalls: [{ name: "run_command", input: { command: script } }] }, { text: "Done." }],
+      },
+      { turns: [{ text: "A title" }] },
+    ],
+  });
+  const submitted = await api<{ run_id: string }>(
+    server.url,
+    "POST",
+    "/api/runs",
+    { kind: "agent", agent: "openai", prompt: "go", ...body, repo: { url: bare, ...(body.repo as object) } },
+    token,
+  );
+  expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+  const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+  const events = await readEvents(server.url, run.run_id);
+  const output = events
+    .flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : e.type === "step.output" ? [e.data] : []))
+    .join("\n");
+  return { run, output: `${output}\n${JSON.stringify(run.error)}` };
+}
+
+describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and for other tenants", () => {
+  beforeAll(async () => {
+    root = tempDir("runyard-task-repo-attacks-");
+    bare = join(root, "remote.git");
+    const seed = join(root, "seed");
+    execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
+    execFileSync("git", ["init", "-q", "-b", "main", seed]);
+    execFileSync("sh", ["-c", "echo readme > README.md"], { cwd: seed });
+    git(seed, "add", "README.md");
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start");
+    git(seed, "push", "-q", bare, "main");
+    model = await startModelServer({ conversations: [] });
+    server = await startTestServer();
+    const member = async (tenant: string) =>
+      (
+        await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+          kind: "user",
+          name: `${tenant} member`,
+          tenant_id: tenant,
+        })
+      ).body.token;
+    attacker = await member("acme");
+    victim = await member("globex");
+    runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "shared-task-repo-runner",
+      env: {
+        RUNYARD_SANDBOX: "auto",
+        RUNYARD_SHARED: "1",
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces"),
+        OPENAI_BASE_URL: `${model.url}/v1`,
+        OPENAI_API_KEY: "sk-task-repo-attacks-51c2",
+      },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await runner?.kill();
+    await server?.proc.kill();
+    await model?.stop();
+  });
+
+  it("tests that point the worktree's .git at a repo of their own run nothing as the runner, and the work is committed on the task's branch", async () => {
+    const marker = join(root, "the-runner-ran-the-tests-command");
+    // What the agent writes: a test script that, run by the task's tests, makes a git folder in
+    // the worktree whose config runs a command, and points `.git` at it.
+    const check = [
+      "mkdir -p evil/objects evil/refs/heads",
+      "echo 'ref: refs/heads/main' > evil/HEAD",
+      `printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n\\tfsmonitor = "touch ${marker}; false"\\n' > evil/config`,
+      "echo 'gitdir: evil' > .git",
+      'echo "pointer=$?"',
+    ].join("\n");
+    const script = `cat > check.sh <<'SH'\n${check}\nSH\necho work > work.txt`;
+    const { run, output } = await shellTask(attacker, script, {
+      repo: { branch: "pointer-attack", push: true },
+      tests: { command: "sh check.sh" },
+    });
+    // The tests could write the worktree's `.git` file (it is theirs to write: the worktree is).
+    expect(output).toContain("pointer=0");
+    expect(existsSync(marker), output).toBe(false);
+    expect(run.status, output).toBe("success");
+    // The runner committed and pushed to the task's own repo and branch, not the one the tests made.
+    expect(git(bare, "show", "pointer-attack:work.txt")).toBe("work\n");
+  }, 200_000);
+});
