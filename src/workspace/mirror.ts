@@ -25,10 +25,10 @@ export interface RemoteCall {
 }
 
 /**
- * The mirror's ref that keeps a task's branch for the follow-up turns of its key: where the task
- * started, then (at release) where it left the branch. Namespaced by key, so no other task reads it.
+ * The mirror's ref that pins the commit of the remote a key's task started from, so no gc of the
+ * mirror drops what the task's repo (or, later, its key's kept repo) borrows. Namespaced by key.
  */
-export function keptRef(key: string, branch: string): string {
+export function pinRef(key: string, branch: string): string {
   return `refs/runyard/keys/${key}/heads/${branch}`;
 }
 
@@ -37,9 +37,9 @@ export function keptRef(key: string, branch: string): string {
  * more of it than its objects, read-only (each task works in a repo of its own, `task-repo.ts`).
  * Not a `clone --mirror`: that maps the remote's branches onto the mirror's own, so each fetch
  * would overwrite (and `--prune` delete) what runs keep. Here the remote's branches land in
- * `refs/remotes/origin/*`, and the branches of finished tasks in `refs/runyard/keys/*`
- * (`keptRef`), where follow-up turns find them again.
- * Callers hold the mirror lock for `prepare`, `fetch`, `keep` and ref updates.
+ * `refs/remotes/origin/*`; the commits tasks started from are pinned in `refs/runyard/keys/*`
+ * (`pinRef`). The branches tasks leave are kept elsewhere (`keptRepoPath`).
+ * Callers hold the mirror lock for `prepare`, `fetch` and ref updates.
  */
 export class Mirror {
   constructor(
@@ -92,7 +92,7 @@ export class Mirror {
   /**
    * A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror.
    * Task repos borrow the mirror's objects (alternates): every commit one starts from is pinned
-   * by its `keptRef` before the task repo exists, so a gc never drops what a task repo needs.
+   * by its `pinRef` before the task repo exists, so a gc never drops what a task repo needs.
    */
   async collectGarbage(): Promise<void> {
     await this.git(["-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], {
@@ -109,26 +109,6 @@ export class Mirror {
       url: this.url,
       ...call,
     });
-  }
-
-  /**
-   * Copies a task's branch from its own repo into `ref` (a `keptRef`). A fetch, not a file copy:
-   * git hashes every object it receives, so whatever the agent wrote into its repo's object files,
-   * the mirror gets only objects that are what their names say, and only those the branch reaches.
-   */
-  async keep(taskRepo: string, branch: string, ref: string): Promise<GitResult> {
-    return this.git(
-      [
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-recurse-submodules",
-        "--no-write-fetch-head",
-        taskRepo,
-        `+refs/heads/${branch}:${ref}`,
-      ],
-      { allowFailure: true },
-    );
   }
 
   /** The remote's default branch (what its HEAD points to), or undefined for an empty remote. */

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
@@ -9,21 +10,79 @@ export function taskRepoPath(root: string, key: string): string {
   return join(root, "task-repos", `${key}.git`);
 }
 
+/**
+ * Where the branch the last turn of key `key` left is kept for the next: a bare repo of the key's
+ * own that borrows the mirror's objects. Not the mirror: every task of the repository on this
+ * runner, another tenant's too, sees the mirror's objects, so a branch that was never pushed
+ * must not add one there; only the key's own turns borrow this repo's.
+ */
+export function keptRepoPath(root: string, key: string): string {
+  return join(root, "kept", `${key}.git`);
+}
+
+/** The commit `branch` is kept at in a key's kept repo, or undefined when nothing is kept. */
+export async function keptCommit(
+  env: Record<string, string>,
+  keptRepo: string,
+  branch: string,
+): Promise<string | undefined> {
+  if (!existsSync(keptRepo)) return undefined;
+  const found = await runGit(env, [
+    "--git-dir",
+    keptRepo,
+    "rev-parse",
+    "--verify",
+    "--quiet",
+    `refs/heads/${branch}^{commit}`,
+  ]);
+  return found.code === 0 ? found.stdout.trim() : undefined;
+}
+
+/**
+ * Copies a task's branch from its own repo into the key's kept repo (made on first use). A fetch,
+ * not a file copy: git hashes every object it receives, so whatever the agent wrote into its
+ * repo's object files, the kept repo gets only objects that are what their names say, and only
+ * those the branch reaches and the mirror lacks.
+ */
+export async function keepBranch(
+  env: Record<string, string>,
+  keep: { keptRepo: string; mirrorObjects: string; taskRepo: string; branch: string },
+): Promise<void> {
+  const { keptRepo } = keep;
+  if (!existsSync(join(keptRepo, "objects", "info", "alternates"))) {
+    const made = await runGit(env, ["init", "--quiet", "--bare", "--template=", keptRepo]);
+    if (made.code !== 0) return;
+    await runGit(env, ["--git-dir", keptRepo, "config", "gc.auto", "0"]);
+    await writeFile(join(keptRepo, "objects", "info", "alternates"), `${keep.mirrorObjects}\n`);
+  }
+  await runGit(env, [
+    "--git-dir",
+    keptRepo,
+    "fetch",
+    "--quiet",
+    "--no-tags",
+    "--no-recurse-submodules",
+    "--no-write-fetch-head",
+    keep.taskRepo,
+    `+refs/heads/${keep.branch}:refs/heads/${keep.branch}`,
+  ]);
+}
+
 export interface TaskRepoSetup {
   /** The task repo's folder (`taskRepoPath`); must not exist. */
   path: string;
-  /** The mirror's `objects` folder, borrowed read-only. */
-  mirrorObjects: string;
+  /** The object folders it borrows read-only: the key's kept repo's (if any), the mirror's. */
+  borrowed: string[];
   /** The task's worktree folder, linked to the task repo. */
   worktree: string;
   branch: string;
-  /** Where the branch starts: a commit the mirror has, pinned there by a `keptRef`. */
+  /** Where the branch starts: a commit the kept repo has, or the mirror (pinned there by a `pinRef`). */
   commit: string;
 }
 
 /**
- * Makes a task's own repository, and returns the git folder of its worktree: a bare repo that borrows the mirror's objects through
- * `objects/info/alternates` (what `git clone --shared` does, without copying a ref or an object),
+ * Makes a task's own repository, and returns the git folder of its worktree: a bare repo that
+ * borrows the mirror's objects (and its key's kept repo's) through `objects/info/alternates` (what `git clone --shared` does, without copying a ref or an object),
  * holding only the task's branch, with the task's worktree linked to it (not checked out yet).
  * The agent's commits, refs, index and objects land here; the mirror is never written by a task.
  * The task repo's config, hooks and alternates are the runner's: a sandboxed turn sees them
@@ -50,7 +109,10 @@ export async function createTaskRepo(env: Record<string, string>, setup: TaskRep
   // An agent's commit must not start a gc that outlives its turn; the repo lives as long as it.
   await git(["config", "gc.auto", "0"]);
   await git(["config", "maintenance.auto", "false"]);
-  await writeFile(join(path, "objects", "info", "alternates"), `${setup.mirrorObjects}\n`);
+  await writeFile(
+    join(path, "objects", "info", "alternates"),
+    setup.borrowed.map((folder) => `${folder}\n`).join(""),
+  );
   await git(["update-ref", `refs/heads/${setup.branch}`, setup.commit]);
   await git(["worktree", "add", "--quiet", "--no-checkout", setup.worktree, setup.branch]);
   // Read now, before any of the task's code runs: afterwards the worktree's `.git` file is the task's.

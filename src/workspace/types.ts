@@ -25,7 +25,7 @@ export interface AllocateRequest {
    */
   key: string;
   /**
-   * Check out `branch` as the last turn of the same `key` left it (kept in the mirror), or as
+   * Check out `branch` as the last turn of the same `key` left it (kept in its own repo on the runner), or as
    * the remote has it, instead of cutting it anew: a follow-up turn.
    */
   reuse?: boolean;
@@ -56,7 +56,7 @@ export interface Workspace {
   /** Pushes the branch to the repo's remote (retried with backoff). */
   push(): Promise<void>;
   /**
-   * Keeps the branch in the mirror for a follow-up turn of the same key, then removes the
+   * Keeps the branch in the key's kept repo for a follow-up turn of the same key, then removes the
    * worktree and the task's repo. Idempotent.
    */
   release(): Promise<void>;

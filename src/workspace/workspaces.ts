@@ -4,10 +4,10 @@ import { RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { cleanGitEnv, runGit } from "./git.js";
 import { displayUrl, maskGitOutput } from "./git-failure.js";
-import { keptRef, Mirror, mirrorPath, type RemoteCall } from "./mirror.js";
+import { Mirror, mirrorPath, pinRef, type RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
 import { removeFolder } from "./remove-folder.js";
-import { createTaskRepo, taskRepoPath } from "./task-repo.js";
+import { createTaskRepo, keptCommit, keptRepoPath, taskRepoPath } from "./task-repo.js";
 import type { AllocateRequest, RetryPolicy, Workspace } from "./types.js";
 import { GitWorktree, removeTaskFolders } from "./worktree.js";
 
@@ -26,7 +26,7 @@ export interface WorkspacesOptions {
 /** Commits runyard makes when the request names no author. */
 export const defaultAuthor = { name: "runyard", email: "runyard@localhost" };
 
-/** A worktree key is one folder name, and one part of a ref name (`keptRef`): no `..`, no `.lock` end. */
+/** A worktree key is one folder name, and one part of a ref name (`pinRef`): no `..`, no `.lock` end. */
 const keyPattern = /^(?!.*\.\.)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
@@ -61,6 +61,7 @@ export class Workspaces {
     this.held.add(key);
     const path = join(this.options.root, "worktrees", key);
     const taskRepo = taskRepoPath(this.options.root, key);
+    const keptRepo = keptRepoPath(this.options.root, key);
     const mirror = new Mirror(this.mirrorFor(repoUrl), repoUrl, this.env);
     const remote: RemoteCall = {
       credentials: request.credentials,
@@ -80,13 +81,14 @@ export class Workspaces {
               `waiting for the mirror of ${displayUrl(repoUrl)}: process ${pid} is fetching into it`,
             ),
         },
-        () => this.cutBranch(mirror, request, remote),
+        () => this.cutBranch(mirror, keptRepo, request, remote),
       );
       // The task's own repo and its checkout (the slow part for a big repo) need no mirror lock:
-      // they write only the task's folders, and read what the kept ref pins in the mirror.
+      // they write only the task's folders, and read what the kept repo or the pin in the mirror holds.
+      const mirrorObjects = join(mirror.path, "objects");
       const gitDir = await createTaskRepo(this.env, {
         path: taskRepo,
-        mirrorObjects: join(mirror.path, "objects"),
+        borrowed: cut.fromKept ? [join(keptRepo, "objects"), mirrorObjects] : [mirrorObjects],
         worktree: path,
         branch,
         commit: cut.start,
@@ -97,7 +99,7 @@ export class Workspaces {
         path,
         gitDir,
         taskRepo,
-        keptRef: keptRef(key, branch),
+        keptRepo,
         branch,
         base: cut.base,
         baseCommit: cut.baseCommit,
@@ -159,10 +161,11 @@ export class Workspaces {
 
   /**
    * Under the mirror lock: fetch, find the base, refuse a branch the remote has (unless reused),
-   * and pin the commit the task starts from with the key's kept ref, so no gc drops what the
-   * task repo borrows. The kept ref is the runner's own record: no agent ever writes it.
+   * and pin the commit of the remote the task starts from (`pinRef`), so no gc drops what the
+   * task repo borrows. A follow-up starts from its key's kept repo when it keeps the branch (its
+   * commits' ancestors in the mirror are pinned by the turn that started from the remote).
    */
-  private async cutBranch(mirror: Mirror, request: AllocateRequest, remote: RemoteCall) {
+  private async cutBranch(mirror: Mirror, keptRepo: string, request: AllocateRequest, remote: RemoteCall) {
     const { branch } = request;
     await mirror.prepare();
     // The default branch is read beside the fetch: both are a round trip to the remote.
@@ -174,9 +177,9 @@ export class Workspaces {
     if (defaultBranch.status === "rejected") throw defaultBranch.reason;
     const base = defaultBranch.value;
     const baseRef = `refs/remotes/origin/${base}`;
-    const kept = keptRef(request.key, branch);
+    const pin = pinRef(request.key, branch);
     const remoteRef = `refs/remotes/origin/${branch}`;
-    const commits = base ? await mirror.commitsOf([baseRef, kept, remoteRef]) : new Map<string, string>();
+    const commits = base ? await mirror.commitsOf([baseRef, remoteRef]) : new Map<string, string>();
     const baseCommit = commits.get(baseRef);
     if (!base || !baseCommit) {
       const branches = await mirror.remoteBranches();
@@ -189,7 +192,6 @@ export class Workspaces {
         { details: { branches } },
       );
     }
-    const local = commits.get(kept);
     const onRemote = commits.get(remoteRef);
     if (onRemote && !request.reuse) {
       throw new RunyardError(
@@ -199,14 +201,24 @@ export class Workspaces {
     }
     // A kept branch the key's last turn left unpushed is where a follow-up goes on; without
     // reuse the run starts anew from the base.
-    const start = (request.reuse ? (local ?? onRemote) : undefined) ?? baseCommit;
-    await mirror.git(["update-ref", kept, start]);
+    const kept = request.reuse ? await keptCommit(this.env, keptRepo, branch) : undefined;
+    const start = kept ?? (request.reuse ? onRemote : undefined) ?? baseCommit;
+    if (!kept) await mirror.git(["update-ref", pin, start]);
     // A follow-up turn diffs against where the branch left its base, not the base's tip today.
+    // The kept repo sees the mirror's objects too, so the merge base is found there.
     const forkPoint =
       start !== baseCommit
-        ? (await mirror.git(["merge-base", start, baseCommit], { allowFailure: true })).stdout.trim()
+        ? (
+            await runGit(this.env, [
+              "--git-dir",
+              kept ? keptRepo : mirror.path,
+              "merge-base",
+              start,
+              baseCommit,
+            ])
+          ).stdout.trim()
         : "";
-    return { base, baseCommit: forkPoint || baseCommit, start };
+    return { base, baseCommit: forkPoint || baseCommit, start, fromKept: kept !== undefined };
   }
 
   private async check(request: AllocateRequest): Promise<void> {

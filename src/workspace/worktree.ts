@@ -5,9 +5,9 @@ import { RunyardError } from "../core/errors.js";
 import { type GitResult, runGit } from "./git.js";
 import { maskGitOutput } from "./git-failure.js";
 import type { Mirror, RemoteCall } from "./mirror.js";
-import { withMirrorLock } from "./mirror-lock.js";
 import { runNetworkGit } from "./network-git.js";
 import { removeFolder } from "./remove-folder.js";
+import { keepBranch } from "./task-repo.js";
 import type { DiffStats, Workspace } from "./types.js";
 
 /**
@@ -30,8 +30,8 @@ export interface WorktreeSetup {
   gitDir: string;
   /** The task's own repo, which the worktree is linked to (`task-repo.ts`). */
   taskRepo: string;
-  /** The mirror's ref that keeps the branch for a follow-up turn (`keptRef`). */
-  keptRef: string;
+  /** The key's repo that keeps the branch for a follow-up turn (`keptRepoPath`). */
+  keptRepo: string;
   branch: string;
   base: string;
   baseCommit: string;
@@ -115,16 +115,19 @@ export class GitWorktree implements Workspace {
   }
 
   /**
-   * Keeps the branch in the mirror for a follow-up turn of the same key (a fetch from the task
-   * repo, under the mirror lock), then removes the worktree and the task repo. A branch the
-   * agent broke is not kept: the kept ref stays where the task started.
+   * Keeps the branch in the key's kept repo for a follow-up turn (a fetch from the task repo),
+   * then removes the worktree and the task repo. A branch the agent broke is not kept: the kept
+   * repo keeps what the last turn that could be kept left.
    */
   async release(): Promise<void> {
     if (this.released) return;
-    const { mirror, taskRepo, keptRef } = this.setup;
-    await withMirrorLock(mirror.path, {}, () => mirror.keep(taskRepo, this.branch, keptRef)).catch(
-      () => undefined,
-    );
+    const { mirror, taskRepo, keptRepo } = this.setup;
+    await keepBranch(this.setup.env, {
+      keptRepo,
+      mirrorObjects: join(mirror.path, "objects"),
+      taskRepo,
+      branch: this.branch,
+    }).catch(() => undefined);
     await removeTaskFolders(this.path, taskRepo);
     this.released = true;
     this.setup.onReleased();

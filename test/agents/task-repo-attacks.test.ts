@@ -143,4 +143,54 @@ describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and 
     // The runner committed and pushed to the task's own repo and branch, not the one the tests made.
     expect(git(bare, "show", "pointer-attack:work.txt")).toBe("work\n");
   }, 200_000);
+
+  it("another tenant's agent finds nothing of a task's unpushed work among the mirror's objects it sees", async () => {
+    const secret = "globex-unpushed-7f3a9c";
+    const first = await shellTask(victim, `echo ${secret} > notes.txt`, {
+      repo: { branch: "globex-private", push: false },
+    });
+    expect(first.run.status, first.output).toBe("success");
+    // Every object of every folder of objects the attacker's repo borrows, printed in full.
+    const dump = [
+      'gd=$(sed -n "s/^gitdir: //p" .git); c="$gd/$(cat "$gd/commondir")"',
+      'export GIT_DIR="$c"',
+      "git cat-file --batch-all-objects --batch-check='%(objectname) %(objecttype)' | while read -r id type; do",
+      '  [ "$type" = blob ] && git cat-file blob "$id"',
+      "done",
+      'echo "objects=$(git cat-file --batch-all-objects --batch-check | wc -l)"',
+    ].join("\n");
+    const { run, output } = await shellTask(attacker, dump, { repo: { push: false } });
+    expect(run.status, output).toBe("success");
+    expect(output).toContain("readme");
+    expect(output).not.toContain(secret);
+
+    // The victim's own follow-up still finds its work.
+    model.setScript({
+      conversations: [
+        {
+          match: hasTools,
+          turns: [
+            { text: "-" },
+            { text: "-" },
+            { toolCalls: [{ name: "run_command", input: { command: "cat notes.txt" } }] },
+            { text: "Done." },
+          ],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const next = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      `/api/runs/${first.run.run_id}/messages`,
+      { text: "go on" },
+      victim,
+    );
+    expect(next.status, JSON.stringify(next.body)).toBe(201);
+    const followUp = await waitForRun(server.url, next.body.run_id, isFinal, 120_000);
+    const events = await readEvents(server.url, followUp.run_id);
+    const seen = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+    expect(followUp.status, seen).toBe("success");
+    expect(seen).toContain(secret);
+  }, 300_000);
 });

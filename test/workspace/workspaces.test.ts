@@ -176,10 +176,11 @@ describe("workspaces on a local bare remote", () => {
     expect(readdirSync(join(mirror, "..", "..", "task-repos"))).toEqual([]);
     for (const key of keys) {
       const pushed = git(["--git-dir", bare, "rev-parse", "--verify", `runyard/${key}`]);
-      // Kept in the mirror, under the key, for a follow-up turn.
-      expect(git(["--git-dir", mirror, "rev-parse", `refs/runyard/keys/${key}/heads/runyard/${key}`])).toBe(
-        pushed,
-      );
+      // Kept in the key's own repo for a follow-up turn; the mirror pins only where it started.
+      const kept = join(mirror, "..", "..", "kept", `${key}.git`);
+      expect(git(["--git-dir", kept, "rev-parse", `refs/heads/runyard/${key}`])).toBe(pushed);
+      expect(git(["--git-dir", kept, "fsck", "--no-progress"])).toBe("");
+      expect(() => git(["--git-dir", mirror, "cat-file", "-e", pushed])).toThrow();
     }
     expect(git(["--git-dir", mirror, "fsck", "--no-progress"])).toBe("");
   });
@@ -299,6 +300,12 @@ describe("workspaces on a local bare remote", () => {
     expect((await ws.diff()).patch).toContain("-line two");
     expect(git(["fsck", "--no-progress", "--no-dangling"], ws.path)).toBe("");
     await ws.release();
+    // The branch is kept for a follow-up, which finds it whole after another gc of the mirror.
+    git(["--git-dir", mirror, "gc", "--quiet", "--prune=now"]);
+    const followUp = await workspaces.allocate(request(bare, { key: "borrower", reuse: true }));
+    expect(readFileSync(join(followUp.path, "README.md"), "utf8")).toBe("changed\n");
+    expect(git(["fsck", "--no-progress", "--no-dangling"], followUp.path)).toBe("");
+    await followUp.release();
   });
 
   it("a push the remote refuses as not a fast-forward is WORKSPACE_PUSH_REJECTED, without retries", async () => {
