@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync } from "node:fs";
 import { copyFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RunyardError } from "../core/errors.js";
@@ -57,7 +57,7 @@ export class GitWorktree implements Workspace {
   }
 
   async commitAll(message: string): Promise<{ commit: string } | null> {
-    await this.git(["add", "--all"]);
+    await this.stageAll();
     const staged = await this.git(["diff", "--cached", "--quiet"], { allowFailure: true });
     if (staged.code === 0) return null;
     const { name, email } = this.setup.author;
@@ -85,7 +85,7 @@ export class GitWorktree implements Workspace {
       if (existsSync(join(gitDir, "index"))) await copyFile(join(gitDir, "index"), index);
       const env = { GIT_INDEX_FILE: index };
       if (!existsSync(index)) await this.git(["read-tree", "HEAD"], { env });
-      await this.git(["add", "--all"], { env });
+      await this.stageAll(env);
       const patch = await this.git(["diff", "--cached", "--binary", this.baseCommit, "--"], { env });
       const numstat = await this.git(["diff", "--cached", "--numstat", this.baseCommit, "--"], { env });
       return { patch: patch.stdout, stats: statsOf(numstat.stdout) };
@@ -131,6 +131,24 @@ export class GitWorktree implements Workspace {
     await removeTaskFolders(this.path, taskRepo);
     this.released = true;
     this.setup.onReleased();
+  }
+
+  /**
+   * `git add --all`, without git looking inside a repo nested in the worktree. For a gitlink of
+   * the index whose folder holds a repo, and that `.gitmodules` names, git runs `git status` in
+   * that repo to see whether it changed, and so reads the repo's own config (`core.fsmonitor`,
+   * filters, hooks), which the task wrote: a command run as the runner, outside any sandbox.
+   * Those gitlinks leave the index first; `add` puts them back as the commit their repo's HEAD
+   * names, found by reading its refs alone.
+   */
+  private async stageAll(env?: Record<string, string>): Promise<void> {
+    const staged = await this.git(["ls-files", "--stage", "-z"], { env });
+    const nested = staged.stdout.split("\0").flatMap((entry) => {
+      const path = /^160000 [0-9a-f]+ \d\t(.+)$/s.exec(entry)?.[1];
+      return path && lstatSync(join(this.path, path, ".git"), { throwIfNoEntry: false }) ? [path] : [];
+    });
+    if (nested.length > 0) await this.git(["update-index", "--force-remove", "--", ...nested], { env });
+    await this.git(["add", "--all"], { env });
   }
 
   /** Where the runner's git finds this worktree's repo: never from the worktree's own `.git`. */

@@ -144,6 +144,28 @@ describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and 
     expect(git(bare, "show", "pointer-attack:work.txt")).toBe("work\n");
   }, 200_000);
 
+  it("a repo nested in the worktree, named in .gitmodules, runs nothing of its config when the runner commits", async () => {
+    const marker = join(root, "the-runner-ran-the-nested-repos-command");
+    // The agent stages a nested repo as a submodule, then gives that repo a config that runs a
+    // command on `git status`, which git runs in a submodule to see whether it changed.
+    const script = [
+      "mkdir sub && cd sub && git init -q && echo x > x && git add x",
+      "git -c user.name=a -c user.email=a@a commit -qm x && cd ..",
+      `printf '[submodule "sub"]\\n\\tpath = sub\\n\\turl = ./sub\\n' > .gitmodules`,
+      "git add sub .gitmodules",
+      `git -C sub config core.fsmonitor "touch ${marker}; false"`,
+      'echo changed > sub/x; echo "staged=$?"',
+    ].join("\n");
+    const { run, output } = await shellTask(attacker, script, {
+      repo: { branch: "nested-attack", push: true },
+    });
+    expect(output).toContain("staged=0");
+    expect(existsSync(marker), output).toBe(false);
+    expect(run.status, output).toBe("success");
+    // The nested repo is committed as what it is: a submodule at its repo's commit.
+    expect(git(bare, "ls-tree", "nested-attack", "sub")).toMatch(/^160000 commit [0-9a-f]{40}\tsub\n$/);
+  }, 200_000);
+
   it("another tenant's agent finds nothing of a task's unpushed work among the mirror's objects it sees", async () => {
     const secret = "globex-unpushed-7f3a9c";
     const first = await shellTask(victim, `echo ${secret} > notes.txt`, {
