@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { chmod, lstat, readdir, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { runGit } from "./git.js";
@@ -125,4 +125,29 @@ export async function createTaskRepo(env: Record<string, string>, setup: TaskRep
     );
   }
   return gitDir;
+}
+
+/**
+ * Removes every link (and whatever else is neither a file nor a folder) in the folders of a task
+ * repo its agent could write: the objects, the refs and their logs, the worktree's git folder.
+ * Git makes none there, and the runner's own git, which runs after the turn outside any sandbox,
+ * follows them: a `COMMIT_EDITMSG`, a reflog or an object folder linked to a file or folder of
+ * the runner's machine would have it write there, and the fetch that keeps the branch read
+ * there. Called once the turn's processes are gone; a folder the agent closed is opened first.
+ */
+export async function removeLinks(taskRepo: string, gitDir: string): Promise<void> {
+  for (const folder of [...["objects", "refs", "logs"].map((name) => join(taskRepo, name)), gitDir]) {
+    await removeLinksIn(folder);
+  }
+}
+
+async function removeLinksIn(path: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info || info.isFile()) return;
+  if (!info.isDirectory()) {
+    await rm(path, { force: true });
+    return;
+  }
+  if ((info.mode & 0o700) !== 0o700) await chmod(path, info.mode | 0o700);
+  for (const name of await readdir(path)) await removeLinksIn(join(path, name));
 }

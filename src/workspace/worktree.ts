@@ -7,7 +7,7 @@ import { maskGitOutput } from "./git-failure.js";
 import type { Mirror, RemoteCall } from "./mirror.js";
 import { runNetworkGit } from "./network-git.js";
 import { removeFolder } from "./remove-folder.js";
-import { keepBranch } from "./task-repo.js";
+import { keepBranch, removeLinks } from "./task-repo.js";
 import type { DiffStats, Workspace } from "./types.js";
 
 /**
@@ -57,6 +57,7 @@ export class GitWorktree implements Workspace {
   }
 
   async commitAll(message: string): Promise<{ commit: string } | null> {
+    await this.reclaim();
     await this.stageAll();
     const staged = await this.git(["diff", "--cached", "--quiet"], { allowFailure: true });
     if (staged.code === 0) return null;
@@ -79,6 +80,7 @@ export class GitWorktree implements Workspace {
    * agent staged) is left as it was.
    */
   async diff(): Promise<{ patch: string; stats: DiffStats }> {
+    await this.reclaim();
     const { gitDir } = this.setup;
     const index = join(gitDir, "runyard-diff-index");
     try {
@@ -95,6 +97,7 @@ export class GitWorktree implements Workspace {
   }
 
   async push(): Promise<void> {
+    await this.reclaim();
     const ref = `refs/heads/${this.branch}`;
     await runNetworkGit({
       env: this.setup.env,
@@ -122,12 +125,16 @@ export class GitWorktree implements Workspace {
   async release(): Promise<void> {
     if (this.released) return;
     const { mirror, taskRepo, keptRepo } = this.setup;
-    await keepBranch(this.setup.env, {
-      keptRepo,
-      mirrorObjects: join(mirror.path, "objects"),
-      taskRepo,
-      branch: this.branch,
-    }).catch(() => undefined);
+    await this.reclaim()
+      .then(() =>
+        keepBranch(this.setup.env, {
+          keptRepo,
+          mirrorObjects: join(mirror.path, "objects"),
+          taskRepo,
+          branch: this.branch,
+        }),
+      )
+      .catch(() => undefined);
     await removeTaskFolders(this.path, taskRepo);
     this.released = true;
     this.setup.onReleased();
@@ -149,6 +156,13 @@ export class GitWorktree implements Workspace {
     });
     if (nested.length > 0) await this.git(["update-index", "--force-remove", "--", ...nested], { env });
     await this.git(["add", "--all"], { env });
+  }
+
+  /** What the runner's git reads and writes of the task repo after the turn holds no link (`removeLinks`). */
+  private async reclaim(): Promise<void> {
+    if (this.released)
+      throw new RunyardError("WORKSPACE_GIT_FAILED", `the worktree ${this.path} was released`);
+    await removeLinks(this.setup.taskRepo, this.setup.gitDir);
   }
 
   /** Where the runner's git finds this worktree's repo: never from the worktree's own `.git`. */

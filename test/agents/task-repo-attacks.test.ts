@@ -9,7 +9,7 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/cli.js";
@@ -164,6 +164,32 @@ describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and 
     expect(run.status, output).toBe("success");
     // The nested repo is committed as what it is: a submodule at its repo's commit.
     expect(git(bare, "ls-tree", "nested-attack", "sub")).toMatch(/^160000 commit [0-9a-f]{40}\tsub\n$/);
+  }, 200_000);
+
+  it("links the agent leaves in its repo's git folders make the runner's git write no file outside them", async () => {
+    // Files of the runner's machine, outside the sandbox: the agent names them by path.
+    const victims = ["editmsg", "worktree-reflog", "branch-reflog", "diff-index"].map((name) => {
+      const path = join(root, `victim-${name}.txt`);
+      writeFileSync(path, "precious\n");
+      return path;
+    });
+    const script = [
+      'gd=$(sed -n "s/^gitdir: //p" .git); c="$gd/$(cat "$gd/commondir")"',
+      `ln -sf ${victims[0]} "$gd/COMMIT_EDITMSG"; echo "link-editmsg=$?"`,
+      `mkdir -p "$gd/logs" && ln -sf ${victims[1]} "$gd/logs/HEAD"; echo "link-worktree-reflog=$?"`,
+      `mkdir -p "$c/logs/refs/heads" && ln -sf ${victims[2]} "$c/logs/refs/heads/link-attack"; echo "link-branch-reflog=$?"`,
+      `ln -sf ${victims[3]} "$gd/runyard-diff-index"; echo "link-diff-index=$?"`,
+      "echo work > work.txt",
+    ].join("\n");
+    const { run, output } = await shellTask(attacker, script, {
+      repo: { branch: "link-attack", push: true },
+    });
+    for (const link of ["editmsg", "worktree-reflog", "branch-reflog", "diff-index"]) {
+      expect(output, link).toContain(`link-${link}=0`);
+    }
+    expect(run.status, output).toBe("success");
+    for (const victim of victims) expect(readFileSync(victim, "utf8"), victim).toBe("precious\n");
+    expect(git(bare, "show", "link-attack:work.txt")).toBe("work\n");
   }, 200_000);
 
   it("another tenant's agent finds nothing of a task's unpushed work among the mirror's objects it sees", async () => {

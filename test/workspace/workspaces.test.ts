@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -352,6 +353,41 @@ describe("workspaces on a local bare remote", () => {
     await ws.push();
     expect(readdirSync(hooks).filter((name) => name.endsWith(".ran"))).toEqual([]);
     await ws.release();
+  });
+
+  it("links left in the task repo's git folders are not followed by the runner's commit, diff, push or release", async () => {
+    const bare = seedRemote();
+    const workspaces = newWorkspaces();
+    const ws = await workspaces.allocate(request(bare, { key: "links", branch: "links" }));
+    const gitDir = git(["rev-parse", "--absolute-git-dir"], ws.path);
+    const common = git(["rev-parse", "--path-format=absolute", "--git-common-dir"], ws.path);
+    const outside = mkdtempSync(join(dir, "outside-"));
+    // Each link names a file outside, where git would write if it followed it.
+    const link = (name: string, at: string) => {
+      writeFileSync(join(outside, name), "precious\n");
+      mkdirSync(join(at, ".."), { recursive: true });
+      rmSync(at, { force: true });
+      symlinkSync(join(outside, name), at);
+    };
+    link("editmsg", join(gitDir, "COMMIT_EDITMSG"));
+    link("head-log", join(gitDir, "logs", "HEAD"));
+    link("branch-log", join(common, "logs", "refs", "heads", "links"));
+    link("diff-index", join(gitDir, "runyard-diff-index"));
+    // An object folder linked elsewhere: the commit's objects would land there.
+    const objects = mkdtempSync(join(dir, "objects-elsewhere-"));
+    for (let i = 0; i < 256; i++) {
+      const name = i.toString(16).padStart(2, "0");
+      if (!existsSync(join(common, "objects", name))) symlinkSync(objects, join(common, "objects", name));
+    }
+    writeFileSync(join(ws.path, "x.txt"), "x\n");
+    expect(await ws.commitAll("Links")).not.toBeNull();
+    expect((await ws.diff()).stats.files).toBe(1);
+    await ws.push();
+    await ws.release();
+    for (const name of readdirSync(outside))
+      expect(readFileSync(join(outside, name), "utf8"), name).toBe("precious\n");
+    expect(readdirSync(objects)).toEqual([]);
+    expect(git(["--git-dir", bare, "show", "links:x.txt"])).toBe("x");
   });
 
   it("while another process holds the mirror the allocation waits, says so, and goes on once it is gone", async () => {
