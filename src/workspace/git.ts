@@ -14,6 +14,8 @@ export interface GitCall {
   /** Laid over the clean environment for this one process (askpass, author, temporary index). */
   env?: Record<string, string>;
   signal?: AbortSignal;
+  /** Written to git's standard input (`pack-objects --revs`); none when absent. */
+  input?: string;
 }
 
 /**
@@ -98,9 +100,12 @@ export function runGit(env: Record<string, string>, args: readonly string[], cal
     const child = spawn("git", [...baseConfig, ...args], {
       cwd: call.cwd,
       env: { ...env, ...call.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
       detached: true,
     });
+    // Git that exits before reading all of it is answered by its exit code, not by EPIPE here.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(call.input);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (data: string) => {

@@ -42,11 +42,18 @@ export async function keptCommit(
  * Copies a task's branch from its own repo into the key's kept repo (made on first use). A fetch,
  * not a file copy: git hashes every object it receives, so whatever the agent wrote into its
  * repo's object files, the kept repo gets only objects that are what their names say, and only
- * those the branch reaches and the mirror lacks.
+ * those the branch reaches.
  */
 export async function keepBranch(
   env: Record<string, string>,
-  keep: { keptRepo: string; mirrorObjects: string; taskRepo: string; branch: string },
+  keep: {
+    keptRepo: string;
+    mirrorObjects: string;
+    taskRepo: string;
+    branch: string;
+    /** The commit the mirror pins for the key (`pinRef`), if it still has one. */
+    pinned: string | undefined;
+  },
 ): Promise<void> {
   const { keptRepo } = keep;
   if (!existsSync(join(keptRepo, "objects", "info", "alternates"))) {
@@ -66,6 +73,14 @@ export async function keepBranch(
     keep.taskRepo,
     `+refs/heads/${keep.branch}:refs/heads/${keep.branch}`,
   ]);
+  // What the branch reaches that only the mirror holds, and that the pin does not keep there (a
+  // branch of the remote the agent merged, which the remote may delete and a gc then drop), is
+  // copied into the kept repo as well.
+  await runGit(
+    env,
+    ["--git-dir", keptRepo, "pack-objects", "--revs", "--quiet", join(keptRepo, "objects", "pack", "pack")],
+    { input: `refs/heads/${keep.branch}\n${keep.pinned ? `^${keep.pinned}\n` : ""}` },
+  );
 }
 
 export interface TaskRepoSetup {

@@ -100,6 +100,7 @@ export class Workspaces {
         gitDir,
         taskRepo,
         keptRepo,
+        pinRef: pinRef(key, branch),
         branch,
         base: cut.base,
         baseCommit: cut.baseCommit,

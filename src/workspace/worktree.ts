@@ -32,6 +32,8 @@ export interface WorktreeSetup {
   taskRepo: string;
   /** The key's repo that keeps the branch for a follow-up turn (`keptRepoPath`). */
   keptRepo: string;
+  /** The mirror's ref that pins where the key's branch left the remote (`pinRef`). */
+  pinRef: string;
   branch: string;
   base: string;
   baseCommit: string;
@@ -126,14 +128,18 @@ export class GitWorktree implements Workspace {
     if (this.released) return;
     const { mirror, taskRepo, keptRepo } = this.setup;
     await this.reclaim()
-      .then(() =>
-        keepBranch(this.setup.env, {
+      .then(async () => {
+        const pin = await mirror.git(["rev-parse", "--verify", "--quiet", `${this.setup.pinRef}^{commit}`], {
+          allowFailure: true,
+        });
+        await keepBranch(this.setup.env, {
           keptRepo,
           mirrorObjects: join(mirror.path, "objects"),
           taskRepo,
           branch: this.branch,
-        }),
-      )
+          pinned: pin.code === 0 ? pin.stdout.trim() : undefined,
+        });
+      })
       .catch(() => undefined);
     await removeTaskFolders(this.path, taskRepo);
     this.released = true;

@@ -309,6 +309,38 @@ describe("workspaces on a local bare remote", () => {
     await followUp.release();
   });
 
+  it("a kept branch that merged a branch the remote later deleted survives a gc of the mirror", async () => {
+    const bare = seedRemote();
+    // A branch of the remote's that the agent merges, and that is deleted once merged.
+    const side = mkdtempSync(join(dir, "side-"));
+    git(["clone", "--quiet", bare, side]);
+    writeFileSync(join(side, "side.txt"), "from the side branch\n");
+    git(["add", "side.txt"], side);
+    git(["-c", "user.name=s", "-c", "user.email=s@test", "commit", "--quiet", "-m", "side"], side);
+    git(["push", "--quiet", "origin", "HEAD:refs/heads/side"], side);
+    const sideCommit = git(["rev-parse", "HEAD"], side);
+    const workspaces = newWorkspaces();
+    const first = await workspaces.allocate(request(bare, { key: "merger" }));
+    git(
+      ["-c", "user.name=a", "-c", "user.email=a@test", "merge", "--quiet", "--no-edit", sideCommit],
+      first.path,
+    );
+    writeFileSync(join(first.path, "mine.txt"), "mine\n");
+    await first.commitAll("Mine");
+    await first.release();
+    git(["--git-dir", bare, "branch", "--quiet", "-D", "side"]);
+    // Another task's fetch prunes the mirror's copy of it; then the mirror's garbage goes.
+    const other = await workspaces.allocate(request(bare, { key: "pruner" }));
+    await other.release();
+    const mirror = workspaces.mirrorFor(bare);
+    git(["--git-dir", mirror, "gc", "--quiet", "--prune=now"]);
+    expect(() => git(["--git-dir", mirror, "cat-file", "-e", sideCommit])).toThrow();
+    const followUp = await workspaces.allocate(request(bare, { key: "merger", reuse: true }));
+    expect(readFileSync(join(followUp.path, "side.txt"), "utf8")).toBe("from the side branch\n");
+    expect(git(["fsck", "--no-progress", "--no-dangling"], followUp.path)).toBe("");
+    await followUp.release();
+  });
+
   it("a push the remote refuses as not a fast-forward is WORKSPACE_PUSH_REJECTED, without retries", async () => {
     const bare = seedRemote();
     const progress: string[] = [];
