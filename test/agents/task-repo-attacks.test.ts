@@ -4,6 +4,10 @@
  * turn outside any sandbox, and for the other tenant's tasks of the same repository:
  * - the task's tests (code the agent wrote) point the worktree's `.git` file at a repo made in
  *   the worktree, whose config names a command (`core.fsmonitor`) for the runner's next git;
+ * - the agent stages a repo nested in the worktree as a submodule, whose own config runs a command
+ *   on the `git status` git runs inside a submodule;
+ * - the agent links files of its repo's writable git folders (COMMIT_EDITMSG, reflogs, the diff's
+ *   index) to files of the runner's machine, which the runner's git would write through;
  * - an agent reads every object of the repository's mirror, which it sees read-only, looking for
  *   the work another tenant's task kept on the runner without pushing it.
  */
