@@ -501,15 +501,28 @@ describe("workspaces on an https-style remote with a token", () => {
     const url = servedRepo();
     const root = join(dir, "token-root");
     const progress: string[] = [];
-    const askpassDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith("runyard-askpass-"));
-    const askpassBefore = askpassDirs();
-    const ws = await newWorkspaces(root).allocate(
-      request(url, { key: "with-token", credentials: { token }, onProgress: (line) => progress.push(line) }),
-    );
-    writeFileSync(join(ws.path, "pushed.txt"), "over http\n");
-    const committed = await ws.commitAll("Over HTTP");
-    await ws.push();
-    await ws.release();
+    // A temp folder of this test's own: other test files make askpass folders at the same time.
+    const ownTmp = mkdtempSync(join(tmpdir(), "askpass-test-"));
+    const askpassDirs = () => readdirSync(ownTmp).filter((name) => name.startsWith("runyard-askpass-"));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = ownTmp;
+    let committed: { commit: string } | undefined;
+    try {
+      const ws = await newWorkspaces(root).allocate(
+        request(url, {
+          key: "with-token",
+          credentials: { token },
+          onProgress: (line) => progress.push(line),
+        }),
+      );
+      writeFileSync(join(ws.path, "pushed.txt"), "over http\n");
+      committed = (await ws.commitAll("Over HTTP")) ?? undefined;
+      await ws.push();
+      await ws.release();
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
 
     const bare = join(projectRoot, url.split("/").pop()!);
     expect(git(["--git-dir", bare, "rev-parse", "runyard/with-token"])).toBe(committed?.commit);
@@ -518,7 +531,7 @@ describe("workspaces on an https-style remote with a token", () => {
     expect(progress.join("\n")).not.toContain(token);
     expect(filesHolding(root, token)).toEqual([]);
     // The askpass script's private folders are gone with the git commands they served.
-    expect(askpassDirs()).toEqual(askpassBefore);
+    expect(askpassDirs()).toEqual([]);
     expect(filesHolding(projectRoot, token)).toEqual([]);
     expect(
       readFileSync(join(root, "mirrors", readdirSync(join(root, "mirrors"))[0]!, "config"), "utf8"),
