@@ -1,8 +1,8 @@
 import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import type { ContainerCreateOptions } from "dockerode";
 import type { DockerEngine } from "./docker-engine.js";
 import { frames } from "./docker-log-frames.js";
+import { OutputDecoder } from "./output-decoder.js";
 import type { ExecResult, OutputHandler } from "./types.js";
 
 /** How one container is run to its end, as a launcher runs one process group. */
@@ -164,7 +164,7 @@ class ContainerStopper {
 
 /** Hands the container's output on as it comes, stdout and stderr apart, each decoded on its own. */
 async function pumpOutput(stream: Readable, onOutput: OutputHandler): Promise<void> {
-  const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+  const decoders = { stdout: new OutputDecoder(), stderr: new OutputDecoder() };
   try {
     for await (const { stream: name, data } of frames(stream)) {
       const text = decoders[name].write(data);

@@ -1,7 +1,7 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
+import { OutputDecoder } from "./output-decoder.js";
 import { GroupUsage, groupIsAlive, sampleGroups, watchGroup } from "./resources.js";
 import type { ExecRequest, ExecResult, OutputStream, ProcessGroupWatch, ProcessLauncher } from "./types.js";
 
@@ -88,7 +88,7 @@ function superviseGroup(
   let receivedSinceDrainCheck = false;
 
   const readStream = (stream: Readable, name: OutputStream) => {
-    const decoder = new StringDecoder("utf8");
+    const decoder = new OutputDecoder();
     stream.on("data", (chunk: Buffer) => {
       receivedSinceDrainCheck = true;
       const text = decoder.write(chunk);
