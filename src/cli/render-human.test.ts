@@ -38,6 +38,37 @@ describe("HumanRenderer step output", () => {
     expect(writes[0]).toBe(lines.map((line) => `web1 | ${line}\n`).join(""));
   });
 
+  it("writes characters beyond ASCII as UTF-8, and U+FFFD (a byte that was not UTF-8) as such", () => {
+    const chunks: Buffer[] = [];
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    const renderer = new HumanRenderer(out, false);
+    const line = "é € 😀 \ufffd 中文";
+    renderer.render(output(`${line}\n`.repeat(5_000), 1));
+    renderer.render(output(`${line.slice(0, 5)}`, 2));
+    renderer.render(output(`${line.slice(5)}\n`, 3));
+    expect(Buffer.concat(chunks).toString("utf8")).toBe(`web1 | ${line}\n`.repeat(5_001));
+  });
+
+  it("never writes over the bytes of an earlier write, which a stream may keep as they were given", () => {
+    const kept: Buffer[] = [];
+    // A stream that keeps every chunk as it is (as a PassThrough does until it is read).
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        kept.push(chunk);
+        done();
+      },
+    });
+    const renderer = new HumanRenderer(out, false);
+    renderer.render(output("first\n", 1));
+    renderer.render(output("second\n", 2));
+    expect(kept.map(String)).toEqual(["web1 | first\n", "web1 | second\n"]);
+  });
+
   it("holds a line split across chunks until its end arrives", () => {
     const { out, writes } = terminal();
     const renderer = new HumanRenderer(out, false);
@@ -80,6 +111,15 @@ describe("HumanRenderer with steps at once", () => {
     const text = writes.join("");
     expect(text).toContain("a [local] | alpha begins\na [local] | alpha two\n");
     expect(text).toContain("b [local] | bravo one\n");
+  });
+
+  it("prints a step named with `$` as it is named on every line", () => {
+    const { out, writes } = terminal();
+    const renderer = new HumanRenderer(out, false);
+    renderer.render(started(1, "pay $& $$ $1"));
+    renderer.render(started(2, "b"));
+    renderer.render(chunk(3, "pay $& $$ $1", "one\ntwo\n"));
+    expect(writes.join("")).toContain("pay $& $$ $1 [local] | one\npay $& $$ $1 [local] | two\n");
   });
 
   it("keeps stdout and stderr of one step apart until each line ends", () => {

@@ -5,6 +5,11 @@ import { printable, table } from "./table.js";
 
 type Style = Parameters<typeof styleText>[0];
 
+/** The smallest buffer a chunk's lines are encoded into: a 64 KiB chunk of ASCII with its prefixes. */
+const MIN_WRITE_BUFFER = 256 * 1024;
+/** A larger buffer, made for a larger chunk, is not kept for the next. */
+const MAX_KEPT_BUFFER = 1024 * 1024;
+
 const statusStyle: Record<StepStatus, Style> = {
   pending: "gray",
   running: "cyan",
@@ -41,6 +46,8 @@ export class HumanRenderer {
   private readonly active = new Set<string>();
   /** Two different steps have run at once: output lines name their step from then on. */
   private overlapped = false;
+  /** The bytes of the last write, when they may be written over by the next (see writeParts). */
+  private writeBuffer: Buffer | undefined;
 
   constructor(
     private readonly out: NodeJS.WritableStream,
@@ -234,15 +241,49 @@ export class HumanRenderer {
    */
   private output(host: string, step: string, stream: "stdout" | "stderr", data: string): void {
     const key = `${stepKey(step, host)}\u0000${stream}`;
-    const text = (this.partial.get(key) ?? "") + data;
-    const end = text.lastIndexOf("\n");
-    this.partial.set(key, text.slice(end + 1));
-    if (end < 0) return;
+    const held = this.partial.get(key);
+    const end = data.lastIndexOf("\n");
+    if (end < 0) {
+      this.partial.set(key, held === undefined ? data : held + data);
+      return;
+    }
+    if (end + 1 < data.length) this.partial.set(key, data.slice(end + 1));
+    else if (held !== undefined) this.partial.delete(key);
     const prefix = this.prefix(step, host, stream);
-    const lines = `${prefix}${text.slice(0, end).replaceAll("\n", `\n${prefix}`)}\n`;
-    // Text of one byte a character (ASCII, most output) is written as Latin-1, which copies it;
-    // UTF-8 would encode it character by character, at about three times the cost.
-    this.out.write(lines, Buffer.byteLength(lines, "utf8") === lines.length ? "latin1" : "utf8");
+    // The chunk's text is not joined to the held start of its first line or to the prefixes
+    // around it (each join is a copy of the whole chunk): the parts are encoded one after the
+    // other into the bytes of the write. A character whose two halves (a surrogate pair) came
+    // in two chunks is encoded whole.
+    let start = held ?? "";
+    // A regular expression's replace builds one flat string; replaceAll a string of many
+    // pieces, copied once more into one before it is encoded. `$` is escaped: a step or host
+    // named `a$&b` is printed as it is.
+    let lines = data.slice(0, end).replace(/\n/g, `\n${prefix.replaceAll("$", "$$$$")}`);
+    if (isHighSurrogate(start.charCodeAt(start.length - 1))) {
+      lines = start.slice(-1) + lines;
+      start = start.slice(0, -1);
+    }
+    this.writeParts(prefix, start, lines, "\n");
+  }
+
+  /** Writes the parts as UTF-8 in one write. */
+  private writeParts(...parts: string[]): void {
+    let length = 0;
+    for (const part of parts) length += part.length;
+    // A UTF-16 code unit is at most 3 bytes of UTF-8 (a pair of them, 4).
+    const needed = length * 3;
+    let bytes = this.writeBuffer;
+    if (!bytes || bytes.length < needed) bytes = Buffer.allocUnsafe(Math.max(needed, MIN_WRITE_BUFFER));
+    let at = 0;
+    for (const part of parts) at += bytes.write(part, at);
+    this.out.write(bytes.subarray(0, at));
+    // The process's own stdout (a file, a terminal, a pipe) has written the bytes when its write
+    // returns and nothing is left pending: its buffer then serves the next chunk too, with no
+    // allocation. Any other stream may keep what it was given (a PassThrough hands it on as is).
+    this.writeBuffer =
+      this.out === process.stdout && process.stdout.writableLength === 0 && bytes.length <= MAX_KEPT_BUFFER
+        ? bytes
+        : undefined;
   }
 
   /** A step's unended lines, when it ends or tries again: each as a line of its own. */
@@ -265,6 +306,10 @@ export class HumanRenderer {
   private line(text: string): void {
     this.out.write(`${text}\n`);
   }
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 function stepKey(step: string, host: string): string {
