@@ -10,16 +10,26 @@ const ownFileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NON
 
 /**
  * An attempt's `$RUNYARD_OUTPUT`, as every executor reads it: whether it changed since the last
- * look (cheap enough before each chunk of output), and its whole text at the end. Only a regular
- * file is read; a link or anything else there is refused.
+ * look (cheap enough before each chunk of output: a stat, at most one a task), and its whole
+ * text at the end. Only a regular file is read; a link or anything else there is refused.
  */
 export class OutputFileWatch {
   private seenSize = 0;
   private seenMtimeMs = 0;
+  /** Looked at in the task running now (a microtask resets it once that task is done). */
+  private looked = false;
 
   constructor(readonly path: string) {}
 
   changed(): string | undefined {
+    // The chunks of output one task hands on (a read of the fork-server's pipe: up to 16 chunks
+    // of 64 KiB) were all read before it began, so a write to the file that came before any
+    // of their bytes came before the task's first look, which sees it: one look serves them all.
+    if (this.looked) return undefined;
+    this.looked = true;
+    queueMicrotask(() => {
+      this.looked = false;
+    });
     // One failing stat while the step has not written the file: the common case.
     const stat = lstatSync(this.path, { throwIfNoEntry: false });
     if (!stat?.isFile() || (stat.size === this.seenSize && stat.mtimeMs === this.seenMtimeMs))
