@@ -10,8 +10,16 @@
  *                   (an empty cwd means the helper's own).
  *   op 'C' (close): stop relaying the slot's output pipes (a process that left the group
  *                   still holds them) and finish the slot.
+ *   op 'P' (pipe):  the runner has opened the event pipe for reading (see 'p'): the events that
+ *                   follow go there.
  * Events leave on stdout, each a 12-byte header `u32 slot, u8 type, 3 pad, u32 length` and
  * `length` bytes:
+ *   'r'        ready (slot 0, first event): events stay on stdout
+ *   'p'        ready (slot 0, first event), and the helper made a FIFO at argv[2], the event
+ *              pipe: once the runner has opened it and sent 'P', every event goes there instead
+ *              (a pipe of 1 MiB, which the runner reads into one buffer of its own; its stdout
+ *              is a socket it reads 64 KiB at a time, into a new buffer each time)
+ *   'q'        the event pipe could not be opened on 'P': events stay on stdout
  *   'o' / 'e'  stdout / stderr bytes of the step
  *   's'        started: i32 pid (also the process group id: each step is a session leader)
  *   'f'        could not start: i32 errno, then the failing call's name
@@ -42,6 +50,7 @@
 #include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -50,13 +59,28 @@
 #include <unistd.h>
 
 #define MAX_SLOTS 1024
-#define CHUNK (256 * 1024)
+#define CHUNK (1024 * 1024)
+/*
+ * A step that streams (its output comes less than this long after its last relay) has its
+ * next output relayed this long after the last, not as it is written: a step that prints a lot
+ * writes 4 KiB at a time, and relaying each write would wake this helper and the runner, and
+ * make an event, for every 4 KiB. Output after a quiet spell is relayed at once. Each stream's
+ * pipe holds 1 MiB: a step writing under 1 GB/s never waits for the relay.
+ */
+#define STREAMING_NS 1000000L
+/* Relayed at once, streaming or not: this much waiting in the pipe is a full relay already. */
+#define RELAY_NOW_BYTES (256 * 1024)
+/* A pipe smaller than this (its size could not be raised) is relayed as it is written. */
+#define WAIT_PIPE_BYTES (512 * 1024)
 
 struct slot {
   int used;
   uint32_t id;
   pid_t pid;
   int fd[2]; /* stdout, stderr read ends; -1 once at their end */
+  int64_t relayed_at[2]; /* when each stream's output was last relayed (monotonic ns) */
+  int64_t wait_until[2]; /* a streaming stream's next relay; 0 when it is not waiting */
+  int waits[2];          /* whether the stream's pipe is large enough to wait for its relay */
   int reaped;
   int status;
   int64_t cpu_us;
@@ -68,6 +92,16 @@ static char chunk[CHUNK];
 static int sigfd;
 static sigset_t original_mask;
 static int spliced;
+/* Where events go: stdout, or the event pipe once the runner has opened it. */
+static int out_fd = 1;
+/* The event pipe's path (argv[2]) while it waits for the runner's 'P'. */
+static char *pipe_path;
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000L + t.tv_nsec;
+}
 
 static void die(const char *what) {
   fprintf(stderr, "runyard fork-server: %s: %s\n", what, strerror(errno));
@@ -79,7 +113,7 @@ static void write_all(const struct iovec *iov, int count) {
   memcpy(v, iov, sizeof(struct iovec) * (size_t)count);
   int at = 0;
   while (at < count) {
-    ssize_t n = writev(1, v + at, count - at);
+    ssize_t n = writev(out_fd, v + at, count - at);
     if (n < 0) {
       if (errno == EINTR) continue;
       exit(0); /* the runner is gone */
@@ -108,6 +142,42 @@ static void send_header(uint32_t slot, char type, uint32_t length) {
   memcpy(header + 8, &length, 4);
   struct iovec iov[1] = {{header, 12}};
   write_all(iov, 1);
+}
+
+/* Reads exactly `length` bytes the pipe is known to hold and relays them as one event's body. */
+static void relay_copied(int fd, uint32_t length) {
+  while (length > 0) {
+    ssize_t got = read(fd, chunk, length < CHUNK ? length : CHUNK);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) exit(70); /* the bytes FIONREAD counted are gone: the event cannot be finished */
+    struct iovec iov[1] = {{chunk, (size_t)got}};
+    write_all(iov, 1);
+    length -= (uint32_t)got;
+  }
+}
+
+/*
+ * Relays what a step's pipe holds (`available` bytes, FIONREAD's count) as one event, the bytes
+ * moved from the pipe to the event pipe (or socket) inside the kernel: no copy through this
+ * process. Where the kernel cannot splice there, they are copied, from then on.
+ */
+static void relay_spliced(uint32_t slot, char type, int fd, int available) {
+  if (available > CHUNK) available = CHUNK;
+  send_header(slot, type, (uint32_t)available);
+  while (available > 0) {
+    ssize_t moved = splice(fd, NULL, out_fd, NULL, (size_t)available, SPLICE_F_MOVE);
+    if (moved > 0) {
+      available -= (int)moved;
+    } else if (moved < 0 && errno == EINTR) {
+      continue;
+    } else if (moved < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+      spliced = 0;
+      relay_copied(fd, (uint32_t)available);
+      return;
+    } else {
+      exit(0); /* the runner is gone */
+    }
+  }
 }
 
 static struct slot *find_slot(uint32_t id) {
@@ -206,6 +276,7 @@ static void start(uint32_t id, const char *body, uint32_t length) {
   if (!failure[0]) {
     /* Larger pipes: fewer, larger chunks for a step that prints a lot. */
     fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+    fcntl(err[1], F_SETPIPE_SZ, 1 << 20);
     pid = fork();
     if (pid == 0) {
       int32_t why[2];
@@ -264,8 +335,31 @@ static void start(uint32_t id, const char *body, uint32_t length) {
   s->pid = pid;
   s->fd[0] = out[0];
   s->fd[1] = err[0];
+  s->waits[0] = fcntl(out[0], F_GETPIPE_SZ) >= WAIT_PIPE_BYTES;
+  s->waits[1] = fcntl(err[0], F_GETPIPE_SZ) >= WAIT_PIPE_BYTES;
   int32_t p32 = pid;
   send_event(id, 's', &p32, 4);
+}
+
+/* On the runner's 'P': events go to the event pipe from now on ('q' on stdout when it cannot). */
+static void open_event_pipe(void) {
+  int fd = open(pipe_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  /* The pipe's name, and the runner's private folder made for it, are no longer needed. */
+  unlink(pipe_path);
+  char *slash = strrchr(pipe_path, '/');
+  if (slash && slash != pipe_path) {
+    *slash = '\0';
+    rmdir(pipe_path);
+  }
+  pipe_path = NULL;
+  if (fd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+    if (fd >= 0) close(fd);
+    send_event(0, 'q', NULL, 0);
+    return;
+  }
+  fcntl(fd, F_SETPIPE_SZ, CHUNK);
+  out_fd = fd;
+  spliced = 1;
 }
 
 static char *request;
@@ -294,6 +388,8 @@ static int read_requests(void) {
       char op = body[4];
       if (op == 'S') {
         start(id, body + 5, length - 5);
+      } else if (op == 'P' && pipe_path) {
+        open_event_pipe();
       } else if (op == 'C') {
         struct slot *s = find_slot(id);
         if (s) {
@@ -328,9 +424,16 @@ int main(int argc, char **argv) {
   signal(SIGHUP, SIG_IGN);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   fcntl(1, F_SETPIPE_SZ, 1 << 20);
-  /* Output is spliced where stdout is a pipe (always, from Node), copied otherwise. */
+  /*
+   * Output is spliced where stdout is a pipe or a socket (from Node: a Unix socket), copied
+   * otherwise. A larger socket buffer (where the system allows one) takes a whole relay.
+   */
   struct stat out_stat;
-  spliced = fstat(1, &out_stat) == 0 && S_ISFIFO(out_stat.st_mode);
+  spliced = fstat(1, &out_stat) == 0 && (S_ISFIFO(out_stat.st_mode) || S_ISSOCK(out_stat.st_mode));
+  if (spliced && S_ISSOCK(out_stat.st_mode)) {
+    int size = CHUNK;
+    setsockopt(1, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -344,8 +447,10 @@ int main(int argc, char **argv) {
     stop_all_groups(0);
     return 0;
   }
-  /* Tells the runner the helper is ready: an event for slot 0 with no body. */
-  send_event(0, 'r', NULL, 0);
+  /* Tells the runner the helper is ready: an event for slot 0 with no body ('p' with a pipe). */
+  pipe_path = argc > 2 && argv[2][0] ? argv[2] : NULL;
+  if (pipe_path && mkfifo(pipe_path, 0600) < 0) pipe_path = NULL;
+  send_event(0, pipe_path ? 'p' : 'r', NULL, 0);
 
   struct pollfd fds[2 + 2 * MAX_SLOTS];
   struct slot *owner[2 + 2 * MAX_SLOTS];
@@ -354,19 +459,28 @@ int main(int argc, char **argv) {
     int n = 0;
     fds[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
     fds[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+    /* A stream waiting for its next relay is not polled (its pipe is readable all along). */
+    int64_t now = now_ns(), wake = -1;
     for (int i = 0; i < MAX_SLOTS; i++) {
       if (!slots[i].used) continue;
       for (int k = 0; k < 2; k++) {
         if (slots[i].fd[k] < 0) continue;
+        if (slots[i].wait_until[k] > now) {
+          if (wake < 0 || slots[i].wait_until[k] < wake) wake = slots[i].wait_until[k];
+          continue;
+        }
         owner[n] = &slots[i];
         which[n] = k;
         fds[n++] = (struct pollfd){.fd = slots[i].fd[k], .events = POLLIN};
       }
     }
-    if (poll(fds, (nfds_t)n, -1) < 0) {
+    struct timespec timeout = {0, 0};
+    if (wake >= 0) timeout.tv_nsec = wake - now; /* under STREAMING_NS, so under a second */
+    if (ppoll(fds, (nfds_t)n, wake >= 0 ? &timeout : NULL, NULL) < 0) {
       if (errno == EINTR) continue;
-      die("poll");
+      die("ppoll");
     }
+    now = now_ns();
     if (fds[1].revents) {
       struct signalfd_siginfo info;
       int runner_gone = 0;
@@ -381,24 +495,26 @@ int main(int argc, char **argv) {
     for (int i = 2; i < n; i++) {
       if (!fds[i].revents) continue;
       struct slot *s = owner[i];
-      if (!s->used || s->fd[which[i]] != fds[i].fd) continue;
+      int k = which[i];
+      if (!s->used || s->fd[k] != fds[i].fd) continue;
       int available = 0;
-      if (spliced && ioctl(fds[i].fd, FIONREAD, &available) == 0 && available > 0) {
-        /* The bytes move from pipe to pipe inside the kernel: no copy through this process. */
-        if (available > 1 << 20) available = 1 << 20;
-        send_header(s->id, which[i] ? 'e' : 'o', (uint32_t)available);
-        while (available > 0) {
-          ssize_t moved = splice(fds[i].fd, NULL, 1, NULL, (size_t)available, SPLICE_F_MOVE);
-          if (moved <= 0 && errno != EINTR) exit(0); /* the runner is gone */
-          if (moved > 0) available -= (int)moved;
-        }
+      if (ioctl(fds[i].fd, FIONREAD, &available) < 0) available = 0;
+      if (available > 0 && available < RELAY_NOW_BYTES && s->waits[k] && s->wait_until[k] == 0 &&
+          now - s->relayed_at[k] < STREAMING_NS) {
+        s->wait_until[k] = s->relayed_at[k] + STREAMING_NS;
+        continue;
+      }
+      s->wait_until[k] = 0;
+      s->relayed_at[k] = now;
+      if (spliced && available > 0) {
+        relay_spliced(s->id, k ? 'e' : 'o', fds[i].fd, available);
         continue;
       }
       ssize_t got = read(fds[i].fd, chunk, CHUNK);
       if (got > 0) {
-        send_event(s->id, which[i] ? 'e' : 'o', chunk, (uint32_t)got);
+        send_event(s->id, k ? 'e' : 'o', chunk, (uint32_t)got);
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close_pipe(s, which[i]);
+        close_pipe(s, k);
         finish_if_done(s, 0);
       }
     }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
@@ -55,6 +55,67 @@ describe("the fork-server", () => {
     expect(chunks.join("") === `${"x".repeat(99)}\n`.repeat(breaks) + "x".repeat(82)).toBe(true);
     // 16 MiB is 256 chunks of 64 KiB; output that keeps coming is gathered up to that size.
     expect(chunks.length).toBeLessThanOrEqual(2 * 256);
+  });
+
+  it("hands on characters cut between two writes whole, and bytes that are not UTF-8 as U+FFFD", async () => {
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    const chunks: string[] = [];
+    // \342\202\254 is €; the pauses make each write a relay (and a chunk) of its own.
+    const script =
+      "printf 'a\\342\\202'; sleep 0.1; printf '\\254b\\n'; sleep 0.1; printf 'c\\377d\\360\\237'";
+    const result = await executor.run({
+      ...request(["bash", "-c", script]),
+      onOutput: (_stream, text) => chunks.push(text),
+    });
+    await executor.close();
+    expect(result.status).toBe("success");
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    // The step's last character never ends: U+FFFD, once its output has.
+    expect(chunks.join("")).toBe("a€b\nc\ufffdd\ufffd");
+  });
+
+  it("hands on megabytes of characters of 2, 3 and 4 bytes whole, wherever the reads cut them", async () => {
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    const chunks: string[] = [];
+    // 10 bytes a line after one byte of ASCII: chunks of 64 KiB and reads of a megabyte cut
+    // characters at every offset.
+    const result = await executor.run({
+      ...request(["bash", "-c", "printf x; yes 'é€😀' | head -n 300000"]),
+      onOutput: (_stream, text) => chunks.push(text),
+    });
+    await executor.close();
+    expect(result.status).toBe("success");
+    expect(chunks.join("") === `x${"é€😀\n".repeat(300_000)}`).toBe(true);
+  });
+
+  it("leaves no folder of its event pipe behind, and works without one where none can be made", async () => {
+    const tmp = tempDir();
+    const before = process.env.TMPDIR;
+    try {
+      process.env.TMPDIR = tmp;
+      const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+      let output = "";
+      const onOutput = (_stream: string, text: string) => {
+        output += text;
+      };
+      expect((await executor.run({ ...request(["bash", "-c", "echo one"]), onOutput })).status).toBe(
+        "success",
+      );
+      await executor.close();
+      expect(output).toBe("one\n");
+      expect(readdirSync(tmp)).toEqual([]);
+
+      process.env.TMPDIR = join(tmp, "missing");
+      const withoutPipe = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+      expect((await withoutPipe.run({ ...request(["bash", "-c", "echo two"]), onOutput })).status).toBe(
+        "success",
+      );
+      await withoutPipe.close();
+      expect(output).toBe("one\ntwo\n");
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
   });
 
   it("falls back to plain spawn, warning once, when the helper is missing", async () => {

@@ -273,6 +273,34 @@ describe("runyard run", () => {
     expect(finished(parseEvents(result.stdout)).vars?.COPY).toBe("***");
   });
 
+  it("prints characters cut between writes whole, bytes that are not UTF-8 as U+FFFD, to a pipe and to a file", async () => {
+    const dir = tempDir();
+    // \342\202\254 is €, printed in two writes; \377 is never UTF-8. Then 2 MB of lines of
+    // characters of 2, 3 and 4 bytes, after one byte of ASCII, so that reads cut them anywhere.
+    const file = writeWorkflow(
+      flow(
+        `  - name: chars\n    action: shell.run\n    args:\n      script: |\n        printf 'a\\342\\202'; sleep 0.1; printf '\\254b\\n'\n        printf 'c\\377d\\n'\n        printf x; yes 'é€😀' | head -n 200000\n`,
+      ),
+      dir,
+    );
+    const expected = `local | a€b\nlocal | c\ufffdd\nlocal | x${"é€😀\nlocal | ".repeat(199_999)}é€😀\n`;
+    const piped = await runCli(["run", file]);
+    expect(piped.code).toBe(0);
+    expect(piped.stdout.includes(expected)).toBe(true);
+    // A file is written as the process's stdout is: synchronously, from one buffer reused.
+    const out = join(dir, "out.txt");
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn("sh", ["-c", '"$@" > "$OUT"', "sh", process.execPath, cliPath, "run", file], {
+        env: { ...process.env, OUT: out, NO_COLOR: "1", RUNYARD_SERVER_URL: "" },
+        stdio: "ignore",
+      });
+      child.on("error", reject);
+      child.on("close", resolve);
+    });
+    expect(code).toBe(0);
+    expect(readFileSync(out, "utf8").includes(expected)).toBe(true);
+  });
+
   it("reports duration, peak memory and CPU time per step", async () => {
     const file = writeWorkflow(
       flow(

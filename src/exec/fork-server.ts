@@ -1,8 +1,10 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { Socket } from "node:net";
-import { constants } from "node:os";
+import { closeSync, constants as fileConstants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { Socket, type SocketConstructorOpts } from "node:net";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
+import { OutputDecoder } from "./output-decoder.js";
 import { groupIsAlive } from "./resources.js";
 import { describeSpawnError, notStarted, signalGroup, startProblem } from "./spawn-launcher.js";
 import type { ExecRequest, ExecResult, OutputStream, ProcessGroupWatch, ProcessLauncher } from "./types.js";
@@ -30,14 +32,11 @@ const HEADER_BYTES = 12;
  */
 const MAX_CHUNK_BYTES = 64 * 1024;
 /**
- * Output that arrives less than this long after the last hand-on waits up to this long (or
- * until MAX_CHUNK_BYTES) for what follows: a step printing a lot makes a few large chunks
- * instead of one per pipe read (each chunk is an event, a render, a write), while the first
- * bytes after a quiet spell still go out in the same turn of the event loop.
+ * The helper's event pipe (native/fork-server.c: a FIFO of 1 MiB, where the kernel allows it)
+ * is read into one buffer of this size, again and again: up to a megabyte of output a read,
+ * where Node reads the helper's stdout (a socket) 64 KiB at a time, each into a new buffer.
  */
-const STREAMING_DELAY_MS = 2;
-/** The size of Node's reads of a pipe: a read this large may have left more behind. */
-const PIPE_READ_BYTES = 64 * 1024;
+const EVENT_PIPE_READ_BYTES = 1024 * 1024;
 
 type Helper = ChildProcessByStdio<Writable, Readable, null>;
 
@@ -51,6 +50,11 @@ type Helper = ChildProcessByStdio<Writable, Readable, null>;
  * RSS), so nothing is sampled from /proc. Timeouts, cancel and the group's survivors are handled
  * here, as in spawn-launcher.ts: SIGTERM to the group, SIGKILL after the grace.
  *
+ * The helper's events come on its stdout until it has made its event pipe, a FIFO in a private
+ * folder made here (it answers 'p' rather than 'r'): this process opens it and says so ('P'),
+ * and every event comes there from then on. Nothing is sent to the helper before its first
+ * answer, so no event of a command is on stdout and the next on the pipe.
+ *
  * Should the helper fail to start or die, commands it had not started yet, and all later ones,
  * go to `fallback` (plain spawn).
  */
@@ -63,6 +67,14 @@ export class ForkServerLauncher implements ProcessLauncher {
   private broken = false;
   /** Resolves when the helper has exited (or could not start). */
   private readonly exited: Promise<void>;
+  /** The private folder of the helper's event pipe, until the helper has answered. */
+  private pipeFolder: string | undefined;
+  /** The event pipe, once open; events come there rather than on the helper's stdout. */
+  private eventPipe: Socket | undefined;
+  /** Messages for the helper held until its first answer ('r' or 'p'); undefined once sent. */
+  private held: Buffer[] | undefined = [];
+  /** While a read of the event pipe is parsed: its buffer is read into again afterwards. */
+  private readingPipe = false;
 
   constructor(
     helperPath: string,
@@ -70,12 +82,12 @@ export class ForkServerLauncher implements ProcessLauncher {
     options: { killGraceMs: number; watch?: ProcessGroupWatch; onBroken?: (reason: string) => void },
   ) {
     this.watch = options.watch;
+    this.pipeFolder = privateFolder();
     // detached: a session of its own, so a Ctrl-C at the terminal reaches the runner, which
     // cancels its steps, and not the helper.
-    this.helper = spawn(helperPath, [String(options.killGraceMs)], {
-      detached: true,
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    const args = [String(options.killGraceMs)];
+    if (this.pipeFolder) args.push(join(this.pipeFolder, "events"));
+    this.helper = spawn(helperPath, args, { detached: true, stdio: ["pipe", "pipe", "inherit"] });
     const breaks = (reason: string) => {
       if (this.broken) return;
       this.broken = true;
@@ -88,12 +100,11 @@ export class ForkServerLauncher implements ProcessLauncher {
       this.helper.once("exit", () => resolve());
       this.helper.once("error", () => resolve());
     });
+    // The helper removes the folder once it has opened the pipe; not when it never did.
+    this.exited.then(() => this.removePipeFolder());
     this.helper.stdin.on("error", () => {}); // its end is reported by "exit"
     this.parser = new EventParser(this);
-    this.helper.stdout.on("data", (chunk: Buffer) => {
-      this.readDrained = chunk.length < PIPE_READ_BYTES;
-      this.parser.push(chunk);
-    });
+    this.helper.stdout.on("data", (chunk: Buffer) => this.parser.push(chunk));
     this.helper.unref();
     this.refresh();
   }
@@ -107,9 +118,65 @@ export class ForkServerLauncher implements ProcessLauncher {
     return new Promise((resolve) => {
       const id = this.nextId++;
       this.commands.set(id, new Command(id, request, startedAt, this, resolve));
-      this.helper.stdin.write(startMessage(id, request));
+      this.write(startMessage(id, request));
       this.refresh();
     });
+  }
+
+  /** Sends a message to the helper, or holds it until the helper's first answer. */
+  private write(message: Buffer): void {
+    if (this.held) this.held.push(message);
+    else this.helper.stdin.write(message);
+  }
+
+  /** The helper's first answer: 'p' when it made its event pipe, 'r' when it did not. */
+  private helperReady(type: string): void {
+    if (!this.held) return;
+    const folder = this.pipeFolder;
+    this.pipeFolder = undefined;
+    // The helper removes the folder once it has opened the pipe.
+    if (type === "p" && folder && this.openEventPipe(join(folder, "events"))) pipeFolders.delete(folder);
+    else if (folder) removeFolder(folder);
+    const held = this.held;
+    this.held = undefined;
+    for (const message of held) this.helper.stdin.write(message);
+  }
+
+  /** Opens the helper's event pipe and tells the helper to send its events there; false when it cannot. */
+  private openEventPipe(path: string): boolean {
+    const parser = new EventParser(this);
+    const onread = {
+      buffer: Buffer.allocUnsafe(EVENT_PIPE_READ_BYTES),
+      callback: (length: number, buffer: Uint8Array): void => {
+        // The pieces of a read are handed on before its buffer is read into again.
+        this.readingPipe = true;
+        try {
+          parser.push(Buffer.from(buffer.buffer, buffer.byteOffset, length));
+          this.flushOutput();
+        } finally {
+          this.readingPipe = false;
+        }
+      },
+    };
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, fileConstants.O_RDONLY | fileConstants.O_NONBLOCK);
+      // `onread` (reads into one buffer of the caller's) is Node's since 12; @types/node's
+      // constructor options leave it out.
+      this.eventPipe = new Socket({ fd, readable: true, writable: false, onread } as SocketConstructorOpts);
+    } catch {
+      if (fd !== undefined) closeSync(fd);
+      return false; // the helper's events stay on its stdout
+    }
+    this.eventPipe.on("error", () => {}); // the helper's end is reported by "exit"
+    this.helper.stdin.write(pipeMessage());
+    this.refresh();
+    return true;
+  }
+
+  private removePipeFolder(): void {
+    if (this.pipeFolder) removeFolder(this.pipeFolder);
+    this.pipeFolder = undefined;
   }
 
   /**
@@ -120,13 +187,15 @@ export class ForkServerLauncher implements ProcessLauncher {
   close(): Promise<void> {
     this.broken = true; // its exit is no news now
     if (this.helper.exitCode === null && this.helper.signalCode === null) this.helper.ref();
+    for (const message of this.held ?? []) this.helper.stdin.write(message);
+    this.held = undefined;
     this.helper.stdin.end();
     return this.exited;
   }
 
   /** @internal for Command */
   send(message: Buffer): void {
-    if (!this.broken) this.helper.stdin.write(message);
+    if (!this.broken) this.write(message);
   }
 
   /** @internal for Command */
@@ -138,6 +207,11 @@ export class ForkServerLauncher implements ProcessLauncher {
 
   /** @internal for EventParser */
   event(id: number, type: string, body: Buffer): void {
+    if (id === 0) {
+      if (type === "r" || type === "p") this.helperReady(type);
+      else if (type === "q") this.eventPipe?.destroy(); // it could not open the pipe: stdout it is
+      return;
+    }
     const command = this.commands.get(id);
     if (!command) return;
     command.flushOutput();
@@ -154,7 +228,12 @@ export class ForkServerLauncher implements ProcessLauncher {
     }
   }
 
-  /** @internal for EventParser */
+  /**
+   * @internal for EventParser. The helper relays a streaming step's output once a millisecond,
+   * as much as its pipe gathered meanwhile (native/fork-server.c), so a step printing a lot
+   * makes few large chunks; the pieces of it that arrive in one turn of the event loop are
+   * handed on together, in chunks of up to MAX_CHUNK_BYTES.
+   */
   output(id: number, stream: OutputStream, data: Buffer): void {
     const command = this.commands.get(id);
     if (!command) return;
@@ -163,43 +242,28 @@ export class ForkServerLauncher implements ProcessLauncher {
       return;
     }
     this.withOutput.add(command);
-    if (!this.flushScheduled) {
-      this.streamingWait = performance.now() - this.lastFlushAt < STREAMING_DELAY_MS;
-      this.flushScheduled = this.streamingWait
-        ? setTimeout(() => this.flushOutput(), STREAMING_DELAY_MS)
-        : setImmediate(() => this.flushOutput());
-    }
-    // Streaming, and all the helper had sent is read: its pipe is left unread until the wait
-    // ends, so what follows comes in a few large reads rather than a wakeup, a read and a parse
-    // per write of the step (often 4 KiB each). The pipes behind it (1 MiB) hold the output meanwhile.
-    if (this.streamingWait && this.readDrained && !this.helper.stdout.isPaused()) this.helper.stdout.pause();
+    if (!this.readingPipe) this.flushScheduled ??= setImmediate(() => this.flushOutput());
   }
 
   /** Hands on the output gathered in this turn of the event loop. */
   private flushOutput(): void {
     this.flushScheduled = undefined;
-    if (this.helper.stdout.isPaused()) this.helper.stdout.resume();
-    this.lastFlushAt = performance.now();
     for (const command of this.withOutput) command.flushOutput();
     this.withOutput.clear();
   }
 
-  private flushScheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
-  /** Whether the scheduled flush waits for more of a streaming step's output. */
-  private streamingWait = false;
-  /** Whether the last read of the helper's pipe took all it held (a read short of a full buffer). */
-  private readDrained = true;
-  private lastFlushAt = Number.NEGATIVE_INFINITY;
+  private flushScheduled: NodeJS.Immediate | undefined;
 
   /** Commands holding output pieces of the chunk being parsed. */
   private readonly withOutput = new Set<Command>();
 
   /** Keeps Node alive while a command runs through the helper, and only then. */
   private refresh(): void {
-    const stdout = this.helper.stdout;
-    if (!(stdout instanceof Socket)) return;
-    if (this.commands.size > 0) stdout.ref();
-    else stdout.unref();
+    for (const events of [this.helper.stdout, this.eventPipe]) {
+      if (!(events instanceof Socket)) continue;
+      if (this.commands.size > 0) events.ref();
+      else events.unref();
+    }
   }
 
   /** The helper is gone: what it had not started goes to the fallback, what it ran has failed. */
@@ -215,7 +279,7 @@ export class ForkServerLauncher implements ProcessLauncher {
 /** One command's life in the helper, from the start request to its 'd' event. */
 class Command {
   pgid: number | undefined;
-  private readonly decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+  private readonly decoders = { stdout: new OutputDecoder(), stderr: new OutputDecoder() };
   private stopReason: "timeout" | "canceled" | undefined;
   private exitStatus: number | undefined;
   private sigtermSent = false;
@@ -244,28 +308,41 @@ class Command {
   }
 
   /**
-   * The helper relays output as the step writes it, often 4 KiB at a time; the pieces that
-   * arrive in one turn of the event loop are decoded and handed on together, so the masker, the
-   * cap and the event stream see a few large chunks, not many small ones.
+   * Keeps a piece of output; returns how many bytes of `stream` are kept. The pieces kept are
+   * decoded and handed on together, so the masker, the cap and the event stream see a few large
+   * chunks, not many small ones. A piece that would take them past MAX_CHUNK_BYTES sends them on
+   * first: a streaming step's output arrives in nearly whole 64 KiB reads, each then handed on as
+   * it is rather than copied into one chunk with a part of the next.
    */
-  /** Keeps a piece of output; returns how many bytes of `stream` are kept. */
   output(stream: OutputStream, data: Buffer): number {
     this.receivedSinceDrainCheck = true;
-    this.pieces[stream].push(data);
-    this.pendingBytes[stream] += data.length;
+    if (this.pendingBytes[stream] > 0 && this.pendingBytes[stream] + data.length > MAX_CHUNK_BYTES)
+      this.flushStream(stream);
+    // A read of the event pipe holds up to a megabyte of one stream.
+    let piece = data;
+    while (piece.length > MAX_CHUNK_BYTES) {
+      this.pieces[stream].push(piece.subarray(0, MAX_CHUNK_BYTES));
+      this.flushStream(stream);
+      piece = piece.subarray(MAX_CHUNK_BYTES);
+    }
+    this.pieces[stream].push(piece);
+    this.pendingBytes[stream] += piece.length;
     return this.pendingBytes[stream];
   }
 
   flushOutput(): void {
-    for (const stream of ["stdout", "stderr"] as const) {
-      const pieces = this.pieces[stream];
-      if (pieces.length === 0) continue;
-      const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-      this.pieces[stream] = [];
-      this.pendingBytes[stream] = 0;
-      const text = this.decoders[stream].write(data);
-      if (text) this.request.onOutput(stream, text);
-    }
+    this.flushStream("stdout");
+    this.flushStream("stderr");
+  }
+
+  private flushStream(stream: OutputStream): void {
+    const pieces = this.pieces[stream];
+    if (pieces.length === 0) return;
+    const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+    this.pieces[stream] = [];
+    this.pendingBytes[stream] = 0;
+    const text = this.decoders[stream].write(data);
+    if (text) this.request.onOutput(stream, text);
   }
 
   private pieces: Record<OutputStream, Buffer[]> = { stdout: [], stderr: [] };
@@ -424,7 +501,7 @@ class EventParser {
       if (this.type === "o" || this.type === "e") {
         this.launcher.output(this.id, this.type === "o" ? "stdout" : "stderr", piece);
       } else {
-        this.body.push(piece);
+        this.body.push(Buffer.from(piece)); // a copy: the event pipe's buffer is read into again
       }
       if (this.remaining === 0) this.complete();
     }
@@ -460,6 +537,40 @@ function groupAnswers(pgid: number): boolean {
     return (error as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }
+
+/** 'P': the event pipe is open for reading. */
+function pipeMessage(): Buffer {
+  const message = Buffer.alloc(9);
+  message.writeUInt32LE(5, 0);
+  message.write("P", 8, "latin1");
+  return message;
+}
+
+/** A folder of this user's alone (0700) for the helper's event pipe; undefined where none can be made. */
+function privateFolder(): string | undefined {
+  try {
+    const folder = mkdtempSync(join(tmpdir(), "runyard-events-"));
+    pipeFolders.add(folder);
+    return folder;
+  } catch {
+    return undefined;
+  }
+}
+
+function removeFolder(folder: string): void {
+  pipeFolders.delete(folder);
+  try {
+    rmSync(folder, { recursive: true, force: true });
+  } catch {
+    // the OS temp folder is cleaned some day
+  }
+}
+
+/** Folders of event pipes no helper has opened yet: removed when this process exits. */
+const pipeFolders = new Set<string>();
+process.on("exit", () => {
+  for (const folder of pipeFolders) removeFolder(folder);
+});
 
 function closeMessage(id: number): Buffer {
   const message = Buffer.allocUnsafe(9);
