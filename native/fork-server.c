@@ -341,10 +341,9 @@ static void start(uint32_t id, const char *body, uint32_t length) {
   send_event(id, 's', &p32, 4);
 }
 
-/* On the runner's 'P': events go to the event pipe from now on ('q' on stdout when it cannot). */
-static void open_event_pipe(void) {
-  int fd = open(pipe_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  /* The pipe's name, and the runner's private folder made for it, are no longer needed. */
+/* Removes the event pipe's name, and the runner's private folder made for it. */
+static void remove_pipe_path(void) {
+  if (!pipe_path) return;
   unlink(pipe_path);
   char *slash = strrchr(pipe_path, '/');
   if (slash && slash != pipe_path) {
@@ -352,6 +351,12 @@ static void open_event_pipe(void) {
     rmdir(pipe_path);
   }
   pipe_path = NULL;
+}
+
+/* On the runner's 'P': events go to the event pipe from now on ('q' on stdout when it cannot). */
+static void open_event_pipe(void) {
+  int fd = open(pipe_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  remove_pipe_path(); /* open (or not), it needs no name */
   if (fd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
     if (fd >= 0) close(fd);
     send_event(0, 'q', NULL, 0);
@@ -450,6 +455,7 @@ int main(int argc, char **argv) {
   /* Tells the runner the helper is ready: an event for slot 0 with no body ('p' with a pipe). */
   pipe_path = argc > 2 && argv[2][0] ? argv[2] : NULL;
   if (pipe_path && mkfifo(pipe_path, 0600) < 0) pipe_path = NULL;
+  if (pipe_path) atexit(remove_pipe_path); /* a runner gone before it opened the pipe */
   send_event(0, pipe_path ? 'p' : 'r', NULL, 0);
 
   struct pollfd fds[2 + 2 * MAX_SLOTS];
