@@ -231,8 +231,10 @@ export class ForkServerLauncher implements ProcessLauncher {
   /**
    * @internal for EventParser. The helper relays a streaming step's output once a millisecond,
    * as much as its pipe gathered meanwhile (native/fork-server.c), so a step printing a lot
-   * makes few large chunks; the pieces of it that arrive in one turn of the event loop are
-   * handed on together, in chunks of up to MAX_CHUNK_BYTES.
+   * makes few large chunks. The pieces of a read of the event pipe are handed on before the
+   * read's callback returns (its buffer is read into again); those that arrive on the helper's
+   * stdout in one turn of the event loop, at its end. Either way in chunks of up to
+   * MAX_CHUNK_BYTES.
    */
   output(id: number, stream: OutputStream, data: Buffer): void {
     const command = this.commands.get(id);
@@ -311,14 +313,14 @@ class Command {
    * Keeps a piece of output; returns how many bytes of `stream` are kept. The pieces kept are
    * decoded and handed on together, so the masker, the cap and the event stream see a few large
    * chunks, not many small ones. A piece that would take them past MAX_CHUNK_BYTES sends them on
-   * first: a streaming step's output arrives in nearly whole 64 KiB reads, each then handed on as
-   * it is rather than copied into one chunk with a part of the next.
+   * first, and a larger piece (a read of the event pipe holds up to a megabyte) is handed on
+   * 64 KiB at a time: the bytes of a streaming step go on as they were read, never copied into
+   * a chunk with a part of the next read.
    */
   output(stream: OutputStream, data: Buffer): number {
     this.receivedSinceDrainCheck = true;
     if (this.pendingBytes[stream] > 0 && this.pendingBytes[stream] + data.length > MAX_CHUNK_BYTES)
       this.flushStream(stream);
-    // A read of the event pipe holds up to a megabyte of one stream.
     let piece = data;
     while (piece.length > MAX_CHUNK_BYTES) {
       this.pieces[stream].push(piece.subarray(0, MAX_CHUNK_BYTES));
