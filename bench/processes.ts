@@ -116,7 +116,7 @@ export const runyardRunCpuNote =
 
 /** The note of the `runyard run` throughput row. */
 export const runyardRunThroughputNote =
-  "ratio of throughput (wall time), as the bytes arrive; CPU beside: of each whole process tree (runyard's Node process, its fork-server and the step's processes; the baseline's processes)";
+  "ratio of throughput (wall time), as the bytes arrive; CPU beside: of each whole process tree (runyard's Node process, its fork-server and the step's processes; the baseline's processes); 'through sed': the baseline's pipeline into sed prefixing every line (one more process reading and prefixing the output, in C, with no Node start), its ratio to the baseline in brackets";
 
 /**
  * CPU time (user + system, in ms) used so far by process `pid` and every process under it,
