@@ -64,8 +64,8 @@
  * A step that streams (its output comes less than this long after its last relay) has its
  * next output relayed this long after the last, not as it is written: a step that prints a lot
  * writes 4 KiB at a time, and relaying each write would wake this helper and the runner, and
- * make an event, for every 4 KiB. Output after a quiet spell is relayed at once. Each stream's
- * pipe holds 1 MiB: a step writing under 1 GB/s never waits for the relay.
+ * make an event, for every 4 KiB. Output after a quiet spell is relayed at once. A step's
+ * stdout pipe holds 1 MiB: a step writing under 1 GB/s never waits for the relay.
  */
 #define STREAMING_NS 1000000L
 /* Relayed at once, streaming or not: this much waiting in the pipe is a full relay already. */
@@ -274,9 +274,14 @@ static void start(uint32_t id, const char *body, uint32_t length) {
   }
   pid_t pid = -1;
   if (!failure[0]) {
-    /* Larger pipes: fewer, larger chunks for a step that prints a lot. */
+    /*
+     * A larger stdout pipe: fewer, larger chunks for a step that prints a lot. stderr keeps the
+     * default size (relayed as it is written): the kernel counts every pipe's size against the
+     * user's pipe-user-pages-soft (64 MiB by default), past which each new pipe of that user gets
+     * a page or two, so a megabyte per stream of every running step would halve the steps a
+     * runner can run before that happens.
+     */
     fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
-    fcntl(err[1], F_SETPIPE_SZ, 1 << 20);
     pid = fork();
     if (pid == 0) {
       int32_t why[2];
