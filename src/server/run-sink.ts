@@ -114,6 +114,9 @@ export class RunSink {
           ...(this.carrier ? { carrier: this.carrier.id } : {}),
           ...(this.logLimit ? { logLimit: this.logLimit } : {}),
           ...(record ? { record } : {}),
+          // What this replica stored or projected last; another writer's batch since makes the
+          // store take the usual way.
+          expectedLastSeq: Math.max(this.storedSeq, this.projectedSeq),
         }));
       } catch (error) {
         // Another replica adopted the run: nothing more is written from here.

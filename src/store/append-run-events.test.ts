@@ -308,4 +308,49 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     expect(again).toEqual({ duplicate: true, events: [], json: [] });
     expect(await store.runs.get(runId)).toMatchObject({ status: "queued", started_at: null, last_seq: 1 });
   });
+
+  it("stores a batch after the seq its writer expects, and as usual once another writer stored meanwhile", async () => {
+    const { record } = await store.runs.createWithEvent(
+      { kind: "workflow", name: "expected", replica_id: "replica-a" },
+      { ts, type: "run.queued", kind: "workflow", name: "expected" },
+      { maxBytes: 8, storedBytes: 0 },
+    );
+    const id = record.id;
+    const started = await store.events.appendForRun(id, [{ ts, type: "run.started", name: "expected" }], {
+      expectedLastSeq: 1,
+      carrier: "replica-a",
+      record: { startedAt: ts },
+    });
+    expect(started.events.map((event) => event.seq)).toEqual([2]);
+    expect(await store.runs.get(id)).toMatchObject({ status: "running", started_at: ts, last_seq: 2 });
+    // Another writer's batches (a runner's output, the second cut past the cap) move the run on.
+    await other.events.appendForRun(id, [output("abc\n")]);
+    await other.events.appendForRun(id, [output("0123456789\n")]);
+    // The writer still expects seq 2: its batch goes after 3 all the same, and says what was cut.
+    const finished = await store.events.appendForRun(id, [stepFinished()], {
+      expectedLastSeq: 2,
+      carrier: "replica-a",
+    });
+    expect(finished.events.map((event) => [event.seq, event.type])).toEqual([
+      [4, "notice"],
+      [5, "step.finished"],
+    ]);
+    // Expecting the right seq, for a replica that no longer carries the run: nothing is stored.
+    await store.fleet.adoptRuns("replica-b", { own: true });
+    await expect(
+      store.events.appendForRun(id, [{ ts, type: "notice", level: "info", message: "late" }], {
+        expectedLastSeq: 5,
+        carrier: "replica-a",
+      }),
+    ).rejects.toMatchObject({ code: "REPLICA_FENCED" });
+    const stored = await store.events.list(id, { limit: 10 });
+    expect(stored.map((event) => [event.seq, event.type])).toEqual([
+      [1, "run.queued"],
+      [2, "run.started"],
+      [3, "step.output"],
+      [4, "notice"],
+      [5, "step.finished"],
+    ]);
+    expect(await store.events.lastSeq(id)).toBe(5);
+  });
 });

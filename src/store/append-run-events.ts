@@ -67,6 +67,16 @@ export async function appendRunEvents(
 ): Promise<AppendedRunEvents> {
   const { job, carrier, logLimit } = opts;
   if (events.length === 0 && !job) return { duplicate: false, events: [], json: [] };
+  if (
+    ctx.dialect.name === "postgres" &&
+    opts.expectedLastSeq !== undefined &&
+    !job &&
+    events.length <= preparedRowsMax &&
+    events.every((event) => event.type !== "step.output")
+  ) {
+    const appended = await appendAfter(ctx, runId, events, opts.expectedLastSeq, opts);
+    if (appended) return appended;
+  }
   return ctx.db.transaction().execute(async (trx) => {
     const inTrx: StoreContext = { ...ctx, db: trx };
     const run = await lockRun(inTrx, runId, job);
@@ -185,7 +195,8 @@ async function lockRun(
 /** The run's row as an append leaves it. */
 interface RunRowUpdate {
   runId: string;
-  after: RunAfter;
+  /** Its seq and log state; only its seq when the batch leaves the log state as it is. */
+  after: Pick<RunAfter, "last_seq"> & Partial<RunAfter>;
   /** What the batch changes on the run's record (`RunRecordChange`), as columns. */
   columns: Updateable<RunsTable>;
   /** A `run.started`'s time: the run starts, if it is still queued. */
@@ -207,6 +218,52 @@ function runRowAssignments(v: RunRowUpdate, input: RunRowUpdate): RawBuilder<unk
 }
 
 const startedShape = (input: RunRowUpdate): string => (input.startedAt === null ? "" : "started");
+
+/**
+ * PostgreSQL, a batch of the engine's without output: stored in one statement, numbered after
+ * `expected`, if the run's row still says that seq, owes no notice of cut output (a batch without
+ * output then leaves its log state as it is), has its cap recorded and is carried by `carrier`.
+ * Undefined when it does not (nothing is written): the caller appends as usual, which then also
+ * says why (REPLICA_FENCED, NOT_FOUND).
+ */
+async function appendAfter(
+  ctx: StoreContext,
+  runId: string,
+  events: readonly UnnumberedEvent[],
+  expected: number,
+  opts: AppendRunEventsOptions,
+): Promise<AppendedRunEvents | undefined> {
+  const stored = events.map((event, i) => ({ ...event, run_id: runId, seq: expected + 1 + i }) as RunEvent);
+  const rows = stored.map(eventRow);
+  const { rows: inserted } = await insertAfterExpected(ctx, {
+    runId,
+    after: { last_seq: expected + stored.length },
+    columns: opts.record?.patch ? runColumns(ctx, opts.record.patch) : {},
+    startedAt: opts.record?.startedAt ?? null,
+    rows,
+    expected,
+    carrier: opts.carrier ?? null,
+  });
+  if (inserted.length !== rows.length) return undefined;
+  return { duplicate: false, events: stored, json: rows.map((row) => row.data) };
+}
+
+const insertAfterExpected = preparedStatement(
+  (ctx, v: RunRowUpdate & { rows: EventRow[]; expected: number; carrier: string | null }, input) =>
+    sql`/* appendRunEvents: a batch after the seq its writer knows */
+      with run as (
+        update runs set ${runRowAssignments(v, input)}
+        where id = ${v.runId} and last_seq = ${v.expected} and log_cut is null and log_max_bytes is not null
+          ${input.carrier === null ? sql`` : sql`and replica_id = ${v.carrier}`}
+        returning id
+      )
+      insert into run_events (run_id, seq, type, ts, data)
+      select e.run_id, e.seq, e.type, e.ts, e.data
+      from run, (values ${sql.join(v.rows.map((row) => sql`(${row.run_id}, ${row.seq}::bigint, ${row.type}, ${row.ts}, ${row.data})`))}) as e(run_id, seq, type, ts, data)
+      returning 1
+    `.compile(ctx.db),
+  (input) => `${startedShape(input)}|${input.carrier === null ? "" : "carried"}`,
+);
 
 /** PostgreSQL: the events' insert and the run's new state, one statement. */
 const insertAndUpdateRun = preparedStatement(

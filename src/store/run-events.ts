@@ -65,6 +65,12 @@ export interface AppendRunEventsOptions extends AppendEventsOptions {
    * run's row is written there anyway), rather than by statements of its own after it.
    */
   record?: RunRecordChange;
+  /**
+   * The run's last seq as the writer knows it. On PostgreSQL, a batch of the engine's (no `job`)
+   * without output is then stored by one statement, with no transaction round trips, if the run's
+   * row still says that seq (and owes no notice of cut output); otherwise it is appended as usual.
+   */
+  expectedLastSeq?: number;
 }
 
 /** What `events.appendForRun` did. */
