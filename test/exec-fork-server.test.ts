@@ -170,6 +170,28 @@ describe("the fork-server", () => {
     const grandchild = Number(readFileSync(join(dir, "pid"), "utf8").trim());
     expect(alive(grandchild)).toBe(true);
     cli.kill("SIGKILL");
-    await until("the grandchild is gone", () => !alive(grandchild));
+    // Seen once under a full suite's load: the grandchild outlived the wait. Say who holds it.
+    await until("the grandchild is gone", () => !alive(grandchild)).catch((error: Error) => {
+      throw new Error(`${error.message}; ${processChain(grandchild)}`);
+    });
   });
 });
+
+/** The process and its ancestors, each as `pid (name) state`, to say who keeps a process alive. */
+function processChain(pid: number): string {
+  const chain: string[] = [];
+  for (let at = pid; at > 1 && chain.length < 8; ) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${at}/stat`, "latin1");
+    } catch {
+      chain.push(`${at} gone`);
+      break;
+    }
+    const close = stat.lastIndexOf(")");
+    const [state, parent] = stat.slice(close + 2).split(" ");
+    chain.push(`${at} ${stat.slice(stat.indexOf("("), close + 1)} ${state}`);
+    at = Number(parent);
+  }
+  return `process chain: ${chain.join(" <- ")}`;
+}
