@@ -78,8 +78,17 @@ async function view(server: TestServer, runId: string, token = adminToken): Prom
 }
 
 /** Waits until a run's step has started on its runner (it wrote its mark). */
+/**
+ * Until the run's step has started and the server knows the run runs: the step's file can appear
+ * before the runner's report of the start is stored, and what a later run of the group is told
+ * ("is running" or "holds it, waiting for a runner") depends on the stored state.
+ */
 async function untilStarted(server: TestServer, gate: string, runId: string): Promise<void> {
-  await waitForRun(server.url, runId, (run) => existsSync(join(gate, `started-${runId}`)) || isFinal(run));
+  await waitForRun(
+    server.url,
+    runId,
+    (run) => (existsSync(join(gate, `started-${runId}`)) && run.status === "running") || isFinal(run),
+  );
   expect(existsSync(join(gate, `started-${runId}`)), `${runId} never started`).toBe(true);
 }
 
