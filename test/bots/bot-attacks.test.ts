@@ -77,6 +77,24 @@ function archiveWith(dockerfile: string): string {
   return readFileSync(archive).toString("base64");
 }
 
+/** Builds `ref` FROM the busybox test image with `dockerfileTail`, and pushes it with the registry's login. */
+async function pushPrivately(registry: TestRegistry, ref: string, dockerfileTail: string): Promise<void> {
+  const project = tempDir("runyard-private-image-");
+  writeFileSync(join(project, "Dockerfile"), `FROM ${await busyboxImage()}\n${dockerfileTail}`);
+  execFileSync("docker", ["build", "-q", "-t", ref, "--label", `${testRunLabel}=${run}`, project], {
+    stdio: "ignore",
+  });
+  execFileSync("docker", ["login", "-u", registry.username, "--password-stdin", registry.host], {
+    input: registry.password,
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  try {
+    execFileSync("docker", ["push", ref], { stdio: "ignore" });
+  } finally {
+    execFileSync("docker", ["logout", registry.host], { stdio: "ignore" });
+  }
+}
+
 describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
   beforeAll(async () => {
     image = await commandImage(
@@ -238,23 +256,7 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     const ref = `${registry.host}/private/base:${run}`;
     try {
       // Alice's private image, pushed with her login and now on the runner's engine.
-      const project = tempDir("runyard-private-base-");
-      writeFileSync(
-        join(project, "Dockerfile"),
-        `FROM ${await busyboxImage()}\nRUN echo alice-registry-secret > /private.txt\n`,
-      );
-      execFileSync("docker", ["build", "-q", "-t", ref, "--label", `${testRunLabel}=${run}`, project], {
-        stdio: "ignore",
-      });
-      execFileSync("docker", ["login", "-u", registry.username, "--password-stdin", registry.host], {
-        input: registry.password,
-        stdio: ["pipe", "ignore", "ignore"],
-      });
-      try {
-        execFileSync("docker", ["push", ref], { stdio: "ignore" });
-      } finally {
-        execFileSync("docker", ["logout", registry.host], { stdio: "ignore" });
-      }
+      await pushPrivately(registry, ref, "RUN echo alice-registry-secret > /private.txt\n");
       const { run_id } = await startBot(acmeBob, {
         name: "bob-from-registry",
         archive: archiveWith(`FROM ${ref}\nRUN cat /private.txt\nCMD ["sleep", "1000"]\n`),
@@ -278,23 +280,11 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     // leaves (the mark a real pull leaves is checked on Alice's pull below).
     const hubName = `runyard-test-hub-${run}/private:1`;
     try {
-      const project = tempDir("runyard-private-hub-");
-      writeFileSync(
-        join(project, "Dockerfile"),
-        `FROM ${await busyboxImage()}\nRUN echo alice-hub-secret > /private.txt\nCMD ["sh", "-c", "cat /private.txt; sleep 1000"]\n`,
+      await pushPrivately(
+        registry,
+        ref,
+        'RUN echo alice-hub-secret > /private.txt\nCMD ["sh", "-c", "cat /private.txt; sleep 1000"]\n',
       );
-      execFileSync("docker", ["build", "-q", "-t", ref, "--label", `${testRunLabel}=${run}`, project], {
-        stdio: "ignore",
-      });
-      execFileSync("docker", ["login", "-u", registry.username, "--password-stdin", registry.host], {
-        input: registry.password,
-        stdio: ["pipe", "ignore", "ignore"],
-      });
-      try {
-        execFileSync("docker", ["push", ref], { stdio: "ignore" });
-      } finally {
-        execFileSync("docker", ["logout", registry.host], { stdio: "ignore" });
-      }
       // Only the registry has it; Alice's bot pulls it with her login.
       execFileSync("docker", ["rmi", ref], { stdio: "ignore" });
       await startBot(acme, {
