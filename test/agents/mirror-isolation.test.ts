@@ -8,43 +8,24 @@
  * start from the true state of the remote and of their own last turn.
  */
 
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tempDir } from "../helpers/cli.js";
 import { git } from "../helpers/git-repos.js";
+import { api, isFinal, type RunView, readEvents, type TestServer, waitForRun } from "../helpers/server.js";
 import {
-  api,
-  isFinal,
-  type Proc,
-  type RunView,
-  readEvents,
-  runnerToken,
-  startRunner,
-  startTestServer,
-  type TestServer,
-  waitForRun,
-} from "../helpers/server.js";
-import { type ModelServer, type RecordedRequest, startModelServer } from "../model-server/server.js";
+  hasTools,
+  haveBwrap,
+  type SharedAgentRunner,
+  startSharedAgentRunner,
+} from "../helpers/shared-agent-runner.js";
+import type { ModelServer } from "../model-server/server.js";
 
 const apiKey = "sk-mirror-isolation-9d1f";
 const runnerId = "shared-mirror-runner";
 const trueReadme = "the remote's own README\n";
-const hasTools = (r: RecordedRequest) =>
-  r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] })?.tools?.length ?? 0) > 0;
-
-const haveBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--ro-bind", "/", "/", "true"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 /** A loose object file as git writes it: its name (the hash) and its zlib-compressed bytes. */
 function looseObject(content: string): { hash: string; base64: string } {
   const raw = Buffer.concat([Buffer.from(`blob ${Buffer.byteLength(content)}\0`), Buffer.from(content)]);
@@ -54,9 +35,9 @@ function looseObject(content: string): { hash: string; base64: string } {
   };
 }
 
+let rig: SharedAgentRunner;
 let root: string;
 let server: TestServer;
-let runner: Proc;
 let model: ModelServer;
 let bare: string;
 let workspaceDir: string;
@@ -104,45 +85,18 @@ function mirrorFolder(): string {
 
 describe.skipIf(!haveBwrap)("a repository's mirror shared by the tasks of two tenants on one runner", () => {
   beforeAll(async () => {
-    root = tempDir("runyard-mirror-isolation-");
-    bare = join(root, "remote.git");
-    const seed = join(root, "seed");
-    execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
-    execFileSync("git", ["init", "-q", "-b", "main", seed]);
-    execFileSync("sh", ["-c", `printf '%s' "$1" > README.md`, "sh", trueReadme], { cwd: seed });
-    git(seed, "add", "README.md");
-    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start");
-    git(seed, "push", "-q", bare, "main");
-    model = await startModelServer({ conversations: [] });
-    server = await startTestServer();
-    const member = async (tenant: string) =>
-      (
-        await api<{ token: string }>(server.url, "POST", "/api/tokens", {
-          kind: "user",
-          name: `${tenant} member`,
-          tenant_id: tenant,
-        })
-      ).body.token;
-    attacker = await member("acme");
-    victim = await member("globex");
-    workspaceDir = join(root, "workspaces");
-    runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: runnerId,
-      env: {
-        // As a runner that serves several tenants has it: the sandbox on, shared.
-        RUNYARD_SANDBOX: "auto",
-        RUNYARD_SHARED: "1",
-        RUNYARD_WORKSPACE_DIR: workspaceDir,
-        OPENAI_BASE_URL: `${model.url}/v1`,
-        OPENAI_API_KEY: apiKey,
-      },
+    rig = await startSharedAgentRunner({
+      name: "mirror-isolation",
+      runnerId: runnerId,
+      readme: trueReadme,
+      apiKey: apiKey,
     });
+    ({ root, bare, server, model, attacker, victim } = rig);
+    workspaceDir = rig.workspaceDir;
   }, 120_000);
 
   afterAll(async () => {
-    await runner?.kill();
-    await server?.proc.kill();
-    await model?.stop();
+    await rig?.stop();
   });
 
   it("an agent that attacks the mirror changes nothing another tenant's tasks start from", async () => {

@@ -12,41 +12,22 @@
  *   the work another tenant's task kept on the runner without pushing it.
  */
 
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tempDir } from "../helpers/cli.js";
 import { git } from "../helpers/git-repos.js";
+import { api, isFinal, type RunView, readEvents, type TestServer, waitForRun } from "../helpers/server.js";
 import {
-  api,
-  isFinal,
-  type Proc,
-  type RunView,
-  readEvents,
-  runnerToken,
-  startRunner,
-  startTestServer,
-  type TestServer,
-  waitForRun,
-} from "../helpers/server.js";
-import { type ModelServer, type RecordedRequest, startModelServer } from "../model-server/server.js";
+  hasTools,
+  haveBwrap,
+  type SharedAgentRunner,
+  startSharedAgentRunner,
+} from "../helpers/shared-agent-runner.js";
+import type { ModelServer } from "../model-server/server.js";
 
-const hasTools = (r: RecordedRequest) =>
-  r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] })?.tools?.length ?? 0) > 0;
-
-const haveBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--ro-bind", "/", "/", "true"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
+let rig: SharedAgentRunner;
 let root: string;
 let server: TestServer;
-let runner: Proc;
 let model: ModelServer;
 let bare: string;
 let attacker: string;
@@ -85,43 +66,17 @@ async function shellTask(
 
 describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and for other tenants", () => {
   beforeAll(async () => {
-    root = tempDir("runyard-task-repo-attacks-");
-    bare = join(root, "remote.git");
-    const seed = join(root, "seed");
-    execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
-    execFileSync("git", ["init", "-q", "-b", "main", seed]);
-    execFileSync("sh", ["-c", "echo readme > README.md"], { cwd: seed });
-    git(seed, "add", "README.md");
-    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start");
-    git(seed, "push", "-q", bare, "main");
-    model = await startModelServer({ conversations: [] });
-    server = await startTestServer();
-    const member = async (tenant: string) =>
-      (
-        await api<{ token: string }>(server.url, "POST", "/api/tokens", {
-          kind: "user",
-          name: `${tenant} member`,
-          tenant_id: tenant,
-        })
-      ).body.token;
-    attacker = await member("acme");
-    victim = await member("globex");
-    runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: "shared-task-repo-runner",
-      env: {
-        RUNYARD_SANDBOX: "auto",
-        RUNYARD_SHARED: "1",
-        RUNYARD_WORKSPACE_DIR: join(root, "workspaces"),
-        OPENAI_BASE_URL: `${model.url}/v1`,
-        OPENAI_API_KEY: "sk-task-repo-attacks-51c2",
-      },
+    rig = await startSharedAgentRunner({
+      name: "task-repo-attacks",
+      runnerId: "shared-task-repo-runner",
+      readme: "readme\n",
+      apiKey: "sk-task-repo-attacks-51c2",
     });
+    ({ root, bare, server, model, attacker, victim } = rig);
   }, 120_000);
 
   afterAll(async () => {
-    await runner?.kill();
-    await server?.proc.kill();
-    await model?.stop();
+    await rig?.stop();
   });
 
   it("tests that point the worktree's .git at a repo of their own run nothing as the runner, and the work is committed on the task's branch", async () => {
