@@ -103,9 +103,33 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
+/* The grace a step gets between SIGTERM and SIGKILL when the helper stops it (argv[1], ms). */
+static long grace_ms = 5000;
+
+static void stop_all_groups(long grace) {
+  int any = 0;
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && kill(-slots[i].pid, SIGTERM) == 0) any = 1;
+  if (!any) return;
+  struct timespec wait = {grace / 1000, (grace % 1000) * 1000000L};
+  nanosleep(&wait, NULL);
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used) kill(-slots[i].pid, SIGKILL);
+}
+
+/*
+ * The helper cannot go on: no step may outlive it. A runner that dies closes its files before
+ * the kernel sends its children their death signal, so the helper often learns of that death
+ * here, by a write to the runner failing, not by SIGUSR1.
+ */
+static void quit(int code) {
+  stop_all_groups(grace_ms);
+  exit(code);
+}
+
 static void die(const char *what) {
   fprintf(stderr, "runyard fork-server: %s: %s\n", what, strerror(errno));
-  exit(70);
+  quit(70);
 }
 
 static void write_all(const struct iovec *iov, int count) {
@@ -116,7 +140,7 @@ static void write_all(const struct iovec *iov, int count) {
     ssize_t n = writev(out_fd, v + at, count - at);
     if (n < 0) {
       if (errno == EINTR) continue;
-      exit(0); /* the runner is gone */
+      quit(0); /* the runner is gone */
     }
     while (at < count && (size_t)n >= v[at].iov_len) n -= (ssize_t)v[at++].iov_len;
     if (at < count) {
@@ -149,7 +173,7 @@ static void relay_copied(int fd, uint32_t length) {
   while (length > 0) {
     ssize_t got = read(fd, chunk, length < CHUNK ? length : CHUNK);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) exit(70); /* the bytes FIONREAD counted are gone: the event cannot be finished */
+    if (got <= 0) quit(70); /* the bytes FIONREAD counted are gone: the event cannot be finished */
     struct iovec iov[1] = {{chunk, (size_t)got}};
     write_all(iov, 1);
     length -= (uint32_t)got;
@@ -175,7 +199,7 @@ static void relay_spliced(uint32_t slot, char type, int fd, int available) {
       relay_copied(fd, (uint32_t)available);
       return;
     } else {
-      exit(0); /* the runner is gone */
+      quit(0); /* the runner is gone */
     }
   }
 }
@@ -416,19 +440,8 @@ static int read_requests(void) {
   return 1;
 }
 
-static void stop_all_groups(long grace_ms) {
-  int any = 0;
-  for (int i = 0; i < MAX_SLOTS; i++)
-    if (slots[i].used && kill(-slots[i].pid, SIGTERM) == 0) any = 1;
-  if (!any) return;
-  struct timespec grace = {grace_ms / 1000, (grace_ms % 1000) * 1000000L};
-  nanosleep(&grace, NULL);
-  for (int i = 0; i < MAX_SLOTS; i++)
-    if (slots[i].used) kill(-slots[i].pid, SIGKILL);
-}
-
 int main(int argc, char **argv) {
-  long grace_ms = argc > 1 ? atol(argv[1]) : 5000;
+  if (argc > 1) grace_ms = atol(argv[1]);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

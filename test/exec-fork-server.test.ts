@@ -1,8 +1,17 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
 import { alive, until } from "./helpers/processes.js";
@@ -175,7 +184,54 @@ describe("the fork-server", () => {
       throw new Error(`${error.message}; ${processChain(grandchild)}`);
     });
   });
+
+  it("stops every group when the runner's end of the event pipe closes before its death signal arrives", async () => {
+    // When a runner dies, the kernel closes its files before it signals its children: a helper
+    // relaying output in between finds the event pipe gone first. That must stop the steps too,
+    // the silent grandchild included (the chatty step itself dies of SIGPIPE either way).
+    const dir = tempDir();
+    const fifo = join(tempDir(), "events"); // the helper removes the pipe's folder once it opened it
+    const helper = spawn(nativeHelperPath("fork-server"), ["300", fifo], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    started.push(helper);
+    const ready = await new Promise<Buffer>((resolve) => helper.stdout.once("data", resolve));
+    expect(String.fromCharCode(ready[4] ?? 0)).toBe("p");
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const script = `sleep 300 & echo $! > ${dir}/pid.tmp && mv ${dir}/pid.tmp ${dir}/pid; while :; do echo x; sleep 0.01; done`;
+    helper.stdin.write(helperMessage(0, "P"));
+    helper.stdin.write(helperMessage(1, "S", [dir, "sh", "-c", script], [`PATH=${env.PATH}`]));
+    await until("the step started its grandchild", () => existsSync(join(dir, "pid")));
+    const grandchild = Number(readFileSync(join(dir, "pid"), "utf8").trim());
+    expect(alive(grandchild)).toBe(true);
+    closeSync(reader);
+    await until("the helper is gone", () => helper.exitCode !== null || helper.signalCode !== null);
+    await until("the grandchild is gone", () => !alive(grandchild)).catch((error: Error) => {
+      throw new Error(`${error.message}; ${processChain(grandchild)}`);
+    });
+  });
 });
+
+/** A request to the fork-server as its runner sends one: `S` (start) with cwd, argv and env, or a bare op. */
+function helperMessage(
+  id: number,
+  op: string,
+  [cwd, ...argv]: string[] = [],
+  envList: string[] = [],
+): Buffer {
+  const body =
+    op === "S"
+      ? Buffer.concat([
+          Buffer.from(new Uint32Array([argv.length, envList.length]).buffer),
+          Buffer.from(`${[cwd, ...argv, ...envList].join("\0")}\0`),
+        ])
+      : Buffer.alloc(0);
+  const head = Buffer.alloc(9);
+  head.writeUInt32LE(5 + body.length, 0);
+  head.writeUInt32LE(id, 4);
+  head.write(op, 8, "latin1");
+  return Buffer.concat([head, body]);
+}
 
 /** The process and its ancestors, each as `pid (name) state`, to say who keeps a process alive. */
 function processChain(pid: number): string {
