@@ -1,8 +1,24 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { destinationOf, modelDestinations, namesOwnEndpoint } from "./model-endpoints.js";
+import {
+  destinationOf,
+  modelDestinations,
+  namesOwnEndpoint,
+  runnerEndpointSettings,
+} from "./model-endpoints.js";
+
+const agents = ["claude_code", "codex", "openai", "opencode", "gemini", "copilot"];
+/** The runner's env of a machine that has other services' endpoints set, for other programs. */
+const unrelated = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: "http://10.0.0.5:4318",
+  GITHUB_API_URL: "https://ghe.corp.example/api/v3",
+  VAULT_ENDPOINT: "http://10.0.0.6:8200",
+  AWS_ENDPOINT: "http://10.0.0.7:4566",
+  SOMETHING_API_URL: "http://10.0.0.8:80",
+  PAYMENTS_API_BASE: "http://10.0.0.9:80",
+};
 
 describe("a sandboxed agent's model destinations", () => {
   it("are the agent's default endpoint and the runner's settings, trusted", () => {
@@ -50,5 +66,63 @@ describe("a sandboxed agent's model destinations", () => {
       });
     }
     expect(namesOwnEndpoint({ OPENAI_MODEL: "gpt-5", BASE_URL_NOTE: "x" })).toBe(false);
+  });
+
+  it("open nothing for a runner's env set for other programs, whichever agent runs", () => {
+    for (const agent of agents) {
+      const hosts = modelDestinations(agent, unrelated, {}).map((d) => d.host);
+      expect(
+        hosts.filter((host) => host.startsWith("10.") || host === "ghe.corp.example"),
+        agent,
+      ).toEqual([]);
+    }
+  });
+
+  it("open each agent's own settings in the runner's env, where they point", () => {
+    const own: Record<string, string[]> = {
+      claude_code: ["ANTHROPIC_BASE_URL", "ANTHROPIC_BEDROCK_BASE_URL", "ANTHROPIC_VERTEX_BASE_URL"],
+      codex: ["OPENAI_BASE_URL", "CODEX_OSS_BASE_URL"],
+      openai: ["OPENAI_BASE_URL"],
+      opencode: ["OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"],
+      gemini: ["GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL", "CODE_ASSIST_ENDPOINT"],
+      copilot: ["COPILOT_PROVIDER_BASE_URL"],
+    };
+    for (const agent of agents) {
+      for (const name of own[agent] ?? []) {
+        expect(
+          modelDestinations(agent, { ...unrelated, [name]: "http://10.9.9.9:8080/v1" }, {}),
+          `${agent} ${name}`,
+        ).toContainEqual({ host: "10.9.9.9", port: 8080 });
+      }
+    }
+  });
+
+  it("do not open another agent's setting in the runner's env", () => {
+    const others: Array<[string, string]> = [
+      ["claude_code", "OPENAI_BASE_URL"],
+      ["claude_code", "GOOGLE_GEMINI_BASE_URL"],
+      ["codex", "ANTHROPIC_BASE_URL"],
+      ["codex", "COPILOT_PROVIDER_BASE_URL"],
+      ["openai", "ANTHROPIC_BASE_URL"],
+      ["opencode", "GOOGLE_GEMINI_BASE_URL"],
+      ["gemini", "OPENAI_BASE_URL"],
+      ["copilot", "OPENAI_BASE_URL"],
+      ["copilot", "ANTHROPIC_BASE_URL"],
+    ];
+    for (const [agent, name] of others) {
+      expect(
+        modelDestinations(agent, { [name]: "http://10.9.9.9:8080/v1" }, {}),
+        `${agent} ${name}`,
+      ).not.toContainEqual(expect.objectContaining({ host: "10.9.9.9" }));
+    }
+  });
+
+  it("are named for every agent there is, and docs/agents.md says which open egress", () => {
+    expect(Object.keys(runnerEndpointSettings).sort()).toEqual([...agents].sort());
+    const docs = readFileSync(join(import.meta.dirname, "../../docs/agents.md"), "utf8");
+    const egress = docs.slice(docs.indexOf("**Egress.**"), docs.indexOf("**Credentials**"));
+    for (const name of new Set(Object.values(runnerEndpointSettings).flat())) {
+      expect(egress, name).toContain(`\`${name}\``);
+    }
   });
 });

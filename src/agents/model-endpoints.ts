@@ -14,13 +14,49 @@ const defaultEndpoints: Record<string, readonly string[]> = {
   copilot: ["https://api.githubcopilot.com", "https://api.github.com"],
 };
 
-/** Settings that point an agent at its model (`ANTHROPIC_BASE_URL`, `OPENAI_BASE_URL`, `GOOGLE_GEMINI_BASE_URL`, ...). */
+/**
+ * The settings of the runner's env that each agent reads as its model endpoint, by its CLI or by
+ * runyard's adapter for it: only these open a sandbox's egress, and only for that agent. Any
+ * other variable of the runner's machine (`OTEL_EXPORTER_OTLP_ENDPOINT`, `GITHUB_API_URL`, ...)
+ * was set for something else, and opening it would let a member's prompt reach that host.
+ * - Claude Code 2.1.197: `ANTHROPIC_BASE_URL`, and the base URL of each other provider it calls
+ *   (Bedrock, Bedrock Mantle, Vertex, Foundry, Claude Platform on AWS);
+ * - Codex: `OPENAI_BASE_URL` (runyard's adapter turns it into a provider; Codex ignores it) and
+ *   `CODEX_OSS_BASE_URL` (Codex's built-in `oss` provider); its config's `base_url` is read apart;
+ * - the built-in `openai` loop: `OPENAI_BASE_URL`;
+ * - OpenCode 1.18.33: its built-in OpenAI and Anthropic providers' `OPENAI_BASE_URL` and
+ *   `ANTHROPIC_BASE_URL`;
+ * - Gemini CLI 0.61.0: `GOOGLE_GEMINI_BASE_URL`, `GOOGLE_VERTEX_BASE_URL` (with Vertex AI) and
+ *   `CODE_ASSIST_ENDPOINT` (with a Google login);
+ * - Copilot CLI 1.0.102: `COPILOT_PROVIDER_BASE_URL`.
+ */
+export const runnerEndpointSettings: Record<string, readonly string[]> = {
+  claude_code: [
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_BEDROCK_BASE_URL",
+    "ANTHROPIC_BEDROCK_MANTLE_BASE_URL",
+    "ANTHROPIC_VERTEX_BASE_URL",
+    "ANTHROPIC_FOUNDRY_BASE_URL",
+    "ANTHROPIC_AWS_BASE_URL",
+  ],
+  codex: ["OPENAI_BASE_URL", "CODEX_OSS_BASE_URL"],
+  openai: ["OPENAI_BASE_URL"],
+  opencode: ["OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"],
+  gemini: ["GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL", "CODE_ASSIST_ENDPOINT"],
+  copilot: ["COPILOT_PROVIDER_BASE_URL"],
+};
+
+/**
+ * What a task's env may name as its agent's endpoint: any name of this shape
+ * (`OPENAI_BASE_URL`, `OPENAI_API_BASE`, `AZURE_OPENAI_ENDPOINT`, ...). Broad on purpose: such a
+ * task loses the runner's keys, and its endpoints reach public addresses only.
+ */
 const endpointSetting = /_(BASE_URL|API_URL|API_BASE|ENDPOINT)$/;
 
 /**
  * Whether a task's env points its agent at an endpoint of its own: any setting the sandbox's
- * egress reads as a model endpoint (`OPENAI_BASE_URL`, `OPENAI_API_BASE`,
- * `AZURE_OPENAI_ENDPOINT`, ...). Such a task gets none of the runner's credentials, which would
+ * egress reads as a model endpoint in a task's env (`OPENAI_BASE_URL`, `OPENAI_API_BASE`,
+ * `AZURE_OPENAI_ENDPOINT`, ...), whichever agent reads it. Such a task gets none of the runner's credentials, which would
  * otherwise go to whatever server the submitter named.
  */
 export function namesOwnEndpoint(taskEnv: Readonly<Record<string, string>>): boolean {
@@ -29,9 +65,10 @@ export function namesOwnEndpoint(taskEnv: Readonly<Record<string, string>>): boo
 
 /**
  * The destinations a sandboxed turn of `agent` may reach: its default endpoints and those its
- * settings name. The runner's own settings (its operator's) and its Codex config go anywhere
- * they point; a URL the task's env names (a member's) only to public addresses, so a member
- * cannot open the runner's private network to the agent by calling it a model endpoint.
+ * settings name. The runner's settings of that agent (`runnerEndpointSettings`, its operator's)
+ * and its Codex config go anywhere they point; a URL the task's env names (a member's) only to
+ * public addresses, so a member cannot open the runner's private network to the agent by
+ * calling it a model endpoint.
  */
 export function modelDestinations(
   agent: string,
@@ -44,7 +81,7 @@ export function modelDestinations(
     if (destination) found.push(publicOnly ? { ...destination, publicOnly } : destination);
   };
   for (const url of defaultEndpoints[agent] ?? []) add(url, false);
-  for (const [name, value] of Object.entries(runnerEnv)) if (endpointSetting.test(name)) add(value, false);
+  for (const name of runnerEndpointSettings[agent] ?? []) add(runnerEnv[name], false);
   for (const [name, value] of Object.entries(taskEnv)) if (endpointSetting.test(name)) add(value, true);
   if (agent === "codex") {
     const home = codexHomeOf({}, runnerEnv);
