@@ -121,18 +121,29 @@ let insidePort = 0;
 let insideConnections = 0;
 
 /**
- * The built-in loop, sandboxed on a runner of its own (`name`), runs `script` as its one shell
- * call on a fresh repo: the run, its id, the tool's output and the repo.
+ * The built-in loop, sandboxed on a runner of its own (`name`, with `env` besides its model's),
+ * runs `script` (made for its model server) as its one shell call on a fresh repo: the run, its
+ * id and events, the tool's output, the repo, and what its model server was asked.
  */
 async function builtInLoopShell(
   name: string,
-  script: string,
+  script: string | ((model: ModelServer) => string),
   push = false,
-): Promise<{ run: RunView; runId: string; output: string; bare: string }> {
+  env: Record<string, string> = {},
+): Promise<{
+  run: RunView;
+  runId: string;
+  events: RunEvent[];
+  output: string;
+  bare: string;
+  asked: RecordedRequest[];
+}> {
   const loop = cases[3]!;
-  const model = await startModelServer({
+  const model = await startModelServer({ conversations: [] });
+  const command = typeof script === "string" ? script : script(model);
+  model.setScript({
     conversations: [
-      { match: loop.match, turns: [loop.shell(script), { text: "Done." }] },
+      { match: loop.match, turns: [loop.shell(command), { text: "Done." }] },
       { turns: [{ text: "A title" }] },
     ],
   });
@@ -141,6 +152,7 @@ async function builtInLoopShell(
     env: {
       RUNYARD_WORKSPACE_DIR: join(root, `workspaces-${name}`),
       RUNYARD_AGENT_SANDBOX_IMAGES: image,
+      ...env,
       ...loop.env(model),
     },
   });
@@ -157,7 +169,7 @@ async function builtInLoopShell(
     const run = await waitForRun(server.url, runId, isFinal, 120_000);
     const events = await readEvents(server.url, runId);
     const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
-    return { run, runId, output, bare };
+    return { run, runId, events, output, bare, asked: model.requests };
   } finally {
     await runner.kill();
     await model.stop();
@@ -320,6 +332,37 @@ describe.skipIf(missing)("sandboxed agents", () => {
     expect(output).toContain("status=0");
     expect(output).toContain("log=0");
     expect(run.status, output).toBe("success");
+  }, 150_000);
+
+  it("reaches its model's endpoint, and not one the runner's env names for another program", async () => {
+    // The runner's machine has an OpenTelemetry collector set for its own programs: a name like a
+    // model endpoint's, a private address. No agent reads it as its model, so none reaches it.
+    const collector = createServer((_req, res) => res.end("collector"));
+    let collectorConnections = 0;
+    collector.on("connection", () => collectorConnections++);
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+    const collectorPort = (collector.address() as AddressInfo).port;
+    try {
+      const { run, events, output, asked } = await builtInLoopShell(
+        "unrelated-endpoint",
+        (model) =>
+          [
+            `curl -sS -m 5 -o /dev/null -w "collector=%{http_code}\\n" http://127.0.0.1:${collectorPort}/v1/traces`,
+            `curl -sS -m 5 -o /dev/null -w "model=%{http_code}\\n" ${model.url}/v1/models`,
+          ].join("; "),
+        false,
+        { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}` },
+      );
+      expect(run.status, output).toBe("success");
+      expect(output).toContain("model=200");
+      expect(asked.filter((r) => r.method === "GET" && r.path === "/v1/models")).toHaveLength(1);
+      expect(output).toContain("collector=403");
+      const notices = events.flatMap((e) => (e.type === "notice" ? [e.message] : []));
+      expect(notices).toContainEqual(expect.stringContaining(`egress to 127.0.0.1:${collectorPort} refused`));
+      expect(collectorConnections).toBe(0);
+    } finally {
+      collector.close();
+    }
   }, 150_000);
 
   it("is shown the CLI's packages, never the folder a user installed them in", async () => {
