@@ -56,8 +56,8 @@ const endpointSetting = /_(BASE_URL|API_URL|API_BASE|ENDPOINT)$/;
 /**
  * Whether a task's env points its agent at an endpoint of its own: any setting the sandbox's
  * egress reads as a model endpoint in a task's env (`OPENAI_BASE_URL`, `OPENAI_API_BASE`,
- * `AZURE_OPENAI_ENDPOINT`, ...), whichever agent reads it. Such a task gets none of the runner's credentials, which would
- * otherwise go to whatever server the submitter named.
+ * `AZURE_OPENAI_ENDPOINT`, ...), whichever agent reads it. Such a task gets none of the
+ * runner's credentials, which would otherwise go to whatever server the submitter named.
  */
 export function namesOwnEndpoint(taskEnv: Readonly<Record<string, string>>): boolean {
   return Object.keys(taskEnv).some((name) => endpointSetting.test(name));
