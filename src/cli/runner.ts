@@ -33,7 +33,7 @@ import { JobJournal } from "../runner/job-journal.js";
 import { RunTmpFolders } from "../runner/run-tmp.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import { dockerRunnerLabel } from "../workflow/model.js";
-import { Workspaces } from "../workspace/workspaces.js";
+import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
 import { runnerSandbox } from "./runner-sandbox.js";
@@ -64,7 +64,7 @@ async function agentHandler(
   });
   const removed = [
     ...(await workspaces.cleanLeftovers()),
-    ...(await pruneChats(join(root, "chats"), chatKeepMs)),
+    ...(await pruneChats(join(root, "chats"), conversationKeepMs)),
   ];
   if (removed.length > 0)
     connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
@@ -119,9 +119,6 @@ async function agentHandler(
     labels: [...modes, ...installed.map((name) => `agent:${name}`)],
   };
 }
-
-/** How long a chat task's folder is kept for follow-ups after it was last used. */
-const chatKeepMs = 7 * 24 * 3600 * 1000;
 
 /** Removes the chat folders untouched for `keepMs`; returns their paths. */
 async function pruneChats(dir: string, keepMs: number): Promise<string[]> {

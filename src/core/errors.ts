@@ -191,6 +191,10 @@ export const errorTable = {
     status: 409,
     hint: "The branch is already on the remote: pick another branch name, or continue it as a follow-up turn (reuse).",
   },
+  WORKSPACE_BRANCH_EXPIRED: {
+    status: 410,
+    hint: "Submit a new run instead: the last turn's diff.patch artifact holds the conversation's whole change (`git apply` it, or give it to the new run). A pushed branch (--push) outlives the runner's copy.",
+  },
   WORKSPACE_BASE_MISSING: {
     status: 400,
     hint: "Name a base branch the remote has (the message lists them), or leave it out to start from the default branch.",

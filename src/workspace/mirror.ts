@@ -26,7 +26,8 @@ export interface RemoteCall {
 
 /**
  * The mirror's ref that pins the commit of the remote a key's task started from, so no gc of the
- * mirror drops what the task's repo (or, later, its key's kept repo) borrows. Namespaced by key.
+ * mirror drops what the task's repo (or, later, its key's kept repo) borrows. Namespaced by key;
+ * dropped at a runner's start once the key has neither (`dropPins`).
  */
 export function pinRef(key: string, branch: string): string {
   return `refs/runyard/keys/${key}/heads/${branch}`;
@@ -98,6 +99,20 @@ export class Mirror {
     await this.git(["-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], {
       allowFailure: true,
     });
+  }
+
+  /**
+   * Deletes the pins (`pinRef`) of every key `kept` does not name, in one git call, so a gc may
+   * drop what only they held. Only while no task of those keys is live.
+   */
+  async dropPins(kept: (key: string) => boolean): Promise<void> {
+    const pins = await this.git(["for-each-ref", "--format=%(refname)", "refs/runyard/keys/"]);
+    const dropped = pins.stdout.split("\n").filter((ref) => {
+      const key = ref.split("/")[3];
+      return key !== undefined && !kept(key);
+    });
+    if (dropped.length === 0) return;
+    await this.git(["update-ref", "--stdin"], { input: dropped.map((ref) => `delete ${ref}\n`).join("") });
   }
 
   /** Brings the remote's branches (and their tags) into `refs/remotes/origin/*`. */

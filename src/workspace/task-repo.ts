@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
-import { chmod, lstat, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, lutimes, readdir, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { runGit } from "./git.js";
 import { maskGitOutput } from "./git-failure.js";
+import { removeFolder } from "./remove-folder.js";
 
 /** Where the repo of the task with worktree key `key` lives. */
 export function taskRepoPath(root: string, key: string): string {
@@ -18,6 +19,46 @@ export function taskRepoPath(root: string, key: string): string {
  */
 export function keptRepoPath(root: string, key: string): string {
   return join(root, "kept", `${key}.git`);
+}
+
+/**
+ * Marks a kept repo used now: its folder's own time is what `pruneKeptRepos` judges by. Set when a
+ * turn keeps its branch there and when a follow-up starts from it (git's reading it changes no
+ * file). Never through a link.
+ */
+export async function touchKeptRepo(keptRepo: string): Promise<void> {
+  const now = new Date();
+  await lutimes(keptRepo, now, now).catch(() => undefined);
+}
+
+/**
+ * Removes the kept repos under `<root>/kept/` untouched (`touchKeptRepo`) for longer than
+ * `keepMs`, but none of a key `live` names (a task repo of it borrows its objects). Judged and
+ * removed without following links: a link there is removed as the link it is. Returns the keys
+ * removed and the keys that still have a kept repo.
+ */
+export async function pruneKeptRepos(
+  root: string,
+  keepMs: number,
+  live: (key: string) => boolean,
+): Promise<{ removed: string[]; remaining: Set<string> }> {
+  const folder = join(root, "kept");
+  const removed: string[] = [];
+  const remaining = new Set<string>();
+  for (const name of await readdir(folder).catch(() => [])) {
+    const key = name.replace(/\.git$/, "");
+    const path = join(folder, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (!info) continue;
+    if (live(key) || Date.now() - info.mtimeMs <= keepMs) {
+      remaining.add(key);
+      continue;
+    }
+    if (info.isDirectory()) await removeFolder(path);
+    else await rm(path, { force: true });
+    removed.push(key);
+  }
+  return { removed, remaining };
 }
 
 /** The commit `branch` is kept at in a key's kept repo, or undefined when nothing is kept. */
@@ -81,6 +122,7 @@ export async function keepBranch(
     ["--git-dir", keptRepo, "pack-objects", "--revs", "--quiet", join(keptRepo, "objects", "pack", "pack")],
     { input: `refs/heads/${keep.branch}\n${keep.pinned ? `^${keep.pinned}\n` : ""}` },
   );
+  await touchKeptRepo(keptRepo);
 }
 
 export interface TaskRepoSetup {

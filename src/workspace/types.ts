@@ -26,7 +26,8 @@ export interface AllocateRequest {
   key: string;
   /**
    * Check out `branch` as the last turn of the same `key` left it (kept in its own repo on the runner), or as
-   * the remote has it, instead of cutting it anew: a follow-up turn.
+   * the remote has it, instead of cutting it anew: a follow-up turn. Neither has it (a kept branch
+   * expires `conversationKeepMs` after its last use): `WORKSPACE_BRANCH_EXPIRED`.
    */
   reuse?: boolean;
   credentials?: GitCredentials;

@@ -7,7 +7,14 @@ import { displayUrl, maskGitOutput } from "./git-failure.js";
 import { Mirror, mirrorPath, pinRef, type RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
 import { removeFolder } from "./remove-folder.js";
-import { createTaskRepo, keptCommit, keptRepoPath, taskRepoPath } from "./task-repo.js";
+import {
+  createTaskRepo,
+  keptCommit,
+  keptRepoPath,
+  pruneKeptRepos,
+  taskRepoPath,
+  touchKeptRepo,
+} from "./task-repo.js";
 import type { AllocateRequest, RetryPolicy, Workspace } from "./types.js";
 import { GitWorktree, removeTaskFolders } from "./worktree.js";
 
@@ -22,6 +29,14 @@ export interface WorkspacesOptions {
    */
   env?: Record<string, string | undefined>;
 }
+
+/**
+ * How long a runner keeps a conversation's own folders for its follow-up turns after their last
+ * use: a chat's folder, and the branch a task with a repo left (`<root>/kept/<key>.git`).
+ */
+export const conversationKeepMs = 7 * 24 * 3600 * 1000;
+
+const conversationKeepDays = conversationKeepMs / (24 * 3600 * 1000);
 
 /** Commits runyard makes when the request names no author. */
 export const defaultAuthor = { name: "runyard", email: "runyard@localhost" };
@@ -127,9 +142,11 @@ export class Workspaces {
 
   /**
    * Removes every worktree under `<root>/worktrees/` and every task repo under
-   * `<root>/task-repos/` (at runner start none is live: they are a crashed runner's), prunes
-   * each mirror's record of worktrees (an earlier runyard linked them to the mirror) and
-   * collects its garbage if due. Returns the worktree folders removed.
+   * `<root>/task-repos/` (at runner start none is live: they are a crashed runner's), and every
+   * kept branch untouched for `conversationKeepMs`. In each mirror it prunes the record of
+   * worktrees (an earlier runyard linked them to the mirror), drops the pins of keys that have
+   * neither a kept branch nor a live task, and collects the garbage if due. Returns the worktree
+   * folders removed.
    */
   async cleanLeftovers(): Promise<string[]> {
     const removed: string[] = [];
@@ -144,6 +161,8 @@ export class Workspaces {
       if (this.held.has(name.replace(/\.git$/, ""))) continue;
       await removeFolder(join(taskRepos, name));
     }
+    const live = (key: string) => this.held.has(key);
+    const kept = await pruneKeptRepos(this.options.root, conversationKeepMs, live);
     const mirrors = join(this.options.root, "mirrors");
     for (const name of await readdir(mirrors).catch(() => [])) {
       if (!name.endsWith(".git")) continue;
@@ -152,11 +171,19 @@ export class Workspaces {
       const mirror = new Mirror(path, name, this.env);
       await withMirrorLock(path, {}, async () => {
         await mirror.git(["worktree", "prune"], { allowFailure: true });
+        // What a removed kept branch or a crashed task started from is held by nothing else.
+        await mirror.dropPins((key) => kept.remaining.has(key) || live(key));
         // No run is live at start: the one moment a gc cannot race another run's fetch.
         await mirror.collectGarbage();
       });
     }
     if (removed.length > 0) this.logger.info({ removed }, "removed worktrees left by an earlier runner");
+    if (kept.removed.length > 0) {
+      this.logger.info(
+        { keys: kept.removed },
+        `removed the kept branches of conversations untouched for ${conversationKeepDays} days`,
+      );
+    }
     return removed;
   }
 
@@ -200,9 +227,23 @@ export class Workspaces {
         `the branch ${branch} is already on ${displayUrl(mirror.url)}`,
       );
     }
-    // A kept branch the key's last turn left unpushed is where a follow-up goes on; without
-    // reuse the run starts anew from the base.
+    // A kept branch the key's last turn left is where a follow-up goes on, else the remote's
+    // branch (the kept one expired, but a turn pushed it); without reuse the run starts anew
+    // from the base.
     const kept = request.reuse ? await keptCommit(this.env, keptRepo, branch) : undefined;
+    if (kept) await touchKeptRepo(keptRepo);
+    else if (request.reuse && onRemote) {
+      request.onProgress?.(
+        `no branch ${branch} is kept on this runner for this conversation: going on from ${branch} as ${displayUrl(mirror.url)} has it`,
+      );
+    } else if (request.reuse) {
+      // Starting from the base instead would lose the earlier turns' work, which the agent's
+      // resumed session remembers and would build on.
+      throw new RunyardError(
+        "WORKSPACE_BRANCH_EXPIRED",
+        `the branch ${branch} of this conversation expired: it was never pushed to ${displayUrl(mirror.url)}, and this runner keeps a conversation's branch ${conversationKeepDays} days after its last turn`,
+      );
+    }
     const start = kept ?? (request.reuse ? onRemote : undefined) ?? baseCommit;
     if (!kept) await mirror.git(["update-ref", pin, start]);
     // A follow-up turn diffs against where the branch left its base, not the base's tip today.

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import {
   chmodSync,
   existsSync,
+  lutimesSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -467,6 +468,159 @@ describe("workspaces on a local bare remote", () => {
     const ws = await workspaces.allocate(request(bare, { key: "stale-lock" }));
     expect(existsSync(lock)).toBe(false);
     await ws.release();
+  });
+});
+
+describe("kept branches expire 7 days after their conversation's last use", () => {
+  const days = (n: number) => n * 24 * 3600 * 1000;
+  const keptRepo = (root: string, key: string) => join(root, "kept", `${key}.git`);
+  /** Sets a path's own times (never a link's target's) back by `ms`. */
+  const untouchedFor = (path: string, ms: number) => {
+    const then = new Date(Date.now() - ms);
+    lutimesSync(path, then, then);
+  };
+  const pins = (mirror: string) =>
+    git(["--git-dir", mirror, "for-each-ref", "--format=%(refname)", "refs/runyard/keys/"])
+      .split("\n")
+      .filter((ref) => ref !== "");
+
+  /** A first turn of `key` that commits `<key>.txt` (and pushes it if asked), released. */
+  async function firstTurn(workspaces: Workspaces, bare: string, key: string, push = false) {
+    const ws = await workspaces.allocate(request(bare, { key }));
+    writeFileSync(join(ws.path, `${key}.txt`), `${key}\n`);
+    const made = await ws.commitAll(`Turn 1 of ${key}`);
+    if (push) await ws.push();
+    await ws.release();
+    return made?.commit;
+  }
+
+  it("a kept branch untouched for more than 7 days is removed at the next start and its pin leaves the mirror; a recent one and its pin stay", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "expiry-root");
+    const first = newWorkspaces(root);
+    await firstTurn(first, bare, "stale");
+    const fresh = await firstTurn(first, bare, "fresh");
+    // A task its runner died in: its repo goes at the next start, and no kept branch needs its pin.
+    await first.allocate(request(bare, { key: "crashed" }));
+    const mirror = first.mirrorFor(bare);
+    expect(pins(mirror)).toEqual([
+      "refs/runyard/keys/crashed/heads/runyard/crashed",
+      "refs/runyard/keys/fresh/heads/runyard/fresh",
+      "refs/runyard/keys/stale/heads/runyard/stale",
+    ]);
+    untouchedFor(keptRepo(root, "stale"), days(8));
+    untouchedFor(keptRepo(root, "fresh"), days(6));
+
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+    expect(readdirSync(join(root, "kept"))).toEqual(["fresh.git"]);
+    expect(pins(mirror)).toEqual(["refs/runyard/keys/fresh/heads/runyard/fresh"]);
+    expect(git(["--git-dir", mirror, "fsck", "--no-progress"])).toBe("");
+    const followUp = await next.allocate(request(bare, { key: "fresh", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], followUp.path)).toBe(fresh);
+    expect(readFileSync(join(followUp.path, "fresh.txt"), "utf8")).toBe("fresh\n");
+    await followUp.release();
+  });
+
+  it("a follow-up that starts from its kept branch counts as a use: after its runner dies in that turn, the next start keeps the branch", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "resumed-root");
+    const turn1 = await firstTurn(newWorkspaces(root), bare, "resumed");
+    untouchedFor(keptRepo(root, "resumed"), days(8));
+    await newWorkspaces(root).allocate(request(bare, { key: "resumed", reuse: true }));
+    // That runner died during the turn; the next one starts.
+
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+    expect(existsSync(keptRepo(root, "resumed"))).toBe(true);
+    expect(pins(next.mirrorFor(bare))).toEqual(["refs/runyard/keys/resumed/heads/runyard/resumed"]);
+    const again = await next.allocate(request(bare, { key: "resumed", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], again.path)).toBe(turn1);
+    await again.release();
+  });
+
+  it("the kept branches and pins of live tasks stay through a cleanup, however old", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "live-root");
+    const workspaces = newWorkspaces(root);
+    await firstTurn(workspaces, bare, "live-follow-up");
+    const followUp = await workspaces.allocate(request(bare, { key: "live-follow-up", reuse: true }));
+    const firstOfItsKind = await workspaces.allocate(request(bare, { key: "live-first" }));
+    untouchedFor(keptRepo(root, "live-follow-up"), days(8));
+
+    await workspaces.cleanLeftovers();
+    expect(readdirSync(join(root, "kept"))).toEqual(["live-follow-up.git"]);
+    expect(pins(workspaces.mirrorFor(bare))).toEqual([
+      "refs/runyard/keys/live-first/heads/runyard/live-first",
+      "refs/runyard/keys/live-follow-up/heads/runyard/live-follow-up",
+    ]);
+    writeFileSync(join(followUp.path, "turn2.txt"), "two\n");
+    const turn2 = await followUp.commitAll("Turn 2");
+    await Promise.all([followUp.release(), firstOfItsKind.release()]);
+    const turn3 = await workspaces.allocate(request(bare, { key: "live-follow-up", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], turn3.path)).toBe(turn2?.commit);
+    expect(readFileSync(join(turn3.path, "live-follow-up.txt"), "utf8")).toBe("live-follow-up\n");
+    await turn3.release();
+  });
+
+  it("a follow-up whose unpushed branch expired fails with WORKSPACE_BRANCH_EXPIRED, saying why and what to do", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "expired-root");
+    await firstTurn(newWorkspaces(root), bare, "gone");
+    untouchedFor(keptRepo(root, "gone"), days(8));
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+
+    const error = await caught(next.allocate(request(bare, { key: "gone", reuse: true })));
+    expect(error.code).toBe("WORKSPACE_BRANCH_EXPIRED");
+    expect(error.message).toBe(
+      `the branch runyard/gone of this conversation expired: it was never pushed to ${bare}, and this runner keeps a conversation's branch 7 days after its last turn`,
+    );
+    expect(error.hint).toMatch(/^Submit a new run instead: the last turn's diff.patch artifact/);
+    expect(existsSync(join(root, "worktrees", "gone"))).toBe(false);
+    expect(pins(next.mirrorFor(bare))).toEqual([]);
+    // The key is free: a new run cuts its branch from the base.
+    const anew = await next.allocate(request(bare, { key: "gone" }));
+    expect(git(["rev-parse", "HEAD"], anew.path)).toBe(git(["--git-dir", bare, "rev-parse", "main"]));
+    await anew.release();
+  });
+
+  it("a follow-up whose pushed branch expired on the runner goes on from the remote's branch, and says so", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "pushed-root");
+    const pushed = await firstTurn(newWorkspaces(root), bare, "pushed", true);
+    untouchedFor(keptRepo(root, "pushed"), days(8));
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+    expect(existsSync(keptRepo(root, "pushed"))).toBe(false);
+
+    const progress: string[] = [];
+    const followUp = await next.allocate(
+      request(bare, { key: "pushed", reuse: true, onProgress: (line) => progress.push(line) }),
+    );
+    expect(git(["rev-parse", "HEAD"], followUp.path)).toBe(pushed);
+    expect(progress).toContain(
+      `no branch runyard/pushed is kept on this runner for this conversation: going on from runyard/pushed as ${bare} has it`,
+    );
+    await followUp.release();
+    expect(existsSync(keptRepo(root, "pushed"))).toBe(true);
+  });
+
+  it("removing expired kept branches follows no link, in the kept folder or inside a kept repo", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "links-root");
+    const outside = mkdtempSync(join(dir, "outside-kept-"));
+    writeFileSync(join(outside, "precious.txt"), "precious\n");
+    await firstTurn(newWorkspaces(root), bare, "holds-link");
+    symlinkSync(outside, join(keptRepo(root, "holds-link"), "objects", "elsewhere"));
+    untouchedFor(keptRepo(root, "holds-link"), days(8));
+    // A link whose target was touched just now: judged by the link's own age.
+    symlinkSync(outside, keptRepo(root, "linked"));
+    untouchedFor(keptRepo(root, "linked"), days(8));
+
+    await newWorkspaces(root).cleanLeftovers();
+    expect(readdirSync(join(root, "kept"))).toEqual([]);
+    expect(readdirSync(outside)).toEqual(["precious.txt"]);
   });
 });
 
