@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
@@ -379,6 +379,62 @@ describe("follow-ups", () => {
       expect(gitIn(bare, "show", `${branch}:bye.py`)).toBe('print("bye")\n');
       expect(gitIn(bare, "rev-list", "--count", `main..${branch}`).trim()).toBe("2");
     } finally {
+      await model.stop();
+    }
+  });
+
+  it("a message after the runner dropped the unpushed branch (7 days unused, then a restart) fails with WORKSPACE_BRANCH_EXPIRED before the agent runs", async () => {
+    const bare = bareRepo("expired");
+    const model = await startModelServer(turns(writeTurn, doneTurn));
+    // A runner of its own, restarted below: it starts the same life over its home and workspaces.
+    const home = tempDir("runyard-expiry-home-");
+    const ownWorkspaces = tempDir("runyard-expiry-workspaces-");
+    const token = await runnerToken(server.url);
+    const start = () =>
+      startRunner(server.url, token, {
+        id: "expiry-runner",
+        labels: "expiry",
+        env: { RUNYARD_HOME: home, RUNYARD_WORKSPACE_DIR: ownWorkspaces },
+      });
+    let expiryRunner = await start();
+    try {
+      const first = await submitAgent({
+        agent: "openai",
+        prompt: "add hello.py",
+        labels: ["expiry"],
+        repo: { url: git.url("expired.git"), push: false },
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+        secrets: ["GITHUB_TOKEN"],
+      });
+      const done = await waitForRun(server.url, first, isFinal, 60_000);
+      expect(done.status, JSON.stringify(done.error)).toBe("success");
+      const kept = join(ownWorkspaces, "expiry-runner", "kept", `${first}-openai.git`);
+      expect(existsSync(kept)).toBe(true);
+
+      await expiryRunner.kill();
+      const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+      lutimesSync(kept, eightDaysAgo, eightDaysAgo);
+      expiryRunner = await start();
+      expect(existsSync(kept)).toBe(false);
+
+      const asked = model.requests.length;
+      const next = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
+        text: "now add bye.py",
+      });
+      expect(next.status).toBe(201);
+      const second = await waitForRun(server.url, next.body.run_id, isFinal, 60_000);
+      expect(second.status).toBe("failed");
+      expect(second.error?.code).toBe("WORKSPACE_BRANCH_EXPIRED");
+      expect(second.error?.message).toContain(
+        `the branch runyard/${first}-openai of this conversation expired: it was never pushed to ${git.url("expired.git")}, and this runner keeps a conversation's branch 7 days after its last turn`,
+      );
+      const finished = finishedOf(await readEvents(server.url, next.body.run_id));
+      expect(JSON.stringify(finished)).toContain("diff.patch");
+      // The agent never ran: its session would have gone on as if its work were there.
+      expect(model.requests.length).toBe(asked);
+      expect(gitIn(bare, "branch", "--list").trim()).toBe("* main");
+    } finally {
+      await expiryRunner.kill();
       await model.stop();
     }
   });
