@@ -22,6 +22,18 @@ export function keptRepoPath(root: string, key: string): string {
 }
 
 /**
+ * Left where `pruneKeptRepos` removed key `key`'s kept repo, so that a follow-up of that key can
+ * be told its branch expired, where one whose last turn kept nothing (it broke its branch) goes
+ * on from the base as before. An empty file; removed in turn `markKeepMs` later.
+ */
+export function expiredMarkPath(root: string, key: string): string {
+  return join(root, "kept", `${key}.expired`);
+}
+
+/** How long an expiry mark stays: long after anyone would still send a follow-up. */
+const markKeepMs = 90 * 24 * 3600 * 1000;
+
+/**
  * Marks a kept repo used now: its folder's own time is what `pruneKeptRepos` judges by. Set when a
  * turn keeps its branch there and when a follow-up starts from it (git's reading it changes no
  * file). Never through a link.
@@ -46,16 +58,21 @@ export async function pruneKeptRepos(
   const removed: string[] = [];
   const remaining = new Set<string>();
   for (const name of await readdir(folder).catch(() => [])) {
-    const key = name.replace(/\.git$/, "");
     const path = join(folder, name);
     const info = await lstat(path).catch(() => undefined);
     if (!info) continue;
+    if (name.endsWith(".expired")) {
+      if (Date.now() - info.mtimeMs > markKeepMs) await rm(path, { force: true });
+      continue;
+    }
+    const key = name.replace(/\.git$/, "");
     if (live(key) || Date.now() - info.mtimeMs <= keepMs) {
       remaining.add(key);
       continue;
     }
     if (info.isDirectory()) await removeFolder(path);
     else await rm(path, { force: true });
+    await writeFile(join(folder, `${key}.expired`), "", { flag: "w" }).catch(() => undefined);
     removed.push(key);
   }
   return { removed, remaining };

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { RunyardError } from "../core/errors.js";
@@ -9,6 +10,7 @@ import { withMirrorLock } from "./mirror-lock.js";
 import { removeFolder } from "./remove-folder.js";
 import {
   createTaskRepo,
+  expiredMarkPath,
   keptCommit,
   keptRepoPath,
   pruneKeptRepos,
@@ -236,9 +238,10 @@ export class Workspaces {
       request.onProgress?.(
         `no branch ${branch} is kept on this runner for this conversation: going on from ${branch} as ${displayUrl(mirror.url)} has it`,
       );
-    } else if (request.reuse) {
+    } else if (request.reuse && existsSync(expiredMarkPath(this.options.root, request.key))) {
       // Starting from the base instead would lose the earlier turns' work, which the agent's
-      // resumed session remembers and would build on.
+      // resumed session remembers and would build on. (A key whose last turn kept nothing, as
+      // it broke its branch, has no mark: it goes on from the base, as it always did.)
       throw new RunyardError(
         "WORKSPACE_BRANCH_EXPIRED",
         `the branch ${branch} of this conversation expired: it was never pushed to ${displayUrl(mirror.url)}, and this runner keeps a conversation's branch ${conversationKeepDays} days after its last turn`,

@@ -513,7 +513,7 @@ describe("kept branches expire 7 days after their conversation's last use", () =
 
     const next = newWorkspaces(root);
     await next.cleanLeftovers();
-    expect(readdirSync(join(root, "kept"))).toEqual(["fresh.git"]);
+    expect(readdirSync(join(root, "kept")).sort()).toEqual(["fresh.git", "stale.expired"]);
     expect(pins(mirror)).toEqual(["refs/runyard/keys/fresh/heads/runyard/fresh"]);
     expect(git(["--git-dir", mirror, "fsck", "--no-progress"])).toBe("");
     const followUp = await next.allocate(request(bare, { key: "fresh", reuse: true }));
@@ -619,8 +619,29 @@ describe("kept branches expire 7 days after their conversation's last use", () =
     untouchedFor(keptRepo(root, "linked"), days(8));
 
     await newWorkspaces(root).cleanLeftovers();
-    expect(readdirSync(join(root, "kept"))).toEqual([]);
+    // Only the marks that tell their follow-ups the branch expired are left.
+    expect(readdirSync(join(root, "kept")).sort()).toEqual(["holds-link.expired", "linked.expired"]);
     expect(readdirSync(outside)).toEqual(["precious.txt"]);
+  });
+
+  it("a follow-up whose last turn kept no branch goes on from the base; only an expired one is refused, and its mark goes after 90 days", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "marks-root");
+    const workspaces = newWorkspaces(root);
+    // No kept repo and no mark: the last turn left nothing to keep (it broke its branch).
+    const followUp = await workspaces.allocate(request(bare, { key: "kept-nothing", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], followUp.path)).toBe(git(["--git-dir", bare, "rev-parse", "main"]));
+    await followUp.release();
+
+    await firstTurn(newWorkspaces(root), bare, "marked");
+    untouchedFor(keptRepo(root, "marked"), days(8));
+    await newWorkspaces(root).cleanLeftovers();
+    const mark = join(root, "kept", "marked.expired");
+    expect(existsSync(mark)).toBe(true);
+    untouchedFor(mark, days(91));
+    const later = newWorkspaces(root);
+    await later.cleanLeftovers();
+    expect(existsSync(mark)).toBe(false);
   });
 });
 
