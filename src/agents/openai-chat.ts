@@ -56,7 +56,7 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-/** Seed 003's count: three retries. */
+/** The agent runner's `llm_retry_count` default: three retries. */
 export const defaultRetryPolicy: RetryPolicy = { retries: 3, baseDelayMs: 1000, maxDelayMs: 60_000 };
 
 /** Calls the API until it answers, a failure is not worth retrying, or the retries are used up. */

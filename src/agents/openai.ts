@@ -1,15 +1,15 @@
 /**
- * `openai`: runyard's built-in coding agent, for when no vendor CLI is wanted (seed 003's way).
- * A tool-using loop over any OpenAI-compatible Chat Completions API: the model answers, its tool
- * calls run (openai-tools.ts, confined to the workspace), their results go back, until it answers
- * without a tool call or uses up its turns.
+ * `openai`: runyard's built-in coding agent, for when no vendor CLI is wanted (the agent runner's
+ * way). A tool-using loop over any OpenAI-compatible Chat Completions API: the model answers, its
+ * tool calls run (openai-tools.ts, confined to the workspace), their results go back, until it
+ * answers without a tool call or uses up its turns.
  *
  * Settings from the invocation's env: `OPENAI_BASE_URL` (default https://api.openai.com/v1),
- * `OPENAI_API_KEY`, `RUNYARD_LLM_RETRY_COUNT` (retries of a model call, default 3; seed 003's
- * `llm_retry_count`, which the runner passes); model default gpt-4o-mini. `extraArgs`: `--max-turns N` (model calls per
- * turn, default 50). A session is the conversation, kept as JSON under
- * `RUNYARD_AGENT_STATE_DIR` (the scratch folder when unset, which a follow-up turn cannot find:
- * the runner passes a folder that outlives the turn).
+ * `OPENAI_API_KEY`, `RUNYARD_LLM_RETRY_COUNT` (retries of a model call, default 3; the agent
+ * runner's `llm_retry_count`, which the runner passes); model default gpt-4o-mini. `extraArgs`:
+ * `--max-turns N` (model calls per turn, default 50). A session is the conversation, kept as JSON
+ * under `RUNYARD_AGENT_STATE_DIR` (the scratch folder when unset, which a follow-up turn cannot
+ * find: the runner passes a folder that outlives the turn).
  */
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";

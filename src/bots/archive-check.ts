@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import type { ArchiveEntry, ArchiveLimits } from "./types.js";
 
-/** The defaults of seed 001's uploads; config keys may override them later. */
+/** The defaults of the avtomatika-bot's uploads; config keys may override them later. */
 export const defaultArchiveLimits: ArchiveLimits = {
   maxEntries: 10_000,
   maxTotalBytes: 200 * 1024 * 1024,

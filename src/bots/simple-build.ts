@@ -3,12 +3,12 @@ import { dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { defaultContainerUser } from "../exec/container-spec.js";
 
-/** Seed 001's simple mode: files as text, at most this many. */
+/** The avtomatika-bot's simple mode: files as text, at most this many. */
 export const maxSimpleFiles = 100;
 /** The largest file of a simple bot, in UTF-8 bytes. */
 export const maxSimpleFileBytes = 1024 * 1024;
 
-/** The config keys naming simple mode's base images; seed 001's `BASE_IMAGE` is the python one. */
+/** The config keys naming simple mode's base images; the avtomatika-bot's `BASE_IMAGE` is the python one. */
 export const botBaseImageKeys = {
   python: "RUNYARD_BOT_BASE_IMAGE_PYTHON",
   node: "RUNYARD_BOT_BASE_IMAGE_NODE",
@@ -22,7 +22,7 @@ export interface BotBaseImages {
 
 export const defaultBotBaseImages: BotBaseImages = { python: "python:3.12-slim", node: "node:20-slim" };
 
-/** The base images an environment names; runyard's own key wins over seed 001's alias. */
+/** The base images an environment names; runyard's own key wins over the avtomatika-bot alias. */
 export function botBaseImagesFromEnv(env: Record<string, string | undefined>): BotBaseImages {
   const pick = (...keys: string[]) => keys.map((key) => env[key]?.trim()).find((value) => value);
   return {
@@ -43,7 +43,7 @@ export interface SimpleBotSource {
   files: Record<string, string>;
   /** Defaults to the only file, else `main.py`, `bot.py` or `index.js`, whichever is present. */
   entrypoint?: string;
-  /** pip requirement lines (python) or npm package specs (node), seed 001's `-r`. */
+  /** pip requirement lines (python) or npm package specs (node), the avtomatika-bot CLI's `-r`. */
   requirements: string[];
   baseImages: BotBaseImages;
 }
@@ -177,10 +177,10 @@ export function checkSimpleSource(source: Omit<SimpleBotSource, "baseImages">): 
 }
 
 /**
- * Writes a simple-mode bot's build context into `dir` (seed 001: files as text, requirements,
- * an entrypoint whose extension says Python or Node): the user's files under `app/`, the
- * requirements (Python) and a generated Dockerfile beside them. Every name is checked before
- * anything is written. The image's process runs as nobody, and no `ARG` or `ENV` is written:
+ * Writes a simple-mode bot's build context into `dir` (the avtomatika-bot's simple mode: files as
+ * text, requirements, an entrypoint whose extension says Python or Node): the user's files under
+ * `app/`, the requirements (Python) and a generated Dockerfile beside them. Every name is checked
+ * before anything is written. The image's process runs as nobody, and no `ARG` or `ENV` is written:
  * secrets are given to the container at run time only.
  */
 export function simpleBuildContext(source: SimpleBotSource, dir: string): SimpleBuildContext {

@@ -1,9 +1,13 @@
 /**
- * Bots (DESIGN.md section 8, seed 001): users' long-running programs in hardened containers.
- * The contracts between the archive checks, the image builds and the container lifecycle.
+ * Bots (DESIGN.md section 8; the avtomatika-bot CLI's and the `POST /jobs` orchestrator API's):
+ * users' long-running programs in hardened containers. The contracts between the archive checks,
+ * the image builds and the container lifecycle.
  */
 
-/** What an archive may hold, checked before anything is extracted (seed 001: path-traversal-safe). */
+/**
+ * What an archive may hold, checked before anything is extracted (the avtomatika-bot's uploads:
+ * path-traversal-safe).
+ */
 export interface ArchiveLimits {
   /** Entries of any kind. */
   maxEntries: number;
@@ -34,5 +38,5 @@ export interface BotOwnership {
   expiresAt: string;
 }
 
-/** Seed 001's states, plus `removed` (defined in core: the store keeps them too). */
+/** The avtomatika-bot states, plus `removed` (defined in core: the store keeps them too). */
 export type { BotState } from "../core/bot-states.js";

@@ -18,9 +18,9 @@ export interface ListenAddress {
 }
 
 /**
- * `runyard agent-server --addr :7072 --token T`: runs the steps of workflow hosts that name
- * this machine by `address` (seed 002's agent mode) until SIGINT or SIGTERM, which cancel the
- * running steps. Exit 0 after a clean stop, 1 when it cannot listen, 2 on bad flags.
+ * `runyard agent-server --addr :7072 --token T`: runs the steps of workflow hosts that name this
+ * machine by `address` (the agent-server API's agent mode) until SIGINT or SIGTERM, which cancel
+ * the running steps. Exit 0 after a clean stop, 1 when it cannot listen, 2 on bad flags.
  */
 export async function agentServerCommand(flags: AgentServerFlags, ctx: CliContext): Promise<number> {
   const listen = parseListenAddress(flags.addr);

@@ -8,7 +8,10 @@ import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";
 import { table } from "./table.js";
 
-/** Seed 004's `install-agents.sh --claude-code` style flags, by commander's camelCase name. */
+/**
+ * The OpenRunner-style API's `install-agents.sh --claude-code` style flags, by commander's
+ * camelCase name.
+ */
 export interface InstallFlags {
   claudeCode?: boolean;
   codex?: boolean;

@@ -4,7 +4,7 @@ import { RunyardError } from "../core/errors.js";
 import { packBotFolder } from "./bot-context.js";
 import type { CliContext } from "./context.js";
 
-/** The flags of `runyard bot start NAME` (seed 001's CLI, and runyard's own). */
+/** The flags of `runyard bot start NAME` (the avtomatika-bot CLI's, and runyard's own). */
 export interface BotStartFlags {
   simple?: string[];
   entrypoint?: string;
@@ -90,7 +90,7 @@ async function requirementsOf(values: readonly string[]): Promise<string[]> {
   return specs;
 }
 
-/** The files of --simple, by base name (seed 001 sends `bot.py handlers.py utils.py` so). */
+/** The files of --simple, by base name (the avtomatika-bot CLI sends `bot.py handlers.py utils.py` so). */
 async function simpleFiles(paths: readonly string[]): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   const from: Record<string, string> = {};

@@ -40,9 +40,9 @@ import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
 
 /**
- * The runner's agent task handler, and the labels that route agent work to it: `agent:<name>`
- * for each agent installed here, and `mode:chat` / `mode:issue` as its mode takes (seed 000).
- * Worktrees a crashed earlier life of this runner left are removed first.
+ * The runner's agent task handler, and the labels that route agent work to it: `agent:<name>` for
+ * each agent installed here, and `mode:chat` / `mode:issue` as its mode takes (the ADOS runner's
+ * `ADOS_MODE`). Worktrees a crashed earlier life of this runner left are removed first.
  */
 async function agentHandler(
   config: Config,
@@ -88,8 +88,9 @@ async function agentHandler(
   const handler = new AgentJobHandler({
     workspaces,
     turns,
-    // The runner's settings (seed 003) shape each task before the handler builds its masker from
-    // it, so a credential filled in from the runner's env is masked like one the task brought.
+    // The runner's settings (the agent runner's config.yaml keys) shape each task before the
+    // handler builds its masker from it, so a credential filled in from the runner's env is masked
+    // like one the task brought.
     prepareTask: (task) => applyRunnerSettings(task, config, env),
     hostSecrets: [
       ...executor.hostSecrets,
@@ -112,7 +113,7 @@ async function agentHandler(
     scratchRoot: root,
     cwdRoots: [workspaceDir, ...config.agentCwdRoots],
   });
-  // Seed 003's settings runyard accepts but does otherwise: said once, at start.
+  // The agent runner's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);
   return {
     handler,

@@ -1,6 +1,7 @@
 /**
- * A bot's lifecycle states (seed 001, plus `removed`). In core because both the store (which
- * keeps them) and the bots module (which moves them) need them, and the store imports only core.
+ * A bot's lifecycle states (the avtomatika-bot states, plus `removed`). In core because both the
+ * store (which keeps them) and the bots module (which moves them) need them, and the store imports
+ * only core.
  */
 export const botStates = [
   "building",

@@ -4,17 +4,17 @@ import { z } from "zod";
 import { type Config, QuotaOverrides } from "./config.js";
 import { RunyardError } from "./errors.js";
 
-/** Seed 000: which runner group works on which repository. */
+/** The ADOS runner's `repos:` routing: which runner group works on which repository. */
 export const RepoRoute = z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) });
 export type RepoRoute = z.infer<typeof RepoRoute>;
 
 /**
- * Seed 003's runner settings (its `config.yaml`, `config.docker.yaml` and `config.k8s.yaml`).
- * Every key is accepted; what runyard does with each is in docs/agents.md ("The agent runner's
- * config.yaml"). A few are refused after parsing: a key in a file, unmasked secrets, and the
- * executors runyard does not have yet.
+ * The agent runner's config.yaml keys (its `config.yaml`, `config.docker.yaml` and
+ * `config.k8s.yaml`). Every key is accepted; what runyard does with each is in docs/agents.md ("The
+ * agent runner's config.yaml"). A few are refused after parsing: a key in a file, unmasked secrets,
+ * and the executors runyard does not have yet.
  */
-const Seed003Keys = {
+const agentRunnerConfigKeys = {
   execution_mode: z.enum(["local-process", "docker", "kubernetes"]),
   default_timeout_seconds: z.number().int().positive(),
   task_registry_url: z.string(),
@@ -47,12 +47,12 @@ const Seed003Keys = {
 
 /**
  * The config file (`--config runyard.yaml`): the same settings as the RUNYARD_* variables in
- * snake_case, plus seed 000's `repos:` routing and seed 003's runner settings. Flags win over
- * the file, the file over env.
+ * snake_case, plus the ADOS runner's `repos:` routing and the agent runner's config.yaml keys.
+ * Flags win over the file, the file over env.
  */
 const ConfigFile = z
   .object({
-    ...Seed003Keys,
+    ...agentRunnerConfigKeys,
     home: z.string(),
     log_level: z.string(),
     /** One URL, or replicas: comma-separated or a YAML list. */
@@ -122,7 +122,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     });
   }
   const file = parsed.data;
-  const refused = seed003Refusals(file);
+  const refused = agentRunnerConfigRefusals(file);
   if (refused.length > 0) {
     throw new RunyardError(
       "INVALID_INPUT",
@@ -183,15 +183,15 @@ export function readConfigFile(path: string): LoadedConfigFile {
     taskRegistryUrl: file.task_registry_url,
     repoPoolUrl: file.repo_pool_url,
     artifactStoreUrl: file.artifact_store_url,
-    configFileNotices: seed003Notices(file),
+    configFileNotices: agentRunnerConfigNotices(file),
   };
   return { overrides, repos: file.repos ?? [] };
 }
 
 type ParsedFile = z.infer<typeof ConfigFile>;
 
-/** Seed 003 settings runyard will not take silently: each with what to do instead. */
-function seed003Refusals(file: ParsedFile): { problem: string; hint: string }[] {
+/** The agent runner's settings runyard will not take silently: each with what to do instead. */
+function agentRunnerConfigRefusals(file: ParsedFile): { problem: string; hint: string }[] {
   const refused: { problem: string; hint: string }[] = [];
   if (file.execution_mode === "docker" && !file.docker_image && !file.agent_sandbox) {
     refused.push({
@@ -219,8 +219,8 @@ function seed003Refusals(file: ParsedFile): { problem: string; hint: string }[] 
   return refused;
 }
 
-/** One line per seed 003 setting runyard accepts from a file but does otherwise. */
-function seed003Notices(file: ParsedFile): string[] {
+/** One line per agent runner setting runyard accepts from a file but does otherwise. */
+function agentRunnerConfigNotices(file: ParsedFile): string[] {
   const notices: string[] = [];
   if (file.llm?.timeout_seconds !== undefined) {
     notices.push(
@@ -260,8 +260,8 @@ function seed003Notices(file: ParsedFile): string[] {
 }
 
 /**
- * What a runner warns about once at start: the config file's notices, and the seed 003 settings
- * from any source (env too) that runyard accepts but does otherwise.
+ * What a runner warns about once at start: the config file's notices, and the agent runner's
+ * settings from any source (env too) that runyard accepts but does otherwise.
  */
 export function runnerNotices(config: Config, env: Record<string, string | undefined>): string[] {
   const notices = [...config.configFileNotices];

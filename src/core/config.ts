@@ -17,10 +17,10 @@ export const defaultMaxArtifactBytes = 16 * 1024 * 1024;
 export const defaultMaxRunArtifactBytes = 64 * 1024 * 1024;
 
 /**
- * The one config schema. It is parsed once at start-up from the environment (and, for the
- * commands that take one, flags and a config file laid over it); nothing else reads process.env.
- * Seed 000's ADOS_* names (and seed 001's AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are accepted as
- * aliases of the RUNYARD_* ones.
+ * The one config schema. It is parsed once at start-up from the environment (and, for the commands
+ * that take one, flags and a config file laid over it); nothing else reads process.env. The ADOS
+ * runner's ADOS_* names (and the avtomatika-bot CLI's AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are
+ * accepted as aliases of the RUNYARD_* ones.
  */
 /** One tenant's or user's limits (`quotas.tenants.<id>`, `quotas.users.<name>`); absent: the default. */
 export const QuotaLimits = z
@@ -29,9 +29,9 @@ export const QuotaLimits = z
     max_concurrent_runs: z.number().int().nonnegative(),
     /** Runs waiting for a runner at once; a submit while this many wait is refused. */
     max_queued_runs: z.number().int().nonnegative(),
-    /** Bots alive at once (seed 001: 3 per user). Users only. */
+    /** Bots alive at once (the avtomatika-bot limit: 3 per user). Users only. */
     max_bots: z.number().int().nonnegative(),
-    /** A bot container's memory in MiB (seed 001: 256), CPUs (0.5) and processes (100). */
+    /** A bot container's memory in MiB (the avtomatika-bot limits: 256), CPUs (0.5) and processes (100). */
     bot_memory_mb: z.number().int().positive(),
     bot_cpus: z.number().positive(),
     bot_pids: z.number().int().positive(),
@@ -50,7 +50,10 @@ export const QuotaOverrides = z
   .strict();
 export type QuotaOverrides = z.infer<typeof QuotaOverrides>;
 
-/** Python's level names (seed 003's `INFO`, `WARNING`) as pino's; other text as written, lowercased. */
+/**
+ * Python's level names (the agent runner's `INFO`, `WARNING`) as pino's; other text as written,
+ * lowercased.
+ */
 function logLevelOf(value: unknown): unknown {
   if (typeof value !== "string") return value;
   const level = value.trim().toLowerCase();
@@ -73,7 +76,7 @@ export const configSchema = z.object({
   home: z.string().default(".runyard"),
   /**
    * pino level: fatal, error, warn, info, debug, trace or silent. Any case, and Python's names
-   * as seed 003 writes them (`INFO`, `WARNING`, `CRITICAL`).
+   * as the agent runner's config.yaml writes them (`INFO`, `WARNING`, `CRITICAL`).
    */
   logLevel: z.preprocess(
     logLevelOf,
@@ -93,28 +96,44 @@ export const configSchema = z.object({
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),
   workspaceDir: z.string().optional(),
-  /** Retries of git fetches and pushes, with exponential backoff (seed 003's `git_retry_count`). */
+  /** Retries of git fetches and pushes, with exponential backoff (the agent runner's `git_retry_count`). */
   gitRetryCount: z.coerce.number().int().min(0).max(20).default(3),
   /**
-   * Seed 003's `network_retry_count`: how often an agent job's artifact upload is retried on a
-   * server error or no reachable server (the runner's socket reconnects forever regardless).
+   * The agent runner's `network_retry_count`: how often an agent job's artifact upload is retried
+   * on a server error or no reachable server (the runner's socket reconnects forever regardless).
    */
   networkRetryCount: z.coerce.number().int().min(0).max(20).default(3),
-  /** Retries of a model call of the built-in `openai` loop on 429, 5xx and network errors (seed 003's `llm_retry_count`). */
+  /**
+   * Retries of a model call of the built-in `openai` loop on 429, 5xx and network errors (the agent
+   * runner's `llm_retry_count`).
+   */
   llmRetryCount: z.coerce.number().int().min(0).max(20).default(3),
-  /** Runner: the longest agent turn it runs; a task asking longer is cut to it (seed 003's `default_timeout_seconds`). */
+  /**
+   * Runner: the longest agent turn it runs; a task asking longer is cut to it (the agent runner's
+   * `default_timeout_seconds`).
+   */
   maxTurnSecs: z.coerce.number().int().positive().optional(),
-  /** Runner: the model of the built-in `openai` loop when a task names none (seed 003's `llm.model`). */
+  /**
+   * Runner: the model of the built-in `openai` loop when a task names none (the agent runner's
+   * `llm.model`).
+   */
   llmModel: z.string().min(1).optional(),
-  /** Runner: the built-in `openai` loop's OPENAI_BASE_URL when a task gives none (seed 003's `llm.endpoint`). */
+  /**
+   * Runner: the built-in `openai` loop's OPENAI_BASE_URL when a task gives none (the agent runner's
+   * `llm.endpoint`).
+   */
   llmEndpoint: z.string().url().optional(),
-  /** Runner: the variable of its env whose value is the git token of tasks that give none (seed 003). */
+  /**
+   * Runner: the variable of its env whose value is the git token of tasks that give none (the agent
+   * runner's `git_token_env_var`).
+   */
   gitTokenEnvVar: z.string().min(1).optional(),
   /** Runner: the variable of its env whose value agents get as OPENAI_API_KEY; unset: OPENAI_API_KEY itself. */
   llmApiKeyEnvVar: z.string().min(1).optional(),
   /**
-   * Seed 003's external services. runyard has none: the server keeps runs, events and artifacts
-   * and the runner its own worktrees, so these are read only to warn that they are ignored.
+   * The agent runner's external services. runyard has none: the server keeps runs, events and
+   * artifacts and the runner its own worktrees, so these are read only to warn that they are
+   * ignored.
    */
   taskRegistryUrl: z.string().optional(),
   repoPoolUrl: z.string().optional(),
@@ -201,17 +220,23 @@ export const configSchema = z.object({
    */
   defaultMaxConcurrentRuns: z.coerce.number().int().nonnegative().optional(),
   defaultMaxQueuedRuns: z.coerce.number().int().nonnegative().optional(),
-  /** Bots alive at once per user (seed 001's MAX_BOTS_PER_USER). */
+  /** Bots alive at once per user (the avtomatika-bot's MAX_BOTS_PER_USER). */
   maxBotsPerUser: z.coerce.number().int().nonnegative().default(3),
-  /** Server: a bot's lifetime in seconds (seed 001: 24 h); past it the bot ends `timeout`. */
+  /**
+   * Server: a bot's lifetime in seconds (the avtomatika-bot lifetime: 24 h); past it the bot ends
+   * `timeout`.
+   */
   botLifetimeSecs: z.coerce.number().int().positive().default(86_400),
-  /** Server: a bot container's limits unless a tenant's or user's quota says otherwise (seed 001). */
+  /**
+   * Server: a bot container's limits unless a tenant's or user's quota says otherwise (the
+   * avtomatika-bot limits).
+   */
   botMemoryMb: z.coerce.number().int().positive().default(256),
   botCpus: z.coerce.number().positive().default(0.5),
   botPids: z.coerce.number().int().positive().default(100),
   /**
-   * Server: the Docker network bots join (seed 001's DOCKER_NETWORK): a network the runners'
-   * Docker has, `none` (no network at all) or `host`. Docker's default bridge when unset.
+   * Server: the Docker network bots join (the avtomatika-bot's DOCKER_NETWORK): a network the
+   * runners' Docker has, `none` (no network at all) or `host`. Docker's default bridge when unset.
    */
   botNetwork: z.string().min(1).default("bridge"),
   /**
@@ -241,7 +266,7 @@ export const configSchema = z.object({
   scheduleMinIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
-  /** Seed 000's `repos:` (config file only): which runner group works on which repository. */
+  /** The ADOS runner's `repos:` (config file only): which runner group works on which repository. */
   repos: z.array(z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) })).default([]),
   /**
    * Server (config file only): the internal destinations (loopback, link-local, private ranges)

@@ -104,7 +104,7 @@ export const RunFinishedEvent = z.object({
   duration_ms: z.number().optional(),
   vars: z.record(z.string(), z.string()).optional(),
   steps: z.array(StepSummary).optional(),
-  /** Agent runs: each agent's result (seed 003's result fields), side by side. */
+  /** Agent runs: each agent's result (the agent runner's result fields), side by side. */
   agents: z.array(AgentSummary).optional(),
   /** A failed workflow run whose steps' rollbacks all ran and succeeded. */
   rolled_back: z.literal(true).optional(),

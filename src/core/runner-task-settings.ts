@@ -2,7 +2,7 @@ import type { Config } from "./config.js";
 import { credentialEnvNames } from "./config-env.js";
 import type { AgentTask } from "./jobs/agent.js";
 
-/** The runner's settings that shape the agent tasks it runs (seed 003's config.yaml). */
+/** The runner's settings that shape the agent tasks it runs (the agent runner's config.yaml). */
 export type RunnerTaskSettings = Pick<
   Config,
   "maxTurnSecs" | "llmRetryCount" | "llmModel" | "llmEndpoint" | "gitTokenEnvVar" | "llmApiKeyEnvVar"

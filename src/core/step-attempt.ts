@@ -3,8 +3,9 @@ import { ErrorInfo } from "./events.js";
 
 /**
  * A step's container when its host says `executor: docker`: the runner runs each command of the
- * attempt in a hardened container of this image (exec/docker-executor.ts). Limits are resolved
- * by the parser (seed 001's defaults filled in), so a runner applies exactly what it is sent.
+ * attempt in a hardened container of this image (exec/docker-executor.ts). Limits are resolved by
+ * the parser (the avtomatika-bot limits filled in as defaults), so a runner applies exactly what it
+ * is sent.
  */
 export const StepContainer = z.object({
   image: z.string().min(1),

@@ -3,7 +3,7 @@ import { ErrorInfo } from "../core/events.js";
 import { StepAttemptResult } from "../core/step-attempt.js";
 
 /**
- * The agent-server's HTTP answers (seed 002's direct dispatch), shared by `server.ts`
+ * The agent-server's HTTP answers (the agent-server API's direct dispatch), shared by `server.ts`
  * and `client.ts`. A task is one step attempt; its output is one log, and offsets count
  * UTF-8 bytes of that log, so a client that asks from the offset it was given never sees a
  * byte twice.

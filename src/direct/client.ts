@@ -70,12 +70,12 @@ interface CallOptions {
 }
 
 /**
- * Runs step attempts on a `runyard agent-server` over HTTP (seed 002's direct dispatch):
- * POST /run, then, when the attempt outlives the server's sync wait, long-polls of /status
- * from a byte offset, so each piece of output reaches `onOutput` once and in order. Every
- * `/run` carries a fresh attempt key, so sending it again after a lost answer, or canceling
- * before its answer came, never runs the step twice. Failures to reach the server are
- * results (HOST_UNREACHABLE, UNAUTHORIZED), never rejections.
+ * Runs step attempts on a `runyard agent-server` over HTTP (the agent-server API's direct
+ * dispatch): POST /run, then, when the attempt outlives the server's sync wait, long-polls of
+ * /status from a byte offset, so each piece of output reaches `onOutput` once and in order. Every
+ * `/run` carries a fresh attempt key, so sending it again after a lost answer, or canceling before
+ * its answer came, never runs the step twice. Failures to reach the server are results
+ * (HOST_UNREACHABLE, UNAUTHORIZED), never rejections.
  */
 export class DirectStepRunner implements StepRunner {
   private readonly address: string;

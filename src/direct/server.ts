@@ -14,7 +14,10 @@ import { type DirectTask, DirectTaskTable, type DirectTaskTableOptions, runSnaps
 export interface DirectServerOptions {
   /** Every caller but `/health` must send it (`Authorization: Bearer` or `X-Runyard-Token`). */
   token: string;
-  /** How long `/run` waits for the attempt to end before answering 202 with a task id (seed 002: 4 s). */
+  /**
+   * How long `/run` waits for the attempt to end before answering 202 with a task id (the
+   * agent-server API's wait: 4 s).
+   */
   syncWaitMs?: number;
   /** The agent-server's own environment, under each step's env. */
   baseEnv: Record<string, string>;
@@ -64,9 +67,10 @@ function localStepRunner(options: DirectServerOptions): { runner: StepRunner; ex
 }
 
 /**
- * `runyard agent-server`: runs step attempts sent over HTTP (seed 002's direct dispatch). A
- * `/run` that ends within `syncWaitMs` is answered with its result; a longer one becomes a task
- * that clients follow with `/status` long-polls from a byte offset and stop with `/cancel`.
+ * `runyard agent-server`: runs step attempts sent over HTTP (the agent-server API's direct
+ * dispatch). A `/run` that ends within `syncWaitMs` is answered with its result; a longer one
+ * becomes a task that clients follow with `/status` long-polls from a byte offset and stop with
+ * `/cancel`.
  */
 export function createDirectServer(options: DirectServerOptions): FastifyInstance {
   const logger = options.logger ?? silentLogger;

@@ -8,7 +8,7 @@ export interface ContainerLimits {
   pids: number;
 }
 
-/** Seed 001's limits: 256 MB, half a CPU, 100 processes. */
+/** The avtomatika-bot limits: 256 MB, half a CPU, 100 processes. */
 export const defaultContainerLimits: ContainerLimits = {
   memoryBytes: 256 * 1024 * 1024,
   cpus: 0.5,
@@ -52,7 +52,7 @@ export interface HardenedContainerInput {
 }
 
 /**
- * The create options of a container runyard starts (seed 001, issue 10): every capability
+ * The create options of a container runyard starts (the avtomatika-bot hardening): every capability
  * dropped but NET_BIND_SERVICE, no privilege gain, a numeric non-root user, memory with swap
  * off, CPU and pids limits, a read-only root with a small non-executable /tmp, only the mounts
  * asked for (never the Docker socket), and labels that say whose it is. Docker never restarts

@@ -26,7 +26,7 @@ export interface AgentTurnsOptions {
   stateRoot: string;
   /** Begins every process tag of this runner's turns (see `killLeftovers`). */
   tagPrefix: string;
-  /** The runner variable its config names as the git token (seed 003's `git_token_env_var`). */
+  /** The runner variable its config names as the git token (the agent runner's `git_token_env_var`). */
   gitTokenVariable?: string;
   /** Where a runner with Docker runs sandboxed turns; none: a task asking for a sandbox fails. */
   sandbox?: AgentSandboxSettings;

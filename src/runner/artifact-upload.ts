@@ -19,7 +19,10 @@ export interface ArtifactUpload {
   /** UTF-8 text: a diff, a JSONL transcript, test output, a log. */
   content: string;
   signal?: AbortSignal;
-  /** Tries after the first, for a server error or no server reachable (seed 003's `network_retry_count`); default 3. */
+  /**
+   * Tries after the first, for a server error or no server reachable (the agent runner's
+   * `network_retry_count`); default 3.
+   */
   retries?: number;
 }
 

@@ -73,7 +73,8 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
     if (known) {
       const retryAfter = retryAfterSeconds(error);
       if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
-      // Seed 001's shape for a quota: `{"status":"failure","error":{...}}`.
+      // The `POST /jobs` orchestrator API's shape for a quota:
+      // `{"status":"failure","error":{...}}`.
       const failure = known.error.code === "QUOTA_EXCEEDED" ? { status: "failure" as const } : {};
       reply.code(known.status).send({ ...failure, error: known.error });
       return;

@@ -10,7 +10,7 @@ import type { EventBus } from "./event-bus.js";
 import { guardedRequest } from "./outbound/guarded-http.js";
 import { OutboundPolicy } from "./outbound/outbound-policy.js";
 
-/** What a webhook receives on every state change (seed 002 section 13.2). */
+/** What a webhook receives on every state change (the notifier's fields). */
 export interface StateChange {
   run_id: string;
   workflow_name: string;

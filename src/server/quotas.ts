@@ -8,7 +8,7 @@ import { type BotDefaults, type BotStarter, defaultBotSettings } from "./runs/bo
 export interface QuotaSettings {
   defaultMaxConcurrentRuns?: number | undefined;
   defaultMaxQueuedRuns?: number | undefined;
-  /** Seed 001: 3 per user. */
+  /** The avtomatika-bot limit: 3 per user. */
   maxBotsPerUser?: number | undefined;
   quotas?: QuotaOverrides | undefined;
 }
@@ -70,7 +70,7 @@ export class Quotas {
     };
   }
 
-  /** Bots a user may keep alive at once (seed 001's MAX_BOTS_PER_USER). */
+  /** Bots a user may keep alive at once (the avtomatika-bot's MAX_BOTS_PER_USER). */
   maxBots(username: string | null): number {
     const own = username === null ? undefined : this.settings.quotas?.users?.[username]?.max_bots;
     return own ?? this.settings.maxBotsPerUser ?? 3;

@@ -83,11 +83,11 @@ export interface ServerOptions {
   scheduleMinIntervalSeconds?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
-  /** Bots' lifetime, container limits, network and upload size; default: seed 001's. */
+  /** Bots' lifetime, container limits, network and upload size; default: the avtomatika-bot's. */
   bots?: Partial<BotDefaults>;
   /** Agents on this machine for `GET /health/agents`; default: none known. */
   agentsHealth?: () => Promise<AgentStatus[]>;
-  /** Repo to runner-group routing for agent runs (config file `repos:`, seed 000). */
+  /** Repo to runner-group routing for agent runs (config file `repos:`, the ADOS runner's routing). */
   repoRoutes?: RepoRoute[];
   /**
    * Internal destinations (config `direct_hosts:` / `notify_hosts:`) members' direct hosts and

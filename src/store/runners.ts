@@ -8,12 +8,12 @@ export type RunnerStatus = "online" | "offline";
 /** How a runner keeps each run from the others and from itself (see `RunnerInfo.isolation`). */
 export type RunnerIsolation = RunnerInfo["isolation"];
 
-/** A runner daemon as it advertised itself (seed 000 `GET /api/runners`). */
+/** A runner daemon as it advertised itself (the ADOS runners list, `GET /api/runners`). */
 export interface RunnerRecord {
   id: string;
   group: string;
   labels: string[];
-  /** What the runner takes on (seed 000 `ADOS_MODE`: chat, issue, all). */
+  /** What the runner takes on (the ADOS runner's `ADOS_MODE`: chat, issue, all). */
   mode: string;
   /** How many jobs it runs at once. */
   capacity: number;

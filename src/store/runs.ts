@@ -41,7 +41,10 @@ export interface RunRecord {
   finished_at: string | null;
   /** Highest event seq stored for the run; 0 before the first event. */
   last_seq: number;
-  /** The last failure of the status notifier (seed 002 `last_notify_error`); it never changes status. */
+  /**
+   * The last failure of the status notifier (the notifier's `last_notify_error`); it never changes
+   * status.
+   */
   last_notify_error: string | null;
   /** The concurrency group the run takes turns in (its workflow's, expanded at submit); null: none. */
   concurrency_group: string | null;
@@ -504,7 +507,7 @@ export interface RunsRepo {
    * writes, at each of its events); false when it does not exist or its status is not in `ifStatus`.
    */
   patch(id: string, patch: RunPatch, opts?: IfStatus<RunStatus>): Promise<boolean>;
-  /** One run, or undefined (seed 002 `GET /run-status` answers 404 then). */
+  /** One run, or undefined (the agent-server API's `GET /run-status` answers 404 then). */
   get(id: string): Promise<RunRecord | undefined>;
   /** A run's status, tenant and last seq, or undefined; its spec and variables are not read. */
   state(id: string): Promise<RunState | undefined>;

@@ -88,7 +88,7 @@ function damaged(filename: string, error: unknown): RunyardError {
   );
 }
 
-/** The same store in memory, for tests and throwaway runs; warns that nothing persists (seed 002). */
+/** The same store in memory, for tests and throwaway runs; warns that nothing persists. */
 export async function openMemoryStore(opts: MemoryStoreOptions = {}): Promise<Store> {
   const warn = opts.warn ?? ((message: string) => process.stderr.write(`runyard: warning: ${message}\n`));
   warn(inMemoryWarning);

@@ -1,6 +1,6 @@
 /**
  * A workflow after parsing and validation: what the step engine runs. The YAML forms
- * (seed 002 workflows, seed 003 playbooks) both become this.
+ * (the workflow form, the playbook form) both become this.
  */
 
 import { RunyardError } from "../core/errors.js";

@@ -14,8 +14,8 @@ export const containerKeys = ["image", "memory", "cpus", "pids", "network"] as c
 export const executorKeys = ["executor", ...containerKeys];
 
 /**
- * Seed 001's limits, the same a bot gets: 256 MiB, half a CPU, 100 processes. The network is
- * `none` unless the host asks: a step reaching out is something a workflow author opts into.
+ * The avtomatika-bot limits, the same a bot gets: 256 MiB, half a CPU, 100 processes. The network
+ * is `none` unless the host asks: a step reaching out is something a workflow author opts into.
  */
 const defaults = { memoryBytes: 256 * 1024 * 1024, cpus: 0.5, pids: 100, network: "none" };
 

@@ -1,10 +1,10 @@
-/** `notify:`: webhooks told of every run state change (seed 002's notifier). */
+/** `notify:`: webhooks told of every run state change (the workflow format's notifier). */
 import { isMap, isScalar, isSeq } from "yaml";
 import type { NotifySpec } from "./model.js";
 import { isHttpUrl } from "./parse-hosts.js";
 import type { YamlReader } from "./yaml-reader.js";
 
-/** Seed 002's engine defaults: `NotifyRetry = 2`, `NotifyDelay = 500ms`. */
+/** The notifier's defaults: `NotifyRetry = 2`, `NotifyDelay = 500ms`. */
 const defaultRetry = 2;
 const defaultDelayMs = 500;
 const notifyKeys = ["url", "secret", "retry", "delay"];

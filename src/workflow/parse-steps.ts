@@ -1,5 +1,5 @@
 /**
- * `steps:` in both forms: seed 002's `action` + `args`, and seed 003's playbook steps
+ * `steps:` in both forms: the workflow format's `action` + `args`, and the playbook format's steps
  * (`command`, `condition`, `fail_fast`, exec options on the step itself).
  *
  * Values that fail to read fall back to defaults here; they never reach a caller, since a

@@ -1,5 +1,5 @@
 /**
- * Reads a workflow file (seed 002's form or a seed 003 playbook) into a `Workflow`, reporting
+ * Reads a workflow file (the workflow form or the playbook form) into a `Workflow`, reporting
  * every problem at once with its line and column. Nothing runs unless this finds no problem.
  */
 import { basename, extname } from "node:path";

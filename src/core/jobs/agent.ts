@@ -66,7 +66,7 @@ export const AgentSandbox = z.strictObject({
 });
 export type AgentSandbox = z.infer<typeof AgentSandbox>;
 
-/** Tests run after the agent: a command, or playbook steps (seed 003), by the workflow engine. */
+/** Tests run after the agent: a command, or playbook steps (the playbook format), by the workflow engine. */
 export const AgentTests = z.object({
   command: z.string().optional(),
   playbook: z.string().optional(),
@@ -75,7 +75,10 @@ export const AgentTests = z.object({
 });
 export type AgentTests = z.infer<typeof AgentTests>;
 
-/** Names the git token goes by (seed 000, seed 003): it is git's alone, never an agent's env. */
+/**
+ * Names the git token goes by (the ADOS runner's, the agent runner's): it is git's alone, never an
+ * agent's env.
+ */
 export const gitTokenNames: readonly string[] = ["GIT_TOKEN", "GITHUB_TOKEN"];
 
 export const AgentTask = z.object({
@@ -92,7 +95,7 @@ export const AgentTask = z.object({
   env: z.record(z.string(), z.string()).default({}),
   /** The conversation's key (shared by follow-up turns): names the scratch folder of a task without repo or cwd. */
   key: z.string(),
-  /** Work in this folder of the runner instead of a repo worktree (seed 004's `cwd`). */
+  /** Work in this folder of the runner instead of a repo worktree (the OpenRunner-style API's `cwd`). */
   cwd: z.string().optional(),
   /**
    * Whether `cwd` must lie under the runner's allowed folders (its workspace folder and
@@ -133,7 +136,10 @@ export const AgentTokenUsage = z.object({
 });
 export type AgentTokenUsage = z.infer<typeof AgentTokenUsage>;
 
-/** Seed 003's result fields, per agent: success, branch, commit, diff stats, tokens, cost, model, metrics. */
+/**
+ * The agent runner's result fields, per agent: success, branch, commit, diff stats, tokens, cost,
+ * model, metrics.
+ */
 export const AgentJobResult = z.object({
   kind: z.literal("agent"),
   status: z.enum(["success", "failed", "canceled", "timeout"]),

@@ -3,17 +3,17 @@ import { botModes, botStates } from "../bot-states.js";
 import { ErrorInfo, type EventInput } from "../events.js";
 
 /**
- * Job kind `bot`: one life of one user's bot on one runner with Docker (DESIGN.md section 8,
- * seed 001). The job lasts as long as the bot runs: the runner builds or pulls its image
- * (`step.*` events of step `build` or `pull`), starts its hardened container (step `run`, one
- * attempt per container, its output as `step.output`), says every state change as `bot.state`,
- * and ends with the bot's final state. Stopping the bot is canceling the job.
+ * Job kind `bot`: one life of one user's bot on one runner with Docker (DESIGN.md section 8; the
+ * avtomatika-bot's bots). The job lasts as long as the bot runs: the runner builds or pulls its
+ * image (`step.*` events of step `build` or `pull`), starts its hardened container (step `run`, one
+ * attempt per container, its output as `step.output`), says every state change as `bot.state`, and
+ * ends with the bot's final state. Stopping the bot is canceling the job.
  */
 
 /** The host of a bot job's steps: the bot's name, so its events read like any run's. */
 export const botSteps = { build: "build", pull: "pull", run: "run" } as const;
 
-/** Where a bot's image comes from (seed 001's three deploy modes). */
+/** Where a bot's image comes from (the avtomatika-bot's three deploy modes). */
 export const BotSource = z.discriminatedUnion("mode", [
   z.object({
     mode: z.literal("simple"),

@@ -16,9 +16,9 @@ export interface TestsOutcome {
 }
 
 /**
- * Runs an agent task's tests in its workspace: a command, or a playbook (seed 003) through the
- * workflow engine. Their steps are reported as `test` (or `test: <playbook step>`) on the agent's
- * host; the output is also kept for the test-output artifact.
+ * Runs an agent task's tests in its workspace: a command, or a playbook (the playbook format)
+ * through the workflow engine. Their steps are reported as `test` (or `test: <playbook step>`) on
+ * the agent's host; the output is also kept for the test-output artifact.
  */
 export async function runAgentTests(options: {
   tests: AgentTests;

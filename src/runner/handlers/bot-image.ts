@@ -63,10 +63,10 @@ export function botImageTag(botId: string): string {
 }
 
 /**
- * Makes the image a bot runs (seed 001's modes): `simple` builds runyard's Dockerfile around
- * the user's files, `custom` builds the user's Dockerfile from an archive (checked before a byte
- * is extracted) or a shallow git clone (no submodules; git's transports limited to https, http,
- * ssh, git and file, so never `ext::`), `image` pulls the reference unless it is here already
+ * Makes the image a bot runs (the avtomatika-bot modes): `simple` builds runyard's Dockerfile
+ * around the user's files, `custom` builds the user's Dockerfile from an archive (checked before a
+ * byte is extracted) or a shallow git clone (no submodules; git's transports limited to https,
+ * http, ssh, git and file, so never `ext::`), `image` pulls the reference unless it is here already
  * (as `docker run` does). Progress goes to `onLine`; the image's name is the answer.
  */
 export async function prepareBotImage(

@@ -12,8 +12,9 @@ import { watchRun } from "../run-watch.js";
 import type { StartBotBody } from "../runs/bot-spec.js";
 
 /**
- * What the bot routes (native `/api/bots` and seed 001's `POST /jobs`) do, once: start, find,
- * stop, remove, read logs. A bot is its owner's: the routes find it by the caller's name for it.
+ * What the bot routes (native `/api/bots` and the `POST /jobs` orchestrator API) do, once: start,
+ * find, stop, remove, read logs. A bot is its owner's: the routes find it by the caller's name for
+ * it.
  */
 
 export const BotView = z.object({

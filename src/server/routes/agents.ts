@@ -75,7 +75,7 @@ const AgentsHealth = z.object({
     .describe("the agents connected runners advertise (which runners is for a token: GET /api/runners)"),
 });
 
-/** Seed 004's `model` to an agent: an agent's name, a model family, or the default agent. */
+/** The OpenRunner-style API's `model` to an agent: an agent's name, a model family, or the default agent. */
 export function agentForModel(model: string | undefined): { agent: string; model?: string } {
   if (!model) return { agent: "claude_code" };
   const known = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"];

@@ -11,7 +11,7 @@ import { passwordMatches } from "../identity/passwords.js";
 import type { RefusedLogins } from "../identity/refused-logins.js";
 import { publicRoute } from "../openapi.js";
 
-/** Seed 004's login body, exactly: `{"username": "...", "password": "..."}`. */
+/** The OpenRunner-style API's login body, exactly: `{"username": "...", "password": "..."}`. */
 const LoginBody = z.strictObject({
   username: z.string().min(1, "username is empty").max(200),
   password: z.string().min(1, "password is empty").max(4096),

@@ -6,7 +6,7 @@ import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 
-/** Seed 000's runner list entry (id, group, status, hostname, cpus, memory, connected_at) and more. */
+/** An entry of the ADOS runners list (id, group, status, hostname, cpus, memory, connected_at) and more. */
 const RunnerView = z.object({
   id: z.string(),
   group: z.string(),

@@ -53,7 +53,10 @@ export const SubmitWorkflowRunBody = z.strictObject({
     .describe("true: when the run fails, its steps' `rollback:` do not run (`runyard run --no-rollback`)"),
 });
 
-/** A workflow (the default when `kind` is absent) or an agent task; seed 004's form is turned into the latter. */
+/**
+ * A workflow (the default when `kind` is absent) or an agent task; the OpenRunner-style API's form
+ * is turned into the latter.
+ */
 export const SubmitRunBody = z.discriminatedUnion("kind", [SubmitWorkflowRunBody, SubmitAgentRunBody]);
 
 export const ListRunsQuery = z.strictObject({
@@ -199,7 +202,7 @@ const StreamToken = z.object({
   url: z.string().describe("the event stream's path with the token, for `new EventSource(url)`"),
 });
 
-/** Seed 002's run snapshot. */
+/** The agent-server API's run snapshot (`GET /run-status`). */
 const RunStatusSnapshot = z.object({
   run_id: z.string(),
   workflow_name: z.string(),
@@ -292,15 +295,15 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           ...protectedErrorResponses(400, 413, 429),
         },
       },
-      // Seed 004's agent body ({input, metadata}) becomes the native one; a body without a kind
-      // is a workflow, as before agents existed.
+      // The OpenRunner-style API's agent body ({input, metadata}) becomes the native one; a body
+      // without a kind is a workflow, as before agents existed.
       preValidation: async (request) => {
         const body = request.body as Record<string, unknown> | undefined;
         if (!body || typeof body !== "object" || Array.isArray(body) || "kind" in body) return;
         if ("input" in body && !("workflow" in body)) {
-          const seed = OpenRunnerRunBody.safeParse(body);
-          if (!seed.success) {
-            const issue = seed.error.issues[0];
+          const openRunner = OpenRunnerRunBody.safeParse(body);
+          if (!openRunner.success) {
+            const issue = openRunner.error.issues[0];
             const where = issue?.path.join(".") || "body";
             const unknown = issue?.code === "unrecognized_keys" ? issue.keys : [];
             throw new RunyardError(
@@ -324,7 +327,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
               },
             );
           }
-          (request as { body: unknown }).body = fromOpenRunnerBody(seed.data);
+          (request as { body: unknown }).body = fromOpenRunnerBody(openRunner.data);
           return;
         }
         (request as { body: unknown }).body = { kind: "workflow", ...body };

@@ -2,8 +2,9 @@ import { z } from "zod";
 import { AgentBudget, AgentSandbox, AgentTests } from "../../core/jobs/agent.js";
 
 /**
- * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, seed 004's
- * `{input, metadata}`, `runyard agent run`), and stored encrypted as the run's spec.
+ * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, the
+ * OpenRunner-style API's `{input, metadata}`, `runyard agent run`), and stored encrypted as the
+ * run's spec.
  */
 
 const agentName = z
@@ -106,7 +107,7 @@ export const OpenRunnerRunBody = z.strictObject({
     .default({}),
 });
 
-/** Seed 004's body as the native one. */
+/** The OpenRunner-style API's body as the native one. */
 export function fromOpenRunnerBody(body: z.infer<typeof OpenRunnerRunBody>): Record<string, unknown> {
   const meta = body.metadata;
   const cwd = meta.cwd ?? meta.working_dir;
@@ -168,7 +169,7 @@ export const AgentRunSpec = z.object({
 });
 export type AgentRunSpec = z.infer<typeof AgentRunSpec>;
 
-/** The prompt an agent gets: seed 003's task context composed into words. */
+/** The prompt an agent gets: the agent runner's task context composed into words. */
 export function composePrompt(body: SubmitAgentRunBody): { title: string; prompt: string } {
   const title = body.title ?? firstLine(body.prompt ?? body.description ?? "agent task");
   const parts: string[] = [];

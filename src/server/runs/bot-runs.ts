@@ -24,7 +24,7 @@ export interface BotDefaults {
   maxUploadBytes: number;
 }
 
-/** Seed 001's: 24 h, 256 MB, half a CPU, 100 processes; Docker's default network. */
+/** The avtomatika-bot defaults: 24 h, 256 MB, half a CPU, 100 processes; Docker's default network. */
 export const defaultBotSettings: BotDefaults = {
   lifetimeSecs: 86_400,
   memoryMb: 256,

@@ -3,7 +3,7 @@ import { isImageId } from "../../core/container-policy.js";
 import { BotRestart, BotSource } from "../../core/jobs/bot.js";
 
 /**
- * What a bot start asks for, as submitted (`POST /api/bots`, seed 001's `POST /jobs`
+ * What a bot start asks for, as submitted (`POST /api/bots`, the orchestrator API's `POST /jobs`
  * `{"blueprint":"bot_runner"}`, `runyard bot start`), and the spec its run stores sealed.
  */
 

@@ -12,20 +12,20 @@ import { StartBotBody } from "../runs/bot-spec.js";
 import { botBodyLimit } from "./bots.js";
 
 /**
- * Seed 001's orchestrator API, unchanged: `POST /jobs {"blueprint":"bot_runner","data":{"action":
+ * The `POST /jobs` orchestrator API, unchanged: `{"blueprint":"bot_runner","data":{"action":
  * "start"|"stop"|"logs"|"list"|"status", "bot_id", ...}}`. Answers `{"status":"success","data"}`
  * or `{"status":"failure","error":{"code","message","hint"}}`; validation errors carry a hint,
- * as seed 001's validator's do.
+ * as the orchestrator's validator's do.
  */
 
 const actions = ["start", "stop", "logs", "list", "status"] as const;
 
-const Seed001Body = z.strictObject({
+const OrchestratorJobBody = z.strictObject({
   blueprint: z.string(),
   data: z.record(z.string(), z.unknown()).default({}),
 });
 
-const SeedData = z.strictObject({
+const OrchestratorJobData = z.strictObject({
   action: z.enum(actions, { message: `action is one of ${actions.join(", ")}` }),
   bot_id: z.string().optional(),
   deployment_mode: z.enum(["simple", "custom", "image"]).optional(),
@@ -45,9 +45,9 @@ const SeedData = z.strictObject({
   tail: z.number().int().positive().optional(),
   wait_secs: z.number().int().nonnegative().max(600).optional(),
 });
-type SeedData = z.infer<typeof SeedData>;
+type OrchestratorJobData = z.infer<typeof OrchestratorJobData>;
 
-const SeedAnswer = z.object({
+const OrchestratorAnswer = z.object({
   status: z
     .enum(["success", "failure"])
     .describe("failure: the bot was started and crashed; `error` says why"),
@@ -64,8 +64,8 @@ function failure(deps: ServerDeps, reply: FastifyReply, error: unknown) {
   return reply.code(Math.max(error.status, 400)).send({ status: "failure", error: error.toInfo() });
 }
 
-/** The native body of a seed 001 start; what seed 001 names differently is translated here. */
-function startBody(data: SeedData, name: string): StartBotBody {
+/** The native body of an orchestrator API start; what that API names differently is translated here. */
+function startBody(data: OrchestratorJobData, name: string): StartBotBody {
   const mode = data.deployment_mode;
   const needs = {
     simple: ["code", "files"],
@@ -103,7 +103,7 @@ function startBody(data: SeedData, name: string): StartBotBody {
   return parsed.data;
 }
 
-/** Seed 001's validator answers with an example of the mode asked for. */
+/** The orchestrator's validator answers with an example of the mode asked for. */
 function hintFor(mode: string | undefined): string {
   switch (mode) {
     case "custom":
@@ -115,7 +115,7 @@ function hintFor(mode: string | undefined): string {
   }
 }
 
-export function seed001JobRoutes(app: FastifyInstance, deps: ServerDeps): void {
+export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const bots = new BotControl(deps);
 
@@ -129,9 +129,9 @@ export function seed001JobRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description:
           'Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error\'s HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator\'s worker answers after starting the container.',
         tags: ["bots"],
-        body: Seed001Body,
+        body: OrchestratorJobBody,
         response: {
-          200: { description: "done", content: { "application/json": { schema: SeedAnswer } } },
+          200: { description: "done", content: { "application/json": { schema: OrchestratorAnswer } } },
           ...protectedErrorResponses(400, 404, 409, 413, 429),
         },
       },
@@ -147,7 +147,7 @@ export function seed001JobRoutes(app: FastifyInstance, deps: ServerDeps): void {
             },
           );
         }
-        const parsed = SeedData.safeParse(request.body.data);
+        const parsed = OrchestratorJobData.safeParse(request.body.data);
         if (!parsed.success) {
           const issue = parsed.error.issues[0]!;
           throw new RunyardError(
