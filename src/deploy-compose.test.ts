@@ -30,7 +30,7 @@ const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { 
 const runners = Object.entries(compose.services).filter(([, service]) => service.command[0] === "runner");
 
 describe("docker-compose.yml", () => {
-  it("runs one server and two runners of seed 000's two groups, configured with its ADOS_* variables", () => {
+  it("runs one server and two runners in two groups, configured with the ADOS runner's ADOS_* variables", () => {
     expect(compose.services.server?.command.slice(0, 1)).toEqual(["server"]);
     const configs = runners.map(([, service]) => loadConfig({ ...service.environment, ADOS_TOKEN: "ryt_x" }));
     expect(configs.map((c) => [c.runnerId, c.group, c.hostname, c.mode, c.serverUrl, c.token])).toEqual([

@@ -246,7 +246,7 @@ const rows: Row[] = [
   { route: "GET /health", request: async () => ({ url: "/health" }), expect: everyone(200) },
   {
     route: "GET /health/agents",
-    what: "public, as seed 004's; it never shows a credential",
+    what: "public, as the OpenRunner-style API's; it never shows a credential",
     request: async () => ({ url: "/health/agents" }),
     expect: everyone(200),
   },
@@ -303,7 +303,7 @@ const rows: Row[] = [
   },
   {
     route: "POST /jobs",
-    what: "seed 001's bot_runner: any user; list shows the caller's own bots",
+    what: "the orchestrator API's bot_runner: any user; list shows the caller's own bots",
     request: async () => ({ url: "/jobs", body: { blueprint: "bot_runner", data: { action: "list" } } }),
     expect: anyUser(200),
     sees: {

@@ -85,7 +85,7 @@ describe("examples", () => {
     expect(kept.stdout).not.toContain("rollback:");
   });
 
-  it("the seed 003 playbook runs unchanged from its folder", async () => {
+  it("the playbook-format example runs unchanged from its folder", async () => {
     const result = await runCli(["run", "backend-task.yaml", "--var", "lint_enabled=true", "--json"], {
       cwd: join(repoRoot, "examples", "playbooks"),
     });

@@ -90,8 +90,8 @@ async function sessionKey(): Promise<Uint8Array> {
   return Buffer.from(await server.store.serverKeys.get("session-hs256"), "base64url");
 }
 
-describe("login (seed 004)", () => {
-  it("answers a session token to seed 004's curl body, for a user the operator created", async () => {
+describe("login (the OpenRunner-style API)", () => {
+  it("answers a session token to the OpenRunner-style API's curl body, for a user the operator created", async () => {
     await addUser("admin", "admin", undefined, "admin");
     const answer = await call("POST", "/api/auth/login", {
       raw: '{"username": "admin", "password": "admin"}',

@@ -356,7 +356,7 @@ describe("runyard run", () => {
     expect(shell.stdout).not.toContain("helper-alive");
   });
 
-  it("runs seed 003 playbook steps: fail_fast false goes on, condition skips", async () => {
+  it("runs playbook-format steps: fail_fast false goes on, condition skips", async () => {
     const yaml = `name: pb\nsteps:\n  - name: lint\n    command: exit 1\n    fail_fast: false\n  - name: optional\n    command: echo optional\n    condition: lint_enabled == true\n  - name: test\n    command: echo tested\n`;
     const result = await runCli(["run", writeWorkflow(yaml), "--json"]);
     expect(result.code).toBe(0);

@@ -65,7 +65,7 @@ describe("server and runners", () => {
     expect(response.body.error.code).toBe("FORBIDDEN");
   });
 
-  it("lists runners with seed 000's fields", async () => {
+  it("lists runners with the ADOS runners list's fields", async () => {
     const { body } = await api<Array<Record<string, unknown>>>(server.url, "GET", "/api/runners");
     const a = body.find((r) => r.id === "runner-a");
     expect(a).toMatchObject({ id: "runner-a", group: "alpha", status: "connected", capacity: 2 });
@@ -177,7 +177,7 @@ describe("server and runners", () => {
     expect(again.body.error.code).toBe("CONFLICT");
   });
 
-  it("serves seed 002's /run-status snapshot and 404 for an unknown run", async () => {
+  it("serves the agent-server API's /run-status snapshot and 404 for an unknown run", async () => {
     const runId = await submit(
       server.url,
       flow("  - name: s\n    action: cmd.run\n    args:\n      cmd: echo hi\n", "    a: {}\n"),

@@ -55,7 +55,7 @@ describe("server features", () => {
     await Promise.all(procs.splice(0).map((p) => p.kill()));
   });
 
-  it("notifies webhooks of every state change with the seed's fields, signed", async () => {
+  it("notifies webhooks of every state change with the notifier's fields, signed", async () => {
     const hook = await webhook(200);
     try {
       const server = await startTestServer();
@@ -112,7 +112,7 @@ describe("server features", () => {
     }
   });
 
-  it("takes runner settings from seed 000's ADOS_* variables", async () => {
+  it("takes runner settings from the ADOS runner's ADOS_* variables", async () => {
     const server = await startTestServer();
     procs.push(server.proc);
     const token = await runnerToken(server.url);

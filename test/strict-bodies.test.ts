@@ -456,7 +456,7 @@ describe("strict request bodies", () => {
     }
   });
 
-  it("keeps seed 002's /run-status and a body-less cancel working", async () => {
+  it("keeps the agent-server API's /run-status and a body-less cancel working", async () => {
     const status = await call("GET", `/run-status?run_id=${runId}`, adminToken);
     expect(status.status).toBe(200);
     const run = await call("POST", "/api/runs", adminToken, { workflow });

@@ -193,7 +193,7 @@ describe("botBaseImagesFromEnv", () => {
     expect(defaultBotBaseImages).toEqual({ python: "python:3.12-slim", node: "node:20-slim" });
   });
 
-  it("reads runyard's keys, with seed 001's BASE_IMAGE as the python alias that runyard's key overrides", () => {
+  it("reads runyard's keys, with the avtomatika-bot's BASE_IMAGE as the python alias that runyard's key overrides", () => {
     expect(botBaseImagesFromEnv({ BASE_IMAGE: "python:3.11-slim" }).python).toBe("python:3.11-slim");
     expect(
       botBaseImagesFromEnv({

@@ -47,7 +47,7 @@ describe("docs/bots.md's examples make bodies the server takes", () => {
   const noFlags: BotStartFlags = { requirement: [], env: [], secret: [], label: [] };
   const ctx = { env: { BOT_TOKEN: "123:ABC" }, stdin: process.stdin };
 
-  it("the echo bot: seed 001's quick start", async () => {
+  it("the echo bot: the avtomatika-bot CLI's quick start", async () => {
     const body = StartBotBody.parse(
       await botStartBody(
         "echo-bot",

@@ -12,7 +12,7 @@ function file(text: string): string {
 }
 
 describe("config file", () => {
-  it("reads seed 000's repos routing and runner settings", () => {
+  it("reads the ADOS runner's repos routing and runner settings", () => {
     const loaded = readConfigFile(
       file(
         "group: backend-runners\nlabels: [docker, linux]\ncapacity: 3\nrepos:\n  - name: frontend-app\n    work_runner_group: frontend-runners\n  - name: backend-api\n    work_runner_group: backend-runners\n",
@@ -66,7 +66,7 @@ describe("config file", () => {
     );
   });
 
-  describe("seed 003's config.yaml", () => {
+  describe("the agent runner's config.yaml", () => {
     // Seed 003's three example files, as the seed shows them.
     const configYaml = `# 基本設定
 execution_mode: local-process
@@ -229,7 +229,7 @@ max_cpu_percent: 200
       expect(loaded.networkRetryCount).toBe(5);
     });
 
-    it("reads seed 003's environment variables", () => {
+    it("reads the agent runner's environment variables", () => {
       const config = loadConfig({
         RUNNER_LOG_LEVEL: "DEBUG",
         RUNNER_TIMEOUT: "3600",

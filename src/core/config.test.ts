@@ -19,7 +19,7 @@ describe("config", () => {
     expect(() => loadConfig({ RUNYARD_SHARED: "maybe" })).toThrowError(/RUNYARD_SHARED: must be 1 or 0/);
   });
 
-  it("accepts seed 000's ADOS_* names as aliases", () => {
+  it("accepts the ADOS runner's ADOS_* names as aliases", () => {
     const config = loadConfig({
       ADOS_API_URL: "http://127.0.0.1:8088",
       ADOS_TOKEN: "t",
@@ -46,7 +46,7 @@ describe("config", () => {
     });
   });
 
-  it("accepts seed 001's AVTOMATIKA_URL and AVTOMATIKA_TOKEN after runyard's own names; steps never inherit the token", () => {
+  it("accepts the avtomatika-bot CLI's AVTOMATIKA_URL and AVTOMATIKA_TOKEN after runyard's own names; steps never inherit the token", () => {
     expect(loadConfig({ AVTOMATIKA_URL: "http://bots:8000", AVTOMATIKA_TOKEN: "t1" })).toMatchObject({
       serverUrl: "http://bots:8000",
       token: "t1",

@@ -29,7 +29,7 @@ const seed003 = loadConfig(
 );
 const runnerEnv = { MY_GIT_TOKEN: "ghp_runner", MY_LLM_KEY: "sk-runner", OPENAI_API_KEY: "sk-plain" };
 
-describe("a runner's seed 003 settings on an agent task", () => {
+describe("a runner's agent runner config.yaml settings on an agent task", () => {
   it("cuts a longer turn to default_timeout_seconds and says so; a shorter one is left alone", () => {
     const cut = applyRunnerSettings(task(), seed003, runnerEnv);
     expect(cut.task.timeout_ms).toBe(1_800_000);

@@ -20,7 +20,7 @@ describe("hardenedContainer", () => {
     expect(spec.User).toBe("65534:65534");
   });
 
-  it("applies seed 001's limits with swap off, a read-only root and a tmpfs /tmp", () => {
+  it("applies the avtomatika-bot limits with swap off, a read-only root and a tmpfs /tmp", () => {
     const host = hardenedContainer(base).HostConfig;
     expect(host?.Memory).toBe(268_435_456);
     expect(host?.MemorySwap).toBe(268_435_456);

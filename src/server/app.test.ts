@@ -140,7 +140,7 @@ describe("validation", () => {
     expect(status.json<ErrorReply>().error.details?.[0]?.path).toBe("status");
   });
 
-  it("answers 400 when seed 002's /run-status is asked without run_id", async () => {
+  it("answers 400 when the agent-server API's /run-status is asked without run_id", async () => {
     const response = await call({ method: "GET", url: "/run-status" });
     expect(response.statusCode).toBe(400);
     expect(response.json<ErrorReply>().error.message).toContain("run_id is required");
@@ -156,7 +156,7 @@ describe("validation", () => {
     expect(response.json<ErrorReply>().error.hint).toContain("letters, digits and _");
   });
 
-  it("queues seed 004's body as an agent run with the seed's defaults", async () => {
+  it("queues the OpenRunner-style API's body as an agent run with that API's defaults", async () => {
     const response = await call({
       method: "POST",
       url: "/api/runs",
@@ -168,7 +168,7 @@ describe("validation", () => {
     expect(run.json()).toMatchObject({ kind: "agent", name: "create hello.py" });
   });
 
-  it("names the field of a bad seed 004 body and shows the seed's form", async () => {
+  it("names the field of a bad OpenRunner-style body and shows that API's form", async () => {
     const response = await call({ method: "POST", url: "/api/runs", payload: { input: { text: "" } } });
     expect(response.statusCode).toBe(400);
     const { error } = response.json<ErrorReply>();
@@ -297,14 +297,14 @@ describe("runs", () => {
     expect(past.body).toBe("");
   });
 
-  it("answers seed 002's run snapshot", async () => {
+  it("answers the agent-server API's run snapshot", async () => {
     const runId = await submit(flow("nobody"));
     const response = await call({ method: "GET", url: `/run-status?run_id=${runId}` });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({ run_id: runId, workflow_name: "routes", status: "queued" });
   });
 
-  it("lists runners as seed 000 names them", async () => {
+  it("lists runners as the ADOS runners list names them", async () => {
     const response = await call({ method: "GET", url: "/api/runners" });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual([]);

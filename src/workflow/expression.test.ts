@@ -64,7 +64,7 @@ describe("comparing", () => {
     expect(holds('"1e3" == 1000')).toBe(false);
   });
 
-  test('the seed\'s example: ${OK} == "true" && ${COUNT} > 1', () => {
+  test('the workflow format\'s example: ${OK} == "true" && ${COUNT} > 1', () => {
     const source = '${OK} == "true" && ${COUNT} > 1';
     expect(holds(source, { OK: "true", COUNT: "3" })).toBe(true);
     expect(holds(source, { OK: "true", COUNT: "1" })).toBe(false);

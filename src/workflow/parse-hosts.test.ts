@@ -23,7 +23,7 @@ function hosts(text: string) {
 }
 
 describe("executor: docker", () => {
-  test("a host with executor docker runs in its image, with seed 001's limits and no network by default", () => {
+  test("a host with executor docker runs in its image, with the avtomatika-bot limits and no network by default", () => {
     expect(hosts(withHost("{executor: docker, image: busybox:local}"))).toEqual({
       build: {
         kind: "local",

@@ -14,8 +14,8 @@ steps:
   - name: build
 ${step}`;
 
-describe("the seeds' own files", () => {
-  test("seed 002's basic structure loads: a host with an address is an agent-server", () => {
+describe("the compatibility surfaces' own files", () => {
+  test("the workflow format's basic structure loads: a host with an address is an agent-server", () => {
     const workflow = valid(fixture("seed-002-structure.yaml"));
     expect(workflow.version).toBe("v0.1");
     expect(workflow.hosts).toEqual({ local: { kind: "direct", address: "http://127.0.0.1:7072" } });
@@ -27,7 +27,7 @@ describe("the seeds' own files", () => {
     });
   });
 
-  test("seed 002's guide snippets (sections 5 to 10) load together", () => {
+  test("the workflow format guide's snippets load together", () => {
     const workflow = valid(fixture("seed-002-guide.yaml"));
     expect(workflow.steps.map((step) => step.name)).toEqual([
       "cmd-run",
@@ -43,14 +43,14 @@ describe("the seeds' own files", () => {
     expect(workflow.steps[5]).toMatchObject({ maxOutputBytes: 2048, outputPath: "/tmp/runner-artifacts" });
   });
 
-  test("seed 002's expect_vars example, with no inventory, runs on the implicit local host", () => {
+  test("the workflow format's expect_vars example, with no inventory, runs on the implicit local host", () => {
     const workflow = valid(fixture("seed-002-expect-vars.yaml"), "examples/expect.yaml");
     expect(workflow.name).toBe("expect");
     expect(workflow.hosts).toEqual({ local: { kind: "local" } });
     expect(workflow.steps[0]!.targets).toEqual(["local"]);
   });
 
-  test("seed 003's backend-task playbook loads as cmd.run steps", () => {
+  test("the playbook format's backend-task playbook loads as cmd.run steps", () => {
     const workflow = valid(fixture("seed-003-backend-task.yaml"));
     expect(workflow.name).toBe("Backend Task Playbook");
     const [install, lint, unit] = workflow.steps;

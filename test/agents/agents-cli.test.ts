@@ -213,7 +213,7 @@ describe("runyard agents install", () => {
     expect(result.stderr).toContain("openai is built into runyard");
   });
 
-  it("takes seed 004's --claude-code flag, reports progress on stderr, and exits 1 when npm cannot reach its registry", async () => {
+  it("takes the OpenRunner-style --claude-code flag, reports progress on stderr, and exits 1 when npm cannot reach its registry", async () => {
     const home = tempDir();
     const result = await runCli(["agents", "install", "--claude-code", "--home", home], {
       env: {

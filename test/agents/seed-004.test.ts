@@ -40,7 +40,7 @@ async function curl(line: string): Promise<string> {
 
 const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
 
-describe.skipIf(!claude)("seed 004's API with curl", () => {
+describe.skipIf(!claude)("the OpenRunner-style API with curl", () => {
   beforeAll(async () => {
     rmSync("/tmp/test/hello.py", { force: true });
     mkdirSync("/tmp/test", { recursive: true });
@@ -92,7 +92,7 @@ describe.skipIf(!claude)("seed 004's API with curl", () => {
     await model?.stop();
   });
 
-  it("health, agent availability, login, a streamed run and a chat, as the seed shows them", async () => {
+  it("health, agent availability, login, a streamed run and a chat, as that API's examples show them", async () => {
     expect(JSON.parse(await curl("curl http://localhost:8090/health")).ok).toBe(true);
 
     const agents = JSON.parse(await curl("curl http://localhost:8090/health/agents"));

@@ -28,7 +28,7 @@ let model: ModelServer;
 let events: RunEvent[];
 let result: { model?: string; final_text?: string; status: string };
 
-describe("seed 003's config.yaml on a runner", () => {
+describe("the agent runner's config.yaml on a runner", () => {
   beforeAll(async () => {
     const root = tempDir("runyard-seed003-");
     model = await startModelServer(
@@ -127,7 +127,7 @@ describe("seed 003's config.yaml on a runner", () => {
     expect(JSON.stringify(events)).not.toContain(key);
   });
 
-  it("takes seed 003's config.docker.yaml (agents in containers of docker_image), and refuses it without an image", async () => {
+  it("takes the agent runner's config.docker.yaml (agents in containers of docker_image), and refuses it without an image", async () => {
     const dir = tempDir("runyard-seed003-docker-");
     const file = join(dir, "config.docker.yaml");
     writeFileSync(

@@ -126,7 +126,7 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     await removeTestObjects(run);
   }, 60_000);
 
-  it("another tenant's member reaches none of a bot: not by name, run id, events, cancel or seed 001's POST /jobs", async () => {
+  it("another tenant's member reaches none of a bot: not by name, run id, events, cancel or the orchestrator API's POST /jobs", async () => {
     const { bot, run_id } = await startBot(acme, { name: "shared-name", image });
     await waitBot(acme, "shared-name", (b) => b.state === "running");
     for (const [method, path] of [

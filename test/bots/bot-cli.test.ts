@@ -128,7 +128,7 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
     await removeTestObjects(run);
   }, 120_000);
 
-  it("seed 001's quick start: the echo bot from a file with -e, then list, logs and stop", async () => {
+  it("the avtomatika-bot CLI's quick start: the echo bot from a file with -e, then list, logs and stop", async () => {
     const dir = tempDir("runyard-echo-bot-");
     const file = join(dir, "echo_bot.py");
     writeFileSync(
@@ -164,7 +164,7 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
     );
   }, 180_000);
 
-  it("several files by base name with --entrypoint, as seed 001's FAQ sends bot.py handlers.py utils.py", async () => {
+  it("several files by base name with --entrypoint, as the avtomatika-bot FAQ sends bot.py handlers.py utils.py", async () => {
     const dir = tempDir("runyard-multi-bot-");
     mkdirSync(join(dir, "lib"));
     writeFileSync(
@@ -361,7 +361,7 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
     await remove("needs-aiogram");
   }, 180_000);
 
-  it("takes seed 001's AVTOMATIKA_URL and AVTOMATIKA_TOKEN for the server and token", async () => {
+  it("takes the avtomatika-bot CLI's AVTOMATIKA_URL and AVTOMATIKA_TOKEN for the server and token", async () => {
     const seedEnv = {
       RUNYARD_SERVER_URL: "",
       RUNYARD_TOKEN: "",

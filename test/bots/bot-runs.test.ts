@@ -109,7 +109,7 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     await removeTestObjects(run);
   }, 60_000);
 
-  it("simple mode: seed 001's echo bot builds, runs hardened with its env, logs, stops and is removed", async () => {
+  it("simple mode: the avtomatika-bot quick start's echo bot builds, runs hardened with its env, logs, stops and is removed", async () => {
     const code = [
       "import os, time",
       'print("echo bot up, token", os.environ["BOT_TOKEN"], flush=True)',
@@ -384,7 +384,7 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
     expect((await api<{ bots: unknown[] }>(server.url, "GET", "/api/bots")).body.bots).toEqual([]);
   }, 60_000);
 
-  it("seed 001's POST /jobs: start, list, status, logs and stop with its own shapes", async () => {
+  it("the orchestrator API's POST /jobs: start, list, status, logs and stop with its own shapes", async () => {
     const job = (data: Record<string, unknown>) =>
       api<{
         status: string;

@@ -111,7 +111,7 @@ describe.skipIf(!haveDocker)("simple-mode bots on the real engine", () => {
     return lines;
   }
 
-  it("builds seed 001's echo bot in python, runs it hardened, and its lines carry GREETING from the env", async () => {
+  it("builds the avtomatika-bot echo bot in python, runs it hardened, and its lines carry GREETING from the env", async () => {
     const { tag, progress } = await buildBot({ "echo_bot.py": pythonBot });
     expect(progress.some((line) => line.includes("COPY app/ ./"))).toBe(true);
     expect(await firstLines(tag, 2)).toEqual([`${greeting} 1 uid=65534`, `${greeting} 2 uid=65534`]);

@@ -81,7 +81,7 @@ describe.skipIf(!haveBrowser)("the Run a workflow page", () => {
     await up?.proc.kill();
   });
 
-  it("validates as you type at the right line, and runs seed 002's hello workflow", async () => {
+  it("validates as you type at the right line, and runs the workflow format guide's hello workflow", async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, up.url);
     await page.getByRole("link", { name: "Run", exact: true }).click();
