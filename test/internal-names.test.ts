@@ -8,7 +8,8 @@ import { startInProcessServer } from "./helpers/in-process.js";
 
 /**
  * Users never saw the requirement documents this project started from, nor their numbering:
- * nothing they read (help, errors, OpenAPI, docs, README, examples, the web UI) may name them.
+ * nothing they read (help, errors, OpenAPI, docs, README, examples, the web UI, the doc comments of
+ * the package's types) may name them.
  * A compatibility surface is named by what it is ("the avtomatika-bot CLI's flags").
  */
 const internal = /\bseeds?\b|seed ?0\d{2}|necrocode|DESIGN\.md/i;
@@ -61,6 +62,16 @@ describe("what users read names no internal document", () => {
   it("the error table's hints", () => {
     const found = Object.entries(errorTable).flatMap(([code, entry]) =>
       offending(entry.hint).map((line) => `${code}: ${line}`),
+    );
+    expect(found).toEqual([]);
+  });
+
+  it("the package's own source, whose doc comments ship in its type declarations", () => {
+    const found = files(
+      join(repoRoot, "src"),
+      (path) => path.endsWith(".ts") && !path.endsWith(".test.ts"),
+    ).flatMap((path) =>
+      offending(readFileSync(path, "utf8")).map((line) => `${relative(repoRoot, path)}: ${line.trim()}`),
     );
     expect(found).toEqual([]);
   });

@@ -2,12 +2,12 @@ import type { ErrorInfo } from "../core/events.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
 /**
- * The agent adapter contract (DESIGN.md section 7): one file per agent in `src/agents/`, each
+ * The agent adapter contract (docs/agents.md): one file per agent in `src/agents/`, each
  * turning one coding-agent CLI (or the built-in loop) into spine events, usage and typed
  * failures. The task pipeline (`src/runner/handlers/agent.ts`) sees only this.
  */
 
-/** Typed failure codes of agent runs (DESIGN.md section 4). */
+/** Typed failure codes of agent runs (docs/agents.md). */
 export type AgentErrorCode =
   | "AGENT_AUTH"
   | "AGENT_RATE_LIMIT"

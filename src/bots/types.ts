@@ -1,5 +1,5 @@
 /**
- * Bots (DESIGN.md section 8; the avtomatika-bot CLI's and the `POST /jobs` orchestrator API's):
+ * Bots (docs/bots.md; the avtomatika-bot CLI's and the `POST /jobs` orchestrator API's):
  * users' long-running programs in hardened containers. The contracts between the archive checks,
  * the image builds and the container lifecycle.
  */

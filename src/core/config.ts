@@ -166,7 +166,7 @@ export const configSchema = z.object({
    * that serves more than one principal and on `runyard up`'s; `off` never does.
    */
   sandbox: z.enum(["auto", "off"]).default("auto"),
-  /** Server: address to bind; 127.0.0.1 unless told otherwise (DESIGN.md section 10). */
+  /** Server: address to bind; 127.0.0.1 unless told otherwise (docs/security.md). */
   host: z.string().default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(8088),
   /** Server: how often runners heartbeat, and how long a silent runner keeps its jobs. */

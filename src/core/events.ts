@@ -7,7 +7,7 @@ export { runEventTypes } from "./event-types.js";
 export { finalRunStatuses, runKinds, runStatuses };
 
 /**
- * The event spine (DESIGN.md section 3). Every producer (engine, executor, runner, server)
+ * The event spine (docs/architecture.md). Every producer (engine, executor, runner, server)
  * and every consumer (store, SSE, CLI, web UI) uses these schemas; nobody invents a format.
  */
 

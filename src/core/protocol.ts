@@ -3,7 +3,7 @@ import { EventInputSchema } from "./events.js";
 import { Job, JobResult, jobKinds } from "./jobs/index.js";
 
 /**
- * The runner protocol (DESIGN.md section 6): JSON messages over one WebSocket that the runner
+ * The runner protocol (docs/architecture.md, "The life of a run"): JSON messages over one WebSocket that the runner
  * opens to the server. A job has a kind (`jobs/`) with its own payload and result. The runner
  * reports spine events in numbered batches 1, 2, 3 ...; the server stores a batch once and acks
  * its number; the runner keeps what is not acked and sends it again after a reconnect, so

@@ -124,7 +124,7 @@ function formatBytes(bytes: number): string {
   return `${bytes}`;
 }
 
-/** Seed 003's defaults for an agent's container: enough for a CLI, a language server and a test run. */
+/** The agent runner's defaults for an agent's container: enough for a CLI, a language server and a test run. */
 const defaults = { memoryBytes: 2 * 1024 ** 3, cpus: 2, pids: 512 };
 
 /** A turn's sandbox: the launcher its commands go through, and how to take it down. */

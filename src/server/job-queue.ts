@@ -85,7 +85,7 @@ const sweepChunk = 500;
 const maxBotsPerRunner = 50;
 
 /**
- * The one owner of the job lifecycle (DESIGN.md section 6): queued -> assigned -> running ->
+ * The one owner of the job lifecycle (docs/architecture.md, "The life of a run"): queued -> assigned -> running ->
  * done | lost, and assigned -> queued when a runner gives a job back. It alone calls the store's
  * job verbs; the runner sockets feed it, the engines wait on it. Batches of events are stored
  * exactly once.

@@ -34,7 +34,7 @@ export function admitRunner(token: TokenRecord, advertised: RunnerInfo): RunnerI
 }
 
 /**
- * Why a runner saying it is shared may not be (DESIGN.md section 10): a tenant's runner serves
+ * Why a runner saying it is shared may not be (docs/security.md): a tenant's runner serves
  * that tenant alone, and a runner that does not isolate would let one tenant's steps read
  * another's. Undefined when it is not shared or may be.
  */

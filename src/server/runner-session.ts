@@ -33,7 +33,7 @@ export interface SessionHost {
 }
 
 /**
- * One runner's socket (DESIGN.md section 6): its hello, the welcome, and each message it sends
+ * One runner's socket (docs/architecture.md, "The life of a run"): its hello, the welcome, and each message it sends
  * turned into a JobQueue call and an answer. It holds no job state but the jobs leased to it over
  * this socket, the only ones it may accept, report on or finish.
  */

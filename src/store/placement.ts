@@ -1,7 +1,7 @@
 import type { ClaimingRunner } from "./jobs.js";
 
 /**
- * Which runners may take a tenant's work (DESIGN.md section 10), the rule `jobs.claim` applies in
+ * Which runners may take a tenant's work (docs/security.md), the rule `jobs.claim` applies in
  * SQL and that the server states when it explains a queued run. A runner of a tenant serves that
  * tenant alone, never work outside every tenant (whose secrets are the platform's); a runner
  * outside every tenant serves work outside every tenant, and every tenant's too only when the

@@ -19,7 +19,7 @@ import type { TokensRepo } from "./tokens.js";
 import type { UsersRepo } from "./users.js";
 
 /*
- * The store's public contract (DESIGN.md section 9): `Store`, one repository per record type,
+ * The store's public contract (docs/architecture.md, "The store's repositories"): `Store`, one repository per record type,
  * each declared with its records beside its queries (`runs.ts` has `RunsRepo` and `RunRecord`);
  * this file keeps what they share. The SQLite file, the in-memory database and PostgreSQL are
  * backends behind it. Field names are snake_case, as in the event spine and the HTTP API, so

@@ -4,7 +4,7 @@ import { type GitResult, runGit } from "./git.js";
 import { classifyGitFailure, displayUrl, maskGitOutput } from "./git-failure.js";
 import type { GitCredentials, RetryPolicy } from "./types.js";
 
-/** The longest wait between two attempts (seed 003). */
+/** The longest wait between two attempts (the agent runner's backoff). */
 export const MAX_RETRY_DELAY_MS = 30_000;
 
 export interface NetworkGitCall {

@@ -1,5 +1,5 @@
 /**
- * Workspaces (DESIGN.md section 7, seed 003's repo pool): a cached bare mirror per repo URL under
+ * Workspaces (docs/workspaces.md; the agent runner's repo pool): a cached bare mirror per repo URL under
  * the runner's workspace folder, and per agent run a repo of its own (borrowing the mirror's
  * objects) with a worktree on its own branch, cut from the freshly fetched base. Git is the CLI with argument arrays; a token reaches git only through
  * GIT_ASKPASS, never a URL, an argument, a log line or an event.
@@ -63,7 +63,7 @@ export interface Workspace {
   release(): Promise<void>;
 }
 
-/** Retry counts of seed 003's config (`git_retry_count`, `network_retry_count`). */
+/** Retry counts of the agent runner's config.yaml (`git_retry_count`, `network_retry_count`). */
 export interface RetryPolicy {
   gitRetries: number;
   /** First delay; doubles each attempt (with jitter), capped at 30 s. */

@@ -3,7 +3,7 @@ import { ErrorInfo, type EventInput } from "../events.js";
 
 /**
  * Job kind `agent`: one turn of one coding agent on one runner, the whole task pipeline
- * (DESIGN.md section 7): workspace -> agent -> tests -> commit -> push -> artifacts. The runner
+ * (docs/agents.md): workspace -> agent -> tests -> commit -> push -> artifacts. The runner
  * reports pipeline steps as `step.*` events whose host is the agent (so a fan-out run shows its
  * agents side by side), the agent's transcript as `agent.*` events, and artifacts it uploaded.
  */

@@ -3,7 +3,7 @@ import { botModes, botStates } from "../bot-states.js";
 import { ErrorInfo, type EventInput } from "../events.js";
 
 /**
- * Job kind `bot`: one life of one user's bot on one runner with Docker (DESIGN.md section 8; the
+ * Job kind `bot`: one life of one user's bot on one runner with Docker (docs/bots.md; the
  * avtomatika-bot's bots). The job lasts as long as the bot runs: the runner builds or pulls its
  * image (`step.*` events of step `build` or `pull`), starts its hardened container (step `run`, one
  * attempt per container, its output as `step.output`), says every state change as `bot.state`, and

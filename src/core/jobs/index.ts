@@ -7,7 +7,7 @@ import { BotJob, BotJobResult, botEndedEarly, botJobMaySend } from "./bot.js";
 import { StepJob, StepJobResult, stepJobMaySend } from "./step.js";
 
 /**
- * Every kind of job a runner can be given (DESIGN.md section 6), one schema file each. Adding
+ * Every kind of job a runner can be given (docs/architecture.md, "The life of a run"), one schema file each. Adding
  * a kind: a file beside `step.ts`, one member in each union below, one case in each switch, and
  * a handler in `src/runner/handlers/`. The compiler points at every place that needs it.
  */

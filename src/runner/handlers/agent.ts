@@ -72,7 +72,7 @@ export interface AgentHandlerDeps {
    */
   cwdRoots: readonly string[];
   /**
-   * The runner's own settings laid on a task before anything runs (seed 003's config: a turn
+   * The runner's own settings laid on a task before anything runs (the agent runner's config.yaml keys: a turn
    * cap, a default model, keys from the runner's env), with what the run should be told.
    */
   prepareTask?: (task: AgentTask) => { task: AgentTask; notices: string[] };
@@ -84,7 +84,7 @@ export interface AgentHandlerDeps {
 }
 
 /**
- * Runs `agent` jobs: the task pipeline (DESIGN.md section 7) on this runner. prepare (a worktree
+ * Runs `agent` jobs: the task pipeline (docs/agents.md) on this runner. prepare (a worktree
  * on a new branch, or the given folder) -> agent -> test -> commit -> push, each a step on the
  * agent's host; then the diff, the transcript and the test output as artifacts; the worktree is
  * released however the task ends.

@@ -47,7 +47,7 @@ export function botBodyLimit(maxUploadBytes: number): number {
   return Math.ceil((maxUploadBytes * 4) / 3) + 1024 * 1024;
 }
 
-/** Native bot routes (DESIGN.md section 8): start, list, status, logs, stop, remove. */
+/** Native bot routes (docs/bots.md): start, list, status, logs, stop, remove. */
 export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const bots = new BotControl(deps);

@@ -4,7 +4,7 @@ import { runnerTokenOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 
 /**
- * The runner socket (DESIGN.md section 6). Its runner token is checked before the upgrade, in the
+ * The runner socket (docs/architecture.md, "The life of a run"). Its runner token is checked before the upgrade, in the
  * route's preValidation hook, so a refused runner gets an ordinary 401 or 403 with the error
  * body; a checked socket goes to the hub, which starts its RunnerSession.
  */

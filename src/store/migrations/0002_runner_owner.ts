@@ -2,7 +2,7 @@ import type { Kysely } from "kysely";
 import { columnTypes } from "./column-types.js";
 
 /**
- * A runner id belongs to the runner token that first registered it (DESIGN.md section 6): a
+ * A runner id belongs to the runner token that first registered it (docs/architecture.md, "The life of a run"): a
  * hello under that id from another token is refused. Revoking the token frees the id.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {

@@ -2,7 +2,7 @@ import { type Kysely, sql } from "kysely";
 import { columnTypes } from "./column-types.js";
 
 /**
- * Where a runner may take work from (DESIGN.md section 10): `shared` (0 or 1) says the operator
+ * Where a runner may take work from (docs/security.md): `shared` (0 or 1) says the operator
  * offered it to every tenant, `isolation` how it keeps runs apart (`sandbox`, `docker`, `none`).
  * Runners recorded before this migration said neither: not shared, no isolation.
  */
