@@ -341,7 +341,7 @@ export async function botsSimpleBuild(): Promise<BenchResult> {
       ].join("\n");
       simpleBuildContext(
         {
-          files: { "bot.py": code, "faq.txt": "Q: what is this?\nA: seed 001's echo bot.\n" },
+          files: { "bot.py": code, "faq.txt": "Q: what is this?\nA: the avtomatika-bot CLI's echo bot.\n" },
           requirements: [],
           baseImages: { python: base, node: base },
         },
