@@ -17,6 +17,8 @@ const integration = {
   testTimeout: 60_000,
   hookTimeout: 60_000,
   globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts"],
+  // The temp folders a file's tests made (`tempDir`) go after its last hook.
+  setupFiles: ["test/helpers/remove-temp-folders.ts"],
 };
 
 export default defineConfig({

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,7 +61,26 @@ export function finished(events: RunEvent[]): Extract<RunEvent, { type: "run.fin
 }
 
 export function tempDir(prefix = "runyard-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeFolders.push(dir);
+  return dir;
+}
+
+/** Folders `tempDir` made in this test file's process (removeTempDirs). */
+const madeFolders: string[] = [];
+
+/**
+ * Removes the folders `tempDir` made: after each integration test file (remove-temp-folders.ts),
+ * since a runner's home with its agents' state is a few hundred MB and a suite makes thousands.
+ */
+export function removeTempDirs(): void {
+  for (const dir of madeFolders.splice(0)) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a folder a test left busy: the OS temp folder's own clean-up takes it
+    }
+  }
 }
 
 /** Writes a workflow into a fresh temp folder and returns its path. */
