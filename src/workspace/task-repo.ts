@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { chmod, lstat, lutimes, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, lutimes, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { runGit } from "./git.js";
@@ -32,6 +32,42 @@ export function expiredMarkPath(root: string, key: string): string {
 
 /** How long an expiry mark stays: long after anyone would still send a follow-up. */
 const markKeepMs = 90 * 24 * 3600 * 1000;
+
+/**
+ * The file of a kept repo that says what its conversation last pushed: the commit, or nothing
+ * when no turn of it pushed. Written by the runner alone (`keepBranch`); copied into the expiry
+ * mark when the kept repo goes, so a follow-up then goes on only from the branch it pushed, never
+ * from one of that name that someone else made on the remote.
+ */
+const pushedRecord = "runyard-pushed";
+
+/**
+ * What an expiry mark says of its conversation's pushes: `pushed` (the commit its last push
+ * sent, or undefined when it never pushed), or `unknown` for a mark left by a kept repo that
+ * predates the record. Undefined when the key has no mark.
+ */
+export async function readExpiredMark(
+  root: string,
+  key: string,
+): Promise<{ unknown: true } | { unknown: false; pushed: string | undefined } | undefined> {
+  const path = expiredMarkPath(root, key);
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) return undefined;
+  const text = info.isFile() ? await readFile(path, "utf8").catch(() => "") : "";
+  const pushed = /^pushed ([0-9a-f]{40,64})$/m.exec(text)?.[1];
+  if (pushed) return { unknown: false, pushed };
+  if (/^unpushed$/m.test(text)) return { unknown: false, pushed: undefined };
+  return { unknown: true };
+}
+
+/** The mark's text for a kept repo about to go: what its record says of its pushes. */
+async function markText(keptRepo: string): Promise<string> {
+  const path = join(keptRepo, pushedRecord);
+  const info = await lstat(path).catch(() => undefined);
+  if (!info?.isFile()) return "";
+  const commit = (await readFile(path, "utf8").catch(() => "")).trim();
+  return /^[0-9a-f]{40,64}$/.test(commit) ? `pushed ${commit}\n` : "unpushed\n";
+}
 
 /**
  * Marks a kept repo used now: its folder's own time is what `pruneKeptRepos` judges by. Set when a
@@ -70,9 +106,10 @@ export async function pruneKeptRepos(
       remaining.add(key);
       continue;
     }
+    const mark = info.isDirectory() ? await markText(path) : "";
     if (info.isDirectory()) await removeFolder(path);
     else await rm(path, { force: true });
-    await writeFile(join(folder, `${key}.expired`), "", { flag: "w" }).catch(() => undefined);
+    await writeFile(join(folder, `${key}.expired`), mark, { flag: "w" }).catch(() => undefined);
     removed.push(key);
   }
   return { removed, remaining };
@@ -111,6 +148,8 @@ export async function keepBranch(
     branch: string;
     /** The commit the mirror pins for the key (`pinRef`), if it still has one. */
     pinned: string | undefined;
+    /** The commit this turn pushed, if it pushed: recorded for a follow-up after the kept repo expires. */
+    pushed?: string | undefined;
   },
 ): Promise<void> {
   const { keptRepo } = keep;
@@ -139,6 +178,10 @@ export async function keepBranch(
     ["--git-dir", keptRepo, "pack-objects", "--revs", "--quiet", join(keptRepo, "objects", "pack", "pack")],
     { input: `refs/heads/${keep.branch}\n${keep.pinned ? `^${keep.pinned}\n` : ""}` },
   );
+  // What the conversation pushed last; a turn that did not push leaves an earlier turn's record.
+  const record = join(keptRepo, pushedRecord);
+  if (keep.pushed) await writeFile(record, `${keep.pushed}\n`);
+  else if (!existsSync(record)) await writeFile(record, "");
   await touchKeptRepo(keptRepo);
 }
 

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { RunyardError } from "../core/errors.js";
@@ -10,10 +9,10 @@ import { withMirrorLock } from "./mirror-lock.js";
 import { removeFolder } from "./remove-folder.js";
 import {
   createTaskRepo,
-  expiredMarkPath,
   keptCommit,
   keptRepoPath,
   pruneKeptRepos,
+  readExpiredMark,
   taskRepoPath,
   touchKeptRepo,
 } from "./task-repo.js";
@@ -234,20 +233,33 @@ export class Workspaces {
     // from the base.
     const kept = request.reuse ? await keptCommit(this.env, keptRepo, branch) : undefined;
     if (kept) await touchKeptRepo(keptRepo);
-    else if (request.reuse && onRemote) {
+    // Where the kept branch expired, the remote's branch of that name is the conversation's own
+    // only if it holds what the conversation pushed: a branch it never pushed, or one put in
+    // place of its push, was made there by someone else (who may push to the remote, not send
+    // this member's follow-ups), and the turn would run their code with this member's env.
+    const mark = request.reuse && !kept ? await readExpiredMark(this.options.root, request.key) : undefined;
+    const remoteIsOwn =
+      onRemote !== undefined &&
+      (mark === undefined ||
+        mark.unknown ||
+        (mark.pushed !== undefined && (await holds(mirror, onRemote, mark.pushed))));
+    const fromRemote = request.reuse && !kept && remoteIsOwn ? onRemote : undefined;
+    if (fromRemote) {
       request.onProgress?.(
         `no branch ${branch} is kept on this runner for this conversation: going on from ${branch} as ${displayUrl(mirror.url)} has it`,
       );
-    } else if (request.reuse && existsSync(expiredMarkPath(this.options.root, request.key))) {
+    } else if (request.reuse && !kept && mark) {
       // Starting from the base instead would lose the earlier turns' work, which the agent's
       // resumed session remembers and would build on. (A key whose last turn kept nothing, as
       // it broke its branch, has no mark: it goes on from the base, as it always did.)
       throw new RunyardError(
         "WORKSPACE_BRANCH_EXPIRED",
-        `the branch ${branch} of this conversation expired: it was never pushed to ${displayUrl(mirror.url)}, and this runner keeps a conversation's branch ${conversationKeepDays} days after its last turn`,
+        !mark.unknown && mark.pushed !== undefined
+          ? `the branch ${branch} of this conversation expired: ${displayUrl(mirror.url)} no longer has the commit this conversation pushed to ${branch} (the branch there was replaced or deleted), and this runner keeps a conversation's branch ${conversationKeepDays} days after its last turn`
+          : `the branch ${branch} of this conversation expired: it was never pushed to ${displayUrl(mirror.url)}, and this runner keeps a conversation's branch ${conversationKeepDays} days after its last turn`,
       );
     }
-    const start = kept ?? (request.reuse ? onRemote : undefined) ?? baseCommit;
+    const start = kept ?? fromRemote ?? baseCommit;
     if (!kept) await mirror.git(["update-ref", pin, start]);
     // A follow-up turn diffs against where the branch left its base, not the base's tip today.
     // The kept repo sees the mirror's objects too, so the merge base is found there.
@@ -299,4 +311,11 @@ export class Workspaces {
       }
     }
   }
+}
+
+/** Whether `tip` is `commit` or a descendant of it, as the mirror has them. */
+async function holds(mirror: Mirror, tip: string, commit: string): Promise<boolean> {
+  if (tip === commit) return true;
+  const found = await mirror.git(["merge-base", "--is-ancestor", commit, tip], { allowFailure: true });
+  return found.code === 0;
 }

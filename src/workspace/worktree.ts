@@ -50,6 +50,8 @@ export class GitWorktree implements Workspace {
   readonly base: string;
   readonly baseCommit: string;
   private released = false;
+  /** The commit this turn pushed, if it pushed: its kept repo records it (`keepBranch`). */
+  private pushed: string | undefined;
 
   constructor(private readonly setup: WorktreeSetup) {
     this.path = setup.path;
@@ -101,6 +103,14 @@ export class GitWorktree implements Workspace {
   async push(): Promise<void> {
     await this.reclaim();
     const ref = `refs/heads/${this.branch}`;
+    const tip = await runGit(this.setup.env, [
+      "--git-dir",
+      this.setup.taskRepo,
+      "rev-parse",
+      "--verify",
+      "--quiet",
+      `${ref}^{commit}`,
+    ]);
     await runNetworkGit({
       env: this.setup.env,
       cwd: this.path,
@@ -117,6 +127,7 @@ export class GitWorktree implements Workspace {
       url: this.setup.mirror.url,
       ...this.setup.remote,
     });
+    if (tip.code === 0) this.pushed = tip.stdout.trim();
   }
 
   /**
@@ -138,6 +149,7 @@ export class GitWorktree implements Workspace {
           taskRepo,
           branch: this.branch,
           pinned: pin.code === 0 ? pin.stdout.trim() : undefined,
+          pushed: this.pushed,
         });
       })
       .catch(() => undefined);

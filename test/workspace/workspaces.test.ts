@@ -606,6 +606,53 @@ describe("kept branches expire 7 days after their conversation's last use", () =
     expect(existsSync(keptRepo(root, "pushed"))).toBe(true);
   });
 
+  /** Someone else with push rights to the remote makes (or replaces) `branch` there with a commit of theirs. */
+  function plant(bare: string, branch: string, from = "main"): string {
+    const other = mkdtempSync(join(dir, "planter-"));
+    git(["clone", "--quiet", "--branch", from, bare, other]);
+    writeFileSync(join(other, "planted.txt"), "someone else's work\n");
+    git(["add", "planted.txt"], other);
+    git(
+      ["-c", "user.name=other", "-c", "user.email=other@test", "commit", "--quiet", "-m", "planted"],
+      other,
+    );
+    git(["push", "--quiet", "--force", "origin", `HEAD:refs/heads/${branch}`], other);
+    const commit = git(["rev-parse", "HEAD"], other);
+    rmSync(other, { recursive: true, force: true });
+    return commit;
+  }
+
+  it("a follow-up whose unpushed branch expired does not go on from a branch of that name someone else pushed to the remote", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "planted-root");
+    await firstTurn(newWorkspaces(root), bare, "victim");
+    untouchedFor(keptRepo(root, "victim"), days(8));
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+    // The conversation never pushed runyard/victim; another member who may push to the remote
+    // makes it there, with a commit of theirs (tests or agent settings the turn would run).
+    plant(bare, "runyard/victim");
+
+    const error = await caught(next.allocate(request(bare, { key: "victim", reuse: true })));
+    expect(error.code).toBe("WORKSPACE_BRANCH_EXPIRED");
+    expect(existsSync(join(root, "worktrees", "victim"))).toBe(false);
+    expect(pins(next.mirrorFor(bare))).toEqual([]);
+  });
+
+  it("a follow-up whose pushed branch expired does not go on from another history someone put in its place on the remote", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "replaced-root");
+    await firstTurn(newWorkspaces(root), bare, "replaced", true);
+    untouchedFor(keptRepo(root, "replaced"), days(8));
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+    plant(bare, "runyard/replaced");
+
+    const error = await caught(next.allocate(request(bare, { key: "replaced", reuse: true })));
+    expect(error.code).toBe("WORKSPACE_BRANCH_EXPIRED");
+    expect(existsSync(join(root, "worktrees", "replaced"))).toBe(false);
+  });
+
   it("removing expired kept branches follows no link, in the kept folder or inside a kept repo", async () => {
     const bare = seedRemote();
     const root = join(dir, "links-root");
