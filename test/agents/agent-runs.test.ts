@@ -1,4 +1,12 @@
-import { existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  existsSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
@@ -435,6 +443,62 @@ describe("follow-ups", () => {
       expect(gitIn(bare, "branch", "--list").trim()).toBe("* main");
     } finally {
       await expiryRunner.kill();
+      await model.stop();
+    }
+  });
+
+  it("a message after the runner dropped the unpushed branch does not go on from a branch of that name someone else pushed to the remote", async () => {
+    const bare = bareRepo("planted");
+    const model = await startModelServer(turns(writeTurn, doneTurn));
+    const home = tempDir("runyard-planted-home-");
+    const ownWorkspaces = tempDir("runyard-planted-workspaces-");
+    const token = await runnerToken(server.url);
+    const start = () =>
+      startRunner(server.url, token, {
+        id: "planted-runner",
+        labels: "planted",
+        env: { RUNYARD_HOME: home, RUNYARD_WORKSPACE_DIR: ownWorkspaces },
+      });
+    let plantedRunner = await start();
+    try {
+      const first = await submitAgent({
+        agent: "openai",
+        prompt: "add hello.py",
+        labels: ["planted"],
+        repo: { url: git.url("planted.git"), push: false },
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+        secrets: ["GITHUB_TOKEN"],
+      });
+      const done = await waitForRun(server.url, first, isFinal, 60_000);
+      expect(done.status, JSON.stringify(done.error)).toBe("success");
+      const kept = join(ownWorkspaces, "planted-runner", "kept", `${first}-openai.git`);
+      await plantedRunner.kill();
+      const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+      lutimesSync(kept, eightDaysAgo, eightDaysAgo);
+      plantedRunner = await start();
+      expect(existsSync(kept)).toBe(false);
+
+      // Someone else who may push to the repo (not send this member's follow-ups) makes the
+      // conversation's branch there, with a test script of theirs the turn would run.
+      const other = tempDir("runyard-planter-");
+      gitIn(projects, "clone", "--quiet", bare, other);
+      mkdirSync(join(other, "planted"), { recursive: true });
+      writeFileSync(join(other, "planted", "run.sh"), "echo someone else's code\n");
+      gitIn(other, "add", ".");
+      gitIn(other, "-c", "user.name=o", "-c", "user.email=o@test", "commit", "--quiet", "-m", "planted");
+      gitIn(other, "push", "--quiet", "origin", `HEAD:refs/heads/runyard/${first}-openai`);
+
+      const asked = model.requests.length;
+      const next = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
+        text: "now add bye.py",
+      });
+      expect(next.status).toBe(201);
+      const second = await waitForRun(server.url, next.body.run_id, isFinal, 60_000);
+      expect(second.status).toBe("failed");
+      expect(second.error?.code).toBe("WORKSPACE_BRANCH_EXPIRED");
+      expect(model.requests.length).toBe(asked);
+    } finally {
+      await plantedRunner.kill();
       await model.stop();
     }
   });
