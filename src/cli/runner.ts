@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { readdir, rm, stat } from "node:fs/promises";
+import { lstat, lutimes, readdir, rm } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { agentPath } from "../agents/availability.js";
@@ -121,12 +121,21 @@ async function agentHandler(
   };
 }
 
-/** Removes the chat folders untouched for `keepMs`; returns their paths. */
+/**
+ * Removes the chat folders untouched for `keepMs`; returns their paths. A chat folder is its
+ * agent's to write, its own times included: one dated in the future (`touch -d 2100-01-01 .`)
+ * would be kept for ever, so it is dated now instead, and goes `keepMs` later unless used.
+ */
 async function pruneChats(dir: string, keepMs: number): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await readdir(dir).catch(() => [])) {
     const path = join(dir, name);
-    const info = await stat(path).catch(() => undefined);
+    const info = await lstat(path).catch(() => undefined);
+    if (info?.isDirectory() && info.mtimeMs > Date.now()) {
+      const now = new Date();
+      await lutimes(path, now, now).catch(() => undefined);
+      continue;
+    }
     if (info?.isDirectory() && Date.now() - info.mtimeMs > keepMs) {
       await rm(path, { recursive: true, force: true });
       removed.push(path);

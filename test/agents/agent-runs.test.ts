@@ -447,6 +447,50 @@ describe("follow-ups", () => {
     }
   });
 
+  it("a chat whose agent dated its folder in the future is removed once 7 days pass unused all the same", async () => {
+    const touchTurn: Turn = {
+      toolCalls: [
+        { name: "run_command", input: { command: "touch -d 2100-01-01T00:00:00 ." }, id: "call_t" },
+      ],
+    };
+    const model = await startModelServer(turns(touchTurn, doneTurn));
+    const home = tempDir("runyard-chat-home-");
+    const ownWorkspaces = tempDir("runyard-chat-workspaces-");
+    const token = await runnerToken(server.url);
+    const start = () =>
+      startRunner(server.url, token, {
+        id: "chat-runner",
+        labels: "chat-expiry",
+        env: { RUNYARD_HOME: home, RUNYARD_WORKSPACE_DIR: ownWorkspaces },
+      });
+    let chatRunner = await start();
+    try {
+      const first = await submitAgent({
+        agent: "openai",
+        prompt: "keep this folder for ever",
+        labels: ["chat-expiry"],
+        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+      });
+      const done = await waitForRun(server.url, first, isFinal, 60_000);
+      expect(done.status, JSON.stringify(done.error)).toBe("success");
+      const chat = join(ownWorkspaces, "chat-runner", "chats", `${first}-openai`);
+      expect(existsSync(chat)).toBe(true);
+      await chatRunner.kill();
+      chatRunner = await start();
+      // The date the agent gave its folder is not the runner's to keep it by: whatever it says,
+      // the folder counts as used no later than now.
+      expect(statSync(chat).mtimeMs).toBeLessThanOrEqual(Date.now());
+      await chatRunner.kill();
+      const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+      lutimesSync(chat, eightDaysAgo, eightDaysAgo);
+      chatRunner = await start();
+      expect(existsSync(chat)).toBe(false);
+    } finally {
+      await chatRunner.kill();
+      await model.stop();
+    }
+  });
+
   it("a message after the runner dropped the unpushed branch does not go on from a branch of that name someone else pushed to the remote", async () => {
     const bare = bareRepo("planted");
     const model = await startModelServer(turns(writeTurn, doneTurn));
