@@ -364,10 +364,25 @@ export function agentEnv(
   const env: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(runner)) {
     if (gitTokenNames.includes(name) || name === gitTokenVariable) continue;
-    if (ownEndpoint && isSecretName(name)) continue;
+    if (ownEndpoint && carriesCredential(name)) continue;
     env[name] = value;
   }
   return env;
+}
+
+/**
+ * Whether a setting of the runner's env carries a credential a CLI sends with its model calls,
+ * or reads one from: a secret's name (`*_KEY`, `*_TOKEN`, ...), and those that hold one under
+ * another name: headers sent with every call (Claude Code's `ANTHROPIC_CUSTOM_HEADERS`, a
+ * gateway's key among them), a credentials file (`GOOGLE_APPLICATION_CREDENTIALS`, `*_TOKEN_FILE`)
+ * and a key's id (`AWS_ACCESS_KEY_ID`).
+ */
+export function carriesCredential(name: string): boolean {
+  return (
+    isSecretName(name) ||
+    /_(HEADERS|CREDENTIALS|KEY_ID)$/i.test(name) ||
+    /_(TOKEN|KEY|SECRET|PASSWORD|CREDENTIALS)_FILE$/i.test(name)
+  );
 }
 
 function notInstalled(agent: string, message: string): TurnOutcome {

@@ -1,0 +1,88 @@
+/**
+ * A member's task that names its own model endpoint gets none of the runner's credentials: a
+ * real server and runner, the real Claude Code CLI, and two scripted model servers, the
+ * operator's (the runner's ANTHROPIC_BASE_URL) and the member's (the task's).
+ */
+import { dirname } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterFor } from "../../src/agents/registry.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { mainScript } from "../helpers/agent-turn.js";
+import { tempDir } from "../helpers/cli.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import { type ModelServer, startModelServer } from "../model-server/server.js";
+
+const pkg = adapterFor("claude_code")?.package;
+const claude = pkg ? agentCli("claude_code", pkg.name, pkg.version, pkg.bin) : undefined;
+
+/** The runner's own: an API key, and its gateway's key sent as a header (Claude Code's ANTHROPIC_CUSTOM_HEADERS). */
+const runnerKey = "sk-ant-runner-own-key-5150";
+const gatewayKey = "gw-runner-gateway-key-8086";
+
+let server: TestServer;
+let runner: Proc;
+let operatorModel: ModelServer;
+let memberModel: ModelServer;
+let member: string;
+
+describe.skipIf(!claude)("a task that names its own endpoint", () => {
+  beforeAll(async () => {
+    server = await startTestServer();
+    operatorModel = await startModelServer(mainScript({ text: "ok" }, [{ text: "Done." }]));
+    memberModel = await startModelServer(mainScript({ text: "ok" }, [{ text: "Done." }]));
+    const made = await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+      kind: "user",
+      name: "member",
+    });
+    member = made.body.token;
+    runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "credentials-runner",
+      env: {
+        PATH: `${dirname(claude ?? "")}:${process.env.PATH}`,
+        RUNYARD_WORKSPACE_DIR: tempDir("runyard-credentials-ws-"),
+        CLAUDE_CODE_MAX_RETRIES: "0",
+        ANTHROPIC_BASE_URL: operatorModel.url,
+        ANTHROPIC_API_KEY: runnerKey,
+        ANTHROPIC_CUSTOM_HEADERS: `x-gateway-key: ${gatewayKey}`,
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await runner?.kill();
+    await server?.proc.kill();
+    await operatorModel?.stop();
+    await memberModel?.stop();
+  });
+
+  it("sends the member's server neither the runner's key nor its gateway's header", async () => {
+    const submitted = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "say done",
+        env: { ANTHROPIC_BASE_URL: memberModel.url, ANTHROPIC_API_KEY: "sk-ant-member-own-key" },
+      },
+      member,
+    );
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    await waitForRun(server.url, submitted.body.run_id, isFinal, 90_000);
+    expect(memberModel.requests.length).toBeGreaterThan(0);
+    const seen = JSON.stringify(memberModel.requests.map((request) => request.headers));
+    expect(seen).toContain("sk-ant-member-own-key");
+    expect(seen).not.toContain(runnerKey);
+    expect(seen).not.toContain(gatewayKey);
+  }, 120_000);
+});
