@@ -85,4 +85,31 @@ describe.skipIf(!claude)("a task that names its own endpoint", () => {
     expect(seen).not.toContain(runnerKey);
     expect(seen).not.toContain(gatewayKey);
   }, 120_000);
+
+  // Known hole, not fixed: a task that points Claude Code elsewhere without naming an endpoint in
+  // its env keeps the runner's credentials, and the CLI sends them there. Here through
+  // `extra_args` (`--settings '{"env":{"ANTHROPIC_BASE_URL":...}}'`); the repo's own
+  // `.claude/settings.json` with the same `env` does it too, with no task setting at all. Not
+  // fixed because it would not close the door: the agent's own shell (Claude Code's Bash tool)
+  // gets the runner's ANTHROPIC_API_KEY in its environment, so any member's prompt can read it
+  // (docs/agents.md, section 1, says so).
+  it.fails("sends the runner's key nowhere else when the task's CLI arguments point Claude Code elsewhere", async () => {
+    const before = memberModel.requests.length;
+    const submitted = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "say done",
+        extra_args: ["--settings", JSON.stringify({ env: { ANTHROPIC_BASE_URL: memberModel.url } })],
+      },
+      member,
+    );
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    await waitForRun(server.url, submitted.body.run_id, isFinal, 90_000);
+    const seen = JSON.stringify(memberModel.requests.slice(before).map((request) => request.headers));
+    expect(seen).not.toContain(runnerKey);
+  }, 120_000);
 });
