@@ -166,6 +166,63 @@ describe("the egress proxy", () => {
     );
   });
 
+  it("refuses a member's endpoint written as any other form of a loopback, unspecified or mapped address, by CONNECT and by absolute URI", async () => {
+    let reached = 0;
+    const v4 = createServer((socket) => {
+      reached++;
+      socket.end();
+    });
+    const port = await listening(v4, "0.0.0.0");
+    const v6 = createServer((socket) => {
+      reached++;
+      socket.end();
+    });
+    await new Promise<void>((resolve) => v6.listen(port, "::1", resolve));
+    closers.push(() => new Promise((resolve) => v6.close(() => resolve())));
+    const written = [
+      `http://127.1:${port}`,
+      `http://2130706433:${port}`,
+      `http://0x7f.0.0.1:${port}`,
+      `http://0177.0.0.1:${port}`,
+      `http://0.0.0.0:${port}`,
+      `http://0:${port}`,
+      `http://[::1]:${port}`,
+      `http://[::ffff:127.0.0.1]:${port}`,
+      `http://[::ffff:7f00:1]:${port}`,
+      `http://[::]:${port}`,
+      `http://localhost.:${port}`,
+      `http://LOCALHOST:${port}`,
+    ];
+    // As the runner reads a task's env (destinationOf in agents/model-endpoints.ts): each URL's
+    // host as the URL parser gives it, an IPv6 literal without its brackets.
+    const allow = written.map((url) => ({
+      host: new URL(url).hostname.replace(/^\[|\]$/g, ""),
+      port,
+      publicOnly: true,
+    }));
+    const { address } = await proxy(allow, []);
+    for (const url of written) {
+      const parsed = new URL(url);
+      for (const authority of new Set([parsed.host, url.slice("http://".length)])) {
+        const shut = await tunnel(address, authority);
+        expect(shut.status, authority).toContain("HTTP/1.1 403 Forbidden");
+      }
+      const answer = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          { socketPath: address, path: `${url}/`, headers: { host: parsed.host } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(answer, url).toBe(403);
+    }
+    expect(reached).toBe(0);
+  });
+
   it("reads host and port as CONNECT lines and Host headers write them", () => {
     expect(parseAuthority("api.openai.com:443")).toEqual({ host: "api.openai.com", port: 443 });
     expect(parseAuthority("Example.COM.:8080")).toEqual({ host: "example.com", port: 8080 });
