@@ -72,7 +72,7 @@ async function shellTask(
 function newTask(prompt: string, repo: Record<string, unknown>) {
   return {
     path: "/api/runs",
-    body: { kind: "agent", agent: "openai", prompt, repo: { url: bare, ...repo } },
+    body: { kind: "agent", agent: "openai", prompt, repo: { url: rig.remoteUrl, ...repo } },
   };
 }
 

@@ -12,7 +12,7 @@
  *   the work another tenant's task kept on the runner without pushing it.
  */
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { git } from "../helpers/git-repos.js";
@@ -52,7 +52,13 @@ async function shellTask(
     server.url,
     "POST",
     "/api/runs",
-    { kind: "agent", agent: "openai", prompt: "go", ...body, repo: { url: bare, ...(body.repo as object) } },
+    {
+      kind: "agent",
+      agent: "openai",
+      prompt: "go",
+      ...body,
+      repo: { url: rig.remoteUrl, ...(body.repo as object) },
+    },
     token,
   );
   expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
@@ -199,5 +205,37 @@ describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and 
     const seen = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
     expect(followUp.status, seen).toBe("success");
     expect(seen).toContain(secret);
+  }, 300_000);
+
+  it("another tenant cannot name the runner's own copy of a task's kept branch, or a mirror, as its repo", async () => {
+    const secret = "globex-kept-only-5e11d0";
+    const first = await shellTask(victim, `echo ${secret} > kept-notes.txt`, {
+      repo: { branch: "globex-kept", push: false },
+    });
+    expect(first.run.status, first.output).toBe("success");
+    const runnerRoot = join(rig.workspaceDir, "shared-task-repo-runner");
+    const kept = join(runnerRoot, "kept", `${first.run.run_id}-openai.git`);
+    expect(existsSync(kept)).toBe(true);
+    const mirror = join(
+      runnerRoot,
+      "mirrors",
+      readdirSync(join(runnerRoot, "mirrors")).find((n) => n.endsWith(".git"))!,
+    );
+    for (const [url, base] of [
+      [kept, "globex-kept"],
+      [`file://${kept}`, "globex-kept"],
+      [mirror, "main"],
+    ] as const) {
+      const refused = await api<{ error?: { code: string; message: string } }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "openai", prompt: "cat kept-notes.txt", repo: { url, base, push: false } },
+        attacker,
+      );
+      expect(refused.status, url).toBe(400);
+      expect(refused.body.error?.code).toBe("INVALID_INPUT");
+      expect(refused.body.error?.message).toContain("is a folder of the runner");
+    }
   }, 300_000);
 });

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { type ModelServer, type RecordedRequest, startModelServer } from "../model-server/server.js";
+import { type GitHttpServer, startGitHttpServer } from "../workspace/git-http-server.js";
 import { tempDir } from "./cli.js";
 import { git } from "./git-repos.js";
 import { api, type Proc, runnerToken, startRunner, startTestServer, type TestServer } from "./server.js";
@@ -24,6 +25,11 @@ export interface SharedAgentRunner {
   root: string;
   /** The remote repository both tenants' tasks work on: `main` holds one README. */
   bare: string;
+  /**
+   * Its URL as the tasks name it: served over HTTP, as a member may name no folder of the runner
+   * as a repo.
+   */
+  remoteUrl: string;
   workspaceDir: string;
   server: TestServer;
   model: ModelServer;
@@ -53,6 +59,12 @@ export async function startSharedAgentRunner(options: {
   git(seed, "add", "README.md");
   git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start");
   git(seed, "push", "-q", bare, "main");
+  const gitServer: GitHttpServer = await startGitHttpServer({
+    projectRoot: root,
+    username: "x-access-token",
+    password: "unused",
+    anonymous: true,
+  });
   const model = await startModelServer({ conversations: [] });
   const server = await startTestServer();
   const member = async (tenant: string) =>
@@ -79,6 +91,7 @@ export async function startSharedAgentRunner(options: {
   return {
     root,
     bare,
+    remoteUrl: gitServer.url("remote.git"),
     workspaceDir,
     server,
     model,
@@ -89,6 +102,7 @@ export async function startSharedAgentRunner(options: {
       await runner.kill();
       await server.proc.kill();
       await model.stop();
+      await gitServer.close();
     },
   };
 }

@@ -28,6 +28,8 @@ export interface GitHttpServerOptions {
   projectRoot: string;
   username: string;
   password: string;
+  /** Serve without asking for credentials, as a public repository is. */
+  anonymous?: boolean;
 }
 
 export async function startGitHttpServer(options: GitHttpServerOptions): Promise<GitHttpServer> {
@@ -39,7 +41,7 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://127.0.0.1");
     const authorization = request.headers.authorization;
-    const authorized = authorization === expected;
+    const authorized = options.anonymous === true || authorization === expected;
     requests.push({ method: request.method ?? "GET", path: url.pathname, authorized, authorization });
     if (hang) {
       const arrived = hang;

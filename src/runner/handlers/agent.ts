@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { namesOwnEndpoint } from "../../agents/model-endpoints.js";
 import type { AgentOutput } from "../../agents/types.js";
+import { agentRepoRefusal } from "../../core/agent-repo.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import {
   type AgentJob,
@@ -275,6 +276,9 @@ export class AgentJobHandler implements JobHandler<"agent"> {
   private allocate(task: AgentTask, say: (line: string) => void, signal: AbortSignal): Promise<Workspace> {
     const repo = task.repo;
     if (!repo) throw new Error("no repo");
+    // The server refuses it at submit; a run from an older server comes unchecked.
+    const refusal = task.cwd_confined ? agentRepoRefusal(repo.url) : undefined;
+    if (refusal) return Promise.reject(refusal);
     return this.deps.workspaces.allocate({
       repoUrl: repo.url,
       ...(repo.base ? { base: repo.base } : {}),

@@ -1,5 +1,6 @@
 import { agentNames } from "../../agents/registry.js";
 import { agentCwdRefusal } from "../../core/agent-cwd.js";
+import { agentRepoRefusal } from "../../core/agent-repo.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
@@ -84,6 +85,10 @@ export class AgentRuns implements RunKindModule {
     }
     if (body.cwd && !owner.unconfinedCwd) {
       const refusal = agentCwdRefusal(body.cwd, this.cwdRoots);
+      if (refusal) throw refusal;
+    }
+    if (body.repo && !owner.unconfinedCwd) {
+      const refusal = agentRepoRefusal(body.repo.url);
       if (refusal) throw refusal;
     }
     if (body.tests) checkTests(body.tests, !owner.unconfinedCwd);

@@ -21,7 +21,9 @@ export const AgentRepoInput = z.strictObject({
       message:
         "the repo URL holds a user or token; give the token as a secret (GITHUB_TOKEN or GIT_TOKEN) instead: it reaches git through GIT_ASKPASS, never a URL",
     })
-    .describe("what git clones: https, ssh or a path of a bare repo; never with credentials in it"),
+    .describe(
+      "what git clones: https or ssh (a path of a bare repo on the runner for a platform admin only); never with credentials in it",
+    ),
   base: z
     .string()
     .min(1)
