@@ -112,6 +112,7 @@ async function agentHandler(
     stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
     cwdRoots: [workspaceDir, ...config.agentCwdRoots],
+    privateFolders: [connection.home],
   });
   // The agent runner's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);

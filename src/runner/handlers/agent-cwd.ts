@@ -8,11 +8,27 @@ import { agentCwdRefusal, isUnder, notAllowed } from "../../core/agent-cwd.js";
  * against the roots' own real paths. The real path is what the agent gets, so a link swapped
  * after the check does not move it. Throws AGENT_CWD_NOT_ALLOWED; creates nothing.
  */
-export async function confinedAgentCwd(cwd: string, roots: readonly string[]): Promise<string> {
+export async function confinedAgentCwd(
+  cwd: string,
+  roots: readonly string[],
+  /**
+   * The runner's own folders, never a task's cwd though a root holds them: the agents' workspace
+   * folder (other conversations' chat folders, worktrees, kept branches, mirrors) and its home.
+   */
+  own: readonly string[] = [],
+): Promise<string> {
   const where = "this runner's allowed folders";
   const written = agentCwdRefusal(cwd, roots, `${where} (its workspace folder and agent_cwd_roots)`);
   if (written) throw written;
   const real = await realPathOf(normalize(cwd));
+  for (const folder of own) {
+    const realFolder = await realPathOf(folder);
+    if (isUnder(normalize(cwd), folder) || isUnder(real, realFolder)) {
+      throw notAllowed(
+        `cwd ${JSON.stringify(cwd)} is ${real === realFolder ? "" : "inside "}${folder}, the runner's own folder (other conversations' folders and branches are there)`,
+      );
+    }
+  }
   const realRoots = await Promise.all(roots.map((root) => realPathOf(root)));
   if (realRoots.some((root) => isUnder(real, root))) return real;
   throw notAllowed(`cwd ${JSON.stringify(cwd)} leads through a symbolic link to ${real}, outside ${where}`);

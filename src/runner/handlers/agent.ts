@@ -73,6 +73,11 @@ export interface AgentHandlerDeps {
    */
   cwdRoots: readonly string[];
   /**
+   * The runner's folders besides `scratchRoot` (the agents' workspace folder) that no confined
+   * task may work in, though a root holds them: its home.
+   */
+  privateFolders?: readonly string[];
+  /**
    * The runner's own settings laid on a task before anything runs (the agent runner's config.yaml keys: a turn
    * cap, a default model, keys from the runner's env), with what the run should be told.
    */
@@ -131,7 +136,12 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
         const dir =
           workspace?.path ??
-          (task.cwd && task.cwd_confined ? await confinedAgentCwd(task.cwd, this.deps.cwdRoots) : task.cwd) ??
+          (task.cwd && task.cwd_confined
+            ? await confinedAgentCwd(task.cwd, this.deps.cwdRoots, [
+                this.deps.scratchRoot,
+                ...(this.deps.privateFolders ?? []),
+              ])
+            : task.cwd) ??
           join(this.deps.scratchRoot, "chats", task.key);
         if (!workspace) {
           await mkdir(dir, { recursive: true, mode: 0o700 });
