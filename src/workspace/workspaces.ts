@@ -120,6 +120,8 @@ export class Workspaces {
         branch,
         base: cut.base,
         baseCommit: cut.baseCommit,
+        // A turn that goes on from the remote's branch goes on from the conversation's push.
+        ...(cut.fromRemote ? { pushed: cut.fromRemote } : {}),
         author: request.author ?? defaultAuthor,
         remote,
         onReleased: () => this.held.delete(key),
@@ -275,7 +277,7 @@ export class Workspaces {
             ])
           ).stdout.trim()
         : "";
-    return { base, baseCommit: forkPoint || baseCommit, start, fromKept: kept !== undefined };
+    return { base, baseCommit: forkPoint || baseCommit, start, fromKept: kept !== undefined, fromRemote };
   }
 
   private async check(request: AllocateRequest): Promise<void> {

@@ -37,6 +37,11 @@ export interface WorktreeSetup {
   branch: string;
   base: string;
   baseCommit: string;
+  /**
+   * What the conversation pushed, where this turn went on from the remote's branch (its kept
+   * branch had expired): kept as its record of pushes unless this turn pushes.
+   */
+  pushed?: string;
   author: { name: string; email: string };
   remote: RemoteCall;
   /** Told once the worktree is gone, so its key may be allocated again. */
@@ -58,6 +63,7 @@ export class GitWorktree implements Workspace {
     this.branch = setup.branch;
     this.base = setup.base;
     this.baseCommit = setup.baseCommit;
+    this.pushed = setup.pushed;
   }
 
   async commitAll(message: string): Promise<{ commit: string } | null> {

@@ -653,6 +653,26 @@ describe("kept branches expire 7 days after their conversation's last use", () =
     expect(existsSync(join(root, "worktrees", "replaced"))).toBe(false);
   });
 
+  it("a conversation that pushed once goes on from the remote's branch after each expiry, though its later turns did not push", async () => {
+    const bare = seedRemote();
+    const root = join(dir, "pushed-once-root");
+    const pushed = await firstTurn(newWorkspaces(root), bare, "once", true);
+    untouchedFor(keptRepo(root, "once"), days(8));
+    await newWorkspaces(root).cleanLeftovers();
+    const second = await newWorkspaces(root).allocate(request(bare, { key: "once", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], second.path)).toBe(pushed);
+    writeFileSync(join(second.path, "two.txt"), "two\n");
+    await second.commitAll("Turn 2, not pushed");
+    await second.release();
+    untouchedFor(keptRepo(root, "once"), days(8));
+    const next = newWorkspaces(root);
+    await next.cleanLeftovers();
+
+    const third = await next.allocate(request(bare, { key: "once", reuse: true }));
+    expect(git(["rev-parse", "HEAD"], third.path)).toBe(pushed);
+    await third.release();
+  });
+
   it("removing expired kept branches follows no link, in the kept folder or inside a kept repo", async () => {
     const bare = seedRemote();
     const root = join(dir, "links-root");
