@@ -6,12 +6,14 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
 import { alive, until } from "./helpers/processes.js";
@@ -210,6 +212,55 @@ describe("the fork-server", () => {
       throw new Error(`${error.message}; ${processChain(grandchild)}`);
     });
   });
+  it("stops a sandboxed step that left its group, and leaves another run's step unharmed by a step that floods its pipes and exits", async () => {
+    // Two steps of two runs through one helper, each in a bubblewrap sandbox: one starts a
+    // process in a session of its own (out of its group) and floods its stdout and stderr; the
+    // other is quiet. Neither the flood nor the first step's exit stops the helper or the second
+    // step; the runner's death (its end of the event pipe closes) stops both, the process that
+    // left its group included (the sandbox's pid 1 dies with the group, and its namespace with it).
+    const probe = await probeSandbox();
+    if (probe.isolation !== "sandbox") return;
+    const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [] });
+    const dir = tempDir();
+    const marker = `runyard-escape-${process.pid}-${Date.now()}`;
+    const fifo = join(tempDir(), "events");
+    const helper = spawn(nativeHelperPath("fork-server"), ["300", fifo], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    started.push(helper);
+    await new Promise<Buffer>((resolve) => helper.stdout.once("data", resolve));
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const drain = setInterval(() => {
+      const buffer = Buffer.alloc(1 << 20);
+      try {
+        while (readSync(reader, buffer) > 0) {}
+      } catch {}
+    }, 5);
+    try {
+      helper.stdin.write(helperMessage(0, "P"));
+      const flood = "head -c 50000000 /dev/zero; head -c 5000000 /dev/zero >&2; exit 3";
+      const quiet = `setsid bash -c 'exec -a ${marker}-escaped sleep 300' & exec -a ${marker}-quiet sleep 300`;
+      for (const [id, script] of [
+        [1, flood],
+        [2, quiet],
+      ] as const) {
+        const argv = sandbox.command(["bash", "-c", script], { cwd: dir });
+        helper.stdin.write(helperMessage(id, "S", [dir, ...argv], [`PATH=${env.PATH}`]));
+      }
+      await until("the quiet step runs", () => withName(marker).length === 2);
+      // The flooding step has exited; the helper and the other run's step, escaped process and all, go on.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(helper.exitCode).toBeNull();
+      expect(withName(marker)).toHaveLength(2);
+    } finally {
+      // The runner dies: its files close.
+      clearInterval(drain);
+      closeSync(reader);
+      helper.stdin.end();
+    }
+    await until("the helper is gone", () => helper.exitCode !== null || helper.signalCode !== null);
+    await until("every process of both steps is gone", () => withName(marker).length === 0);
+  });
 });
 
 /** A request to the fork-server as its runner sends one: `S` (start) with cwd, argv and env, or a bare op. */
@@ -250,4 +301,16 @@ function processChain(pid: number): string {
     at = Number(parent);
   }
   return `process chain: ${chain.join(" <- ")}`;
+}
+
+/** The pids of processes whose command line starts with `name` (what `exec -a` set). */
+function withName(name: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "latin1").startsWith(name)) found.push(Number(entry));
+    } catch {}
+  }
+  return found;
 }
