@@ -412,6 +412,47 @@ describe.skipIf(missing)("sandboxed agents", () => {
     }
   }, 150_000);
 
+  // Known hole, not fixed: the built-in loop calls its model from the runner, outside the
+  // container and its egress proxy, so a member's OPENAI_BASE_URL that leads to a private address
+  // (here 127.0.0.2, standing for the runner's network) is called all the same, with a POST the
+  // member shapes (`http://host/any/path?q=` swallows the `/chat/completions` runyard appends), and
+  // the first 500 characters of the answer come back in the run's error. The fix routes the loop's
+  // calls through the turn's egress proxy (CONNECT over its socket for https), or resolves and
+  // checks the name, then connects to the address it checked, as the proxy does.
+  it.fails("calls no private address a member names as the built-in loop's endpoint", async () => {
+    const member = (
+      await api<{ token: string }>(server.url, "POST", "/api/tokens", { kind: "user", name: "loop member" })
+    ).body.token;
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-loop-endpoint",
+      env: {
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-loop-endpoint"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
+      },
+    });
+    const before = insideConnections;
+    try {
+      const submitted = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        {
+          kind: "agent",
+          agent: "openai",
+          prompt: "anything",
+          sandbox: { image },
+          env: { OPENAI_BASE_URL: `http://127.0.0.2:${insidePort}/v1`, OPENAI_API_KEY: "sk-member-own" },
+        },
+        member,
+      );
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+      await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+    } finally {
+      await runner.kill();
+    }
+    expect(insideConnections).toBe(before);
+  }, 150_000);
+
   it("cannot read another run's sessions in the runner's agent state", async () => {
     // Two runs of the same agent on one runner (on a shared runner, of two tenants): the second
     // one's commands look for the first one's conversation in the agent's state folder.
