@@ -5,6 +5,13 @@
  * exponential backoff (a `retry-after` wins), never 4xx otherwise: a wrong key stays wrong.
  */
 
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { isIP, type LookupFunction } from "node:net";
+import { Readable } from "node:stream";
+import { internalRangeOf } from "../core/outbound/internal-addresses.js";
+
 export interface ToolCall {
   id: string;
   type: "function";
@@ -41,6 +48,11 @@ export class ChatApiError extends Error {
 export interface ChatRequest {
   baseUrl: string;
   apiKey: string;
+  /**
+   * Call only public addresses (a member's endpoint, for a turn whose egress is held): the name is
+   * resolved once, every address checked, and the connection made to the one checked.
+   */
+  publicOnly?: boolean;
   body: Record<string, unknown>;
   signal: AbortSignal;
   /** Each chunk of the answer as it arrives. */
@@ -118,7 +130,7 @@ export async function streamChat(request: ChatRequest): Promise<Completion> {
   const url = `${request.baseUrl.replace(/\/+$/, "")}/chat/completions`;
   let res: Response;
   try {
-    res = await fetch(url, {
+    const init = {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -127,7 +139,8 @@ export async function streamChat(request: ChatRequest): Promise<Completion> {
       },
       body: JSON.stringify({ ...request.body, stream: true, stream_options: { include_usage: true } }),
       signal: request.signal,
-    });
+    };
+    res = request.publicOnly ? await publicFetch(url, init) : await fetch(url, init);
   } catch (error) {
     if (request.signal.aborted) throw error;
     throw new ChatApiError(`cannot reach ${url}: ${causeOf(error)}`, undefined);
@@ -292,3 +305,60 @@ function completionFromJson(body: Chunk): Completion {
       : {}),
   };
 }
+
+/**
+ * A POST as `fetch` makes it, to public addresses only: the host is resolved once (an IP literal
+ * is judged as it is), every address it leads to checked, and the connection made to the first,
+ * so neither the name nor a DNS answer that changes meanwhile leads into the runner's network.
+ */
+async function publicFetch(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+): Promise<Response> {
+  const target = new URL(url);
+  const host = target.hostname.replace(/^\[|\]$/g, "");
+  const internal = isIP(host) ? internalRangeOf(host) : undefined;
+  if (internal) throw new Error(`${host} is an internal address (${internal})`);
+  const lookup: LookupFunction = (name, options, callback) => {
+    dnsLookup(name, { all: true }, (error, addresses) => {
+      if (error) return callback(error, "", 0);
+      const inside = addresses.find((found) => internalRangeOf(found.address) !== undefined);
+      if (inside || addresses.length === 0) {
+        return callback(
+          new Error(`${name} leads to ${inside?.address ?? "no address"}, an internal address`),
+          "",
+          0,
+        );
+      }
+      const first = addresses[0]!;
+      if ((options as { all?: boolean }).all) return (callback as AllCallback)(null, [first]);
+      callback(null, first.address, first.family);
+    });
+  };
+  const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      target,
+      { method: init.method, headers: init.headers, signal: init.signal, lookup },
+      (answer) => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(answer.headers)) {
+          for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value])
+            headers.append(name, one);
+        }
+        const body = Readable.toWeb(answer) as unknown as ReadableStream<Uint8Array>;
+        resolve(
+          new Response(body, {
+            status: answer.statusCode ?? 502,
+            statusText: answer.statusMessage ?? "",
+            headers,
+          }),
+        );
+      },
+    );
+    req.on("error", (error) => reject(Object.assign(new Error("fetch failed"), { cause: error })));
+    req.end(init.body);
+  });
+}
+
+type AllCallback = (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;

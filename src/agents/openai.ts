@@ -109,6 +109,8 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
         {
           baseUrl,
           apiKey,
+          // Set by the runner after the task's env, for a member's endpoint of a turn whose egress is held.
+          publicOnly: env.RUNYARD_MODEL_PUBLIC_ONLY === "1",
           body: { model: state.model, messages: state.messages, tools: toolDefinitions },
           signal: io.signal,
           alive: () => io.alive(),

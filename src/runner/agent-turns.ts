@@ -3,6 +3,7 @@ import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { agentPath } from "../agents/availability.js";
+import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
@@ -150,6 +151,7 @@ export class SupervisedAgentTurns implements AgentTurns {
             ...(configHome ? { XDG_CONFIG_HOME: configHome } : {}),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
+            ...(this.loopCallsPublicOnly(task, container, env) ? { RUNYARD_MODEL_PUBLIC_ONLY: "1" } : {}),
           },
           ...(task.session_id ? { sessionId: task.session_id } : {}),
           scratchDir,
@@ -180,6 +182,26 @@ export class SupervisedAgentTurns implements AgentTurns {
       await sandboxed?.close();
       await rm(scratchDir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Whether the built-in loop, which calls its model from the runner rather than from the turn's
+   * container, must call public addresses only: its turn's egress is held (a container without an
+   * open network), and its endpoint is the task's (a member's) rather than one the runner's
+   * operator lets every such sandbox reach, as the container's egress proxy judges it.
+   */
+  private loopCallsPublicOnly(
+    task: AgentTask,
+    container: AgentSandbox | undefined,
+    env: Readonly<Record<string, string | undefined>>,
+  ): boolean {
+    const settings = this.options.sandbox;
+    const named = task.env.OPENAI_BASE_URL;
+    if (task.agent !== "openai" || !container || !settings || settings.openNetwork || !named) return false;
+    const destination = destinationOf(named);
+    if (!destination) return false;
+    const operator = [...modelDestinations(task.agent, env, {}), ...settings.allow];
+    return !operator.some((entry) => entry.host === destination.host && entry.port === destination.port);
   }
 
   /**

@@ -412,14 +412,12 @@ describe.skipIf(missing)("sandboxed agents", () => {
     }
   }, 150_000);
 
-  // Known hole, not fixed: the built-in loop calls its model from the runner, outside the
-  // container and its egress proxy, so a member's OPENAI_BASE_URL that leads to a private address
-  // (here 127.0.0.2, standing for the runner's network) is called all the same, with a POST the
-  // member shapes (`http://host/any/path?q=` swallows the `/chat/completions` runyard appends), and
-  // the first 500 characters of the answer come back in the run's error. The fix routes the loop's
-  // calls through the turn's egress proxy (CONNECT over its socket for https), or resolves and
-  // checks the name, then connects to the address it checked, as the proxy does.
-  it.fails("calls no private address a member names as the built-in loop's endpoint", async () => {
+  // The built-in loop calls its model from the runner, outside the container and its egress
+  // proxy: a member's OPENAI_BASE_URL that leads to a private address (here 127.0.0.2, standing
+  // for the runner's network) was called all the same, with a POST the member shapes
+  // (`http://host/any/path?q=` swallows the `/chat/completions` runyard appends), and the first
+  // 500 characters of the answer came back in the run's error.
+  it("calls no private address a member names as the built-in loop's endpoint", async () => {
     const member = (
       await api<{ token: string }>(server.url, "POST", "/api/tokens", { kind: "user", name: "loop member" })
     ).body.token;
@@ -446,7 +444,9 @@ describe.skipIf(missing)("sandboxed agents", () => {
         member,
       );
       expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
-      await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+      expect(run.status).toBe("failed");
+      expect(JSON.stringify(run.error)).toContain("an internal address");
     } finally {
       await runner.kill();
     }
