@@ -391,60 +391,96 @@ describe("follow-ups", () => {
     }
   });
 
-  it("a message after the runner dropped the unpushed branch (7 days unused, then a restart) fails with WORKSPACE_BRANCH_EXPIRED before the agent runs", async () => {
-    const bare = bareRepo("expired");
+  /**
+   * A conversation's first turn, unpushed, on a runner of its own (`name`-runner, label `name`)
+   * that is then stopped, its kept branch dated 8 days back, and started again over the same
+   * home and workspaces: the start removes the branch. `body` runs with the first run's id.
+   */
+  async function afterExpiry(
+    name: string,
+    body: (ctx: { first: string; bare: string; model: ModelServer }) => Promise<void>,
+  ): Promise<void> {
+    const bare = bareRepo(name);
     const model = await startModelServer(turns(writeTurn, doneTurn));
-    // A runner of its own, restarted below: it starts the same life over its home and workspaces.
-    const home = tempDir("runyard-expiry-home-");
-    const ownWorkspaces = tempDir("runyard-expiry-workspaces-");
+    const home = tempDir(`runyard-${name}-home-`);
+    const ownWorkspaces = tempDir(`runyard-${name}-workspaces-`);
     const token = await runnerToken(server.url);
     const start = () =>
       startRunner(server.url, token, {
-        id: "expiry-runner",
-        labels: "expiry",
+        id: `${name}-runner`,
+        labels: name,
         env: { RUNYARD_HOME: home, RUNYARD_WORKSPACE_DIR: ownWorkspaces },
       });
-    let expiryRunner = await start();
+    let runner = await start();
     try {
       const first = await submitAgent({
         agent: "openai",
         prompt: "add hello.py",
-        labels: ["expiry"],
-        repo: { url: git.url("expired.git"), push: false },
+        labels: [name],
+        repo: { url: git.url(`${name}.git`), push: false },
         env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
         secrets: ["GITHUB_TOKEN"],
       });
       const done = await waitForRun(server.url, first, isFinal, 60_000);
       expect(done.status, JSON.stringify(done.error)).toBe("success");
-      const kept = join(ownWorkspaces, "expiry-runner", "kept", `${first}-openai.git`);
+      const kept = join(ownWorkspaces, `${name}-runner`, "kept", `${first}-openai.git`);
       expect(existsSync(kept)).toBe(true);
-
-      await expiryRunner.kill();
+      await runner.kill();
       const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
       lutimesSync(kept, eightDaysAgo, eightDaysAgo);
-      expiryRunner = await start();
+      runner = await start();
       expect(existsSync(kept)).toBe(false);
+      await body({ first, bare, model });
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }
 
+  /** The follow-up of run `first`, once ended. */
+  async function followUp(first: string) {
+    const next = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
+      text: "now add bye.py",
+    });
+    expect(next.status).toBe(201);
+    return waitForRun(server.url, next.body.run_id, isFinal, 60_000);
+  }
+
+  it("a message after the runner dropped the unpushed branch (7 days unused, then a restart) fails with WORKSPACE_BRANCH_EXPIRED before the agent runs", async () => {
+    await afterExpiry("expired", async ({ first, bare, model }) => {
       const asked = model.requests.length;
-      const next = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
-        text: "now add bye.py",
-      });
-      expect(next.status).toBe(201);
-      const second = await waitForRun(server.url, next.body.run_id, isFinal, 60_000);
+      const second = await followUp(first);
       expect(second.status).toBe("failed");
       expect(second.error?.code).toBe("WORKSPACE_BRANCH_EXPIRED");
       expect(second.error?.message).toContain(
         `the branch runyard/${first}-openai of this conversation expired: it was never pushed to ${git.url("expired.git")}, and this runner keeps a conversation's branch 7 days after its last turn`,
       );
-      const finished = finishedOf(await readEvents(server.url, next.body.run_id));
+      const finished = finishedOf(await readEvents(server.url, second.run_id));
       expect(JSON.stringify(finished)).toContain("diff.patch");
       // The agent never ran: its session would have gone on as if its work were there.
       expect(model.requests.length).toBe(asked);
       expect(gitIn(bare, "branch", "--list").trim()).toBe("* main");
-    } finally {
-      await expiryRunner.kill();
-      await model.stop();
-    }
+    });
+  });
+
+  it("a message after the runner dropped the unpushed branch does not go on from a branch of that name someone else pushed to the remote", async () => {
+    await afterExpiry("planted", async ({ first, bare, model }) => {
+      // Someone else who may push to the repo (not send this member's follow-ups) makes the
+      // conversation's branch there, with a test script of theirs the turn would run.
+      const other = tempDir("runyard-planter-");
+      gitIn(projects, "clone", "--quiet", bare, other);
+      mkdirSync(join(other, "planted"), { recursive: true });
+      writeFileSync(join(other, "planted", "run.sh"), "echo someone else's code\n");
+      gitIn(other, "add", ".");
+      gitIn(other, "-c", "user.name=o", "-c", "user.email=o@test", "commit", "--quiet", "-m", "planted");
+      gitIn(other, "push", "--quiet", "origin", `HEAD:refs/heads/runyard/${first}-openai`);
+
+      const asked = model.requests.length;
+      const second = await followUp(first);
+      expect(second.status).toBe("failed");
+      expect(second.error?.code).toBe("WORKSPACE_BRANCH_EXPIRED");
+      expect(model.requests.length).toBe(asked);
+    });
   });
 
   it("a chat whose agent dated its folder in the future is removed once 7 days pass unused all the same", async () => {
@@ -487,62 +523,6 @@ describe("follow-ups", () => {
       expect(existsSync(chat)).toBe(false);
     } finally {
       await chatRunner.kill();
-      await model.stop();
-    }
-  });
-
-  it("a message after the runner dropped the unpushed branch does not go on from a branch of that name someone else pushed to the remote", async () => {
-    const bare = bareRepo("planted");
-    const model = await startModelServer(turns(writeTurn, doneTurn));
-    const home = tempDir("runyard-planted-home-");
-    const ownWorkspaces = tempDir("runyard-planted-workspaces-");
-    const token = await runnerToken(server.url);
-    const start = () =>
-      startRunner(server.url, token, {
-        id: "planted-runner",
-        labels: "planted",
-        env: { RUNYARD_HOME: home, RUNYARD_WORKSPACE_DIR: ownWorkspaces },
-      });
-    let plantedRunner = await start();
-    try {
-      const first = await submitAgent({
-        agent: "openai",
-        prompt: "add hello.py",
-        labels: ["planted"],
-        repo: { url: git.url("planted.git"), push: false },
-        env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
-        secrets: ["GITHUB_TOKEN"],
-      });
-      const done = await waitForRun(server.url, first, isFinal, 60_000);
-      expect(done.status, JSON.stringify(done.error)).toBe("success");
-      const kept = join(ownWorkspaces, "planted-runner", "kept", `${first}-openai.git`);
-      await plantedRunner.kill();
-      const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
-      lutimesSync(kept, eightDaysAgo, eightDaysAgo);
-      plantedRunner = await start();
-      expect(existsSync(kept)).toBe(false);
-
-      // Someone else who may push to the repo (not send this member's follow-ups) makes the
-      // conversation's branch there, with a test script of theirs the turn would run.
-      const other = tempDir("runyard-planter-");
-      gitIn(projects, "clone", "--quiet", bare, other);
-      mkdirSync(join(other, "planted"), { recursive: true });
-      writeFileSync(join(other, "planted", "run.sh"), "echo someone else's code\n");
-      gitIn(other, "add", ".");
-      gitIn(other, "-c", "user.name=o", "-c", "user.email=o@test", "commit", "--quiet", "-m", "planted");
-      gitIn(other, "push", "--quiet", "origin", `HEAD:refs/heads/runyard/${first}-openai`);
-
-      const asked = model.requests.length;
-      const next = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
-        text: "now add bye.py",
-      });
-      expect(next.status).toBe(201);
-      const second = await waitForRun(server.url, next.body.run_id, isFinal, 60_000);
-      expect(second.status).toBe("failed");
-      expect(second.error?.code).toBe("WORKSPACE_BRANCH_EXPIRED");
-      expect(model.requests.length).toBe(asked);
-    } finally {
-      await plantedRunner.kill();
       await model.stop();
     }
   });
