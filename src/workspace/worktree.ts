@@ -5,6 +5,7 @@ import { RunyardError } from "../core/errors.js";
 import { type GitResult, runGit } from "./git.js";
 import { maskGitOutput } from "./git-failure.js";
 import type { Mirror, RemoteCall } from "./mirror.js";
+import { foreignGitlinks } from "./nested-repos.js";
 import { runNetworkGit } from "./network-git.js";
 import { removeFolder } from "./remove-folder.js";
 import { keepBranch, removeLinks } from "./task-repo.js";
@@ -180,6 +181,14 @@ export class GitWorktree implements Workspace {
     });
     if (nested.length > 0) await this.git(["update-index", "--force-remove", "--", ...nested], { env });
     await this.git(["add", "--all"], { env });
+    // What add recorded of a nested repo whose `.git` leads elsewhere is another repo's commit.
+    const added = await this.git(["ls-files", "--stage", "-z"], { env });
+    const gitlinks = added.stdout.split("\0").flatMap((entry) => {
+      const path = /^160000 [0-9a-f]+ \d\t(.+)$/s.exec(entry)?.[1];
+      return path ? [path] : [];
+    });
+    const foreign = foreignGitlinks(this.path, gitlinks, this.setup.taskRepo);
+    if (foreign.length > 0) await this.git(["update-index", "--force-remove", "--", ...foreign], { env });
   }
 
   /** What the runner's git reads and writes of the task repo after the turn holds no link (`removeLinks`). */

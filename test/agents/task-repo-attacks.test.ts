@@ -131,6 +131,27 @@ describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and 
     expect(git(bare, "ls-tree", "nested-attack", "sub")).toMatch(/^160000 commit [0-9a-f]{40}\tsub\n$/);
   }, 200_000);
 
+  it("a nested repo whose .git leads to another repo of the runner's machine puts no commit id of that repo on the branch", async () => {
+    // A repo of the runner's machine the sandbox does not show: its HEAD is what the attack is after.
+    const hidden = join(root, "hidden-project.git");
+    git(root, "clone", "--quiet", "--bare", bare, hidden);
+    const secretHead = git(hidden, "rev-parse", "HEAD").trim();
+    const script = [
+      `mkdir leak && printf 'gitdir: ${hidden}\\n' > leak/.git; echo "pointed=$?"`,
+      `mkdir borrow && cd borrow && git init -q -b main && echo ${hidden} > .git/commondir; cd ..`,
+      "echo work > work.txt",
+    ].join("\n");
+    const { run, output } = await shellTask(attacker, script, {
+      repo: { branch: "gitfile-attack", push: true },
+    });
+    expect(output).toContain("pointed=0");
+    expect(run.status, output).toBe("success");
+    const tree = git(bare, "ls-tree", "-r", "gitfile-attack");
+    expect(tree).not.toContain(secretHead);
+    expect(git(bare, "ls-tree", "gitfile-attack", "leak", "borrow")).toBe("");
+    expect(git(bare, "show", "gitfile-attack:work.txt")).toBe("work\n");
+  }, 200_000);
+
   it("links the agent leaves in its repo's git folders make the runner's git write no file outside them", async () => {
     // Files of the runner's machine, outside the sandbox: the agent names them by path.
     const victims = ["editmsg", "worktree-reflog", "branch-reflog", "diff-index"].map((name) => {
