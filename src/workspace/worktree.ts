@@ -180,7 +180,7 @@ export class GitWorktree implements Workspace {
       return path && lstatSync(join(this.path, path, ".git"), { throwIfNoEntry: false }) ? [path] : [];
     });
     if (nested.length > 0) await this.git(["update-index", "--force-remove", "--", ...nested], { env });
-    await this.git(["add", "--all"], { env });
+    await this.addAll(env);
     // What add recorded of a nested repo whose `.git` leads elsewhere is another repo's commit.
     const added = await this.git(["ls-files", "--stage", "-z"], { env });
     const gitlinks = added.stdout.split("\0").flatMap((entry) => {
@@ -189,6 +189,31 @@ export class GitWorktree implements Workspace {
     });
     const foreign = foreignGitlinks(this.path, gitlinks, this.setup.taskRepo);
     if (foreign.length > 0) await this.git(["update-index", "--force-remove", "--", ...foreign], { env });
+  }
+
+  /**
+   * `git add --all`, leaving out repos nested in the worktree that have no commit yet (an agent's
+   * `git init` in a new folder): git refuses the whole add for one ("does not have a commit
+   * checked out"), and the turn's other work would not be committed. Such a folder stays out of
+   * the commit, as git itself could record nothing of it but a commit.
+   */
+  private async addAll(env?: Record<string, string>): Promise<void> {
+    const left: string[] = [];
+    for (;;) {
+      const pathspec = left.length > 0 ? ["--", ".", ...left.map((path) => `:(exclude,literal)${path}`)] : [];
+      const added = await this.git(["add", "--all", ...pathspec], { env, allowFailure: true });
+      if (added.code === 0) return;
+      const empty = [...added.stderr.matchAll(/^error: '(.+)\/' does not have a commit checked out$/gm)]
+        .map((match) => match[1] ?? "")
+        .filter((path) => path !== "" && !left.includes(path));
+      if (empty.length === 0) {
+        throw new RunyardError(
+          "WORKSPACE_GIT_FAILED",
+          `git add failed in ${this.path}: ${maskGitOutput(added.stderr || added.stdout, [])}`,
+        );
+      }
+      left.push(...empty);
+    }
   }
 
   /** What the runner's git reads and writes of the task repo after the turn holds no link (`removeLinks`). */

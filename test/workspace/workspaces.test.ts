@@ -139,6 +139,26 @@ describe("workspaces on a local bare remote", () => {
     await ws.release();
   });
 
+  it("a repo the agent made in a new folder without a commit stays out of the commit, and the rest is committed", async () => {
+    const bare = seedRemote();
+    const ws = await newWorkspaces().allocate(
+      request(bare, { key: "empty-nested", author: { name: "Ada", email: "ada@example.com" } }),
+    );
+    writeFileSync(join(ws.path, "hello.txt"), "hello\n");
+    mkdirSync(join(ws.path, "scaffold"));
+    git(["init", "-q"], join(ws.path, "scaffold"));
+    writeFileSync(join(ws.path, "scaffold", "app.txt"), "app\n");
+    const { patch } = await ws.diff();
+    expect(patch).toContain("hello.txt");
+    expect(patch).not.toContain("scaffold");
+    const committed = await ws.commitAll("Add hello");
+    expect(git(["ls-tree", "--name-only", committed?.commit ?? "HEAD"], ws.path).split("\n")).toContain(
+      "hello.txt",
+    );
+    expect(git(["ls-tree", "--name-only", committed?.commit ?? "HEAD"], ws.path)).not.toContain("scaffold");
+    await ws.release();
+  });
+
   it("two allocations on one repo at once get separate worktrees on their own branches", async () => {
     const bare = seedRemote();
     const workspaces = newWorkspaces();
