@@ -166,13 +166,7 @@ async function appendEvents(
       for (let start = 0; start < events.length; start += insertChunk) {
         const rows = events.slice(start, start + insertChunk).map((event) => {
           if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
-          return {
-            run_id: event.run_id,
-            seq: event.seq,
-            type: event.type,
-            ts: event.ts,
-            data: JSON.stringify(event),
-          };
+          return eventRow(event);
         });
         const result = await trx
           .insertInto("run_events")
