@@ -34,6 +34,19 @@ let operatorModel: ModelServer;
 let memberModel: ModelServer;
 let member: string;
 
+/** The member's Claude Code task with `fields` added, submitted and waited for to its end. */
+async function memberTask(fields: Record<string, unknown>): Promise<void> {
+  const submitted = await api<{ run_id: string }>(
+    server.url,
+    "POST",
+    "/api/runs",
+    { kind: "agent", agent: "claude_code", prompt: "say done", ...fields },
+    member,
+  );
+  expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+  await waitForRun(server.url, submitted.body.run_id, isFinal, 90_000);
+}
+
 describe.skipIf(!claude)("a task that names its own endpoint", () => {
   beforeAll(async () => {
     server = await startTestServer();
@@ -65,20 +78,9 @@ describe.skipIf(!claude)("a task that names its own endpoint", () => {
   });
 
   it("sends the member's server neither the runner's key nor its gateway's header", async () => {
-    const submitted = await api<{ run_id: string }>(
-      server.url,
-      "POST",
-      "/api/runs",
-      {
-        kind: "agent",
-        agent: "claude_code",
-        prompt: "say done",
-        env: { ANTHROPIC_BASE_URL: memberModel.url, ANTHROPIC_API_KEY: "sk-ant-member-own-key" },
-      },
-      member,
-    );
-    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
-    await waitForRun(server.url, submitted.body.run_id, isFinal, 90_000);
+    await memberTask({
+      env: { ANTHROPIC_BASE_URL: memberModel.url, ANTHROPIC_API_KEY: "sk-ant-member-own-key" },
+    });
     expect(memberModel.requests.length).toBeGreaterThan(0);
     const seen = JSON.stringify(memberModel.requests.map((request) => request.headers));
     expect(seen).toContain("sk-ant-member-own-key");
@@ -95,20 +97,9 @@ describe.skipIf(!claude)("a task that names its own endpoint", () => {
   // (docs/agents.md, section 1, says so).
   it.fails("sends the runner's key nowhere else when the task's CLI arguments point Claude Code elsewhere", async () => {
     const before = memberModel.requests.length;
-    const submitted = await api<{ run_id: string }>(
-      server.url,
-      "POST",
-      "/api/runs",
-      {
-        kind: "agent",
-        agent: "claude_code",
-        prompt: "say done",
-        extra_args: ["--settings", JSON.stringify({ env: { ANTHROPIC_BASE_URL: memberModel.url } })],
-      },
-      member,
-    );
-    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
-    await waitForRun(server.url, submitted.body.run_id, isFinal, 90_000);
+    await memberTask({
+      extra_args: ["--settings", JSON.stringify({ env: { ANTHROPIC_BASE_URL: memberModel.url } })],
+    });
     const seen = JSON.stringify(memberModel.requests.slice(before).map((request) => request.headers));
     expect(seen).not.toContain(runnerKey);
   }, 120_000);
