@@ -12,6 +12,9 @@
  *                   still holds them) and finish the slot.
  *   op 'P' (pipe):  the runner has opened the event pipe for reading (see 'p'): the events that
  *                   follow go there.
+ *   op 'E' (enter): u32 pid, then as 'S': the command starts inside the namespaces of process
+ *                   `pid` (a run's sandbox, made once by bubblewrap; see enter_sandbox), with
+ *                   every capability dropped; its pid, reported in 's', is the host's.
  * Events leave on stdout, each a 12-byte header `u32 slot, u8 type, 3 pad, u32 length` and
  * `length` bytes:
  *   'r'        ready (slot 0, first event): events stay on stdout
@@ -46,7 +49,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -272,7 +278,56 @@ static void reap(void) {
   }
 }
 
-static void start(uint32_t id, const char *body, uint32_t length) {
+/*
+ * Joins the namespaces of `holder` (the process a run's bubblewrap sandbox keeps alive) that
+ * differ from this process's own, as nsenter does: the others first, while this process still
+ * has its own capabilities (a root runner's bwrap nests the holder's user namespace inside the
+ * one that owns the mounts, so from inside it the mounts could not be joined), then the user
+ * namespace, and what could not be joined before it (a runner without capabilities of its own
+ * gets them in the sandbox's user namespace only). Every capability is then dropped, for good
+ * (bounding set, ambient set, no_new_privs), as bubblewrap drops them for the commands it
+ * starts: what runs next is the run's untrusted code. Returns 0, or -1 with errno set.
+ */
+static int enter_sandbox(pid_t holder) {
+  static const char *kinds[] = {"user", "mnt", "ipc", "net", "uts", "pid"};
+  static const int flags[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWPID};
+  int fds[6];
+  for (int i = 0; i < 6; i++) {
+    char theirs[64], ours[64];
+    snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)holder, kinds[i]);
+    snprintf(ours, sizeof ours, "/proc/self/ns/%s", kinds[i]);
+    struct stat a, b;
+    fds[i] = -1;
+    if (stat(theirs, &a) < 0) return -1;
+    if (stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+    fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) return -1;
+  }
+  /* A sandbox always has a user namespace of its own: never enter one that has none. */
+  if (fds[0] < 0) return errno = EPERM, -1;
+  for (int round = 0; round < 2; round++) {
+    for (int i = 1; i < 6; i++) {
+      if (fds[i] < 0 || setns(fds[i], flags[i]) < 0) continue;
+      close(fds[i]);
+      fds[i] = -1;
+    }
+    if (round == 0 && setns(fds[0], CLONE_NEWUSER) < 0) return -1;
+  }
+  for (int i = 1; i < 6; i++)
+    if (fds[i] >= 0) return errno = EPERM, -1;
+  if (chdir("/") < 0) return -1;
+  for (int cap = 0; cap <= 63; cap++)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capset, &header, data) < 0) return -1;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+  return 0;
+}
+
+static void start(uint32_t id, pid_t holder, const char *body, uint32_t length) {
   if (length < 8) return;
   uint32_t argc, envc;
   memcpy(&argc, body, 4);
@@ -313,6 +368,20 @@ static void start(uint32_t id, const char *body, uint32_t length) {
       int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) {
         why[0] = errno, why[1] = 0;
+      } else if (holder > 0 && enter_sandbox(holder) < 0) {
+        why[0] = errno, why[1] = 3;
+      } else if (holder > 0 && (pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0)) != 0) {
+        /*
+         * Joining a pid namespace takes effect for children only: the command is this child's
+         * child, made this helper's own (CLONE_PARENT) so that it is reaped and counted here.
+         * This child says which host pid it has, and goes.
+         */
+        if (pid < 0) why[0] = errno, why[1] = 4;
+        else why[0] = 0, why[1] = (int32_t)pid;
+        if (write(report[1], why, sizeof why) < 0) _exit(127);
+        _exit(0);
+      } else if (holder > 0 && setsid() < 0) {
+        why[0] = errno, why[1] = 0;
       } else if (*cwd && chdir(cwd) < 0) {
         why[0] = errno, why[1] = 1;
       } else {
@@ -335,9 +404,17 @@ static void start(uint32_t id, const char *body, uint32_t length) {
     ssize_t n;
     do n = read(report[0], failure, sizeof failure);
     while (n < 0 && errno == EINTR);
+    if (holder > 0 && n == (ssize_t)sizeof failure && failure[0] == 0) {
+      /* Entering a sandbox: the first child gave the command's pid; then the command's exec. */
+      int status;
+      waitpid(pid, &status, 0);
+      pid = failure[1];
+      do n = read(report[0], failure, sizeof failure);
+      while (n < 0 && errno == EINTR);
+    }
     if (n == (ssize_t)sizeof failure) {
-      static const char *stages[] = {"dup2", "chdir", "exec"};
-      stage = stages[failure[1] % 3];
+      static const char *stages[] = {"dup2", "chdir", "exec", "setns", "clone"};
+      stage = stages[failure[1] % 5];
       int status;
       waitpid(pid, &status, 0);
     } else {
@@ -421,7 +498,11 @@ static int read_requests(void) {
       memcpy(&id, body, 4);
       char op = body[4];
       if (op == 'S') {
-        start(id, body + 5, length - 5);
+        start(id, 0, body + 5, length - 5);
+      } else if (op == 'E' && length >= 9) {
+        uint32_t holder;
+        memcpy(&holder, body + 5, 4);
+        if (holder > 0) start(id, (pid_t)holder, body + 9, length - 9);
       } else if (op == 'P' && pipe_path) {
         open_event_pipe();
       } else if (op == 'C') {

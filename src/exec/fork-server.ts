@@ -109,11 +109,21 @@ export class ForkServerLauncher implements ProcessLauncher {
     this.refresh();
   }
 
+  get entersSandboxes(): boolean {
+    return !this.broken;
+  }
+
   run(request: ExecRequest): Promise<ExecResult> {
-    if (this.broken) return this.fallback.run(request);
     const startedAt = performance.now();
+    // Plain spawn cannot join a sandbox's namespaces: the command must not run outside it.
+    if (this.broken && request.enter !== undefined)
+      return Promise.resolve(
+        notStarted(startedAt, "failed", "the run's sandbox is gone with the fork-server"),
+      );
+    if (this.broken) return this.fallback.run(request);
     if (request.signal?.aborted) return Promise.resolve(notStarted(startedAt, "canceled"));
-    const problem = startProblem(request) ?? nulProblem(request);
+    // An entering command's cwd is a path of its sandbox, checked there (the helper's 'f').
+    const problem = (request.enter === undefined ? startProblem(request) : undefined) ?? nulProblem(request);
     if (problem) return Promise.resolve(notStarted(startedAt, "failed", problem));
     return new Promise((resolve) => {
       const id = this.nextId++;
@@ -356,7 +366,9 @@ class Command {
     const message =
       stage === "chdir"
         ? `cannot start "${program}" in "${this.request.cwd}": ${code}`
-        : describeSpawnError(program, Object.assign(new Error(code), { code }));
+        : stage === "setns" || stage === "clone"
+          ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
+          : describeSpawnError(program, Object.assign(new Error(code), { code }));
     this.end(notStarted(this.startedAt, "failed", message));
   }
 
@@ -520,13 +532,16 @@ class EventParser {
 function startMessage(id: number, request: ExecRequest): Buffer {
   const env = Object.entries(request.env).map(([name, value]) => `${name}=${value}`);
   const strings = Buffer.from(`${[request.cwd ?? "", ...request.argv, ...env].join("\0")}\0`, "utf8");
-  const message = Buffer.allocUnsafe(4 + 4 + 1 + 8 + strings.length);
+  // 'E' carries the pid whose namespaces the command joins before the fields of 'S'.
+  const enter = request.enter === undefined ? 0 : 4;
+  const message = Buffer.allocUnsafe(4 + 4 + 1 + enter + 8 + strings.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
-  message.write("S", 8, "latin1");
-  message.writeUInt32LE(request.argv.length, 9);
-  message.writeUInt32LE(env.length, 13);
-  strings.copy(message, 17);
+  message.write(enter ? "E" : "S", 8, "latin1");
+  if (request.enter !== undefined) message.writeUInt32LE(request.enter, 9);
+  message.writeUInt32LE(request.argv.length, 9 + enter);
+  message.writeUInt32LE(env.length, 13 + enter);
+  strings.copy(message, 17 + enter);
   return message;
 }
 

@@ -32,6 +32,8 @@ export class SpawnLauncher implements ProcessLauncher {
   async run(request: ExecRequest): Promise<ExecResult> {
     const startedAt = performance.now();
     if (request.signal?.aborted) return notStarted(startedAt, "canceled");
+    if (request.enter !== undefined)
+      return notStarted(startedAt, "failed", "plain spawn cannot start a command in a run's sandbox");
     const problem = startProblem(request);
     if (problem) return notStarted(startedAt, "failed", problem);
     let child: Child;

@@ -105,6 +105,11 @@ export interface ExecRequest {
   /** Time between SIGTERM and SIGKILL. */
   killGraceMs: number;
   onOutput: OutputHandler;
+  /**
+   * Start the process inside the namespaces this process (a run's sandbox, see run-sandbox.ts)
+   * holds, rather than in the launcher's own; only a launcher with `entersSandboxes` can.
+   */
+  enter?: number;
 }
 
 /** Folders a sandboxed process sees besides the system folders and its cwd (see sandbox.ts). */
@@ -146,6 +151,8 @@ export interface ExecResult {
 /** Starts one process group and supervises it to its end (timeouts, cancel, the group's survivors). */
 export interface ProcessLauncher {
   run(request: ExecRequest): Promise<ExecResult>;
+  /** Whether `run` can start a process inside a run's sandbox (`ExecRequest.enter`) now. */
+  readonly entersSandboxes?: boolean;
   /**
    * Stops the launcher's helper process, if it has one; resolves once it has exited, so a
    * command that awaits it ends after every process it started (and the shell's `time` counts them).

@@ -1,0 +1,143 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ForkServerLauncher } from "../src/exec/fork-server.js";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { RunSandbox } from "../src/exec/run-sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
+import type { ExecRequest, OutputStream } from "../src/exec/types.js";
+
+/**
+ * A run's sandbox made once by bubblewrap and entered by each of the run's commands through the
+ * fork-server: what the commands share, what they cannot see, and that each is a process group
+ * of the host the runner can time out, cancel and count.
+ */
+const probe = await probeSandbox();
+if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
+
+const root = mkdtempSync(join(tmpdir(), "runyard-run-sandbox-test-"));
+const hiddenHome = join(root, "home");
+mkdirSync(hiddenHome);
+writeFileSync(join(hiddenHome, "secret.key"), "top secret\n");
+const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [hiddenHome] });
+const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+  killGraceMs: 1000,
+});
+const env = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/home/runner" };
+const made: RunSandbox[] = [];
+
+afterAll(async () => {
+  await Promise.all(made.map((box) => box.close()));
+  await launcher.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function layoutFor(name: string) {
+  const base = join(root, name);
+  const folder = join(base, "folder");
+  const tmp = join(base, "tmp");
+  const scratch = join(hiddenHome, `${name}-scratch`);
+  for (const path of [folder, tmp, scratch]) mkdirSync(path, { recursive: true });
+  return { folder, tmp, scratch: [scratch], home: env.HOME };
+}
+
+async function makeRun(name: string): Promise<RunSandbox> {
+  const box = await RunSandbox.make(launcher, sandbox, layoutFor(name));
+  if (!(box instanceof RunSandbox)) throw new Error(box.problem);
+  made.push(box);
+  return box;
+}
+
+async function run(box: RunSandbox, script: string, options: Partial<ExecRequest> = {}) {
+  const out: Record<OutputStream, string> = { stdout: "", stderr: "" };
+  const request: ExecRequest = {
+    argv: ["/bin/sh", "-c", script],
+    env,
+    killGraceMs: 1000,
+    ...options,
+    onOutput: (stream, data) => {
+      out[stream] += data;
+    },
+  };
+  const result = await launcher.run(
+    box.enter(request, options.cwd ?? (box as unknown as { layout: { folder: string } }).layout.folder),
+  );
+  return { ...result, ...out };
+}
+
+describe("a run's sandbox", () => {
+  it("runs each command of the run inside it, in the run's folder, as a user without capabilities", async () => {
+    const box = await makeRun("first");
+    const result = await run(
+      box,
+      'pwd; id -u; grep CapEff /proc/self/status; cat /proc/1/cmdline | tr "\\0" " "; echo',
+    );
+    expect(result.stderr).toBe("");
+    expect(result.exitCode).toBe(0);
+    const [pwd, uid, caps, init] = result.stdout.split("\n");
+    expect(pwd).toBe(join(root, "first", "folder"));
+    expect(uid).toBe(process.getuid?.() === 0 ? "65534" : String(process.getuid?.()));
+    expect(caps).toMatch(/CapEff:\s+0+$/);
+    expect(init).toContain("bwrap");
+  });
+
+  it("keeps /tmp and $HOME from one command of the run to the next", async () => {
+    const box = await makeRun("shared");
+    expect((await run(box, 'echo one > /tmp/note; echo two > "$HOME/note"')).exitCode).toBe(0);
+    const second = await run(box, 'cat /tmp/note "$HOME/note"');
+    expect(second.stdout).toBe("one\ntwo\n");
+    expect(readFileSync(join(root, "shared", "tmp", "note"), "utf8")).toBe("one\n");
+  });
+
+  it("shows no other run's folder, /tmp or process, nor the hidden home", async () => {
+    const a = await makeRun("tenant-a");
+    const b = await makeRun("tenant-b");
+    await run(a, "echo secret > private.txt; echo a > /tmp/a; sleep 30 & echo started");
+    const seen = await run(
+      b,
+      `ls ${join(root, "tenant-a", "folder")} 2>&1; ls /tmp; cat ${join(hiddenHome, "secret.key")} 2>&1; ls /proc | grep -c '^[0-9]'`,
+    );
+    expect(seen.stdout).not.toContain("private.txt");
+    expect(seen.stdout).not.toContain("\na\n");
+    expect(seen.stdout).not.toContain("top secret");
+    // bwrap's pid 1, the holder, the shell and its pipeline: nothing of run A.
+    expect(Number(seen.stdout.trim().split("\n").at(-1))).toBeLessThanOrEqual(5);
+  });
+
+  it("reports the host's pid of each command, so the runner can stop its group", async () => {
+    const box = await makeRun("stop");
+    const started = Date.now();
+    const result = await run(box, "sleep 30", { timeoutMs: 300 });
+    expect(result.status).toBe("timeout");
+    expect(Date.now() - started).toBeLessThan(5000);
+    const canceled = new AbortController();
+    const pending = run(box, "trap 'echo bye; exit 3' TERM; sleep 30 & wait", { signal: canceled.signal });
+    setTimeout(() => canceled.abort(), 300);
+    const stopped = await pending;
+    expect(stopped.status).toBe("canceled");
+    expect(stopped.stdout).toContain("bye");
+  });
+
+  it("says why a command cannot start in it, as for any command", async () => {
+    const box = await makeRun("missing");
+    const result = await launcher.run(
+      box.enter(
+        { argv: ["/no/such/program"], env, killGraceMs: 100, onOutput: () => {} },
+        join(root, "missing", "folder"),
+      ),
+    );
+    expect(result.status).toBe("failed");
+    expect(result.spawnError).toBe(`cannot start "/no/such/program": no such file`);
+  });
+
+  it("ends everything in it when it is closed", async () => {
+    const box = await makeRun("closed");
+    const pending = run(box, "sleep 60");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await box.close();
+    const result = await pending;
+    expect(result.status).not.toBe("success");
+  });
+});
