@@ -27,6 +27,7 @@ const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new Spa
 });
 const env = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/home/runner" };
 const made: RunSandbox[] = [];
+const folders = new Map<RunSandbox, string>();
 
 afterAll(async () => {
   await Promise.all(made.map((box) => box.close()));
@@ -44,9 +45,11 @@ function layoutFor(name: string) {
 }
 
 async function makeRun(name: string): Promise<RunSandbox> {
-  const box = await RunSandbox.make(launcher, sandbox, layoutFor(name));
+  const layout = layoutFor(name);
+  const box = await RunSandbox.make(launcher, sandbox, layout);
   if (!(box instanceof RunSandbox)) throw new Error(box.problem);
   made.push(box);
+  folders.set(box, layout.folder);
   return box;
 }
 
@@ -61,9 +64,7 @@ async function run(box: RunSandbox, script: string, options: Partial<ExecRequest
       out[stream] += data;
     },
   };
-  const result = await launcher.run(
-    box.enter(request, options.cwd ?? (box as unknown as { layout: { folder: string } }).layout.folder),
-  );
+  const result = await launcher.run(box.enter(request, options.cwd ?? folders.get(box)!));
   return { ...result, ...out };
 }
 

@@ -63,7 +63,8 @@ function workflow(
 function hostTmpOf(runId: string): string {
   const runners = join(up.home, "runners");
   const [runner] = readdirSync(runners);
-  return join(runners, runner!, "tmp", `run-${encodeURIComponent(runId)}`);
+  const name = /^[A-Za-z0-9_-]+$/.test(runId) ? runId : `run-${encodeURIComponent(runId)}`;
+  return join(runners, runner!, "runs", name, "tmp");
 }
 
 /** The step's shell line that prints the host folder mounted as its /tmp, from its own mountinfo. */
@@ -118,12 +119,12 @@ describe("a run's /tmp on a sandboxed runner", () => {
             "cat /tmp/a-secret.txt 2>/dev/null && echo LEAK-own-tmp || echo no-own-tmp",
             "cat /proc/[0-9]*/root/tmp/a-secret.txt 2>/dev/null && echo LEAK-proc-root || echo no-proc-root",
             // What an attacker reads off the mount table: its own folder's host path, and so the
-            // folder beside it, named after the other run.
+            // folders of the runs beside it, each named after its run.
             `mine=$(awk '$5 == "/tmp" { print $4 }' /proc/self/mountinfo)`,
             'echo "tmp-source=$mine"',
             'parent=$(dirname "$mine")',
-            'ls "$parent" 2>/dev/null | grep -q . && echo LEAK-listing || echo no-listing',
-            'cat "$parent/run-$OTHER_RUN/a-secret.txt" 2>/dev/null && echo LEAK-guessed-path || echo no-guessed-path',
+            'ls "$(dirname "$parent")" 2>/dev/null | grep -vx "$(basename "$parent")" | grep -q . && echo LEAK-listing || echo no-listing',
+            'cat "$(dirname "$parent")/$OTHER_RUN/tmp/a-secret.txt" 2>/dev/null && echo LEAK-guessed-path || echo no-guessed-path',
             `cat ${tmpA}/a-secret.txt 2>/dev/null && echo LEAK-host-path || echo no-host-path`,
           ].join("\n"),
         },
@@ -174,7 +175,7 @@ describe("a run's /tmp on a sandboxed runner", () => {
           env: { OTHER_RUN: runA },
           script: [
             `mine=$(awk '$5 == "/tmp" { print $4 }' /proc/self/mountinfo)`,
-            'ln -sf "$(dirname "$mine")/run-$OTHER_RUN/a.env" "$RUNYARD_OUTPUT"',
+            'ln -sf "$(dirname "$(dirname "$mine")")/$OTHER_RUN/tmp/a.env" "$RUNYARD_OUTPUT"',
             'echo linked-to="$(readlink "$RUNYARD_OUTPUT")"',
           ].join("\n"),
         },

@@ -30,7 +30,7 @@ import { uploadArtifact } from "../runner/artifact-upload.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
 import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
-import { RunTmpFolders } from "../runner/run-tmp.js";
+import { RunFolders } from "../runner/run-folders.js";
 import { RunnerDaemon } from "../runner/runner.js";
 import { dockerRunnerLabel } from "../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
@@ -38,6 +38,13 @@ import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./cont
 import { runnerBots } from "./runner-bots.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
+
+/**
+ * How long a run's sandbox outlives its last command on this runner: long enough for the gap
+ * between two steps of a run (the next one enters it), short enough that idle runs hold no
+ * processes. Its folders stay longer (RUNYARD_RUN_TMP_KEEP_SECS); a later step makes it again.
+ */
+const RUN_SANDBOX_IDLE_MS = 5_000;
 
 /**
  * The runner's agent task handler, and the labels that route agent work to it: `agent:<name>` for
@@ -332,7 +339,7 @@ export async function localRunnerDaemon(
       {
         always: (connection.sandbox?.always ?? false) || connection.shared !== false,
         hide: [connection.home, workRoot, ...(connection.sandbox?.hide ?? [])],
-        workRoots: [join(workRoot, "worktrees"), join(workRoot, "chats")],
+        workRoots: [join(workRoot, "worktrees"), join(workRoot, "chats"), join(workRoot, "runs")],
       },
       connection.logger,
     );
@@ -365,15 +372,22 @@ export async function localRunnerDaemon(
       // Only a platform admin's attempts come marked unrestricted; a member's containers are checked here too.
       confineContainers: true,
     });
-    // Sandboxed, each run's steps share a /tmp of the run's own; unsandboxed they see the host's.
-    const runTmp = sandbox
-      ? new RunTmpFolders(join(stateDir, "tmp"), config.runTmpKeepSecs * 1000)
+    // Sandboxed, each run's steps share a sandbox, a folder, /tmp and $HOME of the run's own;
+    // unsandboxed they see the host's and work in the runner's working folder.
+    const runs = sandbox
+      ? new RunFolders(join(stateDir, "runs"), join(workRoot, "runs"), config.runTmpKeepSecs * 1000, {
+          sandbox,
+          home: env.HOME,
+          idleMs: RUN_SANDBOX_IDLE_MS,
+          onProblem: (problem) =>
+            connection.logger.warn({ problem }, "a run's sandbox could not be made: its steps get one each"),
+        })
       : undefined;
-    const leftTmp = (await runTmp?.cleanLeftovers()) ?? [];
-    if (leftTmp.length > 0)
+    const leftRuns = (await runs?.cleanLeftovers()) ?? [];
+    if (leftRuns.length > 0)
       connection.logger.warn(
-        { folders: leftTmp },
-        "removed run /tmp folders left by this runner's previous life",
+        { folders: leftRuns },
+        "removed run folders left by this runner's previous life",
       );
     const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner, docker.engine);
     if (config.agentSandbox && !docker.engine) {
@@ -411,7 +425,17 @@ export async function localRunnerDaemon(
       handlers: {
         step: new StepJobHandler(
           stepRunner,
-          runTmp && { folders: runTmp, runnerWith: (tmp) => stepRunner.withExposure({ tmp }) },
+          runs && {
+            folders: runs,
+            runnerWith: (place, ownFolder) =>
+              stepRunner.withExposure({
+                tmp: place.tmp,
+                homeFolder: place.home,
+                scratchDir: place.scratch,
+                ...(place.sandbox ? { runSandbox: place.sandbox } : {}),
+                ...(ownFolder ? { runnerMadeCwd: true } : {}),
+              }),
+          },
         ),
         agent: agents.handler,
         ...(bots.handler ? { bot: bots.handler } : {}),
@@ -428,7 +452,7 @@ export async function localRunnerDaemon(
       killedAtStart: killed,
       async stop(graceMs) {
         await daemon.stop(graceMs);
-        await runTmp?.close();
+        await runs?.close();
         executor.close();
         guard.close();
         release();

@@ -77,7 +77,10 @@ export class ProcessExecutor implements Executor {
     } catch (error) {
       return { problem: `cannot create the scratch folder: ${(error as Error).message}` };
     }
-    const attemptDir = this.options.sandbox ? join(dir, String(++this.attempts)) : undefined;
+    // In the run's scratch folder where it has one: the run's sandbox shows that folder.
+    const attemptDir = this.options.sandbox
+      ? join(setup.exposure?.scratchDir ?? dir, String(++this.attempts))
+      : undefined;
     if (attemptDir) {
       try {
         await mkdir(attemptDir, { mode: 0o700 });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
-import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
+import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry } from "./types.js";
 
 /** The folders a run's sandbox is made with: what every command of the run may see and change. */
 export interface RunSandboxLayout {
@@ -15,8 +15,10 @@ export interface RunSandboxLayout {
   readable?: string[];
   /** The run's /tmp (see the runner's RunTmpFolders). */
   tmp: string;
-  /** `$HOME` of the run's commands: one empty tmpfs for the run, shared by its steps. */
+  /** `$HOME` of the run's commands. */
   home?: string | undefined;
+  /** The run's folder shown as `$HOME`, kept across its sandboxes; absent: an empty tmpfs there. */
+  homeFolder?: string;
   /** The run's folder and the cwds it names were made by the runner (see ExecExposure.runnerMadeCwd). */
   runnerMadeCwd?: boolean;
 }
@@ -45,8 +47,6 @@ export class RunSandbox {
   private constructor(
     /** The host pid whose namespaces are the sandbox's. */
     readonly holder: number,
-    private readonly shown: readonly string[],
-    private readonly layout: RunSandboxLayout,
     private readonly stop: AbortController,
     private readonly ended: Promise<ExecResult>,
   ) {}
@@ -67,6 +67,7 @@ export class RunSandbox {
       readable: layout.readable ?? [],
       tmp: layout.tmp,
       home: layout.home,
+      ...(layout.homeFolder ? { homeFolder: layout.homeFolder } : {}),
       ...(layout.runnerMadeCwd ? { runnerMadeCwd: true } : {}),
     };
     for (const folder of [layout.folder, ...(layout.cwds ?? [])]) {
@@ -104,31 +105,7 @@ export class RunSandbox {
       const why = result.spawnError ?? (output.length > 65_536 ? "" : output.trim());
       return { problem: `bubblewrap could not make the run's sandbox${why ? `: ${why}` : ""}` };
     }
-    const shown = [layout.folder, ...(layout.cwds ?? []), ...layout.scratch].map((folder) =>
-      realPath(folder),
-    );
-    return new RunSandbox(holder, shown, layout, stop, ended);
-  }
-
-  /**
-   * Whether a command with this cwd and exposure can run in this sandbox: its cwd and every
-   * folder it needs were shown when the sandbox was made, and it asks for the run's /tmp.
-   */
-  covers(cwd: string, exposure: SandboxExposure): boolean {
-    const real = realPath(cwd);
-    if (!this.shown.some((folder) => isWithin(real, folder))) return false;
-    if (exposure.tmp !== undefined && resolve(exposure.tmp) !== resolve(this.layout.tmp)) return false;
-    if (
-      exposure.home !== undefined &&
-      this.layout.home !== undefined &&
-      resolve(exposure.home) !== resolve(this.layout.home)
-    )
-      return false;
-    const needed = [...(exposure.writable ?? []), ...(exposure.readable ?? [])].map((folder) =>
-      realPath(folder),
-    );
-    const readable = (this.layout.readable ?? []).map((folder) => realPath(folder));
-    return needed.every((folder) => [...this.shown, ...readable].some((shown) => isWithin(folder, shown)));
+    return new RunSandbox(holder, stop, ended);
   }
 
   /** `request` as a command of this sandbox. */
@@ -157,6 +134,88 @@ function holderOf(init: number): number {
   }
 }
 
+/**
+ * Whether a command with this exposure can run in a sandbox made with `layout`: its cwd and every
+ * folder it needs were shown when the sandbox was made, with the same /tmp and `$HOME`.
+ */
+export function covers(layout: RunSandboxLayout, exposure: SandboxExposure): boolean {
+  const shown = [layout.folder, ...(layout.cwds ?? []), ...layout.scratch].map((folder) => realPath(folder));
+  const readable = [...shown, ...(layout.readable ?? []).map((folder) => realPath(folder))];
+  if (!shown.some((folder) => isWithin(realPath(exposure.cwd), folder))) return false;
+  if (exposure.tmp === undefined || resolve(exposure.tmp) !== resolve(layout.tmp)) return false;
+  if (exposure.home !== layout.home || exposure.homeFolder !== layout.homeFolder) return false;
+  const writable = (exposure.writable ?? []).map((folder) => realPath(folder));
+  const read = (exposure.readable ?? []).map((folder) => realPath(folder));
+  return (
+    writable.every((folder) => shown.some((root) => isWithin(folder, root))) &&
+    read.every((folder) => readable.some((root) => isWithin(folder, root)))
+  );
+}
+
 function isWithin(path: string, folder: string): boolean {
   return path === folder || folder === "/" || path.startsWith(`${folder}${sep}`);
+}
+
+/**
+ * A run's sandbox on this runner as its commands meet it: made at the first command it can take,
+ * entered by the next, ended `idleMs` after the last one ended (made again should another come:
+ * the run's folders, /tmp and `$HOME` are on the host and outlive it), so an idle run holds no
+ * processes. A sandbox that cannot be made is not retried: the run's commands get one each.
+ */
+export class RunSandboxSlot implements RunSandboxEntry {
+  private made: Promise<RunSandbox | undefined> | undefined;
+  private running = 0;
+  private idle: NodeJS.Timeout | undefined;
+  private failed = false;
+  private closed = false;
+
+  constructor(
+    private readonly sandbox: Sandbox,
+    private readonly layout: RunSandboxLayout,
+    private readonly options: { idleMs: number; onProblem?: (problem: string) => void },
+  ) {}
+
+  async run(
+    request: ExecRequest & { cwd: string },
+    launcher: ProcessLauncher,
+  ): Promise<ExecResult | undefined> {
+    if (this.failed || this.closed || !launcher.entersSandboxes) return undefined;
+    clearTimeout(this.idle);
+    this.running += 1;
+    try {
+      const exposure = { ...request.exposure, cwd: request.cwd, home: request.env.HOME };
+      if (!covers(this.layout, exposure)) return undefined;
+      const box = await this.box(launcher);
+      return box && (await launcher.run(box.enter(request, request.cwd)));
+    } finally {
+      this.running -= 1;
+      if (this.running === 0 && !this.closed) {
+        this.idle = setTimeout(() => void this.end(), this.options.idleMs);
+        this.idle.unref();
+      }
+    }
+  }
+
+  /** Ends the sandbox for good (the run's folders are going). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.end();
+  }
+
+  private box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
+    this.made ??= RunSandbox.make(launcher, this.sandbox, this.layout).then((box) => {
+      if (box instanceof RunSandbox) return box;
+      this.failed = true;
+      this.options.onProblem?.(box.problem);
+      return undefined;
+    });
+    return this.made;
+  }
+
+  private async end(): Promise<void> {
+    clearTimeout(this.idle);
+    const made = this.made;
+    this.made = undefined;
+    await (await made)?.close();
+  }
 }

@@ -18,7 +18,7 @@ export class SandboxLauncher implements ProcessLauncher {
     private readonly sandbox: Sandbox,
   ) {}
 
-  run(request: ExecRequest): Promise<ExecResult> {
+  async run(request: ExecRequest): Promise<ExecResult> {
     const startedAt = performance.now();
     const program = request.argv[0];
     if (!program) return this.launcher.run(request);
@@ -26,10 +26,17 @@ export class SandboxLauncher implements ProcessLauncher {
     const cwd = realPath(request.cwd ?? process.cwd());
     const exposure = { ...request.exposure, cwd, home: request.env.HOME };
     const refusal = this.sandbox.refusal(exposure);
-    if (refusal) return Promise.resolve(notStarted(startedAt, "failed", refusal));
+    if (refusal) return notStarted(startedAt, "failed", refusal);
     const missing = missingProgram(program, request.env.PATH, cwd);
-    if (missing) return Promise.resolve(notStarted(startedAt, "failed", missing));
+    if (missing) return notStarted(startedAt, "failed", missing);
+    // The run's sandbox, where it can take the command: a fork there, not a sandbox of its own.
+    const entered = await exposure.runSandbox?.run({ ...request, cwd }, this.launcher);
+    if (entered) return entered;
     return this.launcher.run({ ...request, cwd, argv: this.sandbox.command(request.argv, exposure) });
+  }
+
+  get entersSandboxes(): boolean {
+    return this.launcher.entersSandboxes === true;
   }
 
   close(): Promise<void> {

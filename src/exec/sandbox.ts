@@ -227,7 +227,9 @@ export class Sandbox {
     }
     const home = exposure.home === undefined ? undefined : resolve(exposure.home);
     if (home !== undefined && home !== "/" && !isWithin(home, cwd) && !this.isSystem(home)) {
-      mounts.push({ path: home, args: ["--tmpfs", home], order: 0 });
+      // The run's own home folder where it has one (kept across its sandboxes), else an empty one.
+      const folder = exposure.homeFolder === undefined ? undefined : resolve(exposure.homeFolder);
+      mounts.push({ path: home, args: folder ? ["--bind", folder, home] : ["--tmpfs", home], order: 0 });
     }
     const shown = [...this.visibleRoots, ...mounts.map((mount) => mount.path)];
     for (const hidden of this.hidden) {

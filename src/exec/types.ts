@@ -128,6 +128,21 @@ export interface ExecExposure {
    * run share their /tmp; absent: an empty /tmp of the command's own.
    */
   tmp?: string;
+  /** A folder of the run's own shown as `$HOME` (absent: an empty tmpfs there, the command's own). */
+  homeFolder?: string;
+  /** Where the attempt's scratch files go, so that the run's sandbox shows them (see run-sandbox.ts). */
+  scratchDir?: string;
+  /** The run's sandbox on this runner: commands it can take run there rather than in one of their own. */
+  runSandbox?: RunSandboxEntry;
+}
+
+/** A run's sandbox, made at its first command and entered by the next (see run-sandbox.ts). */
+export interface RunSandboxEntry {
+  /**
+   * Runs `request` (its cwd a real path) in the run's sandbox through `launcher`, or resolves to
+   * undefined when the sandbox cannot take it (a folder it was not made with, no fork-server).
+   */
+  run(request: ExecRequest & { cwd: string }, launcher: ProcessLauncher): Promise<ExecResult | undefined>;
 }
 
 export interface ExecResult {

@@ -1,37 +1,47 @@
 import { attemptEndedEarly } from "../../core/attempt-ended-early.js";
 import type { StepJob, StepJobResult } from "../../core/jobs/step.js";
 import type { StepRunner } from "../../core/step-attempt.js";
-import type { RunTmpFolders } from "../run-tmp.js";
+import type { RunFolders, RunPlace } from "../run-folders.js";
 import type { JobHandler, JobIo } from "./types.js";
 
-/** A sandboxed runner's run /tmp: the folders, and the step runner that shows one as /tmp. */
-export interface StepRunTmp {
-  folders: RunTmpFolders;
-  runnerWith(tmp: string): StepRunner;
+/** A sandboxing runner's runs: their folders, and the step runner that runs a step in its run's place. */
+export interface StepRunPlaces {
+  folders: RunFolders;
+  /** `ownFolder`: the step works in the run's folder (it named no cwd), which the runner made. */
+  runnerWith(place: RunPlace, ownFolder: boolean): StepRunner;
 }
 
 /**
  * Runs `step` jobs: one step attempt on this machine, its output sent as `step.output` events.
- * With `runTmp`, the steps of one run share the run's own /tmp on this runner.
+ * With `runs` (a sandboxing runner), the steps of one run share the run's sandbox, folder, /tmp
+ * and `$HOME` on this runner, and a step that names no cwd works in the run's folder.
  */
 export class StepJobHandler implements JobHandler<"step"> {
   constructor(
     private readonly stepRunner: StepRunner,
-    private readonly runTmp?: StepRunTmp,
+    private readonly runs?: StepRunPlaces,
   ) {}
 
   async run(job: StepJob, io: JobIo): Promise<StepJobResult> {
     const { step, host, run_id: runId } = job.payload;
-    const runTmp = this.runTmp;
+    const runs = this.runs;
     const failed = (error: unknown) =>
       attemptEndedEarly("failed", {
         code: "INTERNAL",
         message: error instanceof Error ? error.message : String(error),
       });
     try {
-      const stepRunner = runTmp ? runTmp.runnerWith(await runTmp.folders.hold(runId)) : this.stepRunner;
+      let request = job.payload;
+      let stepRunner = this.stepRunner;
+      if (runs) {
+        const place = await runs.folders.hold(runId);
+        // A container step keeps its image's own working folder.
+        const ownFolder = request.cwd === undefined && request.container === undefined;
+        if (ownFolder) request = { ...request, cwd: place.folder };
+        stepRunner = runs.runnerWith(place, ownFolder);
+      }
       const result = await stepRunner
-        .runAttempt(job.payload, {
+        .runAttempt(request, {
           signal: io.signal,
           onOutput: (stream, data) => io.emit({ type: "step.output", step, host, stream, data }),
         })
@@ -40,7 +50,7 @@ export class StepJobHandler implements JobHandler<"step"> {
     } catch (error) {
       return { kind: "step", ...failed(error) };
     } finally {
-      runTmp?.folders.release(runId);
+      runs?.folders.release(runId);
     }
   }
 }

@@ -1,0 +1,152 @@
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot } from "./helpers/cli.js";
+import { until } from "./helpers/processes.js";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { api, readEvents, waitForRun } from "./helpers/server.js";
+
+/**
+ * A run on a sandboxing runner (`runyard up` as users have it) that names no cwd: it works in a
+ * folder of its own, in one sandbox its steps share, and can change nothing of the runner's
+ * own (its working folder, its home, the checkout it runs from), nor see another run's folder.
+ */
+let up: SandboxedUp;
+const keepSecs = 3;
+
+beforeAll(async () => {
+  up = await startSandboxedUp({ RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs) });
+});
+
+afterAll(async () => {
+  await up?.proc.kill();
+});
+
+async function submit(steps: Array<{ name: string; script: string; env?: Record<string, string> }>) {
+  const lines = ["version: v0.1", "name: run-folder", "inventory:", "  hosts:", "    local: {}", "steps:"];
+  for (const step of steps) {
+    lines.push(`  - name: ${step.name}`, "    targets: [local]", "    action: shell.run", "    args:");
+    if (step.env) {
+      lines.push("      env:");
+      for (const [name, value] of Object.entries(step.env)) lines.push(`        ${name}: "${value}"`);
+    }
+    lines.push("      script: |", ...step.script.split("\n").map((line) => `        ${line}`));
+  }
+  const { status, body } = await api<{ run_id: string }>(
+    up.url,
+    "POST",
+    "/api/runs",
+    { kind: "workflow", workflow: `${lines.join("\n")}\n`, vars: {} },
+    up.userToken,
+  );
+  if (status !== 201) throw new Error(`submit failed: ${status} ${JSON.stringify(body)}`);
+  return body.run_id;
+}
+
+const ended = (view: { status: string }) => view.status === "success" || view.status === "failed";
+
+async function outputOf(runId: string): Promise<string> {
+  const events = await readEvents(up.url, runId);
+  return events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+}
+
+function line(output: string, key: string): string | undefined {
+  return output
+    .split("\n")
+    .find((each) => each.startsWith(`${key}=`))
+    ?.slice(key.length + 1);
+}
+
+describe("a run that names no cwd", () => {
+  it("works in a folder of its own, in one sandbox that its steps share with their /tmp and $HOME", async () => {
+    const runId = await submit([
+      {
+        name: "first",
+        script: [
+          'echo "folder=$(pwd)"',
+          'echo "ns=$(readlink /proc/self/ns/pid)"',
+          "echo made-by-first > note.txt",
+          'echo home-note > "$HOME/home.txt"',
+          "echo tmp-note > /tmp/tmp.txt",
+        ].join("\n"),
+      },
+      {
+        name: "second",
+        script: [
+          'echo "folder2=$(pwd)"',
+          'echo "ns2=$(readlink /proc/self/ns/pid)"',
+          'cat note.txt "$HOME/home.txt" /tmp/tmp.txt',
+        ].join("\n"),
+      },
+    ]);
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    const folder = line(output, "folder");
+    expect(folder).toMatch(new RegExp(`/runs/${runId}$`));
+    expect(folder).not.toBe(up.work);
+    expect(line(output, "folder2")).toBe(folder);
+    // The same pid namespace: the second step entered the sandbox the first one made.
+    expect(line(output, "ns")).toMatch(/^pid:\[\d+\]$/);
+    expect(line(output, "ns2")).toBe(line(output, "ns"));
+    expect(output).toContain("made-by-first\nhome-note\ntmp-note\n");
+    expect(readFileSync(join(folder!, "note.txt"), "utf8")).toBe("made-by-first\n");
+    // Its folder goes once the run is over, like its /tmp.
+    await until("the run's folder is removed", () => !existsSync(folder!), (keepSecs + 15) * 1000);
+  });
+
+  it("gets another sandbox and folder than a run beside it, and cannot reach that run's folder", async () => {
+    const first = await submit([{ name: "a", script: 'echo "folder=$(pwd)"; echo secret-of-a > a.txt' }]);
+    await waitForRun(up.url, first, ended);
+    const folderA = line(await outputOf(first), "folder")!;
+    const second = await submit([
+      {
+        name: "b",
+        env: { OTHER: folderA },
+        script: [
+          'echo "folder=$(pwd)"',
+          'cat "$OTHER/a.txt" 2>/dev/null && echo LEAK-read || echo no-read',
+          'echo planted > "$OTHER/b.txt" 2>/dev/null && echo LEAK-write || echo no-write',
+          'ls "$(dirname "$(pwd)")" | grep -vx "$(basename "$(pwd)")" | grep -q . && echo LEAK-listing || echo no-listing',
+        ].join("\n"),
+      },
+    ]);
+    const view = await waitForRun(up.url, second, ended);
+    const output = await outputOf(second);
+    expect(view.status, output).toBe("success");
+    expect(line(output, "folder")).not.toBe(folderA);
+    expect(output).not.toContain("LEAK");
+    for (const blocked of ["read", "write", "listing"]) expect(output).toContain(`no-${blocked}\n`);
+    expect(existsSync(join(folderA, "b.txt"))).toBe(false);
+  });
+
+  it("can change nothing the operator runs later: the runner's working folder, its home, the checkout", async () => {
+    const cli = join(repoRoot, "bin", "runyard.js");
+    const before = statSync(cli).mtimeMs;
+    writeFileSync(join(up.work, "deploy.sh"), "echo operator's own\n");
+    const runId = await submit([
+      {
+        name: "attack",
+        env: { WORK: up.work, HOME_DIR: up.home, CLI: cli },
+        script: [
+          'echo pwned > "$WORK/deploy.sh" 2>/dev/null',
+          'mkdir -p "$WORK/.git" 2>/dev/null && echo "[core] fsmonitor = x" > "$WORK/.git/config" 2>/dev/null',
+          'echo pwned >> "$CLI" 2>/dev/null',
+          'echo "home-sees=$(ls -A "$HOME_DIR" 2>/dev/null | tr "\\n" " ")"',
+          "true",
+        ].join("\n"),
+      },
+    ]);
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    expect(readFileSync(join(up.work, "deploy.sh"), "utf8")).toBe("echo operator's own\n");
+    expect(existsSync(join(up.work, ".git", "config"))).toBe(false);
+    // Of the home only the paths to the run's own folders show (a test's home lies under /tmp,
+    // where the run's /tmp is): none of what the home holds.
+    const seen = line(output, "home-sees")!.trim().split(" ").filter(Boolean);
+    expect(seen.filter((name) => name !== "runners" && name !== "workspaces")).toEqual([]);
+    expect(readdirSync(up.home).length).toBeGreaterThan(1);
+    expect(statSync(cli).mtimeMs).toBe(before);
+  });
+});
