@@ -12,9 +12,12 @@
  *                   still holds them) and finish the slot.
  *   op 'P' (pipe):  the runner has opened the event pipe for reading (see 'p'): the events that
  *                   follow go there.
- *   op 'E' (enter): u32 pid, then as 'S': the command starts inside the namespaces of process
- *                   `pid` (a run's sandbox, made once by bubblewrap; see enter_sandbox), with
- *                   every capability dropped; its pid, reported in 's', is the host's.
+ *   op 'E' (enter): u32 pid, u64 inode of each of its namespaces (user, mnt, ipc, net, uts,
+ *                   pid), then as 'S': the command starts inside the namespaces of process `pid`
+ *                   (a run's sandbox, made once by bubblewrap; see enter_sandbox), with every
+ *                   capability dropped; its pid, reported in 's', is the host's. The inodes are
+ *                   the namespaces the runner saw when it made the sandbox: should `pid` have
+ *                   ended and its number gone to another process, nothing is entered.
  * Events leave on stdout, each a 12-byte header `u32 slot, u8 type, 3 pad, u32 length` and
  * `length` bytes:
  *   'r'        ready (slot 0, first event): events stay on stdout
@@ -288,7 +291,7 @@ static void reap(void) {
  * (bounding set, ambient set, no_new_privs), as bubblewrap drops them for the commands it
  * starts: what runs next is the run's untrusted code. Returns 0, or -1 with errno set.
  */
-static int enter_sandbox(pid_t holder) {
+static int enter_sandbox(pid_t holder, const uint64_t *expected) {
   static const char *kinds[] = {"user", "mnt", "ipc", "net", "uts", "pid"};
   static const int flags[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWPID};
   int fds[6];
@@ -299,9 +302,14 @@ static int enter_sandbox(pid_t holder) {
     struct stat a, b;
     fds[i] = -1;
     if (stat(theirs, &a) < 0) return -1;
-    if (stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+    if (stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      if ((uint64_t)a.st_ino != expected[i]) return errno = ESRCH, -1;
+      continue;
+    }
     fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
-    if (fds[i] < 0) return -1;
+    /* The open descriptor holds its namespace: judged by it, a pid reused meanwhile is seen. */
+    if (fds[i] < 0 || fstat(fds[i], &a) < 0) return -1;
+    if ((uint64_t)a.st_ino != expected[i]) return errno = ESRCH, -1;
   }
   /* A sandbox always has a user namespace of its own: never enter one that has none. */
   if (fds[0] < 0) return errno = EPERM, -1;
@@ -327,7 +335,7 @@ static int enter_sandbox(pid_t holder) {
   return 0;
 }
 
-static void start(uint32_t id, pid_t holder, const char *body, uint32_t length) {
+static void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
   if (length < 8) return;
   uint32_t argc, envc;
   memcpy(&argc, body, 4);
@@ -368,7 +376,7 @@ static void start(uint32_t id, pid_t holder, const char *body, uint32_t length) 
       int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) {
         why[0] = errno, why[1] = 0;
-      } else if (holder > 0 && enter_sandbox(holder) < 0) {
+      } else if (holder > 0 && enter_sandbox(holder, expected) < 0) {
         why[0] = errno, why[1] = 3;
       } else if (holder > 0 && (pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0)) != 0) {
         /*
@@ -498,11 +506,13 @@ static int read_requests(void) {
       memcpy(&id, body, 4);
       char op = body[4];
       if (op == 'S') {
-        start(id, 0, body + 5, length - 5);
-      } else if (op == 'E' && length >= 9) {
+        start(id, 0, NULL, body + 5, length - 5);
+      } else if (op == 'E' && length >= 9 + 6 * 8) {
         uint32_t holder;
+        uint64_t expected[6];
         memcpy(&holder, body + 5, 4);
-        if (holder > 0) start(id, (pid_t)holder, body + 9, length - 9);
+        memcpy(expected, body + 9, sizeof expected);
+        if (holder > 0) start(id, (pid_t)holder, expected, body + 9 + sizeof expected, length - 9 - (uint32_t)sizeof expected);
       } else if (op == 'P' && pipe_path) {
         open_event_pipe();
       } else if (op == 'C') {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ForkServerLauncher } from "../src/exec/fork-server.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { RunSandbox } from "../src/exec/run-sandbox.js";
+import { RunSandbox, RunSandboxSlot } from "../src/exec/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
 import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
 import type { ExecRequest, OutputStream } from "../src/exec/types.js";
@@ -131,6 +131,54 @@ describe("a run's sandbox", () => {
     );
     expect(result.status).toBe("failed");
     expect(result.spawnError).toBe(`cannot start "/no/such/program": no such file`);
+  });
+
+  it("is never entered in place of another: a pid that now belongs to another sandbox is refused", async () => {
+    const mine = await makeRun("stale-mine");
+    const other = await makeRun("stale-other");
+    const result = await launcher.run({
+      argv: ["/bin/true"],
+      env,
+      killGraceMs: 100,
+      onOutput: () => {},
+      cwd: folders.get(other)!,
+      // The other sandbox's pid with this one's namespaces: what a reused pid would look like.
+      enter: { pid: other.holder.pid, namespaces: mine.holder.namespaces },
+    });
+    expect(result.status).toBe("failed");
+    expect(result.spawnError).toContain("ESRCH");
+  });
+
+  it("is made again for the run's next command when a command of the run ended it", async () => {
+    const layout = layoutFor("remade");
+    const slot = new RunSandboxSlot(sandbox, layout, { idleMs: 60_000 });
+    const inSlot = async (script: string) => {
+      let stdout = "";
+      const result = await slot.run(
+        {
+          argv: ["/bin/sh", "-c", script],
+          env,
+          cwd: layout.folder,
+          exposure: { tmp: layout.tmp, scratchDir: layout.scratch[0]! },
+          killGraceMs: 100,
+          onOutput: (_stream, data) => {
+            stdout += data;
+          },
+        },
+        launcher,
+      );
+      return { result, stdout };
+    };
+    try {
+      const first = await inSlot("readlink /proc/self/ns/pid; kill -KILL 2");
+      expect(first.result).toBeDefined();
+      const second = await inSlot("readlink /proc/self/ns/pid");
+      expect(second.result?.status).toBe("success");
+      expect(second.stdout).toMatch(/^pid:\[\d+\]\n$/);
+      expect(second.stdout).not.toBe(first.stdout.split("\n")[0]);
+    } finally {
+      await slot.close();
+    }
   });
 
   it("ends everything in it when it is closed", async () => {

@@ -532,18 +532,26 @@ class EventParser {
 function startMessage(id: number, request: ExecRequest): Buffer {
   const env = Object.entries(request.env).map(([name, value]) => `${name}=${value}`);
   const strings = Buffer.from(`${[request.cwd ?? "", ...request.argv, ...env].join("\0")}\0`, "utf8");
-  // 'E' carries the pid whose namespaces the command joins before the fields of 'S'.
-  const enter = request.enter === undefined ? 0 : 4;
+  // 'E' carries the pid whose namespaces the command joins, and their inodes, before the fields of 'S'.
+  const enter = request.enter === undefined ? 0 : 4 + 8 * SANDBOX_NAMESPACES.length;
   const message = Buffer.allocUnsafe(4 + 4 + 1 + enter + 8 + strings.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
   message.write(enter ? "E" : "S", 8, "latin1");
-  if (request.enter !== undefined) message.writeUInt32LE(request.enter, 9);
+  if (request.enter !== undefined) {
+    message.writeUInt32LE(request.enter.pid, 9);
+    SANDBOX_NAMESPACES.forEach((_, index) =>
+      message.writeBigUInt64LE(request.enter!.namespaces[index] ?? 0n, 13 + 8 * index),
+    );
+  }
   message.writeUInt32LE(request.argv.length, 9 + enter);
   message.writeUInt32LE(env.length, 13 + enter);
   strings.copy(message, 17 + enter);
   return message;
 }
+
+/** The namespaces a run's sandbox is entered by, in the order of the helper's 'E'. */
+export const SANDBOX_NAMESPACES = ["user", "mnt", "ipc", "net", "uts", "pid"] as const;
 
 /** Whether any process, a zombie included, is still in the group (one syscall, no /proc scan). */
 function groupAnswers(pgid: number): boolean {

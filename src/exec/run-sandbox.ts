@@ -1,7 +1,8 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
+import { SANDBOX_NAMESPACES } from "./fork-server.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
-import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry } from "./types.js";
+import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry, SandboxToEnter } from "./types.js";
 
 /** The folders a run's sandbox is made with: what every command of the run may see and change. */
 export interface RunSandboxLayout {
@@ -44,12 +45,19 @@ const HOLDER = [
  * `covers`ed: its launcher gives it a sandbox of its own, as before.
  */
 export class RunSandbox {
+  /** Whether the sandbox has ended (closed, or its holder killed from inside). */
+  gone = false;
+
   private constructor(
-    /** The host pid whose namespaces are the sandbox's. */
-    readonly holder: number,
+    /** A process of the sandbox (its holder) and its namespaces. */
+    readonly holder: SandboxToEnter,
     private readonly stop: AbortController,
     private readonly ended: Promise<ExecResult>,
-  ) {}
+  ) {
+    ended.then(() => {
+      this.gone = true;
+    });
+  }
 
   /**
    * Makes the sandbox through `launcher` (which must enter sandboxes: the fork-server), or says
@@ -105,7 +113,21 @@ export class RunSandbox {
       const why = result.spawnError ?? (output.length > 65_536 ? "" : output.trim());
       return { problem: `bubblewrap could not make the run's sandbox${why ? `: ${why}` : ""}` };
     }
-    return new RunSandbox(holder, stop, ended);
+    const namespaces = namespacesOf(holder);
+    if (!namespaces) {
+      stop.abort();
+      await ended;
+      return { problem: "the run's sandbox ended as it was made" };
+    }
+    return new RunSandbox({ pid: holder, namespaces }, stop, ended);
+  }
+
+  /** Whether it is still there: not ended, its holder's namespaces those it was made with. */
+  alive(): boolean {
+    if (this.gone) return false;
+    const now = namespacesOf(this.holder.pid);
+    this.gone = !now || now.some((inode, index) => inode !== this.holder.namespaces[index]);
+    return !this.gone;
   }
 
   /** `request` as a command of this sandbox. */
@@ -150,6 +172,15 @@ export function covers(layout: RunSandboxLayout, exposure: SandboxExposure): boo
     writable.every((folder) => shown.some((root) => isWithin(folder, root))) &&
     read.every((folder) => readable.some((root) => isWithin(folder, root)))
   );
+}
+
+/** The inodes of `pid`'s namespaces (SANDBOX_NAMESPACES), or undefined once it is gone. */
+function namespacesOf(pid: number): bigint[] | undefined {
+  try {
+    return SANDBOX_NAMESPACES.map((kind) => statSync(`/proc/${pid}/ns/${kind}`, { bigint: true }).ino);
+  } catch {
+    return undefined;
+  }
 }
 
 function isWithin(path: string, folder: string): boolean {
@@ -202,7 +233,13 @@ export class RunSandboxSlot implements RunSandboxEntry {
     await this.end();
   }
 
-  private box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
+  private async box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
+    // A command of the run may end its sandbox (kill its holder): the next one gets a new one.
+    const previous = await this.made;
+    if (previous?.alive() === false) {
+      void previous.close();
+      this.made = undefined;
+    }
     this.made ??= RunSandbox.make(launcher, this.sandbox, this.layout).then((box) => {
       if (box instanceof RunSandbox) return box;
       this.failed = true;

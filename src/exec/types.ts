@@ -109,7 +109,14 @@ export interface ExecRequest {
    * Start the process inside the namespaces this process (a run's sandbox, see run-sandbox.ts)
    * holds, rather than in the launcher's own; only a launcher with `entersSandboxes` can.
    */
-  enter?: number;
+  enter?: SandboxToEnter;
+}
+
+/** A run's sandbox as the fork-server enters it: a process in it, and its namespaces' inodes. */
+export interface SandboxToEnter {
+  pid: number;
+  /** The inode of each namespace (user, mnt, ipc, net, uts, pid) when the sandbox was made. */
+  namespaces: readonly bigint[];
 }
 
 /** Folders a sandboxed process sees besides the system folders and its cwd (see sandbox.ts). */
