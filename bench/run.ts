@@ -9,7 +9,7 @@ import { cliStart } from "./cli.js";
 import { maskingThroughput } from "./masking.js";
 import { peersFirstByte } from "./peers.js";
 import { postgresVsSqlite } from "./postgres.js";
-import { sandboxStepCost } from "./sandbox.js";
+import { runSandboxCost, sandboxStepCost, upSandboxStepCost } from "./sandbox.js";
 import { scheduleTicks1000 } from "./schedules.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
@@ -36,6 +36,8 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   forkServerGain,
   orphanGuardCost,
   sandboxStepCost,
+  upSandboxStepCost,
+  runSandboxCost,
   outputThroughput,
   outputToSseClient,
   firstByteLatency,

@@ -1,6 +1,14 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createExecutor } from "../src/exec/create-executor.js";
+import { ForkServerLauncher } from "../src/exec/fork-server.js";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { RunSandbox } from "../src/exec/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
+import { treeCpuMs } from "./processes.js";
+import { admin, follow, serverProcess, sqliteStore, submit } from "./server.js";
 import type { BenchResult } from "./table.js";
 import { alternating, runFlow, trivialSteps } from "./workflow.js";
 
@@ -66,4 +74,156 @@ function cpuMs(): number {
     }
   }
   return (user + system) / 1000 + ticks * 10;
+}
+
+/**
+ * What the sandbox adds to a step as a `runyard up` user sees it: a run of 200 trivial steps
+ * submitted and followed to its end, through one `runyard up` with its sandbox on (each run one
+ * sandbox, its steps entered into it) and one with RUNYARD_SANDBOX=off, in turns.
+ */
+export async function upSandboxStepCost(): Promise<BenchResult> {
+  const probe = await probeSandbox();
+  if (probe.isolation === "none") return { skipped: `runyard up's sandbox: ${probe.problem}` };
+  const { yaml } = trivialSteps(STEPS);
+  const on = await serverProcess({}, sqliteStore, "up");
+  const off = await serverProcess({ RUNYARD_SANDBOX: "off" }, sqliteStore, "up");
+  const cpu = new Map<string, number>();
+  const runTo = (up: { url: string; child: { pid?: number | undefined } }) => async () => {
+    const before = treeCpuMs(up.child.pid ?? 0);
+    const runId = await submit(up.url, yaml);
+    await follow(up.url, runId);
+    const status = await runStatus(up.url, runId);
+    if (status !== "success") throw new Error(`the ${STEPS}-step run ended ${status}`);
+    cpu.set(up.url, (cpu.get(up.url) ?? 0) + treeCpuMs(up.child.pid ?? 0) - before);
+  };
+  const RUNS = 5;
+  let withSandbox: number;
+  let without: number;
+  try {
+    await runTo(on)();
+    await runTo(off)();
+    cpu.clear();
+    [withSandbox, without] = await alternating(RUNS, runTo(on), runTo(off));
+  } finally {
+    on.child.kill();
+    off.child.kill();
+  }
+  const extra = (withSandbox - without) / STEPS;
+  const cpuStep = (url: string) => ((cpu.get(url) ?? 0) / RUNS / STEPS).toFixed(2);
+  return {
+    name: `runyard up: ${STEPS} trivial steps of a run, sandbox on vs off`,
+    measured: `${(withSandbox / STEPS).toFixed(2)} ms a step (+${extra.toFixed(2)} ms; CPU ${cpuStep(on.url)} ms)`,
+    baseline: `${(without / STEPS).toFixed(2)} ms a step (CPU ${cpuStep(off.url)} ms)`,
+    ratio: withSandbox / without,
+    target: "<= 1.1",
+  };
+}
+
+/**
+ * A run's sandbox as it waits for its run: the memory of its processes (bwrap, its pid 1, the
+ * holder) and the CPU time it takes to make, over 20 sandboxes made one after another through
+ * the fork-server.
+ */
+export async function runSandboxCost(): Promise<BenchResult[]> {
+  const probe = await probeSandbox();
+  if (probe.isolation === "none") return [{ skipped: `a run's sandbox: ${probe.problem}` }];
+  const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [] });
+  const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+    killGraceMs: 100,
+  });
+  const root = mkdtempSync(join(tmpdir(), "runyard-bench-sandbox-"));
+  const COUNT = 20;
+  const made: RunSandbox[] = [];
+  let rssKb = 0;
+  let pssKb = 0;
+  let cpu = 0;
+  try {
+    const layout = (i: number) => {
+      const folders = ["folder", "tmp", "scratch", "home"].map((name) => join(root, String(i), name));
+      for (const folder of folders) mkdirSync(folder, { recursive: true });
+      const [folder, tmp, scratch, homeFolder] = folders as [string, string, string, string];
+      return { folder, tmp, scratch: [scratch], home: "/home/bench", homeFolder };
+    };
+    // Warm-up: bwrap's binary and libraries in the page cache.
+    const warm = await RunSandbox.make(launcher, sandbox, layout(COUNT));
+    if (warm instanceof RunSandbox) await warm.close();
+    const before = cpuMs();
+    for (let i = 0; i < COUNT; i++) {
+      const box = await RunSandbox.make(launcher, sandbox, layout(i));
+      if (!(box instanceof RunSandbox)) return [{ skipped: `a run's sandbox: ${box.problem}` }];
+      made.push(box);
+    }
+    for (const box of made) {
+      for (const pid of sandboxProcesses(box.holder.pid)) {
+        rssKb += statusKb(pid, "VmRSS");
+        pssKb += rollupKb(pid, "Pss");
+      }
+    }
+    // bwrap's CPU counts once the fork-server has reaped it: made and closed, all of it.
+    await Promise.all(made.splice(0).map((box) => box.close()));
+    cpu = cpuMs() - before;
+  } finally {
+    await Promise.all(made.map((box) => box.close()));
+    await launcher.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+  const cpuEach = cpu / COUNT;
+  return [
+    {
+      name: "a run's sandbox, made and idle: memory of its processes",
+      measured: `${(rssKb / COUNT / 1024).toFixed(2)} MB RSS (${(pssKb / COUNT / 1024).toFixed(2)} MB PSS)`,
+      baseline: "5 MB",
+      ratio: rssKb / COUNT / 1024 / 5,
+      target: "<= 1",
+    },
+    {
+      name: "a run's sandbox: CPU to make it (this process, the fork-server, bwrap)",
+      measured: `${cpuEach.toFixed(1)} ms`,
+      baseline: "10 ms",
+      ratio: cpuEach / 10,
+      target: "<= 1",
+    },
+  ];
+}
+
+/** The holder, its parent (bwrap's pid 1 in the sandbox) and that one's parent (bwrap). */
+function sandboxProcesses(holder: number): number[] {
+  const parentOf = (pid: number) => {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[1]);
+    } catch {
+      return 0;
+    }
+  };
+  const init = parentOf(holder);
+  return [holder, init, parentOf(init)].filter((pid) => pid > 1);
+}
+
+function statusKb(pid: number, field: string): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((each) => each.startsWith(`${field}:`));
+    return Number(line?.split(/\s+/)[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function rollupKb(pid: number, field: string): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8")
+      .split("\n")
+      .find((each) => each.startsWith(`${field}:`));
+    return Number(line?.split(/\s+/)[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** The status of a run, as its owner reads it. */
+async function runStatus(url: string, runId: string): Promise<string> {
+  const response = await fetch(`${url}/api/runs/${runId}`, { headers: { authorization: `Bearer ${admin}` } });
+  return ((await response.json()) as { status?: string }).status ?? `unreadable (${response.status})`;
 }
