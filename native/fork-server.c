@@ -18,6 +18,11 @@
  *                   capability dropped; its pid, reported in 's', is the host's. The inodes are
  *                   the namespaces the runner saw when it made the sandbox: should `pid` have
  *                   ended and its number gone to another process, nothing is entered.
+ *   op 'M' (move):  as 'E' up to the strings, then pairs `from`, `to` (at most 8): inside that
+ *                   sandbox, binds each folder `from` at `to` (made if missing) and unmounts
+ *                   `from`: how the runner gives a sandbox it made ahead of time (no command has
+ *                   run in it yet) the folders of the run it goes to. Answered by 'm' (i32 errno,
+ *                   0 when done).
  * Events leave on stdout, each a 12-byte header `u32 slot, u8 type, 3 pad, u32 length` and
  * `length` bytes:
  *   'r'        ready (slot 0, first event): events stay on stdout
@@ -30,6 +35,7 @@
  *   's'        started: i32 pid (also the process group id: each step is a session leader)
  *   'f'        could not start: i32 errno, then the failing call's name
  *   'x'        the leader exited: i32 wait status
+ *   'm'        the answer to 'M': i32 errno, 0 when the folder was moved
  *   'd'        done (leader reaped, both pipes at their end, group empty): i32 wait status, i64 CPU
  *              microseconds (user + system), i64 peak RSS in KiB, from wait4 of the leader
  *              and of every orphan of its group reaped here before.
@@ -54,6 +60,7 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -291,6 +298,35 @@ static void reap(void) {
  * (bounding set, ambient set, no_new_privs), as bubblewrap drops them for the commands it
  * starts: what runs next is the run's untrusted code. Returns 0, or -1 with errno set.
  */
+/* What 'M' moves: pairs of paths, from then to, done once the sandbox's mounts are joined. */
+static const char *const *moves;
+static int move_count;
+
+/* mkdir -p: `path` and the folders above it that are missing. */
+static int make_folders(const char *path) {
+  char at[4096];
+  size_t length = strlen(path);
+  if (length >= sizeof at) return errno = ENAMETOOLONG, -1;
+  memcpy(at, path, length + 1);
+  for (char *slash = strchr(at + 1, '/');; slash = strchr(slash + 1, '/')) {
+    if (slash) *slash = '\0';
+    if (mkdir(at, 0700) < 0 && errno != EEXIST) return -1;
+    if (!slash) return 0;
+    *slash = '/';
+  }
+}
+
+static int move_mounted_folders(void) {
+  for (int i = 0; i + 1 < move_count; i += 2) {
+    const char *from = moves[i], *to = moves[i + 1];
+    if (make_folders(to) < 0) return -1;
+    if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    if (umount2(from, MNT_DETACH) < 0) return -1;
+    rmdir(from);
+  }
+  return 0;
+}
+
 static int enter_sandbox(pid_t holder, const uint64_t *expected) {
   static const char *kinds[] = {"user", "mnt", "ipc", "net", "uts", "pid"};
   static const int flags[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWPID};
@@ -318,6 +354,11 @@ static int enter_sandbox(pid_t holder, const uint64_t *expected) {
       if (fds[i] < 0 || setns(fds[i], flags[i]) < 0) continue;
       close(fds[i]);
       fds[i] = -1;
+      /*
+       * A move mounts with the rights that joined the mounts: a root runner's own, over the user
+       * namespace that owns them (the holder's is nested inside it), or the sandbox's.
+       */
+      if (flags[i] == CLONE_NEWNS && moves) return move_mounted_folders();
     }
     if (round == 0 && setns(fds[0], CLONE_NEWUSER) < 0) return -1;
   }
@@ -481,6 +522,38 @@ static void open_event_pipe(void) {
   spliced = 1;
 }
 
+/* 'M': moves folders inside a sandbox no command has run in yet; answers 'm'. */
+static void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
+  const char *end = body + length;
+  const char *paths[16];
+  int count = 0;
+  int32_t result = 0;
+  for (const char *p = body; p < end && count < 16; p += strlen(p) + 1) {
+    if (!memchr(p, 0, (size_t)(end - p)) || *p != '/') result = EINVAL;
+    else paths[count++] = p;
+  }
+  if (count == 0 || count % 2 || (count == 16 && body + length > paths[15] + strlen(paths[15]) + 1)) result = EINVAL;
+  int report[2];
+  if (!result && pipe2(report, O_CLOEXEC) < 0) result = errno;
+  if (!result) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      moves = paths, move_count = count;
+      int32_t why = enter_sandbox(holder, expected) < 0 ? errno : 0;
+      if (write(report[1], &why, sizeof why) < 0) _exit(127);
+      _exit(0);
+    }
+    close(report[1]);
+    result = pid < 0 ? errno : EIO;
+    ssize_t n;
+    do n = pid < 0 ? 0 : read(report[0], &result, sizeof result);
+    while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+  }
+  send_event(id, 'm', &result, 4);
+}
+
 static char *request;
 static size_t request_len, request_cap;
 
@@ -507,12 +580,15 @@ static int read_requests(void) {
       char op = body[4];
       if (op == 'S') {
         start(id, 0, NULL, body + 5, length - 5);
-      } else if (op == 'E' && length >= 9 + 6 * 8) {
+      } else if ((op == 'E' || op == 'M') && length >= 9 + 6 * 8) {
         uint32_t holder;
         uint64_t expected[6];
         memcpy(&holder, body + 5, 4);
         memcpy(expected, body + 9, sizeof expected);
-        if (holder > 0) start(id, (pid_t)holder, expected, body + 9 + sizeof expected, length - 9 - (uint32_t)sizeof expected);
+        const char *rest = body + 9 + sizeof expected;
+        uint32_t rest_length = length - 9 - (uint32_t)sizeof expected;
+        if (holder > 0 && op == 'E') start(id, (pid_t)holder, expected, rest, rest_length);
+        if (holder > 0 && op == 'M') move_folders(id, (pid_t)holder, expected, rest, rest_length);
       } else if (op == 'P' && pipe_path) {
         open_event_pipe();
       } else if (op == 'C') {

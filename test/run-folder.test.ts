@@ -95,6 +95,30 @@ describe("a run that names no cwd", () => {
     await until("the run's folder is removed", () => !existsSync(folder!), (keepSecs + 15) * 1000);
   });
 
+  it("starts in a sandbox the runner made before the run was submitted (its pool), given the run's folders", async () => {
+    // Seconds since boot, as /proc/<pid>/stat counts a process's start (in ticks of 1/100 s).
+    const submittedAt = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    const runId = await submit([
+      {
+        name: "first",
+        script: [
+          'echo "init-started=$(cut -d" " -f22 /proc/1/stat)"',
+          'echo "folder=$(pwd)"',
+          `echo "scratch=$(dirname "$(dirname "$RUNYARD_OUTPUT")")"`,
+          "touch made-here",
+        ].join("\n"),
+      },
+    ]);
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    expect(Number(line(output, "init-started")) / 100).toBeLessThan(submittedAt);
+    const folder = line(output, "folder")!;
+    expect(folder).toMatch(new RegExp(`/runs/${runId}$`));
+    expect(existsSync(join(folder, "made-here"))).toBe(true);
+    expect(line(output, "scratch")).toMatch(new RegExp(`/runners/[^/]+/runs/${runId}/scratch$`));
+  });
+
   it("gets another sandbox and folder than a run beside it, and cannot reach that run's folder", async () => {
     const first = await submit([{ name: "a", script: 'echo "folder=$(pwd)"; echo secret-of-a > a.txt' }]);
     await waitForRun(up.url, first, ended);

@@ -377,6 +377,8 @@ export async function localRunnerDaemon(
     const runs = sandbox
       ? new RunFolders(join(stateDir, "runs"), join(workRoot, "runs"), config.runTmpKeepSecs * 1000, {
           sandbox,
+          launcher: executor.sandboxLauncher,
+          pool: config.sandboxPool,
           home: env.HOME,
           idleMs: RUN_SANDBOX_IDLE_MS,
           onProblem: (problem) =>
@@ -389,6 +391,7 @@ export async function localRunnerDaemon(
         { folders: leftRuns },
         "removed run folders left by this runner's previous life",
       );
+    runs?.fillPool();
     const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner, docker.engine);
     if (config.agentSandbox && !docker.engine) {
       throw new RunyardError(

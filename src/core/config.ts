@@ -92,6 +92,11 @@ export const configSchema = z.object({
    * after the run's last job on it ended, then removes it.
    */
   runTmpKeepSecs: z.coerce.number().int().min(0).max(86_400).default(600),
+  /**
+   * Runs' sandboxes a sandboxing runner keeps made ahead, off the dispatch path, so that a run's
+   * first step enters one rather than waiting for bubblewrap; 0 makes each at its run's first step.
+   */
+  sandboxPool: z.coerce.number().int().min(0).max(64).default(2),
   /** Admin token to create on first start instead of a random one. */
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),

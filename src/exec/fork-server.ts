@@ -7,7 +7,14 @@ import type { Readable, Writable } from "node:stream";
 import { OutputDecoder } from "./output-decoder.js";
 import { groupIsAlive } from "./resources.js";
 import { describeSpawnError, notStarted, signalGroup, startProblem } from "./spawn-launcher.js";
-import type { ExecRequest, ExecResult, OutputStream, ProcessGroupWatch, ProcessLauncher } from "./types.js";
+import type {
+  ExecRequest,
+  ExecResult,
+  OutputStream,
+  ProcessGroupWatch,
+  ProcessLauncher,
+  SandboxToEnter,
+} from "./types.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;
@@ -61,6 +68,8 @@ type Helper = ChildProcessByStdio<Writable, Readable, null>;
 export class ForkServerLauncher implements ProcessLauncher {
   private readonly helper: Helper;
   private readonly commands = new Map<number, Command>();
+  /** Moves ('M') waiting for their answer, by id. */
+  private readonly moves = new Map<number, (errno: number) => void>();
   private readonly parser: EventParser;
   private readonly watch: ProcessGroupWatch | undefined;
   private nextId = 1;
@@ -203,6 +212,26 @@ export class ForkServerLauncher implements ProcessLauncher {
     return this.exited;
   }
 
+  /**
+   * Inside a sandbox no command has run in yet, binds each folder `from` at `to` and unmounts
+   * `from` (native/fork-server.c 'M'): a sandbox made ahead of its run gets the run's folders.
+   * Resolves to why it could not, or undefined.
+   */
+  moveInSandbox(
+    sandbox: SandboxToEnter,
+    moves: ReadonlyArray<readonly [string, string]>,
+  ): Promise<string | undefined> {
+    if (this.broken) return Promise.resolve("the fork-server is not running");
+    return new Promise((resolve) => {
+      const id = this.nextId++;
+      this.moves.set(id, (errno) =>
+        resolve(errno === 0 ? undefined : (errnoNames.get(errno) ?? `errno ${errno}`)),
+      );
+      this.write(moveMessage(id, sandbox, moves));
+      this.refresh();
+    });
+  }
+
   /** @internal for Command */
   send(message: Buffer): void {
     if (!this.broken) this.write(message);
@@ -220,6 +249,12 @@ export class ForkServerLauncher implements ProcessLauncher {
     if (id === 0) {
       if (type === "r" || type === "p") this.helperReady(type);
       else if (type === "q") this.eventPipe?.destroy(); // it could not open the pipe: stdout it is
+      return;
+    }
+    if (type === "m") {
+      this.moves.get(id)?.(body.readInt32LE(0));
+      this.moves.delete(id);
+      this.refresh();
       return;
     }
     const command = this.commands.get(id);
@@ -273,13 +308,15 @@ export class ForkServerLauncher implements ProcessLauncher {
   private refresh(): void {
     for (const events of [this.helper.stdout, this.eventPipe]) {
       if (!(events instanceof Socket)) continue;
-      if (this.commands.size > 0) events.ref();
+      if (this.commands.size > 0 || this.moves.size > 0) events.ref();
       else events.unref();
     }
   }
 
   /** The helper is gone: what it had not started goes to the fallback, what it ran has failed. */
   private abandon(reason: string): void {
+    for (const answer of this.moves.values()) answer(-1);
+    this.moves.clear();
     for (const command of [...this.commands.values()]) {
       this.commands.delete(command.id);
       command.abandon(reason, this.fallback);
@@ -540,14 +577,35 @@ function startMessage(id: number, request: ExecRequest): Buffer {
   message.write(enter ? "E" : "S", 8, "latin1");
   if (request.enter !== undefined) {
     message.writeUInt32LE(request.enter.pid, 9);
-    SANDBOX_NAMESPACES.forEach((_, index) =>
-      message.writeBigUInt64LE(request.enter!.namespaces[index] ?? 0n, 13 + 8 * index),
-    );
+    writeNamespaces(message, 13, request.enter);
   }
   message.writeUInt32LE(request.argv.length, 9 + enter);
   message.writeUInt32LE(env.length, 13 + enter);
   strings.copy(message, 17 + enter);
   return message;
+}
+
+/** 'M': inside `sandbox`, bind each folder `from` at `to`. */
+function moveMessage(
+  id: number,
+  sandbox: SandboxToEnter,
+  moves: ReadonlyArray<readonly [string, string]>,
+): Buffer {
+  const strings = Buffer.from(`${moves.flat().join("\0")}\0`, "utf8");
+  const message = Buffer.alloc(4 + 4 + 1 + 4 + 8 * SANDBOX_NAMESPACES.length + strings.length);
+  message.writeUInt32LE(message.length - 4, 0);
+  message.writeUInt32LE(id, 4);
+  message.write("M", 8, "latin1");
+  message.writeUInt32LE(sandbox.pid, 9);
+  writeNamespaces(message, 13, sandbox);
+  strings.copy(message, 13 + 8 * SANDBOX_NAMESPACES.length);
+  return message;
+}
+
+/** The inodes of `sandbox`'s namespaces, in the helper's order, at `offset` of `message`. */
+function writeNamespaces(message: Buffer, offset: number, sandbox: SandboxToEnter): void {
+  for (let index = 0; index < SANDBOX_NAMESPACES.length; index++)
+    message.writeBigUInt64LE(sandbox.namespaces[index] ?? 0n, offset + 8 * index);
 }
 
 /** The namespaces a run's sandbox is entered by, in the order of the helper's 'E'. */

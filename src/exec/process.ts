@@ -49,9 +49,10 @@ export class ProcessExecutor implements Executor {
   private attempts = 0;
 
   constructor(
-    launcher: ProcessLauncher,
+    private readonly rawLauncher: ProcessLauncher,
     private readonly options: ProcessExecutorOptions,
   ) {
+    const launcher = rawLauncher;
     this.launcher = options.sandbox ? new SandboxLauncher(launcher, options.sandbox) : launcher;
     this.baseEnv = withoutCredentials(options.baseEnv);
     this.hostSecrets = secretsFromEnv(options.baseEnv);
@@ -63,6 +64,11 @@ export class ProcessExecutor implements Executor {
 
   cwdRefusal(cwd: string, exposure?: ExecExposure): string | undefined {
     return this.options.sandbox?.refusal({ ...exposure, cwd: realPath(cwd) });
+  }
+
+  /** The launcher that makes and enters runs' sandboxes (run-sandbox.ts): the fork-server, unwrapped. */
+  get sandboxLauncher(): ProcessLauncher {
+    return this.rawLauncher;
   }
 
   /** Runs one process outside any attempt: the launcher's contract, as tests and benchmarks use it. */

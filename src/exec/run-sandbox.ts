@@ -135,6 +135,18 @@ export class RunSandbox {
     return { ...request, cwd, enter: this.holder };
   }
 
+  /**
+   * Gives a sandbox made ahead of its run (no command has run in it) the run's folders: each
+   * folder `from` is shown at `to` from now on (the runner renames them on the host to match).
+   */
+  async move(
+    launcher: ProcessLauncher,
+    moves: ReadonlyArray<readonly [string, string]>,
+  ): Promise<string | undefined> {
+    if (!launcher.moveInSandbox) return "the fork-server is not running";
+    return launcher.moveInSandbox(this.holder, moves);
+  }
+
   /** Ends the sandbox and everything in it; resolves once it is gone. */
   async close(): Promise<void> {
     this.stop.abort();
@@ -203,8 +215,15 @@ export class RunSandboxSlot implements RunSandboxEntry {
   constructor(
     private readonly sandbox: Sandbox,
     private readonly layout: RunSandboxLayout,
-    private readonly options: { idleMs: number; onProblem?: (problem: string) => void },
-  ) {}
+    private readonly options: {
+      idleMs: number;
+      onProblem?: (problem: string) => void;
+      /** A sandbox made ahead with this layout (a pool's, its folder moved): entered first. */
+      made?: RunSandbox;
+    },
+  ) {
+    if (options.made) this.made = Promise.resolve(options.made);
+  }
 
   async run(
     request: ExecRequest & { cwd: string },

@@ -175,6 +175,11 @@ export interface ProcessLauncher {
   run(request: ExecRequest): Promise<ExecResult>;
   /** Whether `run` can start a process inside a run's sandbox (`ExecRequest.enter`) now. */
   readonly entersSandboxes?: boolean;
+  /** Inside a sandbox no command has run in yet, binds each folder `from` at `to` (see fork-server.ts). */
+  moveInSandbox?(
+    sandbox: SandboxToEnter,
+    moves: ReadonlyArray<readonly [string, string]>,
+  ): Promise<string | undefined>;
   /**
    * Stops the launcher's helper process, if it has one; resolves once it has exited, so a
    * command that awaits it ends after every process it started (and the shell's `time` counts them).

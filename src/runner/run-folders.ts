@@ -1,7 +1,9 @@
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { RunSandboxSlot } from "../exec/run-sandbox.js";
+import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/run-sandbox.js";
 import type { Sandbox } from "../exec/sandbox.js";
+import type { ProcessLauncher } from "../exec/types.js";
 
 /** Where one run works on this runner (see RunFolders). */
 export interface RunPlace {
@@ -20,6 +22,10 @@ export interface RunPlace {
 /** How a sandboxing runner makes each run's sandbox. */
 export interface RunSandboxSettings {
   sandbox: Sandbox;
+  /** What makes and enters the sandboxes: the fork-server (ProcessExecutor.sandboxLauncher). */
+  launcher: ProcessLauncher;
+  /** Sandboxes kept made ahead of their runs (RUNYARD_SANDBOX_POOL). */
+  pool: number;
   /** `$HOME` of the steps (the runner's own HOME), where the run's home folder is shown. */
   home: string | undefined;
   /** How long a run's sandbox outlives its last command (the next one makes it again). */
@@ -41,9 +47,16 @@ export interface RunSandboxSettings {
  * finished run's files do not linger. A step that comes after that gap gets new, empty folders.
  */
 export class RunFolders {
-  private readonly held = new Map<string, { jobs: number; place: RunPlace; removal?: NodeJS.Timeout }>();
+  private readonly held = new Map<
+    string,
+    { jobs: number; place: Promise<RunPlace>; removal?: NodeJS.Timeout }
+  >();
   /** Removals under way: a job of the same run that comes meanwhile waits for its new folders. */
   private readonly removing = new Map<string, Promise<void>>();
+  /** Sandboxes made ahead of their runs, each with folders of its own not yet named after a run. */
+  private readonly pool: Array<Promise<Pooled | undefined>> = [];
+  private poolFailed = false;
+  private closed = false;
 
   constructor(
     /** The runner's private folder for the runs' /tmp, home and scratch files. */
@@ -65,48 +78,24 @@ export class RunFolders {
     return paths;
   }
 
+  /** Makes the pool's sandboxes (after `cleanLeftovers`), and again each time one is taken. */
+  fillPool(): void {
+    const settings = this.sandbox;
+    if (!settings || this.poolFailed || this.closed) return;
+    while (this.pool.length < settings.pool) this.pool.push(this.makePooled(settings));
+  }
+
   /** The run's place, made if new; it stays until `release` was called for each `hold`. */
   async hold(runId: string): Promise<RunPlace> {
-    const name = folderName(runId);
     let entry = this.held.get(runId);
     if (entry?.removal) clearTimeout(entry.removal);
     if (entry) entry.removal = undefined;
     if (!entry) {
-      const private_ = join(this.root, name);
-      const place: RunPlace = {
-        folder: join(this.runsRoot, name),
-        tmp: join(private_, "tmp"),
-        home: join(private_, "home"),
-        scratch: join(private_, "scratch"),
-      };
-      const settings = this.sandbox;
-      if (settings) {
-        place.sandbox = new RunSandboxSlot(
-          settings.sandbox,
-          {
-            folder: place.folder,
-            scratch: [place.scratch],
-            tmp: place.tmp,
-            home: settings.home,
-            homeFolder: place.home,
-            runnerMadeCwd: true,
-          },
-          { idleMs: settings.idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) },
-        );
-      }
-      entry = { jobs: 0, place };
+      entry = { jobs: 0, place: this.placeFor(runId) };
       this.held.set(runId, entry);
     }
     entry.jobs += 1;
-    await this.removing.get(runId);
-    const { place } = entry;
-    // Makes the roots too, 0700 as well, when they are missing.
-    await Promise.all(
-      [place.folder, place.tmp, place.home, place.scratch].map((folder) =>
-        mkdir(folder, { recursive: true, mode: 0o700 }),
-      ),
-    );
-    return place;
+    return entry.place;
   }
 
   /** One job of the run ended; its folders go `keepMs` after the last one, unless another comes. */
@@ -117,15 +106,10 @@ export class RunFolders {
     if (entry.jobs > 0) return;
     entry.removal = setTimeout(() => {
       this.held.delete(runId);
-      const { place } = entry;
-      const removal = (async () => {
-        await place.sandbox?.close();
-        await Promise.all(
-          [place.folder, join(place.tmp, "..")].map((folder) =>
-            rm(folder, { recursive: true, force: true }).catch(() => undefined),
-          ),
-        );
-      })().finally(() => this.removing.delete(runId));
+      const removal = entry.place
+        .then((place) => removePlace(place))
+        .catch(() => undefined)
+        .finally(() => this.removing.delete(runId));
       this.removing.set(runId, removal);
     }, this.keepMs);
     entry.removal.unref();
@@ -133,17 +117,152 @@ export class RunFolders {
 
   /** Ends every run's sandbox and removes every folder at once (the runner stops). */
   async close(): Promise<void> {
-    const places = [...this.held.values()];
-    for (const entry of places) if (entry.removal) clearTimeout(entry.removal);
+    this.closed = true;
+    const entries = [...this.held.values()];
+    for (const entry of entries) if (entry.removal) clearTimeout(entry.removal);
     this.held.clear();
-    await Promise.all(places.map((entry) => entry.place.sandbox?.close()));
+    const pooled = this.pool.splice(0);
+    await Promise.all([
+      ...entries.map((entry) => entry.place.then((place) => place.sandbox?.close()).catch(() => undefined)),
+      ...pooled.map((made) => made.then((each) => each?.box.close())),
+    ]);
     await Promise.all(this.removing.values());
     await rm(this.root, { recursive: true, force: true });
     await rm(this.runsRoot, { recursive: true, force: true });
   }
+
+  private async placeFor(runId: string): Promise<RunPlace> {
+    await this.removing.get(runId);
+    const folder = join(this.runsRoot, folderName(runId));
+    const settings = this.sandbox;
+    const taken = settings && (await this.takePooled(settings, runId));
+    if (taken) return taken;
+    const private_ = join(this.root, folderName(runId));
+    const place: RunPlace = {
+      folder,
+      tmp: join(private_, "tmp"),
+      home: join(private_, "home"),
+      scratch: join(private_, "scratch"),
+    };
+    await makeFolders(place);
+    if (settings) {
+      place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), slotOptions(settings));
+    }
+    return place;
+  }
+
+  /** A sandbox of the pool, given the run's folder; undefined when the pool has none to give. */
+  private async takePooled(settings: RunSandboxSettings, runId: string): Promise<RunPlace | undefined> {
+    const next = this.pool.shift();
+    if (!next) return undefined;
+    this.fillPool();
+    const pooled = await next;
+    if (!pooled) return undefined;
+    const folder = join(this.runsRoot, folderName(runId));
+    // The run's folder and its scratch files are shown at their host paths: named after the run
+    // inside the sandbox first (by path, before the host's rename), then on the host.
+    const private_ = join(this.root, folderName(runId));
+    const place: RunPlace = {
+      folder,
+      tmp: join(private_, "tmp"),
+      home: join(private_, "home"),
+      scratch: join(private_, "scratch"),
+    };
+    const problem = await pooled.box.move(settings.launcher, [
+      [pooled.place.folder, place.folder],
+      [pooled.place.scratch, place.scratch],
+    ]);
+    if (problem === undefined) {
+      const renamed = await Promise.all([
+        rename(pooled.place.folder, place.folder),
+        rename(join(pooled.place.tmp, ".."), private_),
+      ]).then(
+        () => true,
+        () => false,
+      );
+      if (renamed) {
+        place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
+          ...slotOptions(settings),
+          made: pooled.box,
+        });
+        return place;
+      }
+    } else {
+      settings.onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
+    }
+    await pooled.box.close();
+    await removePlace(pooled.place);
+    return undefined;
+  }
+
+  private async makePooled(settings: RunSandboxSettings): Promise<Pooled | undefined> {
+    const name = `.pool-${randomUUID()}`;
+    const private_ = join(this.root, name);
+    const place: RunPlace = {
+      folder: join(this.runsRoot, name),
+      tmp: join(private_, "tmp"),
+      home: join(private_, "home"),
+      scratch: join(private_, "scratch"),
+    };
+    try {
+      await makeFolders(place);
+      const box = await RunSandbox.make(settings.launcher, settings.sandbox, layoutOf(place, settings));
+      if (box instanceof RunSandbox && !this.closed) return { box, place };
+      if (box instanceof RunSandbox) await box.close();
+      else if (!this.poolFailed) {
+        // Not retried: each run then makes its own at its first step, and says why if it cannot.
+        this.poolFailed = true;
+        settings.onProblem?.(box.problem);
+      }
+    } catch (error) {
+      this.poolFailed = true;
+      settings.onProblem?.(error instanceof Error ? error.message : String(error));
+    }
+    await removePlace(place);
+    return undefined;
+  }
 }
 
-/** A folder's name for a run id: the prefix-free id where it is a plain name, else encoded. */
+interface Pooled {
+  box: RunSandbox;
+  place: RunPlace;
+}
+
+function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayout {
+  return {
+    folder: place.folder,
+    scratch: [place.scratch],
+    tmp: place.tmp,
+    home: settings.home,
+    homeFolder: place.home,
+    runnerMadeCwd: true,
+  };
+}
+
+function slotOptions(settings: RunSandboxSettings) {
+  return { idleMs: settings.idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) };
+}
+
+/** Makes a place's folders (and their roots), each 0700. */
+async function makeFolders(place: RunPlace): Promise<void> {
+  await Promise.all(
+    [place.folder, place.tmp, place.home, place.scratch].map((folder) =>
+      mkdir(folder, { recursive: true, mode: 0o700 }),
+    ),
+  );
+}
+
+/** Ends a place's sandbox and removes its folders. */
+async function removePlace(place: RunPlace): Promise<void> {
+  await place.sandbox?.close();
+  await Promise.all(
+    [place.folder, join(place.tmp, "..")].map((folder) =>
+      rm(folder, { recursive: true, force: true }).catch(() => undefined),
+    ),
+  );
+}
+
+/** A folder's name for a run id: the id where it is a plain name, else encoded. */
 function folderName(runId: string): string {
   return /^[A-Za-z0-9_-]+$/.test(runId) ? runId : `run-${encodeURIComponent(runId)}`;
 }
