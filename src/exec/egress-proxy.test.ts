@@ -4,10 +4,13 @@ import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { DestinationList } from "../core/outbound/destination-list.js";
 import {
+  createEgressProxy,
   type EgressDestination,
   type EgressProxy,
   parseAuthority,
+  publicPolicy,
   startEgressProxy,
 } from "./egress-proxy.js";
 
@@ -221,6 +224,45 @@ describe("the egress proxy", () => {
       expect(answer, url).toBe(403);
     }
     expect(reached).toBe(0);
+  });
+
+  it("holds each listener to its own policy: a tenant's public-only socket refuses every form of loopback, the one whose operator lists 127.0.0.0/8 reaches it", async () => {
+    let reached = 0;
+    const port = await listening(
+      createServer((socket) => {
+        reached++;
+        socket.end("hello\n");
+      }),
+      "127.0.0.1",
+    );
+    const server = createEgressProxy();
+    closers.push(() => server.close());
+    const folder = mkdtempSync(join(tmpdir(), "runyard-egress-"));
+    const refused: EgressDestination[] = [];
+    const shut = await server.listen(
+      { socketPath: join(folder, "a.sock") },
+      publicPolicy(new DestinationList([]), (d) => refused.push(d)),
+    );
+    const open = await server.listen(
+      { socketPath: join(folder, "b.sock") },
+      publicPolicy(new DestinationList([`127.0.0.0/8:${port}`]), () => {}),
+    );
+    for (const authority of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `127.1:${port}`,
+      `[::ffff:127.0.0.1]:${port}`,
+    ]) {
+      const answer = await tunnel(shut, authority);
+      expect(answer.status, authority).toContain("HTTP/1.1 403 Forbidden");
+      expect(answer.status, authority).toContain("an internal address (loopback)");
+    }
+    expect(reached).toBe(0);
+    expect(refused).toHaveLength(4);
+    expect((await tunnel(open, `127.0.0.1:${port}`)).status).toBe(
+      "HTTP/1.1 200 Connection Established\nhello\n",
+    );
+    expect((await tunnel(open, `127.0.0.1:${port + 1 === 65536 ? 1 : port + 1}`)).status).toContain("403");
   });
 
   it("reads host and port as CONNECT lines and Host headers write them", () => {

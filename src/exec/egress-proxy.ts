@@ -1,7 +1,14 @@
 import { lookup as dnsLookup } from "node:dns";
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
-import { connect, isIP, type Socket } from "node:net";
-import { internalRangeOf } from "../core/outbound/internal-addresses.js";
+import {
+  connect,
+  createServer as createNetServer,
+  isIP,
+  type Server as NetServer,
+  type Socket,
+} from "node:net";
+import type { DestinationList } from "../core/outbound/destination-list.js";
+import { internalHostOf, internalRangeOf } from "../core/outbound/internal-addresses.js";
 
 /** A destination a sandboxed process may reach: a host name or address, and a port. */
 export interface EgressDestination {
@@ -29,6 +36,33 @@ export interface EgressProxyOptions {
 export interface EgressProxy {
   /** Where it listens: the socket path, or `host:port`. */
   address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * What one listener of a proxy lets through. The proxy asks it once per request or tunnel, with
+ * the host as the client wrote it, and connects to the address it answers, never resolving the
+ * name again: a name cannot pass the check and lead elsewhere afterwards.
+ */
+export interface EgressPolicy {
+  /** The address to connect to for `destination`; rejects with `EgressRefused` when it may not go. */
+  addressFor(destination: EgressDestination): Promise<string>;
+  /** Told of each refusal (a run's notice, the runner's log). */
+  refused(destination: EgressDestination): void;
+}
+
+/** A destination a policy refuses; `reason`, when given, is said after the refusal. */
+export class EgressRefused extends Error {
+  constructor(readonly reason?: string) {
+    super(reason ?? "not allowed");
+  }
+}
+
+/** A proxy with one or more listeners, each with its own policy (a sandbox's socket, a tenant's). */
+export interface EgressProxyServer {
+  /** Starts listening at `listen` for clients held to `policy`; resolves with the address. */
+  listen(listen: EgressListen, policy: EgressPolicy): Promise<string>;
+  /** Stops every listener and ends every connection. */
   close(): Promise<void>;
 }
 
@@ -60,18 +94,67 @@ function allowed(
 }
 
 /**
- * Where to connect for an allowed entry: its host as it is, or for a public-only entry the first
- * address its name resolves to, once every address it resolves to has been checked.
+ * A sandboxed agent's policy: only the destinations listed, by host and port as written. For an
+ * operator's entry the host is connected to as it is; for a public-only entry (a member's) its
+ * name is resolved once and every address it leads to must be public.
  */
-function addressFor(entry: EgressDestination, host: string): Promise<string> {
-  if (!entry.publicOnly) return Promise.resolve(host);
+export function allowListPolicy(
+  allow: readonly EgressDestination[],
+  refused: (destination: EgressDestination) => void,
+): EgressPolicy {
+  return {
+    refused,
+    async addressFor(destination) {
+      const entry = allowed(allow, destination);
+      if (!entry) throw new EgressRefused();
+      if (!entry.publicOnly) return destination.host;
+      return checkedAddress(destination, () => false);
+    },
+  };
+}
+
+/**
+ * A tenant's sandboxed steps' policy: any public address, and internal ones (loopback, private,
+ * link-local, metadata, unspecified, and IPv6 forms that carry them) only where `internal` lists
+ * them (by name, address or range, and port). The name is resolved once, every address it leads
+ * to is checked, and the first is connected to.
+ */
+export function publicPolicy(
+  internal: DestinationList,
+  refused: (destination: EgressDestination) => void,
+): EgressPolicy {
+  return {
+    refused,
+    addressFor: (destination) =>
+      checkedAddress(destination, (address) =>
+        internal.lists({ hostname: destination.host, port: destination.port, address }),
+      ),
+  };
+}
+
+/**
+ * The first address `destination`'s host resolves to, once every address it resolves to is public
+ * or let in by `internalAllowed`; rejects with EgressRefused otherwise.
+ */
+function checkedAddress(
+  destination: EgressDestination,
+  internalAllowed: (address: string) => boolean,
+): Promise<string> {
+  const host = destination.host;
   return new Promise((resolve, reject) => {
     dnsLookup(host, { all: true }, (error, addresses) => {
       if (error) return reject(error);
-      const inside = addresses.find((found) => internalRangeOf(found.address) !== undefined);
+      const inside = addresses.find(
+        (found) =>
+          (internalRangeOf(found.address) ?? internalHostOf(host)) !== undefined &&
+          !internalAllowed(found.address),
+      );
       if (inside || addresses.length === 0) {
+        const kind = inside ? (internalRangeOf(inside.address) ?? "loopback") : undefined;
         return reject(
-          new InternalDestination(`${host} leads to ${inside?.address ?? "no address"}, an internal address`),
+          new EgressRefused(
+            `${host} leads to ${inside?.address ?? "no address"}, an internal address${kind ? ` (${kind})` : ""}`,
+          ),
         );
       }
       resolve(addresses[0]!.address);
@@ -79,39 +162,60 @@ function addressFor(entry: EgressDestination, host: string): Promise<string> {
   });
 }
 
-class InternalDestination extends Error {}
-
 /**
  * The egress a sandboxed agent gets: an HTTP proxy that lets through only the destinations it
  * is given (the run's model endpoint and git remote, by host and port) and refuses the rest,
- * saying so. It speaks both forms HTTP clients use through `HTTPS_PROXY` / `HTTP_PROXY`:
- * `CONNECT host:port` (a TLS tunnel it never looks into) and a request with an absolute URI
- * (`GET http://host:port/path`), which it forwards. Names are compared as written, before any
- * lookup, and the proxy itself resolves them: a sandbox has no network, so a name is all it can
- * give.
+ * saying so (see `createEgressProxy`).
  */
 export async function startEgressProxy(
   listen: EgressListen,
   options: EgressProxyOptions,
 ): Promise<EgressProxy> {
+  const proxy = createEgressProxy();
+  try {
+    const address = await proxy.listen(listen, allowListPolicy(options.allow, options.refused));
+    return { address, close: () => proxy.close() };
+  } catch (error) {
+    await proxy.close();
+    throw error;
+  }
+}
+
+/**
+ * An HTTP proxy for sandboxes that have no network of their own. It speaks both forms HTTP
+ * clients use through `HTTPS_PROXY` / `HTTP_PROXY`: `CONNECT host:port` (a TLS tunnel it never
+ * looks into) and a request with an absolute URI (`GET http://host:port/path`), which it
+ * forwards. What passes is the policy's of the listener the client came through; the proxy
+ * itself resolves names (through the policy): a sandbox has no network, so a name is all it
+ * can give.
+ */
+export function createEgressProxy(): EgressProxyServer {
   const sockets = new Set<Socket>();
-  const refuse = (destination: EgressDestination | undefined, raw: string): string => {
-    if (destination) options.refused(destination);
+  const listeners: NetServer[] = [];
+  const policies = new WeakMap<Socket, EgressPolicy>();
+  const policyOf = (socket: Socket): EgressPolicy | undefined => policies.get(socket);
+  const refusal = (
+    policy: EgressPolicy | undefined,
+    destination: EgressDestination | undefined,
+    raw: string,
+    reason?: string,
+  ): string => {
+    if (destination) policy?.refused(destination);
     return destination
-      ? `egress to ${destination.host}:${destination.port} is not allowed from this sandbox`
+      ? `egress to ${destination.host}:${destination.port} is not allowed from this sandbox${reason ? ` (${reason})` : ""}`
       : `not a destination: ${raw.slice(0, 200)}`;
   };
 
   const server: Server = createServer((req, res) => {
+    const policy = policyOf(req.socket);
     const url = safeUrl(req.url);
     const destination = url && url.protocol === "http:" ? parseAuthority(url.host, 80) : undefined;
-    const entry = destination && allowed(options.allow, destination);
-    if (!url || !destination || !entry) {
+    if (!policy || !url || !destination) {
       res.writeHead(403, { "content-type": "text/plain", connection: "close" });
-      res.end(`${refuse(destination, req.url ?? "")}\n`);
+      res.end(`${refusal(policy, destination, req.url ?? "")}\n`);
       return;
     }
-    addressFor(entry, destination.host).then(
+    policy.addressFor(destination).then(
       (address) => {
         const upstream = httpRequest(
           {
@@ -133,11 +237,11 @@ export async function startEgressProxy(
         req.pipe(upstream);
       },
       (error: Error) => {
-        const internal = error instanceof InternalDestination;
-        res.writeHead(internal ? 403 : 502, { "content-type": "text/plain", connection: "close" });
+        const refused = error instanceof EgressRefused;
+        res.writeHead(refused ? 403 : 502, { "content-type": "text/plain", connection: "close" });
         res.end(
-          internal
-            ? `${refuse(destination, "")} (${error.message})\n`
+          refused
+            ? `${refusal(policy, destination, "", error.reason)}\n`
             : `cannot resolve ${destination.host}: ${error.message}\n`,
         );
       },
@@ -145,19 +249,19 @@ export async function startEgressProxy(
   });
 
   server.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
+    const policy = policyOf(client);
     const destination = parseAuthority(req.url ?? "");
-    const entry = destination && allowed(options.allow, destination);
     const forbidden = (why: string) =>
       client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
-    if (!destination || !entry) {
-      forbidden(refuse(destination, req.url ?? ""));
+    if (!policy || !destination) {
+      forbidden(refusal(policy, destination, req.url ?? ""));
       return;
     }
     client.on("error", () => client.destroy());
-    addressFor(entry, destination.host).then(
+    policy.addressFor(destination).then(
       (address) => tunnel(client, head, destination, address),
       (error: Error) => {
-        if (error instanceof InternalDestination) forbidden(`${refuse(destination, "")} (${error.message})`);
+        if (error instanceof EgressRefused) forbidden(refusal(policy, destination, "", error.reason));
         else
           client.end(
             `HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\ncannot resolve ${destination.host}: ${error.message}\n`,
@@ -193,25 +297,33 @@ export async function startEgressProxy(
     });
   };
 
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    if ("socketPath" in listen) server.listen(listen.socketPath, resolve);
-    else server.listen(listen.port, listen.host, resolve);
-  });
-  const where = server.address();
-  const address = typeof where === "string" ? where : where ? `${where.address}:${where.port}` : "";
   return {
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    async listen(listen, policy) {
+      // Each listener hands its connections to the one HTTP server, marked with its policy.
+      const listener = createNetServer((socket) => {
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+        policies.set(socket, policy);
+        server.emit("connection", socket);
+      });
+      await new Promise<void>((resolve, reject) => {
+        listener.once("error", reject);
+        if ("socketPath" in listen) listener.listen(listen.socketPath, resolve);
+        else listener.listen(listen.port, listen.host, resolve);
+      });
+      listeners.push(listener);
+      const where = listener.address();
+      return typeof where === "string" ? where : where ? `${where.address}:${where.port}` : "";
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(
+        listeners
+          .splice(0)
+          .map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))),
+      );
+      server.close();
+    },
   };
 }
 
