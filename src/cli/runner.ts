@@ -36,6 +36,7 @@ import { dockerRunnerLabel } from "../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
+import { runnerStepNetwork } from "./runner-network.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
 
@@ -403,6 +404,9 @@ export async function localRunnerDaemon(
       );
     }
     const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
+    // A tenant's steps on a shared runner get a network of their own (docs/security.md).
+    const network = sandbox ? await runnerStepNetwork(config, shared, connection.logger) : undefined;
+    const stepJobs = network ? stepRunner.withNetwork(network.networkFor) : stepRunner;
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,
       token: connection.token,
@@ -427,11 +431,11 @@ export async function localRunnerDaemon(
       // The step attempt takes runyard's own credentials out of the env and masks them.
       handlers: {
         step: new StepJobHandler(
-          stepRunner,
+          stepJobs,
           runs && {
             folders: runs,
             runnerWith: (place, ownFolder) =>
-              stepRunner.withExposure({
+              stepJobs.withExposure({
                 tmp: place.tmp,
                 homeFolder: place.home,
                 scratchDir: place.scratch,
@@ -456,6 +460,7 @@ export async function localRunnerDaemon(
       async stop(graceMs) {
         await daemon.stop(graceMs);
         await runs?.close();
+        await network?.close();
         executor.close();
         guard.close();
         release();

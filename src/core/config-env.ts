@@ -80,6 +80,7 @@ export const envNames: Record<keyof Config, string[]> = {
   agentSandboxMaxPids: ["RUNYARD_AGENT_SANDBOX_MAX_PIDS"],
   agentSandboxAllow: ["RUNYARD_AGENT_SANDBOX_ALLOW"],
   stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
+  stepNetworkAllow: [],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 

@@ -337,6 +337,13 @@ export const configSchema = z.object({
    */
   stepCwdRoots: folderList(),
   /**
+   * Runner (config file only): per tenant id, the internal destinations (loopback, private,
+   * link-local, metadata ranges) its steps may reach through the runner's egress proxy on a
+   * shared runner, where each tenant's run has a network of its own; public addresses need no
+   * entry. Entries as `direct_hosts:` writes them (core/outbound/destination-list.ts).
+   */
+  stepNetworkAllow: z.record(z.string().min(1), destinationList()).default({}),
+  /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */

@@ -54,6 +54,12 @@ export const StepAttemptRequest = z.object({
    * the container to a member's rules (core/container-policy.ts) before it creates it.
    */
   unrestricted: z.literal(true).optional(),
+  /**
+   * The run's tenant (null: a run outside any tenant). A shared runner gives a tenant's steps a
+   * network of their own with the internal destinations its operator allows that tenant
+   * (exec/sandbox-network.ts); absent (a server that predates the field), it gives one too.
+   */
+  tenant_id: z.string().nullable().optional(),
 });
 export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
 export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;

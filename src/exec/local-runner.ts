@@ -7,6 +7,7 @@ import type {
   StepOutputSink,
   StepRunner,
 } from "../core/step-attempt.js";
+import type { SandboxNetwork } from "./sandbox-network.js";
 import { runStepAttempt } from "./step-attempt.js";
 import type { ExecExposure, Executor } from "./types.js";
 
@@ -33,6 +34,11 @@ export class LocalStepRunner implements StepRunner {
        * to a member's rules (core/container-policy.ts). `runyard run` runs its user's own workflow.
        */
       confineContainers?: boolean;
+      /**
+       * A sandboxing runner's: the network of an attempt's sandbox, when it gets one of its own
+       * (a tenant's run on a shared runner, see sandbox-network.ts); undefined: the host's.
+       */
+      network?: (request: StepAttemptRequest) => Promise<SandboxNetwork | undefined>;
     },
   ) {}
 
@@ -41,11 +47,18 @@ export class LocalStepRunner implements StepRunner {
     return new LocalStepRunner(this.executor, { ...this.options, exposure });
   }
 
+  /** The same runner, each attempt's sandbox given the network `networkFor` answers. */
+  withNetwork(
+    networkFor: (request: StepAttemptRequest) => Promise<SandboxNetwork | undefined>,
+  ): LocalStepRunner {
+    return new LocalStepRunner(this.executor, { ...this.options, network: networkFor });
+  }
+
   async runAttempt(
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult> {
-    const { containers, confineContainers, ...options } = this.options;
+    const { containers, confineContainers, network: networkFor, ...options } = this.options;
     const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
     // The runner writes output_path's files itself, outside any sandbox or container.
     const outputRefusal =
@@ -60,7 +73,24 @@ export class LocalStepRunner implements StepRunner {
         ),
       );
     }
-    if (!request.container) return runStepAttempt(this.executor, request, attemptOptions);
+    if (!request.container) {
+      // Never the host's network in place of one the attempt should have had: it fails instead.
+      let network: SandboxNetwork | undefined;
+      try {
+        network = await networkFor?.(request);
+      } catch (error) {
+        return attemptEndedEarly(
+          "failed",
+          errorInfo(
+            "SPAWN_FAILED",
+            `cannot give the step a network of its own: ${(error as Error).message}`,
+            "See the runner's log; the runner's egress proxy could not listen for this run's sandbox.",
+          ),
+        );
+      }
+      const exposure = network ? { ...options.exposure, network } : options.exposure;
+      return runStepAttempt(this.executor, request, { ...attemptOptions, ...(exposure ? { exposure } : {}) });
+    }
     if (!containers) {
       return attemptEndedEarly(
         "failed",

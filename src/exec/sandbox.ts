@@ -249,7 +249,19 @@ export class Sandbox {
     // A mount covers what an earlier one put under its path: outer folders first, and at the
     // same depth the hiding tmpfs last, so it wins.
     mounts.sort((a, b) => depth(a.path) - depth(b.path) || a.order - b.order);
-    return [...this.prefix, ...mounts.flatMap((mount) => mount.args), "--chdir", cwd, "--", ...argv];
+    // A network of its own (sandbox-network.ts): its bwrap arguments, and the forwarder first.
+    const network = exposure.network;
+    const command = network ? network.wrap(argv) : argv;
+    const networkArgs = network?.bwrapArgs ?? [];
+    return [
+      ...this.prefix,
+      ...mounts.flatMap((mount) => mount.args),
+      ...networkArgs,
+      "--chdir",
+      cwd,
+      "--",
+      ...command,
+    ];
   }
 
   private isSystem(path: string): boolean {

@@ -7,6 +7,7 @@
  */
 
 import type { ErrorCode } from "../core/errors.js";
+import type { SandboxNetwork } from "./sandbox-network.js";
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -141,6 +142,11 @@ export interface ExecExposure {
   scratchDir?: string;
   /** The run's sandbox on this runner: commands it can take run there rather than in one of their own. */
   runSandbox?: RunSandboxEntry;
+  /**
+   * A network namespace of its own with egress through the runner's proxy (sandbox-network.ts);
+   * absent: the host's network.
+   */
+  network?: SandboxNetwork;
 }
 
 /** A run's sandbox, made at its first command and entered by the next (see run-sandbox.ts). */

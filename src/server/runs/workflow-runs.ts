@@ -263,11 +263,15 @@ export class WorkflowRuns implements RunKindModule {
       { host, requirements },
       run.record.tenant_id,
     );
-    if (!unrestricted) return queued;
-    // A platform admin's containers may join any network and run any image; the runner sees it here.
+    // A platform admin's containers may join any network and run any image; the runner sees it
+    // here. The tenant tells a shared runner whose network rules the steps follow.
+    const owner = {
+      tenant_id: run.record.tenant_id,
+      ...(unrestricted ? { unrestricted: true as const } : {}),
+    };
     return {
       ...queued,
-      runAttempt: (request, io) => queued.runAttempt({ ...request, unrestricted: true }, io),
+      runAttempt: (request, io) => queued.runAttempt({ ...request, ...owner }, io),
     };
   }
 

@@ -1,0 +1,142 @@
+import { createHash } from "node:crypto";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DestinationList } from "../core/outbound/destination-list.js";
+import { createEgressProxy, type EgressDestination, publicPolicy } from "./egress-proxy.js";
+
+/**
+ * What a sandbox needs to run on a network of its own: only loopback inside, and HTTP(S) out
+ * through the runner's egress proxy, reached over a Unix socket bound into the sandbox and
+ * relayed from 127.0.0.1:`proxyPort` by the static forwarder (native/egress-forward.c). The same
+ * pieces serve a bwrap that wraps one command and one that wraps a run's long-lived helper: the
+ * forwarder then runs once, before the helper, and every command the helper starts gets `env`.
+ */
+export interface SandboxNetwork {
+  /** bwrap arguments: a network namespace of its own, the forwarder and the proxy's socket bound in, `env` set. */
+  readonly bwrapArgs: readonly string[];
+  /** The argv that starts the forwarder, which then runs `argv` as its child and exits as it does. */
+  wrap(argv: readonly string[]): string[];
+  /** What every command inside gets, so that curl, git, npm and pip go through the proxy. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Where, inside a sandbox, the forwarder listens: its own loopback, so any fixed port serves. */
+export const proxyPort = 3128;
+/** Where the forwarder and the proxy's socket are bound, inside the sandbox's own /run. */
+const insideFolder = "/run/runyard-net";
+const insideForwarder = `${insideFolder}/egress-forward`;
+const insideSocket = `${insideFolder}/egress.sock`;
+
+/** The variables HTTP clients read for a proxy, each spelling they read, and what stays local. */
+export function proxyEnv(port: number): Record<string, string> {
+  const proxy = `http://127.0.0.1:${port}`;
+  const local = "localhost,127.0.0.1,::1";
+  return {
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    NO_PROXY: local,
+    no_proxy: local,
+  };
+}
+
+/** The network of a sandbox whose proxy listens at `socketPath` on the host. */
+export function sandboxNetwork(forwarder: string, socketPath: string): SandboxNetwork {
+  const env = proxyEnv(proxyPort);
+  return {
+    bwrapArgs: [
+      "--unshare-net",
+      "--ro-bind",
+      forwarder,
+      insideForwarder,
+      "--bind",
+      socketPath,
+      insideSocket,
+      ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
+    ],
+    wrap: (argv) => [insideForwarder, String(proxyPort), insideSocket, "--", ...argv],
+    env,
+  };
+}
+
+/** Who a step job is run for, as the server marks it (core/step-attempt.ts). */
+export interface NetworkOwner {
+  /** A platform admin's run. */
+  unrestricted?: true | undefined;
+  /** The run's tenant; null: a run outside any tenant; absent: a server that does not say. */
+  tenant_id?: string | null | undefined;
+}
+
+/**
+ * Whether a job's commands get a network of their own on a runner: a tenant's run on a shared
+ * runner does, and so does a run of a server that does not say whose it is. A platform admin's
+ * and a run outside any tenant (the operator's own) keep the host's network, as every run does on
+ * a runner that serves one principal.
+ */
+export function needsOwnNetwork(owner: NetworkOwner, runnerShared: boolean): boolean {
+  if (!runnerShared || owner.unrestricted === true) return false;
+  return owner.tenant_id !== null;
+}
+
+export interface RunnerEgressOptions {
+  /** The static forwarder (native/build/egress-forward). */
+  forwarder: string;
+  /**
+   * The internal destinations each tenant's steps may reach through the proxy (`step_network_allow`
+   * in the runner's config file: tenant id to destination entries, core/outbound/destination-list.ts).
+   */
+  allow: Readonly<Record<string, readonly string[]>>;
+  /** Told of each refused destination, with the tenant whose step asked. */
+  refused: (tenant: string | undefined, destination: EgressDestination) => void;
+}
+
+/**
+ * The runner's egress for sandboxed steps: one proxy for the runner's life, listening on one
+ * socket per tenant, each held to that tenant's policy (public addresses, and the internal ones
+ * the operator allows it). A sandbox binds only its own tenant's socket.
+ */
+export class RunnerEgress {
+  private readonly proxy = createEgressProxy();
+  private readonly sockets = new Map<string, Promise<string>>();
+
+  private constructor(
+    private readonly folder: string,
+    private readonly options: RunnerEgressOptions,
+  ) {}
+
+  /** Starts the runner's proxy; its sockets live in a private folder of their own, short enough for a socket path. */
+  static async start(options: RunnerEgressOptions): Promise<RunnerEgress> {
+    const folder = await mkdtemp(join(tmpdir(), "runyard-egress-"));
+    await chmod(folder, 0o700);
+    return new RunnerEgress(folder, options);
+  }
+
+  /** The network of a sandbox of `tenant` (undefined: a tenant unknown, allowed nothing internal). */
+  async networkFor(tenant: string | undefined): Promise<SandboxNetwork> {
+    const key = tenant ?? "";
+    let socket = this.sockets.get(key);
+    if (!socket) {
+      const path = join(this.folder, `${createHash("sha256").update(key).digest("hex").slice(0, 16)}.sock`);
+      const internal = new DestinationList(tenant === undefined ? [] : (this.options.allow[tenant] ?? []));
+      socket = this.proxy
+        .listen(
+          { socketPath: path },
+          publicPolicy(internal, (d) => this.options.refused(tenant, d)),
+        )
+        .then(async (where) => {
+          await chmod(where, 0o600);
+          return where;
+        });
+      this.sockets.set(key, socket);
+      socket.catch(() => this.sockets.delete(key));
+    }
+    return sandboxNetwork(this.options.forwarder, await socket);
+  }
+
+  async close(): Promise<void> {
+    await this.proxy.close();
+    await rm(this.folder, { recursive: true, force: true });
+  }
+}
