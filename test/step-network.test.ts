@@ -1,0 +1,258 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
+import { until } from "./helpers/processes.js";
+import {
+  adminToken,
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  startCli,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/**
+ * What a step reaches on a shared, sandboxing runner (docs/security.md, "A tenant's network"):
+ * real bubblewrap, the runner's real egress proxy, and a network namespace of the test's own
+ * (`ip netns`, a veth pair on a 10.x /30 of the test's making) standing in for the runner's
+ * private network. Needs root (for `ip netns`) and a bwrap that works.
+ */
+const canRun = process.getuid?.() === 0 && commandWorks("bwrap", ["--ro-bind", "/", "/", "true"]);
+
+function commandWorks(command: string, args: string[]): boolean {
+  try {
+    execFileSync(command, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const suffix = String(process.pid % 100_000);
+const namespace = `ryh3-${suffix}`;
+const hostSide = `ryh3h${suffix}`;
+const nsSide = `ryh3n${suffix}`;
+// A /30 of the test's own in 10.0.0.0/8, one per test process.
+const subnet = `10.${200 + (process.pid % 50)}.${Math.floor(process.pid / 50) % 250}`;
+const privateAddress = `${subnet}.2`;
+const privatePort = 8080;
+
+let server: TestServer;
+let runner: Proc | undefined;
+let privateService: ChildProcess | undefined;
+let abstractService: ChildProcess | undefined;
+const hostListeners: Server[] = [];
+let loopbackPort = 0;
+let loopbackReached = 0;
+let abstractReached = 0;
+const abstractName = `runyard-h3-test-${suffix}`;
+let acme = "";
+let globex = "";
+
+function ip(...args: string[]): void {
+  execFileSync("ip", args, { stdio: "pipe" });
+}
+
+async function token(body: Record<string, string>): Promise<string> {
+  const { status, body: created } = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
+  expect(status).toBe(201);
+  return created.token;
+}
+
+beforeAll(async () => {
+  if (!canRun) return;
+  // The runner's "private network": a namespace behind a veth pair, an HTTP service inside.
+  ip("netns", "add", namespace);
+  ip("link", "add", hostSide, "type", "veth", "peer", "name", nsSide);
+  ip("link", "set", nsSide, "netns", namespace);
+  ip("addr", "add", `${subnet}.1/30`, "dev", hostSide);
+  ip("link", "set", hostSide, "up");
+  ip("netns", "exec", namespace, "ip", "addr", "add", `${privateAddress}/30`, "dev", nsSide);
+  ip("netns", "exec", namespace, "ip", "link", "set", nsSide, "up");
+  ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up");
+  privateService = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      namespace,
+      "python3",
+      "-m",
+      "http.server",
+      String(privatePort),
+      "--bind",
+      privateAddress,
+    ],
+    { cwd: tempDir(), stdio: "ignore" },
+  );
+  await until(
+    "the private service answers",
+    () =>
+      commandWorks("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${privateAddress}:${privatePort}/`]),
+    15_000,
+  );
+
+  // The host's loopback services a step must not reach: a TCP listener and an abstract socket.
+  const loopback = createServer((socket) => {
+    loopbackReached++;
+    // A shell that connects and goes may reset the connection before this is read.
+    socket.on("error", () => {});
+    socket.end("HTTP/1.0 200 OK\r\ncontent-length: 9\r\n\r\nloopback\n");
+  });
+  hostListeners.push(loopback);
+  await new Promise<void>((resolve) => loopback.listen(0, "127.0.0.1", resolve));
+  const address = loopback.address();
+  loopbackPort = typeof address === "object" && address ? address.port : 0;
+  // Python's: Node binds an abstract name padded with NULs to the whole sun_path.
+  const abstractScript = [
+    "import socket",
+    "s = socket.socket(socket.AF_UNIX)",
+    `s.bind("\\0${abstractName}")`,
+    "s.listen(8)",
+    'print("ready", flush=True)',
+    "while True:",
+    "    c, _ = s.accept()",
+    '    print("hit", flush=True)',
+    '    c.sendall(b"abstract\\n")',
+    "    c.close()",
+  ].join("\n");
+  abstractService = spawn("python3", ["-u", "-c", abstractScript], { stdio: ["ignore", "pipe", "inherit"] });
+  let abstractOutput = "";
+  abstractService.stdout?.on("data", (chunk: Buffer) => {
+    abstractOutput += chunk.toString();
+    abstractReached = abstractOutput.split("hit").length - 1;
+  });
+  await until("the abstract socket listens", () => abstractOutput.includes("ready"), 10_000);
+
+  server = await startTestServer();
+  acme = await token({ kind: "user", name: "acme-member", tenant_id: "acme" });
+  globex = await token({ kind: "user", name: "globex-member", tenant_id: "globex" });
+  const runnerToken = await token({ kind: "runner", name: "shared runner" });
+  const config = join(tempDir(), "runner.yaml");
+  writeFileSync(config, `step_network_allow:\n  acme:\n    - ${subnet}.0/30\n`);
+  runner = startCli(
+    [
+      "runner",
+      "--server",
+      server.url,
+      "--token",
+      runnerToken,
+      "--id",
+      "shared-h3",
+      "--shared",
+      "--config",
+      config,
+    ],
+    { RUNYARD_SANDBOX: "auto", RUNYARD_LOG_LEVEL: "error", RUNYARD_HOME: tempDir() },
+    tempDir("runyard-work-"),
+  );
+  await runner.waitFor("runner shared-h3 connected");
+}, 60_000);
+
+afterAll(async () => {
+  await runner?.kill();
+  await server?.proc.kill();
+  privateService?.kill("SIGKILL");
+  abstractService?.kill("SIGKILL");
+  for (const listener of hostListeners) listener.close();
+  if (canRun) {
+    for (const args of [
+      ["link", "del", hostSide],
+      ["netns", "del", namespace],
+    ]) {
+      try {
+        ip(...args);
+      } catch {}
+    }
+  }
+});
+
+/** Runs `script` as one shell.run step submitted with `bearer`; answers the run's status and output. */
+async function stepOf(bearer: string, script: string): Promise<{ status: string; output: string }> {
+  const workflow = [
+    "version: v0.1",
+    "name: network",
+    "inventory:",
+    "  hosts:",
+    "    worker: {}",
+    "steps:",
+    "  - name: reach",
+    "    targets: [worker]",
+    "    action: shell.run",
+    "    args:",
+    "      script: |",
+    ...script.split("\n").map((line) => `        ${line}`),
+  ].join("\n");
+  const { status, body } = await api<{ run_id: string }>(
+    server.url,
+    "POST",
+    "/api/runs",
+    { kind: "workflow", workflow: `${workflow}\n` },
+    bearer,
+  );
+  expect(status, JSON.stringify(body)).toBe(201);
+  const run = await waitForRun(server.url, body.run_id, isFinal, 60_000);
+  const events = await readEvents(server.url, body.run_id);
+  const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+  return { status: run.status, output };
+}
+
+/** Shell lines that print `<name>-reached` or `<name>-refused` for a TCP connect and an HTTP GET. */
+const tries = (port: number) =>
+  [
+    `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo tcp-reached || echo tcp-refused`,
+    `python3 -c "import socket; s = socket.socket(socket.AF_UNIX); s.connect('\\0${abstractName}'); print(s.recv(99))" 2>/dev/null && echo abstract-reached || echo abstract-refused`,
+    `curl -sf -m 5 http://127.0.0.1:${port}/ >/dev/null 2>&1 && echo curl-loopback-reached || echo curl-loopback-refused`,
+    `code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' http://${privateAddress}:${privatePort}/); echo "private-http-$code"`,
+    `curl -s -m 5 http://${privateAddress}:${privatePort}/ | head -c 300; echo`,
+    "echo done",
+  ].join("\n");
+
+describe.skipIf(!canRun)("a step's network on a shared runner", () => {
+  it("a tenant's step reaches neither a TCP listener on the host's 127.0.0.1 nor its abstract unix socket, directly or through the proxy", async () => {
+    const before = { loopback: loopbackReached, abstract: abstractReached };
+    const { status, output } = await stepOf(globex, tries(loopbackPort));
+    expect(status, output).toBe("success");
+    expect(output).toContain("tcp-refused\n");
+    expect(output).toContain("abstract-refused\n");
+    expect(output).toContain("curl-loopback-refused\n");
+    expect(loopbackReached).toBe(before.loopback);
+    expect(abstractReached).toBe(before.abstract);
+  });
+
+  it("a tenant's curl through the proxy to a private address is refused, saying why, when the operator has not allowed it", async () => {
+    const { status, output } = await stepOf(globex, tries(loopbackPort));
+    expect(status, output).toBe("success");
+    expect(output).toContain("private-http-403\n");
+    expect(output).toContain(
+      `egress to ${privateAddress}:${privatePort} is not allowed from this sandbox (${privateAddress} leads to ${privateAddress}, an internal address (private))`,
+    );
+  });
+
+  it("a tenant's curl reaches the private address its operator allows for that tenant (step_network_allow), and HTTPS_PROXY names the proxy", async () => {
+    const { status, output } = await stepOf(acme, `echo "proxy=$HTTPS_PROXY"\n${tries(loopbackPort)}`);
+    expect(status, output).toBe("success");
+    expect(output).toContain("proxy=http://127.0.0.1:3128\n");
+    expect(output).toContain("private-http-200\n");
+    expect(output).toContain("Directory listing");
+    // The allowance is for that range: the host's loopback stays shut to the same tenant.
+    expect(output).toContain("tcp-refused\n");
+    expect(output).toContain("curl-loopback-refused\n");
+  });
+
+  it("a platform admin's step keeps the host's network: it reaches the loopback listener and the abstract socket", async () => {
+    const before = loopbackReached;
+    const { status, output } = await stepOf(adminToken, tries(loopbackPort));
+    expect(status, output).toBe("success");
+    expect(output).toContain("tcp-reached\n");
+    expect(output).toContain("abstract-reached\n");
+    expect(output).toContain("curl-loopback-reached\n");
+    expect(loopbackReached).toBeGreaterThan(before);
+  });
+});
