@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, request } from "node:http";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -28,7 +28,9 @@ async function listening(server: Server, host: string): Promise<number> {
 }
 
 async function proxy(allow: EgressDestination[], refused: EgressDestination[]): Promise<EgressProxy> {
-  const socketPath = join(mkdtempSync(join(tmpdir(), "runyard-egress-")), "egress.sock");
+  const folder = mkdtempSync(join(tmpdir(), "runyard-egress-"));
+  closers.push(async () => rmSync(folder, { recursive: true, force: true }));
+  const socketPath = join(folder, "egress.sock");
   const started = await startEgressProxy({ socketPath }, { allow, refused: (d) => refused.push(d) });
   closers.push(() => started.close());
   return started;
@@ -238,6 +240,7 @@ describe("the egress proxy", () => {
     const server = createEgressProxy();
     closers.push(() => server.close());
     const folder = mkdtempSync(join(tmpdir(), "runyard-egress-"));
+    closers.unshift(async () => rmSync(folder, { recursive: true, force: true }));
     const refused: EgressDestination[] = [];
     const shut = await server.listen(
       { socketPath: join(folder, "a.sock") },
