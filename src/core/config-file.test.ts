@@ -66,6 +66,19 @@ describe("config file", () => {
     );
   });
 
+  it("reads step_network_allow: per tenant, the internal destinations its steps may reach; an entry that does not read is refused, naming it", () => {
+    const loaded = readConfigFile(
+      file("step_network_allow:\n  acme:\n    - 10.20.0.0/16\n    - db.internal:5432\n  globex: []\n"),
+    );
+    expect(loadConfig({}, loaded.overrides).stepNetworkAllow).toEqual({
+      acme: ["10.20.0.0/16", "db.internal:5432"],
+      globex: [],
+    });
+    expect(loadConfig({}).stepNetworkAllow).toEqual({});
+    const wrong = readConfigFile(file("step_network_allow:\n  acme: [10.20.0.0/33]\n"));
+    expect(() => loadConfig({}, wrong.overrides)).toThrowError(/10\.20\.0\.0\/33.*prefix is at most \/32/);
+  });
+
   describe("the agent runner's config.yaml", () => {
     // Seed 003's three example files, as the seed shows them.
     const configYaml = `# 基本設定
