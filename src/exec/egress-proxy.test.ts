@@ -9,6 +9,7 @@ import {
   createEgressProxy,
   type EgressDestination,
   type EgressProxy,
+  machineAddresses,
   parseAuthority,
   publicPolicy,
   startEgressProxy,
@@ -266,6 +267,23 @@ describe("the egress proxy", () => {
       "HTTP/1.1 200 Connection Established\nhello\n",
     );
     expect((await tunnel(open, `127.0.0.1:${port + 1 === 65536 ? 1 : port + 1}`)).status).toContain("403");
+  });
+
+  it("refuses an address of the runner's own machine though it is public (a service on 0.0.0.0 answers there), in its mapped form too, unless the operator lists it", async () => {
+    const own = () => new Set(["203.0.113.7"]);
+    const refusal = (policy: ReturnType<typeof publicPolicy>, host: string) =>
+      policy.addressFor({ host, port: 5432 }).then(
+        () => "allowed",
+        (error: Error) => error.message,
+      );
+    const shut = publicPolicy(new DestinationList([]), () => {}, own);
+    expect(await refusal(shut, "203.0.113.7")).toBe(
+      "203.0.113.7 leads to 203.0.113.7, an internal address (this runner's own)",
+    );
+    expect(await refusal(shut, "::ffff:203.0.113.7")).toContain("an internal address (this runner's own)");
+    const listed = publicPolicy(new DestinationList(["203.0.113.7:5432"]), () => {}, own);
+    expect(await refusal(listed, "203.0.113.7")).toBe("allowed");
+    expect(machineAddresses().has("127.0.0.1")).toBe(true);
   });
 
   it("reads host and port as CONNECT lines and Host headers write them", () => {

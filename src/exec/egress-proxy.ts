@@ -7,8 +7,9 @@ import {
   type Server as NetServer,
   type Socket,
 } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { DestinationList } from "../core/outbound/destination-list.js";
-import { internalHostOf, internalRangeOf } from "../core/outbound/internal-addresses.js";
+import { embeddedIPv4, internalHostOf, internalRangeOf } from "../core/outbound/internal-addresses.js";
 
 /** A destination a sandboxed process may reach: a host name or address, and a port. */
 export interface EgressDestination {
@@ -122,38 +123,63 @@ export function allowListPolicy(
 export function publicPolicy(
   internal: DestinationList,
   refused: (destination: EgressDestination) => void,
+  ownAddresses: () => ReadonlySet<string> = machineAddresses,
 ): EgressPolicy {
   return {
     refused,
     addressFor: (destination) =>
-      checkedAddress(destination, (address) =>
-        internal.lists({ hostname: destination.host, port: destination.port, address }),
+      checkedAddress(
+        destination,
+        (address) => internal.lists({ hostname: destination.host, port: destination.port, address }),
+        ownAddresses,
       ),
   };
 }
 
 /**
+ * The addresses of this machine's interfaces: a public one among them leads to the runner's own
+ * services listening on every address (0.0.0.0), as loopback does.
+ */
+export function machineAddresses(): ReadonlySet<string> {
+  const found = new Set<string>();
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) found.add(entry.address.toLowerCase().split("%")[0]!);
+  }
+  return found;
+}
+
+/** The internal kind of `address` (`host` as written), this machine's own addresses included. */
+function internalKindOf(address: string, host: string, own: ReadonlySet<string>): string | undefined {
+  const kind = internalRangeOf(address) ?? internalHostOf(host);
+  if (kind !== undefined) return kind;
+  const bare = address.toLowerCase().split("%")[0]!;
+  const carried = embeddedIPv4(bare);
+  return own.has(bare) || (carried !== undefined && own.has(carried)) ? "this runner's own" : undefined;
+}
+
+/**
  * The first address `destination`'s host resolves to, once every address it resolves to is public
- * or let in by `internalAllowed`; rejects with EgressRefused otherwise.
+ * (and none of this machine's own) or let in by `internalAllowed`; rejects with EgressRefused otherwise.
  */
 function checkedAddress(
   destination: EgressDestination,
   internalAllowed: (address: string) => boolean,
+  ownAddresses: () => ReadonlySet<string> = machineAddresses,
 ): Promise<string> {
   const host = destination.host;
   return new Promise((resolve, reject) => {
     dnsLookup(host, { all: true }, (error, addresses) => {
       if (error) return reject(error);
-      const inside = addresses.find(
-        (found) =>
-          (internalRangeOf(found.address) ?? internalHostOf(host)) !== undefined &&
-          !internalAllowed(found.address),
-      );
+      const own = ownAddresses();
+      const inside = addresses
+        .map((found) => ({ address: found.address, kind: internalKindOf(found.address, host, own) }))
+        .find((found) => found.kind !== undefined && !internalAllowed(found.address));
       if (inside || addresses.length === 0) {
-        const kind = inside ? (internalRangeOf(inside.address) ?? "loopback") : undefined;
         return reject(
           new EgressRefused(
-            `${host} leads to ${inside?.address ?? "no address"}, an internal address${kind ? ` (${kind})` : ""}`,
+            inside
+              ? `${host} leads to ${inside.address}, an internal address (${inside.kind})`
+              : `${host} leads to no address`,
           ),
         );
       }
