@@ -28,6 +28,28 @@ const v6Ranges: ReadonlyArray<readonly [string, number, string]> = [
   ["ff00::", 8, "multicast"],
 ];
 
+/**
+ * The ranges above as CIDR text, for filters that take ranges rather than ask this module (a
+ * sandbox's nftables rules): IPv4, and IPv6 with every form that carries an internal IPv4 range
+ * (mapped, compatible, NAT64, 6to4).
+ */
+export function internalCidrs(): { ipv4: string[]; ipv6: string[] } {
+  const ipv4 = v4Ranges.map(([network, prefix]) => `${network}/${prefix}`);
+  const carried = v4Ranges.flatMap(([network, prefix]) => {
+    const [a, b, c, d] = network.split(".").map(Number) as [number, number, number, number];
+    const high = ((a << 8) | b).toString(16);
+    const low = ((c << 8) | d).toString(16);
+    // In hex groups only: nftables does not read a dotted quad after some prefixes (64:ff9b::).
+    return [
+      `::ffff:${high}:${low}/${96 + prefix}`,
+      `::${high}:${low}/${96 + prefix}`,
+      `64:ff9b::${high}:${low}/${96 + prefix}`,
+      `2002:${high}:${low}::/${16 + prefix}`,
+    ];
+  });
+  return { ipv4, ipv6: [...v6Ranges.map(([network, prefix]) => `${network}/${prefix}`), ...carried] };
+}
+
 const ranges = v4Ranges.map(([network, prefix, kind]) => {
   const list = new BlockList();
   list.addSubnet(network, prefix, "ipv4");

@@ -1,0 +1,171 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import type { Readable, Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { machineAddresses } from "../src/exec/egress-proxy.js";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { RunnerEgress, type SandboxNetwork } from "../src/exec/sandbox-network.js";
+import { attachPlainTcp, plainTcpRules } from "../src/exec/sandbox-tcp.js";
+import { tempDir } from "./helpers/cli.js";
+import { until } from "./helpers/processes.js";
+
+/**
+ * Plain TCP for a sandbox with a network of its own (exec/sandbox-tcp.ts): pasta attached to a
+ * held bwrap's namespace, nftables rules set there first. A network namespace of the test's own
+ * (a veth pair on a 10.x /30 of its making) stands in for the runner's private network. Needs root
+ * (`ip netns`), bwrap, pasta and nft.
+ */
+const available = (command: string, args: string[]) => {
+  try {
+    execFileSync(command, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const canRun =
+  process.getuid?.() === 0 &&
+  available("pasta", ["--version"]) &&
+  available("nft", ["--version"]) &&
+  existsSync(nativeHelperPath("egress-forward"));
+
+const suffix = String(process.pid % 100_000);
+const namespace = `ryh4-${suffix}`;
+const hostSide = `ryh4h${suffix}`;
+const nsSide = `ryh4n${suffix}`;
+const subnet = `10.${150 + (process.pid % 50)}.${Math.floor(process.pid / 50) % 250}`;
+const privateAddress = `${subnet}.2`;
+let service: ChildProcess | undefined;
+let loopback: Server | undefined;
+let loopbackPort = 0;
+let loopbackReached = 0;
+let egress: RunnerEgress | undefined;
+let network: SandboxNetwork;
+let sandbox: Sandbox;
+
+function ip(...args: string[]): void {
+  execFileSync("ip", args, { stdio: "pipe" });
+}
+
+beforeAll(async () => {
+  if (!canRun) return;
+  ip("netns", "add", namespace);
+  ip("link", "add", hostSide, "type", "veth", "peer", "name", nsSide);
+  ip("link", "set", nsSide, "netns", namespace);
+  ip("addr", "add", `${subnet}.1/30`, "dev", hostSide);
+  ip("link", "set", hostSide, "up");
+  ip("netns", "exec", namespace, "ip", "addr", "add", `${privateAddress}/30`, "dev", nsSide);
+  ip("netns", "exec", namespace, "ip", "link", "set", nsSide, "up");
+  service = spawn(
+    "ip",
+    ["netns", "exec", namespace, "python3", "-m", "http.server", "8080", "--bind", privateAddress],
+    { cwd: tempDir(), stdio: "ignore" },
+  );
+  await until(
+    "the private service answers",
+    () => available("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${privateAddress}:8080/`]),
+    15_000,
+  );
+  loopback = createServer((socket) => {
+    loopbackReached++;
+    socket.on("error", () => {});
+    socket.end("HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n");
+  });
+  await new Promise<void>((resolve) => loopback?.listen(0, "127.0.0.1", resolve));
+  const address = loopback.address();
+  loopbackPort = typeof address === "object" && address ? address.port : 0;
+  const probe = await probeSandbox();
+  if (probe.isolation !== "sandbox") throw new Error(probe.problem);
+  sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [] });
+  egress = await RunnerEgress.start({
+    forwarder: nativeHelperPath("egress-forward"),
+    allow: {},
+    refused: () => {},
+  });
+  network = await egress.networkFor("acme");
+}, 60_000);
+
+afterAll(async () => {
+  service?.kill("SIGKILL");
+  loopback?.close();
+  await egress?.close();
+  if (!canRun) return;
+  for (const args of [
+    ["link", "del", hostSide],
+    ["netns", "del", namespace],
+  ]) {
+    try {
+      ip(...args);
+    } catch {}
+  }
+});
+
+/**
+ * Runs `script` in a sandbox with a network of its own, held (bwrap --info-fd, --block-fd) until
+ * pasta is attached with `rules`; answers its output.
+ */
+async function sandboxed(script: string, rules: string): Promise<string> {
+  const [bwrap, ...args] = sandbox.command(["bash", "-c", script], { cwd: tempDir(), network });
+  const child = spawn(bwrap!, ["--info-fd", "3", "--block-fd", "4", ...args], {
+    stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const info = child.stdio[3] as Readable;
+  const block = child.stdio[4] as Writable;
+  // bwrap closes both once it has read the go-ahead: a reset there is no failure.
+  info.on("error", () => {});
+  block.on("error", () => {});
+  let text = "";
+  const pid = await new Promise<number>((resolve, reject) => {
+    info.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+      const match = /"child-pid":\s*(\d+)/.exec(text);
+      if (match) resolve(Number(match[1]));
+    });
+    child.on("exit", () => reject(new Error(`bwrap ended before it said its child's pid: ${output}`)));
+  });
+  await attachPlainTcp(pid, rules);
+  block.end("go");
+  await new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  return output;
+}
+
+const tries = () =>
+  [
+    `code=$(curl -s -m 5 --noproxy '*' -o /dev/null -w '%{http_code}' http://${privateAddress}:8080/); echo "private-$code"`,
+    `(exec 3<>/dev/tcp/127.0.0.1/${loopbackPort}) 2>/dev/null && echo loopback-reached || echo loopback-refused`,
+    `code=$(curl -s -m 5 --noproxy '*' -o /dev/null -w '%{http_code}' http://169.254.169.254/); echo "metadata-$code"`,
+    'echo "links-$(ip -brief link | wc -l)"',
+  ].join("\n");
+
+describe.skipIf(!canRun)("plain TCP from a sandbox through pasta", () => {
+  it("is refused at a private address, the metadata address and the host's loopback when no rule lets them in", async () => {
+    const before = loopbackReached;
+    const output = await sandboxed(tries(), plainTcpRules([], machineAddresses()));
+    expect(output).toContain("private-000\n");
+    expect(output).toContain("metadata-000\n");
+    expect(output).toContain("loopback-refused\n");
+    // pasta gave it an interface besides its loopback: the refusals are the rules'.
+    expect(output).toContain("links-2\n");
+    expect(loopbackReached).toBe(before);
+  });
+
+  it("reaches the private range the operator allows, and still not the host's loopback", async () => {
+    const output = await sandboxed(tries(), plainTcpRules([`${subnet}.0/30:8080`], machineAddresses()));
+    expect(output).toContain("private-200\n");
+    expect(output).toContain("loopback-refused\n");
+  });
+
+  it("keeps the proxy on its own loopback beside pasta's interface", async () => {
+    const output = await sandboxed(
+      `curl -s -m 5 -o /dev/null -w 'proxied-%{http_code}\\n' http://${privateAddress}:8080/`,
+      plainTcpRules([], machineAddresses()),
+    );
+    // The proxy refuses it (acme is allowed nothing internal), saying so with a 403.
+    expect(output).toContain("proxied-403\n");
+  });
+});
