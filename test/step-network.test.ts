@@ -236,9 +236,15 @@ describe.skipIf(!canRun)("a step's network on a shared runner", () => {
   });
 
   it("a tenant's curl reaches the private address its operator allows for that tenant (step_network_allow), and HTTPS_PROXY names the proxy", async () => {
-    const { status, output } = await stepOf(acme, `echo "proxy=$HTTPS_PROXY"\n${tries(loopbackPort)}`);
+    // The run's sandbox (the holder's `sleep infinity` is there), not one of the command's own.
+    const where = `cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep infinity' && echo in-run-sandbox`;
+    const { status, output } = await stepOf(
+      acme,
+      `echo "proxy=$HTTPS_PROXY"\n${where}\n${tries(loopbackPort)}`,
+    );
     expect(status, output).toBe("success");
     expect(output).toContain("proxy=http://127.0.0.1:3128\n");
+    expect(output).toContain("in-run-sandbox\n");
     expect(output).toContain("private-http-200\n");
     expect(output).toContain("Directory listing");
     // The allowance is for that range: the host's loopback stays shut to the same tenant.

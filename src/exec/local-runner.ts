@@ -89,7 +89,9 @@ export class LocalStepRunner implements StepRunner {
         );
       }
       const exposure = network ? { ...options.exposure, network } : options.exposure;
-      return runStepAttempt(this.executor, request, { ...attemptOptions, ...(exposure ? { exposure } : {}) });
+      // A command that enters a run's sandbox gets no bwrap --setenv: the proxy's variables go in its env.
+      const attempt = network ? { ...request, env: { ...request.env, ...network.env } } : request;
+      return runStepAttempt(this.executor, attempt, { ...attemptOptions, ...(exposure ? { exposure } : {}) });
     }
     if (!containers) {
       return attemptEndedEarly(

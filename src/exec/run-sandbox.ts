@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { SANDBOX_NAMESPACES } from "./fork-server.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
+import type { SandboxNetwork } from "./sandbox-network.js";
 import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry, SandboxToEnter } from "./types.js";
 
 /** The folders a run's sandbox is made with: what every command of the run may see and change. */
@@ -22,6 +23,8 @@ export interface RunSandboxLayout {
   homeFolder?: string;
   /** The run's folder and the cwds it names were made by the runner (see ExecExposure.runnerMadeCwd). */
   runnerMadeCwd?: boolean;
+  /** A network of its own (sandbox-network.ts), that of its first command; absent: the host's. */
+  network?: SandboxNetwork;
 }
 
 /**
@@ -77,6 +80,7 @@ export class RunSandbox {
       home: layout.home,
       ...(layout.homeFolder ? { homeFolder: layout.homeFolder } : {}),
       ...(layout.runnerMadeCwd ? { runnerMadeCwd: true } : {}),
+      ...(layout.network ? { network: layout.network } : {}),
     };
     for (const folder of [layout.folder, ...(layout.cwds ?? [])]) {
       const refusal = sandbox.refusal({ ...exposure, cwd: folder });
@@ -178,6 +182,7 @@ export function covers(layout: RunSandboxLayout, exposure: SandboxExposure): boo
   if (!shown.some((folder) => isWithin(realPath(exposure.cwd), folder))) return false;
   if (exposure.tmp === undefined || resolve(exposure.tmp) !== resolve(layout.tmp)) return false;
   if (exposure.home !== layout.home || exposure.homeFolder !== layout.homeFolder) return false;
+  if (exposure.network?.id !== layout.network?.id) return false;
   const writable = (exposure.writable ?? []).map((folder) => realPath(folder));
   const read = (exposure.readable ?? []).map((folder) => realPath(folder));
   return (
@@ -211,6 +216,7 @@ export class RunSandboxSlot implements RunSandboxEntry {
   private idle: NodeJS.Timeout | undefined;
   private failed = false;
   private closed = false;
+  private network: SandboxNetwork | undefined;
 
   constructor(
     private readonly sandbox: Sandbox,
@@ -234,7 +240,9 @@ export class RunSandboxSlot implements RunSandboxEntry {
     this.running += 1;
     try {
       const exposure = { ...request.exposure, cwd: request.cwd, home: request.env.HOME };
-      if (!covers(this.layout, exposure)) return undefined;
+      // The sandbox takes the network of the command it is made for: the run's (one owner).
+      if (!this.made) this.network = exposure.network;
+      if (!covers(this.layoutNow(), exposure)) return undefined;
       const box = await this.box(launcher);
       return box && (await launcher.run(box.enter(request, request.cwd)));
     } finally {
@@ -252,6 +260,10 @@ export class RunSandboxSlot implements RunSandboxEntry {
     await this.end();
   }
 
+  private layoutNow(): RunSandboxLayout {
+    return this.network ? { ...this.layout, network: this.network } : this.layout;
+  }
+
   private async box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
     // A command of the run may end its sandbox (kill its holder): the next one gets a new one.
     const previous = await this.made;
@@ -259,7 +271,7 @@ export class RunSandboxSlot implements RunSandboxEntry {
       void previous.close();
       this.made = undefined;
     }
-    this.made ??= RunSandbox.make(launcher, this.sandbox, this.layout).then((box) => {
+    this.made ??= RunSandbox.make(launcher, this.sandbox, this.layoutNow()).then((box) => {
       if (box instanceof RunSandbox) return box;
       this.failed = true;
       this.options.onProblem?.(box.problem);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { covers } from "./run-sandbox.js";
 import { Sandbox } from "./sandbox.js";
 import { needsOwnNetwork, sandboxNetwork } from "./sandbox-network.js";
 
@@ -42,5 +43,20 @@ describe("a sandbox's command line with a network of its own", () => {
       "curl example.com",
     ]);
     expect(network.env.NO_PROXY).toBe("localhost,127.0.0.1,::1");
+  });
+});
+
+describe("a run's sandbox and its network", () => {
+  const layout = { folder: "/srv/runs/r1", scratch: ["/srv/state/r1/scratch"], tmp: "/srv/state/r1/tmp" };
+  const exposure = { cwd: "/srv/runs/r1", tmp: "/srv/state/r1/tmp" };
+  const acme = sandboxNetwork("/opt/egress-forward", "/tmp/runyard-egress-x/acme.sock");
+
+  it("takes only commands with the network it was made with: a tenant's command never enters a sandbox of the host's network, nor the other way round", () => {
+    expect(covers({ ...layout, network: acme }, { ...exposure, network: acme })).toBe(true);
+    expect(covers(layout, exposure)).toBe(true);
+    expect(covers(layout, { ...exposure, network: acme })).toBe(false);
+    expect(covers({ ...layout, network: acme }, exposure)).toBe(false);
+    const globex = sandboxNetwork("/opt/egress-forward", "/tmp/runyard-egress-x/globex.sock");
+    expect(covers({ ...layout, network: acme }, { ...exposure, network: globex })).toBe(false);
   });
 });

@@ -13,6 +13,8 @@ import { createEgressProxy, type EgressDestination, publicPolicy } from "./egres
  * forwarder then runs once, before the helper, and every command the helper starts gets `env`.
  */
 export interface SandboxNetwork {
+  /** Which network it is (its proxy socket on the host): two sandboxes with the same id are alike. */
+  readonly id: string;
   /** bwrap arguments: a network namespace of its own, the forwarder and the proxy's socket bound in, `env` set. */
   readonly bwrapArgs: readonly string[];
   /** The argv that starts the forwarder, which then runs `argv` as its child and exits as it does. */
@@ -46,6 +48,7 @@ export function proxyEnv(port: number): Record<string, string> {
 export function sandboxNetwork(forwarder: string, socketPath: string): SandboxNetwork {
   const env = proxyEnv(proxyPort);
   return {
+    id: socketPath,
     bwrapArgs: [
       "--unshare-net",
       "--ro-bind",
