@@ -217,6 +217,8 @@ export class RunSandboxSlot implements RunSandboxEntry {
   private failed = false;
   private closed = false;
   private network: SandboxNetwork | undefined;
+  /** Whether a command has come: the first decides the sandbox's network. */
+  private entered = false;
 
   constructor(
     private readonly sandbox: Sandbox,
@@ -240,8 +242,17 @@ export class RunSandboxSlot implements RunSandboxEntry {
     this.running += 1;
     try {
       const exposure = { ...request.exposure, cwd: request.cwd, home: request.env.HOME };
-      // The sandbox takes the network of the command it is made for: the run's (one owner).
-      if (!this.made) this.network = exposure.network;
+      // The sandbox takes the network of the run's first command (a run has one owner). A pooled
+      // sandbox has the host's: a run of a tenant's, whose network is its own, makes its own.
+      if (!this.entered) {
+        this.entered = true;
+        if (exposure.network?.id !== this.network?.id) {
+          const pooled = this.made;
+          this.made = undefined;
+          void pooled?.then((box) => box?.close());
+        }
+        this.network = exposure.network;
+      }
       if (!covers(this.layoutNow(), exposure)) return undefined;
       const box = await this.box(launcher);
       return box && (await launcher.run(box.enter(request, request.cwd)));
