@@ -61,6 +61,7 @@
 #include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -320,7 +321,13 @@ static int move_mounted_folders(void) {
   for (int i = 0; i + 1 < move_count; i += 2) {
     const char *from = moves[i], *to = moves[i + 1];
     if (make_folders(to) < 0) return -1;
+    struct statvfs shown;
+    if (statvfs(from, &shown) < 0) return -1;
     if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    /* A bind is read-write whatever its source: one shown read-only stays so. */
+    if ((shown.f_flag & ST_RDONLY) &&
+        mount(NULL, to, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+      return -1;
     if (umount2(from, MNT_DETACH) < 0) return -1;
     rmdir(from);
   }

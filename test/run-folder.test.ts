@@ -144,6 +144,28 @@ describe("a run that names no cwd", () => {
     expect(existsSync(join(folderA, "b.txt"))).toBe(false);
   });
 
+  it("cannot change the folder the runner writes its steps' scripts to, so no step can redirect that write", async () => {
+    const runId = await submit([
+      {
+        name: "swap",
+        script: [
+          'scripts="$(dirname "$(dirname "$RUNYARD_OUTPUT")")/scripts"',
+          'echo "scripts=$scripts"',
+          'test -d "$scripts" && echo scripts-shown',
+          'touch "$scripts/planted" 2>/dev/null && echo LEAK-write || echo no-write',
+          'mv "$scripts" "$scripts.moved" 2>/dev/null && echo LEAK-move || echo no-move',
+          'echo exported=yes >> "$RUNYARD_OUTPUT"',
+        ].join("\n"),
+      },
+    ]);
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    expect(line(output, "scripts")).toMatch(new RegExp(`/runs/${runId}/scratch/scripts$`));
+    expect(output).toContain("scripts-shown\n");
+    for (const blocked of ["write", "move"]) expect(output).toContain(`no-${blocked}\n`);
+  });
+
   it("can change nothing the operator runs later: the runner's working folder, its home, the checkout", async () => {
     const cli = join(repoRoot, "bin", "runyard.js");
     const before = statSync(cli).mtimeMs;

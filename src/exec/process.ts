@@ -83,10 +83,9 @@ export class ProcessExecutor implements Executor {
     } catch (error) {
       return { problem: `cannot create the scratch folder: ${(error as Error).message}` };
     }
-    // In the run's scratch folder where it has one: the run's sandbox shows that folder.
-    const attemptDir = this.options.sandbox
-      ? join(setup.exposure?.scratchDir ?? dir, String(++this.attempts))
-      : undefined;
+    const runScratch = this.options.sandbox ? setup.exposure?.scratchDir : undefined;
+    if (runScratch) return this.startRunAttempt(setup, runScratch);
+    const attemptDir = this.options.sandbox ? join(dir, String(++this.attempts)) : undefined;
     if (attemptDir) {
       try {
         await mkdir(attemptDir, { mode: 0o700 });
@@ -113,7 +112,46 @@ export class ProcessExecutor implements Executor {
       ...setup.env,
       RUNYARD_OUTPUT: `${prefix}.output`,
     };
-    return new ProcessAttempt(this.launcher, setup, env, files, attemptDir);
+    const shown = attemptDir ? { writable: [attemptDir] } : undefined;
+    return new ProcessAttempt(this.launcher, setup, env, files, shown, () =>
+      disposeAttempt(attemptDir, env, files),
+    );
+  }
+
+  /**
+   * An attempt of a run that has scratch folders of its own (RunFolders): its files (shell.run's
+   * script) in the run's `scripts` folder, which the run's commands see read-only, and
+   * `$RUNYARD_OUTPUT` in its `outputs` folder, where the runner makes nothing. The runner writes
+   * only where no command of the run can write, so a command of the run beside this one cannot
+   * swap a folder of it for a link to one of the host's while the runner writes there.
+   */
+  private async startRunAttempt(
+    setup: AttemptSetup,
+    scratch: string,
+  ): Promise<ExecAttempt | { problem: string }> {
+    const attempt = String(++this.attempts);
+    const scripts = join(scratch, "scripts");
+    const outputs = join(scratch, "outputs");
+    const files: Record<string, string> = {};
+    for (const [name, content] of Object.entries(setup.files ?? {})) {
+      const path = join(scripts, `${attempt}.${name}`);
+      try {
+        await writeFile(path, content, { flag: "wx", mode: 0o600 });
+      } catch (error) {
+        return { problem: `cannot write the step's ${name} file: ${(error as Error).message}` };
+      }
+      files[name] = path;
+    }
+    const env = {
+      ...this.baseEnv,
+      PWD: resolve(setup.cwd ?? process.cwd()),
+      ...setup.env,
+      RUNYARD_OUTPUT: join(outputs, `${attempt}.output`),
+    };
+    const shown = { writable: [outputs], readable: [scripts] };
+    return new ProcessAttempt(this.launcher, setup, env, files, shown, () =>
+      disposeAttempt(undefined, env, files),
+    );
   }
 
   /** As Executor's close; resolves once the launcher's helper (the fork-server) has exited. */
@@ -142,23 +180,26 @@ class ProcessAttempt implements ExecAttempt {
     private readonly setup: AttemptSetup,
     readonly env: Record<string, string>,
     readonly files: Record<string, string>,
-    /** The attempt's own scratch folder, when sandboxed. */
-    private readonly attemptDir: string | undefined,
+    /** The attempt's scratch folders a sandbox shows, when sandboxed. */
+    private readonly shown: { writable: string[]; readable?: string[] } | undefined,
+    readonly dispose: () => Promise<void>,
   ) {
     this.outputFile = env.RUNYARD_OUTPUT!;
     this.outputWatch = new OutputFileWatch(this.outputFile);
   }
 
   run(command: AttemptCommand): Promise<ExecResult> {
+    const exposure = this.setup.exposure;
     return this.launcher.run({
       argv: command.argv,
       env: this.env,
       cwd: this.setup.cwd,
-      ...(this.attemptDir
+      ...(this.shown
         ? {
             exposure: {
-              ...this.setup.exposure,
-              writable: [this.attemptDir, ...(this.setup.exposure?.writable ?? [])],
+              ...exposure,
+              writable: [...this.shown.writable, ...(exposure?.writable ?? [])],
+              readable: [...(this.shown.readable ?? []), ...(exposure?.readable ?? [])],
             },
           }
         : {}),
@@ -176,21 +217,26 @@ class ProcessAttempt implements ExecAttempt {
   readOutputFile(): Promise<OutputFileContents> {
     return this.outputWatch.read();
   }
+}
 
-  async dispose(): Promise<void> {
-    if (this.attemptDir) {
-      await rm(this.attemptDir, { recursive: true, force: true });
-      return;
-    }
-    for (const file of [this.outputFile, ...Object.values(this.files)]) {
-      // Most steps never write $RUNYARD_OUTPUT: asked first, an absent file costs no thrown
-      // error (with its stack) per step. A link is removed, not followed.
-      const entry = lstatSync(file, { throwIfNoEntry: false });
-      if (!entry) continue;
-      // The step may have put a folder in its place.
-      if (entry.isDirectory()) await rm(file, { recursive: true, force: true });
-      else unlinkSync(file);
-    }
+/** Removes what an attempt created: its own folder, or its files (links removed, not followed). */
+async function disposeAttempt(
+  attemptDir: string | undefined,
+  env: Record<string, string>,
+  files: Record<string, string>,
+): Promise<void> {
+  if (attemptDir) {
+    await rm(attemptDir, { recursive: true, force: true });
+    return;
+  }
+  for (const file of [env.RUNYARD_OUTPUT!, ...Object.values(files)]) {
+    // Most steps never write $RUNYARD_OUTPUT: asked first, an absent file costs no thrown
+    // error (with its stack) per step. A link is removed, not followed.
+    const entry = lstatSync(file, { throwIfNoEntry: false });
+    if (!entry) continue;
+    // The step may have put a folder in its place.
+    if (entry.isDirectory()) await rm(file, { recursive: true, force: true });
+    else unlinkSync(file);
   }
 }
 

@@ -170,7 +170,9 @@ export class RunFolders {
     };
     const problem = await pooled.box.move(settings.launcher, [
       [pooled.place.folder, place.folder],
-      [pooled.place.scratch, place.scratch],
+      ...["outputs", "scripts"].map(
+        (name) => [join(pooled.place.scratch, name), join(place.scratch, name)] as const,
+      ),
     ]);
     if (problem === undefined) {
       const renamed = await Promise.all([
@@ -229,9 +231,11 @@ interface Pooled {
 }
 
 function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayout {
+  // The runner writes the steps' scripts where the run may only read (process.ts).
   return {
     folder: place.folder,
-    scratch: [place.scratch],
+    scratch: [join(place.scratch, "outputs")],
+    readable: [join(place.scratch, "scripts")],
     tmp: place.tmp,
     home: settings.home,
     homeFolder: place.home,
@@ -246,8 +250,8 @@ function slotOptions(settings: RunSandboxSettings) {
 /** Makes a place's folders (and their roots), each 0700. */
 async function makeFolders(place: RunPlace): Promise<void> {
   await Promise.all(
-    [place.folder, place.tmp, place.home, place.scratch].map((folder) =>
-      mkdir(folder, { recursive: true, mode: 0o700 }),
+    [place.folder, place.tmp, place.home, join(place.scratch, "outputs"), join(place.scratch, "scripts")].map(
+      (folder) => mkdir(folder, { recursive: true, mode: 0o700 }),
     ),
   );
 }
