@@ -63,7 +63,7 @@ export async function runThroughput(): Promise<BenchRow> {
     inProcess: `${inProcess.toFixed(0)} runs/s`,
     baseline: `${direct.perCpuSecond.toFixed(0)} spawns/CPU-s (${direct.perSecond.toFixed(0)}/s wall)`,
     ratio: perCpuSecond / direct.perCpuSecond,
-    target: ">= 0.5",
+    target: ">= 0.6",
   };
 }
 
