@@ -363,7 +363,7 @@ export async function localRunnerDaemon(
       baseEnv: env,
       watch: guard,
       killGraceMs: config.killGraceMs,
-      ...(sandbox ? { sandbox } : {}),
+      ...(sandbox ? { sandbox, passEnv: config.stepPassEnv } : {}),
     });
     const docker = await dockerSteps(env, connection);
     const stepRunner = new LocalStepRunner(executor, {

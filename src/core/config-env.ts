@@ -81,6 +81,7 @@ export const envNames: Record<keyof Config, string[]> = {
   agentSandboxAllow: ["RUNYARD_AGENT_SANDBOX_ALLOW"],
   stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
   stepNetworkAllow: [],
+  stepPassEnv: ["RUNYARD_STEP_PASS_ENV"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
 };
 
@@ -97,6 +98,34 @@ export function withoutCredentials(env: Record<string, string | undefined>): Rec
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined && !credentialEnvNames.includes(name)) out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * The runner's variables every sandboxed run starts from, whatever its owner: what tools need to
+ * find programs and speak the machine's language, nothing that carries a credential.
+ */
+const runEnvAllowlist: readonly string[] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TERM"];
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The environment a sandboxed run's commands start from, before the run's own variables and
+ * secrets: of the runner's `env`, only the allowlist (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`,
+ * `TERM`) and the names in `pass` (the operator's `step_pass_env`, given to platform runs only).
+ * Never runyard's own credentials. `PATH` and `HOME` are always set.
+ */
+export function runEnvBase(
+  env: Record<string, string | undefined>,
+  pass: readonly string[],
+  home: string,
+): Record<string, string> {
+  const out: Record<string, string> = { PATH: defaultPath, HOME: home };
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || credentialEnvNames.includes(name)) continue;
+    if (value === "" && (name === "PATH" || name === "HOME")) continue;
+    if (runEnvAllowlist.includes(name) || name.startsWith("LC_") || pass.includes(name)) out[name] = value;
   }
   return out;
 }

@@ -92,6 +92,8 @@ const ConfigFile = z
     step_cwd_roots: z.array(z.string()),
     /** Per tenant id, the internal destinations its steps may reach on a shared runner (docs/security.md). */
     step_network_allow: z.record(z.string(), z.array(z.string())),
+    /** Variables of the runner's env that platform runs' sandboxed steps get (docs/security.md). */
+    step_pass_env: z.array(z.string()),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -120,7 +122,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots and step_network_allow (docs/security.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md).",
     });
   }
   const file = parsed.data;
@@ -175,6 +177,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentSandboxMaxPids: file.agent_sandbox_max_pids,
     stepCwdRoots: file.step_cwd_roots,
     stepNetworkAllow: file.step_network_allow,
+    stepPassEnv: file.step_pass_env,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,
     networkRetryCount: file.network_retry_count,

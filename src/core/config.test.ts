@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.js";
-import { withoutCredentials } from "./config-env.js";
+import { runEnvBase, withoutCredentials } from "./config-env.js";
 
 describe("config", () => {
   it("reads RUNYARD_* variables", () => {
@@ -65,5 +65,42 @@ describe("config", () => {
   it("names the variable that holds a bad value", () => {
     expect(() => loadConfig({ ADOS_MODE: "sometimes" })).toThrowError(ConfigError);
     expect(() => loadConfig({ ADOS_MODE: "sometimes" })).toThrowError(/ADOS_MODE/);
+  });
+
+  it("reads RUNYARD_STEP_PASS_ENV as names, and refuses one of runyard's own credentials", () => {
+    expect(loadConfig({ RUNYARD_STEP_PASS_ENV: "HTTP_PROXY, NPM_CONFIG_REGISTRY" }).stepPassEnv).toEqual([
+      "HTTP_PROXY",
+      "NPM_CONFIG_REGISTRY",
+    ]);
+    expect(() => loadConfig({ RUNYARD_STEP_PASS_ENV: "RUNYARD_TOKEN" })).toThrowError(
+      /runyard's own credentials/,
+    );
+    expect(() => loadConfig({ RUNYARD_STEP_PASS_ENV: "A=B" })).toThrowError(
+      /not an environment variable name/,
+    );
+  });
+
+  it("starts a sandboxed run's environment from the allowlist and the passed names only", () => {
+    const host = {
+      PATH: "/opt/bin:/usr/bin",
+      LANG: "C.UTF-8",
+      LC_TIME: "en_GB.UTF-8",
+      TERM: "xterm",
+      ANTHROPIC_API_KEY: "sk-ant",
+      HTTP_PROXY: "http://proxy:3128",
+      RUNYARD_TOKEN: "ryt",
+    };
+    expect(runEnvBase(host, [], "/home/op")).toEqual({
+      PATH: "/opt/bin:/usr/bin",
+      HOME: "/home/op",
+      LANG: "C.UTF-8",
+      LC_TIME: "en_GB.UTF-8",
+      TERM: "xterm",
+    });
+    expect(runEnvBase(host, ["HTTP_PROXY", "RUNYARD_TOKEN"], "/home/op").HTTP_PROXY).toBe(
+      "http://proxy:3128",
+    );
+    expect(runEnvBase(host, ["RUNYARD_TOKEN"], "/home/op").RUNYARD_TOKEN).toBeUndefined();
+    expect(runEnvBase({}, [], "/home/op").PATH).toContain("/usr/bin");
   });
 });

@@ -2,7 +2,7 @@ import { homedir, hostname } from "node:os";
 import { normalize, resolve } from "node:path";
 import { z } from "zod";
 import { agentCwdRootProblem } from "./agent-cwd.js";
-import { configInput } from "./config-env.js";
+import { configInput, credentialEnvNames } from "./config-env.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
 import { parseMemorySize } from "./memory-size.js";
@@ -344,6 +344,15 @@ export const configSchema = z.object({
    */
   stepNetworkAllow: z.record(z.string().min(1), destinationList()).default({}),
   /**
+   * Runner: names of the runner's environment variables that a sandboxed runner passes on to the
+   * steps and agent tests of platform runs (a platform admin's, outside any tenant), besides the
+   * short allowlist every run starts from (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TERM`); a
+   * tenant's run never gets them. Comma-separated in the environment, a YAML list in the config
+   * file. An unsandboxed runner passes its whole environment and ignores it (docs/security.md,
+   * "A step's environment").
+   */
+  stepPassEnv: commaList(passEnvNameProblem),
+  /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */
@@ -368,6 +377,14 @@ function commaList(problem: (entry: string) => string | undefined) {
         if (message) ctx.addIssue({ code: "custom", message });
       }
     });
+}
+
+/** What is wrong with `name` as an entry of step_pass_env, if anything. */
+function passEnvNameProblem(name: string): string | undefined {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return `"${name}" is not an environment variable name`;
+  if (credentialEnvNames.includes(name))
+    return `${name} carries runyard's own credentials, which no step is given`;
+  return undefined;
 }
 
 /** Absolute folders: a YAML list in the config file, colon-separated in the environment. */

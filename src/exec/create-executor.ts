@@ -26,6 +26,8 @@ export interface ExecutorConfig {
   onWarning?: (message: string) => void;
   /** Runs every command of every attempt inside this sandbox (bubblewrap); none by default. */
   sandbox?: Sandbox;
+  /** Sandboxed: the names of `baseEnv` platform runs' attempts get (`step_pass_env`); see ProcessExecutor. */
+  passEnv?: readonly string[];
 }
 
 let warned = false;

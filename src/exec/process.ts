@@ -1,8 +1,8 @@
 import { lstatSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { withoutCredentials } from "../core/config-env.js";
+import { runEnvBase, withoutCredentials } from "../core/config-env.js";
 import { secretsFromEnv } from "../core/masking.js";
 import { OutputFileWatch } from "./output-file.js";
 import { realPath, type Sandbox } from "./sandbox.js";
@@ -26,6 +26,11 @@ export interface ProcessExecutorOptions {
   tmpDir?: string;
   /** Runs every command inside this sandbox (sandbox.ts); none by default. */
   sandbox?: Sandbox;
+  /**
+   * Sandboxed: the names of `baseEnv` that platform runs' attempts get besides the allowlist
+   * (`step_pass_env`); a member's get none of them.
+   */
+  passEnv?: readonly string[];
 }
 
 /**
@@ -40,10 +45,18 @@ export interface ProcessExecutorOptions {
  *
  * Sandboxed, an attempt's scratch files sit in a folder of its own, the only part of the
  * scratch folder its commands see (read-write); it costs a mkdir and a rmdir per attempt.
+ *
+ * Sandboxed, an attempt's environment starts from a short allowlist of the host's (runEnvBase),
+ * never the rest of it: a shared runner's environment holds its operator's keys. A platform
+ * run's attempts get the operator's `passEnv` names too. Unsandboxed (a runner that serves its
+ * one owner, `runyard run`), it starts from the host's whole environment, less runyard's own
+ * credentials.
  */
 export class ProcessExecutor implements Executor {
   readonly hostSecrets: readonly string[];
   private readonly baseEnv: Record<string, string>;
+  /** Sandboxed: what a platform run's attempts start from (the allowlist and `passEnv`). */
+  private readonly platformEnv: Record<string, string>;
   private readonly launcher: ProcessLauncher;
   private scratchDir: string | undefined;
   private attempts = 0;
@@ -54,7 +67,14 @@ export class ProcessExecutor implements Executor {
   ) {
     const launcher = rawLauncher;
     this.launcher = options.sandbox ? new SandboxLauncher(launcher, options.sandbox) : launcher;
-    this.baseEnv = withoutCredentials(options.baseEnv);
+    if (options.sandbox) {
+      const home = options.baseEnv.HOME || homedir();
+      this.baseEnv = runEnvBase(options.baseEnv, [], home);
+      this.platformEnv = runEnvBase(options.baseEnv, options.passEnv ?? [], home);
+    } else {
+      this.baseEnv = withoutCredentials(options.baseEnv);
+      this.platformEnv = this.baseEnv;
+    }
     this.hostSecrets = secretsFromEnv(options.baseEnv);
   }
 
@@ -107,7 +127,7 @@ export class ProcessExecutor implements Executor {
     // PWD names the folder the commands start in, as a shell would set it: a command run
     // without a shell (plain-command.ts) must not see the runner's own.
     const env = {
-      ...this.baseEnv,
+      ...(setup.platform ? this.platformEnv : this.baseEnv),
       PWD: resolve(setup.cwd ?? process.cwd()),
       ...setup.env,
       RUNYARD_OUTPUT: `${prefix}.output`,

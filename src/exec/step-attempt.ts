@@ -71,6 +71,7 @@ export async function runStepAttempt(
     limits: { killGraceMs: options.killGraceMs },
     signal: options.signal,
     ...(options.exposure ? { exposure: options.exposure } : {}),
+    ...(request.unrestricted ? { platform: true } : {}),
   });
   if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint, attempt.code);
   try {

@@ -21,6 +21,11 @@ export interface AttemptSetup {
   cwd?: string;
   /** What a sandbox shows the commands besides their cwd and scratch files (see `ExecExposure`). */
   exposure?: ExecExposure;
+  /**
+   * A platform run's attempt (a platform admin's, outside any tenant): a sandboxed executor gives
+   * it the variables its operator passes on (`step_pass_env`) besides the allowlist.
+   */
+  platform?: boolean;
   /** Files the commands read (shell.run's script), by name; their paths come back in `ExecAttempt.files`. */
   files?: Record<string, string>;
   limits: {

@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { adminToken, api, readEvents, waitForRun } from "./helpers/server.js";
+import { type ModelServer, startModelServer, turns } from "./model-server/server.js";
+
+/**
+ * What a run's commands find in their environment on `runyard up`'s sandboxing runner, whose own
+ * environment holds its operator's keys: the issue's "a member's step gets the operator's
+ * credentials". Each value is looked for by the step's own shell (the output is masked, so a
+ * value seen in it would prove nothing): a marker is printed in its place.
+ */
+const operatorSecrets: Record<string, string> = {
+  OPENAI_API_KEY: "sk-operator-openai-5c1d9e",
+  ANTHROPIC_API_KEY: "sk-ant-operator-8b2f4a",
+  GITHUB_TOKEN: "ghp_operator0github0token0e7",
+  GIT_TOKEN: "operator-git-token-3a9c",
+  AWS_SECRET_ACCESS_KEY: "operator/aws/secret/71b0",
+};
+/** A variable of the runner's env its operator passes on to platform runs (step_pass_env). */
+const passed = { name: "OPERATOR_PASSED", value: "passed-to-platform-runs-42" };
+
+let up: SandboxedUp;
+let model: ModelServer;
+let member: string;
+
+beforeAll(async () => {
+  // The model the runner's own OPENAI_BASE_URL names: a member's agent task that brings no key
+  // of its own is given the runner's, as on an operator's machine.
+  model = await startModelServer(
+    turns(
+      { toolCalls: [{ name: "run_command", input: { command: probe("; ") }, id: "call_env" }] },
+      { text: "done" },
+    ),
+  );
+  up = await startSandboxedUp({
+    ...operatorSecrets,
+    [passed.name]: passed.value,
+    RUNYARD_STEP_PASS_ENV: passed.name,
+    OPENAI_BASE_URL: `${model.url}/v1`,
+  });
+  const created = await api<{ token: string }>(
+    up.url,
+    "POST",
+    "/api/tokens",
+    { kind: "user", name: "acme member", tenant_id: "acme" },
+    adminToken,
+  );
+  expect(created.status).toBe(201);
+  member = created.body.token;
+}, 60_000);
+
+afterAll(async () => {
+  await up?.proc.kill();
+  await model?.stop();
+});
+
+/**
+ * Shell lines that print `LE` `AK-<name>` (spelled apart, as the command is in the events too) for
+ * each operator secret found in the command's env, its /proc/self/environ or its sandbox's
+ * /proc/1/environ, `no-<name>` otherwise; and the passed variable as `passed=<value>`.
+ */
+function probe(separator: string): string {
+  const lines = Object.entries(operatorSecrets).map(
+    ([name, value]) =>
+      `{ env; tr '\\0' '\\n' < /proc/self/environ; tr '\\0' '\\n' < /proc/1/environ; } 2>/dev/null | grep -qF -e '${value}' -e '${name}=' && echo "LE""AK-${name}" || echo "no""-${name}"`,
+  );
+  lines.push(`echo "passed=\${${passed.name}:-unset}"`);
+  return lines.join(separator);
+}
+
+function workflow(script: string): string {
+  return [
+    "version: v0.1",
+    "name: environment",
+    "inventory:",
+    "  hosts:",
+    "    local: {}",
+    "steps:",
+    "  - name: look",
+    "    targets: [local]",
+    "    action: shell.run",
+    "    args:",
+    "      env:",
+    '        RUN_OWN: "the-run-own-variable"',
+    "      script: |",
+    ...script.split("\n").map((line) => `        ${line}`),
+    "",
+  ].join("\n");
+}
+
+async function stepOutput(token: string, script: string): Promise<string> {
+  const { status, body } = await api<{ run_id: string }>(
+    up.url,
+    "POST",
+    "/api/runs",
+    { kind: "workflow", workflow: workflow(script), vars: {} },
+    token,
+  );
+  expect(status, JSON.stringify(body)).toBe(201);
+  const run = await waitForRun(
+    up.url,
+    body.run_id,
+    (view) => view.status === "success" || view.status === "failed",
+  );
+  const events = await readEvents(up.url, body.run_id);
+  const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+  expect(run.status, output).toBe("success");
+  return output;
+}
+
+describe("a run's environment on a sandboxing runner", () => {
+  it("a tenant member's step sees none of the runner's credentials, nor the variables its operator passes to platform runs", async () => {
+    const output = await stepOutput(member, `${probe("\n")}\necho "own=$RUN_OWN"\necho "path=$PATH"`);
+    expect(output).not.toContain("LEAK");
+    for (const name of Object.keys(operatorSecrets)) expect(output).toContain(`no-${name}\n`);
+    expect(output).toContain("passed=unset\n");
+    // The run's own variables and a PATH to find programs with are there.
+    expect(output).toContain("own=the-run-own-variable\n");
+    expect(output).toMatch(/path=.*\/usr\/bin/);
+  });
+
+  it("a platform admin's step gets the variables named in step_pass_env, and still none of the runner's credentials", async () => {
+    const output = await stepOutput(adminToken, probe("\n"));
+    expect(output).not.toContain("LEAK");
+    for (const name of Object.keys(operatorSecrets)) expect(output).toContain(`no-${name}\n`);
+    expect(output).toContain(`passed=${passed.value}\n`);
+  });
+
+  it.fails("a tenant member's agent turn given the runner's model key runs commands that see no operator credential", async () => {
+    const { status, body } = await api<{ run_id: string }>(
+      up.url,
+      "POST",
+      "/api/runs",
+      { kind: "agent", agent: "openai", prompt: "look around" },
+      member,
+    );
+    expect(status, JSON.stringify(body)).toBe(201);
+    const run = await waitForRun(
+      up.url,
+      body.run_id,
+      (view) => view.status === "success" || view.status === "failed",
+      60_000,
+    );
+    const events = JSON.stringify(await readEvents(up.url, body.run_id));
+    expect(run.status, events).toBe("success");
+    // The turn did call the model with the runner's key: the member brought none.
+    expect(
+      model.requests.some(
+        (request) => request.headers.authorization === `Bearer ${operatorSecrets.OPENAI_API_KEY}`,
+      ),
+    ).toBe(true);
+    expect(events).not.toContain("LEAK-");
+    for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+    expect(events).toContain("passed=unset");
+  });
+});
