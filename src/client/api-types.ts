@@ -383,7 +383,7 @@ export interface paths {
         put?: never;
         /**
          * Log in for a session token
-         * @description Log in (the OpenRunner-style API's login). Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.
+         * @description Log in (the OpenRunner-style API's login). Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username from one address within a minute, that username from that address: 429 with Retry-After (another address, or another username from that address, is not refused). Past 50 failures a minute for a username from every address, or 100 from an address, each attempt of it is answered a second later.
          */
         post: operations["login"];
         delete?: never;

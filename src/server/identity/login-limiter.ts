@@ -1,14 +1,31 @@
 import { RunyardError } from "../../core/errors.js";
 
-/** Failed logins allowed per window: per username, and per client address. */
+/** Failed logins allowed per window, and how attempts past the wider ceilings are slowed. */
 export interface LoginLimits {
+  /**
+   * Failures of one username from one address: past it that pair is refused (429) until the
+   * oldest failure leaves the window. Only this ever refuses a login, a correct password included.
+   */
+  perUserAddress: number;
+  /** Failures of one username from every address: past it each attempt for it waits `slowdownMs`. */
   perUser: number;
+  /** Failures from one address for every username: past it each attempt from it waits `slowdownMs`. */
   perAddress: number;
   windowMs: number;
+  slowdownMs: number;
 }
 
-/** 5 failures a minute for one username, 20 for one address (docs/security.md). */
-export const defaultLoginLimits: LoginLimits = { perUser: 5, perAddress: 20, windowMs: 60_000 };
+/**
+ * 5 failures a minute for one username from one address lock that pair; past 50 for a username
+ * or 100 from an address, every attempt of it waits a second (docs/security.md).
+ */
+export const defaultLoginLimits: LoginLimits = {
+  perUserAddress: 5,
+  perUser: 50,
+  perAddress: 100,
+  windowMs: 60_000,
+  slowdownMs: 1000,
+};
 
 /** Keys tracked at most; past it the oldest are dropped, so a flood of names cannot fill memory. */
 const maxKeys = 50_000;
@@ -16,7 +33,12 @@ const maxKeys = 50_000;
 /**
  * Counts failed logins in a sliding window, in this process's memory: each replica counts its
  * own (a client that spreads attempts over N replicas gets N times the limit; argon2 keeps each
- * guess slow anyway). A success clears its username's failures.
+ * guess slow anyway).
+ *
+ * Only a username tried from one address is ever locked: clients behind one address (the steps
+ * of `runyard up`'s runner, a NAT) guessing one user's password must not lock another user out,
+ * nor guesses from elsewhere the user themselves. A username guessed from many addresses, or an
+ * address guessing many usernames, is slowed down instead, whoever sends the next attempt.
  */
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
@@ -27,36 +49,31 @@ export class LoginLimiter {
   ) {}
 
   /**
-   * Call before checking a password: throws RATE_LIMITED (429) while the username or the address
-   * has used up its failures, else counts this attempt as a failure until `succeeded` says it was
-   * not, so a burst of parallel guesses is held to the limit too.
+   * Call before checking a password: throws RATE_LIMITED (429) while this username has used up its
+   * failures from this address, else counts this attempt as a failure until `succeeded` says it
+   * was not, so a burst of parallel guesses is held to the limit too. Answers how long to wait
+   * before checking the password (0, or `slowdownMs` past the username's or address's ceiling).
    */
-  attempt(username: string, address: string): void {
-    this.check(username, address);
-    this.failed(username, address);
+  attempt(username: string, address: string): number {
+    const now = this.now();
+    const waitMs = this.wait(pairKey(username, address), this.limits.perUserAddress, now);
+    if (waitMs > 0) {
+      const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+      throw new RunyardError(
+        "RATE_LIMITED",
+        `too many failed logins for this user from this address; try again in ${retryAfter} s`,
+        { details: { retry_after_seconds: retryAfter } },
+      );
+    }
+    const slowed =
+      this.recent(userKey(username), now).length >= this.limits.perUser ||
+      this.recent(addressKey(address), now).length >= this.limits.perAddress;
+    this.failed(username, address, now);
+    return slowed ? this.limits.slowdownMs : 0;
   }
 
-  private check(username: string, address: string): void {
-    const now = this.now();
-    const waits = [
-      this.wait(userKey(username), this.limits.perUser, now),
-      this.wait(addressKey(address), this.limits.perAddress, now),
-    ];
-    const waitMs = Math.max(...waits);
-    if (waitMs <= 0) return;
-    const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
-    throw new RunyardError(
-      "RATE_LIMITED",
-      (waits[0] ?? 0) > 0
-        ? `too many failed logins for this user; try again in ${retryAfter} s`
-        : `too many failed logins from this address; try again in ${retryAfter} s`,
-      { details: { retry_after_seconds: retryAfter } },
-    );
-  }
-
-  private failed(username: string, address: string): void {
-    const now = this.now();
-    for (const key of [userKey(username), addressKey(address)]) {
+  private failed(username: string, address: string, now: number): void {
+    for (const key of keysOf(username, address)) {
       const times = this.recent(key, now);
       times.push(now);
       this.failures.delete(key);
@@ -69,9 +86,13 @@ export class LoginLimiter {
     }
   }
 
-  /** The attempt was right: the username's failures are cleared, and the address's count loses this one. */
+  /**
+   * The attempt was right: the pair's failures are cleared, and the username's and the address's
+   * counts lose this one (the others' guesses still count there).
+   */
   succeeded(username: string, address: string): void {
-    this.failures.delete(userKey(username));
+    this.failures.delete(pairKey(username, address));
+    this.failures.get(userKey(username))?.pop();
     this.failures.get(addressKey(address))?.pop();
   }
 
@@ -90,3 +111,9 @@ export class LoginLimiter {
 
 const userKey = (username: string): string => `user:${username.toLowerCase()}`;
 const addressKey = (address: string): string => `addr:${address}`;
+const pairKey = (username: string, address: string): string => `pair:${address} ${username.toLowerCase()}`;
+const keysOf = (username: string, address: string): string[] => [
+  pairKey(username, address),
+  userKey(username),
+  addressKey(address),
+];

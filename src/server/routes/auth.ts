@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -63,7 +64,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         operationId: "login",
         summary: "Log in for a session token",
         description:
-          "Log in (the OpenRunner-style API's login). Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username, or 20 from one address, within a minute: 429 with Retry-After.",
+          "Log in (the OpenRunner-style API's login). Answers a session JWT (12 hours unless RUNYARD_SESSION_TTL_MS says otherwise). After 5 failures for one username from one address within a minute, that username from that address: 429 with Retry-After (another address, or another username from that address, is not refused). Past 50 failures a minute for a username from every address, or 100 from an address, each attempt of it is answered a second later.",
         tags: ["auth"],
         security: publicRoute,
         body: LoginBody,
@@ -75,8 +76,9 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
     },
     async (request) => {
       const { username, password } = request.body;
+      let slowdownMs: number;
       try {
-        deps.loginLimiter.attempt(username, request.ip);
+        slowdownMs = deps.loginLimiter.attempt(username, request.ip);
       } catch (error) {
         await refusedLogins.refused({
           address: request.ip,
@@ -86,6 +88,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         });
         throw error;
       }
+      if (slowdownMs > 0) await delay(slowdownMs);
       const user = await deps.store.users.findByName(username);
       if (!(await passwordMatches(user?.password_hash, password)) || !user) {
         deps.logger.warn({ username, address: request.ip }, "login failed");
