@@ -126,7 +126,7 @@ describe("a run's environment on a sandboxing runner", () => {
     expect(output).toContain(`passed=${passed.value}\n`);
   });
 
-  it.fails("a tenant member's agent turn given the runner's model key runs commands that see no operator credential", async () => {
+  it("a tenant member's agent turn given the runner's model key runs commands that see no operator credential", async () => {
     const { status, body } = await api<{ run_id: string }>(
       up.url,
       "POST",

@@ -47,6 +47,25 @@ export const runnerEndpointSettings: Record<string, readonly string[]> = {
 };
 
 /**
+ * The prefixes of the runner's variables each agent (its CLI, or runyard's adapter for it) reads
+ * as its own settings: its keys, endpoints and switches. A member's turn on a sandboxing runner
+ * gets these of the runner's env and its adapter's `credentialEnv`, and no other agent's.
+ */
+const ownSettingPrefixes: Record<string, readonly string[]> = {
+  claude_code: ["ANTHROPIC_", "CLAUDE_"],
+  codex: ["OPENAI_", "CODEX_"],
+  openai: ["OPENAI_"],
+  opencode: ["OPENAI_", "ANTHROPIC_", "OPENCODE_"],
+  gemini: ["GEMINI_", "GOOGLE_"],
+  copilot: ["COPILOT_"],
+};
+
+/** Whether `name` of the runner's env is one of `agent`'s own settings (see ownSettingPrefixes). */
+export function isOwnSetting(agent: string, name: string): boolean {
+  return (ownSettingPrefixes[agent] ?? []).some((prefix) => name.startsWith(prefix));
+}
+
+/**
  * What a task's env may name as its agent's endpoint: any name of this shape
  * (`OPENAI_BASE_URL`, `OPENAI_API_BASE`, `AZURE_OPENAI_ENDPOINT`, ...). Broad on purpose: such a
  * task loses the runner's keys, and its endpoints reach public addresses only.

@@ -78,6 +78,11 @@ export class ProcessExecutor implements Executor {
     this.hostSecrets = secretsFromEnv(options.baseEnv);
   }
 
+  /** Whether its commands run in a sandbox (and start from the allowlist of the host's env). */
+  get sandboxed(): boolean {
+    return this.options.sandbox !== undefined;
+  }
+
   hostFolderRefusal(folder: string): string | undefined {
     return this.options.sandbox?.hostFolderRefusal(folder);
   }

@@ -3,10 +3,11 @@ import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { agentPath } from "../agents/availability.js";
-import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
+import { destinationOf, isOwnSetting, modelDestinations } from "../agents/model-endpoints.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
+import { credentialEnvNames, runEnvBase } from "../core/config-env.js";
 import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
@@ -31,6 +32,11 @@ export interface AgentTurnsOptions {
   gitTokenVariable?: string;
   /** Where a runner with Docker runs sandboxed turns; none: a task asking for a sandbox fails. */
   sandbox?: AgentSandboxSettings;
+  /**
+   * The runner sandboxes its steps (it may serve several principals): a member's turn starts from
+   * the steps' allowlist and its own agent's settings of `env` (memberAgentEnv), never the rest.
+   */
+  isolateMembers?: boolean;
 }
 
 /** Runs agent turns on this runner: finds the CLI, gives it a private scratch folder, supervises it. */
@@ -112,8 +118,13 @@ export class SupervisedAgentTurns implements AgentTurns {
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
+    // A member's turn on a runner that may serve others: none of its operator's other keys.
+    const runnerEnv =
+      this.options.isolateMembers && task.cwd_confined
+        ? memberAgentEnv(task.agent, this.options.env)
+        : this.options.env;
     const env = {
-      ...agentEnv(this.options.env, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
+      ...agentEnv(runnerEnv, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
       [processTagVariable]: tag,
     };
     const sandboxed = container
@@ -388,6 +399,26 @@ export function agentEnv(
     if (gitTokenNames.includes(name) || name === gitTokenVariable) continue;
     if (ownEndpoint && carriesCredential(name)) continue;
     env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * The runner's environment as a member's turn of `agent` sees it on a sandboxing runner: what a
+ * member's step starts from (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TERM`) and that agent's own
+ * settings (its keys and endpoints: `ANTHROPIC_*` for Claude Code, `OPENAI_*` for the built-in
+ * loop, ...). Another agent's key, the operator's `GITHUB_TOKEN` or `AWS_*`, and the names the
+ * operator passes to platform runs (`step_pass_env`) stay out.
+ */
+export function memberAgentEnv(
+  agent: string,
+  runner: Readonly<Record<string, string | undefined>>,
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = runEnvBase(runner, [], runner.HOME || homedir());
+  const credentials = adapterFor(agent)?.credentialEnv ?? [];
+  for (const [name, value] of Object.entries(runner)) {
+    if (value === undefined || credentialEnvNames.includes(name)) continue;
+    if (isOwnSetting(agent, name) || credentials.includes(name)) env[name] = value;
   }
   return env;
 }
