@@ -1,4 +1,8 @@
+import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterFor } from "../src/agents/registry.js";
+import { agentCli } from "./helpers/agent-cli.js";
+import { mainScript, withTools } from "./helpers/agent-turn.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { adminToken, api, readEvents, waitForRun } from "./helpers/server.js";
 import { type ModelServer, startModelServer, turns } from "./model-server/server.js";
@@ -19,8 +23,13 @@ const operatorSecrets: Record<string, string> = {
 /** A variable of the runner's env its operator passes on to platform runs (step_pass_env). */
 const passed = { name: "OPERATOR_PASSED", value: "passed-to-platform-runs-42" };
 
+const pkg = adapterFor("claude_code")?.package;
+const claude = pkg ? agentCli("claude_code", pkg.name, pkg.version, pkg.bin) : undefined;
+
 let up: SandboxedUp;
 let model: ModelServer;
+/** The Anthropic endpoint the runner's own ANTHROPIC_BASE_URL names, for Claude Code. */
+let anthropic: ModelServer;
 let member: string;
 
 beforeAll(async () => {
@@ -32,7 +41,20 @@ beforeAll(async () => {
       { text: "done" },
     ),
   );
+  anthropic = await startModelServer(
+    mainScript({ text: "ok" }, [
+      {
+        toolCalls: [
+          { name: "Bash", input: { command: `${probe("; ", "values")}; echo "base=$ANTHROPIC_BASE_URL"` } },
+        ],
+      },
+      { text: "Done." },
+    ]),
+  );
   up = await startSandboxedUp({
+    ...(claude ? { PATH: `${dirname(claude)}:${process.env.PATH}` } : {}),
+    CLAUDE_CODE_MAX_RETRIES: "0",
+    ANTHROPIC_BASE_URL: anthropic.url,
     ...operatorSecrets,
     [passed.name]: passed.value,
     RUNYARD_STEP_PASS_ENV: passed.name,
@@ -52,17 +74,19 @@ beforeAll(async () => {
 afterAll(async () => {
   await up?.proc.kill();
   await model?.stop();
+  await anthropic?.stop();
 });
 
 /**
  * Shell lines that print `LE` `AK-<name>` (spelled apart, as the command is in the events too) for
  * each operator secret found in the command's env, its /proc/self/environ or its sandbox's
- * /proc/1/environ, `no-<name>` otherwise; and the passed variable as `passed=<value>`.
+ * /proc/1/environ (its value, or its name unless only `values` are looked for: Claude Code's
+ * placeholder key has the name), `no-<name>` otherwise; and the passed variable as `passed=<value>`.
  */
-function probe(separator: string): string {
+function probe(separator: string, look: "names and values" | "values" = "names and values"): string {
   const lines = Object.entries(operatorSecrets).map(
     ([name, value]) =>
-      `{ env; tr '\\0' '\\n' < /proc/self/environ; tr '\\0' '\\n' < /proc/1/environ; } 2>/dev/null | grep -qF -e '${value}' -e '${name}=' && echo "LE""AK-${name}" || echo "no""-${name}"`,
+      `{ env; tr '\\0' '\\n' < /proc/self/environ; tr '\\0' '\\n' < /proc/1/environ; } 2>/dev/null | grep -qF -e '${value}'${look === "values" ? "" : ` -e '${name}='`} && echo "LE""AK-${name}" || echo "no""-${name}"`,
   );
   lines.push(`echo "passed=\${${passed.name}:-unset}"`);
   return lines.join(separator);
@@ -153,4 +177,32 @@ describe("a run's environment on a sandboxing runner", () => {
     for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
     expect(events).toContain("passed=unset");
   });
+
+  it.skipIf(!claude)(
+    "a tenant member's Claude Code turn calls its model through the runner's proxy, which adds the key its CLI and shell never hold",
+    async () => {
+      const { status, body } = await api<{ run_id: string }>(
+        up.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "claude_code", prompt: "look around" },
+        member,
+      );
+      expect(status, JSON.stringify(body)).toBe(201);
+      const run = await waitForRun(
+        up.url,
+        body.run_id,
+        (view) => view.status === "success" || view.status === "failed",
+        90_000,
+      );
+      const events = JSON.stringify(await readEvents(up.url, body.run_id));
+      expect(run.status, events).toBe("success");
+      const calls = anthropic.requests.filter(withTools);
+      expect(calls.length).toBeGreaterThan(0);
+      for (const call of calls) expect(call.headers["x-api-key"]).toBe(operatorSecrets.ANTHROPIC_API_KEY);
+      expect(events).not.toContain("LEAK-");
+      for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+      expect(events).toMatch(/base=http:\/\/127\.0\.0\.1:\d+/);
+    },
+  );
 });

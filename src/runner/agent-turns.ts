@@ -14,6 +14,7 @@ import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-pr
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
+import { keyProxyFor } from "./model-key-proxy.js";
 
 export interface AgentTurnsOptions {
   /** `<runyard home>/agents`, where `runyard agents install` puts the CLIs. */
@@ -118,11 +119,15 @@ export class SupervisedAgentTurns implements AgentTurns {
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
-    // A member's turn on a runner that may serve others: none of its operator's other keys.
-    const runnerEnv =
-      this.options.isolateMembers && task.cwd_confined
-        ? memberAgentEnv(task.agent, this.options.env)
-        : this.options.env;
+    // A member's turn on a runner that may serve others: none of its operator's other keys, and
+    // where a proxy can add its agent's key to its model calls, not that one either.
+    const member = this.options.isolateMembers === true && task.cwd_confined;
+    const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
+    const keyProxy =
+      memberEnv && !container && !io.ownEndpoint
+        ? await keyProxyFor(task.agent, memberEnv, task.env)
+        : undefined;
+    const runnerEnv = keyProxy?.env ?? memberEnv ?? this.options.env;
     const env = {
       ...agentEnv(runnerEnv, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
       [processTagVariable]: tag,
@@ -136,6 +141,7 @@ export class SupervisedAgentTurns implements AgentTurns {
         })
       : undefined;
     if (sandboxed && "problem" in sandboxed) {
+      await keyProxy?.proxy.close();
       await rm(scratchDir, { recursive: true, force: true });
       return sandboxFailed(sandboxed.problem, sandboxed.hint);
     }
@@ -190,6 +196,7 @@ export class SupervisedAgentTurns implements AgentTurns {
       };
     } finally {
       killTagged(tag);
+      await keyProxy?.proxy.close();
       await sandboxed?.close();
       await rm(scratchDir, { recursive: true, force: true });
     }

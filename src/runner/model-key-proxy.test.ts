@@ -1,0 +1,101 @@
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { keyProxyFor, type ModelKeyProxy, startModelKeyProxy } from "./model-key-proxy.js";
+
+let upstream: Server | undefined;
+let proxy: ModelKeyProxy | undefined;
+const seen: Array<{ path: string; headers: IncomingHttpHeaders; body: string }> = [];
+
+async function startUpstream(): Promise<string> {
+  upstream = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      seen.push({ path: req.url ?? "", headers: req.headers, body });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ ok: true }));
+    });
+  });
+  await new Promise<void>((resolve) => upstream?.listen(0, "127.0.0.1", resolve));
+  const address = upstream.address();
+  return `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/gateway`;
+}
+
+afterEach(async () => {
+  await proxy?.close();
+  proxy = undefined;
+  await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
+  upstream = undefined;
+  seen.length = 0;
+});
+
+describe("the model key proxy", () => {
+  it("forwards a call that carries the turn's placeholder with the runner's key in its place", async () => {
+    proxy = await startModelKeyProxy({
+      upstream: await startUpstream(),
+      credentials: { "x-api-key": "sk-real" },
+    });
+    const answer = await fetch(`${proxy.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": proxy.placeholder, "content-type": "application/json" },
+      body: '{"model":"m"}',
+    });
+    expect(answer.status).toBe(200);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.path).toBe("/gateway/v1/messages");
+    expect(seen[0]?.headers["x-api-key"]).toBe("sk-real");
+    expect(seen[0]?.body).toBe('{"model":"m"}');
+  });
+
+  it("refuses a call without the placeholder, and forwards nothing", async () => {
+    proxy = await startModelKeyProxy({
+      upstream: await startUpstream(),
+      credentials: { "x-api-key": "sk-real" },
+    });
+    const guesses: Record<string, string>[] = [
+      {},
+      { "x-api-key": "guess" },
+      { authorization: "Bearer guess" },
+    ];
+    for (const headers of guesses) {
+      expect((await fetch(`${proxy.url}/v1/messages`, { method: "POST", headers, body: "{}" })).status).toBe(
+        401,
+      );
+    }
+    expect(seen).toHaveLength(0);
+  });
+
+  it("gives a Claude Code turn the proxy as its endpoint and a placeholder as its key, and its gateway's headers to the proxy", async () => {
+    const url = await startUpstream();
+    const made = await keyProxyFor(
+      "claude_code",
+      {
+        PATH: "/usr/bin",
+        ANTHROPIC_API_KEY: "sk-real",
+        ANTHROPIC_BASE_URL: url,
+        ANTHROPIC_CUSTOM_HEADERS: "x-gateway-key: gw-secret",
+      },
+      {},
+    );
+    expect(made).toBeDefined();
+    proxy = made?.proxy;
+    expect(made?.env.ANTHROPIC_BASE_URL).toBe(proxy?.url);
+    expect(made?.env.ANTHROPIC_API_KEY).toBe(proxy?.placeholder);
+    expect(made?.env.ANTHROPIC_CUSTOM_HEADERS).toBeUndefined();
+    await fetch(`${proxy?.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": proxy?.placeholder ?? "" },
+    });
+    expect(seen[0]?.headers["x-gateway-key"]).toBe("gw-secret");
+    expect(seen[0]?.headers["x-api-key"]).toBe("sk-real");
+  });
+
+  it("starts none for a task that brings its own key, or for another agent", async () => {
+    expect(
+      await keyProxyFor("claude_code", { ANTHROPIC_API_KEY: "sk-real" }, { ANTHROPIC_API_KEY: "own" }),
+    ).toBeUndefined();
+    expect(await keyProxyFor("codex", { OPENAI_API_KEY: "sk-real" }, {})).toBeUndefined();
+  });
+});

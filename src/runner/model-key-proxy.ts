@@ -1,0 +1,190 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
+import { request as httpsRequest } from "node:https";
+
+/**
+ * A loopback HTTP proxy in the runner's process that forwards one turn's model calls to the
+ * runner's endpoint with the runner's credentials added, so the turn's CLI (and every command
+ * it runs) holds a placeholder instead of the key. It forwards only requests that carry the
+ * turn's placeholder, which is random per turn: another process of the machine that finds the
+ * port (another run's step shares the host's loopback) gets nothing through it.
+ */
+export interface ModelKeyProxy {
+  /** The base URL the CLI is pointed at: `http://127.0.0.1:<port>`. */
+  url: string;
+  /** What the CLI sends as its key; the proxy replaces it with the runner's credentials. */
+  placeholder: string;
+  close(): Promise<void>;
+}
+
+export interface ModelKeyProxyOptions {
+  /** The runner's endpoint, a base URL the request's path is appended to. */
+  upstream: string;
+  /** Sent upstream with every request in place of the placeholder (`x-api-key`, a gateway's header). */
+  credentials: Readonly<Record<string, string>>;
+}
+
+/** Headers of one hop only, or that carry the placeholder: never forwarded as they came. */
+const dropped = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "x-api-key",
+  "authorization",
+]);
+
+export async function startModelKeyProxy(options: ModelKeyProxyOptions): Promise<ModelKeyProxy> {
+  const upstream = new URL(options.upstream);
+  const base = upstream.pathname.replace(/\/+$/, "");
+  const placeholder = `runyard-turn-${randomBytes(24).toString("hex")}`;
+  const credentialNames = new Set(Object.keys(options.credentials).map((name) => name.toLowerCase()));
+  const server: Server = createServer((req, res) => {
+    if (!carriesPlaceholder(req.headers, placeholder)) {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          type: "error",
+          error: { type: "authentication_error", message: "runyard's model proxy: not this turn's key" },
+        }),
+      );
+      return;
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || dropped.has(name) || credentialNames.has(name)) continue;
+      headers[name] = value;
+    }
+    Object.assign(headers, options.credentials);
+    const send = upstream.protocol === "https:" ? httpsRequest : httpRequest;
+    const outgoing = send(
+      {
+        protocol: upstream.protocol,
+        hostname: upstream.hostname.replace(/^\[|\]$/g, ""),
+        port: upstream.port || undefined,
+        method: req.method,
+        path: `${base}${req.url ?? "/"}`,
+        headers,
+      },
+      (answer) => {
+        const answerHeaders: Record<string, string | string[]> = {};
+        for (const [name, value] of Object.entries(answer.headers)) {
+          if (value !== undefined && !dropped.has(name)) answerHeaders[name] = value;
+        }
+        res.writeHead(answer.statusCode ?? 502, answerHeaders);
+        answer.pipe(res);
+        answer.on("error", () => res.destroy());
+      },
+    );
+    outgoing.on("error", (error) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(502, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          type: "error",
+          error: { type: "api_error", message: `runyard's model proxy: ${error.message}` },
+        }),
+      );
+    });
+    req.pipe(outgoing);
+    // The CLI gave up (its turn was stopped): so does the call upstream.
+    res.on("close", () => {
+      if (!res.writableFinished) outgoing.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    placeholder,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Whether the request carries the turn's placeholder as its key (`x-api-key`, or a bearer token). */
+function carriesPlaceholder(headers: IncomingHttpHeaders, placeholder: string): boolean {
+  const apiKey = headers["x-api-key"];
+  const bearer = /^Bearer (.+)$/i.exec(headers.authorization ?? "")?.[1];
+  return [typeof apiKey === "string" ? apiKey : undefined, bearer].some(
+    (given) => given !== undefined && sameText(given, placeholder),
+  );
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** The runner's Claude Code credentials a proxy sends in the CLI's place. */
+const claudeCredentialNames = [
+  "ANTHROPIC_API_KEY",
+  "ANTHROPIC_AUTH_TOKEN",
+  "ANTHROPIC_CUSTOM_HEADERS",
+  "CLAUDE_CODE_OAUTH_TOKEN",
+];
+
+/**
+ * A member's turn of `agent` with the runner's key kept out of it: a proxy started for the turn,
+ * and the runner's env as the turn sees it (the agent's credentials taken out, its endpoint set
+ * to the proxy, the placeholder as its key). Undefined where no proxy applies: an agent other
+ * than Claude Code (for now), a task that brings its own credential, a runner without an API
+ * key or bearer token for it, or one that sends it to another provider (Bedrock, Vertex,
+ * Foundry).
+ */
+export async function keyProxyFor(
+  agent: string,
+  runnerEnv: Readonly<Record<string, string | undefined>>,
+  taskEnv: Readonly<Record<string, string>>,
+): Promise<{ proxy: ModelKeyProxy; env: Record<string, string | undefined> } | undefined> {
+  if (agent !== "claude_code") return undefined;
+  if (claudeCredentialNames.some((name) => taskEnv[name])) return undefined;
+  const otherProvider = ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"];
+  if (otherProvider.some((name) => truthy(runnerEnv[name]))) return undefined;
+  const key = runnerEnv.ANTHROPIC_API_KEY;
+  const token = runnerEnv.ANTHROPIC_AUTH_TOKEN;
+  if (!key && !token) return undefined;
+  const credentials: Record<string, string> = {
+    ...customHeaders(runnerEnv.ANTHROPIC_CUSTOM_HEADERS),
+    ...(key ? { "x-api-key": key } : { authorization: `Bearer ${token}` }),
+  };
+  const proxy = await startModelKeyProxy({
+    upstream: runnerEnv.ANTHROPIC_BASE_URL || "https://api.anthropic.com",
+    credentials,
+  });
+  const env: Record<string, string | undefined> = { ...runnerEnv };
+  for (const name of claudeCredentialNames) delete env[name];
+  env.ANTHROPIC_BASE_URL = proxy.url;
+  env.ANTHROPIC_API_KEY = proxy.placeholder;
+  return { proxy, env };
+}
+
+/** Claude Code's `ANTHROPIC_CUSTOM_HEADERS`: `Name: value`, one a line. */
+function customHeaders(text: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of (text ?? "").split("\n")) {
+    const at = line.indexOf(":");
+    if (at <= 0) continue;
+    const name = line.slice(0, at).trim().toLowerCase();
+    if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) headers[name] = line.slice(at + 1).trim();
+  }
+  return headers;
+}
+
+function truthy(value: string | undefined): boolean {
+  return value !== undefined && value !== "" && value !== "0" && value.toLowerCase() !== "false";
+}
