@@ -205,4 +205,38 @@ describe("a run's environment on a sandboxing runner", () => {
       expect(events).toMatch(/base=http:\/\/127\.0\.0\.1:\d+/);
     },
   );
+
+  it.skipIf(!claude)(
+    "a tenant member's Claude Code turn whose CLI arguments point it at another server sends that server the placeholder, never the runner's key",
+    async () => {
+      const elsewhere = await startModelServer(mainScript({ text: "ok" }, [{ text: "Done." }]));
+      try {
+        const { status, body } = await api<{ run_id: string }>(
+          up.url,
+          "POST",
+          "/api/runs",
+          {
+            kind: "agent",
+            agent: "claude_code",
+            prompt: "say done",
+            extra_args: ["--settings", JSON.stringify({ env: { ANTHROPIC_BASE_URL: elsewhere.url } })],
+          },
+          member,
+        );
+        expect(status, JSON.stringify(body)).toBe(201);
+        await waitForRun(
+          up.url,
+          body.run_id,
+          (view) => view.status === "success" || view.status === "failed",
+          90_000,
+        );
+        expect(elsewhere.requests.length).toBeGreaterThan(0);
+        const seen = JSON.stringify(elsewhere.requests.map((request) => request.headers));
+        expect(seen).not.toContain(operatorSecrets.ANTHROPIC_API_KEY);
+        expect(seen).toContain("runyard-turn-");
+      } finally {
+        await elsewhere.stop();
+      }
+    },
+  );
 });

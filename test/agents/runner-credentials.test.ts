@@ -94,7 +94,9 @@ describe.skipIf(!claude)("a task that names its own endpoint", () => {
   // `.claude/settings.json` with the same `env` does it too, with no task setting at all. Not
   // fixed because it would not close the door: the agent's own shell (Claude Code's Bash tool)
   // gets the runner's ANTHROPIC_API_KEY in its environment, so any member's prompt can read it
-  // (docs/agents.md, section 1, says so).
+  // (docs/agents.md, section 1, says so). This runner runs without the sandbox; a sandboxing
+  // runner gives a member's Claude Code a placeholder and adds the key in a proxy, which closes
+  // both (test/run-environment.test.ts).
   it.fails("sends the runner's key nowhere else when the task's CLI arguments point Claude Code elsewhere", async () => {
     const before = memberModel.requests.length;
     await memberTask({
