@@ -19,17 +19,24 @@ const operatorSecrets: Record<string, string> = {
   GITHUB_TOKEN: "ghp_operator0github0token0e7",
   GIT_TOKEN: "operator-git-token-3a9c",
   AWS_SECRET_ACCESS_KEY: "operator/aws/secret/71b0",
+  GEMINI_API_KEY: "operator-gemini-key-2d6e",
 };
 /** A variable of the runner's env its operator passes on to platform runs (step_pass_env). */
 const passed = { name: "OPERATOR_PASSED", value: "passed-to-platform-runs-42" };
 
-const pkg = adapterFor("claude_code")?.package;
-const claude = pkg ? agentCli("claude_code", pkg.name, pkg.version, pkg.bin) : undefined;
+function cli(agent: string): string | undefined {
+  const pkg = adapterFor(agent)?.package;
+  return pkg ? agentCli(agent, pkg.name, pkg.version, pkg.bin) : undefined;
+}
+const claude = cli("claude_code");
+const gemini = cli("gemini");
 
 let up: SandboxedUp;
 let model: ModelServer;
 /** The Anthropic endpoint the runner's own ANTHROPIC_BASE_URL names, for Claude Code. */
 let anthropic: ModelServer;
+/** The Gemini API the runner's own GOOGLE_GEMINI_BASE_URL names, for Gemini CLI. */
+let google: ModelServer;
 let member: string;
 
 beforeAll(async () => {
@@ -51,8 +58,17 @@ beforeAll(async () => {
       { text: "Done." },
     ]),
   );
+  // A side call of Gemini CLI, without tools, is a next-speaker check.
+  google = await startModelServer(
+    mainScript({ text: '{"next_speaker":"user","reasoning":"done"}' }, [
+      { toolCalls: [{ name: "run_shell_command", input: { command: probe("; ", "values") } }] },
+      { text: "done" },
+    ]),
+  );
+  const clis = [claude, gemini].flatMap((path) => (path ? [dirname(path)] : []));
   up = await startSandboxedUp({
-    ...(claude ? { PATH: `${dirname(claude)}:${process.env.PATH}` } : {}),
+    PATH: [...clis, process.env.PATH].join(":"),
+    GOOGLE_GEMINI_BASE_URL: google.url,
     CLAUDE_CODE_MAX_RETRIES: "0",
     ANTHROPIC_BASE_URL: anthropic.url,
     ...operatorSecrets,
@@ -75,6 +91,7 @@ afterAll(async () => {
   await up?.proc.kill();
   await model?.stop();
   await anthropic?.stop();
+  await google?.stop();
 });
 
 /**
@@ -237,6 +254,33 @@ describe("a run's environment on a sandboxing runner", () => {
       } finally {
         await elsewhere.stop();
       }
+    },
+  );
+
+  it.skipIf(!gemini)(
+    "a tenant member's Gemini CLI turn calls its model through the runner's proxy, which adds the key its CLI and shell never hold",
+    async () => {
+      const { status, body } = await api<{ run_id: string }>(
+        up.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "gemini", prompt: "look around", model: "gemini-2.5-pro" },
+        member,
+      );
+      expect(status, JSON.stringify(body)).toBe(201);
+      const run = await waitForRun(
+        up.url,
+        body.run_id,
+        (view) => view.status === "success" || view.status === "failed",
+        90_000,
+      );
+      const events = JSON.stringify(await readEvents(up.url, body.run_id));
+      expect(run.status, events).toBe("success");
+      const calls = google.requests.filter(withTools);
+      expect(calls.length).toBeGreaterThan(0);
+      for (const call of calls) expect(call.headers["x-goog-api-key"]).toBe(operatorSecrets.GEMINI_API_KEY);
+      expect(events).not.toContain("LEAK-");
+      for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
     },
   );
 });

@@ -34,6 +34,7 @@ const dropped = new Set([
   "transfer-encoding",
   "upgrade",
   "x-api-key",
+  "x-goog-api-key",
   "authorization",
 ]);
 
@@ -115,13 +116,13 @@ export async function startModelKeyProxy(options: ModelKeyProxyOptions): Promise
   };
 }
 
-/** Whether the request carries the turn's placeholder as its key (`x-api-key`, or a bearer token). */
+/** Whether the request carries the turn's placeholder as its key (`x-api-key`, `x-goog-api-key`, or a bearer token). */
 function carriesPlaceholder(headers: IncomingHttpHeaders, placeholder: string): boolean {
-  const apiKey = headers["x-api-key"];
-  const bearer = /^Bearer (.+)$/i.exec(headers.authorization ?? "")?.[1];
-  return [typeof apiKey === "string" ? apiKey : undefined, bearer].some(
-    (given) => given !== undefined && sameText(given, placeholder),
+  const keys = [headers["x-api-key"], headers["x-goog-api-key"]].map((value) =>
+    typeof value === "string" ? value : undefined,
   );
+  const bearer = /^Bearer (.+)$/i.exec(headers.authorization ?? "")?.[1];
+  return [...keys, bearer].some((given) => given !== undefined && sameText(given, placeholder));
 }
 
 function sameText(a: string, b: string): boolean {
@@ -130,46 +131,87 @@ function sameText(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
-/** The runner's Claude Code credentials a proxy sends in the CLI's place. */
-const claudeCredentialNames = [
-  "ANTHROPIC_API_KEY",
-  "ANTHROPIC_AUTH_TOKEN",
-  "ANTHROPIC_CUSTOM_HEADERS",
-  "CLAUDE_CODE_OAUTH_TOKEN",
-];
+/** How an agent's CLI is pointed at its model and sends its key, as a proxy takes its place. */
+interface ProxiedProvider {
+  /** The runner's credentials for it, first found wins: its header or headers. */
+  credentials: (env: Readonly<Record<string, string | undefined>>) => Record<string, string> | undefined;
+  /** Every variable that carries one of its credentials: none stays in the CLI's env. */
+  credentialNames: readonly string[];
+  /** Where the CLI reads its endpoint, and where it goes when that is unset. */
+  baseUrlName: string;
+  defaultUpstream: string;
+  /** Where the CLI reads its key: set to the placeholder. */
+  keyName: string;
+  /** The runner's settings that send the CLI to another provider, whose calls no proxy takes. */
+  otherProvider: readonly string[];
+}
+
+const anthropicProvider: ProxiedProvider = {
+  credentials: (env) =>
+    env.ANTHROPIC_API_KEY || env.ANTHROPIC_AUTH_TOKEN
+      ? {
+          ...customHeaders(env.ANTHROPIC_CUSTOM_HEADERS),
+          ...(env.ANTHROPIC_API_KEY
+            ? { "x-api-key": env.ANTHROPIC_API_KEY }
+            : { authorization: `Bearer ${env.ANTHROPIC_AUTH_TOKEN}` }),
+        }
+      : undefined,
+  credentialNames: [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+  ],
+  baseUrlName: "ANTHROPIC_BASE_URL",
+  defaultUpstream: "https://api.anthropic.com",
+  keyName: "ANTHROPIC_API_KEY",
+  otherProvider: ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"],
+};
+
+const geminiProvider: ProxiedProvider = {
+  credentials: (env) => {
+    const key = env.GEMINI_API_KEY || env.GOOGLE_API_KEY;
+    return key ? { "x-goog-api-key": key } : undefined;
+  },
+  credentialNames: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+  baseUrlName: "GOOGLE_GEMINI_BASE_URL",
+  defaultUpstream: "https://generativelanguage.googleapis.com",
+  keyName: "GEMINI_API_KEY",
+  otherProvider: ["GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"],
+};
+
+/** The agents whose model calls a proxy can take, by the provider their CLI calls. */
+const proxiedProviders: Record<string, ProxiedProvider> = {
+  claude_code: anthropicProvider,
+  gemini: geminiProvider,
+};
 
 /**
  * A member's turn of `agent` with the runner's key kept out of it: a proxy started for the turn,
  * and the runner's env as the turn sees it (the agent's credentials taken out, its endpoint set
  * to the proxy, the placeholder as its key). Undefined where no proxy applies: an agent other
- * than Claude Code (for now), a task that brings its own credential, a runner without an API
- * key or bearer token for it, or one that sends it to another provider (Bedrock, Vertex,
- * Foundry).
+ * than Claude Code and Gemini CLI (for now), a task that brings its own credential, a runner
+ * without a key for it, or one that sends it to another provider (Bedrock, Vertex, ...).
  */
 export async function keyProxyFor(
   agent: string,
   runnerEnv: Readonly<Record<string, string | undefined>>,
   taskEnv: Readonly<Record<string, string>>,
 ): Promise<{ proxy: ModelKeyProxy; env: Record<string, string | undefined> } | undefined> {
-  if (agent !== "claude_code") return undefined;
-  if (claudeCredentialNames.some((name) => taskEnv[name])) return undefined;
-  const otherProvider = ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"];
-  if (otherProvider.some((name) => truthy(runnerEnv[name]))) return undefined;
-  const key = runnerEnv.ANTHROPIC_API_KEY;
-  const token = runnerEnv.ANTHROPIC_AUTH_TOKEN;
-  if (!key && !token) return undefined;
-  const credentials: Record<string, string> = {
-    ...customHeaders(runnerEnv.ANTHROPIC_CUSTOM_HEADERS),
-    ...(key ? { "x-api-key": key } : { authorization: `Bearer ${token}` }),
-  };
+  const provider = proxiedProviders[agent];
+  if (!provider) return undefined;
+  if (provider.credentialNames.some((name) => taskEnv[name])) return undefined;
+  if (provider.otherProvider.some((name) => truthy(runnerEnv[name]))) return undefined;
+  const credentials = provider.credentials(runnerEnv);
+  if (!credentials) return undefined;
   const proxy = await startModelKeyProxy({
-    upstream: runnerEnv.ANTHROPIC_BASE_URL || "https://api.anthropic.com",
+    upstream: runnerEnv[provider.baseUrlName] || provider.defaultUpstream,
     credentials,
   });
   const env: Record<string, string | undefined> = { ...runnerEnv };
-  for (const name of claudeCredentialNames) delete env[name];
-  env.ANTHROPIC_BASE_URL = proxy.url;
-  env.ANTHROPIC_API_KEY = proxy.placeholder;
+  for (const name of provider.credentialNames) delete env[name];
+  env[provider.baseUrlName] = proxy.url;
+  env[provider.keyName] = proxy.placeholder;
   return { proxy, env };
 }
 
