@@ -24,6 +24,14 @@ describe("config file", () => {
     expect(groupForRepo(loaded.repos, "unknown")).toBeUndefined();
   });
 
+  it("reads step_pass_env as a YAML list of names, over RUNYARD_STEP_PASS_ENV", () => {
+    const loaded = readConfigFile(file("step_pass_env:\n  - HTTP_PROXY\n  - NPM_CONFIG_REGISTRY\n"));
+    expect(loadConfig({ RUNYARD_STEP_PASS_ENV: "OTHER" }, loaded.overrides).stepPassEnv).toEqual([
+      "HTTP_PROXY",
+      "NPM_CONFIG_REGISTRY",
+    ]);
+  });
+
   it("reads server_url as a comma-separated list or a YAML list of replicas", () => {
     expect(readConfigFile(file("server_url: http://a:8088, http://b:8088\n")).overrides.serverUrl).toBe(
       "http://a:8088, http://b:8088",
