@@ -5,7 +5,7 @@ import { agentCli } from "./helpers/agent-cli.js";
 import { mainScript, withTools } from "./helpers/agent-turn.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { adminToken, api, readEvents, waitForRun } from "./helpers/server.js";
-import { type ModelServer, startModelServer, turns } from "./model-server/server.js";
+import { type ModelServer, type RecordedRequest, startModelServer } from "./model-server/server.js";
 
 /**
  * What a run's commands find in their environment on `runyard up`'s sandboxing runner, whose own
@@ -30,6 +30,13 @@ function cli(agent: string): string | undefined {
 }
 const claude = cli("claude_code");
 const gemini = cli("gemini");
+const codex = cli("codex");
+const opencode = cli("opencode");
+
+/** Whether a model request offers the agent a tool of this name (Chat Completions or Responses). */
+function offers(request: RecordedRequest, tool: string): boolean {
+  return JSON.stringify((request.body as { tools?: unknown })?.tools ?? []).includes(`"name":"${tool}"`);
+}
 
 let up: SandboxedUp;
 let model: ModelServer;
@@ -42,12 +49,41 @@ let member: string;
 beforeAll(async () => {
   // The model the runner's own OPENAI_BASE_URL names: a member's agent task that brings no key
   // of its own is given the runner's, as on an operator's machine.
-  model = await startModelServer(
-    turns(
-      { toolCalls: [{ name: "run_command", input: { command: probe("; ") }, id: "call_env" }] },
-      { text: "done" },
-    ),
-  );
+  // Each agent's own requests (they offer its tools) get a conversation of their own; a side
+  // call (a title) is answered with text.
+  model = await startModelServer({
+    conversations: [
+      {
+        match: (r) => r.path === "/v1/chat/completions" && offers(r, "run_command"),
+        turns: [
+          { toolCalls: [{ name: "run_command", input: { command: probe("; ") }, id: "call_env" }] },
+          { text: "done" },
+        ],
+      },
+      {
+        match: (r) => r.path === "/v1/responses" && offers(r, "exec_command"),
+        turns: [
+          {
+            toolCalls: [
+              {
+                name: "exec_command",
+                input: { cmd: probe("; ", "values"), login: false, yield_time_ms: 30000 },
+              },
+            ],
+          },
+          { text: "done" },
+        ],
+      },
+      {
+        match: (r) => r.path === "/v1/responses" && offers(r, "bash"),
+        turns: [
+          { toolCalls: [{ name: "bash", input: { command: probe("; ", "values"), description: "look" } }] },
+          { text: "done" },
+        ],
+      },
+      { turns: [{ text: "ok" }] },
+    ],
+  });
   anthropic = await startModelServer(
     mainScript({ text: "ok" }, [
       {
@@ -65,7 +101,7 @@ beforeAll(async () => {
       { text: "done" },
     ]),
   );
-  const clis = [claude, gemini].flatMap((path) => (path ? [dirname(path)] : []));
+  const clis = [claude, gemini, codex, opencode].flatMap((path) => (path ? [dirname(path)] : []));
   up = await startSandboxedUp({
     PATH: [...clis, process.env.PATH].join(":"),
     GOOGLE_GEMINI_BASE_URL: google.url,
@@ -283,4 +319,37 @@ describe("a run's environment on a sandboxing runner", () => {
       for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
     },
   );
+
+  for (const [agent, path, modelName] of [
+    ["codex", codex, "gpt-5.5"],
+    ["opencode", opencode, "openai/gpt-5.5"],
+  ] as const) {
+    it.skipIf(!path)(
+      `a tenant member's ${agent} turn calls the runner's OPENAI_BASE_URL through its proxy, which adds the key its CLI and shell never hold`,
+      async () => {
+        const { status, body } = await api<{ run_id: string }>(
+          up.url,
+          "POST",
+          "/api/runs",
+          { kind: "agent", agent, prompt: "look around", ...(modelName ? { model: modelName } : {}) },
+          member,
+        );
+        expect(status, JSON.stringify(body)).toBe(201);
+        const run = await waitForRun(
+          up.url,
+          body.run_id,
+          (view) => view.status === "success" || view.status === "failed",
+          90_000,
+        );
+        const events = JSON.stringify(await readEvents(up.url, body.run_id));
+        expect(run.status, events).toBe("success");
+        const calls = model.requests.filter((r) => r.path === "/v1/responses");
+        expect(calls.length).toBeGreaterThan(0);
+        for (const call of calls)
+          expect(call.headers.authorization).toBe(`Bearer ${operatorSecrets.OPENAI_API_KEY}`);
+        expect(events).not.toContain("LEAK-");
+        for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+      },
+    );
+  }
 });

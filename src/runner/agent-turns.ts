@@ -141,7 +141,7 @@ export class SupervisedAgentTurns implements AgentTurns {
         })
       : undefined;
     if (sandboxed && "problem" in sandboxed) {
-      await keyProxy?.proxy.close();
+      await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
       await rm(scratchDir, { recursive: true, force: true });
       return sandboxFailed(sandboxed.problem, sandboxed.hint);
     }
@@ -196,7 +196,7 @@ export class SupervisedAgentTurns implements AgentTurns {
       };
     } finally {
       killTagged(tag);
-      await keyProxy?.proxy.close();
+      await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
       await sandboxed?.close();
       await rm(scratchDir, { recursive: true, force: true });
     }

@@ -80,7 +80,7 @@ describe("the model key proxy", () => {
       {},
     );
     expect(made).toBeDefined();
-    proxy = made?.proxy;
+    proxy = made?.proxies[0];
     expect(made?.env.ANTHROPIC_BASE_URL).toBe(proxy?.url);
     expect(made?.env.ANTHROPIC_API_KEY).toBe(proxy?.placeholder);
     expect(made?.env.ANTHROPIC_CUSTOM_HEADERS).toBeUndefined();
@@ -92,10 +92,11 @@ describe("the model key proxy", () => {
     expect(seen[0]?.headers["x-api-key"]).toBe("sk-real");
   });
 
-  it("starts none for a task that brings its own key, or for another agent", async () => {
+  it("starts none for a task that brings its own key, for Codex where the runner names no OPENAI_BASE_URL, or for Copilot CLI", async () => {
     expect(
       await keyProxyFor("claude_code", { ANTHROPIC_API_KEY: "sk-real" }, { ANTHROPIC_API_KEY: "own" }),
     ).toBeUndefined();
     expect(await keyProxyFor("codex", { OPENAI_API_KEY: "sk-real" }, {})).toBeUndefined();
+    expect(await keyProxyFor("copilot", { COPILOT_GITHUB_TOKEN: "gho_real" }, {})).toBeUndefined();
   });
 });

@@ -144,6 +144,11 @@ interface ProxiedProvider {
   keyName: string;
   /** The runner's settings that send the CLI to another provider, whose calls no proxy takes. */
   otherProvider: readonly string[];
+  /**
+   * Proxied only where the runner's env names the endpoint: without it the CLI goes where its
+   * user's own config sends it (a provider of Codex's config.toml), which a proxy would replace.
+   */
+  onlyNamedEndpoint?: boolean;
 }
 
 const anthropicProvider: ProxiedProvider = {
@@ -180,39 +185,81 @@ const geminiProvider: ProxiedProvider = {
   otherProvider: ["GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"],
 };
 
-/** The agents whose model calls a proxy can take, by the provider their CLI calls. */
-const proxiedProviders: Record<string, ProxiedProvider> = {
-  claude_code: anthropicProvider,
-  gemini: geminiProvider,
+/**
+ * Codex's OpenAI-compatible endpoint, with its key as a bearer token: only where the runner's
+ * `OPENAI_BASE_URL` names it (runyard's adapter then makes it a provider of its own); without it
+ * Codex goes where its user's config.toml sends it.
+ */
+const codexProvider: ProxiedProvider = {
+  credentials: (env) => (env.OPENAI_API_KEY ? { authorization: `Bearer ${env.OPENAI_API_KEY}` } : undefined),
+  credentialNames: ["OPENAI_API_KEY", "CODEX_API_KEY"],
+  baseUrlName: "OPENAI_BASE_URL",
+  defaultUpstream: "https://api.openai.com/v1",
+  keyName: "OPENAI_API_KEY",
+  otherProvider: [],
+  onlyNamedEndpoint: true,
 };
 
 /**
- * A member's turn of `agent` with the runner's key kept out of it: a proxy started for the turn,
- * and the runner's env as the turn sees it (the agent's credentials taken out, its endpoint set
- * to the proxy, the placeholder as its key). Undefined where no proxy applies: an agent other
- * than Claude Code and Gemini CLI (for now), a task that brings its own credential, a runner
- * without a key for it, or one that sends it to another provider (Bedrock, Vertex, ...).
+ * OpenCode's built-in providers, each read from the env: `OPENAI_BASE_URL` and
+ * `ANTHROPIC_BASE_URL` are the whole base (`.../v1`), where OpenCode adds `/responses` and
+ * `/messages`. A member's turn on a sandboxing runner has no config of its user's (its `$HOME`
+ * is empty), so the env is all it goes by.
+ */
+const openCodeProviders: ProxiedProvider[] = [
+  { ...codexProvider, credentialNames: ["OPENAI_API_KEY"], onlyNamedEndpoint: false },
+  {
+    credentials: (env) => (env.ANTHROPIC_API_KEY ? { "x-api-key": env.ANTHROPIC_API_KEY } : undefined),
+    credentialNames: ["ANTHROPIC_API_KEY"],
+    baseUrlName: "ANTHROPIC_BASE_URL",
+    defaultUpstream: "https://api.anthropic.com/v1",
+    keyName: "ANTHROPIC_API_KEY",
+    otherProvider: [],
+  },
+];
+
+/** The agents whose model calls a proxy can take: the providers their CLI calls. */
+const proxiedProviders: Record<string, readonly ProxiedProvider[]> = {
+  claude_code: [anthropicProvider],
+  gemini: [geminiProvider],
+  codex: [codexProvider],
+  opencode: openCodeProviders,
+};
+
+/**
+ * A member's turn of `agent` with the runner's keys kept out of it: a proxy started for the turn
+ * per provider its CLI calls, and the runner's env as the turn sees it (each provider's
+ * credentials taken out, its endpoint set to its proxy, a placeholder as its key). Undefined
+ * where no proxy applies: Copilot CLI (for now), a task that brings its own credential for the
+ * provider, a runner without a key for it, one that sends the CLI to another provider (Bedrock,
+ * Vertex, ...), and Codex where the runner names no endpoint.
  */
 export async function keyProxyFor(
   agent: string,
   runnerEnv: Readonly<Record<string, string | undefined>>,
   taskEnv: Readonly<Record<string, string>>,
-): Promise<{ proxy: ModelKeyProxy; env: Record<string, string | undefined> } | undefined> {
-  const provider = proxiedProviders[agent];
-  if (!provider) return undefined;
-  if (provider.credentialNames.some((name) => taskEnv[name])) return undefined;
-  if (provider.otherProvider.some((name) => truthy(runnerEnv[name]))) return undefined;
-  const credentials = provider.credentials(runnerEnv);
-  if (!credentials) return undefined;
-  const proxy = await startModelKeyProxy({
-    upstream: runnerEnv[provider.baseUrlName] || provider.defaultUpstream,
-    credentials,
-  });
+): Promise<{ proxies: ModelKeyProxy[]; env: Record<string, string | undefined> } | undefined> {
   const env: Record<string, string | undefined> = { ...runnerEnv };
-  for (const name of provider.credentialNames) delete env[name];
-  env[provider.baseUrlName] = proxy.url;
-  env[provider.keyName] = proxy.placeholder;
-  return { proxy, env };
+  const proxies: ModelKeyProxy[] = [];
+  for (const provider of proxiedProviders[agent] ?? []) {
+    if (provider.credentialNames.some((name) => taskEnv[name])) continue;
+    if (provider.otherProvider.some((name) => truthy(runnerEnv[name]))) continue;
+    if (provider.onlyNamedEndpoint && !runnerEnv[provider.baseUrlName]) continue;
+    const credentials = provider.credentials(runnerEnv);
+    if (!credentials) continue;
+    const proxy = await startModelKeyProxy({
+      upstream: runnerEnv[provider.baseUrlName] || provider.defaultUpstream,
+      credentials,
+    }).catch(async (error: unknown) => {
+      await Promise.all(proxies.map((started) => started.close()));
+      throw error;
+    });
+    proxies.push(proxy);
+    for (const name of provider.credentialNames) delete env[name];
+    env[provider.baseUrlName] = proxy.url;
+    env[provider.keyName] = proxy.placeholder;
+  }
+  return proxies.length > 0 ? { proxies, env } : undefined;
 }
 
 /** Claude Code's `ANTHROPIC_CUSTOM_HEADERS`: `Name: value`, one a line. */
