@@ -98,5 +98,9 @@ describe("the model key proxy", () => {
     ).toBeUndefined();
     expect(await keyProxyFor("codex", { OPENAI_API_KEY: "sk-real" }, {})).toBeUndefined();
     expect(await keyProxyFor("copilot", { COPILOT_GITHUB_TOKEN: "gho_real" }, {})).toBeUndefined();
+    // An endpoint that is no http(s) URL is left to the CLI, which says what is wrong with it.
+    expect(
+      await keyProxyFor("claude_code", { ANTHROPIC_API_KEY: "sk-real", ANTHROPIC_BASE_URL: "not a url" }, {}),
+    ).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { destinationOf } from "../agents/model-endpoints.js";
 
 /**
  * A loopback HTTP proxy in the runner's process that forwards one turn's model calls to the
@@ -246,11 +247,10 @@ export async function keyProxyFor(
     if (provider.otherProvider.some((name) => truthy(runnerEnv[name]))) continue;
     if (provider.onlyNamedEndpoint && !runnerEnv[provider.baseUrlName]) continue;
     const credentials = provider.credentials(runnerEnv);
-    if (!credentials) continue;
-    const proxy = await startModelKeyProxy({
-      upstream: runnerEnv[provider.baseUrlName] || provider.defaultUpstream,
-      credentials,
-    }).catch(async (error: unknown) => {
+    const upstream = runnerEnv[provider.baseUrlName] || provider.defaultUpstream;
+    // An endpoint that is no http(s) URL is left to the CLI, which says what is wrong with it.
+    if (!credentials || !destinationOf(upstream)) continue;
+    const proxy = await startModelKeyProxy({ upstream, credentials }).catch(async (error: unknown) => {
       await Promise.all(proxies.map((started) => started.close()));
       throw error;
     });
