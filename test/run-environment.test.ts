@@ -20,6 +20,7 @@ const operatorSecrets: Record<string, string> = {
   GIT_TOKEN: "operator-git-token-3a9c",
   AWS_SECRET_ACCESS_KEY: "operator/aws/secret/71b0",
   GEMINI_API_KEY: "operator-gemini-key-2d6e",
+  COPILOT_PROVIDER_API_KEY: "operator-copilot-provider-key-9f1a",
 };
 /** A variable of the runner's env its operator passes on to platform runs (step_pass_env). */
 const passed = { name: "OPERATOR_PASSED", value: "passed-to-platform-runs-42" };
@@ -32,6 +33,7 @@ const claude = cli("claude_code");
 const gemini = cli("gemini");
 const codex = cli("codex");
 const opencode = cli("opencode");
+const copilot = cli("copilot");
 
 /** Whether a model request offers the agent a tool of this name (Chat Completions or Responses). */
 function offers(request: RecordedRequest, tool: string): boolean {
@@ -81,6 +83,13 @@ beforeAll(async () => {
           { text: "done" },
         ],
       },
+      {
+        match: (r) => r.path === "/v1/chat/completions" && offers(r, "bash"),
+        turns: [
+          { toolCalls: [{ name: "bash", input: { command: probe("; ", "values"), description: "look" } }] },
+          { text: "done" },
+        ],
+      },
       { turns: [{ text: "ok" }] },
     ],
   });
@@ -101,7 +110,7 @@ beforeAll(async () => {
       { text: "done" },
     ]),
   );
-  const clis = [claude, gemini, codex, opencode].flatMap((path) => (path ? [dirname(path)] : []));
+  const clis = [claude, gemini, codex, opencode, copilot].flatMap((path) => (path ? [dirname(path)] : []));
   up = await startSandboxedUp({
     PATH: [...clis, process.env.PATH].join(":"),
     GOOGLE_GEMINI_BASE_URL: google.url,
@@ -111,6 +120,7 @@ beforeAll(async () => {
     [passed.name]: passed.value,
     RUNYARD_STEP_PASS_ENV: passed.name,
     OPENAI_BASE_URL: `${model.url}/v1`,
+    COPILOT_PROVIDER_BASE_URL: `${model.url}/v1`,
   });
   const created = await api<{ token: string }>(
     up.url,
@@ -352,4 +362,32 @@ describe("a run's environment on a sandboxing runner", () => {
       },
     );
   }
+
+  it.skipIf(!copilot)(
+    "a tenant member's Copilot CLI turn calls the runner's COPILOT_PROVIDER_BASE_URL through its proxy, which adds the key its CLI and shell never hold",
+    async () => {
+      const { status, body } = await api<{ run_id: string }>(
+        up.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "copilot", prompt: "look around", model: "gpt-4.1" },
+        member,
+      );
+      expect(status, JSON.stringify(body)).toBe(201);
+      const run = await waitForRun(
+        up.url,
+        body.run_id,
+        (view) => view.status === "success" || view.status === "failed",
+        90_000,
+      );
+      const events = JSON.stringify(await readEvents(up.url, body.run_id));
+      expect(run.status, events).toBe("success");
+      const calls = model.requests.filter((r) => r.path === "/v1/chat/completions" && offers(r, "bash"));
+      expect(calls.length).toBeGreaterThan(0);
+      for (const call of calls)
+        expect(call.headers.authorization).toBe(`Bearer ${operatorSecrets.COPILOT_PROVIDER_API_KEY}`);
+      expect(events).not.toContain("LEAK-");
+      for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+    },
+  );
 });

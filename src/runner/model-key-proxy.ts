@@ -150,6 +150,8 @@ interface ProxiedProvider {
    * user's own config sends it (a provider of Codex's config.toml), which a proxy would replace.
    */
   onlyNamedEndpoint?: boolean;
+  /** Whether the CLI sends its key as the proxy reads it (a bearer token, `x-api-key`), by the runner's settings. */
+  sendsKeyAsRead?: (env: Readonly<Record<string, string | undefined>>) => boolean;
 }
 
 const anthropicProvider: ProxiedProvider = {
@@ -219,12 +221,38 @@ const openCodeProviders: ProxiedProvider[] = [
   },
 ];
 
+/**
+ * Copilot CLI's own provider (BYOK, `COPILOT_PROVIDER_BASE_URL`, OpenAI's wire format unless
+ * `COPILOT_PROVIDER_TYPE` says otherwise), whose key it sends as a bearer token; with it the CLI
+ * runs offline and needs no GitHub login, so `GH_TOKEN` and `COPILOT_GITHUB_TOKEN` stay out too.
+ * Without it Copilot CLI logs in to GitHub, which no proxy here takes.
+ */
+const copilotProvider: ProxiedProvider = {
+  credentials: (env) => {
+    const key = env.COPILOT_PROVIDER_API_KEY || env.COPILOT_PROVIDER_BEARER_TOKEN;
+    return key ? { authorization: `Bearer ${key}` } : undefined;
+  },
+  credentialNames: [
+    "COPILOT_PROVIDER_API_KEY",
+    "COPILOT_PROVIDER_BEARER_TOKEN",
+    "COPILOT_GITHUB_TOKEN",
+    "GH_TOKEN",
+  ],
+  baseUrlName: "COPILOT_PROVIDER_BASE_URL",
+  defaultUpstream: "",
+  keyName: "COPILOT_PROVIDER_API_KEY",
+  otherProvider: [],
+  onlyNamedEndpoint: true,
+  sendsKeyAsRead: (env) => !env.COPILOT_PROVIDER_TYPE || env.COPILOT_PROVIDER_TYPE === "openai",
+};
+
 /** The agents whose model calls a proxy can take: the providers their CLI calls. */
 const proxiedProviders: Record<string, readonly ProxiedProvider[]> = {
   claude_code: [anthropicProvider],
   gemini: [geminiProvider],
   codex: [codexProvider],
   opencode: openCodeProviders,
+  copilot: [copilotProvider],
 };
 
 /**
@@ -246,6 +274,7 @@ export async function keyProxyFor(
     if (provider.credentialNames.some((name) => taskEnv[name])) continue;
     if (provider.otherProvider.some((name) => truthy(runnerEnv[name]))) continue;
     if (provider.onlyNamedEndpoint && !runnerEnv[provider.baseUrlName]) continue;
+    if (provider.sendsKeyAsRead && !provider.sendsKeyAsRead(runnerEnv)) continue;
     const credentials = provider.credentials(runnerEnv);
     const upstream = runnerEnv[provider.baseUrlName] || provider.defaultUpstream;
     // An endpoint that is no http(s) URL is left to the CLI, which says what is wrong with it.
