@@ -1,4 +1,5 @@
-import { dirname } from "node:path";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterFor } from "../src/agents/registry.js";
 import { agentCli } from "./helpers/agent-cli.js";
@@ -22,6 +23,15 @@ const operatorSecrets: Record<string, string> = {
   GEMINI_API_KEY: "operator-gemini-key-2d6e",
   COPILOT_PROVIDER_API_KEY: "operator-copilot-provider-key-9f1a",
 };
+/**
+ * The operator's own Codex home, with their login in it (the runner's CODEX_HOME): outside /tmp,
+ * as ~/.codex is, since an agent turn's sandbox has a /tmp of its own.
+ */
+const operatorCodexHome = mkdtempSync("/var/tmp/runyard-operator-codex-");
+const codexLogin = "operator-codex-login-4b7e";
+writeFileSync(join(operatorCodexHome, "auth.json"), JSON.stringify({ OPENAI_API_KEY: codexLogin }));
+writeFileSync(join(operatorCodexHome, "config.toml"), "");
+
 /** A variable of the runner's env its operator passes on to platform runs (step_pass_env). */
 const passed = { name: "OPERATOR_PASSED", value: "passed-to-platform-runs-42" };
 
@@ -69,7 +79,11 @@ beforeAll(async () => {
             toolCalls: [
               {
                 name: "exec_command",
-                input: { cmd: probe("; ", "values"), login: false, yield_time_ms: 30000 },
+                input: {
+                  cmd: `${probe("; ", "values")}; cat "$CODEX_HOME/auth.json" ${join(operatorCodexHome, "auth.json")} 2>/dev/null | grep -qF '${codexLogin}' && echo "LE""AK-codex-login" || echo "no""-codex-login"`,
+                  login: false,
+                  yield_time_ms: 30000,
+                },
               },
             ],
           },
@@ -121,6 +135,7 @@ beforeAll(async () => {
     RUNYARD_STEP_PASS_ENV: passed.name,
     OPENAI_BASE_URL: `${model.url}/v1`,
     COPILOT_PROVIDER_BASE_URL: `${model.url}/v1`,
+    CODEX_HOME: operatorCodexHome,
   });
   const created = await api<{ token: string }>(
     up.url,
@@ -138,6 +153,7 @@ afterAll(async () => {
   await model?.stop();
   await anthropic?.stop();
   await google?.stop();
+  rmSync(operatorCodexHome, { recursive: true, force: true });
 });
 
 /**
@@ -359,6 +375,9 @@ describe("a run's environment on a sandboxing runner", () => {
           expect(call.headers.authorization).toBe(`Bearer ${operatorSecrets.OPENAI_API_KEY}`);
         expect(events).not.toContain("LEAK-");
         for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+        // Nor the operator's Codex login: a member's Codex gets a home of its own.
+
+        if (agent === "codex") expect(events).toContain("no-codex-login");
       },
     );
   }

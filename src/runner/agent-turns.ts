@@ -87,14 +87,17 @@ export class SupervisedAgentTurns implements AgentTurns {
     const state = join(this.options.stateRoot, task.agent, conversationFolder(task.key));
     await mkdir(state, { recursive: true, mode: 0o700 });
     const container = task.sandbox ?? this.options.sandbox?.defaultSandbox;
+    // A member's turn on a runner that may serve others: none of its operator's credentials but
+    // its agent's own, and where a proxy can add that one to its model calls, not even that.
+    const member = this.options.isolateMembers === true && task.cwd_confined;
     // Codex's own home (CODEX_HOME, else ~/.codex) holds the user's config and login: named
     // outright, so a sandbox's private HOME does not hide it, and shown to the turn read-write.
-    // In a container the turn gets a home of its own instead, with the user's config and without
-    // their login (credentials reach a container as env only).
+    // In a container, and for a member's turn, the turn gets a home of its own instead, with the
+    // user's config and without their login (credentials reach a container as env only).
     const userCodexHome = this.options.env.CODEX_HOME ?? join(this.options.env.HOME ?? homedir(), ".codex");
     const codexHome =
-      container && task.agent === "codex"
-        ? await containerCodexHome(state, userCodexHome)
+      (container || member) && task.agent === "codex"
+        ? await privateCodexHome(state, userCodexHome)
         : existsSync(userCodexHome)
           ? userCodexHome
           : undefined;
@@ -119,9 +122,6 @@ export class SupervisedAgentTurns implements AgentTurns {
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
-    // A member's turn on a runner that may serve others: none of its operator's other keys, and
-    // where a proxy can add its agent's key to its model calls, not that one either.
-    const member = this.options.isolateMembers === true && task.cwd_confined;
     const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
     const keyProxy =
       memberEnv && !container && !io.ownEndpoint
@@ -285,11 +285,11 @@ function conversationFolder(key: string): string {
 }
 
 /**
- * Codex's home for a turn in a container: a folder of the agent's state (its sessions outlive the
- * turn, for follow-ups) holding a copy of the user's config.toml (their model provider and
- * endpoint), and never their auth.json.
+ * Codex's home for a turn in a container, or a member's on a sandboxing runner: a folder of the
+ * agent's state (its sessions outlive the turn, for follow-ups) holding a copy of the user's
+ * config.toml (their model provider and endpoint), and never their auth.json.
  */
-async function containerCodexHome(state: string, userCodexHome: string): Promise<string> {
+async function privateCodexHome(state: string, userCodexHome: string): Promise<string> {
   const home = join(state, "codex-home");
   await mkdir(home, { recursive: true, mode: 0o700 });
   await copyFile(join(userCodexHome, "config.toml"), join(home, "config.toml")).catch(() => {});
