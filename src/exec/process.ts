@@ -168,7 +168,7 @@ export class ProcessExecutor implements Executor {
       files[name] = path;
     }
     const env = {
-      ...this.baseEnv,
+      ...(setup.platform ? this.platformEnv : this.baseEnv),
       PWD: resolve(setup.cwd ?? process.cwd()),
       ...setup.env,
       RUNYARD_OUTPUT: join(outputs, `${attempt}.output`),
