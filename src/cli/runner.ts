@@ -55,7 +55,14 @@ const RUN_SANDBOX_IDLE_MS = 5_000;
 async function agentHandler(
   config: Config,
   env: Record<string, string | undefined>,
-  connection: { serverUrls: string[]; token: string; id: string; logger: Logger; home: string },
+  connection: {
+    serverUrls: string[];
+    token: string;
+    id: string;
+    logger: Logger;
+    home: string;
+    sandbox?: { hide: string[] };
+  },
   stateDir: string,
   executor: ProcessExecutor,
   stepRunner: LocalStepRunner,
@@ -121,7 +128,8 @@ async function agentHandler(
     stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
     cwdRoots: [workspaceDir, ...config.agentCwdRoots],
-    privateFolders: [connection.home],
+    // Its home and, on `runyard up`, the server's: no task works there, a platform admin's neither.
+    privateFolders: [connection.home, ...(connection.sandbox?.hide ?? [])],
   });
   // The agent runner's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);

@@ -58,6 +58,7 @@ async function start(
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
     agentCwdRoots: config.agentCwdRoots,
+    stepCwdRoots: config.stepCwdRoots,
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),
     artifactLimits: {
       maxArtifactBytes: config.maxArtifactBytes,

@@ -1,13 +1,13 @@
 import { homedir, hostname } from "node:os";
 import { normalize, resolve } from "node:path";
 import { z } from "zod";
-import { agentCwdRootProblem } from "./agent-cwd.js";
 import { configInput, credentialEnvNames } from "./config-env.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
 import { parseMemorySize } from "./memory-size.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
 import { runConfigShape } from "./run-config-schema.js";
+import { cwdRootProblem } from "./work-folders.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
@@ -397,7 +397,7 @@ function folderList() {
     )
     .superRefine((roots, ctx) => {
       for (const root of roots) {
-        const problem = agentCwdRootProblem(root);
+        const problem = cwdRootProblem(root);
         if (problem) ctx.addIssue({ code: "custom", message: problem });
       }
     })

@@ -92,7 +92,11 @@ export const errorTable = {
   },
   AGENT_CWD_NOT_ALLOWED: {
     status: 400,
-    hint: "An agent task of anyone but a platform admin works only in a folder under the roots the operator lists as `agent_cwd_roots:` (the server's config file; a runner allows its own list and its workspace folder): give an absolute cwd under one of them, without `..` and without a symbolic link leading out, or give `repo` to work in a fresh worktree instead.",
+    hint: "An agent task of anyone but a platform admin works only in a folder under the roots the operator lists as `agent_cwd_roots:` (RUNYARD_AGENT_CWD_ROOTS; a runner allows its own list and its workspace folder): give an absolute cwd under one of them, without `..` and without a symbolic link leading out, or give `repo` to work in a fresh worktree instead. No task works in runyard's own folders (the runner's and server's homes, the agents' workspace), a platform admin's neither.",
+  },
+  STEP_CWD_NOT_ALLOWED: {
+    status: 400,
+    hint: "A workflow step of anyone but a platform admin works only in a folder under the roots the operator lists as `step_cwd_roots:` (RUNYARD_STEP_CWD_ROOTS): give a cwd under one of them, without `..` and without a symbolic link leading out, or ask the operator to list the folder. No step works in runyard's own folders (the runner's and server's homes, the agents' workspace), in /, /proc, /sys, /dev, /run or the host's /tmp itself, a platform admin's neither.",
   },
   AGENT_SANDBOX_IMAGE_NOT_ALLOWED: {
     status: 400,

@@ -58,7 +58,11 @@ export class LocalStepRunner implements StepRunner {
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult> {
-    const { containers, confineContainers, network: networkFor, ...options } = this.options;
+    const { containers, confineContainers, network: networkFor, ...given } = this.options;
+    // A platform admin's step may work in any folder but runyard's own (core/work-folders.ts).
+    const options = request.unrestricted
+      ? { ...given, exposure: { ...given.exposure, unconfinedCwd: true } }
+      : given;
     const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
     // The runner writes output_path's files itself, outside any sandbox or container.
     const outputRefusal =
@@ -70,6 +74,22 @@ export class LocalStepRunner implements StepRunner {
           "SPAWN_FAILED",
           `output_path ${outputRefusal}`,
           "Name a folder of your own for output_path, outside the runner's and server's homes (such as one under the step's cwd or /var/log).",
+        ),
+      );
+    }
+    // Checked again before anything starts, as the server did at submit, with the same code. A
+    // container mounts its cwd: the same folders as a sandboxed process step may work in.
+    const cwdRefusal =
+      request.cwd === undefined ? undefined : this.executor.cwdRefusal?.(request.cwd, options.exposure);
+    if (cwdRefusal) {
+      return attemptEndedEarly(
+        "failed",
+        errorInfo(
+          "STEP_CWD_NOT_ALLOWED",
+          cwdRefusal,
+          request.unrestricted
+            ? "Name a folder outside runyard's own (the runner's and server's homes, the agents' workspace), and not /, /proc, /sys, /dev, /run or the host's /tmp itself."
+            : "Name a folder under the runner's working folder or its step_cwd_roots as the step's cwd; the runner's operator can list more (step_cwd_roots, RUNYARD_STEP_CWD_ROOTS).",
         ),
       );
     }
@@ -100,19 +120,6 @@ export class LocalStepRunner implements StepRunner {
           "SPAWN_FAILED",
           `host "${request.host}" runs its steps in containers (executor: docker), and this machine has no Docker engine runyard can reach`,
           "Start Docker where the step runs (and let runyard use /var/run/docker.sock), or remove `executor: docker` from the host.",
-        ),
-      );
-    }
-    // The container mounts its cwd: the same folders as a sandboxed process step may work in.
-    const cwdRefusal =
-      request.cwd === undefined ? undefined : this.executor.cwdRefusal?.(request.cwd, options.exposure);
-    if (cwdRefusal) {
-      return attemptEndedEarly(
-        "failed",
-        errorInfo(
-          "SPAWN_FAILED",
-          cwdRefusal,
-          "Name a folder under the runner's working folder or its step_cwd_roots as the step's cwd; the runner's operator can list more (RUNYARD_STEP_CWD_ROOTS).",
         ),
       );
     }

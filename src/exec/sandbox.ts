@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
+import { machineFolderProblem } from "../core/work-folders.js";
 import type { ExecExposure } from "./types.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
@@ -65,9 +65,10 @@ export interface SandboxOptions {
    */
   workRoots?: string[];
   /**
-   * Where a step's cwd may lie (real paths, links resolved): the runner's working folder and the
-   * operator's `step_cwd_roots`; runner-made folders (agents' worktrees) always may.
-   * Undefined: anywhere but what `refusal` names.
+   * Where a confined command's cwd may lie (real paths, links resolved): the runner's working
+   * folder and the operator's `step_cwd_roots`; runner-made folders (agents' worktrees) always
+   * may, and so may a platform admin's (`ExecExposure.unconfinedCwd`). Undefined: anywhere but
+   * what `refusal` names.
    */
   cwdRoots?: string[];
   /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
@@ -97,21 +98,6 @@ const SYSTEM_FOLDERS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/l
  * read it cannot either.
  */
 const MACHINE_SECRETS = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
-
-/**
- * Folders a sandbox makes its own (/proc, /dev, /run) or keeps out (/sys): a cwd inside one would
- * bind the host's over the sandbox's, and with it every host process's command line, the host's
- * devices and its unix sockets (/run/docker.sock).
- */
-const RUNTIME_FOLDERS = ["/proc", "/sys", "/dev", "/run"];
-
-/**
- * The host's temp folders, whose own listing a sandbox replaces with an empty /tmp: as a cwd they
- * would show every other command's scratch folder and socket there. Folders inside them are fine.
- */
-function hostTempFolders(): string[] {
-  return [...new Set(["/tmp", realPath(tmpdir())])];
-}
 
 /**
  * Builds the bubblewrap command line that runs one command in a sandbox: a private user
@@ -175,17 +161,14 @@ export class Sandbox {
   }
 
   /**
-   * Why `exposure` cannot be granted, if it cannot: a cwd of `/` would show the whole machine,
-   * and one inside a hidden folder would show part of what the sandbox hides.
+   * Why `exposure` cannot be granted, if it cannot: a folder no run may work in (`/`, a runtime
+   * folder, the host's temp folder: core/work-folders.ts), one inside a hidden folder (it would
+   * show part of what the sandbox hides), and for a confined command one outside `cwdRoots`.
    */
   refusal(exposure: SandboxExposure): string | undefined {
     const cwd = resolve(exposure.cwd);
-    if (cwd === "/") return "a sandboxed step cannot run in / (it would see the whole machine)";
-    const runtime =
-      RUNTIME_FOLDERS.find((folder) => isWithin(cwd, folder)) ??
-      hostTempFolders().find((folder) => cwd === folder);
-    if (runtime !== undefined)
-      return `cwd "${cwd}" is ${cwd === runtime ? "" : "inside "}${runtime}, which a sandbox replaces with its own (the host's would show its processes, devices or sockets): name a folder of the run's own as cwd`;
+    const machine = machineFolderProblem(cwd);
+    if (machine) return machine;
     // The folder bwrap binds is the link's target: judge that, so a link cannot lead elsewhere.
     const real = realPath(cwd);
     const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden) || isWithin(real, hidden));
@@ -193,7 +176,7 @@ export class Sandbox {
       exposure.runnerMadeCwd === true && this.workRoots.some((root) => real !== root && isWithin(real, root));
     if (hiding !== undefined && !madeForIt)
       return `cwd "${cwd}" is inside ${hiding}, which sandboxed commands cannot see`;
-    const roots = this.options.cwdRoots?.map(realPath);
+    const roots = exposure.unconfinedCwd === true ? undefined : this.options.cwdRoots?.map(realPath);
     if (roots && !madeForIt && !roots.some((root) => isWithin(real, root)))
       return `cwd "${cwd}"${real === cwd ? "" : ` (really ${real})`} is outside the folders a sandboxed step may work in (the runner's working folder and its step_cwd_roots: ${roots.join(", ")}); the runner's operator can list more with step_cwd_roots (RUNYARD_STEP_CWD_ROOTS)`;
     return undefined;

@@ -137,6 +137,12 @@ export interface ExecExposure {
    */
   runnerMadeCwd?: boolean;
   /**
+   * The command is a platform admin's (a step of their run, their agent task's turn): its cwd may
+   * be any folder but runyard's own, which the sandbox hides (core/work-folders.ts), and is bound
+   * read-write. Absent: confined to the sandbox's `cwdRoots`.
+   */
+  unconfinedCwd?: boolean;
+  /**
    * A folder of the run's own (see the runner's RunTmpFolders) shown as /tmp, so the steps of one
    * run share their /tmp; absent: an empty /tmp of the command's own.
    */

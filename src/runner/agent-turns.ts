@@ -119,6 +119,9 @@ export class SupervisedAgentTurns implements AgentTurns {
         ...git.readable,
       ],
       runnerMadeCwd: true,
+      // A platform admin's task may work in any folder but runyard's own (core/work-folders.ts),
+      // which the handler checked before the turn; a member's was held to agent_cwd_roots there.
+      ...(task.cwd_confined ? {} : { unconfinedCwd: true }),
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { AgentStatus } from "../agents/availability.js";
 import {
@@ -99,6 +100,11 @@ export interface ServerOptions {
    * admin may name a cwd; default: none, so only admins' tasks may name one.
    */
   agentCwdRoots?: readonly string[];
+  /**
+   * Folders (config `step_cwd_roots:`) under which the workflow steps of anyone but a platform
+   * admin may name a cwd; default: none, so only admins' steps may name an absolute one.
+   */
+  stepCwdRoots?: readonly string[];
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;
@@ -192,6 +198,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
   const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
   const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
+  // No run works in the server's home (its secret key, its database), a platform admin's neither.
+  const serverFolders = home ? [resolve(home)] : [];
   const approvals = new ApprovalWaits(store, logger, (runId, step) =>
     replica.tell({ type: "approval", run_id: runId, step }),
   );
@@ -206,8 +214,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { limits: workflowLimits, parse: parseWorkflow },
     approvals,
     groups,
+    { roots: options.stepCwdRoots ?? [], own: serverFolders },
   );
-  const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], options.agentCwdRoots ?? []);
+  const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], {
+    roots: options.agentCwdRoots ?? [],
+    own: serverFolders,
+  });
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
   const runs: RunService = new RunService(
     store,

@@ -74,6 +74,8 @@ export interface Step {
   shell: string;
   env: Record<string, string>;
   cwd?: string;
+  /** Where the `cwd` key is written, for a refusal at submit (core/work-folders.ts). */
+  cwdPos?: SourcePos;
   exportVars: boolean;
   maxOutputBytes?: number;
   outputPath?: string;
@@ -128,7 +130,7 @@ export interface StepMatrix {
 }
 
 /** A step's `rollback:`: an action and args of the same forms as the step's own. */
-export type StepRollback = Pick<Step, "action" | "script" | "shell" | "env" | "cwd">;
+export type StepRollback = Pick<Step, "action" | "script" | "shell" | "env" | "cwd" | "cwdPos">;
 
 /** `max_parallel` when a workflow does not set it. */
 export const defaultMaxParallel = 4;

@@ -155,14 +155,21 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   if (approval) step.approval = readApprovalArgs(reader, fields.get("args"), node, label);
   const readRollbackBody = (map: YAMLMap, rollbackLabel: string) => {
     const rollbackFields = reader.fields(map, `in ${rollbackLabel}`, ["action", "args"]);
-    const { action, script, shell, env, cwd } = readActionBody(
+    const { action, script, shell, env, cwd, cwdPos } = readActionBody(
       reader,
       map,
       new StepFields(reader, rollbackFields, rollbackLabel),
       rollbackLabel,
       execActions,
     );
-    return { action, script, shell, env, ...(cwd !== undefined ? { cwd } : {}) };
+    return {
+      action,
+      script,
+      shell,
+      env,
+      ...(cwd !== undefined ? { cwd } : {}),
+      ...(cwdPos ? { cwdPos } : {}),
+    };
   };
   Object.assign(step, readGraphKeys(reader, fields, label, name, playbook ? undefined : readRollbackBody));
   return step;
@@ -170,7 +177,7 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
 
 type Body = Pick<
   Step,
-  "action" | "script" | "shell" | "env" | "cwd" | "exportVars" | "maxOutputBytes" | "outputPath"
+  "action" | "script" | "shell" | "env" | "cwd" | "cwdPos" | "exportVars" | "maxOutputBytes" | "outputPath"
 >;
 
 const approvalBody: Body = { action: "approval", script: "", shell: "bash", env: {}, exportVars: false };
@@ -324,15 +331,18 @@ class StepFields {
     return script;
   }
 
-  execOptions(): Pick<Step, "shell" | "env" | "cwd" | "exportVars"> {
+  execOptions(): Pick<Step, "shell" | "env" | "cwd" | "cwdPos" | "exportVars"> {
     const envField = this.fields.get("env");
-    const options: Pick<Step, "shell" | "env" | "cwd" | "exportVars"> = {
+    const options: Pick<Step, "shell" | "env" | "cwd" | "cwdPos" | "exportVars"> = {
       shell: this.string("shell") ?? "bash",
       env: envField ? (this.reader.variableMap(envField.value, `env of ${this.label}`) ?? {}) : {},
       exportVars: this.boolean("export_vars") ?? false,
     };
     const cwd = this.string("cwd");
-    if (cwd !== undefined) options.cwd = cwd;
+    if (cwd !== undefined) {
+      options.cwd = cwd;
+      options.cwdPos = this.reader.pos(this.fields.get("cwd")?.key);
+    }
     return options;
   }
 

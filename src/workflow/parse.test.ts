@@ -91,6 +91,7 @@ test("every key of the workflow form lands in the Workflow", () => {
         shell: "sh",
         env: { K: "v" },
         cwd: "/tmp",
+        cwdPos: { line: 27, col: 7 },
         exportVars: true,
         maxOutputBytes: 2048,
         outputPath: "/tmp/runner-artifacts",

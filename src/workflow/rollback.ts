@@ -63,6 +63,7 @@ function rollbackStep(
     matrix: _matrix,
     rollback: _rollback,
     cwd: _cwd,
+    cwdPos: _cwdPos,
     ...kept
   } = instance.step;
   return {

@@ -13,10 +13,10 @@ import {
 } from "../../core/jobs/agent.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import type { StepRunner } from "../../core/step-attempt.js";
+import { allowedWorkFolder } from "../../core/work-folders.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
-import { confinedAgentCwd } from "./agent-cwd.js";
 import { errorOf, PipelineSteps } from "./agent-steps.js";
 import { runAgentTests, type TestsOutcome } from "./agent-tests.js";
 import { BoundedText, clipped } from "./bounded-text.js";
@@ -73,8 +73,8 @@ export interface AgentHandlerDeps {
    */
   cwdRoots: readonly string[];
   /**
-   * The runner's folders besides `scratchRoot` (the agents' workspace folder) that no confined
-   * task may work in, though a root holds them: its home.
+   * The runner's folders besides `scratchRoot` (the agents' workspace folder) that no task may
+   * work in, a platform admin's neither, though a root holds them: its home, the server's home.
    */
   privateFolders?: readonly string[];
   /**
@@ -134,14 +134,18 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         this.deps.turns.check?.(task);
         if (task.tests && task.cwd_confined) checkMemberTests(task.tests);
         workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
+        // Where the task may work is checked again here, before anything starts, as the server
+        // did at submit: the real path, links resolved (core/work-folders.ts).
         const dir =
           workspace?.path ??
-          (task.cwd && task.cwd_confined
-            ? await confinedAgentCwd(task.cwd, this.deps.cwdRoots, [
-                this.deps.scratchRoot,
-                ...(this.deps.privateFolders ?? []),
-              ])
-            : task.cwd) ??
+          (task.cwd
+            ? await allowedWorkFolder(task.cwd, task.cwd_confined ? "confined" : "unconfined", {
+                kind: "agent",
+                roots: this.deps.cwdRoots,
+                own: [this.deps.scratchRoot, ...(this.deps.privateFolders ?? [])],
+                rootsName: "this runner's allowed folders (its workspace folder and agent_cwd_roots)",
+              })
+            : undefined) ??
           join(this.deps.scratchRoot, "chats", task.key);
         if (!workspace) {
           await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -1,5 +1,4 @@
 import { agentNames } from "../../agents/registry.js";
-import { agentCwdRefusal } from "../../core/agent-cwd.js";
 import { agentRepoRefusal } from "../../core/agent-repo.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
 import { RunyardError } from "../../core/errors.js";
@@ -16,6 +15,7 @@ import {
 } from "../../core/jobs/agent.js";
 import { isSecretName } from "../../core/masking.js";
 import { minimumContainerMemory, parseMemorySize } from "../../core/memory-size.js";
+import { workFolderRefusal } from "../../core/work-folders.js";
 import type { Store } from "../../store/index.js";
 import { servesTenant } from "../../store/placement.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
@@ -42,8 +42,11 @@ export class AgentRuns implements RunKindModule {
     private readonly store: Pick<Store, "runs" | "jobs" | "runners" | "secrets" | "forges">,
     private readonly queue: JobQueue,
     private readonly repoRoutes: RepoRoute[] = [],
-    /** `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd. */
-    private readonly cwdRoots: readonly string[] = [],
+    /**
+     * `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd; and the
+     * server's home, where no task may.
+     */
+    private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
   ) {}
 
   /**
@@ -83,8 +86,11 @@ export class AgentRuns implements RunKindModule {
         hint: "repo: the agent works in a fresh worktree of it; cwd: in a folder of the runner as it is.",
       });
     }
-    if (body.cwd && !owner.unconfinedCwd) {
-      const refusal = agentCwdRefusal(body.cwd, this.cwdRoots);
+    if (body.cwd) {
+      const refusal = workFolderRefusal(body.cwd, owner.unconfinedCwd ? "unconfined" : "confined", {
+        kind: "agent",
+        ...this.folders,
+      });
       if (refusal) throw refusal;
     }
     if (body.repo && !owner.unconfinedCwd) {

@@ -29,7 +29,10 @@ export interface RunKinds {
 export interface RunOwner {
   tenantId: string | null;
   tokenId: string | null;
-  /** A platform admin's run: its direct hosts and notify URLs may be any destination. */
+  /**
+   * A platform admin's workflow run: its direct hosts and notify URLs may be any destination, its
+   * steps' cwd any folder but runyard's own (core/work-folders.ts).
+   */
   unrestrictedOutbound?: boolean;
   /** A platform admin's run: its agent tasks' cwd may be any folder of the runner. */
   unconfinedCwd?: boolean;

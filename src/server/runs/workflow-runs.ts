@@ -18,6 +18,7 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { hostKey } from "../../workflow/resume.js";
 import { scheduleIgnoredNotice } from "../../workflow/schedule.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
+import { stepFoldersRefusal } from "../../workflow/step-folders.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "../approvals/approval-waits.js";
 import { checkApprovers } from "../approvals/approver-check.js";
@@ -82,11 +83,18 @@ export class WorkflowRuns implements RunKindModule {
     private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
     private readonly approvals: Pick<ApprovalWaits, "gateFor">,
     private readonly groups: ConcurrencyGroups,
+    /**
+     * `step_cwd_roots`: where the steps of anyone but a platform admin may name a cwd; and the
+     * server's home, where no step may.
+     */
+    private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
   ) {}
 
   /**
-   * Checks a submitted workflow; reports every problem at once, then (unless `unrestricted`) a
-   * direct host or notify URL the server may not call (DESTINATION_NOT_ALLOWED), then every
+   * Checks a submitted workflow; reports every problem at once, then a step's cwd the submitter
+   * may not work in (STEP_CWD_NOT_ALLOWED; a platform admin's, `unrestricted`, only runyard's own
+   * folders are refused), then (unless `unrestricted`) a direct host or notify URL the server may
+   * not call (DESTINATION_NOT_ALLOWED), then every
    * secret of its `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
    */
   async prepare(
@@ -98,6 +106,12 @@ export class WorkflowRuns implements RunKindModule {
     const key = `${file}\u0000${given.workflow}`;
     const workflow = this.parsedTexts.get(key) ?? (await this.parse(given.workflow, file));
     this.remember(key, workflow);
+    const folders = stepFoldersRefusal(
+      workflow,
+      owner.unrestrictedOutbound ? "unconfined" : "confined",
+      this.folders,
+    );
+    if (folders) throw folders;
     if (!owner.unrestrictedOutbound) {
       this.checkDestinations(workflow);
       const refusal = memberContainersRefusal(workflow);
