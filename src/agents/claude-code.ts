@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { constants, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { costFor } from "./prices.js";
@@ -27,7 +27,9 @@ import type {
  * - it retries 401 and 429 itself (`CLAUDE_CODE_MAX_RETRIES`, default 10: ~178 s for a bad key
  *   without `x-should-retry: false`; 3 retries take ~5 s) and reports each retry as
  *   `system/api_retry` (`error_status` 401, `error` "authentication_failed"); it waits forever on a stream that went quiet (the supervisor's stall
- *   watch stops it).
+ *   watch stops it);
+ * - it keeps its sessions (`projects/<cwd>/<session id>.jsonl`) and its own config in
+ *   `$CLAUDE_CONFIG_DIR`, else `$HOME/.claude`: a follow-up's `--resume ID` finds the session there.
  */
 export const claudeCodeAgent: AgentAdapter = {
   name: "claude_code",
@@ -35,12 +37,16 @@ export const claudeCodeAgent: AgentAdapter = {
   credentialEnv: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"],
   setup: claudeCodeSetup,
   run(invocation, bin, io) {
-    const retries = llmRetryCount(invocation.env, io.env ?? process.env);
+    const runner = io.env ?? process.env;
+    const retries = llmRetryCount(invocation.env, runner);
     if (typeof retries === "string")
       return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
+    const configDir = claudeConfigDir(invocation, runner);
+    const command = claudeCodeCommand(invocation, bin, retries);
     return runCliAgent({
       agent: "claude_code",
-      ...claudeCodeCommand(invocation, bin, retries),
+      argv: command.argv,
+      env: { ...(configDir ? { CLAUDE_CONFIG_DIR: configDir } : {}), ...command.env },
       cwd: invocation.cwd,
       parser: claudeCodeParser(),
       io,
@@ -85,6 +91,45 @@ export function claudeCodeCommand(
   };
   return { argv, env };
 }
+
+/**
+ * The folder Claude Code keeps its sessions and config in (CLAUDE_CONFIG_DIR): the run's own
+ * CLAUDE_CONFIG_DIR as it is (undefined: the CLI reads it from the run's env), else
+ * `<conversation state>/claude`, which outlives the turn and is shown to the turn's sandbox, where
+ * `$HOME` is an empty folder of each command's own (a session kept under it was gone by the
+ * follow-up). Into it go, anew each turn, the user's own `settings.json` and `CLAUDE.md` (of the
+ * runner's CLAUDE_CONFIG_DIR, else `~/.claude` of the run's HOME, else the runner's), never their
+ * login (`.credentials.json`: a turn gets its key from its env) nor another conversation's files.
+ * Without a state folder (a caller that keeps no conversation) the CLI keeps today's `~/.claude`.
+ */
+function claudeConfigDir(
+  invocation: Pick<AgentInvocation, "env">,
+  runner: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  const state = invocation.env.RUNYARD_AGENT_STATE_DIR;
+  if (invocation.env.CLAUDE_CONFIG_DIR || !state) return undefined;
+  const dir = join(state, "claude");
+  // The last turn could write here: a link it left in place of the folder or a file is removed,
+  // never followed, so the runner writes nowhere else.
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) rmSync(dir, { force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const home = invocation.env.HOME || runner.HOME;
+  const users = runner.CLAUDE_CONFIG_DIR || (home ? join(home, ".claude") : undefined);
+  for (const name of userFiles) {
+    // What the user removed since the last turn goes from the conversation's copy too.
+    rmSync(join(dir, name), { force: true });
+    if (!users) continue;
+    try {
+      copyFileSync(join(users, name), join(dir, name), constants.COPYFILE_EXCL);
+    } catch {
+      // Absent (or unreadable): Claude Code's defaults.
+    }
+  }
+  return dir;
+}
+
+/** The user's own Claude Code files laid into each conversation's config folder. */
+const userFiles = ["settings.json", "CLAUDE.md"];
 
 /**
  * Which endpoint and model Claude Code uses, first found wins: the run's env, the runner's env,
