@@ -14,11 +14,13 @@ import { startModelServer, turns } from "./model-server/server.js";
  * rewrite the SQLite file) and a concurrent run's env and folder, each tried by the step's own
  * shell code.
  */
-let up: SandboxedUp;
+let up: SandboxedUp & { listed: string };
 const sockets: Server[] = [];
 
 beforeEach(async () => {
-  up = await startSandboxedUp();
+  // Members' steps name their folders under a root the operator lists (step_cwd_roots).
+  const listed = tempDir("runyard-listed-");
+  up = { ...(await startSandboxedUp({ RUNYARD_STEP_CWD_ROOTS: listed })), listed };
 });
 
 afterEach(async () => {
@@ -99,8 +101,8 @@ describe("a step of a user outside any tenant on `runyard up`", () => {
   });
 
   it("cannot find a concurrent run's secret in any process's environment nor read that run's folder", async () => {
-    const folderA = join(up.work, "run-a");
-    const folderB = join(up.work, "run-b");
+    const folderA = join(up.listed, "run-a");
+    const folderB = join(up.listed, "run-b");
     mkdirSync(folderA);
     mkdirSync(folderB);
     const secret = "hunter2-concurrent-secret";

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, waitForRun } from "./helpers/server.js";
@@ -10,13 +11,21 @@ import { api, readEvents, waitForRun } from "./helpers/server.js";
  * share it, as on an unsandboxed runner and on every CI system; a run started beside it cannot
  * see or reach it, however its step looks; and it goes once the run is over.
  */
-let up: SandboxedUp;
+let up: SandboxedUp & { listed: string };
 
 /** Seconds the runner keeps a run's /tmp after its last job: short, so the test sees it go. */
 const keepSecs = 3;
 
 beforeEach(async () => {
-  up = await startSandboxedUp({ RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs) });
+  // Members' steps name their folders under a root the operator lists (step_cwd_roots).
+  const listed = tempDir("runyard-listed-");
+  up = {
+    ...(await startSandboxedUp({
+      RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs),
+      RUNYARD_STEP_CWD_ROOTS: listed,
+    })),
+    listed,
+  };
 });
 
 afterEach(async () => {
@@ -87,7 +96,7 @@ describe("a run's /tmp on a sandboxed runner", () => {
   });
 
   it("is out of reach of a run beside it: not in its /tmp, not through /proc/<pid>/root, not by the host path its mountinfo shows", async () => {
-    const folderA = join(up.work, "run-a");
+    const folderA = join(up.listed, "run-a");
     mkdirSync(folderA);
     // Run A leaves a secret in its /tmp, says so by a file in its working folder, and waits for a
     // file the test writes there once run B has tried: no sleep stands in for either.
@@ -148,7 +157,7 @@ describe("a run's /tmp on a sandboxed runner", () => {
   });
 
   it("is out of reach through $RUNYARD_OUTPUT: a link there to run A's file exports nothing of it", async () => {
-    const folderA = join(up.work, "run-a-env");
+    const folderA = join(up.listed, "run-a-env");
     mkdirSync(folderA);
     // Run A keeps KEY=value lines in its /tmp (an env file, as many tools write) and holds them
     // there until the test releases it.
@@ -195,7 +204,7 @@ describe("a run's /tmp on a sandboxed runner", () => {
   });
 
   it("is out of reach through output_path: a step cannot have the runner write into run A's /tmp", async () => {
-    const folderA = join(up.work, "run-a-planted");
+    const folderA = join(up.listed, "run-a-planted");
     mkdirSync(folderA);
     const runA = await submit(
       workflow([
