@@ -2,7 +2,7 @@
  * The claude_code adapter with the real Claude Code CLI, under the runner's supervisor, against
  * the scripted model server. Skips locally when the CLI cannot be installed; fails under CI.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { claudeCodeAgent } from "../../src/agents/claude-code.js";
@@ -204,6 +204,42 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
     expect(history).toContain("remember the word pelican");
     expect(history).toContain("the first answer");
     expect(history).toContain("what was the word?");
+  });
+
+  it("keeps its session in the conversation's state folder with the user's settings and not their login, so a follow-up under a fresh HOME resumes", async () => {
+    const home = tempDir("runyard-cc-home-");
+    mkdirSync(join(home, ".claude"));
+    writeFileSync(join(home, ".claude", "settings.json"), '{"env":{"RUNYARD_TEST_FROM_SETTINGS":"1"}}\n');
+    writeFileSync(join(home, ".claude", "CLAUDE.md"), "Always answer like a heron-keeper.\n");
+    writeFileSync(
+      join(home, ".claude", ".credentials.json"),
+      '{"claudeAiOauth":{"accessToken":"operator"}}\n',
+    );
+    const state = tempDir("runyard-cc-state-");
+    const cwd = tempDir("runyard-cc-ws-");
+    bed.server = await startModelServer(script({ text: "the first answer" }, { text: "the second answer" }));
+    const first = await turn("remember the word pelican", {
+      cwd,
+      home,
+      env: { RUNYARD_AGENT_STATE_DIR: state },
+    });
+    expect(first.result.status).toBe("success");
+    const config = join(state, "claude");
+    expect(readFileSync(join(config, "settings.json"), "utf8")).toContain("RUNYARD_TEST_FROM_SETTINGS");
+    expect(JSON.stringify(mainRequests()[0]!.body)).toContain("heron-keeper");
+    expect(existsSync(join(config, ".credentials.json"))).toBe(false);
+    expect(existsSync(join(home, ".claude", "projects"))).toBe(false);
+    // As under the sandbox: the follow-up's HOME is an empty folder of its own.
+    const second = await turn("what was the word?", {
+      cwd,
+      home: tempDir("runyard-cc-empty-home-"),
+      env: { RUNYARD_AGENT_STATE_DIR: state },
+      sessionId: first.result.sessionId!,
+    });
+    expect(second.result).toMatchObject({ status: "success", lastMessage: "the second answer" });
+    const history = JSON.stringify((mainRequests().at(-1)!.body as { messages: unknown[] }).messages);
+    expect(history).toContain("remember the word pelican");
+    expect(history).toContain("the first answer");
   });
 
   it("reports a missing CLI as AGENT_NOT_INSTALLED", async () => {
