@@ -504,6 +504,55 @@ describe.skipIf(missing)("sandboxed agents", () => {
     }
   }, 150_000);
 
+  it("Claude Code's follow-up resumes its session in a container: the session is kept in the conversation's state folder", async () => {
+    const claude = cases[0]!;
+    const model = await startModelServer({
+      conversations: [
+        { match: claude.match, turns: [{ text: "the first answer" }, { text: "the second answer" }] },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-claude-follow-up",
+      env: {
+        PATH: `${dirname(clis.claude_code!)}:${process.env.PATH}`,
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-claude-follow-up"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
+        CLAUDE_CODE_MAX_RETRIES: "1",
+        ...claude.env(model),
+      },
+    });
+    try {
+      const first = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "remember the word pelican",
+        sandbox: { image },
+      });
+      expect(first.status, JSON.stringify(first.body)).toBe(201);
+      const done = await waitForRun(server.url, first.body.run_id, isFinal, 120_000);
+      expect(done.status, JSON.stringify(done.error)).toBe("success");
+      const next = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        `/api/runs/${first.body.run_id}/messages`,
+        {
+          text: "what was the word?",
+        },
+      );
+      expect(next.status, JSON.stringify(next.body)).toBe(201);
+      const second = await waitForRun(server.url, next.body.run_id, isFinal, 120_000);
+      expect(second.status, JSON.stringify(second.error)).toBe("success");
+      const history = JSON.stringify(model.requests.filter(claude.match).at(-1)?.body);
+      expect(history).toContain("remember the word pelican");
+      expect(history).toContain("the first answer");
+      expect(history).toContain("what was the word?");
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 300_000);
+
   it("cancel stops the agent's container and removes it", async () => {
     const marker = `runyard-sandboxed-cancel-${Date.now()}`;
     const model = await startModelServer({
