@@ -65,7 +65,7 @@ export const SubmitAgentRunBody = z.strictObject({
     .min(1)
     .optional()
     .describe(
-      "work in this folder of the runner instead of a repo worktree; for anyone but a platform admin an absolute path under the operator's agent_cwd_roots (else 400 AGENT_CWD_NOT_ALLOWED)",
+      "work in this folder of the runner instead of a repo worktree: for anyone but a platform admin an absolute path under the operator's agent_cwd_roots, for a platform admin any folder but runyard's own (the runner's and server's homes, the agents' workspace), / and the runtime folders (else 400 AGENT_CWD_NOT_ALLOWED)",
     ),
   repo: AgentRepoInput.optional(),
   tests: AgentTests.strict()
