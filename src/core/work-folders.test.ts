@@ -93,6 +93,11 @@ describe("a platform admin's folder, as written at submit", () => {
     expect(workFolderRefusal("/var/lib/app", "unconfined", steps)).toBeUndefined();
   });
 
+  it("is left to the runner when relative, where its real path is judged", () => {
+    expect(workFolderRefusal("../sibling", "unconfined", steps)).toBeUndefined();
+    expect(workFolderRefusal("projects/app", "unconfined", agents)).toBeUndefined();
+  });
+
   it("is refused in the runner's or server's home and what lies inside them", () => {
     for (const cwd of ["/home/runyard/.runyard", "/home/runyard/.runyard/secret"]) {
       expect(workFolderRefusal(cwd, "unconfined", steps)?.code).toBe("STEP_CWD_NOT_ALLOWED");

@@ -97,8 +97,9 @@ export function machineFolderProblem(cwd: string): string | undefined {
 
 /**
  * The refusal of `cwd` as written, or undefined when the run may work there: what the server
- * decides at submit. A relative step cwd lies in the folder the runner gives the run and is
- * judged there; an agent task's must be absolute when confined.
+ * decides at submit. A relative step cwd (without ..) lies in the folder the runner gives the run
+ * and is judged there, as is a platform admin's relative cwd; a member's agent task's must be
+ * absolute.
  */
 export function workFolderRefusal(
   cwd: string,
@@ -107,14 +108,12 @@ export function workFolderRefusal(
 ): RunyardError | undefined {
   const shown = JSON.stringify(cwd);
   if (!isAbsolute(cwd)) {
-    if (rules.kind === "step" && !hasDotDot(cwd)) return undefined;
-    if (confinement === "confined" || hasDotDot(cwd)) {
-      return refused(
-        rules.kind,
-        `cwd ${shown} is a relative path${hasDotDot(cwd) ? " that climbs with .." : ""}`,
-      );
-    }
-    return undefined;
+    // Where it leads is known on the runner only, which judges its real path.
+    if (confinement === "unconfined" || (rules.kind === "step" && !hasDotDot(cwd))) return undefined;
+    return refused(
+      rules.kind,
+      `cwd ${shown} is a relative path${hasDotDot(cwd) ? " that climbs with .." : ""}`,
+    );
   }
   if (confinement === "confined" && hasDotDot(cwd)) return refused(rules.kind, `cwd ${shown} contains ..`);
   const path = normalize(cwd).replace(/(?<=.)\/+$/, "");
