@@ -50,8 +50,9 @@ export const StepAttemptRequest = z.object({
   container: StepContainer.optional(),
   /**
    * Set when a platform admin's run sent the attempt: its container may join any network and
-   * run any image. Absent (a member's run, or a server that predates the field), a runner holds
-   * the container to a member's rules (core/container-policy.ts) before it creates it.
+   * run any image, and its `cwd` may be any folder but runyard's own (core/work-folders.ts).
+   * Absent (a member's run, or a server that predates the field), a runner holds the container to
+   * a member's rules (core/container-policy.ts) before it creates it, and the `cwd` to its roots.
    */
   unrestricted: z.literal(true).optional(),
   /**

@@ -99,8 +99,9 @@ export const AgentTask = z.object({
   cwd: z.string().optional(),
   /**
    * Whether `cwd` must lie under the runner's allowed folders (its workspace folder and
-   * `agent_cwd_roots`), symbolic links resolved: every task but a platform admin's. Absent (a
-   * job of an older server): confined.
+   * `agent_cwd_roots`), symbolic links resolved: every task but a platform admin's, whose `cwd`
+   * may be any folder but runyard's own (core/work-folders.ts). Absent (a job of an older
+   * server): confined.
    */
   cwd_confined: z.boolean().default(true),
   repo: AgentRepo.optional(),
