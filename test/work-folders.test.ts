@@ -174,5 +174,15 @@ describe.skipIf(!claude)("the platform admin's Claude Code task through a sandbo
     expect(last).toContain("are you there");
     expect(last).toContain("Writing.");
     expect(events).toContain("still here");
+    // The runner gave the CLI the first turn's session (--resume), and it went on in that session.
+    const sessionOf = async (runId: string) => {
+      const finished = (await readEvents(up.url, runId)).find((event) => event.type === "run.finished") as
+        | { agents?: Array<{ session_id?: string }> }
+        | undefined;
+      return finished?.agents?.[0]?.session_id;
+    };
+    const firstSession = await sessionOf(first.body.run_id);
+    expect(firstSession).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await sessionOf(next.body.run_id)).toBe(firstSession);
   });
 });
