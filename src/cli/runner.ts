@@ -130,6 +130,7 @@ async function agentHandler(
     cwdRoots: [workspaceDir, ...config.agentCwdRoots],
     // Its home and, on `runyard up`, the server's: no task works there, a platform admin's neither.
     privateFolders: [connection.home, ...(connection.sandbox?.hide ?? [])],
+    sandboxRefusal: (cwd, exposure) => executor.cwdRefusal(cwd, exposure),
   });
   // The agent runner's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { namesOwnEndpoint } from "../../agents/model-endpoints.js";
 import type { AgentOutput } from "../../agents/types.js";
 import { agentRepoRefusal } from "../../core/agent-repo.js";
+import { RunyardError } from "../../core/errors.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import {
   type AgentJob,
@@ -14,6 +15,7 @@ import {
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import type { StepRunner } from "../../core/step-attempt.js";
 import { allowedWorkFolder } from "../../core/work-folders.js";
+import type { ExecExposure } from "../../exec/types.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
@@ -78,6 +80,12 @@ export interface AgentHandlerDeps {
    */
   privateFolders?: readonly string[];
   /**
+   * Why this runner's sandbox would not let a turn work in a task's own `cwd` (the executor's
+   * `cwdRefusal`): asked in `prepare`, so the run fails AGENT_CWD_NOT_ALLOWED before the agent
+   * starts rather than AGENT_CRASHED when its first command is refused. Absent: no sandbox.
+   */
+  sandboxRefusal?: (cwd: string, exposure: ExecExposure) => string | undefined;
+  /**
    * The runner's own settings laid on a task before anything runs (the agent runner's config.yaml keys: a turn
    * cap, a default model, keys from the runner's env), with what the run should be told.
    */
@@ -113,6 +121,20 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     return masker.maskDeep(await this.runTask(job, io, masker, { notices: prepared.notices, ownEndpoint }));
   }
 
+  /** The real path of a task's own `cwd`, where it may work; throws AGENT_CWD_NOT_ALLOWED. */
+  private async ownCwd(task: AgentTask, cwd: string): Promise<string> {
+    const confinement = task.cwd_confined ? "confined" : "unconfined";
+    const real = await allowedWorkFolder(cwd, confinement, {
+      kind: "agent",
+      roots: this.deps.cwdRoots,
+      own: [this.deps.scratchRoot, ...(this.deps.privateFolders ?? [])],
+      rootsName: "this runner's allowed folders (its workspace folder and agent_cwd_roots)",
+    });
+    const refusal = this.deps.sandboxRefusal?.(real, task.cwd_confined ? {} : { unconfinedCwd: true });
+    if (refusal) throw new RunyardError("AGENT_CWD_NOT_ALLOWED", refusal);
+    return real;
+  }
+
   private async runTask(
     job: AgentJob,
     io: JobIo,
@@ -138,14 +160,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         // did at submit: the real path, links resolved (core/work-folders.ts).
         const dir =
           workspace?.path ??
-          (task.cwd
-            ? await allowedWorkFolder(task.cwd, task.cwd_confined ? "confined" : "unconfined", {
-                kind: "agent",
-                roots: this.deps.cwdRoots,
-                own: [this.deps.scratchRoot, ...(this.deps.privateFolders ?? [])],
-                rootsName: "this runner's allowed folders (its workspace folder and agent_cwd_roots)",
-              })
-            : undefined) ??
+          (task.cwd ? await this.ownCwd(task, task.cwd) : undefined) ??
           join(this.deps.scratchRoot, "chats", task.key);
         if (!workspace) {
           await mkdir(dir, { recursive: true, mode: 0o700 });
