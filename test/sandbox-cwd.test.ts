@@ -118,6 +118,10 @@ describe("a member's step folder", () => {
     }
   });
 
+  it("is refused at submit when relative, as the runner would read it from its own working folder", async () => {
+    expect(await refusedAtSubmit("bin")).toContain("is a relative path");
+  });
+
   it("is refused by the runner, with the same code, when a link under a root leads out", async () => {
     const elsewhere = tempDir("runyard-elsewhere-");
     writeFileSync(join(elsewhere, "private.txt"), "LEAK-elsewhere");

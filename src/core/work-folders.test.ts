@@ -74,9 +74,9 @@ describe("a member's folder, as written at submit", () => {
     );
   });
 
-  it("leaves a step's relative cwd without .. to the runner, which judges it in the run's folder", () => {
-    expect(workFolderRefusal("build/out", "confined", steps)).toBeUndefined();
-    expect(workFolderRefusal("../elsewhere", "confined", steps)?.code).toBe("STEP_CWD_NOT_ALLOWED");
+  it("refuses a step's relative cwd, which the runner would read from its own working folder", () => {
+    expect(workFolderRefusal("bin", "confined", steps)?.code).toBe("STEP_CWD_NOT_ALLOWED");
+    expect(workFolderRefusal("../elsewhere", "confined", steps)?.message).toContain("climbs with ..");
   });
 
   it("is refused in runyard's own folders though a root holds them", () => {

@@ -97,9 +97,9 @@ export function machineFolderProblem(cwd: string): string | undefined {
 
 /**
  * The refusal of `cwd` as written, or undefined when the run may work there: what the server
- * decides at submit. A relative step cwd (without ..) lies in the folder the runner gives the run
- * and is judged there, as is a platform admin's relative cwd; a member's agent task's must be
- * absolute.
+ * decides at submit. A member's cwd must be absolute: a relative one would be read from the
+ * runner's own working folder. A platform admin's relative cwd is judged by the runner, which
+ * alone knows where it leads.
  */
 export function workFolderRefusal(
   cwd: string,
@@ -109,7 +109,7 @@ export function workFolderRefusal(
   const shown = JSON.stringify(cwd);
   if (!isAbsolute(cwd)) {
     // Where it leads is known on the runner only, which judges its real path.
-    if (confinement === "unconfined" || (rules.kind === "step" && !hasDotDot(cwd))) return undefined;
+    if (confinement === "unconfined") return undefined;
     return refused(
       rules.kind,
       `cwd ${shown} is a relative path${hasDotDot(cwd) ? " that climbs with .." : ""}`,
