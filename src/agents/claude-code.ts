@@ -97,9 +97,9 @@ export function claudeCodeCommand(
  * CLAUDE_CONFIG_DIR as it is (undefined: the CLI reads it from the run's env), else
  * `<conversation state>/claude`, which outlives the turn and is shown to the turn's sandbox, where
  * `$HOME` is an empty folder of each command's own (a session kept under it was gone by the
- * follow-up). Into it go, anew each turn, the user's own `settings.json` and `CLAUDE.md` (of the
- * runner's CLAUDE_CONFIG_DIR, else `~/.claude` of the run's HOME, else the runner's), never their
- * login (`.credentials.json`: a turn gets its key from its env) nor another conversation's files.
+ * follow-up). Into it go, anew each turn, the runner user's own `settings.json` and `CLAUDE.md`
+ * (of the runner's CLAUDE_CONFIG_DIR, else its `~/.claude`), never their login
+ * (`.credentials.json`: a turn gets its key from its env) nor another conversation's files.
  * Without a state folder (a caller that keeps no conversation) the CLI keeps today's `~/.claude`.
  */
 function claudeConfigDir(
@@ -113,8 +113,9 @@ function claudeConfigDir(
   // never followed, so the runner writes nowhere else.
   if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) rmSync(dir, { force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const home = invocation.env.HOME || runner.HOME;
-  const users = runner.CLAUDE_CONFIG_DIR || (home ? join(home, ".claude") : undefined);
+  // The runner user's own, never a folder the run's env names: the runner would copy what a
+  // member chose into a folder the member's turn reads.
+  const users = runner.CLAUDE_CONFIG_DIR || (runner.HOME ? join(runner.HOME, ".claude") : undefined);
   for (const name of userFiles) {
     // What the user removed since the last turn goes from the conversation's copy too.
     rmSync(join(dir, name), { force: true });

@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { claudeCodeAgent } from "../../src/agents/claude-code.js";
 import type { TurnLimits } from "../../src/agents/supervise.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
@@ -207,14 +207,21 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
   });
 
   it("keeps its session in the conversation's state folder with the user's settings and not their login, so a follow-up under a fresh HOME resumes", async () => {
+    // The runner user's own Claude Code folder (the runner's CLAUDE_CONFIG_DIR).
+    const users = tempDir("runyard-cc-users-");
+    writeFileSync(join(users, "settings.json"), '{"env":{"RUNYARD_TEST_FROM_SETTINGS":"1"}}\n');
+    writeFileSync(join(users, "CLAUDE.md"), "Always answer like a heron-keeper.\n");
+    writeFileSync(join(users, ".credentials.json"), '{"claudeAiOauth":{"accessToken":"operator"}}\n');
+    const runnerConfig = process.env.CLAUDE_CONFIG_DIR;
+    process.env.CLAUDE_CONFIG_DIR = users;
+    onTestFinished(() => {
+      if (runnerConfig === undefined) delete process.env.CLAUDE_CONFIG_DIR;
+      else process.env.CLAUDE_CONFIG_DIR = runnerConfig;
+    });
+    // The run's HOME names another .claude: never copied (a member's env could name any folder).
     const home = tempDir("runyard-cc-home-");
     mkdirSync(join(home, ".claude"));
-    writeFileSync(join(home, ".claude", "settings.json"), '{"env":{"RUNYARD_TEST_FROM_SETTINGS":"1"}}\n');
-    writeFileSync(join(home, ".claude", "CLAUDE.md"), "Always answer like a heron-keeper.\n");
-    writeFileSync(
-      join(home, ".claude", ".credentials.json"),
-      '{"claudeAiOauth":{"accessToken":"operator"}}\n',
-    );
+    writeFileSync(join(home, ".claude", "CLAUDE.md"), "Chosen by the run.\n");
     const state = tempDir("runyard-cc-state-");
     const cwd = tempDir("runyard-cc-ws-");
     bed.server = await startModelServer(script({ text: "the first answer" }, { text: "the second answer" }));
@@ -228,7 +235,9 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", () => {
     expect(readFileSync(join(config, "settings.json"), "utf8")).toContain("RUNYARD_TEST_FROM_SETTINGS");
     expect(JSON.stringify(mainRequests()[0]!.body)).toContain("heron-keeper");
     expect(existsSync(join(config, ".credentials.json"))).toBe(false);
+    expect(readFileSync(join(config, "CLAUDE.md"), "utf8")).not.toContain("Chosen by the run");
     expect(existsSync(join(home, ".claude", "projects"))).toBe(false);
+    expect(existsSync(join(users, "projects"))).toBe(false);
     // As under the sandbox: the follow-up's HOME is an empty folder of its own.
     const second = await turn("what was the word?", {
       cwd,
