@@ -43,8 +43,9 @@ export async function runnerSandbox(
     bwrap: probe.bwrap,
     hide: options.hide,
     workRoots: options.workRoots,
-    // Where the runner works (its default cwd for steps), and what the operator lists for steps
-    // and agent tasks (an agent's cwd was checked against agent_cwd_roots before it starts).
-    cwdRoots: [process.cwd(), ...config.stepCwdRoots, ...config.agentCwdRoots],
+    // What the operator lists for steps and agent tasks (an agent's cwd was checked against
+    // agent_cwd_roots before it starts). Not the runner's own working folder: a run that names no
+    // cwd works in a folder of its own (runner/run-folders.ts), and a member's run never there.
+    cwdRoots: [...config.stepCwdRoots, ...config.agentCwdRoots],
   });
 }
