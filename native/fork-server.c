@@ -383,6 +383,27 @@ static int enter_sandbox(pid_t holder, const uint64_t *expected) {
   return 0;
 }
 
+/*
+ * A child of this helper, before it runs anything of a step's: no one but this helper may look
+ * into it, and it keeps no descriptor of the helper's but `keep` (and 0 to 2). Until its exec it
+ * is a copy of the helper: the runner's environment (its operator's keys) and memory (other
+ * runs' requests and output), the event pipe to the runner, the output pipes of every other
+ * step. A child that enters a run's sandbox is seen there (its pid namespace, its uid) before
+ * its exec; not dumpable, neither /proc/<pid>/environ, fd, mem nor ptrace reach it from there
+ * (that takes CAP_SYS_PTRACE where the helper started), and exec makes the step's own program
+ * dumpable again. Descriptors marked close-on-exec are still open until the exec: closed here.
+ */
+static void seal_child(int keep) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0)
+    for (int fd = 3; fd < keep; fd++) close(fd);
+  if (syscall(SYS_close_range, keep + 1, ~0U, 0) < 0) {
+    struct rlimit limit;
+    long last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 1048576 ? (long)limit.rlim_cur : 1048576;
+    for (long fd = keep + 1; fd < last; fd++) close((int)fd);
+  }
+}
+
 static void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
   if (length < 8) return;
   uint32_t argc, envc;
@@ -420,9 +441,12 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
     pid = fork();
     if (pid == 0) {
       int32_t why[2];
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
       setsid();
       int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) {
+      int wired = null >= 0 && dup2(null, 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(err[1], 2) >= 0;
+      if (wired) seal_child(report[1]);
+      if (!wired) {
         why[0] = errno, why[1] = 0;
       } else if (holder > 0 && enter_sandbox(holder, expected) < 0) {
         why[0] = errno, why[1] = 3;
@@ -545,6 +569,7 @@ static void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, co
   if (!result) {
     pid_t pid = fork();
     if (pid == 0) {
+      seal_child(report[1]);
       moves = paths, move_count = count;
       int32_t why = enter_sandbox(holder, expected) < 0 ? errno : 0;
       if (write(report[1], &why, sizeof why) < 0) _exit(127);

@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { api, readEvents, waitForRun } from "./helpers/server.js";
+
+/**
+ * A hostile member against a sandboxing `runyard up` whose runs each get one sandbox, entered by
+ * every command of the run (native/fork-server.c 'E'): what a step can do from inside it to the
+ * runner, to the commands entering beside it, and to other runs.
+ */
+let up: SandboxedUp;
+const keepSecs = 3;
+/** A key of the operator's in the runner's environment: no step may ever read it. */
+const operatorKey = "sk-operator-canary-5b1f0e";
+
+beforeAll(async () => {
+  up = await startSandboxedUp({ RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs), OPENAI_API_KEY: operatorKey });
+});
+
+afterAll(async () => {
+  await up?.proc.kill();
+});
+
+interface Step {
+  name: string;
+  script?: string;
+  cmd?: string;
+  cwd?: string;
+  depends?: string[];
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+function workflow(steps: Step[], name = "attack"): string {
+  const lines = ["version: v0.1", `name: ${name}`, "inventory:", "  hosts:", "    local: {}", "steps:"];
+  for (const step of steps) {
+    lines.push(`  - name: ${step.name}`, "    targets: [local]");
+    if (step.depends) lines.push(`    depends: [${step.depends.join(", ")}]`);
+    lines.push(`    action: ${step.cmd !== undefined ? "cmd.run" : "shell.run"}`, "    args:");
+    if (step.cwd) lines.push(`      cwd: ${step.cwd}`);
+    if (step.env) {
+      lines.push("      env:");
+      for (const [key, value] of Object.entries(step.env)) lines.push(`        ${key}: "${value}"`);
+    }
+    const body = step.cmd ?? step.script ?? "";
+    lines.push(
+      `      ${step.cmd !== undefined ? "cmd" : "script"}: |`,
+      ...body.split("\n").map((l) => `        ${l}`),
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+async function submit(yaml: string, token = up.userToken): Promise<string> {
+  const { status, body } = await api<{ run_id: string }>(
+    up.url,
+    "POST",
+    "/api/runs",
+    { kind: "workflow", workflow: yaml, vars: {} },
+    token,
+  );
+  if (status !== 201) throw new Error(`submit failed: ${status} ${JSON.stringify(body)}`);
+  return body.run_id;
+}
+
+const ended = (view: { status: string }) => view.status === "success" || view.status === "failed";
+
+async function outputOf(runId: string): Promise<string> {
+  const events = await readEvents(up.url, runId);
+  return events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+}
+
+function line(output: string, key: string): string | undefined {
+  return output
+    .split("\n")
+    .find((each) => each.startsWith(`${key}=`))
+    ?.slice(key.length + 1);
+}
+
+describe("a step against the commands entering its run's sandbox", () => {
+  it("holds no descriptor of the runner's: only its stdin, stdout and stderr", async () => {
+    // The runner's own process may have been started holding more (a supervisor's socket, a
+    // test harness's pipe): none of them reach a step, nor the sandbox's own processes.
+    const runId = await submit(
+      workflow([
+        {
+          name: "fds",
+          script: [
+            'echo "own=$(ls /proc/self/fd | tr "\\n" " ")"',
+            'echo "holder=$(ls /proc/2/fd | tr "\\n" " ")"',
+          ].join("\n"),
+        },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    // The shell's 255 is its own copy of the script's input; ls's 3 is its listing of the folder.
+    expect(
+      line(output, "own")
+        ?.trim()
+        .split(" ")
+        .filter((fd) => fd !== "255"),
+    ).toEqual(["0", "1", "2", "3"]);
+    expect(line(output, "holder")?.trim().split(" ")).toEqual(["0", "1", "2"]);
+  });
+
+  it("cannot stop a command the fork-server is starting there and read the fork-server's environment or descriptors", async () => {
+    // The spy predicts the pid the next command entering the sandbox gets (pids of a namespace are
+    // handed out in order) and stops it the moment it appears: before its exec, it is a copy of
+    // the fork-server (the runner's environment, its event pipe, other runs' output pipes).
+    const spy = [
+      "set +e",
+      "found=no; tries=0; before=0",
+      "read last < /proc/sys/kernel/ns_last_pid",
+      "next=$((last + 1))",
+      ": > spy-ready",
+      "while [ $found = no ] && [ ! -e trigger-done ]; do",
+      "  if kill -STOP $next 2>/dev/null; then",
+      "    tries=$((tries + 1))",
+      '    if tr "\\0" "\\n" 2>/dev/null < /proc/$next/environ | grep -q "^OPENAI_API_KEY="; then',
+      // Reversed: the runner masks its own secrets in output, not a step's own rendering of them.
+      '      echo "stolen=$(tr "\\0" "\\n" < /proc/$next/environ | grep "^OPENAI_API_KEY=" | rev)"',
+      '      echo "exe=$(readlink /proc/$next/exe)"',
+      '      echo "pipes=$(ls -l /proc/$next/fd | grep -c pipe:)"',
+      "      found=yes",
+      "    fi",
+      // Its name says whether it was stopped before its exec (still the fork-server's copy).
+      '    read -r stat < /proc/$next/stat; case $stat in *"(fork-server)"*) before=$((before + 1));; esac',
+      "    kill -CONT $next",
+      "    read last < /proc/sys/kernel/ns_last_pid",
+      "    next=$((last + 1))",
+      "  fi",
+      "done",
+      'echo "found=$found tries=$tries before-exec=$before"',
+    ].join("\n");
+    const runId = await submit(
+      workflow([
+        { name: "spy", depends: [], script: spy },
+        { name: "waiter", depends: [], script: "while [ ! -e spy-ready ]; do :; done" },
+        {
+          name: "trigger",
+          depends: ["waiter"],
+          cmd: [...Array.from({ length: 300 }, () => "true"), "touch trigger-done"].join("\n"),
+        },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended, 120_000);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    // The attack was real: the spy stopped a command as it entered, before its exec.
+    expect(Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0), output).toBeGreaterThan(0);
+    expect(output).not.toContain(operatorKey);
+    expect(output).not.toContain([...operatorKey].reverse().join(""));
+    expect(output).toContain("found=no");
+  }, 150_000);
+});
