@@ -1,3 +1,5 @@
+import { mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, waitForRun } from "./helpers/server.js";
@@ -27,7 +29,8 @@ interface Step {
   cwd?: string;
   depends?: string[];
   env?: Record<string, string>;
-  timeoutMs?: number;
+  /** The steps after it run even if it fails (killing the sandbox's holder kills the step too). */
+  continueOnError?: boolean;
 }
 
 function workflow(steps: Step[], name = "attack"): string {
@@ -35,6 +38,7 @@ function workflow(steps: Step[], name = "attack"): string {
   for (const step of steps) {
     lines.push(`  - name: ${step.name}`, "    targets: [local]");
     if (step.depends) lines.push(`    depends: [${step.depends.join(", ")}]`);
+    if (step.continueOnError) lines.push("    continue_on_error: true");
     lines.push(`    action: ${step.cmd !== undefined ? "cmd.run" : "shell.run"}`, "    args:");
     if (step.cwd) lines.push(`      cwd: ${step.cwd}`);
     if (step.env) {
@@ -153,4 +157,45 @@ describe("a step against the commands entering its run's sandbox", () => {
     expect(output).not.toContain([...operatorKey].reverse().join(""));
     expect(output).toContain("found=no");
   }, 150_000);
+});
+
+describe("a step against the sandbox its run gets next", () => {
+  it("cannot have bubblewrap make folders on the host through a link it left in the run's /tmp or $HOME", async () => {
+    // The run's folders are shown at their host paths; where the runner's home lies under /tmp
+    // (here) or under $HOME (~/.runyard, by default), bubblewrap makes their mount points inside
+    // the run's own /tmp or home folder, which outlive the sandbox. A step swaps the top one for
+    // a link through bwrap's view of the host (/oldroot) and ends the holder: the next command's
+    // sandbox is made again, and bwrap, following the link, made the folders on the host.
+    const target = join(up.home, "target-of-the-link");
+    mkdirSync(target);
+    const runId = await submit(
+      workflow([
+        {
+          name: "plant",
+          continueOnError: true,
+          env: { TARGET: target },
+          script: [
+            "set +e",
+            'top="/tmp/$(pwd | cut -d/ -f3)"',
+            'echo "top=$top"',
+            'mv "$top" /tmp/moved-away && echo moved',
+            'ln -s "/oldroot$TARGET" "$top" && echo linked',
+            'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && kill -KILL "$(basename $p)" && echo holder-killed; done',
+            "true",
+          ].join("\n"),
+        },
+        { name: "next", script: "echo next-ran" },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    // The holder was killed, so the next step's sandbox was made again; the folders on the way to
+    // the run's own are a tmpfs of that sandbox's, which cannot be moved away (it is a mount).
+    expect(output, JSON.stringify(view)).toContain("holder-killed\n");
+    expect(output).not.toContain("moved\n");
+    expect(readdirSync(target)).toEqual([]);
+    // And the run goes on in its own folder.
+    expect(output).toContain("next-ran\n");
+    expect(view.status).toBe("success");
+  });
 });

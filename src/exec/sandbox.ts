@@ -229,6 +229,25 @@ export class Sandbox {
       args: exposure.tmp === undefined ? ["--tmpfs", "/tmp"] : ["--bind", resolve(exposure.tmp), "/tmp"],
       order: 0,
     });
+    // The run's own /tmp and home folder outlive the sandbox, and its commands write there: a
+    // mount point bwrap would make inside them (the run's folders, shown at their host paths,
+    // where the runner's home lies under /tmp or ~) is made on a tmpfs instead. bwrap follows
+    // links in a mount's path, its view of the host (/oldroot) included, so a link a command left
+    // there would have it make those folders anywhere on the host, with the runner's rights.
+    const kept = [
+      ...(exposure.tmp === undefined ? [] : ["/tmp"]),
+      ...(home !== undefined && exposure.homeFolder !== undefined && mounts.some((m) => m.path === home)
+        ? [home]
+        : []),
+    ];
+    for (const root of kept) {
+      for (const mount of [...mounts]) {
+        if (mount.path === root || !isWithin(mount.path, root)) continue;
+        const cover = join(root, mount.path.slice(root.length + 1).split(sep)[0]!);
+        if (cover === mount.path || mounts.some((other) => other.path === cover)) continue;
+        mounts.push({ path: cover, args: ["--tmpfs", cover], order: -1 });
+      }
+    }
     // A mount covers what an earlier one put under its path: outer folders first, and at the
     // same depth the hiding tmpfs last, so it wins.
     mounts.sort((a, b) => depth(a.path) - depth(b.path) || a.order - b.order);
