@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
@@ -197,5 +197,57 @@ describe("a step against the sandbox its run gets next", () => {
     // And the run goes on in its own folder.
     expect(output).toContain("next-ran\n");
     expect(view.status).toBe("success");
+  });
+});
+
+describe("a step against the runner's writes and removals", () => {
+  it("cannot have the runner remove host files by swapping the folder it made of $RUNYARD_OUTPUT for a link as it is removed", async () => {
+    // The host files a step cannot see (here in the server's home), named as the bait's are.
+    const victim = join(up.home, "victim");
+    mkdirSync(victim);
+    const names = Array.from({ length: 200 }, (_, index) => `f${index}`);
+    for (const name of names) writeFileSync(join(victim, name), "keep me\n");
+    // The bait leaves a folder where its $RUNYARD_OUTPUT goes, which the runner removes after the
+    // attempt; a step of the same run beside it exchanges that folder with a link to the victim
+    // (renameat2 RENAME_EXCHANGE, atomic) as fast as it can while the runner removes it.
+    const swap = [
+      "use strict;",
+      "my ($dir, $link, $seconds) = @ARGV;",
+      "my $end = time + $seconds; my $swaps = 0;",
+      'open(my $ready, ">", "swapper-ready"); close($ready);',
+      "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
+      'print "swaps=$swaps\\n";',
+    ].join(" ");
+    const runId = await submit(
+      workflow([
+        {
+          name: "bait",
+          depends: [],
+          continueOnError: true,
+          script: [
+            'mkdir "$RUNYARD_OUTPUT"',
+            `for i in $(seq 0 ${names.length - 1}); do echo x > "$RUNYARD_OUTPUT/f$i"; done`,
+            'echo "$RUNYARD_OUTPUT" > bait-path',
+            "while [ ! -e swapper-ready ]; do sleep 0.01; done",
+            "sleep 0.2",
+          ].join("\n"),
+        },
+        {
+          name: "swapper",
+          depends: [],
+          env: { VICTIM: victim },
+          script: [
+            "while [ ! -e bait-path ]; do sleep 0.01; done",
+            'out=$(cat bait-path); ln -s "$VICTIM" "$out.lnk"',
+            `perl -e '${swap}' "$out" "$out.lnk" 2`,
+          ].join("\n"),
+        },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended, 60_000);
+    const output = await outputOf(runId);
+    // The attack was real: the swapper exchanged them many times while the bait's attempt ended.
+    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+    expect(readdirSync(victim).sort()).toEqual([...names].sort());
   });
 });
