@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
@@ -29,6 +29,7 @@ interface Step {
   cwd?: string;
   depends?: string[];
   env?: Record<string, string>;
+  outputPath?: string;
   /** The steps after it run even if it fails (killing the sandbox's holder kills the step too). */
   continueOnError?: boolean;
 }
@@ -41,6 +42,7 @@ function workflow(steps: Step[], name = "attack"): string {
     if (step.continueOnError) lines.push("    continue_on_error: true");
     lines.push(`    action: ${step.cmd !== undefined ? "cmd.run" : "shell.run"}`, "    args:");
     if (step.cwd) lines.push(`      cwd: ${step.cwd}`);
+    if (step.outputPath) lines.push(`      output_path: ${step.outputPath}`);
     if (step.env) {
       lines.push("      env:");
       for (const [key, value] of Object.entries(step.env)) lines.push(`        ${key}: "${value}"`);
@@ -249,5 +251,31 @@ describe("a step against the runner's writes and removals", () => {
     // The attack was real: the swapper exchanged them many times while the bait's attempt ended.
     expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
     expect(readdirSync(victim).sort()).toEqual([...names].sort());
+  });
+
+  it("cannot have the runner write a step's output_path files through a link it planted there", async () => {
+    // A file of the server's home, which no step sees, and a folder the step may work in.
+    const victim = join(up.home, "victim.txt");
+    writeFileSync(victim, "the operator's own\n");
+    const folder = join(up.work, "logs");
+    mkdirSync(folder);
+    const runId = await submit(
+      workflow([
+        {
+          name: "plant",
+          cwd: folder,
+          env: { VICTIM: victim },
+          // The runner names the files <run>-<step>-<host>.stdout.log: the run's id is the step's.
+          script: 'ln -s "$VICTIM" "$RUNYARD_RUN_ID-write-local.stdout.log" && echo planted',
+        },
+        { name: "write", outputPath: folder, script: "echo written-by-the-step" },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(output, JSON.stringify(view)).toContain("planted\n");
+    expect(readFileSync(victim, "utf8")).toBe("the operator's own\n");
+    // The step is told why its full output was not kept.
+    expect(JSON.stringify(await readEvents(up.url, runId))).toContain("ELOOP");
   });
 });

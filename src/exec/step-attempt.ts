@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from "node:fs";
+import { constants, createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
@@ -319,6 +319,9 @@ function notRun(
   };
 }
 
+/** Opens a file to write it anew, refusing a link in its place (ELOOP). */
+const NO_FOLLOW_WRITE = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+
 /**
  * Where an attempt's output goes: masked per stream, kept in full in files when asked,
  * capped on its way to the sink; at the end the maskers are flushed and the cap marker sent.
@@ -348,7 +351,10 @@ class AttemptOutput {
     const open = (stream: OutputStream) => {
       const path = join(folder, `${base}.${stream}.log`);
       this.files.push(path);
-      const file = createWriteStream(path, { mode: 0o600 });
+      // Not through a link: the folder may be one the step writes (its cwd), and a link it left
+      // at this name would have the runner, outside the sandbox, write wherever it leads.
+      // (Node takes open(2)'s flags as a number here too; its types name strings only.)
+      const file = createWriteStream(path, { flags: NO_FOLLOW_WRITE as unknown as string, mode: 0o600 });
       file.on("error", (error) => this.problems.push(`cannot write ${path}: ${error.message}`));
       return file;
     };
