@@ -1,6 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { processesWith } from "./helpers/cli.js";
+import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, waitForRun } from "./helpers/server.js";
 
@@ -277,5 +279,83 @@ describe("a step against the runner's writes and removals", () => {
     expect(readFileSync(victim, "utf8")).toBe("the operator's own\n");
     // The step is told why its full output was not kept.
     expect(JSON.stringify(await readEvents(up.url, runId))).toContain("ELOOP");
+  });
+});
+
+describe("a step against the sandbox itself (these held)", () => {
+  it("has no capability and no way to gain one: none bounded, no_new_privs, setuid ignored, mounts refused", async () => {
+    const runId = await submit(
+      workflow([
+        {
+          name: "caps",
+          script: [
+            "set +e",
+            "echo \"eff=$(awk '/^CapEff/ { print $2 }' /proc/self/status)\"",
+            "echo \"bnd=$(awk '/^CapBnd/ { print $2 }' /proc/self/status)\"",
+            "echo \"nnp=$(awk '/^NoNewPrivs/ { print $2 }' /proc/self/status)\"",
+            "mkdir -p m && mount -t tmpfs none m 2>/dev/null && echo LEAK-mount || echo no-mount",
+            // A setuid binary runs with the step's own uid (no_new_privs).
+            'su_path=$(command -v su); [ -n "$su_path" ] && [ -u "$su_path" ] && echo "setuid-uid=$("$su_path" -c id 2>&1 </dev/null | head -1)"',
+            // The host's pid 1 and the runner are not in its pid namespace.
+            'echo "pid1=$(tr "\\0" " " < /proc/1/cmdline | cut -c1-5)"',
+            'echo "fork-servers=$(for p in /proc/[0-9]*; do readlink "$p/exe"; done | grep -c "/fork-server$")"',
+            "true",
+          ].join("\n"),
+        },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    expect(line(output, "eff")).toBe("0000000000000000");
+    expect(line(output, "bnd")).toBe("0000000000000000");
+    expect(line(output, "nnp")).toBe("1");
+    expect(output).toContain("no-mount\n");
+    expect(output).not.toContain("uid=0(root)");
+    expect(line(output, "pid1")).toBe("bwrap");
+    expect(line(output, "fork-servers")).toBe("0");
+  });
+
+  it("sees no other sandbox (the pool's, made ahead for the next runs, nor another run's) and names no other run's folder as its cwd", async () => {
+    const first = await submit(workflow([{ name: "a", script: 'echo "folder=$(pwd)"' }]));
+    await waitForRun(up.url, first, ended);
+    const folderA = line(await outputOf(first), "folder")!;
+    const runId = await submit(
+      workflow([
+        {
+          name: "look",
+          script: [
+            // bwrap, the holder, this shell and what it runs: nothing of the pool's sandboxes.
+            'echo "holders=$(grep -l "^sleep" /proc/[0-9]*/cmdline 2>/dev/null | wc -l)"',
+            'echo "pool-mounts=$(grep -c "/.pool-" /proc/self/mountinfo)"',
+          ].join("\n"),
+        },
+        { name: "other", continueOnError: true, cwd: folderA, script: "echo LEAK-in-other-folder" },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(line(output, "holders"), output).toBe("1");
+    expect(line(output, "pool-mounts")).toBe("0");
+    expect(output).not.toContain("LEAK");
+    expect(view.steps?.find((step) => step.name === "other")?.status).toBe("failed");
+  });
+
+  it("leaves nothing running once its run's sandbox has been idle, not even a process that left its group", async () => {
+    const marker = `1000.${Date.now() % 100000}`;
+    const runId = await submit(
+      workflow([
+        { name: "daemon", script: `setsid sleep ${marker} </dev/null >/dev/null 2>&1 &\necho started` },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    expect(view.status).toBe("success");
+    expect(processesWith(`sleep\0${marker}`).length).toBe(1);
+    // Ended 5 s after the run's last command.
+    await until(
+      "the run's sandbox and what it held are gone",
+      () => processesWith(`sleep\0${marker}`).length === 0,
+      15_000,
+    );
   });
 });
