@@ -359,3 +359,23 @@ describe("a step against the sandbox itself (these held)", () => {
     );
   });
 });
+
+describe("a step against the runner's own folders", () => {
+  // HOLE LEFT OPEN: a member's step that names the runner's working folder (where `runyard up`
+  // was started: often the runyard checkout itself) as its cwd gets it read-write, so it can
+  // rewrite the operator's files there (bin/runyard.js, .git/config), although DESIGN.md (10)
+  // and docs/security.md say a run never can. The working folder is among a sandbox's cwd roots
+  // (src/cli/runner-sandbox.ts: cwdRoots starts with process.cwd()), which docs/security.md
+  // ("Folders a sandboxed step may not name as its cwd") still promises. What would fix it: drop
+  // process.cwd() from a sandboxing runner's cwd roots (a step that names no cwd has the run's
+  // own folder now), so members name only the operator's step_cwd_roots; tests that work in
+  // folders under `up.work` (run-tmp.test.ts) would list them in RUNYARD_STEP_CWD_ROOTS.
+  it.fails("cannot write the runner's working folder by naming it as its cwd", async () => {
+    writeFileSync(join(up.work, "deploy.sh"), "echo operator's own\n");
+    const runId = await submit(
+      workflow([{ name: "attack", cwd: up.work, continueOnError: true, script: "echo pwned > deploy.sh" }]),
+    );
+    await waitForRun(up.url, runId, ended);
+    expect(readFileSync(join(up.work, "deploy.sh"), "utf8")).toBe("echo operator's own\n");
+  });
+});
