@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { processesWith } from "./helpers/cli.js";
+import { processesWith, tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, waitForRun } from "./helpers/server.js";
@@ -395,5 +395,61 @@ describe("a step against the runner's own folders", () => {
     );
     await waitForRun(up.url, runId, ended);
     expect(readFileSync(join(up.work, "deploy.sh"), "utf8")).toBe("echo operator's own\n");
+  });
+});
+
+describe("a step against the sandbox its run gets next, where the runner's folders lie under $HOME", () => {
+  let upHome: SandboxedUp;
+  let home: string;
+
+  beforeAll(async () => {
+    // As by default (~/.runyard): the runs' folders lie under the runner user's $HOME, where each
+    // run's own home folder is shown.
+    home = tempDir();
+    upHome = await startSandboxedUp({ HOME: home, RUNYARD_WORKSPACE_DIR: join(home, "ws") });
+  });
+
+  afterAll(async () => {
+    await upHome?.proc.kill();
+  });
+
+  it("cannot have bubblewrap make folders on the host through a link it left in its $HOME", async () => {
+    const target = join(upHome.home, "target-of-the-link");
+    mkdirSync(target);
+    const { status, body } = await api<{ run_id: string }>(
+      upHome.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "workflow",
+        vars: {},
+        workflow: workflow([
+          {
+            name: "plant",
+            continueOnError: true,
+            env: { TARGET: target },
+            script: [
+              "set +e",
+              'echo "home=$HOME pwd=$(pwd)"',
+              'mv "$HOME/ws" "$HOME/moved-away" && echo moved',
+              'ln -s "/oldroot$TARGET" "$HOME/ws" && echo linked',
+              'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && kill -KILL "$(basename $p)" && echo holder-killed; done',
+              "true",
+            ].join("\n"),
+          },
+          { name: "next", script: "echo next-ran" },
+        ]),
+      },
+      upHome.userToken,
+    );
+    expect(status).toBe(201);
+    const view = await waitForRun(upHome.url, body.run_id, ended);
+    const events = await readEvents(upHome.url, body.run_id);
+    const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+    expect(output, JSON.stringify(view)).toContain(`home=${home} pwd=${home}/ws/`);
+    expect(output).toContain("holder-killed\n");
+    expect(output).not.toContain("moved\n");
+    expect(readdirSync(target)).toEqual([]);
+    expect(output).toContain("next-ran\n");
   });
 });
