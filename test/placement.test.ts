@@ -171,8 +171,6 @@ describe("runyard up", () => {
     const port = await freePort();
     const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
       RUNYARD_ADMIN_TOKEN: adminToken,
-      // As users have it: the sandbox on (the test helpers turn it off for tests that write outside their folders).
-      RUNYARD_SANDBOX: "auto",
     });
     started.push(up);
     await up.waitFor("local runner connected");
@@ -207,8 +205,6 @@ describe("runyard up without bubblewrap", () => {
     // Node is started by its full path; up's PATH has no bwrap.
     const up = startCli(["up", "--port", String(port), "--home", tempDir()], {
       RUNYARD_ADMIN_TOKEN: adminToken,
-      // As users have it: the sandbox on (the test helpers turn it off for tests that write outside their folders).
-      RUNYARD_SANDBOX: "auto",
       PATH: tempDir(),
     });
     started.push(up);
@@ -277,7 +273,7 @@ describe("runyard runner --shared", () => {
     });
     const runner = startCli(
       ["runner", "--server", server.url, "--token", body.token, "--id", "acme-shared", "--shared"],
-      { RUNYARD_LOG_LEVEL: "error", RUNYARD_SANDBOX: "auto" },
+      { RUNYARD_LOG_LEVEL: "error" },
     );
     started.push(runner);
     expect(await runner.exited).toBe(2);
@@ -295,12 +291,13 @@ describe("runyard runner --shared", () => {
     {
       why: "where bubblewrap is missing",
       // Node is started by its full path; the runner's PATH has no bwrap.
-      env: () => ({ PATH: tempDir(), RUNYARD_SANDBOX: "auto" }),
+      env: () => ({ PATH: tempDir() }),
       error: "error: a shared runner must isolate each run, but bubblewrap (bwrap) is not installed",
       hint: "hint: install it (Debian/Ubuntu: apt-get install bubblewrap)",
     },
     {
       why: "when its operator turned the sandbox off",
+      // The operator's own switch is what this case is about.
       env: () => ({ RUNYARD_SANDBOX: "off" }),
       error: "error: a shared runner must isolate each run, but RUNYARD_SANDBOX is off",
       hint: "hint: Unset RUNYARD_SANDBOX",

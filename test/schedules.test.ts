@@ -150,7 +150,7 @@ describe("schedules on one server (SQLite)", () => {
 
   it("runs a file with schedule: once under `runyard run`, saying schedules apply to saved workflows", async () => {
     const result = await runCli(["run", writeWorkflow(scheduled('{cron: "*/5 * * * *"}'))], {
-      env: { RUNYARD_HOME: tempDir(), RUNYARD_SANDBOX: "off" },
+      env: { RUNYARD_HOME: tempDir() },
     });
     expect(result.code).toBe(0);
     expect(result.stderr).toContain("schedule: applies to saved workflows only");

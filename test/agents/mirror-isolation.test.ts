@@ -15,12 +15,7 @@ import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { git } from "../helpers/git-repos.js";
 import { api, isFinal, type RunView, readEvents, type TestServer, waitForRun } from "../helpers/server.js";
-import {
-  hasTools,
-  haveBwrap,
-  type SharedAgentRunner,
-  startSharedAgentRunner,
-} from "../helpers/shared-agent-runner.js";
+import { hasTools, type SharedAgentRunner, startSharedAgentRunner } from "../helpers/shared-agent-runner.js";
 import type { ModelServer } from "../model-server/server.js";
 
 const apiKey = "sk-mirror-isolation-9d1f";
@@ -83,7 +78,7 @@ function mirrorFolder(): string {
   return join(folder, mirrors[0]!);
 }
 
-describe.skipIf(!haveBwrap)("a repository's mirror shared by the tasks of two tenants on one runner", () => {
+describe("a repository's mirror shared by the tasks of two tenants on one runner", () => {
   beforeAll(async () => {
     rig = await startSharedAgentRunner({
       name: "mirror-isolation",

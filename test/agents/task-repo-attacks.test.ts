@@ -17,12 +17,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { git } from "../helpers/git-repos.js";
 import { api, isFinal, type RunView, readEvents, type TestServer, waitForRun } from "../helpers/server.js";
-import {
-  hasTools,
-  haveBwrap,
-  type SharedAgentRunner,
-  startSharedAgentRunner,
-} from "../helpers/shared-agent-runner.js";
+import { hasTools, type SharedAgentRunner, startSharedAgentRunner } from "../helpers/shared-agent-runner.js";
 import type { ModelServer } from "../model-server/server.js";
 
 let rig: SharedAgentRunner;
@@ -70,7 +65,7 @@ async function shellTask(
   return { run, output: `${output}\n${JSON.stringify(run.error)}` };
 }
 
-describe.skipIf(!haveBwrap)("what an agent task leaves for the runner's git and for other tenants", () => {
+describe("what an agent task leaves for the runner's git and for other tenants", () => {
   beforeAll(async () => {
     rig = await startSharedAgentRunner({
       name: "task-repo-attacks",

@@ -15,8 +15,7 @@ export interface SandboxedUp {
 }
 
 /**
- * A real `runyard up` as users have it, its sandbox on (the test helpers turn it off by default),
- * in a working folder of its own, and an ordinary user's token to attack it with.
+ * A real `runyard up` as users have it, its sandbox on, in a working folder of its own, and an ordinary user's token to attack it with.
  */
 export async function startSandboxedUp(env: Record<string, string> = {}): Promise<SandboxedUp> {
   const home = tempDir();
@@ -24,7 +23,7 @@ export async function startSandboxedUp(env: Record<string, string> = {}): Promis
   const port = await freePort();
   const proc = startCli(
     ["up", "--port", String(port), "--home", home],
-    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, RUNYARD_SANDBOX: "auto", ...env },
+    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, ...env },
     work,
   );
   await proc.waitFor("local runner connected");

@@ -27,15 +27,14 @@ export interface Proc {
 export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd,
-    // A home of its own unless the test gives one: never state in the repository. No sandbox
-    // unless the test asks for one (run-isolation.test.ts does): the steps of other tests write
-    // to the test's own temp folders and report host pids, which a sandbox hides from them.
+    // A home of its own unless the test gives one: never state in the repository. The sandbox as
+    // users have it (RUNYARD_SANDBOX unset: on where bubblewrap works, which global-setup.ts
+    // checks); a test that needs it off passes RUNYARD_SANDBOX: "off" and says why.
     env: {
       ...process.env,
       NO_COLOR: "1",
       RUNYARD_LOG_LEVEL: "warn",
       RUNYARD_HOME: tempDir(),
-      RUNYARD_SANDBOX: "off",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

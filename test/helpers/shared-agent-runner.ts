@@ -6,16 +6,6 @@ import { tempDir } from "./cli.js";
 import { git } from "./git-repos.js";
 import { api, type Proc, runnerToken, startRunner, startTestServer, type TestServer } from "./server.js";
 
-/** Whether bubblewrap makes a sandbox on this machine (the shared runner needs it). */
-export const haveBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--ro-bind", "/", "/", "true"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 /** A model request of the agent's own loop (it offers tools), not the run's title request. */
 export const hasTools = (r: RecordedRequest) =>
   r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] })?.tools?.length ?? 0) > 0;
@@ -81,7 +71,6 @@ export async function startSharedAgentRunner(options: {
   const runner = await startRunner(server.url, await runnerToken(server.url), {
     id: options.runnerId,
     env: {
-      RUNYARD_SANDBOX: "auto",
       RUNYARD_SHARED: "1",
       RUNYARD_WORKSPACE_DIR: workspaceDir,
       OPENAI_BASE_URL: `${model.url}/v1`,
