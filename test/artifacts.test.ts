@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { RunyardError } from "../src/core/errors.js";
 import { uploadArtifact } from "../src/runner/artifact-upload.js";
@@ -26,8 +26,14 @@ let runner: Proc;
 const tokens = { acme: "", globex: "", runner: "", otherRunner: "" };
 const gates: string[] = [];
 
-/** A job like an agent task's: it runs until the test opens its gate. */
-const gatedWorkflow = `
+/**
+ * Where the gates are: the runners list it in step_cwd_roots, as an operator lists a folder their
+ * steps may work in, so a sandboxed step that names its gate's folder as cwd sees the gate open.
+ */
+const gateRoot = tempDir("runyard-artifact-gates-");
+
+/** A job like an agent task's: it runs until the test opens its gate, a file `GATE` in its cwd. */
+const gatedWorkflow = (gate: string) => `
 version: v0.1
 name: agent-like
 inventory:
@@ -38,9 +44,13 @@ steps:
     targets: [worker]
     action: shell.run
     args:
+      cwd: ${dirname(gate)}
       script: |
         while [ ! -f "$GATE" ]; do sleep 0.05; done
 `;
+
+/** A gate of its own folder under gateRoot: the path of a file that is not there yet. */
+const newGate = (): string => join(mkdtempSync(join(gateRoot, "gate-")), "open");
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -54,11 +64,11 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 /** Submits a gated run as tenant acme and waits until the runner holds its job. */
 async function leasedJob(): Promise<{ runId: string; jobId: string; gate: string }> {
-  const gate = join(tempDir(), "open");
+  const gate = newGate();
   gates.push(gate);
   const submitted = await injectJson(server.app, "POST", "/api/runs", {
     token: tokens.acme,
-    body: { workflow: gatedWorkflow, vars: { GATE: gate } },
+    body: { workflow: gatedWorkflow(gate), vars: { GATE: gate } },
   });
   expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
   const runId: string = submitted.body.run_id;
@@ -102,7 +112,11 @@ beforeAll(async () => {
   tokens.globex = await makeToken(server, "user", { tenant_id: "globex" });
   tokens.runner = await makeToken(server, "runner", { tenant_id: "acme" });
   tokens.otherRunner = await makeToken(server, "runner", { tenant_id: "acme" });
-  runner = await startRunner(server.url, tokens.runner, { id: "artifact-runner", capacity: 4 });
+  runner = await startRunner(server.url, tokens.runner, {
+    id: "artifact-runner",
+    capacity: 4,
+    env: { RUNYARD_STEP_CWD_ROOTS: gateRoot },
+  });
   live = await leasedJob();
 });
 
@@ -305,15 +319,19 @@ describe("artifacts across server replicas (PostgreSQL)", () => {
       const first = await startInProcessServer({ databaseUrl, secretKey });
       const second = await startInProcessServer({ databaseUrl, secretKey });
       let replicaRunner: Proc | undefined;
-      const gate = join(tempDir(), "open");
+      const gate = newGate();
       try {
         const user = await makeToken(first, "user", { tenant_id: "acme" });
         const runnerToken = await makeToken(first, "runner", { tenant_id: "acme" });
         // The runner is connected to the first replica only.
-        replicaRunner = await startRunner(first.url, runnerToken, { id: "replica-runner", capacity: 1 });
+        replicaRunner = await startRunner(first.url, runnerToken, {
+          id: "replica-runner",
+          capacity: 1,
+          env: { RUNYARD_STEP_CWD_ROOTS: gateRoot },
+        });
         const submitted = await injectJson(first.app, "POST", "/api/runs", {
           token: user,
-          body: { workflow: gatedWorkflow, vars: { GATE: gate } },
+          body: { workflow: gatedWorkflow(gate), vars: { GATE: gate } },
         });
         const runId: string = submitted.body.run_id;
         const job = await until("the runner to accept the job", async () =>

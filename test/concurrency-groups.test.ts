@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
@@ -14,6 +14,7 @@ import {
   runnerToken,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   type TestServer,
   waitForRun,
@@ -23,6 +24,13 @@ const started: Proc[] = [];
 afterEach(async () => {
   await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
 });
+
+/**
+ * The folder the deploys work in (their `cwd`, a `stepDir`, so a sandboxed step sees it); each
+ * test's gate folder lies inside it.
+ */
+const gates = stepDir();
+const newGate = (): string => mkdtempSync(join(gates, "gate-"));
 
 /**
  * A deploy of `ENV` that marks its start, then holds until the test writes `release-<ENV>` in
@@ -41,6 +49,7 @@ steps:
     targets: [worker]
     action: shell.run
     args:
+      cwd: ${gates}
       script: |
         touch "$GATE/started-$RUNYARD_RUN_ID"
         while [ ! -f "$GATE/release-$ENV" ]; do sleep 0.05; done
@@ -102,7 +111,7 @@ async function serverWithRunner(capacity = 4): Promise<TestServer> {
 describe("concurrency groups", () => {
   it("keeps a second run of the group queued, saying why, until the first ends; others run meanwhile", async () => {
     const server = await serverWithRunner();
-    const gate = tempDir();
+    const gate = newGate();
     const first = await submitAs(server, { ENV: "prod", GATE: gate });
     await untilStarted(server, gate, first);
     const second = await submitAs(server, { ENV: "prod", GATE: gate });
@@ -149,7 +158,7 @@ describe("concurrency groups", () => {
 
   it("moves on when the holder fails or is canceled", async () => {
     const server = await serverWithRunner();
-    const gate = tempDir();
+    const gate = newGate();
     const failing = gatedDeploy().replace(
       'touch "$GATE/started-$RUNYARD_RUN_ID"',
       'touch "$GATE/started-$RUNYARD_RUN_ID"; exit 3',
@@ -169,7 +178,7 @@ describe("concurrency groups", () => {
 
   it("cancels a run waiting for its group at once, and the holder runs on", async () => {
     const server = await serverWithRunner();
-    const gate = tempDir();
+    const gate = newGate();
     const holder = await submitAs(server, { ENV: "prod", GATE: gate });
     await untilStarted(server, gate, holder);
     const waiting = await submitAs(server, { ENV: "prod", GATE: gate });
@@ -190,7 +199,7 @@ describe("concurrency groups", () => {
 
   it("with cancel_in_progress, a new run cancels the running one and those waiting, then runs", async () => {
     const server = await serverWithRunner();
-    const gate = tempDir();
+    const gate = newGate();
     const workflow = gatedDeploy(true);
     const running = await submitAs(server, { ENV: "prod", GATE: gate }, workflow);
     await untilStarted(server, gate, running);
@@ -223,10 +232,10 @@ describe("concurrency groups", () => {
       });
       started.push(await startRunner(server.url, runner.body.token, { id: `${tenant}-runner` }));
     }
-    const gate = tempDir();
+    const gate = newGate();
     const acme = await submitAs(server, { ENV: "prod", GATE: gate }, gatedDeploy(), tokens.acme);
     await untilStarted(server, gate, acme);
-    const globexGate = tempDir();
+    const globexGate = newGate();
     writeFileSync(join(globexGate, "release-prod"), "");
     const globex = await submitAs(server, { ENV: "prod", GATE: globexGate }, gatedDeploy(), tokens.globex);
     expect((await waitForRun(server.url, globex, isFinal)).status).toBe("success");
@@ -296,6 +305,7 @@ steps:
     targets: [worker]
     action: shell.run
     args:
+      cwd: ${gates}
       script: |
         if ! mkdir "$GATE/held"; then echo "$RUNYARD_RUN_ID" >> "$GATE/overlaps"; fi
         echo "$RUNYARD_RUN_ID" >> "$GATE/order"
@@ -311,7 +321,7 @@ describe.skipIf(!adminUrl)("concurrency groups across PostgreSQL replicas", () =
     const token = await runnerToken(a.url);
     started.push(await startRunner(`${a.url},${b.url}`, token, { id: "on-a", capacity: 4 }));
     started.push(await startRunner(`${b.url},${a.url}`, token, { id: "on-b", capacity: 4 }));
-    const gate = tempDir();
+    const gate = newGate();
     const runs: string[] = [];
     for (let i = 0; i < 6; i++)
       runs.push(await submit(i % 2 === 0 ? a.url : b.url, exclusiveDeploy, { GATE: gate }));
@@ -327,7 +337,7 @@ describe.skipIf(!adminUrl)("concurrency groups across PostgreSQL replicas", () =
     const token = await runnerToken(a.url);
     const doomedRunner = await startRunner(a.url, token, { id: "doomed", capacity: 1 });
     started.push(doomedRunner);
-    const gate = tempDir();
+    const gate = newGate();
     const holder = await submit(a.url, gatedDeploy(), { ENV: "prod", GATE: gate });
     await untilStarted(a, gate, holder);
     started.push(await startRunner(b.url, token, { id: "survivor", capacity: 2 }));
@@ -357,7 +367,7 @@ describe.skipIf(!adminUrl)("concurrency groups across PostgreSQL replicas", () =
     const token = await runnerToken(a.url);
     // The runner knows both replicas: it moves to B and the adopted run goes on there.
     started.push(await startRunner(`${a.url},${b.url}`, token, { id: "mover", capacity: 4 }));
-    const gate = tempDir();
+    const gate = newGate();
     const holder = await submit(a.url, gatedDeploy(), { ENV: "prod", GATE: gate });
     await untilStarted(a, gate, holder);
     const waiting = await submit(a.url, gatedDeploy(), { ENV: "prod", GATE: gate });

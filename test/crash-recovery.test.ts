@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { jobIdFor } from "../src/server/job-records.js";
 import { tempDir } from "./helpers/cli.js";
-import { alive, until } from "./helpers/processes.js";
+import { alive, stepProcessGroup, until } from "./helpers/processes.js";
 import {
   adminToken,
   api,
@@ -17,11 +17,15 @@ import {
   startCli,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   waitForRun,
 } from "./helpers/server.js";
 
-/** A step that writes its pid, then runs until `release` exists (or far too long). */
+/**
+ * A step in `dir` (a `stepDir`) that says it started, then runs until `release` exists there (or
+ * far too long).
+ */
 function holdingStep(dir: string, host: string, extra = ""): string {
   return `version: v0.1
 name: held
@@ -34,8 +38,9 @@ steps:
     action: shell.run
 ${extra}    args:
       export_vars: true
+      cwd: ${dir}
       script: |
-        echo $$ > ${dir}/pid
+        echo started > ${dir}/started
         echo started
         for i in $(seq 1 600); do [ -e ${dir}/release ] && break; sleep 0.05; done
         [ -e ${dir}/release ] || { sleep 60; touch ${dir}/late; }
@@ -43,11 +48,16 @@ ${extra}    args:
 `;
 }
 
-const stepPid = (dir: string): number => Number(readFileSync(join(dir, "pid"), "utf8").trim());
+/** The held step's process group on this machine, as the runner journals and signals it. */
+function stepPid(dir: string): number {
+  const group = stepProcessGroup(dir);
+  if (group === undefined) throw new Error(`no process of the step in ${dir} runs`);
+  return group;
+}
 
-/** The step has written its whole pid line (the file exists a moment before it holds the pid). */
+/** The step has written its whole line (the file exists a moment before it holds the line). */
 const stepStarted = (dir: string): boolean =>
-  existsSync(join(dir, "pid")) && readFileSync(join(dir, "pid"), "utf8").endsWith("\n");
+  existsSync(join(dir, "started")) && readFileSync(join(dir, "started"), "utf8").endsWith("\n");
 
 /** Children of `pid`, by their /proc entries. */
 function childrenOf(pid: number): number[] {
@@ -103,7 +113,7 @@ describe("crash recovery", () => {
 
   it("ends a run lost in a kill -9 of `runyard up` within 5 s of the restart, and cancel answers at once", async () => {
     const home = tempDir();
-    const work = tempDir();
+    const work = stepDir();
     const port = await freePort();
     // A long lease: nothing may wait for it.
     const env = { RUNYARD_LEASE_MS: "60000", RUNYARD_RECONNECT_GRACE_MS: "60000" };
@@ -139,7 +149,7 @@ describe("crash recovery", () => {
   it("ends the jobs of a runner restarted under the same id at once, not when a lease lapses", async () => {
     const server = await startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
     track(server.proc);
-    const work = tempDir();
+    const work = stepDir();
     const home = tempDir();
     const token = await runnerToken(server.url, "fixed");
     const runner = track(
@@ -159,7 +169,7 @@ describe("crash recovery", () => {
   it("kills at the next start what survived a runner whose reaper died with it", async () => {
     const server = await startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
     track(server.proc);
-    const work = tempDir();
+    const work = stepDir();
     const home = tempDir();
     const token = await runnerToken(server.url, "journal");
     const runner = track(
@@ -232,7 +242,7 @@ describe("crash recovery", () => {
   it("refuses reports and hellos from a runner token on another runner's job and id", async () => {
     const server = await startTestServer();
     track(server.proc);
-    const work = tempDir();
+    const work = stepDir();
     const victimToken = await runnerToken(server.url, "victim");
     const rogueToken = await runnerToken(server.url, "victim");
     track(await startRunner(server.url, victimToken, { id: "victim", group: "victim" }));
@@ -314,7 +324,7 @@ describe("crash recovery", () => {
   it("lets running steps finish on SIGTERM, then exits 143", async () => {
     const server = await startTestServer();
     track(server.proc);
-    const work = tempDir();
+    const work = stepDir();
     const runner = track(
       await startRunner(server.url, await runnerToken(server.url, "drain"), {
         id: "drainer",
@@ -326,7 +336,7 @@ describe("crash recovery", () => {
     runner.child.kill("SIGTERM");
     await runner.waitFor("get up to 30 s to finish");
     // A run submitted while draining waits for another runner.
-    const queued = await submit(server.url, holdingStep(tempDir(), "{group: drain}"));
+    const queued = await submit(server.url, holdingStep(stepDir(), "{group: drain}"));
     await import("node:fs").then((fs) => fs.writeFileSync(join(work, "release"), ""));
     expect(await runner.exited).toBe(143);
     expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
@@ -338,7 +348,7 @@ describe("crash recovery", () => {
   it("cuts a step that outlasts the shutdown grace as lost, never as canceled, and leaves no process", async () => {
     const server = await startTestServer();
     track(server.proc);
-    const work = tempDir();
+    const work = stepDir();
     const runner = track(
       await startRunner(server.url, await runnerToken(server.url, "cut"), {
         id: "cutter",
@@ -362,7 +372,7 @@ describe("crash recovery", () => {
   it("lets a server on SIGTERM wait for the steps its runners hold, then exit 143", async () => {
     const server = await startTestServer();
     track(server.proc);
-    const work = tempDir();
+    const work = stepDir();
     track(
       await startRunner(server.url, await runnerToken(server.url, "sdrain"), { id: "sd", group: "sdrain" }),
     );

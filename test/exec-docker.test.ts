@@ -18,6 +18,7 @@ import {
   runnerToken,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   type TestServer,
   waitForRun,
@@ -43,11 +44,12 @@ afterAll(async () => {
 });
 
 /**
- * A workspace for a step. Under a root runner (as in CI) the container runs as the workspace's
- * owner, so it is given to an ordinary uid; under another user the container runs as that user.
+ * A workspace for a step, in the folders the runner's step_cwd_roots lists (`stepDir`). Under a
+ * root runner (as in CI) the container runs as the workspace's owner, so it is given to an
+ * ordinary uid; under another user the container runs as that user.
  */
 function workspace(): { dir: string; uid: number } {
-  const dir = tempDir();
+  const dir = stepDir();
   const uid = process.getuid?.() ?? 0;
   if (uid !== 0) return { dir, uid };
   chownSync(dir, 1234, 1234);

@@ -12,6 +12,7 @@ import {
   type Proc,
   startRunner,
   startTestServer,
+  stepDir,
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
@@ -29,7 +30,10 @@ let globex: string;
 let out: string;
 let secret: string;
 
-/** A saved workflow that writes what it was given, byte for byte, where the test reads it. */
+/**
+ * A saved workflow that writes what it was given, byte for byte, where the test reads it: `dir`
+ * is a `stepDir`, its cwd, which the runner's sandbox shows it.
+ */
 const onPush = (dir: string) => `name: on-push
 vars:
   OUT: ${dir}
@@ -37,6 +41,7 @@ steps:
   - name: record
     action: shell.run
     args:
+      cwd: ${dir}
       script: |
         printf '%s' "$BRANCH" > "$OUT/branch-$RUNYARD_RUN_ID"
         printf '%s' "$MESSAGE" > "$OUT/message-$RUNYARD_RUN_ID"
@@ -86,7 +91,7 @@ beforeAll(async () => {
       id: "acme-runner",
     },
   );
-  out = tempDir();
+  out = stepDir();
   const saved = await api(
     server.url,
     "POST",
@@ -129,7 +134,8 @@ afterAll(async () => {
 
 describe("signed webhooks", () => {
   it("starts the saved workflow at once for a well-signed delivery; body values reach steps as text", async () => {
-    const pwned = join(tempDir(), "pwned");
+    // Where the step could write it, were the message run as code.
+    const pwned = join(out, "pwned");
     const message = `$(touch ${pwned}); rm -rf "$OUT" \`touch ${pwned}\` 'quoted' "double"\nsecond line`;
     const body = push(message);
     const answer = await deliver("acme-push", body, {

@@ -16,6 +16,7 @@ import {
   runnerToken,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   type TestServer,
   waitForRun,
@@ -163,13 +164,13 @@ async function submitAs(
   return body.run_id;
 }
 
-const oneStep = (name: string, script: string, extra = "") => `
+const oneStep = (name: string, script: string, extra = "", cwd?: string) => `
 name: ${name}
 ${extra}steps:
   - name: only
     action: shell.run
     args:
-      script: ${JSON.stringify(script)}
+${cwd ? `      cwd: ${cwd}\n` : ""}      script: ${JSON.stringify(script)}
 `;
 
 /** A runner written by hand that refuses every job it is assigned. */
@@ -343,7 +344,8 @@ steps:
 
   it("runs a parked graph run (matrix, retry, when) as runners of each group come, every event once and in order", async () => {
     const { url } = await server();
-    const marker = join(tempDir(), "failed-once");
+    const markerDir = stepDir();
+    const marker = join(markerDir, "failed-once");
     const runId = await submit(
       url,
       `
@@ -365,7 +367,7 @@ steps:
     retry_count: 1
     retry_delay_seconds: 0.1
     action: shell.run
-    args: {script: 'if [ -e ${marker} ]; then echo "beta again"; else touch ${marker}; echo "beta fails"; exit 1; fi'}
+    args: {cwd: ${markerDir}, script: 'if [ -e ${marker} ]; then echo "beta again"; else touch ${marker}; echo "beta fails"; exit 1; fi'}
   - name: never
     depends: [on-alpha]
     when: \${SKIP} == "no"
@@ -549,13 +551,15 @@ steps:
 
   it("retries on the next runner the step of a parked run whose runner was killed -9 after taking it up", async () => {
     const { url } = await server();
-    const marker = join(tempDir(), "first-attempt");
+    const markerDir = stepDir();
+    const marker = join(markerDir, "first-attempt");
     const runId = await submit(
       url,
       oneStep(
         "retried-elsewhere",
         `if [ -e ${marker} ]; then echo second; else touch ${marker}; sleep 30; fi`,
         "",
+        markerDir,
       ).replace(
         "    action: shell.run",
         "    retry_count: 1\n    retry_delay_seconds: 0.1\n    action: shell.run",
@@ -611,13 +615,15 @@ describe.skipIf(!adminUrl)("parked runs of PostgreSQL replicas under attack", ()
   it("retries on another runner the step of a parked run whose runner was lost before the run was adopted", async () => {
     // A's runs are adopted 6 s after it dies: the runner's job is lost before then.
     const [a, b] = await replicas(6000);
-    const marker = join(tempDir(), "first-attempt");
+    const markerDir = stepDir();
+    const marker = join(markerDir, "first-attempt");
     const runId = await submit(
       a.url,
       oneStep(
         "lost-then-adopted",
         `if [ -e ${marker} ]; then echo second; else touch ${marker}; echo began; sleep 30; fi`,
         "",
+        markerDir,
       ).replace(
         "    action: shell.run",
         "    retry_count: 1\n    retry_delay_seconds: 0.1\n    action: shell.run",

@@ -18,6 +18,7 @@ import {
   startCli,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   type TestServer,
   waitForRun,
@@ -314,7 +315,8 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
     const token = await runnerToken(a.url);
     await runner(a.url, token, "runner-a", 8);
     await runner(b.url, token, "runner-b", 8);
-    const ledger = join(tempDir(), "ledger");
+    const ledgerDir = stepDir();
+    const ledger = join(ledgerDir, "ledger");
     const workflow = `
 version: v0.1
 name: once
@@ -328,6 +330,7 @@ steps:
     targets: [worker]
     action: cmd.run
     args:
+      cwd: ${ledgerDir}
       cmd: echo "$N" >> ${ledger}
 `;
     const ids: string[] = [];
@@ -495,7 +498,7 @@ steps:
     const b = await replica(databaseUrl);
     const proxy = await freezableProxy(Number(new URL(a.url).port));
     try {
-      const dir = tempDir();
+      const dir = stepDir();
       const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
       const runId = await submit(
         a.url,
@@ -510,6 +513,7 @@ steps:
     targets: [worker]
     action: shell.run
     args:
+      cwd: ${dir}
       script: |
         touch ${dir}/started
         sleep 6

@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
-import { alive, until } from "./helpers/processes.js";
+import { alive, stepProcessGroup, until } from "./helpers/processes.js";
 import {
   adminToken,
   api,
@@ -12,12 +12,13 @@ import {
   type Proc,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
-/** A step that marks it started (with its pid), then waits for `release` (at most 20 s). */
+/** A step in `dir` (a `stepDir`) that marks it started, then waits for `release` (at most 20 s). */
 const heldFlow = (dir: string): string => `version: v0.1
 name: held
 inventory:
@@ -28,13 +29,14 @@ steps:
     targets: [a]
     action: shell.run
     args:
+      cwd: ${dir}
       script: |
-        echo $$ > ${dir}/started
+        echo started > ${dir}/started
         for i in $(seq 1 400); do [ -e ${dir}/release ] && break; sleep 0.05; done
         echo done
 `;
 
-/** A step whose only effect is the marker file it writes. */
+/** A step whose only effect is the marker file it writes, in its cwd (a `stepDir`). */
 const markerFlow = (marker: string): string => `version: v0.1
 name: marker
 inventory:
@@ -45,8 +47,16 @@ steps:
     targets: [a]
     action: cmd.run
     args:
+      cwd: ${dirname(marker)}
       cmd: touch ${marker}
 `;
+
+/** The held step's process group on this machine, once it runs (its `$$` is the sandbox's pid). */
+function heldStepGroup(dir: string): number {
+  const group = stepProcessGroup(dir);
+  if (group === undefined) throw new Error(`no process of the step in ${dir} runs`);
+  return group;
+}
 
 async function createRunnerToken(url: string): Promise<{ id: string; token: string }> {
   const { status, body } = await api<{ id: string; token: string }>(url, "POST", "/api/tokens", {
@@ -85,10 +95,10 @@ describe("revoking a runner token", () => {
     const token = await createRunnerToken(server.url);
     const runner = await startRunner(server.url, token.token, { id: "revoked-runner" });
     started.push(runner);
-    const dir = tempDir();
+    const dir = stepDir();
     const held = await submit(server.url, heldFlow(dir));
     await until("the held step runs", () => existsSync(join(dir, "started")));
-    const stepPid = Number(readFileSync(join(dir, "started"), "utf8").trim());
+    const stepPid = heldStepGroup(dir);
     expect(alive(stepPid)).toBe(true);
 
     const revoke = await runCli(["token", "revoke", token.id], {
@@ -112,7 +122,7 @@ describe("revoking a runner token", () => {
     await until("the step's process is gone", () => !alive(stepPid), 5000);
 
     // A run submitted now stays queued: the runner keeps knocking and is refused each time.
-    const marker = join(tempDir(), "marker");
+    const marker = join(stepDir(), "marker");
     const queued = await submit(server.url, markerFlow(marker));
     const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
     const before = refusals();
@@ -195,7 +205,7 @@ describe("removing a user or revoking a user token", () => {
       server.url,
       "POST",
       "/api/runs",
-      { kind: "workflow", workflow: markerFlow(join(tempDir(), "never")) },
+      { kind: "workflow", workflow: markerFlow(join(stepDir(), "never")) },
       personal.body.token,
     );
     expect(submitted.status).toBe(201);
@@ -219,7 +229,7 @@ describe("removing a user or revoking a user token", () => {
       kind: "user",
       name: "dashboard",
     });
-    const runId = await submit(server.url, markerFlow(join(tempDir(), "never")));
+    const runId = await submit(server.url, markerFlow(join(stepDir(), "never")));
     const stream = await openStream(server.url, runId, made.body.token);
     expect(await settlesWithin(stream.ended, 300)).toBe(false);
 
@@ -251,10 +261,10 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
     // The runner is connected to the second replica; the token is revoked through the first.
     const runner = await startRunner(second.url, token.token, { id: "revoked-elsewhere" });
     started.push(runner);
-    const dir = tempDir();
+    const dir = stepDir();
     const held = await submit(first.url, heldFlow(dir));
     await until("the held step runs", () => existsSync(join(dir, "started")));
-    const stepPid = Number(readFileSync(join(dir, "started"), "utf8").trim());
+    const stepPid = heldStepGroup(dir);
 
     const revoke = await runCli(["token", "revoke", token.id], {
       env: { RUNYARD_SERVER_URL: first.url, RUNYARD_TOKEN: adminToken },
@@ -272,7 +282,7 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
     expect(ended.error?.code).toBe("RUNNER_LOST");
     await until("the step's process is gone", () => !alive(stepPid), 5000);
 
-    const marker = join(tempDir(), "marker");
+    const marker = join(stepDir(), "marker");
     const queued = await submit(second.url, markerFlow(marker));
     const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
     const before = refusals();
@@ -302,7 +312,7 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
       await client.end();
     }
     // After the message, the runner still takes and runs work, and was never closed.
-    const marker = join(tempDir(), "marker");
+    const marker = join(stepDir(), "marker");
     const run = await waitForRun(server.url, await submit(server.url, markerFlow(marker)), isFinal);
     expect(run.status).toBe("success");
     expect(existsSync(marker)).toBe(true);

@@ -115,7 +115,8 @@ async function runTask(
     kind: "agent",
     agent,
     prompt: "say hello",
-    cwd: tempDir("runyard-agent-cwd-"),
+    // No cwd: the task works in a chat folder of the runner's own, as any task that names none.
+    // (Where a platform admin's task may work is seed-004's and agent-cwd-roots' subject.)
     group,
     ...more,
   });

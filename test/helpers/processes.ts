@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
 export async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -16,4 +16,26 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The process group on this machine of a running step whose command line names `marker` (a
+ * folder of the test's its script names), as the runner journals and signals it; undefined while
+ * none runs. A sandboxed step's `$$` is its pid inside its own pid namespace, not the host's, so
+ * a test finds the step from outside, as an operator would with `ps`.
+ */
+export function stepProcessGroup(marker: string): number | undefined {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, "utf8").includes(marker)) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, "latin1");
+      // After the command's name: state, ppid, pgrp.
+      const pgrp = Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[2]);
+      if (pgrp > 0 && pgrp !== process.pid) return pgrp;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
 }

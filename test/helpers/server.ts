@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
+import { join } from "node:path";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
 
@@ -23,18 +25,40 @@ export interface Proc {
   kill: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
+let stepRoot: string | undefined;
+
+/**
+ * The folder of this test file's that every runner and `runyard up` it starts lists in
+ * step_cwd_roots, as an operator lists the folders their steps may work in.
+ */
+function stepCwdRoot(): string {
+  stepRoot ??= tempDir("runyard-step-cwds-");
+  return stepRoot;
+}
+
+/**
+ * A folder a sandboxed step sees, read-write, when it names it as its `cwd`: the test's gates,
+ * markers and pid files go there. (The host's /tmp, where `tempDir` makes folders, is not the
+ * sandbox's: a step that writes outside its cwd writes into its own /tmp.)
+ */
+export function stepDir(): string {
+  return mkdtempSync(join(stepCwdRoot(), "step-"));
+}
+
 /** Starts the built CLI as a long-running process. */
 export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd,
     // A home of its own unless the test gives one: never state in the repository. The sandbox as
     // users have it (RUNYARD_SANDBOX unset: on where bubblewrap works, which global-setup.ts
-    // checks); a test that needs it off passes RUNYARD_SANDBOX: "off" and says why.
+    // checks); a test that needs it off passes RUNYARD_SANDBOX: "off" and says why. Steps may work
+    // in the test's `stepDir` folders, as the operator's step_cwd_roots allows.
     env: {
       ...process.env,
       NO_COLOR: "1",
       RUNYARD_LOG_LEVEL: "warn",
       RUNYARD_HOME: tempDir(),
+      RUNYARD_STEP_CWD_ROOTS: stepCwdRoot(),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
