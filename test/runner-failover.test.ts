@@ -15,6 +15,7 @@ import {
   startProxy,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   waitForRun,
 } from "./helpers/server.js";
@@ -52,6 +53,7 @@ steps:
     targets: [a]
     action: shell.run
     args:
+      cwd: ${dir}
       script: |
         echo started; touch ${dir}/started
         for i in $(seq 1 400); do [ -e ${dir}/release ] && break; sleep 0.05; done
@@ -201,7 +203,7 @@ describe("runner fail-over between servers", () => {
       }),
     );
     expect(runner.output()).toContain(`runner holder connected to ${viaProxy}`);
-    const work = tempDir();
+    const work = stepDir();
     const runId = await submit(server.url, heldFlow(work, "holders"));
     await until("the step runs", () => existsSync(join(work, "started")));
 

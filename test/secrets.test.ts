@@ -15,6 +15,7 @@ import {
   startCli,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   waitForRun,
 } from "./helpers/server.js";
@@ -147,12 +148,14 @@ describe("secrets through the server and a runner", () => {
     procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "s1" }));
     const minted = { line: secretValue("line"), file: secretValue("file") };
     const given = { db: secretValue("db"), api: secretValue("api") };
-    const gate = join(tempDir(), "go");
+    const gateDir = stepDir();
+    const gate = join(gateDir, "go");
     const workflow = mintingWorkflow(minted).replace(
       "  - name: use\n",
       `  - name: wait
     action: shell.run
     args:
+      cwd: ${gateDir}
       script: |
         while [ ! -e ${gate} ]; do sleep 0.05; done
   - name: use\n`,
@@ -201,7 +204,8 @@ describe("secrets through the server and a runner", () => {
     const port = Number(new URL(server.url).port);
     procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "s3" }));
     const minted = secretValue("minted");
-    const gate = join(tempDir(), "go");
+    const gateDir = stepDir();
+    const gate = join(gateDir, "go");
     const runId = await submit(
       server.url,
       `name: restarted
@@ -211,6 +215,7 @@ steps:
     export_vars: true
   - name: wait
     command: while [ ! -e ${gate} ]; do sleep 0.05; done
+    cwd: ${gateDir}
   - name: use
     command: test "$SESSION_TOKEN" = "${minted}" && echo "got the real value after the restart"
 `,

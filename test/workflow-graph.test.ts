@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { finished, parseEvents, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
@@ -14,6 +14,7 @@ import {
   runnerToken,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   waitForRun,
 } from "./helpers/server.js";
@@ -108,11 +109,11 @@ steps:
   - name: deploy_db
     action: shell.run
     args: {script: 'echo "VERSION=7" >> "$RUNYARD_OUTPUT"'}
-    rollback: {action: shell.run, args: {script: 'echo "undo db $VERSION" >> "$LOG"'}}
+    rollback: {action: shell.run, args: {cwd: "${dirname(log)}", script: 'echo "undo db $VERSION" >> "$LOG"'}}
   - name: deploy_app
     action: shell.run
     args: {script: "true"}
-    rollback: {action: cmd.run, args: {cmd: 'sh -c "echo undo app >> $LOG"'}}
+    rollback: {action: cmd.run, args: {cwd: "${dirname(log)}", cmd: 'sh -c "echo undo app >> $LOG"'}}
   - name: smoke
     action: shell.run
     args: {script: "exit 1"}
@@ -236,7 +237,7 @@ async function throughServer(env: Record<string, string>): Promise<void> {
   try {
     const graphRun = await submit(server.url, graphFlow);
     const matrixRun = await submit(server.url, matrixFlow);
-    const log = join(tempDir(), "undo.log");
+    const log = join(stepDir(), "undo.log");
     const rollbackRun = await submit(server.url, rollbackFlow(log));
     const failingRollback = await submit(
       server.url,
@@ -252,7 +253,7 @@ steps:
 `,
     );
     const { body: noRollback } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-      workflow: rollbackFlow(join(tempDir(), "never.log")),
+      workflow: rollbackFlow(join(stepDir(), "never.log")),
       no_rollback: true,
     });
     for (const id of [graphRun, matrixRun, rollbackRun, failingRollback, noRollback.run_id]) {
@@ -327,7 +328,7 @@ steps:
 
 describe("a server and a runner: step graphs, matrices and rollback", () => {
   it("goes on with a graph across a server SIGKILL and restart, running no finished step again", async () => {
-    const dir = tempDir();
+    const dir = stepDir();
     const home = tempDir();
     const server = await startTestServer(home);
     const port = Number(new URL(server.url).port);
@@ -341,11 +342,11 @@ steps:
   - name: first
     depends: []
     action: shell.run
-    args: {script: 'echo ran >> "${dir}/first.log"; echo "FROM_FIRST=1" >> "$RUNYARD_OUTPUT"'}
+    args: {cwd: "${dir}", script: 'echo ran >> "${dir}/first.log"; echo "FROM_FIRST=1" >> "$RUNYARD_OUTPUT"'}
   - name: held
     depends: [first]
     action: shell.run
-    args: {script: 'touch "${dir}/held"; until [ -e "${dir}/release" ]; do sleep 0.05; done'}
+    args: {cwd: "${dir}", script: 'touch "${dir}/held"; until [ -e "${dir}/release" ]; do sleep 0.05; done'}
   - name: last
     depends: [held]
     action: shell.run

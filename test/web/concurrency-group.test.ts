@@ -3,8 +3,7 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, startUp, type Up } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
-import { isFinal, submit, waitForRun } from "../helpers/server.js";
+import { isFinal, stepDir, submit, waitForRun } from "../helpers/server.js";
 
 /** A run waiting for its concurrency group says so on its page, once, naming the run it waits for. */
 
@@ -24,6 +23,7 @@ steps:
     targets: [a, b]
     action: shell.run
     args:
+      cwd: ${gate}
       script: |
         while [ ! -f "${gate}/release" ]; do sleep 0.05; done
 `;
@@ -40,7 +40,7 @@ describe.skipIf(!haveBrowser)("the run page of a run waiting for its concurrency
   });
 
   it("says once what it waits for, then runs when the holder ends", async () => {
-    const gate = tempDir();
+    const gate = stepDir();
     const holder = await submit(up.url, gated(gate));
     await waitForRun(up.url, holder, (run) => run.status === "running");
     const waiting = await submit(up.url, gated(gate));

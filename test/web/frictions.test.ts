@@ -11,8 +11,7 @@ import {
   startUp,
   type Up,
 } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
-import { api, isFinal, submit, waitForRun } from "../helpers/server.js";
+import { api, isFinal, stepDir, submit, waitForRun } from "../helpers/server.js";
 
 /**
  * What users hit on the web UI, checked as they see it: what is inside the window at a laptop's
@@ -23,7 +22,8 @@ import { api, isFinal, submit, waitForRun } from "../helpers/server.js";
 const haveBrowser = requireBrowser();
 let up: Up;
 let browser: Browser;
-const gates = tempDir("runyard-web-frictions-");
+/** The folder of the test's gates, the gated step's cwd (a `stepDir`: the sandbox shows it). */
+const gates = stepDir();
 const sizes = [
   { name: "laptop", width: 1280, height: 800 },
   { name: "phone", width: 390, height: 844 },
@@ -64,6 +64,7 @@ steps:
     targets: [local]
     action: shell.run
     args:
+      cwd: ${gates}
       script: |
         echo "waiting-for-gate"
         while [ ! -f ${join(gates, gate)} ]; do sleep 0.05; done

@@ -4,8 +4,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
-import { isFinal, startProxy, submit, waitForRun } from "../helpers/server.js";
+import { isFinal, startProxy, stepDir, submit, waitForRun } from "../helpers/server.js";
 
 /**
  * The runs pages (issue 11) in a real browser against a real `runyard up`: the list, a run's
@@ -15,11 +14,12 @@ import { isFinal, startProxy, submit, waitForRun } from "../helpers/server.js";
 const haveBrowser = requireBrowser();
 let up: Up;
 let browser: Browser;
-const gates = tempDir("runyard-web-runs-");
+/** The folder of the test's gates, the steps' cwd (a `stepDir`: the sandbox shows it them). */
+const gates = stepDir();
 
-/** A one-step workflow on the machine of `runyard up`. */
+/** A one-step workflow on the machine of `runyard up`, in the gates' folder. */
 const workflow = (name: string, cmd: string) =>
-  `name: ${name}\nsteps:\n  - name: main\n    action: cmd.run\n    args:\n      cmd: |\n${cmd
+  `name: ${name}\nsteps:\n  - name: main\n    action: cmd.run\n    args:\n      cwd: ${gates}\n      cmd: |\n${cmd
     .split("\n")
     .map((line) => `        ${line}`)
     .join("\n")}\n`;
