@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
@@ -356,7 +357,21 @@ static int enter_sandbox(pid_t holder, const uint64_t *expected) {
   }
   /* A sandbox always has a user namespace of its own: never enter one that has none. */
   if (fds[0] < 0) return errno = EPERM, -1;
-  for (int round = 0; round < 2; round++) {
+  /*
+   * The user namespaces to join, outermost first: bwrap --disable-userns nests the holder's one
+   * level inside the namespace that owns the mounts, so a runner without capabilities of its own
+   * joins that parent, then the mounts, then the holder's.
+   */
+  int users[2] = {-1, fds[0]};
+  int parent = ioctl(fds[0], NS_GET_PARENT);
+  if (parent >= 0) {
+    struct stat theirs, ours;
+    if (fstat(parent, &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 && theirs.st_ino != ours.st_ino)
+      users[0] = parent;
+    else
+      close(parent);
+  }
+  for (int round = 0; round < 3; round++) {
     for (int i = 1; i < 6; i++) {
       if (fds[i] < 0 || setns(fds[i], flags[i]) < 0) continue;
       close(fds[i]);
@@ -367,7 +382,8 @@ static int enter_sandbox(pid_t holder, const uint64_t *expected) {
        */
       if (flags[i] == CLONE_NEWNS && moves) return move_mounted_folders();
     }
-    if (round == 0 && setns(fds[0], CLONE_NEWUSER) < 0) return -1;
+    if (round == 2) break;
+    if (users[round] >= 0 && setns(users[round], CLONE_NEWUSER) < 0) return -1;
   }
   for (int i = 1; i < 6; i++)
     if (fds[i] >= 0) return errno = EPERM, -1;

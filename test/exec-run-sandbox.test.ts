@@ -1,6 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { ForkServerLauncher } from "../src/exec/fork-server.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
@@ -8,6 +10,9 @@ import { RunSandbox, RunSandboxSlot } from "../src/exec/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
 import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
 import type { ExecRequest, OutputStream } from "../src/exec/types.js";
+import { repoRoot } from "./helpers/cli.js";
+
+const execFileAsync = promisify(execFile);
 
 /**
  * A run's sandbox made once by bubblewrap and entered by each of the run's commands through the
@@ -180,6 +185,43 @@ describe("a run's sandbox", () => {
     } finally {
       await slot.close();
     }
+  });
+
+  it("is made, given its folder and entered by a runner that is not root (its user namespace nested by --disable-userns)", async () => {
+    if (process.getuid?.() !== 0)
+      throw new Error("this case starts a runner as nobody: run the suite as root, as CI does");
+    const folder = mkdtempSync(join(tmpdir(), "runyard-run-sandbox-nobody-"));
+    chmodSync(folder, 0o777);
+    const dist = (file: string) => JSON.stringify(join(repoRoot, "dist", "exec", file));
+    const script = join(folder, "runner.mjs");
+    writeFileSync(
+      script,
+      [
+        `import { mkdirSync } from "node:fs";`,
+        `import { ForkServerLauncher } from ${dist("fork-server.js")};`,
+        `import { nativeHelperPath } from ${dist("native-helpers.js")};`,
+        `import { RunSandbox } from ${dist("run-sandbox.js")};`,
+        `import { probeSandbox, Sandbox } from ${dist("sandbox.js")};`,
+        `import { SpawnLauncher } from ${dist("spawn-launcher.js")};`,
+        `const root = ${JSON.stringify(folder)};`,
+        `for (const name of ["made", "folder", "tmp", "scratch"]) mkdirSync(root + "/" + name);`,
+        "const probe = await probeSandbox();",
+        "const launcher = new ForkServerLauncher(nativeHelperPath('fork-server'), new SpawnLauncher(), { killGraceMs: 100 });",
+        "const box = await RunSandbox.make(launcher, new Sandbox({ bwrap: probe.bwrap, hide: [] }), { folder: root + '/made', tmp: root + '/tmp', scratch: [root + '/scratch'] });",
+        "if (!(box instanceof RunSandbox)) throw new Error(box.problem);",
+        "const moved = await box.move(launcher, [[root + '/made', root + '/folder']]);",
+        "if (moved) throw new Error(moved);",
+        "const result = await launcher.run(box.enter({ argv: ['/bin/sh', '-c', 'pwd; id -u; unshare -U true 2>/dev/null && echo made-userns || echo no-userns'], env: { PATH: '/usr/bin:/bin' }, killGraceMs: 100, onOutput: (_s, d) => process.stdout.write(d) }, root + '/folder'));",
+        "process.stdout.write('status=' + result.status + (result.spawnError ?? '') + '\\n');",
+        "await box.close(); await launcher.close();",
+      ].join("\n"),
+    );
+    const { stdout, stderr } = await execFileAsync(
+      "setpriv",
+      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, script],
+      { env: { PATH: "/usr/bin:/bin", HOME: folder }, timeout: 30_000 },
+    ).catch((error: { stdout: string; stderr: string }) => error);
+    expect(stdout, stderr).toBe(`${join(folder, "folder")}\n65534\nno-userns\nstatus=success\n`);
   });
 
   it("ends everything in it when it is closed", async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processesWith, tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
-import { api, readEvents, waitForRun } from "./helpers/server.js";
+import { api, readEvents, stepDir, waitForRun } from "./helpers/server.js";
 
 /**
  * A hostile member against a sandboxing `runyard up` whose runs each get one sandbox, entered by
@@ -141,26 +141,34 @@ describe("a step against the commands entering its run's sandbox", () => {
       "done",
       'echo "found=$found tries=$tries before-exec=$before"',
     ].join("\n");
-    const runId = await submit(
-      workflow([
-        { name: "spy", depends: [], script: spy },
-        { name: "waiter", depends: [], script: "while [ ! -e spy-ready ]; do :; done" },
-        {
-          name: "trigger",
-          depends: ["waiter"],
-          cmd: [...Array.from({ length: 300 }, () => "true"), "touch trigger-done"].join("\n"),
-        },
-      ]),
-    );
-    const view = await waitForRun(up.url, runId, ended, 120_000);
-    const output = await outputOf(runId);
-    expect(view.status, output).toBe("success");
+    // The window is short: on a loaded machine a run may pass without the spy stopping a command
+    // before its exec, which proves nothing; such a run is tried again, at most three times.
+    let output = "";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const runId = await submit(
+        workflow([
+          { name: "spy", depends: [], script: spy },
+          { name: "waiter", depends: [], script: "while [ ! -e spy-ready ]; do :; done" },
+          {
+            name: "trigger",
+            depends: ["waiter"],
+            cmd: [...Array.from({ length: 300 }, () => "true"), "touch trigger-done"].join("\n"),
+          },
+        ]),
+      );
+      const view = await waitForRun(up.url, runId, ended, 120_000);
+      output = await outputOf(runId);
+      expect(view.status, output).toBe("success");
+      expect(output).not.toContain(operatorKey);
+      expect(output).not.toContain([...operatorKey].reverse().join(""));
+      if (Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0) > 0) break;
+    }
     // The attack was real: the spy stopped a command as it entered, before its exec.
     expect(Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0), output).toBeGreaterThan(0);
     expect(output).not.toContain(operatorKey);
     expect(output).not.toContain([...operatorKey].reverse().join(""));
     expect(output).toContain("found=no");
-  }, 150_000);
+  }, 400_000);
 });
 
 describe("a step against the sandbox its run gets next", () => {
@@ -259,7 +267,7 @@ describe("a step against the runner's writes and removals", () => {
     // A file of the server's home, which no step sees, and a folder the step may work in.
     const victim = join(up.home, "victim.txt");
     writeFileSync(victim, "the operator's own\n");
-    const folder = join(up.work, "logs");
+    const folder = join(stepDir(), "logs");
     mkdirSync(folder);
     const runId = await submit(
       workflow([
@@ -316,15 +324,12 @@ describe("a step against the sandbox itself (these held)", () => {
     expect(line(output, "fork-servers")).toBe("0");
   });
 
-  // HOLE LEFT OPEN (defense in depth): a step may make user namespaces of its own inside the
-  // sandbox, and with them every capability there (CAP_NET_ADMIN over a network namespace of its
-  // own, CAP_SYS_ADMIN over its own mounts): the kernel code only those reach (nf_tables, mount
-  // and namespace code) is where most container escapes of recent years were found, and under a
-  // root runner a step that escapes is root. What would fix it: bwrap --disable-userns (0.8+), or
-  // a seccomp filter refusing CLONE_NEWUSER; bwrap then nests the holder's user namespace one level
-  // deeper, so the fork-server's 'E' must join the mount namespace from the parent user namespace
-  // (NS_GET_PARENT) on a runner that is not root, which no test here can run.
-  it.fails("cannot make a user namespace of its own inside the sandbox", async () => {
+  // In a user namespace of its own a step would hold every capability there (CAP_NET_ADMIN over a
+  // network namespace of its own, CAP_SYS_ADMIN over its own mounts): the kernel code only those
+  // reach (nf_tables, mount and namespace code) is where most container escapes of recent years
+  // were found. bwrap --disable-userns refuses it; the fork-server joins the holder's user
+  // namespace through its parent, which owns the sandbox's mounts.
+  it("cannot make a user namespace of its own inside the sandbox", async () => {
     const runId = await submit(
       workflow([{ name: "nest", script: "unshare -U -r -n sh -c 'id -u' 2>&1 || echo refused" }]),
     );
@@ -348,15 +353,27 @@ describe("a step against the sandbox itself (these held)", () => {
             'echo "pool-mounts=$(grep -c "/.pool-" /proc/self/mountinfo)"',
           ].join("\n"),
         },
-        { name: "other", continueOnError: true, cwd: folderA, script: "echo LEAK-in-other-folder" },
       ]),
     );
     const view = await waitForRun(up.url, runId, ended);
     const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
     expect(line(output, "holders"), output).toBe("1");
     expect(line(output, "pool-mounts")).toBe("0");
-    expect(output).not.toContain("LEAK");
-    expect(view.steps?.find((step) => step.name === "other")?.status).toBe("failed");
+    // Another run's folder as a cwd: refused at submit, nothing stored.
+    const { status, body } = await api<{ error?: { code: string } }>(
+      up.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "workflow",
+        workflow: workflow([{ name: "other", cwd: folderA, script: "echo LEAK" }]),
+        vars: {},
+      },
+      up.userToken,
+    );
+    expect(status).toBe(400);
+    expect(body.error?.code).toBe("STEP_CWD_NOT_ALLOWED");
   });
 
   it("leaves nothing running once its run's sandbox has been idle, not even a process that left its group", async () => {
@@ -379,21 +396,24 @@ describe("a step against the sandbox itself (these held)", () => {
 });
 
 describe("a step against the runner's own folders", () => {
-  // HOLE LEFT OPEN: a member's step that names the runner's working folder (where `runyard up`
-  // was started: often the runyard checkout itself) as its cwd gets it read-write, so it can
-  // rewrite the operator's files there (bin/runyard.js, .git/config), although DESIGN.md (10)
-  // and docs/security.md say a run never can. The working folder is among a sandbox's cwd roots
-  // (src/cli/runner-sandbox.ts: cwdRoots starts with process.cwd()), which docs/security.md
-  // ("Folders a sandboxed step may not name as its cwd") still promises. What would fix it: drop
-  // process.cwd() from a sandboxing runner's cwd roots (a step that names no cwd has the run's
-  // own folder now), so members name only the operator's step_cwd_roots; tests that work in
-  // folders under `up.work` (run-tmp.test.ts) would list them in RUNYARD_STEP_CWD_ROOTS.
-  it.fails("cannot write the runner's working folder by naming it as its cwd", async () => {
+  // A member's step that named the runner's working folder (where `runyard up` was started: often
+  // the runyard checkout itself) as its cwd got it read-write; the working folder is no longer
+  // among a sandboxing runner's cwd roots (a step that names no cwd has the run's own folder).
+  it("cannot write the runner's working folder by naming it as its cwd", async () => {
     writeFileSync(join(up.work, "deploy.sh"), "echo operator's own\n");
-    const runId = await submit(
-      workflow([{ name: "attack", cwd: up.work, continueOnError: true, script: "echo pwned > deploy.sh" }]),
+    const { status, body } = await api<{ error?: { code: string } }>(
+      up.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "workflow",
+        workflow: workflow([{ name: "attack", cwd: up.work, script: "echo pwned > deploy.sh" }]),
+        vars: {},
+      },
+      up.userToken,
     );
-    await waitForRun(up.url, runId, ended);
+    expect(status).toBe(400);
+    expect(body.error?.code).toBe("STEP_CWD_NOT_ALLOWED");
     expect(readFileSync(join(up.work, "deploy.sh"), "utf8")).toBe("echo operator's own\n");
   });
 });

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { machineFolderProblem } from "../core/work-folders.js";
@@ -125,6 +125,9 @@ export class Sandbox {
     const gid = options.gid ?? (uid === 65534 ? 65534 : (process.getgid?.() ?? uid));
     const args = [
       "--unshare-user",
+      // No user namespace of a command's own inside: in one it would hold every capability, and
+      // reach the kernel code (nf_tables, mounts) most container escapes went through.
+      ...(disablesUserns(options.bwrap) ? ["--disable-userns"] : []),
       "--uid",
       String(uid),
       "--gid",
@@ -277,6 +280,22 @@ interface Mount {
   /** Among mounts of the same depth: the home tmpfs, then binds, then what hides. */
   order: number;
 }
+
+/** Whether this bwrap (0.8 and later) can keep a sandbox's commands from making user namespaces. */
+function disablesUserns(bwrap: string): boolean {
+  let known = userNamespaceSupport.get(bwrap);
+  if (known === undefined) {
+    try {
+      known = execFileSync(bwrap, ["--help"], { encoding: "utf8", timeout: 10_000 }).includes("--disable-userns");
+    } catch (error) {
+      known = String((error as { stdout?: unknown }).stdout ?? "").includes("--disable-userns");
+    }
+    userNamespaceSupport.set(bwrap, known);
+  }
+  return known;
+}
+
+const userNamespaceSupport = new Map<string, boolean>();
 
 /** `path` with the links of its deepest existing part resolved, and the rest as written. */
 function existingRealPath(path: string): string {

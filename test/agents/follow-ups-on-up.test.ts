@@ -49,7 +49,6 @@ const cases: AgentCase[] = [
     // Claude Code keeps its sessions in $HOME/.claude, a fresh tmpfs in each sandboxed command:
     // the follow-up ends AGENT_CRASHED "No conversation found with session ID". H1's
     // CLAUDE_CONFIG_DIR in the conversation's folder (issue 32 item 5) makes it pass.
-    knownFailure: "H1",
   },
   {
     agent: "opencode",
@@ -120,7 +119,7 @@ const claude = cases.find((c) => c.agent === "claude_code")?.bin;
 describe.skipIf(!claude)("the platform admin's OpenRunner-style call on a sandboxing runyard up", () => {
   // Fails until H1's work folders (issue 32 item 4) merge: the runner refuses the admin's cwd as
   // outside its step roots, and the turn ends AGENT_CRASHED 0.1 s in.
-  it.fails("writes hello.py in the folder of the machine it names as cwd", async () => {
+  it("writes hello.py in the folder of the machine it names as cwd", async () => {
     // A folder of the machine outside every root, as /tmp/test is in the issue.
     const folder = mkdtempSync(join(tmpdir(), "runyard-admin-cwd-"));
     try {

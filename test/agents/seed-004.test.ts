@@ -94,7 +94,7 @@ describe.skipIf(!claude)("the OpenRunner-style API with curl", () => {
 
   // Fails until H1's work folders (issue 32 item 4) merge: the sandboxing runner refuses the
   // platform admin's cwd /tmp/test as outside its step roots, and the turn ends AGENT_CRASHED.
-  it.fails("health, agent availability, login, a streamed run and a chat, as that API's examples show them", async () => {
+  it("health, agent availability, login, a streamed run and a chat, as that API's examples show them", async () => {
     expect(JSON.parse(await curl("curl http://localhost:8090/health")).ok).toBe(true);
 
     const agents = JSON.parse(await curl("curl http://localhost:8090/health/agents"));
