@@ -119,16 +119,9 @@ export class ProcessExecutor implements Executor {
       }
     }
     const prefix = attemptDir ? join(attemptDir, "step") : join(dir, String(++this.attempts));
-    const files: Record<string, string> = {};
-    for (const [name, content] of Object.entries(setup.files ?? {})) {
-      const path = `${prefix}.${name}`;
-      try {
-        await writeFile(path, content, { flag: "wx", mode: 0o600 });
-      } catch (error) {
-        return { problem: `cannot write the step's ${name} file: ${(error as Error).message}` };
-      }
-      files[name] = path;
-    }
+    const written = await writeAttemptFiles(setup.files, (name) => `${prefix}.${name}`);
+    if ("problem" in written) return written;
+    const { files } = written;
     // PWD names the folder the commands start in, as a shell would set it: a command run
     // without a shell (plain-command.ts) must not see the runner's own.
     const env = {
@@ -157,16 +150,9 @@ export class ProcessExecutor implements Executor {
     const attempt = String(++this.attempts);
     const scripts = join(scratch, "scripts");
     const outputs = join(scratch, "outputs");
-    const files: Record<string, string> = {};
-    for (const [name, content] of Object.entries(setup.files ?? {})) {
-      const path = join(scripts, `${attempt}.${name}`);
-      try {
-        await writeFile(path, content, { flag: "wx", mode: 0o600 });
-      } catch (error) {
-        return { problem: `cannot write the step's ${name} file: ${(error as Error).message}` };
-      }
-      files[name] = path;
-    }
+    const written = await writeAttemptFiles(setup.files, (name) => join(scripts, `${attempt}.${name}`));
+    if ("problem" in written) return written;
+    const { files } = written;
     const env = {
       ...(setup.platform ? this.platformEnv : this.baseEnv),
       PWD: resolve(setup.cwd ?? process.cwd()),
@@ -242,6 +228,24 @@ class ProcessAttempt implements ExecAttempt {
   readOutputFile(): Promise<OutputFileContents> {
     return this.outputWatch.read();
   }
+}
+
+/** Writes an attempt's files (never over one that exists), each at `pathOf(name)`; their paths by name. */
+async function writeAttemptFiles(
+  contents: Record<string, string> | undefined,
+  pathOf: (name: string) => string,
+): Promise<{ files: Record<string, string> } | { problem: string }> {
+  const files: Record<string, string> = {};
+  for (const [name, content] of Object.entries(contents ?? {})) {
+    const path = pathOf(name);
+    try {
+      await writeFile(path, content, { flag: "wx", mode: 0o600 });
+    } catch (error) {
+      return { problem: `cannot write the step's ${name} file: ${(error as Error).message}` };
+    }
+    files[name] = path;
+  }
+  return { files };
 }
 
 /** Removes what an attempt created: its own folder, or its files (links removed, not followed). */

@@ -286,7 +286,9 @@ function disablesUserns(bwrap: string): boolean {
   let known = userNamespaceSupport.get(bwrap);
   if (known === undefined) {
     try {
-      known = execFileSync(bwrap, ["--help"], { encoding: "utf8", timeout: 10_000 }).includes("--disable-userns");
+      known = execFileSync(bwrap, ["--help"], { encoding: "utf8", timeout: 10_000 }).includes(
+        "--disable-userns",
+      );
     } catch (error) {
       known = String((error as { stdout?: unknown }).stdout ?? "").includes("--disable-userns");
     }

@@ -133,22 +133,26 @@ export class RunFolders {
 
   private async placeFor(runId: string): Promise<RunPlace> {
     await this.removing.get(runId);
-    const folder = join(this.runsRoot, folderName(runId));
     const settings = this.sandbox;
     const taken = settings && (await this.takePooled(settings, runId));
     if (taken) return taken;
-    const private_ = join(this.root, folderName(runId));
-    const place: RunPlace = {
-      folder,
-      tmp: join(private_, "tmp"),
-      home: join(private_, "home"),
-      scratch: join(private_, "scratch"),
-    };
+    const place = this.placeNamed(folderName(runId));
     await makeFolders(place);
     if (settings) {
       place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), slotOptions(settings));
     }
     return place;
+  }
+
+  /** The folders of a place named `name`: its own under the runs' root, the rest private. */
+  private placeNamed(name: string): RunPlace {
+    const private_ = join(this.root, name);
+    return {
+      folder: join(this.runsRoot, name),
+      tmp: join(private_, "tmp"),
+      home: join(private_, "home"),
+      scratch: join(private_, "scratch"),
+    };
   }
 
   /** A sandbox of the pool, given the run's folder; undefined when the pool has none to give. */
@@ -158,16 +162,10 @@ export class RunFolders {
     this.fillPool();
     const pooled = await next;
     if (!pooled) return undefined;
-    const folder = join(this.runsRoot, folderName(runId));
     // The run's folder and its scratch files are shown at their host paths: named after the run
     // inside the sandbox first (by path, before the host's rename), then on the host.
-    const private_ = join(this.root, folderName(runId));
-    const place: RunPlace = {
-      folder,
-      tmp: join(private_, "tmp"),
-      home: join(private_, "home"),
-      scratch: join(private_, "scratch"),
-    };
+    const place = this.placeNamed(folderName(runId));
+    const private_ = join(place.tmp, "..");
     const problem = await pooled.box.move(settings.launcher, [
       [pooled.place.folder, place.folder],
       ...["outputs", "scripts"].map(
@@ -198,14 +196,7 @@ export class RunFolders {
   }
 
   private async makePooled(settings: RunSandboxSettings): Promise<Pooled | undefined> {
-    const name = `.pool-${randomUUID()}`;
-    const private_ = join(this.root, name);
-    const place: RunPlace = {
-      folder: join(this.runsRoot, name),
-      tmp: join(private_, "tmp"),
-      home: join(private_, "home"),
-      scratch: join(private_, "scratch"),
-    };
+    const place = this.placeNamed(`.pool-${randomUUID()}`);
     try {
       await makeFolders(place);
       const box = await RunSandbox.make(settings.launcher, settings.sandbox, layoutOf(place, settings));
