@@ -107,7 +107,11 @@ let live: { runId: string; jobId: string };
 
 beforeAll(async () => {
   home = tempDir();
-  server = await startInProcessServer({ home, artifactLimits: { maxArtifactBytes, maxRunArtifactBytes } });
+  server = await startInProcessServer({
+    home,
+    artifactLimits: { maxArtifactBytes, maxRunArtifactBytes },
+    stepCwdRoots: [gateRoot],
+  });
   tokens.acme = await makeToken(server, "user", { tenant_id: "acme" });
   tokens.globex = await makeToken(server, "user", { tenant_id: "globex" });
   tokens.runner = await makeToken(server, "runner", { tenant_id: "acme" });
@@ -316,8 +320,8 @@ describe("artifacts across server replicas (PostgreSQL)", () => {
     async () => {
       const databaseUrl = await createTestDatabase(adminUrl);
       const secretKey = "artifacts-replicas-secret-key-0123456789";
-      const first = await startInProcessServer({ databaseUrl, secretKey });
-      const second = await startInProcessServer({ databaseUrl, secretKey });
+      const first = await startInProcessServer({ databaseUrl, secretKey, stepCwdRoots: [gateRoot] });
+      const second = await startInProcessServer({ databaseUrl, secretKey, stepCwdRoots: [gateRoot] });
       let replicaRunner: Proc | undefined;
       const gate = newGate();
       try {

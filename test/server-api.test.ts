@@ -26,14 +26,19 @@ describe("server and runners", () => {
     const alpha = await runnerToken(server.url, "alpha");
     const beta = await runnerToken(server.url, "beta");
     runners.push(
-      await startRunner(server.url, alpha, { id: "runner-a", group: "alpha", env: { WHERE: "on-a" } }),
+      await startRunner(server.url, alpha, {
+        id: "runner-a",
+        group: "alpha",
+        env: { WHERE: "on-a", RUNYARD_STEP_PASS_ENV: "WHERE" },
+      }),
     );
     runners.push(
       await startRunner(server.url, beta, {
         id: "runner-b",
         group: "beta",
         labels: "gpu",
-        env: { WHERE: "on-b" },
+        // A variable of the runner's env reaches a platform run's steps only as the operator passes it.
+        env: { WHERE: "on-b", RUNYARD_STEP_PASS_ENV: "WHERE" },
       }),
     );
   });

@@ -88,16 +88,13 @@ describe.skipIf(!claude)("a task that names its own endpoint", () => {
     expect(seen).not.toContain(gatewayKey);
   }, 120_000);
 
-  // Known hole, not fixed: a task that points Claude Code elsewhere without naming an endpoint in
-  // its env keeps the runner's credentials, and the CLI sends them there. Here through
-  // `extra_args` (`--settings '{"env":{"ANTHROPIC_BASE_URL":...}}'`); the repo's own
-  // `.claude/settings.json` with the same `env` does it too, with no task setting at all. Not
-  // fixed because it would not close the door: the agent's own shell (Claude Code's Bash tool)
-  // gets the runner's ANTHROPIC_API_KEY in its environment, so any member's prompt can read it
-  // (docs/agents.md, section 1, says so). This runner runs without the sandbox; a sandboxing
-  // runner gives a member's Claude Code a placeholder and adds the key in a proxy, which closes
-  // both (test/run-environment.test.ts).
-  it.fails("sends the runner's key nowhere else when the task's CLI arguments point Claude Code elsewhere", async () => {
+  // A task that points Claude Code elsewhere without naming an endpoint in its env, here through
+  // `extra_args` (`--settings '{"env":{"ANTHROPIC_BASE_URL":...}}'`), or through the repo's own
+  // `.claude/settings.json`: on a sandboxing runner (this one, as users have it) a member's Claude
+  // Code holds a placeholder and the runner's proxy adds the key, so the key goes nowhere else. A
+  // runner without the sandbox (a tenant's own, serving one owner) still hands its key to the CLI
+  // and its shell (docs/agents.md).
+  it("sends the runner's key nowhere else when the task's CLI arguments point Claude Code elsewhere", async () => {
     const before = memberModel.requests.length;
     await memberTask({
       extra_args: ["--settings", JSON.stringify({ env: { ANTHROPIC_BASE_URL: memberModel.url } })],

@@ -167,7 +167,10 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       "--capacity",
       String(options.capacity),
     ];
-    const env = { ...fastTimings, RUNYARD_LOG_LEVEL: "info", RUNYARD_HOME: home };
+    // Sandbox off: the soak measures crash recovery, and its steps append to one ledger the test
+    // reads, name their runner by its working folder and report host pids (the isolation of runs
+    // is tested with the sandbox on in run-folder, run-tmp and run-sandbox-attacks).
+    const env = { ...fastTimings, RUNYARD_LOG_LEVEL: "info", RUNYARD_HOME: home, RUNYARD_SANDBOX: "off" };
     const member = memberOf(name, "runner", () => launch(args, env, cwd, `runner ${name} connected`), logs);
     await member.start();
     runners.push(member);
