@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/run-sandbox.js";
 import type { Sandbox } from "../exec/sandbox.js";
 import type { ProcessLauncher } from "../exec/types.js";
@@ -238,8 +238,13 @@ function slotOptions(settings: RunSandboxSettings) {
   return { idleMs: settings.idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) };
 }
 
-/** Makes a place's folders (and their roots), each 0700. */
+/**
+ * Makes a place's folders (and their roots), each 0700. The folder above the runs' root (the
+ * runner's workspace) keeps the mode it is made with elsewhere: a sandboxed agent's container,
+ * which runs as another user, goes through it to its worktree.
+ */
 async function makeFolders(place: RunPlace): Promise<void> {
+  await mkdir(dirname(dirname(place.folder)), { recursive: true });
   await Promise.all(
     [place.folder, place.tmp, place.home, join(place.scratch, "outputs"), join(place.scratch, "scripts")].map(
       (folder) => mkdir(folder, { recursive: true, mode: 0o700 }),
