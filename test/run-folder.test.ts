@@ -2,9 +2,17 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "./helpers/cli.js";
+import {
+  type MemberStep,
+  memberWorkflow,
+  outputLine,
+  runEnded,
+  runOutput,
+  submitWorkflow,
+} from "./helpers/member-runs.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
-import { api, readEvents, waitForRun } from "./helpers/server.js";
+import { waitForRun } from "./helpers/server.js";
 
 /**
  * A run on a sandboxing runner (`runyard up` as users have it) that names no cwd: it works in a
@@ -22,40 +30,11 @@ afterAll(async () => {
   await up?.proc.kill();
 });
 
-async function submit(steps: Array<{ name: string; script: string; env?: Record<string, string> }>) {
-  const lines = ["version: v0.1", "name: run-folder", "inventory:", "  hosts:", "    local: {}", "steps:"];
-  for (const step of steps) {
-    lines.push(`  - name: ${step.name}`, "    targets: [local]", "    action: shell.run", "    args:");
-    if (step.env) {
-      lines.push("      env:");
-      for (const [name, value] of Object.entries(step.env)) lines.push(`        ${name}: "${value}"`);
-    }
-    lines.push("      script: |", ...step.script.split("\n").map((line) => `        ${line}`));
-  }
-  const { status, body } = await api<{ run_id: string }>(
-    up.url,
-    "POST",
-    "/api/runs",
-    { kind: "workflow", workflow: `${lines.join("\n")}\n`, vars: {} },
-    up.userToken,
-  );
-  if (status !== 201) throw new Error(`submit failed: ${status} ${JSON.stringify(body)}`);
-  return body.run_id;
-}
-
-const ended = (view: { status: string }) => view.status === "success" || view.status === "failed";
-
-async function outputOf(runId: string): Promise<string> {
-  const events = await readEvents(up.url, runId);
-  return events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
-}
-
-function line(output: string, key: string): string | undefined {
-  return output
-    .split("\n")
-    .find((each) => each.startsWith(`${key}=`))
-    ?.slice(key.length + 1);
-}
+const submit = (steps: MemberStep[]) =>
+  submitWorkflow(up.url, memberWorkflow(steps, "run-folder"), up.userToken);
+const ended = runEnded;
+const outputOf = (runId: string) => runOutput(up.url, runId);
+const line = outputLine;
 
 describe("a run that names no cwd", () => {
   it("works in a folder of its own, in one sandbox that its steps share with their /tmp and $HOME", async () => {

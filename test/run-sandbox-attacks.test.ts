@@ -2,6 +2,14 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processesWith, tempDir } from "./helpers/cli.js";
+import {
+  type MemberStep,
+  memberWorkflow,
+  outputLine,
+  runEnded,
+  runOutput,
+  submitWorkflow,
+} from "./helpers/member-runs.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, stepDir, waitForRun } from "./helpers/server.js";
@@ -24,65 +32,11 @@ afterAll(async () => {
   await up?.proc.kill();
 });
 
-interface Step {
-  name: string;
-  script?: string;
-  cmd?: string;
-  cwd?: string;
-  depends?: string[];
-  env?: Record<string, string>;
-  outputPath?: string;
-  /** The steps after it run even if it fails (killing the sandbox's holder kills the step too). */
-  continueOnError?: boolean;
-}
-
-function workflow(steps: Step[], name = "attack"): string {
-  const lines = ["version: v0.1", `name: ${name}`, "inventory:", "  hosts:", "    local: {}", "steps:"];
-  for (const step of steps) {
-    lines.push(`  - name: ${step.name}`, "    targets: [local]");
-    if (step.depends) lines.push(`    depends: [${step.depends.join(", ")}]`);
-    if (step.continueOnError) lines.push("    continue_on_error: true");
-    lines.push(`    action: ${step.cmd !== undefined ? "cmd.run" : "shell.run"}`, "    args:");
-    if (step.cwd) lines.push(`      cwd: ${step.cwd}`);
-    if (step.outputPath) lines.push(`      output_path: ${step.outputPath}`);
-    if (step.env) {
-      lines.push("      env:");
-      for (const [key, value] of Object.entries(step.env)) lines.push(`        ${key}: "${value}"`);
-    }
-    const body = step.cmd ?? step.script ?? "";
-    lines.push(
-      `      ${step.cmd !== undefined ? "cmd" : "script"}: |`,
-      ...body.split("\n").map((l) => `        ${l}`),
-    );
-  }
-  return `${lines.join("\n")}\n`;
-}
-
-async function submit(yaml: string, token = up.userToken): Promise<string> {
-  const { status, body } = await api<{ run_id: string }>(
-    up.url,
-    "POST",
-    "/api/runs",
-    { kind: "workflow", workflow: yaml, vars: {} },
-    token,
-  );
-  if (status !== 201) throw new Error(`submit failed: ${status} ${JSON.stringify(body)}`);
-  return body.run_id;
-}
-
-const ended = (view: { status: string }) => view.status === "success" || view.status === "failed";
-
-async function outputOf(runId: string): Promise<string> {
-  const events = await readEvents(up.url, runId);
-  return events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
-}
-
-function line(output: string, key: string): string | undefined {
-  return output
-    .split("\n")
-    .find((each) => each.startsWith(`${key}=`))
-    ?.slice(key.length + 1);
-}
+const workflow = (steps: MemberStep[]) => memberWorkflow(steps, "attack");
+const submit = (yaml: string, token = up.userToken) => submitWorkflow(up.url, yaml, token);
+const ended = runEnded;
+const outputOf = (runId: string) => runOutput(up.url, runId);
+const line = outputLine;
 
 describe("a step against the commands entering its run's sandbox", () => {
   it("holds no descriptor of the runner's: only its stdin, stdout and stderr", async () => {
