@@ -24,6 +24,11 @@ import {
  * private network. Needs root (for `ip netns`) and a bwrap that works.
  */
 const canRun = process.getuid?.() === 0 && commandWorks("bwrap", ["--ro-bind", "/", "/", "true"]);
+// CI installs what these need (.ci/run): there they run, never skip.
+if (!canRun && process.env.CI === "true")
+  throw new Error(
+    "these tests need root, ip (iproute2), bwrap and native/build/egress-forward: .ci/run installs them",
+  );
 
 function commandWorks(command: string, args: string[]): boolean {
   try {
