@@ -9,19 +9,17 @@ import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry, Sandbox
 export interface RunSandboxLayout {
   /** The run's own folder: the cwd of its commands that name none. */
   folder: string;
-  /** Folders the run names as cwds, shown read-write: each is judged as a cwd (Sandbox.refusal). */
-  cwds?: string[];
-  /** The runner's folders for the run's scratch files (`$RUNYARD_OUTPUT`, scripts), shown read-write. */
+  /** The runner's folders for the run's scratch files (`$RUNYARD_OUTPUT`), shown read-write. */
   scratch: string[];
   /** Shown read-only. */
   readable?: string[];
-  /** The run's /tmp (see the runner's RunTmpFolders). */
+  /** The run's /tmp (see the runner's RunFolders). */
   tmp: string;
   /** `$HOME` of the run's commands. */
   home?: string | undefined;
   /** The run's folder shown as `$HOME`, kept across its sandboxes; absent: an empty tmpfs there. */
   homeFolder?: string;
-  /** The run's folder and the cwds it names were made by the runner (see ExecExposure.runnerMadeCwd). */
+  /** The run's folder was made by the runner (see ExecExposure.runnerMadeCwd). */
   runnerMadeCwd?: boolean;
   /** A network of its own (sandbox-network.ts), that of its first command; absent: the host's. */
   network?: SandboxNetwork;
@@ -74,7 +72,7 @@ export class RunSandbox {
     if (!launcher.entersSandboxes) return { problem: "the fork-server is not running" };
     const exposure: SandboxExposure = {
       cwd: layout.folder,
-      writable: [...(layout.cwds ?? []), ...layout.scratch],
+      writable: layout.scratch,
       readable: layout.readable ?? [],
       tmp: layout.tmp,
       home: layout.home,
@@ -82,10 +80,8 @@ export class RunSandbox {
       ...(layout.runnerMadeCwd ? { runnerMadeCwd: true } : {}),
       ...(layout.network ? { network: layout.network } : {}),
     };
-    for (const folder of [layout.folder, ...(layout.cwds ?? [])]) {
-      const refusal = sandbox.refusal({ ...exposure, cwd: folder });
-      if (refusal) return { problem: refusal };
-    }
+    const refusal = sandbox.refusal(exposure);
+    if (refusal) return { problem: refusal };
     const [bwrap, ...rest] = sandbox.command(HOLDER, exposure);
     const stop = new AbortController();
     let output = "";
@@ -176,9 +172,11 @@ function holderOf(init: number): number {
  * Whether a command with this exposure can run in a sandbox made with `layout`: its cwd and every
  * folder it needs were shown when the sandbox was made, with the same /tmp and `$HOME`.
  */
-export function covers(layout: RunSandboxLayout, exposure: SandboxExposure): boolean {
-  const shown = [layout.folder, ...(layout.cwds ?? []), ...layout.scratch].map((folder) => realPath(folder));
-  const readable = [...shown, ...(layout.readable ?? []).map((folder) => realPath(folder))];
+export function covers(
+  layout: RunSandboxLayout,
+  exposure: SandboxExposure,
+  { shown, readable } = shownFolders(layout),
+): boolean {
   if (!shown.some((folder) => isWithin(realPath(exposure.cwd), folder))) return false;
   if (exposure.tmp === undefined || resolve(exposure.tmp) !== resolve(layout.tmp)) return false;
   if (exposure.home !== layout.home || exposure.homeFolder !== layout.homeFolder) return false;
@@ -189,6 +187,15 @@ export function covers(layout: RunSandboxLayout, exposure: SandboxExposure): boo
     writable.every((folder) => shown.some((root) => isWithin(folder, root))) &&
     read.every((folder) => readable.some((root) => isWithin(folder, root)))
   );
+}
+
+/**
+ * The real paths of what a sandbox made with `layout` shows read-write (`shown`) and at all
+ * (`readable`): asked once per run's sandbox, not per command.
+ */
+export function shownFolders(layout: RunSandboxLayout): { shown: string[]; readable: string[] } {
+  const shown = [layout.folder, ...layout.scratch].map((folder) => realPath(folder));
+  return { shown, readable: [...shown, ...(layout.readable ?? []).map((folder) => realPath(folder))] };
 }
 
 /** The inodes of `pid`'s namespaces (SANDBOX_NAMESPACES), or undefined once it is gone. */
@@ -217,6 +224,8 @@ export class RunSandboxSlot implements RunSandboxEntry {
   private failed = false;
   private closed = false;
   private network: SandboxNetwork | undefined;
+  /** The real paths of the layout's folders, resolved at the first command. */
+  private shown: ReturnType<typeof shownFolders> | undefined;
   /** Whether a command has come: the first decides the sandbox's network. */
   private entered = false;
 
@@ -253,7 +262,8 @@ export class RunSandboxSlot implements RunSandboxEntry {
         }
         this.network = exposure.network;
       }
-      if (!covers(this.layoutNow(), exposure)) return undefined;
+      this.shown ??= shownFolders(this.layout);
+      if (!covers(this.layoutNow(), exposure, this.shown)) return undefined;
       const box = await this.box(launcher);
       return box && (await launcher.run(box.enter(request, request.cwd)));
     } finally {
