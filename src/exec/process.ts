@@ -122,14 +122,7 @@ export class ProcessExecutor implements Executor {
     const written = await writeAttemptFiles(setup.files, (name) => `${prefix}.${name}`);
     if ("problem" in written) return written;
     const { files } = written;
-    // PWD names the folder the commands start in, as a shell would set it: a command run
-    // without a shell (plain-command.ts) must not see the runner's own.
-    const env = {
-      ...(setup.platform ? this.platformEnv : this.baseEnv),
-      PWD: resolve(setup.cwd ?? process.cwd()),
-      ...setup.env,
-      RUNYARD_OUTPUT: `${prefix}.output`,
-    };
+    const env = this.attemptEnv(setup, `${prefix}.output`);
     const shown = attemptDir ? { writable: [attemptDir] } : undefined;
     return new ProcessAttempt(this.launcher, setup, env, files, shown, () =>
       disposeAttempt(attemptDir, env, files),
@@ -153,16 +146,24 @@ export class ProcessExecutor implements Executor {
     const written = await writeAttemptFiles(setup.files, (name) => join(scripts, `${attempt}.${name}`));
     if ("problem" in written) return written;
     const { files } = written;
-    const env = {
-      ...(setup.platform ? this.platformEnv : this.baseEnv),
-      PWD: resolve(setup.cwd ?? process.cwd()),
-      ...setup.env,
-      RUNYARD_OUTPUT: join(outputs, `${attempt}.output`),
-    };
+    const env = this.attemptEnv(setup, join(outputs, `${attempt}.output`));
     const shown = { writable: [outputs], readable: [scripts] };
     return new ProcessAttempt(this.launcher, setup, env, files, shown, () =>
       disposeAttempt(undefined, env, files),
     );
+  }
+
+  /**
+   * An attempt's whole environment. PWD names the folder the commands start in, as a shell would
+   * set it: a command run without a shell (plain-command.ts) must not see the runner's own.
+   */
+  private attemptEnv(setup: AttemptSetup, output: string): Record<string, string> {
+    return {
+      ...(setup.platform ? this.platformEnv : this.baseEnv),
+      PWD: resolve(setup.cwd ?? process.cwd()),
+      ...setup.env,
+      RUNYARD_OUTPUT: output,
+    };
   }
 
   /** As Executor's close; resolves once the launcher's helper (the fork-server) has exited. */
