@@ -146,7 +146,7 @@ describe("a step against the sandbox its run gets next", () => {
             'echo "top=$top"',
             'mv "$top" /tmp/moved-away && echo moved',
             'ln -s "/oldroot$TARGET" "$top" && echo linked',
-            'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && kill -KILL "$(basename $p)" && echo holder-killed; done',
+            'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
             "true",
           ].join("\n"),
         },
@@ -155,9 +155,10 @@ describe("a step against the sandbox its run gets next", () => {
     );
     const view = await waitForRun(up.url, runId, ended);
     const output = await outputOf(runId);
-    // The holder was killed, so the next step's sandbox was made again; the folders on the way to
-    // the run's own are a tmpfs of that sandbox's, which cannot be moved away (it is a mount).
-    expect(output, JSON.stringify(view)).toContain("holder-killed\n");
+    // The holder was killed (the step says so first: its sandbox, and the step in it, may end
+    // before it could say so after), so the next step's sandbox was made again; the folders on the
+    // way to the run's own are a tmpfs of that sandbox's, which cannot be moved away (a mount).
+    expect(output, JSON.stringify(view)).toContain("killing-holder\n");
     expect(output).not.toContain("moved\n");
     expect(readdirSync(target)).toEqual([]);
     // And the run goes on in its own folder.
@@ -407,7 +408,7 @@ describe("a step against the sandbox its run gets next, where the runner's folde
               'echo "home=$HOME pwd=$(pwd)"',
               'mv "$HOME/ws" "$HOME/moved-away" && echo moved',
               'ln -s "/oldroot$TARGET" "$HOME/ws" && echo linked',
-              'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && kill -KILL "$(basename $p)" && echo holder-killed; done',
+              'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
               "true",
             ].join("\n"),
           },
@@ -421,7 +422,7 @@ describe("a step against the sandbox its run gets next, where the runner's folde
     const events = await readEvents(upHome.url, body.run_id);
     const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
     expect(output, JSON.stringify(view)).toContain(`home=${home} pwd=${home}/ws/`);
-    expect(output).toContain("holder-killed\n");
+    expect(output).toContain("killing-holder\n");
     expect(output).not.toContain("moved\n");
     expect(readdirSync(target)).toEqual([]);
     expect(output).toContain("next-ran\n");
