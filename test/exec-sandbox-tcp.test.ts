@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +7,8 @@ import { machineAddresses } from "../src/exec/egress-proxy.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
 import { RunnerEgress, type SandboxNetwork } from "../src/exec/sandbox-network.js";
-import { attachPlainTcp, plainTcpRules } from "../src/exec/sandbox-tcp.js";
+import { attachPlainTcp, detachPlainTcp, sweepPlainTcp } from "../src/exec/sandbox-tcp.js";
+import { plainTcpRules } from "../src/exec/sandbox-tcp-rules.js";
 import { tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 
@@ -133,9 +134,10 @@ async function sandboxed(script: string, rules: string): Promise<string> {
     });
     child.on("exit", () => reject(new Error(`bwrap ended before it said its child's pid: ${output}`)));
   });
-  await attachPlainTcp(pid, rules);
+  const pasta = await attachPlainTcp(pid, rules);
   block.end("go");
   await new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  detachPlainTcp(pasta);
   return output;
 }
 
@@ -173,4 +175,37 @@ describe.skipIf(!canRun)("plain TCP from a sandbox through pasta", () => {
     // The proxy refuses it (acme is allowed nothing internal), saying so with a 403.
     expect(output).toContain("proxied-403\n");
   });
+
+  it("leaves a pasta whose namespace is gone to the next runner's sweep, which ends it", async () => {
+    const [bwrap, ...args] = sandbox.command(["sleep", "60"], { cwd: tempDir(), network });
+    const holder = spawn(bwrap!, ["--info-fd", "3", ...args], {
+      stdio: ["ignore", "ignore", "ignore", "pipe"],
+    });
+    let text = "";
+    const inside = await new Promise<number>((resolve) => {
+      (holder.stdio[3] as Readable).on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+        const match = /"child-pid":\s*(\d+)/.exec(text);
+        if (match) resolve(Number(match[1]));
+      });
+    });
+    const pasta = await attachPlainTcp(inside, plainTcpRules([], machineAddresses()));
+    expect(existsSync(`/proc/${pasta}`)).toBe(true);
+    // Nothing ends it with its namespace (a runner killed -9 with its sandboxes)...
+    process.kill(inside, "SIGKILL");
+    holder.kill("SIGKILL");
+    await until("the sandbox is gone", () => !existsSync(`/proc/${inside}`));
+    expect(existsSync(`/proc/${pasta}`)).toBe(true);
+    // ...but the sweep does, and leaves alone a pasta whose namespace is still there.
+    expect(sweepPlainTcp()).toBeGreaterThanOrEqual(1);
+    await until("the pasta has ended", () => !existsSync(`/proc/${pasta}`) || zombie(pasta));
+  });
 });
+
+function zombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return true;
+  }
+}

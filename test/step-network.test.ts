@@ -30,6 +30,14 @@ if (!canRun && process.env.CI === "true")
     "these tests need root, ip (iproute2), bwrap and native/build/egress-forward: .ci/run installs them",
   );
 
+function commandOutput(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: "utf8" });
+  } catch {
+    return "";
+  }
+}
+
 function commandWorks(command: string, args: string[]): boolean {
   try {
     execFileSync(command, args, { stdio: "ignore" });
@@ -47,10 +55,18 @@ const nsSide = `ryh3n${suffix}`;
 const subnet = `10.${200 + (process.pid % 50)}.${Math.floor(process.pid / 50) % 250}`;
 const privateAddress = `${subnet}.2`;
 const privatePort = 8080;
+// A "public" host of the test's own: a /30 of 203.0.113.0/24 (documentation addresses, never
+// routed beyond this machine) behind a second veth pair, which the rules treat as public.
+const publicNamespace = `ryh3p-${suffix}`;
+const publicHostSide = `ryh3q${suffix}`;
+const publicNsSide = `ryh3r${suffix}`;
+const publicBase = 4 * (process.pid % 60);
+const publicAddress = `203.0.113.${publicBase + 2}`;
 
 let server: TestServer;
 let runner: Proc | undefined;
 let privateService: ChildProcess | undefined;
+let publicService: ChildProcess | undefined;
 let abstractService: ChildProcess | undefined;
 const hostListeners: Server[] = [];
 let loopbackPort = 0;
@@ -100,6 +116,24 @@ beforeAll(async () => {
     "the private service answers",
     () =>
       commandWorks("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${privateAddress}:${privatePort}/`]),
+    15_000,
+  );
+
+  ip("netns", "add", publicNamespace);
+  ip("link", "add", publicHostSide, "type", "veth", "peer", "name", publicNsSide);
+  ip("link", "set", publicNsSide, "netns", publicNamespace);
+  ip("addr", "add", `203.0.113.${publicBase + 1}/30`, "dev", publicHostSide);
+  ip("link", "set", publicHostSide, "up");
+  ip("netns", "exec", publicNamespace, "ip", "addr", "add", `${publicAddress}/30`, "dev", publicNsSide);
+  ip("netns", "exec", publicNamespace, "ip", "link", "set", publicNsSide, "up");
+  publicService = spawn(
+    "ip",
+    ["netns", "exec", publicNamespace, "python3", "-m", "http.server", "8080", "--bind", publicAddress],
+    { cwd: tempDir(), stdio: "ignore" },
+  );
+  await until(
+    "the public service answers",
+    () => commandWorks("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${publicAddress}:8080/`]),
     15_000,
   );
 
@@ -164,12 +198,15 @@ afterAll(async () => {
   await runner?.kill();
   await server?.proc.kill();
   privateService?.kill("SIGKILL");
+  publicService?.kill("SIGKILL");
   abstractService?.kill("SIGKILL");
   for (const listener of hostListeners) listener.close();
   if (canRun) {
     for (const args of [
       ["link", "del", hostSide],
       ["netns", "del", namespace],
+      ["link", "del", publicHostSide],
+      ["netns", "del", publicNamespace],
     ]) {
       try {
         ip(...args);
@@ -266,4 +303,49 @@ describe.skipIf(!canRun)("a step's network on a shared runner", () => {
     expect(output).toContain("curl-loopback-reached\n");
     expect(loopbackReached).toBeGreaterThan(before);
   });
+
+  it("a tenant's plain TCP (no proxy) reaches a public address, and neither a private one nor the host's loopback", async () => {
+    const before = loopbackReached;
+    const direct = (name: string, address: string, port: number) =>
+      `(exec 3<>/dev/tcp/${address}/${port}) 2>/dev/null && echo ${name}-tcp-reached || echo ${name}-tcp-refused`;
+    const { status, output } = await stepOf(
+      globex,
+      [
+        direct("public", publicAddress, 8080),
+        `code=$(curl -s -m 5 --noproxy '*' -o /dev/null -w '%{http_code}' http://${publicAddress}:8080/); echo "public-direct-$code"`,
+        direct("private", privateAddress, privatePort),
+        direct("loopback", "127.0.0.1", loopbackPort),
+        direct("metadata", "169.254.169.254", 80),
+      ].join("\n"),
+    );
+    expect(status, output).toBe("success");
+    expect(output).toContain("public-tcp-reached\n");
+    expect(output).toContain("public-direct-200\n");
+    expect(output).toContain("private-tcp-refused\n");
+    expect(output).toContain("loopback-tcp-refused\n");
+    expect(output).toContain("metadata-tcp-refused\n");
+    expect(loopbackReached).toBe(before);
+  });
+
+  it("a tenant's plain TCP reaches the private range its operator allows for that tenant, and no other tenant's", async () => {
+    const script = `code=$(curl -s -m 5 --noproxy '*' -o /dev/null -w '%{http_code}' http://${privateAddress}:${privatePort}/); echo "private-direct-$code"`;
+    const allowed = await stepOf(acme, script);
+    expect(allowed.status, allowed.output).toBe("success");
+    expect(allowed.output).toContain("private-direct-200\n");
+    const other = await stepOf(globex, script);
+    expect(other.output).toContain("private-direct-000\n");
+  });
+
+  it("leaves no pasta behind once the run's sandbox has ended", async () => {
+    // pasta's process is named passt (or passt.avx2): found by its arguments.
+    const pastas = () =>
+      commandOutput("pgrep", ["-a", "-f", "^pasta .*--netns /proc/"])
+        .split("\n")
+        .filter((line) => line.includes("runyard-pasta-"));
+    const step = stepOf(globex, `(exec 3<>/dev/tcp/${publicAddress}/8080) && echo reached; sleep 2`);
+    await until("the run's sandbox has its pasta", () => pastas().length > 0, 20_000);
+    expect((await step).status).toBe("success");
+    // The run's sandbox ends 5 s after its last command; its pasta goes with its namespace.
+    await until("no pasta outlives its run's sandbox", () => pastas().length === 0, 30_000);
+  }, 60_000);
 });

@@ -4,6 +4,7 @@ import type { Logger } from "../core/logger.js";
 import type { StepAttemptRequest } from "../core/step-attempt.js";
 import { nativeHelperPath } from "../exec/native-helpers.js";
 import { needsOwnNetwork, RunnerEgress, type SandboxNetwork } from "../exec/sandbox-network.js";
+import { plainTcpProblem, sweepPlainTcp } from "../exec/sandbox-tcp.js";
 
 /** A shared runner's networks for its tenants' steps, and the proxy behind them. */
 export interface RunnerStepNetwork {
@@ -39,9 +40,18 @@ export async function runnerStepNetwork(
       close: async () => {},
     };
   }
+  const tcpProblem = plainTcpProblem();
+  // A runner killed with its sandboxes leaves their pastas: they serve nothing now.
+  if (!tcpProblem) sweepPlainTcp();
+  if (tcpProblem)
+    logger.warn(
+      { why: tcpProblem },
+      "tenants' steps on this shared runner get HTTP(S) through its proxy only, no plain TCP (ssh, databases)",
+    );
   const egress = await RunnerEgress.start({
     forwarder,
     allow: config.stepNetworkAllow,
+    plainTcp: tcpProblem === undefined,
     refused: (tenant, destination) =>
       logger.info(
         { tenant: tenant ?? null, host: destination.host, port: destination.port },

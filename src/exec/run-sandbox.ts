@@ -3,6 +3,7 @@ import { resolve, sep } from "node:path";
 import { SANDBOX_NAMESPACES } from "./fork-server.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
 import type { SandboxNetwork } from "./sandbox-network.js";
+import { attachPlainTcp, detachPlainTcp } from "./sandbox-tcp.js";
 import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry, SandboxToEnter } from "./types.js";
 
 /** The folders a run's sandbox is made with: what every command of the run may see and change. */
@@ -54,9 +55,12 @@ export class RunSandbox {
     readonly holder: SandboxToEnter,
     private readonly stop: AbortController,
     private readonly ended: Promise<ExecResult>,
+    /** The pasta giving it plain TCP, which would outlive its namespace. */
+    private readonly pasta?: number,
   ) {
     ended.then(() => {
       this.gone = true;
+      if (pasta !== undefined) detachPlainTcp(pasta);
     });
   }
 
@@ -119,7 +123,18 @@ export class RunSandbox {
       await ended;
       return { problem: "the run's sandbox ended as it was made" };
     }
-    return new RunSandbox({ pid: holder, namespaces }, stop, ended);
+    // Plain TCP out: its rules set and pasta attached before any command of the run enters.
+    let pasta: number | undefined;
+    if (layout.network?.plainTcp !== undefined) {
+      const attached = await attachPlainTcp(holder, layout.network.plainTcp).catch((error: Error) => error);
+      if (attached instanceof Error) {
+        stop.abort();
+        await ended;
+        return { problem: `the run's sandbox could not have plain TCP: ${attached.message}` };
+      }
+      pasta = attached;
+    }
+    return new RunSandbox({ pid: holder, namespaces }, stop, ended, pasta);
   }
 
   /** Whether it is still there: not ended, its holder's namespaces those it was made with. */

@@ -3,7 +3,8 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DestinationList } from "../core/outbound/destination-list.js";
-import { createEgressProxy, type EgressDestination, publicPolicy } from "./egress-proxy.js";
+import { createEgressProxy, type EgressDestination, machineAddresses, publicPolicy } from "./egress-proxy.js";
+import { hostResolvers, plainTcpRules } from "./sandbox-tcp-rules.js";
 
 /**
  * What a sandbox needs to run on a network of its own: only loopback inside, and HTTP(S) out
@@ -21,6 +22,11 @@ export interface SandboxNetwork {
   wrap(argv: readonly string[]): string[];
   /** What every command inside gets, so that curl, git, npm and pip go through the proxy. */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * The nftables rules of plain TCP and UDP out (sandbox-tcp.ts), set in a run's sandbox as it is
+   * made, pasta attached after them; absent: HTTP(S) through the proxy only.
+   */
+  readonly plainTcp?: string;
 }
 
 /** Where, inside a sandbox, the forwarder listens: its own loopback, so any fixed port serves. */
@@ -45,10 +51,11 @@ export function proxyEnv(port: number): Record<string, string> {
 }
 
 /** The network of a sandbox whose proxy listens at `socketPath` on the host. */
-export function sandboxNetwork(forwarder: string, socketPath: string): SandboxNetwork {
+export function sandboxNetwork(forwarder: string, socketPath: string, plainTcp?: string): SandboxNetwork {
   const env = proxyEnv(proxyPort);
   return {
     id: socketPath,
+    ...(plainTcp === undefined ? {} : { plainTcp }),
     bwrapArgs: [
       "--unshare-net",
       "--ro-bind",
@@ -93,6 +100,8 @@ export interface RunnerEgressOptions {
   allow: Readonly<Record<string, readonly string[]>>;
   /** Told of each refused destination, with the tenant whose step asked. */
   refused: (tenant: string | undefined, destination: EgressDestination) => void;
+  /** Whether a run's sandbox gets plain TCP and UDP out through pasta (sandbox-tcp.ts). */
+  plainTcp?: boolean;
 }
 
 /**
@@ -135,7 +144,12 @@ export class RunnerEgress {
       this.sockets.set(key, socket);
       socket.catch(() => this.sockets.delete(key));
     }
-    return sandboxNetwork(this.options.forwarder, await socket);
+    const allowed = tenant === undefined ? [] : (this.options.allow[tenant] ?? []);
+    // The runner's addresses and name servers as they are now: a sandbox is made with today's.
+    const rules = this.options.plainTcp
+      ? plainTcpRules(allowed, machineAddresses(), hostResolvers())
+      : undefined;
+    return sandboxNetwork(this.options.forwarder, await socket, rules);
   }
 
   async close(): Promise<void> {

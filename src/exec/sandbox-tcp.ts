@@ -1,6 +1,7 @@
-import { execFile } from "node:child_process";
-import { isIPv4, isIPv6 } from "node:net";
-import { internalCidrs, internalRangeOf } from "../core/outbound/internal-addresses.js";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /**
  * Plain TCP and UDP (ssh, a database on a public address) for a sandbox with a network of its
@@ -9,64 +10,30 @@ import { internalCidrs, internalRangeOf } from "../core/outbound/internal-addres
  * public addresses. pasta has no destination filter of its own: without the rules a sandbox would
  * reach the runner's private network and, through pasta's port forwarding, its loopback.
  *
- * It works on a namespace that already exists and whose command has not started yet: a bwrap
- * started with `--info-fd` (which gives its child's pid) and `--block-fd` (which holds the
- * command until the runner writes to it). It costs 50 to 250 ms (pasta's start and nft), so it
- * belongs to a run's sandbox made once, not to each command.
+ * It works on a namespace that already exists and where nothing of the run has started yet: a
+ * run's sandbox as it is made (run-sandbox.ts), or a bwrap started with `--info-fd` and
+ * `--block-fd`. It costs 50 to 250 ms (pasta's start and nft), so it belongs to a run's sandbox
+ * made once, not to each command.
  */
 
 /**
- * The nftables ruleset of a tenant's namespace: its own loopback, what `allowed` lists (ranges,
- * each optionally with `:PORT` or `:LOW-HIGH`, as `step_network_allow` writes them; names are for
- * the proxy and are left out here), and no other internal address nor any of the runner's own
- * (`own`). Every other destination, public, passes.
+ * Why this runner cannot give its tenants' sandboxes plain TCP, or undefined when it can: it runs
+ * as root (to set the namespace's rules) and has pasta, nft and nsenter.
  */
-export function plainTcpRules(allowed: readonly string[], own: Iterable<string>): string {
-  const internal = internalCidrs();
-  const ownV4 = [...own].filter((address) => isIPv4(address) && internalRangeOf(address) === undefined);
-  const ownV6 = [...own].filter((address) => isIPv6(address) && internalRangeOf(address) === undefined);
-  const accepts = allowed.flatMap((entry) => {
-    const range = rangeOf(entry);
-    if (!range) return [];
-    const ports = range.ports ? ` meta l4proto { tcp, udp } th dport ${range.ports}` : "";
-    return [`    ${range.family === "ipv4" ? "ip" : "ip6"} daddr ${range.cidr}${ports} accept`];
-  });
-  const set = (name: string, type: string, elements: string[]) => [
-    `  set ${name} {`,
-    `    type ${type}`,
-    "    flags interval",
-    "    auto-merge",
-    `    elements = { ${elements.join(", ")} }`,
-    "  }",
-  ];
-  return [
-    "table inet runyard {",
-    ...set("internal4", "ipv4_addr", [...internal.ipv4, ...ownV4]),
-    ...set("internal6", "ipv6_addr", [...internal.ipv6, ...ownV6]),
-    "  chain output {",
-    "    type filter hook output priority 0; policy accept;",
-    '    oifname "lo" accept',
-    ...accepts,
-    "    ip daddr @internal4 meta l4proto tcp reject with tcp reset",
-    "    ip daddr @internal4 reject",
-    "    ip6 daddr @internal6 meta l4proto tcp reject with tcp reset",
-    "    ip6 daddr @internal6 reject",
-    "  }",
-    "}",
-    "",
-  ].join("\n");
-}
-
-/** An entry of `step_network_allow` that names addresses: its range, family and ports. */
-function rangeOf(
-  entry: string,
-): { cidr: string; family: "ipv4" | "ipv6"; ports: string | undefined } | undefined {
-  const text = entry.trim().toLowerCase();
-  const bracketed = /^\[([0-9a-f:.]+)(\/\d{1,3})?\](?::(\d{1,5}(?:-\d{1,5})?))?$/.exec(text);
-  if (bracketed?.[1] && isIPv6(bracketed[1]))
-    return { cidr: `${bracketed[1]}${bracketed[2] ?? ""}`, family: "ipv6", ports: bracketed[3] };
-  const v4 = /^([\d.]+)(\/\d{1,2})?(?::(\d{1,5}(?:-\d{1,5})?))?$/.exec(text);
-  if (v4?.[1] && isIPv4(v4[1])) return { cidr: `${v4[1]}${v4[2] ?? ""}`, family: "ipv4", ports: v4[3] };
+export function plainTcpProblem(tools: PlainTcpTools = {}): string | undefined {
+  if (process.getuid?.() !== 0)
+    return "the runner does not run as root (it sets each sandbox's nftables rules)";
+  for (const [tool, args] of [
+    [tools.pasta ?? "pasta", ["--version"]],
+    [tools.nft ?? "nft", ["--version"]],
+    [tools.nsenter ?? "nsenter", ["--version"]],
+  ] as const) {
+    try {
+      execFileSync(tool, [...args], { stdio: "ignore", timeout: 5_000 });
+    } catch {
+      return `${tool} is not installed (apt-get install passt nftables util-linux)`;
+    }
+  }
   return undefined;
 }
 
@@ -76,20 +43,28 @@ export interface PlainTcpTools {
   nsenter?: string;
 }
 
+/** pasta's pid files, in a folder of this process's own: their paths mark the pastas it started. */
+const pidFolderPrefix = "runyard-pasta-";
+let pidFolder: string | undefined;
+
 /**
- * Sets `rules` in the network namespace of `pid` (a bwrap's child, held by `--block-fd`), then
- * attaches pasta to it: an interface with the host's addresses and routes, connections made from
- * the host, no port forwarded either way (a listener in the sandbox is not exposed on the host,
- * and the host's loopback is not reached from the sandbox), and the gateway address not mapped to
- * the host. Resolves once pasta runs in the background; pasta ends with the namespace.
+ * Sets `rules` in the network namespace of `pid` (a process of a sandbox whose command has not
+ * started: a held bwrap's child, a run's sandbox's holder), then attaches pasta to it: an
+ * interface with the host's addresses and routes, connections made from the host, no port
+ * forwarded either way (a listener in the sandbox is not exposed on the host, and the host's
+ * loopback is not reached from the sandbox), and the gateway address not mapped to the host.
+ * Resolves with pasta's pid once it runs in the background. pasta does not notice a namespace
+ * named by a /proc path going away: its owner ends it (`detachPlainTcp`).
  */
-export async function attachPlainTcp(pid: number, rules: string, tools: PlainTcpTools = {}): Promise<void> {
+export async function attachPlainTcp(pid: number, rules: string, tools: PlainTcpTools = {}): Promise<number> {
   // Root's CAP_NET_ADMIN holds in every namespace below its own. A runner of another user would
   // have to enter the sandbox's user namespace, where exec drops the capabilities of a uid that
   // is not 0 there (bwrap maps the runner's uid as itself): not done yet.
   if (process.getuid?.() !== 0)
     throw new Error("plain TCP for a sandbox needs a runner that runs as root (to set its nftables rules)");
   await run(tools.nsenter ?? "nsenter", ["-t", String(pid), "-n", tools.nft ?? "nft", "-f", "-"], rules);
+  pidFolder ??= mkdtempSync(join(tmpdir(), pidFolderPrefix));
+  const pidFile = join(pidFolder, `${pid}.pid`);
   await run(tools.pasta ?? "pasta", [
     "--config-net",
     "--no-map-gw",
@@ -106,10 +81,68 @@ export async function attachPlainTcp(pid: number, rules: string, tools: PlainTcp
     // it joins the network namespace only, as the sandbox's user namespace has no uid 0 in it.
     "--runas",
     "0:0",
+    "--pid",
+    pidFile,
     "--netns",
     `/proc/${pid}/ns/net`,
     "--netns-only",
   ]);
+  const pasta = Number(readFileSync(pidFile, "utf8").trim());
+  if (!Number.isInteger(pasta) || pasta <= 0) throw new Error(`pasta wrote no pid to ${pidFile}`);
+  return pasta;
+}
+
+/** Ends the pasta `attachPlainTcp` started (`pasta` its pid), if it is still that pasta. */
+export function detachPlainTcp(pasta: number): void {
+  if (ourPasta(pasta)) signal(pasta);
+}
+
+/**
+ * Ends the pastas a runyard process started whose namespace is gone: those a runner killed with
+ * its sandboxes left (pasta would serve nothing until the machine restarts). Answers how many.
+ */
+export function sweepPlainTcp(): number {
+  let ended = 0;
+  for (const entry of safeList("/proc")) {
+    const pasta = Number(entry);
+    if (!Number.isInteger(pasta) || pasta === process.pid) continue;
+    const target = ourPasta(pasta);
+    if (target === undefined) continue;
+    if (safeList(`/proc/${target}`).length > 0) continue;
+    if (signal(pasta)) ended++;
+  }
+  return ended;
+}
+
+/** The pid whose namespace `pid` serves, when `pid` is a pasta runyard started; else undefined. */
+function ourPasta(pid: number): number | undefined {
+  let args: string[];
+  try {
+    args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return undefined;
+  }
+  const pidFile = args[args.indexOf("--pid") + 1] ?? "";
+  if (args.indexOf("--pid") < 0 || !pidFile.includes(`/${pidFolderPrefix}`)) return undefined;
+  const netns = /^\/proc\/(\d+)\/ns\/net$/.exec(args[args.indexOf("--netns") + 1] ?? "");
+  return netns ? Number(netns[1]) : undefined;
+}
+
+function signal(pid: number): boolean {
+  try {
+    process.kill(pid, "SIGTERM");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function safeList(folder: string): string[] {
+  try {
+    return readdirSync(folder);
+  } catch {
+    return [];
+  }
 }
 
 function run(command: string, args: string[], input?: string): Promise<void> {

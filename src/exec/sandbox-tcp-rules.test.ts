@@ -1,5 +1,8 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { plainTcpRules } from "./sandbox-tcp.js";
+import { hostResolvers, plainTcpRules } from "./sandbox-tcp-rules.js";
 
 describe("a tenant namespace's nftables rules", () => {
   const rules = plainTcpRules(
@@ -22,5 +25,24 @@ describe("a tenant namespace's nftables rules", () => {
     // Loopback inside is the sandbox's own; the accepts come before the refusals.
     expect(rules.indexOf('oifname "lo" accept')).toBeLessThan(rules.indexOf("10.20.0.0/16"));
     expect(rules.indexOf("10.20.0.0/16")).toBeLessThan(rules.indexOf("reject"));
+  });
+
+  it("lets DNS through to the runner's name servers only, on port 53, before the refusals", () => {
+    const withDns = plainTcpRules([], [], ["10.255.255.53", "fd00::53"]);
+    expect(withDns).toContain("ip daddr 10.255.255.53 meta l4proto { tcp, udp } th dport 53 accept");
+    expect(withDns).toContain("ip6 daddr fd00::53 meta l4proto { tcp, udp } th dport 53 accept");
+    expect(withDns.indexOf("dport 53 accept")).toBeLessThan(withDns.indexOf("reject"));
+  });
+});
+
+describe("the runner's name servers a sandbox can reach", () => {
+  it("are resolv.conf's, leaving out a loopback stub (the sandbox's loopback is its own)", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "resolv-")), "resolv.conf");
+    writeFileSync(
+      file,
+      "# stub\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n  nameserver fe80::1%eth0\nsearch lan\n",
+    );
+    expect(hostResolvers(file)).toEqual(["10.0.0.2", "fe80::1"]);
+    expect(hostResolvers(join(file, "missing"))).toEqual([]);
   });
 });
