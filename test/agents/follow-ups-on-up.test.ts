@@ -46,9 +46,8 @@ const cases: AgentCase[] = [
     bin: pinnedCli(claudeCodeAgent),
     env: (url) => ({ ANTHROPIC_BASE_URL: url, ANTHROPIC_API_KEY: "sk-ant-test-key" }),
     side: "ok",
-    // Claude Code keeps its sessions in $HOME/.claude, a fresh tmpfs in each sandboxed command:
-    // the follow-up ends AGENT_CRASHED "No conversation found with session ID". H1's
-    // CLAUDE_CONFIG_DIR in the conversation's folder (issue 32 item 5) makes it pass.
+    // Claude Code keeps its sessions under its config folder: the conversation's state folder
+    // (CLAUDE_CONFIG_DIR), as the sandbox shows each command a `$HOME` of its own.
   },
   {
     agent: "opencode",
@@ -117,8 +116,7 @@ describe("a follow-up through a sandboxing runyard up", () => {
 const claude = cases.find((c) => c.agent === "claude_code")?.bin;
 
 describe.skipIf(!claude)("the platform admin's OpenRunner-style call on a sandboxing runyard up", () => {
-  // Fails until H1's work folders (issue 32 item 4) merge: the runner refuses the admin's cwd as
-  // outside its step roots, and the turn ends AGENT_CRASHED 0.1 s in.
+  // A platform admin's task may work in any folder of the machine but runyard's own.
   it("writes hello.py in the folder of the machine it names as cwd", async () => {
     // A folder of the machine outside every root, as /tmp/test is in the issue.
     const folder = mkdtempSync(join(tmpdir(), "runyard-admin-cwd-"));
