@@ -54,6 +54,7 @@ async function start(
     parseWorkflow: parseOnWorkerThread(),
     maxBotLogBytes: config.maxBotLogBytes,
     auditRetentionDays: config.auditRetentionDays,
+    idempotencyKeyHours: config.idempotencyKeyHours,
     scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },

@@ -59,7 +59,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a workflow run or an agent task
-         * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.
+         * @description Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["submitRun"];
         delete?: never;
@@ -179,7 +179,7 @@ export interface paths {
         put?: never;
         /**
          * Approve a waiting approval step
-         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step ends `success` and the run goes on. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry.
+         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step ends `success` and the run goes on. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["approveStep"];
         delete?: never;
@@ -199,7 +199,7 @@ export interface paths {
         put?: never;
         /**
          * Reject a waiting approval step
-         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step fails with APPROVAL_REJECTED, and so does the run unless the step has `continue_on_error`. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry.
+         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step fails with APPROVAL_REJECTED, and so does the run unless the step has `continue_on_error`. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["rejectStep"];
         delete?: never;
@@ -259,7 +259,7 @@ export interface paths {
         put?: never;
         /**
          * Run a workflow run's workflow again
-         * @description Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400.
+         * @description Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["rerunRun"];
         delete?: never;
@@ -568,7 +568,7 @@ export interface paths {
         put?: never;
         /**
          * Continue an agent run with a follow-up message
-         * @description Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner, with the task settings (env, secrets) of the run. The run must have ended; 409 while it runs. Only the run's submitter and admins may send one; anyone else gets 403 FORBIDDEN.
+         * @description Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner, with the task settings (env, secrets) of the run. The run must have ended; 409 while it runs. Only the run's submitter and admins may send one; anyone else gets 403 FORBIDDEN. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["sendRunMessage"];
         delete?: never;
@@ -629,7 +629,7 @@ export interface paths {
         put?: never;
         /**
          * Start a bot (simple, custom or image)
-         * @description Stores the bot and queues its life as a run of kind bot; a runner with Docker builds or pulls its image and starts its hardened container. The per-user quota (3 by default) is checked before anything is built: QUOTA_EXCEEDED. A stopped bot of the same name is replaced.
+         * @description Stores the bot and queues its life as a run of kind bot; a runner with Docker builds or pulls its image and starts its hardened container. The per-user quota (3 by default) is checked before anything is built: QUOTA_EXCEEDED. A stopped bot of the same name is replaced. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["startBot"];
         delete?: never;
@@ -792,7 +792,7 @@ export interface paths {
         put?: never;
         /**
          * Run a saved workflow
-         * @description Queues a run of the newest version (or `version`), answering like `POST /api/runs`; the run records the saved workflow and version it runs. Quotas apply as to `POST /api/runs`. Another tenant's is 404.
+         * @description Queues a run of the newest version (or `version`), answering like `POST /api/runs`; the run records the saved workflow and version it runs. Quotas apply as to `POST /api/runs`. Another tenant's is 404. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["runWorkflow"];
         delete?: never;
@@ -1229,7 +1229,7 @@ export interface components {
             status?: "failure";
             error: {
                 /** @enum {string} */
-                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -1650,7 +1650,9 @@ export interface operations {
     submitRun: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1763,6 +1765,15 @@ export interface operations {
             };
             /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1908,7 +1919,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2153,7 +2164,9 @@ export interface operations {
     approveStep: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
                 step: string;
@@ -2221,7 +2234,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2244,7 +2257,9 @@ export interface operations {
     rejectStep: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
                 step: string;
@@ -2312,7 +2327,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2478,7 +2493,9 @@ export interface operations {
     rerunRun: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2528,6 +2545,15 @@ export interface operations {
             };
             /** @description no such run or secret (or not one of this tenant's) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3250,7 +3276,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3680,7 +3706,9 @@ export interface operations {
     sendRunMessage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -3744,7 +3772,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3955,7 +3983,9 @@ export interface operations {
     startBot: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4043,7 +4073,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4210,7 +4240,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4360,7 +4390,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4450,7 +4480,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4864,7 +4894,9 @@ export interface operations {
             query?: {
                 tenant?: string;
             };
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 name: string;
             };
@@ -4926,6 +4958,15 @@ export interface operations {
             };
             /** @description no such run or secret (or not one of this tenant's) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5139,7 +5180,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5287,7 +5328,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5715,7 +5756,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the object is not in a state that allows this */
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
                 headers: {
                     [name: string]: unknown;

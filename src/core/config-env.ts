@@ -66,6 +66,8 @@ export const envNames: Record<keyof Config, string[]> = {
   maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
   maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
   auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
+  idempotencyKeyHours: ["RUNYARD_IDEMPOTENCY_KEY_HOURS"],
+  retryFor: ["RUNYARD_RETRY_FOR"],
   scheduleMinIntervalSeconds: ["RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS"],
   quotas: [],
   repos: [],

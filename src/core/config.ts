@@ -69,6 +69,15 @@ function switchOf(value: unknown): unknown {
   return value;
 }
 
+/** A duration as a person writes it (`2m`, `90s`, `500ms`, `1h`; a bare number is seconds) in ms. */
+function durationMsOf(value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value.toLowerCase());
+  if (!match) return value;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Math.round(Number(match[1]) * unit);
+}
+
 export const configSchema = z.object({
   /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config-schema.ts). */
   ...runConfigShape,
@@ -264,6 +273,24 @@ export const configSchema = z.object({
    * the fleet's leader prunes them hourly. See docs/security.md "Audit log".
    */
   auditRetentionDays: z.coerce.number().int().positive().default(90),
+  /**
+   * Server: how many hours a creating request's `Idempotency-Key` and its answer are kept, so a
+   * retry with the key is answered from them instead of creating again. See docs/api.md.
+   */
+  idempotencyKeyHours: z.coerce.number().positive().max(720).default(24),
+  /**
+   * CLI: how long a submit is retried (with the same `Idempotency-Key`) while the server answers
+   * 503 or the connection drops; `--retry-for 2m`, `90s`, `0` for never. Kept in milliseconds.
+   */
+  retryFor: z.preprocess(
+    durationMsOf,
+    z
+      .number({ error: "expected a duration such as 2m, 90s, 500ms or 0" })
+      .int()
+      .min(0)
+      .max(86_400_000, "at most 24h")
+      .default(120_000),
+  ),
   /**
    * Server: a saved workflow's schedule may not fire more often than once in this many seconds
    * (each tick is a stored row and a run). See docs/workflows.md "Schedules".

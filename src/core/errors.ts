@@ -130,6 +130,18 @@ export const errorTable = {
   FORBIDDEN: { status: 403, hint: "This token may not do that; use a user token, not a runner token." },
   NOT_FOUND: { status: 404, hint: "Check the id; `runyard runs list` shows the runs." },
   CONFLICT: { status: 409, hint: "The object is not in a state that allows this." },
+  IDEMPOTENCY_KEY_INVALID: {
+    status: 400,
+    hint: "Send an Idempotency-Key of 1 to 255 printable ASCII characters (no control characters, nothing beyond ASCII), such as a UUID; a new one for each thing you mean to create.",
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 409,
+    hint: "This Idempotency-Key was sent before with another body: send a new key for a new request; the same key only to retry the very same request.",
+  },
+  IDEMPOTENCY_KEY_IN_USE: {
+    status: 409,
+    hint: "The first request with this Idempotency-Key is still being answered: wait for the seconds in the Retry-After header and send it again with the same key.",
+  },
   INTERNAL: { status: 500, hint: "This is a bug in runyard; please report it with the log." },
   USERNAME_TAKEN: {
     status: 409,

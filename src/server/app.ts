@@ -7,6 +7,7 @@ import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
 import { httpHeadersHook } from "./http-headers.js";
+import { idempotencyHooks } from "./idempotency.js";
 import { RefusedLogins } from "./identity/refused-logins.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
@@ -64,6 +65,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);
   app.decorateRequest("runnerToken", undefined);
+  app.decorateRequest("idempotencyClaim", undefined);
   // Before the hooks below: its own onRequest hook marks WebSocket upgrades, so an upgrade the
   // token check refuses still has its socket closed after the 401 (else it would hang open).
   app.register(fastifyWebsocket, {
@@ -78,6 +80,10 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     // First: security headers on every answer, and CORS preflights answered before any token check.
     app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
     app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
+    // Creating routes (`config: idempotentRoute`): a key answered before is answered again here.
+    const idempotency = idempotencyHooks(deps.store.idempotencyKeys, deps.idempotency, deps.logger);
+    app.addHook("preValidation", idempotency.preValidation);
+    app.addHook("onSend", idempotency.onSend);
   });
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));
   app.setNotFoundHandler(notFoundHandler);

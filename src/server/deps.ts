@@ -4,6 +4,7 @@ import type { Store } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
 import type { EventBus } from "./event-bus.js";
+import type { IdempotencySettings } from "./idempotency.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { Revocations } from "./identity/revocations.js";
 import type { SessionTokens } from "./identity/session-tokens.js";
@@ -46,6 +47,8 @@ export interface ServerDeps {
   revocations: Revocations;
   /** Failed logins per username and address, in this replica's memory. */
   loginLimiter: LoginLimiter;
+  /** How long creating requests' `Idempotency-Key`s and their answers are kept. */
+  idempotency: IdempotencySettings;
   /** Run limits per tenant and user (QUOTA_EXCEEDED), counted from the store. */
   quotas: Quotas;
   /** Exact origins whose browser scripts may call the API (CORS); empty: none. */

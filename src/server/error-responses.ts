@@ -34,7 +34,7 @@ const errorStatuses = {
   401: "no token, or not a valid one; the hint says how to send one",
   403: "the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route)",
   404: "no such run or secret (or not one of this tenant's)",
-  409: "the object is not in a state that allows this",
+  409: "the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again)",
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
   429: "too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored)",
   500: "a bug in runyard; the server log has the details",
@@ -86,9 +86,11 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
   };
 }
 
-/** RATE_LIMITED errors carry the wait in their details; it goes out as `Retry-After` too. */
+/** Errors that say when to try again carry the wait in their details; it goes out as `Retry-After` too. */
+const waitingCodes: ReadonlySet<ErrorCode> = new Set(["RATE_LIMITED", "IDEMPOTENCY_KEY_IN_USE"]);
+
 function retryAfterSeconds(error: unknown): number | undefined {
-  if (!(error instanceof RunyardError) || error.code !== "RATE_LIMITED") return undefined;
+  if (!(error instanceof RunyardError) || !waitingCodes.has(error.code)) return undefined;
   const details = error.details as { retry_after_seconds?: unknown } | undefined;
   return typeof details?.retry_after_seconds === "number" ? details.retry_after_seconds : undefined;
 }

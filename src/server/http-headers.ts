@@ -16,9 +16,9 @@ export const securityHeaders: Readonly<Record<string, string>> = {
 
 /** What a listed origin's browser may send. */
 const allowedMethods = "GET, POST, PUT, DELETE";
-const allowedHeaders = "Authorization, Content-Type, Last-Event-ID, X-Runyard-Trigger";
+const allowedHeaders = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Runyard-Trigger";
 /** What scripts of a listed origin may read besides the simple response headers. */
-const exposedHeaders = "Retry-After";
+const exposedHeaders = "Retry-After, Idempotency-Replayed";
 /** How long a browser may keep a preflight's answer, in seconds. */
 const preflightMaxAge = "600";
 

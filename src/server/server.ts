@@ -20,6 +20,7 @@ import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { ForgeReporter } from "./forges/forge-reporter.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
+import { defaultIdempotencyKeyHours } from "./idempotency.js";
 import { LoginLimiter } from "./identity/login-limiter.js";
 import { Revocations } from "./identity/revocations.js";
 import { SessionTokens } from "./identity/session-tokens.js";
@@ -80,6 +81,8 @@ export interface ServerOptions {
   replicaTimings?: ReplicaTimings;
   /** Audit entries older than this many days are deleted by the fleet's leader; default 90. */
   auditRetentionDays?: number;
+  /** Creating requests' `Idempotency-Key`s are kept this many hours (RUNYARD_IDEMPOTENCY_KEY_HOURS); default 24. */
+  idempotencyKeyHours?: number;
   /** A schedule may fire at most once in this many seconds (RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS, default 60). */
   scheduleMinIntervalSeconds?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
@@ -291,6 +294,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const ticks = await store.schedules.pruneTicks(monthAgo);
       if (deliveries + ticks > 0)
         logger.info({ deliveries, ticks }, "old webhook deliveries and schedule ticks pruned");
+      const keys = await store.idempotencyKeys.prune();
+      if (keys > 0) logger.info({ keys }, "expired idempotency keys pruned");
     }
   });
 
@@ -308,6 +313,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     revocations,
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
+    idempotency: {
+      keepMs: (options.idempotencyKeyHours ?? defaultIdempotencyKeyHours) * 3_600_000,
+    },
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,
     corsOrigins: options.corsOrigins ?? [],
     workflowLimits,

@@ -41,6 +41,7 @@ export const copiedTables: readonly string[] = [
   "forges",
   "forge_deliveries",
   "forge_runs",
+  "idempotency_keys",
 ];
 
 /**

@@ -13,6 +13,7 @@ export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js"
 export type * from "./fleet.js";
 export type * from "./forges.js";
 export type * from "./hooks.js";
+export type * from "./idempotency-keys.js";
 export type * from "./jobs.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 export { servesEveryTenant, servesTenant } from "./placement.js";

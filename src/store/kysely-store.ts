@@ -12,6 +12,7 @@ import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
 import { forgesRepo } from "./forges.js";
 import { hooksRepo } from "./hooks.js";
+import { idempotencyKeysRepo } from "./idempotency-keys.js";
 import { jobsRepo } from "./jobs.js";
 import { migrateToLatest } from "./migrations/index.js";
 import { runEventsRepo } from "./run-events.js";
@@ -119,6 +120,7 @@ function storeOver(ctx: StoreContext): Store {
     fleet: fleetRepo(ctx),
     concurrency: concurrencySlotsRepo(ctx),
     hooks: hooksRepo(ctx),
+    idempotencyKeys: idempotencyKeysRepo(ctx),
     forges: forgesRepo(ctx),
     savedWorkflows: savedWorkflowsRepo(ctx),
     schedules: schedulesRepo(ctx),

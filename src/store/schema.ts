@@ -373,6 +373,20 @@ export interface ScheduleTicksTable {
   created_at: string;
 }
 
+/** A creating request's `Idempotency-Key`, per caller; `status` and `response` null while it is served. */
+export interface IdempotencyKeysTable {
+  owner: string;
+  key: string;
+  /** Hex SHA-256 of the request body's canonical JSON. */
+  request_hash: string;
+  claim_id: string;
+  claimed_at: string;
+  expires_at: string;
+  status: number | null;
+  /** The 2xx answer's body, as sent. */
+  response: string | null;
+}
+
 export interface Database {
   approvals: ApprovalsTable;
   saved_workflows: SavedWorkflowsTable;
@@ -398,6 +412,7 @@ export interface Database {
   forges: ForgesTable;
   forge_deliveries: ForgeDeliveriesTable;
   forge_runs: ForgeRunsTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -6,6 +6,7 @@ import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
 import type { FleetRepo } from "./fleet.js";
 import type { ForgesRepo } from "./forges.js";
 import type { HooksRepo } from "./hooks.js";
+import type { IdempotencyKeysRepo } from "./idempotency-keys.js";
 import type { JobsRepo } from "./jobs.js";
 import type { RunEventsRepo } from "./run-events.js";
 import type { RunnersRepo } from "./runners.js";
@@ -56,6 +57,7 @@ export interface Store {
   fleet: FleetRepo;
   concurrency: ConcurrencySlotsRepo;
   hooks: HooksRepo;
+  idempotencyKeys: IdempotencyKeysRepo;
   forges: ForgesRepo;
   savedWorkflows: SavedWorkflowsRepo;
   schedules: SchedulesRepo;

@@ -7,6 +7,7 @@ import type { RunRecord } from "../../store/index.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { publicRoute } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
 import { watchRun } from "../run-watch.js";
@@ -131,12 +132,15 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.post(
     "/api/runs/:id/messages",
     {
+      config: idempotentRoute,
       schema: {
         operationId: "sendRunMessage",
         summary: "Continue an agent run with a follow-up message",
         description:
-          "Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner, with the task settings (env, secrets) of the run. The run must have ended; 409 while it runs. Only the run's submitter and admins may send one; anyone else gets 403 FORBIDDEN.",
+          "Queues the next turn as a new run: each agent resumes its session in the same workspace (the branch as the last turn left it) on the same runner, with the task settings (env, secrets) of the run. The run must have ended; 409 while it runs. Only the run's submitter and admins may send one; anyone else gets 403 FORBIDDEN." +
+          idempotentRouteNote,
         tags: ["agents"],
+        headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: MessageBody,
         response: {

@@ -10,6 +10,7 @@ import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { visibleRun } from "./visible-run.js";
 
@@ -154,6 +155,7 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
     api.post(
       `/api/runs/:id/steps/:step/${verb}`,
       {
+        config: idempotentRoute,
         schema: {
           operationId: `${verb}Step`,
           summary: verb === "approve" ? "Approve a waiting approval step" : "Reject a waiting approval step",
@@ -161,8 +163,9 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
             verb === "approve"
               ? "The step ends `success` and the run goes on."
               : "The step fails with APPROVAL_REJECTED, and so does the run unless the step has `continue_on_error`."
-          } The answer, who gave it and the comment are the run's \`approval.answered\` event and an audit entry.`,
+          } The answer, who gave it and the comment are the run's \`approval.answered\` event and an audit entry.${idempotentRouteNote}`,
           tags: ["runs"],
+          headers: IdempotencyKeyHeaders,
           params: StepParams,
           body: AnswerBody,
           response: {

@@ -6,6 +6,7 @@ import { audit } from "../audit.js";
 import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { StartBotBody } from "../runs/bot-spec.js";
 
@@ -56,12 +57,15 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
     "/api/bots",
     {
       bodyLimit: botBodyLimit(deps.botUploadBytes),
+      config: idempotentRoute,
       schema: {
         operationId: "startBot",
         summary: "Start a bot (simple, custom or image)",
         description:
-          "Stores the bot and queues its life as a run of kind bot; a runner with Docker builds or pulls its image and starts its hardened container. The per-user quota (3 by default) is checked before anything is built: QUOTA_EXCEEDED. A stopped bot of the same name is replaced.",
+          "Stores the bot and queues its life as a run of kind bot; a runner with Docker builds or pulls its image and starts its hardened container. The per-user quota (3 by default) is checked before anything is built: QUOTA_EXCEEDED. A stopped bot of the same name is replaced." +
+          idempotentRouteNote,
         tags: ["bots"],
+        headers: IdempotencyKeyHeaders,
         body: StartBotBody,
         response: {
           202: { description: "stored and queued", content: { "application/json": { schema: StartAnswer } } },

@@ -7,6 +7,7 @@ import { refuseBodyFields } from "../api-schemas.js";
 import { isPlatformAdmin, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { visibleRun } from "./visible-run.js";
 
@@ -24,19 +25,22 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
     "/api/runs/:id/rerun",
     {
       preValidation: refuseBodyFields,
+      config: idempotentRoute,
       schema: {
         operationId: "rerunRun",
         summary: "Run a workflow run's workflow again",
         description:
-          "Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400.",
+          "Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400." +
+          idempotentRouteNote,
         tags: ["runs"],
+        headers: IdempotencyKeyHeaders,
         params: RunParams,
         response: {
           201: {
             description: "the new run is queued",
             content: { "application/json": { schema: RunSubmitted } },
           },
-          ...protectedErrorResponses(400, 404, 429),
+          ...protectedErrorResponses(400, 404, 409, 429),
         },
       },
     },

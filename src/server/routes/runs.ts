@@ -21,6 +21,7 @@ import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
@@ -280,19 +281,22 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
     "/api/runs",
     {
       bodyLimit: runBodyLimit,
+      config: idempotentRoute,
       schema: {
         operationId: "submitRun",
         summary: "Submit a workflow run or an agent task",
         description:
-          'Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.',
+          'Validates the workflow and queues a run. Bad YAML is 400 WORKFLOW_INVALID with `file:line:col` diagnostics; a body over 8 MiB is 413; a quota of the tenant or user reached is 429 QUOTA_EXCEEDED (`{"status":"failure","error":{...}}`), and nothing is stored.' +
+          idempotentRouteNote,
         tags: ["runs"],
+        headers: IdempotencyKeyHeaders,
         body: SubmitRunBody,
         response: {
           201: {
             description: "the run is queued",
             content: { "application/json": { schema: RunSubmitted } },
           },
-          ...protectedErrorResponses(400, 413, 429),
+          ...protectedErrorResponses(400, 409, 413, 429),
         },
       },
       // The OpenRunner-style API's agent body ({input, metadata}) becomes the native one; a body

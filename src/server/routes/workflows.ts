@@ -9,6 +9,7 @@ import { audit } from "../audit.js";
 import { isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { runBodyLimit } from "./runs.js";
 
@@ -264,12 +265,15 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.post(
     "/api/workflows/:name/runs",
     {
+      config: idempotentRoute,
       schema: {
         operationId: "runWorkflow",
         summary: "Run a saved workflow",
         description:
-          "Queues a run of the newest version (or `version`), answering like `POST /api/runs`; the run records the saved workflow and version it runs. Quotas apply as to `POST /api/runs`. Another tenant's is 404.",
+          "Queues a run of the newest version (or `version`), answering like `POST /api/runs`; the run records the saved workflow and version it runs. Quotas apply as to `POST /api/runs`. Another tenant's is 404." +
+          idempotentRouteNote,
         tags: ["workflows"],
+        headers: IdempotencyKeyHeaders,
         params: WorkflowParams,
         querystring: TenantQuery,
         body: StartSavedRunBody,
@@ -278,7 +282,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
             description: "the run is queued",
             content: { "application/json": { schema: SavedRunSubmitted } },
           },
-          ...protectedErrorResponses(400, 404, 429),
+          ...protectedErrorResponses(400, 404, 409, 429),
         },
       },
     },

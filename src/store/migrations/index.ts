@@ -19,6 +19,7 @@ import * as concurrencyAndHooks from "./0015_concurrency_and_hooks.js";
 import * as approvals from "./0016_approvals.js";
 import * as runRollback from "./0017_run_rollback.js";
 import * as forges from "./0018_forges.js";
+import * as idempotencyKeys from "./0019_idempotency_keys.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -43,6 +44,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0016_approvals": approvals,
   "0017_run_rollback": runRollback,
   "0018_forges": forges,
+  "0019_idempotency_keys": idempotencyKeys,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

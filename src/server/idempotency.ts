@@ -1,0 +1,180 @@
+import { createHash } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { RunyardError } from "../core/errors.js";
+import { assertExhaustive } from "../core/exhaustive.js";
+import type { Logger } from "../core/logger.js";
+import type { IdempotencyKeysRepo } from "../store/index.js";
+import type { Principal } from "./auth.js";
+
+/** How long a key and its answer are kept unless RUNYARD_IDEMPOTENCY_KEY_HOURS says otherwise. */
+export const defaultIdempotencyKeyHours = 24;
+
+/**
+ * A request served this long without an answer is presumed lost with its server (a crash
+ * mid-answer), and its key may be served again. Far longer than any creating request takes.
+ */
+export const idempotencyClaimTimeoutMs = 60_000;
+
+/** What a caller told `IDEMPOTENCY_KEY_IN_USE` waits before sending the same request again. */
+const inUseRetryAfterSeconds = 1;
+
+/** The header a replayed answer carries. */
+export const replayedHeader = "idempotency-replayed";
+
+const keyPattern = /^[\x20-\x7e]{1,255}$/;
+
+/** The route option that makes a creating route take `Idempotency-Key`. */
+export const idempotentRoute = { idempotent: true } as const;
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The route creates something and takes `Idempotency-Key` (idempotency.ts). */
+    idempotent?: boolean;
+  }
+  interface FastifyRequest {
+    /** The key this request serves, once claimed; its answer is kept or its claim released. */
+    idempotencyClaim: { owner: string; key: string; claimId: string } | undefined;
+  }
+}
+
+/** The `Idempotency-Key` header as the OpenAPI document shows it on a creating route. */
+export const IdempotencyKeyHeaders = z.looseObject({
+  "idempotency-key": z
+    .string()
+    .regex(keyPattern)
+    .describe(
+      "1 to 255 printable ASCII characters, new for each thing to create (a UUID). The same key with the same request answers the first 2xx answer again (`Idempotency-Replayed: true`) and creates nothing; with another request it is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After. Only 2xx answers are kept. Keys are per user, kept 24 hours by default (docs/api.md).",
+    )
+    .optional(),
+});
+
+/** A sentence for a creating route's description (parameters' own descriptions do not reach the document). */
+export const idempotentRouteNote =
+  " Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).";
+
+export interface IdempotencySettings {
+  /** How long a key and its answer are kept after its first request, in ms. */
+  keepMs: number;
+}
+
+/** Whose keys these are: every token and session of a user share them; a token without a user has its own. */
+function ownerOf(principal: Principal | undefined): string | undefined {
+  if (principal?.user_id) return `user:${principal.user_id}`;
+  if (principal?.token_id) return `token:${principal.token_id}`;
+  return undefined;
+}
+
+/** JSON with object keys sorted, so two bodies that parse the same hash the same. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, child]) => child !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, child]) => `${JSON.stringify(key)}:${canonicalJson(child)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** The request a key stands for: method, URL and the body as parsed JSON. */
+function requestHash(request: FastifyRequest): string {
+  return createHash("sha256")
+    .update(`${request.method} ${request.url}\n${canonicalJson(request.body)}`)
+    .digest("hex");
+}
+
+function keyOf(request: FastifyRequest): string | undefined {
+  const value = request.headers["idempotency-key"];
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) {
+    throw new RunyardError("IDEMPOTENCY_KEY_INVALID", "Idempotency-Key was sent more than once");
+  }
+  if (!keyPattern.test(value)) {
+    const why =
+      value.length === 0
+        ? "is empty"
+        : value.length > 255
+          ? `is ${value.length} characters long; at most 255 are taken`
+          : "holds a character that is not printable ASCII";
+    throw new RunyardError("IDEMPOTENCY_KEY_INVALID", `Idempotency-Key ${why}`);
+  }
+  return value;
+}
+
+function shown(key: string): string {
+  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}...` : key);
+}
+
+/**
+ * The hooks that make the routes marked `idempotentRoute` idempotent. Before validation, the
+ * key is claimed in the store (one claim wins across replicas): a key answered before gets its
+ * kept answer again, with `Idempotency-Replayed: true`, and the route is not run. Once the route
+ * has answered, a 2xx answer is kept under the key, and anything else frees the key.
+ */
+export function idempotencyHooks(
+  keys: IdempotencyKeysRepo,
+  settings: IdempotencySettings,
+  logger: Logger,
+): {
+  preValidation: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
+  onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown) => Promise<unknown>;
+} {
+  return {
+    async preValidation(request, reply) {
+      if (!request.routeOptions.config.idempotent) return undefined;
+      const key = keyOf(request);
+      const owner = ownerOf(request.principal);
+      if (key === undefined || owner === undefined) return undefined;
+      const claim = await keys.claim({
+        owner,
+        key,
+        request_hash: requestHash(request),
+        keep_ms: settings.keepMs,
+        claim_timeout_ms: idempotencyClaimTimeoutMs,
+      });
+      switch (claim.state) {
+        case "claimed":
+          request.idempotencyClaim = { owner, key, claimId: claim.claim_id };
+          return undefined;
+        case "answered":
+          return reply
+            .code(claim.answer.status)
+            .header(replayedHeader, "true")
+            .type("application/json; charset=utf-8")
+            .send(claim.answer.body);
+        case "reused":
+          throw new RunyardError(
+            "IDEMPOTENCY_KEY_REUSED",
+            `Idempotency-Key ${shown(key)} was sent before with another request (${request.method} ${request.url.split("?")[0]} and its body must be the same)`,
+          );
+        case "in_use":
+          throw new RunyardError(
+            "IDEMPOTENCY_KEY_IN_USE",
+            `the first request with Idempotency-Key ${shown(key)} is still being answered`,
+            { details: { retry_after_seconds: inUseRetryAfterSeconds } },
+          );
+        default:
+          return assertExhaustive(claim);
+      }
+    },
+
+    async onSend(request, reply, payload) {
+      const claim = request.idempotencyClaim;
+      if (!claim) return payload;
+      request.idempotencyClaim = undefined;
+      const { owner, key, claimId } = claim;
+      try {
+        if (reply.statusCode >= 200 && reply.statusCode < 300 && typeof payload === "string") {
+          await keys.complete(owner, key, claimId, { status: reply.statusCode, body: payload });
+        } else {
+          await keys.release(owner, key, claimId);
+        }
+      } catch (error) {
+        // The answer goes out regardless; an unanswered claim is freed after its timeout.
+        logger.warn({ err: error, status: reply.statusCode }, "could not record an Idempotency-Key's answer");
+      }
+      return payload;
+    },
+  };
+}
