@@ -143,7 +143,7 @@ export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promis
 /** `runyard agent run "PROMPT"`: submits an agent task and, with --follow, streams it like `runyard run`. */
 export async function agentRun(prompt: string, flags: AgentRunFlags, ctx: CliContext): Promise<number> {
   const api = apiClient(ctx);
-  const { run_id } = await api.request<{ run_id: string }>(
+  const { run_id } = await api.submit<{ run_id: string }>(
     "POST",
     "/api/runs",
     await agentRunBody(prompt, flags),
@@ -159,7 +159,7 @@ export async function agentSend(
   ctx: CliContext,
 ): Promise<number> {
   const api = apiClient(ctx);
-  const { run_id } = await api.request<{ run_id: string }>(
+  const { run_id } = await api.submit<{ run_id: string }>(
     "POST",
     `/api/runs/${encodeURIComponent(runId)}/messages`,
     { text },

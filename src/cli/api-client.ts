@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import { type RetryNotice, sendIdempotent } from "../client/submit-retry.js";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
 import { triggerHeader } from "../core/run-trigger.js";
@@ -8,6 +9,23 @@ const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "EN
 
 const errorCode = (error: unknown): string | undefined =>
   (error as { cause?: { code?: string } }).cause?.code;
+
+/** Connection errors after which a request may have gone unanswered: a submit is sent again. */
+const droppedConnections: Readonly<Record<string, string>> = {
+  ECONNRESET: "the connection was reset",
+  EPIPE: "the connection was closed while the request was sent",
+  ECONNABORTED: "the connection was aborted",
+  UND_ERR_SOCKET: "the connection closed before an answer",
+  UND_ERR_CLOSED: "the connection closed before an answer",
+};
+
+/** How a client retries submits (`submit`): for how long, and whom it tells. */
+export interface SubmitRetry {
+  /** How long after its first attempt a submit may be sent again; 0: never. */
+  retryForMs: number;
+  /** Told before each retry and when it gives up, in a line for stderr. */
+  say: (line: string) => void;
+}
 
 /**
  * The CLI's way to the server's HTTP API: bearer token, errors turned into RunyardError with
@@ -20,6 +38,7 @@ export class ApiClient {
   constructor(
     private readonly serverUrls: readonly string[],
     private readonly token: string | undefined,
+    private readonly retry: SubmitRetry = { retryForMs: 0, say: () => {} },
   ) {
     if (serverUrls.length === 0) throw new Error("an API client needs at least one server URL");
   }
@@ -41,14 +60,57 @@ export class ApiClient {
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
-      response = await this.fetchFromServer(path, {
-        method,
-        headers: this.headers(body === undefined ? {} : { "content-type": "application/json" }),
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      response = await this.send(method, path, body);
+    } catch (error) {
+      throw unreachable(this.serverUrls, error);
+    }
+    return this.answer<T>(response);
+  }
+
+  /**
+   * A request that creates something (a run, a bot, an answer): sent with a new
+   * `Idempotency-Key`, and with the same key again while the server answers 503 or the
+   * connection drops unanswered, for up to `retryForMs`, saying so on stderr. The server answers
+   * a key it has answered with that answer, so the thing is created once.
+   */
+  async submit<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await sendIdempotent((key) => this.send(method, path, body, { "idempotency-key": key }), {
+        retryForMs: this.retry.retryForMs,
+        droppedConnection: (error) => {
+          const code = errorCode(error);
+          return code === undefined ? undefined : droppedConnections[code];
+        },
+        onRetry: (notice) => this.retry.say(retryLine(method, path, notice)),
+        onGiveUp: ({ attempts, reason, elapsedMs }) =>
+          this.retry.say(
+            `giving up on ${method} ${path} after ${attempts} attempts in ${seconds(elapsedMs)} (--retry-for ${seconds(this.retry.retryForMs)}): ${reason}`,
+          ),
       });
     } catch (error) {
       throw unreachable(this.serverUrls, error);
     }
+    return this.answer<T>(response);
+  }
+
+  private send(
+    method: string,
+    path: string,
+    body: unknown,
+    extra: Record<string, string> = {},
+  ): Promise<Response> {
+    return this.fetchFromServer(path, {
+      method,
+      headers: this.headers({
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...extra,
+      }),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  }
+
+  private async answer<T>(response: Response): Promise<T> {
     const text = await response.text();
     const data = text ? this.parseAnswer(response, text) : undefined;
     if (!response.ok) throw this.cliError(fromErrorBody(response.status, data));
@@ -163,6 +225,14 @@ async function* readSse(response: Response): AsyncGenerator<RunEvent> {
       end = buffer.indexOf("\n\n");
     }
   }
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+function retryLine(method: string, path: string, notice: RetryNotice): string {
+  return `retrying ${method} ${path} in ${seconds(notice.waitMs)} (attempt ${notice.attempt}, same Idempotency-Key): ${notice.reason}`;
 }
 
 function unreachable(serverUrls: readonly string[], error: unknown): RunyardError {

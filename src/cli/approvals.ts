@@ -27,7 +27,7 @@ export async function answerApproval(
   flags: { comment?: string; json?: boolean },
   ctx: CliContext,
 ): Promise<number> {
-  const answer = await apiClient(ctx).request<{ decision: string; answered_by: string }>(
+  const answer = await apiClient(ctx).submit<{ decision: string; answered_by: string }>(
     "POST",
     `/api/runs/${encodeURIComponent(runId)}/steps/${encodeURIComponent(step)}/${verb}`,
     flags.comment !== undefined ? { comment: flags.comment } : {},

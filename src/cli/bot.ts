@@ -170,7 +170,7 @@ export async function botStart(
   }
   const body = await botStartBody(name, flags, ctx);
   const api = apiClient(ctx);
-  const started = await api.request<{ bot: BotView; run_id: string }>("POST", "/api/bots", body);
+  const started = await api.submit<{ bot: BotView; run_id: string }>("POST", "/api/bots", body);
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(started)}\n`);
     if (flags.detach) return 0;

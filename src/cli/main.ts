@@ -25,9 +25,18 @@ function serverFlags(command: Command): Command {
     .option("--token <token>", "API token (RUNYARD_TOKEN)");
 }
 
-const apiOverrides = (flags: { server?: string; token?: string }): Overrides => ({
+/** Flags of the commands that create something on a server (a run, a bot, an answer). */
+function submitFlags(command: Command): Command {
+  return serverFlags(command).option(
+    "--retry-for <duration>",
+    "while the server answers 503 or the connection drops, send the submit again (same Idempotency-Key) for this long: 2m (default), 90s, 0 for never (RUNYARD_RETRY_FOR)",
+  );
+}
+
+const apiOverrides = (flags: { server?: string; token?: string; retryFor?: string }): Overrides => ({
   serverUrl: flags.server,
   token: flags.token,
+  retryFor: flags.retryFor,
 });
 
 /** `--shutdown-grace` is in seconds, as people say it; the config keeps milliseconds. */
@@ -83,7 +92,7 @@ function buildProgram(
     .option("--json", "print the run's events as JSON lines")
     .option("-q, --quiet", "print only failures and the result")
     .option("--no-rollback", "when the run fails, do not run its steps' rollback:");
-  serverFlags(run).action(async (file: string, flags) => {
+  submitFlags(run).action(async (file: string, flags) => {
     const context = await runCtx(apiOverrides(flags));
     // A server named by --server or RUNYARD_SERVER_URL (as the flag's help says) takes the run.
     setExit(
@@ -369,7 +378,7 @@ function buildProgram(
       await (await import("./workflow.js")).workflowRemove(name, flags, await ctx(apiOverrides(flags))),
     ),
   );
-  serverFlags(
+  submitFlags(
     workflow
       .command("run")
       .description("run a saved workflow (the newest version unless --version)")
@@ -521,7 +530,7 @@ function buildProgram(
     );
 
   const agent = program.command("agent").description("run AI coding agents on the server's runners");
-  serverFlags(
+  submitFlags(
     agent
       .command("run")
       .argument("<prompt>", "what the agent should do")
@@ -560,7 +569,7 @@ function buildProgram(
   ).action(async (prompt: string, flags) =>
     setExit(await (await import("./agent.js")).agentRun(prompt, flags, await ctx(apiOverrides(flags)))),
   );
-  serverFlags(
+  submitFlags(
     agent
       .command("send")
       .argument("<run>", "a finished agent run")
@@ -579,7 +588,7 @@ function buildProgram(
     .description(
       "long-running bots in hardened Docker containers, with the avtomatika-bot CLI's flags (AVTOMATIKA_URL and AVTOMATIKA_TOKEN work as RUNYARD_SERVER_URL and RUNYARD_TOKEN)",
     );
-  serverFlags(
+  submitFlags(
     bot
       .command("start")
       .argument("<name>", "the bot's name, e.g. echo-bot")
@@ -697,7 +706,7 @@ function buildProgram(
       setExit(await (await import("./runs.js")).runsCancel(id, await ctx(apiOverrides(flags)))),
   );
   for (const verb of ["approve", "reject"] as const) {
-    serverFlags(
+    submitFlags(
       runs
         .command(verb)
         .argument("<run>")

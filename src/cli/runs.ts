@@ -13,7 +13,11 @@ import { parseVarFlags } from "./workflow-file.js";
 /** A client of the servers of `--server` / RUNYARD_SERVER_URL, or of the local default. */
 export function apiClient(ctx: CliContext): ApiClient {
   const servers = parseServerUrls(ctx.config.serverUrl ?? "");
-  return new ApiClient(servers.length > 0 ? servers : [defaultServerUrl], ctx.config.token);
+  return new ApiClient(servers.length > 0 ? servers : [defaultServerUrl], ctx.config.token, {
+    retryForMs: ctx.config.retryFor,
+    // stderr, also under --json: stdout stays the command's JSON.
+    say: (line) => ctx.stderr.write(`${line}\n`),
+  });
 }
 
 interface RunView {
@@ -59,7 +63,7 @@ export async function submitRun(
     throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
   }
   const api = apiClient(ctx);
-  const { run_id } = await api.request<{ run_id: string }>("POST", "/api/runs", {
+  const { run_id } = await api.submit<{ run_id: string }>("POST", "/api/runs", {
     kind: "workflow",
     workflow: text,
     vars: parseVarFlags(flags.var),

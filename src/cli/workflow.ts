@@ -118,7 +118,7 @@ export async function workflowRun(
       throw new RunyardError("USAGE", `--version ${flags.version}: expected a version number, like 3`);
   }
   const api = apiClient(ctx);
-  const run = await api.request<{ run_id: string; saved_version: number }>(
+  const run = await api.submit<{ run_id: string; saved_version: number }>(
     "POST",
     `${workflowPath(name, flags).replace(/(\?|$)/, "/runs$1")}`,
     { vars: parseVarFlags(flags.var), ...(version !== undefined ? { version } : {}) },

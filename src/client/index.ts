@@ -18,3 +18,11 @@ export function createRunyardClient(baseUrl: string, token?: string): Client<pat
     ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
   });
 }
+
+export {
+  newIdempotencyKey,
+  type RetryNotice,
+  retryAfterMs,
+  type SubmitRetryOptions,
+  sendIdempotent,
+} from "./submit-retry.js";
