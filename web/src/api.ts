@@ -1,4 +1,10 @@
-import { type components, createRunyardClient, type operations } from "../../src/client/index.js";
+import {
+  type components,
+  createRunyardClient,
+  type operations,
+  type RetryNotice,
+  sendIdempotent,
+} from "../../src/client/index.js";
 
 /**
  * The browser's way to the API: the typed client of src/client (paths, parameters, bodies and
@@ -110,3 +116,49 @@ export async function answer<Data>(
     body?.details,
   );
 }
+
+/** How long a submit is sent again while the server answers 503 or the connection drops (as the CLI's default). */
+const submitRetryForMs = 120_000;
+
+/** A submit being sent again, as the page shows it; null when none is. */
+export type SubmitRetry = (RetryNotice & { path: string }) | null;
+
+const onRetry = new Set<(retry: SubmitRetry) => void>();
+export function whenRetrying(listener: (retry: SubmitRetry) => void): () => void {
+  onRetry.add(listener);
+  return () => onRetry.delete(listener);
+}
+const tell = (retry: SubmitRetry): void => {
+  for (const listener of onRetry) listener(retry);
+};
+
+/**
+ * The fetch of a call that creates something (a run, a bot, an answer): `api.POST(path, { body,
+ * ...asSubmit })`. It carries a new `Idempotency-Key`, and is sent again with the same key after
+ * a 503, a 409 IDEMPOTENCY_KEY_IN_USE or a connection lost before the answer, honouring
+ * Retry-After, for up to 2 minutes; the server answers a key it answered with that answer, so the
+ * thing is created once (docs/api.md).
+ */
+export const asSubmit = {
+  fetch: async (request: Request): Promise<Response> => {
+    const path = new URL(request.url).pathname;
+    try {
+      return await sendIdempotent(
+        (key) => {
+          const attempt = request.clone();
+          attempt.headers.set("idempotency-key", key);
+          return fetch(attempt);
+        },
+        {
+          retryForMs: submitRetryForMs,
+          // A browser says no more of a failed fetch than TypeError: the answer never came.
+          droppedConnection: (error) =>
+            error instanceof TypeError ? "the connection failed before an answer" : undefined,
+          onRetry: (notice) => tell({ ...notice, path }),
+        },
+      );
+    } finally {
+      tell(null);
+    }
+  },
+};

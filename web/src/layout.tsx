@@ -1,6 +1,7 @@
 import type { ReactNode } from "react";
 import { answer, api, setToken } from "./api.js";
 import type { Caller } from "./caller.js";
+import { RetryNotice } from "./retry-notice.js";
 
 const sections = [
   ["run", "Run"],
@@ -45,6 +46,7 @@ export function Layout(props: {
           Log out
         </button>
       </header>
+      <RetryNotice />
       <main>{props.children}</main>
     </div>
   );

@@ -1,5 +1,5 @@
 import { useCallback, useRef, useState } from "react";
-import { type ApiError, answer, api, asApiError } from "../api.js";
+import { type ApiError, answer, api, asApiError, asSubmit } from "../api.js";
 import { navigate } from "../router.js";
 import { helloWorkflow } from "./run-workflow/hello.js";
 import { ProblemList, type Verdict } from "./run-workflow/problem-list.js";
@@ -52,6 +52,7 @@ export function RunWorkflowPage(_props: { route: string[] }) {
       const submitted = await answer(
         api.POST("/api/runs", {
           body: { kind: "workflow", workflow: text.current, vars: varsOf(rowsRef.current) },
+          ...asSubmit,
         }),
       );
       navigate(`/runs/${encodeURIComponent(submitted.run_id)}`);

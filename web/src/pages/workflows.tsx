@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { answer, api } from "../api.js";
+import { answer, api, asSubmit } from "../api.js";
 import { formatDate } from "../dates.js";
 import { navigate } from "../router.js";
 import { type Schedule, useWorkflowLists } from "./workflows/use-workflow-lists.js";
@@ -20,7 +20,7 @@ export function WorkflowsPage(_props: { route: string[] }) {
     setRunError(null);
     try {
       const started = await answer(
-        api.POST("/api/workflows/{name}/runs", { params: { path: { name } }, body: {} }),
+        api.POST("/api/workflows/{name}/runs", { params: { path: { name } }, body: {}, ...asSubmit }),
       );
       navigate(`/runs/${started.run_id}`);
     } catch (caught) {

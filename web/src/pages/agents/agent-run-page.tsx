@@ -1,6 +1,6 @@
 import { type FormEvent, useEffect, useMemo, useState } from "react";
 import type { EventOf, RunEvent } from "../../../../src/core/events.js";
-import { answer, api, type Schema } from "../../api.js";
+import { answer, api, asSubmit, type Schema } from "../../api.js";
 import { navigate } from "../../router.js";
 import { duration } from "./agent-run-list.js";
 import { AgentResult } from "./agent-summary.js";
@@ -163,7 +163,11 @@ function FollowUp(props: { runId: string }) {
     setError(null);
     try {
       const next = await answer(
-        api.POST("/api/runs/{id}/messages", { params: { path: { id: props.runId } }, body: { text } }),
+        api.POST("/api/runs/{id}/messages", {
+          params: { path: { id: props.runId } },
+          body: { text },
+          ...asSubmit,
+        }),
       );
       navigate(`/agents/${encodeURIComponent(next.run_id)}`);
     } catch (caught) {

@@ -1,5 +1,5 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { answer, api, type BodyOf } from "../../api.js";
+import { answer, api, asSubmit, type BodyOf } from "../../api.js";
 import { navigate } from "../../router.js";
 import { type EnvRow, EnvRows, envRecord } from "./env-rows.js";
 import { ErrorNote } from "./error-note.js";
@@ -74,7 +74,7 @@ export function StartAgentForm() {
       env: envRecord(env),
     };
     try {
-      const run = await answer(api.POST("/api/runs", { body }));
+      const run = await answer(api.POST("/api/runs", { body, ...asSubmit }));
       navigate(`/agents/${encodeURIComponent(run.run_id)}`);
     } catch (caught) {
       setError(caught);

@@ -1,6 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { type BotMode, botModes } from "../../../../src/core/bot-states.js";
-import { answer, api, type BodyOf } from "../../api.js";
+import { answer, api, asSubmit, type BodyOf } from "../../api.js";
 import { type EnvRow, EnvRows, envRecord } from "../agents/env-rows.js";
 import { ErrorNote } from "../agents/error-note.js";
 
@@ -71,6 +71,7 @@ export function StartBotForm(props: { onStarted: () => void }) {
       await answer(
         api.POST("/api/bots", {
           body: { name: name.trim(), mode, ...source(), restart, env: envRecord(env) },
+          ...asSubmit,
         }),
       );
       props.onStarted();

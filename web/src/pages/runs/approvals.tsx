@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { type ApiError, answer, api, asApiError, type Schema } from "../../api.js";
+import { type ApiError, answer, api, asApiError, asSubmit, type Schema } from "../../api.js";
 import { formatDate } from "../../dates.js";
 
 type Run = Schema<"Run">;
@@ -54,8 +54,9 @@ function WaitingApproval({
     setSending(true);
     setError(null);
     try {
-      if (verb === "approve") await answer(api.POST("/api/runs/{id}/steps/{step}/approve", { params, body }));
-      else await answer(api.POST("/api/runs/{id}/steps/{step}/reject", { params, body }));
+      if (verb === "approve")
+        await answer(api.POST("/api/runs/{id}/steps/{step}/approve", { params, body, ...asSubmit }));
+      else await answer(api.POST("/api/runs/{id}/steps/{step}/reject", { params, body, ...asSubmit }));
       onAnswered();
     } catch (caught) {
       setError(asApiError(caught));

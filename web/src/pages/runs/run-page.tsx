@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { RunEvent, RunEventType } from "../../../../src/core/events.js";
 import { finalRunStatuses } from "../../../../src/core/run-states.js";
-import { type ApiError, answer, api, asApiError, type Schema } from "../../api.js";
+import { type ApiError, answer, api, asApiError, asSubmit, type Schema } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { RunApprovals } from "./approvals.js";
@@ -198,7 +198,7 @@ export function RunPage({ id }: { id: string }) {
 
   const rerun = async () => {
     try {
-      const next = await answer(api.POST("/api/runs/{id}/rerun", { params }));
+      const next = await answer(api.POST("/api/runs/{id}/rerun", { params, ...asSubmit }));
       navigate(`/runs/${encodeURIComponent(next.run_id)}`);
     } catch (caught) {
       setError(asApiError(caught));
