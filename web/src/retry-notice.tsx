@@ -12,7 +12,8 @@ export function RetryNotice() {
   const seconds = Math.max(1, Math.round(retry.waitMs / 1000));
   return (
     <p className="retry-notice" role="status">
-      Sending again in {seconds} s (attempt {retry.attempt}): {retry.reason}. It will be created once.
+      Sending again in {seconds} s (attempt {retry.attempt}): {retry.reason}. The same request goes again, so
+      it takes effect once.
     </p>
   );
 }
