@@ -184,6 +184,23 @@ describe("runyard run --server, when a submit is not answered", () => {
     }
   });
 
+  it("gives up on answers lost every time, saying the run may exist, and it exists once", async () => {
+    const front = await startFront(server.url, "drop-answer", 100);
+    try {
+      const file = writeWorkflow(workflow("answer-lost"));
+      const result = await runCli(["run", file, "--server", front.url, "--retry-for", "1s"], { env: cliEnv });
+      expect(result.code).not.toBe(0);
+      expect(front.meddled()).toBeGreaterThanOrEqual(2);
+      expect(result.stderr).toMatch(
+        /error: POST \/api\/runs got no answer from http:\/\/127\.0\.0\.1:\d+: the connection/,
+      );
+      expect(result.stderr).toContain("hint: The server may have taken it before the connection dropped");
+      expect(await runsNamed("answer-lost")).toHaveLength(1);
+    } finally {
+      await front.close();
+    }
+  });
+
   it("sends once with --retry-for 0", async () => {
     const front = await startFront(server.url, "unavailable", 100);
     try {

@@ -75,13 +75,14 @@ export class ApiClient {
    */
   async submit<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
+    const dropped = (error: unknown): string | undefined => {
+      const code = errorCode(error);
+      return code === undefined ? undefined : droppedConnections[code];
+    };
     try {
       response = await sendIdempotent((key) => this.send(method, path, body, { "idempotency-key": key }), {
         retryForMs: this.retry.retryForMs,
-        droppedConnection: (error) => {
-          const code = errorCode(error);
-          return code === undefined ? undefined : droppedConnections[code];
-        },
+        droppedConnection: dropped,
         onRetry: (notice) => this.retry.say(retryLine(method, path, notice)),
         onGiveUp: ({ attempts, reason, elapsedMs }) =>
           this.retry.say(
@@ -89,7 +90,16 @@ export class ApiClient {
           ),
       });
     } catch (error) {
-      throw unreachable(this.serverUrls, error);
+      const reason = dropped(error);
+      if (reason === undefined) throw unreachable(this.serverUrls, error);
+      // Unlike a refused connection, a dropped one may have carried the submit to the server.
+      throw new RunyardError(
+        "HOST_UNREACHABLE",
+        `${method} ${path} got no answer from ${this.baseUrl}: ${reason}`,
+        {
+          hint: "The server may have taken it before the connection dropped: look with `runyard runs list` before you submit it again, or give it longer with --retry-for.",
+        },
+      );
     }
     return this.answer<T>(response);
   }
