@@ -194,6 +194,33 @@ describe("Idempotency-Key on the other creating routes", () => {
     expect(await runsNamed("rerun-source")).toBe(2);
   });
 
+  it("replays an approval's answer instead of answering 409 for a step answered already", async () => {
+    const gate =
+      'name: gate\nsteps:\n  - name: go-live\n    action: approval\n    args:\n      message: "ship?"\n      approvers: [role:admin]\n';
+    const { run_id } = (await post("/api/runs", { workflow: gate })).json();
+    await expect
+      .poll(async () => {
+        const run = (
+          await server.app.inject({
+            method: "GET",
+            url: `/api/runs/${run_id}`,
+            headers: { authorization: `Bearer ${adminToken}` },
+          })
+        ).json();
+        return run.steps?.[0]?.status;
+      })
+      .toBe("waiting");
+    const url = `/api/runs/${run_id}/steps/go-live/approve`;
+    const first = await post(url, { comment: "go" }, { key: "key-approve" });
+    expect(first.statusCode, first.body).toBe(200);
+    const again = await post(url, { comment: "go" }, { key: "key-approve" });
+    expect(again.statusCode).toBe(200);
+    expect(again.headers["idempotency-replayed"]).toBe("true");
+    expect(again.json()).toEqual(first.json());
+    const withoutKey = await post(url, { comment: "go" });
+    expect(withoutKey.json().error.code).toBe("CONFLICT");
+  });
+
   it("tells one route's key from another's: the same key on another URL is REUSED", async () => {
     const original = await post("/api/runs", { workflow: flow("other-url") });
     const { run_id } = original.json();
