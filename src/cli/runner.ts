@@ -93,7 +93,7 @@ async function agentHandler(
     tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
     ...(config.gitTokenEnvVar ? { gitTokenVariable: config.gitTokenEnvVar } : {}),
     ...(docker ? { sandbox: agentSandboxSettings(config, docker, connection) } : {}),
-    isolateMembers: executor.sandboxed,
+    sandboxed: executor.sandboxed,
   });
   const killed = turns.killLeftovers();
   if (killed.length > 0)

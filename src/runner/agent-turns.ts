@@ -1,7 +1,7 @@
-import { existsSync, realpathSync } from "node:fs";
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join, resolve, sep } from "node:path";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import { agentPath } from "../agents/availability.js";
 import { destinationOf, isOwnSetting, modelDestinations } from "../agents/model-endpoints.js";
 import { adapterFor } from "../agents/registry.js";
@@ -34,10 +34,12 @@ export interface AgentTurnsOptions {
   /** Where a runner with Docker runs sandboxed turns; none: a task asking for a sandbox fails. */
   sandbox?: AgentSandboxSettings;
   /**
-   * The runner sandboxes its steps (it may serve several principals): a member's turn starts from
-   * the steps' allowlist and its own agent's settings of `env` (memberAgentEnv), never the rest.
+   * The runner runs its steps and turns under bubblewrap (it may serve several principals): every
+   * turn's `$HOME` is an empty folder of its own, so the CLIs' config is laid into the
+   * conversation's state (`conversationCodexHome`, `conversationConfigHome`); a member's turn starts
+   * from the steps' allowlist and its own agent's settings of `env` (memberAgentEnv), never the rest.
    */
-  isolateMembers?: boolean;
+  sandboxed?: boolean;
 }
 
 /** Runs agent turns on this runner: finds the CLI, gives it a private scratch folder, supervises it. */
@@ -89,29 +91,37 @@ export class SupervisedAgentTurns implements AgentTurns {
     const container = task.sandbox ?? this.options.sandbox?.defaultSandbox;
     // A member's turn on a runner that may serve others: none of its operator's credentials but
     // its agent's own, and where a proxy can add that one to its model calls, not even that.
-    const member = this.options.isolateMembers === true && task.cwd_confined;
-    // Codex's own home (CODEX_HOME, else ~/.codex) holds the user's config and login: named
-    // outright, so a sandbox's private HOME does not hide it, and shown to the turn read-write.
-    // In a container, and for a member's turn, the turn gets a home of its own instead, with the
-    // user's config and without their login (credentials reach a container as env only).
-    const userCodexHome = this.options.env.CODEX_HOME ?? join(this.options.env.HOME ?? homedir(), ".codex");
+    const member = this.options.sandboxed === true && task.cwd_confined;
+    // Where the turn's `$HOME` is not the user's (a sandbox shows an empty one, a container its
+    // own), the CLIs that read their config from there get it in the conversation's state: Codex
+    // a home (CODEX_HOME) with the user's config.toml, OpenCode a config folder (XDG_CONFIG_HOME)
+    // with their opencode folder, laid in anew each turn as Claude Code's settings are. Without a
+    // sandbox they read the user's own, as when the user runs them by hand.
+    const ownHome = Boolean(container) || this.options.sandboxed === true;
+    const userCodexHome = this.options.env.CODEX_HOME || join(this.options.env.HOME || homedir(), ".codex");
     const codexHome =
-      (container || member) && task.agent === "codex"
-        ? await privateCodexHome(state, userCodexHome)
-        : existsSync(userCodexHome)
-          ? userCodexHome
-          : undefined;
-    // OpenCode's config folder (XDG_CONFIG_HOME) is the user's ~/.config, which a container has
-    // not: it gets a copy of their opencode folder in the agent's state, as Codex gets its home.
+      task.agent !== "codex"
+        ? undefined
+        : ownHome
+          ? await conversationCodexHome(state, userCodexHome, {
+              // The operator's own turn runs on the operator's Codex login; a member's, one in a
+              // container, or one sent to an endpoint its task names never sees it.
+              login: !member && !container && !io.ownEndpoint,
+            })
+          : existsSync(userCodexHome)
+            ? { home: userCodexHome, shown: [userCodexHome] }
+            : undefined;
     const configHome =
-      container && task.agent === "opencode" ? await containerConfigHome(state, this.options.env) : undefined;
+      task.agent === "opencode" && ownHome
+        ? await conversationConfigHome(state, this.options.env)
+        : undefined;
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
     const worktreeGit = await gitFolders(cwd);
     const git = await gitExposure(cwd);
     // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only,
     // and of its git folders what a commit writes read-write, the rest read-only.
     const exposure: ExecExposure = {
-      writable: [scratchDir, state, ...(codexHome ? [codexHome] : []), ...git.writable],
+      writable: [scratchDir, state, ...(codexHome?.shown ?? []), ...git.writable],
       readable: [
         ...[this.options.agentsHome, dirname(path), ...cliPackageRoot(path)].filter((folder) =>
           existsSync(folder),
@@ -167,7 +177,7 @@ export class SupervisedAgentTurns implements AgentTurns {
             GIT_AUTHOR_EMAIL: "runyard@localhost",
             GIT_COMMITTER_NAME: "runyard",
             GIT_COMMITTER_EMAIL: "runyard@localhost",
-            ...(codexHome ? { CODEX_HOME: codexHome } : {}),
+            ...(codexHome ? { CODEX_HOME: codexHome.home } : {}),
             ...(configHome ? { XDG_CONFIG_HOME: configHome } : {}),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
@@ -288,32 +298,79 @@ function conversationFolder(key: string): string {
 }
 
 /**
- * Codex's home for a turn in a container, or a member's on a sandboxing runner: a folder of the
- * agent's state (its sessions outlive the turn, for follow-ups) holding a copy of the user's
- * config.toml (their model provider and endpoint), and never their auth.json.
+ * Codex's home (CODEX_HOME) for a turn whose `$HOME` is not the user's: `<state>/codex-home`, whose
+ * sessions outlive the turn for its follow-ups, with the user's `config.toml` (their provider,
+ * endpoint and model) and `AGENTS.md` copied in anew each turn, from `userHome` as the runner
+ * reads it (outside any sandbox: the user's home is hidden inside). With `login`, the home's
+ * `auth.json` is a link to the user's own, which the turn is shown read-write at its own path
+ * (`shown`), so a token Codex refreshes is refreshed for the user too: a copy would refresh it
+ * alone and leave the user's stale (a refresh token is good once).
  */
-async function privateCodexHome(state: string, userCodexHome: string): Promise<string> {
-  const home = join(state, "codex-home");
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  await copyFile(join(userCodexHome, "config.toml"), join(home, "config.toml")).catch(() => {});
+async function conversationCodexHome(
+  state: string,
+  userHome: string,
+  { login }: { login: boolean },
+): Promise<{ home: string; shown: string[] }> {
+  const home = await stateFolder(join(state, "codex-home"));
+  await layUserFiles(home, userHome, ["config.toml", "AGENTS.md"]);
+  const link = join(home, "auth.json");
+  const userLogin = join(userHome, "auth.json");
+  // Only the link the runner laid is removed: a login the conversation made itself stays.
+  if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) await rm(link, { force: true });
+  if (!login || !existsSync(userLogin)) return { home, shown: [] };
+  await rm(link, { force: true });
+  await symlink(userLogin, link);
+  return { home, shown: [userLogin] };
+}
+
+/**
+ * OpenCode's config folder (XDG_CONFIG_HOME) for a turn whose `$HOME` is not the user's:
+ * `<state>/config-home` with a copy of the user's `opencode` folder (their providers and model;
+ * its `node_modules` left out: a turn runs `--pure`, without external plugins), made anew each turn.
+ */
+async function conversationConfigHome(
+  state: string,
+  runnerEnv: Readonly<Record<string, string | undefined>>,
+): Promise<string> {
+  const home = await stateFolder(join(state, "config-home"));
+  const userConfig = join(
+    runnerEnv.XDG_CONFIG_HOME || join(runnerEnv.HOME || homedir(), ".config"),
+    "opencode",
+  );
+  await rm(join(home, "opencode"), { recursive: true, force: true });
+  await cp(userConfig, join(home, "opencode"), {
+    recursive: true,
+    dereference: true,
+    filter: (source) => basename(source) !== "node_modules",
+  }).catch(() => {
+    // None (or unreadable): OpenCode's defaults.
+  });
   return home;
 }
 
 /**
- * The XDG config folder of a turn in a container: a folder of the agent's state holding a copy
- * of the user's `opencode` config folder (their providers and model).
+ * A folder of the conversation's state that the runner writes into. The last turn could write
+ * in the state: a link it left in the folder's place is removed, never followed, so the runner
+ * writes nowhere else.
  */
-async function containerConfigHome(
-  state: string,
-  runnerEnv: Readonly<Record<string, string | undefined>>,
-): Promise<string> {
-  const home = join(state, "config-home");
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  const userConfig = runnerEnv.XDG_CONFIG_HOME ?? join(runnerEnv.HOME ?? homedir(), ".config");
-  await cp(join(userConfig, "opencode"), join(home, "opencode"), { recursive: true, force: true }).catch(
-    () => {},
-  );
-  return home;
+async function stateFolder(dir: string): Promise<string> {
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) await rm(dir, { force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/**
+ * Copies the user's `names` from `userDir` into `dir`, each anew: what the user removed since
+ * the last turn goes from the copy too, and a link a turn left in a file's place is replaced,
+ * never written through.
+ */
+async function layUserFiles(dir: string, userDir: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    await rm(join(dir, name), { force: true });
+    await copyFile(join(userDir, name), join(dir, name), constants.COPYFILE_EXCL).catch(() => {
+      // Absent (or unreadable): the CLI's defaults.
+    });
+  }
 }
 
 /**

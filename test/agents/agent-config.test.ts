@@ -3,7 +3,8 @@
  * (`~/.codex/config.toml`), or whose environment names the endpoint, and tasks that bring no
  * settings of their own. Real server, real runner, real CLIs, the scripted model server.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { claudeCodeAgent } from "../../src/agents/claude-code.js";
@@ -36,6 +37,8 @@ const copilot = pinnedCli(copilotAgent);
 let server: TestServer;
 const runners: Proc[] = [];
 const models: ModelServer[] = [];
+/** Each runner group's HOME, by group. */
+const runnerHomes = new Map<string, string>();
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -65,6 +68,7 @@ async function runnerWith(
     writeFileSync(join(home, path), text);
   }
   const group = `cfg-${runners.length}-${Date.now()}`;
+  runnerHomes.set(group, home);
   runners.push(
     await startRunner(server.url, await runnerToken(server.url, group), {
       id: group,
@@ -110,7 +114,12 @@ async function runTask(
   agent: string,
   group: string,
   more: Record<string, unknown> = {},
-): Promise<{ status: string; error: { code: string; message: string } | null; events: RunEvent[] }> {
+): Promise<{
+  runId: string;
+  status: string;
+  error: { code: string; message: string } | null;
+  events: RunEvent[];
+}> {
   const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
     kind: "agent",
     agent,
@@ -122,7 +131,12 @@ async function runTask(
   });
   expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
   const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
-  return { status: run.status, error: run.error, events: await readEvents(server.url, run.run_id) };
+  return {
+    runId: run.run_id,
+    status: run.status,
+    error: run.error,
+    events: await readEvents(server.url, run.run_id),
+  };
 }
 
 const codexConfig = (url: string) =>
@@ -139,14 +153,9 @@ const codexConfig = (url: string) =>
   ].join("\n");
 
 describe.skipIf(!codex)("codex as its user configured it", () => {
-  // KNOWN GAP (marked failing): under the sandbox a platform admin's Codex turn uses the runner
-  // user's ~/.codex, which the runner reads outside the sandbox (and adds -c overrides for the
-  // provider it names) while the CLI inside, whose HOME the sandbox shows empty, reads a config
-  // without it: "model_providers.corp: provider name must not be empty", AGENT_CRASHED. What would
-  // fix it: a Codex home in the conversation's state for every sandboxed turn, as a member's has
-  // (agent-turns.ts privateCodexHome), with the user's config.toml (and, for the operator's own
-  // turns, auth.json) copied in; a first try at that left the copy empty and the CLI waiting.
-  it.fails("with only ~/.codex/config.toml (no run env) talks to the provider that file names", async () => {
+  // The runner's sandbox shows each turn an empty $HOME: the turn gets a Codex home in the
+  // conversation's state with this config.toml copied in (agent-turns.ts conversationCodexHome).
+  it("with only ~/.codex/config.toml (no run env) talks to the provider that file names", async () => {
     const gateway = await model(turns({ text: "Hello from the gateway." }));
     const group = await runnerWith(
       codex!,
@@ -166,6 +175,47 @@ describe.skipIf(!codex)("codex as its user configured it", () => {
     );
   }, 150_000);
 
+  it("logged in with `codex login --with-api-key`, a platform admin's turn sends that login's key to a provider that asks for it, and its follow-up resumes the session", async () => {
+    const gateway = await model(
+      mainScript({ text: "ok" }, [{ text: "the first answer" }, { text: "the word was pelican" }]),
+    );
+    const config = [
+      'model = "gpt-5.5"',
+      'model_provider = "corp"',
+      "",
+      "[model_providers.corp]",
+      'name = "Corp gateway"',
+      `base_url = "${gateway.url}/v1"`,
+      'wire_api = "responses"',
+      "requires_openai_auth = true",
+      "",
+    ].join("\n");
+    const group = await runnerWith(codex!, {}, { ".codex/config.toml": config });
+    const home = runnerHomes.get(group)!;
+    // As its user logs in: the key on stdin, stored in ~/.codex/auth.json.
+    execFileSync(codex!, ["login", "--with-api-key"], {
+      input: "sk-login-key\n",
+      env: { PATH: process.env.PATH, HOME: home },
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    expect(existsSync(join(home, ".codex", "auth.json"))).toBe(true);
+    const first = await runTask("codex", group, { prompt: "remember the word pelican" });
+    expect(first.status, JSON.stringify(first.error)).toBe("success");
+    const asked = gateway.requests.filter((r) => r.path === "/v1/responses");
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.every((r) => r.headers.authorization === "Bearer sk-login-key")).toBe(true);
+    const submitted = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first.runId}/messages`, {
+      text: "what was the word?",
+    });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const second = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+    expect(second.status, JSON.stringify(second.error)).toBe("success");
+    const history = JSON.stringify(gateway.requests.filter(withTools).at(-1)?.body);
+    expect(history).toContain("remember the word pelican");
+    expect(history).toContain("the first answer");
+    expect(history).toContain("what was the word?");
+  }, 240_000);
+
   it("with only OPENAI_BASE_URL in the runner's env talks to that endpoint", async () => {
     const gateway = await model(turns({ text: "Hello from the runner's endpoint." }));
     const group = await runnerWith(codex!, {
@@ -179,8 +229,7 @@ describe.skipIf(!codex)("codex as its user configured it", () => {
     expect(asked[0]!.headers.authorization).toBe("Bearer sk-runner-key");
   }, 150_000);
 
-  // KNOWN GAP (marked failing): the same ~/.codex under the sandbox (see above).
-  it.fails("whose endpoint refuses every connection ends with AGENT_STALLED within the stall window, its reconnects shown as notices", async () => {
+  it("whose endpoint refuses every connection ends with AGENT_STALLED within the stall window, its reconnects shown as notices", async () => {
     // A port nothing listens on: Codex reconnects "waiting for network" at growing intervals, forever.
     const gone = await startModelServer(turns());
     const url = gone.url;
@@ -260,12 +309,9 @@ async function refusedRun(agent: string, group: string, more: Record<string, unk
 }
 
 describe.skipIf(!opencode)("opencode as its user configured it", () => {
-  // KNOWN GAP (marked failing): under the sandbox a platform admin's OpenCode turn's
-  // XDG_CONFIG_HOME is the runner user's ~/.config, which the sandbox hides, so its provider and
-  // model are lost and the turn waits instead of ending AGENT_AUTH. What would fix it: the copy of
-  // the user's opencode folder into the conversation's state that a container's turn gets
-  // (agent-turns.ts containerConfigHome), for every sandboxed turn.
-  it.fails("with only ~/.config/opencode/opencode.json talks to that provider and model, and a 401 ends it with AGENT_AUTH within 15 s", async () => {
+  // Under the runner's sandbox the turn's config folder is a copy of this one in the
+  // conversation's state (agent-turns.ts conversationConfigHome).
+  it("with only ~/.config/opencode/opencode.json talks to that provider and model, and a 401 ends it with AGENT_AUTH within 15 s", async () => {
     const gateway = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
     const group = await runnerWith(
       opencode!,

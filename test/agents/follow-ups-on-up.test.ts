@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claudeCodeAgent } from "../../src/agents/claude-code.js";
+import { codexAgent } from "../../src/agents/codex.js";
 import { geminiAgent } from "../../src/agents/gemini.js";
 import { opencodeAgent } from "../../src/agents/opencode.js";
 import { mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
@@ -21,6 +22,8 @@ interface AgentCase {
   /** The pinned CLI, or null for the built-in loop; undefined when it is not installed. */
   bin: string | null | undefined;
   env: (url: string) => Record<string, string>;
+  /** The model the task names, where the CLI's default would speak another wire format. */
+  model?: string;
   /** What the model answers a side call (a title, a next-speaker check). */
   side: string;
   /** Why it fails today, and whose work makes it pass: the test is then `it.fails`. */
@@ -28,10 +31,9 @@ interface AgentCase {
 }
 
 /*
- * Not yet here: codex and copilot. Driven this way they fail with the sandbox off too: codex reads
- * the runner user's own ~/.codex (another model than the task's), and copilot says "BYOK providers
- * require an explicit model" although the task names one. Their follow-ups are covered by their
- * adapters' own tests (codex.test.ts, copilot.test.ts), outside a runner.
+ * Not yet here: copilot. Driven this way it fails with the sandbox off too: it says "BYOK
+ * providers require an explicit model" although the task names one. Its follow-ups are covered
+ * by its adapter's own tests (copilot.test.ts), outside a runner.
  */
 
 const cases: AgentCase[] = [
@@ -53,6 +55,15 @@ const cases: AgentCase[] = [
     agent: "opencode",
     bin: pinnedCli(opencodeAgent),
     env: (url) => ({ OPENAI_BASE_URL: `${url}/v1`, OPENAI_API_KEY: "sk-test-key" }),
+    side: "ok",
+  },
+  {
+    agent: "codex",
+    bin: pinnedCli(codexAgent),
+    env: (url) => ({ OPENAI_BASE_URL: `${url}/v1`, OPENAI_API_KEY: "sk-test-key" }),
+    // Codex's default model is sent its tools as `additional_tools` input items, which the
+    // scripted server does not take for a tool-bearing request.
+    model: "gpt-5.5",
     side: "ok",
   },
   {
@@ -101,6 +112,7 @@ describe("a follow-up through a sandboxing runyard up", () => {
         agent: c.agent,
         prompt: "remember the word pelican",
         env: c.env(model.url),
+        ...(c.model ? { model: c.model } : {}),
       });
       expect(first.status, `first turn: ${JSON.stringify(first.error)}`).toBe("success");
       const second = await turn(`/api/runs/${first.run_id}/messages`, { text: "what was the word?" });
