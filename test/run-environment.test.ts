@@ -22,6 +22,7 @@ const operatorSecrets: Record<string, string> = {
   AWS_SECRET_ACCESS_KEY: "operator/aws/secret/71b0",
   GEMINI_API_KEY: "operator-gemini-key-2d6e",
   COPILOT_PROVIDER_API_KEY: "operator-copilot-provider-key-9f1a",
+  GH_TOKEN: "gho_operator0copilot0login0c2",
 };
 /**
  * The operator's own Codex home, with their login in it (the runner's CODEX_HOME): outside /tmp,
@@ -407,6 +408,92 @@ describe("a run's environment on a sandboxing runner", () => {
         expect(call.headers.authorization).toBe(`Bearer ${operatorSecrets.COPILOT_PROVIDER_API_KEY}`);
       expect(events).not.toContain("LEAK-");
       for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+    },
+  );
+});
+
+/**
+ * A runner whose operator set Codex up without `OPENAI_BASE_URL` (OpenAI's endpoint, or the
+ * `openai_base_url` of their config.toml, here the scripted server) and logged Copilot CLI in to
+ * GitHub (`GH_TOKEN`): neither key reaches a member's turn.
+ */
+describe("a run's environment on a sandboxing runner without the operator's OPENAI_BASE_URL", () => {
+  let plain: SandboxedUp;
+  let plainMember: string;
+  const codexHome = mkdtempSync("/var/tmp/runyard-operator-codex-");
+
+  beforeAll(async () => {
+    writeFileSync(join(codexHome, "config.toml"), `openai_base_url = "${model.url}/v1"\n`);
+    const { OPENAI_API_KEY, GH_TOKEN } = operatorSecrets;
+    const clis = [codex, copilot].flatMap((path) => (path ? [dirname(path)] : []));
+    plain = await startSandboxedUp({
+      PATH: [...clis, process.env.PATH].join(":"),
+      OPENAI_API_KEY: OPENAI_API_KEY!,
+      GH_TOKEN: GH_TOKEN!,
+      CODEX_HOME: codexHome,
+    });
+    const created = await api<{ token: string }>(
+      plain.url,
+      "POST",
+      "/api/tokens",
+      { kind: "user", name: "acme member", tenant_id: "acme" },
+      adminToken,
+    );
+    expect(created.status).toBe(201);
+    plainMember = created.body.token;
+  }, 60_000);
+
+  afterAll(async () => {
+    await plain?.proc.kill();
+    rmSync(codexHome, { recursive: true, force: true });
+  });
+
+  async function memberTurn(body: Record<string, unknown>) {
+    const submitted = await api<{ run_id: string }>(plain.url, "POST", "/api/runs", body, plainMember);
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const run = await waitForRun(
+      plain.url,
+      submitted.body.run_id,
+      (view) => view.status === "success" || view.status === "failed",
+      90_000,
+    );
+    return { run, events: JSON.stringify(await readEvents(plain.url, submitted.body.run_id)) };
+  }
+
+  it.skipIf(!codex)(
+    "a tenant member's codex turn calls its user's OpenAI endpoint through the runner's proxy, which adds the key its CLI and shell never hold",
+    async () => {
+      const before = model.requests.length;
+      const { run, events } = await memberTurn({
+        kind: "agent",
+        agent: "codex",
+        prompt: "look around",
+        model: "gpt-5.5",
+      });
+      expect(run.status, events).toBe("success");
+      const calls = model.requests.slice(before).filter((r) => r.path === "/v1/responses");
+      expect(calls.length).toBeGreaterThan(0);
+      for (const call of calls)
+        expect(call.headers.authorization).toBe(`Bearer ${operatorSecrets.OPENAI_API_KEY}`);
+      expect(events).not.toContain("LEAK-");
+      for (const name of Object.keys(operatorSecrets)) expect(events).toContain(`no-${name}`);
+    },
+  );
+
+  it.skipIf(!copilot)(
+    "a tenant member's Copilot CLI turn on the runner's GitHub login is refused, naming what would let it run",
+    async () => {
+      const { run } = await memberTurn({
+        kind: "agent",
+        agent: "copilot",
+        prompt: "look around",
+        model: "gpt-4.1",
+      });
+      expect(run.status).toBe("failed");
+      expect(run.error?.code).toBe("AGENT_AUTH");
+      expect(run.error?.message).toContain("GH_TOKEN");
+      expect(run.error?.hint).toContain("COPILOT_PROVIDER_BASE_URL");
+      expect(run.error?.hint).toContain("COPILOT_GITHUB_TOKEN");
     },
   );
 });

@@ -22,6 +22,11 @@ export interface EgressDestination {
    * The operator's own destinations go anywhere.
    */
   publicOnly?: boolean;
+  /**
+   * The address connected to in place of `host` (an operator's entry only): a listener of the
+   * runner's own that a sandbox reaches by a name, such as the model key proxy on its loopback.
+   */
+  address?: string;
 }
 
 /** Where the proxy listens: a Unix socket (mounted into a container) or a loopback port. */
@@ -108,7 +113,7 @@ export function allowListPolicy(
     async addressFor(destination) {
       const entry = allowed(allow, destination);
       if (!entry) throw new EgressRefused();
-      if (!entry.publicOnly) return destination.host;
+      if (!entry.publicOnly) return entry.address ?? destination.host;
       return checkedAddress(destination, () => false);
     },
   };

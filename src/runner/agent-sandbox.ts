@@ -167,6 +167,8 @@ export async function openSandbox(
     reopened: string[];
     /** Folders the runner shares read-only with the turn (the mirror's objects its task repo borrows): opened for reading only. */
     borrowed: string[];
+    /** The runner's own listeners the turn reaches by name (its model key proxies), allowed first. */
+    reached?: EgressDestination[];
     refused(destination: EgressDestination): void;
   },
 ): Promise<OpenSandbox | { problem: string; hint: string }> {
@@ -212,6 +214,7 @@ export async function openSandbox(
     // The remote is the task's (a member's): like a member's model endpoint, public addresses only.
     const remote = turn.remote ? destinationOf(turn.remote) : undefined;
     const allow = [
+      ...(turn.reached ?? []),
       ...modelDestinations(turn.agent, turn.runnerEnv, turn.taskEnv),
       ...(remote ? [{ ...remote, publicOnly: true }] : []),
       ...settings.allow,

@@ -10,11 +10,12 @@ import type { AgentOutput } from "../agents/types.js";
 import { credentialEnvNames, runEnvBase } from "../core/config-env.js";
 import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
+import type { EgressDestination } from "../exec/egress-proxy.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
-import { keyProxyFor } from "./model-key-proxy.js";
+import { keyProxyFor, type ModelKeyProxy } from "./model-key-proxy.js";
 
 export interface AgentTurnsOptions {
   /** `<runyard home>/agents`, where `runyard agents install` puts the CLIs. */
@@ -92,6 +93,9 @@ export class SupervisedAgentTurns implements AgentTurns {
     // A member's turn on a runner that may serve others: none of its operator's credentials but
     // its agent's own, and where a proxy can add that one to its model calls, not even that.
     const member = this.options.sandboxed === true && task.cwd_confined;
+    const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
+    const loginRefusal = memberEnv && !io.ownEndpoint ? githubLoginRefusal(task, memberEnv) : undefined;
+    if (loginRefusal) return loginRefusal;
     // Where the turn's `$HOME` is not the user's (a sandbox shows an empty one, a container its
     // own), the CLIs that read their config from there get it in the conversation's state: Codex
     // a home (CODEX_HOME) with the user's config.toml, OpenCode a config folder (XDG_CONFIG_HOME)
@@ -135,12 +139,27 @@ export class SupervisedAgentTurns implements AgentTurns {
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
-    const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
-    const keyProxy =
-      memberEnv && !container && !io.ownEndpoint
+    // A container reaches the runner's loopback on the host's network only, else through its
+    // egress proxy (by a name of the proxies' own); on another network of the operator's, or none,
+    // not at all.
+    const openNetwork = this.options.sandbox?.openNetwork;
+    const reachesProxies =
+      !container || openNetwork === "host" || (!openNetwork && container.network !== "none");
+    const proxied =
+      memberEnv && !io.ownEndpoint && reachesProxies
         ? await keyProxyFor(task.agent, memberEnv, task.env)
         : undefined;
-    const runnerEnv = keyProxy?.env ?? memberEnv ?? this.options.env;
+    const { keyProxy, reached } =
+      proxied && container && !openNetwork
+        ? reachedFromContainers(proxied)
+        : { keyProxy: proxied, reached: [] };
+    // A member's CLI holds no key of the operator's: a proxy's placeholder, or nothing. (The
+    // built-in loop calls its model from the runner, and gives its commands no key.)
+    const runnerEnv = memberEnv
+      ? adapter.package
+        ? withoutOperatorKeys(keyProxy?.env ?? memberEnv, keyProxy?.proxies ?? [])
+        : memberEnv
+      : this.options.env;
     const env = {
       ...agentEnv(runnerEnv, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
       [processTagVariable]: tag,
@@ -151,6 +170,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
           reopened: [scratchDir, state],
           borrowed: git.borrowed,
+          reached,
         })
       : undefined;
     if (sandboxed && "problem" in sandboxed) {
@@ -246,7 +266,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     exposure: ExecExposure,
     env: Readonly<Record<string, string | undefined>>,
     io: { emit(output: AgentOutput): void },
-    folders: { runnerMade: string[]; reopened: string[]; borrowed: string[] },
+    folders: { runnerMade: string[]; reopened: string[]; borrowed: string[]; reached: EgressDestination[] },
   ): Promise<OpenSandbox | { problem: string; hint: string }> {
     const settings = this.options.sandbox;
     if (!settings) {
@@ -488,6 +508,83 @@ export function memberAgentEnv(
     if (isOwnSetting(agent, name) || credentials.includes(name)) env[name] = value;
   }
   return env;
+}
+
+/** The name a container's turn reaches the runner's model key proxies by, through its egress proxy. */
+const keyProxyHost = "model-key-proxy.runyard.internal";
+
+/**
+ * A turn's key proxies as a container reaches them: its endpoints named by `keyProxyHost` and
+ * the proxy's port (a container's loopback is its own), and those destinations, which its egress
+ * proxy connects to the runner's loopback.
+ */
+function reachedFromContainers(proxied: {
+  proxies: ModelKeyProxy[];
+  env: Record<string, string | undefined>;
+}): {
+  keyProxy: { proxies: ModelKeyProxy[]; env: Record<string, string | undefined> };
+  reached: EgressDestination[];
+} {
+  const env = { ...proxied.env };
+  const reached: EgressDestination[] = [];
+  for (const proxy of proxied.proxies) {
+    const port = Number(new URL(proxy.url).port);
+    reached.push({ host: keyProxyHost, port, address: "127.0.0.1" });
+    for (const [name, value] of Object.entries(env)) {
+      if (value === proxy.url) env[name] = `http://${keyProxyHost}:${port}`;
+    }
+  }
+  return { keyProxy: { proxies: proxied.proxies, env }, reached };
+}
+
+/**
+ * `env` without the credentials a proxy did not take the place of (`carriesCredential`): those
+ * a member's CLI would send its model itself, which no member's turn holds.
+ */
+function withoutOperatorKeys(
+  env: Readonly<Record<string, string | undefined>>,
+  proxies: readonly ModelKeyProxy[],
+): Record<string, string | undefined> {
+  const placeholders = new Set(proxies.map((proxy) => proxy.placeholder));
+  const kept: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (carriesCredential(name) && !(value !== undefined && placeholders.has(value))) continue;
+    kept[name] = value;
+  }
+  return kept;
+}
+
+/** The variables Copilot CLI logs in to GitHub with (GITHUB_TOKEN stays with git: gitTokenNames). */
+const githubLogins = ["COPILOT_GITHUB_TOKEN", "GH_TOKEN"];
+
+/**
+ * A member's Copilot CLI turn that would run on the runner's GitHub login: Copilot CLI calls
+ * GitHub's own API with it, which no proxy of the runner takes the place of, and a member's turn
+ * never holds the operator's token. Refused, saying what would let it run: a provider of the
+ * runner's (whose key its proxy adds) or a token of the task's own. Undefined otherwise.
+ */
+function githubLoginRefusal(
+  task: AgentTask,
+  memberEnv: Readonly<Record<string, string | undefined>>,
+): TurnOutcome | undefined {
+  if (task.agent !== "copilot" || memberEnv.COPILOT_PROVIDER_BASE_URL) return undefined;
+  const own = adapterFor("copilot")?.credentialEnv ?? [];
+  if (own.some((name) => task.env[name])) return undefined;
+  const login = githubLogins.find((name) => memberEnv[name]);
+  if (!login) return undefined;
+  return {
+    status: "failed",
+    error: {
+      code: "AGENT_AUTH",
+      message: `copilot would run on this runner's GitHub login (${login}), which no member's turn is given: it calls GitHub's API with it, which the runner cannot key for it`,
+      hint: "Bring your own token in the task's env (COPILOT_GITHUB_TOKEN, as a secret), or ask the runner's operator to give Copilot CLI a provider of the runner's (COPILOT_PROVIDER_BASE_URL and COPILOT_PROVIDER_API_KEY in the runner's env), whose key the runner adds to a member's calls.",
+    },
+    inputTokens: 0,
+    outputTokens: 0,
+    durationMs: 0,
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+  };
 }
 
 /**

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { keyProxyFor, type ModelKeyProxy, startModelKeyProxy } from "./model-key-proxy.js";
 
@@ -92,11 +95,30 @@ describe("the model key proxy", () => {
     expect(seen[0]?.headers["x-api-key"]).toBe("sk-real");
   });
 
-  it("starts none for a task that brings its own key, for Codex where the runner names no OPENAI_BASE_URL, or for Copilot CLI", async () => {
+  it("gives a Codex turn without the runner's OPENAI_BASE_URL a proxy to the endpoint of its user's built-in openai provider", async () => {
+    const home = mkdtempSync(join(tmpdir(), "codex-home-"));
+    try {
+      writeFileSync(join(home, "config.toml"), 'openai_base_url = "https://gateway.example/v1"\n');
+      const proxied = await keyProxyFor("codex", { OPENAI_API_KEY: "sk-real", CODEX_HOME: home }, {});
+      expect(proxied).toBeDefined();
+      await Promise.all(proxied!.proxies.map((proxy) => proxy.close()));
+      expect(proxied!.env.OPENAI_BASE_URL).toBe(proxied!.proxies[0]!.url);
+      expect(proxied!.env.OPENAI_API_KEY).toBe(proxied!.proxies[0]!.placeholder);
+      // A provider of the user's own, with its own key and settings, is left to Codex.
+      writeFileSync(
+        join(home, "config.toml"),
+        'model_provider = "corp"\n[model_providers.corp]\nbase_url = "https://corp.example/v1"\nenv_key = "CORP_KEY"\n',
+      );
+      expect(await keyProxyFor("codex", { OPENAI_API_KEY: "sk-real", CODEX_HOME: home }, {})).toBeUndefined();
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it("starts none for a task that brings its own key, or for Copilot CLI logged in to GitHub", async () => {
     expect(
       await keyProxyFor("claude_code", { ANTHROPIC_API_KEY: "sk-real" }, { ANTHROPIC_API_KEY: "own" }),
     ).toBeUndefined();
-    expect(await keyProxyFor("codex", { OPENAI_API_KEY: "sk-real" }, {})).toBeUndefined();
     expect(await keyProxyFor("copilot", { COPILOT_GITHUB_TOKEN: "gho_real" }, {})).toBeUndefined();
     // An endpoint that is no http(s) URL is left to the CLI, which says what is wrong with it.
     expect(

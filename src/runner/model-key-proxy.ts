@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { codexHomeOf, readCodexConfig } from "../agents/codex-config.js";
 import { destinationOf } from "../agents/model-endpoints.js";
 
 /**
@@ -138,18 +139,18 @@ interface ProxiedProvider {
   credentials: (env: Readonly<Record<string, string | undefined>>) => Record<string, string> | undefined;
   /** Every variable that carries one of its credentials: none stays in the CLI's env. */
   credentialNames: readonly string[];
-  /** Where the CLI reads its endpoint, and where it goes when that is unset. */
+  /** Where the CLI reads its endpoint: set to the proxy. */
   baseUrlName: string;
-  defaultUpstream: string;
+  /**
+   * Where the CLI's calls go by the runner's settings, which the proxy forwards to; undefined
+   * where they go to a provider no proxy here takes the place of (one of the user's Codex
+   * config.toml with its own key, Copilot CLI's GitHub login).
+   */
+  upstream: (env: Readonly<Record<string, string | undefined>>) => string | undefined;
   /** Where the CLI reads its key: set to the placeholder. */
   keyName: string;
   /** The runner's settings that send the CLI to another provider, whose calls no proxy takes. */
   otherProvider: readonly string[];
-  /**
-   * Proxied only where the runner's env names the endpoint: without it the CLI goes where its
-   * user's own config sends it (a provider of Codex's config.toml), which a proxy would replace.
-   */
-  onlyNamedEndpoint?: boolean;
   /** Whether the CLI sends its key as the proxy reads it (a bearer token, `x-api-key`), by the runner's settings. */
   sendsKeyAsRead?: (env: Readonly<Record<string, string | undefined>>) => boolean;
 }
@@ -171,7 +172,7 @@ const anthropicProvider: ProxiedProvider = {
     "CLAUDE_CODE_OAUTH_TOKEN",
   ],
   baseUrlName: "ANTHROPIC_BASE_URL",
-  defaultUpstream: "https://api.anthropic.com",
+  upstream: (env) => env.ANTHROPIC_BASE_URL || "https://api.anthropic.com",
   keyName: "ANTHROPIC_API_KEY",
   otherProvider: ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"],
 };
@@ -183,24 +184,33 @@ const geminiProvider: ProxiedProvider = {
   },
   credentialNames: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
   baseUrlName: "GOOGLE_GEMINI_BASE_URL",
-  defaultUpstream: "https://generativelanguage.googleapis.com",
+  upstream: (env) => env.GOOGLE_GEMINI_BASE_URL || "https://generativelanguage.googleapis.com",
   keyName: "GEMINI_API_KEY",
   otherProvider: ["GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"],
 };
 
+const OPENAI_URL = "https://api.openai.com/v1";
+
 /**
- * Codex's OpenAI-compatible endpoint, with its key as a bearer token: only where the runner's
- * `OPENAI_BASE_URL` names it (runyard's adapter then makes it a provider of its own); without it
- * Codex goes where its user's config.toml sends it.
+ * Codex's OpenAI endpoint, with its key as a bearer token (runyard's adapter makes the proxy a
+ * provider of its own, as it does for the runner's `OPENAI_BASE_URL`): the runner's
+ * `OPENAI_BASE_URL`, else the built-in `openai` provider of the user's config.toml (its
+ * `openai_base_url`, else OpenAI's). Not where that file selects a provider of its own, which
+ * has its own key (`env_key`) and settings a proxy would replace.
  */
 const codexProvider: ProxiedProvider = {
   credentials: (env) => (env.OPENAI_API_KEY ? { authorization: `Bearer ${env.OPENAI_API_KEY}` } : undefined),
   credentialNames: ["OPENAI_API_KEY", "CODEX_API_KEY"],
   baseUrlName: "OPENAI_BASE_URL",
-  defaultUpstream: "https://api.openai.com/v1",
+  upstream: (env) => {
+    if (env.OPENAI_BASE_URL) return env.OPENAI_BASE_URL;
+    const home = codexHomeOf({}, env);
+    const config = home ? readCodexConfig(home.home) : undefined;
+    if (config?.provider && config.provider !== "openai") return undefined;
+    return config?.baseUrl || OPENAI_URL;
+  },
   keyName: "OPENAI_API_KEY",
   otherProvider: [],
-  onlyNamedEndpoint: true,
 };
 
 /**
@@ -210,12 +220,16 @@ const codexProvider: ProxiedProvider = {
  * is empty), so the env is all it goes by.
  */
 const openCodeProviders: ProxiedProvider[] = [
-  { ...codexProvider, credentialNames: ["OPENAI_API_KEY"], onlyNamedEndpoint: false },
+  {
+    ...codexProvider,
+    credentialNames: ["OPENAI_API_KEY"],
+    upstream: (env) => env.OPENAI_BASE_URL || OPENAI_URL,
+  },
   {
     credentials: (env) => (env.ANTHROPIC_API_KEY ? { "x-api-key": env.ANTHROPIC_API_KEY } : undefined),
     credentialNames: ["ANTHROPIC_API_KEY"],
     baseUrlName: "ANTHROPIC_BASE_URL",
-    defaultUpstream: "https://api.anthropic.com/v1",
+    upstream: (env) => env.ANTHROPIC_BASE_URL || "https://api.anthropic.com/v1",
     keyName: "ANTHROPIC_API_KEY",
     otherProvider: [],
   },
@@ -239,10 +253,9 @@ const copilotProvider: ProxiedProvider = {
     "GH_TOKEN",
   ],
   baseUrlName: "COPILOT_PROVIDER_BASE_URL",
-  defaultUpstream: "",
+  upstream: (env) => env.COPILOT_PROVIDER_BASE_URL || undefined,
   keyName: "COPILOT_PROVIDER_API_KEY",
   otherProvider: [],
-  onlyNamedEndpoint: true,
   sendsKeyAsRead: (env) => !env.COPILOT_PROVIDER_TYPE || env.COPILOT_PROVIDER_TYPE === "openai",
 };
 
@@ -259,9 +272,9 @@ const proxiedProviders: Record<string, readonly ProxiedProvider[]> = {
  * A member's turn of `agent` with the runner's keys kept out of it: a proxy started for the turn
  * per provider its CLI calls, and the runner's env as the turn sees it (each provider's
  * credentials taken out, its endpoint set to its proxy, a placeholder as its key). Undefined
- * where no proxy applies: Copilot CLI (for now), a task that brings its own credential for the
- * provider, a runner without a key for it, one that sends the CLI to another provider (Bedrock,
- * Vertex, ...), and Codex where the runner names no endpoint.
+ * where no proxy applies: a task that brings its own credential for the provider, a runner
+ * without a key for it, one that sends the CLI to another provider (Bedrock, Vertex, a provider
+ * of Codex's config.toml, Copilot CLI's GitHub login).
  */
 export async function keyProxyFor(
   agent: string,
@@ -273,12 +286,11 @@ export async function keyProxyFor(
   for (const provider of proxiedProviders[agent] ?? []) {
     if (provider.credentialNames.some((name) => taskEnv[name])) continue;
     if (provider.otherProvider.some((name) => truthy(runnerEnv[name]))) continue;
-    if (provider.onlyNamedEndpoint && !runnerEnv[provider.baseUrlName]) continue;
     if (provider.sendsKeyAsRead && !provider.sendsKeyAsRead(runnerEnv)) continue;
     const credentials = provider.credentials(runnerEnv);
-    const upstream = runnerEnv[provider.baseUrlName] || provider.defaultUpstream;
+    const upstream = provider.upstream(runnerEnv);
     // An endpoint that is no http(s) URL is left to the CLI, which says what is wrong with it.
-    if (!credentials || !destinationOf(upstream)) continue;
+    if (!credentials || !upstream || !destinationOf(upstream)) continue;
     const proxy = await startModelKeyProxy({ upstream, credentials }).catch(async (error: unknown) => {
       await Promise.all(proxies.map((started) => started.close()));
       throw error;

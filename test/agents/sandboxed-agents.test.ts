@@ -553,6 +553,53 @@ describe.skipIf(missing)("sandboxed agents", () => {
     }
   }, 300_000);
 
+  it("a member's Claude Code turn in a container calls its model through the runner's proxy, which adds the key its CLI and shell never hold", async () => {
+    const claude = cases[0]!;
+    // The container's shell looks for the runner's key in its env and its pid 1's.
+    const probe = `{ env; tr '\\0' '\\n' < /proc/1/environ; } 2>/dev/null | grep -qF '${apiKey}' && echo "LE""AK-key" || echo "no""-key"; echo "base=$ANTHROPIC_BASE_URL"`;
+    const model = await startModelServer({
+      conversations: [
+        { match: claude.match, turns: [claude.shell(probe), { text: "Done." }] },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const member = (
+      await api<{ token: string }>(server.url, "POST", "/api/tokens", { kind: "user", name: "claude member" })
+    ).body.token;
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "sandboxed-claude-member",
+      env: {
+        PATH: `${dirname(clis.claude_code!)}:${process.env.PATH}`,
+        RUNYARD_WORKSPACE_DIR: join(root, "workspaces-claude-member"),
+        RUNYARD_AGENT_SANDBOX_IMAGES: image,
+        CLAUDE_CODE_MAX_RETRIES: "1",
+        ...claude.env(model),
+      },
+    });
+    try {
+      const submitted = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "claude_code", prompt: "look around", sandbox: { image } },
+        member,
+      );
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+      const run = await waitForRun(server.url, submitted.body.run_id, isFinal, 120_000);
+      const events = JSON.stringify(await readEvents(server.url, submitted.body.run_id));
+      expect(run.status, events).toBe("success");
+      const calls = model.requests.filter(claude.match);
+      expect(calls.length).toBeGreaterThan(0);
+      for (const call of calls) expect(call.headers["x-api-key"]).toBe(apiKey);
+      expect(events).not.toContain("LEAK-key");
+      expect(events).toContain("no-key");
+      expect(events).toContain("base=http://model-key-proxy.runyard.internal:");
+    } finally {
+      await runner.kill();
+      await model.stop();
+    }
+  }, 300_000);
+
   it("cancel stops the agent's container and removes it", async () => {
     const marker = `runyard-sandboxed-cancel-${Date.now()}`;
     const model = await startModelServer({

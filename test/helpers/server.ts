@@ -242,7 +242,7 @@ export interface RunView {
   status: string;
   steps: Array<{ name: string; host: string; status: string; exit_code: number | null; attempts: number }>;
   vars: Record<string, string>;
-  error: { code: string; message: string } | null;
+  error: { code: string; message: string; hint?: string } | null;
 }
 
 /** Polls the run until `predicate` holds (the API has no push for records; events do). */
