@@ -17,7 +17,9 @@
  *                   (a run's sandbox, made once by bubblewrap; see enter_sandbox), with every
  *                   capability dropped; its pid, reported in 's', is the host's. The inodes are
  *                   the namespaces the runner saw when it made the sandbox: should `pid` have
- *                   ended and its number gone to another process, nothing is entered.
+ *                   ended and its number gone to another process, nothing is entered. It joins
+ *                   the pids cgroup of `pid` first, where that is not the helper's own (the
+ *                   run's limit on processes; see join_cgroup).
  *   op 'M' (move):  as 'E' up to the strings, then pairs `from`, `to` (at most 8): inside that
  *                   sandbox, binds each folder `from` at `to` (made if missing) and unmounts
  *                   `from`: how the runner gives a sandbox it made ahead of time (no command has
@@ -335,6 +337,55 @@ static int move_mounted_folders(void) {
   return 0;
 }
 
+/*
+ * The path of `pid`'s pids cgroup (cgroup v1's `pids` line of /proc/<pid>/cgroup, else v2's
+ * `0::` line) into `out`, and where that hierarchy is mounted. Returns 0, or -1.
+ */
+static int pids_cgroup(const char *file, char *out, size_t size, const char **mount_point) {
+  char text[8192];
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return errno = EIO, -1;
+  text[n] = '\0';
+  const char *v2 = NULL;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *pids = strstr(line, ":pids:");
+    if (pids) {
+      *mount_point = "/sys/fs/cgroup/pids";
+      return snprintf(out, size, "%s", pids + 6) < (int)size ? 0 : (errno = ENAMETOOLONG, -1);
+    }
+    if (strncmp(line, "0::", 3) == 0) v2 = line + 3;
+  }
+  if (!v2) return errno = ENOENT, -1;
+  *mount_point = "/sys/fs/cgroup";
+  return snprintf(out, size, "%s", v2) < (int)size ? 0 : (errno = ENAMETOOLONG, -1);
+}
+
+/*
+ * Joins the pids cgroup of `holder` where it is not this process's own, as `nsenter --cgroup`
+ * would: the runner put a run's sandbox in a cgroup of its own to hold it to `pids.max`
+ * (src/exec/run-cgroup.ts), and a command entered into the sandbox must be held with it. Done
+ * before the namespaces are joined, while /sys/fs/cgroup is the host's. Returns 0, or -1.
+ */
+static int join_cgroup(pid_t holder) {
+  char file[64], theirs[4096], ours[4096], procs[4200];
+  const char *their_mount = NULL, *our_mount = NULL;
+  snprintf(file, sizeof file, "/proc/%d/cgroup", (int)holder);
+  if (pids_cgroup(file, theirs, sizeof theirs, &their_mount) < 0) return -1;
+  if (pids_cgroup("/proc/self/cgroup", ours, sizeof ours, &our_mount) < 0) return -1;
+  if (strcmp(theirs, ours) == 0) return 0;
+  if (snprintf(procs, sizeof procs, "%s%s/cgroup.procs", their_mount, theirs) >= (int)sizeof procs)
+    return errno = ENAMETOOLONG, -1;
+  int fd = open(procs, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int ok = write(fd, "0", 1) == 1;
+  int saved = errno;
+  close(fd);
+  return ok ? 0 : (errno = saved, -1);
+}
+
 static int enter_sandbox(pid_t holder, const uint64_t *expected) {
   static const char *kinds[] = {"user", "mnt", "ipc", "net", "uts", "pid"};
   static const int flags[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWPID};
@@ -464,7 +515,7 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
       if (wired) seal_child(report[1]);
       if (!wired) {
         why[0] = errno, why[1] = 0;
-      } else if (holder > 0 && enter_sandbox(holder, expected) < 0) {
+      } else if (holder > 0 && (join_cgroup(holder) < 0 || enter_sandbox(holder, expected) < 0)) {
         why[0] = errno, why[1] = 3;
       } else if (holder > 0 && (pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0)) != 0) {
         /*

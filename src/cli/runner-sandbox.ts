@@ -1,5 +1,6 @@
 import type { Config } from "../core/config.js";
 import type { Logger } from "../core/logger.js";
+import { findPidsHierarchy } from "../exec/run-cgroup.js";
 import { probeSandbox, Sandbox } from "../exec/sandbox.js";
 
 /** What a runner hides from its steps and where it makes folders of work (see SandboxOptions). */
@@ -39,8 +40,15 @@ export async function runnerSandbox(
     );
     return undefined;
   }
+  const pids = config.runPidsMax > 0 ? findPidsHierarchy() : undefined;
+  if (pids && "problem" in pids)
+    logger.warn(
+      { problem: pids.problem },
+      "runs' sandboxes are not held to RUNYARD_RUN_PIDS_MAX processes: a fork bomb of a step can fill the machine's process table",
+    );
   return new Sandbox({
     bwrap: probe.bwrap,
+    ...(pids && !("problem" in pids) ? { pids: { hierarchy: pids, max: config.runPidsMax } } : {}),
     hide: options.hide,
     workRoots: options.workRoots,
     // What the operator lists for steps and agent tasks (an agent's cwd was checked against

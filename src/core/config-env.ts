@@ -12,6 +12,7 @@ export const envNames: Record<keyof Config, string[]> = {
   killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
   runTmpKeepSecs: ["RUNYARD_RUN_TMP_KEEP_SECS"],
   sandboxPool: ["RUNYARD_SANDBOX_POOL"],
+  runPidsMax: ["RUNYARD_RUN_PIDS_MAX"],
   // The avtomatika-bot CLI's names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.
   serverUrl: ["RUNYARD_SERVER_URL", "ADOS_API_URL", "AVTOMATIKA_URL"],
   token: ["RUNYARD_TOKEN", "ADOS_TOKEN", "AVTOMATIKA_TOKEN"],

@@ -106,6 +106,12 @@ export const configSchema = z.object({
    * first step enters one rather than waiting for bubblewrap; 0 makes each at its run's first step.
    */
   sandboxPool: z.coerce.number().int().min(0).max(64).default(2),
+  /**
+   * The most processes a run's sandbox on a sandboxing runner may hold at once, its steps' and
+   * all they start (the `pids.max` of a cgroup of its own), so that a fork bomb is held there;
+   * 0: no limit of the runner's. Where the runner cannot make cgroups it says so at start.
+   */
+  runPidsMax: z.coerce.number().int().min(0).max(4_194_304).default(4096),
   /** Admin token to create on first start instead of a random one. */
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),

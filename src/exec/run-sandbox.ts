@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { SANDBOX_NAMESPACES } from "./fork-server.js";
+import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
 import type { SandboxNetwork } from "./sandbox-network.js";
 import { attachPlainTcp, detachPlainTcp } from "./sandbox-tcp.js";
@@ -55,8 +56,9 @@ export class RunSandbox {
     readonly holder: SandboxToEnter,
     private readonly stop: AbortController,
     private readonly ended: Promise<ExecResult>,
+    private readonly cgroup?: RunCgroup,
     /** The pasta giving it plain TCP, which would outlive its namespace. */
-    private readonly pasta?: number,
+    pasta?: number,
   ) {
     ended.then(() => {
       this.gone = true;
@@ -89,8 +91,8 @@ export class RunSandbox {
     const [bwrap, ...rest] = sandbox.command(HOLDER, exposure);
     const stop = new AbortController();
     let output = "";
-    let announce: (holder: number | undefined) => void = () => {};
-    const announced = new Promise<number | undefined>((resolve) => {
+    let announce: (pids: { init: number; holder: number } | undefined) => void = () => {};
+    const announced = new Promise<{ init: number; holder: number } | undefined>((resolve) => {
       announce = resolve;
     });
     const ended = launcher.run({
@@ -106,22 +108,28 @@ export class RunSandbox {
         output += data;
         if (!output.includes("runyard-sandbox-ready")) return;
         const init = /"child-pid":\s*(\d+)/.exec(output);
-        announce(init ? holderOf(Number(init[1])) : undefined);
+        announce(init ? { init: Number(init[1]), holder: holderOf(Number(init[1])) } : undefined);
         output = "x".repeat(65_537);
       },
     });
-    const holder = await Promise.race([announced, ended.then(() => undefined)]);
-    if (holder === undefined) {
+    const pids = await Promise.race([announced, ended.then(() => undefined)]);
+    if (pids === undefined) {
       stop.abort();
       const result = await ended;
       const why = result.spawnError ?? (output.length > 65_536 ? "" : output.trim());
       return { problem: `bubblewrap could not make the run's sandbox${why ? `: ${why}` : ""}` };
     }
-    const namespaces = namespacesOf(holder);
+    const { init, holder } = pids;
+    // Into its cgroup before any command of the run enters: they join the holder's (fork-server.c).
+    const limit = sandbox.options.pids;
+    const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
+    const held = cgroup && ("problem" in cgroup ? cgroup.problem : cgroup.add([init, holder]));
+    const namespaces = held ? undefined : namespacesOf(holder);
     if (!namespaces) {
       stop.abort();
       await ended;
-      return { problem: "the run's sandbox ended as it was made" };
+      if (cgroup instanceof RunCgroup) cgroup.remove();
+      return { problem: held || "the run's sandbox ended as it was made" };
     }
     // Plain TCP out: its rules set and pasta attached before any command of the run enters.
     let pasta: number | undefined;
@@ -130,11 +138,18 @@ export class RunSandbox {
       if (attached instanceof Error) {
         stop.abort();
         await ended;
+        if (cgroup instanceof RunCgroup) cgroup.remove();
         return { problem: `the run's sandbox could not have plain TCP: ${attached.message}` };
       }
       pasta = attached;
     }
-    return new RunSandbox({ pid: holder, namespaces }, stop, ended, pasta);
+    return new RunSandbox(
+      { pid: holder, namespaces },
+      stop,
+      ended,
+      cgroup instanceof RunCgroup ? cgroup : undefined,
+      pasta,
+    );
   }
 
   /** Whether it is still there: not ended, its holder's namespaces those it was made with. */
@@ -166,6 +181,7 @@ export class RunSandbox {
   async close(): Promise<void> {
     this.stop.abort();
     await this.ended;
+    this.cgroup?.remove();
   }
 }
 

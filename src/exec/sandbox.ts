@@ -2,6 +2,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { machineFolderProblem } from "../core/work-folders.js";
+import type { PidsHierarchy } from "./run-cgroup.js";
 import type { ExecExposure } from "./types.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
@@ -71,6 +72,11 @@ export interface SandboxOptions {
    * what `refusal` names.
    */
   cwdRoots?: string[];
+  /**
+   * At most `max` processes in each run's sandbox (its cgroup's `pids.max`, run-cgroup.ts), its
+   * commands and all they start; absent: no limit of the runner's.
+   */
+  pids?: { hierarchy: PidsHierarchy; max: number };
   /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
   uid?: number;
   gid?: number;

@@ -1,0 +1,93 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * Where this machine counts processes per group: the cgroup v2 hierarchy where its `pids`
+ * controller can be given to children (`cgroup.subtree_control` of the root lists it), else
+ * cgroup v1's `pids` hierarchy. `folder` is where the runner makes its groups.
+ */
+export interface PidsHierarchy {
+  folder: string;
+  v2: boolean;
+}
+
+const V2_ROOT = "/sys/fs/cgroup";
+const V1_PIDS = "/sys/fs/cgroup/pids";
+
+/**
+ * The hierarchy a runner can make process groups in (it must be allowed to make folders there:
+ * root, or a delegated hierarchy), or why there is none.
+ */
+export function findPidsHierarchy(): PidsHierarchy | { problem: string } {
+  const v2 = readText(join(V2_ROOT, "cgroup.subtree_control"));
+  const candidates: PidsHierarchy[] = [
+    ...(v2?.split(/\s+/).includes("pids") ? [{ folder: join(V2_ROOT, "runyard"), v2: true }] : []),
+    ...(existsSync(join(V1_PIDS, "cgroup.procs")) ? [{ folder: join(V1_PIDS, "runyard"), v2: false }] : []),
+  ];
+  const problems: string[] = [];
+  for (const hierarchy of candidates) {
+    try {
+      mkdirSync(hierarchy.folder, { recursive: true });
+      if (hierarchy.v2) writeFileSync(join(hierarchy.folder, "cgroup.subtree_control"), "+pids");
+      return hierarchy;
+    } catch (error) {
+      problems.push(`${hierarchy.folder}: ${(error as Error).message}`);
+    }
+  }
+  return {
+    problem:
+      candidates.length === 0
+        ? "no cgroup hierarchy here has the pids controller (cgroup v2 with pids in the root's cgroup.subtree_control, or cgroup v1's pids)"
+        : `cannot make a cgroup: ${problems.join("; ")}`,
+  };
+}
+
+/**
+ * The cgroup of one run's sandbox: its processes, and every command entered into it (the
+ * fork-server joins the holder's cgroup before it enters), are at most `pids.max`. A fork bomb
+ * of a run's step is held there: further forks fail with EAGAIN, the runner and other runs go on.
+ */
+export class RunCgroup {
+  private constructor(readonly folder: string) {}
+
+  /** Makes a group of its own under `hierarchy` holding at most `max` processes. */
+  static make(hierarchy: PidsHierarchy, max: number): RunCgroup | { problem: string } {
+    const folder = join(hierarchy.folder, `sandbox-${randomBytes(8).toString("hex")}`);
+    try {
+      mkdirSync(folder);
+      writeFileSync(join(folder, "pids.max"), String(max));
+      return new RunCgroup(folder);
+    } catch (error) {
+      return { problem: `cannot make the run's cgroup ${folder}: ${(error as Error).message}` };
+    }
+  }
+
+  /** Moves `pids` into the group; what they fork from now on is counted there too. */
+  add(pids: readonly number[]): string | undefined {
+    try {
+      for (const pid of pids) writeFileSync(join(this.folder, "cgroup.procs"), String(pid));
+      return undefined;
+    } catch (error) {
+      return `cannot move the run's sandbox into its cgroup ${this.folder}: ${(error as Error).message}`;
+    }
+  }
+
+  /** Removes the group, once its processes have ended (a group with processes cannot go). */
+  remove(): void {
+    try {
+      rmdirSync(this.folder);
+    } catch {
+      // Still busy (a process of it not yet reaped by the fork-server) or gone: an empty group
+      // left behind holds nothing.
+    }
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}

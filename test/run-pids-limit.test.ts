@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memberWorkflow, outputLine, runEnded, runOutput, submitWorkflow } from "./helpers/member-runs.js";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { waitForRun } from "./helpers/server.js";
+
+/**
+ * A member's fork bomb against a sandboxing `runyard up` whose runs' sandboxes are held to
+ * RUNYARD_RUN_PIDS_MAX processes (a cgroup of each run's sandbox, which every command entering
+ * it joins: native/fork-server.c join_cgroup).
+ */
+const pidsMax = 64;
+let up: SandboxedUp;
+
+beforeAll(async () => {
+  up = await startSandboxedUp({ RUNYARD_RUN_PIDS_MAX: String(pidsMax) });
+});
+
+afterAll(async () => {
+  await up?.proc.kill();
+});
+
+/**
+ * Forks until a fork is refused (at most 300 times), children waiting to be killed: how many it
+ * got and whether the kernel refused one. Python rather than a shell: dash ends a script whose
+ * `&` cannot fork. Then, only where a fork was refused (never on a machine where the limit does
+ * not hold), it starts the classic fork bomb and watches the sandbox's processes (its /proc,
+ * read without forking) until the bomb has filled the limit: the most it saw, `peak`. The bomb
+ * is in the step's process group, which ends with the step.
+ */
+const script = `/usr/bin/python3 - <<'EOF'
+import os, signal, time
+children, refused = [], 0
+for _ in range(300):
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        refused = 1
+        break
+    if pid == 0:
+        signal.pause()
+        os._exit(0)
+    children.append(pid)
+print(f"forked={len(children)}", flush=True)
+print(f"refused={refused}", flush=True)
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+for pid in children:
+    os.waitpid(pid, 0)
+if refused:
+    if os.fork() == 0:
+        os.execv("/bin/sh", ["sh", "-c", "b() { b | b & }; b"])
+    count = lambda: sum(1 for name in os.listdir("/proc") if name.isdigit())
+    peak, deadline = 0, time.monotonic() + 30
+    while peak < ${pidsMax} - 8 and time.monotonic() < deadline:
+        peak = max(peak, count())
+    for _ in range(2000):
+        peak = max(peak, count())
+    print(f"peak={peak}", flush=True)
+EOF`;
+
+describe("a run's sandbox held to RUNYARD_RUN_PIDS_MAX processes", () => {
+  it("holds a member's fork bomb to the limit: its forks past it are refused, the run's next step and the next run go on", async () => {
+    const runId = await submitWorkflow(
+      up.url,
+      memberWorkflow([
+        { name: "bomb", script },
+        { name: "after", script: "echo after-the-bomb" },
+      ]),
+      up.userToken,
+    );
+    const run = await waitForRun(up.url, runId, runEnded, 120_000);
+    const output = await runOutput(up.url, runId);
+    expect(run.status, output).toBe("success");
+    const forked = Number(outputLine(output, "forked"));
+    expect(forked, output).toBeGreaterThan(0);
+    expect(forked, output).toBeLessThan(pidsMax);
+    expect(outputLine(output, "refused"), output).toBe("1");
+    const peak = Number(outputLine(output, "peak"));
+    console.log(`forked ${forked}, peak ${peak} of pids.max ${pidsMax}`);
+    expect(peak, output).toBeGreaterThanOrEqual(pidsMax - 8);
+    expect(peak, output).toBeLessThanOrEqual(pidsMax);
+    expect(output).toContain("after-the-bomb");
+
+    // The runner still runs the next run's steps.
+    const next = await submitWorkflow(
+      up.url,
+      memberWorkflow([{ name: "next", script: "echo next-run-ran" }]),
+      up.userToken,
+    );
+    const nextRun = await waitForRun(up.url, next, runEnded, 60_000);
+    expect(nextRun.status).toBe("success");
+    expect(await runOutput(up.url, next)).toContain("next-run-ran");
+  }, 180_000);
+});
