@@ -97,6 +97,18 @@ describe("the egress proxy", () => {
     expect(forbiddenConnections).toBe(0);
   });
 
+  it("connects an operator's entry that names an address to that address: a name no resolver knows reaches a listener of the runner's", async () => {
+    const echo = createServer((socket) => socket.on("data", (data) => socket.write(`echo ${data}`)));
+    const echoPort = await listening(echo, "127.0.0.1");
+    const { address } = await proxy(
+      [{ host: "model-key-proxy.runyard.internal", port: echoPort, address: "127.0.0.1" }],
+      [],
+    );
+    const open = await tunnel(address, `model-key-proxy.runyard.internal:${echoPort}`);
+    expect(open.status).toBe("HTTP/1.1 200 Connection Established");
+    expect(await open.send("hello")).toBe("echo hello");
+  });
+
   it("forwards a plain HTTP request with an absolute URI to an allowed destination only", async () => {
     const api = createHttpServer((req, res) => {
       res.writeHead(200, { "content-type": "text/plain" });
