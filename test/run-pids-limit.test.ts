@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTools } from "./helpers/agent-turn.js";
 import { memberWorkflow, outputLine, runEnded, runOutput, submitWorkflow } from "./helpers/member-runs.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
-import { waitForRun } from "./helpers/server.js";
+import { api, readEvents, waitForRun } from "./helpers/server.js";
+import { type ModelServer, startModelServer } from "./model-server/server.js";
 
 /**
  * A member's fork bomb against a sandboxing `runyard up` whose runs' sandboxes are held to
@@ -10,13 +12,21 @@ import { waitForRun } from "./helpers/server.js";
  */
 const pidsMax = 64;
 let up: SandboxedUp;
+/** The model of the runner's own OPENAI_BASE_URL, for a member's built-in loop. */
+let model: ModelServer;
 
 beforeAll(async () => {
-  up = await startSandboxedUp({ RUNYARD_RUN_PIDS_MAX: String(pidsMax) });
+  model = await startModelServer({ conversations: [] });
+  up = await startSandboxedUp({
+    RUNYARD_RUN_PIDS_MAX: String(pidsMax),
+    OPENAI_BASE_URL: `${model.url}/v1`,
+    OPENAI_API_KEY: "sk-operator-key",
+  });
 });
 
 afterAll(async () => {
   await up?.proc.kill();
+  await model?.stop();
 });
 
 /**
@@ -27,8 +37,7 @@ afterAll(async () => {
  * read without forking) until the bomb has filled the limit: the most it saw, `peak`. The bomb
  * is in the step's process group, which ends with the step.
  */
-const script = `/usr/bin/python3 - <<'EOF'
-import os, signal, time
+const forkUntilRefused = `import os, signal, time
 children, refused = [], 0
 for _ in range(300):
     try:
@@ -46,6 +55,9 @@ for pid in children:
     os.kill(pid, signal.SIGKILL)
 for pid in children:
     os.waitpid(pid, 0)
+`;
+const script = `/usr/bin/python3 - <<'EOF'
+${forkUntilRefused}
 if refused:
     if os.fork() == 0:
         os.execv("/bin/sh", ["sh", "-c", "b() { b | b & }; b"])
@@ -91,4 +103,42 @@ describe("a run's sandbox held to RUNYARD_RUN_PIDS_MAX processes", () => {
     expect(nextRun.status).toBe("success");
     expect(await runOutput(up.url, next)).toContain("next-run-ran");
   }, 180_000);
+
+  it("holds a member's agent turn's commands to the limit too, in the sandbox of their own", async () => {
+    model.setScript({
+      conversations: [
+        {
+          match: withTools,
+          turns: [
+            {
+              toolCalls: [
+                {
+                  name: "run_command",
+                  input: { command: `/usr/bin/python3 - <<'EOF'\n${forkUntilRefused}EOF` },
+                  id: "call_fork",
+                },
+              ],
+            },
+            { text: "done" },
+          ],
+        },
+        { turns: [{ text: "ok" }] },
+      ],
+    });
+    const { status, body } = await api<{ run_id: string }>(
+      up.url,
+      "POST",
+      "/api/runs",
+      { kind: "agent", agent: "openai", prompt: "fork" },
+      up.userToken,
+    );
+    expect(status, JSON.stringify(body)).toBe(201);
+    const run = await waitForRun(up.url, body.run_id, runEnded, 90_000);
+    const events = JSON.stringify(await readEvents(up.url, body.run_id));
+    expect(run.status, events).toBe("success");
+    const forked = Number(/forked=(\d+)/.exec(events)?.[1]);
+    expect(forked, events).toBeGreaterThan(0);
+    expect(forked, events).toBeLessThan(pidsMax);
+    expect(events).toContain("refused=1");
+  }, 120_000);
 });

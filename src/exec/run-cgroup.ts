@@ -44,8 +44,9 @@ export function findPidsHierarchy(): PidsHierarchy | { problem: string } {
 }
 
 /**
- * The cgroup of one run's sandbox: its processes, and every command entered into it (the
- * fork-server joins the holder's cgroup before it enters), are at most `pids.max`. A fork bomb
+ * The cgroup of one run's sandbox (or of a command's own sandbox: SandboxLauncher): its
+ * processes, and every command entered into it (the fork-server joins the holder's cgroup before
+ * it enters), are at most `pids.max`. A fork bomb
  * of a run's step is held there: further forks fail with EAGAIN, the runner and other runs go on.
  */
 export class RunCgroup {
@@ -63,10 +64,15 @@ export class RunCgroup {
     }
   }
 
+  /** The file a process writes its pid to to move into the group. */
+  get procsFile(): string {
+    return join(this.folder, "cgroup.procs");
+  }
+
   /** Moves `pids` into the group; what they fork from now on is counted there too. */
   add(pids: readonly number[]): string | undefined {
     try {
-      for (const pid of pids) writeFileSync(join(this.folder, "cgroup.procs"), String(pid));
+      for (const pid of pids) writeFileSync(this.procsFile, String(pid));
       return undefined;
     } catch (error) {
       return `cannot move the run's sandbox into its cgroup ${this.folder}: ${(error as Error).message}`;

@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
+import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox } from "./sandbox.js";
 import { notStarted } from "./spawn-launcher.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
@@ -32,7 +33,22 @@ export class SandboxLauncher implements ProcessLauncher {
     // The run's sandbox, where it can take the command: a fork there, not a sandbox of its own.
     const entered = await exposure.runSandbox?.run({ ...request, cwd }, this.launcher);
     if (entered) return entered;
-    return this.launcher.run({ ...request, cwd, argv: this.sandbox.command(request.argv, exposure) });
+    const argv = this.sandbox.command(request.argv, exposure);
+    const limit = this.sandbox.options.pids;
+    if (!limit) return this.launcher.run({ ...request, cwd, argv });
+    // A sandbox of its own is held to the run's limit too, in a cgroup of its own: a shell on the
+    // host moves itself there, then becomes bwrap, before anything of the command runs.
+    const cgroup = RunCgroup.make(limit.hierarchy, limit.max);
+    if (!(cgroup instanceof RunCgroup)) return notStarted(startedAt, "failed", cgroup.problem);
+    try {
+      return await this.launcher.run({
+        ...request,
+        cwd,
+        argv: ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procsFile, ...argv],
+      });
+    } finally {
+      cgroup.remove();
+    }
   }
 
   get entersSandboxes(): boolean {
