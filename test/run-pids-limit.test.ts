@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findPidsHierarchy } from "../src/exec/run-cgroup.js";
 import { withTools } from "./helpers/agent-turn.js";
 import { memberWorkflow, outputLine, runEnded, runOutput, submitWorkflow } from "./helpers/member-runs.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
@@ -16,6 +17,10 @@ let up: SandboxedUp;
 let model: ModelServer;
 
 beforeAll(async () => {
+  // What the runner needs for the limit (root, or a delegated hierarchy): said at once where missing.
+  const hierarchy = findPidsHierarchy();
+  if ("problem" in hierarchy)
+    throw new Error(`this machine cannot hold a run to a number of processes: ${hierarchy.problem}`);
   model = await startModelServer({ conversations: [] });
   up = await startSandboxedUp({
     RUNYARD_RUN_PIDS_MAX: String(pidsMax),
