@@ -1,21 +1,27 @@
-import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { existsSync, realpathSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
-import { basename, dirname, join, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { agentPath } from "../agents/availability.js";
-import { destinationOf, isOwnSetting, modelDestinations } from "../agents/model-endpoints.js";
+import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
-import { credentialEnvNames, runEnvBase } from "../core/config-env.js";
 import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
-import { isSecretName } from "../core/masking.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
+import { conversationCodexHome, conversationConfigHome } from "./conversation-config.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
-import { keyProxyFor, type ModelKeyProxy } from "./model-key-proxy.js";
+import {
+  carriesCredential,
+  githubLoginRefusal,
+  memberAgentEnv,
+  reachedFromContainers,
+  withoutOperatorKeys,
+} from "./member-keys.js";
+import { keyProxyFor } from "./model-key-proxy.js";
 
 export interface AgentTurnsOptions {
   /** `<runyard home>/agents`, where `runyard agents install` puts the CLIs. */
@@ -318,82 +324,6 @@ function conversationFolder(key: string): string {
 }
 
 /**
- * Codex's home (CODEX_HOME) for a turn whose `$HOME` is not the user's: `<state>/codex-home`, whose
- * sessions outlive the turn for its follow-ups, with the user's `config.toml` (their provider,
- * endpoint and model) and `AGENTS.md` copied in anew each turn, from `userHome` as the runner
- * reads it (outside any sandbox: the user's home is hidden inside). With `login`, the home's
- * `auth.json` is a link to the user's own, which the turn is shown read-write at its own path
- * (`shown`), so a token Codex refreshes is refreshed for the user too: a copy would refresh it
- * alone and leave the user's stale (a refresh token is good once).
- */
-async function conversationCodexHome(
-  state: string,
-  userHome: string,
-  { login }: { login: boolean },
-): Promise<{ home: string; shown: string[] }> {
-  const home = await stateFolder(join(state, "codex-home"));
-  await layUserFiles(home, userHome, ["config.toml", "AGENTS.md"]);
-  const link = join(home, "auth.json");
-  const userLogin = join(userHome, "auth.json");
-  // Only the link the runner laid is removed: a login the conversation made itself stays.
-  if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) await rm(link, { force: true });
-  if (!login || !existsSync(userLogin)) return { home, shown: [] };
-  await rm(link, { force: true });
-  await symlink(userLogin, link);
-  return { home, shown: [userLogin] };
-}
-
-/**
- * OpenCode's config folder (XDG_CONFIG_HOME) for a turn whose `$HOME` is not the user's:
- * `<state>/config-home` with a copy of the user's `opencode` folder (their providers and model;
- * its `node_modules` left out: a turn runs `--pure`, without external plugins), made anew each turn.
- */
-async function conversationConfigHome(
-  state: string,
-  runnerEnv: Readonly<Record<string, string | undefined>>,
-): Promise<string> {
-  const home = await stateFolder(join(state, "config-home"));
-  const userConfig = join(
-    runnerEnv.XDG_CONFIG_HOME || join(runnerEnv.HOME || homedir(), ".config"),
-    "opencode",
-  );
-  await rm(join(home, "opencode"), { recursive: true, force: true });
-  await cp(userConfig, join(home, "opencode"), {
-    recursive: true,
-    dereference: true,
-    filter: (source) => basename(source) !== "node_modules",
-  }).catch(() => {
-    // None (or unreadable): OpenCode's defaults.
-  });
-  return home;
-}
-
-/**
- * A folder of the conversation's state that the runner writes into. The last turn could write
- * in the state: a link it left in the folder's place is removed, never followed, so the runner
- * writes nowhere else.
- */
-async function stateFolder(dir: string): Promise<string> {
-  if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) await rm(dir, { force: true });
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  return dir;
-}
-
-/**
- * Copies the user's `names` from `userDir` into `dir`, each anew: what the user removed since
- * the last turn goes from the copy too, and a link a turn left in a file's place is replaced,
- * never written through.
- */
-async function layUserFiles(dir: string, userDir: string, names: readonly string[]): Promise<void> {
-  for (const name of names) {
-    await rm(join(dir, name), { force: true });
-    await copyFile(join(userDir, name), join(dir, name), constants.COPYFILE_EXCL).catch(() => {
-      // Absent (or unreadable): the CLI's defaults.
-    });
-  }
-}
-
-/**
  * Where the CLI's package really lies: `node_modules/.bin/claude` links into its package, which
  * must be seen too (the `node_modules` folder that holds it and its dependencies), or the link
  * leads nowhere inside a sandbox. Never the folder around that `node_modules`: a CLI installed
@@ -488,118 +418,6 @@ export function agentEnv(
     env[name] = value;
   }
   return env;
-}
-
-/**
- * The runner's environment as a member's turn of `agent` sees it on a sandboxing runner: what a
- * member's step starts from (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TERM`) and that agent's own
- * settings (its keys and endpoints: `ANTHROPIC_*` for Claude Code, `OPENAI_*` for the built-in
- * loop, ...). Another agent's key, the operator's `GITHUB_TOKEN` or `AWS_*`, and the names the
- * operator passes to platform runs (`step_pass_env`) stay out.
- */
-export function memberAgentEnv(
-  agent: string,
-  runner: Readonly<Record<string, string | undefined>>,
-): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = runEnvBase(runner, [], runner.HOME || homedir());
-  const credentials = adapterFor(agent)?.credentialEnv ?? [];
-  for (const [name, value] of Object.entries(runner)) {
-    if (value === undefined || credentialEnvNames.includes(name)) continue;
-    if (isOwnSetting(agent, name) || credentials.includes(name)) env[name] = value;
-  }
-  return env;
-}
-
-/** The name a container's turn reaches the runner's model key proxies by, through its egress proxy. */
-const keyProxyHost = "model-key-proxy.runyard.internal";
-
-/**
- * A turn's key proxies as a container reaches them: its endpoints named by `keyProxyHost` and
- * the proxy's port (a container's loopback is its own), and those destinations, which its egress
- * proxy connects to the runner's loopback.
- */
-function reachedFromContainers(proxied: {
-  proxies: ModelKeyProxy[];
-  env: Record<string, string | undefined>;
-}): {
-  keyProxy: { proxies: ModelKeyProxy[]; env: Record<string, string | undefined> };
-  reached: EgressDestination[];
-} {
-  const env = { ...proxied.env };
-  const reached: EgressDestination[] = [];
-  for (const proxy of proxied.proxies) {
-    const port = Number(new URL(proxy.url).port);
-    reached.push({ host: keyProxyHost, port, address: "127.0.0.1" });
-    for (const [name, value] of Object.entries(env)) {
-      if (value === proxy.url) env[name] = `http://${keyProxyHost}:${port}`;
-    }
-  }
-  return { keyProxy: { proxies: proxied.proxies, env }, reached };
-}
-
-/**
- * `env` without the credentials a proxy did not take the place of (`carriesCredential`): those
- * a member's CLI would send its model itself, which no member's turn holds.
- */
-function withoutOperatorKeys(
-  env: Readonly<Record<string, string | undefined>>,
-  proxies: readonly ModelKeyProxy[],
-): Record<string, string | undefined> {
-  const placeholders = new Set(proxies.map((proxy) => proxy.placeholder));
-  const kept: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (carriesCredential(name) && !(value !== undefined && placeholders.has(value))) continue;
-    kept[name] = value;
-  }
-  return kept;
-}
-
-/** The variables Copilot CLI logs in to GitHub with (GITHUB_TOKEN stays with git: gitTokenNames). */
-const githubLogins = ["COPILOT_GITHUB_TOKEN", "GH_TOKEN"];
-
-/**
- * A member's Copilot CLI turn that would run on the runner's GitHub login: Copilot CLI calls
- * GitHub's own API with it, which no proxy of the runner takes the place of, and a member's turn
- * never holds the operator's token. Refused, saying what would let it run: a provider of the
- * runner's (whose key its proxy adds) or a token of the task's own. Undefined otherwise.
- */
-function githubLoginRefusal(
-  task: AgentTask,
-  memberEnv: Readonly<Record<string, string | undefined>>,
-): TurnOutcome | undefined {
-  if (task.agent !== "copilot" || memberEnv.COPILOT_PROVIDER_BASE_URL) return undefined;
-  const own = adapterFor("copilot")?.credentialEnv ?? [];
-  if (own.some((name) => task.env[name])) return undefined;
-  const login = githubLogins.find((name) => memberEnv[name]);
-  if (!login) return undefined;
-  return {
-    status: "failed",
-    error: {
-      code: "AGENT_AUTH",
-      message: `copilot would run on this runner's GitHub login (${login}), which no member's turn is given: it calls GitHub's API with it, which the runner cannot key for it`,
-      hint: "Bring your own token in the task's env (COPILOT_GITHUB_TOKEN, as a secret), or ask the runner's operator to give Copilot CLI a provider of the runner's (COPILOT_PROVIDER_BASE_URL and COPILOT_PROVIDER_API_KEY in the runner's env), whose key the runner adds to a member's calls.",
-    },
-    inputTokens: 0,
-    outputTokens: 0,
-    durationMs: 0,
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-  };
-}
-
-/**
- * Whether a setting of the runner's env carries a credential a CLI sends with its model calls,
- * or reads one from: a secret's name (`*_KEY`, `*_TOKEN`, ...), and those that hold one under
- * another name: headers sent with every call (Claude Code's `ANTHROPIC_CUSTOM_HEADERS`, a
- * gateway's key among them), a credentials file (`GOOGLE_APPLICATION_CREDENTIALS`, `*_TOKEN_FILE`)
- * and a key's id (`AWS_ACCESS_KEY_ID`).
- */
-export function carriesCredential(name: string): boolean {
-  return (
-    isSecretName(name) ||
-    /_(HEADERS|CREDENTIALS|KEY_ID)$/i.test(name) ||
-    /_(TOKEN|KEY|SECRET|PASSWORD|CREDENTIALS)_FILE$/i.test(name)
-  );
 }
 
 function notInstalled(agent: string, message: string): TurnOutcome {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { memberAgentEnv } from "./agent-turns.js";
+import { memberAgentEnv } from "./member-keys.js";
 
 const runner = {
   PATH: "/usr/bin",

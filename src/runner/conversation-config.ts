@@ -1,0 +1,80 @@
+import { constants, existsSync, lstatSync } from "node:fs";
+import { copyFile, cp, mkdir, rm, symlink } from "node:fs/promises";
+import { homedir } from "node:os";
+import { basename, join } from "node:path";
+
+/**
+ * Codex's home (CODEX_HOME) for a turn whose `$HOME` is not the user's: `<state>/codex-home`, whose
+ * sessions outlive the turn for its follow-ups, with the user's `config.toml` (their provider,
+ * endpoint and model) and `AGENTS.md` copied in anew each turn, from `userHome` as the runner
+ * reads it (outside any sandbox: the user's home is hidden inside). With `login`, the home's
+ * `auth.json` is a link to the user's own, which the turn is shown read-write at its own path
+ * (`shown`), so a token Codex refreshes is refreshed for the user too: a copy would refresh it
+ * alone and leave the user's stale (a refresh token is good once).
+ */
+export async function conversationCodexHome(
+  state: string,
+  userHome: string,
+  { login }: { login: boolean },
+): Promise<{ home: string; shown: string[] }> {
+  const home = await stateFolder(join(state, "codex-home"));
+  await layUserFiles(home, userHome, ["config.toml", "AGENTS.md"]);
+  const link = join(home, "auth.json");
+  const userLogin = join(userHome, "auth.json");
+  // Only the link the runner laid is removed: a login the conversation made itself stays.
+  if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) await rm(link, { force: true });
+  if (!login || !existsSync(userLogin)) return { home, shown: [] };
+  await rm(link, { force: true });
+  await symlink(userLogin, link);
+  return { home, shown: [userLogin] };
+}
+
+/**
+ * OpenCode's config folder (XDG_CONFIG_HOME) for a turn whose `$HOME` is not the user's:
+ * `<state>/config-home` with a copy of the user's `opencode` folder (their providers and model;
+ * its `node_modules` left out: a turn runs `--pure`, without external plugins), made anew each turn.
+ */
+export async function conversationConfigHome(
+  state: string,
+  runnerEnv: Readonly<Record<string, string | undefined>>,
+): Promise<string> {
+  const home = await stateFolder(join(state, "config-home"));
+  const userConfig = join(
+    runnerEnv.XDG_CONFIG_HOME || join(runnerEnv.HOME || homedir(), ".config"),
+    "opencode",
+  );
+  await rm(join(home, "opencode"), { recursive: true, force: true });
+  await cp(userConfig, join(home, "opencode"), {
+    recursive: true,
+    dereference: true,
+    filter: (source) => basename(source) !== "node_modules",
+  }).catch(() => {
+    // None (or unreadable): OpenCode's defaults.
+  });
+  return home;
+}
+
+/**
+ * A folder of the conversation's state that the runner writes into. The last turn could write
+ * in the state: a link it left in the folder's place is removed, never followed, so the runner
+ * writes nowhere else.
+ */
+async function stateFolder(dir: string): Promise<string> {
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) await rm(dir, { force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/**
+ * Copies the user's `names` from `userDir` into `dir`, each anew: what the user removed since
+ * the last turn goes from the copy too, and a link a turn left in a file's place is replaced,
+ * never written through.
+ */
+async function layUserFiles(dir: string, userDir: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    await rm(join(dir, name), { force: true });
+    await copyFile(join(userDir, name), join(dir, name), constants.COPYFILE_EXCL).catch(() => {
+      // Absent (or unreadable): the CLI's defaults.
+    });
+  }
+}
