@@ -8,6 +8,7 @@ import { auditRepo } from "./audit.js";
 import { botsRepo } from "./bots.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import { concurrencySlotsRepo } from "./concurrency-slots.js";
+import { neverLost, type StoreOutages } from "./connection-loss.js";
 import type { StoreContext, StoreDialect } from "./dialect.js";
 import { fleetRepo } from "./fleet.js";
 import { forgesRepo } from "./forges.js";
@@ -38,6 +39,8 @@ export interface KyselyStoreOptions {
    * text's SHA-256). Without it they are stored as they are (the in-memory store).
    */
   secretKey?: string;
+  /** When the database was last found unreachable (PostgreSQL's connections keep it); default never. */
+  outages?: StoreOutages;
 }
 
 /**
@@ -57,7 +60,7 @@ export async function createKyselyStore(
     await db.destroy();
     throw error;
   }
-  return storeOver({ db, dialect, now: opts.now ?? (() => new Date()), cipher });
+  return storeOver({ db, dialect, now: opts.now ?? (() => new Date()), cipher }, opts.outages ?? neverLost);
 }
 
 /**
@@ -98,7 +101,7 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
 }
 
 /** The one place the repositories are put together; they share the context and nothing else. */
-function storeOver(ctx: StoreContext): Store {
+function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
   let closed = false;
   return {
     runs: runsRepo(ctx),
@@ -124,6 +127,7 @@ function storeOver(ctx: StoreContext): Store {
     forges: forgesRepo(ctx),
     savedWorkflows: savedWorkflowsRepo(ctx),
     schedules: schedulesRepo(ctx),
+    outages,
     async close() {
       if (closed) return;
       closed = true;

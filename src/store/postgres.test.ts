@@ -3,7 +3,7 @@ import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createTestDatabase } from "../../test/helpers/postgres.js";
 import { migrations } from "./migrations/index.js";
-import { openPostgresStore } from "./postgres.js";
+import { connectPostgres, openPostgresStore } from "./postgres.js";
 import type { Store } from "./types.js";
 
 const adminUrl = inject("postgresAdminUrl");
@@ -70,5 +70,59 @@ describe.skipIf(!adminUrl)("openPostgresStore", () => {
       hint: expect.stringContaining("RUNYARD_DATABASE_URL"),
     });
     expect((error as Error).message).not.toContain("hunter2");
+  });
+});
+
+describe.skipIf(!adminUrl)("a PostgreSQL connection lost under the store", () => {
+  /** Ends every other session on the database, as a restart or `pg_terminate_backend` does. */
+  async function terminateSessions(url: string): Promise<number> {
+    const rows = await query<{ ended: boolean }>(
+      url,
+      "select pg_terminate_backend(pid) as ended from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    );
+    return rows.filter((row) => row.ended).length;
+  }
+
+  async function sessions(url: string): Promise<number> {
+    const rows = await query<{ n: string }>(
+      url,
+      "select count(*) as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    );
+    return Number(rows[0]?.n);
+  }
+
+  it("runs a transaction again, whole, when its connection is ended between two of its statements", async () => {
+    const url = await createTestDatabase(adminUrl);
+    const db = await connectPostgres(url);
+    try {
+      let attempts = 0;
+      const result = await db.transaction().execute(async (trx) => {
+        attempts++;
+        await sql`select 1`.execute(trx);
+        if (attempts === 1) {
+          expect(await terminateSessions(url)).toBeGreaterThan(0);
+          // The server's word arrives while the connection sits idle in the transaction: it is
+          // heard (no unhandled 'error' ends the process), and the next statement fails.
+          while ((await sessions(url)) > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return (await sql<{ n: number }>`select 2 as n`.execute(trx)).rows[0]?.n;
+      });
+      expect(result).toBe(2);
+      expect(attempts).toBe(2);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it("answers reads and writes after every pooled connection was ended", async () => {
+    const url = await createTestDatabase(adminUrl);
+    const store = await openPostgresStore(url);
+    opened.push(store);
+    await store.events.lastSeq("warm-up");
+    await terminateSessions(url);
+    // The pool's idle connections are dead: the read goes to a new one.
+    expect(await store.runs.get("run_none")).toBeUndefined();
+    await terminateSessions(url);
+    expect(await store.audit.prune(new Date(0).toISOString())).toBe(0);
   });
 });

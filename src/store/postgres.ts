@@ -1,17 +1,11 @@
-import {
-  Kysely,
-  type PostgresCursor,
-  PostgresDialect,
-  type PostgresPool,
-  type PostgresPoolClient,
-  type PostgresQueryResult,
-} from "kysely";
+import { type Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { OutageClock } from "./connection-loss.js";
 import { postgresDialect } from "./dialect.js";
 import { createKyselyStore } from "./kysely-store.js";
-import { preparedName } from "./prepared.js";
+import { ReconnectingKysely, reconnectingPool } from "./postgres-connections.js";
 import type { Database } from "./schema.js";
 import type { Store } from "./types.js";
 
@@ -33,7 +27,11 @@ export interface PostgresStoreOptions {
  * lock (Kysely's migrator holds `pg_advisory_lock`), and claims lock their row.
  */
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<Store> {
-  return createKyselyStore(await connectPostgres(url, opts), postgresDialect, opts);
+  const outages = new OutageClock();
+  return createKyselyStore(await connectPostgres(url, { ...opts, outages }), postgresDialect, {
+    ...opts,
+    outages,
+  });
 }
 
 /**
@@ -42,12 +40,17 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
  */
 export async function connectPostgres(
   url: string,
-  opts: Pick<PostgresStoreOptions, "logger" | "poolSize" | "connectTimeoutMs"> = {},
+  opts: Pick<PostgresStoreOptions, "logger" | "poolSize" | "connectTimeoutMs"> & {
+    outages?: OutageClock;
+  } = {},
 ): Promise<Kysely<Database>> {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    // A connection whose server vanished without a word (a host gone, a partition) is found dead
+    // by TCP keep-alive instead of waiting forever for an answer.
+    keepAlive: true,
   });
   // An idle client whose server went away emits `error` on the pool; without a listener that
   // would end the process. The next query gets a fresh connection (or fails with the reason).
@@ -59,58 +62,9 @@ export async function connectPostgres(
     await pool.end().catch(() => {});
     throw unreachable(url, error);
   }
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingHotStatements(pool) }) });
-}
-
-/** PostgreSQL's answer to a prepared statement whose result columns changed (a migration ran). */
-const cachedPlanChanged = "0A000";
-
-/**
- * The pool as Kysely sees it, its clients running the store's hot statements (`prepared.ts`) as
- * named prepared statements: each connection parses and plans one once, then only binds and
- * executes it. Should a migration change the columns one returns, PostgreSQL refuses the cached
- * plan; that connection runs that statement unnamed from then on.
- */
-function preparingHotStatements(pool: pg.Pool): PostgresPool {
-  const clients = new WeakMap<pg.PoolClient, PostgresPoolClient>();
-  const preparing = (client: pg.PoolClient): PostgresPoolClient => {
-    const unnamed = new Set<string>();
-    const run = async (sql: string, values: readonly unknown[]) => {
-      const name = preparedName(sql);
-      if (name === undefined || unnamed.has(name)) return client.query(sql, [...values]);
-      try {
-        return await client.query({ name, text: sql, values: [...values] });
-      } catch (error) {
-        if ((error as { code?: unknown }).code !== cachedPlanChanged) throw error;
-        unnamed.add(name);
-        return client.query(sql, [...values]);
-      }
-    };
-    // Kysely passes a text and its values, or a cursor (`stream`), which goes as it is.
-    function query<R>(sql: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>>;
-    function query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
-    function query<R>(
-      sqlOrCursor: string | PostgresCursor<R>,
-      parameters: readonly unknown[] = [],
-    ): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
-      if (typeof sqlOrCursor === "string")
-        return run(sqlOrCursor, parameters) as Promise<PostgresQueryResult<R>>;
-      return client.query(sqlOrCursor as never) as PostgresCursor<R>;
-    }
-    return { query, release: () => client.release() };
-  };
-  return {
-    async connect() {
-      const client = await pool.connect();
-      let wrapped = clients.get(client);
-      if (!wrapped) {
-        wrapped = preparing(client);
-        clients.set(client, wrapped);
-      }
-      return wrapped;
-    },
-    end: () => pool.end(),
-  };
+  return new ReconnectingKysely({
+    dialect: new PostgresDialect({ pool: reconnectingPool(pool, opts.logger, opts.outages) }),
+  });
 }
 
 /** The URL without its password, for messages and logs. */

@@ -3,6 +3,7 @@ import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
 import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
+import type { StoreOutages } from "./connection-loss.js";
 import type { FleetRepo } from "./fleet.js";
 import type { ForgesRepo } from "./forges.js";
 import type { HooksRepo } from "./hooks.js";
@@ -61,6 +62,11 @@ export interface Store {
   forges: ForgesRepo;
   savedWorkflows: SavedWorkflowsRepo;
   schedules: SchedulesRepo;
+  /**
+   * When the database was last found unreachable: silence of replicas and runners while it was
+   * away is not theirs, so the fleet's lease clocks start again from its return.
+   */
+  outages: StoreOutages;
   /** Closes the database; the store is unusable afterwards. Calling it twice is harmless. */
   close(): Promise<void>;
 }
