@@ -191,6 +191,10 @@ export const errorTable = {
     status: 500,
     hint: "Check that PostgreSQL runs at that host and port, that this machine may connect to it, and the user, password and database name in RUNYARD_DATABASE_URL.",
   },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    hint: "The server lost its database for a moment (a restart or a failover): send the request again after the Retry-After seconds; GET /health/ready answers 200 once the database is back.",
+  },
   SECRET_MISSING: {
     status: 400,
     hint: "Store it for the run's tenant with `runyard secret set NAME` (the value on stdin), or give it as a variable.",

@@ -55,6 +55,17 @@ const Starting = Health.extend({
   waiting_for: z.string().describe("what the server waits for before it takes work, e.g. its local runner"),
 });
 
+const Ready = z.object({
+  ok: z.literal(true),
+  database: z.literal("ok"),
+});
+
+const NotReady = z.object({
+  ok: z.literal(false),
+  database: z.enum(["ok", "unreachable"]).describe("whether this replica reaches its database"),
+  waiting_for: z.string().describe("what the replica waits for before it takes work"),
+});
+
 /**
  * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
  * request, serialize its responses and describe it in `/openapi.json`.
@@ -114,12 +125,15 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
           tags: ["server"],
           security: publicRoute,
           response: {
-            200: { description: "the server is up", content: { "application/json": { schema: Health } } },
+            ...errorResponses(),
+            200: {
+              description: "the server is up (its body says whether it reaches its database)",
+              content: { "application/json": { schema: Health } },
+            },
             503: {
               description: "the server is starting: it says what it waits for",
               content: { "application/json": { schema: Starting } },
             },
-            ...errorResponses(),
           },
         },
       },
@@ -133,6 +147,37 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
         const waiting = deps.waitingFor?.();
         if (waiting) return reply.code(503).send({ ...health, ok: false as const, waiting_for: waiting });
         return { ...health, ok: true as const };
+      },
+    );
+    api.withTypeProvider<ZodTypeProvider>().get(
+      "/health/ready",
+      {
+        schema: {
+          operationId: "getReadiness",
+          summary: "Readiness",
+          description:
+            "200 while this replica can take work: it reaches its database and waits for nothing; 503 otherwise (a load balancer or Kubernetes readiness probe sends it no traffic meanwhile). `/health` is the liveness answer. No token needed.",
+          tags: ["server"],
+          security: publicRoute,
+          response: {
+            ...errorResponses(),
+            200: { description: "ready", content: { "application/json": { schema: Ready } } },
+            503: {
+              description: "not ready: the database cannot be reached, or the server is starting",
+              content: { "application/json": { schema: NotReady } },
+            },
+          },
+        },
+      },
+      async (_request, reply) => {
+        const database = await databaseState(deps);
+        const waiting = deps.waitingFor?.();
+        if (database === "ok" && !waiting) return { ok: true as const, database };
+        return reply.code(503).send({
+          ok: false as const,
+          database,
+          waiting_for: waiting ?? "the database",
+        });
       },
     );
     runRoutes(api, deps, metrics.streams);

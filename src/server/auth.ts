@@ -44,6 +44,7 @@ declare module "fastify" {
 const publicPaths = new Set([
   "/health",
   "/health/agents",
+  "/health/ready",
   "/openapi.json",
   "/api/auth/login",
   "/favicon.ico",

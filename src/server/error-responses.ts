@@ -3,6 +3,7 @@ import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { connectionLost, storeUnavailable } from "../store/connection-loss.js";
 import { apiSchemas } from "./api-schemas.js";
 
 const errorCodes = Object.keys(errorTable) as [ErrorCode, ...ErrorCode[]];
@@ -38,6 +39,7 @@ const errorStatuses = {
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
   429: "too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored)",
   500: "a bug in runyard; the server log has the details",
+  503: "the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds",
 } as const;
 type ErrorStatus = keyof typeof errorStatuses;
 
@@ -46,15 +48,17 @@ interface ErrorResponse {
   content: { "application/json": { schema: typeof ErrorBody } };
 }
 
-/** The error responses of a route: `{error: {code, message, hint}}` under each status, and 500. */
-export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S | 500, ErrorResponse> {
-  const all = [...new Set<S | 500>([...statuses, 500])];
+/** The error responses of a route: `{error: {code, message, hint}}` under each status, 500 and 503. */
+export function errorResponses<S extends ErrorStatus>(
+  ...statuses: S[]
+): Record<S | 500 | 503, ErrorResponse> {
+  const all = [...new Set<S | 500 | 503>([...statuses, 500, 503])];
   const response = (status: ErrorStatus): ErrorResponse => ({
     description: errorStatuses[status],
     content: { "application/json": { schema: ErrorBody } },
   });
   return Object.fromEntries(all.map((status) => [status, response(status)])) as Record<
-    S | 500,
+    S | 500 | 503,
     ErrorResponse
   >;
 }
@@ -71,7 +75,8 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
     const known = errorReply(error, request, defaultBodyLimit);
     if (known) {
-      const retryAfter = retryAfterSeconds(error);
+      const retryAfter =
+        known.error.code === "STORE_UNAVAILABLE" ? storeRetryAfterSeconds : retryAfterSeconds(error);
       if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
       // The `POST /jobs` orchestrator API's shape for a quota:
       // `{"status":"failure","error":{...}}`.
@@ -85,6 +90,12 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
       .send({ error: { code: "INTERNAL", message: "internal error", hint: errorTable.INTERNAL.hint } });
   };
 }
+
+/**
+ * How long a client is told to wait while the database cannot be reached (`Retry-After`): a
+ * restart takes seconds, a managed failover up to a minute or two.
+ */
+export const storeRetryAfterSeconds = 2;
 
 /** Errors that say when to try again carry the wait in their details; it goes out as `Retry-After` too. */
 const waitingCodes: ReadonlySet<ErrorCode> = new Set(["RATE_LIMITED", "IDEMPOTENCY_KEY_IN_USE"]);
@@ -101,6 +112,8 @@ function errorReply(
   defaultBodyLimit: number,
 ): ErrorReply | undefined {
   if (error instanceof RunyardError) return fromRunyardError(error);
+  // A driver's error that did not pass through the store's connections (a fleet message, say).
+  if (connectionLost(error)) return fromRunyardError(storeUnavailable(error, "unknown"));
   if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
     const limit = request.routeOptions.bodyLimit ?? defaultBodyLimit;
     return fromRunyardError(

@@ -109,6 +109,7 @@ describe("GET /openapi.json", () => {
         [
           "GET /health",
           "GET /health/agents",
+          "GET /health/ready",
           "GET /openapi.json",
           "POST /api/auth/login",
           // A webhook delivery: its signature, not a token, is the credential.

@@ -1,4 +1,5 @@
 import type { FastifyReply } from "fastify";
+import { RunyardError } from "../core/errors.js";
 import { isFinalStatus } from "../core/events.js";
 import type { RunState, SerializedRunEvent, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
@@ -154,8 +155,14 @@ export async function streamRunEvents(
         // (a stray message). Stop rather than read in a loop; the next event wakes the pump.
         if (page.length === 0 && stored === told) break;
       }
-    } catch {
-      end(); // the store closed under us (server shutting down)
+    } catch (error) {
+      // The database went away (a restart or failover): the client is told, in an `error` event
+      // without an `id:`, and resumes from its Last-Event-ID once the server answers again.
+      if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE" && !ended) {
+        sendPreamble();
+        raw.write(`event: error\ndata: ${JSON.stringify({ error: error.toInfo() })}\n\n`);
+      }
+      end(); // or the store closed under us (server shutting down)
     } finally {
       pumping = false;
     }
