@@ -5,6 +5,7 @@ import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
 import type { StepRunner } from "../core/step-attempt.js";
 import type { JobLoss, JobRecord, JobRequirements, Store } from "../store/index.js";
+import { storeRetryAfterSeconds } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
 import { HostPins } from "./host-pins.js";
 import { endedEarly, jobIdFor, readJob, stepResult } from "./job-records.js";
@@ -26,7 +27,7 @@ export interface RunnerLinks {
 
 export interface JobQueueOptions {
   /** Its job verbs, and the run events runner batches go to. */
-  store: Pick<Store, "jobs" | "events">;
+  store: Pick<Store, "jobs" | "events" | "outages">;
   /** Runner batches stored here are published to this replica's followers. */
   bus: EventBus;
   links: RunnerLinks;
@@ -96,7 +97,7 @@ const maxBotsPerRunner = 50;
  * message (a 2 s sweep covers lost ones), and then reads the row and the run's new events.
  */
 export class JobQueue {
-  private readonly store: Pick<Store, "jobs" | "events">;
+  private readonly store: Pick<Store, "jobs" | "events" | "outages">;
   private readonly links: RunnerLinks;
   private readonly logger: Logger;
   private readonly waiters = new Map<string, Waiter>();
@@ -539,6 +540,11 @@ export class JobQueue {
    * that comes back in time settles it instead (`inventory`).
    */
   private async expireLeases(): Promise<void> {
+    // No runner could renew a lease while the database was away: each gets a whole lease from
+    // its return, beyond the two Retry-After waits in which a runner answered 503 comes back,
+    // to reconnect and heartbeat before its jobs are taken for lost.
+    const lost = this.store.outages.lastLost();
+    if (lost !== undefined && Date.now() - lost < this.leaseMs + 2 * storeRetryAfterSeconds * 1000) return;
     try {
       for (const job of await this.store.jobs.expired(new Date().toISOString())) {
         const runnerId = job.runner_id;

@@ -72,9 +72,13 @@ export class RunnerHub implements SessionHost {
     if (!session.info || this.live.get(session.info.id) !== session) return;
     this.live.delete(session.info.id);
     // Only if it has not said hello to another replica meanwhile (a route that came back late).
-    void this.store.runners.setStatus(session.info.id, "offline", new Date().toISOString(), {
-      replicaId: this.replicaId,
-    });
+    const runnerId = session.info.id;
+    void this.store.runners
+      .setStatus(runnerId, "offline", new Date().toISOString(), { replicaId: this.replicaId })
+      .catch((error: unknown) =>
+        // The database is away; the runner's row says online until its next hello somewhere.
+        this.logger.warn({ err: error, runnerId }, "could not record the runner offline"),
+      );
     this.logger.info({ runnerId: session.info.id }, "runner disconnected");
   }
 

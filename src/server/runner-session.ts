@@ -1,5 +1,5 @@
 import type { WebSocket } from "ws";
-import { errorTable } from "../core/errors.js";
+import { errorTable, RunyardError } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import {
@@ -13,6 +13,9 @@ import type { Store, TokenRecord } from "../store/index.js";
 import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
 import { admitRunner } from "./runner-admission.js";
+
+/** WebSocket's "try again later": the server cannot reach its database. */
+const storeUnavailableCloseCode = 1013;
 
 /** What a session needs from the hub that keeps every session of this replica. */
 export interface SessionHost {
@@ -62,15 +65,31 @@ export class RunnerSession {
       // dead (and its jobs lost) while it works.
       if (message.type === "heartbeat" && this.info) {
         void this.heartbeat(this.info.id, message.bots).catch((error: unknown) =>
-          host.logger.error({ err: error }, "runner heartbeat failed"),
+          this.failed(error, "runner heartbeat failed"),
         );
         return;
       }
       this.chain = this.chain
         .then(() => this.receive(message))
-        .catch((error: unknown) => host.logger.error({ err: error }, "runner message failed"));
+        .catch((error: unknown) => this.failed(error, "runner message failed"));
     });
     socket.on("close", () => host.unregister(this));
+  }
+
+  /**
+   * A message could not be acted on. When the database is away (a restart or a failover) the
+   * socket is closed: the runner keeps its work, reconnects, and sends again what was not acked.
+   */
+  private failed(error: unknown, what: string): void {
+    if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") {
+      this.host.logger.warn(
+        { err: error.message },
+        `${what}: the database is unavailable; closing the runner's socket`,
+      );
+      if (this.open) this.socket.close(storeUnavailableCloseCode, "the server's database is unavailable");
+      return;
+    }
+    this.host.logger.error({ err: error }, what);
   }
 
   get open(): boolean {

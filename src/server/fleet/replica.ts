@@ -53,7 +53,7 @@ export class Replica {
 
   constructor(
     readonly id: string,
-    private readonly store: Pick<Store, "fleet">,
+    private readonly store: Pick<Store, "fleet" | "outages">,
     private readonly link: FleetLink,
     private readonly timings: ReplicaTimings,
     private readonly logger: Logger,
@@ -153,7 +153,8 @@ export class Replica {
       present.add(row.id);
       const known = this.observed.get(row.id);
       if (known?.seenAt !== row.seen_at) this.observed.set(row.id, { seenAt: row.seen_at, since: now });
-      else if (now - known.since >= this.timings.leaseMs) silent.push({ id: row.id, seenAt: row.seen_at });
+      else if (now - this.silentSince(known.since) >= this.timings.leaseMs)
+        silent.push({ id: row.id, seenAt: row.seen_at });
     }
     for (const id of this.observed.keys()) if (!present.has(id)) this.observed.delete(id);
     const dead: string[] = [];
@@ -163,6 +164,15 @@ export class Replica {
       this.observed.delete(id);
     }
     return dead;
+  }
+
+  /**
+   * When a replica first seen silent at `since` counts as silent from: no earlier than the last
+   * time this replica found the database unreachable. While the database was away nobody could
+   * heartbeat, and once it is back every replica gets a whole lease to do so.
+   */
+  private silentSince(since: number): number {
+    return Math.max(since, this.store.outages.lastLost() ?? 0);
   }
 
   /**
@@ -187,7 +197,7 @@ export class Replica {
         this.observed.set(holder.replica, { seenAt, since: now });
         return;
       }
-      if (now - known.since < this.timings.leaseMs) return;
+      if (now - this.silentSince(known.since) < this.timings.leaseMs) return;
     }
     this.logger.warn(
       { leader: holder.replica, session: holder.session },

@@ -87,6 +87,13 @@ export const defaultParkQueuedAfterMs = 100;
 const parkRoundMs = 500;
 /** Parked runs' jobs read in one statement by the sweep (`recheckParked`). */
 const parkedSweepChunk = 500;
+/** How often a run whose engine lost the database tries to go on again. */
+const storeRetryMs = 1000;
+
+/** The database was away (a restart or a failover): not the run's fault, nor a reason to end it. */
+function storeAway(error: unknown): boolean {
+  return error instanceof RunyardError && error.code === "STORE_UNAVAILABLE";
+}
 
 /**
  * The life of server runs of any kind: submitted and queued, carried out by their kind's module,
@@ -97,6 +104,9 @@ export class RunService {
   /** Runs carried here without an engine, waiting for a runner: their ids, and the jobs they wait for. */
   private readonly parked = new Map<string, readonly string[]>();
   private parkTimer: NodeJS.Timeout | undefined;
+  /** Runs whose engine lost the database, to be carried on once it answers again. */
+  private readonly awaitingStore = new Set<string>();
+  private closed = false;
 
   constructor(
     private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet" | "jobs">,
@@ -275,6 +285,13 @@ export class RunService {
       // Carried on from the store: a job its earlier engine queued may be left (see `endJobs`).
       .then(() => (resumed.length > 0 ? this.jobs.endJobs(record.id) : undefined))
       .catch(async (error: unknown) => {
+        if (storeAway(error)) {
+          // Its engine needed the database while it was away: it goes on from the stored events
+          // once the database is back, as after a restart.
+          this.active.delete(record.id);
+          this.carryOnWhenBack(record.id);
+          return;
+        }
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         await run.sink.drain().catch(() => undefined);
         // A run another replica adopted meanwhile is that replica's to end, not this one's.
@@ -288,8 +305,38 @@ export class RunService {
             { ifStatus: ["queued", "running"] },
           );
       })
-      .finally(() => this.active.delete(record.id));
+      .finally(() => {
+        if (this.active.get(record.id) === run) this.active.delete(record.id);
+      });
     return run;
+  }
+
+  /**
+   * Carries the run on from its stored events once the database answers again: tried every
+   * `storeRetryMs` until it goes on, it has ended, or another replica carries it.
+   */
+  private carryOnWhenBack(runId: string): void {
+    if (this.awaitingStore.has(runId)) return;
+    this.awaitingStore.add(runId);
+    this.logger.warn({ runId }, "a run's engine lost the database; it goes on once the database is back");
+    const attempt = async (): Promise<void> => {
+      if (this.closed) return;
+      try {
+        const record = await this.store.runs.get(runId);
+        const carrier = await this.store.fleet.runReplica(runId);
+        this.awaitingStore.delete(runId);
+        if (!record || isFinalStatus(record.status) || carrier !== this.replica.id) return;
+        await this.carryOn([record], "carrying a run on: the database is back");
+      } catch (error) {
+        if (!storeAway(error)) {
+          this.awaitingStore.delete(runId);
+          this.logger.error({ err: error, runId }, "run failed to carry on");
+          return;
+        }
+        setTimeout(() => void attempt(), storeRetryMs).unref();
+      }
+    };
+    setTimeout(() => void attempt(), storeRetryMs).unref();
   }
 
   /**
@@ -470,6 +517,10 @@ export class RunService {
       // The runs are ours already (adoptRuns): one that cannot go on must neither leave the
       // rest with no engine nor stay named for this replica with none of its own.
       await this.carryOnOne(record, why).catch(async (error: unknown) => {
+        if (storeAway(error) && !this.active.has(record.id)) {
+          this.carryOnWhenBack(record.id);
+          return;
+        }
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         if (this.active.has(record.id)) return;
         const patch = {
@@ -518,6 +569,7 @@ export class RunService {
 
   /** Cancels nothing: runs stay as they are for `recover` on the next start. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.parkTimer);
     for (const run of this.active.values()) await run.sink.drain();
   }
