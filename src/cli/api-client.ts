@@ -160,8 +160,14 @@ export class ApiClient {
           headers: this.headers({ accept: "text/event-stream", "last-event-id": String(last) }),
           ...(options.signal ? { signal: options.signal } : {}),
         });
-        if (!response.ok)
-          throw this.cliError(fromErrorBody(response.status, await response.json().catch(() => undefined)));
+        if (!response.ok) {
+          const error = this.cliError(
+            fromErrorBody(response.status, await response.json().catch(() => undefined)),
+          );
+          // The server is up but its database is not (a restart or failover): wait for it.
+          if (error.code === "STORE_UNAVAILABLE") throw new StoreAway(error);
+          throw error;
+        }
         // 204: the run has ended and nothing after `last` will ever come.
         if (response.status === 204) break;
         backoff = 100;
@@ -174,9 +180,10 @@ export class ApiClient {
         }
         if (!options.follow) break;
       } catch (error) {
-        if (error instanceof RunyardError || options.signal?.aborted) throw error;
+        if ((error instanceof RunyardError && !(error instanceof StoreAway)) || options.signal?.aborted)
+          throw error;
         // Never reached at all: a wrong URL or no server, not a restart worth waiting for.
-        if (!reached) throw unreachable(this.serverUrls, error);
+        if (!reached && !(error instanceof StoreAway)) throw unreachable(this.serverUrls, error);
         // The server went away: wait and pick up after the last event we saw.
         await delay(backoff);
         backoff = Math.min(backoff * 2, 2000);
@@ -216,6 +223,17 @@ export class ApiClient {
   }
 }
 
+/** A 503 STORE_UNAVAILABLE while following: the stream is taken up again after a wait. */
+class StoreAway extends RunyardError {
+  constructor(error: RunyardError) {
+    super(error.code, error.message, { hint: error.hint, cause: error });
+  }
+}
+
+/**
+ * The run events of an SSE response. An `error` event (the server lost its database) carries no
+ * `id:`; the stream ends after it and is taken up again from the last seq.
+ */
 async function* readSse(response: Response): AsyncGenerator<RunEvent> {
   if (!response.body) return;
   const decoder = new TextDecoder();
@@ -226,8 +244,9 @@ async function* readSse(response: Response): AsyncGenerator<RunEvent> {
     while (end >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      const data = block
-        .split("\n")
+      const lines = block.split("\n");
+      if (lines.includes("event: error")) throw new Error("the server lost its database; resuming");
+      const data = lines
         .filter((line) => line.startsWith("data:"))
         .map((line) => line.slice(5).trimStart())
         .join("\n");

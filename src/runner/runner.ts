@@ -118,6 +118,8 @@ export class RunnerDaemon {
   private backoffMs: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** The last connection was answered 503 (the server's database is away): its Retry-After is the backoff. */
+  private serverAway = false;
   /** Index in `serverUrls` of the server this runner connects (or is connected) to. */
   private serverIndex = 0;
   /** The server of the last welcome; a welcome from another one is a move. */
@@ -248,6 +250,22 @@ export class RunnerDaemon {
     });
     socket.on("message", (data) => this.receive(String(data)));
     socket.on("unexpected-response", (_request, response) => {
+      if (response.statusCode === 503) {
+        // The server is up but cannot reach its database (a restart or a failover): the runner
+        // keeps its work and tries again as the server asks, not after a growing backoff.
+        const retryAfterMs = Number(response.headers["retry-after"] ?? 1) * 1000;
+        this.options.logger.warn(
+          { status: 503, retryInMs: retryAfterMs },
+          "the server cannot reach its database; the runner keeps its work and tries again",
+        );
+        this.backoffMs = Math.min(
+          Math.max(this.options.minBackoffMs ?? 200, Number.isFinite(retryAfterMs) ? retryAfterMs : 1000),
+          this.options.maxBackoffMs ?? 5000,
+        );
+        this.serverAway = true;
+        socket.terminate();
+        return;
+      }
       const refused = response.statusCode === 401 || response.statusCode === 403;
       const message = refused
         ? `the server refused the runner token (HTTP ${response.statusCode})`
@@ -305,7 +323,9 @@ export class RunnerDaemon {
     }
     this.failedInRound = 0;
     const wait = this.backoffMs * (0.8 + Math.random() * 0.4);
-    this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 5000);
+    // A server that answered 503 set the wait itself; it does not grow.
+    if (!this.serverAway) this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 5000);
+    this.serverAway = false;
     this.options.logger.warn(
       { retryInMs: Math.round(wait), ...(servers.length > 1 ? { next: this.serverUrl } : {}) },
       "disconnected from server; reconnecting",
