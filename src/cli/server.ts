@@ -7,11 +7,12 @@ import { agentNames } from "../agents/registry.js";
 import type { Config } from "../core/config.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
-import { createLogger } from "../core/logger.js";
+import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { probeSandbox } from "../exec/sandbox.js";
 import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
+import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { version } from "./version.js";
@@ -30,6 +31,7 @@ async function start(
   waitingFor?: () => string | undefined,
 ): Promise<RunningServer> {
   const logger = createLogger({ level: config.logLevel, daemon: true });
+  keepOnLosingTheDatabase(logger);
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -38,6 +40,7 @@ async function start(
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     ...(config.secretKey ? { secretKey: config.secretKey } : {}),
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    databaseWaitSeconds: config.databaseWaitSeconds,
     timings: { heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs },
     reconnectGraceMs: config.reconnectGraceMs,
     sessionTtlMs: config.sessionTtlMs,
@@ -110,6 +113,21 @@ async function start(
     ctx.stderr.write(`warning: the API is reachable from other machines on ${config.host}\n`);
   }
   return server;
+}
+
+/**
+ * The last net under the rule that no replica ends on a database error: a promise left without
+ * a handler that fails because the database went away (a restart, a failover) is logged, not
+ * the end of the process. Any other unhandled rejection still ends it, as Node does by default.
+ */
+function keepOnLosingTheDatabase(logger: Logger): void {
+  if (process.listenerCount("unhandledRejection") > 0) return;
+  process.on("unhandledRejection", (reason) => {
+    const lost =
+      (reason instanceof RunyardError && reason.code === "STORE_UNAVAILABLE") || connectionLost(reason);
+    if (!lost) throw reason;
+    logger.warn({ err: reason }, "a background task lost the database; it runs again on its next turn");
+  });
 }
 
 function untilInterrupted(ctx: CliContext): Promise<InterruptSignal> {

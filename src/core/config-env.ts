@@ -52,6 +52,7 @@ export const envNames: Record<keyof Config, string[]> = {
   sessionTtlMs: ["RUNYARD_SESSION_TTL_MS"],
   secretKey: ["RUNYARD_SECRET_KEY"],
   databaseUrl: ["RUNYARD_DATABASE_URL"],
+  databaseWaitSeconds: ["RUNYARD_DATABASE_WAIT"],
   maxRunLogBytes: ["RUNYARD_MAX_RUN_LOG_BYTES"],
   maxWorkflowBytes: ["RUNYARD_MAX_WORKFLOW_BYTES"],
   maxArtifactBytes: ["RUNYARD_MAX_ARTIFACT_BYTES"],

@@ -78,6 +78,12 @@ function durationMsOf(value: unknown): unknown {
   return Math.round(Number(match[1]) * unit);
 }
 
+/** A duration as `durationMsOf` reads it, in whole seconds (`300`, `90s`, `5m`, `1h`). */
+function durationSeconds(value: unknown): unknown {
+  const ms = durationMsOf(value);
+  return typeof ms === "number" ? ms / 1000 : ms;
+}
+
 export const configSchema = z.object({
   /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config-schema.ts). */
   ...runConfigShape,
@@ -221,6 +227,18 @@ export const configSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL")
     .optional(),
+  /**
+   * Server on PostgreSQL: how long a start waits for a database that is down or still recovering
+   * (RUNYARD_DATABASE_WAIT: seconds, or with a unit: `90s`, `5m`, `1h`); 0 does not wait.
+   */
+  databaseWaitSeconds: z.preprocess(
+    durationSeconds,
+    z
+      .number({ error: "must be seconds, or a number with s, m or h (e.g. 300, 90s, 5m)" })
+      .int()
+      .nonnegative()
+      .default(300),
+  ),
   /**
    * Server: output bytes stored per run (the log `runs logs` and SSE replay); past it output is
    * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.

@@ -14,6 +14,7 @@ import type { Store } from "../store/index.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
+import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
@@ -108,6 +109,11 @@ export interface ServerOptions {
    * admin may name a cwd; default: none, so only admins' steps may name an absolute one.
    */
   stepCwdRoots?: readonly string[];
+  /**
+   * On PostgreSQL, how long a start waits for a database that is down or recovering
+   * (RUNYARD_DATABASE_WAIT); default 300 s. 0: it does not wait.
+   */
+  databaseWaitSeconds?: number;
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
   logger: Logger;
@@ -148,18 +154,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   // The home folder holds the secret key file and artifacts on PostgreSQL too.
   const sqlitePath = home ? prepareHome(home).databasePath : undefined;
-  const store = await createStore({
-    databaseUrl,
-    sqlitePath,
-    secretKey: home ? secretKeyFor(home, options.secretKey) : options.secretKey,
-    logger,
-    warn: options.warn,
-  });
+  const replicaId = replicaIdFor(home);
+  const openStore = () =>
+    createStore({
+      databaseUrl,
+      sqlitePath,
+      secretKey: home ? secretKeyFor(home, options.secretKey) : options.secretKey,
+      logger,
+      warn: options.warn,
+    });
+  // A replica on PostgreSQL waits for a database that is down or still recovering; SQLite opens
+  // a file, and anything wrong with it is for the operator to see at once.
+  const { store, listening } = databaseUrl
+    ? await openWhenReachable(openStore, {
+        waitMs: (options.databaseWaitSeconds ?? defaultDatabaseWaitSeconds) * 1000,
+        host: options.host,
+        port: options.port,
+        replicaId,
+        version: options.version,
+        logger,
+      })
+    : { store: await openStore(), listening: undefined };
   if (home && !databaseUrl) protectDatabase(home);
 
   const bus = new EventBus();
   let url: string | null = null;
-  const replicaId = replicaIdFor(home);
   const replica = new Replica(
     replicaId,
     store,
@@ -332,7 +351,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const resumed = await runs.recover(options.reconnectGraceMs);
   if (resumed > 0) logger.info({ runs: resumed }, "carrying on runs left by the previous start");
-  await app.listen({ host: options.host, port: options.port });
+  // The port the replica answered on while it waited for its database passes to the server.
+  const waitedOn = listening?.address();
+  await closeWaiting(listening);
+  await app.listen({
+    host: options.host,
+    port: typeof waitedOn === "object" && waitedOn ? waitedOn.port : options.port,
+  });
   // Made only once the server listens: a first start that fails (a busy port) must not make a
   // token nobody was shown, which every later start would then refuse to make again.
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
