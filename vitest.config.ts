@@ -4,10 +4,11 @@ import { defineConfig } from "vitest/config";
  * Integration test files that run alone, after the others: they measure the machine as a user
  * would (a server's /health latency and memory under a 200 MB run, a CLI's retries timed against
  * its model's retry-after, leases of 2 s while processes are killed, a browser waiting on a
- * container), and a second file's processes on the same 2 cores distort those figures.
+ * container, how long the API answers 503 while PostgreSQL restarts), and a second file's processes on the same 2 cores distort those figures.
  */
 const alone = [
   "test/limits.test.ts",
+  "test/database-restart.test.ts",
   "test/soak/**/*.test.ts",
   "test/web/bots.test.ts",
   "test/agents/opencode.test.ts",

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -22,6 +22,12 @@ export interface PostgresCluster {
   readonly version: string;
   /** A new, empty database; returns its URL. */
   createDatabase(): Promise<string>;
+  /** Stops the server as an operator's restart does (`pg_ctl stop -m fast`), keeping its data. */
+  stopFast(): void;
+  /** kill -9 of the postmaster (a crash); its backends end as they notice. Returns its pid. */
+  killPostmaster(): number;
+  /** Starts the stopped (or crashed) server again on the same port; resolves once it takes connections. */
+  startAgain(): Promise<void>;
   /** Stops the cluster and removes its folder; synchronous, so it also works in an `exit` handler. Idempotent. */
   stopSync(): void;
   stop(): Promise<void>;
@@ -101,7 +107,9 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     if (stopped) return;
     stopped = true;
     try {
-      if (started) asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      // Not when a test stopped it (or killed it) and left it so.
+      if (started && existsSync(join(dataDir, "postmaster.pid")))
+        asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -130,7 +138,9 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
       .map(([name, value]) => `-c ${name}=${value}`)
       .join(" ");
     started = true; // from here a failed start may still have left a postmaster running
-    asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-o", flags, "-l", logPath, "-w", "start"]);
+    const start = (): string =>
+      asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-o", flags, "-l", logPath, "-w", "start"]);
+    start();
     const version = asPostgres(join(bin, "postgres"), ["--version"]).trim();
     const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
     return {
@@ -139,6 +149,27 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
       logPath,
       version,
       createDatabase: () => createDatabase(adminUrl),
+      stopFast: () => {
+        asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"]);
+      },
+      killPostmaster: () => {
+        const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+        process.kill(pid, "SIGKILL");
+        return pid;
+      },
+      startAgain: async () => {
+        // After a kill -9 the old backends hold the shared memory until they notice and exit; a
+        // start refuses until then.
+        for (let tries = 1; ; tries++) {
+          try {
+            start();
+            return;
+          } catch (error) {
+            if (tries >= 50) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
+      },
       stopSync,
       stop: async () => stopSync(),
     };
