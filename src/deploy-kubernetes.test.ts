@@ -236,7 +236,7 @@ describe("deploy/kubernetes manifests", () => {
     expect([...kustomization.resources].sort()).toEqual(yamlFiles.filter((f) => f !== "kustomization.yaml"));
   });
 
-  it("runs `runyard server` as 2 replicas on 0.0.0.0:8088 with an emptyDir home and probes on /health", () => {
+  it("runs `runyard server` as 2 replicas on 0.0.0.0:8088 with an emptyDir home, alive on /health and ready on /health/ready", () => {
     expect(server.spec!.replicas).toBe(2);
     const container = onlyContainer(server);
     // No command: the image's entrypoint (`tini -- runyard`) runs these arguments.
@@ -246,8 +246,11 @@ describe("deploy/kubernetes manifests", () => {
     expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
     expect(container.args?.join(" ")).toBe("server --host 0.0.0.0 --port 8088 --home /var/lib/runyard");
     expect(container.ports).toContainEqual(expect.objectContaining({ containerPort: 8088, name: "http" }));
+    expect(container.livenessProbe?.httpGet?.path).toBe("/health");
+    expect(container.startupProbe?.httpGet?.path).toBe("/health");
+    // Not ready while the replica cannot reach its database; alive all the same.
+    expect(container.readinessProbe?.httpGet?.path).toBe("/health/ready");
     for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe]) {
-      expect(probe?.httpGet?.path).toBe("/health");
       expect(portNumber(container, probe!.httpGet!.port)).toBe(8088);
     }
     const home = container.volumeMounts?.find((m) => m.mountPath === "/var/lib/runyard");
