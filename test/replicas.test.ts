@@ -716,6 +716,8 @@ describe("a replica's database", () => {
       {
         RUNYARD_SECRET_KEY: secretKey,
         RUNYARD_ADMIN_TOKEN: adminToken,
+        // It would wait for the database first (test/database-wait.test.ts).
+        RUNYARD_DATABASE_WAIT: "0",
       },
     );
     started.push(proc);

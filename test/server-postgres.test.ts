@@ -61,7 +61,11 @@ describe.skipIf(!adminUrl)("a server on PostgreSQL (RUNYARD_DATABASE_URL)", () =
   it("stops start-up naming the host it cannot reach, with a hint and no stack", async () => {
     const port = await freePort();
     const result = await runCli(["server", "--port", "0", "--home", tempDir()], {
-      env: { RUNYARD_DATABASE_URL: `postgres://runyard:s3cret@127.0.0.1:${port}/runyard` },
+      // RUNYARD_DATABASE_WAIT=0: it would wait for the database first (test/database-wait.test.ts).
+      env: {
+        RUNYARD_DATABASE_URL: `postgres://runyard:s3cret@127.0.0.1:${port}/runyard`,
+        RUNYARD_DATABASE_WAIT: "0",
+      },
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`cannot reach the PostgreSQL database at 127.0.0.1:${port}`);

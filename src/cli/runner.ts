@@ -461,6 +461,8 @@ export async function localRunnerDaemon(
       bots: { found: bots.found, remove: (botId) => bots.remove(botId), stats: () => bots.stats() },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
+      // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.
+      spool: { dir: join(stateDir, "spool") },
       ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),
     });
     return {

@@ -1,4 +1,7 @@
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../core/logger.js";
 import { createExecutor } from "../exec/create-executor.js";
@@ -64,7 +67,14 @@ async function droppingEndpoint(): Promise<{ url: string; arrivals: number[] }> 
   return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, arrivals };
 }
 
-function daemon(serverUrls: string[], options: { minBackoffMs?: number } = {}) {
+function daemon(
+  serverUrls: string[],
+  options: {
+    minBackoffMs?: number;
+    maxBackoffMs?: number;
+    spool?: { dir: string; memoryBytes?: number };
+  } = {},
+) {
   const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "" }, killGraceMs: 300 });
   cleanups.push(async () => executor.close());
   const welcomes: string[] = [];
@@ -132,6 +142,87 @@ describe("RunnerDaemon with several servers", () => {
     expect(welcomes).toEqual([a.url, b.url]);
     expect((await b.store.runners.get("failover-runner"))?.status).toBe("online");
   });
+});
+
+describe("RunnerDaemon while its server is away", () => {
+  it("keeps a step's output past its memory on disk and delivers every line once when the server is back", async () => {
+    const home = mkdtempSync(join(tmpdir(), "runyard-spool-home-"));
+    const work = mkdtempSync(join(tmpdir(), "runyard-spool-work-"));
+    cleanups.push(async () => {
+      rmSync(home, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    });
+    const adminToken = "ryt_spool_admin_token_0123456789abcdef";
+    const start = async (port: number): Promise<RunningServer> => {
+      const running = await startServer({
+        host: "127.0.0.1",
+        port,
+        home,
+        adminToken,
+        timings: { heartbeatMs: 200, leaseMs: 5000 },
+        reconnectGraceMs: 10_000,
+        logger: silentLogger,
+        version: "test",
+        warn: () => undefined,
+      });
+      openServers.add(running);
+      cleanups.push(() => closeServer(running));
+      return running;
+    };
+    let live = await start(0);
+    if (!(await live.store.tokens.find(runnerSecret)))
+      await live.store.tokens.create({ kind: "runner", name: "spool", secret: runnerSecret });
+    const spoolDir = join(work, "spool");
+    const { runner } = daemon([live.url], { maxBackoffMs: 300, spool: { dir: spoolDir, memoryBytes: 4096 } });
+    await runner.start();
+    const go = join(work, "go");
+    const workflow = `name: spool
+inventory:
+  hosts:
+    worker: {}
+steps:
+  - name: print
+    targets: [worker]
+    action: shell.run
+    args:
+      script: |
+        while [ ! -e ${go} ]; do sleep 0.05; done
+        seq 1 100000 | sed 's/^/spooled line /'
+`;
+    const submitted = await fetch(`${live.url}/api/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ kind: "workflow", workflow }),
+    });
+    const { run_id: runId } = (await submitted.json()) as { run_id: string };
+    const port = Number(new URL(live.url).port);
+    // The step has begun (its job is on the runner) before the server goes away.
+    for (let tries = 0; (await live.store.runs.get(runId))?.status !== "running"; tries++) {
+      if (tries > 400) throw new Error("the run never started");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await closeServer(live);
+    writeFileSync(go, "");
+    // About 2.3 MB of output against 4 KB of memory and the batches in flight (8 of at most
+    // 96 KB): most of it waits on disk.
+    const spooled = (): number =>
+      readdirSync(spoolDir).reduce((sum, name) => sum + statSync(join(spoolDir, name)).size, 0);
+    await until(() => spooled() > 500_000, 15_000);
+    live = await start(port);
+    for (let tries = 0; ; tries++) {
+      const run = await live.store.runs.get(runId);
+      if (run?.status === "success") break;
+      if (tries > 1000) throw new Error(`the run did not end: ${run?.status}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const events = await live.store.events.list(runId, { limit: 100_000 });
+    const text = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+    const lines = text.split("\n").filter(Boolean);
+    expect(lines).toEqual(Array.from({ length: 100_000 }, (_, i) => `spooled line ${i + 1}`));
+    expect(events.some((event) => event.type === "notice" && event.message.includes("dropped"))).toBe(false);
+    // Delivered, the spool is gone.
+    await until(() => spooled() === 0, 8000);
+  }, 30_000);
 });
 
 /** Resolves once `predicate` holds, checking every 10 ms; fails after `timeoutMs`. */

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
@@ -14,6 +15,7 @@ import {
 } from "../core/protocol.js";
 import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
+import { OutputSpool } from "./output-spool.js";
 
 export interface RunnerDaemonOptions {
   /**
@@ -38,6 +40,12 @@ export interface RunnerDaemonOptions {
   maxBackoffMs?: number;
   /** Records the jobs held, so the next life of this runner reports those that died with it. */
   journal?: JobJournal;
+  /**
+   * Where a job's events wait on disk once its events in memory reach `memoryBytes` (default
+   * 32 MiB) while the server cannot take them, up to `maxBytes` of output a job (default 1 GiB).
+   * Without it, output past the memory is dropped (and the drop said in a notice).
+   */
+  spool?: { dir: string; memoryBytes?: number; maxBytes?: number };
   /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
   onConnected?: (serverUrl: string) => void;
   /** Bot containers found on this runner's Docker at start, and how to remove one the server disowns. */
@@ -75,8 +83,10 @@ const failoverHandshakeTimeoutMs = 10_000;
  * +80 MB at 96 KiB).
  */
 const maxBatchBytes = 96 * 1024;
-/** A job's events the runner keeps while they cannot be sent (the server unreachable). */
+/** A job's events the runner keeps in memory while they cannot be sent (the server unreachable). */
 const maxPendingBytes = 32 * 1024 * 1024;
+/** A job's output the runner keeps on disk past that, when it has a spool folder. */
+const maxSpoolBytes = 1024 * 1024 * 1024;
 
 /** What an event weighs against the batch cap: output by its text, anything else by its JSON. */
 function eventBytes(event: EventInput): number {
@@ -92,6 +102,8 @@ interface HeldJob {
   unacked: Array<{ batch: number; events: EventInput[] }>;
   pending: EventInput[];
   pendingBytes: number;
+  /** Events past `pending`'s memory, on disk, to be sent after `pending` (see `OutputSpool`). */
+  spool?: OutputSpool;
   /** Output dropped since the pending events reached their cap, not yet said in a notice. */
   droppedBytes?: number;
   droppedFrom?: { step: string; host: string };
@@ -140,6 +152,8 @@ export class RunnerDaemon {
     if (options.serverUrls.length === 0) throw new Error("a runner needs at least one server URL");
     this.backoffMs = options.minBackoffMs ?? 200;
     this.reaped = options.journal?.previous ?? [];
+    // What an earlier life of this runner left waiting on disk belongs to jobs it cannot resume.
+    if (options.spool) rmSync(options.spool.dir, { recursive: true, force: true });
     this.foundBots = options.bots?.found ?? [];
   }
 
@@ -217,7 +231,10 @@ export class RunnerDaemon {
   }
 
   private forget(jobId: string): void {
-    if (!this.jobs.delete(jobId)) return;
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    this.jobs.delete(jobId);
+    job.spool?.remove();
     this.options.journal?.remove(jobId);
     const waiting = this.onJobGone;
     this.onJobGone = undefined;
@@ -436,7 +453,7 @@ export class RunnerDaemon {
     // Everything the server may have missed while we were apart.
     for (const job of this.jobs.values()) {
       for (const batch of job.unacked) this.send({ type: "events", job_id: job.id, ...batch });
-      if (job.pending.length > 0) this.flush(job, job.result !== undefined);
+      if (job.pending.length > 0 || job.spool?.empty === false) this.flush(job, job.result !== undefined);
       else if (job.result) this.sendFinished(job);
     }
   }
@@ -473,6 +490,15 @@ export class RunnerDaemon {
       pending: [],
       pendingBytes: 0,
       lastBatch: 0,
+      ...(this.options.spool
+        ? {
+            spool: new OutputSpool(
+              this.options.spool.dir,
+              jobId,
+              this.options.spool.maxBytes ?? maxSpoolBytes,
+            ),
+          }
+        : {}),
     };
     this.jobs.set(jobId, job);
     this.send({ type: "accept", job_id: jobId });
@@ -531,23 +557,29 @@ export class RunnerDaemon {
   }
 
   private report(job: HeldJob, event: EventInput): void {
-    // While the server is unreachable output piles up here: past the cap it is dropped (a bot
-    // may print for hours), counted, and said in a notice once there is room again. A connected
-    // server that is only slower than the output gets all of it.
-    if (event.type === "step.output" && !this.connected && job.pendingBytes >= maxPendingBytes) {
-      job.droppedBytes = (job.droppedBytes ?? 0) + event.data.length;
-      job.droppedFrom = { step: event.step, host: event.host };
+    // While the server is unreachable output piles up here, then in the job's spool on disk:
+    // past the caps it is dropped (a bot may print for hours), counted, and said in a notice
+    // once there is room again. A connected server that is only slower than the output gets all
+    // of it. Once events wait on disk, every later one waits behind them, in order.
+    const memory = this.options.spool?.memoryBytes ?? maxPendingBytes;
+    const spool = job.spool;
+    if (spool && (!spool.empty || (!this.connected && job.pendingBytes >= memory))) {
+      if (spool.full(event)) {
+        this.dropped(job, event);
+        return;
+      }
+      const notice = this.droppedNotice(job, memory + spool.maxBytes);
+      if (notice) spool.append(notice);
+      spool.append(event);
+      this.flush(job, false);
       return;
     }
-    if (job.droppedBytes && job.droppedFrom) {
-      // On the step whose output was dropped: a job may only speak of its own steps.
-      const notice: EventInput = {
-        type: "notice",
-        level: "warn",
-        ...job.droppedFrom,
-        message: `${job.droppedBytes} characters of output were dropped: the server was unreachable and the runner holds at most ${maxPendingBytes / (1024 * 1024)} MiB of a job's output meanwhile`,
-      };
-      job.droppedBytes = 0;
+    if (event.type === "step.output" && !this.connected && job.pendingBytes >= memory) {
+      this.dropped(job, event);
+      return;
+    }
+    const notice = this.droppedNotice(job, memory);
+    if (notice) {
       job.pending.push(notice);
       job.pendingBytes += eventBytes(notice);
     }
@@ -556,12 +588,39 @@ export class RunnerDaemon {
     this.flush(job, false);
   }
 
+  private dropped(job: HeldJob, event: EventInput): void {
+    if (event.type !== "step.output") return;
+    job.droppedBytes = (job.droppedBytes ?? 0) + event.data.length;
+    job.droppedFrom = { step: event.step, host: event.host };
+  }
+
+  /** The notice of output dropped since the last one, if any (on the step whose output it was). */
+  private droppedNotice(job: HeldJob, heldBytes: number): EventInput | undefined {
+    if (!job.droppedBytes || !job.droppedFrom) return undefined;
+    const notice: EventInput = {
+      type: "notice",
+      level: "warn",
+      ...job.droppedFrom,
+      message: `${job.droppedBytes} characters of output were dropped: the server was unreachable and the runner holds at most ${Math.round(heldBytes / (1024 * 1024))} MiB of a job's output meanwhile`,
+    };
+    job.droppedBytes = 0;
+    return notice;
+  }
+
   /**
    * Sends pending events as a new batch when nothing is in flight (lowest latency) or when
    * enough has piled up (throughput); acks pull the rest.
    */
   private flush(job: HeldJob, force: boolean): void {
-    while (job.pending.length > 0) {
+    for (;;) {
+      // What waits on disk comes back into memory as what is in memory goes out.
+      if (job.spool && !job.spool.empty && job.pendingBytes < maxBatchBytes * maxInFlightBatches) {
+        for (const event of job.spool.take(maxBatchBytes * maxInFlightBatches)) {
+          job.pending.push(event);
+          job.pendingBytes += eventBytes(event);
+        }
+      }
+      if (job.pending.length === 0) break;
       const inFlight = job.unacked.length;
       // The window holds even at the end of a job: a step that printed faster than the server
       // stores must not send the server its whole backlog at once.
@@ -594,7 +653,7 @@ export class RunnerDaemon {
 
   /** `finished` goes after the job's last event batch, never while events still wait. */
   private sendFinished(job: HeldJob): void {
-    if (!job.result || !this.connected || job.pending.length > 0) return;
+    if (!job.result || !this.connected || job.pending.length > 0 || job.spool?.empty === false) return;
     job.finishedSent = true;
     this.send({ type: "finished", job_id: job.id, batches: job.lastBatch, result: job.result });
   }

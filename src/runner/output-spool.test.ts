@@ -1,0 +1,50 @@
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { EventInput } from "../core/events.js";
+import { OutputSpool } from "./output-spool.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function output(data: string): EventInput {
+  return { type: "step.output", step: "s", host: "h", stream: "stdout", data };
+}
+
+describe("OutputSpool", () => {
+  it("gives back what it kept in order, a few at a time, multi-byte text across its reads included", () => {
+    const dir = mkdtempSync(join(tmpdir(), "runyard-spool-"));
+    dirs.push(dir);
+    const spool = new OutputSpool(dir, "job/1", 1024 * 1024);
+    const lines = Array.from({ length: 20_000 }, (_, i) => `ligne ${i} é ✓ ${"x".repeat(i % 50)}\n`);
+    for (const line of lines) spool.append(output(line));
+    expect(spool.empty).toBe(false);
+    const back: string[] = [];
+    while (!spool.empty) {
+      const taken = spool.take(64 * 1024);
+      expect(taken.length).toBeGreaterThan(0);
+      for (const event of taken) if (event.type === "step.output") back.push(event.data);
+    }
+    expect(back).toEqual(lines);
+    // Read back whole: the file goes.
+    expect(existsSync(join(dir, `${encodeURIComponent("job/1")}.jsonl`))).toBe(false);
+  });
+
+  it("is full for output past its cap, never for the other events", () => {
+    const dir = mkdtempSync(join(tmpdir(), "runyard-spool-"));
+    dirs.push(dir);
+    const spool = new OutputSpool(dir, "job", 1000);
+    spool.append(output("a".repeat(900)));
+    expect(spool.full(output("b".repeat(200)))).toBe(true);
+    expect(
+      spool.full({ type: "notice", level: "warn", step: "s", host: "h", message: "m".repeat(2000) }),
+    ).toBe(false);
+    spool.take(10);
+    expect(spool.full(output("b".repeat(200)))).toBe(false);
+    spool.remove();
+    expect(spool.empty).toBe(true);
+  });
+});
