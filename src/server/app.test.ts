@@ -114,6 +114,12 @@ describe("auth", () => {
     });
     expect((await call({ method: "GET", url: "/openapi.json", token: null })).statusCode).toBe(200);
   });
+
+  it("answers /health/ready 200 without a token while it reaches its database", async () => {
+    const ready = await call({ method: "GET", url: "/health/ready", token: null });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({ ok: true, database: "ok" });
+  });
 });
 
 describe("validation", () => {
