@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
@@ -81,6 +82,18 @@ describe.skipIf(!adminUrl)("a replica started before its database", () => {
     expect(runs.body).toMatchObject({
       error: { code: "STORE_UNAVAILABLE", hint: expect.stringContaining("Retry-After") },
     });
+    // A runner's socket is answered 503 too, so that it comes back after Retry-After.
+    const upgrade = await new Promise<{ status: number; retryAfter: unknown }>((resolve, reject) => {
+      const asked = request(`${url}/api/runners/connect`, {
+        headers: { connection: "Upgrade", upgrade: "websocket" },
+      });
+      asked.on("response", (response) =>
+        resolve({ status: response.statusCode ?? 0, retryAfter: response.headers["retry-after"] }),
+      );
+      asked.on("error", reject);
+      asked.end();
+    });
+    expect(upgrade).toEqual({ status: 503, retryAfter: expect.stringMatching(/^\d+$/) });
     await proc.waitFor("waiting for the database", 10_000);
 
     await cluster.startAgain();

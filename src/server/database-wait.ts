@@ -24,7 +24,7 @@ export interface DatabaseWait {
 
 /** What a waiting replica answers: it is alive, not ready, and the API is unavailable. */
 function answering(wait: DatabaseWait, reason: () => string): Server {
-  return createServer((request, response) => {
+  const server = createServer((request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     const json = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       response.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers });
@@ -56,6 +56,13 @@ function answering(wait: DatabaseWait, reason: () => string): Server {
       { "retry-after": String(storeRetryAfterSeconds) },
     );
   });
+  // A runner's socket: the same 503, so that it comes back after Retry-After.
+  server.on("upgrade", (_request, socket) => {
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${storeRetryAfterSeconds}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
+  });
+  return server;
 }
 
 /** The database could not be reached, or went away while the store opened: worth waiting for. */
