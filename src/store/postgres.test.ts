@@ -125,4 +125,22 @@ describe.skipIf(!adminUrl)("a PostgreSQL connection lost under the store", () =>
     await terminateSessions(url);
     expect(await store.audit.prune(new Date(0).toISOString())).toBe(0);
   });
+
+  it("takes a primary turned read-only (a failover's demoted primary) for a lost database, and writes again once it is writable", async () => {
+    const url = await createTestDatabase(adminUrl);
+    const name = new URL(url).pathname.slice(1);
+    const store = await openPostgresStore(url);
+    opened.push(store);
+    await query(adminUrl, `alter database ${name} set default_transaction_read_only = on`);
+    await terminateSessions(url);
+    const refused = await store.tokens
+      .create({ kind: "admin", name: "while read-only" })
+      .catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: "STORE_UNAVAILABLE", status: 503 });
+    expect(store.outages.lastLost()).toBeGreaterThan(0);
+    await query(adminUrl, `alter database ${name} reset default_transaction_read_only`);
+    // The read-only connections were dropped, not pooled: the next write gets a writable one.
+    const made = await store.tokens.create({ kind: "admin", name: "writable again" });
+    expect(made.secret).toBeTruthy();
+  });
 });
