@@ -245,6 +245,12 @@ interface Row {
 const rows: Row[] = [
   { route: "GET /health", request: async () => ({ url: "/health" }), expect: everyone(200) },
   {
+    route: "GET /health/ready",
+    what: "public, like /health: a readiness probe sends no token",
+    request: async () => ({ url: "/health/ready" }),
+    expect: everyone(200),
+  },
+  {
     route: "GET /health/agents",
     what: "public, as the OpenRunner-style API's; it never shows a credential",
     request: async () => ({ url: "/health/agents" }),
