@@ -1,5 +1,6 @@
 import { RunyardError } from "../core/errors.js";
 import { type EventInput, type RunEvent, runEventTypes, type UnnumberedEvent } from "../core/events.js";
+import { safeToRunAgain } from "../store/connection-loss.js";
 import type { RunLogLimit, RunRecordChange, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
@@ -7,6 +8,8 @@ export type { RunLogLimit } from "../store/index.js";
 
 /** Events read at once when catching up with what other writers stored. */
 const catchUpPage = 1000;
+/** How long a batch waits for a database that went away before its engine gives up (and restarts). */
+const storeWaitMs = 10_000;
 /**
  * What catching up reads: every type but `step.output`, which no projection of a run's record
  * uses, and which is most of a run's bytes (reading it back parsed each byte of it again).
@@ -109,19 +112,27 @@ export class RunSink {
       const record = this.recordChange?.(events);
       let appended: RunEvent[];
       let json: string[];
-      try {
-        ({ events: appended, json } = await this.store.events.appendForRun(this.runId, events, {
-          ...(this.carrier ? { carrier: this.carrier.id } : {}),
-          ...(this.logLimit ? { logLimit: this.logLimit } : {}),
-          ...(record ? { record } : {}),
-          // What this replica stored or projected last; another writer's batch since makes the
-          // store take the usual way.
-          expectedLastSeq: Math.max(this.storedSeq, this.projectedSeq),
-        }));
-      } catch (error) {
-        // Another replica adopted the run: nothing more is written from here.
-        if (error instanceof RunyardError && error.code === "REPLICA_FENCED") this.carrier?.fenced();
-        throw error;
+      const giveUpAt = Date.now() + storeWaitMs;
+      for (let wait = 250; ; wait = Math.min(wait * 2, 2000)) {
+        try {
+          ({ events: appended, json } = await this.store.events.appendForRun(this.runId, events, {
+            ...(this.carrier ? { carrier: this.carrier.id } : {}),
+            ...(this.logLimit ? { logLimit: this.logLimit } : {}),
+            ...(record ? { record } : {}),
+            // What this replica stored or projected last; another writer's batch since makes the
+            // store take the usual way.
+            expectedLastSeq: Math.max(this.storedSeq, this.projectedSeq),
+          }));
+          break;
+        } catch (error) {
+          // Another replica adopted the run: nothing more is written from here.
+          if (error instanceof RunyardError && error.code === "REPLICA_FENCED") this.carrier?.fenced();
+          // The database is away (a restart, a failover) and the batch was not stored: it waits
+          // for the database a while, the engine behind it. Past that (or when whether it was
+          // stored is not known), the run goes on from its stored events once it is back.
+          if (!safeToRunAgain(error) || Date.now() + wait > giveUpAt) throw error;
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
       }
       this.logLimit = undefined;
       if (appended.length === 0) return markStored();

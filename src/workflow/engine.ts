@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { errorInfo, toErrorInfo } from "../core/errors.js";
+import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
@@ -24,6 +24,9 @@ import {
   StepPool,
   type StepResult,
 } from "./step-run.js";
+
+/** How often an attempt the server could not hand out or wait for (its database away) is asked for again. */
+const storeRetryMs = 1000;
 
 /** Everything the engine needs; entry points build it. */
 export interface EngineOptions {
@@ -223,18 +226,28 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
     // An attempt that waits for a runner starts when one takes it up: never before its run has.
     if (!runner.startsLater) announce();
     const request = attemptRequest(step, host, attempt, ctx, spec);
-    try {
-      result = await runner.runAttempt(request, {
-        signal: ctx.signal,
-        onOutput: (stream, data) => {
-          announce();
-          ctx.emit({ type: "step.output", step: step.name, host, stream, data });
-        },
-        started: announce,
-      });
-    } catch (thrown) {
-      result = undefined;
-      error = toErrorInfo(thrown);
+    for (;;) {
+      try {
+        result = await runner.runAttempt(request, {
+          signal: ctx.signal,
+          onOutput: (stream, data) => {
+            announce();
+            ctx.emit({ type: "step.output", step: step.name, host, stream, data });
+          },
+          started: announce,
+        });
+      } catch (thrown) {
+        // The server lost its database while it handed out or waited for the attempt: that
+        // says nothing of the step. It is asked for again (the same attempt, which a runner may
+        // hold already) until the database is back.
+        if (thrown instanceof RunyardError && thrown.code === "STORE_UNAVAILABLE" && !ctx.signal.aborted) {
+          await delay(storeRetryMs);
+          continue;
+        }
+        result = undefined;
+        error = toErrorInfo(thrown);
+      }
+      break;
     }
     if (result) {
       elapsed += result.duration_ms;
