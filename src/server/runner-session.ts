@@ -51,6 +51,8 @@ export class RunnerSession {
   private chain = Promise.resolve();
   /** A heartbeat's lease renewal is in flight. */
   private beating = false;
+  /** A message failed because the database was away: the socket is closing, nothing more is taken. */
+  private storeLost = false;
 
   constructor(
     readonly socket: WebSocket,
@@ -70,7 +72,9 @@ export class RunnerSession {
         return;
       }
       this.chain = this.chain
-        .then(() => this.receive(message))
+        // Once a message could not be stored, none after it is: the runner sends them all
+        // again, in order, on its next connection.
+        .then(() => (this.storeLost ? undefined : this.receive(message)))
         .catch((error: unknown) => this.failed(error, "runner message failed"));
     });
     socket.on("close", () => host.unregister(this));
@@ -82,6 +86,7 @@ export class RunnerSession {
    */
   private failed(error: unknown, what: string): void {
     if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") {
+      this.storeLost = true;
       this.host.logger.warn(
         { err: error.message },
         `${what}: the database is unavailable; closing the runner's socket`,
