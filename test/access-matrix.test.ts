@@ -692,9 +692,9 @@ const rows: Row[] = [
   },
   {
     route: "GET /api/hooks/{name}",
-    what: "tenant A's hook",
+    what: "tenant A's hook: names are per tenant, so a platform admin names the tenant (?tenant=A), 404 without",
     request: async () => ({ url: "/api/hooks/hook-a" }),
-    expect: ofTenantA(200),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 404, outside: 404 }),
   },
   {
     route: "DELETE /api/hooks/{name}",
@@ -704,7 +704,7 @@ const rows: Row[] = [
       await ok("POST", "/api/hooks", credentials.memberA, { name, workflow: "wf-a" });
       return { url: `/api/hooks/${name}` };
     },
-    expect: ofTenantA(200),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 404, outside: 404 }),
   },
   {
     route: "POST /api/hooks/{name}",

@@ -216,8 +216,9 @@ describe("webhook example", () => {
       );
       expect(hook.code, hook.stderr).toBe(0);
       const secret = /^secret: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
+      const deliverTo = /^deliver to: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
       const { spawnSync } = await import("node:child_process");
-      const delivered = spawnSync("sh", ["examples/deliver-webhook.sh", server.url, "deploy-on-push"], {
+      const delivered = spawnSync("sh", ["examples/deliver-webhook.sh", deliverTo], {
         cwd: repoRoot,
         env: { ...process.env, SECRET: secret },
         encoding: "utf8",

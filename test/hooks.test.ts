@@ -50,6 +50,9 @@ steps:
 
 const sign = (body: string, key = secret) => `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
 
+/** The delivery path of each hook the tests made, by name: deliveries go to the hook's id. */
+const deliveryPaths = new Map<string, string>();
+
 async function deliver(
   hook: string,
   body: string,
@@ -63,7 +66,7 @@ async function deliver(
     error?: { code: string; message: string; hint: string };
   };
 }> {
-  const response = await fetch(new URL(`/api/hooks/${hook}`, server.url), {
+  const response = await fetch(new URL(deliveryPaths.get(hook) ?? `/api/hooks/${hook}`, server.url), {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body,
@@ -122,7 +125,10 @@ beforeAll(async () => {
   );
   expect(created.code, created.stderr).toBe(0);
   expect(created.stdout).toContain("hook acme-push runs saved workflow on-push");
-  expect(created.stdout).toContain(`deliver to: ${server.url}/api/hooks/acme-push`);
+  const url = /^deliver to: (\S+)$/m.exec(created.stdout)?.[1] ?? "";
+  // The id, not the name: another tenant may have a hook named acme-push too.
+  expect(url).toMatch(new RegExp(`^${server.url}/api/hooks/hook_[0-9a-z]{20}$`));
+  deliveryPaths.set("acme-push", new URL(url).pathname);
   secret = /^secret: ([0-9a-f]{64})$/m.exec(created.stdout)?.[1] ?? "";
   expect(secret).not.toBe("");
 }, 60_000);
@@ -276,7 +282,7 @@ describe("signed webhooks", () => {
     const tooLarge = await apiDeclaredSize<{ error: { code: string } }>(
       server.url,
       "POST",
-      "/api/hooks/acme-push",
+      deliveryPaths.get("acme-push") ?? "",
       3 * 1024 * 1024,
     );
     expect(tooLarge.status).toBe(413);
@@ -295,7 +301,7 @@ describe("signed webhooks", () => {
     expect(await runCount(acme)).toBe(before);
   });
 
-  it("keeps another tenant's member from seeing, removing or taking the hook's name", async () => {
+  it("keeps another tenant's member from seeing or removing the hook, and lets it use the same name", async () => {
     expect((await api(server.url, "GET", "/api/hooks/acme-push", undefined, globex)).status).toBe(404);
     expect((await api(server.url, "DELETE", "/api/hooks/acme-push", undefined, globex)).status).toBe(404);
     const list = await api<{ hooks: unknown[] }>(server.url, "GET", "/api/hooks", undefined, globex);
@@ -308,15 +314,43 @@ describe("signed webhooks", () => {
       globex,
     );
     expect(own.status).toBe(201);
-    const taken = await api<{ error: { code: string; message: string } }>(
+    // The name is free in globex's tenant: nothing says acme has one of it.
+    const same = await api<{ name: string; url: string; secret: string }>(
       server.url,
       "POST",
       "/api/hooks",
       { name: "acme-push", workflow: "on-push" },
       globex,
     );
-    expect(taken.status).toBe(409);
-    expect(taken.body.error.message).toBe("a hook named acme-push exists already");
+    expect(same.status, JSON.stringify(same.body)).toBe(201);
+    expect(same.body.url).not.toBe(deliveryPaths.get("acme-push"));
+    const again = await api<{ error: { code: string; message: string } }>(
+      server.url,
+      "POST",
+      "/api/hooks",
+      { name: "acme-push", workflow: "on-push" },
+      globex,
+    );
+    expect(again.status).toBe(409);
+    expect(again.body.error.message).toBe("a hook named acme-push exists already");
+    // Each tenant sees and removes its own hook of that name; acme's stays, and still delivers.
+    const globexView = await api<{ url: string }>(
+      server.url,
+      "GET",
+      "/api/hooks/acme-push",
+      undefined,
+      globex,
+    );
+    expect(globexView.body.url).toBe(same.body.url);
+    const acmeView = await api<{ url: string }>(server.url, "GET", "/api/hooks/acme-push", undefined, acme);
+    expect(acmeView.body.url).toBe(deliveryPaths.get("acme-push"));
+    const signedForGlobex = JSON.stringify({ ref: "refs/heads/globex" });
+    const toAcme = await deliver("acme-push", signedForGlobex, {
+      "x-hub-signature-256": sign(signedForGlobex, same.body.secret),
+    });
+    expect(toAcme.status).toBe(401);
+    expect((await api(server.url, "DELETE", "/api/hooks/acme-push", undefined, globex)).status).toBe(200);
+    expect((await api(server.url, "GET", "/api/hooks/acme-push", undefined, globex)).status).toBe(404);
     // Nor may a hook run another tenant's saved workflow: acme's "deploy" is not globex's.
     await api(server.url, "POST", "/api/workflows", { name: "deploy", workflow: onPush(tempDir()) }, acme);
     const foreign = await api(
@@ -380,6 +414,7 @@ describe("signed webhooks", () => {
     );
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).not.toContain("secret:");
+    deliveryPaths.set("acme-given", new URL(/^deliver to: (\S+)$/m.exec(made.stdout)?.[1] ?? "").pathname);
     const body = push("given");
     const answer = await deliver("acme-given", body, { "x-hub-signature-256": sign(body, given) });
     expect(answer.status).toBe(202);
@@ -431,7 +466,7 @@ describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
       });
       expect(saved.status).toBe(201);
       const key = "a-secret-shared-by-both-replicas";
-      const made = await api(a.url, "POST", "/api/hooks", {
+      const made = await api<{ url: string }>(a.url, "POST", "/api/hooks", {
         name: "fleet-push",
         workflow: "on-push",
         secret: key,
@@ -441,7 +476,7 @@ describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
       const headers = { "x-hub-signature-256": sign(body, key), "x-github-delivery": "d-fleet" };
       const answers = await Promise.all(
         [a, b, a, b].map((replica) =>
-          fetch(new URL("/api/hooks/fleet-push", replica.url), {
+          fetch(new URL(made.body.url, replica.url), {
             method: "POST",
             headers: { "content-type": "application/json", ...headers },
             body,
@@ -459,7 +494,7 @@ describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
       const other = push("fleet, replayed");
       const replays = await Promise.all(
         ["d-fleet-1", "d-fleet-2", "d-fleet-3", undefined].map((id, i) =>
-          fetch(new URL("/api/hooks/fleet-push", (i % 2 ? b : a).url), {
+          fetch(new URL(made.body.url, (i % 2 ? b : a).url), {
             method: "POST",
             headers: {
               "content-type": "application/json",

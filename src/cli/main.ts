@@ -441,7 +441,7 @@ function buildProgram(
     hook
       .command("create")
       .description("make a hook; a generated secret is printed once")
-      .argument("<name>", "unique across the server: the delivery URL is /api/hooks/NAME")
+      .argument("<name>", "unique within your tenant; deliveries go to the URL printed, /api/hooks/ID")
       .requiredOption("--workflow <name>", "the saved workflow each delivery runs")
       .option("--secret-stdin", "read the secret from standard input instead of generating one")
       .option(

@@ -836,7 +836,7 @@ export interface paths {
         put?: never;
         /**
          * Make a signed webhook that runs a saved workflow
-         * @description Names are unique across the server (409 when taken, in any tenant). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.
+         * @description Names are unique within the caller's tenant (409 when the tenant has one of that name; another tenant's names are free). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.
          */
         post: operations["createHook"];
         delete?: never;
@@ -860,12 +860,12 @@ export interface paths {
         put?: never;
         /**
          * Deliver a signed webhook (no token: the signature is the credential)
-         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). `X-GitHub-Event: ping` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in `missing_vars`); the run's trigger is `webhook`.
+         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's `url`: random for hooks made now, the name for hooks made when names were unique across the server. `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). `X-GitHub-Event: ping` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in `missing_vars`); the run's trigger is `webhook`.
          */
         post: operations["deliverHook"];
         /**
          * Remove a hook
-         * @description Deliveries to it are 404 from then on; runs it started stay. Another tenant's hook is 404.
+         * @description Deliveries to it are 401 from then on, as to an id that never was; runs it started stay. Another tenant's hook is 404.
          */
         delete: operations["removeHook"];
         options?: never;
@@ -1306,40 +1306,6 @@ export interface components {
             created_at: string;
             created_by: string | null;
         };
-        Hook: {
-            name: string;
-            tenant_id: string | null;
-            workflow: string;
-            vars: {
-                [key: string]: string;
-            };
-            url: string;
-            created_at: string;
-            created_by: string | null;
-        };
-        Runner: {
-            id: string;
-            group: string;
-            /** @enum {string} */
-            status: "connected" | "offline";
-            /** @enum {string} */
-            state: "idle" | "busy" | "offline";
-            hostname: string;
-            cpus: number | null;
-            memory: string | null;
-            connected_at: string | null;
-            labels: string[];
-            mode: string;
-            capacity: number;
-            tenant_id: string | null;
-            shared: boolean;
-            /** @enum {string} */
-            isolation: "sandbox" | "docker" | "none";
-            running_jobs: string[];
-            last_heartbeat_at: string | null;
-            version: string | null;
-            replica: string | null;
-        };
         RunGraph: {
             max_parallel: number;
             steps: {
@@ -1424,6 +1390,41 @@ export interface components {
                 catch_up: "none" | "latest" | "all";
                 next_tick_at: string | null;
             }[];
+        };
+        Hook: {
+            name: string;
+            tenant_id: string | null;
+            workflow: string;
+            vars: {
+                [key: string]: string;
+            };
+            id: string;
+            url: string;
+            created_at: string;
+            created_by: string | null;
+        };
+        Runner: {
+            id: string;
+            group: string;
+            /** @enum {string} */
+            status: "connected" | "offline";
+            /** @enum {string} */
+            state: "idle" | "busy" | "offline";
+            hostname: string;
+            cpus: number | null;
+            memory: string | null;
+            connected_at: string | null;
+            labels: string[];
+            mode: string;
+            capacity: number;
+            tenant_id: string | null;
+            shared: boolean;
+            /** @enum {string} */
+            isolation: "sandbox" | "docker" | "none";
+            running_jobs: string[];
+            last_heartbeat_at: string | null;
+            version: string | null;
+            replica: string | null;
         };
         Schedule: {
             id: string;
@@ -5137,6 +5138,7 @@ export interface operations {
                         vars: {
                             [key: string]: string;
                         };
+                        id: string;
                         url: string;
                         created_at: string;
                         created_by: string | null;
@@ -5202,7 +5204,9 @@ export interface operations {
     };
     getHook: {
         parameters: {
-            query?: never;
+            query?: {
+                tenant?: string;
+            };
             header?: never;
             path: {
                 name: string;
@@ -5368,7 +5372,9 @@ export interface operations {
     };
     removeHook: {
         parameters: {
-            query?: never;
+            query?: {
+                tenant?: string;
+            };
             header?: never;
             path: {
                 name: string;

@@ -58,7 +58,7 @@ const publicPaths = new Set([
 const eventStreamPath = /^\/api\/runs\/([^/]+)\/(?:events|log)$/;
 
 /**
- * A webhook delivery (`POST /api/hooks/NAME`): it carries no token; its route checks the body's
+ * A webhook delivery (`POST /api/hooks/ID`): it carries no token; its route checks the body's
  * signature against the hook's secret before anything else. No other route is let through.
  */
 const hookDeliveryPath = /^\/api\/hooks\/[^/]+$/;

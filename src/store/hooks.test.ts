@@ -16,7 +16,10 @@ describe.each(storeBackends)("on $name", (backend) => {
 
   afterEach(() => opened.dispose());
 
+  /** The id the tests give a hook: delivery URLs name it. */
+  const idOf = (name: string, tenant: string | null = "acme") => `hook_${tenant ?? "none"}_${name}`;
   const newHook = (name: string, tenant: string | null = "acme") => ({
+    id: idOf(name, tenant),
     name,
     tenant_id: tenant,
     workflow: "deploy",
@@ -29,6 +32,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     it("stores a hook with its secret sealed, and shows it without the secret", async () => {
       const hook = await store.hooks.create(newHook("acme-deploy"));
       expect(hook).toEqual({
+        id: "hook_acme_acme-deploy",
         name: "acme-deploy",
         tenant_id: "acme",
         workflow: "deploy",
@@ -36,17 +40,25 @@ describe.each(storeBackends)("on $name", (backend) => {
         created_at: "2026-01-01T00:00:00.000Z",
         created_by: "tok_a",
       });
-      expect(await store.hooks.get("acme-deploy")).toEqual(hook);
-      expect(await store.hooks.secret("acme-deploy")).toBe(hookSecret);
+      expect(await store.hooks.get("acme", "acme-deploy")).toEqual(hook);
+      expect(await store.hooks.byId("hook_acme_acme-deploy")).toEqual(hook);
+      expect(await store.hooks.secret("hook_acme_acme-deploy")).toBe(hookSecret);
       expect((await opened.storedBytes()).includes(Buffer.from(hookSecret))).toBe(false);
     });
 
-    it("keeps names unique across tenants, without saying whose a name is", async () => {
-      await store.hooks.create(newHook("deploy", "acme"));
-      await expect(store.hooks.create(newHook("deploy", "globex"))).rejects.toMatchObject({
-        code: "CONFLICT",
-        message: "a hook named deploy exists already",
-      });
+    it("keeps names unique within a tenant; another tenant's name is free", async () => {
+      const acme = await store.hooks.create(newHook("deploy", "acme"));
+      await expect(
+        store.hooks.create({ ...newHook("deploy", "acme"), id: "hook_other" }),
+      ).rejects.toMatchObject({ code: "CONFLICT", message: "a hook named deploy exists already" });
+      const globex = await store.hooks.create(newHook("deploy", "globex"));
+      const none = await store.hooks.create(newHook("deploy", null));
+      expect(await store.hooks.get("acme", "deploy")).toEqual(acme);
+      expect(await store.hooks.get("globex", "deploy")).toEqual(globex);
+      expect(await store.hooks.get(null, "deploy")).toEqual(none);
+      expect(await store.hooks.get("initech", "deploy")).toBeUndefined();
+      expect(await store.hooks.remove(globex.id)).toBe(true);
+      expect(await store.hooks.get("acme", "deploy")).toEqual(acme);
     });
 
     it("lists a tenant's hooks only, or every one", async () => {
@@ -60,20 +72,36 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("records a delivery once; the same delivery again answers the first run", async () => {
       await store.hooks.create(newHook("h"));
-      const first = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d-1", run_id: "run_1" });
+      const first = await store.hooks.recordDelivery({
+        hook_id: idOf("h"),
+        delivery_id: "d-1",
+        run_id: "run_1",
+      });
       expect(first).toMatchObject({ first: true, delivery: { run_id: "run_1" } });
-      const again = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d-1", run_id: "run_2" });
+      const again = await store.hooks.recordDelivery({
+        hook_id: idOf("h"),
+        delivery_id: "d-1",
+        run_id: "run_2",
+      });
       expect(again).toMatchObject({ first: false, delivery: { run_id: "run_1" } });
-      const other = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d-2", run_id: "run_3" });
+      const other = await store.hooks.recordDelivery({
+        hook_id: idOf("h"),
+        delivery_id: "d-2",
+        run_id: "run_3",
+      });
       expect(other.first).toBe(true);
     });
 
     it("prunes deliveries received before a time; a pruned id is new again", async () => {
       await store.hooks.create(newHook("h"));
-      await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "old", run_id: "run_1" });
+      await store.hooks.recordDelivery({ hook_id: idOf("h"), delivery_id: "old", run_id: "run_1" });
       expect(await store.hooks.pruneDeliveries("2025-12-31T00:00:00.000Z")).toBe(0);
       expect(await store.hooks.pruneDeliveries("2026-01-02T00:00:00.000Z")).toBe(1);
-      const again = await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "old", run_id: "run_2" });
+      const again = await store.hooks.recordDelivery({
+        hook_id: idOf("h"),
+        delivery_id: "old",
+        run_id: "run_2",
+      });
       expect(again.first).toBe(true);
     });
 
@@ -81,7 +109,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       await store.hooks.create(newHook("h"));
       const answers = await Promise.all(
         Array.from({ length: 8 }, (_, i) =>
-          store.hooks.recordDelivery({ hook_name: "h", delivery_id: "same", run_id: `run_${i}` }),
+          store.hooks.recordDelivery({ hook_id: idOf("h"), delivery_id: "same", run_id: `run_${i}` }),
         ),
       );
       expect(answers.filter((answer) => answer.first)).toHaveLength(1);
@@ -90,17 +118,17 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("forgets a delivery whose run could not start, and removes a hook with its deliveries", async () => {
       await store.hooks.create(newHook("h"));
-      await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d", run_id: "run_1" });
-      await store.hooks.forgetDelivery("h", "d");
+      await store.hooks.recordDelivery({ hook_id: idOf("h"), delivery_id: "d", run_id: "run_1" });
+      await store.hooks.forgetDelivery(idOf("h"), "d");
       expect(
-        (await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d", run_id: "run_2" })).first,
+        (await store.hooks.recordDelivery({ hook_id: idOf("h"), delivery_id: "d", run_id: "run_2" })).first,
       ).toBe(true);
-      expect(await store.hooks.remove("h")).toBe(true);
-      expect(await store.hooks.get("h")).toBeUndefined();
-      expect(await store.hooks.remove("h")).toBe(false);
+      expect(await store.hooks.remove(idOf("h"))).toBe(true);
+      expect(await store.hooks.get("acme", "h")).toBeUndefined();
+      expect(await store.hooks.remove(idOf("h"))).toBe(false);
       await store.hooks.create(newHook("h"));
       expect(
-        (await store.hooks.recordDelivery({ hook_name: "h", delivery_id: "d", run_id: "run_3" })).first,
+        (await store.hooks.recordDelivery({ hook_id: idOf("h"), delivery_id: "d", run_id: "run_3" })).first,
       ).toBe(true);
     });
   });

@@ -5,7 +5,9 @@ import { decodeJson, encodeJson, type HooksTable, isoTime } from "./schema.js";
 
 /** A signed webhook as anyone who may see it sees it: never its secret. */
 export interface HookRecord {
-  /** Unique across the server: the delivery URL is `/api/hooks/NAME`. */
+  /** What the delivery URL names (`/api/hooks/ID`), unique across the server; not the name. */
+  id: string;
+  /** Unique within its tenant, as saved workflows' names are. */
   name: string;
   /** The tenant it belongs to (its runs' tenant); null outside any tenant. */
   tenant_id: string | null;
@@ -20,6 +22,7 @@ export interface HookRecord {
 
 /** What `hooks.create` stores; the secret is sealed with the store's key before it is written. */
 export interface NewHook {
+  id: string;
   name: string;
   tenant_id: string | null;
   workflow: string;
@@ -30,7 +33,7 @@ export interface NewHook {
 
 /** A delivery of a hook already received: the run it started. */
 export interface HookDelivery {
-  hook_name: string;
+  hook_id: string;
   /**
    * The sender's `X-GitHub-Delivery`, or `sha256:` and the hex SHA-256 of the body: a delivery is
    * recorded under both (only the body is signed, so the same body is the same delivery).
@@ -43,10 +46,11 @@ export interface HookDelivery {
 const noTenant = "";
 const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
 
-const recordColumns = ["name", "tenant_id", "workflow", "vars", "created_at", "created_by"] as const;
+const recordColumns = ["id", "name", "tenant_id", "workflow", "vars", "created_at", "created_by"] as const;
 
 function toHookRecord(row: Omit<Selectable<HooksTable>, "secret">): HookRecord {
   return {
+    id: row.id,
     name: row.name,
     tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
     workflow: row.workflow,
@@ -58,6 +62,7 @@ function toHookRecord(row: Omit<Selectable<HooksTable>, "secret">): HookRecord {
 
 async function createHook(ctx: StoreContext, input: NewHook): Promise<HookRecord> {
   const row = {
+    id: input.id,
     name: input.name,
     tenant_id: tenantKey(input.tenant_id),
     workflow: input.workflow,
@@ -72,9 +77,9 @@ async function createHook(ctx: StoreContext, input: NewHook): Promise<HookRecord
       .execute();
   } catch (error) {
     if (ctx.dialect.constraintViolation(error) === "unique") {
-      // Says nothing of whose it is: the name may be another tenant's.
+      // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
       throw new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
-        hint: "Hook names are unique across the server (the delivery URL is /api/hooks/NAME): pick another, e.g. prefixed with your team or repository.",
+        hint: `Pick another name, or remove that hook first (\`runyard hook rm ${input.name}\`).`,
         cause: error,
       });
     }
@@ -83,30 +88,40 @@ async function createHook(ctx: StoreContext, input: NewHook): Promise<HookRecord
   return toHookRecord(row);
 }
 
-async function getHook(ctx: StoreContext, name: string): Promise<HookRecord | undefined> {
+async function getHook(
+  ctx: StoreContext,
+  tenantId: string | null,
+  name: string,
+): Promise<HookRecord | undefined> {
   const row = await ctx.db
     .selectFrom("hooks")
     .select(recordColumns)
+    .where("tenant_id", "=", tenantKey(tenantId))
     .where("name", "=", name)
     .executeTakeFirst();
   return row && toHookRecord(row);
 }
 
-async function hookSecret(ctx: StoreContext, name: string): Promise<string | undefined> {
-  const row = await ctx.db.selectFrom("hooks").select("secret").where("name", "=", name).executeTakeFirst();
+async function hookById(ctx: StoreContext, id: string): Promise<HookRecord | undefined> {
+  const row = await ctx.db.selectFrom("hooks").select(recordColumns).where("id", "=", id).executeTakeFirst();
+  return row && toHookRecord(row);
+}
+
+async function hookSecret(ctx: StoreContext, id: string): Promise<string | undefined> {
+  const row = await ctx.db.selectFrom("hooks").select("secret").where("id", "=", id).executeTakeFirst();
   return row && ctx.cipher.open(row.secret);
 }
 
 async function listHooks(ctx: StoreContext, tenantId: string | null | undefined): Promise<HookRecord[]> {
   let select = ctx.db.selectFrom("hooks").select(recordColumns);
   if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
-  return (await select.orderBy("name").execute()).map(toHookRecord);
+  return (await select.orderBy("name").orderBy("tenant_id").execute()).map(toHookRecord);
 }
 
-async function removeHook(ctx: StoreContext, name: string): Promise<boolean> {
+async function removeHook(ctx: StoreContext, id: string): Promise<boolean> {
   return ctx.db.transaction().execute(async (trx) => {
-    await trx.deleteFrom("hook_deliveries").where("hook_name", "=", name).execute();
-    const result = await trx.deleteFrom("hooks").where("name", "=", name).executeTakeFirst();
+    await trx.deleteFrom("hook_deliveries").where("hook_id", "=", id).execute();
+    const result = await trx.deleteFrom("hooks").where("id", "=", id).executeTakeFirst();
     return result.numDeletedRows > 0n;
   });
 }
@@ -118,19 +133,19 @@ async function removeHook(ctx: StoreContext, name: string): Promise<boolean> {
  */
 async function recordDelivery(
   ctx: StoreContext,
-  input: { hook_name: string; delivery_id: string; run_id: string },
+  input: { hook_id: string; delivery_id: string; run_id: string },
 ): Promise<{ delivery: HookDelivery; first: boolean }> {
   const inserted = await ctx.db
     .insertInto("hook_deliveries")
     .values({ ...input, received_at: isoTime(ctx.now()) })
-    .onConflict((conflict) => conflict.columns(["hook_name", "delivery_id"]).doNothing())
+    .onConflict((conflict) => conflict.columns(["hook_id", "delivery_id"]).doNothing())
     .returningAll()
     .executeTakeFirst();
   if (inserted?.run_id) return { delivery: { ...inserted, run_id: inserted.run_id }, first: true };
   const earlier = await ctx.db
     .selectFrom("hook_deliveries")
     .selectAll()
-    .where("hook_name", "=", input.hook_name)
+    .where("hook_id", "=", input.hook_id)
     .where("delivery_id", "=", input.delivery_id)
     .executeTakeFirst();
   // Gone between the two statements (its run could not start, or the hook was removed).
@@ -139,10 +154,10 @@ async function recordDelivery(
 }
 
 /** Forgets a delivery whose run could not be started, so the sender may deliver it again. */
-async function forgetDelivery(ctx: StoreContext, hookName: string, deliveryId: string): Promise<void> {
+async function forgetDelivery(ctx: StoreContext, hookId: string, deliveryId: string): Promise<void> {
   await ctx.db
     .deleteFrom("hook_deliveries")
-    .where("hook_name", "=", hookName)
+    .where("hook_id", "=", hookId)
     .where("delivery_id", "=", deliveryId)
     .execute();
 }
@@ -161,24 +176,26 @@ async function pruneDeliveries(ctx: StoreContext, before: string): Promise<numbe
 
 /** Signed webhooks that start saved workflows, and the deliveries each has received. */
 export interface HooksRepo {
-  /** Stores a hook, its secret sealed; a name that exists (in any tenant) is CONFLICT. */
+  /** Stores a hook, its secret sealed; a name its tenant has already is CONFLICT. */
   create(input: NewHook): Promise<HookRecord>;
-  /** One hook by name, whatever its tenant (callers check the tenant). */
-  get(name: string): Promise<HookRecord | undefined>;
+  /** A tenant's hook by name (`null`: outside any tenant); another tenant's is undefined. */
+  get(tenantId: string | null, name: string): Promise<HookRecord | undefined>;
+  /** The hook a delivery URL names, whatever its tenant. */
+  byId(id: string): Promise<HookRecord | undefined>;
   /** A hook's secret, for checking a delivery's signature; never for an answer. */
-  secret(name: string): Promise<string | undefined>;
+  secret(id: string): Promise<string | undefined>;
   /** A tenant's hooks by name (`null`: those outside any tenant; undefined: every tenant's). */
   list(tenantId: string | null | undefined): Promise<HookRecord[]>;
-  /** Deletes a hook and its deliveries; false when there was none. */
-  remove(name: string): Promise<boolean>;
+  /** Deletes a hook (by id) and its deliveries; false when there was none. */
+  remove(id: string): Promise<boolean>;
   /** Records a delivery and the run it starts, once per hook and delivery id (see `recordDelivery`). */
   recordDelivery(input: {
-    hook_name: string;
+    hook_id: string;
     delivery_id: string;
     run_id: string;
   }): Promise<{ delivery: HookDelivery; first: boolean }>;
   /** Forgets a delivery whose run could not start. */
-  forgetDelivery(hookName: string, deliveryId: string): Promise<void>;
+  forgetDelivery(hookId: string, deliveryId: string): Promise<void>;
   /** Deletes the deliveries received before `before`; answers how many. */
   pruneDeliveries(before: string): Promise<number>;
 }
@@ -186,12 +203,13 @@ export interface HooksRepo {
 export function hooksRepo(ctx: StoreContext): HooksRepo {
   return {
     create: (input) => createHook(ctx, input),
-    get: (name) => getHook(ctx, name),
-    secret: (name) => hookSecret(ctx, name),
+    get: (tenantId, name) => getHook(ctx, tenantId, name),
+    byId: (id) => hookById(ctx, id),
+    secret: (id) => hookSecret(ctx, id),
     list: (tenantId) => listHooks(ctx, tenantId),
-    remove: (name) => removeHook(ctx, name),
+    remove: (id) => removeHook(ctx, id),
     recordDelivery: (input) => recordDelivery(ctx, input),
-    forgetDelivery: (hookName, deliveryId) => forgetDelivery(ctx, hookName, deliveryId),
+    forgetDelivery: (hookId, deliveryId) => forgetDelivery(ctx, hookId, deliveryId),
     pruneDeliveries: (before) => pruneDeliveries(ctx, before),
   };
 }

@@ -269,8 +269,10 @@ export interface ConcurrencySlotsTable {
   taken_at: string;
 }
 
-/** A signed webhook; `tenant_id` `""` outside any tenant, `secret` sealed, `vars` JSON `{NAME: path}`. */
+/** A signed webhook, named per tenant; `tenant_id` `""` outside any tenant, `secret` sealed, `vars` JSON `{NAME: path}`. */
 export interface HooksTable {
+  /** What its delivery URL names: random, or the name for hooks made when names were global. */
+  id: string;
   name: string;
   tenant_id: string;
   workflow: string;
@@ -282,7 +284,7 @@ export interface HooksTable {
 
 /** One delivery of a hook (`X-GitHub-Delivery`); `run_id` null while its run is being started. */
 export interface HookDeliveriesTable {
-  hook_name: string;
+  hook_id: string;
   delivery_id: string;
   run_id: string | null;
   received_at: string;

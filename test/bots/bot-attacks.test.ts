@@ -156,6 +156,11 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     }
     const list = await api<{ bots: BotView[] }>(server.url, "GET", "/api/bots", undefined, globex);
     expect(list.body.bots).toEqual([]);
+    // Names are per tenant: globex's member takes the same name as if it were free.
+    const { bot: theirs } = await startBot(globex, { name: "shared-name", image });
+    expect(theirs.id).not.toBe(bot.id);
+    expect((await api(server.url, "POST", "/api/bots/shared-name/stop", undefined, globex)).status).toBe(200);
+    expect((await api(server.url, "DELETE", "/api/bots/shared-name", undefined, globex)).status).toBe(200);
     // Untouched: still running, for its owner.
     expect((await waitBot(acme, "shared-name", () => true)).state).toBe("running");
     // Its output on the runner's disk is rotated: a flood cannot fill the disk.

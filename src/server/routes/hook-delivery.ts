@@ -25,10 +25,20 @@ const eventHeader = "x-github-event";
 const deliveryId = /^[\x21-\x7e]{1,200}$/;
 /** How long a delivery sent again waits for the run its first sending is starting. */
 const replayWaitMs = 5000;
-/** What a delivery to a name with no hook is checked against: random, held by nobody. */
+/** What a delivery to an id with no hook is checked against: random, held by nobody. */
 const unknownHookSecret = randomBytes(32).toString("hex");
 
-const DeliveryParams = z.object({ name: z.string().min(1).describe("the hook's name") });
+/**
+ * `name`, as the other routes of `/api/hooks/{name}` call the place (OpenAPI takes one template
+ * per path), but what it holds is the end of the hook's `url`: its id.
+ */
+const DeliveryParams = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(200)
+    .describe("the end of the hook's `url`: its id (for a hook made when names were global: its name)"),
+});
 const DeliveryHeaders = z.looseObject({
   "x-hub-signature-256": z
     .string()
@@ -86,7 +96,7 @@ function pickVars(hook: HookRecord, body: unknown): { vars: Record<string, strin
 }
 
 /**
- * `POST /api/hooks/NAME`: no token, the signature is the credential. Nothing is read from the body,
+ * `POST /api/hooks/ID`: no token, the signature is the credential. Nothing is read from the body,
  * and nothing stored, before its signature matches the raw bytes; then it is parsed as JSON, the
  * hook's variables are picked from it, and the hook's saved workflow is queued as a `webhook` run.
  */
@@ -106,7 +116,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         schema: {
           operationId: "deliverHook",
           summary: "Deliver a signed webhook (no token: the signature is the credential)",
-          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to a name that has no hook (the answer does not tell which names exist). \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
+          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's \`url\`: random for hooks made now, the name for hooks made when names were unique across the server. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
           tags: ["hooks"],
           security: publicRoute,
           params: DeliveryParams,
@@ -128,10 +138,10 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         },
       },
       async (request, reply) => {
-        const { name } = request.params;
-        // A name with no hook is checked against a secret nobody holds and refused as a bad
-        // signature is, in the same time: the answer never tells an outsider which names exist.
-        const secret = (await deps.store.hooks.secret(name)) ?? unknownHookSecret;
+        const id = request.params.name;
+        // An id with no hook is checked against a secret nobody holds and refused as a bad
+        // signature is, in the same time: the answer never tells an outsider which ids exist.
+        const secret = (await deps.store.hooks.secret(id)) ?? unknownHookSecret;
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const header = request.headers[signatureHeader];
         const matches = signatureMatches(secret, raw, typeof header === "string" ? header : undefined);
@@ -142,7 +152,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
               ? `the delivery has no ${signatureHeader} header`
               : `the delivery's ${signatureHeader} does not match its body`,
             {
-              hint: 'Check that the URL ends with the hook\'s name (`runyard hook list`), and sign the raw body with its secret: X-Hub-Signature-256: sha256=<hex HMAC-SHA256>, e.g. `openssl dgst -sha256 -hmac "$SECRET"` over the exact bytes sent.',
+              hint: 'Check that the URL is the hook\'s url (`runyard hook list`), and sign the raw body with its secret: X-Hub-Signature-256: sha256=<hex HMAC-SHA256>, e.g. `openssl dgst -sha256 -hmac "$SECRET"` over the exact bytes sent.',
             },
           );
         }
@@ -166,8 +176,8 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
             hint: "Send JSON (on GitHub: the webhook's content type application/json).",
           });
         }
-        const hook = await deps.store.hooks.get(name);
-        if (!hook) throw new RunyardError("NOT_FOUND", `no hook named ${name}`);
+        const hook = await deps.store.hooks.byId(id);
+        if (!hook) throw new RunyardError("NOT_FOUND", "the hook was removed");
         const { vars, missing } = pickVars(hook, body);
         await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
         const saved = await deps.savedWorkflows.get(hook.tenant_id, hook.workflow);
@@ -180,12 +190,12 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         const claimed: string[] = [];
         for (const key of delivery === undefined || delivery === bodyKey ? [bodyKey] : [delivery, bodyKey]) {
           const recorded = await deps.store.hooks.recordDelivery({
-            hook_name: hook.name,
+            hook_id: hook.id,
             delivery_id: key,
             run_id: runId,
           });
           if (!recorded.first) {
-            for (const mine of claimed) await deps.store.hooks.forgetDelivery(hook.name, mine);
+            for (const mine of claimed) await deps.store.hooks.forgetDelivery(hook.id, mine);
             const what = key === bodyKey ? "this body" : `delivery ${key}`;
             return reply.code(200).send(await earlierRun(deps, what, recorded.delivery.run_id));
           }
@@ -205,7 +215,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
           return reply.code(202).send({ run_id: run.id, missing_vars: missing });
         } catch (error) {
           // Not started: the sender may deliver it again.
-          for (const mine of claimed) await deps.store.hooks.forgetDelivery(hook.name, mine);
+          for (const mine of claimed) await deps.store.hooks.forgetDelivery(hook.id, mine);
           throw error;
         }
       },

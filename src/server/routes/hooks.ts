@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
+import { newId } from "../../core/ids.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
@@ -13,8 +14,9 @@ import { hookVarNameRefusal } from "../hooks/hook-var-names.js";
 import { parseJsonPath } from "../hooks/json-path.js";
 import { checkSavedName } from "../runs/saved-workflows.js";
 import { hookDeliveryRoute } from "./hook-delivery.js";
+import { savedTenant } from "./workflows.js";
 
-/** A hook's name is its delivery URL's last part: plain, so no sender or shell mangles it. */
+/** A hook's name: plain, as it is typed in commands and shown in runs' triggers. */
 const hookName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Given secrets shorter than this are refused: a guessable secret signs anyone's deliveries. */
 export const minHookSecretLength = 16;
@@ -22,13 +24,18 @@ const maxHookSecretLength = 256;
 const maxHookVars = 50;
 
 const HookParams = z.object({ name: z.string().min(1).describe("the hook's name") });
+const HookTenantQuery = z.strictObject({
+  tenant: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("platform admins only: the tenant whose hook of that name this is (default: none)"),
+});
 
 const CreateHookBody = z.strictObject({
   name: z
     .string()
-    .describe(
-      'unique across the server (the delivery URL is /api/hooks/NAME): letters, digits, ".", "_" and "-"',
-    ),
+    .describe('unique within your tenant, as saved workflows\' names are: letters, digits, ".", "_" and "-"'),
   workflow: z.string().describe("the saved workflow of your tenant each delivery runs"),
   secret: z
     .string()
@@ -47,7 +54,10 @@ const HookView = z.object({
   tenant_id: z.string().nullable().describe("null: outside any tenant"),
   workflow: z.string().describe("the saved workflow a delivery runs"),
   vars: z.record(z.string(), z.string()).describe("variable name to the path picked from the body"),
-  url: z.string().describe("where senders deliver: this server's /api/hooks/NAME"),
+  id: z
+    .string()
+    .describe("what the delivery URL names: random (a hook made when names were global: its name)"),
+  url: z.string().describe("where senders deliver: this server's /api/hooks/ID"),
   created_at: z.string(),
   created_by: z
     .string()
@@ -65,14 +75,17 @@ const HookCreated = HookView.extend({
 const HookList = z.object({ hooks: z.array(HookView).describe("sorted by name") });
 const HookRemoved = z.object({ name: z.string(), removed: z.literal(true) });
 
-/** Where a hook's deliveries go. */
-const deliveryPath = (name: string) => `/api/hooks/${encodeURIComponent(name)}`;
+/**
+ * Where a hook's deliveries go: its id, not its name, as two tenants may name hooks alike. The
+ * id is random, so the URL tells an outsider neither the tenant nor the name.
+ */
+const deliveryPath = (id: string) => `/api/hooks/${encodeURIComponent(id)}`;
 
 function checkHookName(name: string): void {
   if (hookName.test(name)) return;
   const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}...` : name);
   throw new RunyardError("INVALID_INPUT", `${shown} is not a valid hook name`, {
-    hint: 'Hook names are letters, digits, ".", "_" and "-", start with a letter or digit and are at most 100 long: they end the delivery URL.',
+    hint: 'Hook names are letters, digits, ".", "_" and "-", start with a letter or digit and are at most 100 long.',
   });
 }
 
@@ -125,12 +138,13 @@ function checkVars(vars: Record<string, string>): void {
 
 /**
  * Signed webhooks: a tenant's members and admins make hooks that start one of the tenant's saved
- * workflows; senders deliver to `/api/hooks/NAME`, signing each body with the hook's secret.
- * Another tenant's hook is 404, as one that does not exist.
+ * workflows; senders deliver to `/api/hooks/ID`, signing each body with the hook's secret.
+ * Names are per tenant: another tenant's hook is 404, as one that does not exist, and its name
+ * is free.
  */
 export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-  const view = (hook: Omit<z.infer<typeof HookView>, "url">) => ({ ...hook, url: deliveryPath(hook.name) });
+  const view = (hook: Omit<z.infer<typeof HookView>, "url">) => ({ ...hook, url: deliveryPath(hook.id) });
 
   api.post(
     "/api/hooks",
@@ -139,7 +153,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "createHook",
         summary: "Make a signed webhook that runs a saved workflow",
         description:
-          "Names are unique across the server (409 when taken, in any tenant). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.",
+          "Names are unique within the caller's tenant (409 when the tenant has one of that name; another tenant's names are free). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.",
         tags: ["hooks"],
         body: CreateHookBody,
         response: {
@@ -161,6 +175,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
       await deps.savedWorkflows.get(tenant, workflow);
       const secret = given ?? randomBytes(32).toString("hex");
       const hook = await deps.store.hooks.create({
+        id: newId("hook"),
         name,
         tenant_id: tenant,
         workflow,
@@ -195,11 +210,17 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => ({ hooks: (await deps.store.hooks.list(tenantScope(request))).map(view) }),
   );
 
-  /** The hook if the caller may see it; another tenant's is NOT_FOUND, as a missing one. */
-  const visibleHook = async (request: Parameters<typeof tenantScope>[0], name: string) => {
-    const hook = await deps.store.hooks.get(name);
-    const scope = tenantScope(request);
-    if (!hook || (scope !== undefined && hook.tenant_id !== scope)) {
+  /**
+   * The caller's tenant's hook of that name (a platform admin's: outside any tenant, or in the
+   * tenant `?tenant=` names); another tenant's is NOT_FOUND, as a missing one.
+   */
+  const visibleHook = async (
+    request: Parameters<typeof tenantScope>[0],
+    name: string,
+    tenant: string | undefined,
+  ) => {
+    const hook = await deps.store.hooks.get(savedTenant(request, tenant), name);
+    if (!hook) {
       throw new RunyardError("NOT_FOUND", `no hook named ${name}`, {
         hint: "`runyard hook list` shows the hooks of your tenant.",
       });
@@ -216,13 +237,14 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "Never its secret. Another tenant's hook is 404.",
         tags: ["hooks"],
         params: HookParams,
+        querystring: HookTenantQuery,
         response: {
           200: { description: "the hook", content: { "application/json": { schema: HookView } } },
           ...protectedErrorResponses(404),
         },
       },
     },
-    async (request) => view(await visibleHook(request, request.params.name)),
+    async (request) => view(await visibleHook(request, request.params.name, request.query.tenant)),
   );
 
   api.delete(
@@ -233,9 +255,10 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "removeHook",
         summary: "Remove a hook",
         description:
-          "Deliveries to it are 404 from then on; runs it started stay. Another tenant's hook is 404.",
+          "Deliveries to it are 401 from then on, as to an id that never was; runs it started stay. Another tenant's hook is 404.",
         tags: ["hooks"],
         params: HookParams,
+        querystring: HookTenantQuery,
         response: {
           200: { description: "the hook is gone", content: { "application/json": { schema: HookRemoved } } },
           ...protectedErrorResponses(404),
@@ -243,8 +266,8 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request) => {
-      const hook = await visibleHook(request, request.params.name);
-      await deps.store.hooks.remove(hook.name);
+      const hook = await visibleHook(request, request.params.name, request.query.tenant);
+      await deps.store.hooks.remove(hook.id);
       await audit(deps, request, { action: "hook.rm", target: hook.name, tenant_id: hook.tenant_id });
       return { name: hook.name, removed: true as const };
     },

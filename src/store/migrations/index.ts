@@ -20,6 +20,7 @@ import * as approvals from "./0016_approvals.js";
 import * as runRollback from "./0017_run_rollback.js";
 import * as forges from "./0018_forges.js";
 import * as idempotencyKeys from "./0019_idempotency_keys.js";
+import * as hookNamesPerTenant from "./0020_hook_names_per_tenant.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -45,6 +46,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0017_run_rollback": runRollback,
   "0018_forges": forges,
   "0019_idempotency_keys": idempotencyKeys,
+  "0020_hook_names_per_tenant": hookNamesPerTenant,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
