@@ -1,7 +1,7 @@
 import type { components } from "../client/api-types.js";
+import { printable } from "../core/terminal-text.js";
 import type { CliContext } from "./context.js";
 import { apiClient } from "./runs.js";
-import { printable } from "./table.js";
 
 /** An approval step of a run, as `GET /api/runs/{id}` says (`approvals`). */
 export type RunApproval = NonNullable<components["schemas"]["Run"]["approvals"]>[number];

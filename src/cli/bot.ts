@@ -1,11 +1,12 @@
 import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent } from "../core/events.js";
+import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
 import { apiClient } from "./runs.js";
-import { printable, table } from "./table.js";
+import { table } from "./table.js";
 
 /** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */
 type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };

@@ -1,7 +1,8 @@
 import { RunyardError } from "../core/errors.js";
+import { printable } from "../core/terminal-text.js";
 import type { CliContext } from "./context.js";
 import { apiClient } from "./runs.js";
-import { printable, table } from "./table.js";
+import { table } from "./table.js";
 
 interface ForgeView {
   id: string;

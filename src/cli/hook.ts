@@ -1,8 +1,9 @@
 import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
+import { printable } from "../core/terminal-text.js";
 import type { CliContext } from "./context.js";
 import { apiClient } from "./runs.js";
-import { printable, table } from "./table.js";
+import { table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 type HookView = components["schemas"]["Hook"];

@@ -3,15 +3,23 @@ import type { Config } from "../core/config.js";
 import { ConfigError } from "../core/config-error.js";
 import { RunyardError } from "../core/errors.js";
 import type { RunConfig } from "../core/run-config.js";
+import { printableLines } from "../core/terminal-text.js";
 import { outputClosed } from "./closed-output.js";
 import type { CliContext } from "./context.js";
+import type { OutputOptions } from "./process-context.js";
+import { terminalSafe } from "./terminal-stream.js";
 import { version } from "./version.js";
 
 type Overrides = Partial<Record<keyof Config, unknown>>;
 /** Builds a command's context; loads the config schema (zod) only for a command that runs. */
-type ContextFor = (overrides?: Overrides, configFile?: string) => Promise<CliContext>;
+type ContextFor = (overrides?: Overrides, configFile?: string, output?: OutputOptions) => Promise<CliContext>;
 /** Builds `runyard run`'s context: only the settings it reads, checked without zod's whole weight. */
-type RunContextFor = (overrides?: Overrides) => Promise<CliContext<RunConfig>>;
+type RunContextFor = (overrides?: Overrides, output?: OutputOptions) => Promise<CliContext<RunConfig>>;
+
+/** `--raw`, on the commands that print what steps, agents and bots printed. */
+const rawHelp =
+  "print output as it came: on a terminal, escape sequences other than colours are dropped unless this is given";
+const rawOption = (command: Command): Command => command.option("--raw", rawHelp);
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -92,12 +100,16 @@ function buildProgram(
     .option("--json", "print the run's events as JSON lines")
     .option("-q, --quiet", "print only failures and the result")
     .option("--no-rollback", "when the run fails, do not run its steps' rollback:");
-  submitFlags(run).action(async (file: string, flags) => {
-    const context = await runCtx(apiOverrides(flags));
+  submitFlags(rawOption(run)).action(async (file: string, flags) => {
+    const context = await runCtx(apiOverrides(flags), { raw: flags.raw });
     // A server named by --server or RUNYARD_SERVER_URL (as the flag's help says) takes the run.
     setExit(
       context.config.serverUrl
-        ? await (await import("./runs.js")).submitRun(file, flags, await ctx(apiOverrides(flags)))
+        ? await (await import("./runs.js")).submitRun(
+            file,
+            flags,
+            await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+          )
         : await (await import("./run.js")).runCommand(file, flags, context),
     );
   });
@@ -388,9 +400,16 @@ function buildProgram(
       .option("-f, --follow", "stream the run's output until it ends (exit code as `runyard run`)")
       .option("--json", "JSON output (with --follow: the run's events as JSON lines)")
       .option("-q, --quiet", "with --follow: print only failures and the result")
+      .option("--raw", rawHelp)
       .option(tenantOption, workflowTenant),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("./workflow.js")).workflowRun(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(
+      await (await import("./workflow.js")).workflowRun(
+        name,
+        flags,
+        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+      ),
+    ),
   );
   const schedule = program
     .command("schedule")
@@ -564,10 +583,17 @@ function buildProgram(
       .option("--group <group>", "runner group")
       .option("--label <label>", "runner label (repeatable)", collect, [])
       .option("-f, --follow", "stream the run until it ends, like `runyard run`")
+      .option("--raw", rawHelp)
       .option("--json", "JSON output")
       .option("-q, --quiet", "print only failures and the result"),
   ).action(async (prompt: string, flags) =>
-    setExit(await (await import("./agent.js")).agentRun(prompt, flags, await ctx(apiOverrides(flags)))),
+    setExit(
+      await (await import("./agent.js")).agentRun(
+        prompt,
+        flags,
+        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+      ),
+    ),
   );
   submitFlags(
     agent
@@ -576,10 +602,18 @@ function buildProgram(
       .argument("<text>", "the follow-up message")
       .description("continue an agent run: its agents resume their sessions in the same workspace")
       .option("-f, --follow", "stream the new turn until it ends")
+      .option("--raw", rawHelp)
       .option("--json", "JSON output")
       .option("-q, --quiet", "print only failures and the result"),
   ).action(async (run: string, text: string, flags) =>
-    setExit(await (await import("./agent.js")).agentSend(run, text, flags, await ctx(apiOverrides(flags)))),
+    setExit(
+      await (await import("./agent.js")).agentSend(
+        run,
+        text,
+        flags,
+        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+      ),
+    ),
   );
 
   const bot = program
@@ -649,9 +683,16 @@ function buildProgram(
       .option("-f, --follow", "keep printing new lines until the bot ends (Ctrl-C to stop watching)")
       .option("--build", "the build's (or pull's) output instead")
       .option("--previous", "the last lines of the container that ended (kept after a crash)")
+      .option("--raw", rawHelp)
       .option("--json", "one JSON object per line"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("./bot.js")).botLogs(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(
+      await (await import("./bot.js")).botLogs(
+        name,
+        flags,
+        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+      ),
+    ),
   );
   serverFlags(bot.command("list").description("your bots").option("--json", "JSON output")).action(
     async (flags) => setExit(await (await import("./bot.js")).botList(flags, await ctx(apiOverrides(flags)))),
@@ -697,9 +738,16 @@ function buildProgram(
       .argument("<run>")
       .description("a run's output")
       .option("-f, --follow", "keep following until the run ends")
+      .option("--raw", rawHelp)
       .option("--json", "events as JSON lines"),
   ).action(async (id: string, flags) =>
-    setExit(await (await import("./runs.js")).runsLogs(id, flags, await ctx(apiOverrides(flags)))),
+    setExit(
+      await (await import("./runs.js")).runsLogs(
+        id,
+        flags,
+        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+      ),
+    ),
   );
   serverFlags(runs.command("cancel").argument("<run>").description("cancel a queued or running run")).action(
     async (id: string, flags) =>
@@ -740,8 +788,9 @@ function buildProgram(
 
 /** The CLI entry point; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  const stderr = terminalSafe(process.stderr, false);
   const write = (s: string): void => {
-    process.stderr.write(s);
+    stderr.write(s);
   };
   // A reader that stops early (`runyard runs logs ID | head`) closes the pipe (closed-output.ts).
   let closed = false;
@@ -753,9 +802,9 @@ export async function main(argv: string[]): Promise<number> {
   });
   let exitCode = 0;
   const program = buildProgram(
-    async (overrides, configFile) =>
-      (await import("./process-context.js")).processContext(overrides, configFile),
-    async (overrides) => (await import("./process-context.js")).runContext(overrides),
+    async (overrides, configFile, output) =>
+      (await import("./process-context.js")).processContext(overrides, configFile, output),
+    async (overrides, output) => (await import("./process-context.js")).runContext(overrides, output),
     (code) => {
       exitCode = code;
     },
@@ -776,7 +825,10 @@ function reportError(error: unknown, write: (s: string) => void): number {
     return 2;
   }
   if (error instanceof RunyardError) {
-    write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ""}`);
+    // A server's message and hint may quote what a user chose (a name, a group): plain text only.
+    write(
+      `error: ${printableLines(error.message)}\n${error.hint ? `hint: ${printableLines(error.hint)}\n` : ""}`,
+    );
     if (error.code === "HOST_UNREACHABLE" || error.code === "INTERNAL") return 1;
     return error.status >= 400 ? 2 : 1;
   }

@@ -1,7 +1,8 @@
 import { styleText } from "node:util";
 import type { AgentSummary, RunEvent, StepStatus } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
-import { printable, table } from "./table.js";
+import { printable } from "../core/terminal-text.js";
+import { table } from "./table.js";
 
 type Style = Parameters<typeof styleText>[0];
 
@@ -96,7 +97,7 @@ export class HumanRenderer {
               ? ` (${event.reason})`
               : ""
             : ` ${seconds(event.duration_ms)}`;
-        const reason = event.error && event.status !== "success" ? `: ${event.error.message}` : "";
+        const reason = event.error && event.status !== "success" ? `: ${printable(event.error.message)}` : "";
         this.line(
           `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${printable(event.step)}`)} ${this.paint("gray", `[${printable(event.host)}]`)} ${event.status}${exit}${timing}${reason}`,
         );
@@ -128,7 +129,7 @@ export class HumanRenderer {
         if (event.level !== "info" || !this.quiet) {
           const style: Style = event.level === "error" ? "red" : event.level === "warn" ? "yellow" : "gray";
           const where = event.step ? `${event.step}${event.host ? ` [${event.host}]` : ""}: ` : "";
-          this.line(this.paint(style, `${event.level}: ${where}${event.message}`));
+          this.line(this.paint(style, printable(`${event.level}: ${where}${event.message}`)));
         }
         break;
       case "run.finished": {
@@ -140,11 +141,14 @@ export class HumanRenderer {
         const summary = `${ok ? "✔" : "✖"} run ${event.status} in ${seconds(event.duration_ms ?? 0)}`;
         this.line(this.paint(ok ? "green" : "red", summary));
         if (event.error) {
-          this.line(this.paint("red", `  ${event.error.code}: ${event.error.message}`));
-          if (event.error.hint) this.line(this.paint("gray", `  hint: ${event.error.hint}`));
+          this.line(this.paint("red", printable(`  ${event.error.code}: ${event.error.message}`)));
+          if (event.error.hint) this.line(this.paint("gray", printable(`  hint: ${event.error.hint}`)));
         } else if (failedSteps.length > 0 && !ok) {
           this.line(
-            this.paint("red", `  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
+            this.paint(
+              "red",
+              printable(`  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
+            ),
           );
         }
         if (event.rolled_back) this.line(this.paint("yellow", "  rolled back: every rollback succeeded"));
@@ -162,7 +166,7 @@ export class HumanRenderer {
       case "agent.message":
         if (!this.quiet && event.role === "assistant") {
           for (const line of event.text.trimEnd().split("\n")) {
-            this.line(`${this.paint("magenta", `${event.agent ?? "agent"} ›`)} ${line}`);
+            this.line(`${this.paint("magenta", `${printable(event.agent ?? "agent")} ›`)} ${line}`);
           }
         }
         break;
@@ -171,21 +175,23 @@ export class HumanRenderer {
           this.line(
             this.paint(
               "gray",
-              `${event.agent ?? "agent"} ⚙ ${event.tool} ${brief(JSON.stringify(event.input))}`,
+              printable(`${event.agent ?? "agent"} ⚙ ${event.tool} ${brief(JSON.stringify(event.input))}`),
             ),
           );
         }
         break;
       case "agent.tool_result":
         if (!this.quiet && event.is_error) {
-          this.line(this.paint("yellow", `${event.agent ?? "agent"} ⚠ ${brief(event.output)}`));
+          this.line(this.paint("yellow", printable(`${event.agent ?? "agent"} ⚠ ${brief(event.output)}`)));
         }
         break;
       case "agent.usage":
         break;
       case "artifact.created":
         if (!this.quiet)
-          this.line(this.paint("gray", `artifact ${event.name} (${event.size} bytes): ${event.path}`));
+          this.line(
+            this.paint("gray", printable(`artifact ${event.name} (${event.size} bytes): ${event.path}`)),
+          );
         break;
       case "run.queued":
       case "run.started":
@@ -229,7 +235,7 @@ export class HumanRenderer {
 
   /** `web1 | `, or `build [web1] | ` once steps have overlapped. */
   private prefix(step: string, host: string, stream: "stdout" | "stderr"): string {
-    const where = this.overlapped ? `${printable(step)} [${host}]` : host;
+    const where = this.overlapped ? `${printable(step)} [${printable(host)}]` : printable(host);
     return this.paint(stream === "stderr" ? "yellow" : "gray", `${where} | `);
   }
 

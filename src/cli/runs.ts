@@ -2,12 +2,13 @@ import { readFile } from "node:fs/promises";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import { defaultServerUrl, parseServerUrls } from "../core/server-urls.js";
+import { printable } from "../core/terminal-text.js";
 import { ApiClient } from "./api-client.js";
 import { approvalLines, type RunApproval } from "./approvals.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
-import { printable, table } from "./table.js";
+import { table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 /** A client of the servers of `--server` / RUNYARD_SERVER_URL, or of the local default. */
@@ -155,10 +156,13 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
     `run ${run.run_id}: ${printable(run.name)} (${run.kind}) ${run.status}, ${duration(run)}\n`,
   );
   const saved =
-    run.saved_workflow !== null ? `, saved workflow ${run.saved_workflow} version ${run.saved_version}` : "";
-  ctx.stdout.write(`  trigger: ${run.trigger}${saved}\n`);
-  for (const line of waiting) ctx.stdout.write(`  ${line}\n`);
-  if (run.error) ctx.stdout.write(`  ${run.error.code}: ${run.error.message}\n`);
+    run.saved_workflow !== null
+      ? `, saved workflow ${printable(run.saved_workflow)} version ${run.saved_version}`
+      : "";
+  ctx.stdout.write(`  trigger: ${printable(run.trigger)}${saved}\n`);
+  // Why it waits names what users chose (a concurrency group, a tenant, a runner group).
+  for (const line of waiting) ctx.stdout.write(`  ${printable(line)}\n`);
+  if (run.error) ctx.stdout.write(`  ${printable(run.error.code)}: ${printable(run.error.message)}\n`);
   if (run.rolled_back) ctx.stdout.write("  rolled back: every rollback succeeded\n");
   if (run.rollback_failed)
     ctx.stdout.write(`  rollback failed: ${printable(run.rollback_failed)}; later rollbacks did not run\n`);
@@ -169,7 +173,8 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
     ctx.stdout.write(`${table(rows)}\n`);
   }
   const names = Object.keys(run.vars);
-  if (names.length > 0) ctx.stdout.write(`vars: ${names.map((n) => `${n}=${run.vars[n]}`).join(" ")}\n`);
+  if (names.length > 0)
+    ctx.stdout.write(`vars: ${names.map((n) => printable(`${n}=${run.vars[n]}`)).join(" ")}\n`);
   return 0;
 }
 

@@ -2,9 +2,10 @@ import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
+import { printable } from "../core/terminal-text.js";
 import type { CliContext } from "./context.js";
 import { apiClient, follow } from "./runs.js";
-import { printable, table } from "./table.js";
+import { table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 type SavedWorkflow = components["schemas"]["SavedWorkflow"];

@@ -88,6 +88,33 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     await up?.proc.kill();
   });
 
+  it("keeps a step's colours in the terminal and drops cursor moves, titles and hyperlinks", async () => {
+    const runId = await submit(
+      up.url,
+      workflow(
+        "escapes",
+        "printf 'keep-me\\n\\033[1A\\033[2K\\033]0;pwned\\007\\033]8;;https://evil.test\\033\\\\link\\033]8;;\\033\\\\ \\033[31mafter\\033[0m\\n'",
+      ),
+    );
+    await waitForRun(up.url, runId, isFinal);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}/#/runs/${runId}`);
+    await terminalShows(page, "link after");
+    // The cursor did not go back up over the line before, nor clear it.
+    expect(await terminalLines(page)).toContain("keep-me");
+    const red = await page.getByTestId("terminal").evaluate((element) => {
+      const buffer = (element as unknown as { terminal: XtermLike }).terminal.buffer.active;
+      for (let row = 0; row < buffer.length; row++) {
+        const line = buffer.getLine(row);
+        if (line?.translateToString(true) === "link after") return line.getCell(5)?.getFgColor();
+      }
+      return -1;
+    });
+    expect(red).toBe(1);
+    await page.close();
+  }, 60_000);
+
   it("lists runs live and shows a run's output in its terminal as it is printed", async () => {
     const runId = await submit(
       up.url,

@@ -3,6 +3,7 @@ import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import { useEffect, useRef, useState } from "react";
 import type { EventOf } from "../../../../src/core/events.js";
+import { printable, TerminalOutput } from "../../../../src/core/terminal-text.js";
 import { linesOf, maxLines, type OutputWindow } from "./output-window.js";
 
 /** `all`, or one step on one host (`step@host`). */
@@ -21,22 +22,34 @@ const bottomGapPx = 8;
 /**
  * Turns output events into terminal text: in the all-steps view a header line wherever another
  * step's output starts (steps on several hosts interleave), and stderr in red in every view.
+ * What a step printed keeps its colours and loses every other escape sequence (a title, the
+ * clipboard, a hyperlink, cursor movement over earlier output), as the CLI prints it; step and
+ * host names in headers are plain text.
  */
 export class OutputPainter {
   private lastKey: string | undefined;
   private atLineStart = true;
+  /** One filter per step, host and stream: a sequence split across two events is judged whole. */
+  private readonly filters = new Map<string, TerminalOutput>();
 
   constructor(private readonly headers: boolean) {}
 
   paint(events: EventOf<"step.output">[]): string {
     let text = "";
     for (const event of events) {
-      const data = event.data;
-      if (!data) continue;
+      if (!event.data) continue;
       const key = stepKey(event);
+      const filterKey = `${key}\u0000${event.stream}`;
+      let filter = this.filters.get(filterKey);
+      if (!filter) {
+        filter = new TerminalOutput();
+        this.filters.set(filterKey, filter);
+      }
+      const data = filter.push(event.data);
+      if (!data) continue;
       if (this.headers && key !== this.lastKey) {
         if (!this.atLineStart) text += "\n";
-        text += `${bold}${cyan}── ${event.step} on ${event.host} ──${plain}\n`;
+        text += `${bold}${cyan}── ${printable(event.step)} on ${printable(event.host)} ──${plain}\n`;
         this.lastKey = key;
       }
       text += event.stream === "stderr" ? `${red}${data}${plain}` : data;
