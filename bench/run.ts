@@ -23,6 +23,7 @@ import {
   outputThroughput,
   stepOverhead,
 } from "./workflow.js";
+import { submitWhileWorstInputs } from "./worst-inputs.js";
 
 /**
  * `npm run bench`: each benchmark against a baseline measured in the same run. `npm run bench --
@@ -47,6 +48,7 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   maskingThroughput,
   idleSseMemory,
   scheduleTicks1000,
+  submitWhileWorstInputs,
   // Starts its own PostgreSQL cluster; a skipped line when the binaries are missing.
   postgresVsSqlite,
   // Installs graphile-worker with npm (once, under .bench-cache/peers) and starts PostgreSQL.

@@ -54,7 +54,7 @@ async function start(
     },
     maxRunLogBytes: config.maxRunLogBytes,
     workflowLimits: { maxBytes: config.maxWorkflowBytes },
-    parseWorkflow: parseOnWorkerThread(),
+    parseWorkflow: parseOnWorkerThread(config.parseBudgetMs),
     maxBotLogBytes: config.maxBotLogBytes,
     auditRetentionDays: config.auditRetentionDays,
     idempotencyKeyHours: config.idempotencyKeyHours,

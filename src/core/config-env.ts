@@ -71,6 +71,7 @@ export const envNames: Record<keyof Config, string[]> = {
   idempotencyKeyHours: ["RUNYARD_IDEMPOTENCY_KEY_HOURS"],
   retryFor: ["RUNYARD_RETRY_FOR"],
   scheduleMinIntervalSeconds: ["RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS"],
+  parseBudgetMs: ["RUNYARD_PARSE_BUDGET_MS"],
   quotas: [],
   repos: [],
   directHosts: [],

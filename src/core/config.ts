@@ -320,6 +320,11 @@ export const configSchema = z.object({
    * (each tick is a stored row and a run). See docs/workflows.md "Schedules".
    */
   scheduleMinIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
+  /**
+   * Server: how long reading one submitted, saved or validated workflow may take on its parsing
+   * thread before it is stopped and refused. See docs/security.md "Workflow size and aliases".
+   */
+  parseBudgetMs: z.coerce.number().int().min(1).max(600_000).default(10_000),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
   /** The ADOS runner's `repos:` (config file only): which runner group works on which repository. */

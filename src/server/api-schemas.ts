@@ -13,6 +13,13 @@ apiSchemas.add(RunEvent, { id: "RunEvent" });
 apiSchemas.add(StepSummary, { id: "StepSummary" });
 apiSchemas.add(ErrorInfo, { id: "ErrorInfo" });
 
+/**
+ * The longest name a request may carry (a saved workflow's, a hook's, a tenant, a runner group or
+ * label, a file name): checked by the schema before the name is looked up, matched or quoted in
+ * an error, so a name of 600 KB costs nothing but its refusal.
+ */
+export const maxNameLength = 200;
+
 /** The query of a route that takes no parameters: any is refused by name, like unknown body fields. */
 export const NoQuery = z.strictObject({});
 

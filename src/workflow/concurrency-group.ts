@@ -1,4 +1,5 @@
 import { RunyardError } from "../core/errors.js";
+import { quoted } from "../core/quoted-input.js";
 import type { ConcurrencySpec } from "./model.js";
 import { groupVariable, maxConcurrencyGroupLength } from "./parse-concurrency.js";
 
@@ -21,7 +22,7 @@ export function expandConcurrencyGroup(
     const names = [...new Set(missing)];
     throw new RunyardError(
       "INVALID_INPUT",
-      `${where}: concurrency group ${JSON.stringify(spec.group)} uses ${names.map((name) => `\${${name}}`).join(", ")}, which the run does not set`,
+      `${where}: concurrency group ${quoted(spec.group)} uses ${names.map((name) => `\${${name}}`).join(", ")}, which the run does not set`,
       { hint: `Give it at submit (--var ${names[0]}=...), or add it to the workflow's vars:.` },
     );
   }
@@ -29,7 +30,7 @@ export function expandConcurrencyGroup(
   if (group.trim() === "" || group.length > maxConcurrencyGroupLength) {
     throw new RunyardError(
       "INVALID_INPUT",
-      `${where}: concurrency group ${JSON.stringify(spec.group)} expands to ${group.trim() === "" ? "nothing" : `${group.length} characters (at most ${maxConcurrencyGroupLength})`}`,
+      `${where}: concurrency group ${quoted(spec.group)} expands to ${group.trim() === "" ? "nothing" : `${group.length} characters (at most ${maxConcurrencyGroupLength})`}`,
       { hint: "Give the variables it uses short, non-empty values." },
     );
   }

@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${NAME} in these messages is workflow syntax, not a template.
 /** `concurrency:`: the group a workflow's runs take turns in (GitHub Actions' workflow-level form). */
 import { isMap, isScalar, type Scalar } from "yaml";
+import { quoted } from "../core/quoted-input.js";
 import type { ConcurrencySpec } from "./model.js";
 import type { YamlReader } from "./yaml-reader.js";
 
@@ -65,7 +66,7 @@ function checkedGroup(reader: YamlReader, node: Scalar): string | undefined {
   if (stray >= 0) {
     reader.reportAt(
       reader.posInScalar(node, stray),
-      `concurrency group ${JSON.stringify(group)}: a "$" must start a variable written \${NAME}`,
+      `concurrency group ${quoted(group)}: a "$" must start a variable written \${NAME}`,
       "variables in a group name are written ${NAME} (no defaults, no $NAME); they come from the run's vars",
     );
     return undefined;

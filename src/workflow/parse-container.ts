@@ -1,6 +1,7 @@
 /** A host's `executor:` and its container settings (`executor: docker`). */
 import { isScalar } from "yaml";
 import { minimumContainerMemory, parseMemorySize } from "../core/memory-size.js";
+import { quoted } from "../core/quoted-input.js";
 import type { StepContainer } from "../core/step-attempt.js";
 import { suggestWithList } from "./suggest.js";
 import type { Fields, YamlReader } from "./yaml-reader.js";
@@ -33,7 +34,7 @@ export function readContainer(
     if (!(executors as readonly string[]).includes(executor)) {
       reader.report(
         executorField.value,
-        `unknown executor ${JSON.stringify(executor)} in host "${name}"`,
+        `unknown executor ${quoted(executor)} in host "${name}"`,
         suggestWithList(executor, executors, "executors"),
       );
       return null;

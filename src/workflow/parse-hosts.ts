@@ -1,5 +1,6 @@
 /** `inventory.hosts`: where steps run. */
 import { isMap, isScalar } from "yaml";
+import { quoted } from "../core/quoted-input.js";
 import type { ContainerPos, HostSpec } from "./model.js";
 import { executorKeys, readContainer } from "./parse-container.js";
 import { describe, type Fields, type YamlReader } from "./yaml-reader.js";
@@ -123,7 +124,7 @@ function readDirect(reader: YamlReader, fields: Fields, name: string): HostSpec 
   if (!isHttpUrl(address)) {
     reader.report(
       addressNode,
-      `address of host "${name}" must be an http(s) URL, got ${JSON.stringify(address)}`,
+      `address of host "${name}" must be an http(s) URL, got ${quoted(address)}`,
       'write it like "http://127.0.0.1:7072"',
     );
     return undefined;
@@ -134,8 +135,8 @@ function readDirect(reader: YamlReader, fields: Fields, name: string): HostSpec 
 function readRunner(reader: YamlReader, fields: Fields, name: string): HostSpec | undefined {
   const groupField = fields.get("group");
   const labelsField = fields.get("labels");
-  const group = groupField && reader.string(groupField.value, `group of host "${name}"`);
-  const labels = labelsField ? reader.stringList(labelsField.value, `labels of host "${name}"`) : [];
+  const group = groupField && reader.name(groupField.value, `group of host "${name}"`);
+  const labels = labelsField ? reader.nameList(labelsField.value, `labels of host "${name}"`) : [];
   if ((groupField && group === undefined) || labels === undefined) return undefined;
   return group === undefined ? { kind: "runner", labels } : { kind: "runner", group, labels };
 }

@@ -1,5 +1,6 @@
 /** `notify:`: webhooks told of every run state change (the workflow format's notifier). */
 import { isMap, isScalar, isSeq } from "yaml";
+import { quoted } from "../core/quoted-input.js";
 import type { NotifySpec } from "./model.js";
 import { isHttpUrl } from "./parse-hosts.js";
 import type { YamlReader } from "./yaml-reader.js";
@@ -57,7 +58,7 @@ function readTarget(reader: YamlReader, node: unknown, label: string): NotifySpe
 function checkedUrl(reader: YamlReader, node: unknown, label: string): string | undefined {
   const url = reader.string(node, label);
   if (url === undefined || isHttpUrl(url)) return url;
-  reader.report(node, `${label} must be an http(s) URL, got ${JSON.stringify(url)}`);
+  reader.report(node, `${label} must be an http(s) URL, got ${quoted(url)}`);
   return undefined;
 }
 
@@ -68,7 +69,7 @@ function readDelay(reader: YamlReader, node: unknown, label: string): number | u
     if (match) return Number(match[1]) * durationUnits[match[2]!]!;
     reader.report(
       node,
-      `${label} must be a duration, got ${JSON.stringify(node.value)}`,
+      `${label} must be a duration, got ${quoted(String(node.value))}`,
       'write "500ms", "2s" or "1m"',
     );
     return undefined;

@@ -1,5 +1,6 @@
 /** `schedule:`: when a saved workflow runs on its own (docs/workflows.md "Schedules"). */
 import { isMap, isSeq } from "yaml";
+import { quoted } from "../core/quoted-input.js";
 import {
   cronProblem,
   isTimeZone,
@@ -14,6 +15,13 @@ import type { YamlReader } from "./yaml-reader.js";
 const scheduleKeys = ["cron", "timezone", "overlap", "catch_up"];
 /** More schedules than this on one workflow is a mistake, not a plan. */
 const maxSchedules = 20;
+/**
+ * The longest cron expression and time zone read: checked before either is parsed or matched
+ * against the zones, so a long one costs nothing (the longest IANA zone name has 32 characters;
+ * a cron of many lists stays far below 200).
+ */
+export const maxCronLength = 200;
+export const maxTimeZoneLength = 64;
 
 /** One `{cron, timezone, overlap, catch_up}` mapping, or a list of them. */
 export function readSchedules(reader: YamlReader, node: unknown): ScheduleSpec[] {
@@ -46,13 +54,20 @@ function readSchedule(reader: YamlReader, node: unknown, label: string): Schedul
   }
   const cron = reader.string(cronField.value, `cron of ${label}`);
   let ok = cron !== undefined;
-  if (cron !== undefined) {
+  if (cron !== undefined && cron.length > maxCronLength) {
+    ok = false;
+    reader.report(
+      cronField.value,
+      `cron of ${label}: ${quoted(cron)} is longer than ${maxCronLength} characters`,
+      'five fields, minute hour day-of-month month day-of-week (e.g. "*/5 * * * *"); use ranges and steps (1-5, */10) rather than long lists',
+    );
+  } else if (cron !== undefined) {
     const problem = cronProblem(cron);
     if (problem) {
       ok = false;
       reader.report(
         cronField.value,
-        `cron of ${label}: ${JSON.stringify(cron)} is not a cron expression: ${problem}`,
+        `cron of ${label}: ${quoted(cron)} is not a cron expression: ${problem}`,
         'five fields, minute hour day-of-month month day-of-week (e.g. "*/5 * * * *" every five minutes, "0 3 * * 1-5" at 03:00 on weekdays), or six with seconds first',
       );
     }
@@ -62,12 +77,19 @@ function readSchedule(reader: YamlReader, node: unknown, label: string): Schedul
   if (zoneField) {
     const zone = reader.string(zoneField.value, `timezone of ${label}`);
     if (zone === undefined) ok = false;
-    else if (!isTimeZone(zone)) {
+    else if (zone.length > maxTimeZoneLength) {
+      ok = false;
+      reader.report(
+        zoneField.value,
+        `timezone of ${label}: ${quoted(zone)} is longer than ${maxTimeZoneLength} characters, so it is no time zone`,
+        'use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"',
+      );
+    } else if (!isTimeZone(zone)) {
       ok = false;
       const guess = didYouMean(zone, timeZones());
       reader.report(
         zoneField.value,
-        `timezone of ${label}: ${JSON.stringify(zone)} is not a known time zone`,
+        `timezone of ${label}: ${quoted(zone)} is not a known time zone`,
         guess
           ? `did you mean "${guess}"?`
           : 'use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"',
@@ -105,7 +127,7 @@ function readChoice<T extends string>(
   if ((choices as readonly string[]).includes(value)) return value as T;
   reader.report(
     node,
-    `${label} must be one of ${choices.join(", ")}, got ${JSON.stringify(value)}`,
+    `${label} must be one of ${choices.join(", ")}, got ${quoted(value)}`,
     suggestionHint(value, choices, "choices"),
   );
   return undefined;

@@ -13,6 +13,7 @@ import {
   type Scalar,
   type YAMLMap,
 } from "yaml";
+import { quoted } from "../core/quoted-input.js";
 import type { Diagnostic, SourcePos } from "./model.js";
 import { suggestionHint } from "./suggest.js";
 
@@ -39,6 +40,12 @@ export const variableNameHint = "names are letters, digits and _, and do not sta
 export function isVariableName(name: string): boolean {
   return variableName.test(name);
 }
+
+/** The longest runner group or label a workflow may name (`YamlReader.name`). */
+export const maxNameLength = 200;
+
+/** The most problems one check of a file lists. */
+export const maxDiagnostics = 100;
 
 export class YamlReader {
   readonly diagnostics: Diagnostic[] = [];
@@ -68,6 +75,18 @@ export class YamlReader {
   }
 
   reportAt({ line, col }: SourcePos, message: string, hint?: string): void {
+    // A file of thousands of the same mistake is answered with its first ones, not megabytes.
+    if (this.diagnostics.length > maxDiagnostics) return;
+    if (this.diagnostics.length === maxDiagnostics) {
+      this.diagnostics.push({
+        file: this.file,
+        line,
+        col,
+        message: `more problems from here on; only the first ${maxDiagnostics} are listed`,
+        hint: "fix those, and check the file again",
+      });
+      return;
+    }
     this.diagnostics.push({ file: this.file, line, col, message, ...(hint ? { hint } : {}) });
   }
 
@@ -130,6 +149,31 @@ export class YamlReader {
   mapping(node: unknown, label: string): YAMLMap | undefined {
     if (isMap(node)) return node;
     this.report(node, `${label} must be a mapping, got ${describe(node)}`);
+    return undefined;
+  }
+
+  /**
+   * A name that is matched or looked up (a runner group, a label): a string of at most
+   * `maxNameLength` characters, refused before anything compares it.
+   */
+  name(node: unknown, label: string): string | undefined {
+    const value = this.string(node, label);
+    if (value === undefined || value.length <= maxNameLength) return value;
+    this.report(node, `${label} is ${value.length} characters long; a name has at most ${maxNameLength}`);
+    return undefined;
+  }
+
+  /** A list of names (see `name`), or one name. */
+  nameList(node: unknown, label: string): string[] | undefined {
+    const items = this.stringList(node, label);
+    if (!items) return undefined;
+    const nodes = isSeq(node) ? node.items : [node];
+    const long = items.findIndex((item) => item.length > maxNameLength);
+    if (long < 0) return items;
+    this.report(
+      this.deref(nodes[long]),
+      `${label}[${long}] is ${items[long]?.length} characters long; a name has at most ${maxNameLength}`,
+    );
     return undefined;
   }
 
@@ -228,7 +272,7 @@ export function describe(node: unknown): string {
   if (isSeq(node)) return "a list";
   if (isScalar(node)) {
     if (node.value === null) return "nothing";
-    if (typeof node.value === "string") return JSON.stringify(node.value);
+    if (typeof node.value === "string") return quoted(node.value);
     return node.source ?? String(node.value);
   }
   return "an unsupported value";

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
-import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
+import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -23,11 +23,12 @@ export const minHookSecretLength = 16;
 const maxHookSecretLength = 256;
 const maxHookVars = 50;
 
-const HookParams = z.object({ name: z.string().min(1).describe("the hook's name") });
+const HookParams = z.object({ name: z.string().min(1).max(maxNameLength).describe("the hook's name") });
 const HookTenantQuery = z.strictObject({
   tenant: z
     .string()
     .min(1)
+    .max(maxNameLength)
     .optional()
     .describe("platform admins only: the tenant whose hook of that name this is (default: none)"),
 });
@@ -36,7 +37,7 @@ const CreateHookBody = z.strictObject({
   name: z
     .string()
     .describe('unique within your tenant, as saved workflows\' names are: letters, digits, ".", "_" and "-"'),
-  workflow: z.string().describe("the saved workflow of your tenant each delivery runs"),
+  workflow: z.string().max(maxNameLength).describe("the saved workflow of your tenant each delivery runs"),
   secret: z
     .string()
     .optional()
@@ -44,7 +45,7 @@ const CreateHookBody = z.strictObject({
       `the secret deliveries are signed with, ${minHookSecretLength} to ${maxHookSecretLength} characters; absent, one is generated and answered once`,
     ),
   vars: z
-    .record(z.string(), z.string())
+    .record(z.string().max(maxNameLength), z.string().max(maxNameLength))
     .default({})
     .describe('run variables picked from each delivery\'s JSON body, e.g. {"BRANCH": "$.ref"}'),
 });

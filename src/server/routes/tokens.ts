@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { NewToken, TokenRecord } from "../../store/index.js";
-import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
+import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -11,9 +11,19 @@ import { protectedErrorResponses } from "../error-responses.js";
 
 export const CreateTokenBody = z.strictObject({
   kind: z.enum(["runner", "user", "admin"]),
-  name: z.string().min(1).default("token").describe("what the token is for"),
-  group: z.string().min(1).optional().describe("runner tokens: the group a runner holding it joins"),
-  tenant_id: z.string().min(1).optional().describe("the tenant whose runs and runners the token sees"),
+  name: z.string().min(1).max(maxNameLength).default("token").describe("what the token is for"),
+  group: z
+    .string()
+    .min(1)
+    .max(maxNameLength)
+    .optional()
+    .describe("runner tokens: the group a runner holding it joins"),
+  tenant_id: z
+    .string()
+    .min(1)
+    .max(maxNameLength)
+    .optional()
+    .describe("the tenant whose runs and runners the token sees"),
   expires_at: z.iso
     .datetime({ offset: true })
     .optional()

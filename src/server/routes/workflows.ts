@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
-import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
+import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -17,27 +17,35 @@ const SaveWorkflowBody = z.strictObject({
   name: z
     .string()
     .min(1, "name is empty: give the saved workflow a name, e.g. deploy")
+    .max(maxNameLength)
     .describe('the name to save it under: letters, digits, ".", "_" and "-"'),
   workflow: z
     .string()
     .min(1, "workflow is empty: send the YAML text of a workflow")
     .describe("the workflow YAML text, checked as `POST /api/runs` checks it"),
-  file: z.string().optional().describe("the file name shown in validation messages; default NAME.yaml"),
+  file: z
+    .string()
+    .max(maxNameLength)
+    .optional()
+    .describe("the file name shown in validation messages; default NAME.yaml"),
 });
 
 const StartSavedRunBody = z.strictObject({
   vars: z
-    .record(z.string(), z.coerce.string())
+    .record(z.string().max(maxNameLength), z.coerce.string())
     .default({})
     .describe("variables over the workflow's `vars:`; values are taken as strings"),
   version: z.number().int().min(1).optional().describe("the version to run; default the newest"),
 });
 
-const WorkflowParams = z.object({ name: z.string().min(1).describe("the saved workflow's name") });
+const WorkflowParams = z.object({
+  name: z.string().min(1).max(maxNameLength).describe("the saved workflow's name"),
+});
 const TenantQuery = z.strictObject({
   tenant: z
     .string()
     .min(1)
+    .max(maxNameLength)
     .optional()
     .describe(
       "platform admins only: act on this tenant's saved workflows instead of those outside any tenant",

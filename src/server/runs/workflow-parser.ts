@@ -1,8 +1,8 @@
 /**
  * Parsing a workflow of up to `max_workflow_bytes` takes the YAML library hundreds of
  * milliseconds of CPU; done on the server's event loop, every other request (`/health`, SSE,
- * runners' heartbeats) would wait for it. Submitted and validated workflows are parsed on a
- * thread of their own instead; the workflow that comes back is plain data.
+ * runners' heartbeats) would wait for it. Submitted and validated workflows are parsed on
+ * threads of their own instead, within a time budget; the workflow that comes back is plain data.
  */
 import { Worker } from "node:worker_threads";
 import { RunyardError } from "../../core/errors.js";
@@ -38,44 +38,122 @@ export type ParseAnswer = { id: number } & (ParsedWorkflow | { failed: string })
 export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
   parseWorkflow(text, file, limits);
 
+/** The most a workflow may weigh to be parsed on the lane of small ones (see `parseOnWorkerThread`). */
+export const smallLaneMaxBytes = 64 * 1024;
 /**
- * The most a workflow parsed on the caller's thread may weigh: parsing this much without aliases
- * takes the YAML library well under a millisecond or two, less than the thread's round trip.
+ * How long reading one workflow may take on its thread: far more than any workflow within the
+ * size limits needs (a 1 MB one takes well under a second), so only input built to be costly
+ * passes it. Its thread is then ended, the request refused, and the requests behind it go on.
  */
-export const parseHereMaxBytes = 8 * 1024;
+export const defaultParseBudgetMs = 10_000;
 
 /**
- * Whether parsing `text` on the caller's thread is cheap whatever it holds: small, and without
- * `&` or `*`, so it can hold no anchor or alias (the expansion that makes small input costly).
- * A workflow with either character (`&&` in a script will do) goes to the thread.
+ * Parsing threads, started on first use and again after one dies, in two lanes: workflows of up
+ * to `smallLaneMaxBytes` on one thread, larger ones on another. A member sending costly large
+ * workflows then delays only other large ones, never a tenant's everyday submit. Each lane
+ * serves its requests in order, each within `budgetMs` of its start. `close` ends both (the
+ * server's close does). No workflow is parsed on the caller's thread, however small: 8 KB of
+ * YAML written to be slow (thousands of unknown keys, brackets nested thousands deep) takes tens
+ * of milliseconds, which every other request would wait for; the thread's round trip costs less
+ * than a millisecond.
  */
-export function cheapToParseHere(text: string): boolean {
-  return text.length <= parseHereMaxBytes && !/[&*]/.test(text);
+export function parseOnWorkerThread(
+  budgetMs = defaultParseBudgetMs,
+): WorkflowParser & { close: () => Promise<void> } {
+  const small = new ParseLane(budgetMs);
+  const large = new ParseLane(budgetMs);
+  const parse = (text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> =>
+    (text.length <= smallLaneMaxBytes ? small : large).parse(text, file, limits);
+  return Object.assign(parse, {
+    close: async () => {
+      await Promise.all([small.close(), large.close()]);
+    },
+  });
 }
 
-/**
- * One parsing thread, started on first use and again after it dies; requests queue on it in
- * order. `close` ends it (the server's close does). A workflow cheap to parse (`cheapToParseHere`)
- * is parsed on the caller's thread instead: it neither waits for the round trip nor queues behind
- * a costly one.
- */
-export function parseOnWorkerThread(): WorkflowParser & { close: () => Promise<void> } {
-  let worker: Worker | undefined;
-  let nextId = 1;
-  const pending = new Map<
-    number,
-    { resolve: (parsed: ParsedWorkflow) => void; reject: (error: Error) => void }
-  >();
+interface Waiting {
+  request: Omit<ParseRequest, "id">;
+  resolve: (parsed: ParsedWorkflow) => void;
+  reject: (error: Error) => void;
+}
 
-  const start = (): Worker => {
+/** One parsing thread and its queue: requests are answered in order, each within the budget. */
+class ParseLane {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Waiting>();
+  /** Ends the thread when the request at the head of the queue has taken longer than the budget. */
+  private budgetTimer: NodeJS.Timeout | undefined;
+  /** Whether the thread has started: its start-up is not counted against a request's budget. */
+  private online = false;
+
+  constructor(private readonly budgetMs: number) {}
+
+  parse(text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> {
+    return new Promise((resolve, reject) => {
+      this.send({ request: { text, file, limits }, resolve, reject });
+    });
+  }
+
+  async close(): Promise<void> {
+    const thread = this.worker;
+    this.worker = undefined;
+    clearTimeout(this.budgetTimer);
+    await thread?.terminate();
+  }
+
+  private send(waiting: Waiting): void {
+    this.worker ??= this.start();
+    const id = this.nextId++;
+    this.pending.set(id, waiting);
+    this.worker.postMessage({ id, ...waiting.request } satisfies ParseRequest);
+    if (this.pending.size === 1) this.startBudget();
+  }
+
+  /** The thread works on the oldest pending request now: it has the budget from here. */
+  private startBudget(): void {
+    clearTimeout(this.budgetTimer);
+    if (!this.online) return;
+    const head = this.pending.keys().next();
+    if (head.done) return;
+    const id = head.value;
+    this.budgetTimer = setTimeout(() => this.overBudget(id), this.budgetMs);
+    this.budgetTimer.unref();
+  }
+
+  /** Refuses the request that took too long, ends its thread, and sends the others to a new one. */
+  private overBudget(id: number): void {
+    const costly = this.pending.get(id);
+    if (!costly) return;
+    const rest = [...this.pending].filter(([other]) => other !== id).map(([, waiting]) => waiting);
+    this.pending.clear();
+    const thread = this.worker;
+    this.worker = undefined;
+    void thread?.terminate();
+    costly.reject(
+      unreadable(
+        `reading it took longer than ${this.budgetMs / 1000} s, so it was stopped (a workflow within the size limits reads in well under a second)`,
+      ),
+    );
+    for (const waiting of rest) this.send(waiting);
+  }
+
+  private start(): Worker {
+    this.online = false;
     // A memory cap of its own: input that makes the YAML library run away ends this thread with
     // an error for that request, not the server.
     const thread = new Worker(new URL("./workflow-parse-thread.js", import.meta.url), {
       resourceLimits: { maxOldGenerationSizeMb: 512 },
     });
+    thread.once("online", () => {
+      if (this.worker !== thread) return;
+      this.online = true;
+      this.startBudget();
+    });
     thread.on("message", (answer: ParseAnswer) => {
-      const waiting = pending.get(answer.id);
-      pending.delete(answer.id);
+      const waiting = this.pending.get(answer.id);
+      this.pending.delete(answer.id);
+      this.startBudget();
       if (!waiting) return;
       if ("failed" in answer) waiting.reject(unreadable(answer.failed));
       else
@@ -84,40 +162,21 @@ export function parseOnWorkerThread(): WorkflowParser & { close: () => Promise<v
           diagnostics: answer.diagnostics,
         });
     });
+    // The thread died (out of memory on input that made the YAML library run away): the request
+    // it was reading is refused, and those behind it go to a new thread.
     const lost = (why: string) => {
-      if (worker === thread) worker = undefined;
-      for (const waiting of pending.values()) waiting.reject(unreadable(why));
-      pending.clear();
+      if (this.worker !== thread) return;
+      this.worker = undefined;
+      clearTimeout(this.budgetTimer);
+      const [head, ...rest] = this.pending.values();
+      this.pending.clear();
+      head?.reject(unreadable(why));
+      for (const waiting of rest) this.send(waiting);
     };
     thread.on("error", (error) => lost(error.message));
     thread.on("exit", (code) => lost(`the parsing thread exited with code ${code}`));
     return thread;
-  };
-
-  const parse = (text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> =>
-    cheapToParseHere(text)
-      ? parseHere(text, file, limits)
-      : new Promise((resolve, reject) => {
-          worker ??= start();
-          const id = nextId++;
-          pending.set(id, { resolve, reject });
-          worker.postMessage({ id, text, file, limits } satisfies ParseRequest);
-        });
-  /** As the thread answers: what the parser throws is an unreadable workflow, not a 500. */
-  const parseHere = async (text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> => {
-    try {
-      return parseWorkflow(text, file, limits);
-    } catch (error) {
-      throw unreadable(error instanceof Error ? error.message : String(error));
-    }
-  };
-  return Object.assign(parse, {
-    close: async () => {
-      const thread = worker;
-      worker = undefined;
-      await thread?.terminate();
-    },
-  });
+  }
 }
 
 /** A workflow the parser could not get through: refused as input, never answered as a 500. */

@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
+import { api, startTestServer, type TestServer } from "./helpers/server.js";
+
+/*
+ * The worst input of each kind, sent as a member of a tenant sends it, against a real server: it
+ * is refused at once with an answer that quotes only the start of what was sent, and another
+ * tenant's everyday submit does not wait for it. Parsing that could still be long has a budget.
+ */
+
+let server: TestServer;
+let budgeted: TestServer;
+let member: string;
+
+const small = "name: small\nsteps:\n  - name: s\n    action: cmd.run\n    args: {cmd: /bin/echo hi}\n";
+/** A valid workflow of about 10 KB: more than is parsed in a blink, an everyday CI submit. */
+const tenKb = `name: ten-kb\nsteps:\n${Array.from(
+  { length: 20 },
+  (_, i) => `  - name: s${i}\n    action: cmd.run\n    args: {cmd: "echo ${"x".repeat(440)}"}\n`,
+).join("")}`;
+/** 4,500 steps, each needing a step that does not exist: seconds of suggestions and checks. */
+const costly = `name: needs\nsteps:\n${Array.from(
+  { length: 4500 },
+  (_, i) =>
+    `  - name: step-${String(i).padStart(60, "0")}\n    needs: [step-${String(i).padStart(60, "1")}]\n    action: cmd.run\n    args: {cmd: "true"}\n`,
+).join("")}`;
+
+async function memberToken(url: string): Promise<string> {
+  const made = await api<{ token: string }>(url, "POST", "/api/tokens", {
+    kind: "user",
+    name: "member",
+    tenant_id: "other",
+  });
+  return made.body.token;
+}
+
+beforeAll(async () => {
+  [server, budgeted] = await Promise.all([
+    startTestServer(tempDir()),
+    startTestServer(tempDir(), { RUNYARD_PARSE_BUDGET_MS: "150" }),
+  ]);
+  member = await memberToken(server.url);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([server?.proc.kill(), budgeted?.proc.kill()]);
+});
+
+async function timedApi(path: string, body: unknown, token?: string) {
+  const started = performance.now();
+  const answer = await api<{ error: { code: string; message: string; details?: unknown[] } }>(
+    server.url,
+    "POST",
+    path,
+    body,
+    token,
+  );
+  return { ...answer, ms: performance.now() - started, size: JSON.stringify(answer.body).length };
+}
+
+describe("a member's worst inputs", () => {
+  it("refuses a 600 KB time zone at once, quoting its start, in a short answer", async () => {
+    const zone = `Europe/${"B".repeat(600_000)}`;
+    const answer = await timedApi(
+      "/api/workflows",
+      {
+        name: "tz",
+        workflow: `name: tz\nschedule: {cron: "* * * * *", timezone: "${zone}"}\nsteps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n`,
+      },
+      member,
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.message).toContain(
+      `timezone of schedule: "Europe/${"B".repeat(53)}…" (600007 characters) is longer than 64 characters`,
+    );
+    // It answered 1.2 MB after 20 s when every zone was compared with it.
+    expect(answer.size).toBeLessThan(2000);
+    expect(answer.ms).toBeLessThan(5000);
+  });
+
+  it("refuses a 600 KB name by its length, without quoting it", async () => {
+    const answer = await timedApi("/api/workflows", { name: "n".repeat(600_000), workflow: small }, member);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.code).toBe("INVALID_INPUT");
+    expect(answer.size).toBeLessThan(2000);
+  });
+
+  it("answers 4,500 mistakes with the first 100 and a line that says more follow", async () => {
+    const answer = await timedApi("/api/workflows/validate", { workflow: costly }, member);
+    expect(answer.status).toBe(200);
+    const body = answer.body as unknown as { ok: boolean; errors: unknown[] };
+    expect(body.ok).toBe(false);
+    expect(body.errors).toHaveLength(101);
+    expect(answer.size).toBeLessThan(300_000);
+  });
+
+  it("keeps another tenant's 10 KB submit from waiting behind a costly one", async () => {
+    let done = false;
+    const started = performance.now();
+    const validating = timedApi("/api/workflows/validate", { workflow: costly }, member).finally(() => {
+      done = true;
+    });
+    const submits: number[] = [];
+    while (!done) {
+      const submitted = performance.now();
+      const answer = await api(server.url, "POST", "/api/runs", { workflow: tenKb });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      submits.push(performance.now() - submitted);
+    }
+    await validating;
+    const costlyMs = performance.now() - started;
+    expect(submits.length).toBeGreaterThan(1);
+    expect(
+      Math.max(...submits),
+      `submits took ${submits.map(Math.round).join(", ")} ms while the costly one took ${Math.round(costlyMs)} ms`,
+    ).toBeLessThan(Math.max(200, costlyMs / 3));
+  }, 60_000);
+});
+
+describe("the parsing budget", () => {
+  it("stops a workflow that reads longer than the budget, and reads the next one", async () => {
+    const token = await memberToken(budgeted.url);
+    const [refused, next] = await Promise.all([
+      api<{ error: { code: string; message: string } }>(
+        budgeted.url,
+        "POST",
+        "/api/workflows/validate",
+        { workflow: costly },
+        token,
+      ),
+      // Sent just after, to the same lane: it waits, then is read by the thread that replaces
+      // the one stopped.
+      new Promise((resolve) => setImmediate(resolve)).then(() =>
+        api<{ valid: boolean }>(budgeted.url, "POST", "/api/workflows/validate", { workflow: tenKb }, token),
+      ),
+    ]);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe("WORKFLOW_INVALID");
+    expect(refused.body.error.message).toContain("reading it took longer than 0.15 s, so it was stopped");
+    expect(next.status, JSON.stringify(next.body)).toBe(200);
+    const after = await api<{ ok: boolean }>(
+      budgeted.url,
+      "POST",
+      "/api/workflows/validate",
+      { workflow: tenKb },
+      token,
+    );
+    expect(after.body.ok).toBe(true);
+  }, 60_000);
+});
