@@ -2,6 +2,7 @@ import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import { RunyardError } from "../core/errors.js";
 import { ErrorInfo, RunEvent, StepSummary } from "../core/events.js";
+import { quoted, quotedPrefixLength } from "../core/quoted-input.js";
 
 /**
  * Schemas `/openapi.json` names as components (`#/components/schemas/<id>`) instead of repeating
@@ -34,7 +35,10 @@ export async function refuseBodyFields(request: FastifyRequest): Promise<void> {
   const fields = typeof body === "object" && !Array.isArray(body) ? Object.keys(body) : undefined;
   if (fields?.length === 0) return;
   const route = `${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]}`;
-  const named = fields?.map((key) => JSON.stringify(key)).join(", ");
+  const named = fields
+    ?.slice(0, 20)
+    .map((key) => quoted(key))
+    .join(", ");
   throw new RunyardError(
     "INVALID_INPUT",
     fields
@@ -42,7 +46,12 @@ export async function refuseBodyFields(request: FastifyRequest): Promise<void> {
       : "invalid body: expected no body, or {}",
     {
       hint: `${route} takes no fields: send no body, or {}${named ? `; remove ${named}` : ""}.`,
-      details: fields ? fields.map((key) => ({ path: key, message: "unrecognized key" })) : [],
+      details: fields
+        ? fields.slice(0, 20).map((key) => ({
+            path: key.length > quotedPrefixLength ? quoted(key) : key,
+            message: "unrecognized key",
+          }))
+        : [],
     },
   );
 }

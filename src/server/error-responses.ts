@@ -4,6 +4,7 @@ import { z } from "zod";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { connectionLost, storeUnavailable } from "../store/connection-loss.js";
+import { quoted, quotedPrefixLength } from "../core/quoted-input.js";
 import { apiSchemas } from "./api-schemas.js";
 
 const errorCodes = Object.keys(errorTable) as [ErrorCode, ...ErrorCode[]];
@@ -126,14 +127,16 @@ function errorReply(
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where =
       error.validationContext === "querystring" ? "query" : (error.validationContext ?? "request");
-    const problems = error.validation.map((issue) => ({
-      path: issue.instancePath.slice(1).replaceAll("/", ".") || where,
-      message: issue.message,
+    // What was sent is echoed short (a key of 600 KB, a list of 100,000 bad items): the first
+    // problems, each path and message cut to a short start.
+    const problems = error.validation.slice(0, maxEchoedProblems).map((issue) => ({
+      path: clipped(issue.instancePath.slice(1).replaceAll("/", ".") || where),
+      message: clipped(issue.message ?? ""),
     }));
     // Unknown fields are refused by name (a misspelt field would otherwise be dropped unseen).
-    const unknown = error.validation.flatMap((issue) =>
-      issue.keyword === "unrecognized_keys" ? unknownKeys(issue.params) : [],
-    );
+    const unknown = error.validation
+      .flatMap((issue) => (issue.keyword === "unrecognized_keys" ? unknownKeys(issue.params) : []))
+      .slice(0, maxEchoedProblems);
     return fromRunyardError(
       new RunyardError(
         "INVALID_INPUT",
@@ -142,7 +145,7 @@ function errorReply(
           details: problems,
           ...(unknown.length > 0
             ? {
-                hint: `Remove ${unknown.map((key) => JSON.stringify(key)).join(", ")} (or check the spelling): ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]} takes only the fields /openapi.json lists.`,
+                hint: `Remove ${unknown.map((key) => quoted(key)).join(", ")} (or check the spelling): ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]} takes only the fields /openapi.json lists.`,
               }
             : {}),
         },
@@ -156,6 +159,14 @@ function errorReply(
     status,
     error: { code: "INVALID_INPUT", message: error.message, hint: "Check the request body and parameters." },
   };
+}
+
+/** The most problems of one request an answer lists. */
+const maxEchoedProblems = 20;
+
+/** A path or message of a request's problem, cut to a short start when what was sent is long. */
+function clipped(text: string): string {
+  return text.length <= 2 * quotedPrefixLength ? text : `${text.slice(0, 2 * quotedPrefixLength)}…`;
 }
 
 function unknownKeys(params: unknown): string[] {

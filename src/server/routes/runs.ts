@@ -16,7 +16,7 @@ import type { RunRecord } from "../../store/index.js";
 import { runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
-import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
+import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -44,10 +44,10 @@ export const SubmitWorkflowRunBody = z.strictObject({
     .min(1, "workflow is empty: send the YAML text of a workflow")
     .describe("the workflow YAML text, as `runyard run FILE` would read it"),
   vars: z
-    .record(z.string(), z.coerce.string())
+    .record(z.string().max(maxNameLength), z.coerce.string())
     .default({})
     .describe("variables over the workflow's `vars:`; values are taken as strings"),
-  file: z.string().optional().describe("the file name shown in validation messages"),
+  file: z.string().max(maxNameLength).optional().describe("the file name shown in validation messages"),
   no_rollback: z
     .boolean()
     .optional()

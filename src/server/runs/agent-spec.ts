@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AgentBudget, AgentSandbox, AgentTests } from "../../core/jobs/agent.js";
+import { maxNameLength } from "../api-schemas.js";
 
 /**
  * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, the
@@ -51,7 +52,7 @@ export const SubmitAgentRunBody = z.strictObject({
   title: z.string().min(1).max(200).optional(),
   description: z.string().optional(),
   acceptance_criteria: z.array(z.string()).default([]),
-  model: z.string().min(1).optional(),
+  model: z.string().min(1).max(maxNameLength).optional(),
   extra_args: z.array(z.string()).default([]).describe("appended to the agent CLI's arguments"),
   env: z.record(envName, z.string()).default({}).describe("given to the agent (provider URL, keys)"),
   secrets: z
@@ -85,8 +86,13 @@ export const SubmitAgentRunBody = z.strictObject({
     .default(120)
     .describe("fail with AGENT_STALLED after this long without a sign of life"),
   budget: AgentBudget.optional().describe("stop with BUDGET_EXCEEDED past this many tokens or dollars"),
-  group: z.string().min(1).optional().describe("runner group; else the config file's repo routing"),
-  labels: z.array(z.string()).default([]),
+  group: z
+    .string()
+    .min(1)
+    .max(maxNameLength)
+    .optional()
+    .describe("runner group; else the config file's repo routing"),
+  labels: z.array(z.string().max(maxNameLength)).default([]),
 });
 export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isImageId } from "../../core/container-policy.js";
 import { BotRestart, BotSource } from "../../core/jobs/bot.js";
+import { maxNameLength } from "../api-schemas.js";
 
 /**
  * What a bot start asks for, as submitted (`POST /api/bots`, the orchestrator API's `POST /jobs`
@@ -94,8 +95,8 @@ export const StartBotBody = z.strictObject({
   restart: BotRestart.shape.policy.describe("restart on a crash (on-failure), always, or never (no)"),
   max_restarts: z.number().int().nonnegative().max(100).default(5),
   lifetime_secs: z.number().int().positive().optional().describe("at most the server's bot lifetime (24 h)"),
-  group: z.string().min(1).optional().describe("the runner group whose Docker runs it"),
-  labels: z.array(z.string()).default([]),
+  group: z.string().min(1).max(maxNameLength).optional().describe("the runner group whose Docker runs it"),
+  labels: z.array(z.string().max(maxNameLength)).default([]),
 });
 export type StartBotBody = z.infer<typeof StartBotBody>;
 

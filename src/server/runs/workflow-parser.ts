@@ -33,6 +33,10 @@ export interface ParseRequest {
 }
 
 export type ParseAnswer = { id: number } & (ParsedWorkflow | { failed: string });
+/** What the thread says once its modules are loaded: a request's budget starts after it. */
+export interface ParseReady {
+  ready: true;
+}
 
 /** On the caller's thread: for tests and tools that parse little. */
 export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
@@ -84,7 +88,7 @@ class ParseLane {
   private readonly pending = new Map<number, Waiting>();
   /** Ends the thread when the request at the head of the queue has taken longer than the budget. */
   private budgetTimer: NodeJS.Timeout | undefined;
-  /** Whether the thread has started: its start-up is not counted against a request's budget. */
+  /** Whether the thread has loaded: its start-up is not counted against a request's budget. */
   private online = false;
 
   constructor(private readonly budgetMs: number) {}
@@ -145,12 +149,13 @@ class ParseLane {
     const thread = new Worker(new URL("./workflow-parse-thread.js", import.meta.url), {
       resourceLimits: { maxOldGenerationSizeMb: 512 },
     });
-    thread.once("online", () => {
-      if (this.worker !== thread) return;
-      this.online = true;
-      this.startBudget();
-    });
-    thread.on("message", (answer: ParseAnswer) => {
+    thread.on("message", (answer: ParseAnswer | ParseReady) => {
+      if ("ready" in answer) {
+        if (this.worker !== thread) return;
+        this.online = true;
+        this.startBudget();
+        return;
+      }
       const waiting = this.pending.get(answer.id);
       this.pending.delete(answer.id);
       this.startBudget();
