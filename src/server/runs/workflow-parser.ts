@@ -33,6 +33,12 @@ export interface ParseRequest {
 }
 
 export type ParseAnswer = { id: number } & (ParsedWorkflow | { failed: string });
+/** What a parsing thread is started with. */
+export interface ParseThreadData {
+  /** The thread's nice value on Linux (the lane of large workflows yields the CPU to the rest). */
+  nice?: number;
+}
+
 /** What the thread says once its modules are loaded: a request's budget starts after it. */
 export interface ParseReady {
   ready: true;
@@ -54,7 +60,8 @@ export const defaultParseBudgetMs = 10_000;
 /**
  * Parsing threads, started on first use and again after one dies, in two lanes: workflows of up
  * to `smallLaneMaxBytes` on one thread, larger ones on another. A member sending costly large
- * workflows then delays only other large ones, never a tenant's everyday submit. Each lane
+ * workflows then delays only other large ones, never a tenant's everyday submit; the large lane's
+ * thread runs at a lower priority (nice 10, on Linux), so it yields the CPU too. Each lane
  * serves its requests in order, each within `budgetMs` of its start. `close` ends both (the
  * server's close does). No workflow is parsed on the caller's thread, however small: 8 KB of
  * YAML written to be slow (thousands of unknown keys, brackets nested thousands deep) takes tens
@@ -64,8 +71,8 @@ export const defaultParseBudgetMs = 10_000;
 export function parseOnWorkerThread(
   budgetMs = defaultParseBudgetMs,
 ): WorkflowParser & { close: () => Promise<void> } {
-  const small = new ParseLane(budgetMs);
-  const large = new ParseLane(budgetMs);
+  const small = new ParseLane(budgetMs, {});
+  const large = new ParseLane(budgetMs, { nice: 10 });
   const parse = (text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> =>
     (text.length <= smallLaneMaxBytes ? small : large).parse(text, file, limits);
   return Object.assign(parse, {
@@ -91,7 +98,10 @@ class ParseLane {
   /** Whether the thread has loaded: its start-up is not counted against a request's budget. */
   private online = false;
 
-  constructor(private readonly budgetMs: number) {}
+  constructor(
+    private readonly budgetMs: number,
+    private readonly threadData: ParseThreadData,
+  ) {}
 
   parse(text: string, file: string, limits: WorkflowLimits): Promise<ParsedWorkflow> {
     return new Promise((resolve, reject) => {
@@ -148,6 +158,7 @@ class ParseLane {
     // an error for that request, not the server.
     const thread = new Worker(new URL("./workflow-parse-thread.js", import.meta.url), {
       resourceLimits: { maxOldGenerationSizeMb: 512 },
+      workerData: this.threadData,
     });
     thread.on("message", (answer: ParseAnswer | ParseReady) => {
       if ("ready" in answer) {

@@ -136,7 +136,7 @@ export function WorkflowsPage(_props: { route: string[] }) {
             </thead>
             <tbody>
               {lists.hooks.map((hook) => (
-                <tr key={hook.name} data-hook={hook.name}>
+                <tr key={hook.id} data-hook={hook.name}>
                   <th scope="row">{hook.name}</th>
                   <td>{hook.workflow}</td>
                   <td>
