@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { tempDir } from "./helpers/cli.js";
-import { api, startTestServer, type TestServer } from "./helpers/server.js";
+import { runCli, tempDir } from "./helpers/cli.js";
+import { adminToken, api, startTestServer, type TestServer } from "./helpers/server.js";
 
 /*
  * Hooks and forges are named within a tenant, as saved workflows are: a member of one tenant
@@ -60,6 +60,22 @@ it("lets two tenants each make a hook of the same name, each seeing and removing
   // A platform admin names the tenant of the hook it means.
   expect((await api(server.url, "GET", "/api/hooks/deploy")).status).toBe(404);
   expect((await api(server.url, "GET", "/api/hooks/deploy?tenant=acme")).status).toBe(200);
+});
+
+it("shows a platform admin whose hook of a name is whose, and removes the one of the tenant named", async () => {
+  for (const member of [acme, globex]) {
+    const made = await api(server.url, "POST", "/api/hooks", { name: "shared", workflow: "w" }, member);
+    expect(made.status).toBe(201);
+  }
+  const cli = (args: string[]) =>
+    runCli([...args, "--server", server.url, "--token", adminToken], { cwd: tempDir() });
+  const listed = await cli(["hook", "list"]);
+  expect(listed.stdout).toMatch(/^shared\s+w\s+-\s+http\S+\s+acme$/m);
+  expect(listed.stdout).toMatch(/^shared\s+w\s+-\s+http\S+\s+globex$/m);
+  const removed = await cli(["hook", "rm", "shared", "--tenant", "globex"]);
+  expect(removed.code, removed.stderr).toBe(0);
+  expect((await api(server.url, "GET", "/api/hooks/shared", undefined, globex)).status).toBe(404);
+  expect((await api(server.url, "GET", "/api/hooks/shared", undefined, acme)).status).toBe(200);
 });
 
 it("lets two tenants each add a forge for the same repo", async () => {

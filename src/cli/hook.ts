@@ -77,7 +77,8 @@ export async function hookList(flags: { json?: boolean }, ctx: CliContext): Prom
     ctx.stdout.write("no hooks yet; make one with `runyard hook create NAME --workflow W`\n");
     return 0;
   }
-  const rows = [["HOOK", "WORKFLOW", "VARS", "URL"]];
+  // Names are per tenant: a platform admin, who sees every tenant's, sees which is whose.
+  const rows = [["HOOK", "WORKFLOW", "VARS", "URL", "TENANT"]];
   for (const hook of hooks) {
     const vars = Object.entries(hook.vars).map(([variable, path]) => `${variable}=${path}`);
     rows.push([
@@ -85,6 +86,7 @@ export async function hookList(flags: { json?: boolean }, ctx: CliContext): Prom
       printable(hook.workflow),
       vars.join(" ") || "-",
       new URL(hook.url, api.baseUrl).href,
+      hook.tenant_id ?? "-",
     ]);
   }
   ctx.stdout.write(`${table(rows)}\n`);
@@ -92,8 +94,9 @@ export async function hookList(flags: { json?: boolean }, ctx: CliContext): Prom
 }
 
 /** `runyard hook rm NAME`. */
-export async function hookRemove(name: string, ctx: CliContext): Promise<number> {
-  await apiClient(ctx).request("DELETE", `/api/hooks/${encodeURIComponent(name)}`);
+export async function hookRemove(name: string, flags: { tenant?: string }, ctx: CliContext): Promise<number> {
+  const tenant = flags.tenant ? `?tenant=${encodeURIComponent(flags.tenant)}` : "";
+  await apiClient(ctx).request("DELETE", `/api/hooks/${encodeURIComponent(name)}${tenant}`);
   ctx.stdout.write(`hook ${name} removed\n`);
   return 0;
 }

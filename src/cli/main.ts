@@ -478,9 +478,14 @@ function buildProgram(
   ).action(async (flags) =>
     setExit(await (await import("./hook.js")).hookList(flags, await ctx(apiOverrides(flags)))),
   );
-  serverFlags(hook.command("rm").description("remove a hook").argument("<name>")).action(
-    async (name: string, flags) =>
-      setExit(await (await import("./hook.js")).hookRemove(name, await ctx(apiOverrides(flags)))),
+  serverFlags(
+    hook
+      .command("rm")
+      .description("remove a hook")
+      .argument("<name>")
+      .option("--tenant <id>", "platform admins: the tenant whose hook of that name to remove"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./hook.js")).hookRemove(name, flags, await ctx(apiOverrides(flags)))),
   );
 
   serverFlags(
