@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, tempDir } from "./helpers/cli.js";
+import { cliPath, runCli, tempDir } from "./helpers/cli.js";
 import {
   adminToken,
   isFinal,
@@ -124,4 +124,16 @@ steps:
     }
     await waitForRun(server.url, waiting, isFinal);
   }, 60_000);
+});
+
+describe("anywhere", () => {
+  it("prints a server's error quoting a name as plain text, on a pipe too", async () => {
+    const name = `x${red}y${title}`;
+    const result = await runCli(["hook", "rm", name, "--server", server.url, "--token", adminToken], {
+      cwd: tempDir(),
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("error: no hook named xy");
+    expect(result.stderr).not.toContain(esc);
+  });
 });
