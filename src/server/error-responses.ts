@@ -3,8 +3,8 @@ import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { connectionLost, storeUnavailable } from "../store/connection-loss.js";
 import { quoted, quotedPrefixLength } from "../core/quoted-input.js";
+import { connectionLost, storeUnavailable } from "../store/connection-loss.js";
 import { apiSchemas } from "./api-schemas.js";
 
 const errorCodes = Object.keys(errorTable) as [ErrorCode, ...ErrorCode[]];
