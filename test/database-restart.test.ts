@@ -53,10 +53,16 @@ interface Probe {
 async function post(
   url: string,
   workflow: string,
+  key: string,
 ): Promise<{ status: number; body: unknown; retryAfter: string | null }> {
   const response = await fetch(`${url}/api/runs`, {
     method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    headers: {
+      authorization: `Bearer ${adminToken}`,
+      "content-type": "application/json",
+      // As the CLI and the web UI send it: one key per submit, the same on each retry.
+      "idempotency-key": key,
+    },
     body: JSON.stringify({ kind: "workflow", workflow }),
   });
   return {
@@ -66,13 +72,17 @@ async function post(
   };
 }
 
-/** Submits one run to `url`, sending it again after each 503 as its Retry-After says. */
+/**
+ * Submits one run to `url` with an Idempotency-Key of its own, sending it again with that key
+ * after each 503 (and each 409 IDEMPOTENCY_KEY_IN_USE) as its Retry-After says.
+ */
 async function submit(url: string, index: number, workflow: string): Promise<Submitted> {
   const result: Submitted = { index, unavailable: 0, unknownOutcome: 0 };
+  const key = `restart-${process.pid}-${index}`;
   for (;;) {
     let answer: Awaited<ReturnType<typeof post>>;
     try {
-      answer = await post(url, workflow);
+      answer = await post(url, workflow, key);
     } catch (error) {
       result.failure = `no answer: ${(error as Error).message} ${String((error as Error).cause ?? "")}`;
       return result;
@@ -82,6 +92,10 @@ async function submit(url: string, index: number, workflow: string): Promise<Sub
       return result;
     }
     const code = (answer.body as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (answer.status === 409 && code?.code === "IDEMPOTENCY_KEY_IN_USE" && answer.retryAfter !== null) {
+      await sleep(Number(answer.retryAfter) * 1000);
+      continue;
+    }
     if (answer.status !== 503 || code?.code !== "STORE_UNAVAILABLE" || answer.retryAfter === null) {
       result.failure = `${answer.status} ${JSON.stringify(answer.body)} retry-after ${answer.retryAfter}`;
       return result;

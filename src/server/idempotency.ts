@@ -164,17 +164,36 @@ export function idempotencyHooks(
       if (!claim) return payload;
       request.idempotencyClaim = undefined;
       const { owner, key, claimId } = claim;
+      const record =
+        reply.statusCode >= 200 && reply.statusCode < 300 && typeof payload === "string"
+          ? () => keys.complete(owner, key, claimId, { status: reply.statusCode, body: payload }).then(() => {})
+          : () => keys.release(owner, key, claimId);
       try {
-        if (reply.statusCode >= 200 && reply.statusCode < 300 && typeof payload === "string") {
-          await keys.complete(owner, key, claimId, { status: reply.statusCode, body: payload });
-        } else {
-          await keys.release(owner, key, claimId);
-        }
+        await record();
       } catch (error) {
-        // The answer goes out regardless; an unanswered claim is freed after its timeout.
-        logger.warn({ err: error, status: reply.statusCode }, "could not record an Idempotency-Key's answer");
+        // The answer goes out regardless. The database is away (a restart): the outcome is
+        // recorded once it is back, so that the client's retry with the key gets the answer (or
+        // a free key) within seconds, not IDEMPOTENCY_KEY_IN_USE until the claim times out.
+        logger.warn({ err: error, status: reply.statusCode }, "could not record an Idempotency-Key's answer yet");
+        void recordLater(record, logger);
       }
       return payload;
     },
   };
+}
+
+/**
+ * Tries `record` again with back-off (0.25 s doubling to 4 s) until it works or the key's claim
+ * would have timed out anyway, when a later request takes the key over.
+ */
+async function recordLater(record: () => Promise<void>, logger: Logger): Promise<void> {
+  const deadline = Date.now() + idempotencyClaimTimeoutMs;
+  for (let wait = 250; Date.now() + wait < deadline; wait = Math.min(wait * 2, 4000)) {
+    await new Promise((resolve) => setTimeout(resolve, wait).unref());
+    try {
+      await record();
+      return;
+    } catch {}
+  }
+  logger.warn("an Idempotency-Key's answer could not be recorded; its claim times out instead");
 }
