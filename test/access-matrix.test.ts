@@ -380,6 +380,19 @@ const rows: Row[] = [
     expect: byCaller({ memberA: 201, memberB: 404, adminA: 201, platform: 404, outside: 404 }),
   },
   {
+    route: "POST /api/workflows/{name}/promote",
+    what: "a version A's member saved over a hook of A's admin: promoted by A's admin only (its saver 403)",
+    request: async () => {
+      const name = fresh("promoted-flow-");
+      await ok("POST", "/api/workflows", credentials.memberA, { name, workflow });
+      await ok("POST", "/api/hooks", credentials.adminA, { name: fresh("promote-hook-"), workflow: name });
+      const pending = await ok("POST", "/api/workflows", credentials.memberA, { name, workflow });
+      expect(pending.promoted).toBe(false);
+      return { url: `/api/workflows/${name}/promote`, body: { version: 2 } };
+    },
+    expect: byCaller({ memberA: 403, memberB: 404, adminA: 200, platform: 404, outside: 404 }),
+  },
+  {
     route: "DELETE /api/workflows/{name}",
     what: "a fresh saved workflow of A's each time: removed by A's callers only",
     request: async () => {

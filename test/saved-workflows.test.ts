@@ -181,7 +181,7 @@ steps:
     expect(body.workflows.map((w) => w.name)).not.toContain("nightly");
   });
 
-  it("removes a saved workflow, writing save and rm to the audit log", async () => {
+  it("removes a saved workflow, writing save, its promotion and rm to the audit log", async () => {
     await cli(["workflow", "save", writeWorkflow(greet("x")), "--name", "short-lived"]);
     const removed = await cli(["workflow", "rm", "short-lived"]);
     expect(removed.stdout).toContain("removed saved workflow short-lived");
@@ -196,6 +196,7 @@ steps:
     const actions = body.events.filter((e) => e.target === "short-lived").map((e) => [e.action, e.tenant_id]);
     expect(actions).toEqual([
       ["workflow.rm", "A"],
+      ["workflow.promote", "A"],
       ["workflow.save", "A"],
     ]);
   });

@@ -351,7 +351,9 @@ function buildProgram(
   serverFlags(
     workflow
       .command("save")
-      .description("check a workflow file and save it as the next version of its name (its schedule: starts)")
+      .description(
+        "check a workflow file and save it as the next version of its name (live at once unless others' hooks or schedules run it)",
+      )
       .argument("<file>", "workflow YAML")
       .option("--name <name>", "the name to save it under (default: the file name without extension)")
       .option(tenantOption, workflowTenant)
@@ -378,6 +380,24 @@ function buildProgram(
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
     setExit(await (await import("./workflow.js")).workflowShow(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    workflow
+      .command("promote")
+      .description("make a pending version the one the workflow's hooks and schedules run")
+      .argument("<name>")
+      .argument("<version>", "the pending version (`runyard workflow show NAME` lists them)")
+      .option(tenantOption, workflowTenant)
+      .option("--json", "JSON output"),
+  ).action(async (name: string, version: string, flags) =>
+    setExit(
+      await (await import("./workflow.js")).workflowPromote(
+        name,
+        version,
+        flags,
+        await ctx(apiOverrides(flags)),
+      ),
+    ),
   );
   serverFlags(
     workflow

@@ -35,6 +35,11 @@ interface RunView {
   trigger: string;
   saved_workflow: string | null;
   saved_version: number | null;
+  /** Who triggered it, and who wrote what it runs (ids, and names while they exist). */
+  created_by: string | null;
+  created_by_name: string | null;
+  authored_by: string | null;
+  authored_by_name: string | null;
   rolled_back: boolean;
   rollback_failed: string | null;
   /** Only on a queued run: the runners it waits for, and why none takes it yet. */
@@ -160,6 +165,12 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
       ? `, saved workflow ${printable(run.saved_workflow)} version ${run.saved_version}`
       : "";
   ctx.stdout.write(`  trigger: ${printable(run.trigger)}${saved}\n`);
+  if (run.created_by !== null) {
+    const triggeredBy = printable(run.created_by_name ?? run.created_by);
+    const author = printable(run.authored_by_name ?? run.authored_by ?? "unknown");
+    const written = run.authored_by !== run.created_by ? `, written by ${author}` : "";
+    ctx.stdout.write(`  by: ${triggeredBy}${written}\n`);
+  }
   // Why it waits names what users chose (a concurrency group, a tenant, a runner group).
   for (const line of waiting) ctx.stdout.write(`  ${printable(line)}\n`);
   if (run.error) ctx.stdout.write(`  ${printable(run.error.code)}: ${printable(run.error.message)}\n`);

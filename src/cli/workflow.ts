@@ -42,17 +42,25 @@ export async function workflowSave(
   } catch {
     throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
   }
-  const saved = await apiClient(ctx).request<{
-    name: string;
-    version: number;
-    schedules: Schedule[];
-  }>("POST", workflowPath(undefined, flags), { name: flags.name ?? defaultName(file), workflow: text, file });
+  const saved = await apiClient(ctx).request<
+    operations["saveWorkflow"]["responses"][201]["content"]["application/json"]
+  >("POST", workflowPath(undefined, flags), { name: flags.name ?? defaultName(file), workflow: text, file });
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(saved)}\n`);
     return 0;
   }
   ctx.stdout.write(`saved workflow ${saved.name} version ${saved.version}\n`);
-  for (const schedule of saved.schedules) ctx.stdout.write(`  ${scheduleLine(schedule)}\n`);
+  if (!saved.promoted) {
+    const whose = saved.waiting_for.map(
+      (t) =>
+        `${t.kind === "hook" ? `hook ${printable(t.name)}` : `schedule "${printable(t.name)}"`} (${printable(t.owner_name ?? t.owner ?? "unknown")})`,
+    );
+    ctx.stdout.write(
+      `pending: ${whose.join(", ")} keep${whose.length === 1 ? "s" : ""} running the live version until a tenant admin or their owner runs \`runyard workflow promote ${saved.name} ${saved.version}\`\n`,
+    );
+  }
+  for (const schedule of saved.schedules)
+    ctx.stdout.write(`  ${scheduleLine(schedule)}${saved.promoted ? "" : " (once promoted)"}\n`);
   return 0;
 }
 
@@ -69,9 +77,17 @@ export async function workflowList(flags: TenantFlag & { json?: boolean }, ctx: 
     ctx.stdout.write("no saved workflows yet; save one with `runyard workflow save FILE`\n");
     return 0;
   }
-  const rows = [["NAME", "VERSION", "VERSIONS", "SAVED", "TENANT"]];
+  const rows = [["NAME", "VERSION", "LIVE", "PENDING", "VERSIONS", "SAVED", "TENANT"]];
   for (const w of workflows)
-    rows.push([w.name, String(w.latest_version), String(w.versions), w.updated_at, w.tenant_id ?? "-"]);
+    rows.push([
+      w.name,
+      String(w.latest_version),
+      w.live_version === null ? "-" : String(w.live_version),
+      w.pending_versions.length === 0 ? "-" : w.pending_versions.join(","),
+      String(w.versions),
+      w.updated_at,
+      w.tenant_id ?? "-",
+    ]);
   ctx.stdout.write(`${table(rows)}\n`);
   return 0;
 }
@@ -94,8 +110,42 @@ export async function workflowShow(
     `workflow ${saved.name} version ${saved.version}${saved.version === newest ? " (newest)" : ` (newest: ${newest})`}, saved ${saved.created_at}\n`,
   );
   for (const schedule of saved.schedules) ctx.stdout.write(`${scheduleLine(schedule)}\n`);
-  ctx.stdout.write(`versions: ${saved.versions.map((v) => v.version).join(", ")}\n---\n`);
+  ctx.stdout.write(`live version: ${saved.live_version ?? "none"}\n`);
+  const rows = [["VERSION", "STATE", "SAVED BY", "SAVED", "PROMOTED BY"]];
+  for (const v of saved.versions)
+    rows.push([
+      String(v.version),
+      v.state,
+      v.created_by_name ?? v.created_by ?? "-",
+      v.created_at,
+      v.promoted_at === null ? "-" : (v.promoted_by_name ?? v.promoted_by ?? "-"),
+    ]);
+  ctx.stdout.write(`${table(rows)}\n---\n`);
   ctx.stdout.write(printable(saved.workflow).endsWith("\n") ? saved.workflow : `${saved.workflow}\n`);
+  return 0;
+}
+
+/** `runyard workflow promote NAME VERSION`: what its hooks and schedules run from now on. */
+export async function workflowPromote(
+  name: string,
+  version: string,
+  flags: TenantFlag & { json?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const number = Number(version);
+  if (!Number.isInteger(number) || number < 1)
+    throw new RunyardError("USAGE", `${version}: expected a version number, like 3`);
+  const promoted = await apiClient(ctx).request<
+    operations["promoteWorkflow"]["responses"][200]["content"]["application/json"]
+  >("POST", workflowPath(name, flags).replace(/(\?|$)/, "/promote$1"), { version: number });
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(promoted)}\n`);
+    return 0;
+  }
+  ctx.stdout.write(
+    `workflow ${promoted.name} version ${promoted.version} is live${promoted.previous === null ? "" : ` (was version ${promoted.previous})`}: its hooks and schedules run it\n`,
+  );
+  for (const schedule of promoted.schedules) ctx.stdout.write(`  ${scheduleLine(schedule)}\n`);
   return 0;
 }
 

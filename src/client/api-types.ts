@@ -279,7 +279,7 @@ export interface paths {
         put?: never;
         /**
          * Run a workflow run's workflow again
-         * @description Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
+         * @description Queues a new run of the same workflow text and vars, triggered by the caller and written by the first run's author, with the lesser rights of the two (quotas apply as to `POST /api/runs`). Agent and bot runs are 400. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["rerunRun"];
         delete?: never;
@@ -768,9 +768,29 @@ export interface paths {
         put?: never;
         /**
          * Save a workflow under a name, as its next version
-         * @description Checks the workflow as `POST /api/runs` does (400 WORKFLOW_INVALID with `file:line:col` diagnostics, 413 past the size limits; a bad `schedule:` cron or time zone is one of those) and stores it as the name's next version (1 for a new name). Its `schedule:` entries replace the name's schedules. Nothing is stored when it is refused.
+         * @description Checks the workflow as `POST /api/runs` does (400 WORKFLOW_INVALID with `file:line:col` diagnostics, 413 past the size limits; a bad `schedule:` cron or time zone is one of those) and stores it as the name's next version (1 for a new name). When the caller may act for every hook and schedule bound to the name (their own, or any as a tenant admin), the version is promoted at once: its hooks run it and its `schedule:` entries replace the name's schedules. Otherwise it is stored pending (`promoted: false`, `waiting_for` naming those triggers) until promoted with `POST /api/workflows/:name/promote`. Nothing is stored when it is refused.
          */
         post: operations["saveWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{name}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a pending version the one its hooks and schedules run
+         * @description A save that its saver could not act for every hook and schedule of the name for waits as pending; a tenant admin, or the one whose hooks and schedules they all are, promotes it here (403 for anyone else). The version's `schedule:` then replaces the name's schedules, owned by the promoter. 409 for a version promoted already or older than the live one. Audited as `workflow.promote`.
+         */
+        post: operations["promoteWorkflow"];
         delete?: never;
         options?: never;
         head?: never;
@@ -786,7 +806,7 @@ export interface paths {
         };
         /**
          * A saved workflow: its newest version (or `?version=`), its versions and schedules
-         * @description Another tenant's saved workflow is 404, as one that does not exist.
+         * @description Another tenant's saved workflow is 404, as one that does not exist. `schedules` are the live version's (those that fire), shown with the live version.
          */
         get: operations["getWorkflow"];
         put?: never;
@@ -1275,7 +1295,7 @@ export interface components {
             tenant_id: string | null;
             address: string | null;
             /** @enum {string} */
-            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
+            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "workflow.promote" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
             target: string | null;
             /** @enum {string} */
             outcome: "ok" | "denied" | "failed";
@@ -1346,6 +1366,8 @@ export interface components {
             tenant_id: string | null;
             created_by: string | null;
             created_by_name: string | null;
+            authored_by: string | null;
+            authored_by_name: string | null;
             vars: {
                 [key: string]: string;
             };
@@ -1396,10 +1418,17 @@ export interface components {
             created_at: string;
             created_by: string | null;
             workflow: string;
+            live_version: number | null;
             versions: {
                 version: number;
                 created_at: string;
                 created_by: string | null;
+                created_by_name: string | null;
+                /** @enum {string} */
+                state: "live" | "pending" | "promoted" | "superseded";
+                promoted_at: string | null;
+                promoted_by: string | null;
+                promoted_by_name: string | null;
             }[];
             schedules: {
                 cron: string;
@@ -1451,6 +1480,7 @@ export interface components {
             tenant_id: string | null;
             workflow: string;
             workflow_version: number;
+            owner: string | null;
             position: number;
             cron: string;
             timezone: string;
@@ -3972,7 +4002,7 @@ export interface operations {
     listAudit: {
         parameters: {
             query?: {
-                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
+                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "workflow.promote" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
                 tenant?: string;
                 since?: string;
                 limit?: number;
@@ -5053,6 +5083,8 @@ export interface operations {
                             versions: number;
                             updated_at: string;
                             created_by: string | null;
+                            live_version: number | null;
+                            pending_versions: number[];
                         }[];
                     };
                 };
@@ -5134,6 +5166,14 @@ export interface operations {
                         version: number;
                         tenant_id: string | null;
                         created_at: string;
+                        promoted: boolean;
+                        waiting_for: {
+                            /** @enum {string} */
+                            kind: "hook" | "schedule";
+                            name: string;
+                            owner: string | null;
+                            owner_name: string | null;
+                        }[];
                         schedules: {
                             cron: string;
                             timezone: string;
@@ -5175,6 +5215,113 @@ export interface operations {
             };
             /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    promoteWorkflow: {
+        parameters: {
+            query?: {
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    version: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the version is live */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        version: number;
+                        tenant_id: string | null;
+                        previous: number | null;
+                        schedules: {
+                            cron: string;
+                            timezone: string;
+                            /** @enum {string} */
+                            overlap: "skip" | "queue" | "cancel_previous";
+                            /** @enum {string} */
+                            catch_up: "none" | "latest" | "all";
+                            next_tick_at: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -23,6 +23,7 @@ export type AuditAction =
   | "bot.rm"
   | "workflow.save"
   | "workflow.rm"
+  | "workflow.promote"
   | "hook.create"
   | "forge.add"
   | "forge.rm"

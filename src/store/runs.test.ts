@@ -38,6 +38,7 @@ describe.each(storeBackends)("on $name", (backend) => {
         status: "queued",
         tenant_id: "t1",
         created_by: "tok_1",
+        authored_by: "tok_1",
         spec: { text: "steps: []", vars: { A: "1" } },
         vars: {},
         steps: [],

@@ -26,8 +26,13 @@ export interface RunRecord {
   status: RunStatus;
   /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
   tenant_id: string | null;
-  /** Id of the token that submitted the run (not the secret), or null. */
+  /** Id of the token (or user) that submitted or triggered the run (not the secret), or null. */
   created_by: string | null;
+  /**
+   * Id of the token (or user) that wrote what the run runs: a saved version's saver, a text's
+   * submitter, a re-run's first author. The run has the lesser rights of the two.
+   */
+  authored_by: string | null;
   /** What was submitted, stored as JSON: the workflow text, vars, options. */
   spec: unknown;
   /** Variables exported so far (final ones once the run has finished). */
@@ -75,6 +80,8 @@ export interface NewRun {
   status?: RunStatus;
   tenant_id?: string | null;
   created_by?: string | null;
+  /** Defaults to `created_by`. */
+  authored_by?: string | null;
   spec?: unknown;
   vars?: Record<string, string>;
   /** Defaults to the store clock's now. */
@@ -157,6 +164,7 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     status: row.status,
     tenant_id: row.tenant_id,
     created_by: row.created_by,
+    authored_by: row.authored_by ?? null,
     spec: decodeJson(ctx.cipher.open(row.spec)),
     vars: decodeJson<Record<string, string>>(ctx.cipher.open(row.vars)),
     steps: decodeJson<StepSummary[]>(row.steps),
@@ -241,6 +249,7 @@ function newRun(
     status: input.status ?? "queued",
     tenant_id: input.tenant_id ?? null,
     created_by: input.created_by ?? null,
+    authored_by: input.authored_by !== undefined ? input.authored_by : (input.created_by ?? null),
     spec: input.spec ?? null,
     vars: input.vars ?? {},
     steps: [],

@@ -30,6 +30,7 @@ describe.each(storeBackends)("on $name", (backend) => {
   /** Saves `name` with a schedule every five minutes and records its ticks at these minutes. */
   async function scheduledWithTicks(name: string, minutes: string[]) {
     await store.savedWorkflows.save({
+      promote: true,
       tenant_id: "acme",
       name,
       workflow: "# 1",
@@ -54,6 +55,7 @@ describe.each(storeBackends)("on $name", (backend) => {
   describe("saved workflows", () => {
     it("gives each save of a name the next version and keeps the earlier ones as they were", async () => {
       const first = await store.savedWorkflows.save({
+        promote: true,
         tenant_id: "acme",
         name: "deploy",
         workflow: "name: a\nsteps: []\n",
@@ -62,6 +64,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       });
       clock = new Date("2026-01-02T00:00:00.000Z");
       const second = await store.savedWorkflows.save({
+        promote: true,
         tenant_id: "acme",
         name: "deploy",
         workflow: "name: b\nsteps: []\n",
@@ -86,14 +89,62 @@ describe.each(storeBackends)("on $name", (backend) => {
           versions: 2,
           updated_at: "2026-01-02T00:00:00.000Z",
           created_by: "tok_2",
+          live_version: 2,
+          pending_versions: [],
         },
       ]);
       expect((await store.savedWorkflows.versions("acme", "deploy")).map((v) => v.version)).toEqual([2, 1]);
     });
 
+    it("keeps a version saved unpromoted pending, its schedules unarmed, until it is promoted", async () => {
+      const save = (text: string, promote: boolean, by: string) =>
+        store.savedWorkflows.save({
+          promote,
+          tenant_id: "acme",
+          name: "rel",
+          workflow: text,
+          file: "rel.yaml",
+          created_by: by,
+          schedules: [everyFiveMinutes(clock.toISOString())],
+        });
+      await save("# 1", true, "tok_ada");
+      await save("# 2", false, "tok_amy");
+      expect(await store.savedWorkflows.live("acme", "rel")).toMatchObject({
+        version: 1,
+        promoted_by: "tok_ada",
+      });
+      expect(await store.savedWorkflows.list("acme")).toMatchObject([
+        { live_version: 1, pending_versions: [2] },
+      ]);
+      expect((await store.schedules.list("acme")).map((s) => [s.workflow_version, s.owner])).toEqual([
+        [1, "tok_ada"],
+      ]);
+      const promote = (version: number) =>
+        store.savedWorkflows.promote({
+          tenant_id: "acme",
+          name: "rel",
+          version,
+          promoted_by: "tok_ada",
+          schedules: [everyFiveMinutes(clock.toISOString())],
+        });
+      expect(await promote(2)).toBe(true);
+      expect(await store.savedWorkflows.live("acme", "rel")).toMatchObject({
+        version: 2,
+        created_by: "tok_amy",
+      });
+      expect((await store.schedules.list("acme")).map((s) => [s.workflow_version, s.owner])).toEqual([
+        [2, "tok_ada"],
+      ]);
+      // Promoted already, or older than the live version: nothing changes.
+      expect(await promote(2)).toBe(false);
+      expect(await promote(1)).toBe(false);
+      expect(await promote(9)).toBe(false);
+    });
+
     it("keeps each tenant's names apart, and those outside any tenant apart from both", async () => {
       for (const tenant of ["acme", "globex", null]) {
         await store.savedWorkflows.save({
+          promote: true,
           tenant_id: tenant,
           name: "deploy",
           workflow: `# ${tenant}`,
@@ -121,6 +172,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       const saves = await Promise.all(
         [1, 2, 3].map((n) =>
           store.savedWorkflows.save({
+            promote: true,
             tenant_id: "acme",
             name: "deploy",
             workflow: `# ${n}`,
@@ -134,6 +186,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("stores the workflow text sealed, never as it was given", async () => {
       await store.savedWorkflows.save({
+        promote: true,
         tenant_id: "acme",
         name: "deploy",
         workflow: "token: plain-direct-host-token-42",
@@ -166,6 +219,7 @@ describe.each(storeBackends)("on $name", (backend) => {
     it("keeps a schedule's id and place when a new version leaves its cron as it was", async () => {
       const save = (schedules: NewSchedule[]) =>
         store.savedWorkflows.save({
+          promote: true,
           tenant_id: "acme",
           name: "nightly",
           workflow: "#",
@@ -207,6 +261,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("lets exactly one of two racing inserters claim a tick", async () => {
       await store.savedWorkflows.save({
+        promote: true,
         tenant_id: "acme",
         name: "nightly",
         workflow: "#",
@@ -243,6 +298,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("shows each schedule with what its last tick did, and only what is due", async () => {
       await store.savedWorkflows.save({
+        promote: true,
         tenant_id: "acme",
         name: "nightly",
         workflow: "#",
@@ -278,6 +334,7 @@ describe.each(storeBackends)("on $name", (backend) => {
 
     it("finds ticks claimed for a run that was never stored, and the runs a schedule has going", async () => {
       await store.savedWorkflows.save({
+        promote: true,
         tenant_id: null,
         name: "nightly",
         workflow: "#",

@@ -18,8 +18,12 @@ export interface SavedWorkflowRecord {
   created_at: string;
   /** The token id, else the user id, that saved this version. */
   created_by: string | null;
-  /** Saved by a platform admin: its scheduled runs may call any destination. */
+  /** Saved by a platform admin: its runs may call any destination when their trigger's may too. */
   unrestricted: boolean;
+  /** When it was made the version its triggers run; null while it waits for promotion. */
+  promoted_at: string | null;
+  /** The token or user id that promoted it. */
+  promoted_by: string | null;
 }
 
 /** What `savedWorkflows.save` stores: a new version, and the schedules of that version. */
@@ -30,7 +34,13 @@ export interface NewSavedWorkflow {
   file: string;
   created_by: string | null;
   unrestricted?: boolean;
-  /** The version's `schedule:` entries; they replace the schedules of earlier versions. */
+  /**
+   * Make it the version triggers run at once (its saver may act for every trigger bound to the
+   * name): its `schedules` replace the name's. Otherwise it is stored pending and the schedules
+   * stay as they are.
+   */
+  promote: boolean;
+  /** The version's `schedule:` entries (used when it is promoted). */
   schedules?: readonly NewSchedule[];
 }
 
@@ -42,7 +52,17 @@ export interface SavedWorkflowSummary {
   versions: number;
   updated_at: string;
   created_by: string | null;
+  /** The version hooks and schedules run: the highest promoted; null when none is. */
+  live_version: number | null;
+  /** Versions newer than the live one, waiting for promotion. */
+  pending_versions: number[];
 }
+
+/** A version in a list of versions: no text. */
+export type SavedVersionSummary = Pick<
+  SavedWorkflowRecord,
+  "version" | "created_at" | "created_by" | "promoted_at" | "promoted_by"
+>;
 
 /** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
 export const noTenant = "";
@@ -59,6 +79,8 @@ function toRecord(ctx: StoreContext, row: Selectable<SavedWorkflowsTable>): Save
     created_at: row.created_at,
     created_by: row.created_by,
     unrestricted: int(row.unrestricted) === 1,
+    promoted_at: row.promoted_at ?? null,
+    promoted_by: row.promoted_by ?? null,
   };
 }
 
@@ -89,9 +111,20 @@ async function saveWorkflow(ctx: StoreContext, input: NewSavedWorkflow): Promise
           created_at,
           created_by: input.created_by,
           unrestricted: input.unrestricted ? 1 : 0,
+          promoted_at: input.promote ? created_at : null,
+          promoted_by: input.promote ? input.created_by : null,
         };
         await trx.insertInto("saved_workflows").values(row).execute();
-        await replaceSchedules({ ...ctx, db: trx }, tenant, input.name, version, input.schedules ?? []);
+        if (input.promote) {
+          await replaceSchedules(
+            { ...ctx, db: trx },
+            tenant,
+            input.name,
+            version,
+            input.schedules ?? [],
+            input.created_by,
+          );
+        }
         return toRecord(ctx, row);
       });
     } catch (error) {
@@ -119,6 +152,70 @@ async function getWorkflow(
   return row && toRecord(ctx, row);
 }
 
+/** The version a name's triggers run: its highest promoted one. */
+async function liveWorkflow(
+  ctx: StoreContext,
+  tenantId: string | null,
+  name: string,
+): Promise<SavedWorkflowRecord | undefined> {
+  const row = await ctx.db
+    .selectFrom("saved_workflows")
+    .selectAll()
+    .where("tenant_id", "=", tenantKey(tenantId))
+    .where("name", "=", name)
+    .where("promoted_at", "is not", null)
+    .orderBy("version", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row && toRecord(ctx, row);
+}
+
+/**
+ * Makes a pending version the one its name's triggers run, and its schedules the name's, in one
+ * transaction. False when the version does not exist or is no longer pending (promoted already,
+ * or older than the live version: another promotion came first).
+ */
+async function promoteVersion(
+  ctx: StoreContext,
+  input: {
+    tenant_id: string | null;
+    name: string;
+    version: number;
+    promoted_by: string | null;
+    schedules: readonly NewSchedule[];
+  },
+): Promise<boolean> {
+  const tenant = tenantKey(input.tenant_id);
+  return ctx.db.transaction().execute(async (trx) => {
+    const live = await trx
+      .selectFrom("saved_workflows")
+      .select((eb) => eb.fn.max("version").as("version"))
+      .where("tenant_id", "=", tenant)
+      .where("name", "=", input.name)
+      .where("promoted_at", "is not", null)
+      .executeTakeFirst();
+    if (live?.version != null && int(live.version) >= input.version) return false;
+    const result = await trx
+      .updateTable("saved_workflows")
+      .set({ promoted_at: isoTime(ctx.now()), promoted_by: input.promoted_by })
+      .where("tenant_id", "=", tenant)
+      .where("name", "=", input.name)
+      .where("version", "=", input.version)
+      .where("promoted_at", "is", null)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) return false;
+    await replaceSchedules(
+      { ...ctx, db: trx },
+      tenant,
+      input.name,
+      input.version,
+      input.schedules,
+      input.promoted_by,
+    );
+    return true;
+  });
+}
+
 async function listWorkflows(
   ctx: StoreContext,
   tenantId: string | null | undefined,
@@ -140,6 +237,8 @@ async function listWorkflows(
   const summaries: SavedWorkflowSummary[] = [];
   for (const row of rows) {
     const latest = await getWorkflow(ctx, tenantOf(row.tenant_id), row.name);
+    const versions = await listVersions(ctx, tenantOf(row.tenant_id), row.name);
+    const live = versions.find((v) => v.promoted_at !== null)?.version ?? null;
     summaries.push({
       tenant_id: tenantOf(row.tenant_id),
       name: row.name,
@@ -147,6 +246,11 @@ async function listWorkflows(
       versions: int(row.versions),
       updated_at: row.updated_at,
       created_by: latest?.created_by ?? null,
+      live_version: live,
+      pending_versions: versions
+        .filter((v) => v.promoted_at === null && (live === null || v.version > live))
+        .map((v) => v.version)
+        .reverse(),
     });
   }
   return summaries;
@@ -157,10 +261,10 @@ async function listVersions(
   ctx: StoreContext,
   tenantId: string | null,
   name: string,
-): Promise<Array<Pick<SavedWorkflowRecord, "version" | "created_at" | "created_by">>> {
+): Promise<SavedVersionSummary[]> {
   const rows = await ctx.db
     .selectFrom("saved_workflows")
-    .select(["version", "created_at", "created_by"])
+    .select(["version", "created_at", "created_by", "promoted_at", "promoted_by"])
     .where("tenant_id", "=", tenantKey(tenantId))
     .where("name", "=", name)
     .orderBy("version", "desc")
@@ -169,6 +273,8 @@ async function listVersions(
     version: int(row.version),
     created_at: row.created_at,
     created_by: row.created_by,
+    promoted_at: row.promoted_at ?? null,
+    promoted_by: row.promoted_by ?? null,
   }));
 }
 
@@ -198,17 +304,24 @@ async function removeWorkflow(ctx: StoreContext, tenantId: string | null, name: 
 
 /** Named, versioned workflows per tenant; a save never changes an earlier version. */
 export interface SavedWorkflowsRepo {
-  /** Stores the next version of `name` (1 for a new name) and replaces its schedules. */
+  /** Stores the next version of `name` (1 for a new name); promoted, it replaces its schedules. */
   save(input: NewSavedWorkflow): Promise<SavedWorkflowRecord>;
   /** The newest version of a name, or the `version` asked for; undefined when there is none. */
   get(tenantId: string | null, name: string, version?: number): Promise<SavedWorkflowRecord | undefined>;
+  /** The version a name's triggers run (its highest promoted); undefined when none is. */
+  live(tenantId: string | null, name: string): Promise<SavedWorkflowRecord | undefined>;
+  /** Makes a pending version live with its schedules; false when it is not pending (see `promoteVersion`). */
+  promote(input: {
+    tenant_id: string | null;
+    name: string;
+    version: number;
+    promoted_by: string | null;
+    schedules: readonly NewSchedule[];
+  }): Promise<boolean>;
   /** A tenant's saved workflows by name (`undefined`: every tenant's). */
   list(tenantId: string | null | undefined): Promise<SavedWorkflowSummary[]>;
   /** The versions of a name, newest first, without their text. */
-  versions(
-    tenantId: string | null,
-    name: string,
-  ): Promise<Array<Pick<SavedWorkflowRecord, "version" | "created_at" | "created_by">>>;
+  versions(tenantId: string | null, name: string): Promise<SavedVersionSummary[]>;
   /** Deletes every version of a name and its schedules; false when there was none. */
   remove(tenantId: string | null, name: string): Promise<boolean>;
 }
@@ -220,6 +333,8 @@ export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
       return saveWorkflow(ctx, input);
     },
     get: (tenantId, name, version) => getWorkflow(ctx, tenantId, name, version),
+    live: (tenantId, name) => liveWorkflow(ctx, tenantId, name),
+    promote: (input) => promoteVersion(ctx, input),
     list: (tenantId) => listWorkflows(ctx, tenantId),
     versions: (tenantId, name) => listVersions(ctx, tenantId, name),
     remove: (tenantId, name) => removeWorkflow(ctx, tenantId, name),

@@ -37,6 +37,8 @@ export interface ScheduleRecord {
   armed_at: string;
   last_tick_at: string | null;
   next_tick_at: string | null;
+  /** Whose trigger it is: the token or user id that promoted its version; null: unknown. */
+  owner: string | null;
 }
 
 /** One handled tick of a schedule. */
@@ -73,6 +75,7 @@ function toSchedule(row: Selectable<SchedulesTable>): ScheduleRecord {
     armed_at: row.armed_at,
     last_tick_at: row.last_tick_at,
     next_tick_at: row.next_tick_at,
+    owner: row.owner ?? null,
   };
 }
 
@@ -89,7 +92,8 @@ function toTick(row: {
 }
 
 /**
- * Gives a saved workflow's name the schedules of its new version (inside the save's transaction).
+ * Gives a saved workflow's name the schedules of its newly promoted version, owned by whoever
+ * promoted it (inside the promotion's transaction).
  * An entry whose cron and time zone did not change keeps its id and where it stands, so a save
  * never makes a tick fire twice nor forgets one; a changed one starts afresh from the save.
  */
@@ -99,6 +103,7 @@ export async function replaceSchedules(
   name: string,
   version: number,
   schedules: readonly NewSchedule[],
+  owner: string | null,
 ): Promise<void> {
   const existing = await ctx.db
     .selectFrom("schedules")
@@ -120,6 +125,7 @@ export async function replaceSchedules(
       timezone: schedule.timezone,
       overlap: schedule.overlap,
       catch_up: schedule.catch_up,
+      owner,
     };
     if (known && kept) {
       await ctx.db.updateTable("schedules").set(fields).where("id", "=", known.id).execute();

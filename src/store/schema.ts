@@ -54,6 +54,8 @@ export interface RunsTable {
   /** The saved workflow the run ran, and its version; null for a workflow sent as text. */
   saved_workflow: string | null;
   saved_version: number | null;
+  /** Who wrote what the run runs (a saved version's saver); `created_by` is who triggered it. */
+  authored_by: ColumnType<string | null, string | null | undefined, string | null>;
   /** 1: a failed run whose rollbacks all ran and succeeded. */
   rolled_back: ColumnType<number, number | undefined, number>;
   /** The rollback step that failed (`rollback: deploy`); null: none did. */
@@ -341,6 +343,10 @@ export interface SavedWorkflowsTable {
   created_by: string | null;
   /** 1: saved by a platform admin, so its scheduled runs may call any destination. */
   unrestricted: number;
+  /** When the version was made the one its triggers run; null while it waits (pending). */
+  promoted_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The token or user id that promoted it. */
+  promoted_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** One `schedule:` entry of a saved workflow's latest version. */
@@ -361,6 +367,8 @@ export interface SchedulesTable {
   last_tick_at: string | null;
   /** The next tick due after `last_tick_at` (or `armed_at`); null when the cron has no more. */
   next_tick_at: string | null;
+  /** Whose trigger it is: the token or user id that promoted its version; its runs' trigger. */
+  owner: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** One tick of a schedule, inserted before its run starts: the key makes it fire once. */

@@ -92,4 +92,30 @@ describe.skipIf(!haveBrowser)("the Workflows page", () => {
     expect(shown.body).toMatchObject({ trigger: "manual", saved_workflow: "nightly" });
     await page.close();
   });
+
+  it("lists a version saved over the admin's hook by someone else as pending, and Promote makes it live", async () => {
+    const other = await api<{ token: string }>(up.url, "POST", "/api/tokens", {
+      kind: "user",
+      name: "teammate",
+    });
+    const pending = await api<{ version: number; promoted: boolean }>(
+      up.url,
+      "POST",
+      "/api/workflows",
+      { name: "nightly", workflow: saved.replace("nightly report", "nightly report, v2") },
+      other.body.token,
+    );
+    expect(pending.body).toMatchObject({ version: 2, promoted: false });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}/#/workflows`);
+    const row = page.locator('tr[data-workflow="nightly"]');
+    await expect.poll(() => row.locator("td[data-live]").textContent()).toBe("1 · pending 2");
+    await row.getByRole("button", { name: "Promote v2" }).click();
+    await expect.poll(() => row.locator("td[data-live]").textContent()).toBe("2");
+    expect(await row.getByRole("button", { name: /Promote/ }).count()).toBe(0);
+    const shown = await api<{ live_version: number }>(up.url, "GET", "/api/workflows/nightly");
+    expect(shown.body.live_version).toBe(2);
+    await page.close();
+  });
 });

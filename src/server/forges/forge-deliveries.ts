@@ -85,7 +85,12 @@ export async function actOnDelivery(
     }
     const owner: RunOwner = { tenantId: forge.tenant_id, tokenId: forge.created_by };
     await deps.quotas.checkSubmit(tenantPrincipal(forge.tenant_id));
-    const origin = { trigger: "forge" as const, ref: `${forge.repo}#${intent.number}` };
+    // What runs is the forge's settings, written by whoever added the forge: the author too.
+    const origin = {
+      trigger: "forge" as const,
+      ref: `${forge.repo}#${intent.number}`,
+      authoredBy: forge.created_by,
+    };
     if (intent.kind === "pull") {
       const earlier = await deps.store.forges.latestRun(forge.id, { pull: intent.number });
       if (!earlier) {
@@ -164,7 +169,7 @@ async function submitIssueTask(
   forge: ForgeRecord,
   intent: Extract<ForgeIntent, { kind: "issue" }>,
   owner: RunOwner,
-  origin: { trigger: "forge"; ref: string },
+  origin: { trigger: "forge"; ref: string; authoredBy: string | null },
   cloneUrl: string,
 ): Promise<string> {
   const { settings } = forge;

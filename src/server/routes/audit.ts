@@ -27,6 +27,7 @@ export const auditActions = [
   "bot.rm",
   "workflow.save",
   "workflow.rm",
+  "workflow.promote",
   "hook.create",
   "hook.rm",
   "forge.add",

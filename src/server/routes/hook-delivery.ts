@@ -180,7 +180,10 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         if (!hook) throw new RunyardError("NOT_FOUND", "the hook was removed");
         const { vars, missing } = pickVars(hook, body);
         await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
-        const saved = await deps.savedWorkflows.get(hook.tenant_id, hook.workflow);
+        // The version promoted for the name's triggers, not merely the newest: a newer one saved by
+        // someone who may not act for this hook waits until its owner or an admin promotes it.
+        const saved = await deps.savedWorkflows.live(hook.tenant_id, hook.workflow);
+        const owner = await deps.savedWorkflows.triggerOwner(hook.created_by);
         const runId = newRunId();
         // The signature covers the body only, not the headers: the same body again, under another
         // delivery id or none, is the same delivery sent again (by whoever saw it once), and is
@@ -210,7 +213,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
             trigger: "webhook",
             ref: hook.name,
             runId,
-            owner: { tokenId: hook.created_by, unrestrictedOutbound: saved.unrestricted },
+            owner,
           });
           return reply.code(202).send({ run_id: run.id, missing_vars: missing });
         } catch (error) {

@@ -30,7 +30,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "rerunRun",
         summary: "Run a workflow run's workflow again",
         description:
-          "Queues a new run of the same workflow text and vars, submitted by the caller (quotas apply as to `POST /api/runs`). Agent and bot runs are 400." +
+          "Queues a new run of the same workflow text and vars, triggered by the caller and written by the first run's author, with the lesser rights of the two (quotas apply as to `POST /api/runs`). Agent and bot runs are 400." +
           idempotentRouteNote,
         tags: ["runs"],
         headers: IdempotencyKeyHeaders,
@@ -63,11 +63,14 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         {
           tenantId: principal?.tenant_id ?? null,
           tokenId: submitterId(principal),
-          unrestrictedOutbound: isPlatformAdmin(principal),
+          // The lesser rights of the caller and whoever wrote the text: a platform admin's re-run
+          // of a member's workflow gets a member's, not an admin's.
+          unrestrictedOutbound: isPlatformAdmin(principal) && spec.data.unrestricted_outbound === true,
         },
         {
           trigger: "rerun",
           ref: run.id,
+          authoredBy: run.authored_by,
           ...(run.saved_workflow !== null && run.saved_version !== null
             ? { saved: { name: run.saved_workflow, version: run.saved_version } }
             : {}),

@@ -124,6 +124,13 @@ export const RunView = z.object({
     .describe(
       "who submitted it, by name: the user (of a session or a personal token), else the token's name; null when neither exists any more",
     ),
+  authored_by: z
+    .string()
+    .nullable()
+    .describe(
+      "who wrote what it runs: the saved version's saver, or the first run's author for a re-run; `created_by` is who triggered it (a hook's or schedule's owner, the caller). The run has the lesser rights of the two",
+    ),
+  authored_by_name: z.string().nullable().describe("who wrote what it runs, by name"),
   vars: z
     .record(z.string(), z.string())
     .describe(
@@ -224,6 +231,7 @@ export function runView(run: RunRecord, names: Map<string, string>): z.output<ty
     run_id: run.id,
     ...rest,
     created_by_name: run.created_by === null ? null : (names.get(run.created_by) ?? null),
+    authored_by_name: run.authored_by === null ? null : (names.get(run.authored_by) ?? null),
   };
 }
 
@@ -401,7 +409,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       });
       const names = await submitterNames(
         deps.store,
-        page.runs.map((run) => run.created_by),
+        page.runs.flatMap((run) => [run.created_by, run.authored_by]),
       );
       return { runs: page.runs.map((run) => runView(run, names)), next: page.next ?? null };
     },
@@ -427,7 +435,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const run = await visibleRun(deps, request, request.params.id);
       const stored = storedWorkflow(run);
       const graph = stored && workflowGraph(stored.workflow);
-      const names = await submitterNames(deps.store, [run.created_by]);
+      const names = await submitterNames(deps.store, [run.created_by, run.authored_by]);
       const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
       const approvals = await approvalViews(deps, request, run);
       return {

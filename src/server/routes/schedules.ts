@@ -15,7 +15,16 @@ const ScheduleView = z.object({
   id: z.string(),
   tenant_id: z.string().nullable(),
   workflow: z.string().describe("the saved workflow whose `schedule:` this is"),
-  workflow_version: z.number().int().describe("the version the schedule came from (the newest)"),
+  workflow_version: z
+    .number()
+    .int()
+    .describe("the version the schedule came from and runs: the workflow's live version"),
+  owner: z
+    .string()
+    .nullable()
+    .describe(
+      "whose trigger it is: the token or user id that promoted that version; its runs are triggered by them",
+    ),
   position: z.number().int().describe("its place in the workflow's `schedule:` list, from 0"),
   cron: z.string(),
   timezone: z.string(),

@@ -6,11 +6,12 @@ import { RunStatus } from "../../core/events.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
+import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
+import { submitterNames } from "./run-submitters.js";
 import { runBodyLimit } from "./runs.js";
 
 const SaveWorkflowBody = z.strictObject({
@@ -55,6 +56,24 @@ const ShowQuery = TenantQuery.extend({
   version: z.coerce.number().int().min(1).optional().describe("this version instead of the newest"),
 });
 
+const VersionState = z
+  .enum(["live", "pending", "promoted", "superseded"])
+  .describe(
+    "`live`: what its hooks and schedules run; `pending`: newer, waiting for promotion; `promoted`: live before; `superseded`: older than the live version, never promoted",
+  );
+
+/** A trigger the saver may not act for, by name. */
+const BlockingTrigger = z.object({
+  kind: z.enum(["hook", "schedule"]),
+  name: z.string().describe("the hook's name, or the schedule's cron"),
+  owner: z.string().nullable().describe("whose it is: a token or user id"),
+  owner_name: z.string().nullable().describe("whose it is, by name"),
+});
+
+const PromoteBody = z.strictObject({
+  version: z.number().int().min(1).describe("the pending version to make live"),
+});
+
 const ScheduleEntry = z.object({
   cron: z.string(),
   timezone: z.string(),
@@ -74,8 +93,24 @@ const SavedWorkflowView = z.object({
     .nullable()
     .describe("the id (not the secret) of the token, or the user, that saved it"),
   workflow: z.string().describe("the YAML text of this version"),
+  live_version: z
+    .number()
+    .int()
+    .nullable()
+    .describe("the version its hooks and schedules run (the newest promoted); null: none is"),
   versions: z
-    .array(z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string().nullable() }))
+    .array(
+      z.object({
+        version: z.number().int(),
+        created_at: z.string(),
+        created_by: z.string().nullable(),
+        created_by_name: z.string().nullable().describe("who saved it, by name"),
+        state: VersionState,
+        promoted_at: z.string().nullable(),
+        promoted_by: z.string().nullable(),
+        promoted_by_name: z.string().nullable().describe("who promoted it, by name"),
+      }),
+    )
     .describe("every version of the name, newest first"),
   schedules: z.array(ScheduleEntry).describe("the schedules of this version's `schedule:`"),
 });
@@ -86,7 +121,25 @@ const SavedAnswer = z.object({
   version: z.number().int(),
   tenant_id: z.string().nullable(),
   created_at: z.string(),
-  schedules: z.array(ScheduleEntry),
+  promoted: z
+    .boolean()
+    .describe(
+      "true: its hooks and schedules run this version from now on; false: it waits (pending) for a tenant admin or the triggers' owner to promote it",
+    ),
+  waiting_for: z
+    .array(BlockingTrigger)
+    .describe("when pending: the hooks and schedules of someone else that keep running the live version"),
+  schedules: z
+    .array(ScheduleEntry)
+    .describe("the schedules of this version's `schedule:`; armed only once the version is live"),
+});
+
+const PromotedAnswer = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  tenant_id: z.string().nullable(),
+  previous: z.number().int().nullable().describe("the version live before"),
+  schedules: z.array(ScheduleEntry).describe("the name's schedules from now on"),
 });
 
 const SavedWorkflowSummary = z.object({
@@ -96,6 +149,10 @@ const SavedWorkflowSummary = z.object({
   versions: z.number().int(),
   updated_at: z.string().describe("when the newest version was saved"),
   created_by: z.string().nullable().describe("who saved the newest version"),
+  live_version: z.number().int().nullable().describe("the version its hooks and schedules run"),
+  pending_versions: z
+    .array(z.number().int())
+    .describe("versions newer than the live one, waiting for promotion (`runyard workflow promote`)"),
 });
 const SavedWorkflowList = z.object({ workflows: z.array(SavedWorkflowSummary).describe("sorted by name") });
 const Removed = z.object({ name: z.string(), tenant_id: z.string().nullable(), removed: z.literal(true) });
@@ -105,6 +162,16 @@ const SavedRunSubmitted = z.object({
   saved_workflow: z.string(),
   saved_version: z.number().int(),
 });
+
+/** Where a version stands against the live one. */
+function versionState(
+  version: { version: number; promoted_at: string | null },
+  live: number | null,
+): z.infer<typeof VersionState> {
+  if (version.version === live) return "live";
+  if (live === null || version.version > live) return "pending";
+  return version.promoted_at === null ? "superseded" : "promoted";
+}
 
 /**
  * The tenant whose saved workflows a call acts on: the caller's own. A platform admin acts
@@ -132,7 +199,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "saveWorkflow",
         summary: "Save a workflow under a name, as its next version",
         description:
-          "Checks the workflow as `POST /api/runs` does (400 WORKFLOW_INVALID with `file:line:col` diagnostics, 413 past the size limits; a bad `schedule:` cron or time zone is one of those) and stores it as the name's next version (1 for a new name). Its `schedule:` entries replace the name's schedules. Nothing is stored when it is refused.",
+          "Checks the workflow as `POST /api/runs` does (400 WORKFLOW_INVALID with `file:line:col` diagnostics, 413 past the size limits; a bad `schedule:` cron or time zone is one of those) and stores it as the name's next version (1 for a new name). When the caller may act for every hook and schedule bound to the name (their own, or any as a tenant admin), the version is promoted at once: its hooks run it and its `schedule:` entries replace the name's schedules. Otherwise it is stored pending (`promoted: false`, `waiting_for` naming those triggers) until promoted with `POST /api/workflows/:name/promote`. Nothing is stored when it is refused.",
         tags: ["workflows"],
         querystring: TenantQuery,
         body: SaveWorkflowBody,
@@ -152,23 +219,86 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         name: request.body.name,
         workflow: request.body.workflow,
         ...(request.body.file !== undefined ? { file: request.body.file } : {}),
-        createdBy: submitterId(request.principal),
-        unrestricted: isPlatformAdmin(request.principal),
+        saver: callerOf(request),
       });
-      if (saved.schedules.length > 0) deps.scheduler.wake();
+      const promoted = saved.blocking.length === 0;
+      if (promoted && saved.schedules.length > 0) deps.scheduler.wake();
       await audit(deps, request, {
         action: "workflow.save",
         target: saved.name,
         tenant_id: tenant,
-        details: { version: saved.version, schedules: saved.schedules.length },
+        details: { version: saved.version, schedules: saved.schedules.length, promoted },
       });
+      if (promoted) {
+        await audit(deps, request, {
+          action: "workflow.promote",
+          target: saved.name,
+          tenant_id: tenant,
+          details: { version: saved.version, author: saved.created_by, on_save: true },
+        });
+      }
+      const names = await submitterNames(
+        deps.store,
+        saved.blocking.map((trigger) => trigger.owner),
+      );
       return reply.code(201).send({
         name: saved.name,
         version: saved.version,
         tenant_id: saved.tenant_id,
         created_at: saved.created_at,
+        promoted,
+        waiting_for: saved.blocking.map((trigger) => ({
+          ...trigger,
+          owner_name: trigger.owner === null ? null : (names.get(trigger.owner) ?? null),
+        })),
         schedules: saved.schedules,
       });
+    },
+  );
+
+  api.post(
+    "/api/workflows/:name/promote",
+    {
+      schema: {
+        operationId: "promoteWorkflow",
+        summary: "Make a pending version the one its hooks and schedules run",
+        description:
+          "A save that its saver could not act for every hook and schedule of the name for waits as pending; a tenant admin, or the one whose hooks and schedules they all are, promotes it here (403 for anyone else). The version's `schedule:` then replaces the name's schedules, owned by the promoter. 409 for a version promoted already or older than the live one. Audited as `workflow.promote`.",
+        tags: ["workflows"],
+        params: WorkflowParams,
+        querystring: TenantQuery,
+        body: PromoteBody,
+        response: {
+          200: {
+            description: "the version is live",
+            content: { "application/json": { schema: PromotedAnswer } },
+          },
+          ...protectedErrorResponses(400, 403, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const tenant = savedTenant(request, request.query.tenant);
+      const promoted = await deps.savedWorkflows.promote(
+        tenant,
+        request.params.name,
+        request.body.version,
+        callerOf(request),
+      );
+      if (promoted.schedules.length > 0) deps.scheduler.wake();
+      await audit(deps, request, {
+        action: "workflow.promote",
+        target: promoted.name,
+        tenant_id: tenant,
+        details: { version: promoted.version, author: promoted.created_by, previous: promoted.previous },
+      });
+      return {
+        name: promoted.name,
+        version: promoted.version,
+        tenant_id: promoted.tenant_id,
+        previous: promoted.previous,
+        schedules: promoted.schedules,
+      };
     },
   );
 
@@ -203,7 +333,8 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
       schema: {
         operationId: "getWorkflow",
         summary: "A saved workflow: its newest version (or `?version=`), its versions and schedules",
-        description: "Another tenant's saved workflow is 404, as one that does not exist.",
+        description:
+          "Another tenant's saved workflow is 404, as one that does not exist. `schedules` are the live version's (those that fire), shown with the live version.",
         tags: ["workflows"],
         params: WorkflowParams,
         querystring: ShowQuery,
@@ -229,9 +360,22 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
           next_tick_at: s.next_tick_at,
         }));
       const { unrestricted: _unrestricted, ...view } = saved;
+      const versions = await deps.store.savedWorkflows.versions(tenant, saved.name);
+      const live = versions.find((v) => v.promoted_at !== null)?.version ?? null;
+      const names = await submitterNames(
+        deps.store,
+        versions.flatMap((v) => [v.created_by, v.promoted_by]),
+      );
+      const nameOf = (id: string | null) => (id === null ? null : (names.get(id) ?? null));
       return {
         ...view,
-        versions: await deps.store.savedWorkflows.versions(tenant, saved.name),
+        live_version: live,
+        versions: versions.map((v) => ({
+          ...v,
+          created_by_name: nameOf(v.created_by),
+          promoted_by_name: nameOf(v.promoted_by),
+          state: versionState(v, live),
+        })),
         schedules,
       };
     },
@@ -313,6 +457,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         ...(request.body.version !== undefined ? { version: request.body.version } : {}),
         vars: request.body.vars,
         trigger: requestTrigger(request),
+        // The caller triggers it; the run gets the lesser of their rights and the version's author's.
         owner: { tokenId: submitterId(principal), unrestrictedOutbound: isPlatformAdmin(principal) },
       });
       return reply.code(201).send({

@@ -45,6 +45,8 @@ export interface RunOrigin {
   ref?: string;
   /** The saved workflow version the run runs. */
   saved?: { name: string; version: number };
+  /** Who wrote what the run runs, when not its submitter (a saved version's saver, a re-run's author). */
+  authoredBy?: string | null;
   /** The run's id, fixed in advance: a schedule's tick names its run before the run is stored. */
   runId?: string;
 }
@@ -207,6 +209,7 @@ export class RunService {
         status: "queued",
         tenant_id: owner.tenantId,
         created_by: owner.tokenId,
+        authored_by: origin.authoredBy !== undefined ? origin.authoredBy : owner.tokenId,
         spec: prepared.spec,
         vars: prepared.vars,
         replica_id: this.replica.id,

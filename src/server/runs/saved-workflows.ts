@@ -1,9 +1,12 @@
 import { RunyardError } from "../../core/errors.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
+import type { Workflow } from "../../workflow/model.js";
 import { workflowProblemsError } from "../../workflow/model.js";
 import { nextTick, type ScheduleSpec } from "../../workflow/schedule.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
+import { actorOf, isPlatformAdminActor, mayActFor } from "../acting-for.js";
+import { isPlatformAdmin, type Principal, submitterId } from "../auth.js";
 import type { RunOwner, RunService } from "./run-service.js";
 import type { WorkflowParser } from "./workflow-parser.js";
 
@@ -36,8 +39,20 @@ export interface SavedRunRequest {
   ref?: string;
   /** The run's id fixed in advance (a schedule's tick). */
   runId?: string;
-  /** Who the run is submitted as; its tenant is `tenantId`'s whatever this says. */
-  owner: Omit<RunOwner, "tenantId"> & { tenantId?: string | null };
+  /**
+   * Who triggers the run (the caller, the hook's or the schedule's owner) and their rights; the
+   * run gets the lesser of these and the version's author's. Its tenant is `tenantId`'s.
+   */
+  owner: { tokenId: string | null; unrestrictedOutbound: boolean };
+}
+
+/** A trigger bound to a saved workflow: a hook, or the schedules of its live version. */
+export interface BoundTrigger {
+  kind: "hook" | "schedule";
+  /** The hook's name, or the schedule's cron. */
+  name: string;
+  /** Whose it is: the token or user id that made the hook or promoted the schedule's version. */
+  owner: string | null;
 }
 
 /**
@@ -59,11 +74,13 @@ function shortestGap(spec: ScheduleSpec, from: Date): number | undefined {
 
 /**
  * Named, versioned workflows per tenant: saved after the same checks as a submitted run, and run
- * by name. Saving a version replaces the name's schedules with those of its `schedule:`.
+ * by name. A name's hooks and schedules run its live version: a save becomes live when its saver
+ * may act for every trigger bound to the name, else it waits (pending) until a tenant admin or
+ * the triggers' owner promotes it (docs/security.md "Who a triggered run acts as").
  */
 export class SavedWorkflows {
   constructor(
-    private readonly store: Pick<Store, "savedWorkflows">,
+    private readonly store: Pick<Store, "savedWorkflows" | "hooks" | "schedules" | "tokens" | "users">,
     private readonly runs: Pick<RunService, "submitWorkflow">,
     private readonly parsing: {
       limits: WorkflowLimits;
@@ -76,20 +93,121 @@ export class SavedWorkflows {
 
   /**
    * Checks the workflow as a run's would be checked (every problem with file:line:col, size
-   * limits) and stores it as the name's next version. A workflow with a problem stores nothing.
+   * limits) and stores it as the name's next version: live at once when the saver may act for
+   * every trigger bound to the name (`blocking` empty), else pending. A workflow with a problem
+   * stores nothing.
    */
   async save(input: {
     tenantId: string | null;
     name: string;
     workflow: string;
     file?: string;
-    createdBy: string | null;
-    unrestricted?: boolean;
-  }): Promise<SavedWorkflowRecord & { schedules: NewSchedule[] }> {
+    saver: Principal;
+  }): Promise<SavedWorkflowRecord & { schedules: NewSchedule[]; blocking: BoundTrigger[] }> {
     checkSavedName(input.name);
     const file = input.file ?? `${input.name}.yaml`;
-    const { workflow, diagnostics } = await this.parsing.parse(input.workflow, file, this.parsing.limits);
+    const workflow = await this.parse(input.workflow, file);
+    const schedules = this.schedulesOf(workflow, file);
+    const blocking = await this.blockingTriggers(input.tenantId, input.name, input.saver);
+    const record = await this.store.savedWorkflows.save({
+      tenant_id: input.tenantId,
+      name: input.name,
+      workflow: input.workflow,
+      file,
+      created_by: submitterId(input.saver),
+      unrestricted: isPlatformAdmin(input.saver),
+      promote: blocking.length === 0,
+      schedules,
+    });
+    return { ...record, schedules, blocking };
+  }
+
+  /**
+   * Makes a pending version live: its triggers run it from now on, and its `schedule:` replaces
+   * the name's schedules (owned by the promoter). Only someone who may act for every trigger
+   * bound to the name may: a tenant admin, or the one whose triggers they all are.
+   */
+  async promote(
+    tenantId: string | null,
+    name: string,
+    version: number,
+    promoter: Principal,
+  ): Promise<SavedWorkflowRecord & { schedules: NewSchedule[]; previous: number | null }> {
+    const saved = await this.get(tenantId, name, version);
+    const live = await this.store.savedWorkflows.live(tenantId, name);
+    if (saved.promoted_at !== null || (live && live.version >= version)) {
+      throw new RunyardError(
+        "CONFLICT",
+        saved.promoted_at !== null
+          ? `version ${version} of ${name} is promoted already`
+          : `version ${version} of ${name} is older than its live version ${live?.version}`,
+        {
+          hint: `Only a version newer than the live one can be promoted; to run an older text again, save it again (it becomes the next version). \`runyard workflow show ${name}\` lists the versions.`,
+        },
+      );
+    }
+    const blocking = await this.blockingTriggers(tenantId, name, promoter);
+    if (blocking.length > 0) {
+      throw new RunyardError(
+        "FORBIDDEN",
+        `you may not promote version ${version} of ${name}: ${blocking.map(triggerText).join(", ")} ${blocking.length === 1 ? "is" : "are"} someone else's`,
+        {
+          hint: "A version becomes what a hook or schedule runs when a tenant admin, or the one whose hooks and schedules they are, promotes it: ask them to run `runyard workflow promote NAME VERSION`.",
+        },
+      );
+    }
+    const schedules = this.schedulesOf(await this.parse(saved.workflow, saved.file), saved.file);
+    const promoted = await this.store.savedWorkflows.promote({
+      tenant_id: tenantId,
+      name,
+      version,
+      promoted_by: submitterId(promoter),
+      schedules,
+    });
+    if (!promoted) {
+      throw new RunyardError(
+        "CONFLICT",
+        `version ${version} of ${name} was promoted, or a newer one, meanwhile`,
+        {
+          hint: `\`runyard workflow show ${name}\` shows which version is live now.`,
+        },
+      );
+    }
+    const record = await this.get(tenantId, name, version);
+    return { ...record, schedules, previous: live?.version ?? null };
+  }
+
+  /** The hooks and schedules bound to a name that `principal` may not act for. */
+  private async blockingTriggers(
+    tenantId: string | null,
+    name: string,
+    principal: Principal,
+  ): Promise<BoundTrigger[]> {
+    const blocking: BoundTrigger[] = [];
+    for (const trigger of await this.triggersOf(tenantId, name)) {
+      if (!(await mayActFor(this.store, principal, trigger.owner, tenantId))) blocking.push(trigger);
+    }
+    return blocking;
+  }
+
+  /** The hooks and schedules bound to a saved workflow's name. */
+  async triggersOf(tenantId: string | null, name: string): Promise<BoundTrigger[]> {
+    const hooks = (await this.store.hooks.list(tenantId)).filter((hook) => hook.workflow === name);
+    const schedules = (await this.store.schedules.list(tenantId)).filter((s) => s.workflow_name === name);
+    return [
+      ...hooks.map((hook) => ({ kind: "hook" as const, name: hook.name, owner: hook.created_by })),
+      ...schedules.map((s) => ({ kind: "schedule" as const, name: s.cron, owner: s.owner })),
+    ];
+  }
+
+  private async parse(text: string, file: string): Promise<Workflow> {
+    const { workflow, diagnostics } = await this.parsing.parse(text, file, this.parsing.limits);
     if (!workflow) throw workflowProblemsError(file, diagnostics);
+    return workflow;
+  }
+
+  /** A workflow's `schedule:` entries armed from now, refused when one fires too often. */
+  private schedulesOf(workflow: Workflow, file: string): NewSchedule[] {
     const armedAt = this.now();
     const floor = this.parsing.minScheduleIntervalS ?? 0;
     for (const spec of workflow.schedules ?? []) {
@@ -103,7 +221,7 @@ export class SavedWorkflows {
         },
       );
     }
-    const schedules: NewSchedule[] = (workflow.schedules ?? []).map((spec) => ({
+    return (workflow.schedules ?? []).map((spec) => ({
       cron: spec.cron,
       timezone: spec.timezone,
       overlap: spec.overlap,
@@ -111,16 +229,6 @@ export class SavedWorkflows {
       armed_at: armedAt.toISOString(),
       next_tick_at: nextTick(spec, armedAt)?.toISOString() ?? null,
     }));
-    const record = await this.store.savedWorkflows.save({
-      tenant_id: input.tenantId,
-      name: input.name,
-      workflow: input.workflow,
-      file,
-      created_by: input.createdBy,
-      unrestricted: input.unrestricted ?? false,
-      schedules,
-    });
-    return { ...record, schedules };
   }
 
   /** The newest version of a name (or `version`); NOT_FOUND, as for another tenant's, when none. */
@@ -139,18 +247,54 @@ export class SavedWorkflows {
     );
   }
 
-  /** Queues a run of a saved workflow version; it records that version and what started it. */
+  /** The version a name's hooks and schedules run; NOT_FOUND when there is none. */
+  async live(tenantId: string | null, name: string): Promise<SavedWorkflowRecord> {
+    const record = await this.store.savedWorkflows.live(tenantId, name);
+    if (record) return record;
+    await this.get(tenantId, name);
+    throw new RunyardError("NOT_FOUND", `saved workflow ${name} has no promoted version`, {
+      hint: `A tenant admin promotes one with \`runyard workflow promote ${name} VERSION\`.`,
+    });
+  }
+
+  /**
+   * What a trigger's owner (a hook's maker, a schedule's promoter) acts as: who they are now. A
+   * platform admin's trigger may call any destination, anyone else's not; an owner removed since
+   * has no rights beyond a member's.
+   */
+  async triggerOwner(ownerId: string | null): Promise<SavedRunRequest["owner"]> {
+    return {
+      tokenId: ownerId,
+      unrestrictedOutbound: isPlatformAdminActor(await actorOf(this.store, ownerId)),
+    };
+  }
+
+  /**
+   * Queues a run of a saved workflow version. It records the version, what started it, who
+   * triggered it and who wrote the version, and has the lesser rights of those two.
+   */
   async startRun(request: SavedRunRequest): Promise<RunRecord> {
     const saved = await this.get(request.tenantId, request.name, request.version);
+    const owner: RunOwner = {
+      tenantId: request.tenantId,
+      tokenId: request.owner.tokenId,
+      unrestrictedOutbound: request.owner.unrestrictedOutbound && saved.unrestricted,
+    };
     return this.runs.submitWorkflow(
       { workflow: saved.workflow, vars: request.vars, file: saved.file },
-      { ...request.owner, tenantId: request.tenantId },
+      owner,
       {
         trigger: request.trigger,
         ...(request.ref !== undefined ? { ref: request.ref } : {}),
         ...(request.runId !== undefined ? { runId: request.runId } : {}),
         saved: { name: saved.name, version: saved.version },
+        authoredBy: saved.created_by,
       },
     );
   }
+}
+
+/** `hook acme-push (tok_...)`: a trigger as an error names it. */
+function triggerText(trigger: BoundTrigger): string {
+  return trigger.kind === "hook" ? `hook ${trigger.name}` : `schedule "${trigger.name}"`;
 }

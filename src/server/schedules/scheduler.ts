@@ -28,7 +28,7 @@ const maxSleepMs = 1_000;
 
 export interface SchedulerDeps {
   store: Pick<Store, "schedules" | "savedWorkflows">;
-  workflows: Pick<SavedWorkflows, "startRun">;
+  workflows: Pick<SavedWorkflows, "startRun" | "triggerOwner">;
   runs: Pick<RunService, "cancel">;
   logger: Logger;
   /** Whether this replica leads the fleet: only the leader fires ticks. */
@@ -206,8 +206,8 @@ export class Scheduler {
   private async start(schedule: ScheduleRecord, tickAt: string, runId: string): Promise<void> {
     const { store, workflows, logger } = this.deps;
     try {
-      // The version the schedule belongs to, whose saver the run is: a newer version saved by
-      // someone else (an admin) meanwhile must not lend this one its rights.
+      // The version the schedule belongs to (the live one when its entries were armed): a newer
+      // version waits for promotion, and never lends this one its author's rights.
       const saved = await store.savedWorkflows.get(
         schedule.tenant_id,
         schedule.workflow_name,
@@ -222,8 +222,9 @@ export class Scheduler {
         trigger: "schedule",
         ref: schedule.id,
         runId,
-        // The run is the saver's: a platform admin's saved workflow keeps its outbound freedom.
-        owner: { tokenId: saved.created_by, unrestrictedOutbound: saved.unrestricted },
+        // Triggered by the schedule's owner (who promoted its version), written by the version's
+        // saver: the run has the lesser rights of the two (startRun).
+        owner: await workflows.triggerOwner(schedule.owner ?? saved.created_by),
       });
       logger.info(
         { schedule: schedule.id, workflow: schedule.workflow_name, tick: tickAt, runId },

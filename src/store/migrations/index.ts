@@ -21,6 +21,7 @@ import * as runRollback from "./0017_run_rollback.js";
 import * as forges from "./0018_forges.js";
 import * as idempotencyKeys from "./0019_idempotency_keys.js";
 import * as hookNamesPerTenant from "./0020_hook_names_per_tenant.js";
+import * as versionPromotion from "./0030_version_promotion.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -47,6 +48,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0018_forges": forges,
   "0019_idempotency_keys": idempotencyKeys,
   "0020_hook_names_per_tenant": hookNamesPerTenant,
+  "0030_version_promotion": versionPromotion,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { answer, api, asSubmit } from "../api.js";
 import { formatDate } from "../dates.js";
 import { navigate } from "../router.js";
-import { type Schedule, useWorkflowLists } from "./workflows/use-workflow-lists.js";
+import { type SavedWorkflowRow, type Schedule, useWorkflowLists } from "./workflows/use-workflow-lists.js";
 import "./workflows/workflows.css";
 
 function lastTick(schedule: Schedule): string {
@@ -14,8 +14,25 @@ function lastTick(schedule: Schedule): string {
 
 /** Saved workflows (with Run), the schedules that start them and the signed webhooks. */
 export function WorkflowsPage(_props: { route: string[] }) {
-  const { lists, error } = useWorkflowLists();
+  const { lists, error, reload } = useWorkflowLists();
   const [runError, setRunError] = useState<string | null>(null);
+  const promote = async (workflow: SavedWorkflowRow, version: number) => {
+    setRunError(null);
+    try {
+      await answer(
+        api.POST("/api/workflows/{name}/promote", {
+          params: {
+            path: { name: workflow.name },
+            query: workflow.tenant_id === null ? {} : { tenant: workflow.tenant_id },
+          },
+          body: { version },
+        }),
+      );
+      reload();
+    } catch (caught) {
+      setRunError(caught instanceof Error ? caught.message : String(caught));
+    }
+  };
   const run = async (name: string) => {
     setRunError(null);
     try {
@@ -53,6 +70,7 @@ export function WorkflowsPage(_props: { route: string[] }) {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Version</th>
+                <th scope="col">Live</th>
                 <th scope="col">Saved</th>
                 <th scope="col" />
               </tr>
@@ -64,11 +82,25 @@ export function WorkflowsPage(_props: { route: string[] }) {
                   <td>
                     {workflow.latest_version} of {workflow.versions}
                   </td>
+                  <td data-live>
+                    {workflow.live_version ?? "—"}
+                    {workflow.pending_versions.length > 0 &&
+                      ` · pending ${workflow.pending_versions.join(", ")}`}
+                  </td>
                   <td>{formatDate(workflow.updated_at)}</td>
                   <td>
                     <button type="button" onClick={() => void run(workflow.name)}>
                       Run
                     </button>
+                    {workflow.pending_versions.length > 0 && (
+                      <button
+                        type="button"
+                        title="Make this version what the workflow's hooks and schedules run"
+                        onClick={() => void promote(workflow, workflow.pending_versions.at(-1) ?? 0)}
+                      >
+                        Promote v{workflow.pending_versions.at(-1)}
+                      </button>
+                    )}
                   </td>
                 </tr>
               ))}

@@ -264,6 +264,12 @@ export function RunPage({ id }: { id: string }) {
               <dd title={run.created_by}>{run.created_by_name ?? run.created_by}</dd>
             </>
           )}
+          {run.authored_by && run.authored_by !== run.created_by && (
+            <>
+              <dt>Written by</dt>
+              <dd title={run.authored_by}>{run.authored_by_name ?? run.authored_by}</dd>
+            </>
+          )}
         </dl>
         {run.error && (
           <div role="alert" className="error run-error">

@@ -11,10 +11,19 @@ export interface WorkflowLists {
   hooks: Hook[];
 }
 
-/** The saved workflows, their schedules and the hooks that start them, read together. */
-export function useWorkflowLists(): { lists: WorkflowLists | undefined; error: string | null } {
+/**
+ * The saved workflows, their schedules and the hooks that start them, read together; `reload`
+ * reads them again (after a promotion changed which version and schedules are live).
+ */
+export function useWorkflowLists(): {
+  lists: WorkflowLists | undefined;
+  error: string | null;
+  reload: () => void;
+} {
   const [lists, setLists] = useState<WorkflowLists | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
+  const [round, setRound] = useState(0);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `round` is what asks for a new read
   useEffect(() => {
     Promise.all([
       answer(api.GET("/api/workflows")),
@@ -27,6 +36,6 @@ export function useWorkflowLists(): { lists: WorkflowLists | undefined; error: s
       },
       (caught: unknown) => setError(caught instanceof Error ? caught.message : String(caught)),
     );
-  }, []);
-  return { lists, error };
+  }, [round]);
+  return { lists, error, reload: () => setRound((n) => n + 1) };
 }

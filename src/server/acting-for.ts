@@ -1,0 +1,56 @@
+import type { Store } from "../store/index.js";
+import type { Principal } from "./auth.js";
+
+/**
+ * Who a stored id is: the `created_by` of a hook, a schedule, a saved version or a run names an
+ * API token or a user. Role and tenant are read now, not when the id was stored, so a user made
+ * a member since acts as a member; a token or user gone has no rights at all.
+ */
+export interface Actor {
+  role: "admin" | "member";
+  tenant_id: string | null;
+  /** The user behind the id: the user itself, or the personal token's owner; null for others. */
+  user_id: string | null;
+}
+
+export async function actorOf(
+  store: Pick<Store, "tokens" | "users">,
+  id: string | null,
+): Promise<Actor | undefined> {
+  if (id === null) return undefined;
+  const token = await store.tokens.get(id);
+  if (token) {
+    if (token.user_id === null) {
+      return { role: token.kind === "admin" ? "admin" : "member", tenant_id: token.tenant_id, user_id: null };
+    }
+    const owner = await store.users.get(token.user_id);
+    return owner ? { role: owner.role, tenant_id: owner.tenant_id, user_id: owner.id } : undefined;
+  }
+  const user = await store.users.get(id);
+  return user ? { role: user.role, tenant_id: user.tenant_id, user_id: user.id } : undefined;
+}
+
+/** A platform admin (an admin outside any tenant): its runs may call any destination. */
+export function isPlatformAdminActor(actor: Actor | undefined): boolean {
+  return actor?.role === "admin" && actor.tenant_id === null;
+}
+
+/**
+ * Whether `principal` may act for the trigger `ownerId` made in `tenantId`: an admin of that
+ * tenant (or a platform admin) may act for anyone's; anyone else only for their own (the same
+ * token, the same user, or a personal token of theirs).
+ */
+export async function mayActFor(
+  store: Pick<Store, "tokens" | "users">,
+  principal: Principal,
+  ownerId: string | null,
+  tenantId: string | null,
+): Promise<boolean> {
+  if (principal.kind === "stream" || principal.kind === "runner") return false;
+  if (principal.role === "admin" && (principal.tenant_id === null || principal.tenant_id === tenantId))
+    return true;
+  if (ownerId === null) return false;
+  if (ownerId === principal.token_id || ownerId === principal.user_id) return true;
+  if (principal.user_id === null) return false;
+  return (await actorOf(store, ownerId))?.user_id === principal.user_id;
+}
