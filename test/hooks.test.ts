@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
@@ -37,15 +38,19 @@ let secret: string;
 const onPush = (dir: string) => `name: on-push
 vars:
   OUT: ${dir}
+inputs:
+  HOOK_BRANCH: {type: string, max_length: 200}
+  HOOK_MESSAGE: {type: string, max_length: 4000}
+  HOOK_MISSING:
 steps:
   - name: record
     action: shell.run
     args:
       cwd: ${dir}
       script: |
-        printf '%s' "$BRANCH" > "$OUT/branch-$RUNYARD_RUN_ID"
-        printf '%s' "$MESSAGE" > "$OUT/message-$RUNYARD_RUN_ID"
-        printf '%s' "$MISSING" > "$OUT/missing-$RUNYARD_RUN_ID"
+        printf '%s' "$HOOK_BRANCH" > "$OUT/branch-$RUNYARD_RUN_ID"
+        printf '%s' "$HOOK_MESSAGE" > "$OUT/message-$RUNYARD_RUN_ID"
+        printf '%s' "$HOOK_MISSING" > "$OUT/missing-$RUNYARD_RUN_ID"
 `;
 
 const sign = (body: string, key = secret) => `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
@@ -111,11 +116,11 @@ beforeAll(async () => {
       "--workflow",
       "on-push",
       "--var",
-      "BRANCH=$.ref",
+      "HOOK_BRANCH=$.ref",
       "--var",
-      "MESSAGE=$.head_commit.message",
+      "HOOK_MESSAGE=$.head_commit.message",
       "--var",
-      "MISSING=$.pull_request.head.ref",
+      "HOOK_MISSING=$.pull_request.head.ref",
       "--server",
       server.url,
       "--token",
@@ -149,7 +154,7 @@ describe("signed webhooks", () => {
       "x-github-delivery": "d-1",
     });
     expect(answer.status, JSON.stringify(answer.body)).toBe(202);
-    expect(answer.body.missing_vars).toEqual(["MISSING"]);
+    expect(answer.body.missing_vars).toEqual(["HOOK_MISSING"]);
     const runId = answer.body.run_id ?? "";
     expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
     expect(readFileSync(join(out, `branch-${runId}`), "utf8")).toBe("refs/heads/main");
@@ -374,16 +379,28 @@ describe("signed webhooks", () => {
       (await create({ name: "short", workflow: "on-push", secret: "tooshort" })).body.error.message,
     ).toContain("the secret must be 16 to 256 characters long");
     expect(
-      (await create({ name: "path", workflow: "on-push", vars: { BRANCH: "ref" } })).body.error.message,
-    ).toBe('vars.BRANCH: "ref" is not a path into the body: it must start with $');
-    expect(
-      (await create({ name: "varname", workflow: "on-push", vars: { "1X": "$.ref" } })).body.error.message,
-    ).toContain("is not a valid variable name");
-    // A delivery's body must not choose the loader's preload, the command search path or runyard's own.
-    for (const name of ["LD_PRELOAD", "PATH", "BASH_ENV", "RUNYARD_RUN_ID"]) {
-      const refused = await create({ name: "steer", workflow: "on-push", vars: { [name]: "$.ref" } });
+      (await create({ name: "path", workflow: "on-push", vars: { HOOK_BRANCH: "ref" } })).body.error.message,
+    ).toBe('vars.HOOK_BRANCH: "ref" is not a path into the body: it must start with $');
+    // A delivery's body fills declared inputs only, never a name a program reads as a setting.
+    for (const name of [
+      "MAKEFLAGS",
+      "GLIBC_TUNABLES",
+      "OPENSSL_CONF",
+      "HTTPS_PROXY",
+      "LD_PRELOAD",
+      "PATH",
+      "HOOK_UNDECLARED",
+    ]) {
+      const refused = await api<{ error: { message: string; hint: string } }>(
+        server.url,
+        "POST",
+        "/api/hooks",
+        { name: "steer", workflow: "on-push", vars: { [name]: "$.head_commit.message" } },
+        acme,
+      );
       expect(refused.status, name).toBe(400);
-      expect(refused.body.error.message, name).toMatch(/decides? how a step.s programs run/);
+      expect(refused.body.error.message, name).toContain(`is not an input of saved workflow on-push`);
+      expect(refused.body.error.hint, name).toContain("inputs: {HOOK_");
     }
     const { body } = await api<{ hooks: Array<{ name: string }> }>(
       server.url,
@@ -423,7 +440,7 @@ describe("signed webhooks", () => {
     });
     expect(listed.stdout).toMatch(/acme-given\s+on-push\s+-\s+http/);
     expect(listed.stdout).toContain(
-      "BRANCH=$.ref MESSAGE=$.head_commit.message MISSING=$.pull_request.head.ref",
+      "HOOK_BRANCH=$.ref HOOK_MESSAGE=$.head_commit.message HOOK_MISSING=$.pull_request.head.ref",
     );
     const removed = await runCli(["hook", "rm", "acme-given", "--server", server.url, "--token", acme], {
       cwd: tempDir(),
@@ -446,6 +463,127 @@ describe("signed webhooks", () => {
       ]),
     );
   }, 60_000);
+});
+
+describe("what a delivery's body can reach: declared inputs only", () => {
+  const typed = `name: typed
+inputs:
+  HOOK_PR: {type: integer}
+  HOOK_REF: {type: string, max_length: 10}
+  HOOK_DRAFT: {type: boolean, default: "false"}
+steps:
+  - name: say
+    action: cmd.run
+    args:
+      cmd: echo $HOOK_PR $HOOK_REF $HOOK_DRAFT
+`;
+  let key = "";
+
+  beforeAll(async () => {
+    const saved = await api(server.url, "POST", "/api/workflows", { name: "typed", workflow: typed }, acme);
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const made = await api<{ secret: string; url: string }>(
+      server.url,
+      "POST",
+      "/api/hooks",
+      {
+        name: "typed-push",
+        workflow: "typed",
+        vars: { HOOK_PR: "$.number", HOOK_REF: "$.ref", HOOK_DRAFT: "$.draft" },
+      },
+      acme,
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    key = made.body.secret;
+    deliveryPaths.set("typed-push", made.body.url);
+  });
+
+  it("refuses at save, at its line and column, an input named as a program's setting", async () => {
+    const refused = await api<{ error: { code: string; message: string } }>(
+      server.url,
+      "POST",
+      "/api/workflows",
+      {
+        name: "steered",
+        file: "steered.yaml",
+        workflow:
+          "name: steered\ninputs:\n  MAKEFLAGS: {type: string}\nsteps:\n  - {name: a, action: cmd.run, args: {cmd: make}}\n",
+      },
+      acme,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe("WORKFLOW_INVALID");
+    expect(refused.body.error.message).toContain(
+      'steered.yaml:3:3: input "MAKEFLAGS" must be named HOOK_ and capitals, digits or _',
+    );
+    expect(refused.body.error.message).toContain("call it HOOK_MAKEFLAGS");
+  });
+
+  it("refuses a value that does not fit its input's type or length, starting nothing", async () => {
+    const before = await runCount(acme);
+    const cases: Array<[unknown, string]> = [
+      [{ number: "12; rm -rf /", ref: "main" }, "$.number (for input HOOK_PR) is not an integer"],
+      [{ number: 7, ref: "x".repeat(11) }, "$.ref (for input HOOK_REF) is longer than its max_length of 10"],
+      [{ number: 7, ref: "main", draft: "yes" }, "$.draft (for input HOOK_DRAFT) is not true or false"],
+    ];
+    for (const [payload, message] of cases) {
+      const body = JSON.stringify(payload);
+      const answer = await deliver("typed-push", body, { "x-hub-signature-256": sign(body, key) });
+      expect(answer.status, body).toBe(400);
+      expect(answer.body.error?.message).toBe(message);
+    }
+    expect(await runCount(acme)).toBe(before);
+    const body = JSON.stringify({ number: 7, ref: "main" });
+    const answer = await deliver("typed-push", body, { "x-hub-signature-256": sign(body, key) });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    expect(answer.body.missing_vars).toEqual(["HOOK_DRAFT"]);
+    const { body: run } = await api<{ inputs: Record<string, string> }>(
+      server.url,
+      "GET",
+      `/api/runs/${answer.body.run_id}`,
+      undefined,
+      acme,
+    );
+    expect(run.inputs).toMatchObject({ HOOK_PR: "7", HOOK_REF: "main", HOOK_DRAFT: "false" });
+  });
+
+  it("refuses, at inputs:, a save that drops an input a hook fills", async () => {
+    const dropped = typed
+      .replace("  HOOK_REF: {type: string, max_length: 10}\n", "")
+      .replace(" $HOOK_REF", "");
+    const refused = await api<{ error: { code: string; message: string } }>(
+      server.url,
+      "POST",
+      "/api/workflows",
+      { name: "typed", file: "typed.yaml", workflow: dropped },
+      acme,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toContain(
+      "typed.yaml:2:1: hook typed-push fills HOOK_REF, which inputs: does not declare",
+    );
+    const shown = await api<{ version: number }>(server.url, "GET", "/api/workflows/typed", undefined, acme);
+    expect(shown.body.version).toBe(1);
+  });
+
+  it("refuses a delivery to a hook that fills an undeclared name (made before inputs), naming the fix", async () => {
+    // A hook stored before inputs were declared: it fills MAKEFLAGS, as hooks could then.
+    const db = new Database(join(server.home, "runyard.db"));
+    db.prepare("update hooks set vars = ? where name = ?").run(
+      JSON.stringify({ MAKEFLAGS: "$.head_commit.message" }),
+      "typed-push",
+    );
+    db.close();
+    const before = await runCount(acme);
+    const body = JSON.stringify({ head_commit: { message: "--eval=$(shell touch /tmp/pwned)" } });
+    const answer = await deliver("typed-push", body, { "x-hub-signature-256": sign(body, key) });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error?.message).toContain(
+      "hook typed-push fills MAKEFLAGS, which saved workflow typed does not declare in its inputs:",
+    );
+    expect(answer.body.error?.hint).toContain("--var 'HOOK_MAKEFLAGS=$.head_commit.message'");
+    expect(await runCount(acme)).toBe(before);
+  });
 });
 
 const adminUrl = inject("postgresAdminUrl");

@@ -329,12 +329,13 @@ const cases: Case[] = [
     url: async () => {
       await call("POST", "/api/workflows", adminToken, {
         name: "strict-hooked",
-        workflow: 'steps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n',
+        workflow:
+          'inputs: {HOOK_BRANCH: }\nsteps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n',
       });
       return "/api/hooks";
     },
     token: () => adminToken,
-    body: { name: "strict-hook", workflow: "strict-hooked", vars: { BRANCH: "$.ref" } },
+    body: { name: "strict-hook", workflow: "strict-hooked", vars: { HOOK_BRANCH: "$.ref" } },
     status: 201,
   },
   {

@@ -10,7 +10,7 @@ type HookView = components["schemas"]["Hook"];
 type HookCreated = HookView & { secret?: string };
 
 /**
- * `runyard hook create NAME --workflow W [--secret-stdin] [--var BRANCH=$.ref ...]`: makes a
+ * `runyard hook create NAME --workflow W [--secret-stdin] [--var HOOK_BRANCH=$.ref ...]`: makes a
  * signed webhook that runs a saved workflow. A generated secret is printed this once.
  */
 export async function hookCreate(
@@ -22,7 +22,7 @@ export async function hookCreate(
   try {
     vars = parseVarFlags(flags.var);
   } catch {
-    throw new RunyardError("USAGE", "--var takes NAME=$.path, e.g. --var BRANCH=$.ref", {
+    throw new RunyardError("USAGE", "--var takes NAME=$.path, e.g. --var HOOK_BRANCH=$.ref", {
       hint: "NAME is letters, digits and _; the path picks a value from each delivery's JSON body.",
     });
   }

@@ -485,7 +485,7 @@ function buildProgram(
       .option("--secret-stdin", "read the secret from standard input instead of generating one")
       .option(
         "--var <NAME=$.path>",
-        "a run variable picked from the delivery's JSON body (repeatable)",
+        "an input the workflow declares (inputs:, HOOK_...) picked from the delivery's JSON body (repeatable)",
         collect,
         [],
       )

@@ -181,8 +181,27 @@ export interface Workflow {
   concurrency?: ConcurrencySpec;
   /** `schedule:`: when a saved workflow runs on its own; a file run directly ignores them. */
   schedules?: ScheduleSpec[];
+  /**
+   * `inputs:`: what a hook's delivery may fill, by name (each `HOOK_...`); their defaults are in
+   * `vars` too, so steps read them as any variable. Absent: a hook may fill nothing.
+   */
+  inputs?: Record<string, InputSpec>;
+  /** Where `inputs:` is written (its key), for a save refused because of a hook. */
+  inputsPos?: SourcePos;
   /** `max_parallel`: at most this many steps (matrix combinations each count) run at once. */
   maxParallel?: number;
+}
+
+/** The type of a workflow's input: what a delivery's value must read as. */
+export type InputType = "string" | "integer" | "boolean";
+
+/** One declared input (`inputs: {HOOK_BRANCH: {type: string, max_length: 200}}`). */
+export interface InputSpec {
+  type: InputType;
+  /** The longest value, in characters. */
+  maxLength: number;
+  /** Its value when a delivery gives none (or a run by hand sets none); "" unless declared. */
+  default: string;
 }
 
 /** One problem found while reading a workflow file. */

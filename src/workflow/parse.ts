@@ -18,6 +18,7 @@ import { matrixLimit as maxParallelLimit } from "./matrix.js";
 import type { Diagnostic, Workflow } from "./model.js";
 import { readConcurrency } from "./parse-concurrency.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
+import { readInputs } from "./parse-inputs.js";
 import { readNotify } from "./parse-notify.js";
 import { readSchedules } from "./parse-schedule.js";
 import { readSteps } from "./parse-steps.js";
@@ -44,6 +45,7 @@ const topLevelKeys = [
   "steps",
   "concurrency",
   "schedule",
+  "inputs",
 ];
 
 /** What to do about the YAML syntax errors people make most. */
@@ -115,6 +117,21 @@ export function parseWorkflow(
   if (fields.has("description")) reader.text(value("description"), "description");
   if (fields.has("concurrency")) workflow.concurrency = readConcurrency(reader, value("concurrency"));
   if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
+  const inputsField = fields.get("inputs");
+  if (inputsField) {
+    workflow.inputs = readInputs(reader, inputsField.value);
+    workflow.inputsPos = reader.pos(inputsField.key);
+    for (const [name, input] of Object.entries(workflow.inputs)) {
+      if (name in workflow.vars) {
+        reader.report(
+          inputsField.key,
+          `${name} is both in vars: and in inputs:`,
+          "declare it in inputs: only",
+        );
+      }
+      workflow.vars[name] = input.default;
+    }
+  }
   const maxParallel = fields.has("max_parallel") ? readMaxParallel(reader, value("max_parallel")) : undefined;
   if (maxParallel !== undefined) workflow.maxParallel = maxParallel;
 

@@ -14,6 +14,8 @@ let up: Up;
 let browser: Browser;
 
 const saved = `name: nightly
+inputs:
+  HOOK_BRANCH: {type: string, max_length: 255}
 schedule:
   cron: "30 2 * * *"
   timezone: Europe/Berlin
@@ -38,7 +40,7 @@ describe.skipIf(!haveBrowser)("the Workflows page", () => {
     const hook = await api(up.url, "POST", "/api/hooks", {
       name: "nightly-on-push",
       workflow: "nightly",
-      vars: { BRANCH: "$.ref" },
+      vars: { HOOK_BRANCH: "$.ref" },
     });
     expect(hook.status, JSON.stringify(hook.body)).toBe(201);
   }, 60_000);
@@ -61,7 +63,7 @@ describe.skipIf(!haveBrowser)("the Workflows page", () => {
       for (const row of rows) await row.waitFor();
       await expect.poll(() => rows[1]!.textContent()).toContain("30 2 * * *");
       expect(await rows[1]!.textContent()).toContain("Europe/Berlin");
-      expect(await rows[2]!.textContent()).toContain("BRANCH = $.ref");
+      expect(await rows[2]!.textContent()).toContain("HOOK_BRANCH = $.ref");
       for (const row of rows) {
         const name = row.locator("th");
         await name.scrollIntoViewIfNeeded();

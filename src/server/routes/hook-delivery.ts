@@ -5,6 +5,8 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { newRunId } from "../../core/ids.js";
 import type { HookRecord } from "../../store/index.js";
+import type { InputSpec } from "../../workflow/model.js";
+import { inputPrefix, inputValueProblem } from "../../workflow/parse-inputs.js";
 import { tenantPrincipal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
@@ -14,8 +16,6 @@ import { publicRoute } from "../openapi.js";
 
 /** The largest delivery body: a push of many commits is well under it. */
 export const maxHookBodyBytes = 2 * 1024 * 1024;
-/** The largest value a delivery may give one variable: it travels as an environment variable. */
-const maxHookVarBytes = 64 * 1024;
 /**
  * The header naming a delivery (GitHub's); the same id delivered again starts no second run, nor
  * does the same body under another id or none (only the body is signed).
@@ -54,7 +54,7 @@ const RunStarted = z.object({
   run_id: z.string(),
   missing_vars: z
     .array(z.string())
-    .describe("variables whose path the body does not have: the run got them empty"),
+    .describe("inputs whose path the body does not have: the run got their default"),
 });
 const NoNewRun = z.object({
   run_id: z
@@ -64,33 +64,42 @@ const NoNewRun = z.object({
   note: z.string(),
 });
 
-/** The run variables a delivery's body gives, and those whose path it does not have (empty). */
-function pickVars(hook: HookRecord, body: unknown): { vars: Record<string, string>; missing: string[] } {
+/**
+ * The inputs a delivery's body gives, each checked against its declaration (type, length), and
+ * those whose path it does not have (the declared default). A hook made before inputs were
+ * declared, filling a name its workflow does not declare, is refused with the fix.
+ */
+function pickInputs(
+  hook: HookRecord,
+  inputs: Record<string, InputSpec>,
+  body: unknown,
+): { vars: Record<string, string>; missing: string[] } {
   const vars: Record<string, string> = {};
   const missing: string[] = [];
   for (const [name, path] of Object.entries(hook.vars)) {
+    const input = inputs[name];
+    if (!input) {
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `hook ${hook.name} fills ${name}, which saved workflow ${hook.workflow} does not declare in its inputs:; nothing was started`,
+        {
+          hint: `A delivery's values reach steps only as declared inputs named ${inputPrefix}...: declare inputs: {${inputPrefix}${name.replace(/^HOOK_/, "")}: {type: string}} in ${hook.workflow} and read that variable, then make the hook again (runyard hook rm ${hook.name}; runyard hook create ${hook.name} --workflow ${hook.workflow} --var '${inputPrefix}${name.replace(/^HOOK_/, "")}=${path}').`,
+        },
+      );
+    }
     const value = pickJsonPath(body, parseJsonPath(path));
-    if (value === undefined) missing.push(name);
-    const text = value ?? "";
-    if (text.includes("\0")) {
-      throw new RunyardError(
-        "INVALID_INPUT",
-        `${path} (for ${name}) holds a NUL byte, which no environment variable can`,
-        {
-          hint: "Pick a field without NUL bytes; nothing was started.",
-        },
-      );
+    if (value === undefined) {
+      missing.push(name);
+      vars[name] = input.default;
+      continue;
     }
-    if (Buffer.byteLength(text, "utf8") > maxHookVarBytes) {
-      throw new RunyardError(
-        "INVALID_INPUT",
-        `${path} (for ${name}) is longer than ${maxHookVarBytes} bytes`,
-        {
-          hint: "Pick a smaller field (a name, an id, a ref), not a whole object; nothing was started.",
-        },
-      );
+    const problem = inputValueProblem(input, value);
+    if (problem) {
+      throw new RunyardError("INVALID_INPUT", `${path} (for input ${name}) ${problem}`, {
+        hint: `${name} is declared as ${input.type}${input.type === "string" ? ` of at most ${input.maxLength} characters` : ""}: pick a field that fits, or change its declaration in inputs:; nothing was started.`,
+      });
     }
-    vars[name] = text;
+    vars[name] = value;
   }
   return { vars, missing };
 }
@@ -116,7 +125,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         schema: {
           operationId: "deliverHook",
           summary: "Deliver a signed webhook (no token: the signature is the credential)",
-          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's \`url\`: random for hooks made now, the name for hooks made when names were unique across the server. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow is queued at once (202), with the hook's variables picked from the body (a path the body lacks gives an empty value, listed in \`missing_vars\`); the run's trigger is \`webhook\`.`,
+          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's \`url\`: random for hooks made now, the name for hooks made when names were unique across the server. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow (its live version) is queued at once (202), with the hook's inputs picked from the body: each must fit its declaration in the workflow's \`inputs:\` (type, max_length; 400 and nothing started otherwise), and a path the body lacks gives the input's default, listed in \`missing_vars\`. The run's trigger is \`webhook\`.`,
           tags: ["hooks"],
           security: publicRoute,
           params: DeliveryParams,
@@ -178,11 +187,11 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         }
         const hook = await deps.store.hooks.byId(id);
         if (!hook) throw new RunyardError("NOT_FOUND", "the hook was removed");
-        const { vars, missing } = pickVars(hook, body);
-        await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
         // The version promoted for the name's triggers, not merely the newest: a newer one saved by
         // someone who may not act for this hook waits until its owner or an admin promotes it.
-        const saved = await deps.savedWorkflows.live(hook.tenant_id, hook.workflow);
+        const { saved, inputs } = await deps.savedWorkflows.liveInputs(hook.tenant_id, hook.workflow);
+        const { vars, missing } = pickInputs(hook, inputs, body);
+        await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
         const owner = await deps.savedWorkflows.triggerOwner(hook.created_by);
         const runId = newRunId();
         // The signature covers the body only, not the headers: the same body again, under another

@@ -4,13 +4,13 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
+import type { InputSpec } from "../../workflow/model.js";
+import { inputPrefix } from "../../workflow/parse-inputs.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
-import { hookVarNameRefusal } from "../hooks/hook-var-names.js";
 import { parseJsonPath } from "../hooks/json-path.js";
 import { checkSavedName } from "../runs/saved-workflows.js";
 import { hookDeliveryRoute } from "./hook-delivery.js";
@@ -47,7 +47,9 @@ const CreateHookBody = z.strictObject({
   vars: z
     .record(z.string().max(maxNameLength), z.string().max(maxNameLength))
     .default({})
-    .describe('run variables picked from each delivery\'s JSON body, e.g. {"BRANCH": "$.ref"}'),
+    .describe(
+      'inputs of the workflow (its `inputs:`, each HOOK_...) picked from each delivery\'s JSON body, e.g. {"HOOK_BRANCH": "$.ref"}',
+    ),
 });
 
 const HookView = z.object({
@@ -102,8 +104,12 @@ function checkSecret(secret: string): void {
   );
 }
 
-/** `{BRANCH: "$.ref"}`: names travel as environment variables; each path must read. */
-function checkVars(vars: Record<string, string>): void {
+/**
+ * `{HOOK_BRANCH: "$.ref"}`: a delivery's values are data, never settings. Each name is an input
+ * the workflow's live version declares (`inputs:`, every one `HOOK_...`: no program reads such a
+ * variable as its configuration, as it may read MAKEFLAGS or OPENSSL_CONF); each path must read.
+ */
+function checkVars(vars: Record<string, string>, inputs: Record<string, InputSpec>, workflow: string): void {
   const names = Object.keys(vars);
   if (names.length > maxHookVars) {
     throw new RunyardError(
@@ -112,20 +118,19 @@ function checkVars(vars: Record<string, string>): void {
     );
   }
   for (const [name, path] of Object.entries(vars)) {
-    if (!isVariableName(name)) {
+    if (!(name in inputs)) {
+      const shown = JSON.stringify(name.slice(0, 40));
+      const suggested = `${inputPrefix}${name
+        .toUpperCase()
+        .replace(/^HOOK_/, "")
+        .replace(/[^A-Z0-9_]+/g, "_")}`.slice(0, 60);
       throw new RunyardError(
         "INVALID_INPUT",
-        `vars: ${JSON.stringify(name.slice(0, 40))} is not a valid variable name`,
+        `vars: ${shown} is not an input of saved workflow ${workflow}: a delivery fills only the inputs its workflow declares`,
         {
-          hint: `Variables reach steps as environment variables: ${variableNameHint}.`,
+          hint: `Declare it in the workflow (inputs: {${suggested}: {type: string, max_length: 200}}; names start with ${inputPrefix}, which no program reads as a setting), save it, and pick it: --var '${suggested}=${path.slice(0, 60)}'.`,
         },
       );
-    }
-    const refusal = hookVarNameRefusal(name);
-    if (refusal !== undefined) {
-      throw new RunyardError("INVALID_INPUT", `vars: ${refusal}, so a delivery may not set ${name}`, {
-        hint: "Name the variable for what it holds (e.g. BRANCH, COMMIT_MESSAGE); the step can pass it on where it is needed.",
-      });
     }
     try {
       parseJsonPath(path);
@@ -170,10 +175,10 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
       checkSavedName(workflow);
       const given = request.body.secret;
       if (given !== undefined) checkSecret(given);
-      checkVars(vars);
       const tenant = principal.tenant_id;
       // The saved workflow must be the tenant's own (NOT_FOUND otherwise, as for a missing one).
-      await deps.savedWorkflows.get(tenant, workflow);
+      const { inputs } = await deps.savedWorkflows.liveInputs(tenant, workflow);
+      checkVars(vars, inputs, workflow);
       const secret = given ?? randomBytes(32).toString("hex");
       const hook = await deps.store.hooks.create({
         id: newId("hook"),

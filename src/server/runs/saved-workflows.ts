@@ -1,7 +1,7 @@
 import { RunyardError } from "../../core/errors.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
-import type { Workflow } from "../../workflow/model.js";
+import type { Diagnostic, InputSpec, Workflow } from "../../workflow/model.js";
 import { workflowProblemsError } from "../../workflow/model.js";
 import { nextTick, type ScheduleSpec } from "../../workflow/schedule.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
@@ -107,6 +107,7 @@ export class SavedWorkflows {
     checkSavedName(input.name);
     const file = input.file ?? `${input.name}.yaml`;
     const workflow = await this.parse(input.workflow, file);
+    await this.checkHookInputs(input.tenantId, input.name, workflow, file);
     const schedules = this.schedulesOf(workflow, file);
     const blocking = await this.blockingTriggers(input.tenantId, input.name, input.saver);
     const record = await this.store.savedWorkflows.save({
@@ -175,6 +176,42 @@ export class SavedWorkflows {
     }
     const record = await this.get(tenantId, name, version);
     return { ...record, schedules, previous: live?.version ?? null };
+  }
+
+  /**
+   * Refuses a version that does not declare, in `inputs:`, every variable a hook of the name
+   * fills: once live, that hook's deliveries would be refused. At `inputs:` (or the file's top).
+   */
+  private async checkHookInputs(
+    tenantId: string | null,
+    name: string,
+    workflow: Workflow,
+    file: string,
+  ): Promise<void> {
+    const declared = workflow.inputs ?? {};
+    const at = workflow.inputsPos ?? { line: 1, col: 1 };
+    const problems: Diagnostic[] = [];
+    for (const hook of (await this.store.hooks.list(tenantId)).filter((h) => h.workflow === name)) {
+      const undeclared = Object.keys(hook.vars).filter((v) => !(v in declared));
+      if (undeclared.length === 0) continue;
+      problems.push({
+        file,
+        ...at,
+        message: `hook ${hook.name} fills ${undeclared.join(", ")}, which inputs: does not declare`,
+        hint: `declare ${undeclared.length === 1 ? "it" : "each"} under inputs: (e.g. inputs: {${undeclared[0]}: {type: string, max_length: 200}}), or remove the hook (runyard hook rm ${hook.name}); nothing was saved`,
+      });
+    }
+    if (problems.length > 0) throw workflowProblemsError(file, problems);
+  }
+
+  /** The live version of a name and the inputs it declares (what a hook may fill). */
+  async liveInputs(
+    tenantId: string | null,
+    name: string,
+  ): Promise<{ saved: SavedWorkflowRecord; inputs: Record<string, InputSpec> }> {
+    const saved = await this.live(tenantId, name);
+    const workflow = await this.parse(saved.workflow, saved.file);
+    return { saved, inputs: workflow.inputs ?? {} };
   }
 
   /** The hooks and schedules bound to a name that `principal` may not act for. */
