@@ -18,9 +18,16 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
 });
 
-/** Per-second crons keep these tests short: the server's floor (a minute by default) is lowered. */
+/**
+ * Per-second crons keep these tests short: the server's floor (a minute by default) is lowered,
+ * and the cap on a tenant's scheduled runs an hour raised to match.
+ */
 async function server(home = tempDir(), env: Record<string, string> = {}): Promise<TestServer> {
-  const s = await startTestServer(home, { RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS: "1", ...env });
+  const s = await startTestServer(home, {
+    RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS: "1",
+    RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "100000",
+    ...env,
+  });
   started.push(s.proc);
   return s;
 }
@@ -98,6 +105,84 @@ describe("schedules on one server (SQLite)", () => {
         })
       ).status,
     ).toBe(201);
+  });
+
+  it("judges a workflow's entries together: refuses identical ones at their line and column, and entries that together fire more than once a minute", async () => {
+    const s = await startTestServer();
+    started.push(s.proc);
+    const twice = await api<{ error: { code: string; message: string; hint: string } }>(
+      s.url,
+      "POST",
+      "/api/workflows",
+      {
+        name: "twice",
+        file: "twice.yaml",
+        workflow: scheduled(
+          '\n  - {cron: "*/5 * * * *"}\n  - {cron: "0 3 * * *"}\n  - {cron: "*/5  * * * *"}',
+        ),
+      },
+    );
+    expect(twice.status).toBe(400);
+    expect(twice.body.error.code).toBe("WORKFLOW_INVALID");
+    expect(twice.body.error.message).toContain(
+      'twice.yaml:5:5: schedule[2] repeats schedule[0] (cron "*/5  * * * *" in UTC): the two would start two runs at every tick',
+    );
+    // Each entry fires once a minute; together they fire every 30 seconds.
+    const together = await api<{ error: { code: string; message: string; hint: string } }>(
+      s.url,
+      "POST",
+      "/api/workflows",
+      {
+        name: "together",
+        file: "together.yaml",
+        workflow: scheduled('\n  - {cron: "0 * * * * *"}\n  - {cron: "30 * * * * *"}'),
+      },
+    );
+    expect(together.status).toBe(400);
+    expect(together.body.error.message).toBe(
+      'together.yaml: schedules "0 * * * * *" and "30 * * * * *" together fire 30 s apart; this server allows a workflow\'s schedules to fire at most once in 60 s together',
+    );
+    expect(together.body.error.hint).toContain("the entries of one workflow count together");
+    expect((await api<{ workflows: unknown[] }>(s.url, "GET", "/api/workflows")).body.workflows).toEqual([]);
+  });
+
+  it("refuses at save a schedule that could take its tenant past the scheduled runs an hour the server allows", async () => {
+    const s = await startTestServer(tempDir(), { RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "100" });
+    started.push(s.proc);
+    const acme = (
+      await api<{ token: string }>(s.url, "POST", "/api/tokens", {
+        kind: "user",
+        name: "acme",
+        tenant_id: "acme",
+      })
+    ).body.token;
+    const globex = (
+      await api<{ token: string }>(s.url, "POST", "/api/tokens", {
+        kind: "user",
+        name: "globex",
+        tenant_id: "globex",
+      })
+    ).body.token;
+    const saveAs = (token: string, name: string, cron: string) =>
+      api<{ error: { code: string; message: string; hint: string } }>(
+        s.url,
+        "POST",
+        "/api/workflows",
+        { name, file: `${name}.yaml`, workflow: scheduled(`{cron: "${cron}"}`) },
+        token,
+      );
+    expect((await saveAs(acme, "every-minute", "* * * * *")).status).toBe(201);
+    expect((await saveAs(acme, "every-two", "*/2 * * * *")).status).toBe(201);
+    const over = await saveAs(acme, "every-five", "*/5 * * * *");
+    expect(over.status).toBe(400);
+    expect(over.body.error.message).toBe(
+      "every-five.yaml: the schedules of tenant acme could start 102 runs in an hour (this workflow's 12, the others' 90); this server allows 100 scheduled runs an hour per tenant",
+    );
+    expect(over.body.error.hint).toContain("RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR");
+    // Another tenant has a cap of its own; a new version of a workflow counts instead of its old one.
+    expect((await saveAs(globex, "every-five", "*/5 * * * *")).status).toBe(201);
+    expect((await saveAs(acme, "every-minute", "*/6 * * * *")).status).toBe(201);
+    expect((await saveAs(acme, "every-five", "*/5 * * * *")).status).toBe(201);
   });
 
   it("fires a saved workflow's ticks as runs with trigger schedule, skips a tick while its run still runs, and stops when removed", async () => {

@@ -59,6 +59,7 @@ async function start(
     auditRetentionDays: config.auditRetentionDays,
     idempotencyKeyHours: config.idempotencyKeyHours,
     scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,
+    scheduleMaxRunsPerHour: config.scheduleMaxRunsPerHour,
     repoRoutes: config.repos,
     outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
     agentCwdRoots: config.agentCwdRoots,

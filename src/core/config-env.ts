@@ -72,6 +72,7 @@ export const envNames: Record<keyof Config, string[]> = {
   retryFor: ["RUNYARD_RETRY_FOR"],
   scheduleMinIntervalSeconds: ["RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS"],
   parseBudgetMs: ["RUNYARD_PARSE_BUDGET_MS"],
+  scheduleMaxRunsPerHour: ["RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR"],
   quotas: [],
   repos: [],
   directHosts: [],

@@ -325,6 +325,11 @@ export const configSchema = z.object({
    * thread before it is stopped and refused. See docs/security.md "Workflow size and aliases".
    */
   parseBudgetMs: z.coerce.number().int().min(1).max(600_000).default(10_000),
+  /**
+   * Server: a tenant's schedules may start at most this many runs an hour together, checked when
+   * a version with `schedule:` is saved or promoted. See docs/workflows.md "Schedules".
+   */
+  scheduleMaxRunsPerHour: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
   /** The ADOS runner's `repos:` (config file only): which runner group works on which repository. */

@@ -45,6 +45,8 @@ export const defaultAuditRetentionDays = 90;
 const bookkeepingRetentionMs = 30 * 86_400_000;
 /** How often a schedule may fire at most, unless RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS says otherwise. */
 export const defaultScheduleMinIntervalSeconds = 60;
+/** A tenant's scheduled runs an hour at most, unless RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR says otherwise. */
+export const defaultScheduleMaxRunsPerHour = 600;
 
 export interface ServerOptions {
   host: string;
@@ -86,6 +88,8 @@ export interface ServerOptions {
   idempotencyKeyHours?: number;
   /** A schedule may fire at most once in this many seconds (RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS, default 60). */
   scheduleMinIntervalSeconds?: number;
+  /** A tenant's schedules start at most this many runs an hour (RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR, default 600). */
+  scheduleMaxRunsPerHour?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
   /** Bots' lifetime, container limits, network and upload size; default: the avtomatika-bot's. */
@@ -264,6 +268,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     limits: workflowLimits,
     parse: parseWorkflow,
     minScheduleIntervalS: options.scheduleMinIntervalSeconds ?? defaultScheduleMinIntervalSeconds,
+    maxScheduledRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
   });
   const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,

@@ -36,9 +36,25 @@ export function readSchedules(reader: YamlReader, node: unknown): ScheduleSpec[]
       "fold entries into one cron expression with lists (`0 8,12,18 * * *`)",
     );
   }
-  return node.items
-    .map((item, i) => readSchedule(reader, reader.deref(item), `schedule[${i}]`))
-    .filter((spec) => spec !== undefined);
+  const specs: ScheduleSpec[] = [];
+  const seen = new Map<string, number>();
+  for (const [i, item] of node.items.entries()) {
+    const spec = readSchedule(reader, reader.deref(item), `schedule[${i}]`);
+    if (!spec) continue;
+    const key = `${spec.cron.trim().replace(/\s+/g, " ")}\u0000${spec.timezone}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      reader.report(
+        reader.deref(item),
+        `schedule[${i}] repeats schedule[${first}] (cron "${spec.cron}" in ${spec.timezone}): the two would start two runs at every tick`,
+        "remove one of them; to fire at more times, list them in one cron (`0 8,12,18 * * *`)",
+      );
+      continue;
+    }
+    seen.set(key, i);
+    specs.push(spec);
+  }
+  return specs;
 }
 
 function readSchedule(reader: YamlReader, node: unknown, label: string): ScheduleSpec | undefined {

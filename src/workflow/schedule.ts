@@ -61,6 +61,15 @@ export function timeZones(): readonly string[] {
   return [...Intl.supportedValuesOf("timeZone"), "UTC"];
 }
 
+/**
+ * The ticks of one cron, one after another: `next(after)` is the first tick strictly after
+ * `after`. Building a cron costs more than a tick, so a walk over many ticks uses one of these.
+ */
+export function tickWalker(spec: Pick<ScheduleSpec, "cron" | "timezone">): (after: Date) => Date | null {
+  const cron = cronOf(spec);
+  return (after) => cron.nextRun(after);
+}
+
 /** The first tick strictly after `after`; null when the cron has no more. */
 export function nextTick(spec: Pick<ScheduleSpec, "cron" | "timezone">, after: Date): Date | null {
   return cronOf(spec).nextRun(after);

@@ -3,7 +3,8 @@ import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
 import type { Diagnostic, InputSpec, Workflow } from "../../workflow/model.js";
 import { workflowProblemsError } from "../../workflow/model.js";
-import { nextTick, type ScheduleSpec } from "../../workflow/schedule.js";
+import { nextTick } from "../../workflow/schedule.js";
+import { peakRunsPerHour, shortestMergedGap } from "../../workflow/schedule-load.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import { actorOf, isPlatformAdminActor, mayActFor } from "../acting-for.js";
 import { isPlatformAdmin, type Principal, submitterId } from "../auth.js";
@@ -56,23 +57,6 @@ export interface BoundTrigger {
 }
 
 /**
- * The shortest time between two ticks of `spec` among its next few, in ms: a cron such as
- * `0,1 * * * *` fires twice a minute apart once an hour, so the first gap alone would not do.
- */
-function shortestGap(spec: ScheduleSpec, from: Date): number | undefined {
-  let shortest: number | undefined;
-  let previous = nextTick(spec, from);
-  for (let i = 0; previous && i < 60; i++) {
-    const next = nextTick(spec, previous);
-    if (!next) break;
-    const gap = next.getTime() - previous.getTime();
-    shortest = shortest === undefined ? gap : Math.min(shortest, gap);
-    previous = next;
-  }
-  return shortest;
-}
-
-/**
  * Named, versioned workflows per tenant: saved after the same checks as a submitted run, and run
  * by name. A name's hooks and schedules run its live version: a save becomes live when its saver
  * may act for every trigger bound to the name, else it waits (pending) until a tenant admin or
@@ -85,8 +69,10 @@ export class SavedWorkflows {
     private readonly parsing: {
       limits: WorkflowLimits;
       parse: WorkflowParser;
-      /** A schedule may fire at most once in this many seconds; unset: no floor. */
+      /** A saved workflow's schedules together fire at most once in this many seconds; unset: no floor. */
       minScheduleIntervalS?: number;
+      /** A tenant's schedules may start at most this many runs an hour; unset: no cap. */
+      maxScheduledRunsPerHour?: number;
     },
     private readonly now: () => Date = () => new Date(),
   ) {}
@@ -108,7 +94,7 @@ export class SavedWorkflows {
     const file = input.file ?? `${input.name}.yaml`;
     const workflow = await this.parse(input.workflow, file);
     await this.checkHookInputs(input.tenantId, input.name, workflow, file);
-    const schedules = this.schedulesOf(workflow, file);
+    const schedules = await this.schedulesOf(input.tenantId, input.name, workflow, file);
     const blocking = await this.blockingTriggers(input.tenantId, input.name, input.saver);
     const record = await this.store.savedWorkflows.save({
       tenant_id: input.tenantId,
@@ -157,7 +143,12 @@ export class SavedWorkflows {
         },
       );
     }
-    const schedules = this.schedulesOf(await this.parse(saved.workflow, saved.file), saved.file);
+    const schedules = await this.schedulesOf(
+      tenantId,
+      name,
+      await this.parse(saved.workflow, saved.file),
+      saved.file,
+    );
     const promoted = await this.store.savedWorkflows.promote({
       tenant_id: tenantId,
       name,
@@ -243,22 +234,55 @@ export class SavedWorkflows {
     return workflow;
   }
 
-  /** A workflow's `schedule:` entries armed from now, refused when one fires too often. */
-  private schedulesOf(workflow: Workflow, file: string): NewSchedule[] {
+  /**
+   * A workflow's `schedule:` entries armed from now. Refused when its entries together fire more
+   * often than the floor, or when they would take the tenant's schedules past the runs an hour
+   * the server allows (the peak hour of each workflow's schedules, summed: what could happen).
+   */
+  private async schedulesOf(
+    tenantId: string | null,
+    name: string,
+    workflow: Workflow,
+    file: string,
+  ): Promise<NewSchedule[]> {
     const armedAt = this.now();
+    const specs = workflow.schedules ?? [];
     const floor = this.parsing.minScheduleIntervalS ?? 0;
-    for (const spec of workflow.schedules ?? []) {
-      const gap = shortestGap(spec, armedAt);
-      if (gap === undefined || gap >= floor * 1000) continue;
+    const gap = shortestMergedGap(specs, armedAt);
+    if (gap !== undefined && gap.gapMs < floor * 1000) {
+      const [a, b] = gap.between;
       throw new RunyardError(
         "INVALID_INPUT",
-        `${file}: schedule "${spec.cron}" fires every ${gap / 1000} s; this server allows a schedule to fire at most once in ${floor} s`,
+        a === b
+          ? `${file}: schedule "${a}" fires every ${gap.gapMs / 1000} s; this server allows a schedule to fire at most once in ${floor} s`
+          : `${file}: schedules "${a}" and "${b}" together fire ${gap.gapMs / 1000} s apart; this server allows a workflow's schedules to fire at most once in ${floor} s together`,
         {
-          hint: `Fire less often (a 5-field cron such as "*/5 * * * *" fires at most once a minute), or ask the server's operator to lower RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS. Nothing was saved.`,
+          hint: `Fire less often (a 5-field cron such as "*/5 * * * *" fires at most once a minute${a === b ? "" : "; the entries of one workflow count together"}), or ask the server's operator to lower RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS. Nothing was saved.`,
         },
       );
     }
-    return (workflow.schedules ?? []).map((spec) => ({
+    const cap = this.parsing.maxScheduledRunsPerHour;
+    if (cap !== undefined && specs.length > 0) {
+      const own = peakRunsPerHour(specs, armedAt);
+      const others = new Map<string, { cron: string; timezone: string }[]>();
+      for (const schedule of await this.store.schedules.list(tenantId)) {
+        if (schedule.workflow_name === name) continue;
+        others.set(schedule.workflow_name, [...(others.get(schedule.workflow_name) ?? []), schedule]);
+      }
+      let elsewhere = 0;
+      for (const entries of others.values()) elsewhere += peakRunsPerHour(entries, armedAt);
+      if (own + elsewhere > cap) {
+        const whose = tenantId === null ? "outside any tenant" : `of tenant ${tenantId}`;
+        throw new RunyardError(
+          "INVALID_INPUT",
+          `${file}: the schedules ${whose} could start ${own + elsewhere} runs in an hour (this workflow's ${own}, the others' ${elsewhere}); this server allows ${cap} scheduled runs an hour per tenant`,
+          {
+            hint: "Fire less often, or remove schedules the tenant no longer needs (`runyard schedule list`); the server's operator sets the cap with RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR. Nothing was saved.",
+          },
+        );
+      }
+    }
+    return specs.map((spec) => ({
       cron: spec.cron,
       timezone: spec.timezone,
       overlap: spec.overlap,
