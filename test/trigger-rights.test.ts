@@ -1,13 +1,17 @@
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
+import { runOutput } from "./helpers/member-runs.js";
 import {
   adminToken,
   api,
+  isFinal,
   type Proc,
+  runnerToken,
   startRunner,
   startTestServer,
   type TestServer,
+  waitForRun,
 } from "./helpers/server.js";
 
 /*
@@ -18,6 +22,7 @@ import {
 
 let server: TestServer;
 let runner: Proc;
+let shared: Proc;
 let ada: string;
 let amy: string;
 
@@ -93,16 +98,22 @@ beforeAll(async () => {
   server = await startTestServer();
   ada = await userToken("ada", "admin");
   amy = await userToken("amy", "member");
-  const runnerToken = await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+  const acmeRunner = await api<{ token: string }>(server.url, "POST", "/api/tokens", {
     kind: "runner",
     name: "acme runner",
     tenant_id: "acme",
   });
-  runner = await startRunner(server.url, runnerToken.body.token, { id: "acme-rights" });
+  runner = await startRunner(server.url, acmeRunner.body.token, { id: "acme-rights" });
+  // A shared runner whose operator passes a variable of its env to platform admins' runs only.
+  shared = await startRunner(server.url, await runnerToken(server.url), {
+    id: "shared-rights",
+    env: { OPERATOR_PASSED: "operator-value", RUNYARD_STEP_PASS_ENV: "OPERATOR_PASSED" },
+  });
 }, 60_000);
 
 afterAll(async () => {
   await runner?.kill("SIGKILL");
+  await shared?.kill("SIGKILL");
   await server?.proc.kill("SIGKILL");
 });
 
@@ -256,5 +267,45 @@ steps:
     expect((byOutsider.body as unknown as { error: { code: string } }).error.code).toBe(
       "STEP_CWD_NOT_ALLOWED",
     );
+  }, 60_000);
+
+  it("gives a platform admin's re-run of someone else's run that someone's rights, not the admin's", async () => {
+    const probe =
+      'name: probe\nsteps:\n  - name: look\n    action: shell.run\n    args:\n      script: echo "passed=$OPERATOR_PASSED"\n';
+    const outsider = (
+      await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+        kind: "user",
+        name: "rerun outsider",
+      })
+    ).body.token;
+    const output = async (runId: string) => {
+      expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
+      return runOutput(server.url, runId);
+    };
+    const submitAs = async (token: string) =>
+      (await api<{ run_id: string }>(server.url, "POST", "/api/runs", { workflow: probe }, token)).body
+        .run_id;
+    const rerunAs = async (runId: string) => {
+      const answer = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        `/api/runs/${runId}/rerun`,
+        undefined,
+        adminToken,
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      return answer.body.run_id;
+    };
+    const own = await submitAs(adminToken);
+    expect(await output(own)).toContain("passed=operator-value");
+    expect(await output(await rerunAs(own))).toContain("passed=operator-value");
+    const theirs = await submitAs(outsider);
+    expect(await output(theirs)).toContain("passed=\n");
+    const rerun = await rerunAs(theirs);
+    expect(await output(rerun)).toContain("passed=\n");
+    expect(
+      (await api<{ created_by: string; authored_by_name: string }>(server.url, "GET", `/api/runs/${rerun}`))
+        .body.authored_by_name,
+    ).toBe("rerun outsider");
   }, 60_000);
 });
