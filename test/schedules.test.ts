@@ -233,6 +233,49 @@ describe("schedules on one server (SQLite)", () => {
     expect((await runsOf(s.url, "every-second")).length).toBe(after);
   }, 60_000);
 
+  it("keeps a tenant admin's schedule on her version when a member saves another, then runs the promoted one as hers, written by the member", async () => {
+    const s = await server();
+    const token = async (kind: string, name: string) =>
+      (
+        await api<{ id: string; token: string }>(s.url, "POST", "/api/tokens", {
+          kind,
+          name,
+          tenant_id: "acme",
+        })
+      ).body;
+    const admin = await token("admin", "acme admin");
+    const member = await token("user", "acme member");
+    const saveAs = async (who: string, cmd: string) =>
+      api<{ version: number; promoted: boolean }>(
+        s.url,
+        "POST",
+        "/api/workflows",
+        { name: "ticking", workflow: scheduled('{cron: "* * * * * *", overlap: queue}', cmd) },
+        who,
+      );
+    expect((await saveAs(admin.token, "echo one")).body.promoted).toBe(true);
+    expect((await saveAs(member.token, "echo two")).body).toMatchObject({ version: 2, promoted: false });
+    interface Scheduled extends RunView {
+      created_by: string;
+      authored_by: string;
+    }
+    const scheduledRuns = async () =>
+      (
+        await api<{ runs: Scheduled[] }>(s.url, "GET", "/api/runs?limit=500", undefined, admin.token)
+      ).body.runs.filter((run) => run.trigger === "schedule");
+    while ((await scheduledRuns()).length < 2) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const run of await scheduledRuns())
+      expect(run).toMatchObject({ saved_version: 1, created_by: admin.id, authored_by: admin.id });
+    const promoted = await api(s.url, "POST", "/api/workflows/ticking/promote", { version: 2 }, admin.token);
+    expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
+    let latest: Scheduled[] = [];
+    while (latest.length === 0) {
+      latest = (await scheduledRuns()).filter((run) => run.saved_version === 2);
+      if (latest.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(latest[0]).toMatchObject({ created_by: admin.id, authored_by: member.id });
+  }, 60_000);
+
   it("runs a file with schedule: once under `runyard run`, saying schedules apply to saved workflows", async () => {
     const result = await runCli(["run", writeWorkflow(scheduled('{cron: "*/5 * * * *"}'))], {
       env: { RUNYARD_HOME: tempDir() },
