@@ -1,4 +1,6 @@
 import { createHmac } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { runOutput } from "./helpers/member-runs.js";
@@ -223,6 +225,23 @@ describe("who a triggered run acts as", () => {
       ]),
     );
     expect(audit.events.filter((e) => e.target === "rel" && e.details?.version === 2)).toHaveLength(1);
+
+    // The CLI says a save waits, and lists each version's state.
+    const file = join(tempDir(), "rel.yaml");
+    writeFileSync(file, rel("three"));
+    const cli = (args: string[], token: string) =>
+      runCli([...args, "--server", server.url, "--token", token], { cwd: tempDir() });
+    const third = await cli(["workflow", "save", file], amy);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stdout).toContain("saved workflow rel version 3\n");
+    expect(third.stdout).toContain(
+      'pending: hook rel-push (ada), schedule "0 3 * * *" (ada) keep running the live version until a tenant admin or their owner runs `runyard workflow promote rel 3`',
+    );
+    const listed = await cli(["workflow", "show", "rel"], amy);
+    expect(listed.stdout).toContain("live version: 2");
+    expect(listed.stdout).toMatch(/3\s+pending\s+amy/);
+    expect(listed.stdout).toMatch(/2\s+live\s+amy\s+\S+\s+ada/);
+    expect(listed.stdout).toMatch(/1\s+promoted\s+ada/);
   }, 60_000);
 
   it("makes a member's save live at once when every trigger of the workflow is her own", async () => {
