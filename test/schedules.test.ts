@@ -276,6 +276,39 @@ describe("schedules on one server (SQLite)", () => {
     expect(latest[0]).toMatchObject({ created_by: admin.id, authored_by: member.id });
   }, 60_000);
 
+  it("skips the ticks past a tenant's scheduled runs an hour, for schedules saved under a higher cap", async () => {
+    const home = tempDir();
+    let s = await server(home);
+    await save(s.url, "busy", scheduled('{cron: "* * * * * *", overlap: queue}'));
+    while ((await runsOf(s.url, "busy")).length < 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    await s.proc.kill("SIGTERM");
+    s = await server(home, { RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "2" });
+    const capped = async () => {
+      const [busy] = await schedules(s.url);
+      return busy?.last_tick?.outcome === "skipped" &&
+        busy.last_tick.detail?.includes("RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR=2")
+        ? busy
+        : undefined;
+    };
+    let first = await capped();
+    while (!first) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      first = await capped();
+    }
+    expect(first.last_tick?.detail).toMatch(
+      /^the schedules outside any tenant started \d+ runs in the hour before this tick/,
+    );
+    const runs = (await runsOf(s.url, "busy")).length;
+    expect(runs).toBeGreaterThanOrEqual(2);
+    // The next tick is skipped too: no run more.
+    let later = await capped();
+    while (!later || later.last_tick_at === first.last_tick_at) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      later = await capped();
+    }
+    expect((await runsOf(s.url, "busy")).length).toBe(runs);
+  }, 60_000);
+
   it("runs a file with schedule: once under `runyard run`, saying schedules apply to saved workflows", async () => {
     const result = await runCli(["run", writeWorkflow(scheduled('{cron: "*/5 * * * *"}'))], {
       env: { RUNYARD_HOME: tempDir() },

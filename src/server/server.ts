@@ -300,6 +300,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     runs,
     logger,
     isLeader: () => replica.isLeader,
+    maxRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
   });
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;

@@ -259,6 +259,26 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.schedules.list("acme")).toEqual([]);
     });
 
+    it("counts a tenant's ticks that started a run since a time, and no other tenant's", async () => {
+      const schedule = await scheduledWithTicks("counted", ["05"]);
+      for (const [minute, outcome] of [
+        ["10", "started"],
+        ["15", "started"],
+        ["20", "skipped"],
+      ] as const) {
+        await store.schedules.claimTick({
+          schedule_id: schedule.id,
+          tick_at: `2026-01-01T00:${minute}:00.000Z`,
+          outcome,
+          run_id: null,
+          detail: null,
+        });
+      }
+      expect(await store.schedules.startedSince("acme", new Date("2026-01-01T00:00:00.000Z"))).toBe(2);
+      expect(await store.schedules.startedSince("acme", new Date("2026-01-01T00:12:00.000Z"))).toBe(1);
+      expect(await store.schedules.startedSince("globex", new Date("2026-01-01T00:00:00.000Z"))).toBe(0);
+    });
+
     it("lets exactly one of two racing inserters claim a tick", async () => {
       await store.savedWorkflows.save({
         promote: true,

@@ -7,7 +7,10 @@ import { int, isoTime, type SchedulesTable } from "./schema.js";
 export type ScheduleOverlap = "skip" | "queue" | "cancel_previous";
 /** What happens to ticks that came while no server ran. */
 export type ScheduleCatchUp = "none" | "latest" | "all";
-/** What a tick did: started a run, skipped it (overlap), missed it (no server ran), or failed to start one. */
+/**
+ * What a tick did: started a run, skipped it (overlap, or the tenant's scheduled runs an hour),
+ * missed it (no server ran), or failed to start one.
+ */
 export type TickOutcome = "started" | "skipped" | "missed" | "failed";
 
 /** One `schedule:` entry of a saved workflow, as the version's save stores it. */
@@ -328,6 +331,18 @@ async function listTicks(ctx: StoreContext, scheduleId: string): Promise<TickRec
   return rows.map(toTick);
 }
 
+async function startedSince(ctx: StoreContext, tenantId: string | null, since: Date): Promise<number> {
+  const row = await ctx.db
+    .selectFrom("schedule_ticks")
+    .innerJoin("schedules", "schedules.id", "schedule_ticks.schedule_id")
+    .select((eb) => eb.fn.countAll<number | string>().as("started"))
+    .where("schedules.tenant_id", "=", tenantId ?? noTenant)
+    .where("schedule_ticks.outcome", "=", "started")
+    .where("schedule_ticks.tick_at", ">=", isoTime(since))
+    .executeTakeFirst();
+  return int(row?.started ?? 0);
+}
+
 async function getSchedule(ctx: StoreContext, id: string): Promise<ScheduleRecord | undefined> {
   const row = await ctx.db.selectFrom("schedules").selectAll().where("id", "=", id).executeTakeFirst();
   return row && toSchedule(row);
@@ -366,6 +381,8 @@ export interface SchedulesRepo {
   unstartedTicks(olderThan: Date, since: Date): Promise<TickRecord[]>;
   /** A schedule's ticks, oldest first. */
   ticks(scheduleId: string): Promise<TickRecord[]>;
+  /** How many ticks of a tenant's schedules at or after `since` started a run. */
+  startedSince(tenantId: string | null, since: Date): Promise<number>;
   /** Deletes ticks written before `before`, keeping each schedule's newest; answers how many. */
   pruneTicks(before: string): Promise<number>;
 }
@@ -382,6 +399,7 @@ export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
     activeRuns: (scheduleId) => activeRuns(ctx, scheduleId),
     unstartedTicks: (olderThan, since) => unstartedTicks(ctx, olderThan, since),
     ticks: (scheduleId) => listTicks(ctx, scheduleId),
+    startedSince: (tenantId, since) => startedSince(ctx, tenantId, since),
     pruneTicks: (before) => pruneTicks(ctx, before),
   };
 }

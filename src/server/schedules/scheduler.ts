@@ -33,6 +33,11 @@ export interface SchedulerDeps {
   logger: Logger;
   /** Whether this replica leads the fleet: only the leader fires ticks. */
   isLeader: () => boolean;
+  /**
+   * A tenant's schedules start at most this many runs in an hour; a tick past it is skipped. Saves
+   * are refused before they could pass it; this holds for schedules saved under a higher cap.
+   */
+  maxRunsPerHour?: number;
   now?: () => Date;
 }
 
@@ -180,6 +185,25 @@ export class Scheduler {
       });
       if (claimed) this.counts.skipped += 1;
       return;
+    }
+    const cap = this.deps.maxRunsPerHour;
+    if (cap !== undefined) {
+      const started = await store.schedules.startedSince(
+        schedule.tenant_id,
+        new Date(tick.getTime() - 3_600_000),
+      );
+      if (started >= cap) {
+        const whose = schedule.tenant_id === null ? "outside any tenant" : `of tenant ${schedule.tenant_id}`;
+        const claimed = await store.schedules.claimTick({
+          schedule_id: schedule.id,
+          tick_at: tick.toISOString(),
+          outcome: "skipped",
+          run_id: null,
+          detail: `the schedules ${whose} started ${started} runs in the hour before this tick, the most this server allows (RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR=${cap})`,
+        });
+        if (claimed) this.counts.skipped += 1;
+        return;
+      }
     }
     const runId = newRunId();
     const claimed = await store.schedules.claimTick({
