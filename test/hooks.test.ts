@@ -566,6 +566,45 @@ steps:
     expect(shown.body.version).toBe(1);
   });
 
+  it("refuses to promote a version that lacks an input a hook made since picks", async () => {
+    const teammate = (
+      await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+        kind: "user",
+        name: "acme teammate",
+        tenant_id: "acme",
+      })
+    ).body.token;
+    const two =
+      "name: two\ninputs:\n  HOOK_A:\n  HOOK_B:\nsteps:\n  - {name: a, action: cmd.run, args: {cmd: 'true'}}\n";
+    expect(
+      (await api(server.url, "POST", "/api/workflows", { name: "two", workflow: two }, acme)).status,
+    ).toBe(201);
+    const hook = (name: string, input: string) =>
+      api(server.url, "POST", "/api/hooks", { name, workflow: "two", vars: { [input]: "$.a" } }, acme);
+    expect((await hook("two-a", "HOOK_A")).status).toBe(201);
+    // The teammate's version drops HOOK_B, which no hook picks yet: saved, pending (two-a is not theirs).
+    const dropped = await api<{ promoted: boolean }>(
+      server.url,
+      "POST",
+      "/api/workflows",
+      { name: "two", file: "two.yaml", workflow: two.replace("  HOOK_B:\n", "") },
+      teammate,
+    );
+    expect(dropped.body.promoted).toBe(false);
+    expect((await hook("two-b", "HOOK_B")).status).toBe(201);
+    const refused = await api<{ error: { message: string } }>(
+      server.url,
+      "POST",
+      "/api/workflows/two/promote",
+      { version: 2 },
+      acme,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toContain(
+      "two.yaml:2:1: hook two-b fills HOOK_B, which inputs: does not declare",
+    );
+  });
+
   it("refuses a delivery to a hook that fills an undeclared name (made before inputs), naming the fix", async () => {
     // A hook stored before inputs were declared: it fills MAKEFLAGS, as hooks could then.
     const db = new Database(join(server.home, "runyard.db"));

@@ -143,12 +143,10 @@ export class SavedWorkflows {
         },
       );
     }
-    const schedules = await this.schedulesOf(
-      tenantId,
-      name,
-      await this.parse(saved.workflow, saved.file),
-      saved.file,
-    );
+    const workflow = await this.parse(saved.workflow, saved.file);
+    // A hook made since the save may pick an input this version does not declare.
+    await this.checkHookInputs(tenantId, name, workflow, saved.file);
+    const schedules = await this.schedulesOf(tenantId, name, workflow, saved.file);
     const promoted = await this.store.savedWorkflows.promote({
       tenant_id: tenantId,
       name,
@@ -189,7 +187,7 @@ export class SavedWorkflows {
         file,
         ...at,
         message: `hook ${hook.name} fills ${undeclared.join(", ")}, which inputs: does not declare`,
-        hint: `declare ${undeclared.length === 1 ? "it" : "each"} under inputs: (e.g. inputs: {${undeclared[0]}: {type: string, max_length: 200}}), or remove the hook (runyard hook rm ${hook.name}); nothing was saved`,
+        hint: `declare ${undeclared.length === 1 ? "it" : "each"} under inputs: (e.g. inputs: {${undeclared[0]}: {type: string, max_length: 200}}), or remove the hook (runyard hook rm ${hook.name})`,
       });
     }
     if (problems.length > 0) throw workflowProblemsError(file, problems);
