@@ -311,6 +311,27 @@ const cases: Case[] = [
     status: 201,
   },
   {
+    method: "POST",
+    route: "/api/workflows/{name}/promote",
+    url: async () => {
+      const workflow = 'steps:\n  - name: a\n    action: cmd.run\n    args: {cmd: "true"}\n';
+      await call("POST", "/api/workflows", adminToken, { name: "strict-promoted", workflow });
+      await call("POST", "/api/hooks", adminToken, {
+        name: "strict-promote-hook",
+        workflow: "strict-promoted",
+      });
+      const outsider = await call("POST", "/api/tokens", adminToken, {
+        kind: "user",
+        name: "strict outsider",
+      });
+      await call("POST", "/api/workflows", outsider.body.token, { name: "strict-promoted", workflow });
+      return "/api/workflows/strict-promoted/promote";
+    },
+    token: () => adminToken,
+    body: { version: 2 },
+    status: 200,
+  },
+  {
     method: "DELETE",
     route: "/api/workflows/{name}",
     url: async () => {
