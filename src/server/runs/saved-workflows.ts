@@ -47,6 +47,9 @@ export interface SavedRunRequest {
   owner: { tokenId: string | null; unrestrictedOutbound: boolean };
 }
 
+/** Saved versions whose inputs are kept parsed (`SavedWorkflows.liveInputs`). */
+const inputsKept = 64;
+
 /** A trigger bound to a saved workflow: a hook, or the schedules of its live version. */
 export interface BoundTrigger {
   kind: "hook" | "schedule";
@@ -63,6 +66,12 @@ export interface BoundTrigger {
  * the triggers' owner promotes it (docs/security.md "Who a triggered run acts as").
  */
 export class SavedWorkflows {
+  /**
+   * The inputs of the versions hooks ran last, by file and text: each delivery checks its values
+   * against them, and a busy hook should not parse its workflow once per delivery for that.
+   */
+  private readonly inputsByText = new Map<string, Record<string, InputSpec>>();
+
   constructor(
     private readonly store: Pick<Store, "savedWorkflows" | "hooks" | "schedules" | "tokens" | "users">,
     private readonly runs: Pick<RunService, "submitWorkflow">,
@@ -199,8 +208,13 @@ export class SavedWorkflows {
     name: string,
   ): Promise<{ saved: SavedWorkflowRecord; inputs: Record<string, InputSpec> }> {
     const saved = await this.live(tenantId, name);
-    const workflow = await this.parse(saved.workflow, saved.file);
-    return { saved, inputs: workflow.inputs ?? {} };
+    const key = `${saved.file}\u0000${saved.workflow}`;
+    const inputs = this.inputsByText.get(key) ?? (await this.parse(saved.workflow, saved.file)).inputs ?? {};
+    this.inputsByText.delete(key);
+    this.inputsByText.set(key, inputs);
+    const oldest = this.inputsByText.keys().next().value;
+    if (this.inputsByText.size > inputsKept && oldest !== undefined) this.inputsByText.delete(oldest);
+    return { saved, inputs };
   }
 
   /** The hooks and schedules bound to a name that `principal` may not act for. */
