@@ -777,26 +777,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/workflows/{name}/promote": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Make a pending version the one its hooks and schedules run
-         * @description A save that its saver could not act for every hook and schedule of the name for waits as pending; a tenant admin, or the one whose hooks and schedules they all are, promotes it here (403 for anyone else). The version's `schedule:` then replaces the name's schedules, owned by the promoter. 409 for a version promoted already or older than the live one. Audited as `workflow.promote`.
-         */
-        post: operations["promoteWorkflow"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/workflows/{name}": {
         parameters: {
             query?: never;
@@ -835,6 +815,26 @@ export interface paths {
          * @description Queues a run of the newest version (or `version`), answering like `POST /api/runs`; the run records the saved workflow and version it runs. Quotas apply as to `POST /api/runs`. Another tenant's is 404. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["runWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{name}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a pending version the one its hooks and schedules run
+         * @description A save that its saver could not act for every hook and schedule of the name for waits as pending; a tenant admin, or the one whose hooks and schedules they all are, promotes it here (403 for anyone else). The version's `schedule:` then replaces the name's schedules, owned by the promoter. 409 for a version promoted already or older than the live one. Audited as `workflow.promote`.
+         */
+        post: operations["promoteWorkflow"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5242,113 +5242,6 @@ export interface operations {
             };
         };
     };
-    promoteWorkflow: {
-        parameters: {
-            query?: {
-                tenant?: string;
-            };
-            header?: never;
-            path: {
-                name: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    version: number;
-                };
-            };
-        };
-        responses: {
-            /** @description the version is live */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        name: string;
-                        version: number;
-                        tenant_id: string | null;
-                        previous: number | null;
-                        schedules: {
-                            cron: string;
-                            timezone: string;
-                            /** @enum {string} */
-                            overlap: "skip" | "queue" | "cancel_previous";
-                            /** @enum {string} */
-                            catch_up: "none" | "latest" | "all";
-                            next_tick_at: string | null;
-                        }[];
-                    };
-                };
-            };
-            /** @description invalid request: the message names the field (details lists each problem) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description no token, or not a valid one; the hint says how to send one */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description no such run or secret (or not one of this tenant's) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description a bug in runyard; the server log has the details */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
     getWorkflow: {
         parameters: {
             query?: {
@@ -5598,6 +5491,113 @@ export interface operations {
             };
             /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    promoteWorkflow: {
+        parameters: {
+            query?: {
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    version: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the version is live */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        version: number;
+                        tenant_id: string | null;
+                        previous: number | null;
+                        schedules: {
+                            cron: string;
+                            timezone: string;
+                            /** @enum {string} */
+                            overlap: "skip" | "queue" | "cancel_previous";
+                            /** @enum {string} */
+                            catch_up: "none" | "latest" | "all";
+                            next_tick_at: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -30,6 +30,7 @@ import { secretRoutes } from "./routes/secrets.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
 import { validateRoutes } from "./routes/validate.js";
+import { workflowPromoteRoute } from "./routes/workflow-promote.js";
 import { workflowRoutes } from "./routes/workflows.js";
 import { webUiRoutes } from "./web-ui.js";
 
@@ -197,6 +198,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     orchestratorJobRoutes(api, deps);
     validateRoutes(api, deps);
     workflowRoutes(api, deps);
+    workflowPromoteRoute(api, deps);
     scheduleRoutes(api, deps);
     hookRoutes(api, deps);
     forgeRoutes(api, deps);

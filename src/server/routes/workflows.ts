@@ -39,10 +39,10 @@ const StartSavedRunBody = z.strictObject({
   version: z.number().int().min(1).optional().describe("the version to run; default the newest"),
 });
 
-const WorkflowParams = z.object({
+export const WorkflowParams = z.object({
   name: z.string().min(1).max(maxNameLength).describe("the saved workflow's name"),
 });
-const TenantQuery = z.strictObject({
+export const TenantQuery = z.strictObject({
   tenant: z
     .string()
     .min(1)
@@ -70,11 +70,7 @@ const BlockingTrigger = z.object({
   owner_name: z.string().nullable().describe("whose it is, by name"),
 });
 
-const PromoteBody = z.strictObject({
-  version: z.number().int().min(1).describe("the pending version to make live"),
-});
-
-const ScheduleEntry = z.object({
+export const ScheduleEntry = z.object({
   cron: z.string(),
   timezone: z.string(),
   overlap: z.enum(["skip", "queue", "cancel_previous"]),
@@ -132,14 +128,6 @@ const SavedAnswer = z.object({
   schedules: z
     .array(ScheduleEntry)
     .describe("the schedules of this version's `schedule:`; armed only once the version is live"),
-});
-
-const PromotedAnswer = z.object({
-  name: z.string(),
-  version: z.number().int(),
-  tenant_id: z.string().nullable(),
-  previous: z.number().int().nullable().describe("the version live before"),
-  schedules: z.array(ScheduleEntry).describe("the name's schedules from now on"),
 });
 
 const SavedWorkflowSummary = z.object({
@@ -253,52 +241,6 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         })),
         schedules: saved.schedules,
       });
-    },
-  );
-
-  api.post(
-    "/api/workflows/:name/promote",
-    {
-      schema: {
-        operationId: "promoteWorkflow",
-        summary: "Make a pending version the one its hooks and schedules run",
-        description:
-          "A save that its saver could not act for every hook and schedule of the name for waits as pending; a tenant admin, or the one whose hooks and schedules they all are, promotes it here (403 for anyone else). The version's `schedule:` then replaces the name's schedules, owned by the promoter. 409 for a version promoted already or older than the live one. Audited as `workflow.promote`.",
-        tags: ["workflows"],
-        params: WorkflowParams,
-        querystring: TenantQuery,
-        body: PromoteBody,
-        response: {
-          200: {
-            description: "the version is live",
-            content: { "application/json": { schema: PromotedAnswer } },
-          },
-          ...protectedErrorResponses(400, 403, 404, 409),
-        },
-      },
-    },
-    async (request) => {
-      const tenant = savedTenant(request, request.query.tenant);
-      const promoted = await deps.savedWorkflows.promote(
-        tenant,
-        request.params.name,
-        request.body.version,
-        callerOf(request),
-      );
-      if (promoted.schedules.length > 0) deps.scheduler.wake();
-      await audit(deps, request, {
-        action: "workflow.promote",
-        target: promoted.name,
-        tenant_id: tenant,
-        details: { version: promoted.version, author: promoted.created_by, previous: promoted.previous },
-      });
-      return {
-        name: promoted.name,
-        version: promoted.version,
-        tenant_id: promoted.tenant_id,
-        previous: promoted.previous,
-        schedules: promoted.schedules,
-      };
     },
   );
 
