@@ -123,6 +123,41 @@ describe("saved workflows through the CLI and the API", () => {
     expect(listed.stdout).toMatch(new RegExp(`${body.run_id}\\s+success\\s+greet\\s+api`));
   });
 
+  it("refuses a run by name whose variables do not fit the workflow's declared inputs, starting nothing", async () => {
+    const typed =
+      'name: typed\ninputs:\n  HOOK_PR: {type: integer}\nsteps:\n  - {name: a, action: cmd.run, args: {cmd: "echo $HOOK_PR"}}\n';
+    await api(
+      server.url,
+      "POST",
+      "/api/workflows",
+      { name: "typed-run", file: "typed.yaml", workflow: typed },
+      tokenA,
+    );
+    const refused = await api<{ error: { code: string; message: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/workflows/typed-run/runs",
+      { vars: { HOOK_PR: "12; rm -rf /" } },
+      tokenA,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({
+      code: "INVALID_INPUT",
+      message: "vars: HOOK_PR is not an integer",
+    });
+    expect(refused.body.error.hint).toBe(
+      "typed.yaml declares HOOK_PR in inputs: as integer; give a value that fits.",
+    );
+    const fits = await api(
+      server.url,
+      "POST",
+      "/api/workflows/typed-run/runs",
+      { vars: { HOOK_PR: "12" } },
+      tokenA,
+    );
+    expect(fits.status).toBe(201);
+  });
+
   it("hides a tenant's saved workflows from another tenant's members (404, never 403)", async () => {
     await api(server.url, "POST", "/api/workflows", { name: "secret-plan", workflow: greet("x") }, tokenA);
     for (const [method, path, body] of [

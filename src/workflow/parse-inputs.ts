@@ -101,8 +101,12 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
   return spec;
 }
 
-/** Why `value` is not a value of `spec` ("is not an integer"), or undefined when it is. */
+/**
+ * Why `value` is not a value of `spec` ("is not an integer"), or undefined when it is. Empty is
+ * "not given", whatever the type: an input with no default reads as "" until something fills it.
+ */
 export function inputValueProblem(spec: InputSpec, value: string): string | undefined {
+  if (value === "") return undefined;
   if (spec.type === "integer" && !/^-?\d{1,18}$/.test(value)) return "is not an integer";
   if (spec.type === "boolean" && value !== "true" && value !== "false") return "is not true or false";
   if ([...value].length > spec.maxLength) return `is longer than its max_length of ${spec.maxLength}`;

@@ -15,6 +15,7 @@ import {
   workflowProblemsError,
 } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { inputValueProblem } from "../../workflow/parse-inputs.js";
 import { hostKey } from "../../workflow/resume.js";
 import { scheduleIgnoredNotice } from "../../workflow/schedule.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
@@ -119,6 +120,14 @@ export class WorkflowRuns implements RunKindModule {
     }
     await checkApprovers(this.store.users, workflow, owner.tenantId);
     const vars = { ...workflow.vars, ...spec.vars };
+    for (const [name, input] of Object.entries(workflow.inputs ?? {})) {
+      const problem = inputValueProblem(input, vars[name] ?? "");
+      if (problem) {
+        throw new RunyardError("INVALID_INPUT", `vars: ${name} ${problem}`, {
+          hint: `${file} declares ${name} in inputs: as ${input.type}${input.type === "string" ? ` of at most ${input.maxLength} characters` : ""}; give a value that fits.`,
+        });
+      }
+    }
     const tenantId = owner.tenantId;
     const { missing } = await resolveStoredSecrets(
       this.store.secrets,
