@@ -13,7 +13,7 @@ export interface HookRecord {
   tenant_id: string | null;
   /** The saved workflow of that tenant a delivery starts. */
   workflow: string;
-  /** Run variables picked from a delivery's JSON body: `{BRANCH: "$.ref"}`. */
+  /** The workflow's inputs picked from a delivery's JSON body: `{HOOK_BRANCH: "$.ref"}`. */
   vars: Record<string, string>;
   created_at: string;
   /** The token id, else the user id, that made it. */
