@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -46,5 +46,20 @@ describe("OutputSpool", () => {
     expect(spool.full(output("b".repeat(200)))).toBe(false);
     spool.remove();
     expect(spool.empty).toBe(true);
+  });
+
+  it("holds its file on disk to its cap while the server reads it back no faster than a step writes", () => {
+    // A step that prints without pause keeps the spool from ever emptying once it started (a
+    // server away a moment): what was read back stays in the file until the spool empties.
+    const dir = mkdtempSync(join(tmpdir(), "runyard-spool-"));
+    dirs.push(dir);
+    const spool = new OutputSpool(dir, "job", 10_000);
+    const file = join(dir, "job.jsonl");
+    for (let i = 0; i < 200; i++) {
+      const event = output("o".repeat(900));
+      if (!spool.full(event)) spool.append(event);
+      if (i % 2 === 1) spool.take(1);
+      expect(existsSync(file) ? statSync(file).size : 0).toBeLessThanOrEqual(10_000 + 1000);
+    }
   });
 });

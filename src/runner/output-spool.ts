@@ -40,9 +40,13 @@ export class OutputSpool {
     return this.written - this.readOffset;
   }
 
-  /** Whether output of `event`'s size would take the spool past its cap (it is then dropped). */
+  /**
+   * Whether output of `event`'s size would take the spool's file past its cap (it is then
+   * dropped). The file, not what is left to read: what was read back stays on disk until the
+   * spool empties, which a step printing as fast as the server reads may never let it do.
+   */
   full(event: EventInput): boolean {
-    return event.type === "step.output" && this.bytes + event.data.length > this.maxBytes;
+    return event.type === "step.output" && this.written + event.data.length > this.maxBytes;
   }
 
   append(event: EventInput): void {
