@@ -23,7 +23,7 @@ export interface DatabaseWait {
 }
 
 /** What a waiting replica answers: it is alive, not ready, and the API is unavailable. */
-function answering(wait: DatabaseWait, reason: () => string): Server {
+function answering(wait: DatabaseWait): Server {
   const server = createServer((request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     const json = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
@@ -49,7 +49,9 @@ function answering(wait: DatabaseWait, reason: () => string): Server {
       {
         error: {
           code: "STORE_UNAVAILABLE",
-          message: `this server is starting and waits for its database: ${reason()}`,
+          // Why not (the database's address, user and name in the driver's words) is for the
+          // log: this answers anyone, with no token.
+          message: "this server is starting and waits for its database",
           hint: errorTable.STORE_UNAVAILABLE.hint,
         },
       },
@@ -99,13 +101,7 @@ export async function openWhenReachable(
       }
       lastReason = error instanceof Error ? error.message : String(error);
       // Unreferenced: should the start fail after the store opens, this does not keep the process.
-      if (!listening)
-        listening = (
-          await listen(
-            answering(wait, () => lastReason),
-            wait,
-          )
-        ).unref();
+      if (!listening) listening = (await listen(answering(wait), wait)).unref();
       if (Date.now() - loggedAt >= logEveryMs) {
         loggedAt = Date.now();
         wait.logger.warn(
