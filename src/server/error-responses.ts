@@ -79,6 +79,9 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
       const retryAfter =
         known.error.code === "STORE_UNAVAILABLE" ? storeRetryAfterSeconds : retryAfterSeconds(error);
       if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
+      // Its answer says only that the database is away; why is for the operator.
+      if (known.error.code === "STORE_UNAVAILABLE")
+        logger.warn({ err: error }, "request answered 503: the database is away");
       // The `POST /jobs` orchestrator API's shape for a quota:
       // `{"status":"failure","error":{...}}`.
       const failure = known.error.code === "QUOTA_EXCEEDED" ? { status: "failure" as const } : {};

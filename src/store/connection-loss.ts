@@ -58,10 +58,11 @@ const notCommitted = new WeakSet<object>();
  * (or its transaction) certainly did not take effect, so running it again is safe.
  */
 export function storeUnavailable(cause: unknown, committed: boolean | "unknown"): RunyardError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
+  // The driver's reason (`connect ECONNREFUSED 10.0.3.7:5432`) names the database's address:
+  // it stays in the cause, for the server's log, and out of the answer a member reads.
   const error = new RunyardError(
     "STORE_UNAVAILABLE",
-    `the database cannot be reached right now (${reason})${committed === "unknown" ? "; whether the change was stored is not known" : ""}`,
+    `the database cannot be reached right now${committed === "unknown" ? "; whether the change was stored is not known" : ""}`,
     { cause },
   );
   if (committed === false) notCommitted.add(error);
