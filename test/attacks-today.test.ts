@@ -1,9 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TerminalOutput } from "../src/core/terminal-text.js";
+import { startModelKeyProxy } from "../src/runner/model-key-proxy.js";
 import { tempDir } from "./helpers/cli.js";
 import {
   adminToken,
@@ -391,6 +393,42 @@ describe("terminal-safe output against what a member's step prints", () => {
     for (const chunks of attacks) {
       const shown = through(chunks);
       expect(shown, JSON.stringify(chunks).slice(0, 80)).not.toMatch(acting);
+    }
+  });
+});
+
+describe("a member's turn through the runner's model key proxy", () => {
+  // Fails today: the proxy forwards any method and path with the operator's key, so a member's
+  // turn (or any command of it, which holds the placeholder) can list and read what the
+  // operator's account keeps: other tenants' message batches and their results, uploaded
+  // files, stored responses. Only the model calls its CLI makes should go through.
+  it.fails("forwards only model calls with the operator's key, not the account's other endpoints", async () => {
+    const seen: string[] = [];
+    const upstream = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers["x-api-key"] ?? ""}`);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const address = upstream.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    const proxy = await startModelKeyProxy({
+      upstream: `http://127.0.0.1:${port}`,
+      credentials: { "x-api-key": "operator-key" },
+    });
+    try {
+      for (const [method, path] of [
+        ["GET", "/v1/messages/batches"],
+        ["GET", "/v1/files"],
+        ["DELETE", "/v1/files/file_1"],
+        ["GET", "/v1/organizations/users"],
+      ] as const) {
+        await fetch(`${proxy.url}${path}`, { method, headers: { "x-api-key": proxy.placeholder } });
+      }
+      expect(seen.filter((call) => call.endsWith("operator-key"))).toEqual([]);
+    } finally {
+      await proxy.close();
+      upstream.close();
     }
   });
 });
