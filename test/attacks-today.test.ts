@@ -202,6 +202,48 @@ describe.skipIf(!canRun)("a tenant's step against its sandbox's plain TCP", () =
   }, 120_000);
 });
 
+describe.skipIf(!canRun)("a tenant's step against its sandbox's pasta", () => {
+  it("a step that kills its sandbox's holder leaves no pasta behind", async () => {
+    const pastas = () =>
+      new Set(
+        (() => {
+          try {
+            return execFileSync("pgrep", ["-f", "^pasta .*--netns /proc/"], { encoding: "utf8" });
+          } catch {
+            return "";
+          }
+        })()
+          .split("\n")
+          .filter((pid) => pid !== ""),
+      );
+    const before = pastas();
+    const ours = new Set<string>();
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        for (const pid of pastas()) if (!before.has(pid)) ours.add(pid);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const { output } = await stepOf(
+      globex,
+      [
+        "sleep 2",
+        'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
+        "sleep 5",
+      ].join("\n"),
+    );
+    watching = false;
+    await watch;
+    expect(output).toContain("killing-holder");
+    expect(ours.size, "the run's sandbox had a pasta").toBeGreaterThan(0);
+    const deadline = Date.now() + 20_000;
+    while ([...ours].some((pid) => pastas().has(pid)) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    expect([...ours].filter((pid) => pastas().has(pid))).toEqual([]);
+  }, 120_000);
+});
+
 describe.skipIf(!canRun)("Idempotency-Key as another user", () => {
   const yaml = (name: string) =>
     [
