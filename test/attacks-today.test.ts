@@ -474,3 +474,35 @@ describe("a member's turn through the runner's model key proxy", () => {
     }
   });
 });
+
+describe.skipIf(!canRun)("a member's submit that would stall the server", () => {
+  it("400,000 vars are refused at once, and the server answers others meanwhile", async () => {
+    const vars = Object.fromEntries(Array.from({ length: 400_000 }, (_, i) => [`V${i}`, ""]));
+    const workflow = ["version: v0.1", "name: many", "steps: []", ""].join("\n");
+    let worst = 0;
+    let done = false;
+    const probe = (async () => {
+      while (!done) {
+        const started = Date.now();
+        await fetch(`${server.url}/health`);
+        worst = Math.max(worst, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const started = Date.now();
+    const answer = await api<{ error: { code: string; message: string } }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      { kind: "workflow", workflow, vars },
+      globex,
+    );
+    const took = Date.now() - started;
+    done = true;
+    await probe;
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.message).toContain("vars: at most 1000 names");
+    expect(took).toBeLessThan(2_000);
+    expect(worst).toBeLessThan(1_000);
+  }, 60_000);
+});

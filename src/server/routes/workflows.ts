@@ -12,7 +12,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { submitterNames } from "./run-submitters.js";
-import { runBodyLimit } from "./runs.js";
+import { capSubmitNames, runBodyLimit } from "./runs.js";
 
 const SaveWorkflowBody = z.strictObject({
   name: z
@@ -360,6 +360,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
     "/api/workflows/:name/runs",
     {
       config: idempotentRoute,
+      preValidation: capSubmitNames,
       schema: {
         operationId: "runWorkflow",
         summary: "Run a saved workflow",
