@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { internalHostOf, internalRangeOf } from "./internal-addresses.js";
+import { internalCidrs, internalHostOf, internalRangeOf } from "./internal-addresses.js";
 
 /** What a URL's host is, as the server sees it after the URL parser read it. */
 function hostKind(url: string): string | undefined {
@@ -49,6 +49,12 @@ describe("internalRangeOf", () => {
     expect(internalRangeOf("2002:7f00:1::")).toBe("loopback");
     expect(internalRangeOf("::ffff:8.8.8.8")).toBeUndefined();
     expect(internalRangeOf("64:ff9b::8.8.8.8")).toBeUndefined();
+  });
+
+  it("holds RFC 8215's local-use NAT64 prefix internal, whatever IPv4 address it carries: its translator is the local network's", () => {
+    expect(internalRangeOf("64:ff9b:1::a00:5")).toBe("local-use NAT64");
+    expect(internalRangeOf("64:ff9b:1::808:808")).toBe("local-use NAT64");
+    expect(internalCidrs().ipv6).toContain("64:ff9b:1::/48");
   });
 
   it("knows nothing of names", () => {

@@ -26,6 +26,9 @@ const v6Ranges: ReadonlyArray<readonly [string, number, string]> = [
   ["fec0::", 10, "site-local"],
   ["fc00::", 7, "private (unique local)"],
   ["ff00::", 8, "multicast"],
+  // RFC 8215's local-use NAT64 prefix: a translator of the local network, which reaches its
+  // private IPv4 addresses (64:ff9b:1::a00:5 may be 10.0.0.5) as 64:ff9b::/96 reaches public ones.
+  ["64:ff9b:1::", 48, "local-use NAT64"],
 ];
 
 /**
