@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TerminalOutput } from "../src/core/terminal-text.js";
-import { startModelKeyProxy } from "../src/runner/model-key-proxy.js";
+import { keyProxyFor } from "../src/runner/model-key-proxy.js";
 import { tempDir } from "./helpers/cli.js";
 import {
   adminToken,
@@ -464,11 +464,10 @@ describe("terminal-safe output against what a member's step prints", () => {
 });
 
 describe("a member's turn through the runner's model key proxy", () => {
-  // Fails today: the proxy forwards any method and path with the operator's key, so a member's
-  // turn (or any command of it, which holds the placeholder) can list and read what the
-  // operator's account keeps: other tenants' message batches and their results, uploaded
-  // files, stored responses. Only the model calls its CLI makes should go through.
-  it.fails("forwards only model calls with the operator's key, not the account's other endpoints", async () => {
+  // The proxy forwarded any method and path with the operator's key, so a member's turn (or any
+  // command of it, which holds the placeholder) could list and read what the operator's account
+  // keeps: other tenants' message batches and their results, uploaded files, stored responses.
+  it("forwards only model calls with the operator's key, not the account's other endpoints", async () => {
     const seen: string[] = [];
     const upstream = createHttpServer((req, res) => {
       seen.push(`${req.method} ${req.url} ${req.headers["x-api-key"] ?? ""}`);
@@ -478,22 +477,41 @@ describe("a member's turn through the runner's model key proxy", () => {
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     const address = upstream.address();
     const port = typeof address === "object" && address ? address.port : 0;
-    const proxy = await startModelKeyProxy({
-      upstream: `http://127.0.0.1:${port}`,
-      credentials: { "x-api-key": "operator-key" },
-    });
+    // Claude Code's proxy, as a member's turn gets it on a runner with the operator's key.
+    const turn = await keyProxyFor(
+      "claude_code",
+      { ANTHROPIC_API_KEY: "operator-key", ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}` },
+      {},
+    );
+    if (!turn) throw new Error("no key proxy for a member's Claude Code turn");
+    const [proxy] = turn.proxies;
     try {
+      const refused: number[] = [];
       for (const [method, path] of [
         ["GET", "/v1/messages/batches"],
         ["GET", "/v1/files"],
         ["DELETE", "/v1/files/file_1"],
         ["GET", "/v1/organizations/users"],
+        ["POST", "/v1/messages/batches"],
       ] as const) {
-        await fetch(`${proxy.url}${path}`, { method, headers: { "x-api-key": proxy.placeholder } });
+        const answer = await fetch(`${proxy!.url}${path}`, {
+          method,
+          headers: { "x-api-key": proxy!.placeholder },
+        });
+        refused.push(answer.status);
       }
-      expect(seen.filter((call) => call.endsWith("operator-key"))).toEqual([]);
+      expect(refused).toEqual([403, 403, 403, 403, 403]);
+      expect(seen).toEqual([]);
+      // The model call itself goes through, with the operator's key.
+      const call = await fetch(`${proxy!.url}/v1/messages?beta=true`, {
+        method: "POST",
+        headers: { "x-api-key": proxy!.placeholder, "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(call.status).toBe(200);
+      expect(seen).toEqual(["POST /v1/messages?beta=true operator-key"]);
     } finally {
-      await proxy.close();
+      await Promise.all(turn.proxies.map((started) => started.close()));
       upstream.close();
     }
   });
@@ -530,12 +548,10 @@ describe.skipIf(!canRun)("a member's submit that would stall the server", () => 
     expect(worst).toBeLessThan(1_000);
   }, 60_000);
 
-  // Fails today: a var's value is capped only by the body (8 MiB), and each run of a list carries
-  // its vars whole. Measured: five runs with one 7.5 MB var made the tenant's GET /api/runs
-  // 37.5 MB (1.4 to 1.7 s); the default page is 50 runs (375 MB) and ?limit=500 would build
-  // 3.75 GB in the server's memory. Such a var cannot reach a step anyway (execve refuses an
-  // environment string past 128 KiB).
-  it.fails("a member's run with a 7.5 MB var does not make its tenant's runs list megabytes long", async () => {
+  // A var's value was capped only by the body (8 MiB), and each run of a list carries its vars
+  // whole: five runs with one 7.5 MB var made the tenant's GET /api/runs 37.5 MB (1.4 to 1.7 s).
+  // Such a var cannot reach a step anyway (execve refuses an environment string past 128 KiB).
+  it("a member's run with a 7.5 MB var is refused, saying the cap, and its tenant's runs list stays small", async () => {
     const workflow = [
       "version: v0.1",
       "name: big",
@@ -558,7 +574,8 @@ describe.skipIf(!canRun)("a member's submit that would stall the server", () => 
       { kind: "workflow", workflow, vars: { BIG: "x".repeat(7_500_000) } },
       acmeTeammate,
     );
-    expect(submitted.status, JSON.stringify(submitted.body).slice(0, 300)).toBe(201);
+    expect(submitted.status, JSON.stringify(submitted.body).slice(0, 300)).toBe(400);
+    expect(JSON.stringify(submitted.body)).toContain("each value may hold 131072 (128 KiB)");
     const response = await fetch(`${server.url}/api/runs`, { headers: { authorization: `Bearer ${acme}` } });
     expect((await response.text()).length).toBeLessThan(1024 * 1024);
   }, 60_000);

@@ -24,6 +24,12 @@ export interface ModelKeyProxyOptions {
   upstream: string;
   /** Sent upstream with every request in place of the placeholder (`x-api-key`, a gateway's header). */
   credentials: Readonly<Record<string, string>>;
+  /**
+   * Which calls carry the credentials (the method, and the path under the base without its
+   * query): the model calls of the CLI, never the account's other endpoints (its batches, files,
+   * stored responses, users). Absent: every call.
+   */
+  allows?: (method: string, path: string) => boolean;
 }
 
 /** Headers of one hop only, or that carry the placeholder: never forwarded as they came. */
@@ -52,6 +58,20 @@ export async function startModelKeyProxy(options: ModelKeyProxyOptions): Promise
         JSON.stringify({
           type: "error",
           error: { type: "authentication_error", message: "runyard's model proxy: not this turn's key" },
+        }),
+      );
+      return;
+    }
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (options.allows && !options.allows(req.method ?? "GET", path)) {
+      res.writeHead(403, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          type: "error",
+          error: {
+            type: "permission_error",
+            message: `runyard's model proxy: ${req.method} ${path.slice(0, 100)} is not a model call; a turn on the runner's key makes model calls only`,
+          },
         }),
       );
       return;
@@ -153,7 +173,27 @@ interface ProxiedProvider {
   otherProvider: readonly string[];
   /** Whether the CLI sends its key as the proxy reads it (a bearer token, `x-api-key`), by the runner's settings. */
   sendsKeyAsRead?: (env: Readonly<Record<string, string | undefined>>) => boolean;
+  /** The model calls its CLI makes (method, path under the base): the only calls given the key. */
+  calls: (method: string, path: string) => boolean;
 }
+
+/** Anthropic's model calls, under a base with or without `/v1`: messages, their token counts, the models. */
+const anthropicCalls = (method: string, path: string) =>
+  (method === "POST" && /^(\/v1)?\/messages(\/count_tokens)?\/?$/.test(path)) ||
+  (method === "GET" && /^(\/v1)?\/models(\/[^/]+)?\/?$/.test(path));
+
+/** OpenAI's model calls, under a base with or without `/v1`: responses, chat and embeddings, the models. */
+const openAiCalls = (method: string, path: string) =>
+  (method === "POST" && /^(\/v1)?\/(responses|chat\/completions|completions|embeddings)\/?$/.test(path)) ||
+  (method === "GET" && /^(\/v1)?\/models(\/[^/]+)?\/?$/.test(path));
+
+/** Gemini's model calls: a model's generate, stream, count and embed methods, the models. */
+const geminiCalls = (method: string, path: string) =>
+  (method === "POST" &&
+    /^\/v1(beta|alpha)?\/models\/[^/:]+:(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)$/.test(
+      path,
+    )) ||
+  (method === "GET" && /^\/v1(beta|alpha)?\/models(\/[^/:]+)?\/?$/.test(path));
 
 const anthropicProvider: ProxiedProvider = {
   credentials: (env) =>
@@ -175,6 +215,7 @@ const anthropicProvider: ProxiedProvider = {
   upstream: (env) => env.ANTHROPIC_BASE_URL || "https://api.anthropic.com",
   keyName: "ANTHROPIC_API_KEY",
   otherProvider: ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"],
+  calls: anthropicCalls,
 };
 
 const geminiProvider: ProxiedProvider = {
@@ -187,6 +228,7 @@ const geminiProvider: ProxiedProvider = {
   upstream: (env) => env.GOOGLE_GEMINI_BASE_URL || "https://generativelanguage.googleapis.com",
   keyName: "GEMINI_API_KEY",
   otherProvider: ["GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"],
+  calls: geminiCalls,
 };
 
 const OPENAI_URL = "https://api.openai.com/v1";
@@ -211,6 +253,7 @@ const codexProvider: ProxiedProvider = {
   },
   keyName: "OPENAI_API_KEY",
   otherProvider: [],
+  calls: openAiCalls,
 };
 
 /**
@@ -232,6 +275,7 @@ const openCodeProviders: ProxiedProvider[] = [
     upstream: (env) => env.ANTHROPIC_BASE_URL || "https://api.anthropic.com/v1",
     keyName: "ANTHROPIC_API_KEY",
     otherProvider: [],
+    calls: anthropicCalls,
   },
 ];
 
@@ -257,6 +301,7 @@ const copilotProvider: ProxiedProvider = {
   keyName: "COPILOT_PROVIDER_API_KEY",
   otherProvider: [],
   sendsKeyAsRead: (env) => !env.COPILOT_PROVIDER_TYPE || env.COPILOT_PROVIDER_TYPE === "openai",
+  calls: openAiCalls,
 };
 
 /** The agents whose model calls a proxy can take: the providers their CLI calls. */
@@ -291,10 +336,12 @@ export async function keyProxyFor(
     const upstream = provider.upstream(runnerEnv);
     // An endpoint that is no http(s) URL is left to the CLI, which says what is wrong with it.
     if (!credentials || !upstream || !destinationOf(upstream)) continue;
-    const proxy = await startModelKeyProxy({ upstream, credentials }).catch(async (error: unknown) => {
-      await Promise.all(proxies.map((started) => started.close()));
-      throw error;
-    });
+    const proxy = await startModelKeyProxy({ upstream, credentials, allows: provider.calls }).catch(
+      async (error: unknown) => {
+        await Promise.all(proxies.map((started) => started.close()));
+        throw error;
+      },
+    );
     proxies.push(proxy);
     for (const name of provider.credentialNames) delete env[name];
     env[provider.baseUrlName] = proxy.url;

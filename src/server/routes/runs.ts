@@ -41,11 +41,19 @@ export const runBodyLimit = 8 * 1024 * 1024;
 export const maxSubmitNames = 1000;
 
 /**
- * Refuses a submit with more than `maxSubmitNames` vars or env entries before its schema reads
- * each name: 400,000 empty vars (5 MB) took 3 s to check and 12 s to queue, the server answering
- * nothing else meanwhile.
+ * The most bytes of one variable's value, and of all of a submit's values: a variable reaches a
+ * step as an environment string, which the kernel refuses past 128 KiB, and every run of a list
+ * carries its variables (a 7.5 MB one made a tenant's runs list 7.5 MB a run).
  */
-export async function capSubmitNames(request: FastifyRequest): Promise<void> {
+export const maxVarValueBytes = 128 * 1024;
+export const maxVarsBytes = 256 * 1024;
+
+/**
+ * Refuses a submit with more than `maxSubmitNames` vars or env entries before its schema reads
+ * each name (400,000 empty vars, 5 MB, took 3 s to check and 12 s to queue, the server answering
+ * nothing else meanwhile), and one whose variables' values are larger than the caps above.
+ */
+export async function capSubmitVariables(request: FastifyRequest): Promise<void> {
   const body: unknown = request.body;
   if (body === null || typeof body !== "object") return;
   for (const field of ["vars", "env"] as const) {
@@ -56,6 +64,25 @@ export async function capSubmitNames(request: FastifyRequest): Promise<void> {
       throw new RunyardError("INVALID_INPUT", `${field}: at most ${maxSubmitNames} names, not ${count}`, {
         hint: "Pass bulk data as a file or an artifact, not as variables.",
       });
+    let total = 0;
+    for (const [name, entry] of Object.entries(value)) {
+      const bytes = typeof entry === "string" ? Buffer.byteLength(entry) : 0;
+      total += bytes;
+      if (bytes > maxVarValueBytes)
+        throw new RunyardError(
+          "INVALID_INPUT",
+          `${field}: the value of ${JSON.stringify(name.slice(0, 60))} is ${bytes} bytes; each value may hold ${maxVarValueBytes} (128 KiB)`,
+          {
+            hint: "Pass bulk data as a file or an artifact, not as variables: a step gets each as an environment string, which the kernel refuses past 128 KiB.",
+          },
+        );
+    }
+    if (total > maxVarsBytes)
+      throw new RunyardError(
+        "INVALID_INPUT",
+        `${field}: the values hold ${total} bytes in all; a submit's may hold ${maxVarsBytes} (256 KiB)`,
+        { hint: "Pass bulk data as a file or an artifact, not as variables." },
+      );
   }
 }
 
@@ -332,7 +359,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       // The OpenRunner-style API's agent body ({input, metadata}) becomes the native one; a body
       // without a kind is a workflow, as before agents existed.
       preValidation: async (request) => {
-        await capSubmitNames(request);
+        await capSubmitVariables(request);
         const body = request.body as Record<string, unknown> | undefined;
         if (!body || typeof body !== "object" || Array.isArray(body) || "kind" in body) return;
         if ("input" in body && !("workflow" in body)) {

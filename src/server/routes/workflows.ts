@@ -12,7 +12,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { submitterNames } from "./run-submitters.js";
-import { capSubmitNames, runBodyLimit } from "./runs.js";
+import { capSubmitVariables, runBodyLimit } from "./runs.js";
 
 const SaveWorkflowBody = z.strictObject({
   name: z
@@ -360,7 +360,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
     "/api/workflows/:name/runs",
     {
       config: idempotentRoute,
-      preValidation: capSubmitNames,
+      preValidation: capSubmitVariables,
       schema: {
         operationId: "runWorkflow",
         summary: "Run a saved workflow",
