@@ -166,7 +166,8 @@ export function idempotencyHooks(
       const { owner, key, claimId } = claim;
       const record =
         reply.statusCode >= 200 && reply.statusCode < 300 && typeof payload === "string"
-          ? () => keys.complete(owner, key, claimId, { status: reply.statusCode, body: payload }).then(() => {})
+          ? () =>
+              keys.complete(owner, key, claimId, { status: reply.statusCode, body: payload }).then(() => {})
           : () => keys.release(owner, key, claimId);
       try {
         await record();
@@ -174,7 +175,10 @@ export function idempotencyHooks(
         // The answer goes out regardless. The database is away (a restart): the outcome is
         // recorded once it is back, so that the client's retry with the key gets the answer (or
         // a free key) within seconds, not IDEMPOTENCY_KEY_IN_USE until the claim times out.
-        logger.warn({ err: error, status: reply.statusCode }, "could not record an Idempotency-Key's answer yet");
+        logger.warn(
+          { err: error, status: reply.statusCode },
+          "could not record an Idempotency-Key's answer yet",
+        );
         void recordLater(record, logger);
       }
       return payload;
