@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import type { Readable, Writable } from "node:stream";
@@ -10,6 +10,7 @@ import { RunnerEgress, type SandboxNetwork } from "../src/exec/sandbox-network.j
 import { attachPlainTcp, detachPlainTcp, sweepPlainTcp } from "../src/exec/sandbox-tcp.js";
 import { plainTcpRules } from "../src/exec/sandbox-tcp-rules.js";
 import { tempDir } from "./helpers/cli.js";
+import { type NetnsHost, startNetnsHost } from "./helpers/netns-host.js";
 import { until } from "./helpers/processes.js";
 
 /**
@@ -43,7 +44,7 @@ const hostSide = `ryh4h${suffix}`;
 const nsSide = `ryh4n${suffix}`;
 const subnet = `10.${150 + (process.pid % 50)}.${Math.floor(process.pid / 50) % 250}`;
 const privateAddress = `${subnet}.2`;
-let service: ChildProcess | undefined;
+let privateHost: NetnsHost | undefined;
 let loopback: Server | undefined;
 let loopbackPort = 0;
 let loopbackReached = 0;
@@ -51,29 +52,16 @@ let egress: RunnerEgress | undefined;
 let network: SandboxNetwork;
 let sandbox: Sandbox;
 
-function ip(...args: string[]): void {
-  execFileSync("ip", args, { stdio: "pipe" });
-}
-
 beforeAll(async () => {
   if (!canRun) return;
-  ip("netns", "add", namespace);
-  ip("link", "add", hostSide, "type", "veth", "peer", "name", nsSide);
-  ip("link", "set", nsSide, "netns", namespace);
-  ip("addr", "add", `${subnet}.1/30`, "dev", hostSide);
-  ip("link", "set", hostSide, "up");
-  ip("netns", "exec", namespace, "ip", "addr", "add", `${privateAddress}/30`, "dev", nsSide);
-  ip("netns", "exec", namespace, "ip", "link", "set", nsSide, "up");
-  service = spawn(
-    "ip",
-    ["netns", "exec", namespace, "python3", "-m", "http.server", "8080", "--bind", privateAddress],
-    { cwd: tempDir(), stdio: "ignore" },
-  );
-  await until(
-    "the private service answers",
-    () => available("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${privateAddress}:8080/`]),
-    15_000,
-  );
+  privateHost = await startNetnsHost({
+    name: namespace,
+    hostSide,
+    nsSide,
+    hostAddress: `${subnet}.1`,
+    address: privateAddress,
+    port: 8080,
+  });
   loopback = createServer((socket) => {
     loopbackReached++;
     socket.on("error", () => {});
@@ -94,18 +82,9 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  service?.kill("SIGKILL");
   loopback?.close();
   await egress?.close();
-  if (!canRun) return;
-  for (const args of [
-    ["link", "del", hostSide],
-    ["netns", "del", namespace],
-  ]) {
-    try {
-      ip(...args);
-    } catch {}
-  }
+  privateHost?.remove();
 });
 
 /**

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claudeCodeAgent } from "../src/agents/claude-code.js";
 import { type ForgeIssue, type ScriptedForge, startScriptedForge } from "./forge-server/server.js";
 import { mainScript, pinnedCli, withTools } from "./helpers/agent-turn.js";
-import { runCli, tempDir } from "./helpers/cli.js";
+import { tempDir } from "./helpers/cli.js";
+import { addGithubForge, startedRun } from "./helpers/forge-setup.js";
 import { until } from "./helpers/processes.js";
 import {
-  adminToken,
   isFinal,
   type Proc,
   runnerToken,
@@ -75,30 +75,16 @@ beforeAll(async () => {
       RUNYARD_WORKSPACE_DIR: join(root, "ws"),
     },
   });
-  const added = await runCli(
-    [
-      "forge",
-      "add",
-      "github",
-      "--repo",
-      "acme/app",
-      "--url",
-      forge.url,
-      "--secret-stdin",
-      "--agent",
-      "claude_code",
-      "--test",
-      "python3 hello.py | grep -qx hello",
-      "--server",
-      server.url,
-      "--json",
-    ],
-    { input: botToken, env: { RUNYARD_TOKEN: adminToken } },
-  );
-  expect(added.code, added.stderr).toBe(0);
-  const created = JSON.parse(added.stdout) as { webhook_url: string; webhook_secret: string };
-  webhookUrl = new URL(created.webhook_url, server.url).href;
-  webhookSecret = created.webhook_secret;
+  const added = await addGithubForge({
+    serverUrl: server.url,
+    forgeUrl: forge.url,
+    repo: "acme/app",
+    botToken,
+    agent: "claude_code",
+    test: "python3 hello.py | grep -qx hello",
+  });
+  webhookUrl = added.webhookUrl;
+  webhookSecret = added.webhookSecret;
 }, 120_000);
 
 afterAll(async () => {
@@ -108,13 +94,6 @@ afterAll(async () => {
   await forge?.close();
 });
 
-async function startedRun(delivery: { status: number; body: string }): Promise<string> {
-  expect(delivery.status, delivery.body).toBe(202);
-  const answer = JSON.parse(delivery.body) as { outcome: string; run_id: string | null };
-  expect(answer.outcome, delivery.body).toBe("started");
-  return answer.run_id as string;
-}
-
 describe.skipIf(!claude)("a forge's review comment with Claude Code on a sandboxing runner", () => {
   it("resumes the issue task's session: the model is sent the first turn, and the branch gets a new commit", async () => {
     const issue: ForgeIssue = forge.createIssue("acme/app", {
@@ -122,7 +101,7 @@ describe.skipIf(!claude)("a forge's review comment with Claude Code on a sandbox
       body: "It prints hello.",
       user: "alice",
     });
-    const first = await startedRun(
+    const first = startedRun(
       await forge.deliver(
         webhookUrl,
         webhookSecret,
@@ -145,7 +124,7 @@ describe.skipIf(!claude)("a forge's review comment with Claude Code on a sandbox
         ...writeHello(['print("hello")', 'print("bye")']),
       ]),
     );
-    const followUp = await startedRun(
+    const followUp = startedRun(
       await forge.deliver(
         webhookUrl,
         webhookSecret,

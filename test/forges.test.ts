@@ -9,9 +9,9 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ForgeIssue, type ScriptedForge, startScriptedForge } from "./forge-server/server.js";
-import { runCli, tempDir } from "./helpers/cli.js";
+import { tempDir } from "./helpers/cli.js";
+import { addGithubForge, startedRun } from "./helpers/forge-setup.js";
 import {
-  adminToken,
   api,
   isFinal,
   type Proc,
@@ -58,31 +58,17 @@ beforeAll(async () => {
       RUNYARD_WORKSPACE_DIR: join(root, "ws"),
     },
   });
-  const added = await runCli(
-    [
-      "forge",
-      "add",
-      "github",
-      "--repo",
-      "acme/app",
-      "--url",
-      forge.url,
-      "--secret-stdin",
-      "--agent",
-      "openai",
-      "--test",
-      "python3 hello.py | grep -qx hello",
-      "--server",
-      server.url,
-      "--json",
-    ],
-    { input: botToken, env: { RUNYARD_TOKEN: adminToken } },
-  );
-  expect(added.code, added.stderr).toBe(0);
-  const created = JSON.parse(added.stdout) as { id: string; webhook_url: string; webhook_secret: string };
-  forgeId = created.id;
-  webhookUrl = new URL(created.webhook_url, server.url).href;
-  webhookSecret = created.webhook_secret;
+  const added = await addGithubForge({
+    serverUrl: server.url,
+    forgeUrl: forge.url,
+    repo: "acme/app",
+    botToken,
+    agent: "openai",
+    test: "python3 hello.py | grep -qx hello",
+  });
+  forgeId = added.id;
+  webhookUrl = added.webhookUrl;
+  webhookSecret = added.webhookSecret;
 }, 120_000);
 
 afterAll(async () => {
@@ -96,20 +82,13 @@ async function runCount(): Promise<number> {
   return (await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=100")).body.runs.length;
 }
 
-async function startedRun(delivery: { status: number; body: string }): Promise<string> {
-  expect(delivery.status, delivery.body).toBe(202);
-  const answer = JSON.parse(delivery.body) as { outcome: string; run_id: string | null };
-  expect(answer.outcome, delivery.body).toBe("started");
-  return answer.run_id as string;
-}
-
 describe("tasks from a forge's issues", () => {
   let issue: ForgeIssue;
   let pull: ForgeIssue | undefined;
 
   it("a labelled issue ends as a pull request with the result table, and a comment on the issue", async () => {
     issue = forge.createIssue("acme/app", { title: "Add hello.py", body: "It prints hello.", user: "alice" });
-    const runId = await startedRun(
+    const runId = startedRun(
       await forge.deliver(
         webhookUrl,
         webhookSecret,
@@ -140,7 +119,7 @@ describe("tasks from a forge's issues", () => {
       ],
     });
     const before = gitOut("rev-list", "--count", `runyard/issue-${issue.number}`).trim();
-    const runId = await startedRun(
+    const runId = startedRun(
       await forge.deliver(
         webhookUrl,
         webhookSecret,
@@ -206,7 +185,7 @@ describe("tasks from a forge's issues", () => {
     model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
     const issue = forge.createIssue("acme/app", { title: "Once", body: "x", user: "alice" });
     const payload = forge.payloads.comment("acme/app", issue, "/runyard once", "alice");
-    const runId = await startedRun(await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload));
+    const runId = startedRun(await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload));
     const again = await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload);
     expect(JSON.parse(again.body)).toMatchObject({ outcome: "duplicate", run_id: runId });
     const otherEvent = await forge.deliver(webhookUrl, webhookSecret, "pull_request_review_comment", payload);
@@ -231,9 +210,7 @@ describe("tasks from a forge's issues", () => {
     expect(error.message).toContain("with 500");
     expect(error.hint).toContain("Redeliver");
     expect(await runCount()).toBe(runsBefore);
-    const runId = await startedRun(
-      await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, id),
-    );
+    const runId = startedRun(await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, id));
     // Acted on once: the next redelivery is a duplicate again.
     const again = await forge.deliver(webhookUrl, webhookSecret, "issue_comment", payload, id);
     expect(JSON.parse(again.body)).toMatchObject({ outcome: "duplicate", run_id: runId });
@@ -261,7 +238,7 @@ describe("tasks from a forge's issues", () => {
   it("a failed task comments its typed error and pushes nothing", async () => {
     model.setScript({ conversations: [{ turns: [{ text: "I will not write anything." }] }] });
     const failing = forge.createIssue("acme/app", { title: "Do nothing", body: "x", user: "alice" });
-    const runId = await startedRun(
+    const runId = startedRun(
       await forge.deliver(
         webhookUrl,
         webhookSecret,

@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
+import { type NetnsHost, startNetnsHost } from "./helpers/netns-host.js";
 import { until } from "./helpers/processes.js";
 import {
   adminToken,
@@ -65,8 +66,8 @@ const publicAddress = `203.0.113.${publicBase + 2}`;
 
 let server: TestServer;
 let runner: Proc | undefined;
-let privateService: ChildProcess | undefined;
-let publicService: ChildProcess | undefined;
+let privateHost: NetnsHost | undefined;
+let publicHost: NetnsHost | undefined;
 let abstractService: ChildProcess | undefined;
 const hostListeners: Server[] = [];
 let loopbackPort = 0;
@@ -75,10 +76,6 @@ let abstractReached = 0;
 const abstractName = `runyard-h3-test-${suffix}`;
 let acme = "";
 let globex = "";
-
-function ip(...args: string[]): void {
-  execFileSync("ip", args, { stdio: "pipe" });
-}
 
 async function token(body: Record<string, string>): Promise<string> {
   const { status, body: created } = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
@@ -89,53 +86,22 @@ async function token(body: Record<string, string>): Promise<string> {
 beforeAll(async () => {
   if (!canRun) return;
   // The runner's "private network": a namespace behind a veth pair, an HTTP service inside.
-  ip("netns", "add", namespace);
-  ip("link", "add", hostSide, "type", "veth", "peer", "name", nsSide);
-  ip("link", "set", nsSide, "netns", namespace);
-  ip("addr", "add", `${subnet}.1/30`, "dev", hostSide);
-  ip("link", "set", hostSide, "up");
-  ip("netns", "exec", namespace, "ip", "addr", "add", `${privateAddress}/30`, "dev", nsSide);
-  ip("netns", "exec", namespace, "ip", "link", "set", nsSide, "up");
-  ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up");
-  privateService = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      namespace,
-      "python3",
-      "-m",
-      "http.server",
-      String(privatePort),
-      "--bind",
-      privateAddress,
-    ],
-    { cwd: tempDir(), stdio: "ignore" },
-  );
-  await until(
-    "the private service answers",
-    () =>
-      commandWorks("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${privateAddress}:${privatePort}/`]),
-    15_000,
-  );
-
-  ip("netns", "add", publicNamespace);
-  ip("link", "add", publicHostSide, "type", "veth", "peer", "name", publicNsSide);
-  ip("link", "set", publicNsSide, "netns", publicNamespace);
-  ip("addr", "add", `203.0.113.${publicBase + 1}/30`, "dev", publicHostSide);
-  ip("link", "set", publicHostSide, "up");
-  ip("netns", "exec", publicNamespace, "ip", "addr", "add", `${publicAddress}/30`, "dev", publicNsSide);
-  ip("netns", "exec", publicNamespace, "ip", "link", "set", publicNsSide, "up");
-  publicService = spawn(
-    "ip",
-    ["netns", "exec", publicNamespace, "python3", "-m", "http.server", "8080", "--bind", publicAddress],
-    { cwd: tempDir(), stdio: "ignore" },
-  );
-  await until(
-    "the public service answers",
-    () => commandWorks("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${publicAddress}:8080/`]),
-    15_000,
-  );
+  privateHost = await startNetnsHost({
+    name: namespace,
+    hostSide,
+    nsSide,
+    hostAddress: `${subnet}.1`,
+    address: privateAddress,
+    port: privatePort,
+  });
+  publicHost = await startNetnsHost({
+    name: publicNamespace,
+    hostSide: publicHostSide,
+    nsSide: publicNsSide,
+    hostAddress: `203.0.113.${publicBase + 1}`,
+    address: publicAddress,
+    port: 8080,
+  });
 
   // The host's loopback services a step must not reach: a TCP listener and an abstract socket.
   const loopback = createServer((socket) => {
@@ -197,22 +163,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await runner?.kill();
   await server?.proc.kill();
-  privateService?.kill("SIGKILL");
-  publicService?.kill("SIGKILL");
   abstractService?.kill("SIGKILL");
   for (const listener of hostListeners) listener.close();
-  if (canRun) {
-    for (const args of [
-      ["link", "del", hostSide],
-      ["netns", "del", namespace],
-      ["link", "del", publicHostSide],
-      ["netns", "del", publicNamespace],
-    ]) {
-      try {
-        ip(...args);
-      } catch {}
-    }
-  }
+  privateHost?.remove();
+  publicHost?.remove();
 });
 
 /** Runs `script` as one shell.run step submitted with `bearer`; answers the run's status and output. */
