@@ -134,7 +134,7 @@ export class RunSandbox {
     // Plain TCP out: its rules set and pasta attached before any command of the run enters.
     let pasta: number | undefined;
     if (layout.network?.plainTcp !== undefined) {
-      const attached = await attachPlainTcp(holder, layout.network.plainTcp).catch((error: Error) => error);
+      const attached = await attachPlainTcp(holder, layout.network.plainTcp()).catch((error: Error) => error);
       if (attached instanceof Error) {
         stop.abort();
         await ended;

@@ -23,10 +23,11 @@ export interface SandboxNetwork {
   /** What every command inside gets, so that curl, git, npm and pip go through the proxy. */
   readonly env: Readonly<Record<string, string>>;
   /**
-   * The nftables rules of plain TCP and UDP out (sandbox-tcp.ts), set in a run's sandbox as it is
-   * made, pasta attached after them; absent: HTTP(S) through the proxy only.
+   * The nftables rules of plain TCP and UDP out (sandbox-tcp.ts), written when a run's sandbox is
+   * made (the runner's addresses and name servers as they are then) and set in it, pasta attached
+   * after them; absent: HTTP(S) through the proxy only.
    */
-  readonly plainTcp?: string;
+  readonly plainTcp?: () => string;
 }
 
 /** Where, inside a sandbox, the forwarder listens: its own loopback, so any fixed port serves. */
@@ -51,7 +52,11 @@ export function proxyEnv(port: number): Record<string, string> {
 }
 
 /** The network of a sandbox whose proxy listens at `socketPath` on the host. */
-export function sandboxNetwork(forwarder: string, socketPath: string, plainTcp?: string): SandboxNetwork {
+export function sandboxNetwork(
+  forwarder: string,
+  socketPath: string,
+  plainTcp?: () => string,
+): SandboxNetwork {
   const env = proxyEnv(proxyPort);
   return {
     id: socketPath,
@@ -145,9 +150,9 @@ export class RunnerEgress {
       socket.catch(() => this.sockets.delete(key));
     }
     const allowed = tenant === undefined ? [] : (this.options.allow[tenant] ?? []);
-    // The runner's addresses and name servers as they are now: a sandbox is made with today's.
+    // Read once a sandbox is made, not for each command that asks for the network.
     const rules = this.options.plainTcp
-      ? plainTcpRules(allowed, machineAddresses(), hostResolvers())
+      ? () => plainTcpRules(allowed, machineAddresses(), hostResolvers())
       : undefined;
     return sandboxNetwork(this.options.forwarder, await socket, rules);
   }
