@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { type NetnsHost, startNetnsHost } from "./helpers/netns-host.js";
-import { until } from "./helpers/processes.js";
+import { commandWorks, until } from "./helpers/processes.js";
 import {
   adminToken,
   api,
@@ -36,15 +36,6 @@ function commandOutput(command: string, args: string[]): string {
     return execFileSync(command, args, { encoding: "utf8" });
   } catch {
     return "";
-  }
-}
-
-function commandWorks(command: string, args: string[]): boolean {
-  try {
-    execFileSync(command, args, { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 /** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
@@ -38,4 +39,14 @@ export function stepProcessGroup(marker: string): number | undefined {
     }
   }
   return undefined;
+}
+
+/** Whether `command args` runs and exits 0 (a tool a test needs is there and works). */
+export function commandWorks(command: string, args: string[]): boolean {
+  try {
+    execFileSync(command, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
 }
