@@ -146,6 +146,8 @@ export const StepFinishedEvent = z.object({
   /** Why a `skipped` step did not run, e.g. `when: ${OK} == "true"`. */
   reason: z.string().optional(),
   error: ErrorInfo.optional(),
+  /** A retry kept this outcome of the run it retries (that run's id): the step did not run again. */
+  kept_from: z.string().optional(),
 });
 /** An approval step started waiting: who may answer, what they read, and until when. */
 export const StepWaitingEvent = z.object({

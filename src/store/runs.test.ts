@@ -55,7 +55,26 @@ describe.each(storeBackends)("on $name", (backend) => {
         saved_version: null,
         rolled_back: false,
         rollback_failed: null,
+        retry_of: null,
+        retry_from: null,
       });
+    });
+
+    it("links a retry to the run it retries, both ways", async () => {
+      const first = await store.runs.create({ kind: "workflow", name: "deploy", tenant_id: "t1" });
+      const retry = await store.runs.create({
+        kind: "workflow",
+        name: "deploy",
+        tenant_id: "t1",
+        retry_of: first.id,
+        retry_from: "build",
+      });
+      expect(await store.runs.get(retry.id)).toMatchObject({ retry_of: first.id, retry_from: "build" });
+      expect(await store.runs.get(first.id)).toMatchObject({ retry_of: null, retry_from: null });
+      expect((await store.runs.retriesOf(first.id)).map((r) => [r.id, r.retry_from, r.status])).toEqual([
+        [retry.id, "build", "queued"],
+      ]);
+      expect(await store.runs.retriesOf(retry.id)).toEqual([]);
     });
 
     it("keeps how a failed run's rollbacks went", async () => {

@@ -65,6 +65,10 @@ export interface RunRecord {
   rolled_back: boolean;
   /** A failed workflow run: the rollback step that failed (`rollback: deploy`); null: none did. */
   rollback_failed: string | null;
+  /** The run this one retries (`runs retry`, `runs run-step`): it kept that run's finished steps. */
+  retry_of: string | null;
+  /** The step it retried from, or the one step it ran; null when `retry_of` is. */
+  retry_from: string | null;
 }
 
 /** Where a run is, without what it runs: what a follower of its events needs (`runs.state`). */
@@ -95,6 +99,8 @@ export interface NewRun {
   trigger_ref?: string | null;
   saved_workflow?: string | null;
   saved_version?: number | null;
+  retry_of?: string | null;
+  retry_from?: string | null;
 }
 
 /** The fields of a run that change while it runs; absent keys are left as they are. */
@@ -181,6 +187,8 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     saved_version: row.saved_version === null ? null : int(row.saved_version),
     rolled_back: int(row.rolled_back) === 1,
     rollback_failed: row.rollback_failed,
+    retry_of: row.retry_of ?? null,
+    retry_from: row.retry_from ?? null,
   };
 }
 
@@ -266,6 +274,8 @@ function newRun(
     saved_version: input.saved_version ?? null,
     rolled_back: false,
     rollback_failed: null,
+    retry_of: input.retry_of ?? null,
+    retry_from: input.retry_from ?? null,
   };
   const row = {
     ...record,
@@ -495,6 +505,19 @@ async function countRuns(ctx: StoreContext): Promise<RunCount[]> {
   return rows.map((row) => ({ kind: row.kind, status: row.status, count: Number(row.count) }));
 }
 
+async function retriesOf(
+  ctx: StoreContext,
+  id: string,
+): Promise<Pick<RunRecord, "id" | "status" | "retry_from" | "created_at">[]> {
+  return ctx.db
+    .selectFrom("runs")
+    .select(["id", "status", "retry_from", "created_at"])
+    .where("retry_of", "=", id)
+    .orderBy("created_at")
+    .orderBy("id")
+    .execute();
+}
+
 /** The runs: one record per execution of a workflow, an agent task or a bot. */
 export interface RunsRepo {
   /** Stores a new run and returns it. */
@@ -531,6 +554,8 @@ export interface RunsRepo {
   markInterruptedRunning(reason: ErrorInfo, opts?: { ids?: readonly string[] }): Promise<string[]>;
   /** How many runs there are of each kind and status; pairs with no run are left out. */
   count(): Promise<RunCount[]>;
+  /** The runs that retry `id` (`retry_of`), oldest first. */
+  retriesOf(id: string): Promise<Pick<RunRecord, "id" | "status" | "retry_from" | "created_at">[]>;
   /** Queued and running runs of a tenant and/or of some submitters (quotas). */
   countActive(query?: ActiveRunsQuery): Promise<ActiveRunCount>;
 }
@@ -547,6 +572,7 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
     listByStatus: (statuses) => listRunsByStatus(ctx, statuses),
     markInterruptedRunning: (reason, opts) => markInterruptedRunning(ctx, reason, opts),
     count: () => countRuns(ctx),
+    retriesOf: (id) => retriesOf(ctx, id),
     countActive: (query) => countActiveRuns(ctx, query),
   };
 }

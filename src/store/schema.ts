@@ -60,6 +60,10 @@ export interface RunsTable {
   rolled_back: ColumnType<number, number | undefined, number>;
   /** The rollback step that failed (`rollback: deploy`); null: none did. */
   rollback_failed: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The run a retry or a one-step run carries on from; null for any other run. */
+  retry_of: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The step a retry ran from, or the one step a one-step run ran. */
+  retry_from: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface RunEventsTable {

@@ -13,6 +13,7 @@ import {
   type Workflow,
 } from "./model.js";
 import { type HostProgress, hostKey, priorProgress } from "./resume.js";
+import { type KeptFrom, seedKeptSteps } from "./retry-plan.js";
 import { runRollbacks } from "./rollback.js";
 import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
 import { runGraph } from "./step-graph.js";
@@ -63,6 +64,8 @@ export interface EngineOptions {
   approvals?: ApprovalGate;
   /** `false` (`--no-rollback`): a failed run does not run its steps' rollbacks. */
   rollback?: boolean;
+  /** A retry: the steps it keeps of the run it retries, which do not run again. */
+  kept?: KeptFrom;
 }
 
 export interface RunOutcome {
@@ -96,6 +99,8 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   const masker = workflowMasker(workflow, vars, options.secrets ?? []);
   const emit = (event: EventInput): void => options.emit(masker.maskDeep(event));
   const prior = priorProgress(options.resume ?? [], options.resumeExports);
+  const keptEvents: EventInput[] = [];
+  const keptEnds = options.kept ? seedKeptSteps(workflow, prior, options.kept, (e) => keptEvents.push(e)) : 0;
   for (const exported of prior.exports) {
     masker.add(secretValues(exported, secretNames));
     // In a graph a step's exports reach its dependents only: they come back with its result.
@@ -104,7 +109,8 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   masker.add(secretValues(vars, secretNames));
 
   if (options.announceStart !== false && !prior.started) emit({ type: "run.started", name: workflow.name });
-  let lastEnd = options.resume?.at(-1)?.seq ?? 0;
+  for (const event of keptEvents) emit(event);
+  let lastEnd = Math.max(options.resume?.at(-1)?.seq ?? 0, keptEnds);
   const ctx: StepContext = {
     signal,
     pool: new StepPool(workflow.maxParallel ?? defaultMaxParallel),

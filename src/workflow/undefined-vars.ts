@@ -25,6 +25,11 @@ const reads = /\bread\s+(?:-\w+\s+)*([A-Za-z_][A-Za-z0-9_ ]*)/g;
 const exportLines = /BOPS_EXPORT:([A-Za-z_][A-Za-z0-9_]*)=/g;
 const outputFileLines = /([A-Za-z_][A-Za-z0-9_]*)(?:=|<<)[^\n]*RUNYARD_OUTPUT/g;
 
+/** The names a step's script exports (`BOPS_EXPORT:NAME=`, `NAME=... >> $RUNYARD_OUTPUT`). */
+export function scriptExports(script: string): string[] {
+  return [...names(exportLines, script), ...names(outputFileLines, script)];
+}
+
 function names(pattern: RegExp, text: string): string[] {
   return [...text.matchAll(pattern)].flatMap((match) => (match[1] ?? "").split(/\s+/).filter(Boolean));
 }
