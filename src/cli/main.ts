@@ -778,6 +778,34 @@ function buildProgram(
     async (id: string, flags) =>
       setExit(await (await import("./runs.js")).runsCancel(id, await ctx(apiOverrides(flags)))),
   );
+  submitFlags(
+    runs
+      .command("retry")
+      .argument("<run>")
+      .description(
+        "retry a finished workflow run from a step: a new run that keeps the steps that succeeded before it (in a graph: those it does not depend on) and runs the rest",
+      )
+      .option("--from <step>", "the step to run again from (default: the first step that did not succeed)")
+      .option("--workflow <file>", "an edited workflow file that replaces the run's steps from there on")
+      .option("--var <NAME=value>", "set a variable over the run's (repeatable)", collect, [])
+      .option("-f, --follow", "follow the new run until it ends (exit 0 success, 1 failed, 130 canceled)")
+      .option("--json", "JSON output"),
+  ).action(async (id: string, flags) =>
+    setExit(await (await import("./runs-retry.js")).runsRetry(id, flags, await ctx(apiOverrides(flags)))),
+  );
+  submitFlags(
+    runs
+      .command("run-step")
+      .argument("<run>")
+      .argument("<step>", "the step to run")
+      .description("run one step of a finished workflow run again, with every variable the run exported")
+      .option("-f, --follow", "follow the new run until it ends (exit 0 success, 1 failed, 130 canceled)")
+      .option("--json", "JSON output"),
+  ).action(async (id: string, step: string, flags) =>
+    setExit(
+      await (await import("./runs-retry.js")).runsRunStep(id, step, flags, await ctx(apiOverrides(flags))),
+    ),
+  );
   for (const verb of ["approve", "reject"] as const) {
     submitFlags(
       runs

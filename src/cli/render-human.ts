@@ -96,7 +96,9 @@ export class HumanRenderer {
             ? event.reason
               ? ` (${event.reason})`
               : ""
-            : ` ${seconds(event.duration_ms)}`;
+            : event.kept_from !== undefined
+              ? ` (kept from ${printable(event.kept_from)})`
+              : ` ${seconds(event.duration_ms)}`;
         const reason = event.error && event.status !== "success" ? `: ${printable(event.error.message)}` : "";
         this.line(
           `${this.paint(statusStyle[event.status], `${statusMark[event.status]} ${printable(event.step)}`)} ${this.paint("gray", `[${printable(event.host)}]`)} ${event.status}${exit}${timing}${reason}`,

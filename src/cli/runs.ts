@@ -42,6 +42,10 @@ interface RunView {
   authored_by_name: string | null;
   rolled_back: boolean;
   rollback_failed: string | null;
+  /** The run it retries and the step it ran from; the runs that retry it. */
+  retry_of: string | null;
+  retry_from: string | null;
+  retries?: { run_id: string; status: string; from: string | null }[];
   /** Only on a queued run: the runners it waits for, and why none takes it yet. */
   waiting_for?: RunnerNeed[];
   /** A workflow run's approval steps that have started waiting. */
@@ -171,6 +175,12 @@ export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliCo
     const written = run.authored_by !== run.created_by ? `, written by ${author}` : "";
     ctx.stdout.write(`  by: ${triggeredBy}${written}\n`);
   }
+  if (run.retry_of !== null)
+    ctx.stdout.write(`  retry of: ${run.retry_of} from step ${printable(run.retry_from ?? "-")}\n`);
+  for (const retry of run.retries ?? [])
+    ctx.stdout.write(
+      `  retried by: ${retry.run_id} from step ${printable(retry.from ?? "-")} (${retry.status})\n`,
+    );
   // Why it waits names what users chose (a concurrency group, a tenant, a runner group).
   for (const line of waiting) ctx.stdout.write(`  ${printable(line)}\n`);
   if (run.error) ctx.stdout.write(`  ${printable(run.error.code)}: ${printable(run.error.message)}\n`);

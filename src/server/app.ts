@@ -21,6 +21,7 @@ import { forgeRoutes } from "./routes/forges.js";
 import { hookRoutes } from "./routes/hooks.js";
 import { orchestratorJobRoutes } from "./routes/orchestrator-jobs.js";
 import { rerunRoutes } from "./routes/rerun.js";
+import { retryRoutes } from "./routes/retry.js";
 import { runLogRoutes } from "./routes/run-log.js";
 import { runnerSocketRoute } from "./routes/runner-socket.js";
 import { runnerRoutes } from "./routes/runners.js";
@@ -185,6 +186,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     approvalRoutes(api, deps);
     runLogRoutes(api, deps);
     rerunRoutes(api, deps);
+    retryRoutes(api, deps);
     artifactRoutes(api, deps);
     runnerRoutes(api, deps);
     runnerSocketRoute(api, deps);

@@ -235,6 +235,27 @@ export const RunView = z.object({
     .string()
     .nullable()
     .describe("a failed workflow run: the rollback step that failed (`rollback: deploy`); null: none did"),
+  retry_of: z
+    .string()
+    .nullable()
+    .describe(
+      "the run this one retries (`POST /api/runs/:id/retry` or `/run-step`): it kept that run's steps that did not need to run again; null for any other run",
+    ),
+  retry_from: z
+    .string()
+    .nullable()
+    .describe("the step the retry ran from, or the one step a run-step ran; null when `retry_of` is"),
+  retries: z
+    .array(
+      z.object({
+        run_id: z.string(),
+        status: RunStatus,
+        from: z.string().nullable(),
+        created_at: z.string(),
+      }),
+    )
+    .optional()
+    .describe("GET /api/runs/:id: the runs that retry this one, oldest first"),
   graph: RunGraph.optional().describe(
     "GET /api/runs/:id of a workflow run whose steps form a graph (`depends`) or that has a matrix step: its steps, their edges and matrix combinations, for drawing",
   ),
@@ -488,8 +509,15 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const names = await submitterNames(deps.store, [run.created_by, run.authored_by]);
       const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
       const approvals = await approvalViews(deps, request, run);
+      const retries = await deps.store.runs.retriesOf(run.id);
       return {
         ...view,
+        retries: retries.map((r) => ({
+          run_id: r.id,
+          status: r.status,
+          from: r.retry_from,
+          created_at: r.created_at,
+        })),
         ...(stored ? { inputs: workflowInputs(stored) } : {}),
         ...(approvals.length > 0 ? { approvals } : {}),
         ...(graph ? { graph } : {}),

@@ -49,6 +49,8 @@ export interface RunOrigin {
   authoredBy?: string | null;
   /** The run's id, fixed in advance: a schedule's tick names its run before the run is stored. */
   runId?: string;
+  /** A retry: the run it retries, and the step it runs from (or the one step it runs). */
+  retry?: { of: string; from: string };
 }
 
 /** This server among the replicas, as the run service needs it. */
@@ -204,6 +206,7 @@ export class RunService {
         trigger_ref: origin.ref ?? null,
         saved_workflow: origin.saved?.name ?? null,
         saved_version: origin.saved?.version ?? null,
+        ...(origin.retry ? { retry_of: origin.retry.of, retry_from: origin.retry.from } : {}),
         kind,
         name: prepared.name,
         status: "queued",

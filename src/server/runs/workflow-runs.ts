@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
-import { StepAttemptRequest, StepAttemptResult, type StepRunner } from "../../core/step-attempt.js";
+import type { StepRunner } from "../../core/step-attempt.js";
 import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
 import type { Store } from "../../store/index.js";
 import type { ApprovalGate } from "../../workflow/approval.js";
@@ -16,7 +16,6 @@ import {
 } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { inputValueProblem } from "../../workflow/parse-inputs.js";
-import { hostKey } from "../../workflow/resume.js";
 import { scheduleIgnoredNotice } from "../../workflow/schedule.js";
 import { secretsNotGiven, workflowMasker } from "../../workflow/secrets.js";
 import { stepFoldersRefusal } from "../../workflow/step-folders.js";
@@ -31,6 +30,7 @@ import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 import type { WorkflowParser } from "./workflow-parser.js";
+import { keptExports, keptSecrets, RetrySpec, realExportsOf, retriedWorkflow } from "./workflow-retries.js";
 
 /**
  * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them
@@ -49,6 +49,8 @@ export const WorkflowRunSpec = z.object({
   unrestricted_outbound: z.literal(true).optional(),
   /** `--no-rollback`: a failed run does not run its steps' rollbacks; a re-run keeps it. */
   no_rollback: z.literal(true).optional(),
+  /** A retry (`runs retry`, `runs run-step`): the run it retries and the steps it keeps of it. */
+  retry: RetrySpec.optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
@@ -213,16 +215,20 @@ export class WorkflowRuns implements RunKindModule {
     await this.groups.waitForSlot(run);
     try {
       if (resuming) await this.queue.restorePins(runId);
+      const retry = stored.data.retry;
       await runWorkflow({
-        workflow,
+        workflow: retriedWorkflow(workflow, retry),
         runId,
         vars: { ...stored.data.vars, ...secrets.values },
-        secrets: Object.values(secrets.values),
+        secrets: [...Object.values(secrets.values), ...keptSecrets(retry)],
         emit,
         runnerFor: (host, spec) => this.runnerFor(run, host, spec, unrestricted),
         signal: missing ? AbortSignal.abort() : run.signal,
         resume: [...run.resumed],
-        ...(resuming ? { resumeExports: await this.realExports(runId) } : {}),
+        ...(resuming
+          ? { resumeExports: new Map([...keptExports(retry), ...(await realExportsOf(this.store, runId))]) }
+          : {}),
+        ...(retry ? { kept: { run: retry.of, steps: retry.kept } } : {}),
         announceStart: false,
         approvals: this.gateFor(run),
         rollback: stored.data.no_rollback !== true,
@@ -296,25 +302,6 @@ export class WorkflowRuns implements RunKindModule {
       ...queued,
       runAttempt: (request, io) => queued.runAttempt({ ...request, ...owner }, io),
     };
-  }
-
-  /**
-   * What each step exported, as the values themselves, from the results of its last finished
-   * job: the events hold secrets masked, and later steps need them real.
-   */
-  private async realExports(runId: string): Promise<Map<string, Record<string, string>>> {
-    const latest = new Map<string, { attempt: number; exports: Record<string, string> }>();
-    for (const job of await this.store.jobs.list({ runId })) {
-      const request = StepAttemptRequest.safeParse(job.payload);
-      const result = StepAttemptResult.safeParse(job.result);
-      if (job.status !== "done" || !request.success || !result.success) continue;
-      const key = hostKey(request.data.step, request.data.host);
-      const known = latest.get(key);
-      if (!known || known.attempt < request.data.attempt) {
-        latest.set(key, { attempt: request.data.attempt, exports: result.data.exports });
-      }
-    }
-    return new Map([...latest].map(([key, { exports }]) => [key, exports]));
   }
 }
 

@@ -1,0 +1,205 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { RunStatus } from "../../core/events.js";
+import type { RunRecord } from "../../store/index.js";
+import { type Workflow, workflowProblemsError } from "../../workflow/model.js";
+import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
+import { mayActFor } from "../acting-for.js";
+import { maxNameLength } from "../api-schemas.js";
+import { isPlatformAdmin, submitterId } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
+import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
+import { WorkflowRunSpec } from "../runs/workflow-runs.js";
+import { capSubmitVariables, runBodyLimit } from "./runs.js";
+import { visibleRun } from "./visible-run.js";
+
+const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
+
+const RetryBody = z.strictObject({
+  from: z
+    .string()
+    .max(maxNameLength)
+    .optional()
+    .describe(
+      "the step to run again from; default the first step that did not succeed. Every step that succeeded and does not come after it (in a graph: does not depend on it) is kept",
+    ),
+  workflow: z
+    .string()
+    .min(1, "workflow is empty: send the edited YAML text, or leave workflow out")
+    .optional()
+    .describe(
+      "an edited workflow text that replaces the run's: the kept steps are kept where it still has them, the others run as it says. A step that reads an export no kept step made is refused at its line:column",
+    ),
+  file: z.string().max(maxNameLength).optional().describe("the edited file's name, shown in its messages"),
+  vars: z
+    .record(z.string().max(maxNameLength), z.coerce.string())
+    .default({})
+    .describe("variables laid over the run's"),
+});
+
+const RunStepBody = z.strictObject({
+  step: z.string().min(1).max(maxNameLength).describe("the step to run, with every export of the run"),
+});
+
+const RetrySubmitted = z.object({
+  run_id: z.string(),
+  status: RunStatus,
+  retry_of: z.string().describe("the run retried"),
+  from: z.string().describe("the step the retry runs from (run-step: the one step it runs)"),
+  kept: z.array(z.string()).describe("the steps (matrix combinations by name) kept from the run retried"),
+});
+
+/**
+ * Retry from a step (`runs retry`) and run one step (`runs run-step`): a new run linked to the
+ * first (`retry_of`), keeping the outcomes and exports of the steps that need not run again.
+ */
+export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
+    "/api/runs/:id/retry",
+    {
+      bodyLimit: runBodyLimit,
+      config: idempotentRoute,
+      preValidation: capSubmitVariables,
+      schema: {
+        operationId: "retryRun",
+        summary: "Retry a finished workflow run from a step",
+        description:
+          "Queues a new run linked to this one (`retry_of`) that keeps the outcomes and exports of every step that succeeded and is not downstream of `from`, and runs the rest; with `workflow`, an edited text runs instead. A queued or running run is 409; another tenant's is 404. With `workflow` or `vars`, only the run's submitter or an admin of its tenant may retry it (403); unchanged, anyone who may see it. The retry is triggered by the caller and has the lesser rights of the caller and whoever wrote its text." +
+          idempotentRouteNote,
+        tags: ["runs"],
+        headers: IdempotencyKeyHeaders,
+        params: RunParams,
+        body: RetryBody,
+        response: {
+          201: {
+            description: "the retry is queued",
+            content: { "application/json": { schema: RetrySubmitted } },
+          },
+          ...protectedErrorResponses(400, 403, 404, 409, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const changed = body.workflow !== undefined || Object.keys(body.vars).length > 0;
+      const ask: RetryAsk = {
+        ...(body.from !== undefined ? { from: body.from } : {}),
+        ...(body.workflow !== undefined
+          ? { edited: { text: body.workflow, file: body.file ?? "workflow.yaml" } }
+          : {}),
+        vars: body.vars,
+      };
+      const answer = await submitRetry(deps, request, request.params.id, ask, changed);
+      return reply.code(201).send(answer);
+    },
+  );
+  api.post(
+    "/api/runs/:id/run-step",
+    {
+      config: idempotentRoute,
+      schema: {
+        operationId: "runRunStep",
+        summary: "Run one step of a finished workflow run again",
+        description:
+          "Queues a new run linked to this one (`retry_of`) that runs only `step`, with every variable the run exported; no other step runs. A queued or running run is 409; another tenant's is 404. The new run is triggered by the caller and has the lesser rights of the caller and the run's author." +
+          idempotentRouteNote,
+        tags: ["runs"],
+        headers: IdempotencyKeyHeaders,
+        params: RunParams,
+        body: RunStepBody,
+        response: {
+          201: {
+            description: "the one-step run is queued",
+            content: { "application/json": { schema: RetrySubmitted } },
+          },
+          ...protectedErrorResponses(400, 404, 409, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const answer = await submitRetry(deps, request, request.params.id, { only: request.body.step }, false);
+      return reply.code(201).send(answer);
+    },
+  );
+}
+
+async function submitRetry(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  id: string,
+  ask: RetryAsk,
+  changed: boolean,
+): Promise<z.output<typeof RetrySubmitted>> {
+  const run = await visibleRun(deps, request, id);
+  const spec = workflowSpecOf(run);
+  const principal = request.principal;
+  if (changed && !(principal && (await mayActFor(deps.store, principal, run.created_by, run.tenant_id)))) {
+    throw new RunyardError(
+      "FORBIDDEN",
+      `only whoever submitted run ${run.id}, or an admin of its tenant, may retry it with an edited workflow or vars`,
+      { hint: "Retry it unchanged (no workflow, no vars), or submit a run of your own." },
+    );
+  }
+  const badName = Object.keys(ask.vars ?? {}).find((name) => !isVariableName(name));
+  if (badName !== undefined) {
+    const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
+    throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
+      hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
+    });
+  }
+  const parse = async (text: string, file: string): Promise<Workflow> => {
+    const { workflow, diagnostics } = await deps.parseWorkflow(text, file, deps.workflowLimits);
+    if (!workflow) throw workflowProblemsError(file, diagnostics);
+    return workflow;
+  };
+  const plan = await planRetry(deps.store, parse, run, spec, ask);
+  await deps.quotas.checkSubmit(principal);
+  const edited = ask.edited !== undefined;
+  const next = await deps.runs.submitWorkflow(
+    {
+      workflow: plan.workflow,
+      vars: plan.vars,
+      ...(plan.file ? { file: plan.file } : {}),
+      ...(spec.no_rollback ? { no_rollback: true as const } : {}),
+      retry: plan.retry,
+    },
+    {
+      // The run's tenant: its kept steps, secrets and runners are that tenant's.
+      tenantId: run.tenant_id,
+      tokenId: submitterId(principal),
+      // The lesser rights of the caller and whoever wrote the text: an edited text is the caller's.
+      unrestrictedOutbound: isPlatformAdmin(principal) && (edited || spec.unrestricted_outbound === true),
+    },
+    {
+      trigger: "rerun",
+      ref: run.id,
+      authoredBy: edited ? submitterId(principal) : run.authored_by,
+      ...(!edited && run.saved_workflow !== null && run.saved_version !== null
+        ? { saved: { name: run.saved_workflow, version: run.saved_version } }
+        : {}),
+      retry: { of: run.id, from: plan.from },
+    },
+  );
+  return {
+    run_id: next.id,
+    status: next.status,
+    retry_of: run.id,
+    from: plan.from,
+    kept: [...new Set(plan.retry.kept.filter(() => !plan.retry.only).map((k) => k.step))],
+  };
+}
+
+function workflowSpecOf(run: RunRecord): WorkflowRunSpec {
+  const spec = run.kind === "workflow" ? WorkflowRunSpec.safeParse(run.spec) : undefined;
+  if (!spec?.success) {
+    throw new RunyardError("INVALID_INPUT", `run ${run.id} is a ${run.kind} run: only workflow runs retry`, {
+      hint: "Start agent tasks and bots again with POST /api/runs or the bots API.",
+    });
+  }
+  return spec.data;
+}
