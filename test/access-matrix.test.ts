@@ -454,6 +454,18 @@ const rows: Row[] = [
     expect: ofTenantA(201),
   },
   {
+    route: "POST /api/runs/{id}/retry",
+    what: "tenant A's run, still queued: A's callers are told it is not finished (409), others that it does not exist",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/retry`, body: {} }),
+    expect: ofTenantA(409),
+  },
+  {
+    route: "POST /api/runs/{id}/run-step",
+    what: "tenant A's run, still queued: A's callers are told it is not finished (409), others that it does not exist",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/run-step`, body: { step: "hi" } }),
+    expect: ofTenantA(409),
+  },
+  {
     route: "GET /run-status",
     request: async () => ({ url: `/run-status?run_id=${items.runs.A}` }),
     expect: ofTenantA(200),

@@ -173,6 +173,23 @@ const cases: Case[] = [
   },
   {
     method: "POST",
+    route: "/api/runs/{id}/retry",
+    url: () => `/api/runs/${runId}/retry`,
+    token: () => adminToken,
+    body: {},
+    // The run has not finished: only a finished run is retried.
+    status: 409,
+  },
+  {
+    method: "POST",
+    route: "/api/runs/{id}/run-step",
+    url: () => `/api/runs/${runId}/run-step`,
+    token: () => adminToken,
+    body: { step: "hi" },
+    status: 409,
+  },
+  {
+    method: "POST",
     route: "/api/runs/{id}/stream-token",
     url: () => `/api/runs/${runId}/stream-token`,
     token: () => sessionToken,
