@@ -63,7 +63,11 @@ describe("who may retry a run", () => {
       expect(answer.body.error.message).toBe(`run ${runA} does not exist`);
     }
     expect((await call("GET", `/api/runs/${runA}`, tokens.memberB)).status).toBe(404);
-    expect(await runCount()).toBe(before);
+    // A run outside any tenant (the platform admin's) is hidden from a tenant's member the same way.
+    const platformRun = await failedRun(adminToken);
+    const outside = await call("POST", `/api/runs/${platformRun}/retry`, tokens.memberA, {});
+    expect(outside.status).toBe(404);
+    expect(await runCount()).toBe(before + 1);
   });
 
   it("lets a teammate retry a run unchanged, as its own run of the author's text, in the run's tenant", async () => {

@@ -167,8 +167,8 @@ export function missingExports(
         col: problem.col,
         message: `step "${problem.step}" needs \${${problem.name}}, an export no kept step made and no step that runs makes`,
         hint: by
-          ? `retry from "${by.name}" or earlier (--from ${by.name}) so it exports ${problem.name} again, or give it with --var ${problem.name}=VALUE`
-          : `give it with --var ${problem.name}=VALUE, or keep the step that exports it`,
+          ? `step "${by.name}" exported it in the run retried: export it again from a step that runs, keep that step (retry from a later step), or give it with --var ${problem.name}=VALUE`
+          : `export it from a step that runs, or give it with --var ${problem.name}=VALUE`,
       };
     });
 }
