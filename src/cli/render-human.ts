@@ -1,5 +1,5 @@
 import { styleText } from "node:util";
-import type { AgentSummary, RunEvent, StepStatus } from "../core/events.js";
+import type { AgentSummary, EventOf, RunEvent, StepStatus } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import { printable } from "../core/terminal-text.js";
 import { table } from "./table.js";
@@ -80,7 +80,7 @@ export class HumanRenderer {
           this.line(
             this.paint(
               "yellow",
-              `↻ ${printable(event.step)} [${printable(event.host)}] attempt ${event.attempt} failed (exit ${event.exit_code ?? "-"}); retrying in ${seconds(event.delay_ms)}`,
+              `↻ ${printable(event.step)} [${printable(event.host)}] attempt ${event.attempt}${event.max_attempts ? ` of ${event.max_attempts}` : ""} failed (${retryCause(event)}); retrying in ${seconds(event.delay_ms)}`,
             ),
           );
         }
@@ -337,4 +337,12 @@ function seconds(ms: number): string {
 /** A step name as one shell word, quoted only when it needs to be. */
 function shellWord(text: string): string {
   return /^[A-Za-z0-9._@:/-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
+}
+
+/** `exit 3`, `timeout: step timed out after 2s`, `runner_lost: ...`: why an attempt is retried. */
+function retryCause(event: EventOf<"step.retrying">): string {
+  const exit = `exit ${event.exit_code ?? "-"}`;
+  if (!event.reason || event.reason === "error")
+    return event.error && event.exit_code === null ? `${exit}: ${printable(event.error.message)}` : exit;
+  return `${event.reason}${event.error ? `: ${printable(event.error.message)}` : ""}`;
 }

@@ -29,6 +29,10 @@ export const errorTable = {
   SPAWN_FAILED: { status: 200, hint: "Check that the shell or command exists and the cwd is a folder." },
   TIMEOUT: { status: 200, hint: "Raise `timeout_seconds` or make the step faster." },
   CANCELED: { status: 200, hint: "The run was canceled on request." },
+  RUN_TIMEOUT: {
+    status: 200,
+    hint: "The run passed the workflow's top-level `timeout:`; raise it, or make the steps faster (a step's own limit is `timeout_seconds`).",
+  },
   APPROVAL_REJECTED: {
     status: 200,
     hint: "An approver rejected the step; read their comment in the run's events, fix what they asked for and run it again.",

@@ -131,6 +131,12 @@ export const StepRetryingEvent = z.object({
   attempt: z.number().int().positive(),
   exit_code: z.number().int().nullable(),
   delay_ms: z.number(),
+  /** What kind of failure is retried: `error` (the command failed), `timeout`, `runner_lost`. */
+  reason: z.enum(["error", "timeout", "runner_lost"]).optional(),
+  /** The most attempts the step's retry policy makes. */
+  max_attempts: z.number().int().positive().optional(),
+  /** How the attempt failed. */
+  error: ErrorInfo.optional(),
 });
 export const StepFinishedEvent = z.object({
   ...base,

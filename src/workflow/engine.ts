@@ -14,7 +14,9 @@ import {
 } from "./model.js";
 import { type HostProgress, hostKey, priorProgress } from "./resume.js";
 import { type KeptFrom, seedKeptSteps } from "./retry-plan.js";
+import { failureReason, retryPlan, retryPolicyOf } from "./retry-policy.js";
 import { runRollbacks } from "./rollback.js";
+import { runDeadline } from "./run-deadline.js";
 import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
 import { runGraph } from "./step-graph.js";
 import {
@@ -89,8 +91,23 @@ export interface RunOutcome {
  */
 export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   const { workflow } = options;
-  const signal = options.signal ?? new AbortController().signal;
   const started = Date.now();
+  // The run's own `timeout:` aborts what runs as a cancel does; the run then ends `timeout`.
+  const deadline = runDeadline(workflow, options.resume, options.signal, started);
+  try {
+    return await runWithin(options, deadline.signal, started, () => deadline.passed);
+  } finally {
+    deadline.clear();
+  }
+}
+
+async function runWithin(
+  options: EngineOptions,
+  signal: AbortSignal,
+  started: number,
+  timedOut: () => string | undefined,
+): Promise<RunOutcome> {
+  const { workflow } = options;
   const graph = isStepGraph(workflow);
   // `vars` holds the real values: they reach steps as env. Everything emitted is masked.
   const vars: Record<string, string> = { ...workflow.vars, ...options.vars };
@@ -142,11 +159,15 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   let failure = results
     .filter((result) => result.failure && !result.step.continueOnError)
     .sort((a, b) => a.endedAt - b.endedAt)[0]?.failure;
-  if (signal.aborted) failure = { status: "canceled", error: errorInfo("CANCELED", "the run was canceled") };
+  const passed = timedOut();
+  if (passed) failure = { status: "timeout", error: errorInfo("RUN_TIMEOUT", passed) };
+  else if (signal.aborted)
+    failure = { status: "canceled", error: errorInfo("CANCELED", "the run was canceled") };
 
-  // A canceled run is not rolled back: whoever canceled it decides what to undo.
+  // A canceled run is not rolled back: whoever canceled it decides what to undo. Nor is a run
+  // past its timeout: its time is up, rollbacks included.
   const rollback =
-    failure && failure.status !== "canceled" && options.rollback !== false
+    failure && failure.status !== "canceled" && !passed && options.rollback !== false
       ? await runRollbacks(results, ctx)
       : undefined;
   if (rollback) summaries.push(...rollback.summaries);
@@ -211,7 +232,8 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
   if (step.approval) return awaitApproval(step, step.approval, host, ctx);
   const spec = ctx.options.workflow.hosts[host] ?? { kind: "local" };
   const runner = ctx.options.runnerFor(host, spec);
-  const maxAttempts = step.retryCount + 1;
+  const policy = retryPolicyOf(step);
+  const maxAttempts = policy.attempts;
   let result: StepAttemptResult | undefined;
   let error: ErrorInfo | undefined;
   let attempt = ctx.prior ? ctx.prior.attempts - (ctx.prior.inFlight ? 1 : 0) : 0;
@@ -278,8 +300,15 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
       }
       if (result.status === "canceled") break;
     }
-    if (ctx.signal.aborted || attempt >= maxAttempts) break;
-    const delayMs = Math.round(step.retryDelaySeconds * 1000 * 2 ** (attempt - 1));
+    if (ctx.signal.aborted) break;
+    const reason = failureReason(result?.status ?? "failed", error);
+    if (!reason) break;
+    const plan = retryPlan(policy, attempt, reason, result?.exit_code ?? null);
+    if (!plan.retry) {
+      if (plan.why) ctx.emit({ type: "notice", level: "info", message: plan.why, step: step.name, host });
+      break;
+    }
+    const { delayMs } = plan;
     ctx.emit({
       type: "step.retrying",
       step: step.name,
@@ -287,6 +316,9 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
       attempt,
       exit_code: result?.exit_code ?? null,
       delay_ms: delayMs,
+      reason,
+      max_attempts: maxAttempts,
+      ...(error ? { error } : {}),
     });
     await delay(delayMs, undefined, { signal: ctx.signal }).catch(() => undefined);
     if (ctx.signal.aborted) break;

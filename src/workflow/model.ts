@@ -41,6 +41,27 @@ export type HostSpec =
 /** The label a runner advertises when it can reach a Docker engine: docker hosts need it. */
 export const dockerRunnerLabel = "docker";
 
+/** Why an attempt failed, as `retry.on` names it. */
+export const retryReasons = ["error", "timeout", "runner_lost"] as const;
+export type RetryReason = (typeof retryReasons)[number];
+export const backoffKinds = ["fixed", "exponential"] as const;
+export type Backoff = (typeof backoffKinds)[number];
+
+/** `retry: {attempts, backoff, delay, max_delay, on_exit_codes, on}` on a step. */
+export interface RetryPolicy {
+  /** The most times the step runs on a host, the first attempt included (1: never retried). */
+  attempts: number;
+  backoff: Backoff;
+  /** The wait before the first retry, in seconds; exponential doubles it for each next one. */
+  delaySeconds: number;
+  /** No wait is longer than this, in seconds. */
+  maxDelaySeconds?: number;
+  /** Set: a failure (`error`) is retried only when the command exited with one of these. */
+  onExitCodes?: number[];
+  /** The failures that are retried. */
+  on: RetryReason[];
+}
+
 /** A position in the source file, 1-based. */
 export interface SourcePos {
   line: number;
@@ -87,6 +108,8 @@ export interface Step {
   retryCount: number;
   /** First retry waits this long; each next one twice as long. */
   retryDelaySeconds: number;
+  /** `retry:`: the step's retry policy; absent, `retryCount` and `retryDelaySeconds` say it (retry-policy.ts). */
+  retry?: RetryPolicy;
   /** Set exactly when `action` is `approval`. */
   approval?: ApprovalSpec;
   /**
@@ -190,6 +213,8 @@ export interface Workflow {
   inputsPos?: SourcePos;
   /** `max_parallel`: at most this many steps (matrix combinations each count) run at once. */
   maxParallel?: number;
+  /** `timeout:`: the whole run's limit, in seconds; past it the run is stopped and ends `timeout` (RUN_TIMEOUT). */
+  runTimeoutSeconds?: number;
 }
 
 /** The type of a workflow's input: what a delivery's value must read as. */

@@ -31,7 +31,7 @@ export const maxApprovalTimeoutSeconds = 30 * 86_400;
 export function approvalStepKeyHint(key: string): string | undefined {
   if (key === "targets") return "an approval step runs once, on the server, not on hosts: remove targets";
   if (key === "timeout_seconds") return "an approval's wait goes under args: args.timeout_seconds";
-  if (key === "retry_count" || key === "retry_delay_seconds") {
+  if (key === "retry_count" || key === "retry_delay_seconds" || key === "retry") {
     return "an approval is answered once and never retried: remove it";
   }
   if (key === "expect_vars") return "an approval step exports no variables: remove expect_vars";

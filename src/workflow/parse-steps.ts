@@ -11,6 +11,7 @@ import { actions, approvalHost, type ExecAction, execActions, type Step } from "
 import { approvalStepKeyHint, approvalStepKeys, readApprovalArgs } from "./parse-approval.js";
 import { checkStepGraph, readGraphKeys } from "./parse-graph.js";
 import type { Inventory } from "./parse-hosts.js";
+import { readRetry } from "./parse-retry.js";
 import { suggestWithList } from "./suggest.js";
 import type { Field, Fields, NumberRule, YamlReader } from "./yaml-reader.js";
 
@@ -22,6 +23,7 @@ const commonKeys = [
   "timeout_seconds",
   "retry_count",
   "retry_delay_seconds",
+  "retry",
 ];
 const graphKeys = ["depends"];
 const workflowStepKeys = [
@@ -148,6 +150,12 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     retryDelaySeconds: read.number("retry_delay_seconds", "non-negative number") ?? 1,
     pos: reader.pos(node),
   };
+  const retryField = fields.get("retry");
+  if (retryField) {
+    const shortForm = fields.get("retry_count") ?? fields.get("retry_delay_seconds");
+    const retry = readRetry(reader, retryField, label, shortForm);
+    if (retry) step.retry = retry;
+  }
   const timeoutSeconds = read.number("timeout_seconds", "positive number");
   if (timeoutSeconds !== undefined) step.timeoutSeconds = timeoutSeconds;
   const when = read.condition(playbook ? "condition" : "when");

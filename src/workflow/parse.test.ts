@@ -339,7 +339,7 @@ owner: me
 steps: [{name: s, command: "true"}]
 `),
     ).toEqual([
-      'wf.yaml:2:1: unknown key "owner" at the top level (hint: valid keys: version, name, description, env, vars, secrets, inventory, notify, max_parallel, steps, concurrency, schedule, inputs)',
+      'wf.yaml:2:1: unknown key "owner" at the top level (hint: valid keys: version, name, description, env, vars, secrets, inventory, notify, max_parallel, steps, concurrency, schedule, inputs, timeout)',
     ]);
   });
 

@@ -20,6 +20,7 @@ import { readConcurrency } from "./parse-concurrency.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readInputs } from "./parse-inputs.js";
 import { readNotify } from "./parse-notify.js";
+import { readRunTimeout } from "./parse-run-timeout.js";
 import { readSchedules } from "./parse-schedule.js";
 import { readSteps } from "./parse-steps.js";
 import {
@@ -46,6 +47,7 @@ const topLevelKeys = [
   "concurrency",
   "schedule",
   "inputs",
+  "timeout",
 ];
 
 /** What to do about the YAML syntax errors people make most. */
@@ -134,6 +136,8 @@ export function parseWorkflow(
   }
   const maxParallel = fields.has("max_parallel") ? readMaxParallel(reader, value("max_parallel")) : undefined;
   if (maxParallel !== undefined) workflow.maxParallel = maxParallel;
+  const runTimeout = fields.has("timeout") ? readRunTimeout(reader, value("timeout")) : undefined;
+  if (runTimeout !== undefined) workflow.runTimeoutSeconds = runTimeout;
 
   // Without an inventory every step runs on the implicit host "local".
   let inventory: Inventory | undefined;

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import type { RunEvent, RunEventType } from "../../../../src/core/events.js";
+import type { EventOf, RunEvent, RunEventType } from "../../../../src/core/events.js";
 import { finalRunStatuses } from "../../../../src/core/run-states.js";
 import { type ApiError, answer, api, asApiError, asSubmit, type Schema } from "../../api.js";
 import { formatDate } from "../../dates.js";
@@ -7,6 +7,7 @@ import { navigate } from "../../router.js";
 import { RunApprovals } from "./approvals.js";
 import { formatBytes, formatDuration, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
+import { RunRetries, retriesOf } from "./retries.js";
 import { RunStream } from "./run-stream.js";
 import { combinedState, type GraphState, StepGraph } from "./step-graph.js";
 import { RunTerminal, stepKey } from "./terminal.js";
@@ -87,6 +88,7 @@ export function RunPage({ id }: { id: string }) {
   const [error, setError] = useState<ApiError | null>(null);
   const [artifacts, setArtifacts] = useState<Artifact[]>([]);
   const [steps, setSteps] = useState<Map<string, StepState>>(new Map());
+  const [retries, setRetries] = useState<Map<number, EventOf<"step.retrying">>>(new Map());
   const [filter, setFilter] = useState("all");
   const [logUrl, setLogUrl] = useState<string | null>(null);
   const [canceling, setCanceling] = useState(false);
@@ -121,6 +123,7 @@ export function RunPage({ id }: { id: string }) {
     let stream: RunStream | undefined;
     let stopped = false;
     const known = new Map<string, StepState>();
+    const retried = new Map<number, EventOf<"step.retrying">>();
     (async () => {
       try {
         // Both at once: the run's record and its output's tail.
@@ -133,6 +136,8 @@ export function RunPage({ id }: { id: string }) {
         void refresh();
         stepStates(events, known);
         setSteps(new Map(known));
+        retriesOf(events, retried);
+        setRetries(new Map(retried));
         if (isFinal(first)) return;
         stream = new RunStream(
           id,
@@ -141,6 +146,8 @@ export function RunPage({ id }: { id: string }) {
             output.push(batch);
             stepStates(batch, known);
             setSteps(new Map(known));
+            retriesOf(batch, retried);
+            setRetries(new Map(retried));
             if (batch.some((event) => changesRun.has(event.type))) void refresh();
           },
           () => void refresh(),
@@ -365,6 +372,7 @@ export function RunPage({ id }: { id: string }) {
                 <th scope="col">Host</th>
                 <th scope="col">Status</th>
                 <th scope="col">Exit</th>
+                <th scope="col">Attempts</th>
                 <th scope="col">Duration</th>
               </tr>
             </thead>
@@ -384,6 +392,7 @@ export function RunPage({ id }: { id: string }) {
                     {stepStatusText(step, run)}
                   </td>
                   <td>{step.exit_code ?? ""}</td>
+                  <td>{step.attempts ?? ""}</td>
                   <td>{step.duration_ms !== undefined ? formatDuration(step.duration_ms) : ""}</td>
                 </tr>
               ))}
@@ -391,6 +400,8 @@ export function RunPage({ id }: { id: string }) {
           </table>
         </div>
       )}
+
+      <RunRetries retries={[...retries.values()]} />
 
       {inputs.length > 0 && (
         <>
