@@ -127,6 +127,14 @@ export class HumanRenderer {
         this.line(this.paint(style, `  ${printable(event.step)} ${event.decision} ${who}${comment}`));
         break;
       }
+      case "step.called":
+        this.line(
+          this.paint(
+            "cyan",
+            printable(`  ${event.step} calls ${event.workflow} v${event.version}: run ${event.child_run_id}`),
+          ),
+        );
+        break;
       case "notice":
         if (event.level !== "info" || !this.quiet) {
           const style: Style = event.level === "error" ? "red" : event.level === "warn" ? "yellow" : "gray";
@@ -159,6 +167,14 @@ export class HumanRenderer {
             this.paint(
               "red",
               `  rollback failed at "${printable(event.rollback_failed)}": later rollbacks did not run`,
+            ),
+          );
+        }
+        if (event.handlers_failed && event.handlers_failed.length > 0) {
+          this.line(
+            this.paint(
+              "red",
+              printable(`  handler failed: ${event.handlers_failed.join(", ")} (the run's status stands)`),
             ),
           );
         }

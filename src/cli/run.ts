@@ -8,7 +8,7 @@ import { createExecutor } from "../exec/create-executor.js";
 import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import type { Executor } from "../exec/types.js";
 import { runWorkflow } from "../workflow/engine.js";
-import type { HostSpec, Workflow } from "../workflow/model.js";
+import { everyStep, type HostSpec, type Workflow } from "../workflow/model.js";
 import { scheduleIgnoredNotice } from "../workflow/schedule.js";
 import { secretsNotGiven } from "../workflow/secrets.js";
 import { formatUndefinedVariable, undefinedVariables } from "../workflow/undefined-vars.js";
@@ -29,6 +29,7 @@ export interface RunFlags {
 export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<RunConfig>): Promise<number> {
   const workflow = await loadWorkflowFile(file, workflowLimitsOf(ctx.config));
   refuseApprovals(file, workflow);
+  refuseCalls(file, workflow);
   finishWhenOutputCloses();
   const vars = parseVarFlags(flags.var);
   // As a server refuses a run whose secrets it does not hold, a local run refuses one whose
@@ -148,7 +149,7 @@ async function dockerExecutors(): Promise<ContainerExecutors> {
  * refused before anything runs, not left to fail halfway, with its steps run up to the gate.
  */
 function refuseApprovals(file: string, workflow: Workflow): void {
-  const gates = workflow.steps.filter((step) => step.action === "approval");
+  const gates = everyStep(workflow).filter((step) => step.action === "approval");
   if (gates.length === 0) return;
   const where = gates
     .map((step) => `${file}:${step.pos.line}:${step.pos.col}: step "${step.name}"`)
@@ -156,5 +157,21 @@ function refuseApprovals(file: string, workflow: Workflow): void {
   throw new RunyardError(
     "APPROVAL_NEEDS_SERVER",
     `${gates.length === 1 ? "an approval step" : "approval steps"} cannot run without a server: approvers answer through its API\n${where}`,
+  );
+}
+
+/**
+ * A run in this process has no saved workflows to call: they live on a server. Refused before
+ * anything runs, each call step named at its line and column.
+ */
+function refuseCalls(file: string, workflow: Workflow): void {
+  const calls = everyStep(workflow).filter((step) => step.call);
+  if (calls.length === 0) return;
+  const where = calls
+    .map((step) => `${file}:${step.pos.line}:${step.pos.col}: step "${step.name}" calls ${step.call?.workflow}`)
+    .join("\n");
+  throw new RunyardError(
+    "CALL_NEEDS_SERVER",
+    `${calls.length === 1 ? "a workflow.call step" : "workflow.call steps"} cannot run without a server: saved workflows live on one\n${where}`,
   );
 }

@@ -45,6 +45,14 @@ export const errorTable = {
     status: 400,
     hint: "An approval step waits for a person to answer through a server: submit the workflow with `runyard run FILE --server URL` (`runyard up` starts one).",
   },
+  CALL_NEEDS_SERVER: {
+    status: 400,
+    hint: "A workflow.call step runs a saved workflow, and saved workflows live on a server: submit the workflow with `runyard run FILE --server URL` (`runyard up` starts one).",
+  },
+  CALL_FAILED: {
+    status: 200,
+    hint: "The called workflow's run did not succeed: open it (its id is in the step's error and events) and read the step it names.",
+  },
   RUNNER_LOST: {
     status: 200,
     hint: "The runner stopped heartbeating; check it is up and can reach the server.",

@@ -13,6 +13,7 @@ export const runEventTypes = [
   "step.finished",
   "step.waiting",
   "approval.answered",
+  "step.called",
   "vars.exported",
   "artifact.created",
   "agent.message",

@@ -110,6 +110,10 @@ export const RunFinishedEvent = z.object({
   rolled_back: z.literal(true).optional(),
   /** A failed workflow run: the rollback step that failed (`rollback: deploy`); later ones did not run. */
   rollback_failed: z.string().optional(),
+  /** A workflow run's declared `outputs:`, masked: what a `workflow.call` step that ran it exports. */
+  outputs: z.record(z.string(), z.string()).optional(),
+  /** The run's `on:` handler steps that did not succeed; they never change its status. */
+  handlers_failed: z.array(z.string()).optional(),
 });
 export const StepStartedEvent = z.object({
   ...base,
@@ -175,6 +179,15 @@ export const ApprovalAnsweredEvent = z.object({
   /** Who answered (a username, or `token <id>` for a token without a user); null for a timeout. */
   by: z.string().nullable(),
   comment: z.string().optional(),
+});
+/** A `workflow.call` step started its child run: the run of the saved workflow it calls. */
+export const StepCalledEvent = z.object({
+  ...base,
+  type: z.literal("step.called"),
+  ...stepRef,
+  child_run_id: z.string(),
+  workflow: z.string(),
+  version: z.number().int().positive(),
 });
 export const VarsExportedEvent = z.object({
   ...base,
@@ -262,6 +275,7 @@ export const RunEvent = z.discriminatedUnion("type", [
   StepFinishedEvent,
   StepWaitingEvent,
   ApprovalAnsweredEvent,
+  StepCalledEvent,
   VarsExportedEvent,
   ArtifactCreatedEvent,
   AgentMessageEvent,
@@ -288,6 +302,7 @@ export const EventInputSchema = z.discriminatedUnion("type", [
   StepFinishedEvent.omit(stamp),
   StepWaitingEvent.omit(stamp),
   ApprovalAnsweredEvent.omit(stamp),
+  StepCalledEvent.omit(stamp),
   VarsExportedEvent.omit(stamp),
   ArtifactCreatedEvent.omit(stamp),
   AgentMessageEvent.omit(stamp),

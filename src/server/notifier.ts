@@ -56,6 +56,7 @@ export function stateChangeOf(event: RunEvent, workflowName: string): StateChang
     case "step.output":
     case "step.retrying":
     case "approval.answered":
+    case "step.called":
     case "vars.exported":
     case "artifact.created":
     case "agent.message":

@@ -4,6 +4,8 @@ import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummar
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { type ApprovalGate, awaitApproval } from "./approval.js";
+import { runCall, type WorkflowCaller } from "./call.js";
+import { runHandlers } from "./handlers.js";
 import {
   defaultMaxParallel,
   execAction,
@@ -68,6 +70,11 @@ export interface EngineOptions {
   rollback?: boolean;
   /** A retry: the steps it keeps of the run it retries, which do not run again. */
   kept?: KeptFrom;
+  /**
+   * Where `workflow.call` steps start their child runs (the server). Without it a call step
+   * fails with CALL_NEEDS_SERVER.
+   */
+  calls?: WorkflowCaller;
 }
 
 export interface RunOutcome {
@@ -80,6 +87,10 @@ export interface RunOutcome {
   rolledBack?: true;
   /** The first rollback step of a failed run that did not succeed. */
   rollbackFailed?: string;
+  /** The workflow's `outputs:`, from the run's final variables (masked). */
+  outputs?: Record<string, string>;
+  /** The `on:` handler steps that did not succeed; the status stands. */
+  handlersFailed?: string[];
 }
 
 /**
@@ -156,9 +167,10 @@ async function runWithin(
   }
   const summaries = results.flatMap((result) => result.summaries);
   // The run's failure is the step that failed first; continue_on_error steps never fail it.
-  let failure = results
+  const failedFirst = results
     .filter((result) => result.failure && !result.step.continueOnError)
-    .sort((a, b) => a.endedAt - b.endedAt)[0]?.failure;
+    .sort((a, b) => a.endedAt - b.endedAt)[0];
+  let failure = failedFirst?.failure;
   const passed = timedOut();
   if (passed) failure = { status: "timeout", error: errorInfo("RUN_TIMEOUT", passed) };
   else if (signal.aborted)
@@ -171,13 +183,34 @@ async function runWithin(
       ? await runRollbacks(results, ctx)
       : undefined;
   if (rollback) summaries.push(...rollback.summaries);
+  const status = failure?.status ?? "success";
+  const handled = workflow.handlers
+    ? await runHandlers(
+        workflow.handlers,
+        { status, failedStep: failure && status !== "canceled" ? failedFirst?.step.name : undefined },
+        vars,
+        ctx,
+      )
+    : undefined;
+  if (handled) summaries.push(...handled.summaries);
+  for (const name of handled?.failed ?? []) {
+    emit({
+      type: "notice",
+      level: "error",
+      message: `handler "${name}" did not succeed; the run's status (${status}) stands`,
+      step: name,
+    });
+  }
+  const outputs = workflow.outputs && outputValues(workflow.outputs, vars);
   const outcome: RunOutcome = {
-    status: failure?.status ?? "success",
+    status,
     ...(failure ? { error: failure.error } : {}),
     vars: masker.maskDeep(vars),
     steps: summaries,
     durationMs: Date.now() - started,
     ...(rollback ? (rollback.failed ? { rollbackFailed: rollback.failed } : { rolledBack: true }) : {}),
+    ...(outputs ? { outputs: masker.maskDeep(outputs) } : {}),
+    ...(handled && handled.failed.length > 0 ? { handlersFailed: handled.failed } : {}),
   };
   emit({
     type: "run.finished",
@@ -188,8 +221,19 @@ async function runWithin(
     steps: outcome.steps,
     ...(outcome.rolledBack ? { rolled_back: true } : {}),
     ...(outcome.rollbackFailed ? { rollback_failed: outcome.rollbackFailed } : {}),
+    ...(outcome.outputs ? { outputs: outcome.outputs } : {}),
+    ...(outcome.handlersFailed ? { handlers_failed: outcome.handlersFailed } : {}),
   });
   return outcome;
+}
+
+/** `outputs:` with each `${VAR}` replaced by the run's final value ("" for a variable not set). */
+function outputValues(outputs: Record<string, string>, vars: Record<string, string>): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const [name, template] of Object.entries(outputs)) {
+    values[name] = template.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v: string) => vars[v] ?? "");
+  }
+  return values;
 }
 
 /**
@@ -230,6 +274,7 @@ export interface HostContext {
 async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<HostOutcome> {
   if (ctx.prior?.summary) return { summary: ctx.prior.summary, exports: ctx.prior.exports };
   if (step.approval) return awaitApproval(step, step.approval, host, ctx);
+  if (step.call) return runCall(step, step.call, host, ctx);
   const spec = ctx.options.workflow.hosts[host] ?? { kind: "local" };
   const runner = ctx.options.runnerFor(host, spec);
   const policy = retryPolicyOf(step);

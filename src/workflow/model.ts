@@ -10,8 +10,11 @@ import type { ScheduleSpec } from "./schedule.js";
 /** What a runner carries out: commands, or a script. */
 export const execActions = ["cmd.run", "shell.run"] as const;
 export type ExecAction = (typeof execActions)[number];
-/** Every step action; `approval` pauses the run until an approver answers, on the server. */
-export const actions = [...execActions, "approval"] as const;
+/**
+ * Every step action; `approval` pauses the run until an approver answers, on the server;
+ * `workflow.call` runs a saved workflow as a child run, on the server.
+ */
+export const actions = [...execActions, "approval", "workflow.call"] as const;
 export type Action = (typeof actions)[number];
 
 /**
@@ -27,6 +30,20 @@ export interface ApprovalSpec {
   /** Usernames and `role:admin` / `role:member` of the run's tenant. */
   approvers: string[];
   timeoutSeconds: number;
+}
+
+/** `action: workflow.call`: the saved workflow a step runs as a child run, and what it gives it. */
+export interface CallSpec {
+  /** The saved workflow's name: of the run's tenant, else of the platform's (outside any tenant). */
+  workflow: string;
+  /** Default: its newest version when the calling run is submitted. */
+  version?: number;
+  /** Values for the called workflow's `inputs:`; `${VAR}` is replaced when the step starts. */
+  inputs: Record<string, string>;
+  /** Where each of `inputs` is written, for a value the called workflow refuses at submit. */
+  inputsPos: Record<string, SourcePos>;
+  /** Where `workflow:` is written. */
+  workflowPos: SourcePos;
 }
 
 /** Where a target host's steps run. */
@@ -112,6 +129,8 @@ export interface Step {
   retry?: RetryPolicy;
   /** Set exactly when `action` is `approval`. */
   approval?: ApprovalSpec;
+  /** Set exactly when `action` is `workflow.call`. */
+  call?: CallSpec;
   /**
    * `depends:`: the steps that must end before this one starts, each where the file names it.
    * Absent when the step has no `depends` key; one step with it makes the file a graph.
@@ -124,10 +143,10 @@ export interface Step {
   pos: SourcePos;
 }
 
-/** The action a runner carries out for a step; approval steps never reach a runner. */
+/** The action a runner carries out for a step; approval and call steps never reach a runner. */
 export function execAction(step: Step): ExecAction {
-  if (step.action === "approval") {
-    throw new RunyardError("INTERNAL", `step "${step.name}" is an approval: no runner carries it out`);
+  if (step.action === "approval" || step.action === "workflow.call") {
+    throw new RunyardError("INTERNAL", `step "${step.name}" is ${step.action}: no runner carries it out`);
   }
   return step.action;
 }
@@ -215,10 +234,27 @@ export interface Workflow {
   maxParallel?: number;
   /** `timeout:`: the whole run's limit, in seconds; past it the run is stopped and ends `timeout` (RUN_TIMEOUT). */
   runTimeoutSeconds?: number;
+  /**
+   * `outputs:`: what a run of this workflow gives the `workflow.call` step that ran it, by name;
+   * each a template whose `${VAR}`s are the run's final variables.
+   */
+  outputs?: Record<string, string>;
+  /** `on:`: steps run once the run's outcome is known (after its rollbacks). */
+  handlers?: RunHandlers;
 }
 
-/** The type of a workflow's input: what a delivery's value must read as. */
-export type InputType = "string" | "integer" | "boolean";
+/** The outcomes `on:` has steps for; `exit` runs after the others, whatever the outcome. */
+export const handlerOutcomes = ["success", "failure", "cancel", "exit"] as const;
+export type HandlerOutcome = (typeof handlerOutcomes)[number];
+export type RunHandlers = Partial<Record<HandlerOutcome, Step[]>>;
+
+/** Every step of a workflow, its `on:` handlers' too: what checks of its steps go through. */
+export function everyStep(workflow: Pick<Workflow, "steps" | "handlers">): Step[] {
+  return [...workflow.steps, ...handlerOutcomes.flatMap((outcome) => workflow.handlers?.[outcome] ?? [])];
+}
+
+/** The type of a workflow's input: what a delivery's (or a caller's) value must read as. */
+export type InputType = "string" | "integer" | "number" | "boolean" | "choice";
 
 /** One declared input (`inputs: {HOOK_BRANCH: {type: string, max_length: 200}}`). */
 export interface InputSpec {
@@ -227,6 +263,10 @@ export interface InputSpec {
   maxLength: number;
   /** Its value when a delivery gives none (or a run by hand sets none); "" unless declared. */
   default: string;
+  /** `choice`: the values it may take. */
+  options?: string[];
+  /** `required: true`: a run is refused at submit when the input is empty. */
+  required?: boolean;
 }
 
 /** One problem found while reading a workflow file. */
@@ -253,7 +293,7 @@ export interface RunnerNeed {
 
 /** What runners a workflow waits for on a server: every targeted host but direct (`address:`) ones. */
 export function runnerNeeds(workflow: Workflow): RunnerNeed[] {
-  const targeted = new Set(workflow.steps.flatMap((step) => step.targets));
+  const targeted = new Set(everyStep(workflow).flatMap((step) => step.targets));
   const needs: RunnerNeed[] = [];
   for (const host of targeted) {
     const spec = workflow.hosts[host];

@@ -30,8 +30,8 @@ describe("inputs:", () => {
       "w.yaml",
     );
     expect(diagnostics.map((d) => `${d.line}:${d.col} ${d.message}`)).toEqual([
-      '3:3 input "MAKEFLAGS" must be named HOOK_ and capitals, digits or _',
-      '4:18 type of inputs.HOOK_A must be one of string, integer, boolean, got "text"',
+      '3:3 input "MAKEFLAGS" must be named HOOK_ or INPUT_ and capitals, digits or _',
+      '4:18 type of inputs.HOOK_A must be one of string, integer, number, boolean, choice, got "text"',
       "5:24 max_length of inputs.HOOK_B is 70000; at most 65536",
       "6:36 default of inputs.HOOK_C is not an integer",
     ]);

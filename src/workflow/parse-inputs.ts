@@ -1,6 +1,7 @@
 /**
- * `inputs:`: the values a saved workflow takes from outside (a hook's delivery), each declared
- * with a type and a length cap, under a name starting with `HOOK_` (docs/workflows.md "Inputs").
+ * `inputs:`: the values a saved workflow takes from outside (a hook's delivery, a calling
+ * workflow's `workflow.call` step), each declared with a type and a length cap, under a name
+ * starting with `HOOK_` or `INPUT_` (docs/workflows.md "Inputs").
  * A delivery's body is written by whoever pushed the commit or named the branch; it reaches
  * steps as these variables only, never under a name a program reads as its configuration
  * (`MAKEFLAGS`, `OPENSSL_CONF`, `HTTPS_PROXY` ... a list of such names could never be complete).
@@ -10,15 +11,17 @@ import type { InputSpec, InputType } from "./model.js";
 import { suggestionHint } from "./suggest.js";
 import type { YamlReader } from "./yaml-reader.js";
 
-/** What every input's name starts with: no program reads a `HOOK_` variable as a setting. */
+/** What a hook's inputs start with: no program reads a `HOOK_` variable as a setting. */
 export const inputPrefix = "HOOK_";
-export const inputTypes: readonly InputType[] = ["string", "integer", "boolean"];
+/** What a called workflow's inputs may start with instead, as GitHub Actions' inputs do. */
+export const callInputPrefix = "INPUT_";
+export const inputTypes: readonly InputType[] = ["string", "integer", "number", "boolean", "choice"];
 /** A string input's cap when it names none, in characters. */
 export const defaultInputMaxLength = 1024;
 /** The largest cap an input may name: a value travels as an environment variable. */
 export const maxInputMaxLength = 64 * 1024;
-const inputKeys = ["type", "max_length", "default", "description"];
-const inputName = /^HOOK_[A-Z0-9_]+$/;
+const inputKeys = ["type", "max_length", "default", "description", "options", "required"];
+const inputName = /^(HOOK|INPUT)_[A-Z0-9_]+$/;
 
 export function readInputs(reader: YamlReader, node: unknown): Record<string, InputSpec> {
   const map = reader.mapping(node, "inputs");
@@ -28,14 +31,15 @@ export function readInputs(reader: YamlReader, node: unknown): Record<string, In
     const key = reader.deref(pair.key);
     const name = isScalar(key) ? String(key.value) : "";
     if (!inputName.test(name)) {
-      const fixed = `${inputPrefix}${name
+      const stem = name
         .toUpperCase()
-        .replace(/^HOOK_/, "")
-        .replace(/[^A-Z0-9_]+/g, "_")}`;
+        .replace(/^(HOOK|INPUT)_/, "")
+        .replace(/[^A-Z0-9_]+/g, "_");
+      const fixed = `${inputPrefix}${stem}`;
       reader.report(
         key,
-        `input ${JSON.stringify(name)} must be named ${inputPrefix} and capitals, digits or _`,
-        `values from outside reach steps only under names no program reads as its settings: call it ${fixed} and read $${fixed}`,
+        `input ${JSON.stringify(name)} must be named ${inputPrefix} or ${callInputPrefix} and capitals, digits or _`,
+        `values from outside reach steps only under names no program reads as its settings: call it ${fixed} (filled by a hook) or ${callInputPrefix}${stem} (filled by a calling workflow) and read that variable`,
       );
       continue;
     }
@@ -85,6 +89,37 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
     maxLength = given;
   }
   const spec: InputSpec = { type, maxLength, default: "" };
+  const optionsField = fields.get("options");
+  if (type === "choice") {
+    if (!optionsField) {
+      reader.report(
+        typeField?.value ?? node,
+        `inputs.${name} is a choice with no options`,
+        "list the values it may take: options: [staging, production]",
+      );
+      return undefined;
+    }
+    const options = reader.stringList(optionsField.value, `options of inputs.${name}`);
+    if (options === undefined) return undefined;
+    if (options.length === 0) {
+      reader.report(optionsField.value, `options of inputs.${name} is empty`, "list at least one value");
+      return undefined;
+    }
+    spec.options = options;
+  } else if (optionsField) {
+    reader.report(
+      optionsField.key,
+      `inputs.${name} has options but is of type ${type}`,
+      "options go with type: choice; remove them, or make it a choice",
+    );
+    return undefined;
+  }
+  const requiredField = fields.get("required");
+  if (requiredField) {
+    const required = reader.boolean(requiredField.value, `required of inputs.${name}`);
+    if (required === undefined) return undefined;
+    if (required) spec.required = true;
+  }
   const defaultField = fields.get("default");
   if (defaultField) {
     const given = reader.text(defaultField.value, `default of inputs.${name}`);
@@ -106,8 +141,12 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
  * "not given", whatever the type: an input with no default reads as "" until something fills it.
  */
 export function inputValueProblem(spec: InputSpec, value: string): string | undefined {
-  if (value === "") return undefined;
+  if (value === "") return spec.required ? "is required and empty" : undefined;
   if (spec.type === "integer" && !/^-?\d{1,18}$/.test(value)) return "is not an integer";
+  if (spec.type === "number" && !/^-?\d{1,18}(\.\d{1,18})?$/.test(value)) return "is not a number";
+  if (spec.type === "choice" && !spec.options?.includes(value)) {
+    return `is not one of its options (${(spec.options ?? []).join(", ")})`;
+  }
   if (spec.type === "boolean" && value !== "true" && value !== "false") return "is not true or false";
   if ([...value].length > spec.maxLength) return `is longer than its max_length of ${spec.maxLength}`;
   if (value.includes("\0")) return "holds a NUL byte, which no environment variable can";

@@ -9,6 +9,7 @@ import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
 import { actions, approvalHost, type ExecAction, execActions, type Step } from "./model.js";
 import { approvalStepKeyHint, approvalStepKeys, readApprovalArgs } from "./parse-approval.js";
+import { callStepKeyHint, callStepKeys, readCallArgs } from "./parse-call.js";
 import { checkStepGraph, readGraphKeys } from "./parse-graph.js";
 import type { Inventory } from "./parse-hosts.js";
 import { readRetry } from "./parse-retry.js";
@@ -113,12 +114,13 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   const nameNode = stepValue("name");
   const actionNode = stepValue("action");
   const approval = !playbook && isScalar(actionNode) && actionNode.value === "approval";
+  const call = !playbook && isScalar(actionNode) && actionNode.value === "workflow.call";
   const nameText =
     isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
   const label = nameText !== "" ? `step "${nameText}"` : `step #${index + 1}`;
-  const keys = approval ? approvalStepKeys : playbook ? playbookStepKeys : workflowStepKeys;
+  const keys = approval ? approvalStepKeys : call ? callStepKeys : playbook ? playbookStepKeys : workflowStepKeys;
   const fields = reader.fields(node, `in ${label}`, keys, (key) =>
-    approval ? approvalStepKeyHint(key) : misplacedKeyHint(key, playbook),
+    approval ? approvalStepKeyHint(key) : call ? callStepKeyHint(key) : misplacedKeyHint(key, playbook),
   );
   const read = new StepFields(reader, fields, label);
 
@@ -132,13 +134,15 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
 
   const body = approval
     ? approvalBody
-    : playbook
+    : call
+      ? callBody
+      : playbook
       ? readPlaybookBody(read)
       : readActionBody(reader, node, read, label);
   const step: Step = {
     name,
-    // An approval runs once, on the server: it names no host of the inventory.
-    targets: approval ? [approvalHost] : readTargets(reader, node, fields.get("targets"), label, inventory),
+    // An approval or a call runs once, on the server: it names no host of the inventory.
+    targets: approval || call ? [approvalHost] : readTargets(reader, node, fields.get("targets"), label, inventory),
     ...body,
     expectVars: fields.has("expect_vars")
       ? (reader.variableNames(fields.get("expect_vars")!.value, `expect_vars of ${label}`) ?? [])
@@ -161,6 +165,7 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   const when = read.condition(playbook ? "condition" : "when");
   if (when) step.when = when;
   if (approval) step.approval = readApprovalArgs(reader, fields.get("args"), node, label);
+  if (call) step.call = readCallArgs(reader, fields.get("args"), node, label);
   const readRollbackBody = (map: YAMLMap, rollbackLabel: string) => {
     const rollbackFields = reader.fields(map, `in ${rollbackLabel}`, ["action", "args"]);
     const { action, script, shell, env, cwd, cwdPos } = readActionBody(
@@ -189,6 +194,7 @@ type Body = Pick<
 >;
 
 const approvalBody: Body = { action: "approval", script: "", shell: "bash", env: {}, exportVars: false };
+const callBody: Body = { action: "workflow.call", script: "", shell: "bash", env: {}, exportVars: false };
 
 function readPlaybookBody(read: StepFields): Body {
   return { action: "cmd.run", script: read.script("command") ?? "", ...read.execOptions() };

@@ -18,6 +18,7 @@ import { matrixLimit as maxParallelLimit } from "./matrix.js";
 import type { Diagnostic, Workflow } from "./model.js";
 import { readConcurrency } from "./parse-concurrency.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
+import { readHandlers } from "./parse-handlers.js";
 import { readInputs } from "./parse-inputs.js";
 import { readNotify } from "./parse-notify.js";
 import { readRunTimeout } from "./parse-run-timeout.js";
@@ -48,6 +49,8 @@ const topLevelKeys = [
   "schedule",
   "inputs",
   "timeout",
+  "outputs",
+  "on",
 ];
 
 /** What to do about the YAML syntax errors people make most. */
@@ -146,6 +149,8 @@ export function parseWorkflow(
     workflow.hosts = inventory.hosts;
     if (Object.keys(inventory.containerPos).length > 0) workflow.containerPos = inventory.containerPos;
   }
+  if (fields.has("outputs")) workflow.outputs = reader.variableMap(value("outputs"), "outputs") ?? {};
+  if (fields.has("on")) workflow.handlers = readHandlers(reader, value("on"), inventory);
   const stepsField = fields.get("steps");
   if (stepsField) {
     workflow.steps = readSteps(reader, stepsField, inventory);

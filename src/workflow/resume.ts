@@ -12,6 +12,8 @@ export interface HostProgress {
   waiting?: EventOf<"step.waiting">;
   /** An approval step's answer, when it was stored before its `step.finished`. */
   answer?: EventOf<"approval.answered">;
+  /** A call step that started its child run (`step.called`). */
+  called?: EventOf<"step.called">;
   /** The seq of its `step.finished`: where it ended among the run's steps. */
   endSeq?: number;
 }
@@ -63,6 +65,9 @@ export function priorProgress(
         break;
       case "approval.answered":
         progress(event.step, event.host).answer = event;
+        break;
+      case "step.called":
+        progress(event.step, event.host).called = event;
         break;
       case "step.finished": {
         const entry = progress(event.step, event.host);

@@ -1,5 +1,5 @@
 import { isSecretName, SecretMasker } from "../core/masking.js";
-import type { Workflow } from "./model.js";
+import { everyStep, type Workflow } from "./model.js";
 
 /** The names a workflow's `secrets:` list adds to the secret-named ones. */
 export function secretNamesOf(workflow: Pick<Workflow, "secrets">): ReadonlySet<string> {
@@ -20,14 +20,14 @@ export function secretValues(vars: Record<string, string>, listed: ReadonlySet<s
 
 /** A masker that knows every secret a workflow starts with: in its env, its steps' env, `vars`. */
 export function workflowMasker(
-  workflow: Pick<Workflow, "secrets" | "env" | "steps">,
+  workflow: Pick<Workflow, "secrets" | "env" | "steps" | "handlers">,
   vars: Record<string, string>,
   extra: Iterable<string> = [],
 ): SecretMasker {
   const listed = secretNamesOf(workflow);
   const masker = new SecretMasker(extra);
   masker.add(secretValues(workflow.env, listed));
-  for (const step of workflow.steps) masker.add(secretValues(step.env, listed));
+  for (const step of everyStep(workflow)) masker.add(secretValues(step.env, listed));
   masker.add(secretValues(vars, listed));
   return masker;
 }
@@ -38,13 +38,13 @@ export function workflowMasker(
  * local run from the environment it was started in.
  */
 export function secretsNotGiven(
-  workflow: Pick<Workflow, "secrets" | "env" | "steps">,
+  workflow: Pick<Workflow, "secrets" | "env" | "steps" | "handlers">,
   vars: Record<string, string>,
 ): string[] {
   const given = new Set([
     ...Object.keys(vars),
     ...Object.keys(workflow.env),
-    ...workflow.steps.flatMap((step) => [...Object.keys(step.env), ...step.expectVars]),
+    ...everyStep(workflow).flatMap((step) => [...Object.keys(step.env), ...step.expectVars]),
   ]);
   return [...new Set(workflow.secrets)].filter((name) => !given.has(name));
 }

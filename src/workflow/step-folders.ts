@@ -1,6 +1,6 @@
 import { RunyardError } from "../core/errors.js";
 import { type Confinement, type WorkFolderRules, workFolderRefusal } from "../core/work-folders.js";
-import type { Step, Workflow } from "./model.js";
+import { everyStep, type Step, type Workflow } from "./model.js";
 
 /**
  * Why this workflow's steps may not work where they say (core/work-folders.ts decides), as
@@ -13,7 +13,7 @@ export function stepFoldersRefusal(
   confinement: Confinement,
   rules: Omit<WorkFolderRules, "kind">,
 ): RunyardError | undefined {
-  for (const step of workflow.steps) {
+  for (const step of everyStep(workflow)) {
     if (step.targets.every((host) => workflow.hosts[host]?.kind === "direct")) continue;
     for (const body of [step, ...(step.rollback ? [step.rollback] : [])] as Pick<Step, "cwd" | "cwdPos">[]) {
       if (body.cwd === undefined) continue;

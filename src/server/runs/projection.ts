@@ -151,6 +151,7 @@ export class RunProjection {
         case "step.output":
         case "step.retrying":
         case "approval.answered":
+        case "step.called":
         case "artifact.created":
         case "agent.message":
         case "agent.tool_call":

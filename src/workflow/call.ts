@@ -1,0 +1,154 @@
+/**
+ * `action: workflow.call` steps: the step runs a saved workflow as a child run and exports the
+ * child's `outputs:`. The engine knows only `WorkflowCaller`; the server's caller stores the
+ * child as a run of its own, linked to this one and its step, so a call resumed after a restart
+ * (on this replica or another) waits for the child it started, never a second one.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
+import type { ErrorInfo, RunStatus, StepStatus, StepSummary } from "../core/events.js";
+import type { HostContext } from "./engine.js";
+import type { CallSpec, Step } from "./model.js";
+import { callInputValues } from "./parse-call.js";
+import type { HostOutcome } from "./step-run.js";
+
+/** What a call step asks of the server. */
+export interface CallRequest {
+  step: string;
+  workflow: string;
+  version?: number;
+  /** The input values, `${VAR}` replaced. */
+  inputs: Record<string, string>;
+  /** Told once the child run exists (again for a resumed call): the step says `step.called`. */
+  started(child: CalledRun): void;
+}
+
+/** The child run a call started. */
+export interface CalledRun {
+  runId: string;
+  workflow: string;
+  version: number;
+}
+
+/** How the child run ended. */
+export interface CallResult {
+  child: CalledRun;
+  status: RunStatus;
+  /** Its `outputs:`, as its `run.finished` gave them (masked). */
+  outputs: Record<string, string>;
+  /** The first of its steps that did not succeed, when it failed. */
+  failedStep?: string;
+  error?: ErrorInfo;
+}
+
+/** Where a run's call steps start their child runs: a server. */
+export interface WorkflowCaller {
+  /**
+   * Starts the step's child run, once: a call resumed after a restart gets the child it started.
+   * Resolves once the child has ended; when `signal` aborts first the child is canceled, and the
+   * result says how it ended. Rejects when the child cannot be started (its submit was refused).
+   */
+  call(request: CallRequest, signal: AbortSignal): Promise<CallResult>;
+}
+
+/** How often a call the server could not start or wait for (its database away) is asked again. */
+const storeRetryMs = 1000;
+
+/**
+ * Runs a call step: `step.started`, `step.called` once the child exists, then (once the child
+ * has ended) its outputs as `vars.exported` and `step.finished`.
+ */
+export async function runCall(step: Step, spec: CallSpec, host: string, ctx: HostContext): Promise<HostOutcome> {
+  const began = Date.now();
+  if (!ctx.prior) ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
+  let result: CallResult | undefined;
+  let error: ErrorInfo | undefined;
+  const caller = ctx.options.calls;
+  if (!caller) {
+    error = errorInfo(
+      "CALL_NEEDS_SERVER",
+      `it runs the saved workflow ${spec.workflow}, and saved workflows live on a server`,
+    );
+  } else {
+    let announced = ctx.prior?.called !== undefined;
+    const request = (): Promise<CallResult> =>
+      caller.call(
+        {
+          step: step.name,
+          workflow: spec.workflow,
+          ...(spec.version !== undefined ? { version: spec.version } : {}),
+          inputs: callInputValues(spec.inputs, ctx.vars),
+          started: (child) => {
+            if (announced) return;
+            announced = true;
+            ctx.emit({
+              type: "step.called",
+              step: step.name,
+              host,
+              child_run_id: child.runId,
+              workflow: child.workflow,
+              version: child.version,
+            });
+          },
+        },
+        ctx.signal,
+      );
+    for (;;) {
+      try {
+        result = await request();
+      } catch (thrown) {
+        // The server lost its database: the call (which starts its child once) is asked again.
+        if (thrown instanceof RunyardError && thrown.code === "STORE_UNAVAILABLE" && !ctx.signal.aborted) {
+          await delay(storeRetryMs);
+          continue;
+        }
+        // Its submit was refused (an input the called version does not take, a cycle made by
+        // a save since): the refusal, as it was given, is the step's error.
+        error = toErrorInfo(thrown);
+      }
+      break;
+    }
+  }
+  if (result && result.status !== "success") error = childError(result);
+  const status: StepStatus = ctx.signal.aborted
+    ? "canceled"
+    : result?.status === "success"
+      ? "success"
+      : result?.status === "timeout"
+        ? "timeout"
+        : "failed";
+  const exports = status === "success" ? (result?.outputs ?? {}) : {};
+  const duration = Math.max(0, Date.now() - began);
+  const summary: StepSummary = {
+    name: step.name,
+    host,
+    status,
+    exit_code: null,
+    attempts: 1,
+    duration_ms: duration,
+    ...(status !== "success" && error ? { error } : {}),
+  };
+  if (Object.keys(exports).length > 0) ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
+  ctx.emit({
+    type: "step.finished",
+    step: step.name,
+    host,
+    status,
+    exit_code: null,
+    attempts: 1,
+    duration_ms: duration,
+    ...(summary.error ? { error: summary.error } : {}),
+  });
+  return { summary, exports };
+}
+
+/** The step's error for a child that did not succeed: which run, and which of its steps. */
+function childError(result: CallResult): ErrorInfo {
+  const { child } = result;
+  const at = result.failedStep ? ` at step "${result.failedStep}"` : "";
+  const why = result.error ? `: ${result.error.code}: ${result.error.message}` : "";
+  return errorInfo(
+    "CALL_FAILED",
+    `run ${child.runId} of ${child.workflow} v${child.version} ended ${result.status}${at}${why}`,
+  );
+}
