@@ -36,6 +36,7 @@ import { ConcurrencyGroups } from "./runs/concurrency-groups.js";
 import { RunService } from "./runs/run-service.js";
 import { SavedWorkflows } from "./runs/saved-workflows.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
+import { WorkflowCalls } from "./runs/workflow-calls.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 import { Scheduler } from "./schedules/scheduler.js";
 
@@ -241,6 +242,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     approvals,
     groups,
     { roots: options.stepCwdRoots ?? [], own: serverFolders },
+    // Submits and cancels through the run service, made a few lines later.
+    new WorkflowCalls(
+      store,
+      { limits: workflowLimits, parse: parseWorkflow },
+      {
+        submit: (spec, owner, origin) => runs.submitWorkflow(spec, owner, origin),
+        cancel: (runId) => runs.cancel(runId),
+      },
+    ),
   );
   const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], {
     roots: options.agentCwdRoots ?? [],

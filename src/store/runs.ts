@@ -69,6 +69,10 @@ export interface RunRecord {
   retry_of: string | null;
   /** The step it retried from, or the one step it ran; null when `retry_of` is. */
   retry_from: string | null;
+  /** The run whose `workflow.call` step started this one; null for any other run. */
+  parent_run_id: string | null;
+  /** That step's name. */
+  parent_step: string | null;
 }
 
 /** Where a run is, without what it runs: what a follower of its events needs (`runs.state`). */
@@ -101,6 +105,9 @@ export interface NewRun {
   saved_version?: number | null;
   retry_of?: string | null;
   retry_from?: string | null;
+  /** A call's child run: the calling run and step. Another child of that step is a CONFLICT. */
+  parent_run_id?: string | null;
+  parent_step?: string | null;
 }
 
 /** The fields of a run that change while it runs; absent keys are left as they are. */
@@ -189,6 +196,8 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     rollback_failed: row.rollback_failed,
     retry_of: row.retry_of ?? null,
     retry_from: row.retry_from ?? null,
+    parent_run_id: row.parent_run_id ?? null,
+    parent_step: row.parent_step ?? null,
   };
 }
 
@@ -276,6 +285,8 @@ function newRun(
     rollback_failed: null,
     retry_of: input.retry_of ?? null,
     retry_from: input.retry_from ?? null,
+    parent_run_id: input.parent_run_id ?? null,
+    parent_step: input.parent_step ?? null,
   };
   const row = {
     ...record,
@@ -558,6 +569,8 @@ export interface RunsRepo {
   retriesOf(id: string): Promise<Pick<RunRecord, "id" | "status" | "retry_from" | "created_at">[]>;
   /** Queued and running runs of a tenant and/or of some submitters (quotas). */
   countActive(query?: ActiveRunsQuery): Promise<ActiveRunCount>;
+  /** The runs `workflow.call` steps of a run started, oldest first (all, or the one of `step`). */
+  children(parentId: string, step?: string): Promise<RunRecord[]>;
 }
 
 export function runsRepo(ctx: StoreContext): RunsRepo {
@@ -574,5 +587,13 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
     count: () => countRuns(ctx),
     retriesOf: (id) => retriesOf(ctx, id),
     countActive: (query) => countActiveRuns(ctx, query),
+    children: (parentId, step) => childRuns(ctx, parentId, step),
   };
+}
+
+async function childRuns(ctx: StoreContext, parentId: string, step?: string): Promise<RunRecord[]> {
+  let query = ctx.db.selectFrom("runs").selectAll().where("parent_run_id", "=", parentId);
+  if (step !== undefined) query = query.where("parent_step", "=", step);
+  const rows = await query.orderBy("created_at").orderBy("id").execute();
+  return rows.map((row) => toRunRecord(ctx, row));
 }

@@ -64,6 +64,9 @@ export interface RunsTable {
   retry_of: ColumnType<string | null, string | null | undefined, string | null>;
   /** The step a retry ran from, or the one step a one-step run ran. */
   retry_from: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The run whose `workflow.call` step started this one, and that step; null for other runs. */
+  parent_run_id: ColumnType<string | null, string | null | undefined, string | null>;
+  parent_step: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface RunEventsTable {

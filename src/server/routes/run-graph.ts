@@ -11,6 +11,12 @@ const GraphStep = z.object({
     .describe(
       "a matrix step: the names of its combinations (`test (NODE=18)`), as its events name them; null: not a matrix",
     ),
+  call: z
+    .string()
+    .nullable()
+    .describe(
+      "a `workflow.call` step: the saved workflow it runs as a child run (the run's `calls` has the child and its steps); null: not a call",
+    ),
   rollback: z
     .boolean()
     .describe("it has a `rollback:`, which runs as `rollback: <name>` if the run fails after it succeeded"),
@@ -25,12 +31,12 @@ apiSchemas.add(RunGraph, { id: "RunGraph" });
 
 /**
  * The graph of a workflow whose steps form one (some step has `depends`), or that has a matrix
- * step (its combinations run at once): what a page draws. Undefined for steps in file order,
+ * step (its combinations run at once) or a call step (its child's steps drawn as a group): what a page draws. Undefined for steps in file order,
  * which the step list shows as they are.
  */
 export function workflowGraph(workflow: Workflow): z.output<typeof RunGraph> | undefined {
   const graph = isStepGraph(workflow);
-  if (!graph && !workflow.steps.some((step) => step.matrix)) return undefined;
+  if (!graph && !workflow.steps.some((step) => step.matrix || step.call)) return undefined;
   return {
     max_parallel: workflow.maxParallel ?? defaultMaxParallel,
     steps: workflow.steps.map((step, index) => {
@@ -41,6 +47,7 @@ export function workflowGraph(workflow: Workflow): z.output<typeof RunGraph> | u
         name: step.name,
         depends,
         matrix: step.matrix ? step.matrix.instances.map((instance) => instance.name) : null,
+        call: step.call?.workflow ?? null,
         rollback: step.rollback !== undefined,
       };
     }),

@@ -156,6 +156,17 @@ const RunnerNeedView = z.object({
 });
 
 /** A run as the API shows it: the stored record without the submitted text. */
+/** A run a `workflow.call` step started, as its calling run shows it. */
+const CalledRunView = z.object({
+  step: z.string().describe("the calling step"),
+  run_id: z.string().describe("the child run"),
+  workflow: z.string().describe("the saved workflow it runs"),
+  version: z.number().int().nullable(),
+  status: RunStatus,
+  steps: z.array(StepSummary).describe("the child's steps so far: drawn collapsed under the call step"),
+});
+apiSchemas.add(CalledRunView, { id: "CalledRun" });
+
 export const RunView = z.object({
   run_id: z.string(),
   id: z.string(),
@@ -211,7 +222,7 @@ export const RunView = z.object({
       "while queued: the runners the run waits for; while it waits for its concurrency group, each reason says so",
     ),
   trigger: RunTrigger.describe(
-    "what started the run: `manual` (the CLI or web UI, which send `X-Runyard-Trigger: manual`), `api` (any other API call), `schedule`, `webhook`, `rerun`, `forge`",
+    "what started the run: `manual` (the CLI or web UI, which send `X-Runyard-Trigger: manual`), `api` (any other API call), `schedule`, `webhook`, `rerun`, `forge`, `call` (a `workflow.call` step of the run `trigger_ref` names)",
   ),
   trigger_ref: z
     .string()
@@ -256,6 +267,17 @@ export const RunView = z.object({
     )
     .optional()
     .describe("GET /api/runs/:id: the runs that retry this one, oldest first"),
+  parent_run_id: z
+    .string()
+    .nullable()
+    .describe("a run a `workflow.call` step started: the calling run; null for any other run"),
+  parent_step: z.string().nullable().describe("that calling step's name"),
+  calls: z
+    .array(CalledRunView)
+    .optional()
+    .describe(
+      "GET /api/runs/:id of a workflow run whose `workflow.call` steps have started: their child runs, with their steps",
+    ),
   graph: RunGraph.optional().describe(
     "GET /api/runs/:id of a workflow run whose steps form a graph (`depends`) or that has a matrix step: its steps, their edges and matrix combinations, for drawing",
   ),
@@ -293,6 +315,19 @@ const RunStatusSnapshot = z.object({
   finished_at: z.string().nullable(),
   last_notify_error: z.string().nullable(),
 });
+
+/** A child run as the calling run's page shows it: a group of steps under the call step. */
+async function calledRuns(deps: ServerDeps, run: RunRecord): Promise<z.output<typeof CalledRunView>[]> {
+  if (run.kind !== "workflow") return [];
+  return (await deps.store.runs.children(run.id)).map((child) => ({
+    step: child.parent_step ?? "",
+    run_id: child.id,
+    workflow: child.saved_workflow ?? child.name,
+    version: child.saved_version,
+    status: child.status,
+    steps: child.steps,
+  }));
+}
 
 /** A run as the API shows it: the record without the submitted text. */
 export function runView(run: RunRecord, names: Map<string, string>): z.output<typeof RunView> {
@@ -510,6 +545,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
       const approvals = await approvalViews(deps, request, run);
       const retries = await deps.store.runs.retriesOf(run.id);
+      const calls = await calledRuns(deps, run);
       return {
         ...view,
         retries: retries.map((r) => ({
@@ -520,6 +556,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         })),
         ...(stored ? { inputs: workflowInputs(stored) } : {}),
         ...(approvals.length > 0 ? { approvals } : {}),
+        ...(calls.length > 0 ? { calls } : {}),
         ...(graph ? { graph } : {}),
       };
     },

@@ -51,6 +51,8 @@ export interface RunOrigin {
   runId?: string;
   /** A retry: the run it retries, and the step it runs from (or the one step it runs). */
   retry?: { of: string; from: string };
+  /** A call's child run: the run and the `workflow.call` step that started it. */
+  parent?: { runId: string; step: string };
 }
 
 /** This server among the replicas, as the run service needs it. */
@@ -217,6 +219,7 @@ export class RunService {
         vars: prepared.vars,
         replica_id: this.replica.id,
         concurrency_group: prepared.concurrency_group ?? null,
+        ...(origin.parent ? { parent_run_id: origin.parent.runId, parent_step: origin.parent.step } : {}),
       },
       queued,
       this.logLimitOf(kind, []),

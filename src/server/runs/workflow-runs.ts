@@ -9,6 +9,7 @@ import { expandConcurrencyGroup } from "../../workflow/concurrency-group.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import { memberContainersRefusal } from "../../workflow/member-containers.js";
 import {
+  everyStep,
   type HostSpec,
   runnerRequirements,
   type Workflow,
@@ -27,6 +28,7 @@ import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { ConcurrencyGroups } from "./concurrency-groups.js";
+import { maxCallDepth, ResolvedCall, type WorkflowCalls } from "./workflow-calls.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 import type { WorkflowParser } from "./workflow-parser.js";
@@ -51,6 +53,10 @@ export const WorkflowRunSpec = z.object({
   no_rollback: z.literal(true).optional(),
   /** A retry (`runs retry`, `runs run-step`): the run it retries and the steps it keeps of it. */
   retry: RetrySpec.optional(),
+  /** A call's child run: how many calls deep it is (a run nobody called: absent, 0). */
+  call_depth: z.number().int().min(1).max(maxCallDepth).optional(),
+  /** The saved version each `workflow.call` step runs, by step name: resolved at submit. */
+  calls: z.record(z.string(), ResolvedCall).optional(),
 });
 export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
@@ -91,6 +97,8 @@ export class WorkflowRuns implements RunKindModule {
      * server's home, where no step may.
      */
     private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
+    /** Where `workflow.call` steps are resolved at submit and start their child runs; absent: refused. */
+    private readonly calls?: WorkflowCalls,
   ) {}
 
   /**
@@ -104,7 +112,7 @@ export class WorkflowRuns implements RunKindModule {
     spec: WorkflowRunSpec,
     owner: { tenantId: string | null; unrestrictedOutbound?: boolean },
   ): Promise<PreparedRun> {
-    const { unrestricted_outbound: _asked, ...given } = spec;
+    const { unrestricted_outbound: _asked, calls: _resolved, ...given } = spec;
     const file = given.file ?? "workflow.yaml";
     const key = `${file}\u0000${given.workflow}`;
     const workflow = this.parsedTexts.get(key) ?? (await this.parse(given.workflow, file));
@@ -138,12 +146,27 @@ export class WorkflowRuns implements RunKindModule {
     );
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     const group = workflow.concurrency && expandConcurrencyGroup(workflow.concurrency, vars, file);
+    const calls = await this.resolveCalls(workflow, file, owner.tenantId, vars, spec.call_depth ?? 0);
+    const stored = calls ? { ...given, calls } : given;
     return {
       name: workflow.name,
       ...(group ? { concurrency_group: group } : {}),
-      spec: owner.unrestrictedOutbound ? { ...given, unrestricted_outbound: true } : given,
+      spec: owner.unrestrictedOutbound ? { ...stored, unrestricted_outbound: true } : stored,
       vars: workflowMasker(workflow, vars).maskDeep(vars),
     };
+  }
+
+  /** The saved versions the workflow's calls run; undefined when it makes none. */
+  private async resolveCalls(
+    workflow: Workflow,
+    file: string,
+    tenantId: string | null,
+    vars: Record<string, string>,
+    depth: number,
+  ): Promise<Record<string, ResolvedCall> | undefined> {
+    if (!everyStep(workflow).some((step) => step.call)) return undefined;
+    if (!this.calls) throw new RunyardError("CALL_NEEDS_SERVER", "this server does not run workflow.call steps");
+    return this.calls.resolve(workflow, file, tenantId, vars, depth);
   }
 
   private async parse(text: string, file: string): Promise<Workflow> {
@@ -232,6 +255,16 @@ export class WorkflowRuns implements RunKindModule {
         announceStart: false,
         approvals: this.gateFor(run),
         rollback: stored.data.no_rollback !== true,
+        ...(this.calls
+          ? {
+              calls: this.calls.callerFor({
+                record: run.record,
+                depth: stored.data.call_depth ?? 0,
+                calls: stored.data.calls ?? {},
+                unrestricted,
+              }),
+            }
+          : {}),
       });
       // Only a run that ended here frees its group: one whose engine failed is interrupted (which
       // frees it) or adopted by another replica, where it still holds it.
