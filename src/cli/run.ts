@@ -168,7 +168,9 @@ function refuseCalls(file: string, workflow: Workflow): void {
   const calls = everyStep(workflow).filter((step) => step.call);
   if (calls.length === 0) return;
   const where = calls
-    .map((step) => `${file}:${step.pos.line}:${step.pos.col}: step "${step.name}" calls ${step.call?.workflow}`)
+    .map(
+      (step) => `${file}:${step.pos.line}:${step.pos.col}: step "${step.name}" calls ${step.call?.workflow}`,
+    )
     .join("\n");
   throw new RunyardError(
     "CALL_NEEDS_SERVER",

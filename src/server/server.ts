@@ -35,8 +35,8 @@ import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.j
 import { ConcurrencyGroups } from "./runs/concurrency-groups.js";
 import { RunService } from "./runs/run-service.js";
 import { SavedWorkflows } from "./runs/saved-workflows.js";
-import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowCalls } from "./runs/workflow-calls.js";
+import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 import { Scheduler } from "./schedules/scheduler.js";
 

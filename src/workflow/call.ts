@@ -58,7 +58,12 @@ const storeRetryMs = 1000;
  * Runs a call step: `step.started`, `step.called` once the child exists, then (once the child
  * has ended) its outputs as `vars.exported` and `step.finished`.
  */
-export async function runCall(step: Step, spec: CallSpec, host: string, ctx: HostContext): Promise<HostOutcome> {
+export async function runCall(
+  step: Step,
+  spec: CallSpec,
+  host: string,
+  ctx: HostContext,
+): Promise<HostOutcome> {
   const began = Date.now();
   if (!ctx.prior) ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
   let result: CallResult | undefined;
@@ -128,7 +133,8 @@ export async function runCall(step: Step, spec: CallSpec, host: string, ctx: Hos
     duration_ms: duration,
     ...(status !== "success" && error ? { error } : {}),
   };
-  if (Object.keys(exports).length > 0) ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
+  if (Object.keys(exports).length > 0)
+    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
   ctx.emit({
     type: "step.finished",
     step: step.name,

@@ -38,7 +38,8 @@ export async function runHandlers(
 ): Promise<HandlersOutcome | undefined> {
   const lists = handlerLists(run.status).filter((outcome) => (handlers[outcome] ?? []).length > 0);
   if (lists.length === 0) return undefined;
-  const handlerCtx: StepContext = run.status === "canceled" ? { ...ctx, signal: new AbortController().signal } : ctx;
+  const handlerCtx: StepContext =
+    run.status === "canceled" ? { ...ctx, signal: new AbortController().signal } : ctx;
   const given = { ...vars, RUN_STATUS: run.status, FAILED_STEP: run.failedStep ?? "" };
   const summaries: StepSummary[] = [];
   const failed: string[] = [];

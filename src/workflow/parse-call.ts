@@ -103,7 +103,10 @@ export function callInputValues(
 ): Record<string, string> {
   const values: Record<string, string> = {};
   for (const [name, template] of Object.entries(inputs)) {
-    values[name] = template.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, v: string) => vars[v] ?? whole);
+    values[name] = template.replace(
+      /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
+      (whole, v: string) => vars[v] ?? whole,
+    );
   }
   return values;
 }

@@ -9,7 +9,11 @@ import type { Inventory } from "./parse-hosts.js";
 import { readSteps } from "./parse-steps.js";
 import type { YamlReader } from "./yaml-reader.js";
 
-export function readHandlers(reader: YamlReader, node: unknown, inventory: Inventory | undefined): RunHandlers {
+export function readHandlers(
+  reader: YamlReader,
+  node: unknown,
+  inventory: Inventory | undefined,
+): RunHandlers {
   const map = reader.mapping(node, "on");
   const handlers: RunHandlers = {};
   if (!map) return handlers;

@@ -118,7 +118,13 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   const nameText =
     isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
   const label = nameText !== "" ? `step "${nameText}"` : `step #${index + 1}`;
-  const keys = approval ? approvalStepKeys : call ? callStepKeys : playbook ? playbookStepKeys : workflowStepKeys;
+  const keys = approval
+    ? approvalStepKeys
+    : call
+      ? callStepKeys
+      : playbook
+        ? playbookStepKeys
+        : workflowStepKeys;
   const fields = reader.fields(node, `in ${label}`, keys, (key) =>
     approval ? approvalStepKeyHint(key) : call ? callStepKeyHint(key) : misplacedKeyHint(key, playbook),
   );
@@ -137,12 +143,13 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     : call
       ? callBody
       : playbook
-      ? readPlaybookBody(read)
-      : readActionBody(reader, node, read, label);
+        ? readPlaybookBody(read)
+        : readActionBody(reader, node, read, label);
   const step: Step = {
     name,
     // An approval or a call runs once, on the server: it names no host of the inventory.
-    targets: approval || call ? [approvalHost] : readTargets(reader, node, fields.get("targets"), label, inventory),
+    targets:
+      approval || call ? [approvalHost] : readTargets(reader, node, fields.get("targets"), label, inventory),
     ...body,
     expectVars: fields.has("expect_vars")
       ? (reader.variableNames(fields.get("expect_vars")!.value, `expect_vars of ${label}`) ?? [])

@@ -17,8 +17,8 @@ import {
 import { matrixLimit as maxParallelLimit } from "./matrix.js";
 import type { Diagnostic, Workflow } from "./model.js";
 import { readConcurrency } from "./parse-concurrency.js";
-import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readHandlers } from "./parse-handlers.js";
+import { type Inventory, readInventory } from "./parse-hosts.js";
 import { readInputs } from "./parse-inputs.js";
 import { readNotify } from "./parse-notify.js";
 import { readRunTimeout } from "./parse-run-timeout.js";

@@ -141,7 +141,10 @@ export class WorkflowCalls {
       }
       try {
         // The callee's own calls, resolved now so a cycle or a depth is refused before anything runs.
-        await this.resolve(callee, saved.file, tenantId, { ...callee.vars, ...given }, depth + 1, [...chain, key]);
+        await this.resolve(callee, saved.file, tenantId, { ...callee.vars, ...given }, depth + 1, [
+          ...chain,
+          key,
+        ]);
       } catch (error) {
         if (!(error instanceof RunyardError)) throw error;
         at(
@@ -164,9 +167,13 @@ export class WorkflowCalls {
   private async call(run: CallingRun, request: CallRequest, signal: AbortSignal): Promise<CallResult> {
     const resolved = run.calls[request.step];
     if (!resolved) {
-      throw new RunyardError("INTERNAL", `step "${request.step}" was not resolved when the run was submitted`);
+      throw new RunyardError(
+        "INTERNAL",
+        `step "${request.step}" was not resolved when the run was submitted`,
+      );
     }
-    const child = (await this.childOf(run.record.id, request.step)) ?? (await this.startChild(run, request, resolved));
+    const child =
+      (await this.childOf(run.record.id, request.step)) ?? (await this.startChild(run, request, resolved));
     const called = { runId: child.id, workflow: resolved.name, version: resolved.version };
     request.started(called);
     const ended = await this.waitFor(child.id, signal);
@@ -185,12 +192,20 @@ export class WorkflowCalls {
     return (await this.store.runs.children(parentId, step))[0];
   }
 
-  private async startChild(run: CallingRun, request: CallRequest, resolved: ResolvedCall): Promise<RunRecord> {
+  private async startChild(
+    run: CallingRun,
+    request: CallRequest,
+    resolved: ResolvedCall,
+  ): Promise<RunRecord> {
     const saved = await this.store.savedWorkflows.get(resolved.tenant_id, resolved.name, resolved.version);
     if (!saved) {
-      throw new RunyardError("NOT_FOUND", `saved workflow ${resolved.name} v${resolved.version} was removed`, {
-        hint: "Save it again, then run the calling workflow again.",
-      });
+      throw new RunyardError(
+        "NOT_FOUND",
+        `saved workflow ${resolved.name} v${resolved.version} was removed`,
+        {
+          hint: "Save it again, then run the calling workflow again.",
+        },
+      );
     }
     try {
       // Its submit checks it as any run's, and resolves the calls it makes in turn.
@@ -213,7 +228,10 @@ export class WorkflowCalls {
       );
     } catch (error) {
       // Another replica carrying the call on started it meanwhile: that one is the child.
-      const existing = error instanceof RunyardError && error.code === "CONFLICT" && (await this.childOf(run.record.id, request.step));
+      const existing =
+        error instanceof RunyardError &&
+        error.code === "CONFLICT" &&
+        (await this.childOf(run.record.id, request.step));
       if (existing) return existing;
       throw error;
     }
@@ -251,7 +269,11 @@ export class WorkflowCalls {
   }
 
   private async parse(saved: SavedWorkflowRecord): Promise<Workflow> {
-    const { workflow, diagnostics } = await this.parsing.parse(saved.workflow, saved.file, this.parsing.limits);
+    const { workflow, diagnostics } = await this.parsing.parse(
+      saved.workflow,
+      saved.file,
+      this.parsing.limits,
+    );
     if (!workflow) throw workflowProblemsError(saved.file, diagnostics);
     return workflow;
   }

@@ -28,9 +28,9 @@ import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { ConcurrencyGroups } from "./concurrency-groups.js";
-import { maxCallDepth, ResolvedCall, type WorkflowCalls } from "./workflow-calls.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
+import { maxCallDepth, ResolvedCall, type WorkflowCalls } from "./workflow-calls.js";
 import type { WorkflowParser } from "./workflow-parser.js";
 import { keptExports, keptSecrets, RetrySpec, realExportsOf, retriedWorkflow } from "./workflow-retries.js";
 
@@ -165,7 +165,8 @@ export class WorkflowRuns implements RunKindModule {
     depth: number,
   ): Promise<Record<string, ResolvedCall> | undefined> {
     if (!everyStep(workflow).some((step) => step.call)) return undefined;
-    if (!this.calls) throw new RunyardError("CALL_NEEDS_SERVER", "this server does not run workflow.call steps");
+    if (!this.calls)
+      throw new RunyardError("CALL_NEEDS_SERVER", "this server does not run workflow.call steps");
     return this.calls.resolve(workflow, file, tenantId, vars, depth);
   }
 
