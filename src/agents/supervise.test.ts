@@ -178,6 +178,37 @@ describe("superviseTurn", () => {
     });
   });
 
+  it("stops a turn whose cost passes what was left of a tenant's budget, naming that budget and its reset", async () => {
+    const adapter = fakeAdapter(async (io) => {
+      io.emit({ type: "usage", model: "gpt-4.1", inputTokens: 100_000, outputTokens: 0 });
+      io.emit({ type: "usage", model: "gpt-4.1", inputTokens: 200_000, outputTokens: 0 });
+      return io.signal.aborted ? "canceled" : "success";
+    });
+    const spendLimit = {
+      usd: 0.5,
+      budget: "tenant acme's daily budget of $20",
+      resets_at: "2026-11-26T00:00:00.000Z",
+    };
+    const result = await supervise(adapter, { ...roomy, spendLimit }).result;
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatchObject({
+      code: "BUDGET_EXCEEDED",
+      message:
+        "the turn's spend of $0.6000 took tenant acme's daily budget of $20 past its limit ($0.5000 was left when the turn started); it starts again at 2026-11-26T00:00:00.000Z",
+    });
+  });
+
+  it("lets a turn within what is left of a spend budget end as it ends", async () => {
+    const adapter = fakeAdapter(async (io) => {
+      io.emit({ type: "usage", model: "gpt-4.1", inputTokens: 100_000, outputTokens: 0 });
+      return io.signal.aborted ? "canceled" : "success";
+    });
+    const spendLimit = { usd: 0.5, budget: "user ana's monthly budget of $5", resets_at: "x" };
+    const result = await supervise(adapter, { ...roomy, spendLimit }).result;
+    expect(result.status).toBe("success");
+    expect(result.totals.costUsd).toBeCloseTo(0.2);
+  });
+
   it("says once that a USD budget cannot hold for a model without a price, and goes on", async () => {
     const adapter = fakeAdapter(async (io) => {
       io.emit({ type: "usage", model: "some-local-model", inputTokens: 10, outputTokens: 1 });

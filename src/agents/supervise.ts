@@ -12,6 +12,11 @@ export interface TurnLimits {
   stallMs: number;
   /** Stop once the turn has used more than this. */
   budget?: { tokens?: number; usd?: number };
+  /**
+   * Stop once the turn has cost more than `usd`: what was left of a tenant's or user's spend
+   * budget when it started, named by `budget`, which starts again at `resets_at`.
+   */
+  spendLimit?: { usd: number; budget: string; resets_at: string };
 }
 
 /** The usage of a turn, summed over its `usage` outputs. */
@@ -100,16 +105,21 @@ export async function superviseTurn(
     if (output.type !== "notice") alive();
     if (output.type === "usage") {
       addUsage(totals, output);
-      if (limits.budget?.usd !== undefined && totals.costUsd === undefined && !unpricedSaid) {
+      const dollars = limits.budget?.usd ?? limits.spendLimit?.usd;
+      if (dollars !== undefined && totals.costUsd === undefined && !unpricedSaid) {
         // Said once, not guessed: the token budget still holds, the dollar one cannot.
         unpricedSaid = true;
+        const which =
+          limits.budget?.usd !== undefined
+            ? `the budget of $${limits.budget.usd}`
+            : limits.spendLimit?.budget;
         io.emit({
           type: "message",
           role: "system",
-          text: `the cost of model ${output.model ?? "(unnamed)"} is unknown (the CLI reports none and runyard has no list price for it): the budget of $${limits.budget.usd} cannot be enforced; use a token budget`,
+          text: `the cost of model ${output.model ?? "(unnamed)"} is unknown (the CLI reports none and runyard has no list price for it): ${which} cannot be enforced; use a token budget`,
         });
       }
-      const over = overBudget(totals, limits.budget);
+      const over = overBudget(totals, limits.budget) ?? overSpendLimit(totals, limits.spendLimit);
       if (over) abortWith("failed", agentError("BUDGET_EXCEEDED", over));
     } else if (output.type === "session") {
       sessionId = output.sessionId;
@@ -170,6 +180,12 @@ function overBudget(totals: UsageTotals, budget: TurnLimits["budget"]): string |
     return `the agent used $${totals.costUsd.toFixed(4)}, over its budget of $${budget.usd}`;
   }
   return undefined;
+}
+
+/** Why the turn's cost took a spend budget above the task past its limit, or undefined. */
+function overSpendLimit(totals: UsageTotals, limit: TurnLimits["spendLimit"]): string | undefined {
+  if (!limit || totals.costUsd === undefined || totals.costUsd <= limit.usd) return undefined;
+  return `the turn's spend of $${totals.costUsd.toFixed(4)} took ${limit.budget} past its limit ($${limit.usd.toFixed(4)} was left when the turn started); it starts again at ${limit.resets_at}`;
 }
 
 function seconds(ms: number): string {

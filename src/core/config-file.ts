@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
-import { type Config, QuotaOverrides } from "./config.js";
+import { BudgetOverrides, type Config, QuotaOverrides } from "./config.js";
 import { RunyardError } from "./errors.js";
 
 /** The ADOS runner's `repos:` routing: which runner group works on which repository. */
@@ -102,6 +102,8 @@ const ConfigFile = z
     })
       .partial()
       .strict(),
+    /** Agents' spend budgets per tenant and user, in US dollars per UTC day and month. */
+    budgets: BudgetOverrides,
   })
   .partial()
   .strict();
@@ -122,7 +124,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md).",
     });
   }
   const file = parsed.data;
@@ -164,6 +166,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
             ...(file.quotas.users ? { users: file.quotas.users } : {}),
           }
         : undefined,
+    budgets: file.budgets,
     repos: file.repos,
     directHosts: file.direct_hosts,
     notifyHosts: file.notify_hosts,

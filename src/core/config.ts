@@ -50,6 +50,27 @@ export const QuotaOverrides = z
   .strict();
 export type QuotaOverrides = z.infer<typeof QuotaOverrides>;
 
+/** One tenant's or user's spend limits in US dollars (`budgets.tenants.<id>`, `budgets.users.<name>`). */
+export const BudgetLimitsSchema = z
+  .object({
+    /** Agents' spend per UTC day; a turn that would start past it is refused (BUDGET_EXCEEDED). */
+    usd_per_day: z.number().nonnegative().finite(),
+    /** Agents' spend per UTC calendar month. */
+    usd_per_month: z.number().nonnegative().finite(),
+  })
+  .partial()
+  .strict();
+
+/** The config file's `budgets:` section; a budget set through the API wins over it. */
+export const BudgetOverrides = z
+  .object({
+    tenants: z.record(z.string().min(1), BudgetLimitsSchema),
+    users: z.record(z.string().min(1), BudgetLimitsSchema),
+  })
+  .partial()
+  .strict();
+export type BudgetOverrides = z.infer<typeof BudgetOverrides>;
+
 /**
  * Python's level names (the agent runner's `INFO`, `WARNING`) as pino's; other text as written,
  * lowercased.
@@ -332,6 +353,8 @@ export const configSchema = z.object({
   scheduleMaxRunsPerHour: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
+  /** Per-tenant and per-user agent spend budgets (docs/agents.md "Spend budgets"); config file only. */
+  budgets: BudgetOverrides.default({}),
   /** The ADOS runner's `repos:` (config file only): which runner group works on which repository. */
   repos: z.array(z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) })).default([]),
   /**

@@ -217,6 +217,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           timeoutMs: task.timeout_ms,
           stallMs: task.stall_ms,
           ...(task.budget ? { budget: task.budget } : {}),
+          ...(task.spend_limit ? { spendLimit: task.spend_limit } : {}),
         },
         { emit: io.emit, launcher, signal: io.signal, env },
       );

@@ -1,6 +1,7 @@
 import { type Kysely, type RawBuilder, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
+import { recordAgentUsage } from "./agent-usage.js";
 import type { StoreContext } from "./dialect.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import {
@@ -72,7 +73,7 @@ export async function appendRunEvents(
     opts.expectedLastSeq !== undefined &&
     !job &&
     events.length <= preparedRowsMax &&
-    events.every((event) => event.type !== "step.output")
+    events.every((event) => event.type !== "step.output" && event.type !== "agent.usage")
   ) {
     const appended = await appendAfter(ctx, runId, events, opts.expectedLastSeq, opts);
     if (appended) return appended;
@@ -125,6 +126,7 @@ export async function appendRunEvents(
         after: { ...after, log_bytes: Math.max(0, after.log_bytes - dropped) },
       });
     }
+    await recordAgentUsage(inTrx, runId, stored);
     return { duplicate: false, events: stored, json: rows.map((inserted) => inserted.data) };
   });
 }

@@ -42,6 +42,8 @@ export const copiedTables: readonly string[] = [
   "forge_deliveries",
   "forge_runs",
   "idempotency_keys",
+  "agent_usage",
+  "budgets",
 ];
 
 /**

@@ -3,10 +3,12 @@
  * of each backend. The server imports from here only.
  */
 
+export type * from "./agent-usage.js";
 export type * from "./approvals.js";
 export type * from "./artifacts.js";
 export type * from "./audit.js";
 export type * from "./bots.js";
+export type * from "./budgets.js";
 export type * from "./concurrency-slots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";

@@ -1,11 +1,13 @@
 import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { agentUsageRepo } from "./agent-usage.js";
 import { appendRunEvents } from "./append-run-events.js";
 import { approvalsRepo } from "./approvals.js";
 import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
 import { botsRepo } from "./bots.js";
+import { budgetsRepo } from "./budgets.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
 import { concurrencySlotsRepo } from "./concurrency-slots.js";
 import { neverLost, type StoreOutages } from "./connection-loss.js";
@@ -127,6 +129,8 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     forges: forgesRepo(ctx),
     savedWorkflows: savedWorkflowsRepo(ctx),
     schedules: schedulesRepo(ctx),
+    agentUsage: agentUsageRepo(ctx),
+    budgets: budgetsRepo(ctx),
     outages,
     async close() {
       if (closed) return;

@@ -404,7 +404,34 @@ export interface IdempotencyKeysTable {
   response: string | null;
 }
 
+/** One `agent.usage` event, with whose it was; `tenant_id` `""` outside any tenant, `cost_usd` null when unreported. */
+export interface AgentUsageTable {
+  run_id: string;
+  seq: Int8;
+  at: string;
+  tenant_id: string;
+  /** A personal token's user, else the token (or `""` for none). */
+  user_id: string;
+  agent: string;
+  model: string;
+  input_tokens: Int8;
+  output_tokens: Int8;
+  cost_usd: number | null;
+}
+
+/** A tenant's or user's dollar limits per UTC day and month; null: none for that period. */
+export interface BudgetsTable {
+  scope: "tenant" | "user";
+  subject: string;
+  usd_per_day: number | null;
+  usd_per_month: number | null;
+  updated_at: string;
+  updated_by: string | null;
+}
+
 export interface Database {
+  agent_usage: AgentUsageTable;
+  budgets: BudgetsTable;
   approvals: ApprovalsTable;
   saved_workflows: SavedWorkflowsTable;
   schedules: SchedulesTable;

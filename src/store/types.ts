@@ -1,7 +1,9 @@
+import type { AgentUsageRepo } from "./agent-usage.js";
 import type { ApprovalsRepo } from "./approvals.js";
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotsRepo } from "./bots.js";
+import type { BudgetsRepo } from "./budgets.js";
 import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
 import type { StoreOutages } from "./connection-loss.js";
 import type { FleetRepo } from "./fleet.js";
@@ -62,6 +64,10 @@ export interface Store {
   forges: ForgesRepo;
   savedWorkflows: SavedWorkflowsRepo;
   schedules: SchedulesRepo;
+  /** The agents' usage events, summed for spend budgets and reports. */
+  agentUsage: AgentUsageRepo;
+  /** Spend budgets per tenant and user. */
+  budgets: BudgetsRepo;
   /**
    * When the database was last found unreachable: silence of replicas and runners while it was
    * away is not theirs, so the fleet's lease clocks start again from its return.

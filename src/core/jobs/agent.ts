@@ -113,6 +113,19 @@ export const AgentTask = z.object({
   timeout_ms: z.number().int().positive(),
   stall_ms: z.number().int().positive(),
   budget: AgentBudget.optional(),
+  /**
+   * What is left of the tightest spend budget above the task (a tenant's or user's per day or
+   * month) when the turn started: past it the turn stops with BUDGET_EXCEEDED, as past `budget`.
+   */
+  spend_limit: z
+    .object({
+      usd: z.number().nonnegative(),
+      /** The budget, as a person reads it: `tenant acme's daily budget of $20`. */
+      budget: z.string(),
+      /** When that budget starts again (ISO-8601 UTC). */
+      resets_at: z.string(),
+    })
+    .optional(),
   /** Continue this session of the agent (a follow-up turn). */
   session_id: z.string().optional(),
   /** The turn's number in its conversation, from 1. */

@@ -24,6 +24,7 @@ import * as hookNamesPerTenant from "./0020_hook_names_per_tenant.js";
 import * as versionPromotion from "./0030_version_promotion.js";
 import * as runRetries from "./0034_run_retries.js";
 import * as workflowCalls from "./0035_workflow_calls.js";
+import * as agentBudgets from "./0031_agent_budgets.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -53,6 +54,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0030_version_promotion": versionPromotion,
   "0034_run_retries": runRetries,
   "0035_workflow_calls": workflowCalls,
+  "0031_agent_budgets": agentBudgets,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -1,0 +1,72 @@
+import type { StoreContext } from "./dialect.js";
+import { isoTime } from "./schema.js";
+
+/** Whose spend a budget caps. */
+export type BudgetScope = "tenant" | "user";
+
+/** The dollar limits an admin set for a tenant or a user; null: no limit for that period. */
+export interface BudgetRecord {
+  scope: BudgetScope;
+  /** The tenant's id, or the user's name. */
+  subject: string;
+  usd_per_day: number | null;
+  usd_per_month: number | null;
+  updated_at: string;
+  updated_by: string | null;
+}
+
+export interface BudgetChange {
+  usd_per_day: number | null;
+  usd_per_month: number | null;
+  updated_by: string | null;
+}
+
+/** The spend budgets set through the API, one per tenant and per user. */
+export interface BudgetsRepo {
+  get(scope: BudgetScope, subject: string): Promise<BudgetRecord | undefined>;
+  /** Sets both limits (an insert or an update); answers what is stored. */
+  set(scope: BudgetScope, subject: string, change: BudgetChange): Promise<BudgetRecord>;
+  /** Removes it; false when there was none. */
+  clear(scope: BudgetScope, subject: string): Promise<boolean>;
+  list(): Promise<BudgetRecord[]>;
+}
+
+export function budgetsRepo(ctx: StoreContext): BudgetsRepo {
+  return {
+    async get(scope, subject) {
+      return ctx.db
+        .selectFrom("budgets")
+        .selectAll()
+        .where("scope", "=", scope)
+        .where("subject", "=", subject)
+        .executeTakeFirst();
+    },
+    async set(scope, subject, change) {
+      const row: BudgetRecord = { scope, subject, ...change, updated_at: isoTime(ctx.now()) };
+      await ctx.db
+        .insertInto("budgets")
+        .values(row)
+        .onConflict((conflict) =>
+          conflict.columns(["scope", "subject"]).doUpdateSet({
+            usd_per_day: row.usd_per_day,
+            usd_per_month: row.usd_per_month,
+            updated_at: row.updated_at,
+            updated_by: row.updated_by,
+          }),
+        )
+        .execute();
+      return row;
+    },
+    async clear(scope, subject) {
+      const result = await ctx.db
+        .deleteFrom("budgets")
+        .where("scope", "=", scope)
+        .where("subject", "=", subject)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+    async list() {
+      return ctx.db.selectFrom("budgets").selectAll().orderBy("scope").orderBy("subject").execute();
+    },
+  };
+}
