@@ -83,6 +83,7 @@ async function start(
       maxBotsPerUser: config.maxBotsPerUser,
       quotas: config.quotas,
     },
+    budgets: config.budgets,
     logger,
     version,
     warn: (message) => ctx.stderr.write(`warning: ${message}\n`),

@@ -74,6 +74,7 @@ export const envNames: Record<keyof Config, string[]> = {
   parseBudgetMs: ["RUNYARD_PARSE_BUDGET_MS"],
   scheduleMaxRunsPerHour: ["RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR"],
   quotas: [],
+  budgets: [],
   repos: [],
   directHosts: [],
   notifyHosts: [],

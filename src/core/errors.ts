@@ -126,7 +126,10 @@ export const errorTable = {
     status: 200,
     hint: "The agent's change did not pass the tests; read the test step's output and the diff artifact.",
   },
-  BUDGET_EXCEEDED: { status: 200, hint: "Raise the run's budget or narrow the task." },
+  BUDGET_EXCEEDED: {
+    status: 429,
+    hint: "Raise the run's budget or narrow the task; a tenant's or user's daily or monthly budget starts again when its period ends (runyard usage shows the spend), or an admin raises it.",
+  },
   QUOTA_EXCEEDED: {
     status: 429,
     hint: "Stop or remove something you own, or ask an admin for a larger quota.",

@@ -14,6 +14,7 @@ import type { RunService } from "./runs/run-service.js";
 import type { SavedWorkflows } from "./runs/saved-workflows.js";
 import type { WorkflowParser } from "./runs/workflow-parser.js";
 import type { Scheduler } from "./schedules/scheduler.js";
+import type { SpendBudgets } from "./spend-budgets.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 export interface ArtifactLimits {
@@ -51,6 +52,8 @@ export interface ServerDeps {
   idempotency: IdempotencySettings;
   /** Run limits per tenant and user (QUOTA_EXCEEDED), counted from the store. */
   quotas: Quotas;
+  /** Agents' spend budgets per tenant and user, counted from the store. */
+  budgets: SpendBudgets;
   /** Exact origins whose browser scripts may call the API (CORS); empty: none. */
   corsOrigins: readonly string[];
   /** Agents on this server's machine (`GET /health/agents`); never a credential. */

@@ -9,6 +9,7 @@ import { protectedErrorResponses } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginRefusal } from "./identity/refused-logins.js";
 import { type TickCountOutcome, tickCountOutcomes } from "./schedules/scheduler.js";
+import { usdOf } from "./spend-budgets.js";
 import type { StreamGauge } from "./sse.js";
 
 /** Process figures (CPU, memory, event loop lag), collected once however many apps a process builds. */
@@ -47,7 +48,7 @@ export class ServerMetrics {
   private readonly unsubscribe: () => void;
 
   constructor(
-    store: Pick<Store, "runs" | "jobs" | "runners" | "fleet">,
+    store: Pick<Store, "runs" | "jobs" | "runners" | "fleet" | "agentUsage">,
     bus: EventBus,
     replica?: ReplicaFigures,
   ) {
@@ -104,6 +105,7 @@ export class ServerMetrics {
           this.inc({ group: runner.group });
       },
     });
+    this.agentUsageCounters(store, registers);
     const sseClients = new Gauge({
       name: "runyard_sse_clients",
       help: "Clients following a run's event stream now.",
@@ -190,6 +192,62 @@ export class ServerMetrics {
    * Every series carries a `replica` label, so a scrape of each replica behind one Service stays
    * apart; the counts read from the store are the fleet's and equal on every replica.
    */
+  /**
+   * Agents' tokens and dollars by tenant, agent and model, summed from the store's usage rows at
+   * each scrape: the fleet's totals, right after a restart, the same on every replica.
+   */
+  private agentUsageCounters(store: Pick<Store, "agentUsage">, registers: Registry[]): void {
+    const labelNames = ["tenant", "agent", "model"] as const;
+    type Totals = Map<
+      string,
+      { labels: Record<(typeof labelNames)[number], string>; input: number; output: number; usd: number }
+    >;
+    let read: Promise<Totals> | undefined;
+    // One read serves both counters of a scrape.
+    const totals = () => {
+      read ??= store.agentUsage.sum({}).then((sums) => {
+        const byKey: Totals = new Map();
+        for (const sum of sums) {
+          const labels = { tenant: sum.tenant_id, agent: sum.agent, model: sum.model };
+          const key = JSON.stringify(labels);
+          const entry = byKey.get(key) ?? { labels, input: 0, output: 0, usd: 0 };
+          entry.input += sum.input_tokens;
+          entry.output += sum.output_tokens;
+          entry.usd += usdOf(sum);
+          byKey.set(key, entry);
+        }
+        setTimeout(() => {
+          read = undefined;
+        }, 1000).unref();
+        return byKey;
+      });
+      return read;
+    };
+    new Counter({
+      name: "runyard_agent_tokens_total",
+      help: "Tokens agents reported, by tenant (empty: none), agent, model and direction (input or output).",
+      labelNames: [...labelNames, "direction"],
+      registers,
+      async collect() {
+        this.reset();
+        for (const entry of (await totals()).values()) {
+          this.inc({ ...entry.labels, direction: "input" }, entry.input);
+          this.inc({ ...entry.labels, direction: "output" }, entry.output);
+        }
+      },
+    });
+    new Counter({
+      name: "runyard_agent_cost_usd_total",
+      help: "Agents' spend in US dollars (reported costs, else list prices), by tenant (empty: none), agent and model.",
+      labelNames: [...labelNames],
+      registers,
+      async collect() {
+        this.reset();
+        for (const entry of (await totals()).values()) this.inc(entry.labels, entry.usd);
+      },
+    });
+  }
+
   private replicaGauges(store: Pick<Store, "fleet">, replica: ReplicaFigures): void {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ replica: replica.id });

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { AgentStatus } from "../agents/availability.js";
+import type { BudgetOverrides } from "../core/config.js";
 import {
   defaultMaxArtifactBytes,
   defaultMaxRunArtifactBytes,
@@ -39,6 +40,7 @@ import { WorkflowCalls } from "./runs/workflow-calls.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 import { Scheduler } from "./schedules/scheduler.js";
+import { SpendBudgets } from "./spend-budgets.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
 export const defaultAuditRetentionDays = 90;
@@ -93,6 +95,8 @@ export interface ServerOptions {
   scheduleMaxRunsPerHour?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
+  /** Agents' spend budgets per tenant and user (config `budgets:`); budgets set through the API win. */
+  budgets?: BudgetOverrides;
   /** Bots' lifetime, container limits, network and upload size; default: the avtomatika-bot's. */
   bots?: Partial<BotDefaults>;
   /** Agents on this machine for `GET /health/agents`; default: none known. */
@@ -252,10 +256,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       },
     ),
   );
-  const agents = new AgentRuns(store, queue, options.repoRoutes ?? [], {
-    roots: options.agentCwdRoots ?? [],
-    own: serverFolders,
-  });
+  const spendBudgets = new SpendBudgets(store, options.budgets ?? {});
+  const agents = new AgentRuns(
+    store,
+    queue,
+    options.repoRoutes ?? [],
+    { roots: options.agentCwdRoots ?? [], own: serverFolders },
+    spendBudgets,
+  );
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
   const runs: RunService = new RunService(
     store,
@@ -348,6 +356,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     revocations,
     loginLimiter: new LoginLimiter(),
     quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
+    budgets: spendBudgets,
     idempotency: {
       keepMs: (options.idempotencyKeyHours ?? defaultIdempotencyKeyHours) * 3_600_000,
     },

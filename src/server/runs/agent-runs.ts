@@ -23,6 +23,7 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { JobQueue } from "../job-queue.js";
+import { budgetName, type SpendBudgets } from "../spend-budgets.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -47,6 +48,8 @@ export class AgentRuns implements RunKindModule {
      * server's home, where no task may.
      */
     private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
+    /** The tenants' and users' spend budgets: a turn past one is refused, a running one capped. */
+    private readonly budgets?: SpendBudgets,
   ) {}
 
   /**
@@ -55,7 +58,7 @@ export class AgentRuns implements RunKindModule {
    */
   async prepare(
     body: SubmitAgentRunBody,
-    owner: { tenantId: string | null; unconfinedCwd?: boolean },
+    owner: { tenantId: string | null; tokenId?: string | null; unconfinedCwd?: boolean },
   ): Promise<PreparedRun> {
     const tenantId = owner.tenantId;
     const agents = body.agents ?? [body.agent ?? "claude_code"];
@@ -101,6 +104,7 @@ export class AgentRuns implements RunKindModule {
     if (body.sandbox) checkSandbox(body.sandbox);
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
+    await this.budgets?.admit({ tenantId, createdBy: owner.tokenId ?? null });
     const { title, prompt } = composePrompt(body);
     const spec: AgentRunSpec = {
       agents,
@@ -128,9 +132,14 @@ export class AgentRuns implements RunKindModule {
    * A follow-up turn of a finished agent run: the same task settings, the new text as the
    * prompt, each agent resuming its session in the same workspace on the same runner.
    */
-  async prepareFollowUp(parentId: string, text: string): Promise<PreparedRun> {
+  async prepareFollowUp(
+    parentId: string,
+    text: string,
+    owner?: { tenantId: string | null; tokenId: string | null },
+  ): Promise<PreparedRun> {
     const parent = await this.store.runs.get(parentId);
     if (!parent) throw new RunyardError("NOT_FOUND", `run ${parentId} does not exist`);
+    if (owner) await this.budgets?.admit({ tenantId: owner.tenantId, createdBy: owner.tokenId });
     if (parent.kind !== "agent") {
       throw new RunyardError("INVALID_INPUT", `run ${parentId} is a ${parent.kind} run, not an agent run`, {
         hint: "Follow-up messages continue agent runs only.",
@@ -278,6 +287,23 @@ export class AgentRuns implements RunKindModule {
     // A task no runner could ever take would wait in the queue for good, saying nothing.
     const nobody = await this.noRunnerFor(requirements, run.record.tenant_id, agent);
     if (nobody) return agentEndedEarly(agent, "failed", nobody);
+    // Counted again as the turn starts: the run may have waited while other turns spent.
+    let spend: Awaited<ReturnType<SpendBudgets["admit"]>>;
+    try {
+      spend = await this.budgets?.admit({ tenantId: run.record.tenant_id, createdBy: run.record.created_by });
+    } catch (error) {
+      if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED") {
+        return agentEndedEarly(agent, "failed", error.toInfo());
+      }
+      throw error;
+    }
+    if (spend) {
+      task.spend_limit = {
+        usd: spend.left_usd,
+        budget: budgetName(spend.standing),
+        resets_at: spend.standing.resets_at,
+      };
+    }
     const result = await this.queue.runJob(
       job,
       { runId, sink: run.sink, tenantId: run.record.tenant_id },

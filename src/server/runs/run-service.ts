@@ -164,7 +164,7 @@ export class RunService {
     owner: RunOwner,
     origin: RunOrigin,
   ): Promise<RunRecord> {
-    return this.submit("agent", await this.agents().prepareFollowUp(parentId, text), owner, origin);
+    return this.submit("agent", await this.agents().prepareFollowUp(parentId, text, owner), owner, origin);
   }
 
   /**
