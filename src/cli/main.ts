@@ -521,6 +521,65 @@ function buildProgram(
     setExit(await (await import("./audit.js")).auditList(flags, await ctx(apiOverrides(flags)))),
   );
 
+  serverFlags(
+    program
+      .command("usage")
+      .description(
+        "agents' spend: tokens and dollars per user, agent, model or tenant (members: their tenant's)",
+      )
+      .option("--tenant <id>", "platform admins: one tenant's spend (default: every tenant)")
+      .option("--by <grouping>", "user, agent, model or tenant (default user)")
+      .option("--since <span>", "a span back from now (24h, 7d, 2w) or a UTC date (default 7d)")
+      .option("--json", "JSON output"),
+  ).action(async (flags) =>
+    setExit(await (await import("./budget.js")).usageShow(flags, await ctx(apiOverrides(flags)))),
+  );
+
+  const tenant = program.command("tenant").description("a tenant's settings (its agents' spend budget)");
+  for (const [scope, parent, noun] of [
+    ["tenant", tenant, "tenant"],
+    ["user", user, "user"],
+  ] as const) {
+    const budget = parent
+      .command("budget")
+      .description(`the ${noun}'s agent spend budget in US dollars per UTC day and month`);
+    serverFlags(
+      budget
+        .command("set")
+        .argument("<name>", `the ${noun === "tenant" ? "tenant's id" : "username"}`)
+        .description(
+          scope === "tenant"
+            ? "set a tenant's budget (platform admins); a turn past it is refused with BUDGET_EXCEEDED"
+            : "set a user's budget (admins); a turn past it is refused with BUDGET_EXCEEDED",
+        )
+        .option("--usd-per-day <usd>", "dollars per UTC day")
+        .option("--usd-per-month <usd>", "dollars per UTC calendar month"),
+    ).action(async (name: string, flags) =>
+      setExit(
+        await (await import("./budget.js")).budgetSet(scope, name, flags, await ctx(apiOverrides(flags))),
+      ),
+    );
+    serverFlags(
+      budget
+        .command("show")
+        .argument("<name>")
+        .description("the limits, where they come from, and what each period has spent")
+        .option("--json", "JSON output"),
+    ).action(async (name: string, flags) =>
+      setExit(
+        await (await import("./budget.js")).budgetShow(scope, name, flags, await ctx(apiOverrides(flags))),
+      ),
+    );
+    serverFlags(
+      budget
+        .command("clear")
+        .argument("<name>")
+        .description("remove the budget set; the config file's applies again"),
+    ).action(async (name: string, flags) =>
+      setExit(await (await import("./budget.js")).budgetClear(scope, name, await ctx(apiOverrides(flags)))),
+    );
+  }
+
   const agents = program
     .command("agents")
     .description("the coding agents: installed (path, version), credentials present, usable")

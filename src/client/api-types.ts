@@ -577,6 +577,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/budgets/tenants/{tenant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A tenant's spend budget and what its periods have spent
+         * @description Anyone of the tenant reads it; platform admins any tenant's.
+         */
+        get: operations["getTenantBudget"];
+        /**
+         * Set a tenant's spend budget (platform admins only)
+         * @description E.g. `{"usd_per_day":20,"usd_per_month":300}`: a turn of the tenant that would start past either is refused with BUDGET_EXCEEDED; a running one stops once it passes what was left.
+         */
+        put: operations["setTenantBudget"];
+        post?: never;
+        /**
+         * Remove the budget set for a tenant (platform admins only)
+         * @description The config file's budget for the tenant, if any, applies again.
+         */
+        delete: operations["clearTenantBudget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/budgets/users/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's spend budget and what its periods have spent
+         * @description A user reads their own; an admin the users they manage.
+         */
+        get: operations["getUserBudget"];
+        /**
+         * Set a user's spend budget (admins only)
+         * @description E.g. `{"usd_per_day":5}`; counts the user's own runs, their personal tokens' included.
+         */
+        put: operations["setUserBudget"];
+        post?: never;
+        /**
+         * Remove the budget set for a user (admins only)
+         * @description The config file's budget for the user, if any, applies again.
+         */
+        delete: operations["clearUserBudget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agents' spend: tokens and dollars per user, agent, model or tenant, and per day
+         * @description Counted from the usage events the agents report; a cost the agent reports wins, else the list price of its model. A member sees their own tenant's figures only.
+         */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{id}/messages": {
         parameters: {
             query?: never;
@@ -1327,6 +1403,24 @@ export interface components {
             finished_at: string | null;
             expires_at: string;
         };
+        Budget: {
+            /** @enum {string} */
+            scope: "tenant" | "user";
+            subject: string;
+            usd_per_day: number | null;
+            usd_per_month: number | null;
+            /** @enum {string} */
+            source: "set" | "config" | "none";
+            updated_at: string | null;
+            updated_by: string | null;
+            standings: {
+                /** @enum {string} */
+                period: "day" | "month";
+                limit_usd: number;
+                spent_usd: number;
+                resets_at: string;
+            }[];
+        };
         Forge: {
             id: string;
             tenant_id: string | null;
@@ -1516,6 +1610,34 @@ export interface components {
             created_at: string;
             last_used_at: string | null;
             expires_at: string | null;
+        };
+        UsageReport: {
+            tenant: string | null;
+            /** @enum {string} */
+            by: "user" | "agent" | "model" | "tenant";
+            since: string;
+            until: string;
+            total: {
+                usd: number;
+                input_tokens: number;
+                output_tokens: number;
+                calls: number;
+            };
+            rows: {
+                key: string;
+                usd: number;
+                input_tokens: number;
+                output_tokens: number;
+                calls: number;
+            }[];
+            days: {
+                day: string;
+                usd: number;
+                input_tokens: number;
+                output_tokens: number;
+                calls: number;
+            }[];
+            unknown_cost_tokens: number;
         };
         User: {
             id: string;
@@ -1908,7 +2030,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2769,7 +2891,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3312,7 +3434,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4073,6 +4195,509 @@ export interface operations {
             };
         };
     };
+    getTenantBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setTenantBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    usd_per_day?: number | null;
+                    usd_per_month?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description the budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    clearTenantBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUserBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setUserBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    usd_per_day?: number | null;
+                    usd_per_month?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description the budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    clearUserBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                tenant?: string;
+                by?: "user" | "agent" | "model" | "tenant";
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     sendRunMessage: {
         parameters: {
             query?: never;
@@ -4151,7 +4776,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4248,7 +4873,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4497,7 +5122,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4949,7 +5574,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5489,7 +6114,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6016,7 +6641,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6576,7 +7201,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
                 headers: {
                     [name: string]: unknown;
