@@ -26,18 +26,44 @@ export interface ForgeAddFlags {
   json?: boolean;
 }
 
+/** The forge kinds `forge add` takes (Forgejo speaks Gitea's API), and where each one's webhook is set up. */
+const kinds: Record<string, { token: string; webhook: string }> = {
+  github: {
+    token: "GITHUB_TOKEN",
+    webhook:
+      "In the repo's Settings > Webhooks, add the URL (content type application/json) and the secret, with the events Issues, Issue comments and Pull request review comments",
+  },
+  gitlab: {
+    token: "GITLAB_TOKEN",
+    webhook:
+      "In the project's Settings > Webhooks, add the URL and the secret as its Secret token, with the triggers Issues events and Comments",
+  },
+  gitea: {
+    token: "GITEA_TOKEN",
+    webhook:
+      "In the repo's Settings > Webhooks, add a Gitea webhook with the URL, POST Content Type application/json and the secret, triggered by Issues, Issue Comment and Pull Request Comment events",
+  },
+};
+
 /**
- * `runyard forge add github --repo OWNER/NAME --secret-stdin [--url API] [--label runyard]
- * [--agent claude_code]`: the forge's token comes from stdin, never argv (which `ps` shows);
- * prints the webhook's URL and its secret, once, to paste into the repo's webhook settings.
+ * `runyard forge add github|gitlab|gitea --repo OWNER/NAME --secret-stdin [--url API] [--label
+ * runyard] [--agent claude_code]`: the forge's token comes from stdin, never argv (which `ps`
+ * shows); prints the webhook's URL and its secret, once, to paste into the repo's webhook
+ * settings.
  */
 export async function forgeAdd(kind: string, flags: ForgeAddFlags, ctx: CliContext): Promise<number> {
-  if (!flags.secretStdin) {
-    throw new RunyardError("USAGE", "the forge's token is read from standard input: add --secret-stdin", {
-      hint: 'Pipe it in: `printf %s "$GITHUB_TOKEN" | runyard forge add github --repo OWNER/NAME --secret-stdin` (a token on the command line would show in `ps`).',
+  const known = kinds[kind];
+  if (!Object.hasOwn(kinds, kind) || !known) {
+    throw new RunyardError("USAGE", `unknown forge kind ${JSON.stringify(printable(kind))}`, {
+      hint: `The kinds are ${Object.keys(kinds).join(", ")}: github for github.com or GitHub Enterprise, gitlab for gitlab.com or a self-managed GitLab, gitea for Gitea and Forgejo (codeberg.org too).`,
     });
   }
-  const token = await readToken(ctx.stdin);
+  if (!flags.secretStdin) {
+    throw new RunyardError("USAGE", "the forge's token is read from standard input: add --secret-stdin", {
+      hint: `Pipe it in: \`printf %s "$${known.token}" | runyard forge add ${kind} --repo OWNER/NAME --secret-stdin\` (a token on the command line would show in \`ps\`).`,
+    });
+  }
+  const token = await readToken(ctx.stdin, kind, known.token);
   const api = apiClient(ctx);
   const forge = await api.request<ForgeView & { webhook_secret: string }>("POST", "/api/forges", {
     kind,
@@ -59,15 +85,12 @@ export async function forgeAdd(kind: string, flags: ForgeAddFlags, ctx: CliConte
   );
   ctx.stdout.write(`webhook URL:    ${url}\n`);
   ctx.stdout.write(`webhook secret: ${forge.webhook_secret}\n`);
-  ctx.stderr.write(
-    "the secret is shown this once. In the repo's Settings > Webhooks, add the URL (content type application/json) and the secret, with the events Issues, Issue comments and Pull request review comments\n",
-  );
+  ctx.stderr.write(`the secret is shown this once. ${known.webhook}\n`);
   return 0;
 }
 
-async function readToken(stdin: CliContext["stdin"]): Promise<string> {
-  const hint =
-    'Pipe it in: `printf %s "$GITHUB_TOKEN" | runyard forge add github --repo OWNER/NAME --secret-stdin`.';
+async function readToken(stdin: CliContext["stdin"], kind: string, variable: string): Promise<string> {
+  const hint = `Pipe it in: \`printf %s "$${variable}" | runyard forge add ${kind} --repo OWNER/NAME --secret-stdin\`.`;
   if (stdin.isTTY)
     throw new RunyardError("USAGE", "--secret-stdin reads the token from stdin, and stdin is a terminal", {
       hint,
@@ -89,14 +112,15 @@ export async function forgeList(flags: { json?: boolean }, ctx: CliContext): Pro
   }
   if (forges.length === 0) {
     ctx.stdout.write(
-      "no forges yet; add one with `runyard forge add github --repo OWNER/NAME --secret-stdin`\n",
+      "no forges yet; add one with `runyard forge add github|gitlab|gitea --repo OWNER/NAME --secret-stdin`\n",
     );
     return 0;
   }
-  const rows = [["ID", "REPO", "AGENT", "LABEL", "WEBHOOK URL"]];
+  const rows = [["ID", "KIND", "REPO", "AGENT", "LABEL", "WEBHOOK URL"]];
   for (const forge of forges) {
     rows.push([
       forge.id,
+      forge.kind,
       printable(forge.repo),
       forge.agent,
       printable(forge.label),

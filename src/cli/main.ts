@@ -451,9 +451,18 @@ function buildProgram(
     forge
       .command("add")
       .description("add a repo; prints its webhook URL and secret (once)")
-      .argument("<kind>", "github (github.com or a GitHub Enterprise server)")
-      .requiredOption("--repo <OWNER/NAME>", "the repo whose issues start tasks")
-      .option("--url <api>", "the REST API's base URL (default https://api.github.com)")
+      .argument(
+        "<kind>",
+        "github (github.com or GitHub Enterprise), gitlab (gitlab.com or self-managed), gitea (Gitea or Forgejo)",
+      )
+      .requiredOption(
+        "--repo <OWNER/NAME>",
+        "the repo whose issues start tasks (GitLab: the project's full path)",
+      )
+      .option(
+        "--url <api>",
+        "the forge's API or server URL (default https://api.github.com, https://gitlab.com, https://codeberg.org)",
+      )
       .option("--secret-stdin", "read the forge's API token from standard input (required)")
       .option("--label <label>", "the issue label that starts a task (default runyard)")
       .option("--agent <name>", "the agent tasks run with (default claude_code)")

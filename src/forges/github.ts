@@ -1,5 +1,12 @@
 import { RunyardError } from "../core/errors.js";
-import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermission } from "./types.js";
+import {
+  type CommentTarget,
+  commentInstruction,
+  type ForgeClient,
+  type ForgeIntent,
+  type ForgePermission,
+  targetNumber,
+} from "./types.js";
 
 /** GitHub's REST API version runyard speaks (the `X-GitHub-Api-Version` header). */
 const apiVersion = "2022-11-28";
@@ -12,6 +19,8 @@ const callTimeoutMs = 30_000;
  * (a fine-grained token with Contents, Pull requests and Issues read-write, Metadata read).
  */
 export class GitHubClient implements ForgeClient {
+  readonly terms = { pullRequest: "pull request", pullRef: (n: number) => `#${n}` };
+
   constructor(
     private readonly apiUrl: string,
     /** `OWNER/NAME`. */
@@ -46,8 +55,9 @@ export class GitHubClient implements ForgeClient {
     return { number: pull.number, url: pull.html_url ?? "" };
   }
 
-  async comment(number: number, body: string): Promise<void> {
-    await this.call("POST", `/issues/${number}/comments`, { body });
+  async comment(target: CommentTarget, body: string): Promise<void> {
+    // GitHub numbers issues and pull requests as one: a pull request's comments are its issue's.
+    await this.call("POST", `/issues/${targetNumber(target)}/comments`, { body });
   }
 
   private async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {

@@ -1,7 +1,7 @@
 /**
  * A code forge's side of issue tasks (docs/forges.md): what its webhooks mean, and the calls
- * runyard makes back. One file per forge (github.ts); the server's forge routes and reporter use
- * only this interface.
+ * runyard makes back. One file per forge (github.ts, gitlab.ts, gitea.ts); the server's forge
+ * routes and reporter use only this interface.
  */
 
 /** What a delivery asks of runyard, once its signature matched. */
@@ -16,6 +16,11 @@ export type ForgeIntent =
       instruction?: string;
       /** Who asked: their permission on the repo is checked before anything starts. */
       sender: string;
+      /**
+       * The delivery does not say the label was just put on (Gitea's `label_updated` names the
+       * labels the issue has now): it starts a task only if the issue has none yet.
+       */
+      unlessStarted?: boolean;
     }
   /** Continue the task of a pull request runyard opened: a review comment or `/runyard ...` on it. */
   | { kind: "pull"; number: number; instruction: string; sender: string }
@@ -25,7 +30,19 @@ export type ForgeIntent =
 /** A user's permission on the repo, as the forge reports it. */
 export type ForgePermission = "admin" | "maintain" | "write" | "triage" | "read" | "none";
 
+/** Which thread a comment goes to: an issue's or a pull request's (GitLab numbers them apart). */
+export type CommentTarget = { issue: number } | { pull: number };
+
+/** How a forge names its pull requests, for the comments runyard writes there. */
+export interface ForgeTerms {
+  /** "pull request" or "merge request". */
+  pullRequest: string;
+  /** How a comment links pull request `n`: `#n` (GitHub, Gitea) or `!n` (GitLab). */
+  pullRef(n: number): string;
+}
+
 export interface ForgeClient {
+  readonly terms: ForgeTerms;
   /** The repo's clone URL (https) and default branch. */
   repository(): Promise<{ cloneUrl: string; defaultBranch: string }>;
   permission(user: string): Promise<ForgePermission>;
@@ -37,7 +54,12 @@ export interface ForgeClient {
     body: string;
   }): Promise<{ number: number; url: string }>;
   /** Comments on an issue or pull request. */
-  comment(number: number, body: string): Promise<void>;
+  comment(target: CommentTarget, body: string): Promise<void>;
+}
+
+/** The number of the issue or pull request a comment goes to. */
+export function targetNumber(target: CommentTarget): number {
+  return "issue" in target ? target.issue : target.pull;
 }
 
 /** Who may start work: those who may push to the repo. */

@@ -61,13 +61,13 @@ describe("the scripted GitHub", () => {
     await expect(
       client.openPullRequest({ head: "nope", base: "main", title: "T", body: "B" }),
     ).rejects.toThrow(/422/);
-    await client.comment(pull.number, "done");
+    await client.comment({ pull: pull.number }, "done");
     expect(forge.comments.at(-1)).toMatchObject({ issue: pull.number, body: "done", user: "bot" });
     await expect(new GitHubClient(forge.url, "acme/app", "wrong").repository()).rejects.toThrow(
       /401: Bad credentials/,
     );
     await expect(
-      new GitHubClient(forge.url, "acme/app", "ghp_reader").comment(pull.number, "x"),
+      new GitHubClient(forge.url, "acme/app", "ghp_reader").comment({ pull: pull.number }, "x"),
     ).rejects.toThrow(/403/);
   });
 

@@ -91,12 +91,13 @@ export async function actOnDelivery(
       ref: `${forge.repo}#${intent.number}`,
       authoredBy: forge.created_by,
     };
+    const pullName = (n: number) => `${client.terms.pullRequest} ${client.terms.pullRef(n)}`;
     if (intent.kind === "pull") {
       const earlier = await deps.store.forges.latestRun(forge.id, { pull: intent.number });
       if (!earlier) {
         return await settle({
           outcome: "ignored",
-          note: `pull request #${intent.number} was not opened by runyard`,
+          note: `${pullName(intent.number)} was not opened by runyard`,
           run_id: null,
         });
       }
@@ -110,9 +111,19 @@ export async function actOnDelivery(
       });
       return await settle({
         outcome: "started",
-        note: `follow-up on pull request #${intent.number}`,
+        note: `follow-up on ${pullName(intent.number)}`,
         run_id: run.id,
       });
+    }
+    if (intent.unlessStarted) {
+      const earlier = await deps.store.forges.latestRun(forge.id, { issue: intent.number });
+      if (earlier) {
+        return await settle({
+          outcome: "ignored",
+          note: `issue #${intent.number} has a task already (run ${earlier.run_id}); comment \`/runyard ...\` on it to start another`,
+          run_id: null,
+        });
+      }
     }
     const cloneUrl = (await client.repository()).cloneUrl;
     started = await submitIssueTask(deps, forge, intent, owner, origin, cloneUrl);
@@ -144,7 +155,7 @@ function notActedOn(deliveryId: string, started: string | null, error: unknown):
   if (error instanceof RunyardError) {
     const redeliver =
       started === null
-        ? " Then redeliver it (the repo's Settings, Webhooks, Recent Deliveries, Redeliver): it is acted on then."
+        ? " Then redeliver it from the repo's webhook settings (Recent Deliveries, Redeliver; on GitLab: Recent events, Resend request): it is acted on then."
         : "";
     return new RunyardError(error.code, `${what}: ${error.message}`, {
       hint: `${error.hint}${redeliver}`,
@@ -206,9 +217,16 @@ async function submitIssueTask(
   return run.id;
 }
 
-/** A forge the caller named, as the webhook route refuses a missing one (401, as a bad signature). */
+/**
+ * A delivery whose signature or token does not match, or to an id with no forge: one 401 in the
+ * same words, so the answer never tells which forges exist or what kind they are.
+ */
 export function unknownForge(): RunyardError {
-  return new RunyardError("UNAUTHORIZED", "the delivery's x-hub-signature-256 does not match its body", {
-    hint: "Check the webhook's URL (`runyard forge list` prints it) and its secret (given once by `runyard forge add`).",
-  });
+  return new RunyardError(
+    "UNAUTHORIZED",
+    "the delivery's signature (X-Hub-Signature-256, X-Gitea-Signature) or token (X-Gitlab-Token) does not match this forge's webhook secret",
+    {
+      hint: "Check the webhook's URL (`runyard forge list` prints it) and its secret (given once by `runyard forge add`): GitHub and Gitea sign with it, GitLab sends it as the secret token.",
+    },
+  );
 }

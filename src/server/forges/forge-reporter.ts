@@ -44,7 +44,7 @@ export class ForgeReporter {
         if (!(await this.store.forges.markReported(event.run_id, task.pull_number))) return;
         const error = event.error ?? summary?.error;
         await client.comment(
-          task.pull_number ?? task.issue_number,
+          task.pull_number !== null ? { pull: task.pull_number } : { issue: task.issue_number },
           [
             `runyard's ${summary?.agent ?? "agent"} task ended **${event.status}**; nothing was pushed.`,
             ...(error
@@ -59,7 +59,7 @@ export class ForgeReporter {
       if (task.pull_number !== null) {
         if (!(await this.store.forges.markReported(event.run_id, task.pull_number))) return;
         await client.comment(
-          task.pull_number,
+          { pull: task.pull_number },
           [`Pushed a new commit to \`${summary.branch}\`.`, "", table].join("\n"),
         );
         return;
@@ -74,8 +74,8 @@ export class ForgeReporter {
       });
       await this.store.forges.setPull(event.run_id, pull.number);
       await client.comment(
-        task.issue_number,
-        [`Opened #${pull.number} from \`${summary.branch}\`.`, "", table].join("\n"),
+        { issue: task.issue_number },
+        [`Opened ${client.terms.pullRef(pull.number)} from \`${summary.branch}\`.`, "", table].join("\n"),
       );
     } catch (error) {
       this.logger.warn({ run_id: event.run_id, error: String(error) }, "could not report a forge run's end");

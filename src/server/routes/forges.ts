@@ -11,9 +11,9 @@ import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
-import { forgeKinds } from "../forges/forge-clients.js";
+import { type ForgeKind, forgeKindOf, forgeKinds } from "../forges/forge-clients.js";
 import { actOnDelivery, unknownForge } from "../forges/forge-deliveries.js";
-import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
+import { readForgeDelivery } from "../forges/forge-webhooks.js";
 import { publicRoute } from "../openapi.js";
 
 const maxDeliveryBytes = 2 * 1024 * 1024;
@@ -21,17 +21,48 @@ const deliveryIdPattern = /^[\x21-\x7e]{1,200}$/;
 /** What a delivery to an id with no forge is checked against: random, held by nobody. */
 const unknownForgeSecret = randomBytes(32).toString("hex");
 
-const defaultApiUrl = "https://api.github.com";
+/** Each kind's public service, which members may add repos of; another API is a platform admin's. */
+const defaultApiUrls: Record<ForgeKind, string> = {
+  github: "https://api.github.com",
+  gitlab: "https://gitlab.com/api/v4",
+  gitea: "https://codeberg.org/api/v1",
+};
+/** Where each kind's REST API lives on its server, added to an instance's URL given without it. */
+const apiPaths: Partial<Record<ForgeKind, string>> = { gitlab: "/api/v4", gitea: "/api/v1" };
+
+/** The REST API's base URL of `kind` from what was given: a GitLab or Gitea instance's URL gets its API path. */
+function apiUrlOf(kind: ForgeKind, given: string | undefined): string {
+  if (given === undefined) return defaultApiUrls[kind];
+  const url = given.replace(/\/+$/, "");
+  const path = apiPaths[kind];
+  return path && !url.endsWith(path) ? `${url}${path}` : url;
+}
+
+const kindMessage = `kind must be one of ${forgeKinds.join(", ")} (Forgejo speaks Gitea's API: gitea)`;
 
 const ForgeParams = z.object({ id: z.string().min(1).describe("the forge's id") });
 
 const CreateForgeBody = z.strictObject({
-  kind: z.enum(forgeKinds).describe("the forge: github (github.com or a GitHub Enterprise server)"),
+  kind: z
+    .enum(forgeKinds, { message: kindMessage })
+    .describe(
+      "the forge: github (github.com or a GitHub Enterprise server), gitlab (gitlab.com or a self-managed GitLab), gitea (a Gitea or Forgejo server, codeberg.org by default)",
+    ),
   repo: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, "repo must be OWNER/NAME, like acme/app")
-    .describe("OWNER/NAME"),
-  api_url: z.string().url().default(defaultApiUrl).describe("the REST API's base URL"),
+    .max(300)
+    .regex(
+      /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/,
+      "repo must be OWNER/NAME, like acme/app (on GitLab GROUP/SUBGROUP/NAME too)",
+    )
+    .describe("OWNER/NAME (on GitLab, the project's full path: GROUP/NAME or GROUP/SUBGROUP/NAME)"),
+  api_url: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      "the REST API's base URL; by default https://api.github.com, https://gitlab.com/api/v4 or https://codeberg.org/api/v1 by kind. A GitLab or Gitea server's own URL is taken too (its /api/v4 or /api/v1 is added)",
+    ),
   token: z
     .string()
     .min(1)
@@ -99,7 +130,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "addForge",
         summary: "Add a forge repo whose labelled issues and /runyard comments start agent tasks",
         description:
-          "The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests, comments): an API other than https://api.github.com (a GitHub Enterprise server) may be named by a platform admin only, as members may not point the server at addresses of its own network.",
+          "The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests or merge requests, comments): an API other than the kind's public service (https://api.github.com, https://gitlab.com/api/v4, https://codeberg.org/api/v1), such as a GitHub Enterprise, self-managed GitLab or Gitea server, may be named by a platform admin only, as members may not point the server at addresses of its own network.",
         tags: ["forges"],
         body: CreateForgeBody,
         response: {
@@ -111,9 +142,15 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request, reply) => {
       const principal = callerOf(request);
       const body = request.body;
-      if (body.api_url !== defaultApiUrl && !isPlatformAdmin(principal)) {
-        throw new RunyardError("FORBIDDEN", `only a platform admin may add a forge on ${body.api_url}`, {
-          hint: `The server calls a forge's API for every delivery: members' forges use ${defaultApiUrl}; ask a platform admin to add one on a GitHub Enterprise server.`,
+      if (body.kind !== "gitlab" && body.repo.split("/").length !== 2) {
+        throw new RunyardError("INVALID_INPUT", `repo must be OWNER/NAME on ${body.kind}, not ${body.repo}`, {
+          hint: "Only GitLab nests projects in subgroups; give the repo's owner and name, like acme/app.",
+        });
+      }
+      const apiUrl = apiUrlOf(body.kind, body.api_url);
+      if (apiUrl !== defaultApiUrls[body.kind] && !isPlatformAdmin(principal)) {
+        throw new RunyardError("FORBIDDEN", `only a platform admin may add a forge on ${apiUrl}`, {
+          hint: `The server calls a forge's API for every delivery: members' ${body.kind} forges use ${defaultApiUrls[body.kind]}; ask a platform admin to add one on your own server.`,
         });
       }
       const id = newId("frg");
@@ -123,7 +160,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tenant_id: principal.tenant_id,
         kind: body.kind,
         repo: body.repo,
-        api_url: body.api_url,
+        api_url: apiUrl,
         label: body.label,
         agent: body.agent,
         settings: {
@@ -141,7 +178,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         action: "forge.add",
         target: id,
         tenant_id: forge.tenant_id,
-        details: { kind: body.kind, repo: body.repo, api_url: body.api_url },
+        details: { kind: body.kind, repo: body.repo, api_url: apiUrl },
       });
       return reply.code(201).send({ ...view(forge), webhook_secret: webhookSecret });
     },
@@ -218,7 +255,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           operationId: "deliverForgeWebhook",
           summary: "A forge's webhook delivery (no token: the signature is the credential)",
           description:
-            "Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id, or the same body under another id, starts nothing once the first was acted on. A delivery that reached no decision (the forge's API failed, the quota refused, the run could not be stored) is answered with that error (5xx, or 429) and kept for nothing: its redelivery is acted on. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.",
+            "Checked as each forge signs: GitHub's `X-Hub-Signature-256`, Gitea's and Forgejo's `X-Gitea-Signature` (the HMAC-SHA256 of the raw body in hex), GitLab's `X-Gitlab-Token` (the secret, compared in constant time). A missing or wrong signature or token, and an id with no forge, are the same 401. `X-GitHub-Delivery`, `X-Gitea-Delivery` or GitLab's `Idempotency-Key` (else `X-Gitlab-Event-UUID`, `X-Gitlab-Webhook-UUID`) names the delivery: the same id, or the same body under another id, starts nothing once the first was acted on. A delivery that reached no decision (the forge's API failed, the quota refused, the run could not be stored) is answered with that error (5xx, or 429) and kept for nothing: its redelivery is acted on. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request (merge request) continues it.",
           tags: ["forges"],
           security: publicRoute,
           params: ForgeParams,
@@ -245,26 +282,34 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         const secrets = await deps.store.forges.secrets(request.params.id);
         const secret = secrets?.webhook_secret ?? unknownForgeSecret;
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const header = request.headers[signatureHeader];
         const forge = secrets ? await deps.store.forges.get(request.params.id) : undefined;
-        if (!signatureMatches(secret, raw, typeof header === "string" ? header : undefined) || !forge) {
-          throw unknownForge();
-        }
-        const event = String(request.headers["x-github-event"] ?? "");
-        if (event === "ping")
+        // An id with no forge is checked as a GitHub delivery against a secret nobody holds.
+        const received = readForgeDelivery(
+          forge ? forgeKindOf(forge) : "github",
+          secret,
+          raw,
+          request.headers,
+        );
+        if (!received.signed || !forge) throw unknownForge();
+        const { event } = received;
+        if (received.ping)
           return reply.code(202).send({ outcome: "pong", note: "the signature matches", run_id: null });
-        const delivery = request.headers["x-github-delivery"];
+        const delivery = received.deliveryId;
         if (typeof delivery !== "string" || !deliveryIdPattern.test(delivery)) {
-          throw new RunyardError("INVALID_INPUT", "X-GitHub-Delivery must be 1 to 200 printable characters", {
-            hint: "Forges send a unique id per delivery (GitHub: a UUID); runyard acts on each id once.",
-          });
+          throw new RunyardError(
+            "INVALID_INPUT",
+            `${received.deliveryHeader} must be 1 to 200 printable characters`,
+            {
+              hint: "Forges send a unique id per delivery (a UUID); runyard acts on each id once.",
+            },
+          );
         }
         let payload: unknown;
         try {
           payload = JSON.parse(raw.toString("utf8"));
         } catch {
           throw new RunyardError("INVALID_INPUT", "the delivery's body is not JSON", {
-            hint: "Set the repo webhook's content type to application/json.",
+            hint: "Set the repo webhook's content type to application/json (GitLab sends JSON always; Gitea: POST Content Type application/json).",
           });
         }
         const bodyDigest = createHash("sha256").update(raw).digest("hex");
