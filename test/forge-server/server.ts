@@ -5,12 +5,12 @@
  * its repos over git smart HTTP through `git http-backend` (a push needs a token with write), and
  * sends webhooks signed as GitHub signs them. It is the only stand-in of the forge tests.
  */
-import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { basicToken, branchExists, createBareRepo, readBody, serveGit } from "./git-http.js";
 
 export type Permission = "admin" | "maintain" | "write" | "triage" | "read";
 
@@ -83,9 +83,8 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
     const header = req.headers.authorization ?? "";
     const bearer = /^(?:Bearer|token) (\S+)$/.exec(header)?.[1];
     if (bearer) return tokens.get(bearer);
-    const basic = /^Basic (\S+)$/.exec(header)?.[1];
-    if (basic) return tokens.get(Buffer.from(basic, "base64").toString().split(":").slice(1).join(":"));
-    return undefined;
+    const basic = basicToken(header);
+    return basic === undefined ? undefined : tokens.get(basic);
   };
   const mayWrite = (user: string | undefined) =>
     user !== undefined && ["admin", "maintain", "write"].includes(permissions.get(user) ?? "");
@@ -106,12 +105,6 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
       ...(errors ? { errors } : {}),
       documentation_url: "https://docs.github.com/rest",
     });
-
-  const readBody = async (req: IncomingMessage): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  };
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", base);
@@ -153,10 +146,7 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
         title: string;
         body: string;
       };
-      const bare = join(reposRoot, `${repo}.git`);
-      if (
-        spawnSync("git", ["--git-dir", bare, "rev-parse", "--verify", `refs/heads/${body.head}`]).status !== 0
-      ) {
+      if (!branchExists(reposRoot, repo, body.head)) {
         return error(res, 422, "Validation Failed", [
           { resource: "PullRequest", field: "head", code: "invalid" },
         ]);
@@ -208,51 +198,16 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
     return error(res, 404, "Not Found");
   });
 
-  /** `git http-backend` as CGI: clone and fetch with any token, push with one that may write. */
-  const gitHttp = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
+  /** Its repos over git smart HTTP: clone and fetch with any token, push with one that may write. */
+  const gitHttp = (req: IncomingMessage, res: ServerResponse, url: URL) => {
     const user = userOf(req);
-    const pushing =
-      url.pathname.endsWith("/git-receive-pack") || url.searchParams.get("service") === "git-receive-pack";
-    if (!user || (pushing && !mayWrite(user))) {
-      res.writeHead(401, { "www-authenticate": 'Basic realm="GitHub"' });
-      res.end();
-      return;
-    }
-    const body = await readBody(req);
-    const cgi = spawn("git", ["http-backend"], {
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        GIT_PROJECT_ROOT: reposRoot,
-        GIT_HTTP_EXPORT_ALL: "1",
-        PATH_INFO: url.pathname.slice("/git".length),
-        QUERY_STRING: url.search.slice(1),
-        REQUEST_METHOD: req.method ?? "GET",
-        CONTENT_TYPE: req.headers["content-type"] ?? "",
-        CONTENT_LENGTH: String(body.length),
-        REMOTE_USER: user,
-        REMOTE_ADDR: "127.0.0.1",
-        ...(req.headers["content-encoding"]
-          ? { HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"]) }
-          : {}),
-      },
+    return serveGit(req, res, url, {
+      reposRoot,
+      pathInfo: url.pathname.slice("/git".length),
+      user,
+      mayWrite: mayWrite(user),
+      realm: "GitHub",
     });
-    cgi.stdin.end(body);
-    const out: Buffer[] = [];
-    for await (const chunk of cgi.stdout) out.push(chunk as Buffer);
-    const all = Buffer.concat(out);
-    const split = all.indexOf("\r\n\r\n");
-    const head = all.subarray(0, split).toString();
-    let status = 200;
-    const headers: Record<string, string> = {};
-    for (const line of head.split("\r\n")) {
-      const at = line.indexOf(":");
-      const name = line.slice(0, at).trim().toLowerCase();
-      const value = line.slice(at + 1).trim();
-      if (name === "status") status = Number(value.split(" ")[0]);
-      else if (name) headers[name] = value;
-    }
-    res.writeHead(status, headers);
-    res.end(all.subarray(split + 4));
   };
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -277,26 +232,7 @@ export async function startScriptedForge(root: string): Promise<ScriptedForge> {
   return {
     url: base,
     gitUrl: (repo) => `${base}/git/${repo}.git`,
-    createRepo(repo, files) {
-      const bare = join(reposRoot, `${repo}.git`);
-      const work = join(root, "seed", repo);
-      mkdirSync(work, { recursive: true });
-      const git = (cwd: string, ...args: string[]) => {
-        const result = spawnSync("git", args, { cwd, encoding: "utf8" });
-        if (result.status !== 0) throw new Error(`git ${args.join(" ")}: ${result.stderr}`);
-      };
-      git(root, "init", "-q", "--bare", "-b", "main", bare);
-      git(bare, "config", "http.receivepack", "true");
-      git(work, "init", "-q", "-b", "main");
-      for (const [name, content] of Object.entries(files)) {
-        mkdirSync(join(work, name, ".."), { recursive: true });
-        writeFileSync(join(work, name), content);
-      }
-      git(work, "add", "-A");
-      git(work, "-c", "user.name=seed", "-c", "user.email=seed@example.com", "commit", "-q", "-m", "seed");
-      git(work, "push", "-q", bare, "main");
-      return bare;
-    },
+    createRepo: (repo, files) => createBareRepo(root, reposRoot, repo, files),
     addToken: (token, user) => tokens.set(token, user),
     setPermission: (user, permission) => permissions.set(user, permission),
     failPermission: (status, count = 1) => {

@@ -2,7 +2,7 @@ import { expect } from "vitest";
 import { runCli } from "./cli.js";
 import { adminToken } from "./server.js";
 
-/** A GitHub forge added as its operator adds one: `runyard forge add github`, the bot's token on stdin. */
+/** A forge added as its operator adds one: `runyard forge add KIND`, the bot's token on stdin. */
 export interface AddedForge {
   id: string;
   /** Where the forge delivers its webhooks, whole. */
@@ -10,20 +10,29 @@ export interface AddedForge {
   webhookSecret: string;
 }
 
-/** Adds `repo` of the scripted GitHub at `forgeUrl` to the server, its tasks run by `agent` and checked by `test`. */
-export async function addGithubForge(options: {
+export interface ForgeOptions {
   serverUrl: string;
   forgeUrl: string;
   repo: string;
   botToken: string;
   agent: string;
   test: string;
-}): Promise<AddedForge> {
+  /** Who adds it (a platform admin's token when not given). */
+  token?: string;
+}
+
+/** Adds `repo` of the scripted GitHub at `forgeUrl` to the server, its tasks run by `agent` and checked by `test`. */
+export function addGithubForge(options: ForgeOptions): Promise<AddedForge> {
+  return addForge("github", options);
+}
+
+/** Adds `repo` of a scripted forge of `kind` (github, gitlab, gitea) at `forgeUrl` as `addGithubForge` does. */
+export async function addForge(kind: string, options: ForgeOptions): Promise<AddedForge> {
   const added = await runCli(
     [
       "forge",
       "add",
-      "github",
+      kind,
       "--repo",
       options.repo,
       "--url",
@@ -37,7 +46,7 @@ export async function addGithubForge(options: {
       options.serverUrl,
       "--json",
     ],
-    { input: options.botToken, env: { RUNYARD_TOKEN: adminToken } },
+    { input: options.botToken, env: { RUNYARD_TOKEN: options.token ?? adminToken } },
   );
   expect(added.code, added.stderr).toBe(0);
   const created = JSON.parse(added.stdout) as { id: string; webhook_url: string; webhook_secret: string };
