@@ -1004,7 +1004,7 @@ export interface paths {
         put?: never;
         /**
          * Add a forge repo whose labelled issues and /runyard comments start agent tasks
-         * @description The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests, comments): an API other than https://api.github.com (a GitHub Enterprise server) may be named by a platform admin only, as members may not point the server at addresses of its own network.
+         * @description The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests or merge requests, comments): an API other than the kind's public service (https://api.github.com, https://gitlab.com/api/v4, https://codeberg.org/api/v1), such as a GitHub Enterprise, self-managed GitLab or Gitea server, may be named by a platform admin only, as members may not point the server at addresses of its own network.
          */
         post: operations["addForge"];
         delete?: never;
@@ -1084,7 +1084,7 @@ export interface paths {
         put?: never;
         /**
          * A forge's webhook delivery (no token: the signature is the credential)
-         * @description Signed as GitHub signs (`X-Hub-Signature-256`). A missing or wrong signature, and an id with no forge, are the same 401. `X-GitHub-Delivery` names the delivery: the same id, or the same body under another id, starts nothing once the first was acted on. A delivery that reached no decision (the forge's API failed, the quota refused, the run could not be stored) is answered with that error (5xx, or 429) and kept for nothing: its redelivery is acted on. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request continues it.
+         * @description Checked as each forge signs: GitHub's `X-Hub-Signature-256`, Gitea's and Forgejo's `X-Gitea-Signature` (the HMAC-SHA256 of the raw body in hex), GitLab's `X-Gitlab-Token` (the secret, compared in constant time). A missing or wrong signature or token, and an id with no forge, are the same 401. `X-GitHub-Delivery`, `X-Gitea-Delivery` or GitLab's `Idempotency-Key` (else `X-Gitlab-Event-UUID`, `X-Gitlab-Webhook-UUID`) names the delivery: the same id, or the same body under another id, starts nothing once the first was acted on. A delivery that reached no decision (the forge's API failed, the quota refused, the run could not be stored) is answered with that error (5xx, or 429) and kept for nothing: its redelivery is acted on. `ping` is answered. A labelled issue or a `/runyard` comment of someone who may push starts an agent task; a comment on its pull request (merge request) continues it.
          */
         post: operations["deliverForgeWebhook"];
         delete?: never;
@@ -6812,12 +6812,9 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @enum {string} */
-                    kind: "github";
+                    kind: "github" | "gitlab" | "gitea";
                     repo: string;
-                    /**
-                     * Format: uri
-                     * @default https://api.github.com
-                     */
+                    /** Format: uri */
                     api_url?: string;
                     token: string;
                     /** @default runyard */
