@@ -1,6 +1,7 @@
-import { constants, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { constants, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { claudeCodeMcpConfig } from "./mcp-config.js";
 import { costFor } from "./prices.js";
 import { DEFAULT_LLM_RETRIES, llmRetryCount } from "./retry-count.js";
 import type {
@@ -42,7 +43,12 @@ export const claudeCodeAgent: AgentAdapter = {
     if (typeof retries === "string")
       return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
     const configDir = claudeConfigDir(invocation, runner);
-    const command = claudeCodeCommand(invocation, bin, retries);
+    const mcp = writeMcpConfig(invocation);
+    const command = claudeCodeCommand(
+      { ...invocation, extraArgs: [...mcp, ...invocation.extraArgs] },
+      bin,
+      retries,
+    );
     return runCliAgent({
       agent: "claude_code",
       argv: command.argv,
@@ -416,4 +422,16 @@ function promptTokens(usage: TokenCounts): number {
 /** `claude-opus-4-8[1m]` (a context-window variant) is priced and reported as `claude-opus-4-8`. */
 function modelName(name: string): string {
   return name.replace(/\[[^\]]*\]$/, "");
+}
+
+/**
+ * The task's MCP servers as the `--mcp-config` file Claude Code reads, in the turn's scratch
+ * folder; the arguments that name it (none without servers).
+ */
+function writeMcpConfig(invocation: Pick<AgentInvocation, "mcpServers" | "scratchDir">): string[] {
+  const servers = invocation.mcpServers ?? {};
+  if (Object.keys(servers).length === 0) return [];
+  const path = join(invocation.scratchDir, "mcp-config.json");
+  writeFileSync(path, `${JSON.stringify(claudeCodeMcpConfig(servers), null, 2)}\n`, { mode: 0o600 });
+  return ["--mcp-config", path];
 }

@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { type CodexUserConfig, codexHomeOf, readCodexConfig } from "./codex-config.js";
+import { codexMcpOverrides } from "./mcp-config.js";
 import { costFor } from "./prices.js";
 import { llmRetryCount } from "./retry-count.js";
 import type {
@@ -76,6 +77,7 @@ export const codexAgent: AgentAdapter = {
       "-c",
       "analytics.enabled=false",
       ...providerArgs(resolved, env, retries),
+      ...codexMcpOverrides(invocation.mcpServers ?? {}),
       ...(invocation.model ? ["-m", invocation.model] : []),
       ...invocation.extraArgs,
       ...(invocation.sessionId ? ["resume", invocation.sessionId] : []),

@@ -1,12 +1,14 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { copilotMcpConfig } from "./mcp-config.js";
 import { type RetriedFailure, RetryCap } from "./retry-cap.js";
 import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
+  AgentInvocation,
   AgentOutput,
   AgentSetting,
   AgentSetup,
@@ -63,6 +65,7 @@ export const copilotAgent: AgentAdapter = {
       usageFile,
       ...(invocation.model ? ["--model", invocation.model] : []),
       ...(invocation.sessionId ? [`--resume=${invocation.sessionId}`] : []),
+      ...copilotMcpArgs(invocation),
       ...invocation.extraArgs,
     ];
     // A model provider of one's own, in the run's env or the runner's, needs no GitHub: offline
@@ -273,4 +276,13 @@ function parseLine(text: string): CopilotLine | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The task's MCP servers as an `--additional-mcp-config @FILE` of the turn's scratch folder; none without servers. */
+function copilotMcpArgs(invocation: AgentInvocation): string[] {
+  const servers = invocation.mcpServers ?? {};
+  if (Object.keys(servers).length === 0) return [];
+  const path = join(invocation.scratchDir, "copilot-mcp-config.json");
+  writeFileSync(path, `${JSON.stringify(copilotMcpConfig(servers), null, 2)}\n`, { mode: 0o600 });
+  return ["--additional-mcp-config", `@${path}`];
 }

@@ -1,6 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { McpServers } from "../core/jobs/agent-tools.js";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { geminiMcpServers } from "./mcp-config.js";
 import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
@@ -41,6 +43,7 @@ export const geminiAgent: AgentAdapter = {
     if (typeof retries === "string")
       return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
     const home = geminiHome(invocation, runner, retries);
+    const system = systemMcpSettings(invocation, runner);
     const argv = [
       bin,
       // `--prompt=` keeps a prompt that starts with a dash a prompt.
@@ -56,7 +59,7 @@ export const geminiAgent: AgentAdapter = {
     return runCliAgent({
       agent: "gemini",
       argv,
-      env: { GEMINI_CLI_HOME: home, ...invocation.env },
+      env: { GEMINI_CLI_HOME: home, ...invocation.env, ...system },
       cwd: invocation.cwd,
       parser: geminiParser(),
       io,
@@ -85,11 +88,31 @@ function geminiHome(
   const users = userHome ? readJson(join(userHome, ".gemini", "settings.json")) : {};
   mkdirSync(join(home, ".gemini"), { recursive: true, mode: 0o700 });
   const settings = join(home, ".gemini", "settings.json");
-  writeFileSync(settings, `${JSON.stringify(geminiSettings(users, retries), null, 2)}\n`, { mode: 0o600 });
+  const written = geminiSettings(users, retries, invocation.mcpServers ?? {});
+  writeFileSync(settings, `${JSON.stringify(written, null, 2)}\n`, { mode: 0o600 });
   return home;
 }
 
 type Json = Record<string, unknown>;
+
+/**
+ * Where the caller keeps a GEMINI_CLI_HOME of its own, runyard writes no settings.json there: the
+ * task's MCP servers then go in a system settings file of the turn's scratch folder
+ * (GEMINI_CLI_SYSTEM_SETTINGS_PATH), which the CLI lays over the user's.
+ */
+function systemMcpSettings(
+  invocation: AgentInvocation,
+  runner: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
+  const servers = invocation.mcpServers ?? {};
+  const own = invocation.env.GEMINI_CLI_HOME || runner.GEMINI_CLI_HOME;
+  if (!own || Object.keys(servers).length === 0) return {};
+  const path = join(invocation.scratchDir, "gemini-system-settings.json");
+  writeFileSync(path, `${JSON.stringify({ mcpServers: geminiMcpServers(servers) }, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  return { GEMINI_CLI_SYSTEM_SETTINGS_PATH: path };
+}
 
 /**
  * Which endpoint and model Gemini CLI uses, first found wins: for the endpoint
@@ -122,7 +145,7 @@ export function geminiSetup(context: SetupContext): AgentSetup {
  * `retries` retries of a model call (`general.maxAttempts` counts the first attempt too; the
  * CLI allows at most 10 attempts).
  */
-export function geminiSettings(users: Json, retries: number): Json {
+export function geminiSettings(users: Json, retries: number, mcp: McpServers = {}): Json {
   const section = (name: string): Json => {
     const value = users[name];
     return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : {};
@@ -134,6 +157,10 @@ export function geminiSettings(users: Json, retries: number): Json {
     security: { ...security, auth: { selectedType: "gemini-api-key", ...auth } },
     privacy: { ...section("privacy"), usageStatisticsEnabled: false },
     general: { ...section("general"), maxAttempts: Math.min(10, retries + 1) },
+    // The task's servers beside the user's, the task's winning a name both use.
+    ...(Object.keys(mcp).length > 0
+      ? { mcpServers: { ...section("mcpServers"), ...geminiMcpServers(mcp) } }
+      : {}),
   };
 }
 

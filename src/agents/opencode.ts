@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { McpServers } from "../core/jobs/agent-tools.js";
 import { agentError, LineSplitter, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { opencodeMcp } from "./mcp-config.js";
 import { costFor } from "./prices.js";
 import { type RetriedFailure, RetryCap } from "./retry-cap.js";
 import { llmRetryCount } from "./retry-count.js";
@@ -70,7 +72,9 @@ export const opencodeAgent: AgentAdapter = {
     const own = [xdg.XDG_DATA_HOME, xdg.XDG_CACHE_HOME, xdg.XDG_STATE_HOME];
     if (xdg.XDG_CONFIG_HOME.startsWith(root)) own.push(xdg.XDG_CONFIG_HOME);
     await Promise.all(own.map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
-    const { config, model } = providerConfig(env, invocation.model);
+    const provided = providerConfig(env, invocation.model);
+    const model = provided.model;
+    const config = withMcp(provided.config ?? env.OPENCODE_CONFIG_CONTENT, invocation.mcpServers ?? {});
     const argv = [
       bin,
       "run",
@@ -350,4 +354,20 @@ function codeOf(name: string | undefined, status: number | undefined, message: s
   if (name === "ProviderAuthError" || status === 401 || status === 403) return "AGENT_AUTH";
   if (status === 429 || /rate.?limit|too many requests/i.test(message)) return "AGENT_RATE_LIMIT";
   return "AGENT_CRASHED";
+}
+
+/**
+ * The config content with the task's MCP servers added to its `mcp` (the task's winning a name
+ * both use); as it was without servers.
+ */
+export function withMcp(content: string | undefined, servers: McpServers): string | undefined {
+  if (Object.keys(servers).length === 0) return content;
+  let base: Record<string, unknown> = {};
+  try {
+    base = content ? (JSON.parse(content) as Record<string, unknown>) : {};
+  } catch {
+    // not JSON: OpenCode would refuse it too; the servers go alone
+  }
+  const mcp = base.mcp !== null && typeof base.mcp === "object" ? (base.mcp as Record<string, unknown>) : {};
+  return JSON.stringify({ ...base, mcp: { ...mcp, ...opencodeMcp(servers) } });
 }

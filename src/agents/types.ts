@@ -1,4 +1,5 @@
 import type { ErrorInfo } from "../core/events.js";
+import type { McpServers } from "../core/jobs/agent-tools.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
 /**
@@ -38,6 +39,8 @@ export interface AgentInvocation {
   sessionId?: string;
   /** A private folder (0700) for the adapter's files (config, usage file); removed after the turn. */
   scratchDir: string;
+  /** MCP servers the CLI is given in its own config format (mcp-config.ts); none when absent. */
+  mcpServers?: McpServers;
 }
 
 /** Token counts: each `usage` output adds to the run's totals. */

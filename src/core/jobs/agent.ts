@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ErrorInfo, type EventInput } from "../events.js";
+import { CopiedFile, McpServers, SetupCommand } from "./agent-tools.js";
 
 /**
  * Job kind `agent`: one turn of one coding agent on one runner, the whole task pipeline
@@ -132,6 +133,12 @@ export const AgentTask = z.object({
   turn: z.number().int().positive().default(1),
   /** Values to mask in everything sent back (besides secret-named env values). */
   secrets: z.array(z.string()).default([]),
+  /** MCP servers the agent gets in its own config format (core/jobs/agent-tools.ts). */
+  mcp_servers: McpServers.default({}),
+  /** Run in the worktree, in the turn's sandbox, before the first turn; its failure ends the task. */
+  setup: SetupCommand.optional(),
+  /** Copied into the worktree from the runner's `agent_files_dir` before the first turn. */
+  copy_files: z.array(CopiedFile).default([]),
 });
 export type AgentTask = z.infer<typeof AgentTask>;
 export type AgentTaskInput = z.input<typeof AgentTask>;

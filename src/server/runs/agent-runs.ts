@@ -13,6 +13,7 @@ import {
   containerMaxima,
   gitTokenNames,
 } from "../../core/jobs/agent.js";
+import { type McpServers, mcpAgents } from "../../core/jobs/agent-tools.js";
 import { isSecretName } from "../../core/masking.js";
 import { minimumContainerMemory, parseMemorySize } from "../../core/memory-size.js";
 import { workFolderRefusal } from "../../core/work-folders.js";
@@ -102,6 +103,7 @@ export class AgentRuns implements RunKindModule {
     }
     if (body.tests) checkTests(body.tests, !owner.unconfinedCwd);
     if (body.sandbox) checkSandbox(body.sandbox);
+    checkMcpAgents(agents, body.mcp_servers ?? {});
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     await this.budgets?.admit({ tenantId, createdBy: owner.tokenId ?? null });
@@ -122,6 +124,9 @@ export class AgentRuns implements RunKindModule {
       timeout_secs: body.timeout_secs,
       stall_secs: body.stall_secs,
       ...(body.budget ? { budget: body.budget } : {}),
+      mcp_servers: body.mcp_servers ?? {},
+      ...(body.setup ? { setup: body.setup } : {}),
+      copy_files: body.copy_files ?? [],
       ...(body.group ? { group: body.group } : {}),
       labels: body.labels,
     };
@@ -263,6 +268,9 @@ export class AgentRuns implements RunKindModule {
       timeout_ms: spec.timeout_secs * 1000,
       stall_ms: spec.stall_secs * 1000,
       ...(spec.budget ? { budget: spec.budget } : {}),
+      mcp_servers: spec.mcp_servers,
+      ...(spec.setup ? { setup: spec.setup } : {}),
+      copy_files: spec.copy_files,
       ...(earlier ? { session_id: earlier.session_id } : {}),
       turn: spec.follow_up?.turn ?? 1,
       secrets: [
@@ -270,6 +278,14 @@ export class AgentRuns implements RunKindModule {
         ...Object.entries(spec.env)
           .filter(([name]) => isSecretName(name))
           .map(([, value]) => value),
+        // An MCP server's key is masked as the agent's own is.
+        ...Object.values(spec.mcp_servers).flatMap((server) =>
+          "env" in server
+            ? Object.entries(server.env)
+                .filter(([name]) => isSecretName(name))
+                .map(([, value]) => value)
+            : [],
+        ),
         ...(gitToken ? [gitToken] : []),
       ],
     };
@@ -425,6 +441,18 @@ function checkTests(tests: AgentTests, confined: boolean): void {
         diagnostics.find((d) => d.hint)?.hint ??
         "Fix tests.executor: image, memory (like 512m), cpus, pids, network.",
     },
+  );
+}
+
+/** MCP servers go only to agents with an MCP client: the built-in loop has none. */
+function checkMcpAgents(agents: readonly string[], servers: McpServers): void {
+  if (Object.keys(servers).length === 0) return;
+  const without = agents.filter((agent) => !mcpAgents.includes(agent));
+  if (without.length === 0) return;
+  throw new RunyardError(
+    "INVALID_INPUT",
+    `mcp_servers: ${without.join(", ")} ${without.length === 1 ? "takes" : "take"} no MCP servers; ${mcpAgents.join(", ")} do`,
+    { hint: "Run the task with an agent that takes MCP servers, or give it no mcp_servers." },
   );
 }
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AgentBudget, AgentSandbox, AgentTests } from "../../core/jobs/agent.js";
+import { CopiedFile, McpServers, SetupCommand } from "../../core/jobs/agent-tools.js";
 import { maxNameLength } from "../api-schemas.js";
 
 /**
@@ -86,6 +87,19 @@ export const SubmitAgentRunBody = z.strictObject({
     .default(120)
     .describe("fail with AGENT_STALLED after this long without a sign of life"),
   budget: AgentBudget.optional().describe("stop with BUDGET_EXCEEDED past this many tokens or dollars"),
+  mcp_servers: McpServers.optional().describe(
+    "MCP servers by name, each agent given them in its own config format: {command, args, env} started by the agent inside its sandbox, or {url} (streamable HTTP) whose host the sandbox may reach for this task",
+  ),
+  setup: SetupCommand.optional().describe(
+    "a shell command run in the worktree, in the agent's sandbox, before the first turn (e.g. npm ci); its failure ends the task with AGENT_SETUP_FAILED",
+  ),
+  copy_files: z
+    .array(CopiedFile)
+    .max(100)
+    .optional()
+    .describe(
+      "files copied into the worktree before the first turn from the runner's agent_files_dir (e.g. .env): relative paths, no .., nothing leading out of that folder",
+    ),
   group: z
     .string()
     .min(1)
@@ -169,6 +183,9 @@ export const AgentRunSpec = z.object({
   timeout_secs: z.number(),
   stall_secs: z.number(),
   budget: AgentBudget.optional(),
+  mcp_servers: McpServers.default({}),
+  setup: SetupCommand.optional(),
+  copy_files: z.array(z.string()).default([]),
   group: z.string().optional(),
   labels: z.array(z.string()),
   follow_up: AgentFollowUp.optional(),
