@@ -127,6 +127,7 @@ async function agentHandler(
     // A task's tests run in the worktree the runner made for it, which a sandbox may show.
     stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
+    ...(config.agentFilesDir ? { filesDir: resolve(config.agentFilesDir) } : {}),
     cwdRoots: [workspaceDir, ...config.agentCwdRoots],
     // Its home and, on `runyard up`, the server's: no task works there, a platform admin's neither.
     privateFolders: [connection.home, ...(connection.sandbox?.hide ?? [])],

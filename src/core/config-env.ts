@@ -87,6 +87,8 @@ export const envNames: Record<keyof Config, string[]> = {
   agentSandboxMaxPids: ["RUNYARD_AGENT_SANDBOX_MAX_PIDS"],
   agentSandboxAllow: ["RUNYARD_AGENT_SANDBOX_ALLOW"],
   stepCwdRoots: ["RUNYARD_STEP_CWD_ROOTS"],
+  agentFilesDir: ["RUNYARD_AGENT_FILES_DIR"],
+  agentRepos: [],
   stepNetworkAllow: [],
   stepPassEnv: ["RUNYARD_STEP_PASS_ENV"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],

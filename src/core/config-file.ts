@@ -3,6 +3,7 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { BudgetOverrides, type Config, QuotaOverrides } from "./config.js";
 import { RunyardError } from "./errors.js";
+import { AgentRepoSettings } from "./jobs/agent-tools.js";
 
 /** The ADOS runner's `repos:` routing: which runner group works on which repository. */
 export const RepoRoute = z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) });
@@ -88,6 +89,9 @@ const ConfigFile = z
     agent_sandbox_max_memory: z.union([z.string(), z.number()]),
     agent_sandbox_max_cpus: z.number(),
     agent_sandbox_max_pids: z.number(),
+    /** The folder agent tasks' copy_files come from, and per repository pattern their MCP servers, setup and files (docs/agents.md). */
+    agent_files_dir: z.string(),
+    agent_repos: z.array(AgentRepoSettings),
     /** Folders where sandboxed steps may work besides the runner's working folder (docs/security.md). */
     step_cwd_roots: z.array(z.string()),
     /** Per tenant id, the internal destinations its steps may reach on a shared runner (docs/security.md). */
@@ -179,6 +183,8 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentSandboxMaxCpus: file.agent_sandbox_max_cpus,
     agentSandboxMaxPids: file.agent_sandbox_max_pids,
     stepCwdRoots: file.step_cwd_roots,
+    agentFilesDir: file.agent_files_dir,
+    agentRepos: file.agent_repos,
     stepNetworkAllow: file.step_network_allow,
     stepPassEnv: file.step_pass_env,
     maxTurnSecs: file.default_timeout_seconds,

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { configInput, credentialEnvNames } from "./config-env.js";
 import { ConfigError } from "./config-error.js";
 import { corsOriginProblem } from "./cors-origins.js";
+import { AgentRepoSettings } from "./jobs/agent-tools.js";
 import { parseMemorySize } from "./memory-size.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
 import { runConfigShape } from "./run-config-schema.js";
@@ -420,6 +421,16 @@ export const configSchema = z.object({
    * environment. A sandboxed step whose cwd (symbolic links resolved) lies elsewhere is refused.
    */
   stepCwdRoots: folderList(),
+  /**
+   * Runner: the folder a task's `copy_files` are copied from into its worktree (docs/agents.md,
+   * "MCP servers, setup and copied files"); unset: a task naming copy_files fails.
+   */
+  agentFilesDir: z.string().min(1).optional(),
+  /**
+   * Runner (config file only): per repository pattern, MCP servers, a setup command and files
+   * every agent task on a matching repository gets besides its own (core/jobs/agent-tools.ts).
+   */
+  agentRepos: z.array(AgentRepoSettings).default([]),
   /**
    * Runner (config file only): per tenant id, the internal destinations (loopback, private,
    * link-local, metadata ranges) its steps may reach through the runner's egress proxy on a

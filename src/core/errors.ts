@@ -122,6 +122,18 @@ export const errorTable = {
     status: 400,
     hint: "Ask for less: a runner runs a task's sandbox only within its operator's ceilings, RUNYARD_AGENT_SANDBOX_MAX_MEMORY (default: the runner's RUNYARD_MEMORY, else its machine's memory), RUNYARD_AGENT_SANDBOX_MAX_CPUS (default: RUNYARD_CPUS, else its machine's CPUs) and RUNYARD_AGENT_SANDBOX_MAX_PIDS (default 4096); agent_sandbox_max_memory:, agent_sandbox_max_cpus: and agent_sandbox_max_pids: in its config file.",
   },
+  AGENT_SETUP_FAILED: {
+    status: 200,
+    hint: "The task's setup command (its own `setup`, or the runner's agent_repos entry for the repository) failed in the agent's sandbox before the first turn; read its output in the setup step, fix the command and run the task again.",
+  },
+  AGENT_MCP_UNAVAILABLE: {
+    status: 200,
+    hint: "A stdio MCP server is started by the agent inside its sandbox: its command must be found there (in the PATH of the sandbox, or an absolute path it shows), such as a script of the repository or a program the setup command installs.",
+  },
+  AGENT_FILES_NOT_ALLOWED: {
+    status: 400,
+    hint: "copy_files names files under the runner's agent_files_dir by relative paths: no .., no absolute path, no symbolic link leading out of that folder, and none into a link of the worktree. Ask the runner's operator which files the folder holds.",
+  },
   AGENT_TESTS_FAILED: {
     status: 200,
     hint: "The agent's change did not pass the tests; read the test step's output and the diff artifact.",

@@ -1,12 +1,14 @@
 import type { Config } from "./config.js";
 import { credentialEnvNames } from "./config-env.js";
 import type { AgentTask } from "./jobs/agent.js";
+import { type AgentRepoSettings, type McpServer, mcpAgents, repoMatches } from "./jobs/agent-tools.js";
 
 /** The runner's settings that shape the agent tasks it runs (the agent runner's config.yaml). */
 export type RunnerTaskSettings = Pick<
   Config,
   "maxTurnSecs" | "llmRetryCount" | "llmModel" | "llmEndpoint" | "gitTokenEnvVar" | "llmApiKeyEnvVar"
->;
+> &
+  Partial<Pick<Config, "agentRepos">>;
 
 /**
  * An agent task as this runner runs it: its turn cut to the runner's longest, and what the task
@@ -58,5 +60,43 @@ export function applyRunnerSettings(
     const token = runnerEnv(settings.gitTokenEnvVar);
     if (token) out.git_token = token;
   }
+  applyRepoSettings(out, settings.agentRepos ?? [], notices);
   return { task: out, notices };
+}
+
+/**
+ * The runner's `agent_repos:` entries matching the task's repository, laid on it: their MCP
+ * servers beside the task's (the task's own winning a name both use), their setup commands
+ * before the task's, their copy_files before the task's. Which servers are the operator's is the
+ * runner's to say (`mcp_operator`), never a job's.
+ */
+function applyRepoSettings(out: AgentTask, entries: readonly AgentRepoSettings[], notices: string[]): void {
+  out.mcp_operator = [];
+  const url = out.repo?.url;
+  if (!url) return;
+  const setups: string[] = [];
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (!repoMatches(entry.match, url)) continue;
+    const names = Object.keys(entry.mcp_servers).filter((name) => !(name in out.mcp_servers));
+    if (names.length > 0 && !mcpAgents.includes(out.agent)) {
+      notices.push(
+        `this runner's agent_repos entry ${JSON.stringify(entry.match)} names MCP servers (${names.join(", ")}), and ${out.agent} takes none; it runs without them`,
+      );
+    } else {
+      for (const name of names) {
+        out.mcp_servers = { ...out.mcp_servers, [name]: entry.mcp_servers[name] as McpServer };
+        out.mcp_operator.push(name);
+      }
+    }
+    if (entry.setup) setups.push(entry.setup);
+    files.push(...entry.copy_files);
+  }
+  if (out.setup) setups.push(out.setup);
+  if (setups.length > 1) {
+    out.setup = setups.map((script) => `{\n${script}\n}`).join(" && ");
+  } else if (setups.length === 1) {
+    out.setup = setups[0];
+  }
+  out.copy_files = [...new Set([...files, ...out.copy_files])];
 }

@@ -7,11 +7,13 @@ import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
+import { RunyardError } from "../core/errors.js";
 import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
+import { mcpCommandsUnreachable, mcpDestinations, type OpenTurn, runSetup } from "./agent-setup.js";
 import { conversationCodexHome, conversationConfigHome } from "./conversation-config.js";
 import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
 import {
@@ -73,23 +75,32 @@ export class SupervisedAgentTurns implements AgentTurns {
     if (refusal) throw refusal;
   }
 
-  async run(
+  /**
+   * Everything a turn's processes run with, made ready: the CLI, the conversation's state, a
+   * scratch folder, the environment, and the launcher of its sandbox (bubblewrap's, or a
+   * container's). A setup command runs through the same, so it sees what the turn will.
+   * `close` takes down what it made.
+   */
+  private async open(
     task: AgentTask,
     cwd: string,
     io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
-  ): Promise<TurnOutcome> {
+  ): Promise<OpenTurn | { outcome: TurnOutcome }> {
     const refusal =
       task.sandbox && this.options.sandbox && sandboxRefusal(task.sandbox, this.options.sandbox);
-    if (refusal) return { ...sandboxFailed(refusal.message, refusal.hint), error: refusal.toInfo() };
+    if (refusal)
+      return { outcome: { ...sandboxFailed(refusal.message, refusal.hint), error: refusal.toInfo() } };
     const adapter = adapterFor(task.agent);
     const path = adapter ? agentPath(task.agent, this.options) : undefined;
     if (!adapter || path === undefined) {
-      return notInstalled(
-        task.agent,
-        adapter
-          ? `${task.agent} is not installed on this runner`
-          : `this runner has no adapter for ${task.agent}`,
-      );
+      return {
+        outcome: notInstalled(
+          task.agent,
+          adapter
+            ? `${task.agent} is not installed on this runner`
+            : `this runner has no adapter for ${task.agent}`,
+        ),
+      };
     }
     // The conversation's own: its follow-ups find the session it left, and no other run (on a
     // shared runner, another tenant's) is shown its transcripts.
@@ -101,7 +112,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     const member = this.options.sandboxed === true && task.cwd_confined;
     const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
     const loginRefusal = memberEnv && !io.ownEndpoint ? githubLoginRefusal(task, memberEnv) : undefined;
-    if (loginRefusal) return loginRefusal;
+    if (loginRefusal) return { outcome: loginRefusal };
     // Where the turn's `$HOME` is not the user's (a sandbox shows an empty one, a container its
     // own), the CLIs that read their config from there get it in the conversation's state: Codex
     // a home (CODEX_HOME) with the user's config.toml, OpenCode a config folder (XDG_CONFIG_HOME)
@@ -176,20 +187,49 @@ export class SupervisedAgentTurns implements AgentTurns {
           runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
           reopened: [scratchDir, state],
           borrowed: git.borrowed,
-          reached,
+          reached: [...reached, ...mcpDestinations(task)],
         })
       : undefined;
     if (sandboxed && "problem" in sandboxed) {
       await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
       await rm(scratchDir, { recursive: true, force: true });
-      return sandboxFailed(sandboxed.problem, sandboxed.hint);
+      return { outcome: sandboxFailed(sandboxed.problem, sandboxed.hint) };
     }
     const base = sandboxed?.launcher ?? this.options.launcher;
     const launcher: ProcessLauncher = {
       run: (request) => base.run({ ...request, exposure }),
       close: async () => {},
     };
+    return {
+      adapter,
+      path,
+      state,
+      scratchDir,
+      env,
+      container,
+      launcher,
+      ...(codexHome ? { codexHome: codexHome.home } : {}),
+      ...(configHome ? { configHome } : {}),
+      close: async () => {
+        killTagged(tag);
+        await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
+        await sandboxed?.close();
+        await rm(scratchDir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  async run(
+    task: AgentTask,
+    cwd: string,
+    io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
+  ): Promise<TurnOutcome> {
+    const opened = await this.open(task, cwd, io);
+    if ("outcome" in opened) return opened.outcome;
+    const { adapter, path, state, scratchDir, env, container, launcher } = opened;
     try {
+      const unreachable = await mcpCommandsUnreachable(task, cwd, opened, io.signal);
+      if (unreachable) return unreachable;
       const result = await superviseTurn(
         adapter,
         {
@@ -203,14 +243,15 @@ export class SupervisedAgentTurns implements AgentTurns {
             GIT_AUTHOR_EMAIL: "runyard@localhost",
             GIT_COMMITTER_NAME: "runyard",
             GIT_COMMITTER_EMAIL: "runyard@localhost",
-            ...(codexHome ? { CODEX_HOME: codexHome.home } : {}),
-            ...(configHome ? { XDG_CONFIG_HOME: configHome } : {}),
+            ...(opened.codexHome ? { CODEX_HOME: opened.codexHome } : {}),
+            ...(opened.configHome ? { XDG_CONFIG_HOME: opened.configHome } : {}),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
             ...(this.loopCallsPublicOnly(task, container, env) ? { RUNYARD_MODEL_PUBLIC_ONLY: "1" } : {}),
           },
           ...(task.session_id ? { sessionId: task.session_id } : {}),
           scratchDir,
+          mcpServers: task.mcp_servers,
         },
         path,
         {
@@ -235,10 +276,39 @@ export class SupervisedAgentTurns implements AgentTurns {
         cpuMs: result.cpuMs,
       };
     } finally {
-      killTagged(tag);
-      await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
-      await sandboxed?.close();
-      await rm(scratchDir, { recursive: true, force: true });
+      await opened.close();
+    }
+  }
+
+  /**
+   * Runs the task's setup command in `cwd` as its turn's processes run (the same sandbox, user,
+   * environment and network), before the first turn: each line of its output to `say`. Throws
+   * AGENT_SETUP_FAILED with its output's tail when it fails or cannot start.
+   */
+  async setup(
+    task: AgentTask,
+    cwd: string,
+    io: { say(line: string): void; signal: AbortSignal; ownEndpoint?: boolean },
+  ): Promise<void> {
+    const script = task.setup;
+    if (!script) return;
+    const opened = await this.open(task, cwd, {
+      emit: (output) => {
+        if (output.type === "notice") io.say(output.text);
+      },
+      signal: io.signal,
+      ...(io.ownEndpoint ? { ownEndpoint: true } : {}),
+    });
+    if ("outcome" in opened) {
+      const error = opened.outcome.error;
+      throw new RunyardError("AGENT_SETUP_FAILED", `the setup command could not run: ${error?.message}`, {
+        ...(error?.hint ? { hint: error.hint } : {}),
+      });
+    }
+    try {
+      await runSetup(script, cwd, opened, task, io);
+    } finally {
+      await opened.close();
     }
   }
 

@@ -78,3 +78,44 @@ export function isStdioServer(server: McpServer): server is McpStdioServer {
 
 /** The agents whose CLI takes MCP servers from runyard (the built-in loop has no MCP client). */
 export const mcpAgents: readonly string[] = ["claude_code", "codex", "gemini", "opencode", "copilot"];
+
+/**
+ * One entry of a runner's `agent_repos:` (its config file): what every agent task on a matching
+ * repository gets, besides what the task names itself.
+ */
+export const AgentRepoSettings = z.strictObject({
+  /**
+   * The repository's URL as `host/owner/name` (scheme, user and `.git` left out) matched by a
+   * pattern: `*` is any run of characters but `/`, `**` any run at all (`github.com/acme/*`).
+   */
+  match: z.string().min(1),
+  mcp_servers: McpServers.default({}),
+  setup: SetupCommand.optional(),
+  copy_files: z.array(CopiedFile).default([]),
+});
+export type AgentRepoSettings = z.infer<typeof AgentRepoSettings>;
+
+/** A repository URL as `agent_repos:` patterns match it: `host/owner/name`, lower-case host. */
+export function repoMatchName(url: string): string {
+  let rest = url.trim();
+  const scp = /^(?:[^@/:]+@)?([^/:]+):(?!\/)(.*)$/.exec(rest);
+  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) rest = `${scp[1]}/${scp[2]}`;
+  rest = rest.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/^[^@/]*@/, "");
+  rest = rest.replace(/\/+$/, "").replace(/\.git$/, "");
+  const slash = rest.indexOf("/");
+  return slash === -1 ? rest.toLowerCase() : `${rest.slice(0, slash).toLowerCase()}${rest.slice(slash)}`;
+}
+
+/** Whether `pattern` (see `AgentRepoSettings.match`) matches the repository at `url`. */
+export function repoMatches(pattern: string, url: string): boolean {
+  const source = pattern
+    .split("**")
+    .map((part) =>
+      part
+        .split("*")
+        .map((text) => text.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join("[^/]*"),
+    )
+    .join(".*");
+  return new RegExp(`^${source}$`).test(repoMatchName(url));
+}

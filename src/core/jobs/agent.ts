@@ -139,6 +139,11 @@ export const AgentTask = z.object({
   setup: SetupCommand.optional(),
   /** Copied into the worktree from the runner's `agent_files_dir` before the first turn. */
   copy_files: z.array(CopiedFile).default([]),
+  /**
+   * Which of `mcp_servers` the runner's own config added (its operator's, whose URLs may lead
+   * anywhere): set by the runner, whatever a job says.
+   */
+  mcp_operator: z.array(z.string()).default([]),
 });
 export type AgentTask = z.infer<typeof AgentTask>;
 export type AgentTaskInput = z.input<typeof AgentTask>;

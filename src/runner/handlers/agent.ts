@@ -19,6 +19,7 @@ import type { ExecExposure } from "../../exec/types.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
+import { copyTaskFiles } from "../copied-files.js";
 import { errorOf, PipelineSteps } from "./agent-steps.js";
 import { runAgentTests, type TestsOutcome } from "./agent-tests.js";
 import { BoundedText, clipped } from "./bounded-text.js";
@@ -53,6 +54,15 @@ export interface AgentTurns {
   ): Promise<TurnOutcome>;
   /** Throws when this runner will not run the task's turn as asked (its sandbox): before anything of it runs. */
   check?(task: AgentTask): void;
+  /**
+   * Runs the task's setup command in `cwd` as its turns run (their sandbox), each output line to
+   * `say`; throws AGENT_SETUP_FAILED when it fails.
+   */
+  setup?(
+    task: AgentTask,
+    cwd: string,
+    io: { say(line: string): void; signal: AbortSignal; ownEndpoint?: boolean },
+  ): Promise<void>;
 }
 
 export interface AgentHandlerDeps {
@@ -90,6 +100,8 @@ export interface AgentHandlerDeps {
    * cap, a default model, keys from the runner's env), with what the run should be told.
    */
   prepareTask?: (task: AgentTask) => { task: AgentTask; notices: string[] };
+  /** Where a task's `copy_files` are copied from (the runner's `agent_files_dir`); absent: it names none. */
+  filesDir?: string;
   /**
    * The credentials of the runner's own environment (its ANTHROPIC_API_KEY, GITHUB_TOKEN ...):
    * masked in everything a task sends back, as a workflow step's are.
@@ -114,6 +126,9 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       ...(this.deps.hostSecrets ?? []),
       ...task.secrets,
       ...secretsFromEnv(task.env),
+      ...Object.values(task.mcp_servers).flatMap((server) =>
+        "env" in server ? secretsFromEnv(server.env) : [],
+      ),
       ...(task.git_token ? [task.git_token] : []),
     ]);
     // The result reaches the run record and run.finished: an error may quote a CLI's stderr.
@@ -169,6 +184,22 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         return { value: dir, end: { status: "success" } };
       });
       if (workspace) result.branch = workspace.branch;
+
+      // Before the first turn only: a follow-up finds the worktree as the last turn left it.
+      if (task.turn === 1 && (task.setup || task.copy_files.length > 0)) {
+        await steps.run("setup", async (say) => {
+          await copyTaskFiles(task.copy_files, this.deps.filesDir, cwd, say);
+          if (task.setup) {
+            if (!this.deps.turns.setup) throw new Error("this runner cannot run a setup command");
+            await this.deps.turns.setup(task, cwd, {
+              say,
+              signal: io.signal,
+              ownEndpoint: given.ownEndpoint,
+            });
+          }
+          return { value: undefined, end: { status: "success" } };
+        });
+      }
 
       const turn = await steps.run("agent", async () => {
         const outcome = await this.deps.turns.run(task, cwd, {

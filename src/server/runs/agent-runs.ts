@@ -271,6 +271,8 @@ export class AgentRuns implements RunKindModule {
       mcp_servers: spec.mcp_servers,
       ...(spec.setup ? { setup: spec.setup } : {}),
       copy_files: spec.copy_files,
+      // The runner fills this in from its own config.
+      mcp_operator: [],
       ...(earlier ? { session_id: earlier.session_id } : {}),
       turn: spec.follow_up?.turn ?? 1,
       secrets: [
