@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
 import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";
 import { apiClient, follow } from "./runs.js";
@@ -26,6 +27,10 @@ export interface AgentRunFlags {
   arg: string[];
   group?: string;
   label: string[];
+  mcp?: string[];
+  mcpFile?: string;
+  setup?: string;
+  copyFile?: string[];
   follow?: boolean;
   json?: boolean;
   quiet?: boolean;
@@ -102,6 +107,7 @@ export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promis
       throw new RunyardError("FILE_NOT_FOUND", `playbook file "${flags.playbook}" does not exist`);
     }
   }
+  const mcp = await mcpServersOf(flags.mcp ?? [], flags.mcpFile);
   return {
     kind: "agent",
     ...(flags.agents
@@ -135,9 +141,89 @@ export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promis
     secrets: flags.secret,
     env: envPairs(flags.env),
     extra_args: flags.arg,
+    ...(Object.keys(mcp).length > 0 ? { mcp_servers: mcp } : {}),
+    ...(flags.setup ? { setup: flags.setup } : {}),
+    ...(flags.copyFile && flags.copyFile.length > 0 ? { copy_files: flags.copyFile } : {}),
     ...(flags.group ? { group: flags.group } : {}),
     labels: flags.label,
   };
+}
+
+/**
+ * `--mcp NAME=URL` (http or https) or `--mcp NAME=COMMAND ARGS...` (words split as a shell splits
+ * them, quotes kept together), over the servers of `--mcp-file` (a YAML or JSON map of names to
+ * `{command, args, env}` or `{url}`); the server checks each.
+ */
+async function mcpServersOf(pairs: string[], file: string | undefined): Promise<Record<string, unknown>> {
+  let servers: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch {
+      throw new RunyardError("FILE_NOT_FOUND", `MCP servers file "${file}" does not exist`);
+    }
+    const parsed: unknown = parseYaml(text);
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new RunyardError(
+        "USAGE",
+        `--mcp-file ${file}: expected a map of server names to {command, args, env} or {url}`,
+      );
+    }
+    servers = { ...(parsed as Record<string, unknown>) };
+  }
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    const value = pair.slice(at + 1).trim();
+    if (at <= 0 || value === "") {
+      throw new RunyardError("USAGE", `--mcp ${pair}: expected NAME=COMMAND [ARGS...] or NAME=URL`, {
+        hint: 'E.g. --mcp files="npx -y @modelcontextprotocol/server-filesystem ." or --mcp docs=https://mcp.example.com/mcp',
+      });
+    }
+    const name = pair.slice(0, at);
+    if (/^https?:\/\//i.test(value)) {
+      servers[name] = { url: value };
+      continue;
+    }
+    const [command, ...args] = shellWords(value, `--mcp ${pair}`);
+    servers[name] = { command, args };
+  }
+  return servers;
+}
+
+/** `text` split into words as a POSIX shell splits them: blanks between, '...' and "..." kept whole, \ escaping. */
+function shellWords(text: string, flag: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote: "'" | '"' | undefined;
+  // Inside quotes a word has begun (`word ??= ""` where the quote opened).
+  const add = (piece: string | undefined) => {
+    word = (word ?? "") + (piece ?? "");
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else add(c);
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else if (c === "\\" && i + 1 < text.length && '"\\$`'.includes(text[i + 1] as string)) add(text[++i]);
+      else add(c);
+    } else if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      word ??= "";
+    } else if (c === "\\" && i + 1 < text.length) {
+      add(text[++i]);
+    } else {
+      add(c);
+    }
+  }
+  if (quote) throw new RunyardError("USAGE", `${flag}: a ${quote} quote is not closed`);
+  if (word !== undefined) words.push(word);
+  return words;
 }
 
 /** `runyard agent run "PROMPT"`: submits an agent task and, with --follow, streams it like `runyard run`. */

@@ -673,6 +673,23 @@ function buildProgram(
       .option("--secret <NAME>", "a stored secret given to the agent as env (repeatable)", collect, [])
       .option("--env <NAME=value>", "env for the agent (repeatable)", collect, [])
       .option("--arg <arg>", "an extra argument for the agent CLI (repeatable)", collect, [])
+      .option(
+        "--mcp <NAME=COMMAND...|NAME=URL>",
+        "an MCP server for the agent: a command it starts inside its sandbox, or an http(s) URL its sandbox may reach for this task (repeatable)",
+        collect,
+        [],
+      )
+      .option("--mcp-file <file>", "MCP servers from a YAML or JSON map: NAME: {command, args, env} or {url}")
+      .option(
+        "--setup <command>",
+        "a shell command run in the worktree, in the agent's sandbox, before the first turn",
+      )
+      .option(
+        "--copy-file <path>",
+        "a file copied into the worktree from the runner's agent_files_dir before the first turn (repeatable)",
+        collect,
+        [],
+      )
       .option("--group <group>", "runner group")
       .option("--label <label>", "runner label (repeatable)", collect, [])
       .option("-f, --follow", "stream the run until it ends, like `runyard run`")
