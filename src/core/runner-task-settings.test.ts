@@ -117,3 +117,56 @@ describe("a runner's agent runner config.yaml settings on an agent task", () => 
     expect(applied.env.OPENAI_API_KEY).toBeUndefined();
   });
 });
+
+describe("a runner's agent_repos: on an agent task", () => {
+  const config = loadConfig(
+    {},
+    {
+      agentRepos: [
+        {
+          match: "github.com/acme/*",
+          mcp_servers: { docs: { url: "http://10.0.0.5:8080/mcp" }, files: { command: "operator-files" } },
+          setup: "npm ci",
+          copy_files: [".env"],
+        },
+        { match: "github.com/other/*", setup: "never" },
+      ],
+    },
+  );
+  const repo = (url: string) => ({ url, branch: "b", push: false, key: "k", reuse: false });
+
+  it("adds the matching entry's servers, setup and files; the task's own win, run after and come after", () => {
+    const given = task({
+      agent: "claude_code",
+      repo: repo("git@github.com:acme/api.git"),
+      mcp_servers: { files: { command: "mine", args: [], env: {} } },
+      setup: "make dev",
+      copy_files: ["local.json"],
+      mcp_operator: ["files"],
+    });
+    const { task: out, notices } = applyRunnerSettings(given, config, {});
+    expect(notices).toEqual([]);
+    expect(out.mcp_servers).toEqual({
+      files: { command: "mine", args: [], env: {} },
+      docs: { url: "http://10.0.0.5:8080/mcp" },
+    });
+    // Only the runner says which servers are its operator's: the job's word is dropped.
+    expect(out.mcp_operator).toEqual(["docs"]);
+    expect(out.setup).toBe("{\nnpm ci\n} && {\nmake dev\n}");
+    expect(out.copy_files).toEqual([".env", "local.json"]);
+  });
+
+  it("leaves a task on another repository, or without one, as it is; tells the built-in loop it gets no servers", () => {
+    const other = applyRunnerSettings(
+      task({ agent: "codex", repo: repo("https://github.com/evil/api") }),
+      config,
+      {},
+    );
+    expect(other.task.mcp_servers).toEqual({});
+    expect(other.task.setup).toBeUndefined();
+    const loop = applyRunnerSettings(task({ repo: repo("https://github.com/acme/api") }), config, {});
+    expect(loop.task.mcp_servers).toEqual({});
+    expect(loop.task.setup).toBe("npm ci");
+    expect(loop.notices.join("\n")).toMatch(/openai takes none/);
+  });
+});

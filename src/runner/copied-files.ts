@@ -1,4 +1,5 @@
-import { copyFile, lstat, mkdir, realpath, stat } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { appendFile, copyFile, lstat, mkdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { RunyardError } from "../core/errors.js";
 
@@ -45,6 +46,27 @@ export async function copyTaskFiles(
     await copyFile(source, destination);
     say(`copied ${file} from the runner's agent_files_dir`);
   }
+  await excludeFromCommits(target, files);
+}
+
+/**
+ * The copied files are the runner's (an `.env` with keys), never the change: in a worktree they
+ * go into its repository's `info/exclude`, so the task's commit leaves them out (a file the
+ * repository already tracks is committed as any change to it is).
+ */
+async function excludeFromCommits(worktree: string, files: readonly string[]): Promise<void> {
+  const common = await new Promise<string | undefined>((done) => {
+    execFile(
+      "git",
+      ["rev-parse", "--path-format=absolute", "--git-common-dir"],
+      { cwd: worktree },
+      (error, out) => done(error ? undefined : out.trim()),
+    );
+  });
+  if (!common || !(await lstat(join(worktree, ".git")).catch(() => undefined))) return;
+  await mkdir(join(common, "info"), { recursive: true });
+  const lines = files.map((file) => `/${file.replace(/^\.\//, "").replace(/([*?[\]!#\\])/g, "\\$1")}`);
+  await appendFile(join(common, "info", "exclude"), `${lines.join("\n")}\n`);
 }
 
 /**
