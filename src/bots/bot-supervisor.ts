@@ -1,7 +1,10 @@
-import type { BotState } from "../core/bot-states.js";
+import type { BotHealth, BotHealthReport } from "../core/bot-health.js";
+import { type BotState, upBotStates } from "../core/bot-states.js";
 import type { ContainerLimits } from "../exec/container-spec.js";
 import type { DockerEngine } from "../exec/docker-engine.js";
 import { botContainer } from "./container-spec.js";
+import { HealthMonitor } from "./health-monitor.js";
+import { healthProbe, type Probe } from "./health-probe.js";
 import type { BotOwnership } from "./types.js";
 
 /** When runyard starts a bot's container again (Docker never does: see hardenedContainer). */
@@ -26,6 +29,10 @@ export interface SupervisedBot {
   restartPolicy?: RestartPolicy;
   /** Extra container labels (e.g. `runyard.test=1`). */
   labels?: Record<string, string>;
+  /** Its health check: the container is `starting` until a probe passes. */
+  health?: BotHealth;
+  /** Which version of the bot (1 by default): a later one's container has a name of its own. */
+  version?: number;
 }
 
 /** What changed, as the store and the user see it. */
@@ -37,8 +44,10 @@ export interface BotStateChange {
   error?: { code: string; message: string };
   /** The last lines of the container that just ended (a restart reports its predecessor's). */
   lastLogs?: string[];
-  /** With `running`: the container now running, so its output can be followed. */
+  /** With `running` (or `starting`): the container now up, so its output can be followed. */
   containerId?: string;
+  /** With a health check: what its last probe found. */
+  health?: BotHealthReport;
 }
 
 export interface BotStatus {
@@ -60,6 +69,8 @@ export interface ReconciledContainers {
 
 export const restartLoopCode = "BOT_RESTART_LOOP";
 export const startFailedCode = "BOT_START_FAILED";
+/** The health check failed its retries in a row and the restart policy ended the container. */
+export const unhealthyCode = "BOT_UNHEALTHY";
 /** The container could no longer be watched or read (e.g. removed behind runyard's back). */
 export const containerLostCode = "BOT_CONTAINER_LOST";
 export const maxBackoffMs = 5 * 60_000;
@@ -102,6 +113,12 @@ export class BotSupervisor {
   private watch: AbortController | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
   private lifetimeTimer: NodeJS.Timeout | null = null;
+  private monitor: HealthMonitor | null = null;
+  private readonly probe: Probe | undefined;
+  /** The last health report said, so an unchanged probe is not said again. */
+  private lastHealth: BotHealthReport | undefined;
+  /** The container being ended because its health check failed: its exit is a failure. */
+  private endedUnhealthy: string | null = null;
 
   constructor(options: {
     engine: DockerEngine;
@@ -111,6 +128,9 @@ export class BotSupervisor {
     this.engine = options.engine;
     this.bot = options.bot;
     this.onState = options.onState;
+    this.probe = options.bot.health
+      ? healthProbe(options.engine, options.bot.health, options.bot.network)
+      : undefined;
     this.policy = {
       kind: options.bot.restartPolicy?.kind ?? "no",
       maxRestarts: options.bot.restartPolicy?.maxRestarts ?? 5,
@@ -119,12 +139,58 @@ export class BotSupervisor {
   }
 
   get containerName(): string {
-    return `runyard-bot-${this.bot.id}`;
+    const version = this.bot.version ?? 1;
+    return version === 1 ? `runyard-bot-${this.bot.id}` : `runyard-bot-${this.bot.id}-v${version}`;
+  }
+
+  /** Whether a container of the bot is up (running, starting or unhealthy). */
+  private get up(): boolean {
+    return (upBotStates as readonly BotState[]).includes(this.state);
+  }
+
+  /** The state a container that just came up is in: `starting` until a health check passes. */
+  private get upState(): BotState {
+    return this.bot.health ? "starting" : "running";
+  }
+
+  /** Probes the container now up, saying each report that changed something. */
+  private watchHealth(id: string, generation: number): void {
+    if (!this.bot.health || !this.probe) return;
+    this.monitor?.stop();
+    this.lastHealth = undefined;
+    const health = this.bot.health;
+    const monitor = new HealthMonitor(health, this.probe, id, this.startedAt ?? Date.now(), (report) => {
+      if (generation !== this.generation || this.monitor !== monitor) return;
+      const state: BotState =
+        report.status === "healthy" ? "running" : report.status === "unhealthy" ? "unhealthy" : "starting";
+      const last = this.lastHealth;
+      const changed =
+        !last ||
+        last.status !== report.status ||
+        last.output !== report.output ||
+        last.failures !== report.failures ||
+        state !== this.state;
+      this.lastHealth = report;
+      if (changed) this.emit({ state, health: report });
+      if (report.status === "unhealthy" && this.policy.kind !== "no" && this.endedUnhealthy !== id) {
+        // The restart policy takes it: the container is ended, and its exit handled as a crash.
+        this.endedUnhealthy = id;
+        monitor.stop();
+        this.engine.stop(id, stopGraceSecs).catch(() => undefined);
+      }
+    });
+    this.monitor = monitor;
+    monitor.start();
+  }
+
+  /** The last health report, when the bot has a health check. */
+  get health(): BotHealthReport | undefined {
+    return this.lastHealth;
   }
 
   /** Starts the container and reports `running`; a bot past its lifetime ends `timeout` at once. */
   async start(): Promise<void> {
-    if (this.state === "running") throw new Error(`bot ${this.bot.id} is already running`);
+    if (this.up) throw new Error(`bot ${this.bot.id} is already running`);
     if (this.state === "removed") throw new Error(`bot ${this.bot.id} was removed`);
     this.restarts = 0;
     this.crashesInRow = 0;
@@ -134,7 +200,7 @@ export class BotSupervisor {
       this.finish("timeout", {});
       return;
     }
-    this.state = "running";
+    this.state = this.upState;
     this.armLifetime();
     // The generation `launch` takes: a stop or remove meanwhile moves it on.
     const launching = this.generation + 1;
@@ -155,7 +221,7 @@ export class BotSupervisor {
    * any exit (crashed or stopped, restarted per policy). Without a container it starts anew.
    */
   async adopt(): Promise<void> {
-    if (this.state === "running") throw new Error(`bot ${this.bot.id} is already running`);
+    if (this.up) throw new Error(`bot ${this.bot.id} is already running`);
     let found: Awaited<ReturnType<DockerEngine["inspect"]>> | undefined;
     try {
       found = await this.engine.inspect(this.containerName);
@@ -169,23 +235,24 @@ export class BotSupervisor {
     this.restarts = 0;
     this.crashesInRow = 0;
     this.exitsInRow = 0;
-    this.state = "running";
+    this.state = this.upState;
     this.armLifetime();
     const generation = ++this.generation;
     this.containerId = found.id;
     this.startedAt = found.startedAt === null ? Date.now() : Date.parse(found.startedAt);
-    this.emit({ state: "running", containerId: found.id });
+    this.emit({ state: this.upState, containerId: found.id });
     const since = Math.floor(Date.now() / 1000) - 1;
     if (found.state !== "running") {
       await this.onExit(found.id, generation);
       return;
     }
     this.follow(found.id, since, generation);
+    this.watchHealth(found.id, generation);
   }
 
   /** Stops the container (SIGTERM, then SIGKILL after the grace), removes it: `stopped`. */
   async stop(): Promise<void> {
-    if (this.state !== "running") {
+    if (!this.up) {
       await this.endContainer();
       return;
     }
@@ -214,7 +281,7 @@ export class BotSupervisor {
     const id = this.containerId;
     let memoryBytes: number | null = null;
     let cpuPercent: number | null = null;
-    if (id !== null && this.state === "running") {
+    if (id !== null && this.up) {
       try {
         ({ memoryBytes, cpuPercent } = await this.engine.stats(id));
       } catch {
@@ -250,7 +317,7 @@ export class BotSupervisor {
   }
 
   /** Starts a new container and watches it; `previous` is what the last one ended with. */
-  private async launch(previous: Partial<Exit>): Promise<void> {
+  private async launch(previous: Partial<Exit> & { error?: BotStateChange["error"] }): Promise<void> {
     const generation = ++this.generation;
     // A container of an earlier life holds the name (e.g. a runner that died mid-restart).
     await this.engine.remove(this.containerName);
@@ -274,8 +341,9 @@ export class BotSupervisor {
     }
     this.containerId = id;
     this.startedAt = Date.now();
-    this.emit({ state: "running", ...previous, containerId: id });
+    this.emit({ state: this.upState, ...previous, containerId: id });
     this.follow(id, since, generation);
+    this.watchHealth(id, generation);
   }
 
   /** Watches the container until it ends; a watch that breaks ends the bot with BOT_CONTAINER_LOST. */
@@ -333,7 +401,11 @@ export class BotSupervisor {
     this.startedAt = null;
     this.exitCode = info.exitCode;
     const exit: Exit = { exitCode: info.exitCode, oomKilled: info.oomKilled, lastLogs };
-    const failed = info.exitCode !== 0 || info.oomKilled;
+    this.monitor?.stop();
+    this.monitor = null;
+    const unhealthy = this.endedUnhealthy === id;
+    this.endedUnhealthy = null;
+    const failed = info.exitCode !== 0 || info.oomKilled || unhealthy;
     if (ranMs >= stableRunMs) {
       this.crashesInRow = 0;
       this.exitsInRow = 0;
@@ -346,6 +418,14 @@ export class BotSupervisor {
       this.finish(failed ? "crashed" : "stopped", exit);
       return;
     }
+    const unhealthyError = unhealthy
+      ? {
+          error: {
+            code: unhealthyCode,
+            message: `bot ${this.bot.id} failed its health check ${this.health?.failures ?? 0} times in a row: ${this.health?.output ?? ""}`,
+          },
+        }
+      : {};
     if (failed && this.crashesInRow > this.policy.maxRestarts) {
       this.clearTimers();
       this.finish("crashed", {
@@ -363,7 +443,7 @@ export class BotSupervisor {
       this.backoffTimer = null;
       if (generation !== this.generation) return;
       this.restarts += 1;
-      this.launch(exit).catch((error: unknown) => {
+      this.launch({ ...exit, ...unhealthyError }).catch((error: unknown) => {
         if (generation + 1 < this.generation) return;
         this.clearTimers();
         this.finish("crashed", { ...exit, error: { code: startFailedCode, message: messageOf(error) } });
@@ -377,7 +457,7 @@ export class BotSupervisor {
     this.lifetimeTimer = setTimeout(
       () => {
         this.lifetimeTimer = null;
-        if (this.state !== "running") return;
+        if (!this.up) return;
         if (Date.parse(this.bot.ownership.expiresAt) > Date.now()) {
           this.armLifetime();
           return;
@@ -434,6 +514,8 @@ export class BotSupervisor {
   }
 
   private clearTimers(): void {
+    this.monitor?.stop();
+    this.monitor = null;
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
     this.backoffTimer = null;

@@ -6,7 +6,9 @@
 export const botStates = [
   "building",
   "pulling",
+  "starting",
   "running",
+  "unhealthy",
   "stopped",
   "crashed",
   "timeout",
@@ -15,8 +17,20 @@ export const botStates = [
 
 export type BotState = (typeof botStates)[number];
 
-/** The states that hold a slot of the per-user quota: the bot is being made or is up. */
-export const liveBotStates = ["building", "pulling", "running"] as const satisfies readonly BotState[];
+/**
+ * The states that hold a slot of the per-user quota: the bot is being made or is up. `starting`
+ * is a container up whose health check has not passed yet; `unhealthy` one whose check fails.
+ */
+export const liveBotStates = [
+  "building",
+  "pulling",
+  "starting",
+  "running",
+  "unhealthy",
+] as const satisfies readonly BotState[];
+
+/** The states in which a bot's container is up (its health aside). */
+export const upBotStates = ["starting", "running", "unhealthy"] as const satisfies readonly BotState[];
 
 /** How a bot's container is made: a runtime with the user's files, a Dockerfile, or an image. */
 export const botModes = ["simple", "custom", "image"] as const;

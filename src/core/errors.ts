@@ -302,6 +302,14 @@ export const errorTable = {
     status: 200,
     hint: "Every runner offered the job refused it (the message names each and why): start a runner that has what the job needs (Docker for bots and `executor: docker` hosts, the named agent installed for agent tasks), or change the job's group and labels to match one that does.",
   },
+  BOT_UNHEALTHY: {
+    status: 200,
+    hint: "The bot's health check failed its retries in a row: read the last probe's output (`runyard bot status NAME`), fix the bot or its --health-cmd / --health-http, then update it.",
+  },
+  BOT_UPDATE_FAILED: {
+    status: 409,
+    hint: "The new version did not become healthy, so the old one keeps running: read the new container's last logs in the message, fix the cause and run `runyard bot update` again.",
+  },
   BOT_REGISTRY_UNREACHABLE: {
     status: 200,
     hint: "Docker could not reach the registry: check its host and port, that it runs, and that the Docker host may connect to it.",

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BotHealthReport } from "./bot-health.js";
 import { botStates } from "./bot-states.js";
 import type { runEventTypes } from "./event-types.js";
 import { finalRunStatuses, runKinds, runStatuses } from "./run-states.js";
@@ -255,6 +256,8 @@ export const BotStateEvent = z.object({
   image: z.string().optional(),
   container_id: z.string().optional(),
   runner_id: z.string().optional(),
+  /** With a health check: what its last probe found. */
+  health: BotHealthReport.optional(),
 });
 export const NoticeEvent = z.object({
   ...base,

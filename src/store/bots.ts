@@ -1,5 +1,6 @@
 import type { Kysely, Selectable, Updateable } from "kysely";
-import { type BotMode, type BotState, liveBotStates } from "../core/bot-states.js";
+import type { BotHealthReport } from "../core/bot-health.js";
+import { type BotMode, type BotState, liveBotStates, upBotStates } from "../core/bot-states.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { newId } from "../core/ids.js";
@@ -42,6 +43,10 @@ export interface BotRecord {
   memory_bytes: number | null;
   cpu_percent: number | null;
   stats_at: string | null;
+  /** What its health check's last probe found; null without one (or before the first probe). */
+  health: BotHealthReport | null;
+  /** The version running now (1 at its start; one more per update, rollback or env change). */
+  version: number;
 }
 
 /** What `bots.create` needs; the rest starts empty. */
@@ -90,6 +95,8 @@ export type BotPatch = Partial<
     | "memory_bytes"
     | "cpu_percent"
     | "stats_at"
+    | "health"
+    | "version"
   >
 >;
 
@@ -104,6 +111,11 @@ export interface ListBotsQuery {
 /** A compare-and-set guard on a bot's state (like `IfStatus`). */
 export interface IfBotState {
   ifState?: readonly BotState[];
+  /**
+   * Only while this run is the bot's current life (or it has none yet): the runs of versions an
+   * update is still trying, or one it replaced, change nothing on the bot.
+   */
+  ifRun?: string;
 }
 
 function toBotRecord(ctx: StoreContext, row: Selectable<BotsTable>): BotRecord {
@@ -133,6 +145,8 @@ function toBotRecord(ctx: StoreContext, row: Selectable<BotsTable>): BotRecord {
     memory_bytes: row.memory_bytes === null ? null : Number(row.memory_bytes),
     cpu_percent: row.cpu_percent === null ? null : Number(row.cpu_percent),
     stats_at: row.stats_at,
+    health: row.health == null ? null : decodeJson<BotHealthReport>(row.health),
+    version: row.version == null ? 1 : Number(row.version),
   };
 }
 
@@ -255,8 +269,13 @@ async function updateBot(
   if (patch.memory_bytes !== undefined) set.memory_bytes = patch.memory_bytes;
   if (patch.cpu_percent !== undefined) set.cpu_percent = patch.cpu_percent;
   if (patch.stats_at !== undefined) set.stats_at = isoTimeOrNull(patch.stats_at);
+  if (patch.health !== undefined) set.health = patch.health === null ? null : encodeJson(patch.health);
+  if (patch.version !== undefined) set.version = patch.version;
   let update = ctx.db.updateTable("bots").set(set).where("id", "=", id);
   if (opts.ifState) update = update.where("state", "in", opts.ifState);
+  const ifRun = opts.ifRun;
+  if (ifRun !== undefined)
+    update = update.where((eb) => eb.or([eb("run_id", "is", null), eb("run_id", "=", ifRun)]));
   try {
     const row = await update.returningAll().executeTakeFirst();
     return row && toBotRecord(ctx, row);
@@ -289,7 +308,7 @@ async function expiredBots(ctx: StoreContext, now?: string): Promise<BotRecord[]
   const rows = await ctx.db
     .selectFrom("bots")
     .selectAll()
-    .where("state", "=", "running")
+    .where("state", "in", upBotStates)
     .where("expires_at", "<=", isoTime(now ?? ctx.now()))
     .orderBy("expires_at")
     .orderBy("id")

@@ -6,6 +6,7 @@ import { appendRunEvents } from "./append-run-events.js";
 import { approvalsRepo } from "./approvals.js";
 import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
+import { botVersionsRepo } from "./bot-versions.js";
 import { botsRepo } from "./bots.js";
 import { budgetsRepo } from "./budgets.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
@@ -119,6 +120,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     serverKeys: serverKeysRepo(ctx),
     secrets: secretsRepo(ctx),
     bots: botsRepo(ctx),
+    botVersions: botVersionsRepo(ctx),
     artifacts: artifactsRepo(ctx),
     audit: auditRepo(ctx),
     approvals: approvalsRepo(ctx),

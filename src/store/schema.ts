@@ -253,6 +253,27 @@ export interface BotsTable {
   memory_bytes: number | null;
   cpu_percent: number | null;
   stats_at: string | null;
+  /** JSON: the last health probe's report; null without a health check. */
+  health: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The version running now. */
+  version: ColumnType<number, number | undefined, number>;
+}
+
+/** One version of a bot (migration 0037). */
+export interface BotVersionsTable {
+  bot_id: string;
+  version: number;
+  run_id: string | null;
+  state: "starting" | "live" | "failed" | "replaced";
+  reason: "start" | "update" | "rollback" | "env";
+  /** JSON: what may be shown of it. */
+  summary: string;
+  image: string | null;
+  /** JSON ErrorInfo: why it failed. */
+  error: string | null;
+  created_by: string | null;
+  created_at: string;
+  finished_at: string | null;
 }
 
 export interface ApprovalsTable {
@@ -437,6 +458,7 @@ export interface Database {
   schedules: SchedulesTable;
   schedule_ticks: ScheduleTicksTable;
   bots: BotsTable;
+  bot_versions: BotVersionsTable;
   runs: RunsTable;
   run_events: RunEventsTable;
   artifacts: ArtifactsTable;

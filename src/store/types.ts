@@ -2,6 +2,7 @@ import type { AgentUsageRepo } from "./agent-usage.js";
 import type { ApprovalsRepo } from "./approvals.js";
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
+import type { BotVersionsRepo } from "./bot-versions.js";
 import type { BotsRepo } from "./bots.js";
 import type { BudgetsRepo } from "./budgets.js";
 import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
@@ -54,6 +55,7 @@ export interface Store {
   serverKeys: ServerKeysRepo;
   secrets: SecretsRepo;
   bots: BotsRepo;
+  botVersions: BotVersionsRepo;
   artifacts: ArtifactsRepo;
   audit: AuditRepo;
   approvals: ApprovalsRepo;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BotHealth } from "../bot-health.js";
 import { botModes, botStates } from "../bot-states.js";
 import { ErrorInfo, type EventInput } from "../events.js";
 
@@ -68,6 +69,13 @@ export const BotTask = z.object({
   adopt: z.boolean().default(false),
   /** Values masked in everything the runner sends back. */
   secrets: z.array(z.string()).default([]),
+  /** Its health check, if it has one. */
+  health: BotHealth.optional(),
+  /**
+   * Which version of the bot this is (1 at its start, one more per update, rollback or env
+   * change): each version's container has a name of its own, so a new one runs beside the old.
+   */
+  version: z.number().int().positive().default(1),
 });
 export type BotTask = z.infer<typeof BotTask>;
 export type BotTaskInput = z.input<typeof BotTask>;

@@ -148,6 +148,8 @@ export class BotJobHandler implements JobHandler<"bot"> {
           backoffMs: task.restart.backoff_ms,
         },
         ...(this.deps.labels ? { labels: this.deps.labels } : {}),
+        ...(task.health ? { health: task.health } : {}),
+        version: task.version,
       },
       onState: (change) => {
         last = change;
@@ -161,6 +163,9 @@ export class BotJobHandler implements JobHandler<"bot"> {
           ...(change.error ? { error: supervisorError(change.error) } : {}),
           ...(change.lastLogs ? { last_logs: change.lastLogs.map((line) => masker.mask(line)) } : {}),
           ...(change.containerId ? { container_id: change.containerId } : {}),
+          ...(change.health
+            ? { health: { ...change.health, output: masker.mask(change.health.output) } }
+            : {}),
           image: image.name,
         });
         // After the state: `running` is what a start waits for; the output steps follow it.
@@ -168,7 +173,8 @@ export class BotJobHandler implements JobHandler<"bot"> {
         if (finalStates.has(change.state)) ended();
       },
     });
-    this.held.set(task.bot_id, { botId: task.bot_id, supervisor });
+    // Keyed by its run: during an update two versions of one bot run side by side.
+    this.held.set(task.run_id, { botId: task.bot_id, supervisor });
     this.sample();
     let detached = false;
     const onAbort = () => {
@@ -190,7 +196,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
     }
     await done;
     io.signal.removeEventListener("abort", onAbort);
-    this.held.delete(task.bot_id);
+    this.held.delete(task.run_id);
     this.samples.delete(task.bot_id);
     await output.close(detached);
     const final = last;
@@ -285,8 +291,11 @@ class ContainerOutput {
   ) {}
 
   changed(change: BotStateChange): void {
-    if (this.attempt > 0 && this.follow) this.endAttempt(change);
-    if (change.state === "running" && change.containerId) this.startAttempt(change.containerId);
+    // A health report of the same container changes its state, not its attempt.
+    const newContainer = change.containerId !== undefined;
+    if (this.attempt > 0 && this.follow && (newContainer || finalStates.has(change.state)))
+      this.endAttempt(change);
+    if (newContainer) this.startAttempt(change.containerId!);
   }
 
   private startAttempt(containerId: string): void {

@@ -1,4 +1,4 @@
-import { liveBotStates } from "../../core/bot-states.js";
+import { type BotState, liveBotStates, upBotStates } from "../../core/bot-states.js";
 import type { BotStats } from "../../core/protocol.js";
 import type { Store } from "../../store/index.js";
 import { botJobPrefix } from "../runs/bot-runs.js";
@@ -43,13 +43,13 @@ export async function recordBotStats(
 ): Promise<void> {
   for (const sample of samples) {
     const bot = await store.bots.get(sample.bot_id);
-    if (!bot?.run_id || bot.state !== "running") continue;
+    if (!bot?.run_id || !(upBotStates as readonly BotState[]).includes(bot.state)) continue;
     const prefix = botJobPrefix(bot.run_id);
     if (!heldJobIds.some((jobId) => jobId.startsWith(prefix))) continue;
     await store.bots.update(
       bot.id,
       { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
-      { ifState: ["running"] },
+      { ifState: upBotStates },
     );
   }
 }

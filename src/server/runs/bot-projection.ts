@@ -6,7 +6,8 @@ const finalStates: ReadonlySet<string> = new Set(["stopped", "crashed", "timeout
 /** What a `bot.state` event changes on the bot's record; never more than the event says. */
 export function botPatchOf(event: EventOf<"bot.state">): BotPatch {
   const patch: BotPatch = { state: event.state };
-  if (event.state === "running") {
+  if (event.health) patch.health = event.health;
+  if (event.state === "running" || event.state === "starting") {
     patch.finished_at = null;
     patch.error = null;
     if (event.container_id) patch.container_id = event.container_id;
@@ -22,6 +23,7 @@ export function botPatchOf(event: EventOf<"bot.state">): BotPatch {
     patch.container_id = null;
     patch.memory_bytes = null;
     patch.cpu_percent = null;
+    patch.health = null;
   }
   return patch;
 }

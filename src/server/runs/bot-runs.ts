@@ -3,14 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkArchive, defaultArchiveLimits, listArchive } from "../../bots/archive.js";
 import { checkSimpleSource } from "../../bots/simple-build.js";
-import type { BotState } from "../../core/bot-states.js";
+import { type BotState, liveBotStates } from "../../core/bot-states.js";
 import { errorInfo, RunyardError } from "../../core/errors.js";
 import type { ErrorInfo, RunStatus } from "../../core/events.js";
 import type { BotJob, BotJobResult, BotSource, BotTask } from "../../core/jobs/bot.js";
 import { isSecretName } from "../../core/masking.js";
 import type { BotRecord, Store } from "../../store/index.js";
 import type { JobQueue } from "../job-queue.js";
-import { BotRunSpec, type StartBotBody } from "./bot-spec.js";
+import { BotRunSpec, type StartBotBody, type UpdateBotBody } from "./bot-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 
@@ -92,7 +92,7 @@ export class BotRuns implements RunKindModule {
       );
     }
     const existing = await this.store.bots.find(starter.tenantId, starter.owner, body.name);
-    if (existing && ["building", "pulling", "running"].includes(existing.state)) {
+    if (existing && (liveBotStates as readonly BotState[]).includes(existing.state)) {
       throw new RunyardError("CONFLICT", `bot ${body.name} is ${existing.state}`, {
         hint: `Stop it first (\`runyard bot stop ${body.name}\`), or start this one under another name.`,
       });
@@ -132,8 +132,57 @@ export class BotRuns implements RunKindModule {
       expires_at: expiresAt,
       ...(body.group ? { group: body.group } : {}),
       labels: body.labels,
+      secret_env: checkedSecretEnv(body.secret_env, body.env),
+      ...(body.health ? { health: body.health } : {}),
+      version: 1,
     };
     return { prepared: { name: `bot ${body.name}`, spec, vars: {} }, bot };
+  }
+
+  /**
+   * The spec of a bot's next version: what `body` gives (a new source, checked as a start's is;
+   * env, secrets, health, restart), the rest as the running version `current` has it. The
+   * lifetime, limits, network and placement stay: an update does not extend a bot's life.
+   */
+  async nextVersion(
+    current: BotRunSpec,
+    body: UpdateBotBody,
+    version: number,
+    tenantId: string | null,
+  ): Promise<BotRunSpec> {
+    const given = [body.files, body.code, body.archive, body.git, body.image].some((v) => v !== undefined);
+    if (!given && (body.entrypoint !== undefined || body.requirements !== undefined || body.registry)) {
+      throw new RunyardError("INVALID_INPUT", "entrypoint, requirements and registry go with a new source", {
+        hint: "Give the new files, archive, git URL or image with them.",
+      });
+    }
+    const source = given
+      ? await this.sourceOf({ ...body, requirements: body.requirements ?? [] })
+      : current.source;
+    const secrets = body.secrets ?? current.secrets;
+    const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, secrets);
+    if (missing.length > 0) throw secretsMissing(missing, tenantId);
+    const env = body.env ?? current.env;
+    const restart =
+      body.restart !== undefined || body.max_restarts !== undefined
+        ? {
+            ...current.restart,
+            ...(body.restart !== undefined ? { policy: body.restart } : {}),
+            ...(body.max_restarts !== undefined ? { max_restarts: body.max_restarts } : {}),
+          }
+        : current.restart;
+    const health = body.health ?? current.health;
+    const { health: _old, ...rest } = current;
+    return {
+      ...rest,
+      source,
+      env,
+      secrets,
+      restart,
+      secret_env: checkedSecretEnv(body.secret_env ?? current.secret_env.filter((name) => name in env), env),
+      ...(health ? { health } : {}),
+      version,
+    };
   }
 
   async start(run: ActiveRun): Promise<void> {
@@ -161,10 +210,12 @@ export class BotRuns implements RunKindModule {
       restart: spec.restart,
       expires_at: spec.expires_at,
       adopt: false,
+      ...(spec.health ? { health: spec.health } : {}),
+      version: spec.version,
       secrets: [
         ...Object.values(secrets.values),
         ...Object.entries(spec.env)
-          .filter(([name]) => isSecretName(name))
+          .filter(([name]) => isSecretName(name) || spec.secret_env.includes(name))
           .map(([, value]) => value),
         ...(spec.source.mode === "image" && spec.source.registry_auth
           ? [spec.source.registry_auth.password]
@@ -268,7 +319,7 @@ export class BotRuns implements RunKindModule {
   }
 
   /** The bot's source from the body; the mode from the one source given. Archives are checked here, before a runner gets them. */
-  private async sourceOf(body: StartBotBody): Promise<BotSource> {
+  private async sourceOf(body: BotSourceFields): Promise<BotSource> {
     const given = [
       body.files || body.code !== undefined ? "simple" : undefined,
       body.archive !== undefined || body.git ? "custom" : undefined,
@@ -369,6 +420,27 @@ export class BotRuns implements RunKindModule {
   }
 }
 
+/** What of a start's (or update's) body makes the bot's source. */
+type BotSourceFields = Pick<
+  StartBotBody,
+  "mode" | "files" | "code" | "entrypoint" | "requirements" | "archive" | "git" | "image" | "registry"
+>;
+
+/** The names of env marked secret, each of which must be in env. */
+function checkedSecretEnv(names: readonly string[], env: Record<string, string>): string[] {
+  const unknown = names.filter((name) => !(name in env));
+  if (unknown.length > 0) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `secret_env names ${unknown.join(", ")}, which env does not set`,
+      {
+        hint: "Each name marked secret needs its value in env.",
+      },
+    );
+  }
+  return [...new Set(names)];
+}
+
 /** The run's status from how the bot's life ended. */
 function statusOf(result: BotJobResult, stopped: boolean): RunStatus {
   if (result.state === "timeout") return "timeout";
@@ -378,7 +450,7 @@ function statusOf(result: BotJobResult, stopped: boolean): RunStatus {
 }
 
 /** The source as kept on the bot record: no archive bytes, no registry password. */
-function redacted(source: BotSource): Record<string, unknown> {
+export function redacted(source: BotSource): Record<string, unknown> {
   switch (source.mode) {
     case "simple":
       return {

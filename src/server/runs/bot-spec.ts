@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BotHealth } from "../../core/bot-health.js";
 import { isImageId } from "../../core/container-policy.js";
 import { BotRestart, BotSource } from "../../core/jobs/bot.js";
 import { maxNameLength } from "../api-schemas.js";
@@ -8,7 +9,7 @@ import { maxNameLength } from "../api-schemas.js";
  * `{"blueprint":"bot_runner"}`, `runyard bot start`), and the spec its run stores sealed.
  */
 
-const envName = z
+export const envName = z
   .string()
   .regex(
     /^[A-Za-z_][A-Za-z0-9_]*$/,
@@ -92,6 +93,13 @@ export const StartBotBody = z.strictObject({
     .default({})
     .describe("the container's environment (the avtomatika-bot CLI's -e K=V)"),
   secrets: z.array(envName).default([]).describe("names of stored secrets given to the container as env"),
+  secret_env: z
+    .array(envName)
+    .default([])
+    .describe("names in env whose values are secrets: masked in every log and listing"),
+  health: BotHealth.optional().describe(
+    "a health check: the bot is starting until it passes, unhealthy after `retries` failures in a row",
+  ),
   restart: BotRestart.shape.policy.describe("restart on a crash (on-failure), always, or never (no)"),
   max_restarts: z.number().int().nonnegative().max(100).default(5),
   lifetime_secs: z.number().int().positive().optional().describe("at most the server's bot lifetime (24 h)"),
@@ -114,5 +122,76 @@ export const BotRunSpec = z.object({
   expires_at: z.string(),
   group: z.string().optional(),
   labels: z.array(z.string()),
+  secret_env: z.array(z.string()).default([]),
+  health: BotHealth.optional(),
+  /** Which version of the bot this life is. */
+  version: z.number().int().positive().default(1),
 });
 export type BotRunSpec = z.infer<typeof BotRunSpec>;
+
+/**
+ * A bot update (`POST /api/bots/{name}/update`, `runyard bot update`): a new source (the same
+ * modes as a start) and any of the settings; what is left out stays as the running version has it.
+ */
+const start = StartBotBody.shape;
+export const UpdateBotBody = z.strictObject({
+  mode: start.mode,
+  files: start.files,
+  code: start.code,
+  entrypoint: start.entrypoint,
+  requirements: start.requirements.unwrap().optional().describe("simple: pip or npm package specs"),
+  archive: start.archive,
+  git: start.git,
+  image: start.image,
+  registry: start.registry,
+  env: start.env
+    .unwrap()
+    .optional()
+    .describe("the container's whole environment (replaces the running version's)"),
+  secrets: start.secrets
+    .unwrap()
+    .optional()
+    .describe("names of stored secrets given to the container as env"),
+  secret_env: start.secret_env.unwrap().optional().describe("names in env whose values are secrets"),
+  health: start.health,
+  restart: start.restart
+    .unwrap()
+    .optional()
+    .describe("restart on a crash (on-failure), always, or never (no)"),
+  max_restarts: start.max_restarts.unwrap().optional(),
+  min_ready_secs: z
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(10)
+    .describe("without a health check: how long the new version must run before the old one is stopped"),
+  timeout_secs: z
+    .number()
+    .int()
+    .min(10)
+    .max(3600)
+    .default(600)
+    .describe("how long to wait for the new version (build included) before giving up on it"),
+});
+export type UpdateBotBody = z.infer<typeof UpdateBotBody>;
+
+/** How long an update waits for its new version, the same for updates, rollbacks and env changes. */
+export const UpdateWait = z.strictObject({
+  min_ready_secs: UpdateBotBody.shape.min_ready_secs,
+  timeout_secs: UpdateBotBody.shape.timeout_secs,
+});
+export type UpdateWait = z.infer<typeof UpdateWait>;
+
+/** `PATCH /api/bots/{name}/env`: variables to set (values of those named in secret marked secret) and to remove. */
+export const BotEnvChange = z
+  .strictObject({
+    set: StartBotBody.shape.env.describe("name -> value"),
+    secret: z
+      .array(envName)
+      .default([])
+      .describe("names in set whose values are secrets: masked from now on"),
+    unset: z.array(envName).default([]).describe("names to remove"),
+  })
+  .extend(UpdateWait.shape);
+export type BotEnvChange = z.infer<typeof BotEnvChange>;

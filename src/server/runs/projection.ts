@@ -78,12 +78,13 @@ export class RunProjection {
       if (event.bot_id !== this.botId()) continue;
       const patch = botPatchOf(event);
       // The first running state of a life is when it started; a restart keeps it.
-      if (event.state === "running" && !this.botStarted) {
+      if ((event.state === "running" || event.state === "starting") && !this.botStarted) {
         this.botStarted = true;
         patch.started_at = event.ts;
       }
-      // A removed bot stays removed, whatever its last life still reports.
-      await this.store.bots.update(event.bot_id, patch, { ifState: nonRemoved });
+      // A removed bot stays removed, whatever its last life still reports; a version an update
+      // is still trying (or one it replaced) changes nothing on the bot: only its current run.
+      await this.store.bots.update(event.bot_id, patch, { ifState: nonRemoved, ifRun: id });
     }
   };
 
@@ -180,7 +181,12 @@ export class RunProjection {
   /** A bot run's runner is the bot's: where its container runs. */
   private async botRunner(runnerId: string): Promise<void> {
     const botId = this.botId();
-    if (botId) await this.store.bots.update(botId, { runner_id: runnerId }, { ifState: nonRemoved });
+    if (botId)
+      await this.store.bots.update(
+        botId,
+        { runner_id: runnerId },
+        { ifState: nonRemoved, ifRun: this.record.id },
+      );
   }
 }
 

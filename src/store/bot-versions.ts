@@ -1,0 +1,141 @@
+import type { Selectable } from "kysely";
+import type { ErrorInfo } from "../core/events.js";
+import type { StoreContext } from "./dialect.js";
+import { type BotVersionsTable, decodeJson, encodeJson, isoTime } from "./schema.js";
+
+export type BotVersionState = BotVersionsTable["state"];
+export type BotVersionReason = BotVersionsTable["reason"];
+
+/** One version of a bot: its start, an update, a rollback or an env change. */
+export interface BotVersionRecord {
+  bot_id: string;
+  version: number;
+  /** The run of that version's life: its sealed spec is what the version is made of. */
+  run_id: string | null;
+  state: BotVersionState;
+  reason: BotVersionReason;
+  /** What may be shown of it: the source without archive bytes or passwords, env names. */
+  summary: Record<string, unknown>;
+  image: string | null;
+  error: ErrorInfo | null;
+  created_by: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface NewBotVersion {
+  bot_id: string;
+  version: number;
+  run_id?: string | null;
+  state: BotVersionState;
+  reason: BotVersionReason;
+  summary: Record<string, unknown>;
+  created_by?: string | null;
+}
+
+export type BotVersionPatch = Partial<
+  Pick<BotVersionRecord, "run_id" | "state" | "image" | "error" | "finished_at">
+>;
+
+function toRecord(row: Selectable<BotVersionsTable>): BotVersionRecord {
+  return {
+    bot_id: row.bot_id,
+    version: Number(row.version),
+    run_id: row.run_id,
+    state: row.state,
+    reason: row.reason,
+    summary: decodeJson<Record<string, unknown>>(row.summary),
+    image: row.image,
+    error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
+    created_by: row.created_by,
+    created_at: row.created_at,
+    finished_at: row.finished_at,
+  };
+}
+
+/** The versions of each bot (migration 0037), numbered from 1 per bot. */
+export interface BotVersionsRepo {
+  /** Stores a version; a number the bot has already is a CONFLICT (two updates at once). */
+  create(input: NewBotVersion): Promise<BotVersionRecord>;
+  get(botId: string, version: number): Promise<BotVersionRecord | undefined>;
+  /** The bot's versions, newest first. */
+  list(botId: string): Promise<BotVersionRecord[]>;
+  /** The highest version number the bot has (0 when none is kept). */
+  latest(botId: string): Promise<number>;
+  update(
+    botId: string,
+    version: number,
+    patch: BotVersionPatch,
+    opts?: { ifState?: readonly BotVersionState[] },
+  ): Promise<BotVersionRecord | undefined>;
+}
+
+export function botVersionsRepo(ctx: StoreContext): BotVersionsRepo {
+  return {
+    async create(input) {
+      const row = await ctx.db
+        .insertInto("bot_versions")
+        .values({
+          bot_id: input.bot_id,
+          version: input.version,
+          run_id: input.run_id ?? null,
+          state: input.state,
+          reason: input.reason,
+          summary: encodeJson(input.summary),
+          image: null,
+          error: null,
+          created_by: input.created_by ?? null,
+          created_at: isoTime(ctx.now()),
+          finished_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toRecord(row);
+    },
+    async get(botId, version) {
+      const row = await ctx.db
+        .selectFrom("bot_versions")
+        .selectAll()
+        .where("bot_id", "=", botId)
+        .where("version", "=", version)
+        .executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async list(botId) {
+      const rows = await ctx.db
+        .selectFrom("bot_versions")
+        .selectAll()
+        .where("bot_id", "=", botId)
+        .orderBy("version", "desc")
+        .execute();
+      return rows.map(toRecord);
+    },
+    async latest(botId) {
+      const row = await ctx.db
+        .selectFrom("bot_versions")
+        .select((eb) => eb.fn.max("version").as("latest"))
+        .where("bot_id", "=", botId)
+        .executeTakeFirst();
+      return row?.latest == null ? 0 : Number(row.latest);
+    },
+    async update(botId, version, patch, opts = {}) {
+      if (opts.ifState?.length === 0) return undefined;
+      const set: Partial<BotVersionsTable> = {};
+      if (patch.run_id !== undefined) set.run_id = patch.run_id;
+      if (patch.state !== undefined) set.state = patch.state;
+      if (patch.image !== undefined) set.image = patch.image;
+      if (patch.error !== undefined) set.error = patch.error === null ? null : encodeJson(patch.error);
+      if (patch.finished_at !== undefined)
+        set.finished_at = patch.finished_at === null ? null : isoTime(patch.finished_at);
+      if (Object.keys(set).length === 0) return this.get(botId, version);
+      let update = ctx.db
+        .updateTable("bot_versions")
+        .set(set)
+        .where("bot_id", "=", botId)
+        .where("version", "=", version);
+      if (opts.ifState) update = update.where("state", "in", opts.ifState);
+      const row = await update.returningAll().executeTakeFirst();
+      return row && toRecord(row);
+    },
+  };
+}
