@@ -789,6 +789,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/bots/{name}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update a running bot: new code, archive, image or settings, without stopping it first
+         * @description Any source of a start (files, code, archive, git, image) and any of its settings; what is left out stays. The new version starts beside the old one (the quota counts the bot once); once healthy (or running for min_ready_secs without a health check) the old one is stopped. If it fails, the old one keeps running and the answer is BOT_UPDATE_FAILED (409) with the new container's last lines.
+         */
+        post: operations["updateBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bots/{name}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Return a bot to the version before the current one
+         * @description Starts the previous version's source and settings again as a new version. The new version starts beside the old one (the quota counts the bot once); once healthy (or running for min_ready_secs without a health check) the old one is stopped. If it fails, the old one keeps running and the answer is BOT_UPDATE_FAILED (409) with the new container's last lines.
+         */
+        post: operations["rollbackBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bots/{name}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A bot's versions, newest first */
+        get: operations["listBotVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bots/{name}/env": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A bot's environment as its running version has it, secrets masked */
+        get: operations["getBotEnv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set or remove variables of a bot's environment: the bot restarts through a safe update
+         * @description Values named in secret are masked from then on and kept sealed with the bot's run. The new version starts beside the old one (the quota counts the bot once); once healthy (or running for min_ready_secs without a health check) the old one is stopped. If it fails, the old one keeps running and the answer is BOT_UPDATE_FAILED (409) with the new container's last lines.
+         */
+        patch: operations["changeBotEnv"];
+        trace?: never;
+    };
     "/jobs": {
         parameters: {
             query?: never;
@@ -1302,7 +1380,7 @@ export interface components {
             type: "bot.state";
             bot_id: string;
             /** @enum {string} */
-            state: "building" | "pulling" | "running" | "stopped" | "crashed" | "timeout" | "removed";
+            state: "building" | "pulling" | "starting" | "running" | "unhealthy" | "stopped" | "crashed" | "timeout" | "removed";
             exit_code?: number | null;
             oom_killed?: boolean;
             restarts?: number;
@@ -1311,6 +1389,13 @@ export interface components {
             image?: string;
             container_id?: string;
             runner_id?: string;
+            health?: {
+                /** @enum {string} */
+                status: "starting" | "healthy" | "unhealthy";
+                failures: number;
+                output: string;
+                at: string;
+            };
         } | {
             run_id: string;
             seq: number;
@@ -1345,7 +1430,7 @@ export interface components {
             status?: "failure";
             error: {
                 /** @enum {string} */
-                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_UNHEALTHY" | "BOT_UPDATE_FAILED" | "BOT_REGISTRY_UNREACHABLE";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -1371,7 +1456,7 @@ export interface components {
             tenant_id: string | null;
             address: string | null;
             /** @enum {string} */
-            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "workflow.promote" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
+            action: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "bot.update" | "bot.rollback" | "bot.env" | "workflow.save" | "workflow.rm" | "workflow.promote" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
             target: string | null;
             /** @enum {string} */
             outcome: "ok" | "denied" | "failed";
@@ -1385,7 +1470,7 @@ export interface components {
             /** @enum {string} */
             mode: "simple" | "custom" | "image";
             /** @enum {string} */
-            state: "building" | "pulling" | "running" | "stopped" | "crashed" | "timeout" | "removed";
+            state: "building" | "pulling" | "starting" | "running" | "unhealthy" | "stopped" | "crashed" | "timeout" | "removed";
             image: string | null;
             runner_id: string | null;
             run_id: string | null;
@@ -1402,6 +1487,30 @@ export interface components {
             started_at: string | null;
             finished_at: string | null;
             expires_at: string;
+            health: {
+                /** @enum {string} */
+                status: "starting" | "healthy" | "unhealthy";
+                failures: number;
+                output: string;
+                at: string;
+            } | null;
+            version: number;
+        };
+        BotVersion: {
+            version: number;
+            /** @enum {string} */
+            state: "starting" | "live" | "failed" | "replaced";
+            /** @enum {string} */
+            reason: "start" | "update" | "rollback" | "env";
+            run_id: string | null;
+            image: string | null;
+            summary: {
+                [key: string]: unknown;
+            };
+            error: components["schemas"]["ErrorInfo"] | null;
+            created_by: string | null;
+            created_at: string;
+            finished_at: string | null;
         };
         Budget: {
             /** @enum {string} */
@@ -4124,7 +4233,7 @@ export interface operations {
     listAudit: {
         parameters: {
             query?: {
-                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "workflow.save" | "workflow.rm" | "workflow.promote" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
+                action?: "login" | "logout" | "token.create" | "token.revoke" | "user.add" | "user.remove" | "user.passwd" | "secret.set" | "secret.rm" | "run.cancel" | "run.approve" | "run.reject" | "bot.start" | "bot.stop" | "bot.rm" | "bot.update" | "bot.rollback" | "bot.env" | "workflow.save" | "workflow.rm" | "workflow.promote" | "hook.create" | "hook.rm" | "forge.add" | "forge.rm";
                 tenant?: string;
                 since?: string;
                 limit?: number;
@@ -5050,6 +5159,23 @@ export interface operations {
                     };
                     /** @default [] */
                     secrets?: string[];
+                    /** @default [] */
+                    secret_env?: string[];
+                    health?: {
+                        cmd?: string;
+                        http?: {
+                            port: number;
+                            path: string;
+                        };
+                        /** @default 30000 */
+                        interval_ms?: number;
+                        /** @default 5000 */
+                        timeout_ms?: number;
+                        /** @default 3 */
+                        retries?: number;
+                        /** @default 0 */
+                        start_period_ms?: number;
+                    };
                     /**
                      * @default no
                      * @enum {string}
@@ -5174,7 +5300,7 @@ export interface operations {
                         /** @enum {string} */
                         mode: "simple" | "custom" | "image";
                         /** @enum {string} */
-                        state: "building" | "pulling" | "running" | "stopped" | "crashed" | "timeout" | "removed";
+                        state: "building" | "pulling" | "starting" | "running" | "unhealthy" | "stopped" | "crashed" | "timeout" | "removed";
                         image: string | null;
                         runner_id: string | null;
                         run_id: string | null;
@@ -5191,6 +5317,14 @@ export interface operations {
                         started_at: string | null;
                         finished_at: string | null;
                         expires_at: string;
+                        health: {
+                            /** @enum {string} */
+                            status: "starting" | "healthy" | "unhealthy";
+                            failures: number;
+                            output: string;
+                            at: string;
+                        } | null;
+                        version: number;
                         last_logs: string[];
                     };
                 };
@@ -5428,6 +5562,503 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Bot"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateBot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    mode?: "simple" | "custom" | "image";
+                    files?: {
+                        [key: string]: string;
+                    };
+                    code?: string;
+                    entrypoint?: string;
+                    requirements?: string[];
+                    archive?: string;
+                    git?: {
+                        url: string;
+                        ref?: string;
+                    };
+                    image?: string;
+                    registry?: {
+                        username: string;
+                        password: string;
+                        server?: string;
+                    };
+                    env?: {
+                        [key: string]: string;
+                    };
+                    secrets?: string[];
+                    secret_env?: string[];
+                    health?: {
+                        cmd?: string;
+                        http?: {
+                            port: number;
+                            path: string;
+                        };
+                        /** @default 30000 */
+                        interval_ms?: number;
+                        /** @default 5000 */
+                        timeout_ms?: number;
+                        /** @default 3 */
+                        retries?: number;
+                        /** @default 0 */
+                        start_period_ms?: number;
+                    };
+                    /** @enum {string} */
+                    restart?: "no" | "on-failure" | "always";
+                    max_restarts?: number;
+                    /** @default 10 */
+                    min_ready_secs?: number;
+                    /** @default 600 */
+                    timeout_secs?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description switched to the new version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bot: components["schemas"]["Bot"];
+                        version: components["schemas"]["BotVersion"];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rollbackBot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default 10 */
+                    min_ready_secs?: number;
+                    /** @default 600 */
+                    timeout_secs?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description back on the previous version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bot: components["schemas"]["Bot"];
+                        version: components["schemas"]["BotVersion"];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listBotVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description its versions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bot: string;
+                        current: number;
+                        versions: components["schemas"]["BotVersion"][];
+                    };
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBotEnv: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description its variables */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bot: string;
+                        version: number;
+                        env: {
+                            name: string;
+                            value: string;
+                            secret: boolean;
+                            stored: boolean;
+                        }[];
+                    };
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    changeBotEnv: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default {} */
+                    set?: {
+                        [key: string]: string;
+                    };
+                    /** @default [] */
+                    secret?: string[];
+                    /** @default [] */
+                    unset?: string[];
+                    /** @default 10 */
+                    min_ready_secs?: number;
+                    /** @default 600 */
+                    timeout_secs?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description running with the new environment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bot: components["schemas"]["Bot"];
+                        version: components["schemas"]["BotVersion"];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description no token, or not a valid one; the hint says how to send one */

@@ -16,6 +16,7 @@ import { approvalRoutes } from "./routes/approvals.js";
 import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
+import { botVersionRoutes } from "./routes/bot-versions.js";
 import { botRoutes } from "./routes/bots.js";
 import { budgetRoutes } from "./routes/budgets.js";
 import { forgeRoutes } from "./routes/forges.js";
@@ -201,6 +202,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     usageRoutes(api, deps);
     agentRoutes(api, deps);
     botRoutes(api, deps);
+    botVersionRoutes(api, deps);
     orchestratorJobRoutes(api, deps);
     validateRoutes(api, deps);
     workflowRoutes(api, deps);

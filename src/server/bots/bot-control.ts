@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { botModes, botStates, liveBotStates } from "../../core/bot-states.js";
+import { BotHealthReport } from "../../core/bot-health.js";
+import { type BotState, botModes, botStates, liveBotStates, upBotStates } from "../../core/bot-states.js";
 import { RunyardError } from "../../core/errors.js";
 import { ErrorInfo, isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
@@ -41,11 +42,16 @@ export const BotView = z.object({
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),
   expires_at: z.string(),
+  health: BotHealthReport.nullable().describe(
+    "with a health check: the last probe's status, failures in a row and output (masked, at most 1 KiB)",
+  ),
+  version: z.number().int().describe("the version running now: 1 at its start, one more per update"),
 });
 export type BotView = z.infer<typeof BotView>;
 
 export function botView(bot: BotRecord, now = Date.now()): BotView {
-  const running = bot.state === "running" && bot.started_at !== null;
+  const up = (upBotStates as readonly BotState[]).includes(bot.state);
+  const running = up && bot.started_at !== null;
   return {
     id: bot.id,
     name: bot.name,
@@ -60,13 +66,15 @@ export function botView(bot: BotRecord, now = Date.now()): BotView {
     oom_killed: bot.oom_killed,
     error: bot.error,
     uptime_secs: running ? Math.max(0, Math.round((now - Date.parse(bot.started_at!)) / 1000)) : null,
-    memory_bytes: bot.state === "running" ? bot.memory_bytes : null,
-    cpu_percent: bot.state === "running" ? bot.cpu_percent : null,
-    stats_at: bot.state === "running" ? bot.stats_at : null,
+    memory_bytes: up ? bot.memory_bytes : null,
+    cpu_percent: up ? bot.cpu_percent : null,
+    stats_at: up ? bot.stats_at : null,
     created_at: bot.created_at,
     started_at: bot.started_at,
     finished_at: bot.finished_at,
     expires_at: bot.expires_at,
+    health: bot.health,
+    version: bot.version,
   };
 }
 
@@ -111,6 +119,17 @@ export class BotControl {
       },
       { trigger },
     );
+    await this.deps.store.botVersions
+      .create({
+        bot_id: bot.id,
+        version: 1,
+        run_id: run.id,
+        state: "live",
+        reason: "start",
+        summary: (bot.spec ?? {}) as Record<string, unknown>,
+        created_by: submitterId(principal),
+      })
+      .catch(() => undefined);
     return { bot, runId: run.id };
   }
 

@@ -189,6 +189,12 @@ export class RunService {
     }
   }
 
+  /** The bot run module: a bot update makes its next version's spec with it. */
+  botRuns(): BotRuns {
+    if (!this.kinds.bot) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
+    return this.kinds.bot;
+  }
+
   private agents(): AgentRuns {
     if (!this.kinds.agent) throw new RunyardError("INVALID_INPUT", "this server does not run agent runs");
     return this.kinds.agent;
