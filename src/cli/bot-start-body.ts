@@ -2,10 +2,13 @@ import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { packBotFolder } from "./bot-context.js";
+import { type BotHealthFlags, healthOf, readEnvFile } from "./bot-health-flags.js";
 import type { CliContext } from "./context.js";
 
 /** The flags of `runyard bot start NAME` (the avtomatika-bot CLI's, and runyard's own). */
-export interface BotStartFlags {
+export interface BotStartFlags extends BotHealthFlags {
+  /** A file of NAME=value lines; -e wins over it. */
+  envFile?: string;
   simple?: string[];
   entrypoint?: string;
   requirement: string[];
@@ -234,7 +237,8 @@ export async function botStartBody(
   }
   const maxRestarts = count("--max-restarts", flags.maxRestarts, 0);
   const lifetime = count("--lifetime", flags.lifetime, 1);
-  const env = envOf(flags.env, ctx.env);
+  const env = { ...(flags.envFile ? await readEnvFile(flags.envFile) : {}), ...envOf(flags.env, ctx.env) };
+  const health = healthOf(flags);
 
   let source: Record<string, unknown>;
   if (flags.simple) {
@@ -272,6 +276,7 @@ export async function botStartBody(
     ...source,
     env,
     secrets: flags.secret,
+    ...(health ? { health } : {}),
     ...(flags.restart ? { restart: flags.restart } : {}),
     ...(maxRestarts !== undefined ? { max_restarts: maxRestarts } : {}),
     ...(lifetime !== undefined ? { lifetime_secs: lifetime } : {}),

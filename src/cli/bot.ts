@@ -88,6 +88,7 @@ async function watchStart(
   let ended: Ended | undefined;
   let timer: NodeJS.Timeout | undefined;
   let interrupted = false;
+  let unhealthy: string | undefined;
   const off = ctx.onInterrupt(() => {
     interrupted = true;
     abort.abort();
@@ -114,6 +115,9 @@ async function watchStart(
           if (checkSecs <= 0) abort.abort();
           else timer = setTimeout(() => abort.abort(), checkSecs * 1000);
         }
+      } else if (event.state === "unhealthy" && !ended) {
+        unhealthy = event.health?.output ?? "";
+        abort.abort();
       } else if (endedStates.has(event.state)) {
         // The runner's word carries the exit and the last lines; the server's last word may add the error.
         ended = {
@@ -142,6 +146,13 @@ async function watchStart(
   }
   if (ended) {
     reportEnded({ name, state: ended.state }, ended, ctx);
+    return 1;
+  }
+  if (unhealthy !== undefined) {
+    ctx.stderr.write(
+      `bot ${name} is unhealthy: its health check failed its retries in a row\nlast probe: ${unhealthy}\n` +
+        `hint: \`runyard bot status ${name}\` shows the last probe; fix the bot or its health check and \`runyard bot update ${name}\`.\n`,
+    );
     return 1;
   }
   if (interrupted && !running) {
@@ -221,12 +232,16 @@ export async function botList(flags: { json?: boolean }, ctx: CliContext): Promi
     ctx.stdout.write("no bots yet; start one with `runyard bot start NAME --simple bot.py`\n");
     return 0;
   }
-  const rows = [["NAME", "MODE", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IMAGE"]];
+  const rows = [
+    ["NAME", "MODE", "STATE", "HEALTH", "VERSION", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IMAGE"],
+  ];
   for (const bot of bots) {
     rows.push([
       bot.name,
       bot.mode,
       bot.error && bot.state === "crashed" ? `${bot.state} (${bot.error.code})` : bot.state,
+      healthCell(bot.health),
+      String(bot.version),
       duration(bot.uptime_secs),
       String(bot.restarts),
       memory(bot.memory_bytes),
@@ -236,6 +251,14 @@ export async function botList(flags: { json?: boolean }, ctx: CliContext): Promi
   }
   ctx.stdout.write(`${table(rows)}\n`);
   return 0;
+}
+
+/** A health report in one cell: its status, and the last probe's first line when it failed. */
+function healthCell(health: BotView["health"]): string {
+  if (!health) return "-";
+  if (health.status === "healthy" || health.failures === 0) return health.status;
+  const first = health.output.split("\n").find((line) => line.trim() !== "") ?? "";
+  return `${health.status} (${health.failures} failed${first ? `: ${first.slice(0, 40)}` : ""})`;
 }
 
 /** `runyard bot status NAME`: the state, how it runs now, and why it ended if it did. */
@@ -249,6 +272,7 @@ export async function botStatus(name: string, flags: { json?: boolean }, ctx: Cl
   const rows: [string, string][] = [
     ["state", bot.state],
     ["mode", bot.mode],
+    ["version", String(bot.version)],
     ["image", bot.image ?? "-"],
     ["runner", bot.runner_id ?? "-"],
     ["uptime", duration(bot.uptime_secs)],
@@ -263,6 +287,13 @@ export async function botStatus(name: string, flags: { json?: boolean }, ctx: Cl
       `${bot.expires_at}${left > 0 && !endedStates.has(bot.state) ? ` (in ${duration(left)})` : ""}`,
     ],
   ];
+  if (bot.health) {
+    rows.push([
+      "health",
+      `${bot.health.status} (${bot.health.failures} failed in a row, probed ${bot.health.at})`,
+    ]);
+    rows.push(["last probe", bot.health.output.replace(/\n/g, " | ") || "(no output)"]);
+  }
   if (bot.error) {
     rows.push(["error", `${bot.error.code}: ${bot.error.message.split("\n")[0]}`]);
     if (bot.error.hint) rows.push(["hint", bot.error.hint]);

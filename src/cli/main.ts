@@ -23,6 +23,41 @@ const rawOption = (command: Command): Command => command.option("--raw", rawHelp
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** The health check flags of `bot start` and `bot update`. */
+function botHealthOptions(command: Command): Command {
+  return command
+    .option("--health-cmd <cmd>", "health check: a shell command run inside the container; exit 0 is healthy")
+    .option(
+      "--health-http <port/path>",
+      "health check: GET this port and path inside the container's network, e.g. 8080/healthz",
+    )
+    .option("--health-interval <duration>", "time between probes (default 30s)")
+    .option("--health-timeout <duration>", "a probe that takes longer fails and is killed (default 5s)")
+    .option("--health-retries <n>", "failures in a row that make it unhealthy (default 3)")
+    .option(
+      "--health-start-period <duration>",
+      "failures this soon after the start do not count (default 0s)",
+    );
+}
+
+const botHealthHelp = `
+Health: with --health-cmd or --health-http the bot is "starting" until a probe passes, "running" while
+they pass, and "unhealthy" after --health-retries failures in a row; an unhealthy bot is restarted
+if its --restart policy says so. \`runyard bot status NAME\` shows the last probe's output.`;
+
+/** How long `bot update`, `rollback` and `env set|unset` wait for the new version. */
+function updateWaitOptions(command: Command): Command {
+  return command
+    .option(
+      "--min-ready <duration>",
+      "without a health check: how long the new version must run first (default 10s)",
+    )
+    .option(
+      "--timeout <duration>",
+      "give up on the new version after this long, build included (default 4m, at most 280s)",
+    );
+}
+
 /** Flags shared by the commands that talk to a server. */
 function serverFlags(command: Command): Command {
   return command
@@ -733,48 +768,54 @@ function buildProgram(
       "long-running bots in hardened Docker containers, with the avtomatika-bot CLI's flags (AVTOMATIKA_URL and AVTOMATIKA_TOKEN work as RUNYARD_SERVER_URL and RUNYARD_TOKEN)",
     );
   submitFlags(
-    bot
-      .command("start")
-      .argument("<name>", "the bot's name, e.g. echo-bot")
-      .description("build (or pull) and start a bot; shows the progress until it runs, exit 1 if it crashes")
-      .option(
-        "--simple <files...>",
-        "simple: your code files (sent by base name); runyard writes the Dockerfile",
-      )
-      .option(
-        "--entrypoint <file>",
-        "simple: the file to run (default: the only file, main.py, bot.py or index.js)",
-      )
-      .option(
-        "-r, --requirement <spec>",
-        "simple: a pip (or npm) package, or a requirements .txt file (repeatable)",
-        collect,
-        [],
-      )
-      .option(
-        "--custom <dir|archive|git-url>",
-        "custom: a folder, .tar/.tar.gz/.zip or git URL with a Dockerfile at its top",
-      )
-      .option("--ref <ref>", "custom git: the branch or tag")
-      .option("--image <ref>", "image: a ready image, e.g. ghcr.io/user/bot:v1")
-      .option("--registry-user <user>", "image: the private registry's username")
-      .option("--registry-password-stdin", "image: read the registry password (or token) from stdin")
-      .option("--registry-server <host>", "image: the registry's host, when not the image's")
-      .option(
-        "-e, --env <NAME=value>",
-        "container env; NAME alone passes this shell's value (repeatable)",
-        collect,
-        [],
-      )
-      .option("--secret <NAME>", "a stored secret given to the container as env (repeatable)", collect, [])
-      .option("--restart <policy>", "no (default), on-failure or always")
-      .option("--max-restarts <n>", "crashes in a row before it stays crashed (default 5)")
-      .option("--lifetime <seconds>", "stop it (timeout) after this long; at most the server's 24 h")
-      .option("--group <group>", "the runner group whose Docker runs it")
-      .option("--label <label>", "a runner label it needs (repeatable)", collect, [])
-      .option("--check <seconds>", "once running, watch this long for an immediate crash (default 3)")
-      .option("-d, --detach", "return once submitted, without watching")
-      .option("--json", "JSON output: the start answer, then the bot"),
+    botHealthOptions(
+      bot
+        .command("start")
+        .argument("<name>", "the bot's name, e.g. echo-bot")
+        .description(
+          "build (or pull) and start a bot; shows the progress until it runs, exit 1 if it crashes",
+        )
+        .option(
+          "--simple <files...>",
+          "simple: your code files (sent by base name); runyard writes the Dockerfile",
+        )
+        .option(
+          "--entrypoint <file>",
+          "simple: the file to run (default: the only file, main.py, bot.py or index.js)",
+        )
+        .option(
+          "-r, --requirement <spec>",
+          "simple: a pip (or npm) package, or a requirements .txt file (repeatable)",
+          collect,
+          [],
+        )
+        .option(
+          "--custom <dir|archive|git-url>",
+          "custom: a folder, .tar/.tar.gz/.zip or git URL with a Dockerfile at its top",
+        )
+        .option("--ref <ref>", "custom git: the branch or tag")
+        .option("--image <ref>", "image: a ready image, e.g. ghcr.io/user/bot:v1")
+        .option("--registry-user <user>", "image: the private registry's username")
+        .option("--registry-password-stdin", "image: read the registry password (or token) from stdin")
+        .option("--registry-server <host>", "image: the registry's host, when not the image's")
+        .option(
+          "-e, --env <NAME=value>",
+          "container env; NAME alone passes this shell's value (repeatable)",
+          collect,
+          [],
+        )
+        .option("--secret <NAME>", "a stored secret given to the container as env (repeatable)", collect, [])
+        .option("--restart <policy>", "no (default), on-failure or always")
+        .option("--max-restarts <n>", "crashes in a row before it stays crashed (default 5)")
+        .option("--lifetime <seconds>", "stop it (timeout) after this long; at most the server's 24 h")
+        .option("--group <group>", "the runner group whose Docker runs it")
+        .option("--label <label>", "a runner label it needs (repeatable)", collect, [])
+        .option("--check <seconds>", "once running, watch this long for an immediate crash (default 3)")
+        .option("-d, --detach", "return once submitted, without watching")
+        .option("--json", "JSON output: the start answer, then the bot")
+        .option("--env-file <file>", "container env from a file of NAME=value lines (-e wins)")
+        .addHelpText("after", botHealthHelp),
+    ),
   ).action(async (name: string, flags) =>
     setExit(await (await import("./bot.js")).botStart(name, flags, await ctx(apiOverrides(flags)))),
   );
@@ -819,6 +860,107 @@ function buildProgram(
   serverFlags(bot.command("rm").argument("<name>").description("remove a bot (stopping it first)")).action(
     async (name: string, flags) =>
       setExit(await (await import("./bot.js")).botRemove(name, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    botHealthOptions(
+      updateWaitOptions(
+        bot
+          .command("update")
+          .argument("<name>")
+          .description(
+            "start a new version beside the running one (new code, archive, image or settings); the old one stops once the new one is healthy, and keeps running if it is not (BOT_UPDATE_FAILED)",
+          )
+          .option("--simple <files...>", "simple: the new code files")
+          .option("--entrypoint <file>", "simple: the file to run")
+          .option("-r, --requirement <spec>", "simple: a pip (or npm) package (repeatable)", collect, [])
+          .option("--custom <dir|archive|git-url>", "custom: a folder, archive or git URL with a Dockerfile")
+          .option("--ref <ref>", "custom git: the branch or tag")
+          .option("--image <ref>", "image: the new image")
+          .option("--registry-user <user>", "image: the private registry's username")
+          .option("--registry-password-stdin", "image: read the registry password from stdin")
+          .option("--registry-server <host>", "image: the registry's host")
+          .option(
+            "-e, --env <NAME=value>",
+            "the whole new env (replaces the running one's; repeatable)",
+            collect,
+            [],
+          )
+          .option("--env-file <file>", "the whole new env from a file of NAME=value lines")
+          .option(
+            "--secret <NAME>",
+            "stored secrets given as env (replaces the list; repeatable)",
+            collect,
+            [],
+          )
+          .option("--restart <policy>", "no, on-failure or always")
+          .option("--max-restarts <n>", "crashes in a row before it stays crashed")
+          .option("--json", "JSON output"),
+      ),
+    ).addHelpText("after", botHealthHelp),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-update.js")).botUpdate(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    updateWaitOptions(
+      bot
+        .command("rollback")
+        .argument("<name>")
+        .description("return to the version before the current one, through the same safe update")
+        .option("--json", "JSON output"),
+    ),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-update.js")).botRollback(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    bot
+      .command("versions")
+      .argument("<name>")
+      .description("a bot's versions, newest first")
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-update.js")).botVersions(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  const botEnv = bot
+    .command("env")
+    .description("a bot's environment: list, set, unset (a change restarts it safely)");
+  serverFlags(
+    botEnv
+      .command("list")
+      .argument("<name>")
+      .description("its variables, secrets masked")
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-update.js")).botEnvList(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    updateWaitOptions(
+      botEnv
+        .command("set")
+        .argument("<name>")
+        .argument("[pairs...]", "NAME=value, or NAME alone for this shell's value")
+        .description("set variables; the bot restarts through a safe update")
+        .option("--secret <NAME>", "one secret variable whose value is read from stdin (shown masked)")
+        .option("--env-file <file>", "variables from a file of NAME=value lines")
+        .option("--json", "JSON output"),
+    ),
+  ).action(async (name: string, pairs: string[], flags) =>
+    setExit(
+      await (await import("./bot-update.js")).botEnvSet(name, pairs, flags, await ctx(apiOverrides(flags))),
+    ),
+  );
+  serverFlags(
+    updateWaitOptions(
+      botEnv
+        .command("unset")
+        .argument("<name>")
+        .argument("<variables...>")
+        .description("remove variables; the bot restarts through a safe update")
+        .option("--json", "JSON output"),
+    ),
+  ).action(async (name: string, names: string[], flags) =>
+    setExit(
+      await (await import("./bot-update.js")).botEnvUnset(name, names, flags, await ctx(apiOverrides(flags))),
+    ),
   );
 
   const runs = program.command("runs").description("look at and control runs on a server");

@@ -170,9 +170,11 @@ export const UpdateBotBody = z.strictObject({
     .number()
     .int()
     .min(10)
-    .max(3600)
-    .default(600)
-    .describe("how long to wait for the new version (build included) before giving up on it"),
+    .max(280)
+    .default(240)
+    .describe(
+      "how long to wait for the new version (build included) before giving up on it; the answer comes within it",
+    ),
 });
 export type UpdateBotBody = z.infer<typeof UpdateBotBody>;
 
