@@ -1,7 +1,7 @@
 import type { BotHealth, BotHealthReport } from "../core/bot-health.js";
 import { type BotState, upBotStates } from "../core/bot-states.js";
 import type { ContainerLimits } from "../exec/container-spec.js";
-import type { DockerEngine } from "../exec/docker-engine.js";
+import type { ContainerStats, DockerEngine } from "../exec/docker-engine.js";
 import { botContainer } from "./container-spec.js";
 import { HealthMonitor } from "./health-monitor.js";
 import { healthProbe, type Probe } from "./health-probe.js";
@@ -59,6 +59,8 @@ export interface BotStatus {
   /** From the engine while a container runs, else null. */
   memoryBytes: number | null;
   cpuPercent: number | null;
+  /** The whole sample (limit, network, pids) while a container runs, else undefined. */
+  usage?: ContainerStats;
 }
 
 export interface ReconciledContainers {
@@ -136,6 +138,11 @@ export class BotSupervisor {
       maxRestarts: options.bot.restartPolicy?.maxRestarts ?? 5,
       backoffMs: options.bot.restartPolicy?.backoffMs ?? 1000,
     };
+  }
+
+  /** The container running now, if any (the runner reaches its network through it). */
+  get runningContainer(): string | null {
+    return this.state === "running" ? this.containerId : null;
   }
 
   get containerName(): string {
@@ -281,9 +288,11 @@ export class BotSupervisor {
     const id = this.containerId;
     let memoryBytes: number | null = null;
     let cpuPercent: number | null = null;
+    let usage: ContainerStats | undefined;
     if (id !== null && this.up) {
       try {
-        ({ memoryBytes, cpuPercent } = await this.engine.stats(id));
+        usage = await this.engine.stats(id);
+        ({ memoryBytes, cpuPercent } = usage);
       } catch {
         // The container ended between the two calls; its watcher reports that.
       }
@@ -295,6 +304,7 @@ export class BotSupervisor {
       exitCode: this.exitCode,
       memoryBytes,
       cpuPercent,
+      ...(usage ? { usage } : {}),
     };
   }
 

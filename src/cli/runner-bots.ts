@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { botBaseImagesFromEnv } from "../bots/simple-build.js";
 import type { Logger } from "../core/logger.js";
-import type { BotStats } from "../core/protocol.js";
+import type { BotCall, BotReply, BotStats } from "../core/protocol.js";
 import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
 import { BotJobHandler } from "../runner/handlers/bot.js";
 
@@ -18,6 +18,7 @@ export interface RunnerBots {
   found: string[];
   remove(botId: string): Promise<void>;
   stats(): BotStats[];
+  call?(botId: string, call: BotCall): Promise<BotReply>;
 }
 
 /**
@@ -53,6 +54,7 @@ export async function runnerBots(
     engine,
     baseImages: botBaseImagesFromEnv(env),
     workDir,
+    logDir: join(stateDir, "bot-logs"),
     env,
     allowLocalGit: env.RUNYARD_BOT_GIT_LOCAL === "1",
     labels: mine,
@@ -67,6 +69,7 @@ export async function runnerBots(
     labels: ["docker"],
     found: [...new Set(found)],
     stats: () => handler.takeStats(),
+    call: (botId, call) => handler.call(botId, call),
     async remove(botId) {
       if (handler.held.has(botId)) return;
       for (const container of await own()) {

@@ -459,7 +459,12 @@ export async function localRunnerDaemon(
         ...(bots.handler ? { bot: bots.handler } : {}),
       },
       ...(bots.missing ? { missing: { bot: bots.missing } } : {}),
-      bots: { found: bots.found, remove: (botId) => bots.remove(botId), stats: () => bots.stats() },
+      bots: {
+        found: bots.found,
+        remove: (botId) => bots.remove(botId),
+        stats: () => bots.stats(),
+        ...(bots.call ? { call: bots.call } : {}),
+      },
       logger: connection.logger,
       journal: new JobJournal(stateDir),
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.

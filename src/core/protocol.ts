@@ -46,8 +46,42 @@ export const BotStats = z.object({
   memory_bytes: z.number().nonnegative(),
   cpu_percent: z.number().nonnegative(),
   at: z.string(),
+  /** The container's memory limit; null when the engine did not say. */
+  memory_limit_bytes: z.number().nonnegative().nullable().default(null),
+  /** Bytes received and sent by the container since it started (0 without a network). */
+  net_rx_bytes: z.number().nonnegative().default(0),
+  net_tx_bytes: z.number().nonnegative().default(0),
+  pids: z.number().int().nonnegative().default(0),
+  /** Restarts of the bot's container in its current life, at the sample. */
+  restarts: z.number().int().nonnegative().default(0),
 });
 export type BotStats = z.infer<typeof BotStats>;
+
+/** What the server asks of a bot the runner holds (`bot_call`): an inbound webhook, or its kept log. */
+export const BotCall = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("hook"),
+    /** The container port the request goes to, inside the bot's own network. */
+    port: z.number().int().min(1).max(65_535),
+    method: z.string(),
+    /** The path and query after the bot's hook prefix, starting with `/`. */
+    path: z.string(),
+    headers: z.record(z.string(), z.string()),
+    body_base64: z.string(),
+  }),
+  z.object({ kind: z.literal("log") }),
+]);
+export type BotCall = z.infer<typeof BotCall>;
+
+/** The runner's answer to a `bot_call`. */
+export const BotReply = z.object({
+  status: z.number().int(),
+  headers: z.record(z.string(), z.string()).default({}),
+  body_base64: z.string().default(""),
+  /** Set when the call could not be made (no such bot here, the port not answering...). */
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type BotReply = z.infer<typeof BotReply>;
 
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;
@@ -93,6 +127,8 @@ export const RunnerMessage = z.discriminatedUnion("type", [
     batch: z.number().int().positive(),
     events: z.array(EventInputSchema),
   }),
+  /** The answer to the server's `bot_call` of the same id. */
+  z.object({ type: z.literal("bot_reply"), call_id: z.string(), reply: BotReply }),
   z.object({
     type: z.literal("finished"),
     job_id: z.string(),
@@ -123,6 +159,8 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("cancel"), job_id: z.string() }),
   /** A bot container the runner reported at hello belongs to no live bot of its: remove it. */
   z.object({ type: z.literal("remove_bot"), bot_id: z.string() }),
+  /** Asks the runner about a bot it holds; it answers `bot_reply` with the same id. */
+  z.object({ type: z.literal("bot_call"), call_id: z.string(), bot_id: z.string(), call: BotCall }),
   /** The server no longer wants this job (lease expired, run ended): stop it and forget it. */
   z.object({ type: z.literal("drop"), job_id: z.string() }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string(), hint: z.string().optional() }),

@@ -67,6 +67,8 @@ export interface ContainerInspection {
   finishedAt: string | null;
   restartCount: number;
   labels: Record<string, string>;
+  /** The host pid of the container's first process while it runs, else 0 (its namespaces are under /proc). */
+  pid: number;
 }
 
 export interface LogOptions {
@@ -83,6 +85,12 @@ export interface ContainerStats {
   memoryBytes: number;
   /** Of one CPU: 50 means half a core. */
   cpuPercent: number;
+  /** The cgroup's memory limit; undefined when the engine did not say. */
+  memoryLimitBytes?: number;
+  /** Summed over the container's interfaces since it started. */
+  netRxBytes?: number;
+  netTxBytes?: number;
+  pids?: number;
 }
 
 export interface ContainerEvent {
@@ -275,6 +283,7 @@ export class DockerEngine {
       finishedAt: dockerTime(info.State.FinishedAt),
       restartCount: info.RestartCount,
       labels: info.Config.Labels ?? {},
+      pid: info.State.Pid ?? 0,
     };
   }
 
@@ -315,7 +324,21 @@ export class DockerEngine {
     const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
     const cpus = s.cpu_stats.online_cpus ?? s.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
     const cpuPercent = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0;
-    return { memoryBytes, cpuPercent };
+    let netRxBytes = 0;
+    let netTxBytes = 0;
+    for (const net of Object.values(s.networks ?? {})) {
+      netRxBytes += net.rx_bytes ?? 0;
+      netTxBytes += net.tx_bytes ?? 0;
+    }
+    const limit = s.memory_stats.limit;
+    return {
+      memoryBytes,
+      cpuPercent,
+      ...(typeof limit === "number" && limit > 0 ? { memoryLimitBytes: limit } : {}),
+      netRxBytes,
+      netTxBytes,
+      pids: s.pids_stats?.current ?? 0,
+    };
   }
 
   /**

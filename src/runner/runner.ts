@@ -6,6 +6,8 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, type JobKind, type JobResult, jobKinds, jobLogFields } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import {
+  type BotCall,
+  type BotReply,
   type BotStats,
   type RunnerInfo,
   type RunnerMessage,
@@ -54,6 +56,8 @@ export interface RunnerDaemonOptions {
     remove(botId: string): Promise<void>;
     /** New samples of the held bots' use since the last call, sent with the next heartbeat. */
     stats?(): BotStats[];
+    /** Answers the server's `bot_call`: a webhook forwarded to a held bot, or a bot's kept log. */
+    call?(botId: string, call: BotCall): Promise<BotReply>;
   };
 }
 
@@ -409,6 +413,31 @@ export class RunnerDaemon {
           );
         }
         break;
+      case "bot_call": {
+        const answer = this.options.bots?.call;
+        const reply: Promise<BotReply> = answer
+          ? answer(message.bot_id, message.call)
+          : Promise.resolve({
+              status: 503,
+              headers: {},
+              body_base64: "",
+              error: { code: "BOT_NOT_RUNNING", message: "this runner runs no bots" },
+            });
+        void reply
+          .catch(
+            (error: unknown): BotReply => ({
+              status: 502,
+              headers: {},
+              body_base64: "",
+              error: {
+                code: "BOT_HOOK_FAILED",
+                message: error instanceof Error ? error.message : String(error),
+              },
+            }),
+          )
+          .then((done) => this.send({ type: "bot_reply", call_id: message.call_id, reply: done }));
+        break;
+      }
       case "error":
         if (isRefusal(message.code)) {
           // Retrying cannot help: the id is someone else's until their token is revoked, a

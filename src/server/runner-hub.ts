@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { WebSocket } from "ws";
 import type { Logger } from "../core/logger.js";
-import { revokedCloseCode } from "../core/protocol.js";
+import { type BotCall, type BotReply, revokedCloseCode } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { JobQueue } from "./job-queue.js";
 import { RunnerSession, type SessionHost } from "./runner-session.js";
@@ -124,6 +124,16 @@ export class RunnerHub implements SessionHost {
     if (!session?.running.has(jobId) || !session.open) return false;
     session.send({ type: "cancel", job_id: jobId });
     return true;
+  }
+
+  /**
+   * Asks the runner holding a bot about it (a webhook to forward, its kept log) over its socket
+   * here; undefined when that runner is not connected to this replica.
+   */
+  callBot(runnerId: string, botId: string, call: BotCall, timeoutMs: number): Promise<BotReply> | undefined {
+    const session = this.live.get(runnerId);
+    if (!session?.open) return undefined;
+    return session.calls.call(botId, call, timeoutMs);
   }
 
   /** The job was lost (its lease expired): the runner's socket here, if any, drops it. */

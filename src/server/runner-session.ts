@@ -10,6 +10,7 @@ import {
   type ServerMessage,
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
+import { BotCalls } from "./bots/bot-calls.js";
 import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
 import { admitRunner } from "./runner-admission.js";
@@ -53,6 +54,8 @@ export class RunnerSession {
   private beating = false;
   /** A message failed because the database was away: the socket is closing, nothing more is taken. */
   private storeLost = false;
+  /** Bot calls sent over this socket and waiting for their `bot_reply`. */
+  readonly calls = new BotCalls((message) => this.send(message));
 
   constructor(
     readonly socket: WebSocket,
@@ -65,6 +68,11 @@ export class RunnerSession {
       // A heartbeat is answered and renews the leases at once, not behind the batches before it:
       // on a busy store those can take longer than a lease, and the runner would be taken for
       // dead (and its jobs lost) while it works.
+      // An answer to a bot call is not held up behind stored batches either.
+      if (message.type === "bot_reply") {
+        this.calls.answer(message.call_id, message.reply);
+        return;
+      }
       if (message.type === "heartbeat" && this.info) {
         void this.heartbeat(this.info.id, message.bots).catch((error: unknown) =>
           this.failed(error, "runner heartbeat failed"),
@@ -77,7 +85,10 @@ export class RunnerSession {
         .then(() => (this.storeLost ? undefined : this.receive(message)))
         .catch((error: unknown) => this.failed(error, "runner message failed"));
     });
-    socket.on("close", () => host.unregister(this));
+    socket.on("close", () => {
+      this.calls.closed();
+      host.unregister(this);
+    });
   }
 
   /**
@@ -299,6 +310,9 @@ export class RunnerSession {
         this.send({ type: "drop", job_id: message.job_id });
         break;
       }
+      case "bot_reply":
+        this.calls.answer(message.call_id, message.reply);
+        break;
       default:
         assertExhaustive(message, "runner message");
     }

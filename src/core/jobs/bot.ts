@@ -76,6 +76,8 @@ export const BotTask = z.object({
    * change): each version's container has a name of its own, so a new one runs beside the old.
    */
   version: z.number().int().positive().default(1),
+  /** The cap of the bot's whole output kept on its runner for download (rotated past it). */
+  log_max_bytes: z.number().int().positive().optional(),
 });
 export type BotTask = z.infer<typeof BotTask>;
 export type BotTaskInput = z.input<typeof BotTask>;

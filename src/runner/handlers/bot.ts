@@ -1,18 +1,23 @@
+import { join } from "node:path";
 import { type BotStateChange, BotSupervisor } from "../../bots/bot-supervisor.js";
 import type { BotState } from "../../core/bot-states.js";
 import { type ErrorCode, errorInfo, errorTable, toErrorInfo } from "../../core/errors.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import { type BotJob, type BotJobResult, type BotTask, botSteps } from "../../core/jobs/bot.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
-import type { BotStats } from "../../core/protocol.js";
+import type { BotCall, BotReply, BotStats } from "../../core/protocol.js";
 import { type DockerEngine, ImageBuildError } from "../../exec/docker-engine.js";
+import { forwardHook } from "./bot-hook.js";
 import { type BotImageDeps, prepareBotImage } from "./bot-image.js";
+import { BotLogFile } from "./bot-log-file.js";
 import { detachReason, type JobHandler, type JobIo } from "./types.js";
 
 export interface BotHandlerDeps extends BotImageDeps {
   engine: DockerEngine;
   /** Extra labels on every bot container (tests mark theirs). */
   labels?: Record<string, string>;
+  /** Where each bot's whole (masked) output is kept for download; `<workDir>/logs` if unset. */
+  logDir?: string;
 }
 
 /** One bot a runner holds now, for its heartbeats' stats. */
@@ -23,6 +28,9 @@ export interface HeldBot {
 
 /** How often the held bots' containers are sampled for status's memory and CPU. */
 const statsIntervalMs = 5000;
+
+/** Samples of one bot kept while the server is away (5 minutes of them). */
+const maxUnsentSamples = 60;
 
 const finalStates: ReadonlySet<BotState> = new Set(["stopped", "crashed", "timeout", "removed"]);
 
@@ -35,8 +43,8 @@ const finalStates: ReadonlySet<BotState> = new Set(["stopped", "crashed", "timeo
 export class BotJobHandler implements JobHandler<"bot"> {
   /** Bot id -> the bot held now. */
   readonly held = new Map<string, HeldBot>();
-  /** Bot id -> its newest sample not yet sent. */
-  private readonly samples = new Map<string, BotStats>();
+  /** Bot id -> its samples not yet sent (the newest few, should the server be away). */
+  private readonly samples = new Map<string, BotStats[]>();
   private sampler: NodeJS.Timeout | undefined;
   private sampling = false;
 
@@ -44,9 +52,44 @@ export class BotJobHandler implements JobHandler<"bot"> {
 
   /** The samples taken since the last call (they ride on the runner's next heartbeat). */
   takeStats(): BotStats[] {
-    const taken = [...this.samples.values()];
+    const taken = [...this.samples.values()].flat();
     this.samples.clear();
     return taken;
+  }
+
+  /**
+   * What the server asks of a bot held here: an inbound webhook forwarded to its container's port
+   * (inside the container's own network), or its whole kept log.
+   */
+  async call(botId: string, call: BotCall): Promise<BotReply> {
+    const held = this.held.get(botId);
+    if (call.kind === "log") {
+      const file = new BotLogFile(this.logDir, botId);
+      return { status: 200, headers: {}, body_base64: file.read().toString("base64") };
+    }
+    const containerId = held?.supervisor.runningContainer ?? null;
+    if (!containerId) {
+      return {
+        status: 503,
+        headers: {},
+        body_base64: "",
+        error: { code: "BOT_NOT_RUNNING", message: `bot ${botId} has no running container on this runner` },
+      };
+    }
+    const { pid } = await this.deps.engine.inspect(containerId);
+    if (!pid) {
+      return {
+        status: 503,
+        headers: {},
+        body_base64: "",
+        error: { code: "BOT_NOT_RUNNING", message: `bot ${botId}'s container is not running` },
+      };
+    }
+    return forwardHook(pid, call);
+  }
+
+  private get logDir(): string {
+    return this.deps.logDir ?? join(this.deps.workDir, "logs");
   }
 
   /**
@@ -62,12 +105,21 @@ export class BotJobHandler implements JobHandler<"bot"> {
         for (const { botId, supervisor } of this.held.values()) {
           const status = await supervisor.status().catch(() => undefined);
           if (status?.memoryBytes == null || status.cpuPercent == null) continue;
-          this.samples.set(botId, {
+          const kept = this.samples.get(botId) ?? [];
+          kept.push({
             bot_id: botId,
             memory_bytes: status.memoryBytes,
             cpu_percent: Math.round(status.cpuPercent * 100) / 100,
             at: new Date().toISOString(),
+            memory_limit_bytes: status.usage?.memoryLimitBytes ?? null,
+            net_rx_bytes: status.usage?.netRxBytes ?? 0,
+            net_tx_bytes: status.usage?.netTxBytes ?? 0,
+            pids: status.usage?.pids ?? 0,
+            restarts: status.restarts,
           });
+          // A server away for long gets the newest minutes, not all of them.
+          if (kept.length > maxUnsentSamples) kept.splice(0, kept.length - maxUnsentSamples);
+          this.samples.set(botId, kept);
         }
       } finally {
         this.sampling = false;
@@ -85,9 +137,21 @@ export class BotJobHandler implements JobHandler<"bot"> {
   async run(job: BotJob, io: JobIo): Promise<BotJobResult> {
     const task = job.payload;
     const masker = new SecretMasker([...task.secrets, ...secretsFromEnv(task.env)]);
-    const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
-    const result = await this.live(task, io, emit, masker);
-    return masker.maskDeep(result);
+    const log = new BotLogFile(this.logDir, task.bot_id, task.log_max_bytes);
+    const emit = (event: EventInput) => {
+      const masked = masker.maskDeep(event);
+      if (masked.type === "step.output" && masked.step === botSteps.run) {
+        const ts = new Date().toISOString();
+        for (const text of masked.data.replace(/\n$/, "").split("\n")) log.write(ts, masked.stream, text);
+      }
+      io.emit(masked);
+    };
+    try {
+      const result = await this.live(task, io, emit, masker);
+      return masker.maskDeep(result);
+    } finally {
+      log.close();
+    }
   }
 
   private async live(
