@@ -8,6 +8,7 @@ export type * from "./approvals.js";
 export type * from "./artifacts.js";
 export type * from "./audit.js";
 export type * from "./bot-versions.js";
+export * from "./bot-history.js";
 export type * from "./bots.js";
 export type * from "./budgets.js";
 export type * from "./concurrency-slots.js";

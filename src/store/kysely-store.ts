@@ -7,6 +7,7 @@ import { approvalsRepo } from "./approvals.js";
 import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
 import { botVersionsRepo } from "./bot-versions.js";
+import { botHistoryRepo } from "./bot-history.js";
 import { botsRepo } from "./bots.js";
 import { budgetsRepo } from "./budgets.js";
 import { aesGcmColumns, type ColumnCipher, isSealed, plainColumns } from "./column-cipher.js";
@@ -121,6 +122,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     secrets: secretsRepo(ctx),
     bots: botsRepo(ctx),
     botVersions: botVersionsRepo(ctx),
+    botHistory: botHistoryRepo(ctx),
     artifacts: artifactsRepo(ctx),
     audit: auditRepo(ctx),
     approvals: approvalsRepo(ctx),

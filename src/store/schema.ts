@@ -276,6 +276,34 @@ export interface BotVersionsTable {
   finished_at: string | null;
 }
 
+/** One sample (resolution 5) or one average over a minute (60) or ten (600) of a bot's use. */
+export interface BotSamplesTable {
+  bot_id: string;
+  tenant_id: string | null;
+  resolution: number;
+  at: string;
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes: number | null;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+  pids: number;
+  restarts: number;
+}
+
+/** One alert episode of a bot; `ended_at` null while it lasts. */
+export interface BotAlertsTable {
+  id: string;
+  bot_id: string;
+  tenant_id: string | null;
+  kind: string;
+  message: string;
+  started_at: string;
+  ended_at: string | null;
+  notified_at: string | null;
+  notify_error: string | null;
+}
+
 export interface ApprovalsTable {
   run_id: string;
   step: string;
@@ -459,6 +487,8 @@ export interface Database {
   schedule_ticks: ScheduleTicksTable;
   bots: BotsTable;
   bot_versions: BotVersionsTable;
+  bot_samples: BotSamplesTable;
+  bot_alerts: BotAlertsTable;
   runs: RunsTable;
   run_events: RunEventsTable;
   artifacts: ArtifactsTable;

@@ -3,6 +3,7 @@ import type { ApprovalsRepo } from "./approvals.js";
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotVersionsRepo } from "./bot-versions.js";
+import type { BotHistoryRepo } from "./bot-history.js";
 import type { BotsRepo } from "./bots.js";
 import type { BudgetsRepo } from "./budgets.js";
 import type { ConcurrencySlotsRepo } from "./concurrency-slots.js";
@@ -56,6 +57,8 @@ export interface Store {
   secrets: SecretsRepo;
   bots: BotsRepo;
   botVersions: BotVersionsRepo;
+  /** Bots' resource history and alert episodes. */
+  botHistory: BotHistoryRepo;
   artifacts: ArtifactsRepo;
   audit: AuditRepo;
   approvals: ApprovalsRepo;

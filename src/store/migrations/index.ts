@@ -26,6 +26,7 @@ import * as runRetries from "./0034_run_retries.js";
 import * as workflowCalls from "./0035_workflow_calls.js";
 import * as agentBudgets from "./0031_agent_budgets.js";
 import * as botVersions from "./0037_bot_versions.js";
+import * as botHistory from "./0038_bot_history.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -57,6 +58,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0035_workflow_calls": workflowCalls,
   "0031_agent_budgets": agentBudgets,
   "0037_bot_versions": botVersions,
+  "0038_bot_history": botHistory,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
