@@ -314,6 +314,14 @@ export const errorTable = {
     status: 200,
     hint: "Docker could not reach the registry: check its host and port, that it runs, and that the Docker host may connect to it.",
   },
+  BOT_NOT_RUNNING: {
+    status: 503,
+    hint: "The bot has no running container, or its runner is not connected to this server: `runyard bot status NAME` says where it is; try again once it runs.",
+  },
+  BOT_HOOK_FAILED: {
+    status: 502,
+    hint: "The bot did not answer on its webhook port: check that it listens on 0.0.0.0 or 127.0.0.1 at the port given with --webhook, and answers within 10 s.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

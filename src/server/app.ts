@@ -17,6 +17,8 @@ import { artifactRoutes } from "./routes/artifacts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botVersionRoutes } from "./routes/bot-versions.js";
+import { botHistoryRoutes } from "./routes/bot-history.js";
+import { botHookRoute } from "./routes/bot-hook.js";
 import { botRoutes } from "./routes/bots.js";
 import { budgetRoutes } from "./routes/budgets.js";
 import { forgeRoutes } from "./routes/forges.js";
@@ -203,6 +205,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     agentRoutes(api, deps);
     botRoutes(api, deps);
     botVersionRoutes(api, deps);
+    botHistoryRoutes(api, deps);
+    botHookRoute(api, deps);
     orchestratorJobRoutes(api, deps);
     validateRoutes(api, deps);
     workflowRoutes(api, deps);

@@ -62,6 +62,8 @@ const eventStreamPath = /^\/api\/runs\/([^/]+)\/(?:events|log)$/;
  * signature against the hook's secret before anything else. No other route is let through.
  */
 const hookDeliveryPath = /^\/api\/hooks\/[^/]+$/;
+/** A bot's inbound webhook (`POST /api/bots/ID/hook/...`): its route checks the bot's secret. */
+const botHookPath = /^\/api\/bots\/[^/]+\/hook(?:\/.*)?$/;
 /** A forge's webhook delivery (`POST /api/forges/ID/webhook`): signed, as a hook's. */
 const forgeDeliveryPath = /^\/api\/forges\/[^/]+\/webhook$/;
 
@@ -131,6 +133,7 @@ export function authHook(
     // The runner socket takes runner tokens only; its route checks them (runnerTokenOf).
     if (path === runnerSocketPath && request.method === "GET") return;
     if (request.method === "POST" && (hookDeliveryPath.test(path) || forgeDeliveryPath.test(path))) return;
+    if (request.method === "POST" && botHookPath.test(path)) return;
     // A path no route serves is a 404 with or without a token: the routes are public
     // (/openapi.json), so saying one does not exist tells nothing a token would hide.
     if (request.is404) return;

@@ -3,6 +3,7 @@ import type { Logger } from "../core/logger.js";
 import type { Store } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
+import type { BotWatch } from "./bots/bot-alerts.js";
 import type { EventBus } from "./event-bus.js";
 import type { IdempotencySettings } from "./idempotency.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
@@ -66,6 +67,8 @@ export interface ServerDeps {
   artifactLimits: ArtifactLimits;
   /** The largest custom-mode archive a bot start may upload (RUNYARD_MAX_BOT_UPLOAD_BYTES). */
   botUploadBytes: number;
+  /** Bots' alerts and history upkeep (`notify_hosts:` applies to their notify URLs). */
+  botWatch?: Pick<BotWatch, "refusalOf">;
   logger: Logger;
   version: string;
   /**

@@ -40,6 +40,7 @@ const errorStatuses = {
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
   429: "too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED)",
   500: "a bug in runyard; the server log has the details",
+  502: "the bot behind the route did not answer (BOT_HOOK_FAILED)",
   503: "the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds",
 } as const;
 type ErrorStatus = keyof typeof errorStatuses;

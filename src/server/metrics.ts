@@ -5,6 +5,7 @@ import { z } from "zod";
 import { type RunEvent, type RunKind, runKinds, runStatuses } from "../core/events.js";
 import type { Store } from "../store/index.js";
 import { requireServerWide } from "./auth.js";
+import { botGauges } from "./bots/bot-metrics.js";
 import { protectedErrorResponses } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
 import type { LoginRefusal } from "./identity/refused-logins.js";
@@ -48,7 +49,7 @@ export class ServerMetrics {
   private readonly unsubscribe: () => void;
 
   constructor(
-    store: Pick<Store, "runs" | "jobs" | "runners" | "fleet" | "agentUsage">,
+    store: Pick<Store, "runs" | "jobs" | "runners" | "fleet" | "agentUsage" | "bots">,
     bus: EventBus,
     replica?: ReplicaFigures,
   ) {
@@ -106,6 +107,7 @@ export class ServerMetrics {
       },
     });
     this.agentUsageCounters(store, registers);
+    botGauges(store, registers);
     const sseClients = new Gauge({
       name: "runyard_sse_clients",
       help: "Clients following a run's event stream now.",

@@ -33,7 +33,7 @@ export class RunnerHub implements SessionHost {
 
   constructor(
     /** Its runners' rows, and what its sessions read (`SessionHost`). */
-    readonly store: Pick<Store, "runners" | "tokens" | "bots">,
+    readonly store: Pick<Store, "runners" | "tokens" | "bots" | "botHistory">,
     readonly queue: JobQueue,
     timings: HubTimings,
     readonly logger: Logger,

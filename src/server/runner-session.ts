@@ -21,7 +21,7 @@ const storeUnavailableCloseCode = 1013;
 /** What a session needs from the hub that keeps every session of this replica. */
 export interface SessionHost {
   /** Runners recorded online, their tokens checked on hello, their bots' stats. */
-  readonly store: Pick<Store, "runners" | "tokens" | "bots">;
+  readonly store: Pick<Store, "runners" | "tokens" | "bots" | "botHistory">;
   readonly queue: JobQueue;
   readonly logger: Logger;
   readonly replicaId: string;

@@ -15,6 +15,7 @@ import type { Store } from "../store/index.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
+import { BotWatch } from "./bots/bot-alerts.js";
 import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
@@ -320,6 +321,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     isLeader: () => replica.isLeader,
     maxRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
   });
+  // Bots' history is downsampled and their alerts checked by the leader.
+  const botWatch = new BotWatch(
+    store,
+    new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
+    logger,
+    { isLeader: () => replica.isLeader },
+  );
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
   replica.whenLeading(() => scheduler.round());
@@ -361,6 +369,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       keepMs: (options.idempotencyKeyHours ?? defaultIdempotencyKeyHours) * 3_600_000,
     },
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,
+    botWatch,
     corsOrigins: options.corsOrigins ?? [],
     workflowLimits,
     parseWorkflow,
@@ -389,6 +398,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   hub.start();
   replica.start();
   runs.startParking();
+  botWatch.start();
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
@@ -402,6 +412,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       stopRelay();
       forgeReporter.close();
       await scheduler.stop();
+      await botWatch.stop();
       await hub.close();
       await app.close();
       await runs.close();

@@ -94,6 +94,8 @@ export interface BotLogQuery {
   since?: string;
   /** Build or pull output instead of the container's. */
   build?: boolean;
+  /** Only lines holding this text (any case). */
+  grep?: string;
 }
 
 /** The owner the routes and the quota know a caller by (`local` when auth is off). */
@@ -109,6 +111,10 @@ export class BotControl {
     principal: Principal | undefined,
     trigger: RunTrigger,
   ): Promise<{ bot: BotRecord; runId: string }> {
+    for (const url of body.notify) {
+      const refusal = this.deps.botWatch?.refusalOf(url);
+      if (refusal) throw refusal;
+    }
     const starter = this.deps.quotas.botStarter(principal);
     const { run, bot } = await this.deps.runs.submitBot(
       body,
@@ -205,6 +211,7 @@ export class BotControl {
     const steps: string[] = query.build ? [botSteps.build, botSteps.pull] : [botSteps.run];
     const lines: BotLogLine[] = [];
     const attempts = new Map<string, number>();
+    const needle = query.grep?.toLowerCase();
     let after = 0;
     for (;;) {
       const page = await this.deps.store.events.list(bot.run_id, { after, limit: 5000 });
@@ -213,6 +220,7 @@ export class BotControl {
         if (event.type !== "step.output" || !steps.includes(event.step)) continue;
         if (query.since && event.ts < query.since) continue;
         for (const text of event.data.replace(/\n$/, "").split("\n")) {
+          if (needle !== undefined && !text.toLowerCase().includes(needle)) continue;
           lines.push({
             ts: event.ts,
             stream: event.stream,

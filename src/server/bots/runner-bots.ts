@@ -37,19 +37,49 @@ export async function botsToDisown(
  * runner speaks only for bots whose jobs it holds (`heldJobIds`).
  */
 export async function recordBotStats(
-  store: Pick<Store, "bots">,
+  store: Pick<Store, "bots" | "botHistory">,
   heldJobIds: readonly string[],
   samples: readonly BotStats[],
 ): Promise<void> {
+  // A heartbeat carries a few samples of each bot: the newest goes on the record.
+  const newest = new Map<string, BotStats>();
   for (const sample of samples) {
     const bot = await store.bots.get(sample.bot_id);
     if (!bot?.run_id || !(upBotStates as readonly BotState[]).includes(bot.state)) continue;
     const prefix = botJobPrefix(bot.run_id);
     if (!heldJobIds.some((jobId) => jobId.startsWith(prefix))) continue;
+    await recordSample(store, bot.tenant_id, sample);
+    const seen = newest.get(sample.bot_id);
+    if (!seen || seen.at <= sample.at) newest.set(sample.bot_id, sample);
+  }
+  for (const sample of newest.values()) {
+    const bot = { id: sample.bot_id };
     await store.bots.update(
       bot.id,
       { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
       { ifState: upBotStates },
     );
   }
+}
+
+/** One runner sample into the bot's history (resolution 5 s). */
+async function recordSample(
+  store: Pick<Store, "botHistory">,
+  tenantId: string | null,
+  sample: BotStats,
+): Promise<void> {
+  await store.botHistory.addSamples([
+    {
+      bot_id: sample.bot_id,
+      tenant_id: tenantId,
+      at: sample.at,
+      cpu_percent: sample.cpu_percent,
+      memory_bytes: sample.memory_bytes,
+      memory_limit_bytes: sample.memory_limit_bytes,
+      net_rx_bytes: sample.net_rx_bytes,
+      net_tx_bytes: sample.net_tx_bytes,
+      pids: sample.pids,
+      restarts: sample.restarts,
+    },
+  ]);
 }

@@ -35,6 +35,7 @@ const LogsQuery = z.strictObject({
     .enum(["true", "false", "1", "0"])
     .optional()
     .describe("the build's (or pull's) output instead of the container's"),
+  grep: z.string().min(1).max(200).optional().describe("only lines holding this text (any case)"),
 });
 const LogsAnswer = z.object({
   bot: z.string(),
@@ -139,11 +140,12 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const bot = await bots.find(request.principal, request.params.name);
-      const { tail, since, build } = request.query;
+      const { tail, since, build, grep } = request.query;
       const { lines, lastSeq } = await bots.logs(bot, {
         ...(tail !== undefined ? { tail } : {}),
         ...(since !== undefined ? { since: new Date(since).toISOString() } : {}),
         build: build === "true" || build === "1",
+        ...(grep !== undefined ? { grep } : {}),
       });
       return { bot: bot.name, run_id: bot.run_id, lines, last_seq: lastSeq };
     },

@@ -34,6 +34,8 @@ export const defaultBotSettings: BotDefaults = {
   maxUploadBytes: 32 * 1024 * 1024,
 };
 
+import { botExtras } from "../bots/bot-extras.js";
+
 /** Who starts a bot, and the limits that apply to them. */
 export interface BotStarter {
   tenantId: string | null;
@@ -113,6 +115,7 @@ export class BotRuns implements RunKindModule {
           secrets: body.secrets,
           restart,
           ...(body.health ? { health: body.health } : {}),
+          ...botExtras(body),
         },
         state: source.mode === "image" ? "pulling" : "building",
         image: source.mode === "image" ? source.image : null,
@@ -141,6 +144,7 @@ export class BotRuns implements RunKindModule {
       secret_env: checkedSecretEnv(body.secret_env, body.env),
       ...(body.health ? { health: body.health } : {}),
       version: 1,
+      ...(body.log_max_mb !== undefined ? { log_max_bytes: body.log_max_mb * 1024 * 1024 } : {}),
     };
     return { prepared: { name: `bot ${body.name}`, spec, vars: {} }, bot };
   }
@@ -218,6 +222,7 @@ export class BotRuns implements RunKindModule {
       adopt: false,
       ...(spec.health ? { health: spec.health } : {}),
       version: spec.version,
+      ...(spec.log_max_bytes !== undefined ? { log_max_bytes: spec.log_max_bytes } : {}),
       secrets: [
         ...Object.values(secrets.values),
         ...Object.entries(spec.env)

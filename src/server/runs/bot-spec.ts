@@ -35,6 +35,28 @@ const gitUrl = z
     message: "the git URL holds credentials; clone a public URL or use an image instead",
   });
 
+/** One alert of a bot (docs/bots.md "Resource history and alerts"). */
+export const BotAlertSpec = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("memory"),
+    above_percent: z.number().gt(0).max(100).describe("of the container's memory limit"),
+    for_secs: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400)
+      .default(300)
+      .describe("held this long (every sample above)"),
+  }),
+  z.strictObject({
+    kind: z.literal("restart_loop"),
+    restarts: z.number().int().min(1).max(100).default(3),
+    within_secs: z.number().int().min(10).max(86_400).default(600),
+  }),
+  z.strictObject({ kind: z.literal("unhealthy") }),
+]);
+export type BotAlertSpec = z.infer<typeof BotAlertSpec>;
+
 /** The native body of a bot start. The mode is the one source given: files/code, archive/git, or image. */
 export const StartBotBody = z.strictObject({
   name: botName,
@@ -105,6 +127,35 @@ export const StartBotBody = z.strictObject({
   lifetime_secs: z.number().int().positive().optional().describe("at most the server's bot lifetime (24 h)"),
   group: z.string().min(1).max(maxNameLength).optional().describe("the runner group whose Docker runs it"),
   labels: z.array(z.string().max(maxNameLength)).default([]),
+  webhook_port: z
+    .number()
+    .int()
+    .min(1, "webhook_port is a port number from 1 to 65535")
+    .max(65_535, "webhook_port is a port number from 1 to 65535")
+    .optional()
+    .describe(
+      "the container port that inbound webhooks (`POST /api/bots/{id}/hook/...`) are forwarded to; the bot gets a secret of its own for them",
+    ),
+  alerts: z.array(BotAlertSpec).max(10).default([]).describe("when to call the `notify` URLs about this bot"),
+  notify: z
+    .array(
+      z
+        .string()
+        .url()
+        .refine((url) => /^https?:\/\//.test(url), "a notify URL is http:// or https://"),
+    )
+    .max(5)
+    .default([])
+    .describe("URLs the bot's alerts are POSTed to (the server's `notify_hosts:` rules apply)"),
+  log_max_mb: z
+    .number()
+    .int()
+    .min(1, "log_max_mb is 1 to 1024 (MiB)")
+    .max(1024, "log_max_mb is 1 to 1024 (MiB)")
+    .optional()
+    .describe(
+      "the size of the whole log its runner keeps for download (8 MiB by default); older output is rotated out",
+    ),
 });
 export type StartBotBody = z.infer<typeof StartBotBody>;
 
@@ -126,6 +177,7 @@ export const BotRunSpec = z.object({
   health: BotHealth.optional(),
   /** Which version of the bot this life is. */
   version: z.number().int().positive().default(1),
+  log_max_bytes: z.number().int().positive().optional(),
 });
 export type BotRunSpec = z.infer<typeof BotRunSpec>;
 

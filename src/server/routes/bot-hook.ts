@@ -1,0 +1,163 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { extrasOf } from "../bots/bot-extras.js";
+import { HookLimiter } from "../bots/hook-limiter.js";
+import type { ServerDeps } from "../deps.js";
+import { errorResponses } from "../error-responses.js";
+import { publicRoute } from "../openapi.js";
+
+/** The largest body a bot's webhook takes. */
+export const maxBotHookBodyBytes = 1024 * 1024;
+/** The header that may carry a bot's webhook secret instead of the path. */
+export const botHookHeader = "x-runyard-hook-secret";
+/** Telegram's `setWebhook` `secret_token`, sent back in this header: taken as the secret too. */
+const telegramHeader = "x-telegram-bot-api-secret-token";
+/** How long the bot's runner and the bot have to answer, together. */
+const hookCallMs = 20_000;
+/** What a request to a bot with no webhook is checked against: random, held by nobody. */
+const nobodysSecret = randomBytes(24).toString("base64url");
+
+/** Request headers never passed to the bot: credentials of runyard and hop-by-hop ones. */
+const dropped = new Set([
+  "host",
+  "authorization",
+  "cookie",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-authorization",
+  "proxy-connection",
+  botHookHeader,
+  telegramHeader,
+]);
+
+/** Compares two secrets in a time that tells nothing of where they differ, or of their lengths. */
+export function secretMatches(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash("sha256").update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+const HookParams = z.object({
+  id: z.string().min(1).max(100).describe("the bot's id (`runyard bot webhook NAME` prints the whole path)"),
+  "*": z.string().describe("the secret first (unless sent in a header), then the path the bot gets"),
+});
+
+/**
+ * `POST /api/bots/ID/hook/SECRET/...` (or `/api/bots/ID/hook/...` with the secret in
+ * `X-Runyard-Hook-Secret` or Telegram's `X-Telegram-Bot-Api-Secret-Token`): no token, the bot's
+ * own secret is the credential. The request goes over the bot's runner's link into the bot's
+ * container, to the port it was started with, and the bot's answer comes back.
+ */
+export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
+  const limiter = new HookLimiter();
+  app.register(async (scope) => {
+    // The body is passed on as bytes, whatever its type.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      "*",
+      { parseAs: "buffer", bodyLimit: maxBotHookBodyBytes },
+      (_request, body, done) => done(null, body),
+    );
+    scope.withTypeProvider<ZodTypeProvider>().post(
+      "/api/bots/:id/hook/*",
+      {
+        bodyLimit: maxBotHookBodyBytes,
+        schema: {
+          operationId: "deliverBotHook",
+          summary: "Send an inbound webhook to a bot (no token: the bot's webhook secret is the credential)",
+          description: `Forwarded to the port the bot was started with (\`--webhook PORT\`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after \`hook/\`, or is sent in \`${botHookHeader}\` (or Telegram's \`${telegramHeader}\`, as \`setWebhook\`'s \`secret_token\` makes it) with the path after \`hook/\` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to ${maxBotHookBodyBytes / 1024 / 1024} MiB (413 past it); 10 requests a second a bot, 20 at once (429 past it).`,
+          tags: ["bots"],
+          security: publicRoute,
+          params: HookParams,
+          body: z.unknown().describe("passed to the bot as sent"),
+          response: {
+            200: {
+              description: "the bot's answer (any status the bot gives)",
+              content: { "application/octet-stream": { schema: z.string() } },
+            },
+            ...errorResponses(401, 404, 413, 429, 502),
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const rest = request.params["*"];
+        const header = request.headers[botHookHeader] ?? request.headers[telegramHeader];
+        const fromHeader = typeof header === "string" ? header : undefined;
+        const [first = "", ...after] = rest.split("/");
+        const given = fromHeader ?? first;
+        const path = `/${fromHeader !== undefined ? rest : after.join("/")}`;
+        if (given === "") {
+          throw new RunyardError("UNAUTHORIZED", "the request carries no webhook secret", {
+            hint: `POST to the path \`runyard bot webhook NAME\` prints (its last part is the secret), or send the secret in ${botHookHeader}.`,
+          });
+        }
+        const bot = await deps.store.bots.get(id);
+        const webhook = bot && bot.state !== "removed" ? extrasOf(bot).webhook : undefined;
+        // A bot without a webhook is checked against a secret nobody holds, in the same time.
+        const matches = secretMatches(given, webhook?.secret ?? nobodysSecret);
+        if (!bot || !webhook || !matches) {
+          throw new RunyardError("NOT_FOUND", "no bot takes webhooks at this address", {
+            hint: "Check the path and secret with `runyard bot webhook NAME`; a bot started again keeps its secret only while it is not removed.",
+          });
+        }
+        const wait = limiter.take(bot.id);
+        if (wait > 0) {
+          throw new RunyardError("RATE_LIMITED", `bot ${bot.name} takes at most 10 webhooks a second`, {
+            details: { retry_after_seconds: wait },
+          });
+        }
+        const query = request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : "";
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(request.headers)) {
+          if (value === undefined || dropped.has(name) || name.startsWith("x-runyard-")) continue;
+          headers[name] = Array.isArray(value) ? value.join(", ") : value;
+        }
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const call =
+          bot.state === "running" && bot.runner_id
+            ? deps.hub.callBot(
+                bot.runner_id,
+                bot.id,
+                {
+                  kind: "hook",
+                  port: webhook.port,
+                  method: "POST",
+                  path: `${path}${query}`,
+                  headers,
+                  body_base64: body.toString("base64"),
+                },
+                hookCallMs,
+              )
+            : undefined;
+        if (!call) {
+          throw new RunyardError(
+            "BOT_NOT_RUNNING",
+            bot.state === "running"
+              ? `bot ${bot.name}'s runner is not connected to this server`
+              : `bot ${bot.name} is ${bot.state}`,
+          );
+        }
+        const answer = await call;
+        if (answer.error) {
+          throw new RunyardError(
+            answer.error.code === "BOT_NOT_RUNNING" ? "BOT_NOT_RUNNING" : "BOT_HOOK_FAILED",
+            answer.error.message,
+          );
+        }
+        // Any status the bot gives, its body as bytes (Fastify serializes no Buffer).
+        return reply
+          .code(answer.status as 200)
+          .headers(answer.headers)
+          .send(Buffer.from(answer.body_base64, "base64") as unknown as string);
+      },
+    );
+  });
+}
