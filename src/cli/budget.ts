@@ -48,7 +48,7 @@ function amount(flag: string, text: string | undefined): number | undefined {
   if (problem) {
     throw new RunyardError(
       "USAGE",
-      `${flag} ${JSON.stringify(text)}: ${problem.replace(/^NaN is not a number|^null is not a number/, "not a number")}`,
+      `${flag} ${JSON.stringify(text)}: ${problem}`,
       {
         hint: `Give ${flag} as US dollars, zero or more: ${flag} 20 or ${flag} 7.5.`,
       },

@@ -36,7 +36,8 @@ export function limitOf(limits: BudgetLimits, period: BudgetPeriod): number | un
 
 /** Why a dollar amount given for a budget is not one, or undefined when it is. */
 export function budgetAmountProblem(value: unknown): string | undefined {
-  if (typeof value !== "number" || !Number.isFinite(value)) return `${JSON.stringify(value)} is not a number`;
+  if (typeof value !== "number") return `${JSON.stringify(value)} is not a number`;
+  if (!Number.isFinite(value)) return "not a number";
   if (value < 0) return `${value} is below zero`;
   if (value > 1_000_000_000) return `${value} is more than any budget runyard counts (at most 1000000000)`;
   return undefined;

@@ -13,6 +13,7 @@ const pages: Record<string, React.LazyExoticComponent<(props: { route: string[] 
   agents: lazy(() => import("./pages/agents.js").then((m) => ({ default: m.AgentsPage }))),
   bots: lazy(() => import("./pages/bots.js").then((m) => ({ default: m.BotsPage }))),
   runners: lazy(() => import("./pages/runners.js").then((m) => ({ default: m.RunnersPage }))),
+  usage: lazy(() => import("./pages/usage.js").then((m) => ({ default: m.UsagePage }))),
 };
 
 export function App() {

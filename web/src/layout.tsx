@@ -10,6 +10,7 @@ const sections = [
   ["agents", "Agents"],
   ["bots", "Bots"],
   ["runners", "Runners"],
+  ["usage", "Usage"],
 ] as const;
 
 export function Layout(props: {
