@@ -671,6 +671,57 @@ const rows: Row[] = [
     expect: adminOnly(200, 404),
   },
   {
+    route: "GET /api/usage",
+    what: "any user: their own tenant's spend only (members of B see nothing of A's)",
+    request: async () => ({ url: "/api/usage" }),
+    expect: anyUser(200),
+    check: (caller, body) => {
+      const own: Partial<Record<Caller, string | null>> = {
+        memberA: "A",
+        memberB: "B",
+        tokenB: "B",
+        adminA: "A",
+        platform: null,
+        outside: "",
+      };
+      expect(body.tenant).toBe(own[caller]);
+    },
+  },
+  {
+    route: "GET /api/budgets/tenants/{tenant}",
+    what: "tenant A's budget: read by A's callers and platform admins; absent for others",
+    request: async () => ({ url: "/api/budgets/tenants/A" }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "PUT /api/budgets/tenants/{tenant}",
+    what: "platform admins only: a tenant's own admin may not raise its budget",
+    request: async () => ({ url: "/api/budgets/tenants/A", body: { usd_per_day: 50 } }),
+    expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 200, outside: 403 }),
+  },
+  {
+    route: "DELETE /api/budgets/tenants/{tenant}",
+    request: async () => ({ url: "/api/budgets/tenants/A" }),
+    expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 200, outside: 403 }),
+  },
+  {
+    route: "GET /api/budgets/users/{username}",
+    what: "ana's budget: read by her and her admins; absent for others",
+    request: async () => ({ url: "/api/budgets/users/ana" }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 200, platform: 200, outside: 404 }),
+  },
+  {
+    route: "PUT /api/budgets/users/{username}",
+    what: "ana's admins only: she may not raise her own",
+    request: async () => ({ url: "/api/budgets/users/ana", body: { usd_per_day: 5 } }),
+    expect: byCaller({ memberA: 403, memberB: 404, adminA: 200, platform: 200, outside: 404 }),
+  },
+  {
+    route: "DELETE /api/budgets/users/{username}",
+    request: async () => ({ url: "/api/budgets/users/ana" }),
+    expect: byCaller({ memberA: 403, memberB: 404, adminA: 200, platform: 200, outside: 404 }),
+  },
+  {
     route: "GET /api/audit",
     what: "admins only; a tenant admin reads its own tenant's entries",
     request: async () => ({ url: "/api/audit" }),

@@ -46,13 +46,9 @@ function amount(flag: string, text: string | undefined): number | undefined {
   const value = text.trim() === "" ? Number.NaN : Number(text.trim().replace(/^\$/, ""));
   const problem = budgetAmountProblem(value);
   if (problem) {
-    throw new RunyardError(
-      "USAGE",
-      `${flag} ${JSON.stringify(text)}: ${problem}`,
-      {
-        hint: `Give ${flag} as US dollars, zero or more: ${flag} 20 or ${flag} 7.5.`,
-      },
-    );
+    throw new RunyardError("USAGE", `${flag} ${JSON.stringify(text)}: ${problem}`, {
+      hint: `Give ${flag} as US dollars, zero or more: ${flag} 20 or ${flag} 7.5.`,
+    });
   }
   return value;
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
 import { runCli } from "../helpers/cli.js";
-import { hasTools, type SharedAgentRunner, startSharedAgentRunner } from "../helpers/shared-agent-runner.js";
 import { adminToken, api, isFinal, readEvents, waitForRun } from "../helpers/server.js";
+import { hasTools, type SharedAgentRunner, startSharedAgentRunner } from "../helpers/shared-agent-runner.js";
 import type { Turn } from "../model-server/script.js";
 
 /**
@@ -96,9 +96,14 @@ describe("a tenant's daily budget", () => {
     const empty = await api<{ error: { hint: string } }>(url, "PUT", "/api/budgets/tenants/acme", {});
     expect(empty.status).toBe(400);
     expect(empty.body.error.hint).toMatch(/usd_per_day/);
-    const unknown = await api<{ error: { code: string; hint: string } }>(url, "PUT", "/api/budgets/tenants/nobody", {
-      usd_per_day: 3,
-    });
+    const unknown = await api<{ error: { code: string; hint: string } }>(
+      url,
+      "PUT",
+      "/api/budgets/tenants/nobody",
+      {
+        usd_per_day: 3,
+      },
+    );
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.hint).toMatch(/runyard user add/);
     const byMember = await api(url, "PUT", "/api/budgets/tenants/acme", { usd_per_day: 1000 }, ana);
@@ -106,7 +111,18 @@ describe("a tenant's daily budget", () => {
     const own = await api(url, "PUT", "/api/budgets/users/ana", { usd_per_day: 1000 }, ana);
     expect(own.status).toBe(403);
 
-    const cli = await runCli(["tenant", "budget", "set", "acme", "--usd-per-day", "-5", "--server", url, "--token", adminToken]);
+    const cli = await runCli([
+      "tenant",
+      "budget",
+      "set",
+      "acme",
+      "--usd-per-day",
+      "-5",
+      "--server",
+      url,
+      "--token",
+      adminToken,
+    ]);
     expect(cli.code).not.toBe(0);
     expect(cli.stderr).toMatch(/--usd-per-day "-5": -5 is below zero/);
     const since = await runCli(["usage", "--since", "7x", "--server", url, "--token", adminToken]);
@@ -224,7 +240,13 @@ describe("a tenant's daily budget", () => {
     const cli = await runCli(["usage", "--by", "model", "--server", url, "--token", ana]);
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toMatch(/gpt-4\.1\s+\$4\.00\s+2000010/);
-    const bad = await api<{ error: { code: string } }>(url, "GET", "/api/usage?since=tomorrowish", undefined, ana);
+    const bad = await api<{ error: { code: string } }>(
+      url,
+      "GET",
+      "/api/usage?since=tomorrowish",
+      undefined,
+      ana,
+    );
     expect(bad.status).toBe(400);
   });
 
@@ -243,7 +265,9 @@ describe("a tenant's daily budget", () => {
     expect(budget.status).toBe(404);
     const userBudget = await api(url, "GET", "/api/budgets/users/ana", undefined, rig.victim);
     expect(userBudget.status).toBe(404);
-    const metrics = await fetch(new URL("/metrics", url), { headers: { authorization: `Bearer ${rig.victim}` } });
+    const metrics = await fetch(new URL("/metrics", url), {
+      headers: { authorization: `Bearer ${rig.victim}` },
+    });
     expect(metrics.status).toBe(403);
   });
 
@@ -252,15 +276,28 @@ describe("a tenant's daily budget", () => {
       headers: { authorization: `Bearer ${adminToken}` },
     });
     const text = await response.text();
-    expect(text).toContain(
-      'runyard_agent_tokens_total{tenant="acme",agent="openai",model="gpt-4.1",direction="input"} 2000010',
+    // Every series also carries the replica's label.
+    expect(text).toMatch(
+      /runyard_agent_tokens_total\{tenant="acme",agent="openai",model="gpt-4\.1",direction="input",replica="[^"]+"\} 2000010\n/,
     );
-    const cost = /runyard_agent_cost_usd_total\{tenant="acme",agent="openai",model="gpt-4.1"\} ([\d.]+)/.exec(text);
+    const cost =
+      /runyard_agent_cost_usd_total\{tenant="acme",agent="openai",model="gpt-4\.1",replica="[^"]+"\} ([\d.]+)/.exec(
+        text,
+      );
     expect(Number(cost?.[1])).toBeCloseTo(4, 4);
   });
 
   it("starts turns again once an admin clears the budget", async () => {
-    const cleared = await runCli(["tenant", "budget", "clear", "acme", "--server", rig.server.url, "--token", adminToken]);
+    const cleared = await runCli([
+      "tenant",
+      "budget",
+      "clear",
+      "acme",
+      "--server",
+      rig.server.url,
+      "--token",
+      adminToken,
+    ]);
     expect(cleared.code, cleared.stderr).toBe(0);
     expect(cleared.stdout).toMatch(/no spend limit/);
     const submitted = await api(

@@ -57,13 +57,20 @@ export function UsagePage(_props: { route: string[] }) {
       <h1>Usage</h1>
       <p className="hint">
         Agents' spend, from the usage each model call reported: its cost, else the model's list price.
-        {report ? ` ${report.tenant === null ? "Every tenant." : report.tenant ? `Tenant ${report.tenant}.` : ""}` : ""}
+        {report
+          ? ` ${report.tenant === null ? "Every tenant." : report.tenant ? `Tenant ${report.tenant}.` : ""}`
+          : ""}
       </p>
       <div className="usage-controls">
         <fieldset>
           <legend>Window</legend>
           {windows.map(([key, label]) => (
-            <button key={key} type="button" aria-pressed={since === key} onClick={() => choose({ since: key })}>
+            <button
+              key={key}
+              type="button"
+              aria-pressed={since === key}
+              onClick={() => choose({ since: key })}
+            >
               {label}
             </button>
           ))}
@@ -87,9 +94,9 @@ export function UsagePage(_props: { route: string[] }) {
       ) : (
         <>
           <section className="usage-total" aria-label="Total">
-            <strong>{usd(report.total.usd)}</strong> spent ·{" "}
-            {report.total.input_tokens.toLocaleString("en")} input and{" "}
-            {report.total.output_tokens.toLocaleString("en")} output tokens · {report.total.calls} model calls
+            <strong>{usd(report.total.usd)}</strong> spent · {report.total.input_tokens.toLocaleString("en")}{" "}
+            input and {report.total.output_tokens.toLocaleString("en")} output tokens · {report.total.calls}{" "}
+            model calls
           </section>
           <DailySpendChart days={report.days} />
           {report.rows.length === 0 ? (
@@ -122,8 +129,8 @@ export function UsagePage(_props: { route: string[] }) {
           )}
           {report.unknown_cost_tokens > 0 && (
             <p className="hint">
-              {report.unknown_cost_tokens.toLocaleString("en")} tokens of models with no reported cost and no list
-              price are counted as $0.
+              {report.unknown_cost_tokens.toLocaleString("en")} tokens of models with no reported cost and no
+              list price are counted as $0.
             </p>
           )}
         </>
