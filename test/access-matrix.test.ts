@@ -813,6 +813,15 @@ const rows: Row[] = [
     expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 201, outside: 403 }),
   },
   {
+    route: "POST /api/forges",
+    what: "a GitLab or Gitea forge on a server of its own: the server would call it, so only a platform admin may",
+    request: async () => ({
+      url: "/api/forges",
+      body: { kind: "gitlab", repo: "acme/app", token: "glpat-matrix", api_url: "http://10.0.0.5:8080" },
+    }),
+    expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 201, outside: 403 }),
+  },
+  {
     route: "GET /api/forges",
     what: "the caller's tenant's forges (an admin token: every tenant's)",
     request: async () => ({ url: "/api/forges" }),

@@ -334,5 +334,19 @@ describe("adding a forge", () => {
     });
     expect(gitea.status).toBe(400);
     expect(gitea.body.error.message).toContain("repo must be OWNER/NAME on gitea");
+    // A path the server would resolve to another API call than the repo's is no repo.
+    for (const [kind, repo] of [
+      ["gitea", "acme/.."],
+      ["github", "../app"],
+      ["gitlab", "acme/../../users"],
+    ]) {
+      const dots = await api<{ error: { code: string } }>(server.url, "POST", "/api/forges", {
+        kind,
+        repo,
+        token: "x",
+      });
+      expect(dots.status, `${kind} ${repo}`).toBe(400);
+      expect(dots.body.error.code).toBe("INVALID_INPUT");
+    }
   });
 });

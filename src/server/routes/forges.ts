@@ -142,6 +142,11 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request, reply) => {
       const principal = callerOf(request);
       const body = request.body;
+      if (body.repo.split("/").some((part) => /^\.+$/.test(part))) {
+        throw new RunyardError("INVALID_INPUT", `repo ${body.repo} has a part of dots only`, {
+          hint: "Give the repo's owner and name as the forge shows them, like acme/app: the server calls the forge's API on that path.",
+        });
+      }
       if (body.kind !== "gitlab" && body.repo.split("/").length !== 2) {
         throw new RunyardError("INVALID_INPUT", `repo must be OWNER/NAME on ${body.kind}, not ${body.repo}`, {
           hint: "Only GitLab nests projects in subgroups; give the repo's owner and name, like acme/app.",
