@@ -52,7 +52,13 @@ export const claudeCodeAgent: AgentAdapter = {
     return runCliAgent({
       agent: "claude_code",
       argv: command.argv,
-      env: { ...(configDir ? { CLAUDE_CONFIG_DIR: configDir } : {}), ...command.env },
+      env: {
+        ...(configDir ? { CLAUDE_CONFIG_DIR: configDir } : {}),
+        // In print mode it connects to MCP servers while the first model call goes out, which
+        // then lacks their tools: the task's servers are connected (or failed) first.
+        ...(mcp.length > 0 ? { MCP_CONNECTION_NONBLOCKING: "false" } : {}),
+        ...command.env,
+      },
       cwd: invocation.cwd,
       parser: claudeCodeParser(),
       io,
