@@ -460,6 +460,12 @@ const rows: Row[] = [
     expect: ofTenantA(409),
   },
   {
+    route: "GET /api/runs/{id}/workflow",
+    what: "tenant A's run's text: its submitter and admins (a platform admin, A's admin), not other tenants",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/workflow` }),
+    expect: ofTenantA(200),
+  },
+  {
     route: "POST /api/runs/{id}/run-step",
     what: "tenant A's run, still queued: A's callers are told it is not finished (409), others that it does not exist",
     request: async () => ({ url: `/api/runs/${items.runs.A}/run-step`, body: { step: "hi" } }),

@@ -101,6 +101,15 @@ describe("who may retry a run", () => {
       expect(answer.body.error.hint).toContain("Retry it unchanged");
     }
     expect(await runCount()).toBe(before);
+    // Nor may the teammate read the text to edit it; the submitter and a tenant admin may.
+    const text = await call("GET", `/api/runs/${runA}/workflow`, tokens.teammateA);
+    expect(text.status).toBe(403);
+    expect(text.body.workflow).toBeUndefined();
+    for (const token of [tokens.memberA, tokens.adminA])
+      expect((await call("GET", `/api/runs/${runA}/workflow`, token)).body).toEqual({
+        workflow,
+        file: "workflow.yaml",
+      });
     for (const token of [tokens.memberA, tokens.adminA]) {
       const answer = await call("POST", `/api/runs/${runA}/retry`, token, {
         workflow,

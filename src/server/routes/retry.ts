@@ -45,6 +45,11 @@ const RunStepBody = z.strictObject({
   step: z.string().min(1).max(maxNameLength).describe("the step to run, with every export of the run"),
 });
 
+const RunWorkflowText = z.object({
+  workflow: z.string().describe("the workflow text the run ran"),
+  file: z.string().describe("the file name it was submitted as"),
+});
+
 const RetrySubmitted = z.object({
   run_id: z.string(),
   status: RunStatus,
@@ -98,6 +103,29 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
       return reply.code(201).send(answer);
     },
   );
+  api.get(
+    "/api/runs/:id/workflow",
+    {
+      schema: {
+        operationId: "getRunWorkflow",
+        summary: "The workflow text a run ran, to edit and retry it",
+        description:
+          "Only the run's submitter or an admin of its tenant may read it (403), as only they may retry it edited; another tenant's run is 404. The run's vars are never given back.",
+        tags: ["runs"],
+        params: RunParams,
+        response: {
+          200: { description: "the text", content: { "application/json": { schema: RunWorkflowText } } },
+          ...protectedErrorResponses(400, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const run = await visibleRun(deps, request, request.params.id);
+      const spec = workflowSpecOf(run);
+      await mayEdit(deps, request, run);
+      return { workflow: spec.workflow, file: spec.file ?? "workflow.yaml" };
+    },
+  );
   api.post(
     "/api/runs/:id/run-step",
     {
@@ -138,13 +166,7 @@ async function submitRetry(
   const run = await visibleRun(deps, request, id);
   const spec = workflowSpecOf(run);
   const principal = request.principal;
-  if (changed && !(principal && (await mayActFor(deps.store, principal, run.created_by, run.tenant_id)))) {
-    throw new RunyardError(
-      "FORBIDDEN",
-      `only whoever submitted run ${run.id}, or an admin of its tenant, may retry it with an edited workflow or vars`,
-      { hint: "Retry it unchanged (no workflow, no vars), or submit a run of your own." },
-    );
-  }
+  if (changed) await mayEdit(deps, request, run);
   const badName = Object.keys(ask.vars ?? {}).find((name) => !isVariableName(name));
   if (badName !== undefined) {
     const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
@@ -192,6 +214,17 @@ async function submitRetry(
     from: plan.from,
     kept: [...new Set(plan.retry.kept.filter(() => !plan.retry.only).map((k) => k.step))],
   };
+}
+
+/** Only the run's submitter, or an admin of its tenant, may read its text or retry it changed. */
+async function mayEdit(deps: ServerDeps, request: FastifyRequest, run: RunRecord): Promise<void> {
+  const principal = request.principal;
+  if (principal && (await mayActFor(deps.store, principal, run.created_by, run.tenant_id))) return;
+  throw new RunyardError(
+    "FORBIDDEN",
+    `only whoever submitted run ${run.id}, or an admin of its tenant, may read its workflow or retry it with an edited workflow or vars`,
+    { hint: "Retry it unchanged (no workflow, no vars), or submit a run of your own." },
+  );
 }
 
 function workflowSpecOf(run: RunRecord): WorkflowRunSpec {

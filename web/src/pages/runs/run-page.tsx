@@ -212,6 +212,22 @@ export function RunPage({ id }: { id: string }) {
     }
   };
 
+  /** A new run that keeps the steps before `from` (default: the first that did not succeed). */
+  const retryFrom = async (from?: string) => {
+    try {
+      const next = await answer(
+        api.POST("/api/runs/{id}/retry", {
+          params,
+          body: { vars: {}, ...(from !== undefined ? { from } : {}) },
+          ...asSubmit,
+        }),
+      );
+      navigate(`/runs/${encodeURIComponent(next.run_id)}`);
+    } catch (caught) {
+      setError(asApiError(caught));
+    }
+  };
+
   if (!run) {
     return error ? (
       <p role="alert" className="error">
@@ -271,6 +287,27 @@ export function RunPage({ id }: { id: string }) {
               <dd title={run.created_by}>{run.created_by_name ?? run.created_by}</dd>
             </>
           )}
+          {run.retry_of && (
+            <>
+              <dt>Retry of</dt>
+              <dd>
+                <a href={`#/runs/${encodeURIComponent(run.retry_of)}`}>{run.retry_of}</a>
+                {run.retry_from && <> from {run.retry_from}</>}
+              </dd>
+            </>
+          )}
+          {run.retries && run.retries.length > 0 && (
+            <>
+              <dt>Retried by</dt>
+              <dd>
+                {run.retries.map((retry) => (
+                  <span key={retry.run_id} className="run-retry">
+                    <a href={`#/runs/${encodeURIComponent(retry.run_id)}`}>{retry.run_id}</a> ({retry.status}){" "}
+                  </span>
+                ))}
+              </dd>
+            </>
+          )}
           {run.authored_by && run.authored_by !== run.created_by && (
             <>
               <dt>Written by</dt>
@@ -316,6 +353,11 @@ export function RunPage({ id }: { id: string }) {
           {run.kind === "workflow" && (
             <button type="button" onClick={rerun}>
               Re-run
+            </button>
+          )}
+          {run.kind === "workflow" && !live && (
+            <button type="button" onClick={() => navigate(`/runs/${encodeURIComponent(run.id)}/retry`)}>
+              Edit and retry
             </button>
           )}
           {logUrl && (
@@ -374,6 +416,7 @@ export function RunPage({ id }: { id: string }) {
                 <th scope="col">Exit</th>
                 <th scope="col">Attempts</th>
                 <th scope="col">Duration</th>
+                {run.kind === "workflow" && !live && <th scope="col">Retry</th>}
               </tr>
             </thead>
             <tbody>
@@ -394,6 +437,20 @@ export function RunPage({ id }: { id: string }) {
                   <td>{step.exit_code ?? ""}</td>
                   <td>{step.attempts ?? ""}</td>
                   <td>{step.duration_ms !== undefined ? formatDuration(step.duration_ms) : ""}</td>
+                  {run.kind === "workflow" && !live && (
+                    <td>
+                      {!step.name.startsWith("rollback: ") && (
+                        <button
+                          type="button"
+                          className="link"
+                          aria-label={`Retry from ${step.name} on ${step.host}`}
+                          onClick={() => void retryFrom(stepOfCombination(run, step.name))}
+                        >
+                          Retry from here
+                        </button>
+                      )}
+                    </td>
+                  )}
                 </tr>
               ))}
             </tbody>
@@ -432,6 +489,11 @@ export function RunPage({ id }: { id: string }) {
       )}
     </section>
   );
+}
+
+/** The step a summary's name belongs to: a matrix combination's is its step's. */
+function stepOfCombination(run: Run, name: string): string {
+  return run.graph?.steps.find((step) => step.matrix?.includes(name))?.name ?? name;
 }
 
 /** Artifacts need the Bearer header: fetched on click, then saved from a blob (they are small). */
