@@ -18,7 +18,6 @@ function problemsOf(error: ApiError): WorkflowProblem[] {
  * the steps that succeeded before the step chosen, and runs the edited text from there on.
  */
 export function RetryEditorPage({ id, from }: { id: string; from: string | null }) {
-  const params = { path: { id } };
   const [loaded, setLoaded] = useState<{ workflow: string; file: string } | null>(null);
   const [steps, setSteps] = useState<string[]>([]);
   const [step, setStep] = useState(from ?? "");
@@ -29,6 +28,7 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
   const text = useRef("");
 
   useEffect(() => {
+    const params = { path: { id } };
     void (async () => {
       try {
         const stored = await answer(api.GET("/api/runs/{id}/workflow", { params }));
@@ -56,6 +56,7 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
     setSubmitting(true);
     setError(null);
     setRefused([]);
+    const params = { path: { id } };
     try {
       const submitted = await answer(
         api.POST("/api/runs/{id}/retry", {
