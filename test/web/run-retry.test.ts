@@ -1,0 +1,141 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
+import { api, isFinal, stepDir, submit, waitForRun } from "../helpers/server.js";
+
+/**
+ * The run page's "Retry from here" and "Edit and retry" in a real browser against a real
+ * `runyard up`.
+ */
+
+const haveBrowser = requireBrowser();
+let up: Up;
+let browser: Browser;
+
+/** build exports ARTIFACT; test exports TEST_REPORT and fails until `fixed` exists; ship reads both. */
+function releaseFlow(dir: string): string {
+  return `name: release
+steps:
+  - name: build
+    action: shell.run
+    args:
+      cwd: ${dir}
+      script: |
+        echo build >> ran
+        echo "ARTIFACT=app-7" >> "$RUNYARD_OUTPUT"
+  - name: test
+    action: shell.run
+    args:
+      cwd: ${dir}
+      script: |
+        echo test >> ran
+        echo "TEST_REPORT=report-1" >> "$RUNYARD_OUTPUT"
+        test -f fixed
+  - name: ship
+    action: shell.run
+    args:
+      cwd: ${dir}
+      script: |
+        echo "ship \${ARTIFACT} \${TEST_REPORT}" >> ran
+`;
+}
+
+const ran = (dir: string) => readFileSync(join(dir, "ran"), "utf8").trim().split("\n");
+const headerStatus = (page: Page) => page.locator(".run-header h1 span");
+
+async function failedRun(dir: string): Promise<string> {
+  const id = await submit(up.url, releaseFlow(dir));
+  expect((await waitForRun(up.url, id, isFinal, 60_000)).status).toBe("failed");
+  return id;
+}
+
+/** Replaces the editor's text as a paste would. */
+async function replaceText(page: Page, text: string): Promise<void> {
+  const content = page.locator(".cm-content");
+  await content.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.press("Delete");
+  await content.evaluate((element, pasted) => {
+    const dom = globalThis as unknown as {
+      DataTransfer: new () => { setData: (type: string, value: string) => void };
+      ClipboardEvent: new (type: string, init: object) => Event;
+    };
+    const data = new dom.DataTransfer();
+    data.setData("text/plain", pasted);
+    element.dispatchEvent(
+      new dom.ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }),
+    );
+  }, text);
+}
+
+describe.skipIf(!haveBrowser)("retrying a run from its page", () => {
+  beforeAll(async () => {
+    [up, browser] = await Promise.all([startUp(), launchBrowser()]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await up?.proc.kill();
+  });
+
+  it("retries from a step with its button: a new run keeps the steps before it, linked both ways", async () => {
+    const dir = stepDir();
+    const first = await failedRun(dir);
+    writeFileSync(join(dir, "fixed"), "");
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}/#/runs/${first}`);
+    await headerStatus(page).getByText("failed").waitFor();
+    await page.getByRole("button", { name: "Retry from test on local" }).click();
+    await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(first));
+    await headerStatus(page).getByText("success").waitFor({ timeout: 60_000 });
+    expect(ran(dir)).toEqual(["build", "test", "test", "ship app-7 report-1"]);
+    await page.getByRole("link", { name: first }).waitFor();
+    await screenshot(page, "run-retry");
+    const retry = decodeURIComponent(page.url().split("#/runs/")[1] ?? "");
+    // The first run's page names its retry.
+    await page.getByRole("link", { name: first }).click();
+    await page.getByRole("link", { name: retry }).waitFor();
+    await page.close();
+  }, 120_000);
+
+  it("edits and retries: the editor holds the run's workflow, an edit whose steps need an export nobody kept is refused at its line", async () => {
+    const dir = stepDir();
+    const first = await failedRun(dir);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}/#/runs/${first}`);
+    await page.getByRole("button", { name: "Edit and retry" }).click();
+    await page.getByRole("heading", { name: "Edit and retry" }).waitFor();
+    await page.getByText("✓ Valid: release").waitFor();
+    expect((await page.locator(".cm-line").allTextContents()).join("\n")).toContain("test -f fixed");
+
+    // test no longer exports TEST_REPORT, which ship reads: refused, and nothing runs.
+    const runsBefore = (await api<{ runs: unknown[] }>(up.url, "GET", "/api/runs")).body.runs.length;
+    await replaceText(
+      page,
+      releaseFlow(dir).replace('echo "TEST_REPORT=report-1" >> "$RUNYARD_OUTPUT"', "true"),
+    );
+    await page.getByText("✓ Valid: release").waitFor();
+    await page.getByLabel("Retry from").selectOption("test");
+    await page.getByRole("button", { name: "Retry", exact: true }).click();
+    await page
+      .getByRole("list", { name: "Refused" })
+      .getByText('line 18, col 5: step "ship" needs ${TEST_REPORT}')
+      .waitFor();
+    expect((await api<{ runs: unknown[] }>(up.url, "GET", "/api/runs")).body.runs.length).toBe(runsBefore);
+    await screenshot(page, "run-retry-refused");
+
+    // A fix that keeps the export runs from test on, build kept.
+    await replaceText(page, releaseFlow(dir).replace("test -f fixed", "echo fixed by the edit"));
+    await page.getByText("✓ Valid: release").waitFor();
+    await page.getByRole("button", { name: "Retry", exact: true }).click();
+    await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(first));
+    await headerStatus(page).getByText("success").waitFor({ timeout: 60_000 });
+    expect(ran(dir)).toEqual(["build", "test", "test", "ship app-7 report-1"]);
+    await page.close();
+  }, 120_000);
+});
