@@ -210,6 +210,25 @@ describe("runyard runs retry and run-step", () => {
     expect(ran(dir)).toEqual(["build", "test"]);
   }, 120_000);
 
+  it("runs examples/retry.yaml as its header says: fails at test, a retry with FIXED=yes keeps build, run-step ships alone", async () => {
+    const submitted = await runCli(["run", "examples/retry.yaml"], { env: cliEnv() });
+    expect(submitted.code).toBe(1);
+    const first = /run (\S+) submitted/.exec(submitted.stderr)?.[1] ?? "";
+    expect(submitted.stdout).toContain("testing app-1.0.tar.gz (fixed: no)");
+    const retried = await runCli(["runs", "retry", first, "--var", "FIXED=yes", "--follow"], {
+      env: cliEnv(),
+    });
+    expect(retried.code, retried.stdout + retried.stderr).toBe(0);
+    expect(retried.stdout).toContain(`build [local] success (kept from ${first})`);
+    expect(retried.stdout).not.toContain("building app-1.0");
+    expect(retried.stdout).toContain("testing app-1.0.tar.gz (fixed: yes)");
+    expect(retried.stdout).toContain("shipping app-1.0.tar.gz");
+    const shipped = await runCli(["runs", "run-step", first, "ship", "--follow"], { env: cliEnv() });
+    expect(shipped.code, shipped.stderr).toBe(0);
+    expect(shipped.stdout).toContain("shipping app-1.0.tar.gz");
+    expect(shipped.stdout).not.toContain("testing");
+  }, 120_000);
+
   it("refuses a running run and a step the run does not have, suggesting the close name", async () => {
     const dir = stepDir();
     const running = await submit(
