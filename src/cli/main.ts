@@ -1045,6 +1045,12 @@ function buildProgram(
             : "reject a waiting approval step: it fails (APPROVAL_REJECTED), and so does the run",
         )
         .option("--comment <text>", "why; kept with the answer in the run's events and the audit log")
+        .option(
+          "--input <NAME=value>",
+          "approve: fill in one of the step's inputs (repeatable); the values become its exports",
+          collect,
+          [],
+        )
         .option("--json", "JSON output"),
     ).action(async (id: string, step: string, flags) =>
       setExit(

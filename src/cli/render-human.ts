@@ -110,13 +110,13 @@ export class HumanRenderer {
         this.line(
           this.paint(
             "yellow",
-            `⏸ ${printable(event.step)} waiting for approval by ${event.approvers.map(printable).join(", ")} until ${event.deadline}: ${printable(event.message)}`,
+            `⏸ ${printable(event.step)} waiting for ${event.required && event.required > 1 ? `${event.required} approvals` : "approval"} by ${event.approvers.map(printable).join(", ")}${event.self_approval === false ? " (not the submitter)" : ""}${event.not_before ? ` from ${event.not_before}` : ""} until ${event.deadline}: ${printable(event.message)}`,
           ),
         );
         this.line(
           this.paint(
             "gray",
-            `  answer with: runyard runs approve ${event.run_id} ${shellWord(event.step)} (or reject) [--comment TEXT]`,
+            `  answer with: runyard runs approve ${event.run_id} ${shellWord(event.step)} (or reject)${(event.inputs ?? []).map((input) => ` ${input.required && input.default === undefined ? "" : "["}--input ${printable(input.name)}=${input.type === "choice" ? (input.options ?? []).map(printable).join("|") : input.type.toUpperCase()}${input.required && input.default === undefined ? "" : "]"}`).join("")} [--comment TEXT]`,
           ),
         );
         break;
@@ -135,6 +135,17 @@ export class HumanRenderer {
           ),
         );
         break;
+      case "approval.vote": {
+        const comment = event.comment ? `: ${printable(event.comment)}` : "";
+        const style: Style = event.decision === "approved" ? "green" : "red";
+        this.line(
+          this.paint(
+            style,
+            `  ${printable(event.step)} ${event.decision} by ${printable(event.by)} (${event.approvals} of ${event.required} approvals)${comment}`,
+          ),
+        );
+        break;
+      }
       case "notice":
         if (event.level !== "info" || !this.quiet) {
           const style: Style = event.level === "error" ? "red" : event.level === "warn" ? "yellow" : "gray";

@@ -199,7 +199,7 @@ export interface paths {
         put?: never;
         /**
          * Approve a waiting approval step
-         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step ends `success` and the run goes on. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
+         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step ends `success` and the run goes on. A step with `required: N` needs N approvals from distinct approvers (each an `approval.vote` event; an approver answering twice is 409); `self_approval: false` refuses the run's submitter (403); before the step's `wait:` has passed an answer is 409. `inputs` fills the step's form (400 for a value of the wrong type, an unknown or a missing required input); the values become the step's exports. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["approveStep"];
         delete?: never;
@@ -219,7 +219,7 @@ export interface paths {
         put?: never;
         /**
          * Reject a waiting approval step
-         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step fails with APPROVAL_REJECTED, and so does the run unless the step has `continue_on_error`. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
+         * @description Only a listed approver of the run's tenant may answer (403 for others; 404 for another tenant's run); a step answered already, timed out or of an ended run is 409. The step fails with APPROVAL_REJECTED, and so does the run unless the step has `continue_on_error`. A step with `required: N` needs N approvals from distinct approvers (each an `approval.vote` event; an approver answering twice is 409); `self_approval: false` refuses the run's submitter (403); before the step's `wait:` has passed an answer is 409. The answer, who gave it and the comment are the run's `approval.answered` event and an audit entry. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["rejectStep"];
         delete?: never;
@@ -1328,6 +1328,10 @@ export interface components {
             attempt: number;
             exit_code: number | null;
             delay_ms: number;
+            /** @enum {string} */
+            reason?: "error" | "timeout" | "runner_lost";
+            max_attempts?: number;
+            error?: components["schemas"]["ErrorInfo"];
         } | {
             run_id: string;
             seq: number;
@@ -1358,6 +1362,19 @@ export interface components {
             message: string;
             approvers: string[];
             deadline: string;
+            required?: number;
+            not_before?: string;
+            /** @constant */
+            self_approval?: false;
+            inputs?: {
+                name: string;
+                /** @enum {string} */
+                type: "string" | "number" | "boolean" | "choice";
+                options?: string[];
+                default?: string;
+                required: boolean;
+                description?: string;
+            }[];
         } | {
             run_id: string;
             seq: number;
@@ -1370,6 +1387,24 @@ export interface components {
             decision: "approved" | "rejected" | "timeout";
             by: string | null;
             comment?: string;
+            inputs?: {
+                [key: string]: string;
+            };
+            approved_by?: string[];
+        } | {
+            run_id: string;
+            seq: number;
+            ts: string;
+            /** @constant */
+            type: "approval.vote";
+            step: string;
+            host: string;
+            /** @enum {string} */
+            decision: "approved" | "rejected";
+            by: string;
+            comment?: string;
+            approvals: number;
+            required: number;
         } | {
             run_id: string;
             seq: number;
@@ -1492,6 +1527,7 @@ export interface components {
             error: {
                 /** @enum {string} */
                 code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_UNHEALTHY" | "BOT_UPDATE_FAILED" | "BOT_REGISTRY_UNREACHABLE";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUN_TIMEOUT" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -1669,6 +1705,28 @@ export interface components {
                 comment: string | null;
                 answered_at: string | null;
                 may_answer: boolean;
+                required: number;
+                approvals: {
+                    by: string;
+                    /** @enum {string} */
+                    decision: "approved" | "rejected";
+                    comment: string | null;
+                    at: string;
+                }[];
+                self_approval: boolean;
+                not_before: string | null;
+                inputs: {
+                    name: string;
+                    /** @enum {string} */
+                    type: "string" | "number" | "boolean" | "choice";
+                    options?: string[];
+                    default?: string;
+                    required: boolean;
+                    description?: string;
+                }[];
+                values: {
+                    [key: string]: string;
+                } | null;
             }[];
             rolled_back: boolean;
             rollback_failed: string | null;
@@ -2650,6 +2708,9 @@ export interface operations {
             content: {
                 "application/json": {
                     comment?: string;
+                    inputs?: {
+                        [key: string]: string | number | boolean;
+                    };
                 };
             };
         };
@@ -2668,6 +2729,13 @@ export interface operations {
                         answered_by: string;
                         comment: string | null;
                         answered_at: string;
+                        approvals: number;
+                        required: number;
+                        /** @enum {string} */
+                        status: "waiting" | "approved" | "rejected";
+                        inputs: {
+                            [key: string]: string;
+                        } | null;
                     };
                 };
             };
@@ -2770,6 +2838,13 @@ export interface operations {
                         answered_by: string;
                         comment: string | null;
                         answered_at: string;
+                        approvals: number;
+                        required: number;
+                        /** @enum {string} */
+                        status: "waiting" | "approved" | "rejected";
+                        inputs: {
+                            [key: string]: string;
+                        } | null;
                     };
                 };
             };

@@ -14,6 +14,7 @@ export const runEventTypes = [
   "step.waiting",
   "approval.answered",
   "step.called",
+  "approval.vote",
   "vars.exported",
   "artifact.created",
   "agent.message",

@@ -170,6 +170,25 @@ export const StepWaitingEvent = z.object({
   approvers: z.array(z.string()),
   /** When no answer by then rejects the step (APPROVAL_TIMEOUT). */
   deadline: z.string(),
+  /** How many distinct approvers must approve (1 unless the step says more). */
+  required: z.number().int().positive().optional(),
+  /** No answer is taken before then (`wait:`). */
+  not_before: z.string().optional(),
+  /** `self_approval: false`: the run's submitter may not answer. */
+  self_approval: z.literal(false).optional(),
+  /** What the approver fills in: the names become the step's exports. */
+  inputs: z
+    .array(
+      z.object({
+        name: z.string(),
+        type: z.enum(["string", "number", "boolean", "choice"]),
+        options: z.array(z.string()).optional(),
+        default: z.string().optional(),
+        required: z.boolean(),
+        description: z.string().optional(),
+      }),
+    )
+    .optional(),
 });
 /** An approval step's answer: approved or rejected by `by`, or no answer by the deadline. */
 export const ApprovalAnsweredEvent = z.object({
@@ -180,6 +199,25 @@ export const ApprovalAnsweredEvent = z.object({
   /** Who answered (a username, or `token <id>` for a token without a user); null for a timeout. */
   by: z.string().nullable(),
   comment: z.string().optional(),
+  /** An approved step's form as filled in: the values it exports. */
+  inputs: z.record(z.string(), z.string()).optional(),
+  /** A step that needed several approvals: who approved, in order. */
+  approved_by: z.array(z.string()).optional(),
+});
+/**
+ * One approver's answer to an approval step that needs several (`required: N`): counted once per
+ * approver. The step's own answer is the `approval.answered` that follows the last one needed.
+ */
+export const ApprovalVoteEvent = z.object({
+  ...base,
+  type: z.literal("approval.vote"),
+  ...stepRef,
+  decision: z.enum(["approved", "rejected"]),
+  by: z.string(),
+  comment: z.string().optional(),
+  /** Approvals so far, this one included, and how many the step needs. */
+  approvals: z.number().int().nonnegative(),
+  required: z.number().int().positive(),
 });
 /** A `workflow.call` step started its child run: the run of the saved workflow it calls. */
 export const StepCalledEvent = z.object({
@@ -279,6 +317,7 @@ export const RunEvent = z.discriminatedUnion("type", [
   StepWaitingEvent,
   ApprovalAnsweredEvent,
   StepCalledEvent,
+  ApprovalVoteEvent,
   VarsExportedEvent,
   ArtifactCreatedEvent,
   AgentMessageEvent,
@@ -306,6 +345,7 @@ export const EventInputSchema = z.discriminatedUnion("type", [
   StepWaitingEvent.omit(stamp),
   ApprovalAnsweredEvent.omit(stamp),
   StepCalledEvent.omit(stamp),
+  ApprovalVoteEvent.omit(stamp),
   VarsExportedEvent.omit(stamp),
   ArtifactCreatedEvent.omit(stamp),
   AgentMessageEvent.omit(stamp),

@@ -57,6 +57,7 @@ export function stateChangeOf(event: RunEvent, workflowName: string): StateChang
     case "step.retrying":
     case "approval.answered":
     case "step.called":
+    case "approval.vote":
     case "vars.exported":
     case "artifact.created":
     case "agent.message":

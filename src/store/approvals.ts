@@ -1,6 +1,6 @@
 import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
-import { type ApprovalsTable, decodeJson, encodeJson, isoTime } from "./schema.js";
+import { type ApprovalsTable, type ApprovalVotesTable, decodeJson, encodeJson, isoTime } from "./schema.js";
 
 export type ApprovalDecision = "approved" | "rejected" | "timeout";
 
@@ -21,6 +21,28 @@ export interface ApprovalRecord {
   comment: string | null;
   answered_at: string | null;
   created_at: string;
+  /** Distinct approvers who must approve. */
+  required: number;
+  /** False: the run's submitter may not answer. */
+  self_approval: boolean;
+  /** No answer is taken before it; null: at once. */
+  not_before: string | null;
+  /** The inputs the approver fills in (the engine's `ApprovalInput`s). */
+  form: ApprovalFormInput[];
+  /** Approved: the form's values. */
+  inputs: Record<string, string> | null;
+  /** Approved: who approved, in order. */
+  approved_by: string[] | null;
+}
+
+/** One field of an approval's form, as stored. */
+export interface ApprovalFormInput {
+  name: string;
+  type: "string" | "number" | "boolean" | "choice";
+  options?: string[];
+  default?: string;
+  required: boolean;
+  description?: string;
 }
 
 export interface NewApproval {
@@ -29,16 +51,45 @@ export interface NewApproval {
   message: string;
   approvers: string[];
   deadline: string;
+  required?: number;
+  self_approval?: boolean;
+  not_before?: string | null;
+  form?: ApprovalFormInput[];
 }
 
 export interface ApprovalAnswerInput {
   decision: ApprovalDecision;
   by: string | null;
   comment?: string | null;
+  inputs?: Record<string, string> | null;
+  approved_by?: string[] | null;
+}
+
+/** One approver's answer, as stored. */
+export interface ApprovalVoteRecord {
+  run_id: string;
+  step: string;
+  voter: string;
+  decision: "approved" | "rejected";
+  inputs: Record<string, string> | null;
+  comment: string | null;
+  answered_at: string;
 }
 
 function toRecord(row: Selectable<ApprovalsTable>): ApprovalRecord {
-  return { ...row, approvers: decodeJson<string[]>(row.approvers) };
+  return {
+    ...row,
+    approvers: decodeJson<string[]>(row.approvers),
+    required: Number(row.required),
+    self_approval: Number(row.self_approval) !== 0,
+    form: row.form === null ? [] : decodeJson<ApprovalFormInput[]>(row.form),
+    inputs: row.inputs === null ? null : decodeJson<Record<string, string>>(row.inputs),
+    approved_by: row.approved_by === null ? null : decodeJson<string[]>(row.approved_by),
+  };
+}
+
+function toVote(row: Selectable<ApprovalVotesTable>): ApprovalVoteRecord {
+  return { ...row, inputs: row.inputs === null ? null : decodeJson<Record<string, string>>(row.inputs) };
 }
 
 async function getApproval(ctx: StoreContext, runId: string, step: string) {
@@ -66,6 +117,12 @@ async function openApproval(ctx: StoreContext, input: NewApproval): Promise<Appr
       comment: null,
       answered_at: null,
       created_at: isoTime(ctx.now()),
+      required: input.required ?? 1,
+      self_approval: input.self_approval === false ? 0 : 1,
+      not_before: input.not_before ? isoTime(input.not_before) : null,
+      form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
+      inputs: null,
+      approved_by: null,
     })
     .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
     .execute();
@@ -91,6 +148,8 @@ async function answerApproval(
       answered_by: answer.by,
       comment: answer.comment ?? null,
       answered_at: isoTime(ctx.now()),
+      inputs: answer.inputs ? encodeJson(answer.inputs) : null,
+      approved_by: answer.approved_by ? encodeJson(answer.approved_by) : null,
     })
     .where("run_id", "=", runId)
     .where("step", "=", step)
@@ -111,6 +170,43 @@ async function listApprovals(ctx: StoreContext, runId: string): Promise<Approval
   return rows.map(toRecord);
 }
 
+/**
+ * Stores one approver's answer; undefined when that approver answered the step already. The
+ * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
+ */
+async function voteApproval(
+  ctx: StoreContext,
+  vote: Omit<ApprovalVoteRecord, "answered_at">,
+): Promise<ApprovalVoteRecord | undefined> {
+  const row = await ctx.db
+    .insertInto("approval_votes")
+    .values({
+      run_id: vote.run_id,
+      step: vote.step,
+      voter: vote.voter,
+      decision: vote.decision,
+      inputs: vote.inputs ? encodeJson(vote.inputs) : null,
+      comment: vote.comment,
+      answered_at: isoTime(ctx.now()),
+    })
+    .onConflict((conflict) => conflict.columns(["run_id", "step", "voter"]).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row && toVote(row);
+}
+
+async function listVotes(ctx: StoreContext, runId: string, step: string): Promise<ApprovalVoteRecord[]> {
+  const rows = await ctx.db
+    .selectFrom("approval_votes")
+    .selectAll()
+    .where("run_id", "=", runId)
+    .where("step", "=", step)
+    .orderBy("answered_at")
+    .orderBy("voter")
+    .execute();
+  return rows.map(toVote);
+}
+
 /** Approval steps' waits and answers, one per run and step. */
 export interface ApprovalsRepo {
   /** Records a wait; a step that has one already keeps it (and its deadline), which is returned. */
@@ -120,6 +216,10 @@ export interface ApprovalsRepo {
   answer(runId: string, step: string, answer: ApprovalAnswerInput): Promise<ApprovalRecord | undefined>;
   /** A run's waits, in the order they were opened. */
   listForRun(runId: string): Promise<ApprovalRecord[]>;
+  /** Stores an approver's answer; undefined when they answered the step already. */
+  vote(vote: Omit<ApprovalVoteRecord, "answered_at">): Promise<ApprovalVoteRecord | undefined>;
+  /** A step's approvers' answers, in the order they came. */
+  votes(runId: string, step: string): Promise<ApprovalVoteRecord[]>;
 }
 
 export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
@@ -128,5 +228,7 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
     get: (runId, step) => getApproval(ctx, runId, step),
     answer: (runId, step, answer) => answerApproval(ctx, runId, step, answer),
     listForRun: (runId) => listApprovals(ctx, runId),
+    vote: (vote) => voteApproval(ctx, vote),
+    votes: (runId, step) => listVotes(ctx, runId, step),
   };
 }

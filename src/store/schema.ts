@@ -317,6 +317,31 @@ export interface ApprovalsTable {
   comment: string | null;
   answered_at: string | null;
   created_at: string;
+  /** Distinct approvers who must approve. */
+  required: number;
+  /** 0: the run's submitter may not answer. */
+  self_approval: number;
+  /** No answer is taken before it; null: at once. */
+  not_before: string | null;
+  /** JSON list of the inputs the approver fills in; null: none. */
+  form: string | null;
+  /** JSON of the approved form's values. */
+  inputs: string | null;
+  /** JSON list of who approved, in order. */
+  approved_by: string | null;
+}
+
+/** One approver's answer to an approval step, once per approver. */
+export interface ApprovalVotesTable {
+  run_id: string;
+  step: string;
+  /** A username, or `token <id>`. */
+  voter: string;
+  decision: "approved" | "rejected";
+  /** JSON of the form's values this approver gave; null: none. */
+  inputs: string | null;
+  comment: string | null;
+  answered_at: string;
 }
 
 /** The run holding a tenant's concurrency group; free once that run has ended. `tenant_id` `""`: none. */
@@ -482,6 +507,7 @@ export interface Database {
   agent_usage: AgentUsageTable;
   budgets: BudgetsTable;
   approvals: ApprovalsTable;
+  approval_votes: ApprovalVotesTable;
   saved_workflows: SavedWorkflowsTable;
   schedules: SchedulesTable;
   schedule_ticks: ScheduleTicksTable;

@@ -7,7 +7,7 @@
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo, StepStatus, StepSummary } from "../core/events.js";
 import type { HostContext } from "./engine.js";
-import type { ApprovalSpec, Step } from "./model.js";
+import type { ApprovalInput, ApprovalSpec, Step } from "./model.js";
 import type { HostOutcome } from "./step-run.js";
 
 /** What an approval step asks, as the gate stores it. */
@@ -17,13 +17,34 @@ export interface ApprovalRequest {
   approvers: string[];
   /** ISO time; no answer by then is a rejection (APPROVAL_TIMEOUT). */
   deadline: string;
+  /** Distinct approvers who must approve; 1 when absent. */
+  required?: number;
+  /** Whether the run's submitter may answer; yes when absent. */
+  selfApproval?: boolean;
+  /** ISO time; no answer is taken before it. */
+  notBefore?: string;
+  /** The form the approver fills in. */
+  inputs?: ApprovalInput[];
 }
 
 export interface ApprovalAnswer {
   decision: "approved" | "rejected" | "timeout";
-  /** Who answered; null for a timeout. */
+  /** Who answered; null for a timeout. With several approvals: the one whose approval completed them. */
   by: string | null;
   comment?: string;
+  /** Approved: the form's values, defaults filled in. */
+  inputs?: Record<string, string>;
+  /** Several approvals: who approved, in order. */
+  approvedBy?: string[];
+}
+
+/** One approver's answer while a step needs several. */
+export interface ApprovalVote {
+  decision: "approved" | "rejected";
+  by: string;
+  comment?: string;
+  /** Approvals so far, this one included. */
+  approvals: number;
 }
 
 /** Where a run's approval steps wait for their answers. */
@@ -37,7 +58,13 @@ export interface ApprovalGate {
    * Resolves with the answer, or with `timeout` once the deadline passes unanswered; undefined
    * when `signal` aborts first (the run was canceled).
    */
-  answer(step: string, deadline: string, signal: AbortSignal): Promise<ApprovalAnswer | undefined>;
+  answer(
+    step: string,
+    deadline: string,
+    signal: AbortSignal,
+    /** Told each approver's answer as it is stored, once per approver. */
+    onVote?: (vote: ApprovalVote) => void,
+  ): Promise<ApprovalAnswer | undefined>;
 }
 
 /** `${NAME}` in an approval's message, replaced by the variable's value when the step starts. */
@@ -63,8 +90,18 @@ export async function awaitApproval(
     const gate = ctx.options.approvals;
     const message = prior?.waiting?.message ?? ctx.masker.mask(approvalMessage(spec.message, ctx.vars));
     const asked = prior?.waiting?.deadline ?? new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
+    const notBefore = prior?.waiting?.not_before ?? new Date(began + spec.waitSeconds * 1000).toISOString();
     // The gate opens first: a server says the run started there, before its step.started.
-    const opened = await gate?.open({ step: step.name, message, approvers: spec.approvers, deadline: asked });
+    const opened = await gate?.open({
+      step: step.name,
+      message,
+      approvers: spec.approvers,
+      deadline: asked,
+      required: spec.required,
+      selfApproval: spec.selfApproval,
+      notBefore,
+      inputs: spec.inputs,
+    });
     if (!prior) ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
     if (!gate || !opened) {
       error = errorInfo(
@@ -81,9 +118,28 @@ export async function awaitApproval(
           message,
           approvers: spec.approvers,
           deadline,
+          ...(spec.required > 1 ? { required: spec.required } : {}),
+          ...(spec.waitSeconds > 0 ? { not_before: notBefore } : {}),
+          ...(spec.selfApproval ? {} : { self_approval: false as const }),
+          ...(spec.inputs.length > 0 ? { inputs: spec.inputs.map(inputView) } : {}),
         });
       }
-      answer = await gate.answer(step.name, deadline, ctx.signal);
+      const told = new Set(prior?.votes ?? []);
+      const onVote = (vote: ApprovalVote): void => {
+        if (spec.required <= 1 || told.has(vote.by)) return;
+        told.add(vote.by);
+        ctx.emit({
+          type: "approval.vote",
+          step: step.name,
+          host,
+          decision: vote.decision,
+          by: vote.by,
+          ...(vote.comment ? { comment: vote.comment } : {}),
+          approvals: vote.approvals,
+          required: spec.required,
+        });
+      };
+      answer = await gate.answer(step.name, deadline, ctx.signal, onVote);
       if (answer) {
         ctx.emit({
           type: "approval.answered",
@@ -92,6 +148,8 @@ export async function awaitApproval(
           decision: answer.decision,
           by: answer.by,
           ...(answer.comment ? { comment: answer.comment } : {}),
+          ...(answer.inputs && Object.keys(answer.inputs).length > 0 ? { inputs: answer.inputs } : {}),
+          ...(answer.approvedBy && spec.required > 1 ? { approved_by: answer.approvedBy } : {}),
         });
       }
     }
@@ -100,6 +158,10 @@ export async function awaitApproval(
   const status: StepStatus =
     answer?.decision === "approved" ? "success" : answer || error ? "failed" : "canceled";
   const duration = Math.max(0, Date.now() - began);
+  // The form's values are the step's exports, as a command step's are.
+  const exports = status === "success" ? { ...(answer?.inputs ?? {}) } : {};
+  if (Object.keys(exports).length > 0)
+    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
   const summary: StepSummary = {
     name: step.name,
     host,
@@ -119,7 +181,19 @@ export async function awaitApproval(
     duration_ms: duration,
     ...(error ? { error } : {}),
   });
-  return { summary, exports: {} };
+  return { summary, exports };
+}
+
+/** An input as `step.waiting` shows it. */
+function inputView(input: ApprovalInput) {
+  return {
+    name: input.name,
+    type: input.type,
+    ...(input.options ? { options: input.options } : {}),
+    ...(input.default !== undefined ? { default: input.default } : {}),
+    required: input.required,
+    ...(input.description !== undefined ? { description: input.description } : {}),
+  };
 }
 
 /** The engine prefixes these with the step and host. */

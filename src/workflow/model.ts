@@ -30,6 +30,31 @@ export interface ApprovalSpec {
   /** Usernames and `role:admin` / `role:member` of the run's tenant. */
   approvers: string[];
   timeoutSeconds: number;
+  /** `inputs:`: what the approver fills in; the values become the step's exports. */
+  inputs: ApprovalInput[];
+  /** `required:`: how many distinct approvers must approve (any one rejection rejects). */
+  required: number;
+  /** `self_approval: false`: whoever submitted the run may not answer it. */
+  selfApproval: boolean;
+  /** `wait:`: no answer is taken before this many seconds have passed since the step began. */
+  waitSeconds: number;
+}
+
+export const approvalInputTypes = ["string", "number", "boolean", "choice"] as const;
+export type ApprovalInputType = (typeof approvalInputTypes)[number];
+
+/** One field of an approval's form (`inputs: {REGION: {type: choice, options: [eu, us]}}`). */
+export interface ApprovalInput {
+  /** A variable name: the step exports the value under it. */
+  name: string;
+  type: ApprovalInputType;
+  /** `choice`: the values the approver picks from. */
+  options?: string[];
+  /** The value when the approver gives none. */
+  default?: string;
+  /** The approver must give a value (a default counts as given). */
+  required: boolean;
+  description?: string;
 }
 
 /** `action: workflow.call`: the saved workflow a step runs as a child run, and what it gives it. */

@@ -1,10 +1,13 @@
 /**
- * `action: approval` steps: `args: {message, approvers, timeout_seconds}`. An approval runs once,
+ * `action: approval` steps: `args: {message, approvers, timeout_seconds, inputs, required,
+ * self_approval, wait}`. An approval runs once,
  * on the server, so the keys that place or repeat work on hosts are refused with a hint.
  */
 import { isScalar, isSeq, type YAMLMap } from "yaml";
 import { usernamePattern, usernameRule } from "../core/usernames.js";
 import type { ApprovalSpec } from "./model.js";
+import { readApprovalInputs } from "./parse-approval-inputs.js";
+import { readDuration } from "./parse-duration.js";
 import type { Fields, YamlReader } from "./yaml-reader.js";
 
 /** The keys an approval step takes; the others of a step mean nothing for it. */
@@ -17,11 +20,21 @@ export const approvalStepKeys = [
   "continue_on_error",
   "depends",
 ];
-const approvalArgsKeys = ["message", "approvers", "timeout_seconds"];
+const approvalArgsKeys = [
+  "message",
+  "approvers",
+  "timeout_seconds",
+  "inputs",
+  "required",
+  "self_approval",
+  "wait",
+];
 
 /** The roles an approver entry may name instead of a username. */
 export const approverRoles = ["role:admin", "role:member"] as const;
 
+/** An approval needs at most this many approvers: more is a vote, not a review. */
+export const maxRequiredApprovals = 20;
 /** Without `timeout_seconds`, a run waits a day for its answer. */
 export const defaultApprovalTimeoutSeconds = 86_400;
 /** A run waits at most 30 days: past that, nobody remembers what it asked. */
@@ -44,6 +57,11 @@ export function approvalStepKeyHint(key: string): string | undefined {
 function argsKeyHint(key: string): string | undefined {
   if (key === "approver" || key === "users") return 'the list of who may answer is "approvers"';
   if (key === "timeout") return 'the wait is "timeout_seconds", in seconds';
+  if (key === "approvals" || key === "min_approvals" || key === "required_approvals") {
+    return 'how many approvers must approve is "required"';
+  }
+  if (key === "form" || key === "fields") return 'what the approver fills in is "inputs"';
+  if (key === "wait_timer" || key === "delay") return 'the time before an answer is taken is "wait"';
   if (key === "cmd" || key === "script") {
     return "an approval step runs no command; put commands in a step of their own before or after it";
   }
@@ -61,6 +79,10 @@ export function readApprovalArgs(
     message: "",
     approvers: [],
     timeoutSeconds: defaultApprovalTimeoutSeconds,
+    inputs: [],
+    required: 1,
+    selfApproval: true,
+    waitSeconds: 0,
   };
   if (!argsField) {
     reader.report(
@@ -108,7 +130,42 @@ export function readApprovalArgs(
       spec.timeoutSeconds = seconds;
     }
   }
+  readApprovalRules(reader, fields, spec, label);
   return spec;
+}
+
+/** `inputs`, `required`, `self_approval` and `wait`: the form, and who answers when. */
+function readApprovalRules(reader: YamlReader, fields: Fields, spec: ApprovalSpec, label: string): void {
+  const inputs = fields.get("inputs");
+  if (inputs) spec.inputs = readApprovalInputs(reader, inputs.value, label);
+  const required = fields.get("required");
+  if (required) {
+    const count = reader.number(required.value, `required of ${label}`, "positive integer");
+    const named = spec.approvers.filter((entry) => !entry.startsWith("role:"));
+    const onlyNames = spec.approvers.length > 0 && named.length === spec.approvers.length;
+    if (count !== undefined && onlyNames && count > named.length) {
+      reader.report(
+        required.value,
+        `required of ${label} is ${count}, but only ${named.length} approver${named.length === 1 ? " is" : "s are"} listed`,
+        "each approval comes from a different approver: list more approvers (or a role), or require fewer",
+      );
+    } else if (count !== undefined && count > maxRequiredApprovals) {
+      reader.report(required.value, `required of ${label} is ${count}; at most ${maxRequiredApprovals}`);
+    } else if (count !== undefined) spec.required = count;
+  }
+  const self = fields.get("self_approval");
+  if (self) spec.selfApproval = reader.boolean(self.value, `self_approval of ${label}`) ?? true;
+  const wait = fields.get("wait");
+  if (wait) {
+    const seconds = readDuration(reader, wait.value, `wait of ${label}`, false);
+    if (seconds !== undefined && seconds >= spec.timeoutSeconds) {
+      reader.report(
+        wait.value,
+        `wait of ${label} (${seconds} s) is not shorter than its timeout_seconds (${spec.timeoutSeconds} s)`,
+        "nobody could answer before the step times out: shorten the wait or raise timeout_seconds",
+      );
+    } else if (seconds !== undefined) spec.waitSeconds = seconds;
+  }
 }
 
 function readApprovers(reader: YamlReader, node: unknown, label: string): string[] {

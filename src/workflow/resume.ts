@@ -14,6 +14,8 @@ export interface HostProgress {
   answer?: EventOf<"approval.answered">;
   /** A call step that started its child run (`step.called`). */
   called?: EventOf<"step.called">;
+  /** An approval step's approvers whose `approval.vote` was emitted already. */
+  votes?: Set<string>;
   /** The seq of its `step.finished`: where it ended among the run's steps. */
   endSeq?: number;
 }
@@ -69,6 +71,11 @@ export function priorProgress(
       case "step.called":
         progress(event.step, event.host).called = event;
         break;
+      case "approval.vote": {
+        const entry = progress(event.step, event.host);
+        entry.votes = new Set([...(entry.votes ?? []), event.by]);
+        break;
+      }
       case "step.finished": {
         const entry = progress(event.step, event.host);
         entry.inFlight = false;

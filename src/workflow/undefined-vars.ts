@@ -55,6 +55,7 @@ export function undefinedVariables(
   ]);
   for (const step of workflow.steps) {
     for (const name of [...Object.keys(step.env), ...step.expectVars]) defined.add(name);
+    for (const input of step.approval?.inputs ?? []) defined.add(input.name);
     for (const instance of step.matrix?.instances ?? []) {
       for (const name of Object.keys(instance.vars)) defined.add(name);
     }

@@ -1,6 +1,6 @@
 import type { Logger } from "../../core/logger.js";
 import type { ApprovalRecord, Store } from "../../store/index.js";
-import type { ApprovalAnswer, ApprovalGate } from "../../workflow/approval.js";
+import type { ApprovalAnswer, ApprovalGate, ApprovalVote } from "../../workflow/approval.js";
 
 /** How often a waiting approval reads its row even when nobody woke it (a lost fleet message). */
 export const approvalRecheckMs = 2000;
@@ -11,6 +11,8 @@ function answerOf(row: ApprovalRecord): ApprovalAnswer | undefined {
     decision: row.decision,
     by: row.answered_by,
     ...(row.comment ? { comment: row.comment } : {}),
+    ...(row.inputs ? { inputs: row.inputs } : {}),
+    ...(row.approved_by ? { approvedBy: row.approved_by } : {}),
   };
 }
 
@@ -36,10 +38,20 @@ export class ApprovalWaits {
   gateFor(runId: string): ApprovalGate {
     return {
       open: async (request) => {
-        const row = await this.store.approvals.open({ run_id: runId, ...request });
+        const row = await this.store.approvals.open({
+          run_id: runId,
+          step: request.step,
+          message: request.message,
+          approvers: request.approvers,
+          deadline: request.deadline,
+          required: request.required ?? 1,
+          self_approval: request.selfApproval ?? true,
+          not_before: request.notBefore ?? null,
+          form: request.inputs ?? [],
+        });
         return { deadline: row.deadline };
       },
-      answer: (step, deadline, signal) => this.wait(runId, step, deadline, signal),
+      answer: (step, deadline, signal, onVote) => this.wait(runId, step, deadline, signal, onVote),
     };
   }
 
@@ -62,6 +74,7 @@ export class ApprovalWaits {
     step: string,
     deadline: string,
     signal: AbortSignal,
+    onVote?: (vote: ApprovalVote) => void,
   ): Promise<ApprovalAnswer | undefined> {
     const id = key(runId, step);
     const state: { woken: boolean; wake: (() => void) | undefined } = { woken: false, wake: undefined };
@@ -70,6 +83,7 @@ export class ApprovalWaits {
       for (;;) {
         if (signal.aborted) return undefined;
         state.woken = false;
+        if (onVote) await this.tellVotes(runId, step, onVote);
         const answer = await this.read(runId, step, deadline);
         if (answer) return answer;
         if (state.woken) continue;
@@ -91,6 +105,27 @@ export class ApprovalWaits {
       }
     } finally {
       if (this.waits.get(id) === state) this.waits.delete(id);
+    }
+  }
+
+  /** Tells the engine each approver's answer stored so far (it tells each approver once). */
+  private async tellVotes(runId: string, step: string, onVote: (vote: ApprovalVote) => void): Promise<void> {
+    try {
+      let approvals = 0;
+      for (const vote of await this.store.approvals.votes(runId, step)) {
+        if (vote.decision === "approved") approvals += 1;
+        onVote({
+          decision: vote.decision,
+          by: vote.voter,
+          ...(vote.comment ? { comment: vote.comment } : {}),
+          approvals,
+        });
+      }
+    } catch (error) {
+      this.logger.warn(
+        { err: error, runId, step },
+        "cannot read an approval's answers; reading again shortly",
+      );
     }
   }
 

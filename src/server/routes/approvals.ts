@@ -4,7 +4,16 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { isFinalStatus } from "../../core/events.js";
 import type { ApprovalRecord, RunRecord } from "../../store/index.js";
+import { maxApprovalInputLength } from "../../workflow/approval-inputs.js";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { maxApprovalInputs } from "../../workflow/parse-approval-inputs.js";
+import {
+  answeredTwice,
+  approvalValues,
+  checkNotBefore,
+  isSubmitter,
+  selfApprovalRefused,
+} from "../approvals/approval-rules.js";
 import { answeredBy, approverEntry, approversText } from "../approvals/approvers.js";
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
@@ -22,15 +31,40 @@ const StepParams = z.object({
   step: z.string().min(1).describe("the approval step's name"),
 });
 
-const AnswerBody = z
+const CommentField = z
+  .string()
+  .max(maxCommentLength, `comment is longer than ${maxCommentLength} characters`)
+  .optional()
+  .describe("why: kept with the answer, in the run's events and the audit log");
+
+const RejectBody = z.strictObject({ comment: CommentField }).optional();
+
+const ApproveBody = z
   .strictObject({
-    comment: z
-      .string()
-      .max(maxCommentLength, `comment is longer than ${maxCommentLength} characters`)
+    comment: CommentField,
+    inputs: z
+      .record(
+        z.string().max(128, "an input's name is at most 128 characters"),
+        z.union([z.string().max(maxApprovalInputLength), z.number(), z.boolean()]),
+      )
+      .refine((inputs) => Object.keys(inputs).length <= maxApprovalInputs, {
+        message: `at most ${maxApprovalInputs} inputs`,
+      })
       .optional()
-      .describe("why: kept with the answer, in the run's events and the audit log"),
+      .describe(
+        "the step's form (its `inputs:`), by name: checked against each input's type; the values become the step's exports. Later approvers of a step that needs several approve the first one's values.",
+      ),
   })
   .optional();
+
+const FormInput = z.object({
+  name: z.string(),
+  type: z.enum(["string", "number", "boolean", "choice"]),
+  options: z.array(z.string()).optional(),
+  default: z.string().optional(),
+  required: z.boolean(),
+  description: z.string().optional(),
+});
 
 /** An approval step of a run, as the API shows it. */
 export const ApprovalView = z.object({
@@ -46,6 +80,26 @@ export const ApprovalView = z.object({
   comment: z.string().nullable(),
   answered_at: z.string().nullable(),
   may_answer: z.boolean().describe("whether the caller may approve or reject it now"),
+  required: z.number().int().describe("distinct approvers who must approve"),
+  approvals: z
+    .array(
+      z.object({
+        by: z.string(),
+        decision: z.enum(["approved", "rejected"]),
+        comment: z.string().nullable(),
+        at: z.string(),
+      }),
+    )
+    .describe("each approver's answer so far, in order"),
+  self_approval: z.boolean().describe("false: the run's submitter may not answer"),
+  not_before: z.string().nullable().describe("no answer is taken before then (the step's `wait:`)"),
+  inputs: z.array(FormInput).describe("the form an approver fills in; the values become the step's exports"),
+  values: z
+    .record(z.string(), z.string())
+    .nullable()
+    .describe(
+      "the form as filled in: by the first approver while it waits, the approved values once approved",
+    ),
 });
 
 const AnswerView = z.object({
@@ -55,6 +109,12 @@ const AnswerView = z.object({
   answered_by: z.string(),
   comment: z.string().nullable(),
   answered_at: z.string(),
+  approvals: z.number().int().describe("approvals of the step so far, this one included"),
+  required: z.number().int().describe("distinct approvers who must approve"),
+  status: z
+    .enum(["waiting", "approved", "rejected"])
+    .describe("the step's: `waiting` while it needs more approvals"),
+  inputs: z.record(z.string(), z.string()).nullable().describe("the form's values this answer approved"),
 });
 
 /** A run's approval steps that have started waiting, answered or not, for `GET /api/runs/:id`. */
@@ -65,20 +125,42 @@ export async function approvalViews(
 ): Promise<z.output<typeof ApprovalView>[]> {
   if (run.kind !== "workflow") return [];
   const rows = await deps.store.approvals.listForRun(run.id);
-  return rows.map((row) => ({
-    step: row.step,
-    message: row.message,
-    approvers: row.approvers,
-    deadline: row.deadline,
-    status: row.decision ?? "waiting",
-    answered_by: row.answered_by,
-    comment: row.comment,
-    answered_at: row.answered_at,
-    may_answer:
-      row.decision === null &&
-      !isFinalStatus(run.status) &&
-      approverEntry(request.principal, run.tenant_id, row.approvers) !== undefined,
-  }));
+  const principal = request.principal;
+  const submitter = principal ? await isSubmitter(deps.store, principal, run) : false;
+  const me = principal ? answeredBy(principal) : undefined;
+  return Promise.all(
+    rows.map(async (row) => {
+      const votes = await deps.store.approvals.votes(run.id, row.step);
+      const firstValues = votes.find((vote) => vote.decision === "approved" && vote.inputs !== null)?.inputs;
+      return {
+        step: row.step,
+        message: row.message,
+        approvers: row.approvers,
+        deadline: row.deadline,
+        status: row.decision ?? "waiting",
+        answered_by: row.answered_by,
+        comment: row.comment,
+        answered_at: row.answered_at,
+        may_answer:
+          row.decision === null &&
+          !isFinalStatus(run.status) &&
+          approverEntry(principal, run.tenant_id, row.approvers) !== undefined &&
+          !(submitter && !row.self_approval) &&
+          !votes.some((vote) => vote.voter === me),
+        required: row.required,
+        approvals: votes.map((vote) => ({
+          by: vote.voter,
+          decision: vote.decision,
+          comment: vote.comment,
+          at: vote.answered_at,
+        })),
+        self_approval: row.self_approval,
+        not_before: row.not_before,
+        inputs: row.form,
+        values: row.inputs ?? firstValues ?? null,
+      };
+    }),
+  );
 }
 
 /** Whether the run's workflow has an approval step of that name (it may not be waiting yet). */
@@ -163,11 +245,11 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
             verb === "approve"
               ? "The step ends `success` and the run goes on."
               : "The step fails with APPROVAL_REJECTED, and so does the run unless the step has `continue_on_error`."
-          } The answer, who gave it and the comment are the run's \`approval.answered\` event and an audit entry.${idempotentRouteNote}`,
+          } A step with \`required: N\` needs N approvals from distinct approvers (each an \`approval.vote\` event; an approver answering twice is 409); \`self_approval: false\` refuses the run's submitter (403); before the step's \`wait:\` has passed an answer is 409. ${verb === "approve" ? "`inputs` fills the step's form (400 for a value of the wrong type, an unknown or a missing required input); the values become the step's exports. " : ""}The answer, who gave it and the comment are the run's \`approval.answered\` event and an audit entry.${idempotentRouteNote}`,
           tags: ["runs"],
           headers: IdempotencyKeyHeaders,
           params: StepParams,
-          body: AnswerBody,
+          body: verb === "approve" ? ApproveBody : RejectBody,
           response: {
             200: {
               description: "the answer, stored",
@@ -180,24 +262,82 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
       async (request) => {
         const { id, step } = request.params;
         const comment = request.body?.comment?.trim() || null;
+        // The route's schema checked the body already; this gives it its approve-only type.
+        const given = decision === "approved" ? ApproveBody.parse(request.body)?.inputs : undefined;
         const run = await visibleRun(deps, request, id);
-        await answerableWait(deps, request, run, step, decision);
-        const by = answeredBy(callerOf(request));
-        const answered = await deps.store.approvals.answer(run.id, step, { decision, by, comment });
-        if (!answered) {
-          const now = await deps.store.approvals.get(run.id, step);
-          throw new RunyardError(
-            "CONFLICT",
-            `step "${step}" of run ${run.id} was answered just now (${now?.decision ?? "unknown"} by ${now?.answered_by ?? "the deadline"})`,
-            { hint: "An approval step is answered once; to ask again, re-run the workflow." },
+        const row = await answerableWait(deps, request, run, step, decision);
+        const principal = callerOf(request);
+        if (!row.self_approval && (await isSubmitter(deps.store, principal, run))) {
+          await audit(deps, request, {
+            action: decision === "approved" ? "run.approve" : "run.reject",
+            target: run.id,
+            outcome: "denied",
+            tenant_id: run.tenant_id,
+            details: { step, reason: "self_approval" },
+          });
+          throw selfApprovalRefused(row, run);
+        }
+        checkNotBefore(row, run);
+        const by = answeredBy(principal);
+        const before = await deps.store.approvals.votes(run.id, step);
+        const countOf = (votes: readonly { decision: string }[]) =>
+          votes.filter((vote) => vote.decision === "approved").length;
+        const mine = before.find((vote) => vote.voter === by);
+        if (mine) throw answeredTwice(row, run, mine, countOf(before));
+        const values = decision === "approved" ? approvalValues(row, run, before, given) : null;
+        const voted = await deps.store.approvals.vote({
+          run_id: run.id,
+          step,
+          voter: by,
+          decision,
+          inputs: values && Object.keys(values).length > 0 ? values : null,
+          comment,
+        });
+        const votes = await deps.store.approvals.votes(run.id, step);
+        if (!voted)
+          throw answeredTwice(
+            row,
+            run,
+            votes.find((vote) => vote.voter === by),
+            countOf(votes),
           );
+        const approvals = countOf(votes);
+        // The step's own answer: the first rejection, or the approval that makes `required`.
+        let status: "waiting" | "approved" | "rejected" = "waiting";
+        let stored = voted.inputs;
+        if (decision === "rejected" || approvals >= row.required) {
+          const approvers = votes.filter((vote) => vote.decision === "approved");
+          const agreed = approvers.find((vote) => vote.inputs !== null)?.inputs ?? values ?? {};
+          const answered = await deps.store.approvals.answer(run.id, step, {
+            decision,
+            by,
+            comment,
+            ...(decision === "approved"
+              ? { inputs: agreed, approved_by: approvers.map((vote) => vote.voter) }
+              : {}),
+          });
+          if (!answered) {
+            const now = await deps.store.approvals.get(run.id, step);
+            throw new RunyardError(
+              "CONFLICT",
+              `step "${step}" of run ${run.id} was answered just now (${now?.decision ?? "unknown"} by ${now?.answered_by ?? "the deadline"})`,
+              { hint: "An approval step is answered once; to ask again, re-run the workflow." },
+            );
+          }
+          status = decision;
+          stored = answered.inputs;
         }
         deps.approvals.answered(run.id, step);
         await audit(deps, request, {
           action: decision === "approved" ? "run.approve" : "run.reject",
           target: run.id,
           tenant_id: run.tenant_id,
-          details: { step, ...(comment ? { comment } : {}) },
+          details: {
+            step,
+            ...(comment ? { comment } : {}),
+            ...(stored && Object.keys(stored).length > 0 ? { inputs: stored } : {}),
+            ...(row.required > 1 ? { approvals, required: row.required } : {}),
+          },
         });
         return {
           run_id: run.id,
@@ -205,7 +345,11 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
           decision,
           answered_by: by,
           comment,
-          answered_at: answered.answered_at ?? new Date().toISOString(),
+          answered_at: voted.answered_at,
+          approvals,
+          required: row.required,
+          status,
+          inputs: stored,
         };
       },
     );

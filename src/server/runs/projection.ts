@@ -153,6 +153,7 @@ export class RunProjection {
         case "step.retrying":
         case "approval.answered":
         case "step.called":
+        case "approval.vote":
         case "artifact.created":
         case "agent.message":
         case "agent.tool_call":

@@ -27,6 +27,7 @@ import * as workflowCalls from "./0035_workflow_calls.js";
 import * as agentBudgets from "./0031_agent_budgets.js";
 import * as botVersions from "./0037_bot_versions.js";
 import * as botHistory from "./0038_bot_history.js";
+import * as approvalRules from "./0036_approval_rules.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -59,6 +60,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0031_agent_budgets": agentBudgets,
   "0037_bot_versions": botVersions,
   "0038_bot_history": botHistory,
+  "0036_approval_rules": approvalRules,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

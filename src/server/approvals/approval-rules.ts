@@ -1,0 +1,102 @@
+import { RunyardError } from "../../core/errors.js";
+import type { ApprovalRecord, ApprovalVoteRecord, RunRecord, Store } from "../../store/index.js";
+import { fillApprovalInputs, type GivenValue } from "../../workflow/approval-inputs.js";
+import type { Principal } from "../auth.js";
+
+/**
+ * What an approval step asks of its answers beyond "a listed approver": no answer before its
+ * `wait`, none from the run's submitter when `self_approval: false`, one per approver, and the
+ * form's values checked. Each refusal says what is wrong and what to do.
+ */
+
+/** Whether the caller submitted the run: it was made by them, or by one of their tokens. */
+export async function isSubmitter(
+  store: Pick<Store, "tokens">,
+  principal: Principal,
+  run: RunRecord,
+): Promise<boolean> {
+  if (run.created_by === null) return false;
+  if (run.created_by === principal.user_id || run.created_by === principal.token_id) return true;
+  if (principal.user_id === null) return false;
+  const tokens = await store.tokens.list({ userId: principal.user_id });
+  return tokens.some((token) => token.id === run.created_by);
+}
+
+/** Refuses an answer given before the step's `wait` has passed. */
+export function checkNotBefore(row: ApprovalRecord, run: RunRecord, now = Date.now()): void {
+  if (row.not_before === null || now >= Date.parse(row.not_before)) return;
+  const left = Math.ceil((Date.parse(row.not_before) - now) / 1000);
+  throw new RunyardError(
+    "CONFLICT",
+    `step "${row.step}" of run ${run.id} takes answers from ${row.not_before} (in ${left} s)`,
+    { hint: "The step's wait: gives everyone time to look first; answer once it has passed." },
+  );
+}
+
+export function selfApprovalRefused(row: ApprovalRecord, run: RunRecord): RunyardError {
+  return new RunyardError(
+    "FORBIDDEN",
+    `you submitted run ${run.id}; step "${row.step}" takes no answer from its submitter (self_approval: false)`,
+    { hint: "Ask another listed approver to answer it." },
+  );
+}
+
+export function answeredTwice(
+  row: ApprovalRecord,
+  run: RunRecord,
+  mine: ApprovalVoteRecord | undefined,
+  approvals: number,
+): RunyardError {
+  const left = Math.max(0, row.required - approvals);
+  const when = mine ? ` (${mine.decision} at ${mine.answered_at})` : "";
+  return new RunyardError("CONFLICT", `you answered step "${row.step}" of run ${run.id} already${when}`, {
+    hint:
+      left > 0
+        ? `Each approver counts once: it needs ${left} more approval${left === 1 ? "" : "s"} from other approvers.`
+        : "Each approver counts once.",
+  });
+}
+
+/**
+ * The form's values this approval stands for: the first approval's values (later approvers
+ * approve those, and may repeat them but not change them), else the caller's, checked and with
+ * defaults filled in.
+ */
+export function approvalValues(
+  row: ApprovalRecord,
+  run: RunRecord,
+  votes: readonly ApprovalVoteRecord[],
+  given: Readonly<Record<string, GivenValue>> | undefined,
+): Record<string, string> {
+  const first = votes.find((vote) => vote.decision === "approved" && vote.inputs !== null);
+  const { values, problems } = fillApprovalInputs(row.form, given ?? {});
+  if (problems.length > 0 && !(first && Object.keys(given ?? {}).length === 0)) {
+    throw new RunyardError("INVALID_INPUT", `step "${row.step}" of run ${run.id}: ${problems.join("; ")}`, {
+      hint: formHint(row),
+    });
+  }
+  if (!first?.inputs) return values;
+  if (Object.keys(given ?? {}).length === 0) return first.inputs;
+  const differs = Object.keys(values).filter((name) => values[name] !== first.inputs?.[name]);
+  if (differs.length > 0) {
+    throw new RunyardError(
+      "CONFLICT",
+      `step "${row.step}" of run ${run.id} was filled in by ${first.voter}: ${differs.map((name) => `${name}=${first.inputs?.[name]}`).join(", ")}; you gave other values`,
+      {
+        hint: "Later approvers approve the values the first one gave: approve without inputs, or reject and ask for a new run.",
+      },
+    );
+  }
+  return first.inputs;
+}
+
+/** `--input REGION=eu|us --input COUNT=NUMBER`: what the form takes. */
+export function formHint(row: ApprovalRecord): string {
+  if (row.form.length === 0) return "This approval takes no inputs: approve without any.";
+  const fields = row.form.map((input) => {
+    const kind = input.type === "choice" ? (input.options ?? []).join("|") : input.type;
+    const optional = !input.required || input.default !== undefined;
+    return `${optional ? "[" : ""}${input.name}=${kind}${optional ? "]" : ""}`;
+  });
+  return `Give the inputs as --input NAME=VALUE (API: "inputs": {...}): ${fields.join(" ")}.`;
+}
