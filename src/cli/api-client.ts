@@ -120,6 +120,18 @@ export class ApiClient {
     });
   }
 
+  /** A GET whose answer is text (a download), not JSON; errors as `request`'s. */
+  async text(path: string): Promise<string> {
+    let response: Response;
+    try {
+      response = await this.send("GET", path, undefined);
+    } catch (error) {
+      throw unreachable(this.serverUrls, error);
+    }
+    if (!response.ok) return this.answer<never>(response);
+    return response.text();
+  }
+
   private async answer<T>(response: Response): Promise<T> {
     const text = await response.text();
     const data = text ? this.parseAnswer(response, text) : undefined;

@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { packBotFolder } from "./bot-context.js";
 import { type BotHealthFlags, healthOf, readEnvFile } from "./bot-health-flags.js";
+import { alertFlag } from "./bot-history.js";
 import type { CliContext } from "./context.js";
 
 /** The flags of `runyard bot start NAME` (the avtomatika-bot CLI's, and runyard's own). */
@@ -25,6 +26,10 @@ export interface BotStartFlags extends BotHealthFlags {
   lifetime?: string;
   group?: string;
   label: string[];
+  webhook?: string;
+  alert?: string[];
+  notify?: string[];
+  logMaxMb?: string;
 }
 
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -282,5 +287,38 @@ export async function botStartBody(
     ...(lifetime !== undefined ? { lifetime_secs: lifetime } : {}),
     ...(flags.group ? { group: flags.group } : {}),
     labels: flags.label,
+    ...botExtraFlags(flags),
+  };
+}
+
+/** --webhook, --alert, --notify and --log-max-mb as the start body's fields. */
+function botExtraFlags(flags: BotStartFlags): Record<string, unknown> {
+  const whole = (value: string, flag: string, hint: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw usage(`${flag} ${value}: expected a whole number`, hint);
+    return n;
+  };
+  const alerts = (flags.alert ?? []).map(alertFlag);
+  if (alerts.length > 0 && (flags.notify ?? []).length === 0) {
+    throw usage(
+      "--alert needs somewhere to say it: add --notify URL",
+      "For example --notify https://hooks.example.com/bot.",
+    );
+  }
+  return {
+    ...(flags.webhook !== undefined
+      ? {
+          webhook_port: whole(
+            flags.webhook,
+            "--webhook",
+            "Give the port the bot listens on in its container, e.g. --webhook 8080.",
+          ),
+        }
+      : {}),
+    ...(alerts.length > 0 ? { alerts } : {}),
+    ...((flags.notify ?? []).length > 0 ? { notify: flags.notify } : {}),
+    ...(flags.logMaxMb !== undefined
+      ? { log_max_mb: whole(flags.logMaxMb, "--log-max-mb", "For example --log-max-mb 32 (MiB).") }
+      : {}),
   };
 }

@@ -3,6 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent } from "../core/events.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
+import { botLogDownload } from "./bot-history.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
 import { apiClient } from "./runs.js";
@@ -335,6 +336,8 @@ export interface BotLogsFlags {
   build?: boolean;
   previous?: boolean;
   json?: boolean;
+  grep?: string;
+  download?: string;
 }
 
 /**
@@ -342,6 +345,7 @@ export interface BotLogsFlags {
  * build's with --build, the previous container's last lines with --previous; -f follows on.
  */
 export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext): Promise<number> {
+  if (flags.download !== undefined) return botLogDownload(name, flags.download, ctx);
   const api = apiClient(ctx);
   if (flags.previous) {
     if (flags.follow || flags.build) {
@@ -373,6 +377,7 @@ export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext
   }
   if (flags.since !== undefined) query.set("since", sinceTime(flags.since));
   if (flags.build) query.set("build", "true");
+  if (flags.grep !== undefined) query.set("grep", flags.grep);
   // Listening before the first request: a Ctrl-C at any point ends the watching cleanly.
   const abort = new AbortController();
   const off = flags.follow ? ctx.onInterrupt(() => abort.abort()) : () => undefined;
@@ -413,8 +418,11 @@ async function printLogs(
       onEvent: (event) => {
         if (event.type === "step.started" && steps.includes(event.step)) attempt = event.attempt;
         if (event.type !== "step.output" || !steps.includes(event.step)) return;
-        for (const text of event.data.replace(/\n$/, "").split("\n"))
+        const needle = flags.grep?.toLowerCase();
+        for (const text of event.data.replace(/\n$/, "").split("\n")) {
+          if (needle !== undefined && !text.toLowerCase().includes(needle)) continue;
           print({ ts: event.ts, stream: event.stream, text, step: event.step, attempt });
+        }
       },
     });
   } catch (error) {

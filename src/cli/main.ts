@@ -810,6 +810,18 @@ function buildProgram(
         .option("--lifetime <seconds>", "stop it (timeout) after this long; at most the server's 24 h")
         .option("--group <group>", "the runner group whose Docker runs it")
         .option("--label <label>", "a runner label it needs (repeatable)", collect, [])
+        .option(
+          "--webhook <port>",
+          "take inbound webhooks: POSTs to its hook URL go to this port in the container",
+        )
+        .option(
+          "--alert <rule>",
+          "memory>80%/5m, restarts>=3/10m or unhealthy: POST the --notify URLs when it holds (repeatable)",
+          collect,
+          [],
+        )
+        .option("--notify <url>", "where its alerts are POSTed (repeatable)", collect, [])
+        .option("--log-max-mb <n>", "the whole log its runner keeps for --download (default 8 MiB)")
         .option("--check <seconds>", "once running, watch this long for an immediate crash (default 3)")
         .option("-d, --detach", "return once submitted, without watching")
         .option("--json", "JSON output: the start answer, then the bot")
@@ -834,6 +846,11 @@ function buildProgram(
       .option("-f, --follow", "keep printing new lines until the bot ends (Ctrl-C to stop watching)")
       .option("--build", "the build's (or pull's) output instead")
       .option("--previous", "the last lines of the container that ended (kept after a crash)")
+      .option("--grep <text>", "only lines holding this text (any case)")
+      .option(
+        "--download <file>",
+        "the whole log its runner keeps (secrets masked) into a file, - for stdout",
+      )
       .option("--raw", rawHelp)
       .option("--json", "one JSON object per line"),
   ).action(async (name: string, flags) =>
@@ -844,6 +861,34 @@ function buildProgram(
         await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
       ),
     ),
+  );
+  serverFlags(
+    bot
+      .command("stats")
+      .argument("<name>")
+      .description("CPU, memory, network, pids and restarts over time (kept 7 days)")
+      .option("--since <when>", "1h (default), 30m, 24h, 7d or an ISO time")
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-history.js")).botStats(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    bot
+      .command("alerts")
+      .argument("<name>")
+      .description("a bot's alerts and when they held")
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-history.js")).botAlerts(name, flags, await ctx(apiOverrides(flags)))),
+  );
+  serverFlags(
+    bot
+      .command("webhook")
+      .argument("<name>")
+      .description("the URL (with its secret) that forwards POSTs to the bot's --webhook port")
+      .option("--json", "JSON output"),
+  ).action(async (name: string, flags) =>
+    setExit(await (await import("./bot-history.js")).botWebhook(name, flags, await ctx(apiOverrides(flags)))),
   );
   serverFlags(bot.command("list").description("your bots").option("--json", "JSON output")).action(
     async (flags) => setExit(await (await import("./bot.js")).botList(flags, await ctx(apiOverrides(flags)))),
