@@ -63,7 +63,9 @@ describe.skipIf(!haveBrowser)("the Usage page", () => {
       expect(chart?.width).toBeGreaterThan(viewport.width / 2);
       expect(chart?.width).toBeLessThanOrEqual(viewport.width);
       // Nothing sticks out sideways on a phone.
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = Number(
+        await page.evaluate("document.documentElement.scrollWidth - window.innerWidth"),
+      );
       expect(overflow).toBeLessThanOrEqual(0);
       await screenshot(page, `web-usage-${viewport.width}`);
       await page.close();
