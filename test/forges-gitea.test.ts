@@ -17,6 +17,7 @@ import {
   api,
   isFinal,
   type Proc,
+  readEvents,
   runnerToken,
   startRunner,
   startTestServer,
@@ -54,7 +55,11 @@ beforeAll(async () => {
   gitea.setPermission("alice", "write");
   gitea.setPermission("carol", "read");
   model = await startModelServer({ conversations: [{ turns: writeHello('print("hello")\n') }] });
-  server = await startTestServer();
+  // No runner is lost here: a lease of 30 s, not the tests' 2 s, holds under a loaded machine.
+  server = await startTestServer(undefined, {
+    RUNYARD_LEASE_MS: "30000",
+    RUNYARD_RECONNECT_GRACE_MS: "60000",
+  });
   runner = await startRunner(server.url, await runnerToken(server.url), {
     id: "gitea-runner",
     env: {
@@ -96,7 +101,7 @@ describe("tasks from a Gitea repo's issues", () => {
       ),
     );
     const run = await waitForRun(server.url, runId, isFinal, 120_000);
-    expect(run.status).toBe("success");
+    expect(run.status, JSON.stringify(await readEvents(server.url, runId))).toBe("success");
     await until("Gitea hears of the run", () => gitea.comments.some((c) => c.issue === issue.number), 20_000);
     pull = gitea.issues.find((i) => i.pull?.head === `runyard/issue-${issue.number}`);
     expect(pull?.pull?.base).toBe("main");

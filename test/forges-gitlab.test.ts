@@ -22,6 +22,7 @@ import {
   api,
   isFinal,
   type Proc,
+  readEvents,
   runnerToken,
   startRunner,
   startTestServer,
@@ -59,7 +60,11 @@ beforeAll(async () => {
   gitlab.setAccess("carol", 20);
   gitlab.addUser("mallory");
   model = await startModelServer({ conversations: [{ turns: writeHello('print("hello")\n') }] });
-  server = await startTestServer();
+  // No runner is lost here: a lease of 30 s, not the tests' 2 s, holds under a loaded machine.
+  server = await startTestServer(undefined, {
+    RUNYARD_LEASE_MS: "30000",
+    RUNYARD_RECONNECT_GRACE_MS: "60000",
+  });
   runner = await startRunner(server.url, await runnerToken(server.url), {
     id: "gitlab-runner",
     env: {
@@ -113,7 +118,7 @@ describe("tasks from a GitLab project's issues", () => {
       ),
     );
     const run = await waitForRun(server.url, runId, isFinal, 120_000);
-    expect(run.status).toBe("success");
+    expect(run.status, JSON.stringify(await readEvents(server.url, runId))).toBe("success");
     await until(
       "GitLab hears of the run",
       () => gitlab.notes.some((n) => n.on === `issues/${issue.iid}`),
