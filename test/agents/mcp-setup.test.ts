@@ -113,6 +113,10 @@ describe.skipIf(!claude)("MCP servers, setup and copied files of an agent task",
     // The model was offered the server's tool, and its call reached it.
     const asked = model.requests.filter(hasTools);
     expect(toolNames(asked[0]!)).toContain("mcp__marker__mark");
+    // The run says which servers its agent was given (the run's page shows it), never their env.
+    const said = events.flatMap((e) => (e.type === "notice" ? [e.message] : []));
+    expect(said).toContain("MCP servers: marker (node)");
+    expect(JSON.stringify(said)).not.toContain("given");
     const result = events.find((e) => e.type === "agent.tool_result");
     expect(JSON.stringify(result)).toContain("marked in");
     // The setup step ran, said so, and finished before the agent's first word.

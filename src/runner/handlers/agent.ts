@@ -160,6 +160,15 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     const agent = task.agent;
     const emit = (event: EventInput) => io.emit(masker.maskDeep(event));
     for (const message of given.notices) emit({ type: "notice", level: "warn", message, host: agent });
+    const servers = Object.entries(task.mcp_servers);
+    if (servers.length > 0) {
+      // Said once, so the run's page shows what its agent was given: names, programs and hosts,
+      // never their env.
+      const named = servers.map(([name, server]) =>
+        "url" in server ? `${name} (${new URL(server.url).host})` : `${name} (${server.command})`,
+      );
+      emit({ type: "notice", level: "info", message: `MCP servers: ${named.join(", ")}`, host: agent });
+    }
     const steps = new PipelineSteps(agent, emit);
     const transcript = new BoundedText(maxArtifactChars);
     const started = Date.now();

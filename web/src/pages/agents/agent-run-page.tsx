@@ -17,9 +17,10 @@ export function AgentRunPage(props: { runId: string }) {
   useEffect(() => {
     const loadRun = () => answer(api.GET("/api/runs/{id}", { params: { path: { id: props.runId } } }));
     loadRun().then(setRun, setError);
-    // Step output (test logs) is for the artifacts; the transcript is the agent's events.
+    // Step output (test logs) is for the artifacts, but for the setup step's, shown here; the
+    // transcript is the agent's events.
     return followRun(props.runId, 0, (event) => {
-      if (event.type === "step.output") return;
+      if (event.type === "step.output" && event.step !== "setup") return;
       setEvents((old) => [...old, event]);
       if (event.type === "run.finished" || event.type === "run.started")
         loadRun().then(setRun, () => undefined);
@@ -31,6 +32,7 @@ export function AgentRunPage(props: { runId: string }) {
   const summaries = finished?.agents ?? [];
   const steps = events.filter((e) => e.type === "step.finished" || e.type === "step.started");
   const notices = events.filter((e) => e.type === "notice");
+  const setupOutput = events.flatMap((e) => (e.type === "step.output" && e.step === "setup" ? [e] : []));
   const status = finished?.status ?? run?.status ?? "…";
   const runError = finished?.error ?? run?.error ?? null;
   // Every agent the run has: from the transcript, and from the results (one that never spoke).
@@ -79,6 +81,12 @@ export function AgentRunPage(props: { runId: string }) {
           {n.message}
         </p>
       ))}
+      {setupOutput.length > 0 ? (
+        <details className="section" open={runError?.code === "AGENT_SETUP_FAILED"}>
+          <summary>Setup output</summary>
+          <pre data-testid="setup-output">{setupOutput.map((e) => e.data).join("")}</pre>
+        </details>
+      ) : null}
       <div className="columns">
         {shown.length === 0 ? <p className="meta">Waiting for the agent…</p> : null}
         {shown.map((column) => {
