@@ -133,6 +133,10 @@ describe("runyard runs retry and run-step", () => {
     expect(shown.stdout).toContain(`retried by: ${retry} from step test (success)`);
     const shownRetry = await runCli(["runs", "show", retry], { env: cliEnv() });
     expect(shownRetry.stdout).toContain(`retry of: ${first} from step test`);
+    // A re-run of the retry runs the whole workflow again, keeping nothing.
+    const rerun = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${retry}/rerun`);
+    expect((await waitForRun(server.url, rerun.body.run_id, isFinal, 60_000)).status).toBe("success");
+    expect(ran(dir)).toEqual(["build", "test", "test", "ship", "build", "test", "ship"]);
   }, 120_000);
 
   it("retries from a chosen step, and says which steps it kept", async () => {

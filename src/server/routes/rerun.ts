@@ -58,14 +58,16 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
       }
       const principal = request.principal;
       await deps.quotas.checkSubmit(principal);
+      // A re-run runs the whole workflow: a retry's kept steps are not carried over.
+      const { retry: _kept, ...whole } = spec.data;
       const next = await deps.runs.submitWorkflow(
-        spec.data,
+        whole,
         {
           tenantId: principal?.tenant_id ?? null,
           tokenId: submitterId(principal),
           // The lesser rights of the caller and whoever wrote the text: a platform admin's re-run
           // of a member's workflow gets a member's, not an admin's.
-          unrestrictedOutbound: isPlatformAdmin(principal) && spec.data.unrestricted_outbound === true,
+          unrestrictedOutbound: isPlatformAdmin(principal) && whole.unrestricted_outbound === true,
         },
         {
           trigger: "rerun",
