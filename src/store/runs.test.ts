@@ -57,6 +57,8 @@ describe.each(storeBackends)("on $name", (backend) => {
         rollback_failed: null,
         retry_of: null,
         retry_from: null,
+        parent_run_id: null,
+        parent_step: null,
       });
     });
 
@@ -213,6 +215,36 @@ describe.each(storeBackends)("on $name", (backend) => {
       await expect(store.runs.update(run.id, { started_at: "yesterday" })).rejects.toMatchObject({
         code: "INVALID_INPUT",
       });
+    });
+  });
+
+  describe("children", () => {
+    it("lists the runs a run's call steps started, and stores one child per step at most", async () => {
+      const parent = await store.runs.create({ kind: "workflow", name: "release" });
+      const child = await store.runs.create({
+        kind: "workflow",
+        name: "deploy",
+        trigger: "call",
+        trigger_ref: parent.id,
+        parent_run_id: parent.id,
+        parent_step: "ship",
+      });
+      await store.runs.create({ kind: "workflow", name: "other" });
+      expect((await store.runs.children(parent.id)).map((r) => r.id)).toEqual([child.id]);
+      expect((await store.runs.children(parent.id, "ship"))[0]).toMatchObject({
+        parent_run_id: parent.id,
+        parent_step: "ship",
+        trigger: "call",
+      });
+      expect(await store.runs.children(parent.id, "other-step")).toEqual([]);
+      await expect(
+        store.runs.create({
+          kind: "workflow",
+          name: "deploy",
+          parent_run_id: parent.id,
+          parent_step: "ship",
+        }),
+      ).rejects.toMatchObject({ code: "CONFLICT" });
     });
   });
 

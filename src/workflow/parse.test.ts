@@ -339,7 +339,7 @@ owner: me
 steps: [{name: s, command: "true"}]
 `),
     ).toEqual([
-      'wf.yaml:2:1: unknown key "owner" at the top level (hint: valid keys: version, name, description, env, vars, secrets, inventory, notify, max_parallel, steps, concurrency, schedule, inputs, timeout)',
+      'wf.yaml:2:1: unknown key "owner" at the top level (hint: valid keys: version, name, description, env, vars, secrets, inventory, notify, max_parallel, steps, concurrency, schedule, inputs, timeout, outputs, on)',
     ]);
   });
 
@@ -381,7 +381,7 @@ steps:
 `),
       ),
     ).toEqual([
-      'wf.yaml:4:13: unknown action "shell.rn" in step "build" (hint: did you mean "shell.run"? valid actions: cmd.run, shell.run, approval)',
+      'wf.yaml:4:13: unknown action "shell.rn" in step "build" (hint: did you mean "shell.run"? valid actions: cmd.run, shell.run, approval, workflow.call)',
     ]);
   });
 
