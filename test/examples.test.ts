@@ -183,6 +183,56 @@ describe("concurrency group example", () => {
 });
 
 describe("webhook example", () => {
+  it("handlers.yaml runs its success handlers, or after a failure its rollback and failure handlers, then exit's", async () => {
+    const ok = await runCli(["run", "examples/handlers.yaml"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("shipped app-1.4.tar.gz");
+    expect(ok.stdout).toContain("cleaning up after a success run");
+    const broken = await runCli(["run", "examples/handlers.yaml", "--var", "BREAK=1", "--json"]);
+    expect(broken.code).toBe(1);
+    const events = parseEvents(broken.stdout);
+    expect(events.flatMap((e) => (e.type === "step.started" ? [e.step] : []))).toEqual([
+      "build",
+      "migrate",
+      "rollback: build",
+      "on failure: page",
+      "on exit: tidy-up",
+    ]);
+    const printed = events.flatMap((e) => (e.type === "step.output" ? [e.data] : [])).join("");
+    expect(printed).toContain("run failed at migrate; paging the on-call");
+  });
+
+  it("release-train.yaml calls the saved deploy-service through a server; its outputs reach the next step", async () => {
+    const { adminToken, runnerToken, startRunner, startTestServer } = await import("./helpers/server.js");
+    const server = await startTestServer();
+    const runner = await startRunner(server.url, await runnerToken(server.url), { id: "calls", capacity: 2 });
+    try {
+      const env = { RUNYARD_TOKEN: adminToken };
+      const saved = await runCli(
+        ["workflow", "save", "examples/deploy-service.yaml", "--server", server.url],
+        {
+          env,
+        },
+      );
+      expect(saved.code, saved.stderr).toBe(0);
+      const local = await runCli(["run", "examples/release-train.yaml"]);
+      expect(local.code).toBe(2);
+      expect(local.stderr).toContain("cannot run without a server");
+      const result = await runCli(["run", "examples/release-train.yaml", "--server", server.url, "--json"], {
+        env,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const events = parseEvents(result.stdout);
+      const printed = events.flatMap((e) => (e.type === "step.output" ? [e.data] : [])).join("");
+      expect(printed).toContain("checking https://staging.example.test/releases/r-3 with 3 replicas");
+      expect(printed).toContain("release train ended success");
+      expect(events.some((e) => e.type === "step.called" && e.workflow === "deploy-service")).toBe(true);
+    } finally {
+      await runner.kill();
+      await server.proc.kill();
+    }
+  }, 120_000);
+
   it("deliver-webhook.sh signs a push with openssl and curl; the hook runs webhook-deploy.yaml with its branch", async () => {
     const { adminToken, runnerToken, startRunner, startTestServer, waitForRun, isFinal, readEvents } =
       await import("./helpers/server.js");
