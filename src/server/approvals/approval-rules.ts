@@ -77,7 +77,7 @@ export function approvalValues(
   }
   if (!first?.inputs) return values;
   if (Object.keys(given ?? {}).length === 0) return first.inputs;
-  const differs = Object.keys(values).filter((name) => values[name] !== first.inputs?.[name]);
+  const differs = Object.keys(given ?? {}).filter((name) => values[name] !== first.inputs?.[name]);
   if (differs.length > 0) {
     throw new RunyardError(
       "CONFLICT",
