@@ -6169,7 +6169,7 @@ export interface operations {
                     max_restarts?: number;
                     /** @default 10 */
                     min_ready_secs?: number;
-                    /** @default 600 */
+                    /** @default 240 */
                     timeout_secs?: number;
                 };
             };
@@ -6275,7 +6275,7 @@ export interface operations {
                 "application/json": {
                     /** @default 10 */
                     min_ready_secs?: number;
-                    /** @default 600 */
+                    /** @default 240 */
                     timeout_secs?: number;
                 };
             };
@@ -6527,7 +6527,7 @@ export interface operations {
                     unset?: string[];
                     /** @default 10 */
                     min_ready_secs?: number;
-                    /** @default 600 */
+                    /** @default 240 */
                     timeout_secs?: number;
                 };
             };

@@ -3,7 +3,14 @@ import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { type BotView, waitBot as waitBotIn } from "../helpers/bots.js";
 import { runCli, tempDir } from "../helpers/cli.js";
 import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "../helpers/docker.js";
-import { api, type Proc, startRunner, startTestServer, type TestServer } from "../helpers/server.js";
+import {
+  api,
+  type Proc,
+  readEvents,
+  startRunner,
+  startTestServer,
+  type TestServer,
+} from "../helpers/server.js";
 
 /**
  * Bot health checks, updates that keep the old version until the new one is healthy, rollback,
@@ -142,7 +149,7 @@ describe.skipIf(!haveDocker)("bot health, safe updates, rollback and env on a re
     expect(unhealthy.health?.output).toContain("timed out after 1s and was killed");
     // Every probe's `sleep 300` was killed: none lingers in the container.
     const [container] = (await containersOf(bot.id)).filter((c) => c.State === "running");
-    const top = await engine.docker.getContainer(container!.Id).top();
+    const top = (await engine.docker.getContainer(container!.Id).top()) as { Processes: string[][] };
     expect(top.Processes.map((p) => p.join(" ")).filter((line) => line.includes("sleep 300"))).toEqual([]);
   }, 180_000);
 
@@ -157,6 +164,10 @@ describe.skipIf(!haveDocker)("bot health, safe updates, rollback and env on a re
     const ended = await waitBot("health-restart", (b) => b.state === "crashed", 120_000);
     expect(ended.restarts).toBe(1);
     expect(ended.error?.code).toBe("BOT_RESTART_LOOP");
+    const events = await readEvents(server.url, ended.run_id!);
+    const restart = events.find((e) => e.type === "bot.state" && e.restarts === 1);
+    expect(restart).toMatchObject({ state: "starting", error: { code: "BOT_UNHEALTHY" } });
+    expect((restart as { error: { message: string } }).error.message).toContain("nope");
   }, 180_000);
 
   it("an HTTP health check reaches the port inside a network-none container", async () => {

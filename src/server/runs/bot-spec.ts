@@ -107,11 +107,22 @@ export const StartBotBody = z.strictObject({
     .describe("image: credentials of a private registry (stored sealed; never in a log)"),
   env: z
     .record(
-      envName,
+      z.string(),
       z
         .string()
         .refine((value) => !value.includes("\0"), "an environment variable's value cannot hold a NUL byte"),
     )
+    .superRefine((env, ctx) => {
+      for (const name of Object.keys(env)) {
+        if (!envName.safeParse(name).success) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message: `${JSON.stringify(name.slice(0, 80))} is not an environment variable name: letters, digits and _, not starting with a digit`,
+          });
+        }
+      }
+    })
     .default({})
     .describe("the container's environment (the avtomatika-bot CLI's -e K=V)"),
   secrets: z.array(envName).default([]).describe("names of stored secrets given to the container as env"),
