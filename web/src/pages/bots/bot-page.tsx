@@ -4,8 +4,10 @@ import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { BotActions } from "./bot-actions.js";
+import { BotEnv } from "./bot-env.js";
 import { BotLogs } from "./bot-logs.js";
-import { cpu, memory, uptime } from "./bot-view.js";
+import { BotVersions } from "./bot-versions.js";
+import { cpu, isUp, memory, uptime } from "./bot-view.js";
 import { usePoll } from "./use-poll.js";
 
 /** One bot: its status (polled), its logs live, its build output, stop and remove. */
@@ -33,6 +35,15 @@ export function BotPage(props: { name: string }) {
                 {bot.state}
               </dd>
             </div>
+            <div>
+              <dt className="meta">Health</dt>
+              <dd data-testid="bot-health">
+                {bot.health
+                  ? `${bot.health.status} (${bot.health.failures} failed in a row)`
+                  : "no health check"}
+              </dd>
+            </div>
+            <Item label="Version" value={String(bot.version)} />
             <Item label="Uptime" value={uptime(bot.uptime_secs)} />
             <Item label="Restarts" value={`${bot.restarts} (${bot.restart_policy})`} />
             <Item label="Exit code" value={bot.exit_code === null ? "" : String(bot.exit_code)} />
@@ -48,6 +59,14 @@ export function BotPage(props: { name: string }) {
               {bot.error.code}: {bot.error.message}
               {bot.error.hint ? <span className="hint">{bot.error.hint}</span> : null}
             </p>
+          ) : null}
+          {bot.health ? (
+            <details className="section" open={bot.health.status !== "healthy"}>
+              <summary>Last health probe ({formatDate(bot.health.at)})</summary>
+              <pre className="log-view" data-testid="bot-probe">
+                {bot.health.output || "(no output)"}
+              </pre>
+            </details>
           ) : null}
           <BotActions bot={bot} onDone={reload} onRemoved={() => navigate("/bots")} />
           {bot.last_logs.length > 0 ? (
@@ -67,6 +86,8 @@ export function BotPage(props: { name: string }) {
             </div>
             <BotLogs name={bot.name} runId={bot.run_id} build={build} />
           </section>
+          <BotVersions name={bot.name} current={bot.version} live={isUp(bot.state)} onDone={reload} />
+          <BotEnv name={bot.name} live={isUp(bot.state)} onDone={reload} />
         </>
       ) : error ? null : (
         <p className="loading">Loading…</p>

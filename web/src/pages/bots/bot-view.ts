@@ -1,4 +1,4 @@
-import { type BotState, liveBotStates } from "../../../../src/core/bot-states.js";
+import { type BotState, liveBotStates, upBotStates } from "../../../../src/core/bot-states.js";
 import type { Schema } from "../../api.js";
 
 /** A bot as the API lists it. */
@@ -7,6 +7,11 @@ export type Bot = Schema<"Bot">;
 /** Whether the bot still has (or is getting) a container: stop applies. */
 export function isLive(state: BotState): boolean {
   return liveBotStates.some((live) => live === state);
+}
+
+/** Whether the bot's container is up (starting, running or unhealthy): it can be updated. */
+export function isUp(state: BotState): boolean {
+  return upBotStates.some((up) => up === state);
 }
 
 export function uptime(secs: number | null): string {

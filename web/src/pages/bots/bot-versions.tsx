@@ -1,0 +1,80 @@
+import { useState } from "react";
+import { answer, api } from "../../api.js";
+import { formatDate } from "../../dates.js";
+import { ErrorNote } from "../agents/error-note.js";
+import { usePoll } from "./use-poll.js";
+
+/** A bot's versions, newest first, and the rollback to the one before the current one. */
+export function BotVersions(props: { name: string; current: number; live: boolean; onDone: () => void }) {
+  const params = { path: { name: props.name } };
+  const { data, error, reload } = usePoll(
+    () => answer(api.GET("/api/bots/{name}/versions", { params })),
+    5000,
+  );
+  const [busy, setBusy] = useState(false);
+  const [failure, setFailure] = useState<unknown>(null);
+  const canRollBack =
+    props.live && (data?.versions ?? []).some((v) => v.version < props.current && v.state === "replaced");
+  const rollback = async () => {
+    setBusy(true);
+    setFailure(null);
+    try {
+      await answer(api.POST("/api/bots/{name}/rollback", { params, body: {} }));
+      props.onDone();
+      reload();
+    } catch (caught) {
+      setFailure(caught);
+      reload();
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section className="section" aria-labelledby="bot-versions">
+      <h2 id="bot-versions">Versions</h2>
+      <ErrorNote error={error} />
+      <table aria-label="Versions">
+        <thead>
+          <tr>
+            <th>Version</th>
+            <th>State</th>
+            <th>Why</th>
+            <th>Created</th>
+            <th>Error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(data?.versions ?? []).map((version) => (
+            <tr key={version.version}>
+              <td>
+                {version.version}
+                {version.version === props.current ? " (current)" : ""}
+              </td>
+              <td>{version.state}</td>
+              <td>
+                {version.reason}
+                {version.summary.rollback_of !== undefined
+                  ? ` of ${String(version.summary.rollback_of)}`
+                  : ""}
+              </td>
+              <td>{formatDate(version.created_at)}</td>
+              <td>{version.error ? <pre className="log-view">{version.error.message}</pre> : ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {canRollBack ? (
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() => {
+            if (window.confirm(`Roll ${props.name} back to its previous version?`)) void rollback();
+          }}
+        >
+          {busy ? "Rolling back…" : "Roll back"}
+        </button>
+      ) : null}
+      <ErrorNote error={failure} />
+    </section>
+  );
+}
