@@ -850,6 +850,7 @@ export interface paths {
         trace?: never;
     };
     "/api/bots/{name}/update": {
+    "/api/bots/{name}/stats": {
         parameters: {
             query?: never;
             header?: never;
@@ -898,6 +899,8 @@ export interface paths {
         };
         /** A bot's versions, newest first */
         get: operations["listBotVersions"];
+        /** A bot's CPU, memory, network, pids and restarts over time (kept 7 days) */
+        get: operations["getBotStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -907,6 +910,7 @@ export interface paths {
         trace?: never;
     };
     "/api/bots/{name}/env": {
+    "/api/bots/{name}/alerts": {
         parameters: {
             query?: never;
             header?: never;
@@ -915,6 +919,8 @@ export interface paths {
         };
         /** A bot's environment as its running version has it, secrets masked */
         get: operations["getBotEnv"];
+        /** A bot's alerts and the times they held */
+        get: operations["getBotAlerts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -925,6 +931,44 @@ export interface paths {
          * @description Values named in secret are masked from then on and kept sealed with the bot's run. The new version starts beside the old one (the quota counts the bot once); once healthy (or running for min_ready_secs without a health check) the old one is stopped. If it fails, the old one keeps running and the answer is BOT_UPDATE_FAILED (409) with the new container's last lines.
          */
         patch: operations["changeBotEnv"];
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bots/{name}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where a bot takes inbound webhooks, with its secret */
+        get: operations["getBotWebhook"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bots/{name}/logs/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A bot's whole output as its runner keeps it (secrets masked), as a file
+         * @description Every container of every life of the bot, `TIME STREAM TEXT` a line, up to the bot's log size (8 MiB by default; the oldest output is rotated out). Read from the bot's runner, which must be connected.
+         */
+        get: operations["downloadBotLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/jobs": {
@@ -1205,6 +1249,26 @@ export interface paths {
          */
         put: operations["uploadArtifact"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/bots/{name}/hook/{*}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send an inbound webhook to a bot (no token: the bot's webhook secret is the credential)
+         * @description Forwarded to the port the bot was started with (`--webhook PORT`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after `hook/`, or is sent in `x-runyard-hook-secret` (or Telegram's `x-telegram-bot-api-secret-token`, as `setWebhook`'s `secret_token` makes it) with the path after `hook/` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to 1 MiB (413 past it); 10 requests a second a bot, 20 at once (429 past it).
+         */
+        post: operations["deliverBotHook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1545,6 +1609,7 @@ export interface components {
                 code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUN_TIMEOUT" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
                 code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_SETUP_FAILED" | "AGENT_MCP_UNAVAILABLE" | "AGENT_FILES_NOT_ALLOWED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
                 code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "CALL_NEEDS_SERVER" | "CALL_FAILED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_REGISTRY_UNREACHABLE" | "BOT_NOT_RUNNING" | "BOT_HOOK_FAILED";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -5680,6 +5745,28 @@ export interface operations {
                     group?: string;
                     /** @default [] */
                     labels?: string[];
+                    webhook_port?: number;
+                    /** @default [] */
+                    alerts?: ({
+                        /** @enum {string} */
+                        kind: "memory";
+                        above_percent: number;
+                        /** @default 300 */
+                        for_secs?: number;
+                    } | {
+                        /** @enum {string} */
+                        kind: "restart_loop";
+                        /** @default 3 */
+                        restarts?: number;
+                        /** @default 600 */
+                        within_secs?: number;
+                    } | {
+                        /** @enum {string} */
+                        kind: "unhealthy";
+                    })[];
+                    /** @default [] */
+                    notify?: string[];
+                    log_max_mb?: number;
                 };
             };
         };
@@ -5951,6 +6038,7 @@ export interface operations {
                 tail?: number;
                 since?: string;
                 build?: "0" | "1" | "true" | "false";
+                grep?: string;
             };
             header?: never;
             path: {
@@ -6116,6 +6204,11 @@ export interface operations {
     updateBot: {
         parameters: {
             query?: never;
+    getBotStats: {
+        parameters: {
+            query?: {
+                since?: string;
+            };
             header?: never;
             path: {
                 name: string;
@@ -6176,6 +6269,9 @@ export interface operations {
         };
         responses: {
             /** @description switched to the new version */
+        requestBody?: never;
+        responses: {
+            /** @description the history */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6184,6 +6280,19 @@ export interface operations {
                     "application/json": {
                         bot: components["schemas"]["Bot"];
                         version: components["schemas"]["BotVersion"];
+                        bot: string;
+                        since: string;
+                        resolution_secs: number;
+                        samples: {
+                            at: string;
+                            cpu_percent: number;
+                            memory_bytes: number;
+                            memory_limit_bytes: number | null;
+                            net_rx_bytes: number;
+                            net_tx_bytes: number;
+                            pids: number;
+                            restarts: number;
+                        }[];
                     };
                 };
             };
@@ -6359,6 +6468,7 @@ export interface operations {
         };
     };
     listBotVersions: {
+    getBotAlerts: {
         parameters: {
             query?: never;
             header?: never;
@@ -6370,6 +6480,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description its versions */
+            /** @description the alerts */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6454,6 +6565,32 @@ export interface operations {
                             value: string;
                             secret: boolean;
                             stored: boolean;
+                        alerts: ({
+                            /** @enum {string} */
+                            kind: "memory";
+                            above_percent: number;
+                            /** @default 300 */
+                            for_secs: number;
+                        } | {
+                            /** @enum {string} */
+                            kind: "restart_loop";
+                            /** @default 3 */
+                            restarts: number;
+                            /** @default 600 */
+                            within_secs: number;
+                        } | {
+                            /** @enum {string} */
+                            kind: "unhealthy";
+                        })[];
+                        notify: string[];
+                        episodes: {
+                            id: string;
+                            kind: string;
+                            message: string;
+                            started_at: string;
+                            ended_at: string | null;
+                            notified_at: string | null;
+                            notify_error: string | null;
                         }[];
                     };
                 };
@@ -6506,6 +6643,7 @@ export interface operations {
         };
     };
     changeBotEnv: {
+    getBotWebhook: {
         parameters: {
             query?: never;
             header?: never;
@@ -6534,6 +6672,9 @@ export interface operations {
         };
         responses: {
             /** @description running with the new environment */
+        requestBody?: never;
+        responses: {
+            /** @description the webhook */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6552,6 +6693,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+                        bot: string;
+                        port: number;
+                        path: string;
+                        secret: string;
+                    };
                 };
             };
             /** @description no token, or not a valid one; the hint says how to send one */
@@ -6583,6 +6731,66 @@ export interface operations {
             };
             /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    downloadBotLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the log */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8248,6 +8456,96 @@ export interface operations {
             };
             /** @description a bug in runyard; the server log has the details */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deliverBotHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                "*": string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description the bot's answer (any status the bot gives) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the request body is larger than this route takes (BODY_TOO_LARGE) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the bot behind the route did not answer (BOT_HOOK_FAILED) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

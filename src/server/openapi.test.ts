@@ -53,7 +53,11 @@ function registeredRoutes(app: FastifyInstance): string[] {
     const depth = (match[1] ?? "").length / 4 - 1;
     stack.length = depth;
     stack.push(match[2]);
-    const path = stack.join("").replace(/:(\w+)/g, "{$1}");
+    // printRoutes folds a static part ending in a wildcard (`/hook/*`) into its parent's line.
+    const path = stack
+      .join("")
+      .replace(/:(\w+)/g, "{$1}")
+      .replace(/^\/api\/bots\/\{name\}\*$/, "/api/bots/{name}/hook/{*}");
     for (const method of match[3]?.split(", ") ?? []) if (method !== "HEAD") found.push(`${method} ${path}`);
   }
   return found.sort();
@@ -115,6 +119,8 @@ describe("GET /openapi.json", () => {
           // A webhook delivery: its signature, not a token, is the credential.
           "POST /api/hooks/{name}",
           "POST /api/forges/{id}/webhook",
+          // A bot's inbound webhook: the bot's own secret is the credential.
+          "POST /api/bots/{name}/hook/{*}",
         ].includes(name),
       );
       if (!isPublic) {

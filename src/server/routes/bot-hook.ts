@@ -45,7 +45,13 @@ export function secretMatches(given: string, expected: string): boolean {
 }
 
 const HookParams = z.object({
-  id: z.string().min(1).max(100).describe("the bot's id (`runyard bot webhook NAME` prints the whole path)"),
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .describe(
+      "named as the other routes of /api/bots/{name} name the place, but here it is the bot's id (`runyard bot webhook NAME` prints the whole path)",
+    ),
   "*": z.string().describe("the secret first (unless sent in a header), then the path the bot gets"),
 });
 
@@ -66,7 +72,7 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
       (_request, body, done) => done(null, body),
     );
     scope.withTypeProvider<ZodTypeProvider>().post(
-      "/api/bots/:id/hook/*",
+      "/api/bots/:name/hook/*",
       {
         bodyLimit: maxBotHookBodyBytes,
         schema: {
@@ -87,7 +93,7 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
         },
       },
       async (request, reply) => {
-        const { id } = request.params;
+        const id = request.params.name;
         const rest = request.params["*"];
         const header = request.headers[botHookHeader] ?? request.headers[telegramHeader];
         const fromHeader = typeof header === "string" ? header : undefined;
