@@ -22,12 +22,12 @@ import * as forges from "./0018_forges.js";
 import * as idempotencyKeys from "./0019_idempotency_keys.js";
 import * as hookNamesPerTenant from "./0020_hook_names_per_tenant.js";
 import * as versionPromotion from "./0030_version_promotion.js";
+import * as agentBudgets from "./0031_agent_budgets.js";
 import * as runRetries from "./0034_run_retries.js";
 import * as workflowCalls from "./0035_workflow_calls.js";
-import * as agentBudgets from "./0031_agent_budgets.js";
+import * as approvalRules from "./0036_approval_rules.js";
 import * as botVersions from "./0037_bot_versions.js";
 import * as botHistory from "./0038_bot_history.js";
-import * as approvalRules from "./0036_approval_rules.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
