@@ -54,12 +54,24 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bot page's health, versions an
   });
 
   it("shows health and the last probe, sets a secret variable through a safe update, and rolls back", async () => {
-    const started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", {
+    const body = {
       name: "healthy-bot",
       image,
       env: { FOO: "one" },
       health: { cmd: "echo probe-says-ok", interval_ms: 1000 },
-    });
+    };
+    // The local runner says it has Docker once it has registered: until then a start is refused.
+    let started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
+    await expect
+      .poll(
+        async () => {
+          if (started.status === 503)
+            started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
+          return started.status;
+        },
+        { timeout: 60_000, interval: 500 },
+      )
+      .toBe(202);
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     botIds.push(started.body.bot.id);
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
