@@ -159,7 +159,8 @@ describe.skipIf(!haveDocker)("bot health, safe updates, rollback and env on a re
       image: images.v1,
       restart: "on-failure",
       max_restarts: 1,
-      health: { cmd: "echo nope; exit 1", interval_ms: 1000, timeout_ms: 1000, retries: 1 },
+      // A generous timeout: on a loaded engine a docker exec alone can take over a second.
+      health: { cmd: "echo nope; exit 1", interval_ms: 1000, timeout_ms: 10_000, retries: 1 },
     });
     const ended = await waitBot("health-restart", (b) => b.state === "crashed", 120_000);
     expect(ended.restarts).toBe(1);
