@@ -29,7 +29,7 @@ export function RunRetries({ retries }: { retries: Retry[] }) {
             <strong>{retry.step}</strong> on {retry.host}: attempt {retry.attempt}
             {retry.max_attempts ? ` of ${retry.max_attempts}` : ""} {causes[retry.reason ?? "error"]}
             {retry.exit_code !== null ? ` (exit ${retry.exit_code})` : ""}
-            {retry.error ? `: ${retry.error.message}` : ""}; next attempt after{" "}
+            {retry.error && retry.exit_code === null ? `: ${retry.error.message}` : ""}; next attempt after{" "}
             {formatDuration(retry.delay_ms)}
           </li>
         ))}
