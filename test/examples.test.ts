@@ -29,6 +29,26 @@ describe("examples", () => {
     });
   });
 
+  it("retry-policy.yaml retries exit code 75 with capped back-off and passes on the third attempt", async () => {
+    const result = await runCli(["run", "examples/retry-policy.yaml", "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    const events = parseEvents(result.stdout);
+    expect(
+      events.flatMap((e) =>
+        e.type === "step.retrying" ? [[e.attempt, e.reason, e.exit_code, e.delay_ms]] : [],
+      ),
+    ).toEqual([
+      [1, "error", 75, 200],
+      [2, "error", 75, 300],
+    ]);
+    expect(finished(events).steps?.[0]).toMatchObject({ name: "fetch", status: "success", attempts: 3 });
+  });
+
+  it("approval-form.yaml is a valid workflow whose form a validate run accepts", async () => {
+    const result = await runCli(["validate", "examples/approval-form.yaml"]);
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+  });
+
   it("nightly-report.yaml runs once here, saying its schedules apply to saved workflows", async () => {
     const result = await runCli(["run", "examples/nightly-report.yaml"]);
     expect(result.code, result.stderr).toBe(0);
