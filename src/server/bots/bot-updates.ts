@@ -16,6 +16,9 @@ import { type BotEnvChange, BotRunSpec, type UpdateBotBody, type UpdateWait } fr
 /** How many of the new container's last lines a failed update quotes. */
 const failedUpdateLogLines = 30;
 
+/** Longer than any update waits in its request (`timeout_secs` is at most 280 s), with a margin. */
+const cutOffAfterMs = 360_000;
+
 /** One variable of a bot's environment as `bot env list` shows it: a secret's value masked. */
 export interface BotEnvEntry {
   name: string;
@@ -201,7 +204,10 @@ export class BotUpdates {
       await this.recordStart(bot, oldRunId, principal).catch(() => undefined);
     }
     const versions = await store.botVersions.list(bot.id);
-    const underWay = versions.find((v) => v.state === "starting");
+    const underWay = await this.unlessCutOff(
+      bot,
+      versions.find((v) => v.state === "starting"),
+    );
     if (underWay) {
       throw new RunyardError(
         "CONFLICT",
@@ -439,6 +445,33 @@ export class BotUpdates {
   }
 
   /** Stops a version's run (its container stopped and removed on its runner). */
+  /**
+   * An update waits within one request, so one `starting` longer than any request may wait was
+   * cut off (its server stopped mid-update): its run is stopped and the version failed, so that
+   * the bot can be updated again. Answers the version when it is still under way.
+   */
+  private async unlessCutOff(
+    bot: BotRecord,
+    underWay: BotVersionRecord | undefined,
+  ): Promise<BotVersionRecord | undefined> {
+    if (!underWay || Date.now() - Date.parse(underWay.created_at) < cutOffAfterMs) return underWay;
+    if (underWay.run_id) await this.cancel(underWay.run_id);
+    await this.deps.store.botVersions.update(
+      bot.id,
+      underWay.version,
+      {
+        state: "failed",
+        error: errorInfo(
+          "BOT_UPDATE_FAILED",
+          `the update to version ${underWay.version} was cut off (its server stopped while it waited); the bot kept version ${bot.version}`,
+        ),
+        finished_at: new Date().toISOString(),
+      },
+      { ifState: ["starting"] },
+    );
+    return undefined;
+  }
+
   private async cancel(runId: string): Promise<void> {
     try {
       const run = await this.deps.runs.cancel(runId, 20_000);
