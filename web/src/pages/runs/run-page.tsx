@@ -5,6 +5,7 @@ import { type ApiError, answer, api, asApiError, asSubmit, type Schema } from ".
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { RunApprovals } from "./approvals.js";
+import { CalledBy, CalledRuns, FailedHandlers } from "./called-runs.js";
 import { formatBytes, formatDuration, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunRetries, retriesOf } from "./retries.js";
@@ -314,6 +315,7 @@ export function RunPage({ id }: { id: string }) {
               <dd title={run.authored_by}>{run.authored_by_name ?? run.authored_by}</dd>
             </>
           )}
+          <CalledBy run={run} />
         </dl>
         {run.error && (
           <div role="alert" className="error run-error">
@@ -327,6 +329,7 @@ export function RunPage({ id }: { id: string }) {
             Rollback failed at <code>{run.rollback_failed}</code>; the rollbacks after it did not run.
           </p>
         )}
+        <FailedHandlers run={run} />
         {run.status === "queued" && run.waiting_for && run.waiting_for.length > 0 && (
           <ul className="hint waiting-for">
             {/* One line per reason: every host of a run waiting for its concurrency group says the same. */}
@@ -385,6 +388,8 @@ export function RunPage({ id }: { id: string }) {
           />
         </>
       )}
+
+      <CalledRuns run={run} />
 
       <div className="run-output-head">
         <h2>Output</h2>
