@@ -15,6 +15,7 @@ import type { Store } from "../store/index.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
+import { tenantPrincipal } from "./auth.js";
 import { BotWatch } from "./bots/bot-alerts.js";
 import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
@@ -237,6 +238,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   // Cancels through the run service, made a few lines later (cancel_in_progress).
   const groups = new ConcurrencyGroups(store, (runId): Promise<unknown> => runs.cancel(runId), logger);
+  const quotas = new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots });
   const workflows = new WorkflowRuns(
     store,
     queue,
@@ -252,7 +254,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       store,
       { limits: workflowLimits, parse: parseWorkflow },
       {
-        submit: (spec, owner, origin) => runs.submitWorkflow(spec, owner, origin),
+        // A child run counts against its tenant's quotas as a submit does; past one, the call
+        // step fails with the quota's error and no child is stored.
+        submit: async (spec, owner, origin) => {
+          await quotas.checkSubmit(tenantPrincipal(owner.tenantId));
+          return runs.submitWorkflow(spec, owner, origin);
+        },
         cancel: (runId) => runs.cancel(runId),
       },
     ),
@@ -363,7 +370,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
     revocations,
     loginLimiter: new LoginLimiter(),
-    quotas: new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots }),
+    quotas,
     budgets: spendBudgets,
     idempotency: {
       keepMs: (options.idempotencyKeyHours ?? defaultIdempotencyKeyHours) * 3_600_000,
