@@ -273,6 +273,49 @@ describe("approvals with a form and several approvers", () => {
   }, 120_000);
 });
 
+describe("an approval with one of two votes outlives its server", () => {
+  it("counts the vote once after the server is killed -9 and started again, and the second approver completes it", async () => {
+    const home = tempDir();
+    const first = await startTestServer(home);
+    procs.push(first.proc);
+    const tokens = await people(first.url);
+    await acmeRunner(first.url, "rules-restart-runner");
+    const runId = await submitAs(first.url, tokens.ann!, release(form));
+    await untilWaiting(first.url, runId);
+    const one = await approve(first.url, runId, tokens.bob!, { inputs: { REGION: "us" } });
+    expect(one.status, JSON.stringify(one.body)).toBe(200);
+    expect(one.body).toMatchObject({ approvals: 1, required: 2, status: "waiting" });
+    const port = Number(new URL(first.url).port);
+    await first.proc.kill("SIGKILL");
+
+    const server = await startTestServer(home, {}, port);
+    procs.push(server.proc);
+    const kept = await approvalOf(server.url, runId, tokens.ada!);
+    expect(kept).toMatchObject({ status: "waiting", may_answer: true });
+    expect(kept.approvals.map((v) => [v.by, v.decision])).toEqual([["bob", "approved"]]);
+    // bob's vote was stored: answering again after the restart is refused, not counted twice.
+    expect((await approve(server.url, runId, tokens.bob!)).status).toBe(409);
+    const second = await approve(server.url, runId, tokens.ada!);
+    expect(second.status, JSON.stringify(second.body)).toBe(200);
+    expect(second.body).toMatchObject({ approvals: 2, required: 2, status: "approved" });
+
+    const done = await waitForRun(server.url, runId, (run) => run.status !== "running", 60_000);
+    expect(done.status).toBe("success");
+    expect(done.vars).toMatchObject({ REGION: "us", REPLICAS: "3", CANARY: "false" });
+    const events = await readEvents(server.url, runId);
+    expect(of(events, "approval.vote").map((e) => [e.by, e.approvals])).toEqual([
+      ["bob", 1],
+      ["ada", 2],
+    ]);
+    expect(events.filter((e) => e.type === "step.waiting")).toHaveLength(1);
+    expect(events.filter((e) => e.type === "run.finished")).toHaveLength(1);
+    const output = of(events, "step.output")
+      .map((e) => e.data)
+      .join("");
+    expect(output).toContain("shipping to us with 3 replicas, canary false");
+  }, 120_000);
+});
+
 describe("approvals with several approvers across two replicas (PostgreSQL)", () => {
   const adminUrl = inject("postgresAdminUrl");
   const env = (databaseUrl: string) => ({
