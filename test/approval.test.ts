@@ -343,6 +343,34 @@ describe("approval steps on one server", () => {
     expect(((await approving) as { code: number }).code).toBe(0);
   });
 
+  it("runs examples/approval-form.yaml through the server as its header says, the form filled in from the CLI", async () => {
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "approval-form-example-runner",
+    });
+    procs.push(runner);
+    const env = cliAs(server, adminToken);
+    let approving: Promise<unknown> | undefined;
+    const result = await runCli(["run", "examples/approval-form.yaml"], {
+      env,
+      onStdout: (chunk) => {
+        const runId = /runyard runs approve (\S+) go-live/.exec(chunk)?.[1];
+        if (runId && !approving)
+          approving = runCli(
+            ["runs", "approve", runId, "go-live", "--input", "REGION=eu", "--input", "REPLICAS=4"],
+            { env },
+          );
+      },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("⏸ go-live waiting for approval by role:admin until");
+    expect(result.stdout).toContain(": Where does this release go?");
+    expect(result.stdout).toContain("deploying to eu with 4 replicas");
+    const answered = (await approving) as { code: number; stdout: string };
+    expect(answered.code).toBe(0);
+    expect(answered.stdout).toContain("REGION=eu");
+    expect(answered.stdout).toContain("REPLICAS=4");
+  });
+
   it("refuses a local run of a workflow with an approval step, before anything runs", async () => {
     const file = writeWorkflow(release("[bob]"));
     const result = await runCli(["run", file]);
