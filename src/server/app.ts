@@ -26,6 +26,7 @@ import { hookRoutes } from "./routes/hooks.js";
 import { orchestratorJobRoutes } from "./routes/orchestrator-jobs.js";
 import { rerunRoutes } from "./routes/rerun.js";
 import { retryRoutes } from "./routes/retry.js";
+import { runDiffRoutes } from "./routes/run-diff.js";
 import { runLogRoutes } from "./routes/run-log.js";
 import { runnerSocketRoute } from "./routes/runner-socket.js";
 import { runnerRoutes } from "./routes/runners.js";
@@ -203,6 +204,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     budgetRoutes(api, deps);
     usageRoutes(api, deps);
     agentRoutes(api, deps);
+    runDiffRoutes(api, deps);
     botRoutes(api, deps);
     botVersionRoutes(api, deps);
     botHistoryRoutes(api, deps);

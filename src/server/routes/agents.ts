@@ -105,7 +105,7 @@ function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<Run
  * gave. So only that submitter (by the same user, through any of their tokens or sessions, or the
  * same token) and admins may send one; a teammate who may see the run may not spend its keys.
  */
-async function refuseOthersFollowUp(
+export async function refuseOthersFollowUp(
   deps: ServerDeps,
   principal: Principal,
   parent: RunRecord,

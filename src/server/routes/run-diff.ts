@@ -1,0 +1,178 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RunyardError } from "../../core/errors.js";
+import { RunStatus } from "../../core/events.js";
+import type { RunRecord } from "../../store/index.js";
+import { NoQuery } from "../api-schemas.js";
+import { callerOf, submitterId } from "../auth.js";
+import type { ServerDeps } from "../deps.js";
+import { protectedErrorResponses } from "../error-responses.js";
+import { requestTrigger } from "../run-trigger.js";
+import { type DiffView, parseDiff } from "../runs/diff-view.js";
+import { refuseOthersFollowUp } from "./agents.js";
+import { visibleRun } from "./visible-run.js";
+
+const RunParams = z.object({ id: z.string().min(1).describe("the agent run") });
+
+const DiffLine = z.object({
+  kind: z.enum(["add", "del", "context"]),
+  text: z.string(),
+  old_line: z.number().int().nullable(),
+  new_line: z.number().int().nullable(),
+});
+
+const DiffFile = z.object({
+  path: z.string(),
+  old_path: z.string().nullable().describe("the name before a rename"),
+  status: z.enum(["added", "deleted", "modified", "renamed"]),
+  binary: z.boolean(),
+  additions: z.number().int(),
+  deletions: z.number().int(),
+  hunks: z.array(z.object({ header: z.string(), lines: z.array(DiffLine) })),
+});
+
+const AgentDiff = z.object({
+  agent: z.string(),
+  files: z.array(DiffFile),
+  omitted_files: z.number().int().describe("files left out because the diff is too large"),
+  note: z.string().nullable().describe("why files were left out, and where the whole diff is"),
+});
+
+const RunDiff = z.object({
+  run_id: z.string(),
+  status: RunStatus,
+  agents: z.array(AgentDiff).describe("one per agent of the run (several for a fan-out), by name"),
+});
+
+const ReviewCommentBody = z.strictObject({
+  agent: z.string().min(1).optional().describe("whose change the comment is on (a fan-out's agent)"),
+  path: z.string().min(1, "path is empty: name the file the comment is on").max(4096),
+  line: z.number().int().positive().optional().describe("the line in the file as the change left it"),
+  text: z.string().min(1, "text is empty: say what the agent should change").max(20_000),
+});
+
+const ReviewCommentAnswer = z.object({
+  run_id: z.string().describe("the next turn's run"),
+  parent_run_id: z.string(),
+  status: RunStatus,
+  prompt: z.string().describe("the message the agents get"),
+});
+
+/** Each agent's diff of `run`, from its `<agent>.diff` artifact. */
+async function diffsOf(
+  deps: ServerDeps,
+  run: RunRecord,
+): Promise<Array<DiffView & { agent: string; note: string | null }>> {
+  const artifacts = (await deps.store.artifacts.list(run.id)).filter(
+    (artifact) => artifact.name.endsWith(".diff") && artifact.content_type === "text/x-diff",
+  );
+  const out = [];
+  for (const artifact of artifacts.sort((a, b) => a.name.localeCompare(b.name))) {
+    const stored = await deps.store.artifacts.get(run.id, artifact.name);
+    if (!stored) continue;
+    const agent = artifact.name.slice(0, -".diff".length);
+    const view = parseDiff(stored.content);
+    out.push({
+      agent,
+      ...view,
+      note: view.omitted_files
+        ? `diff too large: ${view.omitted_files} files omitted; the whole diff is the artifact ${artifact.name} (GET /api/runs/${run.id}/artifacts/${artifact.name})`
+        : null,
+    });
+  }
+  return out;
+}
+
+/** The next turn's message for a comment on `path` (at `line`) of `agent`'s change. */
+export function reviewPrompt(comment: { agent?: string; path: string; line?: number; text: string }): string {
+  const where = comment.line === undefined ? comment.path : `${comment.path}:${comment.line}`;
+  const whose = comment.agent ? ` (on ${comment.agent}'s change)` : "";
+  return `Review comment on ${where}${whose}:\n${comment.text}\n\nAdjust the code for this comment.`;
+}
+
+export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    "/api/runs/:id/diff",
+    {
+      schema: {
+        operationId: "getRunDiff",
+        summary: "An agent run's diff, per agent, for review",
+        description:
+          "Each agent's change against the base as its last turn left it (committed or not): files with +/- counts, hunks and numbered lines. Bounded (300 files, 20,000 lines per agent): past that, files are omitted and counted, and `note` names the artifact holding the whole diff. Whoever may see the run; an agent that kept no diff (no repo, or the upload failed) is absent.",
+        tags: ["agents"],
+        params: RunParams,
+        querystring: NoQuery,
+        response: {
+          200: { description: "the diffs", content: { "application/json": { schema: RunDiff } } },
+          ...protectedErrorResponses(400, 404),
+        },
+      },
+    },
+    async (request) => {
+      const run = await visibleRun(deps, request, request.params.id);
+      if (run.kind !== "agent") {
+        throw new RunyardError(
+          "INVALID_INPUT",
+          `run ${run.id} is not an agent run: it has no diff to review`,
+          {
+            hint: "Ask for the diff of an agent run (`runyard runs list --kind agent`).",
+          },
+        );
+      }
+      return { run_id: run.id, status: run.status, agents: await diffsOf(deps, run) };
+    },
+  );
+
+  api.post(
+    "/api/runs/:id/review-comments",
+    {
+      schema: {
+        operationId: "sendReviewComment",
+        summary: "Comment on a file or line of an agent run's diff; the comment is the next turn",
+        description:
+          "Queues the next turn (as POST /api/runs/{id}/messages does) with a message naming the file and line: `Review comment on path:line: ...`. The file must be in the run's diff (of `agent`, when given). The run must have ended; 409 while it runs. Only the run's submitter and admins may comment; anyone else gets 403 FORBIDDEN.",
+        tags: ["agents"],
+        params: RunParams,
+        body: ReviewCommentBody,
+        response: {
+          201: {
+            description: "the next turn is queued",
+            content: { "application/json": { schema: ReviewCommentAnswer } },
+          },
+          ...protectedErrorResponses(400, 404, 409, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const parent = await visibleRun(deps, request, request.params.id);
+      const principal = callerOf(request);
+      await refuseOthersFollowUp(deps, principal, parent);
+      const body = request.body;
+      const diffs = await diffsOf(deps, parent);
+      const mine = body.agent ? diffs.filter((d) => d.agent === body.agent) : diffs;
+      if (body.agent && mine.length === 0) {
+        throw new RunyardError("INVALID_INPUT", `run ${parent.id} has no diff of agent ${body.agent}`, {
+          hint: `Its diffs are of: ${diffs.map((d) => d.agent).join(", ") || "no agent"} (GET /api/runs/${parent.id}/diff).`,
+        });
+      }
+      const file = mine.flatMap((d) => d.files).find((f) => f.path === body.path);
+      if (!file) {
+        throw new RunyardError("INVALID_INPUT", `${body.path} is not in the diff of run ${parent.id}`, {
+          hint: `Comment on a file the change touched; GET /api/runs/${parent.id}/diff lists them. For anything else send a message (POST /api/runs/${parent.id}/messages).`,
+        });
+      }
+      await deps.quotas.checkSubmit(principal);
+      const prompt = reviewPrompt(body);
+      const run = await deps.runs.submitFollowUp(
+        parent.id,
+        prompt,
+        { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
+        { trigger: requestTrigger(request) },
+      );
+      return reply.code(201).send({ run_id: run.id, parent_run_id: parent.id, status: run.status, prompt });
+    },
+  );
+}
