@@ -4,6 +4,7 @@ import { answer, api, asSubmit, type Schema } from "../../api.js";
 import { navigate } from "../../router.js";
 import { duration } from "./agent-run-list.js";
 import { AgentResult } from "./agent-summary.js";
+import { DiffReview } from "./diff-review.js";
 import { ErrorNote } from "./error-note.js";
 import { followRun } from "./follow-run.js";
 import { type AgentColumn, agentColumns, soleAgent, type TranscriptItem, toolInput } from "./transcript.js";
@@ -107,6 +108,7 @@ export function AgentRunPage(props: { runId: string }) {
           );
         })}
       </div>
+      {finished ? <DiffReview runId={props.runId} /> : null}
       {finished ? <FollowUp runId={props.runId} /> : null}
     </>
   );
