@@ -1,0 +1,121 @@
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
+import { tempDir } from "../helpers/cli.js";
+import { seedBareRepo } from "../helpers/git-repos.js";
+import { api, isFinal, waitForRun } from "../helpers/server.js";
+import { hasTools } from "../helpers/shared-agent-runner.js";
+import { type ModelServer, startModelServer } from "../model-server/server.js";
+
+/**
+ * Review in a real browser against a real `runyard up`: an agent run's page shows its diff (the
+ * file list with +/- counts, numbered lines), and a comment on a line opens the next turn, whose
+ * prompt names the file and line; at a desktop's size and a phone's.
+ */
+
+const haveBrowser = requireBrowser();
+const apiKey = "sk-test-web-review-81d0";
+let up: Up;
+let browser: Browser;
+let model: ModelServer;
+let first: string;
+/** The turn the line comment started. */
+let second: string;
+
+const hello = 'def greet():\n    print("hello")\n\ngreet()\n';
+const hello2 = 'def greet(name):\n    print("hello", name)\n\ngreet("you")\n';
+
+describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
+  beforeAll(async () => {
+    model = await startModelServer({
+      conversations: [
+        {
+          match: hasTools,
+          turns: [
+            { toolCalls: [{ name: "write_file", input: { path: "hello.py", content: hello }, id: "c1" }] },
+            { text: "Added hello.py." },
+            { toolCalls: [{ name: "write_file", input: { path: "hello.py", content: hello2 }, id: "c2" }] },
+            { text: "greet takes a name now." },
+            { text: "The name is printed already." },
+          ],
+        },
+        { turns: [{ text: "Add hello" }] },
+      ],
+    });
+    [up, browser] = await Promise.all([startUp(), launchBrowser()]);
+    const bare = seedBareRepo(`${tempDir("runyard-web-review-")}/hello.git`);
+    const submitted = await api<{ run_id: string }>(up.url, "POST", "/api/runs", {
+      kind: "agent",
+      agent: "openai",
+      prompt: "add hello.py",
+      repo: { url: bare },
+      env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+    });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    first = submitted.body.run_id;
+    const done = await waitForRun(up.url, first, isFinal, 120_000);
+    expect(done.status, JSON.stringify(done.error)).toBe("success");
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await up?.proc.kill();
+    await model?.stop();
+  });
+
+  it("at 1280x800 shows the diff and sends a comment on a line as the next turn, with file:line in its prompt", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}#/agents/${first}`);
+    const diff = page.getByRole("region", { name: "Diff of openai" });
+    const files = diff.getByRole("list", { name: "Files" });
+    await files.getByText("hello.py").waitFor({ timeout: 60_000 });
+    expect(await files.locator("li").first().textContent()).toContain("+4 -0");
+    const file = diff.getByRole("region", { name: "File hello.py" });
+    await file.getByText('+    print("hello")').waitFor();
+    await screenshot(page, "review-diff");
+    await file.getByRole("button", { name: "Comment on line 1 of hello.py" }).click();
+    await page.getByLabel(/Comment on hello.py:1/).fill("greet should take a name");
+    await page.getByRole("button", { name: "Send comment" }).click();
+    await page.waitForURL((url) => url.hash.startsWith("#/agents/run_") && !url.hash.endsWith(first));
+    const next = decodeURIComponent(page.url().split("#/agents/")[1] as string);
+    second = next;
+    await page
+      .getByRole("region", { name: "Agent openai" })
+      .getByText("greet takes a name now.")
+      .waitFor({ timeout: 120_000 });
+    const prompt = model.requests.filter(hasTools).at(-1)?.rawBody ?? "";
+    expect(prompt).toContain("Review comment on hello.py:1");
+    expect(prompt).toContain("greet should take a name");
+    // The next turn's page shows the change the comment asked for.
+    await page
+      .getByRole("region", { name: "File hello.py" })
+      .getByText("+def greet(name):")
+      .waitFor({ timeout: 60_000 });
+    expect((await api<{ status: string }>(up.url, "GET", `/api/runs/${next}`)).body.status).toBe("success");
+    await page.close();
+  }, 240_000);
+
+  it("at 390x844 shows the diff in the page's width and takes a comment on a file", async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}#/agents/${second}`);
+    const file = page.getByRole("region", { name: "File hello.py" });
+    await file.getByText('+greet("you")').waitFor({ timeout: 60_000 });
+    // The page does not scroll sideways: long lines scroll inside the file's box.
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(width).toBeLessThanOrEqual(390);
+    await screenshot(page, "review-diff-phone");
+    await file.getByRole("button", { name: "Comment on file" }).click();
+    await page.getByLabel(/Comment on hello.py \(sent/).fill("print the name");
+    await page.getByRole("button", { name: "Send comment" }).click();
+    await page.waitForURL((url) => url.hash.startsWith("#/agents/run_") && !url.hash.endsWith(second));
+    await page
+      .getByRole("region", { name: "Agent openai" })
+      .getByText("The name is printed already.")
+      .waitFor({ timeout: 120_000 });
+    const prompt = model.requests.filter(hasTools).at(-1)?.rawBody ?? "";
+    expect(prompt).toContain("Review comment on hello.py (on openai's change)");
+    await page.close();
+  }, 240_000);
+});
