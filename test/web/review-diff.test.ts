@@ -43,6 +43,13 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
       ],
     });
     [up, browser] = await Promise.all([startUp(), launchBrowser()]);
+    // Up's local runner advertises the built-in agent once it has connected.
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const health = await api<{ on_runners: string[] }>(up.url, "GET", "/health/agents");
+      if (health.body.on_runners.includes("openai")) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     const bare = seedBareRepo(`${tempDir("runyard-web-review-")}/hello.git`);
     const submitted = await api<{ run_id: string }>(up.url, "POST", "/api/runs", {
       kind: "agent",
@@ -75,7 +82,7 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     await file.getByText('+    print("hello")').waitFor();
     await screenshot(page, "review-diff");
     await file.getByRole("button", { name: "Comment on line 1 of hello.py" }).click();
-    await page.getByLabel(/Comment on hello.py:1/).fill("greet should take a name");
+    await page.getByRole("textbox", { name: /Comment on hello.py:1/ }).fill("greet should take a name");
     await page.getByRole("button", { name: "Send comment" }).click();
     await page.waitForURL((url) => url.hash.startsWith("#/agents/run_") && !url.hash.endsWith(first));
     const next = decodeURIComponent(page.url().split("#/agents/")[1] as string);
@@ -107,7 +114,7 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     expect(width).toBeLessThanOrEqual(390);
     await screenshot(page, "review-diff-phone");
     await file.getByRole("button", { name: "Comment on file" }).click();
-    await page.getByLabel(/Comment on hello.py \(sent/).fill("print the name");
+    await page.getByRole("textbox", { name: /Comment on hello.py \(sent/ }).fill("print the name");
     await page.getByRole("button", { name: "Send comment" }).click();
     await page.waitForURL((url) => url.hash.startsWith("#/agents/run_") && !url.hash.endsWith(second));
     await page
