@@ -110,7 +110,11 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     const file = page.getByRole("region", { name: "File hello.py" });
     await file.getByText('+greet("you")').waitFor({ timeout: 60_000 });
     // The page does not scroll sideways: long lines scroll inside the file's box.
-    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    const width = await page.evaluate(
+      () =>
+        (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document
+          .documentElement.scrollWidth,
+    );
     expect(width).toBeLessThanOrEqual(390);
     await screenshot(page, "review-diff-phone");
     await file.getByRole("button", { name: "Comment on file" }).click();
