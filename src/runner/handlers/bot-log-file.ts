@@ -3,7 +3,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
-  readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -13,6 +13,13 @@ import { join } from "node:path";
 
 /** The whole-log cap of a bot that names none (its file and the one rotated before it together). */
 export const defaultBotLogFileBytes = 8 * 1024 * 1024;
+/**
+ * The most of a kept log one download sends: its newest part, as much as a bot's default log.
+ * It goes base64 in one message over the runner's link to the server, which every job on the
+ * runner shares: a message near the link's largest (64 MiB) held it past its heartbeats, and one
+ * past it closed the link for them all.
+ */
+export const maxBotLogDownloadBytes = defaultBotLogFileBytes;
 
 /**
  * A bot's whole container output on its runner, for download: masked lines (`TIME STREAM TEXT`)
@@ -52,13 +59,30 @@ export class BotLogFile {
     this.size += kept.length;
   }
 
-  /** Everything kept, oldest first. */
-  read(): Buffer {
+  /**
+   * Everything kept, oldest first, up to its newest `maxBytes`: past that, the output from the
+   * first whole line within them, after a line saying older output was left out.
+   */
+  read(maxBytes = maxBotLogDownloadBytes): Buffer {
+    const files = [this.previous, this.current].map((path) => ({
+      path,
+      size: existsSync(path) ? statSync(path).size : 0,
+    }));
+    let skip = Math.max(0, files.reduce((sum, file) => sum + file.size, 0) - maxBytes);
+    const cut = skip > 0;
     const parts: Buffer[] = [];
-    for (const path of [this.previous, this.current]) {
-      if (existsSync(path)) parts.push(readFileSync(path));
+    for (const { path, size } of files) {
+      const from = Math.min(skip, size);
+      skip -= from;
+      if (size - from > 0) parts.push(readRange(path, from, size - from));
     }
-    return Buffer.concat(parts);
+    const kept = Buffer.concat(parts);
+    if (!cut) return kept;
+    const lineStart = kept.indexOf(10) + 1;
+    const note = Buffer.from(
+      `${new Date().toISOString()} runyard older output left out: a download holds the newest ${Math.floor(maxBytes / 1024 / 1024)} MiB\n`,
+    );
+    return Buffer.concat([note, kept.subarray(lineStart)]);
   }
 
   close(): void {
@@ -78,5 +102,22 @@ export class BotLogFile {
     renameSync(this.current, this.previous);
     this.fd = openSync(this.current, "a", 0o600);
     this.size = 0;
+  }
+}
+
+/** `length` bytes of the file at `path` from `offset` (fewer if it shrank meanwhile). */
+function readRange(path: string, offset: number, length: number): Buffer {
+  const buffer = Buffer.alloc(length);
+  const fd = openSync(path, "r");
+  try {
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buffer, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buffer.subarray(0, got);
+  } finally {
+    closeSync(fd);
   }
 }
