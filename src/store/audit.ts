@@ -63,6 +63,8 @@ export type NewAuditEvent = Omit<AuditEvent, "id" | "at"> & { at?: string };
 /** Filters and paging for `audit.list`; entries come newest first (`at` desc, then `id` desc). */
 export interface ListAuditQuery {
   action?: AuditAction;
+  /** Only entries about this target (a username, token id, secret name or run id). */
+  target?: string;
   /** One tenant's entries; `null` for those outside any tenant; absent for all. */
   tenantId?: string | null;
   /** Only entries at or after this instant. */
@@ -173,6 +175,7 @@ async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): Promise
   }
   let select = ctx.db.selectFrom("audit_events").selectAll();
   if (query.action !== undefined) select = select.where("action", "=", query.action);
+  if (query.target !== undefined) select = select.where("target", "=", query.target);
   if (query.tenantId === null) select = select.where("tenant_id", "is", null);
   else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
   if (query.since !== undefined) select = select.where("at", ">=", isoTime(query.since));

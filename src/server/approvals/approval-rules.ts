@@ -9,17 +9,27 @@ import type { Principal } from "../auth.js";
  * form's values checked. Each refusal says what is wrong and what to do.
  */
 
-/** Whether the caller submitted the run: it was made by them, or by one of their tokens. */
+/**
+ * Whether the caller submitted the run: it was made by them, or by one of their tokens, a revoked
+ * one too (revoking the token that submitted a run must not make its submitter someone else).
+ */
 export async function isSubmitter(
-  store: Pick<Store, "tokens">,
+  store: Pick<Store, "tokens" | "users" | "audit">,
   principal: Principal,
   run: RunRecord,
 ): Promise<boolean> {
-  if (run.created_by === null) return false;
-  if (run.created_by === principal.user_id || run.created_by === principal.token_id) return true;
+  const submitter = run.created_by;
+  if (submitter === null) return false;
+  if (submitter === principal.user_id || submitter === principal.token_id) return true;
   if (principal.user_id === null) return false;
   const tokens = await store.tokens.list({ userId: principal.user_id });
-  return tokens.some((token) => token.id === run.created_by);
+  if (tokens.some((token) => token.id === submitter)) return true;
+  if ((await store.tokens.get(submitter)) || (await store.users.get(submitter))) return false;
+  // The submitting token is gone: its revocation's audit entry says whose it was. With none
+  // (revoked offline, or the entry pruned), nobody can be told apart from the submitter.
+  const { events } = await store.audit.list({ action: "token.revoke", target: submitter, limit: 1 });
+  const owner = events[0]?.details.user_id;
+  return owner === undefined || owner === principal.user_id;
 }
 
 /** Refuses an answer given before the step's `wait` has passed. */

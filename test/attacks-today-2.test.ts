@@ -1,0 +1,209 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BotView, waitBot } from "./helpers/bots.js";
+import { tempDir } from "./helpers/cli.js";
+import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "./helpers/docker.js";
+import {
+  api,
+  type Proc,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/**
+ * Attacks on the day's changes by a member of a tenant (H22): bots on a runner a tenant shares,
+ * through everything the member controls. A real server, a real runner, the real Docker engine.
+ */
+
+const haveDocker = await requireDocker();
+const run = `attacks2-${process.pid}-${Date.now().toString(36)}`;
+
+let server: TestServer;
+let runner: Proc | undefined;
+let runnerHome = "";
+const runnerId = `acme-${run}`;
+const botIds: string[] = [];
+let acme = "";
+let acmeTeammate = "";
+let image = "";
+const userTimings = { RUNYARD_HEARTBEAT_MS: "2000", RUNYARD_LEASE_MS: "30000" };
+
+async function token(body: Record<string, string>): Promise<string> {
+  const answer = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return answer.body.token;
+}
+
+async function startBot(bearer: string, body: Record<string, unknown>): Promise<BotView> {
+  const answer = await api<{ bot: BotView }>(server.url, "POST", "/api/bots", body, bearer);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+  botIds.push(answer.body.bot.id);
+  return answer.body.bot;
+}
+
+describe.skipIf(!haveDocker)("the day's bot changes attacked by a member", () => {
+  beforeAll(async () => {
+    image = await commandImage(
+      `runyard-test-attacks2-${run}:1`,
+      "trap 'exit 0' TERM; echo up; while true; do sleep 1 & wait $!; done",
+      run,
+    );
+    // The default heartbeat and a long lease, as a server and runner have them: the tests' fast
+    // ones (300 ms) are shorter than moving a few MiB over the link takes on a loaded machine.
+    server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none", ...userTimings });
+    acme = await token({ kind: "user", name: "acme-member", tenant_id: "acme" });
+    acmeTeammate = await token({ kind: "user", name: "acme-teammate", tenant_id: "acme" });
+    const runnerToken = await token({ kind: "runner", name: "acme runner", tenant_id: "acme" });
+    runnerHome = tempDir();
+    runner = await startRunner(server.url, runnerToken, {
+      id: runnerId,
+      env: {
+        RUNYARD_HOME: runnerHome,
+        RUNYARD_LOG_LEVEL: process.env.DEBUG_RUNNER ? "info" : "error",
+        ...userTimings,
+      },
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await runner?.kill("SIGKILL");
+    await server?.proc.kill("SIGKILL");
+    await removeBotObjects(botIds);
+    await removeTestObjects(run);
+  }, 60_000);
+
+  it("a bot's log as big as its log_max_mb allows downloads as its newest part, and its runner stays connected", async () => {
+    // The member asks for the largest log there is; a chatty bot fills it. The test writes the
+    // output to the runner's kept log itself (as the runner would, line by line): printing 90 MiB
+    // through a container would only make the test slow.
+    const bot = await startBot(acme, { name: "chatty", image, log_max_mb: 1024 });
+    await waitBot(server.url, "chatty", (now) => now.state === "running", 120_000, acme);
+    const logs = join(runnerHome, "runners", encodeURIComponent(runnerId), "bot-logs");
+    mkdirSync(logs, { recursive: true });
+    const line = `2026-11-25T20:00:00.000Z stdout ${"x".repeat(1000)}\n`;
+    const mib = Buffer.from(line.repeat(Math.ceil((1024 * 1024) / line.length)));
+    for (let i = 0; i < 90; i++) appendFileSync(join(logs, `${bot.id}.log.1`), mib);
+    appendFileSync(join(logs, `${bot.id}.log`), "2026-11-25T20:00:01.000Z stdout the newest line\n");
+
+    const response = await fetch(new URL("/api/bots/chatty/logs/download", server.url), {
+      headers: { authorization: `Bearer ${acme}` },
+      signal: AbortSignal.timeout(120_000),
+    });
+    const text = await response.text();
+    expect(
+      response.status,
+      `${text.slice(0, 300)}\nrunner: ${runner?.output().slice(-2000)}\nserver: ${server.proc.output().slice(-2000)}`,
+    ).toBe(200);
+    expect(text.endsWith("the newest line\n")).toBe(true);
+    expect(text.length).toBeGreaterThan(7 * 1024 * 1024);
+    expect(text.length).toBeLessThanOrEqual(8 * 1024 * 1024 + 200);
+    expect(text.split("\n", 1)[0]).toMatch(/older output left out/);
+    // A teammate downloads none of it.
+    const theirs = await api(server.url, "GET", "/api/bots/chatty/logs/download", undefined, acmeTeammate);
+    expect(theirs.status).toBe(404);
+  }, 300_000);
+});
+
+describe("approvals attacked by their own submitter", () => {
+  let approvalServer: TestServer;
+  let approvalRunner: Proc | undefined;
+  const people: Record<string, string> = {};
+
+  beforeAll(async () => {
+    approvalServer = await startTestServer();
+    for (const username of ["ann", "bob"]) {
+      const password = `${username}-password-123`;
+      const made = await api(approvalServer.url, "POST", "/api/users", {
+        username,
+        role: "member",
+        tenant_id: "acme",
+        password,
+      });
+      expect(made.status, JSON.stringify(made.body)).toBe(201);
+      const login = await api<{ token: string }>(
+        approvalServer.url,
+        "POST",
+        "/api/auth/login",
+        { username, password },
+        "",
+      );
+      people[username] = login.body.token;
+    }
+    const runnerToken = await api<{ token: string }>(approvalServer.url, "POST", "/api/tokens", {
+      kind: "runner",
+      name: "acme approvals runner",
+      tenant_id: "acme",
+    });
+    approvalRunner = await startRunner(approvalServer.url, runnerToken.body.token, {
+      id: `approvals-${run}`,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await approvalRunner?.kill("SIGKILL");
+    await approvalServer?.proc.kill("SIGKILL");
+  }, 60_000);
+
+  it("revoking the token that submitted a run does not let its submitter approve it past self_approval: false", async () => {
+    const url = approvalServer.url;
+    // Ann makes a personal token, submits with it, then revokes it and answers from her session.
+    const personal = await api<{ id: string; token: string }>(
+      url,
+      "POST",
+      "/api/tokens",
+      { kind: "user" },
+      people.ann ?? "",
+    );
+    expect(personal.status, JSON.stringify(personal.body)).toBe(201);
+    const workflow = `name: release
+steps:
+  - name: go-live
+    action: approval
+    args:
+      message: Ship it?
+      approvers: [ann, bob]
+      self_approval: false
+  - name: ship
+    action: shell.run
+    args:
+      script: echo shipped
+`;
+    const submitted = await api<{ run_id: string }>(
+      url,
+      "POST",
+      "/api/runs",
+      { workflow },
+      personal.body.token,
+    );
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const runId = submitted.body.run_id;
+    await waitForRun(
+      url,
+      runId,
+      (now) => now.steps.some((s) => s.name === "go-live" && s.status === "waiting"),
+      90_000,
+    );
+    const revoked = await api(url, "DELETE", `/api/tokens/${personal.body.id}`, undefined, people.ann ?? "");
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+
+    const approve = (token: string) =>
+      api<{ error?: { code: string; message: string } }>(
+        url,
+        "POST",
+        `/api/runs/${runId}/steps/go-live/approve`,
+        {},
+        token,
+      );
+    const self = await approve(people.ann ?? "");
+    expect(self.status, JSON.stringify(self.body)).toBe(403);
+    expect(self.body.error?.message).toContain("takes no answer from its submitter");
+    // Another approver still may.
+    const other = await approve(people.bob ?? "");
+    expect(other.status, JSON.stringify(other.body)).toBe(200);
+    const done = await waitForRun(url, runId, (now) => now.status === "success", 90_000);
+    expect(done.status).toBe("success");
+  }, 180_000);
+});
