@@ -1027,7 +1027,7 @@ export interface paths {
         };
         /**
          * A bot's whole output as its runner keeps it (secrets masked), as a file
-         * @description Every container of every life of the bot, `TIME STREAM TEXT` a line, up to the bot's log size (8 MiB by default; the oldest output is rotated out). Read from the bot's runner, which must be connected.
+         * @description Every container of every life of the bot, `TIME STREAM TEXT` a line, up to the bot's log size (8 MiB by default; the oldest output is rotated out). One download holds the newest 8 MiB at most, after a first line saying older output was left out. Read from the bot's runner, which must be connected.
          */
         get: operations["downloadBotLog"];
         put?: never;
