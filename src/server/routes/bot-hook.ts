@@ -158,6 +158,15 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
             answer.error.message,
           );
         }
+        // An informational or made-up status is no answer a caller can take (Fastify throws on
+        // one past 599): the bot's fault, said as such.
+        if (!Number.isInteger(answer.status) || answer.status < 200 || answer.status > 599) {
+          throw new RunyardError(
+            "BOT_HOOK_FAILED",
+            `bot ${bot.name} answered its webhook with HTTP status ${answer.status}, not a final status (200 to 599)`,
+            { hint: "Have the bot answer its webhook with a status from 200 to 599." },
+          );
+        }
         // Any status the bot gives, its body as bytes (Fastify serializes no Buffer).
         return reply
           .code(answer.status as 200)
