@@ -3,11 +3,16 @@ import { answer, api } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { ErrorNote } from "../agents/error-note.js";
+import "./bot-history.css";
 import { BotActions } from "./bot-actions.js";
+import { BotAlerts } from "./bot-alerts.js";
 import { BotEnv } from "./bot-env.js";
+import { BotLogSearch } from "./bot-log-search.js";
 import { BotLogs } from "./bot-logs.js";
+import { BotResourceChart } from "./bot-resource-chart.js";
 import { BotVersions } from "./bot-versions.js";
 import { cpu, isUp, memory, uptime } from "./bot-view.js";
+import { BotWebhook } from "./bot-webhook.js";
 import { usePoll } from "./use-poll.js";
 
 /** One bot: its status (polled), its logs live, its build output, stop and remove. */
@@ -86,6 +91,10 @@ export function BotPage(props: { name: string }) {
             </div>
             <BotLogs name={bot.name} runId={bot.run_id} build={build} />
           </section>
+          <BotLogSearch name={bot.name} />
+          <BotResourceChart name={bot.name} />
+          <BotAlerts name={bot.name} />
+          <BotWebhook name={bot.name} />
           <BotVersions name={bot.name} current={bot.version} live={isUp(bot.state)} onDone={reload} />
           <BotEnv name={bot.name} live={isUp(bot.state)} onDone={reload} />
         </>

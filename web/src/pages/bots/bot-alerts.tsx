@@ -1,0 +1,77 @@
+import { answer, api } from "../../api.js";
+import { formatDate } from "../../dates.js";
+import { ErrorNote } from "../agents/error-note.js";
+import { usePoll } from "./use-poll.js";
+
+/**
+ * A bot's alerts (GET /api/bots/:name/alerts): what it watches, where it tells, and each time an
+ * alert held (newest first, kept 7 days) with when it opened and closed and whether the notify
+ * URLs were told.
+ */
+export function BotAlerts(props: { name: string }) {
+  const { data, error } = usePoll(
+    () => answer(api.GET("/api/bots/{name}/alerts", { params: { path: { name: props.name } } })),
+    10_000,
+  );
+  return (
+    <section className="section" aria-labelledby="bot-alerts">
+      <h2 id="bot-alerts">Alerts</h2>
+      <ErrorNote error={error} />
+      {data ? (
+        <>
+          <p className="meta">
+            {data.alerts.length === 0
+              ? "No alerts: give them at start (--alert, with --notify URLs)."
+              : `Watching ${data.alerts.map(alertText).join(", ")}; told: ${data.notify.join(", ") || "no one"}`}
+          </p>
+          {data.episodes.length > 0 ? (
+            <div className="table-wrap">
+              <table aria-label="Alerts">
+                <thead>
+                  <tr>
+                    <th>Kind</th>
+                    <th>What</th>
+                    <th>Opened</th>
+                    <th>Closed</th>
+                    <th>Notified</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.episodes.map((episode) => (
+                    <tr key={episode.id}>
+                      <td>{episode.kind}</td>
+                      <td>{episode.message}</td>
+                      <td>{formatDate(episode.started_at)}</td>
+                      <td>{episode.ended_at ? formatDate(episode.ended_at) : "still holds"}</td>
+                      <td className={episode.notify_error ? "error" : undefined}>
+                        {episode.notify_error
+                          ? `failed: ${episode.notify_error}`
+                          : episode.notified_at
+                            ? formatDate(episode.notified_at)
+                            : "not yet"}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          ) : data.alerts.length > 0 ? (
+            <p className="meta">None has held in the last 7 days.</p>
+          ) : null}
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+function alertText(alert: {
+  kind: string;
+  above_percent?: number;
+  for_secs?: number;
+  restarts?: number;
+  within_secs?: number;
+}): string {
+  if (alert.kind === "memory") return `memory over ${alert.above_percent} % for ${alert.for_secs} s`;
+  if (alert.kind === "restart_loop") return `${alert.restarts} restarts within ${alert.within_secs} s`;
+  return alert.kind;
+}
