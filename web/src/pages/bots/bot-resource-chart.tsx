@@ -56,7 +56,10 @@ function ResourceCharts(props: { name: string; span: Span }) {
     <>
       <ErrorNote error={error} />
       {data && samples.length === 0 ? (
-        <p className="meta">No samples yet: the runner samples a running bot every 5 s.</p>
+        <p className="meta" data-testid="bot-no-samples">
+          No samples in this span yet: a running bot is sampled every 5 s, kept as a row per minute for a day
+          and per ten minutes for a week.
+        </p>
       ) : null}
       {samples.length > 0 ? (
         <>

@@ -1,0 +1,222 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { launchBrowser, logIn, requireBrowser, screenshot } from "../helpers/browser.js";
+import { tempDir } from "../helpers/cli.js";
+import {
+  busyboxImage,
+  removeTestObjects,
+  requireDocker,
+  testLabel,
+  testRunLabel,
+} from "../helpers/docker.js";
+import { api, type Proc, startRunner, startTestServer, type TestServer } from "../helpers/server.js";
+
+/**
+ * The bot page's resource chart, alerts, log search and webhook in a real browser against a real
+ * server and runner with Docker: the chart drawn from the runner's samples, a search that finds
+ * one line, an alert that held (and was notified to a receiver on 127.0.0.1) listed, the webhook
+ * URL with its secret masked; and the page of another tenant's member says not found.
+ */
+
+const haveBrowser = requireBrowser();
+const haveDocker = await requireDocker();
+const run = `web-bot-history-${process.pid}-${Date.now().toString(36)}`;
+const needle = `needle-${run}`;
+const engine = new DockerEngine();
+let server: TestServer;
+let runner: Proc;
+let browser: Browser;
+let image: string;
+let receiver: Server;
+let receiverUrl: string;
+let acme: string;
+let globex: string;
+const botIds: string[] = [];
+
+async function token(body: Record<string, string>): Promise<string> {
+  const answer = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return answer.body.token;
+}
+
+/** Whether the page scrolls sideways (it must not, on a phone or a laptop). */
+function overflows(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
+}
+
+describe.skipIf(!haveBrowser || !haveDocker)(
+  "the bot page's resources, alerts, log search and webhook",
+  () => {
+    beforeAll(async () => {
+      receiver = createServer((request, response) => {
+        request.resume();
+        request.on("end", () => response.end("ok"));
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+      const address = receiver.address();
+      receiverUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/alerts`;
+
+      const base = await busyboxImage();
+      const dir = tempDir("runyard-web-bot-history-");
+      const script = `trap "exit 0" TERM; echo ${needle}; n=0; while true; do n=$((n+1)); echo "tick $n"; sleep 1 & wait $!; done`;
+      writeFileSync(join(dir, "Dockerfile"), `FROM ${base}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`);
+      image = `runyard-test-web-bot-history-${run}:1`;
+      await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
+
+      const home = tempDir("runyard-web-bot-history-home-");
+      const config = join(home, "config.yaml");
+      writeFileSync(config, "notify_hosts:\n  - 127.0.0.1\n");
+      [server, browser] = await Promise.all([
+        startTestServer(home, { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64" }, undefined, [
+          "--config",
+          config,
+        ]),
+        launchBrowser(),
+      ]);
+      acme = await token({ kind: "user", name: "alice", tenant_id: "acme" });
+      globex = await token({ kind: "user", name: "mallory", tenant_id: "globex" });
+      const runnerToken = await token({ kind: "runner", name: "acme runner", tenant_id: "acme" });
+      runner = await startRunner(server.url, runnerToken, {
+        id: `acme-${run}`,
+        env: { RUNYARD_LOG_LEVEL: "error" },
+      });
+    }, 180_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await runner?.kill();
+      await server?.proc.kill();
+      receiver?.close();
+      for (const id of botIds) {
+        const containers = await engine.docker.listContainers({
+          all: true,
+          filters: { label: [`runyard.bot=${id}`] },
+        });
+        for (const c of containers) await engine.remove(c.Id);
+      }
+      await removeTestObjects(run);
+    });
+
+    it("charts real samples, finds a line, lists an alert, masks the webhook; another tenant sees not found", async () => {
+      const started = await api<{ bot: { id: string } }>(
+        server.url,
+        "POST",
+        "/api/bots",
+        {
+          name: "watched",
+          image,
+          // Any process is over 0.01 % of 64 MiB: the alert holds from the first sample.
+          alerts: [{ kind: "memory", above_percent: 0.01, for_secs: 0 }],
+          notify: [receiverUrl],
+          webhook_port: 8080,
+        },
+        acme,
+      );
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      botIds.push(started.body.bot.id);
+
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await logIn(page, server.url, acme);
+      await page.goto(`${server.url}#/bots/watched`);
+      await page.getByTestId("bot-state").getByText("running").waitFor({ timeout: 120_000 });
+
+      // The chart: drawn from the samples the runner sent (5 s apart), memory under its 64 MiB line.
+      const chart = page.getByTestId("bot-memory-chart");
+      await expect
+        .poll(async () => Number((await chart.getAttribute("data-points").catch(() => null)) ?? 0), {
+          timeout: 90_000,
+          intervals: [1000],
+        })
+        .toBeGreaterThanOrEqual(2);
+      const stats = await api<{ samples: { memory_bytes: number; memory_limit_bytes: number | null }[] }>(
+        server.url,
+        "GET",
+        "/api/bots/watched/stats?since=1h",
+        undefined,
+        acme,
+      );
+      expect(stats.body.samples.length).toBeGreaterThanOrEqual(2);
+      expect(stats.body.samples.at(-1)!.memory_limit_bytes).toBe(64 * 1024 * 1024);
+      const points = (await chart.locator("polyline").getAttribute("points"))!.trim().split(" ");
+      expect(points.length).toBeGreaterThanOrEqual(2);
+      expect(await chart.getAttribute("aria-label")).toContain("of 64.0 MiB");
+      expect(await chart.locator("line.limit").count()).toBe(1);
+      await page.getByTestId("bot-cpu-chart").waitFor();
+      await page.getByRole("button", { name: "24h" }).click();
+      await expect
+        .poll(() => page.getByRole("button", { name: "24h" }).getAttribute("aria-pressed"))
+        .toBe("true");
+      await page.getByText("a point per 60 s").waitFor({ timeout: 30_000 });
+
+      // The search: one line holds the needle (any case); a text no line holds finds none.
+      const search = page.getByRole("form", { name: "Search the logs" });
+      await search.getByLabel("Text").fill(needle.toUpperCase());
+      await search.getByRole("button", { name: "Search" }).click();
+      await page.getByTestId("bot-log-found").getByText("1 line").waitFor({ timeout: 30_000 });
+      expect(await page.getByRole("log", { name: "Found lines" }).textContent()).toBe(needle);
+      await search.getByLabel("Text").fill(`absent-${run}`);
+      await search.getByRole("button", { name: "Search" }).click();
+      await page.getByTestId("bot-log-found").getByText("No line matches.").waitFor();
+
+      // The whole log, saved as a file through the runner.
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        search.getByRole("button", { name: "Download whole log" }).click(),
+      ]);
+      expect(download.suggestedFilename()).toBe("watched.log");
+      const saved = join(tempDir("runyard-web-bot-log-"), "watched.log");
+      await download.saveAs(saved);
+      expect(readFileSync(saved, "utf8")).toContain(needle);
+
+      // The alert: held from the first samples, told to the receiver.
+      const alerts = page.getByRole("table", { name: "Alerts" });
+      await alerts.getByText("memory", { exact: true }).waitFor({ timeout: 90_000 });
+      await alerts.getByText("still holds").waitFor();
+      await expect
+        .poll(async () => (await alerts.locator("tbody tr td").nth(4).textContent()) ?? "", {
+          timeout: 60_000,
+        })
+        .toMatch(/\d/);
+
+      // The webhook: masked until shown; the shown URL is the API's.
+      const hook = await api<{ path: string; secret: string }>(
+        server.url,
+        "GET",
+        "/api/bots/watched/webhook",
+        undefined,
+        acme,
+      );
+      const url = page.getByTestId("bot-webhook-url");
+      await url.waitFor();
+      expect(await url.textContent()).not.toContain(hook.body.secret);
+      expect(await url.textContent()).toContain("••••");
+      await page.getByRole("button", { name: "Show secret" }).click();
+      expect(await url.textContent()).toBe(`${server.url}${hook.body.path}`);
+      await page.getByRole("button", { name: "Hide secret" }).click();
+      expect(await url.textContent()).not.toContain(hook.body.secret);
+      expect(await overflows(page)).toBe(false);
+      await screenshot(page, "bot-history");
+
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.getByTestId("bot-memory-chart").waitFor();
+      expect(await overflows(page)).toBe(false);
+      await screenshot(page, "bot-history-phone");
+      await page.close();
+
+      // Another tenant's member: the same page says not found and shows none of the bot's parts.
+      const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await logIn(other, server.url, globex);
+      await other.goto(`${server.url}#/bots/watched`);
+      await other.getByRole("alert").getByText("you have no bot named watched").waitFor({ timeout: 30_000 });
+      expect(await other.getByTestId("bot-memory-chart").count()).toBe(0);
+      expect(await other.getByTestId("bot-webhook-url").count()).toBe(0);
+      expect(await other.content()).not.toContain(needle);
+      expect(await other.content()).not.toContain(hook.body.secret);
+      await other.close();
+    }, 400_000);
+  },
+);
