@@ -49,13 +49,25 @@ async function token(body: Record<string, string>): Promise<string> {
  */
 function overflows(page: Page): Promise<string[]> {
   return page.evaluate(() => {
+    type El = {
+      getBoundingClientRect(): { right: number };
+      parentElement: El | null;
+      tagName: string;
+      className: string;
+      getAttribute(name: string): string | null;
+      querySelectorAll(selector: string): ArrayLike<El>;
+    };
+    const { document, getComputedStyle } = globalThis as unknown as {
+      document: { documentElement: { clientWidth: number }; body: El; querySelector(s: string): El | null };
+      getComputedStyle(element: El): { overflowX: string };
+    };
     const width = document.documentElement.clientWidth;
     const sections = ["bot-resources", "bot-log-search", "bot-alerts", "bot-webhook"]
       .map((id) => document.querySelector(`section[aria-labelledby="${id}"]`))
       .filter((section) => section !== null);
     if (sections.length !== 4) return [`only ${sections.length} of the 4 sections shown`];
     return sections
-      .flatMap((section) => [section, ...section.querySelectorAll("*")])
+      .flatMap((section) => [section, ...Array.from(section.querySelectorAll("*"))])
       .filter((el) => el.getBoundingClientRect().right > width + 1)
       .filter((el) => {
         // Inside a box that scrolls itself (a wide table's wrapper), sticking out is fine.
@@ -153,7 +165,7 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       await expect
         .poll(async () => Number((await chart.getAttribute("data-points").catch(() => null)) ?? 0), {
           timeout: 90_000,
-          intervals: [1000],
+          interval: 1000,
         })
         .toBeGreaterThanOrEqual(2);
       const stats = await api<{ samples: { memory_bytes: number; memory_limit_bytes: number | null }[] }>(
