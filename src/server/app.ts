@@ -21,6 +21,7 @@ import { botHookRoute } from "./routes/bot-hook.js";
 import { botVersionRoutes } from "./routes/bot-versions.js";
 import { botRoutes } from "./routes/bots.js";
 import { budgetRoutes } from "./routes/budgets.js";
+import { fleetBotCallRoute } from "./routes/fleet-bot-call.js";
 import { forgeRoutes } from "./routes/forges.js";
 import { hookRoutes } from "./routes/hooks.js";
 import { orchestratorJobRoutes } from "./routes/orchestrator-jobs.js";
@@ -209,6 +210,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     botVersionRoutes(api, deps);
     botHistoryRoutes(api, deps);
     botHookRoute(api, deps);
+    fleetBotCallRoute(api, deps);
     orchestratorJobRoutes(api, deps);
     validateRoutes(api, deps);
     workflowRoutes(api, deps);

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import { runnerSocketPath } from "../core/protocol.js";
 import type { Store, TokenRecord, TokensRepo, UserRecord, UserRole } from "../store/index.js";
+import { botRelayPath } from "./fleet/bot-relay.js";
 import { isPreflight } from "./http-headers.js";
 import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
 
@@ -134,6 +135,8 @@ export function authHook(
     if (path === runnerSocketPath && request.method === "GET") return;
     if (request.method === "POST" && (hookDeliveryPath.test(path) || forgeDeliveryPath.test(path))) return;
     if (request.method === "POST" && botHookPath.test(path)) return;
+    // Another replica passing a bot call on: its route checks the fleet's signature (bot-relay.ts).
+    if (request.method === "POST" && path === botRelayPath) return;
     // A path no route serves is a 404 with or without a token: the routes are public
     // (/openapi.json), so saying one does not exist tells nothing a token would hide.
     if (request.is404) return;

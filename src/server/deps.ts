@@ -5,6 +5,7 @@ import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
 import type { BotWatch } from "./bots/bot-alerts.js";
 import type { EventBus } from "./event-bus.js";
+import type { BotRelay } from "./fleet/bot-relay.js";
 import type { IdempotencySettings } from "./idempotency.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { Revocations } from "./identity/revocations.js";
@@ -41,6 +42,8 @@ export interface ServerDeps {
   /** Fires schedules' ticks on the leader; a save wakes it, `/metrics` counts its ticks. */
   scheduler: Pick<Scheduler, "wake" | "ticks">;
   hub: RunnerHub;
+  /** Calls a bot through its runner on whichever replica holds the runner's socket. */
+  botRelay: Pick<BotRelay, "call" | "verify" | "callHere">;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };
   /** Signs and checks session and stream JWTs. */

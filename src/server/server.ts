@@ -20,6 +20,7 @@ import { BotWatch } from "./bots/bot-alerts.js";
 import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
+import { BotRelay } from "./fleet/bot-relay.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { ForgeReporter } from "./forges/forge-reporter.js";
@@ -366,6 +367,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     savedWorkflows,
     scheduler,
     hub,
+    botRelay: new BotRelay(replica.id, hub, store, logger),
     replica,
     sessions: await SessionTokens.open(store.serverKeys, options.sessionTtlMs),
     revocations,

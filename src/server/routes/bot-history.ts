@@ -204,18 +204,17 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request, reply) => {
       const bot = await bots.find(request.principal, request.params.name);
-      const answer = bot.runner_id
-        ? deps.hub.callBot(bot.runner_id, bot.id, { kind: "log" }, logCallMs)
+      const got = bot.runner_id
+        ? await deps.botRelay.call(bot.runner_id, bot.id, { kind: "log" }, logCallMs)
         : undefined;
-      if (!answer) {
+      if (!got) {
         throw new RunyardError(
           "BOT_NOT_RUNNING",
           bot.runner_id
-            ? `bot ${bot.name}'s runner ${bot.runner_id} is not connected to this server`
+            ? `bot ${bot.name}'s runner ${bot.runner_id} is not connected to any server replica`
             : `bot ${bot.name} never ran on a runner: it has no log yet`,
         );
       }
-      const got = await answer;
       if (got.error) throw new RunyardError("BOT_NOT_RUNNING", got.error.message);
       return reply
         .type("text/plain; charset=utf-8")

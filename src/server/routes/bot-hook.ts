@@ -127,9 +127,9 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
           headers[name] = Array.isArray(value) ? value.join(", ") : value;
         }
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const call =
+        const answer =
           bot.state === "running" && bot.runner_id
-            ? deps.hub.callBot(
+            ? await deps.botRelay.call(
                 bot.runner_id,
                 bot.id,
                 {
@@ -143,15 +143,14 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
                 hookCallMs,
               )
             : undefined;
-        if (!call) {
+        if (!answer) {
           throw new RunyardError(
             "BOT_NOT_RUNNING",
             bot.state === "running"
-              ? `bot ${bot.name}'s runner is not connected to this server`
+              ? `bot ${bot.name}'s runner is not connected to any server replica`
               : `bot ${bot.name} is ${bot.state}`,
           );
         }
-        const answer = await call;
         if (answer.error) {
           throw new RunyardError(
             answer.error.code === "BOT_NOT_RUNNING" ? "BOT_NOT_RUNNING" : "BOT_HOOK_FAILED",
