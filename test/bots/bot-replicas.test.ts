@@ -1,0 +1,178 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { pythonBaseImage } from "../helpers/base-images.js";
+import { waitBot } from "../helpers/bots.js";
+import { runCli, tempDir } from "../helpers/cli.js";
+import { removeBotObjects, removeTestObjects, requireDocker } from "../helpers/docker.js";
+import { createTestDatabase } from "../helpers/postgres.js";
+import {
+  adminToken,
+  api,
+  type Proc,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  type TestServer,
+} from "../helpers/server.js";
+
+/**
+ * A bot behind two server replicas on one PostgreSQL database: its runner's socket is on one
+ * replica only, yet a webhook or a log download sent to either reaches the bot (the other
+ * replica passes the call on, signed with the fleet's key). The real Docker engine, the example
+ * echo bot in its webhook mode.
+ */
+
+const adminUrl = inject("postgresAdminUrl");
+const haveDocker = await requireDocker();
+const run = `bot-replicas-${process.pid}-${Date.now().toString(36)}`;
+const botToken = `123456:ABC-replicas-${run}`;
+const procs: Proc[] = [];
+const botIds: string[] = [];
+let holder: TestServer;
+let other: TestServer;
+
+async function deliver(url: string, path: string, body: string, headers: Record<string, string> = {}) {
+  const response = await fetch(new URL(path, url), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+const update = (id: number, text: string) =>
+  JSON.stringify({ update_id: id, message: { chat: { id: 7 }, text } });
+
+describe.skipIf(!haveDocker || !adminUrl)("a bot's webhook and log behind two replicas on PostgreSQL", () => {
+  beforeAll(async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const env = {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "bot-replicas-secret-key-0123456789abcdef",
+      RUNYARD_BOT_NETWORK: "none",
+    };
+    holder = await startTestServer(tempDir(), env);
+    procs.push(holder.proc);
+    other = await startTestServer(tempDir(), env);
+    procs.push(other.proc);
+    // The runner is joined to the first replica only: its socket is there.
+    procs.push(
+      await startRunner(holder.url, await runnerToken(holder.url), {
+        id: `runner-${run}`,
+        env: {
+          RUNYARD_BOT_BASE_IMAGE_PYTHON: await pythonBaseImage(),
+          RUNYARD_LOG_LEVEL: "error",
+        },
+      }),
+    );
+    const dir = tempDir();
+    writeFileSync(join(dir, "echo_bot.py"), readFileSync("examples/bots/echo_bot.py"));
+    writeFileSync(
+      join(dir, "main.py"),
+      [
+        "import os",
+        'print("token", os.environ["BOT_TOKEN"], flush=True)',
+        'exec(open("echo_bot.py").read())',
+        "",
+      ].join("\n"),
+    );
+    const started = await runCli(
+      [
+        "bot",
+        "start",
+        "echo",
+        "--simple",
+        join(dir, "main.py"),
+        join(dir, "echo_bot.py"),
+        "--entrypoint",
+        "main.py",
+        "-e",
+        `BOT_TOKEN=${botToken}`,
+        "-e",
+        "WEBHOOK_PORT=8080",
+        "--webhook",
+        "8080",
+        "--check",
+        "0",
+      ],
+      { env: { RUNYARD_SERVER_URL: other.url, RUNYARD_TOKEN: adminToken } },
+    );
+    expect(started.code, started.stderr).toBe(0);
+    const bot = await waitBot(holder.url, "echo", (b) => b.state === "running", 180_000);
+    botIds.push(bot.id);
+  }, 400_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.splice(0).map((proc) => proc.kill("SIGKILL")));
+    await removeBotObjects(botIds);
+    await removeTestObjects(run);
+  }, 60_000);
+
+  it("answers a webhook sent to either replica with the bot's answer", async () => {
+    const hook = await api<{ path: string; secret: string }>(other.url, "GET", "/api/bots/echo/webhook");
+    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    let id = 0;
+    for (const server of [holder, other, other, holder]) {
+      id += 1;
+      // The bot's port may take a moment to listen after the container starts.
+      const deadline = Date.now() + 60_000;
+      let got = await deliver(server.url, hook.body.path, update(id, `hi ${id}`));
+      while (got.status !== 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        got = await deliver(server.url, hook.body.path, update(id, `hi ${id}`));
+      }
+      expect(got.status, got.text).toBe(200);
+      expect(JSON.parse(got.text)).toEqual({ method: "sendMessage", chat_id: 7, text: `You said: hi ${id}` });
+    }
+    // The secret is still checked on the replica that took the request: a wrong one forwards nothing.
+    const prefix = hook.body.path.slice(0, hook.body.path.lastIndexOf("/"));
+    const wrong = await deliver(other.url, `${prefix}/wrong-secret`, update(99, "x"));
+    expect(wrong.status).toBe(404);
+    // And the body cap too.
+    const big = await deliver(other.url, hook.body.path, "a".repeat(1024 * 1024 + 10));
+    expect(big.status).toBe(413);
+  }, 180_000);
+
+  it("downloads the whole log through either replica, token masked", async () => {
+    for (const server of [holder, other]) {
+      const response = await fetch(new URL("/api/bots/echo/logs/download", server.url), {
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+      const text = await response.text();
+      expect(response.status, text).toBe(200);
+      expect(text).toContain("token ***");
+      expect(text).not.toContain(botToken);
+    }
+  }, 60_000);
+
+  it("refuses a replica-to-replica call that is not signed with the fleet's key", async () => {
+    const runnerId = `runner-${run}`;
+    const body = JSON.stringify({
+      runner_id: runnerId,
+      bot_id: botIds[0],
+      call: { kind: "log" },
+      timeout_ms: 5000,
+    });
+    for (const signature of [undefined, `${Date.now()}.${"n".repeat(22)}.forged`, "0.x.y"]) {
+      const response = await fetch(new URL("/api/fleet/bot-call", holder.url), {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(signature ? { "x-runyard-replica-signature": signature } : {}),
+        },
+        body,
+      });
+      const text = await response.text();
+      expect(response.status, text).toBe(401);
+      expect(text).not.toContain("token");
+    }
+    // A user's token is no replica's signature either.
+    const asUser = await fetch(new URL("/api/fleet/bot-call", holder.url), {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
+      body,
+    });
+    expect(asUser.status).toBe(401);
+  }, 60_000);
+});
