@@ -122,7 +122,15 @@ describe.skipIf(!haveDocker || !adminUrl)("a bot's webhook and log behind two re
         await new Promise((resolve) => setTimeout(resolve, 250));
         got = await deliver(server.url, hook.body.path, update(id, `hi ${id}`));
       }
-      expect(got.status, got.text).toBe(200);
+      if (got.status !== 200) {
+        const status = await api(holder.url, "GET", "/api/bots/echo");
+        const log = await fetch(new URL("/api/bots/echo/logs/download", holder.url), {
+          headers: { authorization: `Bearer ${adminToken}` },
+        });
+        expect.fail(
+          `${got.text}\nbot: ${JSON.stringify(status.body)}\nlog: ${(await log.text()).slice(-3000)}`,
+        );
+      }
       expect(JSON.parse(got.text)).toEqual({ method: "sendMessage", chat_id: 7, text: `You said: hi ${id}` });
     }
     // The secret is still checked on the replica that took the request: a wrong one forwards nothing.

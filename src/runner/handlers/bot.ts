@@ -62,12 +62,18 @@ export class BotJobHandler implements JobHandler<"bot"> {
    * (inside the container's own network), or its whole kept log.
    */
   async call(botId: string, call: BotCall): Promise<BotReply> {
-    const held = this.held.get(botId);
     if (call.kind === "log") {
       const file = new BotLogFile(this.logDir, botId);
       return { status: 200, headers: {}, body_base64: file.read().toString("base64") };
     }
-    const containerId = held?.supervisor.runningContainer ?? null;
+    // Held by run: during an update the version running longest (the one the bot is on until the
+    // new one is switched to) takes the call.
+    let containerId: string | null = null;
+    for (const held of this.held.values()) {
+      if (held.botId !== botId) continue;
+      containerId = held.supervisor.runningContainer;
+      if (containerId) break;
+    }
     if (!containerId) {
       return {
         status: 503,
