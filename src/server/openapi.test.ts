@@ -30,7 +30,8 @@ beforeAll(async () => {
   document = (await server.app.inject({ method: "GET", url: "/openapi.json" })).json();
   // The web UI's page, files and icon (src/server/web-ui.ts: `/`, `/ui/*`, which Fastify's table
   // prints as `/*` under its prefix, `/favicon.ico`) are not API: hidden from the document.
-  const webUi = new Set(["GET /", "GET /*", "GET /ui/*", "GET /favicon.ico"]);
+  // Replicas passing a bot call to the one holding its runner (fleet/bot-relay.ts): not API either.
+  const webUi = new Set(["GET /", "GET /*", "GET /ui/*", "GET /favicon.ico", "POST /api/fleet/bot-call"]);
   // The runner socket speaks the runner protocol (WebSocket, docs/runners.md), not the HTTP API.
   const runnerSocket = `GET ${runnerSocketPath}`;
   routes.push(...registeredRoutes(server.app).filter((route) => !webUi.has(route) && route !== runnerSocket));
