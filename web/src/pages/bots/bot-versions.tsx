@@ -33,36 +33,38 @@ export function BotVersions(props: { name: string; current: number; live: boolea
     <section className="section" aria-labelledby="bot-versions">
       <h2 id="bot-versions">Versions</h2>
       <ErrorNote error={error} />
-      <table aria-label="Versions">
-        <thead>
-          <tr>
-            <th>Version</th>
-            <th>State</th>
-            <th>Why</th>
-            <th>Created</th>
-            <th>Error</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(data?.versions ?? []).map((version) => (
-            <tr key={version.version}>
-              <td>
-                {version.version}
-                {version.version === props.current ? " (current)" : ""}
-              </td>
-              <td>{version.state}</td>
-              <td>
-                {version.reason}
-                {version.summary.rollback_of !== undefined
-                  ? ` of ${String(version.summary.rollback_of)}`
-                  : ""}
-              </td>
-              <td>{formatDate(version.created_at)}</td>
-              <td>{version.error ? <pre className="log-view">{version.error.message}</pre> : ""}</td>
+      <div className="table-wrap">
+        <table aria-label="Versions">
+          <thead>
+            <tr>
+              <th>Version</th>
+              <th>State</th>
+              <th>Why</th>
+              <th>Created</th>
+              <th>Error</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {(data?.versions ?? []).map((version) => (
+              <tr key={version.version}>
+                <td>
+                  {version.version}
+                  {version.version === props.current ? " (current)" : ""}
+                </td>
+                <td>{version.state}</td>
+                <td>
+                  {version.reason}
+                  {version.summary.rollback_of !== undefined
+                    ? ` of ${String(version.summary.rollback_of)}`
+                    : ""}
+                </td>
+                <td>{formatDate(version.created_at)}</td>
+                <td>{version.error ? <pre className="log-view">{version.error.message}</pre> : ""}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {canRollBack ? (
         <button
           type="button"
