@@ -76,6 +76,15 @@ export async function runCommand(file: string, flags: RunFlags, ctx: CliContext<
       runnerFor,
       signal: controller.signal,
       rollback: flags.rollback !== false,
+      ...(everyStep(workflow).some((step) => step.agent)
+        ? {
+            agents: (await import("./local-agent-steps.js")).localAgentSteps(
+              executor,
+              ctx.env,
+              ctx.config.killGraceMs,
+            ),
+          }
+        : {}),
     });
     return exitCodeFor(outcome.status);
   } finally {

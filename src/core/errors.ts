@@ -49,6 +49,14 @@ export const errorTable = {
     status: 400,
     hint: "A workflow.call step runs a saved workflow, and saved workflows live on a server: submit the workflow with `runyard run FILE --server URL` (`runyard up` starts one).",
   },
+  AGENT_STEP_UNAVAILABLE: {
+    status: 400,
+    hint: "An agent.run step needs a runner with agents: run the workflow with `runyard run FILE` on a machine with the agent installed (`runyard agents install`), or through a server whose runners have it.",
+  },
+  AGENT_OUTPUT_INVALID: {
+    status: 200,
+    hint: "The agent's final answer never matched the step's output_schema: make the prompt say plainly which fields to answer with, or loosen the schema.",
+  },
   CALL_FAILED: {
     status: 200,
     hint: "The called workflow's run did not succeed: open it (its id is in the step's error and events) and read the step it names.",

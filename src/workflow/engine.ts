@@ -3,6 +3,7 @@ import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
+import { type AgentStepRunner, runAgentStep } from "./agent-step.js";
 import { type ApprovalGate, awaitApproval } from "./approval.js";
 import { runCall, type WorkflowCaller } from "./call.js";
 import { runHandlers } from "./handlers.js";
@@ -75,6 +76,8 @@ export interface EngineOptions {
    * fails with CALL_NEEDS_SERVER.
    */
   calls?: WorkflowCaller;
+  /** Where `agent.run` steps run their turns. Without it an agent step fails with AGENT_STEP_UNAVAILABLE. */
+  agents?: AgentStepRunner;
 }
 
 export interface RunOutcome {
@@ -275,6 +278,7 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
   if (ctx.prior?.summary) return { summary: ctx.prior.summary, exports: ctx.prior.exports };
   if (step.approval) return awaitApproval(step, step.approval, host, ctx);
   if (step.call) return runCall(step, step.call, host, ctx);
+  if (step.agent) return runAgentStep(step, step.agent, host, ctx);
   const spec = ctx.options.workflow.hosts[host] ?? { kind: "local" };
   const runner = ctx.options.runnerFor(host, spec);
   const policy = retryPolicyOf(step);

@@ -14,7 +14,7 @@ export type ExecAction = (typeof execActions)[number];
  * Every step action; `approval` pauses the run until an approver answers, on the server;
  * `workflow.call` runs a saved workflow as a child run, on the server.
  */
-export const actions = [...execActions, "approval", "workflow.call"] as const;
+export const actions = [...execActions, "approval", "workflow.call", "agent.run"] as const;
 export type Action = (typeof actions)[number];
 
 /**
@@ -156,6 +156,8 @@ export interface Step {
   approval?: ApprovalSpec;
   /** Set exactly when `action` is `workflow.call`. */
   call?: CallSpec;
+  /** Set exactly when `action` is `agent.run`. */
+  agent?: AgentStepSpec;
   /**
    * `depends:`: the steps that must end before this one starts, each where the file names it.
    * Absent when the step has no `depends` key; one step with it makes the file a graph.
@@ -170,10 +172,30 @@ export interface Step {
 
 /** The action a runner carries out for a step; approval and call steps never reach a runner. */
 export function execAction(step: Step): ExecAction {
-  if (step.action === "approval" || step.action === "workflow.call") {
+  if (step.action === "approval" || step.action === "workflow.call" || step.action === "agent.run") {
     throw new RunyardError("INTERNAL", `step "${step.name}" is ${step.action}: no runner carries it out`);
   }
   return step.action;
+}
+
+/**
+ * `action: agent.run`: one turn of a coding agent on the step's host, through the same pipeline
+ * as `runyard agent run` (workflow/agent-step.ts). `${VAR}` in the prompt is replaced.
+ */
+export interface AgentStepSpec {
+  agent: string;
+  prompt: string;
+  model?: string;
+  /** A git URL: the agent works on a new branch of it. */
+  repo?: string;
+  /** A folder of the host the agent works in instead of a repo. */
+  cwd?: string;
+  /** A command run after the agent; its failure fails the step. */
+  tests?: string;
+  push: boolean;
+  budget?: { tokens?: number; usd?: number };
+  /** A JSON Schema of `type: object` the final answer must match; its fields become exports. */
+  outputSchema?: Record<string, unknown>;
 }
 
 /** One name of a step's `depends:` list. */

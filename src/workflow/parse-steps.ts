@@ -8,6 +8,7 @@
 import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
 import { actions, approvalHost, type ExecAction, execActions, type Step } from "./model.js";
+import { readAgentArgs } from "./parse-agent.js";
 import { approvalStepKeyHint, approvalStepKeys, readApprovalArgs } from "./parse-approval.js";
 import { callStepKeyHint, callStepKeys, readCallArgs } from "./parse-call.js";
 import { checkStepGraph, readGraphKeys } from "./parse-graph.js";
@@ -115,6 +116,7 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   const actionNode = stepValue("action");
   const approval = !playbook && isScalar(actionNode) && actionNode.value === "approval";
   const call = !playbook && isScalar(actionNode) && actionNode.value === "workflow.call";
+  const agent = !playbook && isScalar(actionNode) && actionNode.value === "agent.run";
   const nameText =
     isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
   const label = nameText !== "" ? `step "${nameText}"` : `step #${index + 1}`;
@@ -142,9 +144,11 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     ? approvalBody
     : call
       ? callBody
-      : playbook
-        ? readPlaybookBody(read)
-        : readActionBody(reader, node, read, label);
+      : agent
+        ? agentBody
+        : playbook
+          ? readPlaybookBody(read)
+          : readActionBody(reader, node, read, label);
   const step: Step = {
     name,
     // An approval or a call runs once, on the server: it names no host of the inventory.
@@ -173,6 +177,7 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   if (when) step.when = when;
   if (approval) step.approval = readApprovalArgs(reader, fields.get("args"), node, label);
   if (call) step.call = readCallArgs(reader, fields.get("args"), node, label);
+  if (agent) step.agent = readAgentArgs(reader, fields.get("args"), node, label);
   const readRollbackBody = (map: YAMLMap, rollbackLabel: string) => {
     const rollbackFields = reader.fields(map, `in ${rollbackLabel}`, ["action", "args"]);
     const { action, script, shell, env, cwd, cwdPos } = readActionBody(
@@ -202,6 +207,7 @@ type Body = Pick<
 
 const approvalBody: Body = { action: "approval", script: "", shell: "bash", env: {}, exportVars: false };
 const callBody: Body = { action: "workflow.call", script: "", shell: "bash", env: {}, exportVars: false };
+const agentBody: Body = { action: "agent.run", script: "", shell: "bash", env: {}, exportVars: false };
 
 function readPlaybookBody(read: StepFields): Body {
   return { action: "cmd.run", script: read.script("command") ?? "", ...read.execOptions() };

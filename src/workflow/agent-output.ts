@@ -1,0 +1,116 @@
+/**
+ * An `agent.run` step's `output_schema`: checked as a JSON Schema when the file is parsed, and the
+ * agent's final answer read as JSON and validated against it when the step runs. The answer's
+ * top-level fields become the step's exports.
+ */
+import { Ajv, type ErrorObject } from "ajv";
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+
+/** Where a schema fault is: the path of keys inside the schema, and what is wrong. */
+export interface SchemaFault {
+  path: (string | number)[];
+  message: string;
+}
+
+/** The faults of a schema (empty: it compiles). */
+export function schemaFaults(schema: unknown): SchemaFault[] {
+  if (!ajv.validateSchema(schema as object)) {
+    return (ajv.errors ?? []).map((e) => ({
+      path: pathOf(e.instancePath),
+      message: `${e.message ?? "invalid"}`,
+    }));
+  }
+  try {
+    ajv.compile(schema as object);
+  } catch (error) {
+    return [{ path: [], message: error instanceof Error ? error.message : String(error) }];
+  }
+  return [];
+}
+
+function pathOf(pointer: string): (string | number)[] {
+  if (pointer === "") return [];
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((part) => part.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+}
+
+/** How an answer fared against the schema. */
+export type AnswerCheck = { ok: true; value: Record<string, unknown> } | { ok: false; error: string };
+
+/**
+ * The JSON object in an answer: the whole text, else the last fenced ```json block, else the
+ * text from its first `{` to its last `}` (agents often say a sentence around it).
+ */
+function jsonOf(text: string): unknown {
+  const candidates = [text.trim()];
+  const fences = [...text.matchAll(/```(?:json)?\s*\n([\s\S]*?)```/g)];
+  if (fences.length > 0) candidates.push(fences[fences.length - 1]![1]!.trim());
+  const first = text.indexOf("{");
+  const last = text.lastIndexOf("}");
+  if (first >= 0 && last > first) candidates.push(text.slice(first, last + 1));
+  for (const candidate of candidates) {
+    try {
+      return JSON.parse(candidate);
+    } catch {}
+  }
+  return undefined;
+}
+
+const validators = new WeakMap<object, ReturnType<typeof ajv.compile>>();
+
+export function checkAnswer(schema: Record<string, unknown>, text: string | undefined): AnswerCheck {
+  if (text === undefined || text.trim() === "") return { ok: false, error: "the agent gave no final answer" };
+  const value = jsonOf(text);
+  if (value === undefined) return { ok: false, error: "the final answer is not JSON" };
+  let validate = validators.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    validators.set(schema, validate);
+  }
+  if (!validate(value)) return { ok: false, error: describeErrors(validate.errors ?? []) };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { ok: false, error: "the final answer is not a JSON object" };
+  }
+  return { ok: true, value: value as Record<string, unknown> };
+}
+
+function describeErrors(errors: ErrorObject[]): string {
+  return errors
+    .slice(0, 5)
+    .map((e) => `${e.instancePath === "" ? "the answer" : e.instancePath} ${e.message ?? "is invalid"}`)
+    .join("; ");
+}
+
+const exportName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The answer's fields as exports: strings as they are, anything else as JSON. */
+export function answerExports(value: Record<string, unknown>): Record<string, string> {
+  const exports: Record<string, string> = {};
+  for (const [name, field] of Object.entries(value)) {
+    if (!exportName.test(name)) continue;
+    exports[name] = typeof field === "string" ? field : JSON.stringify(field);
+  }
+  return exports;
+}
+
+/** The prompt of the one retry turn: what was wrong, and what to answer. */
+export function retryPrompt(schema: Record<string, unknown>, error: string): string {
+  return [
+    `Your final answer did not match the required JSON Schema: ${error}.`,
+    "Answer again with only one JSON object matching this schema, and nothing else:",
+    JSON.stringify(schema),
+  ].join("\n");
+}
+
+/** The instruction added to the step's prompt when it has an output schema. */
+export function schemaInstruction(schema: Record<string, unknown>): string {
+  return [
+    "",
+    "When you are done, end with a final answer that is only one JSON object matching this JSON Schema:",
+    JSON.stringify(schema),
+  ].join("\n");
+}

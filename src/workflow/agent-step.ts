@@ -1,0 +1,141 @@
+/**
+ * `action: agent.run` steps: one turn of a coding agent on the step's host, through the agent
+ * pipeline of `runyard agent run` (the entry point's `AgentStepRunner`). With `output_schema`
+ * the final answer is read as JSON and validated; a mismatch gets one more turn of the same
+ * session with the fault shown, and its fields become the step's exports.
+ */
+import { errorInfo, toErrorInfo } from "../core/errors.js";
+import type { ErrorInfo, EventInput, StepStatus, StepSummary } from "../core/events.js";
+import { answerExports, checkAnswer, retryPrompt, schemaInstruction } from "./agent-output.js";
+import type { HostContext } from "./engine.js";
+import type { AgentStepSpec, Step } from "./model.js";
+import { callInputValues } from "./parse-call.js";
+import type { HostOutcome } from "./step-run.js";
+
+/** One turn an agent step asks for. */
+export interface AgentTurnRequest {
+  runId: string;
+  step: string;
+  host: string;
+  spec: AgentStepSpec;
+  /** The prompt of this turn, `${VAR}` replaced. */
+  prompt: string;
+  /** The turn's number, from 1; a retry continues the first turn's session. */
+  turn: number;
+  sessionId?: string;
+  /** The step's timeout, when it has one. */
+  timeoutMs?: number;
+}
+
+/** How the turn ended. */
+export interface AgentTurnResult {
+  status: "success" | "failed" | "canceled" | "timeout";
+  error?: ErrorInfo;
+  finalText?: string;
+  sessionId?: string;
+}
+
+/** Where a run's agent steps run their turns: a local agent pipeline, or a runner through a server. */
+export interface AgentStepRunner {
+  turn(
+    request: AgentTurnRequest,
+    io: { signal: AbortSignal; emit: (event: EventInput) => void },
+  ): Promise<AgentTurnResult>;
+}
+
+/** How much of a non-matching answer the step's error shows. */
+const excerptChars = 400;
+
+export async function runAgentStep(
+  step: Step,
+  spec: AgentStepSpec,
+  host: string,
+  ctx: HostContext,
+): Promise<HostOutcome> {
+  const began = Date.now();
+  ctx.emit({ type: "step.started", step: step.name, host, attempt: 1 });
+  const runner = ctx.options.agents;
+  let error: ErrorInfo | undefined;
+  let status: StepStatus = "failed";
+  let exports: Record<string, string> = {};
+  let turns = 0;
+  if (!runner) {
+    error = errorInfo(
+      "AGENT_STEP_UNAVAILABLE",
+      `step "${step.name}" runs agent ${spec.agent}, and nothing here runs agents`,
+    );
+  } else {
+    const base = callInputValues({ prompt: spec.prompt }, ctx.vars).prompt ?? spec.prompt;
+    const say = (line: string) =>
+      ctx.emit({ type: "step.output", step: step.name, host, stream: "stdout", data: `${line}\n` });
+    const turn = async (prompt: string, sessionId?: string): Promise<AgentTurnResult> => {
+      turns += 1;
+      try {
+        return await runner.turn(
+          {
+            runId: ctx.options.runId,
+            step: step.name,
+            host,
+            spec,
+            prompt,
+            turn: turns,
+            ...(sessionId ? { sessionId } : {}),
+            ...(step.timeoutSeconds ? { timeoutMs: Math.ceil(step.timeoutSeconds * 1000) } : {}),
+          },
+          { signal: ctx.signal, emit: ctx.emit },
+        );
+      } catch (thrown) {
+        return { status: "failed", error: toErrorInfo(thrown) };
+      }
+    };
+    const schema = spec.outputSchema;
+    let result = await turn(schema ? `${base}\n${schemaInstruction(schema)}` : base);
+    if (result.status === "success" && schema) {
+      let check = checkAnswer(schema, result.finalText);
+      if (!check.ok) {
+        say(`the answer did not match output_schema (${check.error}): asking the agent once more`);
+        result = await turn(retryPrompt(schema, check.error), result.sessionId);
+        if (result.status === "success") check = checkAnswer(schema, result.finalText);
+      }
+      if (result.status === "success") {
+        if (check.ok) exports = answerExports(check.value);
+        else {
+          result = {
+            ...result,
+            status: "failed",
+            error: errorInfo(
+              "AGENT_OUTPUT_INVALID",
+              `the agent's answer did not match output_schema after ${turns} turns: ${check.error}; the answer began: ${JSON.stringify((result.finalText ?? "").slice(0, excerptChars))}`,
+            ),
+          };
+        }
+      }
+    }
+    status = ctx.signal.aborted ? "canceled" : result.status;
+    if (status !== "success")
+      error = result.error ?? errorInfo("STEP_FAILED", `agent ${spec.agent} ${status}`);
+  }
+  const duration = Math.max(0, Date.now() - began);
+  const summary: StepSummary = {
+    name: step.name,
+    host,
+    status,
+    exit_code: null,
+    attempts: Math.max(1, turns),
+    duration_ms: duration,
+    ...(status !== "success" && error ? { error } : {}),
+  };
+  if (Object.keys(exports).length > 0)
+    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
+  ctx.emit({
+    type: "step.finished",
+    step: step.name,
+    host,
+    status,
+    exit_code: null,
+    attempts: summary.attempts,
+    duration_ms: duration,
+    ...(summary.error ? { error: summary.error } : {}),
+  });
+  return { summary, exports };
+}

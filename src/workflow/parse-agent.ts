@@ -1,0 +1,158 @@
+/**
+ * `action: agent.run` steps: `args: {agent, prompt, model, repo, cwd, tests, push, budget,
+ * output_schema}`. The agent must be one runyard has an adapter for, and `output_schema` a valid
+ * JSON Schema of an object (its fields become the step's exports); faults are reported at their
+ * line and column, a schema's at the key that is wrong.
+ */
+import { isMap, isSeq, type YAMLMap } from "yaml";
+import { knownAgentNames } from "../core/agent-names.js";
+import { schemaFaults } from "./agent-output.js";
+import type { AgentStepSpec } from "./model.js";
+import { suggestWithList } from "./suggest.js";
+import type { Fields, YamlReader } from "./yaml-reader.js";
+
+const agentArgsKeys = ["agent", "prompt", "model", "repo", "cwd", "tests", "push", "budget", "output_schema"];
+
+function argsKeyHint(key: string): string | undefined {
+  if (key === "agents")
+    return "an agent.run step runs one agent; use one step per agent (or a matrix over AGENT)";
+  if (key === "schema" || key === "json_schema")
+    return 'the answer\'s JSON Schema goes under "output_schema"';
+  if (key === "test") return 'the command run after the agent is "tests"';
+  if (key === "cmd" || key === "script") return "an agent.run step runs no command; put it in a cmd.run step";
+  return undefined;
+}
+
+/** Reads an agent step's args; problems are reported at their line and column. */
+export function readAgentArgs(
+  reader: YamlReader,
+  argsField: { key: unknown; value: unknown } | undefined,
+  step: YAMLMap,
+  label: string,
+): AgentStepSpec {
+  const spec: AgentStepSpec = { agent: "", prompt: "", push: false };
+  if (!argsField) {
+    reader.report(
+      step,
+      `${label} has no args`,
+      "add args: {agent: claude_code, prompt: what the agent should do}",
+    );
+    return spec;
+  }
+  const args = reader.mapping(argsField.value, `args of ${label}`);
+  if (!args) return spec;
+  const fields: Fields = reader.fields(args, `in args of ${label}`, agentArgsKeys, argsKeyHint);
+  const text = (key: string) => {
+    const field = fields.get(key);
+    return field ? reader.string(field.value, `${key} of ${label}`) : undefined;
+  };
+
+  const agentField = fields.get("agent");
+  if (!agentField) {
+    reader.report(
+      argsField.key,
+      `args of ${label} has no agent`,
+      suggestWithList("", knownAgentNames, "agents"),
+    );
+  } else {
+    const agent = text("agent");
+    if (agent !== undefined && !(knownAgentNames as readonly string[]).includes(agent)) {
+      reader.report(
+        agentField.value,
+        `unknown agent "${agent}" in ${label}`,
+        suggestWithList(agent, knownAgentNames, "agents"),
+      );
+    } else if (agent !== undefined) spec.agent = agent;
+  }
+  const promptField = fields.get("prompt");
+  if (!promptField) {
+    reader.report(argsField.key, `args of ${label} has no prompt`, "add prompt: what the agent should do");
+  } else {
+    const prompt = reader.text(promptField.value, `prompt of ${label}`);
+    if (prompt !== undefined && prompt.trim() === "")
+      reader.report(promptField.value, `prompt of ${label} is empty`);
+    spec.prompt = prompt ?? "";
+  }
+  for (const key of ["model", "repo", "cwd", "tests"] as const) {
+    const value = text(key);
+    if (value !== undefined) spec[key] = value;
+  }
+  const pushField = fields.get("push");
+  if (pushField) {
+    spec.push = reader.boolean(pushField.value, `push of ${label}`) ?? false;
+    if (spec.push && spec.repo === undefined) {
+      reader.report(
+        pushField.key,
+        `push of ${label} needs repo`,
+        "add repo: the git URL whose branch is pushed",
+      );
+    }
+  }
+  const budgetField = fields.get("budget");
+  if (budgetField) {
+    const budget = reader.mapping(budgetField.value, `budget of ${label}`);
+    if (budget) {
+      const budgetFields = reader.fields(budget, `in budget of ${label}`, ["tokens", "usd"]);
+      const tokens = budgetFields.get("tokens");
+      const usd = budgetFields.get("usd");
+      spec.budget = {};
+      if (tokens) {
+        const n = reader.number(tokens.value, `tokens of budget of ${label}`, "positive integer");
+        if (n !== undefined) spec.budget.tokens = n;
+      }
+      if (usd) {
+        const n = reader.number(usd.value, `usd of budget of ${label}`, "positive number");
+        if (n !== undefined) spec.budget.usd = n;
+      }
+    }
+  }
+  const schemaField = fields.get("output_schema");
+  if (schemaField) {
+    const schema = readSchema(reader, schemaField, label);
+    if (schema) spec.outputSchema = schema;
+  }
+  return spec;
+}
+
+function readSchema(
+  reader: YamlReader,
+  field: { key: unknown; value: unknown },
+  label: string,
+): Record<string, unknown> | undefined {
+  const node = reader.mapping(field.value, `output_schema of ${label}`);
+  if (!node) return undefined;
+  const schema = node.toJSON() as Record<string, unknown>;
+  const faults = schemaFaults(schema);
+  // The first fault is the most precise one (ajv then says which branches of anyOf failed).
+  for (const fault of faults.slice(0, 1)) {
+    reader.report(
+      nodeAt(reader, node, fault.path),
+      `output_schema of ${label} is not a valid JSON Schema: ${fault.path.length > 0 ? `${fault.path.join(".")} ` : ""}${fault.message}`,
+      "see https://json-schema.org/understanding-json-schema for the keywords",
+    );
+  }
+  if (faults.length > 0) return undefined;
+  if (schema.type !== "object") {
+    reader.report(
+      node,
+      `output_schema of ${label} must describe an object (type: object)`,
+      "the answer's fields become the step's exports: give type: object and its properties",
+    );
+    return undefined;
+  }
+  return schema;
+}
+
+/** The node at `path` inside the schema, or the deepest one there is. */
+function nodeAt(reader: YamlReader, root: unknown, path: (string | number)[]): unknown {
+  let node = root;
+  for (const part of path) {
+    const current = reader.deref(node);
+    let next: unknown;
+    if (isMap(current)) next = current.get(String(part), true);
+    else if (isSeq(current) && typeof part === "number") next = current.get(part, true);
+    if (next === undefined) break;
+    node = next;
+  }
+  return node;
+}
