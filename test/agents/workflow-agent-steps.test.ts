@@ -12,6 +12,15 @@ import type { RunEvent } from "../../src/core/events.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { finished, parseEvents, runCli, tempDir, writeWorkflow } from "../helpers/cli.js";
 import {
+  isFinal,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  submit,
+  waitForRun,
+} from "../helpers/server.js";
+import {
   type ModelServer,
   type RecordedRequest,
   startModelServer,
@@ -140,5 +149,47 @@ describe.skipIf(!claude)("agent.run steps in runyard run, with Claude Code", () 
     expect(finished(events).status).toBe("failed");
     // No key anywhere in what the run reported.
     expect(JSON.stringify(events)).not.toContain(apiKey);
+  }, 300_000);
+});
+
+describe.skipIf(!claude)("agent.run steps through a server, on a sandboxed runner", () => {
+  it("runs the turn on a runner with the agent, and the next step reads its exports", async () => {
+    model = await startModelServer({
+      conversations: [
+        {
+          match: (r) => r.path === "/v1/messages" && hasTools(r),
+          turns: [{ text: '{"severity": "high", "count": 5}' }],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const server = await startTestServer();
+    // The runner's own key and endpoint, as an operator sets them: the workflow names none.
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "agent-steps",
+      env: {
+        PATH: `${dirname(claude!)}:${process.env.PATH}`,
+        IS_SANDBOX: "1",
+        ANTHROPIC_BASE_URL: model.url,
+        ANTHROPIC_API_KEY: apiKey,
+        CLAUDE_CODE_MAX_RETRIES: "1",
+      },
+    });
+    try {
+      const runId = await submit(server.url, workflow, { REPORT: "disk full" });
+      await waitForRun(server.url, runId, isFinal, 240_000);
+      const events = await readEvents(server.url, runId);
+      expect(finished(events).status, JSON.stringify(finished(events).error)).toBe("success");
+      expect(events.find((e) => e.type === "vars.exported" && e.step === "triage")).toMatchObject({
+        vars: { severity: "high", count: "5" },
+      });
+      expect(output(events, "page")).toContain("paging for high x5");
+      expect(stepEnd(events, "file")?.status).toBe("skipped");
+      expect(events.some((e) => e.type === "agent.usage")).toBe(true);
+      expect(JSON.stringify(events)).not.toContain(apiKey);
+    } finally {
+      await runner.kill();
+      await server.proc.kill();
+    }
   }, 300_000);
 });

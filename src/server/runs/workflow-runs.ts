@@ -1,9 +1,11 @@
 import { z } from "zod";
-import { RunyardError } from "../../core/errors.js";
+import { errorInfo, RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { StepRunner } from "../../core/step-attempt.js";
 import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
+import { agentStepJob, agentStepTask, agentTurnResult } from "../../runner/agent-step-task.js";
 import type { Store } from "../../store/index.js";
+import type { AgentStepRunner } from "../../workflow/agent-step.js";
 import type { ApprovalGate } from "../../workflow/approval.js";
 import { expandConcurrencyGroup } from "../../workflow/concurrency-group.js";
 import { runWorkflow } from "../../workflow/engine.js";
@@ -255,6 +257,7 @@ export class WorkflowRuns implements RunKindModule {
         ...(retry ? { kept: { run: retry.of, steps: retry.kept } } : {}),
         announceStart: false,
         approvals: this.gateFor(run),
+        agents: this.agentStepsFor(run, workflow, unrestricted),
         rollback: stored.data.no_rollback !== true,
         ...(this.calls
           ? {
@@ -284,6 +287,43 @@ export class WorkflowRuns implements RunKindModule {
         return gate.open(request);
       },
       answer: gate.answer,
+    };
+  }
+
+  /**
+   * Where the run's `agent.run` steps go: an `agent` job (the one `runyard agent run` makes) for a
+   * runner of the step's host that has the agent. A member's turn is confined as a member's agent
+   * run is (`cwd_confined`: the runner's folders only, the operator's keys only through its key
+   * proxy); its events are the pipeline's, on the agent's host, as an agent run's are.
+   */
+  private agentStepsFor(run: ActiveRun, workflow: Workflow, unrestricted: boolean): AgentStepRunner {
+    return {
+      turn: async (request, io) => {
+        const spec = workflow.hosts[request.host] ?? { kind: "local" as const };
+        if (spec.kind === "direct") {
+          return {
+            status: "failed",
+            error: errorInfo(
+              "AGENT_STEP_UNAVAILABLE",
+              `host "${request.host}" is an agent-server, which runs commands only: an agent.run step needs a runner host`,
+            ),
+          };
+        }
+        const { group, labels } = runnerRequirements(spec);
+        const task = agentStepTask(request, { env: {}, cwdConfined: !unrestricted });
+        const requirements = {
+          ...(group !== null ? { group } : {}),
+          labels: [...labels, `agent:${request.spec.agent}`, request.spec.repo ? "mode:issue" : "mode:chat"],
+        };
+        const result = await this.queue.runJob(
+          agentStepJob(request, task),
+          { runId: run.record.id, sink: run.sink, tenantId: run.record.tenant_id },
+          { host: request.spec.agent, requirements },
+          io.signal,
+        );
+        if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
+        return agentTurnResult(result);
+      },
     };
   }
 
