@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { knownAgentNames } from "../core/agent-names.js";
 import { adapterFor, adapters, agentNames } from "./registry.js";
 
 describe("the agent registry", () => {
@@ -8,6 +9,8 @@ describe("the agent registry", () => {
       expect(key).toMatch(/^[a-z][a-z0-9_]{0,39}$/);
     }
     expect(agentNames).toEqual(Object.keys(adapters));
+    // A workflow's agent.run step is checked against this list where the file is parsed.
+    expect([...knownAgentNames]).toEqual(agentNames);
   });
 
   it("knows no agent by a name it does not list, nor by an Object property", () => {

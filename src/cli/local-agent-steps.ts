@@ -11,10 +11,10 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import type { ProcessExecutor } from "../exec/process.js";
-import { agentStepEvent, agentStepJob, agentStepTask, agentTurnResult } from "../runner/agent-step-task.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
 import type { AgentStepRunner } from "../workflow/agent-step.js";
+import { agentStepEvent, agentStepJob, agentStepTask, agentTurnResult } from "../workflow/agent-step-task.js";
 import { Workspaces } from "../workspace/workspaces.js";
 
 export function localAgentSteps(

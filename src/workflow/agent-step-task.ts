@@ -6,7 +6,7 @@
  */
 import type { EventInput } from "../core/events.js";
 import type { AgentJob, AgentJobResult, AgentTask } from "../core/jobs/agent.js";
-import type { AgentTurnRequest, AgentTurnResult } from "../workflow/agent-step.js";
+import type { AgentTurnRequest, AgentTurnResult } from "./agent-step.js";
 
 /** A turn's limits when the step gives none: as `runyard agent run`'s defaults. */
 const defaultTimeoutMs = 300_000;
