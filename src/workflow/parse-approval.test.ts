@@ -114,7 +114,7 @@ steps:
   test("lists approval among the actions an unknown one is compared with", () => {
     const found = problems(gate("").replace("action: approval", "action: aproval"));
     expect(found).toContain(
-      'wf.yaml:8:13: unknown action "aproval" in step "approve" (hint: did you mean "approval"? valid actions: cmd.run, shell.run, approval)',
+      'wf.yaml:8:13: unknown action "aproval" in step "approve" (hint: did you mean "approval"? valid actions: cmd.run, shell.run, approval, workflow.call, agent.run)',
     );
   });
 });

@@ -381,7 +381,7 @@ steps:
 `),
       ),
     ).toEqual([
-      'wf.yaml:4:13: unknown action "shell.rn" in step "build" (hint: did you mean "shell.run"? valid actions: cmd.run, shell.run, approval, workflow.call)',
+      'wf.yaml:4:13: unknown action "shell.rn" in step "build" (hint: did you mean "shell.run"? valid actions: cmd.run, shell.run, approval, workflow.call, agent.run)',
     ]);
   });
 

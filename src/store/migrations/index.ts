@@ -55,12 +55,12 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0019_idempotency_keys": idempotencyKeys,
   "0020_hook_names_per_tenant": hookNamesPerTenant,
   "0030_version_promotion": versionPromotion,
+  "0031_agent_budgets": agentBudgets,
   "0034_run_retries": runRetries,
   "0035_workflow_calls": workflowCalls,
-  "0031_agent_budgets": agentBudgets,
+  "0036_approval_rules": approvalRules,
   "0037_bot_versions": botVersions,
   "0038_bot_history": botHistory,
-  "0036_approval_rules": approvalRules,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
