@@ -1,33 +1,12 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Kysely, Migrator, sql } from "kysely";
-import { describe, expect, inject, it } from "vitest";
-import { createTestDatabase } from "../../../test/helpers/postgres.js";
-import { type DatabaseLocation, openDatabase } from "../database-location.js";
-import { migrationLockTableName, migrations, migrationTableName } from "./index.js";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { migrationBackends, migrationBefore, onFreshDatabase } from "../../../test/helpers/migration-db.js";
 
-const adminUrl = inject("postgresAdminUrl");
-const backends = adminUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const);
-const names = Object.keys(migrations);
-const before = names[names.indexOf("0030_version_promotion") - 1] ?? "";
+const before = migrationBefore("0030_version_promotion");
 
-async function newLocation(backend: "sqlite" | "postgres"): Promise<DatabaseLocation> {
-  if (backend === "postgres") return { dialect: "postgres", url: await createTestDatabase(adminUrl) };
-  return { dialect: "sqlite", path: join(mkdtempSync(join(tmpdir(), "runyard-promotion-")), "runyard.db") };
-}
-
-describe.each(backends)("the version promotion migration on %s", (backend) => {
+describe.each(migrationBackends)("the version promotion migration on %s", (backend) => {
   it("keeps every trigger running what it ran: stored versions promoted by their savers, schedules their version's saver's, runs written by their submitter", async () => {
-    const opened = await openDatabase(await newLocation(backend), { readonly: false });
-    const db = opened.db as Kysely<unknown>;
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName,
-      migrationLockTableName,
-    });
-    try {
+    await onFreshDatabase(backend, async ({ db, migrator }) => {
       expect((await migrator.migrateTo(before)).error).toBeUndefined();
       for (const version of [1, 2]) {
         await sql`insert into saved_workflows (tenant_id, name, version, workflow, file, created_at, created_by, unrestricted)
@@ -54,8 +33,6 @@ describe.each(backends)("the version promotion migration on %s", (backend) => {
       expect(schedule.rows).toEqual([{ owner: "tok_2" }]);
       const run = await sql<{ authored_by: string }>`select authored_by from runs`.execute(db);
       expect(run.rows).toEqual([{ authored_by: "tok_9" }]);
-    } finally {
-      await opened.close();
-    }
+    });
   });
 });

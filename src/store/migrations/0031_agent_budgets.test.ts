@@ -1,33 +1,12 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Kysely, Migrator, sql } from "kysely";
-import { describe, expect, inject, it } from "vitest";
-import { createTestDatabase } from "../../../test/helpers/postgres.js";
-import { type DatabaseLocation, openDatabase } from "../database-location.js";
-import { migrationLockTableName, migrations, migrationTableName } from "./index.js";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { migrationBackends, migrationBefore, onFreshDatabase } from "../../../test/helpers/migration-db.js";
 
-const adminUrl = inject("postgresAdminUrl");
-const backends = adminUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const);
-const names = Object.keys(migrations);
-const before = names[names.indexOf("0031_agent_budgets") - 1] ?? "";
+const before = migrationBefore("0031_agent_budgets");
 
-async function newLocation(backend: "sqlite" | "postgres"): Promise<DatabaseLocation> {
-  if (backend === "postgres") return { dialect: "postgres", url: await createTestDatabase(adminUrl) };
-  return { dialect: "sqlite", path: join(mkdtempSync(join(tmpdir(), "runyard-budgets-")), "runyard.db") };
-}
-
-describe.each(backends)("the agent budgets migration on %s", (backend) => {
+describe.each(migrationBackends)("the agent budgets migration on %s", (backend) => {
   it("counts the usage events stored before it, each with its run's tenant and submitter", async () => {
-    const opened = await openDatabase(await newLocation(backend), { readonly: false });
-    const db = opened.db as Kysely<unknown>;
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName,
-      migrationLockTableName,
-    });
-    try {
+    await onFreshDatabase(backend, async ({ db, migrator }) => {
       expect((await migrator.migrateTo(before)).error).toBeUndefined();
       await sql`insert into runs (id, kind, name, status, tenant_id, created_by, spec, vars, steps, created_at)
         values ('run_1', 'agent', 't', 'success', 'acme', 'usr_1', '{}', '{}', '[]', '2026-11-01T00:00:00.000Z')`.execute(
@@ -71,8 +50,6 @@ describe.each(backends)("the agent budgets migration on %s", (backend) => {
         },
       ]);
       expect((await migrator.migrateTo(before)).error).toBeUndefined();
-    } finally {
-      await opened.close();
-    }
+    });
   });
 });

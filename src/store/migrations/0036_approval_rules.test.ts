@@ -1,37 +1,12 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Kysely, Migrator, sql } from "kysely";
-import { describe, expect, inject, it } from "vitest";
-import { createTestDatabase } from "../../../test/helpers/postgres.js";
-import { type DatabaseLocation, openDatabase } from "../database-location.js";
-import { migrationLockTableName, migrations, migrationTableName } from "./index.js";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { migrationBackends, migrationBefore, onFreshDatabase } from "../../../test/helpers/migration-db.js";
 
-const adminUrl = inject("postgresAdminUrl");
-const backends = adminUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const);
-const names = Object.keys(migrations);
-/** Migrations run in the order of their names (the index lists them in the order they were added). */
-const before = names.includes("0035_workflow_calls") ? "0035_workflow_calls" : "";
+const before = migrationBefore("0036_approval_rules");
 
-async function newLocation(backend: "sqlite" | "postgres"): Promise<DatabaseLocation> {
-  if (backend === "postgres") return { dialect: "postgres", url: await createTestDatabase(adminUrl) };
-  return {
-    dialect: "sqlite",
-    path: join(mkdtempSync(join(tmpdir(), "runyard-approval-rules-")), "runyard.db"),
-  };
-}
-
-describe.each(backends)("the approval rules migration on %s", (backend) => {
+describe.each(migrationBackends)("the approval rules migration on %s", (backend) => {
   it("keeps stored approvals as one answer from anyone listed, counts each approver once, and goes down keeping them", async () => {
-    const opened = await openDatabase(await newLocation(backend), { readonly: false });
-    const db = opened.db as Kysely<unknown>;
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName,
-      migrationLockTableName,
-    });
-    try {
+    await onFreshDatabase(backend, async ({ db, migrator }) => {
       expect((await migrator.migrateTo(before)).error).toBeUndefined();
       await sql`insert into runs (id, kind, name, status, created_by, spec, vars, steps, created_at)
         values ('run_1', 'workflow', 'rel', 'running', 'tok_1', '{}', '{}', '[]', '2026-01-03T00:00:00.000Z')`.execute(
@@ -112,8 +87,6 @@ describe.each(backends)("the approval rules migration on %s", (backend) => {
       expect((await migrator.migrateToLatest()).error).toBeUndefined();
       const again = await sql<{ required: number | string }>`select required from approvals`.execute(db);
       expect(again.rows.map((row) => Number(row.required))).toEqual([1, 1]);
-    } finally {
-      await opened.close();
-    }
+    });
   });
 });

@@ -1,36 +1,12 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Kysely, Migrator, sql } from "kysely";
-import { describe, expect, inject, it } from "vitest";
-import { createTestDatabase } from "../../../test/helpers/postgres.js";
-import { type DatabaseLocation, openDatabase } from "../database-location.js";
-import { migrationLockTableName, migrations, migrationTableName } from "./index.js";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { migrationBackends, migrationBefore, onFreshDatabase } from "../../../test/helpers/migration-db.js";
 
-const adminUrl = inject("postgresAdminUrl");
-const backends = adminUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const);
-const names = Object.keys(migrations);
-const before = names[names.indexOf("0037_bot_versions") - 1] ?? "";
+const before = migrationBefore("0037_bot_versions");
 
-async function newLocation(backend: "sqlite" | "postgres"): Promise<DatabaseLocation> {
-  if (backend === "postgres") return { dialect: "postgres", url: await createTestDatabase(adminUrl) };
-  return {
-    dialect: "sqlite",
-    path: join(mkdtempSync(join(tmpdir(), "runyard-bot-versions-")), "runyard.db"),
-  };
-}
-
-describe.each(backends)("the bot versions migration on %s", (backend) => {
+describe.each(migrationBackends)("the bot versions migration on %s", (backend) => {
   it("keeps every bot, at version 1 without a health report; versions are unique per bot; down undoes it", async () => {
-    const opened = await openDatabase(await newLocation(backend), { readonly: false });
-    const db = opened.db as Kysely<unknown>;
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName,
-      migrationLockTableName,
-    });
-    try {
+    await onFreshDatabase(backend, async ({ db, migrator }) => {
       expect((await migrator.migrateTo(before)).error).toBeUndefined();
       await sql`insert into bots (id, owner, name, mode, spec, state, created_at, updated_at, expires_at)
         values ('bot_1', 'u', 'echo', 'image', 'x', 'running', '2026-01-01T00:00:00.000Z',
@@ -48,8 +24,6 @@ describe.each(backends)("the bot versions migration on %s", (backend) => {
       await expect(sql`select count(*) from bot_versions`.execute(db)).rejects.toThrow();
       const kept = await sql<{ id: string }>`select id from bots`.execute(db);
       expect(kept.rows).toEqual([{ id: "bot_1" }]);
-    } finally {
-      await opened.close();
-    }
+    });
   });
 });
