@@ -308,6 +308,62 @@ const rows: Row[] = [
     expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
   },
   {
+    route: "POST /api/bots/{name}/update",
+    what: "ana's stopped bot: only a running bot is updated (409 for her), others have no such bot",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/update`, body: {} }),
+    expect: byCaller({ memberA: 409, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "POST /api/bots/{name}/rollback",
+    what: "ana's bot with one version: nothing to return to for her, no such bot for others",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/rollback`, body: {} }),
+    expect: byCaller({ memberA: 409, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/versions",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/versions` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/env",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/env` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "PATCH /api/bots/{name}/env",
+    what: "ana's stopped bot: a change restarts a running bot only (409 for her), others have no such bot",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/env`, body: { set: { GREETING: "hi" } } }),
+    expect: byCaller({ memberA: 409, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/stats",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/stats` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/alerts",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/alerts` }),
+    expect: byCaller({ memberA: 200, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/webhook",
+    what: "ana's bot takes no webhooks: 404 for her too, with the hint to start it with --webhook",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/webhook` }),
+    expect: byCaller({ memberA: 404, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "GET /api/bots/{name}/logs/download",
+    what: "ana's stopped bot, on no runner: hers has no log to fetch, others have no such bot",
+    request: async () => ({ url: `/api/bots/${items.bots.A}/logs/download` }),
+    expect: byCaller({ memberA: 503, memberB: 404, adminA: 404, platform: 404, outside: 404 }),
+  },
+  {
+    route: "POST /api/bots/{name}/hook/{path}",
+    what: "public, answered by the bot's secret alone: a wrong one is no such bot for every caller, with or without a token",
+    request: async () => ({ url: `/api/bots/bot_nosuchbot/hook/wrong-secret/x`, body: { update_id: 1 } }),
+    expect: everyone(404),
+  },
+  {
     route: "POST /jobs",
     what: "the orchestrator API's bot_runner: any user; list shows the caller's own bots",
     request: async () => ({ url: "/jobs", body: { blueprint: "bot_runner", data: { action: "list" } } }),
@@ -470,6 +526,21 @@ const rows: Row[] = [
     what: "tenant A's run, still queued: A's callers are told it is not finished (409), others that it does not exist",
     request: async () => ({ url: `/api/runs/${items.runs.A}/run-step`, body: { step: "hi" } }),
     expect: ofTenantA(409),
+  },
+  {
+    route: "GET /api/runs/{id}/diff",
+    what: "tenant A's workflow run: not an agent run for A's callers, no such run for others",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/diff` }),
+    expect: ofTenantA(400),
+  },
+  {
+    route: "POST /api/runs/{id}/review-comments",
+    what: "tenant A's workflow run: A's callers are told the file is not in its diff, others that the run does not exist",
+    request: async () => ({
+      url: `/api/runs/${items.runs.A}/review-comments`,
+      body: { path: "a.txt", line: 1, text: "use b" },
+    }),
+    expect: ofTenantA(400),
   },
   {
     route: "GET /run-status",

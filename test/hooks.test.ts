@@ -514,7 +514,7 @@ steps:
     expect(refused.status).toBe(400);
     expect(refused.body.error.code).toBe("WORKFLOW_INVALID");
     expect(refused.body.error.message).toContain(
-      'steered.yaml:3:3: input "MAKEFLAGS" must be named HOOK_ and capitals, digits or _',
+      'steered.yaml:3:3: input "MAKEFLAGS" must be named HOOK_ or INPUT_ and capitals, digits or _',
     );
     expect(refused.body.error.message).toContain("call it HOOK_MAKEFLAGS");
   });

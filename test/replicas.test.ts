@@ -2,22 +2,20 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { migrations } from "../src/store/migrations/index.js";
 import { tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
+import { replicaFleet } from "./helpers/replica-fleet.js";
 import {
   adminToken,
   api,
   freePort,
   isFinal,
-  type Proc,
   readEvents,
   runnerToken,
   startCli,
-  startRunner,
-  startTestServer,
   stepDir,
   submit,
   type TestServer,
@@ -26,29 +24,9 @@ import {
 
 const adminUrl = inject("postgresAdminUrl");
 const secretKey = "replica-test-secret-key-0123456789abcdef";
-/** Replicas presume one another dead after 2 s of silence, so a test sees adoption quickly. */
-const replicaTimings = { RUNYARD_REPLICA_HEARTBEAT_MS: "300", RUNYARD_REPLICA_LEASE_MS: "2000" };
 
-const started: Proc[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
-});
-
-async function replica(databaseUrl: string, port?: number): Promise<TestServer> {
-  const server = await startTestServer(
-    tempDir(),
-    { RUNYARD_DATABASE_URL: databaseUrl, RUNYARD_SECRET_KEY: secretKey, ...replicaTimings },
-    port,
-  );
-  started.push(server.proc);
-  return server;
-}
-
-async function runner(urls: string, token: string, id: string, capacity = 4): Promise<Proc> {
-  const proc = await startRunner(urls, token, { id, capacity });
-  started.push(proc);
-  return proc;
-}
+const fleet = replicaFleet({ secretKey });
+const { replica, runner } = fleet;
 
 async function health(url: string): Promise<{ replica: string; leader: boolean; database: string }> {
   return (await api<{ replica: string; leader: boolean; database: string }>(url, "GET", "/health")).body;
@@ -432,7 +410,7 @@ steps:
       RUNYARD_SECRET_KEY: "another-secret-key-of-enough-length-0123",
       RUNYARD_ADMIN_TOKEN: adminToken,
     });
-    started.push(stranger);
+    fleet.track(stranger);
     expect(await stranger.exited).not.toBe(0);
     expect(stranger.output()).toMatch(/SECRET_KEY_MISMATCH|secret key/i);
     expect(stranger.output()).not.toContain("listening on");
@@ -581,16 +559,7 @@ globalThis.Date = Skewed;
       );
       return { NODE_OPTIONS: `--require ${file}` };
     };
-    const start = async (ms: number): Promise<TestServer> => {
-      const server = await startTestServer(tempDir(), {
-        RUNYARD_DATABASE_URL: databaseUrl,
-        RUNYARD_SECRET_KEY: secretKey,
-        ...replicaTimings,
-        ...skew(ms),
-      });
-      started.push(server.proc);
-      return server;
-    };
+    const start = (ms: number): Promise<TestServer> => replica(databaseUrl, undefined, skew(ms));
     const b = await start(-5000);
     const c = await start(60_000);
     await runner(a.url, await runnerToken(a.url), "on-a");
@@ -720,7 +689,7 @@ describe("a replica's database", () => {
         RUNYARD_DATABASE_WAIT: "0",
       },
     );
-    started.push(proc);
+    fleet.track(proc);
     expect(await proc.exited).not.toBe(0);
     expect(proc.output()).toContain(`cannot reach the PostgreSQL database at 127.0.0.1:${port}`);
     expect(proc.output()).not.toContain("pw@");

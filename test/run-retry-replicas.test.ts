@@ -1,43 +1,24 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { tempDir } from "./helpers/cli.js";
+import { describe, expect, inject, it } from "vitest";
 import { createTestDatabase } from "./helpers/postgres.js";
 import { until } from "./helpers/processes.js";
+import { replicaFleet } from "./helpers/replica-fleet.js";
 import {
   api,
   isFinal,
-  type Proc,
   readEvents,
   runnerToken,
   startRunner,
-  startTestServer,
   stepDir,
   submit,
-  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
 const adminUrl = inject("postgresAdminUrl");
-const secretKey = "retry-replica-secret-key-0123456789abcdef";
-/** Replicas presume one another dead after 2 s of silence, so a test sees adoption quickly. */
-const replicaTimings = { RUNYARD_REPLICA_HEARTBEAT_MS: "300", RUNYARD_REPLICA_LEASE_MS: "2000" };
-
-const started: Proc[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
-});
-
-async function replica(databaseUrl: string): Promise<TestServer> {
-  const server = await startTestServer(tempDir(), {
-    RUNYARD_DATABASE_URL: databaseUrl,
-    RUNYARD_SECRET_KEY: secretKey,
-    ...replicaTimings,
-  });
-  started.push(server.proc);
-  return server;
-}
+const fleet = replicaFleet({ secretKey: "retry-replica-secret-key-0123456789abcdef", leaseMs: 6_000 });
+const replica = fleet.replica;
 
 /** build exports ARTIFACT; test fails until `fixed`, then waits for `go`; ship reads ARTIFACT. */
 function flow(dir: string): string {
@@ -78,7 +59,7 @@ describe.skipIf(!adminUrl)("a retry on PostgreSQL with two replicas", () => {
       id: "retry-replicas",
       capacity: 2,
     });
-    started.push(runnerProc);
+    fleet.track(runnerProc);
     const dir = stepDir();
     const first = await submit(a.url, flow(dir));
     expect((await waitForRun(a.url, first, isFinal, 60_000)).status).toBe("failed");

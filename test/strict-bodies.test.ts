@@ -87,7 +87,7 @@ afterAll(async () => {
 });
 
 interface Case {
-  method: "POST" | "PUT" | "GET" | "DELETE";
+  method: "POST" | "PUT" | "PATCH" | "GET" | "DELETE";
   /** The route as /openapi.json names it. */
   route: string;
   /** Called once per case: the same object gets the request with `bogus`, then without. */
@@ -284,6 +284,66 @@ const cases: Case[] = [
   },
   {
     method: "POST",
+    route: "/api/bots/{name}/update",
+    url: async () => `/api/bots/${await stoppedBot()}/update`,
+    token: () => adminToken,
+    body: {},
+    status: 409,
+  },
+  {
+    method: "POST",
+    route: "/api/bots/{name}/rollback",
+    url: async () => `/api/bots/${await stoppedBot()}/rollback`,
+    token: () => adminToken,
+    body: {},
+    status: 409,
+  },
+  {
+    method: "PATCH",
+    route: "/api/bots/{name}/env",
+    url: async () => `/api/bots/${await stoppedBot()}/env`,
+    token: () => adminToken,
+    body: { set: { GREETING: "hi" } },
+    status: 409,
+  },
+  {
+    method: "PUT",
+    route: "/api/budgets/tenants/{tenant}",
+    url: () => "/api/budgets/tenants/acme",
+    token: () => adminToken,
+    body: { usd_per_day: 20 },
+  },
+  {
+    method: "DELETE",
+    route: "/api/budgets/tenants/{tenant}",
+    url: () => "/api/budgets/tenants/acme",
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "PUT",
+    route: "/api/budgets/users/{username}",
+    url: () => "/api/budgets/users/ana",
+    token: () => adminToken,
+    body: { usd_per_month: 300 },
+  },
+  {
+    method: "DELETE",
+    route: "/api/budgets/users/{username}",
+    url: () => "/api/budgets/users/ana",
+    token: () => adminToken,
+    body: {},
+  },
+  {
+    method: "POST",
+    route: "/api/runs/{id}/review-comments",
+    url: () => `/api/runs/${agentRunId}/review-comments`,
+    token: () => adminToken,
+    body: { path: "a.txt", line: 1, text: "use b" },
+    status: 400,
+  },
+  {
+    method: "POST",
     route: "/jobs",
     url: () => "/jobs",
     token: () => adminToken,
@@ -465,7 +525,10 @@ describe("strict request bodies", () => {
         const content = operation.requestBody?.content;
         if (content && !("application/json" in content)) continue;
         // A webhook delivery's body is the sender's, taken as signed: runyard names none of its fields.
-        if (method === "post" && (path === "/api/hooks/{name}" || path === "/api/forges/{id}/webhook"))
+        if (
+          method === "post" &&
+          ["/api/hooks/{name}", "/api/forges/{id}/webhook", "/api/bots/{name}/hook/{path}"].includes(path)
+        )
           continue;
         if (["post", "put", "patch", "delete"].includes(method))
           withBody.push(`${method.toUpperCase()} ${path}`);

@@ -1,46 +1,24 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { tempDir } from "./helpers/cli.js";
+import { describe, expect, inject, it } from "vitest";
 import { createTestDatabase } from "./helpers/postgres.js";
 import { until } from "./helpers/processes.js";
+import { replicaFleet } from "./helpers/replica-fleet.js";
 import {
   api,
   isFinal,
-  type Proc,
   readEvents,
   runnerToken,
   startRunner,
-  startTestServer,
   stepDir,
   submit,
-  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
 const adminUrl = inject("postgresAdminUrl");
-const secretKey = "call-replica-secret-key-0123456789abcdef";
-/**
- * Replicas presume one another dead after 6 s of silence: adoption is seen quickly, and a
- * replica slowed by a loaded machine is not presumed dead while it lives.
- */
-const replicaTimings = { RUNYARD_REPLICA_HEARTBEAT_MS: "300", RUNYARD_REPLICA_LEASE_MS: "6000" };
-
-const started: Proc[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
-});
-
-async function replica(databaseUrl: string): Promise<TestServer> {
-  const server = await startTestServer(tempDir(), {
-    RUNYARD_DATABASE_URL: databaseUrl,
-    RUNYARD_SECRET_KEY: secretKey,
-    ...replicaTimings,
-  });
-  started.push(server.proc);
-  return server;
-}
+const fleet = replicaFleet({ secretKey: "call-replica-secret-key-0123456789abcdef", leaseMs: 6_000 });
+const replica = fleet.replica;
 
 /** The called workflow: its one step notes it ran, waits for `go`, and exports BUILT. */
 const deploy = (dir: string) => `name: deploy
@@ -92,7 +70,7 @@ describe.skipIf(!adminUrl)("workflow.call on PostgreSQL with two replicas", () =
       id: "call-replicas",
       capacity: 2,
     });
-    started.push(runnerProc);
+    fleet.track(runnerProc);
     const dir = stepDir();
     const saved = await api(a.url, "POST", "/api/workflows", { name: "deploy", workflow: deploy(dir) });
     expect(saved.status, JSON.stringify(saved.body)).toBe(201);

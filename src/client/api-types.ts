@@ -1322,7 +1322,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/bots/{name}/hook/{*}": {
+    "/api/bots/{name}/hook/{path}": {
         parameters: {
             query?: never;
             header?: never;
@@ -8963,7 +8963,7 @@ export interface operations {
             header?: never;
             path: {
                 name: string;
-                "*": string;
+                path: string;
             };
             cookie?: never;
         };

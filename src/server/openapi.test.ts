@@ -58,7 +58,7 @@ function registeredRoutes(app: FastifyInstance): string[] {
     const path = stack
       .join("")
       .replace(/:(\w+)/g, "{$1}")
-      .replace(/^\/api\/bots\/\{name\}\*$/, "/api/bots/{name}/hook/{*}");
+      .replace(/^\/api\/bots\/\{name\}\*$/, "/api/bots/{name}/hook/{path}");
     for (const method of match[3]?.split(", ") ?? []) if (method !== "HEAD") found.push(`${method} ${path}`);
   }
   return found.sort();
@@ -121,7 +121,7 @@ describe("GET /openapi.json", () => {
           "POST /api/hooks/{name}",
           "POST /api/forges/{id}/webhook",
           // A bot's inbound webhook: the bot's own secret is the credential.
-          "POST /api/bots/{name}/hook/{*}",
+          "POST /api/bots/{name}/hook/{path}",
         ].includes(name),
       );
       if (!isPublic) {

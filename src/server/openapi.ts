@@ -59,7 +59,7 @@ export function openApiOptions(version: string): FastifyDynamicSwaggerOptions {
     },
     transform: createJsonSchemaTransform({ schemaRegistry: apiSchemas }),
     // Every registered schema yields an input and an output component; keep the ones in use.
-    transformObject: (document) => withoutUnusedComponents(withComponents(document)),
+    transformObject: (document) => withNamedWildcards(withoutUnusedComponents(withComponents(document))),
   };
 }
 
@@ -118,4 +118,35 @@ function withoutUnusedComponents<D extends ComponentsOf>(document: D): D {
   visit(document.paths);
   const kept = Object.fromEntries(Object.entries(schemas).filter(([id]) => used.has(id)));
   return { ...document, components: { ...document.components, schemas: kept } };
+}
+
+/**
+ * A route ending in fastify's wildcard (`/api/bots/:name/hook/*`) is written `{*}` by the
+ * generator, a parameter no OpenAPI tool accepts; it is `{path}` in the document, a parameter
+ * that may hold slashes.
+ */
+function withNamedWildcards<D extends ComponentsOf>(document: D): D {
+  if (document.paths === null || typeof document.paths !== "object") return document;
+  const paths = Object.fromEntries(
+    Object.entries(document.paths as Record<string, Record<string, unknown>>).map(([path, operations]) => {
+      if (!path.includes("{*}")) return [path, operations];
+      const renamed = Object.fromEntries(
+        Object.entries(operations).map(([method, operation]) => {
+          const parameters = (operation as { parameters?: { name: string; in: string }[] }).parameters;
+          if (!parameters) return [method, operation];
+          return [
+            method,
+            {
+              ...(operation as object),
+              parameters: parameters.map((p) =>
+                p.in === "path" && p.name === "*" ? { ...p, name: "path" } : p,
+              ),
+            },
+          ];
+        }),
+      );
+      return [path.replace("{*}", "{path}"), renamed];
+    }),
+  );
+  return { ...document, paths };
 }

@@ -59,6 +59,8 @@ describe.each(storeBackends)("on $name", (backend) => {
         memory_bytes: null,
         cpu_percent: null,
         stats_at: null,
+        version: 1,
+        health: null,
       });
       expect(await store.bots.get(created.id)).toEqual(created);
       expect(await store.bots.find("acme", "user_1", "echo")).toEqual(created);

@@ -32,6 +32,7 @@ export const copiedTables: readonly string[] = [
   "audit_events",
   "bots",
   "approvals",
+  "approval_votes",
   "concurrency_slots",
   "hooks",
   "hook_deliveries",

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { budgetAmountProblem } from "../../core/spend-periods.js";
 import type { BudgetScope } from "../../store/index.js";
-import { apiSchemas, NoQuery } from "../api-schemas.js";
+import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -169,6 +169,7 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/budgets/tenants/:tenant",
     {
+      preValidation: refuseBodyFields,
       schema: {
         ...common,
         operationId: "clearTenantBudget",
@@ -234,6 +235,7 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.delete(
     "/api/budgets/users/:username",
     {
+      preValidation: refuseBodyFields,
       schema: {
         ...common,
         operationId: "clearUserBudget",
