@@ -3,9 +3,21 @@
  * agent's final answer read as JSON and validated against it when the step runs. The answer's
  * top-level fields become the step's exports.
  */
-import { Ajv, type ErrorObject } from "ajv";
+import { createRequire } from "node:module";
+import type { Ajv, ErrorObject, ValidateFunction } from "ajv";
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+let shared: Ajv | undefined;
+/**
+ * The validator, loaded on first use: a workflow without an agent step (most `runyard run`s)
+ * never loads ajv's hundred modules.
+ */
+function ajv(): Ajv {
+  if (!shared) {
+    const { Ajv: AjvClass } = createRequire(import.meta.url)("ajv") as typeof import("ajv");
+    shared = new AjvClass({ allErrors: true, strict: false });
+  }
+  return shared;
+}
 
 /** Where a schema fault is: the path of keys inside the schema, and what is wrong. */
 export interface SchemaFault {
@@ -15,14 +27,14 @@ export interface SchemaFault {
 
 /** The faults of a schema (empty: it compiles). */
 export function schemaFaults(schema: unknown): SchemaFault[] {
-  if (!ajv.validateSchema(schema as object)) {
-    return (ajv.errors ?? []).map((e) => ({
+  if (!ajv().validateSchema(schema as object)) {
+    return (ajv().errors ?? []).map((e) => ({
       path: pathOf(e.instancePath),
       message: `${e.message ?? "invalid"}`,
     }));
   }
   try {
-    ajv.compile(schema as object);
+    ajv().compile(schema as object);
   } catch (error) {
     return [{ path: [], message: error instanceof Error ? error.message : String(error) }];
   }
@@ -60,7 +72,7 @@ function jsonOf(text: string): unknown {
   return undefined;
 }
 
-const validators = new WeakMap<object, ReturnType<typeof ajv.compile>>();
+const validators = new WeakMap<object, ValidateFunction>();
 
 export function checkAnswer(schema: Record<string, unknown>, text: string | undefined): AnswerCheck {
   if (text === undefined || text.trim() === "") return { ok: false, error: "the agent gave no final answer" };
@@ -68,7 +80,7 @@ export function checkAnswer(schema: Record<string, unknown>, text: string | unde
   if (value === undefined) return { ok: false, error: "the final answer is not JSON" };
   let validate = validators.get(schema);
   if (!validate) {
-    validate = ajv.compile(schema);
+    validate = ajv().compile(schema);
     validators.set(schema, validate);
   }
   if (!validate(value)) return { ok: false, error: describeErrors(validate.errors ?? []) };

@@ -28,7 +28,7 @@ export function usd(value: number): string {
  */
 export function UsagePage(_props: { route: string[] }) {
   const query = routeQuery();
-  const by = (groupings.find(([key]) => key === query.get("by"))?.[0] ?? "user") as Grouping;
+  const by: Grouping = groupings.find(([key]) => key === query.get("by"))?.[0] ?? "user";
   const since = windows.find(([key]) => key === query.get("since"))?.[0] ?? "30d";
   const [report, setReport] = useState<UsageReport | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);

@@ -1,4 +1,4 @@
-import { answer, api } from "../../api.js";
+import { type AnswerOf, answer, api } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { usePoll } from "./use-poll.js";
@@ -64,13 +64,7 @@ export function BotAlerts(props: { name: string }) {
   );
 }
 
-function alertText(alert: {
-  kind: string;
-  above_percent?: number;
-  for_secs?: number;
-  restarts?: number;
-  within_secs?: number;
-}): string {
+function alertText(alert: AnswerOf<"getBotAlerts">["alerts"][number]): string {
   if (alert.kind === "memory") return `memory over ${alert.above_percent} % for ${alert.for_secs} s`;
   if (alert.kind === "restart_loop") return `${alert.restarts} restarts within ${alert.within_secs} s`;
   return alert.kind;

@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { answer, api } from "../../api.js";
+import { answer, api, type BodyOf } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { usePoll } from "./use-poll.js";
 
@@ -16,7 +16,7 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
   const [secret, setSecret] = useState(false);
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
-  const change = async (body: { set: Record<string, string>; secret: string[]; unset: string[] }) => {
+  const change = async (body: BodyOf<"changeBotEnv">) => {
     setBusy(true);
     setFailure(null);
     try {

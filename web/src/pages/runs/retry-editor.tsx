@@ -8,9 +8,22 @@ import "../run-workflow/run-workflow.css";
 
 /** A problem the retry was refused for, at its line and column (an export nobody kept). */
 function problemsOf(error: ApiError): WorkflowProblem[] {
-  return Array.isArray(error.details)
-    ? (error.details as WorkflowProblem[]).filter((d) => typeof d?.line === "number")
-    : [];
+  const details: unknown = error.details;
+  if (!Array.isArray(details)) return [];
+  return details.filter(isProblem);
+}
+
+function isProblem(detail: unknown): detail is WorkflowProblem {
+  return (
+    typeof detail === "object" &&
+    detail !== null &&
+    "line" in detail &&
+    typeof detail.line === "number" &&
+    "col" in detail &&
+    typeof detail.col === "number" &&
+    "message" in detail &&
+    typeof detail.message === "string"
+  );
 }
 
 /**
