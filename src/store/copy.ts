@@ -45,6 +45,9 @@ export const copiedTables: readonly string[] = [
   "agent_usage",
   "budgets",
   "tenant_bot_alerts",
+  "bot_versions",
+  "bot_samples",
+  "bot_alerts",
 ];
 
 /**
