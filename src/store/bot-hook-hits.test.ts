@@ -60,5 +60,12 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     const hits = await store.botHookHits.hit("bot_a", Math.floor(t0 / 1000) + 1);
     // The second just after t0 had none; the one of t0 is gone, so it is not counted as the one before.
     expect(hits).toEqual({ current: 1, previous: 0 });
+    // The leader's prune takes every bot's old counts, of bots no longer called too.
+    await limiter.take("bot_quiet", t0 + 200_000);
+    await store.botHookHits.prune(Math.floor((t0 + 400_000) / 1000));
+    expect(await store.botHookHits.hit("bot_quiet", Math.floor((t0 + 201_000) / 1000))).toEqual({
+      current: 1,
+      previous: 0,
+    });
   });
 });

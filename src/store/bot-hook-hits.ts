@@ -15,6 +15,8 @@ export interface BotHookHitsRepo {
   hit(botId: string, second: number): Promise<{ current: number; previous: number }>;
   /** Takes back one request of `second` (it was refused). */
   unhit(botId: string, second: number): Promise<void>;
+  /** Deletes every bot's counts of seconds before `second` (bots no longer called keep none). */
+  prune(second: number): Promise<void>;
 }
 
 export function botHookHitsRepo(ctx: StoreContext): BotHookHitsRepo {
@@ -46,6 +48,9 @@ export function botHookHitsRepo(ctx: StoreContext): BotHookHitsRepo {
         .where("second", "=", second - 1)
         .executeTakeFirst();
       return { current, previous: before ? Number(before.count) : 0 };
+    },
+    async prune(second) {
+      await ctx.db.deleteFrom("bot_hook_hits").where("second", "<", second).execute();
     },
     async unhit(botId, second) {
       await ctx.db

@@ -95,7 +95,7 @@ export class BotWatch {
   private readonly closing = new AbortController();
 
   constructor(
-    private readonly store: Pick<Store, "bots" | "botHistory" | "tenantBotAlerts">,
+    private readonly store: Pick<Store, "bots" | "botHistory" | "tenantBotAlerts" | "botHookHits">,
     private readonly policy: OutboundPolicy,
     private readonly logger: Logger,
     private readonly options: {
@@ -140,6 +140,7 @@ export class BotWatch {
       if (now - this.downsampledAt >= downsampleEveryMs) {
         this.downsampledAt = now;
         await this.store.botHistory.downsample(new Date(now));
+        await this.store.botHookHits.prune(Math.floor(now / 1000) - 60);
       }
       const bots = await this.store.bots.list({});
       const tenants = new Map<string, ReturnType<typeof tenantRulesOf>>();
