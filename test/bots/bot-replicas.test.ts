@@ -202,9 +202,11 @@ describe.skipIf(!haveDocker || !adminUrl)("a bot's webhook and log behind two re
     const taken = answers.filter((answer) => answer.status !== 429);
     const refused = answers.filter((answer) => answer.status === 429);
     expect(refused.length, answers.map((answer) => answer.status).join(",")).toBeGreaterThan(0);
-    // 20 within two whole seconds; a burst that crosses into a third second may take a few more.
+    // Each replica got exactly its own burst of 20, which a limit kept per replica would all take;
+    // counted in the database, some are refused. (How many depends on how many whole seconds the
+    // server took to get to them on a loaded machine: 20 within any two.)
     expect(taken.length).toBeGreaterThanOrEqual(20);
-    expect(taken.length).toBeLessThanOrEqual(30);
+    expect(taken.length).toBeLessThan(40);
     for (const answer of refused) expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
   }, 120_000);
 });
