@@ -2,10 +2,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { botReplyPartBytes, RunnerMessage, type ServerMessage } from "../../core/protocol.js";
-import { type BotHandlerDeps, BotJobHandler } from "../../runner/handlers/bot.js";
-import { BotLogFile, maxBotLogDownloadBytes } from "../../runner/handlers/bot-log-file.js";
-import { BotCalls } from "./bot-calls.js";
+import { botReplyPartBytes, RunnerMessage, type ServerMessage } from "../../src/core/protocol.js";
+import { type BotHandlerDeps, BotJobHandler } from "../../src/runner/handlers/bot.js";
+import { BotLogFile, maxBotLogDownloadBytes } from "../../src/runner/handlers/bot-log-file.js";
+import { BotCalls } from "../../src/server/bots/bot-calls.js";
 
 /** The runner link's largest message (src/server/app.ts), which no part may near. */
 const linkMessageBytes = 64 * 1024 * 1024;
