@@ -782,6 +782,26 @@ const rows: Row[] = [
     expect: byCaller({ memberA: 403, memberB: 403, adminA: 403, platform: 200, outside: 403 }),
   },
   {
+    route: "GET /api/bot-alerts/tenants/{tenant}",
+    what: "tenant A's bot alert rules: read by A's callers (the bot page shows them) and platform admins",
+    request: async () => ({ url: "/api/bot-alerts/tenants/A" }),
+    expect: ofTenantA(200),
+  },
+  {
+    route: "PUT /api/bot-alerts/tenants/{tenant}",
+    what: "A's admin and platform admins; a teammate may not, another tenant finds no tenant A",
+    request: async () => ({
+      url: "/api/bot-alerts/tenants/A",
+      body: { alerts: [{ kind: "unhealthy" }], notify: ["https://hooks.example.com/bots"] },
+    }),
+    expect: byCaller({ memberA: 403, memberB: 404, adminA: 200, platform: 200, outside: 404 }),
+  },
+  {
+    route: "DELETE /api/bot-alerts/tenants/{tenant}",
+    request: async () => ({ url: "/api/bot-alerts/tenants/A" }),
+    expect: byCaller({ memberA: 403, memberB: 404, adminA: 200, platform: 200, outside: 404 }),
+  },
+  {
     route: "GET /api/budgets/users/{username}",
     what: "ana's budget: read by her and her admins; absent for others",
     request: async () => ({ url: "/api/budgets/users/ana" }),

@@ -26,6 +26,9 @@ interface AlertsAnswer {
   bot: string;
   alerts: Record<string, unknown>[];
   notify: string[];
+  inherited?: Record<string, unknown>[];
+  overridden?: Record<string, unknown>[];
+  notify_inherited?: boolean;
   episodes: {
     kind: string;
     message: string;
@@ -80,14 +83,21 @@ export async function botAlerts(name: string, flags: { json?: boolean }, ctx: Cl
     ctx.stdout.write(`${JSON.stringify(answer)}\n`);
     return 0;
   }
-  if (answer.alerts.length === 0) {
+  const inherited = answer.inherited ?? [];
+  if (answer.alerts.length === 0 && inherited.length === 0) {
     ctx.stdout.write(
       `bot ${name} has no alerts; start it with --alert (e.g. --alert memory>80%/5m --notify URL)\n`,
     );
     return 0;
   }
-  ctx.stdout.write(`alerts: ${answer.alerts.map((alert) => JSON.stringify(alert)).join(", ")}\n`);
-  ctx.stdout.write(`notify: ${answer.notify.join(", ") || "-"}\n`);
+  const list = (alerts: Record<string, unknown>[]) => alerts.map((alert) => JSON.stringify(alert)).join(", ");
+  if (answer.alerts.length > 0) ctx.stdout.write(`alerts: ${list(answer.alerts)}\n`);
+  if (inherited.length > 0) ctx.stdout.write(`inherited from its tenant: ${list(inherited)}\n`);
+  if ((answer.overridden ?? []).length > 0)
+    ctx.stdout.write(`its tenant's, overridden by its own: ${list(answer.overridden ?? [])}\n`);
+  ctx.stdout.write(
+    `notify${answer.notify_inherited ? " (its tenant's)" : ""}: ${answer.notify.join(", ") || "-"}\n`,
+  );
   if (answer.episodes.length === 0) ctx.stdout.write("none held yet\n");
   else {
     const rows = [["KIND", "STARTED", "ENDED", "MESSAGE"]];

@@ -18,7 +18,7 @@ export interface RunnerBots {
   found: string[];
   remove(botId: string): Promise<void>;
   stats(): BotStats[];
-  call?(botId: string, call: BotCall): Promise<BotReply>;
+  call?(botId: string, call: BotCall, sendPart: (bodyBase64: string) => Promise<void>): Promise<BotReply>;
 }
 
 /**
@@ -69,7 +69,7 @@ export async function runnerBots(
     labels: ["docker"],
     found: [...new Set(found)],
     stats: () => handler.takeStats(),
-    call: (botId, call) => handler.call(botId, call),
+    call: (botId, call, sendPart) => handler.call(botId, call, sendPart),
     async remove(botId) {
       if (handler.held.has(botId)) return;
       for (const container of await own()) {

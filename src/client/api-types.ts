@@ -1038,6 +1038,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/bot-alerts/tenants/{tenant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The alert rules every bot of a tenant is watched for
+         * @description Anyone of the tenant reads them; platform admins any tenant's.
+         */
+        get: operations["getTenantBotAlerts"];
+        /**
+         * Set the alert rules of every bot of a tenant (its admins, platform admins)
+         * @description E.g. `{"alerts":[{"kind":"unhealthy"},{"kind":"memory","above_percent":90,"for_secs":300}],"notify":["https://hooks.example.com/bots"]}`. A bot's own alert of a kind overrides the tenant's of that kind; a bot's own notify URLs replace the tenant's. One rule per kind.
+         */
+        put: operations["setTenantBotAlerts"];
+        post?: never;
+        /**
+         * Remove a tenant's bot alert rules (its admins, platform admins)
+         * @description Bots keep the alerts they were started with.
+         */
+        delete: operations["clearTenantBotAlerts"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs": {
         parameters: {
             query?: never;
@@ -1333,7 +1361,7 @@ export interface paths {
         put?: never;
         /**
          * Send an inbound webhook to a bot (no token: the bot's webhook secret is the credential)
-         * @description Forwarded to the port the bot was started with (`--webhook PORT`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after `hook/`, or is sent in `x-runyard-hook-secret` (or Telegram's `x-telegram-bot-api-secret-token`, as `setWebhook`'s `secret_token` makes it) with the path after `hook/` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to 1 MiB (413 past it); 10 requests a second a bot, 20 at once (429 past it).
+         * @description Forwarded to the port the bot was started with (`--webhook PORT`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after `hook/`, or is sent in `x-runyard-hook-secret` (or Telegram's `x-telegram-bot-api-secret-token`, as `setWebhook`'s `secret_token` makes it) with the path after `hook/` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to 1 MiB (413 past it); 10 requests a second a bot, 20 within two whole seconds, counted across every server replica (429 with Retry-After past it).
          */
         post: operations["deliverBotHook"];
         delete?: never;
@@ -1706,6 +1734,47 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        Budget: {
+            /** @enum {string} */
+            scope: "tenant" | "user";
+            subject: string;
+            usd_per_day: number | null;
+            usd_per_month: number | null;
+            /** @enum {string} */
+            source: "set" | "config" | "none";
+            updated_at: string | null;
+            updated_by: string | null;
+            standings: {
+                /** @enum {string} */
+                period: "day" | "month";
+                limit_usd: number;
+                spent_usd: number;
+                resets_at: string;
+            }[];
+        };
+        TenantBotAlerts: {
+            tenant: string;
+            alerts: ({
+                /** @constant */
+                kind: "memory";
+                above_percent: number;
+                /** @default 300 */
+                for_secs: number;
+            } | {
+                /** @constant */
+                kind: "restart_loop";
+                /** @default 3 */
+                restarts: number;
+                /** @default 600 */
+                within_secs: number;
+            } | {
+                /** @constant */
+                kind: "unhealthy";
+            })[];
+            notify: string[];
+            updated_at: string | null;
+            updated_by: string | null;
+        };
         Bot: {
             id: string;
             name: string;
@@ -1753,24 +1822,6 @@ export interface components {
             created_by: string | null;
             created_at: string;
             finished_at: string | null;
-        };
-        Budget: {
-            /** @enum {string} */
-            scope: "tenant" | "user";
-            subject: string;
-            usd_per_day: number | null;
-            usd_per_month: number | null;
-            /** @enum {string} */
-            source: "set" | "config" | "none";
-            updated_at: string | null;
-            updated_by: string | null;
-            standings: {
-                /** @enum {string} */
-                period: "day" | "month";
-                limit_usd: number;
-                spent_usd: number;
-                resets_at: string;
-            }[];
         };
         Forge: {
             id: string;
@@ -7103,6 +7154,41 @@ export interface operations {
                             kind: "unhealthy";
                         })[];
                         notify: string[];
+                        inherited: ({
+                            /** @enum {string} */
+                            kind: "memory";
+                            above_percent: number;
+                            /** @default 300 */
+                            for_secs: number;
+                        } | {
+                            /** @enum {string} */
+                            kind: "restart_loop";
+                            /** @default 3 */
+                            restarts: number;
+                            /** @default 600 */
+                            within_secs: number;
+                        } | {
+                            /** @enum {string} */
+                            kind: "unhealthy";
+                        })[];
+                        overridden: ({
+                            /** @enum {string} */
+                            kind: "memory";
+                            above_percent: number;
+                            /** @default 300 */
+                            for_secs: number;
+                        } | {
+                            /** @enum {string} */
+                            kind: "restart_loop";
+                            /** @default 3 */
+                            restarts: number;
+                            /** @default 600 */
+                            within_secs: number;
+                        } | {
+                            /** @enum {string} */
+                            kind: "unhealthy";
+                        })[];
+                        notify_inherited: boolean;
                         episodes: {
                             id: string;
                             kind: string;
@@ -7252,6 +7338,240 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTenantBotAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the tenant's rules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantBotAlerts"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setTenantBotAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    alerts: ({
+                        /** @enum {string} */
+                        kind: "memory";
+                        above_percent: number;
+                        /** @default 300 */
+                        for_secs?: number;
+                    } | {
+                        /** @enum {string} */
+                        kind: "restart_loop";
+                        /** @default 3 */
+                        restarts?: number;
+                        /** @default 600 */
+                        within_secs?: number;
+                    } | {
+                        /** @enum {string} */
+                        kind: "unhealthy";
+                    })[];
+                    /** @default [] */
+                    notify?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description the tenant's rules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantBotAlerts"];
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    clearTenantBotAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the tenant's rules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantBotAlerts"];
                 };
             };
             /** @description no token, or not a valid one; the hint says how to send one */

@@ -80,8 +80,16 @@ export const BotReply = z.object({
   body_base64: z.string().default(""),
   /** Set when the call could not be made (no such bot here, the port not answering...). */
   error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /**
+   * How many `bot_reply_part` messages carried the body before this answer (a log): their bytes,
+   * in order, then `body_base64`'s, are the whole body.
+   */
+  parts: z.number().int().nonnegative().optional(),
 });
 export type BotReply = z.infer<typeof BotReply>;
+
+/** The most body bytes one `bot_reply_part` carries (before base64): far below the link's largest message. */
+export const botReplyPartBytes = 256 * 1024;
 
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;
@@ -129,6 +137,15 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   }),
   /** The answer to the server's `bot_call` of the same id. */
   z.object({ type: z.literal("bot_reply"), call_id: z.string(), reply: BotReply }),
+  /**
+   * A part of a long answer's body (a bot's log), sent before its `bot_reply` (which counts them):
+   * the link carries other jobs' messages between parts and no message nears its largest.
+   */
+  z.object({
+    type: z.literal("bot_reply_part"),
+    call_id: z.string(),
+    body_base64: z.string().max(Math.ceil((botReplyPartBytes * 4) / 3) + 4),
+  }),
   z.object({
     type: z.literal("finished"),
     job_id: z.string(),

@@ -57,7 +57,7 @@ export interface RunnerDaemonOptions {
     /** New samples of the held bots' use since the last call, sent with the next heartbeat. */
     stats?(): BotStats[];
     /** Answers the server's `bot_call`: a webhook forwarded to a held bot, or a bot's kept log. */
-    call?(botId: string, call: BotCall): Promise<BotReply>;
+    call?(botId: string, call: BotCall, sendPart: (bodyBase64: string) => Promise<void>): Promise<BotReply>;
   };
 }
 
@@ -415,8 +415,9 @@ export class RunnerDaemon {
         break;
       case "bot_call": {
         const answer = this.options.bots?.call;
+        const callId = message.call_id;
         const reply: Promise<BotReply> = answer
-          ? answer(message.bot_id, message.call)
+          ? answer(message.bot_id, message.call, (bodyBase64) => this.sendPart(callId, bodyBase64))
           : Promise.resolve({
               status: 503,
               headers: {},
@@ -685,6 +686,21 @@ export class RunnerDaemon {
     if (!job.result || !this.connected || job.pending.length > 0 || job.spool?.empty === false) return;
     job.finishedSent = true;
     this.send({ type: "finished", job_id: job.id, batches: job.lastBatch, result: job.result });
+  }
+
+  /**
+   * One part of a long bot answer; resolves once the socket has sent what it held, so the parts
+   * take turns with the other jobs' messages instead of filling the link ahead of them.
+   */
+  private sendPart(callId: string, bodyBase64: string): Promise<void> {
+    const socket = this.socket;
+    if (socket?.readyState !== WebSocket.OPEN) return Promise.reject(new Error("the server link closed"));
+    return new Promise<void>((resolve, reject) =>
+      socket.send(
+        JSON.stringify({ type: "bot_reply_part", call_id: callId, body_base64: bodyBase64 }),
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
   }
 
   private send(message: RunnerMessage): void {

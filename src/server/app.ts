@@ -18,6 +18,7 @@ import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { botHistoryRoutes } from "./routes/bot-history.js";
 import { botHookRoute } from "./routes/bot-hook.js";
+import { botTenantAlertRoutes } from "./routes/bot-tenant-alerts.js";
 import { botVersionRoutes } from "./routes/bot-versions.js";
 import { botRoutes } from "./routes/bots.js";
 import { budgetRoutes } from "./routes/budgets.js";
@@ -209,6 +210,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     botRoutes(api, deps);
     botVersionRoutes(api, deps);
     botHistoryRoutes(api, deps);
+    botTenantAlertRoutes(api, deps);
     botHookRoute(api, deps);
     fleetBotCallRoute(api, deps);
     orchestratorJobRoutes(api, deps);

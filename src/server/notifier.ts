@@ -24,6 +24,8 @@ export interface StateChange {
 }
 
 export const signatureHeader = "x-runyard-signature";
+/** How long one notify POST may take (a workflow's, and a bot alert's). */
+export const notifyTimeoutMs = 5000;
 
 /** `sha256=<hex HMAC of the body>`, GitHub style; receivers recompute it with the shared secret. */
 export function signBody(secret: string, body: string): string {
@@ -91,7 +93,7 @@ export class Notifier {
     options: { allowed?: OutboundPolicy; timeoutMs?: number } = {},
   ) {
     this.allowed = options.allowed ?? new OutboundPolicy("notify_hosts", []);
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.timeoutMs = options.timeoutMs ?? notifyTimeoutMs;
   }
 
   /** Why a member's run may not notify `url`, when that is known before any DNS lookup. */

@@ -73,6 +73,10 @@ export class RunnerSession {
         this.calls.answer(message.call_id, message.reply);
         return;
       }
+      if (message.type === "bot_reply_part") {
+        this.calls.part(message.call_id, message.body_base64);
+        return;
+      }
       if (message.type === "heartbeat" && this.info) {
         void this.heartbeat(this.info.id, message.bots).catch((error: unknown) =>
           this.failed(error, "runner heartbeat failed"),
@@ -312,6 +316,9 @@ export class RunnerSession {
       }
       case "bot_reply":
         this.calls.answer(message.call_id, message.reply);
+        break;
+      case "bot_reply_part":
+        this.calls.part(message.call_id, message.body_base64);
         break;
       default:
         assertExhaustive(message, "runner message");

@@ -45,13 +45,17 @@ export const copiedTables: readonly string[] = [
   "idempotency_keys",
   "agent_usage",
   "budgets",
+  "tenant_bot_alerts",
+  "bot_versions",
+  "bot_samples",
+  "bot_alerts",
 ];
 
 /**
  * Tables `db copy` leaves alone: the migration bookkeeping (the target has its own, written by
  * its migration), and `replicas`, which says which server replicas are alive right now.
  */
-export const tablesNotCopied: readonly string[] = [...migrationTables, "replicas"];
+export const tablesNotCopied: readonly string[] = [...migrationTables, "replicas", "bot_hook_hits"];
 
 export interface CopyProgress {
   table: string;

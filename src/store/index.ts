@@ -8,6 +8,7 @@ export type * from "./approvals.js";
 export type * from "./artifacts.js";
 export type * from "./audit.js";
 export * from "./bot-history.js";
+export type * from "./bot-hook-hits.js";
 export type * from "./bot-versions.js";
 export type * from "./bots.js";
 export type * from "./budgets.js";
@@ -38,6 +39,7 @@ export {
   openSqliteStore,
   type SqliteStoreOptions,
 } from "./sqlite.js";
+export type * from "./tenant-bot-alerts.js";
 export type * from "./tokens.js";
 export * from "./types.js";
 export type * from "./users.js";

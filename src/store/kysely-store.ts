@@ -7,6 +7,7 @@ import { approvalsRepo } from "./approvals.js";
 import { artifactsRepo } from "./artifacts.js";
 import { auditRepo } from "./audit.js";
 import { botHistoryRepo } from "./bot-history.js";
+import { botHookHitsRepo } from "./bot-hook-hits.js";
 import { botVersionsRepo } from "./bot-versions.js";
 import { botsRepo } from "./bots.js";
 import { budgetsRepo } from "./budgets.js";
@@ -29,6 +30,7 @@ import type { Database } from "./schema.js";
 import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
 import { sessionsRepo } from "./sessions.js";
+import { tenantBotAlertsRepo } from "./tenant-bot-alerts.js";
 import { tokensRepo } from "./tokens.js";
 import type { Store } from "./types.js";
 import { usersRepo } from "./users.js";
@@ -123,6 +125,8 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     bots: botsRepo(ctx),
     botVersions: botVersionsRepo(ctx),
     botHistory: botHistoryRepo(ctx),
+    tenantBotAlerts: tenantBotAlertsRepo(ctx),
+    botHookHits: botHookHitsRepo(ctx),
     artifacts: artifactsRepo(ctx),
     audit: auditRepo(ctx),
     approvals: approvalsRepo(ctx),

@@ -304,6 +304,22 @@ export interface BotAlertsTable {
   notify_error: string | null;
 }
 
+/** A tenant's alert rules for all its bots (`alerts` JSON, `notify` JSON sealed). */
+export interface TenantBotAlertsTable {
+  tenant_id: string;
+  alerts: string;
+  notify: string;
+  updated_at: string;
+  updated_by: string | null;
+}
+
+/** Webhook requests a bot took in one whole second, counted across replicas. */
+export interface BotHookHitsTable {
+  bot_id: string;
+  second: number;
+  count: number;
+}
+
 export interface ApprovalsTable {
   run_id: string;
   step: string;
@@ -515,6 +531,8 @@ export interface Database {
   bot_versions: BotVersionsTable;
   bot_samples: BotSamplesTable;
   bot_alerts: BotAlertsTable;
+  tenant_bot_alerts: TenantBotAlertsTable;
+  bot_hook_hits: BotHookHitsTable;
   runs: RunsTable;
   run_events: RunEventsTable;
   artifacts: ArtifactsTable;

@@ -3,6 +3,7 @@ import type { ApprovalsRepo } from "./approvals.js";
 import type { ArtifactsRepo } from "./artifacts.js";
 import type { AuditRepo } from "./audit.js";
 import type { BotHistoryRepo } from "./bot-history.js";
+import type { BotHookHitsRepo } from "./bot-hook-hits.js";
 import type { BotVersionsRepo } from "./bot-versions.js";
 import type { BotsRepo } from "./bots.js";
 import type { BudgetsRepo } from "./budgets.js";
@@ -21,6 +22,7 @@ import type { SchedulesRepo } from "./schedules.js";
 import type { SecretsRepo } from "./secrets.js";
 import type { ServerKeysRepo } from "./server-keys.js";
 import type { SessionsRepo } from "./sessions.js";
+import type { TenantBotAlertsRepo } from "./tenant-bot-alerts.js";
 import type { TokensRepo } from "./tokens.js";
 import type { UsersRepo } from "./users.js";
 
@@ -59,6 +61,10 @@ export interface Store {
   botVersions: BotVersionsRepo;
   /** Bots' resource history and alert episodes. */
   botHistory: BotHistoryRepo;
+  /** The alert rules each tenant's admin set for all its bots. */
+  tenantBotAlerts: TenantBotAlertsRepo;
+  /** Webhook requests per bot and second, the rate limit every replica shares. */
+  botHookHits: BotHookHitsRepo;
   artifacts: ArtifactsRepo;
   audit: AuditRepo;
   approvals: ApprovalsRepo;

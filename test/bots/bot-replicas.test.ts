@@ -183,4 +183,30 @@ describe.skipIf(!haveDocker || !adminUrl)("a bot's webhook and log behind two re
     });
     expect(asUser.status).toBe(401);
   }, 60_000);
+
+  // Last: the burst spends the bot's webhook allowance for two seconds.
+  it("holds one webhook rate limit across both replicas: a burst split between them is refused past it with Retry-After", async () => {
+    const hook = await api<{ path: string }>(other.url, "GET", "/api/bots/echo/webhook");
+    // 40 at once, every other one to each replica: each replica alone would take 20 of its own.
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const response = await fetch(new URL(hook.body.path, (i % 2 === 0 ? holder : other).url), {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: update(1000 + i, `burst ${i}`),
+        });
+        await response.text();
+        return { status: response.status, retryAfter: response.headers.get("retry-after") };
+      }),
+    );
+    const taken = answers.filter((answer) => answer.status !== 429);
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(refused.length, answers.map((answer) => answer.status).join(",")).toBeGreaterThan(0);
+    // Each replica got exactly its own burst of 20, which a limit kept per replica would all take;
+    // counted in the database, some are refused. (How many depends on how many whole seconds the
+    // server took to get to them on a loaded machine: 20 within any two.)
+    expect(taken.length).toBeGreaterThanOrEqual(20);
+    expect(taken.length).toBeLessThan(40);
+    for (const answer of refused) expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
+  }, 120_000);
 });

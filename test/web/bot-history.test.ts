@@ -261,5 +261,39 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       expect(await other.content()).not.toContain(hook.body.secret);
       await other.close();
     }, 400_000);
+
+    it("shows the tenant's alert rules on the bot page, inherited or overridden by the bot's own", async () => {
+      const acmeAdmin = await token({ kind: "admin", name: "acme admin", tenant_id: "acme" });
+      const set = await api(
+        server.url,
+        "PUT",
+        "/api/bot-alerts/tenants/acme",
+        {
+          alerts: [{ kind: "unhealthy" }, { kind: "memory", above_percent: 50, for_secs: 300 }],
+          notify: ["https://hooks.example.com/acme"],
+        },
+        acmeAdmin,
+      );
+      expect(set.status, JSON.stringify(set.body)).toBe(200);
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await logIn(page, server.url, acme);
+      await page.goto(`${server.url}#/bots/watched`);
+      const rules = page.getByRole("list", { name: "Tenant alert rules" });
+      await rules.getByText("Inherited from the tenant: unhealthy").waitFor({ timeout: 30_000 });
+      await rules
+        .getByText("The tenant's memory over 50 % for 300 s: overridden by this bot's own memory alert")
+        .waitFor();
+      // The bot's own notify URL stays where its alerts go.
+      const meta = page.locator('section[aria-labelledby="bot-alerts"] p.meta').first();
+      expect(await meta.textContent()).toContain("unhealthy (inherited)");
+      expect(await meta.textContent()).toContain(receiverUrl);
+      expect(await meta.textContent()).not.toContain("hooks.example.com");
+      expect(await overflows(page)).toEqual([]);
+      await screenshot(page, "bot-tenant-alerts");
+      await page.close();
+      // Another tenant's member reads none of acme's rules.
+      const other = await api(server.url, "GET", "/api/bot-alerts/tenants/acme", undefined, globex);
+      expect(other.status).toBe(404);
+    }, 120_000);
   },
 );

@@ -15,9 +15,9 @@ import { join } from "node:path";
 export const defaultBotLogFileBytes = 8 * 1024 * 1024;
 /**
  * The most of a kept log one download sends: its newest part, as much as a bot's default log.
- * It goes base64 in one message over the runner's link to the server, which every job on the
- * runner shares: a message near the link's largest (64 MiB) held it past its heartbeats, and one
- * past it closed the link for them all.
+ * The server holds it whole before answering; it crosses the runner's link in parts
+ * (`bot_reply_part`), so no message nears the link's largest (64 MiB) and the jobs sharing the
+ * link keep sending between them.
  */
 export const maxBotLogDownloadBytes = defaultBotLogFileBytes;
 

@@ -5,7 +5,7 @@ import { type ErrorCode, errorInfo, errorTable, toErrorInfo } from "../../core/e
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import { type BotJob, type BotJobResult, type BotTask, botSteps } from "../../core/jobs/bot.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
-import type { BotCall, BotReply, BotStats } from "../../core/protocol.js";
+import { type BotCall, type BotReply, type BotStats, botReplyPartBytes } from "../../core/protocol.js";
 import { type DockerEngine, ImageBuildError } from "../../exec/docker-engine.js";
 import { forwardHook } from "./bot-hook.js";
 import { type BotImageDeps, prepareBotImage } from "./bot-image.js";
@@ -61,10 +61,21 @@ export class BotJobHandler implements JobHandler<"bot"> {
    * What the server asks of a bot held here: an inbound webhook forwarded to its container's port
    * (inside the container's own network), or its whole kept log.
    */
-  async call(botId: string, call: BotCall): Promise<BotReply> {
+  async call(
+    botId: string,
+    call: BotCall,
+    sendPart?: (bodyBase64: string) => Promise<void>,
+  ): Promise<BotReply> {
     if (call.kind === "log") {
-      const file = new BotLogFile(this.logDir, botId);
-      return { status: 200, headers: {}, body_base64: file.read().toString("base64") };
+      const body = new BotLogFile(this.logDir, botId).read();
+      if (!sendPart) return { status: 200, headers: {}, body_base64: body.toString("base64") };
+      // In parts: no message nears the link's largest, and other jobs' messages go between them.
+      let parts = 0;
+      for (let at = 0; at < body.length; at += botReplyPartBytes) {
+        await sendPart(body.subarray(at, at + botReplyPartBytes).toString("base64"));
+        parts += 1;
+      }
+      return { status: 200, headers: {}, body_base64: "", parts };
     }
     // Held by run: during an update the version running longest (the one the bot is on until the
     // new one is switched to) takes the call.

@@ -2,10 +2,11 @@ import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { BotRecord, Store } from "../../store/index.js";
+import { notifyTimeoutMs } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { BotAlertSpec } from "../runs/bot-spec.js";
-import { extrasOf } from "./bot-extras.js";
+import { effectiveAlerts, tenantRulesOf } from "./tenant-alerts.js";
 
 /** How often the leader looks at bots' samples for alerts. */
 const defaultCheckMs = 5000;
@@ -15,7 +16,8 @@ const downsampleEveryMs = 60_000;
 const endedLookMs = 15 * 60_000;
 const notifyRetries = 2;
 const notifyDelayMs = 500;
-const notifyTimeoutMs = 5000;
+/** Notify POSTs under way at once: a receiver that never answers holds one, not the others. */
+const defaultSendsAtOnce = 8;
 
 /** What a bot's `notify` URLs receive when one of its alerts starts (once per episode). */
 export interface BotAlertNotice {
@@ -75,20 +77,35 @@ export async function alertHolds(
 
 /**
  * The leader's watch over bots: makes the coarser history rows and prunes old ones each minute,
- * and every few seconds checks each bot's alerts. An alert that starts to hold opens an episode
- * (once, whichever replica leads) and its bot's `notify` URLs are POSTed a `bot.alert`; the
- * episode ends when the alert no longer holds, and the next one notifies again.
+ * and every few seconds checks each bot's alerts (its own, and its tenant's of kinds it has none
+ * of). An alert that starts to hold opens an episode (once, whichever replica leads) and its
+ * bot's `notify` URLs (else its tenant's) are POSTed a `bot.alert`; the episode ends when the
+ * alert no longer holds, and the next one notifies again. Notices are sent beside the rounds, a
+ * few at once, each POST within the workflow notify timeout: a slow receiver delays no other
+ * bot's notice, nor the next round.
  */
 export class BotWatch {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private downsampledAt = 0;
+  /** Notify POSTs waiting for a free place, and those under way. */
+  private readonly queued: (() => Promise<void>)[] = [];
+  private readonly sending = new Set<Promise<void>>();
+  /** Ends the POSTs under way when the server stops. */
+  private readonly closing = new AbortController();
 
   constructor(
-    private readonly store: Pick<Store, "bots" | "botHistory">,
+    private readonly store: Pick<Store, "bots" | "botHistory" | "tenantBotAlerts" | "botHookHits">,
     private readonly policy: OutboundPolicy,
     private readonly logger: Logger,
-    private readonly options: { isLeader: () => boolean; checkMs?: number },
+    private readonly options: {
+      isLeader: () => boolean;
+      checkMs?: number;
+      /** Notify POSTs under way at once (8). */
+      sendsAtOnce?: number;
+      /** One POST's time limit (the workflow notify timeout, 5 s). */
+      notifyTimeoutMs?: number;
+    },
   ) {}
 
   /** Why a bot may not notify `url`, when known before any lookup (checked at start). */
@@ -106,6 +123,14 @@ export class BotWatch {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
+    this.queued.length = 0;
+    this.closing.abort();
+    await Promise.all(this.sending);
+  }
+
+  /** Resolves once every notice queued so far has been sent or has failed (tests wait on it). */
+  async settled(): Promise<void> {
+    while (this.sending.size > 0 || this.queued.length > 0) await Promise.race(this.sending);
   }
 
   /** One round: downsampling when due, then every bot's alerts. */
@@ -115,13 +140,22 @@ export class BotWatch {
       if (now - this.downsampledAt >= downsampleEveryMs) {
         this.downsampledAt = now;
         await this.store.botHistory.downsample(new Date(now));
+        await this.store.botHookHits.prune(Math.floor(now / 1000) - 60);
       }
       const bots = await this.store.bots.list({});
+      const tenants = new Map<string, ReturnType<typeof tenantRulesOf>>();
       for (const bot of bots) {
         if (bot.state === "removed") continue;
         if (bot.finished_at && Date.parse(bot.finished_at) < now - endedLookMs) continue;
-        const extras = extrasOf(bot);
-        for (const alert of extras.alerts) await this.check(bot, alert, extras.notify, now);
+        let tenant = { alerts: [] as BotAlertSpec[], notify: [] as string[] };
+        if (bot.tenant_id !== null) {
+          const known = tenants.get(bot.tenant_id);
+          tenant = known ?? tenantRulesOf(await this.store.tenantBotAlerts.get(bot.tenant_id));
+          tenants.set(bot.tenant_id, tenant);
+        }
+        const effective = effectiveAlerts(bot, tenant);
+        for (const alert of [...effective.own, ...effective.inherited])
+          await this.check(bot, alert, effective.notify, now);
       }
     } catch (error) {
       this.logger.warn({ err: error }, "bot alerts: a round failed");
@@ -155,33 +189,71 @@ export class BotWatch {
       state: bot.state,
       started_at: episode.started_at,
     };
+    // Each URL its own POST in the queue; the episode records how they went once all have.
     const errors: string[] = [];
-    for (const url of urls) {
-      const error = await this.send(url, notice);
-      if (error) errors.push(error);
+    let left = urls.length;
+    const record = () =>
+      this.store.botHistory
+        .notified(episode.id, errors.length > 0 ? errors.join("; ") : null)
+        .catch((error: unknown) => this.logger.warn({ err: error }, "bot alerts: recording a notice failed"));
+    if (left === 0) {
+      await record();
+      return;
     }
-    await this.store.botHistory.notified(episode.id, errors.length > 0 ? errors.join("; ") : null);
+    for (const url of urls) {
+      this.enqueue(async () => {
+        const error = await this.send(url, notice);
+        if (error) errors.push(error);
+        left -= 1;
+        if (left === 0) await record();
+      });
+    }
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queued.push(task);
+    this.pump();
+  }
+
+  /** Starts queued POSTs while fewer than the bound are under way. */
+  private pump(): void {
+    const atOnce = this.options.sendsAtOnce ?? defaultSendsAtOnce;
+    while (this.sending.size < atOnce && this.queued.length > 0) {
+      const task = this.queued.shift()!;
+      const sent: Promise<void> = task()
+        .catch((error: unknown) => this.logger.warn({ err: error }, "bot alerts: a notice failed"))
+        .finally(() => {
+          this.sending.delete(sent);
+          this.pump();
+        });
+      this.sending.add(sent);
+    }
   }
 
   /** POSTs the notice through the server's `notify_hosts:` rules; the error in a line, or undefined. */
   private async send(url: string, notice: BotAlertNotice): Promise<string | undefined> {
     const body = JSON.stringify(notice);
+    const timeoutMs = this.options.notifyTimeoutMs ?? notifyTimeoutMs;
     let detail = "";
     for (let attempt = 0; attempt <= notifyRetries; attempt++) {
       if (attempt > 0) await delay(notifyDelayMs);
+      if (this.closing.signal.aborted) {
+        detail = "the server stopped before the receiver answered";
+        break;
+      }
       try {
         const answer = await guardedRequest(this.policy, {
           method: "POST",
           url,
           headers: { "content-type": "application/json", "user-agent": "runyard-notifier" },
           body,
-          signal: AbortSignal.timeout(notifyTimeoutMs),
+          signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.closing.signal]),
         });
         if (answer.status >= 200 && answer.status < 300) return undefined;
         detail = `the receiver answered HTTP ${answer.status}`;
       } catch (error) {
         if (error instanceof RunyardError) return `${error.code}: ${error.message}`;
-        detail = "could not reach the receiver";
+        detail = `could not reach the receiver, or it did not answer within ${timeoutMs} ms`;
       }
     }
     this.logger.warn({ botId: notice.bot_id, url }, `bot alert notify failed: ${detail}`);

@@ -1,30 +1,28 @@
+import type { Store } from "../../store/index.js";
+
+/** Webhook requests a bot takes in any two whole seconds in a row: 10 a second, 20 at once. */
+export const hookBurst = 20;
+export const hookPerSecond = hookBurst / 2;
+
 /**
- * A token bucket per key (a bot's id): `burst` requests at once, refilled at `perSecond`. Kept in
- * this replica's memory; each replica limits what it forwards.
+ * The webhook rate limit of each bot, counted in the store so it holds however many replicas
+ * take the requests: a request is taken while the bot's requests in this whole second and the
+ * one before number at most `hookBurst` with it. A refused request is not counted (a flood that
+ * is refused does not keep the bot's hooks shut once it stops).
  */
 export class HookLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
   constructor(
-    private readonly perSecond = 10,
-    private readonly burst = 20,
+    private readonly store: Pick<Store, "botHookHits">,
+    private readonly burst = hookBurst,
   ) {}
 
-  /** Takes one request; the seconds to wait when there is none left, else 0. */
-  take(key: string, now = Date.now()): number {
-    const bucket = this.buckets.get(key) ?? { tokens: this.burst, at: now };
-    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond);
-    bucket.at = now;
-    this.buckets.set(key, bucket);
-    if (this.buckets.size > 10_000) this.forgetFull(now);
-    if (bucket.tokens < 1) return Math.ceil((1 - bucket.tokens) / this.perSecond);
-    bucket.tokens -= 1;
-    return 0;
-  }
-
-  private forgetFull(now: number): void {
-    for (const [key, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(key);
-    }
+  /** Takes one request; the whole seconds to wait when none is left, else 0. */
+  async take(botId: string, now = Date.now()): Promise<number> {
+    const second = Math.floor(now / 1000);
+    const { current, previous } = await this.store.botHookHits.hit(botId, second);
+    if (current + previous <= this.burst) return 0;
+    await this.store.botHookHits.unhit(botId, second);
+    // This second's requests still count in the next one; the one before's no longer.
+    return current > this.burst ? 2 : 1;
   }
 }

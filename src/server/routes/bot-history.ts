@@ -5,6 +5,7 @@ import { RunyardError } from "../../core/errors.js";
 import { type BotSample, resolutionFor, sampleTiers } from "../../store/index.js";
 import { BotControl } from "../bots/bot-control.js";
 import { extrasOf } from "../bots/bot-extras.js";
+import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { BotAlertSpec } from "../runs/bot-spec.js";
@@ -73,7 +74,14 @@ const AlertEpisode = z.object({
 const AlertsAnswer = z.object({
   bot: z.string(),
   alerts: z.array(BotAlertSpec).describe("the alerts the bot was started with"),
-  notify: z.array(z.string()),
+  notify: z.array(z.string()).describe("where its alerts are told: its own URLs, else its tenant's"),
+  inherited: z
+    .array(BotAlertSpec)
+    .describe("its tenant's alert rules it is watched for too (it has no alert of their kind)"),
+  overridden: z
+    .array(BotAlertSpec)
+    .describe("its tenant's alert rules its own alerts of the same kind replace"),
+  notify_inherited: z.boolean().describe("whether `notify` is its tenant's"),
   episodes: z.array(AlertEpisode).describe("newest first, kept 7 days"),
 });
 const WebhookAnswer = z.object({
@@ -144,12 +152,15 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const bot = await bots.find(request.principal, request.params.name);
-      const extras = extrasOf(bot);
+      const effective = await effectiveAlertsOf(deps.store, bot);
       const episodes = await deps.store.botHistory.alerts(bot.id);
       return {
         bot: bot.name,
-        alerts: extras.alerts,
-        notify: extras.notify,
+        alerts: effective.own,
+        notify: effective.notify,
+        inherited: effective.inherited,
+        overridden: effective.overridden,
+        notify_inherited: effective.notifyInherited,
         episodes: episodes.map(({ bot_id: _bot, tenant_id: _tenant, ...episode }) => episode),
       };
     },

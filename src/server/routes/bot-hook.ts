@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { extrasOf } from "../bots/bot-extras.js";
-import { HookLimiter } from "../bots/hook-limiter.js";
+import { HookLimiter, hookBurst, hookPerSecond } from "../bots/hook-limiter.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { publicRoute } from "../openapi.js";
@@ -62,7 +62,7 @@ const HookParams = z.object({
  * container, to the port it was started with, and the bot's answer comes back.
  */
 export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
-  const limiter = new HookLimiter();
+  const limiter = new HookLimiter(deps.store);
   app.register(async (scope) => {
     // The body is passed on as bytes, whatever its type.
     scope.removeAllContentTypeParsers();
@@ -78,7 +78,7 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
         schema: {
           operationId: "deliverBotHook",
           summary: "Send an inbound webhook to a bot (no token: the bot's webhook secret is the credential)",
-          description: `Forwarded to the port the bot was started with (\`--webhook PORT\`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after \`hook/\`, or is sent in \`${botHookHeader}\` (or Telegram's \`${telegramHeader}\`, as \`setWebhook\`'s \`secret_token\` makes it) with the path after \`hook/\` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to ${maxBotHookBodyBytes / 1024 / 1024} MiB (413 past it); 10 requests a second a bot, 20 at once (429 past it).`,
+          description: `Forwarded to the port the bot was started with (\`--webhook PORT\`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after \`hook/\`, or is sent in \`${botHookHeader}\` (or Telegram's \`${telegramHeader}\`, as \`setWebhook\`'s \`secret_token\` makes it) with the path after \`hook/\` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to ${maxBotHookBodyBytes / 1024 / 1024} MiB (413 past it); 10 requests a second a bot, 20 within two whole seconds, counted across every server replica (429 with Retry-After past it).`,
           tags: ["bots"],
           security: publicRoute,
           params: HookParams,
@@ -114,11 +114,16 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
             hint: "Check the path and secret with `runyard bot webhook NAME`; a bot started again keeps its secret only while it is not removed.",
           });
         }
-        const wait = limiter.take(bot.id);
+        const wait = await limiter.take(bot.id);
         if (wait > 0) {
-          throw new RunyardError("RATE_LIMITED", `bot ${bot.name} takes at most 10 webhooks a second`, {
-            details: { retry_after_seconds: wait },
-          });
+          throw new RunyardError(
+            "RATE_LIMITED",
+            `bot ${bot.name} takes at most ${hookPerSecond} webhooks a second (${hookBurst} within two seconds), counted across every server replica`,
+            {
+              hint: "Send it again after the Retry-After seconds.",
+              details: { retry_after_seconds: wait },
+            },
+          );
         }
         const query = request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : "";
         const headers: Record<string, string> = {};

@@ -273,12 +273,12 @@ function actorName(principal: Principal): string | null {
 }
 
 /** A tenant exists while a user or a token belongs to it. */
-async function tenantKnown(deps: ServerDeps, tenant: string): Promise<boolean> {
+export async function tenantKnown(deps: ServerDeps, tenant: string): Promise<boolean> {
   if ((await deps.store.users.list({ tenantId: tenant })).length > 0) return true;
   return (await deps.store.tokens.list({ tenantId: tenant })).length > 0;
 }
 
-function noTenant(tenant: string): RunyardError {
+export function noTenant(tenant: string): RunyardError {
   return new RunyardError("NOT_FOUND", `tenant ${tenant} does not exist`, {
     hint: "A tenant exists once a user or token belongs to it (runyard user add NAME --tenant T); check the spelling.",
   });

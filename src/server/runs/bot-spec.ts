@@ -57,6 +57,16 @@ export const BotAlertSpec = z.discriminatedUnion("kind", [
 ]);
 export type BotAlertSpec = z.infer<typeof BotAlertSpec>;
 
+/** Where a bot's alerts are POSTed: up to 5 http(s) URLs. */
+export const BotNotifyUrls = z
+  .array(
+    z
+      .string()
+      .url()
+      .refine((url) => /^https?:\/\//.test(url), "a notify URL is http:// or https://"),
+  )
+  .max(5);
+
 /** The native body of a bot start. The mode is the one source given: files/code, archive/git, or image. */
 export const StartBotBody = z.strictObject({
   name: botName,
@@ -148,16 +158,9 @@ export const StartBotBody = z.strictObject({
       "the container port that inbound webhooks (`POST /api/bots/{id}/hook/...`) are forwarded to; the bot gets a secret of its own for them",
     ),
   alerts: z.array(BotAlertSpec).max(10).default([]).describe("when to call the `notify` URLs about this bot"),
-  notify: z
-    .array(
-      z
-        .string()
-        .url()
-        .refine((url) => /^https?:\/\//.test(url), "a notify URL is http:// or https://"),
-    )
-    .max(5)
-    .default([])
-    .describe("URLs the bot's alerts are POSTed to (the server's `notify_hosts:` rules apply)"),
+  notify: BotNotifyUrls.default([]).describe(
+    "URLs the bot's alerts are POSTed to (the server's `notify_hosts:` rules apply)",
+  ),
   log_max_mb: z
     .number()
     .int()

@@ -28,6 +28,7 @@ import * as workflowCalls from "./0035_workflow_calls.js";
 import * as approvalRules from "./0036_approval_rules.js";
 import * as botVersions from "./0037_bot_versions.js";
 import * as botHistory from "./0038_bot_history.js";
+import * as botTenantAlerts from "./0039_bot_tenant_alerts.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -61,6 +62,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0036_approval_rules": approvalRules,
   "0037_bot_versions": botVersions,
   "0038_bot_history": botHistory,
+  "0039_bot_tenant_alerts": botTenantAlerts,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -4,7 +4,8 @@ import { ErrorNote } from "../agents/error-note.js";
 import { usePoll } from "./use-poll.js";
 
 /**
- * A bot's alerts (GET /api/bots/:name/alerts): what it watches, where it tells, and each time an
+ * A bot's alerts (GET /api/bots/:name/alerts): what it watches (its own, and its tenant's rules it
+ * inherits or overrides), where it tells, and each time an
  * alert held (newest first, kept 7 days) with when it opened and closed and whether the notify
  * URLs were told.
  */
@@ -20,10 +21,22 @@ export function BotAlerts(props: { name: string }) {
       {data ? (
         <>
           <p className="meta">
-            {data.alerts.length === 0
-              ? "No alerts: give them at start (--alert, with --notify URLs)."
-              : `Watching ${data.alerts.map(alertText).join(", ")}; told: ${data.notify.join(", ") || "no one"}`}
+            {data.alerts.length === 0 && data.inherited.length === 0
+              ? "No alerts: give them at start (--alert, with --notify URLs), or have your tenant's admin set rules for all its bots."
+              : `Watching ${[...data.alerts.map(alertText), ...data.inherited.map((alert) => `${alertText(alert)} (inherited)`)].join(", ")}; told: ${data.notify.join(", ") || "no one"}${data.notify_inherited ? " (the tenant's)" : ""}`}
           </p>
+          {data.inherited.length > 0 || data.overridden.length > 0 ? (
+            <ul className="meta" aria-label="Tenant alert rules">
+              {data.inherited.map((alert) => (
+                <li key={`inherited-${alert.kind}`}>Inherited from the tenant: {alertText(alert)}</li>
+              ))}
+              {data.overridden.map((alert) => (
+                <li key={`overridden-${alert.kind}`}>
+                  The tenant's {alertText(alert)}: overridden by this bot's own {alert.kind} alert
+                </li>
+              ))}
+            </ul>
+          ) : null}
           {data.episodes.length > 0 ? (
             <div className="table-wrap">
               <table aria-label="Alerts">

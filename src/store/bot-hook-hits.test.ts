@@ -1,0 +1,71 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
+import { HookLimiter } from "../server/bots/hook-limiter.js";
+import type { Store } from "./types.js";
+
+describe.each(storeBackends)("the webhook rate limit counted in the store on $name", (backend) => {
+  let opened: TestStore;
+  let store: Store;
+  let other: Store | undefined;
+
+  beforeEach(async () => {
+    opened = await backend.open();
+    store = opened.store;
+  });
+
+  afterEach(async () => {
+    await other?.close();
+    other = undefined;
+    await opened.dispose();
+  });
+
+  it("takes 20 within two whole seconds, refuses the next with the seconds to wait, and takes again as the seconds pass", async () => {
+    const limiter = new HookLimiter(store);
+    const t0 = Date.parse("2026-03-01T10:00:00.000Z");
+    const taken = [];
+    for (let i = 0; i < 25; i++) taken.push(await limiter.take("bot_a", t0 + i));
+    expect(taken.filter((wait) => wait === 0)).toHaveLength(20);
+    // This second's 20 still count in the next one: two seconds to wait.
+    expect(taken.slice(20)).toEqual([2, 2, 2, 2, 2]);
+    expect(await limiter.take("bot_a", t0 + 1000)).toBe(1);
+    // Refused requests were not counted: two seconds on, the bot takes 20 again.
+    const later = [];
+    for (let i = 0; i < 21; i++) later.push(await limiter.take("bot_a", t0 + 2000 + i));
+    expect(later.filter((wait) => wait === 0)).toHaveLength(20);
+    // Another bot has its own count.
+    expect(await limiter.take("bot_b", t0 + 2100)).toBe(0);
+  });
+
+  it("holds across two replicas on the same database: what one took counts on the other, racing too", async () => {
+    other = await opened.reopen();
+    const first = new HookLimiter(store);
+    const second = new HookLimiter(other);
+    const t0 = Date.parse("2026-03-01T11:00:00.000Z");
+    // 30 at once, split over the two replicas: exactly 20 are taken.
+    const waits = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? first : second).take("bot_x", t0 + (i % 500))),
+    );
+    expect(waits.filter((wait) => wait === 0)).toHaveLength(20);
+    expect(waits.filter((wait) => wait > 0).every((wait) => wait === 2)).toBe(true);
+    // The next second, neither takes one (the 20 still count), nor once the other replica was asked.
+    expect(await first.take("bot_x", t0 + 1200)).toBe(1);
+    expect(await second.take("bot_x", t0 + 1300)).toBe(1);
+  });
+
+  it("forgets counts older than a minute as new seconds come", async () => {
+    const limiter = new HookLimiter(store);
+    const t0 = Date.parse("2026-03-01T12:00:00.000Z");
+    await limiter.take("bot_a", t0);
+    await limiter.take("bot_a", t0 + 120_000);
+    const hits = await store.botHookHits.hit("bot_a", Math.floor(t0 / 1000) + 1);
+    // The second just after t0 had none; the one of t0 is gone, so it is not counted as the one before.
+    expect(hits).toEqual({ current: 1, previous: 0 });
+    // The leader's prune takes every bot's old counts, of bots no longer called too.
+    await limiter.take("bot_quiet", t0 + 200_000);
+    await store.botHookHits.prune(Math.floor((t0 + 400_000) / 1000));
+    expect(await store.botHookHits.hit("bot_quiet", Math.floor((t0 + 201_000) / 1000))).toEqual({
+      current: 1,
+      previous: 0,
+    });
+  });
+});
