@@ -29,6 +29,7 @@ import type { Database } from "./schema.js";
 import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
 import { sessionsRepo } from "./sessions.js";
+import { spendReservationsRepo } from "./spend-reservations.js";
 import { tokensRepo } from "./tokens.js";
 import type { Store } from "./types.js";
 import { usersRepo } from "./users.js";
@@ -135,6 +136,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     schedules: schedulesRepo(ctx),
     agentUsage: agentUsageRepo(ctx),
     budgets: budgetsRepo(ctx),
+    spendReservations: spendReservationsRepo(ctx),
     outages,
     async close() {
       if (closed) return;

@@ -28,6 +28,7 @@ import * as workflowCalls from "./0035_workflow_calls.js";
 import * as approvalRules from "./0036_approval_rules.js";
 import * as botVersions from "./0037_bot_versions.js";
 import * as botHistory from "./0038_bot_history.js";
+import * as spendReservations from "./0040_spend_reservations.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -61,6 +62,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0036_approval_rules": approvalRules,
   "0037_bot_versions": botVersions,
   "0038_bot_history": botHistory,
+  "0040_spend_reservations": spendReservations,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
