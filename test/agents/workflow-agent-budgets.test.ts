@@ -161,6 +161,30 @@ describe("agent.run steps under a tenant's spend budget", () => {
     expect(end?.error?.hint).toMatch(/runyard agents install gemini/);
   }, 120_000);
 
+  it("refuses a prompt made huge by a variable at the step, and a deep output_schema at submit", async () => {
+    const run = await submitAs("x".repeat(100_000));
+    const { events } = await ended(run);
+    const end = stepEnd(events);
+    expect(end?.error?.code).toBe("INVALID_INPUT");
+    expect(end?.error?.message).toBe(
+      'the prompt of step "ask" is 100012 characters once its variables are replaced, more than the limit of 100000',
+    );
+    expect(end?.error?.hint).toMatch(/as a file/);
+    let nested = "{type: string}";
+    for (let i = 0; i < 20; i++) nested = `{type: object, properties: {a: ${nested}}}`;
+    const deep = await api<{ error: { code: string; message: string } }>(
+      rig.server.url,
+      "POST",
+      "/api/runs",
+      { kind: "workflow", workflow: `${stepWorkflow()}      output_schema: ${nested}\n`, vars: { WHO: "y" } },
+      rig.attacker,
+    );
+    expect(deep.status).toBe(400);
+    expect(deep.body.error.message).toMatch(
+      /workflow\.yaml:9:22: output_schema of step "ask" nests 41 levels deep, more than the limit of 12/,
+    );
+  }, 120_000);
+
   it("shows another tenant's member none of a step's prompt, output or exports", async () => {
     const runs = await api<{ runs: Array<{ run_id: string }> }>(
       rig.server.url,
