@@ -1,8 +1,10 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DockerEngine } from "../src/exec/docker-engine.js";
-import { finished, parseEvents, repoRoot, runCli } from "./helpers/cli.js";
+import { finished, parseEvents, repoRoot, runCli, tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker } from "./helpers/docker.js";
+import { hasTools } from "./helpers/shared-agent-runner.js";
+import { startModelServer } from "./model-server/server.js";
 
 const haveDocker = await requireDocker();
 
@@ -48,6 +50,35 @@ describe("examples", () => {
     const result = await runCli(["validate", "examples/approval-form.yaml"]);
     expect(result.code, result.stderr + result.stdout).toBe(0);
   });
+
+  it("agent-triage.yaml's agent answers in its schema, and the step its severity picks runs", async () => {
+    const model = await startModelServer({
+      conversations: [
+        { match: hasTools, turns: [{ text: '{"severity": "high", "summary": "db-2 is out of disk"}' }] },
+      ],
+    });
+    try {
+      const home = tempDir("runyard-example-agent-");
+      const result = await runCli(
+        ["run", "examples/agent-triage.yaml", "--json", "--var", "REPORT=disk full on db-2"],
+        {
+          env: {
+            RUNYARD_HOME: home,
+            OPENAI_BASE_URL: `${model.url}/v1`,
+            OPENAI_API_KEY: "sk-test-example-triage",
+          },
+        },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const events = parseEvents(result.stdout);
+      const status = Object.fromEntries((finished(events).steps ?? []).map((s) => [s.name, s.status]));
+      expect(status).toEqual({ triage: "success", page: "success", ticket: "skipped" });
+      expect(result.stdout).toContain("paging on-call -- db-2 is out of disk");
+      expect(JSON.stringify(model.requests.find(hasTools)?.body)).toContain("disk full on db-2");
+    } finally {
+      await model.stop();
+    }
+  }, 120_000);
 
   it("nightly-report.yaml runs once here, saying its schedules apply to saved workflows", async () => {
     const result = await runCli(["run", "examples/nightly-report.yaml"]);

@@ -194,7 +194,7 @@ describe("superviseTurn", () => {
     expect(result.error).toMatchObject({
       code: "BUDGET_EXCEEDED",
       message:
-        "the turn's spend of $0.6000 took tenant acme's daily budget of $20 past its limit ($0.5000 was left when the turn started); it starts again at 2026-11-26T00:00:00.000Z",
+        "the turn's spend of $0.6000 took tenant acme's daily budget of $20 past its limit ($0.5000 was left for the turn when it started); it starts again at 2026-11-26T00:00:00.000Z",
     });
   });
 

@@ -185,7 +185,7 @@ function overBudget(totals: UsageTotals, budget: TurnLimits["budget"]): string |
 /** Why the turn's cost took a spend budget above the task past its limit, or undefined. */
 function overSpendLimit(totals: UsageTotals, limit: TurnLimits["spendLimit"]): string | undefined {
   if (!limit || totals.costUsd === undefined || totals.costUsd <= limit.usd) return undefined;
-  return `the turn's spend of $${totals.costUsd.toFixed(4)} took ${limit.budget} past its limit ($${limit.usd.toFixed(4)} was left when the turn started); it starts again at ${limit.resets_at}`;
+  return `the turn's spend of $${totals.costUsd.toFixed(4)} took ${limit.budget} past its limit ($${limit.usd.toFixed(4)} was left for the turn when it started); it starts again at ${limit.resets_at}`;
 }
 
 function seconds(ms: number): string {

@@ -17,6 +17,9 @@ import type { AgentStepRunner } from "../workflow/agent-step.js";
 import { agentStepEvent, agentStepJob, agentStepTask, agentTurnResult } from "../workflow/agent-step-task.js";
 import { Workspaces } from "../workspace/workspaces.js";
 
+/** The shell's settings of the built-in `openai` agent. */
+const openaiSettings = ["OPENAI_API_KEY", "OPENAI_BASE_URL"] as const;
+
 export function localAgentSteps(
   executor: ProcessExecutor,
   env: Record<string, string | undefined>,
@@ -63,7 +66,20 @@ export function localAgentSteps(
   return {
     async turn(request, io) {
       // The user's own shell: its model keys and endpoints are the agent's, as by hand.
-      const task = agentStepTask(request, { env: {}, cwdConfined: false });
+      // runyard's own `openai` loop reads its key and endpoint from the task, not the process.
+      const own =
+        request.spec.agent === "openai"
+          ? Object.fromEntries(
+              openaiSettings.flatMap((name) =>
+                env[name] !== undefined ? [[name, env[name] as string]] : [],
+              ),
+            )
+          : {};
+      const task = agentStepTask(request, {
+        env: own,
+        cwdConfined: false,
+        secrets: own.OPENAI_API_KEY ? [own.OPENAI_API_KEY] : [],
+      });
       const result = await handlerOf().run(agentStepJob(request, task), {
         signal: io.signal,
         emit: (event) => {

@@ -74,6 +74,19 @@ describe("config file", () => {
     );
   });
 
+  it("reads budgets: turn_reservation_usd beside the limits; one of zero or less is refused, naming it", () => {
+    const loaded = readConfigFile(
+      file("budgets:\n  turn_reservation_usd: 2.5\n  tenants:\n    acme: { usd_per_day: 20 }\n"),
+    );
+    expect(loadConfig({}, loaded.overrides).budgets).toEqual({
+      turn_reservation_usd: 2.5,
+      tenants: { acme: { usd_per_day: 20 } },
+    });
+    expect(() => readConfigFile(file("budgets:\n  turn_reservation_usd: -1\n"))).toThrowError(
+      /turn_reservation_usd/,
+    );
+  });
+
   it("reads step_network_allow: per tenant, the internal destinations its steps may reach; an entry that does not read is refused, naming it", () => {
     const loaded = readConfigFile(
       file("step_network_allow:\n  acme:\n    - 10.20.0.0/16\n    - db.internal:5432\n  globex: []\n"),

@@ -67,6 +67,12 @@ export const BudgetOverrides = z
   .object({
     tenants: z.record(z.string().min(1), BudgetLimitsSchema),
     users: z.record(z.string().min(1), BudgetLimitsSchema),
+    /**
+     * What an agent turn without a dollar budget of its own holds of what is left as it starts
+     * (given back, less what it spent, as it ends); unset: all that is left, so one turn runs at
+     * a time once budgets are near their end.
+     */
+    turn_reservation_usd: z.number().positive().finite(),
   })
   .partial()
   .strict();

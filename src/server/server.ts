@@ -240,6 +240,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Cancels through the run service, made a few lines later (cancel_in_progress).
   const groups = new ConcurrencyGroups(store, (runId): Promise<unknown> => runs.cancel(runId), logger);
   const quotas = new Quotas(store, options.quotas, { ...defaultBotSettings, ...options.bots });
+  const spendBudgets = new SpendBudgets(store, options.budgets ?? {});
   const workflows = new WorkflowRuns(
     store,
     queue,
@@ -264,8 +265,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         cancel: (runId) => runs.cancel(runId),
       },
     ),
+    spendBudgets,
   );
-  const spendBudgets = new SpendBudgets(store, options.budgets ?? {});
   const agents = new AgentRuns(
     store,
     queue,

@@ -1,6 +1,7 @@
 import { costFor } from "../agents/prices.js";
 import type { BudgetOverrides } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
+import type { AgentTask } from "../core/jobs/agent.js";
 import {
   type BudgetLimits,
   type BudgetPeriod,
@@ -9,7 +10,7 @@ import {
   periodEnd,
   periodStart,
 } from "../core/spend-periods.js";
-import type { AgentUsageSum, BudgetScope, Store } from "../store/index.js";
+import type { AgentUsageSum, BudgetScope, SpendReservation, SpendView, Store } from "../store/index.js";
 
 /** Whose turn it is: the run's tenant and who submitted it (a user's id, or a token's). */
 export interface SpendOwner {
@@ -72,20 +73,25 @@ function dollars(usd: number): string {
  * Spend budgets above the task (docs/agents.md "Spend budgets"): per tenant and per user, a
  * limit in dollars per UTC day and month, set through the API (stored) or the config file's
  * `budgets:`; a stored budget wins over the file's. Spend is counted from the store's usage
- * rows at every check, never from memory, so every replica sees the same figure; two turns
- * starting at the same instant on two replicas may both pass, each stopped by what was left
- * when it started.
+ * rows at every check, never from memory, so every replica sees the same figure. A turn holds
+ * a part of what is left as it starts (`reserveTurn`: its own dollar budget, else the config's
+ * `turn_reservation_usd`, else all that is left) and gives back the rest as it ends, so turns
+ * starting at the same moment, on one replica or several, never share out more than was left.
  */
 export class SpendBudgets {
   constructor(
-    private readonly store: Pick<Store, "agentUsage" | "budgets" | "tokens" | "users">,
+    private readonly store: Pick<Store, "agentUsage" | "budgets" | "tokens" | "users" | "spendReservations">,
     private readonly config: BudgetOverrides = {},
     private readonly now: () => Date = () => new Date(),
   ) {}
 
   /** The limits that apply to a tenant or user, and where they come from. */
-  async effective(scope: BudgetScope, subject: string): Promise<EffectiveBudget> {
-    const stored = await this.store.budgets.get(scope, subject);
+  async effective(
+    scope: BudgetScope,
+    subject: string,
+    budgets: Pick<Store["budgets"], "get"> = this.store.budgets,
+  ): Promise<EffectiveBudget> {
+    const stored = await budgets.get(scope, subject);
     if (stored) {
       return {
         limits: {
@@ -140,14 +146,15 @@ export class SpendBudgets {
     subject: string,
     filter: { tenantId?: string; userId?: string },
     now: Date,
+    view: Pick<SpendView, "agentUsage" | "budgets"> = this.store,
   ): Promise<BudgetStanding[]> {
-    const { limits, source } = await this.effective(scope, subject);
+    const { limits, source } = await this.effective(scope, subject, view.budgets);
     if (source === "none") return [];
     const periods = budgetPeriods.filter((period) => limitOf(limits, period) !== undefined);
     if (periods.length === 0) return [];
     const monthStart = periodStart("month", now);
     const today = periodStart("day", now).toISOString().slice(0, 10);
-    const sums = await this.store.agentUsage.sum({ ...filter, since: monthStart.toISOString() });
+    const sums = await view.agentUsage.sum({ ...filter, since: monthStart.toISOString() });
     return periods.map((period) => ({
       scope,
       subject,
@@ -161,6 +168,65 @@ export class SpendBudgets {
     }));
   }
 
+  /**
+   * Admits a turn as it starts and holds its share of what is left: min(`estimate_usd` or the
+   * config's `turn_reservation_usd`, what is left of the tightest budget less what turns running
+   * now hold). Throws BUDGET_EXCEEDED when a budget is spent, or all that is left of it is held
+   * by turns running now. Answers undefined when no budget applies; else what the turn may
+   * spend (the runner stops it past that) and `release`, to call once it has ended.
+   */
+  async reserveTurn(
+    owner: SpendOwner,
+    turn: { runId: string; estimate_usd?: number; ttl_ms: number },
+  ): Promise<TurnReservation | undefined> {
+    const user = await this.userOf(owner.createdBy);
+    const subjects = {
+      ...(owner.tenantId !== null ? { tenantId: owner.tenantId } : {}),
+      ...(user ? { userId: user.id } : {}),
+    };
+    if (subjects.tenantId === undefined && subjects.userId === undefined) return undefined;
+    const now = this.now();
+    const estimate = turn.estimate_usd ?? this.config.turn_reservation_usd;
+    const { answer, reservation } = await this.store.spendReservations.reserve(subjects, async (view) => {
+      const standings = [
+        ...(owner.tenantId !== null
+          ? await this.standingsOf("tenant", owner.tenantId, { tenantId: owner.tenantId }, now, view)
+          : []),
+        ...(user ? await this.standingsOf("user", user.username, { userId: user.id }, now, view) : []),
+      ];
+      if (standings.length === 0) return { answer: undefined };
+      const held = {
+        tenant: await heldBy(view, { tenantId: owner.tenantId ?? "" }),
+        user: user ? await heldBy(view, { userId: user.id }) : { usd: 0, turns: 0 },
+      };
+      let tightest: { left_usd: number; standing: BudgetStanding } | undefined;
+      for (const standing of standings) {
+        const unspent = standing.limit_usd - standing.spent_usd;
+        if (unspent <= 0) throw exceeded(standing);
+        const hold = held[standing.scope];
+        const left = unspent - hold.usd;
+        if (left <= 0) throw heldUp(standing, hold);
+        if (!tightest || left < tightest.left_usd) tightest = { left_usd: left, standing };
+      }
+      if (!tightest) return { answer: undefined };
+      const usd = estimate !== undefined ? Math.min(estimate, tightest.left_usd) : tightest.left_usd;
+      const unspent = tightest.standing.limit_usd - tightest.standing.spent_usd;
+      return {
+        answer: { left_usd: usd, standing: tightest.standing, share: usd < unspent },
+        reservation: { run_id: turn.runId, usd, ttl_ms: turn.ttl_ms },
+      };
+    });
+    if (!answer || !reservation) return undefined;
+    const store = this.store;
+    return {
+      ...answer,
+      reservation,
+      release: async () => {
+        await store.spendReservations.release(reservation.id);
+      },
+    };
+  }
+
   private async userOf(createdBy: string | null): Promise<{ id: string; username: string } | undefined> {
     if (createdBy === null) return undefined;
     const token = await this.store.tokens.get(createdBy);
@@ -169,6 +235,90 @@ export class SpendBudgets {
     const user = await this.store.users.get(userId);
     return user ? { id: user.id, username: user.username } : undefined;
   }
+}
+
+/** What a turn holds as it starts, and for how long at most: its dollar budget, and its time limit. */
+export function turnEstimate(task: Pick<AgentTask, "budget" | "timeout_ms">): {
+  estimate_usd?: number;
+  ttl_ms: number;
+} {
+  return {
+    ...(task.budget?.usd !== undefined ? { estimate_usd: task.budget.usd } : {}),
+    // The turn's limit, its tests and commit, and a margin; released long before, as it ends.
+    ttl_ms: task.timeout_ms + 15 * 60_000,
+  };
+}
+
+/** The runner's stop for a turn past its share. */
+export function spendLimitOf(spend: TurnReservation): NonNullable<AgentTask["spend_limit"]> {
+  const name = budgetName(spend.standing);
+  return {
+    usd: spend.left_usd,
+    // A turn given less than all that was left is stopped at its share.
+    budget: spend.share ? `its share of ${name}` : name,
+    resets_at: spend.standing.resets_at,
+  };
+}
+
+/** A turn's admission: what it may spend, of which budget, and its hold to give back at its end. */
+export interface TurnReservation {
+  left_usd: number;
+  /** True when the turn holds less than all that was left (other turns, its own estimate). */
+  share: boolean;
+  standing: BudgetStanding;
+  reservation: SpendReservation;
+  release(): Promise<void>;
+}
+
+/**
+ * What turns running now hold of a tenant's or user's budgets: per run, what its reservations
+ * hold less what the run has spent since the first of them (that spend is counted as spent).
+ */
+async function heldBy(
+  view: SpendView,
+  subject: { tenantId?: string; userId?: string },
+): Promise<{ usd: number; turns: number }> {
+  const live = await view.live(subject);
+  const byRun = new Map<string, { usd: number; since: string; turns: number }>();
+  for (const hold of live) {
+    const run = byRun.get(hold.run_id);
+    if (run) {
+      run.usd += hold.usd;
+      run.turns += 1;
+    } else byRun.set(hold.run_id, { usd: hold.usd, since: hold.created_at, turns: 1 });
+  }
+  let usd = 0;
+  let turns = 0;
+  for (const [runId, run] of byRun) {
+    const spent = (await view.agentUsage.sum({ runId, since: run.since })).reduce(
+      (total, sum) => total + usdOf(sum),
+      0,
+    );
+    usd += Math.max(0, run.usd - spent);
+    turns += run.turns;
+  }
+  return { usd, turns };
+}
+
+function heldUp(standing: BudgetStanding, held: { usd: number; turns: number }): RunyardError {
+  const name = budgetName(standing);
+  const left = standing.limit_usd - standing.spent_usd;
+  return new RunyardError(
+    "BUDGET_EXCEEDED",
+    `what is left of ${name} ($${left.toFixed(4)}) is held by ${held.turns} agent ${held.turns === 1 ? "turn" : "turns"} running now`,
+    {
+      hint: `Start it again once they end (what they do not spend is given back), or ask an admin to set budgets.turn_reservation_usd so each turn holds less of it; runyard usage shows the spend.`,
+      details: {
+        scope: standing.scope,
+        subject: standing.subject,
+        period: standing.period,
+        limit_usd: standing.limit_usd,
+        spent_usd: standing.spent_usd,
+        held_usd: held.usd,
+        resets_at: standing.resets_at,
+      },
+    },
+  );
 }
 
 function exceeded(standing: BudgetStanding): RunyardError {

@@ -13,6 +13,8 @@ export interface AgentUsageFilter {
   since?: string;
   /** Before this instant, exclusive. */
   until?: string;
+  /** One run's usage. */
+  runId?: string;
 }
 
 /**
@@ -101,6 +103,7 @@ async function sumUsage(ctx: StoreContext, filter: AgentUsageFilter): Promise<Ag
   if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
   if (filter.since !== undefined) query = query.where("at", ">=", filter.since);
   if (filter.until !== undefined) query = query.where("at", "<", filter.until);
+  if (filter.runId !== undefined) query = query.where("run_id", "=", filter.runId);
   const rows = await query.execute();
   return rows.map((row) => ({
     day: row.day,

@@ -53,9 +53,15 @@ export const copiedTables: readonly string[] = [
 
 /**
  * Tables `db copy` leaves alone: the migration bookkeeping (the target has its own, written by
- * its migration), and `replicas`, which says which server replicas are alive right now.
+ * its migration), `replicas`, which says which server replicas are alive right now, and
+ * `spend_reservations`, what agent turns running right now hold of their budgets.
  */
-export const tablesNotCopied: readonly string[] = [...migrationTables, "replicas", "bot_hook_hits"];
+export const tablesNotCopied: readonly string[] = [
+  ...migrationTables,
+  "replicas",
+  "bot_hook_hits",
+  "spend_reservations",
+];
 
 export interface CopyProgress {
   table: string;

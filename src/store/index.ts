@@ -32,6 +32,7 @@ export type { Database } from "./schema.js";
 export type * from "./secrets.js";
 export type * from "./server-keys.js";
 export type * from "./sessions.js";
+export type * from "./spend-reservations.js";
 export {
   inMemoryWarning,
   type MemoryStoreOptions,

@@ -31,6 +31,7 @@ import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
 import { sessionsRepo } from "./sessions.js";
 import { tenantBotAlertsRepo } from "./tenant-bot-alerts.js";
+import { spendReservationsRepo } from "./spend-reservations.js";
 import { tokensRepo } from "./tokens.js";
 import type { Store } from "./types.js";
 import { usersRepo } from "./users.js";
@@ -139,6 +140,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     schedules: schedulesRepo(ctx),
     agentUsage: agentUsageRepo(ctx),
     budgets: budgetsRepo(ctx),
+    spendReservations: spendReservationsRepo(ctx),
     outages,
     async close() {
       if (closed) return;

@@ -519,8 +519,20 @@ export interface BudgetsTable {
   updated_by: string | null;
 }
 
+/** Spend a running agent turn holds of its tenant's and user's budgets; `""`: none. */
+export interface SpendReservationsTable {
+  id: string;
+  run_id: string;
+  tenant_id: string;
+  user_id: string;
+  usd: number;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   agent_usage: AgentUsageTable;
+  spend_reservations: SpendReservationsTable;
   budgets: BudgetsTable;
   approvals: ApprovalsTable;
   approval_votes: ApprovalVotesTable;

@@ -23,6 +23,7 @@ import type { SecretsRepo } from "./secrets.js";
 import type { ServerKeysRepo } from "./server-keys.js";
 import type { SessionsRepo } from "./sessions.js";
 import type { TenantBotAlertsRepo } from "./tenant-bot-alerts.js";
+import type { SpendReservationsRepo } from "./spend-reservations.js";
 import type { TokensRepo } from "./tokens.js";
 import type { UsersRepo } from "./users.js";
 
@@ -79,6 +80,8 @@ export interface Store {
   agentUsage: AgentUsageRepo;
   /** Spend budgets per tenant and user. */
   budgets: BudgetsRepo;
+  /** Spend running agent turns hold of their budgets. */
+  spendReservations: SpendReservationsRepo;
   /**
    * When the database was last found unreachable: silence of replicas and runners while it was
    * away is not theirs, so the fleet's lease clocks start again from its return.

@@ -9,6 +9,7 @@ import type { ErrorInfo, EventInput, StepStatus, StepSummary } from "../core/eve
 import { answerExports, checkAnswer, retryPrompt, schemaInstruction } from "./agent-output.js";
 import type { HostContext } from "./engine.js";
 import type { AgentStepSpec, Step } from "./model.js";
+import { maxAgentPromptChars } from "./parse-agent.js";
 import { callInputValues } from "./parse-call.js";
 import type { HostOutcome } from "./step-run.js";
 
@@ -89,7 +90,18 @@ export async function runAgentStep(
       }
     };
     const schema = spec.outputSchema;
-    let result = await turn(schema ? `${base}\n${schemaInstruction(schema)}` : base);
+    // A variable may make a short prompt huge: checked again once they are replaced.
+    let result: AgentTurnResult =
+      base.length > maxAgentPromptChars
+        ? {
+            status: "failed",
+            error: errorInfo(
+              "INVALID_INPUT",
+              `the prompt of step "${step.name}" is ${base.length} characters once its variables are replaced, more than the limit of ${maxAgentPromptChars}`,
+              "Pass large material to the agent as a file in its repo or folder (repo:, cwd:), not through a variable in the prompt.",
+            ),
+          }
+        : await turn(schema ? `${base}\n${schemaInstruction(schema)}` : base);
     if (result.status === "success" && schema) {
       let check = checkAnswer(schema, result.finalText);
       if (!check.ok) {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { checkAnswer } from "./agent-output.js";
+import { maxAgentPromptChars } from "./parse-agent.js";
 
 const wf = (args: string) => `name: w
 steps:
@@ -65,6 +66,37 @@ describe("agent.run steps", () => {
     expect(
       problems(wf("      agent: codex\n      prompt: hi\n      output_schema: {type: string}"))[0],
     ).toMatch(/wf\.yaml:8:22: output_schema of step "triage" must describe an object/);
+  });
+
+  test("a prompt past its limit is refused at its line with what to do instead", () => {
+    const lines = problems(wf(`      agent: codex\n      prompt: ${"x".repeat(maxAgentPromptChars + 1)}`));
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:7:15: prompt of step "triage" is 100001 characters, more than the limit of 100000 \(hint: .*repo/,
+      ),
+    ]);
+  });
+
+  test("an output_schema nested too deep or too large is refused before it is compiled", () => {
+    let nested = "{type: string}";
+    for (let i = 0; i < 12; i++) nested = `{type: object, properties: {a: ${nested}}}`;
+    const deep = problems(wf(`      agent: codex\n      prompt: hi\n      output_schema: ${nested}`));
+    expect(deep).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:8:22: output_schema of step "triage" nests 25 levels deep, more than the limit of 12/,
+      ),
+    ]);
+    const fields = Array.from({ length: 2000 }, (_, i) => `f${i}: {type: string}`).join(", ");
+    const large = problems(
+      wf(
+        `      agent: codex\n      prompt: hi\n      output_schema: {type: object, properties: {${fields}}}`,
+      ),
+    );
+    expect(large).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:8:22: output_schema of step "triage" is \d+ bytes as JSON, more than the limit of 32768/,
+      ),
+    ]);
   });
 
   test("missing prompt, push without repo and a misplaced key each say what to write", () => {

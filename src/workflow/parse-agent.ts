@@ -11,6 +11,12 @@ import type { AgentStepSpec } from "./model.js";
 import { suggestWithList } from "./suggest.js";
 import type { Fields, YamlReader } from "./yaml-reader.js";
 
+/** The longest prompt a step may write (before its `${VAR}`s are replaced, and after). */
+export const maxAgentPromptChars = 100_000;
+/** The largest output_schema, as JSON, and how deep its mappings and lists may nest. */
+export const maxOutputSchemaBytes = 32 * 1024;
+export const maxOutputSchemaDepth = 12;
+
 const agentArgsKeys = ["agent", "prompt", "model", "repo", "cwd", "tests", "push", "budget", "output_schema"];
 
 function argsKeyHint(key: string): string | undefined {
@@ -71,6 +77,12 @@ export function readAgentArgs(
     const prompt = reader.text(promptField.value, `prompt of ${label}`);
     if (prompt !== undefined && prompt.trim() === "")
       reader.report(promptField.value, `prompt of ${label} is empty`);
+    if (prompt !== undefined && prompt.length > maxAgentPromptChars)
+      reader.report(
+        promptField.value,
+        `prompt of ${label} is ${prompt.length} characters, more than the limit of ${maxAgentPromptChars}`,
+        "say what to do in the prompt and put the material in the repo or a file the agent reads (repo:, cwd:)",
+      );
     spec.prompt = prompt ?? "";
   }
   for (const key of ["model", "repo", "cwd", "tests"] as const) {
@@ -122,6 +134,24 @@ function readSchema(
   const node = reader.mapping(field.value, `output_schema of ${label}`);
   if (!node) return undefined;
   const schema = node.toJSON() as Record<string, unknown>;
+  const bytes = Buffer.byteLength(JSON.stringify(schema), "utf8");
+  if (bytes > maxOutputSchemaBytes) {
+    reader.report(
+      node,
+      `output_schema of ${label} is ${bytes} bytes as JSON, more than the limit of ${maxOutputSchemaBytes}`,
+      "describe only the fields later steps read; the agent's answer is one JSON object of them",
+    );
+    return undefined;
+  }
+  const depth = nestingOf(schema);
+  if (depth > maxOutputSchemaDepth) {
+    reader.report(
+      node,
+      `output_schema of ${label} nests ${depth} levels deep, more than the limit of ${maxOutputSchemaDepth}`,
+      "the answer's fields become exports (strings): keep the schema flat, a few levels at most",
+    );
+    return undefined;
+  }
   const faults = schemaFaults(schema);
   // The first fault is the most precise one (ajv then says which branches of anyOf failed).
   for (const fault of faults.slice(0, 1)) {
@@ -141,6 +171,14 @@ function readSchema(
     return undefined;
   }
   return schema;
+}
+
+/** How many mappings and lists deep a JSON value nests (a scalar: 0). */
+function nestingOf(value: unknown): number {
+  if (value === null || typeof value !== "object") return 0;
+  let deepest = 0;
+  for (const inner of Object.values(value)) deepest = Math.max(deepest, nestingOf(inner));
+  return deepest + 1;
 }
 
 /** The node at `path` inside the schema, or the deepest one there is. */

@@ -33,6 +33,23 @@ steps:
     expect(check(yaml)).toEqual(["OTHER"]);
   });
 
+  it("takes the properties of an agent step's output_schema as its exports", () => {
+    const yaml = `name: t
+steps:
+  - name: ask
+    action: agent.run
+    args:
+      agent: openai
+      prompt: rate it
+      output_schema: {type: object, properties: {severity: {type: string}}}
+  - name: s
+    action: shell.run
+    when: \${severity} == "high"
+    args: {script: 'echo \${severity} \${summary}'}
+`;
+    expect(check(yaml)).toEqual(["summary"]);
+  });
+
   it("takes vars, --var, env, secrets and the environment as sources", () => {
     expect(
       check(

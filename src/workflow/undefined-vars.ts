@@ -56,6 +56,9 @@ export function undefinedVariables(
   for (const step of workflow.steps) {
     for (const name of [...Object.keys(step.env), ...step.expectVars]) defined.add(name);
     for (const input of step.approval?.inputs ?? []) defined.add(input.name);
+    // An agent step's answer: each property of its output_schema becomes an export.
+    const answer = step.agent?.outputSchema?.properties;
+    if (answer && typeof answer === "object") for (const name of Object.keys(answer)) defined.add(name);
     for (const instance of step.matrix?.instances ?? []) {
       for (const name of Object.keys(instance.vars)) defined.add(name);
     }

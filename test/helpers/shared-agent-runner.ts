@@ -39,6 +39,8 @@ export async function startSharedAgentRunner(options: {
   runnerId: string;
   readme: string;
   apiKey: string;
+  /** More arguments of `runyard server`, such as `--config FILE`. */
+  serverArgs?: string[];
 }): Promise<SharedAgentRunner> {
   const root = tempDir(`runyard-${options.name}-`);
   const bare = join(root, "remote.git");
@@ -56,7 +58,7 @@ export async function startSharedAgentRunner(options: {
     anonymous: true,
   });
   const model = await startModelServer({ conversations: [] });
-  const server = await startTestServer();
+  const server = await startTestServer(undefined, {}, undefined, options.serverArgs ?? []);
   const member = async (tenant: string) =>
     (
       await api<{ token: string }>(server.url, "POST", "/api/tokens", {

@@ -31,6 +31,8 @@ export interface Turn {
   fail?: Failure;
   /** Reported usage; default: estimated from byte lengths. */
   usage?: { input_tokens?: number; output_tokens?: number };
+  /** Answer only once this settles: a test holds a turn open while it checks something. */
+  after?: Promise<unknown>;
 }
 
 export interface Conversation {

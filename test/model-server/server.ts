@@ -90,6 +90,17 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
   }
 
   function answer(format: WireFormat, rec: RecordedRequest, res: ServerResponse): void {
+    const ti = format.turnIndex(rec.body);
+    const ci = current.conversations.findIndex((c) => !c.match || c.match(rec));
+    const held = typeof ti === "number" ? current.conversations[ci]?.turns[ti]?.after : undefined;
+    if (held) {
+      void held.then(() => answerNow(format, rec, res));
+      return;
+    }
+    answerNow(format, rec, res);
+  }
+
+  function answerNow(format: WireFormat, rec: RecordedRequest, res: ServerResponse): void {
     const body = rec.body;
     const ti = format.turnIndex(body);
     if (typeof ti === "string") {

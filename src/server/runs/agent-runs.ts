@@ -24,7 +24,7 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { JobQueue } from "../job-queue.js";
-import { budgetName, type SpendBudgets } from "../spend-budgets.js";
+import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -305,31 +305,33 @@ export class AgentRuns implements RunKindModule {
     // A task no runner could ever take would wait in the queue for good, saying nothing.
     const nobody = await this.noRunnerFor(requirements, run.record.tenant_id, agent);
     if (nobody) return agentEndedEarly(agent, "failed", nobody);
-    // Counted again as the turn starts: the run may have waited while other turns spent.
-    let spend: Awaited<ReturnType<SpendBudgets["admit"]>>;
+    // Counted again as the turn starts (the run may have waited while other turns spent), and
+    // its share of what is left held until it ends.
+    let spend: TurnReservation | undefined;
     try {
-      spend = await this.budgets?.admit({ tenantId: run.record.tenant_id, createdBy: run.record.created_by });
+      spend = await this.budgets?.reserveTurn(
+        { tenantId: run.record.tenant_id, createdBy: run.record.created_by },
+        { runId, ...turnEstimate(task) },
+      );
     } catch (error) {
       if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED") {
         return agentEndedEarly(agent, "failed", error.toInfo());
       }
       throw error;
     }
-    if (spend) {
-      task.spend_limit = {
-        usd: spend.left_usd,
-        budget: budgetName(spend.standing),
-        resets_at: spend.standing.resets_at,
-      };
+    if (spend) task.spend_limit = spendLimitOf(spend);
+    try {
+      const result = await this.queue.runJob(
+        job,
+        { runId, sink: run.sink, tenantId: run.record.tenant_id },
+        { host: agent, requirements },
+        run.signal,
+      );
+      if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
+      return result;
+    } finally {
+      await spend?.release();
     }
-    const result = await this.queue.runJob(
-      job,
-      { runId, sink: run.sink, tenantId: run.record.tenant_id },
-      { host: agent, requirements },
-      run.signal,
-    );
-    if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
-    return result;
   }
 
   /**

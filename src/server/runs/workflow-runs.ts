@@ -29,6 +29,8 @@ import type { JobQueue } from "../job-queue.js";
 import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
+import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
+import { agentStepRunnerRefusal } from "./agent-step-runners.js";
 import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -86,7 +88,7 @@ export class WorkflowRuns implements RunKindModule {
   private readonly parsedTexts = new Map<string, Workflow>();
 
   constructor(
-    private readonly store: Pick<Store, "jobs" | "secrets" | "users">,
+    private readonly store: Pick<Store, "jobs" | "secrets" | "users" | "runners">,
     private readonly queue: JobQueue,
     private readonly notifier: Notifier,
     private readonly directHosts: OutboundPolicy,
@@ -101,6 +103,8 @@ export class WorkflowRuns implements RunKindModule {
     private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
     /** Where `workflow.call` steps are resolved at submit and start their child runs; absent: refused. */
     private readonly calls?: WorkflowCalls,
+    /** The tenants' and users' spend budgets: an agent step past one fails, a running one is capped. */
+    private readonly budgets?: SpendBudgets,
   ) {}
 
   /**
@@ -315,14 +319,36 @@ export class WorkflowRuns implements RunKindModule {
           ...(group !== null ? { group } : {}),
           labels: [...labels, `agent:${request.spec.agent}`, request.spec.repo ? "mode:issue" : "mode:chat"],
         };
-        const result = await this.queue.runJob(
-          agentStepJob(request, task),
-          { runId: run.record.id, sink: run.sink, tenantId: run.record.tenant_id },
-          { host: request.spec.agent, requirements },
-          io.signal,
-        );
-        if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
-        return agentTurnResult(result);
+        // A turn no runner of the host could take would wait in the queue for good.
+        const nobody = await agentStepRunnerRefusal(this.store.runners, run.record.tenant_id, request, {
+          ...(group !== null ? { group } : {}),
+          labels,
+        });
+        if (nobody) return { status: "failed", error: nobody };
+        let spend: TurnReservation | undefined;
+        try {
+          spend = await this.budgets?.reserveTurn(
+            { tenantId: run.record.tenant_id, createdBy: run.record.created_by },
+            { runId: run.record.id, ...turnEstimate(task) },
+          );
+        } catch (error) {
+          if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED")
+            return { status: "failed", error: error.toInfo() };
+          throw error;
+        }
+        if (spend) task.spend_limit = spendLimitOf(spend);
+        try {
+          const result = await this.queue.runJob(
+            agentStepJob(request, task),
+            { runId: run.record.id, sink: run.sink, tenantId: run.record.tenant_id },
+            { host: request.spec.agent, requirements },
+            io.signal,
+          );
+          if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
+          return agentTurnResult(result);
+        } finally {
+          await spend?.release();
+        }
       },
     };
   }

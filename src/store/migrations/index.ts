@@ -29,6 +29,7 @@ import * as approvalRules from "./0036_approval_rules.js";
 import * as botVersions from "./0037_bot_versions.js";
 import * as botHistory from "./0038_bot_history.js";
 import * as botTenantAlerts from "./0039_bot_tenant_alerts.js";
+import * as spendReservations from "./0040_spend_reservations.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -63,6 +64,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0037_bot_versions": botVersions,
   "0038_bot_history": botHistory,
   "0039_bot_tenant_alerts": botTenantAlerts,
+  "0040_spend_reservations": spendReservations,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */

@@ -1,0 +1,63 @@
+import type { ErrorInfo } from "../../core/events.js";
+import type { RunnerRecord } from "../../store/index.js";
+import { servesTenant } from "../../store/index.js";
+import type { AgentTurnRequest } from "../../workflow/agent-step.js";
+
+/**
+ * Why no runner registered here could take an `agent.run` step's turn, or undefined when one
+ * could (online or not: a runner that restarts comes back under its id). The host's runners are
+ * those of its group and labels that serve the run's tenant; the refusal names the agent the
+ * step asks for and the agents those runners have, so the step fails at once instead of
+ * waiting in the queue for a runner that will never come.
+ */
+export async function agentStepRunnerRefusal(
+  runners: { list(): Promise<RunnerRecord[]> },
+  tenantId: string | null,
+  request: Pick<AgentTurnRequest, "host" | "step" | "spec">,
+  host: { group?: string; labels: readonly string[] },
+): Promise<ErrorInfo | undefined> {
+  const agent = request.spec.agent;
+  const mode = request.spec.repo ? "mode:issue" : "mode:chat";
+  const ofHost = (await runners.list()).filter(
+    (runner) =>
+      servesTenant(runner, tenantId) &&
+      (host.group === undefined || runner.group === host.group) &&
+      host.labels.every((label) => runner.labels.includes(label)),
+  );
+  const withAgent = ofHost.filter((runner) => runner.labels.includes(`agent:${agent}`));
+  if (withAgent.some((runner) => runner.labels.includes(mode))) return undefined;
+  const where = [
+    host.group !== undefined ? `in group ${host.group}` : "",
+    ...host.labels.map((label) => `with ${label}`),
+  ]
+    .filter(Boolean)
+    .join(" ");
+  const hostRunners = `runner${where ? ` ${where}` : ""}`;
+  if (ofHost.length === 0) {
+    return {
+      code: "AGENT_NOT_INSTALLED",
+      message: `step "${request.step}" runs agent ${agent} on host "${request.host}", and no ${hostRunners} that may take this run is registered`,
+      hint: `Start a runner for host "${request.host}" with ${agent} installed (\`runyard agents install ${agent}\`), or change the host's group and labels; \`runyard runners\` lists the runners.`,
+    };
+  }
+  if (withAgent.length > 0) {
+    return {
+      code: "AGENT_NOT_INSTALLED",
+      message: `step "${request.step}" runs agent ${agent} ${request.spec.repo ? "on a repo" : "without a repo"}, and no ${hostRunners} that has it takes ${mode.slice(5)} tasks (${withAgent.map((runner) => runner.id).join(", ")} do not)`,
+      hint: `Set the runner's mode to ${mode.slice(5)} or all, or ${request.spec.repo ? "drop repo:" : "give the step a repo:"}.`,
+    };
+  }
+  const has = ofHost
+    .map((runner) => {
+      const agents = runner.labels
+        .filter((label) => label.startsWith("agent:"))
+        .map((label) => label.slice(6));
+      return `${runner.id}: ${agents.length > 0 ? agents.join(", ") : "none"}`;
+    })
+    .join("; ");
+  return {
+    code: "AGENT_NOT_INSTALLED",
+    message: `step "${request.step}" runs agent ${agent} on host "${request.host}", and no ${hostRunners} has it (their agents: ${has})`,
+    hint: `Install it on a runner of that host with \`runyard agents install ${agent}\` (a runner advertises the agents it finds when it starts), or give the step an agent those runners have.`,
+  };
+}
