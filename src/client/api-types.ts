@@ -5744,6 +5744,11 @@ export interface operations {
                         run_id: string;
                         /** @enum {string} */
                         status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                        repo: {
+                            url: string;
+                            pushed_by_task: boolean;
+                        } | null;
+                        may_publish: boolean;
                         agents: {
                             agent: string;
                             files: {

@@ -139,8 +139,14 @@ afterAll(async () => {
 });
 
 describe("publishing an agent run's branch after it ended", () => {
-  it("a run without push left the remote without its branch", () => {
+  it("a run without push left the remote without its branch, and its diff says who may publish it", async () => {
     expect(gitOut("branch", "--list", branch)).toBe("");
+    type Diff = { repo: { url: string; pushed_by_task: boolean } | null; may_publish: boolean };
+    const mine = await api<Diff>(server.url, "GET", `/api/runs/${first}/diff`, undefined, member);
+    expect(mine.body.repo).toEqual({ url: forge.gitUrl("acme/app"), pushed_by_task: false });
+    expect(mine.body.may_publish).toBe(true);
+    const theirs = await api<Diff>(server.url, "GET", `/api/runs/${first}/diff`, undefined, teammate);
+    expect(theirs.body.may_publish).toBe(false);
   });
 
   it("another tenant's member gets 404 for the push, the pull request and the diff", async () => {

@@ -1,7 +1,9 @@
 import { type FormEvent, useEffect, useState } from "react";
 import { type AnswerOf, answer, api, asSubmit } from "../../api.js";
 import { navigate } from "../../router.js";
+import { highlightLine, languageOf } from "./diff-highlight.js";
 import { ErrorNote } from "./error-note.js";
+import { PublishButtons } from "./publish-buttons.js";
 
 type RunDiff = AnswerOf<"getRunDiff">;
 type AgentDiff = RunDiff["agents"][number];
@@ -34,6 +36,9 @@ export function DiffReview(props: { runId: string }) {
   return (
     <section className="section diff-review" aria-label="Diff">
       <h2>Changes</h2>
+      {diff.repo && !diff.repo.pushed_by_task && diff.may_publish ? (
+        <PublishButtons runId={props.runId} />
+      ) : null}
       {diff.agents.length > 1 ? (
         <div className="diff-tabs" role="tablist">
           {diff.agents.map((agent, i) => (
@@ -119,6 +124,7 @@ function FileView(props: {
 }) {
   const { file, agent, target } = props;
   const here = target?.path === file.path;
+  const language = languageOf(file.path);
   return (
     <section
       className="diff-file-view"
@@ -170,9 +176,9 @@ function FileView(props: {
                     ) : null}
                   </td>
                   <td className="diff-code">
-                    <code>
+                    <code className={language ? `language-${language}` : undefined}>
                       {line.kind === "add" ? "+" : line.kind === "del" ? "-" : " "}
-                      {line.text}
+                      {highlightLine(line.text, language)}
                     </code>
                   </td>
                 </tr>
