@@ -18,7 +18,7 @@ import typescript from "highlight.js/lib/languages/typescript";
 import xml from "highlight.js/lib/languages/xml";
 import yaml from "highlight.js/lib/languages/yaml";
 import { createLowlight } from "lowlight";
-import type { ReactNode } from "react";
+import { createElement, type ReactNode } from "react";
 
 /**
  * highlight.js's grammars through lowlight, which answers a syntax tree instead of HTML: the
@@ -103,9 +103,5 @@ function toReact(node: RootContent, index: number): ReactNode {
   if (node.type !== "element") return null;
   const names = node.properties.className;
   const className = Array.isArray(names) ? names.map(String).join(" ") : undefined;
-  return (
-    <span key={index} className={className}>
-      {node.children.map(toReact)}
-    </span>
-  );
+  return createElement("span", { key: index, className }, node.children.map(toReact));
 }
