@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ScriptedForge, startScriptedForge } from "../forge-server/server.js";
-import { tempDir } from "../helpers/cli.js";
+import { runCli, tempDir } from "../helpers/cli.js";
 import { addGithubForge } from "../helpers/forge-setup.js";
 import {
   api,
@@ -244,6 +244,12 @@ describe("publishing an agent run's branch after it ended", () => {
       ["commit", "skipped"],
       ["push", "success"],
     ]);
+    // By the CLI, as the submitter: the same run.
+    const cli = await runCli(["agent", "push", first, "--json", "--server", server.url], {
+      env: { RUNYARD_TOKEN: member },
+    });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toEqual({ run_id: pushRun });
     // Asked again once it has pushed: the same run.
     const again = await api<Published>(server.url, "POST", `/api/runs/${first}/push`, undefined, tenantAdmin);
     expect(again.status, JSON.stringify(again.body)).toBe(200);

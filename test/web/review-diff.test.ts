@@ -101,7 +101,8 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     expect(await file.locator("code.language-python .hljs-string").first().textContent()).toBe('"hello"');
     // The task pushed: no button offers to push it again.
     expect(await page.getByRole("button", { name: "Push branch" }).count()).toBe(0);
-    await screenshot(page, "review-diff");
+    await file.scrollIntoViewIfNeeded();
+    await screenshot(page, "review-diff", "viewport");
     await file.getByRole("button", { name: "Comment on line 1 of hello.py" }).click();
     await page.getByRole("textbox", { name: /Comment on hello.py:1/ }).fill("greet should take a name");
     await page.getByRole("button", { name: "Send comment" }).click();
@@ -137,7 +138,8 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
           .documentElement.scrollWidth,
     );
     expect(width).toBeLessThanOrEqual(390);
-    await screenshot(page, "review-diff-phone");
+    await file.scrollIntoViewIfNeeded();
+    await screenshot(page, "review-diff-phone", "viewport");
     await file.getByRole("button", { name: "Comment on file" }).click();
     await page.getByRole("textbox", { name: /Comment on hello.py \(sent/ }).fill("print the name");
     await page.getByRole("button", { name: "Send comment" }).click();
@@ -164,7 +166,7 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     );
     expect(width).toBeLessThanOrEqual(390);
     await page.getByRole("button", { name: "Push branch" }).scrollIntoViewIfNeeded();
-    await screenshot(page, "review-publish-phone");
+    await screenshot(page, "review-publish-phone", "viewport");
     await page.close();
   }, 120_000);
 
@@ -184,7 +186,8 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
       .getByText(/runyard forge add/)
       .first()
       .waitFor();
-    await screenshot(page, "review-publish-no-forge");
+    await page.getByRole("button", { name: "Push branch" }).scrollIntoViewIfNeeded();
+    await screenshot(page, "review-publish-no-forge", "viewport");
     await page.getByRole("button", { name: "Push branch" }).click();
     await page.waitForURL((url) => url.hash === `#/agents/${unpushed}-push`, { timeout: 30_000 });
     await page.getByTestId("run-status").getByText("success").waitFor({ timeout: 120_000 });
@@ -195,7 +198,7 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     // The push run's page offers no second push.
     await page.getByRole("region", { name: "File hello.py" }).waitFor({ timeout: 60_000 });
     expect(await page.getByRole("button", { name: "Push branch" }).count()).toBe(0);
-    await screenshot(page, "review-publish-pushed");
+    await screenshot(page, "review-publish-pushed", "viewport");
     await page.close();
   }, 240_000);
 });
