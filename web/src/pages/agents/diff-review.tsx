@@ -1,5 +1,5 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { type AnswerOf, answer, api, asSubmit } from "../../api.js";
+import { type AnswerOf, answer, api, asSubmit, type BodyOf } from "../../api.js";
 import { navigate } from "../../router.js";
 import { highlightLine, languageOf } from "./diff-highlight.js";
 import { ErrorNote } from "./error-note.js";
@@ -9,12 +9,8 @@ type RunDiff = AnswerOf<"getRunDiff">;
 type AgentDiff = RunDiff["agents"][number];
 type DiffFile = AgentDiff["files"][number];
 
-/** Where a comment goes: a file, or one line of it as the change left it. */
-interface Target {
-  agent: string;
-  path: string;
-  line?: number;
-}
+/** Where a comment goes: a file, or one line of it as the change left it (of one agent's change). */
+type Target = Omit<BodyOf<"sendReviewComment">, "text"> & { agent: string };
 
 /**
  * Each agent's diff (side by side in a fan-out, tabs on a narrow screen): a file list with +/-
