@@ -253,6 +253,24 @@ export async function agentSend(
   return submitted(run_id, api.baseUrl, flags, ctx);
 }
 
+/**
+ * `runyard agent push RUN [--pull-request]`: pushes a finished run's branch (its task did not),
+ * and with --pull-request opens a pull request for it through the repo's forge.
+ */
+export async function agentPush(
+  runId: string,
+  flags: { pullRequest?: boolean; follow?: boolean; json?: boolean; quiet?: boolean },
+  ctx: CliContext,
+): Promise<number> {
+  const api = apiClient(ctx);
+  const route = flags.pullRequest ? "pull-request" : "push";
+  const { run_id } = await api.submit<{ run_id: string }>(
+    "POST",
+    `/api/runs/${encodeURIComponent(runId)}/${route}`,
+  );
+  return submitted(run_id, api.baseUrl, flags, ctx);
+}
+
 async function submitted(
   runId: string,
   server: string,

@@ -821,6 +821,27 @@ function buildProgram(
       ),
     ),
   );
+  submitFlags(
+    agent
+      .command("push")
+      .argument("<run>", "a finished agent run on a repo, submitted without --push")
+      .description(
+        "push a finished agent run's branch as its last turn left it (a run of its own; asked twice, the same run)",
+      )
+      .option("--pull-request", "then open a pull request for it through the forge added for the repo")
+      .option("-f, --follow", "stream the push until it ends")
+      .option("--raw", rawHelp)
+      .option("--json", "JSON output")
+      .option("-q, --quiet", "print only failures and the result"),
+  ).action(async (run: string, flags) =>
+    setExit(
+      await (await import("./agent.js")).agentPush(
+        run,
+        flags,
+        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
+      ),
+    ),
+  );
 
   const bot = program
     .command("bot")

@@ -813,6 +813,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{id}/push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Push a finished agent run's branch (a task submitted without push)
+         * @description Queues a run on the runner that keeps the branch: each agent's branch as its last turn left it is pushed to the repo's remote by the same push step as a task with `push` (the task's git token through GIT_ASKPASS). No agent turn, no tests. 400 for a run without a repo. The run must have ended (409 while it runs); only its submitter and admins may ask (403 FORBIDDEN), and a run one may not see is 404. Asked twice, it answers the first ask's run (200, `created: false`) unless that one failed. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
+         */
+        post: operations["pushRunBranch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{id}/pull-request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Push a finished agent run's branch and open a pull request for it
+         * @description As POST /api/runs/{id}/push, and once pushed the server opens a pull (merge) request of each agent's branch against the task's base (the repo's default branch when it named none), through the forge added for the repo (`runyard forge add`; 400 INVALID_INPUT when the tenant has none for it). The run's events say the pull request's URL, and its vars hold `pull_request_url` and `pull_request_number`. The run must have ended (409 while it runs); only its submitter and admins may ask (403 FORBIDDEN), and a run one may not see is 404. Asked twice, it answers the first ask's run (200, `created: false`) unless that one failed. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
+         */
+        post: operations["openRunPullRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/bots": {
         parameters: {
             query?: never;
@@ -5755,6 +5795,11 @@ export interface operations {
                         run_id: string;
                         /** @enum {string} */
                         status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                        repo: {
+                            url: string;
+                            pushed_by_task: boolean;
+                        } | null;
+                        may_publish: boolean;
                         agents: {
                             agent: string;
                             files: {
@@ -5870,6 +5915,240 @@ export interface operations {
                         /** @enum {string} */
                         status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
                         prompt: string;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    pushRunBranch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description an earlier ask's run, still going or done */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        run_id: string;
+                        parent_run_id: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                        created: boolean;
+                    };
+                };
+            };
+            /** @description the run is queued */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        run_id: string;
+                        parent_run_id: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                        created: boolean;
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    openRunPullRequest: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description an earlier ask's run, still going or done */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        run_id: string;
+                        parent_run_id: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                        created: boolean;
+                    };
+                };
+            };
+            /** @description the run is queued */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        run_id: string;
+                        parent_run_id: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                        created: boolean;
                     };
                 };
             };

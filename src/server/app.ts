@@ -30,6 +30,7 @@ import { rerunRoutes } from "./routes/rerun.js";
 import { retryRoutes } from "./routes/retry.js";
 import { runDiffRoutes } from "./routes/run-diff.js";
 import { runLogRoutes } from "./routes/run-log.js";
+import { runPublishRoutes } from "./routes/run-publish.js";
 import { runnerSocketRoute } from "./routes/runner-socket.js";
 import { runnerRoutes } from "./routes/runners.js";
 import { runRoutes } from "./routes/runs.js";
@@ -207,6 +208,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     usageRoutes(api, deps);
     agentRoutes(api, deps);
     runDiffRoutes(api, deps);
+    runPublishRoutes(api, deps);
     botRoutes(api, deps);
     botVersionRoutes(api, deps);
     botHistoryRoutes(api, deps);

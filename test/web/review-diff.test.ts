@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
@@ -21,6 +22,9 @@ let model: ModelServer;
 let first: string;
 /** The turn the line comment started. */
 let second: string;
+/** A run of the same task submitted without push, and the bare remote. */
+let unpushed: string;
+let remote: string;
 
 const hello = 'def greet():\n    print("hello")\n\ngreet()\n';
 const hello2 = 'def greet(name):\n    print("hello", name)\n\ngreet("you")\n';
@@ -62,6 +66,18 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     first = submitted.body.run_id;
     const done = await waitForRun(up.url, first, isFinal, 120_000);
     expect(done.status, JSON.stringify(done.error)).toBe("success");
+    const unpushedRun = await api<{ run_id: string }>(up.url, "POST", "/api/runs", {
+      kind: "agent",
+      agent: "openai",
+      prompt: "add hello.py",
+      repo: { url: bare, push: false },
+      env: { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey },
+    });
+    expect(unpushedRun.status, JSON.stringify(unpushedRun.body)).toBe(201);
+    unpushed = unpushedRun.body.run_id;
+    remote = bare;
+    const kept = await waitForRun(up.url, unpushed, isFinal, 120_000);
+    expect(kept.status, JSON.stringify(kept.error)).toBe("success");
   }, 240_000);
 
   afterAll(async () => {
@@ -80,7 +96,13 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     expect(await files.locator("li").first().textContent()).toContain("+4 -0");
     const file = diff.getByRole("region", { name: "File hello.py" });
     await file.getByText('+    print("hello")').waitFor();
-    await screenshot(page, "review-diff");
+    // Highlighted as Python by the file's name: `def` is a keyword, "hello" a string.
+    expect(await file.locator("code.language-python .hljs-keyword").first().textContent()).toBe("def");
+    expect(await file.locator("code.language-python .hljs-string").first().textContent()).toBe('"hello"');
+    // The task pushed: no button offers to push it again.
+    expect(await page.getByRole("button", { name: "Push branch" }).count()).toBe(0);
+    await file.scrollIntoViewIfNeeded();
+    await screenshot(page, "review-diff", "viewport");
     await file.getByRole("button", { name: "Comment on line 1 of hello.py" }).click();
     await page.getByRole("textbox", { name: /Comment on hello.py:1/ }).fill("greet should take a name");
     await page.getByRole("button", { name: "Send comment" }).click();
@@ -116,7 +138,8 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
           .documentElement.scrollWidth,
     );
     expect(width).toBeLessThanOrEqual(390);
-    await screenshot(page, "review-diff-phone");
+    await file.scrollIntoViewIfNeeded();
+    await screenshot(page, "review-diff-phone", "viewport");
     await file.getByRole("button", { name: "Comment on file" }).click();
     await page.getByRole("textbox", { name: /Comment on hello.py \(sent/ }).fill("print the name");
     await page.getByRole("button", { name: "Send comment" }).click();
@@ -127,6 +150,55 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
       .waitFor({ timeout: 120_000 });
     const prompt = model.requests.filter(hasTools).at(-1)?.rawBody ?? "";
     expect(prompt).toContain("Review comment on hello.py (on openai's change)");
+    await page.close();
+  }, 240_000);
+
+  it("at 390x844 a run without push offers to push and to open a pull request, without sideways scrolling", async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}#/agents/${unpushed}`);
+    await page.getByRole("button", { name: "Push branch" }).waitFor({ timeout: 60_000 });
+    await page.getByRole("button", { name: "Open pull request" }).waitFor();
+    const width = await page.evaluate(
+      () =>
+        (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document
+          .documentElement.scrollWidth,
+    );
+    expect(width).toBeLessThanOrEqual(390);
+    await page.getByRole("button", { name: "Push branch" }).scrollIntoViewIfNeeded();
+    await screenshot(page, "review-publish-phone", "viewport");
+    await page.close();
+  }, 120_000);
+
+  it("at 1280x800 'Open pull request' without a forge says how to add one, and 'Push branch' pushes the branch", async () => {
+    const branch = `runyard/${unpushed}-openai`;
+    const onRemote = () =>
+      spawnSync("git", ["--git-dir", remote, "rev-parse", "--verify", "--quiet", branch], {
+        encoding: "utf8",
+      });
+    expect(onRemote().status).not.toBe(0);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}#/agents/${unpushed}`);
+    await page.getByRole("button", { name: "Open pull request" }).click({ timeout: 60_000 });
+    await page.getByText(/no forge added here holds the repo/).waitFor({ timeout: 30_000 });
+    await page
+      .getByText(/runyard forge add/)
+      .first()
+      .waitFor();
+    await page.getByRole("button", { name: "Push branch" }).scrollIntoViewIfNeeded();
+    await screenshot(page, "review-publish-no-forge", "viewport");
+    await page.getByRole("button", { name: "Push branch" }).click();
+    await page.waitForURL((url) => url.hash === `#/agents/${unpushed}-push`, { timeout: 30_000 });
+    await page.getByTestId("run-status").getByText("success").waitFor({ timeout: 120_000 });
+    expect(onRemote().stdout.trim()).toMatch(/^[0-9a-f]{40}$/);
+    expect(
+      spawnSync("git", ["--git-dir", remote, "show", `${branch}:hello.py`], { encoding: "utf8" }).stdout,
+    ).toBe(hello);
+    // The push run's page offers no second push.
+    await page.getByRole("region", { name: "File hello.py" }).waitFor({ timeout: 60_000 });
+    expect(await page.getByRole("button", { name: "Push branch" }).count()).toBe(0);
+    await screenshot(page, "review-publish-pushed", "viewport");
     await page.close();
   }, 240_000);
 });

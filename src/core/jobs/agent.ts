@@ -129,6 +129,11 @@ export const AgentTask = z.object({
     .optional(),
   /** Continue this session of the agent (a follow-up turn). */
   session_id: z.string().optional(),
+  /**
+   * Push the branch as the conversation's last turn left it, and nothing else: no setup, agent,
+   * tests or commit (a run's "push" asked after it ended, docs/agents.md).
+   */
+  publish_only: z.boolean().optional(),
   /** The turn's number in its conversation, from 1. */
   turn: z.number().int().positive().default(1),
   /** Values to mask in everything sent back (besides secret-named env values). */

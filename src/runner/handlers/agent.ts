@@ -193,6 +193,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         return { value: dir, end: { status: "success" } };
       });
       if (workspace) result.branch = workspace.branch;
+      if (task.publish_only) return await this.publish(steps, workspace, task, result);
 
       // Before the first turn only: a follow-up finds the worktree as the last turn left it.
       if (task.turn === 1 && (task.setup || task.copy_files.length > 0)) {
@@ -322,6 +323,34 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       await workspace?.release().catch(() => undefined);
       result.duration_ms = Date.now() - started;
     }
+  }
+
+  /**
+   * A push asked after the task ended: the branch as the last turn kept it goes to the remote by
+   * the same push step as a task with `push`; the session carries on for a later follow-up.
+   */
+  private async publish(
+    steps: PipelineSteps,
+    workspace: Workspace | undefined,
+    task: AgentTask,
+    result: AgentJobResult,
+  ): Promise<AgentJobResult> {
+    if (!workspace) {
+      throw new RunyardError("INVALID_INPUT", "the task has no repo: there is no branch to push", {
+        hint: "Only a task with a repo has a branch to push.",
+      });
+    }
+    for (const name of ["agent", "test", "commit"]) steps.skipped(name, "the run only pushes the branch");
+    await steps.run("push", async (say) => {
+      await workspace.push();
+      say(`pushed ${workspace.branch}`);
+      return { value: undefined, end: { status: "success" } };
+    });
+    if (task.session_id) result.session_id = task.session_id;
+    if (task.model) result.model = task.model;
+    result.pushed = true;
+    result.status = "success";
+    return result;
   }
 
   /** The `commit` step: everything the agent left, committed on the task's branch; null when nothing changed. */

@@ -9,6 +9,7 @@ import { callerOf, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { requestTrigger } from "../run-trigger.js";
+import { AgentRunSpec } from "../runs/agent-spec.js";
 import { type DiffView, parseDiff } from "../runs/diff-view.js";
 import { refuseOthersFollowUp } from "./agents.js";
 import { visibleRun } from "./visible-run.js";
@@ -42,6 +43,18 @@ const AgentDiff = z.object({
 const RunDiff = z.object({
   run_id: z.string(),
   status: RunStatus,
+  repo: z
+    .object({
+      url: z.string(),
+      pushed_by_task: z
+        .boolean()
+        .describe("the task pushes its branch itself (`push`), or this run is one that publishes a branch"),
+    })
+    .nullable()
+    .describe("the repo the run worked on; null for a task in a folder or a chat"),
+  may_publish: z
+    .boolean()
+    .describe("the caller may push the branch, open a pull request or comment: the submitter or an admin"),
   agents: z.array(AgentDiff).describe("one per agent of the run (several for a fan-out), by name"),
 });
 
@@ -122,7 +135,21 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
           },
         );
       }
-      return { run_id: run.id, status: run.status, agents: await diffsOf(deps, run) };
+      const spec = AgentRunSpec.safeParse(run.spec);
+      const repo = spec.success ? spec.data.repo : undefined;
+      const mayPublish = await refuseOthersFollowUp(deps, callerOf(request), run).then(
+        () => true,
+        () => false,
+      );
+      return {
+        run_id: run.id,
+        status: run.status,
+        repo: repo
+          ? { url: repo.url, pushed_by_task: repo.push || (spec.success && spec.data.publish !== undefined) }
+          : null,
+        may_publish: mayPublish,
+        agents: await diffsOf(deps, run),
+      };
     },
   );
 

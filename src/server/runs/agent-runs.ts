@@ -27,6 +27,7 @@ import type { JobQueue } from "../job-queue.js";
 import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
+import { openPullRequests } from "./run-pull-request.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 
 /** The job id an agent of a run always gets, so a resumed engine finds its job again. */
@@ -195,6 +196,32 @@ export class AgentRuns implements RunKindModule {
     return { name: spec.title, spec: next, vars: {} };
   }
 
+  /**
+   * A run that publishes a finished run's branch (`push`, or `pull_request` on the repo's forge):
+   * each agent's branch as its last turn kept it, on the runner that keeps it, through the same
+   * push step as a task with `push`. Refused for a run without a repo or a branch to push.
+   */
+  async preparePublish(parentId: string, publish: "push" | "pull_request"): Promise<PreparedRun> {
+    const parent = await this.store.runs.get(parentId);
+    if (!parent) throw new RunyardError("NOT_FOUND", `run ${parentId} does not exist`);
+    const parentSpec = parent.kind === "agent" ? AgentRunSpec.safeParse(parent.spec) : undefined;
+    if (parentSpec?.success && !parentSpec.data.repo) {
+      throw new RunyardError("INVALID_INPUT", `run ${parentId} has no repo: it made no branch to push`, {
+        hint: "Only an agent run on a repo (`--repo`) has a branch to push or open a pull request from.",
+      });
+    }
+    const prepared = await this.prepareFollowUp(parentId, `Publish the branch (${publish})`);
+    const spec = prepared.spec as AgentRunSpec;
+    const agents = spec.agents.filter((agent) => spec.follow_up?.agents[agent]?.branch);
+    if (agents.length === 0) {
+      throw new RunyardError("CONFLICT", `no agent of run ${parentId} left a branch to push`, {
+        hint: "The agent failed before it made its branch; submit a new run instead.",
+      });
+    }
+    const next: AgentRunSpec = { ...spec, agents, publish };
+    return { name: spec.title, spec: next, vars: {} };
+  }
+
   async start(run: ActiveRun): Promise<void> {
     const parsed = AgentRunSpec.safeParse(run.record.spec);
     if (!parsed.success) throw new RunyardError("INVALID_INPUT", "the stored agent run spec is unreadable");
@@ -209,6 +236,9 @@ export class AgentRuns implements RunKindModule {
     const results = await Promise.all(
       spec.agents.map((agent) => this.runAgent(run, spec, agent, secrets.values)),
     );
+    if (spec.publish === "pull_request" && spec.repo) {
+      await openPullRequests(this.store, run, spec.title, spec.repo, results);
+    }
     const summaries = results.map(summaryOf);
     const { status, error } = overall(results, run.signal.aborted);
     run.sink.emit({
@@ -256,7 +286,7 @@ export class AgentRuns implements RunKindModule {
                     ? `${spec.repo.branch}-${agent}`
                     : spec.repo.branch
                   : `runyard/${runId}-${agent}`),
-              push: spec.repo.push,
+              push: spec.repo.push || spec.publish !== undefined,
               key: `${spec.follow_up?.conversation ?? runId}-${agent}`,
               reuse: earlier?.branch !== undefined,
             },
@@ -275,6 +305,7 @@ export class AgentRuns implements RunKindModule {
       mcp_operator: [],
       ...(earlier ? { session_id: earlier.session_id } : {}),
       turn: spec.follow_up?.turn ?? 1,
+      ...(spec.publish ? { publish_only: true } : {}),
       secrets: [
         ...Object.values(secretValues),
         ...Object.entries(spec.env)
@@ -306,13 +337,15 @@ export class AgentRuns implements RunKindModule {
     const nobody = await this.noRunnerFor(requirements, run.record.tenant_id, agent);
     if (nobody) return agentEndedEarly(agent, "failed", nobody);
     // Counted again as the turn starts (the run may have waited while other turns spent), and
-    // its share of what is left held until it ends.
+    // its share of what is left held until it ends. A push spends nothing.
     let spend: TurnReservation | undefined;
     try {
-      spend = await this.budgets?.reserveTurn(
-        { tenantId: run.record.tenant_id, createdBy: run.record.created_by },
-        { runId, ...turnEstimate(task) },
-      );
+      spend = spec.publish
+        ? undefined
+        : await this.budgets?.reserveTurn(
+            { tenantId: run.record.tenant_id, createdBy: run.record.created_by },
+            { runId, ...turnEstimate(task) },
+          );
     } catch (error) {
       if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED") {
         return agentEndedEarly(agent, "failed", error.toInfo());

@@ -189,6 +189,11 @@ export const AgentRunSpec = z.object({
   group: z.string().optional(),
   labels: z.array(z.string()),
   follow_up: AgentFollowUp.optional(),
+  /**
+   * A run that only publishes its parent's branch, asked after the parent ended: `push` pushes
+   * it, `pull_request` pushes it and opens a pull request on the repo's forge. Set by the server only.
+   */
+  publish: z.enum(["push", "pull_request"]).optional(),
   /** A code forge's run (docs/forges.md): the forge's token is its git token. Set by the server only. */
   forge_id: z.string().optional(),
 });

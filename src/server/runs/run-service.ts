@@ -55,6 +55,10 @@ export interface RunOrigin {
   parent?: { runId: string; step: string };
 }
 
+/** Runs that publish one run's branch, at most: each failed one may be asked again. */
+const maxPublishAttempts = 10;
+const failedStatuses: ReadonlySet<string> = new Set(["failed", "canceled", "timeout", "interrupted"]);
+
 /** This server among the replicas, as the run service needs it. */
 export interface RunReplica {
   id: string;
@@ -165,6 +169,38 @@ export class RunService {
     origin: RunOrigin,
   ): Promise<RunRecord> {
     return this.submit("agent", await this.agents().prepareFollowUp(parentId, text, owner), owner, origin);
+  }
+
+  /**
+   * Queues the run that publishes `parentId`'s branch (`push`, or `pull_request`), once: its id is
+   * the parent's with `-push` or `-pull-request`, so a second ask (a double click, another
+   * replica) answers the run the first made (`created: false`). A publish run that failed may be
+   * asked again: the next gets `-2`, `-3` and so on.
+   */
+  async submitPublish(
+    parentId: string,
+    publish: "push" | "pull_request",
+    owner: RunOwner,
+    origin: RunOrigin,
+  ): Promise<{ run: RunRecord; created: boolean }> {
+    const base = `${parentId}-${publish === "push" ? "push" : "pull-request"}`;
+    for (let attempt = 1; attempt <= maxPublishAttempts; attempt++) {
+      const runId = attempt === 1 ? base : `${base}-${attempt}`;
+      const earlier = await this.store.runs.get(runId);
+      if (earlier && !failedStatuses.has(earlier.status)) return { run: earlier, created: false };
+      if (earlier) continue;
+      const prepared = await this.agents().preparePublish(parentId, publish);
+      try {
+        return { run: await this.submit("agent", prepared, owner, { ...origin, runId }), created: true };
+      } catch (error) {
+        const raced = await this.store.runs.get(runId);
+        if (raced) return { run: raced, created: false };
+        throw error;
+      }
+    }
+    throw new RunyardError("CONFLICT", `run ${parentId} failed to publish ${maxPublishAttempts} times`, {
+      hint: "Read why in the last publish run's error, fix that (the git token, the forge), then submit a new run.",
+    });
   }
 
   /**

@@ -1,18 +1,16 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { type AnswerOf, answer, api, asSubmit } from "../../api.js";
+import { type AnswerOf, answer, api, asSubmit, type BodyOf } from "../../api.js";
 import { navigate } from "../../router.js";
+import { highlightLine, languageOf } from "./diff-highlight.js";
 import { ErrorNote } from "./error-note.js";
+import { PublishButtons } from "./publish-buttons.js";
 
 type RunDiff = AnswerOf<"getRunDiff">;
 type AgentDiff = RunDiff["agents"][number];
 type DiffFile = AgentDiff["files"][number];
 
-/** Where a comment goes: a file, or one line of it as the change left it. */
-interface Target {
-  agent: string;
-  path: string;
-  line?: number;
-}
+/** Where a comment goes: a file, or one line of it as the change left it (of one agent's change). */
+type Target = Omit<BodyOf<"sendReviewComment">, "text"> & { agent: string };
 
 /**
  * Each agent's diff (side by side in a fan-out, tabs on a narrow screen): a file list with +/-
@@ -34,6 +32,9 @@ export function DiffReview(props: { runId: string }) {
   return (
     <section className="section diff-review" aria-label="Diff">
       <h2>Changes</h2>
+      {diff.repo && !diff.repo.pushed_by_task && diff.may_publish ? (
+        <PublishButtons runId={props.runId} />
+      ) : null}
       {diff.agents.length > 1 ? (
         <div className="diff-tabs" role="tablist">
           {diff.agents.map((agent, i) => (
@@ -119,6 +120,7 @@ function FileView(props: {
 }) {
   const { file, agent, target } = props;
   const here = target?.path === file.path;
+  const language = languageOf(file.path);
   return (
     <section
       className="diff-file-view"
@@ -170,9 +172,9 @@ function FileView(props: {
                     ) : null}
                   </td>
                   <td className="diff-code">
-                    <code>
+                    <code className={language ? `language-${language}` : undefined}>
                       {line.kind === "add" ? "+" : line.kind === "del" ? "-" : " "}
-                      {line.text}
+                      {highlightLine(line.text, language)}
                     </code>
                   </td>
                 </tr>

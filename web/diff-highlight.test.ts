@@ -1,0 +1,47 @@
+import { createElement, type ReactNode } from "react";
+import { renderToStaticMarkup } from "react-dom/server";
+import { describe, expect, it } from "vitest";
+
+interface HighlightModule {
+  highlightLine(text: string, language: string | undefined): ReactNode;
+  languageOf(path: string): string | undefined;
+}
+// Loaded by a path the server's type check does not follow: highlight.js's types bring in the
+// DOM's, which the server's code (Node's fetch and Buffer) must not see. web/tsconfig.json
+// checks the module itself.
+const modulePath = "./src/pages/agents/diff-highlight.js";
+const { highlightLine, languageOf } = (await import(/* @vite-ignore */ modulePath)) as HighlightModule;
+
+const render = (text: string, language: string | undefined) =>
+  renderToStaticMarkup(createElement("code", null, highlightLine(text, language)));
+
+describe("the diff's syntax highlighting", () => {
+  it("picks the language by the file's name, and none for a name it does not know", () => {
+    expect(languageOf("src/app.tsx")).toBe("typescript");
+    expect(languageOf("deploy/values.YAML")).toBe("yaml");
+    expect(languageOf("docker/Dockerfile")).toBe("dockerfile");
+    expect(languageOf("notes.txt")).toBeUndefined();
+    expect(languageOf(".bashrc")).toBeUndefined();
+  });
+
+  it("marks keywords and strings with highlight.js's classes", () => {
+    const html = render('const greeting = "hello";', "typescript");
+    expect(html).toContain('<span class="hljs-keyword">const</span>');
+    expect(html).toContain('<span class="hljs-string">&quot;hello&quot;</span>');
+  });
+
+  it("shows markup in the code as text, never as markup", () => {
+    const line = '<img src=x onerror="alert(1)"><script>alert(2)</script>';
+    for (const language of ["xml", "javascript", undefined]) {
+      const html = render(line, language);
+      expect(html).not.toMatch(/<img|<script/);
+      expect(html.replace(/<[^>]+>/g, "")).toBe(
+        line
+          .replaceAll("&", "&amp;")
+          .replaceAll("<", "&lt;")
+          .replaceAll(">", "&gt;")
+          .replaceAll('"', "&quot;"),
+      );
+    }
+  });
+});
