@@ -45,7 +45,7 @@ describe("a step attempt's Job and Secret", () => {
     };
     expect(kubeSchemaProblems(owned)).toEqual([]);
     // The check itself: a misspelt field and a wrong type are both caught.
-    const typo = structuredClone(job) as { spec: { template: { spec: Record<string, unknown> } } };
+    const typo = structuredClone(job) as unknown as { spec: { template: { spec: Record<string, unknown> } } };
     typo.spec.template.spec.restartPolcy = "Never";
     typo.spec.template.spec.automountServiceAccountToken = "no";
     expect(kubeSchemaProblems(typo as never)).toEqual([
@@ -96,7 +96,7 @@ describe("a step attempt's Job and Secret", () => {
   });
 
   it("label both with the plain ids, hashing what a label may not hold and keeping it whole in an annotation", () => {
-    const labels = (job.metadata as { labels: Record<string, string> }).labels;
+    const labels = (job.metadata as unknown as { labels: Record<string, string> }).labels;
     expect(labels).toMatchObject({
       "runyard.dev/run-id": "run_01jabc",
       "runyard.dev/attempt": "2",
@@ -104,9 +104,9 @@ describe("a step attempt's Job and Secret", () => {
       "runyard.dev/component": "step",
     });
     expect(labels["runyard.dev/step"]).toMatch(/^h-[0-9a-f]{40}$/);
-    expect((job.metadata as { annotations: Record<string, string> }).annotations["runyard.dev/step"]).toBe(
-      "build & test",
-    );
+    expect(
+      (job.metadata as unknown as { annotations: Record<string, string> }).annotations["runyard.dev/step"],
+    ).toBe("build & test");
     expect(labelValue("a".repeat(63))).toBe("a".repeat(63));
     expect(labelValue("a".repeat(64))).toMatch(/^h-/);
     expect(labelValue("-x")).toMatch(/^h-/);
