@@ -92,6 +92,11 @@ export const envNames: Record<keyof Config, string[]> = {
   stepNetworkAllow: [],
   stepPassEnv: ["RUNYARD_STEP_PASS_ENV"],
   corsOrigins: ["RUNYARD_CORS_ORIGINS"],
+  executor: ["RUNYARD_EXECUTOR"],
+  jobNamespace: ["RUNYARD_JOB_NAMESPACE"],
+  jobImage: ["RUNYARD_JOB_IMAGE"],
+  jobMemory: ["RUNYARD_JOB_MEMORY"],
+  jobCpus: ["RUNYARD_JOB_CPUS"],
 };
 
 /** Environment names that carry runyard's own credentials: steps never inherit them. */

@@ -98,6 +98,12 @@ const ConfigFile = z
     step_network_allow: z.record(z.string(), z.array(z.string())),
     /** Variables of the runner's env that platform runs' sandboxed steps get (docs/security.md). */
     step_pass_env: z.array(z.string()),
+    /** Where the runner's workflow steps run (docs/scale.md, "The Kubernetes executor"). */
+    executor: z.enum(["process", "kubernetes"]),
+    job_namespace: z.string(),
+    job_image: z.string(),
+    job_memory: z.union([z.string(), z.number()]),
+    job_cpus: z.number(),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -128,7 +134,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md), executor, job_namespace, job_image, job_memory and job_cpus (docs/scale.md).",
     });
   }
   const file = parsed.data;
@@ -187,6 +193,11 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentRepos: file.agent_repos,
     stepNetworkAllow: file.step_network_allow,
     stepPassEnv: file.step_pass_env,
+    executor: file.executor,
+    jobNamespace: file.job_namespace,
+    jobImage: file.job_image,
+    jobMemory: file.job_memory,
+    jobCpus: file.job_cpus,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,
     networkRetryCount: file.network_retry_count,

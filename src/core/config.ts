@@ -448,6 +448,25 @@ export const configSchema = z.object({
    */
   stepPassEnv: commaList(passEnvNameProblem),
   /**
+   * Runner: where its workflow steps run: `process` (process groups on this machine, the
+   * default) or `kubernetes` (each attempt a Job in `jobNamespace`, docs/scale.md).
+   */
+  executor: z.enum(["process", "kubernetes"]).default("process"),
+  /** Runner with the Kubernetes executor: the namespace its step Jobs go in. */
+  jobNamespace: z.string().min(1).optional(),
+  /** Runner with the Kubernetes executor: the image of a step's pod when the step names none (`image:`). */
+  jobImage: z.string().min(1).optional(),
+  /** Runner with the Kubernetes executor: each step pod's memory limit (a size like 512m); none by default. */
+  jobMemory: z
+    .union([z.string(), z.number()])
+    .transform((value) => String(value))
+    .refine((value) => parseMemorySize(value) !== undefined, {
+      message: "must be a size like 512m (bytes, or a number with k, m or g)",
+    })
+    .optional(),
+  /** Runner with the Kubernetes executor: each step pod's CPU limit, fractions allowed; none by default. */
+  jobCpus: z.coerce.number().positive().optional(),
+  /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
    */
