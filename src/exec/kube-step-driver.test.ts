@@ -1,115 +1,135 @@
 /**
- * The step driver run by the shells step images have (dash, busybox ash), with its three paths
- * moved into a temp folder: the same script a pod runs, against real processes and signals.
+ * The step driver run by the shells step images have (dash, busybox ash), with its two folders
+ * moved into a temp folder: the same script a pod runs, against real processes and signals, its
+ * stdout read through the trailer splitter as the runner reads a pod's log.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { maxHandedBackOutputBytes, parseDriverResult, stepDriverScript } from "./kube-step-driver.js";
+import { maxHandedBackOutputBytes, stepDriverScript } from "./kube-step-driver.js";
+import { type DriverResult, TrailerSplitter } from "./kube-step-trailer.js";
 
 const shells = ["dash", "busybox"].filter((shell) => spawnSync("which", [shell]).status === 0);
+const mark = "runyard-mark-5f0c2d9e8a7b6c5d4e3f2a1b0c9d8e7f";
 const folders: string[] = [];
 afterEach(() => {
   for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
 });
 
-function setUp(commands: string[][]) {
+/** A driver whose commands are `sh -c SCRIPT` each; `OUT` in a script is the output file's path. */
+function setUp(scripts: string[]) {
   const root = mkdtempSync(join(tmpdir(), "runyard-driver-"));
   folders.push(root);
   mkdirSync(join(root, "in"));
   mkdirSync(join(root, "out"));
-  commands.forEach((argv, i) => {
+  const output = join(root, "out", "output");
+  writeFileSync(join(root, "in", "mark"), mark);
+  scripts.forEach((script, i) => {
+    const argv = ["sh", "-c", script.replaceAll("OUT", `'${output}'`), "name", "two  spaces", "trailing\n\n"];
     for (const [j, word] of argv.entries()) writeFileSync(join(root, "in", `argv.${i}.${j}`), word);
   });
-  const script = stepDriverScript
+  const driver = stepDriverScript
     .replaceAll("/runyard/in", join(root, "in"))
-    .replaceAll("/runyard/out", join(root, "out"))
-    .replaceAll("/dev/termination-log", join(root, "termination-log"));
-  writeFileSync(join(root, "driver"), script);
-  return {
-    root,
-    output: join(root, "out", "output"),
-    argv: (shell: string) => (shell === "busybox" ? ["busybox", "sh"] : [shell]),
-    message: () => readFileSync(join(root, "termination-log"), "utf8"),
-  };
+    .replaceAll("/runyard/out", join(root, "out"));
+  writeFileSync(join(root, "driver"), driver);
+  return join(root, "driver");
 }
 
-function run(argv: string[], driver: string): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, [...argv.slice(1), driver], { stdio: ["ignore", "pipe", "inherit"] });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout }));
+function argvOf(shell: string): string[] {
+  return shell === "busybox" ? ["busybox", "sh"] : [shell];
+}
+
+interface Ran {
+  code: number | null;
+  output: string;
+  result: DriverResult | undefined;
+}
+
+function start(shell: string, driver: string, onOutput: (text: string) => void = () => {}) {
+  const argv = argvOf(shell);
+  const child = spawn(argv[0]!, [...argv.slice(1), driver], { stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  const splitter = new TrailerSplitter(Buffer.from(mark), (bytes) => {
+    output += bytes.toString();
+    onOutput(output);
   });
+  // One byte at a time: the mark split across chunks is still found.
+  child.stdout.on("data", (chunk: Buffer) => {
+    for (let i = 0; i < chunk.length; i++) splitter.push(chunk.subarray(i, i + 1));
+  });
+  const ended = new Promise<Ran>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      splitter.end();
+      resolve({ code, output, result: splitter.result() });
+    });
+  });
+  return { child, ended };
 }
 
 describe.each(shells)("the step driver under %s", (shell) => {
   it("runs each command with its words intact, stops at the first failure and says which", async () => {
-    const t = setUp([
-      ["sh", "-c", 'printf "[%s]" "$@"; echo', "name", "two  spaces", "trailing\n\n", "$HOME"],
-      ["sh", "-c", "replaced below: the output file's path"],
-      ["sh", "-c", "echo never"],
+    const driver = setUp([
+      'printf "[%s]" "$0" "$@"; echo',
+      "printf 'no newline'; printf 'A=1\\nB=\\303\\251\\n' > OUT; exit 3",
+      "echo never",
     ]);
-    // The second command writes the output file; its path has to be known to the test.
-    writeFileSync(join(t.root, "in", "argv.1.2"), `echo out; printf 'A=1\\n' > '${t.output}'; exit 3`);
-    const result = await run(t.argv(shell), join(t.root, "driver"));
-    expect(result.code).toBe(3);
-    expect(result.stdout).toBe("[two  spaces][trailing\n\n][$HOME]\nout\n");
-    expect(parseDriverResult(t.message())).toEqual({ failedIndex: 1, outputBytes: 4, output: "A=1\n" });
+    const ran = await start(shell, driver).ended;
+    expect(ran.code).toBe(3);
+    expect(ran.output).toBe("[name][two  spaces][trailing\n\n]\nno newline");
+    expect(ran.result).toEqual({ failedIndex: 1, outputBytes: 9, output: Buffer.from("A=1\nB=é\n") });
   });
 
-  it("ends 0 with no failed command, and leaves out an output file too large to hand back", async () => {
-    const t = setUp([["sh", "-c", "true"]]);
-    writeFileSync(
-      join(t.root, "in", "argv.0.2"),
-      `head -c ${maxHandedBackOutputBytes + 1} /dev/zero | tr '\\0' x > '${t.output}'`,
-    );
-    const result = await run(t.argv(shell), join(t.root, "driver"));
-    expect(result.code).toBe(0);
-    expect(parseDriverResult(t.message())).toEqual({ outputBytes: maxHandedBackOutputBytes + 1 });
+  it("ends 0 with no failed command, and does not hand back an output file over the cap", async () => {
+    const driver = setUp([
+      "echo fine",
+      `head -c ${maxHandedBackOutputBytes + 1} /dev/zero | tr '\\0' x > OUT`,
+    ]);
+    const ran = await start(shell, driver).ended;
+    expect(ran.code).toBe(0);
+    expect(ran.output).toBe("fine\n");
+    expect(ran.result).toEqual({ outputBytes: maxHandedBackOutputBytes + 1 });
   });
 
   it("passes SIGTERM on to the running command (the shell is the pod's PID 1)", async () => {
-    const t = setUp([
-      ["sh", "-c", `trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done`],
-    ]);
-    const child = spawn(t.argv(shell)[0]!, [...t.argv(shell).slice(1), join(t.root, "driver")], {
-      stdio: ["ignore", "pipe", "inherit"],
+    const driver = setUp([`trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done`]);
+    let ready!: () => void;
+    const isReady = new Promise<void>((resolve) => {
+      ready = resolve;
     });
-    let stdout = "";
-    const ready = new Promise<void>((resolve) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes("ready")) resolve();
-      });
+    const { child, ended } = start(shell, driver, (output) => {
+      if (output.includes("ready")) ready();
     });
-    const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
-    await ready;
+    await isReady;
     child.kill("SIGTERM");
-    expect(await closed).toBe(143);
-    expect(stdout).toContain("got-term");
+    const ran = await ended;
+    expect(ran.code).toBe(143);
+    expect(ran.output).toBe("ready\ngot-term\n");
+    expect(ran.result).toBeUndefined();
   }, 20_000);
 });
 
-describe("parseDriverResult", () => {
-  it("reads the header and the output, and refuses anything else", () => {
-    expect(parseDriverResult("runyard-step-result failed=- size=0\n")).toEqual({
-      outputBytes: 0,
-      output: "",
+describe("the trailer splitter", () => {
+  it("holds back what could be the start of the mark, and hands it on when it is not", () => {
+    let shown = "";
+    const splitter = new TrailerSplitter(Buffer.from("MARK"), (bytes) => {
+      shown += bytes.toString();
     });
-    expect(parseDriverResult("runyard-step-result failed=2 size=5\nA=1\nB")).toEqual({
-      failedIndex: 2,
-      outputBytes: 5,
-      output: "A=1\nB",
-    });
-    expect(parseDriverResult(undefined)).toBeUndefined();
-    expect(parseDriverResult("")).toBeUndefined();
-    expect(parseDriverResult("OOMKilled")).toBeUndefined();
+    splitter.push(Buffer.from("abcMA"));
+    expect(shown).toBe("abc");
+    splitter.push(Buffer.from("Xd MAR"));
+    expect(shown).toBe("abcMAXd ");
+    splitter.end();
+    expect(shown).toBe("abcMAXd MAR");
+    expect(splitter.result()).toBeUndefined();
+  });
+
+  it("refuses a trailer that is not the driver's", () => {
+    const splitter = new TrailerSplitter(Buffer.from("MARK"), () => {});
+    splitter.push(Buffer.from("xMARK nonsense\n"));
+    expect(splitter.result()).toBeUndefined();
   });
 });
 

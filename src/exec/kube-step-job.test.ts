@@ -11,6 +11,7 @@ import {
 
 const input: StepJobInput = {
   name: stepJobName("0123456789ab"),
+  mark: "runyard-mark-00112233445566778899aabbccddeeff",
   namespace: "runyard-steps",
   image: "busybox:1.36",
   owner: { runId: "run_01jabc", step: "build & test", attempt: 2, runnerId: "runner-a" },

@@ -29,6 +29,8 @@ export const stepLabels = {
   attempt: "runyard.dev/attempt",
   runnerId: "runyard.dev/runner-id",
 } as const;
+/** The Job's name, on the Job, its Secret and its pod: the pod is found by it. */
+export const jobLabel = "runyard.dev/job";
 /** Marks every object runyard makes for a step, so `kubectl get jobs -l runyard.dev/component=step` lists them. */
 export const componentLabel = "runyard.dev/component";
 
@@ -39,6 +41,8 @@ export interface StepJobInput {
   image: string;
   /** Plain ids; a value Kubernetes would refuse as a label is hashed there and kept whole in an annotation. */
   owner: { runId: string; step: string; attempt: number; runnerId: string };
+  /** The attempt's mark, that starts the driver's trailer in the log (kube-step-trailer.ts). */
+  mark: string;
   /** Each command's argv, run one after the other until one fails (cmd.run's lines, or shell.run's one). */
   commands: string[][];
   /** The attempt's whole environment, `$RUNYARD_OUTPUT` included. */
@@ -88,6 +92,7 @@ export function imageProblem(image: string): string | undefined {
 export function stepJobManifests(input: StepJobInput): StepJobManifests {
   const labels = {
     [componentLabel]: "step",
+    [jobLabel]: input.name,
     [stepLabels.runId]: labelValue(input.owner.runId),
     [stepLabels.step]: labelValue(input.owner.step),
     [stepLabels.attempt]: String(input.owner.attempt),
@@ -98,8 +103,11 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
     [stepLabels.step]: input.owner.step,
     [stepLabels.runnerId]: input.owner.runnerId,
   };
-  const data: Record<string, string> = { driver: stepDriverScript };
-  const items: { key: string; path: string }[] = [{ key: "driver", path: "driver" }];
+  const data: Record<string, string> = { driver: stepDriverScript, mark: input.mark };
+  const items: { key: string; path: string }[] = [
+    { key: "driver", path: "driver" },
+    { key: "mark", path: "mark" },
+  ];
   input.commands.forEach((argv, i) => {
     argv.forEach((word, j) => {
       data[`argv.${i}.${j}`] = word;
@@ -166,8 +174,6 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
           capabilities: { drop: ["ALL"] },
         },
         volumeMounts,
-        terminationMessagePath: "/dev/termination-log",
-        terminationMessagePolicy: "File",
       },
     ],
     volumes,
