@@ -7,6 +7,7 @@
  */
 
 import type { ErrorCode } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
 import type { SandboxNetwork } from "./sandbox-network.js";
 
 export type OutputStream = "stdout" | "stderr";
@@ -185,6 +186,11 @@ export interface ExecResult {
   cpuMs: number;
   /** Set when the process could not be started at all (missing command, bad cwd). */
   spawnError?: string;
+  /**
+   * Set when the executor's platform ended the command (a Kubernetes Job's image not pulled, its
+   * pod evicted or OOMKilled, the API gone): typed, and the command's failure is this.
+   */
+  fault?: ErrorInfo;
 }
 
 /** Starts one process group and supervises it to its end (timeouts, cancel, the group's survivors). */
