@@ -57,6 +57,15 @@ export interface ExecAttempt {
   readonly files: Readonly<Record<string, string>>;
   run(command: AttemptCommand): Promise<ExecResult>;
   /**
+   * Runs all of an attempt's commands in turn as one unit, stopping at the first that fails (one
+   * pod per attempt on Kubernetes, kube-step-executor.ts); `failedIndex` says which failed.
+   * Absent: each command goes to `run`.
+   */
+  runSequence?(
+    argvs: string[][],
+    command: Omit<AttemptCommand, "argv">,
+  ): Promise<ExecResult & { failedIndex?: number }>;
+  /**
    * The `$RUNYARD_OUTPUT` contents if they changed since the last call (undefined otherwise):
    * cheap enough to call before each chunk of output, so a secret written there is masked
    * from then on.
