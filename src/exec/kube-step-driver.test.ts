@@ -26,6 +26,8 @@ function setUp(scripts: string[]) {
   mkdirSync(join(root, "out"));
   const output = join(root, "out", "output");
   writeFileSync(join(root, "in", "mark"), mark);
+  writeFileSync(join(root, "in", "env.GREETING"), "hello  there\n\n");
+  writeFileSync(join(root, "in", "env.in"), "a step's own variable named like a driver's");
   scripts.forEach((script, i) => {
     const argv = ["sh", "-c", script.replaceAll("OUT", `'${output}'`), "name", "two  spaces", "trailing\n\n"];
     for (const [j, word] of argv.entries()) writeFileSync(join(root, "in", `argv.${i}.${j}`), word);
@@ -72,13 +74,15 @@ function start(shell: string, driver: string, onOutput: (text: string) => void =
 describe.each(shells)("the step driver under %s", (shell) => {
   it("runs each command with its words intact, stops at the first failure and says which", async () => {
     const driver = setUp([
-      'printf "[%s]" "$0" "$@"; echo',
+      'printf "[%s]" "$0" "$@" "$GREETING" "$in"; echo',
       "printf 'no newline'; printf 'A=1\\nB=\\303\\251\\n' > OUT; exit 3",
       "echo never",
     ]);
     const ran = await start(shell, driver).ended;
     expect(ran.code).toBe(3);
-    expect(ran.output).toBe("[name][two  spaces][trailing\n\n]\nno newline");
+    expect(ran.output).toBe(
+      "[name][two  spaces][trailing\n\n][hello  there\n\n][a step's own variable named like a driver's]\nno newline",
+    );
     expect(ran.result).toEqual({ failedIndex: 1, outputBytes: 9, output: Buffer.from("A=1\nB=é\n") });
   });
 

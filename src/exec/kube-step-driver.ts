@@ -3,7 +3,8 @@
  * `/bin/sh`, `cat` and `wc` can run steps. It runs the attempt's commands one after the other
  * (cmd.run's lines, each `SHELL -c LINE`; shell.run's one), each word of each argv read from its
  * own file of the attempt's Secret (`argv.I.J`), and stops at the first that fails, as the
- * process executor does line by line. On exit it writes a trailer to its stdout, which the
+ * process executor does line by line. The attempt's variables come from files of the Secret too
+ * (`env.NAME`), exported by the driver: the pod's spec names none of them. On exit it writes a trailer to its stdout, which the
  * runner takes out of the log (kube-step-trailer.ts): the attempt's mark (a random string from
  * the Secret, which no output before it holds), which command failed, and `$RUNYARD_OUTPUT`
  * whole. The pod's log is the only way back that every cluster has: a termination message holds
@@ -16,39 +17,45 @@
 /** The most of `$RUNYARD_OUTPUT` handed back: one exported value's cap and room for its name. */
 export const maxHandedBackOutputBytes = 1024 * 1024 + 64 * 1024;
 
-export const stepDriverScript = `# runyard's step driver: each command in turn until one fails, then the trailer with $RUNYARD_OUTPUT.
-in=/runyard/in
-out=/runyard/out/output
-finish() {
-  size=0
-  if [ -f "$out" ] && [ ! -L "$out" ]; then size=$(($(wc -c < "$out"))); fi
-  hand=$size
-  if [ "$size" -gt ${maxHandedBackOutputBytes} ]; then hand=0; fi
-  cat "$in/mark"
-  printf ' failed=%s size=%s handed=%s\\n' "$1" "$size" "$hand"
-  if [ "$hand" -gt 0 ]; then cat "$out"; fi
+export const stepDriverScript = `# runyard's step driver: the env from its files, each command in turn until one fails, then the trailer.
+runyard_in=/runyard/in
+runyard_out=/runyard/out/output
+for runyard_f in "$runyard_in"/env.*; do
+  [ -e "$runyard_f" ] || continue
+  runyard_v=$(cat "$runyard_f"; printf x)
+  export "\${runyard_f##*/env.}=\${runyard_v%x}"
+done
+unset runyard_f runyard_v
+runyard_finish() {
+  runyard_size=0
+  if [ -f "$runyard_out" ] && [ ! -L "$runyard_out" ]; then runyard_size=$(($(wc -c < "$runyard_out"))); fi
+  runyard_hand=$runyard_size
+  if [ "$runyard_size" -gt ${maxHandedBackOutputBytes} ]; then runyard_hand=0; fi
+  cat "$runyard_in/mark"
+  printf ' failed=%s size=%s handed=%s\\n' "$1" "$runyard_size" "$runyard_hand"
+  if [ "$runyard_hand" -gt 0 ]; then cat "$runyard_out"; fi
   exit "$2"
 }
-child=
-stopping=
-trap 'stopping=1; if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi' TERM INT
-i=0
-while [ -e "$in/argv.$i.0" ]; do
+runyard_child=
+runyard_stopping=
+trap 'runyard_stopping=1; if [ -n "$runyard_child" ]; then kill -TERM "$runyard_child" 2>/dev/null; fi' TERM INT
+runyard_i=0
+while [ -e "$runyard_in/argv.$runyard_i.0" ]; do
   set --
-  j=0
-  while [ -e "$in/argv.$i.$j" ]; do
-    word=$(cat "$in/argv.$i.$j"; printf x)
-    set -- "$@" "\${word%x}"
-    j=$((j + 1))
+  runyard_j=0
+  while [ -e "$runyard_in/argv.$runyard_i.$runyard_j" ]; do
+    runyard_w=$(cat "$runyard_in/argv.$runyard_i.$runyard_j"; printf x)
+    set -- "$@" "\${runyard_w%x}"
+    runyard_j=$((runyard_j + 1))
   done
   "$@" &
-  child=$!
-  wait "$child"
-  rc=$?
-  if [ -n "$stopping" ]; then wait "$child"; exit 143; fi
-  child=
-  if [ "$rc" -ne 0 ]; then finish "$i" "$rc"; fi
-  i=$((i + 1))
+  runyard_child=$!
+  wait "$runyard_child"
+  runyard_rc=$?
+  if [ -n "$runyard_stopping" ]; then wait "$runyard_child"; exit 143; fi
+  runyard_child=
+  if [ "$runyard_rc" -ne 0 ]; then runyard_finish "$runyard_i" "$runyard_rc"; fi
+  runyard_i=$((runyard_i + 1))
 done
-finish - 0
+runyard_finish - 0
 `;

@@ -15,6 +15,7 @@ import type { KubeCluster } from "./kube/cluster.js";
 import { waitForPodEnd } from "./kube/pod-end.js";
 import { type PodStartLimits, waitForPodStart } from "./kube/pod-start.js";
 import {
+  envNameProblem,
   maxSecretBytes,
   ownedBy,
   type StepJobInput,
@@ -114,6 +115,15 @@ class KubeStepAttempt implements ExecAttempt {
       activeDeadlineSeconds:
         timeoutSeconds === undefined ? defaultDeadlineSeconds : timeoutSeconds + deadlineMarginSeconds,
     });
+    const badName = Object.keys(this.env)
+      .map(envNameProblem)
+      .find((problem) => problem !== undefined);
+    if (badName) {
+      return ended(startedAt, {
+        status: "failed",
+        spawnError: `${badName}, and a step's pod gets its variables from a shell: name it with letters, digits and _`,
+      });
+    }
     const bytes = secretBytes(manifests.secret);
     if (bytes > maxSecretBytes) {
       return ended(startedAt, {
@@ -217,15 +227,16 @@ class KubeStepAttempt implements ExecAttempt {
 }
 
 /**
- * Creates the Job suspended, then its Secret owned by it, then lets it run: the pod never starts
- * without its env, and the Secret goes with the Job. Whatever fails on the way, the Job is
- * deleted with what it owns.
+ * Creates the Job, then at once its Secret owned by it: the pod waits for its Secret volume
+ * until it exists (a kubelet retries the mount), so it never starts without its env, and the
+ * garbage collector deletes the Secret with the Job. Nothing is patched, so the runner's Role
+ * needs no update rights. If the Secret cannot be made, the Job is deleted.
  */
 async function createStepJob(
   cluster: KubeCluster,
   manifests: ReturnType<typeof stepJobManifests>,
 ): Promise<void> {
-  const { BatchV1Api, CoreV1Api, setHeaderOptions, PatchStrategy } = await import("@kubernetes/client-node");
+  const { BatchV1Api, CoreV1Api } = await import("@kubernetes/client-node");
   const batch = cluster.credentials.config.makeApiClient(BatchV1Api);
   const core = cluster.credentials.config.makeApiClient(CoreV1Api);
   const namespace = cluster.namespace;
@@ -243,12 +254,6 @@ async function createStepJob(
     };
     await cluster.call({ verb: "create", resource: "secrets" }, () =>
       core.createNamespacedSecret({ namespace, body: secret as never }),
-    );
-    await cluster.call({ verb: "patch", resource: "jobs" }, () =>
-      batch.patchNamespacedJob(
-        { name: owner.name, namespace, body: { spec: { suspend: false } } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      ),
     );
   } catch (error) {
     await cluster.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { kubeSchemaProblems } from "../../test/helpers/kube-schema.js";
 import {
+  envNameProblem,
   labelValue,
   ownedBy,
   type StepJobInput,
@@ -19,7 +20,7 @@ const input: StepJobInput = {
     ["bash", "-c", "echo one"],
     ["bash", "-c", "make test"],
   ],
-  env: { API_TOKEN: "s3cret-value", "odd name.x": "v", RUNYARD_OUTPUT: "/runyard/out/output" },
+  env: { API_TOKEN: "s3cret-value", RUNYARD_OUTPUT: "/runyard/out/output" },
   files: { script: "echo from a file\n" },
   activeDeadlineSeconds: 90,
   killGraceMs: 5000,
@@ -55,8 +56,12 @@ describe("a step attempt's Job and Secret", () => {
     ]);
   });
 
-  it("run once, suspended until the Secret exists, with the deadline as a backstop", () => {
-    expect(spec).toMatchObject({ suspend: true, backoffLimit: 0, activeDeadlineSeconds: 90 });
+  it("run once, with the deadline as a backstop, the pod's files and env all from the Secret's volume", () => {
+    expect(spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 90 });
+    expect(spec.suspend).toBeUndefined();
+    const volumes = (pod as unknown as { volumes: Array<{ name: string; secret?: { secretName: string } }> })
+      .volumes;
+    expect(volumes.find((volume) => volume.name === "in")?.secret?.secretName).toBe(input.name);
     expect(spec.ttlSecondsAfterFinished).toBeGreaterThan(0);
     expect(pod.restartPolicy).toBe("Never");
     expect(pod).toMatchObject({ terminationGracePeriodSeconds: 5, enableServiceLinks: false });
@@ -80,16 +85,17 @@ describe("a step attempt's Job and Secret", () => {
     expect(pod.containers[0]!.resources).toEqual({ limits: { memory: "268435456", cpu: "500m" } });
   });
 
-  it("keep every value of the env out of the Job: only names, each taken from the Secret", () => {
+  it("keep the env out of the Job, values and names: the Secret holds them, as files the driver exports", () => {
     const text = JSON.stringify(job);
     expect(text).not.toContain("s3cret-value");
+    expect(text).not.toContain("API_TOKEN");
     expect(text).not.toContain("make test");
     expect(text).not.toContain("echo from a file");
-    const env = pod.containers[0]!.env;
-    expect(env.map((e) => e.name).sort()).toEqual(["API_TOKEN", "RUNYARD_OUTPUT", "odd name.x"]);
-    expect(env.every((e) => e.value === undefined)).toBe(true);
+    expect(pod.containers[0]!.env).toBeUndefined();
     const data = secret.stringData as Record<string, string>;
-    expect(Object.values(data)).toContain("s3cret-value");
+    expect(data["env.API_TOKEN"]).toBe("s3cret-value");
+    expect(envNameProblem("API_TOKEN")).toBeUndefined();
+    expect(envNameProblem("odd name.x")).toContain("cannot be exported by a shell");
     expect(data["argv.1.2"]).toBe("make test");
     expect(data["file.script"]).toBe("echo from a file\n");
     expect(filePaths).toEqual({ script: "/runyard/in/file.script" });

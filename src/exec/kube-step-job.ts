@@ -61,7 +61,10 @@ export interface StepJobInput {
 
 export interface StepJobManifests {
   job: KubeObject;
-  /** Add `ownerReferences` naming the created Job (`ownedBy`) before creating it. */
+  /**
+   * Created right after the Job, with `ownerReferences` naming it (`ownedBy`): the pod waits for
+   * its volume until it exists, and the garbage collector deletes it with the Job.
+   */
   secret: KubeObject;
   /** Where each file of `StepJobInput.files` is in the pod. */
   filePaths: Record<string, string>;
@@ -80,6 +83,16 @@ export function stepJobName(random: string): string {
   return `runyard-step-${random}`;
 }
 
+/**
+ * Why a variable cannot go to a step's pod: the driver exports it by name, so it must be a name
+ * the shell takes (letters, digits and `_`, not starting with a digit). Undefined when it can.
+ */
+export function envNameProblem(name: string): string | undefined {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length <= 200
+    ? undefined
+    : `the variable name ${JSON.stringify(name.slice(0, 60))} cannot be exported by a shell`;
+}
+
 /** Why an image name cannot be a container's image; undefined when it can. */
 export function imageProblem(image: string): string | undefined {
   if (image.trim() === "") return "is empty";
@@ -88,7 +101,7 @@ export function imageProblem(image: string): string | undefined {
   return undefined;
 }
 
-/** The Job (suspended when `suspend`) and Secret of one attempt; the Secret's size is checked by the caller. */
+/** The Job and Secret of one attempt; the Secret's size is checked by the caller. */
 export function stepJobManifests(input: StepJobInput): StepJobManifests {
   const labels = {
     [componentLabel]: "step",
@@ -104,28 +117,21 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
     [stepLabels.runnerId]: input.owner.runnerId,
   };
   const data: Record<string, string> = { driver: stepDriverScript, mark: input.mark };
-  const items: { key: string; path: string }[] = [
-    { key: "driver", path: "driver" },
-    { key: "mark", path: "mark" },
-  ];
   input.commands.forEach((argv, i) => {
     argv.forEach((word, j) => {
       data[`argv.${i}.${j}`] = word;
-      items.push({ key: `argv.${i}.${j}`, path: `argv.${i}.${j}` });
     });
   });
   const filePaths: Record<string, string> = {};
   for (const [name, content] of Object.entries(input.files)) {
     const key = `file.${secretKeyPart(name)}`;
     data[key] = content;
-    items.push({ key, path: key });
     filePaths[name] = `${stepInputDir}/${key}`;
   }
-  // Each variable by reference to its own key: env names may hold characters a Secret key may not.
-  const env = Object.entries(input.env).map(([name, value], index) => {
-    data[`env.${index}`] = value;
-    return { name, valueFrom: { secretKeyRef: { name: input.name, key: `env.${index}` } } };
-  });
+  // Each variable a file the driver exports: the pod's spec holds neither its value nor its name.
+  for (const [name, value] of Object.entries(input.env)) {
+    data[`env.${name}`] = value;
+  }
 
   const workDir = input.cwd ?? defaultStepWorkDir;
   const volumeMounts = [
@@ -136,7 +142,7 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
   ];
   const volumes = [
     // Readable by the pod's user (not root) and nobody else: the pod has no other user.
-    { name: "in", secret: { secretName: input.name, defaultMode: 0o444, items } },
+    { name: "in", secret: { secretName: input.name, defaultMode: 0o444 } },
     { name: "out", emptyDir: { sizeLimit: "1Mi" } },
     { name: "tmp", emptyDir: {} },
     ...(input.cwd === undefined ? [{ name: "work", emptyDir: {} }] : []),
@@ -164,7 +170,6 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
         imagePullPolicy: "IfNotPresent",
         command: ["/bin/sh", `${stepInputDir}/driver`],
         workingDir: workDir,
-        env,
         ...(Object.keys(limits).length > 0 ? { resources: { limits } } : {}),
         securityContext: {
           allowPrivilegeEscalation: false,
@@ -183,8 +188,6 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
     kind: "Job",
     metadata: { name: input.name, namespace: input.namespace, labels, annotations },
     spec: {
-      // Created suspended: its Secret, owned by it, exists before its pod starts.
-      suspend: true,
       backoffLimit: 0,
       ttlSecondsAfterFinished: input.ttlSecondsAfterFinished ?? 600,
       ...(input.activeDeadlineSeconds !== undefined
