@@ -200,7 +200,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       tests: { command: "python3 hello.py | grep -qx hello" },
     });
     const finished = await finishedOf(runId);
-    expect(finished.status, JSON.stringify(finished.error)).toBe("success");
+    expect(finished.status, `${JSON.stringify(finished.error)}\n${runner.output().slice(-3000)}`).toBe("success");
     const branch = `runyard/${runId}-claude_code`;
     expect(finished.agents?.[0]).toMatchObject({ agent: "claude_code", pushed: true, branch });
     expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);

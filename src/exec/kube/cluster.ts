@@ -1,10 +1,10 @@
-import type {
+import {
   BatchV1Api,
   CoreV1Api,
   NetworkingV1Api,
-  V1Job,
-  V1JobList,
-  V1PodList,
+  type V1Job,
+  type V1JobList,
+  type V1PodList,
 } from "@kubernetes/client-node";
 import type { RunyardError } from "../../core/errors.js";
 import { type KubeCredentials, loadKubeCredentials } from "./credentials.js";
@@ -46,7 +46,6 @@ export class KubeCluster {
     options: { namespace?: string; context?: string },
   ): Promise<KubeCluster> {
     const credentials = await loadKubeCredentials(env, options.context);
-    const { BatchV1Api, CoreV1Api, NetworkingV1Api } = await import("@kubernetes/client-node");
     const { config } = credentials;
     const cluster = new KubeCluster(
       credentials,
