@@ -38,6 +38,7 @@ import { dockerRunnerLabel, kubernetesRunnerLabel } from "../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
+import { agentKubernetesSettings } from "./runner-kubernetes.js";
 import { runnerStepNetwork } from "./runner-network.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
@@ -87,6 +88,9 @@ async function agentHandler(
     connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
   const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
+  const kubernetes = config.agentKubernetes
+    ? await agentKubernetesSettings(config, env, connection)
+    : undefined;
   const turns = new SupervisedAgentTurns({
     agentsHome,
     env,
@@ -95,6 +99,7 @@ async function agentHandler(
     tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
     ...(config.gitTokenEnvVar ? { gitTokenVariable: config.gitTokenEnvVar } : {}),
     ...(docker ? { sandbox: agentSandboxSettings(config, docker, connection) } : {}),
+    ...(kubernetes ? { kubernetes } : {}),
     sandboxed: executor.sandboxed,
   });
   const killed = turns.killLeftovers();

@@ -1,10 +1,10 @@
-import type {
+import {
   BatchV1Api,
   CoreV1Api,
   NetworkingV1Api,
-  V1Job,
-  V1JobList,
-  V1PodList,
+  type V1Job,
+  type V1JobList,
+  type V1PodList,
 } from "@kubernetes/client-node";
 import type { RunyardError } from "../../core/errors.js";
 import { type KubeCredentials, loadKubeCredentials } from "./credentials.js";
@@ -46,7 +46,6 @@ export class KubeCluster {
     options: { namespace?: string; context?: string },
   ): Promise<KubeCluster> {
     const credentials = await loadKubeCredentials(env, options.context);
-    const { BatchV1Api, CoreV1Api, NetworkingV1Api } = await import("@kubernetes/client-node");
     const { config } = credentials;
     const cluster = new KubeCluster(
       credentials,
@@ -105,9 +104,10 @@ export class KubeCluster {
   }
 
   /**
-   * Creates the Job of `request`, suspended, then its Secret and NetworkPolicy owned by it, then
-   * lets it run: its pod never exists without its env or its egress rules. Whatever fails on
-   * the way, nothing is left behind (the Job is deleted with what it owns).
+   * Creates the Job of `request`, then its NetworkPolicy and last its Secret, both owned by the
+   * Job: its container waits for the Secret (the kubelet retries until it exists), so it never
+   * starts without its env or before its egress rules. Whatever fails on the way, nothing is
+   * left behind (the Job is deleted with what it owns). Needs no verb but create.
    */
   async createJob(request: KubeJobRequest): Promise<CreatedJob> {
     const created = await this.call({ verb: "create", resource: "jobs" }, () =>
@@ -115,21 +115,14 @@ export class KubeCluster {
     );
     const owner = { name: created.metadata?.name ?? request.name, uid: created.metadata?.uid ?? "" };
     try {
-      await this.call({ verb: "create", resource: "secrets" }, () =>
-        this.core.createNamespacedSecret({ namespace: this.namespace, body: secretObject(request, owner) }),
-      );
       await this.call({ verb: "create", resource: "networkpolicies" }, () =>
         this.networking.createNamespacedNetworkPolicy({
           namespace: this.namespace,
           body: networkPolicyObject(request, owner),
         }),
       );
-      const { setHeaderOptions, PatchStrategy } = await import("@kubernetes/client-node");
-      await this.call({ verb: "patch", resource: "jobs" }, () =>
-        this.batch.patchNamespacedJob(
-          { name: owner.name, namespace: this.namespace, body: { spec: { suspend: false } } },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        ),
+      await this.call({ verb: "create", resource: "secrets" }, () =>
+        this.core.createNamespacedSecret({ namespace: this.namespace, body: secretObject(request, owner) }),
       );
     } catch (error) {
       await this.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 import { RunyardError } from "../../core/errors.js";
 
 /** Where a pod finds its service account, as every in-cluster client reads it. */
@@ -28,7 +28,6 @@ export async function loadKubeCredentials(
   env: Readonly<Record<string, string | undefined>>,
   context?: string,
 ): Promise<KubeCredentials> {
-  const { KubeConfig } = await import("@kubernetes/client-node");
   const config = new KubeConfig();
   const files = (env.KUBECONFIG ?? "").split(delimiter).filter((file) => file !== "");
   const inCluster =

@@ -2,7 +2,7 @@ import { RunyardError } from "../../core/errors.js";
 
 /** What the runner was doing when the API answered: the verb and resource RBAC names. */
 export interface KubeCall {
-  verb: "create" | "get" | "list" | "watch" | "delete" | "patch";
+  verb: "create" | "get" | "list" | "watch" | "delete";
   /** As RBAC names it: `jobs`, `secrets`, `networkpolicies`, `pods`, `pods/log`, `namespaces`. */
   resource: string;
   namespace: string;

@@ -131,7 +131,12 @@ export class KubeJobLauncher implements ProcessLauncher {
     );
   }
 
-  /** The claim's folders the command sees, at their own paths; a problem when one lies outside the claim. */
+  /**
+   * The claim's folders the command sees, at their own paths; a problem when one it writes lies
+   * outside the claim. A folder it only reads that lies outside (the agent CLIs of a runner whose
+   * home is not on the claim) must be in the image at the same path: `k8s_image` is built from the
+   * runner's image.
+   */
   private mountsOf(request: ExecRequest): ClaimMount[] | string {
     const claim = this.settings.claim;
     const folders: Array<[string, boolean]> = [];
@@ -146,7 +151,9 @@ export class KubeJobLauncher implements ProcessLauncher {
       seen.add(folder);
       const inside = relative(claim.root, folder);
       if (inside.startsWith("..") || isAbsolute(inside)) {
-        return `${folder} is not on the workspace claim ${claim.name} (mounted at ${claim.root} on the runner): a Job's pod sees only folders of the claim; put the runner's home (RUNYARD_HOME) and its agents on it`;
+        // What the command only reads (the agent CLIs) may come with the image, where the runner has it.
+        if (readOnly) continue;
+        return `${folder} is not on the workspace claim ${claim.name} (mounted at ${claim.root} on the runner): a Job's pod writes only to folders of the claim; put the runner's home (RUNYARD_HOME) and workspace folder (RUNYARD_WORKSPACE_DIR) on it`;
       }
       mounts.push({ subPath: inside, mountPath: folder, readOnly });
     }

@@ -56,7 +56,6 @@ describe("the objects of a Job", () => {
   it("hold the pod hardened: non-root with fsGroup, read-only root, no capabilities, no token, limits", () => {
     const job = jobObject(request);
     expect(job.spec?.backoffLimit).toBe(0);
-    expect(job.spec?.suspend).toBe(true);
     expect(job.spec?.activeDeadlineSeconds).toBe(1860);
     const pod = job.spec?.template.spec;
     expect(pod?.restartPolicy).toBe("Never");

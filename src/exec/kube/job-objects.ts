@@ -65,8 +65,8 @@ export interface KubeJobRequest {
 
 /**
  * The Job of one command, hardened: `restartPolicy: Never` and `backoffLimit: 0` (run once,
- * never again behind the runner's back), created suspended so that its Secret and NetworkPolicy
- * exist before its pod does; a non-root user with `fsGroup`, a read-only root with in-memory
+ * never again behind the runner's back); its container cannot start before its Secret exists
+ * (`envFrom` that is not optional), which the runner makes after its NetworkPolicy; a non-root user with `fsGroup`, a read-only root with in-memory
  * home and /tmp, every capability dropped, no privilege gain, seccomp `RuntimeDefault`, no
  * service-account token and no service links. The command and its env are in the Secret only.
  */
@@ -90,7 +90,6 @@ export function jobObject(request: KubeJobRequest): V1Job {
     kind: "Job",
     metadata: { name: request.name, namespace: request.namespace, labels: podLabels },
     spec: {
-      suspend: true,
       backoffLimit: 0,
       activeDeadlineSeconds: request.deadlineSeconds,
       template: {

@@ -1,5 +1,6 @@
 import { Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
+import { Log } from "@kubernetes/client-node";
 import type { OutputStream } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { kubeContainerName } from "./job-objects.js";
@@ -18,7 +19,6 @@ export async function followPodLog(
   onOutput: (stream: OutputStream, data: string) => void,
   signal: AbortSignal,
 ): Promise<void> {
-  const { Log } = await import("@kubernetes/client-node");
   const decoder = new StringDecoder("utf8");
   let pending = "";
   const hand = (line: string) => {

@@ -73,7 +73,10 @@ export async function waitForPodStart(
         if (phase === "Running" || phase === "Succeeded" || phase === "Failed") return pod;
         const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting;
         const reason = waiting?.reason ?? "";
-        if (configFailures.has(reason)) {
+        // The Job's own Secret is made just after the Job: until then the kubelet waits for it.
+        const ownSecret =
+          reason === "CreateContainerConfigError" && (waiting?.message ?? "").includes(`"${jobName}"`);
+        if (configFailures.has(reason) && !ownSecret) {
           throw new RunyardError(
             reason === "InvalidImageName" ? "KUBE_IMAGE_PULL_FAILED" : "KUBE_API_ERROR",
             `the pod of Job ${jobName} cannot start its container (${reason}): ${waiting?.message ?? "no message"}`,

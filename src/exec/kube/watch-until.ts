@@ -1,4 +1,4 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
+import { type KubernetesObject, Watch } from "@kubernetes/client-node";
 import type { KubeCluster } from "./cluster.js";
 
 /** What the decider sees: the objects that match, by name, as the API last told of them. */
@@ -18,7 +18,6 @@ export async function watchUntil<T extends KubernetesObject, R>(
   decide: (objects: ObjectsByName<T>) => R | undefined,
   signal: AbortSignal,
 ): Promise<R> {
-  const { Watch } = await import("@kubernetes/client-node");
   const watch = new Watch(cluster.credentials.config);
   for (;;) {
     if (signal.aborted) throw signal.reason;

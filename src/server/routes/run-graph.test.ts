@@ -27,7 +27,13 @@ steps:
       max_parallel: 3,
       steps: [
         { name: "build", depends: [], matrix: null, rollback: true, call: null },
-        { name: "test", depends: ["build"], matrix: ["test (NODE=18)", "test (NODE=20)"], rollback: false, call: null },
+        {
+          name: "test",
+          depends: ["build"],
+          matrix: ["test (NODE=18)", "test (NODE=20)"],
+          rollback: false,
+          call: null,
+        },
         { name: "lint", depends: [], matrix: null, rollback: false, call: null },
       ],
     });
