@@ -299,7 +299,10 @@ async function kubernetesSteps(
       },
     );
   }
-  const cluster = await KubeCluster.connect(env, { namespace: config.jobNamespace });
+  const cluster = await KubeCluster.connect(env, {
+    namespace: config.jobNamespace,
+    ...(config.k8sContext ? { context: config.k8sContext } : {}),
+  });
   const left = await cluster.findJobs({
     [componentLabel]: "step",
     [stepLabels.runnerId]: labelValue(connection.id),
@@ -325,6 +328,8 @@ async function kubernetesSteps(
       image: config.jobImage,
       runnerId: connection.id,
       ...(Object.keys(limits).length > 0 ? { limits } : {}),
+      // The same limits as agents' pods: k8s_pull_timeout, k8s_schedule_timeout.
+      start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
     }),
     labels: [kubernetesRunnerLabel],
   };
