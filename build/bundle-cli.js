@@ -29,6 +29,9 @@ const inlined = new Set([
   "fastest-levenshtein",
   "croner",
   "fastify-type-provider-zod",
+  // An ES module only: a dynamic import() of it from the CommonJS bundle fails under the code
+  // cache's vm.Script on Node 20, so it is bundled (and loaded on the runner's Kubernetes paths only).
+  "@kubernetes/client-node",
 ]);
 
 const builtins = new Set(builtinModules);

@@ -11,6 +11,10 @@ import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import type { IRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import type { IRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer as Container } from "kubernetes-models/v1/Container";
@@ -19,6 +23,8 @@ import type { ISecret } from "kubernetes-models/v1/Secret";
 import { Secret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import { Service } from "kubernetes-models/v1/Service";
+import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
@@ -69,6 +75,9 @@ const models: Record<string, ModelClass> = {
   "v1 Secret": Secret,
   "v1 ConfigMap": ConfigMap,
   "policy/v1 PodDisruptionBudget": PodDisruptionBudget,
+  "v1 ServiceAccount": ServiceAccount,
+  "rbac.authorization.k8s.io/v1 Role": Role,
+  "rbac.authorization.k8s.io/v1 RoleBinding": RoleBinding,
 };
 
 interface SchemaError {
@@ -146,6 +155,9 @@ const service = find<IService>("Service", "runyard");
 const secret = find<ISecret>("Secret", "runyard-secrets");
 const config = find<IConfigMap>("ConfigMap", "runyard-config");
 const pdb = find<IPodDisruptionBudget>("PodDisruptionBudget", "runyard-server");
+const runnerAccount = find<IServiceAccount>("ServiceAccount", "runyard-runner");
+const runnerRole = find<IRole>("Role", "runyard-runner");
+const runnerBinding = find<IRoleBinding>("RoleBinding", "runyard-runner");
 
 const podSpec = (deployment: IDeployment): PodSpec => deployment.spec!.template.spec!;
 const onlyContainer = (deployment: IDeployment): Container => {
@@ -367,5 +379,35 @@ describe("deploy/kubernetes manifests", () => {
     expect(pdb.spec!.minAvailable).toBe(1);
     expect(matches(pdb.spec!.selector!.matchLabels!, server.spec!.template.metadata!.labels)).toBe(true);
     expect(matches(pdb.spec!.selector!.matchLabels!, runner.spec!.template.metadata!.labels)).toBe(false);
+  });
+
+  it("binds the runners' ServiceAccount to a Role that runs Jobs in its namespace and nothing cluster-wide", () => {
+    expect(runnerAccount.automountServiceAccountToken).toBe(false);
+    expect(runnerBinding.roleRef).toEqual({
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "runyard-runner",
+    });
+    expect(runnerBinding.subjects).toEqual([{ kind: "ServiceAccount", name: runnerAccount.metadata!.name }]);
+    const grants = (group: string, resource: string): string[] =>
+      (runnerRole.rules ?? [])
+        .filter((rule) => rule.apiGroups?.includes(group) && rule.resources?.includes(resource))
+        .flatMap((rule) => rule.verbs);
+    expect(grants("batch", "jobs").sort()).toEqual(["create", "delete", "get", "list", "watch"]);
+    expect(grants("", "pods").sort()).toEqual(["get", "list", "watch"]);
+    expect(grants("", "pods/log")).toEqual(["get"]);
+    expect(grants("", "secrets").sort()).toEqual(["create", "delete", "get", "list"]);
+    expect(grants("networking.k8s.io", "networkpolicies").sort()).toEqual([
+      "create",
+      "delete",
+      "get",
+      "list",
+    ]);
+    // No wildcards, no pods/exec, no escalation through RBAC objects.
+    for (const rule of runnerRole.rules ?? []) {
+      expect([...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs]).not.toContain("*");
+    }
+    expect(grants("", "pods/exec")).toEqual([]);
+    expect(grants("rbac.authorization.k8s.io", "roles")).toEqual([]);
   });
 });

@@ -150,6 +150,10 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
   }
   emitAll(ended.outputs);
 
+  // The platform the CLI ran on ended it (a Kubernetes pod evicted, OOMKilled, never pulled):
+  // what the stream said before is kept, the failure is the platform's.
+  if (result.fault && !io.signal.aborted) return { status: "failed", error: result.fault, ...figures };
+
   if (io.signal.aborted || (result.status === "canceled" && !overCap))
     return { status: "canceled", ...figures };
   if (failure) return { status: "failed", error: failure, ...figures };

@@ -16,10 +16,12 @@ import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createDockerExecutors } from "../exec/create-docker-executors.js";
-import { createExecutor } from "../exec/create-executor.js";
+import { createExecutor, createKubeStepExecutors } from "../exec/create-executor.js";
 import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
 import { removeLeftoverStepContainers, runnerLabel } from "../exec/docker-executor.js";
-import { type ContainerExecutors, LocalStepRunner } from "../exec/local-runner.js";
+import { KubeCluster } from "../exec/kube/cluster.js";
+import { componentLabel, labelValue, stepLabels } from "../exec/kube-step-job.js";
+import { type ContainerExecutors, type JobExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { nativeHelperPath } from "../exec/native-helpers.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
@@ -32,10 +34,11 @@ import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunFolders } from "../runner/run-folders.js";
 import { RunnerDaemon } from "../runner/runner.js";
-import { dockerRunnerLabel } from "../workflow/model.js";
+import { dockerRunnerLabel, kubernetesRunnerLabel } from "../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
+import { agentKubernetesSettings } from "./runner-kubernetes.js";
 import { runnerStepNetwork } from "./runner-network.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
@@ -85,6 +88,9 @@ async function agentHandler(
     connection.logger.warn({ worktrees: removed }, "removed worktrees left by this runner's previous life");
   const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
+  const kubernetes = config.agentKubernetes
+    ? await agentKubernetesSettings(config, env, connection)
+    : undefined;
   const turns = new SupervisedAgentTurns({
     agentsHome,
     env,
@@ -93,6 +99,7 @@ async function agentHandler(
     tagPrefix: `runner-${createHash("sha256").update(stateDir).digest("hex").slice(0, 16)}`,
     ...(config.gitTokenEnvVar ? { gitTokenVariable: config.gitTokenEnvVar } : {}),
     ...(docker ? { sandbox: agentSandboxSettings(config, docker, connection) } : {}),
+    ...(kubernetes ? { kubernetes } : {}),
     sandboxed: executor.sandboxed,
   });
   const killed = turns.killLeftovers();
@@ -268,6 +275,67 @@ async function dockerSteps(
 }
 
 /**
+ * Steps as Kubernetes Jobs (`executor: kubernetes`): the runner checks at start that it reaches
+ * the cluster and may list Jobs and pods in the namespace (else it refuses to start, with the
+ * URL it tried or the verb it lacks), deletes the step Jobs a crashed earlier life of it left,
+ * and says so with the `kubernetes` label.
+ */
+async function kubernetesSteps(
+  config: Config,
+  env: Record<string, string | undefined>,
+  connection: { id: string; logger: Logger },
+): Promise<{ jobs?: JobExecutors; labels: string[] }> {
+  if (config.executor !== "kubernetes") return { labels: [] };
+  const missing = [
+    ...(config.jobNamespace ? [] : ["RUNYARD_JOB_NAMESPACE (job_namespace)"]),
+    ...(config.jobImage ? [] : ["RUNYARD_JOB_IMAGE (job_image)"]),
+  ];
+  if (missing.length > 0 || !config.jobNamespace || !config.jobImage) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `RUNYARD_EXECUTOR=kubernetes needs ${missing.join(" and ")}: the namespace the step Jobs go in and the image of a step's pod when the step names none`,
+      {
+        hint: "Set both in the runner's environment or config file (job_namespace: runyard-steps, job_image: busybox:1.36), or unset RUNYARD_EXECUTOR to run steps as processes here; docs/scale.md (The Kubernetes executor).",
+      },
+    );
+  }
+  const cluster = await KubeCluster.connect(env, {
+    namespace: config.jobNamespace,
+    ...(config.k8sContext ? { context: config.k8sContext } : {}),
+  });
+  const left = await cluster.findJobs({
+    [componentLabel]: "step",
+    [stepLabels.runnerId]: labelValue(connection.id),
+  });
+  const graceSeconds = Math.max(1, Math.ceil(config.killGraceMs / 1000));
+  await Promise.all(
+    left.map((job) => cluster.deleteJob(job.metadata?.name ?? "", { graceSeconds }).catch(() => {})),
+  );
+  if (left.length > 0) {
+    connection.logger.warn(
+      { jobs: left.map((job) => job.metadata?.name), namespace: cluster.namespace },
+      "deleted step Jobs left by this runner's previous life",
+    );
+  }
+  const memoryBytes = config.jobMemory === undefined ? undefined : parseMemorySize(config.jobMemory);
+  const limits = {
+    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+    ...(config.jobCpus !== undefined ? { cpus: config.jobCpus } : {}),
+  };
+  return {
+    jobs: createKubeStepExecutors({
+      cluster,
+      image: config.jobImage,
+      runnerId: connection.id,
+      ...(Object.keys(limits).length > 0 ? { limits } : {}),
+      // The same limits as agents' pods: k8s_pull_timeout, k8s_schedule_timeout.
+      start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
+    }),
+    labels: [kubernetesRunnerLabel],
+  };
+}
+
+/**
  * The labels a runner advertises: what its handlers back (`docker` with a reachable engine,
  * `agent:<name>` per installed agent, its modes) and the operator's own. A capability label the
  * operator gave that nothing here backs is dropped with a warning: advertised, it would draw
@@ -377,10 +445,12 @@ export async function localRunnerDaemon(
       ...(sandbox ? { sandbox, passEnv: config.stepPassEnv } : {}),
     });
     const docker = await dockerSteps(env, connection);
+    const kubernetes = await kubernetesSteps(config, env, connection);
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
       maskValues: [connection.token],
       ...(docker.containers ? { containers: docker.containers } : {}),
+      ...(kubernetes.jobs ? { jobs: kubernetes.jobs } : {}),
       // Only a platform admin's attempts come marked unrestricted; a member's containers are checked here too.
       confineContainers: true,
     });
@@ -425,10 +495,14 @@ export async function localRunnerDaemon(
         id: connection.id,
         group: config.group,
         // Steps in containers and bots both need Docker: one `docker` label says so.
-        labels: runnerLabels(config.labels, [...agents.labels, ...docker.labels, ...bots.labels], {
-          logger: connection.logger,
-          dockerHost: env.DOCKER_HOST,
-        }),
+        labels: runnerLabels(
+          config.labels,
+          [...agents.labels, ...docker.labels, ...kubernetes.labels, ...bots.labels],
+          {
+            logger: connection.logger,
+            dockerHost: env.DOCKER_HOST,
+          },
+        ),
         mode: config.mode,
         capacity: config.capacity,
         cpus: config.cpus ?? null,

@@ -186,7 +186,7 @@ max_cpu_percent: 200
       for (const notice of notices) expect(notice).not.toContain("\n");
     });
 
-    it("config.docker.yaml runs every agent in a sandbox of docker_image; config.k8s.yaml's execution_mode is refused, with the way out", () => {
+    it("config.docker.yaml runs every agent in a sandbox of docker_image; config.k8s.yaml runs each turn as a Job", () => {
       const docker = loadConfig({}, readConfigFile(file(dockerYaml)).overrides);
       expect(docker).toMatchObject({
         agentSandbox: "necrocode/agent-runner:latest",
@@ -204,12 +204,35 @@ max_cpu_percent: 200
           hint: expect.stringContaining("docker_image: NAME:TAG"),
         }),
       );
-      expect(() => readConfigFile(file(k8sYaml))).toThrowError(
+      const kubernetes = loadConfig({}, readConfigFile(file(k8sYaml)).overrides);
+      expect(kubernetes).toMatchObject({
+        agentKubernetes: true,
+        k8sNamespace: "necrocode",
+        k8sImage: "necrocode/agent-runner:latest",
+        k8sSecrets: ["git-token", "openai-api-key"],
+        k8sPullTimeoutMs: 120_000,
+        k8sScheduleTimeoutMs: 300_000,
+        agentMaxMemoryMb: 4096,
+        agentMaxCpuPercent: 200,
+      });
+      // Its limits are the pods' own: no notice says they are not enforced.
+      expect(runnerNotices(kubernetes, {}).join("\n")).not.toContain("not enforced");
+      const timeouts = loadConfig(
+        {},
+        readConfigFile(file(`${k8sYaml}k8s_pull_timeout: 90s\nk8s_schedule_timeout: 2m\nk8s_context: prod\n`))
+          .overrides,
+      );
+      expect(timeouts).toMatchObject({
+        k8sPullTimeoutMs: 90_000,
+        k8sScheduleTimeoutMs: 120_000,
+        k8sContext: "prod",
+      });
+      expect(() => readConfigFile(file(k8sYaml.replace(/k8s_image: .*\n/, "")))).toThrowError(
         expect.objectContaining({
           message: expect.stringMatching(
-            /execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs yet$/,
+            /execution_mode kubernetes needs k8s_image: the image each agent turn's pod runs$/,
           ),
-          hint: expect.stringContaining("execution_mode: local-process"),
+          hint: expect.stringContaining("k8s_image: REGISTRY/NAME:TAG"),
         }),
       );
       // As local-process, the docker file's image is said to be unused.

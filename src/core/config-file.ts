@@ -44,6 +44,11 @@ const agentRunnerConfigKeys = {
   k8s_namespace: z.string(),
   k8s_image: z.string(),
   k8s_secrets: z.array(z.string()),
+  k8s_context: z.string(),
+  k8s_workspace_claim: z.string(),
+  k8s_workspace_path: z.string(),
+  k8s_pull_timeout: z.union([z.string(), z.number()]),
+  k8s_schedule_timeout: z.union([z.string(), z.number()]),
 };
 
 /**
@@ -98,6 +103,12 @@ const ConfigFile = z
     step_network_allow: z.record(z.string(), z.array(z.string())),
     /** Variables of the runner's env that platform runs' sandboxed steps get (docs/security.md). */
     step_pass_env: z.array(z.string()),
+    /** Where the runner's workflow steps run (docs/scale.md, "The Kubernetes executor"). */
+    executor: z.enum(["process", "kubernetes"]),
+    job_namespace: z.string(),
+    job_image: z.string(),
+    job_memory: z.union([z.string(), z.number()]),
+    job_cpus: z.number(),
     /** Server quotas: defaults for every tenant and user, and per-tenant and per-user limits. */
     quotas: QuotaOverrides.extend({
       default_max_concurrent_runs: z.number().int().nonnegative(),
@@ -128,7 +139,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md), executor, job_namespace, job_image, job_memory and job_cpus (docs/scale.md).",
     });
   }
   const file = parsed.data;
@@ -177,6 +188,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentCwdRoots: file.agent_cwd_roots,
     agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
     agentSandboxNetwork: file.agent_sandbox_network,
+    ...kubernetesOverrides(file),
     agentSandboxAllow: file.agent_sandbox_allow,
     agentSandboxImages: file.agent_sandbox_images,
     agentSandboxMaxMemory: file.agent_sandbox_max_memory,
@@ -187,6 +199,11 @@ export function readConfigFile(path: string): LoadedConfigFile {
     agentRepos: file.agent_repos,
     stepNetworkAllow: file.step_network_allow,
     stepPassEnv: file.step_pass_env,
+    executor: file.executor,
+    jobNamespace: file.job_namespace,
+    jobImage: file.job_image,
+    jobMemory: file.job_memory,
+    jobCpus: file.job_cpus,
     maxTurnSecs: file.default_timeout_seconds,
     gitRetryCount: file.git_retry_count,
     networkRetryCount: file.network_retry_count,
@@ -205,6 +222,24 @@ export function readConfigFile(path: string): LoadedConfigFile {
 
 type ParsedFile = z.infer<typeof ConfigFile>;
 
+/** The Kubernetes mode's settings of the file, as config keys (docs/agents.md, "Kubernetes mode"). */
+function kubernetesOverrides(file: ParsedFile): Partial<Record<keyof Config, unknown>> {
+  return {
+    agentKubernetes: file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
+    k8sNamespace: file.k8s_namespace,
+    k8sImage: file.k8s_image,
+    k8sSecrets: file.k8s_secrets,
+    k8sContext: file.k8s_context,
+    k8sWorkspaceClaim: file.k8s_workspace_claim,
+    k8sWorkspacePath: file.k8s_workspace_path,
+    k8sPullTimeoutMs: file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
+    k8sScheduleTimeoutMs:
+      file.k8s_schedule_timeout === undefined ? undefined : String(file.k8s_schedule_timeout),
+    agentMaxMemoryMb: file.max_memory_mb ?? undefined,
+    agentMaxCpuPercent: file.max_cpu_percent ?? undefined,
+  };
+}
+
 /** The agent runner's settings runyard will not take silently: each with what to do instead. */
 function agentRunnerConfigRefusals(file: ParsedFile): { problem: string; hint: string }[] {
   const refused: { problem: string; hint: string }[] = [];
@@ -213,10 +248,10 @@ function agentRunnerConfigRefusals(file: ParsedFile): { problem: string; hint: s
       problem: "execution_mode docker needs docker_image: the image agents run in",
       hint: "Add docker_image: NAME:TAG, an image on the runner with the agent CLIs or node (docker/agent.Dockerfile builds one); docs/agents.md (Sandboxed agents).",
     });
-  } else if (file.execution_mode === "kubernetes") {
+  } else if (file.execution_mode === "kubernetes" && !file.k8s_image) {
     refused.push({
-      problem: "execution_mode kubernetes: runyard does not run agents as Kubernetes Jobs yet",
-      hint: "Use execution_mode: local-process (the default), e.g. with the runner itself in a pod; docs/agents.md (Kubernetes mode) has the design.",
+      problem: "execution_mode kubernetes needs k8s_image: the image each agent turn's pod runs",
+      hint: "Add k8s_image: REGISTRY/NAME:TAG, an image with Node, git and a shell that the cluster's nodes can pull (docker/agent.Dockerfile builds one); docs/agents.md (Kubernetes mode).",
     });
   }
   if (file.llm?.api_key) {
@@ -242,11 +277,13 @@ function agentRunnerConfigNotices(file: ParsedFile): string[] {
       "llm.timeout_seconds is ignored: a model call that goes quiet is cut by the task's stall limit (stall_secs, default 120 s), the whole turn by its timeout",
     );
   }
+  const kubernetes = file.execution_mode === "kubernetes";
   for (const [key, value] of [
     ["max_memory_mb", file.max_memory_mb],
     ["max_cpu_percent", file.max_cpu_percent],
   ] as const) {
-    if (value !== undefined && value !== null) {
+    // Kubernetes turns are held to them: they are their pods' limits.
+    if (value !== undefined && value !== null && !kubernetes) {
       notices.push(
         `${key} is not enforced yet: each agent's memory peak and CPU time are measured and reported in its result, not capped`,
       );
@@ -258,13 +295,27 @@ function agentRunnerConfigNotices(file: ParsedFile): string[] {
   const docker = file.execution_mode === "docker";
   const executorKeys = [
     ...(docker ? [] : (["docker_image"] as const)),
-    "k8s_namespace",
-    "k8s_image",
-    "k8s_secrets",
+    ...(kubernetes
+      ? []
+      : ([
+          "k8s_namespace",
+          "k8s_image",
+          "k8s_secrets",
+          "k8s_context",
+          "k8s_workspace_claim",
+          "k8s_workspace_path",
+          "k8s_pull_timeout",
+          "k8s_schedule_timeout",
+        ] as const)),
   ] as const;
   const unused = executorKeys.filter((key) => file[key] !== undefined);
   if (unused.length > 0) {
-    notices.push(`${unused.join(", ")} unused: agents run as local processes (execution_mode local-process)`);
+    const how = kubernetes
+      ? "agents run as Kubernetes Jobs (execution_mode kubernetes)"
+      : docker
+        ? "agents run in Docker containers (execution_mode docker)"
+        : "agents run as local processes (execution_mode local-process)";
+    notices.push(`${unused.join(", ")} unused: ${how}`);
   }
   if (file.docker_volumes !== undefined) {
     notices.push(

@@ -422,6 +422,47 @@ export const configSchema = z.object({
       : `"${entry}" is not host:port (like pypi.example.com:443)`,
   ),
   /**
+   * Runner: run each agent turn as a Kubernetes Job (the config file's `execution_mode:
+   * kubernetes`; docs/agents.md, "Kubernetes mode"), with the `k8s*` settings below.
+   */
+  agentKubernetes: z.preprocess(switchOf, z.boolean()).default(false),
+  /** The namespace of the turns' Jobs (`k8s_namespace`); unset: the credentials' own, else `default`. */
+  k8sNamespace: z.string().min(1).optional(),
+  /** The image of the turns' pods (`k8s_image`): Node, git and a shell, as docker/agent.Dockerfile builds. */
+  k8sImage: z.string().min(1).optional(),
+  /** The operator's Secrets every turn's pod gets as env (`k8s_secrets`). */
+  k8sSecrets: commaList((name) =>
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) && name.length <= 253
+      ? undefined
+      : `"${name}" is not a Secret's name (lower-case letters, digits, - and .)`,
+  ),
+  /** The kubeconfig context (`k8s_context`); unset: the current one. */
+  k8sContext: z.string().min(1).optional(),
+  /**
+   * The PersistentVolumeClaim the runner has mounted at `k8sWorkspacePath` (`k8s_workspace_claim`):
+   * its worktrees, agent state and agent CLIs lie there, and each turn's pod mounts the folders it
+   * needs by subPath. Unset: pods get no volume (only for turns that need no files).
+   */
+  k8sWorkspaceClaim: z.string().min(1).optional(),
+  /** Where the runner has the workspace claim mounted (`k8s_workspace_path`); unset: its home. */
+  k8sWorkspacePath: z.string().min(1).optional(),
+  /** The node the runner's pod is on (set from the downward API): a ReadWriteOnce claim holds the turns there. */
+  k8sNodeName: z.string().min(1).optional(),
+  /** How long a turn's image may fail to pull before the turn fails (`k8s_pull_timeout`, like 90s). */
+  k8sPullTimeoutMs: z.preprocess(
+    durationMsOf,
+    z.number({ error: "expected a duration such as 2m or 90s" }).int().positive().default(120_000),
+  ),
+  /** How long a turn's pod may wait for a node (`k8s_schedule_timeout`, like 5m). */
+  k8sScheduleTimeoutMs: z.preprocess(
+    durationMsOf,
+    z.number({ error: "expected a duration such as 5m or 90s" }).int().positive().default(300_000),
+  ),
+  /** A Kubernetes turn's memory limit in MiB (`max_memory_mb`); unset: 2048. */
+  agentMaxMemoryMb: z.coerce.number().positive().optional(),
+  /** A Kubernetes turn's CPU limit in percent of one CPU (`max_cpu_percent`, 150 = 1.5 CPUs); unset: 200. */
+  agentMaxCpuPercent: z.coerce.number().positive().optional(),
+  /**
    * Runner: folders (absolute paths) where a sandboxed step may work besides the runner's working
    * folder; a YAML list in the config file, colon-separated in the
    * environment. A sandboxed step whose cwd (symbolic links resolved) lies elsewhere is refused.
@@ -453,6 +494,25 @@ export const configSchema = z.object({
    * "A step's environment").
    */
   stepPassEnv: commaList(passEnvNameProblem),
+  /**
+   * Runner: where its workflow steps run: `process` (process groups on this machine, the
+   * default) or `kubernetes` (each attempt a Job in `jobNamespace`, docs/scale.md).
+   */
+  executor: z.enum(["process", "kubernetes"]).default("process"),
+  /** Runner with the Kubernetes executor: the namespace its step Jobs go in. */
+  jobNamespace: z.string().min(1).optional(),
+  /** Runner with the Kubernetes executor: the image of a step's pod when the step names none (`image:`). */
+  jobImage: z.string().min(1).optional(),
+  /** Runner with the Kubernetes executor: each step pod's memory limit (a size like 512m); none by default. */
+  jobMemory: z
+    .union([z.string(), z.number()])
+    .transform((value) => String(value))
+    .refine((value) => parseMemorySize(value) !== undefined, {
+      message: "must be a size like 512m (bytes, or a number with k, m or g)",
+    })
+    .optional(),
+  /** Runner with the Kubernetes executor: each step pod's CPU limit, fractions allowed; none by default. */
+  jobCpus: z.coerce.number().positive().optional(),
   /**
    * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
    * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.

@@ -326,6 +326,50 @@ export const errorTable = {
     status: 503,
     hint: "The bot has no running container, or its runner is not connected to this server: `runyard bot status NAME` says where it is; try again once it runs.",
   },
+  KUBE_NO_CREDENTIALS: {
+    status: 200,
+    hint: "Give the runner cluster credentials as kubectl finds them: run it in a pod with a ServiceAccount (deploy/kubernetes), or set KUBECONFIG (or ~/.kube/config) and, for a context other than the current one, k8s_context in its config file.",
+  },
+  KUBE_UNREACHABLE: {
+    status: 200,
+    hint: "Check that the API server named in the message is up and that the runner can reach it (the kubeconfig's server:, a proxy, a firewall); `kubectl --kubeconfig FILE get jobs -n NAMESPACE` from the runner's machine tries the same. A turn it ended may be retried: it never ran twice.",
+  },
+  KUBE_UNAUTHORIZED: {
+    status: 200,
+    hint: "The cluster does not accept the runner's credentials: renew the token or certificate in its kubeconfig, or check that its ServiceAccount still exists.",
+  },
+  KUBE_FORBIDDEN: {
+    status: 200,
+    hint: "Bind the runner's ServiceAccount to the Role in deploy/kubernetes/runner-role.yaml in the runner's k8s_namespace.",
+  },
+  KUBE_NAMESPACE_MISSING: {
+    status: 200,
+    hint: "Create the namespace (`kubectl create namespace NAME`) or name an existing one in k8s_namespace; where the runner may not read namespaces, check the name and that its Role is bound there.",
+  },
+  KUBE_API_ERROR: {
+    status: 200,
+    hint: "The Kubernetes API refused a request for a reason the message gives; check the runner's k8s_* settings against what the cluster accepts (an admission policy, a quota).",
+  },
+  KUBE_IMAGE_PULL_FAILED: {
+    status: 200,
+    hint: "Check k8s_image: that the name and tag exist, that the cluster's nodes can reach its registry, and that a pull secret is set where it is private (k8s_pull_timeout says how long a pull may try).",
+  },
+  KUBE_UNSCHEDULABLE: {
+    status: 200,
+    hint: "No node could take the turn's pod within k8s_schedule_timeout: lower max_memory_mb / max_cpu_percent, add nodes, or check the workspace claim's node affinity; `kubectl describe pod` on a stuck pod says why.",
+  },
+  KUBE_POD_OOM_KILLED: {
+    status: 200,
+    hint: "The turn's pod went over its memory limit and was killed: raise max_memory_mb in the runner's config.",
+  },
+  KUBE_POD_EVICTED: {
+    status: 200,
+    hint: "The node evicted the turn's pod (its memory or disk ran short); run the task again, and give the nodes room or the pods smaller limits.",
+  },
+  KUBE_JOB_DELETED: {
+    status: 200,
+    hint: "Someone or something else deleted the turn's Job while it ran (kubectl delete, a namespace cleanup, a TTL controller); leave runyard's Jobs (label runyard.dev/runner-id) to the runner.",
+  },
   BOT_HOOK_FAILED: {
     status: 502,
     hint: "The bot did not answer on its webhook port: check that it listens on 0.0.0.0 or 127.0.0.1 at the port given with --webhook, and answers within 10 s.",

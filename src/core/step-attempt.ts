@@ -46,6 +46,11 @@ export const StepAttemptRequest = z.object({
    * `secrets:` list): their values in env and in exports are masked from the moment they exist.
    */
   secret_names: z.array(z.string()).default([]),
+  /**
+   * The step's `image:`: the image of its pod on a runner with the Kubernetes executor (absent:
+   * the runner's default image). A runner that runs steps as processes fails an attempt with it.
+   */
+  image: z.string().min(1).optional(),
   /** Run in a container (a host with `executor: docker`); absent: processes on the host. */
   container: StepContainer.optional(),
   /**

@@ -17,6 +17,18 @@ export type ContainerExecutors = (
   attempt: { runId: string; step: string; host: string; confined?: boolean },
 ) => Executor;
 
+/**
+ * Builds the executor of one attempt that runs as a Kubernetes Job (a runner with `executor:
+ * kubernetes`, see createKubeStepExecutors): `image` is the step's own, when it names one.
+ */
+export type JobExecutors = (attempt: {
+  runId: string;
+  step: string;
+  host: string;
+  attempt: number;
+  image?: string;
+}) => Executor;
+
 /** Runs step attempts on this machine with `executor` (see createExecutor). */
 export class LocalStepRunner implements StepRunner {
   constructor(
@@ -29,6 +41,11 @@ export class LocalStepRunner implements StepRunner {
       containers?: ContainerExecutors;
       /** What a sandbox shows every attempt besides its cwd (see `ExecExposure`). */
       exposure?: ExecExposure;
+      /**
+       * A runner with the Kubernetes executor's: attempts without a `container` run as Jobs
+       * (kube-step-executor.ts) instead of as processes here.
+       */
+      jobs?: JobExecutors;
       /**
        * A runner's: the containers of attempts not marked `unrestricted` (a member's run) are held
        * to a member's rules (core/container-policy.ts). `runyard run` runs its user's own workflow.
@@ -58,7 +75,7 @@ export class LocalStepRunner implements StepRunner {
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult> {
-    const { containers, confineContainers, network: networkFor, ...given } = this.options;
+    const { containers, confineContainers, network: networkFor, jobs, ...given } = this.options;
     // A platform admin's step may work in any folder but runyard's own (core/work-folders.ts).
     const options = request.unrestricted
       ? { ...given, exposure: { ...given.exposure, unconfinedCwd: true } }
@@ -79,8 +96,12 @@ export class LocalStepRunner implements StepRunner {
     }
     // Checked again before anything starts, as the server did at submit, with the same code. A
     // container mounts its cwd: the same folders as a sandboxed process step may work in.
+    // A Job's cwd is a folder of its image, not of this machine: nothing here to refuse.
+    const onCluster = jobs !== undefined && !request.container;
     const cwdRefusal =
-      request.cwd === undefined ? undefined : this.executor.cwdRefusal?.(request.cwd, options.exposure);
+      request.cwd === undefined || onCluster
+        ? undefined
+        : this.executor.cwdRefusal?.(request.cwd, options.exposure);
     if (cwdRefusal) {
       return attemptEndedEarly(
         "failed",
@@ -90,6 +111,31 @@ export class LocalStepRunner implements StepRunner {
           request.unrestricted
             ? "Name a folder outside runyard's own (the runner's and server's homes, the agents' workspace), and not /, /proc, /sys, /dev, /run or the host's /tmp itself."
             : "Name a folder under the runner's working folder or its step_cwd_roots as the step's cwd; the runner's operator can list more (step_cwd_roots, RUNYARD_STEP_CWD_ROOTS).",
+        ),
+      );
+    }
+    if (!request.container && jobs) {
+      // On the cluster: the step's cwd is a folder of its image, its network the cluster's.
+      const executor = jobs({
+        runId: request.run_id,
+        step: request.step,
+        host: request.host,
+        attempt: request.attempt,
+        ...(request.image ? { image: request.image } : {}),
+      });
+      try {
+        return await runStepAttempt(executor, request, attemptOptions);
+      } finally {
+        executor.close();
+      }
+    }
+    if (!request.container && request.image !== undefined) {
+      return attemptEndedEarly(
+        "failed",
+        errorInfo(
+          "SPAWN_FAILED",
+          `step "${request.step}" names image ${request.image}, and this runner runs steps as processes: only a runner with the Kubernetes executor runs a step in an image`,
+          "Run the step on runners with RUNYARD_EXECUTOR=kubernetes (give its host labels: [kubernetes]), or remove image: from the step.",
         ),
       );
     }

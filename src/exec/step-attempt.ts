@@ -96,7 +96,7 @@ export async function runStepAttempt(
 async function runCommands(
   executor: Executor,
   attempt: ExecAttempt,
-  commands: AttemptStep[],
+  given: AttemptStep[],
   request: StepAttemptRequest,
   options: StepAttemptOptions,
   startedAt: number,
@@ -130,11 +130,32 @@ async function runCommands(
   const exportLines = request.export_vars ? new ExportLineReader(learnSecret) : undefined;
 
   const deadline = request.timeout_ms === undefined ? undefined : startedAt + request.timeout_ms;
+  let commands = given;
   let last: ExecResult | undefined;
   let failedCommand: AttemptStep | undefined;
   let stopped: "timeout" | "canceled" | undefined;
   let memoryPeakBytes = 0;
   let cpuMs = 0;
+  if (attempt.runSequence && commands.length > 0 && !options.signal?.aborted) {
+    // One unit for all the lines (a pod per attempt): the deadline is the attempt's.
+    const timeoutMs =
+      deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline - performance.now()));
+    const onOutput: OutputHandler = (stream, data) => {
+      output.write(stream, stream === "stdout" && exportLines ? exportLines.push(data) : data);
+    };
+    last = await attempt.runSequence(
+      commands.map((command) => command.argv),
+      { timeoutMs, onOutput },
+    );
+    if (exportLines) output.write("stdout", exportLines.end());
+    memoryPeakBytes = last.memoryPeakBytes;
+    cpuMs = last.cpuMs;
+    if (last.status !== "success") {
+      const failedIndex = (last as { failedIndex?: number }).failedIndex;
+      failedCommand = failedIndex === undefined ? undefined : commands[failedIndex];
+    }
+    commands = [];
+  }
   for (const command of commands) {
     if (options.signal?.aborted) {
       stopped = "canceled";

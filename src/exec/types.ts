@@ -7,6 +7,7 @@
  */
 
 import type { ErrorCode } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
 import type { SandboxNetwork } from "./sandbox-network.js";
 
 export type OutputStream = "stdout" | "stderr";
@@ -55,6 +56,15 @@ export interface ExecAttempt {
   /** Paths of `AttemptSetup.files` as the commands see them. */
   readonly files: Readonly<Record<string, string>>;
   run(command: AttemptCommand): Promise<ExecResult>;
+  /**
+   * Runs all of an attempt's commands in turn as one unit, stopping at the first that fails (one
+   * pod per attempt on Kubernetes, kube-step-executor.ts); `failedIndex` says which failed.
+   * Absent: each command goes to `run`.
+   */
+  runSequence?(
+    argvs: string[][],
+    command: Omit<AttemptCommand, "argv">,
+  ): Promise<ExecResult & { failedIndex?: number }>;
   /**
    * The `$RUNYARD_OUTPUT` contents if they changed since the last call (undefined otherwise):
    * cheap enough to call before each chunk of output, so a secret written there is masked
@@ -185,6 +195,11 @@ export interface ExecResult {
   cpuMs: number;
   /** Set when the process could not be started at all (missing command, bad cwd). */
   spawnError?: string;
+  /**
+   * Set when the executor's platform ended the command (a Kubernetes Job's image not pulled, its
+   * pod evicted or OOMKilled, the API gone): typed, and the command's failure is this.
+   */
+  fault?: ErrorInfo;
 }
 
 /** Starts one process group and supervises it to its end (timeouts, cancel, the group's survivors). */

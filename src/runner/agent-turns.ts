@@ -12,6 +12,7 @@ import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/a
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
+import { type AgentKubernetesSettings, openKubernetesTurn } from "./agent-kubernetes.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
 import { mcpCommandsUnreachable, mcpDestinations, type OpenTurn, runSetup } from "./agent-setup.js";
 import { conversationCodexHome, conversationConfigHome } from "./conversation-config.js";
@@ -43,6 +44,11 @@ export interface AgentTurnsOptions {
   /** Where a runner with Docker runs sandboxed turns; none: a task asking for a sandbox fails. */
   sandbox?: AgentSandboxSettings;
   /**
+   * Where a runner in `execution_mode: kubernetes` runs every turn: a Job each (its pod is the
+   * turn's sandbox, so a task's own sandbox is not asked of Docker).
+   */
+  kubernetes?: AgentKubernetesSettings;
+  /**
    * The runner runs its steps and turns under bubblewrap (it may serve several principals): every
    * turn's `$HOME` is an empty folder of its own, so the CLIs' config is laid into the
    * conversation's state (`conversationCodexHome`, `conversationConfigHome`); a member's turn starts
@@ -69,6 +75,7 @@ export class SupervisedAgentTurns implements AgentTurns {
    * before its turn.
    */
   check(task: AgentTask): void {
+    if (this.options.kubernetes) return;
     const settings = this.options.sandbox;
     if (!task.sandbox || !settings) return;
     const refusal = sandboxRefusal(task.sandbox, settings);
@@ -86,8 +93,12 @@ export class SupervisedAgentTurns implements AgentTurns {
     cwd: string,
     io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
   ): Promise<OpenTurn | { outcome: TurnOutcome }> {
+    const kubernetes = this.options.kubernetes;
     const refusal =
-      task.sandbox && this.options.sandbox && sandboxRefusal(task.sandbox, this.options.sandbox);
+      !kubernetes &&
+      task.sandbox &&
+      this.options.sandbox &&
+      sandboxRefusal(task.sandbox, this.options.sandbox);
     if (refusal)
       return { outcome: { ...sandboxFailed(refusal.message, refusal.hint), error: refusal.toInfo() } };
     const adapter = adapterFor(task.agent);
@@ -106,7 +117,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     // shared runner, another tenant's) is shown its transcripts.
     const state = join(this.options.stateRoot, task.agent, conversationFolder(task.key));
     await mkdir(state, { recursive: true, mode: 0o700 });
-    const container = task.sandbox ?? this.options.sandbox?.defaultSandbox;
+    const container = kubernetes ? undefined : (task.sandbox ?? this.options.sandbox?.defaultSandbox);
     // A member's turn on a runner that may serve others: none of its operator's credentials but
     // its agent's own, and where a proxy can add that one to its model calls, not even that.
     const member = this.options.sandboxed === true && task.cwd_confined;
@@ -118,7 +129,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     // a home (CODEX_HOME) with the user's config.toml, OpenCode a config folder (XDG_CONFIG_HOME)
     // with their opencode folder, laid in anew each turn as Claude Code's settings are. Without a
     // sandbox they read the user's own, as when the user runs them by hand.
-    const ownHome = Boolean(container) || this.options.sandboxed === true;
+    const ownHome = Boolean(container) || Boolean(kubernetes) || this.options.sandboxed === true;
     const userCodexHome = this.options.env.CODEX_HOME || join(this.options.env.HOME || homedir(), ".codex");
     const codexHome =
       task.agent !== "codex"
@@ -127,7 +138,7 @@ export class SupervisedAgentTurns implements AgentTurns {
           ? await conversationCodexHome(state, userCodexHome, {
               // The operator's own turn runs on the operator's Codex login; a member's, one in a
               // container, or one sent to an endpoint its task names never sees it.
-              login: !member && !container && !io.ownEndpoint,
+              login: !member && !container && !kubernetes && !io.ownEndpoint,
             })
           : existsSync(userCodexHome)
             ? { home: userCodexHome, shown: [userCodexHome] }
@@ -160,8 +171,9 @@ export class SupervisedAgentTurns implements AgentTurns {
     // egress proxy (by a name of the proxies' own); on another network of the operator's, or none,
     // not at all.
     const openNetwork = this.options.sandbox?.openNetwork;
+    // A Job's pod reaches nothing of the runner's: its key proxies neither.
     const reachesProxies =
-      !container || openNetwork === "host" || (!openNetwork && container.network !== "none");
+      !kubernetes && (!container || openNetwork === "host" || (!openNetwork && container.network !== "none"));
     const proxied =
       memberEnv && !io.ownEndpoint && reachesProxies
         ? await keyProxyFor(task.agent, memberEnv, task.env)
@@ -181,15 +193,18 @@ export class SupervisedAgentTurns implements AgentTurns {
       ...agentEnv(runnerEnv, Boolean(io.ownEndpoint), this.options.gitTokenVariable),
       [processTagVariable]: tag,
     };
-    const sandboxed = container
-      ? await this.openSandbox(container, task, cwd, exposure, env, io, {
-          // A task's own cwd is the member's folder, never opened; a worktree or chat folder is the runner's.
-          runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
-          reopened: [scratchDir, state],
-          borrowed: git.borrowed,
-          reached: [...reached, ...mcpDestinations(task)],
-        })
-      : undefined;
+    const folders = {
+      // A task's own cwd is the member's folder, never opened; a worktree or chat folder is the runner's.
+      runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
+      reopened: [scratchDir, state],
+      borrowed: git.borrowed,
+      reached: [...reached, ...mcpDestinations(task)],
+    };
+    const sandboxed = kubernetes
+      ? await openKubernetesTurn(kubernetes, { task, cwd, runnerEnv: env, ...folders })
+      : container
+        ? await this.openSandbox(container, task, cwd, exposure, env, io, folders)
+        : undefined;
     if (sandboxed && "problem" in sandboxed) {
       await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
       await rm(scratchDir, { recursive: true, force: true });

@@ -439,6 +439,7 @@ function attemptRequest(
     export_vars: step.exportVars,
     ...(step.maxOutputBytes !== undefined ? { max_output_bytes: step.maxOutputBytes } : {}),
     ...(step.outputPath ? { output_path: step.outputPath } : {}),
+    ...(step.image ? { image: step.image } : {}),
     secrets: ctx.masker.values(),
     secret_names: workflow.secrets,
     // The container travels with each attempt, so whichever runner takes it knows to use Docker.

@@ -80,6 +80,9 @@ export type HostSpec =
   /** `{group, labels}`: any runner of the server that matches. */
   | { kind: "runner"; group?: string; labels: string[]; container?: StepContainer };
 
+/** The label a runner advertises when it runs steps as Kubernetes Jobs (`executor: kubernetes`). */
+export const kubernetesRunnerLabel = "kubernetes";
+
 /** The label a runner advertises when it can reach a Docker engine: docker hosts need it. */
 export const dockerRunnerLabel = "docker";
 
@@ -142,6 +145,11 @@ export interface Step {
   exportVars: boolean;
   maxOutputBytes?: number;
   outputPath?: string;
+  /**
+   * `image:`: the image a runner with the Kubernetes executor runs the step's pod from (its
+   * default otherwise); a runner that runs steps as processes fails such a step.
+   */
+  image?: string;
   /** Parsed `when` (or playbook `condition`), with its source text for messages. */
   when?: { source: string; expr: Expr };
   expectVars: string[];

@@ -38,9 +38,18 @@ const workflowStepKeys = [
   "matrix",
   "fail_fast",
   "rollback",
+  "image",
 ];
 const execKeys = ["shell", "env", "cwd", "export_vars"];
-const playbookStepKeys = [...commonKeys, ...graphKeys, "command", "condition", "fail_fast", ...execKeys];
+const playbookStepKeys = [
+  ...commonKeys,
+  ...graphKeys,
+  "command",
+  "condition",
+  "fail_fast",
+  "image",
+  ...execKeys,
+];
 const outputKeys = ["max_output_bytes", "output_path"];
 const argsKeys: Record<ExecAction, string[]> = {
   "cmd.run": ["cmd", ...execKeys, ...outputKeys],
@@ -69,6 +78,7 @@ function misplacedKeyHint(key: string, playbook: boolean): string | undefined {
 }
 
 function argsKeyHint(key: string, action: ExecAction | undefined): string | undefined {
+  if (key === "image") return '"image" goes on the step itself, next to action';
   if (key === "cmd" && action === "shell.run") return 'shell.run takes its script as "script"';
   if (key === "script" && action === "cmd.run") {
     return 'cmd.run takes its lines as "cmd"; use action: shell.run to run "script" as one script';
@@ -165,6 +175,8 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     retryDelaySeconds: read.number("retry_delay_seconds", "non-negative number") ?? 1,
     pos: reader.pos(node),
   };
+  const image = readImage(reader, fields, label, step, inventory);
+  if (image !== undefined) step.image = image;
   const retryField = fields.get("retry");
   if (retryField) {
     const shortForm = fields.get("retry_count") ?? fields.get("retry_delay_seconds");
@@ -273,6 +285,61 @@ function readActionBody(
   const outputPath = readArgs.string("output_path");
   if (outputPath !== undefined) body.outputPath = outputPath;
   return body;
+}
+
+/**
+ * `image:` on a cmd.run or shell.run step: the image of its pod on a runner with the Kubernetes
+ * executor. A host whose steps run in containers of its own image (`executor: docker`), or an
+ * agent-server's, would never honour it, so naming one is an error where it is written.
+ */
+function readImage(
+  reader: YamlReader,
+  fields: Fields,
+  label: string,
+  step: Step,
+  inventory: Inventory | undefined,
+): string | undefined {
+  const field = fields.get("image");
+  if (!field) return undefined;
+  if (step.action !== "cmd.run" && step.action !== "shell.run") {
+    reader.report(
+      field.key,
+      `${label} is ${step.action} and sets image: only cmd.run and shell.run steps run in an image`,
+      "remove image from the step",
+    );
+    return undefined;
+  }
+  const image = reader.string(field.value, `image of ${label}`);
+  if (image === undefined) return undefined;
+  const problem = image.trim() === "" ? "is empty" : /\s/.test(image) ? "has white space in it" : undefined;
+  if (problem) {
+    reader.report(
+      field.value,
+      `image of ${label} ${problem}`,
+      "write an image reference such as busybox:1.36 or registry.example.com/team/build:2",
+    );
+    return undefined;
+  }
+  for (const target of step.targets) {
+    const host = inventory?.hosts[target];
+    if (host?.kind === "direct") {
+      reader.report(
+        field.key,
+        `${label} sets image, but host "${target}" is an agent-server, which runs steps as processes`,
+        "run the step on runners with the Kubernetes executor (a host with labels: [kubernetes]), or remove image",
+      );
+      return undefined;
+    }
+    if (host?.container) {
+      reader.report(
+        field.key,
+        `${label} sets image, but host "${target}" runs its steps in containers of its own image (executor: docker)`,
+        `set the image on host "${target}" (its image: key), or remove image from the step`,
+      );
+      return undefined;
+    }
+  }
+  return image;
 }
 
 function readTargets(

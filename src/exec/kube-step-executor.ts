@@ -1,0 +1,336 @@
+/**
+ * The Kubernetes executor of workflow steps (docs/scale.md, "The Kubernetes executor"): each step
+ * attempt is one Job (kube-step-job.ts) whose one pod runs all the attempt's commands through the
+ * step driver (kube-step-driver.ts). Output is the pod's log, followed as it is written; the
+ * driver's trailer at its end says which command failed and hands `$RUNYARD_OUTPUT` back, so
+ * masking, output caps and exports stay where they are for every executor (step-attempt.ts).
+ * Cancel and the step's timeout delete the Job (Foreground) and wait until its pod is gone; the
+ * Job goes however the attempt ended, its Secret with it.
+ */
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import type { RunyardError } from "../core/errors.js";
+import type { KubeCluster } from "./kube/cluster.js";
+import { waitForPodEnd } from "./kube/pod-end.js";
+import { type PodStartLimits, waitForPodStart } from "./kube/pod-start.js";
+import {
+  envNameProblem,
+  maxSecretBytes,
+  ownedBy,
+  type StepJobInput,
+  secretBytes,
+  stepJobManifests,
+  stepJobName,
+  stepOutputPath,
+} from "./kube-step-job.js";
+import { type DriverResult, TrailerSplitter } from "./kube-step-trailer.js";
+import type {
+  AttemptCommand,
+  AttemptSetup,
+  ExecAttempt,
+  ExecResult,
+  Executor,
+  OutputFileContents,
+} from "./types.js";
+
+export interface KubeStepSettings {
+  cluster: KubeCluster;
+  /** The image of the attempt's pod: the step's `image:`, else the runner's default. */
+  image: string;
+  owner: StepJobInput["owner"];
+  limits?: StepJobInput["limits"];
+  start: PodStartLimits;
+}
+
+/** Past the step's own timeout, the Job's activeDeadlineSeconds: the cluster's stop when the runner is gone. */
+const deadlineMarginSeconds = 60;
+/** A step with no timeout still ends some day on the cluster's side. */
+const defaultDeadlineSeconds = 24 * 3600;
+
+/** The container the driver runs in (kube-step-job.ts). */
+const stepContainer = "step";
+
+/** One attempt's executor: built per attempt, as the Docker executor is, since its image is the step's. */
+export class KubeStepExecutor implements Executor {
+  /** The runner's env never enters the pod, so no value of it needs masking here. */
+  readonly hostSecrets: readonly string[] = [];
+  /** Every line runs through the image's shell, as in a container (docker-executor.ts). */
+  readonly plainCommands = false;
+  private readonly attempts = new Set<KubeStepAttempt>();
+
+  constructor(private readonly settings: KubeStepSettings) {}
+
+  async startAttempt(setup: AttemptSetup): Promise<ExecAttempt> {
+    const env: Record<string, string> = {
+      // Tools that write under $HOME have somewhere to: the root is read-only.
+      HOME: "/tmp",
+      ...setup.env,
+      RUNYARD_OUTPUT: stepOutputPath,
+    };
+    const attempt = new KubeStepAttempt(this.settings, setup, env, () => this.attempts.delete(attempt));
+    this.attempts.add(attempt);
+    return attempt;
+  }
+
+  /** Deletes the Jobs of attempts still running (the runner is stopping). */
+  close(): void {
+    for (const attempt of this.attempts) void attempt.dispose();
+  }
+}
+
+class KubeStepAttempt implements ExecAttempt {
+  readonly files: Record<string, string>;
+  private output: OutputFileContents = { text: "" };
+  private readonly jobs = new Set<string>();
+  private disposed = false;
+
+  constructor(
+    private readonly settings: KubeStepSettings,
+    private readonly setup: AttemptSetup,
+    readonly env: Record<string, string>,
+    private readonly onDisposed: () => void,
+  ) {
+    // Where the files will be in the pod: the same names for every Job of the attempt.
+    this.files = stepJobManifests(this.input([], "")).filePaths;
+  }
+
+  run(command: AttemptCommand): Promise<ExecResult> {
+    return this.runSequence([command.argv], command);
+  }
+
+  async runSequence(
+    argvs: string[][],
+    command: Omit<AttemptCommand, "argv">,
+  ): Promise<ExecResult & { failedIndex?: number }> {
+    const startedAt = performance.now();
+    const { cluster } = this.settings;
+    const signal = this.setup.signal;
+    if (signal?.aborted) return ended(startedAt, { status: "canceled" });
+    const name = stepJobName(randomBytes(6).toString("hex"));
+    const mark = `runyard-step-end-${randomBytes(16).toString("hex")}`;
+    const timeoutSeconds = command.timeoutMs === undefined ? undefined : Math.ceil(command.timeoutMs / 1000);
+    const manifests = stepJobManifests({
+      ...this.input(argvs, mark, name),
+      activeDeadlineSeconds:
+        timeoutSeconds === undefined ? defaultDeadlineSeconds : timeoutSeconds + deadlineMarginSeconds,
+    });
+    const badName = Object.keys(this.env)
+      .map(envNameProblem)
+      .find((problem) => problem !== undefined);
+    if (badName) {
+      return ended(startedAt, {
+        status: "failed",
+        spawnError: `${badName}, and a step's pod gets its variables from a shell: name it with letters, digits and _`,
+      });
+    }
+    const bytes = secretBytes(manifests.secret);
+    if (bytes > maxSecretBytes) {
+      return ended(startedAt, {
+        status: "failed",
+        spawnError: `the step's environment and script take ${bytes} bytes, over the 1 MiB a Kubernetes Secret holds: pass large values as files of the image or fetch them in the step`,
+      });
+    }
+    const stop = new AbortController();
+    let stopReason: "canceled" | "timeout" | undefined;
+    const onAbort = () => {
+      stopReason ??= "canceled";
+      stop.abort();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const timer =
+      command.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            stopReason ??= "timeout";
+            stop.abort();
+          }, command.timeoutMs);
+    let created = false;
+    const decoder = new StringDecoder("utf8");
+    const splitter = new TrailerSplitter(Buffer.from(mark), (chunk) => {
+      const text = decoder.write(chunk);
+      if (text) command.onOutput("stdout", text);
+    });
+    try {
+      await createStepJob(cluster, manifests);
+      created = true;
+      this.jobs.add(name);
+      const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
+      const log = followLog(cluster, pod.metadata?.name ?? "", (chunk) => splitter.push(chunk), stop.signal);
+      const end = await waitForPodEnd(cluster, name, stop.signal);
+      // The log ends with the container; what the API still holds of it is read to its end.
+      await Promise.race([log, new Promise((done) => setTimeout(done, 10_000).unref())]);
+      splitter.end();
+      const rest = decoder.end();
+      if (rest) command.onOutput("stdout", rest);
+      const driver = splitter.result();
+      this.output = outputFile(driver);
+      if (end.fault) {
+        command.onOutput("stderr", `runyard: ${end.fault.message}\n`);
+        return ended(startedAt, { status: "failed", exitCode: end.exitCode });
+      }
+      const exitCode = end.exitCode;
+      return ended(startedAt, {
+        status: exitCode === 0 ? "success" : "failed",
+        exitCode,
+        ...(driver?.failedIndex !== undefined ? { failedIndex: driver.failedIndex } : {}),
+      });
+    } catch (error) {
+      if (stopReason) return ended(startedAt, { status: stopReason });
+      const fault = cluster.fault(error, { verb: "get", resource: "pods" });
+      return ended(startedAt, { status: "failed", spawnError: faultText(fault) });
+    } finally {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (created) {
+        const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
+        await cluster.deleteJob(name, { graceSeconds }).catch(() => {});
+        this.jobs.delete(name);
+      }
+    }
+  }
+
+  /** Read at the end only: the pod's file comes back with the driver's trailer. */
+  outputFileChanged(): string | undefined {
+    return undefined;
+  }
+
+  async readOutputFile(): Promise<OutputFileContents> {
+    return this.output;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
+    await Promise.all(
+      [...this.jobs].map((name) => this.settings.cluster.deleteJob(name, { graceSeconds }).catch(() => {})),
+    );
+    this.onDisposed();
+  }
+
+  private input(commands: string[][], mark: string, name = stepJobName("000000000000")): StepJobInput {
+    return {
+      name,
+      namespace: this.settings.cluster.namespace,
+      image: this.settings.image,
+      owner: this.settings.owner,
+      mark,
+      commands,
+      env: this.env,
+      files: this.setup.files ?? {},
+      ...(this.setup.cwd !== undefined ? { cwd: this.setup.cwd } : {}),
+      killGraceMs: this.setup.limits.killGraceMs,
+      ...(this.settings.limits ? { limits: this.settings.limits } : {}),
+    };
+  }
+}
+
+/**
+ * Creates the Job, then at once its Secret owned by it: the pod waits for its Secret volume
+ * until it exists (a kubelet retries the mount), so it never starts without its env, and the
+ * garbage collector deletes the Secret with the Job. Nothing is patched, so the runner's Role
+ * needs no update rights. If the Secret cannot be made, the Job is deleted.
+ */
+async function createStepJob(
+  cluster: KubeCluster,
+  manifests: ReturnType<typeof stepJobManifests>,
+): Promise<void> {
+  const { BatchV1Api, CoreV1Api } = await import("@kubernetes/client-node");
+  const batch = cluster.credentials.config.makeApiClient(BatchV1Api);
+  const core = cluster.credentials.config.makeApiClient(CoreV1Api);
+  const namespace = cluster.namespace;
+  const created = await cluster.call({ verb: "create", resource: "jobs" }, () =>
+    batch.createNamespacedJob({ namespace, body: manifests.job as never }),
+  );
+  const owner = {
+    name: created.metadata?.name ?? manifests.job.metadata.name,
+    uid: created.metadata?.uid ?? "",
+  };
+  try {
+    const secret = {
+      ...manifests.secret,
+      metadata: { ...manifests.secret.metadata, ownerReferences: [ownedBy(owner)] },
+    };
+    await cluster.call({ verb: "create", resource: "secrets" }, () =>
+      core.createNamespacedSecret({ namespace, body: secret as never }),
+    );
+  } catch (error) {
+    await cluster.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Follows the pod's log (`pods/log?follow=true`) and hands each chunk on as it comes: stdout and
+ * stderr as the kubelet merged them. Resolves when the log ends or `signal` is aborted.
+ */
+async function followLog(
+  cluster: KubeCluster,
+  podName: string,
+  onChunk: (chunk: Buffer) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const { Log } = await import("@kubernetes/client-node");
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => {
+    ended = resolve;
+  });
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      onChunk(chunk);
+      callback();
+    },
+    final(callback) {
+      callback();
+      ended();
+    },
+  });
+  sink.on("close", () => ended());
+  if (signal.aborted) return;
+  const controller = await cluster.call({ verb: "get", resource: "pods/log" }, () =>
+    new Log(cluster.credentials.config).log(cluster.namespace, podName, stepContainer, sink, {
+      follow: true,
+    }),
+  );
+  const onAbort = () => {
+    controller.abort();
+    ended();
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await done;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function outputFile(driver: DriverResult | undefined): OutputFileContents {
+  if (!driver) return { text: "" };
+  if (driver.output) return { text: driver.output.toString("utf8") };
+  if (driver.outputBytes === 0) return { text: "" };
+  return {
+    problem: `$RUNYARD_OUTPUT holds ${driver.outputBytes} bytes, more than a step's pod hands back (1 MiB and 64 KiB); nothing of it was read`,
+  };
+}
+
+/** A cluster's fault as a step's spawn error: its message and what to do. */
+function faultText(fault: RunyardError): string {
+  return fault.hint ? `${fault.message} (${fault.hint})` : fault.message;
+}
+
+function ended(
+  startedAt: number,
+  result: Partial<ExecResult> & { status: ExecResult["status"]; failedIndex?: number },
+): ExecResult & { failedIndex?: number } {
+  return {
+    exitCode: null,
+    signal: null,
+    durationMs: Math.round(performance.now() - startedAt),
+    // The kubelet's figures are not read back: the pod's limits bound them.
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+    ...result,
+  };
+}

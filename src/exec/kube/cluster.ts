@@ -1,0 +1,170 @@
+import {
+  BatchV1Api,
+  CoreV1Api,
+  NetworkingV1Api,
+  type V1Job,
+  type V1JobList,
+  type V1PodList,
+} from "@kubernetes/client-node";
+import type { RunyardError } from "../../core/errors.js";
+import { type KubeCredentials, loadKubeCredentials } from "./credentials.js";
+import { type KubeCall, kubeFault } from "./faults.js";
+import {
+  type JobOwner,
+  jobObject,
+  type KubeJobRequest,
+  kubeLabels,
+  networkPolicyObject,
+  secretObject,
+} from "./job-objects.js";
+import { watchUntil } from "./watch-until.js";
+
+/** A Job runyard made, as the API named it. */
+export interface CreatedJob extends JobOwner {}
+
+/**
+ * One namespace of one cluster, through `@kubernetes/client-node`: the calls runyard makes,
+ * each fault turned into a typed error (faults.ts). Made by `connect`, which refuses a cluster
+ * the runner cannot use, so that a runner never starts against one.
+ */
+export class KubeCluster {
+  private constructor(
+    readonly credentials: KubeCredentials,
+    readonly namespace: string,
+    private readonly batch: BatchV1Api,
+    private readonly core: CoreV1Api,
+    private readonly networking: NetworkingV1Api,
+  ) {}
+
+  /**
+   * Loads the runner's credentials (credentials.ts) and checks, within seconds, that the API
+   * server answers and lets the runner list Jobs and pods in `namespace` (the credentials' own
+   * namespace, else `default`, when none is named). Throws a typed KUBE_* error otherwise.
+   */
+  static async connect(
+    env: Readonly<Record<string, string | undefined>>,
+    options: { namespace?: string; context?: string },
+  ): Promise<KubeCluster> {
+    const credentials = await loadKubeCredentials(env, options.context);
+    const { config } = credentials;
+    const cluster = new KubeCluster(
+      credentials,
+      options.namespace ?? credentials.namespace ?? "default",
+      config.makeApiClient(BatchV1Api),
+      config.makeApiClient(CoreV1Api),
+      config.makeApiClient(NetworkingV1Api),
+    );
+    await cluster.list("jobs", kubeLabels.runnerId, 1);
+    await cluster.list("pods", kubeLabels.runnerId, 1);
+    return cluster;
+  }
+
+  /** The API server's URL. */
+  get server(): string {
+    return this.credentials.server;
+  }
+
+  /** The URL path of a collection of the namespace, as a watch asks for it. */
+  collectionPath(resource: "jobs" | "pods"): string {
+    const group = resource === "jobs" ? "/apis/batch/v1" : "/api/v1";
+    return `${group}/namespaces/${encodeURIComponent(this.namespace)}/${resource}`;
+  }
+
+  /** A fault of a call in this namespace, typed. */
+  fault(error: unknown, call: Pick<KubeCall, "verb" | "resource">): RunyardError {
+    return kubeFault(error, { ...call, namespace: this.namespace, server: this.server });
+  }
+
+  /** Runs one call of the client, its fault typed. */
+  async call<T>(call: Pick<KubeCall, "verb" | "resource">, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      throw this.fault(error, call);
+    }
+  }
+
+  /** Lists Jobs or pods of the namespace that match `labelSelector`. */
+  async list(resource: "jobs", labelSelector: string, limit?: number): Promise<V1JobList>;
+  async list(resource: "pods", labelSelector: string, limit?: number): Promise<V1PodList>;
+  async list(
+    resource: "jobs" | "pods",
+    labelSelector: string,
+    limit?: number,
+  ): Promise<V1JobList | V1PodList>;
+  async list(
+    resource: "jobs" | "pods",
+    labelSelector: string,
+    limit?: number,
+  ): Promise<V1JobList | V1PodList> {
+    const query = { namespace: this.namespace, labelSelector, ...(limit ? { limit } : {}) };
+    return this.call<V1JobList | V1PodList>({ verb: "list", resource }, () =>
+      resource === "jobs" ? this.batch.listNamespacedJob(query) : this.core.listNamespacedPod(query),
+    );
+  }
+
+  /**
+   * Creates the Job of `request`, then its NetworkPolicy and last its Secret, both owned by the
+   * Job: its container waits for the Secret (the kubelet retries until it exists), so it never
+   * starts without its env or before its egress rules. Whatever fails on the way, nothing is
+   * left behind (the Job is deleted with what it owns). Needs no verb but create.
+   */
+  async createJob(request: KubeJobRequest): Promise<CreatedJob> {
+    const created = await this.call({ verb: "create", resource: "jobs" }, () =>
+      this.batch.createNamespacedJob({ namespace: this.namespace, body: jobObject(request) }),
+    );
+    const owner = { name: created.metadata?.name ?? request.name, uid: created.metadata?.uid ?? "" };
+    try {
+      await this.call({ verb: "create", resource: "networkpolicies" }, () =>
+        this.networking.createNamespacedNetworkPolicy({
+          namespace: this.namespace,
+          body: networkPolicyObject(request, owner),
+        }),
+      );
+      await this.call({ verb: "create", resource: "secrets" }, () =>
+        this.core.createNamespacedSecret({ namespace: this.namespace, body: secretObject(request, owner) }),
+      );
+    } catch (error) {
+      await this.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});
+      throw error;
+    }
+    return owner;
+  }
+
+  /**
+   * Deletes a Job with `propagationPolicy: Foreground` and waits until its pods are gone and
+   * the Job with them (the API keeps it, with a deletionTimestamp, until its dependents are).
+   * A Job already gone is no error. The wait ends after `graceSeconds` plus 30 s at most.
+   */
+  async deleteJob(name: string, options: { graceSeconds: number }): Promise<void> {
+    try {
+      await this.batch.deleteNamespacedJob({
+        name,
+        namespace: this.namespace,
+        propagationPolicy: "Foreground",
+        gracePeriodSeconds: options.graceSeconds,
+      });
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 404)
+        throw this.fault(error, { verb: "delete", resource: "jobs" });
+    }
+    const limit = AbortSignal.timeout((options.graceSeconds + 30) * 1000);
+    const selector = `${kubeLabels.job}=${name}`;
+    await watchUntil(this, "pods", selector, (pods) => (pods.size === 0 ? true : undefined), limit);
+    await watchUntil<V1Job, true>(
+      this,
+      "jobs",
+      selector,
+      (jobs) => (jobs.has(name) ? undefined : true),
+      limit,
+    );
+  }
+
+  /** The Jobs of the namespace that carry `labels` (a restarted runner finds its own). */
+  async findJobs(labels: Record<string, string>): Promise<V1Job[]> {
+    const selector = Object.entries(labels)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(",");
+    return (await this.list("jobs", selector)).items;
+  }
+}

@@ -1,0 +1,206 @@
+import { randomBytes } from "node:crypto";
+import { isAbsolute, relative, resolve } from "node:path";
+import type { RunyardError } from "../../core/errors.js";
+import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
+import type { KubeCluster } from "./cluster.js";
+import type { ClaimMount, EgressRule, KubeJobRequest } from "./job-objects.js";
+import { type PodEnd, waitForPodEnd } from "./pod-end.js";
+import { followPodLog } from "./pod-log.js";
+import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
+
+/** How a runner's commands run as Jobs (the config file's k8s_* keys, resolved). */
+export interface KubeJobSettings {
+  cluster: KubeCluster;
+  image: string;
+  /** Labels of every Job (plain ids: run, task, turn, runner). */
+  labels: Record<string, string>;
+  /** The operator's Secrets every pod gets as env (`k8s_secrets`). */
+  extraSecrets: readonly string[];
+  /** The pod's non-root user and group (`fsGroup` too). */
+  user: { uid: number; gid: number };
+  limits: { memoryBytes?: number; cpuMillis?: number };
+  /**
+   * The workspace claim and the folder where this runner has it mounted: every folder a command
+   * sees must lie inside, and is mounted into the pod at the same path by subPath.
+   */
+  claim?: { name: string; root: string };
+  /** The node a ReadWriteOnce claim holds the pods to. */
+  nodeName?: string;
+  egress: EgressRule[];
+  start: PodStartLimits;
+  /** The Job's activeDeadlineSeconds: the cluster's own stop, after the runner's. */
+  deadlineSeconds: number;
+}
+
+/** Between SIGTERM and SIGKILL when a turn's pod is deleted. */
+const graceSeconds = 5;
+
+/**
+ * Runs each command as a Kubernetes Job (job-objects.ts) instead of a process: the launcher an
+ * agent turn gets on a runner in `execution_mode: kubernetes`. The command's cwd and the folders
+ * of its exposure are mounted from the workspace claim at their own paths, so every path the
+ * agent is given means the same in the pod. Output comes from the pod's log, line by line on its
+ * own stream, as a process's would; cancel, timeout and abort delete the Job (Foreground) and
+ * wait until its pod is gone; the Job is deleted however the command ended. A fault of the
+ * cluster (an image that cannot be pulled, a pod not scheduled, OOMKilled, evicted, the Job
+ * deleted by someone else, the API gone) ends the command with `fault` set.
+ */
+export class KubeJobLauncher implements ProcessLauncher {
+  private readonly running = new Set<string>();
+
+  constructor(private readonly settings: KubeJobSettings) {}
+
+  async run(request: ExecRequest): Promise<ExecResult> {
+    const startedAt = performance.now();
+    const { cluster } = this.settings;
+    const mounts = this.mountsOf(request);
+    if (typeof mounts === "string") return ended(startedAt, { status: "failed", spawnError: mounts });
+    const name = `runyard-${randomBytes(6).toString("hex")}`;
+    const job: KubeJobRequest = {
+      name,
+      namespace: cluster.namespace,
+      image: this.settings.image,
+      argv: request.argv,
+      env: podEnv(request.env),
+      ...(request.cwd ? { workingDir: resolve(request.cwd) } : {}),
+      labels: this.settings.labels,
+      extraSecrets: this.settings.extraSecrets,
+      user: this.settings.user,
+      limits: this.settings.limits,
+      deadlineSeconds: this.settings.deadlineSeconds,
+      ...(this.settings.claim ? { claim: { name: this.settings.claim.name, mounts } } : {}),
+      ...(this.settings.nodeName ? { nodeName: this.settings.nodeName } : {}),
+      egress: this.settings.egress,
+      graceSeconds,
+    };
+    // Aborted by the caller (cancel, the supervisor's timeout or stall) or by the request's own
+    // time limit; either way the Job is deleted and waited for.
+    const stop = new AbortController();
+    let stopReason: "canceled" | "timeout" | undefined;
+    const onAbort = () => {
+      stopReason ??= "canceled";
+      stop.abort();
+    };
+    if (request.signal?.aborted) return ended(startedAt, { status: "canceled" });
+    request.signal?.addEventListener("abort", onAbort, { once: true });
+    const timer =
+      request.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            stopReason ??= "timeout";
+            stop.abort();
+          }, request.timeoutMs);
+    let created = false;
+    try {
+      await cluster.createJob(job);
+      created = true;
+      this.running.add(name);
+      const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
+      const podName = pod.metadata?.name ?? "";
+      const log = followPodLog(cluster, podName, request.onOutput, stop.signal);
+      const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal);
+      // The log ends with the container; what the API still holds of it is read to its end.
+      await Promise.race([log, new Promise((done) => setTimeout(done, 5000).unref())]);
+      if (end.fault) return ended(startedAt, { status: "failed", exitCode: end.exitCode, fault: end.fault });
+      const exitCode = end.exitCode;
+      return ended(startedAt, {
+        status: exitCode === 0 ? "success" : "failed",
+        exitCode,
+        ...(exitCode !== null && exitCode > 128 ? { signal: signalName(exitCode - 128) } : {}),
+      });
+    } catch (error) {
+      if (stopReason) return ended(startedAt, { status: stopReason });
+      const fault = cluster.fault(error, { verb: "get", resource: "pods" });
+      return ended(startedAt, { status: "failed", fault });
+    } finally {
+      if (timer) clearTimeout(timer);
+      request.signal?.removeEventListener("abort", onAbort);
+      if (created) {
+        await cluster.deleteJob(name, { graceSeconds }).catch(() => {});
+        this.running.delete(name);
+      }
+    }
+  }
+
+  /** Deletes the Jobs still running (the turn or the runner is stopping) and waits for their pods. */
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.running].map((name) =>
+        this.settings.cluster.deleteJob(name, { graceSeconds }).catch(() => {}),
+      ),
+    );
+  }
+
+  /**
+   * The claim's folders the command sees, at their own paths; a problem when one it writes lies
+   * outside the claim. A folder it only reads that lies outside (the agent CLIs of a runner whose
+   * home is not on the claim) must be in the image at the same path: `k8s_image` is built from the
+   * runner's image.
+   */
+  private mountsOf(request: ExecRequest): ClaimMount[] | string {
+    const claim = this.settings.claim;
+    const folders: Array<[string, boolean]> = [];
+    if (request.cwd) folders.push([resolve(request.cwd), false]);
+    for (const folder of request.exposure?.writable ?? []) folders.push([resolve(folder), false]);
+    for (const folder of request.exposure?.readable ?? []) folders.push([resolve(folder), true]);
+    if (!claim) return [];
+    const mounts: ClaimMount[] = [];
+    const seen = new Set<string>();
+    for (const [folder, readOnly] of folders) {
+      if (seen.has(folder)) continue;
+      seen.add(folder);
+      const inside = relative(claim.root, folder);
+      if (inside.startsWith("..") || isAbsolute(inside)) {
+        // What the command only reads (the agent CLIs) may come with the image, where the runner has it.
+        if (readOnly) continue;
+        return `${folder} is not on the workspace claim ${claim.name} (mounted at ${claim.root} on the runner): a Job's pod writes only to folders of the claim; put the runner's home (RUNYARD_HOME) and workspace folder (RUNYARD_WORKSPACE_DIR) on it`;
+      }
+      mounts.push({ subPath: inside, mountPath: folder, readOnly });
+    }
+    return mounts;
+  }
+}
+
+/**
+ * The command's env as the pod gets it: without what belongs to the runner's machine (its PATH,
+ * HOME, temp folder, hostname: the image's own apply), and with git told to trust the
+ * worktree, whose owner the pod's user is not.
+ */
+function podEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!machineVariables.has(key)) out[key] = value;
+  }
+  const count = Number.parseInt(out.GIT_CONFIG_COUNT ?? "0", 10) || 0;
+  out[`GIT_CONFIG_KEY_${count}`] = "safe.directory";
+  out[`GIT_CONFIG_VALUE_${count}`] = "*";
+  out.GIT_CONFIG_COUNT = String(count + 1);
+  return out;
+}
+
+const machineVariables = new Set(["PATH", "HOME", "PWD", "OLDPWD", "TMPDIR", "HOSTNAME", "SHLVL", "_"]);
+
+function ended(
+  startedAt: number,
+  result: Partial<ExecResult> & { status: ExecResult["status"]; fault?: RunyardError },
+): ExecResult {
+  const { fault, ...rest } = result;
+  return {
+    exitCode: null,
+    signal: null,
+    durationMs: Math.round(performance.now() - startedAt),
+    // The kubelet's figures are not read back: the pod's limits bound them.
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+    ...rest,
+    ...(fault ? { fault: fault.toInfo() } : {}),
+  };
+}
+
+function signalName(number: number): string {
+  return (
+    ({ 9: "SIGKILL", 15: "SIGTERM", 2: "SIGINT", 1: "SIGHUP", 6: "SIGABRT" } as Record<number, string>)[
+      number
+    ] ?? `signal ${number}`
+  );
+}

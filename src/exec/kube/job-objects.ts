@@ -1,0 +1,265 @@
+import type { V1Job, V1NetworkPolicy, V1NetworkPolicyPeer, V1Secret } from "@kubernetes/client-node";
+import { podInitScript } from "./pod-init.js";
+
+/** The labels every object runyard makes in a cluster carries (plain ids, so `kubectl -l` finds them). */
+export const kubeLabels = {
+  runId: "runyard.dev/run-id",
+  task: "runyard.dev/task",
+  turn: "runyard.dev/turn",
+  runnerId: "runyard.dev/runner-id",
+  /** The Job's name, on the Job and its pod: what its NetworkPolicy and its waits select. */
+  job: "runyard.dev/job",
+} as const;
+
+/** The pod's container: one, so the log and the exit are the command's. */
+export const kubeContainerName = "turn";
+/** Where the pod's in-memory home is mounted, as a sandboxed container's is (container-launcher.ts). */
+export const kubePodHome = "/home/runyard";
+/** The env name that carries the command's argv (JSON) in the Secret, read and dropped by the pod's init. */
+export const argvVariable = "RUNYARD_TURN_ARGV";
+
+/** A folder of the workspace claim mounted into the pod (by subPath) at `mountPath`. */
+export interface ClaimMount {
+  /** The folder inside the claim, relative to its root ("" for the root itself). */
+  subPath: string;
+  mountPath: string;
+  readOnly: boolean;
+}
+
+/** An address and port the pod may reach besides DNS. */
+export interface EgressRule {
+  /** An IP address (v4 or v6) or a CIDR. */
+  cidr: string;
+  port: number;
+}
+
+/** Everything one Job is made of: the caller decides, this file writes the objects. */
+export interface KubeJobRequest {
+  /** The Job's name, also its Secret's and NetworkPolicy's: lower-case, at most 52 characters. */
+  name: string;
+  namespace: string;
+  image: string;
+  /** The command, run by the pod's init (so SIGTERM reaches it); kept in the Secret, not the spec. */
+  argv: string[];
+  /** The command's environment: kept in the Secret, each entry read by the pod as env. */
+  env: Record<string, string>;
+  workingDir?: string;
+  /** Labels of the Job, its pod and its Secret and NetworkPolicy (plain ids). */
+  labels: Record<string, string>;
+  /** Secrets of the operator's whose every key is given to the pod as env (`k8s_secrets`). */
+  extraSecrets: readonly string[];
+  /** The pod's non-root user and group; `fsGroup` is the group, so the claim is writable. */
+  user: { uid: number; gid: number };
+  limits: { memoryBytes?: number; cpuMillis?: number };
+  /** The Job's activeDeadlineSeconds. */
+  deadlineSeconds: number;
+  /** The workspace claim and the folders of it the pod sees; none: no claim is mounted. */
+  claim?: { name: string; mounts: ClaimMount[] };
+  /** The node the pod must run on (a ReadWriteOnce claim is mounted on the runner's node only). */
+  nodeName?: string;
+  /** Where the pod may connect besides DNS; everything else is refused by the NetworkPolicy. */
+  egress: EgressRule[];
+  /** Seconds between SIGTERM and SIGKILL when the pod is deleted. */
+  graceSeconds: number;
+}
+
+/**
+ * The Job of one command, hardened: `restartPolicy: Never` and `backoffLimit: 0` (run once,
+ * never again behind the runner's back); its container cannot start before its Secret exists
+ * (`envFrom` that is not optional), which the runner makes after its NetworkPolicy; a non-root user with `fsGroup`, a read-only root with in-memory
+ * home and /tmp, every capability dropped, no privilege gain, seccomp `RuntimeDefault`, no
+ * service-account token and no service links. The command and its env are in the Secret only.
+ */
+export function jobObject(request: KubeJobRequest): V1Job {
+  const podLabels = { ...request.labels, [kubeLabels.job]: request.name };
+  const mounts = [
+    { name: "home", mountPath: kubePodHome },
+    { name: "tmp", mountPath: "/tmp" },
+    ...(request.claim?.mounts ?? []).map((mount) => ({
+      name: "workspace",
+      mountPath: mount.mountPath,
+      ...(mount.subPath ? { subPath: mount.subPath } : {}),
+      readOnly: mount.readOnly,
+    })),
+  ];
+  const limits: Record<string, string> = {};
+  if (request.limits.memoryBytes) limits.memory = String(request.limits.memoryBytes);
+  if (request.limits.cpuMillis) limits.cpu = `${request.limits.cpuMillis}m`;
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name: request.name, namespace: request.namespace, labels: podLabels },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: request.deadlineSeconds,
+      template: {
+        metadata: { labels: podLabels },
+        spec: {
+          restartPolicy: "Never",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: request.graceSeconds,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: request.user.uid,
+            runAsGroup: request.user.gid,
+            fsGroup: request.user.gid,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          ...(request.nodeName
+            ? {
+                affinity: {
+                  nodeAffinity: {
+                    requiredDuringSchedulingIgnoredDuringExecution: {
+                      nodeSelectorTerms: [
+                        {
+                          matchExpressions: [
+                            { key: "kubernetes.io/hostname", operator: "In", values: [request.nodeName] },
+                          ],
+                        },
+                      ],
+                    },
+                  },
+                },
+              }
+            : {}),
+          containers: [
+            {
+              name: kubeContainerName,
+              image: request.image,
+              imagePullPolicy: "IfNotPresent",
+              command: ["node", "-e", podInitScript],
+              ...(request.workingDir ? { workingDir: request.workingDir } : {}),
+              env: [
+                { name: "HOME", value: kubePodHome },
+                { name: "TMPDIR", value: "/tmp" },
+              ],
+              envFrom: [
+                { secretRef: { name: request.name } },
+                ...request.extraSecrets.map((name) => ({ secretRef: { name } })),
+              ],
+              securityContext: {
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                capabilities: { drop: ["ALL"] },
+              },
+              resources:
+                Object.keys(limits).length > 0
+                  ? {
+                      limits,
+                      requests: {
+                        ...(limits.memory ? { memory: limits.memory } : {}),
+                        ...(limits.cpu ? { cpu: `${Math.min(request.limits.cpuMillis ?? 100, 100)}m` } : {}),
+                      },
+                    }
+                  : {},
+              volumeMounts: mounts,
+            },
+          ],
+          volumes: [
+            { name: "home", emptyDir: { medium: "Memory", sizeLimit: "512Mi" } },
+            { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+            ...(request.claim
+              ? [{ name: "workspace", persistentVolumeClaim: { claimName: request.claim.name } }]
+              : []),
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Who owns an object: the Job, so deleting it (Foreground) deletes the object too. */
+export interface JobOwner {
+  name: string;
+  uid: string;
+}
+
+function ownedBy(owner: JobOwner) {
+  return [
+    {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      name: owner.name,
+      uid: owner.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
+  ];
+}
+
+/**
+ * The Secret of one Job: the command's env (the model key among it) and its argv, each key an
+ * env name the pod reads (`envFrom`). Env names Kubernetes cannot take are left out.
+ */
+export function secretObject(request: KubeJobRequest, owner: JobOwner): V1Secret {
+  const data: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.env)) {
+    if (secretKeyPattern.test(name) && name !== "HOME" && name !== "TMPDIR") data[name] = value;
+  }
+  data[argvVariable] = JSON.stringify(request.argv);
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "Opaque",
+    metadata: {
+      name: request.name,
+      namespace: request.namespace,
+      labels: request.labels,
+      ownerReferences: ownedBy(owner),
+    },
+    stringData: data,
+  };
+}
+
+/** What a Secret's key may be (and so an env name the pod gets from it). */
+const secretKeyPattern = /^[-._a-zA-Z0-9]{1,253}$/;
+
+/**
+ * The NetworkPolicy of one Job's pod: no ingress; egress to DNS (UDP and TCP 53, anywhere) and
+ * to each of `request.egress`, nothing else. Enforced where the cluster's network plugin
+ * enforces NetworkPolicy.
+ */
+export function networkPolicyObject(request: KubeJobRequest, owner: JobOwner): V1NetworkPolicy {
+  const byPort = new Map<number, V1NetworkPolicyPeer[]>();
+  for (const rule of request.egress) {
+    const cidr = rule.cidr.includes("/") ? rule.cidr : `${rule.cidr}/${rule.cidr.includes(":") ? 128 : 32}`;
+    const peers = byPort.get(rule.port) ?? [];
+    if (!peers.some((peer) => peer.ipBlock?.cidr === cidr)) peers.push({ ipBlock: { cidr } });
+    byPort.set(rule.port, peers);
+  }
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: {
+      name: request.name,
+      namespace: request.namespace,
+      labels: request.labels,
+      ownerReferences: ownedBy(owner),
+    },
+    spec: {
+      podSelector: { matchLabels: { [kubeLabels.job]: request.name } },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [],
+      egress: [
+        {
+          ports: [
+            { protocol: "UDP", port: 53 },
+            { protocol: "TCP", port: 53 },
+          ],
+        },
+        ...[...byPort].map(([port, to]) => ({ to, ports: [{ protocol: "TCP", port }] })),
+      ],
+    },
+  };
+}
+
+/**
+ * A label value from an id: Kubernetes takes at most 63 characters of `[A-Za-z0-9_.-]`, starting
+ * and ending with a letter or digit. runyard's ids are such already; anything else is cut to fit.
+ */
+export function labelValue(id: string): string {
+  const cleaned = id.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 63);
+  return cleaned.replace(/^[^A-Za-z0-9]+/, "").replace(/[^A-Za-z0-9]+$/, "");
+}

@@ -1,0 +1,359 @@
+/**
+ * `execution_mode: kubernetes` end to end: a runner started from the agent runner's config.k8s.yaml
+ * keys runs each agent turn as a Job through `@kubernetes/client-node` against the scripted API
+ * server (test/k8s-api-server: the real REST paths, the 1.33 schemas, the Role of
+ * deploy/kubernetes, pods run in Docker). The real Claude Code CLI and the built-in loop, pointed
+ * at the scripted model server, write, commit and report tokens as in process mode; the model
+ * key is in no Job or pod spec (read back through the API and kubectl); cancel and each fault a
+ * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { adapterFor } from "../../src/agents/registry.js";
+import type { RunEvent } from "../../src/core/events.js";
+import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { agentBaseImage } from "../helpers/base-images.js";
+import { runCli, tempDir } from "../helpers/cli.js";
+import { requireDocker } from "../helpers/docker.js";
+import { git, seedBareRepo } from "../helpers/git-repos.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startCli,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import { type ScriptedKubernetes, startScriptedKubernetes } from "../k8s-api-server/server.js";
+import { type ModelServer, startModelServer } from "../model-server/server.js";
+
+const haveDocker = await requireDocker();
+const claude = (() => {
+  const pkg = adapterFor("claude_code")?.package;
+  return pkg ? agentCli("claude_code", pkg.name, pkg.version, pkg.bin) : undefined;
+})();
+const namespace = "agents";
+const apiKey = "sk-k8s-model-key-7e11a";
+const printHello = 'print("hello")\n';
+
+let k8s: ScriptedKubernetes;
+let server: TestServer;
+let model: ModelServer;
+let runner: Proc;
+let root: string;
+let kubeconfig: string;
+let image: string;
+
+/**
+ * The turns' image: the agent image of the other tests (node, git, bash from the host's files)
+ * with the Claude Code CLI copied in at the path the runner has it, as `k8s_image` is built from
+ * the runner's image in a cluster.
+ */
+async function kubernetesAgentImage(cli: string): Promise<string> {
+  const base = await agentBaseImage();
+  const packageRoot = dirname(dirname(dirname(cli)));
+  const tag = `runyard-test-k8s-agent:${Buffer.from(packageRoot).toString("hex").slice(-12)}`;
+  const engine = new DockerEngine();
+  const present = await engine.docker
+    .getImage(tag)
+    .inspect()
+    .then(() => true)
+    .catch(() => false);
+  if (!present) {
+    const built = spawnSync("docker", ["build", "-q", "-t", tag, "-f", "-", packageRoot], {
+      input: `FROM ${base}\nCOPY . ${packageRoot}/\n`,
+      encoding: "utf8",
+      timeout: 300_000,
+    });
+    if (built.status !== 0) throw new Error(`cannot build ${tag}: ${built.stderr}`);
+  }
+  return tag;
+}
+
+/** What the cluster holds of runyard's, as kubectl lists it. */
+function kubectlObjects(kinds = "jobs,secrets,networkpolicies"): Array<{ kind: string; metadata: { name: string; labels?: Record<string, string> } }> {
+  const out = execFileSync("kubectl", ["--kubeconfig", kubeconfig, "get", kinds, "-n", namespace, "-o", "json"], {
+    encoding: "utf8",
+  });
+  return (JSON.parse(out) as { items: never[] }).items;
+}
+
+function leftovers(): string[] {
+  return ["jobs", "secrets", "networkpolicies", "pods"].flatMap((resource) =>
+    k8s.list(resource, namespace).map((object) => `${resource}/${object.metadata.name}`),
+  );
+}
+
+async function submit(body: Record<string, unknown>): Promise<string> {
+  const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", { kind: "agent", ...body });
+  expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+  return submitted.body.run_id;
+}
+
+async function finishedOf(runId: string): Promise<Extract<RunEvent, { type: "run.finished" }>> {
+  await waitForRun(server.url, runId, isFinal, 150_000);
+  const events = await readEvents(server.url, runId);
+  const finished = events.at(-1);
+  if (finished?.type !== "run.finished") throw new Error(`no run.finished: ${JSON.stringify(events.slice(-3))}`);
+  return finished;
+}
+
+/** The running pod of a run's turn, once its container runs. */
+async function runningPod(runId: string): Promise<string> {
+  return vi.waitFor(
+    () => {
+      const pod = k8s
+        .list("pods", namespace)
+        .find(
+          (p) =>
+            p.metadata.labels?.["runyard.dev/run-id"] === runId &&
+            (p as { status?: { phase?: string } }).status?.phase === "Running",
+        );
+      if (!pod) throw new Error(`no running pod of ${runId}`);
+      return pod.metadata.name;
+    },
+    { timeout: 60_000, interval: 100 },
+  );
+}
+
+describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
+  beforeAll(async () => {
+    root = tempDir("runyard-k8s-agents-");
+    const claim = join(root, "claim");
+    mkdirSync(claim, { recursive: true });
+    image = await kubernetesAgentImage(claude as string);
+    k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
+    k8s.addClaim(namespace, "runyard-work", claim);
+    kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
+    model = await startModelServer({ conversations: [] });
+    server = await startTestServer();
+    const config = join(root, "config.k8s.yaml");
+    writeFileSync(
+      config,
+      [
+        "execution_mode: kubernetes",
+        `k8s_namespace: ${namespace}`,
+        `k8s_image: ${image}`,
+        "k8s_secrets: []",
+        "k8s_workspace_claim: runyard-work",
+        `k8s_workspace_path: ${claim}`,
+        "k8s_pull_timeout: 3s",
+        "k8s_schedule_timeout: 4s",
+        "max_memory_mb: 1024",
+        "max_cpu_percent: 100",
+        "",
+      ].join("\n"),
+    );
+    runner = startCli(
+      ["runner", "--server", server.url, "--token", await runnerToken(server.url), "--id", "k8s-runner", "--config", config],
+      {
+        RUNYARD_LOG_LEVEL: "warn",
+        RUNYARD_HOME: join(claim, "home"),
+        RUNYARD_WORKSPACE_DIR: join(claim, "workspaces"),
+        KUBECONFIG: kubeconfig,
+        PATH: `${dirname(claude as string)}:${process.env.PATH}`,
+        ANTHROPIC_BASE_URL: model.url,
+        ANTHROPIC_API_KEY: apiKey,
+        OPENAI_BASE_URL: `${model.url}/v1`,
+        OPENAI_API_KEY: apiKey,
+        CLAUDE_CODE_MAX_RETRIES: "0",
+      },
+    );
+    await runner.waitFor("runner k8s-runner connected", 60_000);
+  }, 400_000);
+
+  afterAll(async () => {
+    await runner?.kill();
+    await server?.proc.kill();
+    await model?.stop();
+    await k8s?.close();
+  });
+
+  it("runs Claude Code in a pod: it writes, the runner tests, commits and pushes, with the tokens as in process mode", async () => {
+    model.setScript({
+      conversations: [
+        {
+          match: (r) => r.path === "/v1/messages" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
+          turns: [
+            {
+              toolCalls: [{ name: "Write", input: { file_path: "hello.py", content: printHello } }],
+              usage: { input_tokens: 120, output_tokens: 30 },
+            },
+            { text: "Wrote hello.py.", usage: { input_tokens: 150, output_tokens: 10 } },
+          ],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const bare = seedBareRepo(join(root, "claude.git"));
+    const runId = await submit({
+      agent: "claude_code",
+      title: "Add hello.py",
+      prompt: "Create hello.py that prints hello.",
+      repo: { url: bare, push: true },
+      tests: { command: "python3 hello.py | grep -qx hello" },
+    });
+    const finished = await finishedOf(runId);
+    expect(finished.status, `${JSON.stringify(finished.error)}\n${runner.output().slice(-3000)}`).toBe("success");
+    const branch = `runyard/${runId}-claude_code`;
+    expect(finished.agents?.[0]).toMatchObject({ agent: "claude_code", pushed: true, branch });
+    expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);
+    expect(finished.agents?.[0]).toMatchObject({ input_tokens: 270, output_tokens: 40 });
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
+
+  it("runs the built-in loop's commands in pods, as the runner's non-root user of the pod", async () => {
+    model.setScript({
+      conversations: [
+        {
+          match: (r) => r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
+          turns: [
+            { toolCalls: [{ name: "write_file", input: { path: "hello.py", content: printHello } }] },
+            { toolCalls: [{ name: "run_command", input: { command: 'echo "uid=$(id -u) home=$HOME"; python3 -V 2>&1 || true' } }] },
+            { text: "Done.", usage: { input_tokens: 40, output_tokens: 4 } },
+          ],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const bare = seedBareRepo(join(root, "loop.git"));
+    const runId = await submit({ agent: "openai", prompt: "add hello.py", repo: { url: bare, push: true } });
+    const finished = await finishedOf(runId);
+    expect(finished.status, JSON.stringify(finished.error)).toBe("success");
+    const events = await readEvents(server.url, runId);
+    const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+    expect(output).toContain("uid=65534 home=/home/runyard");
+    expect(git(bare, "show", `runyard/${runId}-openai:hello.py`)).toBe(printHello);
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
+
+  it("shows the turn's Job, Secret and NetworkPolicy to kubectl while it runs, the key in the Secret only; cancel deletes them all", async () => {
+    model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+    const runId = await submit({ agent: "claude_code", prompt: "wait for the model" });
+    const pod = await runningPod(runId);
+    const objects = kubectlObjects();
+    const mine = objects.filter((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
+    expect(mine.map((o) => o.kind).sort()).toEqual(["Job", "NetworkPolicy", "Secret"]);
+    const job = mine.find((o) => o.kind === "Job");
+    expect(job?.metadata.labels).toMatchObject({
+      "runyard.dev/run-id": runId,
+      "runyard.dev/turn": "1",
+      "runyard.dev/runner-id": "k8s-runner",
+    });
+    const specs = execFileSync("kubectl", ["--kubeconfig", kubeconfig, "get", "jobs,pods", "-n", namespace, "-o", "json"], {
+      encoding: "utf8",
+    });
+    expect(specs).toContain(pod);
+    expect(specs).not.toContain(apiKey);
+    expect(JSON.stringify(k8s.list("jobs", namespace))).not.toContain(apiKey);
+    const secret = k8s.get("secrets", namespace, job?.metadata.name ?? "") as { data?: Record<string, string> };
+    expect(Buffer.from(secret.data?.ANTHROPIC_API_KEY ?? "", "base64").toString()).toBe(apiKey);
+
+    await api(server.url, "POST", `/api/runs/${runId}/cancel`, {});
+    const finished = await finishedOf(runId);
+    expect(finished.status).toBe("canceled");
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
+
+  describe("faults of the cluster, each a typed error, nothing left behind", () => {
+    it("an OOMKilled pod", async () => {
+      model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+      const runId = await submit({ agent: "claude_code", prompt: "wait" });
+      await k8s.faults.oomKill(namespace, await runningPod(runId));
+      const finished = await finishedOf(runId);
+      expect(finished.error).toMatchObject({ code: "KUBE_POD_OOM_KILLED", hint: expect.stringContaining("max_memory_mb") });
+      expect(leftovers()).toEqual([]);
+    }, 200_000);
+
+    it("an evicted pod", async () => {
+      model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+      const runId = await submit({ agent: "claude_code", prompt: "wait" });
+      await k8s.faults.evict(namespace, await runningPod(runId));
+      const finished = await finishedOf(runId);
+      expect(finished.error?.code).toBe("KUBE_POD_EVICTED");
+      expect(leftovers()).toEqual([]);
+    }, 200_000);
+
+    it("the Job deleted by someone else", async () => {
+      model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+      const runId = await submit({ agent: "claude_code", prompt: "wait" });
+      await runningPod(runId);
+      const job = k8s.list("jobs", namespace).find((j) => j.metadata.labels?.["runyard.dev/run-id"] === runId);
+      k8s.faults.deleteJob(namespace, job?.metadata.name ?? "");
+      const finished = await finishedOf(runId);
+      expect(finished.error?.code).toBe("KUBE_JOB_DELETED");
+      await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 30_000, interval: 200 });
+    }, 200_000);
+
+    it("an image that cannot be pulled, within k8s_pull_timeout", async () => {
+      k8s.faults.failImagePull(image, true);
+      try {
+        const started = Date.now();
+        const runId = await submit({ agent: "claude_code", prompt: "never runs" });
+        const finished = await finishedOf(runId);
+        expect(finished.error).toMatchObject({ code: "KUBE_IMAGE_PULL_FAILED", message: expect.stringContaining(image) });
+        expect(Date.now() - started).toBeLessThan(60_000);
+        expect(leftovers()).toEqual([]);
+      } finally {
+        k8s.faults.failImagePull(image, false);
+      }
+    }, 200_000);
+
+    it("a pod no node takes, within k8s_schedule_timeout", async () => {
+      k8s.faults.unschedulable(true);
+      try {
+        const runId = await submit({ agent: "claude_code", prompt: "never runs" });
+        const finished = await finishedOf(runId);
+        expect(finished.error).toMatchObject({ code: "KUBE_UNSCHEDULABLE", message: expect.stringContaining("k8s_schedule_timeout") });
+        expect(leftovers()).toEqual([]);
+      } finally {
+        k8s.faults.unschedulable(false);
+      }
+    }, 200_000);
+  });
+
+  describe("a runner that cannot use its cluster refuses to start", () => {
+    const config = () => {
+      const file = join(root, "refused.k8s.yaml");
+      writeFileSync(file, `execution_mode: kubernetes\nk8s_namespace: ${namespace}\nk8s_image: ${image}\n`);
+      return file;
+    };
+
+    it("with the URL of an API server it cannot reach", async () => {
+      const kubeconfigFile = join(root, "unreachable.kubeconfig");
+      writeFileSync(
+        kubeconfigFile,
+        [
+          "apiVersion: v1",
+          "kind: Config",
+          "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]",
+          "users: [{name: u, user: {token: t}}]",
+          "contexts: [{name: x, context: {cluster: c, user: u}}]",
+          "current-context: x",
+          "",
+        ].join("\n"),
+      );
+      const result = await runCli(["runner", "--server", server.url, "--token", "x", "--config", config()], {
+        env: { KUBECONFIG: kubeconfigFile },
+      });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain("cannot reach the Kubernetes API server at https://127.0.0.1:9");
+    }, 60_000);
+
+    it("naming the verb and resource it lacks, and the Role that grants them", async () => {
+      const token = k8s.addServiceAccount({ namespace, name: "no-rights", rules: [] });
+      const result = await runCli(["runner", "--server", server.url, "--token", "x", "--config", config()], {
+        env: { KUBECONFIG: k8s.writeKubeconfig(token, namespace, join(root, "no-rights.kubeconfig")) },
+      });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain("may not list jobs in namespace agents");
+      expect(result.stderr).toContain("deploy/kubernetes/runner-role.yaml");
+    }, 60_000);
+  });
+});
