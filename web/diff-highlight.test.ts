@@ -1,16 +1,20 @@
-import { createElement, type ReactNode } from "react";
-import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 
 interface HighlightModule {
-  highlightLine(text: string, language: string | undefined): ReactNode;
+  highlightLine(text: string, language: string | undefined): unknown;
   languageOf(path: string): string | undefined;
 }
-// Loaded by a path the server's type check does not follow: highlight.js's types bring in the
-// DOM's, which the server's code (Node's fetch and Buffer) must not see. web/tsconfig.json
-// checks the module itself.
-const modulePath = "./src/pages/agents/diff-highlight.js";
-const { highlightLine, languageOf } = (await import(/* @vite-ignore */ modulePath)) as HighlightModule;
+// Loaded by paths the server's type check does not follow: highlight.js's and React's types
+// bring in globals (the DOM's, React's SVGElement) that the server's code and the browser
+// tests' must not see. web/tsconfig.json checks the module itself.
+const load = (path: string): Promise<unknown> => import(/* @vite-ignore */ path);
+const { highlightLine, languageOf } = (await load("./src/pages/agents/diff-highlight.js")) as HighlightModule;
+const { createElement } = (await load("react")) as {
+  createElement(type: string, props: null, child: unknown): unknown;
+};
+const { renderToStaticMarkup } = (await load("react-dom/server")) as {
+  renderToStaticMarkup(element: unknown): string;
+};
 
 const render = (text: string, language: string | undefined) =>
   renderToStaticMarkup(createElement("code", null, highlightLine(text, language)));

@@ -22,8 +22,8 @@ import type { SchedulesRepo } from "./schedules.js";
 import type { SecretsRepo } from "./secrets.js";
 import type { ServerKeysRepo } from "./server-keys.js";
 import type { SessionsRepo } from "./sessions.js";
-import type { TenantBotAlertsRepo } from "./tenant-bot-alerts.js";
 import type { SpendReservationsRepo } from "./spend-reservations.js";
+import type { TenantBotAlertsRepo } from "./tenant-bot-alerts.js";
 import type { TokensRepo } from "./tokens.js";
 import type { UsersRepo } from "./users.js";
 

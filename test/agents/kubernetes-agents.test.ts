@@ -77,10 +77,16 @@ async function kubernetesAgentImage(cli: string): Promise<string> {
 }
 
 /** What the cluster holds of runyard's, as kubectl lists it. */
-function kubectlObjects(kinds = "jobs,secrets,networkpolicies"): Array<{ kind: string; metadata: { name: string; labels?: Record<string, string> } }> {
-  const out = execFileSync("kubectl", ["--kubeconfig", kubeconfig, "get", kinds, "-n", namespace, "-o", "json"], {
-    encoding: "utf8",
-  });
+function kubectlObjects(
+  kinds = "jobs,secrets,networkpolicies",
+): Array<{ kind: string; metadata: { name: string; labels?: Record<string, string> } }> {
+  const out = execFileSync(
+    "kubectl",
+    ["--kubeconfig", kubeconfig, "get", kinds, "-n", namespace, "-o", "json"],
+    {
+      encoding: "utf8",
+    },
+  );
   return (JSON.parse(out) as { items: never[] }).items;
 }
 
@@ -91,7 +97,10 @@ function leftovers(): string[] {
 }
 
 async function submit(body: Record<string, unknown>): Promise<string> {
-  const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", { kind: "agent", ...body });
+  const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+    kind: "agent",
+    ...body,
+  });
   expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
   return submitted.body.run_id;
 }
@@ -100,7 +109,8 @@ async function finishedOf(runId: string): Promise<Extract<RunEvent, { type: "run
   await waitForRun(server.url, runId, isFinal, 150_000);
   const events = await readEvents(server.url, runId);
   const finished = events.at(-1);
-  if (finished?.type !== "run.finished") throw new Error(`no run.finished: ${JSON.stringify(events.slice(-3))}`);
+  if (finished?.type !== "run.finished")
+    throw new Error(`no run.finished: ${JSON.stringify(events.slice(-3))}`);
   return finished;
 }
 
@@ -151,7 +161,17 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       ].join("\n"),
     );
     runner = startCli(
-      ["runner", "--server", server.url, "--token", await runnerToken(server.url), "--id", "k8s-runner", "--config", config],
+      [
+        "runner",
+        "--server",
+        server.url,
+        "--token",
+        await runnerToken(server.url),
+        "--id",
+        "k8s-runner",
+        "--config",
+        config,
+      ],
       {
         RUNYARD_LOG_LEVEL: "warn",
         RUNYARD_HOME: join(claim, "home"),
@@ -179,7 +199,8 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     model.setScript({
       conversations: [
         {
-          match: (r) => r.path === "/v1/messages" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
+          match: (r) =>
+            r.path === "/v1/messages" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
           turns: [
             {
               toolCalls: [{ name: "Write", input: { file_path: "hello.py", content: printHello } }],
@@ -200,7 +221,9 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       tests: { command: "python3 hello.py | grep -qx hello" },
     });
     const finished = await finishedOf(runId);
-    expect(finished.status, `${JSON.stringify(finished.error)}\n${runner.output().slice(-3000)}`).toBe("success");
+    expect(finished.status, `${JSON.stringify(finished.error)}\n${runner.output().slice(-3000)}`).toBe(
+      "success",
+    );
     const branch = `runyard/${runId}-claude_code`;
     expect(finished.agents?.[0]).toMatchObject({ agent: "claude_code", pushed: true, branch });
     expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);
@@ -212,10 +235,18 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     model.setScript({
       conversations: [
         {
-          match: (r) => r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
+          match: (r) =>
+            r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
           turns: [
             { toolCalls: [{ name: "write_file", input: { path: "hello.py", content: printHello } }] },
-            { toolCalls: [{ name: "run_command", input: { command: 'echo "uid=$(id -u) home=$HOME"; python3 -V 2>&1 || true' } }] },
+            {
+              toolCalls: [
+                {
+                  name: "run_command",
+                  input: { command: 'echo "uid=$(id -u) home=$HOME"; python3 -V 2>&1 || true' },
+                },
+              ],
+            },
             { text: "Done.", usage: { input_tokens: 40, output_tokens: 4 } },
           ],
         },
@@ -246,13 +277,19 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       "runyard.dev/turn": "1",
       "runyard.dev/runner-id": "k8s-runner",
     });
-    const specs = execFileSync("kubectl", ["--kubeconfig", kubeconfig, "get", "jobs,pods", "-n", namespace, "-o", "json"], {
-      encoding: "utf8",
-    });
+    const specs = execFileSync(
+      "kubectl",
+      ["--kubeconfig", kubeconfig, "get", "jobs,pods", "-n", namespace, "-o", "json"],
+      {
+        encoding: "utf8",
+      },
+    );
     expect(specs).toContain(pod);
     expect(specs).not.toContain(apiKey);
     expect(JSON.stringify(k8s.list("jobs", namespace))).not.toContain(apiKey);
-    const secret = k8s.get("secrets", namespace, job?.metadata.name ?? "") as { data?: Record<string, string> };
+    const secret = k8s.get("secrets", namespace, job?.metadata.name ?? "") as {
+      data?: Record<string, string>;
+    };
     expect(Buffer.from(secret.data?.ANTHROPIC_API_KEY ?? "", "base64").toString()).toBe(apiKey);
 
     await api(server.url, "POST", `/api/runs/${runId}/cancel`, {});
@@ -267,7 +304,10 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       const runId = await submit({ agent: "claude_code", prompt: "wait" });
       await k8s.faults.oomKill(namespace, await runningPod(runId));
       const finished = await finishedOf(runId);
-      expect(finished.error).toMatchObject({ code: "KUBE_POD_OOM_KILLED", hint: expect.stringContaining("max_memory_mb") });
+      expect(finished.error).toMatchObject({
+        code: "KUBE_POD_OOM_KILLED",
+        hint: expect.stringContaining("max_memory_mb"),
+      });
       expect(leftovers()).toEqual([]);
     }, 200_000);
 
@@ -284,7 +324,9 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
       const runId = await submit({ agent: "claude_code", prompt: "wait" });
       await runningPod(runId);
-      const job = k8s.list("jobs", namespace).find((j) => j.metadata.labels?.["runyard.dev/run-id"] === runId);
+      const job = k8s
+        .list("jobs", namespace)
+        .find((j) => j.metadata.labels?.["runyard.dev/run-id"] === runId);
       k8s.faults.deleteJob(namespace, job?.metadata.name ?? "");
       const finished = await finishedOf(runId);
       expect(finished.error?.code).toBe("KUBE_JOB_DELETED");
@@ -297,7 +339,10 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
         const started = Date.now();
         const runId = await submit({ agent: "claude_code", prompt: "never runs" });
         const finished = await finishedOf(runId);
-        expect(finished.error).toMatchObject({ code: "KUBE_IMAGE_PULL_FAILED", message: expect.stringContaining(image) });
+        expect(finished.error).toMatchObject({
+          code: "KUBE_IMAGE_PULL_FAILED",
+          message: expect.stringContaining(image),
+        });
         expect(Date.now() - started).toBeLessThan(60_000);
         expect(leftovers()).toEqual([]);
       } finally {
@@ -310,7 +355,10 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       try {
         const runId = await submit({ agent: "claude_code", prompt: "never runs" });
         const finished = await finishedOf(runId);
-        expect(finished.error).toMatchObject({ code: "KUBE_UNSCHEDULABLE", message: expect.stringContaining("k8s_schedule_timeout") });
+        expect(finished.error).toMatchObject({
+          code: "KUBE_UNSCHEDULABLE",
+          message: expect.stringContaining("k8s_schedule_timeout"),
+        });
         expect(leftovers()).toEqual([]);
       } finally {
         k8s.faults.unschedulable(false);

@@ -9,7 +9,16 @@
  * terminated exit codes and reasons). Faults (unschedulable, image pull failure, OOM, eviction)
  * are switched on by the server's fault API.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { ContainerCreateOptions } from "dockerode";
@@ -558,7 +567,7 @@ class PodWorker {
       let host = mounts.get(mount.name)!;
       if (mount.subPath) {
         host = join(host, mount.subPath);
-        mkdirSync(host, { recursive: true });
+        if (!existsSync(host)) mkdirSync(host, { recursive: true });
       }
       binds.push(`${host}:${mount.mountPath}${mount.readOnly ? ":ro" : ""}`);
     }
