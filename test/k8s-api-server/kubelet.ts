@@ -158,6 +158,8 @@ class PodWorker {
   /** Why the pod was stopped from outside (deletion, deadline, eviction, OOM fault). */
   stopReason?: { reason?: string; message?: string; deleting: boolean };
   readonly oomKilled = new Set<string>();
+  /** Whether the deleted pod was handed back to the API to be removed. */
+  private finalized = false;
   private readonly statuses = new Map<string, ContainerStatus>();
   private readonly initStatuses = new Map<string, ContainerStatus>();
   private deadlineTimer?: NodeJS.Timeout;
@@ -741,7 +743,16 @@ class PodWorker {
    */
   stop(why: { reason?: string; message?: string; deleting: boolean; graceSeconds?: number }): Promise<void> {
     if (this.stopping) {
-      if (why.deleting && this.stopReason) this.stopReason.deleting = true;
+      if (why.deleting && this.stopReason && !this.stopReason.deleting) {
+        // Deleted after it was stopped (an evicted pod, then its Job): once stopped, it goes.
+        this.stopReason.deleting = true;
+        this.stopping = this.stopping.then(async () => {
+          if (this.finalized) return;
+          await this.waitTerminal();
+          this.finalized = true;
+          this.kubelet.cluster.finalizePod(this.namespace, this.name);
+        });
+      }
       return this.stopping;
     }
     this.stopReason = why;
@@ -766,6 +777,7 @@ class PodWorker {
       }
       if (this.stopReason?.deleting) {
         await this.waitTerminal();
+        this.finalized = true;
         this.kubelet.cluster.finalizePod(this.namespace, this.name);
       }
     })();

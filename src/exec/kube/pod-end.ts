@@ -38,7 +38,12 @@ export async function waitForPodEnd(
   );
 }
 
-/** How `pod` ended, or undefined while it runs. */
+/**
+ * How `pod` ended, or undefined while it runs. Only the pod's final status is read: the kubelet
+ * writes the container's terminated state before the pod's phase and reason, so an exit seen
+ * alone may yet turn out to be an eviction (reason `Evicted`) or a deletion by someone else
+ * (a deletionTimestamp the runner did not set: it stops watching before it deletes).
+ */
 export function podEnd(pod: V1Pod, jobName: string): PodEnd | undefined {
   const status = pod.status;
   if (status?.reason === "Evicted") {
@@ -51,14 +56,10 @@ export function podEnd(pod: V1Pod, jobName: string): PodEnd | undefined {
       ),
     };
   }
+  const phase = status?.phase;
+  if (phase !== "Succeeded" && phase !== "Failed") return undefined;
   const terminated = status?.containerStatuses?.[0]?.state?.terminated;
-  if (!terminated) {
-    if (status?.phase === "Failed" || status?.phase === "Succeeded") {
-      return { exitCode: status.phase === "Succeeded" ? 0 : null, reason: status.reason ?? status.phase };
-    }
-    return undefined;
-  }
-  if (terminated.reason === "OOMKilled") {
+  if (terminated?.reason === "OOMKilled") {
     const limit = pod.spec?.containers[0]?.resources?.limits?.memory;
     return {
       exitCode: terminated.exitCode,
@@ -69,5 +70,9 @@ export function podEnd(pod: V1Pod, jobName: string): PodEnd | undefined {
       ),
     };
   }
+  // Stopped because it was being deleted: not by this runner, which stops watching first.
+  if (phase === "Failed" && pod.metadata?.deletionTimestamp)
+    throw jobDeleted(jobName, pod.metadata.namespace ?? "");
+  if (!terminated) return { exitCode: phase === "Succeeded" ? 0 : null, reason: status?.reason ?? phase };
   return { exitCode: terminated.exitCode, ...(terminated.reason ? { reason: terminated.reason } : {}) };
 }
