@@ -405,8 +405,11 @@ export async function localRunnerDaemon(
   const stateDir = join(connection.home, "runners", encodeURIComponent(connection.id));
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const release = acquirePidLock(join(stateDir, "runner.lock"), `runner ${connection.id} (${stateDir})`);
+  // What a start that fails part way must close again, so that the process exits with its error.
+  const opened: Array<() => unknown> = [];
   try {
     const { guard, killed } = await OrphanGuard.open(stateDir, config.killGraceMs);
+    opened.push(() => guard.close());
     if (killed.length > 0) {
       connection.logger.warn(
         { processGroups: killed },
@@ -444,6 +447,7 @@ export async function localRunnerDaemon(
       killGraceMs: config.killGraceMs,
       ...(sandbox ? { sandbox, passEnv: config.stepPassEnv } : {}),
     });
+    opened.push(() => executor.close());
     const docker = await dockerSteps(env, connection);
     const kubernetes = await kubernetesSteps(config, env, connection);
     const stepRunner = new LocalStepRunner(executor, {
@@ -474,6 +478,7 @@ export async function localRunnerDaemon(
         "removed run folders left by this runner's previous life",
       );
     runs?.fillPool();
+    if (runs) opened.push(() => runs.close());
     const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner, docker.engine);
     if (config.agentSandbox && !docker.engine) {
       throw new RunyardError(
@@ -487,6 +492,7 @@ export async function localRunnerDaemon(
     const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
     // A tenant's steps on a shared runner get a network of their own (docs/security.md).
     const network = sandbox ? await runnerStepNetwork(config, shared, connection.logger) : undefined;
+    if (network) opened.push(() => network.close());
     const stepJobs = network ? stepRunner.withNetwork(network.networkFor) : stepRunner;
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,
@@ -559,6 +565,13 @@ export async function localRunnerDaemon(
       },
     };
   } catch (error) {
+    for (const close of opened.reverse()) {
+      try {
+        await close();
+      } catch {
+        // Closing what was opened is best effort: the start's own error is what the user sees.
+      }
+    }
     release();
     throw error;
   }
