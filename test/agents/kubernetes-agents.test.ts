@@ -7,9 +7,10 @@
  * key is in no Job or pod spec (read back through the API and kubectl); cancel and each fault a
  * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { adapterFor } from "../../src/agents/registry.js";
 import type { RunEvent } from "../../src/core/events.js";
@@ -76,17 +77,24 @@ async function kubernetesAgentImage(cli: string): Promise<string> {
   return tag;
 }
 
+/**
+ * kubectl against the scripted server, which runs in this process: asynchronously, since a
+ * synchronous child would block the event loop the server answers on (kubectl then sees TLS
+ * handshake timeouts).
+ */
+async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)("kubectl", ["--kubeconfig", kubeconfig, ...args], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return stdout;
+}
+
 /** What the cluster holds of runyard's, as kubectl lists it. */
-function kubectlObjects(
+async function kubectlObjects(
   kinds = "jobs,secrets,networkpolicies",
-): Array<{ kind: string; metadata: { name: string; labels?: Record<string, string> } }> {
-  const out = execFileSync(
-    "kubectl",
-    ["--kubeconfig", kubeconfig, "get", kinds, "-n", namespace, "-o", "json"],
-    {
-      encoding: "utf8",
-    },
-  );
+): Promise<Array<{ kind: string; metadata: { name: string; labels?: Record<string, string> } }>> {
+  const out = await kubectl("get", kinds, "-n", namespace, "-o", "json");
   return (JSON.parse(out) as { items: never[] }).items;
 }
 
@@ -193,7 +201,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     await server?.proc.kill();
     await model?.stop();
     await k8s?.close();
-  });
+  }, 120_000);
 
   it("runs Claude Code in a pod: it writes, the runner tests, commits and pushes, with the tokens as in process mode", async () => {
     model.setScript({
@@ -268,7 +276,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
     const runId = await submit({ agent: "claude_code", prompt: "wait for the model" });
     const pod = await runningPod(runId);
-    const objects = kubectlObjects();
+    const objects = await kubectlObjects();
     const mine = objects.filter((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
     expect(mine.map((o) => o.kind).sort()).toEqual(["Job", "NetworkPolicy", "Secret"]);
     const job = mine.find((o) => o.kind === "Job");
@@ -277,13 +285,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       "runyard.dev/turn": "1",
       "runyard.dev/runner-id": "k8s-runner",
     });
-    const specs = execFileSync(
-      "kubectl",
-      ["--kubeconfig", kubeconfig, "get", "jobs,pods", "-n", namespace, "-o", "json"],
-      {
-        encoding: "utf8",
-      },
-    );
+    const specs = await kubectl("get", "jobs,pods", "-n", namespace, "-o", "json");
     expect(specs).toContain(pod);
     expect(specs).not.toContain(apiKey);
     expect(JSON.stringify(k8s.list("jobs", namespace))).not.toContain(apiKey);
