@@ -300,6 +300,18 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     expect(leftovers()).toEqual([]);
   }, 200_000);
 
+  it("a turn over its timeout ends TIMEOUT within seconds, its Job and pod deleted", async () => {
+    model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+    const runId = await submit({ agent: "claude_code", prompt: "wait", timeout_secs: 8 });
+    const pod = await runningPod(runId);
+    const started = Date.now();
+    const finished = await finishedOf(runId);
+    expect(finished.error?.code, JSON.stringify(finished.error)).toBe("TIMEOUT");
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(k8s.get("pods", namespace, pod)).toBeUndefined();
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
+
   describe("faults of the cluster, each a typed error, nothing left behind", () => {
     it("an OOMKilled pod", async () => {
       model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
