@@ -12,6 +12,7 @@ import { createExecutor } from "../src/exec/create-executor.js";
 import { DockerEngine } from "../src/exec/docker-engine.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import type { AgentKubernetesSettings } from "../src/runner/agent-kubernetes.js";
 import type { AgentSandboxSettings } from "../src/runner/agent-sandbox.js";
 import { SupervisedAgentTurns } from "../src/runner/agent-turns.js";
 import { uploadArtifact } from "../src/runner/artifact-upload.js";
@@ -27,7 +28,7 @@ import { admin, sqliteStore, startBenchServer } from "./server.js";
 import type { BenchResult, BenchRow } from "./table.js";
 
 /** Claude Code where the agent tests install it (test/helpers/agent-cli.ts), or on PATH. */
-async function claudeBin(): Promise<string | undefined> {
+export async function claudeBin(): Promise<string | undefined> {
   const pkg = claudeCodeAgent.package;
   if (!pkg) return undefined;
   const root = process.env.RUNYARD_AGENTS_DIR ?? join(tmpdir(), "runyard-agent-clis");
@@ -80,10 +81,14 @@ interface AgentRunner {
  * An in-process server and a runner whose agent handler is wired as `runyard runner` wires it
  * (src/cli/runner.ts `agentHandler()`): Workspaces, SupervisedAgentTurns, artifact uploads.
  */
-async function withAgentRunner<T>(
+export async function withAgentRunner<T>(
   options: {
     capacity: number;
     path: string;
+    /** The runner's home (its agents' state, workspaces); a fresh temp folder when not given. */
+    home?: string;
+    /** Each turn a Job of this cluster (`execution_mode: kubernetes`). */
+    kubernetes?: AgentKubernetesSettings;
     /** The runner's own settings for its agents (an endpoint, a key), as its env. */
     env?: Record<string, string>;
     sandbox?: AgentSandboxSettings;
@@ -94,7 +99,7 @@ async function withAgentRunner<T>(
 ): Promise<T> {
   const server = await startBenchServer(sqliteStore);
   const watch = new RunWatch(server);
-  const home = mkdtempSync(join(tmpdir(), "runyard-bench-runner-"));
+  const home = options.home ?? mkdtempSync(join(tmpdir(), "runyard-bench-runner-"));
   const id = "bench-agents";
   const root = join(home, "workspaces", encodeURIComponent(id));
   const env = { ...process.env, ...options.env, PATH: options.path };
@@ -111,6 +116,7 @@ async function withAgentRunner<T>(
         stateRoot: join(home, "state", "agents"),
         tagPrefix: `bench-${id}`,
         ...(options.sandbox ? { sandbox: options.sandbox } : {}),
+        ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
       }),
       upload: (jobId, name, contentType, content) =>
         uploadArtifact({ serverUrls: [server.url], token: secret, jobId, name, contentType, content }),
@@ -177,12 +183,12 @@ function failureOf(events: Array<{ event: RunEvent }>): string | undefined {
   return last.status === "success" ? undefined : `${last.status}: ${last.error?.message ?? "no error"}`;
 }
 
-const median = (values: number[]): number => {
+export const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 };
 
-interface Timing {
+export interface Timing {
   firstAgent: number;
   total: number;
 }
@@ -193,7 +199,7 @@ const anthropicKey = "sk-ant-bench-0123456789";
 const withTools = (r: { body: unknown }) => Array.isArray((r.body as { tools?: unknown })?.tools);
 
 /** Claude Code's two turns in `cwd`: a Write of a file there, then a text answer. */
-function writeScript(cwd: string): Script {
+export function writeScript(cwd: string): Script {
   const turns: Turn[] = [
     {
       toolCalls: [{ name: "Write", input: { file_path: join(cwd, "hello.txt"), content: "hello\n" } }],
@@ -245,7 +251,7 @@ function byHand(bin: string, modelUrl: string, cwd: string): Promise<Timing> {
 }
 
 /** The same task as a runyard agent run: POST -> first stored agent.* event, and -> run.finished. */
-async function throughRunyard(
+export async function throughRunyard(
   ctx: AgentRunner,
   modelUrl: string,
   cwd: string,

@@ -6,6 +6,7 @@ import {
 } from "./agents.js";
 import { botsSimpleBuild, botsStartToRunning } from "./bots.js";
 import { cliStart } from "./cli.js";
+import { agentKubernetesOverhead } from "./kubernetes.js";
 import { maskingThroughput } from "./masking.js";
 import { peersFirstByte } from "./peers.js";
 import { postgresVsSqlite } from "./postgres.js";
@@ -57,6 +58,8 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   agentRunsAtOnce,
   // Needs the Docker engine and Claude Code.
   agentSandboxOverhead,
+  // Needs the Docker engine and Claude Code; the scripted Kubernetes API server runs its pods.
+  agentKubernetesOverhead,
   // The scripted GitHub and the built-in loop: no network, no CLI.
   forgeWebhookToFirstEvent,
   // Need the Docker engine and the docker CLI; skipped lines without them.
