@@ -4,7 +4,7 @@
  * rules are read from deploy/kubernetes/runner-role.yaml, so the server enforces the Role that
  * operators apply and a verb missing from it fails here as it would on a cluster.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 
@@ -23,7 +23,12 @@ export interface Identity {
   rules: PolicyRule[];
 }
 
-const roleFile = fileURLToPath(new URL("../../deploy/kubernetes/runner-role.yaml", import.meta.url));
+// From test/k8s-api-server, or from its build under dist-bench/ (the benchmarks start the server too).
+const roleFile =
+  ["../../deploy/kubernetes/runner-role.yaml", "../../../deploy/kubernetes/runner-role.yaml"]
+    .map((path) => fileURLToPath(new URL(path, import.meta.url)))
+    .find((file) => existsSync(file)) ??
+  fileURLToPath(new URL("../../deploy/kubernetes/runner-role.yaml", import.meta.url));
 
 /** The rules of the Role `runyard-runner` in deploy/kubernetes/runner-role.yaml. */
 export function runnerRoleRules(): PolicyRule[] {
