@@ -39,6 +39,10 @@ function offeredTools(r: RecordedRequest): string[] {
     else if (value !== null && typeof value === "object") {
       const object = value as Record<string, unknown>;
       if (typeof object.name === "string") names.push(object.name);
+      // A namespace's members by their full name (Codex's MCP tools).
+      if (object.type === "namespace" && Array.isArray(object.tools))
+        for (const inner of object.tools as Array<{ name?: string }>)
+          names.push(`${object.name}__${inner.name}`);
       for (const [key, inner] of Object.entries(object))
         if (key !== "parameters" && key !== "input_schema") walk(inner);
     }
@@ -57,7 +61,11 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { agent: "codex", tool: "mcp__marker__mark", model: "gpt-5.5", match: (r) => r.path === "/v1/responses" },
+  // Codex offers a server's tools as a `namespace` tool `mcp__marker` (the scripted server calls
+  // `mcp__marker__mark` as `{name: "mark", namespace: "mcp__marker"}`). For the models of its own
+  // catalog (gpt-5.5) it defers every MCP tool behind `tool_search`, which the scripted server
+  // does not speak; a model outside the catalog (a gateway's, as here) gets them up front.
+  { agent: "codex", tool: "mcp__marker__mark", model: "gpt-4.1", match: (r) => r.path === "/v1/responses" },
   {
     agent: "gemini",
     tool: "mcp_marker_mark",
@@ -176,6 +184,10 @@ describe.skipIf(missing)("a task's stdio MCP server with each agent CLI", () => 
       // The tool's answer came back to the model in the CLI's next request.
       expect(asked.length).toBeGreaterThanOrEqual(2);
       expect(asked.at(-1)!.rawBody).toContain("marked in ");
+      // The run's events show the call and its answer, as the run's page does.
+      const said = events.flatMap((e) => (e.type === "notice" ? [e.message] : []));
+      expect(said).toContain("MCP servers: marker (node)");
+      expect(JSON.stringify(events.filter((e) => e.type === "agent.tool_result"))).toContain("marked in ");
       // What the tool wrote is on the pushed branch: it ran in the worktree, with the task's env,
       // in a mount namespace other than the test's (the turn's bubblewrap sandbox).
       const mark = JSON.parse(
