@@ -3,7 +3,8 @@
  * in hardened containers (the only way out the runner's egress proxy), the real Claude Code CLI
  * against the scripted model server, and a small streamable-HTTP MCP server of the test's own on
  * another loopback address. The task that names the server calls its tool through its egress;
- * a task running at the same time that does not name it is refused the same address.
+ * a task of another tenant's member, running at the same time on the same (shared) runner, that
+ * does not name it is refused the same address.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -28,6 +29,7 @@ import {
   waitForRun,
 } from "../helpers/server.js";
 import { type ModelServer, type RecordedRequest, startModelServer } from "../model-server/server.js";
+import { type GitHttpServer, startGitHttpServer } from "../workspace/git-http-server.js";
 
 const haveDocker = await requireDocker();
 const claude = pinnedCli(claudeCodeAgent);
@@ -42,6 +44,9 @@ let model: ModelServer;
 let runner: Proc;
 let root: string;
 let image: string;
+let gitServer: GitHttpServer;
+/** A member's token of another tenant than the admin's task. */
+let globex: string;
 /** The test's streamable-HTTP MCP server, and the tool calls it answered. */
 let mcp: Server;
 let mcpUrl = "";
@@ -106,9 +111,25 @@ beforeAll(async () => {
   await startMcp();
   model = await startModelServer({ conversations: [] });
   server = await startTestServer();
+  seedBareRepo(join(root, "other.git"));
+  gitServer = await startGitHttpServer({
+    projectRoot: root,
+    username: "x-access-token",
+    password: "unused",
+    anonymous: true,
+  });
+  globex = (
+    await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+      kind: "user",
+      name: "globex member",
+      tenant_id: "globex",
+    })
+  ).body.token;
   runner = await startRunner(server.url, await runnerToken(server.url), {
     id: "mcp-url-runner",
     env: {
+      // One runner serves both tenants' tasks, as a shared runner does.
+      RUNYARD_SHARED: "1",
       PATH: `${dirname(claude)}:${process.env.PATH}`,
       RUNYARD_WORKSPACE_DIR: join(root, "workspaces"),
       RUNYARD_AGENT_SANDBOX_IMAGES: image,
@@ -124,21 +145,23 @@ afterAll(async () => {
   await server?.proc.kill();
   await model?.stop();
   mcp?.close();
+  await gitServer?.close();
 });
 
-async function submit(body: Record<string, unknown>): Promise<string> {
-  const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-    kind: "agent",
-    agent: "claude_code",
-    sandbox: { image, memory: "1g" },
-    ...body,
-  });
+async function submit(body: Record<string, unknown>, token?: string): Promise<string> {
+  const submitted = await api<{ run_id: string }>(
+    server.url,
+    "POST",
+    "/api/runs",
+    { kind: "agent", agent: "claude_code", sandbox: { image, memory: "1g" }, ...body },
+    token,
+  );
   expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
   return submitted.body.run_id;
 }
 
 describe.skipIf(!haveDocker || !claude)("a task's URL MCP server and its sandbox's egress", () => {
-  it("the task that names it calls its tool; a task beside it that does not is refused its address", async () => {
+  it("the task that names it calls its tool; another tenant's task beside it, which does not, is refused its address", async () => {
     const reach = `curl -sS -m 5 -X POST ${"$"}MCP_URL || echo unreachable`;
     model.setScript({
       conversations: [
@@ -164,10 +187,11 @@ describe.skipIf(!haveDocker || !claude)("a task's URL MCP server and its sandbox
       repo: { url: seedBareRepo(join(root, "named.git")), push: false },
       mcp_servers: { web: { url: mcpUrl } },
     });
-    const other = await submit({
-      prompt: "reach it",
-      repo: { url: seedBareRepo(join(root, "other.git")), push: false },
-    });
+    // A member of another tenant, whose task runs at the same time on the same runner.
+    const other = await submit(
+      { prompt: "reach it", repo: { url: gitServer.url("other.git"), push: false } },
+      globex,
+    );
     const [namedRun, otherRun] = await Promise.all([
       waitForRun(server.url, named, isFinal, 240_000),
       waitForRun(server.url, other, isFinal, 240_000),
