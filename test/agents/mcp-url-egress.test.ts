@@ -215,5 +215,13 @@ describe.skipIf(!haveDocker || !claude)("a task's URL MCP server and its sandbox
       "jsonrpc",
     );
     expect(connections).toBeGreaterThan(0);
+    // The two turns overlapped: each started its agent before the other's ended.
+    const span = (events: RunEvent[]) => {
+      const at = (type: string) =>
+        Date.parse(events.find((e) => e.type === type && "step" in e && e.step === "agent")!.ts);
+      return [at("step.started"), at("step.finished")] as const;
+    };
+    const [a, b] = [span(namedEvents), span(otherEvents)];
+    expect(a[0] < b[1] && b[0] < a[1], JSON.stringify({ a, b })).toBe(true);
   }, 480_000);
 });
