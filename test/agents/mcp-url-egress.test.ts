@@ -225,3 +225,43 @@ describe.skipIf(!haveDocker || !claude)("a task's URL MCP server and its sandbox
     expect(a[0] < b[1] && b[0] < a[1], JSON.stringify({ a, b })).toBe(true);
   }, 480_000);
 });
+
+describe.skipIf(!haveDocker || !claude)("a member naming a URL MCP server on a private address", () => {
+  it("is refused it: a member's URL leads to public addresses only, as their model endpoint does", async () => {
+    const before = calls.length;
+    const reach = `curl -sS -m 5 -X POST ${mcpUrl} || echo unreachable`;
+    model.setScript({
+      conversations: [
+        {
+          match: (r) => isTurn(r) && offersWeb(r),
+          turns: [
+            { toolCalls: [{ name: "mcp__web__mark", input: { text: "from a member" } }] },
+            { text: "Done." },
+          ],
+        },
+        {
+          match: isTurn,
+          turns: [{ toolCalls: [{ name: "Bash", input: { command: reach } }] }, { text: "Done." }],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    const runId = await submit(
+      {
+        prompt: "mark it",
+        repo: { url: gitServer.url("other.git"), push: false },
+        mcp_servers: { web: { url: mcpUrl } },
+      },
+      globex,
+    );
+    const run = await waitForRun(server.url, runId, isFinal, 240_000);
+    const events = await readEvents(server.url, runId);
+    // Whatever became of the turn, the member's agent never reached the server: no tool call
+    // arrived, and its egress said the address was refused.
+    expect(calls.length).toBe(before);
+    const notices = events.flatMap((e) => (e.type === "notice" ? [e.message] : []));
+    expect(notices, JSON.stringify({ error: run.error, last: events.slice(-4) })).toContainEqual(
+      expect.stringContaining(`egress to 127.0.0.3:${new URL(mcpUrl).port} refused`),
+    );
+  }, 300_000);
+});
