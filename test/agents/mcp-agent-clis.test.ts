@@ -58,6 +58,8 @@ interface Case {
   /** The CLI's own requests (not a title or side call). */
   match: (r: RecordedRequest) => boolean;
   model?: string;
+  /** The answer to the CLI's side calls (a title, a routing or next-speaker check). */
+  side?: string;
 }
 
 const cases: Case[] = [
@@ -70,6 +72,8 @@ const cases: Case[] = [
     agent: "gemini",
     tool: "mcp_marker_mark",
     match: (r) => r.path.includes(":streamGenerateContent") && offeredTools(r).length > 0,
+    // Its side calls (which model routes the turn, who speaks next) want JSON: text makes it retry.
+    side: '{"reasoning":"a small task","model_choice":"flash","next_speaker":"user"}',
   },
   {
     agent: "opencode",
@@ -147,7 +151,7 @@ describe.skipIf(missing)("a task's stdio MCP server with each agent CLI", () => 
               { text: "Done." },
             ],
           },
-          { turns: [{ text: "A title" }] },
+          { turns: [{ text: c.side ?? "A title" }] },
         ],
       });
       const before = model.requests.length;
@@ -165,14 +169,22 @@ describe.skipIf(missing)("a task's stdio MCP server with each agent CLI", () => 
       const runId = submitted.body.run_id;
       const run = await waitForRun(server.url, runId, isFinal, 240_000);
       const events: RunEvent[] = await readEvents(server.url, runId);
-      if (process.env.H33_DEBUG)
-        console.log(
-          JSON.stringify(
-            events.filter((e) => e.type !== "step.output"),
-            null,
-            1,
-          ),
-        );
+      console.log(
+        JSON.stringify(
+          events.filter((e) => e.type !== "step.output"),
+          null,
+          1,
+        ),
+      );
+      console.log(
+        "H33",
+        JSON.stringify(model.requests.slice(before).map((r) => [r.path, r.outcome])),
+        JSON.stringify(
+          events
+            .filter((e) => e.type !== "step.output")
+            .map((e) => [e.ts, e.type, "message" in e ? e.message : ""]),
+        ),
+      );
       const asked = model.requests.slice(before).filter(c.match);
       const offered = asked.map(offeredTools);
       expect(
