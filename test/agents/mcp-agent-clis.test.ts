@@ -169,22 +169,6 @@ describe.skipIf(missing)("a task's stdio MCP server with each agent CLI", () => 
       const runId = submitted.body.run_id;
       const run = await waitForRun(server.url, runId, isFinal, 240_000);
       const events: RunEvent[] = await readEvents(server.url, runId);
-      console.log(
-        JSON.stringify(
-          events.filter((e) => e.type !== "step.output"),
-          null,
-          1,
-        ),
-      );
-      console.log(
-        "H33",
-        JSON.stringify(model.requests.slice(before).map((r) => [r.path, r.outcome])),
-        JSON.stringify(
-          events
-            .filter((e) => e.type !== "step.output")
-            .map((e) => [e.ts, e.type, "message" in e ? e.message : ""]),
-        ),
-      );
       const asked = model.requests.slice(before).filter(c.match);
       const offered = asked.map(offeredTools);
       expect(
