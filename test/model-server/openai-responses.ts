@@ -63,12 +63,27 @@ function outputItems(reply: Reply, body: ResponsesBody): Item[] {
             type: "function_call",
             status: "completed",
             call_id: call.id,
-            name: call.name,
+            ...namespaced(body.tools, call.name),
             arguments: JSON.stringify(call.input),
           },
     );
   }
   return items;
+}
+
+/**
+ * A call's `name`, and its `namespace` when the request declares the tool inside a `namespace`
+ * tool (Codex offers an MCP server's tools so: `{type: "namespace", name: "mcp__SERVER", tools}`):
+ * the script names it `NAMESPACE__TOOL` (`mcp__marker__mark`), the item carries both parts.
+ */
+function namespaced(tools: unknown, name: string): { name: string; namespace?: string } {
+  if (!Array.isArray(tools)) return { name };
+  for (const tool of tools as Array<{ type?: string; name?: string; tools?: Array<{ name?: string }> }>) {
+    if (tool.type !== "namespace" || !tool.name) continue;
+    const member = tool.tools?.find((inner) => `${tool.name}__${inner.name}` === name);
+    if (member?.name) return { name: member.name, namespace: tool.name };
+  }
+  return { name };
 }
 
 function response(reply: Reply, id: string, status: string, output: Item[], createdAt: number) {
