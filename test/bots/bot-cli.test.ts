@@ -147,8 +147,10 @@ describe.skipIf(!haveDocker)("runyard bot against a real server, runner and Dock
     const list = await bot(["list"]);
     expect(list.code).toBe(0);
     const [header, row] = list.stdout.trim().split("\n");
-    expect(header).toMatch(/^NAME\s+MODE\s+STATE\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU\s+IMAGE$/);
-    expect(row).toMatch(/^echo-bot\s+simple\s+running\s+\d+s\s+0\s+/);
+    expect(header).toMatch(
+      /^NAME\s+MODE\s+STATE\s+HEALTH\s+VERSION\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU\s+IMAGE$/,
+    );
+    expect(row).toMatch(/^echo-bot\s+simple\s+running\s+\S+\s+\d+\s+\d+s\s+0\s+/);
 
     const logs = await bot(["logs", "echo-bot"]);
     expect(logs.code).toBe(0);
