@@ -543,6 +543,18 @@ const rows: Row[] = [
     expect: ofTenantA(400),
   },
   {
+    route: "POST /api/runs/{id}/push",
+    what: "tenant A's workflow run: not an agent run on a repo for A's callers (400), no such run for others",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/push`, body: {} }),
+    expect: ofTenantA(400),
+  },
+  {
+    route: "POST /api/runs/{id}/pull-request",
+    what: "tenant A's workflow run: not an agent run on a repo for A's callers (400), no such run for others",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/pull-request`, body: {} }),
+    expect: ofTenantA(400),
+  },
+  {
     route: "GET /run-status",
     request: async () => ({ url: `/run-status?run_id=${items.runs.A}` }),
     expect: ofTenantA(200),
