@@ -8,7 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-attempt.js";
-import { createExecutor, createKubeStepExecutors } from "../src/exec/create-executor.js";
+import { createExecutor } from "../src/exec/create-executor.js";
+import { createKubeStepExecutors } from "../src/exec/create-kube-executors.js";
 import { KubeCluster } from "../src/exec/kube/cluster.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { tempDir } from "./helpers/cli.js";

@@ -19,7 +19,7 @@ export type ContainerExecutors = (
 
 /**
  * Builds the executor of one attempt that runs as a Kubernetes Job (a runner with `executor:
- * kubernetes`, see createKubeStepExecutors): `image` is the step's own, when it names one.
+ * kubernetes`, see create-kube-executors.ts): `image` is the step's own, when it names one.
  */
 export type JobExecutors = (attempt: {
   runId: string;
