@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import { apiSchemas, NoQuery } from "../api-schemas.js";
+import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
 import { tenantRulesOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
@@ -143,6 +143,7 @@ export function botTenantAlertRoutes(app: FastifyInstance, deps: ServerDeps): vo
   api.delete(
     "/api/bot-alerts/tenants/:tenant",
     {
+      preValidation: refuseBodyFields,
       schema: {
         ...common,
         operationId: "clearTenantBotAlerts",

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
-import { NoQuery } from "../api-schemas.js";
+import { NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
@@ -72,6 +72,7 @@ export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
     "/api/runs/:id/push",
     {
       config: idempotentRoute,
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "pushRunBranch",
         summary: "Push a finished agent run's branch (a task submitted without push)",
@@ -103,6 +104,7 @@ export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
     "/api/runs/:id/pull-request",
     {
       config: idempotentRoute,
+      preValidation: refuseBodyFields,
       schema: {
         operationId: "openRunPullRequest",
         summary: "Push a finished agent run's branch and open a pull request for it",
