@@ -127,9 +127,9 @@ max_memory_mb: 2048
 max_cpu_percent: 80
 `;
     const dockerYaml = `execution_mode: docker
-docker_image: necrocode/agent-runner:latest
+docker_image: agents-ns/agent-runner:latest
 docker_volumes:
-  /var/necrocode/workspaces: /workspaces
+  /var/agents-ns/workspaces: /workspaces
 
 # 外部サービス（Dockerネットワーク内）
 task_registry_url: http://task-registry:8001
@@ -141,16 +141,16 @@ llm:
   timeout_seconds: 120
 `;
     const k8sYaml = `execution_mode: kubernetes
-k8s_namespace: necrocode
-k8s_image: necrocode/agent-runner:latest
+k8s_namespace: agents-ns
+k8s_image: agents-ns/agent-runner:latest
 k8s_secrets:
   - git-token
   - openai-api-key
 
 # 外部サービス（Kubernetes内）
-task_registry_url: http://task-registry.necrocode.svc.cluster.local:8001
-repo_pool_url: http://repo-pool.necrocode.svc.cluster.local:8002
-artifact_store_url: http://artifact-store.necrocode.svc.cluster.local:8003
+task_registry_url: http://task-registry.agents-ns.svc.cluster.local:8001
+repo_pool_url: http://repo-pool.agents-ns.svc.cluster.local:8002
+artifact_store_url: http://artifact-store.agents-ns.svc.cluster.local:8003
 
 llm:
   model: gpt-4
@@ -189,7 +189,7 @@ max_cpu_percent: 200
     it("config.docker.yaml runs every agent in a sandbox of docker_image; config.k8s.yaml runs each turn as a Job", () => {
       const docker = loadConfig({}, readConfigFile(file(dockerYaml)).overrides);
       expect(docker).toMatchObject({
-        agentSandbox: "necrocode/agent-runner:latest",
+        agentSandbox: "agents-ns/agent-runner:latest",
         llmModel: "gpt-4",
         taskRegistryUrl: "http://task-registry:8001",
       });
@@ -207,8 +207,8 @@ max_cpu_percent: 200
       const kubernetes = loadConfig({}, readConfigFile(file(k8sYaml)).overrides);
       expect(kubernetes).toMatchObject({
         agentKubernetes: true,
-        k8sNamespace: "necrocode",
-        k8sImage: "necrocode/agent-runner:latest",
+        k8sNamespace: "agents-ns",
+        k8sImage: "agents-ns/agent-runner:latest",
         k8sSecrets: ["git-token", "openai-api-key"],
         k8sPullTimeoutMs: 120_000,
         k8sScheduleTimeoutMs: 300_000,
@@ -249,7 +249,7 @@ max_cpu_percent: 200
         {},
         readConfigFile(file(k8sYaml.replace("execution_mode: kubernetes", ""))).overrides,
       );
-      expect(k8s.artifactStoreUrl).toBe("http://artifact-store.necrocode.svc.cluster.local:8003");
+      expect(k8s.artifactStoreUrl).toBe("http://artifact-store.agents-ns.svc.cluster.local:8003");
       expect(runnerNotices(k8s, {})).toContain(
         "k8s_namespace, k8s_image, k8s_secrets unused: agents run as local processes (execution_mode local-process)",
       );
