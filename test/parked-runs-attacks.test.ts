@@ -568,7 +568,9 @@ steps:
     await waitForParked(url, 1);
     const doomed = await startRunner(url, await runnerToken(url), { id: "first-taker" });
     started.push(doomed);
-    await waitForRun(url, runId, (run) => run.steps.some((s) => s.status === "running"));
+    // The first attempt began its script (a step is running once its runner accepts it, before
+    // the script's first line): killed earlier, the second attempt would be the one to sleep.
+    await until("the first attempt touched its marker", async () => (existsSync(marker) ? true : undefined));
     await doomed.kill("SIGKILL");
     started.push(await startRunner(url, await runnerToken(url), { id: "second-taker" }));
     const run = await waitForRun(url, runId, isFinal);

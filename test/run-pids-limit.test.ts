@@ -96,9 +96,10 @@ describe("a run's sandbox held to RUNYARD_RUN_PIDS_MAX processes", () => {
     console.log(`forked ${forked}, peak ${peak} of pids.max ${pidsMax}`);
     // It multiplied (a dash that cannot fork ends, so the bomb may also die down by itself).
     expect(peak, output).toBeGreaterThan(16);
-    // A listing of /proc races the bomb's churn (processes end and new ones come while it is
-    // read), so it may count a few twice; without the limit the bomb would be thousands.
-    expect(peak, output).toBeLessThan(pidsMax + 16);
+    // A listing of /proc races the bomb's churn (processes end and new ones with higher pids come
+    // while it is read, and each is counted), so on a loaded machine it counts up to half again
+    // (97 of 64 seen in CI); without the limit the bomb would be thousands.
+    expect(peak, output).toBeLessThan(pidsMax * 2);
     // The bomb's forks past the limit were refused.
     expect(output).toContain("Cannot fork");
     expect(output).toContain("after-the-bomb");

@@ -8,6 +8,7 @@
  * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
  */
 import { execFile, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -59,7 +60,8 @@ let image: string;
 async function kubernetesAgentImage(cli: string): Promise<string> {
   const base = await agentBaseImage();
   const packageRoot = dirname(dirname(dirname(cli)));
-  const tag = `runyard-test-k8s-agent:${Buffer.from(packageRoot).toString("hex").slice(-12)}`;
+  // Named for the whole path: two homes (this machine's and CI's) hold the CLI at different paths.
+  const tag = `runyard-test-k8s-agent:${createHash("sha256").update(`${base}\n${packageRoot}`).digest("hex").slice(0, 16)}`;
   const engine = new DockerEngine();
   const present = await engine.docker
     .getImage(tag)
