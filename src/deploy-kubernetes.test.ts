@@ -8,26 +8,19 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
-import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
-import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import type { IRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
-import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer as Container } from "kubernetes-models/v1/Container";
 import type { IPodSpec as PodSpec } from "kubernetes-models/v1/PodSpec";
 import type { ISecret } from "kubernetes-models/v1/Secret";
-import { Secret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
-import { Service } from "kubernetes-models/v1/Service";
 import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
+import { kubeSchemaProblems as problems } from "../test/helpers/kube-schema.js";
 import { ConfigError, loadConfig } from "./core/config.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -65,88 +58,6 @@ function find<T>(kind: string, name: string): T {
   const entry = resources.find((r) => r.doc.kind === kind && r.doc.metadata?.name === name);
   if (!entry) throw new Error(`no ${kind} ${name} in deploy/kubernetes/`);
   return entry.doc as T;
-}
-
-/** A schema-backed model per apiVersion and kind; a kind missing here is reported, not skipped. */
-type ModelClass = new (data: never) => { validate(): void };
-const models: Record<string, ModelClass> = {
-  "apps/v1 Deployment": Deployment,
-  "v1 Service": Service,
-  "v1 Secret": Secret,
-  "v1 ConfigMap": ConfigMap,
-  "policy/v1 PodDisruptionBudget": PodDisruptionBudget,
-  "v1 ServiceAccount": ServiceAccount,
-  "rbac.authorization.k8s.io/v1 Role": Role,
-  "rbac.authorization.k8s.io/v1 RoleBinding": RoleBinding,
-};
-
-interface SchemaError {
-  instancePath: string;
-  message?: string;
-}
-
-/** What the official schema says is wrong with `doc` (required fields, types, enums, formats). */
-function schemaErrors(model: ModelClass, doc: unknown): SchemaError[] {
-  try {
-    new model(doc as never).validate();
-    return [];
-  } catch (error) {
-    const errors = (error as { errors?: SchemaError[] }).errors;
-    if (!errors) throw error;
-    return errors;
-  }
-}
-
-const pointer = (path: string[]): string =>
-  path.map((part) => `/${part.replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
-/** Fails every type a schema can ask for (string, number, boolean, object, array); null does not. */
-const notAnyType = (): void => {};
-
-/**
- * The fields of `doc` the schema does not know. The schemas are not strict (they do not set
- * `additionalProperties: false`), but `kubectl apply` validates strictly and the API server drops
- * unknown fields, so a typo (`readinesProbe`) would either fail the apply or vanish silently.
- * Each field in turn is replaced by a value of no JSON type: a field the schema knows is
- * type-checked and reported at its path; an unknown one is not looked at.
- */
-function unknownFields(model: ModelClass, doc: unknown): string[] {
-  const unknown: string[] = [];
-  const visit = (node: unknown, path: string[]): void => {
-    if (Array.isArray(node)) {
-      for (const [index, item] of node.entries()) visit(item, [...path, String(index)]);
-      return;
-    }
-    if (!isObject(node)) return;
-    for (const [key, value] of Object.entries(node)) {
-      const at = [...path, key];
-      const probe = structuredClone(doc);
-      let parent = probe as Record<string, unknown>;
-      for (const part of path) parent = parent[part] as Record<string, unknown>;
-      parent[key] = notAnyType;
-      const here = pointer(at);
-      const seen = schemaErrors(model, probe).some(
-        (error) => error.instancePath === here || error.instancePath.startsWith(`${here}/`),
-      );
-      if (seen) visit(value, at);
-      else unknown.push(here);
-    }
-  };
-  visit(doc, []);
-  return unknown;
-}
-
-/** Every problem with one document, as `path message` lines; [] when it is valid. */
-function problems(doc: Manifest): string[] {
-  const model = models[`${doc.apiVersion} ${doc.kind}`];
-  if (!model) return [`no schema for ${doc.apiVersion} ${doc.kind}: add its model to \`models\``];
-  return [
-    ...schemaErrors(model, doc).map((error) => `${error.instancePath || "/"} ${error.message}`),
-    ...unknownFields(model, doc).map((path) => `${path} is not a field of ${doc.kind}`),
-  ];
 }
 
 const server = find<IDeployment>("Deployment", "runyard-server");

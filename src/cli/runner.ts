@@ -17,11 +17,8 @@ import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createDockerExecutors } from "../exec/create-docker-executors.js";
 import { createExecutor } from "../exec/create-executor.js";
-import { createKubeStepExecutors } from "../exec/create-kube-executors.js";
 import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
 import { removeLeftoverStepContainers, runnerLabel } from "../exec/docker-executor.js";
-import { KubeCluster } from "../exec/kube/cluster.js";
-import { componentLabel, labelValue, stepLabels } from "../exec/kube-step-job.js";
 import { type ContainerExecutors, type JobExecutors, LocalStepRunner } from "../exec/local-runner.js";
 import { nativeHelperPath } from "../exec/native-helpers.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
@@ -35,11 +32,10 @@ import { StepJobHandler } from "../runner/handlers/step.js";
 import { JobJournal } from "../runner/job-journal.js";
 import { RunFolders } from "../runner/run-folders.js";
 import { RunnerDaemon } from "../runner/runner.js";
-import { dockerRunnerLabel, kubernetesRunnerLabel } from "../workflow/model.js";
+import { dockerRunnerLabel } from "../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
-import { agentKubernetesSettings } from "./runner-kubernetes.js";
 import { runnerStepNetwork } from "./runner-network.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
@@ -90,7 +86,7 @@ async function agentHandler(
   const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
   const kubernetes = config.agentKubernetes
-    ? await agentKubernetesSettings(config, env, connection)
+    ? await (await import("./runner-kubernetes.js")).agentKubernetesSettings(config, env, connection)
     : undefined;
   const turns = new SupervisedAgentTurns({
     agentsHome,
@@ -276,67 +272,6 @@ async function dockerSteps(
 }
 
 /**
- * Steps as Kubernetes Jobs (`executor: kubernetes`): the runner checks at start that it reaches
- * the cluster and may list Jobs and pods in the namespace (else it refuses to start, with the
- * URL it tried or the verb it lacks), deletes the step Jobs a crashed earlier life of it left,
- * and says so with the `kubernetes` label.
- */
-async function kubernetesSteps(
-  config: Config,
-  env: Record<string, string | undefined>,
-  connection: { id: string; logger: Logger },
-): Promise<{ jobs?: JobExecutors; labels: string[] }> {
-  if (config.executor !== "kubernetes") return { labels: [] };
-  const missing = [
-    ...(config.jobNamespace ? [] : ["RUNYARD_JOB_NAMESPACE (job_namespace)"]),
-    ...(config.jobImage ? [] : ["RUNYARD_JOB_IMAGE (job_image)"]),
-  ];
-  if (missing.length > 0 || !config.jobNamespace || !config.jobImage) {
-    throw new RunyardError(
-      "INVALID_INPUT",
-      `RUNYARD_EXECUTOR=kubernetes needs ${missing.join(" and ")}: the namespace the step Jobs go in and the image of a step's pod when the step names none`,
-      {
-        hint: "Set both in the runner's environment or config file (job_namespace: runyard-steps, job_image: busybox:1.36), or unset RUNYARD_EXECUTOR to run steps as processes here; docs/scale.md (The Kubernetes executor).",
-      },
-    );
-  }
-  const cluster = await KubeCluster.connect(env, {
-    namespace: config.jobNamespace,
-    ...(config.k8sContext ? { context: config.k8sContext } : {}),
-  });
-  const left = await cluster.findJobs({
-    [componentLabel]: "step",
-    [stepLabels.runnerId]: labelValue(connection.id),
-  });
-  const graceSeconds = Math.max(1, Math.ceil(config.killGraceMs / 1000));
-  await Promise.all(
-    left.map((job) => cluster.deleteJob(job.metadata?.name ?? "", { graceSeconds }).catch(() => {})),
-  );
-  if (left.length > 0) {
-    connection.logger.warn(
-      { jobs: left.map((job) => job.metadata?.name), namespace: cluster.namespace },
-      "deleted step Jobs left by this runner's previous life",
-    );
-  }
-  const memoryBytes = config.jobMemory === undefined ? undefined : parseMemorySize(config.jobMemory);
-  const limits = {
-    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
-    ...(config.jobCpus !== undefined ? { cpus: config.jobCpus } : {}),
-  };
-  return {
-    jobs: createKubeStepExecutors({
-      cluster,
-      image: config.jobImage,
-      runnerId: connection.id,
-      ...(Object.keys(limits).length > 0 ? { limits } : {}),
-      // The same limits as agents' pods: k8s_pull_timeout, k8s_schedule_timeout.
-      start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
-    }),
-    labels: [kubernetesRunnerLabel],
-  };
-}
-
-/**
  * The labels a runner advertises: what its handlers back (`docker` with a reachable engine,
  * `agent:<name>` per installed agent, its modes) and the operator's own. A capability label the
  * operator gave that nothing here backs is dropped with a warning: advertised, it would draw
@@ -450,7 +385,11 @@ export async function localRunnerDaemon(
     });
     opened.push(() => executor.close());
     const docker = await dockerSteps(env, connection);
-    const kubernetes = await kubernetesSteps(config, env, connection);
+    // Loaded only for `executor: kubernetes`: a process runner never loads the Kubernetes client.
+    const kubernetes =
+      config.executor === "kubernetes"
+        ? await (await import("./runner-kube-steps.js")).kubernetesSteps(config, env, connection)
+        : { labels: [] };
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
       maskValues: [connection.token],

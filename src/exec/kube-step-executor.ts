@@ -8,11 +8,11 @@
  * Job goes however the attempt ended, its Secret with it.
  */
 import { randomBytes } from "node:crypto";
-import { Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import type { RunyardError } from "../core/errors.js";
 import type { KubeCluster } from "./kube/cluster.js";
 import { waitForPodEnd } from "./kube/pod-end.js";
+import { followPodBytes } from "./kube/pod-log.js";
 import { type PodStartLimits, waitForPodStart } from "./kube/pod-start.js";
 import {
   envNameProblem,
@@ -156,7 +156,13 @@ class KubeStepAttempt implements ExecAttempt {
       created = true;
       this.jobs.add(name);
       const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
-      const log = followLog(cluster, pod.metadata?.name ?? "", (chunk) => splitter.push(chunk), stop.signal);
+      const log = followPodBytes(
+        cluster,
+        pod.metadata?.name ?? "",
+        stepContainer,
+        { chunk: (chunk) => splitter.push(chunk) },
+        stop.signal,
+      );
       const end = await waitForPodEnd(cluster, name, stop.signal);
       // The log ends with the container; what the API still holds of it is read to its end.
       await Promise.race([log, new Promise((done) => setTimeout(done, 10_000).unref())]);
@@ -258,51 +264,6 @@ async function createStepJob(
   } catch (error) {
     await cluster.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});
     throw error;
-  }
-}
-
-/**
- * Follows the pod's log (`pods/log?follow=true`) and hands each chunk on as it comes: stdout and
- * stderr as the kubelet merged them. Resolves when the log ends or `signal` is aborted.
- */
-async function followLog(
-  cluster: KubeCluster,
-  podName: string,
-  onChunk: (chunk: Buffer) => void,
-  signal: AbortSignal,
-): Promise<void> {
-  const { Log } = await import("@kubernetes/client-node");
-  let ended!: () => void;
-  const done = new Promise<void>((resolve) => {
-    ended = resolve;
-  });
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      onChunk(chunk);
-      callback();
-    },
-    final(callback) {
-      callback();
-      ended();
-    },
-  });
-  sink.on("close", () => ended());
-  if (signal.aborted) return;
-  const controller = await cluster.call({ verb: "get", resource: "pods/log" }, () =>
-    new Log(cluster.credentials.config).log(cluster.namespace, podName, stepContainer, sink, {
-      follow: true,
-    }),
-  );
-  const onAbort = () => {
-    controller.abort();
-    ended();
-  };
-  if (signal.aborted) onAbort();
-  else signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    await done;
-  } finally {
-    signal.removeEventListener("abort", onAbort);
   }
 }
 

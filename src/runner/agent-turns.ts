@@ -12,7 +12,7 @@ import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/a
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
-import { type AgentKubernetesSettings, openKubernetesTurn } from "./agent-kubernetes.js";
+import type { AgentKubernetesSettings } from "./agent-kubernetes.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
 import { mcpCommandsUnreachable, mcpDestinations, type OpenTurn, runSetup } from "./agent-setup.js";
 import { conversationCodexHome, conversationConfigHome } from "./conversation-config.js";
@@ -201,7 +201,12 @@ export class SupervisedAgentTurns implements AgentTurns {
       reached: [...reached, ...mcpDestinations(task)],
     };
     const sandboxed = kubernetes
-      ? await openKubernetesTurn(kubernetes, { task, cwd, runnerEnv: env, ...folders })
+      ? await (await import("./agent-kubernetes.js")).openKubernetesTurn(kubernetes, {
+          task,
+          cwd,
+          runnerEnv: env,
+          ...folders,
+        })
       : container
         ? await this.openSandbox(container, task, cwd, exposure, env, io, folders)
         : undefined;

@@ -4,13 +4,30 @@
  * know (the schemas do not set `additionalProperties: false`, so an unknown field would pass them
  * and be dropped by the API server in silence).
  */
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Job } from "kubernetes-models/batch/v1/Job";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Secret } from "kubernetes-models/v1/Secret";
+import { Service } from "kubernetes-models/v1/Service";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 
+/** A schema-backed model per apiVersion and kind; a kind missing here is reported, not skipped. */
 type ModelClass = new (data: never) => { validate(): void };
 const models: Record<string, ModelClass> = {
+  "apps/v1 Deployment": Deployment,
   "batch/v1 Job": Job,
+  "networking.k8s.io/v1 NetworkPolicy": NetworkPolicy,
+  "policy/v1 PodDisruptionBudget": PodDisruptionBudget,
+  "rbac.authorization.k8s.io/v1 Role": Role,
+  "rbac.authorization.k8s.io/v1 RoleBinding": RoleBinding,
+  "v1 ConfigMap": ConfigMap,
   "v1 Secret": Secret,
+  "v1 Service": Service,
+  "v1 ServiceAccount": ServiceAccount,
 };
 
 interface SchemaError {
@@ -72,7 +89,7 @@ function unknownFields(model: ModelClass, doc: unknown): string[] {
 }
 
 /** Every problem with one object, as `path message` lines; [] when the API server would take it whole. */
-export function kubeSchemaProblems(doc: { apiVersion: string; kind: string }): string[] {
+export function kubeSchemaProblems(doc: { apiVersion: string; kind: string; metadata?: unknown }): string[] {
   const model = models[`${doc.apiVersion} ${doc.kind}`];
   if (!model) return [`no schema for ${doc.apiVersion} ${doc.kind}: add its model to \`models\``];
   return [

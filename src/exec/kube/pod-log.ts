@@ -37,19 +37,45 @@ export async function followPodLog(
       newline = pending.indexOf("\n");
     }
   };
+  await followPodBytes(
+    cluster,
+    podName,
+    kubeContainerName,
+    {
+      chunk: (chunk) => take(decoder.write(chunk)),
+      end: () => {
+        take(decoder.end());
+        if (pending) hand(pending);
+        pending = "";
+      },
+    },
+    signal,
+  );
+}
+
+/**
+ * Follows one container's log of a pod as it comes, in the bytes the kubelet wrote (stdout and
+ * stderr merged): `chunk` per piece, `end` once when the log ends. Resolves when the log ends or
+ * `signal` is aborted; rejects with a typed error when the API refuses the log.
+ */
+export async function followPodBytes(
+  cluster: KubeCluster,
+  podName: string,
+  container: string,
+  on: { chunk: (chunk: Buffer) => void; end?: () => void },
+  signal: AbortSignal,
+): Promise<void> {
   let ended!: () => void;
   const done = new Promise<void>((resolve) => {
     ended = resolve;
   });
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      take(decoder.write(chunk));
+      on.chunk(chunk);
       callback();
     },
     final(callback) {
-      take(decoder.end());
-      if (pending) hand(pending);
-      pending = "";
+      on.end?.();
       callback();
       ended();
     },
@@ -57,7 +83,7 @@ export async function followPodLog(
   sink.on("close", () => ended());
   if (signal.aborted) return;
   const controller = await cluster.call({ verb: "get", resource: "pods/log" }, () =>
-    new Log(cluster.credentials.config).log(cluster.namespace, podName, kubeContainerName, sink, {
+    new Log(cluster.credentials.config).log(cluster.namespace, podName, container, sink, {
       follow: true,
     }),
   );

@@ -1,0 +1,70 @@
+import type { Config } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { parseMemorySize } from "../core/memory-size.js";
+import { createKubeStepExecutors } from "../exec/create-kube-executors.js";
+import { KubeCluster } from "../exec/kube/cluster.js";
+import { componentLabel, labelValue, stepLabels } from "../exec/kube-step-job.js";
+import type { JobExecutors } from "../exec/local-runner.js";
+import { kubernetesRunnerLabel } from "../workflow/model.js";
+
+/**
+ * Steps as Kubernetes Jobs (`executor: kubernetes`): the runner checks at start that it reaches
+ * the cluster and may list Jobs and pods in the namespace (else it refuses to start, with the
+ * URL it tried or the verb it lacks), deletes the step Jobs a crashed earlier life of it left,
+ * and says so with the `kubernetes` label.
+ */
+export async function kubernetesSteps(
+  config: Config,
+  env: Record<string, string | undefined>,
+  connection: { id: string; logger: Logger },
+): Promise<{ jobs?: JobExecutors; labels: string[] }> {
+  if (config.executor !== "kubernetes") return { labels: [] };
+  const missing = [
+    ...(config.jobNamespace ? [] : ["RUNYARD_JOB_NAMESPACE (job_namespace)"]),
+    ...(config.jobImage ? [] : ["RUNYARD_JOB_IMAGE (job_image)"]),
+  ];
+  if (missing.length > 0 || !config.jobNamespace || !config.jobImage) {
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `RUNYARD_EXECUTOR=kubernetes needs ${missing.join(" and ")}: the namespace the step Jobs go in and the image of a step's pod when the step names none`,
+      {
+        hint: "Set both in the runner's environment or config file (job_namespace: runyard-steps, job_image: busybox:1.36), or unset RUNYARD_EXECUTOR to run steps as processes here; docs/scale.md (The Kubernetes executor).",
+      },
+    );
+  }
+  const cluster = await KubeCluster.connect(env, {
+    namespace: config.jobNamespace,
+    ...(config.k8sContext ? { context: config.k8sContext } : {}),
+  });
+  const left = await cluster.findJobs({
+    [componentLabel]: "step",
+    [stepLabels.runnerId]: labelValue(connection.id),
+  });
+  const graceSeconds = Math.max(1, Math.ceil(config.killGraceMs / 1000));
+  await Promise.all(
+    left.map((job) => cluster.deleteJob(job.metadata?.name ?? "", { graceSeconds }).catch(() => {})),
+  );
+  if (left.length > 0) {
+    connection.logger.warn(
+      { jobs: left.map((job) => job.metadata?.name), namespace: cluster.namespace },
+      "deleted step Jobs left by this runner's previous life",
+    );
+  }
+  const memoryBytes = config.jobMemory === undefined ? undefined : parseMemorySize(config.jobMemory);
+  const limits = {
+    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+    ...(config.jobCpus !== undefined ? { cpus: config.jobCpus } : {}),
+  };
+  return {
+    jobs: createKubeStepExecutors({
+      cluster,
+      image: config.jobImage,
+      runnerId: connection.id,
+      ...(Object.keys(limits).length > 0 ? { limits } : {}),
+      // The same limits as agents' pods: k8s_pull_timeout, k8s_schedule_timeout.
+      start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
+    }),
+    labels: [kubernetesRunnerLabel],
+  };
+}
