@@ -1,0 +1,264 @@
+/**
+ * Every agent CLI as a Kubernetes Job: one runner in `execution_mode: kubernetes` against the
+ * scripted API server (pods run in Docker), its image holding every installed CLI at the path
+ * the runner has it. For each of Codex, OpenCode, Gemini CLI and Copilot CLI (Claude Code and the
+ * built-in loop: kubernetes-agents.test.ts), pointed at the scripted model server by the runner's
+ * env as their docs tell users: the agent writes a file with its own shell tool, the runner
+ * commits and pushes it to a bare remote, the run reports the script's tokens as in process mode,
+ * and the model key is in no Job or pod spec the turn made.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterFor } from "../../src/agents/registry.js";
+import { agentCli } from "../helpers/agent-cli.js";
+import { tempDir } from "../helpers/cli.js";
+import { requireDocker } from "../helpers/docker.js";
+import { git, seedBareRepo } from "../helpers/git-repos.js";
+import { kubernetesAgentImage } from "../helpers/kube-agent-image.js";
+import {
+  api,
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startCli,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "../helpers/server.js";
+import { type ScriptedKubernetes, startScriptedKubernetes } from "../k8s-api-server/server.js";
+import {
+  type ModelServer,
+  type RecordedRequest,
+  startModelServer,
+  type Turn,
+} from "../model-server/server.js";
+
+const haveDocker = await requireDocker();
+const namespace = "agents";
+const printHello = 'print("hello")\n';
+const writeHello = "printf 'print(\"hello\")\\n' > hello.py";
+const hasTools = (r: RecordedRequest) => ((r.body as { tools?: unknown[] })?.tools?.length ?? 0) > 0;
+
+/** Each agent's own key, so a leak names whose it is. */
+const keys = {
+  openai: "sk-k8s-openai-key-3f9a1",
+  gemini: "gemini-k8s-key-b27c4",
+  copilot: "sk-k8s-copilot-key-9d0e2",
+};
+
+interface Case {
+  agent: string;
+  /** The agent's shell tool call that writes hello.py in its cwd. */
+  write: Turn;
+  /** The agent's own requests (a side call, a title or a next-speaker check, is not). */
+  match: (r: RecordedRequest) => boolean;
+  /** What the model answers a side call. */
+  side: string;
+  model?: string;
+  /** Why this CLI cannot run in a pod (found by running it): the case is then `it.fails`. */
+  cannotRunInPod?: string;
+}
+
+const cases: Case[] = [
+  {
+    agent: "codex",
+    write: {
+      toolCalls: [{ name: "exec_command", input: { cmd: writeHello, login: false, yield_time_ms: 30000 } }],
+    },
+    match: (r) => r.path === "/v1/responses" && hasTools(r),
+    side: "ok",
+    // Codex's default model is sent its tools as `additional_tools` input items.
+    model: "gpt-5.5",
+  },
+  {
+    agent: "opencode",
+    write: { toolCalls: [{ name: "bash", input: { command: writeHello, description: "write" } }] },
+    // With OPENAI_BASE_URL set on the runner, OpenCode's own openai provider talks the Responses API.
+    match: (r) => r.path === "/v1/responses" && hasTools(r),
+    side: "A title",
+  },
+  {
+    agent: "gemini",
+    write: { toolCalls: [{ name: "run_shell_command", input: { command: writeHello } }] },
+    match: (r) => r.path.includes(":streamGenerateContent") && hasTools(r),
+    side: '{"next_speaker":"user","reasoning":"done"}',
+    model: "gemini-2.5-pro",
+  },
+  {
+    agent: "copilot",
+    write: { toolCalls: [{ name: "bash", input: { command: writeHello, description: "write" } }] },
+    match: (r) => r.path === "/v1/chat/completions" && hasTools(r),
+    side: "ok",
+    // A provider of one's own needs an explicit model.
+    model: "gpt-4.1",
+  },
+];
+
+const clis = Object.fromEntries(
+  cases.map(({ agent }) => {
+    const pkg = adapterFor(agent)?.package;
+    return [agent, pkg ? agentCli(agent, pkg.name, pkg.version, pkg.bin) : undefined];
+  }),
+);
+const missing = !haveDocker || Object.values(clis).some((path) => path === undefined);
+
+let k8s: ScriptedKubernetes;
+let server: TestServer;
+let model: ModelServer;
+let runner: Proc;
+let root: string;
+
+async function finishedOf(runId: string) {
+  await waitForRun(server.url, runId, isFinal, 150_000);
+  const events = await readEvents(server.url, runId);
+  const finished = events.at(-1);
+  if (finished?.type !== "run.finished")
+    throw new Error(`no run.finished: ${JSON.stringify(events.slice(-3))}`);
+  return { finished, events };
+}
+
+/**
+ * Every Job and pod spec of the run as the API server held it, gathered while the run goes on:
+ * each is deleted once its command ended.
+ */
+function recordSpecs(runId: string): { specs: Map<string, string>; stop: () => void } {
+  const specs = new Map<string, string>();
+  const look = () => {
+    for (const resource of ["jobs", "pods"]) {
+      for (const object of k8s.list(resource, namespace)) {
+        if (object.metadata.labels?.["runyard.dev/run-id"] !== runId) continue;
+        specs.set(`${resource}/${object.metadata.name}`, JSON.stringify(object));
+      }
+    }
+  };
+  const timer = setInterval(look, 50);
+  return {
+    specs,
+    stop: () => {
+      clearInterval(timer);
+      look();
+    },
+  };
+}
+
+describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
+  beforeAll(async () => {
+    root = tempDir("runyard-k8s-agent-kinds-");
+    const claim = join(root, "claim");
+    mkdirSync(claim, { recursive: true });
+    const image = await kubernetesAgentImage(cases.map((c) => clis[c.agent] as string));
+    k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
+    k8s.addClaim(namespace, "runyard-work", claim);
+    const kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
+    model = await startModelServer({ conversations: [] });
+    server = await startTestServer();
+    const config = join(root, "config.k8s.yaml");
+    writeFileSync(
+      config,
+      [
+        "execution_mode: kubernetes",
+        `k8s_namespace: ${namespace}`,
+        `k8s_image: ${image}`,
+        "k8s_secrets: []",
+        "k8s_workspace_claim: runyard-work",
+        `k8s_workspace_path: ${claim}`,
+        "max_memory_mb: 1024",
+        "max_cpu_percent: 100",
+        "",
+      ].join("\n"),
+    );
+    const bins = [...new Set(Object.values(clis).map((cli) => dirname(cli as string)))];
+    runner = startCli(
+      [
+        "runner",
+        "--server",
+        server.url,
+        "--token",
+        await runnerToken(server.url),
+        "--id",
+        "k8s-kinds-runner",
+        "--config",
+        config,
+      ],
+      {
+        RUNYARD_LOG_LEVEL: "warn",
+        RUNYARD_HOME: join(claim, "home"),
+        RUNYARD_WORKSPACE_DIR: join(claim, "workspaces"),
+        KUBECONFIG: kubeconfig,
+        PATH: [...bins, process.env.PATH].join(":"),
+        // Each CLI's endpoint and key as its docs tell users to set them.
+        OPENAI_BASE_URL: `${model.url}/v1`,
+        OPENAI_API_KEY: keys.openai,
+        GOOGLE_GEMINI_BASE_URL: model.url,
+        GEMINI_API_KEY: keys.gemini,
+        COPILOT_PROVIDER_BASE_URL: `${model.url}/v1`,
+        COPILOT_PROVIDER_API_KEY: keys.copilot,
+      },
+    );
+    await runner.waitFor("runner k8s-kinds-runner connected", 60_000);
+  }, 900_000);
+
+  afterAll(async () => {
+    await runner?.kill();
+    await server?.proc.kill();
+    await model?.stop();
+    await k8s?.close();
+  }, 120_000);
+
+  for (const c of cases) {
+    const test = c.cannotRunInPod ? it.fails : it;
+    test(`${c.agent} runs in a pod: it writes, the runner commits and pushes, with the script's tokens`, async () => {
+      model.setScript({
+        conversations: [
+          {
+            match: c.match,
+            turns: [
+              { ...c.write, usage: { input_tokens: 300, output_tokens: 20 } },
+              { text: "Wrote hello.py.", usage: { input_tokens: 410, output_tokens: 6 } },
+            ],
+          },
+          { turns: [{ text: c.side, usage: { input_tokens: 0, output_tokens: 0 } }] },
+        ],
+      });
+      const bare = seedBareRepo(join(root, `${c.agent}.git`));
+      const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: c.agent,
+        title: "Add hello.py",
+        prompt: "Create hello.py that prints hello.",
+        repo: { url: bare, push: true },
+        ...(c.model ? { model: c.model } : {}),
+      });
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+      const runId = submitted.body.run_id;
+      const recording = recordSpecs(runId);
+      const { finished, events } = await finishedOf(runId).finally(recording.stop);
+      const said = events
+        .filter((e) => e.type === "notice" || e.type.startsWith("agent."))
+        .map((e) => JSON.stringify(e).slice(0, 400))
+        .join("\n");
+      const asked = model.requests.map((r) => `${r.path} tools=${hasTools(r)}`).join("\n");
+      expect(
+        finished.status,
+        `${JSON.stringify(finished.error)}\n${said}\n${asked}\n${runner.output().slice(-3000)}`,
+      ).toBe("success");
+      const branch = `runyard/${runId}-${c.agent}`;
+      expect(finished.agents?.[0]).toMatchObject({ agent: c.agent, pushed: true, branch });
+      expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);
+      expect(finished.agents?.[0]).toMatchObject({ input_tokens: 710, output_tokens: 26 });
+      // The turn ran as a Job whose pod ran, and no spec of either holds a model key.
+      const kinds = [...recording.specs.keys()].map((key) => key.split("/")[0]);
+      expect(kinds).toContain("jobs");
+      expect(kinds).toContain("pods");
+      for (const spec of recording.specs.values()) {
+        for (const key of Object.values(keys)) expect(spec).not.toContain(key);
+      }
+      const left = ["jobs", "secrets", "networkpolicies", "pods"].flatMap((resource) =>
+        k8s.list(resource, namespace).map((object) => `${resource}/${object.metadata.name}`),
+      );
+      expect(left).toEqual([]);
+    }, 200_000);
+  }
+});
