@@ -78,6 +78,8 @@ const cases: Case[] = [
     // With OPENAI_BASE_URL set on the runner, OpenCode's own openai provider talks the Responses API.
     match: (r) => r.path === "/v1/responses" && hasTools(r),
     side: "A title",
+    // Named: with Gemini's key on the runner too, OpenCode's own default would be a Google model.
+    model: "openai/gpt-5.5",
   },
   {
     agent: "gemini",
@@ -148,7 +150,10 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
     root = tempDir("runyard-k8s-agent-kinds-");
     const claim = join(root, "claim");
     mkdirSync(claim, { recursive: true });
-    const image = await kubernetesAgentImage(cases.map((c) => clis[c.agent] as string));
+    const image = await kubernetesAgentImage(
+      cases.map((c) => clis[c.agent] as string),
+      { certificates: true },
+    );
     k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
     k8s.addClaim(namespace, "runyard-work", claim);
     const kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
