@@ -57,6 +57,8 @@ interface Case {
   /** What the model answers a side call. */
   side: string;
   model?: string;
+  /** The runner's model key this agent is given. */
+  key: string;
   /** Why this CLI cannot run in a pod (found by running it): the case is then `it.fails`. */
   cannotRunInPod?: string;
 }
@@ -64,6 +66,7 @@ interface Case {
 const cases: Case[] = [
   {
     agent: "codex",
+    key: keys.openai,
     write: {
       toolCalls: [{ name: "exec_command", input: { cmd: writeHello, login: false, yield_time_ms: 30000 } }],
     },
@@ -74,6 +77,7 @@ const cases: Case[] = [
   },
   {
     agent: "opencode",
+    key: keys.openai,
     write: { toolCalls: [{ name: "bash", input: { command: writeHello, description: "write" } }] },
     // With OPENAI_BASE_URL set on the runner, OpenCode's own openai provider talks the Responses API.
     match: (r) => r.path === "/v1/responses" && hasTools(r),
@@ -83,6 +87,7 @@ const cases: Case[] = [
   },
   {
     agent: "gemini",
+    key: keys.gemini,
     write: { toolCalls: [{ name: "run_shell_command", input: { command: writeHello } }] },
     match: (r) => r.path.includes(":streamGenerateContent") && hasTools(r),
     side: '{"next_speaker":"user","reasoning":"done"}',
@@ -90,6 +95,7 @@ const cases: Case[] = [
   },
   {
     agent: "copilot",
+    key: keys.copilot,
     write: { toolCalls: [{ name: "bash", input: { command: writeHello, description: "write" } }] },
     match: (r) => r.path === "/v1/chat/completions" && hasTools(r),
     side: "ok",
@@ -112,6 +118,12 @@ let model: ModelServer;
 let runner: Proc;
 let root: string;
 
+function leftovers(): string[] {
+  return ["jobs", "secrets", "networkpolicies", "pods"].flatMap((resource) =>
+    k8s.list(resource, namespace).map((object) => `${resource}/${object.metadata.name}`),
+  );
+}
+
 async function finishedOf(runId: string) {
   await waitForRun(server.url, runId, isFinal, 150_000);
   const events = await readEvents(server.url, runId);
@@ -122,28 +134,34 @@ async function finishedOf(runId: string) {
 }
 
 /**
- * Every Job and pod spec of the run as the API server held it, gathered while the run goes on:
- * each is deleted once its command ended.
+ * Every Job, pod and Secret of the run as the API server held it (a Secret's values decoded),
+ * gathered while the run goes on: each is deleted once its command ended.
  */
-function recordSpecs(runId: string): { specs: Map<string, string>; stop: () => void } {
-  const specs = new Map<string, string>();
+function recordObjects(runId: string): { objects: Map<string, string>; stop: () => void } {
+  const objects = new Map<string, string>();
   const look = () => {
-    for (const resource of ["jobs", "pods"]) {
+    for (const resource of ["jobs", "pods", "secrets"]) {
       for (const object of k8s.list(resource, namespace)) {
         if (object.metadata.labels?.["runyard.dev/run-id"] !== runId) continue;
-        specs.set(`${resource}/${object.metadata.name}`, JSON.stringify(object));
+        const data = (object as { data?: Record<string, string> }).data ?? {};
+        const decoded = Object.values(data).map((value) => Buffer.from(value, "base64").toString());
+        objects.set(`${resource}/${object.metadata.name}`, JSON.stringify([object, decoded]));
       }
     }
   };
   const timer = setInterval(look, 50);
   return {
-    specs,
+    objects,
     stop: () => {
       clearInterval(timer);
       look();
     },
   };
 }
+
+/** Of `recorded`, the JSON of those of `resource`. */
+const ofKind = (recorded: Map<string, string>, resource: string) =>
+  [...recorded].flatMap(([key, json]) => (key.startsWith(`${resource}/`) ? [json] : []));
 
 describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
   beforeAll(async () => {
@@ -238,7 +256,7 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
       });
       expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
       const runId = submitted.body.run_id;
-      const recording = recordSpecs(runId);
+      const recording = recordObjects(runId);
       const { finished, events } = await finishedOf(runId).finally(recording.stop);
       const said = events
         .filter((e) => e.type === "notice" || e.type.startsWith("agent."))
@@ -253,17 +271,50 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
       expect(finished.agents?.[0]).toMatchObject({ agent: c.agent, pushed: true, branch });
       expect(git(bare, "show", `${branch}:hello.py`)).toBe(printHello);
       expect(finished.agents?.[0]).toMatchObject({ input_tokens: 710, output_tokens: 26 });
-      // The turn ran as a Job whose pod ran, and no spec of either holds a model key.
-      const kinds = [...recording.specs.keys()].map((key) => key.split("/")[0]);
-      expect(kinds).toContain("jobs");
-      expect(kinds).toContain("pods");
-      for (const spec of recording.specs.values()) {
+      // The turn ran as a Job whose pod ran, and no spec of either holds a model key: its own
+      // is in the Job's Secret.
+      const specs = [...ofKind(recording.objects, "jobs"), ...ofKind(recording.objects, "pods")];
+      expect(ofKind(recording.objects, "jobs")).not.toEqual([]);
+      expect(ofKind(recording.objects, "pods")).not.toEqual([]);
+      for (const spec of specs) {
         for (const key of Object.values(keys)) expect(spec).not.toContain(key);
       }
-      const left = ["jobs", "secrets", "networkpolicies", "pods"].flatMap((resource) =>
-        k8s.list(resource, namespace).map((object) => `${resource}/${object.metadata.name}`),
-      );
-      expect(left).toEqual([]);
+      expect(ofKind(recording.objects, "secrets").join("\n")).toContain(c.key);
+      expect(leftovers()).toEqual([]);
     }, 200_000);
   }
+
+  it("a member's turn in a pod holds no key of the runner's, its own agent's nor another's", async () => {
+    // A member's CLI never holds the operator's keys: on a sandboxing runner their proxies add
+    // them, which a Job's pod cannot reach; so the member's pod gets none at all.
+    const made = await api<{ token: string }>(server.url, "POST", "/api/tokens", {
+      kind: "user",
+      name: "k8s-member",
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    model.setScript({
+      conversations: [
+        { match: cases[0]!.match, turns: [{ text: "Done." }] },
+        { turns: [{ text: "ok", usage: { input_tokens: 0, output_tokens: 0 } }] },
+      ],
+    });
+    const submitted = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      { kind: "agent", agent: "codex", model: "gpt-5.5", prompt: "say done" },
+      made.body.token,
+    );
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const runId = submitted.body.run_id;
+    const recording = recordObjects(runId);
+    const { finished } = await finishedOf(runId).finally(recording.stop);
+    const secrets = ofKind(recording.objects, "secrets");
+    expect(secrets, JSON.stringify(finished)).not.toEqual([]);
+    for (const key of Object.values(keys)) expect(secrets.join("\n")).not.toContain(key);
+    for (const spec of recording.objects.values()) {
+      for (const key of Object.values(keys)) expect(spec).not.toContain(key);
+    }
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
 });
