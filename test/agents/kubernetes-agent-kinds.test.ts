@@ -309,6 +309,8 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
     const runId = submitted.body.run_id;
     const recording = recordObjects(runId);
     const { finished } = await finishedOf(runId).finally(recording.stop);
+    // Without a key of its task's own, its CLI says it has none.
+    expect(finished.error?.message, JSON.stringify(finished.error)).toContain("OPENAI_API_KEY");
     const secrets = ofKind(recording.objects, "secrets");
     expect(secrets, JSON.stringify(finished)).not.toEqual([]);
     for (const key of Object.values(keys)) expect(secrets.join("\n")).not.toContain(key);
