@@ -5,12 +5,13 @@
  * built-in loop: kubernetes-agents.test.ts), pointed at the scripted model server by the runner's
  * env as their docs tell users: the agent writes a file with its own shell tool, the runner
  * commits and pushes it to a bare remote, the run reports the script's tokens as in process mode,
- * and the model key is in no Job or pod spec the turn made.
+ * and the model key is in no Job or pod spec the turn made. A member's turn in a pod gets none of
+ * the runner's keys.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adapterFor } from "../../src/agents/registry.js";
+import { cliAdapters } from "../../src/agents/registry.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { tempDir } from "../helpers/cli.js";
 import { requireDocker } from "../helpers/docker.js";
@@ -104,11 +105,12 @@ const cases: Case[] = [
   },
 ];
 
-const clis = Object.fromEntries(
-  cases.map(({ agent }) => {
-    const pkg = adapterFor(agent)?.package;
-    return [agent, pkg ? agentCli(agent, pkg.name, pkg.version, pkg.bin) : undefined];
-  }),
+/** Every agent CLI runyard has an adapter for, installed: the image holds them all. */
+const clis: Record<string, string | undefined> = Object.fromEntries(
+  cliAdapters().map(({ name, package: pkg }) => [
+    name,
+    pkg ? agentCli(name, pkg.name, pkg.version, pkg.bin) : undefined,
+  ]),
 );
 const missing = !haveDocker || Object.values(clis).some((path) => path === undefined);
 
@@ -168,10 +170,8 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
     root = tempDir("runyard-k8s-agent-kinds-");
     const claim = join(root, "claim");
     mkdirSync(claim, { recursive: true });
-    const image = await kubernetesAgentImage(
-      cases.map((c) => clis[c.agent] as string),
-      { certificates: true },
-    );
+    // In the registry's order: Claude Code's layer is the one kubernetes-agents.test.ts builds.
+    const image = await kubernetesAgentImage(Object.values(clis) as string[], { certificates: true });
     k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
     k8s.addClaim(namespace, "runyard-work", claim);
     const kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
@@ -280,6 +280,17 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
         for (const key of Object.values(keys)) expect(spec).not.toContain(key);
       }
       expect(ofKind(recording.objects, "secrets").join("\n")).toContain(c.key);
+      // As users' clusters run it: non-root, a read-only root, every capability dropped.
+      for (const json of ofKind(recording.objects, "pods")) {
+        const [pod] = JSON.parse(json) as [
+          { spec: { securityContext: unknown; containers: Array<{ securityContext: unknown }> } },
+        ];
+        expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65534 });
+        expect(pod.spec.containers[0]?.securityContext).toMatchObject({
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+        });
+      }
       expect(leftovers()).toEqual([]);
     }, 200_000);
   }
