@@ -7,20 +7,18 @@
  * key is in no Job or pod spec (read back through the API and kubectl); cancel and each fault a
  * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
  */
-import { execFile, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { adapterFor } from "../../src/agents/registry.js";
 import type { RunEvent } from "../../src/core/events.js";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { agentCli } from "../helpers/agent-cli.js";
-import { agentBaseImage } from "../helpers/base-images.js";
 import { runCli, tempDir } from "../helpers/cli.js";
 import { requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
+import { kubernetesAgentImage } from "../helpers/kube-agent-image.js";
 import {
   api,
   isFinal,
@@ -51,33 +49,6 @@ let runner: Proc;
 let root: string;
 let kubeconfig: string;
 let image: string;
-
-/**
- * The turns' image: the agent image of the other tests (node, git, bash from the host's files)
- * with the Claude Code CLI copied in at the path the runner has it, as `k8s_image` is built from
- * the runner's image in a cluster.
- */
-async function kubernetesAgentImage(cli: string): Promise<string> {
-  const base = await agentBaseImage();
-  const packageRoot = dirname(dirname(dirname(cli)));
-  // Named for the whole path: two homes (this machine's and CI's) hold the CLI at different paths.
-  const tag = `runyard-test-k8s-agent:${createHash("sha256").update(`${base}\n${packageRoot}`).digest("hex").slice(0, 16)}`;
-  const engine = new DockerEngine();
-  const present = await engine.docker
-    .getImage(tag)
-    .inspect()
-    .then(() => true)
-    .catch(() => false);
-  if (!present) {
-    const built = spawnSync("docker", ["build", "-q", "-t", tag, "-f", "-", packageRoot], {
-      input: `FROM ${base}\nCOPY . ${packageRoot}/\n`,
-      encoding: "utf8",
-      timeout: 300_000,
-    });
-    if (built.status !== 0) throw new Error(`cannot build ${tag}: ${built.stderr}`);
-  }
-  return tag;
-}
 
 /**
  * kubectl against the scripted server, which runs in this process: asynchronously, since a
@@ -147,7 +118,8 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     root = tempDir("runyard-k8s-agents-");
     const claim = join(root, "claim");
     mkdirSync(claim, { recursive: true });
-    image = await kubernetesAgentImage(claude as string);
+    // The agent image with the Claude Code CLI copied in at the path the runner has it.
+    image = await kubernetesAgentImage([claude as string]);
     k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
     k8s.addClaim(namespace, "runyard-work", claim);
     kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
