@@ -1,10 +1,11 @@
-import { lstatSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runEnvBase, withoutCredentials } from "../core/config-env.js";
 import { secretsFromEnv } from "../core/masking.js";
 import { OutputFileWatch } from "./output-file.js";
+import { removeTree } from "./remove-tree.js";
 import { realPath, type Sandbox } from "./sandbox.js";
 import { SandboxLauncher } from "./sandbox-launcher.js";
 import type {
@@ -255,18 +256,17 @@ async function disposeAttempt(
   env: Record<string, string>,
   files: Record<string, string>,
 ): Promise<void> {
+  // Other steps of the run may still write beside what this one made: removed without following
+  // a link they swap in (remove-tree.ts).
   if (attemptDir) {
-    await rm(attemptDir, { recursive: true, force: true });
+    await removeTree(attemptDir);
     return;
   }
   for (const file of [env.RUNYARD_OUTPUT!, ...Object.values(files)]) {
     // Most steps never write $RUNYARD_OUTPUT: asked first, an absent file costs no thrown
     // error (with its stack) per step. A link is removed, not followed.
     const entry = lstatSync(file, { throwIfNoEntry: false });
-    if (!entry) continue;
-    // The step may have put a folder in its place.
-    if (entry.isDirectory()) await rm(file, { recursive: true, force: true });
-    else unlinkSync(file);
+    if (entry) await removeTree(file); // the step may have put a folder in its place
   }
 }
 

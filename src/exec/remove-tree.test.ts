@@ -1,0 +1,83 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { removeTree } from "./remove-tree.js";
+
+const made: string[] = [];
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function folder(): string {
+  const dir = mkdtempSync(join(tmpdir(), "runyard-remove-tree-"));
+  made.push(dir);
+  return dir;
+}
+
+/** A folder of `count` files, each named `f<i>`, and a nested folder holding more. */
+function fill(dir: string, count: number): void {
+  mkdirSync(join(dir, "nested", "deeper"), { recursive: true });
+  for (let i = 0; i < count; i++) {
+    writeFileSync(join(dir, `f${i}`), "x\n");
+    writeFileSync(join(dir, "nested", "deeper", `f${i}`), "x\n");
+  }
+}
+
+describe("removeTree", () => {
+  it("removes a folder and all it holds, a file, and what is already gone", async () => {
+    const root = folder();
+    fill(join(root, "tree"), 20);
+    writeFileSync(join(root, "file"), "x");
+    await removeTree(join(root, "tree"));
+    await removeTree(join(root, "file"));
+    await removeTree(join(root, "absent"));
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it("removes links, never what they point to, at the top and inside", async () => {
+    const root = folder();
+    const victim = join(root, "victim");
+    fill(victim, 5);
+    mkdirSync(join(root, "tree"));
+    symlinkSync(victim, join(root, "tree", "to-victim"));
+    symlinkSync(join(victim, "f0"), join(root, "tree", "to-file"));
+    symlinkSync(victim, join(root, "top-link"));
+    await removeTree(join(root, "tree"));
+    await removeTree(join(root, "top-link"));
+    expect(readdirSync(root)).toEqual(["victim"]);
+    expect(readdirSync(victim).length).toBe(6);
+    expect(existsSync(join(victim, "nested", "deeper", "f4"))).toBe(true);
+  });
+
+  it("empties no folder a writer swaps in for a link while it walks", async () => {
+    const root = folder();
+    const victim = join(root, "victim");
+    fill(victim, 50);
+    const names = readdirSync(victim).sort();
+    // A writer beside the removal exchanges the folder with a link to the victim (renameat2
+    // RENAME_EXCHANGE, atomic) as fast as it can, as a step of the same run would.
+    for (let round = 0; round < 20; round++) {
+      const target = join(root, `out-${round}`);
+      fill(target, 50);
+      symlinkSync(victim, `${target}.lnk`);
+      const swapper = spawn(
+        "perl",
+        [
+          "-e",
+          "my ($dir, $link) = @ARGV; my $swaps = 0; while (1) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
+          target,
+          `${target}.lnk`,
+        ],
+        { stdio: "ignore" },
+      );
+      await new Promise((resolve) => swapper.once("spawn", resolve));
+      await removeTree(target).catch(() => undefined);
+      swapper.kill("SIGKILL");
+      await new Promise((resolve) => swapper.once("exit", resolve));
+      expect(readdirSync(victim).sort(), `round ${round}`).toEqual(names);
+      expect(readdirSync(join(victim, "nested", "deeper")).length).toBe(50);
+    }
+  });
+});
