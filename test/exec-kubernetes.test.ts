@@ -149,6 +149,27 @@ describe("a step as a Kubernetes Job", () => {
     expect(leftOf(req.run_id)).toEqual([]);
   });
 
+  it("reads the pod's whole log when the followed one ends early: no line lost, exports and $RUNYARD_OUTPUT kept", async () => {
+    if (!haveDocker) return;
+    // The API server ends the followed log at once, empty, as one that closes a stream early does.
+    k8s.faults.endFollowedLogs(1);
+    const req = request({
+      action: "shell.run",
+      script: [
+        "echo line-one",
+        "echo BOPS_EXPORT:KEPT=yes",
+        'echo "FROM_FILE=1" >> "$RUNYARD_OUTPUT"',
+        "echo line-two",
+      ].join("\n"),
+      export_vars: true,
+    });
+    const { result, stdout } = await attempt(req);
+    expect(result.status, stdout).toBe("success");
+    expect(stdout).toBe("line-one\nBOPS_EXPORT:KEPT=yes\nline-two\n");
+    expect(result.exports).toEqual({ KEPT: "yes", FROM_FILE: "1" });
+    expect(leftOf(req.run_id)).toEqual([]);
+  });
+
   it("caps the output it keeps and says so", async () => {
     if (!haveDocker) return;
     const req = request({

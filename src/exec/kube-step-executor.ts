@@ -12,7 +12,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { RunyardError } from "../core/errors.js";
 import type { KubeCluster } from "./kube/cluster.js";
 import { waitForPodEnd } from "./kube/pod-end.js";
-import { followPodBytes } from "./kube/pod-log.js";
+import { followPodBytes, readPodLog } from "./kube/pod-log.js";
 import { type PodStartLimits, waitForPodStart } from "./kube/pod-start.js";
 import {
   envNameProblem,
@@ -156,16 +156,33 @@ class KubeStepAttempt implements ExecAttempt {
       created = true;
       this.jobs.add(name);
       const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
+      const podName = pod.metadata?.name ?? "";
+      let followed = 0;
+      let following = true;
       const log = followPodBytes(
         cluster,
-        pod.metadata?.name ?? "",
+        podName,
         stepContainer,
-        { chunk: (chunk) => splitter.push(chunk) },
+        {
+          chunk: (chunk) => {
+            if (!following) return;
+            followed += chunk.length;
+            splitter.push(chunk);
+          },
+        },
         stop.signal,
       );
       const end = await waitForPodEnd(cluster, name, stop.signal);
       // The log ends with the container; what the API still holds of it is read to its end.
       await Promise.race([log, new Promise((done) => setTimeout(done, 10_000).unref())]);
+      // A followed log can end before the container's last line (the API closed the stream, or
+      // it began before the runtime had the container's output): the pod keeps its whole log
+      // until the Job is deleted, so what the stream missed is read from there.
+      following = false;
+      if (!splitter.complete && !end.fault) {
+        const whole = await readPodLog(cluster, podName, stepContainer).catch(() => undefined);
+        if (whole && whole.length > followed) splitter.push(whole.subarray(followed));
+      }
       splitter.end();
       const rest = decoder.end();
       if (rest) command.onOutput("stdout", rest);

@@ -45,6 +45,11 @@ export class TrailerSplitter {
     this.held = Buffer.from(data.subarray(data.length - keep));
   }
 
+  /** Whether the driver's whole trailer came: the log was read to its end. */
+  get complete(): boolean {
+    return this.trailer !== undefined && Buffer.concat(this.trailer).includes(0x0a);
+  }
+
   /** The log ended: held bytes that turned out not to be the mark are output after all. */
   end(): void {
     if (!this.trailer && this.held.length > 0) this.onOutput(this.held);

@@ -246,6 +246,31 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     expect(leftovers()).toEqual([]);
   }, 200_000);
 
+  it("reads a command's whole output from its pod when the API ends the followed log early", async () => {
+    model.setScript({
+      conversations: [
+        {
+          match: (r) =>
+            r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
+          turns: [
+            { toolCalls: [{ name: "run_command", input: { command: "echo first-line; echo last-line" } }] },
+            { text: "Done.", usage: { input_tokens: 40, output_tokens: 4 } },
+          ],
+        },
+        { turns: [{ text: "A title" }] },
+      ],
+    });
+    // The command's pod is the turn's first: its followed log ends at once, empty.
+    k8s.faults.endFollowedLogs(1);
+    const runId = await submit({ agent: "openai", prompt: "print two lines" });
+    const finished = await finishedOf(runId);
+    expect(finished.status, JSON.stringify(finished.error)).toBe("success");
+    const events = await readEvents(server.url, runId);
+    const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+    expect(output).toContain("first-line\nlast-line");
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
+
   it("shows the turn's Job, Secret and NetworkPolicy to kubectl while it runs, the key in the Secret only; cancel deletes them all", async () => {
     model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
     const runId = await submit({ agent: "claude_code", prompt: "wait for the model" });

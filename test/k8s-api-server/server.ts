@@ -114,6 +114,11 @@ export interface ScriptedKubernetes {
     evict(namespace: string, pod: string): Promise<void>;
     /** Someone else deletes the Job (as `kubectl delete job` does: Background). */
     deleteJob(namespace: string, name: string, policy?: PropagationPolicy): void;
+    /**
+     * The next `count` followed logs (`pods/log?follow=true`) end at once, empty, as an API
+     * server or kubelet that closes a log stream early ends it; the pod keeps its whole log.
+     */
+    endFollowedLogs(count?: number): void;
   };
   close(): Promise<void>;
 }
@@ -186,6 +191,7 @@ export async function startScriptedKubernetes(
   const sockets = new Set<Duplex>();
   const streams = new Set<() => void>();
   let failures: { status: number; left: number; match: RequestMatch }[] = [];
+  let followedLogsToEnd = 0;
   let port = 0;
   let url = "";
 
@@ -286,6 +292,12 @@ export async function startScriptedKubernetes(
       "cache-control": "no-cache, private",
     });
     const stream = output as Readable;
+    if (followedLogsToEnd > 0) {
+      followedLogsToEnd--;
+      stream.destroy();
+      res.end();
+      return;
+    }
     const end = () => {
       streams.delete(end);
       stream.destroy();
@@ -565,6 +577,9 @@ export async function startScriptedKubernetes(
         ),
       deleteJob(namespace, name, policy = "Background") {
         cluster.delete(info("jobs"), namespace, name, { propagationPolicy: policy });
+      },
+      endFollowedLogs(count = 1) {
+        followedLogsToEnd += count;
       },
     },
     async close() {

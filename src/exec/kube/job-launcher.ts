@@ -99,8 +99,10 @@ export class KubeJobLauncher implements ProcessLauncher {
       const podName = pod.metadata?.name ?? "";
       const log = followPodLog(cluster, podName, request.onOutput, stop.signal);
       const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal);
-      // The log ends with the container; what the API still holds of it is read to its end.
-      await Promise.race([log, new Promise((done) => setTimeout(done, 5000).unref())]);
+      // The log ends with the container; what the API still holds of it is read to its end, and
+      // what a stream the API closed early missed is read from the pod's whole log.
+      await Promise.race([log.followed, new Promise((done) => setTimeout(done, 5000).unref())]);
+      await log.catchUp();
       if (end.fault) return ended(startedAt, { status: "failed", exitCode: end.exitCode, fault: end.fault });
       const exitCode = end.exitCode;
       return ended(startedAt, {

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-import { Log } from "@kubernetes/client-node";
+import { CoreV1Api, Log } from "@kubernetes/client-node";
 import type { OutputStream } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { kubeContainerName } from "./job-objects.js";
@@ -11,46 +11,70 @@ import { podLineMarks } from "./pod-init.js";
  * each line the pod's init wrote back to its stream: `O ` lines to stdout, `E ` to stderr (a
  * line without a mark, which only the kubelet writes, to stderr). Resolves when the log ends
  * (the container ended, or the API closed the stream) or `signal` is aborted; rejects with a
- * typed error when the API refuses the log.
+ * typed error when the API refuses the log. Once the pod has ended, `catchUp` hands on what the
+ * followed stream missed, should the API have closed it early: the pod keeps its whole log.
  */
-export async function followPodLog(
+export function followPodLog(
   cluster: KubeCluster,
   podName: string,
   onOutput: (stream: OutputStream, data: string) => void,
   signal: AbortSignal,
-): Promise<void> {
-  const decoder = new StringDecoder("utf8");
-  let pending = "";
-  const hand = (line: string) => {
-    if (line.startsWith(podLineMarks.stdout))
-      onOutput("stdout", `${line.slice(podLineMarks.stdout.length)}\n`);
-    else if (line.startsWith(podLineMarks.stderr))
-      onOutput("stderr", `${line.slice(podLineMarks.stderr.length)}\n`);
-    else if (line !== "") onOutput("stderr", `${line}\n`);
-  };
-  const take = (text: string) => {
-    pending += text;
-    let newline = pending.indexOf("\n");
-    while (newline !== -1) {
-      hand(pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-    }
-  };
-  await followPodBytes(
+): { followed: Promise<void>; catchUp: () => Promise<void> } {
+  const lines = new PodLogLines(onOutput);
+  let bytes = 0;
+  let following = true;
+  const followed = followPodBytes(
     cluster,
     podName,
     kubeContainerName,
     {
-      chunk: (chunk) => take(decoder.write(chunk)),
-      end: () => {
-        take(decoder.end());
-        if (pending) hand(pending);
-        pending = "";
+      chunk: (chunk) => {
+        if (!following) return;
+        bytes += chunk.length;
+        lines.push(chunk);
       },
     },
     signal,
   );
+  const catchUp = async () => {
+    following = false;
+    const whole = await readPodLog(cluster, podName, kubeContainerName).catch(() => undefined);
+    if (whole && whole.length > bytes) lines.push(whole.subarray(bytes));
+    lines.end();
+  };
+  return { followed, catchUp };
+}
+
+/** A pod's log bytes as the lines its init wrote, each handed to its stream. */
+class PodLogLines {
+  private readonly decoder = new StringDecoder("utf8");
+  private pending = "";
+
+  constructor(private readonly onOutput: (stream: OutputStream, data: string) => void) {}
+
+  push(chunk: Buffer): void {
+    this.pending += this.decoder.write(chunk);
+    let newline = this.pending.indexOf("\n");
+    while (newline !== -1) {
+      this.hand(this.pending.slice(0, newline));
+      this.pending = this.pending.slice(newline + 1);
+      newline = this.pending.indexOf("\n");
+    }
+  }
+
+  end(): void {
+    this.pending += this.decoder.end();
+    if (this.pending) this.hand(this.pending);
+    this.pending = "";
+  }
+
+  private hand(line: string): void {
+    if (line.startsWith(podLineMarks.stdout))
+      this.onOutput("stdout", `${line.slice(podLineMarks.stdout.length)}\n`);
+    else if (line.startsWith(podLineMarks.stderr))
+      this.onOutput("stderr", `${line.slice(podLineMarks.stderr.length)}\n`);
+    else if (line !== "") this.onOutput("stderr", `${line}\n`);
+  }
 }
 
 /**
@@ -98,4 +122,17 @@ export async function followPodBytes(
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * A container's whole log as the API holds it now (`pods/log` without follow): for when a
+ * followed log ended before the container's last line (the API server or kubelet closed the
+ * stream early), which a Job's pod keeps until the Job is deleted.
+ */
+export async function readPodLog(cluster: KubeCluster, podName: string, container: string): Promise<Buffer> {
+  const core = cluster.credentials.config.makeApiClient(CoreV1Api);
+  const text = await cluster.call({ verb: "get", resource: "pods/log" }, () =>
+    core.readNamespacedPodLog({ name: podName, namespace: cluster.namespace, container }),
+  );
+  return Buffer.from(text, "utf8");
 }
