@@ -12,7 +12,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { RunyardError } from "../core/errors.js";
 import type { KubeCluster } from "./kube/cluster.js";
 import { waitForPodEnd } from "./kube/pod-end.js";
-import { followPodBytes, readPodLog } from "./kube/pod-log.js";
+import { followPodBytes, podLogAfter } from "./kube/pod-log.js";
 import { type PodStartLimits, waitForPodStart } from "./kube/pod-start.js";
 import {
   envNameProblem,
@@ -180,8 +180,7 @@ class KubeStepAttempt implements ExecAttempt {
       // until the Job is deleted, so what the stream missed is read from there.
       following = false;
       if (!splitter.complete && !end.fault) {
-        const whole = await readPodLog(cluster, podName, stepContainer).catch(() => undefined);
-        if (whole && whole.length > followed) splitter.push(whole.subarray(followed));
+        splitter.push(await podLogAfter(cluster, podName, stepContainer, followed));
       }
       splitter.end();
       const rest = decoder.end();

@@ -282,8 +282,9 @@ export async function startScriptedKubernetes(
       ...(tail !== null ? { tailLines: Number(tail) } : {}),
     });
     if (Buffer.isBuffer(output)) {
+      const limit = Number(query.get("limitBytes") ?? Number.NaN);
       res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-cache, private" });
-      res.end(output);
+      res.end(Number.isInteger(limit) && limit > 0 ? output.subarray(0, limit) : output);
       return;
     }
     res.writeHead(200, {

@@ -38,8 +38,7 @@ export function followPodLog(
   );
   const catchUp = async () => {
     following = false;
-    const whole = await readPodLog(cluster, podName, kubeContainerName).catch(() => undefined);
-    if (whole && whole.length > bytes) lines.push(whole.subarray(bytes));
+    lines.push(await podLogAfter(cluster, podName, kubeContainerName, bytes));
     lines.end();
   };
   return { followed, catchUp };
@@ -129,10 +128,35 @@ export async function followPodBytes(
  * followed log ended before the container's last line (the API server or kubelet closed the
  * stream early), which a Job's pod keeps until the Job is deleted.
  */
-export async function readPodLog(cluster: KubeCluster, podName: string, container: string): Promise<Buffer> {
+export async function readPodLog(
+  cluster: KubeCluster,
+  podName: string,
+  container: string,
+  limitBytes: number,
+): Promise<Buffer> {
   const core = cluster.credentials.config.makeApiClient(CoreV1Api);
   const text = await cluster.call({ verb: "get", resource: "pods/log" }, () =>
-    core.readNamespacedPodLog({ name: podName, namespace: cluster.namespace, container }),
+    core.readNamespacedPodLog({ name: podName, namespace: cluster.namespace, container, limitBytes }),
   );
   return Buffer.from(text, "utf8");
+}
+
+/**
+ * What a catch-up reads past the followed bytes, and the most it reads in all: the log is read
+ * from its start, into memory, so a command that printed gigabytes before its stream was cut is
+ * not read again (what it printed beyond the output cap is not kept anyway).
+ */
+export const catchUpLimits = { beyondBytes: 8 * 1024 * 1024, totalBytes: 64 * 1024 * 1024 };
+
+/** The rest of a container's log past its first `followed` bytes, within catchUpLimits; empty past them. */
+export async function podLogAfter(
+  cluster: KubeCluster,
+  podName: string,
+  container: string,
+  followed: number,
+): Promise<Buffer> {
+  const limit = followed + catchUpLimits.beyondBytes;
+  if (limit > catchUpLimits.totalBytes) return Buffer.alloc(0);
+  const whole = await readPodLog(cluster, podName, container, limit).catch(() => undefined);
+  return whole && whole.length > followed ? whole.subarray(followed) : Buffer.alloc(0);
 }
