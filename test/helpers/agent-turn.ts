@@ -144,7 +144,10 @@ export const withTools = (r: RecordedRequest) => Array.isArray((r.body as { tool
 
 /** A script that plays `turns` to the agent's own requests and answers every side call with `side`. */
 export function mainScript(side: Turn, turns: Turn[]): Script {
-  return { conversations: [{ match: withTools, turns }, { turns: [side] }] };
+  // A side call carries the conversation so far (Gemini CLI's next-speaker check does), so its
+  // turn index grows with the main conversation: it is answered at any depth, as a model would.
+  // Answered once only, a follow-up's side call was a 500 that the CLI retried with backoff (70 s).
+  return { conversations: [{ match: withTools, turns }, { turns: Array.from({ length: 32 }, () => side) }] };
 }
 
 /** Starts a turn with a signal of its own, and cancels it once `ready` holds; its end. */
