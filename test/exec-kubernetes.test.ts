@@ -170,6 +170,24 @@ describe("a step as a Kubernetes Job", () => {
     expect(leftOf(req.run_id)).toEqual([]);
   });
 
+  it("follows the log again when the API ends it while the pod runs: a line comes live, and cancel acts on it", async () => {
+    if (!haveDocker) return;
+    k8s.faults.endFollowedLogs(1);
+    const req = request({ script: "echo ready\nsleep 300" });
+    const controller = new AbortController();
+    let stdout = "";
+    const result = await steps.runAttempt(req, {
+      signal: controller.signal,
+      onOutput: (_stream, data) => {
+        stdout += data;
+        if (stdout.includes("ready")) controller.abort();
+      },
+    });
+    expect(stdout).toBe("ready\n");
+    expect(result.status).toBe("canceled");
+    expect(leftOf(req.run_id)).toEqual([]);
+  }, 40_000);
+
   it("caps the output it keeps and says so", async () => {
     if (!haveDocker) return;
     const req = request({

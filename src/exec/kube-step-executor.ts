@@ -159,6 +159,7 @@ class KubeStepAttempt implements ExecAttempt {
       const podName = pod.metadata?.name ?? "";
       let followed = 0;
       let following = true;
+      let podRunning = true;
       const log = followPodBytes(
         cluster,
         podName,
@@ -169,10 +170,13 @@ class KubeStepAttempt implements ExecAttempt {
             followed += chunk.length;
             splitter.push(chunk);
           },
+          running: () => podRunning,
         },
         stop.signal,
       );
-      const end = await waitForPodEnd(cluster, name, stop.signal);
+      const end = await waitForPodEnd(cluster, name, stop.signal).finally(() => {
+        podRunning = false;
+      });
       // The log ends with the container; what the API still holds of it is read to its end.
       await Promise.race([log, new Promise((done) => setTimeout(done, 10_000).unref())]);
       // A followed log can end before the container's last line (the API closed the stream, or

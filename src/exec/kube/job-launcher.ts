@@ -98,7 +98,7 @@ export class KubeJobLauncher implements ProcessLauncher {
       const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
       const podName = pod.metadata?.name ?? "";
       const log = followPodLog(cluster, podName, request.onOutput, stop.signal);
-      const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal);
+      const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal).finally(log.podEnded);
       // The log ends with the container; what the API still holds of it is read to its end, and
       // what a stream the API closed early missed is read from the pod's whole log.
       await Promise.race([log.followed, new Promise((done) => setTimeout(done, 5000).unref())]);

@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { CoreV1Api, Log } from "@kubernetes/client-node";
+import { RunyardError } from "../../core/errors.js";
 import type { OutputStream } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { kubeContainerName } from "./job-objects.js";
@@ -11,7 +12,8 @@ import { podLineMarks } from "./pod-init.js";
  * each line the pod's init wrote back to its stream: `O ` lines to stdout, `E ` to stderr (a
  * line without a mark, which only the kubelet writes, to stderr). Resolves when the log ends
  * (the container ended, or the API closed the stream) or `signal` is aborted; rejects with a
- * typed error when the API refuses the log. Once the pod has ended, `catchUp` hands on what the
+ * typed error when the API refuses the log. A stream that ends while the pod runs is followed
+ * again until `podEnded` is called. Once the pod has ended, `catchUp` hands on what the
  * followed stream missed, should the API have closed it early: the pod keeps its whole log.
  */
 export function followPodLog(
@@ -19,10 +21,11 @@ export function followPodLog(
   podName: string,
   onOutput: (stream: OutputStream, data: string) => void,
   signal: AbortSignal,
-): { followed: Promise<void>; catchUp: () => Promise<void> } {
+): { followed: Promise<void>; podEnded: () => void; catchUp: () => Promise<void> } {
   const lines = new PodLogLines(onOutput);
   let bytes = 0;
   let following = true;
+  let running = true;
   const followed = followPodBytes(
     cluster,
     podName,
@@ -33,15 +36,20 @@ export function followPodLog(
         bytes += chunk.length;
         lines.push(chunk);
       },
+      running: () => running,
     },
     signal,
   );
   const catchUp = async () => {
+    running = false;
     following = false;
     lines.push(await podLogAfter(cluster, podName, kubeContainerName, bytes));
     lines.end();
   };
-  return { followed, catchUp };
+  const podEnded = () => {
+    running = false;
+  };
+  return { followed, podEnded, catchUp };
 }
 
 /** A pod's log bytes as the lines its init wrote, each handed to its stream. */
@@ -79,13 +87,65 @@ class PodLogLines {
 /**
  * Follows one container's log of a pod as it comes, in the bytes the kubelet wrote (stdout and
  * stderr merged): `chunk` per piece, `end` once when the log ends. Resolves when the log ends or
- * `signal` is aborted; rejects with a typed error when the API refuses the log.
+ * `signal` is aborted; rejects with a typed error when the API refuses the log. A stream that
+ * ends or fails while `running()` still says the container runs (an API server or kubelet closes
+ * long streams, a log asked for as the container starts) is followed again, its bytes already
+ * handed on skipped, for up to `maxRefollows` tries a second apart.
  */
 export async function followPodBytes(
   cluster: KubeCluster,
   podName: string,
   container: string,
-  on: { chunk: (chunk: Buffer) => void; end?: () => void },
+  on: { chunk: (chunk: Buffer) => void; end?: () => void; running?: () => boolean },
+  signal: AbortSignal,
+): Promise<void> {
+  let seen = 0;
+  try {
+    for (let tries = 0; ; tries++) {
+      let skip = seen;
+      const followed = followOnce(
+        cluster,
+        podName,
+        container,
+        (chunk) => {
+          if (skip >= chunk.length) {
+            skip -= chunk.length;
+            return;
+          }
+          const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
+          skip = 0;
+          seen += fresh.length;
+          on.chunk(fresh);
+        },
+        signal,
+      );
+      const failure = await followed.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // A refusal the operator must act on (401, 403, a namespace gone) is said at once.
+      const refused = failure instanceof RunyardError && refusals.has(failure.code);
+      if (signal.aborted || refused || !on.running?.() || tries >= maxRefollows) {
+        if (failure !== undefined) throw failure;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+      if (signal.aborted || !on.running?.()) return;
+    }
+  } finally {
+    on.end?.();
+  }
+}
+
+const maxRefollows = 60;
+const refusals = new Set(["KUBE_UNAUTHORIZED", "KUBE_FORBIDDEN", "KUBE_NAMESPACE_MISSING"]);
+
+/** One `pods/log?follow=true` stream, to its end. */
+async function followOnce(
+  cluster: KubeCluster,
+  podName: string,
+  container: string,
+  chunk: (chunk: Buffer) => void,
   signal: AbortSignal,
 ): Promise<void> {
   let ended!: () => void;
@@ -93,12 +153,11 @@ export async function followPodBytes(
     ended = resolve;
   });
   const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      on.chunk(chunk);
+    write(data: Buffer, _encoding, callback) {
+      chunk(data);
       callback();
     },
     final(callback) {
-      on.end?.();
       callback();
       ended();
     },
