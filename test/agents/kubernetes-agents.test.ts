@@ -311,6 +311,16 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     expect(leftovers()).toEqual([]);
   }, 200_000);
 
+  it("a turn silent past its stall limit ends AGENT_STALLED, its Job and pod deleted", async () => {
+    model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+    const runId = await submit({ agent: "claude_code", prompt: "wait", stall_secs: 6 });
+    const pod = await runningPod(runId);
+    const finished = await finishedOf(runId);
+    expect(finished.error?.code, JSON.stringify(finished.error)).toBe("AGENT_STALLED");
+    expect(k8s.get("pods", namespace, pod)).toBeUndefined();
+    expect(leftovers()).toEqual([]);
+  }, 200_000);
+
   describe("faults of the cluster, each a typed error, nothing left behind", () => {
     it("an OOMKilled pod", async () => {
       model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
