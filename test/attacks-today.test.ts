@@ -539,7 +539,10 @@ describe.skipIf(!canRun)("a member's submit that would stall the server", () => 
     await probe;
     expect(answer.status).toBe(400);
     expect(answer.body.error.message).toContain("vars: at most 1000 names");
-    expect(took).toBeLessThan(2_000);
+    // Before the cap it took 3 s to check and 12 s to queue, the server answering nothing else;
+    // now the body's parse is most of it (2 to 5 s on a loaded 2-core machine, the test's own
+    // stringify included), and the server answers others meanwhile.
+    expect(took).toBeLessThan(8_000);
     expect(worst).toBeLessThan(1_000);
   }, 60_000);
 
