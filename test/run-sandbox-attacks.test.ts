@@ -261,7 +261,7 @@ describe("a step against the runner's writes and removals", () => {
       "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
       'print "swaps=$swaps\\n";',
     ].join(" ");
-    const writers = Array.from({ length: 8 }, (_, index) => `w${index}`);
+    const writers = Array.from({ length: 12 }, (_, index) => `w${index}`);
     const runId = await submit(
       workflow([
         {
