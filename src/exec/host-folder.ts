@@ -2,8 +2,13 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, readlink } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 
-/** A folder opened to write in: links on the way followed (an operator's `/var/run`), never blocking. */
-const folderFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK;
+/** Linux's O_PATH (x86 and Arm), which Node's constants leave out: a folder held without reading it. */
+const O_PATH = 0o10000000;
+/**
+ * A folder held to make and open what it holds: links on the way followed (an operator's
+ * `/var/run`); O_PATH, so a part the runner may only pass through (mode 0711) is held too.
+ */
+const folderFlags = O_PATH | constants.O_DIRECTORY;
 
 /**
  * Opens the folder at `path` on the host, making each part that is missing (0700), for the
