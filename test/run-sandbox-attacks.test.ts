@@ -243,6 +243,55 @@ describe("a step against the runner's writes and removals", () => {
     // The step is told why its full output was not kept.
     expect(JSON.stringify(await readEvents(up.url, runId))).toContain("ELOOP");
   });
+
+  it("cannot have the runner write a step's output_path files into a hidden folder by swapping the folder for a link after it was checked", async () => {
+    // A folder of the server's home, which no step sees, and a folder the steps may work in.
+    const victim = join(up.home, "victim-output-path");
+    mkdirSync(victim);
+    const parent = join(stepDir(), `race-${Date.now()}`);
+    const folder = join(parent, "logs");
+    mkdirSync(folder, { recursive: true });
+    // The runner checks output_path's folder, then opens its files there: a step of the same run
+    // exchanges the folder with a link to the victim (renameat2 RENAME_EXCHANGE) meanwhile.
+    const swap = [
+      "use strict;",
+      "my ($dir, $link, $seconds) = @ARGV;",
+      "my $end = time + $seconds; my $swaps = 0;",
+      'open(my $ready, ">", "swapper-ready"); close($ready);',
+      "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
+      'print "swaps=$swaps\\n";',
+    ].join(" ");
+    const writers = Array.from({ length: 12 }, (_, index) => `w${index}`);
+    const runId = await submit(
+      workflow([
+        {
+          name: "swapper",
+          depends: [],
+          cwd: parent,
+          env: { VICTIM: victim },
+          script: ['ln -s "$VICTIM" logs.lnk', `perl -e '${swap}' logs logs.lnk 6`].join("\n"),
+        },
+        {
+          name: "gate",
+          depends: [],
+          cwd: parent,
+          script: "while [ ! -e swapper-ready ]; do sleep 0.01; done",
+        },
+        ...writers.map((name) => ({
+          name,
+          depends: ["gate"],
+          continueOnError: true,
+          outputPath: folder,
+          script: "echo written-by-the-step",
+        })),
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended, 120_000);
+    const output = await outputOf(runId);
+    // The attack was real: the swapper exchanged them many times while the writers started.
+    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+    expect(readdirSync(victim)).toEqual([]);
+  });
 });
 
 describe("a step against the sandbox itself (these held)", () => {

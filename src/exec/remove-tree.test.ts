@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { removeTree } from "./remove-tree.js";
+import { maxRemoveDepth, removeTree } from "./remove-tree.js";
 
 const made: string[] = [];
 afterEach(() => {
@@ -79,5 +79,31 @@ describe("removeTree", () => {
       expect(readdirSync(victim).sort(), `round ${round}`).toEqual(names);
       expect(readdirSync(join(victim, "nested", "deeper")).length).toBe(50);
     }
+  });
+
+  it("holds a bounded number of descriptors for a tree a step made thousands of folders deep", async () => {
+    const root = folder();
+    // As a step can make it: one folder inside the next, each named relative to the last.
+    execFileSync("perl", ["-e", 'for (1..3000) { mkdir "d" or die; chdir "d" or die }'], {
+      cwd: root,
+    });
+    const open = () => readdirSync("/proc/self/fd").length;
+    const before = open();
+    let most = before;
+    const sampler = setInterval(() => {
+      most = Math.max(most, open());
+    }, 1);
+    try {
+      await removeTree(join(root, "d"));
+    } finally {
+      clearInterval(sampler);
+    }
+    // Each folder on the way was held open until emptied: the runner would have held 3000.
+    expect(most - before).toBeLessThan(maxRemoveDepth + 50);
+    // What lies deeper than the walk goes is left, not an error.
+    expect(existsSync(join(root, "d"))).toBe(true);
+    // Removed by perl, which walks by chdir: a path this deep is too long for rmSync to name.
+    execFileSync("perl", ["-MFile::Path=rmtree", "-e", 'rmtree("d")'], { cwd: root });
+    expect(readdirSync(root)).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { lstat, open, readdir, rmdir, unlink } from "node:fs/promises";
  * link is removed, not what it points to. A file already gone is no error.
  */
 export async function removeTree(path: string): Promise<void> {
-  await removeEntry(path);
+  await removeEntry(path, 0, { steps: maxSteps });
 }
 
 const folderFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -19,24 +19,48 @@ const folderFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOF
 /** A step can swap an entry for another kind a few times while it is removed; then it is left. */
 const maxTries = 8;
 
-async function removeEntry(path: string): Promise<void> {
+/**
+ * How deep the walk goes: each folder on the way is held open until it is empty, so a step that
+ * made its folders thousands deep would have the runner, shared by every run, hold as many
+ * descriptors and reach its open-files limit. What lies deeper is left where it is (the run's
+ * private folders), as `rm -r` left a path too long to name.
+ */
+export const maxRemoveDepth = 128;
+
+/**
+ * How many entries one removal looks at, retries included: a step that keeps adding to each
+ * folder of a deep tree as it is emptied would otherwise have each folder's retries multiply
+ * those of the folders below. Past it, what is left stays.
+ */
+const maxSteps = 1_000_000;
+
+/** Whether the entry is gone; false: it (or something in it) was left. */
+async function removeEntry(path: string, depth: number, budget: { steps: number }): Promise<boolean> {
   for (let tries = 0; tries < maxTries; tries++) {
+    if (--budget.steps < 0) return false;
     const info = await lstat(path).catch(gone);
-    if (info === undefined) return;
+    if (info === undefined) return true;
     if (!info.isDirectory()) {
       // unlink removes a link itself; a folder swapped in meanwhile is EISDIR: look again.
-      if (await unlink(path).then(done, retryOn("EISDIR", "EPERM"))) return;
+      if (await unlink(path).then(done, retryOn("EISDIR", "EPERM"))) return true;
       continue;
     }
-    const emptied = await emptyFolder(path);
+    if (depth >= maxRemoveDepth) return false;
+    const emptied = await emptyFolder(path, depth, budget);
     if (emptied === "not a folder") continue;
+    if (emptied === "left") return false;
     // rmdir never follows a last link: a link swapped in meanwhile is ENOTDIR, removed next try.
-    if (await rmdir(path).then(done, retryOn("ENOTDIR", "ENOTEMPTY", "EEXIST"))) return;
+    if (await rmdir(path).then(done, retryOn("ENOTDIR", "ENOTEMPTY", "EEXIST"))) return true;
   }
+  return false;
 }
 
 /** Removes what the folder at `path` holds, through a descriptor of the folder itself. */
-async function emptyFolder(path: string): Promise<"emptied" | "not a folder"> {
+async function emptyFolder(
+  path: string,
+  depth: number,
+  budget: { steps: number },
+): Promise<"emptied" | "not a folder" | "left"> {
   const handle = await open(path, folderFlags).catch((error: NodeJS.ErrnoException) => {
     if (error.code === "ELOOP" || error.code === "ENOTDIR" || error.code === "ENOENT") return undefined;
     throw error;
@@ -45,8 +69,11 @@ async function emptyFolder(path: string): Promise<"emptied" | "not a folder"> {
   try {
     const here = `/proc/self/fd/${handle.fd}`;
     const names = await readdir(here).catch(() => [] as string[]);
-    for (const name of names) await removeEntry(`${here}/${name}`);
-    return "emptied";
+    let left = false;
+    for (const name of names) {
+      if (!(await removeEntry(`${here}/${name}`, depth + 1, budget))) left = true;
+    }
+    return left ? "left" : "emptied";
   } finally {
     await handle.close();
   }

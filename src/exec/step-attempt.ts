@@ -1,5 +1,5 @@
 import { constants, createWriteStream, type WriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import { type ErrorCode, errorInfo } from "../core/errors.js";
@@ -13,6 +13,7 @@ import {
 } from "../core/masking.js";
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
+import { fdPath, openHostFolder } from "./host-folder.js";
 import { OutputCap } from "./output-cap.js";
 import { plainCommandWords } from "./plain-command.js";
 import { spawnErrorHint } from "./spawn-launcher.js";
@@ -124,7 +125,11 @@ async function runCommands(
   const output = new AttemptOutput(masker, new OutputCap(request.max_output_bytes), options.onOutput);
   const warnings: string[] = [];
   if (request.output_path !== undefined) {
-    const problem = await output.keepFullOutput(request.output_path, fullOutputBaseName(request));
+    const problem = await output.keepFullOutput(
+      request.output_path,
+      fullOutputBaseName(request),
+      executor.hostFolderRefusal?.bind(executor),
+    );
     if (problem) warnings.push(problem);
   }
   const exportLines = request.export_vars ? new ExportLineReader(learnSecret) : undefined;
@@ -362,24 +367,55 @@ class AttemptOutput {
     this.maskers = { stdout: masker.stream(), stderr: masker.stream() };
   }
 
-  /** Opens `<folder>/<base>.stdout.log` and `.stderr.log`; returns a warning when it cannot. */
-  async keepFullOutput(folder: string, base: string): Promise<string | undefined> {
+  /**
+   * Opens `<folder>/<base>.stdout.log` and `.stderr.log`; returns a warning when it cannot. The
+   * folder may be one the run's steps write (a cwd): it is opened part by part through
+   * descriptors, each part's real place judged by `refusal` (host-folder.ts), and the files made
+   * through the folder's descriptor, so a link a step swaps in on the way leads the runner,
+   * outside the sandbox, nowhere else.
+   */
+  async keepFullOutput(
+    folder: string,
+    base: string,
+    refusal?: (realFolder: string) => string | undefined,
+  ): Promise<string | undefined> {
+    let dir: FileHandle;
     try {
-      await mkdir(folder, { recursive: true, mode: 0o700 });
+      dir = await openHostFolder(folder, refusal);
     } catch (error) {
       return `cannot keep the full output in ${folder}: ${(error as Error).message}`;
     }
-    const open = (stream: OutputStream) => {
-      const path = join(folder, `${base}.${stream}.log`);
+    const opened: FileHandle[] = [];
+    try {
+      for (const stream of ["stdout", "stderr"] as const) {
+        const name = `${base}.${stream}.log`;
+        // Not through a link: a link a step left at this name would have the runner write
+        // wherever it leads.
+        const file = await open(`${fdPath(dir)}/${name}`, NO_FOLLOW_WRITE, 0o600).catch(
+          (error: NodeJS.ErrnoException) => {
+            const why =
+              error.code === "ELOOP"
+                ? "ELOOP (a link is in its place; the runner writes through none)"
+                : error.message;
+            throw new Error(`cannot write ${join(folder, name)}: ${why}`);
+          },
+        );
+        opened.push(file);
+      }
+    } catch (error) {
+      await Promise.all(opened.map((file) => file.close()));
+      return (error as Error).message;
+    } finally {
+      await dir.close();
+    }
+    const stream = (file: FileHandle, name: OutputStream) => {
+      const path = join(folder, `${base}.${name}.log`);
       this.files.push(path);
-      // Not through a link: the folder may be one the step writes (its cwd), and a link it left
-      // at this name would have the runner, outside the sandbox, write wherever it leads.
-      // (Node takes open(2)'s flags as a number here too; its types name strings only.)
-      const file = createWriteStream(path, { flags: NO_FOLLOW_WRITE as unknown as string, mode: 0o600 });
-      file.on("error", (error) => this.problems.push(`cannot write ${path}: ${error.message}`));
-      return file;
+      const writer = createWriteStream(path, { fd: file });
+      writer.on("error", (error) => this.problems.push(`cannot write ${path}: ${error.message}`));
+      return writer;
     };
-    this.fileStreams = { stdout: open("stdout"), stderr: open("stderr") };
+    this.fileStreams = { stdout: stream(opened[0]!, "stdout"), stderr: stream(opened[1]!, "stderr") };
     return undefined;
   }
 

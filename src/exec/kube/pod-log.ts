@@ -52,27 +52,55 @@ export function followPodLog(
   return { followed, podEnded, catchUp };
 }
 
+/**
+ * The longest line handed on: the init's own cap (pod-init.ts) and its mark. A longer one can only
+ * have been written past the init (a command of the pod that writes to PID 1's stdout, the log
+ * itself): it is dropped, never held, so a line that never ends cannot fill the runner's memory.
+ */
+export const maxPodLogLineChars = 16 * 1024 * 1024 + podLineMarks.stdout.length;
+
 /** A pod's log bytes as the lines its init wrote, each handed to its stream. */
-class PodLogLines {
+export class PodLogLines {
   private readonly decoder = new StringDecoder("utf8");
   private pending = "";
+  /** The line being read is past `maxLineChars`: the rest of it is dropped too. */
+  private overlong = false;
 
-  constructor(private readonly onOutput: (stream: OutputStream, data: string) => void) {}
+  constructor(
+    private readonly onOutput: (stream: OutputStream, data: string) => void,
+    private readonly maxLineChars = maxPodLogLineChars,
+  ) {}
 
   push(chunk: Buffer): void {
-    this.pending += this.decoder.write(chunk);
-    let newline = this.pending.indexOf("\n");
-    while (newline !== -1) {
-      this.hand(this.pending.slice(0, newline));
-      this.pending = this.pending.slice(newline + 1);
-      newline = this.pending.indexOf("\n");
+    const data = this.decoder.write(chunk);
+    let start = 0;
+    // Only the new text is searched: a long line held so far is not scanned again per chunk.
+    for (let newline = data.indexOf("\n"); newline !== -1; newline = data.indexOf("\n", start)) {
+      const piece = data.slice(start, newline);
+      if (!this.overlong && this.pending.length + piece.length <= this.maxLineChars)
+        this.hand(this.pending + piece);
+      this.pending = "";
+      this.overlong = false;
+      start = newline + 1;
     }
+    this.hold(data.slice(start));
   }
 
   end(): void {
-    this.pending += this.decoder.end();
-    if (this.pending) this.hand(this.pending);
+    this.hold(this.decoder.end());
+    if (this.pending && !this.overlong) this.hand(this.pending);
     this.pending = "";
+    this.overlong = false;
+  }
+
+  private hold(piece: string): void {
+    if (this.overlong || piece === "") return;
+    if (this.pending.length + piece.length > this.maxLineChars) {
+      this.overlong = true;
+      this.pending = "";
+      return;
+    }
+    this.pending += piece;
   }
 
   private hand(line: string): void {

@@ -1,0 +1,50 @@
+import { constants } from "node:fs";
+import { type FileHandle, mkdir, open, readlink } from "node:fs/promises";
+import { resolve, sep } from "node:path";
+
+/** Linux's O_PATH (x86 and Arm), which Node's constants leave out: a folder held without reading it. */
+const O_PATH = 0o10000000;
+/**
+ * A folder held to make and open what it holds: links on the way followed (an operator's
+ * `/var/run`); O_PATH, so a part the runner may only pass through (mode 0711) is held too.
+ */
+const folderFlags = O_PATH | constants.O_DIRECTORY;
+
+/**
+ * Opens the folder at `path` on the host, making each part that is missing (0700), for the
+ * runner to write files into it outside any sandbox (a step's `output_path`). The folder may lie
+ * where steps of the run write meanwhile: one that swaps a part of it for a link after it was
+ * checked would have the runner, by path, make folders and write files wherever the link leads.
+ * So the walk goes part by part through descriptors (`/proc/self/fd/N/part`), each part's real
+ * place is read from its descriptor (which no later swap changes) and handed to `refusal` before
+ * anything is made inside it, and the caller creates its files through the descriptor returned.
+ * Throws with the refusal's words, or the system's error.
+ */
+export async function openHostFolder(
+  path: string,
+  refusal?: (realFolder: string) => string | undefined,
+): Promise<FileHandle> {
+  let handle = await open("/", folderFlags);
+  try {
+    for (const part of resolve(path).split(sep).filter(Boolean)) {
+      const at = `${fdPath(handle)}/${part}`;
+      await mkdir(at, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "EEXIST") throw error;
+      });
+      const next = await open(at, folderFlags);
+      await handle.close();
+      handle = next;
+      const problem = refusal?.(await readlink(fdPath(handle)));
+      if (problem) throw new Error(problem);
+    }
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** The path that names what `handle` has open, whatever was renamed or swapped since. */
+export function fdPath(handle: FileHandle): string {
+  return `/proc/self/fd/${handle.fd}`;
+}
