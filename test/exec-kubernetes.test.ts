@@ -6,7 +6,7 @@
  * through `runyard server` and `runyard runner` with RUNYARD_EXECUTOR=kubernetes.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { createKubeStepExecutors } from "../src/exec/create-kube-executors.js";
@@ -229,6 +229,18 @@ describe("a step as a Kubernetes Job", () => {
     const req = request({ script: "echo ready\nsleep 300" });
     const controller = new AbortController();
     let stdout = "";
+    // It waited out the test's timeout twice in loaded full runs, never alone: what it waits on.
+    const requestsBefore = k8s.requests.length;
+    const stuck = setTimeout(() => {
+      const pods = k8s
+        .list("pods", namespace)
+        .filter((pod) => pod.metadata.labels?.["runyard.dev/run-id"] === req.run_id)
+        .map((pod) => ({ name: pod.metadata.name, status: (pod as { status?: unknown }).status }));
+      console.log(
+        `cancel test waiting 40 s: stdout ${JSON.stringify(stdout)}, pods ${JSON.stringify(pods)}, requests ${JSON.stringify(k8s.requests.slice(requestsBefore))}`,
+      );
+    }, 40_000);
+    onTestFinished(() => clearTimeout(stuck));
     const result = await steps.runAttempt(req, {
       signal: controller.signal,
       onOutput: (_stream, data) => {
