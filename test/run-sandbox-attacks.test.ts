@@ -294,6 +294,60 @@ describe("a step against the runner's writes and removals", () => {
   });
 });
 
+describe("a step against the folder its sandbox mounts", () => {
+  it("cannot have a step's sandbox mount a hidden folder as its cwd by swapping the folder for a link as the sandbox is made", async () => {
+    // A folder of the server's home, which no step sees, and a folder the steps may work in.
+    const victim = join(up.home, "victim-cwd");
+    mkdirSync(victim);
+    writeFileSync(join(victim, "secret"), "server-secret\n");
+    const parent = join(stepDir(), `cwd-race-${Date.now()}`);
+    mkdirSync(join(parent, "x"), { recursive: true });
+    // A step whose cwd lies outside the run's folder gets a sandbox of its own, which mounts its
+    // cwd by path: a step of the same run exchanges that folder with a link to the victim
+    // (renameat2 RENAME_EXCHANGE) as fast as it can while the readers' sandboxes are made.
+    const swap = [
+      "use strict;",
+      "my ($dir, $link, $seconds) = @ARGV;",
+      "my $end = time + $seconds; my $swaps = 0;",
+      'open(my $ready, ">", "swapper-ready"); close($ready);',
+      "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
+      'print "swaps=$swaps\\n";',
+    ].join(" ");
+    const readers = Array.from({ length: 12 }, (_, index) => `r${index}`);
+    const runId = await submit(
+      workflow([
+        {
+          name: "swapper",
+          depends: [],
+          cwd: parent,
+          env: { VICTIM: victim },
+          script: ['ln -s "$VICTIM" x.lnk', `perl -e '${swap}' x x.lnk 6`].join("\n"),
+        },
+        {
+          name: "gate",
+          depends: [],
+          cwd: parent,
+          script: "while [ ! -e swapper-ready ]; do sleep 0.01; done",
+        },
+        ...readers.map((name) => ({
+          name,
+          depends: ["gate"],
+          continueOnError: true,
+          cwd: join(parent, "x"),
+          script: `cat secret 2>/dev/null && echo LEAKED; touch pwned-${name}; true`,
+        })),
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended, 120_000);
+    const output = await outputOf(runId);
+    // The attack was real: the swapper exchanged them many times while the readers started.
+    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+    expect(output).not.toContain("LEAKED");
+    expect(output).not.toContain("server-secret");
+    expect(readdirSync(victim)).toEqual(["secret"]);
+  });
+});
+
 describe("a step against the sandbox itself (these held)", () => {
   it("has no capability and no way to gain one: none bounded, no_new_privs, setuid ignored, mounts refused", async () => {
     const runId = await submit(

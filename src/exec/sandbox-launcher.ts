@@ -1,7 +1,8 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
+import { cwdCheckArgv, holdCwd } from "./held-cwd.js";
 import { RunCgroup } from "./run-cgroup.js";
-import { realPath, type Sandbox } from "./sandbox.js";
+import type { Sandbox } from "./sandbox.js";
 import { notStarted } from "./spawn-launcher.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
 
@@ -24,7 +25,8 @@ export class SandboxLauncher implements ProcessLauncher {
     const program = request.argv[0];
     if (!program) return this.launcher.run(request);
     // Judged and bound by where it leads: a step could make a link to a hidden folder and name it as the cwd of the next.
-    const cwd = realPath(request.cwd ?? process.cwd());
+    const held = holdCwd(request.cwd ?? process.cwd());
+    const cwd = held.path;
     const exposure = { ...request.exposure, cwd, home: request.env.HOME };
     const refusal = this.sandbox.refusal(exposure);
     if (refusal) return notStarted(startedAt, "failed", refusal);
@@ -33,7 +35,11 @@ export class SandboxLauncher implements ProcessLauncher {
     // The run's sandbox, where it can take the command: a fork there, not a sandbox of its own.
     const entered = await exposure.runSandbox?.run({ ...request, cwd }, this.launcher);
     if (entered) return entered;
-    const argv = this.sandbox.command(request.argv, exposure);
+    // Mounted by path: checked inside to be the folder judged here (held-cwd.ts).
+    const argv = this.sandbox.command(
+      held.identity ? cwdCheckArgv(request.argv, held.identity) : request.argv,
+      exposure,
+    );
     const limit = this.sandbox.options.pids;
     if (!limit) return this.launcher.run({ ...request, cwd, argv });
     // A sandbox of its own is held to the run's limit too, in a cgroup of its own: a shell on the
