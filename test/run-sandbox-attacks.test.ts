@@ -167,6 +167,23 @@ describe("a step against the sandbox its run gets next", () => {
   });
 });
 
+/**
+ * A step's command that exchanges `dir` with `link` (renameat2 RENAME_EXCHANGE, atomic) as fast as
+ * it can for `seconds`, after making `swapper-ready` in its folder; it prints `swaps=N`. The
+ * arguments are shell words.
+ */
+function swapCommand(dir: string, link: string, seconds: number): string {
+  const swap = [
+    "use strict;",
+    "my ($dir, $link, $seconds) = @ARGV;",
+    "my $end = time + $seconds; my $swaps = 0;",
+    'open(my $ready, ">", "swapper-ready"); close($ready);',
+    "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
+    'print "swaps=$swaps\\n";',
+  ].join(" ");
+  return `perl -e '${swap}' ${dir} ${link} ${seconds}`;
+}
+
 describe("a step against the runner's writes and removals", () => {
   it("cannot have the runner remove host files by swapping the folder it made of $RUNYARD_OUTPUT for a link as it is removed", async () => {
     // The host files a step cannot see (here in the server's home), named as the bait's are.
@@ -177,14 +194,6 @@ describe("a step against the runner's writes and removals", () => {
     // The bait leaves a folder where its $RUNYARD_OUTPUT goes, which the runner removes after the
     // attempt; a step of the same run beside it exchanges that folder with a link to the victim
     // (renameat2 RENAME_EXCHANGE, atomic) as fast as it can while the runner removes it.
-    const swap = [
-      "use strict;",
-      "my ($dir, $link, $seconds) = @ARGV;",
-      "my $end = time + $seconds; my $swaps = 0;",
-      'open(my $ready, ">", "swapper-ready"); close($ready);',
-      "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
-      'print "swaps=$swaps\\n";',
-    ].join(" ");
     const runId = await submit(
       workflow([
         {
@@ -206,7 +215,7 @@ describe("a step against the runner's writes and removals", () => {
           script: [
             "while [ ! -e bait-path ]; do sleep 0.01; done",
             'out=$(cat bait-path); ln -s "$VICTIM" "$out.lnk"',
-            `perl -e '${swap}' "$out" "$out.lnk" 2`,
+            swapCommand('"$out"', '"$out.lnk"', 2),
           ].join("\n"),
         },
       ]),
@@ -253,14 +262,6 @@ describe("a step against the runner's writes and removals", () => {
     mkdirSync(folder, { recursive: true });
     // The runner checks output_path's folder, then opens its files there: a step of the same run
     // exchanges the folder with a link to the victim (renameat2 RENAME_EXCHANGE) meanwhile.
-    const swap = [
-      "use strict;",
-      "my ($dir, $link, $seconds) = @ARGV;",
-      "my $end = time + $seconds; my $swaps = 0;",
-      'open(my $ready, ">", "swapper-ready"); close($ready);',
-      "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
-      'print "swaps=$swaps\\n";',
-    ].join(" ");
     const writers = Array.from({ length: 12 }, (_, index) => `w${index}`);
     const runId = await submit(
       workflow([
@@ -269,7 +270,7 @@ describe("a step against the runner's writes and removals", () => {
           depends: [],
           cwd: parent,
           env: { VICTIM: victim },
-          script: ['ln -s "$VICTIM" logs.lnk', `perl -e '${swap}' logs logs.lnk 6`].join("\n"),
+          script: ['ln -s "$VICTIM" logs.lnk', swapCommand("logs", "logs.lnk", 6)].join("\n"),
         },
         {
           name: "gate",
@@ -305,14 +306,6 @@ describe("a step against the folder its sandbox mounts", () => {
     // A step whose cwd lies outside the run's folder gets a sandbox of its own, which mounts its
     // cwd by path: a step of the same run exchanges that folder with a link to the victim
     // (renameat2 RENAME_EXCHANGE) as fast as it can while the readers' sandboxes are made.
-    const swap = [
-      "use strict;",
-      "my ($dir, $link, $seconds) = @ARGV;",
-      "my $end = time + $seconds; my $swaps = 0;",
-      'open(my $ready, ">", "swapper-ready"); close($ready);',
-      "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
-      'print "swaps=$swaps\\n";',
-    ].join(" ");
     const readers = Array.from({ length: 12 }, (_, index) => `r${index}`);
     const runId = await submit(
       workflow([
@@ -321,7 +314,7 @@ describe("a step against the folder its sandbox mounts", () => {
           depends: [],
           cwd: parent,
           env: { VICTIM: victim },
-          script: ['ln -s "$VICTIM" x.lnk', `perl -e '${swap}' x x.lnk 6`].join("\n"),
+          script: ['ln -s "$VICTIM" x.lnk', swapCommand("x", "x.lnk", 6)].join("\n"),
         },
         {
           name: "gate",
