@@ -1,14 +1,3 @@
-/**
- * Every agent CLI as a Kubernetes Job: one runner in `execution_mode: kubernetes` against the
- * scripted API server (pods run in Docker), its image holding every installed CLI at the path
- * the runner has it. For each of Codex, OpenCode, Gemini CLI and Copilot CLI (Claude Code and the
- * built-in loop: kubernetes-agents.test.ts), pointed at the scripted model server by the runner's
- * env as their docs tell users: the agent writes a file with its own shell tool, the runner
- * commits and pushes it to a bare remote, the run reports the script's tokens as in process mode,
- * and the model key is in no Job or pod spec the turn made. A member's turn in a pod gets none of
- * the runner's keys.
- */
-import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliAdapters } from "../../src/agents/registry.js";
@@ -17,18 +6,17 @@ import { tempDir } from "../helpers/cli.js";
 import { requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
 import { kubernetesAgentImage } from "../helpers/kube-agent-image.js";
+import { startKubeAgentRunner } from "../helpers/kube-agent-runner.js";
 import {
   api,
   isFinal,
   type Proc,
   readEvents,
-  runnerToken,
-  startCli,
   startTestServer,
   type TestServer,
   waitForRun,
 } from "../helpers/server.js";
-import { type ScriptedKubernetes, startScriptedKubernetes } from "../k8s-api-server/server.js";
+import type { ScriptedKubernetes } from "../k8s-api-server/server.js";
 import {
   type ModelServer,
   type RecordedRequest,
@@ -166,48 +154,18 @@ const ofKind = (recorded: Map<string, string>, resource: string) =>
 describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
   beforeAll(async () => {
     root = tempDir("runyard-k8s-agent-kinds-");
-    const claim = join(root, "claim");
-    mkdirSync(claim, { recursive: true });
     // In the registry's order: Claude Code's layer is the one kubernetes-agents.test.ts builds.
     const image = await kubernetesAgentImage(Object.values(clis) as string[], { certificates: true });
-    k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
-    k8s.addClaim(namespace, "runyard-work", claim);
-    const kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
     model = await startModelServer({ conversations: [] });
     server = await startTestServer();
-    const config = join(root, "config.k8s.yaml");
-    writeFileSync(
-      config,
-      [
-        "execution_mode: kubernetes",
-        `k8s_namespace: ${namespace}`,
-        `k8s_image: ${image}`,
-        "k8s_secrets: []",
-        "k8s_workspace_claim: runyard-work",
-        `k8s_workspace_path: ${claim}`,
-        "max_memory_mb: 1024",
-        "max_cpu_percent: 100",
-        "",
-      ].join("\n"),
-    );
     const bins = [...new Set(Object.values(clis).map((cli) => dirname(cli as string)))];
-    runner = startCli(
-      [
-        "runner",
-        "--server",
-        server.url,
-        "--token",
-        await runnerToken(server.url),
-        "--id",
-        "k8s-kinds-runner",
-        "--config",
-        config,
-      ],
-      {
-        RUNYARD_LOG_LEVEL: "warn",
-        RUNYARD_HOME: join(claim, "home"),
-        RUNYARD_WORKSPACE_DIR: join(claim, "workspaces"),
-        KUBECONFIG: kubeconfig,
+    ({ k8s, runner } = await startKubeAgentRunner({
+      root,
+      namespace,
+      image,
+      serverUrl: server.url,
+      id: "k8s-kinds-runner",
+      env: {
         PATH: [...bins, process.env.PATH].join(":"),
         // Each CLI's endpoint and key as its docs tell users to set them.
         OPENAI_BASE_URL: `${model.url}/v1`,
@@ -217,8 +175,7 @@ describe.skipIf(missing)("every agent kind as a Kubernetes Job", () => {
         COPILOT_PROVIDER_BASE_URL: `${model.url}/v1`,
         COPILOT_PROVIDER_API_KEY: keys.copilot,
       },
-    );
-    await runner.waitFor("runner k8s-kinds-runner connected", 60_000);
+    }));
   }, 900_000);
 
   afterAll(async () => {

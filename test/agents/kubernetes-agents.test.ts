@@ -8,7 +8,7 @@
  * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -19,18 +19,17 @@ import { runCli, tempDir } from "../helpers/cli.js";
 import { requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
 import { kubernetesAgentImage } from "../helpers/kube-agent-image.js";
+import { startKubeAgentRunner } from "../helpers/kube-agent-runner.js";
 import {
   api,
   isFinal,
   type Proc,
   readEvents,
-  runnerToken,
-  startCli,
   startTestServer,
   type TestServer,
   waitForRun,
 } from "../helpers/server.js";
-import { type ScriptedKubernetes, startScriptedKubernetes } from "../k8s-api-server/server.js";
+import type { ScriptedKubernetes } from "../k8s-api-server/server.js";
 import { type ModelServer, startModelServer } from "../model-server/server.js";
 
 const haveDocker = await requireDocker();
@@ -116,49 +115,18 @@ async function runningPod(runId: string): Promise<string> {
 describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
   beforeAll(async () => {
     root = tempDir("runyard-k8s-agents-");
-    const claim = join(root, "claim");
-    mkdirSync(claim, { recursive: true });
     // The agent image with the Claude Code CLI copied in at the path the runner has it.
     image = await kubernetesAgentImage([claude as string]);
-    k8s = await startScriptedKubernetes({ root: join(root, "cluster"), namespaces: [namespace] });
-    k8s.addClaim(namespace, "runyard-work", claim);
-    kubeconfig = k8s.writeKubeconfig(k8s.addServiceAccount({ namespace }), namespace);
     model = await startModelServer({ conversations: [] });
     server = await startTestServer();
-    const config = join(root, "config.k8s.yaml");
-    writeFileSync(
-      config,
-      [
-        "execution_mode: kubernetes",
-        `k8s_namespace: ${namespace}`,
-        `k8s_image: ${image}`,
-        "k8s_secrets: []",
-        "k8s_workspace_claim: runyard-work",
-        `k8s_workspace_path: ${claim}`,
-        "k8s_pull_timeout: 3s",
-        "k8s_schedule_timeout: 4s",
-        "max_memory_mb: 1024",
-        "max_cpu_percent: 100",
-        "",
-      ].join("\n"),
-    );
-    runner = startCli(
-      [
-        "runner",
-        "--server",
-        server.url,
-        "--token",
-        await runnerToken(server.url),
-        "--id",
-        "k8s-runner",
-        "--config",
-        config,
-      ],
-      {
-        RUNYARD_LOG_LEVEL: "warn",
-        RUNYARD_HOME: join(claim, "home"),
-        RUNYARD_WORKSPACE_DIR: join(claim, "workspaces"),
-        KUBECONFIG: kubeconfig,
+    ({ k8s, kubeconfig, runner } = await startKubeAgentRunner({
+      root,
+      namespace,
+      image,
+      serverUrl: server.url,
+      id: "k8s-runner",
+      extraConfig: ["k8s_pull_timeout: 3s", "k8s_schedule_timeout: 4s"],
+      env: {
         PATH: `${dirname(claude as string)}:${process.env.PATH}`,
         ANTHROPIC_BASE_URL: model.url,
         ANTHROPIC_API_KEY: apiKey,
@@ -166,8 +134,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
         OPENAI_API_KEY: apiKey,
         CLAUDE_CODE_MAX_RETRIES: "0",
       },
-    );
-    await runner.waitFor("runner k8s-runner connected", 60_000);
+    }));
   }, 400_000);
 
   afterAll(async () => {
