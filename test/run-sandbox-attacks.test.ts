@@ -184,6 +184,29 @@ function swapCommand(dir: string, link: string, seconds: number): string {
   return `perl -e '${swap}' ${dir} ${link} ${seconds}`;
 }
 
+/**
+ * A run racing a swap: its `swapper` step, in `parent`, exchanges the folder `parent/<name>` with
+ * a link to `victim` for 6 s, and `racers` start (each may fail) once it has begun.
+ */
+function swapRace(
+  parent: string,
+  name: string,
+  victim: string,
+  racers: Array<Omit<MemberStep, "depends">>,
+): string {
+  return workflow([
+    {
+      name: "swapper",
+      depends: [],
+      cwd: parent,
+      env: { VICTIM: victim },
+      script: [`ln -s "$VICTIM" ${name}.lnk`, swapCommand(name, `${name}.lnk`, 6)].join("\n"),
+    },
+    { name: "gate", depends: [], cwd: parent, script: "while [ ! -e swapper-ready ]; do sleep 0.01; done" },
+    ...racers.map((racer) => ({ ...racer, depends: ["gate"], continueOnError: true })),
+  ]);
+}
+
 describe("a step against the runner's writes and removals", () => {
   it("cannot have the runner remove host files by swapping the folder it made of $RUNYARD_OUTPUT for a link as it is removed", async () => {
     // The host files a step cannot see (here in the server's home), named as the bait's are.
@@ -264,28 +287,12 @@ describe("a step against the runner's writes and removals", () => {
     // exchanges the folder with a link to the victim (renameat2 RENAME_EXCHANGE) meanwhile.
     const writers = Array.from({ length: 12 }, (_, index) => `w${index}`);
     const runId = await submit(
-      workflow([
-        {
-          name: "swapper",
-          depends: [],
-          cwd: parent,
-          env: { VICTIM: victim },
-          script: ['ln -s "$VICTIM" logs.lnk', swapCommand("logs", "logs.lnk", 6)].join("\n"),
-        },
-        {
-          name: "gate",
-          depends: [],
-          cwd: parent,
-          script: "while [ ! -e swapper-ready ]; do sleep 0.01; done",
-        },
-        ...writers.map((name) => ({
-          name,
-          depends: ["gate"],
-          continueOnError: true,
-          outputPath: folder,
-          script: "echo written-by-the-step",
-        })),
-      ]),
+      swapRace(
+        parent,
+        "logs",
+        victim,
+        writers.map((name) => ({ name, outputPath: folder, script: "echo written-by-the-step" })),
+      ),
     );
     const view = await waitForRun(up.url, runId, ended, 120_000);
     const output = await outputOf(runId);
@@ -308,28 +315,16 @@ describe("a step against the folder its sandbox mounts", () => {
     // (renameat2 RENAME_EXCHANGE) as fast as it can while the readers' sandboxes are made.
     const readers = Array.from({ length: 12 }, (_, index) => `r${index}`);
     const runId = await submit(
-      workflow([
-        {
-          name: "swapper",
-          depends: [],
-          cwd: parent,
-          env: { VICTIM: victim },
-          script: ['ln -s "$VICTIM" x.lnk', swapCommand("x", "x.lnk", 6)].join("\n"),
-        },
-        {
-          name: "gate",
-          depends: [],
-          cwd: parent,
-          script: "while [ ! -e swapper-ready ]; do sleep 0.01; done",
-        },
-        ...readers.map((name) => ({
+      swapRace(
+        parent,
+        "x",
+        victim,
+        readers.map((name) => ({
           name,
-          depends: ["gate"],
-          continueOnError: true,
           cwd: join(parent, "x"),
           script: `cat secret 2>/dev/null && echo LEAKED; touch pwned-${name}; true`,
         })),
-      ]),
+      ),
     );
     const view = await waitForRun(up.url, runId, ended, 120_000);
     const output = await outputOf(runId);
