@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { type FileHandle, lstat, open, readdir, readlink, realpath } from "node:fs/promises";
 import { isAbsolute, join, relative, sep } from "node:path";
+import { fdPath } from "./host-folder.js";
 
 /**
  * `chmod -R a+rwX` (or `a+rX` without `write`) of a folder and what it holds, links left alone;
@@ -45,7 +46,7 @@ async function openUp(root: string, path: string, write: boolean): Promise<void>
   }
   try {
     // Where the opened file really is, whatever a link on its way pointed to.
-    const real = await readlink(`/proc/self/fd/${handle.fd}`);
+    const real = await readlink(fdPath(handle));
     if (!isWithin(real, root)) return;
     const info = await handle.stat();
     const wanted = wantedMode(info.mode, info.isDirectory(), write);

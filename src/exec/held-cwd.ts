@@ -33,9 +33,6 @@ export function holdCwd(requested: string): HeldCwd {
   }
 }
 
-/** Exit code of a command whose folder was swapped before its sandbox was made. */
-export const cwdSwappedExitCode = 126;
-
 /**
  * `argv` run inside the sandbox only when the folder it starts in has `identity`; otherwise it
  * ends 126 saying so. `stat -c %d:%i` prints a bind mount's source identity, as fstat did; by

@@ -1,5 +1,6 @@
 import { constants } from "node:fs";
 import { lstat, open, readdir, rmdir, unlink } from "node:fs/promises";
+import { fdPath } from "./host-folder.js";
 
 /**
  * Removes `path` and, where it is a folder, all it holds, never following a link: for what a
@@ -67,7 +68,7 @@ async function emptyFolder(
   });
   if (!handle) return "not a folder";
   try {
-    const here = `/proc/self/fd/${handle.fd}`;
+    const here = fdPath(handle);
     const names = await readdir(here).catch(() => [] as string[]);
     let left = false;
     for (const name of names) {
