@@ -1,6 +1,5 @@
 import { accessSync, constants } from "node:fs";
 import { ForkServerLauncher } from "./fork-server.js";
-import type { JobExecutors } from "./local-runner.js";
 import { nativeHelperPath } from "./native-helpers.js";
 import { ProcessExecutor } from "./process.js";
 import type { Sandbox } from "./sandbox.js";
