@@ -137,7 +137,11 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
             `${result.spawnError}`,
             `Install it with \`runyard agents install ${args.agent ?? name}\`, or put \`${name}\` on PATH.`,
           )
-        : agentError("AGENT_CRASHED", result.spawnError, "Check that the workspace folder exists."),
+        : agentError(
+            "AGENT_CRASHED",
+            result.spawnError,
+            "The agent's command was refused before it started; the message says why and what to change.",
+          ),
       ...figures,
     };
   }

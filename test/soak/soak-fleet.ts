@@ -28,7 +28,7 @@ export interface Member {
    * nothing was left behind).
    */
   kill(): Promise<{ killedAt: number; left: ProcessInfo[] }>;
-  /** Set once the process has ended without being killed: its exit code and last output line. */
+  /** Set once the process has ended without being killed: its exit code, last line and the warnings before it. */
   exitedOnItsOwn(): { code: number | null; lastLine: string } | undefined;
 }
 
@@ -90,7 +90,12 @@ function memberOf(name: string, kind: MemberKind, begin: () => Promise<Proc>, lo
         return undefined;
       }
       const lines = current.output().trim().split("\n");
-      return { code: current.child.exitCode, lastLine: lines.at(-1) ?? "" };
+      // The last line, after the warnings before it (a slow heartbeat says why the fleet fenced it).
+      const warnings = lines.slice(0, -1).filter((line) => /"level":(40|50)/.test(line));
+      return {
+        code: current.child.exitCode,
+        lastLine: [...warnings.slice(-4), lines.at(-1) ?? ""].join("\n      "),
+      };
     },
   };
 }

@@ -3,7 +3,7 @@ import { isAbsolute, relative, resolve } from "node:path";
 import type { RunyardError } from "../../core/errors.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
-import type { ClaimMount, EgressRule, KubeJobRequest } from "./job-objects.js";
+import { type ClaimMount, type EgressRule, hiddenInPod, type KubeJobRequest } from "./job-objects.js";
 import { type PodEnd, waitForPodEnd } from "./pod-end.js";
 import { followPodLog } from "./pod-log.js";
 import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
@@ -142,9 +142,18 @@ export class KubeJobLauncher implements ProcessLauncher {
   private mountsOf(request: ExecRequest): ClaimMount[] | string {
     const claim = this.settings.claim;
     const folders: Array<[string, boolean]> = [];
+    const program = request.argv[0];
+    if (program && isAbsolute(program)) {
+      const hidden = imageFileHidden(program, claim);
+      if (hidden) return hidden;
+    }
     if (request.cwd) folders.push([resolve(request.cwd), false]);
     for (const folder of request.exposure?.writable ?? []) folders.push([resolve(folder), false]);
     for (const folder of request.exposure?.readable ?? []) folders.push([resolve(folder), true]);
+    for (const [folder, readOnly] of folders) {
+      const hidden = readOnly ? imageFileHidden(folder, claim) : undefined;
+      if (hidden) return hidden;
+    }
     if (!claim) return [];
     const mounts: ClaimMount[] = [];
     const seen = new Set<string>();
@@ -161,6 +170,21 @@ export class KubeJobLauncher implements ProcessLauncher {
     }
     return mounts;
   }
+}
+
+/**
+ * Why `path`, which the pod must take from the image (it is not on the claim), cannot be there:
+ * the pod's /tmp and home are empty folders over the image's.
+ */
+function imageFileHidden(path: string, claim: KubeJobSettings["claim"]): string | undefined {
+  const resolved = resolve(path);
+  if (claim) {
+    const inside = relative(claim.root, resolved);
+    if (!inside.startsWith("..") && !isAbsolute(inside)) return undefined;
+  }
+  const folder = hiddenInPod(resolved);
+  if (!folder) return undefined;
+  return `${resolved} lies under ${folder}, which every Job's pod gets as an empty folder, so the copy in k8s_image cannot be seen: install the agent CLIs outside ${folder} (runyard agents install --home <folder>, RUNYARD_HOME) or put that folder on the workspace claim`;
 }
 
 /**

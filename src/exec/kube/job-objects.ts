@@ -15,6 +15,17 @@ export const kubeLabels = {
 export const kubeContainerName = "turn";
 /** Where the pod's in-memory home is mounted, as a sandboxed container's is (container-launcher.ts). */
 export const kubePodHome = "/home/runyard";
+
+/** The folders every pod gets empty (in memory): what the image holds there is hidden. */
+export const kubePodEmptyFolders = [kubePodHome, "/tmp"] as const;
+
+/**
+ * The pod's empty folder that hides `path` of the image, if any: a file the command needs from
+ * `k8s_image` (an agent CLI where the runner has it) must not lie under /tmp or the pod's home.
+ */
+export function hiddenInPod(path: string): string | undefined {
+  return kubePodEmptyFolders.find((folder) => path === folder || path.startsWith(`${folder}/`));
+}
 /** The env name that carries the command's argv (JSON) in the Secret, read and dropped by the pod's init. */
 export const argvVariable = "RUNYARD_TURN_ARGV";
 
@@ -73,8 +84,8 @@ export interface KubeJobRequest {
 export function jobObject(request: KubeJobRequest): V1Job {
   const podLabels = { ...request.labels, [kubeLabels.job]: request.name };
   const mounts = [
-    { name: "home", mountPath: kubePodHome },
-    { name: "tmp", mountPath: "/tmp" },
+    { name: "home", mountPath: kubePodEmptyFolders[0] },
+    { name: "tmp", mountPath: kubePodEmptyFolders[1] },
     ...(request.claim?.mounts ?? []).map((mount) => ({
       name: "workspace",
       mountPath: mount.mountPath,

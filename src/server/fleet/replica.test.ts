@@ -1,3 +1,4 @@
+import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../core/logger.js";
 import { localLink } from "../../store/fleet-link.js";
@@ -62,5 +63,33 @@ describe("Replica", () => {
     expect(rounds).toBe(1);
     release();
     while (rounds < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  });
+
+  it("warns when its heartbeats come more than half a lease apart, saying the write was quick", async () => {
+    const store = await openMemoryStore({ warn: () => undefined });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const replica = new Replica(
+      "r1",
+      store,
+      localLink(),
+      { heartbeatMs: 20, leaseMs: 200 },
+      logger,
+      () => undefined,
+      () => ({ url: null, version: "test" }),
+    );
+    opened.push({ replica, store });
+    await replica.join(true);
+    replica.start();
+    await heartbeats(store, "r1", 2);
+    expect(lines).toEqual([]);
+    // The event loop held for 300 ms: no beat can start, so the next comes late.
+    const until = Date.now() + 300;
+    while (Date.now() < until) {}
+    await heartbeats(store, "r1", 1);
+    const warning = lines.find((line) => String(line.msg).includes("half a replica lease apart"));
+    expect(warning).toMatchObject({ replica: "r1", leaseMs: 200 });
+    expect(warning?.gapMs).toBeGreaterThanOrEqual(290);
+    expect(warning?.writeMs).toBeLessThan(100);
   });
 });

@@ -50,6 +50,8 @@ export class Replica {
   private readonly rounds: LeaderRound[] = [];
   /** Leader only: each other replica's last `seen_at`, and when (by this clock) it last changed. */
   private readonly observed = new Map<string, { seenAt: string; since: number }>();
+  /** When this replica's last heartbeat was written (by this clock). */
+  private lastBeat: number | undefined;
 
   constructor(
     readonly id: string,
@@ -84,6 +86,7 @@ export class Replica {
   /** Writes this replica's row; `alone` (SQLite) forgets every other replica of earlier starts. */
   async join(alone: boolean): Promise<void> {
     await this.store.fleet.heartbeat({ id: this.id, hostname: hostname(), ...this.describe() });
+    this.lastBeat = Date.now();
     if (alone) await this.store.fleet.removeReplicas({ except: this.id });
     this.leading = await this.link.lead();
     if (this.leading) this.logger.info({ replica: this.id }, "leading the fleet");
@@ -120,11 +123,13 @@ export class Replica {
   }
 
   private async beat(): Promise<void> {
+    const writing = Date.now();
     const alive = await this.store.fleet.heartbeat(
       { id: this.id, hostname: hostname(), ...this.describe() },
       { ifPresent: true },
     );
     if (!alive) return this.fence("its row is gone from the replicas table");
+    this.noteSlowBeat(writing);
     const was = this.leading;
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
@@ -136,6 +141,24 @@ export class Replica {
     if (dead.length > 0)
       this.logger.warn({ replicas: dead }, "replicas stopped heartbeating; adopting their runs");
     this.runRounds();
+  }
+
+  /**
+   * Warns when this replica's heartbeats came more than half a lease apart: the fleet presumes a
+   * replica dead after a whole lease of silence, so an operator sees a starved process or a slow
+   * database before it fences a live replica. Says whether the write itself was slow (the
+   * database, or a pool of busy connections) or the beat started late (a blocked event loop).
+   */
+  private noteSlowBeat(writing: number): void {
+    const now = Date.now();
+    const last = this.lastBeat ?? now;
+    this.lastBeat = now;
+    const gapMs = now - last;
+    if (gapMs <= this.timings.leaseMs / 2) return;
+    this.logger.warn(
+      { replica: this.id, gapMs, writeMs: now - writing, leaseMs: this.timings.leaseMs },
+      "this replica's heartbeats came more than half a replica lease apart; a whole lease of silence and the fleet presumes it dead",
+    );
   }
 
   /**
