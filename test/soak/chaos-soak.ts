@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { finalRunStatuses } from "../../src/core/events.js";
-import { tempDir } from "../helpers/cli.js";
 import { createDatabase } from "../helpers/postgres-cluster.js";
 import { api, runnerToken } from "../helpers/server.js";
 import { startKillSchedule } from "./kill-schedule.js";
@@ -58,7 +58,9 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
   const log = parameters.log ?? (() => undefined);
   const window = parameters.window ?? 24;
   const stallMs = parameters.stallMs ?? 120_000;
-  const root = tempDir("runyard-soak-");
+  // Not tempDir's, which goes with the test file: a soak that found anomalies keeps its folder.
+  const root = mkdtempSync(join(tmpdir(), "runyard-soak-"));
+  let clean = false;
   const ledgerDir = join(root, "ledger");
   mkdirSync(ledgerDir);
   const soakId = `${parameters.seed}-${randomBytes(4).toString("hex")}`;
@@ -169,6 +171,7 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
     for (const run of stuck)
       anomalies.push(`run ${run.id} (${run.name}) is still ${run.status} 30 s after the chaos ended`);
 
+    const answering: string[] = [];
     for (const url of live.replicaUrls) {
       const health = await api<{ ok?: boolean; database?: string }>(url, "GET", "/health").catch(
         (error: Error) => ({
@@ -178,10 +181,11 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
       );
       if (health.status !== 200 || health.body.ok !== true) {
         anomalies.push(`${url}/health answered ${health.status} ${JSON.stringify(health.body)}`);
-      }
+      } else answering.push(url);
     }
+    if (answering.length === 0) throw new Error(`no replica answers after the chaos:\n  ${anomalies.join("\n  ")}`);
 
-    const runs = await storedRuns(db, live.replicaUrls[0] as string);
+    const runs = await storedRuns(db, answering[0] as string);
     const events = await storedEvents(db);
     const verdict = judgeSoak({
       runs,
@@ -211,6 +215,7 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
     const total = Object.values(verdict.outcomes).reduce((sum, count) => sum + count, 0);
     const durationMs = Date.now() - began;
     const busyMs = Math.max(1, (lastFinishAt || Date.now()) - firstSubmitAt);
+    clean = anomalies.length === 0;
     return {
       seed: parameters.seed,
       runs: total,
@@ -228,6 +233,7 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
     if (fleet) await Promise.all(fleet.members.map((member) => member.kill()));
     await db.end();
     writeFileSync(join(root, "timeline.txt"), `${timeline.join("\n")}\n`);
+    if (clean) rmSync(root, { recursive: true, force: true });
   }
 }
 

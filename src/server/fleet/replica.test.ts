@@ -92,4 +92,70 @@ describe("Replica", () => {
     expect(warning?.gapMs).toBeGreaterThanOrEqual(290);
     expect(warning?.writeMs).toBeLessThan(100);
   });
+
+  it("times a replica first seen in a slow read from when the read came back, not from before it", async () => {
+    const store = await openMemoryStore({ warn: () => undefined });
+    // The leader's reads of the replicas table, one of them held as a busy database would.
+    let reads = 0;
+    let hold: Promise<void> | undefined;
+    const fleet = {
+      ...store.fleet,
+      listReplicas: async () => {
+        reads++;
+        await hold;
+        return store.fleet.listReplicas();
+      },
+    };
+    const leader = new Replica(
+      "leader",
+      { ...store, fleet },
+      localLink(),
+      { heartbeatMs: 20, leaseMs: 200 },
+      silentLogger,
+      () => undefined,
+      () => ({ url: null, version: "test" }),
+    );
+    opened.push({ replica: leader, store });
+    await leader.join(true);
+    leader.start();
+    let release = (): void => undefined;
+    hold = new Promise((resolve) => {
+      release = resolve;
+    });
+    const heldRead = reads + 1;
+    while (reads < heldRead) await new Promise((resolve) => setTimeout(resolve, 2));
+    // The read is held past a whole lease; a replica joins just before it comes back.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await store.fleet.heartbeat({ id: "joined", hostname: "h", url: null, version: "test" });
+    hold = undefined;
+    release();
+    // Two more rounds of the leader, well within a lease of the row being written.
+    const after = reads + 2;
+    while (reads < after) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect((await store.fleet.listReplicas()).map((row) => row.id)).toContain("joined");
+  });
+
+  it("heartbeats from the moment it joins, so a server slow to start is not presumed dead", async () => {
+    const store = await openMemoryStore({ warn: () => undefined });
+    const timings = { heartbeatMs: 20, leaseMs: 100 };
+    const make = (id: string, onFenced: () => void) =>
+      new Replica(id, store, localLink(), timings, silentLogger, onFenced, () => ({
+        url: null,
+        version: "test",
+      }));
+    const leader = make("leader", () => undefined);
+    opened.push({ replica: leader, store });
+    await leader.join(true);
+    leader.start();
+    let fenced = false;
+    const starting = make("starting", () => {
+      fenced = true;
+    });
+    opened.push({ replica: starting, store });
+    // Joined, but its server is still recovering runs: start() comes much later than a lease.
+    await starting.join(false);
+    await heartbeats(store, "starting", 12);
+    expect((await store.fleet.listReplicas()).map((row) => row.id)).toContain("starting");
+    expect(fenced).toBe(false);
+  });
 });

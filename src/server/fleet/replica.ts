@@ -50,6 +50,8 @@ export class Replica {
   private readonly rounds: LeaderRound[] = [];
   /** Leader only: each other replica's last `seen_at`, and when (by this clock) it last changed. */
   private readonly observed = new Map<string, { seenAt: string; since: number }>();
+  /** Set by `start`: the server is up, and this replica competes for the lead and does its rounds. */
+  private serving = false;
   /** When this replica's last heartbeat was written (by this clock). */
   private lastBeat: number | undefined;
 
@@ -83,21 +85,33 @@ export class Replica {
     this.rounds.push(round);
   }
 
-  /** Writes this replica's row; `alone` (SQLite) forgets every other replica of earlier starts. */
+  /**
+   * Writes this replica's row and goes on heartbeating it from now on; `alone` (SQLite) forgets
+   * every other replica of earlier starts. Until `start`, the heartbeat is all it does: a server
+   * still recovering its runs (seconds on a busy machine) must not look silent to the fleet, or
+   * the leader removes the row it just wrote and the replica is fenced as it comes up.
+   */
   async join(alone: boolean): Promise<void> {
     await this.store.fleet.heartbeat({ id: this.id, hostname: hostname(), ...this.describe() });
     this.lastBeat = Date.now();
+    this.startTimer();
     if (alone) await this.store.fleet.removeReplicas({ except: this.id });
     this.leading = await this.link.lead();
     if (this.leading) this.logger.info({ replica: this.id }, "leading the fleet");
   }
 
   /**
-   * Starts the heartbeat and the leader's rounds. The two never wait for each other: a leader
-   * adopting a dead replica's runs for seconds must go on heartbeating, or the others presume it
-   * dead too and the fleet fences the very replica that was doing the adopting.
+   * Starts the leader's rounds, and the heartbeat if `join` has not. The two never wait for each
+   * other: a leader adopting a dead replica's runs for seconds must go on heartbeating, or the
+   * others presume it dead too and the fleet fences the very replica that was doing the adopting.
    */
   start(): void {
+    this.serving = true;
+    this.startTimer();
+  }
+
+  private startTimer(): void {
+    if (this.timer || this.fenced) return;
     this.timer = setInterval(() => {
       if (this.beating) return;
       this.beating = this.beat()
@@ -106,6 +120,8 @@ export class Replica {
           this.beating = undefined;
         });
     }, this.timings.heartbeatMs);
+    // A server whose start fails after joining exits: its heartbeat keeps nothing alive.
+    this.timer.unref();
   }
 
   private runRounds(): void {
@@ -130,6 +146,7 @@ export class Replica {
     );
     if (!alive) return this.fence("its row is gone from the replicas table");
     this.noteSlowBeat(writing);
+    if (!this.serving) return;
     const was = this.leading;
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
@@ -168,10 +185,13 @@ export class Replica {
    * one whose clock runs ahead would be mourned only when its clock says so).
    */
   private async removeSilent(): Promise<string[]> {
+    const rows = await this.store.fleet.listReplicas();
+    // Read after the rows are in hand: a row first seen now is timed from now, not from before a
+    // slow read (a busy database or pool), which would make a replica that just joined look silent.
     const now = Date.now();
     const present = new Set<string>();
     const silent: Array<{ id: string; seenAt: string }> = [];
-    for (const row of await this.store.fleet.listReplicas()) {
+    for (const row of rows) {
       if (row.id === this.id) continue;
       present.add(row.id);
       const known = this.observed.get(row.id);
@@ -208,11 +228,11 @@ export class Replica {
   private async checkLeader(): Promise<void> {
     const holder = await this.link.leader?.();
     if (!holder) return;
-    const now = Date.now();
     const row =
       holder.replica === this.id
         ? undefined
         : (await this.store.fleet.listReplicas()).find((r) => r.id === holder.replica);
+    const now = Date.now();
     const seenAt = row?.seen_at ?? "";
     const known = this.observed.get(holder.replica);
     if (holder.replica !== this.id) {
