@@ -183,7 +183,8 @@ export async function runChaosSoak(parameters: SoakParameters): Promise<SoakRepo
         anomalies.push(`${url}/health answered ${health.status} ${JSON.stringify(health.body)}`);
       } else answering.push(url);
     }
-    if (answering.length === 0) throw new Error(`no replica answers after the chaos:\n  ${anomalies.join("\n  ")}`);
+    if (answering.length === 0)
+      throw new Error(`no replica answers after the chaos:\n  ${anomalies.join("\n  ")}`);
 
     const runs = await storedRuns(db, answering[0] as string);
     const events = await storedEvents(db);
