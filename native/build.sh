@@ -2,7 +2,9 @@
 # Compiles runyard's native helpers at `npm install`. Never fails the install:
 # - fork-server.c: without it, runyard starts steps with Node's own spawn, slower, and says so once;
 # - egress-forward.c (static, to run inside any image): without it, a sandboxed agent cannot have
-#   `network: model-only` and its turn says so.
+#   `network: model-only` and its turn says so;
+# - cwd-check.c (static, to run inside any image): without it, a Docker step with a cwd is refused,
+#   since the folder Docker mounts by path could not be checked to be the one the runner judged.
 cd "$(dirname "$0")" || exit 0
 mkdir -p build
 if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c 2>build/compile.log; then
@@ -16,5 +18,11 @@ if ${CC:-cc} -static -O2 -Wall -o build/egress-forward.tmp egress-forward.c 2>bu
 else
   echo "runyard: could not compile native/egress-forward.c statically (see native/build/compile-egress.log);" \
     "sandboxed agents can have network none or open, not model-only" >&2
+fi
+if ${CC:-cc} -static -O2 -Wall -o build/cwd-check.tmp cwd-check.c 2>build/compile-cwd-check.log; then
+  mv build/cwd-check.tmp build/cwd-check
+else
+  echo "runyard: could not compile native/cwd-check.c statically (see native/build/compile-cwd-check.log);" \
+    "Docker steps with a cwd will be refused" >&2
 fi
 exit 0

@@ -9,6 +9,7 @@ import {
   runEnded,
   runOutput,
   submitWorkflow,
+  swapCommand,
 } from "./helpers/member-runs.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
@@ -166,23 +167,6 @@ describe("a step against the sandbox its run gets next", () => {
     expect(view.status).toBe("success");
   });
 });
-
-/**
- * A step's command that exchanges `dir` with `link` (renameat2 RENAME_EXCHANGE, atomic) as fast as
- * it can for `seconds`, after making `swapper-ready` in its folder; it prints `swaps=N`. The
- * arguments are shell words.
- */
-function swapCommand(dir: string, link: string, seconds: number): string {
-  const swap = [
-    "use strict;",
-    "my ($dir, $link, $seconds) = @ARGV;",
-    "my $end = time + $seconds; my $swaps = 0;",
-    'open(my $ready, ">", "swapper-ready"); close($ready);',
-    "while (time < $end) { $swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0; }",
-    'print "swaps=$swaps\\n";',
-  ].join(" ");
-  return `perl -e '${swap}' ${dir} ${link} ${seconds}`;
-}
 
 /**
  * A run racing a swap: its `swapper` step, in `parent`, exchanges the folder `parent/<name>` with

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,6 +18,7 @@ import {
 } from "./container-spec.js";
 import { credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js";
 import type { DockerEngine } from "./docker-engine.js";
+import { nativeHelperPath } from "./native-helpers.js";
 import { OutputFileWatch } from "./output-file.js";
 import type {
   AttemptCommand,
@@ -91,6 +92,8 @@ export class DockerExecutor implements Executor {
         return { problem: `the step's cwd ${cwd} is not a folder on the runner` };
       }
     }
+    const check = setup.cwdIdentity ? cwdCheck(setup.cwdIdentity) : undefined;
+    if (check && "problem" in check) return check;
     let scratch: string;
     try {
       scratch = scratchFolder(this.options.tmpDir ?? tmpdir());
@@ -116,8 +119,16 @@ export class DockerExecutor implements Executor {
       ...setup.env,
       RUNYARD_OUTPUT: join(scratch, "output"),
     };
-    const attempt = new DockerAttempt(this.options, setup, env, files, scratch, cwd, containerUser(cwd), () =>
-      this.attempts.delete(attempt),
+    const attempt = new DockerAttempt(
+      this.options,
+      setup,
+      env,
+      files,
+      scratch,
+      cwd,
+      check,
+      containerUser(cwd),
+      () => this.attempts.delete(attempt),
     );
     this.attempts.add(attempt);
     return attempt;
@@ -222,6 +233,7 @@ class DockerAttempt implements ExecAttempt {
     readonly files: Record<string, string>,
     private readonly scratch: string,
     private readonly cwd: string | undefined,
+    private readonly check: CwdCheck | undefined,
     private readonly user: string,
     private readonly onDisposed: () => void,
   ) {
@@ -234,11 +246,12 @@ class DockerAttempt implements ExecAttempt {
     const { container } = this.options;
     const mounts: ContainerMount[] = [{ source: this.scratch, target: this.scratch }];
     if (this.cwd) mounts.push({ source: this.cwd, target: this.cwd });
+    if (this.check) mounts.push(this.check.mount);
     const spec = hardenedContainer({
       image: container.image,
       name: `runyard-step-${randomBytes(6).toString("hex")}`,
       env: this.env,
-      cmd: command.argv,
+      cmd: this.check ? [this.check.mount.target, this.check.identity, ...command.argv] : command.argv,
       limits: { memoryBytes: container.memory_bytes, cpus: container.cpus, pids: container.pids },
       network: container.network,
       user: this.user,
@@ -286,4 +299,28 @@ export async function removeLeftoverStepContainers(
   });
   await Promise.all(list.map((container) => engine.remove(container.Id)));
   return list.map((container) => container.Id);
+}
+
+/** The static checker (native/cwd-check.c) mounted into a step's container, and the identity it wants. */
+interface CwdCheck {
+  mount: ContainerMount & { readOnly: true };
+  identity: string;
+}
+
+/** Where the checker is in every step's container: a path no image has of its own. */
+const checkerInContainer = "/.runyard/cwd-check";
+
+/**
+ * The step's cwd is mounted by path: the command runs first through the checker, which runs it
+ * only in the folder the runner judged (held-cwd.ts). Without the checker there is no step.
+ */
+function cwdCheck(identity: string): CwdCheck | { problem: string; hint: string } {
+  const checker = nativeHelperPath("cwd-check");
+  if (!existsSync(checker)) {
+    return {
+      problem: `cannot check the step's cwd inside its container: ${checker} is missing`,
+      hint: "npm install compiles it with the machine's C compiler and static C library (Debian: build-essential); install them and run npm rebuild runyard, or give the step no cwd.",
+    };
+  }
+  return { mount: { source: checker, target: checkerInContainer, readOnly: true }, identity };
 }

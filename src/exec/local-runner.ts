@@ -7,6 +7,7 @@ import type {
   StepOutputSink,
   StepRunner,
 } from "../core/step-attempt.js";
+import { holdCwd } from "./held-cwd.js";
 import type { SandboxNetwork } from "./sandbox-network.js";
 import { runStepAttempt } from "./step-attempt.js";
 import type { ExecExposure, Executor } from "./types.js";
@@ -98,10 +99,13 @@ export class LocalStepRunner implements StepRunner {
     // container mounts its cwd: the same folders as a sandboxed process step may work in.
     // A Job's cwd is a folder of its image, not of this machine: nothing here to refuse.
     const onCluster = jobs !== undefined && !request.container;
+    // A container's cwd is judged, mounted and checked inside as the folder one descriptor names:
+    // a step beside it could swap the path for a link between the check and the mount.
+    const held = request.container && request.cwd !== undefined ? holdCwd(request.cwd) : undefined;
     const cwdRefusal =
       request.cwd === undefined || onCluster
         ? undefined
-        : this.executor.cwdRefusal?.(request.cwd, options.exposure);
+        : this.executor.cwdRefusal?.(held?.path ?? request.cwd, options.exposure);
     if (cwdRefusal) {
       return attemptEndedEarly(
         "failed",
@@ -176,7 +180,10 @@ export class LocalStepRunner implements StepRunner {
       confined: confineContainers === true && request.unrestricted !== true,
     });
     try {
-      return await runStepAttempt(executor, request, attemptOptions);
+      return await runStepAttempt(executor, held ? { ...request, cwd: held.path } : request, {
+        ...attemptOptions,
+        ...(held?.identity ? { cwdIdentity: held.identity } : {}),
+      });
     } finally {
       executor.close();
     }

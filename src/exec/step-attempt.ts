@@ -37,6 +37,8 @@ export interface StepAttemptOptions {
   onOutput: StepOutputSink;
   /** What a sandbox shows the attempt besides its cwd (an agent's tests: their worktree is runner-made). */
   exposure?: ExecExposure;
+  /** The identity of the cwd as the runner judged it (held-cwd.ts), for an executor that mounts it by path. */
+  cwdIdentity?: string;
 }
 
 /** One process to run: its argv, and how an error message names it. */
@@ -72,6 +74,7 @@ export async function runStepAttempt(
     limits: { killGraceMs: options.killGraceMs },
     signal: options.signal,
     ...(options.exposure ? { exposure: options.exposure } : {}),
+    ...(options.cwdIdentity ? { cwdIdentity: options.cwdIdentity } : {}),
     ...(request.unrestricted ? { platform: true } : {}),
   });
   if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint, attempt.code);

@@ -20,6 +20,11 @@ export interface AttemptSetup {
   /** The step's own variables (request env, RUNYARD_ ones); the executor lays them over its base env. */
   env: Record<string, string>;
   cwd?: string;
+  /**
+   * The cwd's identity (`device:inode`) when the runner judged it (held-cwd.ts): an executor that
+   * mounts the cwd by path checks where it runs that the folder it mounted is this one.
+   */
+  cwdIdentity?: string;
   /** What a sandbox shows the commands besides their cwd and scratch files (see `ExecExposure`). */
   exposure?: ExecExposure;
   /**

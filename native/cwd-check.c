@@ -1,0 +1,37 @@
+/*
+ * cwd-check IDENTITY PROGRAM [ARG...]
+ *
+ * Runs PROGRAM (looked up in PATH) only when the folder it starts in has IDENTITY, the
+ * "device:inode" the runner read from a descriptor of the step's folder when it judged it; else
+ * exits 126 saying so. Bind-mounted read-only into a step's container and run first: Docker
+ * mounts the folder by path, and a step beside it could swap that path for a link to a folder
+ * it may not see in between. Linked static, so it runs in any image.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fputs("usage: cwd-check DEVICE:INODE PROGRAM [ARG...]\n", stderr);
+    return 2;
+  }
+  struct stat info;
+  char actual[64];
+  if (stat(".", &info) != 0) {
+    perror("runyard: cannot read the step's folder");
+    return 126;
+  }
+  snprintf(actual, sizeof actual, "%llu:%llu", (unsigned long long)info.st_dev,
+           (unsigned long long)info.st_ino);
+  if (strcmp(actual, argv[1]) != 0) {
+    fputs("runyard: the step's folder was swapped for another after the runner checked it; nothing ran\n",
+          stderr);
+    return 126;
+  }
+  execvp(argv[2], argv + 2);
+  fprintf(stderr, "runyard: cannot start %s: ", argv[2]);
+  perror(NULL);
+  return 127;
+}
