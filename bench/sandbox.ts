@@ -30,9 +30,9 @@ export async function sandboxStepCost(): Promise<BenchResult> {
   await runFlow(yaml, sandboxed); // warm-up
   const cpu = { withSandbox: 0, without: 0 };
   const counted = (key: keyof typeof cpu, run: () => Promise<void>) => async () => {
-    const before = cpuMs();
+    const before = cpuNow();
     await run();
-    cpu[key] += cpuMs() - before;
+    cpu[key] += cpuSince(before);
   };
   const RUNS = 5;
   const [withSandbox, without] = await alternating(
@@ -53,27 +53,46 @@ export async function sandboxStepCost(): Promise<BenchResult> {
   };
 }
 
+/** CPU time of this process and of each child, as read at one moment (see `cpuSince`). */
+interface CpuSnapshot {
+  ownMs: number;
+  children: Map<string, number>;
+}
+
 /**
  * CPU time so far of this process and of its children (the fork-servers) with everything they
  * reaped (the steps, bwrap and its pid 1): the wall time of a loaded machine hides what a
  * sandbox costs, its CPU time does not.
  */
-function cpuMs(): number {
+function cpuNow(): CpuSnapshot {
   const { user, system } = process.cpuUsage();
-  let ticks = 0;
+  const children = new Map<string, number>();
   for (const task of readdirSync("/proc/self/task")) {
-    const children = readFileSync(`/proc/self/task/${task}/children`, "utf8").trim();
-    for (const pid of children ? children.split(" ") : []) {
+    const listed = readFileSync(`/proc/self/task/${task}/children`, "utf8").trim();
+    for (const pid of listed ? listed.split(" ") : []) {
       try {
         const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
         // utime, stime, cutime, cstime (fields 14 to 17 of proc(5)), in ticks of 10 ms.
-        ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+        const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+        children.set(pid, ticks * 10);
       } catch {
         // ended meanwhile
       }
     }
   }
-  return (user + system) / 1000 + ticks * 10;
+  return { ownMs: (user + system) / 1000, children };
+}
+
+/**
+ * The CPU time spent since `before` by this process and by the children alive now. A child that
+ * ended in between (an earlier benchmark's server, reaped by this process) counts for nothing:
+ * summing totals would subtract the whole of its life.
+ */
+function cpuSince(before: CpuSnapshot): number {
+  const now = cpuNow();
+  let ms = now.ownMs - before.ownMs;
+  for (const [pid, childMs] of now.children) ms += childMs - (before.children.get(pid) ?? 0);
+  return ms;
 }
 
 /**
@@ -147,7 +166,7 @@ export async function runSandboxCost(): Promise<BenchResult[]> {
     // Warm-up: bwrap's binary and libraries in the page cache.
     const warm = await RunSandbox.make(launcher, sandbox, layout(COUNT));
     if (warm instanceof RunSandbox) await warm.close();
-    const before = cpuMs();
+    const before = cpuNow();
     for (let i = 0; i < COUNT; i++) {
       const box = await RunSandbox.make(launcher, sandbox, layout(i));
       if (!(box instanceof RunSandbox)) return [{ skipped: `a run's sandbox: ${box.problem}` }];
@@ -161,7 +180,7 @@ export async function runSandboxCost(): Promise<BenchResult[]> {
     }
     // bwrap's CPU counts once the fork-server has reaped it: made and closed, all of it.
     await Promise.all(made.splice(0).map((box) => box.close()));
-    cpu = cpuMs() - before;
+    cpu = cpuSince(before);
   } finally {
     await Promise.all(made.map((box) => box.close()));
     await launcher.close();
