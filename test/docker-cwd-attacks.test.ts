@@ -1,0 +1,126 @@
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
+import { busyboxImage, requireDocker } from "./helpers/docker.js";
+import { runEnded, runOutput, submitWorkflow, swapCommand } from "./helpers/member-runs.js";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { readEvents, waitForRun } from "./helpers/server.js";
+
+/**
+ * A member attacks how a Docker step's cwd is checked (held-cwd.ts, native/cwd-check.c): Docker
+ * mounts the cwd by path, so the runner identifies the folder from one descriptor and the
+ * container's command starts only in a folder of that identity. The member's other steps of the
+ * run may swap the folder's path for a link to a folder of the server's home as containers start.
+ */
+let up: SandboxedUp & { listed: string };
+
+beforeEach(async () => {
+  const listed = tempDir("runyard-listed-");
+  up = { ...(await startSandboxedUp({ RUNYARD_STEP_CWD_ROOTS: listed })), listed };
+});
+
+afterEach(async () => {
+  await up?.proc.kill();
+});
+
+const haveDocker = await requireDocker();
+
+/** A folder of the server's home, which no step sees, holding a secret. */
+function victimFolder(name: string): string {
+  const victim = join(up.home, name);
+  mkdirSync(victim);
+  writeFileSync(join(victim, "secret"), "server-secret\n");
+  return victim;
+}
+
+/**
+ * A run whose `swapper` step (a process on the runner) runs `prepare` in `parent`, then exchanges
+ * `x` with `x.lnk` for `seconds`, while `readers` Docker steps whose cwd is `parent/x` start.
+ */
+function raceWorkflow(options: {
+  image: string;
+  parent: string;
+  victim: string;
+  prepare: string[];
+  readers: number;
+  seconds: number;
+}): string {
+  const { image, parent, victim, prepare, readers, seconds } = options;
+  return [
+    "version: v0.1",
+    "name: docker-cwd-attack",
+    "inventory:",
+    "  hosts:",
+    "    local: {}",
+    `    box: {executor: docker, image: ${image}}`,
+    "steps:",
+    "  - name: swapper",
+    "    targets: [local]",
+    "    action: shell.run",
+    "    args:",
+    `      cwd: ${parent}`,
+    "      env:",
+    `        VICTIM: "${victim}"`,
+    "      script: |",
+    "        set -e",
+    ...prepare.map((line) => `        ${line}`),
+    '        ln -s "$VICTIM" x.lnk',
+    `        ${swapCommand("x", "x.lnk", seconds)}`,
+    "  - name: gate",
+    "    targets: [local]",
+    "    action: shell.run",
+    "    args:",
+    `      cwd: ${parent}`,
+    "      script: while [ ! -e swapper-ready ]; do sleep 0.01; done",
+    ...Array.from({ length: readers }, (_, index) => [
+      `  - name: r${index}`,
+      "    targets: [box]",
+      "    depends: [gate]",
+      "    continue_on_error: true",
+      "    action: shell.run",
+      "    args:",
+      "      shell: sh",
+      `      cwd: ${join(parent, "x")}`,
+      `      script: cat secret 2>/dev/null && echo LEAKED; touch pwned-r${index} 2>/dev/null; true`,
+    ]).flat(),
+    "",
+  ].join("\n");
+}
+
+describe.skipIf(!haveDocker)("a member's Docker step whose cwd is swapped as its container starts", () => {
+  it("cannot mount a hidden folder through a cwd whose real path is too long for the runner to name", async () => {
+    const victim = victimFolder("victim-deep");
+    const parent = join(up.listed, "deep-race");
+    mkdirSync(parent);
+    // `x` leads, through two links, to a folder of the member's nested deeper than the longest
+    // path the kernel names (4096 bytes): the runner can open it but not read its real path back,
+    // and its links cannot be resolved into one path either. `x` is exchanged with a link to
+    // the victim as the readers' containers start.
+    const prepare = [
+      "name=$(printf '%0250d' 0)",
+      'upper=$(printf "$name/%.0s" $(seq 15))',
+      'lower=$(printf "$name/%.0s" $(seq 9))',
+      'mkdir -p "$upper"',
+      '(cd "$upper" && mkdir -p "$lower" && ln -s "$lower" y)',
+      'ln -s "${upper}y" x',
+    ];
+    const yaml = raceWorkflow({
+      image: await busyboxImage(),
+      parent,
+      victim,
+      prepare,
+      readers: 12,
+      seconds: 15,
+    });
+    const runId = await submitWorkflow(up.url, yaml, up.userToken);
+    const view = await waitForRun(up.url, runId, runEnded, 150_000);
+    const output = await runOutput(up.url, runId);
+    const text = JSON.stringify(await readEvents(up.url, runId));
+    // The attack was real: the swapper exchanged them many times while the containers started.
+    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+    expect(text).not.toContain("LEAKED");
+    expect(text).not.toContain("server-secret");
+    expect(readdirSync(victim)).toEqual(["secret"]);
+  }, 180_000);
+});
