@@ -36,15 +36,18 @@ function victimFolder(name: string): string {
 
 /**
  * A run whose `swapper` step (a process on the runner) runs `prepare` in `parent`, then exchanges
- * `x` with `x.lnk` for `seconds`, while `readers` Docker steps whose cwd is `parent/x` start.
+ * `x` with `x.lnk` for `seconds`, while `readers` steps whose cwd is `parent/x` start (on `readerHost`).
  */
 function raceWorkflow(options: {
-  image: string;
+  /** The Docker host's image; none when the readers run as processes. */
+  image?: string | undefined;
   parent: string;
   victim: string;
   prepare: string[];
   readers: number;
   seconds: number;
+  /** Where the readers run: `box` (the Docker host) by default. */
+  readerHost?: "box" | "local";
 }): string {
   const { image, parent, victim, prepare, readers, seconds } = options;
   return [
@@ -53,7 +56,7 @@ function raceWorkflow(options: {
     "inventory:",
     "  hosts:",
     "    local: {}",
-    `    box: {executor: docker, image: ${image}}`,
+    ...(image ? [`    box: {executor: docker, image: ${image}}`] : []),
     "steps:",
     "  - name: swapper",
     "    targets: [local]",
@@ -75,12 +78,12 @@ function raceWorkflow(options: {
     "      script: while [ ! -e swapper-ready ]; do sleep 0.01; done",
     ...Array.from({ length: readers }, (_, index) => [
       `  - name: r${index}`,
-      "    targets: [box]",
+      `    targets: [${options.readerHost ?? "box"}]`,
       "    depends: [gate]",
       "    continue_on_error: true",
       "    action: shell.run",
       "    args:",
-      "      shell: sh",
+      ...(options.readerHost === "local" ? [] : ["      shell: sh"]),
       `      cwd: ${join(parent, "x")}`,
       `      script: cat secret 2>/dev/null && echo LEAKED; touch pwned-r${index} 2>/dev/null; true`,
     ]).flat(),
@@ -88,39 +91,49 @@ function raceWorkflow(options: {
   ].join("\n");
 }
 
+/**
+ * `x` leads, through two links, to a folder of the member's nested deeper than the longest path
+ * the kernel names (4096 bytes): the runner can open it but not read its real path back, and its
+ * links cannot be resolved into one path either, so it cannot be judged or identified. `x` is
+ * exchanged with a link to the victim as the readers start: a folder the runner mounted by path
+ * unchecked would be the server's.
+ */
+async function deepLinkRace(readerHost: "box" | "local", readers: number, seconds: number): Promise<void> {
+  const victim = victimFolder("victim-deep");
+  const parent = join(up.listed, "deep-race");
+  mkdirSync(parent);
+  const prepare = [
+    "name=$(printf '%0250d' 0)",
+    'upper=$(printf "$name/%.0s" $(seq 15))',
+    'lower=$(printf "$name/%.0s" $(seq 9))',
+    'mkdir -p "$upper"',
+    '(cd "$upper" && mkdir -p "$lower" && ln -s "$lower" y)',
+    'ln -s "$upper"y x',
+  ];
+  const image = readerHost === "box" ? await busyboxImage() : undefined;
+  const yaml = raceWorkflow({ image, parent, victim, prepare, readers, seconds, readerHost });
+  const runId = await submitWorkflow(up.url, yaml, up.userToken);
+  const view = await waitForRun(up.url, runId, runEnded, 150_000);
+  const output = await runOutput(up.url, runId);
+  const text = JSON.stringify(await readEvents(up.url, runId));
+  // The attack was real: the swapper exchanged them many times while the readers started.
+  expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+  expect(text).not.toContain("LEAKED");
+  expect(text).not.toContain("server-secret");
+  expect(readdirSync(victim)).toEqual(["secret"]);
+  // A reader that found `x` leading deep was refused, saying why.
+  expect(text).toContain("leads to a folder whose real path is longer than the system can name");
+}
+
 describe.skipIf(!haveDocker)("a member's Docker step whose cwd is swapped as its container starts", () => {
   it("cannot mount a hidden folder through a cwd whose real path is too long for the runner to name", async () => {
-    const victim = victimFolder("victim-deep");
-    const parent = join(up.listed, "deep-race");
-    mkdirSync(parent);
-    // `x` leads, through two links, to a folder of the member's nested deeper than the longest
-    // path the kernel names (4096 bytes): the runner can open it but not read its real path back,
-    // and its links cannot be resolved into one path either. `x` is exchanged with a link to
-    // the victim as the readers' containers start.
-    const prepare = [
-      "name=$(printf '%0250d' 0)",
-      'upper=$(printf "$name/%.0s" $(seq 15))',
-      'lower=$(printf "$name/%.0s" $(seq 9))',
-      'mkdir -p "$upper"',
-      '(cd "$upper" && mkdir -p "$lower" && ln -s "$lower" y)',
-      'ln -s "${upper}y" x',
-    ];
-    const yaml = raceWorkflow({
-      image: await busyboxImage(),
-      parent,
-      victim,
-      prepare,
-      readers: 12,
-      seconds: 15,
-    });
-    const runId = await submitWorkflow(up.url, yaml, up.userToken);
-    const view = await waitForRun(up.url, runId, runEnded, 150_000);
-    const output = await runOutput(up.url, runId);
-    const text = JSON.stringify(await readEvents(up.url, runId));
-    // The attack was real: the swapper exchanged them many times while the containers started.
-    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
-    expect(text).not.toContain("LEAKED");
-    expect(text).not.toContain("server-secret");
-    expect(readdirSync(victim)).toEqual(["secret"]);
+    await deepLinkRace("box", 12, 15);
+  }, 180_000);
+});
+
+describe("a member's process step whose cwd is swapped as its sandbox starts", () => {
+  // The same hold serves bubblewrap, which binds the cwd by path too.
+  it("cannot bind a hidden folder through a cwd whose real path is too long for the runner to name", async () => {
+    await deepLinkRace("local", 30, 10);
   }, 180_000);
 });
