@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
@@ -48,6 +48,8 @@ function raceWorkflow(options: {
   seconds: number;
   /** Where the readers run: `box` (the Docker host) by default. */
   readerHost?: "box" | "local";
+  /** What each reader runs: it reads `secret` and makes a file by default. */
+  readerScript?: string;
 }): string {
   const { image, parent, victim, prepare, readers, seconds } = options;
   return [
@@ -85,7 +87,7 @@ function raceWorkflow(options: {
       "    args:",
       ...(options.readerHost === "local" ? [] : ["      shell: sh"]),
       `      cwd: ${join(parent, "x")}`,
-      `      script: cat secret 2>/dev/null && echo LEAKED; touch pwned-r${index} 2>/dev/null; true`,
+      `      script: ${options.readerScript ?? `cat secret 2>/dev/null && echo LEAKED; touch pwned-r${index} 2>/dev/null; true`}`,
     ]).flat(),
     "",
   ].join("\n");
@@ -136,4 +138,35 @@ describe("a member's process step whose cwd is swapped as its sandbox starts", (
   it("cannot bind a hidden folder through a cwd whose real path is too long for the runner to name", async () => {
     await deepLinkRace("local", 30, 10);
   }, 180_000);
+});
+
+describe.skipIf(!haveDocker)("a member's Docker step whose cwd is swapped for another user's folder", () => {
+  // Under a root runner a container runs as its cwd's owner: the owner of the folder the runner
+  // held, never of one a link named a moment before or after.
+  it.skipIf(process.getuid?.() !== 0)(
+    "never runs as that folder's owner",
+    async () => {
+      const other = tempDir("runyard-other-user-");
+      chownSync(other, 1234, 1234);
+      const parent = join(up.listed, "owner-race");
+      mkdirSync(parent);
+      const yaml = raceWorkflow({
+        image: await busyboxImage(),
+        parent,
+        victim: other,
+        prepare: ["mkdir x"],
+        readers: 16,
+        seconds: 20,
+        readerScript: 'echo "ran-as-$(id -u)-"',
+      });
+      const runId = await submitWorkflow(up.url, yaml, up.userToken);
+      const view = await waitForRun(up.url, runId, runEnded, 150_000);
+      const output = await runOutput(up.url, runId);
+      expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+      // Some readers ran, as the owner of the member's own folder.
+      expect(output).toMatch(/ran-as-\d+-/);
+      expect(output).not.toContain("ran-as-1234-");
+    },
+    180_000,
+  );
 });
