@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { type BigIntStats, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -85,11 +85,21 @@ export class DockerExecutor implements Executor {
     const labelled = confined ? memberImageLabelsRefusal(host, container.image, image.labels) : undefined;
     if (labelled) return notAllowed(labelled);
     let cwd: string | undefined;
+    let folder: BigIntStats | undefined;
     if (setup.cwd !== undefined) {
       cwd = resolve(setup.cwd);
+      folder = statSync(cwd, { bigint: true, throwIfNoEntry: false });
       // Docker would refuse a missing bind source with a message about mounts; say it in step terms.
-      if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
+      if (!folder?.isDirectory()) {
         return { problem: `the step's cwd ${cwd} is not a folder on the runner` };
+      }
+      // The container's user is the folder's owner: the folder the runner held, not one a link
+      // swapped in since names.
+      if (setup.cwdIdentity !== undefined && `${folder.dev}:${folder.ino}` !== setup.cwdIdentity) {
+        return {
+          problem: `the step's cwd ${cwd} was swapped for another folder after the runner checked it; nothing ran`,
+          hint: "Let no other step move or replace the step's cwd while it starts.",
+        };
       }
     }
     const check = setup.cwdIdentity ? cwdCheck(setup.cwdIdentity) : undefined;
@@ -127,7 +137,7 @@ export class DockerExecutor implements Executor {
       scratch,
       cwd,
       check,
-      containerUser(cwd),
+      containerUser(folder),
       () => this.attempts.delete(attempt),
     );
     this.attempts.add(attempt);
@@ -208,15 +218,14 @@ function removeScratch(scratch: string): void {
 
 /**
  * Who the commands run as, never root: the runner's own user when it is not root (files the step
- * writes are then the runner's); under a root runner, the owner of the step's cwd when that is not
- * root, so the step can write its workspace; else nobody (65534), who can write only the scratch
- * folder and what is writable to all.
+ * writes are then the runner's); under a root runner, the owner of the step's cwd (`owner`, the
+ * folder the runner held) when that is not root, so the step can write its workspace; else nobody
+ * (65534), who can write only the scratch folder and what is writable to all.
  */
-function containerUser(cwd: string | undefined): string {
+function containerUser(owner: BigIntStats | undefined): string {
   const uid = process.getuid?.() ?? 0;
   if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
-  const owner = cwd ? statSync(cwd, { throwIfNoEntry: false }) : undefined;
-  if (owner && owner.uid !== 0 && owner.gid !== 0) return `${owner.uid}:${owner.gid}`;
+  if (owner && owner.uid !== 0n && owner.gid !== 0n) return `${owner.uid}:${owner.gid}`;
   return defaultContainerUser;
 }
 
