@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type BigIntStats, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { type BigIntStats, chmodSync, mkdirSync, mkdtempSync, rmSync, type Stats, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -102,7 +102,8 @@ export class DockerExecutor implements Executor {
         };
       }
     }
-    const check = setup.cwdIdentity ? cwdCheck(setup.cwdIdentity) : undefined;
+    const user = containerUser(folder);
+    const check = setup.cwdIdentity ? cwdCheck(setup.cwdIdentity, user) : undefined;
     if (check && "problem" in check) return check;
     let scratch: string;
     try {
@@ -129,16 +130,8 @@ export class DockerExecutor implements Executor {
       ...setup.env,
       RUNYARD_OUTPUT: join(scratch, "output"),
     };
-    const attempt = new DockerAttempt(
-      this.options,
-      setup,
-      env,
-      files,
-      scratch,
-      cwd,
-      check,
-      containerUser(folder),
-      () => this.attempts.delete(attempt),
+    const attempt = new DockerAttempt(this.options, setup, env, files, scratch, cwd, check, user, () =>
+      this.attempts.delete(attempt),
     );
     this.attempts.add(attempt);
     return attempt;
@@ -323,13 +316,28 @@ const checkerInContainer = "/.runyard/cwd-check";
  * The step's cwd is mounted by path: the command runs first through the checker, which runs it
  * only in the folder the runner judged (held-cwd.ts). Without the checker there is no step.
  */
-function cwdCheck(identity: string): CwdCheck | { problem: string; hint: string } {
+function cwdCheck(identity: string, user: string): CwdCheck | { problem: string; hint: string } {
   const checker = nativeHelperPath("cwd-check");
-  if (!existsSync(checker)) {
+  const info = statSync(checker, { throwIfNoEntry: false });
+  if (!info) {
     return {
       problem: `cannot check the step's cwd inside its container: ${checker} is missing`,
       hint: "npm install compiles it with the machine's C compiler and static C library (Debian: build-essential); install them and run npm rebuild runyard, or give the step no cwd.",
     };
   }
+  if (!mayRun(info, user)) {
+    return {
+      problem: `cannot check the step's cwd inside its container: its user ${user} may not run ${checker} (mode ${(info.mode & 0o777).toString(8)})`,
+      hint: `Make it executable by all: chmod 755 ${checker} (npm install under a strict umask left it so; npm rebuild runyard builds it executable by all).`,
+    };
+  }
   return { mount: { source: checker, target: checkerInContainer, readOnly: true }, identity };
+}
+
+/** Whether `user` (`uid:gid`, no supplementary groups in a step's container) may execute the file `info` describes. */
+function mayRun(info: Stats, user: string): boolean {
+  const [uid, gid] = user.split(":").map(Number);
+  if (info.uid === uid) return (info.mode & 0o100) !== 0;
+  if (info.gid === gid) return (info.mode & 0o010) !== 0;
+  return (info.mode & 0o001) !== 0;
 }
