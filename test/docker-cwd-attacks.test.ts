@@ -1,8 +1,20 @@
-import { chownSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DockerEngine } from "../src/exec/docker-engine.js";
 import { tempDir } from "./helpers/cli.js";
-import { busyboxImage, requireDocker } from "./helpers/docker.js";
+import { busyboxImage, removeTestObjects, requireDocker, testLabel, testRunLabel } from "./helpers/docker.js";
 import { runEnded, runOutput, submitWorkflow, swapCommand } from "./helpers/member-runs.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { readEvents, waitForRun } from "./helpers/server.js";
@@ -25,6 +37,12 @@ afterEach(async () => {
 });
 
 const haveDocker = await requireDocker();
+/** Labels this file's images, so its cleanup removes them and nothing of another file's. */
+const run = `docker-cwd-attacks-${randomBytes(4).toString("hex")}`;
+
+afterAll(async () => {
+  if (haveDocker) await removeTestObjects(run);
+});
 
 /** A folder of the server's home, which no step sees, holding a secret. */
 function victimFolder(name: string): string {
@@ -169,4 +187,56 @@ describe.skipIf(!haveDocker)("a member's Docker step whose cwd is swapped for an
     },
     180_000,
   );
+});
+
+/** An image `FROM` the busybox test image whose Dockerfile goes on with `lines`. */
+async function memberImage(tag: string, lines: string[]): Promise<string> {
+  const context = mkdtempSync(join(tmpdir(), "runyard-member-image-"));
+  try {
+    writeFileSync(join(context, "Dockerfile"), [`FROM ${await busyboxImage()}`, ...lines, ""].join("\n"));
+    await new DockerEngine().build(context, tag, () => {}, { [testLabel]: "1", [testRunLabel]: run });
+    return tag;
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(!haveDocker)("a member's Docker step in an image of its choosing", () => {
+  it("cannot have the runner's checker mounted through the image's link into the step's cwd, making folders there as root", async () => {
+    // The image's /.runyard is a link into the step's cwd. Had the checker's mount come after the
+    // cwd's (mounts go shallowest first), the engine would follow the link into the host's
+    // folder and make what the mount needs there, as root: in a folder swapped in by then (the
+    // server's home), too. A cwd two deep, as deep as the checker's place, shows the order.
+    const cwd = up.listed;
+    chmodSync(cwd, 0o755); // the container's user (nobody: the folder is root's) works in it
+    const image = await memberImage(`runyard-test-cwd-link-${run}:1`, [
+      `RUN ["/bin/busybox", "ln", "-s", "${cwd}/made/by/engine", "/.runyard"]`,
+    ]);
+    const yaml = [
+      "version: v0.1",
+      "name: checker-link",
+      "inventory:",
+      "  hosts:",
+      `    box: {executor: docker, image: ${image}}`,
+      "steps:",
+      ...["a", "b", "c", "d"].flatMap((name) => [
+        `  - name: ${name}`,
+        "    targets: [box]",
+        "    continue_on_error: true",
+        "    action: shell.run",
+        "    args:",
+        "      shell: sh",
+        `      cwd: ${cwd}`,
+        `      script: echo "ran-${name}"`,
+      ]),
+      "",
+    ].join("\n");
+    const runId = await submitWorkflow(up.url, yaml, up.userToken);
+    const view = await waitForRun(up.url, runId, runEnded, 120_000);
+    const output = await runOutput(up.url, runId);
+    expect(existsSync(join(cwd, "made")), output).toBe(false);
+    // The steps ran, checked: the image's link leads the checker nowhere.
+    expect(view.status, output).toBe("success");
+    for (const name of ["a", "b", "c", "d"]) expect(output).toContain(`ran-${name}`);
+  }, 150_000);
 });
