@@ -309,8 +309,13 @@ interface CwdCheck {
   identity: string;
 }
 
-/** Where the checker is in every step's container: a path no image has of its own. */
-const checkerInContainer = "/.runyard/cwd-check";
+/**
+ * Where the checker is in every step's container: a path no image has of its own, one part deep.
+ * The engine mounts the shallowest targets first, so the checker's mount is made before any cwd's
+ * (whose parent a step could swap is at least two deep): an image's link at this path leads the
+ * mount into the image's own files, never through the cwd into a folder of the host.
+ */
+const checkerInContainer = "/.runyard-cwd-check";
 
 /**
  * The step's cwd is mounted by path: the command runs first through the checker, which runs it
