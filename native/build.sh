@@ -14,13 +14,14 @@ else
     "steps will be started with Node's spawn, which is slower" >&2
 fi
 if ${CC:-cc} -static -O2 -Wall -o build/egress-forward.tmp egress-forward.c 2>build/compile-egress.log; then
-  mv build/egress-forward.tmp build/egress-forward
+  # Run inside containers as a user that is not the installer: executable by all, whatever the umask.
+  chmod 755 build/egress-forward.tmp && mv build/egress-forward.tmp build/egress-forward
 else
   echo "runyard: could not compile native/egress-forward.c statically (see native/build/compile-egress.log);" \
     "sandboxed agents can have network none or open, not model-only" >&2
 fi
 if ${CC:-cc} -static -O2 -Wall -o build/cwd-check.tmp cwd-check.c 2>build/compile-cwd-check.log; then
-  mv build/cwd-check.tmp build/cwd-check
+  chmod 755 build/cwd-check.tmp && mv build/cwd-check.tmp build/cwd-check
 else
   echo "runyard: could not compile native/cwd-check.c statically (see native/build/compile-cwd-check.log);" \
     "Docker steps with a cwd will be refused" >&2

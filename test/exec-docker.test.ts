@@ -437,7 +437,7 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
       // docker-init is PID 1 of a step's container only: on the runner, PID 1 is its own init. It
       // starts the command through the checker of the worktree it mounted (native/cwd-check.c).
       const pid1 = outputOf(events, "test", "stdout");
-      expect(pid1).toMatch(/^pid 1 is \/sbin\/docker-init -- \/\.runyard\/cwd-check \d+:\d+ sh -c /);
+      expect(pid1).toMatch(/^pid 1 is \/sbin\/docker-init -- \/\.runyard-cwd-check \d+:\d+ sh -c /);
       expect(pid1.replace(/^.*? -- \S+ \S+ /, "")).toBe(
         "sh -c grep -qx hello hello.txt && echo \"pid 1 is $(cat /proc/1/cmdline | tr '\\0' ' ')\" \n",
       );

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { type BigIntStats, chmodSync, mkdirSync, mkdtempSync, rmSync, type Stats, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -85,14 +85,25 @@ export class DockerExecutor implements Executor {
     const labelled = confined ? memberImageLabelsRefusal(host, container.image, image.labels) : undefined;
     if (labelled) return notAllowed(labelled);
     let cwd: string | undefined;
+    let folder: BigIntStats | undefined;
     if (setup.cwd !== undefined) {
       cwd = resolve(setup.cwd);
+      folder = statSync(cwd, { bigint: true, throwIfNoEntry: false });
       // Docker would refuse a missing bind source with a message about mounts; say it in step terms.
-      if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
+      if (!folder?.isDirectory()) {
         return { problem: `the step's cwd ${cwd} is not a folder on the runner` };
       }
+      // The container's user is the folder's owner: the folder the runner held, not one a link
+      // swapped in since names.
+      if (setup.cwdIdentity !== undefined && `${folder.dev}:${folder.ino}` !== setup.cwdIdentity) {
+        return {
+          problem: `the step's cwd ${cwd} was swapped for another folder after the runner checked it; nothing ran`,
+          hint: "Let no other step move or replace the step's cwd while it starts.",
+        };
+      }
     }
-    const check = setup.cwdIdentity ? cwdCheck(setup.cwdIdentity) : undefined;
+    const user = containerUser(folder);
+    const check = setup.cwdIdentity ? cwdCheck(setup.cwdIdentity, user) : undefined;
     if (check && "problem" in check) return check;
     let scratch: string;
     try {
@@ -119,16 +130,8 @@ export class DockerExecutor implements Executor {
       ...setup.env,
       RUNYARD_OUTPUT: join(scratch, "output"),
     };
-    const attempt = new DockerAttempt(
-      this.options,
-      setup,
-      env,
-      files,
-      scratch,
-      cwd,
-      check,
-      containerUser(cwd),
-      () => this.attempts.delete(attempt),
+    const attempt = new DockerAttempt(this.options, setup, env, files, scratch, cwd, check, user, () =>
+      this.attempts.delete(attempt),
     );
     this.attempts.add(attempt);
     return attempt;
@@ -208,15 +211,14 @@ function removeScratch(scratch: string): void {
 
 /**
  * Who the commands run as, never root: the runner's own user when it is not root (files the step
- * writes are then the runner's); under a root runner, the owner of the step's cwd when that is not
- * root, so the step can write its workspace; else nobody (65534), who can write only the scratch
- * folder and what is writable to all.
+ * writes are then the runner's); under a root runner, the owner of the step's cwd (`owner`, the
+ * folder the runner held) when that is not root, so the step can write its workspace; else nobody
+ * (65534), who can write only the scratch folder and what is writable to all.
  */
-function containerUser(cwd: string | undefined): string {
+function containerUser(owner: BigIntStats | undefined): string {
   const uid = process.getuid?.() ?? 0;
   if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
-  const owner = cwd ? statSync(cwd, { throwIfNoEntry: false }) : undefined;
-  if (owner && owner.uid !== 0 && owner.gid !== 0) return `${owner.uid}:${owner.gid}`;
+  if (owner && owner.uid !== 0n && owner.gid !== 0n) return `${owner.uid}:${owner.gid}`;
   return defaultContainerUser;
 }
 
@@ -307,20 +309,40 @@ interface CwdCheck {
   identity: string;
 }
 
-/** Where the checker is in every step's container: a path no image has of its own. */
-const checkerInContainer = "/.runyard/cwd-check";
+/**
+ * Where the checker is in every step's container: a path no image has of its own, one part deep.
+ * The engine mounts the shallowest targets first, so the checker's mount is made before any cwd's
+ * (whose parent a step could swap is at least two deep): an image's link at this path leads the
+ * mount into the image's own files, never through the cwd into a folder of the host.
+ */
+const checkerInContainer = "/.runyard-cwd-check";
 
 /**
  * The step's cwd is mounted by path: the command runs first through the checker, which runs it
  * only in the folder the runner judged (held-cwd.ts). Without the checker there is no step.
  */
-function cwdCheck(identity: string): CwdCheck | { problem: string; hint: string } {
+function cwdCheck(identity: string, user: string): CwdCheck | { problem: string; hint: string } {
   const checker = nativeHelperPath("cwd-check");
-  if (!existsSync(checker)) {
+  const info = statSync(checker, { throwIfNoEntry: false });
+  if (!info) {
     return {
       problem: `cannot check the step's cwd inside its container: ${checker} is missing`,
       hint: "npm install compiles it with the machine's C compiler and static C library (Debian: build-essential); install them and run npm rebuild runyard, or give the step no cwd.",
     };
   }
+  if (!mayRun(info, user)) {
+    return {
+      problem: `cannot check the step's cwd inside its container: its user ${user} may not run ${checker} (mode ${(info.mode & 0o777).toString(8)})`,
+      hint: `Make it executable by all: chmod 755 ${checker} (npm install under a strict umask left it so; npm rebuild runyard builds it executable by all).`,
+    };
+  }
   return { mount: { source: checker, target: checkerInContainer, readOnly: true }, identity };
+}
+
+/** Whether `user` (`uid:gid`, no supplementary groups in a step's container) may execute the file `info` describes. */
+function mayRun(info: Stats, user: string): boolean {
+  const [uid, gid] = user.split(":").map(Number);
+  if (info.uid === uid) return (info.mode & 0o100) !== 0;
+  if (info.gid === gid) return (info.mode & 0o010) !== 0;
+  return (info.mode & 0o001) !== 0;
 }

@@ -1,5 +1,4 @@
 import { closeSync, constants, fstatSync, openSync, readlinkSync } from "node:fs";
-import { realPath } from "./sandbox.js";
 
 /**
  * A command's folder as the runner checked it: its real path and its identity (device and
@@ -11,27 +10,50 @@ import { realPath } from "./sandbox.js";
  */
 export interface HeldCwd {
   path: string;
-  identity?: string;
+  identity: string;
 }
 
-export function holdCwd(requested: string): HeldCwd {
+/**
+ * The folder `requested` names, held; or why it cannot be, and then nothing may mount it: a
+ * folder judged by path alone could be swapped for a link to a hidden one before the mount, and
+ * nothing would check inside. A folder whose real path is too long for the kernel to name (a
+ * link leading deep into nested folders) is one the runner can open but not judge.
+ */
+export function holdCwd(requested: string): HeldCwd | { problem: string } {
   let fd: number;
   try {
     fd = openSync(requested, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
-  } catch {
-    // Missing or not a folder: judged by path as before, and refused or reported there.
-    return { path: realPath(requested) };
+  } catch (error) {
+    return { problem: cwdProblem(requested, error as NodeJS.ErrnoException) };
   }
   try {
     const path = readlinkSync(`/proc/self/fd/${fd}`);
     const info = fstatSync(fd, { bigint: true });
     return { path, identity: `${info.dev}:${info.ino}` };
-  } catch {
-    return { path: realPath(requested) };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return {
+      problem:
+        code === "ENAMETOOLONG"
+          ? `cwd "${requested}" leads to a folder whose real path is longer than the system can name (4096 bytes)`
+          : `cannot read where cwd "${requested}" leads: ${(error as Error).message}`,
+    };
   } finally {
     closeSync(fd);
   }
 }
+
+function cwdProblem(requested: string, error: NodeJS.ErrnoException): string {
+  if (error.code === "ENOENT") return `cwd "${requested}" does not exist`;
+  if (error.code === "ENOTDIR") return `cwd "${requested}" is not a folder`;
+  if (error.code === "ENAMETOOLONG")
+    return `cwd "${requested}" is longer than the system can name (4096 bytes)`;
+  return `cannot open cwd "${requested}": ${error.message}`;
+}
+
+/** What to do about a cwd `holdCwd` refused. */
+export const heldCwdHint =
+  "Name an existing folder as the step's cwd, by a path (links resolved) shorter than 4096 bytes, and let no other step remove it or swap it for a file while this one starts.";
 
 /**
  * `argv` run inside the sandbox only when the folder it starts in has `identity`; otherwise it

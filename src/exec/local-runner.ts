@@ -7,7 +7,7 @@ import type {
   StepOutputSink,
   StepRunner,
 } from "../core/step-attempt.js";
-import { holdCwd } from "./held-cwd.js";
+import { heldCwdHint, holdCwd } from "./held-cwd.js";
 import type { SandboxNetwork } from "./sandbox-network.js";
 import { runStepAttempt } from "./step-attempt.js";
 import type { ExecExposure, Executor } from "./types.js";
@@ -102,6 +102,9 @@ export class LocalStepRunner implements StepRunner {
     // A container's cwd is judged, mounted and checked inside as the folder one descriptor names:
     // a step beside it could swap the path for a link between the check and the mount.
     const held = request.container && request.cwd !== undefined ? holdCwd(request.cwd) : undefined;
+    if (held && "problem" in held) {
+      return attemptEndedEarly("failed", errorInfo("SPAWN_FAILED", held.problem, heldCwdHint));
+    }
     const cwdRefusal =
       request.cwd === undefined || onCluster
         ? undefined
@@ -182,7 +185,7 @@ export class LocalStepRunner implements StepRunner {
     try {
       return await runStepAttempt(executor, held ? { ...request, cwd: held.path } : request, {
         ...attemptOptions,
-        ...(held?.identity ? { cwdIdentity: held.identity } : {}),
+        ...(held ? { cwdIdentity: held.identity } : {}),
       });
     } finally {
       executor.close();

@@ -26,6 +26,7 @@ export class SandboxLauncher implements ProcessLauncher {
     if (!program) return this.launcher.run(request);
     // Judged and bound by where it leads: a step could make a link to a hidden folder and name it as the cwd of the next.
     const held = holdCwd(request.cwd ?? process.cwd());
+    if ("problem" in held) return notStarted(startedAt, "failed", held.problem);
     const cwd = held.path;
     const exposure = { ...request.exposure, cwd, home: request.env.HOME };
     const refusal = this.sandbox.refusal(exposure);
@@ -36,10 +37,7 @@ export class SandboxLauncher implements ProcessLauncher {
     const entered = await exposure.runSandbox?.run({ ...request, cwd }, this.launcher);
     if (entered) return entered;
     // Mounted by path: checked inside to be the folder judged here (held-cwd.ts).
-    const argv = this.sandbox.command(
-      held.identity ? cwdCheckArgv(request.argv, held.identity) : request.argv,
-      exposure,
-    );
+    const argv = this.sandbox.command(cwdCheckArgv(request.argv, held.identity), exposure);
     const limit = this.sandbox.options.pids;
     if (!limit) return this.launcher.run({ ...request, cwd, argv });
     // A sandbox of its own is held to the run's limit too, in a cgroup of its own: a shell on the
