@@ -233,4 +233,37 @@ describe.skipIf(!haveDocker)("a member's Docker step in an image of its choosing
     expect(events.filter((event) => event.type === "step.finished")).toHaveLength(steps.length);
     expect(readdirSync(cwd), output).toEqual([]);
   }, 150_000);
+
+  it("cannot have the image's HEALTHCHECK run a second command in the step's folder", async () => {
+    // A HEALTHCHECK starts in the container's working folder (the step's cwd) beside the step's
+    // command and without the checker; a step's container runs none.
+    const cwd = join(up.listed, "health");
+    mkdirSync(cwd);
+    chmodSync(cwd, 0o777);
+    const image = await memberImage(`runyard-test-healthcheck-${run}:1`, [
+      'HEALTHCHECK --interval=100ms --start-period=1ms --timeout=1s CMD ["/bin/busybox", "touch", "health-ran"]',
+    ]);
+    const yaml = [
+      "version: v0.1",
+      "name: healthcheck",
+      "inventory:",
+      "  hosts:",
+      `    box: {executor: docker, image: ${image}}`,
+      "steps:",
+      "  - name: wait",
+      "    targets: [box]",
+      "    action: shell.run",
+      "    args:",
+      "      shell: sh",
+      `      cwd: ${cwd}`,
+      "      script: sleep 2; echo waited",
+      "",
+    ].join("\n");
+    const runId = await submitWorkflow(up.url, yaml, up.userToken);
+    const view = await waitForRun(up.url, runId, runEnded, 120_000);
+    const output = await runOutput(up.url, runId);
+    expect(view.status, output).toBe("success");
+    expect(output).toContain("waited");
+    expect(readdirSync(cwd)).toEqual([]);
+  }, 150_000);
 });

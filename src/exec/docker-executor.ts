@@ -261,7 +261,9 @@ class DockerAttempt implements ExecAttempt {
       mounts,
       ...(this.cwd ? { workingDir: this.cwd } : {}),
     });
-    return this.running.run(spec, {
+    // An image's HEALTHCHECK is a second command that starts in the cwd without the checker:
+    // a step's container runs its command and nothing else.
+    return this.running.run({ ...spec, Healthcheck: { Test: ["NONE"] } }, {
       onOutput: command.onOutput,
       signal: this.setup.signal,
       timeoutMs: command.timeoutMs,
