@@ -263,13 +263,16 @@ class DockerAttempt implements ExecAttempt {
     });
     // An image's HEALTHCHECK is a second command that starts in the cwd without the checker:
     // a step's container runs its command and nothing else.
-    return this.running.run({ ...spec, Healthcheck: { Test: ["NONE"] } }, {
-      onOutput: command.onOutput,
-      signal: this.setup.signal,
-      timeoutMs: command.timeoutMs,
-      killGraceMs: this.setup.limits.killGraceMs,
-      oomHint: "raise the host's memory",
-    });
+    return this.running.run(
+      { ...spec, Healthcheck: { Test: ["NONE"] } },
+      {
+        onOutput: command.onOutput,
+        signal: this.setup.signal,
+        timeoutMs: command.timeoutMs,
+        killGraceMs: this.setup.limits.killGraceMs,
+        oomHint: "raise the host's memory",
+      },
+    );
   }
 
   outputFileChanged(): string | undefined {
