@@ -35,15 +35,16 @@ COPY package.json package-lock.json ./
 RUN npm install --ignore-scripts --no-audit --no-fund
 COPY . .
 # npm's install scripts (better-sqlite3's binding, then runyard's own `install`, which compiles
-# the fork-server), tsc into dist/, then only the production dependencies are kept.
+# the fork-server and the static helpers: the Docker steps' cwd checker, the sandboxed agents'
+# egress forwarder), tsc into dist/, then only the production dependencies are kept.
 RUN npm rebuild --no-audit --no-fund \
   && npm run install \
   && npm run build \
   && npm prune --omit=dev --no-audit --no-fund \
-  && test -x native/build/fork-server \
+  && test -x native/build/fork-server -a -x native/build/cwd-check -a -x native/build/egress-forward \
   && mkdir -p /opt/runyard/native/build \
   && cp -R package.json bin dist examples node_modules /opt/runyard/ \
-  && cp native/build/fork-server /opt/runyard/native/build/ \
+  && cp native/build/fork-server native/build/cwd-check native/build/egress-forward /opt/runyard/native/build/ \
   && node /opt/runyard/bin/runyard.js --version
 
 FROM ${NODE_IMAGE} AS runtime

@@ -48,7 +48,7 @@ export async function composeCommand(docker: string): Promise<string[] | undefin
  * two stages replaced by images made here, because nothing can be pulled or compiled in a
  * container on runyard's machines: the runtime stage by the host's node, bash and tini
  * (base-images.ts), the build stage by an image holding this checkout's already built package
- * (dist/, the fork-server, the production dependencies) at /opt/runyard, laid out as the build
+ * (dist/, the native helpers, the production dependencies) at /opt/runyard, laid out as the build
  * stage lays it out. Both images carry the test run's label.
  */
 export async function buildRunyardImage(
@@ -72,7 +72,8 @@ async function buildPrebuiltApp(docker: string, run: string, tag: string): Promi
     for (const entry of ["package.json", "bin", "dist", "examples"]) {
       cpSync(join(repoRoot, entry), join(app, entry), { recursive: true });
     }
-    cpSync(join(repoRoot, "native/build/fork-server"), join(app, "native/build/fork-server"));
+    for (const helper of ["fork-server", "cwd-check", "egress-forward"])
+      cpSync(join(repoRoot, "native/build", helper), join(app, "native/build", helper));
     for (const dependency of productionDependencies()) {
       cpSync(join(repoRoot, dependency), join(app, dependency), { recursive: true, dereference: true });
     }
