@@ -184,9 +184,10 @@ export interface FleetRepo {
   cancelRequestedRuns(replicaId: string): Promise<string[]>;
 }
 
-export function fleetRepo(ctx: StoreContext): FleetRepo {
+/** `heartbeats`: the context of the heartbeat's own connection, where the store has one. */
+export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): FleetRepo {
   return {
-    heartbeat: (input, opts) => heartbeatReplica(ctx, input, opts),
+    heartbeat: (input, opts) => heartbeatReplica(heartbeats, input, opts),
     listReplicas: () => listReplicas(ctx),
     removeReplicas: (opts) => removeReplicas(ctx, opts),
     adoptRuns: (replicaId, opts) => adoptRuns(ctx, replicaId, opts),

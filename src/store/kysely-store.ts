@@ -48,6 +48,12 @@ export interface KyselyStoreOptions {
   secretKey?: string;
   /** When the database was last found unreachable (PostgreSQL's connections keep it); default never. */
   outages?: StoreOutages;
+  /**
+   * A connection of its own for this replica's heartbeat (PostgreSQL): a pool busy with runs
+   * (a replica recovering them as it starts, a burst of events) would hold up the one write that
+   * tells the fleet this replica is alive, and the fleet would fence it. The store owns it.
+   */
+  heartbeatDb?: Kysely<Database>;
 }
 
 /**
@@ -65,9 +71,14 @@ export async function createKyselyStore(
     await checkSecretKey(db, cipher);
   } catch (error) {
     await db.destroy();
+    await opts.heartbeatDb?.destroy();
     throw error;
   }
-  return storeOver({ db, dialect, now: opts.now ?? (() => new Date()), cipher }, opts.outages ?? neverLost);
+  return storeOver(
+    { db, dialect, now: opts.now ?? (() => new Date()), cipher },
+    opts.outages ?? neverLost,
+    opts.heartbeatDb,
+  );
 }
 
 /**
@@ -108,7 +119,7 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
 }
 
 /** The one place the repositories are put together; they share the context and nothing else. */
-function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
+function storeOver(ctx: StoreContext, outages: StoreOutages, heartbeatDb?: Kysely<Database>): Store {
   let closed = false;
   return {
     runs: runsRepo(ctx),
@@ -131,7 +142,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
     artifacts: artifactsRepo(ctx),
     audit: auditRepo(ctx),
     approvals: approvalsRepo(ctx),
-    fleet: fleetRepo(ctx),
+    fleet: fleetRepo(ctx, heartbeatDb ? { ...ctx, db: heartbeatDb } : ctx),
     concurrency: concurrencySlotsRepo(ctx),
     hooks: hooksRepo(ctx),
     idempotencyKeys: idempotencyKeysRepo(ctx),
@@ -146,6 +157,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages): Store {
       if (closed) return;
       closed = true;
       await ctx.db.destroy();
+      await heartbeatDb?.destroy();
     },
   };
 }

@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { createTestDatabase } from "../../test/helpers/postgres.js";
 import { migrations } from "./migrations/index.js";
 import { connectPostgres, openPostgresStore } from "./postgres.js";
@@ -70,6 +70,41 @@ describe.skipIf(!adminUrl)("openPostgresStore", () => {
       hint: expect.stringContaining("RUNYARD_DATABASE_URL"),
     });
     expect((error as Error).message).not.toContain("hunter2");
+  });
+});
+
+describe.skipIf(!adminUrl)("a replica's heartbeat on PostgreSQL", () => {
+  it("is written while every pooled connection waits: it has a connection of its own", async () => {
+    const url = await createTestDatabase(adminUrl);
+    const store = await openPostgresStore(url, { poolSize: 1 });
+    opened.push(store);
+    const replica = { id: "busy", hostname: "h", url: null, version: "test" };
+    await store.fleet.heartbeat(replica);
+    // The pool's one connection waits on a lock another session holds (a busy database).
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await locker.query("begin; lock table runs in access exclusive mode");
+      let listed = false;
+      const waiting = store.runs.listByStatus(["running"]).then(() => {
+        listed = true;
+      });
+      await vi.waitFor(
+        async () => {
+          const { rows } = await locker.query<{ n: number }>(
+            "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+          );
+          if (rows[0]?.n !== 1) throw new Error("the store's read is not waiting yet");
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      expect(await store.fleet.heartbeat(replica, { ifPresent: true })).toBe(true);
+      expect(listed).toBe(false);
+      await locker.query("commit");
+      await waiting;
+    } finally {
+      await locker.end();
+    }
   });
 });
 

@@ -28,10 +28,13 @@ export interface PostgresStoreOptions {
  */
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<Store> {
   const outages = new OutageClock();
-  return createKyselyStore(await connectPostgres(url, { ...opts, outages }), postgresDialect, {
-    ...opts,
-    outages,
+  const db = await connectPostgres(url, { ...opts, outages });
+  // The replica's heartbeat on a connection of its own (KyselyStoreOptions.heartbeatDb).
+  const heartbeatDb = await connectPostgres(url, { ...opts, poolSize: 1, outages }).catch(async (error) => {
+    await db.destroy();
+    throw error;
   });
+  return createKyselyStore(db, postgresDialect, { ...opts, outages, heartbeatDb });
 }
 
 /**

@@ -45,6 +45,8 @@ export class Replica {
   private timer: NodeJS.Timeout | undefined;
   /** The heartbeat in flight, if any: a tick that finds one still running is skipped, not queued. */
   private beating: Promise<void> | undefined;
+  /** The lead's check and the leader's removals in flight, if any (as `beating`). */
+  private steering: Promise<void> | undefined;
   /** The leader's rounds in flight, if any: they never hold up the heartbeat. */
   private leadingRounds: Promise<void> | undefined;
   private readonly rounds: LeaderRound[] = [];
@@ -113,12 +115,23 @@ export class Replica {
   private startTimer(): void {
     if (this.timer || this.fenced) return;
     this.timer = setInterval(() => {
-      if (this.beating) return;
-      this.beating = this.beat()
-        .catch((error: unknown) => this.logger.error({ err: error }, "replica heartbeat failed"))
-        .finally(() => {
-          this.beating = undefined;
-        });
+      // The write and the fleet's work each skip a tick while their last one is in flight, and
+      // never wait for each other: the lead's queries share the fleet link with every message,
+      // and a heartbeat held up behind them would have the fleet presume this replica dead.
+      if (!this.beating) {
+        this.beating = this.beat()
+          .catch((error: unknown) => this.logger.error({ err: error }, "replica heartbeat failed"))
+          .finally(() => {
+            this.beating = undefined;
+          });
+      }
+      if (this.serving && !this.steering && !this.fenced) {
+        this.steering = this.steer()
+          .catch((error: unknown) => this.logger.error({ err: error }, "replica's fleet round failed"))
+          .finally(() => {
+            this.steering = undefined;
+          });
+      }
     }, this.timings.heartbeatMs);
     // A server whose start fails after joining exits: its heartbeat keeps nothing alive.
     this.timer.unref();
@@ -144,9 +157,12 @@ export class Replica {
       { id: this.id, hostname: hostname(), ...this.describe() },
       { ifPresent: true },
     );
-    if (!alive) return this.fence("its row is gone from the replicas table");
     this.noteSlowBeat(writing);
-    if (!this.serving) return;
+    if (!alive) this.fence("its row is gone from the replicas table");
+  }
+
+  /** Competes for the lead; the leader removes silent replicas and does its rounds. */
+  private async steer(): Promise<void> {
     const was = this.leading;
     this.leading = await this.link.lead();
     if (this.leading && !was) this.logger.info({ replica: this.id }, "leading the fleet");
@@ -274,6 +290,7 @@ export class Replica {
   async stop(leave: boolean): Promise<void> {
     this.stopTimer();
     await this.beating;
+    await this.steering;
     await this.leadingRounds;
     if (leave) await this.store.fleet.removeReplicas({ only: this.id }).catch(() => undefined);
     this.leading = false;
