@@ -4,8 +4,12 @@ import { until } from "../helpers/processes.js";
 import { adminToken, fastTimings, freePort, type Proc, startCli } from "../helpers/server.js";
 import { type ProcessInfo, processTree, stillRunning } from "./process-tree.js";
 
-/** Replicas presume one another dead after 2 s of silence (as in test/replicas.test.ts). */
-const replicaTimings = { RUNYARD_REPLICA_HEARTBEAT_MS: "300", RUNYARD_REPLICA_LEASE_MS: "2000" };
+/**
+ * Replicas presume one another dead after 4 s of silence: a kill every 5 s is adopted before the
+ * next, and a replica starved on a busy 2-core machine (heartbeat writes of 2 s were seen) is not
+ * fenced for it.
+ */
+const replicaTimings = { RUNYARD_REPLICA_HEARTBEAT_MS: "400", RUNYARD_REPLICA_LEASE_MS: "4000" };
 const secretKey = "soak-test-secret-key-0123456789abcdefgh";
 /** How long what a killed process started may outlive it before the soak calls it left behind. */
 const leftoverDeadlineMs = 10_000;
