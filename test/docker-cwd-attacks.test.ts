@@ -7,7 +7,7 @@ import { DockerEngine } from "../src/exec/docker-engine.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, removeTestObjects, requireDocker, testLabel, testRunLabel } from "./helpers/docker.js";
 import { runEnded, runOutput, submitWorkflow, swapCommand } from "./helpers/member-runs.js";
-import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { type SandboxedUp, startListedUp } from "./helpers/sandboxed-up.js";
 import { readEvents, waitForRun } from "./helpers/server.js";
 
 /**
@@ -19,8 +19,8 @@ import { readEvents, waitForRun } from "./helpers/server.js";
 let up: SandboxedUp & { listed: string };
 
 beforeEach(async () => {
-  const listed = tempDir("runyard-listed-");
-  up = { ...(await startSandboxedUp({ RUNYARD_STEP_CWD_ROOTS: listed })), listed };
+  // `up` runs in a folder of its own (its runner's working folder) and lists one more root.
+  up = await startListedUp();
 });
 
 afterEach(async () => {
@@ -137,6 +137,23 @@ async function deepLinkRace(readerHost: "box" | "local", readers: number, second
 }
 
 describe.skipIf(!haveDocker)("a member's Docker step whose cwd is swapped as its container starts", () => {
+  it("cannot have its container mount a hidden folder: the checker runs nothing in another folder", async () => {
+    const victim = victimFolder("victim-docker-cwd");
+    const parent = join(up.listed, "docker-cwd-race");
+    mkdirSync(join(parent, "x"), { recursive: true });
+    const image = await busyboxImage();
+    const yaml = raceWorkflow({ image, parent, victim, prepare: [], readers: 8, seconds: 8 });
+    const runId = await submitWorkflow(up.url, yaml, up.userToken);
+    const view = await waitForRun(up.url, runId, runEnded, 150_000);
+    const output = await runOutput(up.url, runId);
+    const text = JSON.stringify(await readEvents(up.url, runId));
+    // The attack was real: the swapper exchanged them many times while the containers started.
+    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+    expect(text).not.toContain("LEAKED");
+    expect(text).not.toContain("server-secret");
+    expect(readdirSync(victim)).toEqual(["secret"]);
+  }, 180_000);
+
   it("cannot mount a hidden folder through a cwd whose real path is too long for the runner to name", async () => {
     await deepLinkRace("box", 12, 15);
   }, 180_000);

@@ -34,3 +34,9 @@ export async function startSandboxedUp(env: Record<string, string> = {}): Promis
   if (created.code !== 0) throw new Error(`token create failed: ${created.stderr}`);
   return { proc, url, home, work, userToken: created.stdout.trim() };
 }
+
+/** A sandboxed `up` whose runner also lists `listed` (a folder of its own) in its step_cwd_roots. */
+export async function startListedUp(): Promise<SandboxedUp & { listed: string }> {
+  const listed = tempDir("runyard-listed-");
+  return { ...(await startSandboxedUp({ RUNYARD_STEP_CWD_ROOTS: listed })), listed };
+}
