@@ -299,6 +299,8 @@ describe.skipIf(!claude)("claude code and a refused key", () => {
 
 /** How long a refused key may take to end a run, start-up of the CLI and the runner included. */
 const AUTH_DEADLINE_MS = 15_000;
+/** OpenCode starts slower than the others (4 to 9 s idle, more under load). */
+const OPENCODE_AUTH_DEADLINE_MS = 30_000;
 
 async function refusedRun(agent: string, group: string, more: Record<string, unknown> = {}) {
   const started = Date.now();
@@ -333,9 +335,11 @@ describe.skipIf(!opencode)("opencode as its user configured it", () => {
     const run = await refusedRun("opencode", group);
     expect(run.status).toBe("failed");
     expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_AUTH");
-    expect(run.tookMs).toBeLessThan(AUTH_DEADLINE_MS);
+    // OpenCode's start-up alone took 15 s on a loaded 2-core machine: what shows the 401 was not
+    // retried is that the turn's own call (the one with tools, not the title's) came once.
+    expect(run.tookMs).toBeLessThan(OPENCODE_AUTH_DEADLINE_MS);
     const asked = gateway.requests.filter((r) => r.path === "/v1/chat/completions");
-    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.filter((r) => (r.body as { tools?: unknown[] }).tools?.length)).toHaveLength(1);
     expect(asked[0]!.headers.authorization).toBe("Bearer sk-corp-key");
     expect(asked[0]!.body).toMatchObject({ model: "corp-coder" });
   }, 60_000);
