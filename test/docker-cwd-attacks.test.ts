@@ -103,6 +103,23 @@ function raceWorkflow(options: {
 }
 
 /**
+ * Runs a race workflow as the member and checks it held: the swapper really swapped, no reader
+ * read the victim's secret or made a file there. The run's events as text, for more checks.
+ */
+async function raceHeld(yaml: string, victim: string): Promise<string> {
+  const runId = await submitWorkflow(up.url, yaml, up.userToken);
+  const view = await waitForRun(up.url, runId, runEnded, 150_000);
+  const output = await runOutput(up.url, runId);
+  const text = JSON.stringify(await readEvents(up.url, runId));
+  // The attack was real: the swapper exchanged them many times while the readers started.
+  expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
+  expect(text).not.toContain("LEAKED");
+  expect(text).not.toContain("server-secret");
+  expect(readdirSync(victim)).toEqual(["secret"]);
+  return text;
+}
+
+/**
  * `x` leads, through two links, to a folder of the member's nested deeper than the longest path
  * the kernel names (4096 bytes): the runner can open it but not read its real path back, and its
  * links cannot be resolved into one path either, so it cannot be judged or identified. `x` is
@@ -123,15 +140,7 @@ async function deepLinkRace(readerHost: "box" | "local", readers: number, second
   ];
   const image = readerHost === "box" ? await busyboxImage() : undefined;
   const yaml = raceWorkflow({ image, parent, victim, prepare, readers, seconds, readerHost });
-  const runId = await submitWorkflow(up.url, yaml, up.userToken);
-  const view = await waitForRun(up.url, runId, runEnded, 150_000);
-  const output = await runOutput(up.url, runId);
-  const text = JSON.stringify(await readEvents(up.url, runId));
-  // The attack was real: the swapper exchanged them many times while the readers started.
-  expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
-  expect(text).not.toContain("LEAKED");
-  expect(text).not.toContain("server-secret");
-  expect(readdirSync(victim)).toEqual(["secret"]);
+  const text = await raceHeld(yaml, victim);
   // A reader that found `x` leading deep was refused, saying why.
   expect(text).toContain("leads to a folder whose real path is longer than the system can name");
 }
@@ -143,15 +152,7 @@ describe.skipIf(!haveDocker)("a member's Docker step whose cwd is swapped as its
     mkdirSync(join(parent, "x"), { recursive: true });
     const image = await busyboxImage();
     const yaml = raceWorkflow({ image, parent, victim, prepare: [], readers: 8, seconds: 8 });
-    const runId = await submitWorkflow(up.url, yaml, up.userToken);
-    const view = await waitForRun(up.url, runId, runEnded, 150_000);
-    const output = await runOutput(up.url, runId);
-    const text = JSON.stringify(await readEvents(up.url, runId));
-    // The attack was real: the swapper exchanged them many times while the containers started.
-    expect(Number(/swaps=(\d+)/.exec(output)?.[1] ?? 0), JSON.stringify(view)).toBeGreaterThan(1000);
-    expect(text).not.toContain("LEAKED");
-    expect(text).not.toContain("server-secret");
-    expect(readdirSync(victim)).toEqual(["secret"]);
+    await raceHeld(yaml, victim);
   }, 180_000);
 
   it("cannot mount a hidden folder through a cwd whose real path is too long for the runner to name", async () => {
