@@ -48,13 +48,15 @@ export function startKillSchedule(options: {
       next = Date.now() + options.everyMs;
       const pid = victim.proc().child.pid;
       const { killedAt, left } = await victim.kill();
-      kills.push({ member: victim.name, kind: victim.kind, at: killedAt });
+      const kill: Kill = { member: victim.name, kind: victim.kind, at: killedAt, nextLifeFrom: Infinity };
+      kills.push(kill);
       note(`kill -9 ${victim.name} (pid ${pid}) at ${new Date(killedAt).toISOString()}`);
       if (left.length > 0) {
         anomalies.push(
           `${victim.name} killed -9 at ${new Date(killedAt).toISOString()}: ${left.length} process(es) it had started still ran 10 s later: ${left.map((each) => `${each.pid} ${each.command}`).join("; ")}`,
         );
       }
+      kill.nextLifeFrom = Date.now();
       if (!(await restart(victim, note, anomalies))) on = false;
     }
   })();

@@ -19,6 +19,13 @@ export interface Kill {
   member: string;
   kind: MemberKind;
   at: number;
+  /**
+   * When the member's next life began to start (epoch ms; Infinity when it never did). Until then
+   * the member had no process of its own, so a step that began on it in between was handed over
+   * by the killed life (its fork-server had the request in hand, and bwrap took a while on a
+   * loaded machine: 273 ms has been seen) and is the kill's to stop.
+   */
+  nextLifeFrom: number;
 }
 
 /** A job as the store holds it: which runner the server handed it to, and when it was made. */
@@ -28,16 +35,11 @@ export interface StoredJob {
   createdAt: number;
 }
 
-/**
- * A step may still begin on a runner a moment after the signal went (its fork-server had the
- * request in hand); the runner's next life takes seconds to start, so this cannot mistake it.
- */
-const killSlackMs = 100;
 /** A job handed to a runner that died just before (the server had not seen its socket close yet). */
 const handedToTheDeadMs = 5000;
 
 function killed(kills: readonly Kill[], runner: string, from: number, to: number): Kill | undefined {
-  return kills.find((kill) => kill.member === runner && kill.at + killSlackMs >= from && kill.at <= to);
+  return kills.find((kill) => kill.member === runner && kill.nextLifeFrom >= from && kill.at <= to);
 }
 
 export interface VerdictInput {
@@ -228,6 +230,15 @@ function checkAttempts(
     if (stopped === undefined) {
       say(
         `step ${step} attempt ${attempt.token} on ${attempt.runner} (pid ${attempt.pid}) stopped after line ${attempt.printed} without reaching its end, and ${attempt.runner} was not killed`,
+      );
+    }
+    const orphaned = kills.find(
+      (kill) =>
+        kill.member === attempt.runner && kill.at < attempt.beganAt && attempt.beganAt <= kill.nextLifeFrom,
+    );
+    if (orphaned && attempt.end) {
+      say(
+        `step ${step} attempt ${attempt.token} began on ${attempt.runner} ${attempt.beganAt - orphaned.at} ms after it was killed and still ran to its end (exit ${attempt.end.code}): the killed runner's helper did not stop it`,
       );
     }
     const next = attempts[index + 1];
