@@ -81,7 +81,12 @@ describe("openToAll", () => {
         expect(opened, `round ${round}`).toEqual([]);
       }
     } finally {
-      swapper.kill("SIGKILL");
+      // Gone before the folder is removed: a swapper still renaming would make that fail.
+      const exited = new Promise((resolve) => swapper.once("exit", resolve));
+      if (swapper.exitCode === null && swapper.signalCode === null) {
+        swapper.kill("SIGKILL");
+        await exited;
+      }
     }
   }, 120_000);
 
