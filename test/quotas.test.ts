@@ -134,6 +134,19 @@ describe("quotas", () => {
     await expectAccepted(await addUser("cy", "globex"));
   });
 
+  it("still counts a user's runs submitted through a token they revoked since", async () => {
+    await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
+    const ann = await addUser("ann", "acme");
+    const first = await call("POST", "/api/tokens", ann, { kind: "user", name: "laptop" });
+    expect(first.status).toBe(201);
+    await expectAccepted(first.body.token);
+    // Revoking the token that made the queued run does not hand ann a fresh quota.
+    expect((await call("DELETE", `/api/tokens/${first.body.id}`, ann)).status).toBe(200);
+    const second = await call("POST", "/api/tokens", ann, { kind: "user", name: "laptop-2" });
+    await expectRefused(second.body.token, "user ann has 1 of 1 queued runs", "quotas.users.ann");
+    await expectRefused(ann, "user ann has 1 of 1 queued runs", "quotas.users.ann");
+  });
+
   it("defaults apply to every tenant and user without its own limit; the hint names both keys", async () => {
     await start({ defaultMaxQueuedRuns: 1, quotas: { tenants: { acme: { max_queued_runs: 2 } } } });
     const other = await makeToken(server, "user", { tenant_id: "other" });

@@ -95,10 +95,8 @@ export class Quotas {
         `user ${username}`,
         `quotas.users.${username}`,
         (limit) => limits?.[limit],
-        async () => {
-          const tokens = await this.store.tokens.list({ userId });
-          return this.store.runs.countActive({ createdBy: [userId, ...tokens.map((token) => token.id)] });
-        },
+        // Through any of their tokens, a revoked one too.
+        () => this.store.runs.countActive({ user: userId }),
       );
     }
   }

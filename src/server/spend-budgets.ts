@@ -16,6 +16,12 @@ import type { AgentUsageSum, BudgetScope, SpendReservation, SpendView, Store } f
 export interface SpendOwner {
   tenantId: string | null;
   createdBy: string | null;
+  /**
+   * The user behind `createdBy` as the run keeps it (`created_by_user`; null: a token of no
+   * user), so a token revoked after the submit leaves the spend that user's; looked up from
+   * `createdBy` when absent (a submit not stored yet).
+   */
+  createdByUser?: string | null;
 }
 
 /** One budget that applies to a turn, with what its period has spent so far. */
@@ -114,7 +120,7 @@ export class SpendBudgets {
     if (owner.tenantId !== null) {
       out.push(...(await this.standingsOf("tenant", owner.tenantId, { tenantId: owner.tenantId }, now)));
     }
-    const user = await this.userOf(owner.createdBy);
+    const user = await this.userOf(owner);
     if (user) out.push(...(await this.standingsOf("user", user.username, { userId: user.id }, now)));
     return out;
   }
@@ -179,7 +185,7 @@ export class SpendBudgets {
     owner: SpendOwner,
     turn: { runId: string; estimate_usd?: number; ttl_ms: number },
   ): Promise<TurnReservation | undefined> {
-    const user = await this.userOf(owner.createdBy);
+    const user = await this.userOf(owner);
     const subjects = {
       ...(owner.tenantId !== null ? { tenantId: owner.tenantId } : {}),
       ...(user ? { userId: user.id } : {}),
@@ -227,10 +233,12 @@ export class SpendBudgets {
     };
   }
 
-  private async userOf(createdBy: string | null): Promise<{ id: string; username: string } | undefined> {
-    if (createdBy === null) return undefined;
-    const token = await this.store.tokens.get(createdBy);
-    const userId = token ? token.user_id : createdBy;
+  private async userOf(owner: SpendOwner): Promise<{ id: string; username: string } | undefined> {
+    const { createdBy } = owner;
+    let userId: string | null;
+    if (owner.createdByUser !== undefined) userId = owner.createdByUser;
+    else if (createdBy === null) return undefined;
+    else userId = (await this.store.tokens.get(createdBy))?.user_id ?? createdBy;
     if (userId === null) return undefined;
     const user = await this.store.users.get(userId);
     return user ? { id: user.id, username: user.username } : undefined;

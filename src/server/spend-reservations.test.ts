@@ -129,6 +129,38 @@ describe.each(storeBackends)("spend held by running turns on $name", (backend) =
     expect(next?.left_usd).toBe(2);
   });
 
+  it("keeps a user's budget on their run after the token that submitted it is revoked", async () => {
+    await store.budgets.clear("tenant", "acme");
+    const ana = await store.users.create({
+      username: "ana",
+      role: "member",
+      tenant_id: "acme",
+      password_hash: "x",
+    });
+    await store.budgets.set("user", "ana", { usd_per_day: 3, usd_per_month: null, updated_by: null });
+    const token = await store.tokens.create({
+      kind: "user",
+      name: "ana's",
+      tenant_id: "acme",
+      user_id: ana.id,
+    });
+    const run = await store.runs.create({
+      kind: "agent",
+      name: "t",
+      tenant_id: "acme",
+      created_by: token.record.id,
+      created_by_user: ana.id,
+    });
+    await store.tokens.revoke(token.record.id);
+    // Spent after the revocation, and still ana's: $2.5 of her $3.
+    await spend(run.id, 2.5);
+    expect((await store.agentUsage.sum({ userId: ana.id })).map((sum) => sum.reported_usd)).toEqual([2.5]);
+    const runOwner = { tenantId: "acme", createdBy: token.record.id, createdByUser: ana.id };
+    const held = await new SpendBudgets(store).reserveTurn(runOwner, { runId: run.id, ttl_ms: 60_000 });
+    expect(held?.left_usd).toBeCloseTo(0.5, 9);
+    expect(held?.standing).toMatchObject({ scope: "user", subject: "ana" });
+  });
+
   it("holds nothing when no budget applies", async () => {
     await store.budgets.clear("tenant", "acme");
     expect(await new SpendBudgets(store).reserveTurn(owner, { runId, ttl_ms: 60_000 })).toBeUndefined();

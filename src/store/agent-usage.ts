@@ -53,7 +53,7 @@ export async function recordAgentUsage(
   const owner = await ctx.db
     .selectFrom("runs")
     .leftJoin("tokens", "tokens.id", "runs.created_by")
-    .select(["runs.tenant_id", "runs.created_by", "tokens.user_id as token_user"])
+    .select(["runs.tenant_id", "runs.created_by", "runs.created_by_user", "tokens.user_id as token_user"])
     .where("runs.id", "=", runId)
     .executeTakeFirst();
   await ctx.db
@@ -64,7 +64,8 @@ export async function recordAgentUsage(
         seq: event.seq,
         at: event.ts,
         tenant_id: owner?.tenant_id ?? "",
-        user_id: owner?.token_user ?? owner?.created_by ?? "",
+        // The run's user as it was at submit: its token may have been revoked since.
+        user_id: owner?.created_by_user ?? owner?.token_user ?? owner?.created_by ?? "",
         agent: event.agent ?? "",
         model: event.model ?? "",
         input_tokens: event.input_tokens,

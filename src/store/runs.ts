@@ -29,6 +29,12 @@ export interface RunRecord {
   /** Id of the token (or user) that submitted or triggered the run (not the secret), or null. */
   created_by: string | null;
   /**
+   * The user behind `created_by` as it was at submit (the token's user, or the signed-in user):
+   * the run stays theirs (spend, quota, approvals) after that token is revoked. Null for a token
+   * of no user.
+   */
+  created_by_user: string | null;
+  /**
    * Id of the token (or user) that wrote what the run runs: a saved version's saver, a text's
    * submitter, a re-run's first author. The run has the lesser rights of the two.
    */
@@ -88,6 +94,8 @@ export interface NewRun {
   status?: RunStatus;
   tenant_id?: string | null;
   created_by?: string | null;
+  /** The user behind `created_by`; defaults to none. */
+  created_by_user?: string | null;
   /** Defaults to `created_by`. */
   authored_by?: string | null;
   spec?: unknown;
@@ -156,8 +164,8 @@ export interface RunCount {
 export interface ActiveRunsQuery {
   /** One tenant's runs; `null` for runs outside any tenant. */
   tenantId?: string | null;
-  /** Runs whose `created_by` is one of these (a user's id and their personal tokens' ids). */
-  createdBy?: readonly string[];
+  /** Runs made by this user (`created_by_user`): signed in, or through any of their tokens. */
+  user?: string;
 }
 
 /** How many runs wait and how many run (quotas count these, from the store, on every replica). */
@@ -177,6 +185,7 @@ export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunR
     status: row.status,
     tenant_id: row.tenant_id,
     created_by: row.created_by,
+    created_by_user: row.created_by_user ?? null,
     authored_by: row.authored_by ?? null,
     spec: decodeJson(ctx.cipher.open(row.spec)),
     vars: decodeJson<Record<string, string>>(ctx.cipher.open(row.vars)),
@@ -266,6 +275,7 @@ function newRun(
     status: input.status ?? "queued",
     tenant_id: input.tenant_id ?? null,
     created_by: input.created_by ?? null,
+    created_by_user: input.created_by_user ?? null,
     authored_by: input.authored_by !== undefined ? input.authored_by : (input.created_by ?? null),
     spec: input.spec ?? null,
     vars: input.vars ?? {},
@@ -490,7 +500,6 @@ async function markInterruptedRunning(
 }
 
 async function countActiveRuns(ctx: StoreContext, query: ActiveRunsQuery = {}): Promise<ActiveRunCount> {
-  if (query.createdBy?.length === 0) return { queued: 0, running: 0 };
   let select = ctx.db
     .selectFrom("runs")
     .select(["status", (eb) => eb.fn.countAll<number | string>().as("count")])
@@ -499,7 +508,7 @@ async function countActiveRuns(ctx: StoreContext, query: ActiveRunsQuery = {}): 
     .where("kind", "<>", "bot");
   if (query.tenantId === null) select = select.where("tenant_id", "is", null);
   else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-  if (query.createdBy !== undefined) select = select.where("created_by", "in", [...query.createdBy]);
+  if (query.user !== undefined) select = select.where("created_by_user", "=", query.user);
   const rows = await select.groupBy("status").execute();
   const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
   return { queued: count("queued"), running: count("running") };

@@ -54,6 +54,8 @@ export interface RunsTable {
   /** The saved workflow the run ran, and its version; null for a workflow sent as text. */
   saved_workflow: string | null;
   saved_version: number | null;
+  /** The user behind `created_by` when it was made (null: a token of no user); kept past a revocation. */
+  created_by_user: ColumnType<string | null, string | null | undefined, string | null>;
   /** Who wrote what the run runs (a saved version's saver); `created_by` is who triggered it. */
   authored_by: ColumnType<string | null, string | null | undefined, string | null>;
   /** 1: a failed run whose rollbacks all ran and succeeded. */

@@ -11,7 +11,8 @@ import type { Principal } from "../auth.js";
 
 /**
  * Whether the caller submitted the run: it was made by them, or by one of their tokens, a revoked
- * one too (revoking the token that submitted a run must not make its submitter someone else).
+ * one too (revoking the token that submitted a run must not make its submitter someone else: the
+ * run keeps its user, `created_by_user`).
  */
 export async function isSubmitter(
   store: Pick<Store, "tokens" | "users" | "audit">,
@@ -22,6 +23,9 @@ export async function isSubmitter(
   if (submitter === null) return false;
   if (submitter === principal.user_id || submitter === principal.token_id) return true;
   if (principal.user_id === null) return false;
+  // The user behind the submitting token, kept on the run: right after a revocation too.
+  if (run.created_by_user !== null) return run.created_by_user === principal.user_id;
+  // A token of no user, or a run stored before runs kept their user.
   const tokens = await store.tokens.list({ userId: principal.user_id });
   if (tokens.some((token) => token.id === submitter)) return true;
   if ((await store.tokens.get(submitter)) || (await store.users.get(submitter))) return false;

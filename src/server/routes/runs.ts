@@ -457,6 +457,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const owner = {
         tenantId: principal?.tenant_id ?? null,
         tokenId: submitterId(principal),
+        userId: principal?.user_id ?? null,
         unrestrictedOutbound: isPlatformAdmin(principal),
         unconfinedCwd: isPlatformAdmin(principal),
       };

@@ -60,7 +60,7 @@ export class AgentRuns implements RunKindModule {
    */
   async prepare(
     body: SubmitAgentRunBody,
-    owner: { tenantId: string | null; tokenId?: string | null; unconfinedCwd?: boolean },
+    owner: { tenantId: string | null; tokenId?: string | null; userId?: string | null; unconfinedCwd?: boolean },
   ): Promise<PreparedRun> {
     const tenantId = owner.tenantId;
     const agents = body.agents ?? [body.agent ?? "claude_code"];
@@ -107,7 +107,11 @@ export class AgentRuns implements RunKindModule {
     checkMcpAgents(agents, body.mcp_servers ?? {});
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
-    await this.budgets?.admit({ tenantId, createdBy: owner.tokenId ?? null });
+    await this.budgets?.admit({
+      tenantId,
+      createdBy: owner.tokenId ?? null,
+      ...(owner.userId !== undefined ? { createdByUser: owner.userId } : {}),
+    });
     const { title, prompt } = composePrompt(body);
     const spec: AgentRunSpec = {
       agents,
@@ -343,7 +347,11 @@ export class AgentRuns implements RunKindModule {
       spend = spec.publish
         ? undefined
         : await this.budgets?.reserveTurn(
-            { tenantId: run.record.tenant_id, createdBy: run.record.created_by },
+            {
+              tenantId: run.record.tenant_id,
+              createdBy: run.record.created_by,
+              createdByUser: run.record.created_by_user,
+            },
             { runId, ...turnEstimate(task) },
           );
     } catch (error) {

@@ -30,6 +30,11 @@ export interface RunOwner {
   tenantId: string | null;
   tokenId: string | null;
   /**
+   * The user behind `tokenId` (null: a token of no user); looked up from `tokenId` when absent. A
+   * call's child run gives its parent's, which outlives the parent's token.
+   */
+  userId?: string | null;
+  /**
    * A platform admin's workflow run: its direct hosts and notify URLs may be any destination, its
    * steps' cwd any folder but runyard's own (core/work-folders.ts).
    */
@@ -119,7 +124,7 @@ export class RunService {
   private closed = false;
 
   constructor(
-    private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet" | "jobs">,
+    private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet" | "jobs" | "tokens" | "users">,
     private readonly bus: EventBus,
     private readonly kinds: RunKinds,
     /**
@@ -236,6 +241,14 @@ export class RunService {
     return this.kinds.agent;
   }
 
+  /** The user a token belongs to, or the user an id is; null for neither (a token of no user). */
+  private async userBehind(id: string | null): Promise<string | null> {
+    if (id === null) return null;
+    const token = await this.store.tokens.get(id);
+    if (token) return token.user_id;
+    return (await this.store.users.get(id)) ? id : null;
+  }
+
   /**
    * Queues a checked run of `kind`, recording what started it; resolves with its record once
    * `run.queued` is stored. A `runId` given that exists already is a CONFLICT, and nothing starts.
@@ -256,6 +269,7 @@ export class RunService {
         status: "queued",
         tenant_id: owner.tenantId,
         created_by: owner.tokenId,
+        created_by_user: owner.userId !== undefined ? owner.userId : await this.userBehind(owner.tokenId),
         authored_by: origin.authoredBy !== undefined ? origin.authoredBy : owner.tokenId,
         spec: prepared.spec,
         vars: prepared.vars,

@@ -216,6 +216,7 @@ export class WorkflowCalls {
           // with the lesser rights of them and the called version's author.
           tenantId: run.record.tenant_id,
           tokenId: run.record.created_by,
+          userId: run.record.created_by_user,
           unrestrictedOutbound: run.unrestricted && saved.unrestricted,
         },
         {

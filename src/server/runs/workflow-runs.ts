@@ -328,7 +328,11 @@ export class WorkflowRuns implements RunKindModule {
         let spend: TurnReservation | undefined;
         try {
           spend = await this.budgets?.reserveTurn(
-            { tenantId: run.record.tenant_id, createdBy: run.record.created_by },
+            {
+              tenantId: run.record.tenant_id,
+              createdBy: run.record.created_by,
+              createdByUser: run.record.created_by_user,
+            },
             { runId: run.record.id, ...turnEstimate(task) },
           );
         } catch (error) {
