@@ -60,7 +60,12 @@ export class AgentRuns implements RunKindModule {
    */
   async prepare(
     body: SubmitAgentRunBody,
-    owner: { tenantId: string | null; tokenId?: string | null; userId?: string | null; unconfinedCwd?: boolean },
+    owner: {
+      tenantId: string | null;
+      tokenId?: string | null;
+      userId?: string | null;
+      unconfinedCwd?: boolean;
+    },
   ): Promise<PreparedRun> {
     const tenantId = owner.tenantId;
     const agents = body.agents ?? [body.agent ?? "claude_code"];
