@@ -42,6 +42,12 @@ export async function watchUntil<T extends KubernetesObject, R>(
       };
       const onAbort = () => finish({ error: signal.reason });
       signal.addEventListener("abort", onAbort, { once: true });
+      // Aborted while the list was on its way: the event has fired already, and a watch opened
+      // now would wait on a pod that runs for as long as its step (a cancel seen to hang).
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
       watch
         .watch(
           cluster.collectionPath(resource),
