@@ -122,6 +122,33 @@ describe("who may retry a run", () => {
     }
   });
 
+  it("still takes the submitter's edited retry after they revoke the token that submitted the run", async () => {
+    const made = await call("POST", "/api/users", adminToken, {
+      username: "ann",
+      role: "member",
+      tenant_id: "A",
+      password: "ann-password-123",
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const session = (
+      await injectJson(server.app, "POST", "/api/auth/login", {
+        body: { username: "ann", password: "ann-password-123" },
+      })
+    ).body.token as string;
+    const laptop = await call("POST", "/api/tokens", session, { kind: "user", name: "laptop" });
+    expect(laptop.status, JSON.stringify(laptop.body)).toBe(201);
+    const runA = await failedRun(laptop.body.token);
+    expect((await call("DELETE", `/api/tokens/${laptop.body.id}`, session)).status).toBe(200);
+    expect((await call("GET", `/api/runs/${runA}/workflow`, session)).body).toEqual({
+      workflow,
+      file: "workflow.yaml",
+    });
+    const retried = await call("POST", `/api/runs/${runA}/retry`, session, { workflow });
+    expect(retried.status, JSON.stringify(retried.body)).toBe(201);
+    // Still only ann's: a teammate is refused as before.
+    expect((await call("GET", `/api/runs/${runA}/workflow`, tokens.teammateA)).status).toBe(403);
+  });
+
   it("refuses a run still queued, a step the run does not have, and bad variable names, storing nothing", async () => {
     const queued = (await call("POST", "/api/runs", tokens.memberA, { workflow })).body.run_id;
     const runA = await failedRun(tokens.memberA);

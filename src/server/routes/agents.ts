@@ -102,8 +102,8 @@ function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<Run
 
 /**
  * A follow-up turn runs with its run's task settings: the env, secrets and keys its submitter
- * gave. So only that submitter (by the same user, through any of their tokens or sessions, or the
- * same token) and admins may send one; a teammate who may see the run may not spend its keys.
+ * gave. So only that submitter (by the same user, through any of their tokens or sessions, a
+ * token revoked since too, or the same token) and admins may send one; a teammate who may see the run may not spend its keys.
  */
 export async function refuseOthersFollowUp(
   deps: ServerDeps,
@@ -113,6 +113,8 @@ export async function refuseOthersFollowUp(
   if (principal.role === "admin") return;
   const by = parent.created_by;
   if (by !== null && (by === principal.token_id || by === principal.user_id)) return;
+  // The submitter's user, through any token of theirs: one revoked since made the run too.
+  if (principal.user_id !== null && principal.user_id === parent.created_by_user) return;
   if (by !== null && principal.user_id !== null) {
     const token = await deps.store.tokens.get(by);
     if (token?.user_id === principal.user_id) return;

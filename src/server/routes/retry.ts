@@ -219,6 +219,9 @@ async function submitRetry(
 /** Only the run's submitter, or an admin of its tenant, may read its text or retry it changed. */
 async function mayEdit(deps: ServerDeps, request: FastifyRequest, run: RunRecord): Promise<void> {
   const principal = request.principal;
+  // The submitter's user, through any token of theirs: one revoked since made the run too.
+  if (principal?.user_id != null && principal.kind !== "stream" && principal.user_id === run.created_by_user)
+    return;
   if (principal && (await mayActFor(deps.store, principal, run.created_by, run.tenant_id))) return;
   throw new RunyardError(
     "FORBIDDEN",
