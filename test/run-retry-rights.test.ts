@@ -139,6 +139,8 @@ describe("who may retry a run", () => {
     expect(laptop.status, JSON.stringify(laptop.body)).toBe(201);
     const runA = await failedRun(laptop.body.token);
     expect((await call("DELETE", `/api/tokens/${laptop.body.id}`, session)).status).toBe(200);
+    // Its page still says whose run it is.
+    expect((await call("GET", `/api/runs/${runA}`, session)).body.created_by_name).toBe("ann");
     expect((await call("GET", `/api/runs/${runA}/workflow`, session)).body).toEqual({
       workflow,
       file: "workflow.yaml",

@@ -335,7 +335,13 @@ export function runView(run: RunRecord, names: Map<string, string>): z.output<ty
   return {
     run_id: run.id,
     ...rest,
-    created_by_name: run.created_by === null ? null : (names.get(run.created_by) ?? null),
+    // A token revoked since has no name: its user, kept on the run, still does.
+    created_by_name:
+      run.created_by === null
+        ? null
+        : (names.get(run.created_by) ??
+          (run.created_by_user ? names.get(run.created_by_user) : undefined) ??
+          null),
     authored_by_name: run.authored_by === null ? null : (names.get(run.authored_by) ?? null),
   };
 }
@@ -516,7 +522,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       });
       const names = await submitterNames(
         deps.store,
-        page.runs.flatMap((run) => [run.created_by, run.authored_by]),
+        page.runs.flatMap((run) => [run.created_by, run.authored_by, run.created_by_user]),
       );
       return { runs: page.runs.map((run) => runView(run, names)), next: page.next ?? null };
     },
@@ -542,7 +548,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const run = await visibleRun(deps, request, request.params.id);
       const stored = storedWorkflow(run);
       const graph = stored && workflowGraph(stored.workflow);
-      const names = await submitterNames(deps.store, [run.created_by, run.authored_by]);
+      const names = await submitterNames(deps.store, [run.created_by, run.authored_by, run.created_by_user]);
       const view = run.status === "queued" ? await withWaitingFor(deps, run, names) : runView(run, names);
       const approvals = await approvalViews(deps, request, run);
       const retries = await deps.store.runs.retriesOf(run.id);
