@@ -355,10 +355,11 @@ export class DockerEngine {
       ...(options.since !== undefined ? { since: options.since } : {}),
       filters: { type: ["container"], event: ["start", "die", "oom"], label: [options.label] },
     })) as unknown as Readable;
-    const abort = () => stream.destroy();
-    options.signal?.addEventListener("abort", abort, { once: true });
     try {
-      for await (const message of jsonLines(stream)) {
+      // Aborted while Docker's answer was on its way: the abort event has fired already, and
+      // the watch would wait for the next event of the label, which may never come.
+      if (options.signal?.aborted) return;
+      for await (const message of jsonLines(stream, options.signal)) {
         const event = message as {
           Action: string;
           Actor: { ID: string; Attributes: Record<string, string> };
@@ -377,7 +378,6 @@ export class DockerEngine {
         };
       }
     } finally {
-      options.signal?.removeEventListener("abort", abort);
       stream.destroy();
     }
   }
@@ -395,9 +395,16 @@ export class DockerEngine {
   }
 }
 
-/** JSON objects of a newline-delimited JSON stream (Docker's build and event streams). */
-async function* jsonLines(stream: Readable): AsyncGenerator<unknown> {
-  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+/**
+ * JSON objects of a newline-delimited JSON stream (Docker's build and event streams), until the
+ * stream ends or `signal` aborts: a destroyed stream never ends the lines of its reader.
+ */
+async function* jsonLines(stream: Readable, signal?: AbortSignal): AsyncGenerator<unknown> {
+  const lines = createInterface({
+    input: stream,
+    crlfDelay: Number.POSITIVE_INFINITY,
+    ...(signal ? { signal } : {}),
+  });
   try {
     for await (const line of lines) {
       if (line.trim() !== "") yield JSON.parse(line);

@@ -5,7 +5,7 @@ import ts from "typescript";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
 import type { EventInput } from "../core/events.js";
-import type { Job } from "../core/jobs/index.js";
+import type { Job, JobResult } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
 import type { Store } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
@@ -245,6 +245,86 @@ describe("JobQueue with the store as the only mailbox", () => {
     expect(await outcome).toMatchObject({ error: { code: "RUNNER_LOST" } });
     expect(await queue.events("job-5", 1, [output], "runner-1")).toBe("unknown");
     expect((await store.events.list(run.id)).filter((event) => event.type === "step.output")).toEqual([]);
+  });
+
+  it("cancels the job of an engine canceled before it asked: no runner is handed it, and the engine hears CANCELED", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "canceled before" });
+    const sink = { catchUp: async () => undefined, drain: async () => undefined } as unknown as RunSink;
+    // Canceled while the caller readied the job (a budget read, a store retry): the abort event
+    // has fired already and does not come again.
+    const controller = new AbortController();
+    controller.abort();
+    let got: JobResult | undefined;
+    void queueOn(store)
+      .runJob(
+        stepJob(run.id, "job-6"),
+        { runId: run.id, sink, tenantId: null },
+        { requirements: { labels: [] }, host: "worker" },
+        controller.signal,
+      )
+      .then((result) => {
+        got = result;
+      });
+    await until(() => got !== undefined);
+    expect(got).toMatchObject({ status: "canceled", error: { code: "CANCELED" } });
+    expect((await store.jobs.get("job-6"))?.status).toBe("done");
+    expect(await store.jobs.claim({ id: "runner-1", ...runner }, 60_000)).toBeUndefined();
+  });
+
+  it("cancels the job of an engine canceled while the job's row was being stored", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "canceled while stored" });
+    const controller = new AbortController();
+    // The cancel comes after the engine asked, before the row it would cancel exists.
+    const aborting: Store = Object.assign(Object.create(store) as Store, {
+      jobs: {
+        ...store.jobs,
+        create: (...args: Parameters<Store["jobs"]["create"]>) => {
+          controller.abort();
+          return store.jobs.create(...args);
+        },
+      },
+    });
+    const sink = { catchUp: async () => undefined, drain: async () => undefined } as unknown as RunSink;
+    let got: JobResult | undefined;
+    void queueOn(aborting)
+      .runJob(
+        stepJob(run.id, "job-7"),
+        { runId: run.id, sink, tenantId: null },
+        { requirements: { labels: [] }, host: "worker" },
+        controller.signal,
+      )
+      .then((result) => {
+        got = result;
+      });
+    await until(() => got !== undefined);
+    expect(got).toMatchObject({ status: "canceled", error: { code: "CANCELED" } });
+    expect(await store.jobs.claim({ id: "runner-1", ...runner }, 60_000)).toBeUndefined();
+  });
+
+  it("tells the runner holding a job to stop when an engine canceled before it asked waits on it (a run taken over)", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "taken over canceled" });
+    const job = await runningJob(store, run.id, "job-8");
+    const told: string[] = [];
+    const queue = queueOn(store, {
+      cancel: (jobId, runnerId) => {
+        told.push(`${jobId}@${runnerId}`);
+        return true;
+      },
+    });
+    const controller = new AbortController();
+    controller.abort();
+    const sink = { catchUp: async () => undefined, drain: async () => undefined } as unknown as RunSink;
+    void queue.runJob(
+      job,
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      controller.signal,
+    );
+    await until(() => told.length > 0);
+    expect(told).toEqual(["job-8@runner-1"]);
   });
 
   it("reads the rows of every job its engines wait for in one statement when it sweeps", async () => {

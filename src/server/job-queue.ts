@@ -150,8 +150,18 @@ export class JobQueue {
     started?: () => void,
   ): Promise<JobResult> {
     return new Promise<JobResult>((resolve, reject) => {
-      this.enqueue(job, run, placement, { resolve, started }).catch(reject);
-      signal.addEventListener("abort", () => void this.cancel(job.job_id), { once: true });
+      // A cancel needs the job's row: one that comes while the row is being stored is acted on
+      // once it is. A signal aborted before (the caller was canceled while it readied the job)
+      // fires no event again: it is read then too, or the job would run to its end.
+      let stored = false;
+      const onAbort = (): void => {
+        if (stored) void this.cancel(job.job_id);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.enqueue(job, run, placement, { resolve, started }).then(() => {
+        stored = true;
+        if (signal.aborted) void this.cancel(job.job_id);
+      }, reject);
     });
   }
 

@@ -165,6 +165,37 @@ describe.skipIf(!haveDocker)("hardened bot containers on the real engine", () =>
     ]);
   });
 
+  it("a watch of container events aborted while Docker's answer is on its way ends at once", async () => {
+    const controller = new AbortController();
+    // No container carries this label: only the abort can end the watch.
+    const events = engine.events({ label: `runyard.bot=bot-${run}-none`, signal: controller.signal });
+    const first = events.next();
+    // The watch is waiting for Docker's answer now: an abort event fired here does not come again.
+    controller.abort();
+    expect(await first).toEqual({ done: true, value: undefined });
+  }, 30_000);
+
+  it("a watch of container events ends when its signal aborts, though no further event comes", async () => {
+    const controller = new AbortController();
+    const specOf = spec(image, ["sleep", "600"]);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = await engine.run(specOf);
+    try {
+      const events = engine.events({
+        label: `runyard.bot=${specOf.Labels?.["runyard.bot"]}`,
+        since,
+        signal: controller.signal,
+      });
+      // Its start, replayed: the watch is open and reading.
+      expect((await events.next()).value).toMatchObject({ action: "start", containerId: id });
+      const next = events.next();
+      controller.abort();
+      expect(await next).toEqual({ done: true, value: undefined });
+    } finally {
+      await engine.remove(id);
+    }
+  }, 30_000);
+
   it("following a container's logs yields its lines as they come and ends when it exits; since filters by time", async () => {
     const id = await engine.run(
       spec(image, ["sh", "-c", "echo one; sleep 1; echo two; sleep 1; echo three"]),

@@ -96,6 +96,8 @@ export class ConcurrencyGroups {
       const timer = setTimeout(done, this.pollMs);
       this.wakers.add(done);
       signal.addEventListener("abort", done, { once: true });
+      // Canceled while the store was read: the abort event has fired already.
+      if (signal.aborted) done();
     });
   }
 }

@@ -1,0 +1,50 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { storeBackends, type TestStore } from "../../../test/helpers/store-backends.js";
+import { silentLogger } from "../../core/logger.js";
+import type { Store } from "../../store/index.js";
+import { ConcurrencyGroups } from "./concurrency-groups.js";
+import type { ActiveRun } from "./run-kind.js";
+
+const sqlite = storeBackends.find((backend) => backend.name === "sqlite");
+
+/** Far longer than any test: a waiter that misses its cancel would wait this long for its next look. */
+const pollMs = 10 * 60 * 1000;
+
+describe("a run waiting for its concurrency group", () => {
+  let opened: TestStore;
+  beforeEach(async () => {
+    opened = await (sqlite ?? storeBackends[0])!.open();
+  });
+  afterEach(() => opened.dispose());
+
+  it("stops waiting at once when it is canceled while the store is read", async () => {
+    const { store } = opened;
+    const holder = await store.runs.create({ kind: "workflow", name: "deploy", concurrency_group: "prod" });
+    const waiting = await store.runs.create({ kind: "workflow", name: "deploy", concurrency_group: "prod" });
+    const controller = new AbortController();
+    // The cancel comes while the waiter reads who holds the slot: its abort event fires before
+    // the waiter listens for one.
+    const canceling: Pick<Store, "concurrency"> = {
+      concurrency: {
+        ...store.concurrency,
+        waitingFor: (...args: Parameters<Store["concurrency"]["waitingFor"]>) => {
+          controller.abort();
+          return store.concurrency.waitingFor(...args);
+        },
+      },
+    };
+    const groups = new ConcurrencyGroups(canceling, async () => undefined, silentLogger, pollMs);
+    expect(await groups.waitForSlot(activeRun(holder, new AbortController().signal))).toBe(true);
+    expect(await groups.waitForSlot(activeRun(waiting, controller.signal))).toBe(false);
+  });
+});
+
+function activeRun(record: ActiveRun["record"], signal: AbortSignal): ActiveRun {
+  return {
+    record,
+    signal,
+    sink: { emit: () => undefined } as unknown as ActiveRun["sink"],
+    resumed: [],
+    markStarted: () => undefined,
+  };
+}
