@@ -253,8 +253,12 @@ describe.skipIf(!codex)("codex as its user configured it", () => {
     const started = run.events.find((e) => e.type === "step.started" && e.step === "agent");
     const finished = run.events.find((e) => e.type === "step.finished" && e.step === "agent");
     const tookMs = Date.parse(finished!.ts) - Date.parse(started!.ts);
-    console.log(`codex: refused endpoint, stall ${stallSecs} s: agent step took ${tookMs} ms`);
-    expect(tookMs).toBeLessThan((stallSecs + 4) * 1000);
+    // Codex's start, to its first reconnect: seconds on a loaded machine.
+    const startMs = Date.parse(notices[0]!.ts) - Date.parse(started!.ts);
+    console.log(
+      `codex: refused endpoint, stall ${stallSecs} s: agent step took ${tookMs} ms, its first reconnect after ${startMs} ms`,
+    );
+    expect(tookMs).toBeLessThan(startMs + (stallSecs + 4) * 1000);
   }, 150_000);
 });
 
