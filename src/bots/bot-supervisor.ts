@@ -112,6 +112,8 @@ export class BotSupervisor {
   private exitCode: number | null = null;
   /** Bumped whenever the supervisor itself ends or replaces a container: stale watchers stop. */
   private generation = 0;
+  /** An adopt is asking the engine for the bot's container (see `stop`). */
+  private adopting = false;
   private watch: AbortController | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
   private lifetimeTimer: NodeJS.Timeout | null = null;
@@ -230,11 +232,17 @@ export class BotSupervisor {
   async adopt(): Promise<void> {
     if (this.up) throw new Error(`bot ${this.bot.id} is already running`);
     let found: Awaited<ReturnType<DockerEngine["inspect"]>> | undefined;
+    const asked = this.generation;
+    this.adopting = true;
     try {
       found = await this.engine.inspect(this.containerName);
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    } finally {
+      this.adopting = false;
     }
+    // Stopped, removed or let go while the engine answered: that ended it (and its container).
+    if (this.generation !== asked) return;
     if (!found || found.labels["runyard.bot"] !== this.bot.id) {
       await this.start();
       return;
@@ -260,7 +268,10 @@ export class BotSupervisor {
   /** Stops the container (SIGTERM, then SIGKILL after the grace), removes it: `stopped`. */
   async stop(): Promise<void> {
     if (!this.up) {
+      // A stop while an adopt asks the engine for the container: it ends here, as stopped.
+      const adopting = this.adopting;
       await this.endContainer();
+      if (adopting) this.finish("stopped", {});
       return;
     }
     await this.endContainer();

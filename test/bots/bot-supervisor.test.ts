@@ -36,7 +36,7 @@ function supervise(
   const changes: BotStateChange[] = [];
   const waiters: { match: (change: BotStateChange) => boolean; resolve: (change: BotStateChange) => void }[] =
     [];
-  const supervisor = new BotSupervisor({
+  const settings: ConstructorParameters<typeof BotSupervisor>[0] = {
     engine,
     bot: {
       id: botId,
@@ -61,7 +61,8 @@ function supervise(
         waiter.resolve(change);
       }
     },
-  });
+  };
+  const supervisor = new BotSupervisor(settings);
   /** The first report matching (already made or still to come); a state's name matches that state. */
   const reached = (want: BotState | ((change: BotStateChange) => boolean)): Promise<BotStateChange> => {
     const match = typeof want === "string" ? (c: BotStateChange) => c.state === want : want;
@@ -69,7 +70,7 @@ function supervise(
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => waiters.push({ match, resolve }));
   };
-  return { botId, supervisor, changes, reached };
+  return { botId, supervisor, changes, reached, settings };
 }
 
 async function containersOf(engine: DockerEngine, botId: string) {
@@ -185,6 +186,28 @@ describe.skipIf(!haveDocker)("a bot's supervisor on the real engine", () => {
     await bot.supervisor.stop();
     expect(bot.changes.at(-1)).toMatchObject({ state: "stopped" });
     expect(await containersOf(engine, bot.botId)).toEqual([]);
+  }, 60_000);
+
+  it("a stop while an adopt asks the engine ends the bot stopped: its container removed, none started", async () => {
+    // The runner's last life left the bot's container running; the next one adopts it, and the
+    // bot is stopped while the engine is asked for the container.
+    const left = supervise(engine, image, `${untilTerm}; ${forever}`);
+    await left.supervisor.start();
+    left.supervisor.detach();
+    // A new supervisor of the same bot, as the runner's next life makes one.
+    const next = new BotSupervisor(left.settings);
+    const adopting = next.adopt();
+    await next.stop();
+    await adopting;
+    expect(left.changes.map((c) => c.state)).toEqual(["running", "stopped"]);
+    expect(await containersOf(engine, left.botId)).toEqual([]);
+    // And with no container left to adopt: the adopt does not start one.
+    const none = supervise(engine, image, `${untilTerm}; ${forever}`);
+    const starting = none.supervisor.adopt();
+    await none.supervisor.stop();
+    await starting;
+    expect(none.changes.map((c) => c.state)).toEqual(["stopped"]);
+    expect(await containersOf(engine, none.botId)).toEqual([]);
   }, 60_000);
 
   it("reconcile adopts a known bot's container made by another supervisor and reports an unknown bot's as an orphan", async () => {
