@@ -642,6 +642,9 @@ export class RunnerDaemon {
    * enough has piled up (throughput); acks pull the rest.
    */
   private flush(job: HeldJob, force: boolean): void {
+    // Apart from the server, events stay pending (then on disk, past the job's memory): a batch
+    // made now could not go, and would hold up to a window of output in memory uncounted.
+    if (!this.connected) return;
     for (;;) {
       // What waits on disk comes back into memory as what is in memory goes out.
       if (job.spool && !job.spool.empty && job.pendingBytes < maxBatchBytes * maxInFlightBatches) {
