@@ -1,0 +1,135 @@
+import { createHmac } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import type { QuotaSettings } from "../src/server/quotas.js";
+import type { RunningServer } from "../src/server/server.js";
+import { adminToken, injectJson, startInProcessServer } from "./helpers/in-process.js";
+
+/*
+ * A run a trigger starts (a hook's delivery, a schedule's tick) is its maker's: it counts against
+ * their run quota, spends their budget and names them. These tests make the trigger with a
+ * personal token, revoke that token, and then fire it: the run must stay the user's (revoking a
+ * token must not free its user of their own limits). A real server in this process, real SQLite.
+ */
+
+let server: RunningServer | undefined;
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start(
+  quotas: QuotaSettings,
+  extra: { scheduleMinIntervalSeconds?: number; scheduleMaxRunsPerHour?: number } = {},
+) {
+  server = await startInProcessServer({ quotas, ...extra });
+  return server;
+}
+
+async function call(method: string, url: string, token: string | undefined, body?: unknown) {
+  if (!server) throw new Error("no server");
+  return injectJson(server.app, method, url, { token, ...(body !== undefined ? { body } : {}) });
+}
+
+async function addUser(username: string, tenant: string): Promise<string> {
+  const password = `${username}-password-1234`;
+  const added = await call("POST", "/api/users", adminToken, {
+    username,
+    role: "member",
+    password,
+    tenant_id: tenant,
+  });
+  expect(added.status, JSON.stringify(added.body)).toBe(201);
+  const login = await call("POST", "/api/auth/login", undefined, { username, password });
+  expect(login.status).toBe(200);
+  return login.body.token as string;
+}
+
+/** A personal token of the signed-in user: its id and secret. */
+async function personalToken(session: string, name: string): Promise<{ id: string; token: string }> {
+  const made = await call("POST", "/api/tokens", session, { kind: "user", name });
+  expect(made.status, JSON.stringify(made.body)).toBe(201);
+  return { id: made.body.id, token: made.body.token };
+}
+
+const hello = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";
+
+async function expectQuotaRefused(token: string, message: string): Promise<void> {
+  const answer = await call("POST", "/api/runs", token, { workflow: hello });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(429);
+  expect(answer.body.error).toMatchObject({ code: "QUOTA_EXCEEDED", message });
+}
+
+describe("a trigger made through a token revoked since", () => {
+  it("a hook's delivery is still its maker's run: it counts against their quota and names them", async () => {
+    await start({ users: { ann: { max_queued_runs: 1 } } });
+    const ann = await addUser("ann", "acme");
+    const laptop = await personalToken(ann, "laptop");
+    const saved = await call("POST", "/api/workflows", laptop.token, { name: "deploy", workflow: hello });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const secret = "a-long-hook-secret-0123456789abcdef";
+    const hook = await call("POST", "/api/hooks", laptop.token, {
+      name: "on-push",
+      workflow: "deploy",
+      secret,
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    expect((await call("DELETE", `/api/tokens/${laptop.id}`, ann)).status).toBe(200);
+
+    const body = JSON.stringify({ ref: "refs/heads/main", at: 1 });
+    const delivered = await server?.app.inject({
+      method: "POST",
+      url: `/api/hooks/${hook.body.id}`,
+      headers: {
+        "content-type": "application/json",
+        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
+      },
+      payload: body,
+    });
+    expect(delivered?.statusCode, delivered?.body).toBe(202);
+    const runId = JSON.parse(delivered?.body ?? "{}").run_id as string;
+
+    const page = await call("GET", `/api/runs/${runId}`, ann);
+    expect(page.status).toBe(200);
+    expect(page.body.created_by_name).toBe("ann");
+    // The hook's queued run is ann's: her one queued run is taken.
+    await expectQuotaRefused(ann, "user ann has 1 of 1 queued runs");
+  });
+
+  it("a schedule's tick is still its promoter's run: it counts against their quota and names them", async () => {
+    await start(
+      { users: { ann: { max_queued_runs: 1 } } },
+      {
+        scheduleMinIntervalSeconds: 1,
+        scheduleMaxRunsPerHour: 100_000,
+      },
+    );
+    const ann = await addUser("ann", "acme");
+    const laptop = await personalToken(ann, "laptop");
+    const workflow = `name: nightly
+schedule: {cron: "* * * * * *", overlap: queue}
+steps:
+  - name: tick
+    action: cmd.run
+    args:
+      cmd: echo tick
+`;
+    // Saved before the revocation, so the schedule fires for the first time after it.
+    const saved = await call("POST", "/api/workflows", laptop.token, { name: "nightly", workflow });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    expect((await call("DELETE", `/api/tokens/${laptop.id}`, ann)).status).toBe(200);
+    const revokedAt = Date.now();
+
+    let tick: { id: string; created_at: string } | undefined;
+    const deadline = Date.now() + 30_000;
+    while (!tick && Date.now() < deadline) {
+      const { runs } = (await server?.store.runs.list({ tenantId: "acme", limit: 50 })) ?? { runs: [] };
+      tick = runs.find((run) => run.trigger === "schedule" && Date.parse(run.created_at) >= revokedAt);
+      if (!tick) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(tick, "the schedule fired no run within 30 s").toBeDefined();
+    const page = await call("GET", `/api/runs/${tick?.id}`, ann);
+    expect(page.body.created_by_name).toBe("ann");
+    await expectQuotaRefused(ann, "user ann has");
+  });
+});
