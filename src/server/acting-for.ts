@@ -30,6 +30,22 @@ export async function actorOf(
   return user ? { role: user.role, tenant_id: user.tenant_id, user_id: user.id } : undefined;
 }
 
+/**
+ * Whose a stored id is, for what it triggers to count as theirs (run quota, spend budget, "you
+ * submitted this run"): a token's user, a token revoked since too (unlike `actorOf`, which gives
+ * a revoked token no rights), or the user the id is; null for a token of no user, or an id that
+ * is neither (a removed user's).
+ */
+export async function userBehind(
+  store: Pick<Store, "tokens" | "users">,
+  id: string | null,
+): Promise<string | null> {
+  if (id === null) return null;
+  const token = await store.tokens.owner(id);
+  if (token) return token.user_id;
+  return (await store.users.get(id)) ? id : null;
+}
+
 /** A platform admin (an admin outside any tenant): its runs may call any destination. */
 export function isPlatformAdminActor(actor: Actor | undefined): boolean {
   return actor?.role === "admin" && actor.tenant_id === null;
