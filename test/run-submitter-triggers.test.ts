@@ -63,36 +63,50 @@ async function expectQuotaRefused(token: string, message: RegExp): Promise<void>
   });
 }
 
+const hookSecret = "a-long-hook-secret-0123456789abcdef";
+
+/** A saved workflow and a hook on it, made with `token`: the hook's id. */
+async function hookOf(token: string): Promise<string> {
+  const saved = await call("POST", "/api/workflows", token, { name: "deploy", workflow: hello });
+  expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+  const hook = await call("POST", "/api/hooks", token, {
+    name: "on-push",
+    workflow: "deploy",
+    secret: hookSecret,
+  });
+  expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+  return hook.body.id;
+}
+
+/** A signed delivery of a body of its own (`n`) to the hook. */
+async function deliver(
+  hookId: string,
+  n: number,
+): Promise<{ status: number; body: { run_id?: string; error?: { code: string; message: string } } }> {
+  const body = JSON.stringify({ ref: "refs/heads/main", at: n });
+  const answer = await server?.app.inject({
+    method: "POST",
+    url: `/api/hooks/${hookId}`,
+    headers: {
+      "content-type": "application/json",
+      "x-hub-signature-256": `sha256=${createHmac("sha256", hookSecret).update(body).digest("hex")}`,
+    },
+    payload: body,
+  });
+  return { status: answer?.statusCode ?? 0, body: JSON.parse(answer?.body ?? "{}") };
+}
+
 describe("a trigger made through a token revoked since", () => {
   it("a hook's delivery is still its maker's run: it counts against their quota and names them", async () => {
     await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
     const ann = await addUser("ann", "acme");
     const laptop = await personalToken(ann, "laptop");
-    const saved = await call("POST", "/api/workflows", laptop.token, { name: "deploy", workflow: hello });
-    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
-    const secret = "a-long-hook-secret-0123456789abcdef";
-    const hook = await call("POST", "/api/hooks", laptop.token, {
-      name: "on-push",
-      workflow: "deploy",
-      secret,
-    });
-    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const hookId = await hookOf(laptop.token);
     expect((await call("DELETE", `/api/tokens/${laptop.id}`, ann)).status).toBe(200);
 
-    const body = JSON.stringify({ ref: "refs/heads/main", at: 1 });
-    const delivered = await server?.app.inject({
-      method: "POST",
-      url: `/api/hooks/${hook.body.id}`,
-      headers: {
-        "content-type": "application/json",
-        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-      },
-      payload: body,
-    });
-    expect(delivered?.statusCode, delivered?.body).toBe(202);
-    const runId = JSON.parse(delivered?.body ?? "{}").run_id as string;
-
-    const page = await call("GET", `/api/runs/${runId}`, ann);
+    const delivered = await deliver(hookId, 1);
+    expect(delivered.status, JSON.stringify(delivered.body)).toBe(202);
+    const page = await call("GET", `/api/runs/${delivered.body.run_id}`, ann);
     expect(page.status).toBe(200);
     expect(page.body.created_by_name).toBe("ann");
     // The hook's queued run is ann's: her one queued run is taken.
@@ -135,5 +149,60 @@ steps:
     expect(page.body.created_by_name).toBe("ann");
     // Each tick since queues one more of hers.
     await expectQuotaRefused(ann, /^user ann has \d+ of 1 queued runs$/);
+  });
+});
+
+describe("a hook is held to its maker's own run quota", () => {
+  it("refuses a delivery (429) while the hook's maker is at their limit, a token revoked since too, storing no run", async () => {
+    await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
+    const ann = await addUser("ann", "acme");
+    const bob = await addUser("bob", "acme");
+    const laptop = await personalToken(ann, "laptop");
+    const hookId = await hookOf(laptop.token);
+    const first = await deliver(hookId, 1);
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    const expectRefused = async (n: number) => {
+      const before = (await server?.store.runs.list({ limit: 500 }))?.runs.length;
+      const refused = await deliver(hookId, n);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(429);
+      expect(refused.body.error).toMatchObject({
+        code: "QUOTA_EXCEEDED",
+        message: "user ann has 1 of 1 queued runs",
+      });
+      expect((await server?.store.runs.list({ limit: 500 }))?.runs.length).toBe(before);
+    };
+    await expectRefused(2);
+    // Revoking the token the hook was made with does not lift ann's limit from it.
+    expect((await call("DELETE", `/api/tokens/${laptop.id}`, ann)).status).toBe(200);
+    await expectRefused(3);
+    // bob, who has no limit of his own, is not held back by ann's.
+    const bobs = await call("POST", "/api/runs", bob, { workflow: hello });
+    expect(bobs.status, JSON.stringify(bobs.body)).toBe(201);
+    // Once ann's queued run is gone, her hook delivers again.
+    expect((await call("POST", `/api/runs/${first.body.run_id}/cancel`, ann)).status).toBe(200);
+    const again = await deliver(hookId, 4);
+    expect(again.status, JSON.stringify(again.body)).toBe(202);
+  });
+});
+
+describe("credentials that carry a user but are not one's API access", () => {
+  it("a stream token of the submitter opens neither the run's text, its edited retry nor a follow-up", async () => {
+    await start({});
+    const ann = await addUser("ann", "acme");
+    const submitted = await call("POST", "/api/runs", ann, { workflow: hello });
+    expect(submitted.status).toBe(201);
+    const runId = submitted.body.run_id as string;
+    const stream = await call("POST", `/api/runs/${runId}/stream-token`, ann);
+    expect(stream.status, JSON.stringify(stream.body)).toBeLessThan(300);
+    const streamToken = stream.body.token as string;
+    for (const [method, url, body] of [
+      ["GET", `/api/runs/${runId}/workflow`, undefined],
+      ["POST", `/api/runs/${runId}/retry`, { workflow: hello }],
+      ["POST", `/api/runs/${runId}/messages`, { text: "go on" }],
+      ["POST", `/api/runs/${runId}/rerun`, {}],
+    ] as const) {
+      const answer = await call(method, url, streamToken, body);
+      expect(answer.status, `${method} ${url}: ${JSON.stringify(answer.body)}`).toBe(401);
+    }
   });
 });
