@@ -1,5 +1,5 @@
 import type { Store } from "../store/index.js";
-import type { Principal } from "./auth.js";
+import { type Principal, tenantPrincipal } from "./auth.js";
 
 /**
  * Who a stored id is: the `created_by` of a hook, a schedule, a saved version or a run names an
@@ -44,6 +44,22 @@ export async function userBehind(
   const token = await store.tokens.owner(id);
   if (token) return token.user_id;
   return (await store.users.get(id)) ? id : null;
+}
+
+/**
+ * What a signed delivery (a hook's, a forge's) is checked as against the quotas: a member of the
+ * trigger's tenant and, when its maker is a user (through a token revoked since too), that user,
+ * so the runs a user's triggers start are held to that user's own run limits as their submits are.
+ */
+export async function triggerQuotaPrincipal(
+  store: Pick<Store, "tokens" | "users">,
+  tenantId: string | null,
+  makerId: string | null,
+): Promise<Principal> {
+  const userId = await userBehind(store, makerId);
+  const user = userId === null ? undefined : await store.users.get(userId);
+  const principal = tenantPrincipal(tenantId);
+  return user ? { ...principal, user_id: user.id, username: user.username } : principal;
 }
 
 /** A platform admin (an admin outside any tenant): its runs may call any destination. */
