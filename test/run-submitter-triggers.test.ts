@@ -206,3 +206,34 @@ describe("credentials that carry a user but are not one's API access", () => {
     }
   });
 });
+
+describe("a user made again under a removed user's name", () => {
+  it("inherits none of the removed user's runs: not their quota, name, text, edited retry, nor their hook's runs", async () => {
+    await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
+    const oldAnn = await addUser("ann", "acme");
+    const laptop = await personalToken(oldAnn, "laptop");
+    const hookId = await hookOf(laptop.token);
+    const submitted = await call("POST", "/api/runs", oldAnn, { workflow: hello });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const oldRun = submitted.body.run_id as string;
+    expect((await call("DELETE", "/api/users/ann", adminToken)).status).toBe(200);
+
+    const newAnn = await addUser("ann", "acme");
+    const page = await call("GET", `/api/runs/${oldRun}`, newAnn);
+    expect(page.status).toBe(200);
+    expect(page.body.created_by_name).toBeNull();
+    expect((await call("GET", `/api/runs/${oldRun}/workflow`, newAnn)).status).toBe(403);
+    await server?.store.runs.update(oldRun, { status: "failed" });
+    const edited = await call("POST", `/api/runs/${oldRun}/retry`, newAnn, { workflow: hello });
+    expect(edited.status, JSON.stringify(edited.body)).toBe(403);
+    // The removed ann's hook still delivers, as nobody's run: not the new ann's.
+    const delivered = await deliver(hookId, 1);
+    expect(delivered.status, JSON.stringify(delivered.body)).toBe(202);
+    const hookRun = await call("GET", `/api/runs/${delivered.body.run_id}`, newAnn);
+    expect(hookRun.body.created_by_name).toBeNull();
+    // Neither run is the new ann's: her one queued run is free.
+    const mine = await call("POST", "/api/runs", newAnn, { workflow: hello });
+    expect(mine.status, JSON.stringify(mine.body)).toBe(201);
+    await expectQuotaRefused(newAnn, /^user ann has 1 of 1 queued runs$/);
+  });
+});
