@@ -237,3 +237,52 @@ describe("a user made again under a removed user's name", () => {
     await expectQuotaRefused(newAnn, /^user ann has 1 of 1 queued runs$/);
   });
 });
+
+describe("self_approval: false on a hook's run", () => {
+  it("refuses the hook's maker after they revoke its token and the audit log no longer holds it; a teammate answers", async () => {
+    const s = await start({});
+    await s.store.runners.upsert({
+      id: "runner-acme",
+      group: "linux",
+      labels: [],
+      mode: "all",
+      capacity: 1,
+      hostname: "host-acme",
+      tenant_id: "acme",
+    });
+    const ann = await addUser("ann", "acme");
+    const bob = await addUser("bob", "acme");
+    const laptop = await personalToken(ann, "laptop");
+    const gated = `name: gated
+steps:
+  - name: gate
+    action: approval
+    args: {message: ship?, approvers: [ann, bob], self_approval: false}
+`;
+    const saved = await call("POST", "/api/workflows", laptop.token, { name: "deploy", workflow: gated });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const hook = await call("POST", "/api/hooks", laptop.token, {
+      name: "on-push",
+      workflow: "deploy",
+      secret: hookSecret,
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    expect((await call("DELETE", `/api/tokens/${laptop.id}`, ann)).status).toBe(200);
+    // Past the audit log's retention: its token.revoke entry is gone.
+    await s.store.audit.prune(new Date(Date.now() + 60_000).toISOString());
+
+    const delivered = await deliver(hook.body.id, 1);
+    expect(delivered.status, JSON.stringify(delivered.body)).toBe(202);
+    const runId = delivered.body.run_id as string;
+    const deadline = Date.now() + 20_000;
+    while (!(await s.store.approvals.get(runId, "gate"))) {
+      if (Date.now() > deadline) throw new Error(`run ${runId} never started waiting`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const mine = await call("POST", `/api/runs/${runId}/steps/gate/approve`, ann, {});
+    expect(mine.status, JSON.stringify(mine.body)).toBe(403);
+    expect(mine.body.error.message).toContain("takes no answer from its submitter");
+    const bobs = await call("POST", `/api/runs/${runId}/steps/gate/approve`, bob, {});
+    expect(bobs.status, JSON.stringify(bobs.body)).toBe(200);
+  });
+});
