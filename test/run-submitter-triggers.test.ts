@@ -286,3 +286,25 @@ steps:
     expect(bobs.status, JSON.stringify(bobs.body)).toBe(200);
   });
 });
+
+describe("acting for a trigger made through a token revoked since", () => {
+  it("lets its maker's save go live at once, and still holds a teammate's save pending", async () => {
+    await start({});
+    const ann = await addUser("ann", "acme");
+    const bob = await addUser("bob", "acme");
+    const laptop = await personalToken(ann, "laptop");
+    await hookOf(laptop.token);
+    expect((await call("DELETE", `/api/tokens/${laptop.id}`, ann)).status).toBe(200);
+    const save = (token: string, script: string) =>
+      call("POST", "/api/workflows", token, {
+        name: "deploy",
+        workflow: hello.replace("echo hi", script),
+      });
+    const bobs = await save(bob, "echo bob");
+    expect(bobs.status, JSON.stringify(bobs.body)).toBe(201);
+    expect(bobs.body.promoted).toBe(false);
+    const anns = await save(ann, "echo ann");
+    expect(anns.status, JSON.stringify(anns.body)).toBe(201);
+    expect(anns.body.promoted).toBe(true);
+  });
+});
