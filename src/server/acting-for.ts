@@ -70,7 +70,7 @@ export function isPlatformAdminActor(actor: Actor | undefined): boolean {
 /**
  * Whether `principal` may act for the trigger `ownerId` made in `tenantId`: an admin of that
  * tenant (or a platform admin) may act for anyone's; anyone else only for their own (the same
- * token, the same user, or a personal token of theirs).
+ * token, the same user, or a personal token of theirs, a revoked one too).
  */
 export async function mayActFor(
   store: Pick<Store, "tokens" | "users">,
@@ -84,5 +84,6 @@ export async function mayActFor(
   if (ownerId === null) return false;
   if (ownerId === principal.token_id || ownerId === principal.user_id) return true;
   if (principal.user_id === null) return false;
-  return (await actorOf(store, ownerId))?.user_id === principal.user_id;
+  // Their own through a token revoked since too: what it made stays theirs (userBehind).
+  return (await userBehind(store, ownerId)) === principal.user_id;
 }
