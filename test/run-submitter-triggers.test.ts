@@ -2,6 +2,9 @@ import { createHmac } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import type { QuotaSettings } from "../src/server/quotas.js";
 import type { RunningServer } from "../src/server/server.js";
+import { type ScriptedForge, startScriptedForge } from "./forge-server/server.js";
+import { tempDir } from "./helpers/cli.js";
+import { addGithubForge, startedRun } from "./helpers/forge-setup.js";
 import { adminToken, injectJson, startInProcessServer } from "./helpers/in-process.js";
 
 /*
@@ -306,5 +309,71 @@ describe("acting for a trigger made through a token revoked since", () => {
     const anns = await save(ann, "echo ann");
     expect(anns.status, JSON.stringify(anns.body)).toBe(201);
     expect(anns.body.promoted).toBe(true);
+  });
+});
+
+describe("a forge added through a token revoked since", () => {
+  let forge: ScriptedForge | undefined;
+  afterEach(async () => {
+    await forge?.close();
+    forge = undefined;
+  });
+
+  it("starts its adder's runs: named theirs, counted against their quota at delivery and after", async () => {
+    const s = await start({ quotas: { users: { root: { max_queued_runs: 1 } } } });
+    forge = await startScriptedForge(tempDir("runyard-forge-revoked-"));
+    forge.createRepo("acme/app", { "README.md": "app\n" });
+    forge.addToken("ghp_bot_token_revoked_adder", "runyard-bot");
+    forge.setPermission("alice", "write");
+    // A platform admin user: only they may add a forge on a server of their own (this one).
+    const password = "root-password-1234";
+    const made = await call("POST", "/api/users", adminToken, { username: "root", role: "admin", password });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const root = (await call("POST", "/api/auth/login", undefined, { username: "root", password })).body
+      .token as string;
+    const laptop = await personalToken(root, "laptop");
+    const added = await addGithubForge({
+      serverUrl: s.url,
+      forgeUrl: forge.url,
+      repo: "acme/app",
+      botToken: "ghp_bot_token_revoked_adder",
+      agent: "openai",
+      test: "true",
+      token: laptop.token,
+    });
+    expect((await call("DELETE", `/api/tokens/${laptop.id}`, root)).status).toBe(200);
+
+    const issue = (title: string) => forge?.createIssue("acme/app", { title, body: "x", user: "alice" });
+    const deliver = (title: string) => {
+      const opened = issue(title);
+      if (!forge || !opened) throw new Error("no forge");
+      return forge.deliver(
+        added.webhookUrl,
+        added.webhookSecret,
+        "issues",
+        forge.payloads.labeled("acme/app", opened, "runyard", "alice"),
+      );
+    };
+    // A runner that could take the task, known to the store but not connected: the task waits.
+    await s.store.runners.upsert({
+      id: "agent-runner",
+      group: "default",
+      labels: ["agent:openai", "mode:issue"],
+      mode: "all",
+      capacity: 1,
+      hostname: "host",
+      tenant_id: null,
+    });
+    const runId = startedRun(await deliver("First"));
+    const page = await call("GET", `/api/runs/${runId}`, root);
+    expect(page.body.created_by_name).toBe("root");
+    // root's one queued run is the forge's: the next issue is refused, and so is root's own submit.
+    const refused = await deliver("Second");
+    expect(refused.status, refused.body).toBe(429);
+    expect(JSON.parse(refused.body).error).toMatchObject({
+      code: "QUOTA_EXCEEDED",
+      message: expect.stringMatching(/started nothing: user root has 1 of 1 queued runs$/),
+    });
+    await expectQuotaRefused(root, /^user root has 1 of 1 queued runs$/);
   });
 });
