@@ -319,13 +319,16 @@ describe("a forge added through a token revoked since", () => {
     forge = undefined;
   });
 
-  it("starts its adder's runs: named theirs, counted against their quota at delivery and after", async () => {
-    const s = await start({ quotas: { users: { root: { max_queued_runs: 1 } } } });
+  /**
+   * A platform admin user root (only they may add a forge on a server of their own, as this one
+   * is) adds a forge with a personal token, then revokes it; `deliver` opens and delivers an issue.
+   */
+  async function forgeOfRevokedToken(quotas: QuotaSettings) {
+    const s = await start(quotas);
     forge = await startScriptedForge(tempDir("runyard-forge-revoked-"));
     forge.createRepo("acme/app", { "README.md": "app\n" });
     forge.addToken("ghp_bot_token_revoked_adder", "runyard-bot");
     forge.setPermission("alice", "write");
-    // A platform admin user: only they may add a forge on a server of their own (this one).
     const password = "root-password-1234";
     const made = await call("POST", "/api/users", adminToken, { username: "root", role: "admin", password });
     expect(made.status, JSON.stringify(made.body)).toBe(201);
@@ -342,18 +345,6 @@ describe("a forge added through a token revoked since", () => {
       token: laptop.token,
     });
     expect((await call("DELETE", `/api/tokens/${laptop.id}`, root)).status).toBe(200);
-
-    const issue = (title: string) => forge?.createIssue("acme/app", { title, body: "x", user: "alice" });
-    const deliver = (title: string) => {
-      const opened = issue(title);
-      if (!forge || !opened) throw new Error("no forge");
-      return forge.deliver(
-        added.webhookUrl,
-        added.webhookSecret,
-        "issues",
-        forge.payloads.labeled("acme/app", opened, "runyard", "alice"),
-      );
-    };
     // A runner that could take the task, known to the store but not connected: the task waits.
     await s.store.runners.upsert({
       id: "agent-runner",
@@ -363,6 +354,23 @@ describe("a forge added through a token revoked since", () => {
       capacity: 1,
       hostname: "host",
       tenant_id: null,
+    });
+    const deliver = (title: string) => {
+      const opened = forge?.createIssue("acme/app", { title, body: "x", user: "alice" });
+      if (!forge || !opened) throw new Error("no forge");
+      return forge.deliver(
+        added.webhookUrl,
+        added.webhookSecret,
+        "issues",
+        forge.payloads.labeled("acme/app", opened, "runyard", "alice"),
+      );
+    };
+    return { root, deliver };
+  }
+
+  it("starts its adder's runs: named theirs, counted against their quota at delivery and after", async () => {
+    const { root, deliver } = await forgeOfRevokedToken({
+      quotas: { users: { root: { max_queued_runs: 1 } } },
     });
     const runId = startedRun(await deliver("First"));
     const page = await call("GET", `/api/runs/${runId}`, root);
@@ -375,5 +383,17 @@ describe("a forge added through a token revoked since", () => {
       message: expect.stringMatching(/started nothing: user root has 1 of 1 queued runs$/),
     });
     await expectQuotaRefused(root, /^user root has 1 of 1 queued runs$/);
+  });
+
+  it("is held to its adder's spend budget: a task past it starts nothing", async () => {
+    const { deliver } = await forgeOfRevokedToken({});
+    const set = await call("PUT", "/api/budgets/users/root", adminToken, { usd_per_day: 0 });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    const refused = await deliver("Spend");
+    expect(refused.status, refused.body).toBe(429);
+    expect(JSON.parse(refused.body).error).toMatchObject({
+      code: "BUDGET_EXCEEDED",
+      message: expect.stringContaining("user root's daily budget"),
+    });
   });
 });
