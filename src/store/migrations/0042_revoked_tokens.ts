@@ -9,7 +9,8 @@ import { columnTypes } from "./column-types.js";
  * before they were nobody's and freed the user of their own limits.
  *
  * Filled in from the revocations the audit log still holds (`token.revoke`, whose details name
- * the token's user), and the runs stored since with no user take theirs.
+ * the token's user; a user removed since is left out), and the runs stored since with no user
+ * take theirs.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   const { text } = columnTypes(db);
@@ -34,6 +35,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       db,
     );
   }
+  // A removed user's tokens are forgotten with them, as removing a user now does.
+  await sql`delete from revoked_tokens where user_id is not null and user_id not in (select id from users)`.execute(
+    db,
+  );
   await sql`update runs set created_by_user = (select revoked_tokens.user_id from revoked_tokens where revoked_tokens.id = runs.created_by)
             where created_by_user is null and created_by in (select id from revoked_tokens where user_id is not null)`.execute(
     db,
