@@ -1,5 +1,5 @@
 import type { Store } from "../store/index.js";
-import type { Principal } from "./auth.js";
+import { type Principal, tenantPrincipal } from "./auth.js";
 
 /**
  * Who a stored id is: the `created_by` of a hook, a schedule, a saved version or a run names an
@@ -30,6 +30,38 @@ export async function actorOf(
   return user ? { role: user.role, tenant_id: user.tenant_id, user_id: user.id } : undefined;
 }
 
+/**
+ * Whose a stored id is, for what it triggers to count as theirs (run quota, spend budget, "you
+ * submitted this run"): a token's user, a token revoked since too (unlike `actorOf`, which gives
+ * a revoked token no rights), or the user the id is; null for a token of no user, or an id that
+ * is neither (a removed user's).
+ */
+export async function userBehind(
+  store: Pick<Store, "tokens" | "users">,
+  id: string | null,
+): Promise<string | null> {
+  if (id === null) return null;
+  const token = await store.tokens.owner(id);
+  if (token) return token.user_id;
+  return (await store.users.get(id)) ? id : null;
+}
+
+/**
+ * What a signed delivery (a hook's, a forge's) is checked as against the quotas: a member of the
+ * trigger's tenant and, when its maker is a user (through a token revoked since too), that user,
+ * so the runs a user's triggers start are held to that user's own run limits as their submits are.
+ */
+export async function triggerQuotaPrincipal(
+  store: Pick<Store, "tokens" | "users">,
+  tenantId: string | null,
+  makerId: string | null,
+): Promise<Principal> {
+  const userId = await userBehind(store, makerId);
+  const user = userId === null ? undefined : await store.users.get(userId);
+  const principal = tenantPrincipal(tenantId);
+  return user ? { ...principal, user_id: user.id, username: user.username } : principal;
+}
+
 /** A platform admin (an admin outside any tenant): its runs may call any destination. */
 export function isPlatformAdminActor(actor: Actor | undefined): boolean {
   return actor?.role === "admin" && actor.tenant_id === null;
@@ -38,7 +70,7 @@ export function isPlatformAdminActor(actor: Actor | undefined): boolean {
 /**
  * Whether `principal` may act for the trigger `ownerId` made in `tenantId`: an admin of that
  * tenant (or a platform admin) may act for anyone's; anyone else only for their own (the same
- * token, the same user, or a personal token of theirs).
+ * token, the same user, or a personal token of theirs, a revoked one too).
  */
 export async function mayActFor(
   store: Pick<Store, "tokens" | "users">,
@@ -52,5 +84,6 @@ export async function mayActFor(
   if (ownerId === null) return false;
   if (ownerId === principal.token_id || ownerId === principal.user_id) return true;
   if (principal.user_id === null) return false;
-  return (await actorOf(store, ownerId))?.user_id === principal.user_id;
+  // Their own through a token revoked since too: what it made stays theirs (userBehind).
+  return (await userBehind(store, ownerId)) === principal.user_id;
 }

@@ -11,6 +11,7 @@ import {
   periodStart,
 } from "../core/spend-periods.js";
 import type { AgentUsageSum, BudgetScope, SpendReservation, SpendView, Store } from "../store/index.js";
+import { userBehind } from "./acting-for.js";
 
 /** Whose turn it is: the run's tenant and who submitted it (a user's id, or a token's). */
 export interface SpendOwner {
@@ -234,11 +235,9 @@ export class SpendBudgets {
   }
 
   private async userOf(owner: SpendOwner): Promise<{ id: string; username: string } | undefined> {
-    const { createdBy } = owner;
-    let userId: string | null;
-    if (owner.createdByUser !== undefined) userId = owner.createdByUser;
-    else if (createdBy === null) return undefined;
-    else userId = (await this.store.tokens.get(createdBy))?.user_id ?? createdBy;
+    // A trigger made through a token revoked since still spends its maker's budget (userBehind).
+    const userId =
+      owner.createdByUser !== undefined ? owner.createdByUser : await userBehind(this.store, owner.createdBy);
     if (userId === null) return undefined;
     const user = await this.store.users.get(userId);
     return user ? { id: user.id, username: user.username } : undefined;

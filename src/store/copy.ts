@@ -28,6 +28,7 @@ export const copiedTables: readonly string[] = [
   "tokens",
   "secrets",
   "revoked_sessions",
+  "revoked_tokens",
   "server_keys",
   "audit_events",
   "bots",

@@ -179,6 +179,13 @@ export interface ServerKeysTable {
 }
 
 /** Sessions logged out before their expiry (the JWT's `jti`); rows past `expires_at` are pruned. */
+/** Whose a revoked API token was (null: a token of no user), kept once its `tokens` row is gone. */
+export interface RevokedTokensTable {
+  id: string;
+  user_id: string | null;
+  revoked_at: string;
+}
+
 export interface RevokedSessionsTable {
   id: string;
   user_id: string;
@@ -559,6 +566,7 @@ export interface Database {
   users: UsersTable;
   server_keys: ServerKeysTable;
   revoked_sessions: RevokedSessionsTable;
+  revoked_tokens: RevokedTokensTable;
   audit_events: AuditEventsTable;
   concurrency_slots: ConcurrencySlotsTable;
   hooks: HooksTable;

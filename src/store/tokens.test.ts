@@ -106,5 +106,30 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.tokens.find(runner.secret)).toBeUndefined();
       expect(await store.tokens.count()).toBe(1);
     });
+
+    it("keeps whose a revoked token was, until its user is removed", async () => {
+      const ann = await store.users.create({
+        username: "ann",
+        role: "member",
+        tenant_id: "acme",
+        password_hash: "x",
+      });
+      const personal = await store.tokens.create({
+        kind: "user",
+        name: "laptop",
+        tenant_id: "acme",
+        user_id: ann.id,
+      });
+      const admin = await store.tokens.create({ kind: "admin", name: "ci" });
+      expect(await store.tokens.owner(personal.record.id)).toEqual({ user_id: ann.id });
+      expect(await store.tokens.revoke(personal.record.id)).toBe(true);
+      expect(await store.tokens.revoke(admin.record.id)).toBe(true);
+      expect(await store.tokens.get(personal.record.id)).toBeUndefined();
+      expect(await store.tokens.owner(personal.record.id)).toEqual({ user_id: ann.id });
+      expect(await store.tokens.owner(admin.record.id)).toEqual({ user_id: null });
+      expect(await store.tokens.owner("tok_never")).toBeUndefined();
+      expect(await store.users.remove(ann.id)).toBe(true);
+      expect(await store.tokens.owner(personal.record.id)).toBeUndefined();
+    });
   });
 });

@@ -176,8 +176,24 @@ async function listTokens(
 }
 
 async function revokeToken(ctx: StoreContext, id: string): Promise<boolean> {
-  const result = await ctx.db.deleteFrom("tokens").where("id", "=", id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
+  return ctx.db.transaction().execute(async (tx) => {
+    const token = await tx.selectFrom("tokens").select("user_id").where("id", "=", id).executeTakeFirst();
+    if (!token) return false;
+    await tx.deleteFrom("tokens").where("id", "=", id).execute();
+    // Whose it was outlives it: what it made (a hook, a schedule) still triggers that user's runs.
+    await tx
+      .insertInto("revoked_tokens")
+      .values({ id, user_id: token.user_id, revoked_at: isoTime(ctx.now()) })
+      .onConflict((oc) => oc.column("id").doNothing())
+      .execute();
+    return true;
+  });
+}
+
+async function tokenOwner(ctx: StoreContext, id: string): Promise<{ user_id: string | null } | undefined> {
+  const live = await ctx.db.selectFrom("tokens").select("user_id").where("id", "=", id).executeTakeFirst();
+  if (live) return { user_id: live.user_id };
+  return ctx.db.selectFrom("revoked_tokens").select("user_id").where("id", "=", id).executeTakeFirst();
 }
 
 async function countTokens(ctx: StoreContext, kind?: TokenKind): Promise<number> {
@@ -197,8 +213,13 @@ export interface TokensRepo {
   get(id: string): Promise<TokenRecord | undefined>;
   /** Tokens of a kind (or filtered), oldest first (no secrets: they are not stored). */
   list(query?: TokenKind | ListTokensQuery): Promise<TokenRecord[]>;
-  /** Deletes a token; false when there was none. */
+  /** Deletes a token, keeping whose it was (`owner`); false when there was none. */
   revoke(id: string): Promise<boolean>;
+  /**
+   * Whose the token with this id is or was, revoked since too: its user (null: a token of no
+   * user); undefined for an id that was never a token's (or whose user was removed since).
+   */
+  owner(id: string): Promise<{ user_id: string | null } | undefined>;
   /** How many tokens there are (of a kind). */
   count(kind?: TokenKind): Promise<number>;
 }
@@ -210,6 +231,7 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
     get: (id) => getToken(ctx, id),
     list: (query) => listTokens(ctx, query),
     revoke: (id) => revokeToken(ctx, id),
+    owner: (id) => tokenOwner(ctx, id),
     count: (kind) => countTokens(ctx, kind),
   };
 }

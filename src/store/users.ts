@@ -124,6 +124,7 @@ async function removeUser(ctx: StoreContext, id: string): Promise<boolean> {
   return ctx.db.transaction().execute(async (tx) => {
     await tx.deleteFrom("tokens").where("user_id", "=", id).execute();
     await tx.deleteFrom("revoked_sessions").where("user_id", "=", id).execute();
+    await tx.deleteFrom("revoked_tokens").where("user_id", "=", id).execute();
     const result = await tx.deleteFrom("users").where("id", "=", id).executeTakeFirst();
     return result.numDeletedRows > 0n;
   });
@@ -144,7 +145,7 @@ export interface UsersRepo {
    * to now, which ends every session issued before; undefined for an unknown user.
    */
   setPassword(id: string, passwordHash: string): Promise<UserRecord | undefined>;
-  /** Deletes a user with its personal tokens and revoked-session rows; false when there was none. */
+  /** Deletes a user with its personal tokens and revoked-session and revoked-token rows; false when there was none. */
   remove(id: string): Promise<boolean>;
 }
 

@@ -25,12 +25,13 @@ export async function isSubmitter(
   if (principal.user_id === null) return false;
   // The user behind the submitting token, kept on the run: right after a revocation too.
   if (run.created_by_user !== null) return run.created_by_user === principal.user_id;
-  // A token of no user, or a run stored before runs kept their user.
-  const tokens = await store.tokens.list({ userId: principal.user_id });
-  if (tokens.some((token) => token.id === submitter)) return true;
-  if ((await store.tokens.get(submitter)) || (await store.users.get(submitter))) return false;
-  // The submitting token is gone: its revocation's audit entry says whose it was. With none
-  // (revoked offline, or the entry pruned), nobody can be told apart from the submitter.
+  // A token of no user, or a run stored before runs kept their user: whose the token is or was.
+  const token = await store.tokens.owner(submitter);
+  if (token) return token.user_id === principal.user_id;
+  if (await store.users.get(submitter)) return false;
+  // The submitting token is gone and whose it was not kept (its user removed, or revoked before
+  // revoked tokens' users were kept): its revocation's audit entry says whose it was. With none
+  // (the entry pruned), nobody can be told apart from the submitter.
   const { events } = await store.audit.list({ action: "token.revoke", target: submitter, limit: 1 });
   const owner = events[0]?.details.user_id;
   return owner === undefined || owner === principal.user_id;

@@ -1,7 +1,7 @@
 import { RunyardError } from "../../core/errors.js";
 import { type ForgeIntent, mayStartWork } from "../../forges/types.js";
 import type { ForgeRecord } from "../../store/index.js";
-import { tenantPrincipal } from "../auth.js";
+import { triggerQuotaPrincipal } from "../acting-for.js";
 import type { ServerDeps } from "../deps.js";
 import type { RunOwner } from "../runs/run-service.js";
 import { forgeClient, forgeIntent } from "./forge-clients.js";
@@ -84,7 +84,8 @@ export async function actOnDelivery(
       });
     }
     const owner: RunOwner = { tenantId: forge.tenant_id, tokenId: forge.created_by };
-    await deps.quotas.checkSubmit(tenantPrincipal(forge.tenant_id));
+    // The forge's tenant's limits, and its maker's own: the run will be theirs.
+    await deps.quotas.checkSubmit(await triggerQuotaPrincipal(deps.store, forge.tenant_id, forge.created_by));
     // What runs is the forge's settings, written by whoever added the forge: the author too.
     const origin = {
       trigger: "forge" as const,

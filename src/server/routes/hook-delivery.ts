@@ -7,7 +7,7 @@ import { newRunId } from "../../core/ids.js";
 import type { HookRecord } from "../../store/index.js";
 import type { InputSpec } from "../../workflow/model.js";
 import { inputPrefix, inputValueProblem } from "../../workflow/parse-inputs.js";
-import { tenantPrincipal } from "../auth.js";
+import { triggerQuotaPrincipal } from "../acting-for.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
@@ -191,7 +191,10 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         // someone who may not act for this hook waits until its owner or an admin promotes it.
         const { saved, inputs } = await deps.savedWorkflows.liveInputs(hook.tenant_id, hook.workflow);
         const { vars, missing } = pickInputs(hook, inputs, body);
-        await deps.quotas.checkSubmit(tenantPrincipal(hook.tenant_id));
+        // The hook's tenant's limits, and its maker's own: the run will be theirs.
+        await deps.quotas.checkSubmit(
+          await triggerQuotaPrincipal(deps.store, hook.tenant_id, hook.created_by),
+        );
         const owner = await deps.savedWorkflows.triggerOwner(hook.created_by);
         const runId = newRunId();
         // The signature covers the body only, not the headers: the same body again, under another

@@ -4,6 +4,7 @@ import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js
 import type { Logger } from "../../core/logger.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { BotRecord, RunLogLimit, RunRecord, Store } from "../../store/index.js";
+import { userBehind } from "../acting-for.js";
 import type { EventBus } from "../event-bus.js";
 import type { JobQueue } from "../job-queue.js";
 import { RunSink, stamp } from "../run-sink.js";
@@ -241,14 +242,6 @@ export class RunService {
     return this.kinds.agent;
   }
 
-  /** The user a token belongs to, or the user an id is; null for neither (a token of no user). */
-  private async userBehind(id: string | null): Promise<string | null> {
-    if (id === null) return null;
-    const token = await this.store.tokens.get(id);
-    if (token) return token.user_id;
-    return (await this.store.users.get(id)) ? id : null;
-  }
-
   /**
    * Queues a checked run of `kind`, recording what started it; resolves with its record once
    * `run.queued` is stored. A `runId` given that exists already is a CONFLICT, and nothing starts.
@@ -269,7 +262,8 @@ export class RunService {
         status: "queued",
         tenant_id: owner.tenantId,
         created_by: owner.tokenId,
-        created_by_user: owner.userId !== undefined ? owner.userId : await this.userBehind(owner.tokenId),
+        created_by_user:
+          owner.userId !== undefined ? owner.userId : await userBehind(this.store, owner.tokenId),
         authored_by: origin.authoredBy !== undefined ? origin.authoredBy : owner.tokenId,
         spec: prepared.spec,
         vars: prepared.vars,

@@ -31,6 +31,7 @@ import * as botHistory from "./0038_bot_history.js";
 import * as botTenantAlerts from "./0039_bot_tenant_alerts.js";
 import * as spendReservations from "./0040_spend_reservations.js";
 import * as runSubmitterUser from "./0041_run_submitter_user.js";
+import * as revokedTokens from "./0042_revoked_tokens.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -67,6 +68,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0039_bot_tenant_alerts": botTenantAlerts,
   "0040_spend_reservations": spendReservations,
   "0041_run_submitter_user": runSubmitterUser,
+  "0042_revoked_tokens": revokedTokens,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
