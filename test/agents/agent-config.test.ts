@@ -444,7 +444,9 @@ describe.skipIf(!opencode)("opencode and llm_retry_count", () => {
       expect(run.error?.code, JSON.stringify(run.error)).toBe(code);
       expect(run.error?.message).toContain("llm_retry_count is 1");
       expect(gateway.requests.filter(withTools)).toHaveLength(2);
-      expect(tookMs).toBeLessThan(40_000);
-    }, 90_000);
+      // Stopped by the runner after its retry, not by OpenCode after its own 5 (waits of 2, 4,
+      // 8, 16 and 32 s: past 62 s): about 12 s idle, 46 s seen on a loaded machine.
+      expect(tookMs).toBeLessThan(60_000);
+    }, 120_000);
   }
 });
