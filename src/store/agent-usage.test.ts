@@ -45,6 +45,8 @@ describe.each(storeBackends)("agents' usage on $name", (backend) => {
       name: "t",
       tenant_id: "acme",
       created_by: personal.record.id,
+      // As a submit stores it (RunService): the user behind the token.
+      created_by_user: ana.id,
     });
     const job = await store.jobs.create({ run_id: run.id, requirements: { labels: [] }, payload: {} });
     const batch = [

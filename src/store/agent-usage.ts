@@ -52,9 +52,8 @@ export async function recordAgentUsage(
   if (usage.length === 0) return;
   const owner = await ctx.db
     .selectFrom("runs")
-    .leftJoin("tokens", "tokens.id", "runs.created_by")
-    .select(["runs.tenant_id", "runs.created_by", "runs.created_by_user", "tokens.user_id as token_user"])
-    .where("runs.id", "=", runId)
+    .select(["tenant_id", "created_by", "created_by_user"])
+    .where("id", "=", runId)
     .executeTakeFirst();
   await ctx.db
     .insertInto("agent_usage")
@@ -64,8 +63,9 @@ export async function recordAgentUsage(
         seq: event.seq,
         at: event.ts,
         tenant_id: owner?.tenant_id ?? "",
-        // The run's user as it was at submit: its token may have been revoked since.
-        user_id: owner?.created_by_user ?? owner?.token_user ?? owner?.created_by ?? "",
+        // The run's user as it was at submit (its token may have been revoked since); a token
+        // of no user counts as its own.
+        user_id: owner?.created_by_user ?? owner?.created_by ?? "",
         agent: event.agent ?? "",
         model: event.model ?? "",
         input_tokens: event.input_tokens,

@@ -103,22 +103,20 @@ function runEnd(deps: ServerDeps, runId: string, timeoutMs: number): Promise<Run
 /**
  * A follow-up turn runs with its run's task settings: the env, secrets and keys its submitter
  * gave. So only that submitter (by the same user, through any of their tokens or sessions, a
- * token revoked since too, or the same token) and admins may send one; a teammate who may see the run may not spend its keys.
+ * token revoked since too, or the same token) and admins may send one; a teammate who may see
+ * the run may not spend its keys.
  */
-export async function refuseOthersFollowUp(
-  deps: ServerDeps,
-  principal: Principal,
-  parent: RunRecord,
-): Promise<void> {
-  if (principal.role === "admin") return;
+export function maySendFollowUp(principal: Principal, parent: RunRecord): boolean {
+  if (principal.role === "admin") return true;
   const by = parent.created_by;
-  if (by !== null && (by === principal.token_id || by === principal.user_id)) return;
-  // The submitter's user, through any token of theirs: one revoked since made the run too.
-  if (principal.user_id !== null && principal.user_id === parent.created_by_user) return;
-  if (by !== null && principal.user_id !== null) {
-    const token = await deps.store.tokens.get(by);
-    if (token?.user_id === principal.user_id) return;
-  }
+  if (by !== null && (by === principal.token_id || by === principal.user_id)) return true;
+  // The submitter's user (kept on the run), through any token of theirs, a revoked one too.
+  return principal.user_id !== null && principal.user_id === parent.created_by_user;
+}
+
+/** Refuses, with a hint, a follow-up (or a publish, a review) from anyone but `maySendFollowUp`. */
+export function refuseOthersFollowUp(principal: Principal, parent: RunRecord): void {
+  if (maySendFollowUp(principal, parent)) return;
   throw new RunyardError(
     "FORBIDDEN",
     `run ${parent.id} was submitted by someone else; only they may continue it`,
@@ -157,7 +155,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request, reply) => {
       const parent = await visibleRun(deps, request, request.params.id);
       const principal = callerOf(request);
-      await refuseOthersFollowUp(deps, principal, parent);
+      refuseOthersFollowUp(principal, parent);
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitFollowUp(
         parent.id,

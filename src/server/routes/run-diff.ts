@@ -11,7 +11,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
 import { type DiffView, parseDiff } from "../runs/diff-view.js";
-import { refuseOthersFollowUp } from "./agents.js";
+import { maySendFollowUp, refuseOthersFollowUp } from "./agents.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run") });
@@ -137,10 +137,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
       }
       const spec = AgentRunSpec.safeParse(run.spec);
       const repo = spec.success ? spec.data.repo : undefined;
-      const mayPublish = await refuseOthersFollowUp(deps, callerOf(request), run).then(
-        () => true,
-        () => false,
-      );
+      const mayPublish = maySendFollowUp(callerOf(request), run);
       return {
         run_id: run.id,
         status: run.status,
@@ -176,7 +173,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request, reply) => {
       const parent = await visibleRun(deps, request, request.params.id);
       const principal = callerOf(request);
-      await refuseOthersFollowUp(deps, principal, parent);
+      refuseOthersFollowUp(principal, parent);
       const body = request.body;
       const diffs = await diffsOf(deps, parent);
       const mine = body.agent ? diffs.filter((d) => d.agent === body.agent) : diffs;

@@ -33,7 +33,7 @@ const publishNote =
 async function publishable(deps: ServerDeps, request: Parameters<typeof visibleRun>[1], id: string) {
   const parent = await visibleRun(deps, request, id);
   const principal = callerOf(request);
-  await refuseOthersFollowUp(deps, principal, parent);
+  refuseOthersFollowUp(principal, parent);
   if (parent.kind !== "agent") {
     throw new RunyardError("INVALID_INPUT", `run ${parent.id} is a ${parent.kind} run: it has no branch`, {
       hint: "Push or open a pull request from an agent run on a repo (`runyard runs list --kind agent`).",
