@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/core/logger.js";
 import type { QuotaSettings } from "../src/server/quotas.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
-import { adminToken, injectJson, makeToken } from "./helpers/in-process.js";
+import { adminToken, injectJson, makeToken, signedInMember } from "./helpers/in-process.js";
 
 /*
  * Quotas through the API of a whole server in this process (real SQLite in memory, no mocks):
@@ -69,19 +69,8 @@ async function expectAccepted(token: string): Promise<void> {
   expect(answer.status, JSON.stringify(answer.body)).toBe(201);
 }
 
-async function addUser(username: string, tenant: string): Promise<string> {
-  const password = `${username}-password-1234`;
-  const added = await call("POST", "/api/users", adminToken, {
-    username,
-    role: "member",
-    password,
-    tenant_id: tenant,
-  });
-  expect(added.status, JSON.stringify(added.body)).toBe(201);
-  const login = await call("POST", "/api/auth/login", undefined, { username, password });
-  expect(login.status).toBe(200);
-  return login.body.token as string;
-}
+const addUser = (username: string, tenant: string): Promise<string> =>
+  signedInMember(server, username, tenant);
 
 describe("quotas", () => {
   it("a tenant at its concurrent-run limit is refused with 429 and nothing stored; under it, accepted", async () => {

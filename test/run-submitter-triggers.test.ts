@@ -5,7 +5,7 @@ import type { RunningServer } from "../src/server/server.js";
 import { type ScriptedForge, startScriptedForge } from "./forge-server/server.js";
 import { tempDir } from "./helpers/cli.js";
 import { addGithubForge, startedRun } from "./helpers/forge-setup.js";
-import { adminToken, injectJson, startInProcessServer } from "./helpers/in-process.js";
+import { adminToken, injectJson, signedInMember, startInProcessServer } from "./helpers/in-process.js";
 
 /*
  * A run a trigger starts (a hook's delivery, a schedule's tick) is its maker's: it counts against
@@ -35,17 +35,8 @@ async function call(method: string, url: string, token: string | undefined, body
 }
 
 async function addUser(username: string, tenant: string): Promise<string> {
-  const password = `${username}-password-1234`;
-  const added = await call("POST", "/api/users", adminToken, {
-    username,
-    role: "member",
-    password,
-    tenant_id: tenant,
-  });
-  expect(added.status, JSON.stringify(added.body)).toBe(201);
-  const login = await call("POST", "/api/auth/login", undefined, { username, password });
-  expect(login.status).toBe(200);
-  return login.body.token as string;
+  if (!server) throw new Error("no server");
+  return signedInMember(server, username, tenant);
 }
 
 /** A personal token of the signed-in user: its id and secret. */

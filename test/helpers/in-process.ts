@@ -33,6 +33,26 @@ export async function makeToken(
 }
 
 /**
+ * A member of `tenant` made by the admin through the API and signed in; returns their session
+ * token.
+ */
+export async function signedInMember(
+  server: RunningServer,
+  username: string,
+  tenant: string,
+): Promise<string> {
+  const password = `${username}-password-1234`;
+  const added = await injectJson(server.app, "POST", "/api/users", {
+    token: adminToken,
+    body: { username, role: "member", password, tenant_id: tenant },
+  });
+  if (added.status !== 201) throw new Error(`adding ${username}: ${JSON.stringify(added.body)}`);
+  const login = await injectJson(server.app, "POST", "/api/auth/login", { body: { username, password } });
+  if (login.status !== 200) throw new Error(`signing ${username} in: ${JSON.stringify(login.body)}`);
+  return login.body.token as string;
+}
+
+/**
  * One request to an in-process server, as a client sends it (`Authorization: Bearer`, a JSON
  * body, or a raw one with its content type); the answer's JSON parsed, other text as it is, an
  * empty body as undefined.
