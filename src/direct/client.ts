@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { attemptEndedEarly } from "../core/attempt-ended-early.js";
+import { deadline } from "../core/deadline.js";
 import { type ErrorCode, errorInfo, RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import type {
@@ -256,14 +257,10 @@ export class DirectStepRunner implements StepRunner {
     for (;;) {
       if (options.abortOn?.aborted) return "aborted";
       const timeoutMs = options.timeoutMs ?? ANSWER_GRACE_MS;
-      const signals = [
-        AbortSignal.timeout(
-          clampToWindow
-            ? Math.max(1, Math.ceil(Math.min(timeoutMs, giveUpAt - performance.now())))
-            : timeoutMs,
-        ),
-      ];
-      if (options.abortOn) signals.push(options.abortOn);
+      const limit = deadline(
+        clampToWindow ? Math.max(1, Math.ceil(Math.min(timeoutMs, giveUpAt - performance.now()))) : timeoutMs,
+        options.abortOn,
+      );
       let problem: string;
       try {
         const response = await this.transport({
@@ -271,7 +268,7 @@ export class DirectStepRunner implements StepRunner {
           url: `${this.address}${path}`,
           headers,
           ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-          signal: AbortSignal.any(signals),
+          signal: limit.signal,
         });
         if (![502, 503, 504].includes(response.status))
           return { status: response.status, body: parseJson(response.text) };
@@ -283,6 +280,8 @@ export class DirectStepRunner implements StepRunner {
           throw new AttemptEnded(attemptEndedEarly("failed", error.toInfo()));
         problem = networkProblem(error);
         lastStatus = undefined;
+      } finally {
+        limit.clear();
       }
       if (performance.now() + wait > giveUpAt) {
         const message =

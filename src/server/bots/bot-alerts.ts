@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import { deadline } from "../../core/deadline.js";
 import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { BotRecord, Store } from "../../store/index.js";
@@ -241,19 +242,22 @@ export class BotWatch {
         detail = "the server stopped before the receiver answered";
         break;
       }
+      const limit = deadline(timeoutMs, this.closing.signal);
       try {
         const answer = await guardedRequest(this.policy, {
           method: "POST",
           url,
           headers: { "content-type": "application/json", "user-agent": "runyard-notifier" },
           body,
-          signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.closing.signal]),
+          signal: limit.signal,
         });
         if (answer.status >= 200 && answer.status < 300) return undefined;
         detail = `the receiver answered HTTP ${answer.status}`;
       } catch (error) {
         if (error instanceof RunyardError) return `${error.code}: ${error.message}`;
         detail = `could not reach the receiver, or it did not answer within ${timeoutMs} ms`;
+      } finally {
+        limit.clear();
       }
     }
     this.logger.warn({ botId: notice.bot_id, url }, `bot alert notify failed: ${detail}`);
