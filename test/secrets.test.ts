@@ -222,10 +222,8 @@ steps:
     );
     await waitForRun(server.url, runId, (run) => run.steps.some((s) => s.name === "wait"));
     await server.proc.kill("SIGKILL");
-    // The runner's reconnect backoff reaches 5 s (+20 % jitter) while the server is away, past the
-    // test servers' 4 s reconnect grace: on a loaded machine the run then ended RUNNER_LOST.
-    // The default grace, 20 s, is well past it; this one is too.
-    const restarted = await startTestServer(home, { RUNYARD_RECONNECT_GRACE_MS: "10000" }, port);
+    // The restarted server holds the runner's lease past its longest reconnect wait (fastTimings).
+    const restarted = await startTestServer(home, {}, port);
     procs.push(restarted.proc);
     writeFileSync(gate, "");
     const run = await waitForRun(restarted.url, runId, isFinal);

@@ -42,9 +42,7 @@ let token: string;
 let image: string;
 const botIds: string[] = [];
 
-// A reconnect grace above the runner's backoff (5 s, +20 % jitter) once a server is killed: the
-// test servers' 4 s lost the bot's runner on a loaded machine. The default, 20 s, is above it.
-const serverEnv = { RUNYARD_BOT_NETWORK: "none", RUNYARD_RECONNECT_GRACE_MS: "10000" };
+const serverEnv = { RUNYARD_BOT_NETWORK: "none" };
 
 async function startOurRunner(): Promise<Proc> {
   runner = await startRunner(server.url, token, { id: runnerId, env: { RUNYARD_HOME: runnerHome } });

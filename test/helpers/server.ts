@@ -8,11 +8,15 @@ import { cliPath, repoRoot, tempDir } from "./cli.js";
 
 export const adminToken = "ryt_test_admin_token_0123456789";
 
-/** Timings short enough for tests: a silent runner loses its jobs in 2 s. */
+/**
+ * Timings short enough for tests: a silent runner loses its jobs in 2 s. A restarted server holds
+ * its runners' leases 10 s, above the runner's longest reconnect wait (5 s, plus a fifth of jitter)
+ * with room for a busy machine: a live runner is never counted lost across a restart.
+ */
 export const fastTimings = {
   RUNYARD_HEARTBEAT_MS: "300",
   RUNYARD_LEASE_MS: "2000",
-  RUNYARD_RECONNECT_GRACE_MS: "4000",
+  RUNYARD_RECONNECT_GRACE_MS: "10000",
   RUNYARD_KILL_GRACE_MS: "300",
 };
 
