@@ -1,0 +1,135 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { QuotaSettings } from "../src/server/quotas.js";
+import type { RunningServer, ServerOptions } from "../src/server/server.js";
+import { injectJson, signedInMember, startInProcessServer } from "./helpers/in-process.js";
+
+/*
+ * A member's attacks on "whose run is it" (`created_by_user`): the runs a member's own triggers
+ * and calls start must count as theirs against their run quota, whatever path starts them. A real
+ * server in this process, real SQLite; no runner, so runs wait queued unless the test ends them.
+ */
+
+let server: RunningServer | undefined;
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start(quotas: QuotaSettings, extra: Partial<ServerOptions> = {}): Promise<RunningServer> {
+  server = await startInProcessServer({ quotas, ...extra });
+  return server;
+}
+
+async function call(method: string, url: string, token: string | undefined, body?: unknown) {
+  if (!server) throw new Error("no server");
+  return injectJson(server.app, method, url, { token, ...(body !== undefined ? { body } : {}) });
+}
+
+const hello = "name: hello\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n";
+
+async function until<T>(what: string, look: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const found = await look();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("a schedule a member saved is held to their own run quota at each tick", () => {
+  it("skips a tick while its owner is at their queued-run limit, saying why and storing no run; fires again once they are under it", async () => {
+    const s = await start(
+      { quotas: { users: { ann: { max_queued_runs: 1 } } } },
+      { scheduleMinIntervalSeconds: 1, scheduleMaxRunsPerHour: 100_000 },
+    );
+    const ann = await signedInMember(s, "ann", "acme");
+    const bob = await signedInMember(s, "bob", "acme");
+    // ann's one queued run: she is at her limit.
+    const own = await call("POST", "/api/runs", ann, { workflow: hello });
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+    const nightly = `name: nightly
+schedule: {cron: "* * * * * *", overlap: queue}
+steps:
+  - {name: tick, action: cmd.run, args: {cmd: echo tick}}
+`;
+    const saved = await call("POST", "/api/workflows", ann, { name: "nightly", workflow: nightly });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const [schedule] = await s.store.schedules.list("acme");
+    if (!schedule) throw new Error("the save armed no schedule");
+
+    const skipped = await until("a tick of ann's schedule", async () =>
+      (await s.store.schedules.ticks(schedule.id)).find((tick) => tick.outcome !== "missed"),
+    );
+    expect(skipped).toMatchObject({ outcome: "skipped", run_id: null });
+    expect(skipped.detail).toContain("user ann has 1 of 1 queued runs");
+    expect(skipped.detail).toContain("quotas.users.ann.max_queued_runs");
+    const scheduled = async () =>
+      (await s.store.runs.list({ tenantId: "acme", limit: 500 })).runs.filter(
+        (run) => run.trigger === "schedule",
+      );
+    expect(await scheduled()).toEqual([]);
+    // A teammate's room is not ann's: bob may still submit, and the schedule stays held.
+    expect((await call("POST", "/api/runs", bob, { workflow: hello })).status).toBe(201);
+
+    // Once ann's queued run is gone, the next tick starts her run.
+    expect((await call("POST", `/api/runs/${own.body.run_id}/cancel`, ann)).status).toBe(200);
+    const started = await until(
+      "a scheduled run once ann is under her limit",
+      async () => (await scheduled())[0],
+    );
+    expect(started.created_by_user).toBe((await s.store.users.findByName("ann"))?.id);
+  });
+});
+
+describe("a workflow.call child is held to its submitter's own run quota", () => {
+  it("fails the call step with QUOTA_EXCEEDED when the child would take the submitter past their limit, storing no child", async () => {
+    const s = await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
+    await s.store.runners.upsert({
+      id: "runner-acme",
+      group: "linux",
+      labels: [],
+      mode: "all",
+      capacity: 1,
+      hostname: "host-acme",
+      tenant_id: "acme",
+    });
+    const ann = await signedInMember(s, "ann", "acme");
+    const bob = await signedInMember(s, "bob", "acme");
+    const deploy = "name: deploy\nsteps:\n  - {name: build, action: cmd.run, args: {cmd: echo built}}\n";
+    expect((await call("POST", "/api/workflows", ann, { name: "deploy", workflow: deploy })).status).toBe(
+      201,
+    );
+    // The run waits at its gate (running, not queued) while ann fills her one queued place.
+    const release = `name: release
+steps:
+  - name: gate
+    action: approval
+    args: {message: ship?, approvers: [bob]}
+  - {name: ship, action: workflow.call, args: {workflow: deploy}}
+`;
+    const submitted = await call("POST", "/api/runs", ann, { workflow: release });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const runId = submitted.body.run_id as string;
+    await until("the release run waiting at its gate", async () =>
+      (await s.store.approvals.get(runId, "gate")) ? true : undefined,
+    );
+    const own = await call("POST", "/api/runs", ann, { workflow: hello });
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+    const approved = await call("POST", `/api/runs/${runId}/steps/gate/approve`, bob, {});
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+
+    // Either the call step ends refused, or (the hole) a child run of ann's is queued past her limit.
+    const children = async () =>
+      (await s.store.runs.list({ limit: 500 })).runs.filter((run) => run.parent_run_id === runId);
+    const view = await until("the call step's end or its child", async () => {
+      const body = (await call("GET", `/api/runs/${runId}`, ann)).body;
+      const ship = body.steps.find((step: { name: string }) => step.name === "ship");
+      return ship?.status === "failed" || (await children()).length > 0 ? body : undefined;
+    });
+    expect(await children()).toEqual([]);
+    const ship = view.steps.find((step: { name: string }) => step.name === "ship");
+    expect(ship?.error).toMatchObject({ code: "QUOTA_EXCEEDED", message: "user ann has 1 of 1 queued runs" });
+  });
+});
