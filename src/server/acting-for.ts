@@ -47,9 +47,10 @@ export async function userBehind(
 }
 
 /**
- * What a signed delivery (a hook's, a forge's) is checked as against the quotas: a member of the
- * trigger's tenant and, when its maker is a user (through a token revoked since too), that user,
- * so the runs a user's triggers start are held to that user's own run limits as their submits are.
+ * What a run a trigger starts (a hook's or a forge's delivery, a schedule's tick, a call's child)
+ * is checked as against the quotas: a member of the trigger's tenant and, when its maker is a user
+ * (through a token revoked since too), that user, so the runs a user's triggers start are held to
+ * that user's own run limits as their submits are.
  */
 export async function triggerQuotaPrincipal(
   store: Pick<Store, "tokens" | "users">,

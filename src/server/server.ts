@@ -13,9 +13,9 @@ import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
 import type { Store } from "../store/index.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
+import { triggerQuotaPrincipal } from "./acting-for.js";
 import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
-import { tenantPrincipal } from "./auth.js";
 import { BotWatch } from "./bots/bot-alerts.js";
 import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
@@ -256,10 +256,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       store,
       { limits: workflowLimits, parse: parseWorkflow },
       {
-        // A child run counts against its tenant's quotas as a submit does; past one, the call
-        // step fails with the quota's error and no child is stored.
+        // A child run counts against its tenant's quotas, and those of the user whose run calls
+        // it (the child is theirs), as a submit does; past one, the call step fails with the
+        // quota's error and no child is stored.
         submit: async (spec, owner, origin) => {
-          await quotas.checkSubmit(tenantPrincipal(owner.tenantId));
+          await quotas.checkSubmit(
+            await triggerQuotaPrincipal(
+              store,
+              owner.tenantId,
+              owner.userId !== undefined ? owner.userId : owner.tokenId,
+            ),
+          );
           return runs.submitWorkflow(spec, owner, origin);
         },
         cancel: (runId) => runs.cancel(runId),
@@ -329,6 +336,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     isLeader: () => replica.isLeader,
     maxRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
+    // A tick's run is its schedule's owner's, held to their run quotas and their tenant's.
+    admitRun: async (tenantId, ownerId) =>
+      quotas.checkSubmit(await triggerQuotaPrincipal(store, tenantId, ownerId)),
   });
   // Bots' history is downsampled and their alerts checked by the leader.
   const botWatch = new BotWatch(

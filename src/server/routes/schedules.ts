@@ -37,7 +37,7 @@ const ScheduleView = z.object({
       outcome: z
         .enum(["started", "skipped", "missed", "failed"])
         .describe(
-          "`started` a run; `skipped` for overlap (the run still going is `run_id`) or past the tenant's scheduled runs an hour (`detail` says); `missed` while no server ran; `failed` to start a run",
+          "`started` a run; `skipped` for overlap (the run still going is `run_id`), past the tenant's scheduled runs an hour, or past a run quota of the tenant or the schedule's owner (`detail` says); `missed` while no server ran; `failed` to start a run",
         ),
       run_id: z.string().nullable(),
       detail: z.string().nullable(),

@@ -34,6 +34,11 @@ export interface SchedulerDeps {
   /** Whether this replica leads the fleet: only the leader fires ticks. */
   isLeader: () => boolean;
   /**
+   * Throws QUOTA_EXCEEDED when a run the schedule's owner (`ownerId`) triggers in `tenantId` would
+   * go past a run quota of that tenant or that user; such a tick is skipped. Unset: no quotas.
+   */
+  admitRun?: (tenantId: string | null, ownerId: string | null) => Promise<void>;
+  /**
    * A tenant's schedules start at most this many runs in an hour; a tick past it is skipped. Saves
    * are refused before they could pass it; this holds for schedules saved under a higher cap.
    */
@@ -205,6 +210,18 @@ export class Scheduler {
         return;
       }
     }
+    const overQuota = await this.quotaRefusal(schedule);
+    if (overQuota !== undefined) {
+      const claimed = await store.schedules.claimTick({
+        schedule_id: schedule.id,
+        tick_at: tick.toISOString(),
+        outcome: "skipped",
+        run_id: null,
+        detail: overQuota,
+      });
+      if (claimed) this.counts.skipped += 1;
+      return;
+    }
     const runId = newRunId();
     const claimed = await store.schedules.claimTick({
       schedule_id: schedule.id,
@@ -224,6 +241,32 @@ export class Scheduler {
           );
     }
     await this.start(schedule, tick.toISOString(), runId);
+  }
+
+  /**
+   * Why a tick's run would go past a run quota of the schedule's tenant or owner (the run is
+   * theirs, as a submit of theirs would be), or undefined when it would not.
+   */
+  private async quotaRefusal(schedule: ScheduleRecord): Promise<string | undefined> {
+    const { admitRun } = this.deps;
+    if (!admitRun) return undefined;
+    const owner =
+      schedule.owner ??
+      (
+        await this.deps.store.savedWorkflows.get(
+          schedule.tenant_id,
+          schedule.workflow_name,
+          schedule.workflow_version,
+        )
+      )?.created_by ??
+      null;
+    try {
+      await admitRun(schedule.tenant_id, owner);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof RunyardError) || error.code !== "QUOTA_EXCEEDED") throw error;
+      return `${error.message}, so the tick started no run (a run quota of the schedule's tenant or owner). ${error.hint ?? ""}`.trim();
+    }
   }
 
   /** Starts a claimed tick's run under the id its row names; a failure is recorded on the row. */
