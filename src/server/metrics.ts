@@ -58,7 +58,7 @@ export class ServerMetrics {
     const scheduleTicks = replica?.scheduleTicks;
     new Counter({
       name: "runyard_schedule_ticks_total",
-      help: "Schedule ticks this replica handled, by outcome: fired (a run started), skipped (overlap), missed (no server ran at the tick, per catch_up), failed (the run could not start).",
+      help: "Schedule ticks this replica handled, by outcome: fired (a run started), skipped (overlap, the hourly cap or a run quota), missed (no server ran at the tick, per catch_up), failed (the run could not start).",
       labelNames: ["outcome"],
       registers,
       collect() {
