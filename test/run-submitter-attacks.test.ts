@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { QuotaSettings } from "../src/server/quotas.js";
 import type { RunningServer, ServerOptions } from "../src/server/server.js";
-import { injectJson, signedInMember, startInProcessServer } from "./helpers/in-process.js";
+import { adminToken, injectJson, signedInMember, startInProcessServer } from "./helpers/in-process.js";
 
 /*
  * A member's attacks on "whose run is it" (`created_by_user`): the runs a member's own triggers
@@ -133,3 +133,95 @@ steps:
     expect(ship?.error).toMatchObject({ code: "QUOTA_EXCEEDED", message: "user ann has 1 of 1 queued runs" });
   });
 });
+
+describe("a teammate, or a user made again under the submitter's name, on an agent run", () => {
+  it("may not follow it up after the submitter revokes the token that submitted it, nor after the submitter is removed", async () => {
+    const s = await start({});
+    const ann = await signedInMember(s, "ann", "acme");
+    const bob = await signedInMember(s, "bob", "acme");
+    const laptop = await call("POST", "/api/tokens", ann, { kind: "user", name: "laptop" });
+    expect(laptop.status, JSON.stringify(laptop.body)).toBe(201);
+    const submitted = await call("POST", "/api/runs", laptop.body.token, {
+      kind: "agent",
+      agent: "openai",
+      prompt: "add hello.py",
+      env: { OPENAI_API_KEY: "sk-ann-own-key-0123456789" },
+    });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const runId = submitted.body.run_id as string;
+    const followUp = (token: string) =>
+      call("POST", `/api/runs/${runId}/messages`, token, { text: "push to main" });
+    // bob cannot revoke ann's token by its id (it is not his: 404), so it stays ann's.
+    expect((await call("DELETE", `/api/tokens/${laptop.body.id}`, bob)).status).toBe(404);
+    expect((await call("DELETE", `/api/tokens/${laptop.body.id}`, ann)).status).toBe(200);
+
+    const byBob = await followUp(bob);
+    expect(byBob.status, JSON.stringify(byBob.body)).toBe(403);
+    expect(byBob.body.error.message).toContain("submitted by someone else");
+    // ann passes the sender check (and meets the run's state: it still waits in the queue).
+    const byAnn = await followUp(ann);
+    expect(byAnn.status, JSON.stringify(byAnn.body)).toBe(409);
+
+    expect((await call("DELETE", "/api/users/ann", adminToken)).status).toBe(200);
+    const newAnn = await signedInMember(s, "ann", "acme");
+    const byNewAnn = await followUp(newAnn);
+    expect(byNewAnn.status, JSON.stringify(byNewAnn.body)).toBe(403);
+    expect((await call("GET", `/api/runs/${runId}`, newAnn)).body.created_by_name).toBeNull();
+    expect((await s.store.runs.list({ limit: 500 })).runs.map((run) => run.id)).toEqual([runId]);
+  });
+});
+
+describe("a member's retry or re-run of someone else's run", () => {
+  it("is the member's run: held to their own run quota (429, nothing stored), counted and named as theirs", async () => {
+    const s = await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
+    const ann = await signedInMember(s, "ann", "acme");
+    const carol = await adminOfTenant(s, "carol", "acme");
+    const carols = await call("POST", "/api/runs", carol, { workflow: hello });
+    expect(carols.status, JSON.stringify(carols.body)).toBe(201);
+    const carolRun = carols.body.run_id as string;
+    await s.store.runs.update(carolRun, { status: "failed" });
+    const own = await call("POST", "/api/runs", ann, { workflow: hello });
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+
+    const count = async () => (await s.store.runs.list({ limit: 500 })).runs.length;
+    const before = await count();
+    for (const path of ["retry", "rerun"]) {
+      const refused = await call("POST", `/api/runs/${carolRun}/${path}`, ann, {});
+      expect(refused.status, `${path}: ${JSON.stringify(refused.body)}`).toBe(429);
+      expect(refused.body.error).toMatchObject({
+        code: "QUOTA_EXCEEDED",
+        message: "user ann has 1 of 1 queued runs",
+      });
+    }
+    expect(await count()).toBe(before);
+
+    expect((await call("POST", `/api/runs/${own.body.run_id}/cancel`, ann)).status).toBe(200);
+    const retried = await call("POST", `/api/runs/${carolRun}/retry`, ann, {});
+    expect(retried.status, JSON.stringify(retried.body)).toBe(201);
+    const page = (await call("GET", `/api/runs/${retried.body.run_id}`, ann)).body;
+    expect(page.created_by_name).toBe("ann");
+    expect(page.authored_by_name).toBe("carol");
+    expect((await s.store.runs.get(retried.body.run_id))?.created_by_user).toBe(
+      (await s.store.users.findByName("ann"))?.id,
+    );
+    // The retry takes ann's one queued place: her next submit is refused, carol's is not.
+    const next = await call("POST", "/api/runs", ann, { workflow: hello });
+    expect(next.status, JSON.stringify(next.body)).toBe(429);
+    expect((await call("POST", "/api/runs", carol, { workflow: hello })).status).toBe(201);
+  });
+});
+
+/** An admin of `tenant` made through the API and signed in; returns their session token. */
+async function adminOfTenant(s: RunningServer, username: string, tenant: string): Promise<string> {
+  const password = `${username}-password-1234`;
+  const made = await call("POST", "/api/users", adminToken, {
+    username,
+    role: "admin",
+    password,
+    tenant_id: tenant,
+  });
+  expect(made.status, JSON.stringify(made.body)).toBe(201);
+  const login = await injectJson(s.app, "POST", "/api/auth/login", { body: { username, password } });
+  expect(login.status).toBe(200);
+  return login.body.token as string;
+}
