@@ -225,3 +225,55 @@ async function adminOfTenant(s: RunningServer, username: string, tenant: string)
   expect(login.status).toBe(200);
   return login.body.token as string;
 }
+
+describe("names after the token that made something is revoked", () => {
+  it("a run's author, a saved version's saver and a trigger waiting for its maker are still named: their user, never a user made again under that name", async () => {
+    const s = await start({});
+    const ann = await signedInMember(s, "ann", "acme");
+    const bob = await signedInMember(s, "bob", "acme");
+    const laptop = await call("POST", "/api/tokens", ann, { kind: "user", name: "laptop" });
+    expect(laptop.status, JSON.stringify(laptop.body)).toBe(201);
+    const saved = await call("POST", "/api/workflows", laptop.body.token, {
+      name: "deploy",
+      workflow: hello,
+    });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const hook = await call("POST", "/api/hooks", laptop.body.token, {
+      name: "on-push",
+      workflow: "deploy",
+      secret: "a-long-hook-secret-0123456789abcdef",
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const submitted = await call("POST", "/api/runs", laptop.body.token, { workflow: hello });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const annRun = submitted.body.run_id as string;
+    await s.store.runs.update(annRun, { status: "failed" });
+    expect((await call("DELETE", `/api/tokens/${laptop.body.id}`, ann)).status).toBe(200);
+
+    // bob's save waits for ann's hook: it says whom to ask.
+    const bobs = await call("POST", "/api/workflows", bob, {
+      name: "deploy",
+      workflow: hello.replace("hi", "bob"),
+    });
+    expect(bobs.status, JSON.stringify(bobs.body)).toBe(201);
+    expect(bobs.body.waiting_for).toEqual([expect.objectContaining({ kind: "hook", owner_name: "ann" })]);
+    const versions = (await call("GET", "/api/workflows/deploy", bob)).body.versions;
+    expect(versions.find((v: { version: number }) => v.version === 1)?.created_by_name).toBe("ann");
+    // bob's retry of ann's run is his, of ann's text.
+    const retried = await call("POST", `/api/runs/${annRun}/retry`, bob, {});
+    expect(retried.status, JSON.stringify(retried.body)).toBe(201);
+    const page = (await call("GET", `/api/runs/${retried.body.run_id}`, bob)).body;
+    expect(page).toMatchObject({ created_by_name: "bob", authored_by_name: "ann" });
+
+    // ann removed and a new ann made: nothing of the first is named hers.
+    expect((await call("DELETE", "/api/users/ann", adminToken)).status).toBe(200);
+    const newAnn = await signedInMember(s, "ann", "acme");
+    const again = await call("POST", "/api/workflows", newAnn, {
+      name: "deploy",
+      workflow: hello.replace("hi", "new"),
+    });
+    expect(again.body.waiting_for).toEqual([expect.objectContaining({ kind: "hook", owner_name: null })]);
+    expect((await call("GET", `/api/runs/${retried.body.run_id}`, newAnn)).body.authored_by_name).toBeNull();
+    expect((await call("GET", `/api/runs/${annRun}`, newAnn)).body.created_by_name).toBeNull();
+  });
+});
