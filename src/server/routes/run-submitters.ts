@@ -3,8 +3,9 @@ import type { Store } from "../../store/index.js";
 /**
  * The names behind runs' `created_by` (an API token's id, or a session user's id), so people see
  * who started a run instead of an id: a personal token or a session reads as its user's name, a
- * token that no user owns as the name it was given. An id found nowhere (a removed token or user)
- * has no name.
+ * token that no user owns as the name it was given. A personal token revoked since still reads as
+ * its user's name (revoked tokens keep their user, until that user is removed); an id found
+ * nowhere (a removed user, a revoked token of no user) has no name.
  */
 export async function submitterNames(
   store: Pick<Store, "tokens" | "users">,
@@ -28,5 +29,8 @@ async function submitterName(
     const owner = token.user_id ? await store.users.get(token.user_id) : undefined;
     return owner?.username ?? token.name;
   }
-  return (await store.users.get(id))?.username;
+  const user = await store.users.get(id);
+  if (user) return user.username;
+  const revoked = (await store.tokens.owner(id))?.user_id;
+  return revoked ? (await store.users.get(revoked))?.username : undefined;
 }

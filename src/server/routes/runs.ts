@@ -182,7 +182,7 @@ export const RunView = z.object({
     .string()
     .nullable()
     .describe(
-      "who submitted it, by name: the user (of a session or a personal token), else the token's name; null when neither exists any more",
+      "who submitted it, by name: the user (of a session or a personal token, one revoked since too), else the token's name; null when neither exists any more",
     ),
   authored_by: z
     .string()
