@@ -83,6 +83,40 @@ steps:
   });
 });
 
+describe("a schedule that replaces its previous run (overlap: cancel_previous)", () => {
+  it("still replaces it when that run is what fills its owner's quota: one run for one, the count does not grow", async () => {
+    const s = await start(
+      { quotas: { users: { ann: { max_queued_runs: 1 } } } },
+      { scheduleMinIntervalSeconds: 1, scheduleMaxRunsPerHour: 100_000 },
+    );
+    const ann = await signedInMember(s, "ann", "acme");
+    const nightly = `name: nightly
+schedule: {cron: "* * * * * *", overlap: cancel_previous}
+steps:
+  - {name: tick, action: cmd.run, args: {cmd: echo tick}}
+`;
+    const saved = await call("POST", "/api/workflows", ann, { name: "nightly", workflow: nightly });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    const scheduled = async () =>
+      (await s.store.runs.list({ tenantId: "acme", limit: 500 })).runs.filter(
+        (run) => run.trigger === "schedule",
+      );
+    // The first tick's run fills ann's one queued place; the next one replaces it.
+    const runs = await until("a second scheduled run", async () => {
+      const found = await scheduled();
+      return found.length >= 2 ? found : undefined;
+    });
+    expect(runs.filter((run) => run.status === "canceled").length).toBeGreaterThanOrEqual(1);
+    const [schedule] = await s.store.schedules.list("acme");
+    const ticks = await s.store.schedules.ticks(schedule?.id ?? "");
+    expect(ticks.filter((tick) => tick.outcome === "skipped")).toEqual([]);
+    // Never more than her one queued run at once.
+    expect(
+      (await s.store.runs.countActive({ user: (await s.store.users.findByName("ann"))?.id ?? "" })).queued,
+    ).toBe(1);
+  });
+});
+
 describe("a workflow.call child is held to its submitter's own run quota", () => {
   it("fails the call step with QUOTA_EXCEEDED when the child would take the submitter past their limit, storing no child", async () => {
     const s = await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });

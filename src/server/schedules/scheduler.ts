@@ -210,7 +210,9 @@ export class Scheduler {
         return;
       }
     }
-    const overQuota = await this.quotaRefusal(schedule);
+    // A run that replaces the schedule's own (cancel_previous) adds none to its owner's count.
+    const replaces = schedule.overlap === "cancel_previous" && running.length > 0;
+    const overQuota = replaces ? undefined : await this.quotaRefusal(schedule);
     if (overQuota !== undefined) {
       const claimed = await store.schedules.claimTick({
         schedule_id: schedule.id,
