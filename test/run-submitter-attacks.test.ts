@@ -111,9 +111,8 @@ steps:
     const ticks = await s.store.schedules.ticks(schedule?.id ?? "");
     expect(ticks.filter((tick) => tick.outcome === "skipped")).toEqual([]);
     // Never more than her one queued run at once.
-    expect(
-      (await s.store.runs.countActive({ user: (await s.store.users.findByName("ann"))?.id ?? "" })).queued,
-    ).toBe(1);
+    const annId = (await s.store.users.findByName("ann"))?.id ?? "";
+    expect((await s.store.runs.countActive({ user: annId })).queued).toBeLessThanOrEqual(1);
   });
 });
 
