@@ -310,3 +310,50 @@ describe("names after the token that made something is revoked", () => {
     expect((await call("GET", `/api/runs/${annRun}`, newAnn)).body.created_by_name).toBeNull();
   });
 });
+
+describe("a member's retry of a tenant admin's run with an agent step", () => {
+  it("spends the member's own budget: at its end, the retry's turn is refused while the admin's own turns are not", async () => {
+    const s = await start({});
+    await s.store.runners.upsert({
+      id: "agent-runner-acme",
+      group: "default",
+      labels: ["agent:openai", "mode:chat"],
+      mode: "all",
+      capacity: 1,
+      hostname: "host-acme",
+      tenant_id: "acme",
+    });
+    const ann = await signedInMember(s, "ann", "acme");
+    const carol = await adminOfTenant(s, "carol", "acme");
+    const set = await call("PUT", "/api/budgets/users/ann", adminToken, { usd_per_day: 0 });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    const triage = `name: triage
+steps:
+  - name: look
+    action: agent.run
+    args: {agent: openai, prompt: "say hi"}
+`;
+    const carols = await call("POST", "/api/runs", carol, { workflow: triage });
+    expect(carols.status, JSON.stringify(carols.body)).toBe(201);
+    const carolRun = carols.body.run_id as string;
+    // carol's turn is admitted (no budget of hers): it waits for the runner, so she stops it.
+    await until("carol's turn waiting for a runner", async () =>
+      (await s.store.jobs.list()).some((job) => job.run_id === carolRun) ? true : undefined,
+    );
+    expect((await call("POST", `/api/runs/${carolRun}/cancel`, carol)).status).toBe(200);
+    await until("carol's run canceled", async () =>
+      (await s.store.runs.get(carolRun))?.status === "canceled" ? true : undefined,
+    );
+
+    const retried = await call("POST", `/api/runs/${carolRun}/retry`, ann, {});
+    expect(retried.status, JSON.stringify(retried.body)).toBe(201);
+    const ended = await until("ann's retry's end", async () => {
+      const view = (await call("GET", `/api/runs/${retried.body.run_id}`, ann)).body;
+      return ["failed", "success", "canceled"].includes(view.status) ? view : undefined;
+    });
+    const look = ended.steps.find((step: { name: string }) => step.name === "look");
+    expect(look?.error?.code, JSON.stringify(ended.steps)).toBe("BUDGET_EXCEEDED");
+    expect(look?.error?.message).toContain("user ann's daily budget");
+    expect((await s.store.jobs.list()).filter((job) => job.run_id === retried.body.run_id)).toEqual([]);
+  });
+});
