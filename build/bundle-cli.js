@@ -45,6 +45,8 @@ await build({
     main: `${root}dist/cli/main.js`,
     // Started by path as a worker thread (server/runs/workflow-parser.ts), so it is an entry of its own.
     "workflow-parse-thread": `${root}dist/server/runs/workflow-parse-thread.js`,
+    // Likewise the thread that reads large JSON bodies (server/json-body.ts).
+    "json-body-thread": `${root}dist/server/json-body-thread.js`,
   },
   platform: "node",
   external: (id) => {

@@ -9,6 +9,7 @@ import { errorHandler, errorResponses, notFoundHandler } from "./error-responses
 import { httpHeadersHook } from "./http-headers.js";
 import { idempotencyHooks } from "./idempotency.js";
 import { RefusedLogins } from "./identity/refused-logins.js";
+import { readJsonBodiesOffTheLoop } from "./json-body.js";
 import { metricsRoutes, ServerMetrics } from "./metrics.js";
 import { openApiOptions, openApiRoute, publicRoute } from "./openapi.js";
 import { agentRoutes } from "./routes/agents.js";
@@ -83,6 +84,8 @@ const NotReady = z.object({
  */
 export function buildApp(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
+  // A large JSON body is read on a thread of its own, never holding the other requests.
+  readJsonBodiesOffTheLoop(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("principal", undefined);

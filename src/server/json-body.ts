@@ -1,0 +1,140 @@
+/**
+ * JSON request bodies. Fastify reads them with `JSON.parse` on the event loop: a member's 8 MB
+ * submit of 400,000 empty variables held every other request (`/health`, event streams,
+ * runners' heartbeats) for 0.3 s on a quiet machine and 3 s on a busy one, and a loop of them
+ * held the server for all tenants. A body up to `threadMinBytes` is still read on the event loop
+ * (it takes well under a millisecond); a larger one is read on a thread of its own, and comes back
+ * only when it holds at most `maxJsonValues` values: the copy back then costs little, and
+ * a body built to be costly is refused there.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { RunyardError } from "../core/errors.js";
+
+const threadFile = new URL("./json-body-thread.js", import.meta.url);
+
+/** Bodies larger than this are read on the JSON thread. */
+export const threadMinBytes = 64 * 1024;
+/**
+ * The most values (objects, arrays, strings, numbers…) a large JSON body may hold: a submit holds
+ * at most 1,000 variables and 1,000 environment entries, a workflow is one string, a bot's code
+ * one base64 string.
+ */
+export const maxJsonValues = 50_000;
+
+export interface JsonRequest {
+  id: number;
+  text: string;
+  maxValues: number;
+}
+
+export type JsonAnswer = { id: number } & ({ value: unknown } | { tooMany: true } | { failed: string });
+
+interface Waiting {
+  text: string;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+/** One thread reading large bodies in order; started on first use, and again after it dies. */
+export class JsonBodyThread {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Waiting>();
+
+  constructor(private readonly maxValues = maxJsonValues) {}
+
+  parse(text: string): Promise<unknown> {
+    return new Promise((resolve, reject) => this.send({ text, resolve, reject }));
+  }
+
+  async close(): Promise<void> {
+    const thread = this.worker;
+    this.worker = undefined;
+    await thread?.terminate();
+  }
+
+  private send(waiting: Waiting): void {
+    this.worker ??= this.start();
+    const id = this.nextId++;
+    this.pending.set(id, waiting);
+    this.worker.postMessage({ id, text: waiting.text, maxValues: this.maxValues } satisfies JsonRequest);
+  }
+
+  private start(): Worker {
+    const thread = new Worker(threadFile, {
+      resourceLimits: { maxOldGenerationSizeMb: 512 },
+    });
+    thread.on("message", (answer: JsonAnswer) => {
+      const waiting = this.pending.get(answer.id);
+      this.pending.delete(answer.id);
+      if (!waiting) return;
+      if ("value" in answer) waiting.resolve(answer.value);
+      else if ("tooMany" in answer) waiting.reject(tooManyValues(this.maxValues));
+      else waiting.reject(unparsable(answer.failed));
+    });
+    // The thread died (out of its memory): the body it was reading is refused, the rest go on.
+    const lost = (why: string) => {
+      if (this.worker !== thread) return;
+      this.worker = undefined;
+      const [head, ...rest] = this.pending.values();
+      this.pending.clear();
+      head?.reject(unparsable(why));
+      for (const waiting of rest) this.send(waiting);
+    };
+    thread.on("error", (error) => lost(error.message));
+    thread.on("exit", (code) => lost(`the JSON thread exited with code ${code}`));
+    // An idle thread does not keep a stopping process alive.
+    thread.unref();
+    return thread;
+  }
+}
+
+/** Fastify's answer to JSON it cannot read: 400, with what was wrong. */
+function unparsable(why: string): Error {
+  return Object.assign(new Error(`the request body is not valid JSON: ${why}`), {
+    statusCode: 400,
+    code: "FST_ERR_CTP_INVALID_JSON",
+  });
+}
+
+function tooManyValues(max: number): RunyardError {
+  return new RunyardError("INVALID_INPUT", `the request body holds more than ${max} JSON values`, {
+    hint: "Send fewer fields, items or variables; pass bulk data as a file or an artifact.",
+  });
+}
+
+/**
+ * Replaces Fastify's JSON body parser on `app`: small bodies as before, large ones on the thread.
+ * The thread ends when the app closes.
+ */
+export function readJsonBodiesOffTheLoop(app: FastifyInstance): void {
+  // Tests that build the app from its TypeScript source have no built thread to start: Fastify's
+  // own parser stays (the built server, which every process test starts, reads on the thread).
+  if (!existsSync(fileURLToPath(threadFile))) return;
+  const thread = new JsonBodyThread();
+  const onLoop = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser(
+    "application/json",
+    { parseAs: "string" },
+    (
+      request: FastifyRequest,
+      body: string | Buffer,
+      done: (error: Error | null, value?: unknown) => void,
+    ) => {
+      const text = typeof body === "string" ? body : body.toString("utf8");
+      if (text.length <= threadMinBytes) {
+        onLoop(request, text, done);
+        return;
+      }
+      thread.parse(text).then(
+        (value) => done(null, value),
+        (error: Error) => done(error),
+      );
+    },
+  );
+  app.addHook("onClose", async () => thread.close());
+}

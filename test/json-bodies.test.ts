@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
+import { adminToken, startTestServer, type TestServer } from "./helpers/server.js";
+
+/*
+ * JSON request bodies past 64 KiB are read on a thread of the server's own (src/server/json-body.ts),
+ * so a costly one holds no other request: those bodies must read exactly as Fastify read them on
+ * the event loop, and be refused the same way when they are not JSON.
+ */
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer(tempDir());
+}, 60_000);
+
+afterAll(async () => {
+  await server?.proc.kill();
+});
+
+async function post(path: string, body: string) {
+  const answer = await fetch(`${server.url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body,
+  });
+  return {
+    status: answer.status,
+    body: (await answer.json()) as {
+      ok?: boolean;
+      name?: string;
+      vars?: Record<string, unknown>;
+      errors?: { line: number; message: string }[];
+      error?: { code: string; message: string; hint?: string };
+    },
+  };
+}
+
+/** A valid workflow of about `kb` KB named `name`, with a var whose default is `value`. */
+function workflowOf(name: string, kb: number, value: string): string {
+  const steps = Array.from(
+    { length: Math.ceil(kb / 0.5) },
+    (_, i) => `  - name: s${i}\n    action: cmd.run\n    args: {cmd: "echo ${"x".repeat(440)}"}\n`,
+  );
+  return `name: ${name}\nvars:\n  greeting: "${value}"\nsteps:\n${steps.join("")}`;
+}
+
+describe("large JSON bodies", () => {
+  it("reads a body past 64 KiB as a small one is read: strings, escapes and unicode intact", async () => {
+    const value = 'h\\u00e9llo \\"quoted\\" \\\\ ✓ 😀';
+    const small = await post(
+      "/api/workflows/validate",
+      JSON.stringify({ workflow: workflowOf("small", 2, value) }),
+    );
+    const large = await post(
+      "/api/workflows/validate",
+      JSON.stringify({ workflow: workflowOf("large", 300, value) }),
+    );
+    expect(small.status, JSON.stringify(small.body)).toBe(200);
+    expect(large.status, JSON.stringify(large.body)).toBe(200);
+    expect(large.body.ok).toBe(true);
+    expect(large.body.name).toBe("large");
+    expect(large.body.vars).toEqual(small.body.vars);
+    expect(JSON.stringify(large.body.vars)).toContain("héllo");
+  });
+
+  it("answers bodies read at the same time each with its own", async () => {
+    const names = ["one", "two", "three", "four", "five", "six"];
+    const answers = await Promise.all(
+      names.map((name, i) =>
+        post(
+          "/api/workflows/validate",
+          JSON.stringify({
+            workflow: i % 2 ? workflowOf(name, 100 + i * 20, name) : `name: ${name}\nsteps: [oops`,
+          }),
+        ),
+      ),
+    );
+    answers.forEach((answer, i) => {
+      expect(answer.status).toBe(200);
+      if (i % 2)
+        expect([answer.body.ok, answer.body.name, answer.body.vars?.greeting]).toEqual([
+          true,
+          names[i],
+          names[i],
+        ]);
+      else expect(answer.body.ok).toBe(false);
+    });
+  });
+
+  it("refuses a body past 64 KiB that is not JSON as a small one is refused: 400, saying where", async () => {
+    const broken = `{"workflow": "${"x".repeat(100_000)}", }`;
+    const small = await post("/api/workflows/validate", '{"workflow": "name: x", }');
+    const large = await post("/api/workflows/validate", broken);
+    for (const answer of [small, large]) {
+      expect(answer.status).toBe(400);
+      expect(answer.body.error?.code).toBe("INVALID_INPUT");
+    }
+    expect(large.body.error?.message).toMatch(/^the request body is not valid JSON: .*position \d+/);
+    // Nothing of what was sent is echoed back.
+    expect(JSON.stringify(large.body).length).toBeLessThan(1000);
+  });
+
+  it("refuses a __proto__ or constructor.prototype key in a large body, as Fastify does in a small one", async () => {
+    const padding = "x".repeat(100_000);
+    for (const poisoned of [
+      `{"workflow": "${padding}", "__proto__": {"admin": true}}`,
+      `{"workflow": "${padding}", "constructor": {"prototype": {"admin": true}}}`,
+    ]) {
+      const answer = await post("/api/workflows/validate", poisoned);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.error?.code).toBe("INVALID_INPUT");
+    }
+    const small = await post(
+      "/api/workflows/validate",
+      '{"workflow": "name: x", "__proto__": {"admin": true}}',
+    );
+    expect(small.status).toBe(400);
+  });
+
+  it("refuses a large body of more than 50,000 values before any route reads it, and takes one of fewer", async () => {
+    const items = (count: number) =>
+      JSON.stringify({ workflow: "name: x\nsteps: []\n", extra: Array(count).fill(0) });
+    const over = await post("/api/workflows/validate", items(50_000));
+    expect(over.status).toBe(400);
+    expect(over.body.error).toEqual({
+      code: "INVALID_INPUT",
+      message: "the request body holds more than 50000 JSON values",
+      hint: "Send fewer fields, items or variables; pass bulk data as a file or an artifact.",
+    });
+    // Read, then refused by the route for its unknown field, as any small body would be.
+    const under = await post("/api/workflows/validate", items(40_000));
+    expect(under.status).toBe(400);
+    expect(under.body.error?.message).toMatch(/extra/);
+  });
+});
