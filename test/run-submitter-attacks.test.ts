@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { QuotaSettings } from "../src/server/quotas.js";
 import type { RunningServer, ServerOptions } from "../src/server/server.js";
-import { adminToken, injectJson, signedInMember, startInProcessServer } from "./helpers/in-process.js";
+import {
+  adminToken,
+  injectJson,
+  signedInMember,
+  startInProcessServer,
+  tenantRunnerKnown,
+} from "./helpers/in-process.js";
 
 /*
  * A member's attacks on "whose run is it" (`created_by_user`): the runs a member's own triggers
@@ -119,15 +125,7 @@ steps:
 describe("a workflow.call child is held to its submitter's own run quota", () => {
   it("fails the call step with QUOTA_EXCEEDED when the child would take the submitter past their limit, storing no child", async () => {
     const s = await start({ quotas: { users: { ann: { max_queued_runs: 1 } } } });
-    await s.store.runners.upsert({
-      id: "runner-acme",
-      group: "linux",
-      labels: [],
-      mode: "all",
-      capacity: 1,
-      hostname: "host-acme",
-      tenant_id: "acme",
-    });
+    await tenantRunnerKnown(s, "acme");
     const ann = await signedInMember(s, "ann", "acme");
     const bob = await signedInMember(s, "bob", "acme");
     const deploy = "name: deploy\nsteps:\n  - {name: build, action: cmd.run, args: {cmd: echo built}}\n";

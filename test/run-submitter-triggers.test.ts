@@ -5,7 +5,13 @@ import type { RunningServer } from "../src/server/server.js";
 import { type ScriptedForge, startScriptedForge } from "./forge-server/server.js";
 import { tempDir } from "./helpers/cli.js";
 import { addGithubForge, startedRun } from "./helpers/forge-setup.js";
-import { adminToken, injectJson, signedInMember, startInProcessServer } from "./helpers/in-process.js";
+import {
+  adminToken,
+  injectJson,
+  signedInMember,
+  startInProcessServer,
+  tenantRunnerKnown,
+} from "./helpers/in-process.js";
 
 /*
  * A run a trigger starts (a hook's delivery, a schedule's tick) is its maker's: it counts against
@@ -242,15 +248,7 @@ describe("a user made again under a removed user's name", () => {
 describe("self_approval: false on a hook's run", () => {
   it("refuses the hook's maker after they revoke its token and the audit log no longer holds it; a teammate answers", async () => {
     const s = await start({});
-    await s.store.runners.upsert({
-      id: "runner-acme",
-      group: "linux",
-      labels: [],
-      mode: "all",
-      capacity: 1,
-      hostname: "host-acme",
-      tenant_id: "acme",
-    });
+    await tenantRunnerKnown(s, "acme");
     const ann = await addUser("ann", "acme");
     const bob = await addUser("bob", "acme");
     const laptop = await personalToken(ann, "laptop");

@@ -53,6 +53,22 @@ export async function signedInMember(
 }
 
 /**
+ * A runner of `tenant` known to the server (never connected): a tenant's workflows then find a
+ * runner group to queue on, and stay queued.
+ */
+export async function tenantRunnerKnown(server: RunningServer, tenant: string): Promise<void> {
+  await server.store.runners.upsert({
+    id: `runner-${tenant}`,
+    group: "linux",
+    labels: [],
+    mode: "all",
+    capacity: 1,
+    hostname: `host-${tenant}`,
+    tenant_id: tenant,
+  });
+}
+
+/**
  * One request to an in-process server, as a client sends it (`Authorization: Bearer`, a JSON
  * body, or a raw one with its content type); the answer's JSON parsed, other text as it is, an
  * empty body as undefined.
