@@ -598,8 +598,12 @@ steps:
 
 const adminUrl = inject("postgresAdminUrl");
 
-/** Two replicas of one fresh PostgreSQL database. */
-async function replicas(leaseMs = 2000): Promise<[TestServer, TestServer]> {
+/**
+ * Two replicas of one fresh PostgreSQL database. Their lease is 5 s: on a busy machine a replica
+ * starting up saw a heartbeat write take 3.5 s, and with a 2 s lease the other presumed it dead
+ * before it listened (the tests here are about parked runs, not how soon a death is seen).
+ */
+async function replicas(leaseMs = 5000): Promise<[TestServer, TestServer]> {
   const env = {
     RUNYARD_DATABASE_URL: await createTestDatabase(adminUrl ?? ""),
     RUNYARD_SECRET_KEY: "parked-attack-secret-key-0123456789abcdef",
