@@ -181,14 +181,12 @@ export class Scheduler {
     const running = await store.schedules.activeRuns(schedule.id);
     const previous = running.at(-1);
     if (previous !== undefined && schedule.overlap === "skip") {
-      const claimed = await store.schedules.claimTick({
-        schedule_id: schedule.id,
-        tick_at: tick.toISOString(),
-        outcome: "skipped",
-        run_id: previous,
-        detail: `run ${previous} of this schedule is still ${running.length > 1 ? "going (with others)" : "going"} (overlap: skip)`,
-      });
-      if (claimed) this.counts.skipped += 1;
+      await this.skip(
+        schedule,
+        tick,
+        `run ${previous} of this schedule is still ${running.length > 1 ? "going (with others)" : "going"} (overlap: skip)`,
+        previous,
+      );
       return;
     }
     const cap = this.deps.maxRunsPerHour;
@@ -199,14 +197,11 @@ export class Scheduler {
       );
       if (started >= cap) {
         const whose = schedule.tenant_id === null ? "outside any tenant" : `of tenant ${schedule.tenant_id}`;
-        const claimed = await store.schedules.claimTick({
-          schedule_id: schedule.id,
-          tick_at: tick.toISOString(),
-          outcome: "skipped",
-          run_id: null,
-          detail: `the schedules ${whose} started ${started} runs in the hour before this tick, the most this server allows (RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR=${cap})`,
-        });
-        if (claimed) this.counts.skipped += 1;
+        await this.skip(
+          schedule,
+          tick,
+          `the schedules ${whose} started ${started} runs in the hour before this tick, the most this server allows (RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR=${cap})`,
+        );
         return;
       }
     }
@@ -214,14 +209,7 @@ export class Scheduler {
     const replaces = schedule.overlap === "cancel_previous" && running.length > 0;
     const overQuota = replaces ? undefined : await this.quotaRefusal(schedule);
     if (overQuota !== undefined) {
-      const claimed = await store.schedules.claimTick({
-        schedule_id: schedule.id,
-        tick_at: tick.toISOString(),
-        outcome: "skipped",
-        run_id: null,
-        detail: overQuota,
-      });
-      if (claimed) this.counts.skipped += 1;
+      await this.skip(schedule, tick, overQuota);
       return;
     }
     const runId = newRunId();
@@ -243,6 +231,18 @@ export class Scheduler {
           );
     }
     await this.start(schedule, tick.toISOString(), runId);
+  }
+
+  /** Records the tick as skipped, saying why (once, whichever replica claims it). */
+  private async skip(schedule: ScheduleRecord, tick: Date, detail: string, runId: string | null = null) {
+    const claimed = await this.deps.store.schedules.claimTick({
+      schedule_id: schedule.id,
+      tick_at: tick.toISOString(),
+      outcome: "skipped",
+      run_id: runId,
+      detail,
+    });
+    if (claimed) this.counts.skipped += 1;
   }
 
   /**
