@@ -44,8 +44,6 @@ export class JsonBodyThread {
   private nextId = 1;
   private readonly pending = new Map<number, Waiting>();
 
-  constructor(private readonly maxValues = maxJsonValues) {}
-
   parse(text: string): Promise<unknown> {
     return new Promise((resolve, reject) => this.send({ text, resolve, reject }));
   }
@@ -60,7 +58,7 @@ export class JsonBodyThread {
     this.worker ??= this.start();
     const id = this.nextId++;
     this.pending.set(id, waiting);
-    this.worker.postMessage({ id, text: waiting.text, maxValues: this.maxValues } satisfies JsonRequest);
+    this.worker.postMessage({ id, text: waiting.text, maxValues: maxJsonValues } satisfies JsonRequest);
   }
 
   private start(): Worker {
@@ -72,7 +70,7 @@ export class JsonBodyThread {
       this.pending.delete(answer.id);
       if (!waiting) return;
       if ("value" in answer) waiting.resolve(answer.value);
-      else if ("tooMany" in answer) waiting.reject(tooManyValues(this.maxValues));
+      else if ("tooMany" in answer) waiting.reject(tooManyValues(maxJsonValues));
       else waiting.reject(unparsable(answer.failed));
     });
     // The thread died (out of its memory): the body it was reading is refused, the rest go on.
