@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { runnerSocketPath } from "../src/core/protocol.js";
 import type { RunningServer } from "../src/server/server.js";
-import { adminToken, injectJson, makeToken, startInProcessServer } from "./helpers/in-process.js";
+import {
+  adminToken,
+  injectJson,
+  makeToken,
+  startInProcessServer,
+  tenantRunnerKnown,
+} from "./helpers/in-process.js";
 
 /*
  * docs/security.md's "Who may do what", as one table: every route of /openapi.json has a row (a
@@ -115,17 +121,7 @@ beforeAll(async () => {
   }
   await ok("POST", "/api/hooks", credentials.memberA, { name: "hook-a", workflow: "wf-a" });
   await ok("POST", "/api/hooks", credentials.memberB, { name: "hook-b", workflow: "wf-b" });
-  for (const tenant of ["A", "B"]) {
-    await server.store.runners.upsert({
-      id: `runner-${tenant}`,
-      group: "linux",
-      labels: [],
-      mode: "all",
-      capacity: 1,
-      hostname: `host-${tenant}`,
-      tenant_id: tenant,
-    });
-  }
+  for (const tenant of ["A", "B"]) await tenantRunnerKnown(server, tenant);
 });
 
 afterAll(async () => {
