@@ -59,7 +59,7 @@ export const errorTable = {
   },
   EXPORT_NAME_REFUSED: {
     status: 200,
-    hint: "A value from outside the workflow's own text (an agent's answer, a called workflow's outputs, an approver's input) never sets a variable programs read as a setting (BASH_ENV, PATH, LD_*, NODE_OPTIONS, GIT_*, ...): give it another name (DEPLOY_PATH), and where a step needs the setting, write it in that step's env: from the new name.",
+    hint: "A value from outside the workflow's own text (an agent's answer, a called workflow's outputs, an approver's input) never sets a variable programs read as a setting (BASH_ENV, PATH, LD_*, NODE_OPTIONS, GIT_*, ...): give it another name (DEPLOY_PATH), and set the setting from it in the script of the step that needs it (export PATH=\"$DEPLOY_PATH:$PATH\").",
   },
   CALL_FAILED: {
     status: 200,

@@ -203,8 +203,8 @@ export function settingNameProblem(name: string): string | undefined {
  * A step's own exports (its `BOPS_EXPORT:` lines and `$RUNYARD_OUTPUT`) without those under a
  * setting's name. The workflow's author wrote the step, but not all it prints: a line of a log,
  * an issue or a model's text that starts `BOPS_EXPORT:BASH_ENV=` is the hole GitHub Actions
- * closed by removing `set-env`. A setting is set in the workflow's own text (a step's `env:`)
- * instead. Each refusal is a warning naming the export.
+ * closed by removing `set-env`. A setting is set in the workflow's own text (a step's `env:` or
+ * script) instead. Each refusal is a warning naming the export.
  */
 export function withoutSettingNames(exports: Record<string, string>): {
   kept: Record<string, string>;
@@ -217,7 +217,7 @@ export function withoutSettingNames(exports: Record<string, string>): {
     if (!problem) kept[name] = value;
     else
       refused.push(
-        `export ${name} was refused: ${problem}; export the value under another name and set ${name} from it in the env: of the step that needs it`,
+        `export ${name} was refused: ${problem}; export the value under another name and set ${name} from it in the script of the step that needs it`,
       );
   }
   return { kept, refused };

@@ -110,7 +110,9 @@ describe("values from outside the workflow's text", () => {
       .map((e) => (e.type === "notice" ? e.message : ""));
     expect(warnings).toEqual([
       expect.stringMatching(/^export BASH_ENV was refused: BASH_ENV is a name programs read as a setting/),
-      expect.stringMatching(/^export GIT_SSH_COMMAND was refused: .*env: of the step that needs it$/),
+      expect.stringMatching(
+        /^export GIT_SSH_COMMAND was refused: .*in the script of the step that needs it$/,
+      ),
     ]);
     expect(seen.get("deploy")).toMatchObject({ ARTIFACT: "a.tgz" });
     expect(seen.get("deploy")).not.toHaveProperty("BASH_ENV");

@@ -27,7 +27,7 @@ export function refuseDeclaredSettingName(
   reader.report(
     key,
     `${what} ${name} would let ${source} set ${name}: ${problem}`,
-    `give it another name (e.g. ${suggestedName(name)}); where a step needs the setting, write it in that step's env: from the new name`,
+    `give it another name (e.g. ${suggestedName(name)}); a step that needs the setting sets it from that name in its own script (export ${name}="$${suggestedName(name)}")`,
   );
   return false;
 }
@@ -47,7 +47,7 @@ export function settingExportsError(
   return errorInfo(
     code,
     `step "${step}": ${source} may not set ${refused.join(", ")}: ${settingNameProblem(refused[0]!)}; nothing of it was exported`,
-    `Give ${refused.length > 1 ? "them other names" : "it another name"} in the workflow (e.g. ${suggestedName(refused[0]!)}); where a step needs the setting, write it in that step's env: from the new name.`,
+    `Give ${refused.length > 1 ? "them other names" : "it another name"} in the workflow (e.g. ${suggestedName(refused[0]!)}); a step that needs the setting sets it from that name in its own script (export ${refused[0]}="$${suggestedName(refused[0]!)}").`,
   );
 }
 

@@ -48,7 +48,7 @@ describe("a called workflow's outputs", () => {
         /^4:3 outputs: LD_PRELOAD would let .* LD_PRELOAD is a name programs read as a setting \(the dynamic loader/,
       ),
     ]);
-    expect(diagnostics[0]?.hint).toMatch(/another name \(e\.g\. MY_PATH\).*env:/);
+    expect(diagnostics[0]?.hint).toMatch(/another name \(e\.g\. MY_PATH\).*export PATH="\$MY_PATH"/);
   });
 });
 
