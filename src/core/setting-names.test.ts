@@ -1,5 +1,12 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { settingFamilies, settingFamilyOf, settingNameProblem } from "./setting-names.js";
+import {
+  settingFamilies,
+  settingFamilyOf,
+  settingNameProblem,
+  withoutSettingNames,
+} from "./setting-names.js";
 
 describe("setting names", () => {
   it("holds every name the shells, the loader and the common tools read as a setting", () => {
@@ -99,6 +106,23 @@ describe("setting names", () => {
     for (const family of settingFamilies) {
       expect(family.why.length).toBeGreaterThan(20);
       for (const pattern of family.patterns) expect(pattern).toMatch(/^[A-Za-z0-9_*]+$/);
+    }
+  });
+
+  it("drops a step's own exports under a setting's name, one warning each", () => {
+    expect(withoutSettingNames({ ARTIFACT: "a.tgz", NODE_OPTIONS: "--require /tmp/x.js" })).toEqual({
+      kept: { ARTIFACT: "a.tgz" },
+      refused: [
+        expect.stringMatching(/^export NODE_OPTIONS was refused: NODE_OPTIONS is a name programs read/),
+      ],
+    });
+  });
+
+  it("is the list docs/workflows.md shows, family by family", () => {
+    const docs = readFileSync(join(import.meta.dirname, "../../docs/workflows.md"), "utf8");
+    for (const family of settingFamilies) {
+      const row = `| ${family.patterns.map((p) => `\`${p}\``).join(", ")} |`;
+      expect(docs, row).toContain(row);
     }
   });
 });
