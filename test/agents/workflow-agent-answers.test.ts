@@ -156,4 +156,35 @@ describe("an agent.run step's answer", () => {
     expect(message).toContain("output_schema does not declare");
     expect(message).toContain("programs read as a setting");
   }, 200_000);
+
+  it("may not be declared under a setting's name: the workflow is refused at submit, at the property's line", async () => {
+    const asked = model.requests.length;
+    const refused = await api<{ error: { code: string; message: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/runs",
+      {
+        kind: "workflow",
+        workflow: `name: triage-declared
+steps:
+  - name: triage
+    action: agent.run
+    args:
+      agent: openai
+      prompt: Triage it.
+      output_schema:
+        type: object
+        properties:
+          LD_PRELOAD: {type: string}
+`,
+      },
+      member,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe("WORKFLOW_INVALID");
+    expect(refused.body.error.message).toMatch(
+      /:11:11: output_schema of step "triage": property LD_PRELOAD would let the agent's answer set LD_PRELOAD: LD_PRELOAD is a name programs read as a setting/,
+    );
+    expect(model.requests.length).toBe(asked);
+  });
 });
