@@ -51,6 +51,7 @@ const excerptChars = 400;
 /** How many of an answer's undeclared fields its notice names, and how much of each name. */
 const shownFields = 10;
 const shownNameChars = 60;
+const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * The warning for an answer's fields its schema does not declare: they are dropped, not an
@@ -58,7 +59,10 @@ const shownNameChars = 60;
  * setting is called out, since an answer says BASH_ENV only when something steered it to.
  */
 function undeclaredNotice(step: string, host: string, fields: string[]): EventInput {
-  const shown = fields.slice(0, shownFields).map((name) => name.slice(0, shownNameChars));
+  // A field's name is any JSON string: one that is no variable name is shown quoted, escapes and all.
+  const shown = fields
+    .slice(0, shownFields)
+    .map((name) => (variableName.test(name) ? name : JSON.stringify(name)).slice(0, shownNameChars));
   const more = fields.length > shown.length ? ` and ${fields.length - shown.length} more` : "";
   const settings = shown.filter((name) => settingFamilyOf(name));
   const why =
