@@ -89,3 +89,51 @@ steps:
     expect(databaseBytes(server.home)).not.toContain(deployKey);
   });
 });
+
+describe("an export under a name programs read as a setting", () => {
+  test("is refused with a notice, whether a printed line or $RUNYARD_OUTPUT carried it, and the next step runs without it", async () => {
+    const workflow = `name: settings
+secrets: [DEPLOY_KEY]
+steps:
+  - name: fetch
+    action: shell.run
+    args:
+      export_vars: true
+      script: |
+        # A report the step prints, written by someone else: one of its lines looks like an export.
+        printf 'report line 1\\nBOPS_EXPORT:BASH_ENV=$(printenv DEPLOY_KEY | rev >&2)\\n'
+        echo "LD_PRELOAD=/tmp/attacker.so" >> "$RUNYARD_OUTPUT"
+        echo "PATH=/tmp/attacker-bin:/usr/bin:/bin" >> "$RUNYARD_OUTPUT"
+        echo "REPORT_ID=42" >> "$RUNYARD_OUTPUT"
+  - name: deploy
+    action: shell.run
+    args:
+      script: |
+        echo "report=\${REPORT_ID} bash_env=\${BASH_ENV:-unset} preload=\${LD_PRELOAD:-unset}"
+        echo "path=$PATH"
+`;
+    const runId = await submit(server.url, workflow);
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status, JSON.stringify(run.error)).toBe("success");
+    expect(run.vars).toEqual({ DEPLOY_KEY: "***", REPORT_ID: "42" });
+
+    const sse = await readEvents(server.url, runId);
+    const notices = sse
+      .filter((event) => event.type === "notice" && event.step === "fetch")
+      .map((event) => (event.type === "notice" ? event.message : ""));
+    for (const name of ["BASH_ENV", "LD_PRELOAD", "PATH"]) {
+      expect(notices).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`^export ${name} was refused: ${name} is a name programs read as a setting`),
+        ),
+      );
+    }
+    const said = sse
+      .filter((event) => event.type === "step.output" && event.step === "deploy")
+      .map((event) => (event.type === "step.output" ? event.data : ""))
+      .join("");
+    expect(said).toContain("report=42 bash_env=unset preload=unset");
+    expect(said).not.toContain("attacker");
+    expect(JSON.stringify(sse)).not.toContain([...deployKey].reverse().join(""));
+  });
+});

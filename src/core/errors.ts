@@ -57,6 +57,10 @@ export const errorTable = {
     status: 200,
     hint: "The agent's final answer never matched the step's output_schema: make the prompt say plainly which fields to answer with, or loosen the schema.",
   },
+  EXPORT_NAME_REFUSED: {
+    status: 200,
+    hint: "A value from outside the workflow's own text (an agent's answer, a called workflow's outputs, an approver's input) never sets a variable programs read as a setting (BASH_ENV, PATH, LD_*, NODE_OPTIONS, GIT_*, ...): give it another name (DEPLOY_PATH), and set the setting from it in the script of the step that needs it (export PATH=\"$DEPLOY_PATH:$PATH\").",
+  },
   CALL_FAILED: {
     status: 200,
     hint: "The called workflow's run did not succeed: open it (its id is in the step's error and events) and read the step it names.",

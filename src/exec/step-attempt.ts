@@ -11,6 +11,7 @@ import {
   secretsFromEnv,
   withoutSecretNames,
 } from "../core/masking.js";
+import { withoutSettingNames } from "../core/setting-names.js";
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { fdPath, openHostFolder } from "./host-folder.js";
@@ -204,8 +205,11 @@ async function runCommands(
   // Names are never masked where they are shown, so one that holds a secret is not kept at all.
   const named = withoutSecretNames(Object.fromEntries(exports), masker);
   warnings.push(...named.refused);
+  // Nor is one under a setting's name: what a step prints may come from anywhere.
+  const unset = withoutSettingNames(named.kept);
+  warnings.push(...unset.refused);
   exports.clear();
-  for (const [name, value] of Object.entries(named.kept)) exports.set(name, value);
+  for (const [name, value] of Object.entries(unset.kept)) exports.set(name, value);
   const tooLarge = [...(exportLines?.tooLarge ?? []), ...fromFile.tooLarge];
 
   let status = stopped ?? last?.status ?? "success";

@@ -1,10 +1,11 @@
 /**
  * An `agent.run` step's `output_schema`: checked as a JSON Schema when the file is parsed, and the
- * agent's final answer read as JSON and validated against it when the step runs. The answer's
- * top-level fields become the step's exports.
+ * agent's final answer read as JSON and validated against it when the step runs. The fields its
+ * `properties` declare become the step's exports; others are dropped.
  */
 import { createRequire } from "node:module";
 import type { Ajv, ErrorObject, ValidateFunction } from "ajv";
+import { settingFamilyOf } from "../core/setting-names.js";
 
 let shared: Ajv | undefined;
 /**
@@ -99,14 +100,42 @@ function describeErrors(errors: ErrorObject[]): string {
 
 const exportName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** The answer's fields as exports: strings as they are, anything else as JSON. */
-export function answerExports(value: Record<string, unknown>): Record<string, string> {
-  const exports: Record<string, string> = {};
+/** An answer's exports, and the fields of it that were not exported. */
+export interface AnswerExports {
+  /** The fields `output_schema` declares under `properties`: strings as they are, anything else as JSON. */
+  exports: Record<string, string>;
+  /** Fields the schema does not declare (JSON Schema allows them unless it says otherwise): dropped. */
+  undeclared: string[];
+  /** Declared fields under a name programs read as a setting (a schema parsed before that was refused). */
+  settings: string[];
+}
+
+/**
+ * The answer's fields as exports: only those the schema names under `properties`. The answer is
+ * written by a model that reads issues, reports and files anyone may write, so which variables
+ * it sets is the workflow's choice, never the answer's: `{"BASH_ENV": "$(...)"}` beside the
+ * declared fields would make the next step's bash run it.
+ */
+export function answerExports(
+  schema: Record<string, unknown>,
+  value: Record<string, unknown>,
+): AnswerExports {
+  const declared = declaredProperties(schema);
+  const result: AnswerExports = { exports: {}, undeclared: [], settings: [] };
   for (const [name, field] of Object.entries(value)) {
-    if (!exportName.test(name)) continue;
-    exports[name] = typeof field === "string" ? field : JSON.stringify(field);
+    if (!declared.has(name)) result.undeclared.push(name);
+    else if (!exportName.test(name)) continue;
+    else if (settingFamilyOf(name)) result.settings.push(name);
+    else result.exports[name] = typeof field === "string" ? field : JSON.stringify(field);
   }
-  return exports;
+  return result;
+}
+
+/** The names a schema declares under its top-level `properties`. */
+export function declaredProperties(schema: Record<string, unknown>): Set<string> {
+  const properties = schema.properties;
+  if (typeof properties !== "object" || properties === null || Array.isArray(properties)) return new Set();
+  return new Set(Object.keys(properties));
 }
 
 /** The prompt of the one retry turn: what was wrong, and what to answer. */

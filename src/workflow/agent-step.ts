@@ -2,13 +2,15 @@
  * `action: agent.run` steps: one turn of a coding agent on the step's host, through the agent
  * pipeline of `runyard agent run` (the entry point's `AgentStepRunner`). With `output_schema`
  * the final answer is read as JSON and validated; a mismatch gets one more turn of the same
- * session with the fault shown, and its fields become the step's exports.
+ * session with the fault shown, and the fields its schema declares become the step's exports.
  */
 import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, StepStatus, StepSummary } from "../core/events.js";
+import { settingFamilyOf } from "../core/setting-names.js";
 import { answerExports, checkAnswer, retryPrompt, schemaInstruction } from "./agent-output.js";
 import type { HostContext } from "./engine.js";
 import type { AgentStepSpec, Step } from "./model.js";
+import { settingExportsError } from "./outside-values.js";
 import { maxAgentPromptChars } from "./parse-agent.js";
 import { callInputValues } from "./parse-call.js";
 import type { HostOutcome } from "./step-run.js";
@@ -46,6 +48,35 @@ export interface AgentStepRunner {
 
 /** How much of a non-matching answer the step's error shows. */
 const excerptChars = 400;
+/** How many of an answer's undeclared fields its notice names, and how much of each name. */
+const shownFields = 10;
+const shownNameChars = 60;
+const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The warning for an answer's fields its schema does not declare: they are dropped, not an
+ * error (JSON Schema allows extra fields unless a schema says otherwise), and a field named as a
+ * setting is called out, since an answer says BASH_ENV only when something steered it to.
+ */
+function undeclaredNotice(step: string, host: string, fields: string[]): EventInput {
+  // A field's name is any JSON string: one that is no variable name is shown quoted, escapes and all.
+  const shown = fields
+    .slice(0, shownFields)
+    .map((name) => (variableName.test(name) ? name : JSON.stringify(name)).slice(0, shownNameChars));
+  const more = fields.length > shown.length ? ` and ${fields.length - shown.length} more` : "";
+  const settings = shown.filter((name) => settingFamilyOf(name));
+  const why =
+    settings.length > 0
+      ? `; ${settings.join(", ")} ${settings.length > 1 ? "are names" : "is a name"} programs read as a setting, which an answer never sets`
+      : "";
+  return {
+    type: "notice",
+    level: "warn",
+    step,
+    host,
+    message: `the agent's answer has field${fields.length > 1 ? "s" : ""} ${shown.join(", ")}${more} that output_schema does not declare under properties: not exported${why}`,
+  };
+}
 
 export async function runAgentStep(
   step: Step,
@@ -110,8 +141,18 @@ export async function runAgentStep(
         if (result.status === "success") check = checkAnswer(schema, result.finalText);
       }
       if (result.status === "success") {
-        if (check.ok) exports = answerExports(check.value);
-        else {
+        if (check.ok) {
+          const answer = answerExports(schema, check.value);
+          if (answer.undeclared.length > 0) ctx.emit(undeclaredNotice(step.name, host, answer.undeclared));
+          const refused = settingExportsError(
+            "EXPORT_NAME_REFUSED",
+            step.name,
+            answer.settings,
+            "the agent's answer",
+          );
+          if (refused) result = { ...result, status: "failed", error: refused };
+          else exports = answer.exports;
+        } else {
           result = {
             ...result,
             status: "failed",

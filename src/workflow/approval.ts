@@ -8,6 +8,7 @@ import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo, StepStatus, StepSummary } from "../core/events.js";
 import type { HostContext } from "./engine.js";
 import type { ApprovalInput, ApprovalSpec, Step } from "./model.js";
+import { settingExportsError } from "./outside-values.js";
 import type { HostOutcome } from "./step-run.js";
 
 /** What an approval step asks, as the gate stores it. */
@@ -155,8 +156,14 @@ export async function awaitApproval(
     }
   }
   error ??= answer && answerError(spec, answer);
+  error ??= settingExportsError(
+    "EXPORT_NAME_REFUSED",
+    step.name,
+    Object.keys(answer?.inputs ?? {}),
+    "an approver's input",
+  );
   const status: StepStatus =
-    answer?.decision === "approved" ? "success" : answer || error ? "failed" : "canceled";
+    answer?.decision === "approved" && !error ? "success" : answer || error ? "failed" : "canceled";
   const duration = Math.max(0, Date.now() - began);
   // The form's values are the step's exports, as a command step's are.
   const exports = status === "success" ? { ...(answer?.inputs ?? {}) } : {};

@@ -9,6 +9,7 @@ import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import type { HostContext } from "./engine.js";
 import type { CallSpec, Step } from "./model.js";
+import { settingExportsError } from "./outside-values.js";
 import { callInputValues } from "./parse-call.js";
 import type { HostOutcome } from "./step-run.js";
 
@@ -115,9 +116,15 @@ export async function runCall(
     }
   }
   if (result && result.status !== "success") error = childError(result);
+  // The called workflow may be another author's: its output names are checked as it is parsed,
+  // and again here, the one place every caller's outputs pass on their way to this run's steps.
+  if (result?.status === "success") {
+    const outputs = `the outputs of ${result.child.workflow} v${result.child.version}`;
+    error = settingExportsError("EXPORT_NAME_REFUSED", step.name, Object.keys(result.outputs), outputs);
+  }
   const status: StepStatus = ctx.signal.aborted
     ? "canceled"
-    : result?.status === "success"
+    : result?.status === "success" && !error
       ? "success"
       : result?.status === "timeout"
         ? "timeout"

@@ -2,6 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
+import { withoutSettingNames } from "../core/setting-names.js";
 import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
 import { type AgentStepRunner, runAgentStep } from "./agent-step.js";
 import { type ApprovalGate, awaitApproval } from "./approval.js";
@@ -334,7 +335,9 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
       ctx.masker.add(result.secret_exports.map((name) => exported[name] ?? ""));
       // A runner drops these itself; an older runner or agent-server may not.
       const named = withoutSecretNames(exported, ctx.masker);
-      result = { ...result, exports: named.kept, warnings: [...result.warnings, ...named.refused] };
+      const unset = withoutSettingNames(named.kept);
+      const refused = [...named.refused, ...unset.refused];
+      result = { ...result, exports: unset.kept, warnings: [...result.warnings, ...refused] };
       for (const warning of result.warnings) {
         ctx.emit({ type: "notice", level: "warn", message: warning, step: step.name, host });
       }

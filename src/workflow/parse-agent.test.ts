@@ -62,6 +62,23 @@ describe("agent.run steps", () => {
     );
   });
 
+  test("a schema property named as a setting is refused at its key: the answer would set it", () => {
+    const lines = problems(
+      wf(`      agent: codex
+      prompt: hi
+      output_schema:
+        type: object
+        properties:
+          severity: {type: string}
+          NODE_OPTIONS: {type: string}`),
+    );
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:12:11: output_schema of step "triage": property NODE_OPTIONS would let the agent's answer set NODE_OPTIONS: NODE_OPTIONS is a name programs read as a setting \(node loads/,
+      ),
+    ]);
+  });
+
   test("a schema of something other than an object is refused", () => {
     expect(
       problems(wf("      agent: codex\n      prompt: hi\n      output_schema: {type: string}"))[0],

@@ -1,13 +1,15 @@
 /**
  * `action: agent.run` steps: `args: {agent, prompt, model, repo, cwd, tests, push, budget,
  * output_schema}`. The agent must be one runyard has an adapter for, and `output_schema` a valid
- * JSON Schema of an object (its fields become the step's exports); faults are reported at their
- * line and column, a schema's at the key that is wrong.
+ * JSON Schema of an object (the fields its `properties` declare become the step's exports, none
+ * named as a setting); faults are reported at their line and column, a schema's at the key that
+ * is wrong.
  */
-import { isMap, isSeq, type YAMLMap } from "yaml";
+import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { knownAgentNames } from "../core/agent-names.js";
 import { schemaFaults } from "./agent-output.js";
 import type { AgentStepSpec } from "./model.js";
+import { refuseDeclaredSettingName } from "./outside-values.js";
 import { suggestWithList } from "./suggest.js";
 import type { Fields, YamlReader } from "./yaml-reader.js";
 
@@ -170,7 +172,17 @@ function readSchema(
     );
     return undefined;
   }
-  return schema;
+  const properties = reader.deref(node.get("properties", true));
+  let named = true;
+  if (isMap(properties)) {
+    for (const pair of properties.items) {
+      const key = reader.deref(pair.key);
+      const name = isScalar(key) ? String(key.value) : "";
+      const what = `output_schema of ${label}: property`;
+      named = refuseDeclaredSettingName(reader, key, name, what, "the agent's answer") && named;
+    }
+  }
+  return named ? schema : undefined;
 }
 
 /** How many mappings and lists deep a JSON value nests (a scalar: 0). */

@@ -74,6 +74,23 @@ steps:
       'wf.yaml:16:31: inputs of step "go".LEVEL has options but is no choice (hint: write type: choice to pick from options)',
     ]);
   });
+  test("refuses an input named as a setting: an approver's value would set it for the later steps", () => {
+    const found = problems(
+      gate(`      inputs:
+        BASH_ENV: {type: string}
+        https_proxy:
+        TARGET_PATH:
+`),
+    );
+    expect(found).toEqual([
+      expect.stringMatching(
+        /^wf\.yaml:9:9: inputs of step "go": BASH_ENV would let an approver set BASH_ENV: BASH_ENV is a name programs read as a setting \(the shell runs the file .*\(hint: give it another name \(e\.g\. MY_BASH_ENV\)/,
+      ),
+      expect.stringMatching(
+        /^wf\.yaml:10:9: inputs of step "go": https_proxy would let .*proxy.*MY_https_proxy_VALUE/,
+      ),
+    ]);
+  });
 });
 
 describe("filling an approval's form", () => {

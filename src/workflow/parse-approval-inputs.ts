@@ -1,11 +1,13 @@
 /**
  * An approval step's `args.inputs`: the form its approver fills in, by name, each
  * `{type: string|number|boolean|choice, options, default, required, description}` (or `null`
- * for a string). The names are variables: the values become the step's exports.
+ * for a string). The names are variables: the values become the step's exports, so none may be
+ * a name programs read as a setting.
  */
 import { isMap, isScalar, isSeq } from "yaml";
 import { approvalInputProblem } from "./approval-inputs.js";
 import { type ApprovalInput, type ApprovalInputType, approvalInputTypes } from "./model.js";
+import { refuseDeclaredSettingName } from "./outside-values.js";
 import { suggestionHint } from "./suggest.js";
 import type { YamlReader } from "./yaml-reader.js";
 
@@ -34,6 +36,7 @@ export function readApprovalInputs(reader: YamlReader, node: unknown, label: str
       );
       continue;
     }
+    if (!refuseDeclaredSettingName(reader, key, name, `${where}:`, "an approver")) continue;
     const input = readInput(reader, reader.deref(pair.value), name, where);
     if (input) inputs.push(input);
   }

@@ -34,6 +34,24 @@ describe("workflow.call steps", () => {
   });
 });
 
+describe("a called workflow's outputs", () => {
+  it("are never named as a setting: the caller's step would export them", () => {
+    const { diagnostics } = parseWorkflow(
+      "name: w\noutputs:\n  PATH: /tmp/bin\n  LD_PRELOAD: x.so\n  REPORT_PATH: ok\nsteps:\n  - {name: s, action: cmd.run, args: {cmd: 'true'}}\n",
+      "w.yaml",
+    );
+    expect(diagnostics.map((d) => `${d.line}:${d.col} ${d.message}`)).toEqual([
+      expect.stringMatching(
+        /^3:3 outputs: PATH would let a run of this workflow, in the step that calls it, set PATH: PATH is a name programs read as a setting \(which program a command name runs/,
+      ),
+      expect.stringMatching(
+        /^4:3 outputs: LD_PRELOAD would let .* LD_PRELOAD is a name programs read as a setting \(the dynamic loader/,
+      ),
+    ]);
+    expect(diagnostics[0]?.hint).toMatch(/another name \(e\.g\. MY_PATH\).*export PATH="\$MY_PATH"/);
+  });
+});
+
 describe("typed inputs", () => {
   it("declares number, choice with options and required inputs", () => {
     const { workflow, diagnostics } = parseWorkflow(

@@ -4,7 +4,8 @@
  * starting with `HOOK_` or `INPUT_` (docs/workflows.md "Inputs").
  * A delivery's body is written by whoever pushed the commit or named the branch; it reaches
  * steps as these variables only, never under a name a program reads as its configuration
- * (`MAKEFLAGS`, `OPENSSL_CONF`, `HTTPS_PROXY` ... a list of such names could never be complete).
+ * (`MAKEFLAGS`, `OPENSSL_CONF`, `HTTPS_PROXY` ... core/setting-names.ts lists those it knows, and
+ * no such list is ever complete: hence a prefix no program reads, not a list of names refused).
  */
 import { isMap, isScalar } from "yaml";
 import type { InputSpec, InputType } from "./model.js";

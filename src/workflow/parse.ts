@@ -8,6 +8,7 @@ import {
   type CST,
   type Document,
   isMap,
+  isScalar,
   LineCounter,
   Parser,
   visit,
@@ -16,6 +17,7 @@ import {
 } from "yaml";
 import { matrixLimit as maxParallelLimit } from "./matrix.js";
 import type { Diagnostic, Workflow } from "./model.js";
+import { refuseDeclaredSettingName } from "./outside-values.js";
 import { readConcurrency } from "./parse-concurrency.js";
 import { readHandlers } from "./parse-handlers.js";
 import { type Inventory, readInventory } from "./parse-hosts.js";
@@ -149,7 +151,7 @@ export function parseWorkflow(
     workflow.hosts = inventory.hosts;
     if (Object.keys(inventory.containerPos).length > 0) workflow.containerPos = inventory.containerPos;
   }
-  if (fields.has("outputs")) workflow.outputs = reader.variableMap(value("outputs"), "outputs") ?? {};
+  if (fields.has("outputs")) workflow.outputs = readOutputs(reader, value("outputs"));
   if (fields.has("on")) workflow.handlers = readHandlers(reader, value("on"), inventory);
   const stepsField = fields.get("steps");
   if (stepsField) {
@@ -224,4 +226,22 @@ function defaultName(file: string): string {
 
 function sorted(diagnostics: Diagnostic[]): Diagnostic[] {
   return [...diagnostics].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/**
+ * `outputs:`: the step that calls this workflow exports them, and whoever wrote the caller did
+ * not write these names, so none may be a setting's.
+ */
+function readOutputs(reader: YamlReader, node: unknown): Record<string, string> {
+  const outputs = reader.variableMap(node, "outputs") ?? {};
+  const map = reader.deref(node);
+  if (!isMap(map)) return outputs;
+  for (const pair of map.items) {
+    const key = reader.deref(pair.key);
+    const name = isScalar(key) ? String(key.value) : "";
+    const source = "a run of this workflow, in the step that calls it,";
+    if (name in outputs && !refuseDeclaredSettingName(reader, key, name, "outputs:", source))
+      delete outputs[name];
+  }
+  return outputs;
 }

@@ -107,7 +107,8 @@ function checkSecret(secret: string): void {
 /**
  * `{HOOK_BRANCH: "$.ref"}`: a delivery's values are data, never settings. Each name is an input
  * the workflow's live version declares (`inputs:`, every one `HOOK_...`: no program reads such a
- * variable as its configuration, as it may read MAKEFLAGS or OPENSSL_CONF); each path must read.
+ * variable as its configuration, as it may read MAKEFLAGS or OPENSSL_CONF, which
+ * core/setting-names.ts lists with the rest); each path must read.
  */
 function checkVars(vars: Record<string, string>, inputs: Record<string, InputSpec>, workflow: string): void {
   const names = Object.keys(vars);

@@ -1,0 +1,58 @@
+/**
+ * The one rule for values from outside the workflow's own text: an agent's answer, a called
+ * workflow's outputs, an approver's inputs (a hook's values already arrive only as `HOOK_`
+ * inputs). They reach later steps under names the workflow declared, and never under a name a
+ * program reads as a setting (core/setting-names.ts): the workflow is checked where it is
+ * parsed, and the values again where the step exports them, as a run parsed before a name was
+ * listed may still be running.
+ */
+import { type ErrorCode, errorInfo } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
+import { settingNameProblem } from "../core/setting-names.js";
+import type { YamlReader } from "./yaml-reader.js";
+
+/**
+ * Reports `name`, declared at `key` as a variable a value from outside will fill, when it is a
+ * setting's name. `what` says where ("output_schema of step triage: property").
+ */
+export function refuseDeclaredSettingName(
+  reader: YamlReader,
+  key: unknown,
+  name: string,
+  what: string,
+  source: string,
+): boolean {
+  const problem = settingNameProblem(name);
+  if (!problem) return true;
+  reader.report(
+    key,
+    `${what} ${name} would let ${source} set ${name}: ${problem}`,
+    `give it another name (e.g. ${suggestedName(name)}); a step that needs the setting sets it from that name in its own script (export ${name}="$${suggestedName(name)}")`,
+  );
+  return false;
+}
+
+/**
+ * The step's error when `names`, filled from outside, hold a setting's name (all of them are
+ * named); undefined when none does.
+ */
+export function settingExportsError(
+  code: ErrorCode,
+  step: string,
+  names: readonly string[],
+  source: string,
+): ErrorInfo | undefined {
+  const refused = names.filter((name) => settingNameProblem(name) !== undefined);
+  if (refused.length === 0) return undefined;
+  return errorInfo(
+    code,
+    `step "${step}": ${source} may not set ${refused.join(", ")}: ${settingNameProblem(refused[0]!)}; nothing of it was exported`,
+    `Give ${refused.length > 1 ? "them other names" : "it another name"} in the workflow (e.g. ${suggestedName(refused[0]!)}); a step that needs the setting sets it from that name in its own script (export ${refused[0]}="$${suggestedName(refused[0]!)}").`,
+  );
+}
+
+/** A name of the same meaning that is no setting's: MY_PATH, MY_HTTPS_PROXY_VALUE. */
+function suggestedName(name: string): string {
+  const mine = `MY_${name.replace(/^_+/, "")}`;
+  return settingNameProblem(mine) ? `${mine}_VALUE` : mine;
+}
