@@ -1,9 +1,21 @@
 import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
+import { tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
+import { startPostgresCluster } from "./helpers/postgres-cluster.js";
 import { replicaFleet } from "./helpers/replica-fleet.js";
-import { isFinal, readEvents, runnerToken, startProxy, submit, waitForRun } from "./helpers/server.js";
+import {
+  isFinal,
+  type Proc,
+  readEvents,
+  runnerToken,
+  startProxy,
+  startRunner,
+  startTestServer,
+  submit,
+  waitForRun,
+} from "./helpers/server.js";
 
 const adminUrl = inject("postgresAdminUrl");
 
@@ -109,4 +121,49 @@ describe.skipIf(!adminUrl)("a step's output and its start, when the database is 
       await route.close();
     }
   }, 90_000);
+});
+
+describe.skipIf(!adminUrl)("a step's output and its start, when PostgreSQL restarts", () => {
+  it("stores a step's output after its step.started when PostgreSQL stops while the run's start is being written", async () => {
+    const cluster = await startPostgresCluster({ settings: { synchronous_commit: "on" } });
+    const procs: Proc[] = [];
+    try {
+      const databaseUrl = await cluster.createDatabase();
+      const server = await startTestServer(tempDir(), { RUNYARD_DATABASE_URL: databaseUrl });
+      procs.push(server.proc);
+      const runId = await submit(server.url, counting);
+      await until("the job is queued", async () =>
+        Boolean(await queryRow(databaseUrl, "select id from jobs where run_id = $1", [runId])),
+      );
+      // The run's row is locked: the engine's write of the run's start waits on it, as a write
+      // does that PostgreSQL has not answered when it stops.
+      const holder = new pg.Client({ connectionString: databaseUrl });
+      holder.on("error", () => undefined);
+      await holder.connect();
+      await holder.query("begin");
+      await holder.query("select id from runs where id = $1 for update", [runId]);
+      const held = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
+      procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "restart-runner" }));
+      await until("the engine's write of the start waits on the run's row", async () =>
+        Boolean(
+          await queryRow(
+            databaseUrl,
+            "select pid from pg_stat_activity where wait_event_type = 'Lock' and query like '%appendRunEvents%' and pid <> $1",
+            [held],
+          ),
+        ),
+      );
+      // PostgreSQL stops (an operator's restart) with that write unanswered, and starts again.
+      cluster.stopFast();
+      await cluster.startAgain();
+      const done = await waitForRun(server.url, runId, isFinal, 60_000);
+      const events = await readEvents(server.url, runId);
+      expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
+      expectStartsBeforeOutput(events);
+      expect(done.status).toBe("success");
+    } finally {
+      await Promise.all(procs.map((proc) => proc.kill("SIGKILL")));
+      await cluster.stop();
+    }
+  }, 120_000);
 });
