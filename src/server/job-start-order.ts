@@ -5,6 +5,8 @@ import type { JobRecord, Store } from "../store/index.js";
 /** How long a runner's batch waits for its engine elsewhere to store the job's start before it is held. */
 const startWaitMs = 1500;
 const pollMs = 20;
+/** `step.started` events read at once while looking for a job's. */
+const startsPage = 1000;
 /** Jobs remembered as started (or as held once); past this the memory starts over (each costs a read again). */
 const rememberedJobs = 10_000;
 
@@ -60,13 +62,25 @@ export class JobStartOrder {
       return (await this.store.events.list(runId, { types: ["run.started"], limit: 1 })).length > 0;
     }
     const { step, host, attempt } = job.payload;
-    const starts = await this.store.events.list(runId, { types: ["step.started"], limit: 10_000 });
-    return starts.some(
-      (event) =>
-        event.type === "step.started" &&
-        event.step === step &&
-        event.host === host &&
-        event.attempt === attempt,
-    );
+    // Newest first, where a job's start is, and every page of them: a start past the first page
+    // that were never found would hold the job's output for good.
+    for (let before = Number.MAX_SAFE_INTEGER; ; ) {
+      const starts = await this.store.events.list(runId, {
+        types: ["step.started"],
+        before,
+        limit: startsPage,
+      });
+      const found = starts.some(
+        (event) =>
+          event.type === "step.started" &&
+          event.step === step &&
+          event.host === host &&
+          event.attempt === attempt,
+      );
+      if (found) return true;
+      const oldest = starts[0]?.seq;
+      if (starts.length < startsPage || oldest === undefined) return false;
+      before = oldest;
+    }
   }
 }
