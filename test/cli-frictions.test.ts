@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -128,6 +128,31 @@ describe("runyard up's readiness", () => {
     } finally {
       await up.kill();
     }
+  });
+
+  it("exits non-zero with its local runner's error and hint when that runner cannot start", async () => {
+    // Agent turns as Kubernetes Jobs, on a machine with no cluster credentials: the runner
+    // refuses to start, so `up` must not stay up answering 503 forever.
+    const home = tempDir();
+    const config = join(home, "runyard.yaml");
+    writeFileSync(config, "execution_mode: kubernetes\nk8s_image: busybox\n");
+    const env: Record<string, string> = { ...(process.env as Record<string, string>) };
+    delete env.KUBECONFIG;
+    delete env.KUBERNETES_SERVICE_HOST;
+    const up = startCli(
+      ["up", "--port", String(await freePort()), "--home", join(home, "state"), "--config", config],
+      { ...env, HOME: home, RUNYARD_ADMIN_TOKEN: adminToken },
+    );
+    let stderr = "";
+    up.child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    // Before the fix it never exited: the test's timeout ends it, and the kill below.
+    const code = await up.exited.finally(() => up.kill());
+    expect(code).not.toBe(0);
+    expect(code).not.toBeNull();
+    expect(stderr).toContain("error: the runner cannot use its Kubernetes cluster: no cluster credentials");
+    expect(stderr).toContain("hint: Give the runner cluster credentials");
   });
 });
 

@@ -194,6 +194,9 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const logger = createLogger({ level: config.logLevel, daemon: true });
   // Only `up` runs steps: `runyard server` never loads the runner, Docker's client and what it brings.
   const { localRunnerDaemon } = await import("./runner.js");
+  // A local runner that cannot start (its settings, its cluster, its token refused) ends `up`
+  // with its error: a server left up without it would answer 503 forever. One still connecting
+  // is waited for.
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
@@ -204,6 +207,9 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
     // tenants exactly when it can sandbox their runs.
     shared: "if-isolated",
     sandbox: { always: true, hide: [resolveHome(config, ctx.cwd)] },
+  }).catch(async (error: unknown) => {
+    await server.close();
+    throw error;
   });
   // Tenants' runs too when it sandboxes them; else only runs outside any tenant, and it says so
   // rather than leaving tenants to wonder why their runs wait.
@@ -219,7 +225,11 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
       `the local runner takes runs outside any tenant only; tenants' runs wait for their own runners, because ${why}\n`,
     );
   }
-  await runner.daemon.start();
+  await runner.daemon.start().catch(async (error: unknown) => {
+    await runner.stop(0);
+    await server.close();
+    throw error;
+  });
   waiting = undefined;
   // The example shipped with the package, by a path that works from whatever folder `up` runs in.
   const shipped = fileURLToPath(new URL("../../examples/simple.yaml", import.meta.url));

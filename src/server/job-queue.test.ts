@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { EventInput } from "../core/events.js";
+import type { EventInput, UnnumberedEvent } from "../core/events.js";
 import type { Job, JobResult } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
 import type { Store } from "../store/index.js";
@@ -77,6 +77,15 @@ describe("JobQueue with the store as the only mailbox", () => {
       step: "s",
       host: "worker",
     } as unknown as EventInput;
+    // The engine elsewhere has not stored the step's start: the batch is held, not stored.
+    expect(await broker.events("job-1", 1, [notice], "runner-1")).toBe("held");
+    expect((await store.events.list(run.id)).filter((event) => event.type === "notice")).toEqual([]);
+    const ts = new Date().toISOString();
+    const starts: UnnumberedEvent[] = [
+      { type: "run.started", name: "elsewhere", ts },
+      { type: "step.started", step: "s", host: "worker", attempt: 1, ts },
+    ];
+    await store.events.appendForRun(run.id, starts);
     expect(await broker.events("job-1", 1, [notice], "runner-1")).toBe("stored");
     expect(await broker.events("job-1", 1, [notice], "runner-1")).toBe("duplicate");
     expect(await broker.finished("job-1", 2, endedEarly(job, "CANCELED", "x"), "runner-1")).toBe(

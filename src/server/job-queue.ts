@@ -336,13 +336,15 @@ export class JobQueue {
    * A batch of events from the runner; resolves once stored (then the runner is acked): straight
    * into the run's events, numbered by the store, whichever replica's engine waits for the job;
    * a batch stored before is a duplicate. "unknown": the job has ended or does not exist.
+   * "held": not stored, as the engine elsewhere has not stored the job's start yet (see
+   * `JobStartOrder`); the runner must send it, and every message after it, again.
    */
   async events(
     jobId: string,
     batch: number,
     events: EventInput[],
     runnerId: string,
-  ): Promise<"stored" | "duplicate" | "unknown"> {
+  ): Promise<"stored" | "duplicate" | "unknown" | "held"> {
     const waiter = this.waiters.get(jobId);
     // The engine waits here: its job is known, and the store takes the batch only while the job
     // is leased to this runner, so the row is read only when it refuses. Elsewhere: read it.
@@ -368,8 +370,8 @@ export class JobQueue {
       // Accepted through another replica, this one may not have read the row yet.
       await this.inOrder(jobId, () => (waiter.accepted ? undefined : this.readRow(jobId)));
       await waiter.sink.stored();
-    } else if (record) {
-      await this.startOrder.stored(record, job);
+    } else if (record && !(await this.startOrder.stored(record, job))) {
+      return "held";
     }
     const ts = new Date().toISOString();
     const stored = await this.store.events.appendForRun(

@@ -15,7 +15,7 @@ import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
 import { admitRunner } from "./runner-admission.js";
 
-/** WebSocket's "try again later": the server cannot reach its database. */
+/** WebSocket's "try again later": what the runner sent cannot be stored now (the database is away, or a job's start is not stored yet). */
 const storeUnavailableCloseCode = 1013;
 
 /** What a session needs from the hub that keeps every session of this replica. */
@@ -52,7 +52,10 @@ export class RunnerSession {
   private chain = Promise.resolve();
   /** A heartbeat's lease renewal is in flight. */
   private beating = false;
-  /** A message failed because the database was away: the socket is closing, nothing more is taken. */
+  /**
+   * A message was not stored (the database was away, or its job's start is not stored yet): the
+   * socket is closing, nothing more is taken, and the runner sends it all again.
+   */
   private storeLost = false;
   /** Bot calls sent over this socket and waiting for their `bot_reply`. */
   readonly calls = new BotCalls((message) => this.send(message));
@@ -110,6 +113,20 @@ export class RunnerSession {
       return;
     }
     this.host.logger.error({ err: error }, what);
+  }
+
+  /**
+   * A batch that must not be stored yet is not acked, and no message after it is taken (a later
+   * batch stored first would make it a duplicate): the socket closes, and the runner sends every
+   * unacked batch again, in order, once it has reconnected.
+   */
+  private resendLater(jobId: string): void {
+    this.storeLost = true;
+    if (this.open)
+      this.socket.close(
+        storeUnavailableCloseCode,
+        `job ${jobId}'s start is not stored yet; send its events again`,
+      );
   }
 
   get open(): boolean {
@@ -275,6 +292,7 @@ export class RunnerSession {
       case "events": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         const outcome = await queue.events(message.job_id, message.batch, message.events, runnerId);
+        if (outcome === "held") return this.resendLater(message.job_id);
         if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
         else this.send({ type: "ack", job_id: message.job_id, batch: message.batch });
         break;

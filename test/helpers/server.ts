@@ -292,12 +292,24 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A TCP proxy on loopback whose connections a test can cut, to drop a runner's link. */
-export async function startProxy(
-  targetPort: number,
-): Promise<{ port: number; cut: () => void; close: () => Promise<void> }> {
+/**
+ * A TCP proxy on loopback whose connections a test can cut, to drop a runner's link; `down`
+ * also refuses new ones until `up`, as a database that stopped and starts again does.
+ */
+export async function startProxy(targetPort: number): Promise<{
+  port: number;
+  cut: () => void;
+  down: () => void;
+  up: () => void;
+  close: () => Promise<void>;
+}> {
   const sockets = new Set<Socket>();
+  let refusing = false;
   const server: Server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = new NetSocket();
     upstream.connect(targetPort, "127.0.0.1");
     for (const socket of [client, upstream]) {
@@ -313,6 +325,13 @@ export async function startProxy(
     port: typeof address === "object" && address ? address.port : 0,
     cut: () => {
       for (const socket of sockets) socket.destroy();
+    },
+    down: () => {
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    up: () => {
+      refusing = false;
     },
     close: () =>
       new Promise((resolve) => {

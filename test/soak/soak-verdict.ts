@@ -88,6 +88,7 @@ export function judgeSoak(input: VerdictInput): Verdict {
     };
     const events = input.events.get(run.id) ?? [];
     const finished = checkSpine(run, events, say);
+    checkCausalOrder(events, say);
     const outcome = `${run.status}${run.error ? ` ${run.error.code}` : ""}`;
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     const shape = shapeOfRunName(run.name);
@@ -150,6 +151,23 @@ function checkSpine(
     say(`run.finished's error is ${finished.error?.code}, the record's ${run.error?.code}`);
   }
   return finished;
+}
+
+/** A step's output is stored after its `step.started`, and that after `run.started` (DESIGN.md section 3). */
+function checkCausalOrder(events: readonly RunEvent[], say: (what: string) => void): void {
+  let runStarted = false;
+  const started = new Set<string>();
+  for (const event of events) {
+    if (event.type === "run.started") runStarted = true;
+    if (event.type === "step.started") {
+      if (!runStarted) say(`step ${event.step}'s start (seq ${event.seq}) is stored before run.started`);
+      started.add(`${event.step}@${event.host}`);
+    }
+    if (event.type === "step.output" && !started.has(`${event.step}@${event.host}`)) {
+      say(`step ${event.step}'s output (seq ${event.seq}) is stored before its step.started`);
+      return;
+    }
+  }
 }
 
 /**
