@@ -15,6 +15,16 @@ describe("runnerIdFor", () => {
     expect(readFileSync(join(home, "runner-id"), "utf8").trim()).toBe(first);
   });
 
+  it("gives `runyard up`'s local runner an id of its own per home, kept across restarts", () => {
+    const config = loadConfig({ RUNYARD_HOSTNAME: "box" });
+    const [first, second] = [1, 2].map(() => mkdtempSync(join(tmpdir(), "runyard-id-")));
+    const local = runnerIdFor(config, first!, true);
+    expect(local).toMatch(/^box-local-[0-9a-z]{6}$/i);
+    expect(runnerIdFor(config, first!, true)).toBe(local);
+    expect(runnerIdFor(config, second!, true)).not.toBe(local);
+    expect(runnerIdFor(config, first!)).not.toBe(local);
+  });
+
   it("takes a configured id over the kept one", () => {
     const home = mkdtempSync(join(tmpdir(), "runyard-id-"));
     runnerIdFor(loadConfig({}), home);

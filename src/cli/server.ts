@@ -1,5 +1,4 @@
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { agentStatus } from "../agents/availability.js";
@@ -193,11 +192,12 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const { secret } = await server.store.tokens.create({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
   // Only `up` runs steps: `runyard server` never loads the runner, Docker's client and what it brings.
-  const { localRunnerDaemon } = await import("./runner.js");
+  const { localRunnerDaemon, runnerIdFor } = await import("./runner.js");
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
-    id: config.runnerId ?? `${config.hostname || hostname()}-local`,
+    // One of its own per home: `up`s of other homes on one machine share no containers.
+    id: runnerIdFor(config, resolveHome(config, ctx.cwd), true),
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
     // One machine, yet a step must still not reach the server's home nor its env; shared with
