@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { lstat, lutimes, readdir, rm } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -8,7 +8,6 @@ import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
-import { newId } from "../core/ids.js";
 import { createLogger, type LogFormat, type Logger } from "../core/logger.js";
 import { parseMemorySize } from "../core/memory-size.js";
 import { acquirePidLock } from "../core/pid-lock.js";
@@ -36,6 +35,7 @@ import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
 import { dockerSteps } from "./runner-docker-steps.js";
+import { runnerIdFor } from "./runner-id.js";
 import { runnerStepNetwork } from "./runner-network.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
@@ -167,26 +167,6 @@ async function pruneChats(dir: string, keepMs: number): Promise<string[]> {
     }
   }
   return removed;
-}
-
-/**
- * The runner's id: as configured, else the one this home gave it before (`<home>/runner-id`),
- * else a new one kept there. A runner that restarts comes back under its id, so the work pinned
- * to it (a follow-up's session and workspace) and its leftovers find it again. `runyard up`'s
- * local runner (`local`) keeps its own, `<host>-local-<6>` in `<home>/local-runner-id`: two `up`s
- * of other homes on one machine never share an id.
- */
-export function runnerIdFor(config: Config, home: string, local = false): string {
-  if (config.runnerId) return config.runnerId;
-  const file = join(home, local ? "local-runner-id" : "runner-id");
-  try {
-    const kept = readFileSync(file, "utf8").trim();
-    if (kept) return kept;
-  } catch {}
-  const id = `${config.hostname}-${local ? "local-" : ""}${newId("r").slice(-6)}`;
-  mkdirSync(home, { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${id}\n`, { mode: 0o600 });
-  return id;
 }
 
 /** A runner daemon on this machine and what keeps its steps from outliving it. */

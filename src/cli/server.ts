@@ -14,6 +14,7 @@ import { type RunningServer, startServer } from "../server/server.js";
 import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { runnerIdFor } from "./runner-id.js";
 import { version } from "./version.js";
 
 export interface ServerFlags {
@@ -192,7 +193,7 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const { secret } = await server.store.tokens.create({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
   // Only `up` runs steps: `runyard server` never loads the runner, Docker's client and what it brings.
-  const { localRunnerDaemon, runnerIdFor } = await import("./runner.js");
+  const { localRunnerDaemon } = await import("./runner.js");
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
