@@ -471,7 +471,10 @@ export class RunnerDaemon {
   }
 
   private async welcomed(heartbeatMs: number, installId: string | undefined): Promise<void> {
+    const socket = this.socket;
     await this.options.onWelcome?.(installId);
+    // The connection dropped meanwhile: the next one's welcome counts, not this one.
+    if (socket !== this.socket) return;
     this.connected = true;
     this.reaped = [];
     this.foundBots = [];
