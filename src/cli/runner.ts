@@ -16,7 +16,7 @@ import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { type DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
-import { type JobExecutors, LocalStepRunner } from "../exec/local-runner.js";
+import { LocalStepRunner } from "../exec/local-runner.js";
 import { nativeHelperPath } from "../exec/native-helpers.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
