@@ -468,7 +468,7 @@ export async function agentSandboxOverhead(): Promise<BenchResult[]> {
       engine,
       forwarder: existsSync(forwarder) ? forwarder : undefined,
       allow: [],
-      labels: { "runyard.bench": "1" },
+      labels: () => ({ "runyard.bench": "1" }),
       // As an operator lists the image the runner's sandboxes may use (RUNYARD_AGENT_SANDBOX_IMAGES).
       images: [image],
     };

@@ -390,6 +390,11 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
     );
     runIds.add(runId);
     await containerRunning(runId);
+    // It names its runner and its install, which is what the next start removes by.
+    expect((await containersOf(runId))[0]?.Labels).toMatchObject({
+      "runyard.runner": id,
+      "runyard.install": expect.stringMatching(/^[0-9a-f]{16}$/),
+    });
     await first.kill("SIGKILL");
     // Nothing of the dead runner stopped it: the container outlives its runner until the restart.
     expect((await containersOf(runId)).map((c) => c.State)).toEqual(["running"]);
@@ -403,6 +408,38 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
     } finally {
       await api(server.url, "POST", `/api/runs/${runId}/cancel`);
       await second.kill();
+    }
+  });
+
+  it("a starting runner leaves another install's step containers under its own id alone, and those that name no install", async () => {
+    const id = `docker-installs-${process.pid}`;
+    const token = await runnerToken(server.url, "installs");
+    // Another install on the same engine whose runner has the same id: its step runs on; and one
+    // made before containers named their install.
+    const runId = `run_other_install_${process.pid}`;
+    runIds.add(runId);
+    const made: string[] = [];
+    for (const install of ["0123456789abcdef", undefined]) {
+      const container = await engine.docker.createContainer({
+        Image: image,
+        Cmd: ["sleep", "300"],
+        Labels: {
+          "runyard.managed": "1",
+          "runyard.runner": id,
+          "runyard.step": "long",
+          "runyard.run": runId,
+          ...(install ? { "runyard.install": install } : {}),
+        },
+      });
+      await container.start();
+      made.push(container.id);
+    }
+    const runner = await startRunner(server.url, token, { id, group: "installs" });
+    try {
+      const left = await containersOf(runId);
+      expect(left.map((c) => [c.Id, c.State]).sort()).toEqual(made.map((c) => [c, "running"]).sort());
+    } finally {
+      await runner.kill();
     }
   });
 

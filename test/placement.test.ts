@@ -195,7 +195,7 @@ describe("runyard up", () => {
     const listed = await runCli(["runners", "--server", url], { env: { RUNYARD_TOKEN: adminToken } });
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/SHARED\s+ISOLATION/);
-    expect(listed.stdout).toMatch(/-local .*\s-\s+yes\s+sandbox\s/);
+    expect(listed.stdout).toMatch(/-local-[0-9a-z]{6} .*\s-\s+yes\s+sandbox\s/);
   });
 });
 

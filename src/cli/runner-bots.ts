@@ -4,10 +4,8 @@ import { botBaseImagesFromEnv } from "../bots/simple-build.js";
 import type { Logger } from "../core/logger.js";
 import type { BotCall, BotReply, BotStats } from "../core/protocol.js";
 import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
+import { installLabel, type RunnerInstall, runnerLabel } from "../exec/runner-install.js";
 import { BotJobHandler } from "../runner/handlers/bot.js";
-
-/** The label naming the runner whose bot a container is. */
-const runnerLabel = "runyard.runner";
 
 /** What a runner with Docker adds for bots: its handler, its label, and the containers it found. */
 export interface RunnerBots {
@@ -16,6 +14,8 @@ export interface RunnerBots {
   missing?: string;
   labels: string[];
   found: string[];
+  /** The install label of each found bot's container, by bot id; none on one made before such labels. */
+  installs: Record<string, string>;
   remove(botId: string): Promise<void>;
   stats(): BotStats[];
   call?(botId: string, call: BotCall, sendPart: (bodyBase64: string) => Promise<void>): Promise<BotReply>;
@@ -24,12 +24,13 @@ export interface RunnerBots {
 /**
  * Bots run on runners that reach a Docker engine (DOCKER_HOST, else `/var/run/docker.sock`): such a runner
  * advertises the label `docker` and reports the bot containers it finds at start, so the server
- * can hand it back the live ones to adopt and tell it to remove the rest.
+ * can hand it back the live ones to adopt and tell it to remove the rest. Runners of several
+ * installs may share the engine: it removes only its own install's (`owner`).
  */
 export async function runnerBots(
   env: Record<string, string | undefined>,
   stateDir: string,
-  runnerId: string,
+  owner: RunnerInstall,
   logger: Logger,
 ): Promise<RunnerBots> {
   const endpoint = dockerEndpoint(env.DOCKER_HOST);
@@ -42,14 +43,13 @@ export async function runnerBots(
       missing,
       labels: [],
       found: [],
+      installs: {},
       remove: async () => undefined,
       stats: () => [],
     };
   }
   const workDir = join(stateDir, "bot-builds");
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
-  // Runners may share one Docker engine: each knows its own bots' containers by this label.
-  const mine = { [runnerLabel]: runnerId };
   const handler = new BotJobHandler({
     engine,
     baseImages: botBaseImagesFromEnv(env),
@@ -57,23 +57,30 @@ export async function runnerBots(
     logDir: join(stateDir, "bot-logs"),
     env,
     allowLocalGit: env.RUNYARD_BOT_GIT_LOCAL === "1",
-    labels: mine,
+    // Asked at each start: the install is known once the server has welcomed the runner.
+    labels: () => owner.labels(),
   });
-  const own = async () =>
-    (await engine.listManaged()).filter((container) => container.labels[runnerLabel] === runnerId);
-  const found = (await own())
-    .map((container) => container.labels["runyard.bot"])
-    .filter((botId): botId is string => botId !== undefined && botId !== "");
+  // Reported by runner id alone: the server, which knows its install, judges each by its label.
+  const found = new Map<string, string | undefined>();
+  for (const container of await engine.listManaged()) {
+    const botId = container.labels["runyard.bot"];
+    if (container.labels[runnerLabel] !== owner.runnerId || !botId) continue;
+    found.set(botId, container.labels[installLabel]);
+  }
   return {
     handler,
     labels: ["docker"],
-    found: [...new Set(found)],
+    found: [...found.keys()],
+    installs: Object.fromEntries(
+      [...found].filter((entry): entry is [string, string] => entry[1] !== undefined),
+    ),
     stats: () => handler.takeStats(),
     call: (botId, call, sendPart) => handler.call(botId, call, sendPart),
     async remove(botId) {
       if (handler.held.has(botId)) return;
-      for (const container of await own()) {
-        if (container.labels["runyard.bot"] === botId) await engine.remove(container.id);
+      for (const container of await engine.listManaged()) {
+        if (container.labels["runyard.bot"] === botId && owner.owns(container.labels))
+          await engine.remove(container.id);
       }
     },
   };

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { lstat, lutimes, readdir, rm } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -8,21 +8,19 @@ import { agentNames } from "../agents/registry.js";
 import { type Config, resolveHome } from "../core/config.js";
 import { runnerNotices } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
-import { newId } from "../core/ids.js";
 import { createLogger, type LogFormat, type Logger } from "../core/logger.js";
 import { parseMemorySize } from "../core/memory-size.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import type { RunnerInfo } from "../core/protocol.js";
 import { applyRunnerSettings } from "../core/runner-task-settings.js";
 import { parseServerUrls } from "../core/server-urls.js";
-import { createDockerExecutors } from "../exec/create-docker-executors.js";
 import { createExecutor } from "../exec/create-executor.js";
-import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
-import { removeLeftoverStepContainers, runnerLabel } from "../exec/docker-executor.js";
-import { type ContainerExecutors, type JobExecutors, LocalStepRunner } from "../exec/local-runner.js";
+import { type DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
+import { LocalStepRunner } from "../exec/local-runner.js";
 import { nativeHelperPath } from "../exec/native-helpers.js";
 import { OrphanGuard } from "../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../exec/process.js";
+import { RunnerInstall } from "../exec/runner-install.js";
 import { probeSandbox } from "../exec/sandbox.js";
 import type { AgentSandboxSettings, SandboxCeilings } from "../runner/agent-sandbox.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
@@ -36,6 +34,8 @@ import { dockerRunnerLabel } from "../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../workspace/workspaces.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
 import { runnerBots } from "./runner-bots.js";
+import { dockerSteps } from "./runner-docker-steps.js";
+import { runnerIdFor } from "./runner-id.js";
 import { runnerStepNetwork } from "./runner-network.js";
 import { runnerSandbox } from "./runner-sandbox.js";
 import { version } from "./version.js";
@@ -62,6 +62,7 @@ async function agentHandler(
     logger: Logger;
     home: string;
     sandbox?: { hide: string[] };
+    owner: RunnerInstall;
   },
   stateDir: string,
   executor: ProcessExecutor,
@@ -168,24 +169,6 @@ async function pruneChats(dir: string, keepMs: number): Promise<string[]> {
   return removed;
 }
 
-/**
- * The runner's id: as configured, else the one this home gave it before (`<home>/runner-id`),
- * else a new one kept there. A runner that restarts comes back under its id, so the work pinned
- * to it (a follow-up's session and workspace) and its leftovers find it again.
- */
-export function runnerIdFor(config: Config, home: string): string {
-  if (config.runnerId) return config.runnerId;
-  const file = join(home, "runner-id");
-  try {
-    const kept = readFileSync(file, "utf8").trim();
-    if (kept) return kept;
-  } catch {}
-  const id = `${config.hostname}-${newId("r").slice(-6)}`;
-  mkdirSync(home, { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${id}\n`, { mode: 0o600 });
-  return id;
-}
-
 /** A runner daemon on this machine and what keeps its steps from outliving it. */
 export interface LocalRunner {
   daemon: RunnerDaemon;
@@ -201,7 +184,7 @@ export interface LocalRunner {
 function agentSandboxSettings(
   config: Config,
   engine: DockerEngine,
-  connection: { id: string; logger: Logger },
+  connection: { owner: RunnerInstall; logger: Logger },
 ): AgentSandboxSettings {
   const forwarder = nativeHelperPath("egress-forward");
   if (config.agentSandboxNetwork) {
@@ -219,7 +202,7 @@ function agentSandboxSettings(
       return { host: entry.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(entry.slice(at + 1)) };
     }),
     ...(config.agentSandboxNetwork ? { openNetwork: config.agentSandboxNetwork } : {}),
-    labels: { [runnerLabel]: connection.id },
+    labels: () => connection.owner.labels(),
     images: config.agentSandboxImages,
     ceilings: sandboxCeilings(config),
   };
@@ -237,37 +220,6 @@ export function sandboxCeilings(config: Config): SandboxCeilings {
     memoryBytes: memory ?? totalmem(),
     cpus: config.agentSandboxMaxCpus ?? config.cpus ?? availableParallelism(),
     pids: config.agentSandboxMaxPids,
-  };
-}
-
-/**
- * Steps of hosts with `executor: docker`: where the Docker engine answers (asked once, at start),
- * the runner runs them in containers and says so with the `docker` label, which such hosts
- * require. Containers of steps a crashed earlier life of this runner left are removed first.
- */
-async function dockerSteps(
-  env: Record<string, string | undefined>,
-  connection: { id: string; logger: Logger },
-): Promise<{ containers?: ContainerExecutors; labels: string[]; engine?: DockerEngine }> {
-  const engine = new DockerEngine(dockerEndpoint(env.DOCKER_HOST).options);
-  if (!(await engine.ping())) return { labels: [] };
-  const removed = await removeLeftoverStepContainers(engine, connection.id).catch((error: unknown) => {
-    connection.logger.warn(
-      { error: String(error) },
-      "could not list step containers left by a previous life",
-    );
-    return [];
-  });
-  if (removed.length > 0) {
-    connection.logger.warn(
-      { containers: removed },
-      "removed step containers left by this runner's previous life",
-    );
-  }
-  return {
-    containers: createDockerExecutors({ engine, runnerId: connection.id }),
-    labels: [dockerRunnerLabel],
-    engine,
   };
 }
 
@@ -384,7 +336,9 @@ export async function localRunnerDaemon(
       ...(sandbox ? { sandbox, passEnv: config.stepPassEnv } : {}),
     });
     opened.push(() => executor.close());
-    const docker = await dockerSteps(env, connection);
+    // Whose containers this runner makes, adopts and removes: the welcome names the install.
+    const owner = new RunnerInstall(connection.id);
+    const docker = await dockerSteps(env, owner, connection.logger);
     // Loaded only for `executor: kubernetes`: a process runner never loads the Kubernetes client.
     const kubernetes =
       config.executor === "kubernetes"
@@ -419,7 +373,15 @@ export async function localRunnerDaemon(
       );
     runs?.fillPool();
     if (runs) opened.push(() => runs.close());
-    const agents = await agentHandler(config, env, connection, stateDir, executor, stepRunner, docker.engine);
+    const agents = await agentHandler(
+      config,
+      env,
+      { ...connection, owner },
+      stateDir,
+      executor,
+      stepRunner,
+      docker.engine,
+    );
     if (config.agentSandbox && !docker.engine) {
       throw new RunyardError(
         "INVALID_INPUT",
@@ -429,7 +391,7 @@ export async function localRunnerDaemon(
         },
       );
     }
-    const bots = await runnerBots(env, stateDir, connection.id, connection.logger);
+    const bots = await runnerBots(env, stateDir, owner, connection.logger);
     // A tenant's steps on a shared runner get a network of their own (docs/security.md).
     const network = sandbox ? await runnerStepNetwork(config, shared, connection.logger) : undefined;
     if (network) opened.push(() => network.close());
@@ -481,6 +443,7 @@ export async function localRunnerDaemon(
       ...(bots.missing ? { missing: { bot: bots.missing } } : {}),
       bots: {
         found: bots.found,
+        installs: bots.installs,
         remove: (botId) => bots.remove(botId),
         stats: () => bots.stats(),
         ...(bots.call ? { call: bots.call } : {}),
@@ -490,6 +453,10 @@ export async function localRunnerDaemon(
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.
       spool: { dir: join(stateDir, "spool") },
       ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),
+      onWelcome: async (installId) => {
+        owner.learned(installId);
+        await docker.removeLeftovers();
+      },
     });
     return {
       daemon,

@@ -1,5 +1,4 @@
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { agentStatus } from "../agents/availability.js";
@@ -15,6 +14,7 @@ import { type RunningServer, startServer } from "../server/server.js";
 import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { runnerIdFor } from "./runner-id.js";
 import { version } from "./version.js";
 
 export interface ServerFlags {
@@ -200,7 +200,8 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
-    id: config.runnerId ?? `${config.hostname || hostname()}-local`,
+    // One of its own per home: `up`s of other homes on one machine share no containers.
+    id: runnerIdFor(config, resolveHome(config, ctx.cwd), true),
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
     // One machine, yet a step must still not reach the server's home nor its env; shared with

@@ -111,6 +111,12 @@ export const RunnerMessage = z.discriminatedUnion("type", [
      * it to remove those it no longer wants (`remove_bot`); the others come back as bot jobs to adopt.
      */
     bots: z.array(z.string()).default([]),
+    /**
+     * The install each of those bots' containers is labelled with (`runyard.install`), by bot id;
+     * a bot missing here has a container made before containers named their install. A server
+     * disowns only its own install's; a runner that predates this field sends none.
+     */
+    bot_installs: z.record(z.string(), z.string()).optional(),
   }),
   z.object({
     type: z.literal("heartbeat"),
@@ -163,6 +169,11 @@ export const ServerMessage = z.discriminatedUnion("type", [
     runner_id: z.string(),
     heartbeat_ms: z.number().int().positive(),
     lease_ms: z.number().int().positive(),
+    /**
+     * The install this server belongs to (its id, kept in its database): the runner labels its
+     * containers with it and adopts or removes only that install's. Older servers send none.
+     */
+    install_id: z.string().min(1).optional(),
   }),
   z.object({ type: z.literal("heartbeat") }),
   z.object({

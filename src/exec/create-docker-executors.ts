@@ -1,11 +1,12 @@
 import type { DockerEngine } from "./docker-engine.js";
-import { DockerExecutor, hostLabel, runLabel, runnerLabel, stepLabel } from "./docker-executor.js";
+import { DockerExecutor, hostLabel, runLabel, stepLabel } from "./docker-executor.js";
 import type { ContainerExecutors } from "./local-runner.js";
+import type { RunnerInstall } from "./runner-install.js";
 
 export interface DockerExecutorsConfig {
   engine: DockerEngine;
-  /** The runner's id, put on every container so its next start can remove what a crash left. */
-  runnerId?: string;
+  /** The runner and its install, put on every container so its next start can remove what a crash left. */
+  owner?: RunnerInstall;
   tmpDir?: string;
 }
 
@@ -20,7 +21,7 @@ export function createDockerExecutors(config: DockerExecutorsConfig): ContainerE
         [runLabel]: attempt.runId,
         [stepLabel]: attempt.step,
         [hostLabel]: attempt.host,
-        ...(config.runnerId !== undefined ? { [runnerLabel]: config.runnerId } : {}),
+        ...config.owner?.labels(),
       },
       ...(config.tmpDir !== undefined ? { tmpDir: config.tmpDir } : {}),
     });

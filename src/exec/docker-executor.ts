@@ -20,6 +20,7 @@ import { credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js"
 import type { DockerEngine } from "./docker-engine.js";
 import { nativeHelperPath } from "./native-helpers.js";
 import { OutputFileWatch } from "./output-file.js";
+import { installLabel, type RunnerInstall, runnerLabel } from "./runner-install.js";
 import type {
   AttemptCommand,
   AttemptProblem,
@@ -34,8 +35,6 @@ import type {
 export const stepLabel = "runyard.step";
 export const runLabel = "runyard.run";
 export const hostLabel = "runyard.host";
-/** The runner that started a step's container: its next start removes what a crash left. */
-export const runnerLabel = "runyard.runner";
 
 export interface DockerExecutorOptions {
   engine: DockerEngine;
@@ -294,18 +293,27 @@ class DockerAttempt implements ExecAttempt {
 
 /**
  * Removes the step containers a previous life of this runner left (it crashed, or was killed,
- * with steps running): they carry its runner label. Bots' containers are left alone.
+ * with steps running): they carry its runner label and its install's. Bots' containers are left
+ * alone, and so is every container of another install that shares the engine. Those of this
+ * runner id that carry no install label (made before containers named their install) are left
+ * too, and listed: they may be another install's.
  */
 export async function removeLeftoverStepContainers(
   engine: DockerEngine,
-  runnerId: string,
-): Promise<string[]> {
+  owner: RunnerInstall,
+): Promise<{ removed: string[]; unlabeled: string[] }> {
   const list = await engine.docker.listContainers({
     all: true,
-    filters: { label: [`${managedLabel}=1`, `${runnerLabel}=${runnerId}`, stepLabel] },
+    filters: { label: [`${managedLabel}=1`, `${runnerLabel}=${owner.runnerId}`, stepLabel] },
   });
-  await Promise.all(list.map((container) => engine.remove(container.Id)));
-  return list.map((container) => container.Id);
+  const mine = list.filter((container) => owner.owns(container.Labels));
+  await Promise.all(mine.map((container) => engine.remove(container.Id)));
+  return {
+    removed: mine.map((container) => container.Id),
+    unlabeled: list
+      .filter((container) => container.Labels[installLabel] === undefined && !owner.owns(container.Labels))
+      .map((container) => container.Id),
+  };
 }
 
 /** The static checker (native/cwd-check.c) mounted into a step's container, and the identity it wants. */

@@ -7,7 +7,7 @@ const settings = (more: Partial<AgentSandboxSettings> = {}): AgentSandboxSetting
   engine: {} as DockerEngine,
   forwarder: undefined,
   allow: [],
-  labels: {},
+  labels: () => ({}),
   ...more,
 });
 

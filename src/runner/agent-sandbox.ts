@@ -21,8 +21,8 @@ export interface AgentSandboxSettings {
   allow: EgressDestination[];
   /** A Docker network every sandbox joins instead of the proxy (`RUNYARD_AGENT_SANDBOX_NETWORK`): the operator's choice. */
   openNetwork?: string;
-  /** Labels every container carries (the runner's id). */
-  labels: Record<string, string>;
+  /** Labels every container carries (the runner's id and its install's), asked at each turn. */
+  labels: () => Record<string, string>;
   /**
    * The images a task's own sandbox may name besides the default's (`RUNYARD_AGENT_SANDBOX_IMAGES`):
    * exact references, or `NAME:*` for every tag of NAME. Absent or empty: the default's only.
@@ -233,7 +233,7 @@ export async function openSandbox(
     image: fullImageRef(sandbox.image),
     limits,
     egress,
-    labels: { ...settings.labels, "runyard.run": turn.runId, "runyard.agent": turn.agent },
+    labels: { ...settings.labels(), "runyard.run": turn.runId, "runyard.agent": turn.agent },
     user,
     ...(opened ? { reopen: turn.reopened } : {}),
   });

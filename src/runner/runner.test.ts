@@ -8,7 +8,7 @@ import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { StepJobHandler } from "./handlers/step.js";
-import { RunnerDaemon } from "./runner.js";
+import { RunnerDaemon, type RunnerDaemonOptions } from "./runner.js";
 
 /*
  * Fail-over between servers, with real in-process servers and the real daemon. A runner token
@@ -73,6 +73,8 @@ function daemon(
     minBackoffMs?: number;
     maxBackoffMs?: number;
     spool?: { dir: string; memoryBytes?: number };
+    bots?: RunnerDaemonOptions["bots"];
+    onWelcome?: RunnerDaemonOptions["onWelcome"];
   } = {},
 ) {
   const executor = createExecutor({ baseEnv: { PATH: process.env.PATH ?? "" }, killGraceMs: 300 });
@@ -224,6 +226,41 @@ steps:
     // Delivered, the spool is gone.
     await until(() => spooled() === 0, 8000);
   }, 90_000);
+});
+
+describe("RunnerDaemon and the install of its server", () => {
+  it("learns the install from the welcome, and handles no later message before its welcome work is done", async () => {
+    const live = await server();
+    const installId = await live.store.serverKeys.installId();
+    const seen: string[] = [];
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const { runner } = daemon([live.url], {
+      // Found at start: a bot this server never made, of its install, and one of another install.
+      bots: {
+        found: ["bot_gone", "bot_elsewhere"],
+        installs: { bot_gone: installId, bot_elsewhere: "0123456789abcdef" },
+        remove: async (botId) => {
+          seen.push(`remove ${botId}`);
+        },
+      },
+      onWelcome: async (named) => {
+        seen.push(`welcome ${named}`);
+        await gate;
+        seen.push("welcome work done");
+      },
+    });
+    const started = runner.start();
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([`welcome ${installId}`]);
+    open();
+    await started;
+    await until(() => seen.length === 3);
+    // The server disowns its own install's unknown bot only, and says so after the welcome.
+    expect(seen).toEqual([`welcome ${installId}`, "welcome work done", "remove bot_gone"]);
+  });
 });
 
 /** Resolves once `predicate` holds, checking every 10 ms; fails after `timeoutMs`. */

@@ -50,9 +50,17 @@ export interface RunnerDaemonOptions {
   spool?: { dir: string; memoryBytes?: number; maxBytes?: number };
   /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
   onConnected?: (serverUrl: string) => void;
+  /**
+   * Called on every welcome with the install the server names (undefined from an older server),
+   * before any later message of the server is handled: the runner labels, adopts and removes
+   * containers of that install only.
+   */
+  onWelcome?: (installId: string | undefined) => Promise<void>;
   /** Bot containers found on this runner's Docker at start, and how to remove one the server disowns. */
   bots?: {
     found: string[];
+    /** The install label of each found bot's container, by bot id (none on older containers). */
+    installs?: Record<string, string>;
     remove(botId: string): Promise<void>;
     /** New samples of the held bots' use since the last call, sent with the next heartbeat. */
     stats?(): BotStats[];
@@ -143,6 +151,8 @@ export class RunnerDaemon {
   /** Connections that ended since the last welcome or the last backoff: a full round waits. */
   private failedInRound = 0;
   private lastHeard = 0;
+  /** The server's messages in order: those after a welcome wait for its `onWelcome`. */
+  private inbox: Promise<void> = Promise.resolve();
   private firstWelcome: { resolve: () => void; reject: (error: Error) => void } | undefined;
   /** Jobs that died with an earlier life of this runner; told to the server until it welcomes us. */
   private reaped: string[];
@@ -267,9 +277,16 @@ export class RunnerDaemon {
           .map((job) => ({ id: job.id, batch: job.lastBatch })),
         reaped: this.reaped,
         bots: this.foundBots,
+        bot_installs: this.options.bots?.installs ?? {},
       });
     });
-    socket.on("message", (data) => this.receive(String(data)));
+    socket.on("message", (data) => {
+      this.inbox = this.inbox
+        .then(() => this.receive(String(data)))
+        .catch((error: unknown) =>
+          this.options.logger.warn({ err: error }, "a message of the server could not be handled"),
+        );
+    });
     socket.on("unexpected-response", (_request, response) => {
       if (response.statusCode === 503) {
         // The server is up but cannot reach its database (a restart or a failover): the runner
@@ -354,7 +371,7 @@ export class RunnerDaemon {
     this.reconnectTimer = setTimeout(() => this.connect(), wait);
   }
 
-  private receive(raw: string): void {
+  private receive(raw: string): Promise<void> | undefined {
     this.lastHeard = Date.now();
     const parsed = ServerMessage.safeParse(JSON.parse(raw));
     if (!parsed.success) {
@@ -367,8 +384,7 @@ export class RunnerDaemon {
     const message = parsed.data;
     switch (message.type) {
       case "welcome":
-        this.welcomed(message.heartbeat_ms);
-        break;
+        return this.welcomed(message.heartbeat_ms, message.install_id);
       case "heartbeat":
         break;
       case "assign":
@@ -454,7 +470,11 @@ export class RunnerDaemon {
     }
   }
 
-  private welcomed(heartbeatMs: number): void {
+  private async welcomed(heartbeatMs: number, installId: string | undefined): Promise<void> {
+    const socket = this.socket;
+    await this.options.onWelcome?.(installId);
+    // The connection dropped meanwhile: the next one's welcome counts, not this one.
+    if (socket !== this.socket) return;
     this.connected = true;
     this.reaped = [];
     this.foundBots = [];

@@ -30,6 +30,7 @@ export class RunnerHub implements SessionHost {
   private dispatchTimer: NodeJS.Timeout | undefined;
   readonly heartbeatMs: number;
   readonly replicaId: string;
+  readonly installId: string;
 
   constructor(
     /** Its runners' rows, and what its sessions read (`SessionHost`). */
@@ -38,10 +39,11 @@ export class RunnerHub implements SessionHost {
     timings: HubTimings,
     readonly logger: Logger,
     /** This server among the replicas: runners are recorded as connected to it; only the leader expires leases. */
-    private readonly replica: { id: string; isLeader(): boolean; alone?: boolean },
+    private readonly replica: { id: string; installId: string; isLeader(): boolean; alone?: boolean },
   ) {
     this.heartbeatMs = timings.heartbeatMs;
     this.replicaId = replica.id;
+    this.installId = replica.installId;
   }
 
   /** Starts the lease checks and, when other replicas may queue jobs, the dispatch sweep. */

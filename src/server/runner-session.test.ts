@@ -50,6 +50,7 @@ describe("a runner's session", () => {
       queue,
       logger: silentLogger,
       replicaId: "replica-1",
+      installId: "install-1",
       heartbeatMs: 300,
       register: () => {},
       unregister: () => {},

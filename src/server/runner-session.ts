@@ -11,7 +11,7 @@ import {
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import { BotCalls } from "./bots/bot-calls.js";
-import { botsToDisown, recordBotStats } from "./bots/runner-bots.js";
+import { botsToDisown, type FoundBots, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
 import { admitRunner } from "./runner-admission.js";
 
@@ -25,6 +25,8 @@ export interface SessionHost {
   readonly queue: JobQueue;
   readonly logger: Logger;
   readonly replicaId: string;
+  /** The install the runners' containers are labelled with (`welcome`). */
+  readonly installId: string;
   readonly heartbeatMs: number;
   /** The session said hello as its runner: it is now that runner's live link here (an older one closes). */
   register(session: RunnerSession): void;
@@ -180,7 +182,10 @@ export class RunnerSession {
         this.send({ type: "error", code: "INVALID_INPUT", message: "say hello only once" });
         return;
       }
-      await this.hello(message.runner, message.jobs, message.reaped, message.bots);
+      await this.hello(message.runner, message.jobs, message.reaped, {
+        ids: message.bots,
+        ...(message.bot_installs ? { installs: message.bot_installs } : {}),
+      });
       return;
     }
     if (!this.info) {
@@ -194,7 +199,7 @@ export class RunnerSession {
     advertised: RunnerInfo,
     held: HeldJob[],
     reaped: string[],
-    bots: string[],
+    bots: FoundBots,
   ): Promise<void> {
     const { store, queue, logger } = this.host;
     const admitted = admitRunner(this.token, advertised);
@@ -244,14 +249,16 @@ export class RunnerSession {
     for (const [jobId, kind] of inventory.resumed) this.running.set(jobId, kind);
     for (const jobId of inventory.drop) this.send({ type: "drop", job_id: jobId });
     for (const jobId of inventory.cancel) this.send({ type: "cancel", job_id: jobId });
-    for (const botId of await botsToDisown(store, info, bots))
-      this.send({ type: "remove_bot", bot_id: botId });
+    // The welcome names the install before any remove_bot: the runner removes only its install's.
     this.send({
       type: "welcome",
       runner_id: info.id,
       heartbeat_ms: this.host.heartbeatMs,
       lease_ms: queue.leaseMs,
+      install_id: this.host.installId,
     });
+    for (const botId of await botsToDisown(store, info, bots, this.host.installId))
+      this.send({ type: "remove_bot", bot_id: botId });
     logger.info({ runnerId: info.id, group: info.group, resumed: this.running.size }, "runner connected");
     this.host.dispatch();
   }

@@ -307,6 +307,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const hub: RunnerHub = new RunnerHub(store, queue, options.timings, logger, {
     id: replica.id,
+    installId: await store.serverKeys.installId(),
     isLeader: () => replica.isLeader,
     alone: !databaseUrl,
   });

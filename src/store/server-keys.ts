@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { StoreContext } from "./dialect.js";
 import { isoTime } from "./schema.js";
 
@@ -30,8 +30,21 @@ export interface ServerKeysRepo {
    * asks and stored sealed with the store's cipher; every replica gets the same one.
    */
   get(name: string): Promise<string>;
+  /**
+   * The install's id (16 hex digits): made once from a random value kept in the database, the same
+   * for every replica and across restarts. Runners label their containers with it.
+   */
+  installId(): Promise<string>;
 }
 
 export function serverKeysRepo(ctx: StoreContext): ServerKeysRepo {
-  return { get: (name) => serverKey(ctx, name) };
+  return {
+    get: (name) => serverKey(ctx, name),
+    // A digest, so the label never shows the stored value itself.
+    installId: async () =>
+      createHash("sha256")
+        .update(await serverKey(ctx, "install"))
+        .digest("hex")
+        .slice(0, 16),
+  };
 }

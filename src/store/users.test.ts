@@ -129,6 +129,20 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect((await opened.storedBytes()).toString("latin1")).not.toContain(key);
     });
 
+    it("give one install id, made once, the same for every store on the database and across restarts", async () => {
+      const id = await store.serverKeys.installId();
+      expect(id).toMatch(/^[0-9a-f]{16}$/);
+      expect(await store.serverKeys.installId()).toBe(id);
+      const second = await opened.reopen({ now: () => clock, secretKey });
+      try {
+        expect(await second.serverKeys.installId()).toBe(id);
+      } finally {
+        await second.close();
+      }
+      // It shows nothing of the value it is made from.
+      expect(await store.serverKeys.get("install")).not.toContain(id);
+    });
+
     it("cannot be read with another secret key: the store refuses to open with it", async () => {
       await store.serverKeys.get("session-hs256");
       await expect(

@@ -176,6 +176,21 @@ async function builtInLoopShell(
   }
 }
 
+/** The labels of every container made for the run since `since` (unix seconds), from the engine's events. */
+async function containersMade(runId: string, since: number): Promise<Array<Record<string, string>>> {
+  const stream = await engine.docker.getEvents({
+    since,
+    until: Math.ceil(Date.now() / 1000),
+    filters: { type: ["container"], event: ["create"], label: [`runyard.run=${runId}`] },
+  });
+  let text = "";
+  for await (const chunk of stream) text += String(chunk);
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes);
+}
+
 describe.skipIf(missing)("sandboxed agents", () => {
   beforeAll(async () => {
     root = tempDir("runyard-sandboxed-");
@@ -198,6 +213,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
     let bare: string;
     let runId: string;
     let events: RunEvent[];
+    let submittedAt: number;
 
     beforeAll(async () => {
       const reach = `curl -sS -m 5 http://127.0.0.2:${insidePort}/ || echo unreachable`;
@@ -222,6 +238,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
         },
       });
       bare = seedBareRepo(join(root, `${c.agent}.git`));
+      submittedAt = Math.floor(Date.now() / 1000);
       const submitted = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
         kind: "agent",
         agent: c.agent,
@@ -270,12 +287,20 @@ describe.skipIf(missing)("sandboxed agents", () => {
       expect(insideConnections).toBe(0);
     });
 
-    it("leaves no container behind", async () => {
+    it("leaves no container behind, and each it made named its runner and its install", async () => {
       const left = await engine.docker.listContainers({
         all: true,
         filters: { label: [`runyard.run=${runId}`] },
       });
       expect(left).toEqual([]);
+      const made = await containersMade(runId, submittedAt);
+      expect(made.length).toBeGreaterThan(0);
+      for (const labels of made) {
+        expect(labels).toMatchObject({
+          "runyard.runner": `sandboxed-${c.agent.replace("_", "-")}`,
+          "runyard.install": expect.stringMatching(/^[0-9a-f]{16}$/),
+        });
+      }
     });
   });
   it("cannot make the runner's git run its commands, nor write the shared mirror: its repo's settings and the mirror's objects are read-only to it", async () => {

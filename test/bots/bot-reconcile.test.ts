@@ -177,6 +177,42 @@ describe.skipIf(!haveDocker)("bots across server and runner restarts", () => {
     await api(server.url, "DELETE", "/api/bots/orphan");
   }, 120_000);
 
+  it("a runner comes back removing its own install's orphans only: another install's bot containers under its id and those that name no install run on", async () => {
+    const { id } = await startBot("own-orphan");
+    await runner!.kill("SIGKILL");
+    await api<BotView>(server.url, "POST", "/api/bots/own-orphan/stop");
+    // Another install on this engine whose runner has the same id, and a container made before
+    // containers named their install: bots this server has never heard of.
+    const strangers: string[] = [];
+    for (const install of ["0123456789abcdef", undefined]) {
+      const container = await engine.docker.createContainer({
+        Image: image,
+        Labels: {
+          "runyard.managed": "1",
+          "runyard.bot": `bot_stranger_${strangers.length}_${run}`,
+          "runyard.runner": runnerId,
+          [testLabel]: "1",
+          [testRunLabel]: run,
+          ...(install ? { "runyard.install": install } : {}),
+        },
+      });
+      await container.start();
+      strangers.push(container.id);
+    }
+    await startOurRunner();
+    // Its own install's orphan goes; the strangers are no more this server's to judge than to adopt.
+    const deadline = Date.now() + 20_000;
+    while (await containerOf(id)) {
+      if (Date.now() > deadline) throw new Error("the orphaned container was never removed");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    for (const stranger of strangers) {
+      expect((await engine.docker.getContainer(stranger).inspect()).State.Running).toBe(true);
+      await engine.remove(stranger);
+    }
+    await api(server.url, "DELETE", "/api/bots/own-orphan");
+  }, 120_000);
+
   it("a container that died while its runner was away ends its bot crashed, with its exit code and last lines", async () => {
     const { id, containerId } = await startBot("died-away");
     await runner!.kill("SIGKILL");

@@ -27,7 +27,7 @@ describe.skipIf(!haveBrowser)("the Runners page", () => {
 
   it("lists the local runner, shows a second one live, and marks it offline when it stops", async () => {
     const listed = await api<{ id: string }[]>(up.url, "GET", "/api/runners");
-    const local = listed.body.find((runner) => runner.id.endsWith("-local"));
+    const local = listed.body.find((runner) => /-local-[0-9a-z]{6}$/.test(runner.id));
     expect(local, JSON.stringify(listed.body)).toBeDefined();
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

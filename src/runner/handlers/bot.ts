@@ -14,8 +14,8 @@ import { detachReason, type JobHandler, type JobIo } from "./types.js";
 
 export interface BotHandlerDeps extends BotImageDeps {
   engine: DockerEngine;
-  /** Extra labels on every bot container (tests mark theirs). */
-  labels?: Record<string, string>;
+  /** Extra labels on every bot container (the runner's and its install's), asked at each start. */
+  labels?: () => Record<string, string>;
   /** Where each bot's whole (masked) output is kept for download; `<workDir>/logs` if unset. */
   logDir?: string;
 }
@@ -228,7 +228,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
           maxRestarts: task.restart.max_restarts,
           backoffMs: task.restart.backoff_ms,
         },
-        ...(this.deps.labels ? { labels: this.deps.labels } : {}),
+        ...(this.deps.labels ? { labels: this.deps.labels() } : {}),
         ...(task.health ? { health: task.health } : {}),
         version: task.version,
       },

@@ -9,25 +9,36 @@ interface BotRunner {
   tenant_id: string | null;
 }
 
+/** The bot containers a runner found at start (hello), and the install each is labelled with. */
+export interface FoundBots {
+  ids: readonly string[];
+  /** By bot id; absent from a runner that predates install labels, which is taken at its word. */
+  installs?: Readonly<Record<string, string>>;
+}
+
 /**
  * Bot containers a runner found at start that it must remove: those of its live bots stay (their
- * jobs come back to it to adopt them); any other (a bot stopped or removed while the runner was
- * away, another runner's or tenant's) goes, so nothing is left orphaned.
+ * jobs come back to it to adopt them); any other of this install (a bot stopped or removed while
+ * the runner was away, another runner's or tenant's) goes, so nothing is left orphaned. Another
+ * install's containers on the same engine are never this server's to judge, and neither is one
+ * made before containers named their install, unless it is a live bot of this install.
  */
 export async function botsToDisown(
   store: Pick<Store, "bots">,
   runner: BotRunner,
-  botIds: readonly string[],
+  found: FoundBots,
+  installId: string,
 ): Promise<string[]> {
   const disowned: string[] = [];
-  for (const botId of botIds) {
+  for (const botId of found.ids) {
     const bot = await store.bots.get(botId);
     const wanted =
       bot !== undefined &&
       (liveBotStates as readonly string[]).includes(bot.state) &&
       (bot.runner_id === null || bot.runner_id === runner.id) &&
       (runner.tenant_id === null || bot.tenant_id === runner.tenant_id);
-    if (!wanted) disowned.push(botId);
+    const ours = found.installs === undefined || found.installs[botId] === installId;
+    if (!wanted && ours) disowned.push(botId);
   }
   return disowned;
 }
