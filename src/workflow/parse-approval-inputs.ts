@@ -7,7 +7,7 @@ import { isMap, isScalar, isSeq } from "yaml";
 import { approvalInputProblem } from "./approval-inputs.js";
 import { type ApprovalInput, type ApprovalInputType, approvalInputTypes } from "./model.js";
 import { suggestionHint } from "./suggest.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { descriptionHint, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
 
 const inputKeys = ["type", "options", "default", "required", "description"];
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -120,7 +120,12 @@ function readInput(
     } else input.default = given;
   }
   if (fields.has("description")) {
-    const description = reader.text(fields.get("description")?.value, `description of ${label}`);
+    const description = reader.shownText(
+      fields.get("description")?.value,
+      `description of ${label}`,
+      maxDescriptionLength,
+      descriptionHint,
+    );
     if (description !== undefined) input.description = description;
   }
   return ok ? input : undefined;

@@ -41,8 +41,23 @@ export function isVariableName(name: string): boolean {
   return variableName.test(name);
 }
 
-/** The longest runner group or label a workflow may name (`YamlReader.name`). */
+/**
+ * The longest runner group or label a workflow may name (`YamlReader.name`), and the longest name
+ * of the workflow or of a step (`YamlReader.shownText`).
+ */
 export const maxNameLength = 200;
+
+/** What to do about a name past `maxNameLength`. */
+export const nameHint = `a name is a short title of at most ${maxNameLength} characters; put longer text in description`;
+
+/**
+ * The longest description (of the workflow, a step, an input) a workflow may carry. A run's and
+ * a step's name have `maxNameLength`: both are shown wherever the run is listed.
+ */
+export const maxDescriptionLength = 4000;
+
+/** What to do about a description past `maxDescriptionLength`. */
+export const descriptionHint = `keep a description under ${maxDescriptionLength} characters; longer text belongs in a file of the repository`;
 
 /** The most problems one check of a file lists. */
 export const maxDiagnostics = 100;
@@ -174,6 +189,17 @@ export class YamlReader {
       this.deref(nodes[long]),
       `${label}[${long}] is ${items[long]?.length} characters long; a name has at most ${maxNameLength}`,
     );
+    return undefined;
+  }
+
+  /**
+   * Text shown wherever its owner is listed (a run's or a step's name, a description): `text` of
+   * at most `max` characters, refused before it is stored, so every list of runs stays small.
+   */
+  shownText(node: unknown, label: string, max: number, hint: string): string | undefined {
+    const value = this.text(node, label);
+    if (value === undefined || value.length <= max) return value;
+    this.report(node, `${label} is ${value.length} characters long; it may have at most ${max}`, hint);
     return undefined;
   }
 
