@@ -86,7 +86,11 @@ describe("caps on what members send", () => {
     expect(prompt.status).toBe(400);
     expect(prompt.text).toContain("prompt");
     expect(prompt.text).toContain("262144");
-    const labels = await call(token, "POST", "/api/runs", { kind: "agent", prompt: "fix it", labels: [long] });
+    const labels = await call(token, "POST", "/api/runs", {
+      kind: "agent",
+      prompt: "fix it",
+      labels: [long],
+    });
     expect(labels.status).toBe(400);
     expect(labels.text).toContain("labels");
     const list = await call(token, "GET", "/api/runs");
