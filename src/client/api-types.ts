@@ -1359,7 +1359,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant).
+         * @description Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant). The series labelled by tenant (agents' tokens and spend, bots' figures) are a platform admin's alone.
          */
         get: operations["getMetrics"];
         put?: never;
