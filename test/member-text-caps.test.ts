@@ -111,4 +111,15 @@ describe("caps on what members send", () => {
     expect(chat.status).toBe(400);
     expect(chat.text).toContain("message");
   });
+
+  it("refuses a workflow's own 600 KB variable as the API's vars are refused, naming it and the cap", async () => {
+    const token = await member("yaml-vars");
+    const refused = await call(token, "POST", "/api/runs", {
+      workflow: `name: big-vars\nvars:\n  NOTE: ${"v".repeat(600 * 1024)}\nsteps:\n  - name: hi\n    action: cmd.run\n    args:\n      cmd: echo hi\n`,
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain("vars.NOTE is 614400 bytes; a value may hold at most 131072 (128 KiB)");
+    expect(refused.text.length).toBeLessThan(4096);
+    expect((await call(token, "GET", "/api/runs")).body.runs).toEqual([]);
+  });
 });

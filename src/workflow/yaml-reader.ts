@@ -59,6 +59,17 @@ export const maxDescriptionLength = 4000;
 /** What to do about a description past `maxDescriptionLength`. */
 export const descriptionHint = `keep a description under ${maxDescriptionLength} characters; longer text belongs in a file of the repository`;
 
+/**
+ * The most bytes of one variable's value, and of all of one map's (`vars:`, `env:`, the API's
+ * `vars`): a variable reaches a step as an environment string, which the kernel refuses past
+ * 128 KiB, and every run of a list carries its variables.
+ */
+export const maxVarValueBytes = 128 * 1024;
+export const maxVarsBytes = 256 * 1024;
+
+const varsHint =
+  "pass bulk data to steps as files or artifacts, not as variables: a step gets each as an environment string, which the kernel refuses past 128 KiB";
+
 /** The most problems one check of a file lists. */
 export const maxDiagnostics = 100;
 
@@ -256,6 +267,7 @@ export class YamlReader {
     if (!map) return undefined;
     const values: Record<string, string> = {};
     let valid = true;
+    let total = 0;
     for (const pair of map.items) {
       const key = this.deref(pair.key);
       const name = isScalar(key) ? String(key.value) : "";
@@ -264,9 +276,26 @@ export class YamlReader {
       else if (value === null || (isScalar(value) && value.value === null)) values[name] = "";
       else {
         const text = this.text(value, `${label}.${name}`);
+        const bytes = text === undefined ? 0 : Buffer.byteLength(text);
+        total += bytes;
         if (text === undefined) valid = false;
-        else values[name] = text;
+        else if (bytes > maxVarValueBytes) {
+          this.report(
+            value,
+            `${label}.${name} is ${bytes} bytes; a value may hold at most ${maxVarValueBytes} (128 KiB)`,
+            varsHint,
+          );
+          valid = false;
+        } else values[name] = text;
       }
+    }
+    if (valid && total > maxVarsBytes) {
+      this.report(
+        node,
+        `${label} holds ${total} bytes of values; at most ${maxVarsBytes} (256 KiB)`,
+        varsHint,
+      );
+      return undefined;
     }
     return valid ? values : undefined;
   }
