@@ -45,10 +45,6 @@ export const runBodyLimit = 8 * 1024 * 1024;
 /** The most variables (`vars`) or environment entries (`env`) a submit may carry. */
 export const maxSubmitNames = 1000;
 
-// A 7.5 MB variable made a tenant's runs list 7.5 MB a run: the API's vars have the caps of a
-// workflow's own `vars:`.
-export { maxVarsBytes, maxVarValueBytes };
-
 /**
  * Refuses a submit with more than `maxSubmitNames` vars or env entries before its schema reads
  * each name (400,000 empty vars, 5 MB, took 3 s to check and 12 s to queue, the server answering

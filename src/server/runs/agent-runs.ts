@@ -499,7 +499,6 @@ function checkTests(tests: AgentTests, confined: boolean): void {
   );
 }
 
-/** MCP servers go only to agents with an MCP client: the built-in loop has none. */
 /**
  * A member's MCP server URL is refused at submit when it names an internal address the server's
  * `mcp_hosts:` does not list, as their direct hosts and notify URLs are; the runner's egress
@@ -520,6 +519,7 @@ function checkMcpUrls(servers: McpServers, policy: OutboundPolicy): void {
   }
 }
 
+/** MCP servers go only to agents with an MCP client: the built-in loop has none. */
 function checkMcpAgents(agents: readonly string[], servers: McpServers): void {
   if (Object.keys(servers).length === 0) return;
   const without = agents.filter((agent) => !mcpAgents.includes(agent));
