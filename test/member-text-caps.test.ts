@@ -122,4 +122,13 @@ describe("caps on what members send", () => {
     expect(refused.text.length).toBeLessThan(4096);
     expect((await call(token, "GET", "/api/runs")).body.runs).toEqual([]);
   });
+
+  it("refuses a hook's 600 KB name by its cap, quoting only its start", async () => {
+    const token = await member("hook-texts");
+    const named = await call(token, "POST", "/api/hooks", { name: long, workflow: "deploy" });
+    expect(named.status).toBe(400);
+    expect(named.text).toContain("at most 100 long");
+    expect(named.text.length).toBeLessThan(4096);
+    expect((await call(token, "GET", "/api/hooks")).body.hooks).toEqual([]);
+  });
 });
