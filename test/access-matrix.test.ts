@@ -823,7 +823,12 @@ const rows: Row[] = [
   },
   {
     route: "DELETE /api/budgets/users/{username}",
-    request: async () => ({ url: "/api/budgets/users/ana" }),
+    what: "a budget of ana's that her admin set (one a platform admin set binds her admin: budgets.test.ts)",
+    request: async () => {
+      await ok("DELETE", "/api/budgets/users/ana", credentials.platform);
+      await ok("PUT", "/api/budgets/users/ana", credentials.adminA, { usd_per_day: 5 });
+      return { url: "/api/budgets/users/ana" };
+    },
     expect: byCaller({ memberA: 403, memberB: 404, adminA: 200, platform: 200, outside: 404 }),
   },
   {

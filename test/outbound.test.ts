@@ -160,6 +160,8 @@ beforeAll(async () => {
       '  - "127.0.0.2/31"',
       "notify_hosts:",
       `  - "${new URL(listed.url).host}"`,
+      "mcp_hosts:",
+      '  - "10.9.8.7:8080"',
       "",
     ].join("\n"),
   );
@@ -306,5 +308,46 @@ describe("outbound calls a member's run makes through the server", () => {
     } finally {
       await own.close();
     }
+  });
+
+  it("refuses at submit a member's MCP server URL on an internal address that mcp_hosts: does not list, naming the URL", async () => {
+    const agentTask = (url: string, tokenValue: string) =>
+      api<{ run_id: string; error?: { code: string; message: string; hint: string } }>(
+        serverUrl,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "claude_code", prompt: "read the docs", mcp_servers: { docs: { url } } },
+        tokenValue,
+      );
+    const before = await runCount();
+    for (const [who, tokenValue] of [
+      ["member", member],
+      ["outsider", outsider],
+    ] as const) {
+      for (const url of [
+        `${unlisted.url}/mcp`,
+        "http://localhost:3000/mcp",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.5:8080/mcp",
+        "http://[fd00::1]/mcp",
+        "http://10.9.8.7:9999/mcp",
+      ]) {
+        const { status, body } = await agentTask(url, tokenValue);
+        expect(status, `${who} ${url}`).toBe(400);
+        expect(body.error?.code).toBe("DESTINATION_NOT_ALLOWED");
+        expect(body.error?.message).toContain(`mcp_servers.docs: ${JSON.stringify(url)}`);
+        expect(body.error?.message).toContain("`mcp_hosts:` does not list");
+        expect(body.error?.hint).toContain("mcp_hosts:");
+      }
+    }
+    expect(unlisted.requests).toEqual([]);
+    expect(await runCount()).toBe(before);
+    // A public-looking URL, and an internal one the operator lists, are taken (nothing connects at submit).
+    for (const url of ["https://mcp.example.com/mcp", "http://10.9.8.7:8080/mcp"]) {
+      const { status, body } = await agentTask(url, member);
+      expect(status, JSON.stringify(body)).toBe(201);
+    }
+    // A platform admin's task may name any address, as her direct hosts may.
+    expect((await agentTask(`${unlisted.url}/mcp`, adminToken)).status).toBe(201);
   });
 });

@@ -61,7 +61,11 @@ async function start(
     scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,
     scheduleMaxRunsPerHour: config.scheduleMaxRunsPerHour,
     repoRoutes: config.repos,
-    outbound: { directHosts: config.directHosts, notifyHosts: config.notifyHosts },
+    outbound: {
+      directHosts: config.directHosts,
+      notifyHosts: config.notifyHosts,
+      mcpHosts: config.mcpHosts,
+    },
     agentCwdRoots: config.agentCwdRoots,
     stepCwdRoots: config.stepCwdRoots,
     agentsHealth: () => agentsHealth(join(resolveHome(config, ctx.cwd), "agents"), ctx.env),

@@ -679,13 +679,13 @@ export interface paths {
         get: operations["getUserBudget"];
         /**
          * Set a user's spend budget (admins only)
-         * @description E.g. `{"usd_per_day":5}`; counts the user's own runs, their personal tokens' included.
+         * @description E.g. `{"usd_per_day":5}`; counts the user's own runs, their personal tokens' included. A budget a platform admin set binds the user's tenant admin: she may lower each period's limit, not raise or remove it (403).
          */
         put: operations["setUserBudget"];
         post?: never;
         /**
          * Remove the budget set for a user (admins only)
-         * @description The config file's budget for the user, if any, applies again.
+         * @description The config file's budget for the user, if any, applies again. A budget a platform admin set is a platform admin's to clear (a tenant's admin: 403).
          */
         delete: operations["clearUserBudget"];
         options?: never;
@@ -1359,7 +1359,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant).
+         * @description Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant). The series labelled by tenant (agents' tokens and spend, bots' figures) are a platform admin's alone.
          */
         get: operations["getMetrics"];
         put?: never;

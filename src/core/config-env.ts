@@ -78,6 +78,7 @@ export const envNames: Record<keyof Config, string[]> = {
   repos: [],
   directHosts: [],
   notifyHosts: [],
+  mcpHosts: [],
   agentCwdRoots: ["RUNYARD_AGENT_CWD_ROOTS"],
   agentSandbox: ["RUNYARD_AGENT_SANDBOX"],
   agentSandboxNetwork: ["RUNYARD_AGENT_SANDBOX_NETWORK"],

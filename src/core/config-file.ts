@@ -82,6 +82,7 @@ const ConfigFile = z
     /** Internal destinations members' direct hosts and notify URLs may reach (docs/runners.md). */
     direct_hosts: z.array(z.string()),
     notify_hosts: z.array(z.string()),
+    mcp_hosts: z.array(z.string()),
     /** The audit log: how many days its entries are kept. */
     audit: z.object({ retention_days: z.number().int().positive() }).partial().strict(),
     /** Folders members' agent tasks may work in (docs/agents.md, "Where an agent may work"). */
@@ -139,7 +140,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts and notify_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md), executor, job_namespace, job_image, job_memory and job_cpus (docs/scale.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts, notify_hosts and mcp_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md), executor, job_namespace, job_image, job_memory and job_cpus (docs/scale.md).",
     });
   }
   const file = parsed.data;
@@ -185,6 +186,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
     repos: file.repos,
     directHosts: file.direct_hosts,
     notifyHosts: file.notify_hosts,
+    mcpHosts: file.mcp_hosts,
     agentCwdRoots: file.agent_cwd_roots,
     agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
     agentSandboxNetwork: file.agent_sandbox_network,

@@ -372,6 +372,8 @@ export const configSchema = z.object({
   directHosts: destinationList(),
   /** Server (config file only): the same for `notify:` URLs. */
   notifyHosts: destinationList(),
+  /** Server (config file only): the same for the `url` of an agent task's MCP servers. */
+  mcpHosts: destinationList(),
   /**
    * Server and runner: the folders (absolute paths) under which the agent tasks of anyone but a
    * platform admin may name a `cwd`; a YAML list in the config file, colon-separated in the

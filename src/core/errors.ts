@@ -75,7 +75,7 @@ export const errorTable = {
   },
   DESTINATION_NOT_ALLOWED: {
     status: 400,
-    hint: "The server calls addresses inside its own machine or network (loopback, link-local, private ranges) only where its operator lists them: ask for the destination in the server's config file, under `direct_hosts:` for a host's address or `notify_hosts:` for a notify URL.",
+    hint: "The server calls addresses inside its own machine or network (loopback, link-local, private ranges) only where its operator lists them: ask for the destination in the server's config file, under `direct_hosts:` for a host's address, `notify_hosts:` for a notify URL or `mcp_hosts:` for an agent task's MCP server URL.",
   },
   FORGE_FAILED: {
     status: 500,

@@ -180,6 +180,36 @@ describe("GET /metrics", () => {
     }
   });
 
+  it("shows what each tenant spends to platform admins alone: a user token outside any tenant gets no tenant's series", async () => {
+    const run = await server.store.runs.create({ kind: "agent", name: "t", tenant_id: "spender" });
+    const job = await server.store.jobs.create({ run_id: run.id, requirements: { labels: [] }, payload: {} });
+    await server.store.events.appendForRun(
+      run.id,
+      [
+        {
+          ts: new Date().toISOString(),
+          type: "agent.usage",
+          agent: "openai",
+          model: "gpt-4.1",
+          input_tokens: 1000,
+          output_tokens: 10,
+          cost_usd: 0.5,
+        },
+      ],
+      { job: { id: job.id, seq: 1 } },
+    );
+    // A scrape reads the usage totals once a second: the admin's next ones show the new spend.
+    const spent = 'runyard_agent_cost_usd_total{tenant="spender",agent="openai",model="gpt-4.1"}';
+    await expect.poll(async () => sample((await scrape(adminToken)).body, spent)).toBe(0.5);
+    const scraper = await scrape(await makeToken(server, "user"));
+    expect(scraper.statusCode).toBe(200);
+    expect(scraper.body).toContain("# TYPE runyard_runs gauge");
+    expect(scraper.body).not.toContain("spender");
+    expect(scraper.body).not.toMatch(/\btenant="/);
+    expect(scraper.body).not.toContain("runyard_agent_cost_usd_total");
+    expect(scraper.body).not.toContain("runyard_bot_memory_bytes");
+  });
+
   it("counts submitted runs and the clients following a run's events", async () => {
     const workflow =
       "version: v0.1\nname: m\ninventory:\n  hosts:\n    x: {group: nobody}\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: echo hi\n";

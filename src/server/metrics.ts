@@ -4,7 +4,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import { z } from "zod";
 import { type RunEvent, type RunKind, runKinds, runStatuses } from "../core/events.js";
 import type { Store } from "../store/index.js";
-import { requireServerWide } from "./auth.js";
+import { isPlatformAdmin, requireServerWide } from "./auth.js";
 import { botGauges } from "./bots/bot-metrics.js";
 import { protectedErrorResponses } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
@@ -37,6 +37,11 @@ export interface ReplicaFigures {
  */
 export class ServerMetrics {
   private readonly registry = new Registry();
+  /**
+   * Series labelled by tenant (agents' spend, bots): a platform admin's alone. A user token
+   * outside any tenant (a scraper's) sees the fleet's figures, never one tenant's.
+   */
+  private readonly tenantRegistry = new Registry();
   private readonly stepDuration: Histogram<"status">;
   private readonly queueWait: Histogram<"kind">;
   private readonly storeLag: Histogram;
@@ -106,8 +111,8 @@ export class ServerMetrics {
           this.inc({ group: runner.group });
       },
     });
-    this.agentUsageCounters(store, registers);
-    botGauges(store, registers);
+    this.agentUsageCounters(store, [this.tenantRegistry]);
+    botGauges(store, [this.tenantRegistry]);
     const sseClients = new Gauge({
       name: "runyard_sse_clients",
       help: "Clients following a run's event stream now.",
@@ -174,12 +179,14 @@ export class ServerMetrics {
   }
 
   /** The exposition text: these metrics and the process's. */
-  async text(): Promise<string> {
+  /** The Prometheus text; `tenants`: with the series labelled by tenant (a platform admin's scrape). */
+  async text(options: { tenants: boolean } = { tenants: true }): Promise<string> {
     if (!processRegistry) {
       processRegistry = new Registry();
       collectDefaultMetrics({ register: processRegistry });
     }
-    return `${await this.registry.metrics()}\n${await processRegistry.metrics()}`;
+    const tenants = options.tenants ? `${await this.tenantRegistry.metrics()}\n` : "";
+    return `${await this.registry.metrics()}\n${tenants}${await processRegistry.metrics()}`;
   }
 
   get contentType(): string {
@@ -253,6 +260,7 @@ export class ServerMetrics {
   private replicaGauges(store: Pick<Store, "fleet">, replica: ReplicaFigures): void {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ replica: replica.id });
+    this.tenantRegistry.setDefaultLabels({ replica: replica.id });
     new Gauge({
       name: "runyard_replica_leader",
       help: "1 while this replica leads the fleet (lease expiry, adopting the runs of dead replicas).",
@@ -296,7 +304,11 @@ export class ServerMetrics {
   }
 }
 
-/** `GET /metrics`: Prometheus text; an admin token or a user token outside any tenant. */
+/**
+ * `GET /metrics`: Prometheus text; an admin token or a user token outside any tenant. The series
+ * labelled by tenant (spend, bots) go to platform admins only: what a tenant spends is its own,
+ * as `GET /api/usage` keeps it.
+ */
 export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
   app.withTypeProvider<ZodTypeProvider>().get(
     "/metrics",
@@ -305,7 +317,7 @@ export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): voi
         operationId: "getMetrics",
         summary: "Prometheus metrics",
         description:
-          "Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant).",
+          "Prometheus text format: runs by kind and status, the job queue, runners online, step durations, queue wait, SSE clients, event store lag, process figures. Needs an admin token or a user token outside any tenant (the figures span every tenant). The series labelled by tenant (agents' tokens and spend, bots' figures) are a platform admin's alone.",
         tags: ["server"],
         response: {
           200: {
@@ -319,6 +331,9 @@ export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): voi
         requireServerWide(request);
       },
     },
-    async (_request, reply) => reply.type(metrics.contentType).send(await metrics.text()),
+    async (request, reply) =>
+      reply
+        .type(metrics.contentType)
+        .send(await metrics.text({ tenants: isPlatformAdmin(request.principal) })),
   );
 }

@@ -107,10 +107,11 @@ export interface ServerOptions {
   /** Repo to runner-group routing for agent runs (config file `repos:`, the ADOS runner's routing). */
   repoRoutes?: RepoRoute[];
   /**
-   * Internal destinations (config `direct_hosts:` / `notify_hosts:`) members' direct hosts and
-   * notify URLs may reach; default: none, only public addresses.
+   * Internal destinations (config `direct_hosts:` / `notify_hosts:` / `mcp_hosts:`) members'
+   * direct hosts, notify URLs and agent tasks' MCP server URLs may name; default: none, only
+   * public addresses.
    */
-  outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[] };
+  outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[]; mcpHosts?: readonly string[] };
   /**
    * Folders (config `agent_cwd_roots:`) under which the agent tasks of anyone but a platform
    * admin may name a cwd; default: none, so only admins' tasks may name one.
@@ -280,6 +281,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     options.repoRoutes ?? [],
     { roots: options.agentCwdRoots ?? [], own: serverFolders },
     spendBudgets,
+    new OutboundPolicy("mcp_hosts", options.outbound?.mcpHosts ?? []),
   );
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
   const runs: RunService = new RunService(

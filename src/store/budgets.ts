@@ -1,5 +1,6 @@
+import type { Selectable } from "kysely";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
+import { type BudgetsTable, isoTime } from "./schema.js";
 
 /** Whose spend a budget caps. */
 export type BudgetScope = "tenant" | "user";
@@ -13,12 +14,16 @@ export interface BudgetRecord {
   usd_per_month: number | null;
   updated_at: string;
   updated_by: string | null;
+  /** A platform admin's: a tenant's admin may lower it, never lift or clear it. */
+  platform_bound: boolean;
 }
 
 export interface BudgetChange {
   usd_per_day: number | null;
   usd_per_month: number | null;
   updated_by: string | null;
+  /** Absent: false. */
+  platform_bound?: boolean;
 }
 
 /** The spend budgets set through the API, one per tenant and per user. */
@@ -34,15 +39,23 @@ export interface BudgetsRepo {
 export function budgetsRepo(ctx: StoreContext): BudgetsRepo {
   return {
     async get(scope, subject) {
-      return ctx.db
+      const row = await ctx.db
         .selectFrom("budgets")
         .selectAll()
         .where("scope", "=", scope)
         .where("subject", "=", subject)
         .executeTakeFirst();
+      return row && recordOf(row);
     },
     async set(scope, subject, change) {
-      const row: BudgetRecord = { scope, subject, ...change, updated_at: isoTime(ctx.now()) };
+      const record: BudgetRecord = {
+        scope,
+        subject,
+        ...change,
+        platform_bound: change.platform_bound ?? false,
+        updated_at: isoTime(ctx.now()),
+      };
+      const row = { ...record, platform_bound: record.platform_bound ? 1 : 0 };
       await ctx.db
         .insertInto("budgets")
         .values(row)
@@ -52,10 +65,11 @@ export function budgetsRepo(ctx: StoreContext): BudgetsRepo {
             usd_per_month: row.usd_per_month,
             updated_at: row.updated_at,
             updated_by: row.updated_by,
+            platform_bound: row.platform_bound,
           }),
         )
         .execute();
-      return row;
+      return record;
     },
     async clear(scope, subject) {
       const result = await ctx.db
@@ -66,7 +80,17 @@ export function budgetsRepo(ctx: StoreContext): BudgetsRepo {
       return result.numDeletedRows > 0n;
     },
     async list() {
-      return ctx.db.selectFrom("budgets").selectAll().orderBy("scope").orderBy("subject").execute();
+      const rows = await ctx.db
+        .selectFrom("budgets")
+        .selectAll()
+        .orderBy("scope")
+        .orderBy("subject")
+        .execute();
+      return rows.map(recordOf);
     },
   };
+}
+
+function recordOf(row: Selectable<BudgetsTable>): BudgetRecord {
+  return { ...row, platform_bound: Number(row.platform_bound) === 1 };
 }

@@ -526,6 +526,8 @@ export interface BudgetsTable {
   usd_per_month: number | null;
   updated_at: string;
   updated_by: string | null;
+  /** 1: a platform admin's, which a tenant's admin may lower but not lift (migration 0043). */
+  platform_bound: ColumnType<number, number | undefined, number>;
 }
 
 /** Spend a running agent turn holds of its tenant's and user's budgets; `""`: none. */

@@ -9,7 +9,7 @@ import { approvalInputProblem } from "./approval-inputs.js";
 import { type ApprovalInput, type ApprovalInputType, approvalInputTypes } from "./model.js";
 import { refuseDeclaredSettingName } from "./outside-values.js";
 import { suggestionHint } from "./suggest.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { descriptionHint, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
 
 const inputKeys = ["type", "options", "default", "required", "description"];
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -123,7 +123,12 @@ function readInput(
     } else input.default = given;
   }
   if (fields.has("description")) {
-    const description = reader.text(fields.get("description")?.value, `description of ${label}`);
+    const description = reader.shownText(
+      fields.get("description")?.value,
+      `description of ${label}`,
+      maxDescriptionLength,
+      descriptionHint,
+    );
     if (description !== undefined) input.description = description;
   }
   return ok ? input : undefined;

@@ -10,7 +10,7 @@
 import { isMap, isScalar } from "yaml";
 import type { InputSpec, InputType } from "./model.js";
 import { suggestionHint } from "./suggest.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { descriptionHint, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
 
 /** What a hook's inputs start with: no program reads a `HOOK_` variable as a setting. */
 export const inputPrefix = "HOOK_";
@@ -133,7 +133,12 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
     spec.default = given;
   }
   if (fields.has("description"))
-    reader.text(fields.get("description")?.value, `description of inputs.${name}`);
+    reader.shownText(
+      fields.get("description")?.value,
+      `description of inputs.${name}`,
+      maxDescriptionLength,
+      descriptionHint,
+    );
   return spec;
 }
 

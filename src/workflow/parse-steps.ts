@@ -15,7 +15,16 @@ import { checkStepGraph, readGraphKeys } from "./parse-graph.js";
 import type { Inventory } from "./parse-hosts.js";
 import { readRetry } from "./parse-retry.js";
 import { suggestWithList } from "./suggest.js";
-import type { Field, Fields, NumberRule, YamlReader } from "./yaml-reader.js";
+import {
+  descriptionHint,
+  type Field,
+  type Fields,
+  maxDescriptionLength,
+  maxNameLength,
+  type NumberRule,
+  nameHint,
+  type YamlReader,
+} from "./yaml-reader.js";
 
 const commonKeys = [
   "name",
@@ -129,7 +138,9 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
   const agent = !playbook && isScalar(actionNode) && actionNode.value === "agent.run";
   const nameText =
     isScalar(nameNode) && nameNode.value !== null ? String(nameNode.source ?? nameNode.value) : "";
-  const label = nameText !== "" ? `step "${nameText}"` : `step #${index + 1}`;
+  // Every problem of the step names it: by its place when its name is too long to repeat.
+  const label =
+    nameText !== "" && nameText.length <= maxNameLength ? `step "${nameText}"` : `step #${index + 1}`;
   const keys = approval
     ? approvalStepKeys
     : call
@@ -144,11 +155,18 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
 
   const nameField = fields.get("name");
   if (!nameField) reader.report(node, `${label} has no name`, "add name: a short unique name for the step");
-  const name = nameField ? (reader.text(nameField.value, `name of ${label}`) ?? "") : "";
-  if (nameField && name.trim() === "" && isScalar(nameField.value) && nameField.value.value !== null) {
+  const given = nameField && reader.shownText(nameField.value, `name of ${label}`, maxNameLength, nameHint);
+  if (nameField && given?.trim() === "" && isScalar(nameField.value) && nameField.value.value !== null) {
     reader.report(nameField.value, `name of ${label} is empty`);
   }
-  read.text("description");
+  const name = given ?? "";
+  if (fields.has("description"))
+    reader.shownText(
+      fields.get("description")?.value,
+      `description of ${label}`,
+      maxDescriptionLength,
+      descriptionHint,
+    );
 
   const body = approval
     ? approvalBody

@@ -34,7 +34,7 @@ import {
   tokensPassLimit,
   type WorkflowLimits,
 } from "./yaml-limits.js";
-import { YamlReader } from "./yaml-reader.js";
+import { descriptionHint, maxDescriptionLength, maxNameLength, nameHint, YamlReader } from "./yaml-reader.js";
 
 const topLevelKeys = [
   "version",
@@ -111,7 +111,9 @@ export function parseWorkflow(
   const fields = reader.fields(root, "at the top level", topLevelKeys);
   const value = (key: string) => fields.get(key)?.value;
   const workflow: Workflow = {
-    name: fields.has("name") ? (reader.text(value("name"), "name") ?? "") : defaultName(file),
+    name: fields.has("name")
+      ? (reader.shownText(value("name"), "name", maxNameLength, nameHint) ?? "")
+      : defaultName(file),
     file,
     env: fields.has("env") ? (reader.variableMap(value("env"), "env") ?? {}) : {},
     vars: fields.has("vars") ? (reader.variableMap(value("vars"), "vars") ?? {}) : {},
@@ -121,7 +123,8 @@ export function parseWorkflow(
     notify: fields.has("notify") ? readNotify(reader, value("notify")) : [],
   };
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
-  if (fields.has("description")) reader.text(value("description"), "description");
+  if (fields.has("description"))
+    reader.shownText(value("description"), "description", maxDescriptionLength, descriptionHint);
   if (fields.has("concurrency")) workflow.concurrency = readConcurrency(reader, value("concurrency"));
   if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
   const inputsField = fields.get("inputs");

@@ -41,8 +41,34 @@ export function isVariableName(name: string): boolean {
   return variableName.test(name);
 }
 
-/** The longest runner group or label a workflow may name (`YamlReader.name`). */
+/**
+ * The longest runner group or label a workflow may name (`YamlReader.name`), and the longest name
+ * of the workflow or of a step (`YamlReader.shownText`).
+ */
 export const maxNameLength = 200;
+
+/** What to do about a name past `maxNameLength`. */
+export const nameHint = `a name is a short title of at most ${maxNameLength} characters; put longer text in description`;
+
+/**
+ * The longest description (of the workflow, a step, an input) a workflow may carry. A run's and
+ * a step's name have `maxNameLength`: both are shown wherever the run is listed.
+ */
+export const maxDescriptionLength = 4000;
+
+/** What to do about a description past `maxDescriptionLength`. */
+export const descriptionHint = `keep a description under ${maxDescriptionLength} characters; longer text belongs in a file of the repository`;
+
+/**
+ * The most bytes of one variable's value, and of all of one map's (`vars:`, `env:`, the API's
+ * `vars`): a variable reaches a step as an environment string, which the kernel refuses past
+ * 128 KiB, and every run of a list carries its variables.
+ */
+export const maxVarValueBytes = 128 * 1024;
+export const maxVarsBytes = 256 * 1024;
+
+const varsHint =
+  "pass bulk data to steps as files or artifacts, not as variables: a step gets each as an environment string, which the kernel refuses past 128 KiB";
 
 /** The most problems one check of a file lists. */
 export const maxDiagnostics = 100;
@@ -177,6 +203,17 @@ export class YamlReader {
     return undefined;
   }
 
+  /**
+   * Text shown wherever its owner is listed (a run's or a step's name, a description): `text` of
+   * at most `max` characters, refused before it is stored, so every list of runs stays small.
+   */
+  shownText(node: unknown, label: string, max: number, hint: string): string | undefined {
+    const value = this.text(node, label);
+    if (value === undefined || value.length <= max) return value;
+    this.report(node, `${label} is ${value.length} characters long; it may have at most ${max}`, hint);
+    return undefined;
+  }
+
   /** A string, or a number or boolean taken as written (`version: 1.0` is "1.0"). */
   text(node: unknown, label: string): string | undefined {
     if (isScalar(node) && node.value !== null && typeof node.value !== "object") {
@@ -230,6 +267,7 @@ export class YamlReader {
     if (!map) return undefined;
     const values: Record<string, string> = {};
     let valid = true;
+    let total = 0;
     for (const pair of map.items) {
       const key = this.deref(pair.key);
       const name = isScalar(key) ? String(key.value) : "";
@@ -238,9 +276,26 @@ export class YamlReader {
       else if (value === null || (isScalar(value) && value.value === null)) values[name] = "";
       else {
         const text = this.text(value, `${label}.${name}`);
+        const bytes = text === undefined ? 0 : Buffer.byteLength(text);
+        total += bytes;
         if (text === undefined) valid = false;
-        else values[name] = text;
+        else if (bytes > maxVarValueBytes) {
+          this.report(
+            value,
+            `${label}.${name} is ${bytes} bytes; a value may hold at most ${maxVarValueBytes} (128 KiB)`,
+            varsHint,
+          );
+          valid = false;
+        } else values[name] = text;
       }
+    }
+    if (valid && total > maxVarsBytes) {
+      this.report(
+        node,
+        `${label} holds ${total} bytes of values; at most ${maxVarsBytes} (256 KiB)`,
+        varsHint,
+      );
+      return undefined;
     }
     return valid ? values : undefined;
   }

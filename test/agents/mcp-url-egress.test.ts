@@ -6,6 +6,7 @@
  * a task of another tenant's member, running at the same time on the same (shared) runner, that
  * does not name it is refused the same address.
  */
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
@@ -110,7 +111,11 @@ beforeAll(async () => {
   image = await agentBaseImage();
   await startMcp();
   model = await startModelServer({ conversations: [] });
-  server = await startTestServer();
+  // The server's `mcp_hosts:` lets a member name the address at submit; the runner's egress,
+  // which lists nothing for the member's tenant, still refuses it when the agent connects.
+  const config = join(root, "runyard.yaml");
+  writeFileSync(config, 'mcp_hosts:\n  - "127.0.0.3"\n');
+  server = await startTestServer(undefined, {}, undefined, ["--config", config]);
   seedBareRepo(join(root, "other.git"));
   gitServer = await startGitHttpServer({
     projectRoot: root,
@@ -227,7 +232,7 @@ describe.skipIf(!haveDocker || !claude)("a task's URL MCP server and its sandbox
 });
 
 describe.skipIf(!haveDocker || !claude)("a member naming a URL MCP server on a private address", () => {
-  it("is refused it: a member's URL leads to public addresses only, as their model endpoint does", async () => {
+  it("is refused it by the runner's egress, even where the server's mcp_hosts: let it through at submit", async () => {
     const before = calls.length;
     const reach = `curl -sS -m 5 -X POST ${mcpUrl} || echo unreachable`;
     model.setScript({

@@ -5,11 +5,12 @@ import { type Destination, DestinationList } from "../../core/outbound/destinati
 import { internalHostOf, internalRangeOf } from "../../core/outbound/internal-addresses.js";
 
 /** The config file key that lists what a kind of outbound call may reach. */
-export type OutboundKey = "direct_hosts" | "notify_hosts";
+export type OutboundKey = "direct_hosts" | "notify_hosts" | "mcp_hosts";
 
 const what: Record<OutboundKey, string> = {
   direct_hosts: "a direct host's address",
   notify_hosts: "a notify URL",
+  mcp_hosts: "an MCP server's url",
 };
 
 /**

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
+import { maxNameLength } from "../api-schemas.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
@@ -11,12 +12,16 @@ import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../
 import { publicRoute } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
 import { watchRun } from "../run-watch.js";
+import { maxPromptLength } from "../runs/agent-spec.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run to continue") });
 
 const MessageBody = z.strictObject({
-  text: z.string().min(1, "text is empty: say what the agent should do next"),
+  text: z
+    .string()
+    .min(1, "text is empty: say what the agent should do next")
+    .max(maxPromptLength, `text is at most ${maxPromptLength} characters (256 KiB)`),
 });
 
 const FollowUpAnswer = z.object({
@@ -26,13 +31,22 @@ const FollowUpAnswer = z.object({
 });
 
 const ChatBody = z.strictObject({
-  message: z.string().min(1, "message is empty"),
+  message: z
+    .string()
+    .min(1, "message is empty")
+    .max(maxPromptLength, `message is at most ${maxPromptLength} characters (256 KiB)`),
   model: z
     .string()
     .min(1)
+    .max(maxNameLength)
     .optional()
     .describe("an agent (claude_code, codex, ...), a family (claude, gpt, gemini) or a model name"),
-  agent: z.string().min(1).optional().describe("the agent that answers; else chosen from model"),
+  agent: z
+    .string()
+    .min(1)
+    .max(maxNameLength)
+    .optional()
+    .describe("the agent that answers; else chosen from model"),
   timeout_secs: z.number().int().positive().max(3600).default(300),
 });
 

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { budgetAmountProblem } from "../../core/spend-periods.js";
-import type { BudgetScope } from "../../store/index.js";
+import type { BudgetRecord, BudgetScope } from "../../store/index.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -217,7 +217,7 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "setUserBudget",
         summary: "Set a user's spend budget (admins only)",
         description:
-          "E.g. `{\"usd_per_day\":5}`; counts the user's own runs, their personal tokens' included.",
+          "E.g. `{\"usd_per_day\":5}`; counts the user's own runs, their personal tokens' included. A budget a platform admin set binds the user's tenant admin: she may lower each period's limit, not raise or remove it (403).",
         params: UserParams,
         body: SetBudgetBody,
         response: { 200: answer, ...protectedErrorResponses(400, 404) },
@@ -227,7 +227,14 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const principal = callerOf(request);
       const user = await readableUser(principal, request.params.username, true);
       const limits = body(request.body);
-      await deps.store.budgets.set("user", user.username, { ...limits, updated_by: actorName(principal) });
+      const platform = isPlatformAdmin(principal);
+      const stored = await deps.store.budgets.get("user", user.username);
+      if (!platform && stored?.platform_bound) refuseLift(user.username, stored, limits);
+      await deps.store.budgets.set("user", user.username, {
+        ...limits,
+        updated_by: actorName(principal),
+        platform_bound: platform || stored?.platform_bound === true,
+      });
       return view("user", user.username, user.id);
     },
   );
@@ -240,18 +247,52 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
         ...common,
         operationId: "clearUserBudget",
         summary: "Remove the budget set for a user (admins only)",
-        description: "The config file's budget for the user, if any, applies again.",
+        description:
+          "The config file's budget for the user, if any, applies again. A budget a platform admin set is a platform admin's to clear (a tenant's admin: 403).",
         params: UserParams,
         querystring: NoQuery,
         response: { 200: answer, ...protectedErrorResponses(404) },
       },
     },
     async (request) => {
-      const user = await readableUser(callerOf(request), request.params.username, true);
+      const principal = callerOf(request);
+      const user = await readableUser(principal, request.params.username, true);
+      const stored = await deps.store.budgets.get("user", user.username);
+      if (!isPlatformAdmin(principal) && stored?.platform_bound) {
+        throw new RunyardError(
+          "FORBIDDEN",
+          `the budget of user ${user.username} was set by a platform admin; a tenant's admin may lower it, not clear it`,
+          { hint: platformBoundHint },
+        );
+      }
       await deps.store.budgets.clear("user", user.username);
       return view("user", user.username, user.id);
     },
   );
+}
+
+const platformBoundHint =
+  "Give the same or lower dollars per period (runyard user budget set NAME --usd-per-day N), or ask a platform admin (an admin outside every tenant) to lift or clear it.";
+
+/**
+ * A tenant admin's change to a budget a platform admin set: each period's limit may stay or go
+ * down; raising it, or removing a period's limit, is refused (403) naming the period.
+ */
+function refuseLift(
+  username: string,
+  stored: BudgetRecord,
+  limits: { usd_per_day: number | null; usd_per_month: number | null },
+): void {
+  for (const period of ["usd_per_day", "usd_per_month"] as const) {
+    const bound = stored[period];
+    const asked = limits[period];
+    if (bound === null || (asked !== null && asked <= bound)) continue;
+    throw new RunyardError(
+      "FORBIDDEN",
+      `${period} of user ${username} is ${bound} dollars, set by a platform admin; a tenant's admin may lower it, not ${asked === null ? "remove it" : `raise it to ${asked}`}`,
+      { hint: platformBoundHint },
+    );
+  }
 }
 
 function requirePlatformAdmin(request: FastifyRequest): Principal {

@@ -6,7 +6,7 @@ import { agentNames } from "../../agents/registry.js";
 import { RunyardError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ForgeRecord } from "../../store/index.js";
-import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
+import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -58,6 +58,7 @@ const CreateForgeBody = z.strictObject({
     .describe("OWNER/NAME (on GitLab, the project's full path: GROUP/NAME or GROUP/SUBGROUP/NAME)"),
   api_url: z
     .string()
+    .max(2048)
     .url()
     .optional()
     .describe(
@@ -66,6 +67,7 @@ const CreateForgeBody = z.strictObject({
   token: z
     .string()
     .min(1)
+    .max(4096)
     .describe(
       "a token that may read the repo, push branches, open pull requests and comment (Contents, Pull requests, Issues: read-write); stored sealed",
     ),
@@ -74,16 +76,23 @@ const CreateForgeBody = z.strictObject({
   test: z
     .string()
     .min(1)
+    .max(16_384)
     .optional()
     .describe("a shell command run after the agent; failing it fails the task"),
   sandbox_image: z
     .string()
     .min(1)
+    .max(maxNameLength)
     .optional()
     .describe("run the agent in a hardened container of this image (on runners with docker)"),
-  model: z.string().min(1).optional(),
+  model: z.string().min(1).max(maxNameLength).optional(),
   timeout_secs: z.number().int().positive().max(86_400).optional(),
-  group: z.string().min(1).optional().describe("runner group; else the server's repo routing"),
+  group: z
+    .string()
+    .min(1)
+    .max(maxNameLength)
+    .optional()
+    .describe("runner group; else the server's repo routing"),
 });
 
 const ForgeView = z.object({

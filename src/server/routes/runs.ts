@@ -15,7 +15,12 @@ import { RunTrigger } from "../../core/run-trigger.js";
 import type { RunRecord } from "../../store/index.js";
 import { runnerNeeds } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
+import {
+  isVariableName,
+  maxVarsBytes,
+  maxVarValueBytes,
+  variableNameHint,
+} from "../../workflow/yaml-reader.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
@@ -39,14 +44,6 @@ export const runBodyLimit = 8 * 1024 * 1024;
 
 /** The most variables (`vars`) or environment entries (`env`) a submit may carry. */
 export const maxSubmitNames = 1000;
-
-/**
- * The most bytes of one variable's value, and of all of a submit's values: a variable reaches a
- * step as an environment string, which the kernel refuses past 128 KiB, and every run of a list
- * carries its variables (a 7.5 MB one made a tenant's runs list 7.5 MB a run).
- */
-export const maxVarValueBytes = 128 * 1024;
-export const maxVarsBytes = 256 * 1024;
 
 /**
  * Refuses a submit with more than `maxSubmitNames` vars or env entries before its schema reads

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { usernamePattern, usernameRule } from "../../core/usernames.js";
 import type { UserRecord } from "../../store/index.js";
-import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
+import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -21,6 +21,7 @@ export const CreateUserBody = z.strictObject({
   tenant_id: z
     .string()
     .min(1)
+    .max(maxNameLength)
     .optional()
     .describe("the tenant the user belongs to; members need one, an admin without one is a platform admin"),
   password: Password.optional().describe("absent: a random one is made and answered once"),

@@ -16,6 +16,7 @@ import {
 import { type McpServers, mcpAgents } from "../../core/jobs/agent-tools.js";
 import { isSecretName } from "../../core/masking.js";
 import { minimumContainerMemory, parseMemorySize } from "../../core/memory-size.js";
+import { quoted } from "../../core/quoted-input.js";
 import { workFolderRefusal } from "../../core/work-folders.js";
 import type { Store } from "../../store/index.js";
 import { servesTenant } from "../../store/placement.js";
@@ -24,6 +25,7 @@ import { parseWorkflow } from "../../workflow/parse.js";
 import { suggestionHint } from "../../workflow/suggest.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { JobQueue } from "../job-queue.js";
+import { OutboundPolicy } from "../outbound/outbound-policy.js";
 import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -52,6 +54,8 @@ export class AgentRuns implements RunKindModule {
     private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
     /** The tenants' and users' spend budgets: a turn past one is refused, a running one capped. */
     private readonly budgets?: SpendBudgets,
+    /** Where a member's MCP server URL may lead (config `mcp_hosts:`): public addresses, and those it lists. */
+    private readonly mcpHosts = new OutboundPolicy("mcp_hosts", []),
   ) {}
 
   /**
@@ -110,6 +114,7 @@ export class AgentRuns implements RunKindModule {
     if (body.tests) checkTests(body.tests, !owner.unconfinedCwd);
     if (body.sandbox) checkSandbox(body.sandbox);
     checkMcpAgents(agents, body.mcp_servers ?? {});
+    if (!owner.unconfinedCwd) checkMcpUrls(body.mcp_servers ?? {}, this.mcpHosts);
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     await this.budgets?.admit({
@@ -492,6 +497,26 @@ function checkTests(tests: AgentTests, confined: boolean): void {
         "Fix tests.executor: image, memory (like 512m), cpus, pids, network.",
     },
   );
+}
+
+/**
+ * A member's MCP server URL is refused at submit when it names an internal address the server's
+ * `mcp_hosts:` does not list, as their direct hosts and notify URLs are; the runner's egress
+ * checks the address again when the agent connects.
+ */
+function checkMcpUrls(servers: McpServers, policy: OutboundPolicy): void {
+  for (const [name, server] of Object.entries(servers)) {
+    if (!("url" in server)) continue;
+    const refusal = policy.refusalOf(server.url);
+    if (!refusal) continue;
+    throw new RunyardError(
+      "DESTINATION_NOT_ALLOWED",
+      `mcp_servers.${name}: ${quoted(server.url)}: ${refusal.message}`,
+      {
+        hint: refusal.hint,
+      },
+    );
+  }
 }
 
 /** MCP servers go only to agents with an MCP client: the built-in loop has none. */

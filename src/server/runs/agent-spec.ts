@@ -13,7 +13,27 @@ const agentName = z
   .string()
   .regex(/^[a-z][a-z0-9_]{0,39}$/, "an agent name is lower-case letters, digits and _ (e.g. claude_code)");
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+const envName = z
+  .string()
+  .max(maxNameLength)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+
+/**
+ * The longest prompt (and description) of a task: a long issue with its logs fits, and the
+ * stored spec of a run stays far under what a list or a runner's job message carries.
+ */
+export const maxPromptLength = 256 * 1024;
+
+/** The longest argument, environment value or acceptance criterion of a task. */
+const maxArgLength = 4096;
+
+const promptText = z
+  .string()
+  .max(
+    maxPromptLength,
+    `at most ${maxPromptLength} characters (256 KiB): pass big inputs as files of the repository`,
+  );
+const extraArgs = z.array(z.string().max(maxArgLength)).max(100);
 
 export const AgentRepoInput = z.strictObject({
   url: z
@@ -49,15 +69,23 @@ export const SubmitAgentRunBody = z.strictObject({
     .max(8)
     .optional()
     .describe("fan-out: the same task to each agent at once, each in its own worktree and branch"),
-  prompt: z.string().min(1).optional().describe("what to do; or give title and description"),
-  title: z.string().min(1).max(200).optional(),
-  description: z.string().optional(),
-  acceptance_criteria: z.array(z.string()).default([]),
+  prompt: promptText.min(1).optional().describe("what to do; or give title and description"),
+  title: z
+    .string()
+    .min(1)
+    .max(maxNameLength, `at most ${maxNameLength} characters: put the rest in prompt or description`)
+    .optional(),
+  description: promptText.optional(),
+  acceptance_criteria: z.array(z.string().max(maxArgLength)).max(100).default([]),
   model: z.string().min(1).max(maxNameLength).optional(),
-  extra_args: z.array(z.string()).default([]).describe("appended to the agent CLI's arguments"),
-  env: z.record(envName, z.string()).default({}).describe("given to the agent (provider URL, keys)"),
+  extra_args: extraArgs.default([]).describe("appended to the agent CLI's arguments"),
+  env: z
+    .record(envName, z.string().max(16_384))
+    .default({})
+    .describe("given to the agent (provider URL, keys)"),
   secrets: z
     .array(envName)
+    .max(100)
     .default([])
     .describe(
       "names of stored secrets given to the agent as env (GITHUB_TOKEN or GIT_TOKEN is the git token)",
@@ -65,6 +93,7 @@ export const SubmitAgentRunBody = z.strictObject({
   cwd: z
     .string()
     .min(1)
+    .max(maxArgLength)
     .optional()
     .describe(
       "work in this folder of the runner instead of a repo worktree: for anyone but a platform admin an absolute path under the operator's agent_cwd_roots, for a platform admin any folder but runyard's own (the runner's and server's homes, the agents' workspace), / and the runtime folders (else 400 AGENT_CWD_NOT_ALLOWED)",
@@ -106,7 +135,7 @@ export const SubmitAgentRunBody = z.strictObject({
     .max(maxNameLength)
     .optional()
     .describe("runner group; else the config file's repo routing"),
-  labels: z.array(z.string().max(maxNameLength)).default([]),
+  labels: z.array(z.string().max(maxNameLength)).max(50).default([]),
 });
 export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
 
@@ -116,15 +145,15 @@ export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
  * name instead of being dropped.
  */
 export const OpenRunnerRunBody = z.strictObject({
-  input: z.strictObject({ text: z.string().min(1, "input.text is empty: say what the agent should do") }),
+  input: z.strictObject({ text: promptText.min(1, "input.text is empty: say what the agent should do") }),
   metadata: z
     .strictObject({
       agent_type: agentName.optional(),
-      cwd: z.string().optional(),
-      working_dir: z.string().optional(),
+      cwd: z.string().max(maxArgLength).optional(),
+      working_dir: z.string().max(maxArgLength).optional(),
       timeout_secs: z.number().int().positive().optional(),
-      model: z.string().optional(),
-      extra_args: z.array(z.string()).optional(),
+      model: z.string().max(maxNameLength).optional(),
+      extra_args: extraArgs.optional(),
     })
     .default({}),
 });

@@ -9,8 +9,12 @@ import { maxNameLength } from "../api-schemas.js";
  * `{"blueprint":"bot_runner"}`, `runyard bot start`), and the spec its run stores sealed.
  */
 
+/** A value of a bot's `env`: what the kernel takes of one environment string. */
+const maxBotEnvValueLength = 128 * 1024;
+
 export const envName = z
   .string()
+  .max(maxNameLength)
   .regex(
     /^[A-Za-z_][A-Za-z0-9_]*$/,
     "an environment variable name: letters, digits and _, not starting with a digit",
@@ -117,9 +121,10 @@ export const StartBotBody = z.strictObject({
     .describe("image: credentials of a private registry (stored sealed; never in a log)"),
   env: z
     .record(
-      z.string(),
+      z.string().max(maxNameLength),
       z
         .string()
+        .max(maxBotEnvValueLength, "an environment variable's value is at most 131072 characters (128 KiB)")
         .refine((value) => !value.includes("\0"), "an environment variable's value cannot hold a NUL byte"),
     )
     .superRefine((env, ctx) => {
@@ -135,9 +140,14 @@ export const StartBotBody = z.strictObject({
     })
     .default({})
     .describe("the container's environment (the avtomatika-bot CLI's -e K=V)"),
-  secrets: z.array(envName).default([]).describe("names of stored secrets given to the container as env"),
+  secrets: z
+    .array(envName)
+    .max(100)
+    .default([])
+    .describe("names of stored secrets given to the container as env"),
   secret_env: z
     .array(envName)
+    .max(1000)
     .default([])
     .describe("names in env whose values are secrets: masked in every log and listing"),
   health: BotHealth.optional().describe(
@@ -147,7 +157,7 @@ export const StartBotBody = z.strictObject({
   max_restarts: z.number().int().nonnegative().max(100).default(5),
   lifetime_secs: z.number().int().positive().optional().describe("at most the server's bot lifetime (24 h)"),
   group: z.string().min(1).max(maxNameLength).optional().describe("the runner group whose Docker runs it"),
-  labels: z.array(z.string().max(maxNameLength)).default([]),
+  labels: z.array(z.string().max(maxNameLength)).max(50).default([]),
   webhook_port: z
     .number()
     .int()

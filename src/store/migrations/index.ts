@@ -32,6 +32,7 @@ import * as botTenantAlerts from "./0039_bot_tenant_alerts.js";
 import * as spendReservations from "./0040_spend_reservations.js";
 import * as runSubmitterUser from "./0041_run_submitter_user.js";
 import * as revokedTokens from "./0042_revoked_tokens.js";
+import * as budgetPlatformBound from "./0043_budget_platform_bound.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -69,6 +70,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0040_spend_reservations": spendReservations,
   "0041_run_submitter_user": runSubmitterUser,
   "0042_revoked_tokens": revokedTokens,
+  "0043_budget_platform_bound": budgetPlatformBound,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
