@@ -218,7 +218,7 @@ export class Scheduler {
     }
     // A run that replaces the schedule's own (cancel_previous) adds none to its owner's count.
     const replaces = schedule.overlap === "cancel_previous" && running.length > 0;
-    const overQuota = replaces ? undefined : await this.quotaRefusal(schedule);
+    const overQuota = replaces ? undefined : await this.quotaRefusal(schedule, owner);
     if (overQuota !== undefined) {
       await this.skip(schedule, tick, overQuota);
       return;
@@ -271,10 +271,9 @@ export class Scheduler {
    * Why a tick's run would go past a run quota of the schedule's tenant or owner (the run is
    * theirs, as a submit of theirs would be), or undefined when it would not.
    */
-  private async quotaRefusal(schedule: ScheduleRecord): Promise<string | undefined> {
+  private async quotaRefusal(schedule: ScheduleRecord, owner: string | null): Promise<string | undefined> {
     const { admitRun } = this.deps;
     if (!admitRun) return undefined;
-    const owner = await this.ownerOf(schedule);
     try {
       await admitRun(schedule.tenant_id, owner);
       return undefined;
