@@ -114,7 +114,7 @@ export interface UserTrigger {
 }
 
 /**
- * The hooks and schedules of `user`'s tenant that are theirs (made or promoted through any token
+ * The hooks and schedules that are `user`'s (made or promoted through any token
  * of theirs, a revoked one too): read before the user is removed, to say at removal what stops.
  */
 export async function triggersOfUser(
@@ -122,11 +122,13 @@ export async function triggersOfUser(
   user: { id: string; tenant_id: string | null },
 ): Promise<UserTrigger[]> {
   const theirs = async (id: string | null) => (await userBehind(store, id)) === user.id;
+  // A platform admin may make triggers in any tenant; anyone else only in their own.
+  const where = user.tenant_id ?? undefined;
   const found: UserTrigger[] = [];
-  for (const hook of await store.hooks.list(user.tenant_id)) {
+  for (const hook of await store.hooks.list(where)) {
     if (await theirs(hook.created_by)) found.push({ kind: "hook", name: hook.name, workflow: hook.workflow });
   }
-  for (const schedule of await store.schedules.list(user.tenant_id)) {
+  for (const schedule of await store.schedules.list(where)) {
     const owner =
       schedule.owner ??
       (await store.savedWorkflows.get(schedule.tenant_id, schedule.workflow_name, schedule.workflow_version))
