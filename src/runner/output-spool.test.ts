@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -77,5 +77,24 @@ describe("OutputSpool", () => {
     expect(b.full(output("c".repeat(300)))).toBe(true);
     a.take(1_000_000);
     expect(b.full(output("c".repeat(300)))).toBe(false);
+  });
+
+  it("keeps the events a full disk refused in memory, in order, and drops output meanwhile", () => {
+    const dir = mkdtempSync(join(tmpdir(), "runyard-spool-"));
+    dirs.push(dir);
+    const disk = new SpoolDisk(dir, 1024 * 1024, 0);
+    const spool = new OutputSpool(dir, "job", 1024 * 1024, disk);
+    // Every write to the spool's file fails as on a full disk (ENOSPC).
+    symlinkSync("/dev/full", join(dir, "job.jsonl"));
+    const end: EventInput = { type: "notice", level: "info", step: "s", host: "h", message: "the end" };
+    spool.append(output("first"));
+    expect(spool.refuses(output("more"))).toMatch(/^the disk of the runner's spool \(.*\) is full$/);
+    spool.append(end);
+    expect(spool.empty).toBe(false);
+    expect(spool.take(1024)).toEqual([output("first"), end]);
+    expect(spool.empty).toBe(true);
+    // The file is made anew: the spool takes events again.
+    spool.append(output("later"));
+    expect(spool.take(1024)).toEqual([output("later")]);
   });
 });

@@ -40,6 +40,7 @@ export class SpoolDisk {
   }
 
   get shortOfSpace(): string {
+    if (this.minFreeBytes === 0) return `the disk of the runner's spool (${this.dir}) is full`;
     return `the disk of the runner's spool (${this.dir}) has less than ${size(this.minFreeBytes)} free (RUNYARD_SPOOL_MIN_FREE_BYTES)`;
   }
 
