@@ -15,6 +15,7 @@ import {
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
+import { DroppedOutput } from "./dropped-output.js";
 import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
 import { OutputSpool, SpoolDisk } from "./output-spool.js";
@@ -121,10 +122,7 @@ interface HeldJob {
   /** Events past `pending`'s memory, on disk, to be sent after `pending` (see `OutputSpool`). */
   spool?: OutputSpool;
   /** Output dropped since the pending events reached their cap, not yet said in a notice. */
-  droppedBytes?: number;
-  droppedFrom?: { step: string; host: string };
-  /** Why that output was dropped (which cap it met). */
-  droppedWhy?: string;
+  dropped: DroppedOutput;
   lastBatch: number;
   result?: JobResult;
   /** Its processes are gone. */
@@ -542,6 +540,7 @@ export class RunnerDaemon {
       unacked: [],
       pending: [],
       pendingBytes: 0,
+      dropped: new DroppedOutput(),
       lastBatch: 0,
       ...(this.options.spool
         ? {
@@ -569,7 +568,7 @@ export class RunnerDaemon {
         }
         log.info({ status: result.status }, "job finished");
         // Output dropped at the very end has no later event to carry its notice: it goes now.
-        const notice = this.droppedNotice(job);
+        const notice = job.dropped.notice();
         if (notice) this.report(job, notice);
         job.result = result;
         this.flush(job, true); // sends `finished` once the last batch is out
@@ -624,12 +623,12 @@ export class RunnerDaemon {
       // Once output was dropped, the rest goes too until the spool drains: what the server gets is
       // whole up to a gap that the notice marks, not a sieve of the small chunks that still fit.
       const refused =
-        job.droppedBytes && event.type === "step.output" ? job.droppedWhy : spool.refuses(event);
+        job.dropped.dropping && event.type === "step.output" ? job.dropped.reason : spool.refuses(event);
       if (refused) {
         this.dropped(job, event, refused);
         return;
       }
-      const notice = this.droppedNotice(job);
+      const notice = job.dropped.notice();
       if (notice) spool.append(notice);
       spool.append(event);
       this.flush(job, false);
@@ -643,7 +642,7 @@ export class RunnerDaemon {
       );
       return;
     }
-    const notice = this.droppedNotice(job);
+    const notice = job.dropped.notice();
     if (notice) {
       job.pending.push(notice);
       job.pendingBytes += eventBytes(notice);
@@ -654,26 +653,9 @@ export class RunnerDaemon {
   }
 
   private dropped(job: HeldJob, event: EventInput, why: string): void {
-    if (event.type !== "step.output") return;
-    if (!job.droppedBytes) {
-      this.options.logger.warn({ jobId: job.id, step: event.step }, `dropping a job's output: ${why}`);
+    if (job.dropped.add(event, why)) {
+      this.options.logger.warn({ jobId: job.id }, `dropping a job's output: ${why}`);
     }
-    job.droppedBytes = (job.droppedBytes ?? 0) + event.data.length;
-    job.droppedFrom = { step: event.step, host: event.host };
-    job.droppedWhy = why;
-  }
-
-  /** The notice of output dropped since the last one, if any (on the step whose output it was). */
-  private droppedNotice(job: HeldJob): EventInput | undefined {
-    if (!job.droppedBytes || !job.droppedFrom) return undefined;
-    const notice: EventInput = {
-      type: "notice",
-      level: "warn",
-      ...job.droppedFrom,
-      message: `${job.droppedBytes} characters of output were dropped: the server was unreachable and ${job.droppedWhy ?? "the runner had no room for it"}`,
-    };
-    job.droppedBytes = 0;
-    return notice;
   }
 
   /**
