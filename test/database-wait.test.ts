@@ -1,7 +1,12 @@
 import { request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type Kysely, Migrator } from "kysely";
+import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
+import { openDatabase } from "../src/store/database-location.js";
+import { migrationLockTableName, migrations, migrationTableName } from "../src/store/migrations/index.js";
 import { tempDir } from "./helpers/cli.js";
+import { migrationBefore } from "./helpers/migration-db.js";
 import { type PostgresCluster, startPostgresCluster } from "./helpers/postgres-cluster.js";
 import { adminToken, freePort, type Proc, startCli } from "./helpers/server.js";
 
@@ -120,5 +125,86 @@ describe.skipIf(!adminUrl)("a replica started before its database", () => {
     expect(Date.now() - began).toBeGreaterThanOrEqual(2000);
     expect(proc.output()).toMatch(/error: cannot reach the PostgreSQL database at 127\.0\.0\.1:\d+/);
     expect(proc.output()).toContain("hint: Check that PostgreSQL runs at that host and port");
+  });
+});
+
+/** Migrates the database at `url` up to `migration` (included), as an older runyard left it. */
+async function migratedTo(url: string, migration: string): Promise<void> {
+  const opened = await openDatabase({ dialect: "postgres", url }, { readonly: false });
+  try {
+    const migrator = new Migrator({
+      db: opened.db as Kysely<unknown>,
+      provider: { getMigrations: async () => migrations },
+      migrationTableName,
+      migrationLockTableName,
+    });
+    const { error } = await migrator.migrateTo(migration);
+    if (error !== undefined) throw error;
+  } finally {
+    await opened.close();
+  }
+}
+
+describe.skipIf(!adminUrl)("a replica whose database goes away while it migrates", () => {
+  it("waits for it, migrates once it is back, and serves", async () => {
+    const cluster = await startPostgresCluster();
+    clusters.push(cluster);
+    const databaseUrl = await cluster.createDatabase();
+    // The database as the runyard before this one left it: the last migration is to run.
+    const last = Object.keys(migrations).sort().at(-1) ?? "";
+    await migratedTo(databaseUrl, migrationBefore(last));
+    // A session of the operator's holds every table the migration reads or writes, so the
+    // replica's migration waits there, inside its transaction, until PostgreSQL goes away.
+    const holder = new pg.Client({ connectionString: databaseUrl });
+    holder.on("error", () => {});
+    await holder.connect();
+    const tables = (
+      await holder.query<{ name: string }>(
+        "select tablename as name from pg_tables where schemaname = 'public' and tablename not like 'runyard_migration%'",
+      )
+    ).rows.map((row) => `"${row.name}"`);
+    const holderPid = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
+    await holder.query("begin");
+    await holder.query(`lock table ${tables.join(", ")} in access exclusive mode`);
+
+    const { url, proc } = await replicaOf(databaseUrl);
+    // Its migration waits on the lock: a lock not granted, in a session other than the holder's.
+    const watcher = new pg.Client({ connectionString: databaseUrl });
+    watcher.on("error", () => {});
+    await watcher.connect();
+    const waitingBy = Date.now() + 30_000;
+    while (
+      (await watcher.query("select 1 from pg_locks where not granted and pid <> $1", [holderPid]))
+        .rowCount === 0
+    ) {
+      expect(proc.child.exitCode, proc.output()).toBeNull();
+      expect(Date.now() < waitingBy, `the migration never waited: ${proc.output()}`).toBe(true);
+      await sleep(50);
+    }
+    await watcher.end();
+
+    cluster.stopFast();
+    await Promise.race([
+      proc.waitFor("waiting for the database", 30_000),
+      proc.exited.then((code) => {
+        throw new Error(`the replica exited (${code}) instead of waiting: ${proc.output().slice(-2000)}`);
+      }),
+    ]);
+    expect(proc.child.exitCode, proc.output()).toBeNull();
+    await cluster.startAgain();
+    const readyBy = Date.now() + 30_000;
+    while ((await answer(url, "/health/ready").catch(() => ({ status: 0 }))).status !== 200) {
+      expect(proc.child.exitCode, proc.output()).toBeNull();
+      expect(Date.now() < readyBy, `not ready 30 s after PostgreSQL started: ${proc.output()}`).toBe(true);
+      await sleep(100);
+    }
+    expect((await answer(url, "/health")).status).toBe(200);
+    expect((await answer(url, "/api/runs")).status).toBe(200);
+    // The migration that was cut ran again, whole, once.
+    const check = new pg.Client({ connectionString: databaseUrl });
+    await check.connect();
+    const applied = await check.query(`select name from ${migrationTableName} where name = $1`, [last]);
+    await check.end();
+    expect(applied.rowCount).toBe(1);
   });
 });

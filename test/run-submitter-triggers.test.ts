@@ -233,11 +233,10 @@ describe("a user made again under a removed user's name", () => {
     await server?.store.runs.update(oldRun, { status: "failed" });
     const edited = await call("POST", `/api/runs/${oldRun}/retry`, newAnn, { workflow: hello });
     expect(edited.status, JSON.stringify(edited.body)).toBe(403);
-    // The removed ann's hook still delivers, as nobody's run: not the new ann's.
+    // The removed ann's hook starts nothing any more: no run of nobody's, nor one of the new ann's.
     const delivered = await deliver(hookId, 1);
-    expect(delivered.status, JSON.stringify(delivered.body)).toBe(202);
-    const hookRun = await call("GET", `/api/runs/${delivered.body.run_id}`, newAnn);
-    expect(hookRun.body.created_by_name).toBeNull();
+    expect(delivered.status, JSON.stringify(delivered.body)).toBe(410);
+    expect(delivered.body.error?.code).toBe("TRIGGER_OWNER_REMOVED");
     // Neither run is the new ann's: her one queued run is free.
     const mine = await call("POST", "/api/runs", newAnn, { workflow: hello });
     expect(mine.status, JSON.stringify(mine.body)).toBe(201);

@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import {
@@ -10,6 +12,7 @@ import {
   startProxy,
   startRunner,
   startTestServer,
+  stepDir,
   submit,
   type TestServer,
   waitForRun,
@@ -124,4 +127,50 @@ describe("durable runs", () => {
       await proxy.close();
     }
   });
+
+  it("drops a runner's output past RUNYARD_SPOOL_MAX_BYTES while its server is down, and the run says so", async () => {
+    const home = tempDir();
+    const server = await startTestServer(home);
+    track(server.proc);
+    const port = new URL(server.url).port;
+    const runnerHome = tempDir();
+    track(
+      await startRunner(server.url, await runnerToken(server.url, "dur"), {
+        id: "spooler",
+        group: "dur",
+        env: { RUNYARD_HOME: runnerHome, RUNYARD_SPOOL_MAX_BYTES: "200000" },
+      }),
+    );
+    const dir = stepDir();
+    // 36 MB: past the 32 MiB a runner holds in memory for a job, then 200 KB on disk.
+    const runId = await submit(
+      server.url,
+      `name: spooled\ninventory:\n  hosts:\n    a: {group: dur}\nsteps:\n  - name: print\n    targets: [a]\n    action: shell.run\n    args:\n      cwd: ${dir}\n      script: |\n        while [ ! -e go ]; do sleep 0.05; done\n        head -c 36000000 /dev/zero | tr '\\0' x | fold -w 99\n`,
+    );
+    await waitForRun(server.url, runId, (run) => run.status === "running");
+    await server.proc.kill("SIGKILL");
+    writeFileSync(join(dir, "go"), "");
+    // The step ended: its notice of what was dropped waits in the runner's spool.
+    const spool = join(runnerHome, "runners", "spooler", "spool");
+    const deadline = Date.now() + 60_000;
+    const noticeSpooled = () =>
+      existsSync(spool) &&
+      readdirSync(spool).some((name) => readFileSync(join(spool, name), "utf8").includes('"type":"notice"'));
+    while (!noticeSpooled()) {
+      if (Date.now() > deadline) throw new Error("no notice reached the spool");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const restarted = await startTestServer(home, {}, Number(port));
+    track(restarted.proc);
+    const run = await waitForRun(restarted.url, runId, isFinal, 60_000);
+    expect(run.status).toBe("success");
+    const notices = (await readEvents(restarted.url, runId)).flatMap((event) =>
+      event.type === "notice" ? [event.message] : [],
+    );
+    expect(notices).toEqual([
+      expect.stringMatching(
+        /^\d+ characters of output were dropped: the server was unreachable and the runner keeps at most 200000 bytes of all its jobs' output on disk meanwhile \(RUNYARD_SPOOL_MAX_BYTES\)$/,
+      ),
+    ]);
+  }, 150_000);
 });

@@ -451,7 +451,11 @@ export async function localRunnerDaemon(
       logger: connection.logger,
       journal: new JobJournal(stateDir),
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.
-      spool: { dir: join(stateDir, "spool") },
+      spool: {
+        dir: join(stateDir, "spool"),
+        totalBytes: config.spoolMaxBytes,
+        minFreeBytes: config.spoolMinFreeBytes,
+      },
       ...(connection.onConnected ? { onConnected: connection.onConnected } : {}),
       onWelcome: async (installId) => {
         owner.learned(installId);

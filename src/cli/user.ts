@@ -1,5 +1,6 @@
 import { RunyardError } from "../core/errors.js";
 import { usernamePattern } from "../core/usernames.js";
+import { triggersOfUser, type UserTrigger } from "../server/acting-for.js";
 import { hashPassword, newPassword } from "../server/identity/passwords.js";
 import type { UserRecord } from "../store/index.js";
 import type { CliContext } from "./context.js";
@@ -96,12 +97,19 @@ export async function userList(flags: WhereFlags & { json?: boolean }, ctx: CliC
 /** `runyard user remove NAME`: sessions end at once, personal tokens are deleted. */
 export async function userRemove(name: string, flags: WhereFlags, ctx: CliContext): Promise<number> {
   checkUsername(name);
+  let stopped: UserTrigger[];
   if (throughApi(ctx, flags.home)) {
-    await apiClient(ctx).request("DELETE", `/api/users/${encodeURIComponent(name)}`);
+    stopped = (
+      await apiClient(ctx).request<{ stopped_triggers: UserTrigger[] }>(
+        "DELETE",
+        `/api/users/${encodeURIComponent(name)}`,
+      )
+    ).stopped_triggers;
   } else {
-    await withHomeStore(ctx, async (store) => {
+    stopped = await withHomeStore(ctx, async (store) => {
       const user = await store.users.findByName(name);
       if (!user) throw unknownUser(name);
+      const theirs = await triggersOfUser(store, user);
       await store.users.remove(user.id);
       await auditLocal(store, {
         action: "user.remove",
@@ -109,9 +117,21 @@ export async function userRemove(name: string, flags: WhereFlags, ctx: CliContex
         tenant_id: user.tenant_id,
         details: { user_id: user.id, role: user.role },
       });
+      return theirs;
     });
   }
   ctx.stderr.write(`user ${name} removed; their sessions and personal tokens no longer work\n`);
+  for (const trigger of stopped) {
+    const what = trigger.kind === "hook" ? `hook ${trigger.name}` : `schedule ${trigger.name}`;
+    ctx.stderr.write(
+      `${what} (saved workflow ${trigger.workflow}) was theirs and starts no run from now on\n`,
+    );
+  }
+  if (stopped.length > 0) {
+    ctx.stderr.write(
+      "hint: a tenant admin takes these over: a hook by making it again (runyard hook rm NAME; runyard hook create NAME --workflow W), a schedule by saving its workflow again\n",
+    );
+  }
   return 0;
 }
 

@@ -545,7 +545,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a user (admin only)
-         * @description Their sessions end at once and their personal API tokens are deleted.
+         * @description Their sessions end at once and their personal API tokens are deleted. Their hooks and schedules stop: a delivery to such a hook is answered 410 TRIGGER_OWNER_REMOVED and a schedule's tick is skipped, until a tenant admin makes the hook again or saves the workflow again; `stopped_triggers` lists them.
          */
         delete: operations["removeUser"];
         options?: never;
@@ -1293,7 +1293,7 @@ export interface paths {
         put?: never;
         /**
          * Deliver a signed webhook (no token: the signature is the credential)
-         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's `url`: random for hooks made now, the name for hooks made when names were unique across the server. `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). `X-GitHub-Event: ping` is answered 200 and starts no run. Otherwise the hook's saved workflow (its live version) is queued at once (202), with the hook's inputs picked from the body: each must fit its declaration in the workflow's `inputs:` (type, max_length; 400 and nothing started otherwise), and a path the body lacks gives the input's default, listed in `missing_vars`. The run's trigger is `webhook`.
+         * @description The body (JSON, up to 2 MiB) must be signed as GitHub signs it: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's `url`: random for hooks made now, the name for hooks made when names were unique across the server. `X-GitHub-Delivery` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). `X-GitHub-Event: ping` is answered 200 and starts no run. A hook whose maker (a user) was removed since answers 410 `TRIGGER_OWNER_REMOVED` to every signed delivery, a ping too: a tenant admin makes it again. Otherwise the hook's saved workflow (its live version) is queued at once (202), with the hook's inputs picked from the body: each must fit its declaration in the workflow's `inputs:` (type, max_length; 400 and nothing started otherwise), and a path the body lacks gives the input's default, listed in `missing_vars`. The run's trigger is `webhook`.
          */
         post: operations["deliverHook"];
         /**
@@ -1740,7 +1740,7 @@ export interface components {
             status?: "failure";
             error: {
                 /** @enum {string} */
-                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUN_TIMEOUT" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "CALL_NEEDS_SERVER" | "AGENT_STEP_UNAVAILABLE" | "AGENT_OUTPUT_INVALID" | "EXPORT_NAME_REFUSED" | "CALL_FAILED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_SETUP_FAILED" | "AGENT_MCP_UNAVAILABLE" | "AGENT_FILES_NOT_ALLOWED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_UNHEALTHY" | "BOT_UPDATE_FAILED" | "BOT_REGISTRY_UNREACHABLE" | "BOT_NOT_RUNNING" | "KUBE_NO_CREDENTIALS" | "KUBE_UNREACHABLE" | "KUBE_UNAUTHORIZED" | "KUBE_FORBIDDEN" | "KUBE_NAMESPACE_MISSING" | "KUBE_API_ERROR" | "KUBE_IMAGE_PULL_FAILED" | "KUBE_UNSCHEDULABLE" | "KUBE_POD_OOM_KILLED" | "KUBE_POD_EVICTED" | "KUBE_JOB_DELETED" | "BOT_HOOK_FAILED";
+                code: "INVALID_INPUT" | "WORKFLOW_INVALID" | "WORKFLOW_TOO_LARGE" | "USAGE" | "FILE_NOT_FOUND" | "STEP_FAILED" | "EXPECT_VARS_MISSING" | "EXPORT_CONFLICT" | "SPAWN_FAILED" | "TIMEOUT" | "CANCELED" | "RUN_TIMEOUT" | "APPROVAL_REJECTED" | "APPROVAL_TIMEOUT" | "APPROVAL_NEEDS_SERVER" | "CALL_NEEDS_SERVER" | "AGENT_STEP_UNAVAILABLE" | "AGENT_OUTPUT_INVALID" | "EXPORT_NAME_REFUSED" | "CALL_FAILED" | "RUNNER_LOST" | "HOST_UNREACHABLE" | "DESTINATION_NOT_ALLOWED" | "FORGE_FAILED" | "DIRECT_HOST_FAILED" | "NOTIFY_FAILED" | "AGENT_AUTH" | "AGENT_RATE_LIMIT" | "AGENT_UNAVAILABLE" | "AGENT_STALLED" | "AGENT_TURN_LIMIT" | "AGENT_CRASHED" | "AGENT_NOT_INSTALLED" | "AGENT_CWD_NOT_ALLOWED" | "STEP_CWD_NOT_ALLOWED" | "AGENT_SANDBOX_IMAGE_NOT_ALLOWED" | "STEP_CONTAINER_NOT_ALLOWED" | "AGENT_SANDBOX_OVER_LIMIT" | "AGENT_SETUP_FAILED" | "AGENT_MCP_UNAVAILABLE" | "AGENT_FILES_NOT_ALLOWED" | "AGENT_TESTS_FAILED" | "BUDGET_EXCEEDED" | "QUOTA_EXCEEDED" | "UNAUTHORIZED" | "RATE_LIMITED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "IDEMPOTENCY_KEY_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "INTERNAL" | "USERNAME_TAKEN" | "RUNNER_ID_TAKEN" | "RUNNER_TENANT_MISMATCH" | "RUNNER_SHARED_TENANT" | "RUNNER_CANNOT_ISOLATE" | "HOME_LOCKED" | "ADDRESS_IN_USE" | "SECRET_KEY_MISMATCH" | "BODY_TOO_LARGE" | "EXPORT_TOO_LARGE" | "STORE_UNREADABLE" | "STORE_UNREACHABLE" | "STORE_UNAVAILABLE" | "SECRET_MISSING" | "REPLICA_FENCED" | "STORE_TOO_NEW" | "WORKSPACE_BRANCH_EXISTS" | "TRIGGER_OWNER_REMOVED" | "WORKSPACE_BRANCH_EXPIRED" | "WORKSPACE_BASE_MISSING" | "WORKSPACE_AUTH" | "WORKSPACE_PUSH_REJECTED" | "WORKSPACE_UNREACHABLE" | "WORKSPACE_GIT_FAILED" | "WORKSPACE_IN_USE" | "ARCHIVE_REJECTED" | "BOT_BUILD_FAILED" | "BOT_IMAGE_NOT_FOUND" | "BOT_REGISTRY_AUTH" | "BOT_RESTART_LOOP" | "BOT_START_FAILED" | "BOT_CONTAINER_LOST" | "BOT_NO_RUNNER" | "JOB_REFUSED" | "BOT_UNHEALTHY" | "BOT_UPDATE_FAILED" | "BOT_REGISTRY_UNREACHABLE" | "BOT_NOT_RUNNING" | "KUBE_NO_CREDENTIALS" | "KUBE_UNREACHABLE" | "KUBE_UNAUTHORIZED" | "KUBE_FORBIDDEN" | "KUBE_NAMESPACE_MISSING" | "KUBE_API_ERROR" | "KUBE_IMAGE_PULL_FAILED" | "KUBE_UNSCHEDULABLE" | "KUBE_POD_OOM_KILLED" | "KUBE_POD_EVICTED" | "KUBE_JOB_DELETED" | "BOT_HOOK_FAILED";
                 message: string;
                 hint: string;
                 details?: unknown;
@@ -4574,6 +4574,12 @@ export interface operations {
                 content: {
                     "application/json": {
                         removed: components["schemas"]["User"];
+                        stopped_triggers: {
+                            /** @enum {string} */
+                            kind: "hook" | "schedule";
+                            name: string;
+                            workflow: string;
+                        }[];
                     };
                 };
             };
@@ -9039,6 +9045,15 @@ export interface operations {
             };
             /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description gone for good: a hook whose maker was removed (TRIGGER_OWNER_REMOVED); the hint says who makes it again */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -19,6 +19,14 @@ describe("config", () => {
     expect(() => loadConfig({ RUNYARD_SHARED: "maybe" })).toThrowError(/RUNYARD_SHARED: must be 1 or 0/);
   });
 
+  it("caps a runner's spool at 10 GiB of output and 1 GiB of free disk unless told, and names a bad cap", () => {
+    expect(loadConfig({})).toMatchObject({ spoolMaxBytes: 10 * 1024 ** 3, spoolMinFreeBytes: 1024 ** 3 });
+    expect(
+      loadConfig({ RUNYARD_SPOOL_MAX_BYTES: "200000", RUNYARD_SPOOL_MIN_FREE_BYTES: "0" }),
+    ).toMatchObject({ spoolMaxBytes: 200_000, spoolMinFreeBytes: 0 });
+    expect(() => loadConfig({ RUNYARD_SPOOL_MAX_BYTES: "lots" })).toThrowError(/RUNYARD_SPOOL_MAX_BYTES/);
+  });
+
   it("accepts the ADOS runner's ADOS_* names as aliases", () => {
     const config = loadConfig({
       ADOS_API_URL: "http://127.0.0.1:8088",

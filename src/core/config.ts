@@ -146,6 +146,21 @@ export const configSchema = z.object({
    * 0: no limit of the runner's. Where the runner cannot make cgroups it says so at start.
    */
   runPidsMax: z.coerce.number().int().min(0).max(4_194_304).default(4096),
+  /**
+   * Runner: the output all its jobs together may keep on disk while their server cannot take it
+   * (each job also at most 1 GiB); past it output is dropped and a notice says how much and why.
+   */
+  spoolMaxBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(10 * 1024 * 1024 * 1024),
+  /** Runner: the free space the spool always leaves on its disk; output past it is dropped likewise. */
+  spoolMinFreeBytes: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(1024 * 1024 * 1024),
   /** Admin token to create on first start instead of a random one. */
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),

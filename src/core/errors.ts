@@ -250,6 +250,10 @@ export const errorTable = {
     status: 409,
     hint: "The branch is already on the remote: pick another branch name, or continue it as a follow-up turn (reuse).",
   },
+  TRIGGER_OWNER_REMOVED: {
+    status: 410,
+    hint: "The user who made this hook was removed, and what a removed user made starts no run: a tenant admin makes the hook again (`runyard hook rm NAME`, then `runyard hook create NAME --workflow W ...`) and gives the sender its new URL and secret.",
+  },
   WORKSPACE_BRANCH_EXPIRED: {
     status: 410,
     hint: "Submit a new run instead: the last turn's diff.patch artifact holds the conversation's whole change (`git apply` it, or give it to the new run). A pushed branch (--push) outlives the runner's copy.",

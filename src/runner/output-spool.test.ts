@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventInput } from "../core/events.js";
-import { OutputSpool } from "./output-spool.js";
+import { OutputSpool, SpoolDisk } from "./output-spool.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -61,5 +61,40 @@ describe("OutputSpool", () => {
       if (i % 2 === 1) spool.take(1);
       expect(existsSync(file) ? statSync(file).size : 0).toBeLessThanOrEqual(10_000 + 1000);
     }
+  });
+
+  it("shares one overall cap among the spools of a runner, and frees a spool's share once it drains", () => {
+    const dir = mkdtempSync(join(tmpdir(), "runyard-spool-"));
+    dirs.push(dir);
+    const disk = new SpoolDisk(dir, 3000, 0);
+    const a = new OutputSpool(dir, "a", 10_000, disk);
+    const b = new OutputSpool(dir, "b", 10_000, disk);
+    a.append(output("a".repeat(1400)));
+    b.append(output("b".repeat(1400)));
+    expect(a.refuses(output("c".repeat(300)))).toMatch(
+      /at most 3000 bytes of all its jobs' output.*RUNYARD_SPOOL_MAX_BYTES/,
+    );
+    expect(b.full(output("c".repeat(300)))).toBe(true);
+    a.take(1_000_000);
+    expect(b.full(output("c".repeat(300)))).toBe(false);
+  });
+
+  it("keeps the events a full disk refused in memory, in order, and drops output meanwhile", () => {
+    const dir = mkdtempSync(join(tmpdir(), "runyard-spool-"));
+    dirs.push(dir);
+    const disk = new SpoolDisk(dir, 1024 * 1024, 0);
+    const spool = new OutputSpool(dir, "job", 1024 * 1024, disk);
+    // Every write to the spool's file fails as on a full disk (ENOSPC).
+    symlinkSync("/dev/full", join(dir, "job.jsonl"));
+    const end: EventInput = { type: "notice", level: "info", step: "s", host: "h", message: "the end" };
+    spool.append(output("first"));
+    expect(spool.refuses(output("more"))).toMatch(/^the disk of the runner's spool \(.*\) is full$/);
+    spool.append(end);
+    expect(spool.empty).toBe(false);
+    expect(spool.take(1024)).toEqual([output("first"), end]);
+    expect(spool.empty).toBe(true);
+    // The file is made anew: the spool takes events again.
+    spool.append(output("later"));
+    expect(spool.take(1024)).toEqual([output("later")]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,7 +72,7 @@ function daemon(
   options: {
     minBackoffMs?: number;
     maxBackoffMs?: number;
-    spool?: { dir: string; memoryBytes?: number };
+    spool?: { dir: string } & SpoolOptions;
     bots?: RunnerDaemonOptions["bots"];
     onWelcome?: RunnerDaemonOptions["onWelcome"];
   } = {},
@@ -146,39 +146,55 @@ describe("RunnerDaemon with several servers", () => {
   });
 });
 
-describe("RunnerDaemon while its server is away", () => {
-  it("keeps a step's output past its memory on disk and delivers every line once when the server is back", async () => {
-    const home = mkdtempSync(join(tmpdir(), "runyard-spool-home-"));
-    const work = mkdtempSync(join(tmpdir(), "runyard-spool-work-"));
-    cleanups.push(async () => {
-      rmSync(home, { recursive: true, force: true });
-      rmSync(work, { recursive: true, force: true });
+interface SpoolOptions {
+  memoryBytes?: number;
+  totalBytes?: number;
+  minFreeBytes?: number;
+}
+
+/**
+ * Runs a step that prints 100,000 lines (1.79 MB) while its server is away, on a runner whose
+ * spool has `spool`'s caps; `spooled` says when the runner holds all it will keep. Gives back the
+ * run's stored events once the server is back and the run ended.
+ */
+async function printWhileAway(
+  spool: SpoolOptions,
+  spooled: (spoolDir: string) => boolean,
+): Promise<{ events: EventOf[]; spoolDir: string }> {
+  const home = mkdtempSync(join(tmpdir(), "runyard-spool-home-"));
+  const work = mkdtempSync(join(tmpdir(), "runyard-spool-work-"));
+  cleanups.push(async () => {
+    rmSync(home, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+  const adminToken = "ryt_spool_admin_token_0123456789abcdef";
+  const start = async (port: number): Promise<RunningServer> => {
+    const running = await startServer({
+      host: "127.0.0.1",
+      port,
+      home,
+      adminToken,
+      timings: { heartbeatMs: 200, leaseMs: 5000 },
+      reconnectGraceMs: 10_000,
+      logger: silentLogger,
+      version: "test",
+      warn: () => undefined,
     });
-    const adminToken = "ryt_spool_admin_token_0123456789abcdef";
-    const start = async (port: number): Promise<RunningServer> => {
-      const running = await startServer({
-        host: "127.0.0.1",
-        port,
-        home,
-        adminToken,
-        timings: { heartbeatMs: 200, leaseMs: 5000 },
-        reconnectGraceMs: 10_000,
-        logger: silentLogger,
-        version: "test",
-        warn: () => undefined,
-      });
-      openServers.add(running);
-      cleanups.push(() => closeServer(running));
-      return running;
-    };
-    let live = await start(0);
-    if (!(await live.store.tokens.find(runnerSecret)))
-      await live.store.tokens.create({ kind: "runner", name: "spool", secret: runnerSecret });
-    const spoolDir = join(work, "spool");
-    const { runner } = daemon([live.url], { maxBackoffMs: 300, spool: { dir: spoolDir, memoryBytes: 4096 } });
-    await runner.start();
-    const go = join(work, "go");
-    const workflow = `name: spool
+    openServers.add(running);
+    cleanups.push(() => closeServer(running));
+    return running;
+  };
+  let live = await start(0);
+  if (!(await live.store.tokens.find(runnerSecret)))
+    await live.store.tokens.create({ kind: "runner", name: "spool", secret: runnerSecret });
+  const spoolDir = join(work, "spool");
+  const { runner } = daemon([live.url], {
+    maxBackoffMs: 300,
+    spool: { dir: spoolDir, memoryBytes: 4096, ...spool },
+  });
+  await runner.start();
+  const go = join(work, "go");
+  const workflow = `name: spool
 inventory:
   hosts:
     worker: {}
@@ -191,40 +207,92 @@ steps:
         while [ ! -e ${go} ]; do sleep 0.05; done
         seq 1 100000 | sed 's/^/spooled line /'
 `;
-    const submitted = await fetch(`${live.url}/api/runs`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ kind: "workflow", workflow }),
-    });
-    const { run_id: runId } = (await submitted.json()) as { run_id: string };
-    const port = Number(new URL(live.url).port);
-    // The step has begun (its job is on the runner) before the server goes away.
-    for (let tries = 0; (await live.store.runs.get(runId))?.status !== "running"; tries++) {
-      if (tries > 400) throw new Error("the run never started");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await closeServer(live);
-    writeFileSync(go, "");
+  const submitted = await fetch(`${live.url}/api/runs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ kind: "workflow", workflow }),
+  });
+  const { run_id: runId } = (await submitted.json()) as { run_id: string };
+  const port = Number(new URL(live.url).port);
+  // The step has begun (its job is on the runner) before the server goes away.
+  for (let tries = 0; (await live.store.runs.get(runId))?.status !== "running"; tries++) {
+    if (tries > 400) throw new Error("the run never started");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await closeServer(live);
+  writeFileSync(go, "");
+  await until(() => spooled(spoolDir), 30_000);
+  live = await start(port);
+  for (let tries = 0; ; tries++) {
+    const run = await live.store.runs.get(runId);
+    if (run?.status === "success") break;
+    if (tries > 1000) throw new Error(`the run did not end: ${run?.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { events: await live.store.events.list(runId, { limit: 100_000 }), spoolDir };
+}
+
+type EventOf = Awaited<ReturnType<RunningServer["store"]["events"]["list"]>>[number];
+
+const spooledBytes = (spoolDir: string): number =>
+  readdirSync(spoolDir).reduce((sum, name) => sum + statSync(join(spoolDir, name)).size, 0);
+
+/** The notice of dropped output waits in the spool: the job ended, the runner holds all it will keep. */
+const dropSpooled = (spoolDir: string): boolean =>
+  readdirSync(spoolDir).some((name) =>
+    readFileSync(join(spoolDir, name), "utf8").includes('"type":"notice"'),
+  );
+
+const outputText = (events: EventOf[]): string =>
+  events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+
+const outputLines = (events: EventOf[]): string[] => outputText(events).split("\n").filter(Boolean);
+
+const allLines = Array.from({ length: 100_000 }, (_, i) => `spooled line ${i + 1}\n`).join("");
+
+const notices = (events: EventOf[]): string[] =>
+  events.flatMap((event) => (event.type === "notice" ? [event.message] : []));
+
+describe("RunnerDaemon while its server is away", () => {
+  it("keeps a step's output past its memory on disk and delivers every line once when the server is back", async () => {
     // 1.79 MB of output against 4 KB of memory: all of it but those 4 KB waits on disk (as
     // JSON lines, a little more). No batch is made while the server is away, so none holds a
     // window of it in memory (8 batches: 768 KB, or a few MB of large chunks on a busy machine).
-    const spooled = (): number =>
-      readdirSync(spoolDir).reduce((sum, name) => sum + statSync(join(spoolDir, name)).size, 0);
-    await until(() => spooled() > 1_790_000, 30_000);
-    live = await start(port);
-    for (let tries = 0; ; tries++) {
-      const run = await live.store.runs.get(runId);
-      if (run?.status === "success") break;
-      if (tries > 1000) throw new Error(`the run did not end: ${run?.status}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const events = await live.store.events.list(runId, { limit: 100_000 });
-    const text = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
-    const lines = text.split("\n").filter(Boolean);
-    expect(lines).toEqual(Array.from({ length: 100_000 }, (_, i) => `spooled line ${i + 1}`));
-    expect(events.some((event) => event.type === "notice" && event.message.includes("dropped"))).toBe(false);
+    const { events, spoolDir } = await printWhileAway({}, (dir) => spooledBytes(dir) > 1_790_000);
+    expect(outputLines(events)).toEqual(Array.from({ length: 100_000 }, (_, i) => `spooled line ${i + 1}`));
+    expect(notices(events).some((message) => message.includes("dropped"))).toBe(false);
     // Delivered, the spool is gone.
-    await until(() => spooled() === 0, 8000);
+    await until(() => spooledBytes(spoolDir) === 0, 8000);
+  }, 90_000);
+
+  it("drops output past the spool's overall cap, keeps what came before and says why in a notice", async () => {
+    const { events } = await printWhileAway({ totalBytes: 200_000 }, dropSpooled);
+    // What the spool kept arrives whole and in order; the rest is gone, said once with its cause.
+    const text = outputText(events);
+    expect(text.length).toBeGreaterThan(100_000);
+    expect(text.length).toBeLessThan(400_000);
+    expect(allLines.startsWith(text)).toBe(true);
+    const dropped = notices(events).filter((message) => message.includes("dropped"));
+    expect(dropped).toHaveLength(1);
+    expect(dropped[0]).toMatch(
+      /^\d+ characters of output were dropped: .*at most 200000 bytes of all its jobs' output .*RUNYARD_SPOOL_MAX_BYTES/,
+    );
+    expect(events.find((event) => event.type === "step.finished")).toMatchObject({ status: "success" });
+  }, 90_000);
+
+  it("drops output rather than take the disk's last free space, and says so in a notice", async () => {
+    // A minimum above any disk's size: the disk is always short of it.
+    const { events } = await printWhileAway({ minFreeBytes: Number.MAX_SAFE_INTEGER }, dropSpooled);
+    // Only what the runner held in memory (a chunk or so past its 4 KB) came through.
+    const text = outputText(events);
+    expect(text.length).toBeLessThan(200_000);
+    expect(allLines.startsWith(text)).toBe(true);
+    const dropped = notices(events).filter((message) => message.includes("dropped"));
+    expect(dropped).toHaveLength(1);
+    expect(dropped[0]).toMatch(
+      /the disk of the runner's spool \(.*\) has less than \d+ MiB free \(RUNYARD_SPOOL_MIN_FREE_BYTES\)/,
+    );
+    expect(events.find((event) => event.type === "step.finished")).toMatchObject({ status: "success" });
   }, 90_000);
 });
 

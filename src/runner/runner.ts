@@ -15,9 +15,10 @@ import {
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
+import { DroppedOutput } from "./dropped-output.js";
 import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
-import { OutputSpool } from "./output-spool.js";
+import { OutputSpool, SpoolDisk } from "./output-spool.js";
 
 export interface RunnerDaemonOptions {
   /**
@@ -44,10 +45,18 @@ export interface RunnerDaemonOptions {
   journal?: JobJournal;
   /**
    * Where a job's events wait on disk once its events in memory reach `memoryBytes` (default
-   * 32 MiB) while the server cannot take them, up to `maxBytes` of output a job (default 1 GiB).
-   * Without it, output past the memory is dropped (and the drop said in a notice).
+   * 32 MiB) while the server cannot take them, up to `maxBytes` of output a job (default 1 GiB),
+   * `totalBytes` of all jobs together (default 10 GiB), and never leaving the disk less than
+   * `minFreeBytes` free (default 1 GiB). Without it, output past the memory is dropped (and the
+   * drop said in a notice), as is output past these caps.
    */
-  spool?: { dir: string; memoryBytes?: number; maxBytes?: number };
+  spool?: {
+    dir: string;
+    memoryBytes?: number;
+    maxBytes?: number;
+    totalBytes?: number;
+    minFreeBytes?: number;
+  };
   /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
   onConnected?: (serverUrl: string) => void;
   /**
@@ -99,6 +108,10 @@ const maxBatchBytes = 96 * 1024;
 const maxPendingBytes = 32 * 1024 * 1024;
 /** A job's output the runner keeps on disk past that, when it has a spool folder. */
 const maxSpoolBytes = 1024 * 1024 * 1024;
+/** All its jobs' output the runner keeps on disk. */
+const defaultSpoolTotalBytes = 10 * 1024 * 1024 * 1024;
+/** The free space the spool always leaves on its disk. */
+const defaultSpoolMinFreeBytes = 1024 * 1024 * 1024;
 
 /** What an event weighs against the batch cap: output by its text, anything else by its JSON. */
 function eventBytes(event: EventInput): number {
@@ -117,8 +130,7 @@ interface HeldJob {
   /** Events past `pending`'s memory, on disk, to be sent after `pending` (see `OutputSpool`). */
   spool?: OutputSpool;
   /** Output dropped since the pending events reached their cap, not yet said in a notice. */
-  droppedBytes?: number;
-  droppedFrom?: { step: string; host: string };
+  dropped: DroppedOutput;
   lastBatch: number;
   result?: JobResult;
   /** Its processes are gone. */
@@ -161,13 +173,22 @@ export class RunnerDaemon {
   private draining = false;
   /** Called whenever a job leaves `jobs`; lets `stop` wait without polling. */
   private onJobGone: (() => void) | undefined;
+  /** What all the jobs' spools hold together, against the overall cap and the disk's free space. */
+  private readonly spoolDisk: SpoolDisk | undefined;
 
   constructor(private readonly options: RunnerDaemonOptions) {
     if (options.serverUrls.length === 0) throw new Error("a runner needs at least one server URL");
     this.backoffMs = options.minBackoffMs ?? 200;
     this.reaped = options.journal?.previous ?? [];
     // What an earlier life of this runner left waiting on disk belongs to jobs it cannot resume.
-    if (options.spool) rmSync(options.spool.dir, { recursive: true, force: true });
+    if (options.spool) {
+      rmSync(options.spool.dir, { recursive: true, force: true });
+      this.spoolDisk = new SpoolDisk(
+        options.spool.dir,
+        options.spool.totalBytes ?? defaultSpoolTotalBytes,
+        options.spool.minFreeBytes ?? defaultSpoolMinFreeBytes,
+      );
+    }
     this.foundBots = options.bots?.found ?? [];
   }
 
@@ -539,6 +560,7 @@ export class RunnerDaemon {
       unacked: [],
       pending: [],
       pendingBytes: 0,
+      dropped: new DroppedOutput(),
       lastBatch: 0,
       ...(this.options.spool
         ? {
@@ -546,6 +568,7 @@ export class RunnerDaemon {
               this.options.spool.dir,
               jobId,
               this.options.spool.maxBytes ?? maxSpoolBytes,
+              this.spoolDisk,
             ),
           }
         : {}),
@@ -564,6 +587,9 @@ export class RunnerDaemon {
           return;
         }
         log.info({ status: result.status }, "job finished");
+        // Output dropped at the very end has no later event to carry its notice: it goes now.
+        const notice = job.dropped.notice();
+        if (notice) this.report(job, notice);
         job.result = result;
         this.flush(job, true); // sends `finished` once the last batch is out
       },
@@ -614,21 +640,29 @@ export class RunnerDaemon {
     const memory = this.options.spool?.memoryBytes ?? maxPendingBytes;
     const spool = job.spool;
     if (spool && (!spool.empty || (!this.connected && job.pendingBytes >= memory))) {
-      if (spool.full(event)) {
-        this.dropped(job, event);
+      // Once output was dropped, the rest goes too until the spool drains: what the server gets is
+      // whole up to a gap that the notice marks, not a sieve of the small chunks that still fit.
+      const refused =
+        job.dropped.dropping && event.type === "step.output" ? job.dropped.reason : spool.refuses(event);
+      if (refused) {
+        this.dropped(job, event, refused);
         return;
       }
-      const notice = this.droppedNotice(job, memory + spool.maxBytes);
+      const notice = job.dropped.notice();
       if (notice) spool.append(notice);
       spool.append(event);
       this.flush(job, false);
       return;
     }
     if (event.type === "step.output" && !this.connected && job.pendingBytes >= memory) {
-      this.dropped(job, event);
+      this.dropped(
+        job,
+        event,
+        `the runner holds at most ${Math.round(memory / (1024 * 1024))} MiB of a job's output meanwhile`,
+      );
       return;
     }
-    const notice = this.droppedNotice(job, memory);
+    const notice = job.dropped.notice();
     if (notice) {
       job.pending.push(notice);
       job.pendingBytes += eventBytes(notice);
@@ -638,23 +672,10 @@ export class RunnerDaemon {
     this.flush(job, false);
   }
 
-  private dropped(job: HeldJob, event: EventInput): void {
-    if (event.type !== "step.output") return;
-    job.droppedBytes = (job.droppedBytes ?? 0) + event.data.length;
-    job.droppedFrom = { step: event.step, host: event.host };
-  }
-
-  /** The notice of output dropped since the last one, if any (on the step whose output it was). */
-  private droppedNotice(job: HeldJob, heldBytes: number): EventInput | undefined {
-    if (!job.droppedBytes || !job.droppedFrom) return undefined;
-    const notice: EventInput = {
-      type: "notice",
-      level: "warn",
-      ...job.droppedFrom,
-      message: `${job.droppedBytes} characters of output were dropped: the server was unreachable and the runner holds at most ${Math.round(heldBytes / (1024 * 1024))} MiB of a job's output meanwhile`,
-    };
-    job.droppedBytes = 0;
-    return notice;
+  private dropped(job: HeldJob, event: EventInput, why: string): void {
+    if (job.dropped.add(event, why)) {
+      this.options.logger.warn({ jobId: job.id }, `dropping a job's output: ${why}`);
+    }
   }
 
   /**

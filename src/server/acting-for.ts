@@ -47,6 +47,21 @@ export async function userBehind(
 }
 
 /**
+ * Whether the maker of a trigger (a hook's `created_by`, a schedule's owner) was removed: the id
+ * is neither a user nor a token, revoked ones included (runyard keeps whose each revoked token
+ * was until its user is removed). A removed user's triggers start nothing: their runs would be
+ * nobody's, held to no one's quota or budget, and a `self_approval: false` gate would refuse
+ * every approver.
+ */
+export async function makerRemoved(
+  store: Pick<Store, "tokens" | "users">,
+  id: string | null,
+): Promise<boolean> {
+  if (id === null) return false;
+  return !(await store.tokens.owner(id)) && !(await store.users.get(id));
+}
+
+/**
  * What a run a trigger starts (a hook's or a forge's delivery, a schedule's tick, a call's child)
  * is checked as against the quotas: a member of the trigger's tenant and, when its maker is a user
  * (through a token revoked since too), that user, so the runs a user's triggers start are held to
@@ -87,4 +102,40 @@ export async function mayActFor(
   if (principal.user_id === null) return false;
   // Their own through a token revoked since too: what it made stays theirs (userBehind).
   return (await userBehind(store, ownerId)) === principal.user_id;
+}
+
+/** A hook or schedule of a user's, named as `runyard hook list` and `schedule list` show it. */
+export interface UserTrigger {
+  kind: "hook" | "schedule";
+  /** The hook's name, or the schedule's cron. */
+  name: string;
+  /** The saved workflow it runs. */
+  workflow: string;
+}
+
+/**
+ * The hooks and schedules that are `user`'s (made or promoted through any token
+ * of theirs, a revoked one too): read before the user is removed, to say at removal what stops.
+ */
+export async function triggersOfUser(
+  store: Pick<Store, "tokens" | "users" | "hooks" | "schedules" | "savedWorkflows">,
+  user: { id: string; tenant_id: string | null },
+): Promise<UserTrigger[]> {
+  const theirs = async (id: string | null) => (await userBehind(store, id)) === user.id;
+  // A platform admin may make triggers in any tenant; anyone else only in their own.
+  const where = user.tenant_id ?? undefined;
+  const found: UserTrigger[] = [];
+  for (const hook of await store.hooks.list(where)) {
+    if (await theirs(hook.created_by)) found.push({ kind: "hook", name: hook.name, workflow: hook.workflow });
+  }
+  for (const schedule of await store.schedules.list(where)) {
+    const owner =
+      schedule.owner ??
+      (await store.savedWorkflows.get(schedule.tenant_id, schedule.workflow_name, schedule.workflow_version))
+        ?.created_by ??
+      null;
+    if (await theirs(owner))
+      found.push({ kind: "schedule", name: schedule.cron, workflow: schedule.workflow_name });
+  }
+  return found;
 }

@@ -37,6 +37,7 @@ const errorStatuses = {
   403: "the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route)",
   404: "no such run or secret (or not one of this tenant's)",
   409: "the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again)",
+  410: "gone for good: a hook whose maker was removed (TRIGGER_OWNER_REMOVED); the hint says who makes it again",
   413: "the request body is larger than this route takes (BODY_TOO_LARGE)",
   429: "too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED)",
   500: "a bug in runyard; the server log has the details",

@@ -7,7 +7,7 @@ import { newRunId } from "../../core/ids.js";
 import type { HookRecord } from "../../store/index.js";
 import type { InputSpec } from "../../workflow/model.js";
 import { inputPrefix, inputValueProblem } from "../../workflow/parse-inputs.js";
-import { triggerQuotaPrincipal } from "../acting-for.js";
+import { makerRemoved, triggerQuotaPrincipal } from "../acting-for.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
@@ -125,7 +125,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         schema: {
           operationId: "deliverHook",
           summary: "Deliver a signed webhook (no token: the signature is the credential)",
-          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's \`url\`: random for hooks made now, the name for hooks made when names were unique across the server. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. Otherwise the hook's saved workflow (its live version) is queued at once (202), with the hook's inputs picked from the body: each must fit its declaration in the workflow's \`inputs:\` (type, max_length; 400 and nothing started otherwise), and a path the body lacks gives the input's default, listed in \`missing_vars\`. The run's trigger is \`webhook\`.`,
+          description: `The body (JSON, up to ${maxHookBodyBytes / 1024 / 1024} MiB) must be signed as GitHub signs it: \`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body under the hook's secret, hex>\`. A missing or wrong signature is 401 and stores nothing; so is a delivery to an id that has no hook (the answer does not tell which ids exist). The id is the end of the hook's \`url\`: random for hooks made now, the name for hooks made when names were unique across the server. \`X-GitHub-Delivery\` names the delivery: the same id again starts no second run and answers the first one's run (200). Only the body is signed, so a delivery is known by its body too: the same body again, under another id or none, is the same delivery sent again (200, the first run); a sender that means two runs sends two bodies (GitHub's always differ; put an id or a timestamp in your own). \`X-GitHub-Event: ping\` is answered 200 and starts no run. A hook whose maker (a user) was removed since answers 410 \`TRIGGER_OWNER_REMOVED\` to every signed delivery, a ping too: a tenant admin makes it again. Otherwise the hook's saved workflow (its live version) is queued at once (202), with the hook's inputs picked from the body: each must fit its declaration in the workflow's \`inputs:\` (type, max_length; 400 and nothing started otherwise), and a path the body lacks gives the input's default, listed in \`missing_vars\`. The run's trigger is \`webhook\`.`,
           tags: ["hooks"],
           security: publicRoute,
           params: DeliveryParams,
@@ -142,7 +142,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
                 "a delivery sent again (its id or its body came before: its first run), or a ping: no new run",
               content: { "application/json": { schema: NoNewRun } },
             },
-            ...errorResponses(400, 401, 404, 409, 413, 429),
+            ...errorResponses(400, 401, 404, 409, 410, 413, 429),
           },
         },
       },
@@ -165,7 +165,17 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
             },
           );
         }
-        // Signed by the secret's holder from here on.
+        // Signed by the secret's holder from here on: it may learn that the hook is dead.
+        const maker = await deps.store.hooks.byId(id);
+        if (maker && (await makerRemoved(deps.store, maker.created_by))) {
+          throw new RunyardError(
+            "TRIGGER_OWNER_REMOVED",
+            `hook ${maker.name} was made by a user who has since been removed: its deliveries start no run`,
+            {
+              hint: `A tenant admin makes the hook again (\`runyard hook rm ${maker.name}\`, then \`runyard hook create ${maker.name} --workflow ${maker.workflow} ...\`) and gives the sender its new URL and secret.`,
+            },
+          );
+        }
         if (request.headers[eventHeader] === "ping") {
           return reply
             .code(200)

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { usernamePattern, usernameRule } from "../../core/usernames.js";
 import type { UserRecord } from "../../store/index.js";
+import { triggersOfUser } from "../acting-for.js";
 import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
@@ -165,13 +166,29 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
       schema: {
         operationId: "removeUser",
         summary: "Remove a user (admin only)",
-        description: "Their sessions end at once and their personal API tokens are deleted.",
+        description:
+          "Their sessions end at once and their personal API tokens are deleted. Their hooks and schedules stop: a delivery to such a hook is answered 410 TRIGGER_OWNER_REMOVED and a schedule's tick is skipped, until a tenant admin makes the hook again or saves the workflow again; `stopped_triggers` lists them.",
         tags: ["users"],
         params: UserParams,
         response: {
           200: {
             description: "the user is gone",
-            content: { "application/json": { schema: z.object({ removed: UserView }) } },
+            content: {
+              "application/json": {
+                schema: z.object({
+                  removed: UserView,
+                  stopped_triggers: z
+                    .array(
+                      z.object({
+                        kind: z.enum(["hook", "schedule"]),
+                        name: z.string().describe("the hook's name, or the schedule's cron"),
+                        workflow: z.string().describe("the saved workflow it ran"),
+                      }),
+                    )
+                    .describe("the user's hooks and schedules, which start no run from now on"),
+                }),
+              },
+            },
           },
           ...protectedErrorResponses(400, 404),
         },
@@ -179,6 +196,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const user = await managedUser(request, request.params.username);
+      const stopped = await triggersOfUser(deps.store, user);
       await deps.store.users.remove(user.id);
       await deps.revocations.userChanged(user.id);
       deps.logger.info({ username: user.username, by: request.principal?.username }, "user removed");
@@ -188,7 +206,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tenant_id: user.tenant_id,
         details: { user_id: user.id, role: user.role },
       });
-      return { removed: userView(user) };
+      return { removed: userView(user), stopped_triggers: stopped };
     },
   );
 

@@ -3,6 +3,7 @@ import { newRunId } from "../../core/ids.js";
 import type { Logger } from "../../core/logger.js";
 import type { ScheduleRecord, Store } from "../../store/index.js";
 import { catchUpAllLimit, catchUpWindowMs, nextTick, ticksBetween } from "../../workflow/schedule.js";
+import { makerRemoved } from "../acting-for.js";
 import type { RunService } from "../runs/run-service.js";
 import type { SavedWorkflows } from "../runs/saved-workflows.js";
 
@@ -27,7 +28,7 @@ const parallelSchedules = 16;
 const maxSleepMs = 1_000;
 
 export interface SchedulerDeps {
-  store: Pick<Store, "schedules" | "savedWorkflows">;
+  store: Pick<Store, "schedules" | "savedWorkflows" | "tokens" | "users">;
   workflows: Pick<SavedWorkflows, "startRun" | "triggerOwner">;
   runs: Pick<RunService, "cancel">;
   logger: Logger;
@@ -178,6 +179,16 @@ export class Scheduler {
   /** One tick: skipped for overlap, or claimed and its run started (after a cancel, if asked). */
   private async fire(schedule: ScheduleRecord, tick: Date): Promise<void> {
     const { store } = this.deps;
+    const owner = await this.ownerOf(schedule);
+    if (await makerRemoved(store, owner)) {
+      // As a removed user's hooks: a run of nobody's would be held to no one's limits.
+      await this.skip(
+        schedule,
+        tick,
+        `the schedule's owner (who made version ${schedule.workflow_version} of ${schedule.workflow_name} live) was removed, so the tick started no run; a tenant admin takes the schedule over by saving the workflow again (its new version, and so its schedules, become theirs)`,
+      );
+      return;
+    }
     const running = await store.schedules.activeRuns(schedule.id);
     const previous = running.at(-1);
     if (previous !== undefined && schedule.overlap === "skip") {
@@ -207,7 +218,7 @@ export class Scheduler {
     }
     // A run that replaces the schedule's own (cancel_previous) adds none to its owner's count.
     const replaces = schedule.overlap === "cancel_previous" && running.length > 0;
-    const overQuota = replaces ? undefined : await this.quotaRefusal(schedule);
+    const overQuota = replaces ? undefined : await this.quotaRefusal(schedule, owner);
     if (overQuota !== undefined) {
       await this.skip(schedule, tick, overQuota);
       return;
@@ -245,23 +256,24 @@ export class Scheduler {
     if (claimed) this.counts.skipped += 1;
   }
 
+  /** Who a tick's run is triggered by: the schedule's owner, else its version's saver. */
+  private async ownerOf(schedule: ScheduleRecord): Promise<string | null> {
+    if (schedule.owner !== null) return schedule.owner;
+    const saved = await this.deps.store.savedWorkflows.get(
+      schedule.tenant_id,
+      schedule.workflow_name,
+      schedule.workflow_version,
+    );
+    return saved?.created_by ?? null;
+  }
+
   /**
    * Why a tick's run would go past a run quota of the schedule's tenant or owner (the run is
    * theirs, as a submit of theirs would be), or undefined when it would not.
    */
-  private async quotaRefusal(schedule: ScheduleRecord): Promise<string | undefined> {
+  private async quotaRefusal(schedule: ScheduleRecord, owner: string | null): Promise<string | undefined> {
     const { admitRun } = this.deps;
     if (!admitRun) return undefined;
-    const owner =
-      schedule.owner ??
-      (
-        await this.deps.store.savedWorkflows.get(
-          schedule.tenant_id,
-          schedule.workflow_name,
-          schedule.workflow_version,
-        )
-      )?.created_by ??
-      null;
     try {
       await admitRun(schedule.tenant_id, owner);
       return undefined;

@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, Migrator } from "kysely";
 import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
+import { connectionLost } from "../connection-loss.js";
 import * as initial from "./0001_initial.js";
 import * as runnerOwner from "./0002_runner_owner.js";
 import * as replicas from "./0003_replicas.js";
@@ -103,6 +104,22 @@ export async function migrateToLatest(db: Kysely<unknown>, logger?: Logger): Pro
         { cause: error },
       );
     }
+    if (lostDatabase(error)) {
+      // On PostgreSQL every pending migration runs in one transaction (the migrator's lock is
+      // taken in it too), so a database that went away took all of it back: the caller may wait
+      // for the database and run this again, as a replica does at start.
+      throw new RunyardError(
+        "STORE_UNAVAILABLE",
+        `the database went away while runyard migrated it (${message}); nothing of the migration was kept`,
+        { cause: error },
+      );
+    }
     throw new Error(`store migration failed: ${message}`, { cause: error });
   }
+}
+
+/** The migration failed because its connection to the database was lost, not because of itself. */
+function lostDatabase(error: unknown): boolean {
+  if (error instanceof RunyardError) return error.code === "STORE_UNAVAILABLE";
+  return connectionLost(error);
 }
