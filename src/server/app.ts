@@ -91,6 +91,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.decorateRequest("principal", undefined);
   app.decorateRequest("runnerToken", undefined);
   app.decorateRequest("idempotencyClaim", undefined);
+  app.decorateRequest("idempotencyRequestHash", undefined);
   // Before the hooks below: its own onRequest hook marks WebSocket upgrades, so an upgrade the
   // token check refuses still has its socket closed after the 401 (else it would hang open).
   app.register(fastifyWebsocket, {
@@ -105,9 +106,11 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     // First: security headers on every answer, and CORS preflights answered before any token check.
     app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
     app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
-    // Creating routes (`config: idempotentRoute`): a key answered before is answered again here.
+    // Creating routes (`config: idempotentRoute`): a key answered before is answered again here,
+    // once the route's caps and schema have taken the request.
     const idempotency = idempotencyHooks(deps.store.idempotencyKeys, deps.idempotency, deps.logger);
     app.addHook("preValidation", idempotency.preValidation);
+    app.addHook("preHandler", idempotency.preHandler);
     app.addHook("onSend", idempotency.onSend);
   });
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));

@@ -12,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
+import { takesIdempotencyKey } from "./idempotency.js";
+import type { HashedRequest } from "./idempotency-hash.js";
 
 const threadFile = new URL("./json-body-thread.js", import.meta.url);
 
@@ -28,13 +30,26 @@ export interface JsonRequest {
   id: number;
   text: string;
   maxValues: number;
+  /** The request to hash with the body for its `Idempotency-Key` (idempotency-hash.ts), if it has one. */
+  hashFor?: HashedRequest;
 }
 
-export type JsonAnswer = { id: number } & ({ value: unknown } | { tooMany: true } | { failed: string });
+export type JsonAnswer = { id: number } & (
+  | { value: unknown; hash?: string }
+  | { tooMany: true }
+  | { failed: string }
+);
+
+/** A body read, with its request's hash when one was asked for. */
+export interface JsonRead {
+  value: unknown;
+  hash?: string;
+}
 
 interface Waiting {
   text: string;
-  resolve: (value: unknown) => void;
+  hashFor: HashedRequest | undefined;
+  resolve: (read: JsonRead) => void;
   reject: (error: Error) => void;
 }
 
@@ -44,8 +59,8 @@ export class JsonBodyThread {
   private nextId = 1;
   private readonly pending = new Map<number, Waiting>();
 
-  parse(text: string): Promise<unknown> {
-    return new Promise((resolve, reject) => this.send({ text, resolve, reject }));
+  parse(text: string, hashFor?: HashedRequest): Promise<JsonRead> {
+    return new Promise((resolve, reject) => this.send({ text, hashFor, resolve, reject }));
   }
 
   async close(): Promise<void> {
@@ -58,7 +73,12 @@ export class JsonBodyThread {
     this.worker ??= this.start();
     const id = this.nextId++;
     this.pending.set(id, waiting);
-    this.worker.postMessage({ id, text: waiting.text, maxValues: maxJsonValues } satisfies JsonRequest);
+    this.worker.postMessage({
+      id,
+      text: waiting.text,
+      maxValues: maxJsonValues,
+      ...(waiting.hashFor ? { hashFor: waiting.hashFor } : {}),
+    } satisfies JsonRequest);
   }
 
   private start(): Worker {
@@ -69,7 +89,7 @@ export class JsonBodyThread {
       const waiting = this.pending.get(answer.id);
       this.pending.delete(answer.id);
       if (!waiting) return;
-      if ("value" in answer) waiting.resolve(answer.value);
+      if ("value" in answer) waiting.resolve({ value: answer.value, hash: answer.hash });
       else if ("tooMany" in answer) waiting.reject(tooManyValues(maxJsonValues));
       else waiting.reject(unparsable(answer.failed));
     });
@@ -128,8 +148,12 @@ export function readJsonBodiesOffTheLoop(app: FastifyInstance): void {
         onLoop(request, text, done);
         return;
       }
-      thread.parse(text).then(
-        (value) => done(null, value),
+      const hashFor = takesIdempotencyKey(request) ? { method: request.method, url: request.url } : undefined;
+      thread.parse(text, hashFor).then(
+        ({ value, hash }) => {
+          request.idempotencyRequestHash = hash;
+          done(null, value);
+        },
         (error: Error) => done(error),
       );
     },
