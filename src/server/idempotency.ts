@@ -27,10 +27,22 @@ const keyPattern = /^[\x20-\x7e]{1,255}$/;
 /** The route option that makes a creating route take `Idempotency-Key`. */
 export const idempotentRoute = { idempotent: true } as const;
 
+/**
+ * The route option for a creating route that answers only after waiting (a bot's start, a chat's
+ * answer): its key's claim lasts `waitMs(request)` longer, so that a retry while the first request
+ * still waits is told IDEMPOTENCY_KEY_IN_USE rather than taking the key over as if the first
+ * request's server had died.
+ */
+export function idempotentWaitingRoute(waitMs: (request: FastifyRequest) => number) {
+  return { idempotent: true, idempotentWaitMs: waitMs } as const;
+}
+
 declare module "fastify" {
   interface FastifyContextConfig {
     /** The route creates something and takes `Idempotency-Key` (idempotency.ts). */
     idempotent?: boolean;
+    /** How long the route may wait before it answers this (validated) request, in ms. */
+    idempotentWaitMs?: (request: FastifyRequest) => number;
   }
   interface FastifyRequest {
     /** The key this request serves, once claimed; its answer is kept or its claim released. */
@@ -131,7 +143,8 @@ export function idempotencyHooks(
         key,
         request_hash: hash,
         keep_ms: settings.keepMs,
-        claim_timeout_ms: idempotencyClaimTimeoutMs,
+        claim_timeout_ms:
+          idempotencyClaimTimeoutMs + (request.routeOptions.config.idempotentWaitMs?.(request) ?? 0),
       });
       switch (claim.state) {
         case "claimed":
