@@ -3,6 +3,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { maxRunnerMessageBytes } from "../core/protocol.js";
 import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
@@ -51,9 +52,6 @@ import { webUiRoutes } from "./web-ui.js";
  */
 const defaultBodyLimit = 1024 * 1024;
 
-/** The largest message a runner may send (a batch of events, a result). */
-const runnerMessageBytes = 64 * 1024 * 1024;
-
 const Health = z.object({
   ok: z.literal(true),
   version: z.string(),
@@ -95,10 +93,13 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   // Before the hooks below: its own onRequest hook marks WebSocket upgrades, so an upgrade the
   // token check refuses still has its socket closed after the 401 (else it would hang open).
   app.register(fastifyWebsocket, {
-    options: { maxPayload: runnerMessageBytes },
+    // Past it, the socket closes with 1009 ("message too big") before the message is read.
+    options: { maxPayload: maxRunnerMessageBytes },
     // A message past maxPayload or a broken frame closes this runner's socket, not the server.
     errorHandler: (error, socket) => {
       deps.logger.warn({ err: error }, "runner socket error");
+      // ws is closing it with 1009 already: its close frame tells the runner why.
+      if ((error as { code?: string }).code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") return;
       socket.terminate();
     },
   });

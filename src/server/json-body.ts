@@ -55,6 +55,14 @@ interface Waiting {
 
 /** One thread reading large bodies in order; started on first use, and again after it dies. */
 export class JsonBodyThread {
+  /**
+   * Whether the thread can start: tests that build the server from its TypeScript source have no
+   * built thread file, and read on the event loop instead.
+   */
+  static get available(): boolean {
+    return existsSync(fileURLToPath(threadFile));
+  }
+
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Waiting>();
@@ -131,7 +139,7 @@ function tooManyValues(max: number): RunyardError {
 export function readJsonBodiesOffTheLoop(app: FastifyInstance): void {
   // Tests that build the app from its TypeScript source have no built thread to start: Fastify's
   // own parser stays (the built server, which every process test starts, reads on the thread).
-  if (!existsSync(fileURLToPath(threadFile))) return;
+  if (!JsonBodyThread.available) return;
   const thread = new JsonBodyThread();
   const onLoop = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
