@@ -99,6 +99,10 @@ export const botReplyPartBytes = 256 * 1024;
  * runner can no longer make the server read 64 MiB at once.
  */
 export const maxRunnerMessageBytes = 4 * 1024 * 1024;
+/** WebSocket's "message too big": a runner's message past `maxRunnerMessageBytes`. */
+export const messageTooBigCloseCode = 1009;
+/** WebSocket's "policy violation": a message no runner sends (the close reason says what). */
+export const policyCloseCode = 1008;
 
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;

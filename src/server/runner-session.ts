@@ -4,6 +4,7 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import {
   type HeldJob,
+  policyCloseCode,
   type RunnerInfo,
   RunnerMessage,
   revokedCloseCode,
@@ -18,8 +19,6 @@ import { admitRunner } from "./runner-admission.js";
 
 /** WebSocket's "try again later": the server cannot reach its database. */
 const storeUnavailableCloseCode = 1013;
-/** WebSocket's "policy violation": a message no runner sends. */
-const policyCloseCode = 1008;
 
 /** A message's text read: its JSON, or why it was not read. */
 type Read = { json: unknown } | { tooMany: true };
