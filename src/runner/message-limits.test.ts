@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { EventInput } from "../core/events.js";
 import type { JobResult } from "../core/jobs/index.js";
 import { maxRunnerMessageBytes } from "../core/protocol.js";
-import { maxOutputEventChars, outputPieces, resultWithinLimit } from "./message-limits.js";
+import { maxFinalTextChars, maxOutputEventChars, outputPieces, resultWithinLimit } from "./message-limits.js";
 
 const output = (data: string): EventInput => ({
   type: "step.output",
@@ -53,5 +53,26 @@ describe("a runner's messages within the server's limit", () => {
     );
     const small = stepResult({ A: "x".repeat(1024 * 1024) });
     expect(resultWithinLimit(small, size)).toBe(small);
+  });
+
+  it("cuts an agent's answer too long for its result, saying how long it was", () => {
+    const answer = "é".repeat(3 * 1024 * 1024);
+    const result: JobResult = {
+      kind: "agent",
+      status: "success",
+      agent: "codex",
+      pushed: false,
+      usage: { input_tokens: 1, output_tokens: 1 },
+      duration_ms: 1,
+      memory_peak_bytes: 0,
+      cpu_ms: 0,
+      final_text: answer,
+      artifacts: [],
+    } as JobResult;
+    const within = resultWithinLimit(result, size);
+    expect(size(within)).toBeLessThan(maxRunnerMessageBytes);
+    expect(within.kind === "agent" && within.final_text).toBe(
+      `${"é".repeat(maxFinalTextChars)}\n[cut: the answer has ${answer.length} characters; the transcript artifact has more]`,
+    );
   });
 });

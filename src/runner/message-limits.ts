@@ -30,13 +30,25 @@ export function outputPieces(event: EventInput): EventInput[] {
   return pieces;
 }
 
+/** The most of an agent's answer a result carries when the whole would not fit (escaped, 1.5 MiB at most). */
+export const maxFinalTextChars = 256 * 1024;
+
 /**
  * A job's result as its `finished` message can carry it: a step's whose exports and warnings
- * would make the message larger than the server takes fails, saying so, without them.
+ * would make the message larger than the server takes fails, saying so, without them; an
+ * agent's answer (up to 8 MiB from its CLI) is cut, saying so (the transcript artifact has more).
  */
 export function resultWithinLimit(result: JobResult, messageBytes: (result: JobResult) => number): JobResult {
   const bytes = messageBytes(result);
-  if (bytes <= maxRunnerMessageBytes || result.kind !== "step") return result;
+  if (bytes <= maxRunnerMessageBytes) return result;
+  if (result.kind === "agent" && result.final_text !== undefined) {
+    const text = result.final_text;
+    return {
+      ...result,
+      final_text: `${text.slice(0, maxFinalTextChars)}\n[cut: the answer has ${text.length} characters; the transcript artifact has more]`,
+    };
+  }
+  if (result.kind !== "step") return result;
   const mib = (value: number) => (value / (1024 * 1024)).toFixed(1);
   return {
     ...result,
