@@ -137,3 +137,28 @@ steps:
     expect(JSON.stringify(sse)).not.toContain([...deployKey].reverse().join(""));
   });
 });
+
+describe("a step's exports together", () => {
+  // A runner's result travels in one message of at most 4 MiB: five values of 1 MB each went out
+  // as a 5 MB message the server would close the socket on, again on each reconnect.
+  test("fail the step with EXPORT_TOO_LARGE past the 4 MiB a runner's message holds, and the run ends", async () => {
+    const workflow = `name: many-exports
+steps:
+  - name: export
+    action: shell.run
+    args:
+      script: |
+        for name in A B C D E; do
+          printf '%s=' "$name" >> "$RUNYARD_OUTPUT"
+          head -c 1000000 /dev/zero | tr '\\0' 'v' >> "$RUNYARD_OUTPUT"
+          echo >> "$RUNYARD_OUTPUT"
+        done
+`;
+    const runId = await submit(server.url, workflow);
+    const run = await waitForRun(server.url, runId, isFinal, 30_000);
+    expect(run.status).toBe("failed");
+    expect(run.error?.message).toMatch(
+      /the step's exports and warnings are 4\.8 MiB as JSON; a step's result may hold at most 4\.0 MiB/,
+    );
+  });
+});

@@ -3,6 +3,7 @@ import WebSocket from "ws";
 import type { RunEvent } from "../src/core/events.js";
 import { runnerSocketPath, type ServerMessage } from "../src/core/protocol.js";
 import { tempDir } from "./helpers/cli.js";
+import { slowestHealthQuiet, slowestHealthWhile } from "./helpers/health-latency.js";
 import { api, isFinal, readEvents, startTestServer, type TestServer, waitForRun } from "./helpers/server.js";
 
 /*
@@ -44,6 +45,9 @@ class ProtocolRunner {
   static async connect(server: TestServer, token: string, id: string): Promise<ProtocolRunner> {
     const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
       headers: { authorization: `Bearer ${token}` },
+      // An all-zero mask is not applied: a large message then costs this process (which also
+      // measures /health) nothing to send.
+      generateMask: (mask) => mask.fill(0),
     });
     await new Promise<void>((resolve, reject) => {
       socket.once("open", () => resolve());
@@ -79,6 +83,19 @@ class ProtocolRunner {
 
   close(): void {
     this.socket.terminate();
+  }
+
+  /** Sends `text` as one message; resolves with the socket's close, or the server's first error after it. */
+  sendAndSee(
+    text: string | Buffer,
+  ): Promise<{ closed?: { code: number; reason: string }; error?: ServerMessage }> {
+    const from = this.received.length;
+    const closed = new Promise<{ closed: { code: number; reason: string } }>((resolve) =>
+      this.socket.once("close", (code, reason) => resolve({ closed: { code, reason: String(reason) } })),
+    );
+    const error = this.next((m) => m.type === "error", from).then((m) => ({ error: m }));
+    this.socket.send(text);
+    return Promise.race([closed, error]);
   }
 }
 
@@ -197,6 +214,89 @@ describe("a runner speaking the protocol itself", () => {
       runner.close();
     }
   }, 60_000);
+
+  it("cuts off a tenant's runner that sends a message past an event batch's size, saying why, and answers others meanwhile", async () => {
+    const attacker = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "huge", tenant_id: "initech" }),
+      "huge-sender",
+    );
+    // 120,000 one-character outputs, 9 MB: under the 64 MiB a runner's message could hold, it
+    // was read and checked on the event loop, holding every request for seconds.
+    const output = { type: "step.output", stream: "stdout", data: "x", step: "s", host: "h" };
+    const text = Buffer.from(
+      JSON.stringify({ type: "events", job_id: "none", batch: 1, events: Array(120_000).fill(output) }),
+    );
+    let seen: Awaited<ReturnType<ProtocolRunner["sendAndSee"]>> = {};
+    let took = 0;
+    const during = await slowestHealthWhile(server.url, async () => {
+      const started = performance.now();
+      seen = await attacker.sendAndSee(text);
+      took = performance.now() - started;
+    });
+    const quiet = await slowestHealthQuiet(server.url, took);
+    // WebSocket's "message too big": the runner logs that the server takes at most 4 MiB.
+    expect(seen).toEqual({ closed: { code: 1009, reason: "" } });
+    expect(
+      during,
+      `slowest /health ${Math.round(during)} ms during the message, ${Math.round(quiet)} ms without`,
+    ).toBeLessThan(Math.max(150, 3 * quiet));
+    // A runner that sends what a runner sends goes on: it takes a job and finishes it.
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "normal", tenant_id: "initech" }),
+      "normal-sender",
+    );
+    try {
+      const member = await token(server, { kind: "user", name: "initech member", tenant_id: "initech" });
+      const { body } = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "workflow", workflow: oneStep },
+        member,
+      );
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      // A batch past 64 KiB is read off the event loop, and still before the result that follows it.
+      const data = "y".repeat(90 * 1024);
+      const line = { type: "step.output", stream: "stdout", data, step: payload.step, host: payload.host };
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: [line] });
+      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const stored = (await readEvents(server.url, body.run_id)).flatMap((e) =>
+        e.type === "step.output" ? [e.data] : [],
+      );
+      expect(stored.join("")).toBe(data);
+    } finally {
+      runner.close();
+      attacker.close();
+    }
+  }, 60_000);
+
+  it("cuts off a tenant's runner whose message holds more than 50,000 JSON values, saying why", async () => {
+    const attacker = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "many", tenant_id: "initech" }),
+      "many-values",
+    );
+    try {
+      const text = JSON.stringify({
+        type: "events",
+        job_id: "none",
+        batch: 1,
+        events: Array(60_000).fill([]),
+      });
+      expect(await attacker.sendAndSee(text)).toEqual({
+        closed: { code: 1008, reason: "a runner's message may hold at most 50000 JSON values" },
+      });
+    } finally {
+      attacker.close();
+    }
+  });
 
   it("refuses a runner token in the query string: the socket takes it as a header only", async () => {
     const secret = await token(server, { kind: "runner", name: "in the url" });

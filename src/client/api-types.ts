@@ -744,7 +744,7 @@ export interface paths {
         put?: never;
         /**
          * Ask an agent and wait for its answer (no stream)
-         * @description The OpenRunner-style API's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.
+         * @description The OpenRunner-style API's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["chat"];
         delete?: never;
@@ -1117,7 +1117,7 @@ export interface paths {
         put?: never;
         /**
          * The orchestrator API's bot_runner blueprint: start, stop, logs, list, status
-         * @description Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error's HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator's worker answers after starting the container.
+         * @description Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error's HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator's worker answers after starting the container. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["botRunnerJob"];
         delete?: never;
@@ -5635,7 +5635,9 @@ export interface operations {
     chat: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -7909,7 +7911,9 @@ export interface operations {
     botRunnerJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };

@@ -91,6 +91,19 @@ export type BotReply = z.infer<typeof BotReply>;
 /** The most body bytes one `bot_reply_part` carries (before base64): far below the link's largest message. */
 export const botReplyPartBytes = 256 * 1024;
 
+/**
+ * The largest message a runner may send; the server closes the socket of one that sends more
+ * (WebSocket's 1009, "message too big") before reading it. An event batch is cut at about 96 KiB
+ * of output (at most about 1 MiB as JSON, every character escaped), a bot answer's part is
+ * 342 KiB as base64, a result with its exports under 2 MiB: this leaves room, while a member's
+ * runner can no longer make the server read 64 MiB at once.
+ */
+export const maxRunnerMessageBytes = 4 * 1024 * 1024;
+/** WebSocket's "message too big": a runner's message past `maxRunnerMessageBytes`. */
+export const messageTooBigCloseCode = 1009;
+/** WebSocket's "policy violation": a message no runner sends (the close reason says what). */
+export const policyCloseCode = 1008;
+
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;
 

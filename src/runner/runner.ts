@@ -9,6 +9,9 @@ import {
   type BotCall,
   type BotReply,
   type BotStats,
+  maxRunnerMessageBytes,
+  messageTooBigCloseCode,
+  policyCloseCode,
   type RunnerInfo,
   type RunnerMessage,
   revokedCloseCode,
@@ -18,6 +21,7 @@ import {
 import { DroppedOutput } from "./dropped-output.js";
 import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
+import { outputPieces, resultWithinLimit } from "./message-limits.js";
 import { OutputSpool, SpoolDisk } from "./output-spool.js";
 
 export interface RunnerDaemonOptions {
@@ -113,9 +117,14 @@ const defaultSpoolTotalBytes = 10 * 1024 * 1024 * 1024;
 /** The free space the spool always leaves on its disk. */
 const defaultSpoolMinFreeBytes = 1024 * 1024 * 1024;
 
-/** What an event weighs against the batch cap: output by its text, anything else by its JSON. */
+/**
+ * What an event weighs against the batch cap: output by its text and what it is wrapped in (so
+ * that a batch of one-character outputs holds a few thousand, not 96,000), anything else by its JSON.
+ */
 function eventBytes(event: EventInput): number {
-  return event.type === "step.output" ? event.data.length : JSON.stringify(event).length;
+  return event.type === "step.output"
+    ? event.data.length + event.step.length + event.host.length + 64
+    : JSON.stringify(event).length;
 }
 
 /** One job this runner holds, from assign until the server says `done`. */
@@ -344,8 +353,14 @@ export class RunnerDaemon {
     );
     socket.on("close", (code, reason) => {
       // The token was revoked: say so, as every reconnect will be refused until it is replaced.
-      if (code === revokedCloseCode)
+      if (code === revokedCloseCode || code === policyCloseCode)
         this.options.logger.error({ code }, `the server closed the connection: ${String(reason)}`);
+      // The server refused a message before reading it (WebSocket's "message too big").
+      if (code === messageTooBigCloseCode)
+        this.options.logger.error(
+          { code },
+          `the server closed the connection: a message was larger than the ${maxRunnerMessageBytes / (1024 * 1024)} MiB a runner may send`,
+        );
       this.disconnected();
     });
   }
@@ -577,7 +592,12 @@ export class RunnerDaemon {
     this.send({ type: "accept", job_id: jobId });
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
     log.info(jobLogFields(assignment), "job started");
-    const io: JobIo = { signal: job.controller.signal, emit: (event) => this.report(job, event) };
+    const io: JobIo = {
+      signal: job.controller.signal,
+      emit: (event) => {
+        for (const piece of outputPieces(event)) this.report(job, piece);
+      },
+    };
     this.runJob(assignment, io).then(
       (result) => {
         job.ended = true;
@@ -729,7 +749,10 @@ export class RunnerDaemon {
   private sendFinished(job: HeldJob): void {
     if (!job.result || !this.connected || job.pending.length > 0 || job.spool?.empty === false) return;
     job.finishedSent = true;
-    this.send({ type: "finished", job_id: job.id, batches: job.lastBatch, result: job.result });
+    const finished = (result: JobResult) =>
+      ({ type: "finished", job_id: job.id, batches: job.lastBatch, result }) as const;
+    const result = resultWithinLimit(job.result, (r) => Buffer.byteLength(JSON.stringify(finished(r))));
+    this.send(finished(result));
   }
 
   /**

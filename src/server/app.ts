@@ -3,6 +3,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { maxRunnerMessageBytes } from "../core/protocol.js";
 import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
@@ -51,9 +52,6 @@ import { webUiRoutes } from "./web-ui.js";
  */
 const defaultBodyLimit = 1024 * 1024;
 
-/** The largest message a runner may send (a batch of events, a result). */
-const runnerMessageBytes = 64 * 1024 * 1024;
-
 const Health = z.object({
   ok: z.literal(true),
   version: z.string(),
@@ -91,13 +89,17 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.decorateRequest("principal", undefined);
   app.decorateRequest("runnerToken", undefined);
   app.decorateRequest("idempotencyClaim", undefined);
+  app.decorateRequest("idempotencyRequestHash", undefined);
   // Before the hooks below: its own onRequest hook marks WebSocket upgrades, so an upgrade the
   // token check refuses still has its socket closed after the 401 (else it would hang open).
   app.register(fastifyWebsocket, {
-    options: { maxPayload: runnerMessageBytes },
+    // Past it, the socket closes with 1009 ("message too big") before the message is read.
+    options: { maxPayload: maxRunnerMessageBytes },
     // A message past maxPayload or a broken frame closes this runner's socket, not the server.
     errorHandler: (error, socket) => {
       deps.logger.warn({ err: error }, "runner socket error");
+      // ws is closing it with 1009 already: its close frame tells the runner why.
+      if ((error as { code?: string }).code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") return;
       socket.terminate();
     },
   });
@@ -105,9 +107,11 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     // First: security headers on every answer, and CORS preflights answered before any token check.
     app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
     app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
-    // Creating routes (`config: idempotentRoute`): a key answered before is answered again here.
+    // Creating routes (`config: idempotentRoute`): a key answered before is answered again here,
+    // once the route's caps and schema have taken the request.
     const idempotency = idempotencyHooks(deps.store.idempotencyKeys, deps.idempotency, deps.logger);
     app.addHook("preValidation", idempotency.preValidation);
+    app.addHook("preHandler", idempotency.preHandler);
     app.addHook("onSend", idempotency.onSend);
   });
   app.setErrorHandler(errorHandler(deps.logger, defaultBodyLimit));

@@ -15,7 +15,7 @@ export const ErrorBody = z.object({
     .literal("failure")
     .optional()
     .describe(
-      "QUOTA_EXCEEDED answers carry it: the `POST /jobs` orchestrator API's `{status: failure, error}` shape",
+      "QUOTA_EXCEEDED answers and every error of `POST /jobs` carry it: the orchestrator API's `{status: failure, error}` shape",
     ),
   error: z.object({
     code: z.enum(errorCodes),
@@ -84,9 +84,13 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
       // Its answer says only that the database is away; why is for the operator.
       if (known.error.code === "STORE_UNAVAILABLE")
         logger.warn({ err: error }, "request answered 503: the database is away");
-      // The `POST /jobs` orchestrator API's shape for a quota:
+      // The `POST /jobs` orchestrator API's shape, for a quota and for any error of that route
+      // its handler did not answer itself (its schema, its Idempotency-Key):
       // `{"status":"failure","error":{...}}`.
-      const failure = known.error.code === "QUOTA_EXCEEDED" ? { status: "failure" as const } : {};
+      const failure =
+        known.error.code === "QUOTA_EXCEEDED" || request.routeOptions.url === "/jobs"
+          ? { status: "failure" as const }
+          : {};
       reply.code(known.status).send({ ...failure, error: known.error });
       return;
     }

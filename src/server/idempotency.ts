@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { RunyardError } from "../core/errors.js";
@@ -6,6 +5,7 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import type { IdempotencyKeysRepo } from "../store/index.js";
 import type { Principal } from "./auth.js";
+import { requestHash } from "./idempotency-hash.js";
 
 /** How long a key and its answer are kept unless RUNYARD_IDEMPOTENCY_KEY_HOURS says otherwise. */
 export const defaultIdempotencyKeyHours = 24;
@@ -27,14 +27,28 @@ const keyPattern = /^[\x20-\x7e]{1,255}$/;
 /** The route option that makes a creating route take `Idempotency-Key`. */
 export const idempotentRoute = { idempotent: true } as const;
 
+/**
+ * The route option for a creating route that answers only after waiting (a bot's start, a chat's
+ * answer): its key's claim lasts `waitMs(request)` longer, so that a retry while the first request
+ * still waits is told IDEMPOTENCY_KEY_IN_USE rather than taking the key over as if the first
+ * request's server had died.
+ */
+export function idempotentWaitingRoute(waitMs: (request: FastifyRequest) => number) {
+  return { idempotent: true, idempotentWaitMs: waitMs } as const;
+}
+
 declare module "fastify" {
   interface FastifyContextConfig {
     /** The route creates something and takes `Idempotency-Key` (idempotency.ts). */
     idempotent?: boolean;
+    /** How long the route may wait before it answers this (validated) request, in ms. */
+    idempotentWaitMs?: (request: FastifyRequest) => number;
   }
   interface FastifyRequest {
     /** The key this request serves, once claimed; its answer is kept or its claim released. */
     idempotencyClaim: { owner: string; key: string; claimId: string } | undefined;
+    /** The hash of the request its key stands for: set by the JSON thread for a large body. */
+    idempotencyRequestHash: string | undefined;
   }
 }
 
@@ -65,23 +79,9 @@ function ownerOf(principal: Principal | undefined): string | undefined {
   return undefined;
 }
 
-/** JSON with object keys sorted, so two bodies that parse the same hash the same. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, child]) => child !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, child]) => `${JSON.stringify(key)}:${canonicalJson(child)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
-
-/** The request a key stands for: method, URL and the body as parsed JSON. */
-function requestHash(request: FastifyRequest): string {
-  return createHash("sha256")
-    .update(`${request.method} ${request.url}\n${canonicalJson(request.body)}`)
-    .digest("hex");
+/** Whether `request` is for a creating route and names a key: its body is then hashed as it is read. */
+export function takesIdempotencyKey(request: FastifyRequest): boolean {
+  return request.routeOptions.config.idempotent === true && request.headers["idempotency-key"] !== undefined;
 }
 
 function keyOf(request: FastifyRequest): string | undefined {
@@ -107,31 +107,44 @@ function shown(key: string): string {
 }
 
 /**
- * The hooks that make the routes marked `idempotentRoute` idempotent. Before validation, the
- * key is claimed in the store (one claim wins across replicas): a key answered before gets its
- * kept answer again, with `Idempotency-Replayed: true`, and the route is not run. Once the route
- * has answered, a 2xx answer is kept under the key, and anything else frees the key.
+ * The hooks that make the routes marked `idempotentRoute` idempotent. Before the route's own
+ * checks, the key is checked and the request hashed as it came (a large body was hashed on the
+ * JSON thread already). Once the route's caps and schema have taken the request, the key is
+ * claimed in the store (one claim wins across replicas): a key answered before gets its kept
+ * answer again, with `Idempotency-Replayed: true`, and the route is not run. Once the route has
+ * answered, a 2xx answer is kept under the key, and anything else frees the key. A request the
+ * caps refuse costs no claim.
  */
 export function idempotencyHooks(
   keys: IdempotencyKeysRepo,
   settings: IdempotencySettings,
   logger: Logger,
 ): {
-  preValidation: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
+  preValidation: (request: FastifyRequest) => Promise<void>;
+  preHandler: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
   onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown) => Promise<unknown>;
 } {
   return {
-    async preValidation(request, reply) {
+    // Global hooks run before a route's: the body is hashed before a route rewrites it (the
+    // OpenRunner-style submit becomes the native one).
+    async preValidation(request) {
+      if (!request.routeOptions.config.idempotent || keyOf(request) === undefined) return;
+      request.idempotencyRequestHash ??= requestHash(request, request.body);
+    },
+
+    async preHandler(request, reply) {
       if (!request.routeOptions.config.idempotent) return undefined;
       const key = keyOf(request);
       const owner = ownerOf(request.principal);
-      if (key === undefined || owner === undefined) return undefined;
+      const hash = request.idempotencyRequestHash;
+      if (key === undefined || owner === undefined || hash === undefined) return undefined;
       const claim = await keys.claim({
         owner,
         key,
-        request_hash: requestHash(request),
+        request_hash: hash,
         keep_ms: settings.keepMs,
-        claim_timeout_ms: idempotencyClaimTimeoutMs,
+        claim_timeout_ms:
+          idempotencyClaimTimeoutMs + (request.routeOptions.config.idempotentWaitMs?.(request) ?? 0),
       });
       switch (claim.state) {
         case "claimed":

@@ -4,6 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import secureJson from "secure-json-parse";
+import { requestHash } from "./idempotency-hash.js";
 import type { JsonAnswer, JsonRequest } from "./json-body.js";
 
 /** Whether `value` holds more than `max` values (objects, arrays and what they hold); stops early. */
@@ -20,7 +21,7 @@ function holdsMoreThan(value: unknown, max: number): boolean {
   return false;
 }
 
-parentPort?.on("message", ({ id, text, maxValues }: JsonRequest) => {
+parentPort?.on("message", ({ id, text, maxValues, hashFor }: JsonRequest) => {
   let answer: JsonAnswer;
   try {
     // As Fastify reads JSON: a `__proto__` or `constructor.prototype` key is refused.
@@ -28,7 +29,9 @@ parentPort?.on("message", ({ id, text, maxValues }: JsonRequest) => {
       protoAction: "error",
       constructorAction: "error",
     });
-    answer = holdsMoreThan(value, maxValues) ? { id, tooMany: true } : { id, value };
+    if (holdsMoreThan(value, maxValues)) answer = { id, tooMany: true };
+    // A request with an Idempotency-Key is hashed here too, not on the event loop.
+    else answer = hashFor ? { id, value, hash: requestHash(hashFor, value) } : { id, value };
   } catch (error) {
     answer = { id, failed: error instanceof Error ? error.message : String(error) };
   }

@@ -12,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
+import { takesIdempotencyKey } from "./idempotency.js";
+import type { HashedRequest } from "./idempotency-hash.js";
 
 const threadFile = new URL("./json-body-thread.js", import.meta.url);
 
@@ -28,24 +30,45 @@ export interface JsonRequest {
   id: number;
   text: string;
   maxValues: number;
+  /** The request to hash with the body for its `Idempotency-Key` (idempotency-hash.ts), if it has one. */
+  hashFor?: HashedRequest;
 }
 
-export type JsonAnswer = { id: number } & ({ value: unknown } | { tooMany: true } | { failed: string });
+export type JsonAnswer = { id: number } & (
+  | { value: unknown; hash?: string }
+  | { tooMany: true }
+  | { failed: string }
+);
+
+/** A body read, with its request's hash when one was asked for. */
+export interface JsonRead {
+  value: unknown;
+  hash?: string;
+}
 
 interface Waiting {
   text: string;
-  resolve: (value: unknown) => void;
+  hashFor: HashedRequest | undefined;
+  resolve: (read: JsonRead) => void;
   reject: (error: Error) => void;
 }
 
 /** One thread reading large bodies in order; started on first use, and again after it dies. */
 export class JsonBodyThread {
+  /**
+   * Whether the thread can start: tests that build the server from its TypeScript source have no
+   * built thread file, and read on the event loop instead.
+   */
+  static get available(): boolean {
+    return existsSync(fileURLToPath(threadFile));
+  }
+
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Waiting>();
 
-  parse(text: string): Promise<unknown> {
-    return new Promise((resolve, reject) => this.send({ text, resolve, reject }));
+  parse(text: string, hashFor?: HashedRequest): Promise<JsonRead> {
+    return new Promise((resolve, reject) => this.send({ text, hashFor, resolve, reject }));
   }
 
   async close(): Promise<void> {
@@ -58,7 +81,12 @@ export class JsonBodyThread {
     this.worker ??= this.start();
     const id = this.nextId++;
     this.pending.set(id, waiting);
-    this.worker.postMessage({ id, text: waiting.text, maxValues: maxJsonValues } satisfies JsonRequest);
+    this.worker.postMessage({
+      id,
+      text: waiting.text,
+      maxValues: maxJsonValues,
+      ...(waiting.hashFor ? { hashFor: waiting.hashFor } : {}),
+    } satisfies JsonRequest);
   }
 
   private start(): Worker {
@@ -69,7 +97,7 @@ export class JsonBodyThread {
       const waiting = this.pending.get(answer.id);
       this.pending.delete(answer.id);
       if (!waiting) return;
-      if ("value" in answer) waiting.resolve(answer.value);
+      if ("value" in answer) waiting.resolve({ value: answer.value, hash: answer.hash });
       else if ("tooMany" in answer) waiting.reject(tooManyValues(maxJsonValues));
       else waiting.reject(unparsable(answer.failed));
     });
@@ -111,7 +139,7 @@ function tooManyValues(max: number): RunyardError {
 export function readJsonBodiesOffTheLoop(app: FastifyInstance): void {
   // Tests that build the app from its TypeScript source have no built thread to start: Fastify's
   // own parser stays (the built server, which every process test starts, reads on the thread).
-  if (!existsSync(fileURLToPath(threadFile))) return;
+  if (!JsonBodyThread.available) return;
   const thread = new JsonBodyThread();
   const onLoop = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
@@ -128,8 +156,12 @@ export function readJsonBodiesOffTheLoop(app: FastifyInstance): void {
         onLoop(request, text, done);
         return;
       }
-      thread.parse(text).then(
-        (value) => done(null, value),
+      const hashFor = takesIdempotencyKey(request) ? { method: request.method, url: request.url } : undefined;
+      thread.parse(text, hashFor).then(
+        ({ value, hash }) => {
+          request.idempotencyRequestHash = hash;
+          done(null, value);
+        },
         (error: Error) => done(error),
       );
     },

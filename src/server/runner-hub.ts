@@ -4,6 +4,7 @@ import type { Logger } from "../core/logger.js";
 import { type BotCall, type BotReply, revokedCloseCode } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { JobQueue } from "./job-queue.js";
+import { JsonBodyThread } from "./json-body.js";
 import { RunnerSession, type SessionHost } from "./runner-session.js";
 
 export interface HubTimings {
@@ -31,6 +32,10 @@ export class RunnerHub implements SessionHost {
   readonly heartbeatMs: number;
   readonly replicaId: string;
   readonly installId: string;
+  /** Reads runners' large messages off the event loop (started on first use). */
+  private readonly jsonThread = JsonBodyThread.available ? new JsonBodyThread() : undefined;
+  readonly readJson = ((thread) =>
+    thread ? (text: string) => thread.parse(text).then((read) => read.value) : undefined)(this.jsonThread);
 
   constructor(
     /** Its runners' rows, and what its sessions read (`SessionHost`). */
@@ -194,5 +199,6 @@ export class RunnerHub implements SessionHost {
     this.queue.stop();
     for (const session of this.live.values()) session.socket.close(1001, "server stopping");
     this.live.clear();
+    void this.jsonThread?.close();
   }
 }

@@ -4,6 +4,7 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import {
   type HeldJob,
+  policyCloseCode,
   type RunnerInfo,
   RunnerMessage,
   revokedCloseCode,
@@ -13,10 +14,23 @@ import type { Store, TokenRecord } from "../store/index.js";
 import { BotCalls } from "./bots/bot-calls.js";
 import { botsToDisown, type FoundBots, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
+import { maxJsonValues, threadMinBytes } from "./json-body.js";
 import { admitRunner } from "./runner-admission.js";
 
 /** WebSocket's "try again later": what the runner sent cannot be stored now (the database is away, or a job's start is not stored yet). */
 const storeUnavailableCloseCode = 1013;
+
+/** A message's text read: its JSON, or why it was not read. */
+type Read = { json: unknown } | { tooMany: true };
+
+/** `JSON.parse` on the event loop, for a small message; text that is not JSON reads as nothing. */
+function readHere(text: string): Read {
+  try {
+    return { json: JSON.parse(text) };
+  } catch {
+    return { json: undefined };
+  }
+}
 
 /** What a session needs from the hub that keeps every session of this replica. */
 export interface SessionHost {
@@ -36,6 +50,11 @@ export interface SessionHost {
   isLive(session: RunnerSession): boolean;
   /** Offer queued jobs to the runners with room. */
   dispatch(): void;
+  /**
+   * Reads a large message's JSON off the event loop (the JSON thread, json-body.ts); rejects
+   * with a RunyardError past `maxJsonValues` values. Absent, messages are read on the loop.
+   */
+  readJson?(text: string): Promise<unknown>;
 }
 
 /**
@@ -61,43 +80,90 @@ export class RunnerSession {
   private storeLost = false;
   /** Bot calls sent over this socket and waiting for their `bot_reply`. */
   readonly calls = new BotCalls((message) => this.send(message));
+  /** A large message is being read off the loop: the messages after it wait for it, in order. */
+  private reading: Promise<void> | undefined;
+  /** The socket was closed for a message no runner sends: nothing more it sent is read. */
+  private cutOff = false;
 
   constructor(
     readonly socket: WebSocket,
     readonly token: TokenRecord,
     private readonly host: SessionHost,
   ) {
-    socket.on("message", (data) => {
-      const message = this.parse(String(data));
-      if (!message) return;
-      // A heartbeat is answered and renews the leases at once, not behind the batches before it:
-      // on a busy store those can take longer than a lease, and the runner would be taken for
-      // dead (and its jobs lost) while it works.
-      // An answer to a bot call is not held up behind stored batches either.
-      if (message.type === "bot_reply") {
-        this.calls.answer(message.call_id, message.reply);
-        return;
-      }
-      if (message.type === "bot_reply_part") {
-        this.calls.part(message.call_id, message.body_base64);
-        return;
-      }
-      if (message.type === "heartbeat" && this.info) {
-        void this.heartbeat(this.info.id, message.bots).catch((error: unknown) =>
-          this.failed(error, "runner heartbeat failed"),
-        );
-        return;
-      }
-      this.chain = this.chain
-        // Once a message could not be stored, none after it is: the runner sends them all
-        // again, in order, on its next connection.
-        .then(() => (this.storeLost ? undefined : this.receive(message)))
-        .catch((error: unknown) => this.failed(error, "runner message failed"));
-    });
+    socket.on("message", (data) => this.read(String(data)));
     socket.on("close", () => {
       this.calls.closed();
       host.unregister(this);
     });
+  }
+
+  /**
+   * Acts on messages in the order they came. One past 64 KiB is read on the JSON thread: a
+   * member's runner could send messages of up to 64 MiB, and each held every request of every
+   * tenant while the event loop read it. The socket now takes at most `maxRunnerMessageBytes`
+   * (protocol.ts) a message, and the thread at most 50,000 values.
+   */
+  private read(text: string): void {
+    const readJson = this.host.readJson?.bind(this.host);
+    const large = text.length > threadMinBytes && readJson !== undefined;
+    if (!large && this.reading === undefined) {
+      this.take(readHere(text));
+      return;
+    }
+    const read: Promise<Read> =
+      large && readJson
+        ? readJson(text).then(
+            (json) => ({ json }),
+            (error: unknown) =>
+              error instanceof RunyardError ? { tooMany: true as const } : { json: undefined },
+          )
+        : Promise.resolve(readHere(text));
+    const turn: Promise<void> = (this.reading ?? Promise.resolve())
+      .then(() => read)
+      .then((outcome) => this.take(outcome))
+      .finally(() => {
+        if (this.reading === turn) this.reading = undefined;
+      });
+    this.reading = turn;
+  }
+
+  /** One message read: answered, or queued behind the runner's earlier ones. */
+  private take(read: Read): void {
+    if (this.cutOff) return;
+    if ("tooMany" in read) {
+      this.cutOff = true;
+      this.host.logger.warn(
+        { runnerId: this.info?.id, tokenId: this.token.id },
+        `closed a runner's socket: a message held more than ${maxJsonValues} JSON values`,
+      );
+      this.socket.close(policyCloseCode, `a runner's message may hold at most ${maxJsonValues} JSON values`);
+      return;
+    }
+    const message = this.validate(read.json);
+    if (!message) return;
+    // A heartbeat is answered and renews the leases at once, not behind the batches before it:
+    // on a busy store those can take longer than a lease, and the runner would be taken for
+    // dead (and its jobs lost) while it works.
+    // An answer to a bot call is not held up behind stored batches either.
+    if (message.type === "bot_reply") {
+      this.calls.answer(message.call_id, message.reply);
+      return;
+    }
+    if (message.type === "bot_reply_part") {
+      this.calls.part(message.call_id, message.body_base64);
+      return;
+    }
+    if (message.type === "heartbeat" && this.info) {
+      void this.heartbeat(this.info.id, message.bots).catch((error: unknown) =>
+        this.failed(error, "runner heartbeat failed"),
+      );
+      return;
+    }
+    this.chain = this.chain
+      // Once a message could not be stored, none after it is: the runner sends them all
+      // again, in order, on its next connection.
+      .then(() => (this.storeLost ? undefined : this.receive(message)))
+      .catch((error: unknown) => this.failed(error, "runner message failed"));
   }
 
   /**
@@ -140,16 +206,14 @@ export class RunnerSession {
   }
 
   /** The message, or undefined once the runner was told why it is not one. */
-  private parse(data: string): RunnerMessage | undefined {
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      json = undefined;
-    }
+  private validate(json: unknown): RunnerMessage | undefined {
     const parsed = RunnerMessage.safeParse(json);
     if (!parsed.success) {
-      this.send({ type: "error", code: "INVALID_INPUT", message: parsed.error.message });
+      // The first problem only: a message of 60,000 bad events had 60,000 sent back.
+      const [first, ...more] = parsed.error.issues;
+      const where = first?.path.join(".") || "message";
+      const message = `${where}: ${first?.message ?? "invalid"}${more.length > 0 ? ` (and ${more.length} more problems)` : ""}`;
+      this.send({ type: "error", code: "INVALID_INPUT", message: message.slice(0, 1000) });
       return undefined;
     }
     return parsed.data;

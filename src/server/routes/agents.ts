@@ -8,7 +8,12 @@ import { maxNameLength } from "../api-schemas.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses, protectedErrorResponses } from "../error-responses.js";
-import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
+import {
+  IdempotencyKeyHeaders,
+  idempotentRoute,
+  idempotentRouteNote,
+  idempotentWaitingRoute,
+} from "../idempotency.js";
 import { publicRoute } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
 import { watchRun } from "../run-watch.js";
@@ -187,12 +192,18 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
   api.post(
     "/api/chat",
     {
+      // The answer comes when the run ends, or after timeout_secs (and the 2 s below).
+      config: idempotentWaitingRoute(
+        (request) => ((request.body as z.infer<typeof ChatBody>).timeout_secs + 2) * 1000,
+      ),
       schema: {
         operationId: "chat",
         summary: "Ask an agent and wait for its answer (no stream)",
         description:
-          "The OpenRunner-style API's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`.",
+          "The OpenRunner-style API's non-streaming fallback: runs the message as an agent run in the runner's chat mode and answers when it ends (or after `timeout_secs`, with the run still going). The run and its events stay available by `run_id`." +
+          idempotentRouteNote,
         tags: ["agents"],
+        headers: IdempotencyKeyHeaders,
         body: ChatBody,
         response: {
           200: { description: "the agent's answer", content: { "application/json": { schema: ChatAnswer } } },

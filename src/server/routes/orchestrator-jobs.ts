@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorInfo, RunyardError } from "../../core/errors.js";
@@ -7,6 +7,7 @@ import { audit } from "../audit.js";
 import { BotControl, botView } from "../bots/bot-control.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { IdempotencyKeyHeaders, idempotentRouteNote, idempotentWaitingRoute } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { StartBotBody } from "../runs/bot-spec.js";
 import { botBodyLimit } from "./bots.js";
@@ -46,6 +47,16 @@ const OrchestratorJobData = z.strictObject({
   wait_secs: z.number().int().nonnegative().max(600).optional(),
 });
 type OrchestratorJobData = z.infer<typeof OrchestratorJobData>;
+
+/** How long a start waits for its bot when `wait_secs` does not say. */
+const defaultWaitSecs = 120;
+
+/** How long a request may wait before it is answered (a start's `wait_secs`), for its Idempotency-Key. */
+function answerWaitMs(request: FastifyRequest): number {
+  const body = request.body as z.infer<typeof OrchestratorJobBody>;
+  const wait = OrchestratorJobData.shape.wait_secs.safeParse(body.data.wait_secs);
+  return ((wait.success ? wait.data : undefined) ?? defaultWaitSecs) * 1000;
+}
 
 const OrchestratorAnswer = z.object({
   status: z
@@ -123,12 +134,15 @@ export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): v
     "/jobs",
     {
       bodyLimit: botBodyLimit(deps.botUploadBytes),
+      config: idempotentWaitingRoute(answerWaitMs),
       schema: {
         operationId: "botRunnerJob",
         summary: "The orchestrator API's bot_runner blueprint: start, stop, logs, list, status",
         description:
-          'Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error\'s HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator\'s worker answers after starting the container.',
+          'Answers `{"status":"success","job_id","data"}`, or `{"status":"failure","error":{"code","message","hint"}}` with the error\'s HTTP status. `start` waits (up to `wait_secs`, 120 by default) for the bot to run or fail, as the orchestrator\'s worker answers after starting the container.' +
+          idempotentRouteNote,
         tags: ["bots"],
+        headers: IdempotencyKeyHeaders,
         body: OrchestratorJobBody,
         response: {
           200: { description: "done", content: { "application/json": { schema: OrchestratorAnswer } } },
@@ -181,7 +195,7 @@ export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): v
               target: bot.name,
               details: { bot_id: bot.id, mode: bot.mode, run_id: runId },
             });
-            const settled = await bots.settled(bot, (data.wait_secs ?? 120) * 1000);
+            const settled = await bots.settled(bot, (data.wait_secs ?? defaultWaitSecs) * 1000);
             if (settled.state === "crashed") {
               const error = settled.error ?? { code: "BOT_START_FAILED", message: `bot ${bot.name} crashed` };
               return reply.code(200).send({
