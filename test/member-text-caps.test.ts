@@ -123,6 +123,22 @@ describe("caps on what members send", () => {
     expect((await call(token, "GET", "/api/runs")).body.runs).toEqual([]);
   });
 
+  it("measures a var sent as an array or number by the text it becomes, so no shape passes the 128 KiB cap", async () => {
+    const token = await member("shaped-vars");
+    // 40,000 items of four characters: within the body's 50,000 values, and 200 KB of text once
+    // joined by the commas the coercion puts between them.
+    const items = Array.from({ length: 40_000 }, () => "vvvv");
+    const refused = await call(token, "POST", "/api/runs", {
+      workflow: workflowNamed("shaped"),
+      vars: { NOTE: items },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain(
+      'vars: the value of \\"NOTE\\" is 199999 bytes; each value may hold 131072',
+    );
+    expect((await call(token, "GET", "/api/runs")).body.runs).toEqual([]);
+  });
+
   it("refuses a hook's 600 KB name by its cap, quoting only its start", async () => {
     const token = await member("hook-texts");
     const named = await call(token, "POST", "/api/hooks", { name: long, workflow: "deploy" });

@@ -63,7 +63,9 @@ export async function capSubmitVariables(request: FastifyRequest): Promise<void>
       });
     let total = 0;
     for (const [name, entry] of Object.entries(value)) {
-      const bytes = typeof entry === "string" ? Buffer.byteLength(entry) : 0;
+      // The schema coerces every value to a string (an array becomes its items joined by commas):
+      // measure the text it becomes, so no shape of value passes the cap.
+      const bytes = Buffer.byteLength(typeof entry === "string" ? entry : String(entry));
       total += bytes;
       if (bytes > maxVarValueBytes)
         throw new RunyardError(
