@@ -210,7 +210,8 @@ class KubeStepAttempt implements ExecAttempt {
       signal?.removeEventListener("abort", onAbort);
       if (created) {
         const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
-        await cluster.deleteJob(name, { graceSeconds }).catch(() => {});
+        // Tried again until gone when the API is away: the step's result does not wait for it.
+        await cluster.removeJob(name, { graceSeconds });
         this.jobs.delete(name);
       }
     }
@@ -229,9 +230,7 @@ class KubeStepAttempt implements ExecAttempt {
     if (this.disposed) return;
     this.disposed = true;
     const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
-    await Promise.all(
-      [...this.jobs].map((name) => this.settings.cluster.deleteJob(name, { graceSeconds }).catch(() => {})),
-    );
+    await Promise.all([...this.jobs].map((name) => this.settings.cluster.removeJob(name, { graceSeconds })));
     this.onDisposed();
   }
 
@@ -282,7 +281,7 @@ async function createStepJob(
       core.createNamespacedSecret({ namespace, body: secret as never }),
     );
   } catch (error) {
-    await cluster.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});
+    await cluster.removeJob(owner.name, { graceSeconds: 0 });
     throw error;
   }
 }
