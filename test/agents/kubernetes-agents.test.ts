@@ -8,7 +8,7 @@
  * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
  */
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -126,9 +126,6 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       serverUrl: server.url,
       id: "k8s-runner",
       extraConfig: ["k8s_pull_timeout: 3s", "k8s_schedule_timeout: 4s"],
-      // Started from a folder under /tmp, off the claim: nothing of the runner's own cwd is a
-      // turn's, so no pod is asked to read it.
-      cwd: root,
       env: {
         PATH: `${dirname(claude as string)}:${process.env.PATH}`,
         ANTHROPIC_BASE_URL: model.url,
@@ -183,7 +180,12 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     expect(leftovers()).toEqual([]);
   }, 200_000);
 
-  it("runs the built-in loop's commands in pods, as the runner's non-root user of the pod, /tmp in memory", async () => {
+  it("runs the built-in loop's commands in pods, as the runner's non-root user of the pod, /tmp in memory, no other task's folder in sight", async () => {
+    // Another task's file in the runner's workspace folder (its working folder too), beside the
+    // worktree of this one: a pod sees its own worktree, nothing else of the folder.
+    const other = join(root, "claim", "workspaces", "other-task");
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, "notes.txt"), "not yours\n");
     model.setScript({
       conversations: [
         {
@@ -195,7 +197,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
                 {
                   name: "run_command",
                   input: {
-                    command: `printf '${printHello.trimEnd()}\\n' > hello.py; echo "uid=$(id -u) home=$HOME"; grep ' /tmp ' /proc/mounts`,
+                    command: `printf '${printHello.trimEnd()}\\n' > hello.py; echo "uid=$(id -u) home=$HOME"; grep ' /tmp ' /proc/mounts; cat ${join(other, "notes.txt")} 2>&1 || true`,
                   },
                 },
               ],
@@ -224,6 +226,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
     expect(finished.status, `${JSON.stringify(finished.error)}\n${output}`).toBe("success");
     expect(output).toContain("uid=65534 home=/home/runyard");
+    expect(output).not.toContain("not yours");
     // The pod's /tmp is an in-memory emptyDir of 1 GiB, as docs/agents.md says.
     expect(output).toMatch(/^tmpfs \/tmp tmpfs .*size=1048576k/m);
     // The file was written by the command, in its Job's pod, and committed from the claim.
@@ -392,7 +395,10 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       } finally {
         await k8s.faults.reachable();
       }
-      expect(finished.error, JSON.stringify(finished.error)).toMatchObject({
+      expect(
+        finished.error,
+        `${JSON.stringify(finished.error)}\n${runner.output().slice(-3000)}`,
+      ).toMatchObject({
         code: "KUBE_UNREACHABLE",
         message: expect.stringContaining(k8s.url),
       });
