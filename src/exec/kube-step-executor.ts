@@ -174,6 +174,9 @@ class KubeStepAttempt implements ExecAttempt {
         },
         stop.signal,
       );
+      // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
+      // must not be a rejection nobody handles, which ends the runner's process.
+      log.catch(() => {});
       const end = await waitForPodEnd(cluster, name, stop.signal).finally(() => {
         podRunning = false;
       });

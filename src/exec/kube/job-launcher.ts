@@ -99,6 +99,9 @@ export class KubeJobLauncher implements ProcessLauncher {
       const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
       const podName = pod.metadata?.name ?? "";
       const log = followPodLog(cluster, podName, request.onOutput, stop.signal);
+      // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
+      // must not be a rejection nobody handles, which ends the runner's process.
+      log.followed.catch(() => {});
       const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal).finally(log.podEnded);
       // The log ends with the container; what the API still holds of it is read to its end, and
       // what a stream the API closed early missed is read from the pod's whole log.
