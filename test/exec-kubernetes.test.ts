@@ -6,7 +6,7 @@
  * through `runyard server` and `runyard runner` with RUNYARD_EXECUTOR=kubernetes.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { createKubeStepExecutors } from "../src/exec/create-kube-executors.js";
@@ -252,6 +252,30 @@ describe("a step as a Kubernetes Job", () => {
     expect(result.error?.code).toBe("CANCELED");
     expect(leftOf(req.run_id)).toEqual([]);
   }, 60_000);
+
+  it("the API server gone mid-step: the step fails saying so, and once it is back nothing of it is left", async () => {
+    if (!haveDocker) return;
+    const req = request({ script: "echo ready\nsleep 300" });
+    let cut: Promise<void> | undefined;
+    let result: StepAttemptResult;
+    try {
+      result = await steps.runAttempt(req, {
+        signal: new AbortController().signal,
+        onOutput: (_stream, data) => {
+          if (data.includes("ready")) cut ??= k8s.faults.unreachable();
+        },
+      });
+      await cut;
+      // The runner could delete nothing while the API was away.
+      expect(leftOf(req.run_id)).not.toEqual([]);
+    } finally {
+      await cut;
+      await k8s.faults.reachable();
+    }
+    expect(result.status).toBe("failed");
+    expect(JSON.stringify(result.error)).toContain("cannot reach the Kubernetes API server");
+    await vi.waitFor(() => expect(leftOf(req.run_id)).toEqual([]), { timeout: 90_000, interval: 200 });
+  }, 120_000);
 });
 
 describe("a runner with RUNYARD_EXECUTOR=kubernetes", () => {

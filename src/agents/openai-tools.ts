@@ -7,7 +7,9 @@
  */
 import { lstat, mkdir, readdir, readFile, realpath, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import type { ErrorInfo } from "../core/events.js";
 import type { ProcessLauncher } from "../exec/types.js";
+import { agentError } from "./cli-agent.js";
 
 /** Where and how the tools run. */
 export interface ToolContext {
@@ -25,6 +27,11 @@ export interface ToolContext {
 export interface ToolResult {
   output: string;
   isError: boolean;
+  /**
+   * Set when the runner could not run the command at all (its launcher refused it, the cluster
+   * of its Job failed): no answer of the model's mends that, so the turn fails with it.
+   */
+  fatal?: ErrorInfo;
 }
 
 /** Enough for a source file; more only fills the model's context. */
@@ -352,5 +359,18 @@ async function commandTool(ctx: ToolContext, args: Record<string, unknown>): Pro
           ? `killed by ${result.signal ?? "a signal"}`
           : `exit code ${result.exitCode}`;
   const cutNote = dropped > 0 ? `[first ${dropped} characters of output dropped]\n` : "";
-  return { output: `${head}\n${cutNote}${output}`, isError: result.status !== "success" };
+  const fatal =
+    result.fault ??
+    (result.spawnError !== undefined
+      ? agentError(
+          "AGENT_CRASHED",
+          `run_command could not start: ${result.spawnError}`,
+          "The runner could not start the agent's command; the message says why and what to change on the runner.",
+        )
+      : undefined);
+  return {
+    output: `${head}\n${cutNote}${output}`,
+    isError: result.status !== "success",
+    ...(fatal && !ctx.signal.aborted ? { fatal } : {}),
+  };
 }

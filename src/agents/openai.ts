@@ -151,6 +151,9 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
           output: result.output,
           ...(result.isError ? { isError: true } : {}),
         });
+        // The runner could not run the command (a refused folder, its cluster failed): the
+        // turn fails with that, as a CLI's turn does whose process could not start.
+        if (result.fatal) return end("failed", result.fatal);
         state.messages.push({ role: "tool", tool_call_id: call.id, content: result.output });
       }
       await save();

@@ -174,6 +174,9 @@ class KubeStepAttempt implements ExecAttempt {
         },
         stop.signal,
       );
+      // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
+      // must not be a rejection nobody handles, which ends the runner's process.
+      log.catch(() => {});
       const end = await waitForPodEnd(cluster, name, stop.signal).finally(() => {
         podRunning = false;
       });
@@ -210,7 +213,8 @@ class KubeStepAttempt implements ExecAttempt {
       signal?.removeEventListener("abort", onAbort);
       if (created) {
         const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
-        await cluster.deleteJob(name, { graceSeconds }).catch(() => {});
+        // Tried again until gone when the API is away: the step's result does not wait for it.
+        await cluster.removeJob(name, { graceSeconds });
         this.jobs.delete(name);
       }
     }
@@ -229,9 +233,7 @@ class KubeStepAttempt implements ExecAttempt {
     if (this.disposed) return;
     this.disposed = true;
     const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
-    await Promise.all(
-      [...this.jobs].map((name) => this.settings.cluster.deleteJob(name, { graceSeconds }).catch(() => {})),
-    );
+    await Promise.all([...this.jobs].map((name) => this.settings.cluster.removeJob(name, { graceSeconds })));
     this.onDisposed();
   }
 
@@ -282,7 +284,7 @@ async function createStepJob(
       core.createNamespacedSecret({ namespace, body: secret as never }),
     );
   } catch (error) {
-    await cluster.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});
+    await cluster.removeJob(owner.name, { graceSeconds: 0 });
     throw error;
   }
 }

@@ -155,8 +155,9 @@ export class SupervisedAgentTurns implements AgentTurns {
     const exposure: ExecExposure = {
       writable: [scratchDir, state, ...(codexHome?.shown ?? []), ...git.writable],
       readable: [
-        ...[this.options.agentsHome, dirname(path), ...cliPackageRoot(path)].filter((folder) =>
-          existsSync(folder),
+        // The built-in loop has no CLI file (its path is ""): no folder of it, never the runner's cwd.
+        ...[this.options.agentsHome, ...(path ? [dirname(path)] : []), ...cliPackageRoot(path)].filter(
+          (folder) => existsSync(folder),
         ),
         ...git.readable,
       ],

@@ -8,7 +8,7 @@
  * cluster gives end the run with its typed error and leave no Job, Secret or NetworkPolicy.
  */
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -180,19 +180,25 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     expect(leftovers()).toEqual([]);
   }, 200_000);
 
-  it("runs the built-in loop's commands in pods, as the runner's non-root user of the pod", async () => {
+  it("runs the built-in loop's commands in pods, as the runner's non-root user of the pod, /tmp in memory, no other task's folder in sight", async () => {
+    // Another task's file in the runner's workspace folder (its working folder too), beside the
+    // worktree of this one: a pod sees its own worktree, nothing else of the folder.
+    const other = join(root, "claim", "workspaces", "other-task");
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, "notes.txt"), "not yours\n");
     model.setScript({
       conversations: [
         {
           match: (r) =>
             r.path === "/v1/chat/completions" && ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
           turns: [
-            { toolCalls: [{ name: "write_file", input: { path: "hello.py", content: printHello } }] },
             {
               toolCalls: [
                 {
                   name: "run_command",
-                  input: { command: 'echo "uid=$(id -u) home=$HOME"; python3 -V 2>&1 || true' },
+                  input: {
+                    command: `printf '${printHello.trimEnd()}\\n' > hello.py; echo "uid=$(id -u) home=$HOME"; grep ' /tmp ' /proc/mounts; cat ${join(other, "notes.txt")} 2>&1 || true`,
+                  },
                 },
               ],
             },
@@ -204,13 +210,56 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     });
     const bare = seedBareRepo(join(root, "loop.git"));
     const runId = await submit({ agent: "openai", prompt: "add hello.py", repo: { url: bare, push: true } });
-    const finished = await finishedOf(runId);
-    expect(finished.status, JSON.stringify(finished.error)).toBe("success");
+    const jobs = new Set<string>();
+    const look = (change: {
+      object: { kind: string; metadata: { name: string; labels?: Record<string, string> } };
+    }) => {
+      const { object } = change;
+      if (object.kind === "Job" && object.metadata.labels?.["runyard.dev/run-id"] === runId)
+        jobs.add(object.metadata.name);
+    };
+    k8s.cluster.store.listeners.push(look);
+    const finished = await finishedOf(runId).finally(() =>
+      k8s.cluster.store.listeners.splice(k8s.cluster.store.listeners.indexOf(look), 1),
+    );
     const events = await readEvents(server.url, runId);
     const output = events.flatMap((e) => (e.type === "agent.tool_result" ? [e.output] : [])).join("\n");
+    expect(finished.status, `${JSON.stringify(finished.error)}\n${output}`).toBe("success");
     expect(output).toContain("uid=65534 home=/home/runyard");
+    expect(output).not.toContain("not yours");
+    // The pod's /tmp is an in-memory emptyDir of 1 GiB, as docs/agents.md says.
+    expect(output).toMatch(/^tmpfs \/tmp tmpfs .*size=1048576k/m);
+    // The file was written by the command, in its Job's pod, and committed from the claim.
+    expect(jobs.size).toBe(1);
     expect(git(bare, "show", `runyard/${runId}-openai:hello.py`)).toBe(printHello);
     expect(leftovers()).toEqual([]);
+  }, 200_000);
+
+  it("fails a turn whose command cannot start, with the cluster's reason, for the built-in loop and a CLI alike", async () => {
+    for (const agent of ["openai", "claude_code"]) {
+      model.setScript({
+        conversations: [
+          {
+            match: (r) => ((r.body as { tools?: unknown[] }).tools?.length ?? 0) > 0,
+            turns: [
+              { toolCalls: [{ name: "run_command", input: { command: "echo never" } }] },
+              { text: "Done.", usage: { input_tokens: 40, output_tokens: 4 } },
+            ],
+          },
+          { turns: [{ text: "A title" }] },
+        ],
+      });
+      // The API refuses the turn's Job, as a Role that lost `create jobs` would.
+      k8s.faults.failRequests(403, 1, { verb: "create", resource: "jobs", namespace });
+      const runId = await submit({ agent, prompt: "run a command" });
+      const finished = await finishedOf(runId);
+      expect(finished.status, agent).toBe("failed");
+      expect(finished.error, agent).toMatchObject({
+        code: "KUBE_FORBIDDEN",
+        hint: expect.stringContaining("runner-role.yaml"),
+      });
+      expect(leftovers()).toEqual([]);
+    }
   }, 200_000);
 
   it("reads a command's whole output from its pod when the API ends the followed log early", async () => {
@@ -321,6 +370,39 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       const finished = await finishedOf(runId);
       expect(finished.error?.code).toBe("KUBE_JOB_DELETED");
       await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 30_000, interval: 200 });
+    }, 200_000);
+
+    it("the API server gone mid-turn: the turn fails KUBE_UNREACHABLE, and once it is back nothing of the turn is left", async () => {
+      model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+      const runId = await submit({ agent: "claude_code", prompt: "wait" });
+      await runningPod(runId);
+      const job = k8s
+        .list("jobs", namespace)
+        .find((j) => j.metadata.labels?.["runyard.dev/run-id"] === runId);
+      // The cluster's own backstop: the Job expires once finished, and owns its Secret and NetworkPolicy.
+      expect(job).toMatchObject({ spec: { ttlSecondsAfterFinished: 600 } });
+      for (const resource of ["secrets", "networkpolicies"]) {
+        expect(k8s.get(resource, namespace, job?.metadata.name ?? "")?.metadata.ownerReferences).toEqual([
+          expect.objectContaining({ kind: "Job", uid: job?.metadata.uid }),
+        ]);
+      }
+      await k8s.faults.unreachable();
+      let finished: Awaited<ReturnType<typeof finishedOf>>;
+      try {
+        finished = await finishedOf(runId);
+        // The runner could delete nothing while the API was away.
+        expect(leftovers()).not.toEqual([]);
+      } finally {
+        await k8s.faults.reachable();
+      }
+      expect(
+        finished.error,
+        `${JSON.stringify(finished.error)}\n${runner.output().slice(-3000)}`,
+      ).toMatchObject({
+        code: "KUBE_UNREACHABLE",
+        message: expect.stringContaining(k8s.url),
+      });
+      await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 90_000, interval: 200 });
     }, 200_000);
 
     it("an image that cannot be pulled, within k8s_pull_timeout", async () => {

@@ -13,7 +13,7 @@ export interface KubeAgentRunner {
 /**
  * Starts the scripted API server with `namespace` and a workspace claim under `root`, writes the
  * agent runner's config.k8s.yaml keys (`extraConfig` lines added) and starts a runner from it,
- * its home and workspaces on the claim, `env` added to its environment.
+ * its home and workspaces on the claim, `env` added to its environment, in `cwd` when given.
  */
 export async function startKubeAgentRunner(options: {
   root: string;
@@ -23,6 +23,8 @@ export async function startKubeAgentRunner(options: {
   id: string;
   env: Record<string, string>;
   extraConfig?: string[];
+  /** The runner's working folder (default the repository's, as startCli's). */
+  cwd?: string;
 }): Promise<KubeAgentRunner> {
   const { root, namespace } = options;
   const claim = join(root, "claim");
@@ -65,6 +67,7 @@ export async function startKubeAgentRunner(options: {
       KUBECONFIG: kubeconfig,
       ...options.env,
     },
+    options.cwd,
   );
   await runner.waitFor(`runner ${options.id} connected`, 60_000);
   return { k8s, kubeconfig, runner };

@@ -3,8 +3,9 @@
  * defaults, generated names, uids), deleting them with the three propagation policies, the
  * garbage collector (owner references; Foreground keeps the owner with a deletionTimestamp and
  * the `foregroundDeletion` finalizer until its dependents are gone) and the Job controller (one
- * Pod per attempt, `backoffLimit`, `activeDeadlineSeconds`, the Complete / Failed conditions).
- * Pods are run by the kubelet (kubelet.ts).
+ * Pod per attempt, `backoffLimit`, `activeDeadlineSeconds`, the Complete / Failed conditions),
+ * and the TTL-after-finished controller (a finished Job with `ttlSecondsAfterFinished` is deleted,
+ * Foreground, that long after its Complete or Failed condition). Pods are run by the kubelet (kubelet.ts).
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -86,6 +87,8 @@ export class Cluster {
   /** "faults" when a fault changes; kubelet workers wait on it. */
   readonly events = new EventEmitter();
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  /** The TTL-after-finished controller's timers, per Job uid. */
+  private readonly expiries = new Map<string, NodeJS.Timeout>();
   /** Pod uids counted per Job uid, so a pod deleted after it ended still counts. */
   private readonly counted = new Map<string, { succeeded: Set<string>; failed: Set<string> }>();
   private closed = false;
@@ -321,6 +324,8 @@ export class Cluster {
       if (object.kind === "Job") {
         clearTimeout(this.deadlines.get(object.metadata.uid));
         this.deadlines.delete(object.metadata.uid);
+        clearTimeout(this.expiries.get(object.metadata.uid));
+        this.expiries.delete(object.metadata.uid);
         this.counted.delete(object.metadata.uid);
       }
     }
@@ -445,6 +450,38 @@ export class Cluster {
         o.status = next;
       });
     }
+    this.expireAfterFinished(job, next);
+  }
+
+  /**
+   * The TTL-after-finished controller: a Job with `ttlSecondsAfterFinished` whose Complete or
+   * Failed condition is set is deleted that long after it, with Foreground propagation (its pods,
+   * and whatever else it owns, go first), as kube-controller-manager's ttlafterfinished does.
+   */
+  private expireAfterFinished(job: KubeObject, status: JobStatus): void {
+    const ttl = specOf(job).ttlSecondsAfterFinished as number | undefined;
+    const uid = job.metadata.uid;
+    if (ttl === undefined || job.metadata.deletionTimestamp || this.expiries.has(uid)) return;
+    const ended = status.conditions?.find(
+      (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+    );
+    if (!ended) return;
+    const at = Date.parse(ended.lastTransitionTime ?? timestamp()) + ttl * 1000;
+    const timer = setTimeout(
+      () => {
+        const current = this.byUid(uid);
+        if (!current || this.closed) return;
+        try {
+          this.delete(jobs, current.metadata.namespace, current.metadata.name, {
+            propagationPolicy: "Foreground",
+          });
+        } catch {
+          // Gone meanwhile.
+        }
+      },
+      Math.max(0, at - Date.now()),
+    );
+    this.expiries.set(uid, timer);
   }
 
   private createJobPod(job: KubeObject): void {
@@ -475,7 +512,8 @@ export class Cluster {
 
   close(): void {
     this.closed = true;
-    for (const timer of this.deadlines.values()) clearTimeout(timer);
+    for (const timer of [...this.deadlines.values(), ...this.expiries.values()]) clearTimeout(timer);
     this.deadlines.clear();
+    this.expiries.clear();
   }
 }

@@ -145,6 +145,36 @@ describe("the scripted Kubernetes API server", () => {
     expect(text).toBe("line 1\nline 2\nline 3\n");
   });
 
+  it("deletes a finished Job ttlSecondsAfterFinished after it ended, with its pod and the Secret it owns", async () => {
+    if (!haveDocker) return;
+    const batch = config.makeApiClient(BatchV1Api);
+    const core = config.makeApiClient(CoreV1Api);
+    const body = job("expiring", "grep ' /scratch ' /proc/mounts", { ttlSecondsAfterFinished: 1 });
+    const spec = body.spec!.template.spec!;
+    spec.volumes = [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }];
+    spec.containers[0]!.volumeMounts = [{ name: "scratch", mountPath: "/scratch" }];
+    const created = await batch.createNamespacedJob({ namespace, body });
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: {
+          name: "expiring",
+          ownerReferences: [
+            { apiVersion: "batch/v1", kind: "Job", name: "expiring", uid: created.metadata!.uid! },
+          ],
+        },
+        stringData: { A: "b" },
+      },
+    });
+    const pod = await waitForPod("expiring", (p) => p?.status?.phase === "Succeeded");
+    // A `medium: Memory` emptyDir is a tmpfs of its sizeLimit.
+    const log = await core.readNamespacedPodLog({ namespace, name: pod.metadata.name, container: "agent" });
+    expect(log).toMatch(/^tmpfs \/scratch tmpfs .*size=65536k/);
+    await k8s.waitFor("jobs", namespace, "expiring", (o) => o === undefined, 20_000);
+    await k8s.waitFor("secrets", namespace, "expiring", (o) => o === undefined, 20_000);
+    expect(k8s.get("pods", namespace, pod.metadata.name)).toBeUndefined();
+  });
+
   it("kubectl lists the Jobs, Secrets and NetworkPolicies in the namespace", async () => {
     const core = config.makeApiClient(CoreV1Api);
     await core.createNamespacedSecret({

@@ -1,7 +1,7 @@
 /**
  * The scripted cluster's one node: runs each Pod as Docker containers (network `none` or
  * `host`), as a kubelet would: image (never pulled from a registry off this machine), command and
- * args with `$(VAR)` expansion, env with `valueFrom` and `envFrom` Secrets, volumes (`emptyDir`,
+ * args with `$(VAR)` expansion, env with `valueFrom` and `envFrom` Secrets, volumes (`emptyDir`, a tmpfs for `medium: Memory`,
  * `persistentVolumeClaim` as a host folder the test names, `secret`) with `subPath`, runAsUser /
  * runAsGroup / fsGroup / supplementalGroups, runAsNonRoot, readOnlyRootFilesystem, capabilities,
  * allowPrivilegeEscalation, memory and CPU limits, `activeDeadlineSeconds`, graceful deletion;
@@ -565,7 +565,17 @@ class PodWorker {
       user = security.runAsGroup !== undefined ? `${uid}:${security.runAsGroup}` : String(uid);
     }
     const binds: string[] = [];
+    const tmpfs: Record<string, string> = {};
     for (const mount of container.volumeMounts ?? []) {
+      // A `medium: Memory` emptyDir is a tmpfs of its sizeLimit, as the kubelet mounts it (one
+      // per container here: the containers of a pod do not share it).
+      const inMemory = this.spec.volumes?.find((v) => v.name === mount.name)?.emptyDir;
+      if (inMemory?.medium === "Memory" && !mount.subPath) {
+        const size = inMemory.sizeLimit === undefined ? undefined : memoryBytes(inMemory.sizeLimit);
+        // Docker's own tmpfs defaults (noexec) are not the kubelet's.
+        tmpfs[mount.mountPath] = `rw,exec,mode=0777${size ? `,size=${size}` : ""}`;
+        continue;
+      }
       let host = mounts.get(mount.name)!;
       if (mount.subPath) {
         host = join(host, mount.subPath);
@@ -601,6 +611,7 @@ class PodWorker {
       HostConfig: {
         NetworkMode: hostNetwork ? "host" : "none",
         Binds: binds,
+        ...(Object.keys(tmpfs).length > 0 ? { Tmpfs: tmpfs } : {}),
         ReadonlyRootfs: security.readOnlyRootFilesystem === true,
         CapDrop: security.capabilities?.drop ?? [],
         CapAdd: security.capabilities?.add ?? [],

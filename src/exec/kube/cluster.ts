@@ -22,12 +22,18 @@ import { watchUntil } from "./watch-until.js";
 /** A Job runyard made, as the API named it. */
 export interface CreatedJob extends JobOwner {}
 
+/** The pauses between tries to delete a Job whose deletion failed: doubling from the first to the most. */
+export const removalPauseMs = { first: 1000, most: 30_000 } as const;
+
 /**
  * One namespace of one cluster, through `@kubernetes/client-node`: the calls runyard makes,
  * each fault turned into a typed error (faults.ts). Made by `connect`, which refuses a cluster
  * the runner cannot use, so that a runner never starts against one.
  */
 export class KubeCluster {
+  /** The Jobs whose deletion failed and is tried again, by name: the timer of the next try. */
+  private readonly removals = new Map<string, NodeJS.Timeout>();
+
   private constructor(
     readonly credentials: KubeCredentials,
     readonly namespace: string,
@@ -125,7 +131,7 @@ export class KubeCluster {
         this.core.createNamespacedSecret({ namespace: this.namespace, body: secretObject(request, owner) }),
       );
     } catch (error) {
-      await this.deleteJob(owner.name, { graceSeconds: 0 }).catch(() => {});
+      await this.removeJob(owner.name, { graceSeconds: 0 });
       throw error;
     }
     return owner;
@@ -158,6 +164,38 @@ export class KubeCluster {
       (jobs) => (jobs.has(name) ? undefined : true),
       limit,
     );
+  }
+
+  /**
+   * Deletes a Job as `deleteJob` does and, when that fails (the API server went away, or answered
+   * an error), tries again in the background, with pauses doubling from 1 s to 30 s, until the Job
+   * is gone, for as long as this process runs: whoever ran it goes on without waiting for the API
+   * to come back, and its pod, Secret and NetworkPolicy (owned by the Job) go with it once it is
+   * back. Resolves once the first try ended; never throws.
+   */
+  async removeJob(name: string, options: { graceSeconds: number }): Promise<void> {
+    try {
+      await this.deleteJob(name, options);
+    } catch {
+      this.removeLater(name, options.graceSeconds, 0);
+    }
+  }
+
+  private removeLater(name: string, graceSeconds: number, tries: number): void {
+    if (this.removals.has(name)) return;
+    const pause = Math.min(removalPauseMs.most, removalPauseMs.first * 2 ** tries);
+    const timer = setTimeout(() => {
+      this.deleteJob(name, { graceSeconds }).then(
+        () => this.removals.delete(name),
+        () => {
+          this.removals.delete(name);
+          this.removeLater(name, graceSeconds, tries + 1);
+        },
+      );
+    }, pause);
+    // The runner's own connections keep it alive; a try still due never does.
+    timer.unref();
+    this.removals.set(name, timer);
   }
 
   /** The Jobs of the namespace that carry `labels` (a restarted runner finds its own). */

@@ -41,7 +41,8 @@ const graceSeconds = 5;
  * of its exposure are mounted from the workspace claim at their own paths, so every path the
  * agent is given means the same in the pod. Output comes from the pod's log, line by line on its
  * own stream, as a process's would; cancel, timeout and abort delete the Job (Foreground) and
- * wait until its pod is gone; the Job is deleted however the command ended. A fault of the
+ * wait until its pod is gone; the Job is deleted however the command ended, and tried again
+ * until it is gone when the API server is away (KubeCluster.removeJob). A fault of the
  * cluster (an image that cannot be pulled, a pod not scheduled, OOMKilled, evicted, the Job
  * deleted by someone else, the API gone) ends the command with `fault` set.
  */
@@ -98,6 +99,9 @@ export class KubeJobLauncher implements ProcessLauncher {
       const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
       const podName = pod.metadata?.name ?? "";
       const log = followPodLog(cluster, podName, request.onOutput, stop.signal);
+      // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
+      // must not be a rejection nobody handles, which ends the runner's process.
+      log.followed.catch(() => {});
       const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal).finally(log.podEnded);
       // The log ends with the container; what the API still holds of it is read to its end, and
       // what a stream the API closed early missed is read from the pod's whole log.
@@ -118,7 +122,8 @@ export class KubeJobLauncher implements ProcessLauncher {
       if (timer) clearTimeout(timer);
       request.signal?.removeEventListener("abort", onAbort);
       if (created) {
-        await cluster.deleteJob(name, { graceSeconds }).catch(() => {});
+        // Tried again until gone when the API is away: the command's result does not wait for it.
+        await cluster.removeJob(name, { graceSeconds });
         this.running.delete(name);
       }
     }
@@ -127,9 +132,7 @@ export class KubeJobLauncher implements ProcessLauncher {
   /** Deletes the Jobs still running (the turn or the runner is stopping) and waits for their pods. */
   async close(): Promise<void> {
     await Promise.all(
-      [...this.running].map((name) =>
-        this.settings.cluster.deleteJob(name, { graceSeconds }).catch(() => {}),
-      ),
+      [...this.running].map((name) => this.settings.cluster.removeJob(name, { graceSeconds })),
     );
   }
 

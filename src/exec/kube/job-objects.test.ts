@@ -6,6 +6,7 @@ import {
   argvVariable,
   jobObject,
   type KubeJobRequest,
+  kubeJobTtlSeconds,
   kubeLabels,
   labelValue,
   networkPolicyObject,
@@ -81,6 +82,20 @@ describe("the objects of a Job", () => {
     });
     expect(job.metadata?.labels?.[kubeLabels.runId]).toBe("run_01");
     expect(job.spec?.template.metadata?.labels?.[kubeLabels.job]).toBe(request.name);
+  });
+
+  it("leave the cluster a backstop: a TTL after the Job finished, and its /tmp and home in memory with a size limit", () => {
+    const job = jobObject(request);
+    expect(job.spec?.ttlSecondsAfterFinished).toBe(kubeJobTtlSeconds);
+    expect(job.spec?.template.spec?.volumes).toEqual(
+      expect.arrayContaining([
+        { name: "home", emptyDir: { medium: "Memory", sizeLimit: "512Mi" } },
+        { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "1Gi" } },
+      ]),
+    );
+    expect(networkPolicyObject(request, owner).metadata?.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "Job", name: request.name, uid: owner.uid, blockOwnerDeletion: true }),
+    ]);
   });
 
   it("keep the key and the command in the Secret, never in the Job's spec", () => {

@@ -19,6 +19,17 @@ export const kubePodHome = "/home/runyard";
 /** The folders every pod gets empty (in memory): what the image holds there is hidden. */
 export const kubePodEmptyFolders = [kubePodHome, "/tmp"] as const;
 
+/** The most each of the pod's in-memory folders holds (it counts against the pod's memory limit too). */
+export const kubePodFolderSizes = { home: "512Mi", tmp: "1Gi" } as const;
+
+/**
+ * How long a finished Job stays before the cluster's TTL controller deletes it (with its pod, and
+ * its Secret and NetworkPolicy through their owner references): the runner deletes its Jobs itself
+ * as soon as their command ended; this is the backstop for a runner that died or lost its API
+ * server for good. Long enough that a runner never loses a pod it still reads the log of.
+ */
+export const kubeJobTtlSeconds = 600;
+
 /**
  * The pod's empty folder that hides `path` of the image, if any: a file the command needs from
  * `k8s_image` (an agent CLI where the runner has it) must not lie under /tmp or the pod's home.
@@ -78,8 +89,10 @@ export interface KubeJobRequest {
  * The Job of one command, hardened: `restartPolicy: Never` and `backoffLimit: 0` (run once,
  * never again behind the runner's back); its container cannot start before its Secret exists
  * (`envFrom` that is not optional), which the runner makes after its NetworkPolicy; a non-root user with `fsGroup`, a read-only root with in-memory
- * home and /tmp, every capability dropped, no privilege gain, seccomp `RuntimeDefault`, no
- * service-account token and no service links. The command and its env are in the Secret only.
+ * home and /tmp (each a size-limited `emptyDir` of `medium: Memory`), every capability dropped,
+ * no privilege gain, seccomp `RuntimeDefault`, no service-account token and no service links;
+ * deleted by the cluster `kubeJobTtlSeconds` after it finished, should the runner not delete it.
+ * The command and its env are in the Secret only.
  */
 export function jobObject(request: KubeJobRequest): V1Job {
   const podLabels = { ...request.labels, [kubeLabels.job]: request.name };
@@ -103,6 +116,7 @@ export function jobObject(request: KubeJobRequest): V1Job {
     spec: {
       backoffLimit: 0,
       activeDeadlineSeconds: request.deadlineSeconds,
+      ttlSecondsAfterFinished: kubeJobTtlSeconds,
       template: {
         metadata: { labels: podLabels },
         spec: {
@@ -169,8 +183,8 @@ export function jobObject(request: KubeJobRequest): V1Job {
             },
           ],
           volumes: [
-            { name: "home", emptyDir: { medium: "Memory", sizeLimit: "512Mi" } },
-            { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+            { name: "home", emptyDir: { medium: "Memory", sizeLimit: kubePodFolderSizes.home } },
+            { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: kubePodFolderSizes.tmp } },
             ...(request.claim
               ? [{ name: "workspace", persistentVolumeClaim: { claimName: request.claim.name } }]
               : []),
