@@ -5,7 +5,7 @@
 import { parentPort } from "node:worker_threads";
 import secureJson from "secure-json-parse";
 import { requestHash } from "./idempotency-hash.js";
-import type { JsonAnswer, JsonRequest } from "./json-body.js";
+import type { JsonAnswer, JsonRequest } from "./json-thread.js";
 
 /** Whether `value` holds more than `max` values (objects, arrays and what they hold); stops early. */
 function holdsMoreThan(value: unknown, max: number): boolean {

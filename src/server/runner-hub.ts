@@ -4,7 +4,7 @@ import type { Logger } from "../core/logger.js";
 import { type BotCall, type BotReply, revokedCloseCode } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { JobQueue } from "./job-queue.js";
-import { JsonBodyThread } from "./json-body.js";
+import { JsonBodyThread } from "./json-thread.js";
 import { RunnerSession, type SessionHost } from "./runner-session.js";
 
 export interface HubTimings {

@@ -14,7 +14,7 @@ import type { Store, TokenRecord } from "../store/index.js";
 import { BotCalls } from "./bots/bot-calls.js";
 import { botsToDisown, type FoundBots, recordBotStats } from "./bots/runner-bots.js";
 import type { JobQueue } from "./job-queue.js";
-import { maxJsonValues, threadMinBytes } from "./json-body.js";
+import { maxJsonValues, threadMinBytes } from "./json-thread.js";
 import { admitRunner } from "./runner-admission.js";
 
 /** WebSocket's "try again later": what the runner sent cannot be stored now (the database is away, or a job's start is not stored yet). */
@@ -51,7 +51,7 @@ export interface SessionHost {
   /** Offer queued jobs to the runners with room. */
   dispatch(): void;
   /**
-   * Reads a large message's JSON off the event loop (the JSON thread, json-body.ts); rejects
+   * Reads a large message's JSON off the event loop (the JSON thread, json-thread.ts); rejects
    * with a RunyardError past `maxJsonValues` values. Absent, messages are read on the loop.
    */
   readJson?(text: string): Promise<unknown>;
