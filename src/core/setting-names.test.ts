@@ -62,6 +62,12 @@ describe("setting names", () => {
       "EDITOR",
       "LANG",
       "LC_ALL",
+      // Python's urllib reads *_proxy in any case, npm npm_config_* in any case.
+      "Https_Proxy",
+      "hTTp_pRoxy",
+      "No_Proxy",
+      "Npm_Config_Registry",
+      "NPM_config_script_shell",
     ];
     for (const name of settings) expect(settingFamilyOf(name), name).toBeDefined();
   });

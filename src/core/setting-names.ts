@@ -11,7 +11,9 @@
  * names the workflow declared (`HOOK_`/`INPUT_` inputs, an `output_schema`'s `properties`); this
  * list is what those declarations, and a step's own exports, may never name.
  * A name matches exactly, case and all (`PATH`, not `path`, which is an ordinary answer field);
- * the lower-case spellings programs read too (`http_proxy`, `npm_config_*`) are listed as such.
+ * the lower-case spellings programs read too (`http_proxy`) are listed as such. A family whose
+ * program reads the name in any case matches in any case (`anyCase`): Python's urllib takes
+ * `Https_Proxy` and npm `Npm_Config_Registry` as their settings.
  */
 
 /** One family of names: its patterns (`*` stands for any run of name characters) and why it is here. */
@@ -19,6 +21,8 @@ export interface SettingFamily {
   patterns: readonly string[];
   /** What a program does with such a variable, as a user reads it in an error. */
   why: string;
+  /** Its program reads the name whatever its case, so it matches in any case. */
+  anyCase?: true;
 }
 
 export const settingFamilies: readonly SettingFamily[] = [
@@ -48,7 +52,8 @@ export const settingFamilies: readonly SettingFamily[] = [
   },
   {
     patterns: ["*_PROXY", "*_proxy"],
-    why: "HTTP clients send every request (and its credentials) through the proxy these name",
+    why: "HTTP clients send every request (and its credentials) through the proxy these name (Python's in any case of the name)",
+    anyCase: true,
   },
   {
     patterns: ["SSL_*", "OPENSSL_*", "CURL_*", "WGETRC", "REQUESTS_CA_BUNDLE", "GNUTLS_*"],
@@ -70,8 +75,13 @@ export const settingFamilies: readonly SettingFamily[] = [
     why: "git, ssh and pagers run the commands these name (GIT_SSH_COMMAND, GIT_ASKPASS, SSH_ASKPASS, EDITOR, LESSOPEN) and read their configuration from them",
   },
   {
-    patterns: ["NODE_*", "npm_config_*", "NPM_CONFIG_*", "YARN_*", "COREPACK_*", "BUN_*", "DENO_*"],
-    why: "node loads the modules NODE_OPTIONS (--require) and NODE_PATH name; npm, yarn and corepack take their registry and the scripts they run from these",
+    patterns: ["NODE_*", "YARN_*", "COREPACK_*", "BUN_*", "DENO_*"],
+    why: "node loads the modules NODE_OPTIONS (--require) and NODE_PATH name; yarn and corepack take their registry and the scripts they run from these",
+  },
+  {
+    patterns: ["npm_config_*", "NPM_CONFIG_*"],
+    why: "npm takes its registry, the shell its scripts run in and their node options from these, in any case of the name",
+    anyCase: true,
   },
   {
     patterns: ["PYTHON*", "PIP_*", "UV_*", "VIRTUAL_ENV", "CONDA_*"],
@@ -178,6 +188,7 @@ const compiled = settingFamilies.map((family) => ({
   family,
   pattern: new RegExp(
     `^(?:${family.patterns.map((p) => p.split("*").map(escaped).join("[A-Za-z0-9_]*")).join("|")})$`,
+    family.anyCase ? "i" : "",
   ),
 }));
 
