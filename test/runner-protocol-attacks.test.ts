@@ -273,4 +273,40 @@ describe("a runner speaking the protocol itself", () => {
       globexRunner.close();
     }
   }, 60_000);
+  it("cannot store a step's output before its step.started by sending it without taking the job up", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "no-accept",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      // No accept: the output comes first.
+      const output = {
+        type: "step.output",
+        stream: "stdout",
+        data: "early\n",
+        step: payload.step,
+        host: payload.host,
+      };
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: [output] });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const events = await readEvents(server.url, body.run_id);
+      const types = events.map((e) => (e.type === "step.output" ? `output ${e.data.trim()}` : e.type));
+      const started = types.indexOf("step.started");
+      expect(started, types.join(", ")).toBeGreaterThanOrEqual(0);
+      expect(types.indexOf("output early"), types.join(", ")).toBeGreaterThan(started);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
 });
