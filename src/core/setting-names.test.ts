@@ -124,6 +124,18 @@ describe("setting names", () => {
     });
   });
 
+  it("drops an export under a name that is no variable name, which bash would read as a function or a setting", () => {
+    const { kept, refused } = withoutSettingNames({
+      "BASH_FUNC_echo%%": "() { id; }",
+      "PATH=/tmp/x:": "1",
+      "1ST": "a",
+      REPORT: "ok",
+    });
+    expect(kept).toEqual({ REPORT: "ok" });
+    expect(refused).toHaveLength(3);
+    expect(refused[0]).toMatch(/^export "BASH_FUNC_echo%%" was refused: it is no variable name/);
+  });
+
   it("is the list docs/workflows.md shows, family by family", () => {
     const docs = readFileSync(join(import.meta.dirname, "../../docs/workflows.md"), "utf8");
     for (const family of settingFamilies) {

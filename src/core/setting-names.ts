@@ -210,12 +210,18 @@ export function settingNameProblem(name: string): string | undefined {
   return family ? `${name} is a name programs read as a setting (${family.why})` : undefined;
 }
 
+/** What a step's exports may be named; a runner checks it, and the engine again for one that did not. */
+const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
  * A step's own exports (its `BOPS_EXPORT:` lines and `$RUNYARD_OUTPUT`) without those under a
  * setting's name. The workflow's author wrote the step, but not all it prints: a line of a log,
  * an issue or a model's text that starts `BOPS_EXPORT:BASH_ENV=` is the hole GitHub Actions
  * closed by removing `set-env`. A setting is set in the workflow's own text (a step's `env:` or
- * script) instead. Each refusal is a warning naming the export.
+ * script) instead. Each refusal is a warning naming the export. A name that is no variable name
+ * is refused as well: only a runner that does not check its exports' names (an older one, or a
+ * member's own that speaks the protocol itself) sends one, and bash reads `BASH_FUNC_echo%%` as
+ * a function echo and an entry `PATH=/x:` (name `PATH=/x:`, value `1`) as PATH.
  */
 export function withoutSettingNames(exports: Record<string, string>): {
   kept: Record<string, string>;
@@ -224,6 +230,12 @@ export function withoutSettingNames(exports: Record<string, string>): {
   const kept: Record<string, string> = {};
   const refused: string[] = [];
   for (const [name, value] of Object.entries(exports)) {
+    if (!variableName.test(name)) {
+      refused.push(
+        `export ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}...` : name)} was refused: it is no variable name (letters, digits and _, not starting with a digit), and bash takes BASH_FUNC_name%% as a function, an entry named PATH=/x as PATH`,
+      );
+      continue;
+    }
     const problem = settingNameProblem(name);
     if (!problem) kept[name] = value;
     else
