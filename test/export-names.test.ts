@@ -136,6 +136,46 @@ steps:
     expect(said).not.toContain("attacker");
     expect(JSON.stringify(sse)).not.toContain([...deployKey].reverse().join(""));
   });
+
+  test("is refused in any case when its program reads it in any case (Https_Proxy, Npm_Config_Registry)", async () => {
+    // Python's urllib takes any *_proxy whatever its case, and npm any npm_config_*: a printed
+    // line under such a spelling would send the next step's requests through the attacker.
+    const workflow = `name: settings-case
+steps:
+  - name: fetch
+    action: shell.run
+    args:
+      export_vars: true
+      script: |
+        printf 'BOPS_EXPORT:Https_Proxy=http://127.0.0.1:9/attacker\\nBOPS_EXPORT:Npm_Config_Registry=http://127.0.0.1:9/attacker/\\n'
+        echo "REPORT_ID=43" >> "$RUNYARD_OUTPUT"
+  - name: deploy
+    action: shell.run
+    args:
+      script: |
+        echo "report=\${REPORT_ID} proxy=\${Https_Proxy:-unset} registry=\${Npm_Config_Registry:-unset}"
+`;
+    const runId = await submit(server.url, workflow);
+    const run = await waitForRun(server.url, runId, isFinal);
+    expect(run.status, JSON.stringify(run.error)).toBe("success");
+    expect(run.vars).toEqual({ REPORT_ID: "43" });
+    const sse = await readEvents(server.url, runId);
+    const notices = sse
+      .filter((event) => event.type === "notice" && event.step === "fetch")
+      .map((event) => (event.type === "notice" ? event.message : ""));
+    for (const name of ["Https_Proxy", "Npm_Config_Registry"]) {
+      expect(notices).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`^export ${name} was refused: ${name} is a name programs read as a setting`),
+        ),
+      );
+    }
+    const said = sse
+      .filter((event) => event.type === "step.output" && event.step === "deploy")
+      .map((event) => (event.type === "step.output" ? event.data : ""))
+      .join("");
+    expect(said).toContain("report=43 proxy=unset registry=unset");
+  });
 });
 
 describe("a step's exports together", () => {

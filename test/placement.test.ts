@@ -2,6 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { runnerSocketPath } from "../src/core/protocol.js";
 import { runCli, tempDir } from "./helpers/cli.js";
 import {
   adminToken,
@@ -200,6 +202,43 @@ describe("runyard up", () => {
 });
 
 describe("runyard up without bubblewrap", () => {
+  it("keeps its local runner's id when it restarts while a tenant member's runner says hello under it", async () => {
+    const port = await freePort();
+    const home = tempDir();
+    const url = `http://127.0.0.1:${port}`;
+    const first = startCli(["up", "--port", String(port), "--home", home], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    started.push(first);
+    await first.waitFor("local runner connected");
+    // A member sees the local runner's id (a run's run.started names it); it is kept in the home.
+    const localId = readFileSync(join(home, "local-runner-id"), "utf8").trim();
+    const { body } = await api<{ token: string }>(url, "POST", "/api/tokens", {
+      kind: "runner",
+      name: "acme runner",
+      tenant_id: "acme",
+    });
+    await first.kill("SIGTERM");
+    const again = startCli(["up", "--port", String(port), "--home", home], {
+      RUNYARD_ADMIN_TOKEN: adminToken,
+    });
+    started.push(again);
+    let ended = false;
+    const outcome = Promise.race([
+      again.waitFor("local runner connected").then(() => "connected"),
+      again.exited.then((code) => `exited ${code}: ${again.output().slice(-400)}`),
+    ]).finally(() => {
+      ended = true;
+    });
+    // Says hello under that id over and over until `up` has its runner or has ended.
+    let welcomed = 0;
+    while (!ended) {
+      if ((await helloAs(url, body.token, localId)) === "welcome") welcomed++;
+    }
+    expect(await outcome).toBe("connected");
+    expect(welcomed).toBe(0);
+  }, 60_000);
+
   it("says once that tenants' runs wait for their own runners, why, and how to fix it; its runner is not shared", async () => {
     const port = await freePort();
     // Node is started by its full path; up's PATH has no bwrap.
@@ -324,3 +363,24 @@ describe("runyard runner --shared", () => {
     expect(runner.output()).toContain(hint);
   });
 });
+
+/** One runner hello under `id` with `token`: "welcome", or what else ended it. */
+function helloAs(url: string, token: string, id: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(`${url.replace(/^http/, "ws")}${runnerSocketPath}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const done = (answer: string) => {
+      socket.terminate();
+      resolve(answer);
+    };
+    socket.on("error", () => done("error"));
+    socket.on("close", () => done("closed"));
+    socket.on("open", () =>
+      socket.send(
+        JSON.stringify({ type: "hello", jobs: [], runner: { id, hostname: "member", capacity: 1 } }),
+      ),
+    );
+    socket.on("message", (data) => done((JSON.parse(String(data)) as { type: string }).type));
+  });
+}

@@ -373,4 +373,90 @@ describe("a runner speaking the protocol itself", () => {
       globexRunner.close();
     }
   }, 60_000);
+  it("cannot store a step's output before its step.started by sending it without taking the job up", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "no-accept",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      // No accept: the output comes first.
+      const output = {
+        type: "step.output",
+        stream: "stdout",
+        data: "early\n",
+        step: payload.step,
+        host: payload.host,
+      };
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: [output] });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const events = await readEvents(server.url, body.run_id);
+      const types = events.map((e) => (e.type === "step.output" ? `output ${e.data.trim()}` : e.type));
+      const started = types.indexOf("step.started");
+      expect(started, types.join(", ")).toBeGreaterThanOrEqual(0);
+      expect(types.indexOf("output early"), types.join(", ")).toBeGreaterThan(started);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+  it("cannot hand a later step a variable under a name that is no variable's (BASH_FUNC_x%%, PATH=...)", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "bad-export-names",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: `${oneStep}  - name: after
+    targets: [worker]
+    action: cmd.run
+    args:
+      cmd: echo after
+`,
+      });
+      const first = await runner.next<AssignMessage>((m) => m.type === "assign");
+      runner.send({ type: "accept", job_id: first.job.job_id });
+      // bash takes BASH_FUNC_echo%% as a function echo, and an environment entry "PATH=/tmp/x:=1" as PATH.
+      const exports = { "BASH_FUNC_echo%%": "() { id; }", "PATH=/tmp/attacker:": "1", REPORT_ID: "44" };
+      runner.send({
+        type: "finished",
+        job_id: first.job.job_id,
+        batches: 0,
+        result: { ...stepResult, exports },
+      });
+      await runner.next((m) => m.type === "done");
+      const from = runner.received.length;
+      const second = await runner.next<AssignMessage>(
+        (m) => m.type === "assign" && (m as unknown as AssignMessage).job.payload.step === "after",
+        from,
+      );
+      expect(JSON.stringify(second)).toContain("REPORT_ID");
+      expect(JSON.stringify(second)).not.toContain("BASH_FUNC");
+      expect(JSON.stringify(second)).not.toContain("attacker");
+      runner.send({ type: "accept", job_id: second.job.job_id });
+      runner.send({ type: "finished", job_id: second.job.job_id, batches: 0, result: stepResult });
+      await runner.next((m) => m.type === "done", from);
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.vars).toEqual({ REPORT_ID: "44" });
+      const notices = (await readEvents(server.url, body.run_id)).flatMap((e) =>
+        e.type === "notice" ? [e.message] : [],
+      );
+      expect(notices).toContainEqual(
+        expect.stringMatching(/^export "BASH_FUNC_echo%%" was refused: it is no variable name/),
+      );
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
 });

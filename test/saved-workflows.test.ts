@@ -158,6 +158,49 @@ describe("saved workflows through the CLI and the API", () => {
     expect(fits.status).toBe(201);
   });
 
+  it("refuses a run by name whose vars set a setting the workflow does not declare (BASH_ENV from whoever runs it), starting nothing", async () => {
+    // Whoever runs a saved workflow by name (a teammate too) gives its vars; the run is shown as
+    // written by the workflow's author, so a BASH_ENV among them would run their code as its.
+    const deploy =
+      'name: deploy\nvars:\n  AWS_REGION: eu-west-1\nsteps:\n  - {name: a, action: shell.run, args: {script: "echo region=$AWS_REGION"}}\n';
+    await api(
+      server.url,
+      "POST",
+      "/api/workflows",
+      { name: "deploy-vars", file: "deploy.yaml", workflow: deploy },
+      tokenA,
+    );
+    const before = (
+      await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=500", undefined, tokenA)
+    ).body.runs.length;
+    const refused = await api<{ error: { code: string; message: string; hint: string } }>(
+      server.url,
+      "POST",
+      "/api/workflows/deploy-vars/runs",
+      { vars: { BASH_ENV: "$(id >&2)", WHO: "x" } },
+      tokenA,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe("INVALID_INPUT");
+    expect(refused.body.error.message).toMatch(/^vars: BASH_ENV is a name programs read as a setting/);
+    expect(refused.body.error.hint).toContain("deploy.yaml");
+    const after = (
+      await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=500", undefined, tokenA)
+    ).body.runs.length;
+    expect(after).toBe(before);
+    // A setting the workflow declares in its vars: is its author's choice to take from outside.
+    const declared = await api<{ run_id: string }>(
+      server.url,
+      "POST",
+      "/api/workflows/deploy-vars/runs",
+      { vars: { AWS_REGION: "us-east-2" } },
+      tokenA,
+    );
+    expect(declared.status).toBe(201);
+    const done = await waitForRun(server.url, declared.body.run_id, isFinal);
+    expect(done.status).toBe("success");
+  });
+
   it("hides a tenant's saved workflows from another tenant's members (404, never 403)", async () => {
     await api(server.url, "POST", "/api/workflows", { name: "secret-plan", workflow: greet("x") }, tokenA);
     for (const [method, path, body] of [

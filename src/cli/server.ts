@@ -190,11 +190,19 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   // that waits for health never submits into the gap.
   let waiting: string | undefined = "the local runner to connect";
   const server = await start(config, ctx, flags, () => waiting);
-  // The local runner gets a fresh runner token each start; earlier ones are revoked.
-  for (const token of await server.store.tokens.list("runner")) {
+  // The local runner gets a fresh runner token each start; earlier ones are revoked. Its id is
+  // handed to the new token first: an id whose token is revoked is free for any runner token,
+  // and a tenant's runner saying hello under it in between would end this `up`.
+  const earlier = await server.store.tokens.list("runner");
+  const { record: fresh, secret } = await server.store.tokens.create({
+    kind: "runner",
+    name: "local runner (runyard up)",
+  });
+  const localId = runnerIdFor(config, resolveHome(config, ctx.cwd), true);
+  await server.store.runners.handOver(localId, fresh.id);
+  for (const token of earlier) {
     if (token.name === "local runner (runyard up)") await server.store.tokens.revoke(token.id);
   }
-  const { secret } = await server.store.tokens.create({ kind: "runner", name: "local runner (runyard up)" });
   const logger = createLogger({ level: config.logLevel, daemon: true });
   // Only `up` runs steps: `runyard server` never loads the runner, Docker's client and what it brings.
   const { localRunnerDaemon } = await import("./runner.js");
@@ -205,7 +213,7 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
     serverUrls: [server.url],
     token: secret,
     // One of its own per home: `up`s of other homes on one machine share no containers.
-    id: runnerIdFor(config, resolveHome(config, ctx.cwd), true),
+    id: localId,
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
     // One machine, yet a step must still not reach the server's home nor its env; shared with

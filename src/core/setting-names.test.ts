@@ -62,6 +62,12 @@ describe("setting names", () => {
       "EDITOR",
       "LANG",
       "LC_ALL",
+      // Python's urllib reads *_proxy in any case, npm npm_config_* in any case.
+      "Https_Proxy",
+      "hTTp_pRoxy",
+      "No_Proxy",
+      "Npm_Config_Registry",
+      "NPM_config_script_shell",
     ];
     for (const name of settings) expect(settingFamilyOf(name), name).toBeDefined();
   });
@@ -116,6 +122,18 @@ describe("setting names", () => {
         expect.stringMatching(/^export NODE_OPTIONS was refused: NODE_OPTIONS is a name programs read/),
       ],
     });
+  });
+
+  it("drops an export under a name that is no variable name, which bash would read as a function or a setting", () => {
+    const { kept, refused } = withoutSettingNames({
+      "BASH_FUNC_echo%%": "() { id; }",
+      "PATH=/tmp/x:": "1",
+      "1ST": "a",
+      REPORT: "ok",
+    });
+    expect(kept).toEqual({ REPORT: "ok" });
+    expect(refused).toHaveLength(3);
+    expect(refused[0]).toMatch(/^export "BASH_FUNC_echo%%" was refused: it is no variable name/);
   });
 
   it("is the list docs/workflows.md shows, family by family", () => {

@@ -11,7 +11,9 @@
  * names the workflow declared (`HOOK_`/`INPUT_` inputs, an `output_schema`'s `properties`); this
  * list is what those declarations, and a step's own exports, may never name.
  * A name matches exactly, case and all (`PATH`, not `path`, which is an ordinary answer field);
- * the lower-case spellings programs read too (`http_proxy`, `npm_config_*`) are listed as such.
+ * the lower-case spellings programs read too (`http_proxy`) are listed as such. A family whose
+ * program reads the name in any case matches in any case (`anyCase`): Python's urllib takes
+ * `Https_Proxy` and npm `Npm_Config_Registry` as their settings.
  */
 
 /** One family of names: its patterns (`*` stands for any run of name characters) and why it is here. */
@@ -19,6 +21,8 @@ export interface SettingFamily {
   patterns: readonly string[];
   /** What a program does with such a variable, as a user reads it in an error. */
   why: string;
+  /** Its program reads the name whatever its case, so it matches in any case. */
+  anyCase?: true;
 }
 
 export const settingFamilies: readonly SettingFamily[] = [
@@ -48,7 +52,8 @@ export const settingFamilies: readonly SettingFamily[] = [
   },
   {
     patterns: ["*_PROXY", "*_proxy"],
-    why: "HTTP clients send every request (and its credentials) through the proxy these name",
+    why: "HTTP clients send every request (and its credentials) through the proxy these name (Python's in any case of the name)",
+    anyCase: true,
   },
   {
     patterns: ["SSL_*", "OPENSSL_*", "CURL_*", "WGETRC", "REQUESTS_CA_BUNDLE", "GNUTLS_*"],
@@ -70,8 +75,13 @@ export const settingFamilies: readonly SettingFamily[] = [
     why: "git, ssh and pagers run the commands these name (GIT_SSH_COMMAND, GIT_ASKPASS, SSH_ASKPASS, EDITOR, LESSOPEN) and read their configuration from them",
   },
   {
-    patterns: ["NODE_*", "npm_config_*", "NPM_CONFIG_*", "YARN_*", "COREPACK_*", "BUN_*", "DENO_*"],
-    why: "node loads the modules NODE_OPTIONS (--require) and NODE_PATH name; npm, yarn and corepack take their registry and the scripts they run from these",
+    patterns: ["NODE_*", "YARN_*", "COREPACK_*", "BUN_*", "DENO_*"],
+    why: "node loads the modules NODE_OPTIONS (--require) and NODE_PATH name; yarn and corepack take their registry and the scripts they run from these",
+  },
+  {
+    patterns: ["npm_config_*", "NPM_CONFIG_*"],
+    why: "npm takes its registry, the shell its scripts run in and their node options from these, in any case of the name",
+    anyCase: true,
   },
   {
     patterns: ["PYTHON*", "PIP_*", "UV_*", "VIRTUAL_ENV", "CONDA_*"],
@@ -178,6 +188,7 @@ const compiled = settingFamilies.map((family) => ({
   family,
   pattern: new RegExp(
     `^(?:${family.patterns.map((p) => p.split("*").map(escaped).join("[A-Za-z0-9_]*")).join("|")})$`,
+    family.anyCase ? "i" : "",
   ),
 }));
 
@@ -199,12 +210,18 @@ export function settingNameProblem(name: string): string | undefined {
   return family ? `${name} is a name programs read as a setting (${family.why})` : undefined;
 }
 
+/** What a step's exports may be named; a runner checks it, and the engine again for one that did not. */
+const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
  * A step's own exports (its `BOPS_EXPORT:` lines and `$RUNYARD_OUTPUT`) without those under a
  * setting's name. The workflow's author wrote the step, but not all it prints: a line of a log,
  * an issue or a model's text that starts `BOPS_EXPORT:BASH_ENV=` is the hole GitHub Actions
  * closed by removing `set-env`. A setting is set in the workflow's own text (a step's `env:` or
- * script) instead. Each refusal is a warning naming the export.
+ * script) instead. Each refusal is a warning naming the export. A name that is no variable name
+ * is refused as well: only a runner that does not check its exports' names (an older one, or a
+ * member's own that speaks the protocol itself) sends one, and bash reads `BASH_FUNC_echo%%` as
+ * a function echo and an entry `PATH=/x:` (name `PATH=/x:`, value `1`) as PATH.
  */
 export function withoutSettingNames(exports: Record<string, string>): {
   kept: Record<string, string>;
@@ -213,6 +230,12 @@ export function withoutSettingNames(exports: Record<string, string>): {
   const kept: Record<string, string> = {};
   const refused: string[] = [];
   for (const [name, value] of Object.entries(exports)) {
+    if (!variableName.test(name)) {
+      refused.push(
+        `export ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}...` : name)} was refused: it is no variable name (letters, digits and _, not starting with a digit), and bash takes BASH_FUNC_name%% as a function, an entry named PATH=/x as PATH`,
+      );
+      continue;
+    }
     const problem = settingNameProblem(name);
     if (!problem) kept[name] = value;
     else

@@ -67,6 +67,8 @@ export class RunnerSession {
   info: RunnerInfo | undefined;
   /** Job id -> kind, of the jobs leased to this connection. */
   readonly running = new Map<string, string>();
+  /** Jobs assigned over this connection that the runner has not said it took up. */
+  private readonly unaccepted = new Set<string>();
   /** The runner is shutting down and takes no new work. */
   draining = false;
   /** Messages of one runner are handled in order, heartbeats aside. */
@@ -358,10 +360,14 @@ export class RunnerSession {
         break;
       case "accept":
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        this.unaccepted.delete(message.job_id);
         await queue.accept(message.job_id, runnerId);
         break;
       case "events": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
+        // A runner that reports on a job took it up: an accept it never sent is taken as said
+        // (as at its hello), so the step's start is stored before this output, not after it.
+        if (this.unaccepted.delete(message.job_id)) await queue.accept(message.job_id, runnerId);
         const outcome = await queue.events(message.job_id, message.batch, message.events, runnerId);
         if (outcome === "held") return this.resendLater(message.job_id);
         if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
@@ -376,6 +382,7 @@ export class RunnerSession {
           this.running.delete(message.job_id);
           break;
         }
+        this.unaccepted.delete(message.job_id);
         const outcome = await queue.finished(message.job_id, message.batches, message.result, runnerId);
         if (outcome === "done") this.send({ type: "done", job_id: message.job_id });
         if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
@@ -386,12 +393,14 @@ export class RunnerSession {
       case "refuse": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         this.running.delete(message.job_id);
+        this.unaccepted.delete(message.job_id);
         await this.refused(message.job_id, runnerId, message.reason);
         break;
       }
       case "abandoned": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         this.running.delete(message.job_id);
+        this.unaccepted.delete(message.job_id);
         // A runner that stops says it drains first, and its jobs go straight back to the queue.
         // One that gives work back while it still takes more would be handed the same job again
         // at once, in a loop: that is a refusal, with its back-off and its limit.
@@ -428,6 +437,7 @@ export class RunnerSession {
       const assignment = await this.host.queue.claimFor(this.info, [...this.running.values()]);
       if (!assignment) return;
       this.running.set(assignment.job.job_id, assignment.job.kind);
+      this.unaccepted.add(assignment.job.job_id);
       this.send({ type: "assign", ...assignment });
     }
   }

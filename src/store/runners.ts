@@ -207,6 +207,11 @@ export interface RunnersRepo {
   list(query?: { tenantId?: string | null; status?: RunnerStatus }): Promise<RunnerRecord[]>;
   /** One runner, or undefined. */
   get(id: string): Promise<RunnerRecord | undefined>;
+  /**
+   * Gives the runner id to `tokenId` before its old token is revoked: a revoked token frees its
+   * ids for any runner token, so `runyard up` hands its local runner's to the new token first.
+   */
+  handOver(id: string, tokenId: string): Promise<void>;
 }
 
 export function runnersRepo(ctx: StoreContext): RunnersRepo {
@@ -216,5 +221,8 @@ export function runnersRepo(ctx: StoreContext): RunnersRepo {
     touch: (id, at) => touchRunner(ctx, id, at),
     list: (query) => listRunners(ctx, query),
     get: (id) => getRunner(ctx, id),
+    handOver: async (id, tokenId) => {
+      await ctx.db.updateTable("runners").set({ token_id: tokenId }).where("id", "=", id).execute();
+    },
   };
 }

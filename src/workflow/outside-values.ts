@@ -6,7 +6,7 @@
  * parsed, and the values again where the step exports them, as a run parsed before a name was
  * listed may still be running.
  */
-import { type ErrorCode, errorInfo } from "../core/errors.js";
+import { type ErrorCode, errorInfo, RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { settingNameProblem } from "../core/setting-names.js";
 import type { YamlReader } from "./yaml-reader.js";
@@ -48,6 +48,28 @@ export function settingExportsError(
     code,
     `step "${step}": ${source} may not set ${refused.join(", ")}: ${settingNameProblem(refused[0]!)}; nothing of it was exported`,
     `Give ${refused.length > 1 ? "them other names" : "it another name"} in the workflow (e.g. ${suggestedName(refused[0]!)}); a step that needs the setting sets it from that name in its own script (export ${refused[0]}="$${suggestedName(refused[0]!)}").`,
+  );
+}
+
+/**
+ * The refusal of `given`, the vars whoever runs a saved workflow by name passes, when one is a
+ * setting's name the workflow does not declare in its `vars:` or `inputs:`. The run is shown as
+ * written by the workflow's author, but a `BASH_ENV` in its vars would run the caller's code in
+ * its steps; one it declares (`AWS_REGION`) its author chose to take from outside.
+ */
+export function undeclaredSettingVars(
+  given: Record<string, string>,
+  declared: ReadonlySet<string>,
+  file: string,
+): RunyardError | undefined {
+  const name = Object.keys(given).find((n) => !declared.has(n) && settingNameProblem(n) !== undefined);
+  if (name === undefined) return undefined;
+  return new RunyardError(
+    "INVALID_INPUT",
+    `vars: ${settingNameProblem(name)}; a run of a saved workflow takes it only when the workflow declares it`,
+    {
+      hint: `${file} does not declare ${name} in its vars: or inputs:. Pass the value under a name the workflow reads, or ask its author to declare ${name} in its vars:.`,
+    },
   );
 }
 

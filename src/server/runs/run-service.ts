@@ -144,7 +144,12 @@ export class RunService {
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
   async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
-    return this.submit("workflow", await this.kinds.workflow.prepare(spec, owner), owner, origin);
+    return this.submit(
+      "workflow",
+      await this.kinds.workflow.prepare(spec, owner, origin.saved !== undefined),
+      owner,
+      origin,
+    );
   }
 
   /** Validates and queues an agent run (one agent, or a fan-out). */

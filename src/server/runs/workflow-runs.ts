@@ -17,6 +17,7 @@ import {
   type Workflow,
   workflowProblemsError,
 } from "../../workflow/model.js";
+import { undeclaredSettingVars } from "../../workflow/outside-values.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { inputValueProblem } from "../../workflow/parse-inputs.js";
 import { scheduleIgnoredNotice } from "../../workflow/schedule.js";
@@ -117,6 +118,8 @@ export class WorkflowRuns implements RunKindModule {
   async prepare(
     spec: WorkflowRunSpec,
     owner: { tenantId: string | null; unrestrictedOutbound?: boolean },
+    /** A run of a saved workflow: its vars come from whoever runs it, not from its text. */
+    saved = false,
   ): Promise<PreparedRun> {
     const { unrestricted_outbound: _asked, calls: _resolved, ...given } = spec;
     const file = given.file ?? "workflow.yaml";
@@ -135,6 +138,11 @@ export class WorkflowRuns implements RunKindModule {
       if (refusal) throw refusal;
     }
     await checkApprovers(this.store.users, workflow, owner.tenantId);
+    if (saved) {
+      const declared = new Set([...Object.keys(workflow.vars), ...Object.keys(workflow.inputs ?? {})]);
+      const refused = undeclaredSettingVars(spec.vars, declared, file);
+      if (refused) throw refused;
+    }
     const vars = { ...workflow.vars, ...spec.vars };
     for (const [name, input] of Object.entries(workflow.inputs ?? {})) {
       const problem = inputValueProblem(input, vars[name] ?? "");
