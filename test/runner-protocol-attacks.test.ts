@@ -213,6 +213,50 @@ describe("a runner speaking the protocol itself", () => {
     expect(status).toBe(401);
   });
 
+  it("refuses a hello whose hostname and labels are past their caps, naming them, and lists no such runner", async () => {
+    const secret = await token(server, { kind: "runner", name: "long hello", tenant_id: "longhello" });
+    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("open", () => resolve());
+      socket.once("error", reject);
+    });
+    const answers: ServerMessage[] = [];
+    // Closed with its code, or welcomed (-1): either ends the wait.
+    const closed = new Promise<number>((resolve) => {
+      socket.once("close", (code) => resolve(code));
+      socket.on("message", (data) => {
+        answers.push(JSON.parse(String(data)) as ServerMessage);
+        if (answers.at(-1)?.type === "welcome") resolve(-1);
+      });
+    });
+    socket.send(
+      JSON.stringify({
+        type: "hello",
+        jobs: [],
+        runner: {
+          id: "long-hello",
+          hostname: "h".repeat(600 * 1024),
+          labels: Array.from({ length: 5000 }, (_, i) => `label-${i}-${"l".repeat(150)}`),
+          capacity: 1,
+        },
+      }),
+    );
+    expect(await closed).toBe(4003);
+    const error = answers.find((m) => m.type === "error");
+    const text = JSON.stringify(error);
+    expect(text).toContain("INVALID_INPUT");
+    expect(text).toContain("hostname");
+    expect(text).toContain("at most 255");
+    expect(text).toContain("labels");
+    expect(text.length).toBeLessThan(4096);
+    expect(answers.some((m) => m.type === "welcome")).toBe(false);
+    const member = await token(server, { kind: "user", name: "long hello member", tenant_id: "longhello" });
+    const listed = await api<Array<{ id: string }>>(server.url, "GET", "/api/runners", undefined, member);
+    expect(listed.body.map((runner) => runner.id)).not.toContain("long-hello");
+  }, 60_000);
+
   it("cannot report on another tenant's job, nor take it up, finish it or give it back", async () => {
     const acme = await token(server, { kind: "user", name: "acme", tenant_id: "acme" });
     const acmeRunner = await ProtocolRunner.connect(

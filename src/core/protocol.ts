@@ -10,17 +10,29 @@ import { Job, JobResult, jobKinds } from "./jobs/index.js";
  * nothing is lost and nothing is doubled.
  */
 
+/**
+ * Caps on what a runner says of itself: a tenant's own runner says it, and the server stores it
+ * and lists it to the tenant and to platform admins, so no hello may make those lists large.
+ */
+export const runnerInfoCaps = { name: 200, hostname: 255, labels: 64, memory: 32 } as const;
+
+const capped = (field: string, max: number) =>
+  z.string().max(max, `a runner's ${field} may have at most ${max} characters`);
+
 export const RunnerInfo = z.object({
-  id: z.string().min(1),
-  group: z.string().default("default"),
-  labels: z.array(z.string()).default([]),
+  id: capped("id", runnerInfoCaps.name).min(1),
+  group: capped("group", runnerInfoCaps.name).default("default"),
+  labels: z
+    .array(capped("label", runnerInfoCaps.name))
+    .max(runnerInfoCaps.labels, `a runner may have at most ${runnerInfoCaps.labels} labels`)
+    .default([]),
   mode: z.enum(["chat", "issue", "all"]).default("all"),
   capacity: z.number().int().positive().default(1),
   cpus: z.number().nullable().default(null),
-  memory: z.string().nullable().default(null),
-  hostname: z.string(),
-  tenant_id: z.string().nullable().default(null),
-  version: z.string().nullable().default(null),
+  memory: capped("memory", runnerInfoCaps.memory).nullable().default(null),
+  hostname: capped("hostname", runnerInfoCaps.hostname),
+  tenant_id: capped("tenant_id", runnerInfoCaps.name).nullable().default(null),
+  version: capped("version", runnerInfoCaps.name).nullable().default(null),
   /**
    * The operator marked this runner shared (`runyard runner --shared`, as GitLab's instance
    * runners): it may take runs of any tenant, but only while it isolates them (`isolation`).

@@ -149,10 +149,31 @@ export class RunnerSession {
     }
     const parsed = RunnerMessage.safeParse(json);
     if (!parsed.success) {
+      if (!this.info && (json as { type?: unknown } | undefined)?.type === "hello") {
+        this.refuseHello(parsed.error.issues);
+        return undefined;
+      }
       this.send({ type: "error", code: "INVALID_INPUT", message: parsed.error.message });
       return undefined;
     }
     return parsed.data;
+  }
+
+  /**
+   * A hello the protocol does not take (a field past its cap, ...) closes the socket as any
+   * refused hello does, so the runner stops and says why instead of waiting for a welcome; the
+   * first few problems are named, never the values.
+   */
+  private refuseHello(issues: readonly { path: PropertyKey[]; message: string }[]): void {
+    const named = issues.slice(0, 5).map((issue) => `${issue.path.map(String).join(".")}: ${issue.message}`);
+    const more = issues.length > named.length ? `; and ${issues.length - named.length} more` : "";
+    this.send({
+      type: "error",
+      code: "INVALID_INPUT",
+      message: `the runner's hello was refused: ${named.join("; ")}${more}`,
+      hint: "Shorten the runner's id, group, labels or hostname (RUNYARD_* settings or its config file) and start it again.",
+    });
+    this.socket.close(4003, "hello refused");
   }
 
   /** Renews the leases of the jobs this socket holds and answers; one renewal at a time. */
