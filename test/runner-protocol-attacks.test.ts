@@ -41,7 +41,12 @@ class ProtocolRunner {
     });
   }
 
-  static async connect(server: TestServer, token: string, id: string): Promise<ProtocolRunner> {
+  static async connect(
+    server: TestServer,
+    token: string,
+    id: string,
+    labels: string[] = [],
+  ): Promise<ProtocolRunner> {
     const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
       headers: { authorization: `Bearer ${token}` },
     });
@@ -50,7 +55,7 @@ class ProtocolRunner {
       socket.once("error", reject);
     });
     const runner = new ProtocolRunner(socket);
-    runner.send({ type: "hello", jobs: [], runner: { id, hostname: "attacker", capacity: 1 } });
+    runner.send({ type: "hello", jobs: [], runner: { id, hostname: "attacker", capacity: 1, labels } });
     await runner.next((m) => m.type === "welcome");
     return runner;
   }
@@ -149,6 +154,50 @@ describe("a runner speaking the protocol itself", () => {
       await waitForRun(server.url, body.run_id, isFinal);
       const events = await readEvents(server.url, body.run_id);
       expect(storedBytes(events)).toBeLessThanOrEqual(cap + 64 * 1024);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
+  it("cannot store more than the run's log cap as an agent's messages, tool calls and results", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "transcripts",
+      ["agent:claude_code", "mode:chat"],
+    );
+    try {
+      const { status, body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "add a README",
+      });
+      expect(status, JSON.stringify(body)).toBe(201);
+      const assign = await runner.next<{
+        type: "assign";
+        job: { job_id: string; payload: { agent: string } };
+      }>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      // Four of each of 64 KiB: three times the cap, none of it step output.
+      const text = "t".repeat(64 * 1024);
+      const transcript = Array.from({ length: 4 }, (_, i) => [
+        { type: "agent.message", agent: payload.agent, role: "assistant", text },
+        { type: "agent.tool_call", agent: payload.agent, call_id: `c${i}`, tool: text, input: { text } },
+        { type: "agent.tool_result", agent: payload.agent, call_id: `c${i}`, output: text },
+        { type: "notice", level: "info", message: text },
+      ]).flat();
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: transcript });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      const events = await readEvents(server.url, body.run_id);
+      let bytes = 0;
+      for (const event of events) {
+        if (event.type === "agent.message") bytes += event.text.length;
+        if (event.type === "agent.tool_call") bytes += event.tool.length + JSON.stringify(event.input).length;
+        if (event.type === "agent.tool_result") bytes += event.output.length;
+        if (event.type === "notice") bytes += event.message.length;
+      }
+      expect(bytes).toBeLessThanOrEqual(cap + 2 * 64 * 1024);
     } finally {
       runner.close();
     }
