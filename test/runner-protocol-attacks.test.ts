@@ -186,6 +186,8 @@ describe("a runner speaking the protocol itself", () => {
         { type: "agent.tool_call", agent: payload.agent, call_id: `c${i}`, tool: text, input: { text } },
         { type: "agent.tool_result", agent: payload.agent, call_id: `c${i}`, output: text },
         { type: "notice", level: "info", message: text },
+        // A step of no pipeline, named at length: never on the run's record.
+        { type: "step.started", step: `${text}-${i}`, host: payload.agent, attempt: 1 },
       ]).flat();
       runner.send({ type: "events", job_id: jobId, batch: 1, events: transcript });
       await runner.next((m) => m.type === "ack" && m.batch === 1);
@@ -198,6 +200,9 @@ describe("a runner speaking the protocol itself", () => {
         if (event.type === "notice") bytes += event.message.length;
       }
       expect(bytes).toBeLessThanOrEqual(cap + 2 * 64 * 1024);
+      expect(events.some((e) => e.type === "step.started" && e.step.startsWith(text))).toBe(false);
+      const record = await api(server.url, "GET", `/api/runs/${body.run_id}`);
+      expect(JSON.stringify(record.body).length).toBeLessThan(16 * 1024);
     } finally {
       runner.close();
     }
