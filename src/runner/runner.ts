@@ -9,7 +9,7 @@ import {
   type BotCall,
   type BotReply,
   type BotStats,
-  type RunnerInfo,
+  RunnerInfo,
   type RunnerMessage,
   revokedCloseCode,
   runnerSocketPath,
@@ -194,6 +194,17 @@ export class RunnerDaemon {
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
   start(): Promise<void> {
+    // The server refuses a hello past its caps: say so here, before any connection, not in a
+    // loop of reconnects.
+    const checked = RunnerInfo.safeParse(this.options.info);
+    if (!checked.success) {
+      const problems = checked.error.issues.slice(0, 5).map((issue) => issue.message);
+      return Promise.reject(
+        new RunyardError("INVALID_INPUT", `the runner cannot say hello: ${problems.join("; ")}`, {
+          hint: "Shorten the runner's id, group, labels or hostname (--id, --group, --labels, RUNYARD_* settings) and start it again.",
+        }),
+      );
+    }
     return new Promise((resolve, reject) => {
       this.firstWelcome = { resolve, reject };
       this.connect();
