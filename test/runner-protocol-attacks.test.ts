@@ -311,6 +311,23 @@ describe("a runner speaking the protocol itself", () => {
     expect(listed.body.map((runner) => runner.id)).not.toContain("long-hello");
   }, 60_000);
 
+  it("cannot publish text of its own on the public /health/agents as agent labels", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "labels", tenant_id: "labeller" }),
+      "labeller",
+      ["agent:claude_code", "agent:visit-evil.example-for-free-credits", `agent:${"x".repeat(190)}`],
+    );
+    try {
+      const response = await fetch(`${server.url}/health/agents`);
+      const health = (await response.json()) as { on_runners: string[] };
+      expect(health.on_runners).toContain("claude_code");
+      expect(health.on_runners.filter((name) => name.includes("evil") || name.startsWith("xxx"))).toEqual([]);
+    } finally {
+      runner.close();
+    }
+  });
+
   it("cannot report on another tenant's job, nor take it up, finish it or give it back", async () => {
     const acme = await token(server, { kind: "user", name: "acme", tenant_id: "acme" });
     const acmeRunner = await ProtocolRunner.connect(
