@@ -208,6 +208,56 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
 
+  it("cannot take spend back with negative usage, which would lift its tenant's budget", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "refunds", tenant_id: "refunder" }),
+      "refunder",
+      ["agent:claude_code", "mode:chat"],
+    );
+    try {
+      const member = await token(server, { kind: "user", name: "refunder member", tenant_id: "refunder" });
+      const { body } = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "claude_code", prompt: "add a README" },
+        member,
+      );
+      const assign = await runner.next<{
+        type: "assign";
+        job: { job_id: string; payload: { agent: string } };
+      }>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      const usage = (cost: number, tokens: number) => ({
+        type: "agent.usage",
+        agent: payload.agent,
+        model: "claude-sonnet-4",
+        input_tokens: tokens,
+        output_tokens: tokens,
+        cost_usd: cost,
+      });
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: [usage(2, 10)] });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      const from = runner.received.length;
+      runner.send({ type: "events", job_id: jobId, batch: 2, events: [usage(-1000, -1_000_000)] });
+      await runner.next((m) => (m.type === "ack" && m.batch === 2) || m.type === "error", from);
+      const report = await api<{ total: { usd: number; input_tokens: number } }>(
+        server.url,
+        "GET",
+        "/api/usage",
+        undefined,
+        member,
+      );
+      expect(report.body.total.usd).toBe(2);
+      expect(report.body.total.input_tokens).toBe(10);
+      expect(body.run_id).toBeTruthy();
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
   it("stores a replayed batch once and refuses batch numbers below 1", async () => {
     const runner = await ProtocolRunner.connect(
       server,
