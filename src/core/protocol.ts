@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RunyardError } from "./errors.js";
 import { EventInputSchema } from "./events.js";
 import { Job, JobResult, jobKinds } from "./jobs/index.js";
 
@@ -51,6 +52,18 @@ export const RunnerInfo = z.object({
   kinds: z.array(z.enum(jobKinds)).default([...jobKinds]),
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
+
+/** Why a runner may not say hello as `info` (a field past its cap), naming the first few; undefined when it may. */
+export function runnerInfoRefusal(info: unknown): RunyardError | undefined {
+  const checked = RunnerInfo.safeParse(info);
+  if (checked.success) return undefined;
+  const { issues } = checked.error;
+  const named = issues.slice(0, 5).map((issue) => `${issue.path.map(String).join(".")}: ${issue.message}`);
+  const more = issues.length > named.length ? `; and ${issues.length - named.length} more` : "";
+  return new RunyardError("INVALID_INPUT", `the runner's hello was refused: ${named.join("; ")}${more}`, {
+    hint: "Shorten the runner's id, group, labels or hostname (--id, --group, --labels or their RUNYARD_* settings) and start it again.",
+  });
+}
 
 /** One sample of a bot container's use, taken by its runner. */
 export const BotStats = z.object({

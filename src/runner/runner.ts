@@ -9,9 +9,10 @@ import {
   type BotCall,
   type BotReply,
   type BotStats,
-  RunnerInfo,
+  type RunnerInfo,
   type RunnerMessage,
   revokedCloseCode,
+  runnerInfoRefusal,
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
@@ -194,17 +195,9 @@ export class RunnerDaemon {
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
   start(): Promise<void> {
-    // The server refuses a hello past its caps: say so here, before any connection, not in a
-    // loop of reconnects.
-    const checked = RunnerInfo.safeParse(this.options.info);
-    if (!checked.success) {
-      const problems = checked.error.issues.slice(0, 5).map((issue) => issue.message);
-      return Promise.reject(
-        new RunyardError("INVALID_INPUT", `the runner cannot say hello: ${problems.join("; ")}`, {
-          hint: "Shorten the runner's id, group, labels or hostname (--id, --group, --labels, RUNYARD_* settings) and start it again.",
-        }),
-      );
-    }
+    // The server refuses a hello past its caps: say so before connecting, not in a reconnect loop.
+    const refusal = runnerInfoRefusal(this.options.info);
+    if (refusal) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       this.firstWelcome = { resolve, reject };
       this.connect();

@@ -7,6 +7,7 @@ import {
   type RunnerInfo,
   RunnerMessage,
   revokedCloseCode,
+  runnerInfoRefusal,
   type ServerMessage,
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
@@ -150,7 +151,7 @@ export class RunnerSession {
     const parsed = RunnerMessage.safeParse(json);
     if (!parsed.success) {
       if (!this.info && (json as { type?: unknown } | undefined)?.type === "hello") {
-        this.refuseHello(parsed.error.issues);
+        this.refuseHello((json as { runner?: unknown }).runner, parsed.error.issues[0]?.message ?? "");
         return undefined;
       }
       this.send({ type: "error", code: "INVALID_INPUT", message: parsed.error.message });
@@ -164,14 +165,14 @@ export class RunnerSession {
    * refused hello does, so the runner stops and says why instead of waiting for a welcome; the
    * first few problems are named, never the values.
    */
-  private refuseHello(issues: readonly { path: PropertyKey[]; message: string }[]): void {
-    const named = issues.slice(0, 5).map((issue) => `${issue.path.map(String).join(".")}: ${issue.message}`);
-    const more = issues.length > named.length ? `; and ${issues.length - named.length} more` : "";
+  private refuseHello(runner: unknown, problem: string): void {
+    const refusal = runnerInfoRefusal(runner);
+    const message = refusal?.message ?? `the runner's hello was refused: ${problem}`;
     this.send({
       type: "error",
       code: "INVALID_INPUT",
-      message: `the runner's hello was refused: ${named.join("; ")}${more}`,
-      hint: "Shorten the runner's id, group, labels or hostname (RUNYARD_* settings or its config file) and start it again.",
+      message,
+      ...(refusal?.hint ? { hint: refusal.hint } : {}),
     });
     this.socket.close(4003, "hello refused");
   }
