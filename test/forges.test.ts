@@ -235,6 +235,31 @@ describe("tasks from a forge's issues", () => {
     await waitForRun(server.url, started?.run_id ?? "", isFinal, 120_000);
   }, 150_000);
 
+  it("an issue body past a task's cap reaches the agent cut to it, saying so", async () => {
+    // A self-hosted forge takes bodies of any length; a task's description has the API's cap.
+    model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
+    const long = forge.createIssue("acme/app", {
+      title: "Long",
+      body: "b".repeat(600 * 1024),
+      user: "alice",
+    });
+    const from = model.requests.length;
+    const runId = startedRun(
+      await forge.deliver(
+        webhookUrl,
+        webhookSecret,
+        "issue_comment",
+        forge.payloads.comment("acme/app", long, "/runyard read it", "alice"),
+      ),
+    );
+    await waitForRun(server.url, runId, isFinal, 120_000);
+    const asked = model.requests.slice(from).find((r) => r.rawBody.includes("bbbb"));
+    expect(asked).toBeDefined();
+    const shown = asked?.rawBody.match(/b{1000,}/)?.[0] ?? "";
+    expect(shown.length).toBeLessThanOrEqual(256 * 1024);
+    expect(asked?.rawBody).toContain("characters of the issue were left out");
+  }, 150_000);
+
   it("a failed task comments its typed error and pushes nothing", async () => {
     model.setScript({ conversations: [{ turns: [{ text: "I will not write anything." }] }] });
     const failing = forge.createIssue("acme/app", { title: "Do nothing", body: "x", user: "alice" });

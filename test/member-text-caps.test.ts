@@ -139,6 +139,47 @@ describe("caps on what members send", () => {
     expect((await call(token, "GET", "/api/runs")).body.runs).toEqual([]);
   });
 
+  it("refuses a host's 20000 labels and an approval's long message, naming each and its cap", async () => {
+    const token = await member("host-labels");
+    const labels = Array.from({ length: 20_000 }, (_, i) => `l${i}`).join(", ");
+    const many = await call(token, "POST", "/api/runs", {
+      workflow: `name: labelled\ninventory:\n  hosts:\n    w:\n      labels: [${labels}]\nsteps:\n  - name: hi\n    targets: [w]\n    action: cmd.run\n    args:\n      cmd: echo hi\n`,
+    });
+    expect(many.status).toBe(400);
+    expect(many.text).toContain('labels of host \\"w\\" has 20000 names; it may have at most 64');
+    expect(many.text.length).toBeLessThan(4096);
+    const message = await call(token, "POST", "/api/runs", {
+      workflow: `name: gate\nsteps:\n  - name: ok\n    action: approval\n    args:\n      message: ${"m".repeat(300 * 1024)}\n      approvers: [role:admin]\n`,
+    });
+    expect(message.status).toBe(400);
+    expect(message.text).toContain(
+      'message of step \\"ok\\" is 307200 characters long; it may have at most 4000',
+    );
+    expect(message.text.length).toBeLessThan(4096);
+    expect((await call(token, "GET", "/api/runs")).body.runs).toEqual([]);
+  });
+
+  it("keeps an approval's message small however large the variables it names", async () => {
+    const token = await member("gate-vars");
+    const big = "v".repeat(100 * 1024);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the workflow's own ${BIG}, filled in by runyard
+    const named = "${BIG}".repeat(50);
+    const started = await call(token, "POST", "/api/runs", {
+      workflow: `name: gate\nsteps:\n  - name: ok\n    action: approval\n    args:\n      message: "${named}"\n      approvers: [role:admin]\n`,
+      vars: { BIG: big },
+    });
+    expect(started.status, started.text).toBe(201);
+    let run: Json;
+    for (;;) {
+      run = (await call(token, "GET", `/api/runs/${started.body.run_id}`)).body;
+      if (run.approvals?.length > 0 || run.status !== "queued") break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const asked: string = run.approvals[0].message;
+    expect(asked.length).toBeLessThanOrEqual(16 * 1024);
+    expect(asked).toContain("more characters of the message were left out");
+  });
+
   it("refuses a hook's 600 KB name by its cap, quoting only its start", async () => {
     const token = await member("hook-texts");
     const named = await call(token, "POST", "/api/hooks", { name: long, workflow: "deploy" });

@@ -42,7 +42,12 @@ class ProtocolRunner {
     });
   }
 
-  static async connect(server: TestServer, token: string, id: string): Promise<ProtocolRunner> {
+  static async connect(
+    server: TestServer,
+    token: string,
+    id: string,
+    labels: string[] = [],
+  ): Promise<ProtocolRunner> {
     const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
       headers: { authorization: `Bearer ${token}` },
       // An all-zero mask is not applied: a large message then costs this process (which also
@@ -54,7 +59,7 @@ class ProtocolRunner {
       socket.once("error", reject);
     });
     const runner = new ProtocolRunner(socket);
-    runner.send({ type: "hello", jobs: [], runner: { id, hostname: "attacker", capacity: 1 } });
+    runner.send({ type: "hello", jobs: [], runner: { id, hostname: "attacker", capacity: 1, labels } });
     await runner.next((m) => m.type === "welcome");
     return runner;
   }
@@ -166,6 +171,105 @@ describe("a runner speaking the protocol itself", () => {
       await waitForRun(server.url, body.run_id, isFinal);
       const events = await readEvents(server.url, body.run_id);
       expect(storedBytes(events)).toBeLessThanOrEqual(cap + 64 * 1024);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
+  it("cannot store more than the run's log cap as an agent's messages, tool calls and results", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "transcripts",
+      ["agent:claude_code", "mode:chat"],
+    );
+    try {
+      const { status, body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "agent",
+        agent: "claude_code",
+        prompt: "add a README",
+      });
+      expect(status, JSON.stringify(body)).toBe(201);
+      const assign = await runner.next<{
+        type: "assign";
+        job: { job_id: string; payload: { agent: string } };
+      }>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      // Four of each of 64 KiB: three times the cap, none of it step output.
+      const text = "t".repeat(64 * 1024);
+      const transcript = Array.from({ length: 4 }, (_, i) => [
+        { type: "agent.message", agent: payload.agent, role: "assistant", text },
+        { type: "agent.tool_call", agent: payload.agent, call_id: `c${i}`, tool: text, input: { text } },
+        { type: "agent.tool_result", agent: payload.agent, call_id: `c${i}`, output: text },
+        { type: "notice", level: "info", message: text },
+        // A step of no pipeline, named at length: never on the run's record.
+        { type: "step.started", step: `${text}-${i}`, host: payload.agent, attempt: 1 },
+      ]).flat();
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: transcript });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      const events = await readEvents(server.url, body.run_id);
+      let bytes = 0;
+      for (const event of events) {
+        if (event.type === "agent.message") bytes += event.text.length;
+        if (event.type === "agent.tool_call") bytes += event.tool.length + JSON.stringify(event.input).length;
+        if (event.type === "agent.tool_result") bytes += event.output.length;
+        if (event.type === "notice") bytes += event.message.length;
+      }
+      expect(bytes).toBeLessThanOrEqual(cap + 2 * 64 * 1024);
+      expect(events.some((e) => e.type === "step.started" && e.step.startsWith(text))).toBe(false);
+      const record = await api(server.url, "GET", `/api/runs/${body.run_id}`);
+      expect(JSON.stringify(record.body).length).toBeLessThan(16 * 1024);
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
+  it("cannot take spend back with negative usage, which would lift its tenant's budget", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "refunds", tenant_id: "refunder" }),
+      "refunder",
+      ["agent:claude_code", "mode:chat"],
+    );
+    try {
+      const member = await token(server, { kind: "user", name: "refunder member", tenant_id: "refunder" });
+      const { body } = await api<{ run_id: string }>(
+        server.url,
+        "POST",
+        "/api/runs",
+        { kind: "agent", agent: "claude_code", prompt: "add a README" },
+        member,
+      );
+      const assign = await runner.next<{
+        type: "assign";
+        job: { job_id: string; payload: { agent: string } };
+      }>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      runner.send({ type: "accept", job_id: jobId });
+      const usage = (cost: number, tokens: number) => ({
+        type: "agent.usage",
+        agent: payload.agent,
+        model: "claude-sonnet-4",
+        input_tokens: tokens,
+        output_tokens: tokens,
+        cost_usd: cost,
+      });
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: [usage(2, 10)] });
+      await runner.next((m) => m.type === "ack" && m.batch === 1);
+      const from = runner.received.length;
+      runner.send({ type: "events", job_id: jobId, batch: 2, events: [usage(-1000, -1_000_000)] });
+      await runner.next((m) => (m.type === "ack" && m.batch === 2) || m.type === "error", from);
+      const report = await api<{ total: { usd: number; input_tokens: number } }>(
+        server.url,
+        "GET",
+        "/api/usage",
+        undefined,
+        member,
+      );
+      expect(report.body.total.usd).toBe(2);
+      expect(report.body.total.input_tokens).toBe(10);
+      expect(body.run_id).toBeTruthy();
     } finally {
       runner.close();
     }
@@ -311,6 +415,67 @@ describe("a runner speaking the protocol itself", () => {
     });
     socket.terminate();
     expect(status).toBe(401);
+  });
+
+  it("refuses a hello whose hostname and labels are past their caps, naming them, and lists no such runner", async () => {
+    const secret = await token(server, { kind: "runner", name: "long hello", tenant_id: "longhello" });
+    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("open", () => resolve());
+      socket.once("error", reject);
+    });
+    const answers: ServerMessage[] = [];
+    // Closed with its code, or welcomed (-1): either ends the wait.
+    const closed = new Promise<number>((resolve) => {
+      socket.once("close", (code) => resolve(code));
+      socket.on("message", (data) => {
+        answers.push(JSON.parse(String(data)) as ServerMessage);
+        if (answers.at(-1)?.type === "welcome") resolve(-1);
+      });
+    });
+    socket.send(
+      JSON.stringify({
+        type: "hello",
+        jobs: [],
+        runner: {
+          id: "long-hello",
+          hostname: "h".repeat(600 * 1024),
+          labels: Array.from({ length: 5000 }, (_, i) => `label-${i}-${"l".repeat(150)}`),
+          capacity: 1,
+        },
+      }),
+    );
+    expect(await closed).toBe(4003);
+    const error = answers.find((m) => m.type === "error");
+    const text = JSON.stringify(error);
+    expect(text).toContain("INVALID_INPUT");
+    expect(text).toContain("hostname");
+    expect(text).toContain("at most 255");
+    expect(text).toContain("labels");
+    expect(text.length).toBeLessThan(4096);
+    expect(answers.some((m) => m.type === "welcome")).toBe(false);
+    const member = await token(server, { kind: "user", name: "long hello member", tenant_id: "longhello" });
+    const listed = await api<Array<{ id: string }>>(server.url, "GET", "/api/runners", undefined, member);
+    expect(listed.body.map((runner) => runner.id)).not.toContain("long-hello");
+  }, 60_000);
+
+  it("cannot publish text of its own on the public /health/agents as agent labels", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "labels", tenant_id: "labeller" }),
+      "labeller",
+      ["agent:claude_code", "agent:visit-evil.example-for-free-credits", `agent:${"x".repeat(190)}`],
+    );
+    try {
+      const response = await fetch(`${server.url}/health/agents`);
+      const health = (await response.json()) as { on_runners: string[] };
+      expect(health.on_runners).toContain("claude_code");
+      expect(health.on_runners.filter((name) => name.includes("evil") || name.startsWith("xxx"))).toEqual([]);
+    } finally {
+      runner.close();
+    }
   });
 
   it("cannot report on another tenant's job, nor take it up, finish it or give it back", async () => {

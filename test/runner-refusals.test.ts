@@ -154,6 +154,28 @@ describe("a runner claims only the jobs it can run", () => {
 });
 
 describe("the runner's output", () => {
+  it("refuses to start with more labels than a runner may have, naming the cap", async () => {
+    const labels = Array.from({ length: 65 }, (_, i) => `l${i}`).join(",");
+    const started = await runCli(
+      [
+        "runner",
+        "--server",
+        server.url,
+        "--token",
+        await runnerToken(server.url),
+        "--id",
+        "many-labels",
+        "--labels",
+        labels,
+      ],
+      { env: { RUNYARD_HOME: tempDir(), RUNYARD_LOG_FORMAT: "text" } },
+    );
+    expect(started.code).not.toBe(0);
+    expect(started.stdout + started.stderr).toContain("a runner may have at most 64 labels");
+    const { body: runners } = await api<Array<{ id: string }>>(server.url, "GET", "/api/runners");
+    expect(runners.map((r) => r.id)).not.toContain("many-labels");
+  }, 60_000);
+
   it("is plain lines with RUNYARD_LOG_FORMAT=text, and says which agent label it dropped", async () => {
     const runner = await startRunner(server.url, await runnerToken(server.url), {
       id: "plain-lines",

@@ -30,9 +30,9 @@ async function ok<T>(method: string, path: string, body: unknown, token = adminT
   return answer.body;
 }
 
-/** A member of `tenant`, logged in. */
-async function member(username: string, tenant: string): Promise<string> {
-  await ok("POST", "/api/users", { username, role: "member", tenant_id: tenant, password });
+/** A member (or tenant admin) of `tenant`, logged in. */
+async function member(username: string, tenant: string, role = "member"): Promise<string> {
+  await ok("POST", "/api/users", { username, role, tenant_id: tenant, password });
   return (await ok<{ token: string }>("POST", "/api/auth/login", { username, password }, "")).token;
 }
 
@@ -92,6 +92,56 @@ describe("a removed user's triggers", () => {
       undefined,
     );
     expect(runs.filter((run) => run.saved_workflow === "on-push")).toHaveLength(1);
+  });
+
+  it("refuses every delivery to a removed user's forge with 410, a ping too, and calls no forge", async () => {
+    const cy = await member("cy-forges", "forges-tenant", "admin");
+    const forge = await ok<{ id: string; webhook_url: string; webhook_secret: string }>(
+      "POST",
+      "/api/forges",
+      { kind: "github", repo: "acme/app", token: "ghp_cy_bot_token", agent: "openai" },
+      cy,
+    );
+    const deliver = async (event: string, body: string) => {
+      const response = await fetch(new URL(forge.webhook_url, server.url), {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-github-event": event,
+          "x-github-delivery": `delivery-${event}-1`,
+          "x-hub-signature-256": `sha256=${createHmac("sha256", forge.webhook_secret).update(body).digest("hex")}`,
+        },
+        body,
+      });
+      return {
+        status: response.status,
+        body: (await response.json()) as { error?: { code: string; message: string } },
+      };
+    };
+    expect((await deliver("ping", '{"zen":"hi"}')).status).toBe(202);
+
+    const removed = await ok<{ stopped_triggers: unknown[] }>("DELETE", "/api/users/cy-forges", undefined);
+    expect(removed.stopped_triggers).toEqual([{ kind: "forge", name: "github acme/app", workflow: null }]);
+
+    const ping = await deliver("ping", '{"zen":"again"}');
+    expect(ping.status).toBe(410);
+    expect(ping.body.error?.code).toBe("TRIGGER_OWNER_REMOVED");
+    const labeled = await deliver(
+      "issues",
+      JSON.stringify({
+        action: "labeled",
+        label: { name: "runyard" },
+        issue: { number: 1, title: "Add hello.py", body: "x", user: { login: "alice" }, labels: [] },
+        repository: { full_name: "acme/app" },
+        sender: { login: "alice" },
+      }),
+    );
+    expect(labeled.status).toBe(410);
+    expect(labeled.body.error?.message).toBe(
+      "forge github acme/app was added by a user who has since been removed: its deliveries start no run",
+    );
+    const { runs } = await ok<{ runs: Array<{ tenant_id: string | null }> }>("GET", "/api/runs", undefined);
+    expect(runs.filter((run) => run.tenant_id === "forges-tenant")).toEqual([]);
   });
 
   it("skips a removed user's schedule's ticks, saying why, and `runyard user remove` names it", async () => {

@@ -122,14 +122,15 @@ export async function userRemove(name: string, flags: WhereFlags, ctx: CliContex
   }
   ctx.stderr.write(`user ${name} removed; their sessions and personal tokens no longer work\n`);
   for (const trigger of stopped) {
-    const what = trigger.kind === "hook" ? `hook ${trigger.name}` : `schedule ${trigger.name}`;
-    ctx.stderr.write(
-      `${what} (saved workflow ${trigger.workflow}) was theirs and starts no run from now on\n`,
-    );
+    const what =
+      trigger.workflow === null
+        ? `forge ${trigger.name}`
+        : `${trigger.kind} ${trigger.name} (saved workflow ${trigger.workflow})`;
+    ctx.stderr.write(`${what} was theirs and starts no run from now on\n`);
   }
   if (stopped.length > 0) {
     ctx.stderr.write(
-      "hint: a tenant admin takes these over: a hook by making it again (runyard hook rm NAME; runyard hook create NAME --workflow W), a schedule by saving its workflow again\n",
+      "hint: a tenant admin takes these over: a hook by making it again (runyard hook rm NAME; runyard hook create NAME --workflow W), a schedule by saving its workflow again, a forge by adding it again (runyard forge rm ID; runyard forge add)\n",
     );
   }
   return 0;

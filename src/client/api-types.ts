@@ -545,7 +545,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a user (admin only)
-         * @description Their sessions end at once and their personal API tokens are deleted. Their hooks and schedules stop: a delivery to such a hook is answered 410 TRIGGER_OWNER_REMOVED and a schedule's tick is skipped, until a tenant admin makes the hook again or saves the workflow again; `stopped_triggers` lists them.
+         * @description Their sessions end at once and their personal API tokens are deleted. Their hooks, schedules and forges stop: a delivery to such a hook or forge is answered 410 TRIGGER_OWNER_REMOVED and a schedule's tick is skipped, until a tenant admin makes the hook again or saves the workflow again; `stopped_triggers` lists them.
          */
         delete: operations["removeUser"];
         options?: never;
@@ -4576,9 +4576,9 @@ export interface operations {
                         removed: components["schemas"]["User"];
                         stopped_triggers: {
                             /** @enum {string} */
-                            kind: "hook" | "schedule";
+                            kind: "hook" | "schedule" | "forge";
                             name: string;
-                            workflow: string;
+                            workflow: string | null;
                         }[];
                     };
                 };
@@ -9705,6 +9705,15 @@ export interface operations {
             };
             /** @description no token, or not a valid one; the hint says how to send one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description gone for good: a hook whose maker was removed (TRIGGER_OWNER_REMOVED); the hint says who makes it again */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };

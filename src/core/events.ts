@@ -275,9 +275,10 @@ export const AgentUsageEvent = z.object({
   /** The agent that said it: a fan-out run has several. */
   agent: z.string().optional(),
   model: z.string().optional(),
-  input_tokens: z.number().int(),
-  output_tokens: z.number().int(),
-  cost_usd: z.number().optional(),
+  // Never below 0: a runner's negative usage would take back spend its tenant's budget counts.
+  input_tokens: z.number().int().nonnegative(),
+  output_tokens: z.number().int().nonnegative(),
+  cost_usd: z.number().nonnegative().optional(),
 });
 export const BotStateEvent = z.object({
   ...base,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RunyardError } from "./errors.js";
 import { EventInputSchema } from "./events.js";
 import { Job, JobResult, jobKinds } from "./jobs/index.js";
 
@@ -10,17 +11,29 @@ import { Job, JobResult, jobKinds } from "./jobs/index.js";
  * nothing is lost and nothing is doubled.
  */
 
+/**
+ * Caps on what a runner says of itself: a tenant's own runner says it, and the server stores it
+ * and lists it to the tenant and to platform admins, so no hello may make those lists large.
+ */
+export const runnerInfoCaps = { name: 200, hostname: 255, labels: 64, memory: 32 } as const;
+
+const capped = (field: string, max: number) =>
+  z.string().max(max, `a runner's ${field} may have at most ${max} characters`);
+
 export const RunnerInfo = z.object({
-  id: z.string().min(1),
-  group: z.string().default("default"),
-  labels: z.array(z.string()).default([]),
+  id: capped("id", runnerInfoCaps.name).min(1),
+  group: capped("group", runnerInfoCaps.name).default("default"),
+  labels: z
+    .array(capped("label", runnerInfoCaps.name))
+    .max(runnerInfoCaps.labels, `a runner may have at most ${runnerInfoCaps.labels} labels`)
+    .default([]),
   mode: z.enum(["chat", "issue", "all"]).default("all"),
   capacity: z.number().int().positive().default(1),
   cpus: z.number().nullable().default(null),
-  memory: z.string().nullable().default(null),
-  hostname: z.string(),
-  tenant_id: z.string().nullable().default(null),
-  version: z.string().nullable().default(null),
+  memory: capped("memory", runnerInfoCaps.memory).nullable().default(null),
+  hostname: capped("hostname", runnerInfoCaps.hostname),
+  tenant_id: capped("tenant_id", runnerInfoCaps.name).nullable().default(null),
+  version: capped("version", runnerInfoCaps.name).nullable().default(null),
   /**
    * The operator marked this runner shared (`runyard runner --shared`, as GitLab's instance
    * runners): it may take runs of any tenant, but only while it isolates them (`isolation`).
@@ -39,6 +52,18 @@ export const RunnerInfo = z.object({
   kinds: z.array(z.enum(jobKinds)).default([...jobKinds]),
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
+
+/** Why a runner may not say hello as `info` (a field past its cap), naming the first few; undefined when it may. */
+export function runnerInfoRefusal(info: unknown): RunyardError | undefined {
+  const checked = RunnerInfo.safeParse(info);
+  if (checked.success) return undefined;
+  const { issues } = checked.error;
+  const named = issues.slice(0, 5).map((issue) => `${issue.path.map(String).join(".")}: ${issue.message}`);
+  const more = issues.length > named.length ? `; and ${issues.length - named.length} more` : "";
+  return new RunyardError("INVALID_INPUT", `the runner's hello was refused: ${named.join("; ")}${more}`, {
+    hint: "Shorten the runner's id, group, labels or hostname (--id, --group, --labels or their RUNYARD_* settings) and start it again.",
+  });
+}
 
 /** One sample of a bot container's use, taken by its runner. */
 export const BotStats = z.object({

@@ -15,6 +15,7 @@ import {
   type RunnerInfo,
   type RunnerMessage,
   revokedCloseCode,
+  runnerInfoRefusal,
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
@@ -203,6 +204,9 @@ export class RunnerDaemon {
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
   start(): Promise<void> {
+    // The server refuses a hello past its caps: say so before connecting, not in a reconnect loop.
+    const refusal = runnerInfoRefusal(this.options.info);
+    if (refusal) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       this.firstWelcome = { resolve, reject };
       this.connect();

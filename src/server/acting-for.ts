@@ -104,13 +104,13 @@ export async function mayActFor(
   return (await userBehind(store, ownerId)) === principal.user_id;
 }
 
-/** A hook or schedule of a user's, named as `runyard hook list` and `schedule list` show it. */
+/** A hook, schedule or forge of a user's, named as `runyard hook list`, `schedule list` and `forge list` show it. */
 export interface UserTrigger {
-  kind: "hook" | "schedule";
-  /** The hook's name, or the schedule's cron. */
+  kind: "hook" | "schedule" | "forge";
+  /** The hook's name, the schedule's cron, or the forge's kind and repo. */
   name: string;
-  /** The saved workflow it runs. */
-  workflow: string;
+  /** The saved workflow it runs; null for a forge (its tasks are agent runs). */
+  workflow: string | null;
 }
 
 /**
@@ -118,7 +118,7 @@ export interface UserTrigger {
  * of theirs, a revoked one too): read before the user is removed, to say at removal what stops.
  */
 export async function triggersOfUser(
-  store: Pick<Store, "tokens" | "users" | "hooks" | "schedules" | "savedWorkflows">,
+  store: Pick<Store, "tokens" | "users" | "hooks" | "schedules" | "savedWorkflows" | "forges">,
   user: { id: string; tenant_id: string | null },
 ): Promise<UserTrigger[]> {
   const theirs = async (id: string | null) => (await userBehind(store, id)) === user.id;
@@ -137,5 +137,13 @@ export async function triggersOfUser(
     if (await theirs(owner))
       found.push({ kind: "schedule", name: schedule.cron, workflow: schedule.workflow_name });
   }
+  for (const forge of await store.forges.list(where)) {
+    if (await theirs(forge.created_by)) found.push({ kind: "forge", name: forgeName(forge), workflow: null });
+  }
   return found;
+}
+
+/** A forge as its removal notice and refusal name it: its kind and repo (`github acme/app`). */
+export function forgeName(forge: { kind: string; repo: string }): string {
+  return `${forge.kind} ${forge.repo}`;
 }

@@ -210,6 +210,26 @@ describe("GET /metrics", () => {
     expect(scraper.body).not.toContain("runyard_bot_memory_bytes");
   });
 
+  it("names a tenant's runners' groups to platform admins alone, as its spend", async () => {
+    await server.store.runners.upsert({
+      id: "tenant-runner",
+      group: "acme-secret-project",
+      labels: [],
+      mode: "all",
+      capacity: 1,
+      hostname: "h",
+      tenant_id: "acme",
+    });
+    await server.store.runners.setStatus("tenant-runner", "online", new Date().toISOString());
+    const scraper = await scrape(await makeToken(server, "user"));
+    expect(scraper.statusCode).toBe(200);
+    expect(scraper.body).not.toContain("acme-secret-project");
+    const admin = await scrape(adminToken);
+    expect(
+      sample(admin.body, 'runyard_tenant_runners_online{tenant="acme",group="acme-secret-project"}'),
+    ).toBe(1);
+  });
+
   it("counts submitted runs and the clients following a run's events", async () => {
     const workflow =
       "version: v0.1\nname: m\ninventory:\n  hosts:\n    x: {group: nobody}\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: echo hi\n";

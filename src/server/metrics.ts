@@ -100,15 +100,27 @@ export class ServerMetrics {
         this.set(oldest ? Math.max(0, (Date.now() - Date.parse(oldest)) / 1000) : 0);
       },
     });
+    // A tenant's runner names its own group: it is counted by tenant, for platform admins alone.
     new Gauge({
       name: "runyard_runners_online",
-      help: "Runners connected now, by group.",
+      help: "Runners outside any tenant connected now, by group.",
       labelNames: ["group"],
       registers,
       async collect() {
         this.reset();
         for (const runner of await store.runners.list({ status: "online" }))
-          this.inc({ group: runner.group });
+          if (runner.tenant_id === null) this.inc({ group: runner.group });
+      },
+    });
+    new Gauge({
+      name: "runyard_tenant_runners_online",
+      help: "A tenant's runners connected now, by group.",
+      labelNames: ["tenant", "group"],
+      registers: [this.tenantRegistry],
+      async collect() {
+        this.reset();
+        for (const runner of await store.runners.list({ status: "online" }))
+          if (runner.tenant_id !== null) this.inc({ tenant: runner.tenant_id, group: runner.group });
       },
     });
     this.agentUsageCounters(store, [this.tenantRegistry]);

@@ -8,6 +8,7 @@ import {
   type RunnerInfo,
   RunnerMessage,
   revokedCloseCode,
+  runnerInfoRefusal,
   type ServerMessage,
 } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
@@ -211,6 +212,10 @@ export class RunnerSession {
   private validate(json: unknown): RunnerMessage | undefined {
     const parsed = RunnerMessage.safeParse(json);
     if (!parsed.success) {
+      if (!this.info && (json as { type?: unknown } | undefined)?.type === "hello") {
+        this.refuseHello((json as { runner?: unknown }).runner, parsed.error.issues[0]?.message ?? "");
+        return undefined;
+      }
       // The first problem only: a message of 60,000 bad events had 60,000 sent back.
       const [first, ...more] = parsed.error.issues;
       const where = first?.path.join(".") || "message";
@@ -219,6 +224,23 @@ export class RunnerSession {
       return undefined;
     }
     return parsed.data;
+  }
+
+  /**
+   * A hello the protocol does not take (a field past its cap, ...) closes the socket as any
+   * refused hello does, so the runner stops and says why instead of waiting for a welcome; the
+   * first few problems are named, never the values.
+   */
+  private refuseHello(runner: unknown, problem: string): void {
+    const refusal = runnerInfoRefusal(runner);
+    const message = refusal?.message ?? `the runner's hello was refused: ${problem}`;
+    this.send({
+      type: "error",
+      code: "INVALID_INPUT",
+      message,
+      ...(refusal?.hint ? { hint: refusal.hint } : {}),
+    });
+    this.socket.close(4003, "hello refused");
   }
 
   /** Renews the leases of the jobs this socket holds and answers; one renewal at a time. */

@@ -74,10 +74,27 @@ function capped(
   fromRunner: boolean,
 ): { text: string; step: string; host: string } | undefined {
   if (event.type === "step.output") return { text: event.data, step: event.step, host: event.host };
-  if (fromRunner && event.type === "notice" && event.step !== undefined && event.host !== undefined)
-    return { text: event.message, step: event.step, host: event.host };
+  if (!fromRunner) return undefined;
+  if (event.type === "notice") {
+    if (event.step !== undefined && event.host !== undefined)
+      return { text: event.message, step: event.step, host: event.host };
+    return { text: event.message, ...transcript("runner") };
+  }
+  // An agent's transcript is text its runner sends as it likes: counted as output is.
+  if (event.type === "agent.message") return { text: event.text, ...transcript(event.agent) };
+  if (event.type === "agent.tool_result") return { text: event.output, ...transcript(event.agent) };
+  if (event.type === "agent.tool_call")
+    return { text: event.tool + (JSON.stringify(event.input) ?? ""), ...transcript(event.agent) };
   return undefined;
 }
+
+/** Where text a runner sends outside any step is counted: its agent's transcript, said as such. */
+function transcript(agent: string | undefined): { step: string; host: string } {
+  return { step: transcriptStep, host: agent ?? "runner" };
+}
+
+/** The step name a cut transcript is counted under; no workflow step is named so (no spaces in names). */
+const transcriptStep = "(transcript)";
 
 /**
  * For a rolling log past its cap: how many bytes of the oldest output to delete, bringing the
@@ -94,6 +111,14 @@ function cutNotice(
   ts: string,
   outputPath: string | undefined,
 ): UnnumberedEvent {
+  const reached = `the run's stored log reached its cap of ${maxBytes} bytes: ${bytes} more bytes`;
+  if (step === transcriptStep)
+    return {
+      type: "notice",
+      ts,
+      level: "warn",
+      message: `${reached} of ${host === "runner" ? "the runner's notices" : `agent ${host}'s transcript and the runner's notices`} were not stored`,
+    };
   return {
     type: "notice",
     ts,
@@ -101,8 +126,7 @@ function cutNotice(
     step,
     host,
     message:
-      `the run's stored log reached its cap of ${maxBytes} bytes: ${bytes} more bytes of output of ` +
-      `step "${step}" on ${host} were not stored; ` +
+      `${reached} of output of step "${step}" on ${host} were not stored; ` +
       (outputPath
         ? `the step's output_path files keep everything (${outputPath})`
         : "set args.output_path to keep a step's full output on its host"),

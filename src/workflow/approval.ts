@@ -68,9 +68,23 @@ export interface ApprovalGate {
   ): Promise<ApprovalAnswer | undefined>;
 }
 
+/**
+ * The most characters of an approval's message once its variables are filled in: the template
+ * has a description's cap, but `${A}` fifty times over a 128 KiB variable would be megabytes,
+ * kept with the run and sent to every approver.
+ */
+export const maxApprovalMessageLength = 16 * 1024;
+
 /** `${NAME}` in an approval's message, replaced by the variable's value when the step starts. */
 export function approvalMessage(template: string, vars: Record<string, string>): string {
-  return template.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => vars[name] ?? whole);
+  const filled = template.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
+    (whole, name: string) => vars[name] ?? whole,
+  );
+  if (filled.length <= maxApprovalMessageLength) return filled;
+  const note = (left: number) => `\n... (${left} more characters of the message were left out)`;
+  const kept = maxApprovalMessageLength - note(filled.length).length;
+  return `${filled.slice(0, kept)}${note(filled.length - kept)}`;
 }
 
 /**

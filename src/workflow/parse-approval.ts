@@ -8,7 +8,7 @@ import { usernamePattern, usernameRule } from "../core/usernames.js";
 import type { ApprovalSpec } from "./model.js";
 import { readApprovalInputs } from "./parse-approval-inputs.js";
 import { readDuration } from "./parse-duration.js";
-import type { Fields, YamlReader } from "./yaml-reader.js";
+import { descriptionHint, type Fields, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
 
 /** The keys an approval step takes; the others of a step mean nothing for it. */
 export const approvalStepKeys = [
@@ -100,7 +100,9 @@ export function readApprovalArgs(
   if (!message) {
     reader.report(argsField.key, `args of ${label} has no message`, "add message: what the approvers decide");
   } else {
-    spec.message = reader.string(message.value, `message of ${label}`) ?? "";
+    // Shown to every approver and kept with the run: capped as a description is.
+    spec.message =
+      reader.shownText(message.value, `message of ${label}`, maxDescriptionLength, descriptionHint) ?? "";
     if (isScalar(message.value) && typeof message.value.value === "string" && spec.message.trim() === "") {
       reader.report(message.value, `message of ${label} is empty`, "say what the approvers decide");
     }

@@ -47,6 +47,9 @@ export function isVariableName(name: string): boolean {
  */
 export const maxNameLength = 200;
 
+/** The most names a list of names (a host's labels) may hold: a runner says at most as many. */
+export const maxNamesInList = 64;
+
 /** What to do about a name past `maxNameLength`. */
 export const nameHint = `a name is a short title of at most ${maxNameLength} characters; put longer text in description`;
 
@@ -189,10 +192,18 @@ export class YamlReader {
     return undefined;
   }
 
-  /** A list of names (see `name`), or one name. */
+  /** A list of at most `maxNamesInList` names (see `name`), or one name. */
   nameList(node: unknown, label: string): string[] | undefined {
     const items = this.stringList(node, label);
     if (!items) return undefined;
+    if (items.length > maxNamesInList) {
+      this.report(
+        node,
+        `${label} has ${items.length} names; it may have at most ${maxNamesInList}`,
+        "name the few labels that pick the runners; a runner has at most 64 labels too",
+      );
+      return undefined;
+    }
     const nodes = isSeq(node) ? node.items : [node];
     const long = items.findIndex((item) => item.length > maxNameLength);
     if (long < 0) return items;

@@ -208,9 +208,22 @@ const agentEventTypes = new Set<EventInput["type"]>([
   "notice",
 ]);
 
+/** The steps of an agent task's pipeline, as its runner names them (runner/handlers/agent.ts). */
+const pipelineSteps = new Set(["prepare", "setup", "agent", "test", "commit", "push"]);
+
+/**
+ * A pipeline step's name: one of the pipeline's, or a test playbook's step (`test: NAME`, NAME
+ * at most a workflow step name's 200 characters). Any other would be a step the runner made up,
+ * kept on the run's record however long or many.
+ */
+function isPipelineStep(step: string): boolean {
+  return pipelineSteps.has(step) || (step.startsWith("test: ") && step.length <= 206);
+}
+
 /** Whether a runner may report `event` for this agent job: its transcript, and steps of its own agent. */
 export function agentJobMaySend(job: AgentJob, event: EventInput): boolean {
   if (!agentEventTypes.has(event.type)) return false;
+  if ("step" in event && event.step !== undefined && !isPipelineStep(event.step)) return false;
   if ("host" in event && event.host !== undefined) return event.host === job.payload.agent;
   return true;
 }

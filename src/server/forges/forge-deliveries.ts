@@ -3,6 +3,7 @@ import { type ForgeIntent, mayStartWork } from "../../forges/types.js";
 import type { ForgeRecord } from "../../store/index.js";
 import { triggerQuotaPrincipal } from "../acting-for.js";
 import type { ServerDeps } from "../deps.js";
+import { maxPromptLength } from "../runs/agent-spec.js";
 import type { RunOwner } from "../runs/run-service.js";
 import { forgeClient, forgeIntent } from "./forge-clients.js";
 
@@ -191,13 +192,7 @@ async function submitIssueTask(
       kind: "agent",
       agent: forge.agent,
       title: title.slice(0, 200),
-      description: [
-        `Issue #${intent.number} of ${forge.repo}: ${title}`,
-        intent.body.trim(),
-        ...(intent.instruction ? [`Asked in a comment: ${intent.instruction}`] : []),
-      ]
-        .filter(Boolean)
-        .join("\n\n"),
+      description: issueDescription(forge, intent, title),
       acceptance_criteria: [],
       extra_args: [],
       env: {},
@@ -230,4 +225,27 @@ export function unknownForge(): RunyardError {
       hint: "Check the webhook's URL (`runyard forge list` prints it) and its secret (given once by `runyard forge add`): GitHub and Gitea sign with it, GitLab sends it as the secret token.",
     },
   );
+}
+
+/**
+ * The task's description: the issue, and the comment that asked for it. A self-hosted forge takes
+ * an issue of any length, but a task's description has the API's cap (`maxPromptLength`): the
+ * body is cut to what fits, saying how much was left out, so the asking comment is always kept.
+ */
+function issueDescription(
+  forge: ForgeRecord,
+  intent: Extract<ForgeIntent, { kind: "issue" }>,
+  title: string,
+): string {
+  const head = `Issue #${intent.number} of ${forge.repo}: ${title}`;
+  const asked = intent.instruction
+    ? `Asked in a comment: ${intent.instruction}`.slice(0, maxPromptLength / 4)
+    : "";
+  let body = intent.body.trim();
+  const room = maxPromptLength - head.length - asked.length - 200;
+  if (body.length > room) {
+    const note = `\n\n... (${body.length - room} more characters of the issue were left out)`;
+    body = `${body.slice(0, room - note.length)}${note}`;
+  }
+  return [head, body, asked].filter(Boolean).join("\n\n");
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { agentNames } from "../../agents/registry.js";
 import { RunyardError } from "../../core/errors.js";
 import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
@@ -290,8 +291,12 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
       // No token here: which runners exist (and whose) is for GET /api/runners.
       const advertised = [
         ...new Set(
+          // Only agents runyard has: a tenant's runner names its labels, and this answer is public.
           runners.flatMap((runner) =>
-            runner.labels.filter((l) => l.startsWith("agent:")).map((l) => l.slice("agent:".length)),
+            runner.labels
+              .filter((l) => l.startsWith("agent:"))
+              .map((l) => l.slice("agent:".length))
+              .filter((name) => (agentNames as readonly string[]).includes(name)),
           ),
         ),
       ].sort();

@@ -6,6 +6,7 @@ import { agentNames } from "../../agents/registry.js";
 import { RunyardError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ForgeRecord } from "../../store/index.js";
+import { forgeName, makerRemoved } from "../acting-for.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
@@ -288,7 +289,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
                 },
               },
             },
-            ...errorResponses(400, 401, 413, 429, 500),
+            ...errorResponses(400, 401, 410, 413, 429, 500),
           },
         },
       },
@@ -305,6 +306,17 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           request.headers,
         );
         if (!received.signed || !forge) throw unknownForge();
+        // Signed by the secret's holder from here on: it may learn that the forge is dead. Its
+        // runs would be nobody's, held to no user's quota or budget, as a removed user's hook's.
+        if (await makerRemoved(deps.store, forge.created_by)) {
+          throw new RunyardError(
+            "TRIGGER_OWNER_REMOVED",
+            `forge ${forgeName(forge)} was added by a user who has since been removed: its deliveries start no run`,
+            {
+              hint: `A tenant admin adds the forge again (\`runyard forge rm ${forge.id}\`, then \`runyard forge add ${forge.kind} --repo ${forge.repo} ...\`) and gives the repo's webhook its new URL and secret.`,
+            },
+          );
+        }
         const { event } = received;
         if (received.ping)
           return reply.code(202).send({ outcome: "pong", note: "the signature matches", run_id: null });

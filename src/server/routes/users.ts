@@ -167,7 +167,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "removeUser",
         summary: "Remove a user (admin only)",
         description:
-          "Their sessions end at once and their personal API tokens are deleted. Their hooks and schedules stop: a delivery to such a hook is answered 410 TRIGGER_OWNER_REMOVED and a schedule's tick is skipped, until a tenant admin makes the hook again or saves the workflow again; `stopped_triggers` lists them.",
+          "Their sessions end at once and their personal API tokens are deleted. Their hooks, schedules and forges stop: a delivery to such a hook or forge is answered 410 TRIGGER_OWNER_REMOVED and a schedule's tick is skipped, until a tenant admin makes the hook again or saves the workflow again; `stopped_triggers` lists them.",
         tags: ["users"],
         params: UserParams,
         response: {
@@ -180,12 +180,17 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
                   stopped_triggers: z
                     .array(
                       z.object({
-                        kind: z.enum(["hook", "schedule"]),
-                        name: z.string().describe("the hook's name, or the schedule's cron"),
-                        workflow: z.string().describe("the saved workflow it ran"),
+                        kind: z.enum(["hook", "schedule", "forge"]),
+                        name: z
+                          .string()
+                          .describe("the hook's name, the schedule's cron, or the forge's kind and repo"),
+                        workflow: z
+                          .string()
+                          .nullable()
+                          .describe("the saved workflow it ran; null for a forge"),
                       }),
                     )
-                    .describe("the user's hooks and schedules, which start no run from now on"),
+                    .describe("the user's hooks, schedules and forges, which start no run from now on"),
                 }),
               },
             },
