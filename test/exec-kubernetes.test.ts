@@ -6,6 +6,7 @@
  * through `runyard server` and `runyard runner` with RUNYARD_EXECUTOR=kubernetes.
  */
 import { randomBytes } from "node:crypto";
+import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
@@ -336,6 +337,99 @@ steps:
       expect(leftOf(runId)).toEqual([]);
     } finally {
       await runner.kill();
+    }
+  }, 180_000);
+
+  it("a starting runner deletes its own install's leftover step Job, leaves another install's under its id alone, and names one of no install", async () => {
+    if (!haveDocker) return;
+    const id = `k8s-installs-${randomBytes(3).toString("hex")}`;
+    const token = await runnerToken(server.url);
+    const env = {
+      RUNYARD_EXECUTOR: "kubernetes",
+      RUNYARD_JOB_NAMESPACE: namespace,
+      RUNYARD_JOB_IMAGE: image,
+      KUBECONFIG: kubeconfig,
+      RUNYARD_HOME: tempDir(),
+      // The runner names what it left alone in a warning.
+      RUNYARD_LOG_LEVEL: "warn",
+    };
+    const first = await startRunner(server.url, token, { id, labels: "kubernetes", env });
+    const runId = await submit(
+      server.url,
+      `name: long-on-cluster
+inventory:
+  hosts:
+    cluster: {labels: [kubernetes]}
+steps:
+  - name: long
+    action: cmd.run
+    args:
+      shell: sh
+      cmd: sleep 300
+`,
+    );
+    const admin = new KubeConfig();
+    admin.loadFromFile(k8s.writeKubeconfig(k8s.adminToken, namespace));
+    const batch = admin.makeApiClient(BatchV1Api);
+    const others: string[] = [];
+    let second: Awaited<ReturnType<typeof startRunner>> | undefined;
+    try {
+      const own = await vi.waitFor(
+        () => {
+          const job = k8s
+            .list("jobs", namespace)
+            .find((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
+          if (!job) throw new Error(`no Job of ${runId} yet`);
+          return job;
+        },
+        { timeout: 60_000, interval: 100 },
+      );
+      // It names its runner and its install, which is what the next start deletes by.
+      expect(own.metadata.labels).toMatchObject({
+        "runyard.dev/runner-id": id,
+        "runyard.dev/install": expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
+      await first.kill("SIGKILL");
+      // Another install in the same namespace whose runner has the same id: its step runs on; and
+      // one made before Jobs named their install.
+      for (const install of ["0123456789abcdef", undefined]) {
+        const name = `other-${install ?? "none"}-${randomBytes(3).toString("hex")}`;
+        const labels = {
+          "runyard.dev/component": "step",
+          "runyard.dev/runner-id": id,
+          "runyard.dev/run-id": `run_other_${name}`,
+          "runyard.dev/job": name,
+          ...(install ? { "runyard.dev/install": install } : {}),
+        };
+        await batch.createNamespacedJob({
+          namespace,
+          body: {
+            metadata: { name, labels },
+            spec: {
+              backoffLimit: 0,
+              template: {
+                metadata: { labels },
+                spec: {
+                  restartPolicy: "Never",
+                  containers: [{ name: "step", image, command: ["sleep", "300"] }],
+                },
+              },
+            },
+          },
+        });
+        others.push(name);
+      }
+      second = await startRunner(server.url, token, { id, labels: "kubernetes", env });
+      // Said once the welcome named the install and its own leftover was deleted.
+      await second.waitFor(`kubectl delete job -n ${namespace} ${others[1]}`, 60_000);
+      expect(k8s.get("jobs", namespace, own.metadata.name)).toBeUndefined();
+      expect(others.map((name) => k8s.get("jobs", namespace, name)?.metadata.name)).toEqual(others);
+    } finally {
+      await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+      await first.kill();
+      await second?.kill();
+      for (const name of others)
+        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }).catch(() => {});
     }
   }, 180_000);
 
