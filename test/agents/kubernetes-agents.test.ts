@@ -300,6 +300,21 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       "runyard.dev/turn": "1",
       "runyard.dev/runner-id": "k8s-runner",
     });
+    // Each of them and the pod name the install the server named: another install's runner of the
+    // same id in this namespace leaves them alone at its start.
+    const install = job?.metadata.labels?.["runyard.dev/install"];
+    expect(install).toMatch(/^[0-9a-f]{16}$/);
+    const pods = k8s
+      .list("pods", namespace)
+      .filter((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
+    expect(
+      [...mine, ...pods].map((o) => [o.kind, o.metadata.labels?.["runyard.dev/install"]]).sort(),
+    ).toEqual([
+      ["Job", install],
+      ["NetworkPolicy", install],
+      ["Pod", install],
+      ["Secret", install],
+    ]);
     const specs = await kubectl("get", "jobs,pods", "-n", namespace, "-o", "json");
     expect(specs).toContain(pod);
     expect(specs).not.toContain(apiKey);
