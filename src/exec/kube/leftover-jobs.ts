@@ -16,7 +16,8 @@ export interface LeftoverJobs {
  * of the install its server named in the welcome. Another install's, whose runner may share the
  * id and the namespace, are left alone; so are those that name no install, and they are listed.
  * With a server too old to name an install (`install` undefined) the runner's own Jobs name none,
- * and those are deleted as before.
+ * and those are deleted as before. Their jobs are not adopted: the server ends a job its runner no
+ * longer holds, and retries it by its rules.
  */
 export async function deleteLeftoverJobs(
   cluster: KubeCluster,
