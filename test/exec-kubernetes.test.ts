@@ -12,6 +12,7 @@ import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-att
 import { createExecutor } from "../src/exec/create-executor.js";
 import { createKubeStepExecutors } from "../src/exec/create-kube-executors.js";
 import { KubeCluster } from "../src/exec/kube/cluster.js";
+import { deleteLeftoverJobs } from "../src/exec/kube/leftover-jobs.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, removeTestObjects, requireDocker, testRunLabel } from "./helpers/docker.js";
@@ -105,6 +106,42 @@ function leftOf(runId: string): string[] {
       .filter((object) => object.metadata.labels?.["runyard.dev/run-id"] === runId)
       .map((object) => `${resource}/${object.metadata.name}`),
   );
+}
+
+/** A Job made as another install's runner (or an older runyard) would have left it: its pod sleeps. */
+async function makeJob(name: string, labels: Record<string, string>): Promise<void> {
+  const all = { ...labels, "runyard.dev/job": name };
+  await adminBatch().createNamespacedJob({
+    namespace,
+    body: {
+      metadata: { name, labels: all },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          metadata: { labels: all },
+          spec: {
+            restartPolicy: "Never",
+            // Its sleep, as PID 1, ignores SIGTERM: no grace to wait out when the test removes it.
+            terminationGracePeriodSeconds: 0,
+            containers: [{ name: "step", image, command: ["sleep", "300"] }],
+          },
+        },
+      },
+    },
+  });
+}
+
+async function removeJob(name: string): Promise<void> {
+  await adminBatch()
+    .deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground", gracePeriodSeconds: 0 })
+    .catch(() => undefined);
+  await k8s.waitFor("jobs", namespace, name, (job) => job === undefined, 60_000);
+}
+
+function adminBatch(): BatchV1Api {
+  const admin = new KubeConfig();
+  admin.loadFromFile(k8s.writeKubeconfig(k8s.adminToken, namespace));
+  return admin.makeApiClient(BatchV1Api);
 }
 
 describe("a step as a Kubernetes Job", () => {
@@ -254,6 +291,28 @@ describe("a step as a Kubernetes Job", () => {
     expect(leftOf(req.run_id)).toEqual([]);
   }, 60_000);
 
+  it("a runner whose server names no install deletes the leftovers of its id that name none, and leaves an install's", async () => {
+    if (!haveDocker) return;
+    const runnerId = `old-server-${randomBytes(3).toString("hex")}`;
+    const labels = { "runyard.dev/component": "step", "runyard.dev/runner-id": runnerId };
+    const [none, other] = [`${runnerId}-none`, `${runnerId}-other`];
+    await makeJob(none, labels);
+    await makeJob(other, { ...labels, "runyard.dev/install": "0123456789abcdef" });
+    try {
+      const left = await deleteLeftoverJobs(
+        cluster,
+        { "runyard.dev/component": "step" },
+        { runnerId, install: undefined },
+        1,
+      );
+      expect(left).toEqual({ deleted: [none], unlabeled: [] });
+      expect(k8s.get("jobs", namespace, none)).toBeUndefined();
+      expect(k8s.get("jobs", namespace, other)?.metadata.name).toBe(other);
+    } finally {
+      await removeJob(other);
+    }
+  }, 120_000);
+
   it("the API server gone mid-step: the step fails saying so, and once it is back nothing of it is left", async () => {
     if (!haveDocker) return;
     const req = request({ script: "echo ready\nsleep 300" });
@@ -368,9 +427,6 @@ steps:
       cmd: sleep 300
 `,
     );
-    const admin = new KubeConfig();
-    admin.loadFromFile(k8s.writeKubeconfig(k8s.adminToken, namespace));
-    const batch = admin.makeApiClient(BatchV1Api);
     const others: string[] = [];
     let second: Awaited<ReturnType<typeof startRunner>> | undefined;
     try {
@@ -394,28 +450,11 @@ steps:
       // one made before Jobs named their install.
       for (const install of ["0123456789abcdef", undefined]) {
         const name = `other-${install ?? "none"}-${randomBytes(3).toString("hex")}`;
-        const labels = {
+        await makeJob(name, {
           "runyard.dev/component": "step",
           "runyard.dev/runner-id": id,
           "runyard.dev/run-id": `run_other_${name}`,
-          "runyard.dev/job": name,
           ...(install ? { "runyard.dev/install": install } : {}),
-        };
-        await batch.createNamespacedJob({
-          namespace,
-          body: {
-            metadata: { name, labels },
-            spec: {
-              backoffLimit: 0,
-              template: {
-                metadata: { labels },
-                spec: {
-                  restartPolicy: "Never",
-                  containers: [{ name: "step", image, command: ["sleep", "300"] }],
-                },
-              },
-            },
-          },
         });
         others.push(name);
       }
@@ -428,8 +467,7 @@ steps:
       await api(server.url, "POST", `/api/runs/${runId}/cancel`);
       await first.kill();
       await second?.kill();
-      for (const name of others)
-        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }).catch(() => {});
+      await Promise.all(others.map(removeJob));
     }
   }, 180_000);
 
