@@ -526,6 +526,8 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
                 metadata: { labels },
                 spec: {
                   restartPolicy: "Never",
+                  // Its sleep, as PID 1, ignores SIGTERM: no grace to wait out when the test removes it.
+                  terminationGracePeriodSeconds: 0,
                   containers: [{ name: "turn", image, command: ["sleep", "300"] }],
                 },
               },
