@@ -6,11 +6,13 @@
  * through `runyard server` and `runyard runner` with RUNYARD_EXECUTOR=kubernetes.
  */
 import { randomBytes } from "node:crypto";
+import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { createKubeStepExecutors } from "../src/exec/create-kube-executors.js";
 import { KubeCluster } from "../src/exec/kube/cluster.js";
+import { deleteLeftoverJobs } from "../src/exec/kube/leftover-jobs.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, removeTestObjects, requireDocker, testRunLabel } from "./helpers/docker.js";
@@ -104,6 +106,42 @@ function leftOf(runId: string): string[] {
       .filter((object) => object.metadata.labels?.["runyard.dev/run-id"] === runId)
       .map((object) => `${resource}/${object.metadata.name}`),
   );
+}
+
+/** A Job made as another install's runner (or an older runyard) would have left it: its pod sleeps. */
+async function makeJob(name: string, labels: Record<string, string>): Promise<void> {
+  const all = { ...labels, "runyard.dev/job": name };
+  await adminBatch().createNamespacedJob({
+    namespace,
+    body: {
+      metadata: { name, labels: all },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          metadata: { labels: all },
+          spec: {
+            restartPolicy: "Never",
+            // Its sleep, as PID 1, ignores SIGTERM: no grace to wait out when the test removes it.
+            terminationGracePeriodSeconds: 0,
+            containers: [{ name: "step", image, command: ["sleep", "300"] }],
+          },
+        },
+      },
+    },
+  });
+}
+
+async function removeJob(name: string): Promise<void> {
+  await adminBatch()
+    .deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground", gracePeriodSeconds: 0 })
+    .catch(() => undefined);
+  await k8s.waitFor("jobs", namespace, name, (job) => job === undefined, 60_000);
+}
+
+function adminBatch(): BatchV1Api {
+  const admin = new KubeConfig();
+  admin.loadFromFile(k8s.writeKubeconfig(k8s.adminToken, namespace));
+  return admin.makeApiClient(BatchV1Api);
 }
 
 describe("a step as a Kubernetes Job", () => {
@@ -253,6 +291,28 @@ describe("a step as a Kubernetes Job", () => {
     expect(leftOf(req.run_id)).toEqual([]);
   }, 60_000);
 
+  it("a runner whose server names no install deletes the leftovers of its id that name none, and leaves an install's", async () => {
+    if (!haveDocker) return;
+    const runnerId = `old-server-${randomBytes(3).toString("hex")}`;
+    const labels = { "runyard.dev/component": "step", "runyard.dev/runner-id": runnerId };
+    const [none, other] = [`${runnerId}-none`, `${runnerId}-other`];
+    await makeJob(none, labels);
+    await makeJob(other, { ...labels, "runyard.dev/install": "0123456789abcdef" });
+    try {
+      const left = await deleteLeftoverJobs(
+        cluster,
+        { "runyard.dev/component": "step" },
+        { runnerId, install: undefined },
+        1,
+      );
+      expect(left).toEqual({ deleted: [none], unlabeled: [] });
+      expect(k8s.get("jobs", namespace, none)).toBeUndefined();
+      expect(k8s.get("jobs", namespace, other)?.metadata.name).toBe(other);
+    } finally {
+      await removeJob(other);
+    }
+  }, 120_000);
+
   it("the API server gone mid-step: the step fails saying so, and once it is back nothing of it is left", async () => {
     if (!haveDocker) return;
     const req = request({ script: "echo ready\nsleep 300" });
@@ -336,6 +396,78 @@ steps:
       expect(leftOf(runId)).toEqual([]);
     } finally {
       await runner.kill();
+    }
+  }, 180_000);
+
+  it("a starting runner deletes its own install's leftover step Job, leaves another install's under its id alone, and names one of no install", async () => {
+    if (!haveDocker) return;
+    const id = `k8s-installs-${randomBytes(3).toString("hex")}`;
+    const token = await runnerToken(server.url);
+    const env = {
+      RUNYARD_EXECUTOR: "kubernetes",
+      RUNYARD_JOB_NAMESPACE: namespace,
+      RUNYARD_JOB_IMAGE: image,
+      KUBECONFIG: kubeconfig,
+      RUNYARD_HOME: tempDir(),
+      // The runner names what it left alone in a warning.
+      RUNYARD_LOG_LEVEL: "warn",
+    };
+    const first = await startRunner(server.url, token, { id, labels: "kubernetes", env });
+    const runId = await submit(
+      server.url,
+      `name: long-on-cluster
+inventory:
+  hosts:
+    cluster: {labels: [kubernetes]}
+steps:
+  - name: long
+    action: cmd.run
+    args:
+      shell: sh
+      cmd: sleep 300
+`,
+    );
+    const others: string[] = [];
+    let second: Awaited<ReturnType<typeof startRunner>> | undefined;
+    try {
+      const own = await vi.waitFor(
+        () => {
+          const job = k8s
+            .list("jobs", namespace)
+            .find((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
+          if (!job) throw new Error(`no Job of ${runId} yet`);
+          return job;
+        },
+        { timeout: 60_000, interval: 100 },
+      );
+      // It names its runner and its install, which is what the next start deletes by.
+      expect(own.metadata.labels).toMatchObject({
+        "runyard.dev/runner-id": id,
+        "runyard.dev/install": expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
+      await first.kill("SIGKILL");
+      // Another install in the same namespace whose runner has the same id: its step runs on; and
+      // one made before Jobs named their install.
+      for (const install of ["0123456789abcdef", undefined]) {
+        const name = `other-${install ?? "none"}-${randomBytes(3).toString("hex")}`;
+        await makeJob(name, {
+          "runyard.dev/component": "step",
+          "runyard.dev/runner-id": id,
+          "runyard.dev/run-id": `run_other_${name}`,
+          ...(install ? { "runyard.dev/install": install } : {}),
+        });
+        others.push(name);
+      }
+      second = await startRunner(server.url, token, { id, labels: "kubernetes", env });
+      // Said once the welcome named the install and its own leftover was deleted.
+      await second.waitFor(`kubectl delete job -n ${namespace} ${others[1]}`, 60_000);
+      expect(k8s.get("jobs", namespace, own.metadata.name)).toBeUndefined();
+      expect(others.map((name) => k8s.get("jobs", namespace, name)?.metadata.name)).toEqual(others);
+    } finally {
+      await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+      await first.kill();
+      await second?.kill();
+      await Promise.all(others.map(removeJob));
     }
   }, 180_000);
 

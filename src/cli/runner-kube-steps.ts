@@ -4,21 +4,24 @@ import type { Logger } from "../core/logger.js";
 import { parseMemorySize } from "../core/memory-size.js";
 import { createKubeStepExecutors } from "../exec/create-kube-executors.js";
 import { KubeCluster } from "../exec/kube/cluster.js";
-import { componentLabel, labelValue, stepLabels } from "../exec/kube-step-job.js";
+import { leftoverJobsSweep } from "../exec/kube/leftover-jobs.js";
+import { componentLabel } from "../exec/kube-step-job.js";
 import type { JobExecutors } from "../exec/local-runner.js";
+import type { RunnerInstall } from "../exec/runner-install.js";
 import { kubernetesRunnerLabel } from "../workflow/model.js";
 
 /**
  * Steps as Kubernetes Jobs (`executor: kubernetes`): the runner checks at start that it reaches
  * the cluster and may list Jobs and pods in the namespace (else it refuses to start, with the
- * URL it tried or the verb it lacks), deletes the step Jobs a crashed earlier life of it left,
- * and says so with the `kubernetes` label.
+ * URL it tried or the verb it lacks), and says so with the `kubernetes` label. `removeLeftovers`
+ * deletes the step Jobs a crashed earlier life of it left, once the first welcome named the
+ * install: only that install's.
  */
 export async function kubernetesSteps(
   config: Config,
   env: Record<string, string | undefined>,
-  connection: { id: string; logger: Logger },
-): Promise<{ jobs?: JobExecutors; labels: string[] }> {
+  connection: { id: string; logger: Logger; owner: RunnerInstall },
+): Promise<{ jobs?: JobExecutors; labels: string[]; removeLeftovers?: () => Promise<void> }> {
   if (config.executor !== "kubernetes") return { labels: [] };
   const missing = [
     ...(config.jobNamespace ? [] : ["RUNYARD_JOB_NAMESPACE (job_namespace)"]),
@@ -37,20 +40,7 @@ export async function kubernetesSteps(
     namespace: config.jobNamespace,
     ...(config.k8sContext ? { context: config.k8sContext } : {}),
   });
-  const left = await cluster.findJobs({
-    [componentLabel]: "step",
-    [stepLabels.runnerId]: labelValue(connection.id),
-  });
   const graceSeconds = Math.max(1, Math.ceil(config.killGraceMs / 1000));
-  await Promise.all(
-    left.map((job) => cluster.deleteJob(job.metadata?.name ?? "", { graceSeconds }).catch(() => {})),
-  );
-  if (left.length > 0) {
-    connection.logger.warn(
-      { jobs: left.map((job) => job.metadata?.name), namespace: cluster.namespace },
-      "deleted step Jobs left by this runner's previous life",
-    );
-  }
   const memoryBytes = config.jobMemory === undefined ? undefined : parseMemorySize(config.jobMemory);
   const limits = {
     ...(memoryBytes !== undefined ? { memoryBytes } : {}),
@@ -61,10 +51,16 @@ export async function kubernetesSteps(
       cluster,
       image: config.jobImage,
       runnerId: connection.id,
+      install: () => connection.owner.id,
       ...(Object.keys(limits).length > 0 ? { limits } : {}),
       // The same limits as agents' pods: k8s_pull_timeout, k8s_schedule_timeout.
       start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
     }),
     labels: [kubernetesRunnerLabel],
+    removeLeftovers: leftoverJobsSweep(cluster, { [componentLabel]: "step" }, connection.owner, {
+      graceSeconds,
+      logger: connection.logger,
+      what: "step",
+    }),
   };
 }

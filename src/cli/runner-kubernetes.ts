@@ -3,7 +3,9 @@ import type { Config } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { KubeCluster } from "../exec/kube/cluster.js";
-import { type AgentKubernetesSettings, deleteLeftoverJobs } from "../runner/agent-kubernetes.js";
+import { leftoverJobsSweep } from "../exec/kube/leftover-jobs.js";
+import type { RunnerInstall } from "../exec/runner-install.js";
+import type { AgentKubernetesSettings } from "../runner/agent-kubernetes.js";
 
 /** A turn's limits when the config names none: as a sandboxed container's defaults. */
 const defaultMemoryMb = 2048;
@@ -12,13 +14,14 @@ const defaultCpuPercent = 200;
 /**
  * What agent turns get on a runner in `execution_mode: kubernetes`: its cluster, reached with
  * the credentials Kubernetes tools use and checked now, so that a runner that cannot use it
- * refuses to start with the URL it tried; the Jobs an earlier life of it left are deleted first.
+ * refuses to start with the URL it tried. `removeLeftovers` deletes the Jobs an earlier life of it
+ * left, once the first welcome named the install: only that install's.
  */
 export async function agentKubernetesSettings(
   config: Config,
   env: Readonly<Record<string, string | undefined>>,
-  connection: { id: string; home: string; logger: Logger },
-): Promise<AgentKubernetesSettings> {
+  connection: { id: string; home: string; logger: Logger; owner: RunnerInstall },
+): Promise<AgentKubernetesSettings & { removeLeftovers: () => Promise<void> }> {
   if (!config.k8sImage) {
     throw new RunyardError("INVALID_INPUT", "execution_mode kubernetes needs k8s_image (RUNYARD_K8S_IMAGE)", {
       hint: "Name the image each agent turn's pod runs: Node, git and a shell that the cluster's nodes can pull (docker/agent.Dockerfile builds one).",
@@ -39,10 +42,13 @@ export async function agentKubernetesSettings(
     { server: cluster.server, namespace: cluster.namespace, credentials: cluster.credentials.source },
     "agent turns run as Kubernetes Jobs",
   );
-  const left = await deleteLeftoverJobs(cluster, connection.id);
-  if (left.length > 0)
-    connection.logger.warn({ jobs: left }, "deleted Kubernetes Jobs left by this runner's previous life");
+  const { owner } = connection;
   return {
+    removeLeftovers: leftoverJobsSweep(cluster, {}, owner, {
+      graceSeconds: 5,
+      logger: connection.logger,
+      what: "agent turns'",
+    }),
     cluster,
     image: config.k8sImage,
     extraSecrets: config.k8sSecrets,
@@ -61,5 +67,6 @@ export async function agentKubernetesSettings(
     },
     start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
     runnerId: connection.id,
+    install: () => owner.id,
   };
 }

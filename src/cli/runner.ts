@@ -68,7 +68,7 @@ async function agentHandler(
   executor: ProcessExecutor,
   stepRunner: LocalStepRunner,
   docker: DockerEngine | undefined,
-): Promise<{ handler: AgentJobHandler; labels: string[] }> {
+): Promise<{ handler: AgentJobHandler; labels: string[]; removeLeftovers?: () => Promise<void> }> {
   const agentsHome = join(connection.home, "agents");
   const workspaceDir = resolve(config.workspaceDir ?? join(connection.home, "workspaces"));
   const root = agentWorkspaceRoot(config, connection);
@@ -143,6 +143,8 @@ async function agentHandler(
   return {
     handler,
     labels: [...modes, ...installed.map((name) => `agent:${name}`)],
+    // The Jobs an earlier life left go once the first welcome named the install.
+    ...(kubernetes ? { removeLeftovers: kubernetes.removeLeftovers } : {}),
   };
 }
 
@@ -342,7 +344,10 @@ export async function localRunnerDaemon(
     // Loaded only for `executor: kubernetes`: a process runner never loads the Kubernetes client.
     const kubernetes =
       config.executor === "kubernetes"
-        ? await (await import("./runner-kube-steps.js")).kubernetesSteps(config, env, connection)
+        ? await (await import("./runner-kube-steps.js")).kubernetesSteps(config, env, {
+            ...connection,
+            owner,
+          })
         : { labels: [] };
     const stepRunner = new LocalStepRunner(executor, {
       killGraceMs: config.killGraceMs,
@@ -460,6 +465,8 @@ export async function localRunnerDaemon(
       onWelcome: async (installId) => {
         owner.learned(installId);
         await docker.removeLeftovers();
+        await kubernetes.removeLeftovers?.();
+        await agents.removeLeftovers?.();
       },
     });
     return {

@@ -15,6 +15,11 @@ export interface KubeStepExecutorsConfig {
   image: string;
   /** The runner's id, on every Job, so its next start finds what a crash left. */
   runnerId: string;
+  /**
+   * The install its server named in the last welcome (RunnerInstall.id), read at each attempt:
+   * on every Job, so that a runner of the same id of another install leaves it alone.
+   */
+  install?: () => string | undefined;
   limits?: { memoryBytes?: number; cpus?: number };
   /** How long a pod may wait for its image and for a node. */
   start?: PodStartLimits;
@@ -28,8 +33,9 @@ export const defaultStepPodStart: PodStartLimits = { pullTimeoutMs: 120_000, sch
  * `executor: kubernetes` (kube-step-executor.ts), its image the step's own or the runner's.
  */
 export function createKubeStepExecutors(config: KubeStepExecutorsConfig): JobExecutors {
-  return (attempt) =>
-    new KubeStepExecutor({
+  return (attempt) => {
+    const install = config.install?.();
+    return new KubeStepExecutor({
       cluster: config.cluster,
       image: attempt.image ?? config.image,
       owner: {
@@ -37,8 +43,10 @@ export function createKubeStepExecutors(config: KubeStepExecutorsConfig): JobExe
         step: attempt.step,
         attempt: attempt.attempt,
         runnerId: config.runnerId,
+        ...(install !== undefined ? { install } : {}),
       },
       ...(config.limits ? { limits: config.limits } : {}),
       start: config.start ?? defaultStepPodStart,
     });
+  };
 }

@@ -119,6 +119,16 @@ describe("a step attempt's Job and Secret", () => {
     expect(labelValue("-x")).toMatch(/^h-/);
   });
 
+  it("name the install on the Job, its pod and its Secret, and none from a server that names no install", () => {
+    const owned = stepJobManifests({ ...input, owner: { ...input.owner, install: "0123456789abcdef" } });
+    const labelsOf = (object: { metadata?: unknown }) =>
+      (object.metadata as { labels: Record<string, string> }).labels;
+    const template = (owned.job.spec as { template: { metadata: unknown } }).template;
+    for (const object of [owned.job, template, owned.secret])
+      expect(labelsOf(object)["runyard.dev/install"]).toBe("0123456789abcdef");
+    expect(labelsOf(job)["runyard.dev/install"]).toBeUndefined();
+  });
+
   it("give a step with no cwd an emptyDir to work in, and one with a cwd that folder of its image", () => {
     expect(pod.containers[0]!.workingDir).toBe("/work");
     const withCwd = stepJobManifests({ ...input, cwd: "/src/app" });

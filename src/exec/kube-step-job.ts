@@ -28,6 +28,8 @@ export const stepLabels = {
   step: "runyard.dev/step",
   attempt: "runyard.dev/attempt",
   runnerId: "runyard.dev/runner-id",
+  /** The install (the server's id) the runner made it for; none from a server too old to name one. */
+  install: "runyard.dev/install",
 } as const;
 /** The Job's name, on the Job, its Secret and its pod: the pod is found by it. */
 export const jobLabel = "runyard.dev/job";
@@ -40,7 +42,7 @@ export interface StepJobInput {
   namespace: string;
   image: string;
   /** Plain ids; a value Kubernetes would refuse as a label is hashed there and kept whole in an annotation. */
-  owner: { runId: string; step: string; attempt: number; runnerId: string };
+  owner: { runId: string; step: string; attempt: number; runnerId: string; install?: string };
   /** The attempt's mark, that starts the driver's trailer in the log (kube-step-trailer.ts). */
   mark: string;
   /** Each command's argv, run one after the other until one fails (cmd.run's lines, or shell.run's one). */
@@ -110,11 +112,13 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
     [stepLabels.step]: labelValue(input.owner.step),
     [stepLabels.attempt]: String(input.owner.attempt),
     [stepLabels.runnerId]: labelValue(input.owner.runnerId),
+    ...(input.owner.install !== undefined ? { [stepLabels.install]: labelValue(input.owner.install) } : {}),
   };
   const annotations = {
     [stepLabels.runId]: input.owner.runId,
     [stepLabels.step]: input.owner.step,
     [stepLabels.runnerId]: input.owner.runnerId,
+    ...(input.owner.install !== undefined ? { [stepLabels.install]: input.owner.install } : {}),
   };
   const data: Record<string, string> = { driver: stepDriverScript, mark: input.mark };
   input.commands.forEach((argv, i) => {

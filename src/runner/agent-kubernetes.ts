@@ -25,6 +25,8 @@ export interface AgentKubernetesSettings {
   limits: { memoryBytes: number; cpuMillis: number };
   start: PodStartLimits;
   runnerId: string;
+  /** The install its server named in the last welcome (RunnerInstall.id), on every Job of a turn. */
+  install?: () => string | undefined;
 }
 
 /** Seconds the cluster's own deadline (activeDeadlineSeconds) leaves past the runner's timeout. */
@@ -63,6 +65,7 @@ export async function openKubernetesTurn(
     ...modelDestinations(task.agent, turn.runnerEnv, task.env),
     ...(remote ? [remote] : []),
   ];
+  const install = settings.install?.();
   const launcher = new KubeJobLauncher({
     cluster: settings.cluster,
     image: settings.image,
@@ -71,6 +74,7 @@ export async function openKubernetesTurn(
       [kubeLabels.task]: labelValue(task.key),
       [kubeLabels.turn]: String(task.turn),
       [kubeLabels.runnerId]: labelValue(settings.runnerId),
+      ...(install !== undefined ? { [kubeLabels.install]: labelValue(install) } : {}),
     },
     extraSecrets: settings.extraSecrets,
     user: { uid: uid ?? 65534, gid: gid ?? 65534 },
@@ -105,16 +109,4 @@ async function egressRules(destinations: readonly EgressDestination[]): Promise<
     for (const { address } of addresses) rules.push({ cidr: address, port });
   }
   return rules;
-}
-
-/**
- * Deletes the Jobs an earlier life of this runner left (it died mid-turn): found by the runner's
- * id label, deleted with their pods, Secrets and NetworkPolicies. Their turns are not adopted:
- * the server ends a job its runner no longer holds, and retries it by its rules. Returns their names.
- */
-export async function deleteLeftoverJobs(cluster: KubeCluster, runnerId: string): Promise<string[]> {
-  const jobs = await cluster.findJobs({ [kubeLabels.runnerId]: labelValue(runnerId) });
-  const names = jobs.flatMap((job) => (job.metadata?.name ? [job.metadata.name] : []));
-  await Promise.all(names.map((name) => cluster.deleteJob(name, { graceSeconds: 5 })));
-  return names;
 }

@@ -11,6 +11,7 @@ import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { adapterFor } from "../../src/agents/registry.js";
 import type { RunEvent } from "../../src/core/events.js";
@@ -45,6 +46,7 @@ let k8s: ScriptedKubernetes;
 let server: TestServer;
 let model: ModelServer;
 let runner: Proc;
+let restart: () => Promise<Proc>;
 let root: string;
 let kubeconfig: string;
 let image: string;
@@ -119,7 +121,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
     image = await kubernetesAgentImage([claude as string]);
     model = await startModelServer({ conversations: [] });
     server = await startTestServer();
-    ({ k8s, kubeconfig, runner } = await startKubeAgentRunner({
+    ({ k8s, kubeconfig, runner, restart } = await startKubeAgentRunner({
       root,
       namespace,
       image,
@@ -300,6 +302,21 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       "runyard.dev/turn": "1",
       "runyard.dev/runner-id": "k8s-runner",
     });
+    // Each of them and the pod name the install the server named: another install's runner of the
+    // same id in this namespace leaves them alone at its start.
+    const install = job?.metadata.labels?.["runyard.dev/install"];
+    expect(install).toMatch(/^[0-9a-f]{16}$/);
+    const pods = k8s
+      .list("pods", namespace)
+      .filter((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
+    expect(
+      [...mine, ...pods].map((o) => [o.kind, o.metadata.labels?.["runyard.dev/install"]]).sort(),
+    ).toEqual([
+      ["Job", install],
+      ["NetworkPolicy", install],
+      ["Pod", install],
+      ["Secret", install],
+    ]);
     const specs = await kubectl("get", "jobs,pods", "-n", namespace, "-o", "json");
     expect(specs).toContain(pod);
     expect(specs).not.toContain(apiKey);
@@ -476,4 +493,59 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       expect(result.stderr).toContain("deploy/kubernetes/runner-role.yaml");
     }, 60_000);
   });
+
+  it("a restarted runner deletes its own install's leftover turn Job, leaves another install's under its id alone, and names one of no install", async () => {
+    model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
+    const runId = await submit({ agent: "claude_code", prompt: "wait for the model" });
+    await runningPod(runId);
+    const own = k8s.list("jobs", namespace).find((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
+    expect(own?.metadata.labels?.["runyard.dev/install"]).toMatch(/^[0-9a-f]{16}$/);
+    await runner.kill("SIGKILL");
+    const admin = new KubeConfig();
+    admin.loadFromFile(k8s.writeKubeconfig(k8s.adminToken, namespace));
+    const batch = admin.makeApiClient(BatchV1Api);
+    // Another install in this namespace whose runner has the same id: its turn runs on; and one
+    // made before Jobs named their install.
+    const others: string[] = [];
+    try {
+      for (const install of ["0123456789abcdef", undefined]) {
+        const name = `other-${install ?? "none"}`;
+        const labels = {
+          "runyard.dev/runner-id": "k8s-runner",
+          "runyard.dev/run-id": `run_other_${name}`,
+          "runyard.dev/job": name,
+          ...(install ? { "runyard.dev/install": install } : {}),
+        };
+        await batch.createNamespacedJob({
+          namespace,
+          body: {
+            metadata: { name, labels },
+            spec: {
+              backoffLimit: 0,
+              template: {
+                metadata: { labels },
+                spec: {
+                  restartPolicy: "Never",
+                  // Its sleep, as PID 1, ignores SIGTERM: no grace to wait out when the test removes it.
+                  terminationGracePeriodSeconds: 0,
+                  containers: [{ name: "turn", image, command: ["sleep", "300"] }],
+                },
+              },
+            },
+          },
+        });
+        others.push(name);
+      }
+      runner = await restart();
+      // Said once the welcome named the install and its own leftover was deleted.
+      await runner.waitFor(`kubectl delete job -n ${namespace} other-none`, 60_000);
+      expect(k8s.get("jobs", namespace, own?.metadata.name ?? "")).toBeUndefined();
+      expect(others.map((name) => k8s.get("jobs", namespace, name)?.metadata.name)).toEqual(others);
+    } finally {
+      await api(server.url, "POST", `/api/runs/${runId}/cancel`, {});
+      for (const name of others)
+        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }).catch(() => {});
+    }
+    await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 60_000, interval: 200 });
+  }, 200_000);
 });

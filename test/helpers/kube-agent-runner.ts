@@ -8,6 +8,8 @@ export interface KubeAgentRunner {
   k8s: ScriptedKubernetes;
   kubeconfig: string;
   runner: Proc;
+  /** Starts another runner of the same id, config and env (a restart, once the test ended `runner`). */
+  restart(): Promise<Proc>;
 }
 
 /**
@@ -48,27 +50,21 @@ export async function startKubeAgentRunner(options: {
       "",
     ].join("\n"),
   );
-  const runner = startCli(
-    [
-      "runner",
-      "--server",
-      options.serverUrl,
-      "--token",
-      await runnerToken(options.serverUrl),
-      "--id",
-      options.id,
-      "--config",
-      config,
-    ],
-    {
-      RUNYARD_LOG_LEVEL: "warn",
-      RUNYARD_HOME: join(claim, "home"),
-      RUNYARD_WORKSPACE_DIR: join(claim, "workspaces"),
-      KUBECONFIG: kubeconfig,
-      ...options.env,
-    },
-    options.cwd,
-  );
-  await runner.waitFor(`runner ${options.id} connected`, 60_000);
-  return { k8s, kubeconfig, runner };
+  const token = await runnerToken(options.serverUrl);
+  const start = async () => {
+    const runner = startCli(
+      ["runner", "--server", options.serverUrl, "--token", token, "--id", options.id, "--config", config],
+      {
+        RUNYARD_LOG_LEVEL: "warn",
+        RUNYARD_HOME: join(claim, "home"),
+        RUNYARD_WORKSPACE_DIR: join(claim, "workspaces"),
+        KUBECONFIG: kubeconfig,
+        ...options.env,
+      },
+      options.cwd,
+    );
+    await runner.waitFor(`runner ${options.id} connected`, 60_000);
+    return runner;
+  };
+  return { k8s, kubeconfig, runner: await start(), restart: start };
 }

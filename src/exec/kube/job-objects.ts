@@ -7,6 +7,11 @@ export const kubeLabels = {
   task: "runyard.dev/task",
   turn: "runyard.dev/turn",
   runnerId: "runyard.dev/runner-id",
+  /**
+   * The install (the server's id) the runner made it for: installs whose runners share an id and
+   * a namespace tell their Jobs apart by it (docs/runners.md).
+   */
+  install: "runyard.dev/install",
   /** The Job's name, on the Job and its pod: what its NetworkPolicy and its waits select. */
   job: "runyard.dev/job",
 } as const;
