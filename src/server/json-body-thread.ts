@@ -6,20 +6,7 @@ import { parentPort } from "node:worker_threads";
 import secureJson from "secure-json-parse";
 import { requestHash } from "./idempotency-hash.js";
 import type { JsonAnswer, JsonRequest } from "./json-thread.js";
-
-/** Whether `value` holds more than `max` values (objects, arrays and what they hold); stops early. */
-function holdsMoreThan(value: unknown, max: number): boolean {
-  let count = 0;
-  const waiting: unknown[] = [value];
-  while (waiting.length > 0) {
-    const next = waiting.pop();
-    count += 1;
-    if (count > max) return true;
-    if (next !== null && typeof next === "object")
-      for (const inner of Array.isArray(next) ? next : Object.values(next)) waiting.push(inner);
-  }
-  return false;
-}
+import { holdsMoreThan } from "./json-values.js";
 
 parentPort?.on("message", ({ id, text, maxValues, hashFor }: JsonRequest) => {
   let answer: JsonAnswer;
