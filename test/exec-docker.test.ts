@@ -411,6 +411,50 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
     }
   });
 
+  it("a step container whose image is labelled for a bot is never taken for that bot when its runner restarts", async () => {
+    // An admin's run may use any image; one that presets runyard.bot must not make its step's
+    // container read as that bot's, which a restarting runner reports and removes as a bot.
+    const botImage = await botLabelledImage();
+    const id = `docker-botlabel-${process.pid}`;
+    const home = tempDir();
+    const token = await runnerToken(server.url, "botlabel");
+    const env = { RUNYARD_HOME: home, RUNYARD_LOG_LEVEL: "info" };
+    const first = await startRunner(server.url, token, { id, group: "botlabel", env });
+    const runId = await submit(
+      server.url,
+      dockerFlow(
+        `  - name: long
+    action: shell.run
+    args:
+      shell: sh
+      script: sleep 300
+`,
+        "      group: botlabel\n",
+        botImage,
+      ),
+    );
+    runIds.add(runId);
+    try {
+      await containerRunning(runId);
+      // What the runner's bot code reads: no bot id, so the container is no bot's.
+      expect((await containersOf(runId))[0]?.Labels).toMatchObject({
+        "runyard.bot": "",
+        "runyard.runner": id,
+      });
+    } finally {
+      await first.kill("SIGKILL");
+    }
+    const second = await startRunner(server.url, token, { id, group: "botlabel", env });
+    try {
+      await second.waitFor("removed step containers left by this runner's previous life");
+      expect(await containersOf(runId)).toEqual([]);
+      expect(second.output()).not.toContain("b-other");
+    } finally {
+      await api(server.url, "POST", `/api/runs/${runId}/cancel`);
+      await second.kill();
+    }
+  });
+
   it("a starting runner leaves another install's step containers under its own id alone, and those that name no install", async () => {
     const id = `docker-installs-${process.pid}`;
     const token = await runnerToken(server.url, "installs");

@@ -138,6 +138,28 @@ describe("tasks from a forge's issues", () => {
     expect(forge.comments.find((c) => c.issue === number)?.body).toContain("Pushed a new commit");
   }, 150_000);
 
+  it("a review comment past the follow-up cap reaches the agent cut to it, saying so", async () => {
+    if (!pull) throw new Error("no pull request from the first test");
+    // The API refuses a follow-up past 256 KiB; a forge's comment of any length is cut to it.
+    model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
+    const from = model.requests.length;
+    const runId = startedRun(
+      await forge.deliver(
+        webhookUrl,
+        webhookSecret,
+        "pull_request_review_comment",
+        forge.payloads.reviewComment("acme/app", pull, "r".repeat(600 * 1024), "alice"),
+      ),
+    );
+    await waitForRun(server.url, runId, isFinal, 120_000);
+    const asked = model.requests.slice(from).find((r) => r.rawBody.includes("rrrr"));
+    expect(asked).toBeDefined();
+    const shown = asked?.rawBody.match(/r{1000,}/)?.[0] ?? "";
+    expect(shown.length).toBeGreaterThan(200 * 1024);
+    expect(shown.length).toBeLessThanOrEqual(256 * 1024);
+    expect(asked?.rawBody).toContain("characters of the comment were left out");
+  }, 150_000);
+
   it("a forged signature, a replayed delivery and a reader's comment start nothing", async () => {
     const another = forge.createIssue("acme/app", { title: "Another", body: "x", user: "alice" });
     const payload = forge.payloads.labeled("acme/app", another, "runyard", "alice");
@@ -258,6 +280,28 @@ describe("tasks from a forge's issues", () => {
     const shown = asked?.rawBody.match(/b{1000,}/)?.[0] ?? "";
     expect(shown.length).toBeLessThanOrEqual(256 * 1024);
     expect(asked?.rawBody).toContain("characters of the issue were left out");
+  }, 150_000);
+
+  it("an issue title past a task's cap still starts the task, its description within the cap", async () => {
+    model.setScript({ conversations: [{ turns: [{ text: "Nothing to do." }] }] });
+    const titled = forge.createIssue("acme/app", {
+      title: "t".repeat(300 * 1024),
+      body: "short",
+      user: "alice",
+    });
+    const from = model.requests.length;
+    const runId = startedRun(
+      await forge.deliver(
+        webhookUrl,
+        webhookSecret,
+        "issue_comment",
+        forge.payloads.comment("acme/app", titled, "/runyard read it", "alice"),
+      ),
+    );
+    await waitForRun(server.url, runId, isFinal, 120_000);
+    const asked = model.requests.slice(from).find((r) => r.rawBody.includes("Asked in a comment"));
+    expect(asked?.rawBody).toContain("short");
+    expect(asked?.rawBody.match(/t{1000,}/)?.[0].length ?? 0).toBeLessThanOrEqual(256 * 1024);
   }, 150_000);
 
   it("a failed task comments its typed error and pushes nothing", async () => {

@@ -38,7 +38,13 @@ describe("hardenedContainer", () => {
   it("puts secrets only in Env and records the owner in labels that extra labels cannot replace", () => {
     const spec = hardenedContainer({ ...base, labels: { "runyard.test": "1", "runyard.owner": "mallory" } });
     expect(spec.Env).toEqual(["BOT_TOKEN=123:ABC"]);
-    expect(spec.Labels).toEqual({ "runyard.test": "1", "runyard.owner": "alice", "runyard.managed": "1" });
+    // No bot's id unless the owner labels give one: an image's runyard.bot is laid over with "".
+    expect(spec.Labels).toEqual({
+      "runyard.bot": "",
+      "runyard.test": "1",
+      "runyard.owner": "alice",
+      "runyard.managed": "1",
+    });
     expect(spec.Cmd).toBeUndefined();
     expect(hardenedContainer({ ...base, cmd: ["sh", "-c", "echo hi"] }).Cmd).toEqual(["sh", "-c", "echo hi"]);
   });

@@ -1,4 +1,5 @@
 import type { ContainerCreateOptions } from "dockerode";
+import { botImageLabel } from "../core/container-policy.js";
 
 /** The limits of a container runyard starts (a bot's, or a step's with the docker executor). */
 export interface ContainerLimits {
@@ -87,7 +88,9 @@ export function hardenedContainer(input: HardenedContainerInput): ContainerCreat
     ...(input.workingDir ? { WorkingDir: input.workingDir } : {}),
     Env: Object.entries(input.env).map(([key, value]) => `${key}=${value}`),
     User: user,
-    Labels: { ...input.labels, ...input.ownerLabels, [managedLabel]: "1" },
+    // Docker lays these over the image's labels: an image that presets `runyard.bot` makes no
+    // step's or agent's container read as that bot's (bots' own owner labels set their id).
+    Labels: { [botImageLabel]: "", ...input.labels, ...input.ownerLabels, [managedLabel]: "1" },
     HostConfig: {
       CapDrop: ["ALL"],
       CapAdd: ["NET_BIND_SERVICE"],

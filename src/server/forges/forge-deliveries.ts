@@ -103,7 +103,9 @@ export async function actOnDelivery(
           run_id: null,
         });
       }
-      const run = await deps.runs.submitFollowUp(earlier.run_id, intent.instruction, owner, origin);
+      // The API refuses a follow-up past its cap; a forge's comment of any length is cut to it.
+      const text = cutTo(intent.instruction, maxPromptLength, "comment");
+      const run = await deps.runs.submitFollowUp(earlier.run_id, text, owner, origin);
       started = run.id;
       await deps.store.forges.addRun({
         run_id: run.id,
@@ -237,15 +239,20 @@ function issueDescription(
   intent: Extract<ForgeIntent, { kind: "issue" }>,
   title: string,
 ): string {
-  const head = `Issue #${intent.number} of ${forge.repo}: ${title}`;
+  // The title as the task's (at most 200 characters): a longer one would crowd out the body.
+  const head = `Issue #${intent.number} of ${forge.repo}: ${title.slice(0, 200)}`;
   const asked = intent.instruction
     ? `Asked in a comment: ${intent.instruction}`.slice(0, maxPromptLength / 4)
     : "";
-  let body = intent.body.trim();
-  const room = maxPromptLength - head.length - asked.length - 200;
-  if (body.length > room) {
-    const note = `\n\n... (${body.length - room} more characters of the issue were left out)`;
-    body = `${body.slice(0, room - note.length)}${note}`;
-  }
+  const body = cutTo(intent.body.trim(), maxPromptLength - head.length - asked.length - 200, "issue");
   return [head, body, asked].filter(Boolean).join("\n\n");
+}
+
+/** `text` cut to `cap` characters, ending with how many of the `what` were left out. */
+function cutTo(text: string, cap: number, what: string): string {
+  if (text.length <= cap) return text;
+  const note = (left: number) => `\n\n... (${left} more characters of the ${what} were left out)`;
+  // The note's own length is taken from the kept part, so the whole stays within the cap.
+  const keep = cap - note(text.length).length;
+  return `${text.slice(0, keep)}${note(text.length - keep)}`;
 }
