@@ -187,6 +187,12 @@ describe.skipIf(!haveDocker || !adminUrl)("a bot's webhook and log behind two re
   // Last: the burst spends the bot's webhook allowance for two seconds.
   it("holds one webhook rate limit across both replicas: a burst split between them is refused past it with Retry-After", async () => {
     const hook = await api<{ path: string }>(other.url, "GET", "/api/bots/echo/webhook");
+    // The limit counts a bot's requests in this whole second and the one before: once the second
+    // after next begins, the deliveries of the tests before are out of the window, and the first
+    // 20 of the burst are taken whatever the machine's load (before, 15 were: 5 places had gone
+    // to earlier deliveries that fell in the same window).
+    const clear = (Math.floor(Date.now() / 1000) + 2) * 1000;
+    await new Promise((resolve) => setTimeout(resolve, clear - Date.now()));
     // 40 at once, every other one to each replica: each replica alone would take 20 of its own.
     const answers = await Promise.all(
       Array.from({ length: 40 }, async (_, i) => {
@@ -203,10 +209,9 @@ describe.skipIf(!haveDocker || !adminUrl)("a bot's webhook and log behind two re
     const refused = answers.filter((answer) => answer.status === 429);
     expect(refused.length, answers.map((answer) => answer.status).join(",")).toBeGreaterThan(0);
     // Each replica got exactly its own burst of 20, which a limit kept per replica would all take;
-    // counted in the database, some are refused. (How many depends on how many whole seconds the
-    // server took to get to them on a loaded machine: 20 within any two; the deliveries of the
-    // tests before, when they fall in the same window, count too: 19 taken seen in a full run.)
-    expect(taken.length).toBeGreaterThanOrEqual(16);
+    // counted in the database, some are refused. (How many more than 20 are taken depends on how
+    // many whole seconds the servers took to get to them on a loaded machine.)
+    expect(taken.length).toBeGreaterThanOrEqual(20);
     expect(taken.length).toBeLessThan(40);
     for (const answer of refused) expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
   }, 120_000);
