@@ -129,8 +129,11 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const bot = await bots.find(request.principal, request.params.name);
-      const since = sinceOf(request.query.since);
-      const resolution = resolutionFor(Date.parse(since), Date.now());
+      // One clock read for both: read twice, a millisecond between them made "1h" a span past the
+      // hour, answered from the minute rows (none yet for a young bot: an empty chart).
+      const now = Date.now();
+      const since = sinceOf(request.query.since, now);
+      const resolution = resolutionFor(Date.parse(since), now);
       const rows = await deps.store.botHistory.samples(bot.id, resolution, since);
       return { bot: bot.name, since, resolution_secs: resolution, samples: rows.map(sampleView) };
     },
