@@ -45,6 +45,9 @@ function readHere(text: string): Read {
   } catch {
     return { json: undefined };
   }
+  // Each value takes at least two characters ("0,"): a shorter text cannot pass the cap, and the
+  // ordinary small message (a heartbeat, an ack, a line of output) is not walked.
+  if (text.length < 2 * maxJsonValues) return { json };
   return holdsMoreThan(json, maxJsonValues) ? { tooMany: true } : { json };
 }
 
