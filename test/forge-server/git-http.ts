@@ -96,6 +96,9 @@ export async function serveGit(
         : {}),
     },
   });
+  // http-backend that refuses a request answers on stdout without reading the body: its
+  // answer is what the client gets, not an EPIPE here.
+  cgi.stdin.on("error", () => undefined);
   cgi.stdin.end(body);
   const out: Buffer[] = [];
   for await (const chunk of cgi.stdout) out.push(chunk as Buffer);

@@ -75,6 +75,8 @@ export async function forwardHook(pid: number, call: HookCall): Promise<BotReply
       else
         reject(new Error(`could not reach the bot's network: ${err.trim().slice(0, 300) || `exit ${code}`}`));
     });
+    // nsenter that fails before reading answers by its exit code above, not by EPIPE here.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(input);
   });
   const reply = JSON.parse(output) as BotReply & { headers: Record<string, string | string[]> };
