@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -192,7 +192,12 @@ describe("a run's sandbox", () => {
       throw new Error("this case starts a runner as nobody: run the suite as root, as CI does");
     const folder = mkdtempSync(join(tmpdir(), "runyard-run-sandbox-nobody-"));
     chmodSync(folder, 0o777);
-    const dist = (file: string) => JSON.stringify(join(repoRoot, "dist", "exec", file));
+    // The runner reads its code and fork-server from a copy in its own folder: a checkout may lie
+    // under a folder only root enters (a home of mode 0700), as a user's clone often does.
+    const app = join(folder, "app");
+    for (const part of ["dist/exec", "dist/core", "native/build/fork-server"])
+      cpSync(join(repoRoot, part), join(app, part), { recursive: true });
+    const dist = (file: string) => JSON.stringify(join(app, "dist", "exec", file));
     const script = join(folder, "runner.mjs");
     writeFileSync(
       script,
