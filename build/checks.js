@@ -1,0 +1,40 @@
+// Runs the lint and both typechecks side by side (`npm run checks`, part of `npm test`): each is
+// one process that mostly uses one core, so on a 2-core machine running them one after another
+// left a core idle for most of a minute. Prints each one's output whole when it ends, and exits
+// non-zero if any failed, naming which.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const checks = [
+  ["typecheck (src, test, bench)", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]],
+  ["typecheck (web)", "npx", ["tsc", "-p", "web/tsconfig.json"]],
+  ["lint", "npx", ["biome", "check", "."]],
+];
+
+const results = await Promise.all(
+  checks.map(
+    ([name, command, args]) =>
+      new Promise((resolve) => {
+        const started = Date.now();
+        const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        child.stdout.on("data", (chunk) => (output += chunk));
+        child.stderr.on("data", (chunk) => (output += chunk));
+        child.on("error", (error) => resolve({ name, code: 1, output: String(error), seconds: 0 }));
+        child.on("close", (code) => {
+          const seconds = ((Date.now() - started) / 1000).toFixed(1);
+          process.stdout.write(
+            `== ${name}: ${code === 0 ? "passed" : `failed (exit ${code})`} in ${seconds} s\n`,
+          );
+          if (output.trim()) process.stdout.write(`${output.trimEnd()}\n`);
+          resolve({ name, code });
+        });
+      }),
+  ),
+);
+const failed = results.filter((result) => result.code !== 0).map((result) => result.name);
+if (failed.length > 0) {
+  process.stderr.write(`checks failed: ${failed.join(", ")}\n`);
+  process.exit(1);
+}
