@@ -4,6 +4,7 @@ import { request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
+import { recordRunnerId, recordStart } from "../cost/record.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
 
 export const adminToken = "ryt_test_admin_token_0123456789";
@@ -49,8 +50,17 @@ export function stepDir(): string {
   return mkdtempSync(join(stepCwdRoot(), "step-"));
 }
 
+/** What the cost map counts a CLI process as, by its command. */
+function startKind(command: string | undefined): "server" | "runner" | "up" | "cli" {
+  return command === "server" || command === "runner" || command === "up" ? command : "cli";
+}
+
 /** Starts the built CLI as a long-running process. */
 export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
+  const kind = startKind(args[0]);
+  recordStart(kind);
+  const id = args.indexOf("--id");
+  if (kind === "runner" && id >= 0 && args[id + 1]) recordRunnerId(args[id + 1] as string);
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd,
     // A home of its own unless the test gives one: never state in the repository. The sandbox as
@@ -69,8 +79,17 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   });
   let output = "";
   const watchers = new Set<() => void>();
+  // `up` names its runner once connected; the cost map finds that runner's containers by it.
+  let upRunnerNamed = kind !== "up";
   const onData = (chunk: Buffer): void => {
     output += chunk.toString("utf8");
+    if (!upRunnerNamed) {
+      const connected = /runner (\S+) connected/.exec(output);
+      if (connected) {
+        upRunnerNamed = true;
+        recordRunnerId(connected[1] as string);
+      }
+    }
     for (const watcher of watchers) watcher();
   };
   child.stdout?.on("data", onData);
