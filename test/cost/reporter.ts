@@ -84,7 +84,7 @@ export default class CostReporter implements Reporter {
     const heading = `${rows.length} files, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`;
     const note =
       unattributed > 0
-        ? `\n${unattributed} containers started while two files ran and carried no label of a runner of either (a test's own container, or a runner started outside the helpers): not counted above.\n`
+        ? `\n${unattributed} containers started while two files ran and named no runner of either (a test's own containers, a runner started outside the helpers, or another run's on the same Docker engine): not counted above.\n`
         : "";
     mkdirSync(join(this.root, "test-artifacts"), { recursive: true });
     writeFileSync(join(this.root, artifact), `# Test cost map\n\n${heading}\n\n${table}${note}`);
@@ -162,13 +162,16 @@ export default class CostReporter implements Reporter {
         runnerIds.set(record.file, ids);
       } else if (record.kind === "kubernetes server") kubernetes.add(record.file);
     }
+    const ours = new Set([...runnerIds.values()].flatMap((ids) => [...ids]));
     let unattributed = 0;
     const pods = new Set<string>();
     for (const container of this.containers) {
+      const runner = container.labels["runyard.runner"];
+      // A runner of no file of this run: another run's on the same engine.
+      if (runner && !ours.has(runner)) continue;
       let running = [...this.windows]
         .filter(([, w]) => w.start - clockSlackMs <= container.at && container.at <= w.end + clockSlackMs)
         .map(([file]) => file);
-      const runner = container.labels["runyard.runner"];
       const pod = container.labels["io.kubernetes.pod.uid"];
       const narrowed = running.filter((file) =>
         runner ? runnerIds.get(file)?.has(runner) : pod ? kubernetes.has(file) : true,
