@@ -24,6 +24,8 @@ const integration = {
 
 export default defineConfig({
   test: {
+    // The cost map (docs/test-cost.md) rides along: test-artifacts/test-cost.md after every run.
+    reporters: ["default", "./test/cost/reporter.ts"],
     // Two files at a time, whatever the core count (vitest's default is one fewer than the
     // cores: one on a 2-core machine). Most integration tests wait on processes, sockets and
     // Docker rather than compute, so two halve the suite's time on the 2-core CI machine; a test

@@ -12,6 +12,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { recordStart } from "../cost/record.js";
 import { basicToken, branchExists, createBareRepo, readBody, serveGit } from "./git-http.js";
 
 export type GiteaPermission = "owner" | "admin" | "write" | "read";
@@ -63,6 +64,7 @@ export interface ScriptedGitea {
 }
 
 export async function startScriptedGitea(root: string): Promise<ScriptedGitea> {
+  recordStart("forge server");
   const reposRoot = join(root, "repos");
   mkdirSync(reposRoot, { recursive: true });
   const tokens = new Map<string, string>();

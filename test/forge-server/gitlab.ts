@@ -11,6 +11,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { recordStart } from "../cost/record.js";
 import { basicToken, branchExists, createBareRepo, readBody, serveGit } from "./git-http.js";
 
 /** GitLab's access levels: Guest 10, Reporter 20, Developer 30, Maintainer 40, Owner 50. */
@@ -85,6 +86,7 @@ export interface ScriptedGitLab {
 }
 
 export async function startScriptedGitLab(root: string): Promise<ScriptedGitLab> {
+  recordStart("forge server");
   const reposRoot = join(root, "repos");
   mkdirSync(reposRoot, { recursive: true });
   const tokens = new Map<string, string>();

@@ -10,6 +10,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { recordStart } from "../cost/record.js";
 import { basicToken, branchExists, createBareRepo, readBody, serveGit } from "./git-http.js";
 
 export type Permission = "admin" | "maintain" | "write" | "triage" | "read";
@@ -68,6 +69,7 @@ export interface ScriptedForge {
 }
 
 export async function startScriptedForge(root: string): Promise<ScriptedForge> {
+  recordStart("forge server");
   const reposRoot = join(root, "repos");
   mkdirSync(reposRoot, { recursive: true });
   const tokens = new Map<string, string>();

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RunEvent } from "../../src/core/events.js";
+import { recordStart } from "../cost/record.js";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 export const cliPath = join(repoRoot, "bin", "runyard.js");
@@ -25,6 +26,7 @@ export interface CliOptions {
 
 /** Runs the built `runyard` CLI as a user would, and waits for it to exit. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  recordStart("cli");
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,

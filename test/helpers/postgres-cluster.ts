@@ -5,12 +5,14 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import pg from "pg";
+import { recordStart } from "../cost/record.js";
 
 /**
  * A throwaway PostgreSQL cluster: `initdb` and `pg_ctl` run as the `postgres` user (initdb
  * refuses root; a non-root user runs them as itself) in a fresh temp folder, on a free
  * 127.0.0.1 port, with fsync off. Shared by the tests (`postgres.ts`) and `npm run bench`, so
- * this module must not import vitest nor read test-only settings.
+ * this module must not import vitest nor read test-only settings (the cost map's `recordStart`
+ * loads vitest only inside a test run with its reporter on).
  */
 export interface PostgresCluster {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
@@ -90,6 +92,7 @@ function asPostgres(bin: string, args: string[]): string {
 
 /** initdb + pg_ctl start in a new temp folder; throws when the binaries are missing or a step fails. */
 export async function startPostgresCluster(options: PostgresClusterOptions = {}): Promise<PostgresCluster> {
+  recordStart("postgres");
   const bin = findPostgresBin();
   if (!bin) throw new Error(postgresBinariesMissing());
   const root = mkdtempSync(join(tmpdir(), "runyard-pg-"));

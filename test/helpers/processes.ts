@@ -1,13 +1,49 @@
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, watch } from "node:fs";
+import { basename, dirname } from "node:path";
 
-/** Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. */
+/**
+ * Resolves once `predicate` holds, checking every 20 ms; fails after `timeoutMs`. For what has no
+ * event to wait on (another process's state, a count in /proc); a file that appears is
+ * `fileAppears`, a child's exit `childExited`.
+ */
 export async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Resolves once `path` exists, woken by the folder's inotify events (a step's marker, a pid file,
+ * a run's `ready`) rather than a poll; `path`'s folder must exist. Fails after `timeoutMs`.
+ */
+export function fileAppears(path: string, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const name = basename(path);
+    const watcher = watch(dirname(path), (_, changed) => {
+      if ((changed === null || changed === name) && existsSync(path)) done();
+    });
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`timed out waiting for ${path} to appear`));
+    }, timeoutMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      watcher.close();
+      resolve();
+    };
+    // Made before the watch began.
+    if (existsSync(path)) done();
+  });
+}
+
+/** Resolves once the child has exited (at once if it has), with its exit code or signal. */
+export function childExited(child: ChildProcess): Promise<number | NodeJS.Signals | null> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve(child.exitCode ?? child.signalCode);
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal)));
 }
 
 /** Whether the process runs: it exists and is not a zombie. */

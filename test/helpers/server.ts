@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { type ClientRequest, request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
+import { recordRunnerId, recordStart } from "../cost/record.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
 
 export const adminToken = "ryt_test_admin_token_0123456789";
@@ -49,8 +50,17 @@ export function stepDir(): string {
   return mkdtempSync(join(stepCwdRoot(), "step-"));
 }
 
+/** What the cost map counts a CLI process as, by its command. */
+function startKind(command: string | undefined): "server" | "runner" | "up" | "cli" {
+  return command === "server" || command === "runner" || command === "up" ? command : "cli";
+}
+
 /** Starts the built CLI as a long-running process. */
 export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
+  const kind = startKind(args[0]);
+  recordStart(kind);
+  const id = args.indexOf("--id");
+  if (kind === "runner" && id >= 0 && args[id + 1]) recordRunnerId(args[id + 1] as string);
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd,
     // A home of its own unless the test gives one: never state in the repository. The sandbox as
@@ -69,8 +79,17 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   });
   let output = "";
   const watchers = new Set<() => void>();
+  // `up` names its runner once connected; the cost map finds that runner's containers by it.
+  let upRunnerNamed = kind !== "up";
   const onData = (chunk: Buffer): void => {
     output += chunk.toString("utf8");
+    if (!upRunnerNamed) {
+      const connected = /runner (\S+) connected/.exec(output);
+      if (connected) {
+        upRunnerNamed = true;
+        recordRunnerId(connected[1] as string);
+      }
+    }
     for (const watcher of watchers) watcher();
   };
   child.stdout?.on("data", onData);
@@ -249,20 +268,138 @@ export interface RunView {
   error: { code: string; message: string; hint?: string } | null;
 }
 
-/** Polls the run until `predicate` holds (the API has no push for records; events do). */
+/**
+ * Reads the run until `predicate` holds: at once, then each time its event stream
+ * (`/api/runs/<id>/events`) says something happened. The run's record follows its events, at
+ * times a moment after them (a runner's batch is projected after it is stored and sent), so a read
+ * that does not match is read again shortly after its event, and once a second while nothing
+ * comes, whatever the stream says.
+ */
 export async function waitForRun(
   url: string,
   runId: string,
   predicate: (run: RunView) => boolean,
   timeoutMs = 30_000,
 ): Promise<RunView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  let last: RunView | undefined;
+  const read = async (): Promise<boolean> => {
     const { body } = await api<RunView>(url, "GET", `/api/runs/${runId}`);
-    if (predicate(body)) return body;
-    if (Date.now() > deadline) throw new Error(`run ${runId} never matched; last: ${JSON.stringify(body)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    last = body;
+    return predicate(body);
+  };
+  if (await read()) return last as RunView;
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`run ${runId} never matched; last: ${JSON.stringify(last)}`));
+      stop.abort();
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      followRun(url, runId, read, stop.signal).then(() => last as RunView),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
   }
+}
+
+/** Reads after the settle delays of `waitForRun`, from the last event on. */
+const rereadAfterMs = [50, 250, 1000];
+
+/** Calls `read` on each event of the run's stream and after it settles, until `read` says done. */
+function followRun(
+  url: string,
+  runId: string,
+  read: () => Promise<boolean>,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    let reading: Promise<void> = Promise.resolve();
+    let wanted = false;
+    let settle: NodeJS.Timeout | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    /**
+     * The stream's request, destroyed when done: fetch's cancel leaves an endless response's
+     * socket open, and a server stopping waits for it.
+     */
+    let request: ClientRequest | undefined;
+    let after = 0;
+    const finish = (error?: unknown): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(settle);
+      clearTimeout(retry);
+      request?.destroy();
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    signal.addEventListener("abort", () => finish(new Error("aborted")));
+    // One read at a time; events that come during a read make one more read after it.
+    const readNow = (): void => {
+      if (done || wanted) return;
+      wanted = true;
+      reading = reading.then(async () => {
+        wanted = false;
+        if (done) return;
+        try {
+          if (await read()) finish();
+        } catch (error) {
+          finish(error);
+        }
+      });
+    };
+    const settleFrom = (step: number): void => {
+      clearTimeout(settle);
+      if (done) return;
+      const delay = rereadAfterMs[Math.min(step, rereadAfterMs.length - 1)] as number;
+      settle = setTimeout(() => {
+        readNow();
+        settleFrom(step + 1);
+      }, delay);
+    };
+    // Once the stream ends (after run.finished, a 204 for a run with nothing new, a server killed
+    // by the test), it is followed again a second later from where it was: the settle reads go on.
+    const followAgain = (ended: ClientRequest): void => {
+      if (request !== ended) return;
+      request = undefined;
+      if (!done) retry = setTimeout(follow, 1000);
+    };
+    const follow = (): void => {
+      if (done) return;
+      const path = `/api/runs/${runId}/events?after=${after}&access_token=${adminToken}`;
+      const current = httpRequest(new URL(path, url), (response) => {
+        let pending = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          pending += chunk;
+          const frames = pending.split("\n\n");
+          pending = frames.pop() ?? "";
+          let events = 0;
+          for (const frame of frames) {
+            const id = /^id: (\d+)$/m.exec(frame);
+            if (id) after = Math.max(after, Number(id[1]));
+            if (/^data: /m.test(frame)) events++;
+          }
+          if (events > 0) {
+            readNow();
+            settleFrom(0);
+          }
+        });
+        response.on("end", () => followAgain(current));
+        response.on("error", () => followAgain(current));
+      });
+      current.on("error", () => followAgain(current));
+      current.end();
+      request = current;
+    };
+    settleFrom(0);
+    follow();
+  });
 }
 
 export const isFinal = (run: RunView): boolean => isFinalStatus(run.status as RunStatus);

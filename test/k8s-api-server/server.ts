@@ -17,6 +17,7 @@ import { join } from "node:path";
 import type { Duplex, Readable } from "node:stream";
 import { stringify } from "yaml";
 import { frames } from "../../src/exec/docker-log-frames.js";
+import { recordStart } from "../cost/record.js";
 import { Cluster, info, type PropagationPolicy } from "./cluster.js";
 import { Kubelet } from "./kubelet.js";
 import { type KubeObject, parseFieldSelector, parseLabelSelector, type WatchType } from "./objects.js";
@@ -174,6 +175,7 @@ const withoutType = (object: KubeObject): Record<string, unknown> => {
 export async function startScriptedKubernetes(
   options: ScriptedKubernetesOptions,
 ): Promise<ScriptedKubernetes> {
+  recordStart("kubernetes server");
   const cluster = new Cluster();
   mkdirSync(options.root, { recursive: true });
   const kubelet = new Kubelet(cluster, {

@@ -17,6 +17,7 @@
  */
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { recordStart } from "../cost/record.js";
 import { anthropic } from "./anthropic.js";
 import { gemini } from "./gemini.js";
 import { openAiChat } from "./openai-chat.js";
@@ -39,6 +40,7 @@ export interface ModelServer {
 const formats: WireFormat[] = [anthropic, openAiResponses, openAiChat, gemini];
 
 export async function startModelServer(script: Script): Promise<ModelServer> {
+  recordStart("model server");
   let current = script;
   /** Attempts per "conversation index/turn index", for `failFirst`. */
   let attempts = new Map<string, number>();
