@@ -71,3 +71,13 @@ function onChange<T>(
     listeners.push(listener);
   });
 }
+
+/** Calls `listener` with every later change of the store (as a watch of everything sees it); the stop. */
+export function onStoreChange(k8s: ScriptedKubernetes, listener: (change: Change) => void): () => void {
+  const { listeners } = k8s.cluster.store;
+  listeners.push(listener);
+  return () => {
+    const at = listeners.indexOf(listener);
+    if (at >= 0) listeners.splice(at, 1);
+  };
+}
