@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { StepAttemptRequest, type StepAttemptResult } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { createKubeStepExecutors } from "../src/exec/create-kube-executors.js";
@@ -16,6 +16,7 @@ import { deleteLeftoverJobs } from "../src/exec/kube/leftover-jobs.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, removeTestObjects, requireDocker, testRunLabel } from "./helpers/docker.js";
+import { nextObject, storeHolds } from "./helpers/kube-store-wait.js";
 import {
   api,
   isFinal,
@@ -57,7 +58,8 @@ beforeAll(async () => {
       image,
       runnerId: "runner-k8s-test",
       // Seconds, not the minutes a real registry may need: the pull fault is the cluster's answer.
-      start: { pullTimeoutMs: 3000, scheduleTimeoutMs: 60_000 },
+      // Short for the test of an image that cannot be pulled: it counts from the first pull error.
+      start: { pullTimeoutMs: 1000, scheduleTimeoutMs: 60_000 },
     }),
   });
 }, 120_000);
@@ -334,7 +336,8 @@ describe("a step as a Kubernetes Job", () => {
     }
     expect(result.status).toBe("failed");
     expect(JSON.stringify(result.error)).toContain("cannot reach the Kubernetes API server");
-    await vi.waitFor(() => expect(leftOf(req.run_id)).toEqual([]), { timeout: 90_000, interval: 200 });
+    await storeHolds(k8s, `nothing of ${req.run_id} left`, () => leftOf(req.run_id).length === 0, 90_000);
+    expect(leftOf(req.run_id)).toEqual([]);
   }, 120_000);
 });
 
@@ -430,15 +433,11 @@ steps:
     const others: string[] = [];
     let second: Awaited<ReturnType<typeof startRunner>> | undefined;
     try {
-      const own = await vi.waitFor(
-        () => {
-          const job = k8s
-            .list("jobs", namespace)
-            .find((o) => o.metadata.labels?.["runyard.dev/run-id"] === runId);
-          if (!job) throw new Error(`no Job of ${runId} yet`);
-          return job;
-        },
-        { timeout: 60_000, interval: 100 },
+      const own = await nextObject(
+        k8s,
+        "jobs",
+        namespace,
+        (o) => o.metadata.labels?.["runyard.dev/run-id"] === runId,
       );
       // It names its runner and its install, which is what the next start deletes by.
       expect(own.metadata.labels).toMatchObject({

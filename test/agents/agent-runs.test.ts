@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
 import { processesWith, tempDir } from "../helpers/cli.js";
 import { git as gitIn, seedBareRepo } from "../helpers/git-repos.js";
+import { toolProcessRuns } from "../helpers/run-event.js";
 import {
   adminToken,
   api,
@@ -291,7 +292,7 @@ describe("an agent that fails, stalls or is canceled", () => {
       ],
       { repo: { url: git.url("cancel-me.git"), push: true }, secrets: ["GITHUB_TOKEN"] },
     );
-    await waitForRun(server.url, runId, () => processesWith(marker).length > 0, 30_000);
+    await toolProcessRuns(server.url, runId, marker, 30_000);
     const answer = await api<{ status: string }>(server.url, "POST", `/api/runs/${runId}/cancel`);
     expect(answer.status).toBe(200);
     const run = await waitForRun(server.url, runId, isFinal, 30_000);

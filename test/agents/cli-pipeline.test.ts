@@ -13,6 +13,7 @@ import type { RunEvent } from "../../src/core/events.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { processesWith, tempDir } from "../helpers/cli.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
+import { until } from "../helpers/processes.js";
 import {
   adminToken,
   api,
@@ -228,8 +229,23 @@ describe.skipIf(missing)("the task pipeline with each real agent CLI", () => {
 
     it("cancel leaves no process of the agent and no worktree", async () => {
       const marker = `runyard-pipeline-${c.agent}-${Date.now()}`;
+      // The scripted server's record of the agent's own call: the command comes right after it.
+      let called!: () => void;
+      const asked = new Promise<void>((resolve) => {
+        called = resolve;
+      });
       const long = await startModelServer({
-        conversations: [{ match: c.match, turns: [c.longCall(marker)] }, { turns: [{ text: "A title" }] }],
+        conversations: [
+          {
+            match: (r) => {
+              const mine = c.match(r);
+              if (mine) called();
+              return mine;
+            },
+            turns: [c.longCall(marker)],
+          },
+          { turns: [{ text: "A title" }] },
+        ],
       });
       try {
         seedBareRepo(join(root, `${c.agent}-cancel.git`));
@@ -241,7 +257,8 @@ describe.skipIf(missing)("the task pipeline with each real agent CLI", () => {
           env: c.env(long),
         });
         const id = submitted.body.run_id;
-        await waitForRun(server.url, id, () => processesWith(marker).length > 0, 90_000);
+        await asked;
+        await until(`the ${c.agent} command runs`, () => processesWith(marker).length > 0, 60_000);
         await api(server.url, "POST", `/api/runs/${id}/cancel`);
         const run = await waitForRun(server.url, id, isFinal, 30_000);
         expect(run.status).toBe("canceled");

@@ -7,6 +7,7 @@ import { requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
 import { kubernetesAgentImage } from "../helpers/kube-agent-image.js";
 import { startKubeAgentRunner } from "../helpers/kube-agent-runner.js";
+import { onStoreChange } from "../helpers/kube-store-wait.js";
 import {
   api,
   isFinal,
@@ -16,6 +17,7 @@ import {
   type TestServer,
   waitForRun,
 } from "../helpers/server.js";
+import type { KubeObject } from "../k8s-api-server/objects.js";
 import type { ScriptedKubernetes } from "../k8s-api-server/server.js";
 import {
   type ModelServer,
@@ -123,28 +125,27 @@ async function finishedOf(runId: string) {
 
 /**
  * Every Job, pod and Secret of the run as the API server held it (a Secret's values decoded),
- * gathered while the run goes on: each is deleted once its command ended.
+ * each state the cluster's store records while the run goes on: each is deleted once its
+ * command ended.
  */
 function recordObjects(runId: string): { objects: Map<string, string>; stop: () => void } {
   const objects = new Map<string, string>();
-  const look = () => {
-    for (const resource of ["jobs", "pods", "secrets"]) {
-      for (const object of k8s.list(resource, namespace)) {
-        if (object.metadata.labels?.["runyard.dev/run-id"] !== runId) continue;
-        const data = (object as { data?: Record<string, string> }).data ?? {};
-        const decoded = Object.values(data).map((value) => Buffer.from(value, "base64").toString());
-        objects.set(`${resource}/${object.metadata.name}`, JSON.stringify([object, decoded]));
-      }
+  const resources = ["jobs", "pods", "secrets"];
+  const note = (resource: string, object: KubeObject) => {
+    if (object.metadata.labels?.["runyard.dev/run-id"] !== runId) return;
+    const data = (object as { data?: Record<string, string> }).data ?? {};
+    const decoded = Object.values(data).map((value) => Buffer.from(value, "base64").toString());
+    objects.set(`${resource}/${object.metadata.name}`, JSON.stringify([object, decoded]));
+  };
+  for (const resource of resources) {
+    for (const object of k8s.list(resource, namespace)) note(resource, object);
+  }
+  const stop = onStoreChange(k8s, (change) => {
+    if (resources.includes(change.resource) && change.object.metadata.namespace === namespace) {
+      note(change.resource, change.object);
     }
-  };
-  const timer = setInterval(look, 50);
-  return {
-    objects,
-    stop: () => {
-      clearInterval(timer);
-      look();
-    },
-  };
+  });
+  return { objects, stop };
 }
 
 /** Of `recorded`, the JSON of those of `resource`. */

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterFor } from "../../src/agents/registry.js";
 import type { RunEvent } from "../../src/core/events.js";
 import { agentCli } from "../helpers/agent-cli.js";
@@ -21,6 +21,7 @@ import { requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
 import { kubernetesAgentImage } from "../helpers/kube-agent-image.js";
 import { startKubeAgentRunner } from "../helpers/kube-agent-runner.js";
+import { nextObject, storeHolds } from "../helpers/kube-store-wait.js";
 import {
   api,
   isFinal,
@@ -96,22 +97,39 @@ async function finishedOf(runId: string): Promise<Extract<RunEvent, { type: "run
   return finished;
 }
 
-/** The running pod of a run's turn, once its container runs. */
+/** The running pod of a run's turn, once its container runs (as the cluster's store records it). */
 async function runningPod(runId: string): Promise<string> {
-  return vi.waitFor(
-    () => {
-      const pod = k8s
-        .list("pods", namespace)
-        .find(
-          (p) =>
-            p.metadata.labels?.["runyard.dev/run-id"] === runId &&
-            (p as { status?: { phase?: string } }).status?.phase === "Running",
-        );
-      if (!pod) throw new Error(`no running pod of ${runId}`);
-      return pod.metadata.name;
-    },
-    { timeout: 60_000, interval: 100 },
+  const pod = await nextObject(
+    k8s,
+    "pods",
+    namespace,
+    (p) =>
+      p.metadata.labels?.["runyard.dev/run-id"] === runId &&
+      (p as { status?: { phase?: string } }).status?.phase === "Running",
   );
+  return pod.metadata.name;
+}
+
+/** The pod of a run's turn, in whatever phase, once the cluster holds it. */
+async function podOf(runId: string): Promise<string> {
+  const pod = await nextObject(
+    k8s,
+    "pods",
+    namespace,
+    (p) => p.metadata.labels?.["runyard.dev/run-id"] === runId,
+  );
+  return pod.metadata.name;
+}
+
+/** Once nothing of runyard's is left in the namespace: on the change that removes the last. */
+async function nothingLeft(timeoutMs: number): Promise<void> {
+  await storeHolds(
+    k8s,
+    `nothing left in ${namespace} (${leftovers().join(", ")})`,
+    () => leftovers().length === 0,
+    timeoutMs,
+  );
+  expect(leftovers()).toEqual([]);
 }
 
 describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
@@ -127,7 +145,9 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       image,
       serverUrl: server.url,
       id: "k8s-runner",
-      extraConfig: ["k8s_pull_timeout: 3s", "k8s_schedule_timeout: 4s"],
+      // Short, for the tests of a pull that fails and a pod no node takes; a pod here is on its
+      // node as soon as it is made.
+      extraConfig: ["k8s_pull_timeout: 1s", "k8s_schedule_timeout: 2s"],
       env: {
         PATH: `${dirname(claude as string)}:${process.env.PATH}`,
         ANTHROPIC_BASE_URL: model.url,
@@ -334,8 +354,9 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
 
   it("a turn over its timeout ends TIMEOUT within seconds, its Job and pod deleted", async () => {
     model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
-    const runId = await submit({ agent: "claude_code", prompt: "wait", timeout_secs: 8 });
-    const pod = await runningPod(runId);
+    // A timeout this short may end the turn before its pod runs: the pod is found in any phase.
+    const runId = await submit({ agent: "claude_code", prompt: "wait", timeout_secs: 3 });
+    const pod = await podOf(runId);
     const started = Date.now();
     const finished = await finishedOf(runId);
     expect(finished.error?.code, JSON.stringify(finished.error)).toBe("TIMEOUT");
@@ -346,8 +367,8 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
 
   it("a turn silent past its stall limit ends AGENT_STALLED, its Job and pod deleted", async () => {
     model.setScript({ conversations: [{ turns: [{ fail: { kind: "stall" } }] }] });
-    const runId = await submit({ agent: "claude_code", prompt: "wait", stall_secs: 6 });
-    const pod = await runningPod(runId);
+    const runId = await submit({ agent: "claude_code", prompt: "wait", stall_secs: 2 });
+    const pod = await podOf(runId);
     const finished = await finishedOf(runId);
     expect(finished.error?.code, JSON.stringify(finished.error)).toBe("AGENT_STALLED");
     expect(k8s.get("pods", namespace, pod)).toBeUndefined();
@@ -386,7 +407,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       k8s.faults.deleteJob(namespace, job?.metadata.name ?? "");
       const finished = await finishedOf(runId);
       expect(finished.error?.code).toBe("KUBE_JOB_DELETED");
-      await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 30_000, interval: 200 });
+      await nothingLeft(30_000);
     }, 200_000);
 
     it("the API server gone mid-turn: the turn fails KUBE_UNREACHABLE, and once it is back nothing of the turn is left", async () => {
@@ -419,7 +440,7 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
         code: "KUBE_UNREACHABLE",
         message: expect.stringContaining(k8s.url),
       });
-      await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 90_000, interval: 200 });
+      await nothingLeft(90_000);
     }, 200_000);
 
     it("an image that cannot be pulled, within k8s_pull_timeout", async () => {
@@ -546,6 +567,6 @@ describe.skipIf(!haveDocker || !claude)("agents as Kubernetes Jobs", () => {
       for (const name of others)
         await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Foreground" }).catch(() => {});
     }
-    await vi.waitFor(() => expect(leftovers()).toEqual([]), { timeout: 60_000, interval: 200 });
+    await nothingLeft(60_000);
   }, 200_000);
 });

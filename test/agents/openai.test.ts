@@ -85,18 +85,20 @@ describe("openai agent (built-in loop)", () => {
   });
 
   it("waits out two 429s with retry-after and then answers", async () => {
-    const limited = { kind: "status", status: 429, retryAfterSecs: 1 } as const;
+    // Fractional seconds, read as given: two waits of half a second.
+    const limited = { kind: "status", status: 429, retryAfterSecs: 0.5 } as const;
     const started = Date.now();
     const { end, outputs } = await run(turns({ ...doneTurn, failFirst: [limited, limited] }));
     expect(end.status).toBe("success");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(bed.server!.requests).toHaveLength(3);
     expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Wrote hello.txt." });
   });
 
   it("fails with AGENT_RATE_LIMIT when the 429s outlast its three retries", async () => {
+    // A short retry-after: the count of retries is the subject, not the wait.
     const { end } = await run(
-      turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }),
+      turns({ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 0.1 } }),
     );
     expect(end.error?.code).toBe("AGENT_RATE_LIMIT");
     expect(bed.server!.requests).toHaveLength(4);

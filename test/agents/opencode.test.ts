@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { opencodeAgent } from "../../src/agents/opencode.js";
-import type { AgentInvocation } from "../../src/agents/types.js";
+import type { AgentAdapter, AgentInvocation } from "../../src/agents/types.js";
 import {
   agentTestBed,
   cancelOnce,
@@ -90,17 +90,21 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
   });
 
   it("waits out two 429s with retry-after and then answers", async () => {
-    const limited = { kind: "status", status: 429, retryAfterSecs: 1 } as const;
+    // OpenCode reads a retry-after of fractional seconds as given.
+    const limited = { kind: "status", status: 429, retryAfterSecs: 0.5 } as const;
     const started = Date.now();
     const { end, outputs } = await run([{ ...doneTurn, failFirst: [limited, limited] }]);
     expect(end.status).toBe("success");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Added hello.txt." });
   });
 
   it("fails with AGENT_RATE_LIMIT when the 429s outlast llm_retry_count (3 by default), not its own five retries", async () => {
     const started = Date.now();
-    const { end } = await run([{ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 1 } }]);
+    // A short retry-after: the cap, not OpenCode's wait, is the subject.
+    const { end } = await run([
+      { text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 0.1 } },
+    ]);
     expect(end.error).toMatchObject({
       code: "AGENT_RATE_LIMIT",
       message: expect.stringContaining("llm_retry_count is 3"),
@@ -134,7 +138,8 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
     ]);
     expect(JSON.stringify(messages[1])).toContain("add hello.txt");
     expect(JSON.stringify(messages.at(-1))).toContain("now say more");
-  });
+    // Two start-ups of OpenCode: past 25 s each on a loaded machine.
+  }, 120_000);
 
   it("is canceled while the model's stream has stalled, leaving no opencode process", async () => {
     const prompt = `stall ${Date.now()}`;
@@ -150,27 +155,46 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
   });
 
   it("ends with AGENT_STALLED under the supervisor when the stream stalls mid-way", async () => {
-    // OpenCode has no timeout of its own here; it also prints nothing for its first seconds, so
-    // stallMs must cover its start-up (about 4 to 9 s here idle; over 15 s, and 20 s, seen on a
-    // loaded machine, where a 15 s window ended it before its first call).
+    // The supervisor's stall watch runs from the turn's start, and OpenCode prints nothing for its
+    // start-up (4 to 9 s idle, past 20 s on a loaded machine). So the turn signs life for it until
+    // its own model call reaches the scripted server; from then on only OpenCode's output does,
+    // and a window of 2 s times the stalled stream, not the start-up.
+    let called!: () => void;
+    const firstCall = new Promise<void>((resolve) => {
+      called = resolve;
+    });
     bed.server = await startModelServer({
       conversations: [
         { match: isTitleCall, turns: [{ text: "A title" }] },
-        { turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }] },
+        {
+          match: () => {
+            called();
+            return true;
+          },
+          turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }],
+        },
       ],
     });
+    const startingUp: AgentAdapter = {
+      ...opencodeAgent,
+      run(invocation, cli, io) {
+        const signs = setInterval(() => io.alive(), 500);
+        void firstCall.then(() => clearInterval(signs));
+        return opencodeAgent.run(invocation, cli, io).finally(() => clearInterval(signs));
+      },
+    };
     const prompt = `stall ${Date.now()}`;
     const { result } = await bed.supervise(
-      opencodeAgent,
+      startingUp,
       openaiInvocation(bed, { prompt, model: "gpt-4o-mini" }),
       bin!,
-      { timeoutMs: 90_000, stallMs: 30_000 },
+      { timeoutMs: 90_000, stallMs: 2_000 },
     );
     expect(result.error?.code).toBe("AGENT_STALLED");
     expect(agentCalls()).toHaveLength(1);
     const left = processesWith(prompt);
     expect(left).toEqual([]);
-  }, 120_000);
+  });
 
   it("passes a prompt that starts with a dash as the prompt", async () => {
     const { end } = await run([doneTurn], { prompt: "-say hi" });

@@ -20,6 +20,7 @@ import { agentBaseImage } from "../helpers/base-images.js";
 import { processesWith, tempDir } from "../helpers/cli.js";
 import { busyboxImage, requireDocker } from "../helpers/docker.js";
 import { git, seedBareRepo } from "../helpers/git-repos.js";
+import { toolProcessRuns } from "../helpers/run-event.js";
 import {
   api,
   isFinal,
@@ -662,7 +663,7 @@ describe.skipIf(missing)("sandboxed agents", () => {
       const containers = () =>
         engine.docker.listContainers({ all: true, filters: { label: [`runyard.run=${id}`] } });
       // The sleep runs once the agent's container is up and the model's tool call has reached it.
-      await waitForRun(server.url, id, () => processesWith(marker).length > 0, 90_000);
+      await toolProcessRuns(server.url, id, marker, 90_000);
       expect(await containers()).toHaveLength(1);
       await api(server.url, "POST", `/api/runs/${id}/cancel`);
       const run = await waitForRun(server.url, id, isFinal, 30_000);
