@@ -327,10 +327,12 @@ describe("approvals with several approvers across two replicas (PostgreSQL)", ()
 
   it("count an approver once whichever replica they answer through", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    const carrier = await startTestServer(tempDir(), env(databaseUrl));
-    procs.push(carrier.proc);
-    const other = await startTestServer(tempDir(), env(databaseUrl));
-    procs.push(other.proc);
+    // The replicas start at once: either may lead, and the run is the carrier's whichever does.
+    const [carrier, other] = await Promise.all([
+      startTestServer(tempDir(), env(databaseUrl)),
+      startTestServer(tempDir(), env(databaseUrl)),
+    ]);
+    procs.push(carrier.proc, other.proc);
     const tokens = await people(carrier.url);
     await acmeRunner(carrier.url, "rules-replica-runner");
     const runId = await submitAs(carrier.url, tokens.ann!, release(form));

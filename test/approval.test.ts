@@ -423,10 +423,12 @@ describe("approval steps across two replicas (PostgreSQL)", () => {
 
   it("takes an answer given to the replica that does not carry the run", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    const carrier = await startTestServer(tempDir(), env(databaseUrl));
-    procs.push(carrier.proc);
-    const other = await startTestServer(tempDir(), env(databaseUrl));
-    procs.push(other.proc);
+    // The replicas start at once: either may lead, and the run is the carrier's whichever does.
+    const [carrier, other] = await Promise.all([
+      startTestServer(tempDir(), env(databaseUrl)),
+      startTestServer(tempDir(), env(databaseUrl)),
+    ]);
+    procs.push(carrier.proc, other.proc);
     const tokens = await people(carrier.url);
     await acmeRunner(carrier.url, "approval-replica-runner");
     const runId = await submitAs(carrier.url, tokens.ann!, release("[bob]"));

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../src/exec/docker-engine.js";
 import { finished, parseEvents, repoRoot, runCli, tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker } from "./helpers/docker.js";
@@ -7,6 +7,32 @@ import { hasTools } from "./helpers/shared-agent-runner.js";
 import { startModelServer } from "./model-server/server.js";
 
 const haveDocker = await requireDocker();
+
+/**
+ * The server and runner the examples that need one share, started by the first that asks and
+ * stopped after the file: each example saves workflows of its own names.
+ */
+let fleet: Promise<{ url: string; stop: () => Promise<void> }> | undefined;
+function sharedServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  fleet ??= (async () => {
+    const { runnerToken, startRunner, startTestServer } = await import("./helpers/server.js");
+    const server = await startTestServer();
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "examples",
+      capacity: 4,
+    });
+    return {
+      url: server.url,
+      stop: async () => {
+        await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
+      },
+    };
+  })();
+  return fleet;
+}
+afterAll(async () => {
+  await (await fleet)?.stop();
+});
 
 /** Every example in examples/ runs as its header comment says. */
 describe("examples", () => {
@@ -210,26 +236,18 @@ describe("multi-agent example", () => {
 
 describe("concurrency group example", () => {
   it("concurrency-group.yaml: of two runs of one target on a server, the second waits for the first", async () => {
-    const { adminToken, runnerToken, startRunner, startTestServer } = await import("./helpers/server.js");
-    const server = await startTestServer();
-    const runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: "examples",
-      capacity: 4,
-    });
-    try {
-      const submit = () =>
-        runCli(["run", "examples/concurrency-group.yaml", "--server", server.url, "--var", "TARGET=prod"], {
-          env: { RUNYARD_TOKEN: adminToken },
-        });
-      const results = await Promise.all([submit(), submit()]);
-      for (const result of results) expect(result.code, result.stderr).toBe(0);
-      const waited = results.filter((result) =>
-        `${result.stdout}${result.stderr}`.includes("waiting for concurrency group deploy-prod"),
-      );
-      expect(waited).toHaveLength(1);
-    } finally {
-      await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
-    }
+    const { adminToken } = await import("./helpers/server.js");
+    const server = await sharedServer();
+    const submit = () =>
+      runCli(["run", "examples/concurrency-group.yaml", "--server", server.url, "--var", "TARGET=prod"], {
+        env: { RUNYARD_TOKEN: adminToken },
+      });
+    const results = await Promise.all([submit(), submit()]);
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    const waited = results.filter((result) =>
+      `${result.stdout}${result.stderr}`.includes("waiting for concurrency group deploy-prod"),
+    );
+    expect(waited).toHaveLength(1);
   }, 60_000);
 });
 
@@ -254,86 +272,67 @@ describe("webhook example", () => {
   });
 
   it("release-train.yaml calls the saved deploy-service through a server; its outputs reach the next step", async () => {
-    const { adminToken, runnerToken, startRunner, startTestServer } = await import("./helpers/server.js");
-    const server = await startTestServer();
-    const runner = await startRunner(server.url, await runnerToken(server.url), { id: "calls", capacity: 2 });
-    try {
-      const env = { RUNYARD_TOKEN: adminToken };
-      const saved = await runCli(
-        ["workflow", "save", "examples/deploy-service.yaml", "--server", server.url],
-        {
-          env,
-        },
-      );
-      expect(saved.code, saved.stderr).toBe(0);
-      const local = await runCli(["run", "examples/release-train.yaml"]);
-      expect(local.code).toBe(2);
-      expect(local.stderr).toContain("cannot run without a server");
-      const result = await runCli(["run", "examples/release-train.yaml", "--server", server.url, "--json"], {
-        env,
-      });
-      expect(result.code, result.stderr).toBe(0);
-      const events = parseEvents(result.stdout);
-      const printed = events.flatMap((e) => (e.type === "step.output" ? [e.data] : [])).join("");
-      expect(printed).toContain("checking https://staging.example.test/releases/r-3 with 3 replicas");
-      expect(printed).toContain("release train ended success");
-      expect(events.some((e) => e.type === "step.called" && e.workflow === "deploy-service")).toBe(true);
-    } finally {
-      await runner.kill();
-      await server.proc.kill();
-    }
+    const { adminToken } = await import("./helpers/server.js");
+    const server = await sharedServer();
+    const env = { RUNYARD_TOKEN: adminToken };
+    const saved = await runCli(["workflow", "save", "examples/deploy-service.yaml", "--server", server.url], {
+      env,
+    });
+    expect(saved.code, saved.stderr).toBe(0);
+    const local = await runCli(["run", "examples/release-train.yaml"]);
+    expect(local.code).toBe(2);
+    expect(local.stderr).toContain("cannot run without a server");
+    const result = await runCli(["run", "examples/release-train.yaml", "--server", server.url, "--json"], {
+      env,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const events = parseEvents(result.stdout);
+    const printed = events.flatMap((e) => (e.type === "step.output" ? [e.data] : [])).join("");
+    expect(printed).toContain("checking https://staging.example.test/releases/r-3 with 3 replicas");
+    expect(printed).toContain("release train ended success");
+    expect(events.some((e) => e.type === "step.called" && e.workflow === "deploy-service")).toBe(true);
   }, 120_000);
 
   it("deliver-webhook.sh signs a push with openssl and curl; the hook runs webhook-deploy.yaml with its branch", async () => {
-    const { adminToken, runnerToken, startRunner, startTestServer, waitForRun, isFinal, readEvents } =
-      await import("./helpers/server.js");
-    const server = await startTestServer();
-    const runner = await startRunner(server.url, await runnerToken(server.url), {
-      id: "webhooks",
-      capacity: 2,
+    const { adminToken, waitForRun, isFinal, readEvents } = await import("./helpers/server.js");
+    const server = await sharedServer();
+    const env = { RUNYARD_TOKEN: adminToken };
+    const saved = await runCli(["workflow", "save", "examples/webhook-deploy.yaml", "--server", server.url], {
+      env,
     });
-    try {
-      const env = { RUNYARD_TOKEN: adminToken };
-      const saved = await runCli(
-        ["workflow", "save", "examples/webhook-deploy.yaml", "--server", server.url],
-        { env },
-      );
-      expect(saved.code, saved.stderr).toBe(0);
-      const hook = await runCli(
-        [
-          "hook",
-          "create",
-          "deploy-on-push",
-          "--workflow",
-          "webhook-deploy",
-          "--var",
-          "HOOK_BRANCH=$.ref",
-          "--var",
-          "HOOK_COMMIT=$.head_commit.id",
-          "--server",
-          server.url,
-        ],
-        { env },
-      );
-      expect(hook.code, hook.stderr).toBe(0);
-      const secret = /^secret: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
-      const deliverTo = /^deliver to: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
-      const { spawnSync } = await import("node:child_process");
-      const delivered = spawnSync("sh", ["examples/deliver-webhook.sh", deliverTo], {
-        cwd: repoRoot,
-        env: { ...process.env, SECRET: secret },
-        encoding: "utf8",
-      });
-      expect(delivered.status, delivered.stderr).toBe(0);
-      const answer = JSON.parse(delivered.stdout) as { run_id: string; missing_vars: string[] };
-      expect(answer.missing_vars).toEqual([]);
-      expect((await waitForRun(server.url, answer.run_id, isFinal)).status).toBe("success");
-      const output = (await readEvents(server.url, answer.run_id))
-        .flatMap((event) => (event.type === "step.output" ? [event.data] : []))
-        .join("");
-      expect(output).toBe("deploying refs/heads/main at c0ffee\n");
-    } finally {
-      await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
-    }
+    expect(saved.code, saved.stderr).toBe(0);
+    const hook = await runCli(
+      [
+        "hook",
+        "create",
+        "deploy-on-push",
+        "--workflow",
+        "webhook-deploy",
+        "--var",
+        "HOOK_BRANCH=$.ref",
+        "--var",
+        "HOOK_COMMIT=$.head_commit.id",
+        "--server",
+        server.url,
+      ],
+      { env },
+    );
+    expect(hook.code, hook.stderr).toBe(0);
+    const secret = /^secret: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
+    const deliverTo = /^deliver to: (\S+)$/m.exec(hook.stdout)?.[1] ?? "";
+    const { spawnSync } = await import("node:child_process");
+    const delivered = spawnSync("sh", ["examples/deliver-webhook.sh", deliverTo], {
+      cwd: repoRoot,
+      env: { ...process.env, SECRET: secret },
+      encoding: "utf8",
+    });
+    expect(delivered.status, delivered.stderr).toBe(0);
+    const answer = JSON.parse(delivered.stdout) as { run_id: string; missing_vars: string[] };
+    expect(answer.missing_vars).toEqual([]);
+    expect((await waitForRun(server.url, answer.run_id, isFinal)).status).toBe("success");
+    const output = (await readEvents(server.url, answer.run_id))
+      .flatMap((event) => (event.type === "step.output" ? [event.data] : []))
+      .join("");
+    expect(output).toBe("deploying refs/heads/main at c0ffee\n");
   }, 60_000);
 });

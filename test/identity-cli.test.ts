@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type CliResult, runCli, tempDir } from "./helpers/cli.js";
 import {
   api,
@@ -35,10 +35,18 @@ afterEach(async () => {
 
 describe("runyard user (through the API with an admin token)", () => {
   let server: TestServer;
+  /** The server the first and third tests share, each with users of its own names. */
+  let shared: Promise<TestServer> | undefined;
+  const userServer = (): Promise<TestServer> => {
+    shared ??= startTestServer();
+    return shared;
+  };
+  afterAll(async () => {
+    await (await shared)?.proc.kill();
+  });
 
   it("adds, lists, re-passwords and removes users; each change is what login then sees", async () => {
-    server = await startTestServer();
-    started.push(server.proc);
+    const server = await userServer();
     const admin = { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: "ryt_test_admin_token_0123456789" };
 
     const added = await runyard(["user", "add", "ana", "--tenant", "acme", "--role", "member"], admin);
@@ -111,47 +119,46 @@ describe("runyard user (through the API with an admin token)", () => {
   });
 
   it("makes personal tokens for the logged-in user; a member lists and revokes only their own", async () => {
-    server = await startTestServer();
-    started.push(server.proc);
+    const server = await userServer();
     const admin = { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: "ryt_test_admin_token_0123456789" };
-    for (const name of ["ana", "bo"]) {
+    for (const name of ["cy", "bo"]) {
       await runyard(
         ["user", "add", name, "--tenant", "acme", "--role", "member", "--password-stdin"],
         admin,
         `${name}-secret-pw\n`,
       );
     }
-    const ana = {
+    const cy = {
       RUNYARD_SERVER_URL: server.url,
-      RUNYARD_TOKEN: (await login(server.url, "ana", "ana-secret-pw")).body.token,
+      RUNYARD_TOKEN: (await login(server.url, "cy", "cy-secret-pw")).body.token,
     };
     const bo = {
       RUNYARD_SERVER_URL: server.url,
       RUNYARD_TOKEN: (await login(server.url, "bo", "bo-secret-pw")).body.token,
     };
 
-    const created = await runyard(["token", "create", "--user", "--name", "ana laptop"], ana);
+    const created = await runyard(["token", "create", "--user", "--name", "cy laptop"], cy);
     expect(created.code, created.stderr).toBe(0);
     const personal = created.stdout.trim();
     await runyard(["token", "create", "--user", "--name", "bo laptop"], bo);
 
-    const listed = await runyard(["token", "list", "--json"], ana);
+    const listed = await runyard(["token", "list", "--json"], cy);
     expect(listed.code, listed.stderr).toBe(0);
     const tokens = JSON.parse(listed.stdout) as Array<{ id: string; name: string; user_id: string }>;
-    expect(tokens.map((t) => t.name)).toEqual(["ana laptop"]);
+    expect(tokens.map((t) => t.name)).toEqual(["cy laptop"]);
 
     const bosId = (
       JSON.parse((await runyard(["token", "list", "--json"], bo)).stdout) as Array<{ id: string }>
     )[0]?.id;
-    const foreign = await runyard(["token", "revoke", bosId ?? "?"], ana);
+    const foreign = await runyard(["token", "revoke", bosId ?? "?"], cy);
     expect(foreign.code).toBe(2);
     expect(foreign.stderr).toContain("does not exist");
 
     const everyone = await runyard(["token", "list"], admin);
-    expect(everyone.stdout).toContain("ana laptop");
+    expect(everyone.stdout).toContain("cy laptop");
     expect(everyone.stdout).toContain("bo laptop");
 
-    const own = await runyard(["token", "revoke", tokens[0]?.id ?? "?"], ana);
+    const own = await runyard(["token", "revoke", tokens[0]?.id ?? "?"], cy);
     expect(own.code, own.stderr).toBe(0);
     expect((await api(server.url, "GET", "/api/runs", undefined, personal)).status).toBe(401);
   });

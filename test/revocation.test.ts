@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pg from "pg";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import { alive, stepProcessGroup, until } from "./helpers/processes.js";
@@ -175,9 +175,14 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 describe("removing a user or revoking a user token", () => {
+  /** One server for both: each removes or revokes only the user or token it made. */
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.proc.kill("SIGKILL"));
+
   it("ends the user's open event streams and their token answers 401 within a second", async () => {
-    const server = await startTestServer();
-    started.push(server.proc);
     const admin = { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken };
     const added = await runCli(["user", "add", "ana", "--tenant", "acme", "--role", "member"], {
       env: admin,
@@ -223,8 +228,6 @@ describe("removing a user or revoking a user token", () => {
   });
 
   it("ends an event stream opened with a revoked admin-made user token", async () => {
-    const server = await startTestServer();
-    started.push(server.proc);
     const made = await api<{ id: string; token: string }>(server.url, "POST", "/api/tokens", {
       kind: "user",
       name: "dashboard",
@@ -253,10 +256,11 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
       RUNYARD_REPLICA_HEARTBEAT_MS: "300",
       RUNYARD_REPLICA_LEASE_MS: "2000",
     };
-    const first = await startTestServer(tempDir(), shared);
-    started.push(first.proc);
-    const second = await startTestServer(tempDir(), shared);
-    started.push(second.proc);
+    const [first, second] = await Promise.all([
+      startTestServer(tempDir(), shared),
+      startTestServer(tempDir(), shared),
+    ]);
+    started.push(first.proc, second.proc);
     const token = await createRunnerToken(first.url);
     // The runner is connected to the second replica; the token is revoked through the first.
     const runner = await startRunner(second.url, token.token, { id: "revoked-elsewhere" });

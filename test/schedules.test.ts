@@ -1,6 +1,5 @@
 import pg from "pg";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { onTimeMs } from "../src/server/schedules/scheduler.js";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
@@ -78,16 +77,49 @@ async function save(url: string, name: string, workflow: string): Promise<void> 
   if (status !== 201) throw new Error(`save failed: ${status} ${JSON.stringify(body)}`);
 }
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A user token of its own tenant, so tests sharing a server see only their own. */
+async function tenantToken(url: string, tenant: string): Promise<string> {
+  return (
+    await api<{ token: string }>(url, "POST", "/api/tokens", {
+      kind: "user",
+      name: tenant,
+      tenant_id: tenant,
+    })
+  ).body.token;
+}
+
+/**
+ * The servers tests share, each test in a tenant of its own: one at the default floor (the cap
+ * on a tenant's scheduled runs an hour at 100), one at the one-second floor with a runner.
+ */
+let atDefaults: TestServer;
+let perSecond: TestServer;
+beforeAll(async () => {
+  [atDefaults, perSecond] = await Promise.all([
+    startTestServer(tempDir(), { RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "100" }),
+    startTestServer(tempDir(), {
+      RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS: "1",
+      RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "100000",
+    }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([atDefaults, perSecond].map((s) => s?.proc.kill("SIGKILL")));
+});
+
 describe("schedules on one server (SQLite)", () => {
   it("refuses, at the default floor, a schedule that fires more than once a minute, saving nothing", async () => {
-    const s = await startTestServer();
-    started.push(s.proc);
+    const s = atDefaults;
+    const token = await tenantToken(s.url, "floor");
     for (const cron of ["* * * * * *", "0,30 * * * * *", "0,10 0 * * * *"]) {
       const refused = await api<{ error: { code: string; message: string; hint: string } }>(
         s.url,
         "POST",
         "/api/workflows",
         { name: "too-often", workflow: scheduled(`{cron: "${cron}"}`, "echo hi") },
+        token,
       );
       expect(refused.status, cron).toBe(400);
       expect(refused.body.error.message).toContain(
@@ -95,21 +127,24 @@ describe("schedules on one server (SQLite)", () => {
       );
       expect(refused.body.error.hint).toContain("RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS");
     }
-    const listed = await api<{ workflows: unknown[] }>(s.url, "GET", "/api/workflows");
+    const listed = await api<{ workflows: unknown[] }>(s.url, "GET", "/api/workflows", undefined, token);
     expect(listed.body.workflows).toEqual([]);
     expect(
       (
-        await api(s.url, "POST", "/api/workflows", {
-          name: "hourly",
-          workflow: scheduled('{cron: "0 * * * *"}', "echo hi"),
-        })
+        await api(
+          s.url,
+          "POST",
+          "/api/workflows",
+          { name: "hourly", workflow: scheduled('{cron: "0 * * * *"}', "echo hi") },
+          token,
+        )
       ).status,
     ).toBe(201);
   });
 
   it("judges a workflow's entries together: refuses identical ones at their line and column, and entries that together fire more than once a minute", async () => {
-    const s = await startTestServer();
-    started.push(s.proc);
+    const s = atDefaults;
+    const token = await tenantToken(s.url, "together");
     const twice = await api<{ error: { code: string; message: string; hint: string } }>(
       s.url,
       "POST",
@@ -121,6 +156,7 @@ describe("schedules on one server (SQLite)", () => {
           '\n  - {cron: "*/5 * * * *"}\n  - {cron: "0 3 * * *"}\n  - {cron: "*/5  * * * *"}',
         ),
       },
+      token,
     );
     expect(twice.status).toBe(400);
     expect(twice.body.error.code).toBe("WORKFLOW_INVALID");
@@ -137,32 +173,22 @@ describe("schedules on one server (SQLite)", () => {
         file: "together.yaml",
         workflow: scheduled('\n  - {cron: "0 * * * * *"}\n  - {cron: "30 * * * * *"}'),
       },
+      token,
     );
     expect(together.status).toBe(400);
     expect(together.body.error.message).toBe(
       'together.yaml: schedules "0 * * * * *" and "30 * * * * *" together fire 30 s apart; this server allows a workflow\'s schedules to fire at most once in 60 s together',
     );
     expect(together.body.error.hint).toContain("the entries of one workflow count together");
-    expect((await api<{ workflows: unknown[] }>(s.url, "GET", "/api/workflows")).body.workflows).toEqual([]);
+    expect(
+      (await api<{ workflows: unknown[] }>(s.url, "GET", "/api/workflows", undefined, token)).body.workflows,
+    ).toEqual([]);
   });
 
   it("refuses at save a schedule that could take its tenant past the scheduled runs an hour the server allows", async () => {
-    const s = await startTestServer(tempDir(), { RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "100" });
-    started.push(s.proc);
-    const acme = (
-      await api<{ token: string }>(s.url, "POST", "/api/tokens", {
-        kind: "user",
-        name: "acme",
-        tenant_id: "acme",
-      })
-    ).body.token;
-    const globex = (
-      await api<{ token: string }>(s.url, "POST", "/api/tokens", {
-        kind: "user",
-        name: "globex",
-        tenant_id: "globex",
-      })
-    ).body.token;
+    const s = atDefaults;
+    const acme = await tenantToken(s.url, "acme");
+    const globex = await tenantToken(s.url, "globex");
     const saveAs = (token: string, name: string, cron: string) =>
       api<{ error: { code: string; message: string; hint: string } }>(
         s.url,
@@ -186,14 +212,16 @@ describe("schedules on one server (SQLite)", () => {
   });
 
   it("fires a saved workflow's ticks as runs with trigger schedule, skips a tick while its run still runs, and stops when removed", async () => {
-    const s = await server();
+    const s = perSecond;
     started.push(await startRunner(s.url, await runnerToken(s.url), { id: "sched-1" }));
     await save(s.url, "every-second", scheduled('{cron: "* * * * * *", overlap: skip}', "sleep 1.6"));
     const deadline = Date.now() + 20_000;
     let skipped: ScheduleView | undefined;
     while (Date.now() < deadline && !skipped) {
-      skipped = (await schedules(s.url)).find((x) => x.last_tick?.outcome === "skipped");
-      if (!skipped) await new Promise((resolve) => setTimeout(resolve, 100));
+      skipped = (await schedules(s.url)).find(
+        (x) => x.workflow === "every-second" && x.last_tick?.outcome === "skipped",
+      );
+      if (!skipped) await pause(100);
     }
     expect(skipped?.last_tick?.detail).toMatch(
       /run run_\S+ of this schedule is still going \(overlap: skip\)/,
@@ -226,15 +254,17 @@ describe("schedules on one server (SQLite)", () => {
       adminToken,
     ]);
     expect(removed.code).toBe(0);
-    expect(await schedules(s.url)).toEqual([]);
+    expect((await schedules(s.url)).filter((x) => x.workflow === "every-second")).toEqual([]);
     const after = (await runsOf(s.url, "every-second")).length;
-    // Two more ticks' time: nothing fires for a removed workflow.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Two ticks of a schedule saved after the removal: the scheduler's passes since fired nothing
+    // for the removed workflow.
+    await save(s.url, "stop-witness", scheduled('{cron: "* * * * * *", overlap: queue}'));
+    while ((await runsOf(s.url, "stop-witness")).length < 2) await pause(100);
     expect((await runsOf(s.url, "every-second")).length).toBe(after);
   }, 60_000);
 
   it("keeps a tenant admin's schedule on her version when a member saves another, then runs the promoted one as hers, written by the member", async () => {
-    const s = await server();
+    const s = perSecond;
     const token = async (kind: string, name: string) =>
       (
         await api<{ id: string; token: string }>(s.url, "POST", "/api/tokens", {
@@ -263,7 +293,7 @@ describe("schedules on one server (SQLite)", () => {
       (
         await api<{ runs: Scheduled[] }>(s.url, "GET", "/api/runs?limit=500", undefined, admin.token)
       ).body.runs.filter((run) => run.trigger === "schedule");
-    while ((await scheduledRuns()).length < 2) await new Promise((resolve) => setTimeout(resolve, 100));
+    while ((await scheduledRuns()).length < 2) await pause(100);
     for (const run of await scheduledRuns())
       expect(run).toMatchObject({ saved_version: 1, created_by: admin.id, authored_by: admin.id });
     const promoted = await api(s.url, "POST", "/api/workflows/ticking/promote", { version: 2 }, admin.token);
@@ -271,7 +301,7 @@ describe("schedules on one server (SQLite)", () => {
     let latest: Scheduled[] = [];
     while (latest.length === 0) {
       latest = (await scheduledRuns()).filter((run) => run.saved_version === 2);
-      if (latest.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      if (latest.length === 0) await pause(100);
     }
     expect(latest[0]).toMatchObject({ created_by: admin.id, authored_by: member.id });
   }, 60_000);
@@ -280,7 +310,7 @@ describe("schedules on one server (SQLite)", () => {
     const home = tempDir();
     let s = await server(home);
     await save(s.url, "busy", scheduled('{cron: "* * * * * *", overlap: queue}'));
-    while ((await runsOf(s.url, "busy")).length < 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    while ((await runsOf(s.url, "busy")).length < 1) await pause(100);
     await s.proc.kill("SIGTERM");
     s = await server(home, { RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR: "2" });
     const capped = async () => {
@@ -292,7 +322,7 @@ describe("schedules on one server (SQLite)", () => {
     };
     let first = await capped();
     while (!first) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await pause(100);
       first = await capped();
     }
     expect(first.last_tick?.detail).toMatch(
@@ -303,7 +333,7 @@ describe("schedules on one server (SQLite)", () => {
     // The next tick is skipped too: no run more.
     let later = await capped();
     while (!later || later.last_tick_at === first.last_tick_at) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await pause(100);
       later = await capped();
     }
     expect((await runsOf(s.url, "busy")).length).toBe(runs);
@@ -319,14 +349,25 @@ describe("schedules on one server (SQLite)", () => {
   });
 
   it("follows catch_up for ticks missed while the server was down: latest fires one, all fires each, none records them missed", async () => {
-    // Three ticks a few seconds ahead, inside one minute (UTC), so the cron names them alone.
-    while (new Date().getUTCSeconds() > 45) await new Promise((resolve) => setTimeout(resolve, 200));
+    // A tick not fired within a second of its time is missed (RUNYARD_SCHEDULE_ON_TIME_MS).
+    const onTimeMs = 1000;
     const home = tempDir();
-    let s = await server(home);
+    let s = await server(home, { RUNYARD_SCHEDULE_ON_TIME_MS: String(onTimeMs) });
     const now = new Date();
     const first = new Date(Math.ceil((now.getTime() + 4000) / 1000) * 1000);
     const ticks = [0, 1, 2].map((n) => new Date(first.getTime() + n * 1000));
-    const cron = `${ticks.map((t) => t.getUTCSeconds()).join(",")} ${first.getUTCMinutes()} ${first.getUTCHours()} ${first.getUTCDate()} ${first.getUTCMonth() + 1} *`;
+    // Three ticks a few seconds ahead, whatever minute, hour or day they fall in: each cron field
+    // lists the values its ticks have, and the fields' other combinations lie 58 s or more away
+    // from them (before the save, or after the test).
+    const field = (of: (t: Date) => number) => [...new Set(ticks.map(of))].join(",");
+    const cron = [
+      field((t) => t.getUTCSeconds()),
+      field((t) => t.getUTCMinutes()),
+      field((t) => t.getUTCHours()),
+      field((t) => t.getUTCDate()),
+      field((t) => t.getUTCMonth() + 1),
+      "*",
+    ].join(" ");
     for (const mode of ["none", "latest", "all"]) {
       await save(s.url, `catch-${mode}`, scheduled(`{cron: "${cron}", overlap: queue, catch_up: ${mode}}`));
     }
@@ -334,13 +375,12 @@ describe("schedules on one server (SQLite)", () => {
     expect(Date.now(), "the server must stop before the first tick").toBeLessThan(first.getTime());
     const lastTick = ticks[2] as Date;
     // Past catch_up: none's window for the last tick too, however fast the server starts again.
-    while (Date.now() < lastTick.getTime() + onTimeMs + 500)
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    s = await server(home);
+    await pause(lastTick.getTime() + onTimeMs + 500 - Date.now());
+    s = await server(home, { RUNYARD_SCHEDULE_ON_TIME_MS: String(onTimeMs) });
     const deadline = Date.now() + 15_000;
     let listed = await schedules(s.url);
     while (Date.now() < deadline && !listed.every((x) => x.last_tick_at === lastTick.toISOString())) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await pause(100);
       listed = await schedules(s.url);
     }
     const byName = new Map(listed.map((x) => [x.workflow, x]));
@@ -369,25 +409,39 @@ describe("schedules on PostgreSQL with two replicas", () => {
   it("fires each tick exactly once when the leader is killed -9 around a tick", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     const env = { RUNYARD_DATABASE_URL: databaseUrl, RUNYARD_SECRET_KEY: secretKey, ...timings };
-    const a = await server(tempDir(), env);
-    const b = await server(tempDir(), env);
-    expect((await api<{ leader: boolean }>(a.url, "GET", "/health")).body.leader).toBe(true);
+    // Both start at once; A is whichever leads, B the other.
+    const both = await Promise.all([server(tempDir(), env), server(tempDir(), env)]);
+    const leads = async (s: TestServer) =>
+      (await api<{ leader: boolean }>(s.url, "GET", "/health")).body.leader;
+    let leading: boolean[] = [];
+    while (leading.filter(Boolean).length !== 1) {
+      if (leading.length > 0) await pause(100);
+      leading = await Promise.all(both.map(leads));
+    }
+    const [a, b] = (leading[0] ? both : [...both].reverse()) as [TestServer, TestServer];
     // No runner: every run stays queued, and overlap queue starts one per tick regardless.
     await save(a.url, "per-second", scheduled('{cron: "* * * * * *", overlap: queue, catch_up: latest}'));
-    while ((await runsOf(b.url, "per-second")).length < 3)
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    while ((await runsOf(b.url, "per-second")).length < 3) await pause(100);
     // At a tick: the leader dies as it fires it.
-    while (Date.now() % 1000 > 5) await new Promise((resolve) => setTimeout(resolve, 1));
+    await pause(1000 - (Date.now() % 1000));
     await a.proc.kill("SIGKILL");
-    const killedAt = Date.now();
-    // Long enough for B to lead, fire, and start any tick A claimed without storing its run.
-    while (Date.now() - killedAt < 9000) await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await api<{ leader: boolean }>(b.url, "GET", "/health")).body.leader).toBe(true);
-    // A graceful stop finishes the pass under way: every tick it claimed has its run stored.
-    await b.proc.kill("SIGTERM");
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     try {
+      // Until B leads, has fired ticks of its own, and every tick claimed started (A's last one
+      // too, if A died between claiming it and storing its run) has its run.
+      const settled = async () =>
+        (await leads(b)) &&
+        (
+          await client.query<{ runs: number; unstarted: number }>(
+            `select (select count(*) from runs where trigger = 'schedule')::int as runs,
+                    (select count(*) from schedule_ticks t where t.outcome = 'started'
+                       and not exists (select 1 from runs r where r.id = t.run_id))::int as unstarted`,
+          )
+        ).rows.every((row) => row.runs >= 8 && row.unstarted === 0);
+      while (!(await settled())) await pause(200);
+      // A graceful stop finishes the pass under way: every tick it claimed has its run stored.
+      await b.proc.kill("SIGTERM");
       const runs = (
         await client.query<{ id: string }>("select id from runs where trigger = 'schedule'")
       ).rows.map((row) => row.id);

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { signBody } from "../src/server/notifier.js";
 import { runCli, tempDir } from "./helpers/cli.js";
 import {
@@ -13,6 +13,7 @@ import {
   startRunner,
   startTestServer,
   submit,
+  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -54,13 +55,20 @@ describe("server features", () => {
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.kill()));
   });
+  /** The server (and its runner) the tests that do not restart or stop it share. */
+  let server: TestServer;
+  let runner: Proc;
+  beforeAll(async () => {
+    server = await startTestServer();
+    runner = await startRunner(server.url, await runnerToken(server.url), { id: "n1" });
+  });
+  afterAll(async () => {
+    await Promise.all([runner?.kill(), server?.proc.kill()]);
+  });
 
   it("notifies webhooks of every state change with the notifier's fields, signed", async () => {
     const hook = await webhook(200);
     try {
-      const server = await startTestServer();
-      procs.push(server.proc);
-      procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "n1" }));
       const runId = await submit(
         server.url,
         `name: notified\nnotify:\n  url: ${hook.url}\n  secret: hook-secret\nsteps:\n  - name: s\n    command: echo hi\n`,
@@ -86,9 +94,6 @@ describe("server features", () => {
   it("records a failing webhook as last_notify_error without changing the run", async () => {
     const hook = await webhook(500);
     try {
-      const server = await startTestServer();
-      procs.push(server.proc);
-      procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "n2" }));
       const runId = await submit(
         server.url,
         `name: unlucky\nnotify:\n  url: ${hook.url}\n  retry: 1\n  delay: 10ms\nsteps:\n  - name: s\n    command: echo hi\n`,
@@ -113,8 +118,6 @@ describe("server features", () => {
   });
 
   it("takes runner settings from the ADOS runner's ADOS_* variables", async () => {
-    const server = await startTestServer();
-    procs.push(server.proc);
     const token = await runnerToken(server.url);
     const runner = startCli(["runner"], {
       ADOS_API_URL: server.url,
@@ -141,8 +144,6 @@ describe("server features", () => {
   });
 
   it("refuses a runner whose token is wrong, with a hint, and exits 2", async () => {
-    const server = await startTestServer();
-    procs.push(server.proc);
     const runner = startCli(["runner", "--server", server.url, "--token", "not-a-token", "--id", "bad"]);
     expect(await runner.exited).toBe(2);
     expect(runner.output()).toContain("refused the runner token");

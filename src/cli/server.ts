@@ -60,6 +60,7 @@ async function start(
     idempotencyKeyHours: config.idempotencyKeyHours,
     scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,
     scheduleMaxRunsPerHour: config.scheduleMaxRunsPerHour,
+    scheduleOnTimeMs: config.scheduleOnTimeMs,
     repoRoutes: config.repos,
     outbound: {
       directHosts: config.directHosts,

@@ -73,6 +73,7 @@ export const envNames: Record<keyof Config, string[]> = {
   idempotencyKeyHours: ["RUNYARD_IDEMPOTENCY_KEY_HOURS"],
   retryFor: ["RUNYARD_RETRY_FOR"],
   scheduleMinIntervalSeconds: ["RUNYARD_SCHEDULE_MIN_INTERVAL_SECONDS"],
+  scheduleOnTimeMs: ["RUNYARD_SCHEDULE_ON_TIME_MS"],
   parseBudgetMs: ["RUNYARD_PARSE_BUDGET_MS"],
   scheduleMaxRunsPerHour: ["RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR"],
   quotas: [],

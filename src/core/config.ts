@@ -364,6 +364,11 @@ export const configSchema = z.object({
    */
   scheduleMinIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
   /**
+   * Server: a tick of a `catch_up: none` schedule fires no later than this many milliseconds after
+   * its time; found later, it is recorded missed. See docs/workflows.md "Schedules".
+   */
+  scheduleOnTimeMs: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+  /**
    * Server: how long reading one submitted, saved or validated workflow may take on its parsing
    * thread before it is stopped and refused. See docs/security.md "Workflow size and aliases".
    */

@@ -96,6 +96,8 @@ export interface ServerOptions {
   scheduleMinIntervalSeconds?: number;
   /** A tenant's schedules start at most this many runs an hour (RUNYARD_SCHEDULE_MAX_RUNS_PER_HOUR, default 600). */
   scheduleMaxRunsPerHour?: number;
+  /** A `catch_up: none` tick found later than this after its time is missed (RUNYARD_SCHEDULE_ON_TIME_MS, default 5000). */
+  scheduleOnTimeMs?: number;
   /** Run limits per tenant and user (config `quotas:`); default: none. */
   quotas?: QuotaSettings;
   /** Agents' spend budgets per tenant and user (config `budgets:`); budgets set through the API win. */
@@ -339,6 +341,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     isLeader: () => replica.isLeader,
     maxRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
+    onTimeMs: options.scheduleOnTimeMs,
     // A tick's run is its schedule's owner's, held to their run quotas and their tenant's.
     admitRun: async (tenantId, ownerId) =>
       quotas.checkSubmit(await triggerQuotaPrincipal(store, tenantId, ownerId)),

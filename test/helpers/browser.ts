@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { inject } from "vitest";
+import { browserArgs, chromiumPath } from "./chromium.js";
 import { repoRoot, tempDir } from "./cli.js";
 import { adminToken, freePort, type Proc, startCli } from "./server.js";
 
-/** Debian's chromium (`.ci/run` installs it); Playwright drives it, nothing is downloaded. */
-export const chromiumPath = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) =>
-  existsSync(path),
-);
+export { chromiumPath };
 
 /**
  * For tests that need the browser: false when there is none, so a test may skip locally; under
@@ -22,12 +21,15 @@ export function requireBrowser(): boolean {
   return false;
 }
 
+/**
+ * A browser for a file's tests: a connection to the run's one chromium when the global setup
+ * (test/helpers/browser-server.ts) started it, else a chromium of the file's own. Either way
+ * `close()` ends what the file made: a connection's pages and contexts go with it.
+ */
 export function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: chromiumPath!,
-    // Tests run as root, where chromium's sandbox cannot start; /dev/shm is small in containers.
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
+  const endpoint = inject("browserWsEndpoint");
+  if (endpoint) return chromium.connect(endpoint);
+  return chromium.launch({ executablePath: chromiumPath!, args: browserArgs });
 }
 
 /** Where screenshots go: kept by CI as artifacts of the run. */

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
+import { tempDir } from "../helpers/cli.js";
 import { isFinal, startProxy, stepDir, submit, waitForRun } from "../helpers/server.js";
 
 /**
@@ -293,7 +294,9 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     // The raw download: a plain link, streamed whole.
     const download = page.waitForEvent("download");
     await page.getByRole("link", { name: "Download raw log" }).click();
-    const path = await (await download).path();
+    // Saved where the test reads it: the browser may be the run's shared one, in another process.
+    const path = join(tempDir(), "raw.log");
+    await (await download).saveAs(path);
     expect(existsSync(path)).toBe(true);
     expect(statSync(path).size).toBe(size);
     const file = await open(path);

@@ -14,8 +14,9 @@ export type TickCountOutcome = (typeof tickCountOutcomes)[number];
 /**
  * `catch_up: none` fires a tick no later than this after its time; a tick found later (every
  * server was down, or the leader died at it and the next took over late) is recorded missed.
+ * RUNYARD_SCHEDULE_ON_TIME_MS sets it.
  */
-export const onTimeMs = 5_000;
+export const defaultOnTimeMs = 5_000;
 /** How far before the catch-up window missed ticks are still counted one by one. */
 const missedCountedMs = 7 * 24 * 3600 * 1000;
 /** A tick claimed `started` whose run is not stored this long after is started by the leader. */
@@ -44,6 +45,8 @@ export interface SchedulerDeps {
    * are refused before they could pass it; this holds for schedules saved under a higher cap.
    */
   maxRunsPerHour?: number;
+  /** How late a `catch_up: none` tick may still fire; default `defaultOnTimeMs`. */
+  onTimeMs?: number;
   now?: () => Date;
 }
 
@@ -143,7 +146,8 @@ export class Scheduler {
     const fire =
       schedule.catch_up === "all"
         ? ticks
-        : schedule.catch_up === "latest" || (latest && now.getTime() - latest.getTime() <= onTimeMs)
+        : schedule.catch_up === "latest" ||
+            (latest && now.getTime() - latest.getTime() <= (this.deps.onTimeMs ?? defaultOnTimeMs))
           ? ticks.slice(-1)
           : [];
     // Each missed tick of the window is a row of its own, inserted like a fired one, so a tick
