@@ -17,7 +17,7 @@ const alone = [
 const integration = {
   testTimeout: 60_000,
   hookTimeout: 60_000,
-  globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts"],
+  globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts", "test/helpers/browser-server.ts"],
   // The temp folders a file's tests made (`tempDir`) go after its last hook.
   setupFiles: ["test/helpers/remove-temp-folders.ts"],
 };

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { inject } from "vitest";
+import { recordStart } from "../cost/record.js";
 import { browserArgs, chromiumPath } from "./chromium.js";
 import { repoRoot, tempDir } from "./cli.js";
 import { adminToken, freePort, type Proc, startCli } from "./server.js";
@@ -27,6 +28,8 @@ export function requireBrowser(): boolean {
  * `close()` ends what the file made: a connection's pages and contexts go with it.
  */
 export function launchBrowser(): Promise<Browser> {
+  // A connection to the run's chromium costs a context per page, not a browser: counted as one.
+  recordStart("browser");
   const endpoint = inject("browserWsEndpoint");
   if (endpoint) return chromium.connect(endpoint);
   return chromium.launch({ executablePath: chromiumPath!, args: browserArgs });
