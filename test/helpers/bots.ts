@@ -69,15 +69,17 @@ interface RunFollow {
 /**
  * Follows a run's SSE stream: `next` resolves once an event came since the last call. A stream
  * the token may not read, or that ends (the run finished), leaves `next` to time out on its own
- * clock of 100 ms, as a poll would.
+ * clock (150 ms: as a poll would; also just after an event, while its record is written).
  */
 function followRun(url: string, runId: string, token?: string): RunFollow {
   const closing = new AbortController();
   let heard = false;
+  let heardAt = 0;
   let open = true;
   let wake: (() => void) | undefined;
   const tell = () => {
     heard = true;
+    heardAt = Date.now();
     wake?.();
   };
   void (async () => {
@@ -102,7 +104,9 @@ function followRun(url: string, runId: string, token?: string): RunFollow {
         let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          timer = setTimeout(resolve, open ? ms : Math.min(ms, 100));
+          // Just after an event, its record may still be being written: look again soon.
+          const soon = !open || Date.now() - heardAt < 500;
+          timer = setTimeout(resolve, soon ? Math.min(ms, 150) : ms);
         });
         clearTimeout(timer);
         wake = undefined;
