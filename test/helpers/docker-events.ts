@@ -1,45 +1,65 @@
 import type Docker from "dockerode";
 
+type Listed = Awaited<ReturnType<Docker["listContainers"]>>;
+
 /**
- * Resolves once no container (running or not) carries `label` (`key=value`): it listens to
- * Docker's `destroy` events for that label and lists the containers again after each, instead of
- * polling. Rejects after `timeoutMs` with `what`.
+ * Waits on Docker's events for the containers carrying `label` (`key=value`): lists them (running
+ * or not) once the events are heard, then again after each of `events` (`start`, `destroy`...),
+ * until `done` answers something. Rejects after `timeoutMs` with `what`.
  */
-export async function containersGone(
+export async function untilContainers<T>(
   docker: Docker,
   label: string,
+  events: string[],
+  done: (containers: Listed) => T | undefined,
   what: string | (() => string),
   timeoutMs = 20_000,
-): Promise<void> {
-  const events = (await docker.getEvents({
-    filters: { type: ["container"], event: ["destroy"], label: [label] },
+): Promise<T> {
+  const stream = (await docker.getEvents({
+    filters: { type: ["container"], event: events, label: [label] },
   })) as NodeJS.ReadableStream & { destroy(): void };
-  const left = async () => (await docker.listContainers({ all: true, filters: { label: [label] } })).length;
   try {
-    await new Promise<void>((resolve, reject) => {
+    return await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
-        () =>
-          reject(new Error(`${typeof what === "string" ? what : what()}: still there after ${timeoutMs} ms`)),
+        () => reject(new Error(`${typeof what === "string" ? what : what()} (waited ${timeoutMs} ms)`)),
         timeoutMs,
       );
       let checking = Promise.resolve();
       const check = () => {
         checking = checking.then(async () => {
-          if ((await left()) === 0) {
+          const answer = done(await docker.listContainers({ all: true, filters: { label: [label] } }));
+          if (answer !== undefined) {
             clearTimeout(timer);
-            resolve();
+            resolve(answer);
           }
         }, reject);
       };
-      events.on("data", check);
-      events.on("error", (error: Error) => {
+      stream.on("data", check);
+      stream.on("error", (error: Error) => {
         clearTimeout(timer);
         reject(error);
       });
-      // Listening first, then the first look: a container gone before it is not waited for.
+      // Listening first, then the first look: what happened before is not waited for.
       check();
     });
   } finally {
-    events.destroy();
+    stream.destroy();
   }
+}
+
+/** Resolves once no container (running or not) carries `label`: on Docker's `destroy` events. */
+export function containersGone(
+  docker: Docker,
+  label: string,
+  what: string | (() => string),
+  timeoutMs = 20_000,
+): Promise<void> {
+  return untilContainers(
+    docker,
+    label,
+    ["destroy"],
+    (containers) => (containers.length === 0 ? null : undefined),
+    what,
+    timeoutMs,
+  ).then(() => undefined);
 }
