@@ -57,6 +57,7 @@ export async function runnerBots(
     logDir: join(stateDir, "bot-logs"),
     env,
     allowLocalGit: env.RUNYARD_BOT_GIT_LOCAL === "1",
+    ...botStatsInterval(env),
     // Asked at each start: the install is known once the server has welcomed the runner.
     labels: () => owner.labels(),
   });
@@ -84,4 +85,12 @@ export async function runnerBots(
       }
     },
   };
+}
+
+/** `RUNYARD_BOT_STATS_SECS`: how often held bots are sampled (a positive number; else the default). */
+function botStatsInterval(env: NodeJS.ProcessEnv): { statsIntervalMs?: number } {
+  const secs = Number(env.RUNYARD_BOT_STATS_SECS);
+  return env.RUNYARD_BOT_STATS_SECS && Number.isFinite(secs) && secs > 0
+    ? { statsIntervalMs: secs * 1000 }
+    : {};
 }

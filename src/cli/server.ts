@@ -56,6 +56,7 @@ async function start(
     workflowLimits: { maxBytes: config.maxWorkflowBytes },
     parseWorkflow: parseOnWorkerThread(config.parseBudgetMs),
     maxBotLogBytes: config.maxBotLogBytes,
+    botAlertCheckMs: config.botAlertCheckSecs * 1000,
     auditRetentionDays: config.auditRetentionDays,
     idempotencyKeyHours: config.idempotencyKeyHours,
     scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,

@@ -69,6 +69,7 @@ export const envNames: Record<keyof Config, string[]> = {
   botNetwork: ["RUNYARD_BOT_NETWORK", "DOCKER_NETWORK"],
   maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
   maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
+  botAlertCheckSecs: ["RUNYARD_BOT_ALERT_CHECK_SECS"],
   auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
   idempotencyKeyHours: ["RUNYARD_IDEMPOTENCY_KEY_HOURS"],
   retryFor: ["RUNYARD_RETRY_FOR"],

@@ -329,6 +329,8 @@ export const configSchema = z.object({
     .int()
     .nonnegative()
     .default(8 * 1024 * 1024),
+  /** Server: how often the leader checks bots' samples for their alerts, in seconds. */
+  botAlertCheckSecs: z.coerce.number().positive().max(3600).default(5),
   /** Server: the largest custom-mode archive a bot start may upload, in bytes. */
   maxBotUploadBytes: z.coerce
     .number()

@@ -74,6 +74,8 @@ export interface ServerOptions {
   maxRunLogBytes?: number;
   /** A bot's stored output, its newest bytes kept (RUNYARD_MAX_BOT_LOG_BYTES); default 8 MiB. */
   maxBotLogBytes?: number;
+  /** How often the leader checks bots' alerts (`RUNYARD_BOT_ALERT_CHECK_SECS`; 5 s). */
+  botAlertCheckMs?: number;
   /** A workflow run waiting this long for a runner is kept as its stored rows alone (default 100 ms). */
   parkQueuedAfterMs?: number;
   /** How large a workflow may be (RUNYARD_MAX_WORKFLOW_BYTES) and how many aliases it may use. */
@@ -351,7 +353,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store,
     new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
     logger,
-    { isLeader: () => replica.isLeader },
+    {
+      isLeader: () => replica.isLeader,
+      ...(options.botAlertCheckMs !== undefined ? { checkMs: options.botAlertCheckMs } : {}),
+    },
   );
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentialedPullMark } from "../../src/exec/credentialed-pulls.js";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
-import { type BotView, waitBot as waitBotIn } from "../helpers/bots.js";
+import { type BotView, waitBot as waitBotIn, waitRunText } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
@@ -14,6 +14,7 @@ import {
   requireDocker,
   testRunLabel,
 } from "../helpers/docker.js";
+import { containersGone } from "../helpers/docker-events.js";
 import { seedBareRepo } from "../helpers/git-repos.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import {
@@ -180,12 +181,9 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     const archive = await archiveOf('RUN echo building-now && sleep 4\nCMD ["sh", "-c", "sleep 1000"]\n');
     const { run_id } = await startBot(acme, { name: "slow-build", archive });
     // The build is under way (its output is in the run's events) when the stop comes.
-    const deadline = Date.now() + 60_000;
-    const buildLog = () => api(server.url, "GET", "/api/bots/slow-build/logs?build=1", undefined, acme);
-    while (!JSON.stringify((await buildLog()).body).includes("building-now")) {
-      if (Date.now() > deadline) throw new Error("the build never started");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitRunText(server.url, run_id, "building-now", acme);
+    const buildLog = await api(server.url, "GET", "/api/bots/slow-build/logs?build=1", undefined, acme);
+    expect(JSON.stringify(buildLog.body)).toContain("building-now");
     const stopped = await api<BotView>(server.url, "POST", "/api/bots/slow-build/stop", undefined, acme);
     expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
     expect(stopped.body.state).toBe("stopped");
@@ -482,14 +480,12 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     expect(answer.body.state, JSON.stringify(answer.body)).toBe("stopped");
     expect(answer.body.error).toBeNull();
-    const deadline = Date.now() + 30_000;
-    const containers = () =>
-      engine.docker.listContainers({ all: true, filters: { label: [`runyard.bot=${bot.id}`] } });
-    while ((await containers()).length > 0) {
-      if (Date.now() > deadline)
-        throw new Error(`the stopped bot's container still runs:\n${globexRunner.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await containersGone(
+      engine.docker,
+      `runyard.bot=${bot.id}`,
+      () => `the stopped bot's container still runs:\n${globexRunner.output()}`,
+      30_000,
+    );
   }, 90_000);
 
   // After the frozen runner: it restarts the server. A stop that comes before the runner is back
@@ -514,11 +510,11 @@ with zipfile.ZipFile(f"{out}/slip.zip", "w") as z:
     expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
     expect(stopped.body.state).toBe("stopped");
     // The runner may not be back yet when the stop comes: its container goes when it is.
-    const deadline = Date.now() + 30_000;
-    while ((await containers()).length > 0) {
-      if (Date.now() > deadline)
-        throw new Error(`the stopped bot's container still runs:\n${runners[0]!.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await containersGone(
+      engine.docker,
+      `runyard.bot=${bot.id}`,
+      () => `the stopped bot's container still runs:\n${runners[0]!.output()}`,
+      30_000,
+    );
   }, 120_000);
 });

@@ -88,13 +88,18 @@ async function remove(name: string): Promise<void> {
 /**
  * SIGTERM, then SIGKILL if it has not exited in 20 s. A server or runner told to stop while a bot
  * lives (a test that failed before removing it) lets the bot go on, as it should, but its process
- * may stay up on the bot's timers; the cleanup must not hang on it.
+ * may stay up on the bot's timers; the cleanup must not hang on it. The exit ends the wait (and
+ * its timer) at once.
  */
 async function stopProcess(proc: Proc): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
   const exited = await Promise.race([
     proc.kill().then(() => true),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), 20_000);
+    }),
   ]);
+  clearTimeout(timer);
   if (!exited) await proc.kill("SIGKILL");
 }
 

@@ -33,6 +33,8 @@ let globex: string;
 let receiver: Server;
 let receiverUrl: string;
 const notices: Record<string, unknown>[] = [];
+/** Resolves with the receiver's first notice, when it comes. */
+let firstNotice: Promise<Record<string, unknown>>;
 
 async function token(body: Record<string, string>): Promise<string> {
   const answer = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
@@ -69,11 +71,14 @@ describe.skipIf(!haveDocker)(
   "bot history, alerts, logs and webhooks on a real server, runners and Docker",
   () => {
     beforeAll(async () => {
+      let noticed: (notice: Record<string, unknown>) => void = () => undefined;
+      firstNotice = new Promise((resolve) => (noticed = resolve));
       receiver = createServer((request, response) => {
         let body = "";
         request.on("data", (chunk: Buffer) => (body += chunk.toString()));
         request.on("end", () => {
           notices.push(JSON.parse(body) as Record<string, unknown>);
+          noticed(notices[0]!);
           response.end("ok");
         });
       });
@@ -85,7 +90,8 @@ describe.skipIf(!haveDocker)(
       writeFileSync(config, "notify_hosts:\n  - 127.0.0.1\n");
       server = await startTestServer(
         home,
-        { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64" },
+        // The leader checks alerts each second (not each 5 s): the alert's test waits on checks.
+        { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64", RUNYARD_BOT_ALERT_CHECK_SECS: "1" },
         undefined,
         ["--config", config],
       );
@@ -99,6 +105,8 @@ describe.skipIf(!haveDocker)(
             id: `${tenant}-${run}`,
             env: {
               RUNYARD_BOT_BASE_IMAGE_PYTHON: python,
+              // A sample each second (not each 5 s): the stats and alert tests wait on samples.
+              RUNYARD_BOT_STATS_SECS: "1",
               RUNYARD_LOG_LEVEL: process.env.DEBUG_RUNNER ? "info" : "error",
             },
           }),
@@ -135,7 +143,7 @@ describe.skipIf(!haveDocker)(
           "--webhook",
           "8080",
           "--alert",
-          "memory>5%/10s",
+          "memory>5%/3s",
           "--notify",
           receiverUrl,
           "--log-max-mb",
@@ -261,7 +269,7 @@ describe.skipIf(!haveDocker)(
     }, 180_000);
 
     it("calls the notify URL once when memory stays over its alert, and lists the episode", async () => {
-      const notice = await poll("the alert's notice", async () => notices[0]);
+      const notice = await firstNotice;
       expect(notice).toMatchObject({ type: "bot.alert", bot: "echo", kind: "memory", state: "running" });
       // Three more checks of the leader pass (samples keep coming) and the episode holds: no second call.
       const seen = (await api<Stats>(server.url, "GET", "/api/bots/echo/stats", undefined, acme)).body.samples

@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
-import { type BotView, botLogs, waitBot as waitBotIn } from "../helpers/bots.js";
+import { type BotView, waitBot as waitBotIn, waitBotLogs } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
@@ -11,6 +11,7 @@ import {
   testLabel,
   testRunLabel,
 } from "../helpers/docker.js";
+import { containersGone } from "../helpers/docker-events.js";
 import {
   api,
   freePort,
@@ -51,7 +52,6 @@ async function startOurRunner(): Promise<Proc> {
 
 const waitBot = (name: string, predicate: (bot: BotView) => boolean) =>
   waitBotIn(server.url, name, predicate);
-const lines = (name: string) => botLogs(server.url, name);
 
 async function containerOf(botId: string): Promise<{ Id: string; State: string } | undefined> {
   const [container] = await engine.docker.listContainers({
@@ -105,12 +105,8 @@ describe.skipIf(!haveDocker)("bots across server and runner restarts", () => {
   async function ping(name: string, containerId: string, n: number): Promise<void> {
     const exec = await engine.docker.getContainer(containerId).exec({ Cmd: ["touch", `/tmp/ping-${n}`] });
     await exec.start({});
-    const deadline = Date.now() + 20_000;
-    while (!(await lines(name)).includes(`pong-${n}`)) {
-      if (Date.now() > deadline)
-        throw new Error(`${name} never logged pong-${n}: ${(await lines(name)).join("|")}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const lines = await waitBotLogs(server.url, name, `pong-${n}`, 20_000);
+    expect(lines).toContain(`pong-${n}`);
   }
 
   it("a bot outlives a killed server: the restarted server sees it running, follows its output and stops it", async () => {
@@ -169,11 +165,7 @@ describe.skipIf(!haveDocker)("bots across server and runner restarts", () => {
     // Its container still runs on the runner's Docker: nobody there to stop it yet.
     expect((await containerOf(id))?.State).toBe("running");
     await startOurRunner();
-    const deadline = Date.now() + 20_000;
-    while (await containerOf(id)) {
-      if (Date.now() > deadline) throw new Error("the orphaned container was never removed");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await containersGone(engine.docker, `runyard.bot=${id}`, "the orphaned container was never removed");
     await api(server.url, "DELETE", "/api/bots/orphan");
   }, 120_000);
 
@@ -201,11 +193,7 @@ describe.skipIf(!haveDocker)("bots across server and runner restarts", () => {
     }
     await startOurRunner();
     // Its own install's orphan goes; the strangers are no more this server's to judge than to adopt.
-    const deadline = Date.now() + 20_000;
-    while (await containerOf(id)) {
-      if (Date.now() > deadline) throw new Error("the orphaned container was never removed");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await containersGone(engine.docker, `runyard.bot=${id}`, "the orphaned container was never removed");
     for (const stranger of strangers) {
       expect((await engine.docker.getContainer(stranger).inspect()).State.Running).toBe(true);
       await engine.remove(stranger);

@@ -97,6 +97,8 @@ describe.skipIf(!haveDocker)("bots on a real server, runner and Docker engine", 
         RUNYARD_BOT_BASE_IMAGE_PYTHON: python,
         // Its git-mode bot clones a repository in a temp folder.
         RUNYARD_BOT_GIT_LOCAL: "1",
+        // A sample each second (not each 5 s): the first test waits for the bot's memory figure.
+        RUNYARD_BOT_STATS_SECS: "1",
         RUNYARD_LOG_LEVEL: process.env.DEBUG_RUNNER ? "info" : "error",
       },
     });

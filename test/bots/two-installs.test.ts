@@ -7,6 +7,7 @@ import { pythonBaseImage } from "../helpers/base-images.js";
 import { waitBot } from "../helpers/bots.js";
 import { runCli, tempDir } from "../helpers/cli.js";
 import { busyboxImage, removeBotObjects, requireDocker } from "../helpers/docker.js";
+import { untilContainers } from "../helpers/docker-events.js";
 import { noAuth } from "../helpers/sandboxed-up.js";
 import {
   adminToken,
@@ -129,13 +130,16 @@ steps:
 `,
   );
   runIds.add(runId);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const [container] = await containersOf(runId);
-    if (container?.State === "running") return { runId, container: container.Id };
-    if (Date.now() > deadline) throw new Error(`no container of run ${runId} ran`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  // Docker says when the run's container starts.
+  const container = await untilContainers(
+    engine.docker,
+    `runyard.run=${runId}`,
+    ["start"],
+    ([first]) => (first?.State === "running" ? first.Id : undefined),
+    `no container of run ${runId} ran`,
+    60_000,
+  );
+  return { runId, container };
 }
 
 function containersOf(runId: string) {

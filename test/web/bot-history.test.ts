@@ -107,10 +107,13 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       const config = join(home, "config.yaml");
       writeFileSync(config, "notify_hosts:\n  - 127.0.0.1\n");
       [server, browser] = await Promise.all([
-        startTestServer(home, { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64" }, undefined, [
-          "--config",
-          config,
-        ]),
+        // The leader checks alerts each second (not each 5 s), and the runner samples each second.
+        startTestServer(
+          home,
+          { RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64", RUNYARD_BOT_ALERT_CHECK_SECS: "1" },
+          undefined,
+          ["--config", config],
+        ),
         launchBrowser(),
       ]);
       acme = await token({ kind: "user", name: "alice", tenant_id: "acme" });
@@ -118,7 +121,7 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       const runnerToken = await token({ kind: "runner", name: "acme runner", tenant_id: "acme" });
       runner = await startRunner(server.url, runnerToken, {
         id: `acme-${run}`,
-        env: { RUNYARD_LOG_LEVEL: "error" },
+        env: { RUNYARD_LOG_LEVEL: "error", RUNYARD_BOT_STATS_SECS: "1" },
       });
     }, 180_000);
 
@@ -160,7 +163,7 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       await page.goto(`${server.url}#/bots/watched`);
       await page.getByTestId("bot-state").getByText("running").waitFor({ timeout: 120_000 });
 
-      // The chart: drawn from the samples the runner sent (5 s apart), memory under its 64 MiB line.
+      // The chart: drawn from the samples the runner sent (a second apart here), memory under its 64 MiB line.
       const chart = page.getByTestId("bot-memory-chart");
       await expect
         .poll(async () => Number((await chart.getAttribute("data-points").catch(() => null)) ?? 0), {

@@ -18,6 +18,8 @@ export interface BotHandlerDeps extends BotImageDeps {
   labels?: () => Record<string, string>;
   /** Where each bot's whole (masked) output is kept for download; `<workDir>/logs` if unset. */
   logDir?: string;
+  /** How often held bots are sampled (`RUNYARD_BOT_STATS_SECS`; 5 s if unset). */
+  statsIntervalMs?: number;
 }
 
 /** One bot a runner holds now, for its heartbeats' stats. */
@@ -26,8 +28,8 @@ export interface HeldBot {
   supervisor: BotSupervisor;
 }
 
-/** How often the held bots' containers are sampled for status's memory and CPU. */
-const statsIntervalMs = 5000;
+/** How often the held bots' containers are sampled for status's memory and CPU, by default. */
+const defaultStatsIntervalMs = 5000;
 
 /** Samples of one bot kept while the server is away (5 minutes of them). */
 const maxUnsentSamples = 60;
@@ -146,7 +148,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
         }
       }
     };
-    this.sampler = setInterval(() => void tick(), statsIntervalMs);
+    this.sampler = setInterval(() => void tick(), this.deps.statsIntervalMs ?? defaultStatsIntervalMs);
     this.sampler.unref();
     void tick();
   }

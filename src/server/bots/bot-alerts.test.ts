@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vit
 import { storeBackends, type TestStore } from "../../../test/helpers/store-backends.js";
 import { silentLogger } from "../../core/logger.js";
 import type { Store } from "../../store/index.js";
+import { notifyTimeoutMs } from "../notifier.js";
 import { OutboundPolicy } from "../outbound/outbound-policy.js";
 import { BotWatch } from "./bot-alerts.js";
 
@@ -70,9 +71,11 @@ describe.each(storeBackends)("bot alerts watched by the leader on $name", (backe
     await opened.dispose();
   });
 
-  const newWatch = () =>
+  /** A watch as the server makes it (one POST's limit: the workflow notify timeout), or with `limitMs`. */
+  const newWatch = (limitMs?: number) =>
     new BotWatch(store, new OutboundPolicy("notify_hosts", ["127.0.0.1"]), silentLogger, {
       isLeader: () => true,
+      ...(limitMs === undefined ? {} : { notifyTimeoutMs: limitMs }),
     });
 
   const bot = async (
@@ -155,24 +158,44 @@ describe.each(storeBackends)("bot alerts watched by the leader on $name", (backe
       notify: [hung.url],
     });
     await bot("quick", "acme", "unhealthy", { alerts: [{ kind: "unhealthy" }], notify: [fast.url] });
-    watch = newWatch();
+    // One POST's limit is short here; the server's own (the workflow notify timeout) is checked below.
+    const limitMs = 1500;
+    watch = newWatch(limitMs);
     // The collector runs while the POSTs wait, as it does on a busy server.
     const collector = setInterval(collect, 100);
     onTestFinished(() => clearInterval(collector));
     const started = Date.now();
     await watch.round(clock.getTime());
     // The round does not wait for the receivers.
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - started).toBeLessThan(limitMs);
     await fast.first;
     // The quick bot's notice came while the slow bot's receiver still held its first POST.
     expect(hung.notices.length).toBeGreaterThan(0);
     expect(hung.open.size).toBe(1);
     expect(fast.notices.map((notice) => notice.bot)).toEqual(["quick"]);
     await watch.settled();
-    // Three tries of 5 s each, 500 ms apart: then the episode says why it was not told.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(15_000);
+    // Three tries of the limit each, 500 ms apart: then the episode says why it was not told.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3 * limitMs);
     const [episode] = await store.botHistory.alerts(slow.id);
     expect(episode?.notify_error).toMatch(/NOTIFY_FAILED: notify failed after 3 attempts/);
+    expect(episode?.notify_error).toContain(`within ${limitMs} ms`);
+    expect(hung.notices).toHaveLength(3);
+    await watch.stop();
+    // A watch made as the server makes it holds each POST to the workflow notify timeout: its
+    // failure says so (a receiver that refuses the connection fails at once, no wait for it).
+    const gone = await receiver();
+    await gone.close();
+    const refused = await bot("refused", "acme", "unhealthy", {
+      alerts: [{ kind: "unhealthy" }],
+      notify: [gone.url],
+    });
+    watch = newWatch();
+    await watch.round(clock.getTime());
+    await watch.settled();
+    const [refusal] = await store.botHistory.alerts(refused.id);
+    expect(refusal?.notify_error).toContain(`within ${notifyTimeoutMs} ms`);
+    // The bots told before are not told again by the new watch: once per episode.
+    expect(fast.notices).toHaveLength(1);
     expect(hung.notices).toHaveLength(3);
   }, 90_000);
 });
