@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TerminalOutput } from "../src/core/terminal-text.js";
 import { keyProxyFor } from "../src/runner/model-key-proxy.js";
 import { tempDir } from "./helpers/cli.js";
-import { commandWorks } from "./helpers/processes.js";
+import { commandWorks, until } from "./helpers/processes.js";
+import { waitForOutput } from "./helpers/run-output-wait.js";
 import {
   adminToken,
   api,
@@ -92,7 +93,8 @@ afterAll(async () => {
   for (const listener of hostListeners) listener.close();
 });
 
-async function stepOf(bearer: string, script: string): Promise<{ status: string; output: string }> {
+/** Submits `script` as one shell.run step with `bearer`; answers the run's id. */
+async function submitStep(bearer: string, script: string): Promise<string> {
   const workflow = [
     "version: v0.1",
     "name: attack",
@@ -115,12 +117,21 @@ async function stepOf(bearer: string, script: string): Promise<{ status: string;
     bearer,
   );
   expect(status, JSON.stringify(body)).toBe(201);
-  const run = await waitForRun(server.url, body.run_id, isFinal, 90_000).catch(() => ({
+  return body.run_id;
+}
+
+/** The status and output of a run once it has ended. */
+async function ended(runId: string): Promise<{ status: string; output: string }> {
+  const run = await waitForRun(server.url, runId, isFinal, 90_000).catch(() => ({
     status: "timed out",
   }));
-  const events = await readEvents(server.url, body.run_id);
+  const events = await readEvents(server.url, runId);
   const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
   return { status: run.status, output };
+}
+
+async function stepOf(bearer: string, script: string): Promise<{ status: string; output: string }> {
+  return ended(await submitStep(bearer, script));
 }
 
 describe.skipIf(!canRun)("a tenant's step against its sandbox's plain TCP", () => {
@@ -178,40 +189,47 @@ describe.skipIf(!canRun)("a tenant's step against its sandbox's plain TCP", () =
 
   it("a listener of the step is not exposed on the host, and the step's sandbox has no cgroup file system to leave its pids limit by", async () => {
     const port = await freePort();
-    const step = stepOf(
+    // The step listens until the host has tried it: it says so, then waits for a file the test
+    // writes in its folder (the run's own, shown at its host path) once it has tried, so no clock
+    // stands in for either.
+    const runId = await submitStep(
       globex,
       [
-        `python3 -c "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', ${port})); s.listen(1); print('listening', flush=True); time.sleep(8)" &`,
-        "sleep 1",
+        'echo "folder=$(pwd)"',
+        `python3 -c "import socket,os,time; s=socket.socket(); s.bind(('0.0.0.0', ${port})); s.listen(1); print('listening', flush=True); [time.sleep(0.05) for _ in iter(lambda: os.path.exists('release'), True)]" &`,
         "grep pids /proc/self/cgroup",
         "ls /sys/fs/cgroup >/dev/null 2>&1 && echo cgroupfs-seen || echo cgroupfs-absent",
         "timeout 5 mount -t cgroup2 none /tmp 2>/dev/null && echo mount-ok || echo mount-refused",
         "wait",
       ].join("\n"),
     );
+    const folder = /^folder=(.*)$/m.exec(await waitForOutput(server.url, runId, "listening\n", 60_000))?.[1];
+    if (!folder) throw new Error("the step did not say its folder");
     // Tried from the host while the step listens: on its loopback and its own address.
     const { connect } = await import("node:net");
     const reached: string[] = [];
-    const deadline = Date.now() + 8_000;
-    while (Date.now() < deadline) {
-      for (const host of ["127.0.0.1", "192.0.2.2", "::1"]) {
-        const ok = await new Promise<boolean>((resolve) => {
-          const socket = connect({ host, port, timeout: 500 });
-          socket.on("connect", () => {
-            socket.destroy();
-            resolve(true);
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (const host of ["127.0.0.1", "192.0.2.2", "::1"]) {
+          const ok = await new Promise<boolean>((resolve) => {
+            const socket = connect({ host, port, timeout: 500 });
+            socket.on("connect", () => {
+              socket.destroy();
+              resolve(true);
+            });
+            socket.on("error", () => resolve(false));
+            socket.on("timeout", () => {
+              socket.destroy();
+              resolve(false);
+            });
           });
-          socket.on("error", () => resolve(false));
-          socket.on("timeout", () => {
-            socket.destroy();
-            resolve(false);
-          });
-        });
-        if (ok) reached.push(host);
+          if (ok) reached.push(host);
+        }
       }
-      await new Promise((resolve) => setTimeout(resolve, 250));
+    } finally {
+      writeFileSync(join(folder, "release"), "");
     }
-    const { status, output } = await step;
+    const { status, output } = await ended(runId);
     expect(status, output).toBe("success");
     expect(output).toContain("listening\n");
     expect(reached).toEqual([]);
@@ -236,30 +254,34 @@ describe.skipIf(!canRun)("a tenant's step against its sandbox's pasta", () => {
           .filter((pid) => pid !== ""),
       );
     const before = pastas();
-    const ours = new Set<string>();
-    let watching = true;
-    const watch = (async () => {
-      while (watching) {
-        for (const pid of pastas()) if (!before.has(pid)) ours.add(pid);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })();
-    const { output } = await stepOf(
+    // The step says it runs (its run's sandbox, and its pasta, are up by then), and waits for a
+    // file the test writes in its folder once it has seen that pasta; then it kills the holder.
+    const runId = await submitStep(
       globex,
       [
-        "sleep 2",
+        'echo "folder=$(pwd)"',
+        "echo ready",
+        "while [ ! -e release ]; do sleep 0.05; done",
         'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
         "sleep 5",
       ].join("\n"),
     );
-    watching = false;
-    await watch;
+    const folder = /^folder=(.*)$/m.exec(await waitForOutput(server.url, runId, "ready\n", 60_000))?.[1];
+    const ours = [...pastas()].filter((pid) => !before.has(pid));
+    if (folder) writeFileSync(join(folder, "release"), "");
+    const { output } = await ended(runId);
     expect(output).toContain("killing-holder");
-    expect(ours.size, "the run's sandbox had a pasta").toBeGreaterThan(0);
-    const deadline = Date.now() + 20_000;
-    while ([...ours].some((pid) => pastas().has(pid)) && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    expect([...ours].filter((pid) => pastas().has(pid))).toEqual([]);
+    expect(ours.length, "the run's sandbox had a pasta").toBeGreaterThan(0);
+    // A pasta that ended is gone from /proc (or left a zombie, whose command line is empty).
+    const running = (pid: string) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "latin1").startsWith("pasta");
+      } catch {
+        return false;
+      }
+    };
+    await until("the run's pasta has ended", () => !ours.some(running), 20_000).catch(() => undefined);
+    expect(ours.filter(running)).toEqual([]);
   }, 120_000);
 });
 

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
@@ -17,14 +17,18 @@ import { startModelServer, turns } from "./model-server/server.js";
 let up: SandboxedUp & { listed: string };
 const sockets: Server[] = [];
 
-beforeEach(async () => {
-  // Members' steps name their folders under a root the operator lists (step_cwd_roots).
+beforeAll(async () => {
+  // One `up` for the file; each test works in folders of its own. Members' steps name their
+  // folders under a root the operator lists (step_cwd_roots).
   const listed = tempDir("runyard-listed-");
   up = { ...(await startSandboxedUp({ RUNYARD_STEP_CWD_ROOTS: listed })), listed };
 });
 
-afterEach(async () => {
+afterEach(() => {
   for (const socket of sockets.splice(0)) socket.close();
+});
+
+afterAll(async () => {
   await up?.proc.kill();
 });
 

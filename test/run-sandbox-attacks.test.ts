@@ -9,11 +9,11 @@ import {
   runEnded,
   runOutput,
   submitWorkflow,
-  swapCommand,
 } from "./helpers/member-runs.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, stepDir, waitForRun } from "./helpers/server.js";
+import { doneScript, gateScript, swapUntilDone } from "./helpers/swap-race.js";
 
 /**
  * A hostile member against a sandboxing `runyard up` whose runs each get one sandbox, entered by
@@ -71,30 +71,34 @@ describe("a step against the commands entering its run's sandbox", () => {
     // The spy predicts the pid the next command entering the sandbox gets (pids of a namespace are
     // handed out in order) and stops it the moment it appears: before its exec, it is a copy of
     // the fork-server (the runner's environment, its event pipe, other runs' output pipes).
+    // In perl, not the shell: a loop of builtins is too slow to land between a fork and its exec
+    // on a busy machine, and the shell's own children (tr, grep) took the pids it predicted.
     const spy = [
-      "set +e",
-      "found=no; tries=0; before=0",
-      "read last < /proc/sys/kernel/ns_last_pid",
-      "next=$((last + 1))",
-      ": > spy-ready",
-      "while [ $found = no ] && [ ! -e trigger-done ]; do",
-      "  if kill -STOP $next 2>/dev/null; then",
-      "    tries=$((tries + 1))",
-      '    if tr "\\0" "\\n" 2>/dev/null < /proc/$next/environ | grep -q "^OPENAI_API_KEY="; then',
+      "perl -e '",
+      "use strict;",
+      'sub slurp { my ($path) = @_; open(my $f, "<", $path) or return ""; local $/; my $text = <$f>; return $text // ""; }',
+      'sub nextPid { return slurp("/proc/sys/kernel/ns_last_pid") + 1; }',
+      'my ($found, $tries, $before) = ("no", 0, 0);',
+      "my $next = nextPid();",
+      'open(my $ready, ">", "spy-ready"); close($ready);',
+      'until ($found eq "yes" || -e "trigger-done") {',
+      '  next unless kill("STOP", $next);',
+      "  $tries++;",
+      '  if (slurp("/proc/$next/environ") =~ /(?:^|\\0)(OPENAI_API_KEY=[^\\0]*)/) {',
       // Reversed: the runner masks its own secrets in output, not a step's own rendering of them.
-      '      echo "stolen=$(tr "\\0" "\\n" < /proc/$next/environ | grep "^OPENAI_API_KEY=" | rev)"',
-      '      echo "exe=$(readlink /proc/$next/exe)"',
-      '      echo "pipes=$(ls -l /proc/$next/fd | grep -c pipe:)"',
-      "      found=yes",
-      "    fi",
+      '    print "stolen=" . scalar(reverse($1)) . "\\n";',
+      '    print "exe=" . (readlink("/proc/$next/exe") // "") . "\\n";',
+      '    opendir(my $fds, "/proc/$next/fd"); my @pipes = grep { (readlink("/proc/$next/fd/$_") // "") =~ /^pipe:/ } readdir($fds);',
+      '    print "pipes=" . scalar(@pipes) . "\\n";',
+      '    $found = "yes";',
+      "  }",
       // Its name says whether it was stopped before its exec (still the fork-server's copy).
-      '    read -r stat < /proc/$next/stat; case $stat in *"(fork-server)"*) before=$((before + 1));; esac',
-      "    kill -CONT $next",
-      "    read last < /proc/sys/kernel/ns_last_pid",
-      "    next=$((last + 1))",
-      "  fi",
-      "done",
-      'echo "found=$found tries=$tries before-exec=$before"',
+      '  $before++ if slurp("/proc/$next/stat") =~ /\\(fork-server\\)/;',
+      '  kill("CONT", $next);',
+      "  $next = nextPid();",
+      "}",
+      'print "found=$found tries=$tries before-exec=$before\\n";',
+      "'",
     ].join("\n");
     // The window is short: on a loaded machine a run may pass without the spy stopping a command
     // before its exec, which proves nothing; such a run is tried again, at most three times.
@@ -170,7 +174,8 @@ describe("a step against the sandbox its run gets next", () => {
 
 /**
  * A run racing a swap: its `swapper` step, in `parent`, exchanges the folder `parent/<name>` with
- * a link to `victim` for 6 s, and `racers` start (each may fail) once it has begun.
+ * a link to `victim` until the `done` step (after every racer) says they are over, and `racers`
+ * start (each may fail) once it has begun.
  */
 function swapRace(
   parent: string,
@@ -184,10 +189,11 @@ function swapRace(
       depends: [],
       cwd: parent,
       env: { VICTIM: victim },
-      script: [`ln -s "$VICTIM" ${name}.lnk`, swapCommand(name, `${name}.lnk`, 6)].join("\n"),
+      script: [`ln -s "$VICTIM" ${name}.lnk`, swapUntilDone(name, `${name}.lnk`)].join("\n"),
     },
-    { name: "gate", depends: [], cwd: parent, script: "while [ ! -e swapper-ready ]; do sleep 0.01; done" },
+    { name: "gate", depends: [], cwd: parent, script: gateScript },
     ...racers.map((racer) => ({ ...racer, depends: ["gate"], continueOnError: true })),
+    { name: "done", depends: racers.map((racer) => racer.name), cwd: parent, script: doneScript },
   ]);
 }
 
@@ -200,7 +206,8 @@ describe("a step against the runner's writes and removals", () => {
     for (const name of names) writeFileSync(join(victim, name), "keep me\n");
     // The bait leaves a folder where its $RUNYARD_OUTPUT goes, which the runner removes after the
     // attempt; a step of the same run beside it exchanges that folder with a link to the victim
-    // (renameat2 RENAME_EXCHANGE, atomic) as fast as it can while the runner removes it.
+    // (renameat2 RENAME_EXCHANGE, atomic) as fast as it can while the runner removes it, until the
+    // step after the bait (the runner has removed its folder by then) says it is over.
     const runId = await submit(
       workflow([
         {
@@ -211,7 +218,7 @@ describe("a step against the runner's writes and removals", () => {
             'mkdir "$RUNYARD_OUTPUT"',
             `for i in $(seq 0 ${names.length - 1}); do echo x > "$RUNYARD_OUTPUT/f$i"; done`,
             'echo "$RUNYARD_OUTPUT" > bait-path',
-            "while [ ! -e swapper-ready ]; do sleep 0.01; done",
+            gateScript,
             "sleep 0.2",
           ].join("\n"),
         },
@@ -222,9 +229,10 @@ describe("a step against the runner's writes and removals", () => {
           script: [
             "while [ ! -e bait-path ]; do sleep 0.01; done",
             'out=$(cat bait-path); ln -s "$VICTIM" "$out.lnk"',
-            swapCommand('"$out"', '"$out.lnk"', 2),
+            swapUntilDone('"$out"', '"$out.lnk"'),
           ].join("\n"),
         },
+        { name: "done", depends: ["bait"], script: doneScript },
       ]),
     );
     const view = await waitForRun(up.url, runId, ended, 60_000);

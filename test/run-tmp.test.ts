@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
@@ -16,8 +16,9 @@ let up: SandboxedUp & { listed: string };
 /** Seconds the runner keeps a run's /tmp after its last job: short, so the test sees it go. */
 const keepSecs = 3;
 
-beforeEach(async () => {
-  // Members' steps name their folders under a root the operator lists (step_cwd_roots).
+beforeAll(async () => {
+  // One `up` for the file; each test works in runs and folders of its own. Members' steps name
+  // their folders under a root the operator lists (step_cwd_roots).
   const listed = tempDir("runyard-listed-");
   up = {
     ...(await startSandboxedUp({
@@ -28,7 +29,7 @@ beforeEach(async () => {
   };
 });
 
-afterEach(async () => {
+afterAll(async () => {
   await up?.proc.kill();
 });
 

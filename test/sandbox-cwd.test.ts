@@ -1,6 +1,6 @@
 import { chownSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker } from "./helpers/docker.js";
 import { type SandboxedUp, startListedUp } from "./helpers/sandboxed-up.js";
@@ -15,12 +15,13 @@ import { api, type RunView, readEvents, waitForRun } from "./helpers/server.js";
  */
 let up: SandboxedUp & { listed: string };
 
-beforeEach(async () => {
-  // `up` runs in a folder of its own (its runner's working folder) and lists one more root.
+beforeAll(async () => {
+  // One `up` for the file, in a folder of its own (its runner's working folder), listing one more
+  // root; each test names folders of its own there.
   up = await startListedUp();
 });
 
-afterEach(async () => {
+afterAll(async () => {
   await up?.proc.kill();
 });
 

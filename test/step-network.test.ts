@@ -1,11 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { type NetnsHost, startNetnsHost } from "./helpers/netns-host.js";
 import { commandWorks, until } from "./helpers/processes.js";
+import { waitForOutput } from "./helpers/run-output-wait.js";
 import {
   adminToken,
   api,
@@ -160,8 +161,8 @@ afterAll(async () => {
   publicHost?.remove();
 });
 
-/** Runs `script` as one shell.run step submitted with `bearer`; answers the run's status and output. */
-async function stepOf(bearer: string, script: string): Promise<{ status: string; output: string }> {
+/** Submits `script` as one shell.run step with `bearer`; answers the run's id. */
+async function submitStep(bearer: string, script: string): Promise<string> {
   const workflow = [
     "version: v0.1",
     "name: network",
@@ -184,10 +185,20 @@ async function stepOf(bearer: string, script: string): Promise<{ status: string;
     bearer,
   );
   expect(status, JSON.stringify(body)).toBe(201);
-  const run = await waitForRun(server.url, body.run_id, isFinal, 60_000);
-  const events = await readEvents(server.url, body.run_id);
+  return body.run_id;
+}
+
+/** The status and output of a run once it has ended. */
+async function ended(runId: string): Promise<{ status: string; output: string }> {
+  const run = await waitForRun(server.url, runId, isFinal, 60_000);
+  const events = await readEvents(server.url, runId);
   const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
   return { status: run.status, output };
+}
+
+/** Runs `script` as one shell.run step submitted with `bearer`; answers the run's status and output. */
+async function stepOf(bearer: string, script: string): Promise<{ status: string; output: string }> {
+  return ended(await submitStep(bearer, script));
 }
 
 /** Shell lines that print `<name>-reached` or `<name>-refused` for a TCP connect and an HTTP GET. */
@@ -287,10 +298,31 @@ describe.skipIf(!canRun)("a step's network on a shared runner", () => {
       commandOutput("pgrep", ["-a", "-f", "^pasta .*--netns /proc/"])
         .split("\n")
         .filter((line) => line.includes("runyard-pasta-"));
-    const step = stepOf(globex, `(exec 3<>/dev/tcp/${publicAddress}/8080) && echo reached; sleep 2`);
-    await until("the run's sandbox has its pasta", () => pastas().length > 0, 20_000);
-    expect((await step).status).toBe("success");
-    // The run's sandbox ends 5 s after its last command; its pasta goes with its namespace.
-    await until("no pasta outlives its run's sandbox", () => pastas().length === 0, 30_000);
+    const runId = await submitStep(
+      globex,
+      [
+        'echo "folder=$(pwd)"',
+        `(exec 3<>/dev/tcp/${publicAddress}/8080) && echo reached`,
+        "while [ ! -e release ]; do sleep 0.05; done",
+      ].join("\n"),
+    );
+    // The run's sandbox (and its pasta) is up once its step prints: pasta is looked for then, once,
+    // rather than by a pgrep every 20 ms, and the step ends once it has been seen.
+    const said = await waitForOutput(server.url, runId, "reached\n", 20_000);
+    const ours = pastas().map((line) => line.split(" ")[0] ?? "");
+    const folder = /^folder=(.*)$/m.exec(said)?.[1];
+    if (folder) writeFileSync(join(folder, "release"), "");
+    expect(ours.length, "the run's sandbox has its pasta").toBeGreaterThan(0);
+    expect((await ended(runId)).status).toBe("success");
+    // The run's sandbox ends 5 s after its last command; its pasta goes with its namespace (gone
+    // from /proc, or a zombie, whose command line is empty).
+    const running = (pid: string) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "latin1").startsWith("pasta");
+      } catch {
+        return false;
+      }
+    };
+    await until("no pasta outlives its run's sandbox", () => !ours.some(running), 30_000);
   }, 60_000);
 });
