@@ -66,23 +66,3 @@ export function outputLine(output: string, key: string): string | undefined {
     .find((each) => each.startsWith(`${key}=`))
     ?.slice(key.length + 1);
 }
-
-/**
- * A step's command that exchanges `dir` with `link` (renameat2 RENAME_EXCHANGE, atomic) as fast as
- * it can for `seconds`, after making `swapper-ready` in its folder; it prints `swaps=N`. With
- * `stopFile`, it stops as soon as that file exists (looked for every 1,000 swaps): the victim says
- * its attempts are over, and the racer burns no more CPU. The arguments are shell words.
- */
-export function swapCommand(dir: string, link: string, seconds: number, stopFile?: string): string {
-  const swap = [
-    "use strict;",
-    "my ($dir, $link, $seconds, $stop) = @ARGV;",
-    "my $end = time + $seconds; my $swaps = 0; my $tries = 0;",
-    'open(my $ready, ">", "swapper-ready"); close($ready);',
-    "while (time < $end) {",
-    "$swaps++ if syscall(316, -100, $dir, -100, $link, 2) == 0;",
-    "last if defined $stop && ++$tries % 1000 == 0 && -e $stop; }",
-    'print "swaps=$swaps\\n";',
-  ].join(" ");
-  return `perl -e '${swap}' ${dir} ${link} ${seconds}${stopFile === undefined ? "" : ` ${stopFile}`}`;
-}
