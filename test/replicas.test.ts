@@ -311,8 +311,11 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
 
   it("keeps a step's output after its start while the replica carrying the run is slow to hear a runner took it up", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
+    // A replica lease far longer than A's pause: A is slow, not dead, and B must not adopt its
+    // run (on a busy machine a runner's start alone took over 2 s, the lease of the others).
+    const slow = { RUNYARD_REPLICA_LEASE_MS: "30000" };
+    const a = await replica(databaseUrl, undefined, slow);
+    const b = await replica(databaseUrl, undefined, slow);
     const runId = await submit(a.url, counting(3, "0"));
     // No runner yet: the job waits in the queue, made by A's engine.
     await untilJob(databaseUrl, runId, ["queued"]);
@@ -589,9 +592,12 @@ steps:
 
   it("keeps a replica whose clock is behind the leader's, and adopts from one whose clock is ahead", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
+    // B's clock runs 5 s behind A's, C's 60 s ahead: more than their replica lease of 4 s (the
+    // fleet's 2 s was shorter than one heartbeat's write on a busy machine, and B, slow but
+    // alive, was presumed dead for that).
+    const lease = { RUNYARD_REPLICA_LEASE_MS: "4000" };
+    const a = await replica(databaseUrl, undefined, lease);
     expect((await health(a.url)).leader).toBe(true);
-    // B's clock runs 5 s behind A's, C's 60 s ahead (more than the replica lease of 2 s).
     const skew = (ms: number): Record<string, string> => {
       const file = join(tempDir(), "skew.cjs");
       writeFileSync(
@@ -606,7 +612,8 @@ globalThis.Date = Skewed;
       );
       return { NODE_OPTIONS: `--require ${file}` };
     };
-    const start = (ms: number): Promise<TestServer> => replica(databaseUrl, undefined, skew(ms));
+    const start = (ms: number): Promise<TestServer> =>
+      replica(databaseUrl, undefined, { ...skew(ms), ...lease });
     const b = await start(-5000);
     const c = await start(60_000);
     await runner(a.url, await runnerToken(a.url), "on-a");
@@ -616,9 +623,9 @@ globalThis.Date = Skewed;
     // B is alive: it must not be presumed dead (and exit) for its clock.
     expect(b.proc.output()).not.toContain("presumed this server dead");
     expect((await health(b.url)).database).toBe("ok");
-    // C dies: its run is adopted within a few leases, not when C's clock says so.
+    // C dies: its run is adopted within a few leases, not when C's clock says so (60 s on).
     await c.proc.kill("SIGKILL");
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 20_000;
     for (;;) {
       const { rows } = await sql(databaseUrl, "select replica_id from runs where id = $1", [runId]);
       const holder = rows[0]?.replica_id;
