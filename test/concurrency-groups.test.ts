@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
@@ -101,12 +101,28 @@ async function untilStarted(server: TestServer, gate: string, runId: string): Pr
   expect(existsSync(join(gate, `started-${runId}`)), `${runId} never started`).toBe(true);
 }
 
-async function serverWithRunner(capacity = 4): Promise<TestServer> {
-  const server = await startTestServer();
-  started.push(server.proc);
-  started.push(await startRunner(server.url, await runnerToken(server.url), { id: "worker", capacity }));
-  return server;
+/**
+ * One server and its runner for the tests of one server, started at the first's start: each test
+ * ends every run it started (so no group is held after it), in a gate folder of its own; what
+ * else it starts (tenants' runners) is killed after it.
+ */
+let shared: Promise<{ server: TestServer; runner: Proc }> | undefined;
+async function serverWithRunner(): Promise<TestServer> {
+  shared ??= (async () => {
+    const server = await startTestServer();
+    const runner = await startRunner(server.url, await runnerToken(server.url), {
+      id: "worker",
+      capacity: 4,
+    });
+    return { server, runner };
+  })();
+  return (await shared).server;
 }
+afterAll(async () => {
+  if (!shared) return;
+  const { server, runner } = await shared;
+  await Promise.all([runner.kill("SIGKILL"), server.proc.kill("SIGKILL")]);
+});
 
 describe("concurrency groups", () => {
   it("keeps a second run of the group queued, saying why, until the first ends; others run meanwhile", async () => {
@@ -215,8 +231,7 @@ describe("concurrency groups", () => {
   }, 60_000);
 
   it("keeps tenants apart: another tenant's run of a group of the same name is not held up", async () => {
-    const server = await startTestServer();
-    started.push(server.proc);
+    const server = await serverWithRunner();
     const tokens: Record<string, string> = {};
     for (const tenant of ["acme", "globex"]) {
       const made = await api<{ token: string }>(server.url, "POST", "/api/tokens", {
@@ -249,8 +264,8 @@ describe("concurrency groups", () => {
   }, 60_000);
 
   it("refuses at submit a group whose variable the run does not set, storing nothing", async () => {
-    const server = await startTestServer();
-    started.push(server.proc);
+    const server = await serverWithRunner();
+    const { body: before } = await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs");
     const { status, body } = await api<{ error: { code: string; message: string; hint: string } }>(
       server.url,
       "POST",
@@ -264,7 +279,7 @@ describe("concurrency groups", () => {
     );
     expect(body.error.hint).toContain("--var ENV=");
     const { body: list } = await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs");
-    expect(list.runs).toEqual([]);
+    expect(list.runs).toEqual(before.runs);
   });
 
   it("is ignored by a local run, which says so", async () => {
@@ -281,10 +296,14 @@ describe("concurrency groups", () => {
 });
 
 const adminUrl = inject("postgresAdminUrl");
+/**
+ * Replica leases of 4 s: these tests are about the group, not how soon a death is seen, and with
+ * 2 s a replica alive but slow on a busy machine was presumed dead (it exited, and the test with it).
+ */
 const replicaEnv = {
   RUNYARD_SECRET_KEY: "concurrency-test-secret-key-0123456789abcdef",
   RUNYARD_REPLICA_HEARTBEAT_MS: "300",
-  RUNYARD_REPLICA_LEASE_MS: "2000",
+  RUNYARD_REPLICA_LEASE_MS: "4000",
 };
 
 async function replica(databaseUrl: string): Promise<TestServer> {

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { jobIdFor } from "../src/server/job-records.js";
 import { tempDir } from "./helpers/cli.js";
@@ -19,6 +19,7 @@ import {
   startTestServer,
   stepDir,
   submit,
+  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -99,6 +100,19 @@ describe("crash recovery", () => {
     procs.push(proc);
     return proc;
   };
+  /**
+   * One server for the tests that neither kill nor stop it, started at the first's start; each
+   * test's runners (in groups and with ids of its own) are killed after it. Its lease is long:
+   * nothing here may wait for one.
+   */
+  let shared: Promise<TestServer> | undefined;
+  const sharedServer = (): Promise<TestServer> => {
+    shared ??= startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
+    return shared;
+  };
+  afterAll(async () => {
+    if (shared) await (await shared).proc.kill("SIGKILL");
+  });
   const pids: number[] = [];
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.kill("SIGKILL")));
@@ -147,8 +161,7 @@ describe("crash recovery", () => {
   });
 
   it("ends the jobs of a runner restarted under the same id at once, not when a lease lapses", async () => {
-    const server = await startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
-    track(server.proc);
+    const server = await sharedServer();
     const work = stepDir();
     const home = tempDir();
     const token = await runnerToken(server.url, "fixed");
@@ -167,8 +180,7 @@ describe("crash recovery", () => {
   });
 
   it("kills at the next start what survived a runner whose reaper died with it", async () => {
-    const server = await startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
-    track(server.proc);
+    const server = await sharedServer();
     const work = stepDir();
     const home = tempDir();
     const token = await runnerToken(server.url, "journal");
@@ -216,8 +228,7 @@ describe("crash recovery", () => {
     // ~/.bashrc even when not interactive if its stdin is a socket (as if started by rshd), and
     // Node gives a child's stdin as a socket. The reaper ran the operator's start-up files, whose
     // background `pyenv rehash` held the reaper's stdin open, so both outlived the runner.
-    const server = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const home = tempDir();
     const bashrc = join(home, "bashrc-ran");
     const bashEnv = join(home, "bash-env-ran");
@@ -240,8 +251,7 @@ describe("crash recovery", () => {
   });
 
   it("refuses reports and hellos from a runner token on another runner's job and id", async () => {
-    const server = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const work = stepDir();
     const victimToken = await runnerToken(server.url, "victim");
     const rogueToken = await runnerToken(server.url, "victim");
@@ -322,8 +332,7 @@ describe("crash recovery", () => {
   });
 
   it("lets running steps finish on SIGTERM, then exits 143", async () => {
-    const server = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const work = stepDir();
     const runner = track(
       await startRunner(server.url, await runnerToken(server.url, "drain"), {
@@ -346,8 +355,7 @@ describe("crash recovery", () => {
   });
 
   it("cuts a step that outlasts the shutdown grace as lost, never as canceled, and leaves no process", async () => {
-    const server = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const work = stepDir();
     const runner = track(
       await startRunner(server.url, await runnerToken(server.url, "cut"), {

@@ -2,7 +2,7 @@ import { request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Kysely, Migrator } from "kysely";
 import pg from "pg";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { openDatabase } from "../src/store/database-location.js";
 import { migrationLockTableName, migrations, migrationTableName } from "../src/store/migrations/index.js";
 import { tempDir } from "./helpers/cli.js";
@@ -19,11 +19,29 @@ import { adminToken, freePort, type Proc, startCli } from "./helpers/server.js";
 const adminUrl = inject("postgresAdminUrl");
 const secretKey = "database-wait-secret-key-0123456789abcdef";
 
-const clusters: PostgresCluster[] = [];
 const started: Proc[] = [];
 afterEach(async () => {
   await Promise.all(started.splice(0).map((proc) => proc.kill("SIGKILL")));
-  for (const cluster of clusters.splice(0)) cluster.stopSync();
+});
+
+/**
+ * A PostgreSQL cluster of this file's own (its tests stop it), made once and started again for
+ * each test that finds it stopped; each test has a database of its own on it.
+ */
+let cluster: PostgresCluster | undefined;
+let stopped = false;
+async function runningCluster(): Promise<PostgresCluster> {
+  if (!cluster) cluster = await startPostgresCluster();
+  else if (stopped) await cluster.startAgain();
+  stopped = false;
+  return cluster;
+}
+function stopCluster(): void {
+  cluster?.stopFast();
+  stopped = true;
+}
+afterAll(() => {
+  cluster?.stopSync();
 });
 
 async function answer(
@@ -68,10 +86,9 @@ async function replicaOf(databaseUrl: string, env: Record<string, string> = {}) 
 
 describe.skipIf(!adminUrl)("a replica started before its database", () => {
   it("listens at once, alive but not ready with the API answering 503, and serves once PostgreSQL is up", async () => {
-    const cluster = await startPostgresCluster();
-    clusters.push(cluster);
+    const cluster = await runningCluster();
     const databaseUrl = await cluster.createDatabase();
-    cluster.stopFast();
+    stopCluster();
     const { url, proc } = await replicaOf(databaseUrl);
     await listening(url, "/health", proc);
 
@@ -101,7 +118,7 @@ describe.skipIf(!adminUrl)("a replica started before its database", () => {
     expect(upgrade).toEqual({ status: 503, retryAfter: expect.stringMatching(/^\d+$/) });
     await proc.waitFor("waiting for the database", 10_000);
 
-    await cluster.startAgain();
+    await runningCluster();
     const readyBy = Date.now() + 30_000;
     while ((await answer(url, "/health/ready").catch(() => ({ status: 0 }))).status !== 200) {
       expect(proc.child.exitCode, proc.output()).toBeNull();
@@ -114,10 +131,9 @@ describe.skipIf(!adminUrl)("a replica started before its database", () => {
   });
 
   it("exits with STORE_UNREACHABLE once RUNYARD_DATABASE_WAIT has passed", async () => {
-    const cluster = await startPostgresCluster();
-    clusters.push(cluster);
+    const cluster = await runningCluster();
     const databaseUrl = await cluster.createDatabase();
-    cluster.stopFast();
+    stopCluster();
     const began = Date.now();
     const { url, proc } = await replicaOf(databaseUrl, { RUNYARD_DATABASE_WAIT: "2s" });
     await listening(url, "/health", proc);
@@ -147,8 +163,7 @@ async function migratedTo(url: string, migration: string): Promise<void> {
 
 describe.skipIf(!adminUrl)("a replica whose database goes away while it migrates", () => {
   it("waits for it, migrates once it is back, and serves", async () => {
-    const cluster = await startPostgresCluster();
-    clusters.push(cluster);
+    const cluster = await runningCluster();
     const databaseUrl = await cluster.createDatabase();
     // The database as the runyard before this one left it: the last migration is to run.
     const last = Object.keys(migrations).sort().at(-1) ?? "";
@@ -183,7 +198,7 @@ describe.skipIf(!adminUrl)("a replica whose database goes away while it migrates
     }
     await watcher.end();
 
-    cluster.stopFast();
+    stopCluster();
     await Promise.race([
       proc.waitFor("waiting for the database", 30_000),
       proc.exited.then((code) => {
@@ -191,7 +206,7 @@ describe.skipIf(!adminUrl)("a replica whose database goes away while it migrates
       }),
     ]);
     expect(proc.child.exitCode, proc.output()).toBeNull();
-    await cluster.startAgain();
+    await runningCluster();
     const readyBy = Date.now() + 30_000;
     while ((await answer(url, "/health/ready").catch(() => ({ status: 0 }))).status !== 200) {
       expect(proc.child.exitCode, proc.output()).toBeNull();

@@ -88,7 +88,17 @@ interface UsedHome {
   views: Array<{ run: unknown; events: unknown[] }>;
 }
 
-async function usedHome(): Promise<UsedHome> {
+/**
+ * The one used home of this file's tests, made at the first's start: each only reads it (a copy
+ * from it, its status), so a server and runner start once, not once per test.
+ */
+let used: Promise<UsedHome> | undefined;
+function usedHome(): Promise<UsedHome> {
+  used ??= makeUsedHome();
+  return used;
+}
+
+async function makeUsedHome(): Promise<UsedHome> {
   const home = tempDir();
   const password = `pw-${randomBytes(8).toString("hex")}`;
   const server = await startTestServer(home);

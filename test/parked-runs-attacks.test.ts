@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import type { RunEvent } from "../src/core/events.js";
 import { runnerSocketPath, type ServerMessage } from "../src/core/protocol.js";
@@ -36,14 +36,32 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-/** A server whose members may notify a receiver on loopback. */
+/** A server whose members may notify a receiver on loopback, killed after the test. */
 async function server(home = tempDir(), port?: number): Promise<TestServer> {
-  const config = join(tempDir(), "runyard.yaml");
-  writeFileSync(config, 'notify_hosts:\n  - "127.0.0.1"\n');
-  const started_ = await startTestServer(home, {}, port, ["--config", config]);
+  const started_ = await startNotifyingServer(home, port);
   started.push(started_.proc);
   return started_;
 }
+
+function startNotifyingServer(home = tempDir(), port?: number): Promise<TestServer> {
+  const config = join(tempDir(), "runyard.yaml");
+  writeFileSync(config, 'notify_hosts:\n  - "127.0.0.1"\n');
+  return startTestServer(home, {}, port, ["--config", config]);
+}
+
+/**
+ * One such server for every test that neither kills nor restarts it, started at the first's
+ * start. Each test leaves it as it found it: no run parked or going, no runner connected (its
+ * runners are killed after it), and its runner ids its own.
+ */
+let shared: Promise<TestServer> | undefined;
+function sharedServer(): Promise<TestServer> {
+  shared ??= startNotifyingServer();
+  return shared;
+}
+afterAll(async () => {
+  if (shared) await (await shared).proc.kill("SIGKILL");
+});
 
 /** `step@host` of a step event. */
 function where(event: RunEvent): string {
@@ -220,7 +238,7 @@ function outputOf(events: readonly RunEvent[]): string {
 
 describe("parked runs under attack", () => {
   it("fails a parked run JOB_REFUSED when runners refuse its job, every event once", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const refused = await submit(url, oneStep("refused", "echo never"));
     await waitForParked(url, 1);
     await craftedRunner(url, "refuses");
@@ -231,7 +249,7 @@ describe("parked runs under attack", () => {
   }, 60_000);
 
   it("parks a run that said a notice first (its schedule is ignored) and a container run no runner serves, and says the notice once", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const scheduled = await submit(
       url,
       oneStep("scheduled", "echo scheduled", 'schedule: {cron: "30 2 * * *"}\n'),
@@ -264,7 +282,7 @@ steps:
   }, 60_000);
 
   it("runs a parked run's env, exports, approval and rollbacks once its runner comes, its shared parse untouched", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const flow = `
 name: parked-features
 env: {APP_ENV: ci}
@@ -307,7 +325,7 @@ steps:
   }, 60_000);
 
   it("cancels a parked run of its group when a later run of the group cancels in progress", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const flow = (n: string) =>
       oneStep(
         `replaced-${n}`,
@@ -326,7 +344,7 @@ steps:
   }, 60_000);
 
   it("ends a parked run as any run when the runner that took its job stops (SIGTERM) before the step ends", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const runId = await submit(url, oneStep("runner-stopped", "echo began; sleep 30", ""));
     await waitForParked(url, 1);
     const runner = await startRunner(url, await runnerToken(url), {
@@ -343,7 +361,7 @@ steps:
   }, 60_000);
 
   it("runs a parked graph run (matrix, retry, when) as runners of each group come, every event once and in order", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const markerDir = stepDir();
     const marker = join(markerDir, "failed-once");
     const runId = await submit(
@@ -407,7 +425,7 @@ steps:
     await waitForParked(url, 0);
   }, 60_000);
   it("posts each state change of a parked run once to its notify target", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const hook = await receiver();
     const runId = await submitAs(
       url,
@@ -427,7 +445,7 @@ steps:
   }, 60_000);
 
   it("never parks a run waiting for its concurrency group, and a parked holder keeps the group's slot", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const flow = (n: string) => oneStep(`grouped-${n}`, `echo grouped-${n}`, "concurrency: deploy\n");
     const holder = await submit(url, flow("1"));
     await waitForParked(url, 1);
@@ -455,7 +473,7 @@ steps:
   }, 60_000);
 
   it("cancels parked runs while a runner claims their jobs: each ends canceled, no step runs to its end", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const ids: string[] = [];
     for (let i = 0; i < 8; i++)
       ids.push(await submit(url, oneStep(`race-${i}`, "echo began; sleep 4; echo finished")));
@@ -498,7 +516,7 @@ steps:
   }, 60_000);
 
   it("fails a parked run whose stored secret was removed, SECRET_MISSING, and the step does not run to its end", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const acme = await memberToken(url, "acme");
     expect(
       (await api(url, "PUT", "/api/secrets/GONE_KEY", { value: "gone-value-0123456789" }, acme)).status,
@@ -520,7 +538,7 @@ steps:
   }, 60_000);
 
   it("keeps a parked run of tenant A from a member of tenant B, and two tenants' runs of one text apart", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const [acme, globex] = [await memberToken(url, "acme"), await memberToken(url, "globex")];
     await api(url, "PUT", "/api/secrets/SHARED_NAME", { value: "acme-secret-value-0123" }, acme);
     await api(url, "PUT", "/api/secrets/SHARED_NAME", { value: "globex-secret-value-0123" }, globex);
@@ -550,7 +568,7 @@ steps:
   }, 60_000);
 
   it("retries on the next runner the step of a parked run whose runner was killed -9 after taking it up", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const markerDir = stepDir();
     const marker = join(markerDir, "first-attempt");
     const runId = await submit(
@@ -582,7 +600,7 @@ steps:
   }, 60_000);
 
   it("ends a parked run RUNNER_LOST when the runner that took its job is killed -9", async () => {
-    const { url } = await server();
+    const { url } = await sharedServer();
     const runId = await submit(url, oneStep("runner-killed", "echo began; sleep 30"));
     await waitForParked(url, 1);
     const runner = await startRunner(url, await runnerToken(url), { id: "doomed" });
@@ -604,6 +622,12 @@ const adminUrl = inject("postgresAdminUrl");
  * before it listened (the tests here are about parked runs, not how soon a death is seen).
  */
 async function replicas(leaseMs = 5000): Promise<[TestServer, TestServer]> {
+  const pair = await startReplicas(leaseMs);
+  started.push(pair[0].proc, pair[1].proc);
+  return pair;
+}
+
+async function startReplicas(leaseMs: number): Promise<[TestServer, TestServer]> {
   const env = {
     RUNYARD_DATABASE_URL: await createTestDatabase(adminUrl ?? ""),
     RUNYARD_SECRET_KEY: "parked-attack-secret-key-0123456789abcdef",
@@ -611,11 +635,22 @@ async function replicas(leaseMs = 5000): Promise<[TestServer, TestServer]> {
     RUNYARD_REPLICA_LEASE_MS: String(leaseMs),
   };
   const a = await startTestServer(tempDir(), env);
-  started.push(a.proc);
   const b = await startTestServer(tempDir(), env);
-  started.push(b.proc);
   return [a, b];
 }
+
+/**
+ * Two such replicas for the tests that stop neither, started at the first's start; each test
+ * leaves no run parked or going and kills its runners, as with the shared server above.
+ */
+let sharedPair: Promise<[TestServer, TestServer]> | undefined;
+function sharedReplicas(): Promise<[TestServer, TestServer]> {
+  sharedPair ??= startReplicas(5000);
+  return sharedPair;
+}
+afterAll(async () => {
+  if (sharedPair) await Promise.all((await sharedPair).map((replica) => replica.proc.kill("SIGKILL")));
+});
 
 describe.skipIf(!adminUrl)("parked runs of PostgreSQL replicas under attack", () => {
   it("retries on another runner the step of a parked run whose runner was lost before the run was adopted", async () => {
@@ -690,7 +725,7 @@ describe.skipIf(!adminUrl)("parked runs of PostgreSQL replicas under attack", ()
   }, 60_000);
 
   it("cancels through replica B runs parked on A while B's runner claims their jobs: each ends canceled", async () => {
-    const [a, b] = await replicas();
+    const [a, b] = await sharedReplicas();
     const ids: string[] = [];
     for (let i = 0; i < 8; i++)
       ids.push(await submit(a.url, oneStep(`far-race-${i}`, "echo began; sleep 20; echo finished")));
@@ -707,7 +742,7 @@ describe.skipIf(!adminUrl)("parked runs of PostgreSQL replicas under attack", ()
   }, 60_000);
 
   it("runs 24 runs parked on A at once on a runner of B, every log whole", async () => {
-    const [a, b] = await replicas();
+    const [a, b] = await sharedReplicas();
     const ids: string[] = [];
     for (let i = 0; i < 24; i++) ids.push(await submit(a.url, oneStep(`burst-${i}`, `echo burst-${i}`)));
     await waitForParked(a.url, 24);

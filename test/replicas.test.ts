@@ -2,11 +2,13 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { migrations } from "../src/store/migrations/index.js";
 import { tempDir } from "./helpers/cli.js";
+import { gauge } from "./helpers/parked-runs.js";
 import { createTestDatabase } from "./helpers/postgres.js";
+import { stepProcessGroup, until } from "./helpers/processes.js";
 import { replicaFleet } from "./helpers/replica-fleet.js";
 import {
   adminToken,
@@ -16,6 +18,7 @@ import {
   readEvents,
   runnerToken,
   startCli,
+  startTestServer,
   stepDir,
   submit,
   type TestServer,
@@ -27,6 +30,39 @@ const secretKey = "replica-test-secret-key-0123456789abcdef";
 
 const fleet = replicaFleet({ secretKey });
 const { replica, runner } = fleet;
+
+/**
+ * Two replicas on one database, started once for the tests that neither kill, stop nor restart
+ * a replica; each such test starts its own runners in a group of its own (`group`), so no test
+ * runs another's jobs, and leaves no run going. Their replica lease is the default 10 s: these
+ * tests are not about how soon a death is seen, and a shared replica presumed dead on a busy
+ * machine would fail every test after it.
+ */
+let shared: Promise<{ databaseUrl: string; a: TestServer; b: TestServer }> | undefined;
+function sharedPair(): Promise<{ databaseUrl: string; a: TestServer; b: TestServer }> {
+  shared ??= (async () => {
+    const databaseUrl = await createTestDatabase(adminUrl);
+    const env = {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: secretKey,
+      RUNYARD_REPLICA_HEARTBEAT_MS: "300",
+      RUNYARD_REPLICA_LEASE_MS: "10000",
+    };
+    const a = await startTestServer(tempDir(), env);
+    const b = await startTestServer(tempDir(), env);
+    return { databaseUrl, a, b };
+  })();
+  return shared;
+}
+afterAll(async () => {
+  if (!shared) return;
+  const { a, b } = await shared;
+  await Promise.all([a.proc.kill("SIGKILL"), b.proc.kill("SIGKILL")]);
+});
+
+let groups = 0;
+/** A runner group of the test's own on the shared pair. */
+const group = (): string => `shared-${++groups}`;
 
 async function health(url: string): Promise<{ replica: string; leader: boolean; database: string }> {
   return (await api<{ replica: string; leader: boolean; database: string }>(url, "GET", "/health")).body;
@@ -69,15 +105,17 @@ async function readUntilDropped(url: string, runId: string, lastEventId?: number
   return events;
 }
 
-/** Waits until `count` runs have stored output (their steps run on the runners). */
-async function untilOutput(databaseUrl: string, count: number): Promise<void> {
+/** Waits until each of `runIds` has stored output (their steps run on the runners). */
+async function untilOutput(databaseUrl: string, runIds: readonly string[]): Promise<void> {
+  const count = runIds.length;
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     const deadline = Date.now() + 30_000;
     for (;;) {
       const { rows } = await client.query<{ runs: string }>(
-        "select count(distinct run_id) as runs from run_events where type = 'step.output'",
+        "select count(distinct run_id) as runs from run_events where type = 'step.output' and run_id = any($1)",
+        [runIds],
       );
       if (Number(rows[0]?.runs) >= count) return;
       if (Date.now() > deadline) throw new Error(`only ${rows[0]?.runs} of ${count} runs have output`);
@@ -140,12 +178,12 @@ function expectInOrderOnce(events: readonly RunEvent[]): void {
   expect(events.at(-1)?.type).toBe("run.finished");
 }
 
-const counting = (lineCount: number, pause: string) => `
+const counting = (lineCount: number, pause: string, runnerGroup?: string) => `
 version: v0.1
 name: counting
 inventory:
   hosts:
-    worker: {}
+    worker: {${runnerGroup ? `group: ${runnerGroup}` : ""}}
 steps:
   - name: count
     targets: [worker]
@@ -199,6 +237,17 @@ async function freezableProxy(targetPort: number): Promise<{
   };
 }
 
+/** Waits until the replica's gauge `name` says `expected`. */
+async function untilGauge(url: string, name: string, expected: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await gauge(url, name);
+    if (value === expected) return;
+    if (Date.now() > deadline) throw new Error(`${name} stayed ${value}, not ${expected}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Runs a query on the test database. */
 async function sql(databaseUrl: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -210,12 +259,12 @@ async function sql(databaseUrl: string, text: string, values: unknown[] = []): P
   }
 }
 
-const quick = `
+const quick = (runnerGroup: string) => `
 version: v0.1
 name: quick
 inventory:
   hosts:
-    worker: {}
+    worker: {group: ${runnerGroup}}
 steps:
   - name: hello
     targets: [worker]
@@ -226,16 +275,15 @@ steps:
 
 describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database", () => {
   it("runs a run submitted to A on a runner of B, followed on both: every line once and in order", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
+    const { a, b } = await sharedPair();
     const [aInfo, bInfo] = [await health(a.url), await health(b.url)];
     expect(aInfo.replica).not.toBe(bInfo.replica);
     expect([aInfo.leader, bInfo.leader].filter(Boolean)).toHaveLength(1);
     expect(aInfo.database).toBe("ok");
 
-    await runner(b.url, await runnerToken(a.url), "on-b");
-    const runId = await submit(a.url, counting(20, "0.05"));
+    const mine = group();
+    await runner(b.url, await runnerToken(a.url, mine), "on-b");
+    const runId = await submit(a.url, counting(20, "0.05", mine));
     const [onA, onB] = await Promise.all([follow(a.url, runId), follow(b.url, runId)]);
     const done = await waitForRun(b.url, runId, isFinal);
     expect(done.status).toBe("success");
@@ -247,14 +295,15 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
     }
     expect(onB).toEqual(onA);
 
-    // The fleet's runners, with the replica each is on, from either replica.
+    // The fleet's runners (this test's: the pair is shared), with the replica each is on, from
+    // either replica.
     for (const url of [a.url, b.url]) {
       const { body } = await api<Array<{ id: string; replica: string; status: string }>>(
         url,
         "GET",
         "/api/runners",
       );
-      expect(body).toEqual([
+      expect(body.filter((r) => r.id === "on-b")).toEqual([
         expect.objectContaining({ id: "on-b", replica: bInfo.replica, status: "connected" }),
       ]);
     }
@@ -262,8 +311,11 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
 
   it("keeps a step's output after its start while the replica carrying the run is slow to hear a runner took it up", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
+    // A replica lease far longer than A's pause: A is slow, not dead, and B must not adopt its
+    // run (on a busy machine a runner's start alone took over 2 s, the lease of the others).
+    const slow = { RUNYARD_REPLICA_LEASE_MS: "30000" };
+    const a = await replica(databaseUrl, undefined, slow);
+    const b = await replica(databaseUrl, undefined, slow);
     const runId = await submit(a.url, counting(3, "0"));
     // No runner yet: the job waits in the queue, made by A's engine.
     await untilJob(databaseUrl, runId, ["queued"]);
@@ -287,10 +339,9 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
   });
 
   it("runs 200 runs through two replicas with runners on each, none twice", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
-    const token = await runnerToken(a.url);
+    const { databaseUrl, a, b } = await sharedPair();
+    const mine = group();
+    const token = await runnerToken(a.url, mine);
     await runner(a.url, token, "runner-a", 8);
     await runner(b.url, token, "runner-b", 8);
     const ledgerDir = stepDir();
@@ -302,7 +353,7 @@ vars:
   N: ""
 inventory:
   hosts:
-    worker: {}
+    worker: {group: ${mine}}
 steps:
   - name: note
     targets: [worker]
@@ -335,7 +386,8 @@ steps:
     await client.connect();
     try {
       const { rows } = await client.query<{ runner_id: string; jobs: string }>(
-        "select runner_id, count(*) as jobs from jobs group by runner_id order by runner_id",
+        "select runner_id, count(*) as jobs from jobs where run_id = any($1) group by runner_id order by runner_id",
+        [ids],
       );
       expect(rows.map((row) => row.runner_id)).toEqual(["runner-a", "runner-b"]);
     } finally {
@@ -357,7 +409,7 @@ steps:
     // Followers on B, of runs whose engine is on A; and one on A, which will lose its server.
     const streams = runs.map((id) => follow(b.url, id));
     const onDoomed = readUntilDropped(a.url, runs[0] as string);
-    await untilOutput(databaseUrl, runs.length);
+    await untilOutput(databaseUrl, runs);
     const killedAt = Date.now();
     await a.proc.kill("SIGKILL");
 
@@ -403,8 +455,7 @@ steps:
   }, 60_000);
 
   it("refuses to start a replica whose secret key differs from the fleet's", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    await replica(databaseUrl);
+    const { databaseUrl } = await sharedPair();
     const stranger = startCli(["server", "--port", "0", "--home", tempDir()], {
       RUNYARD_DATABASE_URL: databaseUrl,
       RUNYARD_SECRET_KEY: "another-secret-key-of-enough-length-0123",
@@ -436,12 +487,11 @@ steps:
   });
 
   it("cancels through B a run whose engine lives on A and whose step runs on B's runner", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
-    await runner(b.url, await runnerToken(a.url), "holder");
-    const runId = await submit(a.url, counting(1000, "0.1"));
-    await untilOutput(databaseUrl, 1);
+    const { databaseUrl, a, b } = await sharedPair();
+    const mine = group();
+    await runner(b.url, await runnerToken(a.url, mine), `holder-${mine}`);
+    const runId = await submit(a.url, counting(1000, "0.1", mine));
+    await untilOutput(databaseUrl, [runId]);
     const asked = Date.now();
     const { status } = await api(b.url, "POST", `/api/runs/${runId}/cancel`);
     expect(status).toBe(200);
@@ -454,11 +504,10 @@ steps:
   });
 
   it("cancels a run whose replica missed the cancel-run message (the stored request is swept)", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    await replica(databaseUrl);
-    await runner(a.url, await runnerToken(a.url), "holder");
-    const runId = await submit(a.url, counting(1000, "0.1"));
+    const { databaseUrl, a } = await sharedPair();
+    const mine = group();
+    await runner(a.url, await runnerToken(a.url, mine), `holder-${mine}`);
+    const runId = await submit(a.url, counting(1000, "0.1", mine));
     await waitForRun(a.url, runId, (run) => run.status === "running");
     // What POST /api/runs/:id/cancel on another replica stores, with its NOTIFY lost (the
     // carrying replica's fleet connection was reconnecting when it was sent).
@@ -471,13 +520,13 @@ steps:
   });
 
   it("keeps a runner online, and its jobs cancelable, when the replica it left hears of it late", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
+    const { a, b } = await sharedPair();
     const proxy = await freezableProxy(Number(new URL(a.url).port));
     try {
       const dir = stepDir();
-      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
+      const mine = group();
+      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url, mine), `mover-${mine}`);
+      // The step outlasts anything the test waits for: only a cancel that reaches it ends it.
       const runId = await submit(
         a.url,
         `
@@ -485,7 +534,7 @@ version: v0.1
 name: silent
 inventory:
   hosts:
-    worker: {}
+    worker: {group: ${mine}}
 steps:
   - name: wait
     targets: [worker]
@@ -494,31 +543,32 @@ steps:
       cwd: ${dir}
       script: |
         touch ${dir}/started
-        sleep 6
+        sleep 60
         touch ${dir}/survived
 `,
       );
-      const deadline = Date.now() + 10_000;
-      while (!existsSync(join(dir, "started")) && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      await until("the step started", () => existsSync(join(dir, "started")));
       // The route to A drops: the runner hears nothing for three heartbeats and moves to B.
       proxy.freeze();
       await mover.waitFor(`connected to ${b.url}`, 10_000);
-      // The route comes back: A hears only now that its socket to the runner closed.
+      // The route comes back: A hears only now that its socket to the runner closed, and a
+      // moment later acts on it.
       proxy.release();
+      await untilGauge(a.url, "runyard_replica_runners_connected", 0);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const { body } = await api<Array<{ id: string; status: string; replica: string }>>(
         b.url,
         "GET",
         "/api/runners",
       );
-      expect(body.find((r) => r.id === "mover")).toEqual(
+      expect(body.find((r) => r.id === `mover-${mine}`)).toEqual(
         expect.objectContaining({ status: "connected", replica: (await health(b.url)).replica }),
       );
       // The engine is on A; the runner on B must get the cancel and stop the step.
       expect((await api(a.url, "POST", `/api/runs/${runId}/cancel`)).status).toBe(200);
       expect((await waitForRun(a.url, runId, isFinal, 20_000)).status).toBe("canceled");
-      await new Promise((resolve) => setTimeout(resolve, 7000));
+      // The step is stopped, not only the run ended: no process of it is left to write `survived`.
+      await until("no process of the step is left", () => stepProcessGroup(dir) === undefined);
       expect(existsSync(join(dir, "survived"))).toBe(false);
     } finally {
       await proxy.close();
@@ -533,7 +583,7 @@ steps:
     // The older run's stored events no longer read back; the newer one is fine.
     const broken = await submit(a.url, counting(100, "0.1"));
     const healthy = await submit(a.url, counting(30, "0.1"));
-    await untilOutput(databaseUrl, 2);
+    await untilOutput(databaseUrl, [broken, healthy]);
     await sql(databaseUrl, "update run_events set data = '{}' where run_id = $1 and seq = 1", [broken]);
     await a.proc.kill("SIGKILL");
     expect((await waitForRun(b.url, healthy, isFinal, 30_000)).status).toBe("success");
@@ -542,9 +592,12 @@ steps:
 
   it("keeps a replica whose clock is behind the leader's, and adopts from one whose clock is ahead", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
+    // B's clock runs 5 s behind A's, C's 60 s ahead: more than their replica lease of 4 s (the
+    // fleet's 2 s was shorter than one heartbeat's write on a busy machine, and B, slow but
+    // alive, was presumed dead for that).
+    const lease = { RUNYARD_REPLICA_LEASE_MS: "4000" };
+    const a = await replica(databaseUrl, undefined, lease);
     expect((await health(a.url)).leader).toBe(true);
-    // B's clock runs 5 s behind A's, C's 60 s ahead (more than the replica lease of 2 s).
     const skew = (ms: number): Record<string, string> => {
       const file = join(tempDir(), "skew.cjs");
       writeFileSync(
@@ -559,7 +612,8 @@ globalThis.Date = Skewed;
       );
       return { NODE_OPTIONS: `--require ${file}` };
     };
-    const start = (ms: number): Promise<TestServer> => replica(databaseUrl, undefined, skew(ms));
+    const start = (ms: number): Promise<TestServer> =>
+      replica(databaseUrl, undefined, { ...skew(ms), ...lease });
     const b = await start(-5000);
     const c = await start(60_000);
     await runner(a.url, await runnerToken(a.url), "on-a");
@@ -569,9 +623,9 @@ globalThis.Date = Skewed;
     // B is alive: it must not be presumed dead (and exit) for its clock.
     expect(b.proc.output()).not.toContain("presumed this server dead");
     expect((await health(b.url)).database).toBe("ok");
-    // C dies: its run is adopted within a few leases, not when C's clock says so.
+    // C dies: its run is adopted within a few leases, not when C's clock says so (60 s on).
     await c.proc.kill("SIGKILL");
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 20_000;
     for (;;) {
       const { rows } = await sql(databaseUrl, "select replica_id from runs where id = $1", [runId]);
       const holder = rows[0]?.replica_id;
@@ -605,24 +659,35 @@ globalThis.Date = Skewed;
   }, 60_000);
 
   it("cancels no run for a cancel-run message that any database session can send", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    await runner(a.url, await runnerToken(a.url), "holder");
-    const runId = await submit(a.url, counting(1000, "0.1"));
-    await waitForRun(a.url, runId, (run) => run.status === "running");
+    const { databaseUrl, a } = await sharedPair();
+    const mine = group();
+    await runner(a.url, await runnerToken(a.url, mine), `holder-${mine}`);
+    const runId = await submit(a.url, counting(1000, "0.1", mine));
+    const witness = await submit(a.url, counting(1000, "0.1", mine));
+    for (const id of [runId, witness]) await waitForRun(a.url, id, (run) => run.status === "running");
     // NOTIFY needs no privilege: a session of any role that may connect can send this.
     const forged = JSON.stringify({ type: "cancel-run", run_id: runId, from: "forger" });
     await sql(databaseUrl, "select pg_notify('runyard_fleet', $1)", [forged]);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Then a cancel of the witness as another replica asks it (its request stored, then the
+    // message): A hears the messages in order, so once the witness ended canceled, A has long
+    // acted on the forged one.
+    await sql(databaseUrl, "update runs set cancel_requested_at = $1 where id = $2", [
+      new Date().toISOString(),
+      witness,
+    ]);
+    const asked = JSON.stringify({ type: "cancel-run", run_id: witness, from: "another-replica" });
+    await sql(databaseUrl, "select pg_notify('runyard_fleet', $1)", [asked]);
+    expect((await waitForRun(a.url, witness, isFinal)).status).toBe("canceled");
     expect((await api<{ status: string }>(a.url, "GET", `/api/runs/${runId}`)).body.status).toBe("running");
+    expect((await api(a.url, "POST", `/api/runs/${runId}/cancel`)).status).toBe(200);
+    expect((await waitForRun(a.url, runId, isFinal)).status).toBe("canceled");
   });
 
   it("reads no more from the store for an events message naming a seq that is not stored", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
-    await runner(a.url, await runnerToken(a.url), "holder");
-    const runId = await submit(a.url, counting(1000, "0.5"));
+    const { databaseUrl, a, b } = await sharedPair();
+    const mine = group();
+    await runner(a.url, await runnerToken(a.url, mine), `holder-${mine}`);
+    const runId = await submit(a.url, counting(1000, "0.5", mine));
     await waitForRun(a.url, runId, (run) => run.status === "running");
     // A follower on B, which does not carry the run.
     const controller = new AbortController();
@@ -652,21 +717,23 @@ globalThis.Date = Skewed;
       expect(after).toBeLessThan(quiet * 3 + 100);
     } finally {
       controller.abort();
+      // The pair is shared: no run of this test goes on after it.
+      await api(a.url, "POST", `/api/runs/${runId}/cancel`);
+      await waitForRun(a.url, runId, isFinal);
     }
   });
 
   it("never leaves a job with a runner that moved to another replica while the old one still sees it", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await replica(databaseUrl);
-    const b = await replica(databaseUrl);
+    const { a, b } = await sharedPair();
     const proxy = await freezableProxy(Number(new URL(a.url).port));
     try {
-      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url), "mover");
+      const mine = group();
+      const mover = await runner(`${proxy.url},${b.url}`, await runnerToken(a.url, mine), `mover-${mine}`);
       proxy.freeze();
       await mover.waitFor(`connected to ${b.url}`, 10_000);
       // A's socket to the runner is half-open: A still counts the runner as its own.
       const runs: string[] = [];
-      for (let i = 0; i < 4; i++) runs.push(await submit(a.url, quick));
+      for (let i = 0; i < 4; i++) runs.push(await submit(a.url, quick(mine)));
       for (const id of runs) {
         const done = await waitForRun(b.url, id, isFinal, 20_000);
         expect(done.status, id).toBe("success");

@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../src/store/sqlite.js";
 import { runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
@@ -17,6 +17,7 @@ import {
   startTestServer,
   stepDir,
   submit,
+  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -88,9 +89,21 @@ describe("runner fail-over between servers", () => {
       await proc.kill("SIGKILL");
     }
   });
+  /**
+   * One server for the tests that neither kill nor stop it, started at the first's start; each
+   * test's runner (an id of its own) dies after it, its runs ended.
+   */
+  let shared: Promise<TestServer> | undefined;
+  const sharedServer = (): Promise<TestServer> => {
+    shared ??= startTestServer();
+    return shared;
+  };
+  afterAll(async () => {
+    if (shared) await (await shared).proc.kill("SIGKILL");
+  });
 
   it("moves past a server URL nobody listens on and runs a workflow to success", async () => {
-    const server = track(await startTestServer());
+    const server = await sharedServer();
     const dead = `http://127.0.0.1:${await freePort()}`;
     const runner = track(
       await startRunner(`${dead}, ${server.url}`, await runnerToken(server.url), { id: "past-dead" }),
@@ -104,7 +117,7 @@ describe("runner fail-over between servers", () => {
   });
 
   it("lets `runyard run` and `runyard runs list` use the next URL while the first refuses connections", async () => {
-    const server = track(await startTestServer());
+    const server = await sharedServer();
     track(await startRunner(server.url, await runnerToken(server.url), { id: "cli-next" }));
     const servers = `http://127.0.0.1:${await freePort()},${server.url}`;
     const env = { RUNYARD_TOKEN: adminToken };
@@ -192,7 +205,7 @@ describe("runner fail-over between servers", () => {
   });
 
   it("finishes the job in hand after it moves to another URL of the same server", async () => {
-    const server = track(await startTestServer());
+    const server = await sharedServer();
     const proxy = await startProxy(Number(new URL(server.url).port));
     const viaProxy = `http://127.0.0.1:${proxy.port}`;
     const runner = track(

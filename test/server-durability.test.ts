@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import {
   adminToken,
@@ -41,10 +41,21 @@ describe("durable runs", () => {
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.kill("SIGKILL")));
   });
+  /**
+   * One server for the tests that neither kill nor restart it, started at the first's start:
+   * each ends its runs and its runners are killed after it.
+   */
+  let shared: Promise<TestServer> | undefined;
+  const sharedServer = (): Promise<TestServer> => {
+    shared ??= startTestServer();
+    return shared;
+  };
+  afterAll(async () => {
+    if (shared) await (await shared).proc.kill("SIGKILL");
+  });
 
   it("marks a run interrupted (RUNNER_LOST) within 15 s when its runner is SIGKILLed", async () => {
-    const server: TestServer = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const runner = track(
       await startRunner(server.url, await runnerToken(server.url, "dur"), { id: "doomed", group: "dur" }),
     );
@@ -59,8 +70,7 @@ describe("durable runs", () => {
   });
 
   it("queues the step again on another runner when the workflow allows retries", async () => {
-    const server = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const token = await runnerToken(server.url, "dur");
     const first = track(await startRunner(server.url, token, { id: "first", group: "dur" }));
     const runId = await submit(
@@ -106,8 +116,7 @@ describe("durable runs", () => {
   });
 
   it("loses and doubles nothing when a runner's connection drops mid-output", async () => {
-    const server = await startTestServer();
-    track(server.proc);
+    const server = await sharedServer();
     const proxy = await startProxy(Number(new URL(server.url).port));
     try {
       const token = await runnerToken(server.url, "dur");
