@@ -12,14 +12,18 @@ const pollMs = 10 * 60 * 1000;
 
 describe("a run waiting for its concurrency group", () => {
   let opened: TestStore;
+  /** The store's clock: the holder is created a second before the waiter, so it is first in line
+   * (made in the same millisecond, their order would fall to their ids, which are random). */
+  let now = Date.parse("2026-01-01T00:00:00Z");
   beforeEach(async () => {
-    opened = await (sqlite ?? storeBackends[0])!.open();
+    opened = await (sqlite ?? storeBackends[0])!.open({ now: () => new Date(now) });
   });
   afterEach(() => opened.dispose());
 
   it("stops waiting at once when it is canceled while the store is read", async () => {
     const { store } = opened;
     const holder = await store.runs.create({ kind: "workflow", name: "deploy", concurrency_group: "prod" });
+    now += 1000;
     const waiting = await store.runs.create({ kind: "workflow", name: "deploy", concurrency_group: "prod" });
     const controller = new AbortController();
     // The cancel comes while the waiter reads who holds the slot: its abort event fires before
