@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { jobIdFor } from "../src/server/job-records.js";
 import { tempDir } from "./helpers/cli.js";
@@ -14,12 +14,12 @@ import {
   type Proc,
   readEvents,
   runnerToken,
+  sharedTestServer,
   startCli,
   startRunner,
   startTestServer,
   stepDir,
   submit,
-  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -105,14 +105,7 @@ describe("crash recovery", () => {
    * test's runners (in groups and with ids of its own) are killed after it. Its lease is long:
    * nothing here may wait for one.
    */
-  let shared: Promise<TestServer> | undefined;
-  const sharedServer = (): Promise<TestServer> => {
-    shared ??= startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" });
-    return shared;
-  };
-  afterAll(async () => {
-    if (shared) await (await shared).proc.kill("SIGKILL");
-  });
+  const sharedServer = sharedTestServer(() => startTestServer(tempDir(), { RUNYARD_LEASE_MS: "60000" }));
   const pids: number[] = [];
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.kill("SIGKILL")));

@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../src/store/sqlite.js";
 import { runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
 import { until } from "./helpers/processes.js";
@@ -12,12 +12,12 @@ import {
   type Proc,
   readEvents,
   runnerToken,
+  sharedTestServer,
   startProxy,
   startRunner,
   startTestServer,
   stepDir,
   submit,
-  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -93,14 +93,7 @@ describe("runner fail-over between servers", () => {
    * One server for the tests that neither kill nor stop it, started at the first's start; each
    * test's runner (an id of its own) dies after it, its runs ended.
    */
-  let shared: Promise<TestServer> | undefined;
-  const sharedServer = (): Promise<TestServer> => {
-    shared ??= startTestServer();
-    return shared;
-  };
-  afterAll(async () => {
-    if (shared) await (await shared).proc.kill("SIGKILL");
-  });
+  const sharedServer = sharedTestServer();
 
   it("moves past a server URL nobody listens on and runs a workflow to success", async () => {
     const server = await sharedServer();

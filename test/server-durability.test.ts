@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import {
   adminToken,
@@ -8,13 +8,13 @@ import {
   type Proc,
   readEvents,
   runnerToken,
+  sharedTestServer,
   startCli,
   startProxy,
   startRunner,
   startTestServer,
   stepDir,
   submit,
-  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -45,14 +45,7 @@ describe("durable runs", () => {
    * One server for the tests that neither kill nor restart it, started at the first's start:
    * each ends its runs and its runners are killed after it.
    */
-  let shared: Promise<TestServer> | undefined;
-  const sharedServer = (): Promise<TestServer> => {
-    shared ??= startTestServer();
-    return shared;
-  };
-  afterAll(async () => {
-    if (shared) await (await shared).proc.kill("SIGKILL");
-  });
+  const sharedServer = sharedTestServer();
 
   it("marks a run interrupted (RUNNER_LOST) within 15 s when its runner is SIGKILLed", async () => {
     const server = await sharedServer();

@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { type ClientRequest, request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { afterAll } from "vitest";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
 import { recordRunnerId, recordStart } from "../cost/record.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
@@ -152,6 +153,25 @@ export async function startTestServer(
   });
   const line = await proc.waitFor(/listening on http:\/\/[^\s]+/);
   return { url: line.replace("listening on ", ""), home, proc };
+}
+
+/**
+ * A server a file's tests share, for the tests that neither kill nor restart it: started by the
+ * first test that asks (a filtered run that needs none starts none), SIGKILLed after the last
+ * test of the describe block it is made in. Each test keeps to a tenant, group or runner ids of
+ * its own.
+ */
+export function sharedTestServer(
+  start: () => Promise<TestServer> = () => startTestServer(),
+): () => Promise<TestServer> {
+  let shared: Promise<TestServer> | undefined;
+  afterAll(async () => {
+    if (shared) await (await shared).proc.kill("SIGKILL");
+  });
+  return () => {
+    shared ??= start();
+    return shared;
+  };
 }
 
 export async function api<T = unknown>(
