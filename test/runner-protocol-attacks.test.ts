@@ -605,7 +605,8 @@ describe("a runner speaking the protocol itself", () => {
         result: { ...stepResult, exports },
       });
       await runner.next((m) => m.type === "done");
-      const from = runner.received.length;
+      // The second assign may come in the same read as the first step's done: look from that done on.
+      const from = runner.received.findIndex((m) => m.type === "done") + 1;
       const second = await runner.next<AssignMessage>(
         (m) => m.type === "assign" && (m as unknown as AssignMessage).job.payload.step === "after",
         from,
