@@ -1,4 +1,4 @@
-// Runs the lint and both typechecks side by side (`npm run checks`, part of `npm test`): each is
+// Runs the lint and both typechecks side by side (`npm run checks`; `npm test` runs it beside the tests): each is
 // one process that mostly uses one core, so on a 2-core machine running them one after another
 // left a core idle for most of a minute. Prints each one's output whole when it ends, and exits
 // non-zero if any failed, naming which.

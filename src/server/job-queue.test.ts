@@ -15,6 +15,9 @@ import { RunSink } from "./run-sink.js";
 
 const sqlite = storeBackends.find((backend) => backend.name === "sqlite");
 
+/** The queues a test made: stopped after it, before its store goes, as a server stops its queue. */
+const made: JobQueue[] = [];
+
 function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
   const none: RunnerLinks = {
     dispatch: () => undefined,
@@ -22,7 +25,7 @@ function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
     drop: () => undefined,
     jobChanged: () => undefined,
   };
-  return new JobQueue({
+  const queue = new JobQueue({
     store,
     bus: new EventBus(),
     links: { ...none, ...links },
@@ -30,6 +33,8 @@ function queueOn(store: Store, links: Partial<RunnerLinks> = {}): JobQueue {
     replicaId: "local",
     leaseMs: 60_000,
   });
+  made.push(queue);
+  return queue;
 }
 
 const runner = { group: "default", labels: [], tenant_id: null, shared: false, isolation: "none" } as const;
@@ -62,7 +67,10 @@ describe("JobQueue with the store as the only mailbox", () => {
   beforeEach(async () => {
     opened = await (sqlite ?? storeBackends[0])!.open();
   });
-  afterEach(() => opened.dispose());
+  afterEach(() => {
+    for (const queue of made.splice(0)) queue.stop();
+    return opened.dispose();
+  });
 
   it("stores a runner's batch in the run's events once and its result on the row when the engine is elsewhere", async () => {
     const { store } = opened;

@@ -106,6 +106,8 @@ export class JobQueue {
   private readonly pins = new HostPins();
   private readonly startOrder: JobStartOrder;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** Canceled jobs' deadlines for their runner's report; cleared on stop, when the store goes. */
+  private readonly cancelDeadlines = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: JobQueueOptions) {
     this.store = options.store;
@@ -575,6 +577,8 @@ export class JobQueue {
 
   stop(): void {
     clearInterval(this.leaseTimer);
+    for (const deadline of this.cancelDeadlines) clearTimeout(deadline);
+    this.cancelDeadlines.clear();
   }
 
   /**
@@ -698,7 +702,11 @@ export class JobQueue {
     if (current?.runner_id && (await this.links.cancel(jobId, current.runner_id)) && !unwaited) {
       // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
       // should that report never come, the attempt ends here anyway.
-      setTimeout(() => void this.endCanceled(jobId, result), this.options.cancelDeadlineMs ?? 15_000).unref();
+      const deadline = setTimeout(() => {
+        this.cancelDeadlines.delete(deadline);
+        void this.endCanceled(jobId, result);
+      }, this.options.cancelDeadlineMs ?? 15_000).unref();
+      this.cancelDeadlines.add(deadline);
       return;
     }
     // No live runner holds it, or nothing waits for its report: the attempt ends here; a late

@@ -27,6 +27,8 @@ const unstartedWithinMs = 3_600_000;
 const parallelSchedules = 16;
 /** The longest the timer sleeps: a schedule saved on another replica is seen within this. */
 const maxSleepMs = 1_000;
+/** How long a cancel_previous tick waits for the run it replaces to end before it starts anyway. */
+const replaceWaitMs = 900;
 
 export interface SchedulerDeps {
   store: Pick<Store, "schedules" | "savedWorkflows" | "tokens" | "users">;
@@ -238,9 +240,11 @@ export class Scheduler {
     if (!claimed) return;
     this.counts.fired += 1;
     if (schedule.overlap === "cancel_previous") {
+      // The replacement starts once the previous run has ended (a queued one at once), so its
+      // owner never has both queued; a step that traps SIGTERM holds the tick at most a moment.
       for (const id of running)
         await this.deps.runs
-          .cancel(id, 0)
+          .cancel(id, replaceWaitMs)
           .catch((error: unknown) =>
             this.deps.logger.warn({ err: error, runId: id }, "cannot cancel the schedule's previous run"),
           );

@@ -1,0 +1,37 @@
+// `npm test` after the build: the checks (lint and both typechecks, build/checks.js) run beside
+// the test files instead of before them, at the lowest CPU priority, so they take the cores the
+// tests leave idle rather than the minute they cost up front. Arguments go to `vitest run`. The
+// checks' output is printed whole when they end; the exit code is non-zero if either part failed,
+// and says which.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** Runs `command` with `args`; resolves with its exit code (1 when it could not start or was killed). */
+function run(command, args, options) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, ...options });
+    child.on("error", (error) => {
+      process.stderr.write(`${command}: ${error.message}\n`);
+      resolve(1);
+    });
+    child.on("close", (code) => resolve(code ?? 1));
+    if (options.stdio?.[1] === "pipe") {
+      let output = "";
+      child.stdout.on("data", (chunk) => (output += chunk));
+      child.stderr.on("data", (chunk) => (output += chunk));
+      child.on("close", () => process.stdout.write(output));
+    }
+  });
+}
+
+const checks = run("nice", ["-n", "19", process.execPath, "build/checks.js"], {
+  stdio: ["ignore", "pipe", "pipe"],
+});
+const tests = run("npx", ["vitest", "run", ...process.argv.slice(2)], { stdio: "inherit" });
+
+const [checksCode, testsCode] = await Promise.all([checks, tests]);
+if (checksCode !== 0) process.stderr.write("npm test: the checks failed (lint or typecheck, above)\n");
+if (testsCode !== 0) process.stderr.write("npm test: tests failed (above)\n");
+process.exit(checksCode !== 0 ? checksCode : testsCode);
