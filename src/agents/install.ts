@@ -23,27 +23,25 @@ export type InstallResult =
  * `runyard agents install`: each agent's pinned, known-good CLI from npm into runyard's home,
  * one npm prefix per agent, so versions never clash and removing one is removing a folder.
  * The CLIs are not dependencies of runyard's own package: together they weigh over 1.5 GB.
- * Goes on after a failure, so one unreachable package does not hold the others back.
+ * The installs run side by side (one npm each, their progress lines named by agent): most of an
+ * install is waiting on the registry and on each CLI's own install script. One failing does not
+ * hold the others back. Results come in the order of `names`.
  */
-export async function installAgents(
-  names: readonly string[],
-  options: InstallOptions,
-): Promise<InstallResult[]> {
-  const results: InstallResult[] = [];
-  for (const name of names) {
-    const pkg = adapterFor(name)?.package;
-    if (!pkg) {
-      results.push({
-        name,
-        ok: false,
-        error: `${name} is not an agent CLI runyard installs`,
-        hint: "Run `runyard agents` for the agents runyard knows.",
-      });
-      continue;
-    }
-    results.push(await installPackage(name, pkg, options));
-  }
-  return results;
+export function installAgents(names: readonly string[], options: InstallOptions): Promise<InstallResult[]> {
+  return Promise.all(
+    names.map(async (name): Promise<InstallResult> => {
+      const pkg = adapterFor(name)?.package;
+      if (!pkg) {
+        return {
+          name,
+          ok: false,
+          error: `${name} is not an agent CLI runyard installs`,
+          hint: "Run `runyard agents` for the agents runyard knows.",
+        };
+      }
+      return installPackage(name, pkg, options);
+    }),
+  );
 }
 
 /** Installs one package into `<agentsHome>/<name>` and checks that its command runs. */
