@@ -169,12 +169,20 @@ describe("caps on what members send", () => {
       vars: { BIG: big },
     });
     expect(started.status, started.text).toBe(201);
-    let run: Json;
-    for (;;) {
-      run = (await call(token, "GET", `/api/runs/${started.body.run_id}`)).body;
-      if (run.approvals?.length > 0 || run.status !== "queued") break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    // Followed before the run is read, so its step.waiting is seen whether it came before or after.
+    const runId: string = started.body.run_id;
+    let stopFollowing = () => {};
+    const waiting = new Promise<void>((resolve) => {
+      stopFollowing = server.bus.subscribe(runId, (event) => {
+        if (event.type === "step.waiting" || event.type === "run.finished") resolve();
+      });
+    });
+    let run: Json = (await call(token, "GET", `/api/runs/${runId}`)).body;
+    if (!(run.approvals?.length > 0)) {
+      await waiting;
+      run = (await call(token, "GET", `/api/runs/${runId}`)).body;
     }
+    stopFollowing();
     const asked: string = run.approvals[0].message;
     expect(asked.length).toBeLessThanOrEqual(16 * 1024);
     expect(asked).toContain("more characters of the message were left out");
