@@ -38,10 +38,6 @@ export default defineConfig({
           name: "unit",
           include: ["src/**/*.test.ts", "web/*.test.ts"],
           testTimeout: 10_000,
-          // A worker runs file after file without a fresh process for each: loading the code
-          // again per file was two thirds of the project's CPU (import 80 s of 162 s), and unit
-          // files leave no state behind (no mocks, no changed env; a queue stops its timers).
-          isolate: false,
           globalSetup: ["test/helpers/postgres-setup.ts"],
           sequence: { groupOrder: 0 },
         },

@@ -15,8 +15,9 @@ const root = fileURLToPath(new URL("..", import.meta.url));
  * Packages inlined into the bundle: those every command loads (the config schema's zod, the
  * workflow parser's yaml and croner, commander, the table's string-width), the one that must share
  * their zod (fastify's zod type provider reads our schemas), and the server's pure JavaScript
- * ones made of many small files (kysely alone is ~400): inlined, a server starts on a third less
- * CPU (`runyard server` to listening, a fresh home: 1.11 s to 0.68 s on a loaded 2-core machine).
+ * ones made of many small files (kysely alone is ~400): inlined, a server starts on a fifth less
+ * CPU (`runyard server` to listening on a fresh home, six starts each on a quiet 2-core machine:
+ * 0.80 s to 0.64 s; with an empty compile cache 0.87 s to 0.76 s).
  * Every other package is imported from node_modules as before: native addons (better-sqlite3,
  * argon2), pino (its transports run files beside it in threads), pg (it looks for its optional
  * native binding at run time), and the server's that read files beside themselves.
