@@ -27,11 +27,11 @@ const unstartedWithinMs = 3_600_000;
 const parallelSchedules = 16;
 /** The longest the timer sleeps: a schedule saved on another replica is seen within this. */
 const maxSleepMs = 1_000;
-/** How long a cancel_previous tick waits for the run it replaces to end before it starts anyway. */
+/** How long a cancel_previous tick waits for the queued run it replaces to end before it starts anyway. */
 const replaceWaitMs = 900;
 
 export interface SchedulerDeps {
-  store: Pick<Store, "schedules" | "savedWorkflows" | "tokens" | "users">;
+  store: Pick<Store, "schedules" | "savedWorkflows" | "tokens" | "users" | "runs">;
   workflows: Pick<SavedWorkflows, "startRun" | "triggerOwner">;
   runs: Pick<RunService, "cancel">;
   logger: Logger;
@@ -240,14 +240,17 @@ export class Scheduler {
     if (!claimed) return;
     this.counts.fired += 1;
     if (schedule.overlap === "cancel_previous") {
-      // The replacement starts once the previous run has ended (a queued one at once), so its
-      // owner never has both queued; a step that traps SIGTERM holds the tick at most a moment.
-      for (const id of running)
+      // A queued run the replacement starts after it has ended (at once: no process of it
+      // runs), so its owner never has both queued. A running one is not waited for: its step
+      // may trap SIGTERM, and a member's step must not hold the ticks of other schedules.
+      for (const id of running) {
+        const queued = (await store.runs.get(id))?.status === "queued";
         await this.deps.runs
-          .cancel(id, replaceWaitMs)
+          .cancel(id, queued ? replaceWaitMs : 0)
           .catch((error: unknown) =>
             this.deps.logger.warn({ err: error, runId: id }, "cannot cancel the schedule's previous run"),
           );
+      }
     }
     await this.start(schedule, tick.toISOString(), runId);
   }
