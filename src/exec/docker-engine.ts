@@ -1,14 +1,20 @@
 import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
-import Docker, { type ContainerCreateOptions } from "dockerode";
+import type Docker from "dockerode";
+import type { ContainerCreateOptions } from "dockerode";
 import { create as createTar } from "tar";
 import { managedLabel } from "./container-spec.js";
 import { credentialedPullMark } from "./credentialed-pulls.js";
+import { type DockerAddress, listContainers, pingEngine } from "./docker-api.js";
 import { demultiplex, type LogLine } from "./docker-log-frames.js";
 import { pullError, registryOf } from "./docker-pull-error.js";
 
 export type { LogLine } from "./docker-log-frames.js";
+
+/** dockerode, loaded when a container is first made, read or removed (DockerEngine.docker). */
+const load = createRequire(import.meta.url);
 
 /** Where the Docker engine listens when DOCKER_HOST does not say. */
 const defaultDockerSocket = "/var/run/docker.sock";
@@ -18,7 +24,7 @@ const defaultDockerSocket = "/var/run/docker.sock";
  * `tcp://host:port` (plain HTTP); unset or empty, the default socket.
  */
 export function dockerEndpoint(dockerHost: string | undefined): {
-  options: Docker.DockerOptions;
+  options: DockerAddress & Docker.DockerOptions;
   /** How messages name it: the socket path or the URL. */
   where: string;
 } {
@@ -134,19 +140,29 @@ const buildTailLines = 20;
  * state of its own, so a new instance after a restart sees everything (labels are the record).
  */
 export class DockerEngine {
-  readonly docker: Docker;
+  private client: Docker | undefined;
 
-  constructor(options: Docker.DockerOptions = { socketPath: defaultDockerSocket }) {
-    this.docker = new Docker(options);
+  constructor(private readonly address: DockerAddress & Docker.DockerOptions = { socketPath: defaultDockerSocket }) {}
+
+  /**
+   * dockerode, made on first use. A runner asks the engine only `ping` and `listManaged` as it
+   * starts, in plain requests, so one that runs no container never loads dockerode.
+   */
+  get docker(): Docker {
+    if (!this.client) {
+      const Dockerode = load("dockerode") as typeof Docker;
+      this.client = new Dockerode(this.address);
+    }
+    return this.client;
   }
 
-  async ping(): Promise<boolean> {
-    try {
-      await this.docker.ping();
-      return true;
-    } catch {
-      return false;
-    }
+  ping(): Promise<boolean> {
+    return pingEngine(this.address);
+  }
+
+  /** Every container, running or not, that carries all of `labels` (`key=value` or `key`). */
+  listLabelled(labels: string[]): ReturnType<typeof listContainers> {
+    return listContainers(this.address, labels);
   }
 
   /**
@@ -384,7 +400,7 @@ export class DockerEngine {
 
   /** Every container runyard manages, running or not: the basis of reconciliation. */
   async listManaged(): Promise<ManagedContainer[]> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [`${managedLabel}=1`] } });
+    const list = await this.listLabelled([`${managedLabel}=1`]);
     return list.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? "").replace(/^\//, ""),

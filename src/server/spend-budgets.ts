@@ -279,25 +279,28 @@ export interface TurnReservation {
 
 /**
  * What turns running now hold of a tenant's or user's budgets: per run, what its reservations
- * hold less what the run has spent since the first of them (that spend is counted as spent).
+ * hold less what the run has spent since the first of them was made (that spend is counted as
+ * spent). "Since" is by the run's usage seq, not by time: the usage a run reported before a hold
+ * is never the hold's, whatever clock dated it.
  */
 async function heldBy(
   view: SpendView,
   subject: { tenantId?: string; userId?: string },
 ): Promise<{ usd: number; turns: number }> {
   const live = await view.live(subject);
-  const byRun = new Map<string, { usd: number; since: string; turns: number }>();
+  const byRun = new Map<string, { usd: number; afterSeq: number; turns: number }>();
   for (const hold of live) {
     const run = byRun.get(hold.run_id);
     if (run) {
       run.usd += hold.usd;
       run.turns += 1;
-    } else byRun.set(hold.run_id, { usd: hold.usd, since: hold.created_at, turns: 1 });
+      run.afterSeq = Math.min(run.afterSeq, hold.after_seq);
+    } else byRun.set(hold.run_id, { usd: hold.usd, afterSeq: hold.after_seq, turns: 1 });
   }
   let usd = 0;
   let turns = 0;
   for (const [runId, run] of byRun) {
-    const spent = (await view.agentUsage.sum({ runId, since: run.since })).reduce(
+    const spent = (await view.agentUsage.sum({ runId, afterSeq: run.afterSeq })).reduce(
       (total, sum) => total + usdOf(sum),
       0,
     );

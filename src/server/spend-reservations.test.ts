@@ -28,13 +28,14 @@ describe.each(storeBackends)("spend held by running turns on $name", (backend) =
 
   afterEach(() => opened.dispose());
 
-  async function spend(run: string, usd: number): Promise<void> {
+  /** Stores an agent.usage event of `usd`, dated `at` (the runner's clock) or now. */
+  async function spend(run: string, usd: number, at = new Date()): Promise<void> {
     const job = await store.jobs.create({ run_id: run, requirements: { labels: [] }, payload: {} });
     await store.events.appendForRun(
       run,
       [
         {
-          ts: new Date().toISOString(),
+          ts: at.toISOString(),
           type: "agent.usage",
           agent: "openai",
           model: "gpt-4.1",
@@ -119,6 +120,18 @@ describe.each(storeBackends)("spend held by running turns on $name", (backend) =
     await spend(runId, 1.25);
     const [second] = given(await startTogether(budgets, 1));
     expect(second?.left_usd).toBeCloseTo(0.5, 9);
+  });
+
+  it("counts what the run spent before a turn's hold as spent, even dated after it by a runner's clock", async () => {
+    // The run's runner is ahead: its $0.50 was reported before the holds, dated after. (A month's
+    // budget: a day's could end between the two dates.)
+    await store.budgets.set("tenant", "acme", { usd_per_day: null, usd_per_month: 3, updated_by: null });
+    await spend(runId, 0.5, new Date(Date.now() + 5_000));
+    const budgets = new SpendBudgets(store, { turn_reservation_usd: 0.75 });
+    // $1.50 left: two turns of $0.75, a third refused; the $0.50 is not the holds' own spend.
+    const results = await startTogether(budgets, 3);
+    expect(given(results).map((r) => r.left_usd)).toEqual([0.75, 0.75]);
+    expect(refused(results).map((e) => e.code)).toEqual(["BUDGET_EXCEEDED"]);
   });
 
   it("drops a hold whose turn's end was never seen once it expires", async () => {

@@ -15,6 +15,8 @@ export interface AgentUsageFilter {
   until?: string;
   /** One run's usage. */
   runId?: string;
+  /** Usage stored after the run's event of this seq (with `runId`). */
+  afterSeq?: number;
 }
 
 /**
@@ -105,6 +107,7 @@ async function sumUsage(ctx: StoreContext, filter: AgentUsageFilter): Promise<Ag
   if (filter.since !== undefined) query = query.where("at", ">=", filter.since);
   if (filter.until !== undefined) query = query.where("at", "<", filter.until);
   if (filter.runId !== undefined) query = query.where("run_id", "=", filter.runId);
+  if (filter.afterSeq !== undefined) query = query.where("seq", ">", filter.afterSeq);
   const rows = await query.execute();
   return rows.map((row) => ({
     day: row.day,

@@ -539,6 +539,8 @@ export interface SpendReservationsTable {
   usd: number;
   created_at: string;
   expires_at: string;
+  /** The run's highest agent_usage seq when the hold was made: its spend after it counts against the hold. */
+  after_seq: number;
 }
 
 export interface Database {

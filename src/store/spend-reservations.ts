@@ -15,6 +15,11 @@ export interface SpendReservation {
   usd: number;
   created_at: string;
   expires_at: string;
+  /**
+   * The run's highest `agent_usage` seq when the hold was made: what the run spends after it is
+   * counted against the hold (seq, not time: usage is dated by the runner's clock).
+   */
+  after_seq: number;
 }
 
 /** Whose budgets a reservation is counted against: the locks `reserve` holds. */
@@ -74,11 +79,17 @@ export function spendReservationsRepo(ctx: StoreContext): SpendReservationsRepo 
             return (await query.orderBy("created_at").execute()).map((row) => ({
               ...row,
               usd: Number(row.usd),
+              after_seq: Number(row.after_seq),
             }));
           },
         };
         const { answer, reservation } = await decide(view);
         if (!reservation) return { answer };
+        const spentSoFar = await trx
+          .selectFrom("agent_usage")
+          .select((eb) => eb.fn.max("seq").as("seq"))
+          .where("run_id", "=", reservation.run_id)
+          .executeTakeFirst();
         const row: SpendReservation = {
           id: newId("hold"),
           run_id: reservation.run_id,
@@ -87,6 +98,7 @@ export function spendReservationsRepo(ctx: StoreContext): SpendReservationsRepo 
           usd: reservation.usd,
           created_at: now,
           expires_at: isoTime(new Date(ctx.now().getTime() + reservation.ttl_ms)),
+          after_seq: Number(spentSoFar?.seq ?? 0),
         };
         await trx.insertInto("spend_reservations").values(row).execute();
         return { answer, reservation: row };

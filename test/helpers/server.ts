@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { type ClientRequest, request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -38,7 +38,9 @@ let stepRoot: string | undefined;
  * step_cwd_roots, as an operator lists the folders their steps may work in.
  */
 function stepCwdRoot(): string {
-  stepRoot ??= tempDir("runyard-step-cwds-");
+  // Made again after the file that made it ended (its temp folders are removed): a worker may run
+  // several files one after another.
+  if (stepRoot === undefined || !existsSync(stepRoot)) stepRoot = tempDir("runyard-step-cwds-");
   return stepRoot;
 }
 

@@ -34,6 +34,7 @@ import * as spendReservations from "./0040_spend_reservations.js";
 import * as runSubmitterUser from "./0041_run_submitter_user.js";
 import * as revokedTokens from "./0042_revoked_tokens.js";
 import * as budgetPlatformBound from "./0043_budget_platform_bound.js";
+import * as spendHoldAfterSeq from "./0044_spend_hold_after_seq.js";
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
@@ -72,6 +73,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0041_run_submitter_user": runSubmitterUser,
   "0042_revoked_tokens": revokedTokens,
   "0043_budget_platform_bound": budgetPlatformBound,
+  "0044_spend_hold_after_seq": spendHoldAfterSeq,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
