@@ -53,7 +53,11 @@ describe.skipIf(!haveDocker)("the engine questions of a runner's start", () => {
     const both = await create({ "runyard.test.api": "a", "runyard.test.api-step": "" });
     await create({ "runyard.test.api": "b", "runyard.test.api-step": "" });
     await create({ "runyard.test.api": "a" });
-    const listed = await listContainers(socket, [`${testRunLabel}=${run}`, "runyard.test.api=a", "runyard.test.api-step"]);
+    const listed = await listContainers(socket, [
+      `${testRunLabel}=${run}`,
+      "runyard.test.api=a",
+      "runyard.test.api-step",
+    ]);
     expect(listed.map((container) => container.Id)).toEqual([both]);
     expect(listed[0]?.Labels["runyard.test.api"]).toBe("a");
     expect(listed[0]?.State).toBe("created");

@@ -142,7 +142,9 @@ const buildTailLines = 20;
 export class DockerEngine {
   private client: Docker | undefined;
 
-  constructor(private readonly address: DockerAddress & Docker.DockerOptions = { socketPath: defaultDockerSocket }) {}
+  constructor(
+    private readonly address: DockerAddress & Docker.DockerOptions = { socketPath: defaultDockerSocket },
+  ) {}
 
   /**
    * dockerode, made on first use. A runner asks the engine only `ping` and `listManaged` as it

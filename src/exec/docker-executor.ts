@@ -302,7 +302,11 @@ export async function removeLeftoverStepContainers(
   engine: DockerEngine,
   owner: RunnerInstall,
 ): Promise<{ removed: string[]; unlabeled: string[] }> {
-  const list = await engine.listLabelled([`${managedLabel}=1`, `${runnerLabel}=${owner.runnerId}`, stepLabel]);
+  const list = await engine.listLabelled([
+    `${managedLabel}=1`,
+    `${runnerLabel}=${owner.runnerId}`,
+    stepLabel,
+  ]);
   const mine = list.filter((container) => owner.owns(container.Labels));
   await Promise.all(mine.map((container) => engine.remove(container.Id)));
   return {
