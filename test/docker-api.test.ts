@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
+import { connect, createServer as createTcpServer, type Server as TcpServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listContainers, pingEngine } from "../src/exec/docker-api.js";
-import { DockerEngine } from "../src/exec/docker-engine.js";
+import { DockerEngine, dockerEndpoint } from "../src/exec/docker-engine.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker, testLabel, testRunLabel } from "./helpers/docker.js";
 
@@ -19,16 +20,28 @@ describe.skipIf(!haveDocker)("the engine questions of a runner's start", () => {
   const engine = new DockerEngine();
   let notDocker: Server;
   let notDockerPort = 0;
+  /** The real engine on a TCP port, as `DOCKER_HOST=tcp://...` names one: each connection piped to its socket. */
+  let tcpEngine: TcpServer;
+  let tcpEnginePort = 0;
   const made: string[] = [];
 
   beforeAll(async () => {
     notDocker = createServer((_, response) => response.writeHead(404).end("no such page"));
     await new Promise<void>((resolve) => notDocker.listen(0, "127.0.0.1", resolve));
     notDockerPort = (notDocker.address() as { port: number }).port;
+    tcpEngine = createTcpServer((client) => {
+      const engineSocket = connect(socket.socketPath);
+      client.pipe(engineSocket).pipe(client);
+      client.on("error", () => engineSocket.destroy());
+      engineSocket.on("error", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => tcpEngine.listen(0, "127.0.0.1", resolve));
+    tcpEnginePort = (tcpEngine.address() as { port: number }).port;
   });
 
   afterAll(async () => {
     notDocker.close();
+    tcpEngine.close();
     await Promise.all(made.map((id) => engine.remove(id)));
   });
 
@@ -36,6 +49,13 @@ describe.skipIf(!haveDocker)("the engine questions of a runner's start", () => {
     expect(await pingEngine(socket)).toBe(true);
     expect(await pingEngine({ socketPath: join(tempDir(), "docker.sock") })).toBe(false);
     expect(await pingEngine({ host: "127.0.0.1", port: notDockerPort })).toBe(false);
+  });
+
+  it("asks an engine that DOCKER_HOST names on a TCP port, as the runner reads it", async () => {
+    const endpoint = dockerEndpoint(`tcp://127.0.0.1:${tcpEnginePort}`);
+    expect(await pingEngine(endpoint.options)).toBe(true);
+    expect(Array.isArray(await listContainers(endpoint.options, [`${testRunLabel}=${run}`]))).toBe(true);
+    expect(await new DockerEngine(endpoint.options).ping()).toBe(true);
   });
 
   it("lists the containers that carry every label asked for, running or not, and no other", async () => {

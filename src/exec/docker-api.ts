@@ -12,8 +12,11 @@ export interface ListedContainer {
   Labels: Record<string, string>;
 }
 
-/** How long a start's question to the engine may take before the engine counts as not answering. */
+/** How long a start's question to the engine may take, in all, before the engine counts as not answering. */
 const answerTimeoutMs = 10_000;
+
+/** The most of an answer read: a container list of thousands is a few MiB. */
+const answerCapBytes = 32 * 1024 * 1024;
 
 /**
  * One GET of the engine's HTTP API, answered as status and body. The runner asks the engine twice
@@ -23,25 +26,41 @@ const answerTimeoutMs = 10_000;
  */
 function get(address: DockerAddress, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        ...("socketPath" in address ? { socketPath: address.socketPath } : address),
-        path,
-        method: "GET",
-        timeout: answerTimeoutMs,
-      },
-      (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
-        response.on("error", reject);
-      },
+    // Only where to connect: an endpoint's other options (dockerode's `protocol: "http"`) are not
+    // node:http's, which wants "http:" and refuses the request otherwise.
+    const where =
+      "socketPath" in address
+        ? { socketPath: address.socketPath }
+        : { host: address.host, port: address.port };
+    const req = request({ ...where, path, method: "GET" }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => {
+        body += chunk;
+        if (body.length > answerCapBytes)
+          req.destroy(new Error(`the Docker engine's answer to ${path} passed ${answerCapBytes} bytes`));
+      });
+      response.on("end", () => {
+        clearTimeout(deadline);
+        resolve({ status: response.statusCode ?? 0, body });
+      });
+      response.on("error", (error) => {
+        clearTimeout(deadline);
+        reject(error);
+      });
+    });
+    // A deadline for the whole answer, not only for silence: an engine that trickles a byte now
+    // and then must not hold a runner's start.
+    const deadline = setTimeout(
+      () =>
+        req.destroy(new Error(`the Docker engine did not answer ${path} within ${answerTimeoutMs / 1000} s`)),
+      answerTimeoutMs,
     );
-    req.on("timeout", () => req.destroy(new Error(`the Docker engine did not answer ${path} in time`)));
-    req.on("error", reject);
+    deadline.unref();
+    req.on("error", (error) => {
+      clearTimeout(deadline);
+      reject(error);
+    });
     req.end();
   });
 }

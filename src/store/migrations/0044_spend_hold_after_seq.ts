@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 
 /**
  * `spend_reservations.after_seq`: the highest `agent_usage` seq of the hold's run when the hold
@@ -6,14 +6,18 @@ import type { Kysely } from "kysely";
  * held); that spend was picked by time before (`at >= created_at`), and the run's earlier spend
  * counted as the new hold's own when both fell in one millisecond, or when the runner's clock that
  * dated the usage was ahead of the server's: a turn was given what its own run had already spent.
- * Holds made before it count all their run's usage as theirs (0): they hold less, never more, and
- * end with their turns.
+ * A hold made before it gets the seq its time picked (the run's last usage dated before the hold),
+ * so it holds what it held; the column is a bigint, as the seqs it is compared with.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .alterTable("spend_reservations")
-    .addColumn("after_seq", "integer", (col) => col.notNull().defaultTo(0))
+    .addColumn("after_seq", "bigint", (col) => col.notNull().defaultTo(0))
     .execute();
+  await sql`update spend_reservations set after_seq = coalesce((
+      select max(u.seq) from agent_usage u
+      where u.run_id = spend_reservations.run_id and u.at < spend_reservations.created_at
+    ), 0)`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
