@@ -30,7 +30,11 @@ export function UsagePage(_props: { route: string[] }) {
   const query = routeQuery();
   const by: Grouping = groupings.find(([key]) => key === query.get("by"))?.[0] ?? "user";
   const since = windows.find(([key]) => key === query.get("since"))?.[0] ?? "30d";
-  const [report, setReport] = useState<UsageReport | undefined>(undefined);
+  // The report with the grouping it was asked for: until a new grouping's answer comes, the table
+  // goes on showing the last one under its own name ("Spend per user"), never the last rows
+  // under the new name.
+  const [shown, setShown] = useState<{ by: Grouping; report: UsageReport } | undefined>(undefined);
+  const report = shown?.report;
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -38,7 +42,7 @@ export function UsagePage(_props: { route: string[] }) {
     setError(null);
     answer(api.GET("/api/usage", { params: { query: { by, since } } })).then(
       (answered) => {
-        if (!stopped) setReport(answered);
+        if (!stopped) setShown({ by, report: answered });
       },
       (caught: unknown) => {
         if (!stopped) setError(caught instanceof Error ? caught.message : String(caught));
@@ -103,10 +107,10 @@ export function UsagePage(_props: { route: string[] }) {
             <p className="empty">No agent spent anything in this window.</p>
           ) : (
             <div className="table-wrap">
-              <table aria-label={`Spend per ${by}`}>
+              <table aria-label={`Spend per ${shown?.by}`}>
                 <thead>
                   <tr>
-                    <th scope="col">{groupings.find(([key]) => key === by)?.[1]}</th>
+                    <th scope="col">{groupings.find(([key]) => key === shown?.by)?.[1]}</th>
                     <th scope="col">Spend</th>
                     <th scope="col">Input tokens</th>
                     <th scope="col">Output tokens</th>
