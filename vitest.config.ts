@@ -22,8 +22,9 @@ const integration = {
   isolate: false,
   hookTimeout: 60_000,
   globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts", "test/helpers/browser-server.ts"],
-  // The temp folders a file's tests made (`tempDir`) go after its last hook.
-  setupFiles: ["test/helpers/remove-temp-folders.ts"],
+  // The CPU a file used, for the cost map (first, so it counts what the other hooks stop); the
+  // temp folders a file's tests made (`tempDir`) go after its last hook.
+  setupFiles: ["test/cost/cpu.ts", "test/helpers/remove-temp-folders.ts"],
 };
 
 export default defineConfig({
@@ -45,6 +46,7 @@ export default defineConfig({
           // As the integration files: loaded once a worker (unit CPU 162 s to 88 s).
           isolate: false,
           globalSetup: ["test/helpers/postgres-setup.ts"],
+          setupFiles: ["test/cost/cpu.ts"],
           sequence: { groupOrder: 0 },
         },
       },

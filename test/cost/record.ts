@@ -21,7 +21,13 @@ export type StartKind =
  * One line of a worker's record: a test file started a `kind`, or a runner of its connected under
  * `runnerId` (how the reporter finds the file whose runner started a container).
  */
-export type StartRecord = { file: string; at: number } & ({ kind: StartKind } | { runnerId: string });
+export type StartRecord = { file: string; at: number } & (
+  | { kind: StartKind }
+  | { runnerId: string }
+  | { cpuSeconds: number }
+);
+
+type What = { kind: StartKind } | { runnerId: string } | { cpuSeconds: number };
 
 /** The folder the cost reporter (test/cost/reporter.ts) sets before the workers start. */
 export const costFolderEnv = "RUNYARD_TEST_COST_DIR";
@@ -41,7 +47,15 @@ export function recordRunnerId(runnerId: string): void {
   write({ runnerId });
 }
 
-function write(what: { kind: StartKind } | { runnerId: string }): void {
+/**
+ * Notes the CPU the running test file used: its worker's own and that of the processes it started
+ * and reaped (its servers, runners, CLI runs and their steps).
+ */
+export function recordCpu(cpuSeconds: number): void {
+  write({ cpuSeconds });
+}
+
+function write(what: What): void {
   if (!folder || !vitest) return;
   let file: string | undefined;
   try {

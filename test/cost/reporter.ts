@@ -27,6 +27,8 @@ interface FileCost {
   project: string;
   tests: number;
   seconds: number;
+  /** CPU seconds of the file's worker and the processes it started and reaped. */
+  cpuSeconds: number;
   counts: Partial<Record<Counted, number>>;
 }
 
@@ -133,15 +135,18 @@ export default class CostReporter implements Reporter {
 
   private fileCost(module: TestModule, records: StartRecord[]): FileCost {
     const counts: FileCost["counts"] = {};
+    let cpuSeconds = 0;
     for (const record of records) {
-      if (record.file === module.moduleId && "kind" in record)
-        counts[record.kind] = (counts[record.kind] ?? 0) + 1;
+      if (record.file !== module.moduleId) continue;
+      if ("kind" in record) counts[record.kind] = (counts[record.kind] ?? 0) + 1;
+      else if ("cpuSeconds" in record) cpuSeconds += record.cpuSeconds;
     }
     return {
       file: relative(this.root, module.moduleId),
       project: module.project.name,
       tests: [...module.children.allTests()].length,
       seconds: module.diagnostic().duration / 1000,
+      cpuSeconds,
       counts,
     };
   }
@@ -204,12 +209,13 @@ export default class CostReporter implements Reporter {
 }
 
 function costTable(rows: FileCost[]): string {
-  const header = `| file | project | tests | s | ${columns.map(([, title]) => title).join(" | ")} |`;
-  const rule = `|---|---|--:|--:|${columns.map(() => "--:").join("|")}|`;
+  const header = `| file | project | tests | s | CPU s | ${columns.map(([, title]) => title).join(" | ")} |`;
+  const rule = `|---|---|--:|--:|--:|${columns.map(() => "--:").join("|")}|`;
   const line = (row: FileCost): string =>
-    `| ${row.file} | ${row.project} | ${row.tests} | ${row.seconds.toFixed(1)} | ${columns
+    `| ${row.file} | ${row.project} | ${row.tests} | ${row.seconds.toFixed(1)} | ${row.cpuSeconds.toFixed(1)} | ${columns
       .map(([kind]) => row.counts[kind] ?? "")
       .join(" | ")} |`;
   const total = rows.reduce((sum, row) => sum + row.seconds, 0);
-  return `${[header, rule, ...rows.map(line)].join("\n")}\n\nTotal: ${total.toFixed(1)} s over ${rows.length} files.\n`;
+  const cpu = rows.reduce((sum, row) => sum + row.cpuSeconds, 0);
+  return `${[header, rule, ...rows.map(line)].join("\n")}\n\nTotal: ${total.toFixed(1)} s and ${cpu.toFixed(1)} CPU s over ${rows.length} files.\n`;
 }
