@@ -165,7 +165,7 @@ export default class CostReporter implements Reporter {
         const ids = runnerIds.get(record.file) ?? new Set();
         ids.add(record.runnerId);
         runnerIds.set(record.file, ids);
-      } else if (record.kind === "kubernetes server") kubernetes.add(record.file);
+      } else if ("kind" in record && record.kind === "kubernetes server") kubernetes.add(record.file);
     }
     const ours = new Set([...runnerIds.values()].flatMap((ids) => [...ids]));
     let unattributed = 0;

@@ -1,0 +1,52 @@
+// `npm run build`, `prepare` and the build `npm test` starts with: the TypeScript build (dist/), the
+// CLI's bundle (dist/cli-bundle/) and the web UI (dist/web/), one after another. Skipped when
+// dist/ was built after the last change to anything it is made of (the stamp below is newer than
+// every file and folder of src/, web/, bin/ and build/, and than the package and TypeScript
+// files): `npm test` right after an install or a build starts its tests at once instead of
+// building again (5 to 9 s on a 2-core machine). `--force` builds anyway.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const stamp = join(root, "dist", ".build-stamp");
+const inputs = ["src", "web", "bin", "build", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
+
+/**
+ * The newest modification time among `path` and, for a folder, everything under it: a file
+ * removed or renamed changes its folder's time.
+ */
+function newest(path) {
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (!stats) return 0;
+  if (!stats.isDirectory()) return stats.mtimeMs;
+  let time = stats.mtimeMs;
+  for (const entry of readdirSync(path)) {
+    if (entry === "node_modules" || entry === "dist") continue;
+    time = Math.max(time, newest(join(path, entry)));
+  }
+  return time;
+}
+
+const steps = [
+  ["npx", ["tsc", "-p", "tsconfig.build.json"]],
+  [process.execPath, ["build/bundle-cli.js"]],
+  ["npx", ["vite", "build", "--config", "web/vite.config.ts", "--logLevel", "warn"]],
+];
+
+const built = statSync(stamp, { throwIfNoEntry: false })?.mtimeMs;
+const changed = Math.max(...inputs.map((input) => newest(join(root, input))));
+if (!process.argv.includes("--force") && built !== undefined && built > changed) {
+  console.log("build: dist/ is up to date (`npm run build -- --force` builds it again)");
+  process.exit(0);
+}
+// The stamp takes the time the build started: a file saved while it ran is newer, and builds next time.
+const started = new Date();
+for (const [command, args] of steps) {
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit" });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+mkdirSync(join(root, "dist"), { recursive: true });
+writeFileSync(stamp, `${started.toISOString()}\n`);
+utimesSync(stamp, started, started);
