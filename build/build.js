@@ -11,7 +11,16 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const stamp = join(root, "dist", ".build-stamp");
-const inputs = ["src", "web", "bin", "build", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
+const inputs = [
+  "src",
+  "web",
+  "bin",
+  "build",
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+];
 
 /**
  * The newest modification time among `path` and, for a folder, everything under it: a file
