@@ -462,7 +462,12 @@ steps:
       RUNYARD_ADMIN_TOKEN: adminToken,
     });
     fleet.track(stranger);
+    // It exits as soon as it said why, holding no connection open behind it (it once lingered
+    // for the pool's idle timeout, 10 s, with its error already printed).
+    await stranger.waitFor("cannot be decrypted");
+    const refused = Date.now();
     expect(await stranger.exited).not.toBe(0);
+    expect(Date.now() - refused).toBeLessThan(5000);
     expect(stranger.output()).toMatch(/SECRET_KEY_MISMATCH|secret key/i);
     expect(stranger.output()).not.toContain("listening on");
   });

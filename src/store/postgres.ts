@@ -65,9 +65,19 @@ export async function connectPostgres(
     await pool.end().catch(() => {});
     throw unreachable(url, error);
   }
-  return new ReconnectingKysely({
+  const db = new ReconnectingKysely({
     dialect: new PostgresDialect({ pool: reconnectingPool(pool, opts.logger, opts.outages) }),
   });
+  // Kysely ends the pool only once its driver started, at the first query. A Kysely that never
+  // queried (the heartbeat connection of a replica refused at start, say for a wrong secret key)
+  // kept the probe's idle connection, and with it the process, for the pool's idle timeout: the
+  // refused server printed its error and exited 10 s later.
+  const destroy = db.destroy.bind(db);
+  db.destroy = async () => {
+    await destroy();
+    if (!pool.ended) await pool.end();
+  };
+  return db;
 }
 
 /** The URL without its password, for messages and logs. */
