@@ -1,10 +1,17 @@
 import { createReadStream } from "node:fs";
 import { lstat } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import { Parser, type ReadEntry, Unpack } from "tar";
+import type * as Tar from "tar";
+import type { ReadEntry } from "tar";
 import { RunyardError } from "../core/errors.js";
 import { pathSegments } from "./archive-check.js";
 import type { ArchiveEntry, ArchiveLimits } from "./types.js";
+
+const load = createRequire(import.meta.url);
+
+/** tar, loaded when an archive is first read: a server that takes no bot archive never needs it. */
+const tar = (): typeof Tar => load("tar") as typeof Tar;
 
 function entryType(type: ReadEntry["type"]): ArchiveEntry["type"] {
   switch (type) {
@@ -52,7 +59,7 @@ export function listTar(archive: string, stopAfter: number): Promise<ArchiveEntr
       if (error === undefined) resolve(entries);
       else reject(tarError(archive, error));
     };
-    const parser = new Parser({
+    const parser = new (tar().Parser)({
       strict: true,
       onReadEntry: (entry) => {
         entry.resume();
@@ -102,7 +109,7 @@ export function extractTar(
     let index = 0;
     let failed: RunyardError | null = null;
     const input = createReadStream(archive);
-    const unpack = new Unpack({
+    const unpack = new (tar().Unpack)({
       cwd: dest,
       strict: true,
       preservePaths: false,

@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import type Docker from "dockerode";
 import type { ContainerCreateOptions } from "dockerode";
-import { create as createTar } from "tar";
+import type * as Tar from "tar";
 import { managedLabel } from "./container-spec.js";
 import { credentialedPullMark } from "./credentialed-pulls.js";
 import { type DockerAddress, listContainers, pingEngine } from "./docker-api.js";
@@ -13,7 +13,10 @@ import { pullError, registryOf } from "./docker-pull-error.js";
 
 export type { LogLine } from "./docker-log-frames.js";
 
-/** dockerode, loaded when a container is first made, read or removed (DockerEngine.docker). */
+/**
+ * dockerode, loaded when a container is first made, read or removed (DockerEngine.docker); tar, when
+ * an image is first built.
+ */
 const load = createRequire(import.meta.url);
 
 /** Where the Docker engine listens when DOCKER_HOST does not say. */
@@ -179,6 +182,7 @@ export class DockerEngine {
     /** The network of the build's RUN steps; the engine's default when absent. */
     network?: string,
   ): Promise<void> {
+    const { create: createTar } = load("tar") as typeof Tar;
     const context = createTar({ cwd: contextDir, portable: true }, readdirSync(contextDir));
     const stream = (await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
       t: tag,

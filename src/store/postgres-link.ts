@@ -1,6 +1,7 @@
-import pg from "pg";
+import type pg from "pg";
 import type { Logger } from "../core/logger.js";
 import type { FleetEnvelope, FleetLink } from "./fleet-link.js";
+import { pgDriver } from "./pg-driver.js";
 
 const channel = "runyard_fleet";
 /** The advisory lock key the leader holds (the migrator's lock is a different key). */
@@ -30,7 +31,7 @@ export function postgresLink(url: string, logger?: Logger, replicaId?: string): 
     if (client) return Promise.resolve(client);
     if (closed) return Promise.resolve(undefined);
     connecting ??= (async () => {
-      const next = new pg.Client({
+      const next = new (pgDriver().Client)({
         connectionString: url,
         connectionTimeoutMillis: 5000,
         application_name: applicationName,

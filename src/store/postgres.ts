@@ -1,10 +1,10 @@
 import { type Kysely, PostgresDialect } from "kysely";
-import pg from "pg";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { OutageClock } from "./connection-loss.js";
 import { postgresDialect } from "./dialect.js";
 import { createKyselyStore } from "./kysely-store.js";
+import { pgDriver } from "./pg-driver.js";
 import { ReconnectingKysely, reconnectingPool } from "./postgres-connections.js";
 import type { Database } from "./schema.js";
 import type { Store } from "./types.js";
@@ -47,7 +47,7 @@ export async function connectPostgres(
     outages?: OutageClock;
   } = {},
 ): Promise<Kysely<Database>> {
-  const pool = new pg.Pool({
+  const pool = new (pgDriver().Pool)({
     connectionString: url,
     max: opts.poolSize ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
