@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -106,15 +106,32 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
   }
   let started = false;
   let stopped = false;
+  /** Stops the server, once, and marks the cluster stopped. */
+  const halt = (): void => {
+    stopped = true;
+    // Not when a test stopped it (or killed it) and left it so.
+    if (started && existsSync(join(dataDir, "postmaster.pid")))
+      asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+  };
   const stopSync = (): void => {
     if (stopped) return;
-    stopped = true;
     try {
-      // Not when a test stopped it (or killed it) and left it so.
-      if (started && existsSync(join(dataDir, "postmaster.pid")))
-        asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      halt();
     } finally {
       rmSync(root, { recursive: true, force: true });
+    }
+  };
+  /**
+   * Stops the server and leaves its folder to an `rm -rf` of its own, which outlives this process:
+   * the run's shared cluster holds a database for every test that made one (26,000 files after the
+   * unit tests), and removing them took the run's last 10 to 18 s, with the tests all done.
+   */
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      halt();
+    } finally {
+      spawn("rm", ["-rf", root], { detached: true, stdio: "ignore" }).unref();
     }
   };
   try {
@@ -174,7 +191,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
         }
       },
       stopSync,
-      stop: async () => stopSync(),
+      stop,
     };
   } catch (error) {
     try {
