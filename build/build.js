@@ -1,17 +1,22 @@
 // `npm run build`, `prepare` and the build `npm test` starts with: the TypeScript build (dist/), the
 // CLI's bundle (dist/cli-bundle/) and the web UI (dist/web/), one after another. Skipped when
 // dist/ was built after the last change to anything it is made of (the stamp below is newer than
-// every file and folder of src/, web/, bin/ and build/, and than the package and TypeScript
-// files): `npm test` right after an install or a build starts its tests at once instead of
+// every file and folder of src/, web/, bin/ and build/, than the package and TypeScript files and
+// than node_modules' own lock, and dist/ holds what it makes): `npm test` right after an install or a build starts its tests at once instead of
 // building again (5 to 9 s on a 2-core machine). `--force` builds anyway.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const stamp = join(root, "dist", ".build-stamp");
+/** What the build makes; a dist/ missing any of them is built again, whatever the stamp says. */
+const outputs = ["dist/cli/main.js", "dist/cli-bundle/main.js", "dist/web/index.html"];
 const inputs = [
+  // npm rewrites it whenever it changes node_modules (the bundle inlines packages from there),
+  // `npm ci` too, which leaves package-lock.json as it was.
+  "node_modules/.package-lock.json",
   "src",
   "web",
   "bin",
@@ -46,12 +51,15 @@ const steps = [
 
 const built = statSync(stamp, { throwIfNoEntry: false })?.mtimeMs;
 const changed = Math.max(...inputs.map((input) => newest(join(root, input))));
-if (!process.argv.includes("--force") && built !== undefined && built > changed) {
+const complete = outputs.every((output) => statSync(join(root, output), { throwIfNoEntry: false }));
+if (!process.argv.includes("--force") && complete && built !== undefined && built > changed) {
   console.log("build: dist/ is up to date (`npm run build -- --force` builds it again)");
   process.exit(0);
 }
 // The stamp takes the time the build started: a file saved while it ran is newer, and builds next time.
 const started = new Date();
+// A build that fails or is stopped half-way leaves no stamp: the next one builds again.
+rmSync(stamp, { force: true });
 for (const [command, args] of steps) {
   const result = spawnSync(command, args, { cwd: root, stdio: "inherit" });
   if (result.status !== 0) process.exit(result.status ?? 1);

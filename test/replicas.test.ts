@@ -464,7 +464,7 @@ steps:
     fleet.track(stranger);
     // It exits as soon as it said why, holding no connection open behind it (it once lingered
     // for the pool's idle timeout, 10 s, with its error already printed).
-    await stranger.waitFor("cannot be decrypted");
+    await stranger.waitFor("cannot be decrypted", 60_000);
     const refused = Date.now();
     expect(await stranger.exited).not.toBe(0);
     expect(Date.now() - refused).toBeLessThan(5000);

@@ -75,7 +75,8 @@ export async function connectPostgres(
   const destroy = db.destroy.bind(db);
   db.destroy = async () => {
     await destroy();
-    if (!pool.ended) await pool.end();
+    // `ending` from the moment end() is called: two destroys never end it twice.
+    if (!pool.ending) await pool.end();
   };
   return db;
 }
