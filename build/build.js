@@ -1,9 +1,10 @@
 // `npm run build`, `prepare` and the build `npm test` starts with: the TypeScript build (dist/), the
 // CLI's bundle (dist/cli-bundle/) and the web UI (dist/web/), one after another. Skipped when
-// dist/ was built after the last change to anything it is made of (the stamp below is newer than
-// every file and folder of src/, web/, bin/ and build/, than the package and TypeScript files and
-// than node_modules' own lock, and dist/ holds what it makes): `npm test` right after an install or a build starts its tests at once instead of
-// building again (5 to 9 s on a 2-core machine). `--force` builds anyway.
+// dist/ holds what it makes and was built after the last change to anything it is made of: its
+// stamp is newer than every file and folder of src/, web/, bin/ and build/, than the package and
+// TypeScript files, and than node_modules' own lock. So `npm test` right after an install or a
+// build starts its tests at once instead of building again (5 to 9 s on a 2-core machine).
+// `--force` builds anyway.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
