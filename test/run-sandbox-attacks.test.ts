@@ -416,16 +416,21 @@ describe("a step against the sandbox itself (these held)", () => {
 
   it("leaves nothing running once its run's sandbox has been idle, not even a process that left its group", async () => {
     const marker = `1000.${Date.now() % 100000}`;
+    // The step ends once the process it leaves has become `sleep` (on a busy machine it was still
+    // forking when the shell ended), so it is running when the run ends. The test no longer looks
+    // for it from outside first: on a loaded machine the 5 s before the sandbox went could pass
+    // before the test saw the run end, and the process was gone before it was looked for.
     const runId = await submit(
       workflow([
-        { name: "daemon", script: `setsid sleep ${marker} </dev/null >/dev/null 2>&1 &\necho started` },
+        {
+          name: "daemon",
+          script: `setsid sleep ${marker} </dev/null >/dev/null 2>&1 &\nleft=$!\nuntil [ "$(cat /proc/$left/comm 2>/dev/null)" = sleep ]; do sleep 0.01; done\necho "started $left"`,
+        },
       ]),
     );
     const view = await waitForRun(up.url, runId, ended);
     expect(view.status).toBe("success");
-    // The step's shell may end before the process it left has become `sleep` (on a busy
-    // machine it was still forking): it is there first, then gone.
-    await until("the process the step left running", () => processesWith(`sleep\0${marker}`).length === 1);
+    expect(await outputOf(runId)).toMatch(/started \d+/);
     // Ended 5 s after the run's last command.
     await until(
       "the run's sandbox and what it held are gone",
