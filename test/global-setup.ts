@@ -1,6 +1,19 @@
 import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
+import type { TestProject } from "vitest/node";
 import { probeSandbox } from "../src/exec/sandbox.js";
+import { dockerAvailable, removeTestObjects } from "./helpers/docker.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /**
+     * This run's id, on what its files share and leave for the run's end (the Kubernetes agent
+     * images): the run's teardown removes what carries it, as the engine outlives the run.
+     */
+    testRunId: string;
+  }
+}
 
 const modified = (path: string): number | undefined =>
   statSync(new URL(path, import.meta.url), { throwIfNoEntry: false })?.mtimeMs;
@@ -14,7 +27,7 @@ const modified = (path: string): number | undefined =>
  * cannot make a sandbox, the runners would quietly run every step unsandboxed and the suite would
  * test a runner users do not have, so it stops here instead, on CI and on a laptop alike.
  */
-export default async function setup(): Promise<void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const probe = await probeSandbox();
   if (probe.isolation === "none") {
     throw new Error(
@@ -32,4 +45,11 @@ export default async function setup(): Promise<void> {
   if (bundled === undefined || bundled < (modified("../dist/cli/main.js") ?? 0)) {
     execFileSync(process.execPath, ["build/bundle-cli.js"], { stdio: "inherit", cwd: root });
   }
+  const run = `run-${randomUUID()}`;
+  project.provide("testRunId", run);
+  // The engine outlives the run, on CI's machine too: images the run's files shared (the
+  // Kubernetes agent images, a GB or more each) would fill its disk run after run.
+  return async () => {
+    if (await dockerAvailable()) await removeTestObjects(run);
+  };
 }

@@ -1,18 +1,16 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { botReplyPartBytes, RunnerMessage, type ServerMessage } from "../../src/core/protocol.js";
 import { type BotHandlerDeps, BotJobHandler } from "../../src/runner/handlers/bot.js";
 import { BotLogFile, maxBotLogDownloadBytes } from "../../src/runner/handlers/bot-log-file.js";
 import { BotCalls } from "../../src/server/bots/bot-calls.js";
+import { tempDir } from "../helpers/cli.js";
 
 /** The runner link's largest message (src/server/app.ts), which no part may near. */
 const linkMessageBytes = 64 * 1024 * 1024;
 
 describe("a bot's log over the runner link", () => {
   it("goes in parts far below the link's largest message, each checked as the server checks runner messages, and comes out whole: the newest part of a log larger than the link takes", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "runyard-bot-calls-"));
+    const dir = tempDir("runyard-bot-calls-");
     // A log past the link's largest message: 70 MiB kept (a bot's log_max_mb up to 1 GiB).
     const file = new BotLogFile(dir, "bot_big", 140 * 1024 * 1024);
     const text = "x".repeat(1000);

@@ -9,7 +9,13 @@ import { repoRoot, tempDir } from "../helpers/cli.js";
 import { removeTestObjects, requireDocker, testRunLabel } from "../helpers/docker.js";
 import { adminToken, api, freePort, readEvents, submit, waitForRun } from "../helpers/server.js";
 import { composeOnHostNetwork } from "./compose-on-host-network.js";
-import { buildKitDocker, buildRunyardImage, composeCommand } from "./runyard-image.js";
+import {
+  buildCacheIds,
+  buildKitDocker,
+  buildRunyardImage,
+  composeCommand,
+  pruneBuildCacheSince,
+} from "./runyard-image.js";
 
 const exec = promisify(execFile);
 
@@ -75,12 +81,15 @@ async function composeRun(args: string[], env: Record<string, string> = {}): Pro
 const enabled = await tools();
 
 describe.skipIf(!enabled)("docker-compose.yml with runyard's image", () => {
+  /** The engine's BuildKit cache before this file's build, to prune what the build added. */
+  let buildCacheBefore: Set<string> | undefined;
   beforeAll(async () => {
     port = await freePort();
     composeFile = join(tempDir(), "docker-compose.yml");
     const shipped = readFileSync(join(repoRoot, "docker-compose.yml"), "utf8");
     writeFileSync(composeFile, composeOnHostNetwork(shipped, port, run));
     if (!givenImage) {
+      buildCacheBefore = await buildCacheIds();
       const { buildMs } = await buildRunyardImage(docker!, run, tag);
       process.stderr.write(`compose test: runyard image built in ${(buildMs / 1000).toFixed(1)} s\n`);
     }
@@ -94,6 +103,7 @@ describe.skipIf(!enabled)("docker-compose.yml with runyard's image", () => {
     const engine = new DockerEngine();
     const { Volumes } = await engine.docker.listVolumes({ filters: { label: [`${testRunLabel}=${run}`] } });
     await Promise.all((Volumes ?? []).map((volume) => engine.docker.getVolume(volume.Name).remove()));
+    if (buildCacheBefore) await pruneBuildCacheSince(buildCacheBefore);
   }, 60_000);
 
   it("builds one image for server and runner: runyard as entrypoint, run as uid 1000", async () => {

@@ -3,6 +3,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { nodeRuntimeBaseImage } from "../helpers/base-images.js";
 import { repoRoot } from "../helpers/cli.js";
 import { testLabel, testRunLabel } from "../helpers/docker.js";
@@ -29,6 +30,39 @@ export async function buildKitDocker(): Promise<string | undefined> {
       return docker;
   }
   return undefined;
+}
+
+/** The ids of the engine's BuildKit cache records. */
+export async function buildCacheIds(): Promise<Set<string>> {
+  const usage = (await new DockerEngine().docker.df()) as { BuildCache?: { ID: string }[] | null };
+  return new Set((usage.BuildCache ?? []).map((record) => record.ID));
+}
+
+/**
+ * Prunes the BuildKit cache records made since `before` was listed. BuildKit keeps a build's
+ * context and steps after its image is gone, a GB a run of the compose test, and the engine
+ * outlives the run. One id a call (the engine takes one value a filter); a record that a newer
+ * one still held goes on the next pass.
+ */
+export async function pruneBuildCacheSince(before: Set<string>): Promise<void> {
+  const { modem } = new DockerEngine().docker;
+  // dockerode's pruneBuilder sends no filters: the engine's API is asked directly.
+  const prune = (id: string) =>
+    new Promise<void>((resolve, reject) => {
+      // A path ending in `?` takes `options` as its query, as dockerode's own calls do.
+      const request = {
+        path: "/build/prune?",
+        method: "POST",
+        options: { filters: { id: [id] } },
+        statusCodes: { 200: true },
+      };
+      modem.dial(request, (error: unknown) => (error ? reject(error) : resolve()));
+    });
+  for (let pass = 0; pass < 5; pass++) {
+    const made = [...(await buildCacheIds())].filter((id) => !before.has(id));
+    if (made.length === 0) return;
+    for (const id of made) await prune(id);
+  }
 }
 
 /** `docker compose` (v2) or Debian's `docker-compose` (v1): the argv prefix of whichever runs. */

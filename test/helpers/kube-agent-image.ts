@@ -3,8 +3,10 @@ import { createHash } from "node:crypto";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { inject } from "vitest";
 import { DockerEngine } from "../../src/exec/docker-engine.js";
 import { agentBaseImage } from "./base-images.js";
+import { testLabel, testRunLabel } from "./docker.js";
 
 /**
  * The package folder of an installed agent CLI, from the path of its `node_modules/.bin` entry:
@@ -18,9 +20,10 @@ export function cliPackageRoot(cli: string): string {
  * A turn's image for `k8s_image`: the agent image of the other tests (node, git, bash, curl from
  * the host's files) with each CLI's package folder copied in at the path the runner has it, as
  * `k8s_image` is built from the runner's image in a cluster. Built one layer per CLI, each image
- * tagged by a hash of the base and the whole paths of the CLIs in it so far: two homes (this
- * machine's and CI's) hold the CLIs at different paths, and never share an image; a file that
- * names fewer CLIs (the same first ones) reuses the first layers. With `certificates`, the host's
+ * tagged by a hash of the run, the base and the whole paths of the CLIs in it so far: a file that
+ * names fewer CLIs (the same first ones) reuses the first layers of another file's. The images
+ * carry the run's label, and the run's teardown (test/global-setup.ts) removes them: they hold
+ * the CLIs, over a GB, and a run left six behind on the engine, which outlives it. With `certificates`, the host's
  * CA bundle on top, at Debian's path, as docker/agent.Dockerfile's ca-certificates has it (Copilot
  * CLI's native HTTP client will not start without trust roots, even for an http:// endpoint).
  */
@@ -29,7 +32,7 @@ export async function kubernetesAgentImage(
   options: { certificates?: boolean } = {},
 ): Promise<string> {
   let image = await agentBaseImage();
-  const hash = createHash("sha256").update(image);
+  const hash = createHash("sha256").update(`${inject("testRunId")}\n${image}`);
   for (const packageRoot of clis.map(cliPackageRoot)) {
     hash.update(`\n${packageRoot}`);
     image = await layer(image, hash, packageRoot, `COPY . ${packageRoot}/`);
@@ -63,7 +66,8 @@ async function layer(
     .then(() => true)
     .catch(() => false);
   if (present) return tag;
-  const built = spawnSync("docker", ["build", "-q", "-t", tag, "-f", "-", context], {
+  const labels = ["--label", `${testLabel}=1`, "--label", `${testRunLabel}=${inject("testRunId")}`];
+  const built = spawnSync("docker", ["build", "-q", "-t", tag, ...labels, "-f", "-", context], {
     input: `FROM ${image}\n${instruction}\n`,
     encoding: "utf8",
     timeout: 600_000,

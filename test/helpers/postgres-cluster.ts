@@ -1,6 +1,15 @@
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -38,13 +47,37 @@ export interface PostgresCluster {
 export interface PostgresClusterOptions {
   /** More `-c name=value` server settings, after (so over) the defaults. */
   settings?: Record<string, string | number>;
+  /**
+   * The cluster's folder in memory (/dev/shm) when it has room, as the tests' shared clusters
+   * have it: they hold a database for every test that made one, over a GB and 26,000 files by
+   * the run's end, which took 10 to 18 s to remove from disk. Otherwise, and by default, in the
+   * temp folder.
+   */
+  inMemory?: boolean;
 }
 
-/** The settings every throwaway cluster runs with: durability off, it is thrown away. */
+/** Room /dev/shm must have left for a cluster in memory (the tests' shared one grows to ~1.5 GB). */
+const memoryRoomBytes = 4 * 1024 ** 3;
+
+/** Where a cluster's folder goes: /dev/shm when asked and it has the room, else the temp folder. */
+function clusterParent(inMemory: boolean): string {
+  if (!inMemory) return tmpdir();
+  try {
+    const shm = statfsSync("/dev/shm");
+    if (shm.bavail * shm.bsize >= memoryRoomBytes) return "/dev/shm";
+  } catch {}
+  return tmpdir();
+}
+
+/**
+ * The settings every throwaway cluster runs with: durability off, it is thrown away; its shared
+ * memory segments in its own folder, removed with it (an immediate stop leaves /dev/shm's).
+ */
 export const throwawaySettings = {
   fsync: "off",
   synchronous_commit: "off",
   full_page_writes: "off",
+  dynamic_shared_memory_type: "mmap",
 } as const;
 
 /** Where the PostgreSQL server binaries are: PATH, /usr/local/bin, or Debian's versioned folder. */
@@ -95,7 +128,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
   recordStart("postgres");
   const bin = findPostgresBin();
   if (!bin) throw new Error(postgresBinariesMissing());
-  const root = mkdtempSync(join(tmpdir(), "runyard-pg-"));
+  const root = mkdtempSync(join(clusterParent(options.inMemory ?? false), "runyard-pg-"));
   chmodSync(root, 0o755);
   const dataDir = join(root, "data");
   const logPath = join(root, "log");
@@ -106,32 +139,15 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
   }
   let started = false;
   let stopped = false;
-  /** Stops the server, once, and marks the cluster stopped. */
-  const halt = (): void => {
-    stopped = true;
-    // Not when a test stopped it (or killed it) and left it so.
-    if (started && existsSync(join(dataDir, "postmaster.pid")))
-      asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
-  };
   const stopSync = (): void => {
     if (stopped) return;
+    stopped = true;
     try {
-      halt();
+      // Not when a test stopped it (or killed it) and left it so.
+      if (started && existsSync(join(dataDir, "postmaster.pid")))
+        asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
     } finally {
       rmSync(root, { recursive: true, force: true });
-    }
-  };
-  /**
-   * Stops the server and leaves its folder to an `rm -rf` of its own, which outlives this process:
-   * the run's shared cluster holds a database for every test that made one (26,000 files after the
-   * unit tests), and removing them took the run's last 10 to 18 s, with the tests all done.
-   */
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    try {
-      halt();
-    } finally {
-      spawn("rm", ["-rf", root], { detached: true, stdio: "ignore" }).unref();
     }
   };
   try {
@@ -191,7 +207,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
         }
       },
       stopSync,
-      stop,
+      stop: async () => stopSync(),
     };
   } catch (error) {
     try {

@@ -42,7 +42,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     };
   }
   if (!findPostgresBin()) throw new Error(postgresUnavailable());
-  const cluster = await startPostgresCluster();
+  const cluster = await startPostgresCluster({ inMemory: true });
   return {
     adminUrl: cluster.adminUrl,
     port: cluster.port,
