@@ -36,7 +36,7 @@ export default defineConfig({
     // well as compute: with two, the 2-core CI machine sat idle 27% of the run; with three, 13%,
     // and the run took 884 s instead of 987. A test that holds only on an idle machine is a race to
     // fix, not a reason to run fewer at a time.
-    maxWorkers: 3,
+    maxWorkers: 4,
     projects: [
       {
         test: {
