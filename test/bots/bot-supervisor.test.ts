@@ -149,7 +149,10 @@ describe.skipIf(!haveDocker)("a bot's supervisor on the real engine", () => {
   }, 60_000);
 
   it("a bot going past its memory limit ends crashed with oomKilled", async () => {
-    const bot = supervise(engine, image, "head -c 400m /dev/zero | tail -n 1 | wc -c");
+    // One 400 MB buffer, filled by one read: past the 256 MB limit in a fraction of a second of
+    // CPU. A tail holding a growing line needed seconds of it, at the bot's half a CPU, and more
+    // than the test's 60 s on a machine with two busy loops beside the suite.
+    const bot = supervise(engine, image, "dd if=/dev/zero of=/dev/null bs=400M count=1");
     await bot.supervisor.start();
     const crashed = await bot.reached("crashed");
     expect(crashed).toMatchObject({ state: "crashed", oomKilled: true });
