@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { tempDir } from "./helpers/cli.js";
+import { startInProcessServer } from "./helpers/in-process.js";
 import { expectNothingRan, gauge, waitForParked } from "./helpers/parked-runs.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
+  adminToken,
   api,
   isFinal,
   type Proc,
@@ -102,6 +104,30 @@ describe("runs parked while they wait for a runner", () => {
     await waitForParked(server.url, 0);
     expect(await gauge(server.url, "runyard_replica_runs_carried")).toBe(0);
   }, 90_000);
+
+  it("ends a parked run canceled, not failed, however long the read of its cancel request takes", async () => {
+    // In this process, so the store's read of the run's cancel request can take as long as on a
+    // loaded database: the engine started again for the cancel found the job the cancel had ended
+    // and ended the run failed (CANCELED), with its rollbacks and failure handlers, before that
+    // read aborted it; and the member who canceled got 409 (run D, on a busy machine).
+    const server = await startInProcessServer({ adminToken });
+    try {
+      const { fleet } = server.store;
+      const read = fleet.cancelRequested.bind(fleet);
+      fleet.cancelRequested = async (runId) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return read(runId);
+      };
+      const [runId] = (await submitAll(server.url, "parked-slow-read", 1)) as [string];
+      await waitForParked(server.url, 1);
+      const answer = await api<{ status: string }>(server.url, "POST", `/api/runs/${runId}/cancel`);
+      expect(answer.status).toBe(200);
+      expect(await waitForRun(server.url, runId, isFinal)).toMatchObject({ status: "canceled" });
+      expectNothingRan(await readEvents(server.url, runId));
+    } finally {
+      await server.close();
+    }
+  });
 
   it.skipIf(!adminUrl)(
     "runs on a runner of replica B the runs parked on replica A, and cancels through B one parked on A",

@@ -460,10 +460,12 @@ export class RunService {
   }
 
   /**
-   * A parked run is canceled: its queued jobs end first, so no runner takes one up while its
-   * engine starts again (which then ends the run canceled).
+   * A parked run is canceled: the request is stored first, so every engine started for the run
+   * (here, or by a replica that adopts it) starts aborted; then its queued jobs end, so no runner
+   * takes one up while its engine starts again (which then ends the run canceled).
    */
   private async cancelParked(runId: string): Promise<void> {
+    await this.store.fleet.requestRunCancel(runId);
     await this.jobs.endJobs(runId);
     await this.unpark(runId, "canceling a parked run");
   }
@@ -617,9 +619,14 @@ export class RunService {
       );
       return;
     }
+    // Read before the engine starts, which is aborted in the same tick: an engine that ran
+    // unaborted meanwhile could find its job already ended by the cancel and end the run failed
+    // (CANCELED) instead of canceled.
+    const canceled = await this.store.fleet.cancelRequested(record.id);
+    if (this.active.has(record.id)) return;
     const run = this.activate(record, events);
+    if (canceled) run.controller.abort();
     this.logger.info({ runId: record.id, events: events.length }, why);
-    if (await this.store.fleet.cancelRequested(record.id)) run.controller.abort();
   }
 
   private async allEvents(runId: string): Promise<RunEvent[]> {
