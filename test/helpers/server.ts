@@ -127,7 +127,18 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
     waitFor,
     exited,
     kill: (signal = "SIGTERM") => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        // Said, not waited on: a hook that times out then names the process that did not stop,
+        // and what it printed (once, in a web test's teardown, it was not known which part hung).
+        const slow = setTimeout(() => {
+          process.stderr.write(
+            `runyard ${args.join(" ")} (pid ${child.pid}) has not exited 30 s after ${signal}; its output:\n${output}\n`,
+          );
+        }, 30_000);
+        slow.unref();
+        void exited.then(() => clearTimeout(slow));
+      }
       return exited;
     },
   };
