@@ -81,12 +81,22 @@ async function makeInstall(name: string): Promise<Install> {
   return install;
 }
 
-/** The local runner's id, as `GET /api/runners` shows it. */
+/**
+ * The local runner's id, as `GET /api/runners` shows it once it lists one runner connected. Read
+ * until it does (30 s at most): the list has no event to wait on, and on a machine with two busy
+ * loops beside the suite it still listed none when `up` had printed its runner connected (run G).
+ */
 async function localRunner(install: Install): Promise<string> {
-  const { body } = await api<Array<{ id: string; status: string }>>(install.url, "GET", "/api/runners");
-  const online = body.filter((runner) => runner.status === "connected");
-  expect(online).toHaveLength(1);
-  return online[0]!.id;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { body } = await api<Array<{ id: string; status: string }>>(install.url, "GET", "/api/runners");
+    const online = body.filter((runner) => runner.status === "connected");
+    if (online.length === 1 || Date.now() > deadline) {
+      expect(online).toHaveLength(1);
+      return online[0]!.id;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** Starts a simple bot as a user types it, and answers its id and running container. */
