@@ -153,6 +153,7 @@ describe.concurrent("runyard agent-server over HTTP", () => {
       );
     }
     expect(code).toBe(0);
+    expect(server.output.stderr).toContain("agent-server stopped\n");
   }, 60_000);
 
   test("/heartbeat answers 200 to the right token and 401 to a wrong one or none", async ({ expect }) => {

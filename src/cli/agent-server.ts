@@ -77,6 +77,7 @@ export async function agentServerCommand(flags: AgentServerFlags, ctx: CliContex
     await stopping;
     ctx.stderr.write("agent-server stopping: canceling running steps\n");
     await app.close();
+    ctx.stderr.write("agent-server stopped\n");
     return 0;
   } finally {
     stopListening();

@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { type AddressInfo, connect } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterEach, describe, expect, test } from "vitest";
 import type {
@@ -387,6 +389,22 @@ describe("POST /cancel", () => {
     const { attempt } = await runningTask(app, runner);
     await app.close();
     expect(attempt.signal.aborted).toBe(true);
+  });
+
+  test("a stop ends though a step ignores its cancel and a client is halfway through a request", async () => {
+    const ignoresCancel: StepRunner = { runAttempt: () => new Promise<StepAttemptResult>(() => {}) };
+    app = createDirectServer({ token, syncWaitMs: 10, baseEnv: {}, killGraceMs: 100, runner: ignoresCancel });
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const run = await app.inject({ method: "POST", url: "/run", headers: auth, payload: attemptBody() });
+    expect(run.statusCode).toBe(202);
+    const { port } = app.server.address() as AddressInfo;
+    const halfSent = connect(port, "127.0.0.1");
+    await once(halfSent, "connect");
+    halfSent.write(`GET /heartbeat HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n`);
+    const socketClosed = once(halfSent, "close");
+    await app.close();
+    await socketClosed;
+    app = undefined;
   });
 });
 

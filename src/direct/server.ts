@@ -30,6 +30,22 @@ export interface DirectServerOptions {
   tasks?: DirectTaskTableOptions;
 }
 
+/** How long answers in flight at a stop get before their connections are closed. */
+const CLOSE_GRACE_MS = 3000;
+
+/** True when `work` settles within `ms`. */
+async function settled(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A `/status` answer carries at most about this much output; the client asks again for more. */
 const PAGE_BYTES = 1024 * 1024;
 
@@ -121,9 +137,19 @@ export function createDirectServer(options: DirectServerOptions): FastifyInstanc
     return refuse(reply, "INTERNAL", "the agent-server failed to answer");
   });
 
+  // A stop is bounded: the steps get their kill grace, then answers still being sent get
+  // CLOSE_GRACE_MS to finish before their connections are closed, so that no long-poll or
+  // half-sent request holds the process (a `runyard agent-server` stopped under load once ran on).
   app.addHook("preClose", async () => {
-    await tasks.cancelAll();
-    executor?.close();
+    const stepsEnded = await settled(tasks.cancelAll(), options.killGraceMs + CLOSE_GRACE_MS);
+    if (!stepsEnded) {
+      logger.warn(
+        { tasks_running: tasks.running().length },
+        "steps still running after their kill grace; stopping without them",
+      );
+    }
+    void executor?.close();
+    setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });
 
   app.get("/health", async () => ({ ok: true }));
