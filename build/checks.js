@@ -6,9 +6,12 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+// TypeScript 7's native compiler (the `typescript-7` package): both typechecks in 14 s of CPU
+// instead of 48.
+const tsc = "node_modules/typescript-7/bin/tsc";
 const checks = [
-  ["typecheck (src, test, bench)", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]],
-  ["typecheck (web)", "npx", ["tsc", "-p", "web/tsconfig.json"]],
+  ["typecheck (src, test, bench)", process.execPath, [tsc, "-p", "tsconfig.json", "--noEmit"]],
+  ["typecheck (web)", process.execPath, [tsc, "-p", "web/tsconfig.json"]],
   ["lint", "npx", ["biome", "check", "."]],
 ];
 

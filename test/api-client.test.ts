@@ -58,7 +58,7 @@ async function compileUsage(doc: object, name: string): Promise<{ ok: boolean; o
       files: ["usage.ts"],
     }),
   );
-  const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
+  const tsc = join(repoRoot, "node_modules/typescript-7/bin/tsc");
   try {
     const { stdout } = await run(process.execPath, [tsc, "-p", dir], { cwd: dir });
     return { ok: true, output: stdout };

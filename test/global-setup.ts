@@ -39,7 +39,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     execFileSync("sh", ["native/build.sh"], { stdio: "inherit", cwd: root });
   }
   if (!existsSync(new URL("../dist/cli/main.js", import.meta.url))) {
-    execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit", cwd: root });
+    execFileSync(process.execPath, ["node_modules/typescript-7/bin/tsc", "-p", "tsconfig.build.json"], {
+      stdio: "inherit",
+      cwd: root,
+    });
   }
   const bundled = modified("../dist/cli-bundle/main.js");
   if (bundled === undefined || bundled < (modified("../dist/cli/main.js") ?? 0)) {

@@ -142,7 +142,7 @@ export class Cluster {
     }
     body.apiVersion = apiVersion;
     body.kind = r.kind;
-    const metadata = ((body.metadata ?? {}) as Record<string, unknown>) ?? {};
+    const metadata = (body.metadata ?? {}) as Record<string, unknown>;
     body.metadata = metadata;
     if (r.namespaced) {
       if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
