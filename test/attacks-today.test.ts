@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TerminalOutput } from "../src/core/terminal-text.js";
 import { keyProxyFor } from "../src/runner/model-key-proxy.js";
 import { tempDir } from "./helpers/cli.js";
+import { describeHealthTries, healthLimit, healthWhileTries } from "./helpers/health-latency.js";
 import { commandWorks, until } from "./helpers/processes.js";
 import { waitForOutput } from "./helpers/run-output-wait.js";
 import {
@@ -539,66 +540,25 @@ describe.skipIf(!canRun)("a member's submit that would stall the server", () => 
     const vars = Object.fromEntries(Array.from({ length: 400_000 }, (_, i) => [`V${i}`, ""]));
     const workflow = ["version: v0.1", "name: many", "steps: []", ""].join("\n");
     const body = JSON.stringify({ kind: "workflow", workflow, vars });
-    /** The slowest /health answer while `during` runs, probed every 20 ms. */
-    const slowestHealthWhile = async (during: () => Promise<void>) => {
-      let worst = 0;
-      let done = false;
-      const probe = (async () => {
-        while (!done) {
-          const started = performance.now();
-          await fetch(`${server.url}/health`);
-          worst = Math.max(worst, performance.now() - started);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      })();
-      await during();
-      done = true;
-      await probe;
-      return worst;
-    };
-    // The server's /health as this machine answers it now, over as long as the submit took.
-    const attempt = async () => {
-      let took = 0;
-      const submitting = await slowestHealthWhile(async () => {
-        const started = performance.now();
-        const answer = await fetch(`${server.url}/api/runs`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${globex}`, "content-type": "application/json" },
-          body,
-        });
-        took = performance.now() - started;
-        const refused = (await answer.json()) as { error: { code: string; message: string; hint: string } };
-        expect(answer.status).toBe(400);
-        expect(refused.error.code).toBe("INVALID_INPUT");
-        expect(refused.error.message).toBe("the request body holds more than 50000 JSON values");
-        expect(refused.error.hint).toMatch(/pass bulk data as a file or an artifact/);
-      });
-      const quiet = await slowestHealthWhile(() => new Promise((resolve) => setTimeout(resolve, took)));
-      return { took, submitting, quiet };
-    };
     // Before the cap it took 3 s to check and 12 s to queue, the server answering nothing else;
     // then the body's JSON.parse on the event loop held every request 0.3 s on a quiet machine
     // and 3 s on a busy one. Now the body is read on a thread of its own: /health answers during
-    // the submit about as fast as it does without one. A busy machine's one slow answer can fall
-    // in either stretch, so the submit is tried up to three times: a held event loop slows every
-    // try, a passing hiccup one.
-    const tries: Array<{ took: number; submitting: number; quiet: number }> = [];
-    for (let i = 0; i < 3; i++) {
-      const measured = await attempt();
-      tries.push(measured);
-      if (measured.submitting < Math.max(150, 3 * measured.quiet)) break;
-    }
+    // the submit about as fast as it does without one.
+    const tries = await healthWhileTries(server.url, async () => {
+      const answer = await fetch(`${server.url}/api/runs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${globex}`, "content-type": "application/json" },
+        body,
+      });
+      const refused = (await answer.json()) as { error: { code: string; message: string; hint: string } };
+      expect(answer.status).toBe(400);
+      expect(refused.error.code).toBe("INVALID_INPUT");
+      expect(refused.error.message).toBe("the request body holds more than 50000 JSON values");
+      expect(refused.error.hint).toMatch(/pass bulk data as a file or an artifact/);
+    });
     const last = tries.at(-1)!;
     expect(last.took).toBeLessThan(8_000);
-    expect(
-      last.submitting,
-      tries
-        .map(
-          (t) =>
-            `slowest /health ${Math.round(t.submitting)} ms during the submit, ${Math.round(t.quiet)} ms without`,
-        )
-        .join("; "),
-    ).toBeLessThan(Math.max(150, 3 * last.quiet));
+    expect(last.during, describeHealthTries(tries, "the submit")).toBeLessThan(healthLimit(last));
   }, 60_000);
 
   // A var's value was capped only by the body (8 MiB), and each run of a list carries its vars
