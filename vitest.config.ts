@@ -66,6 +66,8 @@ export default defineConfig({
           name: "integration-alone",
           include: alone,
           ...integration,
+          // No browser: neither file opens a page, and each project's global setup runs its own.
+          globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts"],
           maxWorkers: 1,
           sequence: { groupOrder: 0 },
         },
