@@ -10,11 +10,11 @@ import {
   rmSync,
   statfsSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import pg from "pg";
 import { recordStart } from "../cost/record.js";
+import { freePort } from "./free-port.js";
 
 /**
  * A throwaway PostgreSQL cluster: `initdb` and `pg_ctl` run as the `postgres` user (initdb
@@ -98,18 +98,6 @@ function debianBinFolders(): string[] {
 export function postgresBinariesMissing(): string | undefined {
   if (!findPostgresBin()) return "initdb/pg_ctl not found (PATH, /usr/local/bin, /usr/lib/postgresql/*/bin)";
   return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function asPostgres(bin: string, args: string[]): string {

@@ -1,10 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { freePort } from "./free-port.js";
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT`: Docker treats 127.0.0.0/8 as an insecure (plain HTTP) registry by default. */
@@ -12,19 +12,6 @@ export interface TestRegistry {
   username: string;
   password: string;
   stop(): Promise<void>;
-}
-
-/** A port the kernel just handed out and that nothing listens on now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -7,6 +7,7 @@ import { afterAll } from "vitest";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
 import { recordRunnerId, recordStart } from "../cost/record.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
+import { freePort } from "./free-port.js";
 
 export const adminToken = "ryt_test_admin_token_0123456789";
 
@@ -450,18 +451,6 @@ export async function readEvents(url: string, runId: string, after = 0): Promise
     .map((line) => RunEvent.parse(JSON.parse(line.slice(6))));
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
 /**
  * A TCP proxy on loopback whose connections a test can cut, to drop a runner's link; `down`
  * also refuses new ones until `up`, as a database that stopped and starts again does.
@@ -510,3 +499,4 @@ export async function startProxy(targetPort: number): Promise<{
       }),
   };
 }
+export { freePort };
