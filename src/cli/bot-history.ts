@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { RunyardError } from "../core/errors.js";
+import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
-import { memory } from "./bot.js";
 import type { CliContext } from "./context.js";
 import { apiClient } from "./runs.js";
 import { table } from "./table.js";
@@ -63,10 +63,10 @@ export async function botStats(
     rows.push([
       sample.at,
       `${sample.cpu_percent.toFixed(1)}%`,
-      memory(sample.memory_bytes),
-      memory(sample.memory_limit_bytes),
-      memory(sample.net_rx_bytes),
-      memory(sample.net_tx_bytes),
+      showBytes(sample.memory_bytes),
+      showBytes(sample.memory_limit_bytes),
+      showBytes(sample.net_rx_bytes),
+      showBytes(sample.net_tx_bytes),
       String(sample.pids),
       String(sample.restarts),
     ]);

@@ -1,6 +1,7 @@
 import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent } from "../core/events.js";
+import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
 import { botLogDownload } from "./bot-history.js";
@@ -28,12 +29,6 @@ export function duration(secs: number | null): string {
   if (secs < 3600) return `${Math.floor(secs / 60)}m ${secs % 60}s`;
   if (secs < 86_400) return `${Math.floor(secs / 3600)}h ${Math.floor((secs % 3600) / 60)}m`;
   return `${Math.floor(secs / 86_400)}d ${Math.floor((secs % 86_400) / 3600)}h`;
-}
-
-export function memory(bytes: number | null): string {
-  if (bytes === null) return "-";
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 const cpu = (percent: number | null): string => (percent === null ? "-" : `${percent.toFixed(1)}%`);
@@ -245,7 +240,7 @@ export async function botList(flags: { json?: boolean }, ctx: CliContext): Promi
       String(bot.version),
       duration(bot.uptime_secs),
       String(bot.restarts),
-      memory(bot.memory_bytes),
+      showBytes(bot.memory_bytes),
       cpu(bot.cpu_percent),
       bot.image ?? "-",
     ]);
@@ -280,7 +275,7 @@ export async function botStatus(name: string, flags: { json?: boolean }, ctx: Cl
     ["restarts", `${bot.restarts} (policy ${bot.restart_policy})`],
     ["exit code", bot.exit_code === null ? "-" : String(bot.exit_code)],
     ["OOM killed", bot.oom_killed ? "yes" : "no"],
-    ["memory", memory(bot.memory_bytes)],
+    ["memory", showBytes(bot.memory_bytes)],
     ["cpu", cpu(bot.cpu_percent)],
     ["started", bot.started_at ?? "-"],
     [

@@ -15,3 +15,10 @@ export function parseMemorySize(value: string | number): number | undefined {
 export const minimumContainerMemory = 6 * 1024 * 1024;
 
 const memoryUnits: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size for people: KiB under a MiB, else MiB with one decimal; "-" when there is none. */
+export function showBytes(bytes: number | null): string {
+  if (bytes === null) return "-";
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}

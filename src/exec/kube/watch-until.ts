@@ -1,5 +1,15 @@
 import { type KubernetesObject, Watch } from "@kubernetes/client-node";
-import type { KubeCluster } from "./cluster.js";
+import type { RunyardError } from "../../core/errors.js";
+import type { KubeCredentials } from "./credentials.js";
+import type { KubeCall } from "./faults.js";
+
+/** What a watch needs of a cluster (cluster.ts's KubeCluster is one): a list, a path, its faults. */
+export interface WatchedCluster {
+  readonly credentials: Pick<KubeCredentials, "config">;
+  list(resource: "pods" | "jobs", labelSelector: string): Promise<unknown>;
+  collectionPath(resource: "pods" | "jobs"): string;
+  fault(error: unknown, call: Pick<KubeCall, "verb" | "resource">): RunyardError;
+}
 
 /** What the decider sees: the objects that match, by name, as the API last told of them. */
 export type ObjectsByName<T> = ReadonlyMap<string, T>;
@@ -12,7 +22,7 @@ export type ObjectsByName<T> = ReadonlyMap<string, T>;
  * This is the list-then-watch every Kubernetes controller does, for one question at a time.
  */
 export async function watchUntil<T extends KubernetesObject, R>(
-  cluster: KubeCluster,
+  cluster: WatchedCluster,
   resource: "pods" | "jobs",
   labelSelector: string,
   decide: (objects: ObjectsByName<T>) => R | undefined,

@@ -8,7 +8,8 @@ import { peakRunsPerHour, shortestMergedGap } from "../../workflow/schedule-load
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import { actorOf, isPlatformAdminActor, mayActFor } from "../acting-for.js";
 import { isPlatformAdmin, type Principal, submitterId } from "../auth.js";
-import type { RunOwner, RunService } from "./run-service.js";
+import type { RunOwner } from "./run-origin.js";
+import type { RunService } from "./run-service.js";
 import type { WorkflowParser } from "./workflow-parser.js";
 
 /** A saved workflow's name: what `runyard workflow run NAME` and URLs carry, so plain. */

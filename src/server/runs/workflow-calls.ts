@@ -16,7 +16,7 @@ import { type Diagnostic, everyStep, type Workflow, workflowProblemsError } from
 import { callInputPos, callInputValues } from "../../workflow/parse-call.js";
 import { inputValueProblem } from "../../workflow/parse-inputs.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
-import type { RunOrigin, RunOwner } from "./run-service.js";
+import type { RunOrigin, RunOwner } from "./run-origin.js";
 import type { WorkflowParser } from "./workflow-parser.js";
 
 /** How deep calls may nest: a run calls, whose child calls ... eight levels at most. */
