@@ -252,7 +252,20 @@ describe.skipIf(!adminUrl)("PostgreSQL restarted under a running fleet", () => {
       const endBy = Date.now() + 60_000;
       while (Date.now() < endBy && [...pendingRuns].some((runId) => !finished.has(runId))) await sleep(100);
       const stuck = [...pendingRuns].filter((runId) => !finished.has(runId));
-      expect(stuck, "runs that did not end within 60 s of the last restart").toEqual([]);
+      // What a stuck run was waiting on, so that a failure says where to look.
+      const stuckState =
+        stuck.length === 0
+          ? ""
+          : JSON.stringify(
+              (
+                await watcher.query(
+                  `select r.id, r.status, r.replica_id, j.status as job, j.runner_id, j.lease_expires_at, j.updated_at
+                   from runs r left join jobs j on j.run_id = r.id where r.id = any($1) order by r.id`,
+                  [stuck],
+                )
+              ).rows,
+            );
+      expect(stuck, `runs that did not end within 60 s of the last restart: ${stuckState}`).toEqual([]);
       watching = false;
       await watchFinished;
       await watcher.end();
