@@ -48,7 +48,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (bundled === undefined || bundled < (modified("../dist/cli/main.js") ?? 0)) {
     execFileSync(process.execPath, ["build/bundle-cli.js"], { stdio: "inherit", cwd: root });
   }
-  const run = `run-${randomUUID()}`;
+  // One id for the whole vitest run: both integration projects run this setup, in vitest's one
+  // main process, and a file of either may build what the run's teardown must remove. With an
+  // id each, a run left its Kubernetes agent images (5 GB) behind.
+  process.env.RUNYARD_TEST_RUN_ID ??= `run-${randomUUID()}`;
+  const run = process.env.RUNYARD_TEST_RUN_ID;
   project.provide("testRunId", run);
   // The engine outlives the run, on CI's machine too: images the run's files shared (the
   // Kubernetes agent images, a GB or more each) would fill its disk run after run.

@@ -69,7 +69,11 @@ export const opencodeAgent: AgentAdapter = {
       XDG_CACHE_HOME: join(root, "cache"),
       XDG_STATE_HOME: join(root, "state"),
     };
-    const own = [xdg.XDG_DATA_HOME, xdg.XDG_CACHE_HOME, xdg.XDG_STATE_HOME];
+    // OpenCode writes a 5.5 MB shared library (its file finder) into $TMPDIR at every start and
+    // never removes it: in the turn's scratch folder, it goes with the turn, not into the
+    // runner's /tmp once a turn. A run that sets TMPDIR itself keeps its own.
+    const tmp = join(invocation.scratchDir, "tmp");
+    const own = [xdg.XDG_DATA_HOME, xdg.XDG_CACHE_HOME, xdg.XDG_STATE_HOME, tmp];
     if (xdg.XDG_CONFIG_HOME.startsWith(root)) own.push(xdg.XDG_CONFIG_HOME);
     await Promise.all(own.map((dir) => mkdir(dir, { recursive: true, mode: 0o700 })));
     const provided = providerConfig(env, invocation.model);
@@ -100,6 +104,7 @@ export const opencodeAgent: AgentAdapter = {
       env: {
         OPENCODE_DISABLE_MODELS_FETCH: "1",
         OPENCODE_DISABLE_AUTOUPDATE: "1",
+        TMPDIR: tmp,
         ...xdg,
         ...env,
         ...(config ? { OPENCODE_CONFIG_CONTENT: config } : {}),

@@ -4,7 +4,8 @@
  * launcher. OpenCode asks for a session title in a request without tools: the first conversation
  * of every script answers those.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { opencodeAgent } from "../../src/agents/opencode.js";
@@ -26,7 +27,12 @@ const isTitleCall = (r: RecordedRequest) => !(r.body as { tools?: unknown[] }).t
 const agentCalls = () =>
   bed.server!.requests.filter((r) => r.path === "/v1/chat/completions" && !isTitleCall(r));
 
-async function run(agentTurns: Turn[], more: Partial<AgentInvocation> = {}, signal?: AbortSignal) {
+async function run(
+  agentTurns: Turn[],
+  more: Partial<AgentInvocation> = {},
+  signal?: AbortSignal,
+  runnerEnv?: NodeJS.ProcessEnv,
+) {
   bed.server ??= await startModelServer({
     conversations: [
       { match: isTitleCall, turns: [{ text: "A title", usage: { input_tokens: 5, output_tokens: 2 } }] },
@@ -34,7 +40,10 @@ async function run(agentTurns: Turn[], more: Partial<AgentInvocation> = {}, sign
     ],
   });
   const invocation = openaiInvocation(bed, { prompt: "add hello.txt", model: "gpt-4o-mini" }, more);
-  return bed.run(opencodeAgent, invocation, bin!, signal ? { signal } : {});
+  return bed.run(opencodeAgent, invocation, bin!, {
+    ...(signal ? { signal } : {}),
+    ...(runnerEnv ? { env: runnerEnv } : {}),
+  });
 }
 
 const writeTurn = (): Turn => ({
@@ -194,6 +203,18 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, () =
     expect(agentCalls()).toHaveLength(1);
     const left = processesWith(prompt);
     expect(left).toEqual([]);
+  });
+
+  it("leaves nothing in the runner's temp folder: what it writes to $TMPDIR goes with the turn", async () => {
+    const runnerTmp = mkdtempSync(join(tmpdir(), "runyard-opencode-runner-tmp-"));
+    try {
+      const { end } = await run([doneTurn], {}, undefined, { ...process.env, TMPDIR: runnerTmp });
+      expect(end.status).toBe("success");
+      // Before, a 5.5 MB shared library of OpenCode's was left there at every start.
+      expect(readdirSync(runnerTmp)).toEqual([]);
+    } finally {
+      rmSync(runnerTmp, { recursive: true, force: true });
+    }
   });
 
   it("passes a prompt that starts with a dash as the prompt", async () => {

@@ -40,7 +40,7 @@ export interface AgentTestBed {
     agent: AgentAdapter,
     invocation: AgentInvocation,
     bin: string,
-    io?: { signal?: AbortSignal; alive?: () => void },
+    io?: { signal?: AbortSignal; alive?: () => void; env?: NodeJS.ProcessEnv },
   ): Promise<{ end: AgentTurnEnd; outputs: AgentOutput[]; groups: number[] }>;
 }
 
@@ -92,6 +92,7 @@ export function agentTestBed(
         alive: io.alive ?? (() => {}),
         signal: io.signal ?? new AbortController().signal,
         launcher,
+        ...(io.env ? { env: io.env } : {}),
       });
       return { end, outputs, groups };
     },
