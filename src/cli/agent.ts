@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { RunyardError } from "../core/errors.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient, follow } from "./runs.js";
+import { follow } from "./runs.js";
 
 export interface AgentRunFlags {
   agent?: string;

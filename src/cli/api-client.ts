@@ -3,6 +3,8 @@ import { type RetryNotice, sendIdempotent } from "../client/submit-retry.js";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { RunEvent } from "../core/events.js";
 import { triggerHeader } from "../core/run-trigger.js";
+import { defaultServerUrl, parseServerUrls } from "../core/server-urls.js";
+import type { CliContext } from "./context.js";
 
 /** Connection errors that mean a request never reached the server: another one may take it. */
 const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH"]);
@@ -298,5 +300,15 @@ function fromErrorBody(status: number, body: unknown): RunyardError {
   return new RunyardError(code, error?.message ?? `the server answered HTTP ${status}`, {
     ...(error?.hint ? { hint: error.hint } : {}),
     details: error?.details,
+  });
+}
+
+/** A client of the servers of `--server` / RUNYARD_SERVER_URL, or of the local default. */
+export function apiClient(ctx: CliContext): ApiClient {
+  const servers = parseServerUrls(ctx.config.serverUrl ?? "");
+  return new ApiClient(servers.length > 0 ? servers : [defaultServerUrl], ctx.config.token, {
+    retryForMs: ctx.config.retryFor,
+    // stderr, also under --json: stdout stays the command's JSON.
+    say: (line) => ctx.stderr.write(`${line}\n`),
   });
 }

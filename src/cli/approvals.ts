@@ -1,8 +1,8 @@
 import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 
 /** An approval step of a run, as `GET /api/runs/{id}` says (`approvals`). */
 export type RunApproval = NonNullable<components["schemas"]["Run"]["approvals"]>[number];

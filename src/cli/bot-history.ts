@@ -2,8 +2,8 @@ import { writeFileSync } from "node:fs";
 import { RunyardError } from "../core/errors.js";
 import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 interface StatsAnswer {

@@ -1,10 +1,10 @@
 import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import { durationMs, healthOf, readEnvFile } from "./bot-health-flags.js";
 import { type BotStartFlags, botStartBody, envOf } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 type BotView = components["schemas"]["Bot"];

@@ -4,10 +4,10 @@ import type { ErrorInfo, RunEvent } from "../core/events.js";
 import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
+import { apiClient } from "./api-client.js";
 import { botLogDownload } from "./bot-history.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 /** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */

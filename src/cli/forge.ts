@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 interface ForgeView {

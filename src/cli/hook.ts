@@ -1,8 +1,8 @@
 import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 

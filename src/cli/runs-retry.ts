@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient, follow } from "./runs.js";
+import { follow } from "./runs.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 /** What the server answers to a retry or a one-step run. */

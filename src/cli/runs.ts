@@ -1,25 +1,14 @@
 import { readFile } from "node:fs/promises";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
-import { defaultServerUrl, parseServerUrls } from "../core/server-urls.js";
 import { printable } from "../core/terminal-text.js";
-import { ApiClient } from "./api-client.js";
+import { type ApiClient, apiClient } from "./api-client.js";
 import { approvalLines, type RunApproval } from "./approvals.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
 import { table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
-
-/** A client of the servers of `--server` / RUNYARD_SERVER_URL, or of the local default. */
-export function apiClient(ctx: CliContext): ApiClient {
-  const servers = parseServerUrls(ctx.config.serverUrl ?? "");
-  return new ApiClient(servers.length > 0 ? servers : [defaultServerUrl], ctx.config.token, {
-    retryForMs: ctx.config.retryFor,
-    // stderr, also under --json: stdout stays the command's JSON.
-    say: (line) => ctx.stderr.write(`${line}\n`),
-  });
-}
 
 interface RunView {
   run_id: string;

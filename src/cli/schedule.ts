@@ -1,6 +1,6 @@
 import type { components } from "../client/api-types.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 type Schedule = components["schemas"]["Schedule"];

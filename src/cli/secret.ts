@@ -1,6 +1,6 @@
 import { RunyardError } from "../core/errors.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 interface SecretView {

@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
+import { apiClient } from "./api-client.js";
 import { alertFlag } from "./bot-history.js";
 import type { CliContext } from "./context.js";
-import { apiClient } from "./runs.js";
 
 interface TenantBotAlerts {
   tenant: string;

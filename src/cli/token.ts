@@ -1,8 +1,8 @@
 import { RunyardError } from "../core/errors.js";
 import type { TokenRecord } from "../store/index.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, throughApi, withHomeStore } from "./home-store.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 export interface TokenFlags {

@@ -3,9 +3,9 @@ import { usernamePattern } from "../core/usernames.js";
 import { triggersOfUser, type UserTrigger } from "../server/acting-for.js";
 import { hashPassword, newPassword } from "../server/identity/passwords.js";
 import type { UserRecord } from "../store/index.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
-import { apiClient } from "./runs.js";
 import { table } from "./table.js";
 
 /** Below this a password is taken, with a warning: the operator chose it. */

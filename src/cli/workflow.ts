@@ -3,8 +3,9 @@ import { basename, extname } from "node:path";
 import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
+import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { apiClient, follow } from "./runs.js";
+import { follow } from "./runs.js";
 import { table } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 

@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kysely, Migrator, sql } from "kysely";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { createTestDatabase } from "../../test/helpers/postgres.js";
 import { type CopyProgress, copiedTables, copyStore, storedValue, tablesNotCopied } from "./copy.js";
 import { createStore } from "./create-store.js";
@@ -347,8 +347,16 @@ describe.skipIf(!adminUrl)("copyStore round trip", () => {
   });
 });
 
+/** The folders of this file's SQLite databases, removed after its tests. */
+const sqliteFolders: string[] = [];
+afterAll(() => {
+  for (const folder of sqliteFolders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
 function sqliteFile(): { dialect: "sqlite"; path: string } {
-  return { dialect: "sqlite", path: join(mkdtempSync(join(tmpdir(), "runyard-copy-")), "runyard.db") };
+  const folder = mkdtempSync(join(tmpdir(), "runyard-copy-"));
+  sqliteFolders.push(folder);
+  return { dialect: "sqlite", path: join(folder, "runyard.db") };
 }
 
 /** A table's rows exactly as the driver returns them, in a stable order. */

@@ -79,11 +79,44 @@ export async function startUp(env: Record<string, string> = {}): Promise<Up> {
   return { url: line.replace("listening on ", ""), proc, home };
 }
 
-/** Opens the UI and logs in with a pasted API token (the admin token by default). */
+/**
+ * Opens the UI and logs in with a pasted API token (the admin token by default). When it cannot,
+ * it keeps a screenshot of the window and says what the page printed and which address it showed.
+ */
 export async function logIn(page: Page, url: string, token = adminToken): Promise<void> {
-  await page.goto(url);
-  await page.getByRole("tab", { name: "API token" }).click();
-  await page.getByLabel(/Token/).fill(token);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByRole("navigation", { name: "Sections" }).waitFor();
+  const printed: string[] = [];
+  const note = (line: string) => printed.length < 50 && printed.push(line);
+  const onConsole = (message: { type(): string; text(): string }) =>
+    note(`${message.type()}: ${message.text()}`);
+  const onError = (error: Error) => note(`uncaught: ${error.message}`);
+  const onFailed = (request: { url(): string; failure(): { errorText: string } | null }) =>
+    note(`request failed: ${request.url()} ${request.failure()?.errorText ?? ""}`);
+  page.on("console", onConsole);
+  page.on("pageerror", onError);
+  page.on("requestfailed", onFailed);
+  try {
+    await page.goto(url);
+    await page.getByRole("tab", { name: "API token" }).click();
+    await page.getByLabel(/Token/).fill(token);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("navigation", { name: "Sections" }).waitFor();
+  } catch (error) {
+    const shot = await screenshot(page, `login-failed-${Date.now()}`, "viewport").catch(
+      (e: Error) => `none (${e.message})`,
+    );
+    const text = await page
+      .locator("body")
+      .textContent({ timeout: 2000 })
+      .then((body) => (body ?? "").slice(0, 500))
+      .catch((e: Error) => `(unreadable: ${e.message})`);
+    throw new Error(
+      `could not log in to ${url}: ${(error as Error).message}\n` +
+        `page at ${page.url()}, showing: ${JSON.stringify(text)}\nscreenshot: ${shot}\n` +
+        `the page printed:\n${printed.join("\n") || "(nothing)"}`,
+    );
+  } finally {
+    page.off("console", onConsole);
+    page.off("pageerror", onError);
+    page.off("requestfailed", onFailed);
+  }
 }

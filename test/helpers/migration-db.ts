@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Kysely, Migrator } from "kysely";
@@ -34,13 +34,10 @@ export async function onFreshDatabase(
   backend: "sqlite" | "postgres",
   use: (opened: MigrationDatabase) => Promise<void>,
 ): Promise<void> {
-  const location =
-    backend === "postgres"
-      ? { dialect: "postgres" as const, url: await createTestDatabase(adminUrl) }
-      : {
-          dialect: "sqlite" as const,
-          path: join(mkdtempSync(join(tmpdir(), "runyard-migration-")), "runyard.db"),
-        };
+  const folder = backend === "sqlite" ? mkdtempSync(join(tmpdir(), "runyard-migration-")) : undefined;
+  const location = folder
+    ? { dialect: "sqlite" as const, path: join(folder, "runyard.db") }
+    : { dialect: "postgres" as const, url: await createTestDatabase(adminUrl) };
   const opened = await openDatabase(location, { readonly: false });
   const db = opened.db as Kysely<unknown>;
   const migrator = new Migrator({
@@ -53,5 +50,6 @@ export async function onFreshDatabase(
     await use({ db, migrator });
   } finally {
     await opened.close();
+    if (folder) rmSync(folder, { recursive: true, force: true });
   }
 }
