@@ -83,6 +83,27 @@ describe.skipIf(!haveDocker)("the engine questions of a runner's start", () => {
     expect(listed[0]?.State).toBe("created");
   });
 
+  it("removes a container that others remove at the same moment, each call ending once it is gone", async () => {
+    // A runner's sweep and a bot's stop (or a cluster's garbage collection) may remove one
+    // container together: the engine answers all but one "removal ... already in progress".
+    const id = await engine.create({
+      Image: await busyboxImage(),
+      Cmd: ["sleep", "600"],
+      Labels: { [testLabel]: "1", [testRunLabel]: run },
+      HostConfig: { NetworkMode: "none" },
+    });
+    made.push(id);
+    await engine.docker.getContainer(id).start();
+    const removals = await Promise.allSettled([1, 2, 3, 4].map(() => engine.remove(id)));
+    expect(removals.map((removal) => removal.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    await expect(engine.docker.getContainer(id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+
   it("says what the engine refused when it will not list", async () => {
     // A label filter must be a list of strings: the engine refuses it and says why.
     await expect(listContainers(socket, [{} as unknown as string])).rejects.toThrow(

@@ -1882,6 +1882,71 @@ export interface components {
             created_at: string;
             created_by: string | null;
         };
+        SavedWorkflow: {
+            name: string;
+            version: number;
+            tenant_id: string | null;
+            file: string;
+            created_at: string;
+            created_by: string | null;
+            workflow: string;
+            live_version: number | null;
+            versions: {
+                version: number;
+                created_at: string;
+                created_by: string | null;
+                created_by_name: string | null;
+                /** @enum {string} */
+                state: "live" | "pending" | "promoted" | "superseded";
+                promoted_at: string | null;
+                promoted_by: string | null;
+                promoted_by_name: string | null;
+            }[];
+            schedules: {
+                cron: string;
+                timezone: string;
+                /** @enum {string} */
+                overlap: "skip" | "queue" | "cancel_previous";
+                /** @enum {string} */
+                catch_up: "none" | "latest" | "all";
+                next_tick_at: string | null;
+            }[];
+        };
+        Hook: {
+            name: string;
+            tenant_id: string | null;
+            workflow: string;
+            vars: {
+                [key: string]: string;
+            };
+            id: string;
+            url: string;
+            created_at: string;
+            created_by: string | null;
+        };
+        Runner: {
+            id: string;
+            group: string;
+            /** @enum {string} */
+            status: "connected" | "offline";
+            /** @enum {string} */
+            state: "idle" | "busy" | "offline";
+            hostname: string;
+            cpus: number | null;
+            memory: string | null;
+            connected_at: string | null;
+            labels: string[];
+            mode: string;
+            capacity: number;
+            tenant_id: string | null;
+            shared: boolean;
+            /** @enum {string} */
+            isolation: "sandbox" | "docker" | "none";
+            running_jobs: string[];
+            last_heartbeat_at: string | null;
+            version: string | null;
+            replica: string | null;
+        };
         RunGraph: {
             max_parallel: number;
             steps: {
@@ -1989,71 +2054,6 @@ export interface components {
             parent_step: string | null;
             calls?: components["schemas"]["CalledRun"][];
             graph?: components["schemas"]["RunGraph"];
-        };
-        SavedWorkflow: {
-            name: string;
-            version: number;
-            tenant_id: string | null;
-            file: string;
-            created_at: string;
-            created_by: string | null;
-            workflow: string;
-            live_version: number | null;
-            versions: {
-                version: number;
-                created_at: string;
-                created_by: string | null;
-                created_by_name: string | null;
-                /** @enum {string} */
-                state: "live" | "pending" | "promoted" | "superseded";
-                promoted_at: string | null;
-                promoted_by: string | null;
-                promoted_by_name: string | null;
-            }[];
-            schedules: {
-                cron: string;
-                timezone: string;
-                /** @enum {string} */
-                overlap: "skip" | "queue" | "cancel_previous";
-                /** @enum {string} */
-                catch_up: "none" | "latest" | "all";
-                next_tick_at: string | null;
-            }[];
-        };
-        Hook: {
-            name: string;
-            tenant_id: string | null;
-            workflow: string;
-            vars: {
-                [key: string]: string;
-            };
-            id: string;
-            url: string;
-            created_at: string;
-            created_by: string | null;
-        };
-        Runner: {
-            id: string;
-            group: string;
-            /** @enum {string} */
-            status: "connected" | "offline";
-            /** @enum {string} */
-            state: "idle" | "busy" | "offline";
-            hostname: string;
-            cpus: number | null;
-            memory: string | null;
-            connected_at: string | null;
-            labels: string[];
-            mode: string;
-            capacity: number;
-            tenant_id: string | null;
-            shared: boolean;
-            /** @enum {string} */
-            isolation: "sandbox" | "docker" | "none";
-            running_jobs: string[];
-            last_heartbeat_at: string | null;
-            version: string | null;
-            replica: string | null;
         };
         Schedule: {
             id: string;

@@ -286,11 +286,18 @@ export class DockerEngine {
    * --rm` does: an image's `VOLUME` would otherwise leave one behind per container. A missing
    * container is not an error.
    */
+  /** Removes the container; resolves once it is gone, also when another caller was removing it. */
   async remove(id: string): Promise<void> {
+    const container = this.docker.getContainer(id);
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await container.remove({ force: true, v: true });
     } catch (error) {
-      if (statusOf(error) !== 404) throw error;
+      if (statusOf(error) === 404) return;
+      if (statusOf(error) !== 409 || !/already in progress/.test(String(error))) throw error;
+      // Someone else's removal: Docker's wait for "removed" answers when it is done.
+      await container.wait({ condition: "removed" }).catch((waited: unknown) => {
+        if (statusOf(waited) !== 404) throw waited;
+      });
     }
   }
 

@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import type { RunEvent } from "../core/events.js";
+import { int } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { int } from "./schema.js";
 
 /** Which usage a sum covers; every field narrows it. */
 export interface AgentUsageFilter {

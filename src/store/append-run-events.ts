@@ -2,6 +2,7 @@ import { type Kysely, type RawBuilder, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import { recordAgentUsage } from "./agent-usage.js";
+import { decodeJson, encodeJson, int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import {
@@ -18,7 +19,7 @@ import {
 } from "./run-events.js";
 import { type CutOutput, capRunLog, type RunLogState, rollingOverflow } from "./run-log-cap.js";
 import { runColumns } from "./runs.js";
-import { type Database, decodeJson, encodeJson, int, isoTime, type RunsTable } from "./schema.js";
+import type { Database, RunsTable } from "./schema.js";
 
 /** Events PostgreSQL stores with the run's new state in one statement at most (5 parameters each). */
 const oneStatementMax = 10_000;

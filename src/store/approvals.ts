@@ -1,6 +1,7 @@
 import type { Selectable } from "kysely";
+import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type ApprovalsTable, type ApprovalVotesTable, decodeJson, encodeJson, isoTime } from "./schema.js";
+import type { ApprovalsTable, ApprovalVotesTable } from "./schema.js";
 
 export type ApprovalDecision = "approved" | "rejected" | "timeout";
 

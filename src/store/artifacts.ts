@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
+import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type ArtifactsTable, int, isoTime } from "./schema.js";
+import type { ArtifactsTable } from "./schema.js";
 
 /** A stored artifact of a run, without its content (`artifacts.list`). */
 export interface ArtifactInfo {

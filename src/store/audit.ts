@@ -1,8 +1,9 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
+import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type AuditEventsTable, decodeJson, encodeJson, isoTime } from "./schema.js";
+import type { AuditEventsTable } from "./schema.js";
 
 /** What the audit log records: logins, token, user and secret changes, cancels. */
 export type AuditAction =

@@ -1,6 +1,6 @@
 import { newId } from "../core/ids.js";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 /** One point of a bot's resource history. */
 export interface BotSample {

@@ -4,8 +4,9 @@ import { type BotMode, type BotState, liveBotStates, upBotStates } from "../core
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { newId } from "../core/ids.js";
+import { decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type BotsTable, type Database, decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./schema.js";
+import type { BotsTable, Database } from "./schema.js";
 
 /** A bot as stored (`spec` and `last_logs` opened: the store seals them at rest). */
 export interface BotRecord {

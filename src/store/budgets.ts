@@ -1,6 +1,7 @@
 import type { Selectable } from "kysely";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type BudgetsTable, isoTime } from "./schema.js";
+import type { BudgetsTable } from "./schema.js";
 
 /** Whose spend a budget caps. */
 export type BudgetScope = "tenant" | "user";

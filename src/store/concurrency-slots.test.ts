@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { RunRecord } from "./runs.js";
+import type { RunRecord } from "./run-records.js";
 import type { Store } from "./types.js";
 
 describe.each(storeBackends)("on $name", (backend) => {

@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import type { RunStatus } from "../core/events.js";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 /** A run of a concurrency group as the slot sees it. */
 export interface GroupRun {

@@ -1,7 +1,9 @@
 import type { Selectable } from "kysely";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type RunRecord, toRunRecord } from "./runs.js";
-import { isoTime, type ReplicasTable } from "./schema.js";
+import type { RunRecord } from "./run-records.js";
+import { toRunRecord } from "./runs.js";
+import type { ReplicasTable } from "./schema.js";
 
 /** A server process on the database; several replicas share one PostgreSQL database. */
 export interface ReplicaRecord {

@@ -1,6 +1,7 @@
 import type { Selectable } from "kysely";
+import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { decodeJson, encodeJson, type ForgeRunsTable, type ForgesTable, isoTime } from "./schema.js";
+import type { ForgeRunsTable, ForgesTable } from "./schema.js";
 
 /** The settings every task of a forge gets, as an agent run body takes them. */
 export interface ForgeTaskSettings {

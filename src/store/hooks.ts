@@ -1,7 +1,8 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
+import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { decodeJson, encodeJson, type HooksTable, isoTime } from "./schema.js";
+import type { HooksTable } from "./schema.js";
 
 /** A signed webhook as anyone who may see it sees it: never its secret. */
 export interface HookRecord {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 /** One creating request's key, as a caller sends it: whose, which, and what was asked. */
 export interface IdempotencyRequest {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { storeBackends, type TestStore } from "../../test/helpers/store-backends.js";
-import type { ClaimingRunner, JobRecord, JobRequirements } from "./jobs.js";
+import type { ClaimingRunner, JobRecord, JobRequirements } from "./job-records.js";
 import type { Store } from "./types.js";
 
 let store: Store;

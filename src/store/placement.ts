@@ -1,4 +1,4 @@
-import type { ClaimingRunner } from "./jobs.js";
+import type { ClaimingRunner } from "./job-records.js";
 
 /**
  * Which runners may take a tenant's work (docs/security.md), the rule `jobs.claim` applies in

@@ -1,10 +1,10 @@
 import { sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
+import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
-import type { RunPatch } from "./runs.js";
-import { int, isoTime } from "./schema.js";
+import type { RunPatch } from "./run-records.js";
 
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {

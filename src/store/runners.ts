@@ -1,7 +1,8 @@
 import type { Selectable, Updateable } from "kysely";
 import type { RunnerInfo } from "../core/protocol.js";
+import { decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { decodeJson, encodeJson, isoTime, isoTimeOrNull, type RunnersTable } from "./schema.js";
+import type { RunnersTable } from "./schema.js";
 
 export type RunnerStatus = "online" | "offline";
 

@@ -1,8 +1,9 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
+import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type NewSchedule, replaceSchedules } from "./schedules.js";
-import { int, isoTime, type SavedWorkflowsTable } from "./schema.js";
+import type { SavedWorkflowsTable } from "./schema.js";
 
 /** One version of a tenant's saved workflow, as stored. */
 export interface SavedWorkflowRecord {

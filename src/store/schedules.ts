@@ -1,7 +1,8 @@
 import type { Selectable } from "kysely";
 import { newId } from "../core/ids.js";
+import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { int, isoTime, type SchedulesTable } from "./schema.js";
+import type { SchedulesTable } from "./schema.js";
 
 /** What happens when a tick comes while the schedule's previous run still runs. */
 export type ScheduleOverlap = "skip" | "queue" | "cancel_previous";

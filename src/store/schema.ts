@@ -1,17 +1,16 @@
 import type { ColumnType } from "kysely";
 import type { BotMode, BotState } from "../core/bot-states.js";
-import { RunyardError } from "../core/errors.js";
 import type { RunKind, RunStatus } from "../core/events.js";
 import type { RunTrigger } from "../core/run-trigger.js";
-import type { JobStatus, JobType } from "./jobs.js";
+import type { JobStatus, JobType } from "./job-records.js";
 import type { RunnerIsolation, RunnerStatus } from "./runners.js";
 import type { TokenKind } from "./tokens.js";
 import type { UserRole } from "./users.js";
 
 /*
  * Kysely table types, as the migrations create them. Only portable column types are used:
- * text, integer, bigint, real. JSON is text (`encodeJson`/`decodeJson`), timestamps are
- * ISO-8601 UTC text (`isoTime`), so the same schema works on SQLite and PostgreSQL.
+ * text, integer, bigint, real. JSON is text (`encodeJson`/`decodeJson` of columns.ts), timestamps
+ * are ISO-8601 UTC text (`isoTime`), so the same schema works on SQLite and PostgreSQL.
  */
 
 /** A bigint column: node-postgres returns int8 as a string, SQLite as a number; read it with `int`. */
@@ -579,33 +578,4 @@ export interface Database {
   forge_deliveries: ForgeDeliveriesTable;
   forge_runs: ForgeRunsTable;
   idempotency_keys: IdempotencyKeysTable;
-}
-
-/** JSON text for a value; `undefined` is stored as `null`. */
-export function encodeJson(value: unknown): string {
-  return JSON.stringify(value) ?? "null";
-}
-
-export function decodeJson<T = unknown>(text: string): T {
-  return JSON.parse(text) as T;
-}
-
-/** A bigint column's value as a number (seqs stay far below 2^53). */
-export function int(value: number | string | bigint): number {
-  return typeof value === "number" ? value : Number(value);
-}
-
-/** A timestamp in the one stored form, `YYYY-MM-DDTHH:mm:ss.sssZ`, so text order is time order. */
-export function isoTime(value: string | Date): string {
-  const date = typeof value === "string" ? new Date(value) : value;
-  if (Number.isNaN(date.getTime())) {
-    throw new RunyardError("INVALID_INPUT", `not a timestamp: ${String(value)}`, {
-      hint: "Give timestamps as ISO-8601 text, e.g. 2026-01-31T12:00:00.000Z.",
-    });
-  }
-  return date.toISOString();
-}
-
-export function isoTimeOrNull(value: string | null | undefined): string | null {
-  return value === null || value === undefined ? null : isoTime(value);
 }

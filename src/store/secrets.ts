@@ -1,6 +1,7 @@
 import type { Selectable } from "kysely";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime, type SecretsTable } from "./schema.js";
+import type { SecretsTable } from "./schema.js";
 
 /** A stored secret as anyone may see it: its name and when it changed, never its value. */
 export interface SecretInfo {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 /** Inserted at most once (the first replica wins the primary key), then read back by everyone. */
 async function serverKey(ctx: StoreContext, name: string): Promise<string> {

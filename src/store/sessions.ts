@@ -1,5 +1,5 @@
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 async function revokeSession(
   ctx: StoreContext,

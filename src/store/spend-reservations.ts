@@ -1,8 +1,8 @@
 import { newId } from "../core/ids.js";
 import { type AgentUsageRepo, agentUsageRepo } from "./agent-usage.js";
 import { type BudgetsRepo, budgetsRepo } from "./budgets.js";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 /** Spend a running agent turn holds of what is left of its tenant's and user's budgets. */
 export interface SpendReservation {

@@ -1,5 +1,5 @@
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime } from "./schema.js";
 
 /**
  * The alert rules a tenant's admin set for every bot of the tenant. `alerts` are as a bot's own

@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId, newSecret } from "../core/ids.js";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime, type TokensTable } from "./schema.js";
+import type { TokensTable } from "./schema.js";
 
 export type TokenKind = "admin" | "user" | "runner";
 

@@ -1,8 +1,9 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
+import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { isoTime, type UsersTable } from "./schema.js";
+import type { UsersTable } from "./schema.js";
 
 export type UserRole = "admin" | "member";
 

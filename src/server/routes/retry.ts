@@ -14,7 +14,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
-import { capSubmitVariables, runBodyLimit } from "./runs.js";
+import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the run id") });

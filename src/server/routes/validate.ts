@@ -5,7 +5,7 @@ import { workflowProblemsError } from "../../workflow/model.js";
 import { apiSchemas } from "../api-schemas.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
-import { runBodyLimit } from "./runs.js";
+import { runBodyLimit } from "./submit-limits.js";
 
 const ValidateWorkflowBody = z.strictObject({
   workflow: z

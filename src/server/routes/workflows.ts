@@ -12,7 +12,7 @@ import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { submitterNames } from "./run-submitters.js";
-import { capSubmitVariables, runBodyLimit } from "./runs.js";
+import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
 
 const SaveWorkflowBody = z.strictObject({
   name: z
