@@ -29,9 +29,12 @@ async function modulesLoadedByRun(env: Record<string, string>): Promise<string[]
 test("`runyard run` of one step loads a few bundled files, not hundreds of modules", async () => {
   const modules = await modulesLoadedByRun({});
   // Each module file costs a start a resolve, a stat, an open and a compile: the bundle keeps
-  // `runyard run` to its entry and the chunks of the commands it runs (about 20 files).
+  // `runyard run` to its entry and the chunks of the commands it runs (about 30 files: since
+  // the commands that only call the API import the client alone, not the runs command's module
+  // and through it the engine, the few small modules they share with `runyard run`, a username
+  // rule say, are chunks of their own).
   expect(modules.some((path) => path.endsWith("/bin/runyard.js"))).toBe(true);
-  expect(modules.length, modules.join("\n")).toBeLessThanOrEqual(30);
+  expect(modules.length, modules.join("\n")).toBeLessThanOrEqual(32);
   expect(modules.filter((path) => path.includes("/node_modules/"))).toEqual([]);
   // Its settings are checked with zod/mini: no file it loads holds zod's full schema classes
   // (about 30 ms of a start), which only a setting beyond the run's own brings in.

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError } from "../core/config-error.js";
 import { RunyardError } from "../core/errors.js";
 import { printableLines } from "../core/terminal-text.js";
+import { version } from "../core/version.js";
 import { outputClosed } from "./closed-output.js";
 import { registerAgent } from "./commands/agent.js";
 import { registerAgents } from "./commands/agents.js";
@@ -19,7 +20,6 @@ import { registerServe } from "./commands/serve.js";
 import { registerTenant } from "./commands/tenant.js";
 import { registerWorkflows } from "./commands/workflows.js";
 import { terminalSafe } from "./terminal-stream.js";
-import { version } from "./version.js";
 
 /** Builds the command tree; each action sets the process exit code. */
 function buildProgram(

@@ -8,14 +8,14 @@ import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
+import { version } from "../core/version.js";
 import { probeSandbox } from "../exec/sandbox.js";
+import { runnerIdFor } from "./runner-id.js";
 import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
-import { runnerIdFor } from "./runner-id.js";
-import { version } from "./version.js";
 
 export interface ServerFlags {
   host?: string;
@@ -207,7 +207,7 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   }
   const logger = createLogger({ level: config.logLevel, daemon: true });
   // Only `up` runs steps: `runyard server` never loads the runner, Docker's client and what it brings.
-  const { localRunnerDaemon } = await import("./runner.js");
+  const { localRunnerDaemon } = await import("../runner/assembly/local-runner.js");
   // A local runner that cannot start (its settings, its cluster, its token refused) ends `up`
   // with its error: a server left up without it would answer 503 forever. One still connecting
   // is waited for.

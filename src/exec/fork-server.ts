@@ -13,6 +13,9 @@ import {
   pipeMessage,
   startMessage,
 } from "./fork-server-wire.js";
+
+export { SANDBOX_NAMESPACES } from "./fork-server-wire.js";
+
 import { OutputDecoder } from "./output-decoder.js";
 import { groupIsAlive } from "./resources.js";
 import { describeSpawnError, notStarted, signalGroup, startProblem } from "./spawn-launcher.js";

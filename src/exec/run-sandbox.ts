@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
-import { SANDBOX_NAMESPACES } from "./fork-server-wire.js";
+import { SANDBOX_NAMESPACES } from "./fork-server.js";
 import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
 import type { SandboxNetwork } from "./sandbox-network.js";

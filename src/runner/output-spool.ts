@@ -10,6 +10,13 @@ const statfsEveryBytes = 4 * 1024 * 1024;
 /** Once the disk was found short, how long before it is looked at again (a step may print fast). */
 const statfsShortRetryMs = 1000;
 
+/** A job's output the runner keeps on disk past its memory, when it has a spool folder. */
+export const maxSpoolBytes = 1024 * 1024 * 1024;
+/** All its jobs' output the runner keeps on disk. */
+export const defaultSpoolTotalBytes = 10 * 1024 * 1024 * 1024;
+/** The free space the spool always leaves on its disk. */
+export const defaultSpoolMinFreeBytes = 1024 * 1024 * 1024;
+
 /**
  * What all the jobs' spools of one runner may hold together: at most `maxBytes` of files, and
  * never so much that the disk under them keeps less than `minFreeBytes` free (a runner shares its

@@ -8,7 +8,8 @@ import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { StepJobHandler } from "./handlers/step.js";
-import { RunnerDaemon, type RunnerDaemonOptions } from "./runner.js";
+import { RunnerDaemon } from "./runner.js";
+import type { RunnerDaemonOptions } from "./runner-options.js";
 
 /*
  * Fail-over between servers, with real in-process servers and the real daemon. A runner token

@@ -1,89 +1,31 @@
 import { rmSync } from "node:fs";
 import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
-import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, type JobKind, type JobResult, jobKinds, jobLogFields } from "../core/jobs/index.js";
-import type { Logger } from "../core/logger.js";
 import {
-  type BotCall,
   type BotReply,
-  type BotStats,
   maxRunnerMessageBytes,
   messageTooBigCloseCode,
   policyCloseCode,
-  type RunnerInfo,
   type RunnerMessage,
   revokedCloseCode,
   runnerInfoRefusal,
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
-import { DroppedOutput } from "./dropped-output.js";
-import { detachReason, type JobHandlers, type JobIo } from "./handlers/types.js";
-import type { JobJournal } from "./job-journal.js";
-import { outputPieces, resultWithinLimit } from "./message-limits.js";
-import { OutputSpool, SpoolDisk } from "./output-spool.js";
+import { detachReason, type JobIo } from "./handlers/types.js";
+import { JobOutbox, maxPendingBytes, type OutboxLink } from "./job-outbox.js";
+import { outputPieces } from "./message-limits.js";
+import {
+  defaultSpoolMinFreeBytes,
+  defaultSpoolTotalBytes,
+  maxSpoolBytes,
+  OutputSpool,
+  SpoolDisk,
+} from "./output-spool.js";
+import type { RunnerDaemonOptions } from "./runner-options.js";
 
-export interface RunnerDaemonOptions {
-  /**
-   * The server, or several replicas of one control plane. The runner connects to the first; when
-   * a connection fails or drops it goes on to the next at once, and waits out the backoff only
-   * after every URL of a round has failed.
-   */
-  serverUrls: string[];
-  token: string;
-  /** What the runner says of itself at hello; the job kinds it handles follow from `handlers`. */
-  info: Omit<RunnerInfo, "kinds">;
-  /** One handler per job kind: what this runner does with the jobs it is assigned. */
-  handlers: JobHandlers;
-  /**
-   * Why this runner lacks the handler of a kind (`bot`: "no Docker engine reachable at ..."),
-   * said in the refusal of a job of that kind should one reach it anyway.
-   */
-  missing?: Partial<Record<JobKind, string>>;
-  logger: Logger;
-  /** First reconnect delay; doubles up to `maxBackoffMs`. */
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** Records the jobs held, so the next life of this runner reports those that died with it. */
-  journal?: JobJournal;
-  /**
-   * Where a job's events wait on disk once its events in memory reach `memoryBytes` (default
-   * 32 MiB) while the server cannot take them, up to `maxBytes` of output a job (default 1 GiB),
-   * `totalBytes` of all jobs together (default 10 GiB), and never leaving the disk less than
-   * `minFreeBytes` free (default 1 GiB). Without it, output past the memory is dropped (and the
-   * drop said in a notice), as is output past these caps.
-   */
-  spool?: {
-    dir: string;
-    memoryBytes?: number;
-    maxBytes?: number;
-    totalBytes?: number;
-    minFreeBytes?: number;
-  };
-  /** Called on every welcome, the first and each after a reconnect, with the server's URL. */
-  onConnected?: (serverUrl: string) => void;
-  /**
-   * Called on every welcome with the install the server names (undefined from an older server),
-   * before any later message of the server is handled: the runner labels, adopts and removes
-   * containers of that install only.
-   */
-  onWelcome?: (installId: string | undefined) => Promise<void>;
-  /** Bot containers found on this runner's Docker at start, and how to remove one the server disowns. */
-  bots?: {
-    found: string[];
-    /** The install label of each found bot's container, by bot id (none on older containers). */
-    installs?: Record<string, string>;
-    remove(botId: string): Promise<void>;
-    /** New samples of the held bots' use since the last call, sent with the next heartbeat. */
-    stats?(): BotStats[];
-    /** Answers the server's `bot_call`: a webhook forwarded to a held bot, or a bot's kept log. */
-    call?(botId: string, call: BotCall, sendPart: (bodyBase64: string) => Promise<void>): Promise<BotReply>;
-  };
-}
-
-/** Event batches a job may have in flight before it waits for acks. */
 /** What the server refuses a hello with for good: the runner stops instead of retrying. */
 const refusalCodes = [
   "RUNNER_ID_TAKEN",
@@ -94,61 +36,24 @@ const refusalCodes = [
 const isRefusal = (code: string): code is (typeof refusalCodes)[number] =>
   (refusalCodes as readonly string[]).includes(code);
 
-const maxInFlightBatches = 8;
-const eagerFlushBytes = 64 * 1024;
 /**
  * With several servers, how long an opening handshake may take before the runner tries the next:
  * a server behind a dropped route would otherwise hold it for the kernel's connect timeout (about
  * two minutes). A single server keeps the old behaviour, as there is nowhere else to go.
  */
 const failoverHandshakeTimeoutMs = 10_000;
-/**
- * About the most one batch carries. Kept under V8's large-object size (128 KiB): a batch's
- * message, its parsed text and its stored JSON then die young in the server's heap instead of
- * piling up as large objects until a full GC (a 200 MB run took the server +100 MB at 256 KiB,
- * +80 MB at 96 KiB).
- */
-const maxBatchBytes = 96 * 1024;
-/** A job's events the runner keeps in memory while they cannot be sent (the server unreachable). */
-const maxPendingBytes = 32 * 1024 * 1024;
-/** A job's output the runner keeps on disk past that, when it has a spool folder. */
-const maxSpoolBytes = 1024 * 1024 * 1024;
-/** All its jobs' output the runner keeps on disk. */
-const defaultSpoolTotalBytes = 10 * 1024 * 1024 * 1024;
-/** The free space the spool always leaves on its disk. */
-const defaultSpoolMinFreeBytes = 1024 * 1024 * 1024;
-
-/**
- * What an event weighs against the batch cap: output by its text and what it is wrapped in (so
- * that a batch of one-character outputs holds a few thousand, not 96,000), anything else by its JSON.
- */
-function eventBytes(event: EventInput): number {
-  return event.type === "step.output"
-    ? event.data.length + event.step.length + event.host.length + 64
-    : JSON.stringify(event).length;
-}
 
 /** One job this runner holds, from assign until the server says `done`. */
 interface HeldJob {
   id: string;
   kind: JobKind;
   controller: AbortController;
-  /** Sent (or waiting to be sent) and not yet acked. */
-  unacked: Array<{ batch: number; events: EventInput[] }>;
-  pending: EventInput[];
-  pendingBytes: number;
-  /** Events past `pending`'s memory, on disk, to be sent after `pending` (see `OutputSpool`). */
-  spool?: OutputSpool;
-  /** Output dropped since the pending events reached their cap, not yet said in a notice. */
-  dropped: DroppedOutput;
-  lastBatch: number;
-  result?: JobResult;
+  /** Its events on their way to the server, and its result once its work ended. */
+  outbox: JobOutbox;
   /** Its processes are gone. */
   ended?: boolean;
   /** Given up (shutdown grace passed, or the server dropped it): no result is sent. */
   abandoned?: boolean;
-  /** `finished` went out after the last batch (see `sendFinished`). */
-  finishedSent?: boolean;
 }
 
 /**
@@ -160,6 +65,11 @@ export class RunnerDaemon {
   private socket: WebSocket | undefined;
   private readonly jobs = new Map<string, HeldJob>();
   private connected = false;
+  /** The socket as the jobs' outboxes use it. */
+  private readonly link: OutboxLink = {
+    connected: () => this.connected,
+    send: (message) => this.send(message),
+  };
   private stopped = false;
   private backoffMs: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -214,7 +124,7 @@ export class RunnerDaemon {
   }
 
   get runningJobs(): number {
-    return [...this.jobs.values()].filter((job) => !job.result).length;
+    return [...this.jobs.values()].filter((job) => !job.outbox.result).length;
   }
 
   /**
@@ -229,7 +139,7 @@ export class RunnerDaemon {
     // A bot outlives its runner: its container keeps running and the runner's next life adopts
     // it, so a bot job is let go at once instead of holding the shutdown for the grace.
     for (const job of this.jobs.values()) {
-      if (job.kind !== "bot" || job.result || job.abandoned) continue;
+      if (job.kind !== "bot" || job.outbox.result || job.abandoned) continue;
       job.abandoned = true;
       this.send({
         type: "abandoned",
@@ -241,7 +151,7 @@ export class RunnerDaemon {
     }
     const deadline = Date.now() + graceMs;
     while (this.runningJobs > 0 && Date.now() < deadline) await this.jobGone(deadline - Date.now());
-    const cut = [...this.jobs.values()].filter((job) => !job.result);
+    const cut = [...this.jobs.values()].filter((job) => !job.outbox.result);
     for (const job of cut) {
       job.abandoned = true;
       this.send({
@@ -282,7 +192,7 @@ export class RunnerDaemon {
     const job = this.jobs.get(jobId);
     if (!job) return;
     this.jobs.delete(jobId);
-    job.spool?.remove();
+    job.outbox.remove();
     this.options.journal?.remove(jobId);
     const waiting = this.onJobGone;
     this.onJobGone = undefined;
@@ -308,7 +218,7 @@ export class RunnerDaemon {
         runner: { ...this.options.info, kinds: this.kinds },
         jobs: [...this.jobs.values()]
           .filter((job) => !job.abandoned)
-          .map((job) => ({ id: job.id, batch: job.lastBatch })),
+          .map((job) => ({ id: job.id, batch: job.outbox.lastBatch })),
         reaped: this.reaped,
         bots: this.foundBots,
         bot_installs: this.options.bots?.installs ?? {},
@@ -431,7 +341,7 @@ export class RunnerDaemon {
         this.assigned(message.job);
         break;
       case "ack":
-        this.acked(message.job_id, message.batch);
+        this.jobs.get(message.job_id)?.outbox.acked(message.batch);
         break;
       case "done":
         this.forget(message.job_id);
@@ -541,11 +451,7 @@ export class RunnerDaemon {
       this.send({ type: "heartbeat", bots: this.options.bots?.stats?.() ?? [] });
     }, heartbeatMs);
     // Everything the server may have missed while we were apart.
-    for (const job of this.jobs.values()) {
-      for (const batch of job.unacked) this.send({ type: "events", job_id: job.id, ...batch });
-      if (job.pending.length > 0 || job.spool?.empty === false) this.flush(job, job.result !== undefined);
-      else if (job.result) this.sendFinished(job);
-    }
+    for (const job of this.jobs.values()) job.outbox.resend();
   }
 
   private assigned(assignment: Job): void {
@@ -576,21 +482,19 @@ export class RunnerDaemon {
       id: jobId,
       kind: assignment.kind,
       controller: new AbortController(),
-      unacked: [],
-      pending: [],
-      pendingBytes: 0,
-      dropped: new DroppedOutput(),
-      lastBatch: 0,
-      ...(this.options.spool
-        ? {
-            spool: new OutputSpool(
-              this.options.spool.dir,
-              jobId,
-              this.options.spool.maxBytes ?? maxSpoolBytes,
-              this.spoolDisk,
-            ),
-          }
-        : {}),
+      outbox: new JobOutbox(
+        jobId,
+        this.link,
+        this.options.logger,
+        this.options.spool?.memoryBytes ?? maxPendingBytes,
+        this.options.spool &&
+          new OutputSpool(
+            this.options.spool.dir,
+            jobId,
+            this.options.spool.maxBytes ?? maxSpoolBytes,
+            this.spoolDisk,
+          ),
+      ),
     };
     this.jobs.set(jobId, job);
     this.send({ type: "accept", job_id: jobId });
@@ -599,7 +503,7 @@ export class RunnerDaemon {
     const io: JobIo = {
       signal: job.controller.signal,
       emit: (event) => {
-        for (const piece of outputPieces(event)) this.report(job, piece);
+        for (const piece of outputPieces(event)) job.outbox.report(piece);
       },
     };
     this.runJob(assignment, io).then(
@@ -611,11 +515,7 @@ export class RunnerDaemon {
           return;
         }
         log.info({ status: result.status }, "job finished");
-        // Output dropped at the very end has no later event to carry its notice: it goes now.
-        const notice = job.dropped.notice();
-        if (notice) this.report(job, notice);
-        job.result = result;
-        this.flush(job, true); // sends `finished` once the last batch is out
+        job.outbox.finish(result); // sends `finished` once the last batch is out
       },
       (error: unknown) => {
         // A handler turns failures of the work into results; this is a fault of the runner.
@@ -654,109 +554,6 @@ export class RunnerDaemon {
       default:
         return assertExhaustive(job, "job kind");
     }
-  }
-
-  private report(job: HeldJob, event: EventInput): void {
-    // While the server is unreachable output piles up here, then in the job's spool on disk:
-    // past the caps it is dropped (a bot may print for hours), counted, and said in a notice
-    // once there is room again. A connected server that is only slower than the output gets all
-    // of it. Once events wait on disk, every later one waits behind them, in order.
-    const memory = this.options.spool?.memoryBytes ?? maxPendingBytes;
-    const spool = job.spool;
-    if (spool && (!spool.empty || (!this.connected && job.pendingBytes >= memory))) {
-      // Once output was dropped, the rest goes too until the spool drains: what the server gets is
-      // whole up to a gap that the notice marks, not a sieve of the small chunks that still fit.
-      const refused =
-        job.dropped.dropping && event.type === "step.output" ? job.dropped.reason : spool.refuses(event);
-      if (refused) {
-        this.dropped(job, event, refused);
-        return;
-      }
-      const notice = job.dropped.notice();
-      if (notice) spool.append(notice);
-      spool.append(event);
-      this.flush(job, false);
-      return;
-    }
-    if (event.type === "step.output" && !this.connected && job.pendingBytes >= memory) {
-      this.dropped(
-        job,
-        event,
-        `the runner holds at most ${Math.round(memory / (1024 * 1024))} MiB of a job's output meanwhile`,
-      );
-      return;
-    }
-    const notice = job.dropped.notice();
-    if (notice) {
-      job.pending.push(notice);
-      job.pendingBytes += eventBytes(notice);
-    }
-    job.pending.push(event);
-    job.pendingBytes += eventBytes(event);
-    this.flush(job, false);
-  }
-
-  private dropped(job: HeldJob, event: EventInput, why: string): void {
-    if (job.dropped.add(event, why)) {
-      this.options.logger.warn({ jobId: job.id }, `dropping a job's output: ${why}`);
-    }
-  }
-
-  /**
-   * Sends pending events as a new batch when nothing is in flight (lowest latency) or when
-   * enough has piled up (throughput); acks pull the rest.
-   */
-  private flush(job: HeldJob, force: boolean): void {
-    // Apart from the server, events stay pending (then on disk, past the job's memory): a batch
-    // made now could not go, and would hold up to a window of output in memory uncounted.
-    if (!this.connected) return;
-    for (;;) {
-      // What waits on disk comes back into memory as what is in memory goes out.
-      if (job.spool && !job.spool.empty && job.pendingBytes < maxBatchBytes * maxInFlightBatches) {
-        for (const event of job.spool.take(maxBatchBytes * maxInFlightBatches)) {
-          job.pending.push(event);
-          job.pendingBytes += eventBytes(event);
-        }
-      }
-      if (job.pending.length === 0) break;
-      const inFlight = job.unacked.length;
-      // The window holds even at the end of a job: a step that printed faster than the server
-      // stores must not send the server its whole backlog at once.
-      if (inFlight >= maxInFlightBatches) return;
-      if (!force && inFlight > 0 && job.pendingBytes < eagerFlushBytes) return;
-      // A step that prints faster than the server stores would otherwise pile its output into
-      // one message past the server's message size limit.
-      let count = 0;
-      let bytes = 0;
-      while (count < job.pending.length && (count === 0 || bytes < maxBatchBytes)) {
-        const event = job.pending[count];
-        bytes += event ? eventBytes(event) : 0;
-        count += 1;
-      }
-      job.lastBatch += 1;
-      const batch = { batch: job.lastBatch, events: job.pending.splice(0, count) };
-      job.pendingBytes -= bytes;
-      job.unacked.push(batch);
-      if (this.connected) this.send({ type: "events", job_id: job.id, ...batch });
-    }
-    if (job.result && !job.finishedSent) this.sendFinished(job);
-  }
-
-  private acked(jobId: string, upTo: number): void {
-    const job = this.jobs.get(jobId);
-    if (!job) return;
-    job.unacked = job.unacked.filter((batch) => batch.batch > upTo);
-    this.flush(job, job.result !== undefined);
-  }
-
-  /** `finished` goes after the job's last event batch, never while events still wait. */
-  private sendFinished(job: HeldJob): void {
-    if (!job.result || !this.connected || job.pending.length > 0 || job.spool?.empty === false) return;
-    job.finishedSent = true;
-    const finished = (result: JobResult) =>
-      ({ type: "finished", job_id: job.id, batches: job.lastBatch, result }) as const;
-    const result = resultWithinLimit(job.result, (r) => Buffer.byteLength(JSON.stringify(finished(r))));
-    this.send(finished(result));
   }
 
   /**

@@ -11,6 +11,7 @@ import type { AgentRuns } from "./agent-runs.js";
 import type { AgentRunSpec, SubmitAgentRunBody } from "./agent-spec.js";
 import type { BotRuns, BotStarter } from "./bot-runs.js";
 import type { StartBotBody } from "./bot-spec.js";
+import { type ParkableRun, ParkedRuns } from "./parked-runs.js";
 import { finishedPatch, RunProjection } from "./projection.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import type { RunOrigin, RunOwner } from "./run-origin.js";
@@ -39,14 +40,9 @@ export interface RunReplica {
   fenced(why: string): void;
 }
 
-interface LiveRun extends ActiveRun {
+interface LiveRun extends ActiveRun, ParkableRun {
   controller: AbortController;
-  started: boolean;
   done: Promise<void>;
-  /** When its engine started here (Date.now()). */
-  since: number;
-  /** Its kind may be parked, and nothing but `run.queued` and notices was stored before it started here. */
-  parkable: boolean;
 }
 
 /** What the run service is told about this server's settings. */
@@ -57,17 +53,11 @@ export interface RunServiceSettings {
   /**
    * A workflow run still waiting for a runner this long is parked: its engine is dropped and the
    * run lives on as its stored rows until a runner takes up one of its jobs (docs/scale.md).
-   * Default `defaultParkQueuedAfterMs`.
+   * Default `defaultParkQueuedAfterMs` (parked-runs.ts).
    */
   parkQueuedAfterMs?: number;
 }
 
-/** How long a workflow run waits for a runner before it is parked, unless the server says otherwise. */
-export const defaultParkQueuedAfterMs = 100;
-/** How often the runs waiting for a runner are looked over for parking, at most. */
-const parkRoundMs = 500;
-/** Parked runs' jobs read in one statement by the sweep (`recheckParked`). */
-const parkedSweepChunk = 500;
 /** How often a run whose engine lost the database tries to go on again. */
 const storeRetryMs = 1000;
 
@@ -82,9 +72,8 @@ function storeAway(error: unknown): boolean {
  */
 export class RunService {
   private readonly active = new Map<string, LiveRun>();
-  /** Runs carried here without an engine, waiting for a runner: their ids, and the jobs they wait for. */
-  private readonly parked = new Map<string, readonly string[]>();
-  private parkTimer: NodeJS.Timeout | undefined;
+  /** Runs carried here without an engine, waiting for a runner. */
+  private readonly parked: ParkedRuns;
   /** Runs whose engine lost the database, to be carried on once it answers again. */
   private readonly awaitingStore = new Set<string>();
   private closed = false;
@@ -105,7 +94,13 @@ export class RunService {
       askCancel: () => undefined,
       fenced: () => undefined,
     },
-  ) {}
+  ) {
+    const service = {
+      active: this.active,
+      carryOn: (runs: readonly RunRecord[], why: string) => this.carryOn(runs, why),
+    };
+    this.parked = new ParkedRuns(service, store, jobs, logger, replica.id);
+  }
 
   /** Validates and queues a workflow run; resolves with its record once `run.queued` is stored. */
   async submitWorkflow(spec: WorkflowRunSpec, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
@@ -368,89 +363,19 @@ export class RunService {
     setTimeout(() => void attempt(), storeRetryMs).unref();
   }
 
-  /**
-   * Parks, every `parkRoundMs` (at most), the workflow runs that have waited `parkQueuedAfterMs`
-   * for a runner: a run no runner has taken up, that has begun nothing, and whose engine waits
-   * only for queued jobs (`JobQueue.park`) is carried on as its stored rows alone. Ten thousand
-   * queued runs then cost the server their ids, not ten thousand engines.
-   */
+  /** Parks the workflow runs that wait for a runner (ParkedRuns), from now on. */
   startParking(): void {
-    const afterMs = this.limits.parkQueuedAfterMs ?? defaultParkQueuedAfterMs;
-    this.parkTimer = setInterval(
-      () => this.parkWaiting(afterMs),
-      Math.max(50, Math.min(parkRoundMs, afterMs)),
-    );
-    this.parkTimer.unref();
+    this.parked.start(this.limits.parkQueuedAfterMs);
   }
 
-  private parkWaiting(afterMs: number): void {
-    const now = Date.now();
-    const waiting = new Set<string>();
-    for (const [id, run] of this.active) {
-      if (!run.parkable || run.started || run.signal.aborted || !run.sink.quiet) continue;
-      if (now - run.since >= afterMs) waiting.add(id);
-    }
-    if (waiting.size === 0) return;
-    for (const [id, jobs] of this.jobs.park(waiting)) {
-      this.active.delete(id);
-      this.parked.set(id, jobs);
-    }
-  }
-
-  /**
-   * A job of a run carried here changed (a runner took it up, it was lost or canceled): a parked
-   * run goes on from its stored events, its engine started again.
-   */
+  /** A job of a run carried here changed: a parked run goes on (ParkedRuns.jobChanged). */
   jobChanged(runId: string): void {
-    if (this.parked.has(runId)) void this.unpark(runId, "a runner took up work of a parked run");
+    this.parked.jobChanged(runId);
   }
 
-  /** A parked run's engine, started again from the store; resolves once it is active (or gone). */
-  private async unpark(runId: string, why: string): Promise<void> {
-    const jobs = this.parked.get(runId);
-    if (!jobs || !this.parked.delete(runId)) return;
-    const read = async (): Promise<RunRecord | undefined> => {
-      // Adopted by another replica meanwhile (this one was taken for dead), or ended: not ours.
-      if ((await this.store.fleet.runReplica(runId)) !== this.replica.id) return undefined;
-      const record = await this.store.runs.get(runId);
-      return record && !isFinalStatus(record.status) ? record : undefined;
-    };
-    const record = await read().catch((error: unknown) => {
-      // Unreadable now: it stays parked, and the next change (or the sweep) tries again.
-      this.parked.set(runId, jobs);
-      this.logger.warn({ err: error, runId }, "cannot read a parked run");
-      return undefined;
-    });
-    if (record) await this.carryOn([record], why);
-  }
-
-  /**
-   * A parked run is canceled: the request is stored first, so every engine started for the run
-   * (here, or by a replica that adopts it) starts aborted; then its queued jobs end, so no runner
-   * takes one up while its engine starts again (which then ends the run canceled).
-   */
-  private async cancelParked(runId: string): Promise<void> {
-    await this.store.fleet.requestRunCancel(runId);
-    await this.jobs.endJobs(runId);
-    await this.unpark(runId, "canceling a parked run");
-  }
-
-  /**
-   * Should a fleet message have been lost: the parked runs' jobs are read again, in one statement
-   * per `parkedSweepChunk` jobs, and a run whose job has left the queue goes on.
-   */
-  async recheckParked(): Promise<void> {
-    const byJob = new Map<string, string>();
-    for (const [runId, jobs] of this.parked) for (const job of jobs) byJob.set(job, runId);
-    const ids = [...byJob.keys()];
-    for (let start = 0; start < ids.length; start += parkedSweepChunk) {
-      const moved = await this.store.jobs.list({
-        ids: ids.slice(start, start + parkedSweepChunk),
-        // Not `assigned`: its runner's accept (or the lease's end) changes the row again.
-        statuses: ["running", "done", "lost"],
-      });
-      for (const job of moved) this.jobChanged(job.run_id);
-    }
+  /** The parked runs' jobs read again, should a fleet message have been lost (ParkedRuns.recheck). */
+  recheckParked(): Promise<void> {
+    return this.parked.recheck();
   }
 
   /** Another replica stored events of a run carried here: its record follows them. */
@@ -475,7 +400,7 @@ export class RunService {
    * SIGTERM: the record then still says running, and `run.finished` follows.
    */
   async cancel(runId: string, answerWithinMs = 900): Promise<RunRecord> {
-    if (this.parked.has(runId)) await this.cancelParked(runId);
+    if (this.parked.has(runId)) await this.parked.cancel(runId);
     const run = this.active.get(runId);
     if (!run) return this.cancelElsewhere(runId, answerWithinMs);
     run.controller.abort();
@@ -512,7 +437,8 @@ export class RunService {
   /** Another replica asked to cancel a run; it is stopped if it is carried here. */
   cancelRequested(runId: string): void {
     if (this.parked.has(runId)) {
-      void this.cancelParked(runId)
+      void this.parked
+        .cancel(runId)
         .then(() => this.active.get(runId)?.controller.abort())
         .catch((error: unknown) => this.logger.warn({ err: error, runId }, "cannot cancel a parked run"));
       return;
@@ -606,7 +532,7 @@ export class RunService {
   /** Cancels nothing: runs stay as they are for `recover` on the next start. */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.parkTimer);
+    this.parked.stop();
     for (const run of this.active.values()) await run.sink.drain();
   }
 

@@ -1,11 +1,11 @@
 import { resolve } from "node:path";
-import type { Config } from "../core/config.js";
-import { RunyardError } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
-import { KubeCluster } from "../exec/kube/cluster.js";
-import { leftoverJobsSweep } from "../exec/kube/leftover-jobs.js";
-import type { RunnerInstall } from "../exec/runner-install.js";
-import type { AgentKubernetesSettings } from "../runner/agent-kubernetes.js";
+import type { Config } from "../../core/config.js";
+import { RunyardError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
+import { KubeCluster } from "../../exec/kube/cluster.js";
+import { leftoverJobsSweep } from "../../exec/kube/leftover-jobs.js";
+import type { RunnerInstall } from "../../exec/runner-install.js";
+import type { AgentKubernetesSettings } from "../agent-kubernetes.js";
 
 /** A turn's limits when the config names none: as a sandboxed container's defaults. */
 const defaultMemoryMb = 2048;

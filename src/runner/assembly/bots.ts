@@ -1,11 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { botBaseImagesFromEnv } from "../bots/simple-build.js";
-import type { Logger } from "../core/logger.js";
-import type { BotCall, BotReply, BotStats } from "../core/protocol.js";
-import { DockerEngine, dockerEndpoint } from "../exec/docker-engine.js";
-import { installLabel, type RunnerInstall, runnerLabel } from "../exec/runner-install.js";
-import { BotJobHandler } from "../runner/handlers/bot.js";
+import { botBaseImagesFromEnv } from "../../bots/simple-build.js";
+import type { Logger } from "../../core/logger.js";
+import type { BotCall, BotReply, BotStats } from "../../core/protocol.js";
+import { DockerEngine, dockerEndpoint } from "../../exec/docker-engine.js";
+import { installLabel, type RunnerInstall, runnerLabel } from "../../exec/runner-install.js";
+import { BotJobHandler } from "../handlers/bot.js";
 
 /** What a runner with Docker adds for bots: its handler, its label, and the containers it found. */
 export interface RunnerBots {

@@ -1,14 +1,14 @@
-import type { Config } from "../core/config.js";
-import { RunyardError } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
-import { parseMemorySize } from "../core/memory-size.js";
-import { createKubeStepExecutors } from "../exec/create-kube-executors.js";
-import { KubeCluster } from "../exec/kube/cluster.js";
-import { leftoverJobsSweep } from "../exec/kube/leftover-jobs.js";
-import { componentLabel } from "../exec/kube-step-job.js";
-import type { JobExecutors } from "../exec/local-runner.js";
-import type { RunnerInstall } from "../exec/runner-install.js";
-import { kubernetesRunnerLabel } from "../workflow/model.js";
+import type { Config } from "../../core/config.js";
+import { RunyardError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
+import { parseMemorySize } from "../../core/memory-size.js";
+import { createKubeStepExecutors } from "../../exec/create-kube-executors.js";
+import { KubeCluster } from "../../exec/kube/cluster.js";
+import { leftoverJobsSweep } from "../../exec/kube/leftover-jobs.js";
+import { componentLabel } from "../../exec/kube-step-job.js";
+import type { JobExecutors } from "../../exec/local-runner.js";
+import type { RunnerInstall } from "../../exec/runner-install.js";
+import { kubernetesRunnerLabel } from "../../workflow/model.js";
 
 /**
  * Steps as Kubernetes Jobs (`executor: kubernetes`): the runner checks at start that it reaches
