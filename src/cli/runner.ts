@@ -3,9 +3,9 @@ import { type Config, resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import { createLogger, type LogFormat } from "../core/logger.js";
 import { parseServerUrls } from "../core/server-urls.js";
-import { runnerIdFor } from "./runner-id.js";
 import { localRunnerDaemon } from "../runner/assembly/local-runner.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { runnerIdFor } from "./runner-id.js";
 
 /**
  * The runner's output format: as configured (`--json`, RUNYARD_LOG_FORMAT), else plain lines on a

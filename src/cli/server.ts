@@ -10,12 +10,12 @@ import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { version } from "../core/version.js";
 import { probeSandbox } from "../exec/sandbox.js";
-import { runnerIdFor } from "./runner-id.js";
 import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { runnerIdFor } from "./runner-id.js";
 
 export interface ServerFlags {
   host?: string;

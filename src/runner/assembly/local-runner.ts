@@ -89,11 +89,7 @@ async function agentHandler(
   const installed = agentNames.filter((name) => agentPath(name, { agentsHome, env }) !== undefined);
   const modes = config.mode === "all" ? ["mode:chat", "mode:issue"] : [`mode:${config.mode}`];
   const kubernetes = config.agentKubernetes
-    ? await (await import("./kubernetes.js")).agentKubernetesSettings(
-        config,
-        env,
-        connection,
-      )
+    ? await (await import("./kubernetes.js")).agentKubernetesSettings(config, env, connection)
     : undefined;
   const turns = new SupervisedAgentTurns({
     agentsHome,
