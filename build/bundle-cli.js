@@ -12,48 +12,41 @@ import { build } from "rolldown";
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 /**
- * Packages inlined into the bundle: those every command loads (the config schema's zod, the
- * workflow parser's yaml and croner, commander, the table's string-width), the one that must share
- * their zod (fastify's zod type provider reads our schemas), and the server's pure JavaScript
- * ones made of many small files (kysely alone is ~400): inlined, a server starts on a fifth less
- * CPU (`runyard server` to listening on a fresh home, six starts each on a quiet 2-core machine:
- * 0.80 s to 0.64 s; with an empty compile cache 0.87 s to 0.76 s).
- * Every other package is imported from node_modules as before: native addons (better-sqlite3,
- * argon2), pino (its transports run files beside it in threads), pg (it looks for its optional
- * native binding at run time), and the server's that read files beside themselves.
+ * Every package is inlined into the bundle (a package of many small files costs a start a resolve,
+ * a stat, an open and a compile each: kysely alone is ~400), but those kept apart here. With only
+ * zod, yaml, commander, kysely, fastify and a few more inlined, a server started on 167 files of
+ * node_modules; with the fastify plugins and every dependency inlined, on 48 (`runyard server` to
+ * listening on a fresh home, a quiet 2-core machine: 0.46 s of CPU, now 0.33 s). The ES-module
+ * only @kubernetes/client-node must be inlined: a dynamic import() of it from the CommonJS bundle
+ * fails under the code cache's vm.Script on Node 20. Kept apart: native addons (better-sqlite3,
+ * argon2), pino and its transports (run as files beside them in threads), pg (it looks for its
+ * optional native binding at run time), dockerode and its SSH stack (loaded at a runner's first
+ * container, with ssh2's optional native crypto), and tar (loaded at a bot's first archive).
  */
-const inlined = new Set([
-  "zod",
-  "yaml",
-  "commander",
-  "string-width",
-  "strip-ansi",
-  "ansi-regex",
-  "emoji-regex",
-  "is-fullwidth-code-point",
-  "fastest-levenshtein",
-  "croner",
-  "fastify-type-provider-zod",
-  "kysely",
-  "semver",
-  "@opentelemetry/api",
-  "prom-client",
-  "fastify",
-  "avvio",
-  "find-my-way",
-  "ret",
-  "ajv",
-  "ajv-formats",
-  "fast-uri",
-  "fast-json-stringify",
-  "@fastify/ajv-compiler",
-  "@fastify/fast-json-stringify-compiler",
-  "@fastify/swagger",
-  "ws",
-  // An ES module only: a dynamic import() of it from the CommonJS bundle fails under the code
-  // cache's vm.Script on Node 20, so it is bundled (and loaded on the runner's Kubernetes paths only).
-  "@kubernetes/client-node",
+const keptApart = new Set([
+  "better-sqlite3",
+  "bindings",
+  "@node-rs/argon2",
+  "pino",
+  "thread-stream",
+  "pino-std-serializers",
+  "sonic-boom",
+  "pg",
+  "pg-native",
+  "pg-pool",
+  "pg-protocol",
+  "pg-types",
+  "pg-connection-string",
+  "pgpass",
+  "dockerode",
+  "docker-modem",
+  "ssh2",
+  "cpu-features",
+  "tar",
 ]);
+
+/** Whether a package is inlined: every one not kept apart. */
+const inlinedPackage = (name) => !keptApart.has(name) && !name.startsWith("@node-rs/argon2");
 
 const builtins = new Set(builtinModules);
 const packageOf = (id) => (id.startsWith("@") ? id.split("/").slice(0, 2).join("/") : id.split("/")[0]);
@@ -73,7 +66,7 @@ await build({
   external: (id) => {
     if (id.startsWith("node:") || builtins.has(id)) return true;
     if (id.startsWith(".") || id.startsWith("/") || id.startsWith("\0")) return false;
-    return !inlined.has(packageOf(id));
+    return !inlinedPackage(packageOf(id));
   },
   logLevel: "warn",
   output: {
