@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import type { operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
@@ -6,37 +7,8 @@ import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { table } from "./table.js";
 
-interface StatsAnswer {
-  bot: string;
-  since: string;
-  resolution_secs: number;
-  samples: {
-    at: string;
-    cpu_percent: number;
-    memory_bytes: number;
-    memory_limit_bytes: number | null;
-    net_rx_bytes: number;
-    net_tx_bytes: number;
-    pids: number;
-    restarts: number;
-  }[];
-}
-
-interface AlertsAnswer {
-  bot: string;
-  alerts: Record<string, unknown>[];
-  notify: string[];
-  inherited?: Record<string, unknown>[];
-  overridden?: Record<string, unknown>[];
-  notify_inherited?: boolean;
-  episodes: {
-    kind: string;
-    message: string;
-    started_at: string;
-    ended_at: string | null;
-    notify_error: string | null;
-  }[];
-}
+type StatsAnswer = operations["getBotStats"]["responses"]["200"]["content"]["application/json"];
+type AlertsAnswer = operations["getBotAlerts"]["responses"]["200"]["content"]["application/json"];
 
 const botPath = (name: string, rest: string): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 

@@ -1,37 +1,13 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { budgetAmountProblem, parseSince } from "../core/spend-periods.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { table } from "./table.js";
 
-interface BudgetView {
-  scope: "tenant" | "user";
-  subject: string;
-  usd_per_day: number | null;
-  usd_per_month: number | null;
-  source: "set" | "config" | "none";
-  updated_at: string | null;
-  updated_by: string | null;
-  standings: Array<{ period: "day" | "month"; limit_usd: number; spent_usd: number; resets_at: string }>;
-}
-
-interface Figures {
-  usd: number;
-  input_tokens: number;
-  output_tokens: number;
-  calls: number;
-}
-
-interface UsageReport {
-  tenant: string | null;
-  by: string;
-  since: string;
-  until: string;
-  total: Figures;
-  rows: Array<{ key: string } & Figures>;
-  days: Array<{ day: string } & Figures>;
-  unknown_cost_tokens: number;
-}
+/** A budget as the API answers it. */
+type BudgetView = components["schemas"]["Budget"];
+type UsageReport = components["schemas"]["UsageReport"];
 
 export interface BudgetSetFlags {
   usdPerDay?: string;

@@ -9,7 +9,7 @@ export interface ForgeApi {
   name: string;
   /** The REST API's base URL (`https://gitlab.com/api/v4`, `https://codeberg.org/api/v1`). */
   baseUrl: string;
-  /** The headers that carry the token. */
+  /** The headers that carry the token, and any other the forge asks for (its media type, its API version). */
   auth: Record<string, string>;
   /** What a 403 or 404 hints (the token's permissions on this forge). */
   permissionHint: string;
@@ -27,6 +27,7 @@ export async function callForgeApi(
   body?: unknown,
 ): Promise<unknown> {
   const url = `${api.baseUrl.replace(/\/$/, "")}${path}`;
+  const shown = path || "/";
   let response: Response;
   let text: string;
   try {
@@ -53,21 +54,21 @@ export async function callForgeApi(
     throw new RunyardError(
       "FORGE_FAILED",
       timedOut
-        ? `${api.name} did not answer ${method} ${path} within ${callTimeoutMs / 1000} s`
-        : `${api.name} could not be reached for ${method} ${path}: ${cause}`,
+        ? `${api.name} did not answer ${method} ${shown} within ${callTimeoutMs / 1000} s`
+        : `${api.name} could not be reached for ${method} ${shown}: ${cause}`,
       {
         hint: `Check that ${api.name} is up and that the server may reach the forge's API URL; the delivery can be sent again from the repo's webhook settings.`,
         cause: error,
       },
     );
   }
-  if (!response.ok) throw new ForgeApiError(api, method, path, response.status, text);
+  if (!response.ok) throw new ForgeApiError(api, method, shown, response.status, text);
   try {
     return text ? JSON.parse(text) : {};
   } catch {
     throw new RunyardError(
       "FORGE_FAILED",
-      `${api.name} answered ${method} ${path} with a body that is not JSON`,
+      `${api.name} answered ${method} ${shown} with a body that is not JSON`,
       {
         hint: "Check the forge's API URL (`runyard forge list`): it must be the REST API's base, such as https://gitlab.example.com/api/v4.",
       },
@@ -86,9 +87,16 @@ export class ForgeApiError extends RunyardError {
   ) {
     let message = body.slice(0, 300);
     try {
-      const parsed = JSON.parse(body) as { message?: unknown; error?: unknown };
+      const parsed = JSON.parse(body) as { message?: unknown; error?: unknown; errors?: unknown };
       const said = parsed.message ?? parsed.error;
-      if (said !== undefined) message = typeof said === "string" ? said : JSON.stringify(said);
+      // GitHub adds what each field was refused for: `errors: [{message}]`.
+      const details = Array.isArray(parsed.errors)
+        ? parsed.errors
+            .map((each: { message?: unknown }) => each?.message)
+            .filter((m) => typeof m === "string")
+        : [];
+      const first = said === undefined ? [] : [typeof said === "string" ? said : JSON.stringify(said)];
+      if (first.length + details.length > 0) message = [...first, ...details].join(": ");
     } catch {
       // Not JSON: its first bytes as they are.
     }

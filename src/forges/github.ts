@@ -1,4 +1,5 @@
 import { RunyardError } from "../core/errors.js";
+import { callForgeApi, type ForgeApi, ForgeApiError } from "./forge-api.js";
 import {
   type CommentTarget,
   commentInstruction,
@@ -10,8 +11,6 @@ import {
 
 /** GitHub's REST API version runyard speaks (the `X-GitHub-Api-Version` header). */
 const apiVersion = "2022-11-28";
-/** How long one API call may take before it counts as failed. */
-const callTimeoutMs = 30_000;
 
 /**
  * A GitHub repo through its REST API (api.github.com or a GitHub Enterprise server's /api/v3),
@@ -21,12 +20,26 @@ const callTimeoutMs = 30_000;
 export class GitHubClient implements ForgeClient {
   readonly terms = { pullRequest: "pull request", pullRef: (n: number) => `#${n}` };
 
+  private readonly api: ForgeApi;
+
   constructor(
-    private readonly apiUrl: string,
+    apiUrl: string,
     /** `OWNER/NAME`. */
     private readonly repo: string,
-    private readonly token: string,
-  ) {}
+    token: string,
+  ) {
+    this.api = {
+      name: "GitHub",
+      baseUrl: `${apiUrl.replace(/\/$/, "")}/repos/${repo}`,
+      auth: {
+        accept: "application/vnd.github+json",
+        authorization: `Bearer ${token}`,
+        "x-github-api-version": apiVersion,
+      },
+      permissionHint:
+        "The token may lack a permission: it needs Contents, Pull requests and Issues read-write, and Metadata read, on this repo.",
+    };
+  }
 
   async repository(): Promise<{ cloneUrl: string; defaultBranch: string }> {
     const repo = (await this.call("GET", "")) as { clone_url?: string; default_branch?: string };
@@ -44,7 +57,7 @@ export class GitHubClient implements ForgeClient {
       return (["admin", "maintain", "write", "triage", "read"] as const).find((p) => p === role) ?? "none";
     } catch (error) {
       // Not a collaborator of a private repo: GitHub answers 404.
-      if (error instanceof GitHubError && error.githubStatus === 404) return "none";
+      if (error instanceof ForgeApiError && error.forgeStatus === 404) return "none";
       throw error;
     }
   }
@@ -60,76 +73,12 @@ export class GitHubClient implements ForgeClient {
     await this.call("POST", `/issues/${targetNumber(target)}/comments`, { body });
   }
 
-  private async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
-    const url = `${this.apiUrl.replace(/\/$/, "")}/repos/${this.repo}${path}`;
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(url, {
-        method,
-        headers: {
-          accept: "application/vnd.github+json",
-          authorization: `Bearer ${this.token}`,
-          "x-github-api-version": apiVersion,
-          "user-agent": "runyard",
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(callTimeoutMs),
-      });
-      text = await response.text();
-    } catch (error) {
-      // No answer: GitHub could not be reached, or did not answer in time.
-      const timedOut = error instanceof Error && error.name === "TimeoutError";
-      const cause =
-        error instanceof Error
-          ? error.cause instanceof Error
-            ? error.cause.message
-            : error.message
-          : String(error);
-      throw new RunyardError(
-        "FORGE_FAILED",
-        timedOut
-          ? `GitHub did not answer ${method} ${path || "/"} within ${callTimeoutMs / 1000} s`
-          : `GitHub could not be reached for ${method} ${path || "/"}: ${cause}`,
-        {
-          hint: "Check GitHub's status and that the server may reach the forge's API URL; the delivery can be sent again from the repo's webhook settings.",
-          cause: error,
-        },
-      );
-    }
-    if (!response.ok) throw new GitHubError(method, path, response.status, text);
-    return text ? JSON.parse(text) : {};
+  private call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    return callForgeApi(this.api, method, path, body);
   }
 
   private unexpected(what: string): RunyardError {
     return new RunyardError("FORGE_FAILED", `GitHub answered ${this.repo} unexpectedly: ${what}`);
-  }
-}
-
-/** A GitHub API call that failed: its status and GitHub's message (never the token). */
-export class GitHubError extends RunyardError {
-  constructor(
-    method: string,
-    path: string,
-    readonly githubStatus: number,
-    body: string,
-  ) {
-    let message = body.slice(0, 300);
-    try {
-      const parsed = JSON.parse(body) as { message?: string; errors?: Array<{ message?: string }> };
-      message = [parsed.message, ...(parsed.errors ?? []).map((e) => e.message)].filter(Boolean).join(": ");
-    } catch {
-      // Not JSON: its first bytes as they are.
-    }
-    super("FORGE_FAILED", `GitHub answered ${method} ${path || "/"} with ${githubStatus}: ${message}`, {
-      hint:
-        githubStatus === 401
-          ? "The forge's token is wrong or expired: remove the forge and add it again with a new token."
-          : githubStatus === 403 || githubStatus === 404
-            ? "The token may lack a permission: it needs Contents, Pull requests and Issues read-write, and Metadata read, on this repo."
-            : "See GitHub's status; the delivery can be sent again from the repo's webhook settings.",
-    });
   }
 }
 

@@ -1,14 +1,20 @@
 import { errorInfo, RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
-import { type Job, JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
+import { type Job, type JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
-import type { StepRunner } from "../core/step-attempt.js";
 import type { JobLoss, JobRecord, JobRequirements, Store } from "../store/index.js";
-import { storeRetryAfterSeconds } from "./error-responses.js";
 import type { EventBus } from "./event-bus.js";
 import { HostPins } from "./host-pins.js";
-import { endedEarly, jobIdFor, readJob, stepResult } from "./job-records.js";
+import {
+  type Assignment,
+  claimJob,
+  type Inventory,
+  LeaseChecks,
+  type LeaseHolder,
+  takeInventory,
+} from "./job-leases.js";
+import { endedEarly, lossOf, readJob, resultOf, wrongKind } from "./job-records.js";
 import { maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
 import { JobStartOrder } from "./job-start-order.js";
 import { type RunSink, stamp } from "./run-sink.js";
@@ -63,27 +69,8 @@ export interface HostPlacement {
   host: string;
 }
 
-/** A job handed to a runner, with the deadline of its lease. */
-export interface Assignment {
-  job: Job;
-  lease_expires_at: string;
-}
-
-/** What a runner saying hello holds, as the queue sees it. */
-export interface Inventory {
-  /** Jobs leased to it that it still holds (id -> kind): it goes on with them. */
-  resumed: Map<string, string>;
-  /** Jobs it lists that are not its to hold: it drops them. */
-  drop: string[];
-  /** Jobs it lists that ended while it was away: it stops them. */
-  cancel: string[];
-}
-
 /** Waited jobs whose rows the sweep reads in one statement. */
 const sweepChunk = 500;
-
-/** Bots one runner runs at once, besides its capacity of other work. */
-const maxBotsPerRunner = 50;
 
 /**
  * The one owner of the job lifecycle (docs/architecture.md, "The life of a run"): queued -> assigned -> running ->
@@ -105,7 +92,9 @@ export class JobQueue {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly pins = new HostPins();
   private readonly startOrder: JobStartOrder;
-  private leaseTimer: NodeJS.Timeout | undefined;
+  /** The queue as lease keeping sees it (job-leases.ts). */
+  private readonly leases: LeaseHolder;
+  private readonly leaseChecks: LeaseChecks;
   /** Canceled jobs' deadlines for their runner's report; cleared on stop, when the store goes. */
   private readonly cancelDeadlines = new Set<NodeJS.Timeout>();
 
@@ -114,29 +103,25 @@ export class JobQueue {
     this.links = options.links;
     this.logger = options.logger;
     this.startOrder = new JobStartOrder(options.store, options.logger);
+    this.leases = {
+      store: options.store,
+      links: options.links,
+      logger: options.logger,
+      leaseMs: options.leaseMs,
+      accept: (jobId, runnerId) => this.accept(jobId, runnerId),
+      lost: (record, why, lossOptions) => this.lost(record, why, lossOptions),
+      replicaId: options.replicaId,
+      madeHere: (jobId) => {
+        const made = this.waiters.get(jobId);
+        return made?.madeHere ? made.job : undefined;
+      },
+    };
+    this.leaseChecks = new LeaseChecks(this.leases);
   }
 
   /** The lease runners get, and renew by heartbeats. */
   get leaseMs(): number {
     return this.options.leaseMs;
-  }
-
-  /**
-   * A StepRunner whose attempts become `step` jobs for matching runners. Their output never
-   * passes `io.onOutput`: the runner masks it and reports it as `step.output` events, which
-   * `events` stores as they are.
-   */
-  stepRunner(runId: string, sink: RunSink, placement: HostPlacement, tenantId: string | null): StepRunner {
-    return {
-      // The attempt starts when a runner accepts its job (`accept`), not when it is queued.
-      startsLater: true,
-      runAttempt: async (request, io) => {
-        const job: Job = { job_id: jobIdFor(request), kind: "step", payload: request };
-        return stepResult(
-          await this.runJob(job, { runId, sink, tenantId }, placement, io.signal, io.started),
-        );
-      },
-    };
   }
 
   /**
@@ -224,95 +209,6 @@ export class JobQueue {
 
   forgetRun(runId: string): void {
     this.pins.forgetRun(runId);
-  }
-
-  /**
-   * The next job for a runner that holds jobs of kinds `held`, or undefined when it has no room
-   * or nothing waits for it. `capacity` counts its work (steps, agent turns); bots, mostly idle
-   * containers that live for hours, have slots of their own (maxBotsPerRunner).
-   */
-  async claimFor(runner: RunnerInfo, held: readonly string[]): Promise<Assignment | undefined> {
-    const bots = held.filter((kind) => kind === "bot").length;
-    const workRoom = held.length - bots < runner.capacity;
-    const botRoom = bots < maxBotsPerRunner;
-    // Only the kinds it has a handler for: a runner offered a job it cannot run would refuse it.
-    const kinds = runner.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
-    if (kinds.length === 0) return undefined;
-    for (;;) {
-      const record = await this.store.jobs.claim(
-        {
-          id: runner.id,
-          group: runner.group,
-          labels: [...runner.labels, `runner:${runner.id}`],
-          tenant_id: runner.tenant_id,
-          shared: runner.shared,
-          isolation: runner.isolation,
-          replica_id: this.options.replicaId,
-          onlyTypes: kinds,
-        },
-        this.leaseMs,
-      );
-      if (!record) return undefined;
-      // A job an engine here stored is the one it made (checked then); any other is read from its row.
-      const made = this.waiters.get(record.id);
-      const job = made?.madeHere ? made.job : readJob(record);
-      if (!job) {
-        await this.lost(record, "its stored payload no longer matches its kind");
-        continue;
-      }
-      return {
-        job,
-        lease_expires_at: record.lease_expires_at ?? new Date(Date.now() + this.leaseMs).toISOString(),
-      };
-    }
-  }
-
-  /**
-   * A runner says hello listing the jobs it holds. Its list is the truth: a job it accepted but
-   * does not list died with an earlier life of the runner, and is lost now rather than when its
-   * lease lapses; one it never accepted (its assign never arrived) goes back to the queue. The
-   * jobs it goes on with get a fresh lease.
-   */
-  async inventory(runnerId: string, held: readonly HeldJob[], reaped: readonly string[]): Promise<Inventory> {
-    const listed = new Set(held.map((job) => job.id));
-    const inventory: Inventory = { resumed: new Map(), drop: [], cancel: [] };
-    let requeued = false;
-    for (const job of await this.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
-      if (listed.has(job.id)) {
-        // A runner holds only jobs it took up: an accept that died with an earlier socket (or
-        // still waits behind it) is taken as said now.
-        if (job.status === "assigned") await this.accept(job.id, runnerId);
-        inventory.resumed.set(job.id, job.type);
-        continue;
-      }
-      if (reaped.includes(job.id)) {
-        await this.lost(
-          job,
-          `runner ${runnerId} restarted and killed what was left of this step from its previous life`,
-          { journaled: true },
-        );
-        continue;
-      }
-      // Never accepted and not held: its assign never reached the runner (the link dropped, or
-      // the replica that claimed it died), so nothing of it ran. It goes back to the queue.
-      if (job.status === "assigned" && (await this.store.jobs.giveBack(job.id, runnerId))) {
-        requeued = true;
-        continue;
-      }
-      await this.lost(job, `runner ${runnerId} came back without this job (it restarted or gave the job up)`);
-    }
-    if (requeued) this.links.dispatch();
-    for (const { id } of held) {
-      if (inventory.resumed.has(id)) continue;
-      const job = await this.store.jobs.get(id);
-      // A finished job is told `done` when the runner sends its result again. One the server
-      // ended while its runner was away (a bot stopped meanwhile) still runs there: canceled, so
-      // it stops; a runner that has the result already ignores the cancel.
-      if (job?.status === "done" && job.runner_id === runnerId) inventory.cancel.push(id);
-      else inventory.drop.push(id);
-    }
-    await this.store.jobs.renewLeases(runnerId, this.leaseMs, [...inventory.resumed.keys()]);
-    return inventory;
   }
 
   /**
@@ -536,47 +432,25 @@ export class JobQueue {
     await this.store.jobs.holdLeases(runIds, new Date(Date.now() + graceMs));
   }
 
-  /** Checks leases every quarter lease (at most every 500 ms) while `isLeader` says so. */
+  /** The next job for a runner that holds jobs of kinds `held` (`claimJob`). */
+  claimFor(runner: RunnerInfo, held: readonly string[]): Promise<Assignment | undefined> {
+    return claimJob(this.leases, runner, held);
+  }
+
+  /** Checks leases while `isLeader` says so (LeaseChecks). */
   startLeaseChecks(isLeader: () => boolean): void {
-    this.leaseTimer = setInterval(
-      () => {
-        if (isLeader()) void this.expireLeases();
-      },
-      Math.min(500, this.leaseMs / 4),
-    );
+    this.leaseChecks.start(isLeader);
   }
 
   /**
-   * Jobs whose runner stopped heartbeating past the lease are lost, and their sockets told. Also
-   * one the server never heard accepted: a runner sends `accept` and starts the step at once, and
-   * an accept can die with a socket, so the step may have begun. Offering it again could run it
-   * twice (its first attempt's output already stored under the same batch numbers); a runner
-   * that comes back in time settles it instead (`inventory`).
+   * A runner says hello listing the jobs it holds; its list is the truth (`takeInventory`).
    */
-  private async expireLeases(): Promise<void> {
-    // No runner could renew a lease while the database was away: each gets a whole lease from
-    // its return, beyond the two Retry-After waits in which a runner answered 503 comes back,
-    // to reconnect and heartbeat before its jobs are taken for lost.
-    const lost = this.store.outages.lastLost();
-    if (lost !== undefined && Date.now() - lost < this.leaseMs + 2 * storeRetryAfterSeconds * 1000) return;
-    try {
-      for (const job of await this.store.jobs.expired(new Date().toISOString())) {
-        const runnerId = job.runner_id;
-        await this.lost(
-          job,
-          job.status === "assigned"
-            ? `runner ${runnerId} stopped heartbeating before the server heard it take the job up; its lease expired (whether the step began is not known)`
-            : `runner ${runnerId} stopped heartbeating; its lease expired`,
-        );
-        if (runnerId) this.links.drop(job.id, runnerId);
-      }
-    } catch (error) {
-      this.logger.error({ err: error }, "lease check failed");
-    }
+  inventory(runnerId: string, held: readonly HeldJob[], reaped: readonly string[]): Promise<Inventory> {
+    return takeInventory(this.leases, runnerId, held, reaped);
   }
 
   stop(): void {
-    clearInterval(this.leaseTimer);
+    this.leaseChecks.stop();
     for (const deadline of this.cancelDeadlines) clearTimeout(deadline);
     this.cancelDeadlines.clear();
   }
@@ -724,29 +598,4 @@ export class JobQueue {
     if (!waiter) return;
     waiter.resolve(result ?? endedEarly(waiter.job, "RUNNER_LOST", "the job's stored record is unreadable"));
   }
-}
-
-/** A result of another kind than the job's cannot be read as the job's result. */
-function wrongKind(job: Job, reported: JobResult): JobResult {
-  return jobEndedEarly(job, "failed", {
-    code: "INTERNAL",
-    message: `the runner sent a ${reported.kind} result for a ${job.kind} job`,
-  });
-}
-
-/** Why a lost job's row says it was lost; a row stored without the reason says only which runner. */
-function lossOf(record: JobRecord): JobLoss {
-  const loss = record.result as Partial<JobLoss> | null;
-  return typeof loss?.message === "string" && typeof loss.taken_up === "boolean"
-    ? { message: loss.message, taken_up: loss.taken_up }
-    : { message: `runner ${record.runner_id} was lost`, taken_up: false };
-}
-
-/** The outcome an ended job's row holds: its stored result, or RUNNER_LOST and why. */
-function resultOf(job: Job, record: JobRecord): JobResult {
-  if (record.status === "lost") return endedEarly(job, "RUNNER_LOST", lossOf(record).message);
-  const stored = JobResult.safeParse(record.result);
-  return stored.success
-    ? stored.data
-    : endedEarly(job, "RUNNER_LOST", "the stored result of this job is unreadable");
 }

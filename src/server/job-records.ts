@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { errorInfo } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
-import { Job, type JobResult, jobEndedEarly } from "../core/jobs/index.js";
+import { Job, JobResult, jobEndedEarly } from "../core/jobs/index.js";
 import type { StepJobResult } from "../core/jobs/step.js";
 import type { StepAttemptRequest, StepAttemptResult } from "../core/step-attempt.js";
-import type { JobRecord } from "../store/index.js";
+import type { JobLoss, JobRecord } from "../store/index.js";
 
 /** A stored job read back as the typed job it was made from; undefined when it no longer parses. */
 export function readJob(record: JobRecord): Job | undefined {
@@ -36,4 +36,29 @@ export function stepResult(result: JobResult): StepAttemptResult {
     default:
       return assertExhaustive(result, "job kind");
   }
+}
+
+/** A result of another kind than the job's cannot be read as the job's result. */
+export function wrongKind(job: Job, reported: JobResult): JobResult {
+  return jobEndedEarly(job, "failed", {
+    code: "INTERNAL",
+    message: `the runner sent a ${reported.kind} result for a ${job.kind} job`,
+  });
+}
+
+/** Why a lost job's row says it was lost; a row stored without the reason says only which runner. */
+export function lossOf(record: JobRecord): JobLoss {
+  const loss = record.result as Partial<JobLoss> | null;
+  return typeof loss?.message === "string" && typeof loss.taken_up === "boolean"
+    ? { message: loss.message, taken_up: loss.taken_up }
+    : { message: `runner ${record.runner_id} was lost`, taken_up: false };
+}
+
+/** The outcome an ended job's row holds: its stored result, or RUNNER_LOST and why. */
+export function resultOf(job: Job, record: JobRecord): JobResult {
+  if (record.status === "lost") return endedEarly(job, "RUNNER_LOST", lossOf(record).message);
+  const stored = JobResult.safeParse(record.result);
+  return stored.success
+    ? stored.data
+    : endedEarly(job, "RUNNER_LOST", "the stored result of this job is unreadable");
 }

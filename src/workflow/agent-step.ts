@@ -5,7 +5,7 @@
  * session with the fault shown, and the fields its schema declares become the step's exports.
  */
 import { errorInfo, toErrorInfo } from "../core/errors.js";
-import type { ErrorInfo, EventInput, StepStatus, StepSummary } from "../core/events.js";
+import type { ErrorInfo, EventInput, StepStatus } from "../core/events.js";
 import { settingFamilyOf } from "../core/setting-names.js";
 import { answerExports, checkAnswer, retryPrompt, schemaInstruction } from "./agent-output.js";
 import type { HostContext } from "./engine.js";
@@ -13,7 +13,7 @@ import type { AgentStepSpec, Step } from "./model.js";
 import { settingExportsError } from "./outside-values.js";
 import { maxAgentPromptChars } from "./parse-agent.js";
 import { callInputValues } from "./parse-call.js";
-import type { HostOutcome } from "./step-run.js";
+import { finishStep, type HostOutcome } from "./step-run.js";
 
 /** One turn an agent step asks for. */
 export interface AgentTurnRequest {
@@ -169,26 +169,16 @@ export async function runAgentStep(
       error = result.error ?? errorInfo("STEP_FAILED", `agent ${spec.agent} ${status}`);
   }
   const duration = Math.max(0, Date.now() - began);
-  const summary: StepSummary = {
-    name: step.name,
+  return finishStep(
+    ctx.emit,
+    step.name,
     host,
-    status,
-    exit_code: null,
-    attempts: Math.max(1, turns),
-    duration_ms: duration,
-    ...(status !== "success" && error ? { error } : {}),
-  };
-  if (Object.keys(exports).length > 0)
-    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
-  ctx.emit({
-    type: "step.finished",
-    step: step.name,
-    host,
-    status,
-    exit_code: null,
-    attempts: summary.attempts,
-    duration_ms: duration,
-    ...(summary.error ? { error: summary.error } : {}),
-  });
-  return { summary, exports };
+    {
+      status,
+      attempts: Math.max(1, turns),
+      duration_ms: duration,
+      ...(status !== "success" && error ? { error } : {}),
+    },
+    exports,
+  );
 }

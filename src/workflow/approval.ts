@@ -5,11 +5,11 @@
  * replica reaches the engine.
  */
 import { errorInfo } from "../core/errors.js";
-import type { ErrorInfo, StepStatus, StepSummary } from "../core/events.js";
+import type { ErrorInfo, StepStatus } from "../core/events.js";
 import type { HostContext } from "./engine.js";
 import type { ApprovalInput, ApprovalSpec, Step } from "./model.js";
 import { settingExportsError } from "./outside-values.js";
-import type { HostOutcome } from "./step-run.js";
+import { finishStep, type HostOutcome } from "./step-run.js";
 
 /** What an approval step asks, as the gate stores it. */
 export interface ApprovalRequest {
@@ -181,28 +181,13 @@ export async function awaitApproval(
   const duration = Math.max(0, Date.now() - began);
   // The form's values are the step's exports, as a command step's are.
   const exports = status === "success" ? { ...(answer?.inputs ?? {}) } : {};
-  if (Object.keys(exports).length > 0)
-    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
-  const summary: StepSummary = {
-    name: step.name,
+  return finishStep(
+    ctx.emit,
+    step.name,
     host,
-    status,
-    exit_code: null,
-    attempts: 1,
-    duration_ms: duration,
-    ...(error ? { error } : {}),
-  };
-  ctx.emit({
-    type: "step.finished",
-    step: step.name,
-    host,
-    status,
-    exit_code: null,
-    attempts: 1,
-    duration_ms: duration,
-    ...(error ? { error } : {}),
-  });
-  return { summary, exports };
+    { status, attempts: 1, duration_ms: duration, ...(error ? { error } : {}) },
+    exports,
+  );
 }
 
 /** An input as `step.waiting` shows it. */

@@ -6,12 +6,12 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
-import type { ErrorInfo, RunStatus, StepStatus, StepSummary } from "../core/events.js";
+import type { ErrorInfo, RunStatus, StepStatus } from "../core/events.js";
 import type { HostContext } from "./engine.js";
 import type { CallSpec, Step } from "./model.js";
 import { settingExportsError } from "./outside-values.js";
 import { callInputValues } from "./parse-call.js";
-import type { HostOutcome } from "./step-run.js";
+import { finishStep, type HostOutcome } from "./step-run.js";
 
 /** What a call step asks of the server. */
 export interface CallRequest {
@@ -131,28 +131,13 @@ export async function runCall(
         : "failed";
   const exports = status === "success" ? (result?.outputs ?? {}) : {};
   const duration = Math.max(0, Date.now() - began);
-  const summary: StepSummary = {
-    name: step.name,
+  return finishStep(
+    ctx.emit,
+    step.name,
     host,
-    status,
-    exit_code: null,
-    attempts: 1,
-    duration_ms: duration,
-    ...(status !== "success" && error ? { error } : {}),
-  };
-  if (Object.keys(exports).length > 0)
-    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
-  ctx.emit({
-    type: "step.finished",
-    step: step.name,
-    host,
-    status,
-    exit_code: null,
-    attempts: 1,
-    duration_ms: duration,
-    ...(summary.error ? { error: summary.error } : {}),
-  });
-  return { summary, exports };
+    { status, attempts: 1, duration_ms: duration, ...(status !== "success" && error ? { error } : {}) },
+    exports,
+  );
 }
 
 /** The step's error for a child that did not succeed: which run, and which of its steps. */

@@ -24,6 +24,7 @@ import { runDeadline } from "./run-deadline.js";
 import { secretNamesOf, secretValues, workflowMasker } from "./secrets.js";
 import { runGraph } from "./step-graph.js";
 import {
+  finishStep,
   type HostOutcome,
   notRunResult,
   runStep,
@@ -377,35 +378,22 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
   }
 
   const status = hostStatus(result, error, ctx.signal);
-  const summary: StepSummary = {
-    name: step.name,
+  return finishStep(
+    ctx.emit,
+    step.name,
     host,
-    status,
-    exit_code: result?.exit_code ?? null,
-    attempts: attempt,
-    duration_ms: elapsed,
-    memory_peak_bytes: result?.memory_peak_bytes ?? 0,
-    cpu_ms: result?.cpu_ms ?? 0,
-    ...(status === "success" || !error ? {} : { error }),
-  };
-  const exports = result?.exports ?? {};
-  if (Object.keys(exports).length > 0) {
-    ctx.emit({ type: "vars.exported", step: step.name, host, vars: exports });
-  }
-  ctx.emit({
-    type: "step.finished",
-    step: step.name,
-    host,
-    status,
-    exit_code: summary.exit_code,
-    attempts: attempt,
-    duration_ms: elapsed,
-    memory_peak_bytes: summary.memory_peak_bytes,
-    cpu_ms: summary.cpu_ms,
-    ...(result?.output_files[0] ? { output_path: result.output_files[0] } : {}),
-    ...(summary.error ? { error: summary.error } : {}),
-  });
-  return { summary, exports };
+    {
+      status,
+      exit_code: result?.exit_code ?? null,
+      attempts: attempt,
+      duration_ms: elapsed,
+      memory_peak_bytes: result?.memory_peak_bytes ?? 0,
+      cpu_ms: result?.cpu_ms ?? 0,
+      ...(result?.output_files[0] ? { output_path: result.output_files[0] } : {}),
+      ...(status === "success" || !error ? {} : { error }),
+    },
+    result?.exports ?? {},
+  );
 }
 
 function hostStatus(

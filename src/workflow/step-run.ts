@@ -14,6 +14,60 @@ export interface HostOutcome {
   exports: Record<string, string>;
 }
 
+/** How a step ended on one host, as its `step.finished` says. */
+export interface StepEnd {
+  status: StepStatus;
+  attempts: number;
+  duration_ms: number;
+  /** A command's exit code; null for a step of another kind (an agent, a call, an approval). */
+  exit_code?: number | null;
+  memory_peak_bytes?: number;
+  cpu_ms?: number;
+  output_path?: string;
+  error?: ErrorInfo;
+}
+
+/**
+ * Ends a step on one host, whatever its kind: its exports (`vars.exported`, when it has any),
+ * then `step.finished`; returns what the run keeps of it.
+ */
+export function finishStep(
+  emit: (event: EventInput) => void,
+  step: string,
+  host: string,
+  end: StepEnd,
+  exports: Record<string, string>,
+): HostOutcome {
+  const measured = {
+    ...(end.memory_peak_bytes !== undefined ? { memory_peak_bytes: end.memory_peak_bytes } : {}),
+    ...(end.cpu_ms !== undefined ? { cpu_ms: end.cpu_ms } : {}),
+  };
+  const summary: StepSummary = {
+    name: step,
+    host,
+    status: end.status,
+    exit_code: end.exit_code ?? null,
+    attempts: end.attempts,
+    duration_ms: end.duration_ms,
+    ...measured,
+    ...(end.error ? { error: end.error } : {}),
+  };
+  if (Object.keys(exports).length > 0) emit({ type: "vars.exported", step, host, vars: exports });
+  emit({
+    type: "step.finished",
+    step,
+    host,
+    status: end.status,
+    exit_code: summary.exit_code,
+    attempts: end.attempts,
+    duration_ms: end.duration_ms,
+    ...measured,
+    ...(end.output_path !== undefined ? { output_path: end.output_path } : {}),
+    ...(end.error ? { error: end.error } : {}),
+  });
+  return { summary, exports };
+}
+
 /** The run's end a failing step decides: its status and the error `run.finished` carries. */
 export interface RunFailure {
   status: RunStatus;

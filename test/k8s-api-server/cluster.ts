@@ -341,7 +341,7 @@ export class Cluster {
   syncJob(uid: string): void {
     if (this.closed) return;
     const job = this.byUid(uid);
-    if (!job || job.kind !== "Job") return;
+    if (job?.kind !== "Job") return;
     const spec = specOf(job);
     const status = (job.status ?? {}) as JobStatus;
     const namespace = job.metadata.namespace!;

@@ -518,7 +518,7 @@ class PodWorker {
   private field(path: string): string {
     const meta = this.pod.metadata;
     const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
-    if (label) return (meta[label[1] as "labels" | "annotations"] ?? {})[label[2]!] ?? "";
+    if (label) return meta[label[1] as "labels" | "annotations"]?.[label[2]!] ?? "";
     const spec = this.pod.spec as Record<string, string>;
     const values: Record<string, string | undefined> = {
       "metadata.name": meta.name,

@@ -53,14 +53,14 @@ describe.skipIf(!haveBrowser)("the run page of a call", () => {
     const group = page.locator("details.called-run");
     expect(await group.count()).toBe(1);
     expect(await group.getAttribute("open")).toBeNull();
-    expect(await group.locator("summary").innerText()).toMatch(/reuse calls child-flow v1 success/);
+    expect(await group.locator("summary").textContent()).toMatch(/reuse calls child-flow v1 success/);
     expect(await page.locator('[aria-label="Steps of child-flow"] li').first().isVisible()).toBe(false);
     await group.locator("summary strong").click();
     expect(await page.locator('[aria-label="Steps of child-flow"] li').allInnerTexts()).toEqual([
       "one success",
       "two success",
     ]);
-    expect(await page.locator(".run-handlers").innerText()).toContain(
+    expect(await page.locator(".run-handlers").textContent()).toContain(
       "Handler on success: notify did not succeed; the run's status (success) stands.",
     );
     await group.locator("summary a").click();

@@ -31,6 +31,7 @@ import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
+import { queuedStepRunner } from "../step-jobs.js";
 import { agentStepRunnerRefusal } from "./agent-step-runners.js";
 import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -398,7 +399,8 @@ export class WorkflowRuns implements RunKindModule {
     }
     const { group, labels } = runnerRequirements(spec);
     const requirements = { ...(group !== null ? { group } : {}), labels };
-    const queued = this.queue.stepRunner(
+    const queued = queuedStepRunner(
+      this.queue,
       run.record.id,
       run.sink,
       { host, requirements },
