@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import Module from "node:module";
 import { dirname, join } from "node:path";
 import vm from "node:vm";
@@ -44,14 +53,40 @@ export function keepCompiledCode(bundleDir, cacheRoot) {
       makeFolders(cacheDir);
       for (const { key, script } of unsaved) {
         // Written aside and renamed, so that a start running beside this one never reads half a file.
-        const partial = `${key}.${process.pid}`;
+        const partial = `${key}.partial-${process.pid}`;
         writeFileSync(partial, script.createCachedData(), { mode: 0o600 });
         renameSync(partial, key);
       }
+      dropStaleCode(cacheDir);
     } catch {
       // A cache that cannot be written (a read-only home) costs the next start time, nothing else.
     }
   });
+}
+
+/**
+ * Deletes the cached code of files that changed or are gone: a rebuild or an upgrade names its
+ * bundle's files anew (or gives them another size and time), and without this each one left its
+ * predecessor's code behind, hundreds of megabytes after a few dozen builds. Runs only after a
+ * start wrote something, so after the first start of a new build; a key's file is its name with
+ * `%` for `/`, then its size and modification time.
+ */
+function dropStaleCode(cacheDir) {
+  for (const name of readdirSync(cacheDir)) {
+    const path = `${cacheDir}/${name}`;
+    if (name.includes(".partial-")) {
+      // Another start's file being written, which its rename ends; one a crash left, a minute on.
+      const written = statSync(path, { throwIfNoEntry: false });
+      if (!written || Date.now() - written.mtimeMs < 60_000) continue;
+    } else {
+      const key = /^(.*)-(\d+)-([\d.]+)$/.exec(name);
+      const current = key && statSync(key[1].replaceAll("%", "/"), { throwIfNoEntry: false });
+      if (current && String(current.size) === key[2] && String(current.mtimeMs) === key[3]) continue;
+    }
+    try {
+      unlinkSync(path);
+    } catch {}
+  }
 }
 
 /**

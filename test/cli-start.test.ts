@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import module from "node:module";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -109,3 +109,34 @@ test("`runyard run` with a home it cannot write to runs and exits, its compiled 
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
 }, 20_000);
+
+test.skipIf("enableCompileCache" in module)(
+  "a start that keeps new compiled code drops the code of files that changed or are gone",
+  async () => {
+    // Node 20's cache (bin/code-cache.js): a rebuild or an upgrade names its files anew, and their
+    // predecessors' code must not pile up in the user's home.
+    const home = mkdtempSync(join(tmpdir(), "runyard-start-home-"));
+    const file = join(home, "one.yaml");
+    writeFileSync(
+      file,
+      "name: one\nsteps:\n  - name: s\n    action: cmd.run\n    args:\n      cmd: /bin/true\n",
+    );
+    const env = { HOME: home, RUNYARD_SERVER_URL: "" };
+    expect((await runCli(["run", file, "-q"], { env })).code).toBe(0);
+    const codeRoot = join(home, ".cache", "runyard", "code-cache");
+    const cacheDir = join(codeRoot, readdirSync(codeRoot)[0]!);
+    const kept = readdirSync(cacheDir).sort();
+    const main = kept.find((name) => name.includes("%cli-bundle%main.js-"))!;
+    expect(main).toBeDefined();
+    // An older build's code of the same file, and the code of a file no build has any more.
+    const older = main.replace(/-(\d+)-([\d.]+)$/, "-$1-1000");
+    const gone = main.replace("%main.js-", "%gone-0ld0ne.js-");
+    writeFileSync(join(cacheDir, older), "old");
+    writeFileSync(join(cacheDir, gone), "old");
+    // The next start keeps new code (its entry's code is missing), and then looks the folder over.
+    unlinkSync(join(cacheDir, main));
+    expect((await runCli(["run", file, "-q"], { env })).code).toBe(0);
+    expect(readdirSync(cacheDir).sort()).toEqual(kept);
+  },
+  20_000,
+);
