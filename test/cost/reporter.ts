@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import type { Reporter, TestModule, Vitest } from "vitest/node";
 import { costFolderEnv, type StartKind, type StartRecord } from "./record.js";
+import { secondsFile } from "./sequencer.js";
 
 /** The columns of the map, in order: what the helpers record, then what Docker's events show. */
 const columns = [
@@ -90,7 +91,14 @@ export default class CostReporter implements Reporter {
         : "";
     mkdirSync(join(this.root, "test-artifacts"), { recursive: true });
     writeFileSync(join(this.root, artifact), `# Test cost map\n\n${heading}\n\n${table}${note}`);
-    if (process.env.RUNYARD_TEST_COST_DOCS === "1") this.writeDocs(rows.slice(0, 30), heading);
+    if (process.env.RUNYARD_TEST_COST_DOCS === "1") {
+      this.writeDocs(rows.slice(0, 30), heading);
+      // The order the next runs start their files in (test/cost/sequencer.ts).
+      const seconds = Object.fromEntries(
+        rows.map((row) => [`${row.project}:${row.file}`, Number(row.seconds.toFixed(1))]),
+      );
+      writeFileSync(join(this.root, secondsFile), `${JSON.stringify(seconds, null, 1)}\n`);
+    }
   }
 
   /** Follows Docker's container starts for the run; without Docker there are none to count. */
