@@ -145,15 +145,22 @@ describe("the scripted Kubernetes API server", () => {
     expect(text).toBe("line 1\nline 2\nline 3\n");
   });
 
-  it("deletes a finished Job ttlSecondsAfterFinished after it ended, with its pod and the Secret it owns", async () => {
+  it("deletes a finished Job ttlSecondsAfterFinished after it ended, with its pod and the Secret it owns; a medium: Memory emptyDir is a tmpfs of its sizeLimit", async () => {
     if (!haveDocker) return;
     const batch = config.makeApiClient(BatchV1Api);
     const core = config.makeApiClient(CoreV1Api);
-    const body = job("expiring", "grep ' /scratch ' /proc/mounts", { ttlSecondsAfterFinished: 1 });
-    const spec = body.spec!.template.spec!;
-    spec.volumes = [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }];
-    spec.containers[0]!.volumeMounts = [{ name: "scratch", mountPath: "/scratch" }];
-    const created = await batch.createNamespacedJob({ namespace, body });
+    // The tmpfs is read from a Job of its own: a Job's end is stamped to the second, as
+    // Kubernetes stamps it, so one of ttlSecondsAfterFinished 1 may be gone, its pod's log with
+    // it, as soon as its pod succeeded.
+    const scratch = job("scratch", "grep ' /scratch ' /proc/mounts");
+    const scratchSpec = scratch.spec!.template.spec!;
+    scratchSpec.volumes = [{ name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }];
+    scratchSpec.containers[0]!.volumeMounts = [{ name: "scratch", mountPath: "/scratch" }];
+    await batch.createNamespacedJob({ namespace, body: scratch });
+    const created = await batch.createNamespacedJob({
+      namespace,
+      body: job("expiring", "true", { ttlSecondsAfterFinished: 1 }),
+    });
     await core.createNamespacedSecret({
       namespace,
       body: {
@@ -166,9 +173,14 @@ describe("the scripted Kubernetes API server", () => {
         stringData: { A: "b" },
       },
     });
-    const pod = await waitForPod("expiring", (p) => p?.status?.phase === "Succeeded");
-    // A `medium: Memory` emptyDir is a tmpfs of its sizeLimit.
-    const log = await core.readNamespacedPodLog({ namespace, name: pod.metadata.name, container: "agent" });
+    // Its pod, found as it is made: the Job and the pod may both be gone by the time the tmpfs is read.
+    const pod = await waitForPod("expiring", () => true);
+    const scratchPod = await waitForPod("scratch", (p) => p?.status?.phase === "Succeeded");
+    const log = await core.readNamespacedPodLog({
+      namespace,
+      name: scratchPod.metadata.name,
+      container: "agent",
+    });
     expect(log).toMatch(/^tmpfs \/scratch tmpfs .*size=65536k/);
     await k8s.waitFor("jobs", namespace, "expiring", (o) => o === undefined, 20_000);
     await k8s.waitFor("secrets", namespace, "expiring", (o) => o === undefined, 20_000);
