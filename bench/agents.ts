@@ -9,7 +9,7 @@ import type { RunEvent } from "../src/core/events.js";
 import type { AgentTask } from "../src/core/jobs/agent.js";
 import { silentLogger } from "../src/core/logger.js";
 import { createExecutor } from "../src/exec/create-executor.js";
-import { DockerEngine } from "../src/exec/docker-engine.js";
+import { DockerEngine } from "../src/exec/docker/docker-engine.js";
 import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import type { AgentKubernetesSettings } from "../src/runner/agent-kubernetes.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { botContainer } from "../src/bots/container-spec.js";
 import { simpleBuildContext } from "../src/bots/simple-build.js";
-import { DockerEngine } from "../src/exec/docker-engine.js";
+import { DockerEngine } from "../src/exec/docker/docker-engine.js";
 import { admin, runnerProcess, serverProcess } from "./server.js";
 import { type BenchResult, type BenchRow, timed } from "./table.js";
 

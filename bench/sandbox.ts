@@ -2,11 +2,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createExecutor } from "../src/exec/create-executor.js";
-import { ForkServerLauncher } from "../src/exec/fork-server.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { RunSandbox } from "../src/exec/run-sandbox.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
-import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
+import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
+import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import { treeCpuMs } from "./processes.js";
 import { admin, follow, serverProcess, sqliteStore, submit } from "./server.js";
 import type { BenchResult } from "./table.js";

@@ -2,8 +2,8 @@ import { createServer, type Server } from "node:http";
 import { connect, createServer as createTcpServer, type Server as TcpServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listContainers, pingEngine } from "../src/exec/docker-api.js";
-import { DockerEngine, dockerEndpoint } from "../src/exec/docker-engine.js";
+import { listContainers, pingEngine } from "../src/exec/docker/docker-api.js";
+import { DockerEngine, dockerEndpoint } from "../src/exec/docker/docker-engine.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker, testLabel, testRunLabel } from "./helpers/docker.js";
 

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../src/exec/docker-engine.js";
+import { DockerEngine } from "../src/exec/docker/docker-engine.js";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, removeTestObjects, requireDocker, testLabel, testRunLabel } from "./helpers/docker.js";
 import { runEnded, runOutput, submitWorkflow } from "./helpers/member-runs.js";

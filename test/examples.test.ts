@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../src/exec/docker-engine.js";
+import { DockerEngine } from "../src/exec/docker/docker-engine.js";
 import { finished, parseEvents, repoRoot, runCli, tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker } from "./helpers/docker.js";
 import { hasTools } from "./helpers/shared-agent-runner.js";

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { Executor } from "../src/exec/types.js";
 
 /** What an attempt's commands start from, by executor: the host's env is the runner's. */

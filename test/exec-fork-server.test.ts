@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
 import { alive, until } from "./helpers/processes.js";

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { ForkServerLauncher } from "../src/exec/fork-server.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { RunSandbox, RunSandboxSlot } from "../src/exec/run-sandbox.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
-import { SpawnLauncher } from "../src/exec/spawn-launcher.js";
+import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
+import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { RunSandbox, RunSandboxSlot } from "../src/exec/sandbox/run-sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest, OutputStream } from "../src/exec/types.js";
 import { repoRoot } from "./helpers/cli.js";
 

@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
-import { RunnerEgress, type SandboxNetwork } from "../src/exec/sandbox-network.js";
-import type { ExecRequest, ExecResult, OutputStream } from "../src/exec/types.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
+import { RunnerEgress } from "../src/exec/sandbox/sandbox-network.js";
+import type { ExecRequest, ExecResult, OutputStream, SandboxNetwork } from "../src/exec/types.js";
 
 /**
  * A command in a sandbox with a network of its own keeps the process contract of every sandboxed

@@ -5,16 +5,17 @@ import type { Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { machineAddresses } from "../src/exec/egress-proxy.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
-import { RunnerEgress, type SandboxNetwork } from "../src/exec/sandbox-network.js";
-import { attachPlainTcp, detachPlainTcp, sweepPlainTcp } from "../src/exec/sandbox-tcp.js";
-import { plainTcpRules } from "../src/exec/sandbox-tcp-rules.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
+import { RunnerEgress } from "../src/exec/sandbox/sandbox-network.js";
+import { attachPlainTcp, detachPlainTcp, sweepPlainTcp } from "../src/exec/sandbox/sandbox-tcp.js";
+import { plainTcpRules } from "../src/exec/sandbox/sandbox-tcp-rules.js";
+import type { SandboxNetwork } from "../src/exec/types.js";
 import { tempDir } from "./helpers/cli.js";
 import { type NetnsHost, startNetnsHost } from "./helpers/netns-host.js";
 import { until } from "./helpers/processes.js";
 
 /**
- * Plain TCP for a sandbox with a network of its own (exec/sandbox-tcp.ts): pasta attached to a
+ * Plain TCP for a sandbox with a network of its own (exec/sandbox/sandbox-tcp.ts): pasta attached to a
  * held bwrap's namespace, nftables rules set there first. A network namespace of the test's own
  * (a veth pair on a 10.x /30 of its making) stands in for the runner's private network. Needs root
  * (`ip netns`), bwrap, pasta and nft.

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StepAttemptRequest } from "../src/core/step-attempt.js";
 import { createExecutor } from "../src/exec/create-executor.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import { runStepAttempt } from "../src/exec/step-attempt.js";
 import type { ExecRequest, ExecResult, OutputStream } from "../src/exec/types.js";
 import { until } from "./helpers/processes.js";

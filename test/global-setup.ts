@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import type { TestProject } from "vitest/node";
-import { probeSandbox } from "../src/exec/sandbox.js";
+import { probeSandbox } from "../src/exec/sandbox/sandbox.js";
 import { dockerAvailable, removeTestObjects } from "./helpers/docker.js";
 
 declare module "vitest" {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findPidsHierarchy } from "../src/exec/run-cgroup.js";
+import { findPidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
 import { withTools } from "./helpers/agent-turn.js";
 import { memberWorkflow, outputLine, runEnded, runOutput, submitWorkflow } from "./helpers/member-runs.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";

@@ -1,7 +1,7 @@
 import type { BotHealth, BotHealthReport } from "../core/bot-health.js";
 import { type BotState, upBotStates } from "../core/bot-states.js";
-import type { ContainerLimits } from "../exec/container-spec.js";
-import type { ContainerStats, DockerEngine } from "../exec/docker-engine.js";
+import type { ContainerLimits } from "../exec/docker/container-spec.js";
+import type { ContainerStats, DockerEngine } from "../exec/docker/docker-engine.js";
 import { botContainer } from "./container-spec.js";
 import { HealthMonitor } from "./health-monitor.js";
 import { healthProbe, type Probe } from "./health-probe.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defaultContainerLimits } from "../exec/container-spec.js";
+import { defaultContainerLimits } from "../exec/docker/container-spec.js";
 import { botContainer } from "./container-spec.js";
 
 const ownership = { botId: "echo", tenantId: "acme", owner: "alice", expiresAt: "2026-11-23T15:00:00.000Z" };

@@ -1,5 +1,5 @@
 import type { ContainerCreateOptions } from "dockerode";
-import { type HardenedContainerInput, hardenedContainer } from "../exec/container-spec.js";
+import { type HardenedContainerInput, hardenedContainer } from "../exec/docker/container-spec.js";
 import type { BotOwnership } from "./types.js";
 
 export interface BotContainerInput extends Omit<HardenedContainerInput, "ownerLabels" | "mounts"> {
@@ -16,7 +16,7 @@ export function botLabels(ownership: BotOwnership): Record<string, string> {
   };
 }
 
-/** A bot's container: hardened (exec/container-spec.ts), no mounts at all, labelled with its owner. */
+/** A bot's container: hardened (exec/docker/container-spec.ts), no mounts at all, labelled with its owner. */
 export function botContainer(input: BotContainerInput): ContainerCreateOptions {
   const { ownership, ...rest } = input;
   return hardenedContainer({ ...rest, ownerLabels: botLabels(ownership) });

@@ -2,8 +2,8 @@ import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { type BotHealth, maxProbeOutputChars } from "../core/bot-health.js";
-import type { DockerEngine } from "../exec/docker-engine.js";
-import { frames } from "../exec/docker-log-frames.js";
+import type { DockerEngine } from "../exec/docker/docker-engine.js";
+import { frames } from "../exec/docker/docker-log-frames.js";
 
 /** What one probe found. */
 export interface ProbeResult {

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
-import { defaultContainerUser } from "../exec/container-spec.js";
+import { defaultContainerUser } from "../exec/docker/container-spec.js";
 
 /** The avtomatika-bot's simple mode: files as text, at most this many. */
 export const maxSimpleFiles = 100;

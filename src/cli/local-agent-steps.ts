@@ -10,7 +10,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalStepRunner } from "../exec/local-runner.js";
-import type { ProcessExecutor } from "../exec/process.js";
+import type { ProcessExecutor } from "../exec/process/process.js";
 import { SupervisedAgentTurns } from "../runner/agent-turns.js";
 import { AgentJobHandler } from "../runner/handlers/agent.js";
 import type { AgentStepRunner } from "../workflow/agent-step.js";

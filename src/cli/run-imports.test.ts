@@ -97,7 +97,7 @@ describe("what `runyard runner` loads at start", () => {
   const graph = staticImports(["cli/main.ts", "cli/process-context.ts", "cli/runner.ts"]);
 
   it("loads no Docker client: it asks the engine whether it answers, and what it left, in plain requests, and loads dockerode (with its gRPC and SSH stacks, 0.2 s of CPU) when it first works a container", () => {
-    expect(graph.has(join(src, "exec/docker-engine.ts"))).toBe(true);
+    expect(graph.has(join(src, "exec/docker/docker-engine.ts"))).toBe(true);
     const loaded = [...graph.keys()].filter((module) => module === "package dockerode");
     expect(loaded.map((module) => chain(graph, module))).toEqual([]);
   });

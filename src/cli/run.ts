@@ -147,8 +147,8 @@ async function localRunners(
 
 async function dockerExecutors(): Promise<ContainerExecutors> {
   const [{ createDockerExecutors }, { DockerEngine }] = await Promise.all([
-    import("../exec/create-docker-executors.js"),
-    import("../exec/docker-engine.js"),
+    import("../exec/docker/create-docker-executors.js"),
+    import("../exec/docker/docker-engine.js"),
   ]);
   return createDockerExecutors({ engine: new DockerEngine() });
 }

@@ -9,7 +9,7 @@ import { RunyardError } from "../core/errors.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { version } from "../core/version.js";
-import { probeSandbox } from "../exec/sandbox.js";
+import { probeSandbox } from "../exec/sandbox/sandbox.js";
 import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { connectionLost } from "../store/connection-loss.js";

@@ -2,7 +2,7 @@ import type { Config } from "./config.js";
 
 // The environment side of the config, without zod: which variables set which key, and which
 // carry runyard's own credentials. Kept apart from the schema (config.ts) so that what starts
-// steps (exec/process.ts) and `runyard run` do not load zod to know them.
+// steps (exec/process/process.ts) and `runyard run` do not load zod to know them.
 
 /** env name -> config key; the first name found wins. */
 export const envNames: Record<keyof Config, string[]> = {

@@ -3,7 +3,7 @@ import { ErrorInfo } from "./events.js";
 
 /**
  * A step's container when its host says `executor: docker`: the runner runs each command of the
- * attempt in a hardened container of this image (exec/docker-executor.ts). Limits are resolved by
+ * attempt in a hardened container of this image (exec/docker/docker-executor.ts). Limits are resolved by
  * the parser (the avtomatika-bot limits filled in as defaults), so a runner applies exactly what it
  * is sent.
  */
@@ -63,7 +63,7 @@ export const StepAttemptRequest = z.object({
   /**
    * The run's tenant (null: a run outside any tenant). A shared runner gives a tenant's steps a
    * network of their own with the internal destinations its operator allows that tenant
-   * (exec/sandbox-network.ts); absent (a server that predates the field), it gives one too.
+   * (exec/sandbox/sandbox-network.ts); absent (a server that predates the field), it gives one too.
    */
   tenant_id: z.string().nullable().optional(),
 });

@@ -1,9 +1,9 @@
 import { accessSync, constants } from "node:fs";
-import { ForkServerLauncher } from "./fork-server.js";
 import { nativeHelperPath } from "./native-helpers.js";
-import { ProcessExecutor } from "./process.js";
-import type { Sandbox } from "./sandbox.js";
-import { SpawnLauncher } from "./spawn-launcher.js";
+import { ForkServerLauncher } from "./process/fork-server.js";
+import { ProcessExecutor } from "./process/process.js";
+import { SpawnLauncher } from "./process/spawn-launcher.js";
+import type { Sandbox } from "./sandbox/sandbox.js";
 import type { ProcessGroupWatch, ProcessLauncher } from "./types.js";
 
 export interface ExecutorConfig {

@@ -8,9 +8,8 @@ import type {
   StepRunner,
 } from "../core/step-attempt.js";
 import { heldCwdHint, holdCwd } from "./held-cwd.js";
-import type { SandboxNetwork } from "./sandbox-network.js";
 import { runStepAttempt } from "./step-attempt.js";
-import type { ExecExposure, Executor } from "./types.js";
+import type { ExecExposure, Executor, SandboxNetwork } from "./types.js";
 
 /** Builds the executor of one attempt that runs in a container (see createDockerExecutors). */
 export type ContainerExecutors = (
@@ -20,7 +19,7 @@ export type ContainerExecutors = (
 
 /**
  * Builds the executor of one attempt that runs as a Kubernetes Job (a runner with `executor:
- * kubernetes`, see create-kube-executors.ts): `image` is the step's own, when it names one.
+ * kubernetes`, see create-executors.ts): `image` is the step's own, when it names one.
  */
 export type JobExecutors = (attempt: {
   runId: string;
@@ -44,7 +43,7 @@ export class LocalStepRunner implements StepRunner {
       exposure?: ExecExposure;
       /**
        * A runner with the Kubernetes executor's: attempts without a `container` run as Jobs
-       * (kube-step-executor.ts) instead of as processes here.
+       * (step-executor.ts) instead of as processes here.
        */
       jobs?: JobExecutors;
       /**

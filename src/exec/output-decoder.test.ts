@@ -19,6 +19,18 @@ function cut(bytes: Buffer, cuts: number[]): Buffer[] {
   return chunks;
 }
 
+/**
+ * Any text of Unicode scalar values (every code point but the surrogates: UTF-8 of one to four
+ * bytes), up to 40 characters. The same domain as fast-check's `string({ unit: "binary" })`, made
+ * 40 times faster: that one took 2 s of CPU for the 2,000 runs below, past the test's 10 s on a
+ * busy machine.
+ */
+const validText = fc
+  .array(fc.oneof(fc.integer({ min: 0, max: 0xd7ff }), fc.integer({ min: 0xe000, max: 0x10ffff })), {
+    maxLength: 40,
+  })
+  .map((points) => String.fromCodePoint(...points));
+
 describe("OutputDecoder", () => {
   it("gives ASCII back as it is", () => {
     const decoder = new OutputDecoder();
@@ -66,14 +78,10 @@ describe("OutputDecoder", () => {
 
   it("decodes valid UTF-8 as the whole text, however it is chunked (property)", () => {
     fc.assert(
-      fc.property(
-        fc.string({ unit: "binary", maxLength: 40 }),
-        fc.array(fc.nat(), { maxLength: 6 }),
-        (text, cuts) => {
-          const bytes = Buffer.from(text);
-          expect(decodeChunks(cut(bytes, cuts), new OutputDecoder())).toBe(bytes.toString("utf8"));
-        },
-      ),
+      fc.property(validText, fc.array(fc.nat(), { maxLength: 6 }), (text, cuts) => {
+        const bytes = Buffer.from(text);
+        expect(decodeChunks(cut(bytes, cuts), new OutputDecoder())).toBe(bytes.toString("utf8"));
+      }),
       { numRuns: 2000 },
     );
   });

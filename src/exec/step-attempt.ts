@@ -17,7 +17,7 @@ import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { fdPath, openHostFolder } from "./host-folder.js";
 import { OutputCap } from "./output-cap.js";
 import { plainCommandWords } from "./plain-command.js";
-import { spawnErrorHint } from "./spawn-launcher.js";
+import { spawnErrorHint } from "./process/spawn-launcher.js";
 import type {
   ExecAttempt,
   ExecExposure,

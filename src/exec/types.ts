@@ -8,7 +8,6 @@
 
 import type { ErrorCode } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import type { SandboxNetwork } from "./sandbox-network.js";
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -63,7 +62,7 @@ export interface ExecAttempt {
   run(command: AttemptCommand): Promise<ExecResult>;
   /**
    * Runs all of an attempt's commands in turn as one unit, stopping at the first that fails (one
-   * pod per attempt on Kubernetes, kube-step-executor.ts); `failedIndex` says which failed.
+   * pod per attempt on Kubernetes, step-executor.ts); `failedIndex` says which failed.
    * Absent: each command goes to `run`.
    */
   runSequence?(
@@ -235,4 +234,45 @@ export interface AttemptProblem {
   problem: string;
   hint?: string;
   code?: ErrorCode;
+}
+
+/**
+ * What a sandbox needs to run on a network of its own: only loopback inside, and HTTP(S) out
+ * through the runner's egress proxy, reached over a Unix socket bound into the sandbox and
+ * relayed from 127.0.0.1:`proxyPort` by the static forwarder (native/egress-forward.c). The same
+ * pieces serve a bwrap that wraps one command and one that wraps a run's long-lived helper: the
+ * forwarder then runs once, before the helper, and every command the helper starts gets `env`.
+ */
+export interface SandboxNetwork {
+  /** Which network it is (its proxy socket on the host): two sandboxes with the same id are alike. */
+  readonly id: string;
+  /** bwrap arguments: a network namespace of its own, the forwarder and the proxy's socket bound in, `env` set. */
+  readonly bwrapArgs: readonly string[];
+  /** The argv that starts the forwarder, which then runs `argv` as its child and exits as it does. */
+  wrap(argv: readonly string[]): string[];
+  /** What every command inside gets, so that curl, git, npm and pip go through the proxy. */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * The nftables rules of plain TCP and UDP out (sandbox/sandbox-tcp.ts), written when a run's sandbox is
+   * made (the runner's addresses and name servers as they are then) and set in it, pasta attached
+   * after them; absent: HTTP(S) through the proxy only.
+   */
+  readonly plainTcp?: () => string;
+}
+
+/** The result of a command that never started: failed (with why) or canceled before its start. */
+export function notStarted(
+  startedAt: number,
+  status: "failed" | "canceled",
+  spawnError?: string,
+): ExecResult {
+  return {
+    status,
+    exitCode: null,
+    signal: null,
+    durationMs: Math.round(performance.now() - startedAt),
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+    ...(spawnError === undefined ? {} : { spawnError }),
+  };
 }

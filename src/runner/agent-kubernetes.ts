@@ -2,13 +2,13 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import type { AgentTask } from "../core/jobs/agent.js";
-import { sandboxUser } from "../exec/container-launcher.js";
+import { sandboxUser } from "../exec/docker/container-launcher.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { openToAll } from "../exec/folder-access.js";
-import type { KubeCluster } from "../exec/kube/cluster.js";
-import { KubeJobLauncher } from "../exec/kube/job-launcher.js";
-import { type EgressRule, kubeLabels, labelValue } from "../exec/kube/job-objects.js";
-import type { PodStartLimits } from "../exec/kube/pod-start.js";
+import type { KubeCluster } from "../exec/kubernetes/cluster.js";
+import { KubeJobLauncher } from "../exec/kubernetes/job-launcher.js";
+import { type EgressRule, kubeLabels, labelValue } from "../exec/kubernetes/job-objects.js";
+import type { PodStartLimits } from "../exec/kubernetes/pod-start.js";
 import type { ProcessLauncher } from "../exec/types.js";
 import type { OpenSandbox } from "./agent-sandbox.js";
 

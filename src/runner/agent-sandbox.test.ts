@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../core/config.js";
-import type { DockerEngine } from "../exec/docker-engine.js";
+import type { DockerEngine } from "../exec/docker/docker-engine.js";
 import { type AgentSandboxSettings, fullImageRef, imageAllowed, sandboxRefusal } from "./agent-sandbox.js";
 
 const settings = (more: Partial<AgentSandboxSettings> = {}): AgentSandboxSettings => ({

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/run-sandbox.js";
-import type { Sandbox } from "../exec/sandbox.js";
+import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
+import type { Sandbox } from "../exec/sandbox/sandbox.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
 /** Where one run works on this runner (see RunFolders). */

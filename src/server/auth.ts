@@ -3,9 +3,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { RunyardError } from "../core/errors.js";
 import { runnerSocketPath } from "../core/protocol.js";
 import type { Store, TokenRecord, TokensRepo, UserRecord, UserRole } from "../store/index.js";
-import { botRelayPath } from "./fleet/bot-relay.js";
 import { isPreflight } from "./http-headers.js";
-import { looksLikeJwt, type SessionTokens } from "./identity/session-tokens.js";
+import { looksLikeJwt, type SessionTokens } from "./session-tokens.js";
 
 /**
  * Who is calling, whatever credential they showed (an API token, a session JWT, a stream token).
@@ -67,6 +66,11 @@ const hookDeliveryPath = /^\/api\/hooks\/[^/]+$/;
 const botHookPath = /^\/api\/bots\/[^/]+\/hook(?:\/.*)?$/;
 /** A forge's webhook delivery (`POST /api/forges/ID/webhook`): signed, as a hook's. */
 const forgeDeliveryPath = /^\/api\/forges\/[^/]+\/webhook$/;
+/**
+ * The route a replica asks another, which holds a bot's runner socket, to call the bot through
+ * (fleet/bot-relay.ts): signed with the fleet's key, not a token.
+ */
+export const botRelayPath = "/api/fleet/bot-call";
 
 /**
  * The one route a runner token opens besides the runner socket: a runner uploads the artifacts of

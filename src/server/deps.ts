@@ -1,21 +1,21 @@
+import type { WebSocket } from "ws";
 import type { AgentStatus } from "../agents/availability.js";
+import type { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import type { Store } from "../store/index.js";
+import type { BotCall, BotReply } from "../core/protocol.js";
+import type { Store, TokenRecord } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
-import type { BotWatch } from "./bots/bot-alerts.js";
 import type { EventBus } from "./event-bus.js";
-import type { BotRelay } from "./fleet/bot-relay.js";
 import type { IdempotencySettings } from "./idempotency.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
 import type { Revocations } from "./identity/revocations.js";
-import type { SessionTokens } from "./identity/session-tokens.js";
 import type { Quotas } from "./quotas.js";
-import type { RunnerHub } from "./runner-hub.js";
 import type { RunService } from "./runs/run-service.js";
 import type { SavedWorkflows } from "./runs/saved-workflows.js";
 import type { WorkflowParser } from "./runs/workflow-parser.js";
 import type { Scheduler } from "./schedules/scheduler.js";
+import type { SessionTokens } from "./session-tokens.js";
 import type { SpendBudgets } from "./spend-budgets.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
@@ -24,6 +24,38 @@ export interface ArtifactLimits {
   maxArtifactBytes: number;
   /** All the artifacts of one run together, in bytes. */
   maxRunArtifactBytes: number;
+}
+
+/**
+ * The runner sockets of this replica, as the routes and services reach them (runner-hub.ts is
+ * the one): declared here, below the hub, so that what takes ServerDeps need not stand above it.
+ */
+export interface RunnerLinks {
+  /** Takes a runner's socket, its token checked. */
+  accept(socket: WebSocket, token: TokenRecord): void;
+  /** Ends the sockets a revoked token holds; answers the runner ids whose sockets it ended. */
+  revokeToken(tokenId: string): Promise<string[]>;
+  /** The tokens of the sockets open here. */
+  connectedTokens(): string[];
+  /** How many runners are connected here. */
+  readonly connectedRunners: number;
+}
+
+/** What one replica sends another: the call the bot's runner is to make, and for whom. */
+export interface RelayedCall {
+  runner_id: string;
+  bot_id: string;
+  call: BotCall;
+  timeout_ms: number;
+}
+
+/** Calls a bot through its runner on whichever replica holds the runner's socket (fleet/bot-relay.ts). */
+export interface BotRelayCalls {
+  call(runnerId: string, botId: string, call: BotCall, timeoutMs: number): Promise<BotReply | undefined>;
+  /** Checks a relayed call's signature (another replica's, with the fleet's key). */
+  verify(signature: string | undefined, body: string): Promise<"bad" | "ok">;
+  /** Makes a relayed call through a socket of this replica's; undefined where none holds it. */
+  callHere(relayed: RelayedCall): Promise<BotReply> | undefined;
 }
 
 /** What the routes need, built once in `startServer`. */
@@ -41,9 +73,9 @@ export interface ServerDeps {
   savedWorkflows: SavedWorkflows;
   /** Fires schedules' ticks on the leader; a save wakes it, `/metrics` counts its ticks. */
   scheduler: Pick<Scheduler, "wake" | "ticks">;
-  hub: RunnerHub;
+  hub: RunnerLinks;
   /** Calls a bot through its runner on whichever replica holds the runner's socket. */
-  botRelay: Pick<BotRelay, "call" | "verify" | "callHere">;
+  botRelay: BotRelayCalls;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };
   /** Signs and checks session and stream JWTs. */
@@ -71,7 +103,7 @@ export interface ServerDeps {
   /** The largest custom-mode archive a bot start may upload (RUNYARD_MAX_BOT_UPLOAD_BYTES). */
   botUploadBytes: number;
   /** Bots' alerts and history upkeep (`notify_hosts:` applies to their notify URLs). */
-  botWatch?: Pick<BotWatch, "refusalOf">;
+  botWatch?: { refusalOf(url: string): RunyardError | undefined };
   logger: Logger;
   version: string;
   /**

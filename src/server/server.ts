@@ -28,7 +28,6 @@ import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { defaultIdempotencyKeyHours } from "./idempotency.js";
 import { LoginLimiter } from "./identity/login-limiter.js";
 import { Revocations } from "./identity/revocations.js";
-import { SessionTokens } from "./identity/session-tokens.js";
 import { JobQueue } from "./job-queue.js";
 import { Notifier } from "./notifier.js";
 import { OutboundPolicy } from "./outbound/outbound-policy.js";
@@ -43,6 +42,7 @@ import { WorkflowCalls } from "./runs/workflow-calls.js";
 import { parseOnThisThread, type WorkflowParser } from "./runs/workflow-parser.js";
 import { WorkflowRuns } from "./runs/workflow-runs.js";
 import { Scheduler } from "./schedules/scheduler.js";
+import { SessionTokens } from "./session-tokens.js";
 import { SpendBudgets } from "./spend-budgets.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */

@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterFor } from "../../src/agents/registry.js";
 import type { RunEvent } from "../../src/core/events.js";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { agentCli } from "../helpers/agent-cli.js";
 import { agentBaseImage } from "../helpers/base-images.js";
 import { processesWith, tempDir } from "../helpers/cli.js";

@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { credentialedPullMark } from "../../src/exec/credentialed-pulls.js";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { credentialedPullMark } from "../../src/exec/docker/credentialed-pulls.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { type BotView, waitBot as waitBotIn, waitRunText } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { type BotView, waitBot as waitBotIn, waitBotLogs } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import {

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { pythonBaseImage } from "../helpers/base-images.js";
 import { type BotView, botLogs, botStatus, waitBot as waitBotIn, waitBotLogs } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";

@@ -6,8 +6,8 @@ import {
   restartLoopCode,
 } from "../../src/bots/bot-supervisor.js";
 import type { BotState } from "../../src/core/bot-states.js";
-import { defaultContainerLimits } from "../../src/exec/container-spec.js";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { defaultContainerLimits } from "../../src/exec/docker/container-spec.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import {
   busyboxImage,
   removeTestObjects,

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { type BotView, waitBot } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "../helpers/docker.js";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { type BotView, waitBot as waitBotIn } from "../helpers/bots.js";
 import { runCli, tempDir } from "../helpers/cli.js";
 import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "../helpers/docker.js";

@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { botContainer } from "../../src/bots/container-spec.js";
-import { defaultContainerLimits } from "../../src/exec/container-spec.js";
+import { defaultContainerLimits } from "../../src/exec/docker/container-spec.js";
 import {
   type ContainerEvent,
   DockerEngine,
   ImageBuildError,
   type LogLine,
-} from "../../src/exec/docker-engine.js";
+} from "../../src/exec/docker/docker-engine.js";
 import {
   busyboxImage,
   removeTestObjects,

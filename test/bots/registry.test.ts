@@ -2,9 +2,9 @@ import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { botContainer } from "../../src/bots/container-spec.js";
 import { RunyardError } from "../../src/core/errors.js";
-import { defaultContainerLimits } from "../../src/exec/container-spec.js";
-import { credentialedPullMark } from "../../src/exec/credentialed-pulls.js";
-import { DockerEngine, type LogLine } from "../../src/exec/docker-engine.js";
+import { defaultContainerLimits } from "../../src/exec/docker/container-spec.js";
+import { credentialedPullMark } from "../../src/exec/docker/credentialed-pulls.js";
+import { DockerEngine, type LogLine } from "../../src/exec/docker/docker-engine.js";
 import { busyboxImage, requireDocker, testLabel } from "../helpers/docker.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 

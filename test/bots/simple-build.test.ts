@@ -5,8 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { botContainer } from "../../src/bots/container-spec.js";
 import { type SimpleBotSource, simpleBuildContext } from "../../src/bots/simple-build.js";
 import { RunyardError } from "../../src/core/errors.js";
-import { defaultContainerLimits } from "../../src/exec/container-spec.js";
-import { DockerEngine, ImageBuildError } from "../../src/exec/docker-engine.js";
+import { defaultContainerLimits } from "../../src/exec/docker/container-spec.js";
+import { DockerEngine, ImageBuildError } from "../../src/exec/docker/docker-engine.js";
 import { nodeBaseImage, pythonBaseImage } from "../helpers/base-images.js";
 import { requireDocker } from "../helpers/docker.js";
 

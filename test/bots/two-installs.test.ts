@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { pythonBaseImage } from "../helpers/base-images.js";
 import { waitBot } from "../helpers/bots.js";
 import { runCli, tempDir } from "../helpers/cli.js";

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { repoRoot, tempDir } from "../helpers/cli.js";
 import { removeTestObjects, requireDocker, testRunLabel } from "../helpers/docker.js";
 import { adminToken, api, freePort, readEvents, submit, waitForRun } from "../helpers/server.js";

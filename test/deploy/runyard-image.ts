@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { nodeRuntimeBaseImage } from "../helpers/base-images.js";
 import { repoRoot } from "../helpers/cli.js";
 import { testLabel, testRunLabel } from "../helpers/docker.js";

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 
 /** The label of everything a test creates; afterAll hooks remove by it. */
 export const testLabel = "runyard.test";

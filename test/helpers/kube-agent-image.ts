@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { inject } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { agentBaseImage } from "./base-images.js";
 import { testLabel, testRunLabel } from "./docker.js";
 

@@ -22,8 +22,8 @@ import {
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { ContainerCreateOptions } from "dockerode";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
-import { frames } from "../../src/exec/docker-log-frames.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
+import { frames } from "../../src/exec/docker/docker-log-frames.js";
 import { type Cluster, info, timestamp } from "./cluster.js";
 import type { KubeObject } from "./objects.js";
 import { memoryBytes, nanoCpus } from "./quantity.js";

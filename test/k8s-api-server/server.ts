@@ -16,7 +16,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Duplex, Readable } from "node:stream";
 import { stringify } from "yaml";
-import { frames } from "../../src/exec/docker-log-frames.js";
+import { frames } from "../../src/exec/docker/docker-log-frames.js";
 import { recordStart } from "../cost/record.js";
 import { Cluster, info, type PropagationPolicy } from "./cluster.js";
 import { Kubelet } from "./kubelet.js";

@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker-engine.js";
+import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { launchBrowser, logIn, requireBrowser, screenshot } from "../helpers/browser.js";
 import { tempDir } from "../helpers/cli.js";
 import {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { botBaseImagesFromEnv } from "../../bots/simple-build.js";
 import type { Logger } from "../../core/logger.js";
 import type { BotCall, BotReply, BotStats } from "../../core/protocol.js";
-import { DockerEngine, dockerEndpoint } from "../../exec/docker-engine.js";
+import { DockerEngine, dockerEndpoint } from "../../exec/docker/docker-engine.js";
 import { installLabel, type RunnerInstall, runnerLabel } from "../../exec/runner-install.js";
 import { BotJobHandler } from "../handlers/bot.js";
 

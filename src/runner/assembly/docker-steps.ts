@@ -1,7 +1,7 @@
 import type { Logger } from "../../core/logger.js";
-import { createDockerExecutors } from "../../exec/create-docker-executors.js";
-import { DockerEngine, dockerEndpoint } from "../../exec/docker-engine.js";
-import { removeLeftoverStepContainers } from "../../exec/docker-executor.js";
+import { createDockerExecutors } from "../../exec/docker/create-docker-executors.js";
+import { DockerEngine, dockerEndpoint } from "../../exec/docker/docker-engine.js";
+import { removeLeftoverStepContainers } from "../../exec/docker/docker-executor.js";
 import type { ContainerExecutors } from "../../exec/local-runner.js";
 import type { RunnerInstall } from "../../exec/runner-install.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";

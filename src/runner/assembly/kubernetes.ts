@@ -2,8 +2,8 @@ import { resolve } from "node:path";
 import type { Config } from "../../core/config.js";
 import { RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
-import { KubeCluster } from "../../exec/kube/cluster.js";
-import { leftoverJobsSweep } from "../../exec/kube/leftover-jobs.js";
+import { KubeCluster } from "../../exec/kubernetes/cluster.js";
+import { leftoverJobsSweep } from "../../exec/kubernetes/leftover-jobs.js";
 import type { RunnerInstall } from "../../exec/runner-install.js";
 import type { AgentKubernetesSettings } from "../agent-kubernetes.js";
 

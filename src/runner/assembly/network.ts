@@ -3,8 +3,9 @@ import type { Config } from "../../core/config.js";
 import type { Logger } from "../../core/logger.js";
 import type { StepAttemptRequest } from "../../core/step-attempt.js";
 import { nativeHelperPath } from "../../exec/native-helpers.js";
-import { needsOwnNetwork, RunnerEgress, type SandboxNetwork } from "../../exec/sandbox-network.js";
-import { plainTcpProblem, sweepPlainTcp } from "../../exec/sandbox-tcp.js";
+import { needsOwnNetwork, RunnerEgress } from "../../exec/sandbox/sandbox-network.js";
+import { plainTcpProblem, sweepPlainTcp } from "../../exec/sandbox/sandbox-tcp.js";
+import type { SandboxNetwork } from "../../exec/types.js";
 
 /** A shared runner's networks for its tenants' steps, and the proxy behind them. */
 export interface RunnerStepNetwork {

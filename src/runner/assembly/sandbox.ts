@@ -1,7 +1,7 @@
 import type { Config } from "../../core/config.js";
 import type { Logger } from "../../core/logger.js";
-import { findPidsHierarchy } from "../../exec/run-cgroup.js";
-import { probeSandbox, Sandbox } from "../../exec/sandbox.js";
+import { findPidsHierarchy } from "../../exec/sandbox/run-cgroup.js";
+import { probeSandbox, Sandbox } from "../../exec/sandbox/sandbox.js";
 
 /** What a runner hides from its steps and where it makes folders of work (see SandboxOptions). */
 export interface RunnerSandboxOptions {

@@ -8,9 +8,9 @@ import type { ArchiveLimits } from "../../bots/types.js";
 import { isBotImageName, isImageId } from "../../core/container-policy.js";
 import { RunyardError } from "../../core/errors.js";
 import type { BotTask } from "../../core/jobs/bot.js";
-import { managedLabel } from "../../exec/container-spec.js";
-import { pulledWithCredentials } from "../../exec/credentialed-pulls.js";
-import type { DockerEngine } from "../../exec/docker-engine.js";
+import { managedLabel } from "../../exec/docker/container-spec.js";
+import { pulledWithCredentials } from "../../exec/docker/credentialed-pulls.js";
+import type { DockerEngine } from "../../exec/docker/docker-engine.js";
 import { cleanGitEnv, runGit } from "../../workspace/git.js";
 import { displayUrl } from "../../workspace/git-failure.js";
 

@@ -6,7 +6,7 @@ import type { ErrorInfo, EventInput } from "../../core/events.js";
 import { type BotJob, type BotJobResult, type BotTask, botSteps } from "../../core/jobs/bot.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import { type BotCall, type BotReply, type BotStats, botReplyPartBytes } from "../../core/protocol.js";
-import { type DockerEngine, ImageBuildError } from "../../exec/docker-engine.js";
+import { type DockerEngine, ImageBuildError } from "../../exec/docker/docker-engine.js";
 import { forwardHook } from "./bot-hook.js";
 import { type BotImageDeps, prepareBotImage } from "./bot-image.js";
 import { BotLogFile } from "./bot-log-file.js";

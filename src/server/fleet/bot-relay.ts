@@ -2,10 +2,10 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypt
 import type { Logger } from "../../core/logger.js";
 import { type BotCall, BotReply } from "../../core/protocol.js";
 import type { Store } from "../../store/index.js";
+import { botRelayPath } from "../auth.js";
+import type { BotRelayCalls, RelayedCall } from "../deps.js";
 import type { RunnerHub } from "../runner-hub.js";
 
-/** The route a replica asks another, which holds a bot's runner socket, to call the bot through. */
-export const botRelayPath = "/api/fleet/bot-call";
 /** The header carrying `TIME.NONCE.HMAC` over the body, keyed with the fleet's shared server key. */
 export const botRelayHeader = "x-runyard-replica-signature";
 /** The server key (shared by the replicas of one database) that signs replica-to-replica calls. */
@@ -15,21 +15,13 @@ const freshMs = 30_000;
 /** A forwarded webhook body is 1 MiB at most: as base64 in JSON, with room for headers. */
 export const botRelayBodyLimit = 2 * 1024 * 1024;
 
-/** What one replica sends another: the call the bot's runner is to make, and for whom. */
-export interface RelayedCall {
-  runner_id: string;
-  bot_id: string;
-  call: BotCall;
-  timeout_ms: number;
-}
-
 /**
  * Calls a bot through its runner wherever the runner's socket is: on this replica through the
  * hub, else over HTTP on the replica the runners store names (its URL from the replicas' rows),
  * signed with a key only replicas of this database hold. The secret check and the rate limit
  * stay on the first replica; the second only passes the call to its socket.
  */
-export class BotRelay {
+export class BotRelay implements BotRelayCalls {
   private key: Promise<string> | undefined;
   /** Nonces of calls taken in the last `freshMs`: a replayed call is refused. */
   private readonly seen = new Map<string, number>();

@@ -1,11 +1,11 @@
 import { RunyardError } from "../../core/errors.js";
+import { forgeClient, forgeIntent } from "../../forges/registry.js";
 import { type ForgeIntent, mayStartWork } from "../../forges/types.js";
 import type { ForgeRecord } from "../../store/index.js";
 import { triggerQuotaPrincipal } from "../acting-for.js";
 import type { ServerDeps } from "../deps.js";
 import { maxPromptLength } from "../runs/agent-spec.js";
 import type { RunOwner } from "../runs/run-origin.js";
-import { forgeClient, forgeIntent } from "./forge-clients.js";
 
 /** What became of a delivery whose signature matched. */
 export interface DeliveryOutcome {

@@ -1,8 +1,8 @@
 import type { AgentSummary, RunEvent } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
+import { forgeClient } from "../../forges/registry.js";
 import type { Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
-import { forgeClient } from "./forge-clients.js";
 
 /**
  * Tells the forge how its runs ended, once per run across replicas: a task that pushed its

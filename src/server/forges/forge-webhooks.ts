@@ -1,7 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
+import type { ForgeKind } from "../../forges/registry.js";
 import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
-import type { ForgeKind } from "./forge-clients.js";
 
 /** A webhook delivery as its forge sends it: whether its credential matches, and what it is. */
 export interface ForgeDelivery {

@@ -4,10 +4,10 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { type BotSample, resolutionFor, sampleTiers } from "../../store/index.js";
 import { BotControl } from "../bots/bot-control.js";
-import { extrasOf } from "../bots/bot-extras.js";
 import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
+import { extrasOf } from "../runs/bot-extras.js";
 import { BotAlertSpec } from "../runs/bot-spec.js";
 import { botHookHeader } from "./bot-hook.js";
 

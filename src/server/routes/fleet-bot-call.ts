@@ -1,8 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { BotCall } from "../../core/protocol.js";
+import { botRelayPath } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { botRelayBodyLimit, botRelayHeader, botRelayPath } from "../fleet/bot-relay.js";
+import { botRelayBodyLimit, botRelayHeader } from "../fleet/bot-relay.js";
 
 const Relayed = z.object({
   runner_id: z.string().min(1),

@@ -34,7 +34,7 @@ export const defaultBotSettings: BotDefaults = {
   maxUploadBytes: 32 * 1024 * 1024,
 };
 
-import { botExtras } from "../bots/bot-extras.js";
+import { botExtras } from "./bot-extras.js";
 
 /** Who starts a bot, and the limits that apply to them. */
 export interface BotStarter {

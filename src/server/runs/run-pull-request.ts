@@ -1,8 +1,8 @@
 import { RunyardError } from "../../core/errors.js";
 import type { AgentJobResult } from "../../core/jobs/agent.js";
+import { forgeClient } from "../../forges/registry.js";
 import type { ForgeClient } from "../../forges/types.js";
 import type { ForgeRecord, Store } from "../../store/index.js";
-import { forgeClient } from "../forges/forge-clients.js";
 import type { ActiveRun } from "./run-kind.js";
 
 /**

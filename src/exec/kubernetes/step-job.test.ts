@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { kubeSchemaProblems } from "../../test/helpers/kube-schema.js";
+import { kubeSchemaProblems } from "../../../test/helpers/kube-schema.js";
 import {
   envNameProblem,
   labelValue,
@@ -8,7 +8,7 @@ import {
   secretBytes,
   stepJobManifests,
   stepJobName,
-} from "./kube-step-job.js";
+} from "./step-job.js";
 
 const input: StepJobInput = {
   name: stepJobName("0123456789ab"),

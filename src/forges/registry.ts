@@ -1,8 +1,8 @@
-import { GiteaClient, giteaIntent } from "../../forges/gitea.js";
-import { GitHubClient, githubIntent } from "../../forges/github.js";
-import { GitLabClient, gitlabIntent } from "../../forges/gitlab.js";
-import type { ForgeClient, ForgeIntent } from "../../forges/types.js";
-import type { ForgeRecord, Store } from "../../store/index.js";
+import type { ForgeRecord, Store } from "../store/index.js";
+import { GiteaClient, giteaIntent } from "./gitea.js";
+import { GitHubClient, githubIntent } from "./github.js";
+import { GitLabClient, gitlabIntent } from "./gitlab.js";
+import type { ForgeClient, ForgeIntent } from "./types.js";
 
 /** The forge kinds runyard speaks; one file each under src/forges/ (Forgejo speaks Gitea's API). */
 export const forgeKinds = ["github", "gitlab", "gitea"] as const;

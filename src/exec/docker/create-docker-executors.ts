@@ -1,7 +1,7 @@
+import type { ContainerExecutors } from "../local-runner.js";
+import type { RunnerInstall } from "../runner-install.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { DockerExecutor, hostLabel, runLabel, stepLabel } from "./docker-executor.js";
-import type { ContainerExecutors } from "./local-runner.js";
-import type { RunnerInstall } from "./runner-install.js";
 
 export interface DockerExecutorsConfig {
   engine: DockerEngine;

@@ -7,8 +7,20 @@ import {
   type ContainerRefusal,
   memberContainerRefusal,
   memberImageLabelsRefusal,
-} from "../core/container-policy.js";
-import type { StepContainer } from "../core/step-attempt.js";
+} from "../../core/container-policy.js";
+import type { StepContainer } from "../../core/step-attempt.js";
+import { nativeHelperPath } from "../native-helpers.js";
+import { OutputFileWatch } from "../output-file.js";
+import { installLabel, type RunnerInstall, runnerLabel } from "../runner-install.js";
+import type {
+  AttemptCommand,
+  AttemptProblem,
+  AttemptSetup,
+  ExecAttempt,
+  ExecResult,
+  Executor,
+  OutputFileContents,
+} from "../types.js";
 import { RunningContainers } from "./container-run.js";
 import {
   type ContainerMount,
@@ -18,18 +30,6 @@ import {
 } from "./container-spec.js";
 import { credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js";
 import type { DockerEngine } from "./docker-engine.js";
-import { nativeHelperPath } from "./native-helpers.js";
-import { OutputFileWatch } from "./output-file.js";
-import { installLabel, type RunnerInstall, runnerLabel } from "./runner-install.js";
-import type {
-  AttemptCommand,
-  AttemptProblem,
-  AttemptSetup,
-  ExecAttempt,
-  ExecResult,
-  Executor,
-  OutputFileContents,
-} from "./types.js";
 
 /** The label of a step's container; with `runyard.run` it says which attempt a container served. */
 export const stepLabel = "runyard.step";

@@ -1,11 +1,19 @@
 import { readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
-import { SANDBOX_NAMESPACES } from "./fork-server.js";
+import type {
+  ExecRequest,
+  ExecResult,
+  ProcessLauncher,
+  RunSandboxEntry,
+  SandboxNetwork,
+  SandboxToEnter,
+} from "../types.js";
 import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
-import type { SandboxNetwork } from "./sandbox-network.js";
 import { attachPlainTcp, detachPlainTcp } from "./sandbox-tcp.js";
-import type { ExecRequest, ExecResult, ProcessLauncher, RunSandboxEntry, SandboxToEnter } from "./types.js";
+
+/** The namespaces a run's sandbox is entered by, in the order of the fork-server's 'E' (native/fork-server.c). */
+export const SANDBOX_NAMESPACES = ["user", "mnt", "ipc", "net", "uts", "pid"] as const;
 
 /** The folders a run's sandbox is made with: what every command of the run may see and change. */
 export interface RunSandboxLayout {

@@ -5,10 +5,10 @@
  * of the step's env is in the Job's spec: whoever may read Jobs or pods in the namespace sees the
  * variables' names and never their values.
  *
- * Pure: the manifests only; kube-step-executor.ts creates, watches and deletes them.
+ * Pure: the manifests only; step-executor.ts creates, watches and deletes them.
  */
 import { createHash } from "node:crypto";
-import { stepDriverScript } from "./kube-step-driver.js";
+import { stepDriverScript } from "./step-driver.js";
 
 /** Where the Secret's files are mounted in the pod (read-only). */
 export const stepInputDir = "/runyard/in";
@@ -43,7 +43,7 @@ export interface StepJobInput {
   image: string;
   /** Plain ids; a value Kubernetes would refuse as a label is hashed there and kept whole in an annotation. */
   owner: { runId: string; step: string; attempt: number; runnerId: string; install?: string };
-  /** The attempt's mark, that starts the driver's trailer in the log (kube-step-trailer.ts). */
+  /** The attempt's mark, that starts the driver's trailer in the log (step-trailer.ts). */
   mark: string;
   /** Each command's argv, run one after the other until one fails (cmd.run's lines, or shell.run's one). */
   commands: string[][];

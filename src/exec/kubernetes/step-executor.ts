@@ -1,7 +1,7 @@
 /**
  * The Kubernetes executor of workflow steps (docs/scale.md, "The Kubernetes executor"): each step
- * attempt is one Job (kube-step-job.ts) whose one pod runs all the attempt's commands through the
- * step driver (kube-step-driver.ts). Output is the pod's log, followed as it is written; the
+ * attempt is one Job (step-job.ts) whose one pod runs all the attempt's commands through the
+ * step driver (step-driver.ts). Output is the pod's log, followed as it is written; the
  * driver's trailer at its end says which command failed and hands `$RUNYARD_OUTPUT` back, so
  * masking, output caps and exports stay where they are for every executor (step-attempt.ts).
  * Cancel and the step's timeout delete the Job (Foreground) and wait until its pod is gone; the
@@ -9,11 +9,19 @@
  */
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
-import type { RunyardError } from "../core/errors.js";
-import type { KubeCluster } from "./kube/cluster.js";
-import { waitForPodEnd } from "./kube/pod-end.js";
-import { followPodBytes, podLogAfter } from "./kube/pod-log.js";
-import { type PodStartLimits, waitForPodStart } from "./kube/pod-start.js";
+import type { RunyardError } from "../../core/errors.js";
+import type {
+  AttemptCommand,
+  AttemptSetup,
+  ExecAttempt,
+  ExecResult,
+  Executor,
+  OutputFileContents,
+} from "../types.js";
+import type { KubeCluster } from "./cluster.js";
+import { waitForPodEnd } from "./pod-end.js";
+import { followPodBytes, podLogAfter } from "./pod-log.js";
+import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
 import {
   envNameProblem,
   maxSecretBytes,
@@ -23,16 +31,8 @@ import {
   stepJobManifests,
   stepJobName,
   stepOutputPath,
-} from "./kube-step-job.js";
-import { type DriverResult, TrailerSplitter } from "./kube-step-trailer.js";
-import type {
-  AttemptCommand,
-  AttemptSetup,
-  ExecAttempt,
-  ExecResult,
-  Executor,
-  OutputFileContents,
-} from "./types.js";
+} from "./step-job.js";
+import { type DriverResult, TrailerSplitter } from "./step-trailer.js";
 
 export interface KubeStepSettings {
   cluster: KubeCluster;
@@ -48,7 +48,7 @@ const deadlineMarginSeconds = 60;
 /** A step with no timeout still ends some day on the cluster's side. */
 const defaultDeadlineSeconds = 24 * 3600;
 
-/** The container the driver runs in (kube-step-job.ts). */
+/** The container the driver runs in (step-job.ts). */
 const stepContainer = "step";
 
 /** One attempt's executor: built per attempt, as the Docker executor is, since its image is the step's. */

@@ -1,10 +1,10 @@
 /**
- * Takes the step driver's trailer (kube-step-driver.ts) out of a pod's log as it streams: bytes
+ * Takes the step driver's trailer (step-driver.ts) out of a pod's log as it streams: bytes
  * before the attempt's mark are the step's output, handed on as they come (all but the few at
  * the end that could be the start of the mark, held until the next chunk says); the mark and
  * what follows are the trailer, never shown.
  */
-import { maxHandedBackOutputBytes } from "./kube-step-driver.js";
+import { maxHandedBackOutputBytes } from "./step-driver.js";
 
 /** What the driver said at its end. */
 export interface DriverResult {

@@ -1,9 +1,9 @@
 import { execFile, execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { machineFolderProblem } from "../core/work-folders.js";
+import { machineFolderProblem } from "../../core/work-folders.js";
+import type { ExecExposure } from "../types.js";
 import type { PidsHierarchy } from "./run-cgroup.js";
-import type { ExecExposure } from "./types.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
 export type SandboxProbe =

@@ -1,5 +1,6 @@
 import { constants } from "node:os";
-import type { ExecRequest, SandboxToEnter } from "./types.js";
+import { SANDBOX_NAMESPACES } from "../sandbox/run-sandbox.js";
+import type { ExecRequest, SandboxToEnter } from "../types.js";
 
 /*
  * The fork-server's wire (native/fork-server.c): the messages the launcher writes to the helper,
@@ -109,9 +110,6 @@ export function writeNamespaces(message: Buffer, offset: number, sandbox: Sandbo
   for (let index = 0; index < SANDBOX_NAMESPACES.length; index++)
     message.writeBigUInt64LE(sandbox.namespaces[index] ?? 0n, offset + 8 * index);
 }
-
-/** The namespaces a run's sandbox is entered by, in the order of the helper's 'E'. */
-export const SANDBOX_NAMESPACES = ["user", "mnt", "ipc", "net", "uts", "pid"] as const;
 
 /** 'P': the event pipe is open for reading. */
 export function pipeMessage(): Buffer {

@@ -1,10 +1,9 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
-import { cwdCheckArgv, holdCwd } from "./held-cwd.js";
+import { cwdCheckArgv, holdCwd } from "../held-cwd.js";
+import { type ExecRequest, type ExecResult, notStarted, type ProcessLauncher } from "../types.js";
 import { RunCgroup } from "./run-cgroup.js";
 import type { Sandbox } from "./sandbox.js";
-import { notStarted } from "./spawn-launcher.js";
-import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
 
 /**
  * Starts every command through `launcher` inside `sandbox`: the sandbox is only a prefix of

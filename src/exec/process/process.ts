@@ -2,12 +2,12 @@ import { lstatSync, mkdtempSync, rmSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runEnvBase, withoutCredentials } from "../core/config-env.js";
-import { secretsFromEnv } from "../core/masking.js";
-import { OutputFileWatch } from "./output-file.js";
-import { removeTree } from "./remove-tree.js";
-import { realPath, type Sandbox } from "./sandbox.js";
-import { SandboxLauncher } from "./sandbox-launcher.js";
+import { runEnvBase, withoutCredentials } from "../../core/config-env.js";
+import { secretsFromEnv } from "../../core/masking.js";
+import { OutputFileWatch } from "../output-file.js";
+import { removeTree } from "../remove-tree.js";
+import { realPath, type Sandbox } from "../sandbox/sandbox.js";
+import { SandboxLauncher } from "../sandbox/sandbox-launcher.js";
 import type {
   AttemptCommand,
   AttemptSetup,
@@ -18,7 +18,7 @@ import type {
   Executor,
   OutputFileContents,
   ProcessLauncher,
-} from "./types.js";
+} from "../types.js";
 
 export interface ProcessExecutorOptions {
   /** The host's environment; runyard's own credentials are taken out of it (and masked). */

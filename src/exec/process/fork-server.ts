@@ -4,6 +4,17 @@ import { Socket, type SocketConstructorOpts } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { OutputDecoder } from "../output-decoder.js";
+import { groupIsAlive } from "../resources.js";
+import type {
+  ExecRequest,
+  ExecResult,
+  OutputStream,
+  ProcessGroupWatch,
+  ProcessLauncher,
+  SandboxToEnter,
+} from "../types.js";
+import { notStarted } from "../types.js";
 import {
   closeMessage,
   decodeWaitStatus,
@@ -13,20 +24,7 @@ import {
   pipeMessage,
   startMessage,
 } from "./fork-server-wire.js";
-
-export { SANDBOX_NAMESPACES } from "./fork-server-wire.js";
-
-import { OutputDecoder } from "./output-decoder.js";
-import { groupIsAlive } from "./resources.js";
-import { describeSpawnError, notStarted, signalGroup, startProblem } from "./spawn-launcher.js";
-import type {
-  ExecRequest,
-  ExecResult,
-  OutputStream,
-  ProcessGroupWatch,
-  ProcessLauncher,
-  SandboxToEnter,
-} from "./types.js";
+import { describeSpawnError, signalGroup, startProblem } from "./spawn-launcher.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;

@@ -1,9 +1,16 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { OutputDecoder } from "./output-decoder.js";
-import { GroupUsage, groupIsAlive, sampleGroups, watchGroup } from "./resources.js";
-import type { ExecRequest, ExecResult, OutputStream, ProcessGroupWatch, ProcessLauncher } from "./types.js";
+import { OutputDecoder } from "../output-decoder.js";
+import { GroupUsage, groupIsAlive, sampleGroups, watchGroup } from "../resources.js";
+import {
+  type ExecRequest,
+  type ExecResult,
+  notStarted,
+  type OutputStream,
+  type ProcessGroupWatch,
+  type ProcessLauncher,
+} from "../types.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;
@@ -191,22 +198,6 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch {
     // ESRCH: nothing left to signal. EPERM: a member changed its user; nothing more we can do.
   }
-}
-
-export function notStarted(
-  startedAt: number,
-  status: "failed" | "canceled",
-  spawnError?: string,
-): ExecResult {
-  return {
-    status,
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...(spawnError === undefined ? {} : { spawnError }),
-  };
 }
 
 /** Problems spawn would report only as an ambiguous ENOENT. */

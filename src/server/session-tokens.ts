@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose";
-import { RunyardError } from "../../core/errors.js";
-import { newId } from "../../core/ids.js";
-import type { ServerKeysRepo, UserRecord } from "../../store/index.js";
+import { RunyardError } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import type { ServerKeysRepo, UserRecord } from "../store/index.js";
 
 /** How long a login session lasts unless `RUNYARD_SESSION_TTL_MS` says otherwise: 12 hours. */
 export const defaultSessionTtlMs = 12 * 60 * 60 * 1000;

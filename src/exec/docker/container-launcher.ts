@@ -1,6 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
+import { openToAll } from "../folder-access.js";
+import { startProblem } from "../process/spawn-launcher.js";
+import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
+import { notStarted } from "../types.js";
 import { RunningContainers } from "./container-run.js";
 import {
   type ContainerLimits,
@@ -9,9 +13,6 @@ import {
   hardenedContainer,
 } from "./container-spec.js";
 import type { DockerEngine } from "./docker-engine.js";
-import { openToAll } from "./folder-access.js";
-import { notStarted, startProblem } from "./spawn-launcher.js";
-import type { ExecRequest, ExecResult, ProcessLauncher } from "./types.js";
 
 /** Where the forwarder and the egress socket appear inside a sandbox's container. */
 export const egressMountPoint = "/run/runyard-egress";

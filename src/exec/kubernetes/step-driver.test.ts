@@ -8,8 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { maxHandedBackOutputBytes, stepDriverScript } from "./kube-step-driver.js";
-import { type DriverResult, TrailerSplitter } from "./kube-step-trailer.js";
+import { maxHandedBackOutputBytes, stepDriverScript } from "./step-driver.js";
+import { type DriverResult, TrailerSplitter } from "./step-trailer.js";
 
 const shells = ["dash", "busybox"].filter((shell) => spawnSync("which", [shell]).status === 0);
 const mark = "runyard-mark-5f0c2d9e8a7b6c5d4e3f2a1b0c9d8e7f";

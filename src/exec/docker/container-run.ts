@@ -1,9 +1,9 @@
 import type { Readable } from "node:stream";
 import type { ContainerCreateOptions } from "dockerode";
+import { OutputDecoder } from "../output-decoder.js";
+import type { ExecResult, OutputHandler } from "../types.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { frames } from "./docker-log-frames.js";
-import { OutputDecoder } from "./output-decoder.js";
-import type { ExecResult, OutputHandler } from "./types.js";
 
 /** How one container is run to its end, as a launcher runs one process group. */
 export interface ContainerRun {

@@ -1,7 +1,7 @@
-import type { KubeCluster } from "./kube/cluster.js";
-import type { PodStartLimits } from "./kube/pod-start.js";
-import { KubeStepExecutor } from "./kube-step-executor.js";
-import type { JobExecutors } from "./local-runner.js";
+import type { JobExecutors } from "../local-runner.js";
+import type { KubeCluster } from "./cluster.js";
+import type { PodStartLimits } from "./pod-start.js";
+import { KubeStepExecutor } from "./step-executor.js";
 
 /**
  * Step executors of a runner with `executor: kubernetes`, in a file of their own so that the
@@ -30,7 +30,7 @@ export const defaultStepPodStart: PodStartLimits = { pullTimeoutMs: 120_000, sch
 
 /**
  * The one place Kubernetes step executors are built: one per attempt of a runner with
- * `executor: kubernetes` (kube-step-executor.ts), its image the step's own or the runner's.
+ * `executor: kubernetes` (step-executor.ts), its image the step's own or the runner's.
  */
 export function createKubeStepExecutors(config: KubeStepExecutorsConfig): JobExecutors {
   return (attempt) => {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
-import { internalCidrs, internalRangeOf } from "../core/outbound/internal-addresses.js";
+import { internalCidrs, internalRangeOf } from "../../core/outbound/internal-addresses.js";
 
 /**
  * The nftables ruleset of a tenant's namespace: its own loopback, what `allowed` lists (ranges,

@@ -1,4 +1,4 @@
-import { RunyardError } from "../core/errors.js";
+import { RunyardError } from "../../core/errors.js";
 
 const dockerHub = "https://index.docker.io/v1/";
 

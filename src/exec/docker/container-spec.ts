@@ -1,5 +1,5 @@
 import type { ContainerCreateOptions } from "dockerode";
-import { botImageLabel } from "../core/container-policy.js";
+import { botImageLabel } from "../../core/container-policy.js";
 
 /** The limits of a container runyard starts (a bot's, or a step's with the docker executor). */
 export interface ContainerLimits {

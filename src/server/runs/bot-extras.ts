@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { BotRecord } from "../../store/index.js";
-import { BotAlertSpec, type StartBotBody } from "../runs/bot-spec.js";
+import { BotAlertSpec, type StartBotBody } from "./bot-spec.js";
 
 /**
  * What a bot's stored spec holds besides its source: its inbound webhook (port and secret), its

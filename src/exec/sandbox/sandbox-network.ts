@@ -2,33 +2,16 @@ import { createHash } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DestinationList } from "../core/outbound/destination-list.js";
-import { createEgressProxy, type EgressDestination, machineAddresses, publicPolicy } from "./egress-proxy.js";
-import { hostResolvers, plainTcpRules } from "./sandbox-tcp-rules.js";
+import { DestinationList } from "../../core/outbound/destination-list.js";
+import {
+  createEgressProxy,
+  type EgressDestination,
+  machineAddresses,
+  publicPolicy,
+} from "../egress-proxy.js";
+import type { SandboxNetwork } from "../types.js";
 
-/**
- * What a sandbox needs to run on a network of its own: only loopback inside, and HTTP(S) out
- * through the runner's egress proxy, reached over a Unix socket bound into the sandbox and
- * relayed from 127.0.0.1:`proxyPort` by the static forwarder (native/egress-forward.c). The same
- * pieces serve a bwrap that wraps one command and one that wraps a run's long-lived helper: the
- * forwarder then runs once, before the helper, and every command the helper starts gets `env`.
- */
-export interface SandboxNetwork {
-  /** Which network it is (its proxy socket on the host): two sandboxes with the same id are alike. */
-  readonly id: string;
-  /** bwrap arguments: a network namespace of its own, the forwarder and the proxy's socket bound in, `env` set. */
-  readonly bwrapArgs: readonly string[];
-  /** The argv that starts the forwarder, which then runs `argv` as its child and exits as it does. */
-  wrap(argv: readonly string[]): string[];
-  /** What every command inside gets, so that curl, git, npm and pip go through the proxy. */
-  readonly env: Readonly<Record<string, string>>;
-  /**
-   * The nftables rules of plain TCP and UDP out (sandbox-tcp.ts), written when a run's sandbox is
-   * made (the runner's addresses and name servers as they are then) and set in it, pasta attached
-   * after them; absent: HTTP(S) through the proxy only.
-   */
-  readonly plainTcp?: () => string;
-}
+import { hostResolvers, plainTcpRules } from "./sandbox-tcp-rules.js";
 
 /** Where, inside a sandbox, the forwarder listens: its own loopback, so any fixed port serves. */
 export const proxyPort = 3128;
