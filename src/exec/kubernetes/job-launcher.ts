@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { isAbsolute, relative, resolve } from "node:path";
-import type { RunyardError } from "../../core/errors.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { type ClaimMount, type EgressRule, hiddenInPod, type KubeJobRequest } from "./job-objects.js";
-import { type PodEnd, waitForPodEnd } from "./pod-end.js";
+import { jobEnded, runJobToEnd } from "./job-run.js";
+import type { PodEnd } from "./pod-end.js";
 import { followPodLog } from "./pod-log.js";
-import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
+import type { PodStartLimits } from "./pod-start.js";
 
 /** How a runner's commands run as Jobs (the config file's k8s_* keys, resolved). */
 export interface KubeJobSettings {
@@ -55,7 +55,7 @@ export class KubeJobLauncher implements ProcessLauncher {
     const startedAt = performance.now();
     const { cluster } = this.settings;
     const mounts = this.mountsOf(request);
-    if (typeof mounts === "string") return ended(startedAt, { status: "failed", spawnError: mounts });
+    if (typeof mounts === "string") return jobEnded(startedAt, { status: "failed", spawnError: mounts });
     const name = `runyard-${randomBytes(6).toString("hex")}`;
     const job: KubeJobRequest = {
       name,
@@ -76,57 +76,42 @@ export class KubeJobLauncher implements ProcessLauncher {
     };
     // Aborted by the caller (cancel, the supervisor's timeout or stall) or by the request's own
     // time limit; either way the Job is deleted and waited for.
-    const stop = new AbortController();
-    let stopReason: "canceled" | "timeout" | undefined;
-    const onAbort = () => {
-      stopReason ??= "canceled";
-      stop.abort();
-    };
-    if (request.signal?.aborted) return ended(startedAt, { status: "canceled" });
-    request.signal?.addEventListener("abort", onAbort, { once: true });
-    const timer =
-      request.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            stopReason ??= "timeout";
-            stop.abort();
-          }, request.timeoutMs);
-    let created = false;
-    try {
-      await cluster.createJob(job);
-      created = true;
-      this.running.add(name);
-      const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
-      const podName = pod.metadata?.name ?? "";
-      const log = followPodLog(cluster, podName, request.onOutput, stop.signal);
-      // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
-      // must not be a rejection nobody handles, which ends the runner's process.
-      log.followed.catch(() => {});
-      const end: PodEnd = await waitForPodEnd(cluster, name, stop.signal).finally(log.podEnded);
-      // The log ends with the container; what the API still holds of it is read to its end, and
-      // what a stream the API closed early missed is read from the pod's whole log.
-      await Promise.race([log.followed, new Promise((done) => setTimeout(done, 5000).unref())]);
-      await log.catchUp();
-      if (end.fault) return ended(startedAt, { status: "failed", exitCode: end.exitCode, fault: end.fault });
-      const exitCode = end.exitCode;
-      return ended(startedAt, {
-        status: exitCode === 0 ? "success" : "failed",
-        exitCode,
-        ...(exitCode !== null && exitCode > 128 ? { signal: signalName(exitCode - 128) } : {}),
-      });
-    } catch (error) {
-      if (stopReason) return ended(startedAt, { status: stopReason });
-      const fault = cluster.fault(error, { verb: "get", resource: "pods" });
-      return ended(startedAt, { status: "failed", fault });
-    } finally {
-      if (timer) clearTimeout(timer);
-      request.signal?.removeEventListener("abort", onAbort);
-      if (created) {
-        // Tried again until gone when the API is away: the command's result does not wait for it.
-        await cluster.removeJob(name, { graceSeconds });
-        this.running.delete(name);
-      }
+    let log: ReturnType<typeof followPodLog> | undefined;
+    const run = await runJobToEnd(
+      {
+        cluster,
+        name,
+        create: () => cluster.createJob(job),
+        start: this.settings.start,
+        ...(request.signal ? { signal: request.signal } : {}),
+        ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
+        graceSeconds,
+        running: this.running,
+        follow: (podName, stop) => {
+          log = followPodLog(cluster, podName, request.onOutput, stop);
+          return log;
+        },
+        logGraceMs: 5000,
+      },
+      async (end: PodEnd) => {
+        // What a stream the API closed early missed is read from the pod's whole log.
+        await log?.catchUp();
+        return end;
+      },
+    );
+    if ("stopped" in run) return jobEnded(startedAt, { status: run.stopped });
+    if ("failed" in run) {
+      const fault = cluster.fault(run.failed, { verb: "get", resource: "pods" });
+      return jobEnded(startedAt, { status: "failed", fault });
     }
+    const end = run.finished;
+    if (end.fault) return jobEnded(startedAt, { status: "failed", exitCode: end.exitCode, fault: end.fault });
+    const exitCode = end.exitCode;
+    return jobEnded(startedAt, {
+      status: exitCode === 0 ? "success" : "failed",
+      exitCode,
+      ...(exitCode !== null && exitCode > 128 ? { signal: signalName(exitCode - 128) } : {}),
+    });
   }
 
   /** Deletes the Jobs still running (the turn or the runner is stopping) and waits for their pods. */
@@ -208,23 +193,6 @@ function podEnv(env: Readonly<Record<string, string>>): Record<string, string> {
 }
 
 const machineVariables = new Set(["PATH", "HOME", "PWD", "OLDPWD", "TMPDIR", "HOSTNAME", "SHLVL", "_"]);
-
-function ended(
-  startedAt: number,
-  result: Partial<ExecResult> & { status: ExecResult["status"]; fault?: RunyardError },
-): ExecResult {
-  const { fault, ...rest } = result;
-  return {
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    // The kubelet's figures are not read back: the pod's limits bound them.
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...rest,
-    ...(fault ? { fault: fault.toInfo() } : {}),
-  };
-}
 
 function signalName(number: number): string {
   return (

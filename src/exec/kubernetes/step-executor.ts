@@ -19,9 +19,9 @@ import type {
   OutputFileContents,
 } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
-import { waitForPodEnd } from "./pod-end.js";
+import { jobEnded, runJobToEnd } from "./job-run.js";
 import { followPodBytes, podLogAfter } from "./pod-log.js";
-import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
+import type { PodStartLimits } from "./pod-start.js";
 import {
   envNameProblem,
   maxSecretBytes,
@@ -106,7 +106,7 @@ class KubeStepAttempt implements ExecAttempt {
     const startedAt = performance.now();
     const { cluster } = this.settings;
     const signal = this.setup.signal;
-    if (signal?.aborted) return ended(startedAt, { status: "canceled" });
+    if (signal?.aborted) return jobEnded(startedAt, { status: "canceled" });
     const name = stepJobName(randomBytes(6).toString("hex"));
     const mark = `runyard-step-end-${randomBytes(16).toString("hex")}`;
     const timeoutSeconds = command.timeoutMs === undefined ? undefined : Math.ceil(command.timeoutMs / 1000);
@@ -119,105 +119,89 @@ class KubeStepAttempt implements ExecAttempt {
       .map(envNameProblem)
       .find((problem) => problem !== undefined);
     if (badName) {
-      return ended(startedAt, {
+      return jobEnded(startedAt, {
         status: "failed",
         spawnError: `${badName}, and a step's pod gets its variables from a shell: name it with letters, digits and _`,
       });
     }
     const bytes = secretBytes(manifests.secret);
     if (bytes > maxSecretBytes) {
-      return ended(startedAt, {
+      return jobEnded(startedAt, {
         status: "failed",
         spawnError: `the step's environment and script take ${bytes} bytes, over the 1 MiB a Kubernetes Secret holds: pass large values as files of the image or fetch them in the step`,
       });
     }
-    const stop = new AbortController();
-    let stopReason: "canceled" | "timeout" | undefined;
-    const onAbort = () => {
-      stopReason ??= "canceled";
-      stop.abort();
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const timer =
-      command.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            stopReason ??= "timeout";
-            stop.abort();
-          }, command.timeoutMs);
-    let created = false;
     const decoder = new StringDecoder("utf8");
     const splitter = new TrailerSplitter(Buffer.from(mark), (chunk) => {
       const text = decoder.write(chunk);
       if (text) command.onOutput("stdout", text);
     });
-    try {
-      await createStepJob(cluster, manifests);
-      created = true;
-      this.jobs.add(name);
-      const pod = await waitForPodStart(cluster, name, this.settings.start, stop.signal);
-      const podName = pod.metadata?.name ?? "";
-      let followed = 0;
-      let following = true;
-      let podRunning = true;
-      const log = followPodBytes(
+    let followed = 0;
+    let following = true;
+    let podRunning = true;
+    const run = await runJobToEnd(
+      {
         cluster,
-        podName,
-        stepContainer,
-        {
-          chunk: (chunk) => {
-            if (!following) return;
-            followed += chunk.length;
-            splitter.push(chunk);
+        name,
+        create: () => createStepJob(cluster, manifests),
+        start: this.settings.start,
+        ...(signal ? { signal } : {}),
+        ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
+        graceSeconds: Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000)),
+        running: this.jobs,
+        follow: (podName, stop) => ({
+          followed: followPodBytes(
+            cluster,
+            podName,
+            stepContainer,
+            {
+              chunk: (chunk) => {
+                if (!following) return;
+                followed += chunk.length;
+                splitter.push(chunk);
+              },
+              running: () => podRunning,
+            },
+            stop,
+          ),
+          podEnded: () => {
+            podRunning = false;
           },
-          running: () => podRunning,
-        },
-        stop.signal,
-      );
-      // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
-      // must not be a rejection nobody handles, which ends the runner's process.
-      log.catch(() => {});
-      const end = await waitForPodEnd(cluster, name, stop.signal).finally(() => {
-        podRunning = false;
-      });
-      // The log ends with the container; what the API still holds of it is read to its end.
-      await Promise.race([log, new Promise((done) => setTimeout(done, 10_000).unref())]);
-      // A followed log can end before the container's last line (the API closed the stream, or
-      // it began before the runtime had the container's output): the pod keeps its whole log
-      // until the Job is deleted, so what the stream missed is read from there.
-      following = false;
-      if (!splitter.complete && !end.fault) {
-        splitter.push(await podLogAfter(cluster, podName, stepContainer, followed));
-      }
-      splitter.end();
-      const rest = decoder.end();
-      if (rest) command.onOutput("stdout", rest);
-      const driver = splitter.result();
-      this.output = outputFile(driver);
-      if (end.fault) {
-        command.onOutput("stderr", `runyard: ${end.fault.message}\n`);
-        return ended(startedAt, { status: "failed", exitCode: end.exitCode });
-      }
-      const exitCode = end.exitCode;
-      return ended(startedAt, {
-        status: exitCode === 0 ? "success" : "failed",
-        exitCode,
-        ...(driver?.failedIndex !== undefined ? { failedIndex: driver.failedIndex } : {}),
-      });
-    } catch (error) {
-      if (stopReason) return ended(startedAt, { status: stopReason });
-      const fault = cluster.fault(error, { verb: "get", resource: "pods" });
-      return ended(startedAt, { status: "failed", spawnError: faultText(fault) });
-    } finally {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      if (created) {
-        const graceSeconds = Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000));
-        // Tried again until gone when the API is away: the step's result does not wait for it.
-        await cluster.removeJob(name, { graceSeconds });
-        this.jobs.delete(name);
-      }
+        }),
+        logGraceMs: 10_000,
+      },
+      async (end, podName) => {
+        // A followed log can end before the container's last line (the API closed the stream, or
+        // it began before the runtime had the container's output): the pod keeps its whole log
+        // until the Job is deleted, so what the stream missed is read from there.
+        following = false;
+        if (!splitter.complete && !end.fault) {
+          splitter.push(await podLogAfter(cluster, podName, stepContainer, followed));
+        }
+        return end;
+      },
+    );
+    if ("stopped" in run) return jobEnded(startedAt, { status: run.stopped });
+    if ("failed" in run) {
+      const fault = cluster.fault(run.failed, { verb: "get", resource: "pods" });
+      return jobEnded(startedAt, { status: "failed", spawnError: faultText(fault) });
     }
+    const end = run.finished;
+    splitter.end();
+    const rest = decoder.end();
+    if (rest) command.onOutput("stdout", rest);
+    const driver = splitter.result();
+    this.output = outputFile(driver);
+    if (end.fault) {
+      command.onOutput("stderr", `runyard: ${end.fault.message}\n`);
+      return jobEnded(startedAt, { status: "failed", exitCode: end.exitCode });
+    }
+    const exitCode = end.exitCode;
+    return jobEnded(startedAt, {
+      status: exitCode === 0 ? "success" : "failed",
+      exitCode,
+      ...(driver?.failedIndex !== undefined ? { failedIndex: driver.failedIndex } : {}),
+    });
   }
 
   /** Read at the end only: the pod's file comes back with the driver's trailer. */
@@ -301,19 +285,4 @@ function outputFile(driver: DriverResult | undefined): OutputFileContents {
 /** A cluster's fault as a step's spawn error: its message and what to do. */
 function faultText(fault: RunyardError): string {
   return fault.hint ? `${fault.message} (${fault.hint})` : fault.message;
-}
-
-function ended(
-  startedAt: number,
-  result: Partial<ExecResult> & { status: ExecResult["status"]; failedIndex?: number },
-): ExecResult & { failedIndex?: number } {
-  return {
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    // The kubelet's figures are not read back: the pod's limits bound them.
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...result,
-  };
 }
