@@ -30,7 +30,7 @@ export interface ArtifactLimits {
  * The runner sockets of this replica, as the routes and services reach them (runner-hub.ts is
  * the one): declared here, below the hub, so that what takes ServerDeps need not stand above it.
  */
-export interface RunnerLinks {
+export interface RunnerSockets {
   /** Takes a runner's socket, its token checked. */
   accept(socket: WebSocket, token: TokenRecord): void;
   /** Ends the sockets a revoked token holds; answers the runner ids whose sockets it ended. */
@@ -73,7 +73,7 @@ export interface ServerDeps {
   savedWorkflows: SavedWorkflows;
   /** Fires schedules' ticks on the leader; a save wakes it, `/metrics` counts its ticks. */
   scheduler: Pick<Scheduler, "wake" | "ticks">;
-  hub: RunnerLinks;
+  hub: RunnerSockets;
   /** Calls a bot through its runner on whichever replica holds the runner's socket. */
   botRelay: BotRelayCalls;
   /** This server among the replicas sharing its database (`/health` says which answered). */

@@ -9,7 +9,8 @@ import type { Job, JobResult } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
 import type { Store } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
-import { JobQueue, type RunnerLinks } from "./job-queue.js";
+import { JobQueue } from "./job-queue.js";
+import type { RunnerLinks } from "./job-queue-options.js";
 import { endedEarly } from "./job-records.js";
 import { RunSink } from "./run-sink.js";
 

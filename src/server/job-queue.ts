@@ -3,8 +3,7 @@ import type { EventInput } from "../core/events.js";
 import { type Job, type JobResult, jobEndedEarly, jobHost, jobMaySend } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
-import type { JobLoss, JobRecord, JobRequirements, Store } from "../store/index.js";
-import type { EventBus } from "./event-bus.js";
+import type { JobLoss, JobRecord, Store } from "../store/index.js";
 import { HostPins } from "./host-pins.js";
 import {
   type Assignment,
@@ -14,39 +13,11 @@ import {
   type LeaseHolder,
   takeInventory,
 } from "./job-leases.js";
+import type { HostPlacement, JobQueueOptions, RunnerLinks } from "./job-queue-options.js";
 import { endedEarly, lossOf, readJob, resultOf, wrongKind } from "./job-records.js";
 import { maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
 import { JobStartOrder } from "./job-start-order.js";
 import { type RunSink, stamp } from "./run-sink.js";
-
-/** How the queue reaches runners: the sockets of this replica, and through them the fleet's. */
-export interface RunnerLinks {
-  /** Offer queued jobs to idle runners now, on every replica. */
-  dispatch(): void;
-  /** Ask the runner holding the job to stop it; false when that runner is connected nowhere. */
-  cancel(jobId: string, runnerId: string): boolean | Promise<boolean>;
-  /** The runner no longer holds the job (it was lost): its socket here, if any, is told to drop it. */
-  drop(jobId: string, runnerId: string): void;
-  /** Tell the replica carrying `runId` that the row of its job `jobId` changed (accepted, done, lost). */
-  jobChanged(runId: string, jobId: string): void;
-}
-
-export interface JobQueueOptions {
-  /** Its job verbs, and the run events runner batches go to. */
-  store: Pick<Store, "jobs" | "events" | "outages">;
-  /** Runner batches stored here are published to this replica's followers. */
-  bus: EventBus;
-  links: RunnerLinks;
-  logger: Logger;
-  /** This server among the replicas: it claims only for runners connected to it. */
-  replicaId: string;
-  /** A job's lease; heartbeats renew it. A runner silent this long loses its jobs. */
-  leaseMs: number;
-  /** A runner took up a job of a run this replica carries: the run has started. */
-  onAccepted?: (runId: string, runnerId: string) => void;
-  /** How long a runner gets to report a canceled job before the server ends it itself. */
-  cancelDeadlineMs?: number;
-}
 
 /** An engine waiting for one job's result. */
 interface Waiter {
@@ -61,12 +32,6 @@ interface Waiter {
   enqueued: boolean;
   /** Whether its row was stored from `job` here (not found stored by an earlier engine of the run). */
   madeHere: boolean;
-}
-
-/** Where a run's host runs: its requirements, and its name (hosts stick to their first runner). */
-export interface HostPlacement {
-  requirements: JobRequirements;
-  host: string;
 }
 
 /** Waited jobs whose rows the sweep reads in one statement. */

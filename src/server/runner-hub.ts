@@ -3,7 +3,7 @@ import type { WebSocket } from "ws";
 import type { Logger } from "../core/logger.js";
 import { type BotCall, type BotReply, revokedCloseCode } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
-import type { RunnerLinks } from "./deps.js";
+import type { RunnerSockets } from "./deps.js";
 import type { JobQueue } from "./job-queue.js";
 import { JsonBodyThread } from "./json-thread.js";
 import { RunnerSession, type SessionHost } from "./runner-session.js";
@@ -20,7 +20,7 @@ export interface HubTimings {
  * is checked): one RunnerSession per socket, the live one per runner id, and the dispatch loop
  * that offers queued jobs to runners with room.
  */
-export class RunnerHub implements SessionHost, RunnerLinks {
+export class RunnerHub implements SessionHost, RunnerSockets {
   /** Runner id -> its live session here. */
   private readonly live = new Map<string, RunnerSession>();
   /** Every open socket, welcomed or not, so that revoking a token closes its sockets. */

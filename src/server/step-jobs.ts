@@ -1,6 +1,7 @@
 import type { Job } from "../core/jobs/index.js";
 import type { StepRunner } from "../core/step-attempt.js";
-import type { HostPlacement, JobQueue } from "./job-queue.js";
+import type { JobQueue } from "./job-queue.js";
+import type { HostPlacement } from "./job-queue-options.js";
 import { jobIdFor, stepResult } from "./job-records.js";
 import type { RunSink } from "./run-sink.js";
 
