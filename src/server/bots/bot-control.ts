@@ -5,12 +5,15 @@ import { RunyardError } from "../../core/errors.js";
 import { ErrorInfo, isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
-import type { BotRecord } from "../../store/index.js";
+import type { BotRecord, Store } from "../../store/index.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
+import type { EventBus } from "../event-bus.js";
+import type { Quotas } from "../quotas.js";
 import { watchRun } from "../run-watch.js";
 import type { StartBotBody } from "../runs/bot-spec.js";
+import type { RunService } from "../runs/run-service.js";
 
 /**
  * What the bot routes (native `/api/bots` and the `POST /jobs` orchestrator API) do, once: start,
@@ -104,7 +107,15 @@ export function botOwner(principal: Principal | undefined): string {
 }
 
 export class BotControl {
-  constructor(private readonly deps: ServerDeps) {}
+  constructor(
+    private readonly deps: {
+      store: Pick<Store, "bots" | "botVersions" | "events">;
+      bus: EventBus;
+      runs: Pick<RunService, "submitBot" | "cancel">;
+      quotas: Pick<Quotas, "botStarter">;
+      botWatch?: ServerDeps["botWatch"];
+    },
+  ) {}
 
   async start(
     body: StartBotBody,

@@ -5,13 +5,14 @@ import type { ErrorInfo } from "../../core/events.js";
 import { isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
 import { isSecretName } from "../../core/masking.js";
-import type { BotRecord, BotVersionReason, BotVersionRecord } from "../../store/index.js";
+import type { BotRecord, BotVersionReason, BotVersionRecord, Store } from "../../store/index.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
-import type { ServerDeps } from "../deps.js";
+import type { EventBus } from "../event-bus.js";
 import { watchRun } from "../run-watch.js";
 import { redacted } from "../runs/bot-runs.js";
 import { type BotEnvChange, BotRunSpec, type UpdateBotBody, type UpdateWait } from "../runs/bot-spec.js";
+import type { RunService } from "../runs/run-service.js";
 
 /** How many of the new container's last lines a failed update quotes. */
 const failedUpdateLogLines = 30;
@@ -57,7 +58,13 @@ interface Candidate {
  * new container's last lines. The bot's record is one all along: the quota counts it once.
  */
 export class BotUpdates {
-  constructor(private readonly deps: ServerDeps) {}
+  constructor(
+    private readonly deps: {
+      store: Pick<Store, "bots" | "botVersions" | "runs" | "events">;
+      bus: EventBus;
+      runs: Pick<RunService, "botRuns" | "submit" | "cancel">;
+    },
+  ) {}
 
   /** `runyard bot update`: a new source and/or settings. */
   async update(bot: BotRecord, body: UpdateBotBody, principal: Principal | undefined) {
