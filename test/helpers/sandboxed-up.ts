@@ -27,6 +27,10 @@ export async function startSandboxedUp(env: Record<string, string> = {}): Promis
     work,
   );
   await proc.waitFor("local runner connected");
+  // The attacks on it hold only where its runner sandboxes: one whose bubblewrap probe failed says
+  // so, and would make their leaks look like the defences' own.
+  if (/without a sandbox/.test(proc.output()))
+    throw new Error(`runyard up runs its steps without a sandbox; it said:\n${proc.output().slice(-4000)}`);
   const url = `http://127.0.0.1:${port}`;
   const created = await runCli(["token", "create", "--user", "--name", "mallory"], {
     env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },

@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, realpathSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Sandbox } from "./sandbox.js";
+import { probeSandbox, Sandbox } from "./sandbox.js";
 
 function sandboxOf() {
   const base = realpathSync(mkdtempSync(join(tmpdir(), "runyard-sandbox-refusal-")));
@@ -41,5 +41,32 @@ describe("the folders a sandbox lets a command work in", () => {
     for (const cwd of ["/", "/proc", "/run/user", "/tmp"]) {
       expect(sandbox.refusal({ cwd, unconfinedCwd: true }), cwd).toBeDefined();
     }
+  });
+});
+
+describe("probeSandbox", () => {
+  it("asks a bwrap that failed again before it says the machine has no sandbox; one that keeps failing is none, with its error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "runyard-probe-"));
+    // A bwrap that fails its first start (as on a machine short of processes for a moment), then works.
+    const once = join(dir, "bwrap-once");
+    writeFileSync(
+      once,
+      `#!/bin/sh\nif [ -e ${dir}/tried ]; then exit 0; fi\n: > ${dir}/tried\necho "bwrap: Creating new namespace failed: Resource temporarily unavailable" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    expect(await probeSandbox(once)).toEqual({ isolation: "sandbox", bwrap: once });
+    expect(existsSync(join(dir, "tried"))).toBe(true);
+    const never = join(dir, "bwrap-never");
+    writeFileSync(never, "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n", {
+      mode: 0o755,
+    });
+    expect(await probeSandbox(never)).toMatchObject({
+      isolation: "none",
+      problem: expect.stringContaining("No permissions to create new namespace"),
+    });
+    expect(await probeSandbox(join(dir, "absent"))).toMatchObject({
+      isolation: "none",
+      problem: "bubblewrap (bwrap) is not installed",
+    });
   });
 });

@@ -16,7 +16,25 @@ export type SandboxProbe =
  * per runner start, by running bwrap itself, since a binary that is present may still be
  * refused by the kernel.
  */
-export function probeSandbox(bwrap = "bwrap"): Promise<SandboxProbe> {
+export async function probeSandbox(bwrap = "bwrap", tries = 3): Promise<SandboxProbe> {
+  // A bwrap that is there but failed is asked again: a machine short of processes or namespaces
+  // for a moment must not start a runner that drops its sandbox for good.
+  let probe = await probeOnce(bwrap);
+  for (
+    let left = tries - 1;
+    left > 0 && probe.isolation === "none" && !("missing" in probe && probe.missing);
+    left--
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    probe = await probeOnce(bwrap);
+  }
+  if (probe.isolation === "sandbox") return probe;
+  return { isolation: "none", problem: probe.problem, hint: probe.hint };
+}
+
+function probeOnce(
+  bwrap: string,
+): Promise<SandboxProbe | { isolation: "none"; problem: string; hint: string; missing: boolean }> {
   const args = [
     "--unshare-user",
     "--unshare-pid",
@@ -39,6 +57,7 @@ export function probeSandbox(bwrap = "bwrap"): Promise<SandboxProbe> {
       const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
       resolve({
         isolation: "none",
+        missing,
         problem: missing
           ? "bubblewrap (bwrap) is not installed"
           : `bubblewrap cannot make a sandbox here: ${String(stderr).trim() || error.message}`,
