@@ -1,8 +1,16 @@
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventOf, RunEvent } from "../src/core/events.js";
 import { runCli, tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
-import { api, type Proc, readEvents, startRunner, startTestServer, waitForRun } from "./helpers/server.js";
+import {
+  api,
+  type Proc,
+  readEvents,
+  startRunner,
+  startTestServer,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
 
 /*
  * Approvals with a typed form, several approvers, no self-approval and a wait, through a real
@@ -358,4 +366,105 @@ describe("approvals with several approvers across two replicas (PostgreSQL)", ()
     const events = await readEvents(other.url, runId);
     expect(of(events, "approval.vote").map((e) => e.by)).toEqual(["bob", "ada"]);
   }, 120_000);
+});
+
+describe("approvals attacked by their own submitter", () => {
+  let approvalServer: TestServer;
+  let approvalRunner: Proc | undefined;
+  const people: Record<string, string> = {};
+
+  beforeAll(async () => {
+    approvalServer = await startTestServer();
+    for (const username of ["ann", "bob"]) {
+      const password = `${username}-password-123`;
+      const made = await api(approvalServer.url, "POST", "/api/users", {
+        username,
+        role: "member",
+        tenant_id: "acme",
+        password,
+      });
+      expect(made.status, JSON.stringify(made.body)).toBe(201);
+      const login = await api<{ token: string }>(
+        approvalServer.url,
+        "POST",
+        "/api/auth/login",
+        { username, password },
+        "",
+      );
+      people[username] = login.body.token;
+    }
+    const runnerToken = await api<{ token: string }>(approvalServer.url, "POST", "/api/tokens", {
+      kind: "runner",
+      name: "acme approvals runner",
+      tenant_id: "acme",
+    });
+    approvalRunner = await startRunner(approvalServer.url, runnerToken.body.token, {
+      id: `approvals-self-${process.pid}`,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await approvalRunner?.kill("SIGKILL");
+    await approvalServer?.proc.kill("SIGKILL");
+  }, 60_000);
+
+  it("revoking the token that submitted a run does not let its submitter approve it past self_approval: false", async () => {
+    const url = approvalServer.url;
+    // Ann makes a personal token, submits with it, then revokes it and answers from her session.
+    const personal = await api<{ id: string; token: string }>(
+      url,
+      "POST",
+      "/api/tokens",
+      { kind: "user" },
+      people.ann ?? "",
+    );
+    expect(personal.status, JSON.stringify(personal.body)).toBe(201);
+    const workflow = `name: release
+steps:
+  - name: go-live
+    action: approval
+    args:
+      message: Ship it?
+      approvers: [ann, bob]
+      self_approval: false
+  - name: ship
+    action: shell.run
+    args:
+      script: echo shipped
+`;
+    const submitted = await api<{ run_id: string }>(
+      url,
+      "POST",
+      "/api/runs",
+      { workflow },
+      personal.body.token,
+    );
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const runId = submitted.body.run_id;
+    await waitForRun(
+      url,
+      runId,
+      (now) => now.steps.some((s) => s.name === "go-live" && s.status === "waiting"),
+      90_000,
+    );
+    const revoked = await api(url, "DELETE", `/api/tokens/${personal.body.id}`, undefined, people.ann ?? "");
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+
+    const approve = (token: string) =>
+      api<{ error?: { code: string; message: string } }>(
+        url,
+        "POST",
+        `/api/runs/${runId}/steps/go-live/approve`,
+        {},
+        token,
+      );
+    const self = await approve(people.ann ?? "");
+    expect(self.status, JSON.stringify(self.body)).toBe(403);
+    expect(self.body.error?.message).toContain("takes no answer from its submitter");
+    // Another approver still may.
+    const other = await approve(people.bob ?? "");
+    expect(other.status, JSON.stringify(other.body)).toBe(200);
+    const done = await waitForRun(url, runId, (now) => now.status === "success", 90_000);
+    expect(done.status).toBe("success");
+  }, 180_000);
 });

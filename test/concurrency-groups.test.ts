@@ -8,6 +8,7 @@ import { createTestDatabase } from "./helpers/postgres.js";
 import {
   adminToken,
   api,
+  expectRunnerLoss,
   isFinal,
   type Proc,
   readEvents,
@@ -19,6 +20,9 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 const started: Proc[] = [];
 afterEach(async () => {

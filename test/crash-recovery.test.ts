@@ -8,9 +8,10 @@ import { alive, stepProcessGroup, until } from "./helpers/processes.js";
 import {
   adminToken,
   api,
-  fastTimings,
+  expectRunnerLoss,
   freePort,
   isFinal,
+  lossTimings,
   type Proc,
   readEvents,
   runnerToken,
@@ -22,6 +23,9 @@ import {
   submit,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 /**
  * A step in `dir` (a `stepDir`) that says it started, then runs until `release` exists there (or
@@ -87,7 +91,7 @@ function cmdline(pid: number): string {
 async function startUp(home: string, port: number, env: Record<string, string> = {}): Promise<Proc> {
   const proc = startCli(["up", "--port", String(port), "--home", home], {
     RUNYARD_ADMIN_TOKEN: adminToken,
-    ...fastTimings,
+    ...lossTimings,
     ...env,
   });
   await proc.waitFor("local runner connected");
@@ -203,7 +207,7 @@ describe("crash recovery", () => {
 
     const again = track(
       startCli(["runner", "--server", server.url, "--token", token, "--id", "j1", "--group", "journal"], {
-        ...fastTimings,
+        ...lossTimings,
         RUNYARD_HOME: home,
         RUNYARD_LOG_LEVEL: "info",
       }),
@@ -301,7 +305,7 @@ describe("crash recovery", () => {
     await impostor.closed;
     const cli = startCli(
       ["runner", "--server", server.url, "--token", rogueToken, "--id", "victim"],
-      fastTimings,
+      lossTimings,
     );
     expect(await cli.exited).toBe(2);
     expect(cli.output()).toMatch(/runner id "victim" belongs to another runner token\nhint: .*--id/);

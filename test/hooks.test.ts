@@ -694,3 +694,88 @@ describe.skipIf(!adminUrl)("signed webhooks across PostgreSQL replicas", () => {
     }
   }, 60_000);
 });
+
+describe("hooks named per tenant, as another tenant", () => {
+  it("another tenant's hook of the same name is 404 by name, its id refuses an unsigned or wrongly signed delivery, and ?tenant= is refused to a member", async () => {
+    const workflow = [
+      "version: v0.1",
+      "name: hooked",
+      "inventory:",
+      "  hosts:",
+      "    worker: {}",
+      "steps:",
+      "  - name: s",
+      "    targets: [worker]",
+      "    action: shell.run",
+      "    args:",
+      "      script: echo hooked",
+      "",
+    ].join("\n");
+    for (const bearer of [acme, globex]) {
+      const saved = await api(server.url, "POST", "/api/workflows", { name: "hooked", workflow }, bearer);
+      expect(saved.status, JSON.stringify(saved.body)).toBeLessThan(300);
+    }
+    const made = await api<{ id: string; url: string; secret: string }>(
+      server.url,
+      "POST",
+      "/api/hooks",
+      { name: "same-name", workflow: "hooked" },
+      acme,
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    // The same name is free to globex and tells it nothing.
+    const theirs = await api<{ id: string }>(
+      server.url,
+      "POST",
+      "/api/hooks",
+      { name: "same-name", workflow: "hooked" },
+      globex,
+    );
+    expect(theirs.status).toBe(201);
+    expect(theirs.body.id).not.toBe(made.body.id);
+    const list = await api<{ hooks: Array<{ id: string }> }>(
+      server.url,
+      "GET",
+      "/api/hooks",
+      undefined,
+      globex,
+    );
+    expect(list.body.hooks.map((hook) => hook.id)).toContain(theirs.body.id);
+    expect(list.body.hooks.map((hook) => hook.id)).not.toContain(made.body.id);
+    expect((await api(server.url, "GET", "/api/hooks/same-name?tenant=acme", undefined, globex)).status).toBe(
+      403,
+    );
+    expect(
+      (await api(server.url, "DELETE", "/api/hooks/same-name?tenant=acme", undefined, globex)).status,
+    ).toBe(403);
+    // Delivering to acme's id with globex's secret, or none.
+    const body = JSON.stringify({ ref: "x" });
+    const globexSecret = (theirs.body as unknown as { secret: string }).secret;
+    for (const signature of [
+      undefined,
+      `sha256=${createHmac("sha256", globexSecret).update(body).digest("hex")}`,
+    ]) {
+      const delivered = await fetch(`${server.url}/api/hooks/${made.body.id}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(signature ? { "x-hub-signature-256": signature } : {}),
+        },
+        body,
+      });
+      expect(delivered.status).toBe(401);
+    }
+    // acme's hook is still acme's.
+    const mine = await api<{ id: string }>(server.url, "GET", "/api/hooks/same-name", undefined, acme);
+    expect(mine.body.id).toBe(made.body.id);
+    // A platform admin names the tenant.
+    const admins = await api<{ id: string }>(
+      server.url,
+      "GET",
+      "/api/hooks/same-name?tenant=globex",
+      undefined,
+      adminToken,
+    );
+    expect(admins.body.id).toBe(theirs.body.id);
+  });
+});

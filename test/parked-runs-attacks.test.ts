@@ -10,6 +10,7 @@ import { expectNothingRan, gauge, waitForParked } from "./helpers/parked-runs.js
 import { createTestDatabase } from "./helpers/postgres.js";
 import {
   api,
+  expectRunnerLoss,
   isFinal,
   type Proc,
   readEvents,
@@ -21,6 +22,9 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 /**
  * Attacks on parked runs (a workflow run that waits for a runner is kept as its stored rows, and

@@ -13,6 +13,7 @@ import { replicaFleet } from "./helpers/replica-fleet.js";
 import {
   adminToken,
   api,
+  expectRunnerLoss,
   freePort,
   isFinal,
   readEvents,
@@ -24,6 +25,9 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 const adminUrl = inject("postgresAdminUrl");
 const secretKey = "replica-test-secret-key-0123456789abcdef";

@@ -5,6 +5,7 @@ import type { EventOf, RunEvent } from "../src/core/events.js";
 import { finished, parseEvents, runCli, writeWorkflow } from "./helpers/cli.js";
 import {
   adminToken,
+  expectRunnerLoss,
   isFinal,
   type Proc,
   readEvents,
@@ -16,6 +17,9 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 /*
  * Retry policies and the run's timeout through a real server and sandboxed runners: which

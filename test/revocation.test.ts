@@ -8,6 +8,7 @@ import { alive, stepProcessGroup, until } from "./helpers/processes.js";
 import {
   adminToken,
   api,
+  expectRunnerLoss,
   isFinal,
   type Proc,
   startRunner,
@@ -17,6 +18,9 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 /** A step in `dir` (a `stepDir`) that marks it started, then waits for `release` (at most 20 s). */
 const heldFlow = (dir: string): string => `version: v0.1

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import {
   adminToken,
+  expectRunnerLoss,
   isFinal,
   type Proc,
   readEvents,
@@ -17,6 +18,9 @@ import {
   submit,
   waitForRun,
 } from "./helpers/server.js";
+
+// About a runner's loss: its leases are short (helpers/server.ts).
+expectRunnerLoss();
 
 /** A step that prints `count` numbered lines, a little apart. */
 const counting = (count: number, extra = ""): string =>

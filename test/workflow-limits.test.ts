@@ -37,10 +37,9 @@ describe("YAML alias bombs are refused fast, and the server stays responsive", (
     // Warm up the route and the parser as a live server is, then send the bomb twice while
     // /health is asked over and over.
     await api(server.url, "POST", "/api/workflows/validate", { workflow: "name: w\nsteps: []\n" });
-    const rounds: number[][] = [];
+    const rounds: { healthTimes: number[]; tookMs: number }[] = [];
     for (let round = 0; round < 2; round++) {
       const healthTimes: number[] = [];
-      rounds.push(healthTimes);
       let done = false;
       const started = performance.now();
       const validating = api<Refusal>(server.url, "POST", "/api/workflows/validate", {
@@ -57,15 +56,24 @@ describe("YAML alias bombs are refused fast, and the server stays responsive", (
         /workflow\.yaml:104:9: the workflow uses 600 aliases \(\*name\), more than the limit of 100/,
       );
       expect(answer.body.error.hint).toMatch(/max_workflow_bytes/);
-      expect(tookMs).toBeLessThan(3000);
+      rounds.push({ healthTimes, tookMs });
     }
-    // A parse that held the event loop would keep /health waiting in both rounds; one slow
-    // answer in one round is the machine being busy (a full suite on two cores), not the server.
-    for (const healthTimes of rounds) expect(healthTimes.length).toBeGreaterThan(0);
+    // Refused by its count of aliases (the message above), never by expanding them: an expansion
+    // of 600 aliases would not end. And a parse that held the event loop would keep a /health
+    // asked meanwhile waiting about as long as the whole request; one slow answer in one round is
+    // the machine being busy (a full suite on two cores), not the server. Compared with the
+    // request's own time, not a clock's figure, so a slow machine is measured against itself.
+    for (const { healthTimes } of rounds) expect(healthTimes.length).toBeGreaterThan(0);
+    const share = Math.min(...rounds.map(({ healthTimes, tookMs }) => Math.max(...healthTimes) / tookMs));
     expect(
-      Math.min(...rounds.map((healthTimes) => Math.max(...healthTimes))),
-      `/health took ${rounds.map((healthTimes) => healthTimes.map(Math.round).join(", ")).join(" | ")} ms`,
-    ).toBeLessThan(200);
+      share,
+      rounds
+        .map(
+          ({ healthTimes, tookMs }) =>
+            `/health took ${healthTimes.map(Math.round).join(", ")} ms of ${Math.round(tookMs)}`,
+        )
+        .join(" | "),
+    ).toBeLessThan(0.5);
   });
 
   test("a 100 KB alias submit to POST /api/runs is refused and stores nothing", async () => {

@@ -69,3 +69,26 @@ describe("TerminalOutput", () => {
     expect(output.push("done\u001b]0;tit") + output.end()).toBe("done0;tit");
   });
 });
+
+describe("terminal-safe output against what a member's step prints", () => {
+  const through = (chunks: string[]) => {
+    const output = new TerminalOutput();
+    return chunks.map((chunk) => output.push(chunk)).join("") + output.end();
+  };
+  const acting = /[\u001b\u0080-\u009f\u0007]/;
+
+  it("drops 8-bit C1 sequences, split ones, OSC 52 and hyperlinks, and what JSON.stringify leaves raw", () => {
+    const attacks = [
+      ["\u009b2J\u009d0;title\u009c", "x"],
+      ["\u001b", "]52;c;aGk=\u0007after"],
+      ["\u001b]8;;http://evil/\u001b", "\\link\u001b]8;;\u001b\\"],
+      [JSON.stringify({ data: "\u009b2J\u009d0;pwned\u0007" })],
+      [`\u001b]0;${"t".repeat(5000)}`, "\u0007rest"],
+      ["\u0090q\u001b", "\\", "\u009b", "?1049h"],
+    ];
+    for (const chunks of attacks) {
+      const shown = through(chunks);
+      expect(shown, JSON.stringify(chunks).slice(0, 80)).not.toMatch(acting);
+    }
+  });
+});

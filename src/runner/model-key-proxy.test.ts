@@ -126,3 +126,57 @@ describe("the model key proxy", () => {
     ).toBeUndefined();
   });
 });
+
+describe("a member's turn through the runner's model key proxy", () => {
+  // The proxy forwarded any method and path with the operator's key, so a member's turn (or any
+  // command of it, which holds the placeholder) could list and read what the operator's account
+  // keeps: other tenants' message batches and their results, uploaded files, stored responses.
+  it("forwards only model calls with the operator's key, not the account's other endpoints", async () => {
+    const seen: string[] = [];
+    const upstream = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers["x-api-key"] ?? ""}`);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const address = upstream.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    // Claude Code's proxy, as a member's turn gets it on a runner with the operator's key.
+    const turn = await keyProxyFor(
+      "claude_code",
+      { ANTHROPIC_API_KEY: "operator-key", ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}` },
+      {},
+    );
+    if (!turn) throw new Error("no key proxy for a member's Claude Code turn");
+    const [proxy] = turn.proxies;
+    try {
+      const refused: number[] = [];
+      for (const [method, path] of [
+        ["GET", "/v1/messages/batches"],
+        ["GET", "/v1/files"],
+        ["DELETE", "/v1/files/file_1"],
+        ["GET", "/v1/organizations/users"],
+        ["POST", "/v1/messages/batches"],
+      ] as const) {
+        const answer = await fetch(`${proxy!.url}${path}`, {
+          method,
+          headers: { "x-api-key": proxy!.placeholder },
+        });
+        refused.push(answer.status);
+      }
+      expect(refused).toEqual([403, 403, 403, 403, 403]);
+      expect(seen).toEqual([]);
+      // The model call itself goes through, with the operator's key.
+      const call = await fetch(`${proxy!.url}/v1/messages?beta=true`, {
+        method: "POST",
+        headers: { "x-api-key": proxy!.placeholder, "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(call.status).toBe(200);
+      expect(seen).toEqual(["POST /v1/messages?beta=true operator-key"]);
+    } finally {
+      await Promise.all(turn.proxies.map((started) => started.close()));
+      upstream.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { runCli, tempDir } from "./cli.js";
-import { adminToken, fastTimings, freePort, type Proc, startCli } from "./server.js";
+import { adminToken, freePort, type Proc, startCli, testTimings } from "./server.js";
 
 /** Credentials a test's own shell may hold, kept from the `up` under test and its CLI calls. */
 export const noAuth = { RUNYARD_TOKEN: "", ADOS_TOKEN: "", RUNYARD_SERVER_URL: "", ADOS_API_URL: "" };
@@ -23,7 +23,7 @@ export async function startSandboxedUp(env: Record<string, string> = {}): Promis
   const port = await freePort();
   const proc = startCli(
     ["up", "--port", String(port), "--home", home],
-    { ...noAuth, ...fastTimings, RUNYARD_ADMIN_TOKEN: adminToken, ...env },
+    { ...noAuth, ...testTimings(), RUNYARD_ADMIN_TOKEN: adminToken, ...env },
     work,
   );
   await proc.waitFor("local runner connected");

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { type ClientRequest, request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { afterAll } from "vitest";
+import { afterAll, beforeAll } from "vitest";
 import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.js";
 import { recordRunnerId, recordStart } from "../cost/record.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
@@ -12,16 +12,45 @@ import { freePort } from "./free-port.js";
 export const adminToken = "ryt_test_admin_token_0123456789";
 
 /**
- * Timings short enough for tests: a silent runner loses its jobs in 2 s. A restarted server holds
- * its runners' leases 10 s, above the runner's longest reconnect wait (5 s, plus a fifth of jitter)
- * with room for a busy machine: a live runner is never counted lost across a restart.
+ * Timings for tests that are not about a runner's loss: a runner heartbeats every 300 ms, and
+ * is taken for lost after 15 s of silence, far beyond any stall of a loaded machine (on a host
+ * three times slower than usual, with the suite's four files at a time, a runner or server was
+ * once unheard for over 2 s). A restarted server holds its runners' leases 10 s, above the
+ * runner's longest reconnect wait (5 s, plus a fifth of jitter): a live runner is never counted
+ * lost across a restart.
  */
 export const fastTimings = {
   RUNYARD_HEARTBEAT_MS: "300",
-  RUNYARD_LEASE_MS: "2000",
+  RUNYARD_LEASE_MS: "15000",
   RUNYARD_RECONNECT_GRACE_MS: "10000",
   RUNYARD_KILL_GRACE_MS: "300",
 };
+
+/**
+ * For the tests about a runner's loss (killed, stopped, cut off): its jobs are lost 2 s after
+ * its last heartbeat, so they see it happen without waiting out the usual lease.
+ */
+export const lossTimings = { ...fastTimings, RUNYARD_LEASE_MS: "2000" };
+
+let fileTimings: Record<string, string> = fastTimings;
+
+/**
+ * Called at the top of a file about a runner's loss: its servers, runners and ups take
+ * `lossTimings` instead of `fastTimings`, until the file ends (a worker runs file after file).
+ */
+export function expectRunnerLoss(): void {
+  beforeAll(() => {
+    fileTimings = lossTimings;
+  });
+  afterAll(() => {
+    fileTimings = fastTimings;
+  });
+}
+
+/** The timings of this file's servers, runners and ups: `fastTimings`, or `lossTimings` (above). */
+export function testTimings(): Record<string, string> {
+  return fileTimings;
+}
 
 export interface Proc {
   child: ChildProcess;
@@ -162,7 +191,7 @@ export async function startTestServer(
   const chosen = port ?? (await freePort());
   const proc = startCli(["server", "--port", String(chosen), "--home", home, ...args], {
     RUNYARD_ADMIN_TOKEN: adminToken,
-    ...fastTimings,
+    ...testTimings(),
     ...env,
   });
   const line = await proc.waitFor(/listening on http:\/\/[^\s]+/);
@@ -274,7 +303,7 @@ export async function startRunner(
       String(options.capacity ?? 2),
     ],
     // Each runner keeps its journals in a home of its own, never in the repository.
-    { ...fastTimings, RUNYARD_LOG_LEVEL: "error", RUNYARD_HOME: tempDir(), ...options.env },
+    { ...testTimings(), RUNYARD_LOG_LEVEL: "error", RUNYARD_HOME: tempDir(), ...options.env },
   );
   await proc.waitFor(`runner ${options.id} connected`);
   return proc;

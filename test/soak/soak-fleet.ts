@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { until } from "../helpers/processes.js";
-import { adminToken, fastTimings, freePort, type Proc, startCli } from "../helpers/server.js";
+import { adminToken, freePort, lossTimings, type Proc, startCli } from "../helpers/server.js";
 import { type ProcessInfo, processTree, stillRunning } from "./process-tree.js";
 
 /**
@@ -143,7 +143,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       RUNYARD_LOG_LEVEL: "info",
       RUNYARD_DATABASE_URL: options.databaseUrl,
       RUNYARD_SECRET_KEY: secretKey,
-      ...fastTimings,
+      ...lossTimings,
       ...replicaTimings,
     };
     const member = memberOf(
@@ -179,7 +179,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     // Sandbox off: the soak measures crash recovery, and its steps append to one ledger the test
     // reads, name their runner by its working folder and report host pids (the isolation of runs
     // is tested with the sandbox on in run-folder, run-tmp and run-sandbox-attacks).
-    const env = { ...fastTimings, RUNYARD_LOG_LEVEL: "info", RUNYARD_HOME: home, RUNYARD_SANDBOX: "off" };
+    const env = { ...lossTimings, RUNYARD_LOG_LEVEL: "info", RUNYARD_HOME: home, RUNYARD_SANDBOX: "off" };
     const member = memberOf(name, "runner", () => launch(args, env, cwd, `runner ${name} connected`), logs);
     await member.start();
     runners.push(member);

@@ -286,7 +286,9 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
       slowest = Math.max(slowest, Date.now() - asked);
     }
     await expect.poll(firstNumber).toBeLessThan(before);
-    expect(slowest).toBeLessThan(1000);
+    // A page that drew the whole 100 MB would not answer for tens of seconds; 1 s was once too
+    // little for a busy machine three times slower than usual (1.2 s).
+    expect(slowest).toBeLessThan(3000);
     await page.getByRole("button", { name: "Show the newest output" }).click();
     await terminalShows(page, String(last));
     await screenshot(page, "run-page-100mb");

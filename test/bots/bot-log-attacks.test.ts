@@ -1,21 +1,14 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BotView, waitBot } from "./helpers/bots.js";
-import { tempDir } from "./helpers/cli.js";
-import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "./helpers/docker.js";
-import {
-  api,
-  type Proc,
-  startRunner,
-  startTestServer,
-  type TestServer,
-  waitForRun,
-} from "./helpers/server.js";
+import { type BotView, waitBot } from "../helpers/bots.js";
+import { tempDir } from "../helpers/cli.js";
+import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "../helpers/docker.js";
+import { api, type Proc, startRunner, startTestServer, type TestServer } from "../helpers/server.js";
 
 /**
- * Attacks on the day's changes by a member of a tenant (H22): bots on a runner a tenant shares,
- * through everything the member controls. A real server, a real runner, the real Docker engine.
+ * A member's bot logs on a runner their tenant shares, attacked through everything the member
+ * controls. A real server, a real runner, the real Docker engine.
  */
 
 const haveDocker = await requireDocker();
@@ -105,105 +98,4 @@ describe.skipIf(!haveDocker)("the day's bot changes attacked by a member", () =>
     const theirs = await api(server.url, "GET", "/api/bots/chatty/logs/download", undefined, acmeTeammate);
     expect(theirs.status).toBe(404);
   }, 300_000);
-});
-
-describe("approvals attacked by their own submitter", () => {
-  let approvalServer: TestServer;
-  let approvalRunner: Proc | undefined;
-  const people: Record<string, string> = {};
-
-  beforeAll(async () => {
-    approvalServer = await startTestServer();
-    for (const username of ["ann", "bob"]) {
-      const password = `${username}-password-123`;
-      const made = await api(approvalServer.url, "POST", "/api/users", {
-        username,
-        role: "member",
-        tenant_id: "acme",
-        password,
-      });
-      expect(made.status, JSON.stringify(made.body)).toBe(201);
-      const login = await api<{ token: string }>(
-        approvalServer.url,
-        "POST",
-        "/api/auth/login",
-        { username, password },
-        "",
-      );
-      people[username] = login.body.token;
-    }
-    const runnerToken = await api<{ token: string }>(approvalServer.url, "POST", "/api/tokens", {
-      kind: "runner",
-      name: "acme approvals runner",
-      tenant_id: "acme",
-    });
-    approvalRunner = await startRunner(approvalServer.url, runnerToken.body.token, {
-      id: `approvals-${run}`,
-    });
-  }, 120_000);
-
-  afterAll(async () => {
-    await approvalRunner?.kill("SIGKILL");
-    await approvalServer?.proc.kill("SIGKILL");
-  }, 60_000);
-
-  it("revoking the token that submitted a run does not let its submitter approve it past self_approval: false", async () => {
-    const url = approvalServer.url;
-    // Ann makes a personal token, submits with it, then revokes it and answers from her session.
-    const personal = await api<{ id: string; token: string }>(
-      url,
-      "POST",
-      "/api/tokens",
-      { kind: "user" },
-      people.ann ?? "",
-    );
-    expect(personal.status, JSON.stringify(personal.body)).toBe(201);
-    const workflow = `name: release
-steps:
-  - name: go-live
-    action: approval
-    args:
-      message: Ship it?
-      approvers: [ann, bob]
-      self_approval: false
-  - name: ship
-    action: shell.run
-    args:
-      script: echo shipped
-`;
-    const submitted = await api<{ run_id: string }>(
-      url,
-      "POST",
-      "/api/runs",
-      { workflow },
-      personal.body.token,
-    );
-    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
-    const runId = submitted.body.run_id;
-    await waitForRun(
-      url,
-      runId,
-      (now) => now.steps.some((s) => s.name === "go-live" && s.status === "waiting"),
-      90_000,
-    );
-    const revoked = await api(url, "DELETE", `/api/tokens/${personal.body.id}`, undefined, people.ann ?? "");
-    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
-
-    const approve = (token: string) =>
-      api<{ error?: { code: string; message: string } }>(
-        url,
-        "POST",
-        `/api/runs/${runId}/steps/go-live/approve`,
-        {},
-        token,
-      );
-    const self = await approve(people.ann ?? "");
-    expect(self.status, JSON.stringify(self.body)).toBe(403);
-    expect(self.body.error?.message).toContain("takes no answer from its submitter");
-    // Another approver still may.
-    const other = await approve(people.bob ?? "");
-    expect(other.status, JSON.stringify(other.body)).toBe(200);
-    const done = await waitForRun(url, runId, (now) => now.status === "success", 90_000);
-    expect(done.status).toBe("success");
-  }, 180_000);
 });
