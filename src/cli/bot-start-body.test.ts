@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { Parser } from "tar";
 import { describe, expect, it } from "vitest";
 import { checkSimpleSource } from "../bots/simple-build.js";
-import { StartBotBody } from "../server/runs/bot-spec.js";
+import { StartBotBody } from "../server/bots/bot-spec.js";
 import { sinceTime } from "./bot.js";
 import { type BotStartFlags, botStartBody, envOf, isGitSource } from "./bot-start-body.js";
 

@@ -2,7 +2,6 @@ import type { QuotaOverrides } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { Store } from "../store/index.js";
 import type { Principal } from "./auth.js";
-import { type BotDefaults, type BotStarter, defaultBotSettings } from "./runs/bot-runs.js";
 
 /** The server's quotas, from the config (docs/security.md "Quotas"); unset limits are no limit. */
 export interface QuotaSettings {
@@ -11,6 +10,37 @@ export interface QuotaSettings {
   /** The avtomatika-bot limit: 3 per user. */
   maxBotsPerUser?: number | undefined;
   quotas?: QuotaOverrides | undefined;
+}
+
+/** What the server gives every bot unless a tenant's or user's quota says otherwise. */
+export interface BotDefaults {
+  lifetimeSecs: number;
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  network: string;
+  maxUploadBytes: number;
+}
+
+/** The avtomatika-bot defaults: 24 h, 256 MB, half a CPU, 100 processes; Docker's default network. */
+export const defaultBotSettings: BotDefaults = {
+  lifetimeSecs: 86_400,
+  memoryMb: 256,
+  cpus: 0.5,
+  pids: 100,
+  network: "bridge",
+  maxUploadBytes: 32 * 1024 * 1024,
+};
+
+/** Who starts a bot, and the limits that apply to them. */
+export interface BotStarter {
+  tenantId: string | null;
+  /** The user id, or the token id; the quota counts by it. */
+  owner: string;
+  maxBots: number;
+  /** Names the quota's setting in QUOTA_EXCEEDED's hint. */
+  quotaSetting: string;
+  limits: { memoryMb: number; cpus: number; pids: number };
 }
 
 type RunLimit = "max_concurrent_runs" | "max_queued_runs";

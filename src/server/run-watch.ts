@@ -1,5 +1,5 @@
 import type { RunEvent } from "../core/events.js";
-import type { ServerDeps } from "./deps.js";
+import type { EventBus } from "./event-bus.js";
 
 /**
  * Reads something about a run until it says `done`, or `timeoutMs` passed; answers the last
@@ -7,7 +7,7 @@ import type { ServerDeps } from "./deps.js";
  * notices of stored events, with a slow poll in case a notice is lost.
  */
 export async function watchRun<T>(
-  deps: Pick<ServerDeps, "bus">,
+  deps: { bus: EventBus },
   runId: string,
   timeoutMs: number,
   read: () => Promise<T>,

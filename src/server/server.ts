@@ -17,6 +17,7 @@ import { triggerQuotaPrincipal } from "./acting-for.js";
 import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
 import { BotWatch } from "./bots/bot-alerts.js";
+import { BotRuns } from "./bots/bot-runs.js";
 import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
@@ -31,10 +32,9 @@ import { Revocations } from "./identity/revocations.js";
 import { JobQueue } from "./job-queue.js";
 import { Notifier } from "./notifier.js";
 import { OutboundPolicy } from "./outbound/outbound-policy.js";
-import { type QuotaSettings, Quotas } from "./quotas.js";
+import { type BotDefaults, defaultBotSettings, type QuotaSettings, Quotas } from "./quotas.js";
 import { type HubTimings, RunnerHub } from "./runner-hub.js";
 import { AgentRuns } from "./runs/agent-runs.js";
-import { type BotDefaults, BotRuns, defaultBotSettings } from "./runs/bot-runs.js";
 import { ConcurrencyGroups } from "./runs/concurrency-groups.js";
 import { RunService } from "./runs/run-service.js";
 import { SavedWorkflows } from "./runs/saved-workflows.js";
@@ -399,6 +399,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     idempotency: {
       keepMs: (options.idempotencyKeyHours ?? defaultIdempotencyKeyHours) * 3_600_000,
     },
+    bots,
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,
     botWatch,
     corsOrigins: options.corsOrigins ?? [],

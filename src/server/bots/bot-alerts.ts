@@ -6,7 +6,7 @@ import type { BotRecord, Store } from "../../store/index.js";
 import { notifyTimeoutMs } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
-import type { BotAlertSpec } from "../runs/bot-spec.js";
+import type { BotAlertSpec } from "./bot-spec.js";
 import { effectiveAlerts, tenantRulesOf } from "./tenant-alerts.js";
 
 /** How often the leader looks at bots' samples for alerts. */

@@ -8,12 +8,12 @@ import type { RunTrigger } from "../../core/run-trigger.js";
 import type { BotRecord, Store } from "../../store/index.js";
 import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
-import type { ServerDeps } from "../deps.js";
 import type { EventBus } from "../event-bus.js";
 import type { Quotas } from "../quotas.js";
 import { watchRun } from "../run-watch.js";
-import type { StartBotBody } from "../runs/bot-spec.js";
 import type { RunService } from "../runs/run-service.js";
+import type { BotRuns } from "./bot-runs.js";
+import type { StartBotBody } from "./bot-spec.js";
 
 /**
  * What the bot routes (native `/api/bots` and the `POST /jobs` orchestrator API) do, once: start,
@@ -111,9 +111,11 @@ export class BotControl {
     private readonly deps: {
       store: Pick<Store, "bots" | "botVersions" | "events">;
       bus: EventBus;
-      runs: Pick<RunService, "submitBot" | "cancel">;
+      runs: Pick<RunService, "submit" | "cancel">;
+      /** The bot run kind (absent: this server runs no bots). */
+      bots?: Pick<BotRuns, "submit">;
       quotas: Pick<Quotas, "botStarter">;
-      botWatch?: ServerDeps["botWatch"];
+      botWatch?: { refusalOf(url: string): RunyardError | undefined };
     },
   ) {}
 
@@ -127,7 +129,9 @@ export class BotControl {
       if (refusal) throw refusal;
     }
     const starter = this.deps.quotas.botStarter(principal);
-    const { run, bot } = await this.deps.runs.submitBot(
+    if (!this.deps.bots) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
+    const { run, bot } = await this.deps.bots.submit(
+      this.deps.runs,
       body,
       starter,
       {

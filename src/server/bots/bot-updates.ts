@@ -10,9 +10,9 @@ import type { Principal } from "../auth.js";
 import { submitterId } from "../auth.js";
 import type { EventBus } from "../event-bus.js";
 import { watchRun } from "../run-watch.js";
-import { redacted } from "../runs/bot-runs.js";
-import { type BotEnvChange, BotRunSpec, type UpdateBotBody, type UpdateWait } from "../runs/bot-spec.js";
 import type { RunService } from "../runs/run-service.js";
+import { type BotRuns, redacted } from "./bot-runs.js";
+import { type BotEnvChange, BotRunSpec, type UpdateBotBody, type UpdateWait } from "./bot-spec.js";
 
 /** How many of the new container's last lines a failed update quotes. */
 const failedUpdateLogLines = 30;
@@ -62,14 +62,21 @@ export class BotUpdates {
     private readonly deps: {
       store: Pick<Store, "bots" | "botVersions" | "runs" | "events">;
       bus: EventBus;
-      runs: Pick<RunService, "botRuns" | "submit" | "cancel">;
+      runs: Pick<RunService, "submit" | "cancel">;
+      /** The bot run kind (absent: this server runs no bots). */
+      bots?: Pick<BotRuns, "nextVersion">;
     },
   ) {}
+
+  private botRuns(): Pick<BotRuns, "nextVersion"> {
+    if (!this.deps.bots) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
+    return this.deps.bots;
+  }
 
   /** `runyard bot update`: a new source and/or settings. */
   async update(bot: BotRecord, body: UpdateBotBody, principal: Principal | undefined) {
     return this.deploy(bot, principal, "update", body, async (current, version) =>
-      this.deps.runs.botRuns().nextVersion(current, body, version, bot.tenant_id),
+      this.botRuns().nextVersion(current, body, version, bot.tenant_id),
     );
   }
 

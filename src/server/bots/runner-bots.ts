@@ -1,7 +1,7 @@
 import { type BotState, liveBotStates, upBotStates } from "../../core/bot-states.js";
 import type { BotStats } from "../../core/protocol.js";
 import type { Store } from "../../store/index.js";
-import { botJobPrefix } from "../runs/bot-runs.js";
+import { botJobPrefix } from "./bot-runs.js";
 
 /** The runner a bot container was found on or reports for. */
 interface BotRunner {

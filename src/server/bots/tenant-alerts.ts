@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { BotRecord, Store, TenantBotAlertsRecord } from "../../store/index.js";
-import { extrasOf } from "../runs/bot-extras.js";
-import { BotAlertSpec } from "../runs/bot-spec.js";
+import { extrasOf } from "./bot-extras.js";
+import { BotAlertSpec } from "./bot-spec.js";
 
 /** A tenant's stored rules, read back through the form a bot's are checked against. */
 export function tenantRulesOf(record: TenantBotAlertsRecord | undefined): {

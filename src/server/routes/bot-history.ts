@@ -4,11 +4,11 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { type BotSample, resolutionFor, sampleTiers } from "../../store/index.js";
 import { BotControl } from "../bots/bot-control.js";
+import { extrasOf } from "../bots/bot-extras.js";
+import { BotAlertSpec } from "../bots/bot-spec.js";
 import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
-import { extrasOf } from "../runs/bot-extras.js";
-import { BotAlertSpec } from "../runs/bot-spec.js";
 import { botHookHeader } from "./bot-hook.js";
 
 const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });

@@ -3,11 +3,11 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
+import { extrasOf } from "../bots/bot-extras.js";
 import { HookLimiter, hookBurst, hookPerSecond } from "../bots/hook-limiter.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { publicRoute } from "../openapi.js";
-import { extrasOf } from "../runs/bot-extras.js";
 
 /** The largest body a bot's webhook takes. */
 export const maxBotHookBodyBytes = 1024 * 1024;

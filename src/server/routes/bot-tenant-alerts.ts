@@ -4,10 +4,10 @@ import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
+import { BotAlertSpec, BotNotifyUrls } from "../bots/bot-spec.js";
 import { tenantRulesOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
-import { BotAlertSpec, BotNotifyUrls } from "../runs/bot-spec.js";
 import { noTenant, tenantKnown } from "./budgets.js";
 
 export const SetTenantBotAlertsBody = z.strictObject({

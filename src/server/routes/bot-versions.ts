@@ -5,10 +5,10 @@ import { ErrorInfo } from "../../core/events.js";
 import { apiSchemas } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { BotControl, BotView, botView } from "../bots/bot-control.js";
+import { BotEnvChange, UpdateBotBody, UpdateWait } from "../bots/bot-spec.js";
 import { BotUpdates } from "../bots/bot-updates.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
-import { BotEnvChange, UpdateBotBody, UpdateWait } from "../runs/bot-spec.js";
 import { botBodyLimit } from "./bots.js";
 
 const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });

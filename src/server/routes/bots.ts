@@ -4,11 +4,11 @@ import { z } from "zod";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
+import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
-import { StartBotBody } from "../runs/bot-spec.js";
 
 apiSchemas.add(BotView, { id: "Bot" });
 

@@ -5,11 +5,11 @@ import { errorInfo, RunyardError } from "../../core/errors.js";
 import { ErrorInfo } from "../../core/events.js";
 import { audit } from "../audit.js";
 import { BotControl, botView } from "../bots/bot-control.js";
+import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRouteNote, idempotentWaitingRoute } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
-import { StartBotBody } from "../runs/bot-spec.js";
 import { botBodyLimit } from "./bots.js";
 
 /**

@@ -2,15 +2,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError, toErrorInfo } from "../../core/errors.js";
 import { isFinalStatus, type RunEvent, type RunKind } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
-import type { BotRecord, RunLogLimit, RunRecord, Store } from "../../store/index.js";
+import type { RunLogLimit, RunRecord, Store } from "../../store/index.js";
 import { userBehind } from "../acting-for.js";
 import type { EventBus } from "../event-bus.js";
 import type { JobQueue } from "../job-queue.js";
 import { RunSink, stamp } from "../run-sink.js";
 import type { AgentRuns } from "./agent-runs.js";
 import type { AgentRunSpec, SubmitAgentRunBody } from "./agent-spec.js";
-import type { BotRuns, BotStarter } from "./bot-runs.js";
-import type { StartBotBody } from "./bot-spec.js";
 import { type ParkableRun, ParkedRuns } from "./parked-runs.js";
 import { finishedPatch, RunProjection } from "./projection.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -24,7 +22,7 @@ export const defaultMaxBotLogBytes = 8 * 1024 * 1024;
 export interface RunKinds {
   workflow: WorkflowRuns;
   agent?: AgentRuns;
-  bot?: BotRuns;
+  bot?: RunKindModule;
 }
 
 /** Runs that publish one run's branch, at most: each failed one may be asked again. */
@@ -172,34 +170,6 @@ export class RunService {
     throw new RunyardError("CONFLICT", `run ${parentId} failed to publish ${maxPublishAttempts} times`, {
       hint: "Read why in the last publish run's error, fix that (the git token, the forge), then submit a new run.",
     });
-  }
-
-  /**
-   * Stores a bot (its quota checked in the same transaction) and queues the run of its life;
-   * answers both. A run that cannot be queued leaves no bot behind.
-   */
-  async submitBot(
-    body: StartBotBody,
-    starter: BotStarter,
-    owner: RunOwner,
-    origin: RunOrigin,
-  ): Promise<{ run: RunRecord; bot: BotRecord }> {
-    if (!this.kinds.bot) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
-    const { prepared, bot } = await this.kinds.bot.prepare(body, starter);
-    try {
-      const run = await this.submit("bot", prepared, owner, origin);
-      const linked = await this.store.bots.update(bot.id, { run_id: run.id });
-      return { run, bot: linked ?? bot };
-    } catch (error) {
-      await this.store.bots.update(bot.id, { state: "removed" }).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  /** The bot run module: a bot update makes its next version's spec with it. */
-  botRuns(): BotRuns {
-    if (!this.kinds.bot) throw new RunyardError("INVALID_INPUT", "this server does not run bots");
-    return this.kinds.bot;
   }
 
   private agents(): AgentRuns {

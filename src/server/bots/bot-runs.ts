@@ -8,44 +8,15 @@ import { errorInfo, RunyardError } from "../../core/errors.js";
 import type { ErrorInfo, RunStatus } from "../../core/events.js";
 import type { BotJob, BotJobResult, BotSource, BotTask } from "../../core/jobs/bot.js";
 import { isSecretName } from "../../core/masking.js";
-import type { BotRecord, Store } from "../../store/index.js";
+import type { BotRecord, RunRecord, Store } from "../../store/index.js";
 import type { JobQueue } from "../job-queue.js";
-import { BotRunSpec, type StartBotBody, type UpdateBotBody } from "./bot-spec.js";
-import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
-import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
-
-/** What the server gives every bot unless a tenant's or user's quota says otherwise. */
-export interface BotDefaults {
-  lifetimeSecs: number;
-  memoryMb: number;
-  cpus: number;
-  pids: number;
-  network: string;
-  maxUploadBytes: number;
-}
-
-/** The avtomatika-bot defaults: 24 h, 256 MB, half a CPU, 100 processes; Docker's default network. */
-export const defaultBotSettings: BotDefaults = {
-  lifetimeSecs: 86_400,
-  memoryMb: 256,
-  cpus: 0.5,
-  pids: 100,
-  network: "bridge",
-  maxUploadBytes: 32 * 1024 * 1024,
-};
-
+import type { BotDefaults, BotStarter } from "../quotas.js";
+import type { ActiveRun, PreparedRun, RunKindModule } from "../runs/run-kind.js";
+import type { RunOrigin, RunOwner } from "../runs/run-origin.js";
+import type { RunService } from "../runs/run-service.js";
+import { resolveStoredSecrets, secretsMissing } from "../runs/stored-secrets.js";
 import { botExtras } from "./bot-extras.js";
-
-/** Who starts a bot, and the limits that apply to them. */
-export interface BotStarter {
-  tenantId: string | null;
-  /** The user id, or the token id; the quota counts by it. */
-  owner: string;
-  maxBots: number;
-  /** Names the quota's setting in QUOTA_EXCEEDED's hint. */
-  quotaSetting: string;
-  limits: { memoryMb: number; cpus: number; pids: number };
-}
+import { BotRunSpec, type StartBotBody, type UpdateBotBody } from "./bot-spec.js";
 
 /** How long past a bot's expiry the server waits for its runner to end it before ending it itself. */
 const serverExpiryGraceMs = 60_000;
@@ -72,6 +43,28 @@ export class BotRuns implements RunKindModule {
     private readonly queue: JobQueue,
     private readonly defaults: BotDefaults,
   ) {}
+
+  /**
+   * Stores a bot (its quota checked in the same transaction) and queues the run of its life
+   * through `runs`; answers both. A run that cannot be queued leaves no bot behind.
+   */
+  async submit(
+    runs: Pick<RunService, "submit">,
+    body: StartBotBody,
+    starter: BotStarter,
+    owner: RunOwner,
+    origin: RunOrigin,
+  ): Promise<{ run: RunRecord; bot: BotRecord }> {
+    const { prepared, bot } = await this.prepare(body, starter);
+    try {
+      const run = await runs.submit("bot", prepared, owner, origin);
+      const linked = await this.store.bots.update(bot.id, { run_id: run.id });
+      return { run, bot: linked ?? bot };
+    } catch (error) {
+      await this.store.bots.update(bot.id, { state: "removed" }).catch(() => undefined);
+      throw error;
+    }
+  }
 
   /**
    * Checks a bot start and stores the bot (quota checked in the same transaction, so a refused
