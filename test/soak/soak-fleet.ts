@@ -144,6 +144,10 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       RUNYARD_DATABASE_URL: options.databaseUrl,
       RUNYARD_SECRET_KEY: secretKey,
       ...lossTimings,
+      // The lease a server has by default: a runner whose replica was killed reconnects to
+      // another within it, so a live runner's attempt is never taken for lost (with the tests'
+      // 2 s, on a machine three times slower than usual, five were, and their later lines refused).
+      RUNYARD_LEASE_MS: "10000",
       ...replicaTimings,
     };
     const member = memberOf(
