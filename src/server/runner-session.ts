@@ -82,8 +82,15 @@ export interface SessionHost {
  * this socket, the only ones it may accept, report on or finish.
  */
 export class RunnerSession {
-  /** Set by a hello that was welcomed. */
+  /** Set by a hello whose runner id is this token's. */
   info: RunnerInfo | undefined;
+  /**
+   * Set once the hello is settled (its inventory taken, the welcome sent): only then is the
+   * runner offered work. A job assigned while the inventory was still being taken was not in the
+   * hello's list, and the inventory gave it back to the queue as never received: another runner
+   * then ran the step the first had already begun (a chaos soak's kill -9 of a replica found it).
+   */
+  private welcomed = false;
   /** Job id -> kind, of the jobs leased to this connection. */
   readonly running = new Map<string, string>();
   /** Jobs assigned over this connection that the runner has not said it took up. */
@@ -366,6 +373,7 @@ export class RunnerSession {
     for (const botId of await botsToDisown(store, info, bots, this.host.installId))
       this.send({ type: "remove_bot", bot_id: botId });
     logger.info({ runnerId: info.id, group: info.group, resumed: this.running.size }, "runner connected");
+    this.welcomed = true;
     this.host.dispatch();
   }
 
@@ -473,7 +481,7 @@ export class RunnerSession {
 
   /** Hands the runner jobs while it has room and the queue has work for it. */
   async fill(): Promise<void> {
-    while (this.info && !this.draining && this.open) {
+    while (this.info && this.welcomed && !this.draining && this.open) {
       const assignment = await this.host.queue.claimFor(this.info, [...this.running.values()]);
       if (!assignment) return;
       this.running.set(assignment.job.job_id, assignment.job.kind);
