@@ -226,33 +226,16 @@ describe.skipIf(!adminUrl)("a replica whose database goes away while it migrates
 
 describe("a replica waiting for its database", () => {
   it("tells a caller with no token neither the database's address, user nor name", async () => {
-    const port = await freePort();
     const dbPort = await freePort();
-    const proc = startCli(["server", "--port", String(port), "--home", tempDir()], {
-      RUNYARD_DATABASE_URL: `postgres://h11user:h11pass@127.0.0.1:${dbPort}/h11db`,
-      RUNYARD_SECRET_KEY: "database-wait-secret-key-0123456789abcdef",
-      RUNYARD_ADMIN_TOKEN: adminToken,
+    const { url, proc } = await replicaOf(`postgres://h11user:h11pass@127.0.0.1:${dbPort}/h11db`, {
       RUNYARD_DATABASE_WAIT: "60",
-      RUNYARD_LOG_LEVEL: "error",
     });
-    try {
-      let answer: { status: number; text: string } | undefined;
-      const until = Date.now() + 30_000;
-      while (!answer) {
-        try {
-          const response = await fetch(`http://127.0.0.1:${port}/api/runs`);
-          answer = { status: response.status, text: await response.text() };
-        } catch {
-          if (Date.now() > until) throw new Error(`never listened: ${proc.output()}`);
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      }
-      expect(answer.status).toBe(503);
-      expect(answer.text).toContain("STORE_UNAVAILABLE");
-      for (const secret of [String(dbPort), "h11user", "h11db", "127.0.0.1"])
-        expect(answer.text).not.toContain(secret);
-    } finally {
-      await proc.kill("SIGKILL");
-    }
+    await listening(url, "/health", proc);
+    const response = await fetch(`${url}/api/runs`);
+    const text = await response.text();
+    expect(response.status).toBe(503);
+    expect(text).toContain("STORE_UNAVAILABLE");
+    for (const secret of [String(dbPort), "h11user", "h11db", "127.0.0.1"])
+      expect(text).not.toContain(secret);
   }, 60_000);
 });
