@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, startTestServer, type TestServer } from "./helpers/server.js";
+import { createToken, startTestServer, type TestServer } from "./helpers/server.js";
 
 /** An Idempotency-Key is the user's own: a teammate's or another tenant's same key tells them nothing. */
 
@@ -8,17 +8,11 @@ let acme = "";
 let acmeTeammate = "";
 let globex = "";
 
-async function token(body: Record<string, string>): Promise<string> {
-  const { status, body: created } = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
-  expect(status).toBe(201);
-  return created.token;
-}
-
 beforeAll(async () => {
   server = await startTestServer();
-  acme = await token({ kind: "user", name: "acme-member", tenant_id: "acme" });
-  acmeTeammate = await token({ kind: "user", name: "acme-teammate", tenant_id: "acme" });
-  globex = await token({ kind: "user", name: "globex-member", tenant_id: "globex" });
+  acme = await createToken(server.url, { kind: "user", name: "acme-member", tenant_id: "acme" });
+  acmeTeammate = await createToken(server.url, { kind: "user", name: "acme-teammate", tenant_id: "acme" });
+  globex = await createToken(server.url, { kind: "user", name: "globex-member", tenant_id: "globex" });
 }, 60_000);
 
 afterAll(async () => {

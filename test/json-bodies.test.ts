@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { describeHealthTries, healthLimit, healthWhileTries } from "./helpers/health-latency.js";
-import { adminToken, api, startTestServer, type TestServer } from "./helpers/server.js";
+import { adminToken, api, createToken, startTestServer, type TestServer } from "./helpers/server.js";
 
 /*
  * JSON request bodies past 64 KiB are read on a thread of the server's own (src/server/json-body.ts),
@@ -220,14 +220,9 @@ describe("a member's submit that would stall the server", () => {
   let globex = "";
 
   beforeAll(async () => {
-    const token = async (body: Record<string, string>): Promise<string> => {
-      const made = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
-      expect(made.status).toBe(201);
-      return made.body.token;
-    };
-    acme = await token({ kind: "user", name: "acme-member", tenant_id: "acme" });
-    acmeTeammate = await token({ kind: "user", name: "acme-teammate", tenant_id: "acme" });
-    globex = await token({ kind: "user", name: "globex-member", tenant_id: "globex" });
+    acme = await createToken(server.url, { kind: "user", name: "acme-member", tenant_id: "acme" });
+    acmeTeammate = await createToken(server.url, { kind: "user", name: "acme-teammate", tenant_id: "acme" });
+    globex = await createToken(server.url, { kind: "user", name: "globex-member", tenant_id: "globex" });
   });
 
   it("400,000 vars are refused at once, and the server answers others meanwhile", async () => {

@@ -8,6 +8,7 @@ import { commandWorks, until } from "./helpers/processes.js";
 import { waitForOutput } from "./helpers/run-output-wait.js";
 import {
   api,
+  createToken,
   freePort,
   isFinal,
   type Proc,
@@ -34,12 +35,6 @@ let hostPort = 0;
 let hostReached = 0;
 let globex = "";
 
-async function token(body: Record<string, string>): Promise<string> {
-  const { status, body: created } = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
-  expect(status).toBe(201);
-  return created.token;
-}
-
 beforeAll(async () => {
   if (!canRun) return;
   // A service of the host listening on every address, v4 and v6: whatever reaches the host's own
@@ -56,8 +51,8 @@ beforeAll(async () => {
     hostPort = typeof address === "object" && address ? address.port : 0;
   }
   server = await startTestServer();
-  globex = await token({ kind: "user", name: "globex-member", tenant_id: "globex" });
-  const runnerToken = await token({ kind: "runner", name: "shared runner" });
+  globex = await createToken(server.url, { kind: "user", name: "globex-member", tenant_id: "globex" });
+  const runnerToken = await createToken(server.url, { kind: "runner", name: "shared runner" });
   const config = join(tempDir(), "runner.yaml");
   writeFileSync(config, "step_network_allow:\n  acme:\n    - 10.77.0.0/30\n");
   runner = startCli(

@@ -4,7 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BotView, waitBot } from "../helpers/bots.js";
 import { tempDir } from "../helpers/cli.js";
 import { commandImage, removeBotObjects, removeTestObjects, requireDocker } from "../helpers/docker.js";
-import { api, type Proc, startRunner, startTestServer, type TestServer } from "../helpers/server.js";
+import {
+  api,
+  createToken,
+  type Proc,
+  startRunner,
+  startTestServer,
+  type TestServer,
+} from "../helpers/server.js";
 
 /**
  * A member's bot logs on a runner their tenant shares, attacked through everything the member
@@ -24,12 +31,6 @@ let acmeTeammate = "";
 let image = "";
 const userTimings = { RUNYARD_HEARTBEAT_MS: "2000", RUNYARD_LEASE_MS: "30000" };
 
-async function token(body: Record<string, string>): Promise<string> {
-  const answer = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-  return answer.body.token;
-}
-
 async function startBot(bearer: string, body: Record<string, unknown>): Promise<BotView> {
   const answer = await api<{ bot: BotView }>(server.url, "POST", "/api/bots", body, bearer);
   expect(answer.status, JSON.stringify(answer.body)).toBe(202);
@@ -47,9 +48,13 @@ describe.skipIf(!haveDocker)("the day's bot changes attacked by a member", () =>
     // The default heartbeat and a long lease, as a server and runner have them: the tests' fast
     // ones (300 ms) are shorter than moving a few MiB over the link takes on a loaded machine.
     server = await startTestServer(tempDir(), { RUNYARD_BOT_NETWORK: "none", ...userTimings });
-    acme = await token({ kind: "user", name: "acme-member", tenant_id: "acme" });
-    acmeTeammate = await token({ kind: "user", name: "acme-teammate", tenant_id: "acme" });
-    const runnerToken = await token({ kind: "runner", name: "acme runner", tenant_id: "acme" });
+    acme = await createToken(server.url, { kind: "user", name: "acme-member", tenant_id: "acme" });
+    acmeTeammate = await createToken(server.url, { kind: "user", name: "acme-teammate", tenant_id: "acme" });
+    const runnerToken = await createToken(server.url, {
+      kind: "runner",
+      name: "acme runner",
+      tenant_id: "acme",
+    });
     runnerHome = tempDir();
     runner = await startRunner(server.url, runnerToken, {
       id: runnerId,

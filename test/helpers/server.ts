@@ -273,6 +273,13 @@ export function apiDeclaredSize<T = unknown>(
   });
 }
 
+/** A token the admin makes through the API (`body` as POST /api/tokens takes it); throws unless made. */
+export async function createToken(url: string, body: Record<string, string>): Promise<string> {
+  const { status, body: made } = await api<{ token: string }>(url, "POST", "/api/tokens", body);
+  if (status !== 201) throw new Error(`POST /api/tokens answered ${status}: ${JSON.stringify(made)}`);
+  return made.token;
+}
+
 export async function runnerToken(url: string, group?: string): Promise<string> {
   const { body } = await api<{ token: string }>(url, "POST", "/api/tokens", {
     kind: "runner",
