@@ -81,3 +81,55 @@ describe("a runner's session", () => {
     await expect.poll(() => socket.sent.some((message) => message.type === "ack")).toBe(true);
   });
 });
+
+describe("a runner's hello", () => {
+  it("offers the runner no work until its inventory is taken and the welcome sent", async () => {
+    // A dispatch while the inventory was still being taken assigned a job the inventory did not
+    // list; it then gave that job back to the queue as never received, and a second runner ran
+    // the step the first had begun.
+    let inventoryTaken = (): void => {};
+    const inventoryGate = new Promise<void>((resolve) => {
+      inventoryTaken = resolve;
+    });
+    let inventoryAsked = (): void => {};
+    const asked = new Promise<void>((resolve) => {
+      inventoryAsked = resolve;
+    });
+    const queued = [{ job: { job_id: "job-new", kind: "step" } }];
+    const queue = {
+      leaseMs: 2000,
+      inventory: async () => {
+        inventoryAsked();
+        await inventoryGate;
+        return { resumed: new Map(), drop: [], cancel: [] };
+      },
+      claimFor: async () => queued.shift(),
+    } as unknown as JobQueue;
+    let session!: RunnerSession;
+    const host: SessionHost = {
+      store: {
+        tokens: { get: async () => token },
+        runners: { upsert: async (runner: object) => runner, touch: async () => undefined },
+      } as unknown as SessionHost["store"],
+      queue,
+      logger: silentLogger,
+      replicaId: "replica-1",
+      installId: "install-1",
+      heartbeatMs: 300,
+      register: () => {},
+      unregister: () => {},
+      isLive: () => true,
+      dispatch: () => void session.fill(),
+    };
+    const socket = new FakeSocket();
+    session = new RunnerSession(socket as never, token, host);
+    socket.receive({ type: "hello", runner: { id: "r1", hostname: "h" }, jobs: [] });
+    await asked;
+    // A job is queued while the inventory is taken: the server's dispatch asks every session.
+    await session.fill();
+    expect(socket.sent.map((message) => message.type)).toEqual([]);
+
+    inventoryTaken();
+    await expect.poll(() => socket.sent.map((message) => message.type)).toEqual(["welcome", "assign"]);
+  });
+});

@@ -159,7 +159,14 @@ export async function cancelOnce<T>(
 ): Promise<T> {
   const stop = new AbortController();
   const running = start(stop.signal);
-  await until(what, ready, 30_000);
+  // Bounded by the test's own timeout: a real CLI's start-up on a loaded machine is the wait.
+  let ended = false;
+  void running.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  await until(what, () => ready() || ended, 140_000);
+  if (ended && !ready()) throw new Error(`the turn ended before ${what}: ${JSON.stringify(await running)}`);
   stop.abort();
   return running;
 }

@@ -16,16 +16,26 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
   const [secret, setSecret] = useState(false);
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState<unknown>(null);
-  const change = async (body: BodyOf<"changeBotEnv">) => {
+  // The typed value leaves the form as it is sent (a secret stays on the page no longer than it
+  // must, however long the safe update takes); a refused change puts it back to be corrected.
+  const change = async (
+    body: BodyOf<"changeBotEnv">,
+    typed?: { variable: string; value: string; secret: boolean },
+  ) => {
     setBusy(true);
     setFailure(null);
+    setVariable("");
+    setValue("");
+    setSecret(false);
     try {
       await answer(api.PATCH("/api/bots/{name}/env", { params, body }));
-      setVariable("");
-      setValue("");
-      setSecret(false);
       props.onDone();
     } catch (caught) {
+      if (typed) {
+        setVariable(typed.variable);
+        setValue(typed.value);
+        setSecret(typed.secret);
+      }
       setFailure(caught);
     } finally {
       setBusy(false);
@@ -34,7 +44,10 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
   };
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    void change({ set: { [variable]: value }, secret: secret ? [variable] : [], unset: [] });
+    void change(
+      { set: { [variable]: value }, secret: secret ? [variable] : [], unset: [] },
+      { variable, value, secret },
+    );
   };
   return (
     <section className="section" aria-labelledby="bot-env">
