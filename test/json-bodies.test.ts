@@ -153,13 +153,13 @@ describe("a large body with an Idempotency-Key", () => {
       workflow: "version: v0.1\nname: keyed\nsteps: []\n",
       padding,
     });
-    const tries = await healthWhileTries(server.url, async () => {
+    const submit = async (key?: string) => {
       const response = await fetch(`${server.url}/api/runs`, {
         method: "POST",
         headers: {
           authorization: `Bearer ${created.token}`,
           "content-type": "application/json",
-          "idempotency-key": "large-body-key",
+          ...(key ? { "idempotency-key": key } : {}),
         },
         body,
       });
@@ -167,7 +167,14 @@ describe("a large body with an Idempotency-Key", () => {
       expect(response.status, JSON.stringify(answer)).toBe(400);
       expect(answer.error?.code).toBe("INVALID_INPUT");
       expect(answer.error?.message).toMatch(/padding/);
-    });
+    };
+    // The baseline is the same body without a key: what reading and handing it over costs the
+    // event loop on this machine, which the key's compare must not add to.
+    const tries = await healthWhileTries(
+      server.url,
+      () => submit("large-body-key"),
+      () => submit(),
+    );
     const last = tries.at(-1)!;
     expect(last.during, describeHealthTries(tries, "the submit")).toBeLessThan(healthLimit(last));
     // The refused request claimed nothing: the key then serves a good submit.
