@@ -5,8 +5,11 @@ import { withoutCredentials } from "../core/config-env.js";
 import { adapterFor } from "./registry.js";
 import type { AgentAdapter, InstalledAgent } from "./types.js";
 
-/** `--version` of a Node CLI can take seconds (gemini 0.61 takes ~4 s on a small machine). */
-const VERSION_TIMEOUT_MS = 15_000;
+/**
+ * `--version` of a Node CLI can take seconds (gemini 0.61 takes ~4 s on a small machine, past
+ * 15 s on a loaded one); a CLI that hangs is still caught.
+ */
+export const VERSION_TIMEOUT_MS = 60_000;
 
 export interface AgentLookup {
   /** `<runyard home>/agents`: where `runyard agents install` puts the CLIs. */
@@ -139,6 +142,7 @@ const versions = new Map<string, Promise<string | null>>();
 export function cliVersion(
   path: string,
   env: Readonly<Record<string, string | undefined>>,
+  timeoutMs = VERSION_TIMEOUT_MS,
 ): Promise<string | null> {
   let key: string;
   try {
@@ -152,7 +156,7 @@ export function cliVersion(
     execFile(
       path,
       ["--version"],
-      { timeout: VERSION_TIMEOUT_MS, encoding: "utf8", env: withoutCredentials(env) },
+      { timeout: timeoutMs, encoding: "utf8", env: withoutCredentials(env) },
       (error, stdout) => {
         if (error) {
           resolve(null);

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { withoutCredentials } from "../core/config-env.js";
-import { cliVersion } from "./availability.js";
+import { cliVersion, VERSION_TIMEOUT_MS } from "./availability.js";
 import { adapterFor } from "./registry.js";
 import type { AgentPackage } from "./types.js";
 
@@ -86,8 +86,8 @@ export async function installPackage(
     return {
       name,
       ok: false,
-      error: `${spec} was installed, but \`${path} --version\` does not run`,
-      hint: "The CLI may need a newer Node.js or a platform package npm skipped; run it by hand to see why.",
+      error: `${spec} was installed, but \`${path} --version\` did not print a version within ${VERSION_TIMEOUT_MS / 1000} s`,
+      hint: "The CLI may need a newer Node.js or a platform package npm skipped, or the machine was too busy to start it: run it by hand to see why, and install again.",
     };
   }
   options.onProgress(`${name}: ${pkg.bin} ${version} ready at ${path}`);
