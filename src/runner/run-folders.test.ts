@@ -1,0 +1,86 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { RunFolders } from "./run-folders.js";
+
+/** A RunFolders of its own temp folders whose log lines a test can wait for. */
+function folders(keepMs: number) {
+  const root = mkdtempSync(join(tmpdir(), "runyard-run-folders-"));
+  made.push(root);
+  const lines: string[] = [];
+  const waiters: Array<{ text: string; times: number; resolve: () => void }> = [];
+  const count = (text: string) => lines.filter((line) => line.includes(text)).length;
+  const logger = pino(
+    { level: "debug" },
+    {
+      write: (line: string) => {
+        const { msg } = JSON.parse(line) as { msg: string };
+        lines.push(msg);
+        for (const waiter of waiters) if (count(waiter.text) >= waiter.times) waiter.resolve();
+      },
+    },
+  );
+  /** Resolves once `text` was logged `times` times. */
+  const logged = (text: string, times = 1): Promise<void> =>
+    count(text) >= times
+      ? Promise.resolve()
+      : new Promise((resolve) => waiters.push({ text, times, resolve }));
+  const runs = new RunFolders(join(root, "state"), join(root, "runs"), keepMs, undefined, logger);
+  return { runs, logged, lines };
+}
+
+const made: string[] = [];
+afterEach(() => {
+  for (const root of made.splice(0)) rmSync(root, { recursive: true, force: true });
+});
+
+describe("a run's folders on a runner", () => {
+  it("stay while the run waits past the keep time, from a server that says runs' ends, and go at its end", async () => {
+    const { runs, logged } = folders(20);
+    runs.serverTellsEnds(true);
+    const place = await runs.hold("run-1");
+    writeFileSync(join(place.tmp, "kept.txt"), "x");
+    runs.release("run-1");
+    // The keep time passed, twice: the runner says it keeps them.
+    await logged("its folders stay until it ends", 2);
+    expect(existsSync(join(place.tmp, "kept.txt"))).toBe(true);
+    expect(runs.kept()).toEqual(["run-1"]);
+    // The next step of the run finds them.
+    expect(await runs.hold("run-1")).toBe(place);
+    runs.release("run-1");
+    runs.ended("run-1");
+    await logged("removed run run-1's folders and sandbox: its run ended");
+    expect(existsSync(place.folder)).toBe(false);
+    expect(existsSync(place.tmp)).toBe(false);
+    expect(runs.kept()).toEqual([]);
+  });
+
+  it("stay while a job of the ended run is still held, and go when it ends", async () => {
+    const { runs, logged, lines } = folders(60_000);
+    runs.serverTellsEnds(true);
+    const place = await runs.hold("run-2");
+    runs.ended("run-2");
+    expect(existsSync(place.tmp)).toBe(true);
+    expect(lines.some((line) => line.includes("removed"))).toBe(false);
+    runs.release("run-2");
+    await logged("removed run run-2's folders and sandbox: its run ended");
+    expect(existsSync(place.folder)).toBe(false);
+  });
+
+  it("go after the keep time from a server that never says a run's end (an older one)", async () => {
+    const { runs, logged } = folders(20);
+    runs.serverTellsEnds(false);
+    const place = await runs.hold("run-3");
+    runs.release("run-3");
+    await logged("removed run run-3's folders and sandbox: it held no job here for 0.02 s");
+    expect(existsSync(place.tmp)).toBe(false);
+  });
+
+  it("ignore the end of a run that has nothing here", () => {
+    const { runs } = folders(60_000);
+    runs.ended("elsewhere");
+    expect(runs.kept()).toEqual([]);
+  });
+});
