@@ -54,7 +54,7 @@ export interface RunSandboxSettings {
  * The timers are only for a server that never says (one older than `run_ended`: its welcome says
  * nothing of it, `serverTellsEnds(false)`): a run's folders then go once the run has held no job
  * here for `keepMs`, and its sandbox `idleMs` after its last command. With a server that says,
- * `keepMs` passing only notes the idle run (at debug) and waits on.
+ * `keepMs` passing only notes the idle run in the log and waits on.
  */
 export class RunFolders {
   private readonly held = new Map<string, Held>();
@@ -150,7 +150,10 @@ export class RunFolders {
         this.remove(runId, entry, `it held no job here for ${this.keepMs / 1000} s`);
         return;
       }
-      this.logger?.debug({ runId }, "a run held no job here for a while: its folders stay until it ends");
+      this.logger?.info(
+        { runId },
+        `run ${runId} held no job here for ${this.keepMs / 1000} s: its folders stay until it ends`,
+      );
       this.keepFor(runId, entry);
     }, this.keepMs);
     entry.removal.unref();
