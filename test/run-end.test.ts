@@ -22,7 +22,11 @@ beforeAll(async () => {
   up = await startSandboxedUp({ RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs), RUNYARD_LOG_LEVEL: "info" });
 });
 
+/** Runs that wait for an approval: canceled at the end should a test fail before answering it. */
+const waiting: string[] = [];
+
 afterAll(async () => {
+  for (const runId of waiting) await api(up.url, "POST", `/api/runs/${runId}/cancel`, {});
   await up?.proc.kill();
 });
 
@@ -102,6 +106,8 @@ describe("a run's folders on a sandboxing runner", () => {
 
   it("are kept, with its sandbox, while the run waits for an approval longer than the keep timer", async () => {
     const runId = await submit([writeStep, { name: "gate", approval: true }, readStep]);
+    // A run left waiting would hold `up` past the file's end (its approval wait outlives the store).
+    waiting.push(runId);
     await runEvent(up.url, runId, (event) => event.type === "step.waiting");
     // The keep timer passed with no job of the run held here: the runner says it keeps the folders.
     await up.proc.waitFor(
