@@ -4,7 +4,7 @@ import { outputLine, runOutput } from "./helpers/member-runs.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import { replicaFleet } from "./helpers/replica-fleet.js";
 import { runEvent } from "./helpers/run-event.js";
-import { api, type Proc, runnerToken, startRunner, submit } from "./helpers/server.js";
+import { api, runnerToken, startRunner, submit } from "./helpers/server.js";
 
 /*
  * A run's end told to the runner that kept its folders, across replicas on one database: the run
@@ -16,9 +16,17 @@ import { api, type Proc, runnerToken, startRunner, submit } from "./helpers/serv
 const adminUrl = inject("postgresAdminUrl");
 const fleet = replicaFleet({ secretKey: "run-end-replicas-secret-key-0123456789abcdef", leaseMs: 10_000 });
 
-/** A sandboxing runner of group `group` joined to `url` only, its log saying what it does with runs' folders. */
-async function runnerOn(url: string, token: string, id: string): Promise<Proc> {
-  return fleet.track(await startRunner(url, token, { id, group: id, env: { RUNYARD_LOG_LEVEL: "info" } }));
+/**
+ * Replicas A and B on a database of their own, and a sandboxing runner `id` (its group too) joined
+ * to B only, its log saying what it does with runs' folders.
+ */
+async function pairWithRunner(id: string) {
+  const databaseUrl = await createTestDatabase(adminUrl);
+  const a = await fleet.replica(databaseUrl);
+  const b = await fleet.replica(databaseUrl);
+  const env = { RUNYARD_LOG_LEVEL: "info" };
+  const worker = fleet.track(await startRunner(b.url, await runnerToken(a.url), { id, group: id, env }));
+  return { databaseUrl, a, b, worker };
 }
 
 /** A step on the runner of group `group` that writes to its run's /tmp and folder, and maybe an approval. */
@@ -55,10 +63,7 @@ const removedAtEnd = (runId: string) => `removed run ${runId}'s folders and sand
 
 describe("a run's end across replicas", () => {
   it("is told to the runner of another replica than the one that carried the run", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await fleet.replica(databaseUrl);
-    const b = await fleet.replica(databaseUrl);
-    const worker = await runnerOn(b.url, await runnerToken(a.url), "end-elsewhere");
+    const { a, worker } = await pairWithRunner("end-elsewhere");
     // Submitted to A, which carries it; its step runs on the runner connected to B.
     const runId = await submit(a.url, workflow("end-elsewhere", false));
     const finished = await runEvent(a.url, runId, (event) => event.type === "run.finished");
@@ -70,10 +75,7 @@ describe("a run's end across replicas", () => {
   });
 
   it("is told to a runner that was away when the run ended, at its next hello", async () => {
-    const databaseUrl = await createTestDatabase(adminUrl);
-    const a = await fleet.replica(databaseUrl);
-    const b = await fleet.replica(databaseUrl);
-    const worker = await runnerOn(b.url, await runnerToken(a.url), "end-away");
+    const { databaseUrl, a, b, worker } = await pairWithRunner("end-away");
     const runId = await submit(a.url, workflow("end-away", true));
     // Its output so far (the run's whole output is read only once it has ended).
     const said = await runEvent(

@@ -1,28 +1,12 @@
-import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
+import { FakeSocket, fakeSessionHost } from "../../test/helpers/runner-session-fakes.js";
 import type { RunEvent } from "../core/events.js";
 import { silentLogger } from "../core/logger.js";
 import type { TokenRecord } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
 import type { JobQueue } from "./job-queue.js";
 import { RunEnds } from "./run-ends.js";
-import { RunnerSession, type SessionHost } from "./runner-session.js";
-
-/** A socket as `ws` gives it: messages in, `send` out. */
-class FakeSocket extends EventEmitter {
-  readonly OPEN = 1;
-  readyState = 1;
-  readonly sent: Array<{ type: string; run_id?: string; run_ends?: boolean }> = [];
-  send(data: string): void {
-    this.sent.push(JSON.parse(data) as { type: string });
-  }
-  close(): void {
-    this.readyState = 3;
-  }
-  receive(message: object): void {
-    this.emit("message", Buffer.from(JSON.stringify(message)));
-  }
-}
+import { RunnerSession } from "./runner-session.js";
 
 /** Runs as the store has them: `ended` over, `live` running, `theirs` another tenant's. */
 const states: Record<string, { status: string; tenant_id: string | null }> = {
@@ -53,22 +37,14 @@ function connect() {
     },
   };
   const ends = new RunEnds(store as never, () => sessions, silentLogger);
-  const host: SessionHost = {
-    store: {
-      tokens: { get: async () => token },
-      runners: { upsert: async (runner: object) => runner, touch: async () => undefined },
-    } as unknown as SessionHost["store"],
+  const host = fakeSessionHost(
     queue,
-    logger: silentLogger,
-    replicaId: "replica-1",
-    installId: "install-1",
-    heartbeatMs: 300,
-    register: (session) => void sessions.push(session),
-    unregister: () => {},
-    isLive: () => true,
-    dispatch: () => {},
-    checkRuns: (session, runIds) => ends.check([session], runIds),
-  };
+    {
+      register: (session) => void sessions.push(session),
+      checkRuns: (session, runIds) => ends.check([session], runIds),
+    },
+    token,
+  );
   const socket = new FakeSocket();
   const session = new RunnerSession(socket as never, token, host);
   const told = () => socket.sent.filter((message) => message.type === "run_ended").map((m) => m.run_id);
