@@ -16,7 +16,7 @@ export interface RunKeeper {
 }
 
 /** How often the runs kept by this replica's runners are read again: an end no event said. */
-const sweepMs = 10_000;
+const sweepMs = 30_000;
 
 /**
  * Tells each runner connected here when a run whose folders it keeps has ended (`run_ended`), so
