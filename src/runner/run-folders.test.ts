@@ -78,9 +78,14 @@ describe("a run's folders on a runner", () => {
     expect(existsSync(place.tmp)).toBe(false);
   });
 
-  it("ignore the end of a run that has nothing here", () => {
-    const { runs } = folders(60_000);
-    runs.ended("elsewhere");
+  it("go as the job of a run ends that came after the run's end was said", async () => {
+    const { runs, logged } = folders(60_000);
+    runs.serverTellsEnds(true);
+    runs.ended("late");
     expect(runs.kept()).toEqual([]);
+    const place = await runs.hold("late");
+    runs.release("late");
+    await logged("removed run late's folders and sandbox: its run ended");
+    expect(existsSync(place.folder)).toBe(false);
   });
 });

@@ -58,6 +58,8 @@ export interface RunSandboxSettings {
  */
 export class RunFolders {
   private readonly held = new Map<string, Held>();
+  /** Runs the server said ended while nothing of them was here, newest last (`endedEarlyKept`). */
+  private readonly endedEarly = new Set<string>();
   /** The server says each run's end (its last welcome said so); until a welcome, it is not taken to. */
   private told = false;
   /** Removals under way: a job of the same run that comes meanwhile waits for its new folders. */
@@ -89,11 +91,18 @@ export class RunFolders {
 
   /**
    * The server says the run is over: its sandbox ends and its folders go now, or once the jobs of
-   * it still held here have ended. A run with nothing here is no concern of this runner's.
+   * it still held here have ended. A run with nothing here is remembered a while: a job of it
+   * that comes after all has its folders removed as it ends.
    */
   ended(runId: string): void {
     const entry = this.held.get(runId);
-    if (!entry) return;
+    if (!entry) {
+      // Its job may still be on its way to `hold` (the run was canceled as it was assigned).
+      this.endedEarly.add(runId);
+      if (this.endedEarly.size > endedEarlyKept)
+        this.endedEarly.delete(this.endedEarly.values().next().value!);
+      return;
+    }
     entry.ended = true;
     if (entry.jobs === 0) this.remove(runId, entry, "its run ended");
   }
@@ -122,7 +131,7 @@ export class RunFolders {
     if (entry?.removal) clearTimeout(entry.removal);
     if (entry) entry.removal = undefined;
     if (!entry) {
-      entry = { jobs: 0, place: this.placeFor(runId) };
+      entry = { jobs: 0, place: this.placeFor(runId), ended: this.endedEarly.has(runId) };
       this.held.set(runId, entry);
     }
     entry.jobs += 1;
@@ -284,6 +293,9 @@ export class RunFolders {
     return undefined;
   }
 }
+
+/** How many ends of runs with nothing here RunFolders remembers. */
+const endedEarlyKept = 1000;
 
 /** A run whose folders are here. */
 interface Held {
