@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { RunFolders } from "./run-folders.js";
+import { RunFolders, type RunPlace } from "./run-folders.js";
 
 /** A RunFolders of its own temp folders whose log lines a test can wait for. */
 function folders(keepMs: number) {
@@ -29,6 +29,19 @@ function folders(keepMs: number) {
       : new Promise((resolve) => waiters.push({ text, times, resolve }));
   const runs = new RunFolders(join(root, "state"), join(root, "runs"), keepMs, undefined, logger);
   return { runs, logged, lines };
+}
+
+/** Releases the run's last job here and waits for the runner to say it removed its folders `why`. */
+async function releasedAndRemoved(
+  { runs, logged }: Pick<ReturnType<typeof folders>, "runs" | "logged">,
+  runId: string,
+  place: RunPlace,
+  why: string,
+): Promise<void> {
+  runs.release(runId);
+  await logged(`removed run ${runId}'s folders and sandbox: ${why}`);
+  expect(existsSync(place.folder)).toBe(false);
+  expect(existsSync(place.tmp)).toBe(false);
 }
 
 const made: string[] = [];
@@ -64,28 +77,22 @@ describe("a run's folders on a runner", () => {
     runs.ended("run-2");
     expect(existsSync(place.tmp)).toBe(true);
     expect(lines.some((line) => line.includes("removed"))).toBe(false);
-    runs.release("run-2");
-    await logged("removed run run-2's folders and sandbox: its run ended");
-    expect(existsSync(place.folder)).toBe(false);
+    await releasedAndRemoved({ runs, logged }, "run-2", place, "its run ended");
   });
 
   it("go after the keep time from a server that never says a run's end (an older one)", async () => {
-    const { runs, logged } = folders(20);
-    runs.serverTellsEnds(false);
-    const place = await runs.hold("run-3");
-    runs.release("run-3");
-    await logged("removed run run-3's folders and sandbox: it held no job here for 0.02 s");
-    expect(existsSync(place.tmp)).toBe(false);
+    const made = folders(20);
+    made.runs.serverTellsEnds(false);
+    const place = await made.runs.hold("run-3");
+    await releasedAndRemoved(made, "run-3", place, "it held no job here for 0.02 s");
   });
 
   it("go as the job of a run ends that came after the run's end was said", async () => {
-    const { runs, logged } = folders(60_000);
-    runs.serverTellsEnds(true);
-    runs.ended("late");
-    expect(runs.kept()).toEqual([]);
-    const place = await runs.hold("late");
-    runs.release("late");
-    await logged("removed run late's folders and sandbox: its run ended");
-    expect(existsSync(place.folder)).toBe(false);
+    const made = folders(60_000);
+    made.runs.serverTellsEnds(true);
+    made.runs.ended("late");
+    expect(made.runs.kept()).toEqual([]);
+    const place = await made.runs.hold("late");
+    await releasedAndRemoved(made, "late", place, "its run ended");
   });
 });
