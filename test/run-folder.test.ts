@@ -10,7 +10,8 @@ import {
   runOutput,
   submitWorkflow,
 } from "./helpers/member-runs.js";
-import { until } from "./helpers/processes.js";
+import { fileAppears, until } from "./helpers/processes.js";
+import { runEvent } from "./helpers/run-event.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { waitForRun } from "./helpers/server.js";
 
@@ -20,10 +21,10 @@ import { waitForRun } from "./helpers/server.js";
  * own (its working folder, its home, the checkout it runs from), nor see another run's folder.
  */
 let up: SandboxedUp;
-const keepSecs = 3;
 
 beforeAll(async () => {
-  up = await startSandboxedUp({ RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs) });
+  // Its runs' folders go at their ends, as the server says them: no keep timer of the runner's.
+  up = await startSandboxedUp();
 });
 
 afterAll(async () => {
@@ -35,6 +36,27 @@ const submit = (steps: MemberStep[]) =>
 const ended = runEnded;
 const outputOf = (runId: string) => runOutput(up.url, runId);
 const line = outputLine;
+
+/**
+ * A last step that holds its run until the test has looked at the run's folder on the host (the
+ * folder goes as the run ends) and written `release` there.
+ */
+const holdStep: MemberStep = {
+  name: "hold",
+  script: 'echo "held=$(pwd)"\ntouch held\nwhile [ ! -e release ]; do sleep 0.05; done',
+};
+
+/** The run's folder on the host, once its `holdStep` holds the run. */
+async function heldFolder(runId: string): Promise<string> {
+  const said = await runEvent(
+    up.url,
+    runId,
+    (event) => event.type === "step.output" && /^held=/m.test(event.data),
+  );
+  const folder = line(said.type === "step.output" ? said.data : "", "held")!;
+  await fileAppears(join(folder, "held"), 30_000);
+  return folder;
+}
 
 describe("a run that names no cwd", () => {
   it("works in a folder of its own, in one sandbox that its steps share with their /tmp and $HOME", async () => {
@@ -57,7 +79,11 @@ describe("a run that names no cwd", () => {
           'cat note.txt "$HOME/home.txt" /tmp/tmp.txt',
         ].join("\n"),
       },
+      holdStep,
     ]);
+    const held = await heldFolder(runId);
+    expect(readFileSync(join(held, "note.txt"), "utf8")).toBe("made-by-first\n");
+    writeFileSync(join(held, "release"), "");
     const view = await waitForRun(up.url, runId, ended);
     const output = await outputOf(runId);
     expect(view.status, output).toBe("success");
@@ -69,9 +95,9 @@ describe("a run that names no cwd", () => {
     expect(line(output, "ns")).toMatch(/^pid:\[\d+\]$/);
     expect(line(output, "ns2")).toBe(line(output, "ns"));
     expect(output).toContain("made-by-first\nhome-note\ntmp-note\n");
-    expect(readFileSync(join(folder!, "note.txt"), "utf8")).toBe("made-by-first\n");
+    expect(held).toBe(folder);
     // Its folder goes once the run is over, like its /tmp.
-    await until("the run's folder is removed", () => !existsSync(folder!), (keepSecs + 15) * 1000);
+    await until("the run's folder is removed", () => !existsSync(folder!), 18_000);
   });
 
   it("starts in a sandbox the runner made before the run was submitted (its pool), given the run's folders", async () => {
@@ -87,14 +113,18 @@ describe("a run that names no cwd", () => {
           "touch made-here",
         ].join("\n"),
       },
+      holdStep,
     ]);
+    const held = await heldFolder(runId);
+    expect(existsSync(join(held, "made-here"))).toBe(true);
+    writeFileSync(join(held, "release"), "");
     const view = await waitForRun(up.url, runId, ended);
     const output = await outputOf(runId);
     expect(view.status, output).toBe("success");
     expect(Number(line(output, "init-started")) / 100).toBeLessThan(submittedAt);
     const folder = line(output, "folder")!;
     expect(folder).toMatch(new RegExp(`/runs/${runId}$`));
-    expect(existsSync(join(folder, "made-here"))).toBe(true);
+    expect(held).toBe(folder);
     expect(line(output, "scratch")).toMatch(new RegExp(`/runners/[^/]+/runs/${runId}/scratch$`));
   });
 

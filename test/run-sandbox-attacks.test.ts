@@ -21,12 +21,11 @@ import { doneScript, gateScript, swapUntilDone } from "./helpers/swap-race.js";
  * runner, to the commands entering beside it, and to other runs.
  */
 let up: SandboxedUp;
-const keepSecs = 3;
 /** A key of the operator's in the runner's environment: no step may ever read it. */
 const operatorKey = "sk-operator-canary-5b1f0e";
 
 beforeAll(async () => {
-  up = await startSandboxedUp({ RUNYARD_RUN_TMP_KEEP_SECS: String(keepSecs), OPENAI_API_KEY: operatorKey });
+  up = await startSandboxedUp({ OPENAI_API_KEY: operatorKey });
 });
 
 afterAll(async () => {
@@ -414,11 +413,11 @@ describe("a step against the sandbox itself (these held)", () => {
     expect(body.error?.code).toBe("STEP_CWD_NOT_ALLOWED");
   });
 
-  it("leaves nothing running once its run's sandbox has been idle, not even a process that left its group", async () => {
+  it("leaves nothing running once its run has ended, not even a process that left its group", async () => {
     const marker = `1000.${Date.now() % 100000}`;
     // The step ends once the process it leaves has become `sleep` (on a busy machine it was still
     // forking when the shell ended), so it is running when the run ends. The test no longer looks
-    // for it from outside first: on a loaded machine the 5 s before the sandbox went could pass
+    // for it from outside first: on a loaded machine the sandbox could go (with the run's end)
     // before the test saw the run end, and the process was gone before it was looked for.
     const runId = await submit(
       workflow([
@@ -431,7 +430,7 @@ describe("a step against the sandbox itself (these held)", () => {
     const view = await waitForRun(up.url, runId, ended);
     expect(view.status).toBe("success");
     expect(await outputOf(runId)).toMatch(/started \d+/);
-    // Ended 5 s after the run's last command.
+    // Ended with the run (the server's `run_ended`).
     await until(
       "the run's sandbox and what it held are gone",
       () => processesWith(`sleep\0${marker}`).length === 0,

@@ -105,10 +105,12 @@ export const configSchema = z.object({
    */
   logFormat: z.enum(["auto", "text", "json"]).default("auto"),
   /**
-   * A sandboxed runner keeps a run's own /tmp (shared by the run's steps on it) this many seconds
-   * after the run's last job on it ended, then removes it.
+   * A sandboxed runner removes a run's folders (its own, /tmp, `$HOME`) when the server says the
+   * run ended. Only where the server never says so (one older than `run_ended`) does it remove
+   * them this many seconds after the run's last job on it ended: the fallback, long so that a run
+   * that waits (an approval, steps elsewhere) keeps them.
    */
-  runTmpKeepSecs: z.coerce.number().int().min(0).max(86_400).default(600),
+  runTmpKeepSecs: z.coerce.number().int().min(0).max(604_800).default(21_600),
   /**
    * Runs' sandboxes a sandboxing runner keeps made ahead, off the dispatch path, so that a run's
    * first step enters one rather than waiting for bubblewrap; 0 makes each at its run's first step.

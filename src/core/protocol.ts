@@ -129,6 +129,9 @@ export const messageTooBigCloseCode = 1009;
 /** WebSocket's "policy violation": a message no runner sends (the close reason says what). */
 export const policyCloseCode = 1008;
 
+/** The most runs a hello names as kept (`runs`); a runner keeping more names its newest. */
+export const maxKeptRuns = 1000;
+
 export const HeldJob = z.object({ id: z.string(), batch: z.number().int().nonnegative() });
 export type HeldJob = z.infer<typeof HeldJob>;
 
@@ -155,6 +158,12 @@ export const RunnerMessage = z.discriminatedUnion("type", [
      * disowns only its own install's; a runner that predates this field sends none.
      */
     bot_installs: z.record(z.string(), z.string()).optional(),
+    /**
+     * The runs whose folders (and sandboxes) this runner keeps: the server answers `run_ended` for
+     * those already over, and from now on for each of these and of the steps it is given, once it
+     * ends. A runner that predates this field sends none and is never sent `run_ended`.
+     */
+    runs: z.array(z.string().min(1).max(200)).max(maxKeptRuns).optional(),
   }),
   z.object({
     type: z.literal("heartbeat"),
@@ -212,6 +221,11 @@ export const ServerMessage = z.discriminatedUnion("type", [
      * containers with it and adopts or removes only that install's. Older servers send none.
      */
     install_id: z.string().min(1).optional(),
+    /**
+     * This server says each run's end (`run_ended`): the runner keeps a run's folders and sandbox
+     * until then, not by its timers. Older servers send none, and their runners go by the timers.
+     */
+    run_ends: z.literal(true).optional(),
   }),
   z.object({ type: z.literal("heartbeat") }),
   z.object({
@@ -229,6 +243,11 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("bot_call"), call_id: z.string(), bot_id: z.string(), call: BotCall }),
   /** The server no longer wants this job (lease expired, run ended): stop it and forget it. */
   z.object({ type: z.literal("drop"), job_id: z.string() }),
+  /**
+   * The run is over (its status is final): the runner ends its sandbox and removes its folders as
+   * soon as it holds no job of the run. Sent to runners that named their kept runs at hello.
+   */
+  z.object({ type: z.literal("run_ended"), run_id: z.string() }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string(), hint: z.string().optional() }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;

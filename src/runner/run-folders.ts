@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import type { Logger } from "../core/logger.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
 import type { Sandbox } from "../exec/sandbox/sandbox.js";
 import type { ProcessLauncher } from "../exec/types.js";
@@ -28,7 +29,10 @@ export interface RunSandboxSettings {
   pool: number;
   /** `$HOME` of the steps (the runner's own HOME), where the run's home folder is shown. */
   home: string | undefined;
-  /** How long a run's sandbox outlives its last command (the next one makes it again). */
+  /**
+   * How long a run's sandbox outlives its last command (the next one makes it again), where the
+   * server does not say the run's end; where it does, the sandbox lasts as long as the run.
+   */
   idleMs: number;
   onProblem?: (problem: string) => void;
 }
@@ -42,15 +46,22 @@ export interface RunSandboxSettings {
  * runner's state folder, which no sandboxed command sees; each 0700 and owned by the runner's user
  * (a sandbox's uid maps to it).
  *
- * The runner learns no run's end from the server, so a run's folders go once the run has held no
- * job on this runner for `keepMs`: long enough for the gap between two steps, short enough that a
- * finished run's files do not linger. A step that comes after that gap gets new, empty folders.
+ * A run's folders and sandbox last as long as the run: the server says each run's end
+ * (`run_ended`, `ended`), and they go as soon as no job of the run is held here, however long the
+ * run waited between its steps here (an approval, steps on other hosts). A runner that reconnects
+ * names the runs it keeps (`kept`) and is told of those that ended meanwhile.
+ *
+ * The timers are only for a server that never says (one older than `run_ended`: its welcome says
+ * nothing of it, `serverTellsEnds(false)`): a run's folders then go once the run has held no job
+ * here for `keepMs`, and its sandbox `idleMs` after its last command. With a server that says,
+ * `keepMs` passing only notes the idle run in the log and waits on.
  */
 export class RunFolders {
-  private readonly held = new Map<
-    string,
-    { jobs: number; place: Promise<RunPlace>; removal?: NodeJS.Timeout }
-  >();
+  private readonly held = new Map<string, Held>();
+  /** Runs the server said ended while nothing of them was here, newest last (`endedEarlyKept`). */
+  private readonly endedEarly = new Set<string>();
+  /** The server says each run's end (its last welcome said so); until a welcome, it is not taken to. */
+  private told = false;
   /** Removals under way: a job of the same run that comes meanwhile waits for its new folders. */
   private readonly removing = new Map<string, Promise<void>>();
   /** Sandboxes made ahead of their runs, each with folders of its own not yet named after a run. */
@@ -65,7 +76,36 @@ export class RunFolders {
     private readonly runsRoot: string,
     private readonly keepMs: number,
     private readonly sandbox?: RunSandboxSettings,
+    private readonly logger?: Logger,
   ) {}
+
+  /** Whether the server this runner is connected to says each run's end (its welcome, `run_ends`). */
+  serverTellsEnds(yes: boolean): void {
+    this.told = yes;
+  }
+
+  /** The runs whose folders are here, for the runner's hello: the server answers those that ended. */
+  kept(): string[] {
+    return [...this.held.keys()];
+  }
+
+  /**
+   * The server says the run is over: its sandbox ends and its folders go now, or once the jobs of
+   * it still held here have ended. A run with nothing here is remembered a while: a job of it
+   * that comes after all has its folders removed as it ends.
+   */
+  ended(runId: string): void {
+    const entry = this.held.get(runId);
+    if (!entry) {
+      // Its job may still be on its way to `hold` (the run was canceled as it was assigned).
+      this.endedEarly.add(runId);
+      if (this.endedEarly.size > endedEarlyKept)
+        this.endedEarly.delete(this.endedEarly.values().next().value!);
+      return;
+    }
+    entry.ended = true;
+    if (entry.jobs === 0) this.remove(runId, entry, "its run ended");
+  }
 
   /** Removes what a previous life of the runner left; returns the folders it removed. */
   async cleanLeftovers(): Promise<string[]> {
@@ -91,28 +131,56 @@ export class RunFolders {
     if (entry?.removal) clearTimeout(entry.removal);
     if (entry) entry.removal = undefined;
     if (!entry) {
-      entry = { jobs: 0, place: this.placeFor(runId) };
+      entry = { jobs: 0, place: this.placeFor(runId), ended: this.endedEarly.has(runId) };
       this.held.set(runId, entry);
     }
     entry.jobs += 1;
     return entry.place;
   }
 
-  /** One job of the run ended; its folders go `keepMs` after the last one, unless another comes. */
+  /**
+   * One job of the run ended. After the last one its folders go at once if the run has ended;
+   * else they wait for its end, or, from a server that never says it, `keepMs` for another job.
+   */
   release(runId: string): void {
     const entry = this.held.get(runId);
     if (!entry) return;
     entry.jobs -= 1;
     if (entry.jobs > 0) return;
+    if (entry.ended) this.remove(runId, entry, "its run ended");
+    else this.keepFor(runId, entry);
+  }
+
+  /** The fallback of a server that never says a run's end (see the class). */
+  private keepFor(runId: string, entry: Held): void {
     entry.removal = setTimeout(() => {
-      this.held.delete(runId);
-      const removal = entry.place
-        .then((place) => removePlace(place))
-        .catch(() => undefined)
-        .finally(() => this.removing.delete(runId));
-      this.removing.set(runId, removal);
+      entry.removal = undefined;
+      if (!this.told) {
+        this.remove(runId, entry, `it held no job here for ${this.keepMs / 1000} s`);
+        return;
+      }
+      this.logger?.info(
+        { runId },
+        `run ${runId} held no job here for ${this.keepMs / 1000} s: its folders stay until it ends`,
+      );
+      this.keepFor(runId, entry);
     }, this.keepMs);
     entry.removal.unref();
+  }
+
+  /** Ends the run's sandbox and removes its folders; a job of the run meanwhile waits for new ones. */
+  private remove(runId: string, entry: Held, why: string): void {
+    clearTimeout(entry.removal);
+    if (this.held.get(runId) !== entry) return;
+    this.held.delete(runId);
+    const removal = entry.place
+      .then((place) => removePlace(place))
+      .then(
+        () => this.logger?.info({ runId }, `removed run ${runId}'s folders and sandbox: ${why}`),
+        (error: unknown) => this.logger?.warn({ err: error, runId }, "cannot remove a run's folders"),
+      )
+      .finally(() => this.removing.delete(runId));
+    this.removing.set(runId, removal);
   }
 
   /** Ends every run's sandbox and removes every folder at once (the runner stops). */
@@ -139,7 +207,11 @@ export class RunFolders {
     const place = this.placeNamed(folderName(runId));
     await makeFolders(place);
     if (settings) {
-      place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), slotOptions(settings));
+      place.sandbox = new RunSandboxSlot(
+        settings.sandbox,
+        layoutOf(place, settings),
+        this.slotOptions(settings),
+      );
     }
     return place;
   }
@@ -182,7 +254,7 @@ export class RunFolders {
       );
       if (renamed) {
         place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
-          ...slotOptions(settings),
+          ...this.slotOptions(settings),
           made: pooled.box,
         });
         return place;
@@ -193,6 +265,12 @@ export class RunFolders {
     await pooled.box.close();
     await removePlace(pooled.place);
     return undefined;
+  }
+
+  /** A run's sandbox ends with the run; `idleMs` after its last command only if nobody says the end. */
+  private slotOptions(settings: RunSandboxSettings) {
+    const idleMs = (): number | undefined => (this.told ? undefined : settings.idleMs);
+    return { idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) };
   }
 
   private async makePooled(settings: RunSandboxSettings): Promise<Pooled | undefined> {
@@ -216,6 +294,20 @@ export class RunFolders {
   }
 }
 
+/** How many ends of runs with nothing here RunFolders remembers. */
+const endedEarlyKept = 1000;
+
+/** A run whose folders are here. */
+interface Held {
+  /** Its jobs held here now. */
+  jobs: number;
+  place: Promise<RunPlace>;
+  /** The fallback timer (see RunFolders), running while no job of the run is held. */
+  removal?: NodeJS.Timeout | undefined;
+  /** The server said the run is over. */
+  ended?: boolean;
+}
+
 interface Pooled {
   box: RunSandbox;
   place: RunPlace;
@@ -232,10 +324,6 @@ function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayo
     homeFolder: place.home,
     runnerMadeCwd: true,
   };
-}
-
-function slotOptions(settings: RunSandboxSettings) {
-  return { idleMs: settings.idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) };
 }
 
 /**

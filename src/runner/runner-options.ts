@@ -50,6 +50,15 @@ export interface RunnerDaemonOptions {
    * containers of that install only.
    */
   onWelcome?: (installId: string | undefined) => Promise<void>;
+  /**
+   * What keeps runs' folders and sandboxes on this runner (RunFolders): the runs it keeps are named
+   * at each hello, and it is told each run's end (`run_ended`) and whether the server says them.
+   */
+  runs?: {
+    kept(): string[];
+    serverTellsEnds(yes: boolean): void;
+    ended(runId: string): void;
+  };
   /** Bot containers found on this runner's Docker at start, and how to remove one the server disowns. */
   bots?: {
     found: string[];

@@ -5,6 +5,7 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, type JobKind, type JobResult, jobKinds, jobLogFields } from "../core/jobs/index.js";
 import {
   type BotReply,
+  maxKeptRuns,
   maxRunnerMessageBytes,
   messageTooBigCloseCode,
   policyCloseCode,
@@ -222,6 +223,7 @@ export class RunnerDaemon {
         reaped: this.reaped,
         bots: this.foundBots,
         bot_installs: this.options.bots?.installs ?? {},
+        ...(this.options.runs ? { runs: this.options.runs.kept().slice(-maxKeptRuns) } : {}),
       });
     });
     socket.on("message", (data) => {
@@ -334,7 +336,11 @@ export class RunnerDaemon {
     const message = parsed.data;
     switch (message.type) {
       case "welcome":
+        this.options.runs?.serverTellsEnds(message.run_ends === true);
         return this.welcomed(message.heartbeat_ms, message.install_id);
+      case "run_ended":
+        this.options.runs?.ended(message.run_id);
+        break;
       case "heartbeat":
         break;
       case "assign":

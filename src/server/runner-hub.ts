@@ -4,8 +4,10 @@ import type { Logger } from "../core/logger.js";
 import { type BotCall, type BotReply, revokedCloseCode } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { RunnerSockets } from "./deps.js";
+import type { EventBus } from "./event-bus.js";
 import type { JobQueue } from "./job-queue.js";
 import { JsonBodyThread } from "./json-thread.js";
+import { RunEnds } from "./run-ends.js";
 import { RunnerSession, type SessionHost } from "./runner-session.js";
 
 export interface HubTimings {
@@ -38,9 +40,12 @@ export class RunnerHub implements SessionHost, RunnerSockets {
   readonly readJson = ((thread) =>
     thread ? (text: string) => thread.parse(text).then((read) => read.value) : undefined)(this.jsonThread);
 
+  /** Tells its runners when the runs they keep folders for end. */
+  readonly runEnds: RunEnds;
+
   constructor(
     /** Its runners' rows, and what its sessions read (`SessionHost`). */
-    readonly store: Pick<Store, "runners" | "tokens" | "bots" | "botHistory">,
+    readonly store: Pick<Store, "runners" | "tokens" | "bots" | "botHistory" | "runs" | "events">,
     readonly queue: JobQueue,
     timings: HubTimings,
     readonly logger: Logger,
@@ -50,10 +55,15 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     this.heartbeatMs = timings.heartbeatMs;
     this.replicaId = replica.id;
     this.installId = replica.installId;
+    this.runEnds = new RunEnds(store, () => this.live.values(), logger);
   }
 
-  /** Starts the lease checks and, when other replicas may queue jobs, the dispatch sweep. */
-  start(): void {
+  /**
+   * Starts the lease checks, the runs' ends told to runners (heard on `bus`) and, when other
+   * replicas may queue jobs, the dispatch sweep.
+   */
+  start(bus: EventBus): void {
+    this.runEnds.start(bus);
     this.queue.startLeaseChecks(() => this.replica.isLeader());
     // Jobs queued by other replicas are announced; should an announcement be lost, this finds
     // them. A server alone on its database queues every job itself and dispatches it then.
@@ -88,6 +98,10 @@ export class RunnerHub implements SessionHost, RunnerSockets {
         this.logger.warn({ err: error, runnerId }, "could not record the runner offline"),
       );
     this.logger.info({ runnerId: session.info.id }, "runner disconnected");
+  }
+
+  checkRuns(session: RunnerSession, runIds: readonly string[]): void {
+    this.runEnds.check([session], runIds);
   }
 
   isLive(session: RunnerSession): boolean {
@@ -197,6 +211,7 @@ export class RunnerHub implements SessionHost, RunnerSockets {
 
   close(): void {
     clearInterval(this.dispatchTimer);
+    this.runEnds.stop();
     this.queue.stop();
     for (const session of this.live.values()) session.socket.close(1001, "server stopping");
     this.live.clear();

@@ -1,27 +1,7 @@
-import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { silentLogger } from "../core/logger.js";
-import type { TokenRecord } from "../store/index.js";
+import { FakeSocket, fakeSessionHost, fakeToken as token } from "../../test/helpers/runner-session-fakes.js";
 import type { JobQueue } from "./job-queue.js";
-import { RunnerSession, type SessionHost } from "./runner-session.js";
-
-/** A socket as `ws` gives it: messages in, `send` out. */
-class FakeSocket extends EventEmitter {
-  readonly OPEN = 1;
-  readyState = 1;
-  readonly sent: Array<{ type: string }> = [];
-  send(data: string): void {
-    this.sent.push(JSON.parse(data) as { type: string });
-  }
-  close(): void {
-    this.readyState = 3;
-  }
-  receive(message: object): void {
-    this.emit("message", Buffer.from(JSON.stringify(message)));
-  }
-}
-
-const token = { id: "tok_1", tenant_id: null, group: null } as unknown as TokenRecord;
+import { RunnerSession } from "./runner-session.js";
 
 describe("a runner's session", () => {
   it("renews its leases on a heartbeat while a batch before it still waits on the store", async () => {
@@ -42,21 +22,7 @@ describe("a runner's session", () => {
         renewed.push([...jobIds]);
       },
     } as unknown as JobQueue;
-    const host: SessionHost = {
-      store: {
-        tokens: { get: async () => token },
-        runners: { upsert: async (runner: object) => runner, touch: async () => undefined },
-      } as unknown as SessionHost["store"],
-      queue,
-      logger: silentLogger,
-      replicaId: "replica-1",
-      installId: "install-1",
-      heartbeatMs: 300,
-      register: () => {},
-      unregister: () => {},
-      isLive: () => true,
-      dispatch: () => {},
-    };
+    const host = fakeSessionHost(queue);
     const socket = new FakeSocket();
     new RunnerSession(socket as never, token, host);
     socket.receive({
@@ -106,21 +72,7 @@ describe("a runner's hello", () => {
       claimFor: async () => queued.shift(),
     } as unknown as JobQueue;
     let session!: RunnerSession;
-    const host: SessionHost = {
-      store: {
-        tokens: { get: async () => token },
-        runners: { upsert: async (runner: object) => runner, touch: async () => undefined },
-      } as unknown as SessionHost["store"],
-      queue,
-      logger: silentLogger,
-      replicaId: "replica-1",
-      installId: "install-1",
-      heartbeatMs: 300,
-      register: () => {},
-      unregister: () => {},
-      isLive: () => true,
-      dispatch: () => void session.fill(),
-    };
+    const host = fakeSessionHost(queue, { dispatch: () => void session.fill() });
     const socket = new FakeSocket();
     session = new RunnerSession(socket as never, token, host);
     socket.receive({ type: "hello", runner: { id: "r1", hostname: "h" }, jobs: [] });

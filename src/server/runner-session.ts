@@ -17,6 +17,7 @@ import { botsToDisown, type FoundBots, recordBotStats } from "./bots/runner-bots
 import type { JobQueue } from "./job-queue.js";
 import { maxJsonValues } from "./json-thread.js";
 import { holdsMoreThan } from "./json-values.js";
+import type { RunKeeper } from "./run-ends.js";
 import { admitRunner } from "./runner-admission.js";
 
 /**
@@ -69,6 +70,8 @@ export interface SessionHost {
   isLive(session: RunnerSession): boolean;
   /** Offer queued jobs to the runners with room. */
   dispatch(): void;
+  /** Tells the session which of the runs its runner named at hello have ended (RunEnds). */
+  checkRuns?(session: RunnerSession, runIds: readonly string[]): void;
   /**
    * Reads a large message's JSON off the event loop (the JSON thread, json-thread.ts); rejects
    * with a RunyardError past `maxJsonValues` values. Absent, messages are read on the loop.
@@ -81,7 +84,7 @@ export interface SessionHost {
  * turned into a JobQueue call and an answer. It holds no job state but the jobs leased to it over
  * this socket, the only ones it may accept, report on or finish.
  */
-export class RunnerSession {
+export class RunnerSession implements RunKeeper {
   /** Set by a hello whose runner id is this token's. */
   info: RunnerInfo | undefined;
   /**
@@ -93,6 +96,13 @@ export class RunnerSession {
   private welcomed = false;
   /** Job id -> kind, of the jobs leased to this connection. */
   readonly running = new Map<string, string>();
+  /**
+   * The runs whose folders its runner keeps, until told they ended (`run_ended`): those it named
+   * at hello and those of the steps given it here. Only for a runner that names them at hello
+   * (`runs`); an older one knows no `run_ended`.
+   */
+  readonly keeps = new Set<string>();
+  private tellsEnds = false;
   /** Jobs assigned over this connection that the runner has not said it took up. */
   private readonly unaccepted = new Set<string>();
   /** The runner is shutting down and takes no new work. */
@@ -295,10 +305,16 @@ export class RunnerSession {
         this.send({ type: "error", code: "INVALID_INPUT", message: "say hello only once" });
         return;
       }
-      await this.hello(message.runner, message.jobs, message.reaped, {
-        ids: message.bots,
-        ...(message.bot_installs ? { installs: message.bot_installs } : {}),
-      });
+      await this.hello(
+        message.runner,
+        message.jobs,
+        message.reaped,
+        {
+          ids: message.bots,
+          ...(message.bot_installs ? { installs: message.bot_installs } : {}),
+        },
+        message.runs,
+      );
       return;
     }
     if (!this.info) {
@@ -313,6 +329,7 @@ export class RunnerSession {
     held: HeldJob[],
     reaped: string[],
     bots: FoundBots,
+    runs: string[] | undefined,
   ): Promise<void> {
     const { store, queue, logger } = this.host;
     const admitted = admitRunner(this.token, advertised);
@@ -357,6 +374,10 @@ export class RunnerSession {
       return;
     }
     this.info = info;
+    // Kept before the session is live: a run that ends from now on is told, one that ended
+    // before is found by `checkRuns` below.
+    this.tellsEnds = runs !== undefined;
+    for (const runId of runs ?? []) this.keeps.add(runId);
     this.host.register(this);
     const inventory = await queue.inventory(info.id, held, reaped);
     for (const [jobId, kind] of inventory.resumed) this.running.set(jobId, kind);
@@ -369,12 +390,27 @@ export class RunnerSession {
       heartbeat_ms: this.host.heartbeatMs,
       lease_ms: queue.leaseMs,
       install_id: this.host.installId,
+      run_ends: true,
     });
+    if (runs && runs.length > 0) this.host.checkRuns?.(this, runs);
     for (const botId of await botsToDisown(store, info, bots, this.host.installId))
       this.send({ type: "remove_bot", bot_id: botId });
     logger.info({ runnerId: info.id, group: info.group, resumed: this.running.size }, "runner connected");
     this.welcomed = true;
     this.host.dispatch();
+  }
+
+  /** The tenant of its runner token: a tenant's runner learns only of that tenant's runs. */
+  get tenantId(): string | null {
+    return this.token.tenant_id ?? null;
+  }
+
+  runEnded(runId: string): void {
+    if (this.keeps.delete(runId)) this.send({ type: "run_ended", run_id: runId });
+  }
+
+  forget(runId: string): void {
+    this.keeps.delete(runId);
   }
 
   /** Whether this session may speak for the job: it is the runner's live link and holds the lease. */
@@ -485,6 +521,8 @@ export class RunnerSession {
       const assignment = await this.host.queue.claimFor(this.info, [...this.running.values()]);
       if (!assignment) return;
       this.running.set(assignment.job.job_id, assignment.job.kind);
+      // The runner keeps folders for its steps' runs (its RunFolders), until told they ended.
+      if (this.tellsEnds && assignment.job.kind === "step") this.keeps.add(assignment.job.payload.run_id);
       this.unaccepted.add(assignment.job.job_id);
       this.send({ type: "assign", ...assignment });
     }

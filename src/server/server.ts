@@ -427,7 +427,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Made only once the server listens: a first start that fails (a busy port) must not make a
   // token nobody was shown, which every later start would then refuse to make again.
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
-  hub.start();
+  hub.start(bus);
   replica.start();
   runs.startParking();
   botWatch.start();

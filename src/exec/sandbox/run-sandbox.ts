@@ -252,9 +252,12 @@ function isWithin(path: string, folder: string): boolean {
 
 /**
  * A run's sandbox on this runner as its commands meet it: made at the first command it can take,
- * entered by the next, ended `idleMs` after the last one ended (made again should another come:
- * the run's folders, /tmp and `$HOME` are on the host and outlive it), so an idle run holds no
- * processes. A sandbox that cannot be made is not retried: the run's commands get one each.
+ * entered by the next, and ended by `close` when the run is over (the runner's RunFolders, told
+ * by the server). Where nobody says the run's end (a runner of an older server), `idleMs` ends it
+ * that long after its last command, made again should another come: the run's folders, /tmp and
+ * `$HOME` are on the host and outlive it. A command of the run that ends it (kills its holder)
+ * has the next one make another. A sandbox that cannot be made is not retried: the run's
+ * commands get one each.
  */
 export class RunSandboxSlot implements RunSandboxEntry {
   private made: Promise<RunSandbox | undefined> | undefined;
@@ -272,7 +275,11 @@ export class RunSandboxSlot implements RunSandboxEntry {
     private readonly sandbox: Sandbox,
     private readonly layout: RunSandboxLayout,
     private readonly options: {
-      idleMs: number;
+      /**
+       * How long it outlives its last command, asked as each one ends; undefined: until `close`
+       * (the run's end is told).
+       */
+      idleMs: number | (() => number | undefined);
       onProblem?: (problem: string) => void;
       /** A sandbox made ahead with this layout (a pool's, its folder moved): entered first. */
       made?: RunSandbox;
@@ -307,8 +314,10 @@ export class RunSandboxSlot implements RunSandboxEntry {
       return box && (await launcher.run(box.enter(request, request.cwd)));
     } finally {
       this.running -= 1;
-      if (this.running === 0 && !this.closed) {
-        this.idle = setTimeout(() => void this.end(), this.options.idleMs);
+      const { idleMs } = this.options;
+      const idle = typeof idleMs === "number" ? idleMs : idleMs();
+      if (this.running === 0 && !this.closed && idle !== undefined) {
+        this.idle = setTimeout(() => void this.end(), idle);
         this.idle.unref();
       }
     }

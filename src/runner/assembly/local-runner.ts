@@ -43,9 +43,10 @@ import { runnerSandbox } from "./sandbox.js";
  * connects it. `runyard runner` and `runyard up` (cli/) parse flags and call `localRunnerDaemon`.
  */
 /**
- * How long a run's sandbox outlives its last command on this runner: long enough for the gap
- * between two steps of a run (the next one enters it), short enough that idle runs hold no
- * processes. Its folders stay longer (RUNYARD_RUN_TMP_KEEP_SECS); a later step makes it again.
+ * How long a run's sandbox outlives its last command on this runner where the server does not say
+ * the run's end (an older server; a newer one ends it with the run, see RunFolders): long enough
+ * for the gap between two steps of a run (the next one enters it), short enough that idle runs
+ * hold no processes. Its folders stay longer (RUNYARD_RUN_TMP_KEEP_SECS); a later step makes it again.
  */
 const RUN_SANDBOX_IDLE_MS = 5_000;
 
@@ -362,15 +363,24 @@ export async function localRunnerDaemon(
     // Sandboxed, each run's steps share a sandbox, a folder, /tmp and $HOME of the run's own;
     // unsandboxed they see the host's and work in the runner's working folder.
     const runs = sandbox
-      ? new RunFolders(join(stateDir, "runs"), join(workRoot, "runs"), config.runTmpKeepSecs * 1000, {
-          sandbox,
-          launcher: executor.sandboxLauncher,
-          pool: config.sandboxPool,
-          home: env.HOME,
-          idleMs: RUN_SANDBOX_IDLE_MS,
-          onProblem: (problem) =>
-            connection.logger.warn({ problem }, "a run's sandbox could not be made: its steps get one each"),
-        })
+      ? new RunFolders(
+          join(stateDir, "runs"),
+          join(workRoot, "runs"),
+          config.runTmpKeepSecs * 1000,
+          {
+            sandbox,
+            launcher: executor.sandboxLauncher,
+            pool: config.sandboxPool,
+            home: env.HOME,
+            idleMs: RUN_SANDBOX_IDLE_MS,
+            onProblem: (problem) =>
+              connection.logger.warn(
+                { problem },
+                "a run's sandbox could not be made: its steps get one each",
+              ),
+          },
+          connection.logger,
+        )
       : undefined;
     const leftRuns = (await runs?.cleanLeftovers()) ?? [];
     if (leftRuns.length > 0)
@@ -448,6 +458,7 @@ export async function localRunnerDaemon(
         ...(bots.handler ? { bot: bots.handler } : {}),
       },
       ...(bots.missing ? { missing: { bot: bots.missing } } : {}),
+      ...(runs ? { runs } : {}),
       bots: {
         found: bots.found,
         installs: bots.installs,

@@ -48,6 +48,8 @@ export function relayFleet({
       case "events":
         if (!fromHere) {
           bus.storedElsewhere(message.run_id, message.seq);
+          // Its end, perhaps: the runners here keeping its folders are told.
+          hub.runEnds.storedElsewhere(message.run_id, message.seq);
           // A runner's batch stored elsewhere: the run's record here follows it.
           if (runs.carries(message.run_id)) runs.catchUp(message.run_id);
         }
