@@ -50,6 +50,7 @@ export default defineConfig({
           // A store test against PostgreSQL took 8.6 s of its 10 on a host five times slower than
           // usual, four files at a time: a timeout is a net for a hung test, not a speed target.
           testTimeout: 30_000,
+          hookTimeout: 30_000,
           // As the integration files: loaded once a worker (unit CPU 162 s to 88 s).
           isolate: false,
           globalSetup: ["test/helpers/postgres-setup.ts"],
