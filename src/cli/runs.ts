@@ -1,5 +1,3 @@
-import { readFile } from "node:fs/promises";
-import { RunyardError } from "../core/errors.js";
 import type { RunEvent, StepSummary } from "../core/events.js";
 import { printable } from "../core/terminal-text.js";
 import { type ApiClient, apiClient } from "./api-client.js";
@@ -8,7 +6,7 @@ import type { CliContext } from "./context.js";
 import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
 import { table } from "./table.js";
-import { parseVarFlags } from "./workflow-file.js";
+import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 interface RunView {
   run_id: string;
@@ -55,12 +53,7 @@ export async function submitRun(
   flags: { var: string[]; json?: boolean; quiet?: boolean; rollback?: boolean },
   ctx: CliContext,
 ): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
-  }
+  const text = await readWorkflowText(file);
   const api = apiClient(ctx);
   const { run_id } = await api.submit<{ run_id: string }>("POST", "/api/runs", {
     kind: "workflow",

@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
@@ -7,7 +6,7 @@ import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { follow } from "./runs.js";
 import { table } from "./table.js";
-import { parseVarFlags } from "./workflow-file.js";
+import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 type SavedWorkflow = components["schemas"]["SavedWorkflow"];
 type Schedule = SavedWorkflow["schedules"][number];
@@ -37,12 +36,7 @@ export async function workflowSave(
   flags: TenantFlag & { name?: string; json?: boolean },
   ctx: CliContext,
 ): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
-  }
+  const text = await readWorkflowText(file);
   const saved = await apiClient(ctx).request<
     operations["saveWorkflow"]["responses"][201]["content"]["application/json"]
   >("POST", workflowPath(undefined, flags), { name: flags.name ?? defaultName(file), workflow: text, file });

@@ -130,13 +130,16 @@ export interface RunnersTable {
   isolation: RunnerIsolation;
 }
 
-/** One server process on the database; it heartbeats `seen_at`. */
+/** A server process on the database; several replicas share one PostgreSQL database. */
 export interface ReplicasTable {
+  /** Stable per home folder (`<home>/replica-id`), else new at each start. */
   id: string;
   hostname: string;
+  /** Where the replica's API listens, as it says itself. */
   url: string | null;
   version: string;
   started_at: string;
+  /** Its last heartbeat; a replica not seen for the replica lease is presumed dead. */
   seen_at: string;
 }
 
@@ -288,11 +291,14 @@ export interface BotVersionsTable {
 export interface BotSamplesTable {
   bot_id: string;
   tenant_id: string | null;
+  /** Seconds a row stands for: 5 (one runner sample), 60 or 600 (averages). */
   resolution: number;
   at: string;
   cpu_percent: number;
+  /** At 60 and 600: the highest of the span (what a limit is hit by). */
   memory_bytes: number;
   memory_limit_bytes: number | null;
+  /** Counters since the container started: at 60 and 600, the span's last. */
   net_rx_bytes: number;
   net_tx_bytes: number;
   pids: number;
@@ -529,16 +535,21 @@ export interface BudgetsTable {
   platform_bound: ColumnType<number, number | undefined, number>;
 }
 
-/** Spend a running agent turn holds of its tenant's and user's budgets; `""`: none. */
+/** Spend a running agent turn holds of what is left of its tenant's and user's budgets. */
 export interface SpendReservationsTable {
   id: string;
   run_id: string;
+  /** `""`: outside any tenant. */
   tenant_id: string;
+  /** A user's id (or a token's); `""`: none. */
   user_id: string;
   usd: number;
   created_at: string;
   expires_at: string;
-  /** The run's highest agent_usage seq when the hold was made: its spend after it counts against the hold. */
+  /**
+   * The run's highest `agent_usage` seq when the hold was made: what the run spends after it is
+   * counted against the hold (seq, not time: usage is dated by the runner's clock).
+   */
   after_seq: number;
 }
 
