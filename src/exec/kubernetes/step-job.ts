@@ -95,14 +95,6 @@ export function envNameProblem(name: string): string | undefined {
     : `the variable name ${JSON.stringify(name.slice(0, 60))} cannot be exported by a shell`;
 }
 
-/** Why an image name cannot be a container's image; undefined when it can. */
-export function imageProblem(image: string): string | undefined {
-  if (image.trim() === "") return "is empty";
-  if (/\s/.test(image)) return "has white space in it";
-  if (image.length > 512) return "is longer than 512 characters";
-  return undefined;
-}
-
 /** The Job and Secret of one attempt; the Secret's size is checked by the caller. */
 export function stepJobManifests(input: StepJobInput): StepJobManifests {
   const labels = {
