@@ -1,4 +1,4 @@
-import { type CollaboratorPermission, GitHubShapedRepo } from "./github-shaped.js";
+import { type CollaboratorPermission, GitHubShapedRepo, issueCommentIntent } from "./github-shaped.js";
 import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermission } from "./types.js";
 
 /**
@@ -89,21 +89,8 @@ export function giteaIntent(event: string, payload: unknown, label: string): For
   }
   if (event === "issue_comment" || (event === "pull_request_comment" && body.comment)) {
     if (body.action !== "created") return { kind: "ignore", why: `${event} ${body.action ?? "?"}` };
-    const instruction = commentInstruction(body.comment?.body ?? "");
-    if (instruction === undefined) return { kind: "ignore", why: "the comment does not start with /runyard" };
-    if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
-    if (body.is_pull || issue.pull_request || event === "pull_request_comment") {
-      if (!instruction) return { kind: "ignore", why: "/runyard on a pull request needs an instruction" };
-      return { kind: "pull", number: issue.number, instruction, sender };
-    }
-    return {
-      kind: "issue",
-      number: issue.number,
-      title: issue.title ?? "",
-      body: issue.body ?? "",
-      ...(instruction ? { instruction } : {}),
-      sender,
-    };
+    const onPull = Boolean(body.is_pull || issue?.pull_request) || event === "pull_request_comment";
+    return issueCommentIntent(body.comment?.body ?? "", issue, onPull, sender);
   }
   if (event === "pull_request_comment") {
     // A review with a comment: Gitea sends the pull request and the review's text.

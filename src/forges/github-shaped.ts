@@ -1,6 +1,12 @@
 import { RunyardError } from "../core/errors.js";
 import { callForgeApi, type ForgeApi, ForgeApiError } from "./forge-api.js";
-import { type CommentTarget, type ForgePermission, targetNumber } from "./types.js";
+import {
+  type CommentTarget,
+  commentInstruction,
+  type ForgeIntent,
+  type ForgePermission,
+  targetNumber,
+} from "./types.js";
 
 /** What a forge says of a collaborator's access to a repo (GitHub adds `role_name`). */
 export interface CollaboratorPermission {
@@ -61,4 +67,31 @@ export abstract class GitHubShapedRepo {
   private unexpected(what: string): RunyardError {
     return new RunyardError("FORGE_FAILED", `${this.api.name} answered ${this.repo} unexpectedly: ${what}`);
   }
+}
+
+/**
+ * What a comment on an issue asks, as GitHub and Gitea deliver it (a pull request's comments are
+ * its issue's): `/runyard ...` on an issue starts a task, on a pull request it continues its task.
+ */
+export function issueCommentIntent(
+  comment: string,
+  issue: { number?: number; title?: string; body?: string | null } | undefined,
+  onPull: boolean,
+  sender: string,
+): ForgeIntent {
+  const instruction = commentInstruction(comment);
+  if (instruction === undefined) return { kind: "ignore", why: "the comment does not start with /runyard" };
+  if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
+  if (onPull) {
+    if (!instruction) return { kind: "ignore", why: "/runyard on a pull request needs an instruction" };
+    return { kind: "pull", number: issue.number, instruction, sender };
+  }
+  return {
+    kind: "issue",
+    number: issue.number,
+    title: issue.title ?? "",
+    body: issue.body ?? "",
+    ...(instruction ? { instruction } : {}),
+    sender,
+  };
 }

@@ -1,4 +1,4 @@
-import { type CollaboratorPermission, GitHubShapedRepo } from "./github-shaped.js";
+import { type CollaboratorPermission, GitHubShapedRepo, issueCommentIntent } from "./github-shaped.js";
 import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermission } from "./types.js";
 
 /** GitHub's REST API version runyard speaks (the `X-GitHub-Api-Version` header). */
@@ -68,22 +68,12 @@ export function githubIntent(event: string, payload: unknown, label: string): Fo
   }
   if (event === "issue_comment") {
     if (body.action !== "created") return { kind: "ignore", why: `issue_comment ${body.action ?? "?"}` };
-    const instruction = commentInstruction(body.comment?.body ?? "");
-    if (instruction === undefined) return { kind: "ignore", why: "the comment does not start with /runyard" };
-    const issue = body.issue;
-    if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
-    if (issue.pull_request) {
-      if (!instruction) return { kind: "ignore", why: "/runyard on a pull request needs an instruction" };
-      return { kind: "pull", number: issue.number, instruction, sender };
-    }
-    return {
-      kind: "issue",
-      number: issue.number,
-      title: issue.title ?? "",
-      body: issue.body ?? "",
-      ...(instruction ? { instruction } : {}),
+    return issueCommentIntent(
+      body.comment?.body ?? "",
+      body.issue,
+      Boolean(body.issue?.pull_request),
       sender,
-    };
+    );
   }
   if (event === "pull_request_review_comment") {
     if (body.action !== "created") return { kind: "ignore", why: `review comment ${body.action ?? "?"}` };

@@ -1,7 +1,7 @@
 import { newId } from "../core/ids.js";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { BotSamplesTable } from "./schema.js";
+import type { BotAlertsTable, BotSamplesTable } from "./schema.js";
 
 /** One point of a bot's resource history. */
 export type BotSample = BotSamplesTable;
@@ -21,17 +21,7 @@ export function resolutionFor(sinceMs: number, nowMs: number): number {
 }
 
 /** One alert episode of a bot. */
-export interface BotAlertRecord {
-  id: string;
-  bot_id: string;
-  tenant_id: string | null;
-  kind: string;
-  message: string;
-  started_at: string;
-  ended_at: string | null;
-  notified_at: string | null;
-  notify_error: string | null;
-}
+export type BotAlertRecord = BotAlertsTable;
 
 export interface BotHistoryRepo {
   /** Stores runner samples (resolution 5); one already stored at the same time is kept. */
