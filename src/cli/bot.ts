@@ -1,4 +1,4 @@
-import type { components } from "../client/api-types.js";
+import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent } from "../core/events.js";
 import { showBytes } from "../core/memory-size.js";
@@ -13,13 +13,8 @@ import { table } from "./table.js";
 /** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */
 type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };
 
-interface LogLine {
-  ts: string;
-  stream: "stdout" | "stderr";
-  text: string;
-  step: string;
-  attempt: number;
-}
+type BotLogs = operations["getBotLogs"]["responses"][200]["content"]["application/json"];
+type LogLine = BotLogs["lines"][number];
 
 const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
@@ -391,7 +386,7 @@ async function printLogs(
   signal: AbortSignal,
   ctx: CliContext,
 ): Promise<number> {
-  const answer = await api.request<{ run_id: string | null; lines: LogLine[]; last_seq: number }>(
+  const answer = await api.request<BotLogs>(
     "GET",
     botPath(name, `/logs${query.size > 0 ? `?${query}` : ""}`),
   );

@@ -1,19 +1,11 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { table } from "./table.js";
 
-interface ForgeView {
-  id: string;
-  kind: string;
-  repo: string;
-  api_url: string;
-  label: string;
-  agent: string;
-  webhook_url: string;
-  settings: Record<string, unknown>;
-}
+type ForgeView = components["schemas"]["Forge"];
 
 export interface ForgeAddFlags {
   repo: string;
