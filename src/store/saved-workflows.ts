@@ -1,6 +1,6 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import { int, isoTime } from "./columns.js";
+import { int, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type NewSchedule, replaceSchedules } from "./schedules.js";
 import type { SavedWorkflowsTable } from "./schema.js";
@@ -64,11 +64,6 @@ export type SavedVersionSummary = Pick<
   SavedWorkflowRecord,
   "version" | "created_at" | "created_by" | "promoted_at" | "promoted_by"
 >;
-
-/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
-export const noTenant = "";
-export const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
-export const tenantOf = (key: string): string | null => (key === noTenant ? null : key);
 
 function toRecord(ctx: StoreContext, row: Selectable<SavedWorkflowsTable>): SavedWorkflowRecord {
   return {
