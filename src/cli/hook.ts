@@ -3,7 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 type HookView = components["schemas"]["Hook"];
@@ -69,28 +69,21 @@ async function readSecret(stdin: CliContext["stdin"]): Promise<string> {
 export async function hookList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const api = apiClient(ctx);
   const { hooks } = await api.request<{ hooks: HookView[] }>("GET", "/api/hooks");
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(hooks)}\n`);
-    return 0;
-  }
-  if (hooks.length === 0) {
-    ctx.stdout.write("no hooks yet; make one with `runyard hook create NAME --workflow W`\n");
-    return 0;
-  }
-  // Names are per tenant: a platform admin, who sees every tenant's, sees which is whose.
-  const rows = [["HOOK", "WORKFLOW", "VARS", "URL", "TENANT"]];
-  for (const hook of hooks) {
-    const vars = Object.entries(hook.vars).map(([variable, path]) => `${variable}=${path}`);
-    rows.push([
+  return printList(ctx.stdout, hooks, {
+    json: flags.json,
+    empty: "no hooks yet; make one with `runyard hook create NAME --workflow W`",
+    // Names are per tenant: a platform admin, who sees every tenant's, sees which is whose.
+    header: ["HOOK", "WORKFLOW", "VARS", "URL", "TENANT"],
+    row: (hook) => [
       hook.name,
       printable(hook.workflow),
-      vars.join(" ") || "-",
+      Object.entries(hook.vars)
+        .map(([variable, path]) => `${variable}=${path}`)
+        .join(" ") || "-",
       new URL(hook.url, api.baseUrl).href,
       hook.tenant_id ?? "-",
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
 
 /** `runyard hook rm NAME`. */
