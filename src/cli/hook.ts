@@ -2,7 +2,7 @@ import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
-import type { CliContext } from "./context.js";
+import { type CliContext, pipedSecret } from "./context.js";
 import { printList } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
@@ -49,20 +49,12 @@ export async function hookCreate(
 }
 
 /** The secret piped to stdin, without the newline `echo` adds. */
-async function readSecret(stdin: CliContext["stdin"]): Promise<string> {
-  const hint = 'Pipe it in: `printf %s "$SECRET" | runyard hook create NAME --workflow W --secret-stdin`.';
-  if (stdin.isTTY) {
-    throw new RunyardError("USAGE", "--secret-stdin reads the secret from stdin, and stdin is a terminal", {
-      hint,
-    });
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  const secret = Buffer.concat(chunks)
-    .toString("utf8")
-    .replace(/\r?\n$/, "");
-  if (secret === "") throw new RunyardError("USAGE", "no secret on stdin", { hint });
-  return secret;
+function readSecret(stdin: CliContext["stdin"]): Promise<string> {
+  return pipedSecret(stdin, {
+    terminal: "--secret-stdin reads the secret from stdin, and stdin is a terminal",
+    empty: "no secret on stdin",
+    hint: 'Pipe it in: `printf %s "$SECRET" | runyard hook create NAME --workflow W --secret-stdin`.',
+  });
 }
 
 /** `runyard hook list`: the hooks of your tenant, never their secrets. */
