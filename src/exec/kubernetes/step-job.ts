@@ -64,7 +64,7 @@ export interface StepJobInput {
 export interface StepJobManifests {
   job: KubeObject;
   /**
-   * Created right after the Job, with `ownerReferences` naming it (`ownedBy`): the pod waits for
+   * Created right after the Job, with `ownerReferences` naming it (`ownedBy` of job-objects.ts): the pod waits for
    * its volume until it exists, and the garbage collector deletes it with the Job.
    */
   secret: KubeObject;
@@ -201,18 +201,6 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
     stringData: data,
   };
   return { job, secret, filePaths };
-}
-
-/** The ownerReference that has the garbage collector delete the Secret with its Job. */
-export function ownedBy(job: { name: string; uid: string }): Record<string, unknown> {
-  return {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    name: job.name,
-    uid: job.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
 }
 
 /** The bytes a Secret's data takes (what the API server's 1 MiB limit counts). */
