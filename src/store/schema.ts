@@ -110,20 +110,26 @@ export interface JobLabelsTable {
 export interface RunnersTable {
   id: string;
   group_name: string;
+  /** JSON: the labels, each once. */
   labels: string;
+  /** What the runner takes on (the ADOS runner's `ADOS_MODE`: chat, issue, all). */
   mode: string;
+  /** How many jobs it runs at once. */
   capacity: number;
   cpus: number | null;
+  /** As advertised, e.g. `8g`. */
   memory: string | null;
   hostname: string;
   tenant_id: string | null;
   status: RunnerStatus;
+  /** When the current (or last) connection was made. */
   connected_at: string | null;
   last_heartbeat_at: string | null;
+  /** The runyard version the runner runs. */
   version: string | null;
-  /** The runner token that registered this id; null until a runner says hello with it. */
+  /** The runner token this id belongs to (see `RunnerInput.token_id`); null until a runner says hello with it. */
   token_id: string | null;
-  /** The server replica the runner is connected to (or was, while offline). */
+  /** The server replica it is connected to (or was last); null before its first hello. */
   replica_id: string | null;
   /** 1: the operator marked it shared (`runyard runner --shared`); 0: not. */
   shared: number;
