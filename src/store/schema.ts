@@ -452,11 +452,14 @@ export interface ForgeRunsTable {
 export interface SavedWorkflowsTable {
   tenant_id: string;
   name: string;
+  /** 1 for the first save of the name, then one more at each save. */
   version: number;
   /** The YAML text, sealed with the store's key (a workflow may hold a direct host's token). */
   workflow: string;
+  /** The file name shown in validation messages. */
   file: string;
   created_at: string;
+  /** The token id, else the user id, that saved this version. */
   created_by: string | null;
   /** 1: saved by a platform admin, so its scheduled runs may call any destination. */
   unrestricted: number;
@@ -552,10 +555,7 @@ export interface SpendReservationsTable {
   usd: number;
   created_at: string;
   expires_at: string;
-  /**
-   * The run's highest `agent_usage` seq when the hold was made: what the run spends after it is
-   * counted against the hold (seq, not time: usage is dated by the runner's clock).
-   */
+  /** The run's highest `agent_usage` seq at the hold: its spend after counts against the hold (by seq: usage is dated by the runner's clock). */
   after_seq: number;
 }
 
