@@ -1,8 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { RunyardError } from "../core/errors.js";
 import { packBotFolder } from "./bot-context.js";
-import { type BotHealthFlags, healthOf, readEnvFile } from "./bot-health-flags.js";
+import { type BotHealthFlags, healthOf, readEnvFile, usage } from "./bot-health-flags.js";
 import { alertFlag } from "./bot-history.js";
 import { type CliContext, pipedSecret } from "./context.js";
 
@@ -36,10 +35,6 @@ const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const sourceHint =
   "Give one source: --simple bot.py [more.py ...] (your code; runyard writes the Dockerfile), --custom ./dir | bot.tar.gz | https://host/repo.git (your Dockerfile), or --image ghcr.io/user/bot:v1.";
-
-function usage(message: string, hint: string): RunyardError {
-  return new RunyardError("USAGE", message, { hint });
-}
 
 /** A git source, not a local path: a URL (https, http, ssh, git, file), scp-like `git@host:path`, or `*.git`. */
 export function isGitSource(source: string): boolean {

@@ -1,8 +1,7 @@
 import type { components } from "../client/api-types.js";
-import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
-import { durationMs, healthOf, readEnvFile } from "./bot-health-flags.js";
+import { durationMs, healthOf, readEnvFile, usage } from "./bot-health-flags.js";
 import { type BotStartFlags, botStartBody, envOf } from "./bot-start-body.js";
 import { type CliContext, pipedSecret } from "./context.js";
 import { table } from "./table.js";
@@ -15,10 +14,6 @@ interface UpdateAnswer {
 }
 
 const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
-
-function usage(message: string, hint: string): RunyardError {
-  return new RunyardError("USAGE", message, { hint });
-}
 
 /** `--min-ready 10s` and `--timeout 4m` as the API's seconds. */
 export interface UpdateWaitFlags {
