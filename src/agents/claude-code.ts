@@ -1,5 +1,6 @@
 import { constants, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { firstSetting } from "./agent-setting.js";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { claudeCodeMcpConfig } from "./mcp-config.js";
 import { costFor } from "./prices.js";
@@ -9,7 +10,6 @@ import type {
   AgentErrorCode,
   AgentInvocation,
   AgentOutput,
-  AgentSetting,
   AgentSetup,
   CliStreamParser,
   SetupContext,
@@ -158,20 +158,20 @@ export function claudeCodeSetup(context: SetupContext): AgentSetup {
   const shown =
     run.CLAUDE_CONFIG_DIR || runner.CLAUDE_CONFIG_DIR ? `${dir}/settings.json` : "~/.claude/settings.json";
   const settings = dir ? readSettings(join(dir, "settings.json")) : {};
-  const pick = (name: string, fromFile: string | undefined, fallback: string): AgentSetting =>
-    run[name]
-      ? { value: run[name], source: "run env" }
-      : runner[name]
-        ? { value: runner[name] ?? "", source: "runner env" }
-        : fromFile
-          ? { value: fromFile, source: shown }
-          : { value: fallback, source: "default" };
-  const model = context.model
-    ? { value: context.model, source: "run" }
-    : pick("ANTHROPIC_MODEL", settings.env?.ANTHROPIC_MODEL ?? settings.model, "(Claude Code's default)");
   return {
-    endpoint: pick("ANTHROPIC_BASE_URL", settings.env?.ANTHROPIC_BASE_URL, "https://api.anthropic.com"),
-    model,
+    endpoint: firstSetting(context, {
+      env: "ANTHROPIC_BASE_URL",
+      file: settings.env?.ANTHROPIC_BASE_URL,
+      shown,
+      fallback: "https://api.anthropic.com",
+    }),
+    model: firstSetting(context, {
+      model: true,
+      env: "ANTHROPIC_MODEL",
+      file: settings.env?.ANTHROPIC_MODEL ?? settings.model,
+      shown,
+      fallback: "(Claude Code's default)",
+    }),
   };
 }
 

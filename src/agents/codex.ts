@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { firstSetting } from "./agent-setting.js";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { type CodexUserConfig, codexHomeOf, readCodexConfig } from "./codex-config.js";
 import { codexMcpOverrides } from "./mcp-config.js";
@@ -9,7 +10,6 @@ import type {
   AgentAdapter,
   AgentErrorCode,
   AgentOutput,
-  AgentSetting,
   AgentSetup,
   CliStreamParser,
   SetupContext,
@@ -117,18 +117,18 @@ function codexSetup(context: SetupContext): CodexResolved {
   const home = codexHomeOf(run, runner);
   const config = home ? readCodexConfig(home.home) : undefined;
   const file = home?.set ? join(home.home, "config.toml") : "~/.codex/config.toml";
-  const endpoint: AgentSetting = run.OPENAI_BASE_URL
-    ? { value: run.OPENAI_BASE_URL, source: "run env" }
-    : runner.OPENAI_BASE_URL
-      ? { value: runner.OPENAI_BASE_URL, source: "runner env" }
-      : config?.baseUrl
-        ? { value: config.baseUrl, source: file }
-        : { value: OPENAI_URL, source: "default" };
-  const model: AgentSetting = context.model
-    ? { value: context.model, source: "run" }
-    : config?.model
-      ? { value: config.model, source: file }
-      : { value: "(Codex's default)", source: "default" };
+  const endpoint = firstSetting(context, {
+    env: "OPENAI_BASE_URL",
+    file: config?.baseUrl,
+    shown: file,
+    fallback: OPENAI_URL,
+  });
+  const model = firstSetting(context, {
+    model: true,
+    file: config?.model,
+    shown: file,
+    fallback: "(Codex's default)",
+  });
   return { setup: { endpoint, model }, home, config };
 }
 

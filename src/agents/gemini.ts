@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { McpServers } from "../core/jobs/agent-tools.js";
+import { firstSetting } from "./agent-setting.js";
 import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
 import { geminiMcpServers } from "./mcp-config.js";
 import { llmRetryCount } from "./retry-count.js";
@@ -126,16 +127,16 @@ export function geminiSetup(context: SetupContext): AgentSetup {
   const model = settings.model as { name?: unknown } | undefined;
   const fromFile = typeof model?.name === "string" ? model.name : undefined;
   return {
-    endpoint: run.GOOGLE_GEMINI_BASE_URL
-      ? { value: run.GOOGLE_GEMINI_BASE_URL, source: "run env" }
-      : runner.GOOGLE_GEMINI_BASE_URL
-        ? { value: runner.GOOGLE_GEMINI_BASE_URL, source: "runner env" }
-        : { value: "https://generativelanguage.googleapis.com", source: "default" },
-    model: context.model
-      ? { value: context.model, source: "run" }
-      : fromFile
-        ? { value: fromFile, source: "~/.gemini/settings.json" }
-        : { value: "(Gemini CLI's default)", source: "default" },
+    endpoint: firstSetting(context, {
+      env: "GOOGLE_GEMINI_BASE_URL",
+      fallback: "https://generativelanguage.googleapis.com",
+    }),
+    model: firstSetting(context, {
+      model: true,
+      file: fromFile,
+      shown: "~/.gemini/settings.json",
+      fallback: "(Gemini CLI's default)",
+    }),
   };
 }
 

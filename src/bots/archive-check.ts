@@ -78,6 +78,21 @@ function symlinkProblem(folder: string[], target: string, links: Set<string>): s
   return null;
 }
 
+/** Why an entry met while extracting is not the one listed at its place (the archive changed since). */
+export function unlistedEntryProblem(
+  expected: ArchiveEntry | undefined,
+  got: ArchiveEntry,
+): string | undefined {
+  const same =
+    expected?.path === got.path &&
+    expected.type === got.type &&
+    expected.size === got.size &&
+    expected.linkTarget === got.linkTarget;
+  return same
+    ? undefined
+    : `archive entry ${JSON.stringify(got.path)} differs from the listing: the archive changed`;
+}
+
 /**
  * Throws ARCHIVE_REJECTED naming the first entry that may not be extracted, and why; returns
  * when every entry is safe and the archive is within the limits. Pure: it reads only the listing.

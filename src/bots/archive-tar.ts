@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type * as Tar from "tar";
 import type { ReadEntry } from "tar";
 import { RunyardError } from "../core/errors.js";
-import { pathSegments } from "./archive-check.js";
+import { pathSegments, unlistedEntryProblem } from "./archive-check.js";
 import type { ArchiveEntry, ArchiveLimits } from "./types.js";
 
 const load = createRequire(import.meta.url);
@@ -121,16 +121,10 @@ export function extractTar(
       maxDepth: limits.maxDepth + 1,
       filter: (_path, entry) => {
         if (!("type" in entry) || failed !== null) return false;
-        const expected = listing[index++];
         const got = listed(entry);
-        if (
-          expected === undefined ||
-          expected.path !== got.path ||
-          expected.type !== got.type ||
-          expected.size !== got.size ||
-          expected.linkTarget !== got.linkTarget
-        ) {
-          fail(`archive entry ${JSON.stringify(got.path)} differs from the listing: the archive changed`);
+        const unlisted = unlistedEntryProblem(listing[index++], got);
+        if (unlisted) {
+          fail(unlisted);
           return false;
         }
         // Only the executable bit survives: the folder is the bot's, not the uploader's.

@@ -5,7 +5,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import yauzl from "yauzl";
 import { RunyardError } from "../core/errors.js";
-import { pathSegments } from "./archive-check.js";
+import { pathSegments, unlistedEntryProblem } from "./archive-check.js";
 import type { ArchiveEntry } from "./types.js";
 
 /** A link target longer than this is no path anyone needs; reading it whole stays cheap. */
@@ -125,20 +125,9 @@ export async function extractZip(archive: string, dest: string, listing: Archive
   try {
     zip = await openZip(archive);
     for await (const entry of zip.eachEntry()) {
-      const expected = listing[index++];
       const got = await listedEntry(zip, entry);
-      if (
-        expected === undefined ||
-        expected.path !== got.path ||
-        expected.type !== got.type ||
-        expected.size !== got.size ||
-        expected.linkTarget !== got.linkTarget
-      ) {
-        throw new RunyardError(
-          "ARCHIVE_REJECTED",
-          `archive entry ${JSON.stringify(got.path)} differs from the listing: the archive changed`,
-        );
-      }
+      const unlisted = unlistedEntryProblem(listing[index++], got);
+      if (unlisted) throw new RunyardError("ARCHIVE_REJECTED", unlisted);
       const segments = pathSegments(got.path);
       if (typeof segments === "string") {
         throw new RunyardError(

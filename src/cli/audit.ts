@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
 interface AuditEventView {
   id: string;
@@ -43,17 +43,11 @@ export async function auditList(flags: AuditFlags, ctx: CliContext): Promise<num
   }
   const path = `/api/audit${query.size > 0 ? `?${query.toString()}` : ""}`;
   const page = await apiClient(ctx).request<{ events: AuditEventView[]; next: string | null }>("GET", path);
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(page.events)}\n`);
-    return 0;
-  }
-  if (page.events.length === 0) {
-    ctx.stdout.write("no audit entries\n");
-    return 0;
-  }
-  const rows = [
-    ["AT", "ACTION", "OUTCOME", "ACTOR", "TARGET", "TENANT", "ADDRESS"],
-    ...page.events.map((e) => [
+  return printList(ctx.stdout, page.events, {
+    json: flags.json,
+    empty: "no audit entries",
+    header: ["AT", "ACTION", "OUTCOME", "ACTOR", "TARGET", "TENANT", "ADDRESS"],
+    row: (e) => [
       e.at,
       e.action,
       e.outcome,
@@ -61,8 +55,6 @@ export async function auditList(flags: AuditFlags, ctx: CliContext): Promise<num
       e.target ?? "-",
       e.tenant_id ?? "-",
       e.address ?? "-",
-    ]),
-  ];
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }

@@ -11,7 +11,8 @@ export interface BotHealthFlags {
   healthStartPeriod?: string;
 }
 
-function usage(message: string, hint: string): RunyardError {
+/** A USAGE error of a bot command's flags, with the hint saying what to write instead. */
+export function usage(message: string, hint: string): RunyardError {
   return new RunyardError("USAGE", message, { hint });
 }
 

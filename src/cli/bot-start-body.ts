@@ -1,10 +1,9 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { RunyardError } from "../core/errors.js";
 import { packBotFolder } from "./bot-context.js";
-import { type BotHealthFlags, healthOf, readEnvFile } from "./bot-health-flags.js";
+import { type BotHealthFlags, healthOf, readEnvFile, usage } from "./bot-health-flags.js";
 import { alertFlag } from "./bot-history.js";
-import type { CliContext } from "./context.js";
+import { type CliContext, pipedSecret } from "./context.js";
 
 /** The flags of `runyard bot start NAME` (the avtomatika-bot CLI's, and runyard's own). */
 export interface BotStartFlags extends BotHealthFlags {
@@ -36,10 +35,6 @@ const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const sourceHint =
   "Give one source: --simple bot.py [more.py ...] (your code; runyard writes the Dockerfile), --custom ./dir | bot.tar.gz | https://host/repo.git (your Dockerfile), or --image ghcr.io/user/bot:v1.";
-
-function usage(message: string, hint: string): RunyardError {
-  return new RunyardError("USAGE", message, { hint });
-}
 
 /** A git source, not a local path: a URL (https, http, ssh, git, file), scp-like `git@host:path`, or `*.git`. */
 export function isGitSource(source: string): boolean {
@@ -158,18 +153,12 @@ async function customSource(source: string, ref: string | undefined): Promise<Re
 }
 
 /** The registry password, read from stdin (never from argv, where `ps` and the history see it). */
-async function passwordFrom(stdin: CliContext["stdin"]): Promise<string> {
-  const hint =
-    'Pipe it in: `printf %s "$REGISTRY_TOKEN" | runyard bot start NAME --image REF --registry-user U --registry-password-stdin`.';
-  if (stdin.isTTY)
-    throw usage("--registry-password-stdin reads the password from stdin, and stdin is a terminal", hint);
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  const password = Buffer.concat(chunks)
-    .toString("utf8")
-    .replace(/\r?\n$/, "");
-  if (password === "") throw usage("no registry password on stdin", hint);
-  return password;
+function passwordFrom(stdin: CliContext["stdin"]): Promise<string> {
+  return pipedSecret(stdin, {
+    terminal: "--registry-password-stdin reads the password from stdin, and stdin is a terminal",
+    empty: "no registry password on stdin",
+    hint: 'Pipe it in: `printf %s "$REGISTRY_TOKEN" | runyard bot start NAME --image REF --registry-user U --registry-password-stdin`.',
+  });
 }
 
 /** `POST /api/bots`'s body from the command line; every bad flag is a USAGE error with a hint. */

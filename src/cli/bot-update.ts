@@ -1,10 +1,9 @@
 import type { components } from "../client/api-types.js";
-import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
-import { durationMs, healthOf, readEnvFile } from "./bot-health-flags.js";
+import { durationMs, healthOf, readEnvFile, usage } from "./bot-health-flags.js";
 import { type BotStartFlags, botStartBody, envOf } from "./bot-start-body.js";
-import type { CliContext } from "./context.js";
+import { type CliContext, pipedSecret } from "./context.js";
 import { table } from "./table.js";
 
 type BotView = components["schemas"]["Bot"];
@@ -15,10 +14,6 @@ interface UpdateAnswer {
 }
 
 const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
-
-function usage(message: string, hint: string): RunyardError {
-  return new RunyardError("USAGE", message, { hint });
-}
 
 /** `--min-ready 10s` and `--timeout 4m` as the API's seconds. */
 export interface UpdateWaitFlags {
@@ -290,14 +285,10 @@ export async function botEnvUnset(
   return reportUpdate(name, answer, `env unset (${names.join(", ")})`, ctx, flags.json);
 }
 
-async function secretFromStdin(name: string, ctx: Pick<CliContext, "stdin">): Promise<string> {
-  const hint = `Pipe the value in: \`printf %s "$VALUE" | runyard bot env set BOT --secret ${name}\`.`;
-  if (ctx.stdin.isTTY) throw usage(`--secret ${name} reads its value from stdin, which is a terminal`, hint);
-  const chunks: Buffer[] = [];
-  for await (const chunk of ctx.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  const value = Buffer.concat(chunks)
-    .toString("utf8")
-    .replace(/\r?\n$/, "");
-  if (value === "") throw usage(`no value for ${name} on stdin`, hint);
-  return value;
+function secretFromStdin(name: string, ctx: Pick<CliContext, "stdin">): Promise<string> {
+  return pipedSecret(ctx.stdin, {
+    terminal: `--secret ${name} reads its value from stdin, which is a terminal`,
+    empty: `no value for ${name} on stdin`,
+    hint: `Pipe the value in: \`printf %s "$VALUE" | runyard bot env set BOT --secret ${name}\`.`,
+  });
 }

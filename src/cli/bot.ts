@@ -1,4 +1,4 @@
-import type { components } from "../client/api-types.js";
+import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent } from "../core/events.js";
 import { showBytes } from "../core/memory-size.js";
@@ -8,18 +8,13 @@ import { apiClient } from "./api-client.js";
 import { botLogDownload } from "./bot-history.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
 /** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */
 type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };
 
-interface LogLine {
-  ts: string;
-  stream: "stdout" | "stderr";
-  text: string;
-  step: string;
-  attempt: number;
-}
+type BotLogs = operations["getBotLogs"]["responses"][200]["content"]["application/json"];
+type LogLine = BotLogs["lines"][number];
 
 const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
@@ -220,19 +215,11 @@ export async function botRemove(name: string, ctx: CliContext): Promise<number> 
 /** `runyard bot list`. */
 export async function botList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const { bots } = await apiClient(ctx).request<{ bots: BotView[] }>("GET", "/api/bots");
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(bots)}\n`);
-    return 0;
-  }
-  if (bots.length === 0) {
-    ctx.stdout.write("no bots yet; start one with `runyard bot start NAME --simple bot.py`\n");
-    return 0;
-  }
-  const rows = [
-    ["NAME", "MODE", "STATE", "HEALTH", "VERSION", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IMAGE"],
-  ];
-  for (const bot of bots) {
-    rows.push([
+  return printList(ctx.stdout, bots, {
+    json: flags.json,
+    empty: "no bots yet; start one with `runyard bot start NAME --simple bot.py`",
+    header: ["NAME", "MODE", "STATE", "HEALTH", "VERSION", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IMAGE"],
+    row: (bot) => [
       bot.name,
       bot.mode,
       bot.error && bot.state === "crashed" ? `${bot.state} (${bot.error.code})` : bot.state,
@@ -243,10 +230,8 @@ export async function botList(flags: { json?: boolean }, ctx: CliContext): Promi
       showBytes(bot.memory_bytes),
       cpu(bot.cpu_percent),
       bot.image ?? "-",
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
 
 /** A health report in one cell: its status, and the last probe's first line when it failed. */
@@ -391,7 +376,7 @@ async function printLogs(
   signal: AbortSignal,
   ctx: CliContext,
 ): Promise<number> {
-  const answer = await api.request<{ run_id: string | null; lines: LogLine[]; last_seq: number }>(
+  const answer = await api.request<BotLogs>(
     "GET",
     botPath(name, `/logs${query.size > 0 ? `?${query}` : ""}`),
   );

@@ -1,4 +1,5 @@
 import type { Config } from "../core/config.js";
+import { RunyardError } from "../core/errors.js";
 
 /**
  * What every command gets from the entry point; commands never read process.* themselves.
@@ -23,4 +24,23 @@ export type InterruptSignal = "SIGINT" | "SIGTERM";
 /** What a daemon stopped by a signal exits with, as a shell reports a process the signal killed. */
 export function exitCodeForSignal(signal: InterruptSignal): number {
   return signal === "SIGTERM" ? 143 : 130;
+}
+
+/**
+ * A secret piped to stdin (never one from argv, where `ps` and the shell's history see it),
+ * without the one line ending `echo` adds. USAGE with `said.hint` when stdin is a terminal
+ * (`said.terminal`) or nothing came (`said.empty`).
+ */
+export async function pipedSecret(
+  stdin: CliContext["stdin"],
+  said: { terminal: string; empty: string; hint: string },
+): Promise<string> {
+  if (stdin.isTTY) throw new RunyardError("USAGE", said.terminal, { hint: said.hint });
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  const secret = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+  if (secret === "") throw new RunyardError("USAGE", said.empty, { hint: said.hint });
+  return secret;
 }

@@ -1,19 +1,11 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
-interface ForgeView {
-  id: string;
-  kind: string;
-  repo: string;
-  api_url: string;
-  label: string;
-  agent: string;
-  webhook_url: string;
-  settings: Record<string, unknown>;
-}
+type ForgeView = components["schemas"]["Forge"];
 
 export interface ForgeAddFlags {
   repo: string;
@@ -106,29 +98,20 @@ async function readToken(stdin: CliContext["stdin"], kind: string, variable: str
 export async function forgeList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const api = apiClient(ctx);
   const { forges } = await api.request<{ forges: ForgeView[] }>("GET", "/api/forges");
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(forges)}\n`);
-    return 0;
-  }
-  if (forges.length === 0) {
-    ctx.stdout.write(
-      "no forges yet; add one with `runyard forge add github|gitlab|gitea --repo OWNER/NAME --secret-stdin`\n",
-    );
-    return 0;
-  }
-  const rows = [["ID", "KIND", "REPO", "AGENT", "LABEL", "WEBHOOK URL"]];
-  for (const forge of forges) {
-    rows.push([
+  return printList(ctx.stdout, forges, {
+    json: flags.json,
+    empty:
+      "no forges yet; add one with `runyard forge add github|gitlab|gitea --repo OWNER/NAME --secret-stdin`",
+    header: ["ID", "KIND", "REPO", "AGENT", "LABEL", "WEBHOOK URL"],
+    row: (forge) => [
       forge.id,
       forge.kind,
       printable(forge.repo),
       forge.agent,
       printable(forge.label),
       new URL(forge.webhook_url, api.baseUrl).href,
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
 
 /** `runyard forge rm ID`. */

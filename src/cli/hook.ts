@@ -2,8 +2,8 @@ import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
-import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { type CliContext, pipedSecret } from "./context.js";
+import { printList } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 type HookView = components["schemas"]["Hook"];
@@ -49,48 +49,33 @@ export async function hookCreate(
 }
 
 /** The secret piped to stdin, without the newline `echo` adds. */
-async function readSecret(stdin: CliContext["stdin"]): Promise<string> {
-  const hint = 'Pipe it in: `printf %s "$SECRET" | runyard hook create NAME --workflow W --secret-stdin`.';
-  if (stdin.isTTY) {
-    throw new RunyardError("USAGE", "--secret-stdin reads the secret from stdin, and stdin is a terminal", {
-      hint,
-    });
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  const secret = Buffer.concat(chunks)
-    .toString("utf8")
-    .replace(/\r?\n$/, "");
-  if (secret === "") throw new RunyardError("USAGE", "no secret on stdin", { hint });
-  return secret;
+function readSecret(stdin: CliContext["stdin"]): Promise<string> {
+  return pipedSecret(stdin, {
+    terminal: "--secret-stdin reads the secret from stdin, and stdin is a terminal",
+    empty: "no secret on stdin",
+    hint: 'Pipe it in: `printf %s "$SECRET" | runyard hook create NAME --workflow W --secret-stdin`.',
+  });
 }
 
 /** `runyard hook list`: the hooks of your tenant, never their secrets. */
 export async function hookList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const api = apiClient(ctx);
   const { hooks } = await api.request<{ hooks: HookView[] }>("GET", "/api/hooks");
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(hooks)}\n`);
-    return 0;
-  }
-  if (hooks.length === 0) {
-    ctx.stdout.write("no hooks yet; make one with `runyard hook create NAME --workflow W`\n");
-    return 0;
-  }
-  // Names are per tenant: a platform admin, who sees every tenant's, sees which is whose.
-  const rows = [["HOOK", "WORKFLOW", "VARS", "URL", "TENANT"]];
-  for (const hook of hooks) {
-    const vars = Object.entries(hook.vars).map(([variable, path]) => `${variable}=${path}`);
-    rows.push([
+  return printList(ctx.stdout, hooks, {
+    json: flags.json,
+    empty: "no hooks yet; make one with `runyard hook create NAME --workflow W`",
+    // Names are per tenant: a platform admin, who sees every tenant's, sees which is whose.
+    header: ["HOOK", "WORKFLOW", "VARS", "URL", "TENANT"],
+    row: (hook) => [
       hook.name,
       printable(hook.workflow),
-      vars.join(" ") || "-",
+      Object.entries(hook.vars)
+        .map(([variable, path]) => `${variable}=${path}`)
+        .join(" ") || "-",
       new URL(hook.url, api.baseUrl).href,
       hook.tenant_id ?? "-",
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
 
 /** `runyard hook rm NAME`. */

@@ -1,10 +1,8 @@
-import { readFile } from "node:fs/promises";
-import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { follow } from "./runs.js";
-import { parseVarFlags } from "./workflow-file.js";
+import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 /** What the server answers to a retry or a one-step run. */
 interface RetrySubmitted {
@@ -26,14 +24,10 @@ interface RetryFlags {
 
 /** `runyard runs retry RUN [--from STEP] [--workflow FILE] [--var K=V]`. */
 export async function runsRetry(id: string, flags: RetryFlags, ctx: CliContext): Promise<number> {
-  let edited: { workflow: string; file: string } | undefined;
-  if (flags.workflow !== undefined) {
-    try {
-      edited = { workflow: await readFile(flags.workflow, "utf8"), file: flags.workflow };
-    } catch {
-      throw new RunyardError("FILE_NOT_FOUND", `workflow file "${flags.workflow}" does not exist`);
-    }
-  }
+  const edited =
+    flags.workflow === undefined
+      ? undefined
+      : { workflow: await readWorkflowText(flags.workflow), file: flags.workflow };
   const api = apiClient(ctx);
   const answer = await api.submit<RetrySubmitted>("POST", `/api/runs/${encodeURIComponent(id)}/retry`, {
     ...(flags.from !== undefined ? { from: flags.from } : {}),

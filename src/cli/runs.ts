@@ -1,45 +1,15 @@
-import { readFile } from "node:fs/promises";
-import { RunyardError } from "../core/errors.js";
-import type { RunEvent, StepSummary } from "../core/events.js";
+import type { components } from "../client/api-types.js";
+import type { RunEvent } from "../core/events.js";
 import { printable } from "../core/terminal-text.js";
 import { type ApiClient, apiClient } from "./api-client.js";
-import { approvalLines, type RunApproval } from "./approvals.js";
+import { approvalLines } from "./approvals.js";
 import type { CliContext } from "./context.js";
-import { type ListedRunner, type RunnerNeed, waitingLines } from "./queue-wait.js";
+import { type ListedRunner, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
 import { table } from "./table.js";
-import { parseVarFlags } from "./workflow-file.js";
+import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
-interface RunView {
-  run_id: string;
-  name: string;
-  kind: string;
-  status: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  steps: StepSummary[];
-  vars: Record<string, string>;
-  error: { code: string; message: string; hint?: string } | null;
-  trigger: string;
-  saved_workflow: string | null;
-  saved_version: number | null;
-  /** Who triggered it, and who wrote what it runs (ids, and names while they exist). */
-  created_by: string | null;
-  created_by_name: string | null;
-  authored_by: string | null;
-  authored_by_name: string | null;
-  rolled_back: boolean;
-  rollback_failed: string | null;
-  /** The run it retries and the step it ran from; the runs that retry it. */
-  retry_of: string | null;
-  retry_from: string | null;
-  retries?: { run_id: string; status: string; from: string | null }[];
-  /** Only on a queued run: the runners it waits for, and why none takes it yet. */
-  waiting_for?: RunnerNeed[];
-  /** A workflow run's approval steps that have started waiting. */
-  approvals?: RunApproval[];
-}
+type RunView = components["schemas"]["Run"];
 
 /** A run, and why it waits if it is queued (the server says, knowing every runner). */
 async function runWithWait(api: ApiClient, runId: string): Promise<{ run: RunView; waiting: string[] }> {
@@ -55,12 +25,7 @@ export async function submitRun(
   flags: { var: string[]; json?: boolean; quiet?: boolean; rollback?: boolean },
   ctx: CliContext,
 ): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
-  }
+  const text = await readWorkflowText(file);
   const api = apiClient(ctx);
   const { run_id } = await api.submit<{ run_id: string }>("POST", "/api/runs", {
     kind: "workflow",

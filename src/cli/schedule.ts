@@ -1,7 +1,7 @@
 import type { components } from "../client/api-types.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
 type Schedule = components["schemas"]["Schedule"];
 
@@ -31,26 +31,17 @@ export async function scheduleList(
     "GET",
     `/api/schedules${query}`,
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(schedules)}\n`);
-    return 0;
-  }
-  if (schedules.length === 0) {
-    ctx.stdout.write(
-      "no schedules; add `schedule: {cron: ...}` to a workflow and `runyard workflow save` it\n",
-    );
-    return 0;
-  }
-  const rows = [["WORKFLOW", "CRON", "TIMEZONE", "NEXT TICK", "LAST TICK", "LAST OUTCOME"]];
-  for (const s of schedules)
-    rows.push([
+  return printList(ctx.stdout, schedules, {
+    json: flags.json,
+    empty: "no schedules; add `schedule: {cron: ...}` to a workflow and `runyard workflow save` it",
+    header: ["WORKFLOW", "CRON", "TIMEZONE", "NEXT TICK", "LAST TICK", "LAST OUTCOME"],
+    row: (s) => [
       s.workflow,
       s.cron,
       s.timezone,
       s.next_tick_at ?? "never",
       s.last_tick_at ?? "-",
       lastOutcome(s),
-    ]);
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }

@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
 interface SecretView {
   name: string;
@@ -75,20 +75,12 @@ export async function secretList(flags: TenantFlag & { json?: boolean }, ctx: Cl
     "GET",
     secretPath(undefined, flags),
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(secrets)}\n`);
-    return 0;
-  }
-  if (secrets.length === 0) {
-    ctx.stdout.write("no secrets yet; store one with `runyard secret set NAME < file`\n");
-    return 0;
-  }
-  const rows = [
-    ["NAME", "UPDATED", "BY"],
-    ...secrets.map((s) => [s.name, s.updated_at, s.updated_by ?? "-"]),
-  ];
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+  return printList(ctx.stdout, secrets, {
+    json: flags.json,
+    empty: "no secrets yet; store one with `runyard secret set NAME < file`",
+    header: ["NAME", "UPDATED", "BY"],
+    row: (s) => [s.name, s.updated_at, s.updated_by ?? "-"],
+  });
 }
 
 /** `runyard secret rm NAME`. */

@@ -18,3 +18,18 @@ export function table(rows: string[][]): string {
     )
     .join("\n");
 }
+
+/**
+ * What a list command prints: with `json`, the items as JSON (indented where the command always
+ * did); none, the line `empty` (what to do to have some); else their table under `header`.
+ */
+export function printList<T>(
+  stdout: { write(text: string): unknown },
+  items: readonly T[],
+  list: { json?: boolean; indentJson?: boolean; empty: string; header: string[]; row: (item: T) => string[] },
+): number {
+  if (list.json) stdout.write(`${JSON.stringify(items, null, list.indentJson ? 2 : undefined)}\n`);
+  else if (items.length === 0) stdout.write(`${list.empty}\n`);
+  else stdout.write(`${table([list.header, ...items.map(list.row)])}\n`);
+  return 0;
+}

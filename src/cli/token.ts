@@ -3,7 +3,7 @@ import type { TokenRecord } from "../store/index.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, throughApi, withHomeStore } from "./home-store.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
 export interface TokenFlags {
   runner?: boolean;
@@ -74,17 +74,12 @@ export async function tokenList(flags: { json?: boolean; home?: string }, ctx: C
   const tokens = throughApi(ctx, flags.home)
     ? await apiClient(ctx).request<TokenRecord[]>("GET", "/api/tokens")
     : await withHomeStore(ctx, (store) => store.tokens.list());
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(tokens, null, 2)}\n`);
-    return 0;
-  }
-  if (tokens.length === 0) {
-    ctx.stdout.write("no tokens\n");
-    return 0;
-  }
-  const rows = [["ID", "KIND", "NAME", "TENANT", "OWNER", "LAST USED", "EXPIRES"]];
-  for (const token of tokens) {
-    rows.push([
+  return printList(ctx.stdout, tokens, {
+    json: flags.json,
+    indentJson: true,
+    empty: "no tokens",
+    header: ["ID", "KIND", "NAME", "TENANT", "OWNER", "LAST USED", "EXPIRES"],
+    row: (token) => [
       token.id,
       token.kind,
       token.name,
@@ -92,10 +87,8 @@ export async function tokenList(flags: { json?: boolean; home?: string }, ctx: C
       token.user_id ?? "-",
       token.last_used_at ?? "never",
       token.expires_at ?? "never",
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
 
 /** `runyard token revoke ID`: the token stops working at once. */

@@ -6,7 +6,7 @@ import type { UserRecord } from "../store/index.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { auditLocal, readStdinSecret, throughApi, withHomeStore } from "./home-store.js";
-import { table } from "./table.js";
+import { printList } from "./table.js";
 
 /** Below this a password is taken, with a warning: the operator chose it. */
 const shortPassword = 12;
@@ -78,20 +78,19 @@ export async function userList(flags: WhereFlags & { json?: boolean }, ctx: CliC
   const users = throughApi(ctx, flags.home)
     ? await apiClient(ctx).request<UserRecord[]>("GET", "/api/users")
     : await withHomeStore(ctx, (store) => store.users.list());
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(users, null, 2)}\n`);
-    return 0;
-  }
-  if (users.length === 0) {
-    ctx.stdout.write("no users (add one: runyard user add NAME --role admin)\n");
-    return 0;
-  }
-  const rows = [["USERNAME", "ROLE", "TENANT", "CREATED", "PASSWORD CHANGED"]];
-  for (const user of users) {
-    rows.push([user.username, user.role, user.tenant_id ?? "-", user.created_at, user.password_changed_at]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+  return printList(ctx.stdout, users, {
+    json: flags.json,
+    indentJson: true,
+    empty: "no users (add one: runyard user add NAME --role admin)",
+    header: ["USERNAME", "ROLE", "TENANT", "CREATED", "PASSWORD CHANGED"],
+    row: (user) => [
+      user.username,
+      user.role,
+      user.tenant_id ?? "-",
+      user.created_at,
+      user.password_changed_at,
+    ],
+  });
 }
 
 /** `runyard user remove NAME`: sessions end at once, personal tokens are deleted. */

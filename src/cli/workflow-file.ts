@@ -5,11 +5,10 @@ import { type Workflow, workflowProblemsError } from "../workflow/model.js";
 import { parseWorkflow } from "../workflow/parse.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 
-/** Reads and validates a workflow file; every problem at once, as `file:line:col: message`. */
-export async function loadWorkflowFile(path: string, limits: WorkflowLimits): Promise<Workflow> {
-  let text: string;
+/** A workflow file's text, or FILE_NOT_FOUND saying why it could not be read. */
+export async function readWorkflowText(path: string): Promise<string> {
   try {
-    text = await readFile(path, "utf8");
+    return await readFile(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new RunyardError(
@@ -17,6 +16,11 @@ export async function loadWorkflowFile(path: string, limits: WorkflowLimits): Pr
       code === "ENOENT" ? `workflow file "${path}" does not exist` : `cannot read "${path}": ${code}`,
     );
   }
+}
+
+/** Reads and validates a workflow file; every problem at once, as `file:line:col: message`. */
+export async function loadWorkflowFile(path: string, limits: WorkflowLimits): Promise<Workflow> {
+  const text = await readWorkflowText(path);
   const { workflow, diagnostics } = parseWorkflow(text, path, limits);
   if (!workflow || diagnostics.length > 0) throw workflowProblemsError(path, diagnostics);
   return workflow;

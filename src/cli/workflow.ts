@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
@@ -6,8 +5,8 @@ import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { follow } from "./runs.js";
-import { table } from "./table.js";
-import { parseVarFlags } from "./workflow-file.js";
+import { printList, table } from "./table.js";
+import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 type SavedWorkflow = components["schemas"]["SavedWorkflow"];
 type Schedule = SavedWorkflow["schedules"][number];
@@ -37,12 +36,7 @@ export async function workflowSave(
   flags: TenantFlag & { name?: string; json?: boolean },
   ctx: CliContext,
 ): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new RunyardError("FILE_NOT_FOUND", `workflow file "${file}" does not exist`);
-  }
+  const text = await readWorkflowText(file);
   const saved = await apiClient(ctx).request<
     operations["saveWorkflow"]["responses"][201]["content"]["application/json"]
   >("POST", workflowPath(undefined, flags), { name: flags.name ?? defaultName(file), workflow: text, file });
@@ -70,17 +64,11 @@ export async function workflowList(flags: TenantFlag & { json?: boolean }, ctx: 
   const { workflows } = await apiClient(ctx).request<
     operations["listWorkflows"]["responses"][200]["content"]["application/json"]
   >("GET", workflowPath(undefined, flags));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(workflows)}\n`);
-    return 0;
-  }
-  if (workflows.length === 0) {
-    ctx.stdout.write("no saved workflows yet; save one with `runyard workflow save FILE`\n");
-    return 0;
-  }
-  const rows = [["NAME", "VERSION", "LIVE", "PENDING", "VERSIONS", "SAVED", "TENANT"]];
-  for (const w of workflows)
-    rows.push([
+  return printList(ctx.stdout, workflows, {
+    json: flags.json,
+    empty: "no saved workflows yet; save one with `runyard workflow save FILE`",
+    header: ["NAME", "VERSION", "LIVE", "PENDING", "VERSIONS", "SAVED", "TENANT"],
+    row: (w) => [
       w.name,
       String(w.latest_version),
       w.live_version === null ? "-" : String(w.live_version),
@@ -88,9 +76,8 @@ export async function workflowList(flags: TenantFlag & { json?: boolean }, ctx: 
       String(w.versions),
       w.updated_at,
       w.tenant_id ?? "-",
-    ]);
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
 
 /** `runyard workflow show NAME [--version V]`: the version's text, its versions and schedules. */

@@ -36,7 +36,6 @@ export const BotHealth = z
     message: "a health check is either cmd or http: give exactly one",
   });
 export type BotHealth = z.infer<typeof BotHealth>;
-export type BotHealthInput = z.input<typeof BotHealth>;
 
 /** The most of a probe's output kept and shown (its last bytes). */
 export const maxProbeOutputChars = 1024;

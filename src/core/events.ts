@@ -160,6 +160,16 @@ export const StepFinishedEvent = z.object({
   /** A retry kept this outcome of the run it retries (that run's id): the step did not run again. */
   kept_from: z.string().optional(),
 });
+/** One field of an approval step's form (`inputs:`). */
+export const ApprovalFormInput = z.object({
+  name: z.string(),
+  type: z.enum(["string", "number", "boolean", "choice"]),
+  options: z.array(z.string()).optional(),
+  default: z.string().optional(),
+  required: z.boolean(),
+  description: z.string().optional(),
+});
+
 /** An approval step started waiting: who may answer, what they read, and until when. */
 export const StepWaitingEvent = z.object({
   ...base,
@@ -177,18 +187,7 @@ export const StepWaitingEvent = z.object({
   /** `self_approval: false`: the run's submitter may not answer. */
   self_approval: z.literal(false).optional(),
   /** What the approver fills in: the names become the step's exports. */
-  inputs: z
-    .array(
-      z.object({
-        name: z.string(),
-        type: z.enum(["string", "number", "boolean", "choice"]),
-        options: z.array(z.string()).optional(),
-        default: z.string().optional(),
-        required: z.boolean(),
-        description: z.string().optional(),
-      }),
-    )
-    .optional(),
+  inputs: z.array(ApprovalFormInput).optional(),
 });
 /** An approval step's answer: approved or rejected by `by`, or no answer by the deadline. */
 export const ApprovalAnsweredEvent = z.object({

@@ -26,7 +26,6 @@ export function newId(prefix: string): string {
 
 export const newRunId = (): string => newId("run");
 export const newTaskId = (): string => newId("task");
-export const newRunnerId = (): string => newId("runner");
 
 /** A secret string for tokens: 32 random bytes, url-safe. */
 export function newSecret(prefix: string): string {

@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { processStartTime } from "../core/pid-lock.js";
-import { groupIsAlive } from "./resources.js";
+import { groupIsAlive, signalGroup } from "./resources.js";
 import type { ProcessGroupWatch } from "./types.js";
 
 /**
@@ -187,14 +187,6 @@ async function killSurvivors(entries: JournalEntry[], killGraceMs: number): Prom
     for (const pgid of killed) signalGroup(pgid, "SIGKILL");
   }
   return killed;
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: gone. EPERM: not ours to stop.
-  }
 }
 
 let bootId: string | undefined;

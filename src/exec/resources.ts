@@ -162,3 +162,12 @@ export function groupIsAlive(pgid: number): boolean {
   const members = scanGroups(new Set([pgid])).get(pgid) ?? [];
   return members.some((member) => member.state !== "Z");
 }
+
+/** Sends `signal` to every process of the group. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: nothing left to signal. EPERM: a member changed its user; nothing more we can do.
+  }
+}

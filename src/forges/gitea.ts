@@ -1,78 +1,30 @@
-import { RunyardError } from "../core/errors.js";
-import { callForgeApi, type ForgeApi, ForgeApiError } from "./forge-api.js";
-import {
-  type CommentTarget,
-  commentInstruction,
-  type ForgeClient,
-  type ForgeIntent,
-  type ForgePermission,
-  targetNumber,
-} from "./types.js";
+import { type CollaboratorPermission, GitHubShapedRepo, issueCommentIntent } from "./github-shaped.js";
+import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermission } from "./types.js";
 
 /**
  * A Gitea or Forgejo repo (they speak one API) through its REST API (`https://HOST/api/v1`),
  * with a token of a user who is an admin collaborator of the repo (only a repo admin may ask
  * another user's permission) with the scopes `write:repository` and `write:issue`.
  */
-export class GiteaClient implements ForgeClient {
-  readonly terms = { pullRequest: "pull request", pullRef: (n: number) => `#${n}` };
-  private readonly api: ForgeApi;
-  private readonly path: string;
-
-  constructor(
-    apiUrl: string,
-    /** `OWNER/NAME`. */
-    private readonly repo: string,
-    token: string,
-  ) {
-    this.api = {
-      name: "Gitea",
-      baseUrl: apiUrl,
-      auth: { authorization: `token ${token}` },
-      permissionHint:
-        "The token may lack a permission: it needs the scopes write:repository and write:issue, and its user must be an admin collaborator of the repo (only a repo admin may read others' permissions).",
-    };
+export class GiteaClient extends GitHubShapedRepo implements ForgeClient {
+  constructor(apiUrl: string, /** `OWNER/NAME`. */ repo: string, token: string) {
     const [owner = "", name = ""] = repo.split("/");
-    this.path = `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`;
+    super(
+      {
+        name: "Gitea",
+        baseUrl: apiUrl,
+        auth: { authorization: `token ${token}` },
+        permissionHint:
+          "The token may lack a permission: it needs the scopes write:repository and write:issue, and its user must be an admin collaborator of the repo (only a repo admin may read others' permissions).",
+      },
+      repo,
+      `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`,
+    );
   }
 
-  async repository(): Promise<{ cloneUrl: string; defaultBranch: string }> {
-    const repo = (await this.call("GET", "")) as { clone_url?: string; default_branch?: string };
-    if (!repo.clone_url) throw this.unexpected("the repository has no clone_url");
-    return { cloneUrl: repo.clone_url, defaultBranch: repo.default_branch ?? "main" };
-  }
-
-  async permission(user: string): Promise<ForgePermission> {
-    try {
-      const answer = (await this.call("GET", `/collaborators/${encodeURIComponent(user)}/permission`)) as {
-        permission?: string;
-      };
-      const permission = answer.permission === "owner" ? "admin" : (answer.permission ?? "none");
-      return (["admin", "write", "read"] as const).find((p) => p === permission) ?? "none";
-    } catch (error) {
-      // No such user: Gitea answers 404.
-      if (error instanceof ForgeApiError && error.forgeStatus === 404) return "none";
-      throw error;
-    }
-  }
-
-  async openPullRequest(input: { head: string; base: string; title: string; body: string }) {
-    const pull = (await this.call("POST", "/pulls", input)) as { number?: number; html_url?: string };
-    if (typeof pull.number !== "number") throw this.unexpected("the new pull request has no number");
-    return { number: pull.number, url: pull.html_url ?? "" };
-  }
-
-  async comment(target: CommentTarget, body: string): Promise<void> {
-    // Gitea numbers issues and pull requests as one: a pull request's comments are its issue's.
-    await this.call("POST", `/issues/${targetNumber(target)}/comments`, { body });
-  }
-
-  private call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
-    return callForgeApi(this.api, method, `${this.path}${path}`, body);
-  }
-
-  private unexpected(what: string): RunyardError {
-    return new RunyardError("FORGE_FAILED", `Gitea answered ${this.repo} unexpectedly: ${what}`);
+  protected permissionOf(answer: CollaboratorPermission): ForgePermission {
+    const permission = answer.permission === "owner" ? "admin" : (answer.permission ?? "none");
+    return (["admin", "write", "read"] as const).find((p) => p === permission) ?? "none";
   }
 }
 
@@ -137,21 +89,8 @@ export function giteaIntent(event: string, payload: unknown, label: string): For
   }
   if (event === "issue_comment" || (event === "pull_request_comment" && body.comment)) {
     if (body.action !== "created") return { kind: "ignore", why: `${event} ${body.action ?? "?"}` };
-    const instruction = commentInstruction(body.comment?.body ?? "");
-    if (instruction === undefined) return { kind: "ignore", why: "the comment does not start with /runyard" };
-    if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
-    if (body.is_pull || issue.pull_request || event === "pull_request_comment") {
-      if (!instruction) return { kind: "ignore", why: "/runyard on a pull request needs an instruction" };
-      return { kind: "pull", number: issue.number, instruction, sender };
-    }
-    return {
-      kind: "issue",
-      number: issue.number,
-      title: issue.title ?? "",
-      body: issue.body ?? "",
-      ...(instruction ? { instruction } : {}),
-      sender,
-    };
+    const onPull = Boolean(body.is_pull || issue?.pull_request) || event === "pull_request_comment";
+    return issueCommentIntent(body.comment?.body ?? "", issue, onPull, sender);
   }
   if (event === "pull_request_comment") {
     // A review with a comment: Gitea sends the pull request and the review's text.

@@ -1,13 +1,5 @@
-import { RunyardError } from "../core/errors.js";
-import { callForgeApi, type ForgeApi, ForgeApiError } from "./forge-api.js";
-import {
-  type CommentTarget,
-  commentInstruction,
-  type ForgeClient,
-  type ForgeIntent,
-  type ForgePermission,
-  targetNumber,
-} from "./types.js";
+import { type CollaboratorPermission, GitHubShapedRepo, issueCommentIntent } from "./github-shaped.js";
+import { commentInstruction, type ForgeClient, type ForgeIntent, type ForgePermission } from "./types.js";
 
 /** GitHub's REST API version runyard speaks (the `X-GitHub-Api-Version` header). */
 const apiVersion = "2022-11-28";
@@ -17,68 +9,27 @@ const apiVersion = "2022-11-28";
  * with a token that may read the repo's collaborators, open pull requests and comment
  * (a fine-grained token with Contents, Pull requests and Issues read-write, Metadata read).
  */
-export class GitHubClient implements ForgeClient {
-  readonly terms = { pullRequest: "pull request", pullRef: (n: number) => `#${n}` };
-
-  private readonly api: ForgeApi;
-
-  constructor(
-    apiUrl: string,
-    /** `OWNER/NAME`. */
-    private readonly repo: string,
-    token: string,
-  ) {
-    this.api = {
-      name: "GitHub",
-      baseUrl: `${apiUrl.replace(/\/$/, "")}/repos/${repo}`,
-      auth: {
-        accept: "application/vnd.github+json",
-        authorization: `Bearer ${token}`,
-        "x-github-api-version": apiVersion,
+export class GitHubClient extends GitHubShapedRepo implements ForgeClient {
+  constructor(apiUrl: string, /** `OWNER/NAME`. */ repo: string, token: string) {
+    super(
+      {
+        name: "GitHub",
+        baseUrl: `${apiUrl.replace(/\/$/, "")}/repos/${repo}`,
+        auth: {
+          accept: "application/vnd.github+json",
+          authorization: `Bearer ${token}`,
+          "x-github-api-version": apiVersion,
+        },
+        permissionHint:
+          "The token may lack a permission: it needs Contents, Pull requests and Issues read-write, and Metadata read, on this repo.",
       },
-      permissionHint:
-        "The token may lack a permission: it needs Contents, Pull requests and Issues read-write, and Metadata read, on this repo.",
-    };
+      repo,
+    );
   }
 
-  async repository(): Promise<{ cloneUrl: string; defaultBranch: string }> {
-    const repo = (await this.call("GET", "")) as { clone_url?: string; default_branch?: string };
-    if (!repo.clone_url) throw this.unexpected("the repository has no clone_url");
-    return { cloneUrl: repo.clone_url, defaultBranch: repo.default_branch ?? "main" };
-  }
-
-  async permission(user: string): Promise<ForgePermission> {
-    try {
-      const answer = (await this.call("GET", `/collaborators/${encodeURIComponent(user)}/permission`)) as {
-        permission?: string;
-        role_name?: string;
-      };
-      const role = answer.role_name ?? answer.permission ?? "none";
-      return (["admin", "maintain", "write", "triage", "read"] as const).find((p) => p === role) ?? "none";
-    } catch (error) {
-      // Not a collaborator of a private repo: GitHub answers 404.
-      if (error instanceof ForgeApiError && error.forgeStatus === 404) return "none";
-      throw error;
-    }
-  }
-
-  async openPullRequest(input: { head: string; base: string; title: string; body: string }) {
-    const pull = (await this.call("POST", "/pulls", input)) as { number?: number; html_url?: string };
-    if (typeof pull.number !== "number") throw this.unexpected("the new pull request has no number");
-    return { number: pull.number, url: pull.html_url ?? "" };
-  }
-
-  async comment(target: CommentTarget, body: string): Promise<void> {
-    // GitHub numbers issues and pull requests as one: a pull request's comments are its issue's.
-    await this.call("POST", `/issues/${targetNumber(target)}/comments`, { body });
-  }
-
-  private call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
-    return callForgeApi(this.api, method, path, body);
-  }
-
-  private unexpected(what: string): RunyardError {
-    return new RunyardError("FORGE_FAILED", `GitHub answered ${this.repo} unexpectedly: ${what}`);
+  protected permissionOf(answer: CollaboratorPermission): ForgePermission {
+    const role = answer.role_name ?? answer.permission ?? "none";
+    return (["admin", "maintain", "write", "triage", "read"] as const).find((p) => p === role) ?? "none";
   }
 }
 
@@ -117,22 +68,12 @@ export function githubIntent(event: string, payload: unknown, label: string): Fo
   }
   if (event === "issue_comment") {
     if (body.action !== "created") return { kind: "ignore", why: `issue_comment ${body.action ?? "?"}` };
-    const instruction = commentInstruction(body.comment?.body ?? "");
-    if (instruction === undefined) return { kind: "ignore", why: "the comment does not start with /runyard" };
-    const issue = body.issue;
-    if (typeof issue?.number !== "number") return { kind: "ignore", why: "no issue number" };
-    if (issue.pull_request) {
-      if (!instruction) return { kind: "ignore", why: "/runyard on a pull request needs an instruction" };
-      return { kind: "pull", number: issue.number, instruction, sender };
-    }
-    return {
-      kind: "issue",
-      number: issue.number,
-      title: issue.title ?? "",
-      body: issue.body ?? "",
-      ...(instruction ? { instruction } : {}),
+    return issueCommentIntent(
+      body.comment?.body ?? "",
+      body.issue,
+      Boolean(body.issue?.pull_request),
       sender,
-    };
+    );
   }
   if (event === "pull_request_review_comment") {
     if (body.action !== "created") return { kind: "ignore", why: `review comment ${body.action ?? "?"}` };

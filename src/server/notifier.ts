@@ -1,4 +1,3 @@
-import { createHmac } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent } from "../core/events.js";
@@ -7,6 +6,7 @@ import type { Logger } from "../core/logger.js";
 import type { RunsRepo } from "../store/index.js";
 import type { NotifySpec } from "../workflow/model.js";
 import type { EventBus } from "./event-bus.js";
+import { signBody } from "./hooks/hook-signature.js";
 import { guardedRequest } from "./outbound/guarded-http.js";
 import { OutboundPolicy } from "./outbound/outbound-policy.js";
 
@@ -27,10 +27,8 @@ export const signatureHeader = "x-runyard-signature";
 /** How long one notify POST may take (a workflow's, and a bot alert's). */
 export const notifyTimeoutMs = 5000;
 
-/** `sha256=<hex HMAC of the body>`, GitHub style; receivers recompute it with the shared secret. */
-export function signBody(secret: string, body: string): string {
-  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
-}
+/** Notifications are signed as GitHub signs a hook's delivery; receivers recompute it with the shared secret. */
+export { signBody };
 
 /** The state change an event is, if it is one a webhook is told of. */
 export function stateChangeOf(event: RunEvent, workflowName: string): StateChange | undefined {

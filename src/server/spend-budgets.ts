@@ -318,17 +318,23 @@ function heldUp(standing: BudgetStanding, held: { usd: number; turns: number }):
     `what is left of ${name} ($${left.toFixed(4)}) is held by ${held.turns} agent ${held.turns === 1 ? "turn" : "turns"} running now`,
     {
       hint: `Start it again once they end (what they do not spend is given back), or ask an admin to set budgets.turn_reservation_usd so each turn holds less of it; runyard usage shows the spend.`,
-      details: {
-        scope: standing.scope,
-        subject: standing.subject,
-        period: standing.period,
-        limit_usd: standing.limit_usd,
-        spent_usd: standing.spent_usd,
-        held_usd: held.usd,
-        resets_at: standing.resets_at,
-      },
+      details: budgetDetails(standing, held.usd),
     },
   );
+}
+
+/** What a BUDGET_EXCEEDED error tells of the budget; `heldUsd` when running turns hold the rest. */
+function budgetDetails(standing: BudgetStanding, heldUsd?: number) {
+  const { scope, subject, period, limit_usd, spent_usd, resets_at } = standing;
+  return {
+    scope,
+    subject,
+    period,
+    limit_usd,
+    spent_usd,
+    ...(heldUsd === undefined ? {} : { held_usd: heldUsd }),
+    resets_at,
+  };
 }
 
 function exceeded(standing: BudgetStanding): RunyardError {
@@ -338,14 +344,7 @@ function exceeded(standing: BudgetStanding): RunyardError {
     `${name} is spent ($${standing.spent_usd.toFixed(4)} of $${dollars(standing.limit_usd)}); it starts again at ${standing.resets_at}`,
     {
       hint: `Wait until ${standing.resets_at} (UTC), or ask an admin to raise it (runyard ${standing.scope} budget set ${standing.subject} --usd-per-${standing.period} N); runyard usage shows the spend.`,
-      details: {
-        scope: standing.scope,
-        subject: standing.subject,
-        period: standing.period,
-        limit_usd: standing.limit_usd,
-        spent_usd: standing.spent_usd,
-        resets_at: standing.resets_at,
-      },
+      details: budgetDetails(standing),
     },
   );
 }

@@ -1,24 +1,10 @@
 import { newId } from "../core/ids.js";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import type { BotAlertsTable, BotSamplesTable } from "./schema.js";
 
 /** One point of a bot's resource history. */
-export interface BotSample {
-  bot_id: string;
-  tenant_id: string | null;
-  /** Seconds a row stands for: 5 (one runner sample), 60 or 600 (averages). */
-  resolution: number;
-  at: string;
-  cpu_percent: number;
-  /** At 60 and 600: the highest of the span (what a limit is hit by). */
-  memory_bytes: number;
-  memory_limit_bytes: number | null;
-  /** Counters since the container started: at 60 and 600, the span's last. */
-  net_rx_bytes: number;
-  net_tx_bytes: number;
-  pids: number;
-  restarts: number;
-}
+export type BotSample = BotSamplesTable;
 
 /** The three resolutions and how long each is kept (docs/bots.md "Resource history and alerts"). */
 export const sampleTiers = [
@@ -35,17 +21,7 @@ export function resolutionFor(sinceMs: number, nowMs: number): number {
 }
 
 /** One alert episode of a bot. */
-export interface BotAlertRecord {
-  id: string;
-  bot_id: string;
-  tenant_id: string | null;
-  kind: string;
-  message: string;
-  started_at: string;
-  ended_at: string | null;
-  notified_at: string | null;
-  notify_error: string | null;
-}
+export type BotAlertRecord = BotAlertsTable;
 
 export interface BotHistoryRepo {
   /** Stores runner samples (resolution 5); one already stored at the same time is kept. */

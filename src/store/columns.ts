@@ -33,3 +33,8 @@ export function isoTime(value: string | Date): string {
 export function isoTimeOrNull(value: string | null | undefined): string | null {
   return value === null || value === undefined ? null : isoTime(value);
 }
+
+/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
+export const noTenant = "";
+export const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
+export const tenantOf = (key: string): string | null => (key === noTenant ? null : key);

@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import type { RunStatus } from "../core/events.js";
-import { isoTime } from "./columns.js";
+import { isoTime, tenantKey } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 
 /** A run of a concurrency group as the slot sees it. */
@@ -23,9 +23,6 @@ export interface SlotClaim {
   group: string;
   created_at: string;
 }
-
-/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
-const tenantKey = (tenantId: string | null): string => tenantId ?? "";
 
 const live: readonly RunStatus[] = ["queued", "running"];
 

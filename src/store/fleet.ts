@@ -1,22 +1,10 @@
-import type { Selectable } from "kysely";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { RunRecord } from "./run-records.js";
 import { toRunRecord } from "./runs.js";
 import type { ReplicasTable } from "./schema.js";
 
-/** A server process on the database; several replicas share one PostgreSQL database. */
-export interface ReplicaRecord {
-  /** Stable per home folder (`<home>/replica-id`), else new at each start. */
-  id: string;
-  hostname: string;
-  /** Where the replica's API listens, as it says itself. */
-  url: string | null;
-  version: string;
-  started_at: string;
-  /** Its last heartbeat; a replica not seen for the replica lease is presumed dead. */
-  seen_at: string;
-}
+export type ReplicaRecord = ReplicasTable;
 
 /** What a replica says of itself at start and in each heartbeat. */
 export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "version">;
@@ -24,10 +12,6 @@ export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "vers
 /*
  * Several server replicas on one database: who is alive, and which replica carries which run.
  */
-
-function toReplicaRecord(row: Selectable<ReplicasTable>): ReplicaRecord {
-  return { ...row };
-}
 
 /** Inserts or refreshes a replica's row with `seen_at` now; false when `ifPresent` and it was gone. */
 async function heartbeatReplica(
@@ -55,7 +39,7 @@ async function heartbeatReplica(
 
 async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> {
   const rows = await ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
-  return rows.map(toReplicaRecord);
+  return rows;
 }
 
 /**

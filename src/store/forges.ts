@@ -1,5 +1,5 @@
 import type { Selectable } from "kysely";
-import { decodeJson, encodeJson, isoTime } from "./columns.js";
+import { decodeJson, encodeJson, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { ForgeRunsTable, ForgesTable } from "./schema.js";
 
@@ -50,8 +50,6 @@ export interface ForgeRun {
   created_at: string;
 }
 
-const noTenant = "";
-const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
 const recordColumns = [
   "id",
   "tenant_id",
@@ -68,7 +66,7 @@ const recordColumns = [
 function toRecord(row: Pick<Selectable<ForgesTable>, (typeof recordColumns)[number]>): ForgeRecord {
   return {
     id: row.id,
-    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    tenant_id: tenantOf(row.tenant_id),
     kind: row.kind,
     repo: row.repo,
     api_url: row.api_url,

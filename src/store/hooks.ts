@@ -1,6 +1,6 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import { decodeJson, encodeJson, isoTime } from "./columns.js";
+import { decodeJson, encodeJson, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { HooksTable } from "./schema.js";
 
@@ -44,16 +44,13 @@ export interface HookDelivery {
   received_at: string;
 }
 
-const noTenant = "";
-const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
-
 const recordColumns = ["id", "name", "tenant_id", "workflow", "vars", "created_at", "created_by"] as const;
 
 function toHookRecord(row: Omit<Selectable<HooksTable>, "secret">): HookRecord {
   return {
     id: row.id,
     name: row.name,
-    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    tenant_id: tenantOf(row.tenant_id),
     workflow: row.workflow,
     vars: decodeJson<Record<string, string>>(row.vars),
     created_at: row.created_at,

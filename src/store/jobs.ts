@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely";
+import type { Kysely, Selectable, Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { JobKind } from "../core/jobs/index.js";
@@ -44,6 +44,28 @@ function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
+}
+
+/**
+ * The one statement of a state change: `set` (and `updated_at`) on job `id` only while its status
+ * is one of `from` and, with `runnerId`, that runner holds it; undefined when it no longer is.
+ */
+async function moveJob(
+  ctx: StoreContext,
+  id: string,
+  where: { from: readonly JobStatus[]; runnerId?: string },
+  set: Updateable<JobsTable>,
+): Promise<JobRecord | undefined> {
+  const { from, runnerId } = where;
+  const row = await ctx.db
+    .updateTable("jobs")
+    .set({ ...set, updated_at: isoTime(ctx.now()) })
+    .where("id", "=", id)
+    .where("status", "in", from)
+    .$if(runnerId !== undefined, (update) => update.where("runner_id", "=", runnerId ?? ""))
+    .returningAll()
+    .executeTakeFirst();
+  return row && toJobRecord(ctx, row);
 }
 
 function leaseEnd(ctx: StoreContext, leaseMs: number): string {
@@ -212,22 +234,18 @@ async function refuseJob(
   refusals: readonly JobRefusal[],
   notBefore: Date,
 ): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({
+  return moveJob(
+    ctx,
+    id,
+    { from: ["assigned"], runnerId },
+    {
       status: "queued",
       runner_id: null,
       lease_expires_at: null,
       refusals: encodeJson(refusals),
       not_before: isoTime(notBefore),
-      updated_at: isoTime(ctx.now()),
-    })
-    .where("id", "=", id)
-    .where("status", "=", "assigned")
-    .where("runner_id", "=", runnerId)
-    .returningAll()
-    .executeTakeFirst();
-  return row && toJobRecord(ctx, row);
+    },
+  );
 }
 
 const acceptStatement = preparedStatement((ctx, v: { id: string; runnerId: string; now: string }) =>
@@ -290,15 +308,12 @@ async function completeJob(
  * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
  */
 async function returnJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({ status: "queued", runner_id: null, lease_expires_at: null, updated_at: isoTime(ctx.now()) })
-    .where("id", "=", id)
-    .where("status", "=", "assigned")
-    .where("runner_id", "=", runnerId)
-    .returningAll()
-    .executeTakeFirst();
-  return row && toJobRecord(ctx, row);
+  return moveJob(
+    ctx,
+    id,
+    { from: ["assigned"], runnerId },
+    { status: "queued", runner_id: null, lease_expires_at: null },
+  );
 }
 
 /**
@@ -313,20 +328,13 @@ async function loseJob(
   runnerId: string,
   loss: JobLoss,
 ): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({
-      status: "lost",
-      result: ctx.cipher.seal(encodeJson(loss)),
-      lease_expires_at: null,
-      updated_at: isoTime(ctx.now()),
-    })
-    .where("id", "=", id)
-    .where("status", "in", leasedStatuses)
-    .where("runner_id", "=", runnerId)
-    .returningAll()
-    .executeTakeFirst();
-  return row && toJobRecord(ctx, row);
+  const result = ctx.cipher.seal(encodeJson(loss));
+  return moveJob(
+    ctx,
+    id,
+    { from: leasedStatuses, runnerId },
+    { status: "lost", result, lease_expires_at: null },
+  );
 }
 
 /**
@@ -339,20 +347,13 @@ async function giveUpJob(
   runnerId: string,
   result: unknown,
 ): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({
-      status: "done",
-      result: ctx.cipher.seal(encodeJson(result)),
-      lease_expires_at: null,
-      updated_at: isoTime(ctx.now()),
-    })
-    .where("id", "=", id)
-    .where("status", "=", "assigned")
-    .where("runner_id", "=", runnerId)
-    .returningAll()
-    .executeTakeFirst();
-  return row && toJobRecord(ctx, row);
+  const sealed = ctx.cipher.seal(encodeJson(result));
+  return moveJob(
+    ctx,
+    id,
+    { from: ["assigned"], runnerId },
+    { status: "done", result: sealed, lease_expires_at: null },
+  );
 }
 
 /**
@@ -364,14 +365,12 @@ async function cancelQueuedJob(
   id: string,
   result: unknown,
 ): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({ status: "done", result: ctx.cipher.seal(encodeJson(result)), updated_at: isoTime(ctx.now()) })
-    .where("id", "=", id)
-    .where("status", "=", "queued")
-    .returningAll()
-    .executeTakeFirst();
-  return row && toJobRecord(ctx, row);
+  return moveJob(
+    ctx,
+    id,
+    { from: ["queued"] },
+    { status: "done", result: ctx.cipher.seal(encodeJson(result)) },
+  );
 }
 
 /**
@@ -379,19 +378,13 @@ async function cancelQueuedJob(
  * it live or its runner did not report in time; a late report from the runner is then refused.
  */
 async function cancelJob(ctx: StoreContext, id: string, result: unknown): Promise<JobRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({
-      status: "done",
-      result: ctx.cipher.seal(encodeJson(result)),
-      lease_expires_at: null,
-      updated_at: isoTime(ctx.now()),
-    })
-    .where("id", "=", id)
-    .where("status", "in", ["queued", ...leasedStatuses])
-    .returningAll()
-    .executeTakeFirst();
-  return row && toJobRecord(ctx, row);
+  const sealed = ctx.cipher.seal(encodeJson(result));
+  return moveJob(
+    ctx,
+    id,
+    { from: ["queued", ...leasedStatuses] },
+    { status: "done", result: sealed, lease_expires_at: null },
+  );
 }
 
 async function renewLeases(

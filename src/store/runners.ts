@@ -9,34 +9,13 @@ export type RunnerStatus = "online" | "offline";
 /** How a runner keeps each run from the others and from itself (see `RunnerInfo.isolation`). */
 export type RunnerIsolation = RunnerInfo["isolation"];
 
-/** A runner daemon as it advertised itself (the ADOS runners list, `GET /api/runners`). */
-export interface RunnerRecord {
-  id: string;
+/** A runner daemon as it advertised itself (the ADOS runners list, `GET /api/runners`): its row, decoded. */
+export type RunnerRecord = Omit<RunnersTable, "group_name" | "labels" | "shared"> & {
   group: string;
   labels: string[];
-  /** What the runner takes on (the ADOS runner's `ADOS_MODE`: chat, issue, all). */
-  mode: string;
-  /** How many jobs it runs at once. */
-  capacity: number;
-  cpus: number | null;
-  /** As advertised, e.g. `8g`. */
-  memory: string | null;
-  hostname: string;
-  tenant_id: string | null;
-  status: RunnerStatus;
-  /** When the current (or last) connection was made. */
-  connected_at: string | null;
-  last_heartbeat_at: string | null;
-  /** The runyard version the runner runs. */
-  version: string | null;
-  /** The runner token this id belongs to (see `RunnerInput.token_id`). */
-  token_id: string | null;
-  /** The server replica it is connected to (or was last); null before its first hello. */
-  replica_id: string | null;
   /** The operator marked it shared (`runyard runner --shared`): it may take any tenant's runs. */
   shared: boolean;
-  isolation: RunnerIsolation;
-}
+};
 
 /**
  * What `runners.upsert` takes. Advertised fields replace the stored ones; `status`,
@@ -66,25 +45,8 @@ export type RunnerInput = Pick<RunnerRecord, "id" | "group" | "labels" | "mode" 
   };
 
 function toRunnerRecord(row: Selectable<RunnersTable>): RunnerRecord {
-  return {
-    id: row.id,
-    group: row.group_name,
-    labels: decodeJson<string[]>(row.labels),
-    mode: row.mode,
-    capacity: row.capacity,
-    cpus: row.cpus,
-    memory: row.memory,
-    hostname: row.hostname,
-    tenant_id: row.tenant_id,
-    status: row.status,
-    connected_at: row.connected_at,
-    last_heartbeat_at: row.last_heartbeat_at,
-    version: row.version,
-    token_id: row.token_id,
-    replica_id: row.replica_id,
-    shared: row.shared === 1,
-    isolation: row.isolation,
-  };
+  const { group_name, labels, shared, ...rest } = row;
+  return { ...rest, group: group_name, labels: decodeJson<string[]>(labels), shared: shared === 1 };
 }
 
 async function upsertRunner(ctx: StoreContext, input: RunnerInput): Promise<RunnerRecord | undefined> {

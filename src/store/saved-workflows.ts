@@ -1,31 +1,17 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import { int, isoTime } from "./columns.js";
+import { int, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type NewSchedule, replaceSchedules } from "./schedules.js";
 import type { SavedWorkflowsTable } from "./schema.js";
 
-/** One version of a tenant's saved workflow, as stored. */
-export interface SavedWorkflowRecord {
+/** One version of a tenant's saved workflow, as stored: its row, with the YAML text as saved. */
+export type SavedWorkflowRecord = Omit<Selectable<SavedWorkflowsTable>, "tenant_id" | "unrestricted"> & {
   /** The tenant it belongs to; null outside any tenant. */
   tenant_id: string | null;
-  name: string;
-  /** 1 for the first save of the name, then one more at each save. */
-  version: number;
-  /** The YAML text, as saved. */
-  workflow: string;
-  /** The file name shown in validation messages. */
-  file: string;
-  created_at: string;
-  /** The token id, else the user id, that saved this version. */
-  created_by: string | null;
   /** Saved by a platform admin: its runs may call any destination when their trigger's may too. */
   unrestricted: boolean;
-  /** When it was made the version its triggers run; null while it waits for promotion. */
-  promoted_at: string | null;
-  /** The token or user id that promoted it. */
-  promoted_by: string | null;
-}
+};
 
 /** What `savedWorkflows.save` stores: a new version, and the schedules of that version. */
 export interface NewSavedWorkflow {
@@ -64,11 +50,6 @@ export type SavedVersionSummary = Pick<
   SavedWorkflowRecord,
   "version" | "created_at" | "created_by" | "promoted_at" | "promoted_by"
 >;
-
-/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
-export const noTenant = "";
-export const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
-export const tenantOf = (key: string): string | null => (key === noTenant ? null : key);
 
 function toRecord(ctx: StoreContext, row: Selectable<SavedWorkflowsTable>): SavedWorkflowRecord {
   return {

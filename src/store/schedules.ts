@@ -1,6 +1,6 @@
 import type { Selectable } from "kysely";
 import { newId } from "../core/ids.js";
-import { int, isoTime } from "./columns.js";
+import { int, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { SchedulesTable } from "./schema.js";
 
@@ -63,12 +63,10 @@ export interface ScheduleWithLastTick extends ScheduleRecord {
   last_tick: TickRecord | null;
 }
 
-const noTenant = "";
-
 function toSchedule(row: Selectable<SchedulesTable>): ScheduleRecord {
   return {
     id: row.id,
-    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    tenant_id: tenantOf(row.tenant_id),
     workflow_name: row.workflow_name,
     position: int(row.position),
     workflow_version: int(row.workflow_version),
@@ -184,7 +182,7 @@ async function listSchedules(
     .orderBy("schedules.tenant_id")
     .orderBy("schedules.workflow_name")
     .orderBy("schedules.position");
-  if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantId ?? noTenant);
+  if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantKey(tenantId));
   const rows = await select.execute();
   return rows.map((row) => {
     const { outcome, run_id, detail, ticks, tick_created_at, ...schedule } = row;
@@ -337,7 +335,7 @@ async function startedSince(ctx: StoreContext, tenantId: string | null, since: D
     .selectFrom("schedule_ticks")
     .innerJoin("schedules", "schedules.id", "schedule_ticks.schedule_id")
     .select((eb) => eb.fn.countAll<number | string>().as("started"))
-    .where("schedules.tenant_id", "=", tenantId ?? noTenant)
+    .where("schedules.tenant_id", "=", tenantKey(tenantId))
     .where("schedule_ticks.outcome", "=", "started")
     .where("schedule_ticks.tick_at", ">=", isoTime(since))
     .executeTakeFirst();

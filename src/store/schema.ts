@@ -110,33 +110,42 @@ export interface JobLabelsTable {
 export interface RunnersTable {
   id: string;
   group_name: string;
+  /** JSON: the labels, each once. */
   labels: string;
+  /** What the runner takes on (the ADOS runner's `ADOS_MODE`: chat, issue, all). */
   mode: string;
+  /** How many jobs it runs at once. */
   capacity: number;
   cpus: number | null;
+  /** As advertised, e.g. `8g`. */
   memory: string | null;
   hostname: string;
   tenant_id: string | null;
   status: RunnerStatus;
+  /** When the current (or last) connection was made. */
   connected_at: string | null;
   last_heartbeat_at: string | null;
+  /** The runyard version the runner runs. */
   version: string | null;
-  /** The runner token that registered this id; null until a runner says hello with it. */
+  /** The runner token this id belongs to (see `RunnerInput.token_id`); null until a runner says hello with it. */
   token_id: string | null;
-  /** The server replica the runner is connected to (or was, while offline). */
+  /** The server replica it is connected to (or was last); null before its first hello. */
   replica_id: string | null;
   /** 1: the operator marked it shared (`runyard runner --shared`); 0: not. */
   shared: number;
   isolation: RunnerIsolation;
 }
 
-/** One server process on the database; it heartbeats `seen_at`. */
+/** A server process on the database; several replicas share one PostgreSQL database. */
 export interface ReplicasTable {
+  /** Stable per home folder (`<home>/replica-id`), else new at each start. */
   id: string;
   hostname: string;
+  /** Where the replica's API listens, as it says itself. */
   url: string | null;
   version: string;
   started_at: string;
+  /** Its last heartbeat; a replica not seen for the replica lease is presumed dead. */
   seen_at: string;
 }
 
@@ -288,11 +297,14 @@ export interface BotVersionsTable {
 export interface BotSamplesTable {
   bot_id: string;
   tenant_id: string | null;
+  /** Seconds a row stands for: 5 (one runner sample), 60 or 600 (averages). */
   resolution: number;
   at: string;
   cpu_percent: number;
+  /** At 60 and 600: the highest of the span (what a limit is hit by). */
   memory_bytes: number;
   memory_limit_bytes: number | null;
+  /** Counters since the container started: at 60 and 600, the span's last. */
   net_rx_bytes: number;
   net_tx_bytes: number;
   pids: number;
@@ -440,11 +452,14 @@ export interface ForgeRunsTable {
 export interface SavedWorkflowsTable {
   tenant_id: string;
   name: string;
+  /** 1 for the first save of the name, then one more at each save. */
   version: number;
   /** The YAML text, sealed with the store's key (a workflow may hold a direct host's token). */
   workflow: string;
+  /** The file name shown in validation messages. */
   file: string;
   created_at: string;
+  /** The token id, else the user id, that saved this version. */
   created_by: string | null;
   /** 1: saved by a platform admin, so its scheduled runs may call any destination. */
   unrestricted: number;
@@ -529,16 +544,18 @@ export interface BudgetsTable {
   platform_bound: ColumnType<number, number | undefined, number>;
 }
 
-/** Spend a running agent turn holds of its tenant's and user's budgets; `""`: none. */
+/** Spend a running agent turn holds of what is left of its tenant's and user's budgets. */
 export interface SpendReservationsTable {
   id: string;
   run_id: string;
+  /** `""`: outside any tenant. */
   tenant_id: string;
+  /** A user's id (or a token's); `""`: none. */
   user_id: string;
   usd: number;
   created_at: string;
   expires_at: string;
-  /** The run's highest agent_usage seq when the hold was made: its spend after it counts against the hold. */
+  /** The run's highest `agent_usage` seq at the hold: its spend after counts against the hold (by seq: usage is dated by the runner's clock). */
   after_seq: number;
 }
 

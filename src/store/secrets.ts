@@ -1,5 +1,5 @@
 import type { Selectable } from "kysely";
-import { isoTime } from "./columns.js";
+import { isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { SecretsTable } from "./schema.js";
 
@@ -22,17 +22,12 @@ export interface NewSecret {
   updated_by?: string | null;
 }
 
-/** The stored key of "no tenant": tenant ids are never empty, and a key column holds no null. */
-const noTenant = "";
-
-const tenantKey = (tenantId: string | null): string => tenantId ?? noTenant;
-
 const infoColumns = ["tenant_id", "name", "created_at", "updated_at", "updated_by"] as const;
 
 function toSecretInfo(row: Omit<Selectable<SecretsTable>, "value">): SecretInfo {
   return {
     name: row.name,
-    tenant_id: row.tenant_id === noTenant ? null : row.tenant_id,
+    tenant_id: tenantOf(row.tenant_id),
     created_at: row.created_at,
     updated_at: row.updated_at,
     updated_by: row.updated_by,

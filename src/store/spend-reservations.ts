@@ -3,24 +3,10 @@ import { type AgentUsageRepo, agentUsageRepo } from "./agent-usage.js";
 import { type BudgetsRepo, budgetsRepo } from "./budgets.js";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import type { SpendReservationsTable } from "./schema.js";
 
-/** Spend a running agent turn holds of what is left of its tenant's and user's budgets. */
-export interface SpendReservation {
-  id: string;
-  run_id: string;
-  /** `""`: outside any tenant. */
-  tenant_id: string;
-  /** A user's id (or a token's); `""`: none. */
-  user_id: string;
-  usd: number;
-  created_at: string;
-  expires_at: string;
-  /**
-   * The run's highest `agent_usage` seq when the hold was made: what the run spends after it is
-   * counted against the hold (seq, not time: usage is dated by the runner's clock).
-   */
-  after_seq: number;
-}
+/** Spend a running agent turn holds of its tenant's and user's budgets. */
+export type SpendReservation = SpendReservationsTable;
 
 /** Whose budgets a reservation is counted against: the locks `reserve` holds. */
 export interface SpendSubjects {

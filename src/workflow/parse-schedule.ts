@@ -10,7 +10,7 @@ import {
   timeZones,
 } from "./schedule.js";
 import { didYouMean, suggestionHint } from "./suggest.js";
-import type { YamlReader } from "./yaml-reader.js";
+import type { Fields, YamlReader } from "./yaml-reader.js";
 
 const scheduleKeys = ["cron", "timezone", "overlap", "catch_up"];
 /** More schedules than this on one workflow is a mistake, not a plan. */
@@ -112,32 +112,24 @@ function readSchedule(reader: YamlReader, node: unknown, label: string): Schedul
       );
     } else timezone = zone;
   }
-  const overlap = readChoice(
-    reader,
-    fields.get("overlap")?.value,
-    `overlap of ${label}`,
-    scheduleOverlaps,
-    "skip",
-  );
-  const catchUp = readChoice(
-    reader,
-    fields.get("catch_up")?.value,
-    `catch_up of ${label}`,
-    scheduleCatchUps,
-    "latest",
-  );
+  const overlap = readChoice(reader, fields, "overlap", label, scheduleOverlaps, "skip");
+  const catchUp = readChoice(reader, fields, "catch_up", label, scheduleCatchUps, "latest");
   if (!ok || cron === undefined || overlap === undefined || catchUp === undefined) return undefined;
   return { cron, timezone, overlap, catchUp };
 }
 
+/** The schedule's `key`, one of `choices`; `fallback` when it has none. */
 function readChoice<T extends string>(
   reader: YamlReader,
-  node: unknown,
-  label: string,
+  fields: Fields,
+  key: string,
+  schedule: string,
   choices: readonly T[],
   fallback: T,
 ): T | undefined {
+  const node = fields.get(key)?.value;
   if (node === undefined) return fallback;
+  const label = `${key} of ${schedule}`;
   const value = reader.string(node, label);
   if (value === undefined) return undefined;
   if ((choices as readonly string[]).includes(value)) return value as T;

@@ -151,7 +151,6 @@ export const AgentTask = z.object({
   mcp_operator: z.array(z.string()).default([]),
 });
 export type AgentTask = z.infer<typeof AgentTask>;
-export type AgentTaskInput = z.input<typeof AgentTask>;
 
 export const AgentJob = z.object({
   job_id: z.string(),

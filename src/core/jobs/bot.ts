@@ -80,7 +80,6 @@ export const BotTask = z.object({
   log_max_bytes: z.number().int().positive().optional(),
 });
 export type BotTask = z.infer<typeof BotTask>;
-export type BotTaskInput = z.input<typeof BotTask>;
 
 export const BotJob = z.object({
   job_id: z.string(),

@@ -27,8 +27,6 @@ export interface Destination {
 
 const namePattern =
   /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
-export const destinationGrammar =
-  "a host name (agents.example.com), *.example.com, an IPv4 address or range (10.0.0.0/8), or an IPv6 address or range in brackets ([fd00::/8]), each optionally followed by :PORT or :LOW-HIGH";
 
 /** What is wrong with one entry, or undefined when it reads. */
 export function destinationEntryProblem(text: string): string | undefined {

@@ -206,17 +206,16 @@ export interface JobOwner {
   uid: string;
 }
 
-function ownedBy(owner: JobOwner) {
-  return [
-    {
-      apiVersion: "batch/v1",
-      kind: "Job",
-      name: owner.name,
-      uid: owner.uid,
-      controller: true,
-      blockOwnerDeletion: true,
-    },
-  ];
+/** The ownerReference that has the garbage collector delete an object (a Secret) with its Job. */
+export function ownedBy(job: JobOwner) {
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    name: job.name,
+    uid: job.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /**
@@ -237,7 +236,7 @@ export function secretObject(request: KubeJobRequest, owner: JobOwner): V1Secret
       name: request.name,
       namespace: request.namespace,
       labels: request.labels,
-      ownerReferences: ownedBy(owner),
+      ownerReferences: [ownedBy(owner)],
     },
     stringData: data,
   };
@@ -266,7 +265,7 @@ export function networkPolicyObject(request: KubeJobRequest, owner: JobOwner): V
       name: request.name,
       namespace: request.namespace,
       labels: request.labels,
-      ownerReferences: ownedBy(owner),
+      ownerReferences: [ownedBy(owner)],
     },
     spec: {
       podSelector: { matchLabels: { [kubeLabels.job]: request.name } },

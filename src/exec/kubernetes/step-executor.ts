@@ -19,13 +19,13 @@ import type {
   OutputFileContents,
 } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
+import { ownedBy } from "./job-objects.js";
 import { jobEnded, runJobToEnd } from "./job-run.js";
 import { followPodBytes, podLogAfter } from "./pod-log.js";
 import type { PodStartLimits } from "./pod-start.js";
 import {
   envNameProblem,
   maxSecretBytes,
-  ownedBy,
   type StepJobInput,
   secretBytes,
   stepJobManifests,

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { kubeSchemaProblems } from "../../../test/helpers/kube-schema.js";
+import { ownedBy } from "./job-objects.js";
 import {
   envNameProblem,
   labelValue,
-  ownedBy,
   type StepJobInput,
   secretBytes,
   stepJobManifests,

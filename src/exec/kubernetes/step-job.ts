@@ -64,7 +64,7 @@ export interface StepJobInput {
 export interface StepJobManifests {
   job: KubeObject;
   /**
-   * Created right after the Job, with `ownerReferences` naming it (`ownedBy`): the pod waits for
+   * Created right after the Job, with `ownerReferences` naming it (`ownedBy` of job-objects.ts): the pod waits for
    * its volume until it exists, and the garbage collector deletes it with the Job.
    */
   secret: KubeObject;
@@ -93,14 +93,6 @@ export function envNameProblem(name: string): string | undefined {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && name.length <= 200
     ? undefined
     : `the variable name ${JSON.stringify(name.slice(0, 60))} cannot be exported by a shell`;
-}
-
-/** Why an image name cannot be a container's image; undefined when it can. */
-export function imageProblem(image: string): string | undefined {
-  if (image.trim() === "") return "is empty";
-  if (/\s/.test(image)) return "has white space in it";
-  if (image.length > 512) return "is longer than 512 characters";
-  return undefined;
 }
 
 /** The Job and Secret of one attempt; the Secret's size is checked by the caller. */
@@ -209,18 +201,6 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
     stringData: data,
   };
   return { job, secret, filePaths };
-}
-
-/** The ownerReference that has the garbage collector delete the Secret with its Job. */
-export function ownedBy(job: { name: string; uid: string }): Record<string, unknown> {
-  return {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    name: job.name,
-    uid: job.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
 }
 
 /** The bytes a Secret's data takes (what the API server's 1 MiB limit counts). */

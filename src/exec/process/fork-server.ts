@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { OutputDecoder } from "../output-decoder.js";
-import { groupIsAlive } from "../resources.js";
+import { groupIsAlive, signalGroup } from "../resources.js";
 import type {
   ExecRequest,
   ExecResult,
@@ -24,7 +24,7 @@ import {
   pipeMessage,
   startMessage,
 } from "./fork-server-wire.js";
-import { describeSpawnError, signalGroup, startProblem } from "./spawn-launcher.js";
+import { describeSpawnError, startProblem } from "./spawn-launcher.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;

@@ -2,7 +2,7 @@ import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { OutputDecoder } from "../output-decoder.js";
-import { GroupUsage, groupIsAlive, sampleGroups, watchGroup } from "../resources.js";
+import { GroupUsage, groupIsAlive, sampleGroups, signalGroup, watchGroup } from "../resources.js";
 import {
   type ExecRequest,
   type ExecResult,
@@ -190,14 +190,6 @@ function superviseGroup(
       cpuMs: usage.cpuMs,
     });
   });
-}
-
-export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: nothing left to signal. EPERM: a member changed its user; nothing more we can do.
-  }
 }
 
 /** Problems spawn would report only as an ambiguous ENOENT. */

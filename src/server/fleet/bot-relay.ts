@@ -1,9 +1,10 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import type { Logger } from "../../core/logger.js";
 import { type BotCall, BotReply } from "../../core/protocol.js";
 import type { Store } from "../../store/index.js";
 import { botRelayPath } from "../auth.js";
 import type { BotRelayCalls, RelayedCall } from "../deps.js";
+import { secretMatches } from "../hooks/hook-signature.js";
 import type { RunnerHub } from "../runner-hub.js";
 
 /** The header carrying `TIME.NONCE.HMAC` over the body, keyed with the fleet's shared server key. */
@@ -113,7 +114,7 @@ export class BotRelay implements BotRelayCalls {
     const time = Number(timeText);
     if (!Number.isSafeInteger(time) || nonce.length < 16 || mac === "") return "bad";
     if (Math.abs(this.now() - time) > freshMs) return "bad";
-    if (!sameText(mac, await this.sign(body, time, nonce))) return "bad";
+    if (!secretMatches(mac, await this.sign(body, time, nonce))) return "bad";
     const cutoff = this.now() - freshMs * 2;
     for (const [seenNonce, at] of this.seen) if (at < cutoff) this.seen.delete(seenNonce);
     if (this.seen.has(nonce)) return "bad";
@@ -132,10 +133,4 @@ function reachable(url: string, hostname: string): string {
   const parsed = new URL(url);
   if (parsed.hostname === "0.0.0.0" || parsed.hostname === "[::]") parsed.hostname = hostname;
   return parsed.origin;
-}
-
-/** Compares in a time that tells nothing of where two texts differ. */
-function sameText(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 /** The header GitHub signs a delivery's body in: `sha256=` and the HMAC-SHA256 in hex. */
 export const signatureHeader = "x-hub-signature-256";
@@ -7,6 +7,12 @@ const signaturePattern = /^sha256=([0-9a-fA-F]{64})$/;
 /** The header value a sender computes for `body` with `secret` (what GitHub sends). */
 export function signBody(secret: string, body: Buffer | string): string {
   return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+}
+
+/** Compares two secrets in a time that tells nothing of where they differ, or of their lengths. */
+export function secretMatches(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
-import { isFinalStatus } from "../../core/events.js";
+import { ApprovalFormInput, isFinalStatus } from "../../core/events.js";
 import type { ApprovalRecord, RunRecord } from "../../store/index.js";
 import { maxApprovalInputLength } from "../../workflow/approval-inputs.js";
 import { parseWorkflow } from "../../workflow/parse.js";
@@ -57,15 +57,6 @@ const ApproveBody = z
   })
   .optional();
 
-const FormInput = z.object({
-  name: z.string(),
-  type: z.enum(["string", "number", "boolean", "choice"]),
-  options: z.array(z.string()).optional(),
-  default: z.string().optional(),
-  required: z.boolean(),
-  description: z.string().optional(),
-});
-
 /** An approval step of a run, as the API shows it. */
 export const ApprovalView = z.object({
   step: z.string(),
@@ -93,7 +84,9 @@ export const ApprovalView = z.object({
     .describe("each approver's answer so far, in order"),
   self_approval: z.boolean().describe("false: the run's submitter may not answer"),
   not_before: z.string().nullable().describe("no answer is taken before then (the step's `wait:`)"),
-  inputs: z.array(FormInput).describe("the form an approver fills in; the values become the step's exports"),
+  inputs: z
+    .array(ApprovalFormInput)
+    .describe("the form an approver fills in; the values become the step's exports"),
   values: z
     .record(z.string(), z.string())
     .nullable()

@@ -91,17 +91,10 @@ const WebhookAnswer = z.object({
   secret: z.string().describe(`or send it in the ${botHookHeader} header to /api/bots/{id}/hook/...`),
 });
 
+/** A sample as answered: the bot, its tenant and the resolution are said once, beside the samples. */
 function sampleView(row: BotSample): z.infer<typeof Sample> {
-  return {
-    at: row.at,
-    cpu_percent: row.cpu_percent,
-    memory_bytes: row.memory_bytes,
-    memory_limit_bytes: row.memory_limit_bytes,
-    net_rx_bytes: row.net_rx_bytes,
-    net_tx_bytes: row.net_tx_bytes,
-    pids: row.pids,
-    restarts: row.restarts,
-  };
+  const { bot_id, tenant_id, resolution, ...sample } = row;
+  return sample;
 }
 
 /** How long the download waits for the bot's runner to send its kept log. */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -7,6 +7,7 @@ import { extrasOf } from "../bots/bot-extras.js";
 import { HookLimiter, hookBurst, hookPerSecond } from "../bots/hook-limiter.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
+import { secretMatches } from "../hooks/hook-signature.js";
 import { publicRoute } from "../openapi.js";
 
 /** The largest body a bot's webhook takes. */
@@ -37,12 +38,6 @@ const dropped = new Set([
   botHookHeader,
   telegramHeader,
 ]);
-
-/** Compares two secrets in a time that tells nothing of where they differ, or of their lengths. */
-export function secretMatches(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
 
 const HookParams = z.object({
   name: z

@@ -68,68 +68,54 @@ export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
     ...protectedErrorResponses(400, 404, 409, 429),
   };
 
-  api.post(
-    "/api/runs/:id/push",
+  const publishes = [
     {
-      config: idempotentRoute,
-      preValidation: refuseBodyFields,
-      schema: {
-        operationId: "pushRunBranch",
-        summary: "Push a finished agent run's branch (a task submitted without push)",
-        description:
-          "Queues a run on the runner that keeps the branch: each agent's branch as its last turn left it is pushed to the repo's remote by the same push step as a task with `push` (the task's git token through GIT_ASKPASS). No agent turn, no tests. 400 for a run without a repo." +
-          publishNote +
-          idempotentRouteNote,
-        tags: ["agents"],
-        headers: IdempotencyKeyHeaders,
-        params: RunParams,
-        querystring: NoQuery,
-        response: responses,
-      },
+      path: "/api/runs/:id/push",
+      kind: "push",
+      operationId: "pushRunBranch",
+      summary: "Push a finished agent run's branch (a task submitted without push)",
+      description:
+        "Queues a run on the runner that keeps the branch: each agent's branch as its last turn left it is pushed to the repo's remote by the same push step as a task with `push` (the task's git token through GIT_ASKPASS). No agent turn, no tests. 400 for a run without a repo.",
     },
-    async (request, reply) => {
-      const { parent, principal } = await publishable(deps, request, request.params.id);
-      await deps.quotas.checkSubmit(principal);
-      const published = await deps.runs.submitPublish(
-        parent.id,
-        "push",
-        { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
-        { trigger: requestTrigger(request) },
-      );
-      return reply.code(published.created ? 201 : 200).send(answerOf(parent, published));
-    },
-  );
-
-  api.post(
-    "/api/runs/:id/pull-request",
     {
-      config: idempotentRoute,
-      preValidation: refuseBodyFields,
-      schema: {
-        operationId: "openRunPullRequest",
-        summary: "Push a finished agent run's branch and open a pull request for it",
-        description:
-          "As POST /api/runs/{id}/push, and once pushed the server opens a pull (merge) request of each agent's branch against the task's base (the repo's default branch when it named none), through the forge added for the repo (`runyard forge add`; 400 INVALID_INPUT when the tenant has none for it). The run's events say the pull request's URL, and its vars hold `pull_request_url` and `pull_request_number`." +
-          publishNote +
-          idempotentRouteNote,
-        tags: ["agents"],
-        headers: IdempotencyKeyHeaders,
-        params: RunParams,
-        querystring: NoQuery,
-        response: responses,
+      path: "/api/runs/:id/pull-request",
+      kind: "pull_request",
+      operationId: "openRunPullRequest",
+      summary: "Push a finished agent run's branch and open a pull request for it",
+      description:
+        "As POST /api/runs/{id}/push, and once pushed the server opens a pull (merge) request of each agent's branch against the task's base (the repo's default branch when it named none), through the forge added for the repo (`runyard forge add`; 400 INVALID_INPUT when the tenant has none for it). The run's events say the pull request's URL, and its vars hold `pull_request_url` and `pull_request_number`.",
+    },
+  ] as const;
+  for (const publish of publishes) {
+    api.post(
+      publish.path,
+      {
+        config: idempotentRoute,
+        preValidation: refuseBodyFields,
+        schema: {
+          operationId: publish.operationId,
+          summary: publish.summary,
+          description: publish.description + publishNote + idempotentRouteNote,
+          tags: ["agents"],
+          headers: IdempotencyKeyHeaders,
+          params: RunParams,
+          querystring: NoQuery,
+          response: responses,
+        },
       },
-    },
-    async (request, reply) => {
-      const { parent, principal, repo } = await publishable(deps, request, request.params.id);
-      if (!(await forgeOfRepo(deps.store, parent.tenant_id, repo.url))) throw noForgeFor(repo.url);
-      await deps.quotas.checkSubmit(principal);
-      const published = await deps.runs.submitPublish(
-        parent.id,
-        "pull_request",
-        { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
-        { trigger: requestTrigger(request) },
-      );
-      return reply.code(published.created ? 201 : 200).send(answerOf(parent, published));
-    },
-  );
+      async (request, reply) => {
+        const { parent, principal, repo } = await publishable(deps, request, request.params.id);
+        if (publish.kind === "pull_request" && !(await forgeOfRepo(deps.store, parent.tenant_id, repo.url)))
+          throw noForgeFor(repo.url);
+        await deps.quotas.checkSubmit(principal);
+        const published = await deps.runs.submitPublish(
+          parent.id,
+          publish.kind,
+          { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
+          { trigger: requestTrigger(request) },
+        );
+        return reply.code(published.created ? 201 : 200).send(answerOf(parent, published));
+      },
+    );
+  }
 }

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { usernamePattern, usernameRule } from "../../core/usernames.js";
-import type { UserRecord } from "../../store/index.js";
+import type { AuditAction, UserRecord } from "../../store/index.js";
 import { triggersOfUser } from "../acting-for.js";
 import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
@@ -84,6 +84,21 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
     return user;
   };
 
+  /** Logs and audits what an admin did to `user`. */
+  const recordChange = async (
+    request: FastifyRequest,
+    user: UserRecord,
+    change: { action: AuditAction; logged: string; details: Record<string, unknown> },
+  ): Promise<void> => {
+    deps.logger.info({ username: user.username, by: request.principal?.username }, change.logged);
+    await audit(deps, request, {
+      action: change.action,
+      target: user.username,
+      tenant_id: user.tenant_id,
+      details: { user_id: user.id, ...change.details },
+    });
+  };
+
   api.get(
     "/api/users",
     {
@@ -146,12 +161,10 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tenant_id: tenantId,
         password_hash: await hashPassword(password),
       });
-      deps.logger.info({ username: user.username, by: request.principal?.username }, "user added");
-      await audit(deps, request, {
+      await recordChange(request, user, {
         action: "user.add",
-        target: user.username,
-        tenant_id: user.tenant_id,
-        details: { user_id: user.id, role: user.role, password_generated: input.password === undefined },
+        logged: "user added",
+        details: { role: user.role, password_generated: input.password === undefined },
       });
       return reply
         .code(201)
@@ -204,12 +217,10 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const stopped = await triggersOfUser(deps.store, user);
       await deps.store.users.remove(user.id);
       await deps.revocations.userChanged(user.id);
-      deps.logger.info({ username: user.username, by: request.principal?.username }, "user removed");
-      await audit(deps, request, {
+      await recordChange(request, user, {
         action: "user.remove",
-        target: user.username,
-        tenant_id: user.tenant_id,
-        details: { user_id: user.id, role: user.role },
+        logged: "user removed",
+        details: { role: user.role },
       });
       return { removed: userView(user), stopped_triggers: stopped };
     },
@@ -242,12 +253,10 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const updated = await deps.store.users.setPassword(user.id, await hashPassword(password));
       if (!updated) throw new RunyardError("NOT_FOUND", `user ${user.username} does not exist`);
       await deps.revocations.userChanged(user.id);
-      deps.logger.info({ username: user.username, by: request.principal?.username }, "password changed");
-      await audit(deps, request, {
+      await recordChange(request, user, {
         action: "user.passwd",
-        target: user.username,
-        tenant_id: user.tenant_id,
-        details: { user_id: user.id, password_generated: request.body?.password === undefined },
+        logged: "password changed",
+        details: { password_generated: request.body?.password === undefined },
       });
       return { user: userView(updated), ...(request.body?.password === undefined ? { password } : {}) };
     },
