@@ -47,18 +47,8 @@ interface Answer {
 }
 
 function stepBody(cwd: string, marker: string): Record<string, unknown> {
-  const workflow = [
-    "version: v0.1",
-    "name: confinement",
-    "steps:",
-    "  - name: write",
-    "    action: shell.run",
-    "    args:",
-    `      cwd: ${cwd}`,
-    "      script: |",
-    `        echo ${marker} > ${marker}.txt`,
-    "",
-  ].join("\n");
+  const step = `{name: write, action: shell.run, args: {cwd: "${cwd}", script: "echo ${marker} > ${marker}.txt"}}`;
+  const workflow = `version: v0.1\nname: confinement\nsteps:\n  - ${step}\n`;
   return { kind: "workflow", workflow, vars: {} };
 }
 
