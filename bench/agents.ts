@@ -123,7 +123,7 @@ export async function withAgentRunner<T>(
       stepRunner,
       ...(options.prepareTask ? { prepareTask: options.prepareTask } : {}),
       scratchRoot: root,
-      cwdRoots: [join(home, "workspaces")],
+      folders: { roots: [join(home, "workspaces")] },
     });
     const runner = new RunnerDaemon({
       serverUrls: [server.url],

@@ -130,7 +130,8 @@ describe("a member's step folder", () => {
     expect(text).not.toContain("LEAK-elsewhere");
     expect(run.status).toBe("failed");
     expect(text).toContain("STEP_CWD_NOT_ALLOWED");
-    expect(text).toContain("is outside the folders a sandboxed step may work in");
+    expect(text).toContain("leads through a symbolic link");
+    expect(text).toContain("outside this runner's step_cwd_roots");
   });
 });
 

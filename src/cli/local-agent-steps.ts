@@ -56,10 +56,9 @@ export function localAgentSteps(
       },
       stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
       scratchRoot: join(root, "workspaces"),
-      // The user's own run on the user's own machine: the folders it names are the user's.
-      cwdRoots: ["/"],
-      privateFolders: [home],
-      sandboxRefusal: (cwd, exposure) => executor.cwdRefusal(cwd, exposure),
+      // The user's own run on the user's own machine, unconfined: the folders it names are the user's.
+      folders: { roots: [], own: [home] },
+      sandboxRefusal: (cwd) => executor.cwdRefusal(cwd),
     });
     return handler;
   };
@@ -77,7 +76,7 @@ export function localAgentSteps(
           : {};
       const task = agentStepTask(request, {
         env: own,
-        cwdConfined: false,
+        confinement: "unconfined",
         secrets: own.OPENAI_API_KEY ? [own.OPENAI_API_KEY] : [],
       });
       const result = await handlerOf().run(agentStepJob(request, task), {

@@ -463,9 +463,10 @@ export const configSchema = z.object({
   /** A Kubernetes turn's CPU limit in percent of one CPU (`max_cpu_percent`, 150 = 1.5 CPUs); unset: 200. */
   agentMaxCpuPercent: z.coerce.number().positive().optional(),
   /**
-   * Runner: folders (absolute paths) where a sandboxed step may work besides the runner's working
-   * folder; a YAML list in the config file, colon-separated in the
-   * environment. A sandboxed step whose cwd (symbolic links resolved) lies elsewhere is refused.
+   * Server and runner: the folders (absolute paths) under which the workflow steps of a confined
+   * run may name a `cwd` (core/work-folders.ts); a YAML list in the config file, colon-separated
+   * in the environment. The server refuses any other cwd at submit; a runner checks the real path
+   * (symbolic links resolved) against its own list before the step starts, sandbox on or off.
    */
   stepCwdRoots: folderList(),
   /**

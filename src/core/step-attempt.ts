@@ -54,10 +54,11 @@ export const StepAttemptRequest = z.object({
   /** Run in a container (a host with `executor: docker`); absent: processes on the host. */
   container: StepContainer.optional(),
   /**
-   * Set when a platform admin's run sent the attempt: its container may join any network and
-   * run any image, and its `cwd` may be any folder but runyard's own (core/work-folders.ts).
-   * Absent (a member's run, or a server that predates the field), a runner holds the container to
-   * a member's rules (core/container-policy.ts) before it creates it, and the `cwd` to its roots.
+   * Set when an unconfined run (a platform admin's) sent the attempt: its container may join any
+   * network and run any image, and its `cwd` may be any folder but runyard's own
+   * (core/work-folders.ts). Absent (a confined run's, or a server that predates the field), a
+   * runner holds the container to a member's rules (core/container-policy.ts) before it creates
+   * it, and the `cwd` to its roots. Read and written through `stepConfinement` (core/confinement.ts).
    */
   unrestricted: z.literal(true).optional(),
   /**

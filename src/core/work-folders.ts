@@ -1,7 +1,7 @@
 import { realpathSync } from "node:fs";
-import { realpath } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from "node:path";
+import type { Confinement } from "./confinement.js";
 import { RunyardError } from "./errors.js";
 
 /**
@@ -21,9 +21,6 @@ import { RunyardError } from "./errors.js";
 /** What the folder is for: a workflow step's `cwd`, or an agent task's. */
 export type WorkKind = "step" | "agent";
 
-/** Whom a run's folders answer to: a platform admin's run is `unconfined`, anyone else's `confined`. */
-export type Confinement = "confined" | "unconfined";
-
 /** What one side (server or runner) knows of the folders a run may work in. */
 export interface WorkFolderRules {
   kind: WorkKind;
@@ -38,14 +35,23 @@ export interface WorkFolderRules {
    * home, the agents' workspace folder (other conversations' chat folders, worktrees, kept branches).
    */
   own: readonly string[];
-  /** Where `roots` come from, for messages: "the server's step_cwd_roots". */
-  rootsName?: string;
+  /** Who asks, for messages: the server at submit (the default), or a runner before it starts anything. */
+  side?: "server" | "runner";
 }
 
 /** The setting an operator adds a folder to, by kind: named in every refusal. */
 export const rootsSetting: Record<WorkKind, string> = {
   step: "step_cwd_roots (RUNYARD_STEP_CWD_ROOTS)",
   agent: "agent_cwd_roots (RUNYARD_AGENT_CWD_ROOTS)",
+};
+
+/** The folders a confined run may work in, as a refusal names them, by side and kind. */
+const rootsName: Record<"server" | "runner", Record<WorkKind, string>> = {
+  server: { step: "the server's step_cwd_roots", agent: "the server's agent_cwd_roots" },
+  runner: {
+    step: "this runner's step_cwd_roots",
+    agent: "this runner's allowed folders (its workspace folder and agent_cwd_roots)",
+  },
 };
 
 /**
@@ -140,23 +146,38 @@ export async function allowedWorkFolder(
 ): Promise<string> {
   const written = workFolderRefusal(cwd, confinement, rules);
   if (written) throw written;
-  const real = await realPathOf(resolve(cwd));
+  const real = realPathOf(resolve(cwd));
+  const refusal = realFolderRefusal(real, confinement, rules, cwd);
+  if (refusal) throw refusal;
+  return real;
+}
+
+/**
+ * The refusal of `real`, a folder's real path (every link resolved: `allowedWorkFolder`'s, or the
+ * path of a folder the runner holds open as it binds it, so that a link swapped after the first
+ * check leads nowhere else), or undefined when the run may work there. `cwd`: as the run named it.
+ */
+export function realFolderRefusal(
+  real: string,
+  confinement: Confinement,
+  rules: WorkFolderRules,
+  cwd = real,
+): RunyardError | undefined {
+  const led =
+    real === cwd
+      ? `cwd ${JSON.stringify(cwd)}`
+      : `cwd ${JSON.stringify(cwd)} leads through a symbolic link to ${real}`;
   const machine = machineFolderProblem(real);
-  if (machine)
-    throw refused(
-      rules.kind,
-      `cwd ${JSON.stringify(cwd)} leads through a symbolic link to ${real}: ${machine}`,
-    );
+  if (machine) return refused(rules.kind, real === cwd ? machine : `${led}: ${machine}`);
   for (const folder of rules.own) {
-    const realFolder = await realPathOf(folder);
-    if (isUnder(real, realFolder)) throw ownFolder(rules.kind, cwd, folder, real === realFolder);
+    const realFolder = realPathOf(folder);
+    if (isUnder(real, realFolder)) return ownFolder(rules.kind, cwd, folder, real === realFolder);
   }
-  if (confinement === "unconfined") return real;
-  const realRoots = await Promise.all(rules.roots.map((root) => realPathOf(root)));
-  if (realRoots.some((root) => isUnder(real, root))) return real;
-  throw refused(
+  if (confinement === "unconfined") return undefined;
+  if (rules.roots.some((root) => isUnder(real, realPathOf(root)))) return undefined;
+  return refused(
     rules.kind,
-    `cwd ${JSON.stringify(cwd)} leads through a symbolic link to ${real}, outside ${rules.rootsName ?? "the allowed folders"}`,
+    `${led}, outside ${rootsName[rules.side ?? "server"][rules.kind]}; the operator can list the folder in ${rootsSetting[rules.kind]}`,
   );
 }
 
@@ -177,7 +198,7 @@ function ownFolder(kind: WorkKind, cwd: string, folder: string, exactly: boolean
 }
 
 function outsideRoots(rules: WorkFolderRules, shown: string): RunyardError {
-  const where = rules.rootsName ?? `the server's ${rules.kind}_cwd_roots`;
+  const where = rootsName[rules.side ?? "server"][rules.kind];
   const listed =
     rules.roots.length === 0
       ? `cwd ${shown} is not allowed: ${where} lists no folder`
@@ -189,12 +210,12 @@ function outsideRoots(rules: WorkFolderRules, shown: string): RunyardError {
 }
 
 /** The real path of `path`: its deepest existing part resolved, the rest (to be created) appended. */
-async function realPathOf(path: string): Promise<string> {
+export function realPathOf(path: string): string {
   const missing: string[] = [];
   let existing = path;
   for (;;) {
     try {
-      return join(await realpath(existing), ...missing);
+      return join(realpathSync(existing), ...missing);
     } catch (error) {
       const parent = dirname(existing);
       const code = (error as NodeJS.ErrnoException).code;

@@ -1,5 +1,8 @@
+import { resolve } from "node:path";
 import { attemptEndedEarly } from "../core/attempt-ended-early.js";
+import { type Confinement, stepConfinement } from "../core/confinement.js";
 import { errorInfo } from "../core/errors.js";
+import type { ErrorInfo } from "../core/events.js";
 import type {
   StepAttemptRequest,
   StepAttemptResult,
@@ -7,6 +10,12 @@ import type {
   StepOutputSink,
   StepRunner,
 } from "../core/step-attempt.js";
+import {
+  realFolderRefusal,
+  realPathOf,
+  type WorkFolderRules,
+  workFolderRefusal,
+} from "../core/work-folders.js";
 import { heldCwdHint, holdCwd } from "./held-cwd.js";
 import { runStepAttempt } from "./step-attempt.js";
 import type { ExecExposure, Executor, SandboxNetwork } from "./types.js";
@@ -47,10 +56,18 @@ export class LocalStepRunner implements StepRunner {
        */
       jobs?: JobExecutors;
       /**
-       * A runner's: the containers of attempts not marked `unrestricted` (a member's run) are held
-       * to a member's rules (core/container-policy.ts). `runyard run` runs its user's own workflow.
+       * A runner's: the containers of a confined run's attempts are held to a member's rules
+       * (core/container-policy.ts). `runyard run` runs its user's own workflow.
        */
       confineContainers?: boolean;
+      /**
+       * A runner's: where a step that names its cwd may work (core/work-folders.ts, kind "step"),
+       * asked before anything starts, as the server asked at submit: `roots` for a confined run's
+       * steps, `own` for nobody's. A folder the runner made (`ExecExposure.runnerMadeCwd`: the run's
+       * own, an agent task's, which its handler checked) is not asked. Absent (`runyard run`, the
+       * user's own workflow): any folder the sandbox shows.
+       */
+      folders?: { roots: readonly string[]; own: readonly string[] };
       /**
        * A sandboxing runner's: the network of an attempt's sandbox, when it gets one of its own
        * (a tenant's run on a shared runner, see sandbox-network.ts); undefined: the host's.
@@ -75,12 +92,8 @@ export class LocalStepRunner implements StepRunner {
     request: StepAttemptRequest,
     io: { onOutput: StepOutputSink; signal: AbortSignal },
   ): Promise<StepAttemptResult> {
-    const { containers, confineContainers, network: networkFor, jobs, ...given } = this.options;
-    // A platform admin's step may work in any folder but runyard's own (core/work-folders.ts).
-    const options = request.unrestricted
-      ? { ...given, exposure: { ...given.exposure, unconfinedCwd: true } }
-      : given;
-    const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
+    const { containers, confineContainers, network: networkFor, jobs, folders, ...given } = this.options;
+    const confinement = stepConfinement.read(request);
     // The runner writes output_path's files itself, outside any sandbox or container.
     const outputRefusal =
       request.output_path === undefined ? undefined : this.executor.hostFolderRefusal?.(request.output_path);
@@ -104,6 +117,26 @@ export class LocalStepRunner implements StepRunner {
     if (held && "problem" in held) {
       return attemptEndedEarly("failed", errorInfo("SPAWN_FAILED", held.problem, heldCwdHint));
     }
+    // Where the step may work, as the server judged it at submit: the path as written and where it
+    // leads now, then the folder a sandbox or container holds as it binds it.
+    const rules = folders && { kind: "step" as const, ...folders, side: "runner" as const };
+    const named = request.cwd;
+    const judged = rules && named !== undefined && !onCluster && given.exposure?.runnerMadeCwd !== true;
+    if (judged) {
+      const refusal = workFolderProblem(named, held?.path, confinement, rules);
+      if (refusal) return attemptEndedEarly("failed", refusal);
+    }
+    const options = judged
+      ? {
+          ...given,
+          exposure: {
+            ...given.exposure,
+            cwdCheck: (real: string) => realFolderRefusal(real, confinement, rules, named)?.message,
+          },
+        }
+      : given;
+    const attemptOptions = { ...options, signal: io.signal, onOutput: io.onOutput };
+    // What the sandbox itself cannot show: a folder it hides, or makes its own.
     const cwdRefusal =
       request.cwd === undefined || onCluster
         ? undefined
@@ -114,9 +147,7 @@ export class LocalStepRunner implements StepRunner {
         errorInfo(
           "STEP_CWD_NOT_ALLOWED",
           cwdRefusal,
-          request.unrestricted
-            ? "Name a folder outside runyard's own (the runner's and server's homes, the agents' workspace), and not /, /proc, /sys, /dev, /run or the host's /tmp itself."
-            : "Name a folder under the runner's working folder or its step_cwd_roots as the step's cwd; the runner's operator can list more (step_cwd_roots, RUNYARD_STEP_CWD_ROOTS).",
+          "Name a folder outside runyard's own (the runner's and server's homes, the agents' workspace), and not /, /proc, /sys, /dev, /run or the host's /tmp itself.",
         ),
       );
     }
@@ -179,7 +210,7 @@ export class LocalStepRunner implements StepRunner {
       runId: request.run_id,
       step: request.step,
       host: request.host,
-      confined: confineContainers === true && request.unrestricted !== true,
+      confined: confineContainers === true && confinement === "confined",
     });
     try {
       return await runStepAttempt(executor, held ? { ...request, cwd: held.path } : request, {
@@ -190,4 +221,28 @@ export class LocalStepRunner implements StepRunner {
       executor.close();
     }
   }
+}
+
+/**
+ * Why a step may not work in `cwd` (core/work-folders.ts), as the result of an attempt that never
+ * ran: judged as written, then by its real path, the one of the folder held (`heldPath`) if any.
+ */
+function workFolderProblem(
+  cwd: string,
+  heldPath: string | undefined,
+  confinement: Confinement,
+  rules: WorkFolderRules,
+): ErrorInfo | undefined {
+  const written = workFolderRefusal(cwd, confinement, rules);
+  if (written) return written.toInfo();
+  let real = heldPath;
+  try {
+    real ??= realPathOf(resolve(cwd));
+  } catch {
+    // A path that cannot be resolved (too deep, a loop): judged as a held folder is, or refused.
+    const held = holdCwd(cwd);
+    if ("problem" in held) return errorInfo("SPAWN_FAILED", held.problem, heldCwdHint);
+    real = held.path;
+  }
+  return realFolderRefusal(real, confinement, rules, cwd)?.toInfo();
 }

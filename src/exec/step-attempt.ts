@@ -2,6 +2,7 @@ import { constants, createWriteStream, type WriteStream } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
+import { stepConfinement } from "../core/confinement.js";
 import { type ErrorCode, errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import {
@@ -76,7 +77,7 @@ export async function runStepAttempt(
     signal: options.signal,
     ...(options.exposure ? { exposure: options.exposure } : {}),
     ...(options.cwdIdentity ? { cwdIdentity: options.cwdIdentity } : {}),
-    ...(request.unrestricted ? { platform: true } : {}),
+    ...(stepConfinement.read(request) === "unconfined" ? { platform: true } : {}),
   });
   if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint, attempt.code);
   try {

@@ -151,11 +151,12 @@ export interface ExecExposure {
    */
   runnerMadeCwd?: boolean;
   /**
-   * The command is a platform admin's (a step of their run, their agent task's turn): its cwd may
-   * be any folder but runyard's own, which the sandbox hides (core/work-folders.ts), and is bound
-   * read-write. Absent: confined to the sandbox's `cwdRoots`.
+   * Why the command may not work in its cwd, asked once more on the folder as a sandbox holds it
+   * (its real path) before binding it: the runner's own check (core/work-folders.ts), so that a
+   * link swapped after the runner checked the path leads nowhere else. Absent: only the sandbox's
+   * own refusals (a folder it hides or makes its own).
    */
-  unconfinedCwd?: boolean;
+  cwdCheck?: (realPath: string) => string | undefined;
   /**
    * A folder of the run's own (see the runner's RunTmpFolders) shown as /tmp, so the steps of one
    * run share their /tmp; absent: an empty /tmp of the command's own.

@@ -1,6 +1,7 @@
 import { LineSplitter } from "../agents/cli-agent.js";
 import type { AgentAdapter } from "../agents/types.js";
 import { withoutCredentials } from "../core/config-env.js";
+import { agentTaskConfinement } from "../core/confinement.js";
 import { RunyardError } from "../core/errors.js";
 import type { AgentSandbox, AgentTask } from "../core/jobs/agent.js";
 import { isStdioServer } from "../core/jobs/agent-tools.js";
@@ -162,7 +163,7 @@ export function mcpDestinations(task: AgentTask): EgressDestination[] {
     const url = new URL(server.url);
     const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
     const host = url.hostname.replace(/^\[|\]$/g, "");
-    const operators = task.mcp_operator.includes(name) || !task.cwd_confined;
+    const operators = task.mcp_operator.includes(name) || agentTaskConfinement.read(task) === "unconfined";
     destinations.push({ host, port, ...(operators ? {} : { publicOnly: true }) });
   }
   return destinations;

@@ -7,6 +7,7 @@ import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import { adapterFor } from "../agents/registry.js";
 import { superviseTurn } from "../agents/supervise.js";
 import type { AgentOutput } from "../agents/types.js";
+import { agentTaskConfinement } from "../core/confinement.js";
 import { RunyardError } from "../core/errors.js";
 import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
@@ -91,7 +92,12 @@ export class SupervisedAgentTurns implements AgentTurns {
   private async open(
     task: AgentTask,
     cwd: string,
-    io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
+    io: {
+      emit(output: AgentOutput): void;
+      signal: AbortSignal;
+      ownEndpoint?: boolean;
+      cwdCheck?: ExecExposure["cwdCheck"];
+    },
   ): Promise<OpenTurn | { outcome: TurnOutcome }> {
     const kubernetes = this.options.kubernetes;
     const refusal =
@@ -120,7 +126,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     const container = kubernetes ? undefined : (task.sandbox ?? this.options.sandbox?.defaultSandbox);
     // A member's turn on a runner that may serve others: none of its operator's credentials but
     // its agent's own, and where a proxy can add that one to its model calls, not even that.
-    const member = this.options.sandboxed === true && task.cwd_confined;
+    const member = this.options.sandboxed === true && agentTaskConfinement.read(task) === "confined";
     const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
     const loginRefusal = memberEnv && !io.ownEndpoint ? githubLoginRefusal(task, memberEnv) : undefined;
     if (loginRefusal) return { outcome: loginRefusal };
@@ -161,10 +167,10 @@ export class SupervisedAgentTurns implements AgentTurns {
         ),
         ...git.readable,
       ],
+      // Where the turn works the handler checked before it (core/work-folders.ts), and a task's
+      // own cwd is checked again as the sandbox holds it.
       runnerMadeCwd: true,
-      // A platform admin's task may work in any folder but runyard's own (core/work-folders.ts),
-      // which the handler checked before the turn; a member's was held to agent_cwd_roots there.
-      ...(task.cwd_confined ? {} : { unconfinedCwd: true }),
+      ...(io.cwdCheck ? { cwdCheck: io.cwdCheck } : {}),
     };
     // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
@@ -243,7 +249,12 @@ export class SupervisedAgentTurns implements AgentTurns {
   async run(
     task: AgentTask,
     cwd: string,
-    io: { emit(output: AgentOutput): void; signal: AbortSignal; ownEndpoint?: boolean },
+    io: {
+      emit(output: AgentOutput): void;
+      signal: AbortSignal;
+      ownEndpoint?: boolean;
+      cwdCheck?: ExecExposure["cwdCheck"];
+    },
   ): Promise<TurnOutcome> {
     const opened = await this.open(task, cwd, io);
     if ("outcome" in opened) return opened.outcome;
@@ -309,7 +320,12 @@ export class SupervisedAgentTurns implements AgentTurns {
   async setup(
     task: AgentTask,
     cwd: string,
-    io: { say(line: string): void; signal: AbortSignal; ownEndpoint?: boolean },
+    io: {
+      say(line: string): void;
+      signal: AbortSignal;
+      ownEndpoint?: boolean;
+      cwdCheck?: ExecExposure["cwdCheck"];
+    },
   ): Promise<void> {
     const script = task.setup;
     if (!script) return;
@@ -319,6 +335,7 @@ export class SupervisedAgentTurns implements AgentTurns {
       },
       signal: io.signal,
       ...(io.ownEndpoint ? { ownEndpoint: true } : {}),
+      ...(io.cwdCheck ? { cwdCheck: io.cwdCheck } : {}),
     });
     if ("outcome" in opened) {
       const error = opened.outcome.error;

@@ -116,15 +116,9 @@ export interface ServerOptions {
    * public addresses.
    */
   outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[]; mcpHosts?: readonly string[] };
-  /**
-   * Folders (config `agent_cwd_roots:`) under which the agent tasks of anyone but a platform
-   * admin may name a cwd; default: none, so only admins' tasks may name one.
-   */
+  /** The roots under which a confined run's agent tasks may name a cwd (core/work-folders.ts); default: none. */
   agentCwdRoots?: readonly string[];
-  /**
-   * Folders (config `step_cwd_roots:`) under which the workflow steps of anyone but a platform
-   * admin may name a cwd; default: none, so only admins' steps may name an absolute one.
-   */
+  /** The roots under which a confined run's workflow steps may name a cwd (core/work-folders.ts); default: none. */
   stepCwdRoots?: readonly string[];
   /**
    * On PostgreSQL, how long a start waits for a database that is down or recovering

@@ -1,3 +1,4 @@
+import { agentTaskConfinement, type Confinement } from "../core/confinement.js";
 /**
  * A workflow's `agent.run` step as the agent pipeline's task and job (the same `agent` job
  * `runyard agent run` makes), and the pipeline's events as the step's: its `agent.*` events as
@@ -19,7 +20,7 @@ export function agentStepKey(request: Pick<AgentTurnRequest, "runId" | "step" | 
 
 export function agentStepTask(
   request: AgentTurnRequest,
-  settings: { env: Record<string, string>; cwdConfined: boolean; secrets?: string[] },
+  settings: { env: Record<string, string>; confinement: Confinement; secrets?: string[] },
 ): AgentTask {
   const { spec } = request;
   const key = agentStepKey(request);
@@ -33,7 +34,7 @@ export function agentStepTask(
     extra_args: [],
     env: settings.env,
     ...(spec.cwd ? { cwd: spec.cwd } : {}),
-    cwd_confined: settings.cwdConfined,
+    ...agentTaskConfinement.write(settings.confinement),
     ...(spec.repo
       ? {
           repo: {

@@ -1,5 +1,6 @@
+import type { Confinement } from "../core/confinement.js";
 import { RunyardError } from "../core/errors.js";
-import { type Confinement, type WorkFolderRules, workFolderRefusal } from "../core/work-folders.js";
+import { type WorkFolderRules, workFolderRefusal } from "../core/work-folders.js";
 import { everyStep, type Step, type Workflow } from "./model.js";
 
 /**

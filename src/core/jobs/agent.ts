@@ -99,10 +99,9 @@ export const AgentTask = z.object({
   /** Work in this folder of the runner instead of a repo worktree (the OpenRunner-style API's `cwd`). */
   cwd: z.string().optional(),
   /**
-   * Whether `cwd` must lie under the runner's allowed folders (its workspace folder and
-   * `agent_cwd_roots`), symbolic links resolved: every task but a platform admin's, whose `cwd`
-   * may be any folder but runyard's own (core/work-folders.ts). Absent (a job of an older
-   * server): confined.
+   * The run's confinement, read and written through `agentTaskConfinement` (core/confinement.ts):
+   * whether `cwd` must lie under the runner's allowed folders (core/work-folders.ts), symbolic
+   * links resolved. Absent (a job of an older server): confined.
    */
   cwd_confined: z.boolean().default(true),
   repo: AgentRepo.optional(),

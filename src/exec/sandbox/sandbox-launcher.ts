@@ -28,7 +28,7 @@ export class SandboxLauncher implements ProcessLauncher {
     if ("problem" in held) return notStarted(startedAt, "failed", held.problem);
     const cwd = held.path;
     const exposure = { ...request.exposure, cwd, home: request.env.HOME };
-    const refusal = this.sandbox.refusal(exposure);
+    const refusal = this.sandbox.refusal(exposure) ?? exposure.cwdCheck?.(cwd);
     if (refusal) return notStarted(startedAt, "failed", refusal);
     const missing = missingProgram(program, request.env.PATH, cwd);
     if (missing) return notStarted(startedAt, "failed", missing);

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { stepConfinement } from "../../core/confinement.js";
 import { DestinationList } from "../../core/outbound/destination-list.js";
 import {
   createEgressProxy,
@@ -61,7 +62,7 @@ export function sandboxNetwork(
 
 /** Who a step job is run for, as the server marks it (core/step-attempt.ts). */
 export interface NetworkOwner {
-  /** A platform admin's run. */
+  /** An unconfined run's (`stepConfinement`, core/confinement.ts). */
   unrestricted?: true | undefined;
   /** The run's tenant; null: a run outside any tenant; absent: a server that does not say. */
   tenant_id?: string | null | undefined;
@@ -74,7 +75,7 @@ export interface NetworkOwner {
  * a runner that serves one principal.
  */
 export function needsOwnNetwork(owner: NetworkOwner, runnerShared: boolean): boolean {
-  if (!runnerShared || owner.unrestricted === true) return false;
+  if (!runnerShared || stepConfinement.read(owner) === "unconfined") return false;
   return owner.tenant_id !== null;
 }
 

@@ -85,13 +85,6 @@ export interface SandboxOptions {
    */
   workRoots?: string[];
   /**
-   * Where a confined command's cwd may lie (real paths, links resolved): the runner's working
-   * folder and the operator's `step_cwd_roots`; runner-made folders (agents' worktrees) always
-   * may, and so may a platform admin's (`ExecExposure.unconfinedCwd`). Undefined: anywhere but
-   * what `refusal` names.
-   */
-  cwdRoots?: string[];
-  /**
    * At most `max` processes in each run's sandbox (its cgroup's `pids.max`, run-cgroup.ts), its
    * commands and all they start; absent: no limit of the runner's.
    */
@@ -190,8 +183,9 @@ export class Sandbox {
 
   /**
    * Why `exposure` cannot be granted, if it cannot: a folder no run may work in (`/`, a runtime
-   * folder, the host's temp folder: core/work-folders.ts), one inside a hidden folder (it would
-   * show part of what the sandbox hides), and for a confined command one outside `cwdRoots`.
+   * folder, the host's temp folder: core/work-folders.ts), or one inside a hidden folder (it would
+   * show part of what the sandbox hides). Where a run may work is not the sandbox's to say: the
+   * runner asked core/work-folders.ts before anything started.
    */
   refusal(exposure: SandboxExposure): string | undefined {
     const cwd = resolve(exposure.cwd);
@@ -204,9 +198,6 @@ export class Sandbox {
       exposure.runnerMadeCwd === true && this.workRoots.some((root) => real !== root && isWithin(real, root));
     if (hiding !== undefined && !madeForIt)
       return `cwd "${cwd}" is inside ${hiding}, which sandboxed commands cannot see`;
-    const roots = exposure.unconfinedCwd === true ? undefined : this.options.cwdRoots?.map(realPath);
-    if (roots && !madeForIt && !roots.some((root) => isWithin(real, root)))
-      return `cwd "${cwd}"${real === cwd ? "" : ` (really ${real})`} is outside the folders a sandboxed step may work in (the runner's working folder and its step_cwd_roots: ${roots.join(", ")}); the runner's operator can list more with step_cwd_roots (RUNYARD_STEP_CWD_ROOTS)`;
     return undefined;
   }
 

@@ -136,10 +136,12 @@ async function agentHandler(
     stepRunner: stepRunner.withExposure({ runnerMadeCwd: true }),
     scratchRoot: root,
     ...(config.agentFilesDir ? { filesDir: resolve(config.agentFilesDir) } : {}),
-    cwdRoots: [workspaceDir, ...config.agentCwdRoots],
     // Its home and, on `runyard up`, the server's: no task works there, a platform admin's neither.
-    privateFolders: [connection.home, ...(connection.sandbox?.hide ?? [])],
-    sandboxRefusal: (cwd, exposure) => executor.cwdRefusal(cwd, exposure),
+    folders: {
+      roots: [workspaceDir, ...config.agentCwdRoots],
+      own: [connection.home, ...(connection.sandbox?.hide ?? [])],
+    },
+    sandboxRefusal: (cwd) => executor.cwdRefusal(cwd),
   });
   // The agent runner's settings runyard accepts but does otherwise: said once, at start.
   for (const notice of runnerNotices(config, env)) connection.logger.warn(notice);
@@ -310,11 +312,13 @@ export async function localRunnerDaemon(
       );
     }
     const workRoot = agentWorkspaceRoot(config, connection);
+    // runyard's own folders: no step works there, a platform admin's neither, and a sandbox hides them.
+    const ownFolders = [connection.home, workRoot, ...(connection.sandbox?.hide ?? [])];
     const sandbox = await runnerSandbox(
       config,
       {
         always: (connection.sandbox?.always ?? false) || connection.shared !== false,
-        hide: [connection.home, workRoot, ...(connection.sandbox?.hide ?? [])],
+        hide: ownFolders,
         workRoots: [join(workRoot, "worktrees"), join(workRoot, "chats"), join(workRoot, "runs")],
       },
       connection.logger,
@@ -357,8 +361,9 @@ export async function localRunnerDaemon(
       maskValues: [connection.token],
       ...(docker.containers ? { containers: docker.containers } : {}),
       ...(kubernetes.jobs ? { jobs: kubernetes.jobs } : {}),
-      // Only a platform admin's attempts come marked unrestricted; a member's containers are checked here too.
+      // A confined run's containers are checked here too.
       confineContainers: true,
+      folders: { roots: config.stepCwdRoots, own: ownFolders },
     });
     // Sandboxed, each run's steps share a sandbox, a folder, /tmp and $HOME of the run's own;
     // unsandboxed they see the host's and work in the runner's working folder.

@@ -51,9 +51,5 @@ export async function runnerSandbox(
     ...(pids && !("problem" in pids) ? { pids: { hierarchy: pids, max: config.runPidsMax } } : {}),
     hide: options.hide,
     workRoots: options.workRoots,
-    // What the operator lists for steps and agent tasks (an agent's cwd was checked against
-    // agent_cwd_roots before it starts). Not the runner's own working folder: a run that names no
-    // cwd works in a folder of its own (runner/run-folders.ts), and a member's run never there.
-    cwdRoots: [...config.stepCwdRoots, ...config.agentCwdRoots],
   });
 }

@@ -1,3 +1,4 @@
+import { type Confinement, stepConfinement } from "../../core/confinement.js";
 import type { EventInput } from "../../core/events.js";
 import type { AgentTests } from "../../core/jobs/agent.js";
 import type { StepRunner } from "../../core/step-attempt.js";
@@ -28,8 +29,8 @@ export async function runAgentTests(options: {
   timeoutMs: number;
   secrets: string[];
   stepRunner: StepRunner;
-  /** A platform admin's task: its test containers are not held to a member's rules. */
-  unrestricted?: boolean;
+  /** The task's: an unconfined task's test containers are not held to a member's rules. */
+  confinement: Confinement;
   emit: (event: EventInput) => void;
   signal: AbortSignal;
 }): Promise<TestsOutcome> {
@@ -58,7 +59,7 @@ export async function runAgentTests(options: {
           {
             ...request,
             cwd: request.cwd ?? cwd,
-            ...(options.unrestricted ? { unrestricted: true as const } : {}),
+            ...stepConfinement.write(options.confinement),
           },
           io,
         ),

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { namesOwnEndpoint } from "../../agents/model-endpoints.js";
 import type { AgentOutput } from "../../agents/types.js";
 import { agentRepoRefusal } from "../../core/agent-repo.js";
+import { agentTaskConfinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import type { ErrorInfo, EventInput } from "../../core/events.js";
 import {
@@ -14,8 +15,7 @@ import {
 } from "../../core/jobs/agent.js";
 import { SecretMasker, secretsFromEnv } from "../../core/masking.js";
 import type { StepRunner } from "../../core/step-attempt.js";
-import { allowedWorkFolder } from "../../core/work-folders.js";
-import type { ExecExposure } from "../../exec/types.js";
+import { allowedWorkFolder, realFolderRefusal, type WorkFolderRules } from "../../core/work-folders.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { AllocateRequest, Workspace } from "../../workspace/types.js";
@@ -50,6 +50,8 @@ export interface AgentTurns {
       signal: AbortSignal;
       /** The task was submitted with an endpoint of its own (`*_BASE_URL`, `*_API_BASE`, ...): no runner credential goes to it. */
       ownEndpoint?: boolean;
+      /** A task's own cwd, checked again as a sandbox holds it (`ExecExposure.cwdCheck`). */
+      cwdCheck?: (realPath: string) => string | undefined;
     },
   ): Promise<TurnOutcome>;
   /** Throws when this runner will not run the task's turn as asked (its sandbox): before anything of it runs. */
@@ -61,7 +63,12 @@ export interface AgentTurns {
   setup?(
     task: AgentTask,
     cwd: string,
-    io: { say(line: string): void; signal: AbortSignal; ownEndpoint?: boolean },
+    io: {
+      say(line: string): void;
+      signal: AbortSignal;
+      ownEndpoint?: boolean;
+      cwdCheck?: (realPath: string) => string | undefined;
+    },
   ): Promise<void>;
 }
 
@@ -80,21 +87,18 @@ export interface AgentHandlerDeps {
   /** Where tasks without a repo or cwd get a folder of their own (`<root>/chats/<key>`). */
   scratchRoot: string;
   /**
-   * Where a confined task (anyone's but a platform admin's) may name a cwd: the runner's
-   * workspace folder and its `agent_cwd_roots`, absolute.
+   * Where a task may name a cwd (core/work-folders.ts, kind "agent"): `roots`, absolute, for a
+   * confined task (the runner's workspace folder and the operator's list); `own`, the runner's
+   * folders besides `scratchRoot` (the agents' workspace folder) that no task may work in, a
+   * platform admin's neither, though a root holds them: its home, the server's home.
    */
-  cwdRoots: readonly string[];
-  /**
-   * The runner's folders besides `scratchRoot` (the agents' workspace folder) that no task may
-   * work in, a platform admin's neither, though a root holds them: its home, the server's home.
-   */
-  privateFolders?: readonly string[];
+  folders: { roots: readonly string[]; own?: readonly string[] };
   /**
    * Why this runner's sandbox would not let a turn work in a task's own `cwd` (the executor's
    * `cwdRefusal`): asked in `prepare`, so the run fails AGENT_CWD_NOT_ALLOWED before the agent
    * starts rather than AGENT_CRASHED when its first command is refused. Absent: no sandbox.
    */
-  sandboxRefusal?: (cwd: string, exposure: ExecExposure) => string | undefined;
+  sandboxRefusal?: (cwd: string) => string | undefined;
   /**
    * The runner's own settings laid on a task before anything runs (the agent runner's config.yaml keys: a turn
    * cap, a default model, keys from the runner's env), with what the run should be told.
@@ -136,16 +140,20 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     return masker.maskDeep(await this.runTask(job, io, masker, { notices: prepared.notices, ownEndpoint }));
   }
 
+  /** Where a task may name its own cwd, on this runner (core/work-folders.ts). */
+  private folderRules(): WorkFolderRules {
+    return {
+      kind: "agent",
+      roots: this.deps.folders.roots,
+      own: [this.deps.scratchRoot, ...(this.deps.folders.own ?? [])],
+      side: "runner",
+    };
+  }
+
   /** The real path of a task's own `cwd`, where it may work; throws AGENT_CWD_NOT_ALLOWED. */
   private async ownCwd(task: AgentTask, cwd: string): Promise<string> {
-    const confinement = task.cwd_confined ? "confined" : "unconfined";
-    const real = await allowedWorkFolder(cwd, confinement, {
-      kind: "agent",
-      roots: this.deps.cwdRoots,
-      own: [this.deps.scratchRoot, ...(this.deps.privateFolders ?? [])],
-      rootsName: "this runner's allowed folders (its workspace folder and agent_cwd_roots)",
-    });
-    const refusal = this.deps.sandboxRefusal?.(real, task.cwd_confined ? {} : { unconfinedCwd: true });
+    const real = await allowedWorkFolder(cwd, agentTaskConfinement.read(task), this.folderRules());
+    const refusal = this.deps.sandboxRefusal?.(real);
     if (refusal) throw new RunyardError("AGENT_CWD_NOT_ALLOWED", refusal);
     return real;
   }
@@ -178,7 +186,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     try {
       const cwd = await steps.run("prepare", async (say) => {
         this.deps.turns.check?.(task);
-        if (task.tests && task.cwd_confined) checkMemberTests(task.tests);
+        if (task.tests && agentTaskConfinement.read(task) === "confined") checkMemberTests(task.tests);
         workspace = task.repo ? await this.allocate(task, say, io.signal) : undefined;
         // Where the task may work is checked again here, before anything starts, as the server
         // did at submit: the real path, links resolved (core/work-folders.ts).
@@ -193,6 +201,13 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         return { value: dir, end: { status: "success" } };
       });
       if (workspace) result.branch = workspace.branch;
+      // A task's own cwd: held to the same folders as its sandbox binds it.
+      const rules = this.folderRules();
+      const confinement = agentTaskConfinement.read(task);
+      const cwdCheck =
+        task.cwd && !workspace
+          ? (real: string) => realFolderRefusal(real, confinement, rules, task.cwd)?.message
+          : undefined;
       if (task.publish_only) return await this.publish(steps, workspace, task, result);
 
       // Before the first turn only: a follow-up finds the worktree as the last turn left it.
@@ -205,6 +220,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
               say,
               signal: io.signal,
               ownEndpoint: given.ownEndpoint,
+              ...(cwdCheck ? { cwdCheck } : {}),
             });
           }
           return { value: undefined, end: { status: "success" } };
@@ -215,6 +231,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
         const outcome = await this.deps.turns.run(task, cwd, {
           signal: io.signal,
           ownEndpoint: given.ownEndpoint,
+          ...(cwdCheck ? { cwdCheck } : {}),
           emit: (output) => {
             transcript.push(
               `${JSON.stringify(masker.maskDeep({ ts: new Date().toISOString(), ...output }))}\n`,
@@ -271,7 +288,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
           timeoutMs: task.timeout_ms,
           secrets: masker.values(),
           stepRunner: this.deps.stepRunner,
-          ...(task.cwd_confined ? {} : { unrestricted: true }),
+          confinement: agentTaskConfinement.read(task),
           emit,
           signal: io.signal,
         });
@@ -375,7 +392,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     const repo = task.repo;
     if (!repo) throw new Error("no repo");
     // The server refuses it at submit; a run from an older server comes unchecked.
-    const refusal = task.cwd_confined ? agentRepoRefusal(repo.url) : undefined;
+    const refusal = agentTaskConfinement.read(task) === "confined" ? agentRepoRefusal(repo.url) : undefined;
     if (refusal) return Promise.reject(refusal);
     return this.deps.workspaces.allocate({
       repoUrl: repo.url,

@@ -1,13 +1,15 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { workflowSpecConfinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import { refuseBodyFields } from "../api-schemas.js";
-import { isPlatformAdmin, submitterId } from "../auth.js";
+import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
+import { runConfinement } from "../runs/run-confinement.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { visibleRun } from "./visible-run.js";
 
@@ -67,7 +69,10 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
           tokenId: submitterId(principal),
           // The lesser rights of the caller and whoever wrote the text: a platform admin's re-run
           // of a member's workflow gets a member's, not an admin's.
-          unrestrictedOutbound: isPlatformAdmin(principal) && whole.unrestricted_outbound === true,
+          confinement: runConfinement({
+            submitter: { principal },
+            earlier: workflowSpecConfinement.read(whole),
+          }),
         },
         {
           trigger: "rerun",

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { workflowSpecConfinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
@@ -8,10 +9,11 @@ import { type Workflow, workflowProblemsError } from "../../workflow/model.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { mayActFor } from "../acting-for.js";
 import { maxNameLength } from "../api-schemas.js";
-import { isPlatformAdmin, submitterId } from "../auth.js";
+import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
+import { runConfinement } from "../runs/run-confinement.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
@@ -195,7 +197,10 @@ async function submitRetry(
       tenantId: run.tenant_id,
       tokenId: submitterId(principal),
       // The lesser rights of the caller and whoever wrote the text: an edited text is the caller's.
-      unrestrictedOutbound: isPlatformAdmin(principal) && (edited || spec.unrestricted_outbound === true),
+      confinement: runConfinement({
+        submitter: { principal },
+        ...(edited ? {} : { earlier: workflowSpecConfinement.read(spec) }),
+      }),
     },
     {
       trigger: "rerun",

@@ -6,13 +6,14 @@ import { isFinalStatus, RunEvent, RunKind, RunStatus } from "../../core/events.j
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
+import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
+import { runConfinement } from "../runs/run-confinement.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
 import { approvalViews } from "./approvals.js";
 import { workflowGraph } from "./run-graph.js";
@@ -156,8 +157,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         tenantId: principal?.tenant_id ?? null,
         tokenId: submitterId(principal),
         userId: principal?.user_id ?? null,
-        unrestrictedOutbound: isPlatformAdmin(principal),
-        unconfinedCwd: isPlatformAdmin(principal),
+        confinement: runConfinement({ submitter: { principal } }),
       };
       if (input.kind === "agent") {
         await deps.quotas.checkSubmit(principal);

@@ -6,7 +6,7 @@ import { RunStatus } from "../../core/events.js";
 import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
+import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
@@ -401,7 +401,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         vars: request.body.vars,
         trigger: requestTrigger(request),
         // The caller triggers it; the run gets the lesser of their rights and the version's author's.
-        owner: { tokenId: submitterId(principal), unrestrictedOutbound: isPlatformAdmin(principal) },
+        owner: { tokenId: submitterId(principal), submitter: { principal } },
       });
       return reply.code(201).send({
         run_id: run.id,

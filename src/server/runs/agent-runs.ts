@@ -1,6 +1,7 @@
 import { agentNames } from "../../agents/registry.js";
 import { agentRepoRefusal } from "../../core/agent-repo.js";
 import { groupForRepo, type RepoRoute } from "../../core/config-file.js";
+import { agentTaskConfinement, type Confinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import type { AgentSummary, ErrorInfo, RunStatus } from "../../core/events.js";
 import {
@@ -47,10 +48,7 @@ export class AgentRuns implements RunKindModule {
     private readonly store: Pick<Store, "runs" | "jobs" | "runners" | "secrets" | "forges">,
     private readonly queue: JobQueue,
     private readonly repoRoutes: RepoRoute[] = [],
-    /**
-     * `agent_cwd_roots`: where the tasks of anyone but a platform admin may name a cwd; and the
-     * server's home, where no task may.
-     */
+    /** Where a confined run's agent tasks may name a cwd, and the server's home, where no task may (core/work-folders.ts). */
     private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
     /** The tenants' and users' spend budgets: a turn past one is refused, a running one capped. */
     private readonly budgets?: SpendBudgets,
@@ -59,8 +57,8 @@ export class AgentRuns implements RunKindModule {
   ) {}
 
   /**
-   * Checks a submitted agent run; refuses unknown agents, a cwd outside the allowed roots (unless
-   * `unconfinedCwd`, a platform admin's run) and secrets the tenant has not stored.
+   * Checks a submitted agent run; refuses unknown agents, a cwd the run may not work in (a
+   * confined run's outside the allowed roots) and secrets the tenant has not stored.
    */
   async prepare(
     body: SubmitAgentRunBody,
@@ -68,10 +66,12 @@ export class AgentRuns implements RunKindModule {
       tenantId: string | null;
       tokenId?: string | null;
       userId?: string | null;
-      unconfinedCwd?: boolean;
+      confinement?: Confinement;
     },
   ): Promise<PreparedRun> {
     const tenantId = owner.tenantId;
+    const confinement = owner.confinement ?? "confined";
+    const confined = confinement === "confined";
     const agents = body.agents ?? [body.agent ?? "claude_code"];
     if (body.agents && body.agent) {
       throw new RunyardError("INVALID_INPUT", "give either agent or agents, not both", {
@@ -101,20 +101,17 @@ export class AgentRuns implements RunKindModule {
       });
     }
     if (body.cwd) {
-      const refusal = workFolderRefusal(body.cwd, owner.unconfinedCwd ? "unconfined" : "confined", {
-        kind: "agent",
-        ...this.folders,
-      });
+      const refusal = workFolderRefusal(body.cwd, confinement, { kind: "agent", ...this.folders });
       if (refusal) throw refusal;
     }
-    if (body.repo && !owner.unconfinedCwd) {
+    if (body.repo && confined) {
       const refusal = agentRepoRefusal(body.repo.url);
       if (refusal) throw refusal;
     }
-    if (body.tests) checkTests(body.tests, !owner.unconfinedCwd);
+    if (body.tests) checkTests(body.tests, confined);
     if (body.sandbox) checkSandbox(body.sandbox);
     checkMcpAgents(agents, body.mcp_servers ?? {});
-    if (!owner.unconfinedCwd) checkMcpUrls(body.mcp_servers ?? {}, this.mcpHosts);
+    if (confined) checkMcpUrls(body.mcp_servers ?? {}, this.mcpHosts);
     const { missing } = await resolveStoredSecrets(this.store.secrets, tenantId, body.secrets);
     if (missing.length > 0) throw secretsMissing(missing, tenantId);
     await this.budgets?.admit({
@@ -132,7 +129,7 @@ export class AgentRuns implements RunKindModule {
       env: body.env,
       secrets: body.secrets,
       ...(body.cwd ? { cwd: body.cwd } : {}),
-      cwd_confined: !owner.unconfinedCwd,
+      ...agentTaskConfinement.write(confinement),
       ...(body.repo ? { repo: body.repo } : {}),
       ...(body.tests ? { tests: body.tests } : {}),
       ...(body.sandbox ? { sandbox: body.sandbox } : {}),
@@ -286,7 +283,7 @@ export class AgentRuns implements RunKindModule {
       extra_args: spec.extra_args,
       env,
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
-      cwd_confined: spec.cwd_confined,
+      ...agentTaskConfinement.write(agentTaskConfinement.read(spec)),
       ...(spec.repo
         ? {
             repo: {

@@ -197,7 +197,7 @@ export const AgentRunSpec = z.object({
   env: z.record(z.string(), z.string()),
   secrets: z.array(z.string()),
   cwd: z.string().optional(),
-  /** Whether the runner confines `cwd` to its allowed folders: all but a platform admin's runs (absent: confined). */
+  /** The run's confinement (core/confinement.ts `agentTaskConfinement`; absent: confined). */
   cwd_confined: z.boolean().default(true),
   repo: z
     .object({

@@ -1,3 +1,4 @@
+import type { Confinement } from "../../core/confinement.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 
 /** Who submits a run. */
@@ -10,12 +11,10 @@ export interface RunOwner {
    */
   userId?: string | null;
   /**
-   * A platform admin's workflow run: its direct hosts and notify URLs may be any destination, its
-   * steps' cwd any folder but runyard's own (core/work-folders.ts).
+   * How far the run may reach, decided by `runConfinement` (run-confinement.ts) from who submits
+   * it and what it stems from; absent: confined.
    */
-  unrestrictedOutbound?: boolean;
-  /** A platform admin's run: its agent tasks' cwd may be any folder of the runner. */
-  unconfinedCwd?: boolean;
+  confinement?: Confinement;
 }
 
 /** What started a run, and the saved workflow it runs; every submit says. */

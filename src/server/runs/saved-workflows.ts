@@ -6,8 +6,9 @@ import { workflowProblemsError } from "../../workflow/model.js";
 import { nextTick } from "../../workflow/schedule.js";
 import { peakRunsPerHour, shortestMergedGap } from "../../workflow/schedule-load.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
-import { actorOf, isPlatformAdminActor, mayActFor } from "../acting-for.js";
-import { isPlatformAdmin, type Principal, submitterId } from "../auth.js";
+import { actorOf, mayActFor } from "../acting-for.js";
+import { type Principal, submitterId } from "../auth.js";
+import { type ConfinementSources, runConfinement } from "./run-confinement.js";
 import type { RunOwner } from "./run-origin.js";
 import type { RunService } from "./run-service.js";
 import type { WorkflowParser } from "./workflow-parser.js";
@@ -42,10 +43,11 @@ export interface SavedRunRequest {
   /** The run's id fixed in advance (a schedule's tick). */
   runId?: string;
   /**
-   * Who triggers the run (the caller, the hook's or the schedule's owner) and their rights; the
-   * run gets the lesser of these and the version's author's. Its tenant is `tenantId`'s.
+   * Who triggers the run (the caller, the hook's or the schedule's owner); the run's confinement
+   * is the lesser of theirs and the version's author's (run-confinement.ts). Its tenant is
+   * `tenantId`'s.
    */
-  owner: { tokenId: string | null; unrestrictedOutbound: boolean };
+  owner: { tokenId: string | null; submitter: NonNullable<ConfinementSources["submitter"]> };
 }
 
 /** Saved versions whose inputs are kept parsed (`SavedWorkflows.liveInputs`). */
@@ -112,7 +114,7 @@ export class SavedWorkflows {
       workflow: input.workflow,
       file,
       created_by: submitterId(input.saver),
-      unrestricted: isPlatformAdmin(input.saver),
+      unrestricted: runConfinement({ submitter: { principal: input.saver } }) === "unconfined",
       promote: blocking.length === 0,
       schedules,
     });
@@ -337,10 +339,7 @@ export class SavedWorkflows {
    * has no rights beyond a member's.
    */
   async triggerOwner(ownerId: string | null): Promise<SavedRunRequest["owner"]> {
-    return {
-      tokenId: ownerId,
-      unrestrictedOutbound: isPlatformAdminActor(await actorOf(this.store, ownerId)),
-    };
+    return { tokenId: ownerId, submitter: { actor: await actorOf(this.store, ownerId) } };
   }
 
   /**
@@ -352,7 +351,7 @@ export class SavedWorkflows {
     const owner: RunOwner = {
       tenantId: request.tenantId,
       tokenId: request.owner.tokenId,
-      unrestrictedOutbound: request.owner.unrestrictedOutbound && saved.unrestricted,
+      confinement: runConfinement({ submitter: request.owner.submitter, saved }),
     };
     return this.runs.submitWorkflow(
       { workflow: saved.workflow, vars: request.vars, file: saved.file },

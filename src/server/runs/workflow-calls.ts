@@ -8,6 +8,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
+import type { Confinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import { type EventOf, isFinalStatus } from "../../core/events.js";
 import type { RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
@@ -16,6 +17,7 @@ import { type Diagnostic, everyStep, type Workflow, workflowProblemsError } from
 import { callInputPos, callInputValues } from "../../workflow/parse-call.js";
 import { inputValueProblem } from "../../workflow/parse-inputs.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
+import { runConfinement } from "./run-confinement.js";
 import type { RunOrigin, RunOwner } from "./run-origin.js";
 import type { WorkflowParser } from "./workflow-parser.js";
 
@@ -46,7 +48,8 @@ export interface CallingRun {
   /** How deep the run itself is: 0 for a run nobody called. */
   depth: number;
   calls: Record<string, ResolvedCall>;
-  unrestricted: boolean;
+  /** What the calling run stored: its children are at most as unconfined. */
+  confinement: Confinement;
 }
 
 export class WorkflowCalls {
@@ -217,7 +220,7 @@ export class WorkflowCalls {
           tenantId: run.record.tenant_id,
           tokenId: run.record.created_by,
           userId: run.record.created_by_user,
-          unrestrictedOutbound: run.unrestricted && saved.unrestricted,
+          confinement: runConfinement({ earlier: run.confinement, saved }),
         },
         {
           trigger: "call",

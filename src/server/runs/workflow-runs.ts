@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type Confinement, stepConfinement, workflowSpecConfinement } from "../../core/confinement.js";
 import { errorInfo, RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { StepRunner } from "../../core/step-attempt.js";
@@ -51,8 +52,9 @@ export const WorkflowRunSpec = z.object({
   vars: z.record(z.string(), z.string()),
   file: z.string().optional(),
   /**
-   * Set when a platform admin submitted the run: its direct hosts and notify URLs may be any
-   * destination. Absent, the server's `direct_hosts:` and `notify_hosts:` apply.
+   * Set on an unconfined run (a platform admin's): its direct hosts and notify URLs may be any
+   * destination. Absent, the server's `direct_hosts:` and `notify_hosts:` apply. Read and written
+   * through `workflowSpecConfinement` (core/confinement.ts).
    */
   unrestricted_outbound: z.literal(true).optional(),
   /** `--no-rollback`: a failed run does not run its steps' rollbacks; a re-run keeps it. */
@@ -98,10 +100,7 @@ export class WorkflowRuns implements RunKindModule {
     private readonly parsing: { limits: WorkflowLimits; parse: WorkflowParser },
     private readonly approvals: Pick<ApprovalWaits, "gateFor">,
     private readonly groups: ConcurrencyGroups,
-    /**
-     * `step_cwd_roots`: where the steps of anyone but a platform admin may name a cwd; and the
-     * server's home, where no step may.
-     */
+    /** Where a confined run's steps may name a cwd, and the server's home, where no step may (core/work-folders.ts). */
     private readonly folders: { roots: readonly string[]; own: readonly string[] } = { roots: [], own: [] },
     /** Where `workflow.call` steps are resolved at submit and start their child runs; absent: refused. */
     private readonly calls?: WorkflowCalls,
@@ -110,15 +109,15 @@ export class WorkflowRuns implements RunKindModule {
   ) {}
 
   /**
-   * Checks a submitted workflow; reports every problem at once, then a step's cwd the submitter
-   * may not work in (STEP_CWD_NOT_ALLOWED; a platform admin's, `unrestricted`, only runyard's own
-   * folders are refused), then (unless `unrestricted`) a direct host or notify URL the server may
-   * not call (DESTINATION_NOT_ALLOWED), then every
+   * Checks a submitted workflow; reports every problem at once, then a step's cwd the run may not
+   * work in (STEP_CWD_NOT_ALLOWED; an unconfined run's, only runyard's own folders are refused),
+   * then (a confined run's) a direct host or notify URL the server may not call
+   * (DESTINATION_NOT_ALLOWED), then every
    * secret of its `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
    */
   async prepare(
     spec: WorkflowRunSpec,
-    owner: { tenantId: string | null; unrestrictedOutbound?: boolean },
+    owner: { tenantId: string | null; confinement?: Confinement },
     /** A run of a saved workflow: its vars come from whoever runs it, not from its text. */
     saved = false,
   ): Promise<PreparedRun> {
@@ -127,13 +126,10 @@ export class WorkflowRuns implements RunKindModule {
     const key = `${file}\u0000${given.workflow}`;
     const workflow = this.parsedTexts.get(key) ?? (await this.parse(given.workflow, file));
     this.remember(key, workflow);
-    const folders = stepFoldersRefusal(
-      workflow,
-      owner.unrestrictedOutbound ? "unconfined" : "confined",
-      this.folders,
-    );
+    const confinement = owner.confinement ?? "confined";
+    const folders = stepFoldersRefusal(workflow, confinement, this.folders);
     if (folders) throw folders;
-    if (!owner.unrestrictedOutbound) {
+    if (confinement === "confined") {
       this.checkDestinations(workflow);
       const refusal = memberContainersRefusal(workflow);
       if (refusal) throw refusal;
@@ -166,7 +162,7 @@ export class WorkflowRuns implements RunKindModule {
     return {
       name: workflow.name,
       ...(group ? { concurrency_group: group } : {}),
-      spec: owner.unrestrictedOutbound ? { ...stored, unrestricted_outbound: true } : stored,
+      spec: { ...stored, ...workflowSpecConfinement.write(confinement) },
       vars: workflowMasker(workflow, vars).maskDeep(vars),
     };
   }
@@ -226,8 +222,8 @@ export class WorkflowRuns implements RunKindModule {
     }
     this.remember(key, workflow);
     const runId = run.record.id;
-    const unrestricted = stored.data.unrestricted_outbound === true;
-    this.notifier.follow(runId, workflow.name, workflow.notify, unrestricted);
+    const confinement = workflowSpecConfinement.read(stored.data);
+    this.notifier.follow(runId, workflow.name, workflow.notify, confinement === "unconfined");
     const tenantId = run.record.tenant_id;
     const given = { ...workflow.vars, ...stored.data.vars };
     const secrets = await resolveStoredSecrets(
@@ -261,7 +257,7 @@ export class WorkflowRuns implements RunKindModule {
         vars: { ...stored.data.vars, ...secrets.values },
         secrets: [...Object.values(secrets.values), ...keptSecrets(retry)],
         emit,
-        runnerFor: (host, spec) => this.runnerFor(run, host, spec, unrestricted),
+        runnerFor: (host, spec) => this.runnerFor(run, host, spec, confinement),
         signal: missing ? AbortSignal.abort() : run.signal,
         resume: [...run.resumed],
         ...(resuming
@@ -270,7 +266,7 @@ export class WorkflowRuns implements RunKindModule {
         ...(retry ? { kept: { run: retry.of, steps: retry.kept } } : {}),
         announceStart: false,
         approvals: this.gateFor(run),
-        agents: this.agentStepsFor(run, workflow, unrestricted),
+        agents: this.agentStepsFor(run, workflow, confinement),
         rollback: stored.data.no_rollback !== true,
         ...(this.calls
           ? {
@@ -278,7 +274,7 @@ export class WorkflowRuns implements RunKindModule {
                 record: run.record,
                 depth: stored.data.call_depth ?? 0,
                 calls: stored.data.calls ?? {},
-                unrestricted,
+                confinement,
               }),
             }
           : {}),
@@ -305,11 +301,11 @@ export class WorkflowRuns implements RunKindModule {
 
   /**
    * Where the run's `agent.run` steps go: an `agent` job (the one `runyard agent run` makes) for a
-   * runner of the step's host that has the agent. A member's turn is confined as a member's agent
-   * run is (`cwd_confined`: the runner's folders only, the operator's keys only through its key
-   * proxy); its events are the pipeline's, on the agent's host, as an agent run's are.
+   * runner of the step's host that has the agent. A confined run's turn is confined as its agent
+   * run would be (the runner's folders only, the operator's keys only through its key proxy); its
+   * events are the pipeline's, on the agent's host, as an agent run's are.
    */
-  private agentStepsFor(run: ActiveRun, workflow: Workflow, unrestricted: boolean): AgentStepRunner {
+  private agentStepsFor(run: ActiveRun, workflow: Workflow, confinement: Confinement): AgentStepRunner {
     return {
       turn: async (request, io) => {
         const spec = workflow.hosts[request.host] ?? { kind: "local" as const };
@@ -323,7 +319,7 @@ export class WorkflowRuns implements RunKindModule {
           };
         }
         const { group, labels } = runnerRequirements(spec);
-        const task = agentStepTask(request, { env: {}, cwdConfined: !unrestricted });
+        const task = agentStepTask(request, { env: {}, confinement });
         const requirements = {
           ...(group !== null ? { group } : {}),
           labels: [...labels, `agent:${request.spec.agent}`, request.spec.repo ? "mode:issue" : "mode:chat"],
@@ -366,14 +362,14 @@ export class WorkflowRuns implements RunKindModule {
     };
   }
 
-  private runnerFor(run: ActiveRun, host: string, spec: HostSpec, unrestricted: boolean): StepRunner {
+  private runnerFor(run: ActiveRun, host: string, spec: HostSpec, confinement: Confinement): StepRunner {
     if (spec.kind === "direct") {
       const policy = this.directHosts;
       const logger = this.logger;
       const direct = new DirectStepRunner({
         address: spec.address,
         ...(spec.token ? { token: spec.token } : {}),
-        ...(unrestricted
+        ...(confinement === "unconfined"
           ? {}
           : {
               transport: (call) => guardedRequest(policy, call),
@@ -410,7 +406,7 @@ export class WorkflowRuns implements RunKindModule {
     // here. The tenant tells a shared runner whose network rules the steps follow.
     const owner = {
       tenant_id: run.record.tenant_id,
-      ...(unrestricted ? { unrestricted: true as const } : {}),
+      ...stepConfinement.write(confinement),
     };
     return {
       ...queued,
