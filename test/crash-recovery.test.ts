@@ -18,6 +18,7 @@ import {
   runnerToken,
   sharedTestServer,
   startCli,
+  startedOrKilled,
   startRunner,
   startTestServer,
   stepDir,
@@ -113,7 +114,7 @@ async function startUp(home: string, port: number, env: Record<string, string> =
     ...lossTimings,
     ...env,
   });
-  await proc.waitFor("local runner connected");
+  await startedOrKilled(proc, "local runner connected");
   return proc;
 }
 
