@@ -5,6 +5,7 @@ import WebSocket from "ws";
 import { jobIdFor } from "../src/server/job-records.js";
 import { tempDir } from "./helpers/cli.js";
 import { alive, stepProcessGroup, until } from "./helpers/processes.js";
+import { runEvent } from "./helpers/run-event.js";
 import {
   adminToken,
   api,
@@ -17,6 +18,7 @@ import {
   runnerToken,
   sharedTestServer,
   startCli,
+  startedOrKilled,
   startRunner,
   startTestServer,
   stepDir,
@@ -52,6 +54,24 @@ ${extra}    args:
         echo done
 `;
 }
+
+/** A run that waits for an admin's approval, under a run timeout of an hour. */
+const waitingForApproval = `name: gated
+timeout: 1h
+steps:
+  - name: go-live
+    action: approval
+    args: {message: "Ship?", approvers: [role:admin], timeout_seconds: 3600}
+`;
+
+/** A run whose step fails, then waits ten minutes for its retry. */
+const retryingLater = `name: retrying
+steps:
+  - name: flaky
+    action: shell.run
+    retry: {attempts: 3, backoff: fixed, delay: 10m}
+    args: {script: "exit 3"}
+`;
 
 /** The held step's process group on this machine, as the runner journals and signals it. */
 function stepPid(dir: string): number {
@@ -94,7 +114,7 @@ async function startUp(home: string, port: number, env: Record<string, string> =
     ...lossTimings,
     ...env,
   });
-  await proc.waitFor("local runner connected");
+  await startedOrKilled(proc, "local runner connected");
   return proc;
 }
 
@@ -416,6 +436,27 @@ describe("crash recovery", () => {
     // The lock went with it.
     const third = track(await startUp(home, await freePort()));
     expect(third.output()).toContain("local runner connected");
+  });
+
+  it("exits on SIGTERM and SIGINT while runs wait for an approval and a retry, which wait on after the next start", async () => {
+    // Before: the approval's wait read the closed store again every 2 s, and the run's `timeout:`
+    // and the wait before the retry held their timers, so `up` said "stopping" and never exited.
+    const home = tempDir();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = { RUNYARD_LEASE_MS: "60000", RUNYARD_RECONNECT_GRACE_MS: "60000" };
+    const first = track(await startUp(home, port, env));
+    const gated = await submit(url, waitingForApproval);
+    const retrying = await submit(url, retryingLater);
+    await runEvent(url, gated, (event) => event.type === "step.waiting");
+    await runEvent(url, retrying, (event) => event.type === "step.retrying");
+    expect(await first.kill("SIGTERM")).toBe(143);
+
+    const second = track(await startUp(home, port, env));
+    const waiting = await waitForRun(url, gated, (run) => run.steps[0]?.status === "waiting");
+    expect(waiting.status).toBe("running");
+    expect((await api<{ status: string }>(url, "GET", `/api/runs/${retrying}`)).body.status).toBe("running");
+    expect(await second.kill("SIGINT")).toBe(130);
   });
 });
 

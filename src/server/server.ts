@@ -441,6 +441,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await botWatch.stop();
       await hub.close();
       await app.close();
+      // Before the store closes: a waiting approval step would read it again and again.
+      approvals.close();
       await runs.close();
       await replica.stop(true);
       await store.close();

@@ -4,10 +4,10 @@
  * child as a run of its own, linked to this one and its step, so a call resumed after a restart
  * (on this replica or another) waits for the child it started, never a second one.
  */
-import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, RunStatus, StepStatus } from "../core/events.js";
 import type { HostContext } from "./engine.js";
+import { pause } from "./halt.js";
 import type { CallSpec, Step } from "./model.js";
 import { settingExportsError } from "./outside-values.js";
 import { callInputValues } from "./parse-call.js";
@@ -105,7 +105,7 @@ export async function runCall(
       } catch (thrown) {
         // The server lost its database: the call (which starts its child once) is asked again.
         if (thrown instanceof RunyardError && thrown.code === "STORE_UNAVAILABLE" && !ctx.signal.aborted) {
-          await delay(storeRetryMs);
+          await pause(storeRetryMs, undefined, ctx.options.halt);
           continue;
         }
         // Its submit was refused (an input the called version does not take, a cycle made by

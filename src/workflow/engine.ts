@@ -1,4 +1,3 @@
-import { setTimeout as delay } from "node:timers/promises";
 import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, RunEvent, RunStatus, StepStatus, StepSummary } from "../core/events.js";
 import { type SecretMasker, withoutSecretNames } from "../core/masking.js";
@@ -7,6 +6,7 @@ import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/
 import { type AgentStepRunner, runAgentStep } from "./agent-step.js";
 import { type ApprovalGate, awaitApproval } from "./approval.js";
 import { runCall, type WorkflowCaller } from "./call.js";
+import { pause } from "./halt.js";
 import { runHandlers } from "./handlers.js";
 import {
   defaultMaxParallel,
@@ -52,6 +52,11 @@ export interface EngineOptions {
   runnerFor: (host: string, spec: HostSpec) => StepRunner;
   /** Aborting cancels the run: running steps are stopped, the run ends `canceled`. */
   signal?: AbortSignal;
+  /**
+   * Aborted when the server stops (halt.ts): the engine is left where it is, its run's timeout
+   * and its waits between attempts hold no timer, and the run goes on at the next start.
+   */
+  halt?: AbortSignal;
   /**
    * Events this run already has (a server restarted mid-run): finished steps are not run
    * again, and an attempt that was started goes on without a second `step.started`.
@@ -110,9 +115,14 @@ export async function runWorkflow(options: EngineOptions): Promise<RunOutcome> {
   const started = Date.now();
   // The run's own `timeout:` aborts what runs as a cancel does; the run then ends `timeout`.
   const deadline = runDeadline(workflow, options.resume, options.signal, started);
+  // Its server stops: the timeout counts on from the run's start after the next one.
+  const halt = options.halt;
+  const stopTimer = (): void => deadline.clear();
+  halt?.addEventListener("abort", stopTimer, { once: true });
   try {
     return await runWithin(options, deadline.signal, started, () => deadline.passed);
   } finally {
+    halt?.removeEventListener("abort", stopTimer);
     deadline.clear();
   }
 }
@@ -320,7 +330,7 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
         // says nothing of the step. It is asked for again (the same attempt, which a runner may
         // hold already) until the database is back.
         if (thrown instanceof RunyardError && thrown.code === "STORE_UNAVAILABLE" && !ctx.signal.aborted) {
-          await delay(storeRetryMs);
+          await pause(storeRetryMs, undefined, ctx.options.halt);
           continue;
         }
         result = undefined;
@@ -373,7 +383,7 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
       max_attempts: maxAttempts,
       ...(error ? { error } : {}),
     });
-    await delay(delayMs, undefined, { signal: ctx.signal }).catch(() => undefined);
+    await pause(delayMs, ctx.signal, ctx.options.halt);
     if (ctx.signal.aborted) break;
   }
 

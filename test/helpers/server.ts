@@ -174,6 +174,20 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   };
 }
 
+/**
+ * Waits for the line that says `proc` started; when it does not come in time, the process is
+ * killed before the error is thrown: no test holds it, so no hook would, and it would outlive the
+ * suite (on a loaded machine, servers that started after the wait gave up were left running).
+ */
+export async function startedOrKilled(proc: Proc, text: string | RegExp): Promise<string> {
+  try {
+    return await proc.waitFor(text);
+  } catch (error) {
+    await proc.kill("SIGKILL");
+    throw error;
+  }
+}
+
 export interface TestServer {
   url: string;
   home: string;
@@ -194,7 +208,7 @@ export async function startTestServer(
     ...testTimings(),
     ...env,
   });
-  const line = await proc.waitFor(/listening on http:\/\/[^\s]+/);
+  const line = await startedOrKilled(proc, /listening on http:\/\/[^\s]+/);
   return { url: line.replace("listening on ", ""), home, proc };
 }
 
@@ -312,7 +326,7 @@ export async function startRunner(
     // Each runner keeps its journals in a home of its own, never in the repository.
     { ...testTimings(), RUNYARD_LOG_LEVEL: "error", RUNYARD_HOME: tempDir(), ...options.env },
   );
-  await proc.waitFor(`runner ${options.id} connected`);
+  await startedOrKilled(proc, `runner ${options.id} connected`);
   return proc;
 }
 

@@ -99,4 +99,35 @@ describe("approval waits", () => {
     expect(await answer).toBeUndefined();
     expect((await store.approvals.get(runId, "gate"))?.decision).toBeNull();
   });
+
+  it("stops reading when its server stops, and gives its engine neither an answer nor a cancel", async () => {
+    const here = waits(20);
+    const gate = here.gateFor(runId);
+    const { deadline } = await gate.open({
+      step: "gate",
+      message: "ok?",
+      approvers: ["ann"],
+      deadline: inAnHour(),
+    });
+    let reads = 0;
+    const get = store.approvals.get.bind(store.approvals);
+    store.approvals.get = (...args) => {
+      reads += 1;
+      return get(...args);
+    };
+    let settled = false;
+    void gate.answer("gate", deadline, new AbortController().signal).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(reads).toBeGreaterThan(0);
+    here.close();
+    const readsAtClose = reads;
+    // Answered after the stop (as at the next start): this wait no longer reads it.
+    await store.approvals.answer(runId, "gate", { decision: "approved", by: "ann" });
+    here.answered(runId, "gate");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(reads).toBeLessThanOrEqual(readsAtClose + 1);
+    expect(settled).toBe(false);
+  });
 });

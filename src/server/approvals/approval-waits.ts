@@ -21,10 +21,13 @@ function answerOf(row: ApprovalRecord): ApprovalAnswer | undefined {
  * its row when an answer is stored (here, or on another replica, which says so over the fleet),
  * every `recheckMs` in case that message was lost, and at its deadline, when it stores the
  * timeout itself; the row takes one answer only, so a timeout and a late approval never both count.
+ * When the server stops (`close`), the waits stop reading and hold no timer: the rows stay, and
+ * the runs wait on after the next start.
  */
 export class ApprovalWaits {
   /** One wait per run and step (one engine carries a run); `woken` keeps a wake that came mid-read. */
   private readonly waits = new Map<string, { woken: boolean; wake: (() => void) | undefined }>();
+  private closed = false;
 
   constructor(
     private readonly store: Pick<Store, "approvals">,
@@ -69,6 +72,17 @@ export class ApprovalWaits {
     state.wake?.();
   }
 
+  /**
+   * The server stops: each wait ends its pause and never settles, so its engine neither sees an
+   * answer nor a cancel (that would end the run), and no read of a closed store is tried again
+   * every `recheckMs`, which kept the process from ever exiting.
+   */
+  close(): void {
+    this.closed = true;
+    for (const state of this.waits.values()) state.wake?.();
+    this.waits.clear();
+  }
+
   private async wait(
     runId: string,
     step: string,
@@ -81,10 +95,13 @@ export class ApprovalWaits {
     this.waits.set(id, state);
     try {
       for (;;) {
+        if (this.closed) return await stopped;
         if (signal.aborted) return undefined;
         state.woken = false;
         if (onVote) await this.tellVotes(runId, step, onVote);
         const answer = await this.read(runId, step, deadline);
+        // An answer read as the server stops is read again at the next start.
+        if (this.closed) return await stopped;
         if (answer) return answer;
         if (state.woken) continue;
         // Past the deadline still unanswered: the store failed just now; read again after a pause.
@@ -151,6 +168,9 @@ export class ApprovalWaits {
     }
   }
 }
+
+/** What a wait is left with once its server stops: it never settles, and holds nothing open. */
+const stopped = new Promise<never>(() => undefined);
 
 function key(runId: string, step: string): string {
   return `${runId}\u0000${step}`;

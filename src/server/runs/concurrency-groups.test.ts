@@ -47,6 +47,7 @@ function activeRun(record: ActiveRun["record"], signal: AbortSignal): ActiveRun 
   return {
     record,
     signal,
+    halt: new AbortController().signal,
     sink: { emit: () => undefined } as unknown as ActiveRun["sink"],
     resumed: [],
     markStarted: () => undefined,

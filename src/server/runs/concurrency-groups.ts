@@ -1,5 +1,6 @@
 import type { Logger } from "../../core/logger.js";
 import type { RunRecord, SlotClaim, SlotWait, Store } from "../../store/index.js";
+import { halted } from "../../workflow/halt.js";
 import type { ActiveRun } from "./run-kind.js";
 
 /** How often a waiting run asks the store again: a slot freed on another replica costs this much at most. */
@@ -61,20 +62,22 @@ export class ConcurrencyGroups {
 
   /**
    * Resolves once the run holds its group's slot (true), or when it is canceled while it waits
-   * (false). Says once, as a notice, what it waits for.
+   * (false); never once the server stops (`run.halt`), when it stops asking. Says once, as a
+   * notice, what it waits for.
    */
   async waitForSlot(run: ActiveRun): Promise<boolean> {
     const claim = slotClaim(run.record);
     if (!claim) return true;
     let said = false;
     while (!run.signal.aborted) {
+      if (run.halt.aborted) return halted;
       if (await this.store.concurrency.take(claim)) return true;
       const wait = await this.store.concurrency.waitingFor(claim);
       if (wait && !said) {
         said = true;
         run.sink.emit({ type: "notice", level: "info", message: groupWaitReason(claim.group, wait) });
       }
-      await this.nextChance(run.signal);
+      await this.nextChance(run.signal, run.halt);
     }
     return false;
   }
@@ -85,19 +88,21 @@ export class ConcurrencyGroups {
     if (await this.store.concurrency.release(run.id)) for (const wake of [...this.wakers]) wake();
   }
 
-  private nextChance(signal: AbortSignal): Promise<void> {
+  private nextChance(signal: AbortSignal, halt: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.wakers.delete(done);
         signal.removeEventListener("abort", done);
+        halt.removeEventListener("abort", done);
         resolve();
       };
       const timer = setTimeout(done, this.pollMs);
       this.wakers.add(done);
       signal.addEventListener("abort", done, { once: true });
-      // Canceled while the store was read: the abort event has fired already.
-      if (signal.aborted) done();
+      halt.addEventListener("abort", done, { once: true });
+      // Canceled (or stopped) while the store was read: the abort event has fired already.
+      if (signal.aborted || halt.aborted) done();
     });
   }
 }

@@ -9,6 +9,11 @@ export interface ActiveRun {
   readonly sink: RunSink;
   /** Aborted when the run is canceled. */
   readonly signal: AbortSignal;
+  /**
+   * Aborted when this server stops: the run is left as stored, to go on at the next start; what
+   * its module waits on then holds no timer (workflow/halt.ts).
+   */
+  readonly halt: AbortSignal;
   /** The run's stored events when it is carried on after a restart; empty for a new run. */
   readonly resumed: readonly RunEvent[];
   /** The first time a runner (or agent-server) takes its work, the run is running. */

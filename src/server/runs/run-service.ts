@@ -40,6 +40,8 @@ export interface RunReplica {
 
 interface LiveRun extends ActiveRun, ParkableRun {
   controller: AbortController;
+  /** Aborted by `close`: the server stops, the run does not. */
+  halting: AbortController;
   done: Promise<void>;
 }
 
@@ -241,6 +243,7 @@ export class RunService {
    */
   private activate(record: RunRecord, resumed: RunEvent[], { queuedStored = false } = {}): LiveRun {
     const controller = new AbortController();
+    const halting = new AbortController();
     const projection = new RunProjection(this.store, record);
     const run: LiveRun = {
       since: Date.now(),
@@ -250,6 +253,8 @@ export class RunService {
       resumed,
       controller,
       signal: controller.signal,
+      halting,
+      halt: halting.signal,
       started: record.status === "running",
       sink: new RunSink(
         record.id,
@@ -499,10 +504,15 @@ export class RunService {
     }
   }
 
-  /** Cancels nothing: runs stay as they are for `recover` on the next start. */
+  /**
+   * Cancels nothing: runs stay as they are for `recover` on the next start. Their engines are
+   * halted where they are, so that no timer of theirs (a run's timeout, a wait before a retry or
+   * for a concurrency group) keeps the stopped process from exiting.
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.parked.stop();
+    for (const run of this.active.values()) run.halting.abort();
     for (const run of this.active.values()) await run.sink.drain();
   }
 

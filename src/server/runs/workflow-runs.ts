@@ -259,6 +259,7 @@ export class WorkflowRuns implements RunKindModule {
         emit,
         runnerFor: (host, spec) => this.runnerFor(run, host, spec, confinement),
         signal: missing ? AbortSignal.abort() : run.signal,
+        halt: run.halt,
         resume: [...run.resumed],
         ...(resuming
           ? { resumeExports: new Map([...keptExports(retry), ...(await realExportsOf(this.store, runId))]) }
