@@ -128,7 +128,9 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const waitFor = (text: string | RegExp, timeoutMs = 20_000): Promise<string> =>
+  // Waits on the line or the process's exit; the timeout is a net for a process that hangs
+  // (a start-up took past 20 s on a loaded machine five times slower than usual).
+  const waitFor = (text: string | RegExp, timeoutMs = 90_000): Promise<string> =>
     new Promise((resolve, reject) => {
       const check = (): boolean => {
         const match =
@@ -149,7 +151,13 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
         reject(new Error(`timed out waiting for ${String(text)}; output so far:\n${output}`));
       }, timeoutMs);
       watchers.add(watcher);
-      check();
+      if (check()) return;
+      void exited.then((code) => {
+        if (!watchers.has(watcher) || check()) return;
+        watchers.delete(watcher);
+        clearTimeout(timer);
+        reject(new Error(`exited (${code}) before ${String(text)}; output:\n${output}`));
+      });
     });
   return {
     child,
