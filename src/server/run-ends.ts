@@ -11,8 +11,6 @@ export interface RunKeeper {
   readonly tenantId: string | null;
   /** Tells the runner the run is over (`run_ended`), once. */
   runEnded(runId: string): void;
-  /** Forgets a run the runner named that is not its to know about. */
-  forget(runId: string): void;
 }
 
 /** How often the runs kept by this replica's runners are read again: an end no event said. */
@@ -78,10 +76,12 @@ export class RunEnds {
         const state = await this.store.runs.state(runId);
         for (const keeper of keepers) {
           if (!keeper.keeps.has(runId)) continue;
-          // A tenant's runner learns nothing of another tenant's runs, not even whether they ended.
-          if (state && keeper.tenantId !== null && state.tenant_id !== keeper.tenantId) keeper.forget(runId);
-          // A run no longer stored (removed) is over too.
-          else if (!state || finalRunStatuses.includes(state.status)) keeper.runEnded(runId);
+          // A run no longer stored (removed) is over too. A tenant's runner learns nothing of another
+          // tenant's runs, not even whether they exist or ended: each is answered as one not stored
+          // (its runner never ran one of them, so it keeps no folders of it).
+          const foreign =
+            state !== undefined && keeper.tenantId !== null && state.tenant_id !== keeper.tenantId;
+          if (!state || foreign || finalRunStatuses.includes(state.status)) keeper.runEnded(runId);
         }
       }
     })().catch((error: unknown) => this.logger.warn({ err: error }, "cannot read whether runs ended"));

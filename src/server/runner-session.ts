@@ -409,10 +409,6 @@ export class RunnerSession implements RunKeeper {
     if (this.keeps.delete(runId)) this.send({ type: "run_ended", run_id: runId });
   }
 
-  forget(runId: string): void {
-    this.keeps.delete(runId);
-  }
-
   /** Whether this session may speak for the job: it is the runner's live link and holds the lease. */
   private owns(jobId: string): boolean {
     // `running` holds exactly the jobs leased to this connection: filled by claims and the
