@@ -80,3 +80,19 @@ describe("copy_files", () => {
     expect(readFileSync(join(outside, "secret"), "utf8")).toBe("not yours\n");
   });
 });
+
+describe("copy_files into a task's own cwd swapped for a link after the runner checked it", () => {
+  it("is refused by the runner's folder check asked again on where the folder leads now: nothing is written there", async () => {
+    // The task's cwd as the runner checked it (a folder under its roots), then swapped by a step
+    // beside it for a link to a folder outside them (another run's folder, the runner's home).
+    const checked = join(root, "allowed", "team");
+    mkdirSync(join(root, "allowed"));
+    symlinkSync(outside, checked);
+    const check = (real: string) =>
+      real.startsWith(`${join(root, "allowed")}/`) ? undefined : `cwd leads to ${real}, outside the roots`;
+    await expect(copyTaskFiles([".env"], files, checked, () => {}, check)).rejects.toMatchObject({
+      code: "AGENT_CWD_NOT_ALLOWED",
+    });
+    expect(existsSync(join(outside, ".env"))).toBe(false);
+  });
+});

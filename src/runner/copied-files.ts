@@ -16,6 +16,12 @@ export async function copyTaskFiles(
   from: string | undefined,
   worktree: string,
   say: (line: string) => void,
+  /**
+   * A task's own cwd: the runner's folder check (core/work-folders.ts), asked again on where the
+   * folder leads as the files are copied, so that a folder swapped for a link since the runner
+   * checked it (by a step beside it) leads the copy nowhere else. Answers the refusal, if any.
+   */
+  cwdCheck?: (realPath: string) => string | undefined,
 ): Promise<void> {
   if (files.length === 0) return;
   if (!from) {
@@ -27,6 +33,8 @@ export async function copyTaskFiles(
     throw refusal(`this runner's agent_files_dir ${from} does not exist`);
   });
   const target = await realpath(worktree);
+  const moved = cwdCheck?.(target);
+  if (moved) throw new RunyardError("AGENT_CWD_NOT_ALLOWED", moved);
   for (const file of files) {
     if (isAbsolute(file) || file.split(/[\\/]/).includes("..") || file.includes("\0")) {
       throw refusal(`copy_files: ${JSON.stringify(file)} is not a relative path without ..`);

@@ -213,7 +213,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       // Before the first turn only: a follow-up finds the worktree as the last turn left it.
       if (task.turn === 1 && (task.setup || task.copy_files.length > 0)) {
         await steps.run("setup", async (say) => {
-          await copyTaskFiles(task.copy_files, this.deps.filesDir, cwd, say);
+          await copyTaskFiles(task.copy_files, this.deps.filesDir, cwd, say, cwdCheck);
           if (task.setup) {
             if (!this.deps.turns.setup) throw new Error("this runner cannot run a setup command");
             await this.deps.turns.setup(task, cwd, {
