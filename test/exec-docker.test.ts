@@ -338,14 +338,14 @@ describe.skipIf(!haveDocker)("the docker executor on a server's runner", () => {
 `),
     );
     runIds.add(runId);
-    const run = await waitForRun(server.url, runId, isFinal);
+    const run = await waitForRun(server.url, runId, isFinal, 120_000);
     expect(run.status, JSON.stringify(run)).toBe("success");
     const events = await readEvents(server.url, runId);
     expect(outputOf(events, "produce", "stdout")).toBe("out\n");
     expect(outputOf(events, "produce", "stderr")).toBe("err\n");
     expect(outputOf(events, "consume", "stdout")).toBe("value is 42\n");
     expect(await containersOf(runId)).toEqual([]);
-  });
+  }, 150_000);
 
   it("cancelling the run stops the step's container and removes it", async () => {
     const runId = await submit(

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { describeHealthTries, healthLimit, healthWhileTries } from "./helpers/health-latency.js";
+import { pacedMs } from "./helpers/machine-pace.js";
 import { adminToken, api, createToken, startTestServer, type TestServer } from "./helpers/server.js";
 
 /*
@@ -253,7 +254,8 @@ describe("a member's submit that would stall the server", () => {
       expect(refused.error.hint).toMatch(/pass bulk data as a file or an artifact/);
     });
     const last = tries.at(-1)!;
-    expect(last.took).toBeLessThan(8_000);
+    // 8 s on a quiet machine, stretched as this one is slower (8.5 s on a host five times slower).
+    expect(last.took).toBeLessThan(pacedMs(8_000));
     expect(last.during, describeHealthTries(tries, "the submit")).toBeLessThan(healthLimit(last));
   }, 60_000);
 

@@ -81,10 +81,10 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, { ti
 
   it("fails with AGENT_RATE_LIMIT when the 429s outlast llm_retry_count (3 by default), not its own five retries", async () => {
     const started = Date.now();
-    // A short retry-after: the cap, not OpenCode's wait, is the subject.
-    const { end } = await run([
-      { text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 0.1 } },
-    ]);
+    // A retry-after of 2 s: the cap, not OpenCode's wait, is the subject, and the adapter stops
+    // OpenCode within the wait after the last allowed 429 (0.1 s let a loaded machine's OpenCode
+    // send a fifth call first).
+    const { end } = await run([{ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 2 } }]);
     expect(end.error).toMatchObject({
       code: "AGENT_RATE_LIMIT",
       message: expect.stringContaining("llm_retry_count is 3"),

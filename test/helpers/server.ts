@@ -371,7 +371,7 @@ export async function waitForRun(
   url: string,
   runId: string,
   predicate: (run: RunView) => boolean,
-  timeoutMs = 30_000,
+  timeoutMs = 55_000,
 ): Promise<RunView> {
   let last: RunView | undefined;
   const read = async (): Promise<boolean> => {
