@@ -337,7 +337,7 @@ describe.skipIf(!adminUrl)("several server replicas on one PostgreSQL database",
     expectInOrderOnce(events);
     expectStartsBeforeOutput(events);
     expect(lines(events)).toBe("line 1\nline 2\nline 3\n");
-  });
+  }, 150_000);
 
   it("runs 200 runs through two replicas with runners on each, none twice", async () => {
     const { databaseUrl, a, b } = await sharedPair();
