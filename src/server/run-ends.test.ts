@@ -1,54 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { FakeSocket, fakeSessionHost } from "../../test/helpers/runner-session-fakes.js";
+import { type FakeRunStates, sessionWithRunEnds } from "../../test/helpers/runner-session-fakes.js";
 import type { RunEvent } from "../core/events.js";
-import { silentLogger } from "../core/logger.js";
-import type { TokenRecord } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
-import type { JobQueue } from "./job-queue.js";
-import { RunEnds } from "./run-ends.js";
-import { RunnerSession } from "./runner-session.js";
 
 /** Runs as the store has them: `ended` over, `live` running, `theirs` another tenant's. */
-const states: Record<string, { status: string; tenant_id: string | null }> = {
+const states: FakeRunStates = {
   ended: { status: "success", tenant_id: "acme" },
   live: { status: "running", tenant_id: "acme" },
   theirs: { status: "failed", tenant_id: "other" },
   given: { status: "running", tenant_id: "acme" },
 };
 
-/** A session of a runner of tenant acme, on a hub whose RunEnds reads `states`. */
+/** A session of a runner of tenant acme, on a hub whose RunEnds reads `states`; it is given job-1 of run `given`. */
 function connect() {
-  const token = { id: "tok_1", tenant_id: "acme", group: null } as unknown as TokenRecord;
   const queued = [
     { job: { job_id: "job-1", kind: "step", payload: { run_id: "given" } }, lease_expires_at: "" },
   ];
-  const queue = {
-    leaseMs: 2000,
-    inventory: async () => ({ resumed: new Map(), drop: [], cancel: [] }),
-    claimFor: async () => queued.shift(),
-  } as unknown as JobQueue;
-  const sessions: RunnerSession[] = [];
-  const store = {
-    runs: { state: async (id: string) => (states[id] ? { id, last_seq: 1, ...states[id] } : undefined) },
-    events: {
-      list: async (runId: string) => [
-        { type: states[runId]?.status === "running" ? "step.output" : "run.finished" },
-      ],
-    },
-  };
-  const ends = new RunEnds(store as never, () => sessions, silentLogger);
-  const host = fakeSessionHost(
-    queue,
-    {
-      register: (session) => void sessions.push(session),
-      checkRuns: (session, runIds) => ends.check([session], runIds),
-    },
-    token,
-  );
-  const socket = new FakeSocket();
-  const session = new RunnerSession(socket as never, token, host);
-  const told = () => socket.sent.filter((message) => message.type === "run_ended").map((m) => m.run_id);
-  return { socket, session, ends, told };
+  return sessionWithRunEnds("acme", states, async () => queued.shift() as never);
 }
 
 describe("a run's end told to the runners keeping its folders", () => {

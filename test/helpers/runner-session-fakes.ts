@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
 import { silentLogger } from "../../src/core/logger.js";
 import type { JobQueue } from "../../src/server/job-queue.js";
-import type { SessionHost } from "../../src/server/runner-session.js";
+import { RunEnds } from "../../src/server/run-ends.js";
+import { RunnerSession, type SessionHost } from "../../src/server/runner-session.js";
 import type { TokenRecord } from "../../src/store/index.js";
 
 /** A socket as `ws` gives it to a RunnerSession: messages in, `send` out. */
@@ -48,4 +49,48 @@ export function fakeSessionHost(
     dispatch: () => {},
     ...more,
   };
+}
+
+/** Runs as a fake store has them, by id: their status and tenant. */
+export type FakeRunStates = Record<string, { status: string; tenant_id: string | null }>;
+
+/**
+ * A session of a runner of `tenant` on a hub whose RunEnds (src/server/run-ends.ts) reads
+ * `states`, each run's last event `run.finished` unless it is running; `claimFor` hands it jobs.
+ * `told()` lists the runs a `run_ended` named, in the order sent.
+ */
+export function sessionWithRunEnds(
+  tenant: string,
+  states: FakeRunStates,
+  claimFor: JobQueue["claimFor"] = async () => undefined,
+) {
+  const token = { id: "tok_1", tenant_id: tenant, group: null } as unknown as TokenRecord;
+  const queue = {
+    leaseMs: 2000,
+    inventory: async () => ({ resumed: new Map(), drop: [], cancel: [] }),
+    claimFor,
+  } as unknown as JobQueue;
+  const sessions: RunnerSession[] = [];
+  const store = {
+    runs: { state: async (id: string) => (states[id] ? { id, last_seq: 1, ...states[id] } : undefined) },
+    events: {
+      list: async (runId: string) => [
+        { type: states[runId]?.status === "running" ? "step.output" : "run.finished" },
+      ],
+    },
+  };
+  const ends = new RunEnds(store as never, () => sessions, silentLogger);
+  const host = fakeSessionHost(
+    queue,
+    {
+      register: (session) => void sessions.push(session),
+      checkRuns: (session, runIds) => ends.check([session], runIds),
+    },
+    token,
+  );
+  const socket = new FakeSocket();
+  const session = new RunnerSession(socket as never, token, host);
+  const told = () =>
+    socket.sent.filter((message) => message.type === "run_ended").map((message) => String(message.run_id));
+  return { socket, session, ends, told };
 }
