@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { pacedMs } from "../../test/helpers/machine-pace.js";
+import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { isStepGraph } from "./model.js";
 
 const step = (name: string, extra = "") =>

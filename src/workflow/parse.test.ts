@@ -1,8 +1,8 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { pacedMs } from "../../test/helpers/machine-pace.js";
+import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { formatDiagnostic } from "./model.js";
 import { parseWorkflow } from "./parse.js";
 
