@@ -109,25 +109,51 @@ describe("approval waits", () => {
       approvers: ["ann"],
       deadline: inAnHour(),
     });
-    let reads = 0;
+    // A second server's wait on another run, not stopped: its re-reads are the clock this test
+    // waits on, so the stopped one is seen to miss several of its own.
+    const otherRun = (
+      await store.runs.create({ kind: "workflow", name: "other", status: "running", spec: {} })
+    ).id;
+    const other = waits(20).gateFor(otherRun);
+    const opened = await other.open({
+      step: "gate",
+      message: "ok?",
+      approvers: ["ann"],
+      deadline: inAnHour(),
+    });
+    const reads = new Map<string, number>();
+    const readSeen = new Set<() => void>();
     const get = store.approvals.get.bind(store.approvals);
     store.approvals.get = (...args) => {
-      reads += 1;
+      reads.set(args[0], (reads.get(args[0]) ?? 0) + 1);
+      for (const seen of readSeen) seen();
       return get(...args);
     };
+    const untilReads = (run: string, count: number) =>
+      new Promise<void>((resolve) => {
+        const seen = (): void => {
+          if ((reads.get(run) ?? 0) < count) return;
+          readSeen.delete(seen);
+          resolve();
+        };
+        readSeen.add(seen);
+        seen();
+      });
     let settled = false;
     void gate.answer("gate", deadline, new AbortController().signal).finally(() => {
       settled = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(reads).toBeGreaterThan(0);
+    const stopOther = new AbortController();
+    void other.answer("gate", opened.deadline, stopOther.signal).catch(() => undefined);
+    await untilReads(runId, 1);
     here.close();
-    const readsAtClose = reads;
+    const readsAtClose = reads.get(runId) ?? 0;
     // Answered after the stop (as at the next start): this wait no longer reads it.
     await store.approvals.answer(runId, "gate", { decision: "approved", by: "ann" });
     here.answered(runId, "gate");
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(reads).toBeLessThanOrEqual(readsAtClose + 1);
+    await untilReads(otherRun, (reads.get(otherRun) ?? 0) + 5);
+    stopOther.abort();
+    expect(reads.get(runId) ?? 0).toBeLessThanOrEqual(readsAtClose + 1);
     expect(settled).toBe(false);
   });
 });
