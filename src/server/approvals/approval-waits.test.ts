@@ -19,15 +19,13 @@ describe("approval waits", () => {
   const waits = (recheckMs: number) =>
     new ApprovalWaits(store, silentLogger, (run, step) => told.push(`${run}/${step}`), recheckMs);
   const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();
+  /** The step "gate" of a gate's run, waiting for ann, for an hour. */
+  const openGate = (gate: ReturnType<ApprovalWaits["gateFor"]>) =>
+    gate.open({ step: "gate", message: "ok?", approvers: ["ann"], deadline: inAnHour() });
 
   it("finds an answer stored elsewhere at its next re-read, with no message at all (a lost one)", async () => {
     const gate = waits(50).gateFor(runId);
-    const { deadline } = await gate.open({
-      step: "gate",
-      message: "ok?",
-      approvers: ["ann"],
-      deadline: inAnHour(),
-    });
+    const { deadline } = await openGate(gate);
     const answer = gate.answer("gate", deadline, new AbortController().signal);
     await store.approvals.answer(runId, "gate", { decision: "approved", by: "ann", comment: "yes" });
     expect(await answer).toEqual({ decision: "approved", by: "ann", comment: "yes" });
@@ -36,12 +34,7 @@ describe("approval waits", () => {
   it("reads at once when woken, long before its re-read, and tells the other replicas", async () => {
     const here = waits(60_000);
     const gate = here.gateFor(runId);
-    const { deadline } = await gate.open({
-      step: "gate",
-      message: "ok?",
-      approvers: ["ann"],
-      deadline: inAnHour(),
-    });
+    const { deadline } = await openGate(gate);
     const answer = gate.answer("gate", deadline, new AbortController().signal);
     await store.approvals.answer(runId, "gate", { decision: "rejected", by: "ann" });
     const asked = Date.now();
@@ -60,12 +53,7 @@ describe("approval waits", () => {
       approvers: ["ann"],
       deadline: first,
     });
-    const reopened = await gate.open({
-      step: "gate",
-      message: "ok?",
-      approvers: ["ann"],
-      deadline: inAnHour(),
-    });
+    const reopened = await openGate(gate);
     expect(reopened.deadline).toBe(first);
     expect(await gate.answer("gate", deadline, new AbortController().signal)).toEqual({
       decision: "timeout",
@@ -87,12 +75,7 @@ describe("approval waits", () => {
 
   it("stops waiting, with no answer, when the run is canceled", async () => {
     const gate = waits(60_000).gateFor(runId);
-    const { deadline } = await gate.open({
-      step: "gate",
-      message: "ok?",
-      approvers: ["ann"],
-      deadline: inAnHour(),
-    });
+    const { deadline } = await openGate(gate);
     const cancel = new AbortController();
     const answer = gate.answer("gate", deadline, cancel.signal);
     cancel.abort();
@@ -103,24 +86,14 @@ describe("approval waits", () => {
   it("stops reading when its server stops, and gives its engine neither an answer nor a cancel", async () => {
     const here = waits(20);
     const gate = here.gateFor(runId);
-    const { deadline } = await gate.open({
-      step: "gate",
-      message: "ok?",
-      approvers: ["ann"],
-      deadline: inAnHour(),
-    });
+    const { deadline } = await openGate(gate);
     // A second server's wait on another run, not stopped: its re-reads are the clock this test
     // waits on, so the stopped one is seen to miss several of its own.
     const otherRun = (
       await store.runs.create({ kind: "workflow", name: "other", status: "running", spec: {} })
     ).id;
     const other = waits(20).gateFor(otherRun);
-    const opened = await other.open({
-      step: "gate",
-      message: "ok?",
-      approvers: ["ann"],
-      deadline: inAnHour(),
-    });
+    const opened = await openGate(other);
     const reads = new Map<string, number>();
     const readSeen = new Set<() => void>();
     const get = store.approvals.get.bind(store.approvals);
