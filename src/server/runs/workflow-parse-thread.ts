@@ -6,6 +6,7 @@
 import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { currentThreadId } from "./thread-cpu.js";
 import type { ParseAnswer, ParseReady, ParseRequest, ParseThreadData } from "./workflow-parser.js";
 
 // The lane of large workflows runs at a lower priority: on a busy machine the request thread and
@@ -29,5 +30,7 @@ parentPort?.on("message", ({ id, text, file, limits }: ParseRequest) => {
   }
   parentPort?.postMessage(answer);
 });
-// Loaded and listening: the time a request takes on this thread counts from here.
-parentPort?.postMessage({ ready: true } satisfies ParseReady);
+// Loaded and listening: the time a request takes on this thread counts from here, in the CPU time
+// of the thread named here where /proc says it.
+const tid = currentThreadId();
+parentPort?.postMessage({ ready: true, ...(tid ? { tid } : {}) } satisfies ParseReady);

@@ -8,6 +8,7 @@ import { Worker } from "node:worker_threads";
 import { RunyardError } from "../../core/errors.js";
 import type { Diagnostic, Workflow } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
+import { threadCpuMs } from "./thread-cpu.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 
 export interface ParsedWorkflow {
@@ -42,6 +43,8 @@ export interface ParseThreadData {
 /** What the thread says once its modules are loaded: a request's budget starts after it. */
 export interface ParseReady {
   ready: true;
+  /** The thread's id on Linux: its CPU time is what the budget counts. */
+  tid?: number;
 }
 
 /** On the caller's thread: for tests and tools that parse little. */
@@ -54,8 +57,12 @@ export const smallLaneMaxBytes = 64 * 1024;
  * How long reading one workflow may take on its thread: far more than any workflow within the
  * size limits needs (a 1 MB one takes well under a second), so only input built to be costly
  * passes it. Its thread is then ended, the request refused, and the requests behind it go on.
+ * On Linux the budget is the thread's CPU time, so a busy machine, where the large lane's low
+ * priority leaves it waiting, stops nothing; the clock still ends a request at
+ * `wallBudgetFactor` times the budget.
  */
 export const defaultParseBudgetMs = 10_000;
+const wallBudgetFactor = 6;
 
 /**
  * Parsing threads, started on first use and again after one dies, in two lanes: workflows of up
@@ -97,6 +104,10 @@ class ParseLane {
   private budgetTimer: NodeJS.Timeout | undefined;
   /** Whether the thread has loaded: its start-up is not counted against a request's budget. */
   private online = false;
+  /** The thread's id, when its CPU time can be read. */
+  private tid: number | undefined;
+  /** When the head request's budget started: the clock's and the thread's CPU time's. */
+  private headStart = { wallMs: 0, cpuMs: undefined as number | undefined };
 
   constructor(
     private readonly budgetMs: number,
@@ -130,9 +141,23 @@ class ParseLane {
     if (!this.online) return;
     const head = this.pending.keys().next();
     if (head.done) return;
-    const id = head.value;
-    this.budgetTimer = setTimeout(() => this.overBudget(id), this.budgetMs);
+    this.headStart = { wallMs: performance.now(), cpuMs: this.tid && threadCpuMs(this.tid) };
+    this.armBudget(head.value, this.budgetMs);
+  }
+
+  private armBudget(id: number, inMs: number): void {
+    this.budgetTimer = setTimeout(() => this.checkBudget(id), inMs);
     this.budgetTimer.unref();
+  }
+
+  /** The head request's time is up by the clock: stopped if its CPU time is too, or unknown. */
+  private checkBudget(id: number): void {
+    const wallLeft = this.budgetMs * wallBudgetFactor - (performance.now() - this.headStart.wallMs);
+    const cpuNow = this.tid && threadCpuMs(this.tid);
+    const { cpuMs } = this.headStart;
+    const cpuLeft = cpuMs !== undefined && cpuNow !== undefined ? this.budgetMs - (cpuNow - cpuMs) : 0;
+    if (cpuLeft <= 10 || wallLeft <= 0) this.overBudget(id);
+    else this.armBudget(id, Math.max(50, Math.min(cpuLeft, wallLeft)));
   }
 
   /** Refuses the request that took too long, ends its thread, and sends the others to a new one. */
@@ -154,6 +179,7 @@ class ParseLane {
 
   private start(): Worker {
     this.online = false;
+    this.tid = undefined;
     // A memory cap of its own: input that makes the YAML library run away ends this thread with
     // an error for that request, not the server.
     const thread = new Worker(new URL("./workflow-parse-thread.js", import.meta.url), {
@@ -164,6 +190,7 @@ class ParseLane {
       if ("ready" in answer) {
         if (this.worker !== thread) return;
         this.online = true;
+        this.tid = answer.tid;
         this.startBudget();
         return;
       }
