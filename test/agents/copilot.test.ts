@@ -41,7 +41,12 @@ async function turn(
   };
   // Copilot prints nothing while it starts (past 20 s on a loaded machine): the stall window is
   // the test's to set only where a stall is what it tests.
-  return bed.supervise(copilotAgent, invocation, bin!, options.limits ?? { timeoutMs: 120_000, stallMs: 60_000 });
+  return bed.supervise(
+    copilotAgent,
+    invocation,
+    bin!,
+    options.limits ?? { timeoutMs: 120_000, stallMs: 60_000 },
+  );
 }
 
 describe.skipIf(!bin)("the copilot adapter with the real CLI", { timeout: 250_000 }, () => {

@@ -8,8 +8,8 @@ import { Worker } from "node:worker_threads";
 import { RunyardError } from "../../core/errors.js";
 import type { Diagnostic, Workflow } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
-import { threadCpuMs } from "./thread-cpu.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
+import { threadCpuMs } from "./thread-cpu.js";
 
 export interface ParsedWorkflow {
   workflow?: Workflow;
