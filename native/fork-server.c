@@ -13,13 +13,16 @@
  *   op 'P' (pipe):  the runner has opened the event pipe for reading (see 'p'): the events that
  *                   follow go there.
  *   op 'E' (enter): u32 pid, u64 inode of each of its namespaces (user, mnt, ipc, net, uts,
- *                   pid), then as 'S': the command starts inside the namespaces of process `pid`
- *                   (a run's sandbox, made once by bubblewrap; see enter_sandbox), with every
- *                   capability dropped; its pid, reported in 's', is the host's. The inodes are
+ *                   pid), then as 'S': the command starts inside the namespaces and the pids
+ *                   cgroup of process `pid` (a run's sandbox, made once by bubblewrap), with every
+ *                   capability dropped, forked by the sandbox's door (sandbox-entry.c), opened at
+ *                   the first 'E' or 'O'; its pid, reported in 's', is the host's. The inodes are
  *                   the namespaces the runner saw when it made the sandbox: should `pid` have
- *                   ended and its number gone to another process, nothing is entered. It joins
- *                   the pids cgroup of `pid` first, where that is not the helper's own (the
- *                   run's limit on processes; see join_cgroup).
+ *                   ended and its number gone to another process, nothing is entered.
+ *   op 'O' (open):  as 'E' up to the strings: opens the sandbox's door ahead of its first
+ *                   command. Answered by 'm' (i32 errno, 0 when open).
+ *   op 'D' (done):  as 'O': ends the sandbox's door (before the runner removes its cgroup).
+ *                   Answered by 'm' (0).
  *   op 'M' (move):  as 'E' up to the strings, then pairs `from`, `to` (at most 8): inside that
  *                   sandbox, binds each folder `from` at `to` (made if missing) and unmounts
  *                   `from`: how the runner gives a sandbox it made ahead of time (no command has
@@ -77,6 +80,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "fork-server.h"
 
 #define MAX_SLOTS 1024
 #define CHUNK (1024 * 1024)
@@ -110,7 +114,7 @@ struct slot {
 static struct slot slots[MAX_SLOTS];
 static char chunk[CHUNK];
 static int sigfd;
-static sigset_t original_mask;
+sigset_t original_mask;
 static int spliced;
 /* Where events go: stdout, or the event pipe once the runner has opened it. */
 static int out_fd = 1;
@@ -276,7 +280,7 @@ static void reap(void) {
     pid_t pgid = getpgid(pid); /* still answers for a zombie */
     int status;
     struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) < 0) continue;
+    if (wait4(pid, &status, 0, &ru) < 0 || door_reaped(pid)) continue;
     struct slot *s = slot_of_group(pid);
     if (s && !s->reaped) {
       s->reaped = 1;
@@ -293,164 +297,6 @@ static void reap(void) {
 }
 
 /*
- * Joins the namespaces of `holder` (the process a run's bubblewrap sandbox keeps alive) that
- * differ from this process's own, as nsenter does: the others first, while this process still
- * has its own capabilities (a root runner's bwrap nests the holder's user namespace inside the
- * one that owns the mounts, so from inside it the mounts could not be joined), then the user
- * namespace, and what could not be joined before it (a runner without capabilities of its own
- * gets them in the sandbox's user namespace only). Every capability is then dropped, for good
- * (bounding set, ambient set, no_new_privs), as bubblewrap drops them for the commands it
- * starts: what runs next is the run's untrusted code. Returns 0, or -1 with errno set.
- */
-/* What 'M' moves: pairs of paths, from then to, done once the sandbox's mounts are joined. */
-static const char *const *moves;
-static int move_count;
-
-/* mkdir -p: `path` and the folders above it that are missing. */
-static int make_folders(const char *path) {
-  char at[4096];
-  size_t length = strlen(path);
-  if (length >= sizeof at) return errno = ENAMETOOLONG, -1;
-  memcpy(at, path, length + 1);
-  for (char *slash = strchr(at + 1, '/');; slash = strchr(slash + 1, '/')) {
-    if (slash) *slash = '\0';
-    if (mkdir(at, 0700) < 0 && errno != EEXIST) return -1;
-    if (!slash) return 0;
-    *slash = '/';
-  }
-}
-
-static int move_mounted_folders(void) {
-  for (int i = 0; i + 1 < move_count; i += 2) {
-    const char *from = moves[i], *to = moves[i + 1];
-    if (make_folders(to) < 0) return -1;
-    struct statvfs shown;
-    if (statvfs(from, &shown) < 0) return -1;
-    if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
-    /* A bind is read-write whatever its source: one shown read-only stays so. */
-    if ((shown.f_flag & ST_RDONLY) &&
-        mount(NULL, to, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-      return -1;
-    if (umount2(from, MNT_DETACH) < 0) return -1;
-    rmdir(from);
-  }
-  return 0;
-}
-
-/*
- * The path of `pid`'s pids cgroup (cgroup v1's `pids` line of /proc/<pid>/cgroup, else v2's
- * `0::` line) into `out`, and where that hierarchy is mounted. Returns 0, or -1.
- */
-static int pids_cgroup(const char *file, char *out, size_t size, const char **mount_point) {
-  char text[8192];
-  int fd = open(file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  if (n <= 0) return errno = EIO, -1;
-  text[n] = '\0';
-  const char *v2 = NULL;
-  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-    char *pids = strstr(line, ":pids:");
-    if (pids) {
-      *mount_point = "/sys/fs/cgroup/pids";
-      return snprintf(out, size, "%s", pids + 6) < (int)size ? 0 : (errno = ENAMETOOLONG, -1);
-    }
-    if (strncmp(line, "0::", 3) == 0) v2 = line + 3;
-  }
-  if (!v2) return errno = ENOENT, -1;
-  *mount_point = "/sys/fs/cgroup";
-  return snprintf(out, size, "%s", v2) < (int)size ? 0 : (errno = ENAMETOOLONG, -1);
-}
-
-/*
- * Joins the pids cgroup of `holder` where it is not this process's own, as `nsenter --cgroup`
- * would: the runner put a run's sandbox in a cgroup of its own to hold it to `pids.max`
- * (src/exec/run-cgroup.ts), and a command entered into the sandbox must be held with it. Done
- * before the namespaces are joined, while /sys/fs/cgroup is the host's. Returns 0, or -1.
- */
-static int join_cgroup(pid_t holder) {
-  char file[64], theirs[4096], ours[4096], procs[4200];
-  const char *their_mount = NULL, *our_mount = NULL;
-  snprintf(file, sizeof file, "/proc/%d/cgroup", (int)holder);
-  if (pids_cgroup(file, theirs, sizeof theirs, &their_mount) < 0) return -1;
-  if (pids_cgroup("/proc/self/cgroup", ours, sizeof ours, &our_mount) < 0) return -1;
-  if (strcmp(theirs, ours) == 0) return 0;
-  if (snprintf(procs, sizeof procs, "%s%s/cgroup.procs", their_mount, theirs) >= (int)sizeof procs)
-    return errno = ENAMETOOLONG, -1;
-  int fd = open(procs, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  int ok = write(fd, "0", 1) == 1;
-  int saved = errno;
-  close(fd);
-  return ok ? 0 : (errno = saved, -1);
-}
-
-static int enter_sandbox(pid_t holder, const uint64_t *expected) {
-  static const char *kinds[] = {"user", "mnt", "ipc", "net", "uts", "pid"};
-  static const int flags[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWPID};
-  int fds[6];
-  for (int i = 0; i < 6; i++) {
-    char theirs[64], ours[64];
-    snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)holder, kinds[i]);
-    snprintf(ours, sizeof ours, "/proc/self/ns/%s", kinds[i]);
-    struct stat a, b;
-    fds[i] = -1;
-    if (stat(theirs, &a) < 0) return -1;
-    if (stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-      if ((uint64_t)a.st_ino != expected[i]) return errno = ESRCH, -1;
-      continue;
-    }
-    fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
-    /* The open descriptor holds its namespace: judged by it, a pid reused meanwhile is seen. */
-    if (fds[i] < 0 || fstat(fds[i], &a) < 0) return -1;
-    if ((uint64_t)a.st_ino != expected[i]) return errno = ESRCH, -1;
-  }
-  /* A sandbox always has a user namespace of its own: never enter one that has none. */
-  if (fds[0] < 0) return errno = EPERM, -1;
-  /*
-   * The user namespaces to join, outermost first: bwrap --disable-userns nests the holder's one
-   * level inside the namespace that owns the mounts, so a runner without capabilities of its own
-   * joins that parent, then the mounts, then the holder's.
-   */
-  int users[2] = {-1, fds[0]};
-  int parent = ioctl(fds[0], NS_GET_PARENT);
-  if (parent >= 0) {
-    struct stat theirs, ours;
-    if (fstat(parent, &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 && theirs.st_ino != ours.st_ino)
-      users[0] = parent;
-    else
-      close(parent);
-  }
-  for (int round = 0; round < 3; round++) {
-    for (int i = 1; i < 6; i++) {
-      if (fds[i] < 0 || setns(fds[i], flags[i]) < 0) continue;
-      close(fds[i]);
-      fds[i] = -1;
-      /*
-       * A move mounts with the rights that joined the mounts: a root runner's own, over the user
-       * namespace that owns them (the holder's is nested inside it), or the sandbox's.
-       */
-      if (flags[i] == CLONE_NEWNS && moves) return move_mounted_folders();
-    }
-    if (round == 2) break;
-    if (users[round] >= 0 && setns(users[round], CLONE_NEWUSER) < 0) return -1;
-  }
-  for (int i = 1; i < 6; i++)
-    if (fds[i] >= 0) return errno = EPERM, -1;
-  if (chdir("/") < 0) return -1;
-  for (int cap = 0; cap <= 63; cap++)
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
-  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2];
-  memset(data, 0, sizeof data);
-  if (syscall(SYS_capset, &header, data) < 0) return -1;
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
-  return 0;
-}
-
-/*
  * A child of this helper, before it runs anything of a step's: no one but this helper may look
  * into it, and it keeps no descriptor of the helper's but `keep` (and 0 to 2). Until its exec it
  * is a copy of the helper: the runner's environment (its operator's keys) and memory (other
@@ -460,7 +306,7 @@ static int enter_sandbox(pid_t holder, const uint64_t *expected) {
  * (that takes CAP_SYS_PTRACE where the helper started), and exec makes the step's own program
  * dumpable again. Descriptors marked close-on-exec are still open until the exec: closed here.
  */
-static void seal_child(int keep) {
+void seal_child(int keep) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0)
     for (int fd = 3; fd < keep; fd++) close(fd);
@@ -505,7 +351,13 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
      * runner can run before that happens.
      */
     fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
-    pid = fork();
+    if (holder > 0) {
+      /* Into a run's sandbox: forked by its door, already inside (sandbox-entry.c). */
+      pid = door_start(holder, expected, body, length, out[1], err[1], report[1]);
+      if (pid < 0) failure[0] = errno, stage = "setns";
+    } else {
+      pid = fork();
+    }
     if (pid == 0) {
       int32_t why[2];
       prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
@@ -514,20 +366,6 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
       int wired = null >= 0 && dup2(null, 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(err[1], 2) >= 0;
       if (wired) seal_child(report[1]);
       if (!wired) {
-        why[0] = errno, why[1] = 0;
-      } else if (holder > 0 && (join_cgroup(holder) < 0 || enter_sandbox(holder, expected) < 0)) {
-        why[0] = errno, why[1] = 3;
-      } else if (holder > 0 && (pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0)) != 0) {
-        /*
-         * Joining a pid namespace takes effect for children only: the command is this child's
-         * child, made this helper's own (CLONE_PARENT) so that it is reaped and counted here.
-         * This child says which host pid it has, and goes.
-         */
-        if (pid < 0) why[0] = errno, why[1] = 4;
-        else why[0] = 0, why[1] = (int32_t)pid;
-        if (write(report[1], why, sizeof why) < 0) _exit(127);
-        _exit(0);
-      } else if (holder > 0 && setsid() < 0) {
         why[0] = errno, why[1] = 0;
       } else if (*cwd && chdir(cwd) < 0) {
         why[0] = errno, why[1] = 1;
@@ -541,7 +379,7 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
       if (write(report[1], why, sizeof why) < 0) _exit(127);
       _exit(127);
     }
-    if (pid < 0) failure[0] = errno, stage = "fork";
+    if (pid < 0 && holder <= 0) failure[0] = errno, stage = "fork";
   }
   if (report[1] >= 0) close(report[1]);
   if (out[1] >= 0) close(out[1]);
@@ -551,17 +389,9 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
     ssize_t n;
     do n = read(report[0], failure, sizeof failure);
     while (n < 0 && errno == EINTR);
-    if (holder > 0 && n == (ssize_t)sizeof failure && failure[0] == 0) {
-      /* Entering a sandbox: the first child gave the command's pid; then the command's exec. */
-      int status;
-      waitpid(pid, &status, 0);
-      pid = failure[1];
-      do n = read(report[0], failure, sizeof failure);
-      while (n < 0 && errno == EINTR);
-    }
     if (n == (ssize_t)sizeof failure) {
-      static const char *stages[] = {"dup2", "chdir", "exec", "setns", "clone"};
-      stage = stages[failure[1] % 5];
+      static const char *stages[] = {"dup2", "chdir", "exec"};
+      stage = stages[failure[1] % 3];
       int status;
       waitpid(pid, &status, 0);
     } else {
@@ -656,6 +486,11 @@ static void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, co
 static char *request;
 static size_t request_len, request_cap;
 
+void forget_requests(void) {
+  memset(chunk, 0, sizeof chunk);
+  if (request) memset(request, 0, request_cap);
+}
+
 /* Reads what stdin has; returns 0 once it has ended. */
 static int read_requests(void) {
   if (request_cap - request_len < 65536) {
@@ -688,6 +523,15 @@ static int read_requests(void) {
         uint32_t rest_length = length - 9 - (uint32_t)sizeof expected;
         if (holder > 0 && op == 'E') start(id, (pid_t)holder, expected, rest, rest_length);
         if (holder > 0 && op == 'M') move_folders(id, (pid_t)holder, expected, rest, rest_length);
+      } else if ((op == 'O' || op == 'D') && length >= 9 + 6 * 8) {
+        uint32_t holder;
+        uint64_t expected[6];
+        memcpy(&holder, body + 5, 4);
+        memcpy(expected, body + 9, sizeof expected);
+        int32_t result = 0;
+        if (op == 'O' && door_open((pid_t)holder, expected) < 0) result = errno;
+        if (op == 'D') door_close((pid_t)holder);
+        send_event(id, 'm', &result, 4);
       } else if (op == 'P' && pipe_path) {
         open_event_pipe();
       } else if (op == 'C') {

@@ -1,5 +1,14 @@
 import { execFile } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,6 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
 import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { findPidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
 import { RunSandbox, RunSandboxSlot } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest, OutputStream } from "../src/exec/types.js";
@@ -236,5 +246,35 @@ describe("a run's sandbox", () => {
     await box.close();
     const result = await pending;
     expect(result.status).not.toBe("success");
+  });
+
+  it("starts each command inside the run's cgroup, and removes the cgroup when it is closed", async () => {
+    const hierarchy = findPidsHierarchy();
+    if ("problem" in hierarchy) throw new Error(hierarchy.problem);
+    const limited = new Sandbox({ bwrap: probe.bwrap, hide: [], pids: { hierarchy, max: 64 } });
+    const layout = layoutFor("cgroup");
+    const box = await RunSandbox.make(launcher, limited, layout);
+    if (!(box instanceof RunSandbox)) throw new Error(box.problem);
+    // The pids hierarchy's line of /proc/PID/cgroup (v1's "N:pids:PATH", else v2's "0::PATH").
+    const groupIn = (text: string) =>
+      text
+        .split("\n")
+        .find((line) => line.includes(":pids:") || line.startsWith("0::"))
+        ?.replace(/^[^:]*:[^:]*:/, "");
+    const group = groupIn(readFileSync(`/proc/${box.holder.pid}/cgroup`, "utf8"))!;
+    expect(group).toMatch(/\/runyard\/sandbox-[0-9a-f]{16}$/);
+    const folder = join(hierarchy.folder, group.split("/").at(-1)!);
+    // Each command is a fork of the sandbox's door: in the run's cgroup from its birth.
+    const results = await Promise.all(
+      [1, 2, 3].map(() => run(box, "grep -E ':pids:|^0::' /proc/self/cgroup", { cwd: layout.folder })),
+    );
+    for (const result of results) expect(groupIn(result.stdout), result.stderr).toBe(group);
+    const procs = readFileSync(join(folder, "cgroup.procs"), "utf8").trim().split("\n").map(Number);
+    expect(procs).toContain(box.holder.pid);
+    // bwrap's pid 1, the holder and the sandbox's door, which goes first when the sandbox closes:
+    // the group is removed, not left busy.
+    expect(procs).toHaveLength(3);
+    await box.close();
+    expect(existsSync(folder)).toBe(false);
   });
 });

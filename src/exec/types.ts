@@ -218,6 +218,11 @@ export interface ProcessLauncher {
     moves: ReadonlyArray<readonly [string, string]>,
   ): Promise<string | undefined>;
   /**
+   * Opens (`open`) the sandbox's door, the process its commands are forked from, or ends it
+   * (`done`, before the sandbox's cgroup goes). Resolves to why it could not be opened, if so.
+   */
+  sandboxDoor?(sandbox: SandboxToEnter, action: "open" | "done"): Promise<string | undefined>;
+  /**
    * Stops the launcher's helper process, if it has one; resolves once it has exited, so a
    * command that awaits it ends after every process it started (and the shell's `time` counts them).
    */

@@ -88,17 +88,21 @@ export function startMessage(id: number, request: ExecRequest): Buffer {
   return message;
 }
 
-/** 'M': inside `sandbox`, bind each folder `from` at `to`. */
-export function moveMessage(
+/**
+ * 'M': inside `sandbox`, bind each folder `from` at `to`; 'O' and 'D' (no moves): open and end
+ * its door.
+ */
+export function sandboxMessage(
+  op: "M" | "O" | "D",
   id: number,
   sandbox: SandboxToEnter,
-  moves: ReadonlyArray<readonly [string, string]>,
+  moves: ReadonlyArray<readonly [string, string]> = [],
 ): Buffer {
-  const strings = Buffer.from(`${moves.flat().join("\0")}\0`, "utf8");
+  const strings = moves.length ? Buffer.from(`${moves.flat().join("\0")}\0`, "utf8") : Buffer.alloc(0);
   const message = Buffer.alloc(4 + 4 + 1 + 4 + 8 * SANDBOX_NAMESPACES.length + strings.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
-  message.write("M", 8, "latin1");
+  message.write(op, 8, "latin1");
   message.writeUInt32LE(sandbox.pid, 9);
   writeNamespaces(message, 13, sandbox);
   strings.copy(message, 13 + 8 * SANDBOX_NAMESPACES.length);

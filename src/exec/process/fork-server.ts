@@ -20,8 +20,8 @@ import {
   decodeWaitStatus,
   EventParser,
   errnoNames,
-  moveMessage,
   pipeMessage,
+  sandboxMessage,
   startMessage,
 } from "./fork-server-wire.js";
 import { describeSpawnError, startProblem } from "./spawn-launcher.js";
@@ -77,7 +77,7 @@ type Helper = ChildProcessByStdio<Writable, Readable, null>;
 export class ForkServerLauncher implements ProcessLauncher {
   private readonly helper: Helper;
   private readonly commands = new Map<number, Command>();
-  /** Moves ('M') waiting for their answer, by id. */
+  /** Sandbox ops ('M', 'O', 'D') waiting for their answer, by id. */
   private readonly moves = new Map<number, (errno: number) => void>();
   private readonly parser: EventParser;
   private readonly watch: ProcessGroupWatch | undefined;
@@ -230,13 +230,27 @@ export class ForkServerLauncher implements ProcessLauncher {
     sandbox: SandboxToEnter,
     moves: ReadonlyArray<readonly [string, string]>,
   ): Promise<string | undefined> {
+    return this.ask("M", sandbox, moves);
+  }
+
+  /** Opens or ends the door of `sandbox` (native/sandbox-entry.c; 'O' and 'D'). */
+  sandboxDoor(sandbox: SandboxToEnter, action: "open" | "done"): Promise<string | undefined> {
+    return this.ask(action === "open" ? "O" : "D", sandbox);
+  }
+
+  /** Sends a sandbox's op; resolves to why it failed (its errno's name), or undefined. */
+  private ask(
+    op: "M" | "O" | "D",
+    sandbox: SandboxToEnter,
+    moves?: ReadonlyArray<readonly [string, string]>,
+  ): Promise<string | undefined> {
     if (this.broken) return Promise.resolve("the fork-server is not running");
     return new Promise((resolve) => {
       const id = this.nextId++;
       this.moves.set(id, (errno) =>
         resolve(errno === 0 ? undefined : (errnoNames.get(errno) ?? `errno ${errno}`)),
       );
-      this.write(moveMessage(id, sandbox, moves));
+      this.write(sandboxMessage(op, id, sandbox, moves));
       this.refresh();
     });
   }

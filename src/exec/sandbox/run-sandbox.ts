@@ -62,6 +62,8 @@ export class RunSandbox {
   private constructor(
     /** A process of the sandbox (its holder) and its namespaces. */
     readonly holder: SandboxToEnter,
+    /** The fork-server that made it: it holds the sandbox's door. */
+    private readonly launcher: ProcessLauncher,
     private readonly stop: AbortController,
     private readonly ended: Promise<ExecResult>,
     private readonly cgroup?: RunCgroup,
@@ -151,8 +153,18 @@ export class RunSandbox {
       }
       pasta = attached;
     }
+    // Its door, the process its commands are forked from, already inside: a command costs a fork.
+    const door = await launcher.sandboxDoor?.({ pid: holder, namespaces }, "open");
+    if (door) {
+      stop.abort();
+      await ended;
+      if (pasta !== undefined) detachPlainTcp(pasta);
+      if (cgroup instanceof RunCgroup) cgroup.remove();
+      return { problem: `the run's sandbox could not be entered: ${door}` };
+    }
     return new RunSandbox(
       { pid: holder, namespaces },
+      launcher,
       stop,
       ended,
       cgroup instanceof RunCgroup ? cgroup : undefined,
@@ -187,6 +199,8 @@ export class RunSandbox {
 
   /** Ends the sandbox and everything in it; resolves once it is gone. */
   async close(): Promise<void> {
+    // The door first: it is in the sandbox's cgroup, which cannot be removed while it lives.
+    await this.launcher.sandboxDoor?.(this.holder, "done");
     this.stop.abort();
     await this.ended;
     this.cgroup?.remove();

@@ -1,0 +1,33 @@
+/* What fork-server.c and sandbox-entry.c share. */
+#ifndef RUNYARD_FORK_SERVER_H
+#define RUNYARD_FORK_SERVER_H
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The signal mask the helper started with: a command gets it back before its exec. */
+extern sigset_t original_mask;
+/* Closes every descriptor but 0 to 2 and `keep`; makes the calling child undumpable. */
+void seal_child(int keep);
+/* Zeroes what the helper keeps of requests and output: a long-lived child must not hold them. */
+void forget_requests(void);
+
+/* What 'M' moves inside a sandbox (pairs of paths), done once its mounts are joined. */
+extern const char *const *moves;
+extern int move_count;
+int join_cgroup(pid_t holder);
+int enter_sandbox(pid_t holder, const uint64_t *expected);
+
+/* A run's sandbox's door: opened once ('O', or at its first 'E'), kept until 'D' or its end. */
+int door_open(pid_t holder, const uint64_t *expected);
+/*
+ * Starts the command of an 'S' body (`body`, `length`) from the sandbox's door, with `out`,
+ * `err` and `report` as in start(): returns its host pid, or -1 with errno set.
+ */
+pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
+                 int report);
+/* Ends the doors of `holder`'s sandbox and waits for them. */
+void door_close(pid_t holder);
+/* Whether `pid`, just reaped, was a door (which is then forgotten). */
+int door_reaped(pid_t pid);
+#endif
