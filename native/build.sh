@@ -4,7 +4,8 @@
 # - egress-forward.c (static, to run inside any image): without it, a sandboxed agent cannot have
 #   `network: model-only` and its turn says so;
 # - cwd-check.c (static, to run inside any image): without it, a Docker step with a cwd is refused,
-#   since the folder Docker mounts by path could not be checked to be the one the runner judged.
+#   since the folder Docker mounts by path could not be checked to be the one the runner judged;
+# - sandbox-holder.c (static, shown inside each run's sandbox): without it, sh and sleep hold it.
 cd "$(dirname "$0")" || exit 0
 mkdir -p build
 if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c sandbox-entry.c 2>build/compile.log; then
@@ -25,5 +26,11 @@ if ${CC:-cc} -static -O2 -Wall -o build/cwd-check.tmp cwd-check.c 2>build/compil
 else
   echo "runyard: could not compile native/cwd-check.c statically (see native/build/compile-cwd-check.log);" \
     "Docker steps with a cwd will be refused" >&2
+fi
+if ${CC:-cc} -static -O2 -Wall -o build/sandbox-holder.tmp sandbox-holder.c 2>build/compile-holder.log; then
+  chmod 755 build/sandbox-holder.tmp && mv build/sandbox-holder.tmp build/sandbox-holder
+else
+  echo "runyard: could not compile native/sandbox-holder.c statically (see native/build/compile-holder.log);" \
+    "each run's sandbox is held by sh and sleep, a few milliseconds more to make" >&2
 fi
 exit 0

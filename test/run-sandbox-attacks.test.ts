@@ -150,7 +150,7 @@ describe("a step against the sandbox its run gets next", () => {
             'echo "top=$top"',
             'mv "$top" /tmp/moved-away && echo moved',
             'ln -s "/oldroot$TARGET" "$top" && echo linked',
-            'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
+            'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "/run/runyard-sandbox-holder " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
             "true",
           ].join("\n"),
         },
@@ -386,7 +386,7 @@ describe("a step against the sandbox itself (these held)", () => {
           name: "look",
           script: [
             // bwrap, the holder, this shell and what it runs: nothing of the pool's sandboxes.
-            'echo "holders=$(grep -l "^sleep" /proc/[0-9]*/cmdline 2>/dev/null | wc -l)"',
+            'echo "holders=$(for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done 2>/dev/null | grep -cx "/run/runyard-sandbox-holder ")"',
             'echo "pool-mounts=$(grep -c "/.pool-" /proc/self/mountinfo)"',
           ].join("\n"),
         },
@@ -497,7 +497,7 @@ describe("a step against the sandbox its run gets next, where the runner's folde
               'echo "home=$HOME pwd=$(pwd)"',
               'mv "$HOME/ws" "$HOME/moved-away" && echo moved',
               'ln -s "/oldroot$TARGET" "$HOME/ws" && echo linked',
-              'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
+              'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "/run/runyard-sandbox-holder " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
               "true",
             ].join("\n"),
           },

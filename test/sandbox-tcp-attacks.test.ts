@@ -249,7 +249,7 @@ describe.skipIf(!canRun)("a tenant's step against its sandbox's pasta", () => {
         'echo "folder=$(pwd)"',
         "echo ready",
         "while [ ! -e release ]; do sleep 0.05; done",
-        'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "sleep infinity " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
+        'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "/run/runyard-sandbox-holder " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
         "sleep 5",
       ].join("\n"),
     );

@@ -234,8 +234,8 @@ describe.skipIf(!canRun)("a step's network on a shared runner", () => {
   });
 
   it("a tenant's curl reaches the private address its operator allows for that tenant (step_network_allow), and HTTPS_PROXY names the proxy", async () => {
-    // The run's sandbox (the holder's `sleep infinity` is there), not one of the command's own.
-    const where = `cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep infinity' && echo in-run-sandbox`;
+    // The run's sandbox (its holder is there), not one of the command's own.
+    const where = `cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'runyard-sandbox-holder' && echo in-run-sandbox`;
     const { status, output } = await stepOf(
       acme,
       `echo "proxy=$HTTPS_PROXY"\n${where}\n${tries(loopbackPort)}`,

@@ -6,7 +6,9 @@ import { fileURLToPath } from "node:url";
  * from src/exec, dist/exec and the CLI bundle's folder, three from the benchmarks'
  * dist-bench/src/exec. The first candidate when none exists (the caller says what is missing).
  */
-export function nativeHelperPath(name: "fork-server" | "egress-forward" | "cwd-check"): string {
+export function nativeHelperPath(
+  name: "fork-server" | "egress-forward" | "cwd-check" | "sandbox-holder",
+): string {
   const candidates = [`../../native/build/${name}`, `../../../native/build/${name}`].map((relative) =>
     fileURLToPath(new URL(relative, import.meta.url)),
   );

@@ -1,5 +1,6 @@
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
+import { nativeHelperPath } from "../native-helpers.js";
 import type {
   ExecRequest,
   ExecResult,
@@ -38,13 +39,24 @@ export interface RunSandboxLayout {
 /**
  * The process a run's sandbox is built around: it lives as long as the sandbox, ignores SIGTERM
  * (the fork-server's stop of every group gives the run's commands their grace first) and says
- * when the sandbox is ready. bwrap's own pid 1 reaps whatever the commands leave behind.
+ * when the sandbox is ready. bwrap's own pid 1 reaps whatever the commands leave behind. The
+ * static native/sandbox-holder, shown in the sandbox's /run, where it was built; else sh and sleep
+ * (two execs of dynamic programs: a third of what bwrap costs to make the sandbox).
  */
-const HOLDER = [
-  "/bin/sh",
-  "-c",
-  'trap "" TERM; echo runyard-sandbox-ready >&2; exec sleep infinity >/dev/null 2>&1',
-];
+function holderCommand(): { argv: string[]; files: [string, string][] } {
+  const built = nativeHelperPath("sandbox-holder");
+  if (existsSync(built)) return { argv: [HOLDER_INSIDE], files: [[built, HOLDER_INSIDE]] };
+  return {
+    argv: [
+      "/bin/sh",
+      "-c",
+      'trap "" TERM; echo runyard-sandbox-ready >&2; exec sleep infinity >/dev/null 2>&1',
+    ],
+    files: [],
+  };
+}
+
+const HOLDER_INSIDE = "/run/runyard-sandbox-holder";
 
 /**
  * One sandbox for one run on this runner, made once by bubblewrap and entered by each command
@@ -98,7 +110,8 @@ export class RunSandbox {
     };
     const refusal = sandbox.refusal(exposure);
     if (refusal) return { problem: refusal };
-    const [bwrap, ...rest] = sandbox.command(HOLDER, exposure);
+    const { argv, files } = holderCommand();
+    const [bwrap, ...rest] = sandbox.command(argv, exposure, files);
     const stop = new AbortController();
     let output = "";
     let announce: (pids: { init: number; holder: number } | undefined) => void = () => {};

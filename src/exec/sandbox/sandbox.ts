@@ -215,8 +215,15 @@ export class Sandbox {
     return `"${folder}"${real === absolute ? "" : ` (really ${real})`} is inside ${hiding}, which sandboxed steps cannot see`;
   }
 
-  /** The argv that runs `argv` sandboxed with `exposure` (see `refusal` first). */
-  command(argv: readonly string[], exposure: SandboxExposure): string[] {
+  /**
+   * The argv that runs `argv` sandboxed with `exposure` (see `refusal` first); `files` are shown
+   * read-only inside, each host path at its path there (under /run, which is the sandbox's own).
+   */
+  command(
+    argv: readonly string[],
+    exposure: SandboxExposure,
+    files: ReadonlyArray<readonly [host: string, inside: string]> = [],
+  ): string[] {
     const cwd = resolve(exposure.cwd);
     const mounts: Mount[] = [{ path: cwd, args: ["--bind", cwd, cwd], order: 1 }];
     for (const folder of exposure.writable ?? []) {
@@ -277,6 +284,7 @@ export class Sandbox {
     return [
       ...this.prefix,
       ...mounts.flatMap((mount) => mount.args),
+      ...files.flatMap(([host, inside]) => ["--ro-bind", host, inside]),
       ...networkArgs,
       "--chdir",
       cwd,
