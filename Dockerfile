@@ -42,9 +42,11 @@ RUN npm rebuild --no-audit --no-fund \
   && npm run build \
   && npm prune --omit=dev --no-audit --no-fund \
   && test -x native/build/fork-server -a -x native/build/cwd-check -a -x native/build/egress-forward \
+    -a -x native/build/sandbox-holder \
   && mkdir -p /opt/runyard/native/build \
   && cp -R package.json bin dist examples node_modules /opt/runyard/ \
-  && cp native/build/fork-server native/build/cwd-check native/build/egress-forward /opt/runyard/native/build/ \
+  && cp native/build/fork-server native/build/cwd-check native/build/egress-forward native/build/sandbox-holder \
+    /opt/runyard/native/build/ \
   && node /opt/runyard/bin/runyard.js --version
 
 FROM ${NODE_IMAGE} AS runtime
