@@ -10,6 +10,7 @@ import { agentKubernetesOverhead } from "./kubernetes.js";
 import { maskingThroughput } from "./masking.js";
 import { peersFirstByte } from "./peers.js";
 import { postgresVsSqlite } from "./postgres.js";
+import { profile } from "./profile.js";
 import { runSandboxCost, sandboxStepCost, upSandboxStepCost } from "./sandbox.js";
 import { scheduleTicks1000 } from "./schedules.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory } from "./server.js";
@@ -69,9 +70,12 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   webHugeLog,
 ];
 
+/** Run only when named (`npm run bench -- profile`): they print what they found, not a row. */
+const onRequest: Array<() => Promise<BenchResult[]>> = [profile];
+
 const only = process.argv[2];
 const rows: BenchResult[] = [];
-for (const bench of benches) {
+for (const bench of [...benches, ...(only ? onRequest : [])]) {
   if (only && !bench.name.toLowerCase().includes(only.toLowerCase())) continue;
   rows.push(...[await bench()].flat());
 }

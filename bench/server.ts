@@ -320,13 +320,15 @@ export async function serverProcess(
   env: Record<string, string> = {},
   store: BenchStore = sqliteStore,
   command: "server" | "up" = "server",
+  /** Node's own flags, before the CLI (`--cpu-prof`, which NODE_OPTIONS may not carry). */
+  nodeArgs: string[] = [],
 ): Promise<{ child: ChildProcess; url: string; runnerToken: string; home: string }> {
   const home = mkdtempSync(join(tmpdir(), "runyard-bench-"));
   const base: NodeJS.ProcessEnv = { ...process.env };
   // The SQLite rows must not land on a database the caller's shell happens to point at.
   delete base.RUNYARD_DATABASE_URL;
   if (store.kind === "postgres") base.RUNYARD_DATABASE_URL = store.databaseUrl;
-  const child = spawn(process.execPath, [cli, command, "--port", "0", "--home", home], {
+  const child = spawn(process.execPath, [...nodeArgs, cli, command, "--port", "0", "--home", home], {
     env: { ...base, ...quiet, RUNYARD_ADMIN_TOKEN: admin, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
