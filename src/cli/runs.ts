@@ -6,7 +6,7 @@ import { approvalLines } from "./approvals.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
-import { table } from "./table.js";
+import { printJson, table } from "./table.js";
 import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 type RunView = components["schemas"]["Run"];
@@ -89,10 +89,7 @@ export async function runsList(
     "GET",
     `/api/runs?${query}`,
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(page)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, page);
   if (page.runs.length === 0) {
     const which = [flags.status, flags.kind].filter(Boolean).join(" ");
     ctx.stdout.write(
@@ -111,10 +108,7 @@ export async function runsList(
 
 export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const { run, waiting } = await runWithWait(apiClient(ctx), id);
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(run)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, run);
   ctx.stdout.write(
     `run ${run.run_id}: ${printable(run.name)} (${run.kind}) ${run.status}, ${duration(run)}\n`,
   );
@@ -181,10 +175,7 @@ export async function runsCancel(id: string, ctx: CliContext): Promise<number> {
 
 export async function runnersList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const runners = await apiClient(ctx).request<Array<ListedRunner>>("GET", "/api/runners");
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(runners)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, runners);
   if (runners.length === 0) {
     ctx.stdout.write("no runners yet; start one with `runyard runner --server URL --token T`\n");
     return 0;
