@@ -10,6 +10,7 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
 import { Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import { internalRangeOf } from "../core/outbound/internal-addresses.js";
 
 export interface ToolCall {
@@ -86,7 +87,7 @@ export async function chatWithRetries(
       if (!failure.retryable || attempt >= policy.retries) throw failure;
       const delayMs = retryDelayMs(failure, attempt, policy);
       onRetry?.(failure, delayMs);
-      await sleep(delayMs, request.signal);
+      await delay(delayMs, undefined, { signal: request.signal });
     }
   }
 }
@@ -108,21 +109,6 @@ export function parseRetryAfter(headers: Headers): number | undefined {
   if (Number.isFinite(secs) && secs >= 0) return secs * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** One call, streamed. Throws ChatApiError for an HTTP error, an error chunk or a cut stream. */

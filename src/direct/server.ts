@@ -1,10 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { z } from "zod";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { StepAttemptRequest, type StepRunner } from "../core/step-attempt.js";
+import { version } from "../core/version.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import type { Executor } from "../exec/types.js";
@@ -216,17 +216,6 @@ export function createDirectServer(options: DirectServerOptions): FastifyInstanc
   });
 
   return app;
-}
-
-const version = readVersion();
-
-function readVersion(): string {
-  try {
-    const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-    return typeof manifest.version === "string" ? manifest.version : "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /** Compares in constant time; hashing first makes the lengths equal. */
