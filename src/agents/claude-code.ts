@@ -1,14 +1,7 @@
 import { constants, copyFileSync, lstatSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { firstSetting } from "./agent-setting.js";
-import {
-  agentError,
-  cliTurn,
-  jsonObject,
-  type RunnerEnv,
-  readJsonObject,
-  writePrivateJson,
-} from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject, readJsonObject, writePrivateJson } from "./cli-agent.js";
 import { claudeCodeMcpConfig } from "./mcp-config.js";
 import { costFor } from "./prices.js";
 import { DEFAULT_LLM_RETRIES } from "./retry-count.js";
@@ -19,6 +12,7 @@ import type {
   AgentOutput,
   AgentSetup,
   CliStreamParser,
+  RunnerEnv,
   SetupContext,
 } from "./types.js";
 

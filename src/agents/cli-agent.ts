@@ -11,6 +11,7 @@ import type {
   AgentOutput,
   AgentTurnEnd,
   CliStreamParser,
+  RunnerEnv,
 } from "./types.js";
 
 /** Between SIGTERM and SIGKILL when a turn is stopped: CLIs save their session on SIGTERM. */
@@ -39,9 +40,6 @@ export function agentError(
 function refusedTurn(error: ErrorInfo): AgentTurnEnd {
   return { status: "failed", error, exitCode: null, durationMs: 0, memoryPeakBytes: 0, cpuMs: 0 };
 }
-
-/** The runner's environment as an adapter reads it (`AgentIo.env`, else the process's). */
-export type RunnerEnv = Readonly<Record<string, string | undefined>>;
 
 /** What an adapter starts for one turn: the CLI's argv, its env and the parser of its output. */
 export type CliTurn = Pick<CliAgentArgs, "argv" | "env" | "parser">;

@@ -2,14 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { McpServers } from "../core/jobs/agent-tools.js";
 import { firstSetting } from "./agent-setting.js";
-import {
-  agentError,
-  cliTurn,
-  jsonObject,
-  type RunnerEnv,
-  readJsonObject,
-  writePrivateJson,
-} from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject, readJsonObject, writePrivateJson } from "./cli-agent.js";
 import { geminiMcpServers } from "./mcp-config.js";
 import type {
   AgentAdapter,
@@ -18,6 +11,7 @@ import type {
   AgentOutput,
   AgentSetup,
   CliStreamParser,
+  RunnerEnv,
   SetupContext,
 } from "./types.js";
 

@@ -4,13 +4,13 @@ import { join } from "node:path";
 import { withoutCredentials } from "../core/config-env.js";
 import { cliVersion, VERSION_TIMEOUT_MS } from "./availability.js";
 import { adapterFor } from "./registry.js";
-import type { AgentPackage } from "./types.js";
+import type { AgentPackage, RunnerEnv } from "./types.js";
 
 export interface InstallOptions {
   /** `<runyard home>/agents`: each agent gets `<agentsHome>/<name>`. */
   agentsHome: string;
   /** The environment npm runs in (its PATH, proxy and registry settings). */
-  env: Readonly<Record<string, string | undefined>>;
+  env: RunnerEnv;
   /** Each line of progress: what runyard does, and npm's own output. */
   onProgress: (line: string) => void;
 }
