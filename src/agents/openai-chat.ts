@@ -12,6 +12,7 @@ import { isIP, type LookupFunction } from "node:net";
 import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { internalRangeOf } from "../core/outbound/internal-addresses.js";
+import { LineSplitter } from "./cli-agent.js";
 
 export interface ToolCall {
   id: string;
@@ -146,23 +147,17 @@ export async function streamChat(request: ChatRequest): Promise<Completion> {
   }
   const stream = new ChatStream();
   const decoder = new TextDecoder();
-  let buffer = "";
+  const lines = new LineSplitter((line) => stream.line(line), Number.POSITIVE_INFINITY);
   try {
     for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
       request.alive();
-      buffer += decoder.decode(bytes, { stream: true });
-      let newline = buffer.indexOf("\n");
-      while (newline !== -1) {
-        stream.line(buffer.slice(0, newline).replace(/\r$/, ""));
-        buffer = buffer.slice(newline + 1);
-        newline = buffer.indexOf("\n");
-      }
+      lines.push(decoder.decode(bytes, { stream: true }));
     }
   } catch (error) {
     if (request.signal.aborted || error instanceof ChatApiError) throw error;
     throw new ChatApiError(`the answer stream broke off: ${causeOf(error)}`, undefined);
   }
-  stream.line(buffer);
+  lines.end();
   return stream.result();
 }
 
