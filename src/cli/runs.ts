@@ -6,7 +6,7 @@ import { approvalLines } from "./approvals.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
-import { printJson, table } from "./table.js";
+import { printJson, printList, table } from "./table.js";
 import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 type RunView = components["schemas"]["Run"];
@@ -175,14 +175,11 @@ export async function runsCancel(id: string, ctx: CliContext): Promise<number> {
 
 export async function runnersList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const runners = await apiClient(ctx).request<Array<ListedRunner>>("GET", "/api/runners");
-  if (flags.json) return printJson(ctx.stdout, runners);
-  if (runners.length === 0) {
-    ctx.stdout.write("no runners yet; start one with `runyard runner --server URL --token T`\n");
-    return 0;
-  }
-  const rows = [["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "TENANT", "SHARED", "ISOLATION", "LABELS"]];
-  for (const r of runners) {
-    rows.push([
+  return printList(ctx.stdout, runners, {
+    json: flags.json,
+    empty: "no runners yet; start one with `runyard runner --server URL --token T`",
+    header: ["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "TENANT", "SHARED", "ISOLATION", "LABELS"],
+    row: (r) => [
       r.id,
       r.group,
       r.state,
@@ -192,8 +189,6 @@ export async function runnersList(flags: { json?: boolean }, ctx: CliContext): P
       r.shared ? "yes" : "no",
       r.isolation,
       r.labels.join(",") || "-",
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }
