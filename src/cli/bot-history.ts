@@ -10,7 +10,8 @@ import { printJson, table } from "./table.js";
 type StatsAnswer = operations["getBotStats"]["responses"]["200"]["content"]["application/json"];
 type AlertsAnswer = operations["getBotAlerts"]["responses"]["200"]["content"]["application/json"];
 
-const botPath = (name: string, rest: string): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
+/** A bot's route of the API. */
+export const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
 /** `runyard bot stats NAME [--since 1h]`: the bot's use over time, a row per sample. */
 export async function botStats(

@@ -2,14 +2,13 @@ import type { components, operations } from "../client/api-types.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import { durationMs, healthOf, readEnvFile, usage } from "./bot-health-flags.js";
+import { botPath } from "./bot-history.js";
 import { type BotStartFlags, botStartBody, envOf } from "./bot-start-body.js";
 import { type CliContext, pipedSecret } from "./context.js";
 import { printJson, table } from "./table.js";
 
 type BotVersion = components["schemas"]["BotVersion"];
 type UpdateAnswer = operations["updateBot"]["responses"][200]["content"]["application/json"];
-
-const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
 /** `--min-ready 10s` and `--timeout 4m` as the API's seconds. */
 export interface UpdateWaitFlags {

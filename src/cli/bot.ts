@@ -5,7 +5,7 @@ import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
 import { apiClient } from "./api-client.js";
-import { botLogDownload } from "./bot-history.js";
+import { botLogDownload, botPath } from "./bot-history.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
 import { printJson, printList } from "./table.js";
@@ -15,8 +15,6 @@ type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };
 
 type BotLogs = operations["getBotLogs"]["responses"][200]["content"]["application/json"];
 type LogLine = BotLogs["lines"][number];
-
-const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
 export function duration(secs: number | null): string {
   if (secs === null) return "-";
