@@ -3,7 +3,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { withoutCredentials } from "../core/config-env.js";
 import { adapterFor } from "./registry.js";
-import type { AgentAdapter, InstalledAgent } from "./types.js";
+import type { AgentAdapter, InstalledAgent, RunnerEnv } from "./types.js";
 
 /**
  * `--version` of a Node CLI can take seconds (gemini 0.61 takes ~4 s on a small machine, past
@@ -15,7 +15,7 @@ export interface AgentLookup {
   /** `<runyard home>/agents`: where `runyard agents install` puts the CLIs. */
   agentsHome: string;
   /** The environment the runner gives agents: its PATH, and the credentials it holds. */
-  env: Readonly<Record<string, string | undefined>>;
+  env: RunnerEnv;
 }
 
 /** One agent's availability, as `runyard agents` and `GET /health/agents` report it. */
@@ -141,7 +141,7 @@ const versions = new Map<string, Promise<string | null>>();
 /** The first version-like word `<bin> --version` prints (`2.1.197 (Claude Code)` → 2.1.197), or null. */
 export function cliVersion(
   path: string,
-  env: Readonly<Record<string, string | undefined>>,
+  env: RunnerEnv,
   timeoutMs = VERSION_TIMEOUT_MS,
 ): Promise<string | null> {
   let key: string;
@@ -157,13 +157,7 @@ export function cliVersion(
       path,
       ["--version"],
       { timeout: timeoutMs, encoding: "utf8", env: withoutCredentials(env) },
-      (error, stdout) => {
-        if (error) {
-          resolve(null);
-          return;
-        }
-        resolve(versionIn(stdout));
-      },
+      (error, stdout) => resolve(error ? null : versionIn(stdout)),
     );
   });
   versions.set(key, asked);

@@ -1,10 +1,10 @@
-import { constants, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { constants, copyFileSync, lstatSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { firstSetting } from "./agent-setting.js";
-import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject, readJsonObject, writePrivateJson } from "./cli-agent.js";
 import { claudeCodeMcpConfig } from "./mcp-config.js";
 import { costFor } from "./prices.js";
-import { DEFAULT_LLM_RETRIES, llmRetryCount } from "./retry-count.js";
+import { DEFAULT_LLM_RETRIES } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
@@ -12,6 +12,7 @@ import type {
   AgentOutput,
   AgentSetup,
   CliStreamParser,
+  RunnerEnv,
   SetupContext,
 } from "./types.js";
 
@@ -37,11 +38,7 @@ export const claudeCodeAgent: AgentAdapter = {
   package: { name: "@anthropic-ai/claude-code", version: "2.1.197", bin: "claude" },
   credentialEnv: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"],
   setup: claudeCodeSetup,
-  run(invocation, bin, io) {
-    const runner = io.env ?? process.env;
-    const retries = llmRetryCount(invocation.env, runner);
-    if (typeof retries === "string")
-      return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
+  run: cliTurn("claude_code", (invocation, bin, retries, runner) => {
     const configDir = claudeConfigDir(invocation, runner);
     const mcp = writeMcpConfig(invocation);
     const command = claudeCodeCommand(
@@ -49,8 +46,7 @@ export const claudeCodeAgent: AgentAdapter = {
       bin,
       retries,
     );
-    return runCliAgent({
-      agent: "claude_code",
+    return {
       argv: command.argv,
       env: {
         ...(configDir ? { CLAUDE_CONFIG_DIR: configDir } : {}),
@@ -59,11 +55,9 @@ export const claudeCodeAgent: AgentAdapter = {
         ...(mcp.length > 0 ? { MCP_CONNECTION_NONBLOCKING: "false" } : {}),
         ...command.env,
       },
-      cwd: invocation.cwd,
       parser: claudeCodeParser(),
-      io,
-    });
-  },
+    };
+  }),
 };
 
 /**
@@ -114,10 +108,7 @@ export function claudeCodeCommand(
  * (`.credentials.json`: a turn gets its key from its env) nor another conversation's files.
  * Without a state folder (a caller that keeps no conversation) the CLI keeps today's `~/.claude`.
  */
-function claudeConfigDir(
-  invocation: Pick<AgentInvocation, "env">,
-  runner: Readonly<Record<string, string | undefined>>,
-): string | undefined {
+function claudeConfigDir(invocation: Pick<AgentInvocation, "env">, runner: RunnerEnv): string | undefined {
   const state = invocation.env.RUNYARD_AGENT_STATE_DIR;
   if (invocation.env.CLAUDE_CONFIG_DIR || !state) return undefined;
   const dir = join(state, "claude");
@@ -157,7 +148,7 @@ export function claudeCodeSetup(context: SetupContext): AgentSetup {
     (run.HOME || runner.HOME ? join(run.HOME || runner.HOME || "", ".claude") : undefined);
   const shown =
     run.CLAUDE_CONFIG_DIR || runner.CLAUDE_CONFIG_DIR ? `${dir}/settings.json` : "~/.claude/settings.json";
-  const settings = dir ? readSettings(join(dir, "settings.json")) : {};
+  const settings = dir ? readJsonObject<ClaudeSettings>(join(dir, "settings.json")) : {};
   return {
     endpoint: firstSetting(context, {
       env: "ANTHROPIC_BASE_URL",
@@ -178,15 +169,6 @@ export function claudeCodeSetup(context: SetupContext): AgentSetup {
 interface ClaudeSettings {
   model?: string;
   env?: Record<string, string>;
-}
-
-function readSettings(path: string): ClaudeSettings {
-  try {
-    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
-    return value !== null && typeof value === "object" ? (value as ClaudeSettings) : {};
-  } catch {
-    return {};
-  }
 }
 
 interface ContentBlock {
@@ -294,7 +276,8 @@ export function claudeCodeParser(): CliStreamParser {
 
   return {
     line(text) {
-      const line = parseLine(text);
+      // Not every line is ours to read (a warning printed to stdout): skip it.
+      const line = jsonObject<StreamLine>(text);
       if (!line) return [];
       if (line.type === "system" && line.subtype === "init") {
         mainModel = line.model;
@@ -395,16 +378,6 @@ function resultFailure(line: StreamLine, syntheticError: string | undefined) {
   return agentError(code, status ? `${text} (HTTP ${status})` : text);
 }
 
-function parseLine(text: string): StreamLine | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" ? (value as StreamLine) : undefined;
-  } catch {
-    // Not every line is ours to read (a warning printed to stdout): skip it.
-    return undefined;
-  }
-}
-
 function blocks(content: unknown): ContentBlock[] {
   if (typeof content === "string") return [{ type: "text", text: content }];
   return Array.isArray(content) ? (content as ContentBlock[]) : [];
@@ -438,6 +411,6 @@ function writeMcpConfig(invocation: Pick<AgentInvocation, "mcpServers" | "scratc
   const servers = invocation.mcpServers ?? {};
   if (Object.keys(servers).length === 0) return [];
   const path = join(invocation.scratchDir, "mcp-config.json");
-  writeFileSync(path, `${JSON.stringify(claudeCodeMcpConfig(servers), null, 2)}\n`, { mode: 0o600 });
+  writePrivateJson(path, claudeCodeMcpConfig(servers));
   return ["--mcp-config", path];
 }

@@ -1,7 +1,18 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import { withoutCredentials } from "../core/config-env.js";
 import { errorTable } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
-import type { AgentErrorCode, AgentIo, AgentOutput, AgentTurnEnd, CliStreamParser } from "./types.js";
+import { llmRetryCount } from "./retry-count.js";
+import type {
+  AgentAdapter,
+  AgentErrorCode,
+  AgentInvocation,
+  AgentIo,
+  AgentOutput,
+  AgentTurnEnd,
+  CliStreamParser,
+  RunnerEnv,
+} from "./types.js";
 
 /** Between SIGTERM and SIGKILL when a turn is stopped: CLIs save their session on SIGTERM. */
 const KILL_GRACE_MS = 3000;
@@ -26,8 +37,57 @@ export function agentError(
 }
 
 /** A turn refused before its CLI started (a setting it cannot use). */
-export function refusedTurn(error: ErrorInfo): AgentTurnEnd {
+function refusedTurn(error: ErrorInfo): AgentTurnEnd {
   return { status: "failed", error, exitCode: null, durationMs: 0, memoryPeakBytes: 0, cpuMs: 0 };
+}
+
+/** What an adapter starts for one turn: the CLI's argv, its env and the parser of its output. */
+export type CliTurn = Pick<CliAgentArgs, "argv" | "env" | "parser">;
+
+/**
+ * A CLI adapter's `run`: the run's `llm_retry_count` checked (a turn with a wrong one is refused
+ * before anything starts), then the turn `start` describes, in the invocation's workspace.
+ */
+export function cliTurn(
+  agent: string,
+  start: (
+    invocation: AgentInvocation,
+    bin: string,
+    retries: number,
+    runner: RunnerEnv,
+  ) => CliTurn | Promise<CliTurn>,
+): AgentAdapter["run"] {
+  return async (invocation, bin, io) => {
+    const runner = io.env ?? process.env;
+    const retries = llmRetryCount(invocation.env, runner);
+    if (typeof retries === "string") return refusedTurn(agentError("AGENT_CRASHED", retries));
+    const turn = await start(invocation, bin, retries, runner);
+    return runCliAgent({ agent, cwd: invocation.cwd, io, ...turn });
+  };
+}
+
+/** A line or file a CLI wrote, as a JSON object; undefined when it is not one (a warning, a cut line). */
+export function jsonObject<T extends object = Record<string, unknown>>(text: string): T | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A CLI's own settings file as a JSON object; {} when it is absent, unreadable or not one. */
+export function readJsonObject<T extends object = Record<string, unknown>>(path: string): Partial<T> {
+  try {
+    return jsonObject<T>(readFileSync(path, "utf8")) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** A file of the turn's own (config, MCP servers) only the runner's user may read. */
+export function writePrivateJson(path: string, value: unknown): void {
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
 }
 
 export interface CliAgentArgs {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { RunnerEnv } from "./types.js";
 
 /**
  * What runyard reads of a user's Codex config (`$CODEX_HOME/config.toml`, `~/.codex/config.toml`
@@ -26,7 +27,7 @@ export interface CodexUserConfig {
  */
 export function codexHomeOf(
   run: Readonly<Record<string, string>>,
-  runner: Readonly<Record<string, string | undefined>>,
+  runner: RunnerEnv,
 ): { home: string; set: boolean } | undefined {
   const set = run.CODEX_HOME || runner.CODEX_HOME;
   if (set) return { home: set, set: true };

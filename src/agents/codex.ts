@@ -1,11 +1,10 @@
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { firstSetting } from "./agent-setting.js";
-import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject } from "./cli-agent.js";
 import { type CodexUserConfig, codexHomeOf, readCodexConfig } from "./codex-config.js";
 import { codexMcpOverrides } from "./mcp-config.js";
 import { costFor } from "./prices.js";
-import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
@@ -44,11 +43,8 @@ export const codexAgent: AgentAdapter = {
   package: { name: "@openai/codex", version: "0.169.0", bin: "codex" },
   credentialEnv: ["OPENAI_API_KEY", "CODEX_API_KEY"],
   setup: (context) => codexSetup(context).setup,
-  async run(invocation, bin, io) {
+  run: cliTurn("codex", async (invocation, bin, retries, runner) => {
     const env = invocation.env;
-    const runner = io.env ?? process.env;
-    const retries = llmRetryCount(env, runner);
-    if (typeof retries === "string") return refusedTurn(agentError("AGENT_CRASHED", retries));
     const resolved = codexSetup({
       run: env,
       runner,
@@ -85,18 +81,15 @@ export const codexAgent: AgentAdapter = {
       "--",
       invocation.prompt,
     ];
-    return runCliAgent({
-      agent: "codex",
+    return {
       argv,
       env: { ...env, ...(ownHome ? { CODEX_HOME: codexHome } : {}) },
-      cwd: invocation.cwd,
       parser: codexParser({
         ...(invocation.model ? { model: invocation.model } : {}),
         ...(before ? { before } : {}),
       }),
-      io,
-    });
-  },
+    };
+  }),
 };
 
 const OPENAI_URL = "https://api.openai.com/v1";
@@ -310,12 +303,9 @@ export function codexParser(options: { model?: string; before?: TokenTotals } = 
 
   return {
     line(text) {
-      let line: CodexLine;
-      try {
-        line = JSON.parse(text) as CodexLine;
-      } catch {
-        return []; // not JSON: a warning printed to stdout
-      }
+      // Not JSON: a warning printed to stdout.
+      const line = jsonObject<CodexLine>(text);
+      if (!line) return [];
       switch (line.type) {
         case "thread.started":
           return line.thread_id ? [{ type: "session", sessionId: line.thread_id }] : [];

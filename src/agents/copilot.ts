@@ -1,10 +1,8 @@
-import { readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject, readJsonObject, writePrivateJson } from "./cli-agent.js";
 import { copilotMcpConfig } from "./mcp-config.js";
 import { type RetriedFailure, RetryCap } from "./retry-cap.js";
-import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
@@ -46,10 +44,7 @@ export const copilotAgent: AgentAdapter = {
     "COPILOT_PROVIDER_BEARER_TOKEN",
   ],
   setup: copilotSetup,
-  run(invocation, bin, io) {
-    const retries = llmRetryCount(invocation.env, io.env ?? process.env);
-    if (typeof retries === "string")
-      return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
+  run: cliTurn("copilot", (invocation, bin, retries, runner) => {
     const usageFile = join(invocation.scratchDir, "copilot-usage.json");
     const argv = [
       bin,
@@ -70,18 +65,14 @@ export const copilotAgent: AgentAdapter = {
     ];
     // A model provider of one's own, in the run's env or the runner's, needs no GitHub: offline
     // keeps it from calling GitHub at all (with no route to GitHub, its start waits about 20 s).
-    const provider =
-      invocation.env.COPILOT_PROVIDER_BASE_URL || (io.env ?? process.env).COPILOT_PROVIDER_BASE_URL;
+    const provider = invocation.env.COPILOT_PROVIDER_BASE_URL || runner.COPILOT_PROVIDER_BASE_URL;
     const offline: Record<string, string> = provider ? { COPILOT_OFFLINE: "true" } : {};
-    return runCliAgent({
-      agent: "copilot",
+    return {
       argv,
       env: { ...offline, ...invocation.env },
-      cwd: invocation.cwd,
       parser: copilotParser(usageFile, new RetryCap(retries)),
-      io,
-    });
-  },
+    };
+  }),
 };
 
 /**
@@ -119,24 +110,14 @@ export function copilotSetup(context: SetupContext): AgentSetup {
     : home
       ? join(home, ".copilot", "settings.json")
       : undefined;
-  const fromFile = file ? settingsModel(file) : undefined;
+  const model = file ? readJsonObject<{ model?: unknown }>(file).model : undefined;
+  const fromFile = typeof model === "string" && model ? model : undefined;
   return {
     endpoint,
     model: fromFile
       ? { value: fromFile, source: copilotHome ? `${file}` : "~/.copilot/settings.json" }
       : { value: "(Copilot CLI's default)", source: "default" },
   };
-}
-
-function settingsModel(path: string): string | undefined {
-  try {
-    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
-    const model =
-      value !== null && typeof value === "object" ? (value as { model?: unknown }).model : undefined;
-    return typeof model === "string" && model ? model : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 interface CopilotLine {
@@ -171,7 +152,7 @@ export function copilotParser(usageFile: string, cap?: RetryCap): CliStreamParse
   return {
     overRetryCap: () => cap?.exceeded,
     line(raw) {
-      const line = parseLine(raw);
+      const line = jsonObject<CopilotLine>(raw);
       if (!line) return [];
       const data = line.data ?? {};
       switch (line.type) {
@@ -269,20 +250,11 @@ function failureCode(errorType: string | undefined, status: number | undefined):
   return "AGENT_CRASHED";
 }
 
-function parseLine(text: string): CopilotLine | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" ? (value as CopilotLine) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The task's MCP servers as an `--additional-mcp-config @FILE` of the turn's scratch folder; none without servers. */
 function copilotMcpArgs(invocation: AgentInvocation): string[] {
   const servers = invocation.mcpServers ?? {};
   if (Object.keys(servers).length === 0) return [];
   const path = join(invocation.scratchDir, "copilot-mcp-config.json");
-  writeFileSync(path, `${JSON.stringify(copilotMcpConfig(servers), null, 2)}\n`, { mode: 0o600 });
+  writePrivateJson(path, copilotMcpConfig(servers));
   return ["--additional-mcp-config", `@${path}`];
 }

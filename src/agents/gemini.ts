@@ -1,10 +1,9 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { McpServers } from "../core/jobs/agent-tools.js";
 import { firstSetting } from "./agent-setting.js";
-import { agentError, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject, readJsonObject, writePrivateJson } from "./cli-agent.js";
 import { geminiMcpServers } from "./mcp-config.js";
-import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
@@ -12,6 +11,7 @@ import type {
   AgentOutput,
   AgentSetup,
   CliStreamParser,
+  RunnerEnv,
   SetupContext,
 } from "./types.js";
 
@@ -38,11 +38,7 @@ export const geminiAgent: AgentAdapter = {
   package: { name: "@google/gemini-cli", version: "0.61.0", bin: "gemini" },
   credentialEnv: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
   setup: geminiSetup,
-  run(invocation, bin, io) {
-    const runner = io.env ?? process.env;
-    const retries = llmRetryCount(invocation.env, runner);
-    if (typeof retries === "string")
-      return Promise.resolve(refusedTurn(agentError("AGENT_CRASHED", retries)));
+  run: cliTurn("gemini", (invocation, bin, retries, runner) => {
     const home = geminiHome(invocation, runner, retries);
     const system = systemMcpSettings(invocation, runner);
     const argv = [
@@ -57,15 +53,8 @@ export const geminiAgent: AgentAdapter = {
       ...(invocation.sessionId ? ["--resume", invocation.sessionId] : []),
       ...invocation.extraArgs,
     ];
-    return runCliAgent({
-      agent: "gemini",
-      argv,
-      env: { GEMINI_CLI_HOME: home, ...invocation.env, ...system },
-      cwd: invocation.cwd,
-      parser: geminiParser(),
-      io,
-    });
-  },
+    return { argv, env: { GEMINI_CLI_HOME: home, ...invocation.env, ...system }, parser: geminiParser() };
+  }),
 };
 
 /**
@@ -75,22 +64,19 @@ export const geminiAgent: AgentAdapter = {
  * `~/.gemini/settings.json` (HOME of the run, else of the runner), with runyard's settings on
  * top (see geminiSettings).
  */
-function geminiHome(
-  invocation: AgentInvocation,
-  runner: Readonly<Record<string, string | undefined>>,
-  retries: number,
-): string {
+function geminiHome(invocation: AgentInvocation, runner: RunnerEnv, retries: number): string {
   const own = invocation.env.GEMINI_CLI_HOME || runner.GEMINI_CLI_HOME;
   if (own) return own;
   const home = invocation.env.RUNYARD_AGENT_STATE_DIR
     ? join(invocation.env.RUNYARD_AGENT_STATE_DIR, "gemini")
     : invocation.scratchDir;
   const userHome = invocation.env.HOME || runner.HOME;
-  const users = userHome ? readJson(join(userHome, ".gemini", "settings.json")) : {};
+  const users = userHome ? readJsonObject(join(userHome, ".gemini", "settings.json")) : {};
   mkdirSync(join(home, ".gemini"), { recursive: true, mode: 0o700 });
-  const settings = join(home, ".gemini", "settings.json");
-  const written = geminiSettings(users, retries, invocation.mcpServers ?? {});
-  writeFileSync(settings, `${JSON.stringify(written, null, 2)}\n`, { mode: 0o600 });
+  writePrivateJson(
+    join(home, ".gemini", "settings.json"),
+    geminiSettings(users, retries, invocation.mcpServers ?? {}),
+  );
   return home;
 }
 
@@ -101,17 +87,12 @@ type Json = Record<string, unknown>;
  * task's MCP servers then go in a system settings file of the turn's scratch folder
  * (GEMINI_CLI_SYSTEM_SETTINGS_PATH), which the CLI lays over the user's.
  */
-function systemMcpSettings(
-  invocation: AgentInvocation,
-  runner: Readonly<Record<string, string | undefined>>,
-): Record<string, string> {
+function systemMcpSettings(invocation: AgentInvocation, runner: RunnerEnv): Record<string, string> {
   const servers = invocation.mcpServers ?? {};
   const own = invocation.env.GEMINI_CLI_HOME || runner.GEMINI_CLI_HOME;
   if (!own || Object.keys(servers).length === 0) return {};
   const path = join(invocation.scratchDir, "gemini-system-settings.json");
-  writeFileSync(path, `${JSON.stringify({ mcpServers: geminiMcpServers(servers) }, null, 2)}\n`, {
-    mode: 0o600,
-  });
+  writePrivateJson(path, { mcpServers: geminiMcpServers(servers) });
   return { GEMINI_CLI_SYSTEM_SETTINGS_PATH: path };
 }
 
@@ -123,7 +104,7 @@ function systemMcpSettings(
 export function geminiSetup(context: SetupContext): AgentSetup {
   const { run, runner } = context;
   const home = run.HOME || runner.HOME;
-  const settings = home ? readJson(join(home, ".gemini", "settings.json")) : {};
+  const settings = home ? readJsonObject(join(home, ".gemini", "settings.json")) : {};
   const model = settings.model as { name?: unknown } | undefined;
   const fromFile = typeof model?.name === "string" ? model.name : undefined;
   return {
@@ -163,15 +144,6 @@ export function geminiSettings(users: Json, retries: number, mcp: McpServers = {
       ? { mcpServers: { ...section("mcpServers"), ...geminiMcpServers(mcp) } }
       : {}),
   };
-}
-
-function readJson(path: string): Json {
-  try {
-    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
-    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : {};
-  } catch {
-    return {};
-  }
 }
 
 interface GeminiLine {
@@ -258,7 +230,7 @@ export function geminiParser(): CliStreamParser {
 
   return {
     line(raw) {
-      const line = parseLine(raw);
+      const line = jsonObject<GeminiLine>(raw);
       if (!line) return [];
       if (line.type === "message") {
         if (line.role === "assistant" && line.content) text += line.content;
@@ -315,13 +287,4 @@ function failureCode(type: string | undefined, message: string): AgentErrorCode 
 
 function lastLine(text: string): string {
   return text.trim().split("\n").at(-1) ?? "";
-}
-
-function parseLine(text: string): GeminiLine | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" ? (value as GeminiLine) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -3,14 +3,15 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { withoutCredentials } from "../core/config-env.js";
 import { cliVersion, VERSION_TIMEOUT_MS } from "./availability.js";
+import { LineSplitter } from "./cli-agent.js";
 import { adapterFor } from "./registry.js";
-import type { AgentPackage } from "./types.js";
+import type { AgentPackage, RunnerEnv } from "./types.js";
 
 export interface InstallOptions {
   /** `<runyard home>/agents`: each agent gets `<agentsHome>/<name>`. */
   agentsHome: string;
   /** The environment npm runs in (its PATH, proxy and registry settings). */
-  env: Readonly<Record<string, string | undefined>>;
+  env: RunnerEnv;
   /** Each line of progress: what runyard does, and npm's own output. */
   onProgress: (line: string) => void;
 }
@@ -113,26 +114,18 @@ function runNpm(
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
-    let pending = "";
-    const onData = (chunk: Buffer) => {
-      const text = pending + chunk.toString("utf8");
-      const lines = text.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
-        const trimmed = line.trimEnd();
-        if (!trimmed) continue;
-        output = `${output}${trimmed}\n`.slice(-8192);
-        onLine(trimmed);
-      }
-    };
+    const lines = new LineSplitter((line) => {
+      const trimmed = line.trimEnd();
+      if (!trimmed) return;
+      output = `${output}${trimmed}\n`.slice(-8192);
+      onLine(trimmed);
+    });
+    const onData = (chunk: Buffer) => lines.push(chunk.toString("utf8"));
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
     child.on("error", (error) => resolve({ exitCode: null, spawnError: error.message, output }));
     child.on("close", (exitCode) => {
-      if (pending.trim()) {
-        output += pending;
-        onLine(pending.trimEnd());
-      }
+      lines.end();
       resolve({ exitCode, output });
     });
   });

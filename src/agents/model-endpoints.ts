@@ -1,5 +1,6 @@
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { codexHomeOf, readCodexConfig } from "./codex-config.js";
+import type { RunnerEnv } from "./types.js";
 
 /**
  * Where each agent calls its model when nothing points it elsewhere: what a sandbox's egress
@@ -91,7 +92,7 @@ export function namesOwnEndpoint(taskEnv: Readonly<Record<string, string>>): boo
  */
 export function modelDestinations(
   agent: string,
-  runnerEnv: Readonly<Record<string, string | undefined>>,
+  runnerEnv: RunnerEnv,
   taskEnv: Readonly<Record<string, string>>,
 ): EgressDestination[] {
   const found: EgressDestination[] = [];

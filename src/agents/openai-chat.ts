@@ -10,7 +10,9 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
 import { Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import { internalRangeOf } from "../core/outbound/internal-addresses.js";
+import { LineSplitter } from "./cli-agent.js";
 
 export interface ToolCall {
   id: string;
@@ -86,7 +88,7 @@ export async function chatWithRetries(
       if (!failure.retryable || attempt >= policy.retries) throw failure;
       const delayMs = retryDelayMs(failure, attempt, policy);
       onRetry?.(failure, delayMs);
-      await sleep(delayMs, request.signal);
+      await delay(delayMs, undefined, { signal: request.signal });
     }
   }
 }
@@ -108,21 +110,6 @@ export function parseRetryAfter(headers: Headers): number | undefined {
   if (Number.isFinite(secs) && secs >= 0) return secs * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** One call, streamed. Throws ChatApiError for an HTTP error, an error chunk or a cut stream. */
@@ -160,23 +147,17 @@ export async function streamChat(request: ChatRequest): Promise<Completion> {
   }
   const stream = new ChatStream();
   const decoder = new TextDecoder();
-  let buffer = "";
+  const lines = new LineSplitter((line) => stream.line(line), Number.POSITIVE_INFINITY);
   try {
     for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
       request.alive();
-      buffer += decoder.decode(bytes, { stream: true });
-      let newline = buffer.indexOf("\n");
-      while (newline !== -1) {
-        stream.line(buffer.slice(0, newline).replace(/\r$/, ""));
-        buffer = buffer.slice(newline + 1);
-        newline = buffer.indexOf("\n");
-      }
+      lines.push(decoder.decode(bytes, { stream: true }));
     }
   } catch (error) {
     if (request.signal.aborted || error instanceof ChatApiError) throw error;
     throw new ChatApiError(`the answer stream broke off: ${causeOf(error)}`, undefined);
   }
-  stream.line(buffer);
+  lines.end();
   return stream.result();
 }
 

@@ -1,12 +1,10 @@
-import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { McpServers } from "../core/jobs/agent-tools.js";
-import { agentError, LineSplitter, refusedTurn, runCliAgent } from "./cli-agent.js";
+import { agentError, cliTurn, jsonObject, LineSplitter, readJsonObject } from "./cli-agent.js";
 import { opencodeMcp } from "./mcp-config.js";
 import { costFor } from "./prices.js";
 import { type RetriedFailure, RetryCap } from "./retry-cap.js";
-import { llmRetryCount } from "./retry-count.js";
 import type {
   AgentAdapter,
   AgentErrorCode,
@@ -46,10 +44,8 @@ export const opencodeAgent: AgentAdapter = {
   package: { name: "opencode-ai", version: "1.18.33", bin: "opencode" },
   credentialEnv: ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENCODE_API_KEY"],
   setup: opencodeSetup,
-  async run(invocation, bin, io) {
+  run: cliTurn("opencode", async (invocation, bin, retries, runner) => {
     const env = invocation.env;
-    const retries = llmRetryCount(env, io.env ?? process.env);
-    if (typeof retries === "string") return refusedTurn(agentError("AGENT_CRASHED", retries));
     // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
     // a folder that outlives the turn; the scratch folder only serves single turns.
     const root = env.RUNYARD_AGENT_STATE_DIR
@@ -58,7 +54,6 @@ export const opencodeAgent: AgentAdapter = {
     // Its config folder stays the user's (`~/.config/opencode/opencode.json`: their providers
     // and model); runyard's provider, when the run names an endpoint, goes on top of it through
     // OPENCODE_CONFIG_CONTENT. Only without any HOME does it get a private one.
-    const runner = io.env ?? process.env;
     const configHome =
       env.XDG_CONFIG_HOME ||
       runner.XDG_CONFIG_HOME ||
@@ -98,8 +93,7 @@ export const opencodeAgent: AgentAdapter = {
       "--",
       invocation.prompt,
     ];
-    return runCliAgent({
-      agent: "opencode",
+    return {
       argv,
       env: {
         OPENCODE_DISABLE_MODELS_FETCH: "1",
@@ -110,11 +104,9 @@ export const opencodeAgent: AgentAdapter = {
         ...(config ? { OPENCODE_CONFIG_CONTENT: config } : {}),
         PWD: invocation.cwd,
       },
-      cwd: invocation.cwd,
       parser: opencodeParser(model, new RetryCap(retries)),
-      io,
-    });
-  },
+    };
+  }),
 };
 
 const DEFAULT_MODEL = "gpt-4o-mini";
@@ -143,7 +135,9 @@ export function opencodeSetup(context: SetupContext): AgentSetup {
     run.XDG_CONFIG_HOME || runner.XDG_CONFIG_HOME
       ? `${configHome}/opencode/opencode.json`
       : "~/.config/opencode/opencode.json";
-  const config = configHome ? readConfig(join(configHome, "opencode", "opencode.json")) : {};
+  const config = configHome
+    ? readJsonObject<OpencodeConfig>(join(configHome, "opencode", "opencode.json"))
+    : {};
   const fromFile = typeof config.model === "string" ? config.model : undefined;
   const model: AgentSetting = context.model
     ? { value: context.model, source: "run" }
@@ -164,15 +158,6 @@ interface OpencodeConfig {
   provider?: Record<string, { options?: { baseURL?: unknown } } | undefined>;
 }
 
-function readConfig(path: string): OpencodeConfig {
-  try {
-    const value: unknown = JSON.parse(readFileSync(path, "utf8"));
-    return value !== null && typeof value === "object" ? (value as OpencodeConfig) : {};
-  } catch {
-    return {};
-  }
-}
-
 /**
  * With `OPENAI_BASE_URL`, a provider `runyard` for that OpenAI-compatible server (its key read
  * from `OPENAI_API_KEY` by OpenCode itself, so it is not written into the config), laid over any
@@ -185,14 +170,8 @@ export function providerConfig(
 ): { config?: string; model?: string } {
   if (!env.OPENAI_BASE_URL) return model ? { model } : {};
   const name = (model ?? DEFAULT_MODEL).replace(/^runyard\//, "");
-  let base: Record<string, unknown> = {};
-  if (env.OPENCODE_CONFIG_CONTENT) {
-    try {
-      base = JSON.parse(env.OPENCODE_CONFIG_CONTENT) as Record<string, unknown>;
-    } catch {
-      // not JSON: OpenCode would refuse it too; ours replaces it
-    }
-  }
+  // Not a JSON object: OpenCode would refuse it too; ours replaces it.
+  const base = jsonObject(env.OPENCODE_CONFIG_CONTENT ?? "") ?? {};
   const providers = (base.provider ?? {}) as Record<string, unknown>;
   const config = {
     ...base,
@@ -255,12 +234,8 @@ export function opencodeParser(model?: string, cap?: RetryCap): CliStreamParser 
       return [];
     },
     line(text) {
-      let event: OpencodeEvent;
-      try {
-        event = JSON.parse(text) as OpencodeEvent;
-      } catch {
-        return [];
-      }
+      const event = jsonObject<OpencodeEvent>(text);
+      if (!event) return [];
       const outputs: AgentOutput[] = [];
       if (event.sessionID && event.sessionID !== session) {
         session = event.sessionID;
@@ -367,12 +342,8 @@ function codeOf(name: string | undefined, status: number | undefined, message: s
  */
 export function withMcp(content: string | undefined, servers: McpServers): string | undefined {
   if (Object.keys(servers).length === 0) return content;
-  let base: Record<string, unknown> = {};
-  try {
-    base = content ? (JSON.parse(content) as Record<string, unknown>) : {};
-  } catch {
-    // not JSON: OpenCode would refuse it too; the servers go alone
-  }
+  // Not a JSON object: OpenCode would refuse it too; the servers go alone.
+  const base = jsonObject(content ?? "") ?? {};
   const mcp = base.mcp !== null && typeof base.mcp === "object" ? (base.mcp as Record<string, unknown>) : {};
   return JSON.stringify({ ...base, mcp: { ...mcp, ...opencodeMcp(servers) } });
 }

@@ -1,3 +1,5 @@
+import type { RunnerEnv } from "./types.js";
+
 /** Retries of a model call when neither the run nor the runner names a count (the agent runner's config.yaml default). */
 export const DEFAULT_LLM_RETRIES = 3;
 
@@ -9,7 +11,7 @@ export const DEFAULT_LLM_RETRIES = 3;
  */
 export function llmRetryCount(
   run: Readonly<Record<string, string>>,
-  runner: Readonly<Record<string, string | undefined>> = {},
+  runner: RunnerEnv = {},
 ): number | string {
   const value = run.RUNYARD_LLM_RETRY_COUNT || runner.RUNYARD_LLM_RETRY_COUNT;
   if (value === undefined || value === "") return DEFAULT_LLM_RETRIES;

@@ -2,7 +2,7 @@ import type { ErrorInfo } from "../core/events.js";
 import type { ProcessLauncher } from "../exec/types.js";
 import { agentError } from "./cli-agent.js";
 import { costFor } from "./prices.js";
-import type { AgentAdapter, AgentInvocation, AgentOutput, AgentTurnEnd } from "./types.js";
+import type { AgentAdapter, AgentInvocation, AgentOutput, AgentTurnEnd, RunnerEnv } from "./types.js";
 
 /** What the runner allows one turn. */
 export interface TurnLimits {
@@ -59,7 +59,7 @@ export async function superviseTurn(
     emit(output: AgentOutput): void;
     launcher: ProcessLauncher;
     signal: AbortSignal;
-    env?: Readonly<Record<string, string | undefined>>;
+    env?: RunnerEnv;
   },
 ): Promise<AgentTurnResult> {
   const stop = new AbortController();

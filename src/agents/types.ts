@@ -69,6 +69,9 @@ export type AgentOutput =
    */
   | { type: "notice"; level: "info" | "warn"; text: string };
 
+/** The runner's environment as an adapter reads it (`AgentIo.env`, else the process's). */
+export type RunnerEnv = Readonly<Record<string, string | undefined>>;
+
 /** Where an adapter's outputs go while it runs. */
 export interface AgentIo {
   emit(output: AgentOutput): void;
@@ -86,7 +89,7 @@ export interface AgentIo {
    * starts from; runyard's own credentials are taken out before any process sees it. The
    * process's own environment when absent (tests).
    */
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: RunnerEnv;
 }
 
 /** How one turn ended, before the supervisor's own verdict (stall, timeout, budget). */
@@ -133,7 +136,7 @@ export interface AgentSetup {
 /** What an adapter reads its setup from: the run's env over the runner's, and the run's model. */
 export interface SetupContext {
   run: Readonly<Record<string, string>>;
-  runner: Readonly<Record<string, string | undefined>>;
+  runner: RunnerEnv;
   model?: string;
 }
 

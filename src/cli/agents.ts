@@ -6,7 +6,7 @@ import type { AgentSetting, AgentSetup } from "../agents/types.js";
 import { resolveHome } from "../core/config.js";
 import { RunyardError } from "../core/errors.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printJson, table } from "./table.js";
 
 /**
  * The OpenRunner-style API's `install-agents.sh --claude-code` style flags, by commander's
@@ -45,10 +45,7 @@ export async function agentsList(flags: { json?: boolean }, ctx: CliContext): Pr
       return { ...(await agentStatus(name, lookup)), ...setup };
     }),
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(statuses)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, statuses);
   const yesNo = (value: boolean) => (value ? "yes" : "no");
   const shown = (setting: AgentSetting | undefined) =>
     setting ? `${setting.value} (${setting.source})` : "-";

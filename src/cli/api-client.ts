@@ -60,13 +60,7 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let response: Response;
-    try {
-      response = await this.send(method, path, body);
-    } catch (error) {
-      throw unreachable(this.serverUrls, error);
-    }
-    return this.answer<T>(response);
+    return this.answer<T>(await this.reach(method, path, body));
   }
 
   /**
@@ -106,6 +100,15 @@ export class ApiClient {
     return this.answer<T>(response);
   }
 
+  /** `send`, with a request that reached no server as HOST_UNREACHABLE. */
+  private async reach(method: string, path: string, body: unknown): Promise<Response> {
+    try {
+      return await this.send(method, path, body);
+    } catch (error) {
+      throw unreachable(this.serverUrls, error);
+    }
+  }
+
   private send(
     method: string,
     path: string,
@@ -124,12 +127,7 @@ export class ApiClient {
 
   /** A GET whose answer is text (a download), not JSON; errors as `request`'s. */
   async text(path: string): Promise<string> {
-    let response: Response;
-    try {
-      response = await this.send("GET", path, undefined);
-    } catch (error) {
-      throw unreachable(this.serverUrls, error);
-    }
+    const response = await this.reach("GET", path, undefined);
     if (!response.ok) return this.answer<never>(response);
     return response.text();
   }

@@ -3,6 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
+import { printJson } from "./table.js";
 
 /** An approval step of a run, as `GET /api/runs/{id}` says (`approvals`). */
 export type RunApproval = NonNullable<components["schemas"]["Run"]["approvals"]>[number];
@@ -90,10 +91,7 @@ export async function answerApproval(
     status: string;
     inputs: Record<string, string> | null;
   }>("POST", `/api/runs/${encodeURIComponent(runId)}/steps/${encodeURIComponent(step)}/${verb}`, body);
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, answer);
   const count = answer.required > 1 ? ` (${answer.approvals} of ${answer.required} approvals)` : "";
   ctx.stdout.write(
     `run ${runId}: step "${printable(step)}" ${answer.decision} by ${answer.answered_by}${count}\n`,

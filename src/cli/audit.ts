@@ -1,19 +1,10 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { printList } from "./table.js";
 
-interface AuditEventView {
-  id: string;
-  at: string;
-  actor: { kind: string | null; user_id: string | null; token_id: string | null; username: string | null };
-  tenant_id: string | null;
-  address: string | null;
-  action: string;
-  target: string | null;
-  outcome: "ok" | "denied" | "failed";
-  details: Record<string, unknown>;
-}
+type AuditEventView = components["schemas"]["AuditEvent"];
 
 export interface AuditFlags {
   json?: boolean;

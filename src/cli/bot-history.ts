@@ -5,12 +5,13 @@ import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printJson, table } from "./table.js";
 
 type StatsAnswer = operations["getBotStats"]["responses"]["200"]["content"]["application/json"];
 type AlertsAnswer = operations["getBotAlerts"]["responses"]["200"]["content"]["application/json"];
 
-const botPath = (name: string, rest: string): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
+/** A bot's route of the API. */
+export const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
 /** `runyard bot stats NAME [--since 1h]`: the bot's use over time, a row per sample. */
 export async function botStats(
@@ -20,10 +21,7 @@ export async function botStats(
 ): Promise<number> {
   const query = flags.since !== undefined ? `?since=${encodeURIComponent(flags.since)}` : "";
   const answer = await apiClient(ctx).request<StatsAnswer>("GET", botPath(name, `/stats${query}`));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, answer);
   if (answer.samples.length === 0) {
     ctx.stderr.write(
       `bot ${name} has no samples since ${answer.since} (they come every 5 s while it runs)\n`,
@@ -51,10 +49,7 @@ export async function botStats(
 /** `runyard bot alerts NAME`: the alerts it was started with and when they held. */
 export async function botAlerts(name: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const answer = await apiClient(ctx).request<AlertsAnswer>("GET", botPath(name, "/alerts"));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, answer);
   const inherited = answer.inherited ?? [];
   if (answer.alerts.length === 0 && inherited.length === 0) {
     ctx.stdout.write(
@@ -94,10 +89,7 @@ export async function botWebhook(name: string, flags: { json?: boolean }, ctx: C
     "GET",
     botPath(name, "/webhook"),
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify({ ...answer, url: `${api.baseUrl}${answer.path}` })}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, { ...answer, url: `${api.baseUrl}${answer.path}` });
   ctx.stdout.write(`${api.baseUrl}${answer.path}\n`);
   ctx.stderr.write(
     `POSTs there go to port ${answer.port} in bot ${name}'s container; the last part is its secret (keep it like a password)\n`,

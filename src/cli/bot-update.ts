@@ -1,19 +1,14 @@
-import type { components } from "../client/api-types.js";
+import type { components, operations } from "../client/api-types.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import { durationMs, healthOf, readEnvFile, usage } from "./bot-health-flags.js";
+import { botPath } from "./bot-history.js";
 import { type BotStartFlags, botStartBody, envOf } from "./bot-start-body.js";
 import { type CliContext, pipedSecret } from "./context.js";
-import { table } from "./table.js";
+import { printJson, table } from "./table.js";
 
-type BotView = components["schemas"]["Bot"];
 type BotVersion = components["schemas"]["BotVersion"];
-interface UpdateAnswer {
-  bot: BotView;
-  version: BotVersion;
-}
-
-const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
+type UpdateAnswer = operations["updateBot"]["responses"][200]["content"]["application/json"];
 
 /** `--min-ready 10s` and `--timeout 4m` as the API's seconds. */
 export interface UpdateWaitFlags {
@@ -108,10 +103,7 @@ function reportUpdate(
   ctx: CliContext,
   json?: boolean,
 ): number {
-  if (json) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (json) return printJson(ctx.stdout, answer);
   const health = answer.bot.health ? `, health ${answer.bot.health.status}` : "";
   ctx.stdout.write(
     `bot ${printable(name)} ${what}: version ${answer.version.version} is ${answer.bot.state}${health}` +
@@ -156,10 +148,7 @@ export async function botVersions(name: string, flags: { json?: boolean }, ctx: 
     "GET",
     botPath(name, "/versions"),
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, answer);
   const rows = [["VERSION", "STATE", "REASON", "CREATED", "SOURCE", "ERROR"]];
   for (const version of answer.versions) {
     const source = (version.summary.source ?? {}) as Record<string, unknown>;
@@ -196,10 +185,7 @@ interface EnvEntry {
 /** `runyard bot env list NAME`: secrets masked. */
 export async function botEnvList(name: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const answer = await apiClient(ctx).request<{ env: EnvEntry[] }>("GET", botPath(name, "/env"));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(answer.env)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, answer.env);
   if (answer.env.length === 0) {
     ctx.stdout.write(
       `bot ${name} has no environment variables; add one with \`runyard bot env set ${name} NAME=value\`\n`,

@@ -5,18 +5,16 @@ import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
 import { apiClient } from "./api-client.js";
-import { botLogDownload } from "./bot-history.js";
+import { botLogDownload, botPath } from "./bot-history.js";
 import { type BotStartFlags, botStartBody } from "./bot-start-body.js";
 import type { CliContext } from "./context.js";
-import { printList } from "./table.js";
+import { printJson, printList } from "./table.js";
 
 /** A bot as the API answers it: the OpenAPI document's `Bot`, with status's last logs. */
 type BotView = components["schemas"]["Bot"] & { last_logs?: string[] };
 
 type BotLogs = operations["getBotLogs"]["responses"][200]["content"]["application/json"];
 type LogLine = BotLogs["lines"][number];
-
-const botPath = (name: string, rest = ""): string => `/api/bots/${encodeURIComponent(name)}${rest}`;
 
 export function duration(secs: number | null): string {
   if (secs === null) return "-";
@@ -245,10 +243,7 @@ function healthCell(health: BotView["health"]): string {
 /** `runyard bot status NAME`: the state, how it runs now, and why it ended if it did. */
 export async function botStatus(name: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const bot = await apiClient(ctx).request<BotView>("GET", botPath(name));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(bot)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, bot);
   const left = Math.round((Date.parse(bot.expires_at) - Date.now()) / 1000);
   const rows: [string, string][] = [
     ["state", bot.state],

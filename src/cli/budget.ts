@@ -3,7 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { budgetAmountProblem, parseSince } from "../core/spend-periods.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { table } from "./table.js";
+import { printJson, table } from "./table.js";
 
 /** A budget as the API answers it. */
 type BudgetView = components["schemas"]["Budget"];
@@ -131,10 +131,7 @@ export async function usageShow(flags: UsageFlags, ctx: CliContext): Promise<num
   const query = new URLSearchParams({ by, since });
   if (flags.tenant) query.set("tenant", flags.tenant);
   const report = await apiClient(ctx).request<UsageReport>("GET", `/api/usage?${query.toString()}`);
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(report)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, report);
   const scope =
     report.tenant === null
       ? "every tenant"

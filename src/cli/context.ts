@@ -26,6 +26,16 @@ export function exitCodeForSignal(signal: InterruptSignal): number {
   return signal === "SIGTERM" ? 143 : 130;
 }
 
+/** The first Ctrl-C / SIGTERM, after which the command stops listening for them. */
+export function untilInterrupted(ctx: Pick<CliContext, "onInterrupt">): Promise<InterruptSignal> {
+  return new Promise((resolve) => {
+    const stop = ctx.onInterrupt((signal) => {
+      stop();
+      resolve(signal);
+    });
+  });
+}
+
 /**
  * A secret piped to stdin (never one from argv, where `ps` and the shell's history see it),
  * without the one line ending `echo` adds. USAGE with `said.hint` when stdin is a terminal

@@ -3,7 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
-import { printList } from "./table.js";
+import { printJson, printList } from "./table.js";
 
 type ForgeView = components["schemas"]["Forge"];
 
@@ -67,10 +67,7 @@ export async function forgeAdd(kind: string, flags: ForgeAddFlags, ctx: CliConte
     ...(flags.test ? { test: flags.test } : {}),
     ...(flags.sandbox ? { sandbox_image: flags.sandbox } : {}),
   });
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(forge)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, forge);
   const url = new URL(forge.webhook_url, api.baseUrl).href;
   ctx.stdout.write(
     `forge ${forge.id}: ${forge.repo} (${forge.kind}), agent ${forge.agent}, label ${forge.label}\n`,

@@ -3,7 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import { type CliContext, pipedSecret } from "./context.js";
-import { printList } from "./table.js";
+import { printJson, printList } from "./table.js";
 import { parseVarFlags } from "./workflow-file.js";
 
 type HookView = components["schemas"]["Hook"];
@@ -34,10 +34,7 @@ export async function hookCreate(
     vars,
     ...(secret !== undefined ? { secret } : {}),
   });
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(hook)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, hook);
   ctx.stdout.write(`hook ${hook.name} runs saved workflow ${hook.workflow}\n`);
   ctx.stdout.write(`deliver to: ${new URL(hook.url, api.baseUrl).href}\n`);
   for (const [variable, path] of Object.entries(hook.vars)) ctx.stdout.write(`  ${variable} = ${path}\n`);

@@ -12,7 +12,7 @@ import { registerDb } from "./commands/db.js";
 import { registerForges } from "./commands/forges.js";
 import { registerHooks } from "./commands/hooks.js";
 import { registerIdentity } from "./commands/identity.js";
-import type { CommandDeps, ContextFor, RunContextFor } from "./commands/options.js";
+import { apiOverrides, type CommandDeps, type ContextFor, type RunContextFor } from "./commands/options.js";
 import { registerRun } from "./commands/run.js";
 import { registerRuns } from "./commands/runs.js";
 import { registerSecrets } from "./commands/secrets.js";
@@ -28,7 +28,12 @@ function buildProgram(
   setExit: (code: number) => void,
   stderr: (s: string) => void,
 ): Command {
-  const deps: CommandDeps = { ctx, runCtx, setExit };
+  const deps: CommandDeps = {
+    ctx,
+    api: (flags) => ctx({ ...apiOverrides(flags), home: flags.home }, undefined, { raw: flags.raw }),
+    runCtx,
+    setExit,
+  };
   const program = new Command("runyard")
     .description("Self-hosted runner platform: YAML workflows, AI coding agents, long-running bots.")
     .version(version)

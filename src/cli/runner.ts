@@ -4,7 +4,7 @@ import { RunyardError } from "../core/errors.js";
 import { createLogger, type LogFormat } from "../core/logger.js";
 import { parseServerUrls } from "../core/server-urls.js";
 import { localRunnerDaemon } from "../runner/assembly/local-runner.js";
-import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { type CliContext, exitCodeForSignal, untilInterrupted } from "./context.js";
 import { runnerIdFor } from "./runner-id.js";
 
 /**
@@ -80,14 +80,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     },
   });
   const daemon = runner.daemon;
-  let signal: InterruptSignal = "SIGINT";
-  const stopped = new Promise<void>((resolve) => {
-    const off = ctx.onInterrupt((received) => {
-      off();
-      signal = received;
-      resolve();
-    });
-  });
+  const stopped = untilInterrupted(ctx);
   const connected = daemon.start().then(
     () => true,
     (error: Error) => {
@@ -103,7 +96,7 @@ export async function runnerCommand(ctx: CliContext): Promise<number> {
     await runner.stop(0);
     return 2;
   }
-  if (outcome !== "stopped") await stopped;
+  const signal = await stopped;
   const running = daemon.runningJobs;
   const stopping = runner.stop(config.shutdownGraceMs);
   if (running > 0) {

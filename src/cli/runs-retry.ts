@@ -1,17 +1,13 @@
+import type { operations } from "../client/api-types.js";
 import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { follow } from "./runs.js";
+import { printJson } from "./table.js";
 import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 /** What the server answers to a retry or a one-step run. */
-interface RetrySubmitted {
-  run_id: string;
-  status: string;
-  retry_of: string;
-  from: string;
-  kept: string[];
-}
+type RetrySubmitted = operations["retryRun"]["responses"][201]["content"]["application/json"];
 
 interface RetryFlags {
   from?: string;
@@ -58,10 +54,7 @@ async function submitted(
   flags: { follow?: boolean; json?: boolean; quiet?: boolean },
   ctx: CliContext,
 ): Promise<number> {
-  if (flags.json && !flags.follow) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (flags.json && !flags.follow) return printJson(ctx.stdout, answer);
   if (!flags.json) {
     const kept = answer.kept.length > 0 ? `; kept: ${answer.kept.join(", ")}` : "";
     const out = flags.follow ? ctx.stderr : ctx.stdout;

@@ -6,7 +6,7 @@ import { approvalLines } from "./approvals.js";
 import type { CliContext } from "./context.js";
 import { type ListedRunner, waitingLines } from "./queue-wait.js";
 import { eventRenderer, exitCodeFor } from "./run.js";
-import { table } from "./table.js";
+import { printJson, printList, table } from "./table.js";
 import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 type RunView = components["schemas"]["Run"];
@@ -89,10 +89,7 @@ export async function runsList(
     "GET",
     `/api/runs?${query}`,
   );
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(page)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, page);
   if (page.runs.length === 0) {
     const which = [flags.status, flags.kind].filter(Boolean).join(" ");
     ctx.stdout.write(
@@ -111,10 +108,7 @@ export async function runsList(
 
 export async function runsShow(id: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const { run, waiting } = await runWithWait(apiClient(ctx), id);
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(run)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, run);
   ctx.stdout.write(
     `run ${run.run_id}: ${printable(run.name)} (${run.kind}) ${run.status}, ${duration(run)}\n`,
   );
@@ -181,17 +175,11 @@ export async function runsCancel(id: string, ctx: CliContext): Promise<number> {
 
 export async function runnersList(flags: { json?: boolean }, ctx: CliContext): Promise<number> {
   const runners = await apiClient(ctx).request<Array<ListedRunner>>("GET", "/api/runners");
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(runners)}\n`);
-    return 0;
-  }
-  if (runners.length === 0) {
-    ctx.stdout.write("no runners yet; start one with `runyard runner --server URL --token T`\n");
-    return 0;
-  }
-  const rows = [["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "TENANT", "SHARED", "ISOLATION", "LABELS"]];
-  for (const r of runners) {
-    rows.push([
+  return printList(ctx.stdout, runners, {
+    json: flags.json,
+    empty: "no runners yet; start one with `runyard runner --server URL --token T`",
+    header: ["RUNNER", "GROUP", "STATE", "HOST", "JOBS", "TENANT", "SHARED", "ISOLATION", "LABELS"],
+    row: (r) => [
       r.id,
       r.group,
       r.state,
@@ -201,8 +189,6 @@ export async function runnersList(flags: { json?: boolean }, ctx: CliContext): P
       r.shared ? "yes" : "no",
       r.isolation,
       r.labels.join(",") || "-",
-    ]);
-  }
-  ctx.stdout.write(`${table(rows)}\n`);
-  return 0;
+    ],
+  });
 }

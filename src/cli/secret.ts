@@ -1,15 +1,10 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { printList } from "./table.js";
 
-interface SecretView {
-  name: string;
-  tenant_id: string | null;
-  created_at: string;
-  updated_at: string;
-  updated_by: string | null;
-}
+type SecretView = components["schemas"]["Secret"];
 
 interface TenantFlag {
   /** Admin tokens: act on this tenant's secrets. */

@@ -14,7 +14,7 @@ import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
-import { type CliContext, exitCodeForSignal, type InterruptSignal } from "./context.js";
+import { type CliContext, exitCodeForSignal, untilInterrupted } from "./context.js";
 import { runnerIdFor } from "./runner-id.js";
 
 export interface ServerFlags {
@@ -135,15 +135,6 @@ function keepOnLosingTheDatabase(logger: Logger): void {
       (reason instanceof RunyardError && reason.code === "STORE_UNAVAILABLE") || connectionLost(reason);
     if (!lost) throw reason;
     logger.warn({ err: reason }, "a background task lost the database; it runs again on its next turn");
-  });
-}
-
-function untilInterrupted(ctx: CliContext): Promise<InterruptSignal> {
-  return new Promise((resolve) => {
-    const stop = ctx.onInterrupt((signal) => {
-      stop();
-      resolve(signal);
-    });
   });
 }
 

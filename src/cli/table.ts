@@ -33,3 +33,9 @@ export function printList<T>(
   else stdout.write(`${table([list.header, ...items.map(list.row)])}\n`);
   return 0;
 }
+
+/** What a command prints under `--json`: the value on one line; its exit code, 0. */
+export function printJson(stdout: { write(text: string): unknown }, value: unknown): number {
+  stdout.write(`${JSON.stringify(value)}\n`);
+  return 0;
+}

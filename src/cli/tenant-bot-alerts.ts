@@ -1,23 +1,16 @@
+import type { components } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
 import { apiClient } from "./api-client.js";
 import { alertFlag } from "./bot-history.js";
 import type { CliContext } from "./context.js";
+import { printJson } from "./table.js";
 
-interface TenantBotAlerts {
-  tenant: string;
-  alerts: Record<string, unknown>[];
-  notify: string[];
-  updated_at: string | null;
-  updated_by: string | null;
-}
+type TenantBotAlerts = components["schemas"]["TenantBotAlerts"];
 
 const tenantPath = (tenant: string): string => `/api/bot-alerts/tenants/${encodeURIComponent(tenant)}`;
 
 function print(answer: TenantBotAlerts, flags: { json?: boolean }, ctx: CliContext): number {
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(answer)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, answer);
   if (answer.alerts.length === 0) {
     ctx.stdout.write(
       `tenant ${answer.tenant} has no bot alert rules; set them with \`runyard tenant bot-alerts set ${answer.tenant} --alert unhealthy --notify URL\`\n`,

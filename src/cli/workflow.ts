@@ -5,7 +5,7 @@ import { printable } from "../core/terminal-text.js";
 import { apiClient } from "./api-client.js";
 import type { CliContext } from "./context.js";
 import { follow } from "./runs.js";
-import { printList, table } from "./table.js";
+import { printJson, printList, table } from "./table.js";
 import { parseVarFlags, readWorkflowText } from "./workflow-file.js";
 
 type SavedWorkflow = components["schemas"]["SavedWorkflow"];
@@ -40,10 +40,7 @@ export async function workflowSave(
   const saved = await apiClient(ctx).request<
     operations["saveWorkflow"]["responses"][201]["content"]["application/json"]
   >("POST", workflowPath(undefined, flags), { name: flags.name ?? defaultName(file), workflow: text, file });
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(saved)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, saved);
   ctx.stdout.write(`saved workflow ${saved.name} version ${saved.version}\n`);
   if (!saved.promoted) {
     const whose = saved.waiting_for.map(
@@ -89,10 +86,7 @@ export async function workflowShow(
   const query = new URLSearchParams();
   if (flags.version !== undefined) query.set("version", flags.version);
   const saved = await apiClient(ctx).request<SavedWorkflow>("GET", workflowPath(name, flags, query));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(saved)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, saved);
   const newest = saved.versions[0]?.version ?? saved.version;
   ctx.stdout.write(
     `workflow ${saved.name} version ${saved.version}${saved.version === newest ? " (newest)" : ` (newest: ${newest})`}, saved ${saved.created_at}\n`,
@@ -126,10 +120,7 @@ export async function workflowPromote(
   const promoted = await apiClient(ctx).request<
     operations["promoteWorkflow"]["responses"][200]["content"]["application/json"]
   >("POST", workflowPath(name, flags).replace(/(\?|$)/, "/promote$1"), { version: number });
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify(promoted)}\n`);
-    return 0;
-  }
+  if (flags.json) return printJson(ctx.stdout, promoted);
   ctx.stdout.write(
     `workflow ${promoted.name} version ${promoted.version} is live${promoted.previous === null ? "" : ` (was version ${promoted.previous})`}: its hooks and schedules run it\n`,
   );

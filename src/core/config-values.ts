@@ -1,6 +1,7 @@
 import { normalize } from "node:path";
 import { z } from "zod";
 import { credentialEnvNames } from "./config-env.js";
+import { parseMemorySize } from "./memory-size.js";
 import { destinationEntryProblem } from "./outbound/destination-list.js";
 import { cwdRootProblem } from "./work-folders.js";
 
@@ -44,22 +45,27 @@ export function durationSeconds(value: unknown): unknown {
 }
 
 /**
- * Entries comma-separated in the environment, a YAML list in the config file, each checked by
- * `problem` (what is wrong with it, or undefined).
+ * Entries separated by `separator` in the environment, a YAML list in the config file, each
+ * checked by `problem` (what is wrong with it, or undefined).
  */
-export function commaList(problem: (entry: string) => string | undefined) {
+export function commaList(problem: (entry: string) => string | undefined, separator = ",") {
   return z
     .union([z.string(), z.array(z.string())])
     .default([])
     .transform((value) =>
-      (Array.isArray(value) ? value : value.split(",")).map((entry) => entry.trim()).filter(Boolean),
+      (Array.isArray(value) ? value : value.split(separator)).map((entry) => entry.trim()).filter(Boolean),
     )
-    .superRefine((entries, ctx) => {
-      for (const entry of entries) {
-        const message = problem(entry);
-        if (message) ctx.addIssue({ code: "custom", message });
-      }
-    });
+    .superRefine(eachChecked(problem));
+}
+
+/** A refinement that reports what `problem` finds wrong with each entry. */
+function eachChecked(problem: (entry: string) => string | undefined) {
+  return (entries: string[], ctx: z.RefinementCtx): void => {
+    for (const entry of entries) {
+      const message = problem(entry);
+      if (message) ctx.addIssue({ code: "custom", message });
+    }
+  };
 }
 
 /** What is wrong with `name` as an entry of step_pass_env, if anything. */
@@ -72,29 +78,21 @@ export function passEnvNameProblem(name: string): string | undefined {
 
 /** Absolute folders: a YAML list in the config file, colon-separated in the environment. */
 export function folderList() {
-  return z
-    .union([z.string(), z.array(z.string())])
-    .default([])
-    .transform((value) =>
-      (Array.isArray(value) ? value : value.split(":")).map((root) => root.trim()).filter(Boolean),
-    )
-    .superRefine((roots, ctx) => {
-      for (const root of roots) {
-        const problem = cwdRootProblem(root);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
-      }
-    })
-    .transform((roots) => roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, "")));
+  return commaList(cwdRootProblem, ":").transform((roots) =>
+    roots.map((root) => normalize(root).replace(/(?<=.)\/+$/, "")),
+  );
 }
 
 export function destinationList() {
+  return z.array(z.string()).default([]).superRefine(eachChecked(destinationEntryProblem));
+}
+
+/** A size in Docker's notation (8g, 512m) or a number of bytes, kept as its text; `example` is shown when it is not one. */
+export function memorySize(example: string) {
   return z
-    .array(z.string())
-    .default([])
-    .superRefine((entries, ctx) => {
-      for (const entry of entries) {
-        const problem = destinationEntryProblem(entry);
-        if (problem) ctx.addIssue({ code: "custom", message: problem });
-      }
+    .union([z.string(), z.number()])
+    .transform((value) => String(value))
+    .refine((value) => parseMemorySize(value) !== undefined, {
+      message: `must be a size like ${example} (bytes, or a number with k, m or g)`,
     });
 }

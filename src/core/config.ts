@@ -10,12 +10,12 @@ import {
   durationSeconds,
   folderList,
   logLevelOf,
+  memorySize,
   passEnvNameProblem,
   switchOf,
 } from "./config-values.js";
 import { corsOriginProblem } from "./cors-origins.js";
 import { AgentRepoSettings } from "./jobs/agent-tools.js";
-import { parseMemorySize } from "./memory-size.js";
 import { runConfigShape } from "./run-config-schema.js";
 
 /** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
@@ -406,13 +406,7 @@ export const configSchema = z.object({
    * runner's RUNYARD_MEMORY, else the machine's memory), CPUs (unset: RUNYARD_CPUS, else the
    * machine's) and processes (4096). A task asking more is refused, not cut down.
    */
-  agentSandboxMaxMemory: z
-    .union([z.string(), z.number()])
-    .transform((value) => String(value))
-    .refine((value) => parseMemorySize(value) !== undefined, {
-      message: "must be a size like 8g (bytes, or a number with k, m or g)",
-    })
-    .optional(),
+  agentSandboxMaxMemory: memorySize("8g").optional(),
   agentSandboxMaxCpus: z.coerce.number().positive().optional(),
   agentSandboxMaxPids: z.coerce.number().int().positive().default(4096),
   /** Runner: `host:port` destinations every sandboxed agent may reach besides its model endpoint (a package mirror). */
@@ -505,13 +499,7 @@ export const configSchema = z.object({
   /** Runner with the Kubernetes executor: the image of a step's pod when the step names none (`image:`). */
   jobImage: z.string().min(1).optional(),
   /** Runner with the Kubernetes executor: each step pod's memory limit (a size like 512m); none by default. */
-  jobMemory: z
-    .union([z.string(), z.number()])
-    .transform((value) => String(value))
-    .refine((value) => parseMemorySize(value) !== undefined, {
-      message: "must be a size like 512m (bytes, or a number with k, m or g)",
-    })
-    .optional(),
+  jobMemory: memorySize("512m").optional(),
   /** Runner with the Kubernetes executor: each step pod's CPU limit, fractions allowed; none by default. */
   jobCpus: z.coerce.number().positive().optional(),
   /**

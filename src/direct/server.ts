@@ -1,15 +1,21 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { z } from "zod";
 import { type ErrorCode, errorTable, RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { StepAttemptRequest, type StepRunner } from "../core/step-attempt.js";
+import { version } from "../core/version.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import type { Executor } from "../exec/types.js";
 import { ATTEMPT_KEY_HEADER, type CancelAnswer, MAX_STATUS_WAIT_MS, type TaskAnswer } from "./api.js";
-import { type DirectTask, DirectTaskTable, type DirectTaskTableOptions, runSnapshot } from "./tasks.js";
+import {
+  type DirectTask,
+  DirectTaskTable,
+  type DirectTaskTableOptions,
+  runSnapshot,
+  settled,
+} from "./tasks.js";
 
 export interface DirectServerOptions {
   /** Every caller but `/health` must send it (`Authorization: Bearer` or `X-Runyard-Token`). */
@@ -32,19 +38,6 @@ export interface DirectServerOptions {
 
 /** How long answers in flight at a stop get before their connections are closed. */
 const CLOSE_GRACE_MS = 3000;
-
-/** True when `work` settles within `ms`. */
-async function settled(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([work.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A `/status` answer carries at most about this much output; the client asks again for more. */
 const PAGE_BYTES = 1024 * 1024;
@@ -216,17 +209,6 @@ export function createDirectServer(options: DirectServerOptions): FastifyInstanc
   });
 
   return app;
-}
-
-const version = readVersion();
-
-function readVersion(): string {
-  try {
-    const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-    return typeof manifest.version === "string" ? manifest.version : "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /** Compares in constant time; hashing first makes the lengths equal. */

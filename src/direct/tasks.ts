@@ -172,16 +172,7 @@ export class DirectTask {
 
   /** Resolves true when the task ends within `ms`, false otherwise. */
   async settledWithin(ms: number): Promise<boolean> {
-    if (this.state === "done") return true;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    try {
-      return await Promise.race([this.done.then(() => true as const), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.state === "done" || settled(this.done, ms);
   }
 
   /**
@@ -415,4 +406,17 @@ export function runSnapshot(runId: string, tasks: DirectTask[]): RunSnapshot {
     })),
     updated_at: new Date(Math.max(...ordered.map((task) => task.updatedAt))).toISOString(),
   };
+}
+
+/** True when `work` settles within `ms`. */
+export async function settled(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -40,33 +40,24 @@ export function readHandlers(
   return handlers;
 }
 
+/** What a handler step may not have, and what to do instead. */
+const refusedInHandler: ReadonlyArray<[(step: Step) => unknown, string, string]> = [
+  [
+    (step) => step.depends !== undefined,
+    "has depends",
+    "handler steps run one after another in file order: remove depends",
+  ],
+  [
+    (step) => step.action === "approval",
+    "is an approval",
+    "the run's outcome is known when handlers run; ask for approval in a step of the run",
+  ],
+  [(step) => step.matrix, "has a matrix", "a handler runs once; loop in its script instead"],
+  [(step) => step.rollback, "has a rollback", "handlers run after the rollbacks; remove it"],
+];
+
 function refuseInHandler(reader: YamlReader, step: Step, outcome: string): void {
-  if (step.depends !== undefined) {
-    reader.reportAt(
-      step.pos,
-      `step "${step.name}" of on.${outcome} has depends`,
-      "handler steps run one after another in file order: remove depends",
-    );
-  }
-  if (step.action === "approval") {
-    reader.reportAt(
-      step.pos,
-      `step "${step.name}" of on.${outcome} is an approval`,
-      "the run's outcome is known when handlers run; ask for approval in a step of the run",
-    );
-  }
-  if (step.matrix) {
-    reader.reportAt(
-      step.pos,
-      `step "${step.name}" of on.${outcome} has a matrix`,
-      "a handler runs once; loop in its script instead",
-    );
-  }
-  if (step.rollback) {
-    reader.reportAt(
-      step.pos,
-      `step "${step.name}" of on.${outcome} has a rollback`,
-      "handlers run after the rollbacks; remove it",
-    );
+  for (const [applies, what, hint] of refusedInHandler) {
+    if (applies(step)) reader.reportAt(step.pos, `step "${step.name}" of on.${outcome} ${what}`, hint);
   }
 }

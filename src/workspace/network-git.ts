@@ -1,3 +1,4 @@
+import { setTimeout as pause } from "node:timers/promises";
 import { RunyardError } from "../core/errors.js";
 import { withAskpass } from "./askpass.js";
 import { type GitResult, runGit } from "./git.js";
@@ -68,25 +69,12 @@ export async function runNetworkGit(call: NetworkGitCall): Promise<GitResult> {
     }
     const delay = retryDelayMs(attempt, call.retry);
     call.onProgress?.(`${call.action} ${url} failed (${lastLine(reason)}); retrying in ${delay} ms`);
-    await sleep(delay, call.signal);
+    await pause(delay, undefined, { signal: call.signal }).catch(() => {
+      throw new RunyardError("CANCELED", "canceled while waiting to retry git");
+    });
   }
 }
 
 function lastLine(text: string): string {
   return text.split("\n").pop() ?? "";
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const canceled = () => {
-      clearTimeout(timer);
-      reject(new RunyardError("CANCELED", "canceled while waiting to retry git"));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", canceled);
-      resolve();
-    }, ms);
-    if (signal?.aborted) canceled();
-    else signal?.addEventListener("abort", canceled, { once: true });
-  });
 }

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, collect, rawHelp, submitFlags } from "./options.js";
+import { type CommandDeps, collect, rawHelp, submitFlags } from "./options.js";
 
 /** `runyard agent`: coding agents' runs on a server. */
-export function registerAgent(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerAgent(program: Command, { api, setExit }: CommandDeps): void {
   const agent = program.command("agent").description("run AI coding agents on the server's runners");
   submitFlags(
     agent
@@ -59,13 +59,7 @@ export function registerAgent(program: Command, { ctx, setExit }: CommandDeps): 
       .option("--json", "JSON output")
       .option("-q, --quiet", "print only failures and the result"),
   ).action(async (prompt: string, flags) =>
-    setExit(
-      await (await import("../agent.js")).agentRun(
-        prompt,
-        flags,
-        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-      ),
-    ),
+    setExit(await (await import("../agent.js")).agentRun(prompt, flags, await api(flags))),
   );
   submitFlags(
     agent
@@ -78,14 +72,7 @@ export function registerAgent(program: Command, { ctx, setExit }: CommandDeps): 
       .option("--json", "JSON output")
       .option("-q, --quiet", "print only failures and the result"),
   ).action(async (run: string, text: string, flags) =>
-    setExit(
-      await (await import("../agent.js")).agentSend(
-        run,
-        text,
-        flags,
-        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-      ),
-    ),
+    setExit(await (await import("../agent.js")).agentSend(run, text, flags, await api(flags))),
   );
   submitFlags(
     agent
@@ -100,12 +87,6 @@ export function registerAgent(program: Command, { ctx, setExit }: CommandDeps): 
       .option("--json", "JSON output")
       .option("-q, --quiet", "print only failures and the result"),
   ).action(async (run: string, flags) =>
-    setExit(
-      await (await import("../agent.js")).agentPush(
-        run,
-        flags,
-        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-      ),
-    ),
+    setExit(await (await import("../agent.js")).agentPush(run, flags, await api(flags))),
   );
 }

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, serverFlags } from "./options.js";
+import { type CommandDeps, serverFlags } from "./options.js";
 
 /** `runyard audit` and `runyard usage`: what happened and what it cost. */
-export function registerAudit(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerAudit(program: Command, { api, setExit }: CommandDeps): void {
   serverFlags(
     program
       .command("audit")
@@ -12,9 +12,7 @@ export function registerAudit(program: Command, { ctx, setExit }: CommandDeps): 
       .option("--tenant <id>", "platform admins: one tenant's entries")
       .option("--since <time>", "only entries at or after this ISO-8601 time")
       .option("--json", "JSON output"),
-  ).action(async (flags) =>
-    setExit(await (await import("../audit.js")).auditList(flags, await ctx(apiOverrides(flags)))),
-  );
+  ).action(async (flags) => setExit(await (await import("../audit.js")).auditList(flags, await api(flags))));
 
   serverFlags(
     program
@@ -26,7 +24,5 @@ export function registerAudit(program: Command, { ctx, setExit }: CommandDeps): 
       .option("--by <grouping>", "user, agent, model or tenant (default user)")
       .option("--since <span>", "a span back from now (24h, 7d, 2w) or a UTC date (default 7d)")
       .option("--json", "JSON output"),
-  ).action(async (flags) =>
-    setExit(await (await import("../budget.js")).usageShow(flags, await ctx(apiOverrides(flags)))),
-  );
+  ).action(async (flags) => setExit(await (await import("../budget.js")).usageShow(flags, await api(flags))));
 }

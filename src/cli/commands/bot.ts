@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import {
-  apiOverrides,
   botHealthHelp,
   botHealthOptions,
   type CommandDeps,
@@ -12,7 +11,7 @@ import {
 } from "./options.js";
 
 /** `runyard bot`: long-running bots in containers. */
-export function registerBot(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerBot(program: Command, { api, setExit }: CommandDeps): void {
   const bot = program
     .command("bot")
     .summary("long-running bots in hardened Docker containers, with the avtomatika-bot CLI's flags")
@@ -81,12 +80,12 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
         .addHelpText("after", botHealthHelp),
     ),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot.js")).botStart(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot.js")).botStart(name, flags, await api(flags))),
   );
   serverFlags(
     bot.command("stop").argument("<name>").description("stop a bot: SIGTERM, SIGKILL after 10 s"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot.js")).botStop(name, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot.js")).botStop(name, await api(flags))),
   );
   serverFlags(
     bot
@@ -106,13 +105,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .option("--raw", rawHelp)
       .option("--json", "one JSON object per line"),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../bot.js")).botLogs(
-        name,
-        flags,
-        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-      ),
-    ),
+    setExit(await (await import("../bot.js")).botLogs(name, flags, await api(flags))),
   );
   serverFlags(
     bot
@@ -122,7 +115,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .option("--since <when>", "1h (default), 30m, 24h, 7d or an ISO time")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot-history.js")).botStats(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot-history.js")).botStats(name, flags, await api(flags))),
   );
   serverFlags(
     bot
@@ -131,7 +124,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .description("a bot's alerts and when they held")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot-history.js")).botAlerts(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot-history.js")).botAlerts(name, flags, await api(flags))),
   );
   serverFlags(
     bot
@@ -140,13 +133,10 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .description("the URL (with its secret) that forwards POSTs to the bot's --webhook port")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../bot-history.js")).botWebhook(name, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../bot-history.js")).botWebhook(name, flags, await api(flags))),
   );
   serverFlags(bot.command("list").description("your bots").option("--json", "JSON output")).action(
-    async (flags) =>
-      setExit(await (await import("../bot.js")).botList(flags, await ctx(apiOverrides(flags)))),
+    async (flags) => setExit(await (await import("../bot.js")).botList(flags, await api(flags))),
   );
   serverFlags(
     bot
@@ -155,11 +145,11 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .description("state, uptime, restarts, exit code, OOM, memory and CPU now, error and hint")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot.js")).botStatus(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot.js")).botStatus(name, flags, await api(flags))),
   );
   serverFlags(bot.command("rm").argument("<name>").description("remove a bot (stopping it first)")).action(
     async (name: string, flags) =>
-      setExit(await (await import("../bot.js")).botRemove(name, await ctx(apiOverrides(flags)))),
+      setExit(await (await import("../bot.js")).botRemove(name, await api(flags))),
   );
   serverFlags(
     botHealthOptions(
@@ -198,7 +188,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       ),
     ).addHelpText("after", botHealthHelp),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot-update.js")).botUpdate(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot-update.js")).botUpdate(name, flags, await api(flags))),
   );
   serverFlags(
     updateWaitOptions(
@@ -209,9 +199,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
         .option("--json", "JSON output"),
     ),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../bot-update.js")).botRollback(name, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../bot-update.js")).botRollback(name, flags, await api(flags))),
   );
   serverFlags(
     bot
@@ -220,9 +208,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .description("a bot's versions, newest first")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../bot-update.js")).botVersions(name, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../bot-update.js")).botVersions(name, flags, await api(flags))),
   );
   const botEnv = bot
     .command("env")
@@ -234,7 +220,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
       .description("its variables, secrets masked")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot-update.js")).botEnvList(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../bot-update.js")).botEnvList(name, flags, await api(flags))),
   );
   serverFlags(
     updateWaitOptions(
@@ -248,9 +234,7 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
         .option("--json", "JSON output"),
     ),
   ).action(async (name: string, pairs: string[], flags) =>
-    setExit(
-      await (await import("../bot-update.js")).botEnvSet(name, pairs, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../bot-update.js")).botEnvSet(name, pairs, flags, await api(flags))),
   );
   serverFlags(
     updateWaitOptions(
@@ -262,13 +246,6 @@ export function registerBot(program: Command, { ctx, setExit }: CommandDeps): vo
         .option("--json", "JSON output"),
     ),
   ).action(async (name: string, names: string[], flags) =>
-    setExit(
-      await (await import("../bot-update.js")).botEnvUnset(
-        name,
-        names,
-        flags,
-        await ctx(apiOverrides(flags)),
-      ),
-    ),
+    setExit(await (await import("../bot-update.js")).botEnvUnset(name, names, flags, await api(flags))),
   );
 }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, serverFlags } from "./options.js";
+import { type CommandDeps, serverFlags } from "./options.js";
 
 /**
  * `runyard tenant budget` and `runyard user budget`: an agent spend budget in US dollars per UTC
@@ -8,7 +8,7 @@ import { apiOverrides, type CommandDeps, serverFlags } from "./options.js";
 export function registerBudget(
   parent: Command,
   scope: "tenant" | "user",
-  { ctx, setExit }: Pick<CommandDeps, "ctx" | "setExit">,
+  { api, setExit }: Pick<CommandDeps, "api" | "setExit">,
 ): void {
   const noun = scope;
   const budget = parent
@@ -26,9 +26,7 @@ export function registerBudget(
       .option("--usd-per-day <usd>", "dollars per UTC day")
       .option("--usd-per-month <usd>", "dollars per UTC calendar month"),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../budget.js")).budgetSet(scope, name, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../budget.js")).budgetSet(scope, name, flags, await api(flags))),
   );
   serverFlags(
     budget
@@ -37,9 +35,7 @@ export function registerBudget(
       .description("the limits, where they come from, and what each period has spent")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../budget.js")).budgetShow(scope, name, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../budget.js")).budgetShow(scope, name, flags, await api(flags))),
   );
   serverFlags(
     budget
@@ -47,6 +43,6 @@ export function registerBudget(
       .argument("<name>")
       .description("remove the budget set; the config file's applies again"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../budget.js")).budgetClear(scope, name, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../budget.js")).budgetClear(scope, name, await api(flags))),
   );
 }

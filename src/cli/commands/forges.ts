@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, serverFlags } from "./options.js";
+import { type CommandDeps, serverFlags } from "./options.js";
 
 /** `runyard forge`: the code forges a tenant's agents push to. */
-export function registerForges(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerForges(program: Command, { api, setExit }: CommandDeps): void {
   const forge = program
     .command("forge")
     .description("code forges whose labelled issues and /runyard comments start agent tasks");
@@ -29,15 +29,13 @@ export function registerForges(program: Command, { ctx, setExit }: CommandDeps):
       .option("--sandbox <image>", "run the agent in a hardened container of this image")
       .option("--json", "JSON output"),
   ).action(async (kind: string, flags) =>
-    setExit(await (await import("../forge.js")).forgeAdd(kind, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../forge.js")).forgeAdd(kind, flags, await api(flags))),
   );
   serverFlags(
     forge.command("list").description("the forges of your tenant").option("--json", "JSON output"),
-  ).action(async (flags) =>
-    setExit(await (await import("../forge.js")).forgeList(flags, await ctx(apiOverrides(flags)))),
-  );
+  ).action(async (flags) => setExit(await (await import("../forge.js")).forgeList(flags, await api(flags))));
   serverFlags(forge.command("rm").description("remove a forge").argument("<id>")).action(
     async (id: string, flags) =>
-      setExit(await (await import("../forge.js")).forgeRemove(id, await ctx(apiOverrides(flags)))),
+      setExit(await (await import("../forge.js")).forgeRemove(id, await api(flags))),
   );
 }

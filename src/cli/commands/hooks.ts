@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, collect, serverFlags } from "./options.js";
+import { type CommandDeps, collect, serverFlags } from "./options.js";
 
 /** `runyard hook`: webhooks that start saved workflows. */
-export function registerHooks(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerHooks(program: Command, { api, setExit }: CommandDeps): void {
   const hook = program
     .command("hook")
     .description("signed webhooks that run a saved workflow (GitHub's X-Hub-Signature-256)");
@@ -21,13 +21,11 @@ export function registerHooks(program: Command, { ctx, setExit }: CommandDeps): 
       )
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../hook.js")).hookCreate(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../hook.js")).hookCreate(name, flags, await api(flags))),
   );
   serverFlags(
     hook.command("list").description("the hooks of your tenant").option("--json", "JSON output"),
-  ).action(async (flags) =>
-    setExit(await (await import("../hook.js")).hookList(flags, await ctx(apiOverrides(flags)))),
-  );
+  ).action(async (flags) => setExit(await (await import("../hook.js")).hookList(flags, await api(flags))));
   serverFlags(
     hook
       .command("rm")
@@ -35,6 +33,6 @@ export function registerHooks(program: Command, { ctx, setExit }: CommandDeps): 
       .argument("<name>")
       .option("--tenant <id>", "platform admins: the tenant whose hook of that name to remove"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../hook.js")).hookRemove(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../hook.js")).hookRemove(name, flags, await api(flags))),
   );
 }

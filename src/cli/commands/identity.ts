@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { registerBudget } from "./budget.js";
-import { apiOverrides, type CommandDeps, serverFlags } from "./options.js";
+import { type CommandDeps, serverFlags } from "./options.js";
 
 /** `runyard token` and `runyard user`: who may call a server. */
-export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerIdentity(program: Command, { api, setExit }: CommandDeps): void {
   const token = program.command("token").description("manage tokens");
   serverFlags(
     token
@@ -18,12 +18,7 @@ export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps
       .option("--expires-at <time>", "when it stops working (ISO-8601); default never")
       .option("--home <dir>", "data folder, when not going through a server"),
   ).action(async (flags) =>
-    setExit(
-      await (await import("../token.js")).tokenCreate(
-        flags,
-        await ctx({ ...apiOverrides(flags), home: flags.home }),
-      ),
-    ),
+    setExit(await (await import("../token.js")).tokenCreate(flags, await api(flags))),
   );
   serverFlags(
     token
@@ -31,14 +26,7 @@ export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps
       .description("list tokens: an admin sees all, a user their own")
       .option("--json", "JSON output")
       .option("--home <dir>", "data folder, when not going through a server"),
-  ).action(async (flags) =>
-    setExit(
-      await (await import("../token.js")).tokenList(
-        flags,
-        await ctx({ ...apiOverrides(flags), home: flags.home }),
-      ),
-    ),
-  );
+  ).action(async (flags) => setExit(await (await import("../token.js")).tokenList(flags, await api(flags))));
   serverFlags(
     token
       .command("revoke")
@@ -46,18 +34,10 @@ export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps
       .description("revoke a token: it stops working at once")
       .option("--home <dir>", "data folder, when not going through a server"),
   ).action(async (id: string, flags) =>
-    setExit(
-      await (await import("../token.js")).tokenRevoke(
-        id,
-        flags,
-        await ctx({ ...apiOverrides(flags), home: flags.home }),
-      ),
-    ),
+    setExit(await (await import("../token.js")).tokenRevoke(id, flags, await api(flags))),
   );
 
   const user = program.command("user").description("manage the users who log in (admins only)");
-  const userCtx = (flags: { server?: string; token?: string; home?: string }) =>
-    ctx({ ...apiOverrides(flags), home: flags.home });
   const userFlags = (command: Command): Command =>
     serverFlags(command).option("--home <dir>", "data folder, when not going through a server");
   userFlags(
@@ -69,10 +49,10 @@ export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps
       .option("--tenant <id>", "the tenant the user belongs to (members need one)")
       .option("--password-stdin", "read the password from standard input"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../user.js")).userAdd(name, flags, await userCtx(flags))),
+    setExit(await (await import("../user.js")).userAdd(name, flags, await api(flags))),
   );
   userFlags(user.command("list").description("list users").option("--json", "JSON output")).action(
-    async (flags) => setExit(await (await import("../user.js")).userList(flags, await userCtx(flags))),
+    async (flags) => setExit(await (await import("../user.js")).userList(flags, await api(flags))),
   );
   userFlags(
     user
@@ -80,7 +60,7 @@ export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps
       .argument("<name>", "the username")
       .description("remove a user: sessions end, personal tokens are deleted"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../user.js")).userRemove(name, flags, await userCtx(flags))),
+    setExit(await (await import("../user.js")).userRemove(name, flags, await api(flags))),
   );
   userFlags(
     user
@@ -89,7 +69,7 @@ export function registerIdentity(program: Command, { ctx, setExit }: CommandDeps
       .description("set a new password (random, printed once, unless --password-stdin); sessions end")
       .option("--password-stdin", "read the password from standard input"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../user.js")).userPasswd(name, flags, await userCtx(flags))),
+    setExit(await (await import("../user.js")).userPasswd(name, flags, await api(flags))),
   );
-  registerBudget(user, "user", { ctx, setExit });
+  registerBudget(user, "user", { api, setExit });
 }

@@ -14,6 +14,11 @@ export type ContextFor = (
   configFile?: string,
   output?: OutputOptions,
 ) => Promise<CliContext>;
+/**
+ * The context of a command that talks to a server: its server flags, and its `--home` (a command
+ * that may write a data folder's database instead) and `--raw` where it has them.
+ */
+export type ApiContextFor = (flags: ApiFlags & { home?: string; raw?: boolean }) => Promise<CliContext>;
 /** Builds `runyard run`'s context: only the settings it reads, checked without zod's whole weight. */
 export type RunContextFor = (overrides?: Overrides, output?: OutputOptions) => Promise<CliContext<RunConfig>>;
 
@@ -80,7 +85,14 @@ export function submitFlags(command: Command): Command {
   );
 }
 
-export const apiOverrides = (flags: { server?: string; token?: string; retryFor?: string }): Overrides => ({
+/** The flags of `serverFlags` and `submitFlags`. */
+export interface ApiFlags {
+  server?: string;
+  token?: string;
+  retryFor?: string;
+}
+
+export const apiOverrides = (flags: ApiFlags): Overrides => ({
   serverUrl: flags.server,
   token: flags.token,
   retryFor: flags.retryFor,
@@ -117,6 +129,8 @@ export function serveOverrides(flags: {
 export interface CommandDeps {
   /** A command's context: env, config file and flags, the process's streams and signals. */
   ctx: ContextFor;
+  /** The context of a command that talks to a server. */
+  api: ApiContextFor;
   /** `runyard run`'s context. */
   runCtx: RunContextFor;
   /** Sets the process's exit code. */

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { apiOverrides, type CommandDeps, collect, rawOption, submitFlags } from "./options.js";
 
 /** `runyard run` and `runyard validate`: a workflow file, here or on a server. */
-export function registerRun(program: Command, { ctx, runCtx, setExit }: CommandDeps): void {
+export function registerRun(program: Command, { ctx, api, runCtx, setExit }: CommandDeps): void {
   const run = program
     .command("run")
     .description(
@@ -18,11 +18,7 @@ export function registerRun(program: Command, { ctx, runCtx, setExit }: CommandD
     // A server named by --server or RUNYARD_SERVER_URL (as the flag's help says) takes the run.
     setExit(
       context.config.serverUrl
-        ? await (await import("../runs.js")).submitRun(
-            file,
-            flags,
-            await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-          )
+        ? await (await import("../runs.js")).submitRun(file, flags, await api(flags))
         : await (await import("../run.js")).runCommand(file, flags, context),
     );
   });

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, collect, rawHelp, serverFlags, submitFlags } from "./options.js";
+import { type CommandDeps, collect, rawHelp, serverFlags, submitFlags } from "./options.js";
 
 /** `runyard runs` and `runyard runners`: a server's runs and runners. */
-export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerRuns(program: Command, { api, setExit }: CommandDeps): void {
   const runs = program.command("runs").description("look at and control runs on a server");
   serverFlags(
     runs
@@ -12,9 +12,7 @@ export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): v
       .option("--kind <kind>", "workflow, agent or bot")
       .option("--limit <n>", "how many")
       .option("--json", "JSON output"),
-  ).action(async (flags) =>
-    setExit(await (await import("../runs.js")).runsList(flags, await ctx(apiOverrides(flags)))),
-  );
+  ).action(async (flags) => setExit(await (await import("../runs.js")).runsList(flags, await api(flags))));
   serverFlags(
     runs
       .command("show")
@@ -22,7 +20,7 @@ export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): v
       .description("one run's state and steps")
       .option("--json", "JSON output"),
   ).action(async (id: string, flags) =>
-    setExit(await (await import("../runs.js")).runsShow(id, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../runs.js")).runsShow(id, flags, await api(flags))),
   );
   serverFlags(
     runs
@@ -33,17 +31,10 @@ export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): v
       .option("--raw", rawHelp)
       .option("--json", "events as JSON lines"),
   ).action(async (id: string, flags) =>
-    setExit(
-      await (await import("../runs.js")).runsLogs(
-        id,
-        flags,
-        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-      ),
-    ),
+    setExit(await (await import("../runs.js")).runsLogs(id, flags, await api(flags))),
   );
   serverFlags(runs.command("cancel").argument("<run>").description("cancel a queued or running run")).action(
-    async (id: string, flags) =>
-      setExit(await (await import("../runs.js")).runsCancel(id, await ctx(apiOverrides(flags)))),
+    async (id: string, flags) => setExit(await (await import("../runs.js")).runsCancel(id, await api(flags))),
   );
   submitFlags(
     runs
@@ -58,7 +49,7 @@ export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): v
       .option("-f, --follow", "follow the new run until it ends (exit 0 success, 1 failed, 130 canceled)")
       .option("--json", "JSON output"),
   ).action(async (id: string, flags) =>
-    setExit(await (await import("../runs-retry.js")).runsRetry(id, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../runs-retry.js")).runsRetry(id, flags, await api(flags))),
   );
   submitFlags(
     runs
@@ -69,9 +60,7 @@ export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): v
       .option("-f, --follow", "follow the new run until it ends (exit 0 success, 1 failed, 130 canceled)")
       .option("--json", "JSON output"),
   ).action(async (id: string, step: string, flags) =>
-    setExit(
-      await (await import("../runs-retry.js")).runsRunStep(id, step, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../runs-retry.js")).runsRunStep(id, step, flags, await api(flags))),
   );
   for (const verb of ["approve", "reject"] as const) {
     submitFlags(
@@ -94,19 +83,11 @@ export function registerRuns(program: Command, { ctx, setExit }: CommandDeps): v
         .option("--json", "JSON output"),
     ).action(async (id: string, step: string, flags) =>
       setExit(
-        await (await import("../approvals.js")).answerApproval(
-          id,
-          step,
-          verb,
-          flags,
-          await ctx(apiOverrides(flags)),
-        ),
+        await (await import("../approvals.js")).answerApproval(id, step, verb, flags, await api(flags)),
       ),
     );
   }
   serverFlags(
     program.command("runners").description("list the server's runners").option("--json", "JSON output"),
-  ).action(async (flags) =>
-    setExit(await (await import("../runs.js")).runnersList(flags, await ctx(apiOverrides(flags)))),
-  );
+  ).action(async (flags) => setExit(await (await import("../runs.js")).runnersList(flags, await api(flags))));
 }

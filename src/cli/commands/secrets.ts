@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { apiOverrides, type CommandDeps, serverFlags, tenantOption } from "./options.js";
+import { type CommandDeps, serverFlags, tenantOption } from "./options.js";
 
 /** `runyard secret`: a tenant's secrets. */
-export function registerSecrets(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerSecrets(program: Command, { api, setExit }: CommandDeps): void {
   const secret = program
     .command("secret")
     .description("manage your tenant's secrets; workflows name them in secrets: (values never shown)");
@@ -15,9 +15,7 @@ export function registerSecrets(program: Command, { ctx, setExit }: CommandDeps)
       .argument("[value]", "refused: a value on the command line lands in shell history")
       .option(tenantOption, tenantHelp),
   ).action(async (name: string, value: string | undefined, flags) =>
-    setExit(
-      await (await import("../secret.js")).secretSet(name, value, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../secret.js")).secretSet(name, value, flags, await api(flags))),
   );
   serverFlags(
     secret
@@ -26,7 +24,7 @@ export function registerSecrets(program: Command, { ctx, setExit }: CommandDeps)
       .option(tenantOption, tenantHelp)
       .option("--json", "JSON output"),
   ).action(async (flags) =>
-    setExit(await (await import("../secret.js")).secretList(flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../secret.js")).secretList(flags, await api(flags))),
   );
   serverFlags(
     secret
@@ -35,6 +33,6 @@ export function registerSecrets(program: Command, { ctx, setExit }: CommandDeps)
       .argument("<name>")
       .option(tenantOption, tenantHelp),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../secret.js")).secretRemove(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../secret.js")).secretRemove(name, flags, await api(flags))),
   );
 }

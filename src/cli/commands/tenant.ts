@@ -1,13 +1,13 @@
 import type { Command } from "commander";
 import { registerBudget } from "./budget.js";
-import { apiOverrides, type CommandDeps, collect, serverFlags } from "./options.js";
+import { type CommandDeps, collect, serverFlags } from "./options.js";
 
 /** `runyard tenant`: a tenant's budgets and bot alert rules. */
-export function registerTenant(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerTenant(program: Command, { api, setExit }: CommandDeps): void {
   const tenant = program
     .command("tenant")
     .description("a tenant's settings (its agents' spend budget, its bots' alert rules)");
-  registerBudget(tenant, "tenant", { ctx, setExit });
+  registerBudget(tenant, "tenant", { api, setExit });
 
   const tenantBotAlerts = tenant
     .command("bot-alerts")
@@ -32,11 +32,7 @@ export function registerTenant(program: Command, { ctx, setExit }: CommandDeps):
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
     setExit(
-      await (await import("../tenant-bot-alerts.js")).tenantBotAlertsSet(
-        name,
-        flags,
-        await ctx(apiOverrides(flags)),
-      ),
+      await (await import("../tenant-bot-alerts.js")).tenantBotAlertsSet(name, flags, await api(flags)),
     ),
   );
   serverFlags(
@@ -47,11 +43,7 @@ export function registerTenant(program: Command, { ctx, setExit }: CommandDeps):
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
     setExit(
-      await (await import("../tenant-bot-alerts.js")).tenantBotAlertsShow(
-        name,
-        flags,
-        await ctx(apiOverrides(flags)),
-      ),
+      await (await import("../tenant-bot-alerts.js")).tenantBotAlertsShow(name, flags, await api(flags)),
     ),
   );
   serverFlags(
@@ -60,11 +52,6 @@ export function registerTenant(program: Command, { ctx, setExit }: CommandDeps):
       .argument("<tenant>")
       .description("remove them; bots keep their own alerts"),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../tenant-bot-alerts.js")).tenantBotAlertsClear(
-        name,
-        await ctx(apiOverrides(flags)),
-      ),
-    ),
+    setExit(await (await import("../tenant-bot-alerts.js")).tenantBotAlertsClear(name, await api(flags))),
   );
 }

@@ -1,16 +1,8 @@
 import type { Command } from "commander";
-import {
-  apiOverrides,
-  type CommandDeps,
-  collect,
-  rawHelp,
-  serverFlags,
-  submitFlags,
-  tenantOption,
-} from "./options.js";
+import { type CommandDeps, collect, rawHelp, serverFlags, submitFlags, tenantOption } from "./options.js";
 
 /** `runyard workflow` and `runyard schedule`: saved workflows, their versions and schedules. */
-export function registerWorkflows(program: Command, { ctx, setExit }: CommandDeps): void {
+export function registerWorkflows(program: Command, { api, setExit }: CommandDeps): void {
   const workflow = program
     .command("workflow")
     .description("save workflows on a server under a name, in versions, and run them by name");
@@ -26,7 +18,7 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
   ).action(async (file: string, flags) =>
-    setExit(await (await import("../workflow.js")).workflowSave(file, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../workflow.js")).workflowSave(file, flags, await api(flags))),
   );
   serverFlags(
     workflow
@@ -35,7 +27,7 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
   ).action(async (flags) =>
-    setExit(await (await import("../workflow.js")).workflowList(flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../workflow.js")).workflowList(flags, await api(flags))),
   );
   serverFlags(
     workflow
@@ -46,7 +38,7 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
-    setExit(await (await import("../workflow.js")).workflowShow(name, flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../workflow.js")).workflowShow(name, flags, await api(flags))),
   );
   serverFlags(
     workflow
@@ -57,14 +49,7 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
   ).action(async (name: string, version: string, flags) =>
-    setExit(
-      await (await import("../workflow.js")).workflowPromote(
-        name,
-        version,
-        flags,
-        await ctx(apiOverrides(flags)),
-      ),
-    ),
+    setExit(await (await import("../workflow.js")).workflowPromote(name, version, flags, await api(flags))),
   );
   serverFlags(
     workflow
@@ -73,9 +58,7 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .argument("<name>")
       .option(tenantOption, workflowTenant),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../workflow.js")).workflowRemove(name, flags, await ctx(apiOverrides(flags))),
-    ),
+    setExit(await (await import("../workflow.js")).workflowRemove(name, flags, await api(flags))),
   );
   submitFlags(
     workflow
@@ -90,13 +73,7 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .option("--raw", rawHelp)
       .option(tenantOption, workflowTenant),
   ).action(async (name: string, flags) =>
-    setExit(
-      await (await import("../workflow.js")).workflowRun(
-        name,
-        flags,
-        await ctx(apiOverrides(flags), undefined, { raw: flags.raw }),
-      ),
-    ),
+    setExit(await (await import("../workflow.js")).workflowRun(name, flags, await api(flags))),
   );
   const schedule = program
     .command("schedule")
@@ -108,6 +85,6 @@ export function registerWorkflows(program: Command, { ctx, setExit }: CommandDep
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
   ).action(async (flags) =>
-    setExit(await (await import("../schedule.js")).scheduleList(flags, await ctx(apiOverrides(flags)))),
+    setExit(await (await import("../schedule.js")).scheduleList(flags, await api(flags))),
   );
 }
