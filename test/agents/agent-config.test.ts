@@ -284,8 +284,17 @@ describe.skipIf(!codex)("codex as its user configured it", () => {
   }, 150_000);
 });
 
+/**
+ * How long a refused key may take to end a run, from the CLI's first model call: the start-ups of
+ * the CLI and the runner before it took past 15 s by themselves on a loaded machine, and the end
+ * after it 26 s with two cores shared by twenty processes. A CLI that retried a 401 would go on
+ * for minutes; the count of the turn's calls, checked beside, is what shows it did not. Each such
+ * test has 150 s in all: OpenCode's start-up took past 40 s on a host five times slower.
+ */
+const AUTH_DEADLINE_MS = 45_000;
+
 describe.skipIf(!claude)("claude code and a refused key", () => {
-  it("ends with AGENT_AUTH within 15 s on a 401 that does not say x-should-retry: false", async () => {
+  it("ends with AGENT_AUTH after its own retries on a 401 that does not say x-should-retry: false", async () => {
     const anthropic = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
     const group = await runnerWith(claude!, {
       ANTHROPIC_BASE_URL: anthropic.url,
@@ -297,7 +306,7 @@ describe.skipIf(!claude)("claude code and a refused key", () => {
     console.log(`claude code: 401 without x-should-retry: run took ${tookMs} ms from its first call`);
     expect(run.status).toBe("failed");
     expect(run.error?.code).toBe("AGENT_AUTH");
-    expect(tookMs).toBeLessThan(15_000);
+    expect(tookMs).toBeLessThan(AUTH_DEADLINE_MS);
     // llm_retry_count's default of 3: four attempts, each retry shown.
     expect(anthropic.requests.filter((r) => r.path === "/v1/messages")).toHaveLength(4);
     expect(run.events).toContainEqual(
@@ -323,13 +332,6 @@ describe.skipIf(!claude)("claude code and a refused key", () => {
   }, 150_000);
 });
 
-/**
- * How long a refused key may take to end a run, from the CLI's first model call: the start-ups of
- * the CLI and the runner before it took past 15 s by themselves on a loaded machine. Each such
- * test has 150 s in all: OpenCode's start-up took past 40 s on a host five times slower.
- */
-const AUTH_DEADLINE_MS = 15_000;
-
 async function refusedRun(agent: string, group: string, gateway: ModelServer) {
   const run = await runTask(agent, group);
   const tookMs = sinceFirstCall(gateway);
@@ -340,7 +342,7 @@ async function refusedRun(agent: string, group: string, gateway: ModelServer) {
 describe.skipIf(!opencode)("opencode as its user configured it", () => {
   // Under the runner's sandbox the turn's config folder is a copy of this one in the
   // conversation's state (agent-turns.ts conversationConfigHome).
-  it("with only ~/.config/opencode/opencode.json talks to that provider and model, and a 401 ends it with AGENT_AUTH within 15 s", async () => {
+  it("with only ~/.config/opencode/opencode.json talks to that provider and model, and a 401 ends it with AGENT_AUTH, not retried", async () => {
     const gateway = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
     const group = await runnerWith(
       opencode!,
@@ -373,7 +375,7 @@ describe.skipIf(!opencode)("opencode as its user configured it", () => {
 });
 
 describe.skipIf(!gemini)("gemini as its user configured it", () => {
-  it("with ~/.gemini/settings.json naming the model and the endpoint in the runner's env, a 401 ends it with AGENT_AUTH within 15 s", async () => {
+  it("with ~/.gemini/settings.json naming the model and the endpoint in the runner's env, a 401 ends it with AGENT_AUTH, not retried", async () => {
     const google = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
     const group = await runnerWith(
       gemini!,
@@ -396,7 +398,7 @@ describe.skipIf(!gemini)("gemini as its user configured it", () => {
 });
 
 describe.skipIf(!copilot)("copilot as its user configured it", () => {
-  it("with its own provider in the runner's env, a 401 ends it with AGENT_AUTH within 15 s", async () => {
+  it("with its own provider in the runner's env, a 401 ends it with AGENT_AUTH, not retried", async () => {
     const gateway = await model(turns({ text: "never", fail: { kind: "status", status: 401 } }));
     const group = await runnerWith(copilot!, {
       COPILOT_PROVIDER_BASE_URL: `${gateway.url}/v1`,
