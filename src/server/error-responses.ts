@@ -46,20 +46,19 @@ const errorStatuses = {
 } as const;
 type ErrorStatus = keyof typeof errorStatuses;
 
-interface ErrorResponse {
-  description: string;
-  content: { "application/json": { schema: typeof ErrorBody } };
+/** A route's answer: `schema` as JSON, for /openapi.json and the reply's type. */
+export function jsonResponse<S extends z.ZodType>(description: string, schema: S) {
+  return { description, content: { "application/json": { schema } } };
 }
+
+type ErrorResponse = ReturnType<typeof jsonResponse<typeof ErrorBody>>;
 
 /** The error responses of a route: `{error: {code, message, hint}}` under each status, 500 and 503. */
 export function errorResponses<S extends ErrorStatus>(
   ...statuses: S[]
 ): Record<S | 500 | 503, ErrorResponse> {
   const all = [...new Set<S | 500 | 503>([...statuses, 500, 503])];
-  const response = (status: ErrorStatus): ErrorResponse => ({
-    description: errorStatuses[status],
-    content: { "application/json": { schema: ErrorBody } },
-  });
+  const response = (status: ErrorStatus) => jsonResponse(errorStatuses[status], ErrorBody);
   return Object.fromEntries(all.map((status) => [status, response(status)])) as Record<
     S | 500 | 503,
     ErrorResponse

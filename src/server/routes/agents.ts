@@ -8,7 +8,7 @@ import type { RunRecord } from "../../store/index.js";
 import { maxNameLength } from "../api-schemas.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import { errorResponses, jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import {
   IdempotencyKeyHeaders,
   idempotentRoute,
@@ -164,10 +164,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: RunParams,
         body: MessageBody,
         response: {
-          201: {
-            description: "the next turn is queued",
-            content: { "application/json": { schema: FollowUpAnswer } },
-          },
+          201: jsonResponse("the next turn is queued", FollowUpAnswer),
           ...protectedErrorResponses(400, 404, 409, 429),
         },
       },
@@ -207,7 +204,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         body: ChatBody,
         response: {
-          200: { description: "the agent's answer", content: { "application/json": { schema: ChatAnswer } } },
+          200: jsonResponse("the agent's answer", ChatAnswer),
           ...protectedErrorResponses(400, 429),
         },
       },
@@ -274,13 +271,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "No token needed (as in the OpenRunner-style API). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.",
         tags: ["server"],
         security: publicRoute,
-        response: {
-          200: {
-            description: "agent availability",
-            content: { "application/json": { schema: AgentsHealth } },
-          },
-          ...errorResponses(),
-        },
+        response: { 200: jsonResponse("agent availability", AgentsHealth), ...errorResponses() },
       },
     },
     async () => {

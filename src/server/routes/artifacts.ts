@@ -6,7 +6,7 @@ import type { ArtifactInfo, JobRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf } from "../auth.js";
 import type { ArtifactLimits, ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { visibleRun } from "./visible-run.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
@@ -203,10 +203,7 @@ function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLim
         consumes: [...artifactContentTypes],
         body: z.string().describe("the content, UTF-8 text"),
         response: {
-          201: {
-            description: "the artifact is stored",
-            content: { "application/json": { schema: ArtifactStored } },
-          },
+          201: jsonResponse("the artifact is stored", ArtifactStored),
           ...protectedErrorResponses(400, 404, 409, 413),
         },
       },
@@ -268,10 +265,7 @@ function readRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["artifacts"],
         params: RunParams,
         querystring: NoQuery,
-        response: {
-          200: { description: "the artifacts", content: { "application/json": { schema: ArtifactList } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: { 200: jsonResponse("the artifacts", ArtifactList), ...protectedErrorResponses(400, 404) },
       },
     },
     async (request) => {

@@ -8,7 +8,7 @@ import { extrasOf } from "../bots/bot-extras.js";
 import { BotAlertSpec } from "../bots/bot-spec.js";
 import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { botHookHeader } from "./bot-hook.js";
 
 const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
@@ -114,10 +114,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         querystring: StatsQuery,
-        response: {
-          200: { description: "the history", content: { "application/json": { schema: StatsAnswer } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: { 200: jsonResponse("the history", StatsAnswer), ...protectedErrorResponses(400, 404) },
       },
     },
     async (request) => {
@@ -140,10 +137,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's alerts and the times they held",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the alerts", content: { "application/json": { schema: AlertsAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 200: jsonResponse("the alerts", AlertsAnswer), ...protectedErrorResponses(404) },
       },
     },
     async (request) => {
@@ -170,10 +164,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Where a bot takes inbound webhooks, with its secret",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the webhook", content: { "application/json": { schema: WebhookAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 200: jsonResponse("the webhook", WebhookAnswer), ...protectedErrorResponses(404) },
       },
     },
     async (request) => {

@@ -8,7 +8,7 @@ import { BotControl, BotView, botView } from "../bots/bot-control.js";
 import { BotEnvChange, UpdateBotBody, UpdateWait } from "../bots/bot-spec.js";
 import { BotUpdates } from "../bots/bot-updates.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { botBodyLimit } from "./bots.js";
 
 const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
@@ -77,10 +77,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: BotParams,
         body: UpdateBotBody,
         response: {
-          200: {
-            description: "switched to the new version",
-            content: { "application/json": { schema: UpdateAnswer } },
-          },
+          200: jsonResponse("switched to the new version", UpdateAnswer),
           ...protectedErrorResponses(400, 404, 409, 413),
         },
       },
@@ -105,10 +102,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: BotParams,
         body: UpdateWait.optional(),
         response: {
-          200: {
-            description: "back on the previous version",
-            content: { "application/json": { schema: UpdateAnswer } },
-          },
+          200: jsonResponse("back on the previous version", UpdateAnswer),
           ...protectedErrorResponses(400, 404, 409),
         },
       },
@@ -131,10 +125,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's versions, newest first",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "its versions", content: { "application/json": { schema: VersionsAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 200: jsonResponse("its versions", VersionsAnswer), ...protectedErrorResponses(404) },
       },
     },
     async (request) => {
@@ -151,10 +142,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's environment as its running version has it, secrets masked",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "its variables", content: { "application/json": { schema: EnvAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 200: jsonResponse("its variables", EnvAnswer), ...protectedErrorResponses(404) },
       },
     },
     async (request) => {
@@ -174,10 +162,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: BotParams,
         body: BotEnvChange,
         response: {
-          200: {
-            description: "running with the new environment",
-            content: { "application/json": { schema: UpdateAnswer } },
-          },
+          200: jsonResponse("running with the new environment", UpdateAnswer),
           ...protectedErrorResponses(400, 404, 409),
         },
       },

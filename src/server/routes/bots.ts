@@ -6,7 +6,7 @@ import { audit } from "../audit.js";
 import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
 import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 
@@ -69,7 +69,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         body: StartBotBody,
         response: {
-          202: { description: "stored and queued", content: { "application/json": { schema: StartAnswer } } },
+          202: jsonResponse("stored and queued", StartAnswer),
           ...protectedErrorResponses(400, 409, 413, 429),
         },
       },
@@ -92,10 +92,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "listBots",
         summary: "Your bots",
         tags: ["bots"],
-        response: {
-          200: { description: "your bots", content: { "application/json": { schema: BotList } } },
-          ...protectedErrorResponses(),
-        },
+        response: { 200: jsonResponse("your bots", BotList), ...protectedErrorResponses() },
       },
     },
     async (request) => ({ bots: (await bots.list(request.principal)).map((bot) => botView(bot)) }),
@@ -109,10 +106,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's status: state, uptime, restarts, exit code, memory and CPU now",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the bot", content: { "application/json": { schema: StatusAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 200: jsonResponse("the bot", StatusAnswer), ...protectedErrorResponses(404) },
       },
     },
     async (request) => {
@@ -132,10 +126,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         querystring: LogsQuery,
-        response: {
-          200: { description: "the lines", content: { "application/json": { schema: LogsAnswer } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: { 200: jsonResponse("the lines", LogsAnswer), ...protectedErrorResponses(400, 404) },
       },
     },
     async (request) => {
@@ -160,10 +151,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Stop a bot: SIGTERM, SIGKILL after 10 s, container removed",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the bot, stopped", content: { "application/json": { schema: BotView } } },
-          ...protectedErrorResponses(404, 409),
-        },
+        response: { 200: jsonResponse("the bot, stopped", BotView), ...protectedErrorResponses(404, 409) },
       },
     },
     async (request) => {
@@ -182,10 +170,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Remove a bot (stopping it first): its name is free again",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the bot, removed", content: { "application/json": { schema: BotView } } },
-          ...protectedErrorResponses(404, 409),
-        },
+        response: { 200: jsonResponse("the bot, removed", BotView), ...protectedErrorResponses(404, 409) },
       },
     },
     async (request) => {

@@ -12,7 +12,7 @@ import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import { errorResponses, jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { actOnDelivery, unknownForge } from "../forges/forge-deliveries.js";
 import { readForgeDelivery } from "../forges/forge-webhooks.js";
 import { publicRoute } from "../openapi.js";
@@ -143,10 +143,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests or merge requests, comments): an API other than the kind's public service (https://api.github.com, https://gitlab.com/api/v4, https://codeberg.org/api/v1), such as a GitHub Enterprise, self-managed GitLab or Gitea server, may be named by a platform admin only, as members may not point the server at addresses of its own network.",
         tags: ["forges"],
         body: CreateForgeBody,
-        response: {
-          201: { description: "the forge", content: { "application/json": { schema: ForgeCreated } } },
-          ...protectedErrorResponses(400, 403),
-        },
+        response: { 201: jsonResponse("the forge", ForgeCreated), ...protectedErrorResponses(400, 403) },
       },
     },
     async (request, reply) => {
@@ -208,10 +205,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "A platform admin sees every tenant's. Never a token or secret.",
         tags: ["forges"],
         response: {
-          200: {
-            description: "the forges",
-            content: { "application/json": { schema: z.object({ forges: z.array(ForgeView) }) } },
-          },
+          200: jsonResponse("the forges", z.object({ forges: z.array(ForgeView) })),
           ...protectedErrorResponses(),
         },
       },
@@ -231,12 +225,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["forges"],
         params: ForgeParams,
         response: {
-          200: {
-            description: "the forge is gone",
-            content: {
-              "application/json": { schema: z.object({ id: z.string(), removed: z.literal(true) }) },
-            },
-          },
+          200: jsonResponse("the forge is gone", z.object({ id: z.string(), removed: z.literal(true) })),
           ...protectedErrorResponses(404),
         },
       },
@@ -277,18 +266,14 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           consumes: ["application/json"],
           body: z.unknown().describe("the forge's JSON, as signed"),
           response: {
-            202: {
-              description: "what became of the delivery",
-              content: {
-                "application/json": {
-                  schema: z.object({
-                    outcome: z.enum(["started", "ignored", "refused", "duplicate", "pong"]),
-                    note: z.string(),
-                    run_id: z.string().nullable(),
-                  }),
-                },
-              },
-            },
+            202: jsonResponse(
+              "what became of the delivery",
+              z.object({
+                outcome: z.enum(["started", "ignored", "refused", "duplicate", "pong"]),
+                note: z.string(),
+                run_id: z.string().nullable(),
+              }),
+            ),
             ...errorResponses(400, 401, 410, 413, 429, 500),
           },
         },

@@ -7,7 +7,7 @@ import { audit } from "../audit.js";
 import { BotControl, botView } from "../bots/bot-control.js";
 import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRouteNote, idempotentWaitingRoute } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { botBodyLimit } from "./bots.js";
@@ -145,7 +145,7 @@ export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): v
         headers: IdempotencyKeyHeaders,
         body: OrchestratorJobBody,
         response: {
-          200: { description: "done", content: { "application/json": { schema: OrchestratorAnswer } } },
+          200: jsonResponse("done", OrchestratorAnswer),
           ...protectedErrorResponses(400, 404, 409, 413, 429),
         },
       },

@@ -7,7 +7,7 @@ import { RunStatus } from "../../core/events.js";
 import { refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
@@ -38,10 +38,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         response: {
-          201: {
-            description: "the new run is queued",
-            content: { "application/json": { schema: RunSubmitted } },
-          },
+          201: jsonResponse("the new run is queued", RunSubmitted),
           ...protectedErrorResponses(400, 404, 409, 429),
         },
       },

@@ -11,7 +11,7 @@ import { mayActFor } from "../acting-for.js";
 import { maxNameLength } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
@@ -83,10 +83,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: RunParams,
         body: RetryBody,
         response: {
-          201: {
-            description: "the retry is queued",
-            content: { "application/json": { schema: RetrySubmitted } },
-          },
+          201: jsonResponse("the retry is queued", RetrySubmitted),
           ...protectedErrorResponses(400, 403, 404, 409, 429),
         },
       },
@@ -116,7 +113,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["runs"],
         params: RunParams,
         response: {
-          200: { description: "the text", content: { "application/json": { schema: RunWorkflowText } } },
+          200: jsonResponse("the text", RunWorkflowText),
           ...protectedErrorResponses(400, 403, 404),
         },
       },
@@ -143,10 +140,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: RunParams,
         body: RunStepBody,
         response: {
-          201: {
-            description: "the one-step run is queued",
-            content: { "application/json": { schema: RetrySubmitted } },
-          },
+          201: jsonResponse("the one-step run is queued", RetrySubmitted),
           ...protectedErrorResponses(400, 404, 409, 429),
         },
       },

@@ -7,7 +7,7 @@ import type { RunRecord } from "../../store/index.js";
 import { NoQuery } from "../api-schemas.js";
 import { callerOf, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
 import { type DiffView, parseDiff } from "../runs/diff-view.js";
@@ -118,10 +118,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         params: RunParams,
         querystring: NoQuery,
-        response: {
-          200: { description: "the diffs", content: { "application/json": { schema: RunDiff } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: { 200: jsonResponse("the diffs", RunDiff), ...protectedErrorResponses(400, 404) },
       },
     },
     async (request) => {
@@ -162,10 +159,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: RunParams,
         body: ReviewCommentBody,
         response: {
-          201: {
-            description: "the next turn is queued",
-            content: { "application/json": { schema: ReviewCommentAnswer } },
-          },
+          201: jsonResponse("the next turn is queued", ReviewCommentAnswer),
           ...protectedErrorResponses(400, 404, 409, 429),
         },
       },

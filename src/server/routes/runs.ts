@@ -8,7 +8,7 @@ import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
@@ -104,10 +104,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         headers: IdempotencyKeyHeaders,
         body: SubmitRunBody,
         response: {
-          201: {
-            description: "the run is queued",
-            content: { "application/json": { schema: RunSubmitted } },
-          },
+          201: jsonResponse("the run is queued", RunSubmitted),
           ...protectedErrorResponses(400, 409, 413, 429),
         },
       },
@@ -196,10 +193,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         description: "A tenant's token sees its tenant's runs only.",
         tags: ["runs"],
         querystring: ListRunsQuery,
-        response: {
-          200: { description: "one page of runs", content: { "application/json": { schema: RunList } } },
-          ...protectedErrorResponses(400),
-        },
+        response: { 200: jsonResponse("one page of runs", RunList), ...protectedErrorResponses(400) },
       },
     },
     async (request) => {
@@ -230,10 +224,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          200: { description: "the run", content: { "application/json": { schema: RunView } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 200: jsonResponse("the run", RunView), ...protectedErrorResponses(404) },
       },
     },
     async (request) => {
@@ -273,10 +264,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         tags: ["runs"],
         params: RunParams,
         response: {
-          200: {
-            description: "the run's status after the request",
-            content: { "application/json": { schema: CancelAnswer } },
-          },
+          200: jsonResponse("the run's status after the request", CancelAnswer),
           ...protectedErrorResponses(404, 409),
         },
       },
@@ -307,10 +295,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes (never past the end of the session that asked for it), and nothing else. It stops working as soon as the credential that asked for it is revoked.",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          201: { description: "the stream token", content: { "application/json": { schema: StreamToken } } },
-          ...protectedErrorResponses(404),
-        },
+        response: { 201: jsonResponse("the stream token", StreamToken), ...protectedErrorResponses(404) },
       },
     },
     async (request, reply) => {
@@ -392,10 +377,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         tags: ["runs"],
         querystring: RunStatusQuery,
         response: {
-          200: {
-            description: "the run snapshot",
-            content: { "application/json": { schema: RunStatusSnapshot } },
-          },
+          200: jsonResponse("the run snapshot", RunStatusSnapshot),
           ...protectedErrorResponses(400, 404),
         },
       },

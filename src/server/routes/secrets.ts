@@ -6,7 +6,7 @@ import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 
 /** Secret names travel as environment variables, and read like them: upper case. */
 const secretName = /^[A-Z_][A-Z0-9_]*$/;
@@ -107,14 +107,8 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         querystring: TenantQuery,
         body: SetSecretBody,
         response: {
-          200: {
-            description: "the value was replaced",
-            content: { "application/json": { schema: SecretView } },
-          },
-          201: {
-            description: "the secret was created",
-            content: { "application/json": { schema: SecretView } },
-          },
+          200: jsonResponse("the value was replaced", SecretView),
+          201: jsonResponse("the secret was created", SecretView),
           ...protectedErrorResponses(400, 413),
         },
       },
@@ -148,10 +142,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "Names and times only, never values.",
         tags: ["secrets"],
         querystring: TenantQuery,
-        response: {
-          200: { description: "the secrets", content: { "application/json": { schema: SecretList } } },
-          ...protectedErrorResponses(400),
-        },
+        response: { 200: jsonResponse("the secrets", SecretList), ...protectedErrorResponses(400) },
       },
     },
     async (request) => ({
@@ -171,10 +162,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: SecretParams,
         querystring: TenantQuery,
         response: {
-          200: {
-            description: "the secret is gone",
-            content: { "application/json": { schema: SecretRemoved } },
-          },
+          200: jsonResponse("the secret is gone", SecretRemoved),
           ...protectedErrorResponses(400, 404),
         },
       },

@@ -7,7 +7,7 @@ import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-sch
 import { audit } from "../audit.js";
 import { callerOf, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 
 export const CreateTokenBody = z.strictObject({
   kind: z.enum(["runner", "user", "admin"]),
@@ -110,10 +110,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["tokens"],
         body: CreateTokenBody,
         response: {
-          201: {
-            description: "the token, with its secret shown once",
-            content: { "application/json": { schema: CreatedToken } },
-          },
+          201: jsonResponse("the token, with its secret shown once", CreatedToken),
           ...protectedErrorResponses(400, 413),
         },
       },
@@ -152,10 +149,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "Admins see every token (a tenant's admin that tenant's); a user sees their own.",
         tags: ["tokens"],
         querystring: NoQuery,
-        response: {
-          200: { description: "the tokens", content: { "application/json": { schema: z.array(TokenView) } } },
-          ...protectedErrorResponses(),
-        },
+        response: { 200: jsonResponse("the tokens", z.array(TokenView)), ...protectedErrorResponses() },
       },
     },
     async (request) => {
@@ -187,10 +181,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["tokens"],
         params: TokenParams,
         response: {
-          200: {
-            description: "the revoked token",
-            content: { "application/json": { schema: z.object({ revoked: TokenView }) } },
-          },
+          200: jsonResponse("the revoked token", z.object({ revoked: TokenView })),
           ...protectedErrorResponses(404),
         },
       },

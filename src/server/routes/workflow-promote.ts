@@ -4,7 +4,7 @@ import { z } from "zod";
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { ScheduleEntry, savedTenant, TenantQuery, WorkflowParams } from "./workflows.js";
 
 const PromoteBody = z.strictObject({
@@ -38,10 +38,7 @@ export function workflowPromoteRoute(app: FastifyInstance, deps: ServerDeps): vo
         querystring: TenantQuery,
         body: PromoteBody,
         response: {
-          200: {
-            description: "the version is live",
-            content: { "application/json": { schema: PromotedAnswer } },
-          },
+          200: jsonResponse("the version is live", PromotedAnswer),
           ...protectedErrorResponses(400, 403, 404, 409),
         },
       },

@@ -8,7 +8,7 @@ import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { submitterNames } from "./run-submitters.js";
@@ -192,10 +192,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         querystring: TenantQuery,
         body: SaveWorkflowBody,
         response: {
-          201: {
-            description: "the version is saved",
-            content: { "application/json": { schema: SavedAnswer } },
-          },
+          201: jsonResponse("the version is saved", SavedAnswer),
           ...protectedErrorResponses(400, 413),
         },
       },
@@ -254,10 +251,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         querystring: TenantQuery,
         response: {
-          200: {
-            description: "the saved workflows",
-            content: { "application/json": { schema: SavedWorkflowList } },
-          },
+          200: jsonResponse("the saved workflows", SavedWorkflowList),
           ...protectedErrorResponses(400),
         },
       },
@@ -281,10 +275,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: WorkflowParams,
         querystring: ShowQuery,
         response: {
-          200: {
-            description: "the saved workflow",
-            content: { "application/json": { schema: SavedWorkflowView } },
-          },
+          200: jsonResponse("the saved workflow", SavedWorkflowView),
           ...protectedErrorResponses(400, 404),
         },
       },
@@ -335,10 +326,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: WorkflowParams,
         querystring: TenantQuery,
         response: {
-          200: {
-            description: "the saved workflow is gone",
-            content: { "application/json": { schema: Removed } },
-          },
+          200: jsonResponse("the saved workflow is gone", Removed),
           ...protectedErrorResponses(400, 404),
         },
       },
@@ -373,10 +361,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         querystring: TenantQuery,
         body: StartSavedRunBody,
         response: {
-          201: {
-            description: "the run is queued",
-            content: { "application/json": { schema: SavedRunSubmitted } },
-          },
+          201: jsonResponse("the run is queued", SavedRunSubmitted),
           ...protectedErrorResponses(400, 404, 409, 429),
         },
       },
