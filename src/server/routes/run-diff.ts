@@ -10,28 +10,11 @@ import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
-import { type DiffView, parseDiff } from "../runs/diff-view.js";
+import { DiffFile, type DiffView, parseDiff } from "../runs/diff-view.js";
 import { maySendFollowUp, refuseOthersFollowUp } from "./agents.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run") });
-
-const DiffLine = z.object({
-  kind: z.enum(["add", "del", "context"]),
-  text: z.string(),
-  old_line: z.number().int().nullable(),
-  new_line: z.number().int().nullable(),
-});
-
-const DiffFile = z.object({
-  path: z.string(),
-  old_path: z.string().nullable().describe("the name before a rename"),
-  status: z.enum(["added", "deleted", "modified", "renamed"]),
-  binary: z.boolean(),
-  additions: z.number().int(),
-  deletions: z.number().int(),
-  hunks: z.array(z.object({ header: z.string(), lines: z.array(DiffLine) })),
-});
 
 const AgentDiff = z.object({
   agent: z.string(),
