@@ -52,6 +52,9 @@ export const BotView = z.object({
 });
 export type BotView = z.infer<typeof BotView>;
 
+/** The path parameters of a route about one bot of the caller's. */
+export const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
+
 export function botView(bot: BotRecord, now = Date.now()): BotView {
   const up = (upBotStates as readonly BotState[]).includes(bot.state);
   const running = up && bot.started_at !== null;

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { BotHealthReport } from "../../core/bot-health.js";
 import { type BotState, upBotStates } from "../../core/bot-states.js";
 import { errorInfo, RunyardError } from "../../core/errors.js";
@@ -21,13 +22,13 @@ const failedUpdateLogLines = 30;
 const cutOffAfterMs = 360_000;
 
 /** One variable of a bot's environment as `bot env list` shows it: a secret's value masked. */
-export interface BotEnvEntry {
-  name: string;
-  value: string;
-  secret: boolean;
-  /** A stored secret given by name: its value is the tenant's, not the bot's. */
-  stored: boolean;
-}
+export const BotEnvEntry = z.object({
+  name: z.string(),
+  value: z.string().describe("*** for a secret"),
+  secret: z.boolean(),
+  stored: z.boolean().describe("a stored secret given by name (runyard secret)"),
+});
+export type BotEnvEntry = z.infer<typeof BotEnvEntry>;
 
 /** What the new version's run has said so far, read from its events. */
 interface Candidate {

@@ -7,7 +7,7 @@ import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf } from "../auth.js";
 import type { ArtifactLimits, ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
-import { visibleRun } from "./visible-run.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 
@@ -30,7 +30,6 @@ const UploadParams = z.object({
   job_id: z.string().min(1).describe("the job leased to the uploading runner"),
   name: ArtifactName,
 });
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 const ArtifactParams = z.object({ id: z.string().min(1).describe("the run id"), name: ArtifactName });
 
 const ArtifactStored = z.object({

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { type BotSample, resolutionFor, sampleTiers } from "../../store/index.js";
-import { BotControl } from "../bots/bot-control.js";
+import { BotControl, BotParams } from "../bots/bot-control.js";
 import { extrasOf } from "../bots/bot-extras.js";
 import { BotAlertSpec } from "../bots/bot-spec.js";
 import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
@@ -11,7 +11,6 @@ import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { botHookHeader } from "./bot-hook.js";
 
-const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 const weekMs = sampleTiers[sampleTiers.length - 1]!.keepMs;
 
 /** `1h`, `30m`, `7d`, `90s` or an ISO time, as an ISO time at most a week back. */

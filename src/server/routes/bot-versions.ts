@@ -4,14 +4,12 @@ import { z } from "zod";
 import { ErrorInfo } from "../../core/events.js";
 import { apiSchemas } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { BotControl, BotView, botView } from "../bots/bot-control.js";
+import { BotControl, BotParams, BotView, botView } from "../bots/bot-control.js";
 import { BotEnvChange, UpdateBotBody, UpdateWait } from "../bots/bot-spec.js";
-import { BotUpdates } from "../bots/bot-updates.js";
+import { BotEnvEntry, BotUpdates } from "../bots/bot-updates.js";
 import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { botBodyLimit } from "./bots.js";
-
-const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 
 export const BotVersionView = z.object({
   version: z.number().int(),
@@ -44,13 +42,7 @@ const VersionsAnswer = z.object({
   current: z.number().int(),
   versions: z.array(BotVersionView).describe("newest first"),
 });
-const EnvEntry = z.object({
-  name: z.string(),
-  value: z.string().describe("*** for a secret"),
-  secret: z.boolean(),
-  stored: z.boolean().describe("a stored secret given by name (runyard secret)"),
-});
-const EnvAnswer = z.object({ bot: z.string(), version: z.number().int(), env: z.array(EnvEntry) });
+const EnvAnswer = z.object({ bot: z.string(), version: z.number().int(), env: z.array(BotEnvEntry) });
 
 const updateNote =
   " The new version starts beside the old one (the quota counts the bot once); once healthy (or running for min_ready_secs without a health check) the old one is stopped. If it fails, the old one keeps running and the answer is BOT_UPDATE_FAILED (409) with the new container's last lines.";

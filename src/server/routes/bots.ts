@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
+import { BotControl, BotLogLine, BotParams, BotView, botView } from "../bots/bot-control.js";
 import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
@@ -12,7 +12,6 @@ import { requestTrigger } from "../run-trigger.js";
 
 apiSchemas.add(BotView, { id: "Bot" });
 
-const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 const StartAnswer = z.object({
   bot: BotView,
   run_id: z.string().describe("its life's run: follow its events for build progress"),

@@ -11,9 +11,8 @@ import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
-import { visibleRun } from "./visible-run.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
 
 /**

@@ -6,7 +6,6 @@ import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
 import { type Workflow, workflowProblemsError } from "../../workflow/model.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { mayActFor } from "../acting-for.js";
 import { maxNameLength } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
@@ -16,10 +15,8 @@ import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../
 import { runConfinement } from "../runs/run-confinement.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
-import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
-import { visibleRun } from "./visible-run.js";
-
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
+import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
 const RetryBody = z.strictObject({
   from: z
@@ -163,13 +160,7 @@ async function submitRetry(
   const spec = workflowSpecOf(run);
   const principal = request.principal;
   if (changed) await mayEdit(deps, request, run);
-  const badName = Object.keys(ask.vars ?? {}).find((name) => !isVariableName(name));
-  if (badName !== undefined) {
-    const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-    throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-      hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
-    });
-  }
+  refuseBadVariableNames(ask.vars ?? {});
   const parse = async (text: string, file: string): Promise<Workflow> => {
     const { workflow, diagnostics } = await deps.parseWorkflow(text, file, deps.workflowLimits);
     if (!workflow) throw workflowProblemsError(file, diagnostics);

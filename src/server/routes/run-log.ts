@@ -7,14 +7,12 @@ import type { RunEventsRepo } from "../../store/index.js";
 import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
-import { visibleRun } from "./visible-run.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
 /**
  * A run's log for a browser (issue 11): a huge log is read a page at a time, newest first, and
  * downloaded as a stream, so neither the server nor the page ever holds all of it.
  */
-
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 
 const EventPageQuery = z.strictObject({
   before: z.coerce

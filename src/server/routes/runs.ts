@@ -3,7 +3,6 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { isFinalStatus, RunEvent, RunKind, RunStatus } from "../../core/events.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
@@ -30,8 +29,8 @@ import {
   StreamToken,
   withWaitingFor,
 } from "./run-views.js";
-import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
-import { visibleRun, visibleRunState } from "./visible-run.js";
+import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
+import { RunParams, visibleRun, visibleRunState } from "./visible-run.js";
 
 export const SubmitWorkflowRunBody = z.strictObject({
   kind: z.literal("workflow").default("workflow"),
@@ -62,8 +61,6 @@ export const ListRunsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50).describe("page size"),
   before: z.string().optional().describe("the `next` of the previous page"),
 });
-
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 
 const EventsQuery = z.object({
   after: z.coerce
@@ -161,13 +158,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         const run = await deps.runs.submitAgent(input, owner, { trigger: requestTrigger(request) });
         return reply.code(201).send({ run_id: run.id, status: run.status });
       }
-      const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
-      if (badName !== undefined) {
-        const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-        throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-          hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
-        });
-      }
+      refuseBadVariableNames(input.vars);
       // Before anything is stored: a refused submit leaves no run, job or event behind.
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitWorkflow(

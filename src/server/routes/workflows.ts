@@ -3,7 +3,6 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
@@ -12,7 +11,7 @@ import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { submitterNames } from "./run-submitters.js";
-import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
+import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
 
 const SaveWorkflowBody = z.strictObject({
   name: z
@@ -368,13 +367,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request, reply) => {
       const tenant = savedTenant(request, request.query.tenant);
-      const badName = Object.keys(request.body.vars).find((name) => !isVariableName(name));
-      if (badName !== undefined) {
-        const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-        throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-          hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
-        });
-      }
+      refuseBadVariableNames(request.body.vars);
       const principal = request.principal;
       // Before anything is stored: a missing name or a quota reached leaves no run behind.
       await deps.savedWorkflows.get(tenant, request.params.name, request.body.version);
