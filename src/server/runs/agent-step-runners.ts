@@ -1,6 +1,5 @@
 import type { ErrorInfo } from "../../core/events.js";
-import type { RunnerRecord } from "../../store/index.js";
-import { servesTenant } from "../../store/index.js";
+import { type RunnerRecord, servesTenant } from "../../store/index.js";
 import type { AgentTurnRequest } from "../../workflow/agent-step.js";
 
 /**

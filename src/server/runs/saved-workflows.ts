@@ -1,8 +1,12 @@
 import { RunyardError } from "../../core/errors.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
-import type { Diagnostic, InputSpec, Workflow } from "../../workflow/model.js";
-import { workflowProblemsError } from "../../workflow/model.js";
+import {
+  type Diagnostic,
+  type InputSpec,
+  type Workflow,
+  workflowProblemsError,
+} from "../../workflow/model.js";
 import { nextTick } from "../../workflow/schedule.js";
 import { peakRunsPerHour, shortestMergedGap } from "../../workflow/schedule-load.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
