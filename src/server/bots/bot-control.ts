@@ -13,6 +13,7 @@ import { watchRun } from "../run-watch.js";
 import type { RunService } from "../runs/run-service.js";
 import type { BotRuns } from "./bot-runs.js";
 import type { StartBotBody } from "./bot-spec.js";
+import { recordFirstVersion } from "./bot-updates.js";
 
 /**
  * What the bot routes (native `/api/bots` and the `POST /jobs` orchestrator API) do, once: start,
@@ -136,23 +137,10 @@ export class BotControl {
       this.deps.runs,
       body,
       starter,
-      {
-        tenantId: starter.tenantId,
-        tokenId: submitterId(principal),
-      },
+      { tenantId: starter.tenantId, tokenId: submitterId(principal) },
       { trigger },
     );
-    await this.deps.store.botVersions
-      .create({
-        bot_id: bot.id,
-        version: 1,
-        run_id: run.id,
-        state: "live",
-        reason: "start",
-        summary: (bot.spec ?? {}) as Record<string, unknown>,
-        created_by: submitterId(principal),
-      })
-      .catch(() => undefined);
+    await recordFirstVersion(this.deps.store, bot, run.id, principal);
     return { bot, runId: run.id };
   }
 

@@ -28,6 +28,26 @@ export const BotEnvEntry = z.object({
 });
 export type BotEnvEntry = z.infer<typeof BotEnvEntry>;
 
+/** Records a bot's first version; should that fail, `versions` answers it from the bot's record. */
+export async function recordFirstVersion(
+  store: Pick<Store, "botVersions">,
+  bot: BotRecord,
+  runId: string,
+  principal: Principal | undefined,
+): Promise<void> {
+  await store.botVersions
+    .create({
+      bot_id: bot.id,
+      version: 1,
+      run_id: runId,
+      state: "live",
+      reason: "start",
+      summary: (bot.spec ?? {}) as Record<string, unknown>,
+      created_by: submitterId(principal),
+    })
+    .catch(() => undefined);
+}
+
 /** What the new version's run has said so far, read from its events. */
 interface Candidate {
   state: BotState | undefined;
@@ -168,19 +188,6 @@ export class BotUpdates {
     ];
   }
 
-  /** Records a bot's first version at its start. */
-  async recordStart(bot: BotRecord, runId: string, principal: Principal | undefined): Promise<void> {
-    await this.deps.store.botVersions.create({
-      bot_id: bot.id,
-      version: 1,
-      run_id: runId,
-      state: "live",
-      reason: "start",
-      summary: (bot.spec ?? {}) as Record<string, unknown>,
-      created_by: submitterId(principal),
-    });
-  }
-
   private async specOf(runId: string, name: string): Promise<BotRunSpec> {
     const run = await this.deps.store.runs.get(runId);
     const parsed = BotRunSpec.safeParse(run?.spec);
@@ -214,7 +221,7 @@ export class BotUpdates {
     const store = this.deps.store;
     if (!(await store.botVersions.get(bot.id, bot.version))) {
       // A bot started before versions were kept: its running version is recorded first.
-      await this.recordStart(bot, oldRunId, principal).catch(() => undefined);
+      await recordFirstVersion(store, bot, oldRunId, principal);
     }
     const versions = await store.botVersions.list(bot.id);
     const underWay = await this.unlessCutOff(
