@@ -192,18 +192,30 @@ async function answerableWait(
   }
   if (isFinalStatus(run.status)) throw ended(run, step);
   if (approverEntry(request.principal, run.tenant_id, row.approvers) === undefined) {
-    await audit(deps, request, {
-      action: decision === "approved" ? "run.approve" : "run.reject",
-      target: run.id,
-      outcome: "denied",
-      tenant_id: run.tenant_id,
-      details: { step },
-    });
+    await auditAnswer(deps, request, run, decision, { step }, "denied");
     throw new RunyardError("FORBIDDEN", `you are not an approver of step "${step}" of run ${run.id}`, {
       hint: `It may be answered by ${approversText(row.approvers, run.tenant_id)}; ask one of them.`,
     });
   }
   return row;
+}
+
+/** The audit entry of an answer to one of `run`'s approval steps, stored or refused. */
+function auditAnswer(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  run: RunRecord,
+  decision: "approved" | "rejected",
+  details: Record<string, unknown>,
+  outcome?: "denied",
+): Promise<void> {
+  return audit(deps, request, {
+    action: decision === "approved" ? "run.approve" : "run.reject",
+    target: run.id,
+    ...(outcome ? { outcome } : {}),
+    tenant_id: run.tenant_id,
+    details,
+  });
 }
 
 function ended(run: RunRecord, step: string): RunyardError {
@@ -258,13 +270,7 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
         const row = await answerableWait(deps, request, run, step, decision);
         const principal = callerOf(request);
         if (!row.self_approval && (await isSubmitter(deps.store, principal, run))) {
-          await audit(deps, request, {
-            action: decision === "approved" ? "run.approve" : "run.reject",
-            target: run.id,
-            outcome: "denied",
-            tenant_id: run.tenant_id,
-            details: { step, reason: "self_approval" },
-          });
+          await auditAnswer(deps, request, run, decision, { step, reason: "self_approval" }, "denied");
           throw selfApprovalRefused(row, run);
         }
         checkNotBefore(row, run);
@@ -318,16 +324,11 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
           stored = answered.inputs;
         }
         deps.approvals.answered(run.id, step);
-        await audit(deps, request, {
-          action: decision === "approved" ? "run.approve" : "run.reject",
-          target: run.id,
-          tenant_id: run.tenant_id,
-          details: {
-            step,
-            ...(comment ? { comment } : {}),
-            ...(stored && Object.keys(stored).length > 0 ? { inputs: stored } : {}),
-            ...(row.required > 1 ? { approvals, required: row.required } : {}),
-          },
+        await auditAnswer(deps, request, run, decision, {
+          step,
+          ...(comment ? { comment } : {}),
+          ...(stored && Object.keys(stored).length > 0 ? { inputs: stored } : {}),
+          ...(row.required > 1 ? { approvals, required: row.required } : {}),
         });
         return {
           run_id: run.id,
