@@ -10,6 +10,7 @@ import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
+import { BoundTrigger } from "../runs/saved-workflows.js";
 import { submitterNames } from "./run-submitters.js";
 import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
 
@@ -62,10 +63,7 @@ const VersionState = z
   );
 
 /** A trigger the saver may not act for, by name. */
-const BlockingTrigger = z.object({
-  kind: z.enum(["hook", "schedule"]),
-  name: z.string().describe("the hook's name, or the schedule's cron"),
-  owner: z.string().nullable().describe("whose it is: a token or user id"),
+const BlockingTrigger = BoundTrigger.extend({
   owner_name: z.string().nullable().describe("whose it is, by name"),
 });
 

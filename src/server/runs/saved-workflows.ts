@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
@@ -57,14 +58,16 @@ export interface SavedRunRequest {
 /** Saved versions whose inputs are kept parsed (`SavedWorkflows.liveInputs`). */
 const inputsKept = 64;
 
-/** A trigger bound to a saved workflow: a hook, or the schedules of its live version. */
-export interface BoundTrigger {
-  kind: "hook" | "schedule";
-  /** The hook's name, or the schedule's cron. */
-  name: string;
-  /** Whose it is: the token or user id that made the hook or promoted the schedule's version. */
-  owner: string | null;
-}
+/**
+ * A trigger bound to a saved workflow: a hook, or the schedules of its live version; its owner
+ * made the hook or promoted the schedule's version.
+ */
+export const BoundTrigger = z.object({
+  kind: z.enum(["hook", "schedule"]),
+  name: z.string().describe("the hook's name, or the schedule's cron"),
+  owner: z.string().nullable().describe("whose it is: a token or user id"),
+});
+export type BoundTrigger = z.infer<typeof BoundTrigger>;
 
 /**
  * Named, versioned workflows per tenant: saved after the same checks as a submitted run, and run
