@@ -70,6 +70,20 @@ export function protectedErrorResponses<S extends ErrorStatus>(...statuses: S[])
   return errorResponses<S | 401 | 403>(401, 403, ...statuses);
 }
 
+/** The responses of a route that needs a token: `schema` as JSON under `status`, and its errors. */
+export function protectedResponses<C extends 200 | 201 | 202, J extends z.ZodType, S extends ErrorStatus>(
+  status: C,
+  description: string,
+  schema: J,
+  ...errors: S[]
+) {
+  const answer = { [status]: jsonResponse(description, schema) } as Record<
+    C,
+    ReturnType<typeof jsonResponse<J>>
+  >;
+  return { ...answer, ...protectedErrorResponses(...errors) };
+}
+
 type ErrorReply = { status: number; error: z.infer<typeof ErrorBody>["error"] };
 
 /** Turns anything a route throws into the error body, with its status. */

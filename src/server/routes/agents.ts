@@ -8,7 +8,7 @@ import type { RunRecord } from "../../store/index.js";
 import { maxNameLength } from "../api-schemas.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { errorResponses, jsonResponse, protectedResponses } from "../error-responses.js";
 import {
   IdempotencyKeyHeaders,
   idempotentRoute,
@@ -163,10 +163,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: MessageBody,
-        response: {
-          201: jsonResponse("the next turn is queued", FollowUpAnswer),
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the next turn is queued", FollowUpAnswer, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {
@@ -203,10 +200,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         headers: IdempotencyKeyHeaders,
         body: ChatBody,
-        response: {
-          200: jsonResponse("the agent's answer", ChatAnswer),
-          ...protectedErrorResponses(400, 429),
-        },
+        response: protectedResponses(200, "the agent's answer", ChatAnswer, 400, 429),
       },
     },
     async (request) => {

@@ -18,7 +18,7 @@ import { answeredBy, approverEntry, approversText } from "../approvals/approvers
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { visibleRun } from "./visible-run.js";
@@ -255,10 +255,7 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
           headers: IdempotencyKeyHeaders,
           params: StepParams,
           body: verb === "approve" ? ApproveBody : RejectBody,
-          response: {
-            200: jsonResponse("the answer, stored", AnswerView),
-            ...protectedErrorResponses(400, 403, 404, 409),
-          },
+          response: protectedResponses(200, "the answer, stored", AnswerView, 400, 403, 404, 409),
         },
       },
       async (request) => {

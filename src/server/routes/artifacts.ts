@@ -6,7 +6,7 @@ import type { ArtifactInfo, JobRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf } from "../auth.js";
 import type { ArtifactLimits, ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { RunParams, visibleRun } from "./visible-run.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
@@ -201,10 +201,7 @@ function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLim
         querystring: NoQuery,
         consumes: [...artifactContentTypes],
         body: z.string().describe("the content, UTF-8 text"),
-        response: {
-          201: jsonResponse("the artifact is stored", ArtifactStored),
-          ...protectedErrorResponses(400, 404, 409, 413),
-        },
+        response: protectedResponses(201, "the artifact is stored", ArtifactStored, 400, 404, 409, 413),
       },
     },
     async (request, reply) => {
@@ -264,7 +261,7 @@ function readRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["artifacts"],
         params: RunParams,
         querystring: NoQuery,
-        response: { 200: jsonResponse("the artifacts", ArtifactList), ...protectedErrorResponses(400, 404) },
+        response: protectedResponses(200, "the artifacts", ArtifactList, 400, 404),
       },
     },
     async (request) => {

@@ -7,7 +7,12 @@ import { refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import {
+  errorResponses,
+  jsonResponse,
+  protectedErrorResponses,
+  protectedResponses,
+} from "../error-responses.js";
 import { passwordMatches } from "../identity/passwords.js";
 import type { RefusedLogins } from "../identity/refused-logins.js";
 import { publicRoute } from "../openapi.js";
@@ -167,7 +172,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         operationId: "whoami",
         summary: "Who the credential shown belongs to",
         tags: ["auth"],
-        response: { 200: jsonResponse("the caller", Caller), ...protectedErrorResponses() },
+        response: protectedResponses(200, "the caller", Caller),
       },
     },
     async (request) => {

@@ -8,7 +8,7 @@ import { extrasOf } from "../bots/bot-extras.js";
 import { BotAlertSpec } from "../bots/bot-spec.js";
 import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { botHookHeader } from "./bot-hook.js";
 
 const weekMs = sampleTiers[sampleTiers.length - 1]!.keepMs;
@@ -113,7 +113,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         querystring: StatsQuery,
-        response: { 200: jsonResponse("the history", StatsAnswer), ...protectedErrorResponses(400, 404) },
+        response: protectedResponses(200, "the history", StatsAnswer, 400, 404),
       },
     },
     async (request) => {
@@ -136,7 +136,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's alerts and the times they held",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("the alerts", AlertsAnswer), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "the alerts", AlertsAnswer, 404),
       },
     },
     async (request) => {
@@ -163,7 +163,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Where a bot takes inbound webhooks, with its secret",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("the webhook", WebhookAnswer), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "the webhook", WebhookAnswer, 404),
       },
     },
     async (request) => {

@@ -8,7 +8,7 @@ import { BotControl, BotParams, BotView, botView } from "../bots/bot-control.js"
 import { BotEnvChange, UpdateBotBody, UpdateWait } from "../bots/bot-spec.js";
 import { BotEnvEntry, BotUpdates } from "../bots/bot-updates.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { botBodyLimit } from "./bots.js";
 
 export const BotVersionView = z.object({
@@ -68,10 +68,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         body: UpdateBotBody,
-        response: {
-          200: jsonResponse("switched to the new version", UpdateAnswer),
-          ...protectedErrorResponses(400, 404, 409, 413),
-        },
+        response: protectedResponses(200, "switched to the new version", UpdateAnswer, 400, 404, 409, 413),
       },
     },
     async (request) => {
@@ -93,10 +90,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         body: UpdateWait.optional(),
-        response: {
-          200: jsonResponse("back on the previous version", UpdateAnswer),
-          ...protectedErrorResponses(400, 404, 409),
-        },
+        response: protectedResponses(200, "back on the previous version", UpdateAnswer, 400, 404, 409),
       },
     },
     async (request) => {
@@ -117,7 +111,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's versions, newest first",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("its versions", VersionsAnswer), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "its versions", VersionsAnswer, 404),
       },
     },
     async (request) => {
@@ -134,7 +128,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's environment as its running version has it, secrets masked",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("its variables", EnvAnswer), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "its variables", EnvAnswer, 404),
       },
     },
     async (request) => {
@@ -153,10 +147,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         body: BotEnvChange,
-        response: {
-          200: jsonResponse("running with the new environment", UpdateAnswer),
-          ...protectedErrorResponses(400, 404, 409),
-        },
+        response: protectedResponses(200, "running with the new environment", UpdateAnswer, 400, 404, 409),
       },
     },
     async (request) => {

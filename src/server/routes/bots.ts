@@ -6,7 +6,7 @@ import { audit } from "../audit.js";
 import { BotControl, BotLogLine, BotParams, BotView, botView } from "../bots/bot-control.js";
 import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 
@@ -67,10 +67,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         headers: IdempotencyKeyHeaders,
         body: StartBotBody,
-        response: {
-          202: jsonResponse("stored and queued", StartAnswer),
-          ...protectedErrorResponses(400, 409, 413, 429),
-        },
+        response: protectedResponses(202, "stored and queued", StartAnswer, 400, 409, 413, 429),
       },
     },
     async (request, reply) => {
@@ -91,7 +88,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "listBots",
         summary: "Your bots",
         tags: ["bots"],
-        response: { 200: jsonResponse("your bots", BotList), ...protectedErrorResponses() },
+        response: protectedResponses(200, "your bots", BotList),
       },
     },
     async (request) => ({ bots: (await bots.list(request.principal)).map((bot) => botView(bot)) }),
@@ -105,7 +102,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's status: state, uptime, restarts, exit code, memory and CPU now",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("the bot", StatusAnswer), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "the bot", StatusAnswer, 404),
       },
     },
     async (request) => {
@@ -125,7 +122,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         querystring: LogsQuery,
-        response: { 200: jsonResponse("the lines", LogsAnswer), ...protectedErrorResponses(400, 404) },
+        response: protectedResponses(200, "the lines", LogsAnswer, 400, 404),
       },
     },
     async (request) => {
@@ -150,7 +147,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Stop a bot: SIGTERM, SIGKILL after 10 s, container removed",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("the bot, stopped", BotView), ...protectedErrorResponses(404, 409) },
+        response: protectedResponses(200, "the bot, stopped", BotView, 404, 409),
       },
     },
     async (request) => {
@@ -169,7 +166,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Remove a bot (stopping it first): its name is free again",
         tags: ["bots"],
         params: BotParams,
-        response: { 200: jsonResponse("the bot, removed", BotView), ...protectedErrorResponses(404, 409) },
+        response: protectedResponses(200, "the bot, removed", BotView, 404, 409),
       },
     },
     async (request) => {

@@ -10,7 +10,7 @@ import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { parseJsonPath } from "../hooks/json-path.js";
 import { checkSavedName } from "../runs/saved-workflows.js";
 import { hookDeliveryRoute } from "./hook-delivery.js";
@@ -163,7 +163,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "Names are unique within the caller's tenant (409 when the tenant has one of that name; another tenant's names are free). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.",
         tags: ["hooks"],
         body: CreateHookBody,
-        response: { 201: jsonResponse("the hook", HookCreated), ...protectedErrorResponses(400, 404, 409) },
+        response: protectedResponses(201, "the hook", HookCreated, 400, 404, 409),
       },
     },
     async (request, reply) => {
@@ -205,7 +205,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "The hooks of the caller's tenant",
         description: "A platform admin sees every tenant's. Never secrets.",
         tags: ["hooks"],
-        response: { 200: jsonResponse("the hooks", HookList), ...protectedErrorResponses() },
+        response: protectedResponses(200, "the hooks", HookList),
       },
     },
     async (request) => ({ hooks: (await deps.store.hooks.list(tenantScope(request))).map(view) }),
@@ -239,7 +239,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["hooks"],
         params: HookParams,
         querystring: HookTenantQuery,
-        response: { 200: jsonResponse("the hook", HookView), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "the hook", HookView, 404),
       },
     },
     async (request) => view(await visibleHook(request, request.params.name, request.query.tenant)),
@@ -257,7 +257,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["hooks"],
         params: HookParams,
         querystring: HookTenantQuery,
-        response: { 200: jsonResponse("the hook is gone", HookRemoved), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "the hook is gone", HookRemoved, 404),
       },
     },
     async (request) => {

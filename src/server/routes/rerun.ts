@@ -7,7 +7,7 @@ import { RunStatus } from "../../core/events.js";
 import { refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
@@ -36,10 +36,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["runs"],
         headers: IdempotencyKeyHeaders,
         params: RunParams,
-        response: {
-          201: jsonResponse("the new run is queued", RunSubmitted),
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the new run is queued", RunSubmitted, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {

@@ -10,7 +10,7 @@ import { mayActFor } from "../acting-for.js";
 import { maxNameLength } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
@@ -79,10 +79,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: RetryBody,
-        response: {
-          201: jsonResponse("the retry is queued", RetrySubmitted),
-          ...protectedErrorResponses(400, 403, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the retry is queued", RetrySubmitted, 400, 403, 404, 409, 429),
       },
     },
     async (request, reply) => {
@@ -109,10 +106,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "Only the run's submitter or an admin of its tenant may read it (403), as only they may retry it edited; another tenant's run is 404. The run's vars are never given back.",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          200: jsonResponse("the text", RunWorkflowText),
-          ...protectedErrorResponses(400, 403, 404),
-        },
+        response: protectedResponses(200, "the text", RunWorkflowText, 400, 403, 404),
       },
     },
     async (request) => {
@@ -136,10 +130,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: RunStepBody,
-        response: {
-          201: jsonResponse("the one-step run is queued", RetrySubmitted),
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the one-step run is queued", RetrySubmitted, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {

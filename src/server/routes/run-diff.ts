@@ -7,7 +7,7 @@ import type { RunRecord } from "../../store/index.js";
 import { NoQuery } from "../api-schemas.js";
 import { callerOf, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
 import { DiffFile, type DiffView, parseDiff } from "../runs/diff-view.js";
@@ -101,7 +101,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         params: RunParams,
         querystring: NoQuery,
-        response: { 200: jsonResponse("the diffs", RunDiff), ...protectedErrorResponses(400, 404) },
+        response: protectedResponses(200, "the diffs", RunDiff, 400, 404),
       },
     },
     async (request) => {
@@ -141,10 +141,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         params: RunParams,
         body: ReviewCommentBody,
-        response: {
-          201: jsonResponse("the next turn is queued", ReviewCommentAnswer),
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the next turn is queued", ReviewCommentAnswer, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { RunEvent } from "../../core/events.js";
 import type { RunEventsRepo } from "../../store/index.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { RunParams, visibleRun } from "./visible-run.js";
 
@@ -67,7 +67,7 @@ export function runLogRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["runs"],
         params: RunParams,
         querystring: EventPageQuery,
-        response: { 200: jsonResponse("the page", EventPage), ...protectedErrorResponses(400, 404) },
+        response: protectedResponses(200, "the page", EventPage, 400, 404),
       },
     },
     async (request) => {

@@ -7,7 +7,7 @@ import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
@@ -100,10 +100,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         tags: ["runs"],
         headers: IdempotencyKeyHeaders,
         body: SubmitRunBody,
-        response: {
-          201: jsonResponse("the run is queued", RunSubmitted),
-          ...protectedErrorResponses(400, 409, 413, 429),
-        },
+        response: protectedResponses(201, "the run is queued", RunSubmitted, 400, 409, 413, 429),
       },
       // The OpenRunner-style API's agent body ({input, metadata}) becomes the native one; a body
       // without a kind is a workflow, as before agents existed.
@@ -184,7 +181,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         description: "A tenant's token sees its tenant's runs only.",
         tags: ["runs"],
         querystring: ListRunsQuery,
-        response: { 200: jsonResponse("one page of runs", RunList), ...protectedErrorResponses(400) },
+        response: protectedResponses(200, "one page of runs", RunList, 400),
       },
     },
     async (request) => {
@@ -215,7 +212,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.",
         tags: ["runs"],
         params: RunParams,
-        response: { 200: jsonResponse("the run", RunView), ...protectedErrorResponses(404) },
+        response: protectedResponses(200, "the run", RunView, 404),
       },
     },
     async (request) => {
@@ -254,10 +251,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "A running step gets SIGTERM, then SIGKILL after its kill grace; the answer may come before it has stopped (`canceling`).",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          200: jsonResponse("the run's status after the request", CancelAnswer),
-          ...protectedErrorResponses(404, 409),
-        },
+        response: protectedResponses(200, "the run's status after the request", CancelAnswer, 404, 409),
       },
     },
     async (request) => {
@@ -286,7 +280,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes (never past the end of the session that asked for it), and nothing else. It stops working as soon as the credential that asked for it is revoked.",
         tags: ["runs"],
         params: RunParams,
-        response: { 201: jsonResponse("the stream token", StreamToken), ...protectedErrorResponses(404) },
+        response: protectedResponses(201, "the stream token", StreamToken, 404),
       },
     },
     async (request, reply) => {
@@ -367,10 +361,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         description: "The run snapshot of the original runner; 404 for an unknown run id.",
         tags: ["runs"],
         querystring: RunStatusQuery,
-        response: {
-          200: jsonResponse("the run snapshot", RunStatusSnapshot),
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the run snapshot", RunStatusSnapshot, 400, 404),
       },
     },
     async (request) => {

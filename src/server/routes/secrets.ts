@@ -6,7 +6,7 @@ import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses, protectedResponses } from "../error-responses.js";
 
 /** Secret names travel as environment variables, and read like them: upper case. */
 const secretName = /^[A-Z_][A-Z0-9_]*$/;
@@ -142,7 +142,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "Names and times only, never values.",
         tags: ["secrets"],
         querystring: TenantQuery,
-        response: { 200: jsonResponse("the secrets", SecretList), ...protectedErrorResponses(400) },
+        response: protectedResponses(200, "the secrets", SecretList, 400),
       },
     },
     async (request) => ({
@@ -161,10 +161,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["secrets"],
         params: SecretParams,
         querystring: TenantQuery,
-        response: {
-          200: jsonResponse("the secret is gone", SecretRemoved),
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the secret is gone", SecretRemoved, 400, 404),
       },
     },
     async (request) => {

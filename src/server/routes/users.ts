@@ -9,7 +9,7 @@ import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-sch
 import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { hashPassword, newPassword } from "../identity/passwords.js";
 
 const Username = z.string().regex(usernamePattern, usernameRule);
@@ -109,7 +109,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "A tenant's admin sees that tenant's users.",
         tags: ["users"],
         querystring: NoQuery,
-        response: { 200: jsonResponse("the users", z.array(UserView)), ...protectedErrorResponses() },
+        response: protectedResponses(200, "the users", z.array(UserView)),
       },
     },
     async (request) => {

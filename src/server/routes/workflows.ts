@@ -7,7 +7,7 @@ import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { BoundTrigger } from "../runs/saved-workflows.js";
@@ -188,10 +188,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         querystring: TenantQuery,
         body: SaveWorkflowBody,
-        response: {
-          201: jsonResponse("the version is saved", SavedAnswer),
-          ...protectedErrorResponses(400, 413),
-        },
+        response: protectedResponses(201, "the version is saved", SavedAnswer, 400, 413),
       },
     },
     async (request, reply) => {
@@ -247,10 +244,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "A platform admin sees every tenant's, unless it names one with `?tenant=`.",
         tags: ["workflows"],
         querystring: TenantQuery,
-        response: {
-          200: jsonResponse("the saved workflows", SavedWorkflowList),
-          ...protectedErrorResponses(400),
-        },
+        response: protectedResponses(200, "the saved workflows", SavedWorkflowList, 400),
       },
     },
     async (request) => {
@@ -271,10 +265,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         params: WorkflowParams,
         querystring: ShowQuery,
-        response: {
-          200: jsonResponse("the saved workflow", SavedWorkflowView),
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the saved workflow", SavedWorkflowView, 400, 404),
       },
     },
     async (request) => {
@@ -322,10 +313,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         params: WorkflowParams,
         querystring: TenantQuery,
-        response: {
-          200: jsonResponse("the saved workflow is gone", Removed),
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the saved workflow is gone", Removed, 400, 404),
       },
     },
     async (request) => {
@@ -357,10 +345,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: WorkflowParams,
         querystring: TenantQuery,
         body: StartSavedRunBody,
-        response: {
-          201: jsonResponse("the run is queued", SavedRunSubmitted),
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the run is queued", SavedRunSubmitted, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {
