@@ -126,9 +126,7 @@ export class BotUpdates {
       throw new RunyardError(
         "INVALID_INPUT",
         `secret names ${unknownSecret.join(", ")}, which set does not give`,
-        {
-          hint: "Give each secret's value in set (the CLI reads it from stdin with --secret).",
-        },
+        { hint: "Give each secret's value in set (the CLI reads it from stdin with --secret)." },
       );
     }
     const both = change.unset.filter((name) => name in change.set);
@@ -232,9 +230,7 @@ export class BotUpdates {
       throw new RunyardError(
         "CONFLICT",
         `bot ${bot.name} is being updated already (to version ${underWay.version})`,
-        {
-          hint: `Wait for it to end (\`runyard bot versions ${bot.name}\`), then try again.`,
-        },
+        { hint: `Wait for it to end (\`runyard bot versions ${bot.name}\`), then try again.` },
       );
     }
     const number = Math.max(bot.version, versions[0]?.version ?? 0) + 1;

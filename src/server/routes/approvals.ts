@@ -222,9 +222,7 @@ function ended(run: RunRecord, step: string): RunyardError {
   return new RunyardError(
     "CONFLICT",
     `run ${run.id} has ended (${run.status}); step "${step}" takes no answer`,
-    {
-      hint: "Only a running run's waiting approval step takes an answer; re-run the workflow to ask again.",
-    },
+    { hint: "Only a running run's waiting approval step takes an answer; re-run the workflow to ask again." },
   );
 }
 

@@ -80,9 +80,7 @@ function auditTenant(request: FastifyRequest, asked: string | undefined): string
     throw new RunyardError(
       "FORBIDDEN",
       `an admin of tenant ${admin.tenant_id} reads that tenant's audit log only`,
-      {
-        hint: "Leave ?tenant= (--tenant) out.",
-      },
+      { hint: "Leave ?tenant= (--tenant) out." },
     );
   }
   return admin.tenant_id;

@@ -28,9 +28,7 @@ export function sinceOf(value: string | undefined, now = Date.now()): string {
     throw new RunyardError(
       "INVALID_INPUT",
       `since ${value}: expected a duration like 1h, 30m, 7d, or an ISO time`,
-      {
-        hint: "For example since=1h, or since=2026-11-22T10:00:00Z; the history goes back 7 days.",
-      },
+      { hint: "For example since=1h, or since=2026-11-22T10:00:00Z; the history goes back 7 days." },
     );
   }
   return new Date(Math.max(at, now - weekMs)).toISOString();

@@ -312,9 +312,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           throw new RunyardError(
             "INVALID_INPUT",
             `${received.deliveryHeader} must be 1 to 200 printable characters`,
-            {
-              hint: "Forges send a unique id per delivery (a UUID); runyard acts on each id once.",
-            },
+            { hint: "Forges send a unique id per delivery (a UUID); runyard acts on each id once." },
           );
         }
         let payload: unknown;

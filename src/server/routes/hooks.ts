@@ -98,9 +98,7 @@ function checkSecret(secret: string): void {
   throw new RunyardError(
     "INVALID_INPUT",
     `the secret must be ${minHookSecretLength} to ${maxHookSecretLength} characters long`,
-    {
-      hint: "Give a long random secret (e.g. `openssl rand -hex 32`), or none to have one generated.",
-    },
+    { hint: "Give a long random secret (e.g. `openssl rand -hex 32`), or none to have one generated." },
   );
 }
 

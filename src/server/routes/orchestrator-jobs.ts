@@ -164,9 +164,7 @@ export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): v
           throw new RunyardError(
             "INVALID_INPUT",
             `data.${issue.path.join(".") || "action"}: ${issue.message}`,
-            {
-              hint: hintFor(undefined),
-            },
+            { hint: hintFor(undefined) },
           );
         }
         const data = parsed.data;

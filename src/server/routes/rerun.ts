@@ -46,9 +46,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         throw new RunyardError(
           "INVALID_INPUT",
           `run ${run.id} is a ${run.kind} run: only workflow runs re-run`,
-          {
-            hint: "Start agent tasks and bots again with POST /api/runs or the bots API.",
-          },
+          { hint: "Start agent tasks and bots again with POST /api/runs or the bots API." },
         );
       }
       const principal = request.principal;

@@ -110,9 +110,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         throw new RunyardError(
           "INVALID_INPUT",
           `run ${run.id} is not an agent run: it has no diff to review`,
-          {
-            hint: "Ask for the diff of an agent run (`runyard runs list --kind agent`).",
-          },
+          { hint: "Ask for the diff of an agent run (`runyard runs list --kind agent`)." },
         );
       }
       const spec = AgentRunSpec.safeParse(run.spec);

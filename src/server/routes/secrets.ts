@@ -74,9 +74,7 @@ function checkValue(value: string): void {
     throw new RunyardError(
       "INVALID_INPUT",
       `the value is ${bytes} bytes; a secret holds at most ${maxSecretBytes}`,
-      {
-        hint: "Store a key or a token, not data: keep big files elsewhere and store what unlocks them.",
-      },
+      { hint: "Store a key or a token, not data: keep big files elsewhere and store what unlocks them." },
     );
   }
   if (value.length < minSecretLength) {
@@ -172,9 +170,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         throw new RunyardError(
           "NOT_FOUND",
           `no secret ${name} is stored ${tenant === null ? "outside any tenant" : `for tenant ${tenant}`}`,
-          {
-            hint: "`runyard secret list` shows the names stored for your tenant.",
-          },
+          { hint: "`runyard secret list` shows the names stored for your tenant." },
         );
       }
       await audit(deps, request, { action: "secret.rm", target: name, tenant_id: tenant });

@@ -482,9 +482,7 @@ function checkMcpUrls(servers: McpServers, policy: OutboundPolicy): void {
     throw new RunyardError(
       "DESTINATION_NOT_ALLOWED",
       `mcp_servers.${name}: ${quoted(server.url)}: ${refusal.message}`,
-      {
-        hint: refusal.hint,
-      },
+      { hint: refusal.hint },
     );
   }
 }

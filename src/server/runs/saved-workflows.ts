@@ -177,9 +177,7 @@ export class SavedWorkflows {
       throw new RunyardError(
         "CONFLICT",
         `version ${version} of ${name} was promoted, or a newer one, meanwhile`,
-        {
-          hint: `\`runyard workflow show ${name}\` shows which version is live now.`,
-        },
+        { hint: `\`runyard workflow show ${name}\` shows which version is live now.` },
       );
     }
     const record = await this.get(tenantId, name, version);
